@@ -1,0 +1,100 @@
+/**
+ * A pool of storage buffers so a decode or training step allocates nothing after the first one.
+ *
+ * Sizes are rounded up to a bucket (powers of two split into four steps, so at most 25% is wasted) and a
+ * released buffer waits in `pending` until the commands that may still read it have been submitted:
+ * a queue.writeBuffer into a reused buffer is ordered before any command buffer submitted after it, so
+ * handing it out earlier could let new data overwrite inputs of work not yet submitted.
+ */
+import { GpuOutOfMemoryError } from './kernelError.js';
+
+export const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
+
+export function bucketSize(bytes: number): number {
+  const min = 256;
+  if (bytes <= min) return min;
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  const step = Math.max(min, p / 4);
+  return Math.ceil(bytes / step) * step;
+}
+
+export interface PoolStats {
+  live: number;
+  liveBytes: number;
+  free: number;
+  freeBytes: number;
+  created: number;
+  reused: number;
+}
+
+export class BufferPool {
+  private readonly free = new Map<number, GPUBuffer[]>();
+  private pending: GPUBuffer[] = [];
+  private stats_ = { live: 0, liveBytes: 0, freeBytes: 0, free: 0, created: 0, reused: 0 };
+  /** Free buffers beyond this many bytes are destroyed rather than kept. */
+  maxFreeBytes = 8 * 2 ** 30;
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly maxBufferSize: number,
+  ) {}
+
+  acquire(bytes: number, label?: string): GPUBuffer {
+    const size = bucketSize(bytes);
+    const list = this.free.get(size);
+    const hit = list?.pop();
+    if (hit) {
+      this.stats_.reused++;
+      this.stats_.free--;
+      this.stats_.freeBytes -= size;
+      this.stats_.live++;
+      this.stats_.liveBytes += size;
+      return hit;
+    }
+    if (size > this.maxBufferSize) {
+      throw new GpuOutOfMemoryError(
+        `buffer of ${bytes} bytes${label ? ` for ${label}` : ''} exceeds the device's maxBufferSize ${this.maxBufferSize}`,
+      );
+    }
+    const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE, label });
+    this.stats_.created++;
+    this.stats_.live++;
+    this.stats_.liveBytes += size;
+    return buffer;
+  }
+
+  /** Give a buffer back; it becomes reusable after the next submit (see the file comment). */
+  release(buffer: GPUBuffer): void {
+    this.stats_.live--;
+    this.stats_.liveBytes -= buffer.size;
+    this.pending.push(buffer);
+  }
+
+  /** Called by the context right after a submit. */
+  recycle(): void {
+    for (const b of this.pending) {
+      if (this.stats_.freeBytes + b.size > this.maxFreeBytes) {
+        b.destroy();
+        continue;
+      }
+      let list = this.free.get(b.size);
+      if (!list) this.free.set(b.size, (list = []));
+      list.push(b);
+      this.stats_.free++;
+      this.stats_.freeBytes += b.size;
+    }
+    this.pending = [];
+  }
+
+  /** Destroy every idle buffer (e.g. between benchmark phases). */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.stats_.free = 0;
+    this.stats_.freeBytes = 0;
+  }
+
+  stats(): PoolStats {
+    return { ...this.stats_ };
+  }
+}

@@ -1,0 +1,374 @@
+/**
+ * The WebGPU device layer: one object that owns a GPUDevice and everything kernels need around it.
+ *
+ * Work is recorded, not run: `dispatch` appends to one command encoder (one compute pass where possible),
+ * and the batch is submitted at `flush`, at a readback, or after `maxDispatchesPerBatch`. A whole forward
+ * pass is therefore one or a few command buffers with no host round-trip. Uniform parameters go to a
+ * shadow ring written with a single writeBuffer per batch just before its submit.
+ *
+ * Errors: validation and compilation errors are collected asynchronously and thrown (as KernelError,
+ * naming the kernels of the failing batch) at the next `sync()` or readback.
+ */
+import { type DType, type HostArray, hostArrayView, storageBytes, bytesPerElement } from '../tensor/dtype.js';
+import { numel, type Shape } from '../tensor/shape.js';
+import { Storage } from '../tensor/storage.js';
+import { gatherStrided } from '../tensor/strided.js';
+import { type Device, Tensor } from '../tensor/tensor.js';
+import { type AcquiredDevice, type AcquireOptions, acquireDevice, type AdapterSummary } from './acquire.js';
+import { BufferPool } from './bufferPool.js';
+import { KernelError } from './kernelError.js';
+import type { Params } from './params.js';
+import { type CompiledKernel, type KernelSpec, PipelineCache } from './pipelineCache.js';
+
+export class GpuStorage extends Storage {
+  readonly backend = 'webgpu' as const;
+  constructor(
+    dtype: DType,
+    capacity: number,
+    readonly buffer: GPUBuffer,
+    private readonly ctx: GpuContext,
+  ) {
+    super(dtype, capacity);
+  }
+  protected free(): void {
+    this.ctx.pool.release(this.buffer);
+  }
+}
+
+export interface GpuFeatures {
+  shaderF16: boolean;
+  subgroups: boolean;
+  timestampQuery: boolean;
+  /** Tensor-core int8 matmul through Dawn's experimental subgroup matrices (needs allow_unsafe_apis). */
+  subgroupMatrixInt8: boolean;
+}
+
+export interface DispatchArgs {
+  kernel: KernelSpec;
+  /** Bound in order at @binding(1..n); binding 0 is the uniform block when `params` is given. */
+  tensors: readonly Tensor[];
+  params?: Params;
+  workgroups: readonly [number, number?, number?];
+}
+
+const UNIFORM_CHUNK = 64 * 1024;
+
+interface UniformChunk {
+  buffer: GPUBuffer;
+  shadow: ArrayBuffer;
+  view: DataView;
+  used: number;
+}
+
+export class GpuContext implements Device {
+  readonly backend = 'webgpu' as const;
+  readonly device: GPUDevice;
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  readonly features: GpuFeatures;
+  readonly limits: GPUSupportedLimits;
+  readonly adapterInfo: AdapterSummary;
+  readonly acquired: AcquiredDevice;
+  /** Submit automatically after this many dispatches, bounding memory held by one command buffer. */
+  maxDispatchesPerBatch = 2048;
+
+  private encoder: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private timedPass = false;
+  private batchKernels = new Set<string>();
+  private dispatches = 0;
+  private uniforms: UniformChunk[] = [];
+  private uniformIndex = 0;
+  private readonly uniformAlign: number;
+  private readonly deferred: Promise<Error | undefined>[] = [];
+  private lostReason: string | undefined;
+
+  static async create(options: AcquireOptions = {}): Promise<GpuContext> {
+    return new GpuContext(await acquireDevice(options));
+  }
+
+  constructor(acquired: AcquiredDevice) {
+    this.acquired = acquired;
+    this.device = acquired.device;
+    this.limits = acquired.limits;
+    this.adapterInfo = acquired.info;
+    this.pool = new BufferPool(this.device, this.limits.maxBufferSize);
+    this.pipelines = new PipelineCache(this.device);
+    this.uniformAlign = this.limits.minUniformBufferOffsetAlignment;
+    const f = acquired.features;
+    this.features = {
+      shaderF16: f.has('shader-f16'),
+      subgroups: f.has('subgroups'),
+      timestampQuery: f.has('timestamp-query'),
+      subgroupMatrixInt8: f.has('chromium-experimental-subgroup-matrix'),
+    };
+    this.device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  // ---- tensors ---------------------------------------------------------------------------------
+
+  empty(shape: Shape, dtype: DType = 'f32'): Tensor {
+    const n = numel(shape);
+    const buffer = this.pool.acquire(storageBytes(dtype, n));
+    return new Tensor(this, new GpuStorage(dtype, n, buffer, this), shape);
+  }
+
+  fromHost(data: HostArray, shape: Shape, dtype: DType = 'f32'): Tensor {
+    const n = numel(shape);
+    if (data.length !== n) throw new Error(`fromHost: ${data.length} values for shape [${shape.join(', ')}] (${n})`);
+    const t = this.empty(shape, dtype);
+    this.write(t, data);
+    return t;
+  }
+
+  /** Overwrite a contiguous tensor's elements from host memory (queued; ordered before later submits). */
+  write(t: Tensor, data: HostArray): void {
+    if (!t.isContiguous) throw new Error('write() needs a contiguous tensor');
+    const bytes = data.length * bytesPerElement(t.dtype);
+    const byteOffset = t.offset * bytesPerElement(t.dtype);
+    const src = new Uint8Array(data.buffer, data.byteOffset, bytes);
+    if (bytes % 4 === 0 && byteOffset % 4 === 0) {
+      this.writeChunked(this.bufferOf(t), byteOffset, src);
+    } else {
+      // writeBuffer moves whole words; pad the odd bf16 tail with zeros.
+      const padded = new Uint8Array(Math.ceil(bytes / 4) * 4);
+      padded.set(src);
+      if (byteOffset % 4 !== 0) throw new Error('write() to a bf16 view at an odd element offset');
+      this.writeChunked(this.bufferOf(t), byteOffset, padded);
+    }
+  }
+
+  private writeChunked(buffer: GPUBuffer, offset: number, src: Uint8Array): void {
+    // Large uploads in pieces, so the staging memory Dawn allocates stays bounded.
+    const CHUNK = 256 * 2 ** 20;
+    for (let o = 0; o < src.byteLength; o += CHUNK) {
+      const part = src.subarray(o, Math.min(src.byteLength, o + CHUNK));
+      this.device.queue.writeBuffer(buffer, offset + o, part.buffer, part.byteOffset, part.byteLength);
+    }
+  }
+
+  bufferOf(t: Tensor): GPUBuffer {
+    t.assertAlive();
+    if (!(t.storage instanceof GpuStorage)) throw new Error(`${t} is not on the webgpu device`);
+    return t.storage.buffer;
+  }
+
+  /** A buffer binding for a contiguous tensor whose offset meets the device's binding alignment. */
+  binding(t: Tensor): GPUBufferBinding {
+    const buffer = this.bufferOf(t);
+    const bpe = bytesPerElement(t.dtype);
+    const offset = t.offset * bpe;
+    if (!t.isContiguous || offset % this.limits.minStorageBufferOffsetAlignment !== 0) {
+      throw new Error(`${t} is not bindable (non-contiguous or misaligned view); pass it through contiguous()`);
+    }
+    return { buffer, offset, size: storageBytes(t.dtype, t.numel) };
+  }
+
+  isBindable(t: Tensor): boolean {
+    const offset = t.offset * bytesPerElement(t.dtype);
+    return t.isContiguous && offset % this.limits.minStorageBufferOffsetAlignment === 0;
+  }
+
+  // ---- recording work ----------------------------------------------------------------------------
+
+  private ensurePass(): GPUComputePassEncoder {
+    this.encoder ??= this.device.createCommandEncoder({ label: 'kimi-linear batch' });
+    this.pass ??= this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): GPUCommandEncoder {
+    if (this.timedPass) throw new Error('copies are not allowed inside a timed region');
+    this.pass?.end();
+    this.pass = undefined;
+    this.encoder ??= this.device.createCommandEncoder({ label: 'kimi-linear batch' });
+    return this.encoder;
+  }
+
+  private uniformSlot(params: Params): GPUBufferBinding {
+    const size = params.byteLength;
+    let chunk = this.uniforms[this.uniformIndex];
+    if (chunk && chunk.used + size > UNIFORM_CHUNK) {
+      this.uniformIndex++;
+      chunk = this.uniforms[this.uniformIndex];
+    }
+    if (!chunk) {
+      const shadow = new ArrayBuffer(UNIFORM_CHUNK);
+      chunk = {
+        buffer: this.device.createBuffer({ size: UNIFORM_CHUNK, usage: 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */ }),
+        shadow,
+        view: new DataView(shadow),
+        used: 0,
+      };
+      this.uniforms.push(chunk);
+    }
+    const offset = chunk.used;
+    params.writeTo(chunk.view, offset);
+    chunk.used = Math.ceil((offset + size) / this.uniformAlign) * this.uniformAlign;
+    return { buffer: chunk.buffer, offset, size };
+  }
+
+  kernel(spec: KernelSpec): CompiledKernel {
+    return this.pipelines.get(spec);
+  }
+
+  dispatch(args: DispatchArgs): void {
+    const k = this.pipelines.get(args.kernel);
+    const entries: GPUBindGroupEntry[] = [];
+    if (args.params) entries.push({ binding: 0, resource: this.uniformSlot(args.params) });
+    args.tensors.forEach((t, i) => entries.push({ binding: i + 1, resource: this.binding(t) }));
+    const bindGroup = this.device.createBindGroup({ layout: k.layout, entries, label: k.name });
+    const pass = this.ensurePass();
+    pass.setPipeline(k.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = args.workgroups;
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new KernelError(k.name, `dispatch (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${max}`);
+    }
+    if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    this.batchKernels.add(k.name);
+    if (++this.dispatches >= this.maxDispatchesPerBatch && !this.timedPass) this.flush();
+  }
+
+  /** Copy bytes between tensors' buffers (both contiguous). */
+  copyBytes(src: Tensor, srcElem: number, dst: Tensor, dstElem: number, elems: number): void {
+    const bpe = bytesPerElement(src.dtype);
+    const enc = this.endPass();
+    enc.copyBufferToBuffer(
+      this.bufferOf(src),
+      (src.offset + srcElem) * bpe,
+      this.bufferOf(dst),
+      (dst.offset + dstElem) * bpe,
+      elems * bpe,
+    );
+    this.batchKernels.add('copyBufferToBuffer');
+  }
+
+  /** Submit everything recorded so far. */
+  flush(): void {
+    if (!this.encoder && !this.pass) return;
+    this.pass?.end();
+    this.pass = undefined;
+    const encoder = this.encoder!;
+    this.encoder = undefined;
+    for (let i = 0; i <= this.uniformIndex && i < this.uniforms.length; i++) {
+      const c = this.uniforms[i];
+      if (c.used > 0) this.device.queue.writeBuffer(c.buffer, 0, c.shadow, 0, c.used);
+      c.used = 0;
+    }
+    this.uniformIndex = 0;
+    const kernels = [...this.batchKernels].join(', ');
+    this.batchKernels.clear();
+    this.dispatches = 0;
+    this.device.pushErrorScope('validation');
+    this.device.pushErrorScope('out-of-memory');
+    this.device.queue.submit([encoder.finish()]);
+    const oom = this.device.popErrorScope();
+    const val = this.device.popErrorScope();
+    this.deferred.push(
+      Promise.all([oom, val]).then(([o, v]) => {
+        const e = v ?? o;
+        return e ? new KernelError(kernels || '(no kernels)', e.message) : undefined;
+      }),
+    );
+    this.pool.recycle();
+  }
+
+  /** Flush, wait for the GPU, and throw any error deferred so far. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  async checkErrors(): Promise<void> {
+    if (this.lostReason) throw new Error(`the GPU device was lost (${this.lostReason})`);
+    await this.pipelines.check();
+    const pending = this.deferred.splice(0);
+    const errors = (await Promise.all(pending)).filter((e): e is Error => !!e);
+    if (errors.length) throw errors[0];
+  }
+
+  // ---- readback -----------------------------------------------------------------------------------
+
+  /** Raw bytes [byteStart, byteEnd) of a buffer (both multiples of 4). */
+  async readBytes(buffer: GPUBuffer, byteStart: number, byteEnd: number): Promise<ArrayBuffer> {
+    const size = byteEnd - byteStart;
+    const staging = this.device.createBuffer({ size, usage: 0x01 /* MAP_READ */ | 0x08 /* COPY_DST */ });
+    const enc = this.endPass();
+    enc.copyBufferToBuffer(buffer, byteStart, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(0x01 /* READ */);
+      await this.checkErrors();
+      return staging.getMappedRange().slice(0);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  async read(t: Tensor): Promise<HostArray> {
+    const buffer = this.bufferOf(t);
+    const bpe = bytesPerElement(t.dtype);
+    // The element span the view touches (strides may be any sign-free layout we create).
+    let lo = t.offset;
+    let hi = t.offset;
+    for (let d = 0; d < t.rank; d++) hi += (t.shape[d] - 1) * t.strides[d];
+    hi += 1;
+    if (t.numel === 0) return hostArrayView(t.dtype, new ArrayBuffer(0), 0, 0);
+    const byteStart = Math.floor((lo * bpe) / 4) * 4;
+    const byteEnd = Math.ceil((hi * bpe) / 4) * 4;
+    const raw = await this.readBytes(buffer, byteStart, byteEnd);
+    const firstElem = byteStart / bpe;
+    const span = hostArrayView(t.dtype, raw, 0, (byteEnd - byteStart) / bpe);
+    lo = t.offset - firstElem;
+    if (t.isContiguous) return span.slice(lo, lo + t.numel);
+    return gatherStrided(span, t.dtype, t.shape, t.strides, lo);
+  }
+
+  // ---- timing --------------------------------------------------------------------------------------
+
+  private querySet: GPUQuerySet | undefined;
+  private queryBuffer: GPUBuffer | undefined;
+
+  /**
+   * GPU time of the work `fn` records, from timestamp queries around one compute pass (all of `fn`'s
+   * dispatches go into it). Falls back to host time around submit + onSubmittedWorkDone without the feature.
+   */
+  async time(fn: () => void): Promise<{ gpuMs: number; wallMs: number; source: 'timestamp' | 'host' }> {
+    await this.sync();
+    const t0 = performance.now();
+    if (!this.features.timestampQuery) {
+      fn();
+      await this.sync();
+      const ms = performance.now() - t0;
+      return { gpuMs: ms, wallMs: ms, source: 'host' };
+    }
+    this.querySet ??= this.device.createQuerySet({ type: 'timestamp', count: 2 });
+    this.queryBuffer ??= this.device.createBuffer({ size: 16, usage: 0x200 /* QUERY_RESOLVE */ | 0x04 | 0x08 });
+    this.encoder = this.device.createCommandEncoder({ label: 'timed' });
+    this.pass = this.encoder.beginComputePass({
+      timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+    });
+    this.timedPass = true;
+    try {
+      fn();
+    } finally {
+      this.timedPass = false;
+    }
+    const enc = this.endPass();
+    enc.resolveQuerySet(this.querySet, 0, 2, this.queryBuffer, 0);
+    const raw = await this.readBytes(this.queryBuffer, 0, 16);
+    const wallMs = performance.now() - t0;
+    const ns = new BigUint64Array(raw);
+    return { gpuMs: Number(ns[1] - ns[0]) / 1e6, wallMs, source: 'timestamp' };
+  }
+
+  destroy(): void {
+    this.pool.trim();
+    this.device.destroy();
+  }
+}

@@ -90,6 +90,11 @@ export class Tensor implements Disposable {
     return new Tensor(this.device, this.storage, shape, strides, offset);
   }
 
+  /** A new handle on the same view (its own lifetime; the storage is shared). */
+  alias(): Tensor {
+    return this.view(this.shape, this.strides, this.offset);
+  }
+
   /** Same elements, new shape; one entry may be -1. Only for contiguous tensors (no hidden copy). */
   reshape(shape: Shape): Tensor {
     const target = inferShape(shape, this.numel);

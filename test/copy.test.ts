@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { contiguous } from '../src/kernels/copy/index.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
+import { Rng } from '../src/util/random.js';
+import { AWKWARD, gpuContext, hasGpu } from './helpers.js';
+
+describe('contiguous (strided copy)', () => {
+  for (const n of AWKWARD) {
+    it.skipIf(!hasGpu)(`transpose + narrow views match the reference, n=${n}`, async () => {
+      const gpu = (await gpuContext())!;
+      const rng = new Rng(n);
+      const data = rng.normalArray(n * 3 * 5);
+      for (const dtype of ['f32', 'bf16'] as const) {
+        const host = dtype === 'f32' ? data : f32ArrayToBf16(data);
+        const g = gpu.fromHost(host, [n, 3, 5], dtype);
+        const c = cpu.fromHost(host, [n, 3, 5], dtype);
+        const gv = contiguous(g.transpose(0, 2).narrow(1, 1, 2));
+        const cv = contiguous(c.transpose(0, 2).narrow(1, 1, 2));
+        expect(gv.shape).toEqual([5, 2, n]);
+        expect(Array.from(await gv.read())).toEqual(Array.from(await cv.read()));
+        for (const t of [g, c, gv, cv]) t.dispose();
+      }
+    });
+  }
+
+  it('reads strided views directly on cpu', async () => {
+    const t = cpu.fromHost(new Float32Array([0, 1, 2, 3, 4, 5]), [2, 3]);
+    expect(Array.from(await t.transpose().read())).toEqual([0, 3, 1, 4, 2, 5]);
+    expect(Array.from(await t.select(1, 2).read())).toEqual([2, 5]);
+  });
+});

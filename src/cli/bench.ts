@@ -1,0 +1,12 @@
+/**
+ * `kimi-linear bench <what>`: benchmarks as commands (as llama-bench), each printing a table or, with
+ * --json, an object with the exact shapes, times and derived rates, so runs are comparable.
+ * Each benchmark lives in src/bench/<what>.ts and registers its subcommand here.
+ */
+import type { Command } from 'commander';
+
+
+export function registerBench(program: Command): void {
+  const bench = program.command('bench').description('GPU and pipeline benchmarks (tables, or --json)');
+
+}

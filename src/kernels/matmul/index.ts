@@ -1,0 +1,147 @@
+/**
+ * matmul(a, b): C = op(A) @ op(B) over an optional batch dimension, and linear(x, W) = x @ W^T for
+ * weights in the checkpoint's [out, in] layout. A is f32; B is f32 or bf16 (weights).
+ *
+ * A transposed view (t.transpose()) of a dense tensor is used in place by flipping the trans flag,
+ * so no copy is made. Decode-sized products (<= 8 rows against a 2-D weight) take the GEMV kernel,
+ * which is bound by reading the weight once; everything else takes the tiled kernel.
+ */
+import { Params } from '../../gpu/params.js';
+import { cpu } from '../../tensor/cpuDevice.js';
+import { formatShape, ShapeError } from '../../tensor/shape.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { asGpu, deviceOf, expectDType, grid1d, hostF32 } from '../common.js';
+import { contiguous } from '../copy/index.js';
+import { GEMV_MAX_M, GEMV_ROWS_PER_WG, gemvKey, gemvWgsl } from './gemv.wgsl.js';
+import { type MatmulDims, matmulReference } from './reference.js';
+import { DEFAULT_TILE, SMALL_TILE, type TileConfig, tiledKey, tiledWgsl, tiledWorkgroupSize } from './tiled.wgsl.js';
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  /** Force a tile configuration (benchmarks, tuning). */
+  tile?: TileConfig;
+  /** Force (true) or forbid (false) the GEMV kernel; default chooses by shape. */
+  gemv?: boolean;
+}
+
+/** A dense operand and whether it is to be read transposed. The caller disposes `t`. */
+function operand(t: Tensor, trans: boolean): { t: Tensor; trans: boolean } {
+  if (t.isContiguous) return { t: t.alias(), trans };
+  const flipped = t.transpose(-2, -1);
+  if (flipped.isContiguous) return { t: flipped, trans: !trans };
+  flipped.dispose();
+  return { t: contiguous(t), trans };
+}
+
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const device = deviceOf('matmul', a, b);
+  expectDType('matmul', 'A', a, ['f32']);
+  expectDType('matmul', 'B', b, ['f32', 'bf16']);
+  if (a.rank < 2 || a.rank > 3 || b.rank < 2 || b.rank > 3) {
+    throw new ShapeError(`matmul: A ${formatShape(a.shape)} and B ${formatShape(b.shape)} must be 2-D or 3-D`);
+  }
+  const A = operand(a, opts.transA ?? false);
+  const B = operand(b, opts.transB ?? false);
+  try {
+    const batch = a.rank === 3 ? a.shape[0] : 1;
+    const batchB = b.rank === 3 ? b.shape[0] : 1;
+    if (batchB !== 1 && batchB !== batch) {
+      throw new ShapeError(`matmul: batch of B ${formatShape(b.shape)} must be 1 or match A ${formatShape(a.shape)}`);
+    }
+    // Logical (after op) sizes, read from the caller's views.
+    const ta = opts.transA ?? false;
+    const tb = opts.transB ?? false;
+    const [ar, ac] = a.shape.slice(-2);
+    const [br, bc] = b.shape.slice(-2);
+    const M = ta ? ac : ar;
+    const K = ta ? ar : ac;
+    const Kb = tb ? bc : br;
+    const N = tb ? br : bc;
+    if (K !== Kb) {
+      throw new ShapeError(
+        `matmul: inner dimensions differ: A ${formatShape(a.shape)}${ta ? '^T' : ''} and B ${formatShape(b.shape)}${tb ? '^T' : ''} (${K} vs ${Kb})`,
+      );
+    }
+    const dims: MatmulDims = {
+      batch,
+      M,
+      N,
+      K,
+      transA: A.trans,
+      transB: B.trans,
+      batchStrideB: batchB === 1 ? 0 : K * N,
+    };
+    const outShape = a.rank === 3 || b.rank === 3 ? [batch, M, N] : [M, N];
+    const gpu = asGpu(device);
+    if (!gpu) {
+      return cpu.fromHost(matmulReference(hostF32(A.t), hostF32(B.t), dims), outShape);
+    }
+    const out = gpu.empty(outShape, 'f32');
+    const rowsTotal = batch * M;
+    const useGemv =
+      opts.gemv ?? (rowsTotal <= GEMV_MAX_M && dims.batchStrideB === 0 && dims.transB && !dims.transA && K >= 64);
+    if (useGemv) {
+      if (!(dims.batchStrideB === 0 && dims.transB && !dims.transA && rowsTotal <= GEMV_MAX_M)) {
+        throw new Error('matmul: the GEMV kernel needs <= 8 rows of untransposed A against a shared [N, K] weight');
+      }
+      const v = { M: rowsTotal, wDtype: b.dtype as 'f32' | 'bf16', vec: K % 8 === 0 };
+      gpu.dispatch({
+        kernel: { name: 'gemv', key: gemvKey(v), code: () => gemvWgsl(v) },
+        tensors: [A.t, B.t, out],
+        params: new Params().u32(N, K, 0, 0),
+        workgroups: grid1d(N, GEMV_ROWS_PER_WG),
+      });
+      return out;
+    }
+    let tile = opts.tile;
+    if (!tile) {
+      const bigTiles = Math.ceil(M / 128) * Math.ceil(N / 128) * batch;
+      tile = bigTiles < 264 ? SMALL_TILE : DEFAULT_TILE;
+    }
+    const bf16 = b.dtype === 'bf16';
+    // The vector path loads 16 bytes per thread per step: 8 bf16 values must divide each thread's share.
+    const bPerThread = (tile.BK * tile.BN) / tiledWorkgroupSize(tile);
+    const aligned =
+      M % tile.BM === 0 &&
+      N % tile.BN === 0 &&
+      K % tile.BK === 0 &&
+      K % 4 === 0 &&
+      (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0));
+    const variant = { tile, transA: dims.transA, transB: dims.transB, bDtype: b.dtype as 'f32' | 'bf16', aligned };
+    gpu.dispatch({
+      kernel: { name: 'matmul_tiled', key: tiledKey(variant), code: () => tiledWgsl(variant) },
+      tensors: [A.t, B.t, out],
+      params: new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N, 0, 0),
+      workgroups: [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch],
+    });
+    return out;
+  } finally {
+    A.t.dispose();
+    B.t.dispose();
+  }
+}
+
+/** y = x @ W^T for x [..., K] and a weight W [N, K] (f32 or bf16), as nn.Linear without bias. */
+export function linear(x: Tensor, weight: Tensor): Tensor {
+  if (weight.rank !== 2) throw new ShapeError(`linear: weight ${formatShape(weight.shape)} must be [out, in]`);
+  const K = x.shape[x.rank - 1];
+  if (K !== weight.shape[1]) {
+    throw new ShapeError(`linear: input ${formatShape(x.shape)} has ${K} features, weight expects ${weight.shape[1]}`);
+  }
+  const rows = x.numel / K;
+  const dense = contiguous(x);
+  const x2 = dense.reshape([rows, K]);
+  dense.dispose();
+  try {
+    const y = matmul(x2, weight, { transB: true });
+    const outShape = [...x.shape.slice(0, -1), weight.shape[0]];
+    const shaped = y.reshape(outShape);
+    y.dispose();
+    return shaped;
+  } finally {
+    x2.dispose();
+  }
+}
+
+export { DEFAULT_TILE, SMALL_TILE, type TileConfig } from './tiled.wgsl.js';

@@ -1,0 +1,190 @@
+/**
+ * Tiled matmul for prefill and training shapes: C = op(A) @ op(B), A f32, B f32 or bf16.
+ *
+ * Each workgroup computes a BM x BN tile of C; each of its (BM/TM)*(BN/TN) threads a TM x TN block
+ * held in registers as vec4s. Per step of BK along K the workgroup stages A^T (BK x BM) and B (BK x BN)
+ * in workgroup memory, laid out so that the inner loop reads whole vec4s: a thread's rows are
+ * {g*4*TY + ty*4 + r} and columns {h*4*TX + tx*4 + c}, so neighbouring threads read neighbouring vec4s
+ * (no bank conflicts) and every loaded element is used TM (or TN) times from registers. The next
+ * step's tile is fetched into registers while the current one is multiplied (register double
+ * buffering), hiding global-memory latency behind the FMAs.
+ *
+ * Two variants: `aligned` (M % BM, N % BN, K % BK all zero: vector loads, no bounds checks) and
+ * `checked` (any shape: scalar loads with zero fill, guarded stores).
+ */
+export interface TileConfig {
+  BM: number;
+  BN: number;
+  BK: number;
+  TM: number;
+  TN: number;
+}
+
+export const DEFAULT_TILE: TileConfig = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 };
+
+/** Smaller tiles for small matrices, where 128x128 tiles would leave most of the GPU idle. */
+export const SMALL_TILE: TileConfig = { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 };
+
+export interface TiledVariant {
+  tile: TileConfig;
+  transA: boolean;
+  transB: boolean;
+  bDtype: 'f32' | 'bf16';
+  aligned: boolean;
+}
+
+export function tiledKey(v: TiledVariant): string {
+  const t = v.tile;
+  return `matmul_tiled_${t.BM}x${t.BN}x${t.BK}_${t.TM}x${t.TN}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}_${v.bDtype}_${v.aligned ? 'a' : 'c'}`;
+}
+
+export function tiledWorkgroupSize(t: TileConfig): number {
+  return (t.BM / t.TM) * (t.BN / t.TN);
+}
+
+export function tiledWgsl(v: TiledVariant): string {
+  const { BM, BN, BK, TM, TN } = v.tile;
+  const TX = BN / TN;
+  const TY = BM / TM;
+  const WG = TX * TY;
+  const GM = TM / 4; // vec4 row groups per thread
+  const GN = TN / 4;
+  const aPer = (BM * BK) / WG; // A elements each thread stages per step
+  const bPer = (BK * BN) / WG;
+  if (TM % 4 || TN % 4 || (BM * BK) % (4 * WG) || (BK * BN) % (4 * WG)) {
+    throw new Error(`matmul: tile ${JSON.stringify(v.tile)} does not divide into vec4 loads`);
+  }
+  const bf16 = v.bDtype === 'bf16';
+  const lines: string[] = [];
+  const L = (s: string) => lines.push(s);
+
+  L(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, _p0: u32, _p1: u32 };`);
+  L(`@group(0) @binding(0) var<uniform> p: Params;`);
+  L(`@group(0) @binding(1) var<storage, read> A: array<${v.aligned ? 'vec4<f32>' : 'f32'}>;`);
+  L(`@group(0) @binding(2) var<storage, read> B: array<${bf16 ? (v.aligned ? 'vec4<u32>' : 'u32') : v.aligned ? 'vec4<f32>' : 'f32'}>;`);
+  L(`@group(0) @binding(3) var<storage, read_write> C: array<f32>;`);
+  L(`var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;`);
+  L(`var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;`);
+  if (bf16) {
+    L(`fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }`);
+    L(`fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }`);
+    if (!v.aligned) L(`fn bAt(i: u32) -> f32 { let w = B[i >> 1u]; return select(lo(w), hi(w), (i & 1u) == 1u); }`);
+  } else if (!v.aligned) {
+    L(`fn bAt(i: u32) -> f32 { return B[i]; }`);
+  }
+
+  L(`@compute @workgroup_size(${WG})`);
+  L(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {`);
+  L(`  let tx = lid % ${TX}u; let ty = lid / ${TX}u;`);
+  L(`  let row0 = wid.y * ${BM}u; let col0 = wid.x * ${BN}u; let z = wid.z;`);
+  L(`  let aBase = z * p.strideA; let bBase = z * p.strideB;`);
+  for (let g = 0; g < GM * 4; g++) for (let h = 0; h < GN; h++) L(`  var acc_${g}_${h} = vec4<f32>(0.0);`);
+
+  // ---- global -> registers for one K step starting at k0 ----
+  const regsA: string[] = [];
+  const regsB: string[] = [];
+  const loadA: string[] = [];
+  const storeA: string[] = [];
+  const loadB: string[] = [];
+  const storeB: string[] = [];
+  if (v.aligned) {
+    const nA = aPer / 4;
+    for (let j = 0; j < nA; j++) {
+      regsA.push(`ra${j}`);
+      if (!v.transA) {
+        // A [M, K]: vec4 along k; tile has BM rows of BK/4 vec4s; stored transposed into As[k][m].
+        L(`  let aM${j} = (lid + ${j * WG}u) / ${BK / 4}u; let aK${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`);
+        loadA.push(`ra${j} = A[(aBase + (row0 + aM${j}) * p.K + k0 + aK${j}) / 4u];`);
+        for (let c = 0; c < 4; c++) storeA.push(`As[((aK${j} + ${c}u) * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j}[${c}];`);
+      } else {
+        // A stored [K, M]: vec4 along m goes straight into As[k][m..m+3].
+        L(`  let aK${j} = (lid + ${j * WG}u) / ${BM / 4}u; let aM${j} = ((lid + ${j * WG}u) % ${BM / 4}u) * 4u;`);
+        loadA.push(`ra${j} = A[(aBase + (k0 + aK${j}) * p.M + row0 + aM${j}) / 4u];`);
+        storeA.push(`As[(aK${j} * ${BM}u + aM${j}) / 4u] = ra${j};`);
+      }
+    }
+    const per = bf16 ? 8 : 4;
+    const nB = bPer / per;
+    if (bPer % per) throw new Error('matmul: bf16 tile needs 8 B elements per thread');
+    for (let j = 0; j < nB; j++) {
+      regsB.push(`rb${j}`);
+      if (!v.transB) {
+        // B [K, N]: along n.
+        L(`  let bK${j} = (lid + ${j * WG}u) / ${BN / per}u; let bN${j} = ((lid + ${j * WG}u) % ${BN / per}u) * ${per}u;`);
+        loadB.push(`rb${j} = B[(bBase + (k0 + bK${j}) * p.N + col0 + bN${j}) / ${per}u];`);
+        if (bf16) {
+          storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u] = vec4<f32>(lo(rb${j}.x), hi(rb${j}.x), lo(rb${j}.y), hi(rb${j}.y));`);
+          storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u + 1u] = vec4<f32>(lo(rb${j}.z), hi(rb${j}.z), lo(rb${j}.w), hi(rb${j}.w));`);
+        } else storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u] = rb${j};`);
+      } else {
+        // B stored [N, K] (weights as checkpoints keep them): along k, scattered into Bs[k][n].
+        L(`  let bN${j} = (lid + ${j * WG}u) / ${BK / per}u; let bK${j} = ((lid + ${j * WG}u) % ${BK / per}u) * ${per}u;`);
+        loadB.push(`rb${j} = B[(bBase + (col0 + bN${j}) * p.K + k0 + bK${j}) / ${per}u];`);
+        for (let c = 0; c < per; c++) {
+          const val = bf16 ? `${c % 2 ? 'hi' : 'lo'}(rb${j}[${c >> 1}])` : `rb${j}[${c}]`;
+          storeB.push(`Bs[((bK${j} + ${c}u) * ${BN}u + bN${j}) / 4u][bN${j} % 4u] = ${val};`);
+        }
+      }
+    }
+    for (const r of regsA) L(`  var ${r}: vec4<f32>;`);
+    for (const r of regsB) L(`  var ${r}: ${bf16 ? 'vec4<u32>' : 'vec4<f32>'};`);
+  } else {
+    // Checked: one element at a time, zero outside the matrix.
+    for (let j = 0; j < aPer; j++) {
+      regsA.push(`ra${j}`);
+      L(`  let aM${j} = (lid + ${j * WG}u) / ${BK}u; let aK${j} = (lid + ${j * WG}u) % ${BK}u;`);
+      const idx = v.transA ? `(k0 + aK${j}) * p.M + row0 + aM${j}` : `(row0 + aM${j}) * p.K + k0 + aK${j}`;
+      loadA.push(`if (row0 + aM${j} < p.M && k0 + aK${j} < p.K) { ra${j} = A[aBase + ${idx}]; } else { ra${j} = 0.0; }`);
+      storeA.push(`As[(aK${j} * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j};`);
+    }
+    for (let j = 0; j < bPer; j++) {
+      regsB.push(`rb${j}`);
+      L(`  let bK${j} = (lid + ${j * WG}u) / ${BN}u; let bN${j} = (lid + ${j * WG}u) % ${BN}u;`);
+      const idx = v.transB ? `(col0 + bN${j}) * p.K + k0 + bK${j}` : `(k0 + bK${j}) * p.N + col0 + bN${j}`;
+      loadB.push(`if (col0 + bN${j} < p.N && k0 + bK${j} < p.K) { rb${j} = bAt(bBase + ${idx}); } else { rb${j} = 0.0; }`);
+      storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u][bN${j} % 4u] = rb${j};`);
+    }
+    for (const r of [...regsA, ...regsB]) L(`  var ${r}: f32;`);
+  }
+
+  L(`  var k0 = 0u;`);
+  for (const s of [...loadA, ...loadB]) L(`  ${s}`);
+  L(`  loop {`);
+  for (const s of [...storeA, ...storeB]) L(`    ${s}`);
+  L(`    workgroupBarrier();`);
+  L(`    let kNext = k0 + ${BK}u;`);
+  L(`    if (kNext < p.K) {`);
+  L(`      k0 = kNext;`);
+  for (const s of [...loadA, ...loadB]) L(`      ${s}`);
+  L(`    }`);
+  L(`    for (var kk = 0u; kk < ${BK}u; kk++) {`);
+  for (let g = 0; g < GM; g++) L(`      let a${g} = As[(kk * ${BM}u + ${g * 4 * TY}u + ty * 4u) / 4u];`);
+  for (let h = 0; h < GN; h++) L(`      let b${h} = Bs[(kk * ${BN}u + ${h * 4 * TX}u + tx * 4u) / 4u];`);
+  for (let g = 0; g < GM; g++)
+    for (let r = 0; r < 4; r++)
+      for (let h = 0; h < GN; h++) L(`      acc_${g * 4 + r}_${h} = fma(vec4<f32>(a${g}[${r}]), b${h}, acc_${g * 4 + r}_${h});`);
+  L(`    }`);
+  L(`    workgroupBarrier();`);
+  L(`    if (kNext >= p.K) { break; }`);
+  L(`  }`);
+
+  // ---- write C ----
+  L(`  let cBase = z * p.strideC;`);
+  for (let g = 0; g < GM; g++)
+    for (let r = 0; r < 4; r++)
+      for (let h = 0; h < GN; h++) {
+        const row = `row0 + ${g * 4 * TY + r}u + ty * 4u`;
+        const acc = `acc_${g * 4 + r}_${h}`;
+        L(`  { let row = ${row}; let col = col0 + ${h * 4 * TX}u + tx * 4u;`);
+        if (v.aligned) {
+          for (let c = 0; c < 4; c++) L(`    C[cBase + row * p.N + col + ${c}u] = ${acc}[${c}];`);
+        } else {
+          L(`    if (row < p.M) {`);
+          for (let c = 0; c < 4; c++) L(`      if (col + ${c}u < p.N) { C[cBase + row * p.N + col + ${c}u] = ${acc}[${c}]; }`);
+          L(`    }`);
+        }
+        L(`  }`);
+      }
+  L(`}`);
+  return lines.join('\n');
+}

@@ -30,3 +30,17 @@ describe('contiguous (strided copy)', () => {
     expect(Array.from(await t.select(1, 2).read())).toEqual([2, 5]);
   });
 });
+
+describe('copyInto (dense copy)', () => {
+  for (const n of [...AWKWARD, 4099]) {
+    it.skipIf(!hasGpu)(`copies every element, n=${n}`, async () => {
+      const { copyInto } = await import('../src/kernels/copy/index.js');
+      const gpu = (await gpuContext())!;
+      const data = new Rng(n).normalArray(n);
+      const src = gpu.fromHost(data, [n]);
+      const dst = gpu.fromHost(new Float32Array(n).fill(Number.NaN), [n]);
+      copyInto(src, dst, { workgroups: 2 });
+      expect(Array.from(await dst.read())).toEqual(Array.from(data));
+    });
+  }
+});

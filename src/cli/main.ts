@@ -4,6 +4,7 @@
  * Errors thrown by a command are printed as one clear message (stack only with KIMI_DEBUG=1) with exit 1.
  */
 import { Command } from 'commander';
+import { registerBench } from './bench.js';
 import { registerInfo } from './info.js';
 
 const program = new Command();
@@ -14,6 +15,7 @@ program
   .showHelpAfterError();
 
 registerInfo(program);
+registerBench(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(process.exitCode ?? 0),

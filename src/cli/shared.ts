@@ -1,4 +1,5 @@
 /** Options and output helpers every command shares. */
+import Table from 'cli-table3';
 import type { Command } from 'commander';
 import type { AcquireOptions, DawnToggle } from '../gpu/acquire.js';
 
@@ -29,4 +30,16 @@ export function acquireOptions(opts: GpuFlagOptions): AcquireOptions {
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** A plain table for terminal output (colour only on a TTY); numbers shown to 4 significant digits. */
+export function renderTable(rows: readonly Record<string, unknown>[]): string {
+  if (!rows.length) return '(no rows)';
+  const head = Object.keys(rows[0]);
+  const color = process.stdout.isTTY;
+  const t = new Table({ head, style: color ? undefined : { head: [], border: [] } });
+  for (const r of rows) {
+    t.push(head.map((k) => (typeof r[k] === 'number' ? Number((r[k] as number).toPrecision(4)) : String(r[k] ?? ''))));
+  }
+  return t.toString();
 }

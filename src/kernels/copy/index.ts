@@ -9,6 +9,7 @@ import type { CpuStorage } from '../../tensor/storage.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { asGpu, grid1d } from '../common.js';
 import { COPY_MAX_RANK, COPY_WG, copyWgsl } from './copy.wgsl.js';
+import { DENSE_COPY_WG, denseCopyWgsl } from './dense.wgsl.js';
 import { contiguousReference } from './reference.js';
 
 export function contiguous(t: Tensor): Tensor {
@@ -42,4 +43,38 @@ export function contiguous(t: Tensor): Tensor {
     whole.dispose();
   }
   return out;
+}
+
+/**
+ * `copyInto(src, dst)`: dst <- src for two dense tensors of the same dtype and size (16-byte words;
+ * the tail of a size that is not a multiple of 16 bytes goes through copyBufferToBuffer).
+ */
+export function copyInto(src: Tensor, dst: Tensor, opts: { workgroups?: number } = {}): void {
+  if (src.dtype !== dst.dtype || src.numel !== dst.numel) {
+    throw new Error(`copyInto: ${src} and ${dst} differ in dtype or size`);
+  }
+  const gpu = asGpu(src.device);
+  if (!gpu) {
+    const s = contiguous(src);
+    (dst.storage as CpuStorage).data.set((s.storage as CpuStorage).data.subarray(s.offset, s.offset + s.numel), dst.offset);
+    s.dispose();
+    return;
+  }
+  const bytes = src.numel * (src.dtype === 'bf16' ? 2 : 4);
+  const words = Math.floor(bytes / 16);
+  const groups = Math.max(1, Math.min(opts.workgroups ?? 4096, Math.ceil(words / DENSE_COPY_WG)));
+  if (words > 0) {
+    gpu.dispatch({
+      kernel: { name: 'copy_dense', code: denseCopyWgsl },
+      tensors: [src, dst],
+      params: new Params().u32(words, 0, groups * DENSE_COPY_WG, 0),
+      workgroups: [groups],
+    });
+  }
+  const tailBytes = bytes - words * 16;
+  if (tailBytes > 0) {
+    const bpe = src.dtype === 'bf16' ? 2 : 4;
+    const first = (words * 16) / bpe;
+    gpu.copyBytes(src, first, dst, first, src.numel - first);
+  }
 }

@@ -23,6 +23,8 @@ export interface MatmulOptions {
   tile?: TileConfig;
   /** Force (true) or forbid (false) the GEMV kernel; default chooses by shape. */
   gemv?: boolean;
+  /** Write into this dense f32 tensor (of the output shape) instead of allocating. */
+  out?: Tensor;
 }
 
 /** A dense operand and whether it is to be read transposed. The caller disposes `t`. */
@@ -77,7 +79,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     if (!gpu) {
       return cpu.fromHost(matmulReference(hostF32(A.t), hostF32(B.t), dims), outShape);
     }
-    const out = gpu.empty(outShape, 'f32');
+    if (opts.out && (opts.out.numel !== batch * M * N || opts.out.dtype !== 'f32')) {
+      throw new ShapeError(`matmul: out ${formatShape(opts.out.shape)} does not hold the result ${formatShape(outShape)}`);
+    }
+    const out = opts.out ? opts.out.alias() : gpu.empty(outShape, 'f32');
     const rowsTotal = batch * M;
     const useGemv =
       opts.gemv ?? (rowsTotal <= GEMV_MAX_M && dims.batchStrideB === 0 && dims.transB && !dims.transA && K >= 64);

@@ -1,0 +1,70 @@
+/**
+ * What every GPU benchmark shares: opening the device with timer precision, timing a region on the GPU
+ * (median over trials, several repetitions per trial so launch gaps and timer granularity vanish), and
+ * describing the machine in the result so numbers can be compared across runs.
+ */
+import { GpuContext } from '../gpu/context.js';
+import type { GpuFlagOptions } from '../cli/shared.js';
+import { acquireOptions } from '../cli/shared.js';
+
+export async function openBenchDevice(opts: GpuFlagOptions): Promise<GpuContext> {
+  const base = acquireOptions(opts);
+  // Full-resolution timestamps: Dawn quantizes them by default (a browser anti-fingerprinting measure).
+  return GpuContext.create({ ...base, dawnFlags: ['disable-dawn-features=timestamp_quantization'] });
+}
+
+export interface Timing {
+  /** Median GPU milliseconds per repetition. */
+  ms: number;
+  /** All trials, ms per repetition. */
+  trials: number[];
+  source: 'timestamp' | 'host';
+}
+
+/** Time `body` (which records one repetition of the work) `reps` times per trial, `trials` trials. */
+export async function timeGpu(gpu: GpuContext, body: () => void, reps: number, trials = 5): Promise<Timing> {
+  // Warm-up: compiles pipelines and touches every buffer once.
+  await gpu.time(body);
+  const per: number[] = [];
+  let source: Timing['source'] = 'timestamp';
+  for (let t = 0; t < trials; t++) {
+    const r = await gpu.time(() => {
+      for (let i = 0; i < reps; i++) body();
+    });
+    source = r.source;
+    per.push(r.gpuMs / reps);
+  }
+  const sorted = [...per].sort((a, b) => a - b);
+  return { ms: sorted[Math.floor(sorted.length / 2)], trials: per, source };
+}
+
+/** Host-timed variant for work that cannot sit in one compute pass (buffer-to-buffer copies). */
+export async function timeHost(gpu: GpuContext, body: () => void, reps: number, trials = 5): Promise<Timing> {
+  body();
+  await gpu.sync();
+  const per: number[] = [];
+  for (let t = 0; t < trials; t++) {
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) body();
+    await gpu.sync();
+    per.push((performance.now() - t0) / reps);
+  }
+  const sorted = [...per].sort((a, b) => a - b);
+  return { ms: sorted[Math.floor(sorted.length / 2)], trials: per, source: 'host' };
+}
+
+export function machine(gpu: GpuContext): Record<string, unknown> {
+  return {
+    adapter: gpu.adapterInfo.description || gpu.adapterInfo.device || gpu.adapterInfo.vendor,
+    vendor: gpu.adapterInfo.vendor,
+    architecture: gpu.adapterInfo.architecture,
+    date: new Date().toISOString(),
+    toggles: gpu.acquired.toggles,
+  };
+}
+
+export function parseList(value: string): number[] {
+  const out = value.split(',').map((s) => Number(s.trim()));
+  if (out.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`expected a list of positive integers, got '${value}'`);
+  return out;
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what the tests need on a machine without a GPU (lavapipe
+# for WebGPU on the CPU, the npm packages), type-checks, lints, and runs the whole suite, with GPU
+# tests required (a missing adapter fails instead of skipping).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-webgpu-cpu.sh
+npm ci --no-audit --no-fund
+npx tsc -p tsconfig.json
+npx tsc -p tsconfig.test.json
+npx biome check --diagnostic-level=error src test bench
+KIMI_REQUIRE_GPU=1 npx vitest run

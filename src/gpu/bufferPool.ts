@@ -1,7 +1,8 @@
 /**
  * A pool of storage buffers so a decode or training step allocates nothing after the first one.
  *
- * Sizes are rounded up to a bucket (powers of two split into four steps, so at most 25% is wasted) and a
+ * Sizes are rounded up to a bucket (256-byte steps up to 1 KiB, then powers of two split into four
+ * steps, so at most 25% is wasted) and a
  * released buffer waits in `pending` until the commands that may still read it have been submitted:
  * a queue.writeBuffer into a reused buffer is ordered before any command buffer submitted after it, so
  * handing it out earlier could let new data overwrite inputs of work not yet submitted.

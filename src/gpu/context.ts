@@ -249,7 +249,11 @@ export class GpuContext implements Device {
 
   /** Submit everything recorded so far. */
   flush(): void {
-    if (!this.encoder && !this.pass) return;
+    if (!this.encoder && !this.pass) {
+      // Nothing recorded: every released buffer's readers have been submitted already.
+      this.pool.recycle();
+      return;
+    }
     this.pass?.end();
     this.pass = undefined;
     const encoder = this.encoder!;
@@ -286,10 +290,16 @@ export class GpuContext implements Device {
 
   async checkErrors(): Promise<void> {
     if (this.lostReason) throw new Error(`the GPU device was lost (${this.lostReason})`);
-    await this.pipelines.check();
+    // Drain both queues before throwing, so one failure is reported once and not again at the next sync.
+    // A compilation error comes first: the batch error it causes ("invalid pipeline") says less.
+    const compile = this.pipelines.check().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
     const pending = this.deferred.splice(0);
     const errors = (await Promise.all(pending)).filter((e): e is Error => !!e);
-    if (errors.length) throw errors[0];
+    const first = (await compile) ?? errors[0];
+    if (first) throw first;
   }
 
   // ---- readback -----------------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+/**
+ * Causal attention for prefill and training, flash style: the T x T score matrix is never stored.
+ *
+ * A workgroup owns BQ query rows of one (batch, head). It walks key/value blocks of BKV rows (only up
+ * to the diagonal when causal), keeping per row a running max m, a running normaliser l and an
+ * unnormalised output accumulator; each new block rescales them by exp(m_old - m_new) <= 1, so no
+ * exponent is ever positive. Thread (r, c) of the BQ x BKV grid computes score (r, c) from workgroup
+ * memory, then updates output channels c, c + BKV, ... of row r. K and V take turns in one workgroup
+ * buffer so the whole working set fits 32 KiB (lavapipe's limit) at head sizes up to 192.
+ */
+export const FLASH_BQ = 16;
+export const FLASH_BKV = 16;
+
+export interface FlashVariant {
+  Dk: number;
+  Dv: number;
+  causal: boolean;
+}
+
+export function flashKey(v: FlashVariant): string {
+  return `attention_flash_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}`;
+}
+
+export function flashWgsl(v: FlashVariant): string {
+  const { Dk, Dv } = v;
+  const BQ = FLASH_BQ;
+  const BKV = FLASH_BKV;
+  const WG = BQ * BKV;
+  const PER = Math.ceil(Dv / BKV); // output channels per thread
+  const kvSize = BKV * Math.max(Dk, Dv);
+  return /* wgsl */ `
+struct Params { T: u32, H: u32, scale: f32, _p: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+
+var<workgroup> qs: array<f32, ${BQ * Dk}>;
+var<workgroup> kv: array<f32, ${kvSize}>;
+var<workgroup> sc: array<f32, ${WG}>;
+var<workgroup> rowMax: array<f32, ${BQ}>;
+var<workgroup> rowScale: array<f32, ${BQ}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let r = lid / ${BKV}u;
+  let c = lid % ${BKV}u;
+  let q0 = wid.x * ${BQ}u;
+  let h = wid.y;
+  let b = wid.z;
+  let rowStrideK = p.H * ${Dk}u;
+  let rowStrideV = p.H * ${Dv}u;
+  let baseQK = b * p.T * rowStrideK + h * ${Dk}u;
+  let baseV = b * p.T * rowStrideV + h * ${Dv}u;
+
+  for (var i = lid; i < ${BQ * Dk}u; i += ${WG}u) {
+    let row = q0 + i / ${Dk}u;
+    qs[i] = select(0.0, Q[baseQK + min(row, p.T - 1u) * rowStrideK + i % ${Dk}u], row < p.T);
+  }
+  var m = -3.0e38;
+  var l = 0.0;
+  var acc: array<f32, ${PER}>;
+  for (var i = 0u; i < ${PER}u; i++) { acc[i] = 0.0; }
+  let t = q0 + r;
+  let lastKey = ${v.causal ? `min(q0 + ${BQ - 1}u, p.T - 1u)` : 'p.T - 1u'};
+
+  for (var k0 = 0u; k0 <= lastKey; k0 += ${BKV}u) {
+    workgroupBarrier();
+    for (var i = lid; i < ${BKV * Dk}u; i += ${WG}u) {
+      let row = k0 + i / ${Dk}u;
+      kv[i] = select(0.0, K[baseQK + min(row, p.T - 1u) * rowStrideK + i % ${Dk}u], row < p.T);
+    }
+    workgroupBarrier();
+    let j = k0 + c;
+    var s = 0.0;
+    for (var d = 0u; d < ${Dk}u; d++) { s += qs[r * ${Dk}u + d] * kv[c * ${Dk}u + d]; }
+    s *= p.scale;
+    let visible = j < p.T && ${v.causal ? 'j <= t' : 'true'};
+    sc[lid] = select(-3.0e38, s, visible);
+    workgroupBarrier();
+    if (c == 0u) {
+      var mNew = m;
+      for (var jj = 0u; jj < ${BKV}u; jj++) { mNew = max(mNew, sc[r * ${BKV}u + jj]); }
+      rowMax[r] = mNew;
+      rowScale[r] = exp(m - mNew);
+    }
+    workgroupBarrier();
+    let mNew = rowMax[r];
+    let alpha = rowScale[r];
+    // Probabilities of this block (masked entries give exp(-huge) = 0).
+    sc[lid] = select(0.0, exp(s - mNew), visible);
+    workgroupBarrier();
+    for (var i = lid; i < ${BKV * Dv}u; i += ${WG}u) {
+      let row = k0 + i / ${Dv}u;
+      kv[i] = select(0.0, V[baseV + min(row, p.T - 1u) * rowStrideV + i % ${Dv}u], row < p.T);
+    }
+    workgroupBarrier();
+    var blockSum = 0.0;
+    for (var jj = 0u; jj < ${BKV}u; jj++) { blockSum += sc[r * ${BKV}u + jj]; }
+    l = l * alpha + blockSum;
+    for (var i = 0u; i < ${PER}u; i++) {
+      let dv = c + i * ${BKV}u;
+      if (dv < ${Dv}u) {
+        var o = acc[i] * alpha;
+        for (var jj = 0u; jj < ${BKV}u; jj++) { o += sc[r * ${BKV}u + jj] * kv[jj * ${Dv}u + dv]; }
+        acc[i] = o;
+      }
+    }
+    m = mNew;
+  }
+  if (t < p.T) {
+    for (var i = 0u; i < ${PER}u; i++) {
+      let dv = c + i * ${BKV}u;
+      if (dv < ${Dv}u) { O[(b * p.T + t) * rowStrideV + h * ${Dv}u + dv] = acc[i] / l; }
+    }
+  }
+}`;
+}

@@ -8,19 +8,42 @@ import { expectClose, gpuContext, hasGpu } from './helpers.js';
 describe('attention reference', () => {
   it('one key gives its value; equal scores average the values', () => {
     const one = attentionReference(new Float32Array([1]), new Float32Array([1]), new Float32Array([3, 4]), {
-      B: 1, T: 1, H: 1, Dk: 1, Dv: 2, scale: 1, causal: true,
+      B: 1,
+      T: 1,
+      H: 1,
+      Dk: 1,
+      Dv: 2,
+      scale: 1,
+      causal: true,
     });
     expect(Array.from(one)).toEqual([3, 4]);
     const two = attentionReference(new Float32Array([0, 0]), new Float32Array([0, 0]), new Float32Array([2, 4]), {
-      B: 1, T: 2, H: 1, Dk: 1, Dv: 1, scale: 1, causal: true,
+      B: 1,
+      T: 2,
+      H: 1,
+      Dk: 1,
+      Dv: 1,
+      scale: 1,
+      causal: true,
     });
     expect(Array.from(two)).toEqual([2, 3]);
   });
 
   it('stays finite with logits of 1e4', () => {
-    const o = attentionReference(new Float32Array([100, 100]), new Float32Array([100, -100]), new Float32Array([1, 2]), {
-      B: 1, T: 2, H: 1, Dk: 1, Dv: 1, scale: 1, causal: true,
-    });
+    const o = attentionReference(
+      new Float32Array([100, 100]),
+      new Float32Array([100, -100]),
+      new Float32Array([1, 2]),
+      {
+        B: 1,
+        T: 2,
+        H: 1,
+        Dk: 1,
+        Dv: 1,
+        scale: 1,
+        causal: true,
+      },
+    );
     expect(Array.from(o)).toEqual([1, 1]);
   });
 });
@@ -43,14 +66,24 @@ describe.skipIf(!hasGpu)('flash attention on WebGPU vs reference', () => {
       const q = rng.normalArray(B * T * H * Dk, 2);
       const k = rng.normalArray(B * T * H * Dk);
       const v = rng.normalArray(B * T * H * Dv);
-      const o = attention(gpu.fromHost(q, [B, T, H, Dk]), gpu.fromHost(k, [B, T, H, Dk]), gpu.fromHost(v, [B, T, H, Dv]), {
-        causal,
-      });
+      const o = attention(
+        gpu.fromHost(q, [B, T, H, Dk]),
+        gpu.fromHost(k, [B, T, H, Dk]),
+        gpu.fromHost(v, [B, T, H, Dv]),
+        {
+          causal,
+        },
+      );
       const ref = attentionReference(q, k, v, { B, T, H, Dk, Dv, scale: Dk ** -0.5, causal });
       expectClose(await o.read(), ref, TOL, 'o');
-      const oc = attention(cpu.fromHost(q, [B, T, H, Dk]), cpu.fromHost(k, [B, T, H, Dk]), cpu.fromHost(v, [B, T, H, Dv]), {
-        causal,
-      });
+      const oc = attention(
+        cpu.fromHost(q, [B, T, H, Dk]),
+        cpu.fromHost(k, [B, T, H, Dk]),
+        cpu.fromHost(v, [B, T, H, Dv]),
+        {
+          causal,
+        },
+      );
       expectClose(await oc.read(), ref, 0, 'cpu o');
     });
   }

@@ -82,6 +82,7 @@ export class GpuContext implements Device {
   private readonly uniformAlign: number;
   private readonly deferred: Promise<Error | undefined>[] = [];
   private lostReason: string | undefined;
+  private readonly uncaptured: KernelError[] = [];
 
   static async create(options: AcquireOptions = {}): Promise<GpuContext> {
     return new GpuContext(await acquireDevice(options));
@@ -102,6 +103,12 @@ export class GpuContext implements Device {
       timestampQuery: f.has('timestamp-query'),
       subgroupMatrixInt8: f.has('chromium-experimental-subgroup-matrix'),
     };
+    // Errors outside any error scope (e.g. a bind group that does not match its shader) arrive here;
+    // they are the root cause of the "invalid due to a previous error" a batch then reports.
+    this.device.addEventListener('uncapturederror', (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.uncaptured.push(new KernelError([...this.batchKernels].join(', ') || '(outside a kernel)', e.message));
+    });
     this.device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
@@ -298,7 +305,8 @@ export class GpuContext implements Device {
     );
     const pending = this.deferred.splice(0);
     const errors = (await Promise.all(pending)).filter((e): e is Error => !!e);
-    const first = (await compile) ?? errors[0];
+    const uncaptured = this.uncaptured.splice(0);
+    const first = (await compile) ?? uncaptured[0] ?? errors[0];
     if (first) throw first;
   }
 

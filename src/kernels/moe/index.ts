@@ -1,0 +1,143 @@
+/**
+ * Sparse mixture of experts on the device, without a host round-trip per expert:
+ *   route      logits [N, E] (+ correction bias) -> idx [N, k] i32, weights [N, k]
+ *   experts    plan (group pairs by expert) -> grouped gate/up (SwiGLU) -> grouped down -> combine
+ * Expert weights are stacked per layer: w1, w3 [E, I, D] and w2 [E, D, I], f32 or bf16.
+ */
+import { Params } from '../../gpu/params.js';
+import { cpu } from '../../tensor/cpuDevice.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32, hostI32 } from '../common.js';
+import { contiguous } from '../copy/index.js';
+import { GROUPED_BM, GROUPED_BN, combineWgsl, groupedKey, groupedWgsl } from './grouped.wgsl.js';
+import { planKey, planWgsl } from './plan.wgsl.js';
+import { expertsReference, type RouterConfig, routeReference } from './reference.js';
+import { ROUTE_WG, routeKey, routeWgsl } from './route.wgsl.js';
+
+export type { RouterConfig } from './reference.js';
+
+export interface RoutesT {
+  idx: Tensor;
+  weights: Tensor;
+}
+
+export function route(logits: Tensor, bias: Tensor | undefined, cfg: RouterConfig): RoutesT {
+  const device = deviceOf('moe.route', logits, ...(bias ? [bias] : []));
+  const E = cfg.numExperts;
+  expectShape('moe.route', 'router logits', logits, [null, E]);
+  if (bias) expectShape('moe.route', 'e_score_correction_bias', bias, [E]);
+  if (E % cfg.numGroups !== 0) throw new Error(`moe: ${E} experts do not split into ${cfg.numGroups} groups`);
+  if (cfg.topK > E || cfg.topkGroup > cfg.numGroups) {
+    throw new Error(`moe: top_k ${cfg.topK} of ${E} experts / topk_group ${cfg.topkGroup} of ${cfg.numGroups}`);
+  }
+  const N = logits.shape[0];
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const r = routeReference(hostF32(logits), bias ? hostF32(bias) : undefined, N, cfg);
+    return { idx: cpu.fromHost(r.idx, [N, cfg.topK], 'i32'), weights: cpu.fromHost(r.weights, [N, cfg.topK]) };
+  }
+  const idx = gpu.empty([N, cfg.topK], 'i32');
+  const weights = gpu.empty([N, cfg.topK]);
+  const v = {
+    E,
+    k: cfg.topK,
+    activation: cfg.activation,
+    grouped: cfg.numGroups > 1 && cfg.topkGroup < cfg.numGroups,
+    hasBias: !!bias,
+  };
+  const lc = contiguous(logits);
+  gpu.dispatch({
+    kernel: { name: 'moe_route', key: routeKey(v), code: () => routeWgsl(v) },
+    tensors: bias ? [lc, bias, idx, weights] : [lc, idx, weights],
+    params: new Params()
+      .u32(N, cfg.numGroups, cfg.topkGroup, cfg.renormalize ? 1 : 0)
+      .f32(cfg.scaling)
+      .u32(0, 0, 0),
+    workgroups: grid1d(N, ROUTE_WG),
+  });
+  lc.dispose();
+  return { idx, weights };
+}
+
+export interface ExpertWeights {
+  /** [E, I, D] */
+  w1: Tensor;
+  /** [E, I, D] */
+  w3: Tensor;
+  /** [E, D, I] */
+  w2: Tensor;
+}
+
+export interface ExpertsResult {
+  y: Tensor;
+  /** Tokens routed to each expert, [E] i32 (the expert load). */
+  counts: Tensor;
+}
+
+export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsResult {
+  const device = deviceOf('moe.experts', x, routes.idx, routes.weights, w.w1, w.w2, w.w3);
+  const [E, I, D] = w.w1.shape;
+  expectShape('moe.experts', 'x', x, [null, D]);
+  expectShape('moe.experts', 'w3', w.w3, [E, I, D]);
+  expectShape('moe.experts', 'w2', w.w2, [E, D, I]);
+  expectDType('moe.experts', 'idx', routes.idx, ['i32']);
+  if (w.w1.dtype !== w.w3.dtype || w.w1.dtype !== w.w2.dtype)
+    throw new Error('moe.experts: w1, w2, w3 differ in dtype');
+  const N = x.shape[0];
+  const k = routes.idx.shape[1];
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const idx = hostI32(routes.idx);
+    const y = expertsReference(
+      hostF32(x),
+      { idx, weights: hostF32(routes.weights) },
+      hostF32(w.w1),
+      hostF32(w.w3),
+      hostF32(w.w2),
+      { N, D, I, topK: k },
+    );
+    const counts = new Int32Array(E);
+    for (const e of idx) counts[e]++;
+    return { y: cpu.fromHost(y, [N, D]), counts: cpu.fromHost(counts, [E], 'i32') };
+  }
+  const NK = N * k;
+  const maxTiles = Math.ceil(NK / GROUPED_BM) + E;
+  const counts = gpu.empty([E], 'i32');
+  const perm = gpu.empty([NK], 'i32');
+  const slotPos = gpu.empty([NK], 'i32');
+  const tiles = gpu.empty([maxTiles * 4], 'i32');
+  const tileCount = gpu.empty([4], 'i32');
+  const xc = contiguous(x);
+  gpu.dispatch({
+    kernel: { name: 'moe_plan', key: planKey(E, GROUPED_BM), code: () => planWgsl(E, GROUPED_BM) },
+    tensors: [routes.idx, counts, perm, slotPos, tiles, tileCount],
+    params: new Params().u32(NK, k, maxTiles, 0),
+    workgroups: [1],
+  });
+  const wDtype = w.w1.dtype as 'f32' | 'bf16';
+  const h = gpu.empty([NK, I]);
+  const gu = { mode: 'gateUp' as const, wDtype };
+  gpu.dispatch({
+    kernel: { name: 'moe_grouped_gate_up', key: groupedKey(gu), code: () => groupedWgsl(gu) },
+    tensors: [xc, perm, tiles, tileCount, w.w1, w.w3, h],
+    params: new Params().u32(D, I, 0, 0),
+    workgroups: [maxTiles, Math.ceil(I / GROUPED_BN)],
+  });
+  const yp = gpu.empty([NK, D]);
+  const dn = { mode: 'down' as const, wDtype };
+  gpu.dispatch({
+    kernel: { name: 'moe_grouped_down', key: groupedKey(dn), code: () => groupedWgsl(dn) },
+    tensors: [h, tiles, tileCount, w.w2, yp],
+    params: new Params().u32(I, D, 0, 0),
+    workgroups: [maxTiles, Math.ceil(D / GROUPED_BN)],
+  });
+  const y = gpu.empty([N, D]);
+  gpu.dispatch({
+    kernel: { name: 'moe_combine', key: `moe_combine_k${k}`, code: () => combineWgsl(k) },
+    tensors: [yp, routes.weights, slotPos, y],
+    params: new Params().u32(N, D, 0, 0),
+    workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
+  });
+  for (const t of [perm, slotPos, tiles, tileCount, xc, h, yp]) t.dispose();
+  return { y, counts };
+}

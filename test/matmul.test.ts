@@ -93,7 +93,15 @@ describe.skipIf(!hasGpu)('matmul on WebGPU vs reference', () => {
           const gx = gpu.fromHost(x, [rows, K]);
           const gw = gpu.fromHost(wHost, [N, K], dtype);
           const y = linear(gx, gw);
-          const ref = matmulReference(x, wVals, { batch: 1, M: rows, N, K, transA: false, transB: true, batchStrideB: 0 });
+          const ref = matmulReference(x, wVals, {
+            batch: 1,
+            M: rows,
+            N,
+            K,
+            transA: false,
+            transB: true,
+            batchStrideB: 0,
+          });
           expectClose(await y.read(), ref, TOL, `y (${dtype})`);
           // The cpu backend gives the same numbers through the same op.
           const yc = linear(cpu.fromHost(x, [rows, K]), cpu.fromHost(wHost, [N, K], dtype));

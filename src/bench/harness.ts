@@ -65,6 +65,7 @@ export function machine(gpu: GpuContext): Record<string, unknown> {
 
 export function parseList(value: string): number[] {
   const out = value.split(',').map((s) => Number(s.trim()));
-  if (out.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`expected a list of positive integers, got '${value}'`);
+  if (out.some((n) => !Number.isInteger(n) || n <= 0))
+    throw new Error(`expected a list of positive integers, got '${value}'`);
   return out;
 }

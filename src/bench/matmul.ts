@@ -84,10 +84,20 @@ export async function benchMatmul(gpu: GpuContext, o: MatmulBenchOptions) {
   const sms = [1024, 4096, 16384];
   for (const groups of sms) {
     const t = await timeGpu(gpu, () => copyInto(src, dst, { workgroups: groups }), o.reps);
-    copyRows.push({ method: `wgsl vec4 copy, ${groups} workgroups`, MiB: o.copyMib, ms: t.ms, GBps: moved / (t.ms * 1e-3) / 1e9 });
+    copyRows.push({
+      method: `wgsl vec4 copy, ${groups} workgroups`,
+      MiB: o.copyMib,
+      ms: t.ms,
+      GBps: moved / (t.ms * 1e-3) / 1e9,
+    });
   }
   const tb = await timeHost(gpu, () => gpu.copyBytes(src, 0, dst, 0, elems), o.reps);
-  copyRows.push({ method: 'copyBufferToBuffer (host-timed)', MiB: o.copyMib, ms: tb.ms, GBps: moved / (tb.ms * 1e-3) / 1e9 });
+  copyRows.push({
+    method: 'copyBufferToBuffer (host-timed)',
+    MiB: o.copyMib,
+    ms: tb.ms,
+    GBps: moved / (tb.ms * 1e-3) / 1e9,
+  });
   src.dispose();
   dst.dispose();
 
@@ -101,7 +111,10 @@ export async function benchMatmul(gpu: GpuContext, o: MatmulBenchOptions) {
     copy: copyRows,
     summary: {
       matmulTflops: best(matmulRows, 'tflops'),
-      gemvWeightGBps: best(gemvRows.filter((r) => r.rows === 1), 'weightGBps'),
+      gemvWeightGBps: best(
+        gemvRows.filter((r) => r.rows === 1),
+        'weightGBps',
+      ),
       copyGBps: best(copyRows, 'GBps'),
     },
   };

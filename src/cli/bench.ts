@@ -6,9 +6,7 @@
 import type { Command } from 'commander';
 import { registerMatmulBench } from '../bench/matmul.js';
 
-
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('GPU and pipeline benchmarks (tables, or --json)');
   registerMatmulBench(bench);
-
 }

@@ -13,7 +13,10 @@ export interface GpuFlagOptions {
 export function gpuFlags(cmd: Command): Command {
   return cmd
     .option('--unsafe-apis', "enable Dawn's allow_unsafe_apis (experimental features such as subgroup matrices)")
-    .option('--disable-robustness', "enable Dawn's disable_robustness (no bounds clamping: faster, unsafe on bad input)")
+    .option(
+      '--disable-robustness',
+      "enable Dawn's disable_robustness (no bounds clamping: faster, unsafe on bad input)",
+    )
     .option('--power-preference <p>', 'adapter choice: high-performance | low-power', 'high-performance');
 }
 

@@ -78,8 +78,8 @@ export class BufferPool {
         b.destroy();
         continue;
       }
-      let list = this.free.get(b.size);
-      if (!list) this.free.set(b.size, (list = []));
+      const list = this.free.get(b.size) ?? [];
+      if (!list.length) this.free.set(b.size, list);
       list.push(b);
       this.stats_.free++;
       this.stats_.freeBytes += b.size;

@@ -225,7 +225,7 @@ export class GpuContext implements Device {
     const k = this.pipelines.get(args.kernel);
     const entries: GPUBindGroupEntry[] = [];
     if (args.params) entries.push({ binding: 0, resource: this.uniformSlot(args.params) });
-    args.tensors.forEach((t, i) => entries.push({ binding: i + 1, resource: this.binding(t) }));
+    for (const [i, t] of args.tensors.entries()) entries.push({ binding: i + 1, resource: this.binding(t) });
     const bindGroup = this.device.createBindGroup({ layout: k.layout, entries, label: k.name });
     const pass = this.ensurePass();
     pass.setPipeline(k.pipeline);

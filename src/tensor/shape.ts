@@ -35,7 +35,8 @@ export function inferShape(target: Shape, total: number): number[] {
   const neg = out.indexOf(-1);
   if (neg >= 0) {
     const rest = numel(out.filter((_, i) => i !== neg));
-    if (rest === 0 || total % rest !== 0) throw new ShapeError(`cannot reshape ${total} elements to ${formatShape(target)}`);
+    if (rest === 0 || total % rest !== 0)
+      throw new ShapeError(`cannot reshape ${total} elements to ${formatShape(target)}`);
     out[neg] = total / rest;
   }
   if (numel(out) !== total) throw new ShapeError(`cannot reshape ${total} elements to ${formatShape(target)}`);

@@ -56,7 +56,10 @@ export function copyInto(src: Tensor, dst: Tensor, opts: { workgroups?: number }
   const gpu = asGpu(src.device);
   if (!gpu) {
     const s = contiguous(src);
-    (dst.storage as CpuStorage).data.set((s.storage as CpuStorage).data.subarray(s.offset, s.offset + s.numel), dst.offset);
+    (dst.storage as CpuStorage).data.set(
+      (s.storage as CpuStorage).data.subarray(s.offset, s.offset + s.numel),
+      dst.offset,
+    );
     s.dispose();
     return;
   }

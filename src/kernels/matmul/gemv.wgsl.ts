@@ -30,7 +30,9 @@ export function gemvWgsl(v: GemvVariant): string {
   L.push(`struct Params { N: u32, K: u32, _p0: u32, _p1: u32 };`);
   L.push(`@group(0) @binding(0) var<uniform> p: Params;`);
   L.push(`@group(0) @binding(1) var<storage, read> X: array<${v.vec ? 'vec4<f32>' : 'f32'}>;`);
-  L.push(`@group(0) @binding(2) var<storage, read> W: array<${v.vec ? (bf16 ? 'vec4<u32>' : 'vec4<f32>') : bf16 ? 'u32' : 'f32'}>;`);
+  L.push(
+    `@group(0) @binding(2) var<storage, read> W: array<${v.vec ? (bf16 ? 'vec4<u32>' : 'vec4<f32>') : bf16 ? 'u32' : 'f32'}>;`,
+  );
   L.push(`@group(0) @binding(3) var<storage, read_write> Y: array<f32>;`);
   L.push(`var<workgroup> red: array<f32, ${WG * M}>;`);
   if (bf16) {

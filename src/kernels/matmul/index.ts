@@ -80,7 +80,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       return cpu.fromHost(matmulReference(hostF32(A.t), hostF32(B.t), dims), outShape);
     }
     if (opts.out && (opts.out.numel !== batch * M * N || opts.out.dtype !== 'f32')) {
-      throw new ShapeError(`matmul: out ${formatShape(opts.out.shape)} does not hold the result ${formatShape(outShape)}`);
+      throw new ShapeError(
+        `matmul: out ${formatShape(opts.out.shape)} does not hold the result ${formatShape(outShape)}`,
+      );
     }
     const out = opts.out ? opts.out.alias() : gpu.empty(outShape, 'f32');
     const rowsTotal = batch * M;

@@ -61,7 +61,9 @@ export function tiledWgsl(v: TiledVariant): string {
   L(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, _p0: u32, _p1: u32 };`);
   L(`@group(0) @binding(0) var<uniform> p: Params;`);
   L(`@group(0) @binding(1) var<storage, read> A: array<${v.aligned ? 'vec4<f32>' : 'f32'}>;`);
-  L(`@group(0) @binding(2) var<storage, read> B: array<${bf16 ? (v.aligned ? 'vec4<u32>' : 'u32') : v.aligned ? 'vec4<f32>' : 'f32'}>;`);
+  L(
+    `@group(0) @binding(2) var<storage, read> B: array<${bf16 ? (v.aligned ? 'vec4<u32>' : 'u32') : v.aligned ? 'vec4<f32>' : 'f32'}>;`,
+  );
   L(`@group(0) @binding(3) var<storage, read_write> C: array<f32>;`);
   L(`var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;`);
   L(`var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;`);
@@ -95,7 +97,8 @@ export function tiledWgsl(v: TiledVariant): string {
         // A [M, K]: vec4 along k; tile has BM rows of BK/4 vec4s; stored transposed into As[k][m].
         L(`  let aM${j} = (lid + ${j * WG}u) / ${BK / 4}u; let aK${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`);
         loadA.push(`ra${j} = A[(aBase + (row0 + aM${j}) * p.K + k0 + aK${j}) / 4u];`);
-        for (let c = 0; c < 4; c++) storeA.push(`As[((aK${j} + ${c}u) * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j}[${c}];`);
+        for (let c = 0; c < 4; c++)
+          storeA.push(`As[((aK${j} + ${c}u) * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j}[${c}];`);
       } else {
         // A stored [K, M]: vec4 along m goes straight into As[k][m..m+3].
         L(`  let aK${j} = (lid + ${j * WG}u) / ${BM / 4}u; let aM${j} = ((lid + ${j * WG}u) % ${BM / 4}u) * 4u;`);
@@ -110,15 +113,23 @@ export function tiledWgsl(v: TiledVariant): string {
       regsB.push(`rb${j}`);
       if (!v.transB) {
         // B [K, N]: along n.
-        L(`  let bK${j} = (lid + ${j * WG}u) / ${BN / per}u; let bN${j} = ((lid + ${j * WG}u) % ${BN / per}u) * ${per}u;`);
+        L(
+          `  let bK${j} = (lid + ${j * WG}u) / ${BN / per}u; let bN${j} = ((lid + ${j * WG}u) % ${BN / per}u) * ${per}u;`,
+        );
         loadB.push(`rb${j} = B[(bBase + (k0 + bK${j}) * p.N + col0 + bN${j}) / ${per}u];`);
         if (bf16) {
-          storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u] = vec4<f32>(lo(rb${j}.x), hi(rb${j}.x), lo(rb${j}.y), hi(rb${j}.y));`);
-          storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u + 1u] = vec4<f32>(lo(rb${j}.z), hi(rb${j}.z), lo(rb${j}.w), hi(rb${j}.w));`);
+          storeB.push(
+            `Bs[(bK${j} * ${BN}u + bN${j}) / 4u] = vec4<f32>(lo(rb${j}.x), hi(rb${j}.x), lo(rb${j}.y), hi(rb${j}.y));`,
+          );
+          storeB.push(
+            `Bs[(bK${j} * ${BN}u + bN${j}) / 4u + 1u] = vec4<f32>(lo(rb${j}.z), hi(rb${j}.z), lo(rb${j}.w), hi(rb${j}.w));`,
+          );
         } else storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u] = rb${j};`);
       } else {
         // B stored [N, K] (weights as checkpoints keep them): along k, scattered into Bs[k][n].
-        L(`  let bN${j} = (lid + ${j * WG}u) / ${BK / per}u; let bK${j} = ((lid + ${j * WG}u) % ${BK / per}u) * ${per}u;`);
+        L(
+          `  let bN${j} = (lid + ${j * WG}u) / ${BK / per}u; let bK${j} = ((lid + ${j * WG}u) % ${BK / per}u) * ${per}u;`,
+        );
         loadB.push(`rb${j} = B[(bBase + (col0 + bN${j}) * p.K + k0 + bK${j}) / ${per}u];`);
         for (let c = 0; c < per; c++) {
           const val = bf16 ? `${c % 2 ? 'hi' : 'lo'}(rb${j}[${c >> 1}])` : `rb${j}[${c}]`;
@@ -134,14 +145,18 @@ export function tiledWgsl(v: TiledVariant): string {
       regsA.push(`ra${j}`);
       L(`  let aM${j} = (lid + ${j * WG}u) / ${BK}u; let aK${j} = (lid + ${j * WG}u) % ${BK}u;`);
       const idx = v.transA ? `(k0 + aK${j}) * p.M + row0 + aM${j}` : `(row0 + aM${j}) * p.K + k0 + aK${j}`;
-      loadA.push(`if (row0 + aM${j} < p.M && k0 + aK${j} < p.K) { ra${j} = A[aBase + ${idx}]; } else { ra${j} = 0.0; }`);
+      loadA.push(
+        `if (row0 + aM${j} < p.M && k0 + aK${j} < p.K) { ra${j} = A[aBase + ${idx}]; } else { ra${j} = 0.0; }`,
+      );
       storeA.push(`As[(aK${j} * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j};`);
     }
     for (let j = 0; j < bPer; j++) {
       regsB.push(`rb${j}`);
       L(`  let bK${j} = (lid + ${j * WG}u) / ${BN}u; let bN${j} = (lid + ${j * WG}u) % ${BN}u;`);
       const idx = v.transB ? `(col0 + bN${j}) * p.K + k0 + bK${j}` : `(k0 + bK${j}) * p.N + col0 + bN${j}`;
-      loadB.push(`if (col0 + bN${j} < p.N && k0 + bK${j} < p.K) { rb${j} = bAt(bBase + ${idx}); } else { rb${j} = 0.0; }`);
+      loadB.push(
+        `if (col0 + bN${j} < p.N && k0 + bK${j} < p.K) { rb${j} = bAt(bBase + ${idx}); } else { rb${j} = 0.0; }`,
+      );
       storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u][bN${j} % 4u] = rb${j};`);
     }
     for (const r of [...regsA, ...regsB]) L(`  var ${r}: f32;`);
@@ -162,7 +177,8 @@ export function tiledWgsl(v: TiledVariant): string {
   for (let h = 0; h < GN; h++) L(`      let b${h} = Bs[(kk * ${BN}u + ${h * 4 * TX}u + tx * 4u) / 4u];`);
   for (let g = 0; g < GM; g++)
     for (let r = 0; r < 4; r++)
-      for (let h = 0; h < GN; h++) L(`      acc_${g * 4 + r}_${h} = fma(vec4<f32>(a${g}[${r}]), b${h}, acc_${g * 4 + r}_${h});`);
+      for (let h = 0; h < GN; h++)
+        L(`      acc_${g * 4 + r}_${h} = fma(vec4<f32>(a${g}[${r}]), b${h}, acc_${g * 4 + r}_${h});`);
   L(`    }`);
   L(`    workgroupBarrier();`);
   L(`    if (kNext >= p.K) { break; }`);
@@ -180,7 +196,8 @@ export function tiledWgsl(v: TiledVariant): string {
           for (let c = 0; c < 4; c++) L(`    C[cBase + row * p.N + col + ${c}u] = ${acc}[${c}];`);
         } else {
           L(`    if (row < p.M) {`);
-          for (let c = 0; c < 4; c++) L(`      if (col + ${c}u < p.N) { C[cBase + row * p.N + col + ${c}u] = ${acc}[${c}]; }`);
+          for (let c = 0; c < 4; c++)
+            L(`      if (col + ${c}u < p.N) { C[cBase + row * p.N + col + ${c}u] = ${acc}[${c}]; }`);
           L(`    }`);
         }
         L(`  }`);

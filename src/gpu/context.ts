@@ -122,6 +122,13 @@ export class GpuContext implements Device {
     return new Tensor(this, new GpuStorage(dtype, n, buffer, this), shape);
   }
 
+  zeros(shape: Shape, dtype: DType = 'f32'): Tensor {
+    const t = this.empty(shape, dtype);
+    const enc = this.endPass();
+    enc.clearBuffer(this.bufferOf(t), 0, storageBytes(dtype, t.numel));
+    return t;
+  }
+
   fromHost(data: HostArray, shape: Shape, dtype: DType = 'f32'): Tensor {
     const n = numel(shape);
     if (data.length !== n) throw new Error(`fromHost: ${data.length} values for shape [${shape.join(', ')}] (${n})`);

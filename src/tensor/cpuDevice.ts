@@ -15,6 +15,16 @@ export class CpuDevice implements Device {
     return new Tensor(this, new CpuStorage(dtype, hostArrayFor(dtype, numel(shape))), shape);
   }
 
+  zeros(shape: Shape, dtype: DType = 'f32'): Tensor {
+    return this.empty(shape, dtype);
+  }
+
+  write(t: Tensor, data: HostArray): void {
+    if (!t.isContiguous) throw new Error('write() needs a contiguous tensor');
+    if (data.length !== t.numel) throw new Error(`write: ${data.length} values into ${t}`);
+    (t.storage as CpuStorage).data.set(data as ArrayLike<number>, t.offset);
+  }
+
   fromHost(data: HostArray, shape: Shape, dtype: DType = 'f32'): Tensor {
     const n = numel(shape);
     if (data.length !== n) throw new Error(`fromHost: ${data.length} values for shape [${shape.join(', ')}] (${n})`);

@@ -13,6 +13,10 @@ export interface Device {
   readonly backend: BackendName;
   /** A new uninitialised tensor. */
   empty(shape: Shape, dtype?: DType): Tensor;
+  /** A new tensor of zeros (made on the device: large caches never pass through host memory). */
+  zeros(shape: Shape, dtype?: DType): Tensor;
+  /** Overwrite a contiguous tensor's elements from host data (ordered before later work). */
+  write(t: Tensor, data: HostArray): void;
   /** A new tensor holding a copy of host data (the array's type must match the dtype: bf16 as raw Uint16). */
   fromHost(data: HostArray, shape: Shape, dtype?: DType): Tensor;
   /** The tensor's elements, contiguous, in its own dtype (bf16 as raw Uint16 bits). */

@@ -1,0 +1,139 @@
+/**
+ * The hybrid cache of a batch of sequences: what Kimi Linear keeps between decode steps.
+ *  - KDA layers: per sequence slot a recurrent state [H, d_k, d_v] f32 and the conv tail (the last W-1
+ *    inputs of the q, k and v short convolutions): constant size, whatever the length.
+ *  - MLA layers: the compressed latent (kv_lora_rank + qk_rope_head_dim values per token), paged, so
+ *    memory grows with the tokens actually held. One page table serves every MLA layer (all layers
+ *    hold the same positions), each layer with its own pool.
+ * Sequences occupy fixed slots (as web-rwkv's state slots): a slot is a row of every KDA state tensor
+ * and of the page table; finishing a sequence frees its slot and pages for the next request.
+ */
+import type { DType } from '../tensor/dtype.js';
+import { storageBytes } from '../tensor/dtype.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
+import { PagePool } from './pagePool.js';
+
+export interface HybridCacheSpec {
+  kdaLayers: number;
+  mlaLayers: number;
+  /** KDA heads and head size (d_k = d_v). */
+  kdaHeads: number;
+  kdaHeadDim: number;
+  /** Short-convolution width W. */
+  convSize: number;
+  /** kv_lora_rank + qk_rope_head_dim. */
+  latentDim: number;
+  maxSequences: number;
+  /** Tokens per page. */
+  pageSize: number;
+  /** Pages per MLA layer pool (the total latent capacity is numPages * pageSize tokens). */
+  numPages: number;
+  /** The longest sequence a slot may reach (sizes the page table). */
+  maxLength: number;
+  cacheDtype: Extract<DType, 'f32' | 'bf16'>;
+}
+
+export interface CacheMemory {
+  kdaStateBytes: number;
+  convTailBytes: number;
+  mlaPoolBytes: number;
+  totalBytes: number;
+}
+
+export class HybridCache {
+  readonly kdaState: Tensor[] = [];
+  readonly convTail: Tensor[] = [];
+  readonly mlaPool: Tensor[] = [];
+  /** [maxSequences, maxPagesPerSeq] i32 on the device; mirrored on the host. */
+  readonly pageTable: Tensor;
+  private readonly table: Int32Array;
+  readonly maxPagesPerSeq: number;
+  private readonly pages: PagePool;
+  private readonly lengths: Int32Array;
+  private readonly seqPages: number[][];
+  private readonly freeSlots: number[];
+
+  constructor(
+    readonly device: Device,
+    readonly spec: HybridCacheSpec,
+  ) {
+    const { kdaHeads: H, kdaHeadDim: d, convSize: W, maxSequences: S } = spec;
+    for (let l = 0; l < spec.kdaLayers; l++) {
+      this.kdaState.push(device.zeros([S, H, d, d]));
+      this.convTail.push(device.zeros([S, Math.max(W - 1, 0), 3 * H * d]));
+    }
+    for (let l = 0; l < spec.mlaLayers; l++) {
+      this.mlaPool.push(device.zeros([spec.numPages, spec.pageSize, spec.latentDim], spec.cacheDtype));
+    }
+    this.maxPagesPerSeq = Math.max(1, Math.ceil(spec.maxLength / spec.pageSize));
+    this.table = new Int32Array(S * this.maxPagesPerSeq);
+    this.pageTable = device.fromHost(this.table, [S, this.maxPagesPerSeq], 'i32');
+    this.pages = new PagePool(spec.numPages);
+    this.lengths = new Int32Array(S);
+    this.seqPages = Array.from({ length: S }, () => []);
+    this.freeSlots = Array.from({ length: S }, (_, i) => S - 1 - i);
+  }
+
+  /** Claim a slot for a new sequence (its KDA state must be zeroed by the caller's first prefill). */
+  open(): number {
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) throw new Error(`all ${this.spec.maxSequences} sequence slots are in use`);
+    this.lengths[slot] = 0;
+    return slot;
+  }
+
+  close(slot: number): void {
+    this.pages.release(this.seqPages[slot]);
+    this.seqPages[slot] = [];
+    this.lengths[slot] = 0;
+    this.freeSlots.push(slot);
+  }
+
+  length(slot: number): number {
+    return this.lengths[slot];
+  }
+
+  /**
+   * Make room for `extra` more tokens in a slot: allocates pages and updates the page table (an upload
+   * of one row, queued before the next kernels). Returns the positions the new tokens will occupy.
+   */
+  reserve(slot: number, extra: number): { start: number; end: number } {
+    const start = this.lengths[slot];
+    const end = start + extra;
+    if (end > this.spec.maxLength) {
+      throw new Error(
+        `sequence in slot ${slot} would reach ${end} tokens, past the cache's maxLength ${this.spec.maxLength}`,
+      );
+    }
+    const need = Math.ceil(end / this.spec.pageSize) - this.seqPages[slot].length;
+    if (need > 0 && this.spec.mlaLayers > 0) {
+      const got = this.pages.alloc(need);
+      const first = this.seqPages[slot].length;
+      this.seqPages[slot].push(...got);
+      const row = this.table.subarray(slot * this.maxPagesPerSeq, (slot + 1) * this.maxPagesPerSeq);
+      row.set(got, first);
+      this.uploadTableRow(slot);
+    }
+    this.lengths[slot] = end;
+    return { start, end };
+  }
+
+  private uploadTableRow(slot: number): void {
+    const row = this.pageTable.narrow(0, slot, 1);
+    this.device.write(row, this.table.subarray(slot * this.maxPagesPerSeq, (slot + 1) * this.maxPagesPerSeq));
+    row.dispose();
+  }
+
+  memory(): CacheMemory {
+    const s = this.spec;
+    const kdaStateBytes = s.kdaLayers * s.maxSequences * s.kdaHeads * s.kdaHeadDim * s.kdaHeadDim * 4;
+    const convTailBytes =
+      s.kdaLayers * s.maxSequences * Math.max(s.convSize - 1, 0) * 3 * s.kdaHeads * s.kdaHeadDim * 4;
+    const mlaPoolBytes = s.mlaLayers * storageBytes(s.cacheDtype, s.numPages * s.pageSize * s.latentDim);
+    return { kdaStateBytes, convTailBytes, mlaPoolBytes, totalBytes: kdaStateBytes + convTailBytes + mlaPoolBytes };
+  }
+
+  dispose(): void {
+    for (const t of [...this.kdaState, ...this.convTail, ...this.mlaPool, this.pageTable]) t.dispose();
+  }
+}

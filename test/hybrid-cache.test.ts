@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { HybridCache } from '../src/model/hybridCache.js';
+import { PagePool } from '../src/model/pagePool.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { gpuContext, hasGpu } from './helpers.js';
+
+describe('PagePool', () => {
+  it('hands out and takes back pages, and says how many are left when it runs out', () => {
+    const p = new PagePool(4);
+    expect(p.alloc(3)).toEqual([0, 1, 2]);
+    expect(() => p.alloc(2)).toThrow(/2 pages wanted, 1 of 4 free/);
+    p.release([1]);
+    expect(p.alloc(2).sort()).toEqual([1, 3]);
+  });
+});
+
+const spec = {
+  kdaLayers: 3,
+  mlaLayers: 1,
+  kdaHeads: 2,
+  kdaHeadDim: 4,
+  convSize: 4,
+  latentDim: 6,
+  maxSequences: 3,
+  pageSize: 4,
+  numPages: 5,
+  maxLength: 12,
+  cacheDtype: 'bf16' as const,
+};
+
+describe('HybridCache', () => {
+  it('grows sequences page by page through one page table and frees them on close', async () => {
+    const c = new HybridCache(cpu, spec);
+    const a = c.open();
+    const b = c.open();
+    expect(c.reserve(a, 5)).toEqual({ start: 0, end: 5 });
+    expect(c.reserve(b, 3)).toEqual({ start: 0, end: 3 });
+    expect(c.reserve(a, 4)).toEqual({ start: 5, end: 9 });
+    const table = (await c.pageTable.read()) as Int32Array;
+    const row = (s: number) => Array.from(table.subarray(s * c.maxPagesPerSeq, s * c.maxPagesPerSeq + 3));
+    expect(row(a)).toEqual([0, 1, 3]);
+    expect(row(b).slice(0, 1)).toEqual([2]);
+    expect(() => c.reserve(a, 4)).toThrow(/past the cache's maxLength 12/);
+    c.close(a);
+    const d = c.open();
+    c.reserve(d, 12);
+    expect(c.length(d)).toBe(12);
+  });
+
+  it('reports memory: constant KDA state, paged MLA latents', () => {
+    const c = new HybridCache(cpu, spec);
+    const m = c.memory();
+    expect(m.kdaStateBytes).toBe(3 * 3 * 2 * 4 * 4 * 4);
+    expect(m.convTailBytes).toBe(3 * 3 * 3 * 3 * 2 * 4 * 4);
+    expect(m.mlaPoolBytes).toBe(1 * 5 * 4 * 6 * 2);
+  });
+
+  it.skipIf(!hasGpu)('lives on the GPU with zeroed state', async () => {
+    const gpu = (await gpuContext())!;
+    const c = new HybridCache(gpu, spec);
+    expect(Array.from(await c.kdaState[0].read()).every((x) => x === 0)).toBe(true);
+    const s = c.open();
+    c.reserve(s, 6);
+    const table = (await c.pageTable.read()) as Int32Array;
+    expect(Array.from(table.subarray(s * c.maxPagesPerSeq, s * c.maxPagesPerSeq + 2))).toEqual([0, 1]);
+    c.dispose();
+  });
+});

@@ -80,7 +80,7 @@ describe.skipIf(!hasGpu)('matmul on WebGPU vs reference', () => {
   });
 
   for (const rows of [1, 3, 8]) {
-    for (const K of [64, 72, 1000, 1001]) {
+    for (const K of [64, 72, 1000, 1001, 1008]) {
       it(`GEMV path (linear) rows=${rows} K=${K} N=65 for f32 and bf16 weights`, async () => {
         const gpu = (await gpuContext())!;
         const rng = new Rng(rows * 100 + K);

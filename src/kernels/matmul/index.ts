@@ -12,6 +12,7 @@ import { formatShape, ShapeError } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, grid1d, hostF32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
+import { GEMVB_LANES, gemvBatchedKey, gemvBatchedWgsl } from './gemvBatched.wgsl.js';
 import { GEMV_MAX_M, GEMV_ROWS_PER_WG, gemvKey, gemvWgsl } from './gemv.wgsl.js';
 import { type MatmulDims, matmulReference } from './reference.js';
 import { DEFAULT_TILE, SMALL_TILE, type TileConfig, tiledKey, tiledWgsl, tiledWorkgroupSize } from './tiled.wgsl.js';
@@ -92,7 +93,18 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       if (!(dims.batchStrideB === 0 && dims.transB && !dims.transA && rowsTotal <= GEMV_MAX_M)) {
         throw new Error('matmul: the GEMV kernel needs <= 8 rows of untransposed A against a shared [N, K] weight');
       }
-      const v = { M: rowsTotal, wDtype: b.dtype as 'f32' | 'bf16', vec: K % 8 === 0 };
+      const wDtype = b.dtype as 'f32' | 'bf16';
+      if (rowsTotal > 1 && K % 16 === 0) {
+        const vb = { M: rowsTotal, wDtype };
+        gpu.dispatch({
+          kernel: { name: 'gemv_batched', key: gemvBatchedKey(vb), code: () => gemvBatchedWgsl(vb) },
+          tensors: [A.t, B.t, out],
+          params: new Params().u32(N, K, 0, 0),
+          workgroups: grid1d(N, GEMVB_LANES),
+        });
+        return out;
+      }
+      const v = { M: rowsTotal, wDtype, vec: K % 8 === 0 };
       gpu.dispatch({
         kernel: { name: 'gemv', key: gemvKey(v), code: () => gemvWgsl(v) },
         tensors: [A.t, B.t, out],

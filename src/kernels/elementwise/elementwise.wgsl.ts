@@ -1,0 +1,70 @@
+/**
+ * One generic elementwise kernel, parametrised by a WGSL expression in the operands `a`, `b`, `c`, `d`
+ * (f32 values) and the uniform scalar `s`. Each operand is f32 or bf16 and either full-size or a
+ * trailing-dims operand read at `i % size` (broadcast over leading dims). The output is f32.
+ * The prelude defines silu / sigmoid / softplus / log1p so fused expressions can use them.
+ */
+import { linearGroup } from '../common.js';
+import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
+
+export const ELEMENTWISE_WG = 256;
+export const OPERAND_NAMES = ['a', 'b', 'c', 'd'] as const;
+
+export interface ElementwiseVariant {
+  expr: string;
+  dtypes: readonly FloatDType[];
+  /** Per operand: true when it is smaller than the output and repeats (read at i % size). */
+  broadcast: readonly boolean[];
+}
+
+export function elementwiseKey(v: ElementwiseVariant): string {
+  const ops = v.dtypes.map((d, k) => `${d}${v.broadcast[k] ? 'r' : ''}`).join(',');
+  return `elementwise|${ops}|${v.expr}`;
+}
+
+export const WGSL_MATH = /* wgsl */ `
+// sigmoid without overflow: e = exp(-|x|) is in (0, 1].
+fn sigmoid(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+fn silu(x: f32) -> f32 { return x * sigmoid(x); }
+// log(1 + y) for y >= 0 without losing small y to rounding of 1 + y: the error of u = 1 + y cancels
+// in log(u) * y / (u - 1) (Goldberg's trick).
+fn log1p(y: f32) -> f32 {
+  let u = 1.0 + y;
+  if (u == 1.0) { return y; }
+  return log(u) * y / (u - 1.0);
+}
+fn softplus(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  return log1p(exp(x));
+}
+`;
+
+export function elementwiseWgsl(v: ElementwiseVariant): string {
+  const n = v.dtypes.length;
+  const names = OPERAND_NAMES.slice(0, n);
+  const sizes = OPERAND_NAMES.map((x) => `n_${x}: u32`).join(', ');
+  const bindings = names
+    .map((x, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${x}: array<${storageElem(v.dtypes[k])}>;`)
+    .join('\n');
+  const loads = names.map((x, k) => loadFn(`load_${x}`, `in_${x}`, v.dtypes[k])).join('\n');
+  const reads = names.map((x, k) => `  let ${x} = load_${x}(${v.broadcast[k] ? `i % p.n_${x}` : 'i'});`).join('\n');
+  return /* wgsl */ `
+struct Params { n: u32, s: f32, _p0: u32, _p1: u32, ${sizes} };
+@group(0) @binding(0) var<uniform> p: Params;
+${bindings}
+@group(0) @binding(${n + 1}) var<storage, read_write> out: array<f32>;
+${WGSL_MATH}
+${loads}
+@compute @workgroup_size(${ELEMENTWISE_WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = ${linearGroup} * ${ELEMENTWISE_WG}u + lid;
+  if (i >= p.n) { return; }
+  let s = p.s;
+${reads}
+  out[i] = ${v.expr};
+}`;
+}

@@ -1,0 +1,39 @@
+/**
+ * rmsnorm(x [..., D], weight [D], eps): w * x / sqrt(mean(x^2) + eps) per row, f32 out. The weight may
+ * be f32 or bf16 (as stored in checkpoints); x is f32.
+ */
+import { Params } from '../../gpu/params.js';
+import { cpu } from '../../tensor/cpuDevice.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32 } from '../common.js';
+import { contiguous } from '../copy/index.js';
+import { type FloatDType, rowsOf } from '../wgslLib.js';
+import { rmsnormReference } from './reference.js';
+import { type NormVariant, normKey, normWgsl } from './rmsnorm.wgsl.js';
+
+export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  const device = deviceOf('rmsnorm', x, weight);
+  expectDType('rmsnorm', 'x', x, ['f32']);
+  expectDType('rmsnorm', 'weight', weight, ['f32', 'bf16']);
+  if (x.rank < 1) throw new Error('rmsnorm: x is a scalar, expected [..., D]');
+  const { rows, D } = rowsOf(x.shape);
+  expectShape('rmsnorm', 'weight', weight, [D]);
+  if (!(eps >= 0)) throw new Error(`rmsnorm: eps ${eps}, expected a number >= 0`);
+  const gpu = asGpu(device);
+  if (!gpu) return cpu.fromHost(rmsnormReference(hostF32(x), hostF32(weight), rows, D, eps), x.shape);
+  const xc = contiguous(x);
+  const wc = contiguous(weight);
+  const out = gpu.empty(x.shape);
+  const v: NormVariant = { kind: 'rms', wDtype: weight.dtype as FloatDType };
+  if (rows > 0 && D > 0) {
+    gpu.dispatch({
+      kernel: { name: 'rmsnorm', key: normKey(v), code: () => normWgsl(v) },
+      tensors: [xc, wc, out],
+      params: new Params().u32(rows, D).f32(eps).u32(0),
+      workgroups: grid1d(rows, 1),
+    });
+  }
+  xc.dispose();
+  wc.dispose();
+  return out;
+}

@@ -1,0 +1,54 @@
+/**
+ * Row normalisation, one workgroup per row: 256 threads stride over the row (coalesced) summing x^2,
+ * a tree reduction in workgroup memory gives the row's sum to every thread, then each thread scales
+ * its elements. `rms` divides by sqrt(mean + eps) and multiplies by a weight [D] (f32 or bf16);
+ * `l2` divides by sqrt(sum + eps) with no weight.
+ */
+import { linearGroup } from '../common.js';
+import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+
+export const NORM_WG = 256;
+
+export interface NormVariant {
+  kind: 'rms' | 'l2';
+  /** The weight's dtype (rms only). */
+  wDtype?: FloatDType;
+}
+
+export function normKey(v: NormVariant): string {
+  return `rownorm_${v.kind}_${v.wDtype ?? 'none'}`;
+}
+
+export function normWgsl(v: NormVariant): string {
+  const rms = v.kind === 'rms';
+  const wDtype = v.wDtype ?? 'f32';
+  return /* wgsl */ `
+struct Params { rows: u32, D: u32, eps: f32, _p: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+${
+  rms
+    ? `@group(0) @binding(2) var<storage, read> w: array<${storageElem(wDtype)}>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${loadFn('weight', 'w', wDtype)}`
+    : '@group(0) @binding(2) var<storage, read_write> out: array<f32>;'
+}
+${workgroupReduce('red', NORM_WG, 'f32', 'a + b')}
+@compute @workgroup_size(${NORM_WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = ${linearGroup};
+  if (row >= p.rows) { return; }
+  let base = row * p.D;
+  var ss = 0.0;
+  for (var i = lid; i < p.D; i += ${NORM_WG}u) {
+    let v = x[base + i];
+    ss += v * v;
+  }
+  let total = redReduce(lid, ss);
+  let inv = 1.0 / sqrt(${rms ? 'total / f32(p.D)' : 'total'} + p.eps);
+  for (var i = lid; i < p.D; i += ${NORM_WG}u) {
+    out[base + i] = ${rms ? 'weight(i) * ' : ''}(x[base + i] * inv);
+  }
+}`;
+}

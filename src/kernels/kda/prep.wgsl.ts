@@ -1,0 +1,174 @@
+/**
+ * The layer-level transforms on the GPU, for the chunked and backward paths (the recurrent kernel fuses
+ * them itself):
+ *  - prep: one workgroup of 64 per (token, head) row: l2norm of q and k (tree reduction of the squares),
+ *    the gate g = -exp(A_log) softplus(g_raw + dt_bias) and beta = sigmoid(beta_raw).
+ *  - prep backward: per row, the l2norm chain rule dx = r (dy - y (y . dy)), dg_raw = dg * -exp(A_log)
+ *    sigmoid(z), dbeta_raw = dbeta * s(1 - s).
+ *  - param reduce: one workgroup per head sums dg_raw over tokens into ddt_bias and dg * g into dA_log.
+ */
+import { PREP_FNS } from './recurrent.wgsl.js';
+
+export const PREP_WG = 64;
+
+const reduce2 = /* wgsl */ `
+var<workgroup> ra: array<f32, ${PREP_WG}>;
+var<workgroup> rb: array<f32, ${PREP_WG}>;
+fn reduce2(lid: u32, a: f32, b: f32) -> vec2<f32> {
+  ra[lid] = a;
+  rb[lid] = b;
+  workgroupBarrier();
+  for (var s = ${PREP_WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { ra[lid] += ra[lid + s]; rb[lid] += rb[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = vec2<f32>(ra[0], rb[0]);
+  workgroupBarrier();
+  return r;
+}`;
+
+export function prepWgsl(K: number, GK: number): string {
+  return /* wgsl */ `
+struct Params { H: u32, rows: u32, _a: u32, _b: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> g: array<f32>;
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
+@group(0) @binding(5) var<storage, read> A_log: array<f32>;
+@group(0) @binding(6) var<storage, read> dt_bias: array<f32>;
+@group(0) @binding(7) var<storage, read_write> qo: array<f32>;
+@group(0) @binding(8) var<storage, read_write> ko: array<f32>;
+@group(0) @binding(9) var<storage, read_write> go: array<f32>;
+@group(0) @binding(10) var<storage, read_write> bo: array<f32>;
+${PREP_FNS}
+${reduce2}
+@compute @workgroup_size(${PREP_WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let h = row % p.H;
+  var sq = 0.0;
+  var sk = 0.0;
+  for (var i = lid; i < ${K}u; i += ${PREP_WG}u) {
+    sq += q[row * ${K}u + i] * q[row * ${K}u + i];
+    sk += k[row * ${K}u + i] * k[row * ${K}u + i];
+  }
+  let s = reduce2(lid, sq, sk);
+  let rq = inverseSqrt(s.x + 1e-6);
+  let rk = inverseSqrt(s.y + 1e-6);
+  for (var i = lid; i < ${K}u; i += ${PREP_WG}u) {
+    qo[row * ${K}u + i] = q[row * ${K}u + i] * rq;
+    ko[row * ${K}u + i] = k[row * ${K}u + i] * rk;
+  }
+  let a = -exp(A_log[h]);
+  for (var i = lid; i < ${GK}u; i += ${PREP_WG}u) {
+    go[row * ${GK}u + i] = a * softplusF(g[row * ${GK}u + i] + dt_bias[h * ${GK}u + i]);
+  }
+  if (lid == 0u) { bo[row] = sigmoidF(beta[row]); }
+}`;
+}
+
+export function prepBackwardWgsl(K: number, GK: number): string {
+  return /* wgsl */ `
+struct Params { H: u32, rows: u32, _a: u32, _b: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> g: array<f32>;
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
+@group(0) @binding(5) var<storage, read> A_log: array<f32>;
+@group(0) @binding(6) var<storage, read> dt_bias: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dg: array<f32>;
+@group(0) @binding(10) var<storage, read_write> db: array<f32>;
+${PREP_FNS}
+${reduce2}
+@compute @workgroup_size(${PREP_WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let h = row % p.H;
+  let o = row * ${K}u;
+  var sq = 0.0;
+  var sk = 0.0;
+  for (var i = lid; i < ${K}u; i += ${PREP_WG}u) { sq += q[o + i] * q[o + i]; sk += k[o + i] * k[o + i]; }
+  let s = reduce2(lid, sq, sk);
+  let rq = inverseSqrt(s.x + 1e-6);
+  let rk = inverseSqrt(s.y + 1e-6);
+  // dq, dk hold the core gradients on entry (with respect to the unit vectors) and the raw ones on exit.
+  var pq = 0.0;
+  var pk = 0.0;
+  for (var i = lid; i < ${K}u; i += ${PREP_WG}u) { pq += q[o + i] * rq * dq[o + i]; pk += k[o + i] * rk * dk[o + i]; }
+  let d = reduce2(lid, pq, pk);
+  for (var i = lid; i < ${K}u; i += ${PREP_WG}u) {
+    dq[o + i] = rq * (dq[o + i] - q[o + i] * rq * d.x);
+    dk[o + i] = rk * (dk[o + i] - k[o + i] * rk * d.y);
+  }
+  let a = -exp(A_log[h]);
+  for (var i = lid; i < ${GK}u; i += ${PREP_WG}u) {
+    let z = g[row * ${GK}u + i] + dt_bias[h * ${GK}u + i];
+    dg[row * ${GK}u + i] = dg[row * ${GK}u + i] * a * sigmoidF(z);
+  }
+  if (lid == 0u) {
+    let sb = sigmoidF(beta[row]);
+    db[row] = db[row] * sb * (1.0 - sb);
+  }
+}`;
+}
+
+export const PARAM_WG = 256;
+
+/**
+ * Per head: ddt_bias[h, c] = sum_t dz[t, h, c] and dA_log[h] = sum_{t,c} dz * softplus(z) / sigmoid(z) ...
+ * computed directly as sum dg * g = sum dz * -exp(A_log) softplus(z) / (-exp(A_log) sigmoid(z)) would divide;
+ * instead dA_log = sum dz * softplus(z) / sigmoid(z) is avoided by reading the gate gradient before the
+ * chain rule (gradG, the core dg).
+ */
+export function paramReduceWgsl(GK: number): string {
+  if (PARAM_WG % GK !== 0) throw new Error(`kda: gate width ${GK} must divide ${PARAM_WG}`);
+  return /* wgsl */ `
+struct Params { H: u32, rows: u32, _a: u32, _b: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> gradG: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read> A_log: array<f32>;
+@group(0) @binding(4) var<storage, read> dt_bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dA: array<f32>;
+@group(0) @binding(6) var<storage, read_write> ddt: array<f32>;
+${PREP_FNS}
+var<workgroup> sd: array<f32, ${PARAM_WG}>;
+var<workgroup> sa: array<f32, ${PARAM_WG}>;
+@compute @workgroup_size(${PARAM_WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let h = wid.x;
+  let c = lid % ${GK}u;
+  let a = exp(A_log[h]);
+  let bias = dt_bias[h * ${GK}u + c];
+  var accD = 0.0;
+  var accA = 0.0;
+  for (var i = lid / ${GK}u; i < p.rows; i += ${PARAM_WG / GK}u) {
+    let idx = (i * p.H + h) * ${GK}u + c;
+    let z = g[idx] + bias;
+    let dgv = gradG[idx];
+    // g = -a softplus(z): d/dz = -a sigmoid(z), d/dA_log = g.
+    accD += dgv * -a * sigmoidF(z);
+    accA += dgv * -a * softplusF(z);
+  }
+  sd[lid] = accD;
+  sa[lid] = accA;
+  workgroupBarrier();
+  for (var s = ${PARAM_WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      sa[lid] += sa[lid + s];
+      if (s >= ${GK}u) { sd[lid] += sd[lid + s]; }
+    }
+    workgroupBarrier();
+  }
+  if (lid < ${GK}u) { ddt[h * ${GK}u + lid] = sd[lid]; }
+  if (lid == 0u) { dA[h] = sa[0]; }
+}`;
+}

@@ -1,0 +1,145 @@
+/**
+ * Fused recurrent KDA (decode and short prompts): token by token over a sequence, the state held in
+ * registers for the whole sequence, read once from its slot and written back once.
+ *
+ * Grid: (V / BV value tiles, H heads, N sequences). The recurrence never mixes value columns (u = v - S^T k
+ * and o = S^T q both reduce over K only), so a workgroup owns the slab S[:, tile of BV columns] with no
+ * communication between workgroups: at decode time the state of every (sequence, head) is streamed once
+ * in and once out by N*H*V/BV workgroups, which is what saturates HBM (the state is the only large
+ * operand). Thread (rg, c), c = lid % BV fastest so each state row segment is one coalesced access,
+ * holds rows r = rg + j*NRG (j < K/NRG) of column c. Per token: two reductions over K (k^T S for the
+ * delta-rule error, q^T S for the output), each a partial per thread plus a sum over the NRG row groups
+ * in workgroup memory; three barriers.
+ *
+ * Layer mode (decode from raw projections): l2norm of q and k, the gate -exp(A_log) softplus(g + dt_bias)
+ * and sigmoid(beta) are applied in the kernel on the token's vectors in workgroup memory.
+ * Gate width GK = K (per channel, KDA) or 1 (per head, Gated DeltaNet; broadcast over channels).
+ */
+export interface RecurrentVariant {
+  K: number;
+  V: number;
+  BV: number;
+  GK: number;
+  layer: boolean;
+}
+
+export function recurrentGeometry(K: number, BV: number): { WG: number; NRG: number; RPT: number } {
+  const WG = Math.min(256, K * BV);
+  const NRG = WG / BV;
+  if (!Number.isInteger(NRG) || K % NRG !== 0) {
+    throw new Error(`kda recurrent: K=${K}, BV=${BV} do not tile a workgroup of ${WG} (use powers of two)`);
+  }
+  return { WG, NRG, RPT: K / NRG };
+}
+
+export const recurrentKey = (v: RecurrentVariant) =>
+  `kda_rec_k${v.K}_v${v.V}_bv${v.BV}_gk${v.GK}_${v.layer ? 'layer' : 'core'}`;
+
+/** WGSL of the layer-level transforms, shared with the prep kernel. */
+export const PREP_FNS = /* wgsl */ `
+fn softplusF(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  if (x < -15.0) { return exp(x); }
+  return log(1.0 + exp(x));
+}
+fn sigmoidF(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+  let e = exp(x);
+  return e / (1.0 + e);
+}`;
+
+export function recurrentWgsl(v: RecurrentVariant): string {
+  const { K, V, BV, GK, layer } = v;
+  const { WG, NRG, RPT } = recurrentGeometry(K, BV);
+  const layerBindings = layer
+    ? `@group(0) @binding(10) var<storage, read> A_log: array<f32>;
+@group(0) @binding(11) var<storage, read> dt_bias: array<f32>;`
+    : '';
+  const gExpr = layer ? `-exp(A_log[h]) * softplusF(graw + dt_bias[h * ${GK}u + ${GK === 1 ? '0u' : 'i'}])` : 'graw';
+  return /* wgsl */ `
+struct Params { H: u32, _a: u32, scale: f32, _b: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> slots: array<i32>;
+@group(0) @binding(3) var<storage, read> q: array<f32>;
+@group(0) @binding(4) var<storage, read> k: array<f32>;
+@group(0) @binding(5) var<storage, read> vv: array<f32>;
+@group(0) @binding(6) var<storage, read> g: array<f32>;
+@group(0) @binding(7) var<storage, read> beta: array<f32>;
+@group(0) @binding(8) var<storage, read_write> state: array<f32>;
+@group(0) @binding(9) var<storage, read_write> o: array<f32>;
+${layerBindings}
+${PREP_FNS}
+
+var<workgroup> qs: array<f32, ${K}>;
+var<workgroup> ks: array<f32, ${K}>;
+var<workgroup> ga: array<f32, ${K}>;
+var<workgroup> vs: array<f32, ${BV}>;
+var<workgroup> red1: array<f32, ${WG}>;
+var<workgroup> red2: array<f32, ${WG}>;
+var<workgroup> bs: f32;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let vt = wid.x;
+  let h = wid.y;
+  let n = wid.z;
+  let H = p.H;
+  let c = lid % ${BV}u;
+  let rg = lid / ${BV}u;
+  let col = vt * ${BV}u + c;
+  let t0 = u32(cu[n]);
+  let t1 = u32(cu[n + 1u]);
+  let base = (u32(slots[n]) * H + h) * ${K * V}u + col;
+  var s: array<f32, ${RPT}>;
+  for (var j = 0u; j < ${RPT}u; j++) { s[j] = state[base + (rg + j * ${NRG}u) * ${V}u]; }
+  for (var t = t0; t < t1; t++) {
+    let row = t * H + h;
+    for (var i = lid; i < ${K}u; i += ${WG}u) {
+      qs[i] = q[row * ${K}u + i];
+      ks[i] = k[row * ${K}u + i];
+      let graw = g[row * ${GK}u + ${GK === 1 ? '0u' : 'i'}];
+      ga[i] = exp(${gExpr});
+    }
+    for (var i = lid; i < ${BV}u; i += ${WG}u) { vs[i] = vv[row * ${V}u + vt * ${BV}u + i]; }
+    if (lid == 0u) { bs = ${layer ? 'sigmoidF(beta[row])' : 'beta[row]'}; }
+    workgroupBarrier();
+${
+  layer
+    ? `    // l2norm(x) = x / sqrt(sum x^2 + 1e-6); every thread reduces the (short) vectors itself.
+    var qq = 0.0;
+    var kk = 0.0;
+    for (var i = 0u; i < ${K}u; i++) { qq += qs[i] * qs[i]; kk += ks[i] * ks[i]; }
+    let qn = inverseSqrt(qq + 1e-6) * p.scale;
+    let kn = inverseSqrt(kk + 1e-6);`
+    : `    let qn = p.scale;
+    let kn = 1.0;`
+}
+    var acc = 0.0;
+    for (var j = 0u; j < ${RPT}u; j++) {
+      let r = rg + j * ${NRG}u;
+      s[j] *= ga[r];
+      acc += ks[r] * s[j];
+    }
+    red1[lid] = acc;
+    workgroupBarrier();
+    var kS = 0.0;
+    for (var m = 0u; m < ${NRG}u; m++) { kS += red1[m * ${BV}u + c]; }
+    let u = bs * (vs[c] - kS * kn) * kn;
+    var acc2 = 0.0;
+    for (var j = 0u; j < ${RPT}u; j++) {
+      let r = rg + j * ${NRG}u;
+      s[j] += ks[r] * u;
+      acc2 += qs[r] * s[j];
+    }
+    red2[lid] = acc2;
+    workgroupBarrier();
+    if (rg == 0u) {
+      var os = 0.0;
+      for (var m = 0u; m < ${NRG}u; m++) { os += red2[m * ${BV}u + c]; }
+      o[row * ${V}u + col] = os * qn;
+    }
+  }
+  for (var j = 0u; j < ${RPT}u; j++) { state[base + (rg + j * ${NRG}u) * ${V}u] = s[j]; }
+}`;
+}

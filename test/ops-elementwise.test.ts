@@ -150,3 +150,31 @@ describe('elementwise on WebGPU vs the reference', () => {
     });
   }
 });
+
+describe('elementwise numerics on WebGPU', () => {
+  it.skipIf(!hasGpu)('softplus and sigmoid keep relative accuracy in the far tails', async () => {
+    const gpu = (await gpuContext())!;
+    const x = Float32Array.from({ length: 61 }, (_, i) => -40 + i * 0.5); // -40 .. -10
+    const t = gpu.fromHost(x, [61]);
+    for (const op of [ELEMENTWISE.softplus, ELEMENTWISE.sigmoid]) {
+      const got = await elementwise(op, [t]).toFloat32();
+      for (let i = 0; i < x.length; i++) {
+        const want = op.ref(x[i], 0, 0, 0, 0);
+        expect(Math.abs(got[i] - want) / want, `${op.name}(${x[i]})`).toBeLessThan(1e-5);
+      }
+    }
+    t.dispose();
+  });
+
+  it.skipIf(!hasGpu)('more than 65535 workgroups fold into a 2-D grid', async () => {
+    const gpu = (await gpuContext())!;
+    const n = 65536 * 256 + 3;
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i += 4099) x[i] = i;
+    const t = gpu.fromHost(x, [n]);
+    const got = await neg(t).toFloat32();
+    for (let i = 0; i < n; i += 4099) expect(got[i]).toBe(-i);
+    expect(got[n - 1]).toBe(-0);
+    t.dispose();
+  });
+});

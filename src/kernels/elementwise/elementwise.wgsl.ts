@@ -29,12 +29,14 @@ fn sigmoid(x: f32) -> f32 {
   return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
 }
 fn silu(x: f32) -> f32 { return x * sigmoid(x); }
-// log(1 + y) for y >= 0 without losing small y to rounding of 1 + y: the error of u = 1 + y cancels
-// in log(u) * y / (u - 1) (Goldberg's trick).
+// log(1 + y) for y >= 0. GPU log() is only accurate to ~2^-21 absolute near 1 (WGSL's bound), which
+// is no relative accuracy at all for tiny y; below 0.1 use the series y - y^2/2 + ... - y^8/8
+// (truncation < y^9/9, relative < 4e-9).
 fn log1p(y: f32) -> f32 {
-  let u = 1.0 + y;
-  if (u == 1.0) { return y; }
-  return log(u) * y / (u - 1.0);
+  if (y < 0.1) {
+    return y * (1.0 - y * (0.5 - y * (1.0 / 3.0 - y * (0.25 - y * (0.2 - y * (1.0 / 6.0 - y * (1.0 / 7.0 - y * 0.125)))))));
+  }
+  return log(1.0 + y);
 }
 fn softplus(x: f32) -> f32 {
   if (x > 20.0) { return x; }

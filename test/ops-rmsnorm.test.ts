@@ -24,6 +24,16 @@ describe('rmsnorm on cpu (hand-computed values)', () => {
     expect(Array.from(await rmsnorm(x, wb, 0).toFloat32())).toEqual(y);
   });
 
+  it('fuses the sigmoid output gate', async () => {
+    const x = cpu.fromHost(new Float32Array([3, 4]), [1, 2]);
+    const w = cpu.fromHost(new Float32Array([1, 1]), [2]);
+    const g = cpu.fromHost(new Float32Array([0, 100]), [1, 2]);
+    const y = Array.from(await rmsnorm(x, w, 0, { gate: g }).toFloat32());
+    expect(y[0]).toBeCloseTo((0.5 * 3) / Math.sqrt(12.5), 6);
+    expect(y[1]).toBeCloseTo(4 / Math.sqrt(12.5), 6);
+    expect(() => rmsnorm(x, w, 0, { gate: w })).toThrow(/rmsnorm: gate has shape \[2\], expected \[1, 2\]/);
+  });
+
   it('checks shapes and dtypes', () => {
     const x = cpu.fromHost(new Float32Array(6), [2, 3]);
     expect(() => rmsnorm(x, cpu.fromHost(new Float32Array(2), [2]), 1e-6)).toThrow(
@@ -58,7 +68,12 @@ describe('rmsnorm on WebGPU vs the reference', () => {
         rmsnormReference(x, w, rows, D, 1e-5),
         TOL,
       );
-      for (const t of [xt, wt, wbt]) t.dispose();
+      // Gated (KDA output norm): rmsnorm(x) * sigmoid(gate) in the same kernel.
+      const g = rng.normalArray(rows * D).map((v) => v * 4);
+      const gt = gpu.fromHost(g, [rows, D]);
+      const gref = rmsnormReference(x, toF32('bf16', wb), rows, D, 1e-5, g);
+      expectClose(await rmsnorm(xt, wbt, 1e-5, { gate: gt }).toFloat32(), gref, TOL, 'gated');
+      for (const t of [xt, wt, wbt, gt]) t.dispose();
     });
   }
 });

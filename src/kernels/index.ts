@@ -21,6 +21,6 @@ export { embedding } from './embedding/index.js';
 export { l2norm } from './l2norm/index.js';
 export { linear, type MatmulOptions, matmul } from './matmul/index.js';
 export { argmax, type ReduceOp, reduce } from './reduce/index.js';
-export { rmsnorm } from './rmsnorm/index.js';
+export { type RmsnormOptions, rmsnorm } from './rmsnorm/index.js';
 export { softmax } from './softmax/index.js';
 export { TOPK_MAX_K, type TopK, topk } from './topk/index.js';

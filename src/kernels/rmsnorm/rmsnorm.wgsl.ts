@@ -2,7 +2,7 @@
  * Row normalisation, one workgroup per row: 256 threads stride over the row (coalesced) summing x^2,
  * a tree reduction in workgroup memory gives the row's sum to every thread, then each thread scales
  * its elements. `rms` divides by sqrt(mean + eps) and multiplies by a weight [D] (f32 or bf16);
- * `l2` divides by sqrt(sum + eps) with no weight.
+ * `l2` divides by sqrt(sum + eps) with no weight. A gated rms also multiplies by sigmoid(gate).
  */
 import { linearGroup } from '../common.js';
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
@@ -13,15 +13,18 @@ export interface NormVariant {
   kind: 'rms' | 'l2';
   /** The weight's dtype (rms only). */
   wDtype?: FloatDType;
+  /** rms only: multiply by sigmoid(gate[row, i]) (KDA's gated output norm) in the same pass. */
+  gated?: boolean;
 }
 
 export function normKey(v: NormVariant): string {
-  return `rownorm_${v.kind}_${v.wDtype ?? 'none'}`;
+  return `rownorm_${v.kind}_${v.wDtype ?? 'none'}${v.gated ? '_gated' : ''}`;
 }
 
 export function normWgsl(v: NormVariant): string {
   const rms = v.kind === 'rms';
   const wDtype = v.wDtype ?? 'f32';
+  const gated = rms && !!v.gated;
   return /* wgsl */ `
 struct Params { rows: u32, D: u32, eps: f32, _p: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,8 +32,14 @@ struct Params { rows: u32, D: u32, eps: f32, _p: u32 };
 ${
   rms
     ? `@group(0) @binding(2) var<storage, read> w: array<${storageElem(wDtype)}>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${loadFn('weight', 'w', wDtype)}`
+${gated ? '@group(0) @binding(3) var<storage, read> gate: array<f32>;' : ''}
+@group(0) @binding(${gated ? 4 : 3}) var<storage, read_write> out: array<f32>;
+${loadFn('weight', 'w', wDtype)}
+// 1 / (1 + e^-g) without overflow (e = exp(-|g|) <= 1).
+fn sigmoid(g: f32) -> f32 {
+  let e = exp(-abs(g));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), g >= 0.0);
+}`
     : '@group(0) @binding(2) var<storage, read_write> out: array<f32>;'
 }
 ${workgroupReduce('red', NORM_WG, 'f32', 'a + b')}
@@ -48,7 +57,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let total = redReduce(lid, ss);
   let inv = 1.0 / sqrt(${rms ? 'total / f32(p.D)' : 'total'} + p.eps);
   for (var i = lid; i < p.D; i += ${NORM_WG}u) {
-    out[base + i] = ${rms ? 'weight(i) * ' : ''}(x[base + i] * inv);
+    out[base + i] = ${rms ? 'weight(i) * ' : ''}(x[base + i] * inv)${gated ? ' * sigmoid(gate[base + i])' : ''};
   }
 }`;
 }

@@ -55,4 +55,14 @@ describe('topk on WebGPU vs the reference', () => {
     expect(Array.from(await indices.read())).toEqual(Array.from(ref.indices));
     expect(Array.from(await values.read())).toEqual(Array.from(ref.values));
   });
+
+  it.skipIf(!hasGpu)('more than 65535 rows fold into a 2-D grid of workgroups', async () => {
+    const gpu = (await gpuContext())!;
+    const rows = 65537;
+    const x = Float32Array.from({ length: rows * 2 }, (_, i) => (i % 2 === 0 ? i % 7 : 3));
+    const { values, indices } = topk(gpu.fromHost(x, [rows, 2]), 1);
+    const ref = topkReference(x, rows, 2, 1);
+    expectClose(await values.toFloat32(), ref.values, 0, 'values');
+    expectClose(Float32Array.from(await indices.read()), Float32Array.from(ref.indices), 0, 'indices');
+  });
 });

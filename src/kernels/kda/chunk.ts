@@ -1,14 +1,80 @@
+/**
+ * Dispatch of the chunked forward (chunk.wgsl.ts): three kernels over buffers sized on the host.
+ * `dispatchChunkForward` keeps gc, W, U, V' and the per-chunk incoming states when asked (the backward
+ * reuses them).
+ */
 import type { GpuContext } from '../../gpu/context.js';
+import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { contiguous } from '../copy/index.js';
+import { CHUNK, chunkKey, intraWgsl, outputBV, outputWgsl, stateBV, stateWgsl } from './chunk.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
+
+/** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
+export function chunkSlots(p: GpuProblem): number {
+  return Math.floor(p.Ttot / CHUNK) + p.N;
+}
+
+export interface ChunkSaved {
+  /** [T, H, GK] within-chunk cumulative log decay. */
+  gc: Tensor;
+  /** [slots, H, K, V] state entering each chunk. */
+  h: Tensor;
+  /** [T, H, V] the chunk-corrected values V' = U - W S. */
+  Vp: Tensor;
+  /** [slots, H, 64, 64] scale * A_qk (masked). */
+  Aqk: Tensor;
+  W: Tensor;
+  U: Tensor;
+}
+
 export function dispatchChunkForward(
-  _g: GpuContext,
-  _p: GpuProblem,
-  _cu: Tensor,
-  _x: KdaInputs,
-  _s: Tensor,
-  _o: Tensor,
-  _scale: number,
-): void {
-  throw new Error('todo');
+  gpu: GpuContext,
+  p: GpuProblem,
+  cu: Tensor,
+  x: KdaInputs,
+  state: Tensor,
+  out: Tensor,
+  scale: number,
+  keep = false,
+): ChunkSaved | undefined {
+  const { H, K, V, GK, Ttot, N } = p;
+  const NS = chunkSlots(p);
+  const v = { K, V, GK };
+  const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
+  const saved: ChunkSaved = {
+    gc: gpu.empty([Ttot, H, GK]),
+    W: gpu.empty([Ttot, H, K]),
+    U: gpu.empty([Ttot, H, V]),
+    Aqk: gpu.empty([NS, H, CHUNK, CHUNK]),
+    h: gpu.empty([NS, H, K, V]),
+    Vp: gpu.empty([Ttot, H, V]),
+  };
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_intra', key: chunkKey('kda_chunk_intra', v), code: () => intraWgsl(v) },
+    tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk],
+    params: new Params().u32(H, N).f32(scale).u32(0),
+    workgroups: [NS, H],
+  });
+  const BV = stateBV(V, N, H);
+  gpu.dispatch({
+    kernel: {
+      name: 'kda_chunk_state',
+      key: chunkKey('kda_chunk_state', v, `_bv${BV}`),
+      code: () => stateWgsl(v, BV),
+    },
+    tensors: [cu, saved.W, saved.U, k, saved.gc, state, saved.h, saved.Vp],
+    params: new Params().u32(H, N, 0, 0),
+    workgroups: [V / BV, H, N],
+  });
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgsl(v) },
+    tensors: [cu, q, saved.gc, saved.h, saved.Vp, saved.Aqk, out],
+    params: new Params().u32(H, N).f32(scale).u32(0),
+    workgroups: [NS, V / outputBV(V), H],
+  });
+  for (const t of [q, k, vv, g, beta]) t.dispose();
+  if (keep) return saved;
+  for (const t of Object.values(saved)) t.dispose();
+  return undefined;
 }

@@ -1,0 +1,383 @@
+/**
+ * Chunked KDA forward (prefill, training), chunk C = 64, in three dispatches:
+ *
+ *  1. intra (grid: chunk slots x heads; all chunks at once). Per chunk: gc = cumsum(g) (stored), then
+ *     A_kk[i,j] = sum_c k_i k_j exp(gc_i - gc_j) (j < i) and A_qk (j <= i) accumulated over K tiles of
+ *     32 channels in workgroup memory (one exp per (i, j, c), argument <= 0), 16 entries of each per
+ *     thread in registers. Then (I + Diag(beta) A_kk) is inverted in place by forward substitution
+ *     (the UT transform; unit lower triangular, 64 rows), and W = T Diag(beta) exp(gc) K, U = T Diag(beta) V
+ *     are produced 32 columns at a time. A_qk (times scale, masked) is stored for pass 3.
+ *  2. state (grid: value tiles x heads x sequences): the only sequential part. A workgroup keeps the slab
+ *     S[:, tile of BV columns] in workgroup memory and walks its sequence's chunks: stores S (the chunk's
+ *     incoming state, for pass 3 and the backward), V' = U - W S, then S = exp(gc_last) S + Kd^T V' with
+ *     Kd = k exp(gc_last - gc). Splitting the value columns gives H*V/BV independent workgroups.
+ *  3. output (grid: chunk slots x value tiles x heads; all chunks at once):
+ *     O = (scale q exp(gc)) S_in + A_qk V'.
+ *
+ * Chunk slots: sequence s's chunk j lives in slot floor(cu[s]/64) + s + j. That map is injective and
+ * stays below floor(T/64) + N, so every per-chunk buffer has a size known on the host without reading
+ * cu_seqlens, and a workgroup finds its (sequence, chunk) by binary search over cu. Slots past a
+ * sequence's end exit at once. Per-token intermediates (gc, W, U, V') are indexed by token.
+ *
+ * Every exp() argument is gc_i - gc_j with j <= i (or gc_last - gc_j), so <= 0; no cumulative decay is
+ * ever divided by. f32 throughout. Workgroup memory stays <= 24 KiB (lavapipe has 32, the H200 48).
+ */
+export const CHUNK = 64;
+const WG = 256;
+
+export interface ChunkVariant {
+  K: number;
+  V: number;
+  GK: number;
+}
+
+export const chunkKey = (name: string, v: ChunkVariant, extra = '') => `${name}_k${v.K}_v${v.V}_gk${v.GK}${extra}`;
+
+/** Tile width over K for the intra and state passes. */
+export function chunkBK(K: number): number {
+  const bk = Math.min(K, 32);
+  if (K % bk !== 0) throw new Error(`kda chunked: K=${K} must be a multiple of 32 or a power of two below 32`);
+  return bk;
+}
+
+/** WGSL: find the (sequence, start, length) of chunk slot `slot`; valid = 0 when the slot is unused. */
+export const LOCATE = /* wgsl */ `
+fn slotBase(s: u32) -> u32 { return u32(cu[s]) / 64u + s; }
+fn locate(slot: u32, N: u32) -> vec4<u32> {
+  var lo = 0u;
+  var hi = N - 1u;
+  while (lo < hi) {
+    let mid = (lo + hi + 1u) / 2u;
+    if (slotBase(mid) <= slot) { lo = mid; } else { hi = mid - 1u; }
+  }
+  let j = slot - slotBase(lo);
+  let t0 = u32(cu[lo]) + j * 64u;
+  let t1 = u32(cu[lo + 1u]);
+  if (slot < slotBase(lo) || t0 >= t1) { return vec4<u32>(0u, 0u, 0u, 0u); }
+  return vec4<u32>(1u, t0, min(64u, t1 - t0), lo);
+}`;
+
+const gcAt = (GK: number) =>
+  `fn gcAt(t: u32, h: u32, r: u32) -> f32 { return gcB[(t * p.H + h) * ${GK}u${GK === 1 ? '' : ' + r'}]; }`;
+
+export function intraWgsl(v: ChunkVariant): string {
+  const { K, V, GK } = v;
+  const BK = chunkBK(K);
+  const Q0 = 64 * BK;
+  const G0 = 128 * BK;
+  const B0 = 4096;
+  return /* wgsl */ `
+struct Params { H: u32, N: u32, scale: f32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> vv: array<f32>;
+@group(0) @binding(5) var<storage, read> g: array<f32>;
+@group(0) @binding(6) var<storage, read> beta: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gcB: array<f32>;
+@group(0) @binding(8) var<storage, read_write> W: array<f32>;
+@group(0) @binding(9) var<storage, read_write> U: array<f32>;
+@group(0) @binding(10) var<storage, read_write> Aqk: array<f32>;
+${LOCATE}
+${gcAt(GK)}
+// Phase 1: k tile [64][BK] at 0, q tile at Q0, gc tile at G0. Later: T (64x64) at 0, column tile at B0.
+var<workgroup> sm: array<f32, 6144>;
+var<workgroup> bsh: array<f32, 64>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let slot = wid.x;
+  let h = wid.y;
+  let H = p.H;
+  let loc = locate(slot, p.N);
+  if (loc.x == 0u) { return; }
+  let t0 = loc.y;
+  let L = loc.z;
+  if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 + lid) * H + h], lid < L); }
+  let ti = lid / 16u;
+  let tj = lid % 16u;
+  var akk: array<f32, 16>;
+  var aqk: array<f32, 16>;
+  for (var kt = 0u; kt < ${K / BK}u; kt++) {
+    let k0 = kt * ${BK}u;
+    for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
+      let i = e / ${BK}u;
+      let c = e % ${BK}u;
+      let ok = i < L;
+      let row = (t0 + min(i, L - 1u)) * H + h;
+      sm[e] = select(0.0, k[row * ${K}u + k0 + c], ok);
+      sm[${Q0}u + e] = select(0.0, q[row * ${K}u + k0 + c], ok);
+      sm[${G0}u + e] = select(0.0, g[row * ${GK}u${GK === 1 ? '' : ' + k0 + c'}], ok);
+    }
+    workgroupBarrier();
+    // Inclusive cumsum down each column (rows past the end add 0, so they repeat the last gc).
+    if (lid < ${BK}u) {
+      var acc = 0.0;
+      for (var i = 0u; i < 64u; i++) {
+        acc += sm[${G0}u + i * ${BK}u + lid];
+        sm[${G0}u + i * ${BK}u + lid] = acc;
+      }
+    }
+    workgroupBarrier();
+    for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
+      let i = e / ${BK}u;
+      let c = e % ${BK}u;
+      if (i < L) {
+        ${GK === 1 ? 'if (kt == 0u && c == 0u) { gcB[(t0 + i) * H + h] = sm[' + G0 + 'u + e]; }' : `gcB[((t0 + i) * H + h) * ${K}u + k0 + c] = sm[${G0}u + e];`}
+      }
+    }
+    for (var a = 0u; a < 4u; a++) {
+      let i = ti * 4u + a;
+      for (var b = 0u; b < 4u; b++) {
+        let j = tj * 4u + b;
+        if (j <= i) {
+          var sk = 0.0;
+          var sq = 0.0;
+          for (var c = 0u; c < ${BK}u; c++) {
+            let kj = sm[j * ${BK}u + c] * exp(sm[${G0}u + i * ${BK}u + c] - sm[${G0}u + j * ${BK}u + c]);
+            sk += sm[i * ${BK}u + c] * kj;
+            sq += sm[${Q0}u + i * ${BK}u + c] * kj;
+          }
+          akk[a * 4u + b] += sk;
+          aqk[a * 4u + b] += sq;
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var a = 0u; a < 4u; a++) {
+    let i = ti * 4u + a;
+    for (var b = 0u; b < 4u; b++) {
+      let j = tj * 4u + b;
+      Aqk[((slot * H + h) * 64u + i) * 64u + j] = select(0.0, aqk[a * 4u + b] * p.scale, j <= i && i < L);
+      sm[i * 64u + j] = select(0.0, bsh[i] * akk[a * 4u + b], j < i && i < L);
+    }
+  }
+  workgroupBarrier();
+  // UT transform: T = (I + A)^-1, unit lower triangular, by forward substitution in place
+  // (row i: T[i, c] = -(A[i, c] + sum_{c < j < i} A[i, j] T[j, c])).
+  for (var i = 1u; i < L; i++) {
+    var x = 0.0;
+    if (lid < i) {
+      x = sm[i * 64u + lid];
+      for (var j = lid + 1u; j < i; j++) { x += sm[i * 64u + j] * sm[j * 64u + lid]; }
+    }
+    workgroupBarrier();
+    if (lid < i) { sm[i * 64u + lid] = -x; }
+    workgroupBarrier();
+  }
+  storageBarrier();
+  // [W | U] = T Diag(beta) [exp(gc) K | V], 32 columns of the concatenation at a time.
+  let c = lid % 32u;
+  let rg = lid / 32u;
+  for (var ct = 0u; ct < ${Math.ceil((K + V) / 32)}u; ct++) {
+    let cc = ct * 32u + c;
+    for (var i = rg; i < 64u; i += 8u) {
+      var b = 0.0;
+      if (i < L && cc < ${K + V}u) {
+        let row = (t0 + i) * H + h;
+        if (cc < ${K}u) {
+          b = bsh[i] * exp(gcAt(t0 + i, h, cc)) * k[row * ${K}u + cc];
+        } else {
+          b = bsh[i] * vv[row * ${V}u + cc - ${K}u];
+        }
+      }
+      sm[${B0}u + i * 32u + c] = b;
+    }
+    workgroupBarrier();
+    for (var i = rg; i < L; i += 8u) {
+      var x = sm[${B0}u + i * 32u + c];
+      for (var j = 0u; j < i; j++) { x += sm[i * 64u + j] * sm[${B0}u + j * 32u + c]; }
+      let row = (t0 + i) * H + h;
+      if (cc < ${K}u) {
+        W[row * ${K}u + cc] = x;
+      } else if (cc < ${K + V}u) {
+        U[row * ${V}u + cc - ${K}u] = x;
+      }
+    }
+    workgroupBarrier();
+  }
+}`;
+}
+
+/** Value-tile width of the state pass. */
+export function stateBV(V: number, N: number, H: number): number {
+  let bv = Math.min(V, 32);
+  while (bv > 8 && N * H * (V / bv) < 256 && V % (bv / 2) === 0) bv /= 2;
+  return bv;
+}
+
+export function stateWgsl(v: ChunkVariant, BV: number): string {
+  const { K, V, GK } = v;
+  const BK = chunkBK(K);
+  const wg = Math.min(WG, BV * Math.min(K, 64));
+  const NRG = wg / BV;
+  const VR = 64 / NRG; // V' rows per thread
+  const SR = K / NRG; // state rows per thread
+  if (!Number.isInteger(VR) || !Number.isInteger(SR)) throw new Error(`kda state pass: K=${K}, BV=${BV} do not tile`);
+  return /* wgsl */ `
+struct Params { H: u32, N: u32, _a: u32, _b: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> W: array<f32>;
+@group(0) @binding(3) var<storage, read> U: array<f32>;
+@group(0) @binding(4) var<storage, read> k: array<f32>;
+@group(0) @binding(5) var<storage, read> gcB: array<f32>;
+@group(0) @binding(6) var<storage, read_write> state: array<f32>;
+@group(0) @binding(7) var<storage, read_write> hB: array<f32>;
+@group(0) @binding(8) var<storage, read_write> Vp: array<f32>;
+${gcAt(GK)}
+var<workgroup> Ssh: array<f32, ${K * BV}>;
+var<workgroup> tile: array<f32, ${64 * BK}>;
+var<workgroup> Vsh: array<f32, ${64 * BV}>;
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let vt = wid.x;
+  let h = wid.y;
+  let n = wid.z;
+  let H = p.H;
+  let c = lid % ${BV}u;
+  let rg = lid / ${BV}u;
+  let col = vt * ${BV}u + c;
+  let sbase = (n * H + h) * ${K * V}u + vt * ${BV}u;
+  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { Ssh[e] = state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u]; }
+  let t0 = u32(cu[n]);
+  let t1 = u32(cu[n + 1u]);
+  let base = t0 / 64u + n;
+  for (var j = 0u; t0 + j * 64u < t1; j++) {
+    let ts = t0 + j * 64u;
+    let L = min(64u, t1 - ts);
+    let slot = base + j;
+    workgroupBarrier();
+    let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
+    for (var e = lid; e < ${K * BV}u; e += ${wg}u) { hB[hbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
+    // V' = U - W S
+    var acc: array<f32, ${VR}>;
+    for (var m = 0u; m < ${VR}u; m++) {
+      let i = rg + m * ${NRG}u;
+      acc[m] = select(0.0, U[((ts + min(i, L - 1u)) * H + h) * ${V}u + col], i < L);
+    }
+    for (var kt = 0u; kt < ${K / BK}u; kt++) {
+      for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
+        let i = e / ${BK}u;
+        tile[e] = select(0.0, W[((ts + min(i, L - 1u)) * H + h) * ${K}u + kt * ${BK}u + e % ${BK}u], i < L);
+      }
+      workgroupBarrier();
+      for (var m = 0u; m < ${VR}u; m++) {
+        let i = rg + m * ${NRG}u;
+        var s = 0.0;
+        for (var kk = 0u; kk < ${BK}u; kk++) { s += tile[i * ${BK}u + kk] * Ssh[(kt * ${BK}u + kk) * ${BV}u + c]; }
+        acc[m] -= s;
+      }
+      workgroupBarrier();
+    }
+    for (var m = 0u; m < ${VR}u; m++) {
+      let i = rg + m * ${NRG}u;
+      Vsh[i * ${BV}u + c] = acc[m];
+      if (i < L) { Vp[((ts + i) * H + h) * ${V}u + col] = acc[m]; }
+    }
+    // S = exp(gc_last) S + Kd^T V'
+    let tl = ts + L - 1u;
+    for (var kt = 0u; kt < ${K / BK}u; kt++) {
+      for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
+        let i = e / ${BK}u;
+        let r = kt * ${BK}u + e % ${BK}u;
+        let ti = ts + min(i, L - 1u);
+        tile[e] = select(0.0, k[(ti * H + h) * ${K}u + r] * exp(gcAt(tl, h, r) - gcAt(ti, h, r)), i < L);
+      }
+      workgroupBarrier();
+      for (var m = 0u; m < ${SR}u; m++) {
+        let r = rg + m * ${NRG}u;
+        if (r / ${BK}u == kt) {
+          let kk = r % ${BK}u;
+          var s = 0.0;
+          for (var i = 0u; i < 64u; i++) { s += tile[i * ${BK}u + kk] * Vsh[i * ${BV}u + c]; }
+          Ssh[r * ${BV}u + c] = exp(gcAt(tl, h, r)) * Ssh[r * ${BV}u + c] + s;
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  workgroupBarrier();
+  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
+}`;
+}
+
+export function outputBV(V: number): number {
+  return Math.min(V, 32);
+}
+
+export function outputWgsl(v: ChunkVariant): string {
+  const { K, V, GK } = v;
+  const BK = chunkBK(K);
+  const BV = outputBV(V);
+  const NRG = WG / BV;
+  const OR = 64 / NRG;
+  const H0 = 64 * BK;
+  return /* wgsl */ `
+struct Params { H: u32, N: u32, scale: f32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> gcB: array<f32>;
+@group(0) @binding(4) var<storage, read> hB: array<f32>;
+@group(0) @binding(5) var<storage, read> Vp: array<f32>;
+@group(0) @binding(6) var<storage, read> Aqk: array<f32>;
+@group(0) @binding(7) var<storage, read_write> o: array<f32>;
+${LOCATE}
+${gcAt(GK)}
+// Phase A: q tile [64][BK] at 0, state tile [BK][BV] at H0. Phase B: A_qk [64][64] at 0, V' [64][BV] at 4096.
+var<workgroup> sm: array<f32, ${4096 + 64 * BV}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let slot = wid.x;
+  let vt = wid.y;
+  let h = wid.z;
+  let H = p.H;
+  let loc = locate(slot, p.N);
+  if (loc.x == 0u) { return; }
+  let t0 = loc.y;
+  let L = loc.z;
+  let c = lid % ${BV}u;
+  let rg = lid / ${BV}u;
+  let col = vt * ${BV}u + c;
+  var acc: array<f32, ${OR}>;
+  let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
+  for (var kt = 0u; kt < ${K / BK}u; kt++) {
+    for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
+      let i = e / ${BK}u;
+      let r = kt * ${BK}u + e % ${BK}u;
+      let ti = t0 + min(i, L - 1u);
+      sm[e] = select(0.0, q[(ti * H + h) * ${K}u + r] * exp(gcAt(ti, h, r)) * p.scale, i < L);
+    }
+    for (var e = lid; e < ${BK * BV}u; e += ${WG}u) {
+      sm[${H0}u + e] = hB[hbase + (kt * ${BK}u + e / ${BV}u) * ${V}u + e % ${BV}u];
+    }
+    workgroupBarrier();
+    for (var m = 0u; m < ${OR}u; m++) {
+      let i = rg + m * ${NRG}u;
+      var s = 0.0;
+      for (var kk = 0u; kk < ${BK}u; kk++) { s += sm[i * ${BK}u + kk] * sm[${H0}u + kk * ${BV}u + c]; }
+      acc[m] += s;
+    }
+    workgroupBarrier();
+  }
+  for (var e = lid; e < 4096u; e += ${WG}u) { sm[e] = Aqk[(slot * H + h) * 4096u + e]; }
+  for (var e = lid; e < ${64 * BV}u; e += ${WG}u) {
+    let j = e / ${BV}u;
+    sm[4096u + e] = select(0.0, Vp[((t0 + min(j, L - 1u)) * H + h) * ${V}u + vt * ${BV}u + e % ${BV}u], j < L);
+  }
+  workgroupBarrier();
+  for (var m = 0u; m < ${OR}u; m++) {
+    let i = rg + m * ${NRG}u;
+    if (i < L) {
+      var s = acc[m];
+      for (var j = 0u; j <= i; j++) { s += sm[i * 64u + j] * sm[4096u + j * ${BV}u + c]; }
+      o[((t0 + i) * H + h) * ${V}u + col] = s;
+    }
+  }
+}`;
+}

@@ -65,7 +65,6 @@ describe('kda golden (kda-op.safetensors)', () => {
         await close(r.o, `${c}.core.o`, tg.fwdTol, `${c}.core.o`);
         await close(r.finalState, `${c}.core.S`, tg.fwdTol, `${c}.core.S`);
       });
-      if (tg.mode === 'chunk' && !tg.gpu) continue;
       it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: case ${c} layer-level gradients`, async () => {
         const d = await dev();
         const init = golden.has(S0name) ? load(d, S0name) : undefined;

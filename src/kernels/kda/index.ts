@@ -16,11 +16,22 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32, hostI32 } from '../common.js';
 import { kdaBackwardGpu, kdaForwardGpu, type GpuProblem } from './gpu.js';
 import { kdaPrepBackwardReference, kdaPrepReference } from './layerReference.js';
-import { type KdaDims, kdaBackwardReference, kdaChunkReference, kdaRecurrentReference } from './reference.js';
+import {
+  type KdaDims,
+  kdaBackwardReference,
+  kdaChunkBackwardReference,
+  kdaChunkReference,
+  kdaRecurrentReference,
+} from './reference.js';
 import { kdaRecurrentSlotsGpu } from './slots.js';
 
 export { KDA_CHUNK, type KdaDims } from './reference.js';
-export { kdaBackwardReference, kdaChunkReference, kdaRecurrentReference } from './reference.js';
+export {
+  kdaBackwardReference,
+  kdaChunkBackwardReference,
+  kdaChunkReference,
+  kdaRecurrentReference,
+} from './reference.js';
 export { kdaPrepBackwardReference, kdaPrepReference } from './layerReference.js';
 
 export type KdaMode = 'auto' | 'chunk' | 'recurrent';
@@ -247,7 +258,8 @@ export function kdaCoreBackward(
   const gpu = asGpu(device);
   if (!gpu) {
     const cu = hostCu(s, opts.cuSeqlens);
-    const r = kdaBackwardReference(
+    const run = opts.mode === 'chunk' ? kdaChunkBackwardReference : kdaBackwardReference;
+    const r = run(
       hostF32(q),
       hostF32(k),
       hostF32(v),

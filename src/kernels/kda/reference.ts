@@ -335,3 +335,271 @@ export function kdaBackwardReference(
     }
   }
 }
+
+/**
+ * Backward of the chunkwise form, structured as the GPU computes it (per chunk, given the incoming
+ * state S and the gradient G of the outgoing one; Qg = scale q exp(gc), Kd = k exp(gc_last - gc),
+ * X = [U | W] = T B with B = Diag(beta) [V | exp(gc) K] and T = (I + Diag(beta) A_kk)^-1):
+ *   1. reverse over chunks:  dV' = A_qk^T dO + Kd G;   G_in = exp(gc_last) G + Qg^T dO - W^T dV'
+ *   2. per chunk:  dQg = dO S^T,  dW = -dV' S^T,  dKd = V' G^T,  dA_qk = dO V'^T (j <= i),
+ *                  dgc_last += exp(gc_last) rowsum(G o S),  dU = dV'
+ *   3. UT transform:  dB = T^T [dU | dW],  dA = -(dB X^T) strictly lower (gradient of Diag(beta) A_kk)
+ *   4. exponent pairs: every term sum_c x_i[c] y_j[c] exp(gc_i[c] - gc_j[c]) sends x_i dx_i - y_j dy_j to gc
+ *   5. dg = reverse cumsum of dgc within the chunk (gc = cumsum g).
+ */
+export function kdaChunkBackwardReference(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  g: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  dO: ArrayLike<number>,
+  d: KdaDims,
+  scale: number,
+  S0?: ArrayLike<number>,
+  dS?: ArrayLike<number>,
+  C = KDA_CHUNK,
+): KdaGrads {
+  const { H, K, V, GK, cu } = d;
+  const N = seqCount(d);
+  const T = cu[N];
+  const out: KdaGrads = {
+    dq: new Float32Array(T * H * K),
+    dk: new Float32Array(T * H * K),
+    dv: new Float32Array(T * H * V),
+    dg: new Float32Array(T * H * GK),
+    dbeta: new Float32Array(T * H),
+    dS0: new Float32Array(N * H * K * V),
+  };
+  const KV = K * V;
+  for (let n = 0; n < N; n++) {
+    for (let h = 0; h < H; h++) {
+      // Forward, keeping per chunk: gc, T (as the solved X = [U | W]), V', incoming state.
+      const chunks: { t0: number; L: number; gc: Float64Array; X: Float64Array; Vp: Float64Array; S: Float64Array }[] =
+        [];
+      const S = new Float64Array(KV);
+      const base = (n * H + h) * KV;
+      for (let i = 0; i < KV; i++) S[i] = S0 ? S0[base + i] : 0;
+      for (let t0 = cu[n]; t0 < cu[n + 1]; t0 += C) {
+        const L = Math.min(C, cu[n + 1] - t0);
+        const ch = chunkForward(t0, L, h, S);
+        chunks.push(ch);
+      }
+      const G = new Float64Array(KV);
+      for (let i = 0; i < KV; i++) G[i] = dS ? dS[base + i] : 0;
+      for (let ci = chunks.length - 1; ci >= 0; ci--) chunkBackward(chunks[ci], h, G);
+      for (let i = 0; i < KV; i++) out.dS0[base + i] = G[i];
+    }
+  }
+  return out;
+
+  function row(t: number, h: number): number {
+    return t * H + h;
+  }
+
+  function chunkForward(t0: number, L: number, h: number, S: Float64Array) {
+    const gc = new Float64Array(L * K);
+    for (let c = 0; c < K; c++) {
+      let acc = 0;
+      for (let i = 0; i < L; i++) {
+        acc += gAt(g, d, t0 + i, h, c);
+        gc[i * K + c] = acc;
+      }
+    }
+    const A = akk(t0, L, h, gc);
+    const X = new Float64Array(L * (V + K));
+    for (let i = 0; i < L; i++) {
+      const b = beta[row(t0 + i, h)];
+      for (let c = 0; c < V; c++) X[i * (V + K) + c] = b * v[row(t0 + i, h) * V + c];
+      for (let c = 0; c < K; c++) X[i * (V + K) + V + c] = b * Math.exp(gc[i * K + c]) * k[row(t0 + i, h) * K + c];
+      for (let j = 0; j < i; j++)
+        for (let c = 0; c < V + K; c++) X[i * (V + K) + c] -= A[i * L + j] * X[j * (V + K) + c];
+    }
+    const Vp = new Float64Array(L * V);
+    for (let i = 0; i < L; i++) {
+      for (let c = 0; c < V; c++) {
+        let s = X[i * (V + K) + c];
+        for (let r = 0; r < K; r++) s -= X[i * (V + K) + V + r] * S[r * V + c];
+        Vp[i * V + c] = s;
+      }
+    }
+    const Sin = Float64Array.from(S);
+    const last = (L - 1) * K;
+    for (let r = 0; r < K; r++) {
+      for (let c = 0; c < V; c++) {
+        let s = Math.exp(gc[last + r]) * Sin[r * V + c];
+        for (let j = 0; j < L; j++) {
+          s += k[row(t0 + j, h) * K + r] * Math.exp(gc[last + r] - gc[j * K + r]) * Vp[j * V + c];
+        }
+        S[r * V + c] = s;
+      }
+    }
+    return { t0, L, gc, X, Vp, S: Sin };
+  }
+
+  /** beta_i * sum_c k_i k_j exp(gc_i - gc_j), j < i ([L, L]). */
+  function akk(t0: number, L: number, h: number, gc: Float64Array): Float64Array {
+    const A = new Float64Array(L * L);
+    for (let i = 0; i < L; i++) {
+      for (let j = 0; j < i; j++) {
+        let s = 0;
+        for (let c = 0; c < K; c++) {
+          s += k[row(t0 + i, h) * K + c] * k[row(t0 + j, h) * K + c] * Math.exp(gc[i * K + c] - gc[j * K + c]);
+        }
+        A[i * L + j] = beta[row(t0 + i, h)] * s;
+      }
+    }
+    return A;
+  }
+
+  function chunkBackward(
+    ch: { t0: number; L: number; gc: Float64Array; X: Float64Array; Vp: Float64Array; S: Float64Array },
+    h: number,
+    G: Float64Array,
+  ): void {
+    const { t0, L, gc, X, Vp, S } = ch;
+    const kk = (i: number, c: number) => k[row(t0 + i, h) * K + c];
+    const qq = (i: number, c: number) => q[row(t0 + i, h) * K + c];
+    const dOo = (i: number, c: number) => dO[row(t0 + i, h) * V + c];
+    const e = (i: number, j: number, c: number) => Math.exp(gc[i * K + c] - gc[j * K + c]);
+    const last = L - 1;
+    // 1. dV' and the incoming-state gradient.
+    const dVp = new Float64Array(L * V);
+    for (let i = 0; i < L; i++) {
+      for (let c = 0; c < V; c++) {
+        let s = 0;
+        for (let i2 = i; i2 < L; i2++) {
+          let a = 0;
+          for (let r = 0; r < K; r++) a += qq(i2, r) * kk(i, r) * e(i2, i, r);
+          s += scale * a * dOo(i2, c);
+        }
+        for (let r = 0; r < K; r++) s += kk(i, r) * e(last, i, r) * G[r * V + c];
+        dVp[i * V + c] = s;
+      }
+    }
+    // 2. Products with the states.
+    const dgc = new Float64Array(L * K);
+    const dq = new Float64Array(L * K);
+    const dk = new Float64Array(L * K);
+    const dWm = new Float64Array(L * K);
+    for (let i = 0; i < L; i++) {
+      for (let r = 0; r < K; r++) {
+        let dQg = 0;
+        let dW = 0;
+        let dKd = 0;
+        for (let c = 0; c < V; c++) {
+          dQg += dOo(i, c) * S[r * V + c];
+          dW -= dVp[i * V + c] * S[r * V + c];
+          dKd += Vp[i * V + c] * G[r * V + c];
+        }
+        const qg = scale * qq(i, r) * Math.exp(gc[i * K + r]);
+        dq[i * K + r] += scale * Math.exp(gc[i * K + r]) * dQg;
+        dgc[i * K + r] += dQg * qg;
+        const kd = kk(i, r) * e(last, i, r);
+        dk[i * K + r] += dKd * e(last, i, r);
+        dgc[i * K + r] -= dKd * kd;
+        dgc[last * K + r] += dKd * kd;
+        dWm[i * K + r] = dW;
+      }
+    }
+    for (let r = 0; r < K; r++) {
+      let s = 0;
+      for (let c = 0; c < V; c++) s += G[r * V + c] * S[r * V + c];
+      dgc[last * K + r] += Math.exp(gc[last * K + r]) * s;
+    }
+    // 3. UT transform backward: recompute T = (I + A)^-1 by forward substitution.
+    const A = akk(t0, L, h, gc);
+    const Tm = new Float64Array(L * L);
+    for (let i = 0; i < L; i++) {
+      Tm[i * L + i] = 1;
+      for (let c = 0; c < i; c++) {
+        let s = 0;
+        for (let j = c; j < i; j++) s += A[i * L + j] * Tm[j * L + c];
+        Tm[i * L + c] = -s;
+      }
+    }
+    const dB = new Float64Array(L * (V + K));
+    for (let j = 0; j < L; j++) {
+      for (let c = 0; c < V + K; c++) {
+        let s = 0;
+        for (let i = j; i < L; i++) s += Tm[i * L + j] * (c < V ? dVp[i * V + c] : dWm[i * K + c - V]);
+        dB[j * (V + K) + c] = s;
+      }
+    }
+    const dA = new Float64Array(L * L);
+    for (let i = 0; i < L; i++) {
+      for (let j = 0; j < i; j++) {
+        let s = 0;
+        for (let c = 0; c < V + K; c++) s += dB[i * (V + K) + c] * X[j * (V + K) + c];
+        dA[i * L + j] = -s;
+      }
+    }
+    for (let i = 0; i < L; i++) {
+      const b = beta[row(t0 + i, h)];
+      let db = 0;
+      for (let c = 0; c < V; c++) {
+        out.dv[row(t0 + i, h) * V + c] = b * dB[i * (V + K) + c];
+        db += dB[i * (V + K) + c] * v[row(t0 + i, h) * V + c];
+      }
+      for (let r = 0; r < K; r++) {
+        const ek = Math.exp(gc[i * K + r]) * kk(i, r);
+        const dKb = dB[i * (V + K) + V + r];
+        db += dKb * ek;
+        dk[i * K + r] += b * Math.exp(gc[i * K + r]) * dKb;
+        dgc[i * K + r] += dKb * b * ek;
+      }
+      out.dbeta[row(t0 + i, h)] = db;
+    }
+    // 4. Exponent pairs of A_kk (with beta_i) and A_qk (with scale): dA_qk = dO V'^T.
+    for (let i = 0; i < L; i++) {
+      const b = beta[row(t0 + i, h)];
+      let dbA = 0;
+      for (let j = 0; j <= i; j++) {
+        let dAqk = 0;
+        for (let c = 0; c < V; c++) dAqk += dOo(i, c) * Vp[j * V + c];
+        dAqk *= scale;
+        const dAk = j < i ? dA[i * L + j] : 0;
+        for (let r = 0; r < K; r++) {
+          const ee = e(i, j, r);
+          const pq = dAqk * qq(i, r) * kk(j, r) * ee;
+          const pk = dAk * kk(i, r) * kk(j, r) * ee;
+          dq[i * K + r] += dAqk * kk(j, r) * ee;
+          dk[j * K + r] += dAqk * qq(i, r) * ee + dAk * b * kk(i, r) * ee;
+          dk[i * K + r] += dAk * b * kk(j, r) * ee;
+          dgc[i * K + r] += pq + b * pk;
+          dgc[j * K + r] -= pq + b * pk;
+          dbA += pk;
+        }
+      }
+      // A_kk = Diag(beta) A_raw: dbeta_i += sum_j dA[i,j] A_raw[i,j] (no division by beta).
+      out.dbeta[row(t0 + i, h)] += dbA;
+    }
+    // 5. Reverse cumsum into dg; write dq, dk.
+    for (let i = 0; i < L; i++) {
+      for (let r = 0; r < K; r++) {
+        out.dq[row(t0 + i, h) * K + r] = dq[i * K + r];
+        out.dk[row(t0 + i, h) * K + r] = dk[i * K + r];
+      }
+    }
+    for (let r = 0; r < K; r++) {
+      let acc = 0;
+      for (let i = L - 1; i >= 0; i--) {
+        acc += dgc[i * K + r];
+        if (GK === 1) out.dg[row(t0 + i, h)] += acc;
+        else out.dg[row(t0 + i, h) * K + r] = acc;
+      }
+    }
+    // Incoming-state gradient: G_in = exp(gc_last) G + Qg^T dO - W^T dV'.
+    for (let r = 0; r < K; r++) {
+      const a = Math.exp(gc[last * K + r]);
+      for (let c = 0; c < V; c++) {
+        let s = a * G[r * V + c];
+        for (let i = 0; i < L; i++) {
+          s += scale * qq(i, r) * Math.exp(gc[i * K + r]) * dOo(i, c);
+          s -= X[i * (V + K) + V + r] * dVp[i * V + c];
+        }
+        G[r * V + c] = s;
+      }
+    }
+  }
+}

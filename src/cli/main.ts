@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { registerBench } from './bench.js';
+import { registerData } from './data.js';
 import { registerInfo } from './info.js';
 
 const program = new Command();
@@ -16,6 +17,7 @@ program
 
 registerInfo(program);
 registerBench(program);
+registerData(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(process.exitCode ?? 0),

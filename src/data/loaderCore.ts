@@ -68,7 +68,8 @@ export class StageData {
     this.versionId = m.version_id;
     this.reader = new TokenReader(join(dataset, 'stages', stage), st.shards, m.shard_tokens, m.token_dtype);
     const raw = readFileSync(join(dataset, st.offsets_file));
-    const u64 = new BigUint64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8);
+    // Copy: small files come from Node's buffer pool at offsets that need not be 8-aligned.
+    const u64 = new BigUint64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
     this.offsets = Float64Array.from(u64, (x) => Number(x));
     this.numTokens = st.tokens;
   }

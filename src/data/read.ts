@@ -278,6 +278,7 @@ async function* duckUnits(f: InputFile, batch: number, onBytes: (n: number) => v
   let row = 0;
   const txt: string[] = [];
   let txtBad = false;
+  let failed = false;
   try {
     const res = await con.stream(sql);
     const names = res.columnNames();
@@ -310,6 +311,7 @@ async function* duckUnits(f: InputFile, batch: number, onBytes: (n: number) => v
       for (let i = 0; i < out.length; i += batch) yield out.slice(i, i + batch);
     }
   } catch (e) {
+    failed = true;
     const msg = (e as Error).message.split('\n')[0].slice(0, 200);
     yield [{ kind: 'malformed', line: row, reason: `unreadable ${f.format}${row ? ` after row ${row}` : ''}: ${msg}` }];
   }
@@ -317,7 +319,8 @@ async function* duckUnits(f: InputFile, batch: number, onBytes: (n: number) => v
     if (txtBad) yield [{ kind: 'malformed', line: 1, reason: 'invalid UTF-8' }];
     else if (txt.length) yield [{ kind: 'record', value: { text: txt.join('\n') }, line: 1, offset: 0 }];
   }
-  if (row === 0 && f.format !== 'txt') yield [{ kind: 'malformed', line: 0, reason: 'empty file (no rows)' }];
+  if (row === 0 && !failed && f.format !== 'txt')
+    yield [{ kind: 'malformed', line: 0, reason: 'empty file (no rows)' }];
   onBytes(f.bytes);
 }
 

@@ -111,7 +111,8 @@ export async function trace(o: TraceOptions): Promise<{ version_id: string; stag
   const specs = sourceSpecs(recipe);
   const recipeDir = dirname(m.recipe.file);
   const tok: Tokenizer = await loadTokenizer(join(o.dataset, m.tokenizer.file));
-  const docsMeta = new Uint32Array(readFileSync(join(o.dataset, m.stages[stage].docs_file)).buffer.slice(0));
+  const metaBuf = readFileSync(join(o.dataset, m.stages[stage].docs_file));
+  const docsMeta = new Uint32Array(metaBuf.buffer.slice(metaBuf.byteOffset, metaBuf.byteOffset + metaBuf.byteLength));
   const records = new Map<string, Float64Array>();
   const recOf = (src: string) => {
     let r = records.get(src);

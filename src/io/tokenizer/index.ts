@@ -61,7 +61,7 @@ export async function fromHfLibrary(
   return {
     vocabSize,
     encode: (t: string) => tok.encode(t, { add_special_tokens: false } as never).ids as number[],
-    decode: (ids) => tok.decode(Array.from(ids), { skip_special_tokens: false } as never),
+    decode: (ids) => (ids.length ? tok.decode(Array.from(ids), { skip_special_tokens: false } as never) : ''),
     tokenId: (s: string) => added.get(s),
   };
 }

@@ -1,13 +1,98 @@
+/**
+ * Dispatch of the chunked backward (backward.wgsl.ts): recompute the chunked forward keeping its
+ * intermediates, then the four backward kernels, then (layer form) the chain rule through the prep.
+ */
 import type { GpuContext } from '../../gpu/context.js';
+import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { contiguous, copyInto } from '../copy/index.js';
+import { bwdKey, dqkwWgsl, dstateWgsl, pairsWgsl, utBackwardWgsl } from './backward.wgsl.js';
+import { chunkSlots, dispatchChunkForward } from './chunk.js';
+import { chunkBK, stateBV } from './chunk.wgsl.js';
 import type { GpuGrads, GpuProblem, KdaInputs, LayerParams } from './gpu.js';
+import { dispatchPrep, dispatchPrepBackward } from './prep.js';
+import { cuTensor } from './slots.js';
+
+function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
+  if (!src) return gpu.zeros([p.N, p.H, p.K, p.V]);
+  const s = gpu.empty([p.N, p.H, p.K, p.V]);
+  const c = contiguous(src);
+  copyInto(c, s);
+  c.dispose();
+  return s;
+}
+
 export function dispatchBackward(
-  _g: GpuContext,
-  _p: GpuProblem,
-  _x: KdaInputs,
-  _l: LayerParams | undefined,
-  _dO: Tensor,
-  _o: unknown,
+  gpu: GpuContext,
+  p: GpuProblem,
+  x: KdaInputs,
+  layer: LayerParams | undefined,
+  dOin: Tensor,
+  o: { scale: number; initialState?: Tensor; dS?: Tensor },
 ): GpuGrads {
-  throw new Error('todo');
+  const { H, K, V, GK, Ttot, N } = p;
+  const NS = chunkSlots(p);
+  const v = { K, V, GK };
+  const cu = cuTensor(gpu, p);
+  const core = layer ? dispatchPrep(gpu, p, x, layer) : x;
+  const [q, k, vv, beta] = [core.q, core.k, core.v, core.beta].map(contiguous);
+  const dO = contiguous(dOin);
+  const state = stateCopy(gpu, p, o.initialState);
+  const oScratch = gpu.empty([Ttot, H, V]);
+  const saved = dispatchChunkForward(gpu, p, cu, core, state, oScratch, o.scale, true)!;
+  oScratch.dispose();
+  state.dispose();
+  const params = new Params().u32(H, N).f32(o.scale).u32(0);
+
+  const G = stateCopy(gpu, p, o.dS);
+  const dh = gpu.empty([NS, H, K, V]);
+  const dVp = gpu.empty([Ttot, H, V]);
+  const BV = stateBV(V, N, H);
+  gpu.dispatch({
+    kernel: { name: 'kda_bwd_dstate', key: bwdKey('kda_bwd_dstate', v, `_bv${BV}`), code: () => dstateWgsl(v, BV) },
+    tensors: [cu, q, k, saved.gc, saved.W, saved.Aqk, dO, G, dh, dVp],
+    params,
+    workgroups: [V / BV, H, N],
+  });
+
+  const dq = gpu.empty(x.q.shape);
+  const dk = gpu.empty(x.k.shape);
+  const dgc = gpu.empty([Ttot, H, K]);
+  const dW = gpu.empty([Ttot, H, K]);
+  gpu.dispatch({
+    kernel: { name: 'kda_bwd_dqkw', key: bwdKey('kda_bwd_dqkw', v), code: () => dqkwWgsl(v) },
+    tensors: [cu, q, k, saved.gc, saved.h, dh, dO, dVp, saved.Vp, dq, dk, dgc, dW],
+    params,
+    workgroups: [NS, K / chunkBK(K), H],
+  });
+
+  const dv = gpu.empty(x.v.shape);
+  const dbeta = gpu.empty(x.beta.shape);
+  const dA = saved.Aqk; // A_qk is not read after the dstate pass: its buffer takes dA.
+  gpu.dispatch({
+    kernel: { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) },
+    tensors: [cu, saved.T, saved.W, saved.U, dW, dVp, beta, vv, k, saved.gc, dk, dgc, dv, dbeta, dA],
+    params,
+    workgroups: [NS, H],
+  });
+
+  const dg = gpu.empty(x.g.shape);
+  gpu.dispatch({
+    kernel: { name: 'kda_bwd_pairs', key: bwdKey('kda_bwd_pairs', v), code: () => pairsWgsl(v) },
+    tensors: [cu, q, k, saved.gc, beta, dO, saved.Vp, dA, dq, dk, dgc, dbeta, dg],
+    params,
+    workgroups: [NS, H],
+  });
+
+  for (const t of [...Object.values(saved), dh, dVp, dgc, dW, q, k, vv, beta, dO, cu]) t.dispose();
+  const out: GpuGrads = { dq, dk, dv, dg, dbeta };
+  if (layer) {
+    const r = dispatchPrepBackward(gpu, p, x, layer, { dq, dk, dg, dbeta });
+    out.dA_log = r.dA_log;
+    out.ddt_bias = r.ddt_bias;
+    for (const t of [core.q, core.k, core.v, core.g, core.beta]) t.dispose();
+  }
+  if (o.initialState) out.dS0 = G;
+  else G.dispose();
+  return out;
 }

@@ -26,6 +26,8 @@ export interface ChunkSaved {
   Aqk: Tensor;
   W: Tensor;
   U: Tensor;
+  /** [slots, H, 64, 64] strictly lower part of T = (I + Diag(beta) A_kk)^-1. */
+  T: Tensor;
 }
 
 export function dispatchChunkForward(
@@ -49,10 +51,11 @@ export function dispatchChunkForward(
     Aqk: gpu.empty([NS, H, CHUNK, CHUNK]),
     h: gpu.empty([NS, H, K, V]),
     Vp: gpu.empty([Ttot, H, V]),
+    T: gpu.empty([NS, H, CHUNK, CHUNK]),
   };
   gpu.dispatch({
     kernel: { name: 'kda_chunk_intra', key: chunkKey('kda_chunk_intra', v), code: () => intraWgsl(v) },
-    tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk],
+    tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T],
     params: new Params().u32(H, N).f32(scale).u32(0),
     workgroups: [NS, H],
   });

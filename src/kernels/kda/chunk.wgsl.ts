@@ -6,7 +6,8 @@
  *     32 channels in workgroup memory (one exp per (i, j, c), argument <= 0), 16 entries of each per
  *     thread in registers. Then (I + Diag(beta) A_kk) is inverted in place by forward substitution
  *     (the UT transform; unit lower triangular, 64 rows), and W = T Diag(beta) exp(gc) K, U = T Diag(beta) V
- *     are produced 32 columns at a time. A_qk (times scale, masked) is stored for pass 3.
+ *     are produced 32 columns at a time. A_qk (times scale, masked) is stored for pass 3, T (strictly
+ *     lower part) for the backward.
  *  2. state (grid: value tiles x heads x sequences): the only sequential part. A workgroup keeps the slab
  *     S[:, tile of BV columns] in workgroup memory and walks its sequence's chunks: stores S (the chunk's
  *     incoming state, for pass 3 and the backward), V' = U - W S, then S = exp(gc_last) S + Kd^T V' with
@@ -79,6 +80,7 @@ struct Params { H: u32, N: u32, scale: f32, _a: u32 };
 @group(0) @binding(8) var<storage, read_write> W: array<f32>;
 @group(0) @binding(9) var<storage, read_write> U: array<f32>;
 @group(0) @binding(10) var<storage, read_write> Aqk: array<f32>;
+@group(0) @binding(11) var<storage, read_write> Tb: array<f32>;
 ${LOCATE}
 ${gcAt(GK)}
 // Phase 1: k tile [64][BK] at 0, q tile at Q0, gc tile at G0. Later: T (64x64) at 0, column tile at B0.
@@ -167,6 +169,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     if (lid < i) { sm[i * 64u + lid] = -x; }
     workgroupBarrier();
   }
+  for (var e = lid; e < 4096u; e += ${WG}u) { Tb[(slot * H + h) * 4096u + e] = sm[e]; }
   storageBarrier();
   // [W | U] = T Diag(beta) [exp(gc) K | V], 32 columns of the concatenation at a time.
   let c = lid % 32u;

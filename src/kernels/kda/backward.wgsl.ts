@@ -1,0 +1,572 @@
+/**
+ * Chunked KDA backward, after a chunked forward that kept gc, W, U, T, A_qk, V' and the per-chunk
+ * incoming states S (chunk.ts). Four dispatches, mirroring kdaChunkBackwardReference:
+ *
+ *  1. dstate (grid: value tiles x heads x sequences; the only sequential part, the forward state pass
+ *     run backwards): G = dS_final; per chunk from the last: store G (the outgoing-state gradient),
+ *     dV' = A_qk^T dO + Kd G, then G = exp(gc_last) G + Qg^T dO - W^T dV'. The last G is dS0.
+ *  2. dqkw (grid: chunk slots x K tiles x heads, all chunks at once): the products with the states,
+ *     dQg = dO S^T, dW = -dV' S^T, dKd = V' G^T (sums over V in tiles), turned at once into the first
+ *     terms of dq, dk and dgc (the gradient of gc = cumsum g), plus dgc_last += exp(gc_last) rowsum(G o S).
+ *  3. ut (grid: chunk slots x heads): the UT transform backward. dB = T^T [dW | dU] 16 columns at a time,
+ *     dA = -(dB X^T) (strictly lower; X = [W | U]), and from dB: dv, the beta terms, dk and dgc of
+ *     B = Diag(beta) [exp(gc) K | V]. dA is stored over A_qk (no longer needed).
+ *  4. pairs (grid: chunk slots x heads): dA_qk = scale dO V'^T, then every pair term
+ *     sum_c x_i[c] y_j[c] exp(gc_i[c] - gc_j[c]) of A_kk and A_qk sends gradients to q, k and gc (both
+ *     roles of each row, K in tiles of 16, exponents recomputed: one exp per (i, j, c) and role, all
+ *     arguments <= 0); dbeta from dA o A_raw; finally dg = reverse cumsum of dgc within the chunk.
+ *     dA (lower) and dA_qk (upper, transposed) share one 64x64 tile of workgroup memory.
+ * dq, dk and dgc are accumulated in global memory: each element belongs to one workgroup per dispatch.
+ */
+import { chunkBK, LOCATE } from './chunk.wgsl.js';
+
+const WG = 256;
+
+export interface BackwardVariant {
+  K: number;
+  V: number;
+  GK: number;
+}
+
+export const bwdKey = (name: string, v: BackwardVariant, extra = '') => `${name}_k${v.K}_v${v.V}_gk${v.GK}${extra}`;
+
+const gcAt = (GK: number) =>
+  `fn gcAt(t: u32, h: u32, r: u32) -> f32 { return gcB[(t * p.H + h) * ${GK}u${GK === 1 ? '' : ' + r'}]; }`;
+
+export function dstateWgsl(v: BackwardVariant, BV: number): string {
+  const { K, V, GK } = v;
+  const BK = chunkBK(K);
+  const wg = Math.min(WG, BV * Math.min(K, 64));
+  const NRG = wg / BV;
+  const VR = 64 / NRG;
+  const SR = K / NRG;
+  if (!Number.isInteger(VR) || !Number.isInteger(SR)) throw new Error(`kda dstate: K=${K}, BV=${BV} do not tile`);
+  return /* wgsl */ `
+struct Params { H: u32, N: u32, scale: f32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> gcB: array<f32>;
+@group(0) @binding(5) var<storage, read> W: array<f32>;
+@group(0) @binding(6) var<storage, read> Aqk: array<f32>;
+@group(0) @binding(7) var<storage, read> dO: array<f32>;
+@group(0) @binding(8) var<storage, read_write> G: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dh: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dVp: array<f32>;
+${gcAt(GK)}
+var<workgroup> Gsh: array<f32, ${K * BV}>;
+var<workgroup> ta: array<f32, ${64 * BK}>;
+var<workgroup> tb: array<f32, ${64 * BK}>;
+var<workgroup> dOsh: array<f32, ${64 * BV}>;
+var<workgroup> dVsh: array<f32, ${64 * BV}>;
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let vt = wid.x;
+  let h = wid.y;
+  let n = wid.z;
+  let H = p.H;
+  let c = lid % ${BV}u;
+  let rg = lid / ${BV}u;
+  let col = vt * ${BV}u + c;
+  let sbase = (n * H + h) * ${K * V}u + vt * ${BV}u;
+  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { Gsh[e] = G[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u]; }
+  let t0 = u32(cu[n]);
+  let t1 = u32(cu[n + 1u]);
+  let base = t0 / 64u + n;
+  let nch = (t1 - t0 + 63u) / 64u;
+  for (var jj = 0u; jj < nch; jj++) {
+    let j = nch - 1u - jj;
+    let ts = t0 + j * 64u;
+    let L = min(64u, t1 - ts);
+    let slot = base + j;
+    let tl = ts + L - 1u;
+    workgroupBarrier();
+    let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
+    for (var e = lid; e < ${K * BV}u; e += ${wg}u) { dh[hbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Gsh[e]; }
+    for (var e = lid; e < ${64 * BV}u; e += ${wg}u) {
+      let i = e / ${BV}u;
+      dOsh[e] = select(0.0, dO[((ts + min(i, L - 1u)) * H + h) * ${V}u + vt * ${BV}u + e % ${BV}u], i < L);
+    }
+    workgroupBarrier();
+    // dV' = A_qk^T dO + Kd G
+    var acc: array<f32, ${VR}>;
+    for (var m = 0u; m < ${VR}u; m++) {
+      let i = rg + m * ${NRG}u;
+      var s = 0.0;
+      for (var i2 = i; i2 < L; i2++) { s += Aqk[((slot * H + h) * 64u + i2) * 64u + i] * dOsh[i2 * ${BV}u + c]; }
+      acc[m] = s;
+    }
+    for (var kt = 0u; kt < ${K / BK}u; kt++) {
+      for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
+        let i = e / ${BK}u;
+        let r = kt * ${BK}u + e % ${BK}u;
+        let ti = ts + min(i, L - 1u);
+        ta[e] = select(0.0, k[(ti * H + h) * ${K}u + r] * exp(gcAt(tl, h, r) - gcAt(ti, h, r)), i < L);
+      }
+      workgroupBarrier();
+      for (var m = 0u; m < ${VR}u; m++) {
+        let i = rg + m * ${NRG}u;
+        var s = 0.0;
+        for (var kk = 0u; kk < ${BK}u; kk++) { s += ta[i * ${BK}u + kk] * Gsh[(kt * ${BK}u + kk) * ${BV}u + c]; }
+        acc[m] += s;
+      }
+      workgroupBarrier();
+    }
+    for (var m = 0u; m < ${VR}u; m++) {
+      let i = rg + m * ${NRG}u;
+      let x = select(0.0, acc[m], i < L);
+      dVsh[i * ${BV}u + c] = x;
+      if (i < L) { dVp[((ts + i) * H + h) * ${V}u + col] = x; }
+    }
+    // G = exp(gc_last) G + Qg^T dO - W^T dV'
+    for (var kt = 0u; kt < ${K / BK}u; kt++) {
+      for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
+        let i = e / ${BK}u;
+        let r = kt * ${BK}u + e % ${BK}u;
+        let ti = ts + min(i, L - 1u);
+        let ok = i < L;
+        ta[e] = select(0.0, q[(ti * H + h) * ${K}u + r] * exp(gcAt(ti, h, r)) * p.scale, ok);
+        tb[e] = select(0.0, W[(ti * H + h) * ${K}u + r], ok);
+      }
+      workgroupBarrier();
+      for (var m = 0u; m < ${SR}u; m++) {
+        let r = rg + m * ${NRG}u;
+        if (r / ${BK}u == kt) {
+          let kk = r % ${BK}u;
+          var s = 0.0;
+          for (var i = 0u; i < 64u; i++) {
+            s += ta[i * ${BK}u + kk] * dOsh[i * ${BV}u + c] - tb[i * ${BK}u + kk] * dVsh[i * ${BV}u + c];
+          }
+          Gsh[r * ${BV}u + c] = exp(gcAt(tl, h, r)) * Gsh[r * ${BV}u + c] + s;
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  workgroupBarrier();
+  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { G[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Gsh[e]; }
+}`;
+}
+
+/** K-tile width of the dqkw pass and V-tile width of its sums. */
+export const DQKW_BV = 16;
+
+export function dqkwWgsl(v: BackwardVariant): string {
+  const { K, V, GK } = v;
+  const BK = chunkBK(K);
+  const BVt = Math.min(V, DQKW_BV);
+  if (V % BVt !== 0) throw new Error(`kda dqkw: V=${V} must be a multiple of ${BVt}`);
+  const NRG = WG / BK;
+  const R = 64 / NRG;
+  const S0 = 0;
+  const G0 = BK * BVt;
+  const D0 = 2 * BK * BVt;
+  const E0 = D0 + 64 * BVt;
+  const P0 = E0 + 64 * BVt;
+  return /* wgsl */ `
+struct Params { H: u32, N: u32, scale: f32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> gcB: array<f32>;
+@group(0) @binding(5) var<storage, read> hB: array<f32>;
+@group(0) @binding(6) var<storage, read> dh: array<f32>;
+@group(0) @binding(7) var<storage, read> dO: array<f32>;
+@group(0) @binding(8) var<storage, read> dVp: array<f32>;
+@group(0) @binding(9) var<storage, read> Vp: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(11) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dgc: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dW: array<f32>;
+${LOCATE}
+${gcAt(GK)}
+// S tile [BK][BVt] at S0, G tile at G0, dO / dV' / V' tiles [64][BVt] at D0, E0, P0.
+var<workgroup> sm: array<f32, ${P0 + 64 * BVt}>;
+var<workgroup> red: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let slot = wid.x;
+  let kt = wid.y;
+  let h = wid.z;
+  let H = p.H;
+  let loc = locate(slot, p.N);
+  if (loc.x == 0u) { return; }
+  let t0 = loc.y;
+  let L = loc.z;
+  let tl = t0 + L - 1u;
+  let c = lid % ${BK}u;
+  let rg = lid / ${BK}u;
+  let r = kt * ${BK}u + c;
+  let sb = (slot * H + h) * ${K * V}u;
+  var aQ: array<f32, ${R}>;
+  var aW: array<f32, ${R}>;
+  var aK: array<f32, ${R}>;
+  for (var v0 = 0u; v0 < ${V}u; v0 += ${BVt}u) {
+    for (var e = lid; e < ${BK * BVt}u; e += ${WG}u) {
+      let rr = kt * ${BK}u + e / ${BVt}u;
+      sm[${S0}u + e] = hB[sb + rr * ${V}u + v0 + e % ${BVt}u];
+      sm[${G0}u + e] = dh[sb + rr * ${V}u + v0 + e % ${BVt}u];
+    }
+    for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
+      let i = e / ${BVt}u;
+      let idx = ((t0 + min(i, L - 1u)) * H + h) * ${V}u + v0 + e % ${BVt}u;
+      let ok = i < L;
+      sm[${D0}u + e] = select(0.0, dO[idx], ok);
+      sm[${E0}u + e] = select(0.0, dVp[idx], ok);
+      sm[${P0}u + e] = select(0.0, Vp[idx], ok);
+    }
+    workgroupBarrier();
+    for (var m = 0u; m < ${R}u; m++) {
+      let i = rg + m * ${NRG}u;
+      var sq = 0.0;
+      var sw = 0.0;
+      var sk = 0.0;
+      for (var cc = 0u; cc < ${BVt}u; cc++) {
+        let s = sm[${S0}u + c * ${BVt}u + cc];
+        sq += sm[${D0}u + i * ${BVt}u + cc] * s;
+        sw += sm[${E0}u + i * ${BVt}u + cc] * s;
+        sk += sm[${P0}u + i * ${BVt}u + cc] * sm[${G0}u + c * ${BVt}u + cc];
+      }
+      aQ[m] += sq;
+      aW[m] -= sw;
+      aK[m] += sk;
+    }
+    workgroupBarrier();
+  }
+  let gl = gcAt(tl, h, r);
+  var kdSum = 0.0;
+  for (var m = 0u; m < ${R}u; m++) {
+    let i = rg + m * ${NRG}u;
+    if (i < L) {
+      let t = t0 + i;
+      let idx = (t * H + h) * ${K}u + r;
+      let eg = exp(gcAt(t, h, r));
+      let ed = exp(gl - gcAt(t, h, r));
+      let kd = k[idx] * ed;
+      dq[idx] = p.scale * eg * aQ[m];
+      dk[idx] = aK[m] * ed;
+      dgc[idx] = aQ[m] * p.scale * q[idx] * eg - aK[m] * kd;
+      dW[idx] = aW[m];
+      kdSum += aK[m] * kd;
+    }
+  }
+  red[lid] = kdSum;
+  storageBarrier();
+  workgroupBarrier();
+  if (lid < ${BK}u) {
+    var s = 0.0;
+    for (var m = 0u; m < ${NRG}u; m++) { s += red[m * ${BK}u + lid]; }
+    var gs = 0.0;
+    for (var cc = 0u; cc < ${V}u; cc++) { gs += dh[sb + r * ${V}u + cc] * hB[sb + r * ${V}u + cc]; }
+    let idx = (tl * H + h) * ${K}u + r;
+    dgc[idx] += s + exp(gl) * gs;
+  }
+}`;
+}
+
+export function utBackwardWgsl(v: BackwardVariant): string {
+  const { K, V, GK } = v;
+  const CW = 16;
+  const RG = WG / CW;
+  const RR = 64 / RG;
+  const NCT = Math.ceil((K + V) / CW);
+  const T0 = 0;
+  const X0 = 4096;
+  const B0 = X0 + 64 * CW;
+  const D0 = B0 + 64 * CW;
+  return /* wgsl */ `
+struct Params { H: u32, N: u32, scale: f32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> Tb: array<f32>;
+@group(0) @binding(3) var<storage, read> W: array<f32>;
+@group(0) @binding(4) var<storage, read> U: array<f32>;
+@group(0) @binding(5) var<storage, read> dW: array<f32>;
+@group(0) @binding(6) var<storage, read> dVp: array<f32>;
+@group(0) @binding(7) var<storage, read> beta: array<f32>;
+@group(0) @binding(8) var<storage, read> vv: array<f32>;
+@group(0) @binding(9) var<storage, read> k: array<f32>;
+@group(0) @binding(10) var<storage, read> gcB: array<f32>;
+@group(0) @binding(11) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dgc: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dv: array<f32>;
+@group(0) @binding(14) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(15) var<storage, read_write> dA: array<f32>;
+${LOCATE}
+${gcAt(GK)}
+// T [64][64] at T0; X tile [64][CW] at X0; dB tile at B0; dX tile at D0 (CW = 16 columns of [W | U]).
+var<workgroup> sm: array<f32, ${D0 + 64 * CW}>;
+var<workgroup> bsh: array<f32, 64>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let slot = wid.x;
+  let h = wid.y;
+  let H = p.H;
+  let loc = locate(slot, p.N);
+  if (loc.x == 0u) { return; }
+  let t0 = loc.y;
+  let L = loc.z;
+  for (var e = lid; e < 4096u; e += ${WG}u) {
+    let i = e / 64u;
+    let j = e % 64u;
+    // T's unit diagonal is implicit in the stored strictly-lower part.
+    sm[${T0}u + e] = select(Tb[(slot * H + h) * 4096u + e], 1.0, i == j);
+  }
+  if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 + lid) * H + h], lid < L); }
+  let c = lid % ${CW}u;
+  let rg = lid / ${CW}u;
+  let ti = lid / 16u;
+  let tj = lid % 16u;
+  var da: array<f32, 16>;
+  var dbp: array<f32, ${RR}>;
+  for (var ct = 0u; ct < ${NCT}u; ct++) {
+    let cc = ct * ${CW}u + c;
+    for (var i = rg; i < 64u; i += ${RG}u) {
+      var x = 0.0;
+      var dx = 0.0;
+      if (i < L) {
+        let row = (t0 + i) * H + h;
+        if (cc < ${K}u) {
+          x = W[row * ${K}u + cc];
+          dx = dW[row * ${K}u + cc];
+        } else if (cc < ${K + V}u) {
+          x = U[row * ${V}u + cc - ${K}u];
+          dx = dVp[row * ${V}u + cc - ${K}u];
+        }
+      }
+      sm[${X0}u + i * ${CW}u + c] = x;
+      sm[${D0}u + i * ${CW}u + c] = dx;
+    }
+    workgroupBarrier();
+    // dB = T^T dX
+    for (var m = 0u; m < ${RR}u; m++) {
+      let j = rg + m * ${RG}u;
+      var s = sm[${D0}u + j * ${CW}u + c];
+      for (var i = j + 1u; i < L; i++) { s += sm[${T0}u + i * 64u + j] * sm[${D0}u + i * ${CW}u + c]; }
+      sm[${B0}u + j * ${CW}u + c] = s;
+      if (j < L && cc < ${K + V}u) {
+        let row = (t0 + j) * H + h;
+        if (cc < ${K}u) {
+          let idx = row * ${K}u + cc;
+          let eg = exp(gcAt(t0 + j, h, cc));
+          let kb = eg * k[idx];
+          dk[idx] += bsh[j] * eg * s;
+          dgc[idx] += s * bsh[j] * kb;
+          dbp[m] += s * kb;
+        } else {
+          let idx = row * ${V}u + cc - ${K}u;
+          dv[idx] = bsh[j] * s;
+          dbp[m] += s * vv[idx];
+        }
+      }
+    }
+    workgroupBarrier();
+    // dA = -(dB X^T), strictly lower
+    for (var a = 0u; a < 4u; a++) {
+      let i = ti * 4u + a;
+      for (var b = 0u; b < 4u; b++) {
+        let j = tj * 4u + b;
+        if (j < i) {
+          var s = 0.0;
+          for (var x = 0u; x < ${CW}u; x++) { s += sm[${B0}u + i * ${CW}u + x] * sm[${X0}u + j * ${CW}u + x]; }
+          da[a * 4u + b] -= s;
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var a = 0u; a < 4u; a++) {
+    for (var b = 0u; b < 4u; b++) {
+      dA[((slot * H + h) * 64u + ti * 4u + a) * 64u + tj * 4u + b] = da[a * 4u + b];
+    }
+  }
+  for (var m = 0u; m < ${RR}u; m++) { sm[${X0}u + (rg + m * ${RG}u) * ${CW}u + c] = dbp[m]; }
+  workgroupBarrier();
+  if (lid < L) {
+    var s = 0.0;
+    for (var x = 0u; x < ${CW}u; x++) { s += sm[${X0}u + lid * ${CW}u + x]; }
+    dbeta[(t0 + lid) * H + h] = s;
+  }
+}`;
+}
+
+/** K-tile width of the pair pass. */
+export function pairsBK(K: number): number {
+  return Math.min(K, 16);
+}
+
+export function pairsWgsl(v: BackwardVariant): string {
+  const { K, V, GK } = v;
+  const BK = pairsBK(K);
+  if (K % BK !== 0) throw new Error(`kda pairs: K=${K} must be a multiple of ${BK}`);
+  const NRG = WG / BK;
+  const R = 64 / NRG;
+  const BVt = Math.min(V, 32);
+  const M0 = 0;
+  const K0 = 4096;
+  const Q0 = K0 + 64 * BK;
+  const G0 = Q0 + 64 * BK;
+  const size = Math.max(G0 + 64 * BK, 4096 + 2 * 64 * BVt);
+  return /* wgsl */ `
+struct Params { H: u32, N: u32, scale: f32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> gcB: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<storage, read> dO: array<f32>;
+@group(0) @binding(7) var<storage, read> Vp: array<f32>;
+@group(0) @binding(8) var<storage, read> dA: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(11) var<storage, read_write> dgc: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dg: array<f32>;
+${LOCATE}
+${gcAt(GK)}
+// M [64][64]: dA (gradient of Diag(beta) A_kk) below the diagonal, dA_qk transposed on and above it.
+// Then k, q, gc tiles [64][BK] at K0, Q0, G0. (dO / V' tiles for dA_qk at 4096 first.)
+var<workgroup> sm: array<f32, ${size}>;
+var<workgroup> bsh: array<f32, 64>;
+var<workgroup> red: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let slot = wid.x;
+  let h = wid.y;
+  let H = p.H;
+  let loc = locate(slot, p.N);
+  if (loc.x == 0u) { return; }
+  let t0 = loc.y;
+  let L = loc.z;
+  if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 + lid) * H + h], lid < L); }
+  let ti = lid / 16u;
+  let tj = lid % 16u;
+  var aq: array<f32, 16>;
+  for (var v0 = 0u; v0 < ${V}u; v0 += ${BVt}u) {
+    for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
+      let i = e / ${BVt}u;
+      let idx = ((t0 + min(i, L - 1u)) * H + h) * ${V}u + v0 + e % ${BVt}u;
+      sm[4096u + e] = select(0.0, dO[idx], i < L);
+      sm[${4096 + 64 * BVt}u + e] = select(0.0, Vp[idx], i < L);
+    }
+    workgroupBarrier();
+    for (var a = 0u; a < 4u; a++) {
+      let i = ti * 4u + a;
+      for (var b = 0u; b < 4u; b++) {
+        let j = tj * 4u + b;
+        if (j <= i) {
+          var s = 0.0;
+          for (var x = 0u; x < ${BVt}u; x++) { s += sm[4096u + i * ${BVt}u + x] * sm[${4096 + 64 * BVt}u + j * ${BVt}u + x]; }
+          aq[a * 4u + b] += s;
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var a = 0u; a < 4u; a++) {
+    let i = ti * 4u + a;
+    for (var b = 0u; b < 4u; b++) {
+      let j = tj * 4u + b;
+      if (j < i) { sm[${M0}u + i * 64u + j] = dA[((slot * H + h) * 64u + i) * 64u + j]; }
+      if (j <= i) { sm[${M0}u + j * 64u + i] = select(0.0, aq[a * 4u + b] * p.scale, i < L); }
+    }
+  }
+  let r0 = lid % ${BK}u;
+  let rg = lid / ${BK}u;
+  var dbA: array<f32, ${R}>;
+  for (var kt = 0u; kt < ${K / BK}u; kt++) {
+    workgroupBarrier();
+    for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
+      let i = e / ${BK}u;
+      let r = kt * ${BK}u + e % ${BK}u;
+      let ti2 = t0 + min(i, L - 1u);
+      let idx = (ti2 * H + h) * ${K}u + r;
+      sm[${K0}u + e] = select(0.0, k[idx], i < L);
+      sm[${Q0}u + e] = select(0.0, q[idx], i < L);
+      sm[${G0}u + e] = gcAt(ti2, h, r);
+    }
+    workgroupBarrier();
+    for (var m = 0u; m < ${R}u; m++) {
+      let x = rg + m * ${NRG}u;
+      if (x < L) {
+        let kx = sm[${K0}u + x * ${BK}u + r0];
+        let qx = sm[${Q0}u + x * ${BK}u + r0];
+        let gx = sm[${G0}u + x * ${BK}u + r0];
+        let bx = bsh[x];
+        var aQ = 0.0;
+        var aK = 0.0;
+        var aG = 0.0;
+        var aB = 0.0;
+        // x as the later index i: pairs (x, j), j <= x.
+        for (var j = 0u; j <= x; j++) {
+          let kj = sm[${K0}u + j * ${BK}u + r0];
+          let ee = exp(gx - sm[${G0}u + j * ${BK}u + r0]) * kj;
+          let dAq = sm[${M0}u + j * 64u + x];
+          let dAk = select(0.0, sm[${M0}u + x * 64u + j], j < x);
+          aQ += dAq * ee;
+          aK += dAk * bx * ee;
+          aB += dAk * kx * ee;
+        }
+        aG += qx * aQ + kx * aK;
+        // x as the earlier index j: pairs (i, x), i >= x.
+        var bK = 0.0;
+        for (var i = x; i < L; i++) {
+          let ee = exp(sm[${G0}u + i * ${BK}u + r0] - gx);
+          let dAq = sm[${M0}u + x * 64u + i];
+          let dAk = select(0.0, sm[${M0}u + i * 64u + x], i > x);
+          bK += (dAq * sm[${Q0}u + i * ${BK}u + r0] + dAk * bsh[i] * sm[${K0}u + i * ${BK}u + r0]) * ee;
+        }
+        aG -= kx * bK;
+        let idx = ((t0 + x) * H + h) * ${K}u + kt * ${BK}u + r0;
+        dq[idx] += aQ;
+        dk[idx] += aK + bK;
+        dgc[idx] += aG;
+        dbA[m] += aB;
+      }
+    }
+  }
+  // dbeta_i += sum_j dA[i,j] A_raw[i,j], summed over the BK lanes of each row.
+  for (var m = 0u; m < ${R}u; m++) {
+    red[lid] = dbA[m];
+    workgroupBarrier();
+    if (r0 == 0u) {
+      let x = rg + m * ${NRG}u;
+      var s = 0.0;
+      for (var l = 0u; l < ${BK}u; l++) { s += red[rg * ${BK}u + l]; }
+      if (x < L) { dbeta[(t0 + x) * H + h] += s; }
+    }
+    workgroupBarrier();
+  }
+  storageBarrier();
+  workgroupBarrier();
+  // dg = reverse cumsum of dgc within the chunk (gc = cumsum g).
+${
+  GK === 1
+    ? `  if (lid == 0u) {
+    var acc = 0.0;
+    for (var ii = 0u; ii < L; ii++) {
+      let i = L - 1u - ii;
+      var s = 0.0;
+      for (var r = 0u; r < ${K}u; r++) { s += dgc[((t0 + i) * H + h) * ${K}u + r]; }
+      acc += s;
+      dg[(t0 + i) * H + h] = acc;
+    }
+  }`
+    : `  for (var r = lid; r < ${K}u; r += ${WG}u) {
+    var acc = 0.0;
+    for (var ii = 0u; ii < L; ii++) {
+      let idx = ((t0 + L - 1u - ii) * H + h) * ${K}u + r;
+      acc += dgc[idx];
+      dg[idx] = acc;
+    }
+  }`
+}
+}`;
+}

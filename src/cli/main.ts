@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerData } from './data.js';
 import { registerInfo } from './info.js';
+import { registerInspect } from './inspect.js';
 
 const program = new Command();
 program
@@ -17,6 +18,7 @@ program
 
 registerInfo(program);
 registerBench(program);
+registerInspect(program);
 registerData(program);
 
 program.parseAsync(process.argv).then(

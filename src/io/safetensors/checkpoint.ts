@@ -133,11 +133,11 @@ export class Checkpoint {
     return n;
   }
 
-  readRaw(name: string): Promise<Uint8Array> {
+  async readRaw(name: string): Promise<Uint8Array> {
     return this.shardOf(name).readRaw(name);
   }
 
-  loadTensor(name: string, device: Device, opts: LoadOptions = {}): Promise<Tensor> {
+  async loadTensor(name: string, device: Device, opts: LoadOptions = {}): Promise<Tensor> {
     return this.shardOf(name).loadTensor(name, device, opts);
   }
 

@@ -42,6 +42,14 @@ export function validateDedup(c: DedupConfig): void {
   if (c.shingle < 1) throw new Error(`dedup: shingle ${c.shingle} must be >= 1`);
 }
 
+/** What `decide` needs of a document: 64-bit content hash, 16-bit minhash signature, LSH band keys. */
+export interface Prepared {
+  ehi: number;
+  elo: number;
+  sig: Uint16Array | null;
+  keys: Uint32Array | null;
+}
+
 export interface DupResult {
   reason: 'exact' | 'near';
   /** Kept-document id of the representative. */
@@ -137,10 +145,8 @@ export class Deduper {
     return sig;
   }
 
-  /**
-   * Checks a document and records it when kept. Returns null when kept (its id is kept-1 after the call).
-   */
-  check(text: string): DupResult | null {
+  /** The pure half of `check`: hashes, 16-bit signature and band keys (runs in worker threads). */
+  prepare(text: string): Prepared {
     const lower = text.toLowerCase();
     let ehi = 0;
     let elo = 0;
@@ -148,33 +154,48 @@ export class Deduper {
       const d = createHash('sha1').update(lower.replace(/\s+/g, ' ').trim()).digest();
       ehi = d.readUInt32LE(0);
       elo = d.readUInt32LE(4);
-      const prev = this.exactIndex.get(ehi, elo);
+    }
+    if (!this.cfg.near) return { ehi, elo, sig: null, keys: null };
+    const P = this.cfg.permutations;
+    const B = this.cfg.bands;
+    const R = P / B;
+    const full = this.signature(lower);
+    const sig = new Uint16Array(P);
+    for (let p = 0; p < P; p++) sig[p] = full[p] >>> 16;
+    const keys = new Uint32Array(2 * B);
+    for (let band = 0; band < B; band++) {
+      let h1 = 0x12345678 ^ Math.imul(band + 1, 0x27d4eb2d);
+      let h2 = 0x9abcdef0 ^ band;
+      for (let r = 0; r < R; r++) {
+        const v = full[band * R + r];
+        h1 = fmix32(h1 ^ v);
+        h2 = Math.imul(h2 ^ v, 0x01000193) + r;
+      }
+      keys[2 * band] = h1;
+      keys[2 * band + 1] = (h2 >>> 0) ^ band;
+    }
+    return { ehi, elo, sig, keys };
+  }
+
+  /** The stateful half: decides against earlier kept documents and records this one when kept. */
+  decide(p: Prepared): DupResult | null {
+    if (this.cfg.exact) {
+      const prev = this.exactIndex.get(p.ehi, p.elo);
       if (prev >= 0) return { reason: 'exact', of: prev, jaccard: 1 };
     }
     const id = this.kept;
-    if (this.cfg.near) {
+    if (this.cfg.near && p.sig && p.keys) {
       const P = this.cfg.permutations;
       const B = this.cfg.bands;
-      const R = P / B;
-      const sig = this.signature(lower);
-      const keys = new Uint32Array(2 * B);
+      const { sig, keys } = p;
       let best = -1;
       let bestJ = 0;
       for (let band = 0; band < B; band++) {
-        let h1 = 0x12345678 ^ Math.imul(band + 1, 0x27d4eb2d);
-        let h2 = 0x9abcdef0 ^ band;
-        for (let r = 0; r < R; r++) {
-          const v = sig[band * R + r];
-          h1 = fmix32(h1 ^ v);
-          h2 = Math.imul(h2 ^ v, 0x01000193) + r;
-        }
-        keys[2 * band] = h1;
-        keys[2 * band + 1] = (h2 >>> 0) ^ band;
-        const cand = this.bandIndex.get(h1, keys[2 * band + 1]);
+        const cand = this.bandIndex.get(keys[2 * band], keys[2 * band + 1]);
         if (cand >= 0 && cand !== best) {
           let same = 0;
           const off = cand * P;
-          for (let p = 0; p < P; p++) if (this.sigs[off + p] === sig[p] >>> 16) same++;
+          for (let q = 0; q < P; q++) if (this.sigs[off + q] === sig[q]) same++;
           const j = same / P;
           if (j >= this.cfg.threshold && j > bestJ) {
             best = cand;
@@ -188,12 +209,17 @@ export class Deduper {
         g.set(this.sigs);
         this.sigs = g;
       }
-      for (let p = 0; p < P; p++) this.sigs[id * P + p] = sig[p] >>> 16;
+      this.sigs.set(sig, id * P);
       for (let band = 0; band < B; band++) this.bandIndex.setIfAbsent(keys[2 * band], keys[2 * band + 1], id);
     }
-    if (this.cfg.exact) this.exactIndex.setIfAbsent(ehi, elo, id);
+    if (this.cfg.exact) this.exactIndex.setIfAbsent(p.ehi, p.elo, id);
     this.kept++;
     return null;
+  }
+
+  /** Checks a document and records it when kept. Returns null when kept (its id is kept-1 after the call). */
+  check(text: string): DupResult | null {
+    return this.decide(this.prepare(text));
   }
 }
 

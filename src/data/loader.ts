@@ -7,10 +7,8 @@
  *
  * With prefetch > 0 (default 4) batches are built in a worker thread (worker_threads) and transferred.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnWorker } from './workers.js';
 import {
   type Batch,
   BatchCursor,
@@ -57,17 +55,7 @@ export class DataLoader {
     }
     new BatchCursor(data, cfg, start); // validates on this thread so errors surface here
     data.reader.close();
-    const self = import.meta.url;
-    const ts = self.endsWith('.ts');
-    const workerUrl = new URL(ts ? './loaderWorker.ts' : './loaderWorker.js', self).href;
-    const workerData = { cfg, start: { epoch: start.epoch, step: start.step } };
-    if (ts) {
-      // Running from sources (tsx, vitest): register tsx's loader inside the worker, resolved from this file.
-      const tsxDir = dirname(createRequire(self).resolve('tsx/package.json'));
-      const api = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
-      const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl)}); })`;
-      this.worker = new Worker(boot, { eval: true, workerData });
-    } else this.worker = new Worker(new URL(workerUrl), { workerData });
+    this.worker = spawnWorker('loaderWorker', { cfg, start: { epoch: start.epoch, step: start.step } });
     this.worker.unref();
     this.worker.on('message', (m: { batch?: Batch; error?: string }) => {
       if (m.error) {

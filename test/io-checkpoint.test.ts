@@ -122,3 +122,22 @@ describe('Checkpoint', () => {
     await expect(openCheckpoint(dir)).rejects.toThrow(new RegExp(`${SHARD2}: header length \\d+ runs past the end`));
   });
 });
+
+describe('Checkpoint over an in-memory store (the browser path)', () => {
+  it('reads an index and shards from ArrayBuffers', async () => {
+    const { bufferSource, Checkpoint, serializeSafetensors } = await import('../src/io/safetensors/core.js');
+    const files = new Map<string, Uint8Array>([
+      ['s1.safetensors', serializeSafetensors({ a: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } })],
+      ['s2.safetensors', serializeSafetensors({ b: { dtype: 'I32', shape: [1], data: new Int32Array([7]) } })],
+    ]);
+    const index = JSON.stringify({ weight_map: { a: 's1.safetensors', b: 's2.safetensors' } });
+    const ck = await Checkpoint.fromStore({
+      name: 'https://example.invalid/model',
+      readText: async (f) => (f === INDEX_FILE ? index : undefined),
+      open: async (f) => (files.has(f) ? bufferSource(files.get(f)!, f) : undefined),
+    });
+    expect(ck.names).toEqual(['a', 'b']);
+    expect([...(await (await ck.loadTensor('b', cpu)).read())]).toEqual([7]);
+    await ck.close();
+  });
+});

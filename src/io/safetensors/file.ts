@@ -68,7 +68,7 @@ export class SafetensorsFile {
     return n;
   }
 
-  /** The stored bytes of one tensor, exactly as in the file (fresh, 8-byte aligned memory). */
+  /** The stored bytes of one tensor, exactly as in the file, in memory of its own. */
   async readRaw(name: string): Promise<Uint8Array> {
     const info = this.info(name);
     const length = info.end - info.begin;

@@ -1,14 +1,4 @@
-/**
- * Safetensors I/O. Browser-safe parts: errors, dtypes, header, decode, encode, source, file, checkpoint.
- * Node-only parts (file handles, atomic writes): node.ts and writer.ts.
- */
-export * from './checkpoint.js';
-export * from './decode.js';
-export * from './dtypes.js';
-export * from './encode.js';
-export * from './errors.js';
-export * from './file.js';
-export * from './header.js';
+/** Safetensors I/O for Node: the browser-safe core plus file handles (node.ts) and atomic writes (writer.ts). */
+export * from './core.js';
 export * from './node.js';
-export * from './source.js';
 export * from './writer.js';

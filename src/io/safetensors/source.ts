@@ -13,14 +13,14 @@ export interface ByteSource {
   close?(): Promise<void>;
 }
 
-/** A source over bytes already in memory (a fetched file, a test buffer). */
+/** A source over bytes already in memory (a fetched file, a test buffer); reads return copies. */
 export function bufferSource(bytes: ArrayBuffer | Uint8Array, name = '<buffer>'): ByteSource {
   const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   return {
     name,
     size: u8.byteLength,
     async read(offset: number, length: number): Promise<Uint8Array> {
-      return u8.subarray(offset, Math.min(u8.byteLength, offset + length));
+      return u8.slice(offset, Math.min(u8.byteLength, offset + length));
     },
   };
 }

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,18 +72,30 @@ describe('inspect by formula', () => {
   });
 });
 
-/** The CLI, run from source with tsx (no build step), with a timeout so a hang fails the test. */
-function cli(...args: string[]) {
-  const r = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'src/cli/main.ts'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 60_000,
-    env: { ...process.env, KIMI_DEBUG: '' },
+/** The CLI, run from source with tsx (no build step); killed after a minute so a hang fails the test. */
+function cli(
+  ...args: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string; signal: string | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'src/cli/main.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, KIMI_DEBUG: '' },
+      timeout: 60_000,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, stdout, stderr, signal }));
   });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
 }
 
-function expectCleanFailure(r: ReturnType<typeof cli>, pattern: RegExp): void {
+function expectCleanFailure(r: Awaited<ReturnType<typeof cli>>, pattern: RegExp): void {
   expect(r.signal).toBeNull();
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/^kimi-linear: /);
@@ -92,8 +104,8 @@ function expectCleanFailure(r: ReturnType<typeof cli>, pattern: RegExp): void {
 }
 
 describe('kimi-linear inspect (CLI)', () => {
-  it('--json on the 48B config gives the acceptance numbers', () => {
-    const r = cli('inspect', '--config', BIG, '--json');
+  it('--json on the 48B config gives the acceptance numbers', async () => {
+    const r = await cli('inspect', '--config', BIG, '--json');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.layers).toHaveLength(27);
@@ -108,14 +120,17 @@ describe('kimi-linear inspect (CLI)', () => {
     expect(j.checkpoint).toBeUndefined();
   });
 
-  it('--model on tiny-kimi: layer map table and a matching checkpoint cross-check', () => {
-    const r = cli('inspect', '--model', TINY_DIR, '--cache-dtype', 'f32');
+  it('--model on tiny-kimi: layer map table and a matching checkpoint cross-check', async () => {
+    const [r, js] = await Promise.all([
+      cli('inspect', '--model', TINY_DIR, '--cache-dtype', 'f32'),
+      cli('inspect', '--model', TINY_DIR, '--json'),
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/layers: 4 \(KDA 3, MLA 1; dense 1, MoE 3\)/);
     expect(r.stdout).toMatch(/parameters in safetensors headers\s*│\s*303,972/);
     expect(r.stdout).toMatch(/parameters by formula\s*│\s*303,972/);
     expect(r.stdout).toMatch(/headers match the config/);
-    const j = JSON.parse(cli('inspect', '--model', TINY_DIR, '--json').stdout);
+    const j = JSON.parse(js.stdout);
     expect(j.layers.map((l: { mixer: string; ffn: string }) => `${l.mixer}/${l.ffn}`)).toEqual([
       'kda/dense',
       'kda/moe',
@@ -127,38 +142,35 @@ describe('kimi-linear inspect (CLI)', () => {
   });
 
   it('bad inputs exit 1 with a clear message and no stack trace', async () => {
-    expectCleanFailure(cli('inspect'), /give --model DIR .* or --config FILE/);
-    expectCleanFailure(cli('inspect', '--config', join(tmp, 'none.json')), /none\.json: file not found/);
-    expectCleanFailure(cli('inspect', '--model', join(tmp, 'none')), /--model .*none: no such file or directory/);
-    expectCleanFailure(
-      cli('inspect', '--config', BIG, '--cache-dtype', 'f16'),
-      /--cache-dtype: 'f16' is not bf16 or f32/,
-    );
-
     const cfg = JSON.parse(await readFile(join(TINY_DIR, 'config.json'), 'utf8'));
     cfg.linear_attn_config.kda_layers = [1, 3];
     await writeFile(join(tmp, 'gap.json'), JSON.stringify(cfg));
-    expectCleanFailure(
-      cli('inspect', '--config', join(tmp, 'gap.json')),
-      /ConfigError: .*gap\.json: layer 1 \(number 2 in the 1-based lists\) is in neither/,
-    );
     cfg.linear_attn_config.kda_layers = [1, 2, 3];
     cfg.hidden_size = 'big';
     await writeFile(join(tmp, 'type.json'), JSON.stringify(cfg));
-    expectCleanFailure(
-      cli('inspect', '--config', join(tmp, 'type.json')),
-      /field 'hidden_size' is "big" \(string\), expected number/,
-    );
-
     // A model directory whose weights are truncated.
     const dir = join(tmp, 'trunc');
     await mkdir(dir);
     await copyFile(join(TINY_DIR, 'config.json'), join(dir, 'config.json'));
     const bytes = await readFile(join(TINY_DIR, 'model.safetensors'));
     await writeFile(join(dir, 'model.safetensors'), bytes.subarray(0, bytes.byteLength - 100));
-    expectCleanFailure(
-      cli('inspect', '--model', dir),
-      /SafetensorsError: .*model\.safetensors: tensor '.*': data_offsets \[\d+, \d+\] run past the end of the data region .*truncated/,
-    );
+
+    const cases: [string[], RegExp][] = [
+      [[], /give --model DIR .* or --config FILE/],
+      [['--config', join(tmp, 'none.json')], /none\.json: file not found/],
+      [['--model', join(tmp, 'none')], /--model .*none: no such file or directory/],
+      [['--config', BIG, '--cache-dtype', 'f16'], /--cache-dtype: 'f16' is not bf16 or f32/],
+      [
+        ['--config', join(tmp, 'gap.json')],
+        /ConfigError: .*gap\.json: layer 1 \(number 2 in the 1-based lists\) is in neither/,
+      ],
+      [['--config', join(tmp, 'type.json')], /field 'hidden_size' is "big" \(string\), expected number/],
+      [
+        ['--model', dir],
+        /SafetensorsError: .*model\.safetensors: tensor '.*': data_offsets \[\d+, \d+\] run past the end of the data region .*truncated/,
+      ],
+    ];
+    const results = await Promise.all(cases.map(([args]) => cli('inspect', ...args)));
+    for (const [i, r] of results.entries()) expectCleanFailure(r, cases[i][1]);
   });
 });

@@ -10,6 +10,7 @@ import {
   serializeSafetensors,
   tensorsToData,
   writeSafetensors,
+  writeTensors,
 } from '../src/io/safetensors/index.js';
 import { bf16BitsToF32, f32ToBf16Bits } from '../src/tensor/dtype.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
@@ -139,6 +140,11 @@ describe('safetensors round trip', () => {
     expect([...(await (await f.loadTensor('b', cpu, { dtype: 'f32' })).read())]).toEqual([1, 2, 3]);
     expect([...(await (await f.loadTensor('c', cpu)).read())]).toEqual([9, -9]);
     await f.close();
+    await writeTensors(join(dir, 'direct.safetensors'), new Map([['c', c]]), { metadata: { step: '3' } });
+    const g = await openSafetensors(join(dir, 'direct.safetensors'));
+    expect(g.metadata).toEqual({ step: '3' });
+    expect(g.info('c')).toMatchObject({ dtype: 'I32', shape: [2] });
+    await g.close();
   });
 
   it('overwrites atomically and leaves no temporary file', async () => {

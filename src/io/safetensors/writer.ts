@@ -51,3 +51,12 @@ export async function tensorsToData(
   for (const [name, t] of list) out.set(name, { dtype: t.dtype, shape: [...t.shape], data: await t.read() });
   return out;
 }
+
+/** Write tensors (from any device) to a safetensors file atomically. */
+export async function writeTensors(
+  path: string,
+  tensors: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>,
+  opts: WriteOptions = {},
+): Promise<void> {
+  await writeSafetensors(path, await tensorsToData(tensors), opts);
+}

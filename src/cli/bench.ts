@@ -4,9 +4,11 @@
  * Each benchmark lives in src/bench/<what>.ts and registers its subcommand here.
  */
 import type { Command } from 'commander';
+import { registerKdaBench } from '../bench/kda.js';
 import { registerMatmulBench } from '../bench/matmul.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('GPU and pipeline benchmarks (tables, or --json)');
   registerMatmulBench(bench);
+  registerKdaBench(bench);
 }

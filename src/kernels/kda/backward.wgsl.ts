@@ -411,7 +411,7 @@ export function pairsWgsl(v: BackwardVariant): string {
   const K0 = 4096;
   const Q0 = K0 + 64 * BK;
   const G0 = Q0 + 64 * BK;
-  const size = Math.max(G0 + 64 * BK, 4096 + 2 * 64 * BVt);
+  const size = Math.max(G0 + 64 * BK, 2 * 64 * BVt);
   return /* wgsl */ `
 struct Params { H: u32, N: u32, scale: f32, _a: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
@@ -431,7 +431,7 @@ struct Params { H: u32, N: u32, scale: f32, _a: u32 };
 ${LOCATE}
 ${gcAt(GK)}
 // M [64][64]: dA (gradient of Diag(beta) A_kk) below the diagonal, dA_qk transposed on and above it.
-// Then k, q, gc tiles [64][BK] at K0, Q0, G0. (dO / V' tiles for dA_qk at 4096 first.)
+// Then k, q, gc tiles [64][BK] at K0, Q0, G0. (Before M: the dO / V' tiles for dA_qk at 0.)
 var<workgroup> sm: array<f32, ${size}>;
 var<workgroup> bsh: array<f32, 64>;
 var<workgroup> red: array<f32, ${WG}>;
@@ -453,8 +453,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
       let i = e / ${BVt}u;
       let idx = ((t0 + min(i, L - 1u)) * H + h) * ${V}u + v0 + e % ${BVt}u;
-      sm[4096u + e] = select(0.0, dO[idx], i < L);
-      sm[${4096 + 64 * BVt}u + e] = select(0.0, Vp[idx], i < L);
+      sm[e] = select(0.0, dO[idx], i < L);
+      sm[${64 * BVt}u + e] = select(0.0, Vp[idx], i < L);
     }
     workgroupBarrier();
     for (var a = 0u; a < 4u; a++) {
@@ -463,7 +463,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         let j = tj * 4u + b;
         if (j <= i) {
           var s = 0.0;
-          for (var x = 0u; x < ${BVt}u; x++) { s += sm[4096u + i * ${BVt}u + x] * sm[${4096 + 64 * BVt}u + j * ${BVt}u + x]; }
+          for (var x = 0u; x < ${BVt}u; x++) { s += sm[i * ${BVt}u + x] * sm[${64 * BVt}u + j * ${BVt}u + x]; }
           aq[a * 4u + b] += s;
         }
       }

@@ -12,9 +12,10 @@ import { chunkBK, stateBV } from './chunk.wgsl.js';
 import type { GpuGrads, GpuProblem, KdaInputs, LayerParams } from './gpu.js';
 import { dispatchPrep, dispatchPrepBackward } from './prep.js';
 import { cuTensor } from './slots.js';
+import { zerosF32 } from './zeros.js';
 
 function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
-  if (!src) return gpu.zeros([p.N, p.H, p.K, p.V]);
+  if (!src) return zerosF32(gpu, [p.N, p.H, p.K, p.V]);
   const s = gpu.empty([p.N, p.H, p.K, p.V]);
   const c = contiguous(src);
   copyInto(c, s);
@@ -47,7 +48,7 @@ export function dispatchBackward(
   const G = stateCopy(gpu, p, o.dS);
   const dh = gpu.empty([NS, H, K, V]);
   const dVp = gpu.empty([Ttot, H, V]);
-  const BV = stateBV(V, N, H);
+  const BV = stateBV(V, N, H, K, gpu.limits.maxComputeWorkgroupStorageSize, true);
   gpu.dispatch({
     kernel: { name: 'kda_bwd_dstate', key: bwdKey('kda_bwd_dstate', v, `_bv${BV}`), code: () => dstateWgsl(v, BV) },
     tensors: [cu, q, k, saved.gc, saved.W, saved.Aqk, dO, G, dh, dVp],

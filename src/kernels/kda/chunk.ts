@@ -59,7 +59,7 @@ export function dispatchChunkForward(
     params: new Params().u32(H, N).f32(scale).u32(0),
     workgroups: [NS, H],
   });
-  const BV = stateBV(V, N, H);
+  const BV = stateBV(V, N, H, K, gpu.limits.maxComputeWorkgroupStorageSize);
   gpu.dispatch({
     kernel: {
       name: 'kda_chunk_state',

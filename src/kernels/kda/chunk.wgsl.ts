@@ -204,10 +204,16 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }`;
 }
 
-/** Value-tile width of the state pass. */
-export function stateBV(V: number, N: number, H: number): number {
+/**
+ * Value-tile width of the state passes: 32 columns, halved while that leaves fewer than 128 workgroups
+ * (sequences x heads x tiles) or while the tile does not fit `smemBytes` of workgroup memory
+ * (the backward's dstate pass holds two more [64, BK] and [64, BV] tiles than the forward).
+ */
+export function stateBV(V: number, N: number, H: number, K = 128, smemBytes = 32768, backward = false): number {
+  const bk = Math.min(K, 32);
+  const bytes = (bv: number) => 4 * (K * bv + (backward ? 2 : 1) * 64 * (bk + bv));
   let bv = Math.min(V, 32);
-  while (bv > 8 && N * H * (V / bv) < 256 && V % (bv / 2) === 0) bv /= 2;
+  while (bv > 8 && V % (bv / 2) === 0 && (N * H * (V / bv) < 128 || bytes(bv) > smemBytes)) bv /= 2;
   return bv;
 }
 

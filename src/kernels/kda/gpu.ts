@@ -12,6 +12,7 @@ import { contiguous, copyInto } from '../copy/index.js';
 import { dispatchChunkForward } from './chunk.js';
 import { dispatchPrep } from './prep.js';
 import { cuTensor, dispatchRecurrent } from './slots.js';
+import { zerosF32 } from './zeros.js';
 import type { KdaMode } from './index.js';
 import { dispatchBackward } from './backwardGpu.js';
 
@@ -54,7 +55,7 @@ function identitySlots(gpu: GpuContext, N: number): Tensor {
 
 /** A fresh [N, H, K, V] state: a copy of the initial state, or zeros. */
 function startState(gpu: GpuContext, p: GpuProblem, initialState?: Tensor): Tensor {
-  if (!initialState) return gpu.zeros([p.N, p.H, p.K, p.V]);
+  if (!initialState) return zerosF32(gpu, [p.N, p.H, p.K, p.V]);
   const s = gpu.empty([p.N, p.H, p.K, p.V]);
   const c = contiguous(initialState);
   copyInto(c, s);

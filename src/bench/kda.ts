@@ -1,0 +1,182 @@
+/**
+ * `kimi-linear bench kda`: Kimi Delta Attention kernels.
+ *  - chunked forward and forward+backward (core form) at B=1, H=16, d=128 for each T (default 2048, 8192,
+ *    32768): ms, tokens/s and effective bandwidth (input + output bytes / time). forward+backward is what
+ *    a training step records: the forward, then the backward (which recomputes the chunked forward's
+ *    intermediates itself).
+ *  - decode step (fused recurrent over state slots) at H=32, d=128 for each batch (default 1, 64, 256):
+ *    us, tokens/s and state bandwidth (the f32 state read and written once per step).
+ * GPU times come from timestamps around one compute pass holding `reps` repetitions (median of trials).
+ * Inputs are random (GPU init kernel): q, k of about unit norm, g in [-0.1, -0.001], beta in [0.1, 0.9].
+ */
+import type { Command } from 'commander';
+import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
+import type { GpuContext } from '../gpu/context.js';
+import { kdaCore, kdaCoreBackward, kdaRecurrentSlots } from '../kernels/kda/index.js';
+import { randomUniform } from '../kernels/random/index.js';
+import { cpu } from '../tensor/cpuDevice.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
+import { machine, openBenchDevice, parseList, type Timing, timeGpu } from './harness.js';
+
+export interface KdaBenchOptions {
+  T: number[];
+  batch: number[];
+  chunkHeads: number;
+  decodeHeads: number;
+  d: number;
+  reps: number;
+  trials: number;
+  skipBackward: boolean;
+}
+
+function inputs(dev: Device, B: number, T: number, H: number, d: number, seed: number) {
+  const a = Math.sqrt(3 / d); // uniform(-a, a) over d channels has E|x|^2 = 1
+  return {
+    q: randomUniform(dev, [B, T, H, d], { seed, lo: -a, hi: a }),
+    k: randomUniform(dev, [B, T, H, d], { seed: seed + 1, lo: -a, hi: a }),
+    v: randomUniform(dev, [B, T, H, d], { seed: seed + 2 }),
+    g: randomUniform(dev, [B, T, H, d], { seed: seed + 3, lo: -0.1, hi: -0.001 }),
+    beta: randomUniform(dev, [B, T, H], { seed: seed + 4, lo: 0.1, hi: 0.9 }),
+  };
+}
+
+async function timeOn(dev: Device, body: () => void, reps: number, trials: number): Promise<Timing> {
+  if (dev.backend === 'webgpu') return timeGpu(dev as GpuContext, body, reps, trials);
+  const per: number[] = [];
+  for (let t = 0; t < trials; t++) {
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) body();
+    per.push((performance.now() - t0) / reps);
+  }
+  const sorted = [...per].sort((x, y) => x - y);
+  return { ms: sorted[Math.floor(sorted.length / 2)], trials: per, source: 'host' };
+}
+
+function disposeAll(...ts: (Tensor | undefined)[]): void {
+  for (const t of ts) t?.dispose();
+}
+
+export async function benchKda(dev: Device, o: KdaBenchOptions) {
+  const chunked: Record<string, unknown>[] = [];
+  const H = o.chunkHeads;
+  const d = o.d;
+  for (const T of o.T) {
+    const x = inputs(dev, 1, T, H, d, 11);
+    const S0 = dev.zeros([1, H, d, d]);
+    const dO = randomUniform(dev, [1, T, H, d], { seed: 17 });
+    const dS = randomUniform(dev, [1, H, d, d], { seed: 18 });
+    const fwd = () => {
+      const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
+      disposeAll(r.o, r.finalState);
+    };
+    const reps = Math.max(1, Math.round((o.reps * 8192) / Math.max(T, 8192)));
+    const tf = await timeOn(dev, fwd, reps, o.trials);
+    const ioBytes = 4 * (T * H * (4 * d + 1) + T * H * d + 2 * H * d * d);
+    chunked.push({
+      pass: 'forward',
+      B: 1,
+      T,
+      H,
+      d,
+      ms: tf.ms,
+      tokensPerS: T / (tf.ms * 1e-3),
+      GBps: ioBytes / (tf.ms * 1e-3) / 1e9,
+      timer: tf.source,
+    });
+    if (!o.skipBackward) {
+      const fb = () => {
+        const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
+        const gr = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, dO, { initialState: S0, dS });
+        disposeAll(r.o, r.finalState, gr.dq, gr.dk, gr.dv, gr.dg, gr.dbeta, gr.dS0);
+      };
+      const tb = await timeOn(dev, fb, Math.max(1, Math.round(reps / 2)), o.trials);
+      const gradBytes = 4 * (T * H * (4 * d + 1) + H * d * d);
+      chunked.push({
+        pass: 'forward+backward',
+        B: 1,
+        T,
+        H,
+        d,
+        ms: tb.ms,
+        tokensPerS: T / (tb.ms * 1e-3),
+        GBps: (ioBytes + gradBytes + 4 * T * H * d) / (tb.ms * 1e-3) / 1e9,
+        timer: tb.source,
+      });
+    }
+    disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
+  }
+
+  const decode: Record<string, unknown>[] = [];
+  const Hd = o.decodeHeads;
+  for (const batch of o.batch) {
+    const x = inputs(dev, batch, 1, Hd, d, 23);
+    const pool = randomUniform(dev, [batch, Hd, d, d], { seed: 29, lo: -0.1, hi: 0.1 });
+    const slots = dev.fromHost(
+      Int32Array.from({ length: batch }, (_, i) => i),
+      [batch],
+      'i32',
+    );
+    const step = () => kdaRecurrentSlots(pool, slots, x.q, x.k, x.v, x.g, x.beta).dispose();
+    const t = await timeOn(dev, step, o.reps * 4, o.trials);
+    const stateBytes = 2 * batch * Hd * d * d * 4;
+    decode.push({
+      batch,
+      H: Hd,
+      d,
+      us: t.ms * 1e3,
+      tokensPerS: batch / (t.ms * 1e-3),
+      stateGBps: stateBytes / (t.ms * 1e-3) / 1e9,
+      timer: t.source,
+    });
+    disposeAll(x.q, x.k, x.v, x.g, x.beta, pool, slots);
+  }
+  return {
+    bench: 'kda',
+    backend: dev.backend,
+    machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
+    chunked,
+    decode,
+    targets: {
+      note: 'H200 targets: forward T=32768 <= 5.0 ms, fwd+bwd <= 25 ms, decode batch 64 <= 87 us, batch 1 < 60 us',
+    },
+  };
+}
+
+export function registerKdaBench(bench: Command): void {
+  const cmd = bench
+    .command('kda')
+    .description('Kimi Delta Attention: chunked forward / forward+backward, decode step (ms, tokens/s, GB/s)')
+    .option('--T <n,...>', 'sequence lengths of the chunked runs', '2048,8192,32768')
+    .option('--batch <n,...>', 'decode batch sizes', '1,64,256')
+    .option('--chunk-heads <n>', 'heads of the chunked runs', '16')
+    .option('--decode-heads <n>', 'heads of the decode runs', '32')
+    .option('--d <n>', 'head size (d_k = d_v)', '128')
+    .option('--reps <n>', 'repetitions per timed trial (chunked: scaled down for long T)', '8')
+    .option('--trials <n>', 'timed trials (median reported)', '5')
+    .option('--skip-backward', 'chunked forward only')
+    .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
+    .option('--json', 'print a JSON object');
+  gpuFlags(cmd).action(
+    async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean; skipBackward?: boolean }) => {
+      if (opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
+        throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
+      }
+      const dev: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
+      const result = await benchKda(dev, {
+        T: parseList(opts.T),
+        batch: parseList(opts.batch),
+        chunkHeads: parseList(opts.chunkHeads)[0],
+        decodeHeads: parseList(opts.decodeHeads)[0],
+        d: parseList(opts.d)[0],
+        reps: parseList(opts.reps)[0],
+        trials: parseList(opts.trials)[0],
+        skipBackward: !!opts.skipBackward,
+      });
+      if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
+      if (opts.json) return printJson(result);
+      console.log(`kda on ${String((result.machine as { adapter?: string }).adapter ?? dev.backend)}`);
+      console.log(renderTable(result.chunked));
+      console.log(renderTable(result.decode));
+    },
+  );
+}

@@ -49,6 +49,11 @@ export function registerData(program: Command): void {
       .option('--out <file>', 'output .jsonl or .parquet')
       .option('--text-field <name>', 'record field holding the text', 'text')
       .option('--report <file.json>', 'write the report as JSON')
+      .option(
+        '--workers <n>',
+        'worker threads for the per-record work (default: one per core; 0 = main thread)',
+        int('--workers'),
+      )
       .option('--json', 'print the report as JSON instead of tables');
 
   io(data.command('clean').description('normalise Unicode/whitespace, apply quality rules, scrub PII'))
@@ -66,7 +71,17 @@ export function registerData(program: Command): void {
         quality: o.quality ? quality : off,
         pii: { ...DEFAULT_CLEAN.pii, ...(o.pii ? {} : { email: false, phone: false, ip: false, card: false }) },
       };
-      emit(await cleanStage({ inputs: o.in, out: o.out, textField: o.textField, report: o.report, clean }), o.json);
+      emit(
+        await cleanStage({
+          inputs: o.in,
+          out: o.out,
+          textField: o.textField,
+          report: o.report,
+          clean,
+          workers: o.workers,
+        }),
+        o.json,
+      );
     });
 
   io(data.command('dedup').description('remove exact and near duplicates (MinHash + LSH), first occurrence kept'))
@@ -161,6 +176,7 @@ export function registerData(program: Command): void {
     .requiredOption('--out <dir>', 'dataset folder (written atomically)')
     .option('--force', 'replace an existing dataset at --out')
     .option('--parent <dir>', 'the dataset this one derives from (lineage)')
+    .option('--workers <n>', 'worker threads (default: one per core; 0 = main thread)', int('--workers'))
     .option('--json', 'print the manifest as JSON')
     .action(async (o) => {
       const m = await buildDataset({
@@ -168,6 +184,7 @@ export function registerData(program: Command): void {
         out: o.out,
         force: o.force,
         parent: o.parent,
+        workers: o.workers,
         log: o.json ? undefined : (s) => process.stderr.write(`${s}\n`),
       });
       if (o.json) {
@@ -251,11 +268,13 @@ export function registerData(program: Command): void {
     .option('--size-gb <n>', 'corpus size in GB', float('--size-gb'), 0.5)
     .option('--dir <dir>', 'work folder (default: a temp folder)')
     .option('--keep', 'keep the corpus and dataset')
+    .option('--workers <n>', 'worker threads (default: one per core; 0 = main thread)', int('--workers'))
     .option('--json', 'print JSON')
     .action(async (o) => {
       const r = await benchPipeline({
         sizeGb: o.sizeGb,
         dir: o.dir,
+        workers: o.workers,
         keep: o.keep,
         log: (s) => process.stderr.write(`${s}\n`),
       });

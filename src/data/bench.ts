@@ -9,6 +9,7 @@ import { buildDataset, DATASET_FORMAT } from './build.js';
 import { writeCorpus } from './generate.js';
 import { mulberry32 } from './hash.js';
 import { DataLoader } from './loader.js';
+import { defaultWorkers } from './pipeline.js';
 import { shardName } from './shards.js';
 
 /** Peak resident set (VmHWM) in bytes, and a poller of process.memoryUsage().rss as a cross-check. */
@@ -30,6 +31,7 @@ export interface PipelineBenchOptions {
   dir?: string;
   keep?: boolean;
   seed?: number;
+  workers?: number;
   log?: (m: string) => void;
 }
 
@@ -74,7 +76,13 @@ export async function benchPipeline(o: PipelineBenchOptions): Promise<Record<str
       ].join('\n'),
     );
     const t1 = performance.now();
-    const m = await buildDataset({ recipe: join(dir, 'recipe.yaml'), out: join(dir, 'dataset'), force: true, log });
+    const m = await buildDataset({
+      recipe: join(dir, 'recipe.yaml'),
+      out: join(dir, 'dataset'),
+      force: true,
+      log,
+      workers: o.workers,
+    });
     const buildSeconds = (performance.now() - t1) / 1000;
     const src = m.sources.web.report as Record<string, unknown>;
     const st = m.stages.pretrain;
@@ -104,6 +112,7 @@ export async function benchPipeline(o: PipelineBenchOptions): Promise<Record<str
       peak_rss_polled_mb: Math.round(Math.max(polled, process.memoryUsage().rss) / 1e6),
       rss_before_build_mb: Math.round(rssBefore / 1e6),
       version_id: m.version_id,
+      workers: o.workers ?? defaultWorkers(),
       dir: o.keep ? dir : undefined,
     };
   } finally {

@@ -18,13 +18,12 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { ByteLevelBpe } from '../io/tokenizer/bpe.js';
 import { loadTokenizer } from '../io/tokenizer/index.js';
 import { PreTokenCounter, trainBpe } from '../io/tokenizer/train.js';
 import type { Tokenizer } from '../io/tokenizer/types.js';
 import { mulberry32 } from './hash.js';
 import { Deduper } from './dedup.js';
-import { RefTable, runStages, type SourceSpec } from './pipeline.js';
+import { defaultWorkers, RefTable, runStages, type SourceSpec } from './pipeline.js';
 import { byteProgress } from './progress.js';
 import { listInputs, type InputFile } from './read.js';
 import {
@@ -115,9 +114,9 @@ class SourceStore {
     this.n = 0;
   }
 
-  push(ids: number[]): void {
-    for (const id of ids) {
-      this.buf[this.n++] = id;
+  push(ids: ArrayLike<number>): void {
+    for (let i = 0; i < ids.length; i++) {
+      this.buf[this.n++] = ids[i];
       this.tokens++;
       if (this.n === this.buf.length) this.flush();
     }
@@ -152,6 +151,8 @@ export interface BuildOptions {
   /** Lineage: the dataset this one derives from (overrides recipe.parent). */
   parent?: string;
   log?: (msg: string) => void;
+  /** Worker threads for cleaning/hashing/tokenizing (default: one per core; 0 = this thread). */
+  workers?: number;
 }
 
 function sha256(b: Buffer | string): string {
@@ -177,7 +178,7 @@ export async function buildDataset(opts: BuildOptions): Promise<Manifest> {
   mkdirSync(join(tmp, 'sources'));
   mkdirSync(join(tmp, 'stages'));
   try {
-    const m = await buildInto(recipe, tmp, parent, log);
+    const m = await buildInto(recipe, tmp, parent, log, opts);
     if (existsSync(out)) {
       const old = `${tmp}.old`;
       renameSync(out, old);
@@ -196,6 +197,7 @@ async function buildInto(
   tmp: string,
   parent: Manifest['parent'],
   log: (m: string) => void,
+  opts: BuildOptions,
 ): Promise<Manifest> {
   const specs = sourceSpecs(recipe);
   const clean = cleanConfig(recipe);
@@ -261,12 +263,6 @@ async function buildInto(
       `recipe ${recipe.file}: tokenizer.eos: '${tcfg.eos}' is not a token of the tokenizer (set append_eos: false or name its end token)`,
     );
   }
-  const encodeInto =
-    tokenizer instanceof ByteLevelBpe
-      ? (t: string, o: number[]) => tokenizer.encodeInto(t, o)
-      : (t: string, o: number[]) => {
-          for (const id of tokenizer.encode(t)) o.push(id);
-        };
 
   // Main pass: clean -> dedup (global) -> tokenize.
   const dcfg = dedupConfig(recipe);
@@ -280,7 +276,6 @@ async function buildInto(
   for (let si = 0; si < specs.length; si++) {
     const store = new SourceStore(join(tmp, 'work', `${si}.u32`));
     const report = new Report(`source ${specs[si].name}`);
-    const ids: number[] = [];
     await runStages({
       files: filesOf[si],
       source: specs[si],
@@ -295,24 +290,23 @@ async function buildInto(
         clusters.write(
           `${JSON.stringify({ reason: d.reason, jaccard: Number(d.jaccard.toFixed(4)), duplicate: { file: relIn(d.file), line: d.line }, representative: { file: relIn(d.repFile), line: d.repLine } })}\n`,
         ),
+      tokenize: { path: join(tmp, 'tokenizer.json'), eosId: tcfg.append_eos ? eosId : null, tokenizer },
+      workers: opts.workers ?? defaultWorkers(),
+      wantText: false,
       onKept: (k) => {
         store.recFile.push(k.fileIdx);
         store.recLine.push(k.line);
         store.recOffset.push(k.offset);
         store.recFirstDoc.push(store.docLen.length);
         store.recDocs.push(k.docs.length);
-        for (const d of k.docs) {
-          ids.length = 0;
-          if (d.prompt) encodeInto(d.prompt, ids);
-          const p = ids.length;
-          encodeInto(d.body, ids);
-          if (tcfg.append_eos) ids.push(eosId!);
-          store.docStart.push(store.tokens);
-          store.docLen.push(ids.length);
-          store.docPrompt.push(p);
-          store.docRole.push(d.role);
-          store.push(ids);
+        const t = k.tokens!;
+        for (let d = 0; d < t.lens.length; d++) {
+          store.docStart.push(store.tokens + t.lens.slice(0, d).reduce((a, b) => a + b, 0));
+          store.docLen.push(t.lens[d]);
+          store.docPrompt.push(t.prompts[d]);
+          store.docRole.push(k.docs[d].role);
         }
+        store.push(t.ids);
       },
     });
     store.finish();

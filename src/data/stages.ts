@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { type CleanConfig, DEFAULT_CLEAN } from './clean.js';
 import { DEFAULT_DEDUP, type DedupConfig, Deduper } from './dedup.js';
-import { runStages, textSource } from './pipeline.js';
+import { defaultWorkers, runStages, textSource } from './pipeline.js';
 import { byteProgress } from './progress.js';
 import { listInputs } from './read.js';
 import { Report } from './report.js';
@@ -17,6 +17,8 @@ export interface StageCommon {
   out?: string;
   textField?: string;
   report?: string;
+  /** Worker threads for the per-record work (default: one per core; 0 = this thread). */
+  workers?: number;
 }
 
 function inputsOf(o: StageCommon) {
@@ -48,6 +50,7 @@ export async function cleanStage(o: StageCommon & { clean?: CleanConfig }): Prom
     deduper: null,
     report,
     progress,
+    workers: o.workers ?? defaultWorkers(),
     onKept: (d) => w?.write({ ...d.value, [field]: d.docs[0].body }),
   });
   progress.stop();
@@ -76,6 +79,7 @@ export async function dedupStage(
     deduper,
     report,
     progress,
+    workers: o.workers ?? defaultWorkers(),
     onKept: (d) => w?.write(d.value),
     onDuplicate: (d) =>
       cw?.write(

@@ -1,0 +1,236 @@
+/**
+ * KDA forms agree with each other and with the f64 reference, on cpu and WebGPU:
+ * chunked = recurrent (T not a multiple of 64, T = 1), a varlen batch = its sequences one by one,
+ * chunk(T1) then chunk(T2) from the carried state = chunk(T1 + T2), the scalar gate per head
+ * (Gated DeltaNet), and the state-slot decode kernel. Tolerances: recurrent 1e-4, chunked 2e-3,
+ * gradients 3e-3 (relative to max |value|).
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  type KdaMode,
+  kdaBackwardReference,
+  kdaCore,
+  kdaCoreBackward,
+  kdaPrepReference,
+  kdaRecurrentReference,
+  kdaRecurrentSlots,
+} from '../src/kernels/kda/index.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import type { Device, Tensor } from '../src/tensor/tensor.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { type KdaCase, randomCase } from './kda-random.js';
+
+const targets: { name: string; gpu: boolean; mode: KdaMode; tol: number }[] = [
+  { name: 'cpu chunk', gpu: false, mode: 'chunk', tol: 2e-3 },
+  { name: 'webgpu recurrent', gpu: true, mode: 'recurrent', tol: 1e-4 },
+  { name: 'webgpu chunk', gpu: true, mode: 'chunk', tol: 2e-3 },
+];
+
+async function deviceFor(gpu: boolean): Promise<Device> {
+  return gpu ? (await gpuContext())! : cpu;
+}
+
+function upload(d: Device, c: KdaCase, B = 1) {
+  const T = c.T / B;
+  const gShape = c.GK === 1 ? [B, T, c.H] : [B, T, c.H, c.K];
+  return {
+    q: d.fromHost(c.q, [B, T, c.H, c.K]),
+    k: d.fromHost(c.k, [B, T, c.H, c.K]),
+    v: d.fromHost(c.v, [B, T, c.H, c.V]),
+    g: d.fromHost(c.g, gShape),
+    beta: d.fromHost(c.beta, [B, T, c.H]),
+    dO: d.fromHost(c.dO, [B, T, c.H, c.V]),
+  };
+}
+
+async function f32(t: Tensor | undefined): Promise<Float32Array> {
+  if (!t) throw new Error('missing tensor');
+  return t.toFloat32();
+}
+
+describe('kda: chunked = recurrent = reference', () => {
+  for (const tg of targets) {
+    for (const [T, K, V, GK] of [
+      [1, 16, 8, 16],
+      [63, 16, 8, 16],
+      [130, 32, 16, 32],
+      [97, 16, 16, 1],
+    ]) {
+      it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: T=${T}, K=${K}, V=${V}, gate width ${GK}`, async () => {
+        const d = await deviceFor(tg.gpu);
+        const c = randomCase(T * 7 + K, T, 2, K, V, GK);
+        const S0 = new Rng(5).normalArray(2 * K * V, 0.5);
+        const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H: 2, K, V, GK, cu: [0, T] }, K ** -0.5, S0);
+        const x = upload(d, c);
+        const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: tg.mode, initialState: d.fromHost(S0, [1, 2, K, V]) });
+        expectClose(await f32(r.o), ref.o, tg.tol, 'o');
+        expectClose(await f32(r.finalState), ref.S, tg.tol, 'S');
+        if (tg.mode === 'recurrent') return;
+        const dS = new Rng(6).normalArray(2 * K * V);
+        const gr = kdaBackwardReference(
+          c.q,
+          c.k,
+          c.v,
+          c.g,
+          c.beta,
+          c.dO,
+          { H: 2, K, V, GK, cu: [0, T] },
+          K ** -0.5,
+          S0,
+          dS,
+        );
+        const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, {
+          mode: tg.mode,
+          initialState: d.fromHost(S0, [1, 2, K, V]),
+          dS: d.fromHost(dS, [1, 2, K, V]),
+        });
+        expectClose(await f32(b.dq), gr.dq, 3e-3, 'dq');
+        expectClose(await f32(b.dk), gr.dk, 3e-3, 'dk');
+        expectClose(await f32(b.dv), gr.dv, 3e-3, 'dv');
+        expectClose(await f32(b.dg), gr.dg, 3e-3, 'dg');
+        expectClose(await f32(b.dbeta), gr.dbeta, 3e-3, 'dbeta');
+        expectClose(await f32(b.dS0), gr.dS0, 3e-3, 'dS0');
+      });
+    }
+  }
+});
+
+describe('kda: variable-length batches', () => {
+  // Sequences of 5, 70, 0 and 58 tokens packed along time, each with its own initial state.
+  const lens = [5, 70, 0, 58];
+  const cu = [0];
+  for (const l of lens) cu.push(cu[cu.length - 1] + l);
+  const T = cu[cu.length - 1];
+  const [H, K, V] = [2, 16, 8];
+  const N = lens.length;
+  for (const tg of targets) {
+    it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: packed = one by one (forward and gradients)`, async () => {
+      const d = await deviceFor(tg.gpu);
+      const c = randomCase(31, T, H, K, V);
+      const S0 = new Rng(8).normalArray(N * H * K * V, 0.5);
+      const dS = new Rng(9).normalArray(N * H * K * V);
+      const x = upload(d, c);
+      const opts = {
+        mode: tg.mode,
+        cuSeqlens: d.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+        initialState: d.fromHost(S0, [N, H, K, V]),
+      };
+      const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+      const o = await f32(r.o);
+      const S = await f32(r.finalState);
+      const KV = H * K * V;
+      for (let n = 0; n < N; n++) {
+        const sl = (a: Float32Array, w: number) => a.slice(cu[n] * H * w, cu[n + 1] * H * w);
+        const one = kdaRecurrentReference(
+          sl(c.q, K),
+          sl(c.k, K),
+          sl(c.v, V),
+          sl(c.g, K),
+          sl(c.beta, 1),
+          { H, K, V, GK: K, cu: [0, lens[n]] },
+          K ** -0.5,
+          S0.slice(n * KV, (n + 1) * KV),
+        );
+        if (lens[n] > 0) expectClose(o.slice(cu[n] * H * V, cu[n + 1] * H * V), one.o, tg.tol, `o of sequence ${n}`);
+        expectClose(S.slice(n * KV, (n + 1) * KV), one.S, tg.tol, `S of sequence ${n}`);
+      }
+      if (tg.mode === 'recurrent') return;
+      const gr = kdaBackwardReference(c.q, c.k, c.v, c.g, c.beta, c.dO, { H, K, V, GK: K, cu }, K ** -0.5, S0, dS);
+      const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, { ...opts, dS: d.fromHost(dS, [N, H, K, V]) });
+      for (const [name, got, want] of [
+        ['dq', b.dq, gr.dq],
+        ['dk', b.dk, gr.dk],
+        ['dv', b.dv, gr.dv],
+        ['dg', b.dg, gr.dg],
+        ['dbeta', b.dbeta, gr.dbeta],
+        ['dS0', b.dS0, gr.dS0],
+      ] as const) {
+        expectClose(await f32(got), want, 3e-3, name);
+      }
+    });
+  }
+});
+
+describe('kda: carrying the state across calls', () => {
+  for (const tg of targets) {
+    it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: chunk(50) then chunk(90) = chunk(140)`, async () => {
+      const d = await deviceFor(tg.gpu);
+      const [T1, T2, H, K, V] = [50, 90, 2, 16, 8];
+      const c = randomCase(44, T1 + T2, H, K, V);
+      const x = upload(d, c);
+      const whole = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: tg.mode });
+      const part = (t: Tensor, a: number, n: number) => t.narrow(1, a, n);
+      const first = kdaCore(
+        part(x.q, 0, T1),
+        part(x.k, 0, T1),
+        part(x.v, 0, T1),
+        part(x.g, 0, T1),
+        part(x.beta, 0, T1),
+        {
+          mode: tg.mode,
+        },
+      );
+      const second = kdaCore(
+        part(x.q, T1, T2),
+        part(x.k, T1, T2),
+        part(x.v, T1, T2),
+        part(x.g, T1, T2),
+        part(x.beta, T1, T2),
+        { mode: tg.mode, initialState: first.finalState },
+      );
+      const o = await f32(whole.o);
+      expectClose(await f32(first.o), o.slice(0, T1 * H * V), tg.tol, 'o, first part');
+      expectClose(await f32(second.o), o.slice(T1 * H * V), tg.tol, 'o, second part');
+      expectClose(await f32(second.finalState), await f32(whole.finalState), tg.tol, 'final state');
+    });
+  }
+});
+
+describe('kda: decode over state slots', () => {
+  for (const gpu of [false, true]) {
+    it.skipIf(gpu && !hasGpu)(
+      `${gpu ? 'webgpu' : 'cpu'}: layer-level step on slots [3, 0] of a pool of 5`,
+      async () => {
+        const d = await deviceFor(gpu);
+        const [B, H, K, V] = [2, 2, 16, 8];
+        const rng = new Rng(3);
+        const poolHost = rng.normalArray(5 * H * K * V, 0.3);
+        const pool = d.fromHost(poolHost, [5, H, K, V]);
+        const slots = d.fromHost(Int32Array.from([3, 0]), [B], 'i32');
+        const q = rng.normalArray(B * H * K);
+        const k = rng.normalArray(B * H * K);
+        const v = rng.normalArray(B * H * V);
+        const gRaw = rng.normalArray(B * H * K, 3);
+        const bRaw = rng.normalArray(B * H, 3);
+        const A_log = Float32Array.from([Math.log(16), -2]);
+        const dt = rng.normalArray(H * K);
+        const o = kdaRecurrentSlots(
+          pool,
+          slots,
+          d.fromHost(q, [B, 1, H, K]),
+          d.fromHost(k, [B, 1, H, K]),
+          d.fromHost(v, [B, 1, H, V]),
+          d.fromHost(gRaw, [B, 1, H, K]),
+          d.fromHost(bRaw, [B, 1, H]),
+          { layer: { A_log: d.fromHost(A_log, [H]), dt_bias: d.fromHost(dt, [H * K]) } },
+        );
+        const p = kdaPrepReference(q, k, gRaw, bRaw, A_log, dt, { T: B, H, K, GK: K });
+        const KV = H * K * V;
+        const S0 = new Float32Array(B * KV);
+        S0.set(poolHost.subarray(3 * KV, 4 * KV), 0);
+        S0.set(poolHost.subarray(0, KV), KV);
+        const ref = kdaRecurrentReference(p.q, p.k, v, p.g, p.beta, { H, K, V, GK: K, cu: [0, 1, 2] }, K ** -0.5, S0);
+        expectClose(await f32(o), ref.o, 1e-4, 'o');
+        const after = await f32(pool);
+        expectClose(after.slice(3 * KV, 4 * KV), ref.S.slice(0, KV), 1e-4, 'slot 3');
+        expectClose(after.slice(0, KV), ref.S.slice(KV), 1e-4, 'slot 0');
+        for (const s of [1, 2, 4]) {
+          expect(Array.from(after.slice(s * KV, (s + 1) * KV))).toEqual(
+            Array.from(poolHost.slice(s * KV, (s + 1) * KV)),
+          );
+        }
+      },
+    );
+  }
+});

@@ -10,12 +10,12 @@ import { buildDataset } from '../data/build.js';
 import { DEFAULT_CLEAN, DEFAULT_QUALITY } from '../data/clean.js';
 import { runStages, textSource } from '../data/pipeline.js';
 import { listInputs } from '../data/read.js';
-import { Report } from '../data/report.js';
 import { cleanStage, dedupStage, statsStage } from '../data/stages.js';
 import { trace } from '../data/trace.js';
 import { loadTokenizer } from '../io/tokenizer/index.js';
 import { PreTokenCounter, trainBpe } from '../io/tokenizer/train.js';
-import { printJson, renderTable } from './shared.js';
+import { Report, renderTable } from '../data/report.js';
+import { printJson } from './shared.js';
 
 function int(name: string) {
   return (v: string) => {

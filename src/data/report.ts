@@ -2,7 +2,14 @@
  * Stage accounting. Invariant, checked by `check()`: in = kept + sum(dropped) + malformed.count.
  * A unit is a record (JSONL line, Parquet/CSV row, text file), or a whole file when it cannot be read at all.
  */
-import { renderTable } from '../cli/shared.js';
+import { renderTable as sharedTable } from '../cli/shared.js';
+
+/** Counts stay exact in tables (the shared table rounds numbers to 4 digits). */
+export function renderTable(rows: readonly Record<string, unknown>[]): string {
+  return sharedTable(
+    rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number.isInteger(v) ? String(v) : v]))),
+  );
+}
 import { emptyPiiCounts, type PiiCounts } from './clean.js';
 
 export interface MalformedExample {

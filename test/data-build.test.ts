@@ -16,6 +16,7 @@ import { DEFAULT_NORMALIZE, normalizeText } from '../src/data/clean.js';
 import { CorpusGenerator } from '../src/data/generate.js';
 import { DataLoader } from '../src/data/loader.js';
 import { parseRecipe } from '../src/data/recipe.js';
+import { duckdb, sqlString } from '../src/data/read.js';
 import { trace } from '../src/data/trace.js';
 
 const root = mkdtempSync(join(tmpdir(), 'data-build-'));
@@ -72,6 +73,12 @@ beforeAll(async () => {
   const chat = Array.from({ length: 40 }, (_, i) =>
     JSON.stringify({ prompt: `question ${i}: ${g.distinct().slice(0, 80)}`, response: g.distinct().slice(0, 300) }),
   );
+  // A Parquet part too: trace re-reads it through DuckDB by row number.
+  const rows = Array.from({ length: 40 }, () => g.distinct().replace(/'/g, "''"));
+  const con = await duckdb();
+  await con.run(
+    `COPY (SELECT * FROM (VALUES ${rows.map((r, i) => `('${r}', ${i})`).join(', ')}) t(text, id)) TO ${sqlString(join(root, 'in', 'web', 'part-2.parquet'))} (FORMAT parquet)`,
+  );
   writeFileSync(join(root, 'in', 'chat.jsonl'), `${chat.join('\n')}\n`);
   const prefs = Array.from({ length: 30 }, (_, i) =>
     JSON.stringify({ prompt: `pick ${i}`, chosen: g.distinct().slice(0, 200), rejected: g.distinct().slice(0, 150) }),
@@ -95,6 +102,7 @@ describe('build', () => {
     expect(m1.inputs.map((i) => i.path)).toEqual([
       'in/web/part-0.jsonl',
       'in/web/part-1.jsonl',
+      'in/web/part-2.parquet',
       'in/chat.jsonl',
       'in/prefs.jsonl',
     ]);
@@ -104,7 +112,7 @@ describe('build', () => {
       dropped: Record<string, number>;
       malformed: { count: number };
     };
-    expect(web.in).toBe(300);
+    expect(web.in).toBe(340);
     expect(web.in).toBe(web.kept + Object.values(web.dropped).reduce((a, b) => a + b, 0) + web.malformed.count);
     expect(web.dropped.exact ?? 0).toBeGreaterThan(0);
     expect(m1.stages.pretrain.shards.length).toBeGreaterThan(1);
@@ -139,6 +147,7 @@ describe('build', () => {
         'in/prefs.jsonl',
         'in/web/part-0.jsonl',
         'in/web/part-1.jsonl',
+        'in/web/part-2.parquet',
       ]) {
         mkdirSync(join(root2, f, '..'), { recursive: true });
         writeFileSync(join(root2, f), readFileSync(join(root, f)));
@@ -200,6 +209,19 @@ describe('trace', () => {
       }
       expect(covered).toBe(128);
     }
+  });
+
+  it('traces every sequence of the stage, Parquet rows included', async () => {
+    const n = Math.floor(m1.stages.pretrain.tokens / 2048);
+    const files = new Set<string>();
+    for (let sample = 0; sample < n; sample++) {
+      const r = await trace({ dataset: ds1, stage: 'pretrain', sample, seqLen: 2048 });
+      for (const s of r.segments) {
+        expect(s.verified, `${s.file}:${s.line}`).toBe(true);
+        files.add(s.file.split('/').pop()!);
+      }
+    }
+    expect(files).toContain('part-2.parquet');
   });
 
   it('--step/--batch-size follows the loader order', async () => {

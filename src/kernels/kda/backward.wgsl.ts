@@ -33,9 +33,8 @@ export const bwdKey = (name: string, v: BackwardVariant, extra = '') => `${name}
 const gcAt = (GK: number) =>
   `fn gcAt(t: u32, h: u32, r: u32) -> f32 { return gcB[(t * p.H + h) * ${GK}u${GK === 1 ? '' : ' + r'}]; }`;
 
-export function dstateWgsl(v: BackwardVariant, BV: number): string {
+export function dstateWgsl(v: BackwardVariant, BV: number, BK = chunkBK(v.K)): string {
   const { K, V, GK } = v;
-  const BK = chunkBK(K);
   const wg = Math.min(WG, BV * Math.min(K, 64));
   const NRG = wg / BV;
   const VR = 64 / NRG;

@@ -8,7 +8,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous, copyInto } from '../copy/index.js';
 import { bwdKey, dqkwWgsl, dstateWgsl, pairsWgsl, utBackwardWgsl } from './backward.wgsl.js';
 import { chunkSlots, dispatchChunkForward } from './chunk.js';
-import { chunkBK, stateBV } from './chunk.wgsl.js';
+import { chunkBK, stateBK, stateBV } from './chunk.wgsl.js';
 import type { GpuGrads, GpuProblem, KdaInputs, LayerParams } from './gpu.js';
 import { dispatchPrep, dispatchPrepBackward } from './prep.js';
 import { cuTensor } from './slots.js';
@@ -48,9 +48,15 @@ export function dispatchBackward(
   const G = stateCopy(gpu, p, o.dS);
   const dh = gpu.empty([NS, H, K, V]);
   const dVp = gpu.empty([Ttot, H, V]);
-  const BV = stateBV(V, N, H, K, gpu.limits.maxComputeWorkgroupStorageSize, true);
+  const smem = gpu.limits.maxComputeWorkgroupStorageSize;
+  const BV = stateBV(V, N, H, K, smem, true);
+  const BK = stateBK(K, BV, smem, true);
   gpu.dispatch({
-    kernel: { name: 'kda_bwd_dstate', key: bwdKey('kda_bwd_dstate', v, `_bv${BV}`), code: () => dstateWgsl(v, BV) },
+    kernel: {
+      name: 'kda_bwd_dstate',
+      key: bwdKey('kda_bwd_dstate', v, `_bv${BV}_bk${BK}`),
+      code: () => dstateWgsl(v, BV, BK),
+    },
     tensors: [cu, q, k, saved.gc, saved.W, saved.Aqk, dO, G, dh, dVp],
     params,
     workgroups: [V / BV, H, N],

@@ -7,7 +7,7 @@ import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous } from '../copy/index.js';
-import { CHUNK, chunkKey, intraWgsl, outputBV, outputWgsl, stateBV, stateWgsl } from './chunk.wgsl.js';
+import { CHUNK, chunkKey, intraWgsl, outputBV, outputWgsl, stateBK, stateBV, stateWgsl } from './chunk.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -59,12 +59,14 @@ export function dispatchChunkForward(
     params: new Params().u32(H, N).f32(scale).u32(0),
     workgroups: [NS, H],
   });
-  const BV = stateBV(V, N, H, K, gpu.limits.maxComputeWorkgroupStorageSize);
+  const smem = gpu.limits.maxComputeWorkgroupStorageSize;
+  const BV = stateBV(V, N, H, K, smem);
+  const BK = stateBK(K, BV, smem);
   gpu.dispatch({
     kernel: {
       name: 'kda_chunk_state',
-      key: chunkKey('kda_chunk_state', v, `_bv${BV}`),
-      code: () => stateWgsl(v, BV),
+      key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}`),
+      code: () => stateWgsl(v, BV, BK),
     },
     tensors: [cu, saved.W, saved.U, k, saved.gc, state, saved.h, saved.Vp],
     params: new Params().u32(H, N, 0, 0),

@@ -217,9 +217,22 @@ export function stateBV(V: number, N: number, H: number, K = 128, smemBytes = 32
   return bv;
 }
 
-export function stateWgsl(v: ChunkVariant, BV: number): string {
+/**
+ * K-tile width of the state passes: the widest of K, 64, 32 that fits next to the state slab. Whole-K
+ * tiles mean one load phase (and barrier) per operand per chunk, which is what bounds the sequential
+ * pass: its time is mostly latency, not arithmetic.
+ */
+export function stateBK(K: number, BV: number, smemBytes: number, backward = false): number {
+  const tiles = backward ? 2 : 1;
+  for (const bk of [K, 64, 32]) {
+    if (bk > K || K % bk !== 0) continue;
+    if (4 * (K * BV + tiles * 64 * (bk + BV)) <= smemBytes) return bk;
+  }
+  return chunkBK(K);
+}
+
+export function stateWgsl(v: ChunkVariant, BV: number, BK = chunkBK(v.K)): string {
   const { K, V, GK } = v;
-  const BK = chunkBK(K);
   const wg = Math.min(WG, BV * Math.min(K, 64));
   const NRG = wg / BV;
   const VR = 64 / NRG; // V' rows per thread

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CorpusGenerator } from '../src/data/generate.js';
+import { mulberry32 } from '../src/data/hash.js';
+import { GPT2_PATTERN, splitGpt2Ascii } from '../src/io/tokenizer/bpe.js';
 import { ByteLevelBpe, loadTokenizer, trainBpe } from '../src/io/tokenizer/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'data-tok-'));
@@ -37,6 +39,20 @@ describe('byte-level BPE', () => {
     // It compresses: well under one token per byte on text like the sample.
     const ids = bpe.encode(sample[0]);
     expect(ids.length / Buffer.byteLength(sample[0])).toBeLessThan(0.5);
+  });
+
+  it('the ASCII splitter gives exactly the GPT-2 regex pieces', () => {
+    const re = new RegExp(GPT2_PATTERN, 'gu');
+    const alphabet = "ab Z09'stremvld \n\t\r\x0b\x0c.,!#-_'  \n\n";
+    const rnd = mulberry32(5);
+    for (let it = 0; it < 20000; it++) {
+      const len = Math.floor(rnd() * 24);
+      let t = '';
+      for (let i = 0; i < len; i++) t += alphabet[Math.floor(rnd() * alphabet.length)];
+      const pieces: string[] = [];
+      splitGpt2Ascii(t, (a, b) => pieces.push(t.slice(a, b)));
+      expect(pieces).toEqual([...t.matchAll(re)].map((m) => m[0]));
+    }
   });
 
   it('round-trips any text, including bytes no merge covers', () => {

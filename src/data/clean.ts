@@ -3,7 +3,7 @@
  * (each named, each with its own threshold, any of them disabled with null); PII scrubbing with counts.
  * Everything here is a pure function of (text, config), so `trace` can redo it and check token ids.
  */
-import { fnv1a, ScratchCounter } from './hash.js';
+import { fmix32, fnv1a, ScratchCounter } from './hash.js';
 
 export interface NormalizeConfig {
   /** Unicode normal form; NFKC folds compatibility characters (full-width letters, ligatures). */
@@ -96,11 +96,14 @@ export function normalizeText(text: string, cfg: NormalizeConfig): string {
   if (cfg.unicode !== 'none' && NON_ASCII.test(t)) t = t.normalize(cfg.unicode);
   if (cfg.controlChars && HAS_CONTROL.test(t)) t = t.replace(/\r\n?/g, '\n').replace(CONTROL, '');
   if (cfg.whitespace) {
-    t = t
-      .replace(/[ \t\u00a0\u2000-\u200a\u3000]+/g, ' ')
-      .replace(/ ?\n ?/g, '\n')
-      .replace(/\n{3,}/g, '\n\n')
-      .trim();
+    // Patterns match only what changes (a lone space is left alone): most text has nothing to replace.
+    t = t.replace(
+      /[\t\u00a0\u2000-\u200a\u3000][ \t\u00a0\u2000-\u200a\u3000]*| [ \t\u00a0\u2000-\u200a\u3000]+/g,
+      ' ',
+    );
+    if (t.includes(' \n') || t.includes('\n ')) t = t.replace(/ \n ?|\n /g, '\n');
+    if (t.includes('\n\n\n')) t = t.replace(/\n{3,}/g, '\n\n');
+    t = t.trim();
   }
   return t;
 }
@@ -196,6 +199,34 @@ function isLetter(c: number): boolean {
     (c >= 0xc0 && c !== 0xd7 && c !== 0xf7 && c < 0x2000) ||
     c >= 0x3040
   );
+}
+
+const ROLL_BASE = 0x01000193;
+
+/**
+ * Polynomial hash of word-hash n-grams, mod 2^32, rolled forward one word at a time (O(1) per step);
+ * a jump (after a duplicate) recomputes from scratch.
+ */
+class NgramRoller {
+  private h = 0;
+  private pos = -2;
+  private top: number;
+  constructor(readonly g: number) {
+    let p = 1;
+    for (let j = 1; j < g; j++) p = Math.imul(p, ROLL_BASE);
+    this.top = p;
+  }
+  at(w: number): number {
+    if (w === this.pos + 1) {
+      this.h = (Math.imul(this.h - Math.imul(wordHash[w - 1], this.top), ROLL_BASE) + wordHash[w + this.g - 1]) | 0;
+    } else {
+      let h = 0;
+      for (let j = 0; j < this.g; j++) h = (Math.imul(h, ROLL_BASE) + wordHash[w + j]) | 0;
+      this.h = h;
+    }
+    this.pos = w;
+    return fmix32(this.h);
+  }
 }
 
 /** Returns the name of the first failing rule, or null when the text passes. */
@@ -340,19 +371,20 @@ export function qualityCheck(text: string, q: QualityConfig): string | null {
       if (nw < g) continue;
       scratch.reset(nw);
       let best = 0;
-      let bestLen = 0;
+      let bestAt = 0;
+      const roll = new NgramRoller(g);
       for (let w = 0; w + g <= nw; w++) {
-        let h = 0;
-        for (let j = 0; j < g; j++) h = Math.imul(h ^ wordHash[w + j], 0x9e3779b1) + j;
-        const cnt = scratch.add(h >>> 0);
+        const cnt = scratch.add(roll.at(w));
         if (cnt > best) {
           best = cnt;
-          let len = 0;
-          for (let j = 0; j < g; j++) len += wordEnd[w + j] - wordStart[w + j];
-          bestLen = len;
+          bestAt = w;
         }
       }
-      if (best > 1 && (best * bestLen) / wordChars > thr) return `max_top_ngram_char_ratio_${g}`;
+      if (best > 1) {
+        let len = 0;
+        for (let j = 0; j < g; j++) len += wordEnd[bestAt + j] - wordStart[bestAt + j];
+        if ((best * len) / wordChars > thr) return `max_top_ngram_char_ratio_${g}`;
+      }
     }
   }
   if (q.max_dup_ngram_char_ratio && nw) {
@@ -362,11 +394,10 @@ export function qualityCheck(text: string, q: QualityConfig): string | null {
       scratch.reset(nw);
       let dupChars = 0;
       let w = 0;
+      const roll = new NgramRoller(g);
       // datatrove's find_all_duplicate: skip over a repeated n-gram so its characters count once.
       while (w + g <= nw) {
-        let h = 0;
-        for (let j = 0; j < g; j++) h = Math.imul(h ^ wordHash[w + j], 0x9e3779b1) + j;
-        if (scratch.add(h >>> 0) > 1) {
+        if (scratch.add(roll.at(w)) > 1) {
           for (let j = 0; j < g; j++) dupChars += wordEnd[w + j] - wordStart[w + j];
           w += g;
         } else w++;

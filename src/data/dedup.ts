@@ -151,7 +151,9 @@ export class Deduper {
     let ehi = 0;
     let elo = 0;
     if (this.cfg.exact) {
-      const d = createHash('sha1').update(lower.replace(/\s+/g, ' ').trim()).digest();
+      const d = createHash('sha1')
+        .update(lower.replace(/\s\s+|[^\S ]/g, ' ').trim())
+        .digest(); // runs -> one space; lone spaces are left alone (fast)
       ehi = d.readUInt32LE(0);
       elo = d.readUInt32LE(4);
     }

@@ -29,6 +29,84 @@ export const BYTE_TO_CHAR: string[] = (() => {
 export const CHAR_TO_BYTE = new Map<string, number>(BYTE_TO_CHAR.map((c, b) => [c, b]));
 
 const PAIR = 1 << 21;
+const NON_ASCII = /[\u0080-\uffff]/;
+
+function isAsciiLetter(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+}
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+/** JS \s restricted to ASCII: tab, LF, VT, FF, CR, space. */
+function isWs(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13);
+}
+
+/**
+ * GPT2_PATTERN on ASCII text without the regex engine. Alternatives are tried in the regex's order at each
+ * position: contractions, ' ?letters', ' ?digits', ' ?other', then whitespace, where `\s+(?!\S)` leaves the
+ * last whitespace character of a run for the next piece when a non-space follows.
+ */
+export function splitGpt2Ascii(t: string, piece: (start: number, end: number) => void): void {
+  const n = t.length;
+  let i = 0;
+  while (i < n) {
+    const c = t.charCodeAt(i);
+    if (c === 39 && i + 1 < n) {
+      const d = t.charCodeAt(i + 1);
+      if (d === 115 || d === 116 || d === 109 || d === 100) {
+        piece(i, i + 2);
+        i += 2;
+        continue;
+      }
+      if (i + 2 < n) {
+        const e = t.charCodeAt(i + 2);
+        if ((d === 114 && e === 101) || (d === 118 && e === 101) || (d === 108 && e === 108)) {
+          piece(i, i + 3);
+          i += 3;
+          continue;
+        }
+      }
+    }
+    let j = i;
+    let k = c;
+    if (c === 32 && i + 1 < n) {
+      j = i + 1;
+      k = t.charCodeAt(j);
+    }
+    if (isAsciiLetter(k)) {
+      j++;
+      while (j < n && isAsciiLetter(t.charCodeAt(j))) j++;
+      piece(i, j);
+      i = j;
+      continue;
+    }
+    if (isDigit(k)) {
+      j++;
+      while (j < n && isDigit(t.charCodeAt(j))) j++;
+      piece(i, j);
+      i = j;
+      continue;
+    }
+    if (!isWs(k) && (j > i || !isWs(c))) {
+      j++;
+      while (j < n) {
+        const x = t.charCodeAt(j);
+        if (isWs(x) || isAsciiLetter(x) || isDigit(x)) break;
+        j++;
+      }
+      piece(i, j);
+      i = j;
+      continue;
+    }
+    // Whitespace run [i, j).
+    j = i + 1;
+    while (j < n && isWs(t.charCodeAt(j))) j++;
+    if (j < n && j - i > 1) j--;
+    piece(i, j);
+    i = j;
+  }
+}
 
 export interface BpeModel {
   /** Merges in rank order as pairs of token ids; token 256+i is merge i. Ids 0..255 are the bytes. */
@@ -48,10 +126,13 @@ export class ByteLevelBpe implements Tokenizer {
   private enc = new TextEncoder();
   private dec = new TextDecoder('utf-8');
   private specialById = new Map<number, string>();
+  /** The GPT-2 pattern has a hand-written ASCII splitter (same pieces as the regex, ~2x faster). */
+  private fastSplit: boolean;
 
   constructor(model: BpeModel) {
     this.model = model;
     this.re = new RegExp(model.pattern, 'gu');
+    this.fastSplit = model.pattern === GPT2_PATTERN;
     for (let b = 0; b < 256; b++) this.tokenBytes.push(Uint8Array.of(b));
     model.merges.forEach(([a, b], i) => {
       if (a >= 256 + i || b >= 256 + i) throw new Error(`BPE merge ${i} refers to a later token (${a}, ${b})`);
@@ -111,20 +192,25 @@ export class ByteLevelBpe implements Tokenizer {
 
   /** Appends ids to out (avoids concatenation in the pipeline's hot loop). */
   encodeInto(text: string, out: number[]): void {
+    if (this.fastSplit && !NON_ASCII.test(text)) {
+      splitGpt2Ascii(text, (s, e) => this.emit(text.slice(s, e), out));
+      return;
+    }
     const re = this.re;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
     // biome-ignore lint/suspicious/noAssignInExpressions: regex scan
-    while ((m = re.exec(text)) !== null) {
-      const piece = m[0];
-      let ids = this.cache.get(piece);
-      if (!ids) {
-        ids = this.bpe(piece);
-        if (this.cache.size > 500_000) this.cache.clear();
-        this.cache.set(piece, ids);
-      }
-      for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    while ((m = re.exec(text)) !== null) this.emit(m[0], out);
+  }
+
+  private emit(piece: string, out: number[]): void {
+    let ids = this.cache.get(piece);
+    if (!ids) {
+      ids = this.bpe(piece);
+      if (this.cache.size > 500_000) this.cache.clear();
+      this.cache.set(piece, ids);
     }
+    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
   }
 
   /** UTF-8 bytes of one token (specials as their text). */

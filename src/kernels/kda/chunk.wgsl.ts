@@ -4,7 +4,8 @@
  *  1. intra (grid: chunk slots x heads; all chunks at once). Per chunk: gc = cumsum(g) (stored), then
  *     A_kk[i,j] = sum_c k_i k_j exp(gc_i - gc_j) (j < i) and A_qk (j <= i) accumulated over K tiles of
  *     32 channels in workgroup memory (one exp per (i, j, c), argument <= 0), 16 entries of each per
- *     thread in registers. Then (I + Diag(beta) A_kk) is inverted in place by forward substitution
+ *     thread in registers (off-diagonal 4x4 blocks split each exponent at a row between i and j, so
+ *     8 exps per 16 pairs, both factors <= 1). Then (I + Diag(beta) A_kk) is inverted in place by forward substitution
  *     (the UT transform; unit lower triangular, 64 rows), and W = T Diag(beta) exp(gc) K, U = T Diag(beta) V
  *     are produced 32 columns at a time. A_qk (times scale, masked) is stored for pass 3, T (strictly
  *     lower part) for the backward.
@@ -129,20 +130,47 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         ${GK === 1 ? 'if (kt == 0u && c == 0u) { gcB[(t0 + i) * H + h] = sm[' + G0 + 'u + e]; }' : `gcB[((t0 + i) * H + h) * ${K}u + k0 + c] = sm[${G0}u + e];`}
       }
     }
-    for (var a = 0u; a < 4u; a++) {
-      let i = ti * 4u + a;
-      for (var b = 0u; b < 4u; b++) {
-        let j = tj * 4u + b;
-        if (j <= i) {
-          var sk = 0.0;
-          var sq = 0.0;
-          for (var c = 0u; c < ${BK}u; c++) {
-            let kj = sm[j * ${BK}u + c] * exp(sm[${G0}u + i * ${BK}u + c] - sm[${G0}u + j * ${BK}u + c]);
-            sk += sm[i * ${BK}u + c] * kj;
-            sq += sm[${Q0}u + i * ${BK}u + c] * kj;
+    // Thread (ti, tj) owns the 4x4 block of rows 4ti.., columns 4tj.. (blocks above the diagonal idle).
+    // Off the diagonal, exp(gc_i - gc_j) = exp(gc_i - gc_r) exp(gc_r - gc_j) with r = 4tj + 3 between
+    // j and i: both factors <= 1, 8 exps instead of 16. The diagonal block takes one exp per pair.
+    if (tj <= ti) {
+      let r0 = ti * 4u;
+      let c0 = tj * 4u;
+      for (var c = 0u; c < ${BK}u; c++) {
+        var ki: array<f32, 4>;
+        var qi: array<f32, 4>;
+        var gi: array<f32, 4>;
+        var kj: array<f32, 4>;
+        var gj: array<f32, 4>;
+        for (var a = 0u; a < 4u; a++) {
+          ki[a] = sm[(r0 + a) * ${BK}u + c];
+          qi[a] = sm[${Q0}u + (r0 + a) * ${BK}u + c];
+          gi[a] = sm[${G0}u + (r0 + a) * ${BK}u + c];
+          kj[a] = sm[(c0 + a) * ${BK}u + c];
+          gj[a] = sm[${G0}u + (c0 + a) * ${BK}u + c];
+        }
+        if (ti == tj) {
+          for (var a = 0u; a < 4u; a++) {
+            for (var b = 0u; b < 4u; b++) {
+              // Pairs above the diagonal are masked later; min() keeps their exp finite.
+              let e = exp(min(gi[a] - gj[b], 0.0)) * kj[b];
+              akk[a * 4u + b] += ki[a] * e;
+              aqk[a * 4u + b] += qi[a] * e;
+            }
           }
-          akk[a * 4u + b] += sk;
-          aqk[a * 4u + b] += sq;
+        } else {
+          let gr = gj[3];
+          var ej: array<f32, 4>;
+          for (var b = 0u; b < 4u; b++) { ej[b] = exp(gr - gj[b]) * kj[b]; }
+          for (var a = 0u; a < 4u; a++) {
+            let ea = exp(gi[a] - gr);
+            let kx = ki[a] * ea;
+            let qx = qi[a] * ea;
+            for (var b = 0u; b < 4u; b++) {
+              akk[a * 4u + b] += kx * ej[b];
+              aqk[a * 4u + b] += qx * ej[b];
+            }
+          }
         }
       }
     }

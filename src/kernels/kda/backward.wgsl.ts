@@ -45,7 +45,7 @@ struct Params { H: u32, N: u32, scale: f32, _a: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> cu: array<i32>;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> Kd: array<f32>;
 @group(0) @binding(4) var<storage, read> gcB: array<f32>;
 @group(0) @binding(5) var<storage, read> W: array<f32>;
 @group(0) @binding(6) var<storage, read> Aqk: array<f32>;
@@ -102,7 +102,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         let i = e / ${BK}u;
         let r = kt * ${BK}u + e % ${BK}u;
         let ti = ts + min(i, L - 1u);
-        ta[e] = select(0.0, k[(ti * H + h) * ${K}u + r] * exp(gcAt(tl, h, r) - gcAt(ti, h, r)), i < L);
+        ta[e] = select(0.0, Kd[(ti * H + h) * ${K}u + r], i < L);
       }
       workgroupBarrier();
       for (var m = 0u; m < ${VR}u; m++) {

@@ -57,7 +57,7 @@ export function dispatchBackward(
       key: bwdKey('kda_bwd_dstate', v, `_bv${BV}_bk${BK}`),
       code: () => dstateWgsl(v, BV, BK),
     },
-    tensors: [cu, q, k, saved.gc, saved.W, saved.Aqk, dO, G, dh, dVp],
+    tensors: [cu, q, saved.Kd, saved.gc, saved.W, saved.Aqk, dO, G, dh, dVp],
     params,
     workgroups: [V / BV, H, N],
   });

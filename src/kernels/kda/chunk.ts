@@ -28,6 +28,8 @@ export interface ChunkSaved {
   U: Tensor;
   /** [slots, H, 64, 64] strictly lower part of T = (I + Diag(beta) A_kk)^-1. */
   T: Tensor;
+  /** [T, H, K] k exp(gc_last - gc). */
+  Kd: Tensor;
 }
 
 export function dispatchChunkForward(
@@ -52,10 +54,11 @@ export function dispatchChunkForward(
     h: gpu.empty([NS, H, K, V]),
     Vp: gpu.empty([Ttot, H, V]),
     T: gpu.empty([NS, H, CHUNK, CHUNK]),
+    Kd: gpu.empty([Ttot, H, K]),
   };
   gpu.dispatch({
     kernel: { name: 'kda_chunk_intra', key: chunkKey('kda_chunk_intra', v), code: () => intraWgsl(v) },
-    tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T],
+    tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T, saved.Kd],
     params: new Params().u32(H, N).f32(scale).u32(0),
     workgroups: [NS, H],
   });
@@ -68,7 +71,7 @@ export function dispatchChunkForward(
       key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}`),
       code: () => stateWgsl(v, BV, BK),
     },
-    tensors: [cu, saved.W, saved.U, k, saved.gc, state, saved.h, saved.Vp],
+    tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h, saved.Vp],
     params: new Params().u32(H, N, 0, 0),
     workgroups: [V / BV, H, N],
   });

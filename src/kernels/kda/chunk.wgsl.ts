@@ -8,7 +8,8 @@
  *     8 exps per 16 pairs, both factors <= 1). Then (I + Diag(beta) A_kk) is inverted in place by forward substitution
  *     (the UT transform; unit lower triangular, 64 rows), and W = T Diag(beta) exp(gc) K, U = T Diag(beta) V
  *     are produced 32 columns at a time. A_qk (times scale, masked) is stored for pass 3, T (strictly
- *     lower part) for the backward.
+ *     lower part) for the backward, Kd = k exp(gc_last - gc) for the state passes (so their sequential
+ *     loop only loads).
  *  2. state (grid: value tiles x heads x sequences): the only sequential part. A workgroup keeps the slab
  *     S[:, tile of BV columns] in workgroup memory and walks its sequence's chunks: stores S (the chunk's
  *     incoming state, for pass 3 and the backward), V' = U - W S, then S = exp(gc_last) S + Kd^T V' with
@@ -82,6 +83,7 @@ struct Params { H: u32, N: u32, scale: f32, _a: u32 };
 @group(0) @binding(9) var<storage, read_write> U: array<f32>;
 @group(0) @binding(10) var<storage, read_write> Aqk: array<f32>;
 @group(0) @binding(11) var<storage, read_write> Tb: array<f32>;
+@group(0) @binding(12) var<storage, read_write> Kd: array<f32>;
 ${LOCATE}
 ${gcAt(GK)}
 // Phase 1: k tile [64][BK] at 0, q tile at Q0, gc tile at G0. Later: T (64x64) at 0, column tile at B0.
@@ -128,6 +130,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       let c = e % ${BK}u;
       if (i < L) {
         ${GK === 1 ? 'if (kt == 0u && c == 0u) { gcB[(t0 + i) * H + h] = sm[' + G0 + 'u + e]; }' : `gcB[((t0 + i) * H + h) * ${K}u + k0 + c] = sm[${G0}u + e];`}
+        // Kd = k exp(gc_last - gc): the keys as the chunk's end state sees them (state passes).
+        Kd[((t0 + i) * H + h) * ${K}u + k0 + c] = sm[e] * exp(sm[${G0}u + (L - 1u) * ${BK}u + c] - sm[${G0}u + e]);
       }
     }
     // Thread (ti, tj) owns the 4x4 block of rows 4ti.., columns 4tj.. (blocks above the diagonal idle).
@@ -272,7 +276,7 @@ struct Params { H: u32, N: u32, _a: u32, _b: u32 };
 @group(0) @binding(1) var<storage, read> cu: array<i32>;
 @group(0) @binding(2) var<storage, read> W: array<f32>;
 @group(0) @binding(3) var<storage, read> U: array<f32>;
-@group(0) @binding(4) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> Kd: array<f32>;
 @group(0) @binding(5) var<storage, read> gcB: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;
 @group(0) @binding(7) var<storage, read_write> hB: array<f32>;
@@ -335,7 +339,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         let i = e / ${BK}u;
         let r = kt * ${BK}u + e % ${BK}u;
         let ti = ts + min(i, L - 1u);
-        tile[e] = select(0.0, k[(ti * H + h) * ${K}u + r] * exp(gcAt(tl, h, r) - gcAt(ti, h, r)), i < L);
+        tile[e] = select(0.0, Kd[(ti * H + h) * ${K}u + r], i < L);
       }
       workgroupBarrier();
       for (var m = 0u; m < ${SR}u; m++) {

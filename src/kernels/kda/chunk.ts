@@ -7,7 +7,17 @@ import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous } from '../copy/index.js';
-import { CHUNK, chunkKey, intraWgsl, outputBV, outputWgsl, stateBK, stateBV, stateWgsl } from './chunk.wgsl.js';
+import {
+  CHUNK,
+  chunkKey,
+  intraWgsl,
+  outputBV,
+  outputWgsl,
+  stateBK,
+  stateBV,
+  stateWgsl,
+  stateWgslPrefetch,
+} from './chunk.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -69,7 +79,7 @@ export function dispatchChunkForward(
     kernel: {
       name: 'kda_chunk_state',
       key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}`),
-      code: () => stateWgsl(v, BV, BK),
+      code: () => (BK === K ? stateWgslPrefetch(v, BV) : stateWgsl(v, BV, BK)),
     },
     tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h, saved.Vp],
     params: new Params().u32(H, N, 0, 0),

@@ -359,6 +359,131 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }`;
 }
 
+/**
+ * The state pass when one [64, K] tile fits (BK = K): the same arithmetic, with every global load of
+ * chunk j+1 (W, Kd, U and the decay exp(gc_last)) issued into registers while chunk j computes, so the
+ * sequential loop waits on memory latency once at the start instead of at every phase.
+ */
+export function stateWgslPrefetch(v: ChunkVariant, BV: number): string {
+  const { K, V, GK } = v;
+  const wg = Math.min(WG, BV * Math.min(K, 64));
+  const NRG = wg / BV;
+  const VR = 64 / NRG;
+  const SR = K / NRG;
+  const PF = (64 * K) / wg;
+  if (!Number.isInteger(VR) || !Number.isInteger(SR) || !Number.isInteger(PF)) {
+    throw new Error(`kda state pass: K=${K}, BV=${BV} do not tile`);
+  }
+  return /* wgsl */ `
+struct Params { H: u32, N: u32, _a: u32, _b: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> W: array<f32>;
+@group(0) @binding(3) var<storage, read> U: array<f32>;
+@group(0) @binding(4) var<storage, read> Kd: array<f32>;
+@group(0) @binding(5) var<storage, read> gcB: array<f32>;
+@group(0) @binding(6) var<storage, read_write> state: array<f32>;
+@group(0) @binding(7) var<storage, read_write> hB: array<f32>;
+@group(0) @binding(8) var<storage, read_write> Vp: array<f32>;
+${gcAt(GK)}
+var<workgroup> Ssh: array<f32, ${K * BV}>;
+var<workgroup> tile: array<f32, ${64 * K}>;
+var<workgroup> Vsh: array<f32, ${64 * BV}>;
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let vt = wid.x;
+  let h = wid.y;
+  let n = wid.z;
+  let H = p.H;
+  let c = lid % ${BV}u;
+  let rg = lid / ${BV}u;
+  let col = vt * ${BV}u + c;
+  let sbase = (n * H + h) * ${K * V}u + vt * ${BV}u;
+  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { Ssh[e] = state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u]; }
+  let t0 = u32(cu[n]);
+  let t1 = u32(cu[n + 1u]);
+  let base = t0 / 64u + n;
+  var wpre: array<f32, ${PF}>;
+  var kpre: array<f32, ${PF}>;
+  var upre: array<f32, ${VR}>;
+  var gpre: array<f32, ${SR}>;
+  // Chunk 0's operands.
+  if (t0 < t1) {
+    let L0 = min(64u, t1 - t0);
+    for (var m = 0u; m < ${PF}u; m++) {
+      let e = lid + m * ${wg}u;
+      let idx = ((t0 + min(e / ${K}u, L0 - 1u)) * H + h) * ${K}u + e % ${K}u;
+      wpre[m] = select(0.0, W[idx], e / ${K}u < L0);
+      kpre[m] = select(0.0, Kd[idx], e / ${K}u < L0);
+    }
+    for (var m = 0u; m < ${VR}u; m++) {
+      let i = rg + m * ${NRG}u;
+      upre[m] = select(0.0, U[((t0 + min(i, L0 - 1u)) * H + h) * ${V}u + col], i < L0);
+    }
+    for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(t0 + L0 - 1u, h, rg + m * ${NRG}u); }
+  }
+  for (var j = 0u; t0 + j * 64u < t1; j++) {
+    let ts = t0 + j * 64u;
+    let L = min(64u, t1 - ts);
+    let slot = base + j;
+    let tn = ts + 64u;
+    let Ln = select(0u, min(64u, t1 - tn), tn < t1);
+    workgroupBarrier();
+    for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = wpre[m]; }
+    var acc: array<f32, ${VR}>;
+    for (var m = 0u; m < ${VR}u; m++) { acc[m] = upre[m]; }
+    var decay: array<f32, ${SR}>;
+    for (var m = 0u; m < ${SR}u; m++) { decay[m] = exp(gpre[m]); }
+    // Next chunk's W, U and decay while this one computes.
+    if (Ln > 0u) {
+      for (var m = 0u; m < ${PF}u; m++) {
+        let e = lid + m * ${wg}u;
+        wpre[m] = select(0.0, W[((tn + min(e / ${K}u, Ln - 1u)) * H + h) * ${K}u + e % ${K}u], e / ${K}u < Ln);
+      }
+      for (var m = 0u; m < ${VR}u; m++) {
+        let i = rg + m * ${NRG}u;
+        upre[m] = select(0.0, U[((tn + min(i, Ln - 1u)) * H + h) * ${V}u + col], i < Ln);
+      }
+      for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(tn + Ln - 1u, h, rg + m * ${NRG}u); }
+    }
+    let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
+    for (var e = lid; e < ${K * BV}u; e += ${wg}u) { hB[hbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
+    workgroupBarrier();
+    // V' = U - W S
+    for (var m = 0u; m < ${VR}u; m++) {
+      let i = rg + m * ${NRG}u;
+      var s = 0.0;
+      for (var kk = 0u; kk < ${K}u; kk++) { s += tile[i * ${K}u + kk] * Ssh[kk * ${BV}u + c]; }
+      acc[m] -= s;
+    }
+    workgroupBarrier();
+    for (var m = 0u; m < ${VR}u; m++) {
+      let i = rg + m * ${NRG}u;
+      Vsh[i * ${BV}u + c] = acc[m];
+      if (i < L) { Vp[((ts + i) * H + h) * ${V}u + col] = acc[m]; }
+    }
+    for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = kpre[m]; }
+    if (Ln > 0u) {
+      for (var m = 0u; m < ${PF}u; m++) {
+        let e = lid + m * ${wg}u;
+        kpre[m] = select(0.0, Kd[((tn + min(e / ${K}u, Ln - 1u)) * H + h) * ${K}u + e % ${K}u], e / ${K}u < Ln);
+      }
+    }
+    workgroupBarrier();
+    // S = exp(gc_last) S + Kd^T V'
+    for (var m = 0u; m < ${SR}u; m++) {
+      let r = rg + m * ${NRG}u;
+      var s = 0.0;
+      for (var i = 0u; i < 64u; i++) { s += tile[i * ${K}u + r] * Vsh[i * ${BV}u + c]; }
+      Ssh[r * ${BV}u + c] = decay[m] * Ssh[r * ${BV}u + c] + s;
+    }
+  }
+  workgroupBarrier();
+  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
+}`;
+}
+
 export function outputBV(V: number): number {
   return Math.min(V, 32);
 }

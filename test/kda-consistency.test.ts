@@ -57,6 +57,7 @@ describe('kda: chunked = recurrent = reference', () => {
       [130, 32, 16, 32],
       [97, 16, 16, 1],
       [70, 64, 16, 64],
+      [66, 128, 128, 128],
     ]) {
       it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: T=${T}, K=${K}, V=${V}, gate width ${GK}`, async () => {
         const d = await deviceFor(tg.gpu);

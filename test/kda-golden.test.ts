@@ -11,7 +11,7 @@ import type { Device, Tensor } from '../src/tensor/tensor.js';
 import { kdaGolden } from './kda-golden.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 
-const golden = kdaGolden();
+const golden = await kdaGolden();
 const CASES = ['a', 'b'] as const;
 
 function load(dev: Device, name: string): Tensor {

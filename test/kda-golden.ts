@@ -1,10 +1,9 @@
 /**
- * Test-only reader for fixtures/golden/kda-op.safetensors (until src/io/safetensors lands): 8-byte LE
- * header length, JSON header {name: {dtype, shape, data_offsets}}, then the F32 / I32 data.
- * `get` throws on a missing key so a renamed fixture fails loudly.
+ * fixtures/golden/kda-op.safetensors through the project's safetensors reader (src/io/safetensors),
+ * loaded whole up front (1.4 MB). `get` throws on a missing key so a renamed fixture fails loudly.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { openSafetensors } from '../src/io/safetensors/index.js';
 import { FIXTURES } from './helpers.js';
 
 export interface GoldenTensor {
@@ -13,32 +12,30 @@ export interface GoldenTensor {
 }
 
 export class Golden {
-  private readonly header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  private readonly body: Buffer;
-
-  constructor(path: string) {
-    const buf = readFileSync(path);
-    const n = Number(buf.readBigUInt64LE(0));
-    this.header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-    this.body = buf.subarray(8 + n);
-  }
+  constructor(private readonly tensors: ReadonlyMap<string, GoldenTensor>) {}
 
   has(name: string): boolean {
-    return name in this.header;
+    return this.tensors.has(name);
   }
 
   get(name: string): GoldenTensor {
-    const e = this.header[name];
-    if (!e) throw new Error(`golden: key '${name}' is missing from the fixture`);
-    if (e.dtype !== 'F32') throw new Error(`golden: '${name}' has dtype ${e.dtype}, expected F32`);
-    const [a, b] = e.data_offsets;
-    const bytes = this.body.subarray(a, b);
-    const copy = new Uint8Array(bytes.length);
-    copy.set(bytes);
-    return { shape: e.shape, data: new Float32Array(copy.buffer) };
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`golden: key '${name}' is missing from the fixture`);
+    return t;
   }
 }
 
-export function kdaGolden(): Golden {
-  return new Golden(join(FIXTURES, 'golden', 'kda-op.safetensors'));
+export async function kdaGolden(): Promise<Golden> {
+  const file = await openSafetensors(join(FIXTURES, 'golden', 'kda-op.safetensors'));
+  const tensors = new Map<string, GoldenTensor>();
+  try {
+    for (const name of file.names) {
+      const t = await file.readHost(name);
+      if (t.dtype !== 'f32') throw new Error(`golden: '${name}' has dtype ${t.dtype}, expected f32`);
+      tensors.set(name, { shape: t.shape, data: t.data as Float32Array });
+    }
+  } finally {
+    await file.close();
+  }
+  return new Golden(tensors);
 }

@@ -55,8 +55,8 @@ struct Params { H: u32, N: u32, scale: f32, _a: u32 };
 @group(0) @binding(10) var<storage, read_write> dVp: array<f32>;
 ${gcAt(GK)}
 var<workgroup> Gsh: array<f32, ${K * BV}>;
-var<workgroup> ta: array<f32, ${64 * BK}>;
-var<workgroup> tb: array<f32, ${64 * BK}>;
+// Two [64][BK] tiles (at 0 and TB), or the chunk's A_qk [64][64] at the start of each chunk.
+var<workgroup> tt: array<f32, ${Math.max(128 * BK, 4096)}>;
 var<workgroup> dOsh: array<f32, ${64 * BV}>;
 var<workgroup> dVsh: array<f32, ${64 * BV}>;
 
@@ -88,27 +88,29 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       let i = e / ${BV}u;
       dOsh[e] = select(0.0, dO[((ts + min(i, L - 1u)) * H + h) * ${V}u + vt * ${BV}u + e % ${BV}u], i < L);
     }
+    for (var e = lid; e < 4096u; e += ${wg}u) { tt[e] = Aqk[(slot * H + h) * 4096u + e]; }
     workgroupBarrier();
     // dV' = A_qk^T dO + Kd G
     var acc: array<f32, ${VR}>;
     for (var m = 0u; m < ${VR}u; m++) {
       let i = rg + m * ${NRG}u;
       var s = 0.0;
-      for (var i2 = i; i2 < L; i2++) { s += Aqk[((slot * H + h) * 64u + i2) * 64u + i] * dOsh[i2 * ${BV}u + c]; }
+      for (var i2 = i; i2 < L; i2++) { s += tt[i2 * 64u + i] * dOsh[i2 * ${BV}u + c]; }
       acc[m] = s;
     }
+    workgroupBarrier();
     for (var kt = 0u; kt < ${K / BK}u; kt++) {
       for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
         let i = e / ${BK}u;
         let r = kt * ${BK}u + e % ${BK}u;
         let ti = ts + min(i, L - 1u);
-        ta[e] = select(0.0, Kd[(ti * H + h) * ${K}u + r], i < L);
+        tt[e] = select(0.0, Kd[(ti * H + h) * ${K}u + r], i < L);
       }
       workgroupBarrier();
       for (var m = 0u; m < ${VR}u; m++) {
         let i = rg + m * ${NRG}u;
         var s = 0.0;
-        for (var kk = 0u; kk < ${BK}u; kk++) { s += ta[i * ${BK}u + kk] * Gsh[(kt * ${BK}u + kk) * ${BV}u + c]; }
+        for (var kk = 0u; kk < ${BK}u; kk++) { s += tt[i * ${BK}u + kk] * Gsh[(kt * ${BK}u + kk) * ${BV}u + c]; }
         acc[m] += s;
       }
       workgroupBarrier();
@@ -126,8 +128,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         let r = kt * ${BK}u + e % ${BK}u;
         let ti = ts + min(i, L - 1u);
         let ok = i < L;
-        ta[e] = select(0.0, q[(ti * H + h) * ${K}u + r] * exp(gcAt(ti, h, r)) * p.scale, ok);
-        tb[e] = select(0.0, W[(ti * H + h) * ${K}u + r], ok);
+        tt[e] = select(0.0, q[(ti * H + h) * ${K}u + r] * exp(gcAt(ti, h, r)) * p.scale, ok);
+        tt[${64 * BK}u + e] = select(0.0, W[(ti * H + h) * ${K}u + r], ok);
       }
       workgroupBarrier();
       for (var m = 0u; m < ${SR}u; m++) {
@@ -136,7 +138,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
           let kk = r % ${BK}u;
           var s = 0.0;
           for (var i = 0u; i < 64u; i++) {
-            s += ta[i * ${BK}u + kk] * dOsh[i * ${BV}u + c] - tb[i * ${BK}u + kk] * dVsh[i * ${BV}u + c];
+            s += tt[i * ${BK}u + kk] * dOsh[i * ${BV}u + c] - tt[${64 * BK}u + i * ${BK}u + kk] * dVsh[i * ${BV}u + c];
           }
           Gsh[r * ${BV}u + c] = exp(gcAt(tl, h, r)) * Gsh[r * ${BV}u + c] + s;
         }

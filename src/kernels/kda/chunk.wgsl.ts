@@ -243,7 +243,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
  */
 export function stateBV(V: number, N: number, H: number, K = 128, smemBytes = 32768, backward = false): number {
   const bk = Math.min(K, 32);
-  const bytes = (bv: number) => 4 * (K * bv + (backward ? 2 : 1) * 64 * (bk + bv));
+  const bytes = (bv: number) => 4 * (K * bv + (backward ? Math.max(2 * 64 * bk, 4096) + 2 * 64 * bv : 64 * (bk + bv)));
   let bv = Math.min(V, 32);
   while (bv > 8 && V % (bv / 2) === 0 && (N * H * (V / bv) < 128 || bytes(bv) > smemBytes)) bv /= 2;
   return bv;
@@ -255,10 +255,10 @@ export function stateBV(V: number, N: number, H: number, K = 128, smemBytes = 32
  * pass: its time is mostly latency, not arithmetic.
  */
 export function stateBK(K: number, BV: number, smemBytes: number, backward = false): number {
-  const tiles = backward ? 2 : 1;
   for (const bk of [K, 64, 32]) {
     if (bk > K || K % bk !== 0) continue;
-    if (4 * (K * BV + tiles * 64 * (bk + BV)) <= smemBytes) return bk;
+    const tiles = backward ? Math.max(2 * 64 * bk, 4096) + 2 * 64 * BV : 64 * (bk + BV);
+    if (4 * (K * BV + tiles) <= smemBytes) return bk;
   }
   return chunkBK(K);
 }

@@ -550,13 +550,18 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   // dg = reverse cumsum of dgc within the chunk (gc = cumsum g).
 ${
   GK === 1
-    ? `  if (lid == 0u) {
+    ? `  // Scalar gate: row sums over the channels in parallel, then the cumsum over 64 rows.
+  if (lid < 64u) {
+    var s = 0.0;
+    if (lid < L) { for (var r = 0u; r < ${K}u; r++) { s += dgc[((t0 + lid) * H + h) * ${K}u + r]; } }
+    bsh[lid] = s;
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
     var acc = 0.0;
     for (var ii = 0u; ii < L; ii++) {
       let i = L - 1u - ii;
-      var s = 0.0;
-      for (var r = 0u; r < ${K}u; r++) { s += dgc[((t0 + i) * H + h) * ${K}u + r]; }
-      acc += s;
+      acc += bsh[i];
       dg[(t0 + i) * H + h] = acc;
     }
   }`

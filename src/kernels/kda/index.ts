@@ -8,8 +8,16 @@
  * State: optional initial state [B, H, K, V] (or [N, ...] with cuSeqlens), final state out.
  * Variable length: `cuSeqlens` (i32 [N+1]) packs N sequences along time in a batch of B = 1; the state
  * resets (to the sequence's initial state, or zero) at every boundary.
- * Backward functions return gradients of sum(o * dO) + sum(S_final * dS).
+ * Backward functions return gradients of sum(o * dO) + sum(S_final * dS) (dS0 only when an initial
+ * state was given). On the GPU the backward is always the chunked one (it recomputes the chunked
+ * forward's intermediates); on cpu `mode: 'chunk'` runs the chunked reference, otherwise BPTT.
  * Serving: kdaRecurrentSlots runs the fused recurrent kernel on a pool of state slots in place.
+ * f32 only. GPU kernels need K and V to be powers of two (or multiples of 32) up to 256.
+ *
+ * Files: reference.ts (recurrence, chunked form, both backwards), layerReference.ts (l2norm / gate /
+ * sigmoid and their chain rule), recurrent.wgsl.ts + slots.ts (fused recurrent kernel), chunk.wgsl.ts +
+ * chunk.ts (chunked forward), backward.wgsl.ts + backwardGpu.ts (chunked backward), prep.wgsl.ts +
+ * prep.ts (layer transforms on the GPU), gpu.ts (orchestration), zeros.ts (zero fill by dispatch).
  */
 import { cpu } from '../../tensor/cpuDevice.js';
 import type { Tensor } from '../../tensor/tensor.js';

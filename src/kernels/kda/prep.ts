@@ -5,7 +5,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { grid1d } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import type { GpuProblem, KdaInputs, LayerParams } from './gpu.js';
-import { PREP_WG, paramReduceWgsl, prepBackwardWgsl, prepWgsl } from './prep.wgsl.js';
+import { paramReduceWgsl, prepBackwardWgsl, prepWgsl } from './prep.wgsl.js';
 
 /** q, k -> unit vectors; g_raw -> log decay; beta_raw -> beta. v passes through (aliased). */
 export function dispatchPrep(gpu: GpuContext, p: GpuProblem, x: KdaInputs, layer: LayerParams): KdaInputs {
@@ -25,7 +25,6 @@ export function dispatchPrep(gpu: GpuContext, p: GpuProblem, x: KdaInputs, layer
     workgroups: grid1d(rows, 1),
   });
   for (const t of ins) t.dispose();
-  void PREP_WG;
   return out;
 }
 

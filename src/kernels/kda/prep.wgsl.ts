@@ -123,10 +123,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 export const PARAM_WG = 256;
 
 /**
- * Per head: ddt_bias[h, c] = sum_t dz[t, h, c] and dA_log[h] = sum_{t,c} dz * softplus(z) / sigmoid(z) ...
- * computed directly as sum dg * g = sum dz * -exp(A_log) softplus(z) / (-exp(A_log) sigmoid(z)) would divide;
- * instead dA_log = sum dz * softplus(z) / sigmoid(z) is avoided by reading the gate gradient before the
- * chain rule (gradG, the core dg).
+ * Per head: ddt_bias[h, c] = sum_t dg * -exp(A_log) sigmoid(z) and dA_log[h] = sum_{t,c} dg * g, with
+ * z = g_raw + dt_bias and g = -exp(A_log) softplus(z) recomputed from the raw input. Reads the core dg,
+ * so it runs before the row kernel rewrites dg in place.
  */
 export function paramReduceWgsl(GK: number): string {
   if (PARAM_WG % GK !== 0) throw new Error(`kda: gate width ${GK} must divide ${PARAM_WG}`);

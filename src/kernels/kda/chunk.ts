@@ -89,7 +89,7 @@ export function dispatchChunkForward(
     kernel: { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgsl(v) },
     tensors: [cu, q, saved.gc, saved.h, saved.Vp, saved.Aqk, out],
     params: new Params().u32(H, N).f32(scale).u32(0),
-    workgroups: [NS, V / outputBV(V), H],
+    workgroups: [NS, Math.ceil(V / outputBV(V)), H],
   });
   for (const t of [q, k, vv, g, beta]) t.dispose();
   if (keep) return saved;

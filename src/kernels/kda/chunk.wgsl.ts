@@ -492,6 +492,91 @@ export function outputWgsl(v: ChunkVariant): string {
   const { K, V, GK } = v;
   const BK = chunkBK(K);
   const BV = outputBV(V);
+  if (BV % 4 !== 0) return outputWgslScalar(v);
+  // Thread (row group, column group): OR rows x 4 columns, columns as vec4 so each workgroup-memory
+  // read of the state or V' tile feeds 4 FMAs and each q / A_qk read feeds 4.
+  const CG = BV / 4;
+  const wg = Math.min(WG, 64 * CG);
+  const RG = wg / CG;
+  const OR = 64 / RG;
+  return /* wgsl */ `
+struct Params { H: u32, N: u32, scale: f32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cu: array<i32>;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> gcB: array<f32>;
+@group(0) @binding(4) var<storage, read> hB: array<f32>;
+@group(0) @binding(5) var<storage, read> Vp: array<f32>;
+@group(0) @binding(6) var<storage, read> Aqk: array<f32>;
+@group(0) @binding(7) var<storage, read_write> o: array<f32>;
+${LOCATE}
+${gcAt(GK)}
+// Phase A: q tile [64][BK] in sa, state tile [BK][CG] (vec4) in sv. Phase B: A_qk [64][64] in sa, V' [64][CG] in sv.
+var<workgroup> sa: array<f32, ${Math.max(64 * BK, 4096)}>;
+var<workgroup> sv: array<vec4<f32>, ${(Math.max(BK, 64) * BV) / 4}>;
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let slot = wid.x;
+  let vt = wid.y;
+  let h = wid.z;
+  let H = p.H;
+  let loc = locate(slot, p.N);
+  if (loc.x == 0u) { return; }
+  let t0 = loc.y;
+  let L = loc.z;
+  let cg = lid % ${CG}u;
+  let rg = lid / ${CG}u;
+  var acc: array<vec4<f32>, ${OR}>;
+  let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
+  for (var kt = 0u; kt < ${K / BK}u; kt++) {
+    for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
+      let i = e / ${BK}u;
+      let r = kt * ${BK}u + e % ${BK}u;
+      let ti = t0 + min(i, L - 1u);
+      sa[e] = select(0.0, q[(ti * H + h) * ${K}u + r] * exp(gcAt(ti, h, r)) * p.scale, i < L);
+    }
+    for (var e = lid; e < ${BK * CG}u; e += ${wg}u) {
+      let b = hbase + (kt * ${BK}u + e / ${CG}u) * ${V}u + (e % ${CG}u) * 4u;
+      sv[e] = vec4<f32>(hB[b], hB[b + 1u], hB[b + 2u], hB[b + 3u]);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+      let hv = sv[kk * ${CG}u + cg];
+      for (var m = 0u; m < ${OR}u; m++) { acc[m] += sa[(rg + m * ${RG}u) * ${BK}u + kk] * hv; }
+    }
+    workgroupBarrier();
+  }
+  for (var e = lid; e < 4096u; e += ${wg}u) { sa[e] = Aqk[(slot * H + h) * 4096u + e]; }
+  for (var e = lid; e < ${64 * CG}u; e += ${wg}u) {
+    let j = e / ${CG}u;
+    let b = ((t0 + min(j, L - 1u)) * H + h) * ${V}u + vt * ${BV}u + (e % ${CG}u) * 4u;
+    sv[e] = select(vec4<f32>(0.0), vec4<f32>(Vp[b], Vp[b + 1u], Vp[b + 2u], Vp[b + 3u]), j < L);
+  }
+  workgroupBarrier();
+  // A_qk is zero above the diagonal, so the j loop can run to the last row of this thread.
+  let jmax = min(L, rg + ${(OR - 1) * RG + 1}u);
+  for (var j = 0u; j < jmax; j++) {
+    let vj = sv[j * ${CG}u + cg];
+    for (var m = 0u; m < ${OR}u; m++) { acc[m] += sa[(rg + m * ${RG}u) * 64u + j] * vj; }
+  }
+  for (var m = 0u; m < ${OR}u; m++) {
+    let i = rg + m * ${RG}u;
+    if (i < L) {
+      let b = ((t0 + i) * H + h) * ${V}u + vt * ${BV}u + cg * 4u;
+      o[b] = acc[m].x;
+      o[b + 1u] = acc[m].y;
+      o[b + 2u] = acc[m].z;
+      o[b + 3u] = acc[m].w;
+    }
+  }
+}`;
+}
+
+function outputWgslScalar(v: ChunkVariant): string {
+  const { K, V, GK } = v;
+  const BK = chunkBK(K);
+  const BV = outputBV(V);
   const NRG = WG / BV;
   const OR = 64 / NRG;
   const H0 = 64 * BK;

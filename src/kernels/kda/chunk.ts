@@ -75,11 +75,13 @@ export function dispatchChunkForward(
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
   const BV = stateBV(V, N, H, K, smem);
   const BK = stateBK(K, BV, smem);
+  const wgS = Math.min(256, BV * Math.min(K, 64));
+  const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
   gpu.dispatch({
     kernel: {
       name: 'kda_chunk_state',
-      key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}`),
-      code: () => (BK === K ? stateWgslPrefetch(v, BV) : stateWgsl(v, BV, BK)),
+      key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? '_pf' : ''}`),
+      code: () => (usePrefetch ? stateWgslPrefetch(v, BV) : stateWgsl(v, BV, BK)),
     },
     tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h, saved.Vp],
     params: new Params().u32(H, N, 0, 0),

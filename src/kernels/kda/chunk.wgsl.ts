@@ -370,10 +370,19 @@ export function stateWgslPrefetch(v: ChunkVariant, BV: number): string {
   const NRG = wg / BV;
   const VR = 64 / NRG;
   const SR = K / NRG;
-  const PF = (64 * K) / wg;
+  const K4 = K / 4;
+  const PF = (64 * K4) / wg; // vec4 per thread per [64, K] tile
   if (!Number.isInteger(VR) || !Number.isInteger(SR) || !Number.isInteger(PF)) {
     throw new Error(`kda state pass: K=${K}, BV=${BV} do not tile`);
   }
+  const load4 = (buf: string, row: string, col4: string) =>
+    `vec4<f32>(${buf}[(${row}) * ${K}u + ${col4} * 4u], ${buf}[(${row}) * ${K}u + ${col4} * 4u + 1u], ${buf}[(${row}) * ${K}u + ${col4} * 4u + 2u], ${buf}[(${row}) * ${K}u + ${col4} * 4u + 3u])`;
+  const fetch = (dst: string, buf: string, ts: string, Ln: string) => `
+      for (var m = 0u; m < ${PF}u; m++) {
+        let e = lid + m * ${wg}u;
+        let i = e / ${K4}u;
+        ${dst}[m] = select(vec4<f32>(0.0), ${load4(buf, `(${ts} + min(i, ${Ln} - 1u)) * H + h`, `(e % ${K4}u)`)}, i < ${Ln});
+      }`;
   return /* wgsl */ `
 struct Params { H: u32, N: u32, _a: u32, _b: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
@@ -387,7 +396,8 @@ struct Params { H: u32, N: u32, _a: u32, _b: u32 };
 @group(0) @binding(8) var<storage, read_write> Vp: array<f32>;
 ${gcAt(GK)}
 var<workgroup> Ssh: array<f32, ${K * BV}>;
-var<workgroup> tile: array<f32, ${64 * K}>;
+// W, then Kd, of the chunk as [64][K/4] vec4: one workgroup-memory read feeds 4 FMAs.
+var<workgroup> tile: array<vec4<f32>, ${64 * K4}>;
 var<workgroup> Vsh: array<f32, ${64 * BV}>;
 
 @compute @workgroup_size(${wg})
@@ -399,29 +409,26 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let c = lid % ${BV}u;
   let rg = lid / ${BV}u;
   let col = vt * ${BV}u + c;
+  // V' rows of this thread: rg + m NRG; state rows: the ${SR} consecutive rows from rg * ${SR}.
+  let r0 = rg * ${SR}u;
   let sbase = (n * H + h) * ${K * V}u + vt * ${BV}u;
   for (var e = lid; e < ${K * BV}u; e += ${wg}u) { Ssh[e] = state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u]; }
   let t0 = u32(cu[n]);
   let t1 = u32(cu[n + 1u]);
   let base = t0 / 64u + n;
-  var wpre: array<f32, ${PF}>;
-  var kpre: array<f32, ${PF}>;
+  var wpre: array<vec4<f32>, ${PF}>;
+  var kpre: array<vec4<f32>, ${PF}>;
   var upre: array<f32, ${VR}>;
   var gpre: array<f32, ${SR}>;
-  // Chunk 0's operands.
   if (t0 < t1) {
     let L0 = min(64u, t1 - t0);
-    for (var m = 0u; m < ${PF}u; m++) {
-      let e = lid + m * ${wg}u;
-      let idx = ((t0 + min(e / ${K}u, L0 - 1u)) * H + h) * ${K}u + e % ${K}u;
-      wpre[m] = select(0.0, W[idx], e / ${K}u < L0);
-      kpre[m] = select(0.0, Kd[idx], e / ${K}u < L0);
-    }
+    ${fetch('wpre', 'W', 't0', 'L0')}
+    ${fetch('kpre', 'Kd', 't0', 'L0')}
     for (var m = 0u; m < ${VR}u; m++) {
       let i = rg + m * ${NRG}u;
       upre[m] = select(0.0, U[((t0 + min(i, L0 - 1u)) * H + h) * ${V}u + col], i < L0);
     }
-    for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(t0 + L0 - 1u, h, rg + m * ${NRG}u); }
+    for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(t0 + L0 - 1u, h, r0 + m); }
   }
   for (var j = 0u; t0 + j * 64u < t1; j++) {
     let ts = t0 + j * 64u;
@@ -437,25 +444,21 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var m = 0u; m < ${SR}u; m++) { decay[m] = exp(gpre[m]); }
     // Next chunk's W, U and decay while this one computes.
     if (Ln > 0u) {
-      for (var m = 0u; m < ${PF}u; m++) {
-        let e = lid + m * ${wg}u;
-        wpre[m] = select(0.0, W[((tn + min(e / ${K}u, Ln - 1u)) * H + h) * ${K}u + e % ${K}u], e / ${K}u < Ln);
-      }
+      ${fetch('wpre', 'W', 'tn', 'Ln')}
       for (var m = 0u; m < ${VR}u; m++) {
         let i = rg + m * ${NRG}u;
         upre[m] = select(0.0, U[((tn + min(i, Ln - 1u)) * H + h) * ${V}u + col], i < Ln);
       }
-      for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(tn + Ln - 1u, h, rg + m * ${NRG}u); }
+      for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(tn + Ln - 1u, h, r0 + m); }
     }
     let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
     for (var e = lid; e < ${K * BV}u; e += ${wg}u) { hB[hbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
     workgroupBarrier();
     // V' = U - W S
-    for (var m = 0u; m < ${VR}u; m++) {
-      let i = rg + m * ${NRG}u;
-      var s = 0.0;
-      for (var kk = 0u; kk < ${K}u; kk++) { s += tile[i * ${K}u + kk] * Ssh[kk * ${BV}u + c]; }
-      acc[m] -= s;
+    for (var k4 = 0u; k4 < ${K4}u; k4++) {
+      let s4 = vec4<f32>(Ssh[(k4 * 4u) * ${BV}u + c], Ssh[(k4 * 4u + 1u) * ${BV}u + c],
+                         Ssh[(k4 * 4u + 2u) * ${BV}u + c], Ssh[(k4 * 4u + 3u) * ${BV}u + c]);
+      for (var m = 0u; m < ${VR}u; m++) { acc[m] -= dot(tile[(rg + m * ${NRG}u) * ${K4}u + k4], s4); }
     }
     workgroupBarrier();
     for (var m = 0u; m < ${VR}u; m++) {
@@ -465,19 +468,28 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
     for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = kpre[m]; }
     if (Ln > 0u) {
-      for (var m = 0u; m < ${PF}u; m++) {
-        let e = lid + m * ${wg}u;
-        kpre[m] = select(0.0, Kd[((tn + min(e / ${K}u, Ln - 1u)) * H + h) * ${K}u + e % ${K}u], e / ${K}u < Ln);
-      }
+      ${fetch('kpre', 'Kd', 'tn', 'Ln')}
     }
     workgroupBarrier();
     // S = exp(gc_last) S + Kd^T V'
-    for (var m = 0u; m < ${SR}u; m++) {
-      let r = rg + m * ${NRG}u;
-      var s = 0.0;
-      for (var i = 0u; i < 64u; i++) { s += tile[i * ${K}u + r] * Vsh[i * ${BV}u + c]; }
-      Ssh[r * ${BV}u + c] = decay[m] * Ssh[r * ${BV}u + c] + s;
+${
+  SR % 4 === 0
+    ? `    var sacc: array<vec4<f32>, ${SR / 4}>;
+    for (var i = 0u; i < 64u; i++) {
+      let vi = Vsh[i * ${BV}u + c];
+      for (var m = 0u; m < ${SR / 4}u; m++) { sacc[m] += tile[i * ${K4}u + rg * ${SR / 4}u + m] * vi; }
     }
+    for (var m = 0u; m < ${SR}u; m++) {
+      let r = r0 + m;
+      Ssh[r * ${BV}u + c] = decay[m] * Ssh[r * ${BV}u + c] + sacc[m / 4u][m % 4u];
+    }`
+    : `    for (var m = 0u; m < ${SR}u; m++) {
+      let r = r0 + m;
+      var sa = 0.0;
+      for (var i = 0u; i < 64u; i++) { sa += tile[i * ${K4}u + r / 4u][r % 4u] * Vsh[i * ${BV}u + c]; }
+      Ssh[r * ${BV}u + c] = decay[m] * Ssh[r * ${BV}u + c] + sa;
+    }`
+}
   }
   workgroupBarrier();
   for (var e = lid; e < ${K * BV}u; e += ${wg}u) { state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }

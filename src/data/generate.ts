@@ -8,6 +8,8 @@ import { mulberry32 } from './hash.js';
 
 export interface CorpusOptions {
   seed?: number;
+  /** Seed of the pseudo-word vocabulary (default 1: every file of a corpus shares one language). */
+  vocabSeed?: number;
   /** Fractions of emitted lines. */
   exactDupRate?: number;
   nearDupRate?: number;
@@ -59,6 +61,7 @@ export class CorpusGenerator {
   constructor(opts: CorpusOptions = {}) {
     this.o = {
       seed: 1,
+      vocabSeed: 1,
       exactDupRate: 0.03,
       nearDupRate: 0.03,
       junkRate: 0.02,
@@ -69,7 +72,7 @@ export class CorpusGenerator {
       nearEdits: 2,
       ...opts,
     };
-    this.rnd = mulberry32(this.o.seed);
+    this.rnd = mulberry32(this.o.vocabSeed);
     const seen = new Set<string>();
     this.vocab = [];
     while (this.vocab.length < 20000) {
@@ -81,6 +84,7 @@ export class CorpusGenerator {
         this.vocab.push(w);
       }
     }
+    this.rnd = mulberry32(this.o.seed);
   }
 
   private word(): string {

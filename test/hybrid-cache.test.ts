@@ -66,3 +66,31 @@ describe('HybridCache', () => {
     c.dispose();
   });
 });
+
+describe('HybridCache and inspect agree', () => {
+  it('per-sequence KDA bytes and per-token MLA bytes match cacheSizes() of the tiny config', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { parseKimiConfig } = await import('../src/model/config.js');
+    const { cacheSizes } = await import('../src/model/inspect.js');
+    const { FIXTURES } = await import('./helpers.js');
+    const cfg = parseKimiConfig(JSON.parse(readFileSync(`${FIXTURES}/tiny-kimi/config.json`, 'utf8')));
+    const lac = cfg.linear_attn_config!;
+    const sizes = cacheSizes(cfg, 'bf16');
+    const c = new HybridCache(cpu, {
+      kdaLayers: sizes.kdaLayers,
+      mlaLayers: sizes.mlaLayers,
+      kdaHeads: lac.num_heads,
+      kdaHeadDim: lac.head_dim,
+      convSize: lac.short_conv_kernel_size,
+      latentDim: (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0),
+      maxSequences: 1,
+      pageSize: 1,
+      numPages: 1,
+      maxLength: 1,
+      cacheDtype: 'bf16',
+    });
+    const m = c.memory();
+    expect(m.kdaStateBytes + m.convTailBytes).toBe(sizes.kdaBytesPerSequence);
+    expect(m.mlaPoolBytes).toBe(Math.max(4, sizes.mlaBytesPerToken));
+  });
+});

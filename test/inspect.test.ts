@@ -34,8 +34,8 @@ describe('inspect by formula', () => {
     expect(c.mlaBytesPerToken).toBe(8064);
     expect(c.allMlaBytesPerToken).toBe(31104);
     expect(c.kdaStateBytesPerLayer).toBe(32 * 128 * 128 * 4);
-    expect(c.kdaConvBytesPerLayer).toBe(3 * 3 * 32 * 128 * 2);
-    expect(c.kdaBytesPerSequence).toBe(20 * (2_097_152 + 73_728));
+    expect(c.kdaConvBytesPerLayer).toBe(3 * 3 * 32 * 128 * 4);
+    expect(c.kdaBytesPerSequence).toBe(20 * (2_097_152 + 147_456));
     expect(cacheSizes(cfg, 'f32').mlaBytesPerToken).toBe(16128);
   });
 
@@ -116,7 +116,7 @@ describe('kimi-linear inspect (CLI)', () => {
     expect(j.params.activated).toBe(2_729_485_184);
     expect(j.cache.mlaBytesPerToken).toBe(8064);
     expect(j.cache.allMlaBytesPerToken).toBe(31104);
-    expect(j.cache.kdaBytesPerSequence).toBe(43_417_600);
+    expect(j.cache.kdaBytesPerSequence).toBe(44_892_160);
     expect(j.checkpoint).toBeUndefined();
   });
 

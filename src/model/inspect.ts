@@ -20,7 +20,8 @@
  *   MLA: (kv_lora_rank + qk_rope_head_dim) values per token per MLA layer, in the cache dtype.
  *   KDA: per layer, the recurrent state H*d*d in f32 (always f32: it accumulates over the whole sequence)
  *        plus the conv tails, the last W-1 inputs of the q, k and v short convolutions, (W-1)*3*H*d values
- *        in the cache dtype. Constant in the sequence length.
+ *        in f32 (they are activations the conv kernel reads back as its state; HybridCache keeps them so).
+ *        Constant in the sequence length.
  */
 import { numel } from '../tensor/shape.js';
 import { type KimiLinearConfig, type LayerSpec, layerMap } from './config.js';
@@ -52,7 +53,7 @@ export interface CacheSizes {
   mlaBytesPerToken: number;
   /** The same if every layer were MLA. */
   allMlaBytesPerToken: number;
-  /** One KDA layer: state H*d*d*4 + conv tails (W-1)*3*H*d*bytes(dtype). */
+  /** One KDA layer: state H*d*d*4 + conv tails (W-1)*3*H*d*4 (both f32, whatever the cache dtype). */
   kdaStateBytesPerLayer: number;
   kdaConvBytesPerLayer: number;
   /** Every KDA layer together, per sequence, independent of its length. */
@@ -182,7 +183,7 @@ export function cacheSizes(cfg: KimiLinearConfig, dtype: CacheDType = 'bf16'): C
   const d = lac?.head_dim ?? 0;
   const W = lac?.short_conv_kernel_size ?? 1;
   const kdaStateBytesPerLayer = H * d * d * 4;
-  const kdaConvBytesPerLayer = Math.max(W - 1, 0) * 3 * H * d * bytes;
+  const kdaConvBytesPerLayer = Math.max(W - 1, 0) * 3 * H * d * 4;
   const mlaBytesPerToken = mlaLayers * latent * bytes;
   const allMlaBytesPerToken = layers.length * latent * bytes;
   return {

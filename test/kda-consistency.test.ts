@@ -237,10 +237,10 @@ describe('kda: decode over state slots', () => {
   }
 });
 
-describe('kda: many short sequences (32 sequences x 4 heads, K=64)', () => {
+describe('kda: many sequences (32 x 4 heads, K=64; two span several chunks)', () => {
   // Enough (sequence, head) pairs that the state pass takes 16-column value tiles (vec4 state update).
   const rng = new Rng(77);
-  const lens = Array.from({ length: 32 }, () => rng.int(21));
+  const lens = Array.from({ length: 32 }, (_, i) => (i === 3 ? 130 : i === 17 ? 70 : rng.int(21)));
   const cu = [0];
   for (const l of lens) cu.push(cu[cu.length - 1] + l);
   const T = cu[cu.length - 1];

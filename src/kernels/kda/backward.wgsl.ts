@@ -39,7 +39,40 @@ export function dstateWgsl(v: BackwardVariant, BV: number, BK = chunkBK(v.K)): s
   const NRG = wg / BV;
   const VR = 64 / NRG;
   const SR = K / NRG;
-  if (!Number.isInteger(VR) || !Number.isInteger(SR)) throw new Error(`kda dstate: K=${K}, BV=${BV} do not tile`);
+  const B4 = BK / 4;
+  if (!Number.isInteger(VR) || !Number.isInteger(SR) || BK % 4 !== 0 || (SR > BK ? SR % BK : BK % SR) !== 0) {
+    throw new Error(`kda dstate: K=${K}, BV=${BV}, BK=${BK} do not tile`);
+  }
+  const TB = 16 * BK; // vec4 offset of the second tile
+  const vec4At = (buf: string, idx: string) =>
+    `vec4<f32>(${buf}[${idx}], ${buf}[${idx} + 1u], ${buf}[${idx} + 2u], ${buf}[${idx} + 3u])`;
+  // The G update: rows r0 .. r0 + SR of this thread, consecutive, inside tile kt.
+  const gUpdate =
+    SR % 4 === 0
+      ? `        var ga: array<vec4<f32>, ${SR / 4}> = array<vec4<f32>, ${SR / 4}>();
+        for (var m = 0u; m < ${SR / 4}u; m++) { ga[m] = vec4<f32>(0.0); }
+        let o4 = (r0 % ${BK}u) / 4u;
+        for (var i = 0u; i < 64u; i++) {
+          let d = dOsh[i * ${BV}u + c];
+          let e = dVsh[i * ${BV}u + c];
+          for (var m = 0u; m < ${SR / 4}u; m++) {
+            ga[m] += tt[i * ${B4}u + o4 + m] * d - tt[${TB}u + i * ${B4}u + o4 + m] * e;
+          }
+        }
+        for (var m = 0u; m < ${SR}u; m++) {
+          let r = r0 + m;
+          Gsh[r * ${BV}u + c] = exp(gcAt(tl, h, r)) * Gsh[r * ${BV}u + c] + ga[m / 4u][m % 4u];
+        }`
+      : `        for (var m = 0u; m < ${SR}u; m++) {
+          let r = r0 + m;
+          let kk = r % ${BK}u;
+          var s = 0.0;
+          for (var i = 0u; i < 64u; i++) {
+            s += tt[i * ${B4}u + kk / 4u][kk % 4u] * dOsh[i * ${BV}u + c]
+              - tt[${TB}u + i * ${B4}u + kk / 4u][kk % 4u] * dVsh[i * ${BV}u + c];
+          }
+          Gsh[r * ${BV}u + c] = exp(gcAt(tl, h, r)) * Gsh[r * ${BV}u + c] + s;
+        }`;
   return /* wgsl */ `
 struct Params { H: u32, N: u32, scale: f32, _a: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
@@ -55,8 +88,8 @@ struct Params { H: u32, N: u32, scale: f32, _a: u32 };
 @group(0) @binding(10) var<storage, read_write> dVp: array<f32>;
 ${gcAt(GK)}
 var<workgroup> Gsh: array<f32, ${K * BV}>;
-// Two [64][BK] tiles (at 0 and TB), or the chunk's A_qk [64][64] at the start of each chunk.
-var<workgroup> tt: array<f32, ${Math.max(128 * BK, 4096)}>;
+// vec4 tiles [64][BK/4] at 0 and TB (Kd; then Qg and W), or the chunk's A_qk [64][16] at the start.
+var<workgroup> tt: array<vec4<f32>, ${Math.max(32 * BK, 1024)}>;
 var<workgroup> dOsh: array<f32, ${64 * BV}>;
 var<workgroup> dVsh: array<f32, ${64 * BV}>;
 
@@ -69,6 +102,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let c = lid % ${BV}u;
   let rg = lid / ${BV}u;
   let col = vt * ${BV}u + c;
+  let r0 = rg * ${SR}u;
   let sbase = (n * H + h) * ${K * V}u + vt * ${BV}u;
   for (var e = lid; e < ${K * BV}u; e += ${wg}u) { Gsh[e] = G[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u]; }
   let t0 = u32(cu[n]);
@@ -88,30 +122,29 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       let i = e / ${BV}u;
       dOsh[e] = select(0.0, dO[((ts + min(i, L - 1u)) * H + h) * ${V}u + vt * ${BV}u + e % ${BV}u], i < L);
     }
-    for (var e = lid; e < 4096u; e += ${wg}u) { tt[e] = Aqk[(slot * H + h) * 4096u + e]; }
+    for (var e = lid; e < 1024u; e += ${wg}u) { tt[e] = ${vec4At('Aqk', '(slot * H + h) * 4096u + e * 4u')}; }
     workgroupBarrier();
     // dV' = A_qk^T dO + Kd G
-    var acc: array<f32, ${VR}>;
+    var acc: array<f32, ${VR}> = array<f32, ${VR}>();
     for (var m = 0u; m < ${VR}u; m++) {
       let i = rg + m * ${NRG}u;
       var s = 0.0;
-      for (var i2 = i; i2 < L; i2++) { s += tt[i2 * 64u + i] * dOsh[i2 * ${BV}u + c]; }
+      for (var i2 = i; i2 < L; i2++) { s += tt[i2 * 16u + i / 4u][i % 4u] * dOsh[i2 * ${BV}u + c]; }
       acc[m] = s;
     }
     workgroupBarrier();
     for (var kt = 0u; kt < ${K / BK}u; kt++) {
-      for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
-        let i = e / ${BK}u;
-        let r = kt * ${BK}u + e % ${BK}u;
-        let ti = ts + min(i, L - 1u);
-        tt[e] = select(0.0, Kd[(ti * H + h) * ${K}u + r], i < L);
+      for (var e = lid; e < ${16 * BK}u; e += ${wg}u) {
+        let i = e / ${B4}u;
+        let idx = ((ts + min(i, L - 1u)) * H + h) * ${K}u + kt * ${BK}u + (e % ${B4}u) * 4u;
+        tt[e] = select(vec4<f32>(0.0), ${vec4At('Kd', 'idx')}, i < L);
       }
       workgroupBarrier();
-      for (var m = 0u; m < ${VR}u; m++) {
-        let i = rg + m * ${NRG}u;
-        var s = 0.0;
-        for (var kk = 0u; kk < ${BK}u; kk++) { s += tt[i * ${BK}u + kk] * Gsh[(kt * ${BK}u + kk) * ${BV}u + c]; }
-        acc[m] += s;
+      for (var k4 = 0u; k4 < ${B4}u; k4++) {
+        let r = kt * ${BK}u + k4 * 4u;
+        let g4 = vec4<f32>(Gsh[r * ${BV}u + c], Gsh[(r + 1u) * ${BV}u + c], Gsh[(r + 2u) * ${BV}u + c],
+                           Gsh[(r + 3u) * ${BV}u + c]);
+        for (var m = 0u; m < ${VR}u; m++) { acc[m] += dot(tt[(rg + m * ${NRG}u) * ${B4}u + k4], g4); }
       }
       workgroupBarrier();
     }
@@ -123,25 +156,19 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
     // G = exp(gc_last) G + Qg^T dO - W^T dV'
     for (var kt = 0u; kt < ${K / BK}u; kt++) {
-      for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
-        let i = e / ${BK}u;
-        let r = kt * ${BK}u + e % ${BK}u;
+      for (var e = lid; e < ${16 * BK}u; e += ${wg}u) {
+        let i = e / ${B4}u;
         let ti = ts + min(i, L - 1u);
+        let r = kt * ${BK}u + (e % ${B4}u) * 4u;
+        let idx = (ti * H + h) * ${K}u + r;
         let ok = i < L;
-        tt[e] = select(0.0, q[(ti * H + h) * ${K}u + r] * exp(gcAt(ti, h, r)) * p.scale, ok);
-        tt[${64 * BK}u + e] = select(0.0, W[(ti * H + h) * ${K}u + r], ok);
+        let eg = vec4<f32>(exp(gcAt(ti, h, r)), exp(gcAt(ti, h, r + 1u)), exp(gcAt(ti, h, r + 2u)), exp(gcAt(ti, h, r + 3u)));
+        tt[e] = select(vec4<f32>(0.0), ${vec4At('q', 'idx')} * eg * p.scale, ok);
+        tt[${TB}u + e] = select(vec4<f32>(0.0), ${vec4At('W', 'idx')}, ok);
       }
       workgroupBarrier();
-      for (var m = 0u; m < ${SR}u; m++) {
-        let r = rg + m * ${NRG}u;
-        if (r / ${BK}u == kt) {
-          let kk = r % ${BK}u;
-          var s = 0.0;
-          for (var i = 0u; i < 64u; i++) {
-            s += tt[i * ${BK}u + kk] * dOsh[i * ${BV}u + c] - tt[${64 * BK}u + i * ${BK}u + kk] * dVsh[i * ${BV}u + c];
-          }
-          Gsh[r * ${BV}u + c] = exp(gcAt(tl, h, r)) * Gsh[r * ${BV}u + c] + s;
-        }
+      if (r0 / ${BK}u == kt) {
+${gUpdate}
       }
       workgroupBarrier();
     }
@@ -203,9 +230,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let rg = lid / ${BK}u;
   let r = kt * ${BK}u + c;
   let sb = (slot * H + h) * ${K * V}u;
-  var aQ: array<f32, ${R}>;
-  var aW: array<f32, ${R}>;
-  var aK: array<f32, ${R}>;
+  var aQ: array<f32, ${R}> = array<f32, ${R}>();
+  var aW: array<f32, ${R}> = array<f32, ${R}>();
+  var aK: array<f32, ${R}> = array<f32, ${R}>();
   for (var v0 = 0u; v0 < ${V}u; v0 += ${BVt}u) {
     for (var e = lid; e < ${BK * BVt}u; e += ${WG}u) {
       let rr = kt * ${BK}u + e / ${BVt}u;
@@ -323,8 +350,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let rg = lid / ${CW}u;
   let ti = lid / 16u;
   let tj = lid % 16u;
-  var da: array<f32, 16>;
-  var dbp: array<f32, ${RR}>;
+  var da: array<f32, 16> = array<f32, 16>();
+  var dbp: array<f32, ${RR}> = array<f32, ${RR}>();
   for (var ct = 0u; ct < ${NCT}u; ct++) {
     let cc = ct * ${CW}u + c;
     for (var i = rg; i < 64u; i += ${RG}u) {
@@ -449,7 +476,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 + lid) * H + h], lid < L); }
   let ti = lid / 16u;
   let tj = lid % 16u;
-  var aq: array<f32, 16>;
+  var aq: array<f32, 16> = array<f32, 16>();
   for (var v0 = 0u; v0 < ${V}u; v0 += ${BVt}u) {
     for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
       let i = e / ${BVt}u;
@@ -481,7 +508,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   }
   let r0 = lid % ${BK}u;
   let rg = lid / ${BK}u;
-  var dbA: array<f32, ${R}>;
+  var dbA: array<f32, ${R}> = array<f32, ${R}>();
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     workgroupBarrier();
     for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {

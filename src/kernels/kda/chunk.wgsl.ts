@@ -102,8 +102,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 + lid) * H + h], lid < L); }
   let ti = lid / 16u;
   let tj = lid % 16u;
-  var akk: array<f32, 16>;
-  var aqk: array<f32, 16>;
+  var akk: array<f32, 16> = array<f32, 16>();
+  var aqk: array<f32, 16> = array<f32, 16>();
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     let k0 = kt * ${BK}u;
     for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
@@ -308,7 +308,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
     for (var e = lid; e < ${K * BV}u; e += ${wg}u) { hB[hbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
     // V' = U - W S
-    var acc: array<f32, ${VR}>;
+    var acc: array<f32, ${VR}> = array<f32, ${VR}>();
     for (var m = 0u; m < ${VR}u; m++) {
       let i = rg + m * ${NRG}u;
       acc[m] = select(0.0, U[((ts + min(i, L - 1u)) * H + h) * ${V}u + col], i < L);
@@ -438,7 +438,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let Ln = select(0u, min(64u, t1 - tn), tn < t1);
     workgroupBarrier();
     for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = wpre[m]; }
-    var acc: array<f32, ${VR}>;
+    var acc: array<f32, ${VR}> = array<f32, ${VR}>();
     for (var m = 0u; m < ${VR}u; m++) { acc[m] = upre[m]; }
     var decay: array<f32, ${SR}>;
     for (var m = 0u; m < ${SR}u; m++) { decay[m] = exp(gpre[m]); }
@@ -474,7 +474,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     // S = exp(gc_last) S + Kd^T V'
 ${
   SR % 4 === 0
-    ? `    var sacc: array<vec4<f32>, ${SR / 4}>;
+    ? `    var sacc: array<vec4<f32>, ${SR / 4}> = array<vec4<f32>, ${SR / 4}>();
+    for (var m = 0u; m < ${SR / 4}u; m++) { sacc[m] = vec4<f32>(0.0); }
     for (var i = 0u; i < 64u; i++) {
       let vi = Vsh[i * ${BV}u + c];
       for (var m = 0u; m < ${SR / 4}u; m++) { sacc[m] += tile[i * ${K4}u + rg * ${SR / 4}u + m] * vi; }
@@ -539,7 +540,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let L = loc.z;
   let cg = lid % ${CG}u;
   let rg = lid / ${CG}u;
-  var acc: array<vec4<f32>, ${OR}>;
+  var acc: array<vec4<f32>, ${OR}> = array<vec4<f32>, ${OR}>();
   let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
@@ -620,7 +621,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let c = lid % ${BV}u;
   let rg = lid / ${BV}u;
   let col = vt * ${BV}u + c;
-  var acc: array<f32, ${OR}>;
+  var acc: array<f32, ${OR}> = array<f32, ${OR}>();
   let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {

@@ -12,7 +12,6 @@ import { formatShape, ShapeError } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, grid1d, hostF32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
-import { GEMVB_LANES, gemvBatchedKey, gemvBatchedWgsl } from './gemvBatched.wgsl.js';
 import { GEMV_MAX_M, GEMV_ROWS_PER_WG, gemvKey, gemvWgsl } from './gemv.wgsl.js';
 import { type MatmulDims, matmulReference } from './reference.js';
 import { DEFAULT_TILE, SMALL_TILE, type TileConfig, tiledKey, tiledWgsl, tiledWorkgroupSize } from './tiled.wgsl.js';
@@ -94,16 +93,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         throw new Error('matmul: the GEMV kernel needs <= 8 rows of untransposed A against a shared [N, K] weight');
       }
       const wDtype = b.dtype as 'f32' | 'bf16';
-      if (rowsTotal > 1 && K % 16 === 0) {
-        const vb = { M: rowsTotal, wDtype };
-        gpu.dispatch({
-          kernel: { name: 'gemv_batched', key: gemvBatchedKey(vb), code: () => gemvBatchedWgsl(vb) },
-          tensors: [A.t, B.t, out],
-          params: new Params().u32(N, K, 0, 0),
-          workgroups: grid1d(N, GEMVB_LANES),
-        });
-        return out;
-      }
       const v = { M: rowsTotal, wDtype, vec: K % 8 === 0 };
       gpu.dispatch({
         kernel: { name: 'gemv', key: gemvKey(v), code: () => gemvWgsl(v) },

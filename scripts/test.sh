@@ -8,5 +8,5 @@ bash scripts/install-webgpu-cpu.sh
 npm ci --no-audit --no-fund
 npx tsc -p tsconfig.json
 npx tsc -p tsconfig.test.json
-npx biome check --diagnostic-level=error src test bench
+npx biome check --diagnostic-level=error src test
 KIMI_REQUIRE_GPU=1 npx vitest run

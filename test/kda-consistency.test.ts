@@ -59,41 +59,45 @@ describe('kda: chunked = recurrent = reference', () => {
       [70, 64, 16, 64],
       [66, 128, 128, 128],
     ]) {
-      it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: T=${T}, K=${K}, V=${V}, gate width ${GK}`, async () => {
-        const d = await deviceFor(tg.gpu);
-        const c = randomCase(T * 7 + K, T, 2, K, V, GK);
-        const S0 = new Rng(5).normalArray(2 * K * V, 0.5);
-        const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H: 2, K, V, GK, cu: [0, T] }, K ** -0.5, S0);
-        const x = upload(d, c);
-        const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: tg.mode, initialState: d.fromHost(S0, [1, 2, K, V]) });
-        expectClose(await f32(r.o), ref.o, tg.tol, 'o');
-        expectClose(await f32(r.finalState), ref.S, tg.tol, 'S');
-        if (tg.mode === 'recurrent') return;
-        const dS = new Rng(6).normalArray(2 * K * V);
-        const gr = kdaBackwardReference(
-          c.q,
-          c.k,
-          c.v,
-          c.g,
-          c.beta,
-          c.dO,
-          { H: 2, K, V, GK, cu: [0, T] },
-          K ** -0.5,
-          S0,
-          dS,
-        );
-        const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, {
-          mode: tg.mode,
-          initialState: d.fromHost(S0, [1, 2, K, V]),
-          dS: d.fromHost(dS, [1, 2, K, V]),
-        });
-        expectClose(await f32(b.dq), gr.dq, 3e-3, 'dq');
-        expectClose(await f32(b.dk), gr.dk, 3e-3, 'dk');
-        expectClose(await f32(b.dv), gr.dv, 3e-3, 'dv');
-        expectClose(await f32(b.dg), gr.dg, 3e-3, 'dg');
-        expectClose(await f32(b.dbeta), gr.dbeta, 3e-3, 'dbeta');
-        expectClose(await f32(b.dS0), gr.dS0, 3e-3, 'dS0');
-      });
+      it.skipIf(tg.gpu && !hasGpu)(
+        `${tg.name}: T=${T}, K=${K}, V=${V}, gate width ${GK}`,
+        async () => {
+          const d = await deviceFor(tg.gpu);
+          const c = randomCase(T * 7 + K, T, 2, K, V, GK);
+          const S0 = new Rng(5).normalArray(2 * K * V, 0.5);
+          const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H: 2, K, V, GK, cu: [0, T] }, K ** -0.5, S0);
+          const x = upload(d, c);
+          const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: tg.mode, initialState: d.fromHost(S0, [1, 2, K, V]) });
+          expectClose(await f32(r.o), ref.o, tg.tol, 'o');
+          expectClose(await f32(r.finalState), ref.S, tg.tol, 'S');
+          if (tg.mode === 'recurrent') return;
+          const dS = new Rng(6).normalArray(2 * K * V);
+          const gr = kdaBackwardReference(
+            c.q,
+            c.k,
+            c.v,
+            c.g,
+            c.beta,
+            c.dO,
+            { H: 2, K, V, GK, cu: [0, T] },
+            K ** -0.5,
+            S0,
+            dS,
+          );
+          const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, {
+            mode: tg.mode,
+            initialState: d.fromHost(S0, [1, 2, K, V]),
+            dS: d.fromHost(dS, [1, 2, K, V]),
+          });
+          expectClose(await f32(b.dq), gr.dq, 3e-3, 'dq');
+          expectClose(await f32(b.dk), gr.dk, 3e-3, 'dk');
+          expectClose(await f32(b.dv), gr.dv, 3e-3, 'dv');
+          expectClose(await f32(b.dg), gr.dg, 3e-3, 'dg');
+          expectClose(await f32(b.dbeta), gr.dbeta, 3e-3, 'dbeta');
+          expectClose(await f32(b.dS0), gr.dS0, 3e-3, 'dS0');
+        },
+        300_000,
+      );
     }
   }
 });
@@ -245,28 +249,32 @@ describe('kda: many sequences (32 x 4 heads, K=64; two span several chunks)', ()
   for (const l of lens) cu.push(cu[cu.length - 1] + l);
   const T = cu[cu.length - 1];
   const [H, K, V, N] = [4, 64, 16, lens.length];
-  it.skipIf(!hasGpu)('webgpu chunk = reference (forward and gradients)', async () => {
-    const d = (await gpuContext())!;
-    const c = randomCase(78, T, H, K, V);
-    const S0 = new Rng(79).normalArray(N * H * K * V, 0.3);
-    const x = upload(d, c);
-    const opts = {
-      mode: 'chunk' as const,
-      cuSeqlens: d.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-      initialState: d.fromHost(S0, [N, H, K, V]),
-    };
-    const dims = { H, K, V, GK: K, cu };
-    const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, dims, K ** -0.5, S0);
-    const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-    expectClose(await f32(r.o), ref.o, 2e-3, 'o');
-    expectClose(await f32(r.finalState), ref.S, 2e-3, 'S');
-    const gr = kdaBackwardReference(c.q, c.k, c.v, c.g, c.beta, c.dO, dims, K ** -0.5, S0);
-    const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, opts);
-    expectClose(await f32(b.dq), gr.dq, 3e-3, 'dq');
-    expectClose(await f32(b.dk), gr.dk, 3e-3, 'dk');
-    expectClose(await f32(b.dv), gr.dv, 3e-3, 'dv');
-    expectClose(await f32(b.dg), gr.dg, 3e-3, 'dg');
-    expectClose(await f32(b.dbeta), gr.dbeta, 3e-3, 'dbeta');
-    expectClose(await f32(b.dS0), gr.dS0, 3e-3, 'dS0');
-  });
+  it.skipIf(!hasGpu)(
+    'webgpu chunk = reference (forward and gradients)',
+    async () => {
+      const d = (await gpuContext())!;
+      const c = randomCase(78, T, H, K, V);
+      const S0 = new Rng(79).normalArray(N * H * K * V, 0.3);
+      const x = upload(d, c);
+      const opts = {
+        mode: 'chunk' as const,
+        cuSeqlens: d.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+        initialState: d.fromHost(S0, [N, H, K, V]),
+      };
+      const dims = { H, K, V, GK: K, cu };
+      const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, dims, K ** -0.5, S0);
+      const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+      expectClose(await f32(r.o), ref.o, 2e-3, 'o');
+      expectClose(await f32(r.finalState), ref.S, 2e-3, 'S');
+      const gr = kdaBackwardReference(c.q, c.k, c.v, c.g, c.beta, c.dO, dims, K ** -0.5, S0);
+      const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, opts);
+      expectClose(await f32(b.dq), gr.dq, 3e-3, 'dq');
+      expectClose(await f32(b.dk), gr.dk, 3e-3, 'dk');
+      expectClose(await f32(b.dv), gr.dv, 3e-3, 'dv');
+      expectClose(await f32(b.dg), gr.dg, 3e-3, 'dg');
+      expectClose(await f32(b.dbeta), gr.dbeta, 3e-3, 'dbeta');
+      expectClose(await f32(b.dS0), gr.dS0, 3e-3, 'dS0');
+    },
+    300_000,
+  );
 });

@@ -150,6 +150,18 @@ export class Tensor implements Disposable {
     return this.view(shape, strides, this.offset);
   }
 
+  /** Repeat size-1 dimensions to `shape` without copying (stride 0), as torch's expand. */
+  expand(shape: Shape): Tensor {
+    if (shape.length !== this.rank)
+      throw new ShapeError(`expand: ${formatShape(shape)} has another rank than ${formatShape(this.shape)}`);
+    const strides = this.strides.map((s, i) => {
+      if (shape[i] === this.shape[i]) return s;
+      if (this.shape[i] !== 1) throw new ShapeError(`expand: dimension ${i} of ${formatShape(this.shape)} is not 1`);
+      return 0;
+    });
+    return this.view(shape, strides, this.offset);
+  }
+
   unsqueeze(dim: number): Tensor {
     const d = dim < 0 ? dim + this.rank + 1 : dim;
     const shape = [...this.shape];

@@ -1,0 +1,178 @@
+/**
+ * The Kimi Linear causal LM, full-sequence forward (prefill and training shapes), read top to bottom as
+ * KIMI-LINEAR.md states it:
+ *
+ *   x = embed_tokens[ids]
+ *   for each layer: x += mixer(rmsnorm(x, input_layernorm)); x += ffn(rmsnorm(x, post_attention_layernorm))
+ *   logits = lm_head(rmsnorm(x, model.norm))
+ *
+ * mixer is KDA or MLA (NoPE) by the layer map, ffn MoE or a dense SwiGLU MLP. Every op runs on the
+ * device of the weights (cpu references or WebGPU kernels) and is recorded into one command stream.
+ */
+import { attention } from '../kernels/attention/index.js';
+import { concatLast } from '../kernels/concat/index.js';
+import { causalConv1d } from '../kernels/conv1d/index.js';
+import { add, swiglu } from '../kernels/elementwise/index.js';
+import { embedding } from '../kernels/embedding/index.js';
+import { kdaLayer } from '../kernels/kda/index.js';
+import { linear } from '../kernels/matmul/index.js';
+import { experts, route } from '../kernels/moe/index.js';
+import { rmsnorm } from '../kernels/rmsnorm/index.js';
+import { contiguous } from '../kernels/copy/index.js';
+import { scope } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { type KimiLinearConfig, isMoeLayer, layerMixer } from './config.js';
+import type { ModelWeights } from './weights.js';
+
+export interface ForwardResult {
+  /** [B, T, V] f32 */
+  logits: Tensor;
+  /** Per MoE layer: chosen experts [B*T, top_k] i32 (selection order). */
+  routes: Map<number, Tensor>;
+}
+
+export class KimiLinearModel {
+  constructor(
+    readonly cfg: KimiLinearConfig,
+    readonly weights: ModelWeights,
+  ) {}
+
+  private w(name: string): Tensor {
+    return this.weights.get(name);
+  }
+
+  /** ids: i32 [B, T]. */
+  forward(ids: Tensor): ForwardResult {
+    const cfg = this.cfg;
+    const [B, T] = ids.shape;
+    // Everything made inside is disposed when the scope ends, except the logits and the routes.
+    return scope(() => {
+      const routes = new Map<number, Tensor>();
+      let x = embedding(this.w('model.embed_tokens.weight'), ids.reshape([B * T])).reshape([B, T, cfg.hidden_size]);
+      for (let i = 0; i < cfg.num_hidden_layers; i++) {
+        const p = `model.layers.${i}`;
+        const h = rmsnorm(x, this.w(`${p}.input_layernorm.weight`), cfg.rms_norm_eps);
+        const mixed = layerMixer(cfg, i) === 'kda' ? this.kda(p, h) : this.mla(p, h);
+        x = add(x, mixed);
+        const h2 = rmsnorm(x, this.w(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
+        if (isMoeLayer(cfg, i)) {
+          const { y, idx } = this.moe(i, h2.reshape([B * T, cfg.hidden_size]));
+          routes.set(i, idx);
+          x = add(x, y.reshape([B, T, cfg.hidden_size]));
+        } else {
+          x = add(x, this.mlp(`${p}.mlp`, h2));
+        }
+      }
+      const normed = rmsnorm(x, this.w('model.norm.weight'), cfg.rms_norm_eps);
+      const head = cfg.tie_word_embeddings ? this.w('model.embed_tokens.weight') : this.w('lm_head.weight');
+      return { logits: linear(normed, head), routes };
+    });
+  }
+
+  /** KDA mixer on h [B, T, D]. */
+  private kda(p: string, h: Tensor): Tensor {
+    const cfg = this.cfg;
+    const { num_heads: H, head_dim: d } = cfg.linear_attn_config!;
+    const [B, T] = h.shape;
+    const a = `${p}.self_attn`;
+    const conv = (name: 'q' | 'k' | 'v') =>
+      causalConv1d(linear(h, this.w(`${a}.${name}_proj.weight`)), this.w(`${a}.${name}_conv1d.weight`), {
+        activation: 'silu',
+      }).y.reshape([B, T, H, d]);
+    const q = conv('q');
+    const k = conv('k');
+    const v = conv('v');
+    const gRaw = linear(linear(h, this.w(`${a}.f_a_proj.weight`)), this.w(`${a}.f_b_proj.weight`)).reshape([
+      B,
+      T,
+      H,
+      d,
+    ]);
+    const betaRaw = linear(h, this.w(`${a}.b_proj.weight`));
+    const A_log = this.w(`${a}.A_log`).reshape([H]);
+    const { o } = kdaLayer(q, k, v, gRaw, betaRaw, A_log, this.w(`${a}.dt_bias`), { outputFinalState: false });
+    const gate = linear(linear(h, this.w(`${a}.g_a_proj.weight`)), this.w(`${a}.g_b_proj.weight`)).reshape([
+      B,
+      T,
+      H,
+      d,
+    ]);
+    const normed = rmsnorm(o, this.w(`${a}.o_norm.weight`), cfg.rms_norm_eps, { gate });
+    return linear(normed.reshape([B, T, H * d]), this.w(`${a}.o_proj.weight`));
+  }
+
+  /** MLA mixer (NoPE) on h [B, T, D], full causal attention with per-head expanded keys and values. */
+  private mla(p: string, h: Tensor): Tensor {
+    const cfg = this.cfg;
+    const H = cfg.num_attention_heads;
+    const dn = cfg.qk_nope_head_dim!;
+    const dr = cfg.qk_rope_head_dim!;
+    const dv = cfg.v_head_dim!;
+    const r = cfg.kv_lora_rank!;
+    const [B, T] = h.shape;
+    const a = `${p}.self_attn`;
+    if (cfg.mla_use_nope === false)
+      throw new Error('MLA with rotary embeddings (mla_use_nope: false) is not implemented yet');
+    const q = linear(h, this.w(`${a}.q_proj.weight`)).reshape([B, T, H, dn + dr]);
+    const ckr = linear(h, this.w(`${a}.kv_a_proj_with_mqa.weight`));
+    const c = contiguous(ckr.narrow(2, 0, r));
+    const kr = ckr.narrow(2, r, dr).unsqueeze(2).expand([B, T, H, dr]);
+    // kv_a_layernorm uses eps 1e-6 in the released model, not rms_norm_eps.
+    const kv = linear(rmsnorm(c, this.w(`${a}.kv_a_layernorm.weight`), 1e-6), this.w(`${a}.kv_b_proj.weight`)).reshape([
+      B,
+      T,
+      H,
+      dn + dv,
+    ]);
+    const k = concatLast(kv.narrow(3, 0, dn), kr);
+    const v = contiguous(kv.narrow(3, dn, dv));
+    const o = attention(q, k, v, { causal: true, scale: (dn + dr) ** -0.5 });
+    return linear(o.reshape([B, T, H * dv]), this.w(`${a}.o_proj.weight`));
+  }
+
+  /** Sparse MoE on h [N, D]: routed experts plus the shared experts. */
+  private moe(i: number, h: Tensor): { y: Tensor; idx: Tensor } {
+    const cfg = this.cfg;
+    const p = `model.layers.${i}.block_sparse_moe`;
+    const logits = linear(h, this.w(`${p}.gate.weight`));
+    const bias = this.weights.has(`${p}.gate.e_score_correction_bias`)
+      ? this.w(`${p}.gate.e_score_correction_bias`)
+      : undefined;
+    const r = route(logits, bias, {
+      numExperts: cfg.num_experts!,
+      topK: cfg.num_experts_per_token!,
+      activation: cfg.moe_router_activation_func === 'softmax' ? 'softmax' : 'sigmoid',
+      renormalize: cfg.moe_renormalize,
+      scaling: cfg.routed_scaling_factor,
+      numGroups: cfg.use_grouped_topk ? cfg.num_expert_group : 1,
+      topkGroup: cfg.use_grouped_topk ? cfg.topk_group : 1,
+    });
+    const routed = experts(h, r, this.weights.experts.get(i)!).y;
+    const y = cfg.num_shared_experts ? add(routed, this.mlp(`${p}.shared_experts`, h)) : routed;
+    return { y, idx: r.idx };
+  }
+
+  /** SwiGLU MLP: down(silu(gate(h)) * up(h)). */
+  private mlp(p: string, h: Tensor): Tensor {
+    return linear(
+      swiglu(linear(h, this.w(`${p}.gate_proj.weight`)), linear(h, this.w(`${p}.up_proj.weight`))),
+      this.w(`${p}.down_proj.weight`),
+    );
+  }
+}
+
+/** Mean next-token cross-entropy over all B*(T-1) positions (host side, f64). */
+export function nextTokenLoss(logits: Float32Array, ids: Int32Array, B: number, T: number, V: number): number {
+  let total = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T - 1; t++) {
+      const row = logits.subarray((b * T + t) * V, (b * T + t + 1) * V);
+      let max = Number.NEGATIVE_INFINITY;
+      for (const v of row) max = Math.max(max, v);
+      let sum = 0;
+      for (const v of row) sum += Math.exp(v - max);
+      total += Math.log(sum) + max - row[ids[b * T + t + 1]];
+    }
+  }
+  return total / (B * (T - 1));
+}

@@ -3,6 +3,7 @@
  * KIMI_REQUIRE_GPU=1 (set by .ci/run) a missing adapter fails the run instead of skipping, so CI can
  * never pass by testing only the cpu backend.
  */
+import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
@@ -45,3 +46,26 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 
 /** Awkward sizes every kernel test sweeps: 1, primes near powers of two, just past tile edges. */
 export const AWKWARD = [1, 7, 63, 65, 1000] as const;
+
+/** The CLI, run from source with tsx (no build step); killed after a minute so a hang fails the test. */
+export function cli(
+  ...args: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string; signal: string | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'src/cli/main.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, KIMI_DEBUG: '' },
+      timeout: 60_000,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, stdout, stderr, signal }));
+  });
+}

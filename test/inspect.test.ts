@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../src/io/safetensors/index.js';
 import { cacheSizes, checkCheckpoint, countParameters, expectedTensors, inspectConfig } from '../src/model/inspect.js';
 import { loadKimiConfig } from '../src/model/loadConfig.js';
-import { FIXTURES, ROOT } from './helpers.js';
+import { cli, FIXTURES, ROOT } from './helpers.js';
 
 const TINY_DIR = join(FIXTURES, 'tiny-kimi');
 const BIG = join(FIXTURES, 'configs/kimi-linear-48b-a3b.json');
@@ -71,29 +70,6 @@ describe('inspect by formula', () => {
     expect(check.shapeMismatches).toEqual([{ name: 'model.norm.weight', expected: [64], found: [65] }]);
   });
 });
-
-/** The CLI, run from source with tsx (no build step); killed after a minute so a hang fails the test. */
-function cli(
-  ...args: string[]
-): Promise<{ code: number | null; stdout: string; stderr: string; signal: string | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'src/cli/main.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, KIMI_DEBUG: '' },
-      timeout: 60_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, stdout, stderr, signal }));
-  });
-}
 
 function expectCleanFailure(r: Awaited<ReturnType<typeof cli>>, pattern: RegExp): void {
   expect(r.signal).toBeNull();

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerData } from './data.js';
+import { registerForward } from './forward.js';
 import { registerInfo } from './info.js';
 import { registerInspect } from './inspect.js';
 
@@ -18,6 +19,7 @@ program
 
 registerInfo(program);
 registerBench(program);
+registerForward(program);
 registerInspect(program);
 registerData(program);
 

@@ -155,6 +155,25 @@ describe.skipIf(!hasGpu)('GPU errors become exceptions naming the kernel and WGS
     expect(Array.from(await t.narrow(0, 1, 3).read())).toEqual(Array.from(bits.slice(1, 4)));
   });
 
+  it('a tensor larger than one binding allows is refused with the kernel named, before any GPU error', async () => {
+    const gpu = (await gpuContext())!;
+    const n = gpu.limits.maxStorageBufferBindingSize / 4 + 4;
+    if (n * 4 > 512 * 2 ** 20) return; // only where the limit is small (lavapipe: 128 MiB)
+    const big = gpu.empty([n]);
+    const { contiguous } = await import('../src/kernels/copy/index.js');
+    expect(() =>
+      contiguous(
+        big
+          .transpose(0, 0)
+          .narrow(0, 1, n - 1)
+          .unsqueeze(1)
+          .transpose(0, 1),
+      ),
+    ).toThrow(/copy_strided_f32.*maxStorageBufferBindingSize/);
+    big.dispose();
+    await gpu.sync();
+  });
+
   it('timestamps measure recorded work', async () => {
     const gpu = (await gpuContext())!;
     const r = await gpu.time(() => {});

@@ -16,7 +16,7 @@ import { gatherStrided } from '../tensor/strided.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
 import { type AcquiredDevice, type AcquireOptions, acquireDevice, type AdapterSummary } from './acquire.js';
 import { BufferPool } from './bufferPool.js';
-import { KernelError } from './kernelError.js';
+import { GpuOutOfMemoryError, KernelError } from './kernelError.js';
 import type { Params } from './params.js';
 import { type CompiledKernel, type KernelSpec, PipelineCache } from './pipelineCache.js';
 
@@ -177,7 +177,13 @@ export class GpuContext implements Device {
     if (!t.isContiguous || offset % this.limits.minStorageBufferOffsetAlignment !== 0) {
       throw new Error(`${t} is not bindable (non-contiguous or misaligned view); pass it through contiguous()`);
     }
-    return { buffer, offset, size: storageBytes(t.dtype, t.numel) };
+    const size = storageBytes(t.dtype, t.numel);
+    if (size > this.limits.maxStorageBufferBindingSize) {
+      throw new GpuOutOfMemoryError(
+        `${t} needs a ${size}-byte binding, over this device's maxStorageBufferBindingSize ${this.limits.maxStorageBufferBindingSize}: split the work (fewer heads or a shorter sequence per call)`,
+      );
+    }
+    return { buffer, offset, size };
   }
 
   isBindable(t: Tensor): boolean {
@@ -232,7 +238,13 @@ export class GpuContext implements Device {
     const k = this.pipelines.get(args.kernel);
     const entries: GPUBindGroupEntry[] = [];
     if (args.params) entries.push({ binding: 0, resource: this.uniformSlot(args.params) });
-    for (const [i, t] of args.tensors.entries()) entries.push({ binding: i + 1, resource: this.binding(t) });
+    for (const [i, t] of args.tensors.entries()) {
+      try {
+        entries.push({ binding: i + 1, resource: this.binding(t) });
+      } catch (e) {
+        throw new KernelError(k.name, `binding ${i + 1}: ${(e as Error).message}`);
+      }
+    }
     const bindGroup = this.device.createBindGroup({ layout: k.layout, entries, label: k.name });
     const pass = this.ensurePass();
     pass.setPipeline(k.pipeline);

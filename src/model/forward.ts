@@ -24,6 +24,12 @@ import type { Tensor } from '../tensor/tensor.js';
 import { type KimiLinearConfig, isMoeLayer, layerMixer } from './config.js';
 import type { ModelWeights } from './weights.js';
 
+/** What a KDA layer carries between calls: state [B, H, d, d] and the q, k, v conv tails [B, W-1, H*d]. */
+export interface KdaCarry {
+  state: Tensor;
+  tails: Tensor[];
+}
+
 export interface ForwardResult {
   /** [B, T, V] f32 */
   logits: Tensor;
@@ -37,7 +43,7 @@ export class KimiLinearModel {
     readonly weights: ModelWeights,
   ) {}
 
-  private w(name: string): Tensor {
+  w(name: string): Tensor {
     return this.weights.get(name);
   }
 
@@ -52,7 +58,7 @@ export class KimiLinearModel {
       for (let i = 0; i < cfg.num_hidden_layers; i++) {
         const p = `model.layers.${i}`;
         const h = rmsnorm(x, this.w(`${p}.input_layernorm.weight`), cfg.rms_norm_eps);
-        const mixed = layerMixer(cfg, i) === 'kda' ? this.kda(p, h) : this.mla(p, h);
+        const mixed = layerMixer(cfg, i) === 'kda' ? this.kda(p, h).out : this.mla(p, h, false).out;
         x = add(x, mixed);
         const h2 = rmsnorm(x, this.w(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
         if (isMoeLayer(cfg, i)) {
@@ -69,19 +75,28 @@ export class KimiLinearModel {
     });
   }
 
-  /** KDA mixer on h [B, T, D]. */
-  private kda(p: string, h: Tensor): Tensor {
+  /**
+   * KDA mixer on h [B, T, D]. With `carry` it continues from (and returns) the recurrent state and the
+   * three short-convolution tails, so a prompt can be run in pieces and decoded token by token.
+   */
+  kda(p: string, h: Tensor, carry?: KdaCarry): { out: Tensor; carry?: KdaCarry } {
     const cfg = this.cfg;
     const { num_heads: H, head_dim: d } = cfg.linear_attn_config!;
     const [B, T] = h.shape;
     const a = `${p}.self_attn`;
-    const conv = (name: 'q' | 'k' | 'v') =>
-      causalConv1d(linear(h, this.w(`${a}.${name}_proj.weight`)), this.w(`${a}.${name}_conv1d.weight`), {
+    const tails: Tensor[] = [];
+    const conv = (name: 'q' | 'k' | 'v', j: number) => {
+      const r = causalConv1d(linear(h, this.w(`${a}.${name}_proj.weight`)), this.w(`${a}.${name}_conv1d.weight`), {
         activation: 'silu',
-      }).y.reshape([B, T, H, d]);
-    const q = conv('q');
-    const k = conv('k');
-    const v = conv('v');
+        state: carry?.tails[j],
+        returnState: !!carry,
+      });
+      if (r.state) tails.push(r.state);
+      return r.y.reshape([B, T, H, d]);
+    };
+    const q = conv('q', 0);
+    const k = conv('k', 1);
+    const v = conv('v', 2);
     const gRaw = linear(linear(h, this.w(`${a}.f_a_proj.weight`)), this.w(`${a}.f_b_proj.weight`)).reshape([
       B,
       T,
@@ -90,7 +105,10 @@ export class KimiLinearModel {
     ]);
     const betaRaw = linear(h, this.w(`${a}.b_proj.weight`));
     const A_log = this.w(`${a}.A_log`).reshape([H]);
-    const { o } = kdaLayer(q, k, v, gRaw, betaRaw, A_log, this.w(`${a}.dt_bias`), { outputFinalState: false });
+    const { o, finalState } = kdaLayer(q, k, v, gRaw, betaRaw, A_log, this.w(`${a}.dt_bias`), {
+      outputFinalState: !!carry,
+      initialState: carry?.state,
+    });
     const gate = linear(linear(h, this.w(`${a}.g_a_proj.weight`)), this.w(`${a}.g_b_proj.weight`)).reshape([
       B,
       T,
@@ -98,11 +116,12 @@ export class KimiLinearModel {
       d,
     ]);
     const normed = rmsnorm(o, this.w(`${a}.o_norm.weight`), cfg.rms_norm_eps, { gate });
-    return linear(normed.reshape([B, T, H * d]), this.w(`${a}.o_proj.weight`));
+    const out = linear(normed.reshape([B, T, H * d]), this.w(`${a}.o_proj.weight`));
+    return { out, carry: carry ? { state: finalState!, tails } : undefined };
   }
 
   /** MLA mixer (NoPE) on h [B, T, D], full causal attention with per-head expanded keys and values. */
-  private mla(p: string, h: Tensor): Tensor {
+  mla(p: string, h: Tensor, wantLatent: boolean): { out: Tensor; latent?: Tensor } {
     const cfg = this.cfg;
     const H = cfg.num_attention_heads;
     const dn = cfg.qk_nope_head_dim!;
@@ -118,20 +137,18 @@ export class KimiLinearModel {
     const c = contiguous(ckr.narrow(2, 0, r));
     const kr = ckr.narrow(2, r, dr).unsqueeze(2).expand([B, T, H, dr]);
     // kv_a_layernorm uses eps 1e-6 in the released model, not rms_norm_eps.
-    const kv = linear(rmsnorm(c, this.w(`${a}.kv_a_layernorm.weight`), 1e-6), this.w(`${a}.kv_b_proj.weight`)).reshape([
-      B,
-      T,
-      H,
-      dn + dv,
-    ]);
+    const cNorm = rmsnorm(c, this.w(`${a}.kv_a_layernorm.weight`), 1e-6);
+    const kv = linear(cNorm, this.w(`${a}.kv_b_proj.weight`)).reshape([B, T, H, dn + dv]);
     const k = concatLast(kv.narrow(3, 0, dn), kr);
     const v = contiguous(kv.narrow(3, dn, dv));
     const o = attention(q, k, v, { causal: true, scale: (dn + dr) ** -0.5 });
-    return linear(o.reshape([B, T, H * dv]), this.w(`${a}.o_proj.weight`));
+    // The rows the decode cache keeps per token: the normalised latent and the shared rope key.
+    const latent = wantLatent ? concatLast(cNorm, ckr.narrow(2, r, dr)) : undefined;
+    return { out: linear(o.reshape([B, T, H * dv]), this.w(`${a}.o_proj.weight`)), latent };
   }
 
   /** Sparse MoE on h [N, D]: routed experts plus the shared experts. */
-  private moe(i: number, h: Tensor): { y: Tensor; idx: Tensor } {
+  moe(i: number, h: Tensor): { y: Tensor; idx: Tensor } {
     const cfg = this.cfg;
     const p = `model.layers.${i}.block_sparse_moe`;
     const logits = linear(h, this.w(`${p}.gate.weight`));
@@ -153,7 +170,7 @@ export class KimiLinearModel {
   }
 
   /** SwiGLU MLP: down(silu(gate(h)) * up(h)). */
-  private mlp(p: string, h: Tensor): Tensor {
+  mlp(p: string, h: Tensor): Tensor {
     return linear(
       swiglu(linear(h, this.w(`${p}.gate_proj.weight`)), linear(h, this.w(`${p}.up_proj.weight`))),
       this.w(`${p}.down_proj.weight`),

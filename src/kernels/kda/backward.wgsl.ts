@@ -18,7 +18,21 @@
  *     dA (lower) and dA_qk (upper, transposed) share one 64x64 tile of workgroup memory.
  * dq, dk and dgc are accumulated in global memory: each element belongs to one workgroup per dispatch.
  */
-import { chunkBK, LOCATE } from './chunk.wgsl.js';
+import { chunkBK } from './chunk.wgsl.js';
+import {
+  BETA_TO_SHARED,
+  bindings,
+  chunkSlotPrologue,
+  gcAtFn,
+  LOCATE,
+  SEQUENCE_CHUNKS,
+  slabBase,
+  slabLoad,
+  slabStore,
+  stateGeometry,
+  valueTileIds,
+  vec4At,
+} from './wgslParts.js';
 
 const WG = 256;
 
@@ -30,22 +44,22 @@ export interface BackwardVariant {
 
 export const bwdKey = (name: string, v: BackwardVariant, extra = '') => `${name}_k${v.K}_v${v.V}_gk${v.GK}${extra}`;
 
-const gcAt = (GK: number) =>
-  `fn gcAt(t: u32, h: u32, r: u32) -> f32 { return gcB[(t * p.H + h) * ${GK}u${GK === 1 ? '' : ' + r'}]; }`;
+const PARAMS = 'H: u32, N: u32, scale: f32, _a: u32';
+
+/** Bindings, then the chunk-slot locator and gcAt: the head of every per-chunk backward kernel. */
+const chunkHeader = (GK: number, read: readonly string[], write: readonly string[]) => `${bindings(PARAMS, read, write)}
+${LOCATE}
+${gcAtFn(GK)}`;
 
 export function dstateWgsl(v: BackwardVariant, BV: number, BK = chunkBK(v.K)): string {
   const { K, V, GK } = v;
-  const wg = Math.min(WG, BV * Math.min(K, 64));
-  const NRG = wg / BV;
-  const VR = 64 / NRG;
-  const SR = K / NRG;
+  const { wg, NRG, VR, SR } = stateGeometry(K, BV, WG);
+  const slab = { K, V, BV, wg };
   const B4 = BK / 4;
   if (!Number.isInteger(VR) || !Number.isInteger(SR) || BK % 4 !== 0 || (SR > BK ? SR % BK : BK % SR) !== 0) {
     throw new Error(`kda dstate: K=${K}, BV=${BV}, BK=${BK} do not tile`);
   }
   const TB = 16 * BK; // vec4 offset of the second tile
-  const vec4At = (buf: string, idx: string) =>
-    `vec4<f32>(${buf}[${idx}], ${buf}[${idx} + 1u], ${buf}[${idx} + 2u], ${buf}[${idx} + 3u])`;
   // The G update: rows r0 .. r0 + SR of this thread, consecutive, inside tile kt.
   const gUpdate =
     SR % 4 === 0
@@ -74,19 +88,8 @@ export function dstateWgsl(v: BackwardVariant, BV: number, BK = chunkBK(v.K)): s
           Gsh[r * ${BV}u + c] = exp(gcAt(tl, h, r)) * Gsh[r * ${BV}u + c] + s;
         }`;
   return /* wgsl */ `
-struct Params { H: u32, N: u32, scale: f32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> Kd: array<f32>;
-@group(0) @binding(4) var<storage, read> gcB: array<f32>;
-@group(0) @binding(5) var<storage, read> W: array<f32>;
-@group(0) @binding(6) var<storage, read> Aqk: array<f32>;
-@group(0) @binding(7) var<storage, read> dO: array<f32>;
-@group(0) @binding(8) var<storage, read_write> G: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dh: array<f32>;
-@group(0) @binding(10) var<storage, read_write> dVp: array<f32>;
-${gcAt(GK)}
+${bindings(PARAMS, ['cu: i32', 'q', 'Kd', 'gcB', 'W', 'Aqk', 'dO'], ['G', 'dh', 'dVp'])}
+${gcAtFn(GK)}
 var<workgroup> Gsh: array<f32, ${K * BV}>;
 // vec4 tiles [64][BK/4] at 0 and TB (Kd; then Qg and W), or the chunk's A_qk [64][16] at the start.
 var<workgroup> tt: array<vec4<f32>, ${Math.max(32 * BK, 1024)}>;
@@ -95,19 +98,11 @@ var<workgroup> dVsh: array<f32, ${64 * BV}>;
 
 @compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let vt = wid.x;
-  let h = wid.y;
-  let n = wid.z;
-  let H = p.H;
-  let c = lid % ${BV}u;
-  let rg = lid / ${BV}u;
-  let col = vt * ${BV}u + c;
+  ${valueTileIds(BV)}
   let r0 = rg * ${SR}u;
-  let sbase = (n * H + h) * ${K * V}u + vt * ${BV}u;
-  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { Gsh[e] = G[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u]; }
-  let t0 = u32(cu[n]);
-  let t1 = u32(cu[n + 1u]);
-  let base = t0 / 64u + n;
+  let sbase = ${slabBase(slab, 'n')};
+  ${slabLoad(slab, 'Gsh', 'G', 'sbase')}
+  ${SEQUENCE_CHUNKS}
   let nch = (t1 - t0 + 63u) / 64u;
   for (var jj = 0u; jj < nch; jj++) {
     let j = nch - 1u - jj;
@@ -116,8 +111,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let slot = base + j;
     let tl = ts + L - 1u;
     workgroupBarrier();
-    let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
-    for (var e = lid; e < ${K * BV}u; e += ${wg}u) { dh[hbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Gsh[e]; }
+    let hbase = ${slabBase(slab, 'slot')};
+    ${slabStore(slab, 'Gsh', 'dh', 'hbase')}
     for (var e = lid; e < ${64 * BV}u; e += ${wg}u) {
       let i = e / ${BV}u;
       dOsh[e] = select(0.0, dO[((ts + min(i, L - 1u)) * H + h) * ${V}u + vt * ${BV}u + e % ${BV}u], i < L);
@@ -174,7 +169,7 @@ ${gUpdate}
     }
   }
   workgroupBarrier();
-  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { G[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Gsh[e]; }
+  ${slabStore(slab, 'Gsh', 'G', 'sbase')}
 }`;
 }
 
@@ -194,37 +189,14 @@ export function dqkwWgsl(v: BackwardVariant): string {
   const E0 = D0 + 64 * BVt;
   const P0 = E0 + 64 * BVt;
   return /* wgsl */ `
-struct Params { H: u32, N: u32, scale: f32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k: array<f32>;
-@group(0) @binding(4) var<storage, read> gcB: array<f32>;
-@group(0) @binding(5) var<storage, read> hB: array<f32>;
-@group(0) @binding(6) var<storage, read> dh: array<f32>;
-@group(0) @binding(7) var<storage, read> dO: array<f32>;
-@group(0) @binding(8) var<storage, read> dVp: array<f32>;
-@group(0) @binding(9) var<storage, read> Vp: array<f32>;
-@group(0) @binding(10) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(11) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(12) var<storage, read_write> dgc: array<f32>;
-@group(0) @binding(13) var<storage, read_write> dW: array<f32>;
-${LOCATE}
-${gcAt(GK)}
+${chunkHeader(GK, ['cu: i32', 'q', 'k', 'gcB', 'hB', 'dh', 'dO', 'dVp', 'Vp'], ['dq', 'dk', 'dgc', 'dW'])}
 // S tile [BK][BVt] at S0, G tile at G0, dO / dV' / V' tiles [64][BVt] at D0, E0, P0.
 var<workgroup> sm: array<f32, ${P0 + 64 * BVt}>;
 var<workgroup> red: array<f32, ${WG}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let slot = wid.x;
-  let kt = wid.y;
-  let h = wid.z;
-  let H = p.H;
-  let loc = locate(slot, p.N);
-  if (loc.x == 0u) { return; }
-  let t0 = loc.y;
-  let L = loc.z;
+  ${chunkSlotPrologue(['slot', 'kt', 'h'])}
   let tl = t0 + L - 1u;
   let c = lid % ${BK}u;
   let rg = lid / ${BK}u;
@@ -307,45 +279,21 @@ export function utBackwardWgsl(v: BackwardVariant): string {
   const B0 = X0 + 64 * CW;
   const D0 = B0 + 64 * CW;
   return /* wgsl */ `
-struct Params { H: u32, N: u32, scale: f32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> Tb: array<f32>;
-@group(0) @binding(3) var<storage, read> W: array<f32>;
-@group(0) @binding(4) var<storage, read> U: array<f32>;
-@group(0) @binding(5) var<storage, read> dW: array<f32>;
-@group(0) @binding(6) var<storage, read> dVp: array<f32>;
-@group(0) @binding(7) var<storage, read> beta: array<f32>;
-@group(0) @binding(8) var<storage, read> vv: array<f32>;
-@group(0) @binding(9) var<storage, read> k: array<f32>;
-@group(0) @binding(10) var<storage, read> gcB: array<f32>;
-@group(0) @binding(11) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(12) var<storage, read_write> dgc: array<f32>;
-@group(0) @binding(13) var<storage, read_write> dv: array<f32>;
-@group(0) @binding(14) var<storage, read_write> dbeta: array<f32>;
-@group(0) @binding(15) var<storage, read_write> dA: array<f32>;
-${LOCATE}
-${gcAt(GK)}
+${chunkHeader(GK, ['cu: i32', 'Tb', 'W', 'U', 'dW', 'dVp', 'beta', 'vv', 'k', 'gcB'], ['dk', 'dgc', 'dv', 'dbeta', 'dA'])}
 // T [64][64] at T0; X tile [64][CW] at X0; dB tile at B0; dX tile at D0 (CW = 16 columns of [W | U]).
 var<workgroup> sm: array<f32, ${D0 + 64 * CW}>;
 var<workgroup> bsh: array<f32, 64>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let slot = wid.x;
-  let h = wid.y;
-  let H = p.H;
-  let loc = locate(slot, p.N);
-  if (loc.x == 0u) { return; }
-  let t0 = loc.y;
-  let L = loc.z;
+  ${chunkSlotPrologue(['slot', 'h'])}
   for (var e = lid; e < 4096u; e += ${WG}u) {
     let i = e / 64u;
     let j = e % 64u;
     // T's unit diagonal is implicit in the stored strictly-lower part.
     sm[${T0}u + e] = select(Tb[(slot * H + h) * 4096u + e], 1.0, i == j);
   }
-  if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 + lid) * H + h], lid < L); }
+  ${BETA_TO_SHARED}
   let c = lid % ${CW}u;
   let rg = lid / ${CW}u;
   let ti = lid / 16u;
@@ -441,23 +389,7 @@ export function pairsWgsl(v: BackwardVariant): string {
   const G0 = Q0 + 64 * BK;
   const size = Math.max(G0 + 64 * BK, 2 * 64 * BVt);
   return /* wgsl */ `
-struct Params { H: u32, N: u32, scale: f32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k: array<f32>;
-@group(0) @binding(4) var<storage, read> gcB: array<f32>;
-@group(0) @binding(5) var<storage, read> beta: array<f32>;
-@group(0) @binding(6) var<storage, read> dO: array<f32>;
-@group(0) @binding(7) var<storage, read> Vp: array<f32>;
-@group(0) @binding(8) var<storage, read> dA: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(10) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(11) var<storage, read_write> dgc: array<f32>;
-@group(0) @binding(12) var<storage, read_write> dbeta: array<f32>;
-@group(0) @binding(13) var<storage, read_write> dg: array<f32>;
-${LOCATE}
-${gcAt(GK)}
+${chunkHeader(GK, ['cu: i32', 'q', 'k', 'gcB', 'beta', 'dO', 'Vp', 'dA'], ['dq', 'dk', 'dgc', 'dbeta', 'dg'])}
 // M [64][64]: dA (gradient of Diag(beta) A_kk) below the diagonal, dA_qk transposed on and above it.
 // Then k, q, gc tiles [64][BK] at K0, Q0, G0. (Before M: the dO / V' tiles for dA_qk at 0.)
 var<workgroup> sm: array<f32, ${size}>;
@@ -466,14 +398,8 @@ var<workgroup> red: array<f32, ${WG}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let slot = wid.x;
-  let h = wid.y;
-  let H = p.H;
-  let loc = locate(slot, p.N);
-  if (loc.x == 0u) { return; }
-  let t0 = loc.y;
-  let L = loc.z;
-  if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 + lid) * H + h], lid < L); }
+  ${chunkSlotPrologue(['slot', 'h'])}
+  ${BETA_TO_SHARED}
   let ti = lid / 16u;
   let tj = lid % 16u;
   var aq: array<f32, 16> = array<f32, 16>();

@@ -25,6 +25,20 @@
  * Every exp() argument is gc_i - gc_j with j <= i (or gc_last - gc_j), so <= 0; no cumulative decay is
  * ever divided by. f32 throughout. Workgroup memory stays <= 24 KiB (lavapipe has 32, the H200 48).
  */
+import {
+  BETA_TO_SHARED,
+  bindings,
+  chunkSlotPrologue,
+  gcAtFn,
+  LOCATE,
+  SEQUENCE_CHUNKS,
+  slabBase,
+  slabLoad,
+  slabStore,
+  stateGeometry,
+  valueTileIds,
+} from './wgslParts.js';
+
 export const CHUNK = 64;
 const WG = 256;
 
@@ -43,25 +57,16 @@ export function chunkBK(K: number): number {
   return bk;
 }
 
-/** WGSL: find the (sequence, start, length) of chunk slot `slot`; valid = 0 when the slot is unused. */
-export const LOCATE = /* wgsl */ `
-fn slotBase(s: u32) -> u32 { return u32(cu[s]) / 64u + s; }
-fn locate(slot: u32, N: u32) -> vec4<u32> {
-  var lo = 0u;
-  var hi = N - 1u;
-  while (lo < hi) {
-    let mid = (lo + hi + 1u) / 2u;
-    if (slotBase(mid) <= slot) { lo = mid; } else { hi = mid - 1u; }
-  }
-  let j = slot - slotBase(lo);
-  let t0 = u32(cu[lo]) + j * 64u;
-  let t1 = u32(cu[lo + 1u]);
-  if (slot < slotBase(lo) || t0 >= t1) { return vec4<u32>(0u, 0u, 0u, 0u); }
-  return vec4<u32>(1u, t0, min(64u, t1 - t0), lo);
-}`;
+const INTRA_PARAMS = 'H: u32, N: u32, scale: f32, _a: u32';
 
-const gcAt = (GK: number) =>
-  `fn gcAt(t: u32, h: u32, r: u32) -> f32 { return gcB[(t * p.H + h) * ${GK}u${GK === 1 ? '' : ' + r'}]; }`;
+const STATE_HEADER = (
+  GK: number,
+) => `${bindings('H: u32, N: u32, _a: u32, _b: u32', ['cu: i32', 'W', 'U', 'Kd', 'gcB'], ['state', 'hB', 'Vp'])}
+${gcAtFn(GK)}`;
+
+const OUTPUT_HEADER = (GK: number) => `${bindings(INTRA_PARAMS, ['cu: i32', 'q', 'gcB', 'hB', 'Vp', 'Aqk'], ['o'])}
+${LOCATE}
+${gcAtFn(GK)}`;
 
 export function intraWgsl(v: ChunkVariant): string {
   const { K, V, GK } = v;
@@ -70,36 +75,17 @@ export function intraWgsl(v: ChunkVariant): string {
   const G0 = 128 * BK;
   const B0 = 4096;
   return /* wgsl */ `
-struct Params { H: u32, N: u32, scale: f32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k: array<f32>;
-@group(0) @binding(4) var<storage, read> vv: array<f32>;
-@group(0) @binding(5) var<storage, read> g: array<f32>;
-@group(0) @binding(6) var<storage, read> beta: array<f32>;
-@group(0) @binding(7) var<storage, read_write> gcB: array<f32>;
-@group(0) @binding(8) var<storage, read_write> W: array<f32>;
-@group(0) @binding(9) var<storage, read_write> U: array<f32>;
-@group(0) @binding(10) var<storage, read_write> Aqk: array<f32>;
-@group(0) @binding(11) var<storage, read_write> Tb: array<f32>;
-@group(0) @binding(12) var<storage, read_write> Kd: array<f32>;
+${bindings(INTRA_PARAMS, ['cu: i32', 'q', 'k', 'vv', 'g', 'beta'], ['gcB', 'W', 'U', 'Aqk', 'Tb', 'Kd'])}
 ${LOCATE}
-${gcAt(GK)}
+${gcAtFn(GK)}
 // Phase 1: k tile [64][BK] at 0, q tile at Q0, gc tile at G0. Later: T (64x64) at 0, column tile at B0.
 var<workgroup> sm: array<f32, 6144>;
 var<workgroup> bsh: array<f32, 64>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let slot = wid.x;
-  let h = wid.y;
-  let H = p.H;
-  let loc = locate(slot, p.N);
-  if (loc.x == 0u) { return; }
-  let t0 = loc.y;
-  let L = loc.z;
-  if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 + lid) * H + h], lid < L); }
+  ${chunkSlotPrologue(['slot', 'h'])}
+  ${BETA_TO_SHARED}
   let ti = lid / 16u;
   let tj = lid % 16u;
   var akk: array<f32, 16> = array<f32, 16>();
@@ -265,48 +251,28 @@ export function stateBK(K: number, BV: number, smemBytes: number, backward = fal
 
 export function stateWgsl(v: ChunkVariant, BV: number, BK = chunkBK(v.K)): string {
   const { K, V, GK } = v;
-  const wg = Math.min(WG, BV * Math.min(K, 64));
-  const NRG = wg / BV;
-  const VR = 64 / NRG; // V' rows per thread
-  const SR = K / NRG; // state rows per thread
+  const { wg, NRG, VR, SR } = stateGeometry(K, BV, WG); // VR V' rows, SR state rows per thread
+  const slab = { K, V, BV, wg };
   if (!Number.isInteger(VR) || !Number.isInteger(SR)) throw new Error(`kda state pass: K=${K}, BV=${BV} do not tile`);
   return /* wgsl */ `
-struct Params { H: u32, N: u32, _a: u32, _b: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> W: array<f32>;
-@group(0) @binding(3) var<storage, read> U: array<f32>;
-@group(0) @binding(4) var<storage, read> Kd: array<f32>;
-@group(0) @binding(5) var<storage, read> gcB: array<f32>;
-@group(0) @binding(6) var<storage, read_write> state: array<f32>;
-@group(0) @binding(7) var<storage, read_write> hB: array<f32>;
-@group(0) @binding(8) var<storage, read_write> Vp: array<f32>;
-${gcAt(GK)}
+${STATE_HEADER(GK)}
 var<workgroup> Ssh: array<f32, ${K * BV}>;
 var<workgroup> tile: array<f32, ${64 * BK}>;
 var<workgroup> Vsh: array<f32, ${64 * BV}>;
 
 @compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let vt = wid.x;
-  let h = wid.y;
-  let n = wid.z;
-  let H = p.H;
-  let c = lid % ${BV}u;
-  let rg = lid / ${BV}u;
-  let col = vt * ${BV}u + c;
-  let sbase = (n * H + h) * ${K * V}u + vt * ${BV}u;
-  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { Ssh[e] = state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u]; }
-  let t0 = u32(cu[n]);
-  let t1 = u32(cu[n + 1u]);
-  let base = t0 / 64u + n;
+  ${valueTileIds(BV)}
+  let sbase = ${slabBase(slab, 'n')};
+  ${slabLoad(slab, 'Ssh', 'state', 'sbase')}
+  ${SEQUENCE_CHUNKS}
   for (var j = 0u; t0 + j * 64u < t1; j++) {
     let ts = t0 + j * 64u;
     let L = min(64u, t1 - ts);
     let slot = base + j;
     workgroupBarrier();
-    let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
-    for (var e = lid; e < ${K * BV}u; e += ${wg}u) { hB[hbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
+    let hbase = ${slabBase(slab, 'slot')};
+    ${slabStore(slab, 'Ssh', 'hB', 'hbase')}
     // V' = U - W S
     var acc: array<f32, ${VR}> = array<f32, ${VR}>();
     for (var m = 0u; m < ${VR}u; m++) {
@@ -355,7 +321,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
   }
   workgroupBarrier();
-  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
+  ${slabStore(slab, 'Ssh', 'state', 'sbase')}
 }`;
 }
 
@@ -366,10 +332,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
  */
 export function stateWgslPrefetch(v: ChunkVariant, BV: number): string {
   const { K, V, GK } = v;
-  const wg = Math.min(WG, BV * Math.min(K, 64));
-  const NRG = wg / BV;
-  const VR = 64 / NRG;
-  const SR = K / NRG;
+  const { wg, NRG, VR, SR } = stateGeometry(K, BV, WG);
+  const slab = { K, V, BV, wg };
   const K4 = K / 4;
   const PF = (64 * K4) / wg; // vec4 per thread per [64, K] tile
   if (!Number.isInteger(VR) || !Number.isInteger(SR) || !Number.isInteger(PF)) {
@@ -384,17 +348,7 @@ export function stateWgslPrefetch(v: ChunkVariant, BV: number): string {
         ${dst}[m] = select(vec4<f32>(0.0), ${load4(buf, `(${ts} + min(i, ${Ln} - 1u)) * H + h`, `(e % ${K4}u)`)}, i < ${Ln});
       }`;
   return /* wgsl */ `
-struct Params { H: u32, N: u32, _a: u32, _b: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> W: array<f32>;
-@group(0) @binding(3) var<storage, read> U: array<f32>;
-@group(0) @binding(4) var<storage, read> Kd: array<f32>;
-@group(0) @binding(5) var<storage, read> gcB: array<f32>;
-@group(0) @binding(6) var<storage, read_write> state: array<f32>;
-@group(0) @binding(7) var<storage, read_write> hB: array<f32>;
-@group(0) @binding(8) var<storage, read_write> Vp: array<f32>;
-${gcAt(GK)}
+${STATE_HEADER(GK)}
 var<workgroup> Ssh: array<f32, ${K * BV}>;
 // W, then Kd, of the chunk as [64][K/4] vec4: one workgroup-memory read feeds 4 FMAs.
 var<workgroup> tile: array<vec4<f32>, ${64 * K4}>;
@@ -402,20 +356,12 @@ var<workgroup> Vsh: array<f32, ${64 * BV}>;
 
 @compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let vt = wid.x;
-  let h = wid.y;
-  let n = wid.z;
-  let H = p.H;
-  let c = lid % ${BV}u;
-  let rg = lid / ${BV}u;
-  let col = vt * ${BV}u + c;
+  ${valueTileIds(BV)}
   // V' rows of this thread: rg + m NRG; state rows: the ${SR} consecutive rows from rg * ${SR}.
   let r0 = rg * ${SR}u;
-  let sbase = (n * H + h) * ${K * V}u + vt * ${BV}u;
-  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { Ssh[e] = state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u]; }
-  let t0 = u32(cu[n]);
-  let t1 = u32(cu[n + 1u]);
-  let base = t0 / 64u + n;
+  let sbase = ${slabBase(slab, 'n')};
+  ${slabLoad(slab, 'Ssh', 'state', 'sbase')}
+  ${SEQUENCE_CHUNKS}
   var wpre: array<vec4<f32>, ${PF}>;
   var kpre: array<vec4<f32>, ${PF}>;
   var upre: array<f32, ${VR}>;
@@ -451,8 +397,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       }
       for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(tn + Ln - 1u, h, r0 + m); }
     }
-    let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
-    for (var e = lid; e < ${K * BV}u; e += ${wg}u) { hB[hbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
+    let hbase = ${slabBase(slab, 'slot')};
+    ${slabStore(slab, 'Ssh', 'hB', 'hbase')}
     workgroupBarrier();
     // V' = U - W S
     for (var k4 = 0u; k4 < ${K4}u; k4++) {
@@ -493,7 +439,7 @@ ${
 }
   }
   workgroupBarrier();
-  for (var e = lid; e < ${K * BV}u; e += ${wg}u) { state[sbase + (e / ${BV}u) * ${V}u + e % ${BV}u] = Ssh[e]; }
+  ${slabStore(slab, 'Ssh', 'state', 'sbase')}
 }`;
 }
 
@@ -513,35 +459,18 @@ export function outputWgsl(v: ChunkVariant): string {
   const RG = wg / CG;
   const OR = 64 / RG;
   return /* wgsl */ `
-struct Params { H: u32, N: u32, scale: f32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> gcB: array<f32>;
-@group(0) @binding(4) var<storage, read> hB: array<f32>;
-@group(0) @binding(5) var<storage, read> Vp: array<f32>;
-@group(0) @binding(6) var<storage, read> Aqk: array<f32>;
-@group(0) @binding(7) var<storage, read_write> o: array<f32>;
-${LOCATE}
-${gcAt(GK)}
+${OUTPUT_HEADER(GK)}
 // Phase A: q tile [64][BK] in sa, state tile [BK][CG] (vec4) in sv. Phase B: A_qk [64][64] in sa, V' [64][CG] in sv.
 var<workgroup> sa: array<f32, ${Math.max(64 * BK, 4096)}>;
 var<workgroup> sv: array<vec4<f32>, ${(Math.max(BK, 64) * BV) / 4}>;
 
 @compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let slot = wid.x;
-  let vt = wid.y;
-  let h = wid.z;
-  let H = p.H;
-  let loc = locate(slot, p.N);
-  if (loc.x == 0u) { return; }
-  let t0 = loc.y;
-  let L = loc.z;
+  ${chunkSlotPrologue(['slot', 'vt', 'h'])}
   let cg = lid % ${CG}u;
   let rg = lid / ${CG}u;
   var acc: array<vec4<f32>, ${OR}> = array<vec4<f32>, ${OR}>();
-  let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
+  let hbase = ${slabBase({ K, V, BV }, 'slot')};
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
       let i = e / ${BK}u;
@@ -594,35 +523,18 @@ function outputWgslScalar(v: ChunkVariant): string {
   const OR = 64 / NRG;
   const H0 = 64 * BK;
   return /* wgsl */ `
-struct Params { H: u32, N: u32, scale: f32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> gcB: array<f32>;
-@group(0) @binding(4) var<storage, read> hB: array<f32>;
-@group(0) @binding(5) var<storage, read> Vp: array<f32>;
-@group(0) @binding(6) var<storage, read> Aqk: array<f32>;
-@group(0) @binding(7) var<storage, read_write> o: array<f32>;
-${LOCATE}
-${gcAt(GK)}
+${OUTPUT_HEADER(GK)}
 // Phase A: q tile [64][BK] at 0, state tile [BK][BV] at H0. Phase B: A_qk [64][64] at 0, V' [64][BV] at 4096.
 var<workgroup> sm: array<f32, ${4096 + 64 * BV}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let slot = wid.x;
-  let vt = wid.y;
-  let h = wid.z;
-  let H = p.H;
-  let loc = locate(slot, p.N);
-  if (loc.x == 0u) { return; }
-  let t0 = loc.y;
-  let L = loc.z;
+  ${chunkSlotPrologue(['slot', 'vt', 'h'])}
   let c = lid % ${BV}u;
   let rg = lid / ${BV}u;
   let col = vt * ${BV}u + c;
   var acc: array<f32, ${OR}> = array<f32, ${OR}>();
-  let hbase = (slot * H + h) * ${K * V}u + vt * ${BV}u;
+  let hbase = ${slabBase({ K, V, BV }, 'slot')};
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
       let i = e / ${BK}u;

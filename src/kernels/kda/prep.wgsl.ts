@@ -8,8 +8,10 @@
  *  - param reduce: one workgroup per head sums dg_raw over tokens into ddt_bias and dg * g into dA_log.
  */
 import { PREP_FNS } from './recurrent.wgsl.js';
+import { bindings } from './wgslParts.js';
 
 export const PREP_WG = 64;
+const PREP_PARAMS = 'H: u32, rows: u32, _a: u32, _b: u32';
 
 const reduce2 = /* wgsl */ `
 var<workgroup> ra: array<f32, ${PREP_WG}>;
@@ -27,20 +29,10 @@ fn reduce2(lid: u32, a: f32, b: f32) -> vec2<f32> {
   return r;
 }`;
 
-export function prepWgsl(K: number, GK: number): string {
-  return /* wgsl */ `
-struct Params { H: u32, rows: u32, _a: u32, _b: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<storage, read> beta: array<f32>;
-@group(0) @binding(5) var<storage, read> A_log: array<f32>;
-@group(0) @binding(6) var<storage, read> dt_bias: array<f32>;
-@group(0) @binding(7) var<storage, read_write> qo: array<f32>;
-@group(0) @binding(8) var<storage, read_write> ko: array<f32>;
-@group(0) @binding(9) var<storage, read_write> go: array<f32>;
-@group(0) @binding(10) var<storage, read_write> bo: array<f32>;
+/** Bindings and helpers of the per-row prep kernels, up to `row` (one workgroup per (token, head)) and `h`. */
+const prepHead = (
+  write: readonly string[],
+) => `${bindings(PREP_PARAMS, ['q', 'k', 'g', 'beta', 'A_log', 'dt_bias'], write)}
 ${PREP_FNS}
 ${reduce2}
 @compute @workgroup_size(${PREP_WG})
@@ -48,7 +40,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; }
-  let h = row % p.H;
+  let h = row % p.H;`;
+
+export function prepWgsl(K: number, GK: number): string {
+  return /* wgsl */ `
+${prepHead(['qo', 'ko', 'go', 'bo'])}
   var sq = 0.0;
   var sk = 0.0;
   for (var i = lid; i < ${K}u; i += ${PREP_WG}u) {
@@ -72,26 +68,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 
 export function prepBackwardWgsl(K: number, GK: number): string {
   return /* wgsl */ `
-struct Params { H: u32, rows: u32, _a: u32, _b: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<storage, read> beta: array<f32>;
-@group(0) @binding(5) var<storage, read> A_log: array<f32>;
-@group(0) @binding(6) var<storage, read> dt_bias: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dg: array<f32>;
-@group(0) @binding(10) var<storage, read_write> db: array<f32>;
-${PREP_FNS}
-${reduce2}
-@compute @workgroup_size(${PREP_WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= p.rows) { return; }
-  let h = row % p.H;
+${prepHead(['dq', 'dk', 'dg', 'db'])}
   let o = row * ${K}u;
   var sq = 0.0;
   var sk = 0.0;
@@ -130,14 +107,7 @@ export const PARAM_WG = 256;
 export function paramReduceWgsl(GK: number): string {
   if (PARAM_WG % GK !== 0) throw new Error(`kda: gate width ${GK} must divide ${PARAM_WG}`);
   return /* wgsl */ `
-struct Params { H: u32, rows: u32, _a: u32, _b: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> gradG: array<f32>;
-@group(0) @binding(2) var<storage, read> g: array<f32>;
-@group(0) @binding(3) var<storage, read> A_log: array<f32>;
-@group(0) @binding(4) var<storage, read> dt_bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dA: array<f32>;
-@group(0) @binding(6) var<storage, read_write> ddt: array<f32>;
+${bindings(PREP_PARAMS, ['gradG', 'g', 'A_log', 'dt_bias'], ['dA', 'ddt'])}
 ${PREP_FNS}
 var<workgroup> sd: array<f32, ${PARAM_WG}>;
 var<workgroup> sa: array<f32, ${PARAM_WG}>;

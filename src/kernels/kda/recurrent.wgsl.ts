@@ -15,6 +15,8 @@
  * and sigmoid(beta) are applied in the kernel on the token's vectors in workgroup memory.
  * Gate width GK = K (per channel, KDA) or 1 (per head, Gated DeltaNet; broadcast over channels).
  */
+import { bindings, SEQUENCE_BOUNDS, valueTileIds } from './wgslParts.js';
+
 export interface RecurrentVariant {
   K: number;
   V: number;
@@ -51,24 +53,14 @@ fn sigmoidF(x: f32) -> f32 {
 export function recurrentWgsl(v: RecurrentVariant): string {
   const { K, V, BV, GK, layer } = v;
   const { WG, NRG, RPT } = recurrentGeometry(K, BV);
-  const layerBindings = layer
-    ? `@group(0) @binding(10) var<storage, read> A_log: array<f32>;
-@group(0) @binding(11) var<storage, read> dt_bias: array<f32>;`
-    : '';
   const gExpr = layer ? `-exp(A_log[h]) * softplusF(graw + dt_bias[h * ${GK}u + ${GK === 1 ? '0u' : 'i'}])` : 'graw';
   return /* wgsl */ `
-struct Params { H: u32, _a: u32, scale: f32, _b: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> cu: array<i32>;
-@group(0) @binding(2) var<storage, read> slots: array<i32>;
-@group(0) @binding(3) var<storage, read> q: array<f32>;
-@group(0) @binding(4) var<storage, read> k: array<f32>;
-@group(0) @binding(5) var<storage, read> vv: array<f32>;
-@group(0) @binding(6) var<storage, read> g: array<f32>;
-@group(0) @binding(7) var<storage, read> beta: array<f32>;
-@group(0) @binding(8) var<storage, read_write> state: array<f32>;
-@group(0) @binding(9) var<storage, read_write> o: array<f32>;
-${layerBindings}
+${bindings(
+  'H: u32, _a: u32, scale: f32, _b: u32',
+  ['cu: i32', 'slots: i32', 'q', 'k', 'vv', 'g', 'beta'],
+  ['state', 'o'],
+  layer ? ['A_log', 'dt_bias'] : [],
+)}
 ${PREP_FNS}
 
 var<workgroup> qs: array<f32, ${K}>;
@@ -81,15 +73,8 @@ var<workgroup> bs: f32;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let vt = wid.x;
-  let h = wid.y;
-  let n = wid.z;
-  let H = p.H;
-  let c = lid % ${BV}u;
-  let rg = lid / ${BV}u;
-  let col = vt * ${BV}u + c;
-  let t0 = u32(cu[n]);
-  let t1 = u32(cu[n + 1u]);
+  ${valueTileIds(BV)}
+  ${SEQUENCE_BOUNDS}
   let base = (u32(slots[n]) * H + h) * ${K * V}u + col;
   var s: array<f32, ${RPT}>;
   for (var j = 0u; j < ${RPT}u; j++) { s[j] = state[base + (rg + j * ${NRG}u) * ${V}u]; }

@@ -1,0 +1,126 @@
+/**
+ * WGSL snippets shared by the KDA kernel generators (chunk, backward, recurrent, prep). Each returns text
+ * to splice into a shader; the names it declares (`p`, `H`, `t0`, `L`, `c`, `rg`, ...) are the ones the
+ * surrounding kernels use.
+ */
+
+/** A binding: `name` (an f32 array) or `name: i32`. */
+type BindingSpec = string;
+
+function binding(index: number, spec: BindingSpec, access: 'read' | 'read_write'): string {
+  const [name, type = 'f32'] = spec.split(':').map((s) => s.trim());
+  return `@group(0) @binding(${index}) var<storage, ${access}> ${name}: array<${type}>;`;
+}
+
+/**
+ * The uniform `Params` struct at binding 0 and the storage bindings from 1: `read` inputs first, then the
+ * `write` outputs, then `readAfter` (optional inputs appended at the end by one variant).
+ */
+export function bindings(
+  params: string,
+  read: readonly BindingSpec[],
+  write: readonly BindingSpec[] = [],
+  readAfter: readonly BindingSpec[] = [],
+): string {
+  const lines = [`struct Params { ${params} };`, '@group(0) @binding(0) var<uniform> p: Params;'];
+  let i = 1;
+  for (const s of read) lines.push(binding(i++, s, 'read'));
+  for (const s of write) lines.push(binding(i++, s, 'read_write'));
+  for (const s of readAfter) lines.push(binding(i++, s, 'read'));
+  return lines.join('\n');
+}
+
+/** WGSL: gc of token t, head h, channel r (gate width GK = K, or 1: one gate per head, broadcast). */
+export const gcAtFn = (GK: number) =>
+  `fn gcAt(t: u32, h: u32, r: u32) -> f32 { return gcB[(t * p.H + h) * ${GK}u${GK === 1 ? '' : ' + r'}]; }`;
+
+/** WGSL: find the (sequence, start, length) of chunk slot `slot`; valid = 0 when the slot is unused. */
+export const LOCATE = /* wgsl */ `
+fn slotBase(s: u32) -> u32 { return u32(cu[s]) / 64u + s; }
+fn locate(slot: u32, N: u32) -> vec4<u32> {
+  var lo = 0u;
+  var hi = N - 1u;
+  while (lo < hi) {
+    let mid = (lo + hi + 1u) / 2u;
+    if (slotBase(mid) <= slot) { lo = mid; } else { hi = mid - 1u; }
+  }
+  let j = slot - slotBase(lo);
+  let t0 = u32(cu[lo]) + j * 64u;
+  let t1 = u32(cu[lo + 1u]);
+  if (slot < slotBase(lo) || t0 >= t1) { return vec4<u32>(0u, 0u, 0u, 0u); }
+  return vec4<u32>(1u, t0, min(64u, t1 - t0), lo);
+}`;
+
+/** WGSL: `let` the workgroup ids by name (x, y, z in order) and `H`. */
+export function workgroupIds(ids: readonly string[]): string {
+  return [...ids.map((id, i) => `let ${id} = wid.${'xyz'[i]};`), 'let H = p.H;'].join('\n  ');
+}
+
+/**
+ * WGSL: the prologue of a per-chunk kernel: ids (the first one `slot`), then the chunk's first token `t0`
+ * and length `L` (slots past a sequence's end return at once).
+ */
+export function chunkSlotPrologue(ids: readonly string[]): string {
+  return `${workgroupIds(ids)}
+  let loc = locate(slot, p.N);
+  if (loc.x == 0u) { return; }
+  let t0 = loc.y;
+  let L = loc.z;`;
+}
+
+/** WGSL: beta of the chunk's rows into workgroup memory `bsh` (0 past the end). */
+export const BETA_TO_SHARED = 'if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 + lid) * H + h], lid < L); }';
+
+/**
+ * WGSL: the prologue of a value-tile kernel over (value tile vt, head h, sequence n): thread (rg, c),
+ * c = lid % BV fastest, owns column `col` of the tile; `t0`, `t1` bound sequence n.
+ */
+export function valueTileIds(BV: number): string {
+  return `${workgroupIds(['vt', 'h', 'n'])}
+  let c = lid % ${BV}u;
+  let rg = lid / ${BV}u;
+  let col = vt * ${BV}u + c;`;
+}
+
+export const SEQUENCE_BOUNDS = `let t0 = u32(cu[n]);
+  let t1 = u32(cu[n + 1u]);`;
+
+/** WGSL: sequence n's bounds and `base`, the chunk slot of its first chunk (see LOCATE). */
+export const SEQUENCE_CHUNKS = `${SEQUENCE_BOUNDS}
+  let base = t0 / 64u + n;`;
+
+/** Shape of a state slab copy: the [K, BV] tile at columns of a [K, V] state, `wg` threads. */
+export interface SlabShape {
+  K: number;
+  V: number;
+  BV: number;
+  wg: number;
+}
+
+/** WGSL: copy the global [K, BV] slab at `global[gbase ..]` (row stride V) into workgroup `shared`. */
+export function slabLoad(s: SlabShape, shared: string, global: string, gbase: string): string {
+  return `for (var e = lid; e < ${s.K * s.BV}u; e += ${s.wg}u) { ${shared}[e] = ${global}[${gbase} + (e / ${s.BV}u) * ${s.V}u + e % ${s.BV}u]; }`;
+}
+
+/** WGSL: copy workgroup `shared` [K, BV] out to the global slab at `global[gbase ..]` (row stride V). */
+export function slabStore(s: SlabShape, shared: string, global: string, gbase: string): string {
+  return `for (var e = lid; e < ${s.K * s.BV}u; e += ${s.wg}u) { ${global}[${gbase} + (e / ${s.BV}u) * ${s.V}u + e % ${s.BV}u] = ${shared}[e]; }`;
+}
+
+/** WGSL: the start of state slab (sequence or chunk slot `idx`, head h, tile vt) in a [*, H, K, V] buffer. */
+export const slabBase = (s: Pick<SlabShape, 'K' | 'V' | 'BV'>, idx: string) =>
+  `(${idx} * H + h) * ${s.K * s.V}u + vt * ${s.BV}u`;
+
+/**
+ * Threads of the state passes (forward and backward): BV columns by NRG row groups, each thread VR of the
+ * chunk's 64 rows and SR of the K state rows.
+ */
+export function stateGeometry(K: number, BV: number, WG: number): { wg: number; NRG: number; VR: number; SR: number } {
+  const wg = Math.min(WG, BV * Math.min(K, 64));
+  const NRG = wg / BV;
+  return { wg, NRG, VR: 64 / NRG, SR: K / NRG };
+}
+
+/** WGSL: a vec4 of buf[idx .. idx + 3]. */
+export const vec4At = (buf: string, idx: string) =>
+  `vec4<f32>(${buf}[${idx}], ${buf}[${idx} + 1u], ${buf}[${idx} + 2u], ${buf}[${idx} + 3u])`;

@@ -4,7 +4,29 @@
  * and whitespace altered), low-quality documents, PII and malformed lines, at stated rates.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { mulberry32 } from './hash.js';
+import { fmix32 } from './hash.js';
+
+/**
+ * sfc32 (period >= 2^32, in practice ~2^127): mulberry32's single 2^32 cycle makes streams of nearby seeds
+ * overlap once each file takes hundreds of millions of draws, which repeated whole documents across files.
+ */
+function sfc32(seed: number): () => number {
+  let a = fmix32(seed ^ 0x9e3779b9);
+  let b = fmix32(seed + 0x85ebca6b);
+  let c = fmix32(seed ^ 0xc2b2ae35);
+  let d = 1;
+  const next = () => {
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return (t >>> 0) / 4294967296;
+  };
+  for (let i = 0; i < 15; i++) next();
+  return next;
+}
 
 export interface CorpusOptions {
   seed?: number;
@@ -72,7 +94,7 @@ export class CorpusGenerator {
       nearEdits: 2,
       ...opts,
     };
-    this.rnd = mulberry32(this.o.vocabSeed);
+    this.rnd = sfc32(this.o.vocabSeed);
     const seen = new Set<string>();
     this.vocab = [];
     while (this.vocab.length < 20000) {
@@ -84,7 +106,7 @@ export class CorpusGenerator {
         this.vocab.push(w);
       }
     }
-    this.rnd = mulberry32(this.o.seed);
+    this.rnd = sfc32(this.o.seed);
   }
 
   private word(): string {

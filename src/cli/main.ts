@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerData } from './data.js';
 import { registerForward } from './forward.js';
+import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
 import { registerInspect } from './inspect.js';
 
@@ -20,6 +21,7 @@ program
 registerInfo(program);
 registerBench(program);
 registerForward(program);
+registerGenerate(program);
 registerInspect(program);
 registerData(program);
 

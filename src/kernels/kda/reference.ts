@@ -52,6 +52,164 @@ function gAt(g: ArrayLike<number>, d: KdaDims, t: number, h: number, c: number):
   return g[(t * d.H + h) * d.GK + (d.GK === 1 ? 0 : c)];
 }
 
+/** dst[i] = src[base + i] for one [K, V] state, or 0 when there is no src. */
+function loadState(dst: Float64Array, src: ArrayLike<number> | undefined, base: number): void {
+  for (let i = 0; i < dst.length; i++) dst[i] = src ? src[base + i] : 0;
+}
+
+function newGrads(d: KdaDims): KdaGrads {
+  const { H, K, V, GK } = d;
+  const N = seqCount(d);
+  const T = d.cu[N];
+  return {
+    dq: new Float32Array(T * H * K),
+    dk: new Float32Array(T * H * K),
+    dv: new Float32Array(T * H * V),
+    dg: new Float32Array(T * H * GK),
+    dbeta: new Float32Array(T * H),
+    dS0: new Float32Array(N * H * K * V),
+  };
+}
+
+/** Token t's forget step: dst = Diag(exp g_t) src (dst may be src). */
+function decayState(
+  dst: Float64Array,
+  src: Float64Array,
+  g: ArrayLike<number>,
+  d: KdaDims,
+  t: number,
+  h: number,
+): void {
+  const { K, V } = d;
+  for (let r = 0; r < K; r++) {
+    const a = Math.exp(gAt(g, d, t, h, r));
+    for (let c = 0; c < V; c++) dst[r * V + c] = a * src[r * V + c];
+  }
+}
+
+/** The delta rule's prediction error u = v_t - S^T k_t (qo, vo: token t's offsets into k and v). */
+function deltaError(
+  u: Float64Array,
+  S: Float64Array,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  d: KdaDims,
+  qo: number,
+  vo: number,
+): void {
+  const { K, V } = d;
+  for (let c = 0; c < V; c++) {
+    let s = 0;
+    for (let r = 0; r < K; r++) s += k[qo + r] * S[r * V + c];
+    u[c] = v[vo + c] - s;
+  }
+}
+
+/** S += beta_t k_t u^T. */
+function addRankOne(S: Float64Array, b: number, k: ArrayLike<number>, u: Float64Array, d: KdaDims, qo: number): void {
+  const { K, V } = d;
+  for (let r = 0; r < K; r++) {
+    const bk = b * k[qo + r];
+    for (let c = 0; c < V; c++) S[r * V + c] += bk * u[c];
+  }
+}
+
+/** One chunk of the chunkwise forward, kept for its backward; the states are [K, V], X rows are [U | W]. */
+interface ChunkSaved {
+  t0: number;
+  L: number;
+  /** gc = cumsum(g) within the chunk, [L, K]. */
+  gc: Float64Array;
+  /** [L, V + K] */
+  X: Float64Array;
+  /** V' = U - W S, [L, V]. */
+  Vp: Float64Array;
+  /** The chunk's incoming state. */
+  S: Float64Array;
+}
+
+/** beta_i * sum_c k_i k_j exp(gc_i - gc_j), j < i ([L, L]). */
+function akk(
+  k: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  d: KdaDims,
+  t0: number,
+  L: number,
+  h: number,
+  gc: Float64Array,
+): Float64Array {
+  const { H, K } = d;
+  const A = new Float64Array(L * L);
+  for (let i = 0; i < L; i++) {
+    for (let j = 0; j < i; j++) {
+      let s = 0;
+      for (let c = 0; c < K; c++) {
+        s += k[((t0 + i) * H + h) * K + c] * k[((t0 + j) * H + h) * K + c] * Math.exp(gc[i * K + c] - gc[j * K + c]);
+      }
+      A[i * L + j] = beta[(t0 + i) * H + h] * s;
+    }
+  }
+  return A;
+}
+
+/**
+ * The chunk [t0, t0 + L) of head h given its incoming state S: gc, the UT transform's X = [U | W], V', and
+ * S carried to the chunk's end (in place).
+ */
+function chunkForward(
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  g: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  d: KdaDims,
+  t0: number,
+  L: number,
+  h: number,
+  S: Float64Array,
+): ChunkSaved {
+  const { H, K, V } = d;
+  const row = (t: number) => t * H + h;
+  const gc = new Float64Array(L * K);
+  for (let c = 0; c < K; c++) {
+    let acc = 0;
+    for (let i = 0; i < L; i++) {
+      acc += gAt(g, d, t0 + i, h, c);
+      gc[i * K + c] = acc;
+    }
+  }
+  const A = akk(k, beta, d, t0, L, h, gc);
+  // UT transform by forward substitution: X_i = b_i - sum_{j<i} A_ij X_j.
+  const X = new Float64Array(L * (V + K));
+  for (let i = 0; i < L; i++) {
+    const b = beta[row(t0 + i)];
+    for (let c = 0; c < V; c++) X[i * (V + K) + c] = b * v[row(t0 + i) * V + c];
+    for (let c = 0; c < K; c++) X[i * (V + K) + V + c] = b * Math.exp(gc[i * K + c]) * k[row(t0 + i) * K + c];
+    for (let j = 0; j < i; j++) for (let c = 0; c < V + K; c++) X[i * (V + K) + c] -= A[i * L + j] * X[j * (V + K) + c];
+  }
+  // V' = U - W S.
+  const Vp = new Float64Array(L * V);
+  for (let i = 0; i < L; i++) {
+    for (let c = 0; c < V; c++) {
+      let s = X[i * (V + K) + c];
+      for (let r = 0; r < K; r++) s -= X[i * (V + K) + V + r] * S[r * V + c];
+      Vp[i * V + c] = s;
+    }
+  }
+  // Carry the state to the chunk's end.
+  const Sin = Float64Array.from(S);
+  const last = (L - 1) * K;
+  for (let r = 0; r < K; r++) {
+    for (let c = 0; c < V; c++) {
+      let s = Math.exp(gc[last + r]) * Sin[r * V + c];
+      for (let j = 0; j < L; j++) {
+        s += k[row(t0 + j) * K + r] * Math.exp(gc[last + r] - gc[j * K + r]) * Vp[j * V + c];
+      }
+      S[r * V + c] = s;
+    }
+  }
+  return { t0, L, gc, X, Vp, S: Sin };
+}
+
 /** Sequential recurrence, token by token: the definition. */
 export function kdaRecurrentReference(
   q: ArrayLike<number>,
@@ -72,25 +230,14 @@ export function kdaRecurrentReference(
   for (let n = 0; n < seqCount(d); n++) {
     for (let h = 0; h < H; h++) {
       const base = (n * H + h) * K * V;
-      for (let i = 0; i < K * V; i++) S[i] = S0 ? S0[base + i] : 0;
+      loadState(S, S0, base);
       for (let t = cu[n]; t < cu[n + 1]; t++) {
         const qo = (t * H + h) * K;
         const vo = (t * H + h) * V;
-        const b = beta[t * H + h];
         // Forget, then the delta rule's prediction error u = v - S^T k.
-        for (let r = 0; r < K; r++) {
-          const a = Math.exp(gAt(g, d, t, h, r));
-          for (let c = 0; c < V; c++) S[r * V + c] *= a;
-        }
-        for (let c = 0; c < V; c++) {
-          let s = 0;
-          for (let r = 0; r < K; r++) s += k[qo + r] * S[r * V + c];
-          u[c] = v[vo + c] - s;
-        }
-        for (let r = 0; r < K; r++) {
-          const bk = b * k[qo + r];
-          for (let c = 0; c < V; c++) S[r * V + c] += bk * u[c];
-        }
+        decayState(S, S, g, d, t, h);
+        deltaError(u, S, k, v, d, qo, vo);
+        addRankOne(S, beta[t * H + h], k, u, d, qo);
         for (let c = 0; c < V; c++) {
           let s = 0;
           for (let r = 0; r < K; r++) s += q[qo + r] * S[r * V + c];
@@ -130,73 +277,27 @@ export function kdaChunkReference(
   const o = new Float32Array(T * H * V);
   const Sout = new Float32Array(seqCount(d) * H * K * V);
   const S = new Float64Array(K * V);
-  const gc = new Float64Array(C * K);
-  const A = new Float64Array(C * C);
-  const X = new Float64Array(C * (V + K)); // rows [U | W]
-  const Vp = new Float64Array(C * V);
   for (let n = 0; n < seqCount(d); n++) {
     for (let h = 0; h < H; h++) {
       const base = (n * H + h) * K * V;
-      for (let i = 0; i < K * V; i++) S[i] = S0 ? S0[base + i] : 0;
+      loadState(S, S0, base);
       for (let t0 = cu[n]; t0 < cu[n + 1]; t0 += C) {
         const L = Math.min(C, cu[n + 1] - t0);
+        // gc, V' and the carried state; Sin is the state the chunk started from.
+        const { gc, Vp, S: Sin } = chunkForward(k, v, g, beta, d, t0, L, h, S);
         const kk = (i: number, c: number) => k[((t0 + i) * H + h) * K + c];
         const qq = (i: number, c: number) => q[((t0 + i) * H + h) * K + c];
-        for (let c = 0; c < K; c++) {
-          let acc = 0;
-          for (let i = 0; i < L; i++) {
-            acc += gAt(g, d, t0 + i, h, c);
-            gc[i * K + c] = acc;
-          }
-        }
-        const bt = (i: number) => beta[(t0 + i) * H + h];
-        // A_kk, strictly lower.
-        for (let i = 0; i < L; i++) {
-          for (let j = 0; j < i; j++) {
-            let s = 0;
-            for (let c = 0; c < K; c++) s += kk(i, c) * kk(j, c) * Math.exp(gc[i * K + c] - gc[j * K + c]);
-            A[i * C + j] = bt(i) * s;
-          }
-        }
-        // UT transform by forward substitution: X_i = b_i - sum_{j<i} A_ij X_j.
-        const W0 = V;
-        for (let i = 0; i < L; i++) {
-          for (let c = 0; c < V; c++) X[i * (V + K) + c] = bt(i) * v[((t0 + i) * H + h) * V + c];
-          for (let c = 0; c < K; c++) X[i * (V + K) + W0 + c] = bt(i) * Math.exp(gc[i * K + c]) * kk(i, c);
-          for (let j = 0; j < i; j++) {
-            const a = A[i * C + j];
-            for (let c = 0; c < V + K; c++) X[i * (V + K) + c] -= a * X[j * (V + K) + c];
-          }
-        }
-        // V' = U - W S.
-        for (let i = 0; i < L; i++) {
-          for (let c = 0; c < V; c++) {
-            let s = X[i * (V + K) + c];
-            for (let r = 0; r < K; r++) s -= X[i * (V + K) + W0 + r] * S[r * V + c];
-            Vp[i * V + c] = s;
-          }
-        }
         // Outputs: the incoming state seen through the decay, plus the chunk's own causal part.
         for (let i = 0; i < L; i++) {
           for (let c = 0; c < V; c++) {
             let s = 0;
-            for (let r = 0; r < K; r++) s += qq(i, r) * Math.exp(gc[i * K + r]) * S[r * V + c];
+            for (let r = 0; r < K; r++) s += qq(i, r) * Math.exp(gc[i * K + r]) * Sin[r * V + c];
             for (let j = 0; j <= i; j++) {
               let a = 0;
               for (let r = 0; r < K; r++) a += qq(i, r) * kk(j, r) * Math.exp(gc[i * K + r] - gc[j * K + r]);
               s += a * Vp[j * V + c];
             }
             o[((t0 + i) * H + h) * V + c] = s * scale;
-          }
-        }
-        // Carry the state to the chunk's end.
-        const last = (L - 1) * K;
-        for (let r = 0; r < K; r++) {
-          const a = Math.exp(gc[last + r]);
-          for (let c = 0; c < V; c++) {
-            let s = a * S[r * V + c];
-            for (let j = 0; j < L; j++) s += kk(j, r) * Math.exp(gc[last + r] - gc[j * K + r]) * Vp[j * V + c];
-            S[r * V + c] = s;
           }
         }
       }
@@ -229,15 +330,7 @@ export function kdaBackwardReference(
 ): KdaGrads {
   const { H, K, V, GK, cu } = d;
   const N = seqCount(d);
-  const T = cu[N];
-  const out: KdaGrads = {
-    dq: new Float32Array(T * H * K),
-    dk: new Float32Array(T * H * K),
-    dv: new Float32Array(T * H * V),
-    dg: new Float32Array(T * H * GK),
-    dbeta: new Float32Array(T * H),
-    dS0: new Float32Array(N * H * K * V),
-  };
+  const out = newGrads(d);
   const KV = K * V;
   const G = new Float64Array(KV);
   const Sp = new Float64Array(KV);
@@ -249,14 +342,14 @@ export function kdaBackwardReference(
       const base = (n * H + h) * KV;
       // states[i] = S after token i-1 of the sequence (states[0] = S0).
       const states = new Float64Array((L + 1) * KV);
-      for (let i = 0; i < KV; i++) states[i] = S0 ? S0[base + i] : 0;
+      loadState(states.subarray(0, KV), S0, base);
       for (let i = 0; i < L; i++) {
         const t = cu[n] + i;
         const prev = states.subarray(i * KV, (i + 1) * KV);
         const cur = states.subarray((i + 1) * KV, (i + 2) * KV);
         step(t, h, prev, cur);
       }
-      for (let i = 0; i < KV; i++) G[i] = dS ? dS[base + i] : 0;
+      loadState(G, dS, base);
       for (let i = L - 1; i >= 0; i--) {
         const t = cu[n] + i;
         const qo = (t * H + h) * K;
@@ -264,15 +357,8 @@ export function kdaBackwardReference(
         const b = beta[t * H + h];
         const prev = states.subarray(i * KV, (i + 1) * KV);
         const cur = states.subarray((i + 1) * KV, (i + 2) * KV);
-        for (let r = 0; r < K; r++) {
-          const a = Math.exp(gAt(g, d, t, h, r));
-          for (let c = 0; c < V; c++) Sp[r * V + c] = a * prev[r * V + c];
-        }
-        for (let c = 0; c < V; c++) {
-          let s = 0;
-          for (let r = 0; r < K; r++) s += k[qo + r] * Sp[r * V + c];
-          u[c] = v[vo + c] - s;
-        }
+        decayState(Sp, prev, g, d, t, h);
+        deltaError(u, Sp, k, v, d, qo, vo);
         for (let r = 0; r < K; r++) {
           const qs = q[qo + r] * scale;
           for (let c = 0; c < V; c++) G[r * V + c] += qs * dO[vo + c];
@@ -318,21 +404,9 @@ export function kdaBackwardReference(
 
   function step(t: number, h: number, prev: Float64Array, cur: Float64Array): void {
     const qo = (t * H + h) * K;
-    const vo = (t * H + h) * V;
-    const b = beta[t * H + h];
-    for (let r = 0; r < K; r++) {
-      const a = Math.exp(gAt(g, d, t, h, r));
-      for (let c = 0; c < V; c++) cur[r * V + c] = a * prev[r * V + c];
-    }
-    for (let c = 0; c < V; c++) {
-      let s = 0;
-      for (let r = 0; r < K; r++) s += k[qo + r] * cur[r * V + c];
-      u[c] = v[vo + c] - s;
-    }
-    for (let r = 0; r < K; r++) {
-      const bk = b * k[qo + r];
-      for (let c = 0; c < V; c++) cur[r * V + c] += bk * u[c];
-    }
+    decayState(cur, prev, g, d, t, h);
+    deltaError(u, cur, k, v, d, qo, (t * H + h) * V);
+    addRankOne(cur, beta[t * H + h], k, u, d, qo);
   }
 }
 
@@ -362,31 +436,21 @@ export function kdaChunkBackwardReference(
 ): KdaGrads {
   const { H, K, V, GK, cu } = d;
   const N = seqCount(d);
-  const T = cu[N];
-  const out: KdaGrads = {
-    dq: new Float32Array(T * H * K),
-    dk: new Float32Array(T * H * K),
-    dv: new Float32Array(T * H * V),
-    dg: new Float32Array(T * H * GK),
-    dbeta: new Float32Array(T * H),
-    dS0: new Float32Array(N * H * K * V),
-  };
+  const out = newGrads(d);
   const KV = K * V;
   for (let n = 0; n < N; n++) {
     for (let h = 0; h < H; h++) {
       // Forward, keeping per chunk: gc, T (as the solved X = [U | W]), V', incoming state.
-      const chunks: { t0: number; L: number; gc: Float64Array; X: Float64Array; Vp: Float64Array; S: Float64Array }[] =
-        [];
+      const chunks: ChunkSaved[] = [];
       const S = new Float64Array(KV);
       const base = (n * H + h) * KV;
-      for (let i = 0; i < KV; i++) S[i] = S0 ? S0[base + i] : 0;
+      loadState(S, S0, base);
       for (let t0 = cu[n]; t0 < cu[n + 1]; t0 += C) {
         const L = Math.min(C, cu[n + 1] - t0);
-        const ch = chunkForward(t0, L, h, S);
-        chunks.push(ch);
+        chunks.push(chunkForward(k, v, g, beta, d, t0, L, h, S));
       }
       const G = new Float64Array(KV);
-      for (let i = 0; i < KV; i++) G[i] = dS ? dS[base + i] : 0;
+      loadState(G, dS, base);
       for (let ci = chunks.length - 1; ci >= 0; ci--) chunkBackward(chunks[ci], h, G);
       for (let i = 0; i < KV; i++) out.dS0[base + i] = G[i];
     }
@@ -397,66 +461,7 @@ export function kdaChunkBackwardReference(
     return t * H + h;
   }
 
-  function chunkForward(t0: number, L: number, h: number, S: Float64Array) {
-    const gc = new Float64Array(L * K);
-    for (let c = 0; c < K; c++) {
-      let acc = 0;
-      for (let i = 0; i < L; i++) {
-        acc += gAt(g, d, t0 + i, h, c);
-        gc[i * K + c] = acc;
-      }
-    }
-    const A = akk(t0, L, h, gc);
-    const X = new Float64Array(L * (V + K));
-    for (let i = 0; i < L; i++) {
-      const b = beta[row(t0 + i, h)];
-      for (let c = 0; c < V; c++) X[i * (V + K) + c] = b * v[row(t0 + i, h) * V + c];
-      for (let c = 0; c < K; c++) X[i * (V + K) + V + c] = b * Math.exp(gc[i * K + c]) * k[row(t0 + i, h) * K + c];
-      for (let j = 0; j < i; j++)
-        for (let c = 0; c < V + K; c++) X[i * (V + K) + c] -= A[i * L + j] * X[j * (V + K) + c];
-    }
-    const Vp = new Float64Array(L * V);
-    for (let i = 0; i < L; i++) {
-      for (let c = 0; c < V; c++) {
-        let s = X[i * (V + K) + c];
-        for (let r = 0; r < K; r++) s -= X[i * (V + K) + V + r] * S[r * V + c];
-        Vp[i * V + c] = s;
-      }
-    }
-    const Sin = Float64Array.from(S);
-    const last = (L - 1) * K;
-    for (let r = 0; r < K; r++) {
-      for (let c = 0; c < V; c++) {
-        let s = Math.exp(gc[last + r]) * Sin[r * V + c];
-        for (let j = 0; j < L; j++) {
-          s += k[row(t0 + j, h) * K + r] * Math.exp(gc[last + r] - gc[j * K + r]) * Vp[j * V + c];
-        }
-        S[r * V + c] = s;
-      }
-    }
-    return { t0, L, gc, X, Vp, S: Sin };
-  }
-
-  /** beta_i * sum_c k_i k_j exp(gc_i - gc_j), j < i ([L, L]). */
-  function akk(t0: number, L: number, h: number, gc: Float64Array): Float64Array {
-    const A = new Float64Array(L * L);
-    for (let i = 0; i < L; i++) {
-      for (let j = 0; j < i; j++) {
-        let s = 0;
-        for (let c = 0; c < K; c++) {
-          s += k[row(t0 + i, h) * K + c] * k[row(t0 + j, h) * K + c] * Math.exp(gc[i * K + c] - gc[j * K + c]);
-        }
-        A[i * L + j] = beta[row(t0 + i, h)] * s;
-      }
-    }
-    return A;
-  }
-
-  function chunkBackward(
-    ch: { t0: number; L: number; gc: Float64Array; X: Float64Array; Vp: Float64Array; S: Float64Array },
-    h: number,
-    G: Float64Array,
-  ): void {
+  function chunkBackward(ch: ChunkSaved, h: number, G: Float64Array): void {
     const { t0, L, gc, X, Vp, S } = ch;
     const kk = (i: number, c: number) => k[row(t0 + i, h) * K + c];
     const qq = (i: number, c: number) => q[row(t0 + i, h) * K + c];
@@ -508,7 +513,7 @@ export function kdaChunkBackwardReference(
       dgc[last * K + r] += Math.exp(gc[last * K + r]) * s;
     }
     // 3. UT transform backward: recompute T = (I + A)^-1 by forward substitution.
-    const A = akk(t0, L, h, gc);
+    const A = akk(k, beta, d, t0, L, h, gc);
     const Tm = new Float64Array(L * L);
     for (let i = 0; i < L; i++) {
       Tm[i * L + i] = 1;

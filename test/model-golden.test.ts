@@ -61,3 +61,30 @@ describe('tiny-kimi forward against the golden float64 implementation', () => {
     });
   }
 });
+
+describe('a bf16 copy of the checkpoint', () => {
+  // bf16 weights move logits by ~2^-9 relative per weight, but they also flip some near-tied MoE routing
+  // choices, and a flipped expert changes that token's logits by far more. So: the bf16 path must agree
+  // exactly between backends, and most positions must stay within bf16 rounding of the f32 golden logits.
+  it.skipIf(!hasGpu)('loads bf16 matrices; cpu and WebGPU agree; the median position is within 2e-2', async () => {
+    const gpu = (await gpuContext())!;
+    const { loadModel } = await import('../src/model/load.js');
+    const { relErr } = await import('./helpers.js');
+    const ids = (await golden('case0.input_ids')) as Int32Array;
+    const gold = (await golden('case0.logits')) as Float32Array;
+    const out: Float32Array[] = [];
+    for (const dev of [cpu, gpu]) {
+      const model = await loadModel(MODEL, dev, { dtype: 'bf16' });
+      expect(model.w('model.layers.0.mlp.gate_proj.weight').dtype).toBe('bf16');
+      expect(model.w('model.layers.0.self_attn.A_log').dtype).toBe('f32');
+      out.push(await model.forward(dev.fromHost(ids, [2, ids.length / 2], 'i32')).logits.toFloat32());
+      model.weights.dispose();
+    }
+    expectClose(out[1], out[0], 1e-4, 'WebGPU bf16 vs cpu bf16');
+    const V = 256;
+    const perRow = Array.from({ length: ids.length }, (_, t) =>
+      relErr(out[1].subarray(t * V, (t + 1) * V), gold.subarray(t * V, (t + 1) * V)),
+    ).sort((a, b) => a - b);
+    expect(perRow[perRow.length >> 1], 'median per-position error').toBeLessThan(2e-2);
+  });
+});

@@ -37,6 +37,7 @@ import {
   slabStore,
   stateGeometry,
   valueTileIds,
+  vec4At,
 } from './wgslParts.js';
 
 export const CHUNK = 64;
@@ -443,6 +444,16 @@ ${
 }`;
 }
 
+/** WGSL: K tile kt of Qg = scale q exp(gc), the chunk's rows [64][BK] into `dst` (0 past the end). */
+function qgTileLoad(dst: string, K: number, BK: number, wg: number): string {
+  return `for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
+      let i = e / ${BK}u;
+      let r = kt * ${BK}u + e % ${BK}u;
+      let ti = t0 + min(i, L - 1u);
+      ${dst}[e] = select(0.0, q[(ti * H + h) * ${K}u + r] * exp(gcAt(ti, h, r)) * p.scale, i < L);
+    }`;
+}
+
 export function outputBV(V: number): number {
   return Math.min(V, 32);
 }
@@ -472,15 +483,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   var acc: array<vec4<f32>, ${OR}> = array<vec4<f32>, ${OR}>();
   let hbase = ${slabBase({ K, V, BV }, 'slot')};
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
-    for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
-      let i = e / ${BK}u;
-      let r = kt * ${BK}u + e % ${BK}u;
-      let ti = t0 + min(i, L - 1u);
-      sa[e] = select(0.0, q[(ti * H + h) * ${K}u + r] * exp(gcAt(ti, h, r)) * p.scale, i < L);
-    }
+    ${qgTileLoad('sa', K, BK, wg)}
     for (var e = lid; e < ${BK * CG}u; e += ${wg}u) {
       let b = hbase + (kt * ${BK}u + e / ${CG}u) * ${V}u + (e % ${CG}u) * 4u;
-      sv[e] = vec4<f32>(hB[b], hB[b + 1u], hB[b + 2u], hB[b + 3u]);
+      sv[e] = ${vec4At('hB', 'b')};
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${BK}u; kk++) {
@@ -493,7 +499,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   for (var e = lid; e < ${64 * CG}u; e += ${wg}u) {
     let j = e / ${CG}u;
     let b = ((t0 + min(j, L - 1u)) * H + h) * ${V}u + vt * ${BV}u + (e % ${CG}u) * 4u;
-    sv[e] = select(vec4<f32>(0.0), vec4<f32>(Vp[b], Vp[b + 1u], Vp[b + 2u], Vp[b + 3u]), j < L);
+    sv[e] = select(vec4<f32>(0.0), ${vec4At('Vp', 'b')}, j < L);
   }
   workgroupBarrier();
   // A_qk is zero above the diagonal, so the j loop can run to the last row of this thread.
@@ -536,12 +542,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   var acc: array<f32, ${OR}> = array<f32, ${OR}>();
   let hbase = ${slabBase({ K, V, BV }, 'slot')};
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
-    for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
-      let i = e / ${BK}u;
-      let r = kt * ${BK}u + e % ${BK}u;
-      let ti = t0 + min(i, L - 1u);
-      sm[e] = select(0.0, q[(ti * H + h) * ${K}u + r] * exp(gcAt(ti, h, r)) * p.scale, i < L);
-    }
+    ${qgTileLoad('sm', K, BK, WG)}
     for (var e = lid; e < ${BK * BV}u; e += ${WG}u) {
       sm[${H0}u + e] = hB[hbase + (kt * ${BK}u + e / ${BV}u) * ${V}u + e % ${BV}u];
     }

@@ -57,6 +57,12 @@ function loadState(dst: Float64Array, src: ArrayLike<number> | undefined, base: 
   for (let i = 0; i < dst.length; i++) dst[i] = src ? src[base + i] : 0;
 }
 
+function newForwardResult(d: KdaDims): KdaForwardResult {
+  const { H, K, V } = d;
+  const N = seqCount(d);
+  return { o: new Float32Array(d.cu[N] * H * V), S: new Float32Array(N * H * K * V) };
+}
+
 function newGrads(d: KdaDims): KdaGrads {
   const { H, K, V, GK } = d;
   const N = seqCount(d);
@@ -222,9 +228,7 @@ export function kdaRecurrentReference(
   S0?: ArrayLike<number>,
 ): KdaForwardResult {
   const { H, K, V, cu } = d;
-  const T = cu[seqCount(d)];
-  const o = new Float32Array(T * H * V);
-  const Sout = new Float32Array(seqCount(d) * H * K * V);
+  const { o, S: Sout } = newForwardResult(d);
   const S = new Float64Array(K * V);
   const u = new Float64Array(V);
   for (let n = 0; n < seqCount(d); n++) {
@@ -244,7 +248,7 @@ export function kdaRecurrentReference(
           o[vo + c] = s * scale;
         }
       }
-      for (let i = 0; i < K * V; i++) Sout[base + i] = S[i];
+      Sout.set(S, base);
     }
   }
   return { o, S: Sout };
@@ -273,9 +277,7 @@ export function kdaChunkReference(
   C = KDA_CHUNK,
 ): KdaForwardResult {
   const { H, K, V, cu } = d;
-  const T = cu[seqCount(d)];
-  const o = new Float32Array(T * H * V);
-  const Sout = new Float32Array(seqCount(d) * H * K * V);
+  const { o, S: Sout } = newForwardResult(d);
   const S = new Float64Array(K * V);
   for (let n = 0; n < seqCount(d); n++) {
     for (let h = 0; h < H; h++) {
@@ -301,7 +303,7 @@ export function kdaChunkReference(
           }
         }
       }
-      for (let i = 0; i < K * V; i++) Sout[base + i] = S[i];
+      Sout.set(S, base);
     }
   }
   return { o, S: Sout };
@@ -397,7 +399,7 @@ export function kdaBackwardReference(
         }
         if (GK === 1) out.dg[t * H + h] = dgScalar;
       }
-      for (let i = 0; i < KV; i++) out.dS0[base + i] = G[i];
+      out.dS0.set(G, base);
     }
   }
   return out;
@@ -452,7 +454,7 @@ export function kdaChunkBackwardReference(
       const G = new Float64Array(KV);
       loadState(G, dS, base);
       for (let ci = chunks.length - 1; ci >= 0; ci--) chunkBackward(chunks[ci], h, G);
-      for (let i = 0; i < KV; i++) out.dS0[base + i] = G[i];
+      out.dS0.set(G, base);
     }
   }
   return out;

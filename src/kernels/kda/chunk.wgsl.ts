@@ -250,10 +250,36 @@ export function stateBK(K: number, BV: number, smemBytes: number, backward = fal
   return chunkBK(K);
 }
 
+/** Row split of the state passes' V' rows: thread (rg, c) holds rows rg + m NRG, m < VR, of column c. */
+interface VRows {
+  V: number;
+  BV: number;
+  NRG: number;
+  VR: number;
+}
+
+/** WGSL: this thread's U rows of the chunk at token ts (Ln rows, 0 past the end) into dst[m]. */
+function uRowsLoad(g: VRows, dst: string, ts: string, Ln: string): string {
+  return `for (var m = 0u; m < ${g.VR}u; m++) {
+      let i = rg + m * ${g.NRG}u;
+      ${dst}[m] = select(0.0, U[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.V}u + col], i < ${Ln});
+    }`;
+}
+
+/** WGSL: V' (in acc) to workgroup memory for the state update and, rows inside the chunk, to global Vp. */
+function vPrimeStore(g: VRows): string {
+  return `for (var m = 0u; m < ${g.VR}u; m++) {
+      let i = rg + m * ${g.NRG}u;
+      Vsh[i * ${g.BV}u + c] = acc[m];
+      if (i < L) { Vp[((ts + i) * H + h) * ${g.V}u + col] = acc[m]; }
+    }`;
+}
+
 export function stateWgsl(v: ChunkVariant, BV: number, BK = chunkBK(v.K)): string {
   const { K, V, GK } = v;
   const { wg, NRG, VR, SR } = stateGeometry(K, BV, WG); // VR V' rows, SR state rows per thread
   const slab = { K, V, BV, wg };
+  const vrows = { V, BV, NRG, VR };
   if (!Number.isInteger(VR) || !Number.isInteger(SR)) throw new Error(`kda state pass: K=${K}, BV=${BV} do not tile`);
   return /* wgsl */ `
 ${STATE_HEADER(GK)}
@@ -276,10 +302,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     ${slabStore(slab, 'Ssh', 'hB', 'hbase')}
     // V' = U - W S
     var acc: array<f32, ${VR}> = array<f32, ${VR}>();
-    for (var m = 0u; m < ${VR}u; m++) {
-      let i = rg + m * ${NRG}u;
-      acc[m] = select(0.0, U[((ts + min(i, L - 1u)) * H + h) * ${V}u + col], i < L);
-    }
+    ${uRowsLoad(vrows, 'acc', 'ts', 'L')}
     for (var kt = 0u; kt < ${K / BK}u; kt++) {
       for (var e = lid; e < ${64 * BK}u; e += ${wg}u) {
         let i = e / ${BK}u;
@@ -294,11 +317,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       }
       workgroupBarrier();
     }
-    for (var m = 0u; m < ${VR}u; m++) {
-      let i = rg + m * ${NRG}u;
-      Vsh[i * ${BV}u + c] = acc[m];
-      if (i < L) { Vp[((ts + i) * H + h) * ${V}u + col] = acc[m]; }
-    }
+    ${vPrimeStore(vrows)}
     // S = exp(gc_last) S + Kd^T V'
     let tl = ts + L - 1u;
     for (var kt = 0u; kt < ${K / BK}u; kt++) {
@@ -335,6 +354,7 @@ export function stateWgslPrefetch(v: ChunkVariant, BV: number): string {
   const { K, V, GK } = v;
   const { wg, NRG, VR, SR } = stateGeometry(K, BV, WG);
   const slab = { K, V, BV, wg };
+  const vrows = { V, BV, NRG, VR };
   const K4 = K / 4;
   const PF = (64 * K4) / wg; // vec4 per thread per [64, K] tile
   if (!Number.isInteger(VR) || !Number.isInteger(SR) || !Number.isInteger(PF)) {
@@ -371,10 +391,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let L0 = min(64u, t1 - t0);
     ${fetch('wpre', 'W', 't0', 'L0')}
     ${fetch('kpre', 'Kd', 't0', 'L0')}
-    for (var m = 0u; m < ${VR}u; m++) {
-      let i = rg + m * ${NRG}u;
-      upre[m] = select(0.0, U[((t0 + min(i, L0 - 1u)) * H + h) * ${V}u + col], i < L0);
-    }
+    ${uRowsLoad(vrows, 'upre', 't0', 'L0')}
     for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(t0 + L0 - 1u, h, r0 + m); }
   }
   for (var j = 0u; t0 + j * 64u < t1; j++) {
@@ -392,10 +409,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     // Next chunk's W, U and decay while this one computes.
     if (Ln > 0u) {
       ${fetch('wpre', 'W', 'tn', 'Ln')}
-      for (var m = 0u; m < ${VR}u; m++) {
-        let i = rg + m * ${NRG}u;
-        upre[m] = select(0.0, U[((tn + min(i, Ln - 1u)) * H + h) * ${V}u + col], i < Ln);
-      }
+      ${uRowsLoad(vrows, 'upre', 'tn', 'Ln')}
       for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(tn + Ln - 1u, h, r0 + m); }
     }
     let hbase = ${slabBase(slab, 'slot')};
@@ -408,11 +422,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       for (var m = 0u; m < ${VR}u; m++) { acc[m] -= dot(tile[(rg + m * ${NRG}u) * ${K4}u + k4], s4); }
     }
     workgroupBarrier();
-    for (var m = 0u; m < ${VR}u; m++) {
-      let i = rg + m * ${NRG}u;
-      Vsh[i * ${BV}u + c] = acc[m];
-      if (i < L) { Vp[((ts + i) * H + h) * ${V}u + col] = acc[m]; }
-    }
+    ${vPrimeStore(vrows)}
     for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = kpre[m]; }
     if (Ln > 0u) {
       ${fetch('kpre', 'Kd', 'tn', 'Ln')}

@@ -25,12 +25,17 @@ export function sigmoid(x: number): number {
   return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
 }
 
+/** r = (sum x_i^2 + eps)^-1/2 of row i. */
+function inverseNorm(x: ArrayLike<number>, i: number, K: number): number {
+  let s = 0;
+  for (let c = 0; c < K; c++) s += x[i * K + c] ** 2;
+  return 1 / Math.sqrt(s + L2NORM_EPS);
+}
+
 function l2normRows(x: ArrayLike<number>, rows: number, K: number): Float32Array {
   const out = new Float32Array(rows * K);
   for (let i = 0; i < rows; i++) {
-    let s = 0;
-    for (let c = 0; c < K; c++) s += x[i * K + c] ** 2;
-    const r = 1 / Math.sqrt(s + L2NORM_EPS);
+    const r = inverseNorm(x, i, K);
     for (let c = 0; c < K; c++) out[i * K + c] = x[i * K + c] * r;
   }
   return out;
@@ -65,9 +70,7 @@ export function kdaPrepReference(
 function l2normBackwardRows(x: ArrayLike<number>, dy: ArrayLike<number>, rows: number, K: number): Float32Array {
   const out = new Float32Array(rows * K);
   for (let i = 0; i < rows; i++) {
-    let s = 0;
-    for (let c = 0; c < K; c++) s += x[i * K + c] ** 2;
-    const r = 1 / Math.sqrt(s + L2NORM_EPS);
+    const r = inverseNorm(x, i, K);
     let ydy = 0;
     for (let c = 0; c < K; c++) ydy += x[i * K + c] * r * dy[i * K + c];
     for (let c = 0; c < K; c++) out[i * K + c] = r * (dy[i * K + c] - x[i * K + c] * r * ydy);

@@ -23,6 +23,7 @@ import {
   BETA_TO_SHARED,
   bindings,
   chunkSlotPrologue,
+  computeMain,
   gcAtFn,
   LOCATE,
   SEQUENCE_CHUNKS,
@@ -96,8 +97,7 @@ var<workgroup> tt: array<vec4<f32>, ${Math.max(32 * BK, 1024)}>;
 var<workgroup> dOsh: array<f32, ${64 * BV}>;
 var<workgroup> dVsh: array<f32, ${64 * BV}>;
 
-@compute @workgroup_size(${wg})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(wg)}
   ${valueTileIds(BV)}
   let r0 = rg * ${SR}u;
   let sbase = ${slabBase(slab, 'n')};
@@ -194,8 +194,7 @@ ${chunkHeader(GK, ['cu: i32', 'q', 'k', 'gcB', 'hB', 'dh', 'dO', 'dVp', 'Vp'], [
 var<workgroup> sm: array<f32, ${P0 + 64 * BVt}>;
 var<workgroup> red: array<f32, ${WG}>;
 
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'kt', 'h'])}
   let tl = t0 + L - 1u;
   let c = lid % ${BK}u;
@@ -284,8 +283,7 @@ ${chunkHeader(GK, ['cu: i32', 'Tb', 'W', 'U', 'dW', 'dVp', 'beta', 'vv', 'k', 'g
 var<workgroup> sm: array<f32, ${D0 + 64 * CW}>;
 var<workgroup> bsh: array<f32, 64>;
 
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
   for (var e = lid; e < 4096u; e += ${WG}u) {
     let i = e / 64u;
@@ -396,8 +394,7 @@ var<workgroup> sm: array<f32, ${size}>;
 var<workgroup> bsh: array<f32, 64>;
 var<workgroup> red: array<f32, ${WG}>;
 
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
   ${BETA_TO_SHARED}
   let ti = lid / 16u;

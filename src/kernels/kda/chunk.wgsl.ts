@@ -29,6 +29,7 @@ import {
   BETA_TO_SHARED,
   bindings,
   chunkSlotPrologue,
+  computeMain,
   gcAtFn,
   LOCATE,
   SEQUENCE_CHUNKS,
@@ -83,8 +84,7 @@ ${gcAtFn(GK)}
 var<workgroup> sm: array<f32, 6144>;
 var<workgroup> bsh: array<f32, 64>;
 
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
   ${BETA_TO_SHARED}
   let ti = lid / 16u;
@@ -287,8 +287,7 @@ var<workgroup> Ssh: array<f32, ${K * BV}>;
 var<workgroup> tile: array<f32, ${64 * BK}>;
 var<workgroup> Vsh: array<f32, ${64 * BV}>;
 
-@compute @workgroup_size(${wg})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(wg)}
   ${valueTileIds(BV)}
   let sbase = ${slabBase(slab, 'n')};
   ${slabLoad(slab, 'Ssh', 'state', 'sbase')}
@@ -375,8 +374,7 @@ var<workgroup> Ssh: array<f32, ${K * BV}>;
 var<workgroup> tile: array<vec4<f32>, ${64 * K4}>;
 var<workgroup> Vsh: array<f32, ${64 * BV}>;
 
-@compute @workgroup_size(${wg})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(wg)}
   ${valueTileIds(BV)}
   // V' rows of this thread: rg + m NRG; state rows: the ${SR} consecutive rows from rg * ${SR}.
   let r0 = rg * ${SR}u;
@@ -485,8 +483,7 @@ ${OUTPUT_HEADER(GK)}
 var<workgroup> sa: array<f32, ${Math.max(64 * BK, 4096)}>;
 var<workgroup> sv: array<vec4<f32>, ${(Math.max(BK, 64) * BV) / 4}>;
 
-@compute @workgroup_size(${wg})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(wg)}
   ${chunkSlotPrologue(['slot', 'vt', 'h'])}
   let cg = lid % ${CG}u;
   let rg = lid / ${CG}u;
@@ -543,8 +540,7 @@ ${OUTPUT_HEADER(GK)}
 // Phase A: q tile [64][BK] at 0, state tile [BK][BV] at H0. Phase B: A_qk [64][64] at 0, V' [64][BV] at 4096.
 var<workgroup> sm: array<f32, ${4096 + 64 * BV}>;
 
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'vt', 'h'])}
   let c = lid % ${BV}u;
   let rg = lid / ${BV}u;

@@ -8,7 +8,7 @@
  *  - param reduce: one workgroup per head sums dg_raw over tokens into ddt_bias and dg * g into dA_log.
  */
 import { PREP_FNS } from './recurrent.wgsl.js';
-import { bindings } from './wgslParts.js';
+import { bindings, computeMain } from './wgslParts.js';
 
 export const PREP_WG = 64;
 const PREP_PARAMS = 'H: u32, rows: u32, _a: u32, _b: u32';
@@ -111,8 +111,7 @@ ${bindings(PREP_PARAMS, ['gradG', 'g', 'A_log', 'dt_bias'], ['dA', 'ddt'])}
 ${PREP_FNS}
 var<workgroup> sd: array<f32, ${PARAM_WG}>;
 var<workgroup> sa: array<f32, ${PARAM_WG}>;
-@compute @workgroup_size(${PARAM_WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(PARAM_WG)}
   let h = wid.x;
   let c = lid % ${GK}u;
   let a = exp(A_log[h]);

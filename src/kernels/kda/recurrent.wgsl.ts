@@ -15,7 +15,7 @@
  * and sigmoid(beta) are applied in the kernel on the token's vectors in workgroup memory.
  * Gate width GK = K (per channel, KDA) or 1 (per head, Gated DeltaNet; broadcast over channels).
  */
-import { bindings, SEQUENCE_BOUNDS, valueTileIds } from './wgslParts.js';
+import { bindings, computeMain, SEQUENCE_BOUNDS, valueTileIds } from './wgslParts.js';
 
 export interface RecurrentVariant {
   K: number;
@@ -71,8 +71,7 @@ var<workgroup> red1: array<f32, ${WG}>;
 var<workgroup> red2: array<f32, ${WG}>;
 var<workgroup> bs: f32;
 
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${computeMain(WG)}
   ${valueTileIds(BV)}
   ${SEQUENCE_BOUNDS}
   let base = (u32(slots[n]) * H + h) * ${K * V}u + col;

@@ -30,6 +30,10 @@ export function bindings(
   return lines.join('\n');
 }
 
+/** WGSL: the entry point's header, `wg` threads, with the builtins `lid` and `wid`. */
+export const computeMain = (wg: number) => `@compute @workgroup_size(${wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {`;
+
 /** WGSL: gc of token t, head h, channel r (gate width GK = K, or 1: one gate per head, broadcast). */
 export const gcAtFn = (GK: number) =>
   `fn gcAt(t: u32, h: u32, r: u32) -> f32 { return gcB[(t * p.H + h) * ${GK}u${GK === 1 ? '' : ' + r'}]; }`;

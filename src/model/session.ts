@@ -78,6 +78,23 @@ export class Session {
     return this.run(Int32Array.from(ids));
   }
 
+  /**
+   * Pretend `length` tokens are already held, for benchmarks: pages are reserved and the length set, the
+   * cache contents stay as they are (zeros). Decode then costs exactly what it would at that context.
+   */
+  fillSynthetic(length: number): void {
+    if (this.len > 0) throw new Error('fillSynthetic: the session already holds tokens');
+    this.cache.reserve(this.slot, length);
+    this.len = length;
+  }
+
+  /** Cache memory held (MLA pools at full capacity, KDA states and tails), in bytes. */
+  cacheBytes(): number {
+    let kda = 0;
+    for (const c of this.carries.values()) for (const t of [c.state, ...c.tails]) kda += t.numel * 4;
+    return this.cache.memory().mlaPoolBytes + kda;
+  }
+
   /** Feed one token; returns the logits of the next position [V]. */
   async step(token: number): Promise<Float32Array> {
     if (this.len === 0) throw new Error('step before prefill');

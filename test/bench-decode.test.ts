@@ -1,0 +1,18 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { benchDecode } from '../src/bench/decode.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { FIXTURES } from './helpers.js';
+
+describe('bench decode', () => {
+  it('times hybrid and all-MLA at each context and reports their ratio (tiny config, random weights, cpu)', async () => {
+    const json = JSON.parse(readFileSync(`${FIXTURES}/tiny-kimi/config.json`, 'utf8'));
+    const r = await benchDecode(cpu, json, { contexts: [8, 40], steps: 2, cacheDtype: 'bf16', weightsDtype: 'f32' });
+    expect(r.rows.map((x) => `${x.model}@${x.context}`)).toEqual(['hybrid@8', 'hybrid@40', 'all-MLA@8', 'all-MLA@40']);
+    for (const x of r.rows) expect(x.tpotMs as number).toBeGreaterThan(0);
+    // Four MLA layers hold 4x the latent cache of one.
+    const cache = (m: string) => r.rows.find((x) => x.model === m && x.context === 40)!.cacheGB as number;
+    expect(cache('all-MLA')).toBeGreaterThan(cache('hybrid'));
+    expect(r.ratios).toHaveLength(2);
+  });
+});

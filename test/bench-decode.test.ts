@@ -10,9 +10,10 @@ describe('bench decode', () => {
     const r = await benchDecode(cpu, json, { contexts: [8, 40], steps: 2, cacheDtype: 'bf16', weightsDtype: 'f32' });
     expect(r.rows.map((x) => `${x.model}@${x.context}`)).toEqual(['hybrid@8', 'hybrid@40', 'all-MLA@8', 'all-MLA@40']);
     for (const x of r.rows) expect(x.tpotMs as number).toBeGreaterThan(0);
-    // Four MLA layers hold 4x the latent cache of one.
-    const cache = (m: string) => r.rows.find((x) => x.model === m && x.context === 40)!.cacheGB as number;
-    expect(cache('all-MLA')).toBeGreaterThan(cache('hybrid'));
+    // The latent cache grows with the context; the KDA state does not.
+    const cache = (m: string, c: number) => r.rows.find((x) => x.model === m && x.context === c)!.cacheGB as number;
+    expect(cache('all-MLA', 40)).toBeGreaterThan(cache('all-MLA', 8));
+    expect(cache('all-MLA', 40) - cache('all-MLA', 8)).toBeGreaterThan(cache('hybrid', 40) - cache('hybrid', 8));
     expect(r.ratios).toHaveLength(2);
   });
 });

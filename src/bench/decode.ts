@@ -47,6 +47,8 @@ export interface DecodeBenchOptions {
   steps: number;
   cacheDtype: 'f32' | 'bf16';
   weightsDtype: 'f32' | 'bf16';
+  /** Which models to run (default both). */
+  variants?: ('hybrid' | 'all-MLA')[];
 }
 
 async function timeVariant(name: string, model: KimiLinearModel, o: DecodeBenchOptions, device: Device) {
@@ -78,6 +80,7 @@ export async function benchDecode(
     ['hybrid', json],
     ['all-MLA', allMla(json)],
   ] as const) {
+    if (o.variants && !o.variants.includes(name)) continue;
     const cfg: KimiLinearConfig = parseKimiConfig(cfgJson, `${name} config`);
     let w: Awaited<ReturnType<typeof loadModelWeights>>;
     if (checkpoint && name === 'hybrid') {
@@ -94,10 +97,10 @@ export async function benchDecode(
       device.pool.trim();
     }
   }
-  const ratios = o.contexts.map((C) => {
-    const h = rows.find((r) => r.model === 'hybrid' && r.context === C)!;
-    const m = rows.find((r) => r.model === 'all-MLA' && r.context === C)!;
-    return { context: C, allMlaOverHybrid: (m.tpotMs as number) / (h.tpotMs as number) };
+  const ratios = o.contexts.flatMap((C) => {
+    const h = rows.find((r) => r.model === 'hybrid' && r.context === C);
+    const m = rows.find((r) => r.model === 'all-MLA' && r.context === C);
+    return h && m ? [{ context: C, allMlaOverHybrid: (m.tpotMs as number) / (h.tpotMs as number) }] : [];
   });
   return {
     bench: 'decode',
@@ -126,6 +129,7 @@ export function registerDecodeBench(bench: Command): void {
     .option('--steps <n>', 'timed decode steps per context', '16')
     .option('--cache-dtype <d>', 'MLA latent cache: bf16 | f32', 'bf16')
     .option('--weights-dtype <d>', 'matrices: bf16 | f32', 'bf16')
+    .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
@@ -158,6 +162,10 @@ export function registerDecodeBench(bench: Command): void {
         steps: parseList(opts.steps)[0],
         cacheDtype: opts.cacheDtype as 'bf16' | 'f32',
         weightsDtype: opts.weightsDtype as 'bf16' | 'f32',
+        variants: opts.variants.split(',').map((v) => {
+          if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
+          return v;
+        }),
       },
       opts.model,
     );

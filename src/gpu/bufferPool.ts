@@ -2,7 +2,7 @@
  * A pool of storage buffers so a decode or training step allocates nothing after the first one.
  *
  * Sizes are rounded up to a bucket (256-byte steps up to 1 KiB, then powers of two split into four
- * steps, so at most 25% is wasted) and a
+ * steps, so at most 25% is wasted; 1 MiB steps from 256 MiB up) and a
  * released buffer waits in `pending` until the commands that may still read it have been submitted:
  * a queue.writeBuffer into a reused buffer is ordered before any command buffer submitted after it, so
  * handing it out earlier could let new data overwrite inputs of work not yet submitted.
@@ -14,6 +14,9 @@ export const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /*
 export function bucketSize(bytes: number): number {
   const min = 256;
   if (bytes <= min) return min;
+  // Buffers of 256 MiB and more are weights and caches, made once: round only to 1 MiB, since a quarter
+  // more of a 1 GiB expert stack, times hundreds of them, is what decides whether a 48B model fits.
+  if (bytes >= 2 ** 28) return Math.ceil(bytes / 2 ** 20) * 2 ** 20;
   const p = 2 ** Math.floor(Math.log2(bytes));
   const step = Math.max(min, p / 4);
   return Math.ceil(bytes / step) * step;

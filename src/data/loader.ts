@@ -91,16 +91,17 @@ export class DataLoader {
     }
     const data = new StageData(o.dataset, o.stage);
     const s = o.state;
+    // What a saved state must agree on to resume this loader; a fresh state starts from it at step 0.
+    const identity = {
+      version_id: data.versionId,
+      stage: cfg.stage,
+      seq_len: cfg.seqLen,
+      batch_size: cfg.batchSize,
+      seed: cfg.seed,
+      shuffle: cfg.shuffle,
+    };
     if (s) {
-      const want = {
-        version_id: data.versionId,
-        stage: cfg.stage,
-        seq_len: cfg.seqLen,
-        batch_size: cfg.batchSize,
-        seed: cfg.seed,
-        shuffle: cfg.shuffle,
-      };
-      for (const [k, v] of Object.entries(want)) {
+      for (const [k, v] of Object.entries(identity)) {
         if ((s as unknown as Record<string, unknown>)[k] !== v) {
           throw new Error(
             `loader state.${k}: ${JSON.stringify((s as unknown as Record<string, unknown>)[k])} does not match this loader (${JSON.stringify(v)})`,
@@ -108,16 +109,7 @@ export class DataLoader {
         }
       }
     }
-    const start: LoaderState = s ?? {
-      version_id: data.versionId,
-      stage: cfg.stage,
-      seq_len: cfg.seqLen,
-      batch_size: cfg.batchSize,
-      seed: cfg.seed,
-      shuffle: cfg.shuffle,
-      epoch: 0,
-      step: 0,
-    };
+    const start: LoaderState = s ?? { ...identity, epoch: 0, step: 0 };
     return new DataLoader(cfg, data, start, o.prefetch ?? 4);
   }
 

@@ -41,6 +41,8 @@ export class Session {
   private readonly cache: HybridCache;
   private readonly slot: number;
   private len = 0;
+  /** Host milliseconds of the last step: recording its work, and in all (recording + GPU + readback). */
+  lastStep = { recordMs: 0, totalMs: 0 };
 
   constructor(
     readonly model: KimiLinearModel,
@@ -106,6 +108,7 @@ export class Session {
     const T = ids.length;
     const D = cfg.hidden_size;
     const { start } = this.cache.reserve(this.slot, T);
+    const t0 = performance.now();
     const logits = scope(() => {
       const model = this.model;
       let x = embedding(model.w('model.embed_tokens.weight'), this.device.fromHost(ids, [T], 'i32')).reshape([1, T, D]);
@@ -135,8 +138,10 @@ export class Session {
       const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
       return linear(normed, head);
     });
+    const t1 = performance.now();
     const out = await logits.toFloat32();
     logits.dispose();
+    this.lastStep = { recordMs: t1 - t0, totalMs: performance.now() - t0 };
     this.len += T;
     return out;
   }

@@ -49,30 +49,49 @@ export class KimiLinearModel {
 
   /** ids: i32 [B, T]. */
   forward(ids: Tensor): ForwardResult {
-    const cfg = this.cfg;
-    const [B, T] = ids.shape;
     // Everything made inside is disposed when the scope ends, except the logits and the routes.
     return scope(() => {
       const routes = new Map<number, Tensor>();
-      let x = embedding(this.w('model.embed_tokens.weight'), ids.reshape([B * T])).reshape([B, T, cfg.hidden_size]);
-      for (let i = 0; i < cfg.num_hidden_layers; i++) {
-        const p = `model.layers.${i}`;
-        const h = rmsnorm(x, this.w(`${p}.input_layernorm.weight`), cfg.rms_norm_eps);
-        const mixed = layerMixer(cfg, i) === 'kda' ? this.kda(p, h).out : this.mla(p, h, false).out;
-        x = add(x, mixed);
-        const h2 = rmsnorm(x, this.w(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
-        if (isMoeLayer(cfg, i)) {
-          const { y, idx } = this.moe(i, h2.reshape([B * T, cfg.hidden_size]));
-          routes.set(i, idx);
-          x = add(x, y.reshape([B, T, cfg.hidden_size]));
-        } else {
-          x = add(x, this.mlp(`${p}.mlp`, h2));
-        }
+      let x = this.embed(ids);
+      for (let i = 0; i < this.cfg.num_hidden_layers; i++) {
+        const mixer =
+          layerMixer(this.cfg, i) === 'kda'
+            ? (p: string, h: Tensor) => this.kda(p, h).out
+            : (p: string, h: Tensor) => this.mla(p, h, false).out;
+        x = this.block(i, x, mixer, routes);
       }
-      const normed = rmsnorm(x, this.w('model.norm.weight'), cfg.rms_norm_eps);
-      const head = cfg.tie_word_embeddings ? this.w('model.embed_tokens.weight') : this.w('lm_head.weight');
-      return { logits: linear(normed, head), routes };
+      return { logits: this.head(x), routes };
     });
+  }
+
+  /** embed_tokens[ids]: i32 [B, T] -> [B, T, D]. */
+  embed(ids: Tensor): Tensor {
+    const [B, T] = ids.shape;
+    return embedding(this.w('model.embed_tokens.weight'), ids.reshape([B * T])).reshape([B, T, this.cfg.hidden_size]);
+  }
+
+  /**
+   * One decoder layer on x [B, T, D]: x += mixer(rmsnorm(x)); x += ffn(rmsnorm(x)). The mixer is the
+   * caller's (full-sequence KDA/MLA here, cached decode in Session); MoE routes go to `routes` if given.
+   */
+  block(i: number, x: Tensor, mixer: (prefix: string, h: Tensor) => Tensor, routes?: Map<number, Tensor>): Tensor {
+    const cfg = this.cfg;
+    const [B, T, D] = x.shape;
+    const p = `model.layers.${i}`;
+    const h = rmsnorm(x, this.w(`${p}.input_layernorm.weight`), cfg.rms_norm_eps);
+    const y = add(x, mixer(p, h));
+    const h2 = rmsnorm(y, this.w(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
+    if (!isMoeLayer(cfg, i)) return add(y, this.mlp(`${p}.mlp`, h2));
+    const moe = this.moe(i, h2.reshape([B * T, D]));
+    routes?.set(i, moe.idx);
+    return add(y, moe.y.reshape([B, T, D]));
+  }
+
+  /** lm_head(rmsnorm(x, model.norm)): [..., D] -> [..., V]. */
+  head(x: Tensor): Tensor {
+    const cfg = this.cfg;
+    const normed = rmsnorm(x, this.w('model.norm.weight'), cfg.rms_norm_eps);
+    return linear(normed, cfg.tie_word_embeddings ? this.w('model.embed_tokens.weight') : this.w('lm_head.weight'));
   }
 
   /**

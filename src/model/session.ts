@@ -7,14 +7,12 @@
  */
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous } from '../kernels/copy/index.js';
-import { add } from '../kernels/elementwise/index.js';
-import { embedding } from '../kernels/embedding/index.js';
 import { linear, matmul } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
 import { rmsnorm } from '../kernels/rmsnorm/index.js';
 import { keep, scope } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
-import { isMoeLayer, layerMixer } from './config.js';
+import { layerMixer } from './config.js';
 import type { KdaCarry, KimiLinearModel } from './forward.js';
 import { HybridCache } from './hybridCache.js';
 
@@ -106,37 +104,26 @@ export class Session {
   private async run(ids: Int32Array): Promise<Float32Array> {
     const cfg = this.model.cfg;
     const T = ids.length;
-    const D = cfg.hidden_size;
     const { start } = this.cache.reserve(this.slot, T);
     const t0 = performance.now();
     const logits = scope(() => {
       const model = this.model;
-      let x = embedding(model.w('model.embed_tokens.weight'), this.device.fromHost(ids, [T], 'i32')).reshape([1, T, D]);
+      let x = model.embed(this.device.fromHost(ids, [1, T], 'i32'));
       for (let i = 0; i < cfg.num_hidden_layers; i++) {
-        const p = `model.layers.${i}`;
-        const h = rmsnorm(x, model.w(`${p}.input_layernorm.weight`), cfg.rms_norm_eps);
-        let mixed: Tensor;
-        if (layerMixer(cfg, i) === 'kda') {
-          const r = model.kda(p, h, this.carry(i));
-          for (const t of [r.carry!.state, ...r.carry!.tails]) keep(t);
-          this.setCarry(i, r.carry!);
-          mixed = r.out;
-        } else if (start === 0) {
+        x = model.block(i, x, (p, h) => {
+          if (layerMixer(cfg, i) === 'kda') {
+            const r = model.kda(p, h, this.carry(i));
+            for (const t of [r.carry!.state, ...r.carry!.tails]) keep(t);
+            this.setCarry(i, r.carry!);
+            return r.out;
+          }
+          if (start > 0) return this.mlaDecodeStep(i, p, h, start);
           const r = model.mla(p, h, true);
           this.writeLatent(i, r.latent!.reshape([T, -1]), start);
-          mixed = r.out;
-        } else {
-          mixed = this.mlaDecodeStep(i, p, h, start);
-        }
-        x = add(x, mixed);
-        const h2 = rmsnorm(x, model.w(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
-        const f = isMoeLayer(cfg, i) ? model.moe(i, h2.reshape([T, D])).y : model.mlp(`${p}.mlp`, h2);
-        x = add(x, f.reshape([1, T, D]));
+          return r.out;
+        });
       }
-      const last = contiguous(x.narrow(1, T - 1, 1));
-      const normed = rmsnorm(last, model.w('model.norm.weight'), cfg.rms_norm_eps);
-      const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
-      return linear(normed, head);
+      return model.head(contiguous(x.narrow(1, T - 1, 1)));
     });
     const t1 = performance.now();
     const out = await logits.toFloat32();

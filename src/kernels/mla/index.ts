@@ -92,29 +92,10 @@ export function cacheWrite(pool: Tensor, values: Tensor, seq: Tensor, pos: Tenso
   if (pool.dtype === 'bf16' && R % 2) throw new Error(`cacheWrite: a bf16 cache needs an even row size, got ${R}`);
   const gpu = asGpu(device);
   if (!gpu) {
-    const dst = (pool.storage as CpuStorage).data;
-    const rows = hostF32(values);
-    const d = { R, pageSize, maxPages };
-    if (pool.dtype === 'f32') {
-      cacheWriteReference(
-        dst.subarray(pool.offset) as Float32Array,
-        rows,
-        hostI32(seq),
-        hostI32(pos),
-        hostI32(pageTable),
-        d,
-      );
-    } else {
-      // bf16 pool: write rounded bits row by row through the same addressing.
-      const bits = f32ArrayToBf16(rows);
-      const s = hostI32(seq);
-      const p = hostI32(pos);
-      const table = hostI32(pageTable);
-      for (let i = 0; i < N; i++) {
-        const page = table[s[i] * maxPages + Math.floor(p[i] / pageSize)];
-        dst.set(bits.subarray(i * R, (i + 1) * R), pool.offset + (page * pageSize + (p[i] % pageSize)) * R);
-      }
-    }
+    // A bf16 pool stores the rows rounded to nearest even, as the kernel does.
+    const rows = pool.dtype === 'bf16' ? f32ArrayToBf16(hostF32(values)) : hostF32(values);
+    const dst = (pool.storage as CpuStorage).data.subarray(pool.offset) as Float32Array | Uint16Array;
+    cacheWriteReference(dst, rows, hostI32(seq), hostI32(pos), hostI32(pageTable), { R, pageSize, maxPages });
     return;
   }
   const vc = contiguous(values);

@@ -53,10 +53,13 @@ export function mlaDecodeReference(
   return out;
 }
 
-/** Reference cache append: row values [N, R] go to (seq[i], pos[i]) through the page table. */
-export function cacheWriteReference(
-  pool: Float32Array,
-  values: Float32Array,
+/**
+ * Reference cache append: row values [N, R] go to (seq[i], pos[i]) through the page table. Rows are
+ * already in the pool's element type (f32 values, or bf16 bits for a bf16 pool).
+ */
+export function cacheWriteReference<A extends Float32Array | Uint16Array>(
+  pool: A,
+  values: A,
   seq: Int32Array,
   pos: Int32Array,
   pageTable: Int32Array,

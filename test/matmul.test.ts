@@ -111,3 +111,14 @@ describe.skipIf(!hasGpu)('matmul on WebGPU vs reference', () => {
     }
   }
 });
+
+describe('matmul into a given output', () => {
+  it('writes into `out` on the cpu backend and refuses an out of the wrong size', async () => {
+    const a = cpu.fromHost(new Float32Array([1, 2, 3, 4]), [2, 2]);
+    const b = cpu.fromHost(new Float32Array([1, 0, 0, 1]), [2, 2]);
+    const out = cpu.fromHost(new Float32Array(4).fill(Number.NaN), [2, 2]);
+    matmul(a, b, { out });
+    expect(Array.from(await out.read())).toEqual([1, 2, 3, 4]);
+    expect(() => matmul(a, b, { out: cpu.empty([3]) })).toThrow(/does not hold the result \[2, 2\]/);
+  });
+});

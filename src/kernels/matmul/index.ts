@@ -76,13 +76,16 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     };
     const outShape = a.rank === 3 || b.rank === 3 ? [batch, M, N] : [M, N];
     const gpu = asGpu(device);
-    if (!gpu) {
-      return cpu.fromHost(matmulReference(hostF32(A.t), hostF32(B.t), dims), outShape);
-    }
-    if (opts.out && (opts.out.numel !== batch * M * N || opts.out.dtype !== 'f32')) {
+    if (opts.out && (opts.out.numel !== batch * M * N || opts.out.dtype !== 'f32' || !opts.out.isContiguous)) {
       throw new ShapeError(
-        `matmul: out ${formatShape(opts.out.shape)} does not hold the result ${formatShape(outShape)}`,
+        `matmul: out ${formatShape(opts.out.shape)} does not hold the result ${formatShape(outShape)} (dense f32)`,
       );
+    }
+    if (!gpu) {
+      const c = matmulReference(hostF32(A.t), hostF32(B.t), dims);
+      if (!opts.out) return cpu.fromHost(c, outShape);
+      cpu.write(opts.out, c);
+      return opts.out.alias();
     }
     const out = opts.out ? opts.out.alias() : gpu.empty(outShape, 'f32');
     const rowsTotal = batch * M;

@@ -34,8 +34,7 @@ export async function timeGpu(gpu: GpuContext, body: () => void, reps: number, t
     source = r.source;
     per.push(r.gpuMs / reps);
   }
-  const sorted = [...per].sort((a, b) => a - b);
-  return { ms: sorted[Math.floor(sorted.length / 2)], trials: per, source };
+  return { ms: median(per), trials: per, source };
 }
 
 /** Host-timed variant for work that cannot sit in one compute pass (buffer-to-buffer copies). */
@@ -49,8 +48,12 @@ export async function timeHost(gpu: GpuContext, body: () => void, reps: number, 
     await gpu.sync();
     per.push((performance.now() - t0) / reps);
   }
-  const sorted = [...per].sort((a, b) => a - b);
-  return { ms: sorted[Math.floor(sorted.length / 2)], trials: per, source: 'host' };
+  return { ms: median(per), trials: per, source: 'host' };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 export function machine(gpu: GpuContext): Record<string, unknown> {

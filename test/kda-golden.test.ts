@@ -19,6 +19,18 @@ function load(dev: Device, name: string): Tensor {
   return dev.fromHost(t.data, t.shape);
 }
 
+/** The layer-level op's inputs of a case: q, k, v, g_raw, beta_raw, A_log, dt_bias. */
+function layerInputs(d: Device, c: string) {
+  const names = ['q', 'k', 'v', 'g_raw', 'beta_raw', 'A_log', 'dt_bias'] as const;
+  return names.map((n) => load(d, `${c}.${n}`)) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+}
+
+/** The core op's inputs of a case: q, k, v, g, beta. */
+function coreInputs(d: Device, c: string) {
+  const names = ['q', 'k', 'v', 'g', 'beta'] as const;
+  return names.map((n) => load(d, `${c}.core.${n}`)) as [Tensor, Tensor, Tensor, Tensor, Tensor];
+}
+
 async function close(t: Tensor | undefined, name: string, tol: number, what: string): Promise<void> {
   if (!t) throw new Error(`${what}: missing result`);
   expectClose(await t.toFloat32(), golden.get(name).data, tol, what);
@@ -39,46 +51,24 @@ describe('kda golden (kda-op.safetensors)', () => {
       it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: case ${c} layer-level forward`, async () => {
         const d = await dev();
         const init = golden.has(S0name) ? load(d, S0name) : undefined;
-        const r = kdaLayer(
-          load(d, `${c}.q`),
-          load(d, `${c}.k`),
-          load(d, `${c}.v`),
-          load(d, `${c}.g_raw`),
-          load(d, `${c}.beta_raw`),
-          load(d, `${c}.A_log`),
-          load(d, `${c}.dt_bias`),
-          { initialState: init, mode: tg.mode },
-        );
+        const r = kdaLayer(...layerInputs(d, c), { initialState: init, mode: tg.mode });
         await close(r.o, `${c}.o`, tg.fwdTol, `${c}.o`);
         await close(r.finalState, `${c}.S`, tg.fwdTol, `${c}.S`);
       });
       it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: case ${c} core forward`, async () => {
         const d = await dev();
-        const r = kdaCore(
-          load(d, `${c}.core.q`),
-          load(d, `${c}.core.k`),
-          load(d, `${c}.core.v`),
-          load(d, `${c}.core.g`),
-          load(d, `${c}.core.beta`),
-          { mode: tg.mode },
-        );
+        const r = kdaCore(...coreInputs(d, c), { mode: tg.mode });
         await close(r.o, `${c}.core.o`, tg.fwdTol, `${c}.core.o`);
         await close(r.finalState, `${c}.core.S`, tg.fwdTol, `${c}.core.S`);
       });
       it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: case ${c} layer-level gradients`, async () => {
         const d = await dev();
         const init = golden.has(S0name) ? load(d, S0name) : undefined;
-        const r = kdaLayerBackward(
-          load(d, `${c}.q`),
-          load(d, `${c}.k`),
-          load(d, `${c}.v`),
-          load(d, `${c}.g_raw`),
-          load(d, `${c}.beta_raw`),
-          load(d, `${c}.A_log`),
-          load(d, `${c}.dt_bias`),
-          load(d, `${c}.dO`),
-          { initialState: init, dS: load(d, `${c}.dS`), mode: tg.mode },
-        );
+        const r = kdaLayerBackward(...layerInputs(d, c), load(d, `${c}.dO`), {
+          initialState: init,
+          dS: load(d, `${c}.dS`),
+          mode: tg.mode,
+        });
         await close(r.dq, `${c}.grad.q`, 3e-3, `${c}.grad.q`);
         await close(r.dk, `${c}.grad.k`, 3e-3, `${c}.grad.k`);
         await close(r.dv, `${c}.grad.v`, 3e-3, `${c}.grad.v`);
@@ -90,15 +80,10 @@ describe('kda golden (kda-op.safetensors)', () => {
       });
       it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: case ${c} core gradients`, async () => {
         const d = await dev();
-        const r = kdaCoreBackward(
-          load(d, `${c}.core.q`),
-          load(d, `${c}.core.k`),
-          load(d, `${c}.core.v`),
-          load(d, `${c}.core.g`),
-          load(d, `${c}.core.beta`),
-          load(d, `${c}.core.dO`),
-          { dS: load(d, `${c}.dS`), mode: tg.mode },
-        );
+        const r = kdaCoreBackward(...coreInputs(d, c), load(d, `${c}.core.dO`), {
+          dS: load(d, `${c}.dS`),
+          mode: tg.mode,
+        });
         for (const n of ['q', 'k', 'v', 'g', 'beta'] as const) {
           await close(r[`d${n}`], `${c}.core.grad.${n}`, 3e-3, `${c}.core.grad.${n}`);
         }

@@ -24,6 +24,16 @@ export interface SessionOptions {
   pageSize?: number;
 }
 
+/** One run's token positions on the device: cache rows to write and the length to attend over. */
+interface Positions {
+  seq: Tensor;
+  pos: Tensor;
+  lengths: Tensor;
+  /** This sequence's row of the page table, [1, maxPages]. */
+  pageRow: Tensor;
+  end: number;
+}
+
 interface Absorbed {
   /** [H, dn, r]: q_lat[h] = q_nope[h] W_uk[h] */
   wUk: Tensor;
@@ -109,6 +119,12 @@ export class Session {
     const logits = scope(() => {
       const model = this.model;
       let x = model.embed(this.device.fromHost(ids, [1, T], 'i32'));
+      // Where this run's tokens go in the latent cache: the same for every MLA layer, so made once.
+      let where: Positions | undefined;
+      const positions = () => {
+        where ??= this.positions(T, start);
+        return where;
+      };
       for (let i = 0; i < cfg.num_hidden_layers; i++) {
         x = model.block(i, x, (p, h) => {
           if (layerMixer(cfg, i) === 'kda') {
@@ -117,9 +133,9 @@ export class Session {
             this.setCarry(i, r.carry!);
             return r.out;
           }
-          if (start > 0) return this.mlaDecodeStep(i, p, h, start);
+          if (start > 0) return this.mlaDecodeStep(i, p, h, positions());
           const r = model.mla(p, h, true);
-          this.writeLatent(i, r.latent!.reshape([T, -1]), start);
+          this.writeLatent(i, r.latent!.reshape([T, -1]), positions());
           return r.out;
         });
       }
@@ -151,15 +167,22 @@ export class Session {
     this.carries.set(i, c);
   }
 
-  private writeLatent(layer: number, rows: Tensor, start: number): void {
-    const T = rows.shape[0];
-    const seq = this.device.fromHost(new Int32Array(T).fill(this.slot), [T], 'i32');
-    const pos = this.device.fromHost(
-      Int32Array.from({ length: T }, (_, t) => start + t),
-      [T],
-      'i32',
-    );
-    cacheWrite(this.cache.mlaPool[this.mlaIndex.get(layer)!], contiguous(rows), seq, pos, this.cache.pageTable);
+  private positions(T: number, start: number): Positions {
+    return {
+      seq: this.device.fromHost(new Int32Array(T).fill(this.slot), [T], 'i32'),
+      pos: this.device.fromHost(
+        Int32Array.from({ length: T }, (_, t) => start + t),
+        [T],
+        'i32',
+      ),
+      lengths: this.device.fromHost(Int32Array.of(start + T), [1], 'i32'),
+      pageRow: this.cache.pageTable.narrow(0, this.slot, 1),
+      end: start + T,
+    };
+  }
+
+  private writeLatent(layer: number, rows: Tensor, at: Positions): void {
+    cacheWrite(this.cache.mlaPool[this.mlaIndex.get(layer)!], contiguous(rows), at.seq, at.pos, this.cache.pageTable);
   }
 
   /** Split kv_b_proj [H*(dn+dv), r] into per-head W_uk [H, dn, r] and W_uv [H, dv, r], once. */
@@ -175,7 +198,7 @@ export class Session {
   }
 
   /** One token of MLA by absorbed attention over the paged latent cache (h: [1, 1, D]). */
-  private mlaDecodeStep(i: number, p: string, h: Tensor, pos: number): Tensor {
+  private mlaDecodeStep(i: number, p: string, h: Tensor, at: Positions): Tensor {
     const cfg = this.model.cfg;
     const [H, dn, dr, dv, r] = [
       cfg.num_attention_heads,
@@ -191,19 +214,12 @@ export class Session {
     const qFull = concatLast(qLat, q.narrow(1, dn, dr)).reshape([1, H, r + dr]);
     const ckr = linear(h, this.model.w(`${a}.kv_a_proj_with_mqa.weight`)).reshape([1, r + dr]);
     const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), this.model.w(`${a}.kv_a_layernorm.weight`), 1e-6);
-    this.writeLatent(i, concatLast(cNorm, ckr.narrow(1, r, dr)), pos);
-    const lengths = this.device.fromHost(Int32Array.of(pos + 1), [1], 'i32');
-    const oLat = mlaDecode(
-      qFull,
-      this.cache.mlaPool[this.mlaIndex.get(i)!],
-      this.cache.pageTable.narrow(0, this.slot, 1),
-      lengths,
-      {
-        Rv: r,
-        scale: (dn + dr) ** -0.5,
-        maxLength: pos + 1,
-      },
-    );
+    this.writeLatent(i, concatLast(cNorm, ckr.narrow(1, r, dr)), at);
+    const oLat = mlaDecode(qFull, this.cache.mlaPool[this.mlaIndex.get(i)!], at.pageRow, at.lengths, {
+      Rv: r,
+      scale: (dn + dr) ** -0.5,
+      maxLength: at.end,
+    });
     const o = matmul(oLat.reshape([H, 1, r]), wUv, { transB: true }).reshape([1, 1, H * dv]);
     return linear(o, this.model.w(`${a}.o_proj.weight`));
   }

@@ -15,23 +15,10 @@ import { trace } from '../data/trace.js';
 import { loadTokenizer } from '../io/tokenizer/index.js';
 import { PreTokenCounter, trainBpe } from '../io/tokenizer/train.js';
 import { Report, renderTable } from '../data/report.js';
-import { printJson } from './shared.js';
+import { intOption, numberOption, printJson } from './shared.js';
 
-function int(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new Error(`${name}: '${v}' is not an integer`);
-    return n;
-  };
-}
-
-function float(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new Error(`${name}: '${v}' is not a number`);
-    return n;
-  };
-}
+const int = intOption;
+const float = numberOption;
 
 function emit(report: Report, json: boolean | undefined): void {
   if (json) printJson(report.toJSON());

@@ -8,7 +8,7 @@ import type { Tokenizer } from '../io/tokenizer/types.js';
 import { loadModel } from '../model/load.js';
 import { openDevice, parseBackend } from '../runtime/backend.js';
 import { readTokenBatch } from './forward.js';
-import { acquireOptions, type GpuFlagOptions, gpuFlags, printJson } from './shared.js';
+import { acquireOptions, type GpuFlagOptions, gpuFlags, numberOption, printJson } from './shared.js';
 
 async function tokenizerFor(dir: string, vocab: number): Promise<Tokenizer | undefined> {
   for (const f of ['tokenizer.json', 'tiktoken.model']) {
@@ -17,11 +17,7 @@ async function tokenizerFor(dir: string, vocab: number): Promise<Tokenizer | und
   return vocab === 256 ? new ByteTokenizer() : undefined;
 }
 
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${name}: '${v}' is not a number`);
-  return n;
-};
+const num = numberOption;
 
 export function registerGenerate(program: Command): void {
   const cmd = program

@@ -46,3 +46,20 @@ export function renderTable(rows: readonly Record<string, unknown>[]): string {
   }
   return t.toString();
 }
+
+/** Commander option parsers that reject what is not a number, naming the option. */
+export function intOption(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new Error(`${name}: '${v}' is not an integer`);
+    return n;
+  };
+}
+
+export function numberOption(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new Error(`${name}: '${v}' is not a number`);
+    return n;
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * Muon (Jordan et al.; Moonlight's scaled form, as Kimi Linear / K2 train): Nesterov momentum, then
+ * the momentum matrix orthogonalised by 5 quintic Newton-Schulz steps and applied with the scale
+ * 0.2 * sqrt(max(rows, cols)) that matches AdamW's update RMS, plus decoupled weight decay.
+ * A stacked tensor [E, rows, cols] (routed experts) is E separate matrices: the normalisation and the
+ * Newton-Schulz products run per matrix as one batched matmul.
+ */
+import { contiguous } from '../../kernels/copy/index.js';
+import { ELEMENTWISE, elementwise } from '../../kernels/elementwise/index.js';
+import { matmul } from '../../kernels/matmul/index.js';
+import { reduce } from '../../kernels/reduce/index.js';
+import { scope } from '../../tensor/scope.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { axpby, muonApply, muonMomentum, normalizeRows } from './ops.js';
+import { type MuonHyper, muonScale, NS_COEFFS, NS_EPS, NS_STEPS } from './reference.js';
+
+/** [E, rows, cols] of a 2-D or stacked 3-D weight. */
+export function matrixDims(w: Tensor): [number, number, number] {
+  if (w.rank === 2) return [1, w.shape[0], w.shape[1]];
+  if (w.rank === 3) return [w.shape[0], w.shape[1], w.shape[2]];
+  throw new Error(`muon: ${w} is not a matrix or a stack of matrices`);
+}
+
+/** Orthogonalise u [E, rows, cols] (per matrix); returns a new tensor of the same shape. */
+export function newtonSchulz(u: Tensor, E: number, rows: number, cols: number, steps = NS_STEPS): Tensor {
+  return scope(() => {
+    const tall = rows > cols;
+    const sq = elementwise(ELEMENTWISE.mul, [u, u]).reshape([E, rows * cols]);
+    let x = normalizeRows(u.reshape([E, rows, cols]), reduce(sq, 'sum'), NS_EPS);
+    // Work on the wide orientation so X X^T is the smaller Gram matrix.
+    if (tall) x = contiguous(x.transpose(1, 2));
+    const [a, b, c] = NS_COEFFS;
+    for (let s = 0; s < steps; s++) {
+      const A = matmul(x, x, { transB: true });
+      const B = axpby(A, matmul(A, A), b, c);
+      x = axpby(x, matmul(B, x), a, 1);
+    }
+    return tall ? contiguous(x.transpose(1, 2)) : x;
+  });
+}
+
+/**
+ * One Muon step for weight w (f32, [rows, cols] or [E, rows, cols]) with gradient g and momentum m, in
+ * place; upd receives the applied change. The gradient is multiplied by scalars[coefSlot] first.
+ */
+export function muonStep(
+  g: Tensor,
+  w: Tensor,
+  m: Tensor,
+  upd: Tensor,
+  h: MuonHyper,
+  scalars: Tensor,
+  coefSlot: number,
+): void {
+  const [E, rows, cols] = matrixDims(w);
+  scope(() => {
+    const u = w.device.empty(w.shape);
+    muonMomentum(g, m, u, h.momentum, scalars, coefSlot);
+    const o = newtonSchulz(u, E, rows, cols);
+    muonApply(o.reshape(w.shape), w, upd, h.lr, muonScale(rows, cols), h.wd);
+  });
+}

@@ -44,3 +44,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   for (const t of [qc, kc, vc]) t.dispose();
   return out;
 }
+
+export {
+  ATTENTION_MAX_HEAD_DIM,
+  type AttentionGradients,
+  type AttentionTrainOptions,
+  type AttentionWithStats,
+  attentionBackward,
+  attentionWithStats,
+} from './backward.js';

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { attention, attentionBackward, attentionWithStats } from '../src/kernels/attention/index.js';
+import { attentionBackwardReference, attentionWithStatsReference } from '../src/kernels/attention/backwardReference.js';
+import { type AttentionDims, attentionReference } from '../src/kernels/attention/reference.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+
+/** Central difference of f at a[i], using the perturbation f32 storage really applied. */
+function centralDiff(f: () => number, a: Float32Array, i: number, eps: number): number {
+  const x = a[i];
+  a[i] = x + eps;
+  const xp = a[i];
+  const fp = f();
+  a[i] = x - eps;
+  const xm = a[i];
+  const fm = f();
+  a[i] = x;
+  return (fp - fm) / (xp - xm);
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+function inputs(B: number, T: number, H: number, Dk: number, Dv: number, seed: number) {
+  const rng = new Rng(seed);
+  return {
+    q: rng.normalArray(B * T * H * Dk, 1.5),
+    k: rng.normalArray(B * T * H * Dk),
+    v: rng.normalArray(B * T * H * Dv),
+    dO: rng.normalArray(B * T * H * Dv),
+  };
+}
+
+describe('attention backward reference', () => {
+  it('forward-with-stats: o equals attentionReference, lse and rowMax are the row statistics', () => {
+    const d: AttentionDims = { B: 2, T: 7, H: 3, Dk: 5, Dv: 4, scale: 0.7, causal: true };
+    const { q, k, v } = inputs(d.B, d.T, d.H, d.Dk, d.Dv, 1);
+    const r = attentionWithStatsReference(q, k, v, d);
+    expect(Array.from(r.o)).toEqual(Array.from(attentionReference(q, k, v, d)));
+    // Row (b=1, h=2, t=3) by hand.
+    const [b, h, t] = [1, 2, 3];
+    const s: number[] = [];
+    for (let j = 0; j <= t; j++) {
+      let acc = 0;
+      for (let c = 0; c < d.Dk; c++)
+        acc += q[((b * d.T + t) * d.H + h) * d.Dk + c] * k[((b * d.T + j) * d.H + h) * d.Dk + c];
+      s.push(acc * d.scale);
+    }
+    const row = (b * d.H + h) * d.T + t;
+    expect(r.rowMax[row]).toBeCloseTo(Math.max(...s), 5);
+    expect(r.lse[row]).toBeCloseTo(Math.log(s.reduce((a, x) => a + Math.exp(x), 0)), 5);
+  });
+
+  for (const causal of [true, false]) {
+    it(`matches central differences of sum(o * dO) (causal=${causal})`, () => {
+      const d: AttentionDims = { B: 2, T: 5, H: 2, Dk: 3, Dv: 4, scale: 0.8, causal };
+      const { q, k, v, dO } = inputs(d.B, d.T, d.H, d.Dk, d.Dv, causal ? 2 : 3);
+      const fwd = attentionWithStatsReference(q, k, v, d);
+      const g = attentionBackwardReference(q, k, v, fwd.o, fwd.lse, dO, d);
+      const loss = () => dot(attentionReference(q, k, v, d), dO);
+      // eps 1e-2 in f32: truncation ~1e-4 and rounding ~1e-5 of the gradient scale.
+      for (const [name, a, grad] of [
+        ['q', q, g.dq],
+        ['k', k, g.dk],
+        ['v', v, g.dv],
+      ] as const) {
+        const fd = Float32Array.from(a, (_, i) => centralDiff(loss, a, i, 1e-2));
+        expectClose(grad, fd, 2e-3, `d${name}`);
+      }
+    });
+  }
+
+  it('the cpu backend runs the reference and its o equals attention()', async () => {
+    const d: AttentionDims = { B: 1, T: 7, H: 2, Dk: 6, Dv: 3, scale: 6 ** -0.5, causal: true };
+    const { q, k, v, dO } = inputs(d.B, d.T, d.H, d.Dk, d.Dv, 4);
+    const [qt, kt, vt] = [cpu.fromHost(q, [1, 7, 2, 6]), cpu.fromHost(k, [1, 7, 2, 6]), cpu.fromHost(v, [1, 7, 2, 3])];
+    const st = attentionWithStats(qt, kt, vt);
+    expect(Array.from(await st.o.read())).toEqual(Array.from(await attention(qt, kt, vt).read()));
+    expect(st.lse.shape).toEqual([1, 2, 7]);
+    const g = attentionBackward(qt, kt, vt, st.o, st.lse, cpu.fromHost(dO, [1, 7, 2, 3]));
+    const ref = attentionBackwardReference(q, k, v, await st.o.toFloat32(), await st.lse.toFloat32(), dO, d);
+    expect(Array.from(await g.dq.read())).toEqual(Array.from(ref.dq));
+    expect(Array.from(await g.dv.read())).toEqual(Array.from(ref.dv));
+  });
+
+  it('names the tensor and shape on bad input', () => {
+    const q = cpu.zeros([1, 4, 2, 8]);
+    const v = cpu.zeros([1, 4, 2, 8]);
+    expect(() => attentionWithStats(q, cpu.zeros([1, 4, 2, 7]), v)).toThrow(
+      /attentionWithStats: k has shape \[1, 4, 2, 7\], expected \[1, 4, 2, 8\]/,
+    );
+    expect(() => attentionBackward(q, q, v, v, cpu.zeros([1, 4, 2]), v)).toThrow(
+      /lse has shape \[1, 4, 2\], expected \[1, 2, 4\]/,
+    );
+    expect(() =>
+      attentionWithStats(cpu.zeros([1, 1, 1, 300]), cpu.zeros([1, 1, 1, 300]), v.narrow(1, 0, 1).narrow(2, 0, 1)),
+    ).toThrow(/Dk=300/);
+  });
+});

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { crossEntropy, linearCrossEntropy } from '../src/kernels/crossEntropy/index.js';
+import { crossEntropyReference, linearCrossEntropyReference } from '../src/kernels/crossEntropy/reference.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+
+function centralDiff(f: () => number, a: Float32Array, i: number, eps: number): number {
+  const x = a[i];
+  a[i] = x + eps;
+  const xp = a[i];
+  const fp = f();
+  a[i] = x - eps;
+  const xm = a[i];
+  const fm = f();
+  a[i] = x;
+  return (fp - fm) / (xp - xm);
+}
+
+function targetsFor(N: number, V: number, rng: Rng, ignoreEvery = 0): Int32Array {
+  return Int32Array.from({ length: N }, (_, n) => (ignoreEvery && n % ignoreEvery === 1 ? -100 : rng.int(V)));
+}
+
+describe('cross-entropy reference', () => {
+  it('uniform logits give log V; one confident correct row gives ~0', () => {
+    expect(crossEntropyReference(new Float32Array(10), Int32Array.of(3, 4), 5).loss).toBeCloseTo(Math.log(5), 12);
+    expect(crossEntropyReference(Float32Array.of(0, 50, 0), Int32Array.of(1), 3).loss).toBeLessThan(1e-20);
+  });
+
+  it('matches central differences; ignored rows add nothing; the mean is over counted rows', () => {
+    const [N, V] = [6, 7];
+    const rng = new Rng(5);
+    const z = rng.normalArray(N * V, 3);
+    const t = targetsFor(N, V, rng, 3);
+    const r = crossEntropyReference(z, t, V);
+    const fd = Float32Array.from(z, (_, i) => centralDiff(() => crossEntropyReference(z, t, V).loss, z, i, 1e-2));
+    expectClose(r.dLogits, fd, 1e-3, 'dLogits');
+    for (let v = 0; v < V; v++) expect(r.dLogits[1 * V + v]).toBe(0);
+    const kept = [0, 2, 3, 5].map(
+      (n) => crossEntropyReference(z.subarray(n * V, n * V + V), t.subarray(n, n + 1), V).loss,
+    );
+    expect(r.loss).toBeCloseTo(kept.reduce((a, b) => a + b) / 4, 6);
+  });
+
+  it('all rows ignored: loss 0, zero gradient; a bad target is named', () => {
+    const r = crossEntropyReference(new Float32Array(6), Int32Array.of(-1, -1), 3, -1);
+    expect(r.loss).toBe(0);
+    expect(Array.from(r.dLogits)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(() => crossEntropy(cpu.zeros([2, 3]), cpu.fromHost(Int32Array.of(0, 3), [2], 'i32'))).toThrow(
+      /targets\[1\] = 3, expected 0..2 or ignoreIndex -100/,
+    );
+  });
+
+  it('linear: equals crossEntropy of h W^T with dh = dz W, dW = dz^T h, and matches central differences', () => {
+    const [N, D, V] = [5, 4, 9];
+    const rng = new Rng(6);
+    const h = rng.normalArray(N * D);
+    const w = rng.normalArray(V * D);
+    const t = targetsFor(N, V, rng, 4);
+    const r = linearCrossEntropyReference(h, w, t, { N, D, V });
+    const z = new Float32Array(N * V);
+    for (let n = 0; n < N; n++)
+      for (let v = 0; v < V; v++) {
+        let a = 0;
+        for (let d = 0; d < D; d++) a += h[n * D + d] * w[v * D + d];
+        z[n * V + v] = a;
+      }
+    expect(r.loss).toBeCloseTo(crossEntropyReference(z, t, V).loss, 6);
+    const loss = () => linearCrossEntropyReference(h, w, t, { N, D, V }).loss;
+    expectClose(
+      r.dh,
+      Float32Array.from(h, (_, i) => centralDiff(loss, h, i, 1e-2)),
+      1e-3,
+      'dh',
+    );
+    expectClose(
+      r.dWeight,
+      Float32Array.from(w, (_, i) => centralDiff(loss, w, i, 1e-2)),
+      1e-3,
+      'dWeight',
+    );
+  });
+
+  it('cpu backend runs the references', async () => {
+    const [N, D, V] = [3, 2, 5];
+    const rng = new Rng(7);
+    const h = rng.normalArray(N * D);
+    const w = rng.normalArray(V * D);
+    const t = targetsFor(N, V, rng);
+    const out = linearCrossEntropy(cpu.fromHost(h, [N, D]), cpu.fromHost(w, [V, D]), cpu.fromHost(t, [N], 'i32'));
+    const ref = linearCrossEntropyReference(h, w, t, { N, D, V });
+    expect((await out.loss.read())[0]).toBe(Math.fround(ref.loss));
+    expect(Array.from(await out.dWeight.read())).toEqual(Array.from(ref.dWeight));
+  });
+});

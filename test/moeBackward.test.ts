@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { expertsBackward, routeBackward } from '../src/kernels/moe/backward.js';
+import { expertsBackwardReference, routeBackwardReference } from '../src/kernels/moe/backwardReference.js';
+import type { RouterConfig } from '../src/kernels/moe/index.js';
+import { expertsReference, routeReference } from '../src/kernels/moe/reference.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+
+function centralDiff(f: () => number, a: Float32Array, i: number, eps: number): number {
+  const x = a[i];
+  a[i] = x + eps;
+  const xp = a[i];
+  const fp = f();
+  a[i] = x - eps;
+  const xm = a[i];
+  const fm = f();
+  a[i] = x;
+  return (fp - fm) / (xp - xm);
+}
+
+function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+const base: RouterConfig = {
+  numExperts: 8,
+  topK: 2,
+  activation: 'sigmoid',
+  renormalize: true,
+  scaling: 2.446,
+  numGroups: 1,
+  topkGroup: 1,
+};
+
+function expertsCase(N: number, D: number, I: number, E: number, k: number, seed: number) {
+  const rng = new Rng(seed);
+  const idx = new Int32Array(N * k);
+  for (let n = 0; n < N; n++) {
+    // k distinct experts per token, as the router gives.
+    const pool = Array.from({ length: E }, (_, e) => e);
+    for (let j = 0; j < k; j++) idx[n * k + j] = pool.splice(rng.int(pool.length), 1)[0];
+  }
+  return {
+    x: rng.normalArray(N * D),
+    routes: { idx, weights: rng.uniformArray(N * k, 0.1, 1) },
+    w1: rng.normalArray(E * I * D, 0.4),
+    w3: rng.normalArray(E * I * D, 0.4),
+    w2: rng.normalArray(E * D * I, 0.4),
+    dy: rng.normalArray(N * D),
+  };
+}
+
+describe('MoE backward reference', () => {
+  it('experts: matches central differences of sum(y * dy) in x, weights, w1, w3, w2', () => {
+    const [N, D, I, E, k] = [4, 5, 6, 3, 2];
+    const c = expertsCase(N, D, I, E, k, 1);
+    const dims = { N, D, I, E, topK: k };
+    const g = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, dims);
+    const loss = () => dot(expertsReference(c.x, c.routes, c.w1, c.w3, c.w2, dims), c.dy);
+    // eps 1e-2 in f32: truncation and rounding both well under 2e-3 of the gradient scale here.
+    for (const [name, a, grad] of [
+      ['x', c.x, g.dx],
+      ['weights', c.routes.weights, g.dWeights],
+      ['w1', c.w1, g.dw1],
+      ['w3', c.w3, g.dw3],
+      ['w2', c.w2, g.dw2],
+    ] as const) {
+      const fd = Float32Array.from(a, (_, i) => centralDiff(loss, a, i, 1e-2));
+      expectClose(grad, fd, 2e-3, `d${name}`);
+    }
+  });
+
+  const routeCfgs: [string, RouterConfig][] = [
+    ['sigmoid, renormalised top-2', base],
+    ['sigmoid, top-3 no renormalisation', { ...base, topK: 3, renormalize: false }],
+    [
+      'softmax top-3 of 16, 4 groups keep 2',
+      { ...base, numExperts: 16, topK: 3, activation: 'softmax', numGroups: 4, topkGroup: 2 },
+    ],
+    ['top-1 (renormalisation skipped for k = 1)', { ...base, topK: 1 }],
+  ];
+  for (const [name, cfg] of routeCfgs) {
+    it(`router (${name}): matches central differences of sum(weights * g) in the logits`, () => {
+      const N = 5;
+      const E = cfg.numExperts;
+      const rng = new Rng(E + cfg.topK);
+      const logits = rng.normalArray(N * E, 2);
+      const bias = rng.normalArray(E, 0.3);
+      const g = rng.normalArray(N * cfg.topK);
+      const r0 = routeReference(logits, bias, N, cfg);
+      const dl = routeBackwardReference(logits, r0.idx, g, N, cfg);
+      const loss = () => {
+        const r = routeReference(logits, bias, N, cfg);
+        // The selection must not flip inside the difference, or the check is meaningless.
+        expect(Array.from(r.idx)).toEqual(Array.from(r0.idx));
+        return dot(r.weights, g);
+      };
+      const fd = Float32Array.from(logits, (_, i) => centralDiff(loss, logits, i, 1e-3));
+      expectClose(dl, fd, 3e-3, 'dLogits');
+      // Experts never chosen get no gradient under sigmoid.
+      if (cfg.activation === 'sigmoid') {
+        for (let n = 0; n < N; n++)
+          for (let e = 0; e < E; e++) {
+            const chosen = Array.from(r0.idx.subarray(n * cfg.topK, (n + 1) * cfg.topK)).includes(e);
+            if (!chosen) expect(dl[n * E + e]).toBe(0);
+          }
+      }
+    });
+  }
+
+  it('cpu backend runs the references; bad idx is named', async () => {
+    const [N, D, I, E, k] = [3, 4, 5, 3, 2];
+    const c = expertsCase(N, D, I, E, k, 2);
+    const out = expertsBackward(
+      cpu.fromHost(c.x, [N, D]),
+      { idx: cpu.fromHost(c.routes.idx, [N, k], 'i32'), weights: cpu.fromHost(c.routes.weights, [N, k]) },
+      { w1: cpu.fromHost(c.w1, [E, I, D]), w3: cpu.fromHost(c.w3, [E, I, D]), w2: cpu.fromHost(c.w2, [E, D, I]) },
+      cpu.fromHost(c.dy, [N, D]),
+    );
+    const ref = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, { N, D, I, E, topK: k });
+    expect(Array.from(await out.dw2.read())).toEqual(Array.from(ref.dw2));
+    expect(Array.from(await out.dWeights.read())).toEqual(Array.from(ref.dWeights));
+    const bad = Int32Array.from(c.routes.idx);
+    bad[3] = 7;
+    expect(() =>
+      routeBackward(
+        cpu.zeros([N, E]),
+        undefined,
+        { idx: cpu.fromHost(bad, [N, k], 'i32'), weights: cpu.zeros([N, k]) },
+        cpu.zeros([N, k]),
+        {
+          ...base,
+          numExperts: E,
+        },
+      ),
+    ).toThrow(/routes.idx\[3\] = 7, expected 0..2/);
+  });
+});

@@ -58,7 +58,10 @@ export function adamwStep(
   check('adamwStep', { g, w, m, v, upd }, w.numel);
   check('adamwStep', { scalars });
   const gpu = asGpu(w.device);
-  if (!gpu) return adamwReference(host(g), host(w), host(m), host(v), host(upd), h, host(scalars)[coefSlot]);
+  if (!gpu) {
+    adamwReference(host(g), host(w), host(m), host(v), host(upd), h, host(scalars)[coefSlot]);
+    return;
+  }
   gpu.dispatch({
     kernel: { name: 'optim_adamw', code: adamwWgsl },
     tensors: [scalars, g, w, m, v, upd],
@@ -72,7 +75,10 @@ export function adamwStep(
 export function muonMomentum(g: Tensor, m: Tensor, out: Tensor, mu: number, scalars: Tensor, coefSlot: number): void {
   check('muonMomentum', { g, m, out }, g.numel);
   const gpu = asGpu(g.device);
-  if (!gpu) return muonMomentumReference(host(g), host(m), host(out), mu, host(scalars)[coefSlot]);
+  if (!gpu) {
+    muonMomentumReference(host(g), host(m), host(out), mu, host(scalars)[coefSlot]);
+    return;
+  }
   gpu.dispatch({
     kernel: { name: 'optim_muon_momentum', code: muonMomentumWgsl },
     tensors: [scalars, g, m, out],
@@ -117,7 +123,10 @@ export function axpby(x: Tensor, y: Tensor, alpha: number, beta: number): Tensor
 export function muonApply(o: Tensor, w: Tensor, upd: Tensor, lr: number, scale: number, wd: number): void {
   check('muonApply', { o, w, upd }, w.numel);
   const gpu = asGpu(w.device);
-  if (!gpu) return muonApplyReference(host(o), host(w), host(upd), lr, scale, wd);
+  if (!gpu) {
+    muonApplyReference(host(o), host(w), host(upd), lr, scale, wd);
+    return;
+  }
   gpu.dispatch({
     kernel: { name: 'optim_muon_apply', code: muonApplyWgsl },
     tensors: [o, w, upd],
@@ -132,7 +141,10 @@ export function scaleRows(w: Tensor, factor: Tensor): void {
   const R = factor.numel;
   if (w.numel % R !== 0) throw new Error(`scaleRows: ${w} does not split into ${R} rows`);
   const gpu = asGpu(w.device);
-  if (!gpu) return scaleRowsReference(host(w), host(factor), w.numel / R);
+  if (!gpu) {
+    scaleRowsReference(host(w), host(factor), w.numel / R);
+    return;
+  }
   gpu.dispatch({
     kernel: { name: 'optim_scale_rows', code: scaleRowsWgsl },
     tensors: [factor, w],

@@ -27,6 +27,25 @@ export interface KdaBenchOptions {
   reps: number;
   trials: number;
   skipBackward: boolean;
+  /** Also time each kernel of the forward and forward+backward (one profiled repetition per T). */
+  profile?: boolean;
+}
+
+/** Per-kernel GPU ms of one repetition of `body` (after a warm-up), summed by kernel name, median of trials. */
+async function profileKernels(gpu: GpuContext, body: () => void, trials: number): Promise<Record<string, number>> {
+  await gpu.time(body);
+  const runs: Record<string, number>[] = [];
+  for (let t = 0; t < trials; t++) {
+    const byName: Record<string, number> = {};
+    for (const d of await gpu.profile(body)) byName[d.name] = (byName[d.name] ?? 0) + d.ms;
+    runs.push(byName);
+  }
+  const out: Record<string, number> = {};
+  for (const name of Object.keys(runs[0])) {
+    const v = runs.map((r) => r[name]).sort((a, b) => a - b);
+    out[name] = Number(v[Math.floor(v.length / 2)].toFixed(4));
+  }
+  return out;
 }
 
 function inputs(dev: Device, B: number, T: number, H: number, d: number, seed: number) {
@@ -82,6 +101,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       tokensPerS: T / (tf.ms * 1e-3),
       GBps: ioBytes / (tf.ms * 1e-3) / 1e9,
       timer: tf.source,
+      ...(o.profile && dev.backend === 'webgpu'
+        ? { kernelsMs: await profileKernels(dev as GpuContext, fwd, o.trials) }
+        : {}),
     });
     if (!o.skipBackward) {
       const fb = () => {
@@ -101,6 +123,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
         tokensPerS: T / (tb.ms * 1e-3),
         GBps: (ioBytes + gradBytes + 4 * T * H * d) / (tb.ms * 1e-3) / 1e9,
         timer: tb.source,
+        ...(o.profile && dev.backend === 'webgpu'
+          ? { kernelsMs: await profileKernels(dev as GpuContext, fb, o.trials) }
+          : {}),
       });
     }
     disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
@@ -154,10 +179,13 @@ export function registerKdaBench(bench: Command): void {
     .option('--reps <n>', 'repetitions per timed trial (chunked: scaled down for long T)', '8')
     .option('--trials <n>', 'timed trials (median reported)', '5')
     .option('--skip-backward', 'chunked forward only')
+    .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
-    async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean; skipBackward?: boolean }) => {
+    async (
+      opts: Record<string, string> & GpuFlagOptions & { json?: boolean; skipBackward?: boolean; profile?: boolean },
+    ) => {
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       }
@@ -171,6 +199,7 @@ export function registerKdaBench(bench: Command): void {
         reps: parseList(opts.reps)[0],
         trials: parseList(opts.trials)[0],
         skipBackward: !!opts.skipBackward,
+        profile: !!opts.profile,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);

@@ -246,7 +246,7 @@ export class GpuContext implements Device {
       }
     }
     const bindGroup = this.device.createBindGroup({ layout: k.layout, entries, label: k.name });
-    const pass = this.ensurePass();
+    const pass = this.profiled ? this.profiledPass(k.name) : this.ensurePass();
     pass.setPipeline(k.pipeline);
     pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = args.workgroups;
@@ -255,6 +255,10 @@ export class GpuContext implements Device {
       throw new KernelError(k.name, `dispatch (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${max}`);
     }
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    if (this.profiled) {
+      pass.end();
+      this.pass = undefined;
+    }
     this.batchKernels.add(k.name);
     if (++this.dispatches >= this.maxDispatchesPerBatch && !this.timedPass) this.flush();
   }
@@ -402,6 +406,50 @@ export class GpuContext implements Device {
     const wallMs = performance.now() - t0;
     const ns = new BigUint64Array(raw);
     return { gpuMs: Number(ns[1] - ns[0]) / 1e6, wallMs, source: 'timestamp' };
+  }
+
+  private profiled: { names: string[]; querySet: GPUQuerySet } | undefined;
+
+  private profiledPass(name: string): GPUComputePassEncoder {
+    const pr = this.profiled!;
+    const i = pr.names.length;
+    if (2 * i + 2 > pr.querySet.count) throw new Error(`profile: more than ${pr.querySet.count / 2} dispatches`);
+    pr.names.push(name);
+    this.pass?.end();
+    this.encoder ??= this.device.createCommandEncoder({ label: 'profiled' });
+    this.pass = this.encoder.beginComputePass({
+      timestampWrites: { querySet: pr.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+    });
+    return this.pass;
+  }
+
+  /**
+   * GPU time of each dispatch `fn` records (at most 1024), each in its own timestamped compute pass, in
+   * order: for finding which kernel of a sequence dominates (the pass boundaries add a little per dispatch).
+   */
+  async profile(fn: () => void): Promise<{ name: string; ms: number }[]> {
+    if (!this.features.timestampQuery) throw new Error('profile: the adapter has no timestamp-query feature');
+    await this.sync();
+    const count = 2048;
+    const querySet = this.device.createQuerySet({ type: 'timestamp', count });
+    this.profiled = { names: [], querySet };
+    this.timedPass = true;
+    try {
+      fn();
+    } finally {
+      this.timedPass = false;
+    }
+    const names = this.profiled.names;
+    this.profiled = undefined;
+    const bytes = 8 * Math.max(2, 2 * names.length);
+    const resolve = this.device.createBuffer({ size: bytes, usage: 0x200 /* QUERY_RESOLVE */ | 0x04 | 0x08 });
+    const enc = this.endPass();
+    if (names.length > 0) enc.resolveQuerySet(querySet, 0, 2 * names.length, resolve, 0);
+    const raw = await this.readBytes(resolve, 0, bytes);
+    const ns = new BigUint64Array(raw);
+    resolve.destroy();
+    querySet.destroy();
+    return names.map((name, i) => ({ name, ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6 }));
   }
 
   destroy(): void {

@@ -52,6 +52,8 @@ export class HybridCache {
   private readonly lengths: Int32Array;
   private readonly seqPages: number[][];
   private readonly freeSlots: number[];
+  /** Bumped whenever a slot's pages change, so holders of a copy of page-table rows know to refresh it. */
+  tableVersion = 0;
 
   constructor(
     readonly device: Device,
@@ -83,6 +85,8 @@ export class HybridCache {
   }
 
   close(slot: number): void {
+    if (!this.freeSlots.includes(slot) && slot >= 0 && slot < this.spec.maxSequences) this.tableVersion++;
+    else throw new Error(`close: slot ${slot} is not an open sequence slot (0..${this.spec.maxSequences - 1})`);
     this.pages.release(this.seqPages[slot]);
     this.seqPages[slot] = [];
     this.lengths[slot] = 0;
@@ -113,9 +117,30 @@ export class HybridCache {
       const row = this.table.subarray(slot * this.maxPagesPerSeq, (slot + 1) * this.maxPagesPerSeq);
       row.set(got, first);
       this.uploadTableRow(slot);
+      this.tableVersion++;
     }
     this.lengths[slot] = end;
     return { start, end };
+  }
+
+  /** The page-table rows of `slots`, in that order ([slots.length, maxPagesPerSeq], host side). */
+  pageRows(slots: readonly number[]): Int32Array {
+    const W = this.maxPagesPerSeq;
+    const out = new Int32Array(slots.length * W);
+    slots.forEach((s, i) => {
+      out.set(this.table.subarray(s * W, (s + 1) * W), i * W);
+    });
+    return out;
+  }
+
+  /** Slots not holding a sequence. */
+  get freeSlotCount(): number {
+    return this.freeSlots.length;
+  }
+
+  /** Pages not held by any sequence. */
+  get freePages(): number {
+    return this.pages.available;
   }
 
   private uploadTableRow(slot: number): void {

@@ -1,0 +1,437 @@
+/**
+ * Several sequences decoded together. Each sequence is prefilled on its own (chunked KDA, full MLA
+ * attention over its prompt, whatever its length), then joins the decode batch; every `step` feeds one
+ * token to each sequence of the batch in one batched forward:
+ *  - KDA layers: the recurrent update on the batch's states [B, H, d, d] and conv tails [B, W-1, H*d];
+ *  - MLA layers: absorbed attention (kv_b_proj folded into the query and the output) over the shared
+ *    paged latent pool, each sequence at its own length through its page-table row;
+ *  - MoE and dense layers on the B rows.
+ * Sequences join (`add`) and leave (`remove`, freeing their slot and pages) between steps, so a server
+ * can admit requests while others are decoding (continuous batching).
+ *
+ * Where state lives: the MLA latents in the HybridCache pools (slot = page-table row), the KDA states
+ * and conv tails as dense batch tensors whose row b belongs to `active[b]` (the layout the KDA and conv
+ * kernels take). A join appends the new sequence's rows and a leave drops its rows (one copy per layer,
+ * only when membership changes, never per step).
+ *
+ * RoPE (mla_use_nope false): the cached k_pe is stored rotated at its absolute position, and the rope
+ * part of the absorbed query is rotated at the sequence's current position.
+ */
+import { concatLast } from '../kernels/concat/index.js';
+import { contiguous } from '../kernels/copy/index.js';
+import { linear, matmul } from '../kernels/matmul/index.js';
+import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
+import { rmsnorm } from '../kernels/rmsnorm/index.js';
+import { rope } from '../kernels/rope/index.js';
+import { asGpu } from '../kernels/common.js';
+import { keep, scope } from '../tensor/scope.js';
+import type { CpuStorage } from '../tensor/storage.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
+import { layerMixer } from './config.js';
+import type { KdaCarry, KimiLinearModel } from './forward.js';
+import { HybridCache } from './hybridCache.js';
+
+export interface BatchSessionOptions {
+  /** Sequences held at once (decode batch size limit). */
+  maxSequences: number;
+  /** Longest sequence (prompt + generated) any one sequence may reach. */
+  maxLength: number;
+  /** Latent pages shared by all sequences; default enough for every sequence at maxLength. */
+  numPages?: number;
+  /** MLA latent cache precision; bf16 halves the memory. Default f32. */
+  cacheDtype?: 'f32' | 'bf16';
+  pageSize?: number;
+}
+
+/** One run's cache positions on the device, shared by every MLA layer of the run. */
+interface Positions {
+  /** Cache slot of each row [N]. */
+  seq: Tensor;
+  /** Absolute position of each row [N] (cache row, and the rotary angle). */
+  pos: Tensor;
+  /** Attended length per sequence [B] (decode). */
+  lengths?: Tensor;
+  /** Page-table rows of the batch [B, maxPages] (decode). */
+  table?: Tensor;
+  /** Longest attended length. */
+  end: number;
+}
+
+interface Absorbed {
+  /** [H, dn, r]: q_lat[h] = q_nope[h] W_uk[h] */
+  wUk: Tensor;
+  /** [H, dv, r]: o[h] = W_uv[h] o_lat[h] */
+  wUv: Tensor;
+}
+
+export class BatchSession {
+  private readonly device: Device;
+  private readonly mlaIndex = new Map<number, number>();
+  private readonly absorbed = new Map<number, Absorbed>();
+  readonly cache: HybridCache;
+  /** KDA carries of the batch, row b = sequence active[b]. */
+  private carries = new Map<number, KdaCarry>();
+  private readonly rows: number[] = [];
+  /** The batch's page-table rows on the device, and what they were made from. */
+  private table?: { t: Tensor; version: number; rows: string };
+  /** Host milliseconds of the last run: recording its work, and in all (recording + GPU + readback). */
+  lastStep = { recordMs: 0, totalMs: 0 };
+
+  constructor(
+    readonly model: KimiLinearModel,
+    readonly opts: BatchSessionOptions,
+  ) {
+    const cfg = model.cfg;
+    if (!(Number.isInteger(opts.maxSequences) && opts.maxSequences >= 1))
+      throw new RangeError(`BatchSession: maxSequences = ${opts.maxSequences}, expected an integer >= 1`);
+    if (!(Number.isInteger(opts.maxLength) && opts.maxLength >= 1))
+      throw new RangeError(`BatchSession: maxLength = ${opts.maxLength}, expected an integer >= 1`);
+    this.device = model.w('model.embed_tokens.weight').device;
+    let m = 0;
+    for (let i = 0; i < cfg.num_hidden_layers; i++) if (layerMixer(cfg, i) === 'mla') this.mlaIndex.set(i, m++);
+    const pageSize = opts.pageSize ?? 64;
+    this.cache = new HybridCache(this.device, {
+      kdaLayers: 0,
+      mlaLayers: m,
+      kdaHeads: 0,
+      kdaHeadDim: 0,
+      convSize: 1,
+      latentDim: (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0),
+      maxSequences: opts.maxSequences,
+      pageSize,
+      numPages: opts.numPages ?? opts.maxSequences * Math.max(1, Math.ceil(opts.maxLength / pageSize)),
+      maxLength: opts.maxLength,
+      cacheDtype: opts.cacheDtype ?? 'f32',
+    });
+  }
+
+  /** The sequences of the decode batch (cache slots), in batch-row order. */
+  get active(): readonly number[] {
+    return this.rows;
+  }
+
+  length(seq: number): number {
+    this.expectActive('length', seq);
+    return this.cache.length(seq);
+  }
+
+  /** Whether another sequence of `tokens` tokens can join now (a free slot and enough free pages). */
+  canAdmit(tokens: number): boolean {
+    return (
+      this.cache.freeSlotCount > 0 &&
+      (this.mlaIndex.size === 0 || this.cache.freePages >= Math.ceil(tokens / this.cache.spec.pageSize))
+    );
+  }
+
+  /**
+   * Prefill a prompt as a new sequence (alone: its length needs no padding) and add it to the decode
+   * batch. Returns its id (cache slot) and the logits of its last position [V].
+   */
+  async add(prompt: ArrayLike<number>): Promise<{ seq: number; logits: Float32Array }> {
+    if (!prompt.length) throw new Error('BatchSession.add: empty prompt');
+    const seq = this.cache.open();
+    try {
+      const { logits, own } = await this.prefill(seq, Int32Array.from(prompt));
+      this.join(seq, own);
+      return { seq, logits };
+    } catch (e) {
+      this.cache.close(seq);
+      throw e;
+    }
+  }
+
+  /**
+   * Add a sequence that pretends to hold `length` tokens, for benchmarks: pages are reserved, the KDA
+   * state is zero and the latents are whatever the pool holds. A decode step then costs what it would
+   * at that context.
+   */
+  addSynthetic(length: number): number {
+    const seq = this.cache.open();
+    try {
+      this.cache.reserve(seq, length);
+    } catch (e) {
+      this.cache.close(seq);
+      throw e;
+    }
+    const fresh = new Map<number, KdaCarry>();
+    for (const i of this.kdaLayers()) fresh.set(i, this.zeroCarry());
+    this.join(seq, fresh);
+    return seq;
+  }
+
+  /** Drop a sequence from the batch; its slot and pages go back to the cache for the next one. */
+  remove(seq: number): void {
+    const b = this.expectActive('remove', seq);
+    const keepRows = this.rows.map((_, i) => i).filter((i) => i !== b);
+    const next = new Map<number, KdaCarry>();
+    const pick = (t: Tensor) => {
+      const views = keepRows.map((r) => t.narrow(0, r, 1));
+      const out = stackRows(this.device, views);
+      for (const v of views) v.dispose();
+      return out;
+    };
+    for (const [i, c] of this.carries) {
+      // The last sequence leaving empties the batch: the next to join starts it afresh.
+      if (keepRows.length) next.set(i, { state: pick(c.state), tails: c.tails.map(pick) });
+      disposeCarry(c);
+    }
+    this.carries = next;
+    this.rows.splice(b, 1);
+    this.cache.close(seq);
+  }
+
+  /**
+   * Feed one token to every sequence of the batch (`tokens[b]` to `active[b]`) in one batched forward;
+   * returns each sequence's next-token logits, [B * V] in batch order.
+   */
+  async step(tokens: ArrayLike<number>): Promise<Float32Array> {
+    const B = this.rows.length;
+    if (B === 0) throw new Error('BatchSession.step: no sequence in the batch');
+    if (tokens.length !== B) throw new Error(`BatchSession.step: ${tokens.length} tokens for a batch of ${B}`);
+    const cfg = this.model.cfg;
+    const starts = this.rows.map((s) => this.cache.reserve(s, 1).start);
+    const t0 = performance.now();
+    const logits = scope(() => {
+      const model = this.model;
+      let x = model.embed(this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32'));
+      let where: Positions | undefined;
+      const positions = () => {
+        where ??= this.decodePositions(starts);
+        return where;
+      };
+      for (let i = 0; i < cfg.num_hidden_layers; i++) {
+        x = model.block(i, x, (p, h) => {
+          if (layerMixer(cfg, i) === 'kda') return this.kdaStep(i, p, h);
+          return this.mlaDecodeStep(i, p, h, positions());
+        });
+      }
+      return model.head(x.reshape([B, cfg.hidden_size]));
+    });
+    const t1 = performance.now();
+    const out = await logits.toFloat32();
+    logits.dispose();
+    this.lastStep = { recordMs: t1 - t0, totalMs: performance.now() - t0 };
+    return out;
+  }
+
+  /** Cache memory held: MLA pools at full capacity, and the batch's KDA states and tails, in bytes. */
+  cacheBytes(): number {
+    let kda = 0;
+    for (const c of this.carries.values()) for (const t of [c.state, ...c.tails]) kda += t.numel * 4;
+    return this.cache.memory().mlaPoolBytes + kda;
+  }
+
+  dispose(): void {
+    for (const c of this.carries.values()) disposeCarry(c);
+    this.carries.clear();
+    for (const a of this.absorbed.values()) for (const t of [a.wUk, a.wUv]) t.dispose();
+    this.absorbed.clear();
+    this.table?.t.dispose();
+    this.cache.dispose();
+  }
+
+  // ---- internals -----------------------------------------------------------------------------------
+
+  private expectActive(op: string, seq: number): number {
+    const b = this.rows.indexOf(seq);
+    if (b < 0) throw new Error(`BatchSession.${op}: sequence ${seq} is not in the batch (active: ${this.rows})`);
+    return b;
+  }
+
+  private kdaLayers(): number[] {
+    const cfg = this.model.cfg;
+    return Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter((i) => layerMixer(cfg, i) === 'kda');
+  }
+
+  private zeroCarry(): KdaCarry {
+    const { num_heads: H, head_dim: d, short_conv_kernel_size: W } = this.model.cfg.linear_attn_config!;
+    return {
+      state: keep(this.device.zeros([1, H, d, d])),
+      tails: [0, 1, 2].map(() => keep(this.device.zeros([1, W - 1, H * d]))),
+    };
+  }
+
+  /** Append a sequence's own carries (batch of one) as the last row of the batch's. */
+  private join(seq: number, own: Map<number, KdaCarry>): void {
+    for (const [i, c] of own) {
+      const old = this.carries.get(i);
+      if (!old) {
+        this.carries.set(i, c);
+        continue;
+      }
+      this.carries.set(i, {
+        state: stackRows(this.device, [old.state, c.state]),
+        tails: old.tails.map((t, j) => stackRows(this.device, [t, c.tails[j]])),
+      });
+      disposeCarry(old);
+      disposeCarry(c);
+    }
+    this.rows.push(seq);
+  }
+
+  /** Run a prompt as sequence `seq` from an empty state; returns its logits and its own KDA carries. */
+  private async prefill(seq: number, ids: Int32Array): Promise<{ logits: Float32Array; own: Map<number, KdaCarry> }> {
+    const cfg = this.model.cfg;
+    const T = ids.length;
+    this.cache.reserve(seq, T);
+    const own = new Map<number, KdaCarry>();
+    const t0 = performance.now();
+    const logits = scope(() => {
+      const model = this.model;
+      let x = model.embed(this.device.fromHost(ids, [1, T], 'i32'));
+      let where: Positions | undefined;
+      const positions = () => {
+        where ??= {
+          seq: this.device.fromHost(new Int32Array(T).fill(seq), [T], 'i32'),
+          pos: this.device.fromHost(
+            Int32Array.from({ length: T }, (_, t) => t),
+            [T],
+            'i32',
+          ),
+          end: T,
+        };
+        return where;
+      };
+      for (let i = 0; i < cfg.num_hidden_layers; i++) {
+        x = model.block(i, x, (p, h) => {
+          if (layerMixer(cfg, i) === 'kda') {
+            const start = this.zeroCarry();
+            const r = model.kda(p, h, start);
+            disposeCarry(start);
+            for (const t of [r.carry!.state, ...r.carry!.tails]) keep(t);
+            own.set(i, r.carry!);
+            return r.out;
+          }
+          const r = model.mla(p, h, true);
+          this.writeLatent(i, r.latent!.reshape([T, -1]), positions());
+          return r.out;
+        });
+      }
+      return model.head(contiguous(x.narrow(1, T - 1, 1)));
+    });
+    const t1 = performance.now();
+    try {
+      const out = await logits.toFloat32();
+      this.lastStep = { recordMs: t1 - t0, totalMs: performance.now() - t0 };
+      return { logits: out, own };
+    } catch (e) {
+      for (const c of own.values()) disposeCarry(c);
+      throw e;
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  private kdaStep(i: number, p: string, h: Tensor): Tensor {
+    const c = this.carries.get(i)!;
+    const r = this.model.kda(p, h, c);
+    for (const t of [r.carry!.state, ...r.carry!.tails]) keep(t);
+    disposeCarry(c);
+    this.carries.set(i, r.carry!);
+    return r.out;
+  }
+
+  private decodePositions(starts: number[]): Positions {
+    const B = this.rows.length;
+    const key = this.rows.join(',');
+    if (!this.table || this.table.version !== this.cache.tableVersion || this.table.rows !== key) {
+      this.table?.t.dispose();
+      const t = keep(this.device.fromHost(this.cache.pageRows(this.rows), [B, this.cache.maxPagesPerSeq], 'i32'));
+      this.table = { t, version: this.cache.tableVersion, rows: key };
+    }
+    return {
+      seq: this.device.fromHost(Int32Array.from(this.rows), [B], 'i32'),
+      pos: this.device.fromHost(Int32Array.from(starts), [B], 'i32'),
+      lengths: this.device.fromHost(
+        Int32Array.from(starts, (s) => s + 1),
+        [B],
+        'i32',
+      ),
+      table: this.table.t,
+      end: Math.max(...starts) + 1,
+    };
+  }
+
+  private writeLatent(layer: number, rows: Tensor, at: Positions): void {
+    cacheWrite(this.cache.mlaPool[this.mlaIndex.get(layer)!], contiguous(rows), at.seq, at.pos, this.cache.pageTable);
+  }
+
+  /** Split kv_b_proj [H*(dn+dv), r] into per-head W_uk [H, dn, r] and W_uv [H, dv, r], once. */
+  private absorb(i: number, p: string): Absorbed {
+    const hit = this.absorbed.get(i);
+    if (hit) return hit;
+    const cfg = this.model.cfg;
+    const [H, dn, dv, r] = [cfg.num_attention_heads, cfg.qk_nope_head_dim!, cfg.v_head_dim!, cfg.kv_lora_rank!];
+    const kvb = this.model.w(`${p}.self_attn.kv_b_proj.weight`).reshape([H, dn + dv, r]);
+    const a = { wUk: keep(contiguous(kvb.narrow(1, 0, dn))), wUv: keep(contiguous(kvb.narrow(1, dn, dv))) };
+    this.absorbed.set(i, a);
+    return a;
+  }
+
+  /** One token per sequence of MLA by absorbed attention over the paged latent cache (h: [B, 1, D]). */
+  private mlaDecodeStep(i: number, p: string, h: Tensor, at: Positions): Tensor {
+    const cfg = this.model.cfg;
+    const [H, dn, dr, dv, r] = [
+      cfg.num_attention_heads,
+      cfg.qk_nope_head_dim!,
+      cfg.qk_rope_head_dim!,
+      cfg.v_head_dim!,
+      cfg.kv_lora_rank!,
+    ];
+    const B = h.shape[0];
+    const a = `${p}.self_attn`;
+    const rotary = cfg.mla_use_nope === false;
+    const { wUk, wUv } = this.absorb(i, p);
+    const q = linear(h, this.model.w(`${a}.q_proj.weight`)).reshape([B, H, dn + dr]);
+    // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], as [H, B, dn] x [H, dn, r].
+    const qNope = contiguous(q.narrow(2, 0, dn).transpose(0, 1));
+    const qLat = contiguous(matmul(qNope, wUk).transpose(0, 1));
+    const qPe = rotary
+      ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr])
+      : q.narrow(2, dn, dr);
+    const qFull = concatLast(qLat, qPe);
+    const ckr = linear(h, this.model.w(`${a}.kv_a_proj_with_mqa.weight`)).reshape([B, r + dr]);
+    const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), this.model.w(`${a}.kv_a_layernorm.weight`), 1e-6);
+    const kPe = rotary
+      ? rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr])
+      : ckr.narrow(1, r, dr);
+    this.writeLatent(i, concatLast(cNorm, kPe), at);
+    const oLat = mlaDecode(qFull, this.cache.mlaPool[this.mlaIndex.get(i)!], at.table!, at.lengths!, {
+      Rv: r,
+      scale: (dn + dr) ** -0.5,
+      maxLength: at.end,
+    });
+    // o[b, h] = W_uv[h] o_lat[b, h], as [H, B, r] x [H, dv, r]^T.
+    const oT = matmul(contiguous(oLat.transpose(0, 1)), wUv, { transB: true });
+    const o = contiguous(oT.transpose(0, 1)).reshape([B, 1, H * dv]);
+    return linear(o, this.model.w(`${a}.o_proj.weight`));
+  }
+}
+
+function disposeCarry(c: KdaCarry): void {
+  for (const t of [c.state, ...c.tails]) t.dispose();
+}
+
+/**
+ * Rows of several tensors [n_i, ...] stacked into one new [sum n_i, ...] tensor (kept: it outlives any
+ * scope). Byte copies, so a row may sit at any offset of its storage.
+ */
+function stackRows(device: Device, parts: Tensor[]): Tensor {
+  const rest = parts.length ? parts[0].shape.slice(1) : [];
+  const n = parts.reduce((s, t) => s + t.shape[0], 0);
+  const out = keep(device.empty([n, ...rest]));
+  const gpu = asGpu(device);
+  let at = 0;
+  for (const part of parts) {
+    const c = contiguous(part);
+    if (gpu) {
+      if (c.numel) gpu.copyBytes(c, 0, out, at, c.numel);
+    } else {
+      const src = (c.storage as CpuStorage).data.subarray(c.offset, c.offset + c.numel);
+      (out.storage as CpuStorage).data.set(src, out.offset + at);
+    }
+    at += c.numel;
+    c.dispose();
+  }
+  return out;
+}

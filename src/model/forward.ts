@@ -8,21 +8,37 @@
  *
  * mixer is KDA or MLA (NoPE) by the layer map, ffn MoE or a dense SwiGLU MLP. Every op runs on the
  * device of the weights (cpu references or WebGPU kernels) and is recorded into one command stream.
+ *
+ * This is also the training forward: every op and view goes through the differentiable wrappers of
+ * autograd/ops.ts, which record onto a tape only while one is active (model/gradients.ts), so inference
+ * and training share this one definition. Keep it that way: a plain kernel call or a Tensor view method
+ * on the path from the weights to the output would cut the gradient (the tape rejects such inputs).
  */
-import { attention } from '../kernels/attention/index.js';
-import { concatLast } from '../kernels/concat/index.js';
-import { causalConv1d } from '../kernels/conv1d/index.js';
-import { add, swiglu } from '../kernels/elementwise/index.js';
-import { embedding } from '../kernels/embedding/index.js';
-import { kdaLayer } from '../kernels/kda/index.js';
-import { linear } from '../kernels/matmul/index.js';
-import { experts, route } from '../kernels/moe/index.js';
-import { rmsnorm } from '../kernels/rmsnorm/index.js';
-import { rope } from '../kernels/rope/index.js';
-import { contiguous } from '../kernels/copy/index.js';
+import {
+  add,
+  attention,
+  causalConv1d,
+  concatLast,
+  contiguous,
+  embedding,
+  expand,
+  experts,
+  kdaLayer,
+  linear,
+  narrow,
+  reshape,
+  rmsnorm,
+  rope,
+  route,
+  select,
+  swiglu,
+  unsqueeze,
+} from '../autograd/ops.js';
+import { activeTape } from '../autograd/tape.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type KimiLinearConfig, isMoeLayer, layerMixer } from './config.js';
+import { actRmsStat, expertCountsStat, kdaStats, maxLogitStat } from './stats.js';
 import type { ModelWeights } from './weights.js';
 
 /** What a KDA layer carries between calls: state [B, H, d, d] and the q, k, v conv tails [B, W-1, H*d]. */
@@ -48,27 +64,46 @@ export class KimiLinearModel {
     return this.weights.get(name);
   }
 
+  /**
+   * Where internal metrics of the next forward go (model/gradients.ts sets it for one forward). They are
+   * computed beside the forward, never recorded on a tape; keys as in GradientResult.stats.
+   */
+  stats?: Map<string, Tensor>;
+
   /** ids: i32 [B, T]. */
   forward(ids: Tensor): ForwardResult {
     // Everything made inside is disposed when the scope ends, except the logits and the routes.
     return scope(() => {
       const routes = new Map<number, Tensor>();
-      let x = this.embed(ids);
-      for (let i = 0; i < this.cfg.num_hidden_layers; i++) {
-        const mixer =
-          layerMixer(this.cfg, i) === 'kda'
-            ? (p: string, h: Tensor) => this.kda(p, h).out
-            : (p: string, h: Tensor) => this.mla(p, h, false).out;
-        x = this.block(i, x, mixer, routes);
-      }
+      const x = this.hidden(ids, { routes });
       return { logits: this.head(x), routes };
     });
+  }
+
+  /**
+   * The residual stream after the last layer, [B, T, D]. With `checkpoint` and an active tape each
+   * layer is a checkpoint (its activations are recomputed in backward instead of kept).
+   */
+  hidden(ids: Tensor, opts: { routes?: Map<number, Tensor>; checkpoint?: boolean } = {}): Tensor {
+    const tape = activeTape();
+    let x = this.embed(ids);
+    for (let i = 0; i < this.cfg.num_hidden_layers; i++) {
+      const mixer =
+        layerMixer(this.cfg, i) === 'kda'
+          ? (p: string, h: Tensor) => this.kda(p, h).out
+          : (p: string, h: Tensor) => this.mla(p, h, false).out;
+      const layer = (xi: Tensor) => this.block(i, xi, mixer, opts.routes);
+      x = tape && opts.checkpoint ? tape.checkpoint(`layer ${i}`, [x], layer) : layer(x);
+      if (this.stats) this.stats.set(`layers.${i}.act_rms`, actRmsStat(x));
+    }
+    return x;
   }
 
   /** embed_tokens[ids]: i32 [B, T] -> [B, T, D]. */
   embed(ids: Tensor): Tensor {
     const [B, T] = ids.shape;
-    return embedding(this.w('model.embed_tokens.weight'), ids.reshape([B * T])).reshape([B, T, this.cfg.hidden_size]);
+    const flat = ids.reshape([B * T]);
+    return reshape(embedding(this.w('model.embed_tokens.weight'), flat), [B, T, this.cfg.hidden_size]);
   }
 
   /**
@@ -83,9 +118,9 @@ export class KimiLinearModel {
     const y = add(x, mixer(p, h));
     const h2 = rmsnorm(y, this.w(`${p}.post_attention_layernorm.weight`), cfg.rms_norm_eps);
     if (!isMoeLayer(cfg, i)) return add(y, this.mlp(`${p}.mlp`, h2));
-    const moe = this.moe(i, h2.reshape([B * T, D]));
+    const moe = this.moe(i, reshape(h2, [B * T, D]));
     routes?.set(i, moe.idx);
-    return add(y, moe.y.reshape([B, T, D]));
+    return add(y, reshape(moe.y, [B, T, D]));
   }
 
   /** lm_head(rmsnorm(x, model.norm)): [..., D] -> [..., V]. */
@@ -112,31 +147,32 @@ export class KimiLinearModel {
         returnState: !!carry,
       });
       if (r.state) tails.push(r.state);
-      return r.y.reshape([B, T, H, d]);
+      return reshape(r.y, [B, T, H, d]);
     };
     const q = conv('q', 0);
     const k = conv('k', 1);
     const v = conv('v', 2);
-    const gRaw = linear(linear(h, this.w(`${a}.f_a_proj.weight`)), this.w(`${a}.f_b_proj.weight`)).reshape([
+    const gRaw = reshape(linear(linear(h, this.w(`${a}.f_a_proj.weight`)), this.w(`${a}.f_b_proj.weight`)), [
       B,
       T,
       H,
       d,
     ]);
     const betaRaw = linear(h, this.w(`${a}.b_proj.weight`));
-    const A_log = this.w(`${a}.A_log`).reshape([H]);
+    const A_log = reshape(this.w(`${a}.A_log`), [H]);
+    if (this.stats) kdaStats(this.stats, p.replace(/^model\./, ''), gRaw, betaRaw, A_log, this.w(`${a}.dt_bias`));
     const { o, finalState } = kdaLayer(q, k, v, gRaw, betaRaw, A_log, this.w(`${a}.dt_bias`), {
       outputFinalState: !!carry,
       initialState: carry?.state,
     });
-    const gate = linear(linear(h, this.w(`${a}.g_a_proj.weight`)), this.w(`${a}.g_b_proj.weight`)).reshape([
+    const gate = reshape(linear(linear(h, this.w(`${a}.g_a_proj.weight`)), this.w(`${a}.g_b_proj.weight`)), [
       B,
       T,
       H,
       d,
     ]);
     const normed = rmsnorm(o, this.w(`${a}.o_norm.weight`), cfg.rms_norm_eps, { gate });
-    const out = linear(normed.reshape([B, T, H * d]), this.w(`${a}.o_proj.weight`));
+    const out = linear(reshape(normed, [B, T, H * d]), this.w(`${a}.o_proj.weight`));
     return { out, carry: carry ? { state: finalState!, tails } : undefined };
   }
 
@@ -150,25 +186,27 @@ export class KimiLinearModel {
     const r = cfg.kv_lora_rank!;
     const [B, T] = h.shape;
     const a = `${p}.self_attn`;
-    const qRaw = linear(h, this.w(`${a}.q_proj.weight`)).reshape([B, T, H, dn + dr]);
+    const qRaw = reshape(linear(h, this.w(`${a}.q_proj.weight`)), [B, T, H, dn + dr]);
     const ckr = linear(h, this.w(`${a}.kv_a_proj_with_mqa.weight`));
-    const c = contiguous(ckr.narrow(2, 0, r));
+    const c = contiguous(narrow(ckr, 2, 0, r));
     // RoPE variant (mla_use_nope false): q_pe and the shared k_pe rotated at positions 0..T-1 (rope.ts
     // states the convention); NoPE carries the dr part unrotated.
     const rotary = cfg.mla_use_nope === false;
-    const kPe0 = ckr.narrow(2, r, dr).unsqueeze(2);
+    const kPe0 = unsqueeze(narrow(ckr, 2, r, dr), 2);
     const kPe = rotary ? rope(kPe0, 0, cfg.rope_theta) : kPe0;
-    const q = rotary ? concatLast(qRaw.narrow(3, 0, dn), rope(qRaw.narrow(3, dn, dr), 0, cfg.rope_theta)) : qRaw;
-    const kr = kPe.expand([B, T, H, dr]);
+    const q = rotary ? concatLast(narrow(qRaw, 3, 0, dn), rope(narrow(qRaw, 3, dn, dr), 0, cfg.rope_theta)) : qRaw;
+    const kr = expand(kPe, [B, T, H, dr]);
     // kv_a_layernorm uses eps 1e-6 in the released model, not rms_norm_eps.
     const cNorm = rmsnorm(c, this.w(`${a}.kv_a_layernorm.weight`), 1e-6);
-    const kv = linear(cNorm, this.w(`${a}.kv_b_proj.weight`)).reshape([B, T, H, dn + dv]);
-    const k = concatLast(kv.narrow(3, 0, dn), kr);
-    const v = contiguous(kv.narrow(3, dn, dv));
-    const o = attention(q, k, v, { causal: true, scale: (dn + dr) ** -0.5 });
+    const kv = reshape(linear(cNorm, this.w(`${a}.kv_b_proj.weight`)), [B, T, H, dn + dv]);
+    const k = concatLast(narrow(kv, 3, 0, dn), kr);
+    const v = contiguous(narrow(kv, 3, dn, dv));
+    const stats = this.stats;
+    const onRowMax = stats ? (m: Tensor) => maxLogitStat(stats, p.replace(/^model\./, ''), m) : undefined;
+    const o = attention(q, k, v, { causal: true, scale: (dn + dr) ** -0.5, onRowMax });
     // The rows the decode cache keeps per token: the normalised latent and the shared rope key.
-    const latent = wantLatent ? concatLast(cNorm, kPe.select(2, 0)) : undefined;
-    return { out: linear(o.reshape([B, T, H * dv]), this.w(`${a}.o_proj.weight`)), latent };
+    const latent = wantLatent ? concatLast(cNorm, select(kPe, 2, 0)) : undefined;
+    return { out: linear(reshape(o, [B, T, H * dv]), this.w(`${a}.o_proj.weight`)), latent };
   }
 
   /** Sparse MoE on h [N, D]: routed experts plus the shared experts. */
@@ -188,7 +226,9 @@ export class KimiLinearModel {
       numGroups: cfg.use_grouped_topk ? cfg.num_expert_group : 1,
       topkGroup: cfg.use_grouped_topk ? cfg.topk_group : 1,
     });
-    const routed = experts(h, r, this.weights.experts.get(i)!).y;
+    const ex = experts(h, r, this.weights.experts.get(i)!);
+    if (this.stats) expertCountsStat(this.stats, `layers.${i}`, ex.counts);
+    const routed = ex.y;
     const y = cfg.num_shared_experts ? add(routed, this.mlp(`${p}.shared_experts`, h)) : routed;
     return { y, idx: r.idx };
   }

@@ -1,19 +1,24 @@
 /**
- * Generation as an async iterator: prefill the prompt, then sample and feed one token at a time,
- * yielding each token with the text it completes. Stops at max tokens, a stop token, or the cache's
- * length. Text is streamed by decoding the whole generated sequence and emitting what is new, so
- * multi-token characters (and partial UTF-8) come out whole.
+ * Generation as an async iterator. One prompt: prefill it, then sample and feed one token at a time,
+ * yielding each token with the text it completes. Several prompts (of any lengths): each is prefilled
+ * on its own, then all are decoded together, one batched forward per step (BatchSession); events say
+ * which sequence they belong to, and a sequence that stops (max tokens, a stop token) leaves the batch
+ * while the others go on. Sampling is per sequence: sequence i draws from its own generator seeded
+ * `seed + i`, so a batch of one samples exactly as a single prompt does.
  */
 import type { Tokenizer } from '../io/tokenizer/types.js';
+import { BatchSession } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
-import { Session } from '../model/session.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
+import { TextStream } from './textStream.js';
 
 export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;
   stopTokens?: readonly number[];
   cacheDtype?: 'f32' | 'bf16';
 }
+
+export type StopReason = 'max_tokens' | 'stop_token';
 
 export interface GeneratedToken {
   token: number;
@@ -22,40 +27,100 @@ export interface GeneratedToken {
   index: number;
 }
 
+/** A batch event: a token of sequence `sequence` (its index in the prompts), or its end. */
+export type SequenceEvent =
+  | ({ type: 'token'; sequence: number } & GeneratedToken)
+  | { type: 'done'; sequence: number; stopped: StopReason; tokens: number[] };
+
+/** Decode one prompt (the single-sequence form of `generateBatch`). */
 export async function* generate(
   model: KimiLinearModel,
   prompt: readonly number[],
   tokenizer: Tokenizer | undefined,
   opts: GenerateOptions = {},
-): AsyncGenerator<GeneratedToken, { stopped: 'max_tokens' | 'stop_token' | 'length' }> {
+): AsyncGenerator<GeneratedToken, { stopped: StopReason }> {
+  let stopped: StopReason = 'max_tokens';
+  for await (const e of generateBatch(model, [prompt], tokenizer, opts)) {
+    if (e.type === 'token') yield { token: e.token, text: e.text, index: e.index };
+    else stopped = e.stopped;
+  }
+  return { stopped };
+}
+
+interface Running {
+  sequence: number;
+  seq: number;
+  sampler: Sampler;
+  context: number[];
+  out: number[];
+  text: TextStream;
+  last: number;
+}
+
+/** Decode several prompts together, streaming per-sequence events. */
+export async function* generateBatch(
+  model: KimiLinearModel,
+  prompts: readonly (readonly number[])[],
+  tokenizer: Tokenizer | undefined,
+  opts: GenerateOptions = {},
+): AsyncGenerator<SequenceEvent, void> {
+  if (!prompts.length) throw new Error('generate: no prompts');
+  prompts.forEach((p, i) => {
+    if (!p.length) throw new Error(`generate: prompt ${i} is empty`);
+  });
   const maxTokens = opts.maxTokens ?? 64;
-  const maxLength = prompt.length + maxTokens + 1;
-  const sampler = new Sampler(opts);
-  const session = new Session(model, { maxLength, cacheDtype: opts.cacheDtype });
-  const context = [...prompt];
-  const out: number[] = [];
-  let shown = '';
-  try {
-    let logits = await session.prefill(prompt);
-    for (let i = 0; i < maxTokens; i++) {
-      const token = sampler.sample(logits, context);
-      context.push(token);
-      out.push(token);
-      let text = '';
-      if (tokenizer) {
-        const full = tokenizer.decode(out);
-        // Hold back a trailing replacement character: the next token may complete it.
-        const stable = full.endsWith('\uFFFD') ? full.slice(0, -1) : full;
-        if (stable.startsWith(shown)) {
-          text = stable.slice(shown.length);
-          shown = stable;
-        }
-      }
-      yield { token, text, index: i };
-      if (opts.stopTokens?.includes(token)) return { stopped: 'stop_token' };
-      if (i + 1 < maxTokens) logits = await session.step(token);
+  if (!(Number.isInteger(maxTokens) && maxTokens >= 1))
+    throw new RangeError(`generate: maxTokens = ${maxTokens}, expected an integer >= 1`);
+  const maxLength = Math.max(...prompts.map((p) => p.length)) + maxTokens + 1;
+  const session = new BatchSession(model, {
+    maxSequences: prompts.length,
+    maxLength,
+    cacheDtype: opts.cacheDtype,
+  });
+  const running: Running[] = [];
+  // A sampled token: the event, and whether the sequence ends with it.
+  const take = (r: Running, logits: Float32Array): SequenceEvent[] => {
+    const token = r.sampler.sample(logits, r.context);
+    r.context.push(token);
+    r.out.push(token);
+    r.last = token;
+    const ev: SequenceEvent[] = [
+      { type: 'token', sequence: r.sequence, token, text: r.text.push(token), index: r.out.length - 1 },
+    ];
+    const stopped: StopReason | undefined = opts.stopTokens?.includes(token)
+      ? 'stop_token'
+      : r.out.length >= maxTokens
+        ? 'max_tokens'
+        : undefined;
+    if (stopped) {
+      session.remove(r.seq);
+      running.splice(running.indexOf(r), 1);
+      ev.push({ type: 'done', sequence: r.sequence, stopped, tokens: r.out });
     }
-    return { stopped: 'max_tokens' };
+    return ev;
+  };
+  try {
+    for (const [i, prompt] of prompts.entries()) {
+      const { seq, logits } = await session.add(prompt);
+      const r: Running = {
+        sequence: i,
+        seq,
+        sampler: new Sampler({ ...opts, seed: (opts.seed ?? 0) + i }),
+        context: [...prompt],
+        out: [],
+        text: new TextStream(tokenizer),
+        last: -1,
+      };
+      running.push(r);
+      yield* take(r, logits);
+    }
+    while (running.length) {
+      // Batch rows follow the session's order of its active sequences.
+      const order = session.active.map((seq) => running.find((r) => r.seq === seq)!);
+      const logits = await session.step(order.map((r) => r.last));
+      const V = logits.length / order.length;
+      for (const [b, r] of order.entries()) yield* take(r, logits.subarray(b * V, (b + 1) * V));
+    }
   } finally {
     session.dispose();
   }

@@ -147,6 +147,43 @@ describe.skipIf(!hasGpu)('GPU errors become exceptions naming the kernel and WGS
     expect(Array.from(await out.read())).toEqual([7, -3, 0.5]);
   });
 
+  it('bind groups are reused across identical steps and dropped when the pool destroys buffers', async () => {
+    const gpu = (await gpuContext())!;
+    const kernel = {
+      name: 'bg_cache_scale',
+      code: () =>
+        [
+          'struct P { s: f32, n: u32 };',
+          '@group(0) @binding(0) var<uniform> p: P;',
+          '@group(0) @binding(1) var<storage, read> a: array<f32>;',
+          '@group(0) @binding(2) var<storage, read_write> o: array<f32>;',
+          '@compute @workgroup_size(1) fn main() { for (var i = 0u; i < p.n; i++) { o[i] = a[i] * p.s; } }',
+        ].join('\n'),
+    };
+    // One "step": allocate, dispatch twice with different params, read, free; as a decode step does.
+    const step = async (s: number) => {
+      const a = gpu.fromHost(new Float32Array([1, 2, 3]), [3]);
+      const mid = gpu.empty([3]);
+      const out = gpu.empty([3]);
+      gpu.dispatch({ kernel, tensors: [a, mid], params: new Params().f32(s).u32(3), workgroups: [1] });
+      gpu.dispatch({ kernel, tensors: [mid, out], params: new Params().f32(2).u32(3), workgroups: [1] });
+      const r = Array.from(await out.read());
+      for (const t of [a, mid, out]) t.dispose();
+      return r;
+    };
+    await gpu.sync();
+    // Freed buffers return to the pool only after the next submit, and its free lists are stacks, so a
+    // step's buffers cycle through a few arrangements; after those every bind group a step needs exists.
+    for (let s = 1; s <= 4; s++) expect(await step(s)).toEqual([2 * s, 4 * s, 6 * s]);
+    const misses = gpu.bindGroups.misses;
+    // Same buffers, same uniform offsets: no new bind group, and the new params still reach the shader.
+    for (let s = 5; s <= 12; s++) expect(await step(s)).toEqual([2 * s, 4 * s, 6 * s]);
+    expect(gpu.bindGroups.misses).toBe(misses);
+    gpu.pool.trim();
+    expect(gpu.bindGroups.size).toBe(0);
+    expect(await step(13)).toEqual([26, 52, 78]);
+  });
+
   it('bf16 tensors round-trip through GPU memory, odd lengths included', async () => {
     const gpu = (await gpuContext())!;
     const bits = f32ArrayToBf16(new Float32Array([1, -2, 3.5, 0.1, 7]));

@@ -37,6 +37,8 @@ export class BufferPool {
   private stats_ = { live: 0, liveBytes: 0, freeBytes: 0, free: 0, created: 0, reused: 0 };
   /** Free buffers beyond this many bytes are destroyed rather than kept. */
   maxFreeBytes = 8 * 2 ** 30;
+  /** Told before buffers are destroyed (the context drops bind groups that may name them). */
+  onDestroy: (() => void) | undefined;
 
   constructor(
     private readonly device: GPUDevice,
@@ -78,6 +80,7 @@ export class BufferPool {
   recycle(): void {
     for (const b of this.pending) {
       if (this.stats_.freeBytes + b.size > this.maxFreeBytes) {
+        this.onDestroy?.();
         b.destroy();
         continue;
       }
@@ -92,6 +95,7 @@ export class BufferPool {
 
   /** Destroy every idle buffer (e.g. between benchmark phases). */
   trim(): void {
+    this.onDestroy?.();
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
     this.stats_.free = 0;

@@ -17,6 +17,7 @@ import { type Device, Tensor } from '../tensor/tensor.js';
 import { type AcquiredDevice, type AcquireOptions, acquireDevice, type AdapterSummary } from './acquire.js';
 import { BufferPool } from './bufferPool.js';
 import { GpuOutOfMemoryError, KernelError } from './kernelError.js';
+import { BindGroupCache } from './bindGroupCache.js';
 import type { Params } from './params.js';
 import { type CompiledKernel, type KernelSpec, PipelineCache } from './pipelineCache.js';
 
@@ -65,6 +66,7 @@ export class GpuContext implements Device {
   readonly device: GPUDevice;
   readonly pool: BufferPool;
   readonly pipelines: PipelineCache;
+  readonly bindGroups: BindGroupCache;
   readonly features: GpuFeatures;
   readonly limits: GPUSupportedLimits;
   readonly adapterInfo: AdapterSummary;
@@ -94,6 +96,9 @@ export class GpuContext implements Device {
     this.limits = acquired.limits;
     this.adapterInfo = acquired.info;
     this.pool = new BufferPool(this.device, this.limits.maxBufferSize);
+    this.bindGroups = new BindGroupCache(this.device);
+    // A cached bind group must not name a destroyed buffer.
+    this.pool.onDestroy = () => this.bindGroups.clear();
     this.pipelines = new PipelineCache(this.device);
     this.uniformAlign = this.limits.minUniformBufferOffsetAlignment;
     const f = acquired.features;
@@ -245,7 +250,7 @@ export class GpuContext implements Device {
         throw new KernelError(k.name, `binding ${i + 1}: ${(e as Error).message}`);
       }
     }
-    const bindGroup = this.device.createBindGroup({ layout: k.layout, entries, label: k.name });
+    const bindGroup = this.bindGroups.get(k.layout, entries, k.name);
     const pass = this.profiled ? this.profiledPass(k.name) : this.ensurePass();
     pass.setPipeline(k.pipeline);
     pass.setBindGroup(0, bindGroup);

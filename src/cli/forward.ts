@@ -1,12 +1,15 @@
 /**
  * `kimi-linear forward --model DIR --tokens FILE.json --out FILE.safetensors`: the full-sequence
  * forward of a batch of equal-length token lists; writes `logits` [B, T, V] f32 and `loss` [1] (mean
- * next-token cross-entropy over all B*(T-1) positions).
+ * next-token cross-entropy over all B*(T-1) positions). With `--grad` also `grad.<name>` for every
+ * parameter under its checkpoint name (routed experts one by one), d loss / d parameter in f32; the
+ * router's e_score_correction_bias is not trained by gradient and gets zeros.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { writeSafetensors } from '../io/safetensors/index.js';
 import { nextTokenLoss } from '../model/forward.js';
+import { gradientsByCheckpointName, modelGradients } from '../model/gradients.js';
 import { loadModel } from '../model/load.js';
 import { openDevice, parseBackend } from '../runtime/backend.js';
 import { acquireOptions, type GpuFlagOptions, gpuFlags, printJson } from './shared.js';
@@ -46,9 +49,21 @@ export function registerForward(program: Command): void {
     .requiredOption('--tokens <file>', 'JSON list of equal-length token-id lists')
     .requiredOption('--out <file>', 'output .safetensors (logits [B,T,V] f32, loss [1])')
     .option('--backend <name>', 'webgpu | cpu | auto', 'auto')
+    .option('--grad', 'also write grad.<name> (d loss / d parameter) for every parameter')
+    .option('--checkpointing', 'with --grad: recompute each layer in backward instead of keeping activations')
     .option('--json', 'print a JSON summary');
   gpuFlags(cmd).action(
-    async (o: { model: string; tokens: string; out: string; backend: string; json?: boolean } & GpuFlagOptions) => {
+    async (
+      o: {
+        model: string;
+        tokens: string;
+        out: string;
+        backend: string;
+        grad?: boolean;
+        checkpointing?: boolean;
+        json?: boolean;
+      } & GpuFlagOptions,
+    ) => {
       const device = await openDevice({ backend: parseBackend(o.backend), ...acquireOptions(o) });
       const model = await loadModel(o.model, device);
       const V = model.cfg.vocab_size;
@@ -58,11 +73,32 @@ export function registerForward(program: Command): void {
       const values = await logits.toFloat32();
       const ms = performance.now() - t0;
       const loss = T > 1 ? nextTokenLoss(values, ids, B, T, V) : Number.NaN;
-      await writeSafetensors(o.out, {
-        logits: { dtype: 'f32', shape: [B, T, V], data: values },
-        loss: { dtype: 'f32', shape: [1], data: new Float32Array([loss]) },
-      });
-      const summary = { backend: device.backend, B, T, V, loss, ms, out: o.out };
+      const out = new Map<string, { dtype: 'f32'; shape: number[]; data: Float32Array }>([
+        ['logits', { dtype: 'f32', shape: [B, T, V], data: values }],
+        ['loss', { dtype: 'f32', shape: [1], data: new Float32Array([loss]) }],
+      ]);
+      let gradMs: number | undefined;
+      if (o.grad) {
+        if (T < 2) throw new Error(`${o.tokens}: --grad needs at least 2 tokens per list (got ${T})`);
+        const g0 = performance.now();
+        const r = modelGradients(model, device.fromHost(ids, [B, T], 'i32'), { checkpointing: o.checkpointing });
+        const named = gradientsByCheckpointName(r.grads);
+        for (const name of model.weights.tensors.keys()) {
+          if (!named.has(name)) {
+            const shape = [...model.w(name).shape];
+            out.set(`grad.${name}`, { dtype: 'f32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+          }
+        }
+        for (const [name, t] of named)
+          out.set(`grad.${name}`, { dtype: 'f32', shape: [...t.shape], data: await t.toFloat32() });
+        gradMs = performance.now() - g0;
+        for (const t of named.values()) t.dispose();
+        r.grads.dispose();
+        r.loss.dispose();
+        for (const t of r.stats.values()) t.dispose();
+      }
+      await writeSafetensors(o.out, out);
+      const summary = { backend: device.backend, B, T, V, loss, ms, gradMs, out: o.out };
       if (o.json) printJson(summary);
       else
         console.log(

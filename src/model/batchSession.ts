@@ -185,13 +185,26 @@ export class BatchSession {
    * returns each sequence's next-token logits, [B * V] in batch order.
    */
   async step(tokens: ArrayLike<number>): Promise<Float32Array> {
+    const t0 = performance.now();
+    const logits = this.recordStep(tokens);
+    const t1 = performance.now();
+    const out = await logits.toFloat32();
+    logits.dispose();
+    this.lastStep = { recordMs: t1 - t0, totalMs: performance.now() - t0 };
+    return out;
+  }
+
+  /**
+   * Record a step's work without waiting for it: the logits [B, V] stay on the device (the caller
+   * disposes them). `step` is this plus the readback; profilers time the recorded dispatches.
+   */
+  recordStep(tokens: ArrayLike<number>): Tensor {
     const B = this.rows.length;
     if (B === 0) throw new Error('BatchSession.step: no sequence in the batch');
     if (tokens.length !== B) throw new Error(`BatchSession.step: ${tokens.length} tokens for a batch of ${B}`);
     const cfg = this.model.cfg;
     const starts = this.rows.map((s) => this.cache.reserve(s, 1).start);
-    const t0 = performance.now();
-    const logits = scope(() => {
+    return scope(() => {
       const model = this.model;
       let x = model.embed(this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32'));
       let where: Positions | undefined;
@@ -207,11 +220,6 @@ export class BatchSession {
       }
       return model.head(x.reshape([B, cfg.hidden_size]));
     });
-    const t1 = performance.now();
-    const out = await logits.toFloat32();
-    logits.dispose();
-    this.lastStep = { recordMs: t1 - t0, totalMs: performance.now() - t0 };
-    return out;
   }
 
   /** Cache memory held: MLA pools at full capacity, and the batch's KDA states and tails, in bytes. */

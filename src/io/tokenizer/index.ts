@@ -2,19 +2,23 @@
  * Tokenizer loading: Hugging Face tokenizer.json or a tiktoken ranks file, behind one small interface.
  * Plain byte-level BPE tokenizer.json files (those `data tokenizer train` writes, GPT-2 style) load into the
  * fast in-house encoder; every other tokenizer.json goes through `@huggingface/tokenizers` (pure JS, the
- * tokenizers.js of transformers.js); `.tiktoken` files go through `js-tiktoken`.
+ * tokenizers.js of transformers.js); `.tiktoken` files go through `js-tiktoken`. A model directory picks
+ * by the files present: tokenizer.json, or Kimi's tiktoken.model, each with its tokenizer_config.json
+ * (special tokens, bos / eos, chat template) when there is one.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { ByteLevelBpe } from './bpe.js';
+import { withSpecialSplit } from './chat.js';
+import { type ParsedTokenizerConfig, readTokenizerConfig } from './config.js';
+import { CL100K_PATTERN, KIMI_PATTERN, kimiSpecialTokens, parseRanks, tiktokenTokenizer } from './tiktoken.js';
 import type { Tokenizer } from './types.js';
 
-export type { Tokenizer } from './types.js';
+export type { Tokenizer, TokenizerConfig } from './types.js';
+export { applyChatTemplate, type ChatMessage, renderChatTemplate } from './chat.js';
+export { CL100K_PATTERN, KIMI_PATTERN } from './tiktoken.js';
 export { ByteLevelBpe } from './bpe.js';
 export { trainBpe, PreTokenCounter } from './train.js';
-
-/** cl100k's split pattern: the usual choice for tiktoken files that carry no pattern. */
-export const CL100K_PATTERN =
-  "('s|'S|'t|'T|'re|'rE|'Re|'RE|'ve|'vE|'Ve|'VE|'m|'M|'ll|'lL|'Ll|'LL|'d|'D)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 export interface LoadOptions {
   /** tiktoken only: the pre-tokenizer regex (default cl100k's). */
@@ -25,7 +29,12 @@ export interface LoadOptions {
   forceLibrary?: boolean;
 }
 
+/** Files a model directory may hold its tokenizer in, in the order they are looked for. */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tiktoken.model'] as const;
+
+/** A tokenizer file, or a model directory (tokenizer.json or tiktoken.model, with tokenizer_config.json). */
 export async function loadTokenizer(path: string, opts: LoadOptions = {}): Promise<Tokenizer> {
+  if (existsSync(path) && statSync(path).isDirectory()) return loadTokenizerDir(path, opts);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -67,32 +76,46 @@ export async function fromHfLibrary(
 }
 
 async function loadTiktoken(path: string, text: string, opts: LoadOptions): Promise<Tokenizer> {
-  const { Tiktoken } = await import('js-tiktoken/lite');
-  const lines = text.split('\n').filter((l) => l.trim());
-  let maxRank = -1;
-  const ranks: string[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const [tok, r] = lines[i].trim().split(/\s+/);
-    const rank = Number(r);
-    if (!tok || !Number.isInteger(rank)) {
-      throw new Error(
-        `tokenizer '${path}' line ${i + 1}: expected '<base64 token> <rank>', found '${lines[i].slice(0, 60)}'`,
-      );
-    }
-    ranks.push(`x ${rank} ${tok}`);
-    maxRank = Math.max(maxRank, rank);
-  }
-  const special = opts.specialTokens ?? { '<|endoftext|>': maxRank + 1 };
-  const enc = new Tiktoken({
-    pat_str: opts.pattern ?? CL100K_PATTERN,
-    special_tokens: special,
-    bpe_ranks: ranks.join('\n'),
-  });
-  const vocabSize = Math.max(maxRank, ...Object.values(special)) + 1;
-  return {
-    vocabSize,
-    encode: (t: string) => enc.encode(t, [], []),
-    decode: (ids) => enc.decode(Array.from(ids)),
-    tokenId: (s: string) => special[s],
+  const { bpeRanks, numBase } = parseRanks(path, text);
+  const special = opts.specialTokens ?? { '<|endoftext|>': numBase };
+  return tiktokenTokenizer(bpeRanks, numBase, opts.pattern ?? CL100K_PATTERN, special);
+}
+
+async function loadTokenizerDir(dir: string, opts: LoadOptions): Promise<Tokenizer> {
+  const cfgPath = join(dir, 'tokenizer_config.json');
+  const cfg: ParsedTokenizerConfig | undefined = existsSync(cfgPath) ? readTokenizerConfig(cfgPath) : undefined;
+  const ids = (tok: Tokenizer, special: ReadonlyMap<string, number>): Tokenizer => {
+    if (!cfg) return tok;
+    const id = (s?: string) => (s === undefined ? undefined : special.get(s));
+    return {
+      ...tok,
+      config: { ...cfg, bosTokenId: id(cfg.bosToken), eosTokenId: id(cfg.eosToken) },
+    };
   };
+  if (existsSync(join(dir, 'tokenizer.json'))) {
+    const file = join(dir, 'tokenizer.json');
+    const base = await loadTokenizer(file, opts);
+    const special = new Map<string, number>();
+    const json = JSON.parse(readFileSync(file, 'utf8')) as { added_tokens?: { id: number; content: string }[] };
+    for (const t of json.added_tokens ?? []) special.set(t.content, t.id);
+    for (const [id, content] of cfg?.addedTokens ?? []) special.set(content, id);
+    const tok: Tokenizer = {
+      vocabSize: base.vocabSize,
+      encode: (t) => base.encode(t),
+      decode: (d) => base.decode(d),
+      tokenId: (s) => special.get(s) ?? base.tokenId?.(s),
+    };
+    tok.encodeWithSpecial = withSpecialSplit(tok, special);
+    return ids(tok, special);
+  }
+  if (existsSync(join(dir, 'tiktoken.model'))) {
+    const file = join(dir, 'tiktoken.model');
+    const { bpeRanks, numBase } = parseRanks(file, readFileSync(file, 'utf8'));
+    const special = opts.specialTokens ?? kimiSpecialTokens(numBase, cfg?.addedTokens ?? new Map());
+    const tok = await tiktokenTokenizer(bpeRanks, numBase, opts.pattern ?? KIMI_PATTERN, special, cfg);
+    return ids(tok, new Map(Object.entries(special)));
+  }
+  throw new Error(
+    `tokenizer directory '${dir}': found none of ${TOKENIZER_FILES.join(', ')} (with an optional tokenizer_config.json)`,
+  );
 }

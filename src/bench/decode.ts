@@ -17,6 +17,7 @@ import { Session } from '../model/session.js';
 import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
+import { profileDecodeStep } from './decodeProfile.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
 
 const PRESETS: Record<string, string> = {
@@ -49,6 +50,8 @@ export interface DecodeBenchOptions {
   weightsDtype: 'f32' | 'bf16';
   /** Which models to run (default both). */
   variants?: ('hybrid' | 'all-MLA')[];
+  /** Also time each kernel of one step per context (a timestamped pass per dispatch). */
+  profile?: boolean;
 }
 
 async function timeVariant(name: string, model: KimiLinearModel, o: DecodeBenchOptions, device: Device) {
@@ -65,6 +68,8 @@ async function timeVariant(name: string, model: KimiLinearModel, o: DecodeBenchO
       recordMs += s.lastStep.recordMs;
     }
     const ms = (performance.now() - t0) / o.steps;
+    const profile =
+      o.profile && device instanceof GpuContext ? await profileDecodeStep(device, s.batchSession, [7]) : undefined;
     rows.push({
       model: name,
       context: C,
@@ -74,6 +79,7 @@ async function timeVariant(name: string, model: KimiLinearModel, o: DecodeBenchO
       recordMs: recordMs / o.steps,
       tokensPerS: 1000 / ms,
       cacheGB: s.cacheBytes() / 1e9,
+      ...(profile ? { profile } : {}),
     });
     s.dispose();
     if (device instanceof GpuContext) await device.sync();
@@ -144,47 +150,52 @@ export function registerDecodeBench(bench: Command): void {
     .option('--weights-dtype <d>', 'matrices: bf16 | f32', 'bf16')
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
+    .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
     .option('--json', 'print a JSON object');
-  gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
-    const sources = [opts.model, opts.config, opts.preset].filter(Boolean);
-    if (sources.length !== 1) throw new Error('bench decode: give exactly one of --model, --config, --preset');
-    if (opts.batch !== '1') throw new Error(`bench decode: --batch ${opts.batch}: only batch 1 is implemented so far`);
-    for (const [k, v] of [
-      ['--cache-dtype', opts.cacheDtype],
-      ['--weights-dtype', opts.weightsDtype],
-    ])
-      if (v !== 'bf16' && v !== 'f32') throw new Error(`${k}: '${v}' is not bf16 or f32`);
-    let file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
-    if (opts.preset) {
-      const rel = PRESETS[opts.preset];
-      if (!rel) throw new Error(`--preset: unknown '${opts.preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
-      file = new URL(rel, import.meta.url).pathname;
-    }
-    let json: Record<string, unknown>;
-    try {
-      json = JSON.parse(await readFile(file!, 'utf8'));
-    } catch (e) {
-      throw new Error(`${file}: cannot read the config (${(e as Error).message})`);
-    }
-    const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
-    const result = await benchDecode(
-      device,
-      json,
-      {
-        contexts: parseList(opts.context),
-        steps: parseList(opts.steps)[0],
-        cacheDtype: opts.cacheDtype as 'bf16' | 'f32',
-        weightsDtype: opts.weightsDtype as 'bf16' | 'f32',
-        variants: opts.variants.split(',').map((v) => {
-          if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
-          return v;
-        }),
-      },
-      opts.model,
-    );
-    if (opts.json) return printJson(result);
-    console.log(renderTable(result.rows));
-    console.log(renderTable(result.ratios));
-    console.log(`weights (GB): ${JSON.stringify(result.weightsGB)}`);
-  });
+  gpuFlags(cmd).action(
+    async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean; profile?: boolean }) => {
+      const sources = [opts.model, opts.config, opts.preset].filter(Boolean);
+      if (sources.length !== 1) throw new Error('bench decode: give exactly one of --model, --config, --preset');
+      if (opts.batch !== '1')
+        throw new Error(`bench decode: --batch ${opts.batch}: only batch 1 is implemented so far`);
+      for (const [k, v] of [
+        ['--cache-dtype', opts.cacheDtype],
+        ['--weights-dtype', opts.weightsDtype],
+      ])
+        if (v !== 'bf16' && v !== 'f32') throw new Error(`${k}: '${v}' is not bf16 or f32`);
+      let file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
+      if (opts.preset) {
+        const rel = PRESETS[opts.preset];
+        if (!rel) throw new Error(`--preset: unknown '${opts.preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
+        file = new URL(rel, import.meta.url).pathname;
+      }
+      let json: Record<string, unknown>;
+      try {
+        json = JSON.parse(await readFile(file!, 'utf8'));
+      } catch (e) {
+        throw new Error(`${file}: cannot read the config (${(e as Error).message})`);
+      }
+      const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
+      const result = await benchDecode(
+        device,
+        json,
+        {
+          contexts: parseList(opts.context),
+          steps: parseList(opts.steps)[0],
+          cacheDtype: opts.cacheDtype as 'bf16' | 'f32',
+          weightsDtype: opts.weightsDtype as 'bf16' | 'f32',
+          profile: !!opts.profile,
+          variants: opts.variants.split(',').map((v) => {
+            if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
+            return v;
+          }),
+        },
+        opts.model,
+      );
+      if (opts.json) return printJson(result);
+      console.log(renderTable(result.rows));
+      console.log(renderTable(result.ratios));
+      console.log(`weights (GB): ${JSON.stringify(result.weightsGB)}`);
+    },
+  );
 }

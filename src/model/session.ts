@@ -65,6 +65,11 @@ export class Session {
     return this.batch.step([token]);
   }
 
+  /** The batch session underneath (one sequence), e.g. for profiling a step with `recordStep`. */
+  get batchSession(): BatchSession {
+    return this.batch;
+  }
+
   dispose(): void {
     this.batch.dispose();
   }

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generate, generateBatch } from '../src/generate/generate.js';
 import { openSafetensors } from '../src/io/safetensors/index.js';
@@ -6,7 +9,7 @@ import { KimiLinearModel } from '../src/model/forward.js';
 import { loadModel } from '../src/model/load.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device } from '../src/tensor/tensor.js';
-import { expectClose, FIXTURES, gpuContext, hasGpu, relErr } from './helpers.js';
+import { cli, expectClose, FIXTURES, gpuContext, hasGpu, relErr } from './helpers.js';
 
 const V = 256;
 
@@ -167,5 +170,31 @@ describe('MLA with rotary embeddings (mla_use_nope: false) on the tiny checkpoin
 
   it.skipIf(!hasGpu)('WebGPU: the same within 1e-3', async () => {
     await prefillDecodeMatchesForward((await gpuContext())!, 1e-3);
+  });
+});
+
+describe('generate CLI with several prompts', () => {
+  it('--tokens with lists of different lengths: one JSON object per sequence, the tokens of each alone', async () => {
+    const prompts = [[72, 105, 33, 32, 116], [1]];
+    const file = join(mkdtempSync(join(tmpdir(), 'gen-')), 'prompts.json');
+    writeFileSync(file, JSON.stringify(prompts));
+    const args = ['generate', '--model', `${FIXTURES}/tiny-kimi`, '--max-tokens', '5', '--greedy', '--backend', 'cpu'];
+    const r = await cli(...args, '--tokens', file, '--json', '--stop', '999');
+    expect(r.code, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout) as { sequences: { prompt: number[]; tokens: number[]; stopped: string }[] };
+    const model = await loadModel(`${FIXTURES}/tiny-kimi`, cpu);
+    for (const [i, p] of prompts.entries()) {
+      const alone: number[] = [];
+      for await (const t of generate(model, p, undefined, { greedy: true, maxTokens: 5 })) alone.push(t.token);
+      expect(got.sequences[i].prompt).toEqual(p);
+      expect(got.sequences[i].tokens).toEqual(alone);
+      expect(got.sequences[i].stopped).toBe('max_tokens');
+    }
+    // Streaming text: lines labelled by sequence.
+    const s = await cli(...args, '--prompt', 'ab', '--prompt', 'c');
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stdout).toMatch(/^\[0\] /m);
+    expect(s.stdout).toMatch(/^\[1\] /m);
+    expect(s.stdout).toMatch(/2 sequences, 10 tokens/);
   });
 });

@@ -10,6 +10,7 @@ import { registerForward } from './forward.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
 import { registerInspect } from './inspect.js';
+import { registerTrain } from './train.js';
 
 const program = new Command();
 program
@@ -24,6 +25,7 @@ registerForward(program);
 registerGenerate(program);
 registerInspect(program);
 registerData(program);
+registerTrain(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(process.exitCode ?? 0),

@@ -12,7 +12,9 @@ import { reduce } from '../../kernels/reduce/index.js';
 import { scope } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { axpby, muonApply, muonMomentum, normalizeRows } from './ops.js';
-import { type MuonHyper, muonScale, NS_COEFFS, NS_EPS, NS_STEPS } from './reference.js';
+import { asGpu } from '../../kernels/common.js';
+import type { CpuDevice } from '../../tensor/cpuDevice.js';
+import { type MuonHyper, muonReference, muonScale, NS_COEFFS, NS_EPS, NS_STEPS } from './reference.js';
 
 /** [E, rows, cols] of a 2-D or stacked 3-D weight. */
 export function matrixDims(w: Tensor): [number, number, number] {
@@ -53,6 +55,16 @@ export function muonStep(
   coefSlot: number,
 ): void {
   const [E, rows, cols] = matrixDims(w);
+  if (!asGpu(w.device)) {
+    // cpu backend: the f64 reference is the definition (and much faster than op-by-op host kernels).
+    const host = (t: Tensor) => (t.device as CpuDevice).view(t) as Float32Array;
+    const before = host(w).slice();
+    muonReference(host(g), host(w), host(m), E, rows, cols, h, host(scalars)[coefSlot]);
+    const u = host(upd);
+    const after = host(w);
+    for (let i = 0; i < u.length; i++) u[i] = after[i] - before[i];
+    return;
+  }
   scope(() => {
     const u = w.device.empty(w.shape);
     muonMomentum(g, m, u, h.momentum, scalars, coefSlot);

@@ -124,28 +124,37 @@ export function newtonSchulzReference(g: Float32Array, rows: number, cols: numbe
     for (let c = 0; c < cols; c++) x[tall ? c * q + r : r * q + c] = g[r * cols + c] / norm;
   }
   const [a, b, c] = NS_COEFFS;
+  // Loops in i-k-j order so the inner loop runs along rows (this is the cpu backend's Muon).
+  const A = new Float64Array(p * p);
+  const B = new Float64Array(p * p);
   for (let s = 0; s < steps; s++) {
-    const A = new Float64Array(p * p);
     for (let i = 0; i < p; i++)
-      for (let j = 0; j < p; j++) {
+      for (let j = 0; j <= i; j++) {
         let acc = 0;
-        for (let k = 0; k < q; k++) acc += x[i * q + k] * x[j * q + k];
+        const xi = i * q;
+        const xj = j * q;
+        for (let k = 0; k < q; k++) acc += x[xi + k] * x[xj + k];
         A[i * p + j] = acc;
+        A[j * p + i] = acc;
       }
-    const B = new Float64Array(p * p);
-    for (let i = 0; i < p; i++)
-      for (let j = 0; j < p; j++) {
-        let acc = 0;
-        for (let k = 0; k < p; k++) acc += A[i * p + k] * A[k * p + j];
-        B[i * p + j] = b * A[i * p + j] + c * acc;
+    for (let i = 0; i < p; i++) {
+      const row = B.subarray(i * p, (i + 1) * p);
+      for (let j = 0; j < p; j++) row[j] = b * A[i * p + j];
+      for (let k = 0; k < p; k++) {
+        const aik = c * A[i * p + k];
+        for (let j = 0; j < p; j++) row[j] += aik * A[k * p + j];
       }
+    }
     const next = new Float64Array(p * q);
-    for (let i = 0; i < p; i++)
-      for (let j = 0; j < q; j++) {
-        let acc = 0;
-        for (let k = 0; k < p; k++) acc += B[i * p + k] * x[k * q + j];
-        next[i * q + j] = a * x[i * q + j] + acc;
+    for (let i = 0; i < p; i++) {
+      const row = next.subarray(i * q, (i + 1) * q);
+      for (let j = 0; j < q; j++) row[j] = a * x[i * q + j];
+      for (let k = 0; k < p; k++) {
+        const bik = B[i * p + k];
+        const xk = k * q;
+        for (let j = 0; j < q; j++) row[j] += bik * x[xk + j];
       }
+    }
     x = next;
   }
   if (!tall) return x;

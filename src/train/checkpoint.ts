@@ -56,7 +56,7 @@ async function writeFileSynced(path: string, text: string): Promise<void> {
 }
 
 /** The model's weights under checkpoint names, routed experts unstacked, dtypes as on the device. */
-export async function modelTensorData(cfg: KimiLinearConfig, weights: ModelWeights): Promise<Map<string, TensorData>> {
+export async function modelTensorData(weights: ModelWeights): Promise<Map<string, TensorData>> {
   const out = new Map<string, TensorData>();
   for (const [name, t] of weights.tensors) out.set(name, { dtype: t.dtype, shape: [...t.shape], data: await t.read() });
   for (const [layer, e] of weights.experts) {
@@ -97,7 +97,7 @@ export async function saveCheckpoint(a: SaveArgs): Promise<string> {
   await mkdir(tmp);
   try {
     await writeFileSynced(join(tmp, 'config.json'), `${JSON.stringify(a.cfg, null, 2)}\n`);
-    await writeSafetensors(join(tmp, 'model.safetensors'), await modelTensorData(a.cfg, a.weights), {
+    await writeSafetensors(join(tmp, 'model.safetensors'), await modelTensorData(a.weights), {
       metadata: { format: 'pt' },
     });
     const opt = new Map<string, TensorData>();

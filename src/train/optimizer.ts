@@ -46,7 +46,7 @@ export class Optimizer {
   /** State tensors by name (`{param}.m`, `{param}.v`) for the checkpoint. */
   stateTensors(): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
-    for (const [name, ts] of this.state) ts.forEach((t, k) => out.set(`${name}.${k === 0 ? 'm' : 'v'}`, t));
+    for (const [name, ts] of this.state) ts.forEach((t, k) => void out.set(`${name}.${k === 0 ? 'm' : 'v'}`, t));
     return out;
   }
 

@@ -60,7 +60,7 @@ export function applyQkClip(
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     if (layerMixer(cfg, i) !== 'mla') continue;
     const logits = maxLogit(i);
-    if (!logits || !logits.some((m) => m > tau)) continue;
+    if (!logits?.some((m) => m > tau)) continue;
     const { q, kvb, gammas } = qkClipFactors(cfg, logits, tau);
     const a = `model.layers.${i}.self_attn`;
     const device = weights.get(`${a}.q_proj.weight`).device;

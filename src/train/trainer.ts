@@ -190,12 +190,12 @@ export class Trainer {
     const capacity = 2 + losses.length + statCount + 3 * P + aLogNames.reduce((n, a) => n + model.w(a).numel, 0);
     const sc = new ScalarBuffer(device, capacity);
     try {
-      losses.forEach((l, k) => sc.copyFrom(`loss.${k}`, l));
+      for (const [k, l] of losses.entries()) sc.copyFrom(`loss.${k}`, l);
       stats.forEach((s, k) => {
         for (const [name, t] of s) sc.copyFrom(`m${k}/${name}`, t);
       });
       const first = sc.slot('gsq', P);
-      this.params.forEach((p, k) => sumsqInto(tensorOf(grads!, p.name), sc.tensor, first + k));
+      for (const [k, p] of this.params.entries()) sumsqInto(tensorOf(grads!, p.name), sc.tensor, first + k);
       const clipSlot = sc.slot('clip', 2);
       clipFactorInto(sc.tensor, first, P, clipSlot, 1 / run.grad_accum, run.optimizer.grad_clip);
       const usq = sc.slot('usq', P);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { benchDecode } from '../src/bench/decode.js';
+import { benchDecode, cachePerSequence, largestBatch } from '../src/bench/decode.js';
+import { parseKimiConfig } from '../src/model/config.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { FIXTURES } from './helpers.js';
 
@@ -20,5 +21,58 @@ describe('bench decode', () => {
     expect(cache('all-MLA', 200)).toBeGreaterThan(cache('all-MLA', 8));
     expect(cache('all-MLA', 200) - cache('all-MLA', 8)).toBeGreaterThan(cache('hybrid', 200) - cache('hybrid', 8));
     expect(r.ratios).toHaveLength(2);
+  });
+});
+
+describe('bench decode --batch / --max-batch', () => {
+  const json = JSON.parse(readFileSync(`${FIXTURES}/tiny-kimi/config.json`, 'utf8'));
+
+  it('decodes B sequences per step and finds the largest batch each variant cache allows', async () => {
+    const r = await benchDecode(cpu, json, {
+      contexts: [300],
+      steps: 1,
+      cacheDtype: 'bf16',
+      weightsDtype: 'f32',
+      batches: [1, 3],
+      maxBatch: true,
+      memoryGB: 0.0016,
+    });
+    const row = (m: string, B: number) => r.rows.find((x) => x.model === m && x.batch === B)!;
+    // A batch of 3 holds three sequences' caches and makes 3 tokens per step.
+    expect(row('all-MLA', 3).cacheGB as number).toBeCloseTo(3 * (row('all-MLA', 1).cacheGB as number), 9);
+    expect(row('hybrid', 3).tokensPerS as number).toBeCloseTo((3 * 1000) / (row('hybrid', 3).tpotMs as number), 6);
+    const fitOf = (m: string) => r.fits.find((x) => x.model === m)!;
+    // The hybrid cache per sequence is smaller, so more sequences fit beside its weights.
+    expect(fitOf('hybrid').perSequenceCacheGB as number).toBeLessThan(fitOf('all-MLA').perSequenceCacheGB as number);
+    expect(fitOf('hybrid').maxBatch as number).toBeGreaterThan(fitOf('all-MLA').maxBatch as number);
+    for (const m of ['hybrid', 'all-MLA']) {
+      const f = fitOf(m);
+      const weights = r.weightsGB[m];
+      const per = f.perSequenceCacheGB as number;
+      const B = f.maxBatch as number;
+      expect(weights + B * per).toBeLessThanOrEqual(0.0016);
+      expect(weights + (B + 1) * per).toBeGreaterThan(0.0016);
+      expect(r.rows.some((x) => x.model === m && x.batch === B && x.maxBatch)).toBe(true);
+    }
+    expect(r.batchLimited).toHaveLength(1);
+    expect(r.batchLimited[0].hybridBatch).toBe(fitOf('hybrid').maxBatch);
+  });
+
+  it('largestBatch: bounded by memory, by one buffer binding per latent pool, and by the cap', () => {
+    const cfg = parseKimiConfig(json, 'tiny');
+    const per = cachePerSequence(cfg, 1000, 'bf16');
+    const base = { cacheDtype: 'bf16' as const, weightBytes: 1e6, maxBinding: Number.POSITIVE_INFINITY, cap: 1000 };
+    expect(largestBatch(cfg, 1000, { ...base, memoryBytes: 1e6 + 5.5 * per.bytes })).toMatchObject({
+      batch: 5,
+      limitedBy: 'memory',
+    });
+    expect(largestBatch(cfg, 1000, { ...base, memoryBytes: 1e12, maxBinding: 2.5 * per.mlaPoolPerLayer }).batch).toBe(
+      2,
+    );
+    expect(largestBatch(cfg, 1000, { ...base, memoryBytes: 1e12, cap: 9 })).toMatchObject({
+      batch: 9,
+      limitedBy: 'cap',
+    });
+    expect(largestBatch(cfg, 1000, { ...base, memoryBytes: 1e5 }).batch).toBe(0);
   });
 });

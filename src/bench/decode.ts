@@ -1,19 +1,26 @@
 /**
  * `kimi-linear bench decode`: time per output token of the hybrid model and of the same model with every
- * layer MLA (the report's baseline), at given context lengths, in one run. Without a checkpoint the
- * weights are random and made on the GPU; the cache is filled synthetically to the context length (its
- * contents do not change the work a decode step does). TPOT is host wall time per `Session.step`: the
- * whole step, including reading the logits back, as a user of `generate` sees it.
+ * layer MLA (the report's baseline), at given context lengths and batch sizes, in one run. Without a
+ * checkpoint the weights are random and made on the GPU; the cache is filled synthetically to the context
+ * length for every sequence of the batch (its contents do not change the work a decode step does). TPOT
+ * is host wall time per `BatchSession.step` (one token for each of the B sequences, one batched forward):
+ * the whole step, including reading the logits back, as a user of `generate` sees it; tokens/s is B / TPOT.
+ *
+ * Batch-limited throughput: the hybrid cache per sequence is far smaller (KDA state is constant, only one
+ * layer in four keeps latents), so at a given memory budget it fits a larger batch. For each variant and
+ * context the largest batch whose weights + cache fit `memoryGB` (and whose per-layer latent pool fits
+ * one buffer binding) is reported, and with `maxBatch` timed, giving the throughput each variant reaches
+ * at the batch its cache allows.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
-import { type KimiLinearConfig, parseKimiConfig } from '../model/config.js';
+import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
-import { Session } from '../model/session.js';
+import { BatchSession } from '../model/batchSession.js';
 import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
@@ -52,39 +59,129 @@ export interface DecodeBenchOptions {
   variants?: ('hybrid' | 'all-MLA')[];
   /** Also time each kernel of one step per context (a timestamped pass per dispatch). */
   profile?: boolean;
+  /** Batch sizes to time at every context (default [1]). */
+  batches?: number[];
+  /** Also time each variant at the largest batch its cache allows within `memoryGB`. */
+  maxBatch?: boolean;
+  /** Device memory for weights + cache, GB (default: see `memoryBudget`). */
+  memoryGB?: number;
+  /** Upper bound on the largest batch (default 256). */
+  batchCap?: number;
 }
 
-async function timeVariant(name: string, model: KimiLinearModel, o: DecodeBenchOptions, device: Device) {
+const PAGE_SIZE = 64;
+/** Untimed steps before timing (pipelines compiled, buffers pooled). */
+const WARMUP = 2;
+
+/** The memory budget: --memory-gb, else the adapter's maxBufferSize when it looks like device memory, else 80 GB. */
+export function memoryBudget(device: Device, memoryGB?: number): { gb: number; source: string } {
+  if (memoryGB !== undefined) return { gb: memoryGB, source: '--memory-gb' };
+  // WebGPU does not expose device memory; some drivers report (nearly) all of it as maxBufferSize.
+  if (device instanceof GpuContext && device.limits.maxBufferSize >= 16e9)
+    return { gb: device.limits.maxBufferSize / 1e9, source: 'adapter maxBufferSize' };
+  return { gb: 80, source: 'default (device memory unknown)' };
+}
+
+/** Cache bytes one sequence holding `tokens` tokens takes: MLA latent pages, KDA states and conv tails. */
+export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDtype: 'f32' | 'bf16') {
+  let mla = 0;
+  let kda = 0;
+  for (let i = 0; i < cfg.num_hidden_layers; i++) layerMixer(cfg, i) === 'mla' ? mla++ : kda++;
+  const latent = (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0);
+  const perLayer = Math.ceil(tokens / PAGE_SIZE) * PAGE_SIZE * latent * (cacheDtype === 'bf16' ? 2 : 4);
+  const lac = cfg.linear_attn_config;
+  const kdaPerLayer = lac
+    ? (lac.num_heads * lac.head_dim ** 2 + 3 * (lac.short_conv_kernel_size - 1) * lac.num_heads * lac.head_dim) * 4
+    : 0;
+  return { bytes: mla * perLayer + kda * kdaPerLayer, mlaPoolPerLayer: mla ? perLayer : 0 };
+}
+
+/**
+ * The largest batch whose weights + cache fit the budget, and whose per-layer latent pool (one buffer
+ * of all sequences' pages) fits a storage binding.
+ */
+export function largestBatch(
+  cfg: KimiLinearConfig,
+  tokens: number,
+  o: { cacheDtype: 'f32' | 'bf16'; weightBytes: number; memoryBytes: number; maxBinding: number; cap: number },
+): { batch: number; limitedBy: 'memory' | 'buffer binding' | 'cap'; perSequenceBytes: number } {
+  const per = cachePerSequence(cfg, tokens, o.cacheDtype);
+  const byMemory = Math.max(0, Math.floor((o.memoryBytes - o.weightBytes) / per.bytes));
+  const byBinding = per.mlaPoolPerLayer ? Math.floor(o.maxBinding / per.mlaPoolPerLayer) : Number.POSITIVE_INFINITY;
+  const batch = Math.min(byMemory, byBinding, o.cap);
+  const limitedBy = batch === o.cap ? 'cap' : batch === byBinding ? 'buffer binding' : 'memory';
+  return { batch, limitedBy, perSequenceBytes: per.bytes };
+}
+
+async function timeVariant(
+  name: string,
+  model: KimiLinearModel,
+  o: DecodeBenchOptions,
+  device: Device,
+  weightBytes: number,
+) {
   const rows: Record<string, unknown>[] = [];
+  const fits: Record<string, unknown>[] = [];
+  const budget = memoryBudget(device, o.memoryGB);
+  const maxBinding =
+    device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize : Number.POSITIVE_INFINITY;
   for (const C of o.contexts) {
-    const s = new Session(model, { maxLength: C + o.steps + 4, cacheDtype: o.cacheDtype });
-    s.fillSynthetic(C);
-    await s.step(1);
-    await s.step(2);
-    const t0 = performance.now();
-    let recordMs = 0;
-    for (let i = 0; i < o.steps; i++) {
-      await s.step(3 + (i % 100));
-      recordMs += s.lastStep.recordMs;
-    }
-    const ms = (performance.now() - t0) / o.steps;
-    const profile =
-      o.profile && device instanceof GpuContext ? await profileDecodeStep(device, s.batchSession, [7]) : undefined;
-    rows.push({
+    const held = C + WARMUP + o.steps + 1;
+    const fit = largestBatch(model.cfg, held, {
+      cacheDtype: o.cacheDtype,
+      weightBytes,
+      memoryBytes: budget.gb * 1e9,
+      maxBinding,
+      cap: o.batchCap ?? 256,
+    });
+    fits.push({
       model: name,
       context: C,
-      batch: 1,
-      tpotMs: ms,
-      // Host time spent recording the step's dispatches (the rest is GPU execution and the readback).
-      recordMs: recordMs / o.steps,
-      tokensPerS: 1000 / ms,
-      cacheGB: s.cacheBytes() / 1e9,
-      ...(profile ? { profile } : {}),
+      perSequenceCacheGB: fit.perSequenceBytes / 1e9,
+      maxBatch: fit.batch,
+      limitedBy: fit.limitedBy,
     });
-    s.dispose();
-    if (device instanceof GpuContext) await device.sync();
+    const batches = [...(o.batches ?? [1])];
+    if (o.maxBatch && fit.batch > 0 && !batches.includes(fit.batch)) batches.push(fit.batch);
+    for (const B of batches) {
+      const s = new BatchSession(model, {
+        maxSequences: B,
+        maxLength: held,
+        cacheDtype: o.cacheDtype,
+        pageSize: PAGE_SIZE,
+      });
+      s.addSyntheticMany(C, B);
+      const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
+      for (let i = 0; i < WARMUP; i++) await s.step(tokens(i));
+      const t0 = performance.now();
+      let recordMs = 0;
+      for (let i = 0; i < o.steps; i++) {
+        await s.step(tokens(WARMUP + i));
+        recordMs += s.lastStep.recordMs;
+      }
+      const ms = (performance.now() - t0) / o.steps;
+      const profile =
+        o.profile && device instanceof GpuContext ? await profileDecodeStep(device, s, tokens(0)) : undefined;
+      rows.push({
+        model: name,
+        context: C,
+        batch: B,
+        maxBatch: B === fit.batch,
+        tpotMs: ms,
+        // Host time spent recording the step's dispatches (the rest is GPU execution and the readback).
+        recordMs: recordMs / o.steps,
+        tokensPerS: (1000 * B) / ms,
+        cacheGB: s.cacheBytes() / 1e9,
+        ...(profile ? { profile } : {}),
+      });
+      s.dispose();
+      if (device instanceof GpuContext) {
+        await device.sync();
+        device.pool.trim();
+      }
+    }
   }
-  return rows;
+  return { rows, fits };
 }
 
 export async function benchDecode(
@@ -94,6 +191,7 @@ export async function benchDecode(
   checkpoint?: string,
 ) {
   const rows: Record<string, unknown>[] = [];
+  const fits: Record<string, unknown>[] = [];
   const weights: Record<string, number> = {};
   for (const [name, cfgJson] of [
     ['hybrid', json],
@@ -109,28 +207,57 @@ export async function benchDecode(
     } else w = randomModelWeights(cfg, device, o.weightsDtype);
     const model = new KimiLinearModel(cfg, w);
     weights[name] = weightBytes(model);
-    rows.push(...(await timeVariant(name, model, o, device)));
+    const r = await timeVariant(name, model, o, device, weights[name]);
+    rows.push(...r.rows);
+    fits.push(...r.fits);
     w.dispose();
     if (device instanceof GpuContext) {
       await device.sync();
       device.pool.trim();
     }
   }
-  const ratios = o.contexts.flatMap((C) => {
-    const h = rows.find((r) => r.model === 'hybrid' && r.context === C);
-    const m = rows.find((r) => r.model === 'all-MLA' && r.context === C);
-    return h && m ? [{ context: C, allMlaOverHybrid: (m.tpotMs as number) / (h.tpotMs as number) }] : [];
-  });
+  const find = (m: string, C: number, B: number) => rows.find((r) => r.model === m && r.context === C && r.batch === B);
+  // TPOT ratio all-MLA / hybrid at equal batch.
+  const ratios = o.contexts.flatMap((C) =>
+    [...new Set(rows.filter((r) => r.context === C).map((r) => r.batch as number))].flatMap((B) => {
+      const h = find('hybrid', C, B);
+      const m = find('all-MLA', C, B);
+      return h && m ? [{ context: C, batch: B, allMlaOverHybrid: (m.tpotMs as number) / (h.tpotMs as number) }] : [];
+    }),
+  );
+  // Throughput of each variant at the largest batch its cache allows (the "batch-limited figure").
+  const batchLimited = o.maxBatch
+    ? o.contexts.flatMap((C) => {
+        const h = rows.find((r) => r.model === 'hybrid' && r.context === C && r.maxBatch);
+        const m = rows.find((r) => r.model === 'all-MLA' && r.context === C && r.maxBatch);
+        if (!h && !m) return [];
+        return [
+          {
+            context: C,
+            hybridBatch: h?.batch ?? 0,
+            hybridTokensPerS: h?.tokensPerS ?? 0,
+            allMlaBatch: m?.batch ?? 0,
+            allMlaTokensPerS: m?.tokensPerS ?? 0,
+            hybridOverAllMla: h && m ? (h.tokensPerS as number) / (m.tokensPerS as number) : null,
+          },
+        ];
+      })
+    : [];
+  const budget = memoryBudget(device, o.memoryGB);
   return {
     bench: 'decode',
     machine: device instanceof GpuContext ? machine(device) : { backend: 'cpu', date: new Date().toISOString() },
     weights: checkpoint ? `checkpoint ${checkpoint} (hybrid), random (all-MLA)` : 'random, made on the device',
     weightsGB: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v / 1e9])),
     cacheDtype: o.cacheDtype,
+    memoryBudget: budget,
     rows,
     ratios,
+    fits,
+    batchLimited,
     notes: [
-      'batch 1 only: decoding several sequences together is not implemented yet',
+      'every sequence of a batch holds the full context (synthetic fill); one token per sequence per step',
+      'maxBatch counts weights + cache only (activations and buffer-pool slack are not budgeted)',
       'prefill not measured in this benchmark',
     ],
   };
@@ -144,7 +271,13 @@ export function registerDecodeBench(bench: Command): void {
     .option('--config <file>', 'config.json to build with random weights')
     .option('--preset <name>', `a bundled config: ${Object.keys(PRESETS).join(', ')}`)
     .option('--context <n,...>', 'context lengths (tokens already in the cache)', '4096')
-    .option('--batch <n>', 'sequences decoded together (only 1 for now)', '1')
+    .option('--batch <n,...>', 'sequences decoded together (each list entry is timed at every context)', '1')
+    .option('--max-batch', 'also time each variant at the largest batch its cache allows within --memory-gb')
+    .option(
+      '--memory-gb <g>',
+      'device memory for weights + cache (default: adapter maxBufferSize if >= 16 GB, else 80)',
+    )
+    .option('--batch-cap <n>', 'upper bound on the largest batch', '256')
     .option('--steps <n>', 'timed decode steps per context', '16')
     .option('--cache-dtype <d>', 'MLA latent cache: bf16 | f32', 'bf16')
     .option('--weights-dtype <d>', 'matrices: bf16 | f32', 'bf16')
@@ -153,11 +286,14 @@ export function registerDecodeBench(bench: Command): void {
     .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
-    async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean; profile?: boolean }) => {
+    async (
+      opts: Record<string, string> & GpuFlagOptions & { json?: boolean; profile?: boolean; maxBatch?: boolean },
+    ) => {
       const sources = [opts.model, opts.config, opts.preset].filter(Boolean);
       if (sources.length !== 1) throw new Error('bench decode: give exactly one of --model, --config, --preset');
-      if (opts.batch !== '1')
-        throw new Error(`bench decode: --batch ${opts.batch}: only batch 1 is implemented so far`);
+      const memoryGB = opts.memoryGb === undefined ? undefined : Number(opts.memoryGb);
+      if (memoryGB !== undefined && !(memoryGB > 0))
+        throw new Error(`--memory-gb: '${opts.memoryGb}' is not a positive number`);
       for (const [k, v] of [
         ['--cache-dtype', opts.cacheDtype],
         ['--weights-dtype', opts.weightsDtype],
@@ -185,6 +321,10 @@ export function registerDecodeBench(bench: Command): void {
           cacheDtype: opts.cacheDtype as 'bf16' | 'f32',
           weightsDtype: opts.weightsDtype as 'bf16' | 'f32',
           profile: !!opts.profile,
+          batches: parseList(opts.batch),
+          maxBatch: !!opts.maxBatch,
+          memoryGB,
+          batchCap: parseList(opts.batchCap)[0],
           variants: opts.variants.split(',').map((v) => {
             if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
             return v;
@@ -195,6 +335,9 @@ export function registerDecodeBench(bench: Command): void {
       if (opts.json) return printJson(result);
       console.log(renderTable(result.rows));
       console.log(renderTable(result.ratios));
+      console.log(renderTable(result.fits));
+      if (result.batchLimited.length) console.log(renderTable(result.batchLimited));
+      console.log(`memory budget: ${result.memoryBudget.gb} GB (${result.memoryBudget.source})`);
       console.log(`weights (GB): ${JSON.stringify(result.weightsGB)}`);
     },
   );

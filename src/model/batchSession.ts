@@ -132,7 +132,7 @@ export class BatchSession {
     const seq = this.cache.open();
     try {
       const { logits, own } = await this.prefill(seq, Int32Array.from(prompt));
-      this.join(seq, own);
+      this.join([seq], own);
       return { seq, logits };
     } catch (e) {
       this.cache.close(seq);
@@ -141,22 +141,31 @@ export class BatchSession {
   }
 
   /**
-   * Add a sequence that pretends to hold `length` tokens, for benchmarks: pages are reserved, the KDA
-   * state is zero and the latents are whatever the pool holds. A decode step then costs what it would
-   * at that context.
+   * Add `count` sequences that pretend to hold `length` tokens each, for benchmarks: pages are reserved,
+   * the KDA states are zero and the latents are whatever the pool holds. A decode step then costs what
+   * it would at that context. Returns the first new sequence's id (all of them with `addSyntheticMany`).
    */
   addSynthetic(length: number): number {
-    const seq = this.cache.open();
+    return this.addSyntheticMany(length, 1)[0];
+  }
+
+  addSyntheticMany(length: number, count: number): number[] {
+    const seqs: number[] = [];
     try {
-      this.cache.reserve(seq, length);
+      for (let n = 0; n < count; n++) {
+        const seq = this.cache.open();
+        seqs.push(seq);
+        this.cache.reserve(seq, length);
+      }
     } catch (e) {
-      this.cache.close(seq);
+      for (const seq of seqs) this.cache.close(seq);
       throw e;
     }
+    // One join for all of them: joining one at a time would copy the batch's states count times.
     const fresh = new Map<number, KdaCarry>();
-    for (const i of this.kdaLayers()) fresh.set(i, this.zeroCarry());
-    this.join(seq, fresh);
-    return seq;
+    for (const i of this.kdaLayers()) fresh.set(i, this.zeroCarry(count));
+    this.join(seqs, fresh);
+    return seqs;
   }
 
   /** Drop a sequence from the batch; its slot and pages go back to the cache for the next one. */
@@ -251,16 +260,16 @@ export class BatchSession {
     return Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter((i) => layerMixer(cfg, i) === 'kda');
   }
 
-  private zeroCarry(): KdaCarry {
+  private zeroCarry(rows = 1): KdaCarry {
     const { num_heads: H, head_dim: d, short_conv_kernel_size: W } = this.model.cfg.linear_attn_config!;
     return {
-      state: keep(this.device.zeros([1, H, d, d])),
-      tails: [0, 1, 2].map(() => keep(this.device.zeros([1, W - 1, H * d]))),
+      state: keep(this.device.zeros([rows, H, d, d])),
+      tails: [0, 1, 2].map(() => keep(this.device.zeros([rows, W - 1, H * d]))),
     };
   }
 
-  /** Append a sequence's own carries (batch of one) as the last row of the batch's. */
-  private join(seq: number, own: Map<number, KdaCarry>): void {
+  /** Append new sequences' own carries (their rows in order) as the last rows of the batch's. */
+  private join(seqs: number[], own: Map<number, KdaCarry>): void {
     for (const [i, c] of own) {
       const old = this.carries.get(i);
       if (!old) {
@@ -274,7 +283,7 @@ export class BatchSession {
       disposeCarry(old);
       disposeCarry(c);
     }
-    this.rows.push(seq);
+    this.rows.push(...seqs);
   }
 
   /** Run a prompt as sequence `seq` from an empty state; returns its logits and its own KDA carries. */

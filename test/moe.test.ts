@@ -36,23 +36,28 @@ describe('MoE routing reference', () => {
 });
 
 describe.skipIf(!hasGpu)('MoE on WebGPU vs reference', () => {
-  const configs: [string, RouterConfig, number][] = [
-    ['sigmoid top-2 of 8', base, 1],
-    ['sigmoid top-2 of 8', base, 7],
-    ['sigmoid top-2 of 8', base, 65],
+  // N <= 4 takes the decode kernels (GEMV-shaped, vector loads when D and I are multiples of 8), larger N
+  // the grouped tiles.
+  const configs: [string, RouterConfig, number, number, number][] = [
+    ['sigmoid top-2 of 8', base, 1, 24, 40],
+    ['sigmoid top-2 of 8', base, 7, 24, 40],
+    ['sigmoid top-2 of 8', base, 65, 24, 40],
     [
       'softmax top-3 of 16, 4 groups keep 2',
       { ...base, numExperts: 16, topK: 3, activation: 'softmax', numGroups: 4, topkGroup: 2 },
       63,
+      24,
+      40,
     ],
-    ['top-1 no renormalisation', { ...base, topK: 1, renormalize: false }, 33],
+    ['top-1 no renormalisation', { ...base, topK: 1, renormalize: false }, 33, 24, 40],
+    ['decode, odd widths (scalar loads)', base, 3, 27, 37],
+    ['decode, top-8 of 256 (the released router)', { ...base, numExperts: 256, topK: 8 }, 4, 64, 48],
   ];
-  for (const [name, cfg, N] of configs) {
+  for (const [name, cfg, N, D, I] of configs) {
     it(`${name}, N=${N}: same experts, weights and mixed output (f32 and bf16 experts)`, async () => {
       const gpu = (await gpuContext())!;
       const rng = new Rng(N + cfg.numExperts);
       const E = cfg.numExperts;
-      const [D, I] = [24, 40];
       const logits = rng.normalArray(N * E, 2);
       const bias = rng.normalArray(E, 0.1);
       const x = rng.normalArray(N * D);

@@ -4,12 +4,14 @@
  *   experts    plan (group pairs by expert) -> grouped gate/up (SwiGLU) -> grouped down -> combine
  * Expert weights are stacked per layer: w1, w3 [E, I, D] and w2 [E, D, I], f32 or bf16.
  */
+import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import { cpu } from '../../tensor/cpuDevice.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32, hostI32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { GROUPED_BM, GROUPED_BN, combineWgsl, groupedKey, groupedWgsl } from './grouped.wgsl.js';
+import { countsWgsl, MOE_DECODE_MAX_TOKENS, MOE_DECODE_ROWS, moeDecodeKey, moeDecodeWgsl } from './decode.wgsl.js';
 import { planKey, planWgsl } from './plan.wgsl.js';
 import { expertsReference, type RouterConfig, routeReference } from './reference.js';
 import { ROUTE_WG, routeKey, routeWgsl } from './route.wgsl.js';
@@ -100,6 +102,7 @@ export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsRe
     for (const e of idx) counts[e]++;
     return { y: cpu.fromHost(y, [N, D]), counts: cpu.fromHost(counts, [E], 'i32') };
   }
+  if (N <= MOE_DECODE_MAX_TOKENS) return expertsDecode(gpu, x, routes, w);
   const NK = N * k;
   const maxTiles = Math.ceil(NK / GROUPED_BM) + E;
   const counts = gpu.empty([E], 'i32');
@@ -139,5 +142,44 @@ export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsRe
     workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
   });
   for (const t of [perm, slotPos, tiles, tileCount, xc, h, yp]) t.dispose();
+  return { y, counts };
+}
+
+/**
+ * experts() for a few tokens (decode): GEMV-shaped kernels that read each chosen expert's rows once,
+ * with the combine fused into the down projection (decode.wgsl.ts), instead of the grouped tiles.
+ */
+function expertsDecode(gpu: GpuContext, x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsResult {
+  const [E, I, D] = w.w1.shape;
+  const N = x.shape[0];
+  const k = routes.idx.shape[1];
+  const wDtype = w.w1.dtype as 'f32' | 'bf16';
+  const xc = contiguous(x);
+  const idx = contiguous(routes.idx);
+  const rw = contiguous(routes.weights);
+  const counts = gpu.empty([E], 'i32');
+  gpu.dispatch({
+    kernel: { name: 'moe_counts', key: 'moe_counts', code: countsWgsl },
+    tensors: [idx, counts],
+    params: new Params().u32(N * k, E, 0, 0),
+    workgroups: [Math.ceil(E / 64)],
+  });
+  const h = gpu.empty([N * k, I]);
+  const gu = { mode: 'gateUp' as const, wDtype, vec: D % 8 === 0, k };
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
+    tensors: [xc, idx, w.w1, w.w3, h],
+    params: new Params().u32(D, I, 0, 0),
+    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), N * k],
+  });
+  const y = gpu.empty([N, D]);
+  const dn = { mode: 'down' as const, wDtype, vec: I % 8 === 0, k };
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_down', key: moeDecodeKey(dn), code: () => moeDecodeWgsl(dn) },
+    tensors: [h, idx, w.w2, rw, y],
+    params: new Params().u32(I, D, 0, 0),
+    workgroups: [Math.ceil(D / MOE_DECODE_ROWS), N],
+  });
+  for (const t of [xc, idx, rw, h]) t.dispose();
   return { y, counts };
 }

@@ -1,0 +1,147 @@
+/**
+ * MoE for decode (a few tokens): GEMV-shaped expert kernels, no grouping plan.
+ *
+ * With one token and top-8, the grouped tiled kernels (grouped.wgsl.ts) waste almost everything: a
+ * 32-row tile holds one row, and the grid is sized for the worst case. Decoding is bound by reading
+ * the k chosen experts' weights once, so these kernels are shaped like the GEMV (matmul/gemv.wgsl.ts):
+ * 32 lanes own one weight row and sweep it with 16-byte loads, 8 rows per workgroup, partial sums
+ * meeting in a workgroup-memory tree.
+ *   gateUp: H[j, i] = silu(x[n] . W1[e, i]) * (x[n] . W3[e, i])     j = n*k + slot, e = idx[j]
+ *   down:   y[n, d] = sum_slot w[n, slot] * (H[j] . W2[e, d])        (combine fused: fixed slot order)
+ * `vec` needs the reduced dimension (D for gateUp, I for down) % 8 == 0; otherwise scalar loads.
+ */
+export const MOE_DECODE_LANES = 32;
+export const MOE_DECODE_ROWS = 8;
+/** Tokens up to which experts() takes this path. */
+export const MOE_DECODE_MAX_TOKENS = 4;
+
+export interface MoeDecodeVariant {
+  mode: 'gateUp' | 'down';
+  wDtype: 'f32' | 'bf16';
+  vec: boolean;
+  k: number;
+}
+
+export function moeDecodeKey(v: MoeDecodeVariant): string {
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}`;
+}
+
+export function moeDecodeWgsl(v: MoeDecodeVariant): string {
+  const WG = MOE_DECODE_LANES * MOE_DECODE_ROWS;
+  const bf16 = v.wDtype === 'bf16';
+  const gateUp = v.mode === 'gateUp';
+  const wElem = v.vec ? (bf16 ? 'vec4<u32>' : 'vec4<f32>') : bf16 ? 'u32' : 'f32';
+  const xElem = v.vec ? 'vec4<f32>' : 'f32';
+  const per = v.vec ? (bf16 ? 8 : 4) : 1;
+  const L: string[] = [];
+  // Kin: the reduced length (D for gateUp, I for down); Nout: rows per expert (I, D).
+  L.push('struct Params { Kin: u32, Nout: u32, _a: u32, _b: u32 };');
+  L.push('@group(0) @binding(0) var<uniform> p: Params;');
+  L.push(`@group(0) @binding(1) var<storage, read> X: array<${xElem}>;`);
+  L.push('@group(0) @binding(2) var<storage, read> idx: array<i32>;');
+  if (gateUp) {
+    L.push(`@group(0) @binding(3) var<storage, read> W1: array<${wElem}>;`);
+    L.push(`@group(0) @binding(4) var<storage, read> W3: array<${wElem}>;`);
+    L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
+    L.push(`var<workgroup> red: array<f32, ${2 * WG}>;`);
+  } else {
+    L.push(`@group(0) @binding(3) var<storage, read> W2: array<${wElem}>;`);
+    L.push('@group(0) @binding(4) var<storage, read> rw: array<f32>;');
+    L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
+    L.push(`var<workgroup> red: array<f32, ${WG}>;`);
+  }
+  if (bf16) {
+    L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
+    L.push('fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }');
+  }
+  // dotRow(W, row base in elements of W's array, x base in elements of X, lane): this lane's partial dot.
+  const dot = (W: string) => {
+    const f: string[] = [];
+    f.push(`fn dot_${W}(wBase: u32, xBase: u32, lane: u32) -> f32 {`);
+    f.push('  var acc = 0.0;');
+    if (v.vec) {
+      f.push(`  let chunks = p.Kin / ${per}u;`);
+      f.push(`  for (var c = lane; c < chunks; c += ${MOE_DECODE_LANES}u) {`);
+      f.push(`    let w = ${W}[wBase + c];`);
+      if (bf16) {
+        f.push('    acc += dot(X[xBase + 2u * c], vec4<f32>(lo(w.x), hi(w.x), lo(w.y), hi(w.y)))');
+        f.push('         + dot(X[xBase + 2u * c + 1u], vec4<f32>(lo(w.z), hi(w.z), lo(w.w), hi(w.w)));');
+      } else f.push('    acc += dot(X[xBase + c], w);');
+      f.push('  }');
+    } else {
+      f.push(`  for (var kk = lane; kk < p.Kin; kk += ${MOE_DECODE_LANES}u) {`);
+      f.push('    let i = wBase + kk;');
+      if (bf16) f.push(`    let w = select(lo(${W}[i >> 1u]), hi(${W}[i >> 1u]), (i & 1u) == 1u);`);
+      else f.push(`    let w = ${W}[i];`);
+      f.push('    acc += X[xBase + kk] * w;');
+      f.push('  }');
+    }
+    f.push('  return acc;');
+    f.push('}');
+    return f.join('\n');
+  };
+  // Element offsets: a row of W is Kin elements, i.e. Kin/per array entries in the vec variant.
+  const rowBase = (row: string) => (v.vec ? `(${row}) * (p.Kin / ${per}u)` : `(${row}) * p.Kin`);
+  const xBase = (row: string) => (v.vec ? `(${row}) * (p.Kin / 4u)` : `(${row}) * p.Kin`);
+  if (gateUp) {
+    L.push(dot('W1'));
+    L.push(dot('W3'));
+  } else L.push(dot('W2'));
+  L.push(`@compute @workgroup_size(${WG})`);
+  L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {');
+  L.push(`  let lane = lid % ${MOE_DECODE_LANES}u;`);
+  L.push(`  let row = wid.x * ${MOE_DECODE_ROWS}u + lid / ${MOE_DECODE_LANES}u;`);
+  L.push('  let live = row < p.Nout;');
+  L.push('  let r = min(row, p.Nout - 1u);');
+  if (gateUp) {
+    // wid.y = pair j (token n = j / k); its expert's rows start at e * Nout.
+    L.push('  let j = wid.y;');
+    L.push(`  let n = j / ${v.k}u;`);
+    L.push('  let e = u32(idx[j]);');
+    L.push(`  red[lid] = dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+    L.push(`  red[${WG}u + lid] = dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+  } else {
+    // wid.y = token n; its k slots summed in slot order with their routing weights.
+    L.push('  let n = wid.y;');
+    L.push('  var acc = 0.0;');
+    L.push(`  for (var s = 0u; s < ${v.k}u; s++) {`);
+    L.push(`    let j = n * ${v.k}u + s;`);
+    L.push('    let e = u32(idx[j]);');
+    L.push(`    acc += rw[j] * dot_W2(${rowBase('e * p.Nout + r')}, ${xBase('j')}, lane);`);
+    L.push('  }');
+    L.push('  red[lid] = acc;');
+  }
+  L.push('  workgroupBarrier();');
+  for (let s = MOE_DECODE_LANES / 2; s >= 1; s /= 2) {
+    L.push(`  if (lane < ${s}u) {`);
+    L.push(`    red[lid] += red[lid + ${s}u];`);
+    if (gateUp) L.push(`    red[${WG}u + lid] += red[${WG}u + lid + ${s}u];`);
+    L.push('  }');
+    L.push('  workgroupBarrier();');
+  }
+  L.push('  if (lane == 0u && live) {');
+  if (gateUp) {
+    L.push(`    let g = red[lid]; let u = red[${WG}u + lid];`);
+    L.push('    Out[j * p.Nout + row] = g / (1.0 + exp(-g)) * u;');
+  } else L.push('    Out[n * p.Nout + row] = red[lid];');
+  L.push('  }');
+  L.push('}');
+  return L.join('\n');
+}
+
+/** counts[e] = number of (token, slot) pairs routed to e; one invocation per expert (few pairs). */
+export function countsWgsl(): string {
+  return /* wgsl */ `
+struct Params { NK: u32, E: u32, _a: u32, _b: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> idx: array<i32>;
+@group(0) @binding(2) var<storage, read_write> counts: array<i32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let e = gid.x;
+  if (e >= p.E) { return; }
+  var c = 0;
+  for (var j = 0u; j < p.NK; j++) { c += select(0, 1, u32(idx[j]) == e); }
+  counts[e] = c;
+}`;
+}

@@ -23,9 +23,20 @@ export { experts, type ExpertWeights, type RouterConfig, route } from './kernels
 export { randomUniform } from './kernels/random/index.js';
 
 export * from './io/safetensors/index.js';
-export { loadTokenizer, type Tokenizer, trainBpe } from './io/tokenizer/index.js';
+export {
+  applyChatTemplate,
+  type ChatMessage,
+  loadTokenizer,
+  renderChatTemplate,
+  type Tokenizer,
+  trainBpe,
+} from './io/tokenizer/index.js';
 export * from './model/config.js';
 export { countParameters, cacheSizes, expectedTensors, inspectConfig } from './model/inspect.js';
 export { HybridCache, type HybridCacheSpec } from './model/hybridCache.js';
 export { PagePool, OutOfPagesError } from './model/pagePool.js';
 export { Sampler, type SamplingOptions } from './generate/sampler.js';
+export { generate, generateBatch, type GenerateOptions, type SequenceEvent } from './generate/generate.js';
+export { BatchSession, type BatchSessionOptions } from './model/batchSession.js';
+export { Session, type SessionOptions } from './model/session.js';
+export { rope, ropeBackward } from './kernels/rope/index.js';

@@ -14,7 +14,7 @@ import { modelGradients } from '../src/model/gradients.js';
 import { loadModel } from '../src/model/load.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
-import type { Device, Tensor } from '../src/tensor/tensor.js';
+import type { Device } from '../src/tensor/tensor.js';
 import { readTrainerState, saveCheckpoint } from '../src/train/checkpoint.js';
 import { parseRunConfig } from '../src/train/config.js';
 import type { GradientFn } from '../src/train/gradients.js';
@@ -288,5 +288,3 @@ describe('QK-clip factors and MoE balancing', () => {
     expect(Array.from(b)).toEqual([Math.fround(-0.01), Math.fround(0.01), 0.5, 0]);
   });
 });
-
-export type { Tensor };

@@ -8,13 +8,13 @@ import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import { cpu } from '../../tensor/cpuDevice.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32, hostI32 } from '../common.js';
+import { asGpu, deviceOf, expectDType, expectShape, hostF32, hostI32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { GROUPED_BM, GROUPED_BN, combineWgsl, groupedKey, groupedWgsl } from './grouped.wgsl.js';
 import { countsWgsl, MOE_DECODE_MAX_TOKENS, MOE_DECODE_ROWS, moeDecodeKey, moeDecodeWgsl } from './decode.wgsl.js';
 import { planKey, planWgsl } from './plan.wgsl.js';
 import { expertsReference, type RouterConfig, routeReference } from './reference.js';
-import { ROUTE_WG, routeKey, routeWgsl } from './route.wgsl.js';
+import { routeKey, routeWgsl } from './route.wgsl.js';
 
 export type { RouterConfig } from './reference.js';
 
@@ -55,7 +55,8 @@ export function route(logits: Tensor, bias: Tensor | undefined, cfg: RouterConfi
       .u32(N, cfg.numGroups, cfg.topkGroup, cfg.renormalize ? 1 : 0)
       .f32(cfg.scaling)
       .u32(0, 0, 0),
-    workgroups: grid1d(N, ROUTE_WG),
+    // One workgroup per token.
+    workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
   });
   lc.dispose();
   return { idx, weights };

@@ -71,8 +71,13 @@ export class GpuContext implements Device {
   readonly limits: GPUSupportedLimits;
   readonly adapterInfo: AdapterSummary;
   readonly acquired: AcquiredDevice;
-  /** Submit automatically after this many dispatches, bounding memory held by one command buffer. */
-  maxDispatchesPerBatch = 2048;
+  /**
+   * Submit automatically after this many dispatches. Besides bounding what one command buffer holds,
+   * this lets the GPU start on the first part of a long sequence (a decode step is ~850 dispatches for
+   * the 48B model, ~25-35 ms of host recording) while the host records the rest, instead of idling
+   * until the whole step is recorded. A submit costs far less than the recording it overlaps.
+   */
+  maxDispatchesPerBatch = 128;
 
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;

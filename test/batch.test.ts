@@ -119,6 +119,8 @@ describe('a batch of prompts of different lengths (tiny-kimi)', () => {
     s.dispose();
     const gen = generateBatch(model, [[1], []], undefined, {});
     await expect(gen.next()).rejects.toThrow(/prompt 1 is empty/);
+    const big = generateBatch(model, [[1, 300]], undefined, {});
+    await expect(big.next()).rejects.toThrow(/prompt 0 position 1: token 300 is not in \[0, 256\)/);
   });
 
   it.skipIf(!hasGpu)(

@@ -65,8 +65,12 @@ export async function* generateBatch(
   opts: GenerateOptions = {},
 ): AsyncGenerator<SequenceEvent, void> {
   if (!prompts.length) throw new Error('generate: no prompts');
+  const V = model.cfg.vocab_size;
   prompts.forEach((p, i) => {
     if (!p.length) throw new Error(`generate: prompt ${i} is empty`);
+    const bad = p.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= V);
+    // A tokenizer larger than the model's vocabulary would otherwise index past the embedding table.
+    if (bad >= 0) throw new Error(`generate: prompt ${i} position ${bad}: token ${p[bad]} is not in [0, ${V})`);
   });
   const maxTokens = opts.maxTokens ?? 64;
   if (!(Number.isInteger(maxTokens) && maxTokens >= 1))
@@ -118,7 +122,6 @@ export async function* generateBatch(
       // Batch rows follow the session's order of its active sequences.
       const order = session.active.map((seq) => running.find((r) => r.seq === seq)!);
       const logits = await session.step(order.map((r) => r.last));
-      const V = logits.length / order.length;
       for (const [b, r] of order.entries()) yield* take(r, logits.subarray(b * V, (b + 1) * V));
     }
   } finally {

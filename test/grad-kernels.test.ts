@@ -116,6 +116,7 @@ describe.skipIf(!hasGpu)('backward kernels on WebGPU vs the references', () => {
     [7, 1, 1],
     [65, 63, 7],
     [63, 1000, 3],
+    [2, 600, 300],
   ]) {
     it(`embedding scatter-add: V=${V}, N=${N}, D=${D}`, async () => {
       const rng = new Rng(V + N + D);

@@ -94,3 +94,27 @@ describe('HybridCache and inspect agree', () => {
     expect(m.mlaPoolBytes).toBe(Math.max(4, sizes.mlaBytesPerToken));
   });
 });
+
+describe('HybridCache bookkeeping for a decode batch', () => {
+  it('pageRows gathers page-table rows in batch order; tableVersion moves only when pages change', () => {
+    const c = new HybridCache(cpu, spec);
+    const a = c.open();
+    const b = c.open();
+    c.reserve(a, 5); // pages 0, 1
+    c.reserve(b, 2); // page 2
+    const v = c.tableVersion;
+    c.reserve(b, 1); // still inside page 2
+    expect(c.tableVersion).toBe(v);
+    const rows = c.pageRows([b, a]);
+    const W = c.maxPagesPerSeq;
+    expect(Array.from(rows.subarray(0, 1))).toEqual([2]);
+    expect(Array.from(rows.subarray(W, W + 2))).toEqual([0, 1]);
+    expect(c.freePages).toBe(2);
+    expect(c.freeSlotCount).toBe(1);
+    c.close(a);
+    expect(c.tableVersion).toBeGreaterThan(v);
+    expect(c.freePages).toBe(4);
+    expect(() => c.close(a)).toThrow(/slot 0 is not an open sequence slot/);
+    c.dispose();
+  });
+});

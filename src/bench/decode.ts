@@ -244,13 +244,17 @@ export async function benchDecode(
       })
     : [];
   const budget = memoryBudget(device, o.memoryGB);
+  const over = Object.entries(weights).filter(([, b]) => b > budget.gb * 1e9);
   return {
     bench: 'decode',
     machine: device instanceof GpuContext ? machine(device) : { backend: 'cpu', date: new Date().toISOString() },
     weights: checkpoint ? `checkpoint ${checkpoint} (hybrid), random (all-MLA)` : 'random, made on the device',
     weightsGB: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v / 1e9])),
     cacheDtype: o.cacheDtype,
-    memoryBudget: budget,
+    memoryBudget: {
+      ...budget,
+      maxStorageBufferBindingGB: device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize / 1e9 : null,
+    },
     rows,
     ratios,
     fits,
@@ -259,6 +263,10 @@ export async function benchDecode(
       'every sequence of a batch holds the full context (synthetic fill); one token per sequence per step',
       'maxBatch counts weights + cache only (activations and buffer-pool slack are not budgeted)',
       'prefill not measured in this benchmark',
+      ...over.map(
+        ([m, b]) =>
+          `${m} weights (${(b / 1e9).toFixed(1)} GB) alone exceed the ${budget.gb} GB budget: pass --memory-gb`,
+      ),
     ],
   };
 }

@@ -13,6 +13,7 @@ import { parseKimiConfig } from '../src/model/config.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
 import { ModelWeights } from '../src/model/weights.js';
+import { scope } from '../src/tensor/scope.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device, Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
@@ -37,13 +38,16 @@ async function onDevice(w: ModelWeights, device: Device): Promise<ModelWeights> 
 
 const [B, T] = [2, 9];
 
-/** d sum(logits * R) / d every parameter, on the host. */
+/** d sum(logits * R) / d every parameter, on the host; every device tensor made here is freed again. */
 async function grads(model: KimiLinearModel, device: Device, ids: Int32Array, R: Float32Array) {
   const tape = new Tape({ leaves: model.weights.tensors.values() });
-  const logits = withTape(tape, () => model.head(model.hidden(device.fromHost(ids, [B, T], 'i32'))));
-  const leaves = tape.backward(logits, device.fromHost(R, logits.shape));
+  const leaves = scope(() => {
+    const logits = withTape(tape, () => model.head(model.hidden(device.fromHost(ids, [B, T], 'i32'))));
+    return tape.backward(logits, device.fromHost(R, logits.shape));
+  });
   const out = new Map<string, Float32Array>();
   for (const [n, t] of model.weights.tensors) out.set(n, await leaves.get(t.id)!.toFloat32());
+  for (const g of leaves.values()) g.dispose();
   return out;
 }
 
@@ -58,12 +62,19 @@ describe('a model variant (MLA/KDA/MLA, RoPE, dense FFN, tied embeddings) differ
       const w = randomModelWeights(cfg, cpu, 'f32', 3);
       const want = await grads(new KimiLinearModel(cfg, w), cpu, ids, R);
       const gpu = (await gpuContext())!;
-      const got = await grads(new KimiLinearModel(cfg, await onDevice(w, gpu)), gpu, ids, R);
+      const onGpu = new KimiLinearModel(cfg, await onDevice(w, gpu));
+      await gpu.sync();
+      const live = gpu.pool.stats().liveBytes;
+      const got = await grads(onGpu, gpu, ids, R);
+      await gpu.sync();
+      // Saved activations, gradients and temporaries all went back to the pool (only the weights stay live).
+      expect(gpu.pool.stats().liveBytes).toBe(live);
       expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
       for (const [n, g] of want) expectClose(got.get(n)!, g, 1e-3, n);
     },
+    // ~8 s with Mesa's shader cache warm; a cold cache compiles the KDA and attention backward kernels for minutes.
     300_000,
-  ); // ~8 s with Mesa's shader cache warm; a cold cache compiles the KDA and attention backward kernels for minutes
+  );
 
   it('cpu gradient of q_proj (RoPE part) and a KDA A_log match central finite differences', async () => {
     const cfg = await variant();

@@ -5,7 +5,8 @@
  * cpu backend and on WebGPU, with and without per-layer checkpointing. Also the stats' values against
  * the same quantities computed independently on the host.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { GpuContext } from '../src/gpu/context.js';
 import { openSafetensors } from '../src/io/safetensors/index.js';
 import { loadModel } from '../src/model/load.js';
 import { gradientsByCheckpointName, modelGradients } from '../src/model/gradients.js';
@@ -39,7 +40,16 @@ async function checkGradients(device: Device, checkpointing: boolean) {
   const gold = await goldenGrads();
   const model = await loadModel(MODEL, device);
   const ids = device.fromHost(gold.ids, [2, gold.ids.length / 2], 'i32');
+  const gpu = device instanceof GpuContext ? device : undefined;
+  await device.sync();
+  const live = gpu?.pool.stats().liveBytes;
+  // One command stream: modelGradients must not wait on the device or read anything back.
+  const spies = gpu ? [vi.spyOn(gpu, 'read'), vi.spyOn(gpu, 'readBytes'), vi.spyOn(gpu, 'sync')] : [];
   const r = modelGradients(model, ids, { checkpointing });
+  for (const s of spies) {
+    expect(s, 'a readback or sync inside modelGradients').not.toHaveBeenCalled();
+    s.mockRestore();
+  }
   const loss = (await r.loss.toFloat32())[0];
   expect(Math.abs(loss - gold.loss) / gold.loss, `loss ${loss} vs golden ${gold.loss}`).toBeLessThan(1e-4);
   const byName = gradientsByCheckpointName(r.grads);
@@ -63,6 +73,15 @@ async function checkGradients(device: Device, checkpointing: boolean) {
   }
   for (const name of byName.keys()) if (!gold.grads.has(name)) failures.push(`${name}: not in the golden file`);
   expect(failures, `worst ${worst.toExponential(2)}`).toEqual([]);
+  for (const t of byName.values()) t.dispose();
+  if (gpu) {
+    // Everything the tape saved or made is freed; what remains live is exactly what was returned.
+    r.grads.dispose();
+    r.loss.dispose();
+    for (const t of r.stats.values()) t.dispose();
+    await gpu.sync();
+    expect(gpu.pool.stats().liveBytes).toBe(live);
+  }
   return { model, r, ids: gold.ids };
 }
 

@@ -150,6 +150,26 @@ describe('finite-difference gradients of the op wrappers (cpu)', () => {
       ([q, k, v, g, b, a, dt]) => op.kdaLayer(q, k, v, g, b, a, dt, { outputFinalState: false }).o,
     );
   });
+  it('KDA layer with an initial state in and the final state out (dS0, dS)', async () => {
+    const [H, K, V] = [2, 4, 2];
+    await gradcheck(
+      [
+        { shape: [1, 4, H, K] },
+        { shape: [1, 4, H, K] },
+        { shape: [1, 4, H, V] },
+        { shape: [1, 4, H, K] },
+        { shape: [1, 4, H] },
+        { shape: [H], data: new Float32Array([0.2, -0.1]) },
+        { shape: [H * K] },
+        { shape: [1, H, K, V] },
+      ],
+      ([q, k, v, g, b, a, dt, S0]) => {
+        const r = op.kdaLayer(q, k, v, g, b, a, dt, { initialState: S0, outputFinalState: true });
+        return op.concatLast(op.reshape(r.o, [r.o.numel]), op.reshape(r.finalState!, [r.finalState!.numel]));
+      },
+      7,
+    );
+  });
   it('MoE: experts and router weights (selection held fixed)', async () => {
     const cfg = {
       numExperts: 4,

@@ -101,3 +101,46 @@ describe('attention backward reference', () => {
     ).toThrow(/Dk=300/);
   });
 });
+
+describe.skipIf(!hasGpu)('attention backward on WebGPU vs reference', () => {
+  // f32 accumulation over at most a few hundred terms per output; relative to max |value|.
+  const TOL = 5e-5;
+  const cases: [number, number, number, number, number, boolean][] = [
+    // One small head shape at the awkward lengths (kernels compile once per head shape, which is slow
+    // on lavapipe), then the 48B model's 192/128 heads, an odd head, full attention and the 256 limit.
+    [1, 1, 1, 24, 16, true],
+    [1, 7, 2, 24, 16, true],
+    [2, 63, 3, 24, 16, true],
+    [1, 65, 2, 24, 16, true],
+    [1, 33, 2, 24, 16, false],
+    [1, 65, 2, 192, 128, true],
+    [1, 20, 1, 5, 3, true],
+  ];
+  // Dk = Dv = 256 (the size limit, smallest tiles) takes minutes to compile on a loaded lavapipe: opt-in.
+  if (process.env.KIMI_SLOW_TESTS === '1') cases.push([1, 9, 1, 256, 256, true]);
+  for (const [B, T, H, Dk, Dv, causal] of cases) {
+    it(`B=${B} T=${T} H=${H} Dk=${Dk} Dv=${Dv} causal=${causal}`, { timeout: 600_000 }, async () => {
+      const gpu = (await gpuContext())!;
+      const d: AttentionDims = { B, T, H, Dk, Dv, scale: Dk ** -0.5, causal };
+      const { q, k, v, dO } = inputs(B, T, H, Dk, Dv, T * 31 + Dk);
+      const [qt, kt, vt] = [
+        gpu.fromHost(q, [B, T, H, Dk]),
+        gpu.fromHost(k, [B, T, H, Dk]),
+        gpu.fromHost(v, [B, T, H, Dv]),
+      ];
+      const st = attentionWithStats(qt, kt, vt, { causal });
+      const ref = attentionWithStatsReference(q, k, v, d);
+      const o = await st.o.toFloat32();
+      expectClose(o, ref.o, 2e-5, 'o');
+      expect(Array.from(o)).toEqual(Array.from(await attention(qt, kt, vt, { causal }).read()));
+      expectClose(await st.lse.read(), ref.lse, 1e-6, 'lse');
+      expectClose(await st.rowMax.read(), ref.rowMax, 1e-6, 'rowMax');
+      const g = attentionBackward(qt, kt, vt, st.o, st.lse, gpu.fromHost(dO, [B, T, H, Dv]), { causal });
+      // The reference gets the reference's o and lse, so the comparison isolates the backward kernels.
+      const gr = attentionBackwardReference(q, k, v, ref.o, ref.lse, dO, d);
+      expectClose(await g.dq.read(), gr.dq, TOL, 'dq');
+      expectClose(await g.dk.read(), gr.dk, TOL, 'dk');
+      expectClose(await g.dv.read(), gr.dv, TOL, 'dv');
+    });
+  }
+});

@@ -93,3 +93,70 @@ describe('cross-entropy reference', () => {
     expect(Array.from(await out.dWeight.read())).toEqual(Array.from(ref.dWeight));
   });
 });
+
+describe.skipIf(!hasGpu)('cross-entropy on WebGPU vs reference', () => {
+  // f32 exp/log over <= 1000 terms; relative to max |value|.
+  const TOL = 2e-5;
+  const shapes: [number, number][] = [
+    [1, 1],
+    [7, 7],
+    [63, 65],
+    [65, 1000],
+    [3, 300],
+  ];
+  for (const [N, V] of shapes) {
+    it(`N=${N} V=${V}: loss and dLogits (every third row ignored)`, async () => {
+      const gpu = (await gpuContext())!;
+      const rng = new Rng(N * 7 + V);
+      const z = rng.normalArray(N * V, 4);
+      const t = targetsFor(N, V, rng, 3);
+      const ref = crossEntropyReference(z, t, V);
+      const out = crossEntropy(gpu.fromHost(z, [N, V]), gpu.fromHost(t, [N], 'i32'));
+      expectClose(await out.loss.read(), [ref.loss], TOL, 'loss');
+      expectClose(await out.dLogits.read(), ref.dLogits, TOL, 'dLogits');
+    });
+  }
+
+  it('a custom ignoreIndex, all rows ignored, and an out-of-range target (treated as ignored on the GPU)', async () => {
+    const gpu = (await gpuContext())!;
+    const [N, V] = [5, 9];
+    const rng = new Rng(11);
+    const z = rng.normalArray(N * V, 2);
+    const t = Int32Array.of(3, 0, 8, 0, 2);
+    const ref = crossEntropyReference(z, t, V, 0);
+    const out = crossEntropy(gpu.fromHost(z, [N, V]), gpu.fromHost(t, [N], 'i32'), { ignoreIndex: 0 });
+    expectClose(await out.loss.read(), [ref.loss], TOL, 'loss');
+    expectClose(await out.dLogits.read(), ref.dLogits, TOL, 'dLogits');
+    const none = crossEntropy(gpu.fromHost(z, [N, V]), gpu.fromHost(new Int32Array(N).fill(-100), [N], 'i32'));
+    expect(Array.from(await none.loss.read())).toEqual([0]);
+    expect((await none.dLogits.read()).every((x) => x === 0)).toBe(true);
+    const bad = Int32Array.of(3, 99, 8, -7, 2);
+    const badOut = crossEntropy(gpu.fromHost(z, [N, V]), gpu.fromHost(bad, [N], 'i32'));
+    const asIgnored = crossEntropyReference(z, Int32Array.of(3, -100, 8, -100, 2), V);
+    expectClose(await badOut.loss.read(), [asIgnored.loss], TOL, 'loss with bad targets');
+    expectClose(await badOut.dLogits.read(), asIgnored.dLogits, TOL, 'dLogits with bad targets');
+  });
+
+  const linear: [number, number, number, number | undefined][] = [
+    [1, 8, 7, undefined],
+    [65, 24, 37, undefined],
+    [65, 24, 37, 8],
+    [130, 16, 65, 64],
+  ];
+  for (const [N, D, V, chunkRows] of linear) {
+    it(`linear N=${N} D=${D} V=${V} chunkRows=${chunkRows ?? 'default'}: loss, dh, dWeight`, async () => {
+      const gpu = (await gpuContext())!;
+      const rng = new Rng(N + D + V);
+      const h = rng.normalArray(N * D);
+      const w = rng.normalArray(V * D, 0.5);
+      const t = targetsFor(N, V, rng, 5);
+      const ref = linearCrossEntropyReference(h, w, t, { N, D, V });
+      const out = linearCrossEntropy(gpu.fromHost(h, [N, D]), gpu.fromHost(w, [V, D]), gpu.fromHost(t, [N], 'i32'), {
+        chunkRows,
+      });
+      expectClose(await out.loss.read(), [ref.loss], 1e-5, 'loss');
+      expectClose(await out.dh.read(), ref.dh, 1e-4, 'dh');
+      expectClose(await out.dWeight.read(), ref.dWeight, 1e-4, 'dWeight');
+    });
+  }
+});

@@ -1,28 +1,77 @@
 /** WebGPU paths of backward.ts (dispatch recording only; shapes are checked by the caller). */
 import type { GpuContext } from '../../gpu/context.js';
+import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { grid1d } from '../common.js';
+import { contiguous } from '../copy/index.js';
 import type { AttentionGradients, AttentionWithStats } from './backward.js';
+import { backwardKey, backwardTiles, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
+import { flashBq, flashKey, flashWgsl } from './flash.wgsl.js';
 import type { AttentionDims } from './reference.js';
 
 export function attentionWithStatsGpu(
-  _gpu: GpuContext,
-  _q: Tensor,
-  _k: Tensor,
-  _v: Tensor,
-  _d: AttentionDims,
+  gpu: GpuContext,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  d: AttentionDims,
 ): AttentionWithStats {
-  throw new Error('attentionWithStats: the WebGPU kernel is not written yet (cpu backend only)');
+  const { B, T, H, Dk, Dv } = d;
+  const [qc, kc, vc] = [contiguous(q), contiguous(k), contiguous(v)];
+  const o = gpu.empty([B, T, H, Dv]);
+  const lse = gpu.empty([B, H, T]);
+  const rowMax = gpu.empty([B, H, T]);
+  const bq = flashBq(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
+  const variant = { Dk, Dv, causal: d.causal, stats: true, bq };
+  gpu.dispatch({
+    kernel: { name: 'attention_flash_stats', key: flashKey(variant), code: () => flashWgsl(variant) },
+    tensors: [qc, kc, vc, o, lse, rowMax],
+    params: new Params().u32(T, H).f32(d.scale).u32(0),
+    workgroups: [Math.ceil(T / bq), H, B],
+  });
+  for (const t of [qc, kc, vc]) t.dispose();
+  return { o, lse, rowMax };
 }
 
 export function attentionBackwardGpu(
-  _gpu: GpuContext,
-  _q: Tensor,
-  _k: Tensor,
-  _v: Tensor,
-  _o: Tensor,
-  _lse: Tensor,
-  _dO: Tensor,
-  _d: AttentionDims,
+  gpu: GpuContext,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  o: Tensor,
+  lse: Tensor,
+  dO: Tensor,
+  d: AttentionDims,
 ): AttentionGradients {
-  throw new Error('attentionBackward: the WebGPU kernel is not written yet (cpu backend only)');
+  const { B, T, H, Dk, Dv } = d;
+  const inputs = [q, k, v, o, lse, dO].map((t) => contiguous(t));
+  const [qc, kc, vc, oc, lc, gc] = inputs;
+  const D = gpu.empty([B, H, T]);
+  const rows = B * T * H;
+  gpu.dispatch({
+    kernel: { name: 'attention_bwd_rowdot', key: `attention_bwd_rowdot_dv${Dv}`, code: () => rowDotWgsl(Dv) },
+    tensors: [oc, gc, D],
+    params: new Params().u32(rows, T, H, 0),
+    workgroups: grid1d(rows, ROWDOT_WG),
+  });
+  const tiles = backwardTiles(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
+  const variant = { Dk, Dv, causal: d.causal, tiles };
+  const params = new Params().u32(T, H).f32(d.scale).u32(Dk, Dv, 0, 0, 0);
+  const dq = gpu.empty([B, T, H, Dk]);
+  const dk = gpu.empty([B, T, H, Dk]);
+  const dv = gpu.empty([B, T, H, Dv]);
+  gpu.dispatch({
+    kernel: { name: 'attention_bwd_dkdv', key: backwardKey('dkdv', variant), code: () => dkdvWgsl(variant) },
+    tensors: [qc, kc, vc, gc, lc, D, dk, dv],
+    params,
+    workgroups: [Math.ceil(T / tiles.own), H, B],
+  });
+  gpu.dispatch({
+    kernel: { name: 'attention_bwd_dq', key: backwardKey('dq', variant), code: () => dqWgsl(variant) },
+    tensors: [qc, kc, vc, gc, lc, D, dq],
+    params,
+    workgroups: [Math.ceil(T / tiles.own), H, B],
+  });
+  for (const t of [...inputs, D]) t.dispose();
+  return { dq, dk, dv };
 }

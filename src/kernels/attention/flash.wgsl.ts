@@ -11,19 +11,32 @@
 export const FLASH_BQ = 16;
 export const FLASH_BKV = 16;
 
+/**
+ * Query rows per workgroup: FLASH_BQ unless the working set (queries, one K-or-V block, scores) would pass
+ * the device's workgroup memory, as at Dk = Dv = 256 with 32 KiB; then 8.
+ */
+export function flashBq(Dk: number, Dv: number, workgroupBytes: number): number {
+  const floats = (bq: number) => bq * Dk + FLASH_BKV * Math.max(Dk, Dv) + bq * FLASH_BKV + 2 * bq;
+  return floats(FLASH_BQ) * 4 <= workgroupBytes ? FLASH_BQ : 8;
+}
+
 export interface FlashVariant {
   Dk: number;
   Dv: number;
   causal: boolean;
+  /** Also write lse and the row max of the scaled logits, [B, H, T] each (training forward). */
+  stats?: boolean;
+  /** Query rows per workgroup (flashBq); default FLASH_BQ. */
+  bq?: number;
 }
 
 export function flashKey(v: FlashVariant): string {
-  return `attention_flash_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}`;
+  return `attention_flash_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}${v.stats ? '_stats' : ''}${v.bq && v.bq !== FLASH_BQ ? `_bq${v.bq}` : ''}`;
 }
 
 export function flashWgsl(v: FlashVariant): string {
   const { Dk, Dv } = v;
-  const BQ = FLASH_BQ;
+  const BQ = v.bq ?? FLASH_BQ;
   const BKV = FLASH_BKV;
   const WG = BQ * BKV;
   const PER = Math.ceil(Dv / BKV); // output channels per thread
@@ -35,6 +48,12 @@ struct Params { T: u32, H: u32, scale: f32, _p: u32 };
 @group(0) @binding(2) var<storage, read> K: array<f32>;
 @group(0) @binding(3) var<storage, read> V: array<f32>;
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
+${
+  v.stats
+    ? `@group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
+@group(0) @binding(6) var<storage, read_write> RMAX: array<f32>;`
+    : ''
+}
 
 var<workgroup> qs: array<f32, ${BQ * Dk}>;
 var<workgroup> kv: array<f32, ${kvSize}>;
@@ -113,6 +132,15 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var i = 0u; i < ${PER}u; i++) {
       let dv = c + i * ${BKV}u;
       if (dv < ${Dv}u) { O[(b * p.T + t) * rowStrideV + h * ${Dv}u + dv] = acc[i] / l; }
+    }${
+      v.stats
+        ? `
+    // m is the final running max (every row sees at least its own key), so lse = m + log l.
+    if (c == 0u) {
+      LSE[(b * p.H + h) * p.T + t] = m + log(l);
+      RMAX[(b * p.H + h) * p.T + t] = m;
+    }`
+        : ''
     }
   }
 }`;

@@ -8,7 +8,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { attentionReference } from './reference.js';
-import { FLASH_BQ, flashKey, flashWgsl } from './flash.wgsl.js';
+import { flashBq, flashKey, flashWgsl } from './flash.wgsl.js';
 
 export interface AttentionOptions {
   causal?: boolean;
@@ -34,12 +34,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (!gpu) return cpu.fromHost(attentionReference(hostF32(q), hostF32(k), hostF32(v), dims), [B, T, H, Dv]);
   const [qc, kc, vc] = [contiguous(q), contiguous(k), contiguous(v)];
   const out = gpu.empty([B, T, H, Dv]);
-  const variant = { Dk, Dv, causal: dims.causal };
+  const bq = flashBq(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
+  const variant = { Dk, Dv, causal: dims.causal, bq };
   gpu.dispatch({
     kernel: { name: 'attention_flash', key: flashKey(variant), code: () => flashWgsl(variant) },
     tensors: [qc, kc, vc, out],
     params: new Params().u32(T, H).f32(dims.scale).u32(0),
-    workgroups: [Math.ceil(T / FLASH_BQ), H, B],
+    workgroups: [Math.ceil(T / bq), H, B],
   });
   for (const t of [qc, kc, vc]) t.dispose();
   return out;

@@ -26,14 +26,16 @@ export function registerTrain(program: Command): void {
     .requiredOption('--config <file>', 'run file (YAML)')
     .option('--resume', "continue from the run directory's latest checkpoint")
     .option('--backend <name>', 'webgpu | cpu | auto (overrides the run file)')
+    .option('--run-dir <dir>', 'where checkpoints and metrics go (overrides run_dir)')
     .option('--json', 'print a JSON summary at the end')
-    .action(async (o: { config: string; resume?: boolean; backend?: string; json?: boolean }) => {
+    .action(async (o: { config: string; resume?: boolean; backend?: string; runDir?: string; json?: boolean }) => {
       const tty = process.stderr.isTTY && !o.json;
       let bar: cliProgress.SingleBar | undefined;
       let t0 = 0;
       let first = 0;
       const summary = await runTraining(o.config, {
         resume: !!o.resume,
+        runDir: o.runDir,
         backend: o.backend ? parseBackend(o.backend) : undefined,
         log: (s) => process.stderr.write(`${s}\n`),
         onStep: (m, trainer) => {

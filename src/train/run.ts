@@ -32,6 +32,8 @@ import { type StepMetrics, Trainer } from './trainer.js';
 
 export interface RunOptions {
   resume?: boolean;
+  /** Overrides the run file's run_dir. */
+  runDir?: string;
   backend?: BackendChoice;
   device?: Device;
   gradFn?: GradientFn;
@@ -92,6 +94,7 @@ async function modelConfig(run: RunConfig): Promise<KimiLinearConfig | undefined
 export async function runTraining(configPath: string, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? (() => {});
   const run = await loadRunConfig(configPath);
+  if (opts.runDir) run.runDir = resolvePath(process.cwd(), opts.runDir);
   const hash = configHash(run);
   const ckptDir = resolvePath(run.runDir, run.checkpoint.dir);
   const metricsPath = resolvePath(run.runDir, run.metrics);

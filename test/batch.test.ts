@@ -26,10 +26,12 @@ async function goldenCase1() {
  * golden tokens: every sequence's logits at every step must be the full forward's at its position.
  * Midway one sequence leaves and a new one joins (continuous batching); the rest must not notice.
  */
-async function batchMatchesForward(device: Device, lens: number[], steps: number, tol: number) {
+async function batchMatchesForward(device: Device, lens: number[], steps: number, tol: number, maxPoolBytes?: number) {
   const { ids, row } = await goldenCase1();
   const model = await loadModel(`${FIXTURES}/tiny-kimi`, device);
-  const s = new BatchSession(model, { maxSequences: lens.length, maxLength: 120, pageSize: 8 });
+  const s = new BatchSession(model, { maxSequences: lens.length, maxLength: 120, pageSize: 8, maxPoolBytes });
+  // Sharded pools: two sequences per shard (15 pages of 8 x 24 f32 per sequence).
+  if (maxPoolBytes) expect(s.cache.shardCount).toBe(Math.ceil(lens.length / 2));
   const pos = new Map<number, number>(); // seq -> its next position
   for (const L of lens) {
     const { seq, logits } = await s.add(ids.subarray(0, L));
@@ -90,6 +92,10 @@ describe('a batch of prompts of different lengths (tiny-kimi)', () => {
     await batchMatchesForward(cpu, [40, 1, 17, 9], 12, 1e-4);
   });
 
+  it('cpu: the same with the latent pool split into shards (two sequences each), rows out of shard order after a rejoin', async () => {
+    await batchMatchesForward(cpu, [40, 1, 17, 9], 12, 1e-4, 2 * 15 * 8 * 24 * 4);
+  });
+
   it('cpu: greedy tokens of the batch equal each prompt alone; stop tokens end one sequence early', async () => {
     const prompts = [[72, 105, 33], [1], Array.from({ length: 30 }, (_, i) => 97 + (i % 26))];
     const batch = await batchEqualsAlone(cpu, prompts, 10);
@@ -128,6 +134,7 @@ describe('a batch of prompts of different lengths (tiny-kimi)', () => {
     async () => {
       const gpu = (await gpuContext())!;
       await batchMatchesForward(gpu, [20, 1, 9], 6, 1e-3);
+      await batchMatchesForward(gpu, [20, 1, 9], 4, 1e-3, 2 * 15 * 8 * 24 * 4);
       await batchEqualsAlone(gpu, [[72, 105, 33], Array.from({ length: 12 }, (_, i) => 97 + i)], 5);
     },
   );

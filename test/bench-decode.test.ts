@@ -58,7 +58,7 @@ describe('bench decode --batch / --max-batch', () => {
     expect(r.batchLimited[0].hybridBatch).toBe(fitOf('hybrid').maxBatch);
   });
 
-  it('largestBatch: bounded by memory, by one buffer binding per latent pool, and by the cap', () => {
+  it('largestBatch: bounded by memory, by the cap, and by one sequence per binding', () => {
     const cfg = parseKimiConfig(json, 'tiny');
     const per = cachePerSequence(cfg, 1000, 'bf16');
     const base = { cacheDtype: 'bf16' as const, weightBytes: 1e6, maxBinding: Number.POSITIVE_INFINITY, cap: 1000 };
@@ -66,9 +66,11 @@ describe('bench decode --batch / --max-batch', () => {
       batch: 5,
       limitedBy: 'memory',
     });
-    expect(largestBatch(cfg, 1000, { ...base, memoryBytes: 1e12, maxBinding: 2.5 * per.mlaPoolPerLayer }).batch).toBe(
-      2,
-    );
+    // Pools shard past the binding limit: only one sequence's share of a layer must fit a binding.
+    const bound = (maxBinding: number) =>
+      largestBatch(cfg, 1000, { ...base, memoryBytes: 1e6 + 20 * per.bytes, maxBinding });
+    expect(bound(2.5 * per.mlaPoolPerLayer)).toMatchObject({ batch: 20, limitedBy: 'memory' });
+    expect(bound(0.5 * per.mlaPoolPerLayer)).toMatchObject({ batch: 0, limitedBy: 'buffer binding' });
     expect(largestBatch(cfg, 1000, { ...base, memoryBytes: 1e12, cap: 9 })).toMatchObject({
       batch: 9,
       limitedBy: 'cap',

@@ -97,8 +97,9 @@ export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDty
 }
 
 /**
- * The largest batch whose weights + cache fit the budget, and whose per-layer latent pool (one buffer
- * of all sequences' pages) fits a storage binding.
+ * The largest batch whose weights + cache fit the budget. A layer's latent pool is split into shards of
+ * whole sequences when it passes the storage binding limit (HybridCache), so the binding only bounds
+ * one sequence's share.
  */
 export function largestBatch(
   cfg: KimiLinearConfig,
@@ -107,9 +108,9 @@ export function largestBatch(
 ): { batch: number; limitedBy: 'memory' | 'buffer binding' | 'cap'; perSequenceBytes: number } {
   const per = cachePerSequence(cfg, tokens, o.cacheDtype);
   const byMemory = Math.max(0, Math.floor((o.memoryBytes - o.weightBytes) / per.bytes));
-  const byBinding = per.mlaPoolPerLayer ? Math.floor(o.maxBinding / per.mlaPoolPerLayer) : Number.POSITIVE_INFINITY;
+  const byBinding = per.mlaPoolPerLayer > o.maxBinding ? 0 : Number.POSITIVE_INFINITY;
   const batch = Math.min(byMemory, byBinding, o.cap);
-  const limitedBy = batch === o.cap ? 'cap' : batch === byBinding ? 'buffer binding' : 'memory';
+  const limitedBy = byBinding === 0 ? 'buffer binding' : batch === o.cap ? 'cap' : 'memory';
   return { batch, limitedBy, perSequenceBytes: per.bytes };
 }
 

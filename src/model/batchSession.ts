@@ -19,6 +19,7 @@
  */
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous } from '../kernels/copy/index.js';
+import { embedding } from '../kernels/embedding/index.js';
 import { linear, matmul } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
 import { rmsnorm } from '../kernels/rmsnorm/index.js';
@@ -41,17 +42,37 @@ export interface BatchSessionOptions {
   /** MLA latent cache precision; bf16 halves the memory. Default f32. */
   cacheDtype?: 'f32' | 'bf16';
   pageSize?: number;
+  /**
+   * Largest buffer a layer's latent pool may be; past it the pool is split into shards (HybridCache).
+   * Default: the device's storage binding limit (unlimited on cpu).
+   */
+  maxPoolBytes?: number;
 }
 
-/** One run's cache positions on the device, shared by every MLA layer of the run. */
+/**
+ * One run's cache positions on the device, shared by every MLA layer of the run: per pool shard, the
+ * sequences it holds (decode runs once per shard).
+ */
 interface Positions {
-  /** Cache slot of each row [N]. */
-  seq: Tensor;
-  /** Absolute position of each row [N] (cache row, and the rotary angle). */
+  /** Absolute position of each batch row (the rotary angle). */
   pos: Tensor;
-  /** Attended length per sequence [B] (decode). */
+  groups: ShardGroup[];
+  /** Batch row of each row of the groups' concatenation, when that is not the batch order. */
+  inverse?: Tensor;
+}
+
+interface ShardGroup {
+  shard: number;
+  /** The group's batch rows (i32 [n]), when it is not the whole batch in order. */
+  idx?: Tensor;
+  n: number;
+  /** Cache slot of each row [n]. */
+  seq: Tensor;
+  /** Absolute position of each row [n] (cache row, and the rotary angle). */
+  pos: Tensor;
+  /** Attended length per sequence [n] (decode). */
   lengths?: Tensor;
-  /** Page-table rows of the batch [B, maxPages] (decode). */
+  /** Page-table rows of the group's sequences [n, maxPages] (decode). */
   table?: Tensor;
   /** Longest attended length. */
   end: number;
@@ -72,8 +93,8 @@ export class BatchSession {
   /** KDA carries of the batch, row b = sequence active[b]. */
   private carries = new Map<number, KdaCarry>();
   private readonly rows: number[] = [];
-  /** The batch's page-table rows on the device, and what they were made from. */
-  private table?: { t: Tensor; version: number; rows: string };
+  /** The batch's page-table rows on the device (per shard group), and what they were made from. */
+  private tables?: { t: Tensor[]; version: number; rows: string };
   /** Host milliseconds of the last run: recording its work, and in all (recording + GPU + readback). */
   lastStep = { recordMs: 0, totalMs: 0 };
 
@@ -102,6 +123,7 @@ export class BatchSession {
       numPages: opts.numPages ?? opts.maxSequences * Math.max(1, Math.ceil(opts.maxLength / pageSize)),
       maxLength: opts.maxLength,
       cacheDtype: opts.cacheDtype ?? 'f32',
+      maxPoolBytes: opts.maxPoolBytes ?? bindingLimit(this.device),
     });
   }
 
@@ -117,10 +139,7 @@ export class BatchSession {
 
   /** Whether another sequence of `tokens` tokens can join now (a free slot and enough free pages). */
   canAdmit(tokens: number): boolean {
-    return (
-      this.cache.freeSlotCount > 0 &&
-      (this.mlaIndex.size === 0 || this.cache.freePages >= Math.ceil(tokens / this.cache.spec.pageSize))
-    );
+    return this.cache.freeSlotCount > 0 && this.cache.canOpen(tokens);
   }
 
   /**
@@ -175,7 +194,7 @@ export class BatchSession {
     const next = new Map<number, KdaCarry>();
     const pick = (t: Tensor) => {
       const views = keepRows.map((r) => t.narrow(0, r, 1));
-      const out = stackRows(this.device, views);
+      const out = keep(stackRows(this.device, views));
       for (const v of views) v.dispose();
       return out;
     };
@@ -243,7 +262,7 @@ export class BatchSession {
     this.carries.clear();
     for (const a of this.absorbed.values()) for (const t of [a.wUk, a.wUv]) t.dispose();
     this.absorbed.clear();
-    this.table?.t.dispose();
+    for (const t of this.tables?.t ?? []) t.dispose();
     this.cache.dispose();
   }
 
@@ -277,8 +296,8 @@ export class BatchSession {
         continue;
       }
       this.carries.set(i, {
-        state: stackRows(this.device, [old.state, c.state]),
-        tails: old.tails.map((t, j) => stackRows(this.device, [t, c.tails[j]])),
+        state: keep(stackRows(this.device, [old.state, c.state])),
+        tails: old.tails.map((t, j) => keep(stackRows(this.device, [t, c.tails[j]]))),
       });
       disposeCarry(old);
       disposeCarry(c);
@@ -297,16 +316,15 @@ export class BatchSession {
       const model = this.model;
       let x = model.embed(this.device.fromHost(ids, [1, T], 'i32'));
       let where: Positions | undefined;
-      const positions = () => {
-        where ??= {
-          seq: this.device.fromHost(new Int32Array(T).fill(seq), [T], 'i32'),
-          pos: this.device.fromHost(
-            Int32Array.from({ length: T }, (_, t) => t),
-            [T],
-            'i32',
-          ),
-          end: T,
-        };
+      const positions = (): Positions => {
+        if (where) return where;
+        const pos = this.device.fromHost(
+          Int32Array.from({ length: T }, (_, t) => t),
+          [T],
+          'i32',
+        );
+        const seqs = this.device.fromHost(new Int32Array(T).fill(seq), [T], 'i32');
+        where = { pos, groups: [{ shard: this.cache.shardOf(seq), n: T, seq: seqs, pos, end: T }] };
         return where;
       };
       for (let i = 0; i < cfg.num_hidden_layers; i++) {
@@ -320,7 +338,7 @@ export class BatchSession {
             return r.out;
           }
           const r = model.mla(p, h, true);
-          this.writeLatent(i, r.latent!.reshape([T, -1]), positions());
+          this.writeLatent(i, r.latent!.reshape([T, -1]), positions().groups[0]);
           return r.out;
         });
       }
@@ -350,27 +368,54 @@ export class BatchSession {
 
   private decodePositions(starts: number[]): Positions {
     const B = this.rows.length;
+    // Batch rows by pool shard, in batch order within a shard.
+    const byShard = new Map<number, number[]>();
+    this.rows.forEach((slot, b) => {
+      const k = this.cache.shardOf(slot);
+      byShard.set(k, [...(byShard.get(k) ?? []), b]);
+    });
+    const parts = [...byShard.entries()].sort((a, b) => a[0] - b[0]);
     const key = this.rows.join(',');
-    if (!this.table || this.table.version !== this.cache.tableVersion || this.table.rows !== key) {
-      this.table?.t.dispose();
-      const t = keep(this.device.fromHost(this.cache.pageRows(this.rows), [B, this.cache.maxPagesPerSeq], 'i32'));
-      this.table = { t, version: this.cache.tableVersion, rows: key };
+    if (!this.tables || this.tables.version !== this.cache.tableVersion || this.tables.rows !== key) {
+      for (const t of this.tables?.t ?? []) t.dispose();
+      const t = parts.map(([, rows]) =>
+        keep(
+          this.device.fromHost(
+            this.cache.pageRows(rows.map((b) => this.rows[b])),
+            [rows.length, this.cache.maxPagesPerSeq],
+            'i32',
+          ),
+        ),
+      );
+      this.tables = { t, version: this.cache.tableVersion, rows: key };
     }
-    return {
-      seq: this.device.fromHost(Int32Array.from(this.rows), [B], 'i32'),
-      pos: this.device.fromHost(Int32Array.from(starts), [B], 'i32'),
-      lengths: this.device.fromHost(
-        Int32Array.from(starts, (s) => s + 1),
-        [B],
-        'i32',
-      ),
-      table: this.table.t,
-      end: Math.max(...starts) + 1,
-    };
+    const whole = parts.length === 1;
+    const i32 = (v: number[]) => this.device.fromHost(Int32Array.from(v), [v.length], 'i32');
+    const groups = parts.map(
+      ([shard, rows], g): ShardGroup => ({
+        shard,
+        idx: whole ? undefined : i32(rows),
+        n: rows.length,
+        seq: i32(rows.map((b) => this.rows[b])),
+        pos: i32(rows.map((b) => starts[b])),
+        lengths: i32(rows.map((b) => starts[b] + 1)),
+        table: this.tables!.t[g],
+        end: Math.max(...rows.map((b) => starts[b])) + 1,
+      }),
+    );
+    const pos = whole ? groups[0].pos : i32(starts);
+    if (whole) return { pos, groups };
+    const order = parts.flatMap(([, rows]) => rows);
+    const inverse = new Array<number>(B);
+    order.forEach((b, at) => {
+      inverse[b] = at;
+    });
+    return { pos, groups, inverse: i32(inverse) };
   }
 
-  private writeLatent(layer: number, rows: Tensor, at: Positions): void {
-    cacheWrite(this.cache.mlaPool[this.mlaIndex.get(layer)!], contiguous(rows), at.seq, at.pos, this.cache.pageTable);
+  private writeLatent(layer: number, rows: Tensor, g: ShardGroup): void {
+    const pool = this.cache.mlaPools[this.mlaIndex.get(layer)!][g.shard];
+    cacheWrite(pool, contiguous(rows), g.seq, g.pos, this.cache.pageTable);
   }
 
   /** Split kv_b_proj [H*(dn+dv), r] into per-head W_uk [H, dn, r] and W_uv [H, dv, r], once. */
@@ -412,12 +457,21 @@ export class BatchSession {
     const kPe = rotary
       ? rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr])
       : ckr.narrow(1, r, dr);
-    this.writeLatent(i, concatLast(cNorm, kPe), at);
-    const oLat = mlaDecode(qFull, this.cache.mlaPool[this.mlaIndex.get(i)!], at.table!, at.lengths!, {
-      Rv: r,
-      scale: (dn + dr) ** -0.5,
-      maxLength: at.end,
+    const latent = concatLast(cNorm, kPe);
+    // Once per pool shard over the sequences it holds (one group, the whole batch, unless sharded).
+    const pick = (t: Tensor, g: ShardGroup) => (g.idx ? embedding(t.reshape([B, -1]), g.idx) : t);
+    const outs = at.groups.map((g) => {
+      this.writeLatent(i, pick(latent, g), g);
+      const q = pick(qFull, g).reshape([g.n, H, r + dr]);
+      return mlaDecode(q, this.cache.mlaPools[this.mlaIndex.get(i)!][g.shard], g.table!, g.lengths!, {
+        Rv: r,
+        scale: (dn + dr) ** -0.5,
+        maxLength: g.end,
+      });
     });
+    const oLat = at.inverse
+      ? embedding(stackRows(this.device, outs).reshape([B, H * r]), at.inverse).reshape([B, H, r])
+      : outs[0];
     // o[b, h] = W_uv[h] o_lat[b, h], as [H, B, r] x [H, dv, r]^T.
     const oT = matmul(contiguous(oLat.transpose(0, 1)), wUv, { transB: true });
     const o = contiguous(oT.transpose(0, 1)).reshape([B, 1, H * dv]);
@@ -430,13 +484,13 @@ function disposeCarry(c: KdaCarry): void {
 }
 
 /**
- * Rows of several tensors [n_i, ...] stacked into one new [sum n_i, ...] tensor (kept: it outlives any
- * scope). Byte copies, so a row may sit at any offset of its storage.
+ * Rows of several tensors [n_i, ...] stacked into one new [sum n_i, ...] tensor. Byte copies, so a row
+ * may sit at any offset of its storage.
  */
 function stackRows(device: Device, parts: Tensor[]): Tensor {
   const rest = parts.length ? parts[0].shape.slice(1) : [];
   const n = parts.reduce((s, t) => s + t.shape[0], 0);
-  const out = keep(device.empty([n, ...rest]));
+  const out = device.empty([n, ...rest]);
   const gpu = asGpu(device);
   let at = 0;
   for (const part of parts) {
@@ -451,4 +505,10 @@ function stackRows(device: Device, parts: Tensor[]): Tensor {
     c.dispose();
   }
   return out;
+}
+
+/** The largest buffer one binding may cover on this device (no limit on cpu). */
+function bindingLimit(device: Device): number | undefined {
+  const gpu = asGpu(device);
+  return gpu ? Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) : undefined;
 }

@@ -7,6 +7,12 @@
  *    hold the same positions), each layer with its own pool.
  * Sequences occupy fixed slots (as web-rwkv's state slots): a slot is a row of every KDA state tensor
  * and of the page table; finishing a sequence frees its slot and pages for the next request.
+ *
+ * Pool shards: a kernel binds a layer's pool as one buffer, and devices cap a binding (2 GiB on the
+ * H200 through Dawn), below what a large batch at long context needs. When a layer's pool would pass
+ * `maxPoolBytes` it is split into shards, each a separate buffer serving a fixed group of slots; a
+ * sequence's pages all lie in its slot's shard (page-table entries are page numbers within it), so
+ * decode runs once per shard over the sequences it holds.
  */
 import type { DType } from '../tensor/dtype.js';
 import { storageBytes } from '../tensor/dtype.js';
@@ -31,6 +37,8 @@ export interface HybridCacheSpec {
   /** The longest sequence a slot may reach (sizes the page table). */
   maxLength: number;
   cacheDtype: Extract<DType, 'f32' | 'bf16'>;
+  /** Largest buffer one layer's pool may be (the device's storage binding limit); default unlimited. */
+  maxPoolBytes?: number;
 }
 
 export interface CacheMemory {
@@ -43,12 +51,15 @@ export interface CacheMemory {
 export class HybridCache {
   readonly kdaState: Tensor[] = [];
   readonly convTail: Tensor[] = [];
-  readonly mlaPool: Tensor[] = [];
+  /** Per MLA layer, its pool shards [pagesInShard, pageSize, latentDim]. */
+  readonly mlaPools: Tensor[][] = [];
+  /** Slots served by each shard (the last shard may serve fewer). */
+  readonly slotsPerShard: number;
   /** [maxSequences, maxPagesPerSeq] i32 on the device; mirrored on the host. */
   readonly pageTable: Tensor;
   private readonly table: Int32Array;
   readonly maxPagesPerSeq: number;
-  private readonly pages: PagePool;
+  private readonly pages: PagePool[];
   private readonly lengths: Int32Array;
   private readonly seqPages: number[][];
   private readonly freeSlots: number[];
@@ -64,13 +75,32 @@ export class HybridCache {
       this.kdaState.push(device.zeros([S, H, d, d]));
       this.convTail.push(device.zeros([S, Math.max(W - 1, 0), 3 * H * d]));
     }
-    for (let l = 0; l < spec.mlaLayers; l++) {
-      this.mlaPool.push(device.zeros([spec.numPages, spec.pageSize, spec.latentDim], spec.cacheDtype));
+    const pageBytes = storageBytes(spec.cacheDtype, spec.pageSize * spec.latentDim);
+    const maxPoolPages = Math.floor((spec.maxPoolBytes ?? Number.POSITIVE_INFINITY) / pageBytes);
+    let shardPages = [spec.numPages];
+    this.slotsPerShard = S;
+    if (spec.mlaLayers > 0 && spec.numPages > maxPoolPages) {
+      // Split by slot groups, each slot keeping its share of the pages.
+      const perSlot = Math.ceil(spec.numPages / S);
+      this.slotsPerShard = Math.floor(maxPoolPages / perSlot);
+      if (this.slotsPerShard < 1) {
+        throw new Error(
+          `HybridCache: one sequence's share of a layer's latent pool (${perSlot} pages of ${pageBytes} bytes) is over the largest pool buffer (maxPoolBytes ${spec.maxPoolBytes}): use a shorter maxLength or a bf16 cache`,
+        );
+      }
+      const n = Math.ceil(S / this.slotsPerShard);
+      shardPages = Array.from(
+        { length: n },
+        (_, k) => perSlot * (Math.min(S, (k + 1) * this.slotsPerShard) - k * this.slotsPerShard),
+      );
     }
+    for (let l = 0; l < spec.mlaLayers; l++) {
+      this.mlaPools.push(shardPages.map((n) => device.zeros([n, spec.pageSize, spec.latentDim], spec.cacheDtype)));
+    }
+    this.pages = shardPages.map((n) => new PagePool(n));
     this.maxPagesPerSeq = Math.max(1, Math.ceil(spec.maxLength / spec.pageSize));
     this.table = new Int32Array(S * this.maxPagesPerSeq);
     this.pageTable = device.fromHost(this.table, [S, this.maxPagesPerSeq], 'i32');
-    this.pages = new PagePool(spec.numPages);
     this.lengths = new Int32Array(S);
     this.seqPages = Array.from({ length: S }, () => []);
     this.freeSlots = Array.from({ length: S }, (_, i) => S - 1 - i);
@@ -84,10 +114,28 @@ export class HybridCache {
     return slot;
   }
 
+  /** The pool shard holding a slot's pages. */
+  shardOf(slot: number): number {
+    return Math.floor(slot / this.slotsPerShard);
+  }
+
+  get shardCount(): number {
+    return this.pages.length;
+  }
+
+  /** Whether `open()` would succeed now and its sequence could take `tokens` tokens at once. */
+  canOpen(tokens: number): boolean {
+    const slot = this.freeSlots.at(-1);
+    if (slot === undefined) return false;
+    return (
+      this.spec.mlaLayers === 0 || this.pages[this.shardOf(slot)].available >= Math.ceil(tokens / this.spec.pageSize)
+    );
+  }
+
   close(slot: number): void {
     if (!this.freeSlots.includes(slot) && slot >= 0 && slot < this.spec.maxSequences) this.tableVersion++;
     else throw new Error(`close: slot ${slot} is not an open sequence slot (0..${this.spec.maxSequences - 1})`);
-    this.pages.release(this.seqPages[slot]);
+    this.pages[this.shardOf(slot)].release(this.seqPages[slot]);
     this.seqPages[slot] = [];
     this.lengths[slot] = 0;
     this.freeSlots.push(slot);
@@ -111,7 +159,7 @@ export class HybridCache {
     }
     const need = Math.ceil(end / this.spec.pageSize) - this.seqPages[slot].length;
     if (need > 0 && this.spec.mlaLayers > 0) {
-      const got = this.pages.alloc(need);
+      const got = this.pages[this.shardOf(slot)].alloc(need);
       const first = this.seqPages[slot].length;
       this.seqPages[slot].push(...got);
       const row = this.table.subarray(slot * this.maxPagesPerSeq, (slot + 1) * this.maxPagesPerSeq);
@@ -138,9 +186,9 @@ export class HybridCache {
     return this.freeSlots.length;
   }
 
-  /** Pages not held by any sequence. */
+  /** Pages not held by any sequence (all shards). */
   get freePages(): number {
-    return this.pages.available;
+    return this.pages.reduce((a, p) => a + p.available, 0);
   }
 
   private uploadTableRow(slot: number): void {
@@ -154,11 +202,12 @@ export class HybridCache {
     const kdaStateBytes = s.kdaLayers * s.maxSequences * s.kdaHeads * s.kdaHeadDim * s.kdaHeadDim * 4;
     const convTailBytes =
       s.kdaLayers * s.maxSequences * Math.max(s.convSize - 1, 0) * 3 * s.kdaHeads * s.kdaHeadDim * 4;
-    const mlaPoolBytes = s.mlaLayers * storageBytes(s.cacheDtype, s.numPages * s.pageSize * s.latentDim);
+    const pages = this.pages.reduce((a, p) => a + p.numPages, 0);
+    const mlaPoolBytes = s.mlaLayers * storageBytes(s.cacheDtype, pages * s.pageSize * s.latentDim);
     return { kdaStateBytes, convTailBytes, mlaPoolBytes, totalBytes: kdaStateBytes + convTailBytes + mlaPoolBytes };
   }
 
   dispose(): void {
-    for (const t of [...this.kdaState, ...this.convTail, ...this.mlaPool, this.pageTable]) t.dispose();
+    for (const t of [...this.kdaState, ...this.convTail, ...this.mlaPools.flat(), this.pageTable]) t.dispose();
   }
 }

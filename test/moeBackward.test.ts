@@ -139,3 +139,62 @@ describe('MoE backward reference', () => {
     ).toThrow(/routes.idx\[3\] = 7, expected 0..2/);
   });
 });
+
+describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
+  // [N, D, I, E, k]: one token (most experts empty: zero weight gradients), odd sizes, experts with more
+  // rows than one 32-row tile, k = 3 of 5.
+  const cases: [number, number, number, number, number][] = [
+    [1, 8, 12, 8, 2],
+    [7, 13, 37, 8, 2],
+    [65, 24, 40, 3, 2],
+    [63, 17, 70, 5, 3],
+  ];
+  for (const [N, D, I, E, k] of cases) {
+    it(`experts N=${N} D=${D} I=${I} E=${E} k=${k}`, async () => {
+      const gpu = (await gpuContext())!;
+      const c = expertsCase(N, D, I, E, k, N * 3 + I);
+      const out = expertsBackward(
+        gpu.fromHost(c.x, [N, D]),
+        { idx: gpu.fromHost(c.routes.idx, [N, k], 'i32'), weights: gpu.fromHost(c.routes.weights, [N, k]) },
+        { w1: gpu.fromHost(c.w1, [E, I, D]), w3: gpu.fromHost(c.w3, [E, I, D]), w2: gpu.fromHost(c.w2, [E, D, I]) },
+        gpu.fromHost(c.dy, [N, D]),
+      );
+      const ref = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, { N, D, I, E, topK: k });
+      // f32 sums over at most D, I or one expert's rows; relative to max |value|.
+      const TOL = 2e-5;
+      expectClose(await out.dx.read(), ref.dx, TOL, 'dx');
+      expectClose(await out.dWeights.read(), ref.dWeights, TOL, 'dWeights');
+      expectClose(await out.dw1.read(), ref.dw1, TOL, 'dw1');
+      expectClose(await out.dw3.read(), ref.dw3, TOL, 'dw3');
+      expectClose(await out.dw2.read(), ref.dw2, TOL, 'dw2');
+    });
+  }
+
+  for (const [name, cfg] of [
+    ['sigmoid, renormalised top-2 of 8', base],
+    [
+      'softmax top-3 of 16, 4 groups keep 2, no renormalisation',
+      { ...base, numExperts: 16, topK: 3, activation: 'softmax', numGroups: 4, topkGroup: 2, renormalize: false },
+    ],
+    ['top-1 sigmoid', { ...base, topK: 1 }],
+  ] as [string, RouterConfig][]) {
+    it(`router (${name}), N=65`, async () => {
+      const gpu = (await gpuContext())!;
+      const N = 65;
+      const E = cfg.numExperts;
+      const rng = new Rng(E * 3 + cfg.topK);
+      const logits = rng.normalArray(N * E, 2);
+      const bias = rng.normalArray(E, 0.3);
+      const g = rng.normalArray(N * cfg.topK);
+      const r = routeReference(logits, bias, N, cfg);
+      const dl = routeBackward(
+        gpu.fromHost(logits, [N, E]),
+        gpu.fromHost(bias, [E]),
+        { idx: gpu.fromHost(r.idx, [N, cfg.topK], 'i32'), weights: gpu.fromHost(r.weights, [N, cfg.topK]) },
+        gpu.fromHost(g, [N, cfg.topK]),
+        cfg,
+      );
+      expectClose(await dl.read(), routeBackwardReference(logits, r.idx, g, N, cfg), 1e-5, 'dLogits');
+    });
+  }
+});

@@ -1,8 +1,28 @@
 /** WebGPU paths of backward.ts (dispatch recording only; shapes are checked by the caller). */
 import type { GpuContext } from '../../gpu/context.js';
+import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { grid1d } from '../common.js';
+import { contiguous } from '../copy/index.js';
 import type { ExpertsGradients } from './backward.js';
+import {
+  combineSumWgsl,
+  OUTER_TILE,
+  type OuterVariant,
+  outerKey,
+  outerWgsl,
+  PAIRS_WG,
+  pairsWgsl,
+  pointwiseWgsl,
+  ROWS_BM,
+  ROWS_BN_OUT,
+  type RowsMode,
+  rowsWgsl,
+} from './backward.wgsl.js';
+import { ROUTE_BWD_WG, routeBackwardKey, routeBackwardWgsl } from './backwardRoute.wgsl.js';
+import { GROUPED_BM } from './grouped.wgsl.js';
 import type { ExpertWeights, RouterConfig, RoutesT } from './index.js';
+import { planKey, planWgsl } from './plan.wgsl.js';
 
 export interface ExpertsBackwardDims {
   N: number;
@@ -12,24 +32,103 @@ export interface ExpertsBackwardDims {
   k: number;
 }
 
+if (ROWS_BM !== GROUPED_BM) throw new Error('moe backward: row tile must match the plan tile height');
+
 export function expertsBackwardGpu(
-  _gpu: GpuContext,
-  _x: Tensor,
-  _routes: RoutesT,
-  _w: ExpertWeights,
-  _dy: Tensor,
-  _d: ExpertsBackwardDims,
+  gpu: GpuContext,
+  x: Tensor,
+  routes: RoutesT,
+  w: ExpertWeights,
+  dy: Tensor,
+  d: ExpertsBackwardDims,
 ): ExpertsGradients {
-  throw new Error('moe.expertsBackward: the WebGPU kernels are not written yet (cpu backend only)');
+  const { N, D, I, E, k } = d;
+  const NK = N * k;
+  const inputs = [x, routes.idx, routes.weights, w.w1, w.w3, w.w2, dy].map((t) => contiguous(t));
+  const [xc, idx, weights, w1, w3, w2, dyc] = inputs;
+  // The forward's plan: pairs grouped by expert, cut into row tiles of one expert each.
+  const maxTiles = Math.ceil(NK / ROWS_BM) + E;
+  const counts = gpu.empty([E], 'i32');
+  const perm = gpu.empty([NK], 'i32');
+  const slotPos = gpu.empty([NK], 'i32');
+  const tiles = gpu.empty([maxTiles * 4], 'i32');
+  const tileCount = gpu.empty([4], 'i32');
+  gpu.dispatch({
+    kernel: { name: 'moe_plan', key: planKey(E, ROWS_BM), code: () => planWgsl(E, ROWS_BM) },
+    tensors: [idx, counts, perm, slotPos, tiles, tileCount],
+    params: new Params().u32(NK, k, maxTiles, 0),
+    workgroups: [1],
+  });
+  const pairOf = gpu.empty([NK], 'i32');
+  gpu.dispatch({
+    kernel: { name: 'moe_bwd_pairs', key: 'moe_bwd_pairs', code: pairsWgsl },
+    tensors: [slotPos, pairOf],
+    params: new Params().u32(NK, 0, 0, 0),
+    workgroups: grid1d(NK, PAIRS_WG),
+  });
+  const rows = (mode: RowsMode, tensors: Tensor[], Kin: number, Nout: number) =>
+    gpu.dispatch({
+      kernel: { name: `moe_bwd_rows_${mode}`, key: `moe_bwd_rows_${mode}`, code: () => rowsWgsl(mode) },
+      tensors,
+      params: new Params().u32(Kin, Nout, 0, 0),
+      workgroups: [maxTiles, Math.ceil(Nout / ROWS_BN_OUT)],
+    });
+  // Recompute the pre-activations a, b rather than keep them from the forward (it stores only h).
+  const a = gpu.empty([NK, I]);
+  const b = gpu.empty([NK, I]);
+  rows('gateUp', [xc, perm, tiles, tileCount, w1, w3, a, b], D, I);
+  const g = gpu.empty([NK, I]);
+  rows('dh', [dyc, perm, tiles, tileCount, w2, g], D, I);
+  const dWeights = gpu.empty([N, k]);
+  gpu.dispatch({
+    kernel: { name: 'moe_bwd_pointwise', key: 'moe_bwd_pointwise', code: pointwiseWgsl },
+    tensors: [pairOf, weights, a, b, g, dWeights],
+    params: new Params().u32(NK, I, 0, 0),
+    workgroups: grid1d(NK, 1),
+  });
+  // Now a = da, b = db, g = w h.
+  const dw1 = gpu.empty([E, I, D]);
+  const dw3 = gpu.empty([E, I, D]);
+  const dw2 = gpu.empty([E, D, I]);
+  const outer = (v: OuterVariant, tensors: Tensor[], M: number, Nn: number) =>
+    gpu.dispatch({
+      kernel: { name: 'moe_bwd_outer', key: outerKey(v), code: () => outerWgsl(v) },
+      tensors,
+      params: new Params().u32(M, Nn, 0, 0),
+      workgroups: [Math.ceil(M / OUTER_TILE), Math.ceil(Nn / OUTER_TILE), E],
+    });
+  outer({ gatherA: true, gatherB: false, dual: false }, [dyc, g, perm, counts, dw2], D, I);
+  outer({ gatherA: false, gatherB: true, dual: true }, [a, b, xc, perm, counts, dw1, dw3], I, D);
+  const dxp = gpu.empty([NK, D]);
+  rows('dx', [a, b, tiles, tileCount, w1, w3, dxp], I, D);
+  const dx = gpu.empty([N, D]);
+  gpu.dispatch({
+    kernel: { name: 'moe_bwd_combine', key: `moe_bwd_combine_k${k}`, code: () => combineSumWgsl(k) },
+    tensors: [dxp, slotPos, dx],
+    params: new Params().u32(N, D, 0, 0),
+    workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
+  });
+  for (const t of [...inputs, counts, perm, slotPos, tiles, tileCount, pairOf, a, b, g, dxp]) t.dispose();
+  return { dx, dWeights, dw1, dw3, dw2 };
 }
 
 export function routeBackwardGpu(
-  _gpu: GpuContext,
-  _logits: Tensor,
-  _idx: Tensor,
-  _dWeights: Tensor,
-  _cfg: RouterConfig,
-  _N: number,
+  gpu: GpuContext,
+  logits: Tensor,
+  idx: Tensor,
+  dWeights: Tensor,
+  cfg: RouterConfig,
+  N: number,
 ): Tensor {
-  throw new Error('moe.routeBackward: the WebGPU kernel is not written yet (cpu backend only)');
+  const v = { E: cfg.numExperts, k: cfg.topK, activation: cfg.activation, renormalize: cfg.renormalize };
+  const inputs = [logits, idx, dWeights].map((t) => contiguous(t));
+  const dLogits = gpu.empty([N, cfg.numExperts]);
+  gpu.dispatch({
+    kernel: { name: 'moe_route_bwd', key: routeBackwardKey(v), code: () => routeBackwardWgsl(v) },
+    tensors: [...inputs, dLogits],
+    params: new Params().u32(N).f32(cfg.scaling).u32(0, 0),
+    workgroups: grid1d(N, ROUTE_BWD_WG),
+  });
+  for (const t of inputs) t.dispose();
+  return dLogits;
 }

@@ -7,10 +7,12 @@ import type { Command } from 'commander';
 import { registerKdaBench } from '../bench/kda.js';
 import { registerDecodeBench } from '../bench/decode.js';
 import { registerMatmulBench } from '../bench/matmul.js';
+import { registerTrainBench } from '../bench/train.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('GPU and pipeline benchmarks (tables, or --json)');
   registerMatmulBench(bench);
   registerDecodeBench(bench);
   registerKdaBench(bench);
+  registerTrainBench(bench);
 }

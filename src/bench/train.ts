@@ -1,0 +1,241 @@
+/**
+ * `kimi-linear bench train`: throughput of a whole training step (forward + backward through
+ * modelGradients, gradient norms and clip, the Muon/AdamW step, the step's one readback) of the hybrid
+ * model and of the same model with every layer MLA, on random f32 weights made on the device.
+ *
+ * Useful work per step (FLOPs), counted as the usual dense-transformer estimate plus the mixers:
+ *   6 * N_act * tokens                                  (matmuls, forward 2 + backward 4 per weight)
+ *   + per MLA layer 3 * B * H * T^2 * (d_qk + d_v)      (causal QK^T and PV: forward 2*T^2/2 each, x3)
+ *   + per KDA layer 3 * B * H * (6*T*d^2 + 3*T*C*d + T*C^2)   (chunked KDA, C = 64, forward x3)
+ * N_act = every weight except the embedding table (a lookup, not a matmul), with routed experts
+ * counted at top_k / E of their size. The optimizer's Newton-Schulz work is not counted as useful.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
+import { GpuContext } from '../gpu/context.js';
+import { type KimiLinearConfig, layerMap, parseKimiConfig } from '../model/config.js';
+import { KimiLinearModel } from '../model/forward.js';
+import { randomModelWeights } from '../model/randomWeights.js';
+import { cpu } from '../tensor/cpuDevice.js';
+import type { Device } from '../tensor/tensor.js';
+import { parseRunConfig } from '../train/config.js';
+import { hash32 } from '../train/data.js';
+import { defaultGradientFn } from '../train/gradients.js';
+import { Trainer } from '../train/trainer.js';
+import { machine, openBenchDevice, parseList } from './harness.js';
+
+const PRESETS: Record<string, string> = {
+  'train-100m': '../../fixtures/configs/train-100m.json',
+  tiny: '../../fixtures/train/tiny-model.json',
+  micro: '../../fixtures/train/micro-model.json',
+};
+
+const KDA_CHUNK = 64;
+
+export function allMlaConfig(json: Record<string, unknown>): Record<string, unknown> {
+  const L = json.num_hidden_layers as number;
+  const lac = { ...(json.linear_attn_config as Record<string, unknown>) };
+  lac.kda_layers = [];
+  lac.full_attn_layers = Array.from({ length: L }, (_, i) => i + 1);
+  return { ...json, linear_attn_config: lac };
+}
+
+/** Activated parameters (embedding excluded, routed experts at top_k/E) and total parameters. */
+export function parameterCounts(model: KimiLinearModel): { activated: number; total: number } {
+  const cfg = model.cfg;
+  let activated = 0;
+  let total = 0;
+  for (const [name, t] of model.weights.tensors) {
+    total += t.numel;
+    if (name !== 'model.embed_tokens.weight' || cfg.tie_word_embeddings) activated += t.numel;
+  }
+  for (const e of model.weights.experts.values()) {
+    for (const t of [e.w1, e.w2, e.w3]) {
+      total += t.numel;
+      activated += (t.numel * cfg.num_experts_per_token!) / cfg.num_experts!;
+    }
+  }
+  return { activated, total };
+}
+
+/** Useful FLOPs of one training step on B sequences of T tokens (formula in the file comment). */
+export function trainStepFlops(
+  model: KimiLinearModel,
+  B: number,
+  T: number,
+): { total: number; matmul: number; mixer: number } {
+  const cfg = model.cfg;
+  const matmul = 6 * parameterCounts(model).activated * B * T;
+  let mixer = 0;
+  for (const l of layerMap(cfg)) {
+    if (l.mixer === 'mla') {
+      const dqk = cfg.qk_nope_head_dim! + cfg.qk_rope_head_dim!;
+      mixer += 3 * B * cfg.num_attention_heads * T * T * (dqk + cfg.v_head_dim!);
+    } else {
+      const { num_heads: H, head_dim: d } = cfg.linear_attn_config!;
+      const C = KDA_CHUNK;
+      mixer += 3 * B * H * (6 * T * d * d + 3 * T * C * d + T * C * C);
+    }
+  }
+  return { total: matmul + mixer, matmul, mixer };
+}
+
+export interface TrainBenchOptions {
+  seqLen: number;
+  batch: number;
+  steps: number;
+  warmup: number;
+  variants: ('hybrid' | 'all-MLA')[];
+  optimizer: 'muon' | 'adamw';
+}
+
+export async function benchTrain(device: Device, json: Record<string, unknown>, o: TrainBenchOptions) {
+  const rows: Record<string, unknown>[] = [];
+  for (const name of o.variants) {
+    const cfg: KimiLinearConfig = parseKimiConfig(name === 'all-MLA' ? allMlaConfig(json) : json, `${name} config`);
+    const model = new KimiLinearModel(cfg, randomModelWeights(cfg, device, 'f32', 1));
+    // The trainer proper, with a synthetic run (no files are read or written while timing).
+    const run = parseRunConfig(
+      {
+        model: { config: cfg },
+        data: { files: ['(synthetic)'] },
+        seq_len: o.seqLen,
+        batch: o.batch,
+        steps: o.warmup + o.steps,
+        optimizer: { kind: o.optimizer, lr: 1e-3, moe_bias_rate: 0 },
+        spike: { min_steps: 1_000_000 },
+      },
+      '/nonexistent/bench.yaml',
+    );
+    const V = cfg.vocab_size;
+    const trainer = new Trainer({
+      run,
+      model,
+      device,
+      source: {
+        next: async (step, micro) =>
+          Int32Array.from({ length: o.batch * o.seqLen }, (_, i) => hash32(step, micro, i) % V),
+        state: () => null,
+        close: async () => {},
+      },
+      evalSets: [],
+      gradFn: defaultGradientFn,
+      configHash: 'bench',
+      checkpointDir: '/nonexistent',
+      metricsPath: '/nonexistent',
+    });
+    const times: number[] = [];
+    let loss = Number.NaN;
+    for (let s = 0; s < o.warmup + o.steps; s++) {
+      const t0 = performance.now();
+      const m = await trainer.trainStep();
+      if (s >= o.warmup) times.push(performance.now() - t0);
+      loss = m.loss;
+    }
+    times.sort((a, b) => a - b);
+    const ms = times[Math.floor(times.length / 2)];
+    const tokens = o.batch * o.seqLen;
+    const flops = trainStepFlops(model, o.batch, o.seqLen);
+    const counts = parameterCounts(model);
+    rows.push({
+      model: name,
+      params: counts.total,
+      activatedParams: counts.activated,
+      seqLen: o.seqLen,
+      batch: o.batch,
+      stepMs: ms,
+      tokensPerS: tokens / (ms / 1000),
+      flopsPerStep: flops.total,
+      mixerFlopsShare: flops.mixer / flops.total,
+      tflops: flops.total / (ms / 1000) / 1e12,
+      loss,
+      stepMsTrials: times,
+    });
+    trainer.dispose();
+    model.weights.dispose();
+    if (device instanceof GpuContext) {
+      await device.sync();
+      device.pool.trim();
+    }
+  }
+  const h = rows.find((r) => r.model === 'hybrid');
+  const m = rows.find((r) => r.model === 'all-MLA');
+  return {
+    bench: 'train',
+    machine: device instanceof GpuContext ? machine(device) : { backend: 'cpu', date: new Date().toISOString() },
+    weights: 'random f32, made on the device',
+    optimizer: o.optimizer,
+    flopFormula:
+      '6*N_act*tokens + per MLA layer 3*B*H*T^2*(d_qk+d_v) + per KDA layer 3*B*H*(6*T*d^2+3*T*C*d+T*C^2), C=64; N_act excludes the embedding, routed experts at top_k/E',
+    rows,
+    hybridOverAllMlaTokensPerS: h && m ? (h.tokensPerS as number) / (m.tokensPerS as number) : null,
+    notes: [
+      'step = forward + backward (modelGradients) + gradient norms/clip + optimizer step + one readback; host wall time, median of the timed steps',
+      `${o.warmup} untimed warm-up step(s) per variant (pipelines compiled, buffers pooled)`,
+    ],
+  };
+}
+
+export function registerTrainBench(bench: Command): void {
+  const cmd = bench
+    .command('train')
+    .description('training-step throughput (tokens/s, TFLOP/s), hybrid vs all-MLA, random f32 weights')
+    .option('--config <file>', 'config.json of the model')
+    .option('--preset <name>', `a bundled config: ${Object.keys(PRESETS).join(', ')}`)
+    .option('--seq-len <n>', 'tokens per sequence', '4096')
+    .option('--batch <n>', 'sequences per step', '1')
+    .option('--steps <n>', 'timed steps per variant', '3')
+    .option('--warmup <n>', 'untimed steps first', '1')
+    .option('--optimizer <kind>', 'muon | adamw', 'muon')
+    .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
+    .option('--backend <b>', 'webgpu | cpu', 'webgpu')
+    .option('--json', 'print a JSON object');
+  gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
+    if (!!opts.config === !!opts.preset) throw new Error('bench train: give exactly one of --config or --preset');
+    let file = opts.config;
+    if (opts.preset) {
+      const rel = PRESETS[opts.preset];
+      if (!rel) throw new Error(`--preset: unknown '${opts.preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
+      file = new URL(rel, import.meta.url).pathname;
+    }
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(await readFile(file!, 'utf8'));
+    } catch (e) {
+      throw new Error(`${file}: cannot read the config (${(e as Error).message})`);
+    }
+    const variants = opts.variants.split(',').map((v) => v.trim());
+    for (const v of variants)
+      if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
+    if (opts.optimizer !== 'muon' && opts.optimizer !== 'adamw')
+      throw new Error(`--optimizer: '${opts.optimizer}' is not muon or adamw`);
+    if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
+      throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
+    const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
+    const r = await benchTrain(device, json, {
+      seqLen: parseList(opts.seqLen)[0],
+      batch: parseList(opts.batch)[0],
+      steps: parseList(opts.steps)[0],
+      warmup: Number(opts.warmup) >= 0 ? Number(opts.warmup) : 1,
+      variants: variants as ('hybrid' | 'all-MLA')[],
+      optimizer: opts.optimizer,
+    });
+    if (opts.json) {
+      printJson(r);
+      return;
+    }
+    process.stdout.write(
+      `${renderTable(
+        r.rows.map((x) => ({
+          model: x.model,
+          'params (act)': `${((x.params as number) / 1e6).toFixed(3)}M (${((x.activatedParams as number) / 1e6).toFixed(3)}M)`,
+          'T x B': `${x.seqLen} x ${x.batch}`,
+          'step ms': (x.stepMs as number).toFixed(1),
+          'tokens/s': Math.round(x.tokensPerS as number),
+          'TFLOP/s': (x.tflops as number).toFixed(4),
+        })),
+      )}\n`,
+    );
+  });
+}

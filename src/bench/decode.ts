@@ -73,12 +73,26 @@ const PAGE_SIZE = 64;
 /** Untimed steps before timing (pipelines compiled, buffers pooled). */
 const WARMUP = 2;
 
-/** The memory budget: --memory-gb, else the adapter's maxBufferSize when it looks like device memory, else 80 GB. */
+/** Device memory of GPUs we know by the adapter's name (vendor datasheets), GB. */
+const KNOWN_MEMORY_GB: [RegExp, number][] = [
+  [/h200/i, 141],
+  [/h100/i, 80],
+];
+
+/**
+ * The memory budget: --memory-gb; else the device's memory when the adapter names a GPU we know; else
+ * the adapter's maxBufferSize when it looks like device memory (Dawn reports 1 TiB on the H200, an API
+ * ceiling, not memory); else 80 GB.
+ */
 export function memoryBudget(device: Device, memoryGB?: number): { gb: number; source: string } {
   if (memoryGB !== undefined) return { gb: memoryGB, source: '--memory-gb' };
-  // WebGPU does not expose device memory; some drivers report (nearly) all of it as maxBufferSize.
-  if (device instanceof GpuContext && device.limits.maxBufferSize >= 16e9)
-    return { gb: device.limits.maxBufferSize / 1e9, source: 'adapter maxBufferSize' };
+  if (device instanceof GpuContext) {
+    const name = `${device.adapterInfo.device ?? ''} ${device.adapterInfo.description ?? ''}`;
+    const known = KNOWN_MEMORY_GB.find(([re]) => re.test(name));
+    if (known) return { gb: known[1], source: `adapter '${name.trim()}' (datasheet memory)` };
+    const max = device.limits.maxBufferSize;
+    if (max >= 16e9 && max < 512e9) return { gb: max / 1e9, source: 'adapter maxBufferSize' };
+  }
   return { gb: 80, source: 'default (device memory unknown)' };
 }
 
@@ -284,7 +298,7 @@ export function registerDecodeBench(bench: Command): void {
     .option('--max-batch', 'also time each variant at the largest batch its cache allows within --memory-gb')
     .option(
       '--memory-gb <g>',
-      'device memory for weights + cache (default: adapter maxBufferSize if >= 16 GB, else 80)',
+      'device memory for weights + cache (default: known GPUs by name, e.g. H200 141; else a plausible maxBufferSize; else 80)',
     )
     .option('--batch-cap <n>', 'upper bound on the largest batch', '256')
     .option('--steps <n>', 'timed decode steps per context', '16')

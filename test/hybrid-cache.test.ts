@@ -118,3 +118,30 @@ describe('HybridCache bookkeeping for a decode batch', () => {
     c.dispose();
   });
 });
+
+describe('HybridCache pool shards', () => {
+  // 5 pages of 4 x 6 bf16 (48 bytes) over 3 slots: 2 pages per slot, pools of at most 4 pages.
+  it('splits a layer pool past maxPoolBytes into buffers of whole slot groups, pages local to each', () => {
+    const c = new HybridCache(cpu, { ...spec, maxPoolBytes: 4 * 48 });
+    expect(c.shardCount).toBe(2);
+    expect(c.mlaPools[0].map((t) => t.shape[0])).toEqual([4, 2]);
+    expect([0, 1, 2].map((s) => c.shardOf(s))).toEqual([0, 0, 1]);
+    const [a, b, d] = [c.open(), c.open(), c.open()];
+    c.reserve(a, 8);
+    c.reserve(b, 8);
+    c.reserve(d, 8);
+    // Page numbers restart in the second shard.
+    const W = c.maxPagesPerSeq;
+    expect(Array.from(c.pageRows([d]).subarray(0, 2))).toEqual([0, 1]);
+    expect(Array.from(c.pageRows([b]).subarray(0, W).slice(0, 2))).toEqual([2, 3]);
+    expect(() => c.reserve(a, 1)).toThrow(/cache pool exhausted: 1 pages wanted, 0 of 4 free/);
+    expect(c.memory().mlaPoolBytes).toBe(6 * 48);
+    c.dispose();
+  });
+
+  it('refuses a pool limit below one sequence share, naming both', () => {
+    expect(() => new HybridCache(cpu, { ...spec, maxPoolBytes: 48 })).toThrow(
+      /one sequence's share of a layer's latent pool \(2 pages of 48 bytes\) is over the largest pool buffer \(maxPoolBytes 48\)/,
+    );
+  });
+});

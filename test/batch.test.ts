@@ -72,7 +72,7 @@ async function batchEqualsAlone(device: Device, prompts: number[][], maxTokens: 
   }
   const batch: number[][] = prompts.map(() => []);
   const done: number[] = [];
-  for await (const e of generateBatch(model, prompts, undefined, { greedy: true, maxTokens })) {
+  for await (const e of generate(model, prompts, undefined, { greedy: true, maxTokens })) {
     if (e.type === 'token') {
       expect(e.index).toBe(batch[e.sequence].length);
       batch[e.sequence].push(e.token);

@@ -32,12 +32,38 @@ export type SequenceEvent =
   | ({ type: 'token'; sequence: number } & GeneratedToken)
   | { type: 'done'; sequence: number; stopped: StopReason; tokens: number[] };
 
-/** Decode one prompt (the single-sequence form of `generateBatch`). */
-export async function* generate(
+/**
+ * Decode one prompt (yields its tokens), or several prompts together (a list of token lists: yields
+ * per-sequence events, as `generateBatch`).
+ */
+export function generate(
   model: KimiLinearModel,
   prompt: readonly number[],
   tokenizer: Tokenizer | undefined,
+  opts?: GenerateOptions,
+): AsyncGenerator<GeneratedToken, { stopped: StopReason }>;
+export function generate(
+  model: KimiLinearModel,
+  prompts: readonly (readonly number[])[],
+  tokenizer: Tokenizer | undefined,
+  opts?: GenerateOptions,
+): AsyncGenerator<SequenceEvent, void>;
+export function generate(
+  model: KimiLinearModel,
+  prompt: readonly number[] | readonly (readonly number[])[],
+  tokenizer: Tokenizer | undefined,
   opts: GenerateOptions = {},
+): AsyncGenerator<GeneratedToken | SequenceEvent, { stopped: StopReason } | void> {
+  if (prompt.length && Array.isArray(prompt[0]))
+    return generateBatch(model, prompt as readonly (readonly number[])[], tokenizer, opts);
+  return generateOne(model, prompt as readonly number[], tokenizer, opts);
+}
+
+async function* generateOne(
+  model: KimiLinearModel,
+  prompt: readonly number[],
+  tokenizer: Tokenizer | undefined,
+  opts: GenerateOptions,
 ): AsyncGenerator<GeneratedToken, { stopped: StopReason }> {
   let stopped: StopReason = 'max_tokens';
   for await (const e of generateBatch(model, [prompt], tokenizer, opts)) {

@@ -8,7 +8,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import { GpuContext } from '../src/gpu/context.js';
 import { openSafetensors } from '../src/io/safetensors/index.js';
+import { Tape, withTape } from '../src/autograd/tape.js';
 import { loadModel } from '../src/model/load.js';
+import { scope } from '../src/tensor/scope.js';
 import { gradientsByCheckpointName, modelGradients } from '../src/model/gradients.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device } from '../src/tensor/tensor.js';
@@ -151,6 +153,39 @@ describe('tiny-kimi gradients against the golden float64 implementation', () => 
     expect(decayMean > 0 && decayMean < 1).toBe(true);
     expect(await stat('decay_min')).toBeLessThanOrEqual(decayMean);
   });
+
+  it.skipIf(!hasGpu)(
+    'checkpointing keeps only the layer inputs: far less is held between forward and backward',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const model = await loadModel(MODEL, gpu);
+      const ids = gpu.fromHost(
+        Int32Array.from({ length: 2 * 64 }, (_, i) => (i * 37) % 256),
+        [2, 64],
+        'i32',
+      );
+      const params = [
+        ...model.weights.tensors.values(),
+        ...[...model.weights.experts.values()].flatMap((e) => [e.w1, e.w3, e.w2]),
+      ];
+      const held = async (checkpoint: boolean) => {
+        await gpu.sync();
+        const base = gpu.pool.stats().liveBytes;
+        const tape = new Tape({ leaves: params });
+        const x = scope(() => withTape(tape, () => model.hidden(ids, { checkpoint })));
+        await gpu.sync();
+        const bytes = gpu.pool.stats().liveBytes - base;
+        tape.dispose();
+        x.dispose();
+        return bytes;
+      };
+      const [full, ckpt] = [await held(false), await held(true)];
+      // 4 layers: the checkpointed tape holds 4 residual streams [2, 64, 64] f32 (and the output), 64 KiB
+      // each; the full tape every saved activation (~13x more at this size).
+      expect(ckpt).toBeLessThanOrEqual(5 * 2 * 64 * 64 * 4);
+      expect(full).toBeGreaterThan(5 * ckpt);
+    },
+  );
 
   it('rejects ids it cannot take a next-token loss over', async () => {
     const model = await loadModel(MODEL, cpu);

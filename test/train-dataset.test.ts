@@ -60,6 +60,6 @@ describe('train from a token dataset', () => {
       .split('\n')
       .map((l) => JSON.parse(l).loss as number);
     expect(lb.length).toBe(4);
-    lb.forEach((l, i) => expect(Math.abs(l - la[i]), `step ${i + 1}`).toBeLessThanOrEqual(1e-6));
+    for (const [i, l] of lb.entries()) expect(Math.abs(l - la[i]), `step ${i + 1}`).toBeLessThanOrEqual(1e-6);
   });
 });

@@ -183,9 +183,11 @@ export function dqkwWgsl(v: BackwardVariant): string {
   if (V % BVt !== 0) throw new Error(`kda dqkw: V=${V} must be a multiple of ${BVt}`);
   const NRG = WG / BK;
   const R = 64 / NRG;
+  // S and G tiles are read with the channel varying across lanes: row stride BVt + 1 spreads them over banks.
+  const BVP = BVt + 1;
   const S0 = 0;
-  const G0 = BK * BVt;
-  const D0 = 2 * BK * BVt;
+  const G0 = BK * BVP;
+  const D0 = 2 * BK * BVP;
   const E0 = D0 + 64 * BVt;
   const P0 = E0 + 64 * BVt;
   return /* wgsl */ `
@@ -204,11 +206,13 @@ ${computeMain(WG)}
   var aQ: array<f32, ${R}> = array<f32, ${R}>();
   var aW: array<f32, ${R}> = array<f32, ${R}>();
   var aK: array<f32, ${R}> = array<f32, ${R}>();
+  var gs = 0.0;
   for (var v0 = 0u; v0 < ${V}u; v0 += ${BVt}u) {
     for (var e = lid; e < ${BK * BVt}u; e += ${WG}u) {
       let rr = kt * ${BK}u + e / ${BVt}u;
-      sm[${S0}u + e] = hB[sb + rr * ${V}u + v0 + e % ${BVt}u];
-      sm[${G0}u + e] = dh[sb + rr * ${V}u + v0 + e % ${BVt}u];
+      let se = (e / ${BVt}u) * ${BVP}u + e % ${BVt}u;
+      sm[${S0}u + se] = hB[sb + rr * ${V}u + v0 + e % ${BVt}u];
+      sm[${G0}u + se] = dh[sb + rr * ${V}u + v0 + e % ${BVt}u];
     }
     for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
       let i = e / ${BVt}u;
@@ -225,14 +229,17 @@ ${computeMain(WG)}
       var sw = 0.0;
       var sk = 0.0;
       for (var cc = 0u; cc < ${BVt}u; cc++) {
-        let s = sm[${S0}u + c * ${BVt}u + cc];
+        let s = sm[${S0}u + c * ${BVP}u + cc];
         sq += sm[${D0}u + i * ${BVt}u + cc] * s;
         sw += sm[${E0}u + i * ${BVt}u + cc] * s;
-        sk += sm[${P0}u + i * ${BVt}u + cc] * sm[${G0}u + c * ${BVt}u + cc];
+        sk += sm[${P0}u + i * ${BVt}u + cc] * sm[${G0}u + c * ${BVP}u + cc];
       }
       aQ[m] += sq;
       aW[m] -= sw;
       aK[m] += sk;
+    }
+    if (rg == 0u) {
+      for (var cc = 0u; cc < ${BVt}u; cc++) { gs += sm[${S0}u + c * ${BVP}u + cc] * sm[${G0}u + c * ${BVP}u + cc]; }
     }
     workgroupBarrier();
   }
@@ -259,8 +266,6 @@ ${computeMain(WG)}
   if (lid < ${BK}u) {
     var s = 0.0;
     for (var m = 0u; m < ${NRG}u; m++) { s += red[m * ${BK}u + lid]; }
-    var gs = 0.0;
-    for (var cc = 0u; cc < ${V}u; cc++) { gs += dh[sb + r * ${V}u + cc] * hB[sb + r * ${V}u + cc]; }
     let idx = (tl * H + h) * ${K}u + r;
     dgc[idx] += s + exp(gl) * gs;
   }
@@ -274,8 +279,10 @@ export function utBackwardWgsl(v: BackwardVariant): string {
   const RR = 64 / RG;
   const NCT = Math.ceil((K + V) / CW);
   const T0 = 0;
+  // X rows are read 4 apart across lanes in dA: row stride CW + 1 (2 lanes per bank at most).
+  const CWP = CW + 1;
   const X0 = 4096;
-  const B0 = X0 + 64 * CW;
+  const B0 = X0 + 64 * CWP;
   const D0 = B0 + 64 * CW;
   return /* wgsl */ `
 ${chunkHeader(GK, ['cu: i32', 'Tb', 'W', 'U', 'dW', 'dVp', 'beta', 'vv', 'k', 'gcB'], ['dk', 'dgc', 'dv', 'dbeta', 'dA'])}
@@ -313,7 +320,7 @@ ${computeMain(WG)}
           dx = dVp[row * ${V}u + cc - ${K}u];
         }
       }
-      sm[${X0}u + i * ${CW}u + c] = x;
+      sm[${X0}u + i * ${CWP}u + c] = x;
       sm[${D0}u + i * ${CW}u + c] = dx;
     }
     workgroupBarrier();
@@ -340,15 +347,17 @@ ${computeMain(WG)}
       }
     }
     workgroupBarrier();
-    // dA = -(dB X^T), strictly lower
-    for (var a = 0u; a < 4u; a++) {
-      let i = ti * 4u + a;
-      for (var b = 0u; b < 4u; b++) {
-        let j = tj * 4u + b;
-        if (j < i) {
-          var s = 0.0;
-          for (var x = 0u; x < ${CW}u; x++) { s += sm[${B0}u + i * ${CW}u + x] * sm[${X0}u + j * ${CW}u + x]; }
-          da[a * 4u + b] -= s;
+    // dA = -(dB X^T), strictly lower (masked at the store); 4x4 register tile per thread.
+    if (tj <= ti) {
+      for (var x = 0u; x < ${CW}u; x++) {
+        var bi: array<f32, 4>;
+        var xj: array<f32, 4>;
+        for (var a = 0u; a < 4u; a++) {
+          bi[a] = sm[${B0}u + (ti * 4u + a) * ${CW}u + x];
+          xj[a] = sm[${X0}u + (tj * 4u + a) * ${CWP}u + x];
+        }
+        for (var a = 0u; a < 4u; a++) {
+          for (var b = 0u; b < 4u; b++) { da[a * 4u + b] -= bi[a] * xj[b]; }
         }
       }
     }
@@ -356,7 +365,7 @@ ${computeMain(WG)}
   }
   for (var a = 0u; a < 4u; a++) {
     for (var b = 0u; b < 4u; b++) {
-      dA[((slot * H + h) * 64u + ti * 4u + a) * 64u + tj * 4u + b] = da[a * 4u + b];
+      dA[((slot * H + h) * 64u + ti * 4u + a) * 64u + tj * 4u + b] = select(0.0, da[a * 4u + b], tj * 4u + b < ti * 4u + a);
     }
   }
   for (var m = 0u; m < ${RR}u; m++) { sm[${X0}u + (rg + m * ${RG}u) * ${CW}u + c] = dbp[m]; }
@@ -385,11 +394,13 @@ export function pairsWgsl(v: BackwardVariant): string {
   const K0 = 4096;
   const Q0 = K0 + 64 * BK;
   const G0 = Q0 + 64 * BK;
-  const size = Math.max(G0 + 64 * BK, 2 * 64 * BVt);
+  // dO / V' tile rows are read 4 apart across lanes: row stride BVt + 1.
+  const BVP = BVt + 1;
+  const size = Math.max(G0 + 64 * BK, 2 * 64 * BVP);
   return /* wgsl */ `
 ${chunkHeader(GK, ['cu: i32', 'q', 'k', 'gcB', 'beta', 'dO', 'Vp', 'dA'], ['dq', 'dk', 'dgc', 'dbeta', 'dg'])}
 // M [64][64]: dA (gradient of Diag(beta) A_kk) below the diagonal, dA_qk transposed on and above it.
-// Then k, q, gc tiles [64][BK] at K0, Q0, G0. (Before M: the dO / V' tiles for dA_qk at 0.)
+// Then k, q, gc tiles [64][BK] at K0, Q0, G0. (Before M: the dO / V' tiles [64][BVt + 1] for dA_qk at 0.)
 var<workgroup> sm: array<f32, ${size}>;
 var<workgroup> bsh: array<f32, 64>;
 var<workgroup> red: array<f32, ${WG}>;
@@ -404,18 +415,22 @@ ${computeMain(WG)}
     for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
       let i = e / ${BVt}u;
       let idx = ((t0 + min(i, L - 1u)) * H + h) * ${V}u + v0 + e % ${BVt}u;
-      sm[e] = select(0.0, dO[idx], i < L);
-      sm[${64 * BVt}u + e] = select(0.0, Vp[idx], i < L);
+      let se = i * ${BVP}u + e % ${BVt}u;
+      sm[se] = select(0.0, dO[idx], i < L);
+      sm[${64 * BVP}u + se] = select(0.0, Vp[idx], i < L);
     }
     workgroupBarrier();
-    for (var a = 0u; a < 4u; a++) {
-      let i = ti * 4u + a;
-      for (var b = 0u; b < 4u; b++) {
-        let j = tj * 4u + b;
-        if (j <= i) {
-          var s = 0.0;
-          for (var x = 0u; x < ${BVt}u; x++) { s += sm[i * ${BVt}u + x] * sm[${64 * BVt}u + j * ${BVt}u + x]; }
-          aq[a * 4u + b] += s;
+    // Entries above the diagonal are computed but never used.
+    if (tj <= ti) {
+      for (var x = 0u; x < ${BVt}u; x++) {
+        var oi: array<f32, 4>;
+        var vj: array<f32, 4>;
+        for (var a = 0u; a < 4u; a++) {
+          oi[a] = sm[(ti * 4u + a) * ${BVP}u + x];
+          vj[a] = sm[${64 * BVP}u + (tj * 4u + a) * ${BVP}u + x];
+        }
+        for (var a = 0u; a < 4u; a++) {
+          for (var b = 0u; b < 4u; b++) { aq[a * 4u + b] += oi[a] * vj[b]; }
         }
       }
     }

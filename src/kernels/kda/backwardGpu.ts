@@ -39,9 +39,7 @@ export function dispatchBackward(
   const [q, k, vv, beta] = [core.q, core.k, core.v, core.beta].map(contiguous);
   const dO = contiguous(dOin);
   const state = stateCopy(gpu, p, o.initialState);
-  const oScratch = gpu.empty([Ttot, H, V]);
-  const saved = dispatchChunkForward(gpu, p, cu, core, state, oScratch, o.scale, true)!;
-  oScratch.dispose();
+  const saved = dispatchChunkForward(gpu, p, cu, core, state, undefined, o.scale, true)!;
   state.dispose();
   const params = new Params().u32(H, N).f32(o.scale).u32(0);
 

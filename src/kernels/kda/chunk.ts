@@ -10,15 +10,16 @@ import { contiguous } from '../copy/index.js';
 import {
   CHUNK,
   chunkKey,
-  intraWgsl,
-  outputBV,
-  outputWgsl,
+  outputScalarBV,
+  outputWgslScalar,
   stateBK,
   stateBV,
   stateWgsl,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
+import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
+import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -48,7 +49,8 @@ export function dispatchChunkForward(
   cu: Tensor,
   x: KdaInputs,
   state: Tensor,
-  out: Tensor,
+  /** Where o goes; undefined skips the output pass (the backward only needs the kept intermediates). */
+  out: Tensor | undefined,
   scale: number,
   keep = false,
 ): ChunkSaved | undefined {
@@ -66,13 +68,14 @@ export function dispatchChunkForward(
     T: gpu.empty([NS, H, CHUNK, CHUNK]),
     Kd: gpu.empty([Ttot, H, K]),
   };
+  const smem = gpu.limits.maxComputeWorkgroupStorageSize;
+  const iv = { ...v, BC: intraBC(K, smem) };
   gpu.dispatch({
-    kernel: { name: 'kda_chunk_intra', key: chunkKey('kda_chunk_intra', v), code: () => intraWgsl(v) },
+    kernel: { name: 'kda_chunk_intra', key: intraKey(iv), code: () => intraWgsl(iv) },
     tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T, saved.Kd],
     params: new Params().u32(H, N).f32(scale).u32(0),
     workgroups: [NS, H],
   });
-  const smem = gpu.limits.maxComputeWorkgroupStorageSize;
   const BV = stateBV(V, N, H, K, smem);
   const BK = stateBK(K, BV, smem);
   const wgS = Math.min(256, BV * Math.min(K, 64));
@@ -87,12 +90,17 @@ export function dispatchChunkForward(
     params: new Params().u32(H, N, 0, 0),
     workgroups: [V / BV, H, N],
   });
-  gpu.dispatch({
-    kernel: { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgsl(v) },
-    tensors: [cu, q, saved.gc, saved.h, saved.Vp, saved.Aqk, out],
-    params: new Params().u32(H, N).f32(scale).u32(0),
-    workgroups: [NS, Math.ceil(V / outputBV(V)), H],
-  });
+  if (out) {
+    const vec4 = outputVec4Fits(v);
+    gpu.dispatch({
+      kernel: vec4
+        ? { name: 'kda_chunk_output', key: outputKey(v), code: () => outputWgsl(v) }
+        : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) },
+      tensors: [cu, q, saved.gc, saved.h, saved.Vp, saved.Aqk, out],
+      params: new Params().u32(H, N).f32(scale).u32(0),
+      workgroups: [NS, Math.ceil(V / (vec4 ? outputBV(V) : outputScalarBV(V))), H],
+    });
+  }
   for (const t of [q, k, vv, g, beta]) t.dispose();
   if (keep) return saved;
   for (const t of Object.values(saved)) t.dispose();

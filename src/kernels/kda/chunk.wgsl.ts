@@ -26,7 +26,6 @@
  * ever divided by. f32 throughout. Workgroup memory stays <= 24 KiB (lavapipe has 32, the H200 48).
  */
 import {
-  BETA_TO_SHARED,
   bindings,
   chunkSlotPrologue,
   computeMain,
@@ -38,7 +37,6 @@ import {
   slabStore,
   stateGeometry,
   valueTileIds,
-  vec4At,
 } from './wgslParts.js';
 
 export const CHUNK = 64;
@@ -59,169 +57,16 @@ export function chunkBK(K: number): number {
   return bk;
 }
 
-const INTRA_PARAMS = 'H: u32, N: u32, scale: f32, _a: u32';
+const OUTPUT_PARAMS = 'H: u32, N: u32, scale: f32, _a: u32';
 
 const STATE_HEADER = (
   GK: number,
 ) => `${bindings('H: u32, N: u32, _a: u32, _b: u32', ['cu: i32', 'W', 'U', 'Kd', 'gcB'], ['state', 'hB', 'Vp'])}
 ${gcAtFn(GK)}`;
 
-const OUTPUT_HEADER = (GK: number) => `${bindings(INTRA_PARAMS, ['cu: i32', 'q', 'gcB', 'hB', 'Vp', 'Aqk'], ['o'])}
+const OUTPUT_HEADER = (GK: number) => `${bindings(OUTPUT_PARAMS, ['cu: i32', 'q', 'gcB', 'hB', 'Vp', 'Aqk'], ['o'])}
 ${LOCATE}
 ${gcAtFn(GK)}`;
-
-export function intraWgsl(v: ChunkVariant): string {
-  const { K, V, GK } = v;
-  const BK = chunkBK(K);
-  const Q0 = 64 * BK;
-  const G0 = 128 * BK;
-  const B0 = 4096;
-  return /* wgsl */ `
-${bindings(INTRA_PARAMS, ['cu: i32', 'q', 'k', 'vv', 'g', 'beta'], ['gcB', 'W', 'U', 'Aqk', 'Tb', 'Kd'])}
-${LOCATE}
-${gcAtFn(GK)}
-// Phase 1: k tile [64][BK] at 0, q tile at Q0, gc tile at G0. Later: T (64x64) at 0, column tile at B0.
-var<workgroup> sm: array<f32, 6144>;
-var<workgroup> bsh: array<f32, 64>;
-
-${computeMain(WG)}
-  ${chunkSlotPrologue(['slot', 'h'])}
-  ${BETA_TO_SHARED}
-  let ti = lid / 16u;
-  let tj = lid % 16u;
-  var akk: array<f32, 16> = array<f32, 16>();
-  var aqk: array<f32, 16> = array<f32, 16>();
-  for (var kt = 0u; kt < ${K / BK}u; kt++) {
-    let k0 = kt * ${BK}u;
-    for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
-      let i = e / ${BK}u;
-      let c = e % ${BK}u;
-      let ok = i < L;
-      let row = (t0 + min(i, L - 1u)) * H + h;
-      sm[e] = select(0.0, k[row * ${K}u + k0 + c], ok);
-      sm[${Q0}u + e] = select(0.0, q[row * ${K}u + k0 + c], ok);
-      sm[${G0}u + e] = select(0.0, g[row * ${GK}u${GK === 1 ? '' : ' + k0 + c'}], ok);
-    }
-    workgroupBarrier();
-    // Inclusive cumsum down each column (rows past the end add 0, so they repeat the last gc).
-    if (lid < ${BK}u) {
-      var acc = 0.0;
-      for (var i = 0u; i < 64u; i++) {
-        acc += sm[${G0}u + i * ${BK}u + lid];
-        sm[${G0}u + i * ${BK}u + lid] = acc;
-      }
-    }
-    workgroupBarrier();
-    for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
-      let i = e / ${BK}u;
-      let c = e % ${BK}u;
-      if (i < L) {
-        ${GK === 1 ? 'if (kt == 0u && c == 0u) { gcB[(t0 + i) * H + h] = sm[' + G0 + 'u + e]; }' : `gcB[((t0 + i) * H + h) * ${K}u + k0 + c] = sm[${G0}u + e];`}
-        // Kd = k exp(gc_last - gc): the keys as the chunk's end state sees them (state passes).
-        Kd[((t0 + i) * H + h) * ${K}u + k0 + c] = sm[e] * exp(sm[${G0}u + (L - 1u) * ${BK}u + c] - sm[${G0}u + e]);
-      }
-    }
-    // Thread (ti, tj) owns the 4x4 block of rows 4ti.., columns 4tj.. (blocks above the diagonal idle).
-    // Off the diagonal, exp(gc_i - gc_j) = exp(gc_i - gc_r) exp(gc_r - gc_j) with r = 4tj + 3 between
-    // j and i: both factors <= 1, 8 exps instead of 16. The diagonal block takes one exp per pair.
-    if (tj <= ti) {
-      let r0 = ti * 4u;
-      let c0 = tj * 4u;
-      for (var c = 0u; c < ${BK}u; c++) {
-        var ki: array<f32, 4>;
-        var qi: array<f32, 4>;
-        var gi: array<f32, 4>;
-        var kj: array<f32, 4>;
-        var gj: array<f32, 4>;
-        for (var a = 0u; a < 4u; a++) {
-          ki[a] = sm[(r0 + a) * ${BK}u + c];
-          qi[a] = sm[${Q0}u + (r0 + a) * ${BK}u + c];
-          gi[a] = sm[${G0}u + (r0 + a) * ${BK}u + c];
-          kj[a] = sm[(c0 + a) * ${BK}u + c];
-          gj[a] = sm[${G0}u + (c0 + a) * ${BK}u + c];
-        }
-        if (ti == tj) {
-          for (var a = 0u; a < 4u; a++) {
-            for (var b = 0u; b < 4u; b++) {
-              // Pairs above the diagonal are masked later; min() keeps their exp finite.
-              let e = exp(min(gi[a] - gj[b], 0.0)) * kj[b];
-              akk[a * 4u + b] += ki[a] * e;
-              aqk[a * 4u + b] += qi[a] * e;
-            }
-          }
-        } else {
-          let gr = gj[3];
-          var ej: array<f32, 4>;
-          for (var b = 0u; b < 4u; b++) { ej[b] = exp(gr - gj[b]) * kj[b]; }
-          for (var a = 0u; a < 4u; a++) {
-            let ea = exp(gi[a] - gr);
-            let kx = ki[a] * ea;
-            let qx = qi[a] * ea;
-            for (var b = 0u; b < 4u; b++) {
-              akk[a * 4u + b] += kx * ej[b];
-              aqk[a * 4u + b] += qx * ej[b];
-            }
-          }
-        }
-      }
-    }
-    workgroupBarrier();
-  }
-  for (var a = 0u; a < 4u; a++) {
-    let i = ti * 4u + a;
-    for (var b = 0u; b < 4u; b++) {
-      let j = tj * 4u + b;
-      Aqk[((slot * H + h) * 64u + i) * 64u + j] = select(0.0, aqk[a * 4u + b] * p.scale, j <= i && i < L);
-      sm[i * 64u + j] = select(0.0, bsh[i] * akk[a * 4u + b], j < i && i < L);
-    }
-  }
-  workgroupBarrier();
-  // UT transform: T = (I + A)^-1, unit lower triangular, by forward substitution in place
-  // (row i: T[i, c] = -(A[i, c] + sum_{c < j < i} A[i, j] T[j, c])).
-  for (var i = 1u; i < L; i++) {
-    var x = 0.0;
-    if (lid < i) {
-      x = sm[i * 64u + lid];
-      for (var j = lid + 1u; j < i; j++) { x += sm[i * 64u + j] * sm[j * 64u + lid]; }
-    }
-    workgroupBarrier();
-    if (lid < i) { sm[i * 64u + lid] = -x; }
-    workgroupBarrier();
-  }
-  for (var e = lid; e < 4096u; e += ${WG}u) { Tb[(slot * H + h) * 4096u + e] = sm[e]; }
-  storageBarrier();
-  // [W | U] = T Diag(beta) [exp(gc) K | V], 32 columns of the concatenation at a time.
-  let c = lid % 32u;
-  let rg = lid / 32u;
-  for (var ct = 0u; ct < ${Math.ceil((K + V) / 32)}u; ct++) {
-    let cc = ct * 32u + c;
-    for (var i = rg; i < 64u; i += 8u) {
-      var b = 0.0;
-      if (i < L && cc < ${K + V}u) {
-        let row = (t0 + i) * H + h;
-        if (cc < ${K}u) {
-          b = bsh[i] * exp(gcAt(t0 + i, h, cc)) * k[row * ${K}u + cc];
-        } else {
-          b = bsh[i] * vv[row * ${V}u + cc - ${K}u];
-        }
-      }
-      sm[${B0}u + i * 32u + c] = b;
-    }
-    workgroupBarrier();
-    for (var i = rg; i < L; i += 8u) {
-      var x = sm[${B0}u + i * 32u + c];
-      for (var j = 0u; j < i; j++) { x += sm[i * 64u + j] * sm[${B0}u + j * 32u + c]; }
-      let row = (t0 + i) * H + h;
-      if (cc < ${K}u) {
-        W[row * ${K}u + cc] = x;
-      } else if (cc < ${K + V}u) {
-        U[row * ${V}u + cc - ${K}u] = x;
-      }
-    }
-    workgroupBarrier();
-  }
-}`;
-}
 
 /**
  * Value-tile width of the state passes: 32 columns, halved while that leaves fewer than 128 workgroups
@@ -462,76 +307,15 @@ function qgTileLoad(dst: string, K: number, BK: number, wg: number): string {
     }`;
 }
 
-export function outputBV(V: number): number {
+/** Value columns per workgroup of the scalar output kernel (K or V not a multiple of 4; see output.wgsl.ts). */
+export function outputScalarBV(V: number): number {
   return Math.min(V, 32);
 }
 
-export function outputWgsl(v: ChunkVariant): string {
+export function outputWgslScalar(v: ChunkVariant): string {
   const { K, V, GK } = v;
   const BK = chunkBK(K);
-  const BV = outputBV(V);
-  if (BV % 4 !== 0) return outputWgslScalar(v);
-  // Thread (row group, column group): OR rows x 4 columns, columns as vec4 so each workgroup-memory
-  // read of the state or V' tile feeds 4 FMAs and each q / A_qk read feeds 4.
-  const CG = BV / 4;
-  const wg = Math.min(WG, 64 * CG);
-  const RG = wg / CG;
-  const OR = 64 / RG;
-  return /* wgsl */ `
-${OUTPUT_HEADER(GK)}
-// Phase A: q tile [64][BK] in sa, state tile [BK][CG] (vec4) in sv. Phase B: A_qk [64][64] in sa, V' [64][CG] in sv.
-var<workgroup> sa: array<f32, ${Math.max(64 * BK, 4096)}>;
-var<workgroup> sv: array<vec4<f32>, ${(Math.max(BK, 64) * BV) / 4}>;
-
-${computeMain(wg)}
-  ${chunkSlotPrologue(['slot', 'vt', 'h'])}
-  let cg = lid % ${CG}u;
-  let rg = lid / ${CG}u;
-  var acc: array<vec4<f32>, ${OR}> = array<vec4<f32>, ${OR}>();
-  let hbase = ${slabBase({ K, V, BV }, 'slot')};
-  for (var kt = 0u; kt < ${K / BK}u; kt++) {
-    ${qgTileLoad('sa', K, BK, wg)}
-    for (var e = lid; e < ${BK * CG}u; e += ${wg}u) {
-      let b = hbase + (kt * ${BK}u + e / ${CG}u) * ${V}u + (e % ${CG}u) * 4u;
-      sv[e] = ${vec4At('hB', 'b')};
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < ${BK}u; kk++) {
-      let hv = sv[kk * ${CG}u + cg];
-      for (var m = 0u; m < ${OR}u; m++) { acc[m] += sa[(rg + m * ${RG}u) * ${BK}u + kk] * hv; }
-    }
-    workgroupBarrier();
-  }
-  for (var e = lid; e < 4096u; e += ${wg}u) { sa[e] = Aqk[(slot * H + h) * 4096u + e]; }
-  for (var e = lid; e < ${64 * CG}u; e += ${wg}u) {
-    let j = e / ${CG}u;
-    let b = ((t0 + min(j, L - 1u)) * H + h) * ${V}u + vt * ${BV}u + (e % ${CG}u) * 4u;
-    sv[e] = select(vec4<f32>(0.0), ${vec4At('Vp', 'b')}, j < L);
-  }
-  workgroupBarrier();
-  // A_qk is zero above the diagonal, so the j loop can run to the last row of this thread.
-  let jmax = min(L, rg + ${(OR - 1) * RG + 1}u);
-  for (var j = 0u; j < jmax; j++) {
-    let vj = sv[j * ${CG}u + cg];
-    for (var m = 0u; m < ${OR}u; m++) { acc[m] += sa[(rg + m * ${RG}u) * 64u + j] * vj; }
-  }
-  for (var m = 0u; m < ${OR}u; m++) {
-    let i = rg + m * ${RG}u;
-    if (i < L) {
-      let b = ((t0 + i) * H + h) * ${V}u + vt * ${BV}u + cg * 4u;
-      o[b] = acc[m].x;
-      o[b + 1u] = acc[m].y;
-      o[b + 2u] = acc[m].z;
-      o[b + 3u] = acc[m].w;
-    }
-  }
-}`;
-}
-
-function outputWgslScalar(v: ChunkVariant): string {
-  const { K, V, GK } = v;
-  const BK = chunkBK(K);
-  const BV = outputBV(V);
+  const BV = outputScalarBV(V);
   const NRG = WG / BV;
   const OR = 64 / NRG;
   const H0 = 64 * BK;

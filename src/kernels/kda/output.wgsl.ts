@@ -1,0 +1,116 @@
+/**
+ * Pass 3 of the chunked KDA forward (grid: chunk slots x value tiles x heads; all chunks at once):
+ * O = Qg S_in + A_qk V' with Qg = scale q exp(gc), for a tile of 64 rows x BV (<= 64) value columns.
+ *
+ * Register tiling: thread (rg, cg) owns RPT consecutive rows x 4 columns (one vec4 per row). Operands sit
+ * in workgroup memory as vec4 rows, so one step of 4 along the reduction reads RPT vec4 of the left
+ * operand (Qg or A_qk: lanes of a quarter-warp share rows, a broadcast) and 4 vec4 of the right (S or V':
+ * consecutive lanes, consecutive addresses) for 16 RPT FMAs. Global loads and the store are vec4 too,
+ * which keeps bounds-checked ("robust") indexing cheap. The causal product only runs j up to the thread's
+ * last row (A_qk is zero above the diagonal and V' past the chunk's end).
+ * Needs K and V multiples of 4 (chunk.wgsl.ts has a scalar kernel for the rest).
+ */
+import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
+
+export interface OutputVariant {
+  K: number;
+  V: number;
+  GK: number;
+}
+
+/** Value columns per workgroup. */
+export const outputBV = (V: number) => Math.min(V, 64);
+
+export const outputKey = (v: OutputVariant) => `kda_chunk_output4_k${v.K}_v${v.V}_gk${v.GK}`;
+
+export function outputVec4Fits(v: OutputVariant): boolean {
+  return v.K % 4 === 0 && v.V % 4 === 0;
+}
+
+export function outputWgsl(v: OutputVariant): string {
+  const { K, V, GK } = v;
+  const BV = outputBV(V);
+  if (!outputVec4Fits(v) || V % BV !== 0) throw new Error(`kda output: K=${K}, V=${V} need multiples of 4`);
+  const BK = Math.min(K, 32);
+  const CG = BV / 4; // column groups (vec4)
+  const wg = Math.min(256, 64 * CG);
+  const RG = wg / CG;
+  const RPT = 64 / RG; // rows per thread
+  const K4 = K / 4;
+  const V4 = V / 4;
+  const BK4 = BK / 4;
+  // Phase A: Qg tile [64][BK4] at 0, S tile [BK][CG] at QA. Phase B (j in halves of 32): A_qk [64][8] at 0,
+  // V' [32][CG] at 512.
+  const QA = 64 * BK4;
+  const size = Math.max(QA + BK * CG, 512 + 32 * CG);
+  const gc4 =
+    GK === 1 ? (row: string) => `vec4<f32>(gcB[${row}])` : (row: string, c4: string) => `gcB[${row} * ${K4}u + ${c4}]`;
+  return /* wgsl */ `
+${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
+${LOCATE}
+var<workgroup> sv: array<vec4<f32>, ${size}>;
+
+${computeMain(wg)}
+  ${chunkSlotPrologue(['slot', 'vt', 'h'])}
+  let cg = lid % ${CG}u;
+  let r0 = (lid / ${CG}u) * ${RPT}u;
+  let c4 = vt * ${CG}u + cg;
+  var acc: array<vec4<f32>, ${RPT}>;
+  for (var a = 0u; a < ${RPT}u; a++) { acc[a] = vec4<f32>(0.0); }
+  let hbase = (slot * H + h) * ${K * V4}u;
+  for (var kt = 0u; kt < ${K / BK}u; kt++) {
+    for (var e = lid; e < ${64 * BK4}u; e += ${wg}u) {
+      let i = e / ${BK4}u;
+      let k4 = kt * ${BK4}u + e % ${BK4}u;
+      let row = (t0 + min(i, L - 1u)) * H + h;
+      let x = q[row * ${K4}u + k4] * exp(${gc4('row', 'k4')}) * p.scale;
+      sv[e] = select(vec4<f32>(0.0), x, i < L);
+    }
+    for (var e = lid; e < ${BK * CG}u; e += ${wg}u) {
+      sv[${QA}u + e] = hB[hbase + (kt * ${BK}u + e / ${CG}u) * ${V4}u + vt * ${CG}u + e % ${CG}u];
+    }
+    workgroupBarrier();
+    for (var k4 = 0u; k4 < ${BK4}u; k4++) {
+      let s0 = sv[${QA}u + (k4 * 4u) * ${CG}u + cg];
+      let s1 = sv[${QA}u + (k4 * 4u + 1u) * ${CG}u + cg];
+      let s2 = sv[${QA}u + (k4 * 4u + 2u) * ${CG}u + cg];
+      let s3 = sv[${QA}u + (k4 * 4u + 3u) * ${CG}u + cg];
+      for (var a = 0u; a < ${RPT}u; a++) {
+        let x = sv[(r0 + a) * ${BK4}u + k4];
+        acc[a] += x.x * s0 + x.y * s1 + x.z * s2 + x.w * s3;
+      }
+    }
+    workgroupBarrier();
+  }
+  let abase = (slot * H + h) * 1024u;
+  for (var jh = 0u; jh < 2u; jh++) {
+    let jb = jh * 32u;
+    for (var e = lid; e < 512u; e += ${wg}u) {
+      sv[e] = Aqk[abase + (e / 8u) * 16u + jh * 8u + e % 8u];
+    }
+    for (var e = lid; e < ${32 * CG}u; e += ${wg}u) {
+      let j = jb + e / ${CG}u;
+      let x = Vp[((t0 + min(j, L - 1u)) * H + h) * ${V4}u + vt * ${CG}u + e % ${CG}u];
+      sv[512u + e] = select(vec4<f32>(0.0), x, j < L);
+    }
+    workgroupBarrier();
+    let jend = min(jb + 32u, r0 + ${RPT}u);
+    for (var j4 = jb / 4u; j4 * 4u < jend; j4++) {
+      let jl = j4 * 4u - jb;
+      let v0 = sv[512u + jl * ${CG}u + cg];
+      let v1 = sv[512u + (jl + 1u) * ${CG}u + cg];
+      let v2 = sv[512u + (jl + 2u) * ${CG}u + cg];
+      let v3 = sv[512u + (jl + 3u) * ${CG}u + cg];
+      for (var a = 0u; a < ${RPT}u; a++) {
+        let x = sv[(r0 + a) * 8u + jl / 4u];
+        acc[a] += x.x * v0 + x.y * v1 + x.z * v2 + x.w * v3;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var a = 0u; a < ${RPT}u; a++) {
+    let i = r0 + a;
+    if (i < L) { o[((t0 + i) * H + h) * ${V4}u + c4] = acc[a]; }
+  }
+}`;
+}

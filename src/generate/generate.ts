@@ -53,7 +53,7 @@ export function generate(
   prompt: readonly number[] | readonly (readonly number[])[],
   tokenizer: Tokenizer | undefined,
   opts: GenerateOptions = {},
-): AsyncGenerator<GeneratedToken | SequenceEvent, { stopped: StopReason } | undefined> {
+): AsyncGenerator<GeneratedToken | SequenceEvent, unknown> {
   if (prompt.length && Array.isArray(prompt[0]))
     return generateBatch(model, prompt as readonly (readonly number[])[], tokenizer, opts);
   return generateOne(model, prompt as readonly number[], tokenizer, opts);

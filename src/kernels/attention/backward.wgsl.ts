@@ -11,6 +11,9 @@
  * index is read as (lane = r, key row c) in dkdv (columns lane, lane + BQ, ...) and as (query row r,
  * lane c) in dq (columns c, c + BKV, ...), so every output element has one thread.
  *
+ * Rows sit in workgroup memory with a stride of D + 1 floats: with D a multiple of 32 (192, 128) the 16
+ * threads reading 16 different K rows at the same column would otherwise all hit one memory bank.
+ *
  * Tile sizes are picked per head size so the working set, (BQ + BKV)(Dk + Dv) + 2 BQ BKV floats, fits
  * the device's workgroup memory (32 KiB on lavapipe and in the WebGPU default): 16 x 16 for small heads,
  * smaller for the 192/128 heads of the 48B model and the 256/256 worst case.
@@ -36,7 +39,7 @@ export function backwardTiles(Dk: number, Dv: number, workgroupBytes: number): B
     [4, 4],
   ]) {
     // K, V, Q, dO tiles (each padded by one row of lanes), P and dS, lse and D rows.
-    if ((own + step) * (Dk + Dv) + 2 * own * step + 6 * Math.max(own, step) <= budget) return { own, step };
+    if ((own + step) * (Dk + Dv + 2) + 2 * own * step + 6 * Math.max(own, step) <= budget) return { own, step };
   }
   throw new Error(
     `attentionBackward: head sizes Dk=${Dk}, Dv=${Dv} do not fit ${workgroupBytes} B of workgroup memory`,
@@ -91,7 +94,7 @@ struct Params { T: u32, H: u32, scale: f32, dk: u32, dv: u32, _a: u32, _b: u32, 
 function loadRows(dst: string, src: string, n: number, width: number, r0: string, WG: number): string {
   return `for (var i = lid; i < ${n * width}u; i += ${WG}u) {
     let row = ${r0} + i / ${width}u;
-    ${dst}[i] = select(0.0, ${src}[((b * p.T + min(row, p.T - 1u)) * p.H + h) * ${width}u + i % ${width}u], row < p.T);
+    ${dst}[(i / ${width}u) * ${width + 1}u + i % ${width}u] = select(0.0, ${src}[((b * p.T + min(row, p.T - 1u)) * p.H + h) * ${width}u + i % ${width}u], row < p.T);
   }`;
 }
 
@@ -99,9 +102,9 @@ function loadRows(dst: string, src: string, n: number, width: number, r0: string
 function tileEntry(v: BackwardVariant, BQ: number, BKV: number, t: string, j: string): string {
   const { Dk, Dv } = v;
   return `var s = 0.0;
-    for (var d = 0u; d < p.dk; d++) { s += qs[r * ${Dk}u + d] * ks[c * ${Dk}u + d]; }
+    for (var d = 0u; d < p.dk; d++) { s += qs[r * ${Dk + 1}u + d] * ks[c * ${Dk + 1}u + d]; }
     var dp = 0.0;
-    for (var d = 0u; d < p.dv; d++) { dp += dos[r * ${Dv}u + d] * vs[c * ${Dv}u + d]; }
+    for (var d = 0u; d < p.dv; d++) { dp += dos[r * ${Dv + 1}u + d] * vs[c * ${Dv + 1}u + d]; }
     let visible = ${t} < p.T && ${j} < p.T${v.causal ? ` && ${j} <= ${t}` : ''};
     let P = select(0.0, exp(s * p.scale - rowL[r]), visible);
     ps[r * ${BKV}u + c] = P;
@@ -121,10 +124,10 @@ function sharedDecls(BQ: number, BKV: number, Dk: number, Dv: number): string {
   // Padded by one tile row: the unrolled accumulations read columns up to a multiple of the lane count
   // past Dk / Dv, whose sums are never stored.
   const pad = Math.max(BQ, BKV);
-  return `var<workgroup> qs: array<f32, ${BQ * Dk + pad}>;
-var<workgroup> dos: array<f32, ${BQ * Dv + pad}>;
-var<workgroup> ks: array<f32, ${BKV * Dk + pad}>;
-var<workgroup> vs: array<f32, ${BKV * Dv + pad}>;
+  return `var<workgroup> qs: array<f32, ${BQ * (Dk + 1) + pad}>;
+var<workgroup> dos: array<f32, ${BQ * (Dv + 1) + pad}>;
+var<workgroup> ks: array<f32, ${BKV * (Dk + 1) + pad}>;
+var<workgroup> vs: array<f32, ${BKV * (Dv + 1) + pad}>;
 var<workgroup> ps: array<f32, ${BQ * BKV}>;
 var<workgroup> dss: array<f32, ${BQ * BKV}>;
 var<workgroup> rowL: array<f32, ${BQ}>;
@@ -177,8 +180,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var tt = 0u; tt < ${BQ}u; tt++) {
       let pv = ps[tt * ${BKV}u + c];
       let gs = dss[tt * ${BKV}u + c];
-      let vb = tt * ${Dv}u + r;
-      let kb = tt * ${Dk}u + r;
+      let vb = tt * ${Dv + 1}u + r;
+      let kb = tt * ${Dk + 1}u + r;
       ${unrolled(PV, (i) => `dv${i} += pv * dos[vb + ${i * BQ}u];`)}
       ${unrolled(PK, (i) => `dk${i} += gs * qs[kb + ${i * BQ}u];`)}
     }
@@ -223,7 +226,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     // Thread (query row r, lane c): dq[r, col] += sum_j dS[r, j] k[j, col] for col = c, c + BKV, ...
     for (var jj = 0u; jj < ${BKV}u; jj++) {
       let gs = dss[r * ${BKV}u + jj];
-      let kb = jj * ${Dk}u + c;
+      let kb = jj * ${Dk + 1}u + c;
       ${unrolled(PK, (i) => `dq${i} += gs * ks[kb + ${i * BKV}u];`)}
     }
   }

@@ -6,7 +6,8 @@
  * unnormalised output accumulator; each new block rescales them by exp(m_old - m_new) <= 1, so no
  * exponent is ever positive. Thread (r, c) of the BQ x BKV grid computes score (r, c) from workgroup
  * memory, then updates output channels c, c + BKV, ... of row r. K and V take turns in one workgroup
- * buffer so the whole working set fits 32 KiB (lavapipe's limit) at head sizes up to 192.
+ * buffer so the whole working set fits 32 KiB (lavapipe's limit) at head sizes up to 192. Q and K rows are
+ * stored with a stride of Dk + 1 floats so the 16 threads reading 16 K rows at one column use 16 banks.
  */
 export const FLASH_BQ = 16;
 export const FLASH_BKV = 16;
@@ -16,7 +17,7 @@ export const FLASH_BKV = 16;
  * the device's workgroup memory, as at Dk = Dv = 256 with 32 KiB; then 8.
  */
 export function flashBq(Dk: number, Dv: number, workgroupBytes: number): number {
-  const floats = (bq: number) => bq * Dk + FLASH_BKV * Math.max(Dk, Dv) + bq * FLASH_BKV + 2 * bq;
+  const floats = (bq: number) => bq * (Dk + 1) + FLASH_BKV * Math.max(Dk + 1, Dv) + bq * FLASH_BKV + 2 * bq;
   return floats(FLASH_BQ) * 4 <= workgroupBytes ? FLASH_BQ : 8;
 }
 
@@ -40,7 +41,7 @@ export function flashWgsl(v: FlashVariant): string {
   const BKV = FLASH_BKV;
   const WG = BQ * BKV;
   const PER = Math.ceil(Dv / BKV); // output channels per thread
-  const kvSize = BKV * Math.max(Dk, Dv);
+  const kvSize = BKV * Math.max(Dk + 1, Dv);
   return /* wgsl */ `
 struct Params { T: u32, H: u32, scale: f32, _p: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
@@ -55,7 +56,7 @@ ${
     : ''
 }
 
-var<workgroup> qs: array<f32, ${BQ * Dk}>;
+var<workgroup> qs: array<f32, ${BQ * (Dk + 1)}>;
 var<workgroup> kv: array<f32, ${kvSize}>;
 var<workgroup> sc: array<f32, ${WG}>;
 var<workgroup> rowMax: array<f32, ${BQ}>;
@@ -75,7 +76,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 
   for (var i = lid; i < ${BQ * Dk}u; i += ${WG}u) {
     let row = q0 + i / ${Dk}u;
-    qs[i] = select(0.0, Q[baseQK + min(row, p.T - 1u) * rowStrideK + i % ${Dk}u], row < p.T);
+    qs[(i / ${Dk}u) * ${Dk + 1}u + i % ${Dk}u] = select(0.0, Q[baseQK + min(row, p.T - 1u) * rowStrideK + i % ${Dk}u], row < p.T);
   }
   var m = -3.0e38;
   var l = 0.0;
@@ -88,12 +89,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     workgroupBarrier();
     for (var i = lid; i < ${BKV * Dk}u; i += ${WG}u) {
       let row = k0 + i / ${Dk}u;
-      kv[i] = select(0.0, K[baseQK + min(row, p.T - 1u) * rowStrideK + i % ${Dk}u], row < p.T);
+      kv[(i / ${Dk}u) * ${Dk + 1}u + i % ${Dk}u] = select(0.0, K[baseQK + min(row, p.T - 1u) * rowStrideK + i % ${Dk}u], row < p.T);
     }
     workgroupBarrier();
     let j = k0 + c;
     var s = 0.0;
-    for (var d = 0u; d < ${Dk}u; d++) { s += qs[r * ${Dk}u + d] * kv[c * ${Dk}u + d]; }
+    for (var d = 0u; d < ${Dk}u; d++) { s += qs[r * ${Dk + 1}u + d] * kv[c * ${Dk + 1}u + d]; }
     s *= p.scale;
     let visible = j < p.T && ${v.causal ? 'j <= t' : 'true'};
     sc[lid] = select(-3.0e38, s, visible);

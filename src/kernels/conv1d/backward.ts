@@ -1,7 +1,8 @@
 /**
  * causalConv1dBackward(x, weight, dy, {activation}) -> { dx, dw [C, 1, W] }: the gradient of
  * causalConv1d(x, weight, {activation}) with a zero initial state (how training runs it). Formulas in
- * backwardReference.ts; the three GPU passes and their cost in backward.wgsl.ts.
+ * backwardReference.ts; the three GPU passes and their cost in backward.wgsl.ts (dw: block partial sums,
+ * then a reduction over the blocks).
  */
 import { Params } from '../../gpu/params.js';
 import { cpu } from '../../tensor/cpuDevice.js';
@@ -11,7 +12,14 @@ import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32 } from '../c
 import { contiguous } from '../copy/index.js';
 import type { FloatDType } from '../wgslLib.js';
 import { conv1dBackwardReference } from './backwardReference.js';
-import { CONV_BWD_WG, type ConvBackwardPass, convBackwardKey, convBackwardWgsl } from './backward.wgsl.js';
+import {
+  CONV_BWD_WG,
+  CONV_DW_ROWS,
+  type ConvBackwardPass,
+  convBackwardKey,
+  convBackwardWgsl,
+} from './backward.wgsl.js';
+import { sumToTrailing } from '../elementwise/backward.js';
 
 export function causalConv1dBackward(
   x: Tensor,
@@ -58,8 +66,11 @@ export function causalConv1dBackward(
   run('dpre', [xc, wc, dc, dpre], n);
   const dx = gpu.empty(x.shape);
   run('dx', [dpre, wc, dx], n);
-  const dw = gpu.empty(weight.shape);
-  run('dw', [dpre, xc, dw], C * W);
-  for (const t of [xc, wc, dc, dpre]) t.dispose();
+  const blocks = Math.max(1, Math.ceil((B * T) / CONV_DW_ROWS));
+  const partial = gpu.empty([blocks, C * W]);
+  run('dw', [dpre, xc, partial], blocks * C * W);
+  const sum = sumToTrailing(partial, [C * W]);
+  const dw = sum.reshape(weight.shape);
+  for (const t of [xc, wc, dc, dpre, partial, sum]) t.dispose();
   return { dx, dw };
 }

@@ -2,13 +2,17 @@
  * Causal depthwise conv backward, three passes with one thread per output element (no atomics):
  *  - dpre:  dy * silu'(pre), recomputing pre from x and w (W taps), or a copy of dy without silu;
  *  - dx:    sum_j w[c,j] dpre[b, t+(W-1)-j, c], the transposed (anti-causal) convolution;
- *  - dw:    one thread per (c, j) summing dpre * x over all B*T positions: C*W threads doing B*T
- *           multiply-adds each (the channel-fastest layout keeps neighbouring threads' reads close).
+ *  - dw:    partial sums of dpre * x over blocks of CONV_DW_ROWS positions, one thread per (block, j, c)
+ *           with c fastest (neighbouring threads read neighbouring channels), written as
+ *           partial[block, c*W + j]; the caller sums the blocks (a row reduction). B*T*C*W multiply-adds
+ *           spread over ceil(B*T / CONV_DW_ROWS) * C * W threads.
  */
 import { linearGroup } from '../common.js';
 import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
 
 export const CONV_BWD_WG = 256;
+/** Positions (b, t) per dw partial sum. */
+export const CONV_DW_ROWS = 64;
 
 export type ConvBackwardPass = 'dpre' | 'dx' | 'dw';
 
@@ -80,18 +84,18 @@ ${taps}
 ${HEAD}
 @group(0) @binding(1) var<storage, read> dpre: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
 ${MAIN}
-  let c = i / ${W}u;
-  let j = i % ${W}u;
+  let c = i % p.C;
+  let j = (i / p.C) % ${W}u;
+  let blk = i / (p.C * ${W}u);
   let lag = ${W - 1}u - j;
+  let start = blk * ${CONV_DW_ROWS}u;
+  let end = min(start + ${CONV_DW_ROWS}u, p.B * p.T);
   var acc = 0.0;
-  for (var b = 0u; b < p.B; b++) {
-    for (var t = lag; t < p.T; t++) {
-      let row = b * p.T + t;
-      acc += dpre[row * p.C + c] * x[(row - lag) * p.C + c];
-    }
+  for (var row = start; row < end; row++) {
+    if (row % p.T >= lag) { acc += dpre[row * p.C + c] * x[(row - lag) * p.C + c]; }
   }
-  dw[i] = acc;
+  partial[blk * p.C * ${W}u + c * ${W}u + j] = acc;
 }`;
 }

@@ -122,6 +122,9 @@ describe('a batch of prompts of different lengths (tiny-kimi)', () => {
     await expect(s.add([3])).rejects.toThrow(/all 1 sequence slots are in use/);
     await expect(s.step([1, 2])).rejects.toThrow(/2 tokens for a batch of 1/);
     expect(() => s.remove(5)).toThrow(/sequence 5 is not in the batch/);
+    for (let t = 0; t < 6; t++) await s.step([1]);
+    await expect(s.step([1])).rejects.toThrow(/sequence 0 holds 8 tokens, the maxLength/);
+    expect(s.length(0)).toBe(8);
     s.dispose();
     const gen = generateBatch(model, [[1], []], undefined, {});
     await expect(gen.next()).rejects.toThrow(/prompt 1 is empty/);

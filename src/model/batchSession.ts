@@ -169,6 +169,8 @@ export class BatchSession {
   }
 
   addSyntheticMany(length: number, count: number): number[] {
+    if (!(Number.isInteger(count) && count >= 1))
+      throw new RangeError(`BatchSession.addSyntheticMany: count = ${count}, expected an integer >= 1`);
     const seqs: number[] = [];
     try {
       for (let n = 0; n < count; n++) {
@@ -231,6 +233,10 @@ export class BatchSession {
     if (B === 0) throw new Error('BatchSession.step: no sequence in the batch');
     if (tokens.length !== B) throw new Error(`BatchSession.step: ${tokens.length} tokens for a batch of ${B}`);
     const cfg = this.model.cfg;
+    // Check every sequence before advancing any, so a full one leaves the batch as it was.
+    const full = this.rows.find((s) => this.cache.length(s) + 1 > this.opts.maxLength);
+    if (full !== undefined)
+      throw new Error(`BatchSession.step: sequence ${full} holds ${this.cache.length(full)} tokens, the maxLength`);
     const starts = this.rows.map((s) => this.cache.reserve(s, 1).start);
     return scope(() => {
       const model = this.model;

@@ -12,7 +12,9 @@
  * Where state lives: the MLA latents in the HybridCache pools (slot = page-table row), the KDA states
  * and conv tails as dense batch tensors whose row b belongs to `active[b]` (the layout the KDA and conv
  * kernels take). A join appends the new sequence's rows and a leave drops its rows (one copy per layer,
- * only when membership changes, never per step).
+ * only when membership changes, never per step). When a layer's pool is split into shards (past the
+ * device's binding limit, see HybridCache) the cache write and the absorbed attention run once per shard
+ * over the sequences it holds, and their rows are gathered back into batch order.
  *
  * RoPE (mla_use_nope false): the cached k_pe is stored rotated at its absolute position, and the rope
  * part of the absorbed query is rotated at the sequence's current position.

@@ -256,3 +256,24 @@ describe('the tape', () => {
     expect(tape.size).toBe(0);
   });
 });
+
+describe('the tape with hand-written nodes', () => {
+  it('a backward that passes its gradient straight through, to two inputs, keeps both gradients alive', async () => {
+    const a = cpu.fromHost(new Float32Array([1, 2]), [2]);
+    const b = cpu.fromHost(new Float32Array([3, 4]), [2]);
+    const tape = new Tape();
+    const y = withTape(tape, () => {
+      const out = op.add(a, b);
+      // identity node whose backward hands dy itself to both of its inputs
+      const id = out.alias();
+      tape.record('identity2', [out, out], [id], ([dy]) => [dy, dy], []);
+      // and one that hands dy to a single input
+      const id2 = id.alias();
+      tape.record('identity', [id], [id2], ([dy]) => [dy], []);
+      return id2;
+    });
+    const g = tape.backward(y, cpu.fromHost(new Float32Array([1, 1]), [2]));
+    expect(Array.from(await g.get(a.id)!.toFloat32())).toEqual([2, 2]);
+    expect(Array.from(await g.get(b.id)!.toFloat32())).toEqual([2, 2]);
+  });
+});

@@ -143,8 +143,13 @@ export class Tape {
           throw new Error(
             `autograd: backward of '${node.name}' gave ${gIn.length} gradients for ${node.inputs.length} inputs`,
           );
+        const seen = new Set<Tensor>(gOut.filter((g) => g !== undefined));
         gIn.forEach((g, i) => {
-          if (g) this.accumulate(node.inputs[i], g);
+          if (!g) return;
+          // A closure may pass a gradient straight through (or return one tensor twice): the tape owns
+          // each accumulated gradient, so give it its own handle.
+          this.accumulate(node.inputs[i], seen.has(g) ? g.alias() : g);
+          seen.add(g);
         });
       }
       for (const id of node.outputs) {

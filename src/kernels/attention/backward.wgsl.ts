@@ -11,8 +11,10 @@
  * index is read as (lane = r, key row c) in dkdv (columns lane, lane + BQ, ...) and as (query row r,
  * lane c) in dq (columns c, c + BKV, ...), so every output element has one thread.
  *
- * Rows sit in workgroup memory with a stride of D + 1 floats: with D a multiple of 32 (192, 128) the 16
- * threads reading 16 different K rows at the same column would otherwise all hit one memory bank.
+ * Rows sit in workgroup memory with a stride of one element (f32 or vec4) more than their width: with D a
+ * multiple of 32 (192, 128) the 16 threads reading 16 different K rows at one column would otherwise all
+ * hit one memory bank. When Dk and Dv are multiples of 4 everything moves as vec4 (a quarter of the
+ * workgroup-memory load instructions, which bound these kernels), else as f32.
  *
  * Tile sizes are picked per head size so the working set, (BQ + BKV)(Dk + Dv) + 2 BQ BKV floats, fits
  * the device's workgroup memory (32 KiB on lavapipe and in the WebGPU default): 16 x 16 for small heads,
@@ -39,7 +41,7 @@ export function backwardTiles(Dk: number, Dv: number, workgroupBytes: number): B
     [4, 4],
   ]) {
     // K, V, Q, dO tiles (each padded by one row of lanes), P and dS, lse and D rows.
-    if ((own + step) * (Dk + Dv + 2) + 2 * own * step + 6 * Math.max(own, step) <= budget) return { own, step };
+    if ((own + step) * (Dk + Dv + 8) + 2 * own * step + 6 * Math.max(own, step) <= budget) return { own, step };
   }
   throw new Error(
     `attentionBackward: head sizes Dk=${Dk}, Dv=${Dv} do not fit ${workgroupBytes} B of workgroup memory`,
@@ -51,10 +53,16 @@ export interface BackwardVariant {
   Dv: number;
   causal: boolean;
   tiles: BackwardTiles;
+  /** 4: rows moved and multiplied as vec4 (needs Dk, Dv multiples of 4), a quarter of the loads; else 1. */
+  vec: 1 | 4;
+}
+
+export function backwardVec(Dk: number, Dv: number): 1 | 4 {
+  return Dk % 4 === 0 && Dv % 4 === 0 ? 4 : 1;
 }
 
 export function backwardKey(kind: 'dkdv' | 'dq', v: BackwardVariant): string {
-  return `attention_bwd_${kind}_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}_${v.tiles.own}x${v.tiles.step}`;
+  return `attention_bwd_${kind}_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}_${v.tiles.own}x${v.tiles.step}_v${v.vec}`;
 }
 
 /** D[(b H + h) T + t] = sum_c dO[b, t, h, c] o[b, t, h, c]; rows numbered in [B, T, H] order. */
@@ -80,54 +88,72 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }`;
 }
 
-const header = `
+/** Element type, widths in elements, and the WGSL snippets that differ between the f32 and vec4 forms. */
+function shape(v: BackwardVariant) {
+  const ty = v.vec === 4 ? 'vec4<f32>' : 'f32';
+  return {
+    ty,
+    K: v.Dk / v.vec,
+    V: v.Dv / v.vec,
+    zero: `${ty}(0.0)`,
+    dot: (a: string, b: string) => (v.vec === 4 ? `dot(${a}, ${b})` : `${a} * ${b}`),
+  };
+}
+
+function header(ty: string): string {
+  return `
 struct Params { T: u32, H: u32, scale: f32, dk: u32, dv: u32, _a: u32, _b: u32, _c: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
-@group(0) @binding(4) var<storage, read> dO: array<f32>;
+@group(0) @binding(1) var<storage, read> Q: array<${ty}>;
+@group(0) @binding(2) var<storage, read> K: array<${ty}>;
+@group(0) @binding(3) var<storage, read> V: array<${ty}>;
+@group(0) @binding(4) var<storage, read> dO: array<${ty}>;
 @group(0) @binding(5) var<storage, read> LSE: array<f32>;
 @group(0) @binding(6) var<storage, read> Drow: array<f32>;`;
+}
 
-/** WGSL loading rows [r0, r0 + n) of a [B, T, H, width] tensor's head into a workgroup array (zeros past T). */
-function loadRows(dst: string, src: string, n: number, width: number, r0: string, WG: number): string {
+/**
+ * WGSL loading rows [r0, r0 + n) of a [B, T, H, width] tensor's head (width in elements) into a workgroup
+ * array with row stride width + 1 (zeros past T).
+ */
+function loadRows(dst: string, src: string, n: number, width: number, r0: string, WG: number, zero: string): string {
   return `for (var i = lid; i < ${n * width}u; i += ${WG}u) {
     let row = ${r0} + i / ${width}u;
-    ${dst}[(i / ${width}u) * ${width + 1}u + i % ${width}u] = select(0.0, ${src}[((b * p.T + min(row, p.T - 1u)) * p.H + h) * ${width}u + i % ${width}u], row < p.T);
+    ${dst}[(i / ${width}u) * ${width + 1}u + i % ${width}u] = select(${zero}, ${src}[((b * p.T + min(row, p.T - 1u)) * p.H + h) * ${width}u + i % ${width}u], row < p.T);
   }`;
 }
 
 /** WGSL computing, for thread (r, c), the score tile entry: sets P and dS (masked entries 0). */
-function tileEntry(v: BackwardVariant, BQ: number, BKV: number, t: string, j: string): string {
-  const { Dk, Dv } = v;
+function tileEntry(v: BackwardVariant, BKV: number, t: string, j: string): string {
+  const { K, V, dot } = shape(v);
   return `var s = 0.0;
-    for (var d = 0u; d < p.dk; d++) { s += qs[r * ${Dk + 1}u + d] * ks[c * ${Dk + 1}u + d]; }
+    for (var d = 0u; d < p.dk; d++) { s += ${dot(`qs[r * ${K + 1}u + d]`, `ks[c * ${K + 1}u + d]`)}; }
     var dp = 0.0;
-    for (var d = 0u; d < p.dv; d++) { dp += dos[r * ${Dv + 1}u + d] * vs[c * ${Dv + 1}u + d]; }
+    for (var d = 0u; d < p.dv; d++) { dp += ${dot(`dos[r * ${V + 1}u + d]`, `vs[c * ${V + 1}u + d]`)}; }
     let visible = ${t} < p.T && ${j} < p.T${v.causal ? ` && ${j} <= ${t}` : ''};
     let P = select(0.0, exp(s * p.scale - rowL[r]), visible);
     ps[r * ${BKV}u + c] = P;
     dss[r * ${BKV}u + c] = P * (dp - rowD[r]);`;
 }
 
-/** Scalar accumulators name0..name{n-1} (unrolled by the generator, so no indexed private array). */
-function decl(name: string, n: number): string {
-  return Array.from({ length: n }, (_, i) => `var ${name}${i} = 0.0;`).join(' ');
+/** Accumulators name0..name{n-1} (unrolled by the generator, so no indexed private array). */
+function decl(name: string, n: number, zero: string): string {
+  return Array.from({ length: n }, (_, i) => `var ${name}${i} = ${zero};`).join(' ');
 }
 
 function unrolled(n: number, line: (i: number) => string): string {
   return Array.from({ length: n }, (_, i) => line(i)).join('\n      ');
 }
 
-function sharedDecls(BQ: number, BKV: number, Dk: number, Dv: number): string {
+function sharedDecls(v: BackwardVariant, BQ: number, BKV: number): string {
+  const { ty, K, V } = shape(v);
   // Padded by one tile row: the unrolled accumulations read columns up to a multiple of the lane count
-  // past Dk / Dv, whose sums are never stored.
+  // past the row width, whose sums are never stored.
   const pad = Math.max(BQ, BKV);
-  return `var<workgroup> qs: array<f32, ${BQ * (Dk + 1) + pad}>;
-var<workgroup> dos: array<f32, ${BQ * (Dv + 1) + pad}>;
-var<workgroup> ks: array<f32, ${BKV * (Dk + 1) + pad}>;
-var<workgroup> vs: array<f32, ${BKV * (Dv + 1) + pad}>;
+  return `var<workgroup> qs: array<${ty}, ${BQ * (K + 1) + pad}>;
+var<workgroup> dos: array<${ty}, ${BQ * (V + 1) + pad}>;
+var<workgroup> ks: array<${ty}, ${BKV * (K + 1) + pad}>;
+var<workgroup> vs: array<${ty}, ${BKV * (V + 1) + pad}>;
 var<workgroup> ps: array<f32, ${BQ * BKV}>;
 var<workgroup> dss: array<f32, ${BQ * BKV}>;
 var<workgroup> rowL: array<f32, ${BQ}>;
@@ -144,16 +170,16 @@ function loadRowStats(BQ: number, q0: string): string {
 }
 
 export function dkdvWgsl(v: BackwardVariant): string {
-  const { Dk, Dv } = v;
+  const { ty, K, V, zero } = shape(v);
   const BKV = v.tiles.own;
   const BQ = v.tiles.step;
   const WG = BQ * BKV;
-  const PK = Math.ceil(Dk / BQ);
-  const PV = Math.ceil(Dv / BQ);
-  return /* wgsl */ `${header}
-@group(0) @binding(7) var<storage, read_write> dK: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dV: array<f32>;
-${sharedDecls(BQ, BKV, Dk, Dv)}
+  const PK = Math.ceil(K / BQ);
+  const PV = Math.ceil(V / BQ);
+  return /* wgsl */ `${header(ty)}
+@group(0) @binding(7) var<storage, read_write> dK: array<${ty}>;
+@group(0) @binding(8) var<storage, read_write> dV: array<${ty}>;
+${sharedDecls(v, BQ, BKV)}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -162,26 +188,26 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let k0 = wid.x * ${BKV}u;
   let h = wid.y;
   let b = wid.z;
-  ${loadRows('ks', 'K', BKV, Dk, 'k0', WG)}
-  ${loadRows('vs', 'V', BKV, Dv, 'k0', WG)}
-  ${decl('dk', PK)}
-  ${decl('dv', PV)}
+  ${loadRows('ks', 'K', BKV, K, 'k0', WG, zero)}
+  ${loadRows('vs', 'V', BKV, V, 'k0', WG, zero)}
+  ${decl('dk', PK, zero)}
+  ${decl('dv', PV, zero)}
   // Causal: queries before this key block see none of it.
   for (var q0 = ${v.causal ? `(k0 / ${BQ}u) * ${BQ}u` : '0u'}; q0 < p.T; q0 += ${BQ}u) {
     workgroupBarrier();
-    ${loadRows('qs', 'Q', BQ, Dk, 'q0', WG)}
-    ${loadRows('dos', 'dO', BQ, Dv, 'q0', WG)}
+    ${loadRows('qs', 'Q', BQ, K, 'q0', WG, zero)}
+    ${loadRows('dos', 'dO', BQ, V, 'q0', WG, zero)}
     ${loadRowStats(BQ, 'q0')}
     workgroupBarrier();
-    ${tileEntry(v, BQ, BKV, 'q0 + r', 'k0 + c')}
+    ${tileEntry(v, BKV, 'q0 + r', 'k0 + c')}
     workgroupBarrier();
     // Thread (lane r, key row c): dv[c, col] += sum_t P[t, c] dO[t, col], dk likewise with dS and Q, for
     // col = r, r + BQ, ...; the unrolled per-column statements keep the accumulators in registers.
     for (var tt = 0u; tt < ${BQ}u; tt++) {
       let pv = ps[tt * ${BKV}u + c];
       let gs = dss[tt * ${BKV}u + c];
-      let vb = tt * ${Dv + 1}u + r;
-      let kb = tt * ${Dk + 1}u + r;
+      let vb = tt * ${V + 1}u + r;
+      let kb = tt * ${K + 1}u + r;
       ${unrolled(PV, (i) => `dv${i} += pv * dos[vb + ${i * BQ}u];`)}
       ${unrolled(PK, (i) => `dk${i} += gs * qs[kb + ${i * BQ}u];`)}
     }
@@ -189,20 +215,21 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let j = k0 + c;
   if (j < p.T) {
     let base = (b * p.T + j) * p.H + h;
-    ${unrolled(PK, (i) => `if (r + ${i * BQ}u < ${Dk}u) { dK[base * ${Dk}u + r + ${i * BQ}u] = dk${i} * p.scale; }`)}
-    ${unrolled(PV, (i) => `if (r + ${i * BQ}u < ${Dv}u) { dV[base * ${Dv}u + r + ${i * BQ}u] = dv${i}; }`)}
+    ${unrolled(PK, (i) => `if (r + ${i * BQ}u < ${K}u) { dK[base * ${K}u + r + ${i * BQ}u] = dk${i} * p.scale; }`)}
+    ${unrolled(PV, (i) => `if (r + ${i * BQ}u < ${V}u) { dV[base * ${V}u + r + ${i * BQ}u] = dv${i}; }`)}
   }
 }`;
 }
+
 export function dqWgsl(v: BackwardVariant): string {
-  const { Dk, Dv } = v;
+  const { ty, K, V, zero } = shape(v);
   const BQ = v.tiles.own;
   const BKV = v.tiles.step;
   const WG = BQ * BKV;
-  const PK = Math.ceil(Dk / BKV);
-  return /* wgsl */ `${header}
-@group(0) @binding(7) var<storage, read_write> dQ: array<f32>;
-${sharedDecls(BQ, BKV, Dk, Dv)}
+  const PK = Math.ceil(K / BKV);
+  return /* wgsl */ `${header(ty)}
+@group(0) @binding(7) var<storage, read_write> dQ: array<${ty}>;
+${sharedDecls(v, BQ, BKV)}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -211,29 +238,29 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let q0 = wid.x * ${BQ}u;
   let h = wid.y;
   let b = wid.z;
-  ${loadRows('qs', 'Q', BQ, Dk, 'q0', WG)}
-  ${loadRows('dos', 'dO', BQ, Dv, 'q0', WG)}
+  ${loadRows('qs', 'Q', BQ, K, 'q0', WG, zero)}
+  ${loadRows('dos', 'dO', BQ, V, 'q0', WG, zero)}
   ${loadRowStats(BQ, 'q0')}
-  ${decl('dq', PK)}
+  ${decl('dq', PK, zero)}
   let lastKey = ${v.causal ? `min(q0 + ${BQ - 1}u, p.T - 1u)` : 'p.T - 1u'};
   for (var k0 = 0u; k0 <= lastKey; k0 += ${BKV}u) {
     workgroupBarrier();
-    ${loadRows('ks', 'K', BKV, Dk, 'k0', WG)}
-    ${loadRows('vs', 'V', BKV, Dv, 'k0', WG)}
+    ${loadRows('ks', 'K', BKV, K, 'k0', WG, zero)}
+    ${loadRows('vs', 'V', BKV, V, 'k0', WG, zero)}
     workgroupBarrier();
-    ${tileEntry(v, BQ, BKV, 'q0 + r', 'k0 + c')}
+    ${tileEntry(v, BKV, 'q0 + r', 'k0 + c')}
     workgroupBarrier();
     // Thread (query row r, lane c): dq[r, col] += sum_j dS[r, j] k[j, col] for col = c, c + BKV, ...
     for (var jj = 0u; jj < ${BKV}u; jj++) {
       let gs = dss[r * ${BKV}u + jj];
-      let kb = jj * ${Dk + 1}u + c;
+      let kb = jj * ${K + 1}u + c;
       ${unrolled(PK, (i) => `dq${i} += gs * ks[kb + ${i * BKV}u];`)}
     }
   }
   let t = q0 + r;
   if (t < p.T) {
-    let base = ((b * p.T + t) * p.H + h) * ${Dk}u;
-    ${unrolled(PK, (i) => `if (c + ${i * BKV}u < ${Dk}u) { dQ[base + c + ${i * BKV}u] = dq${i} * p.scale; }`)}
+    let base = ((b * p.T + t) * p.H + h) * ${K}u;
+    ${unrolled(PK, (i) => `if (c + ${i * BKV}u < ${K}u) { dQ[base + c + ${i * BKV}u] = dq${i} * p.scale; }`)}
   }
 }`;
 }

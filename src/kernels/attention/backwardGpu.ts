@@ -5,7 +5,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { grid1d } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import type { AttentionGradients, AttentionWithStats } from './backward.js';
-import { backwardKey, backwardTiles, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
+import { backwardKey, backwardTiles, backwardVec, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
 import { flashBq, flashKey, flashWgsl } from './flash.wgsl.js';
 import type { AttentionDims } from './reference.js';
 
@@ -55,8 +55,14 @@ export function attentionBackwardGpu(
     workgroups: grid1d(rows, ROWDOT_WG),
   });
   const tiles = backwardTiles(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
-  const variant = { Dk, Dv, causal: d.causal, tiles };
-  const params = new Params().u32(T, H).f32(d.scale).u32(Dk, Dv, 0, 0, 0);
+  const vec = backwardVec(Dk, Dv);
+  const variant = { Dk, Dv, causal: d.causal, tiles, vec };
+  // Loop bounds of the score dot products, in elements (f32 or vec4), as uniforms: constant bounds get
+  // fully unrolled, which makes lavapipe's shader compile take minutes without speeding it up.
+  const params = new Params()
+    .u32(T, H)
+    .f32(d.scale)
+    .u32(Dk / vec, Dv / vec, 0, 0, 0);
   const dq = gpu.empty([B, T, H, Dk]);
   const dk = gpu.empty([B, T, H, Dk]);
   const dv = gpu.empty([B, T, H, Dv]);

@@ -187,13 +187,17 @@ describe('tiny-kimi gradients against the golden float64 implementation', () => 
     },
   );
 
-  it('rejects ids it cannot take a next-token loss over', async () => {
+  it('rejects ids it cannot take a next-token loss over, and bf16 weights', async () => {
     const model = await loadModel(MODEL, cpu);
     expect(() => modelGradients(model, cpu.fromHost(new Int32Array([1, 2]), [2, 1], 'i32'))).toThrow(
       /T=1 positions, expected >= 2/,
     );
     expect(() => modelGradients(model, cpu.fromHost(new Float32Array([1, 2]), [1, 2]))).toThrow(
       /expected i32 \[B, T\]/,
+    );
+    const bf16 = await loadModel(MODEL, cpu, { dtype: 'bf16' });
+    expect(() => modelGradients(bf16, cpu.fromHost(new Int32Array([1, 2]), [1, 2], 'i32'))).toThrow(
+      /modelGradients: [\w.]+weight is bf16, expected f32/,
     );
   });
 });

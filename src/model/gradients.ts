@@ -52,6 +52,14 @@ export function modelGradients(model: KimiLinearModel, ids: Tensor, opts: Gradie
   const named = [...model.weights.tensors].filter(([n]) => isTrainedParameter(n));
   const stacked = [...model.weights.experts];
   const params = [...named.map(([, t]) => t), ...stacked.flatMap(([, e]) => [e.w1, e.w3, e.w2])];
+  const low = [...named, ...stacked.map(([i, e]) => [`model.layers.${i} stacked experts`, e.w1] as const)].find(
+    ([, t]) => t.dtype !== 'f32',
+  );
+  if (low) {
+    throw new Error(
+      `modelGradients: ${low[0]} is ${low[1].dtype}, expected f32 (train with f32 weights; the MoE and loss backward kernels take f32)`,
+    );
+  }
   const tape = new Tape({ leaves: params });
   const stats = new Map<string, Tensor>();
   const headWeight = model.w(cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { attentionReference } from '../src/kernels/attention/reference.js';
 import { cacheWrite, mlaDecode } from '../src/kernels/mla/index.js';
+import { defaultChunks, planMlaDecode } from '../src/kernels/mla/plan.js';
 import { mlaDecodeReference } from '../src/kernels/mla/reference.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
@@ -66,29 +67,50 @@ describe('absorbed MLA decode', () => {
     }
   });
 
-  const cases: [number[], number, number, number, number, 'f32' | 'bf16'][] = [
-    [[1], 4, 24, 16, 4, 'f32'],
-    [[7, 63, 65], 4, 24, 16, 16, 'f32'],
-    [[1000, 1, 0], 32, 36, 32, 64, 'bf16'],
-    [[130, 17], 8, 576, 512, 32, 'bf16'],
+  // Each (H, R, Rv, dtype, block) is one pipeline (compiling one takes seconds on lavapipe), so cases
+  // share shapes and vary what is a runtime parameter: lengths, batch, page size, chunks.
+  // Load paths: f32 scalar (R odd), f32 vec4 (R % 4 == 0), bf16 scalar (R/2 odd), bf16 vec4 (R = 576).
+  interface Case {
+    lengths: number[];
+    H: number;
+    R: number;
+    Rv: number;
+    pageSize: number;
+    dtype: 'f32' | 'bf16';
+    chunks?: number;
+    blockTokens?: number;
+    /** Query magnitude: large values make the block maxima move, exercising the rescaling. */
+    qScale?: number;
+  }
+  const cases: Case[] = [
+    { lengths: [1], H: 1, R: 24, Rv: 13, pageSize: 4, dtype: 'f32' },
+    { lengths: [63], H: 1, R: 24, Rv: 13, pageSize: 5, dtype: 'f32', chunks: 1, qScale: 3 },
+    { lengths: [65, 7, 1000], H: 3, R: 17, Rv: 17, pageSize: 7, dtype: 'f32' },
+    { lengths: [1000, 1, 63], H: 3, R: 17, Rv: 17, pageSize: 64, dtype: 'f32', chunks: 2, qScale: 4 },
+    { lengths: [7, 63, 65], H: 32, R: 36, Rv: 32, pageSize: 16, dtype: 'bf16', chunks: 3 },
+    { lengths: [1000, 1, 0], H: 32, R: 36, Rv: 32, pageSize: 5, dtype: 'bf16', qScale: 3 },
+    { lengths: [1000, 65], H: 32, R: 36, Rv: 32, pageSize: 64, dtype: 'bf16', chunks: 5, blockTokens: 8 },
+    { lengths: [130, 17], H: 8, R: 576, Rv: 512, pageSize: 32, dtype: 'bf16' },
+    { lengths: [65, 1, 7], H: 8, R: 576, Rv: 512, pageSize: 7, dtype: 'bf16', chunks: 1 },
   ];
-  for (const [lengths, H, R, Rv, pageSize, dtype] of cases) {
+  for (const { lengths, H, R, Rv, pageSize, dtype, chunks, blockTokens, qScale = 0.3 } of cases) {
     it.skipIf(!hasGpu)(
-      `WebGPU vs reference: lengths ${lengths.join(',')}, H=${H}, R=${R}, ${dtype} pages of ${pageSize}`,
+      `WebGPU vs reference: lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}`,
       async () => {
         const gpu = (await gpuContext())!;
-        const rng = new Rng(R + H);
+        const rng = new Rng(R + H + lengths.length);
         const rows = lengths.map((T) => rng.normalArray(T * R));
-        const q = rng.normalArray(lengths.length * H * R, 0.3);
+        const q = rng.normalArray(lengths.length * H * R, qScale);
         const g = buildCache(gpu, rows, R, pageSize, dtype, new Rng(3));
         const lens = gpu.fromHost(Int32Array.from(lengths), [lengths.length], 'i32');
         const out = mlaDecode(gpu.fromHost(q, [lengths.length, H, R]), g.pool, g.pageTable, lens, {
           Rv,
           scale: R ** -0.5,
           maxLength: Math.max(...lengths),
-          chunks: 3,
+          chunks,
+          blockTokens,
         });
-        // Reference on the pool as the GPU stored it (bf16-rounded rows).
+        // Reference on the pool as the GPU stored it (bf16-rounded rows): only summation order differs.
         const poolBits = await g.pool.read();
         const poolF32 = dtype === 'bf16' ? bf16ArrayToF32(poolBits as Uint16Array) : (poolBits as Float32Array);
         const ref = mlaDecodeReference(q, poolF32, g.table, Int32Array.from(lengths), {
@@ -100,7 +122,12 @@ describe('absorbed MLA decode', () => {
           maxPages: g.maxPages,
           scale: R ** -0.5,
         });
-        expectClose(await out.read(), ref, 2e-5, 'o_lat');
+        const got = await out.read();
+        expectClose(got, ref, 1e-4, 'o_lat');
+        // A sequence without rows gives zeros (no NaN from 0/0).
+        for (const [b, T] of lengths.entries()) {
+          if (!T) expect(Array.from(got.subarray(b * H * Rv, (b + 1) * H * Rv)).every((x) => x === 0)).toBe(true);
+        }
         // The pool holds exactly the rows written (rounded to bf16 where the pool is bf16).
         const b0 = rows[0].subarray(0, R);
         const page0 = g.table[0];
@@ -123,4 +150,36 @@ describe('absorbed MLA decode', () => {
       },
     );
   }
+});
+
+describe('MLA decode plan', () => {
+  it('fits the 48B shapes (H=32, R=576, Rv=512, bf16) in 48 KiB with every head and value dim covered', () => {
+    const p = planMlaDecode({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16' }, 49152);
+    expect(p.sharedBytes).toBeLessThanOrEqual(49152);
+    expect(p.TT % 4).toBe(0);
+    expect(p.TT).toBeGreaterThanOrEqual(16);
+    expect(p.NHT * 4).toBeGreaterThanOrEqual(32);
+    // S tasks cover every (head quad, token quad, R slice); slices cover R.
+    expect(p.KS * p.SL).toBeGreaterThanOrEqual(p.W);
+    expect((p.KS - 1) * p.SL).toBeLessThan(p.W);
+    expect(p.NSS * p.WG).toBeGreaterThanOrEqual(p.NHT * p.NTT * p.KS);
+    // O tiles cover all value dims.
+    expect(p.NVT * p.NWT * p.DPW).toBeGreaterThanOrEqual(512);
+    expect(p.NOS * p.WG).toBeGreaterThanOrEqual(p.NHO * p.NVT);
+    // A 32 KiB device gets a smaller block, not an error.
+    expect(planMlaDecode({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16' }, 32768).TT).toBeLessThan(p.TT);
+  });
+
+  it('rejects bad shapes and blocks, naming the value', () => {
+    expect(() => planMlaDecode({ H: 4, R: 17, Rv: 8, cacheDtype: 'bf16' }, 49152)).toThrow(/even row size R, got 17/);
+    expect(() => planMlaDecode({ H: 4, R: 16, Rv: 20, cacheDtype: 'f32' }, 49152)).toThrow(/Rv=20/);
+    expect(() => planMlaDecode({ H: 4, R: 16, Rv: 8, cacheDtype: 'f32' }, 49152, 6)).toThrow(/multiple of 4, got 6/);
+    expect(() => planMlaDecode({ H: 32, R: 576, Rv: 512, cacheDtype: 'f32' }, 49152, 32)).toThrow(/49152/);
+  });
+
+  it('chunks fill the GPU at long context and stay few at short context', () => {
+    expect(defaultChunks(1 << 20, 1, 24)).toBe(1024);
+    expect(defaultChunks(100, 1, 24)).toBe(3);
+    expect(defaultChunks(1 << 20, 8, 24)).toBe(128);
+  });
 });

@@ -1,192 +1,207 @@
 /**
- * Absorbed MLA decode, split over the sequence (flash-decoding).
+ * Absorbed MLA decode, pass 1 of flash-decoding: workgroup (chunk, b) walks its range of sequence b's
+ * cached rows in blocks of TT rows and leaves (m, l, o[Rv]) per head for the merge (merge.wgsl.ts).
  *
- * Pass 1: workgroup (chunk, b) walks its share of sequence b's cached rows in blocks of TB tokens. All
- * H heads are handled together, because every head reads the same rows: each row is loaded from the
- * cache once per workgroup (the decode bound is reading the cache, so this is what matters). The H
- * heads x LPH lanes of the workgroup split the R dims of the query (for scores) and the Rv value dims
- * (for the accumulator) between lanes; partial dots meet in workgroup memory. Each head keeps a running
- * max / normaliser / accumulator (online softmax, every exponent <= 0), written out per chunk.
- * Pass 2: per (b, h) the chunks' partials are merged with the usual max rescaling.
- * Cache rows are f32 or bf16 (packed pairs; R is even).
+ * All H heads read every cached row (MQA-like), so the work per block is two small matmuls over rows
+ * staged once in workgroup memory (layout and thread mapping in plan.ts):
+ *   S[h, t] = qT[:, h] . row_t                 scores, already in log2 units (qT holds q * scale * log2 e)
+ *   m' = max(m, max_t S), p = 2^(S - m'), l = l 2^(m - m') + sum_t p,  O = O 2^(m - m') + P rows[:, :Rv]
+ * so every exponent is <= 0. The query comes transposed and padded, [B, R, HP] (qPrep.wgsl.ts), so a
+ * task reads one vec4 of four heads per dim straight from global memory (the same 73 KB per sequence is
+ * read by every workgroup: it stays in L1/L2).
+ * Bank layout: rows have an odd stride RP so the four token quads of a warp's S tasks hit different banks;
+ * an O thread owns words vt + j NVT of each row (j < NWT), so at each j a warp reads consecutive words.
+ * Rows past the sequence are staged as zeros and their p is 0, so the inner loops have constant trip counts.
  */
-export const MLA_WG = 256;
-export const MLA_TB = 8;
+import type { MlaDecodePlan } from './plan.js';
 
-export interface MlaDecodeVariant {
-  H: number;
-  R: number;
-  Rv: number;
-  cacheDtype: 'f32' | 'bf16';
-}
+export function mlaDecodeWgsl(pl: MlaDecodePlan): string {
+  const { WG, TT, W, RP, H, R, Rv, NHT, NTT, KS, SL, NSS, NWT, NVT, NHO, NOS, THo, DPW } = pl;
+  const bf16 = pl.cacheDtype === 'bf16';
+  const WT = bf16 ? 'u32' : 'f32';
+  const L: string[] = [];
+  const l = (s: string) => L.push(s);
+  const NQ = THo / 4; // head quads per O tile
+  const clampWord = NVT * NWT > W; // value tiles overhanging the row read a valid word (results dropped)
+  const word = (j: number) => (clampWord ? `min(vt + ${j * NVT}u, ${W - 1}u)` : `vt + ${j * NVT}u`);
 
-export function mlaDecodeKey(v: MlaDecodeVariant): string {
-  return `mla_decode_h${v.H}_r${v.R}_rv${v.Rv}_${v.cacheDtype}`;
-}
-
-export function mlaDecodeWgsl(v: MlaDecodeVariant): string {
-  const { H, R, Rv } = v;
-  if (MLA_WG % H) throw new Error(`mla decode: ${H} heads do not divide ${MLA_WG} lanes`);
-  const LPH = MLA_WG / H;
-  const QS = Math.ceil(R / LPH); // query dims per lane
-  const VS = Math.ceil(Rv / LPH); // value dims per lane
-  const TB = MLA_TB;
-  const bf16 = v.cacheDtype === 'bf16';
-  return /* wgsl */ `
-struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, scale: f32, _a: u32, _b: u32, _c: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> qFull: array<f32>;
-@group(0) @binding(2) var<storage, read> pool: array<${bf16 ? 'u32' : 'f32'}>;
-@group(0) @binding(3) var<storage, read> pageTable: array<i32>;
-@group(0) @binding(4) var<storage, read> lengths: array<i32>;
-@group(0) @binding(5) var<storage, read_write> partial: array<f32>;
-
-var<workgroup> rows: array<f32, ${TB * R}>;
-var<workgroup> part: array<f32, ${MLA_WG * TB}>;
-var<workgroup> sc: array<f32, ${H * TB}>;
-
-fn cacheAt(i: u32) -> f32 {
-${bf16 ? '  let w = pool[i >> 1u];\n  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u));' : '  return pool[i];'}
-}
-
-@compute @workgroup_size(${MLA_WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let chunk = wid.x;
-  let b = wid.y;
-  let h = lid / ${LPH}u;
-  let lane = lid % ${LPH}u;
-  let T = u32(lengths[b]);
-  let t0 = chunk * p.chunkLen;
-  let t1 = min(T, t0 + p.chunkLen);
-
-  var q: array<f32, ${QS}>;
-  for (var i = 0u; i < ${QS}u; i++) {
-    let c = lane * ${QS}u + i;
-    q[i] = select(0.0, qFull[(b * ${H}u + h) * ${R}u + min(c, ${R - 1}u)], c < ${R}u);
+  l(`struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32 };`);
+  l(`@group(0) @binding(0) var<uniform> p: Params;`);
+  l(`@group(0) @binding(1) var<storage, read> qT: array<vec4<f32>>;`);
+  l(`@group(0) @binding(2) var<storage, read> pool: array<${pl.vecLoad ? `vec4<${WT}>` : WT}>;`);
+  l(`@group(0) @binding(3) var<storage, read> pageTable: array<i32>;`);
+  l(`@group(0) @binding(4) var<storage, read> lengths: array<i32>;`);
+  l(`@group(0) @binding(5) var<storage, read_write> partial: array<f32>;`);
+  l(`var<workgroup> rows: array<${WT}, ${TT * RP}>;`);
+  l(`var<workgroup> sp: array<vec4<f32>, ${KS * TT * NHT}>;`);
+  l(`var<workgroup> pr: array<vec4<f32>, ${TT * NHT}>;`);
+  l(`var<workgroup> alphaS: array<vec4<f32>, ${NHT}>;`);
+  l(`var<workgroup> mS: array<vec4<f32>, ${NHT}>;`);
+  l(`var<workgroup> lS: array<vec4<f32>, ${NHT}>;`);
+  if (bf16) {
+    l(`fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }`);
+    l(`fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }`);
   }
-  var acc: array<f32, ${VS}>;
-  for (var i = 0u; i < ${VS}u; i++) { acc[i] = 0.0; }
-  var m = -3.0e38;
-  var l = 0.0;
+  l(`@compute @workgroup_size(${WG})`);
+  l(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {`);
+  l(`  let chunk = wid.x;`);
+  l(`  let b = wid.y;`);
+  l(`  let T = u32(lengths[b]);`);
+  l(`  let t0 = chunk * p.chunkLen;`);
+  l(`  let t1 = min(T, t0 + p.chunkLen);`);
+  // Padded heads must contribute p = 0 in every block; only real heads' lanes are written later.
+  l(`  for (var i = lid; i < ${TT * NHT}u; i += ${WG}u) { pr[i] = vec4<f32>(0.0); }`);
+  l(`  for (var i = lid; i < ${NHT}u; i += ${WG}u) { mS[i] = vec4<f32>(-3.0e38); lS[i] = vec4<f32>(0.0); }`);
+  for (let s = 0; s < NOS; s++)
+    for (let hh = 0; hh < THo; hh++) l(`  var o${s}_${hh}_0 = vec4<f32>(0.0); var o${s}_${hh}_1 = vec4<f32>(0.0);`);
+  l(`  let qBase = b * ${R * NHT}u;`);
 
-  for (var tb = t0; tb < t1; tb += ${TB}u) {
-    workgroupBarrier();
-    for (var i = lid; i < ${TB * R}u; i += ${MLA_WG}u) {
-      let j = i / ${R}u;
-      let t = tb + j;
-      var val = 0.0;
-      if (t < t1) {
-        let page = u32(pageTable[b * p.maxPages + t / p.pageSize]);
-        val = cacheAt((page * p.pageSize + t % p.pageSize) * ${R}u + i % ${R}u);
+  l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
+  l(`    let nValid = min(${TT}u, t1 - tb);`);
+  // ---- stage the block's rows (zeros past the sequence) ----
+  l(`    workgroupBarrier();`);
+  if (pl.vecLoad) {
+    const NV4 = W / 4;
+    l(`    for (var i = lid; i < ${TT * NV4}u; i += ${WG}u) {`);
+    l(`      let j = i / ${NV4}u; let c = i % ${NV4}u; let t = tb + j;`);
+    l(`      var x = vec4<${WT}>(0);`);
+    l(`      if (j < nValid) {`);
+    l(`        let page = u32(pageTable[b * p.maxPages + t / p.pageSize]);`);
+    l(`        x = pool[(page * p.pageSize + t % p.pageSize) * ${NV4}u + c];`);
+    l(`      }`);
+    l(`      let d = j * ${RP}u + c * 4u;`);
+    l(`      rows[d] = x.x; rows[d + 1u] = x.y; rows[d + 2u] = x.z; rows[d + 3u] = x.w;`);
+    l(`    }`);
+  } else {
+    l(`    for (var i = lid; i < ${TT * W}u; i += ${WG}u) {`);
+    l(`      let j = i / ${W}u; let c = i % ${W}u; let t = tb + j;`);
+    l(`      var x = ${WT}(0);`);
+    l(`      if (j < nValid) {`);
+    l(`        let page = u32(pageTable[b * p.maxPages + t / p.pageSize]);`);
+    l(`        x = pool[(page * p.pageSize + t % p.pageSize) * ${W}u + c];`);
+    l(`      }`);
+    l(`      rows[j * ${RP}u + c] = x;`);
+    l(`    }`);
+  }
+  l(`    workgroupBarrier();`);
+
+  // ---- S partials: task (head quad ht, token quad tt, slice ks) ----
+  for (let s = 0; s < NSS; s++) {
+    l(`    {`);
+    l(`      let task = lid + ${s * WG}u;`);
+    l(`      if (task < ${NHT * NTT * KS}u) {`);
+    l(`        let ht = task % ${NHT}u; let tt = (task / ${NHT}u) % ${NTT}u; let ks = task / ${NHT * NTT}u;`);
+    l(`        let w0 = ks * ${SL}u; let w1 = min(${W}u, w0 + ${SL}u);`);
+    l(`        let r0 = tt * ${4 * RP}u;`);
+    l(`        var qi = qBase + w0 * ${DPW * NHT}u + ht;`);
+    l(`        var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);`);
+    l(`        for (var w = w0; w < w1; w++) {`);
+    if (bf16) {
+      l(`          let qa = qT[qi]; let qb = qT[qi + ${NHT}u]; qi += ${2 * NHT}u;`);
+      for (let k = 0; k < 4; k++) {
+        l(`          let x${k} = rows[r0 + ${k * RP}u + w];`);
+        l(`          s${k} = fma(vec4<f32>(hi(x${k})), qb, fma(vec4<f32>(lo(x${k})), qa, s${k}));`);
       }
-      rows[i] = val;
+    } else {
+      l(`          let qa = qT[qi]; qi += ${NHT}u;`);
+      for (let k = 0; k < 4; k++) l(`          s${k} = fma(vec4<f32>(rows[r0 + ${k * RP}u + w]), qa, s${k});`);
     }
-    workgroupBarrier();
-    for (var j = 0u; j < ${TB}u; j++) {
-      var d = 0.0;
-      for (var i = 0u; i < ${QS}u; i++) {
-        let c = lane * ${QS}u + i;
-        if (c < ${R}u) { d += q[i] * rows[j * ${R}u + c]; }
+    l(`        }`);
+    for (let k = 0; k < 4; k++) l(`        sp[(ks * ${TT}u + tt * 4u + ${k}u) * ${NHT}u + ht] = s${k};`);
+    l(`      }`);
+    l(`    }`);
+  }
+  l(`    workgroupBarrier();`);
+  // ---- online softmax, one thread per head quad: sum the R slices of each score, block max, p ----
+  // Serial over the block's rows (a few hundred cycles) instead of a parallel max: one barrier fewer
+  // per block, and a second resident workgroup fills the gap.
+  l(`    for (var hq = lid; hq < ${NHT}u; hq += ${WG}u) {`);
+  l(`      let mOld = mS[hq];`);
+  l(`      var mx = mOld;`);
+  l(`      for (var t = 0u; t < nValid; t++) {`);
+  l(`        var s = sp[t * ${NHT}u + hq];`);
+  if (KS > 1) l(`        for (var k = 1u; k < ${KS}u; k++) { s += sp[(k * ${TT}u + t) * ${NHT}u + hq]; }`);
+  l(`        sp[t * ${NHT}u + hq] = s;`);
+  l(`        mx = max(mx, s);`);
+  l(`      }`);
+  l(`      let real = vec4<u32>(hq * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(${H}u);`);
+  l(`      var sum = vec4<f32>(0.0);`);
+  l(`      for (var t = 0u; t < nValid; t++) {`);
+  l(`        let pv = select(vec4<f32>(0.0), exp2(sp[t * ${NHT}u + hq] - mx), real);`);
+  l(`        pr[t * ${NHT}u + hq] = pv;`);
+  l(`        sum += pv;`);
+  l(`      }`);
+  l(`      let alpha = exp2(mOld - mx);`);
+  l(`      alphaS[hq] = alpha;`);
+  l(`      lS[hq] = lS[hq] * alpha + sum;`);
+  l(`      mS[hq] = mx;`);
+  l(`    }`);
+  l(`    workgroupBarrier();`);
+  // ---- O += P rows[:, :Rv]: tile (head group ho, value column vt) ----
+  for (let s = 0; s < NOS; s++) {
+    l(`    {`);
+    l(`      let tile = lid + ${s * WG}u;`);
+    l(`      if (tile < ${NHO * NVT}u) {`);
+    l(`        let vt = tile % ${NVT}u; let ho = tile / ${NVT}u;`);
+    for (let q = 0; q < NQ; q++) {
+      l(`        let al${q} = alphaS[ho * ${NQ}u + ${q}u];`);
+      for (let c = 0; c < 4; c++) {
+        const hh = q * 4 + c;
+        l(`        o${s}_${hh}_0 *= al${q}[${c}]; o${s}_${hh}_1 *= al${q}[${c}];`);
       }
-      part[lid * ${TB}u + j] = d;
     }
-    workgroupBarrier();
-    if (lane < ${TB}u) {
-      var s = 0.0;
-      for (var k = 0u; k < ${LPH}u; k++) { s += part[(h * ${LPH}u + k) * ${TB}u + lane]; }
-      sc[h * ${TB}u + lane] = select(-3.0e38, s * p.scale, tb + lane < t1);
+    l(`        for (var j = 0u; j < nValid; j++) {`);
+    l(`          let rb = j * ${RP}u;`);
+    for (let q = 0; q < NQ; q++) l(`          let p${q} = pr[j * ${NHT}u + ho * ${NQ}u + ${q}u];`);
+    for (let k = 0; k < NWT; k++) l(`          let x${k} = rows[rb + ${word(k)}];`);
+    if (bf16) {
+      l(`          let v0 = vec4<f32>(lo(x0), hi(x0), lo(x1), hi(x1));`);
+      l(`          let v1 = vec4<f32>(lo(x2), hi(x2), lo(x3), hi(x3));`);
+    } else {
+      l(`          let v0 = vec4<f32>(x0, x1, x2, x3);`);
+      l(`          let v1 = vec4<f32>(x4, x5, x6, x7);`);
     }
-    workgroupBarrier();
-    var mNew = m;
-    for (var j = 0u; j < ${TB}u; j++) { mNew = max(mNew, sc[h * ${TB}u + j]); }
-    let alpha = exp(m - mNew);
-    var pj: array<f32, ${TB}>;
-    var blockSum = 0.0;
-    for (var j = 0u; j < ${TB}u; j++) {
-      pj[j] = select(0.0, exp(sc[h * ${TB}u + j] - mNew), tb + j < t1);
-      blockSum += pj[j];
+    for (let hh = 0; hh < THo; hh++) {
+      const pv = `vec4<f32>(p${hh >> 2}[${hh & 3}])`;
+      l(`          o${s}_${hh}_0 = fma(${pv}, v0, o${s}_${hh}_0); o${s}_${hh}_1 = fma(${pv}, v1, o${s}_${hh}_1);`);
     }
-    l = l * alpha + blockSum;
-    for (var i = 0u; i < ${VS}u; i++) {
-      let c = lane * ${VS}u + i;
-      if (c < ${Rv}u) {
-        var o = acc[i] * alpha;
-        for (var j = 0u; j < ${TB}u; j++) { o += pj[j] * rows[j * ${R}u + c]; }
-        acc[i] = o;
-      }
-    }
-    m = mNew;
+    l(`        }`);
+    l(`      }`);
+    l(`    }`);
   }
-  // partial[b, chunk, h] = (m, l, acc[Rv])
-  let base = ((b * p.chunks + chunk) * ${H}u + h) * ${Rv + 2}u;
-  if (lane == 0u) { partial[base] = m; partial[base + 1u] = l; }
-  for (var i = 0u; i < ${VS}u; i++) {
-    let c = lane * ${VS}u + i;
-    if (c < ${Rv}u) { partial[base + 2u + c] = acc[i]; }
-  }
-}`;
-}
+  l(`  }`);
 
-export const MLA_MERGE_WG = 128;
-
-export function mlaMergeWgsl(H: number, Rv: number): string {
-  return /* wgsl */ `
-struct Params { chunks: u32, _a: u32, _b: u32, _c: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> partial: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${MLA_MERGE_WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let h = wid.x;
-  let b = wid.y;
-  var M = -3.0e38;
-  for (var c = 0u; c < p.chunks; c++) { M = max(M, partial[((b * p.chunks + c) * ${H}u + h) * ${Rv + 2}u]); }
-  var L = 0.0;
-  for (var c = 0u; c < p.chunks; c++) {
-    let base = ((b * p.chunks + c) * ${H}u + h) * ${Rv + 2}u;
-    L += partial[base + 1u] * exp(partial[base] - M);
-  }
-  for (var d = lid; d < ${Rv}u; d += ${MLA_MERGE_WG}u) {
-    var o = 0.0;
-    for (var c = 0u; c < p.chunks; c++) {
-      let base = ((b * p.chunks + c) * ${H}u + h) * ${Rv + 2}u;
-      o += partial[base + 2u + d] * exp(partial[base] - M);
+  // ---- partial[b, chunk, h] = (m, l, o[Rv]) ----
+  l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
+  l(`  for (var hq = lid; hq < ${NHT}u; hq += ${WG}u) {`);
+  l(`    for (var c = 0u; c < 4u; c++) {`);
+  l(`      let h = hq * 4u + c;`);
+  l(
+    `      if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mS[hq][c]; partial[(pBase + h) * ${Rv + 2}u + 1u] = lS[hq][c]; }`,
+  );
+  l(`    }`);
+  l(`  }`);
+  for (let s = 0; s < NOS; s++) {
+    l(`  {`);
+    l(`    let tile = lid + ${s * WG}u;`);
+    l(`    if (tile < ${NHO * NVT}u) {`);
+    l(`      let vt = tile % ${NVT}u; let ho = tile / ${NVT}u;`);
+    for (let hh = 0; hh < THo; hh++) {
+      l(`      if (ho * ${THo}u + ${hh}u < ${H}u) {`);
+      l(`        let o = (pBase + ho * ${THo}u + ${hh}u) * ${Rv + 2}u + 2u;`);
+      for (let half = 0; half < 2; half++)
+        for (let c = 0; c < 4; c++) {
+          // Component c of vec4 `half` holds dim: bf16 word (2 half + c/2) low/high half; f32 word 4 half + c.
+          const dim = bf16
+            ? `(vt + ${(2 * half + (c >> 1)) * NVT}u) * 2u + ${c & 1}u`
+            : `vt + ${(4 * half + c) * NVT}u`;
+          l(`        { let d = ${dim}; if (d < ${Rv}u) { partial[o + d] = o${s}_${hh}_${half}[${c}]; } }`);
+        }
+      l(`      }`);
     }
-    out[(b * ${H}u + h) * ${Rv}u + d] = select(0.0, o / L, L > 0.0);
+    l(`    }`);
+    l(`  }`);
   }
-}`;
-}
-
-export const CACHE_WRITE_WG = 64;
-
-/** Writes rows [N, R] (f32) into the page pool (f32, or bf16 rounded to nearest even; R even). */
-export function cacheWriteWgsl(R: number, cacheDtype: 'f32' | 'bf16'): string {
-  const bf16 = cacheDtype === 'bf16';
-  return /* wgsl */ `
-struct Params { N: u32, maxPages: u32, pageSize: u32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> values: array<f32>;
-@group(0) @binding(2) var<storage, read> seq: array<i32>;
-@group(0) @binding(3) var<storage, read> pos: array<i32>;
-@group(0) @binding(4) var<storage, read> pageTable: array<i32>;
-@group(0) @binding(5) var<storage, read_write> pool: array<${bf16 ? 'u32' : 'f32'}>;
-fn toBf16(x: f32) -> u32 {
-  let u = bitcast<u32>(x);
-  return ((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) & 0xffffu;
-}
-@compute @workgroup_size(${CACHE_WRITE_WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let i = wid.x + wid.y * 65535u;
-  if (i >= p.N) { return; }
-  let t = u32(pos[i]);
-  let page = u32(pageTable[u32(seq[i]) * p.maxPages + t / p.pageSize]);
-  let dst = (page * p.pageSize + t % p.pageSize) * ${R}u;
-${
-  bf16
-    ? `  for (var c = lid * 2u; c < ${R}u; c += ${CACHE_WRITE_WG * 2}u) {
-    pool[(dst + c) / 2u] = toBf16(values[i * ${R}u + c]) | (toBf16(values[i * ${R}u + c + 1u]) << 16u);
-  }`
-    : `  for (var c = lid; c < ${R}u; c += ${CACHE_WRITE_WG}u) { pool[dst + c] = values[i * ${R}u + c]; }`
-}
-}`;
+  l(`}`);
+  return L.join('\n');
 }

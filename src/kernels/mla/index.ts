@@ -9,9 +9,13 @@ import { cpu } from '../../tensor/cpuDevice.js';
 import { f32ArrayToBf16 } from '../../tensor/dtype.js';
 import type { CpuStorage } from '../../tensor/storage.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { asGpu, deviceOf, expectDType, expectShape, hostF32, hostI32 } from '../common.js';
+import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32, hostI32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
-import { cacheWriteWgsl, MLA_TB, mlaDecodeKey, mlaDecodeWgsl, mlaMergeWgsl } from './decode.wgsl.js';
+import { cacheWriteWgsl } from './cacheWrite.wgsl.js';
+import { mlaDecodeWgsl } from './decode.wgsl.js';
+import { MLA_MERGE_WG, mlaMergeWgsl } from './merge.wgsl.js';
+import { defaultChunks, mlaDecodeKey, planMlaDecode } from './plan.js';
+import { Q_PREP_WG, qPrepWgsl } from './qPrep.wgsl.js';
 import { cacheWriteReference, mlaDecodeReference } from './reference.js';
 
 export interface MlaDecodeOptions {
@@ -20,8 +24,10 @@ export interface MlaDecodeOptions {
   scale: number;
   /** The longest sequence in the batch (host-side bookkeeping; sets how the sequence is split). */
   maxLength: number;
-  /** Chunks per sequence; default spreads the work over ~512 workgroups. */
+  /** Chunks per sequence; default spreads the work over ~1024 workgroups (plan.ts defaultChunks). */
   chunks?: number;
+  /** Cached rows per block (a multiple of 4); default: the largest that fits the device's workgroup memory. */
+  blockTokens?: number;
 }
 
 export function mlaDecode(
@@ -55,16 +61,36 @@ export function mlaDecode(
     });
     return cpu.fromHost(out, [B, H, Rv]);
   }
+  if (pool.dtype !== 'f32' && pool.dtype !== 'bf16') {
+    throw new Error(`mlaDecode: cache pool must be f32 or bf16, got ${pool.dtype}`);
+  }
+  const maxShared = gpu.limits.maxComputeWorkgroupStorageSize;
+  const base = planMlaDecode({ H, R, Rv, cacheDtype: pool.dtype }, maxShared, opts.blockTokens);
+  // vec4 pool loads need the binding to start on a 16-byte boundary.
+  const plan = { ...base, vecLoad: base.vecLoad && (pool.offset * (pool.dtype === 'bf16' ? 2 : 4)) % 16 === 0 };
   const maxLen = Math.max(1, opts.maxLength);
-  const chunks = opts.chunks ?? Math.max(1, Math.min(Math.ceil(maxLen / (4 * MLA_TB)), Math.ceil(512 / B)));
-  const chunkLen = Math.ceil(maxLen / chunks / MLA_TB) * MLA_TB;
-  const partial = gpu.empty([B, chunks, H, Rv + 2]);
-  const v = { H, R, Rv, cacheDtype: pool.dtype as 'f32' | 'bf16' };
+  const wanted = opts.chunks ?? defaultChunks(maxLen, B, plan.TT);
+  if (!Number.isInteger(wanted) || wanted < 1)
+    throw new Error(`mlaDecode: chunks must be a positive integer, got ${wanted}`);
+  const chunkLen = Math.ceil(maxLen / wanted / plan.TT) * plan.TT;
+  const chunks = Math.ceil(maxLen / chunkLen);
   const q = contiguous(qFull);
+  const qT = gpu.empty([B, R, plan.HP]);
+  const nq = B * R * plan.NHT;
   gpu.dispatch({
-    kernel: { name: 'mla_decode', key: mlaDecodeKey(v), code: () => mlaDecodeWgsl(v) },
-    tensors: [q, pool, pageTable, lengths, partial],
-    params: new Params().u32(maxPages, pageSize, chunks, chunkLen).f32(scale).u32(0, 0, 0),
+    kernel: { name: 'mla_q_prep', key: `mla_q_prep_h${H}_r${R}_hp${plan.HP}`, code: () => qPrepWgsl(H, R, plan.HP) },
+    tensors: [q, qT],
+    params: new Params()
+      .u32(nq)
+      .f32(scale * Math.LOG2E)
+      .u32(0, 0),
+    workgroups: grid1d(nq, Q_PREP_WG),
+  });
+  const partial = gpu.empty([B, chunks, H, Rv + 2]);
+  gpu.dispatch({
+    kernel: { name: 'mla_decode', key: mlaDecodeKey(plan), code: () => mlaDecodeWgsl(plan) },
+    tensors: [qT, pool, pageTable, lengths, partial],
+    params: new Params().u32(maxPages, pageSize, chunks, chunkLen),
     workgroups: [chunks, B],
   });
   const out = gpu.empty([B, H, Rv]);
@@ -72,9 +98,10 @@ export function mlaDecode(
     kernel: { name: 'mla_merge', key: `mla_merge_h${H}_rv${Rv}`, code: () => mlaMergeWgsl(H, Rv) },
     tensors: [partial, out],
     params: new Params().u32(chunks, 0, 0, 0),
-    workgroups: [H, B],
+    workgroups: [H, B, Math.ceil(Rv / MLA_MERGE_WG)],
   });
   q.dispose();
+  qT.dispose();
   partial.dispose();
   return out;
 }

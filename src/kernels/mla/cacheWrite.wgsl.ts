@@ -1,0 +1,34 @@
+/** Appending rows to the paged latent cache (mla/index.ts cacheWrite). */
+export const CACHE_WRITE_WG = 64;
+
+/** Writes rows [N, R] (f32) into the page pool (f32, or bf16 rounded to nearest even; R even). */
+export function cacheWriteWgsl(R: number, cacheDtype: 'f32' | 'bf16'): string {
+  const bf16 = cacheDtype === 'bf16';
+  return /* wgsl */ `
+struct Params { N: u32, maxPages: u32, pageSize: u32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> values: array<f32>;
+@group(0) @binding(2) var<storage, read> seq: array<i32>;
+@group(0) @binding(3) var<storage, read> pos: array<i32>;
+@group(0) @binding(4) var<storage, read> pageTable: array<i32>;
+@group(0) @binding(5) var<storage, read_write> pool: array<${bf16 ? 'u32' : 'f32'}>;
+fn toBf16(x: f32) -> u32 {
+  let u = bitcast<u32>(x);
+  return ((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) & 0xffffu;
+}
+@compute @workgroup_size(${CACHE_WRITE_WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let i = wid.x + wid.y * 65535u;
+  if (i >= p.N) { return; }
+  let t = u32(pos[i]);
+  let page = u32(pageTable[u32(seq[i]) * p.maxPages + t / p.pageSize]);
+  let dst = (page * p.pageSize + t % p.pageSize) * ${R}u;
+${
+  bf16
+    ? `  for (var c = lid * 2u; c < ${R}u; c += ${CACHE_WRITE_WG * 2}u) {
+    pool[(dst + c) / 2u] = toBf16(values[i * ${R}u + c]) | (toBf16(values[i * ${R}u + c + 1u]) << 16u);
+  }`
+    : `  for (var c = lid; c < ${R}u; c += ${CACHE_WRITE_WG}u) { pool[dst + c] = values[i * ${R}u + c]; }`
+}
+}`;
+}

@@ -1,0 +1,51 @@
+/**
+ * Absorbed MLA decode, pass 2: out[b, h] = sum_c 2^(m_c - M) o_c / sum_c 2^(m_c - M) l_c over the chunks'
+ * partials (m in log2 units, M = max_c m_c). Workgroup (h, b, value slice): the threads first reduce M and
+ * L over the chunks in parallel (a long context has ~1000 chunks: a serial scan by one thread was the old
+ * merge's 1 ms per layer), then each thread sums one value dim over the chunks. A chunk that saw no rows
+ * has m = -3e38 and l = o = 0 and weighs nothing; a sequence without rows gives zeros.
+ */
+export const MLA_MERGE_WG = 64;
+
+export function mlaMergeWgsl(H: number, Rv: number): string {
+  const WG = MLA_MERGE_WG;
+  return /* wgsl */ `
+struct Params { chunks: u32, _a: u32, _b: u32, _c: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+var<workgroup> red: array<f32, ${WG}>;
+fn at(b: u32, c: u32, h: u32) -> u32 { return ((b * p.chunks + c) * ${H}u + h) * ${Rv + 2}u; }
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let h = wid.x;
+  let b = wid.y;
+  var mx = -3.0e38;
+  for (var c = lid; c < p.chunks; c += ${WG}u) { mx = max(mx, partial[at(b, c, h)]); }
+  red[lid] = mx;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let M = red[0];
+  workgroupBarrier();
+  var ls = 0.0;
+  for (var c = lid; c < p.chunks; c += ${WG}u) { ls += partial[at(b, c, h) + 1u] * exp2(partial[at(b, c, h)] - M); }
+  red[lid] = ls;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let L = red[0];
+  let d = wid.z * ${WG}u + lid;
+  if (d >= ${Rv}u) { return; }
+  var o = 0.0;
+  for (var c = 0u; c < p.chunks; c++) {
+    let base = at(b, c, h);
+    o += partial[base + 2u + d] * exp2(partial[base] - M);
+  }
+  out[(b * ${H}u + h) * ${Rv}u + d] = select(0.0, o / L, L > 0.0);
+}`;
+}

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { parseKimiConfigText } from '../src/model/config.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { modelGradients } from '../src/model/gradients.js';
+import { loadTokenizer } from '../src/io/tokenizer/index.js';
 import { loadModel } from '../src/model/load.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
@@ -166,6 +167,35 @@ describe('divergence stops the run', () => {
     expect(err.metric).toBe('loss_spike');
     expect(err.message).toMatch(/loss 80\.0000 is over 3 x the median \d\.\d+ of the last 5 steps/);
     expect(err.message).toContain('no checkpoint was written yet');
+  });
+});
+
+describe('tokenizers and init_from', () => {
+  it('a BPE trained by the run is saved with each checkpoint; a second run starts from that directory', async () => {
+    const model = JSON.parse(readFileSync(join(FIXTURES, 'train/micro-model.json'), 'utf8'));
+    model.vocab_size = 320;
+    const first = runFile({
+      'model: {config: ': `model: {config: ${JSON.stringify(model)}}\n#`,
+      'tokenizer: bytes': 'tokenizer: {train_bpe: {vocab_size: 300}}',
+      'steps: 20': 'steps: 2',
+      'interval: 10}': 'interval: 2}',
+    });
+    const a = await runTraining(first, { backend: 'cpu' });
+    const ckpt = a.checkpoint!;
+    const tok = await loadTokenizer(ckpt);
+    expect(tok.vocabSize).toBe(300);
+    expect(tok.decode(tok.encode('The Fox said'))).toBe('The Fox said');
+    const second = runFile({
+      'model: {config: ': `model: {init_from: ${ckpt}}\n#`,
+      'tokenizer: bytes': `tokenizer: {path: ${ckpt}}`,
+      'steps: 20': 'steps: 2',
+    });
+    const b = await runTraining(second, { backend: 'cpu' });
+    // Starting from the trained weights: its first loss is near where the first run ended, not ln(300).
+    expect(b.firstLoss!).toBeLessThan(a.metrics[0].loss);
+    expect(readFileSync(join(b.checkpoint!, 'tokenizer.json'), 'utf8')).toBe(
+      readFileSync(join(ckpt, 'tokenizer.json'), 'utf8'),
+    );
   });
 });
 

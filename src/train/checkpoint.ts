@@ -2,7 +2,7 @@
  * Training checkpoints. Each is a directory `step-NNNNNNNN` under the run's checkpoint folder holding
  *   config.json + model.safetensors   the released format (checkpoint names, experts unstacked, as
  *                                     stored: src/model/load.ts opens it like any release);
- *   tokenizer.json                    when the run has a BPE tokenizer (generate finds it there);
+ *   tokenizer.json / tiktoken.model   the run's tokenizer files, if it has any (generate finds them there);
  *   trainer_state.safetensors         optimizer moments, by parameter name;
  *   trainer_state.json                step, seed, data position, config hash, loss history.
  * The directory is written under a temporary name, every file fsynced, then renamed into place; the
@@ -83,7 +83,8 @@ export interface SaveArgs {
   weights: ModelWeights;
   optimizerState: Map<string, Tensor>;
   state: TrainerState;
-  tokenizerJson?: unknown;
+  /** Tokenizer files to store beside the model (name -> contents). */
+  tokenizerFiles?: ReadonlyMap<string, string>;
   /** Keep this many newest checkpoints (0 = all). */
   keep?: number;
 }
@@ -103,7 +104,7 @@ export async function saveCheckpoint(a: SaveArgs): Promise<string> {
     const opt = new Map<string, TensorData>();
     for (const [n, t] of a.optimizerState) opt.set(n, { dtype: t.dtype, shape: [...t.shape], data: await t.read() });
     await writeSafetensors(join(tmp, 'trainer_state.safetensors'), opt);
-    if (a.tokenizerJson) await writeFileSynced(join(tmp, 'tokenizer.json'), JSON.stringify(a.tokenizerJson));
+    for (const [name, text] of a.tokenizerFiles ?? []) await writeFileSynced(join(tmp, name), text);
     await writeFileSynced(join(tmp, 'trainer_state.json'), `${JSON.stringify(a.state, null, 2)}\n`);
     await fsyncPath(tmp);
     await rm(final, { recursive: true, force: true });

@@ -3,7 +3,7 @@
  * an `init_from` checkpoint, or the run's own latest checkpoint on --resume), then the Trainer. Also
  * computes the unigram baseline on the held-out text, so the learned model can be compared with it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ByteTokenizer } from '../io/tokenizer/bytes.js';
@@ -54,25 +54,35 @@ export interface RunSummary {
   metrics: StepMetrics[];
 }
 
+/** Files a tokenizer may live in, copied into every checkpoint so `generate` finds them. */
+const TOKENIZER_FILE_NAMES = ['tokenizer.json', 'tiktoken.model', 'tokenizer_config.json'];
+
 async function makeTokenizer(
   run: RunConfig,
   docs: string[] | undefined,
   resumeDir: string | undefined,
-): Promise<{ tok: Tokenizer; json?: unknown }> {
+): Promise<{ tok: Tokenizer; files: Map<string, string> }> {
   const t = run.tokenizer;
-  if (t === 'bytes') return { tok: new ByteTokenizer() };
+  const files = new Map<string, string>();
+  if (t === 'bytes') return { tok: new ByteTokenizer(), files };
   if ('path' in t) {
     const path = resolvePath(run.base, t.path);
     const tok = await loadTokenizer(path);
-    return { tok, json: path.endsWith('.json') ? JSON.parse(await readFile(path, 'utf8')) : undefined };
+    if (existsSync(path) && statSync(path).isDirectory()) {
+      for (const f of TOKENIZER_FILE_NAMES)
+        if (existsSync(join(path, f))) files.set(f, await readFile(join(path, f), 'utf8'));
+    } else {
+      files.set(path.endsWith('.json') ? 'tokenizer.json' : 'tiktoken.model', await readFile(path, 'utf8'));
+    }
+    return { tok, files };
   }
   // A trained BPE is part of the run: on resume, reuse the checkpoint's copy rather than retraining.
   if (resumeDir && existsSync(join(resumeDir, 'tokenizer.json'))) {
-    const json = JSON.parse(await readFile(join(resumeDir, 'tokenizer.json'), 'utf8'));
-    const tok = ByteLevelBpe.fromHuggingFace(json);
-    if (tok) return { tok, json };
+    const text = await readFile(join(resumeDir, 'tokenizer.json'), 'utf8');
+    const tok = ByteLevelBpe.fromHuggingFace(JSON.parse(text));
+    if (tok) return { tok, files: files.set('tokenizer.json', text) };
   }
-  if (!docs) throw new Error(`tokenizer.train_bpe needs text data (data.files), not a token dataset`);
+  if (!docs) throw new Error('tokenizer.train_bpe needs text data (data.files), not a token dataset');
   let budget = t.train_bpe.sample_chars;
   const sample: string[] = [];
   for (const d of docs) {
@@ -81,7 +91,7 @@ async function makeTokenizer(
     budget -= d.length;
   }
   const tok = trainBpe(sample, { vocabSize: t.train_bpe.vocab_size, specialTokens: ['<|endoftext|>'] });
-  return { tok, json: tok.toHuggingFace() };
+  return { tok, files: files.set('tokenizer.json', JSON.stringify(tok.toHuggingFace())) };
 }
 
 async function modelConfig(run: RunConfig): Promise<KimiLinearConfig | undefined> {
@@ -112,7 +122,7 @@ export async function runTraining(configPath: string, opts: RunOptions = {}): Pr
   const data = run.data;
   const files = 'files' in data ? data.files.map((f) => resolvePath(run.base, f)) : undefined;
   const docs = files ? await readDocuments(files, data.text_field) : undefined;
-  const { tok, json: tokenizerJson } = await makeTokenizer(run, docs, resumeDir);
+  const { tok, files: tokenizerFiles } = await makeTokenizer(run, docs, resumeDir);
 
   let trainTokens: Int32Array | undefined;
   let evalTokens: Int32Array | undefined;
@@ -181,7 +191,7 @@ export async function runTraining(configPath: string, opts: RunOptions = {}): Pr
     configHash: hash,
     checkpointDir: ckptDir,
     metricsPath,
-    tokenizerJson,
+    tokenizerFiles,
     resume,
     onStep: (m) => opts.onStep?.(m, trainer),
     onEval: opts.onEval,

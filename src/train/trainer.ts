@@ -67,7 +67,7 @@ export interface TrainerOptions {
   /** Absolute paths. */
   checkpointDir: string;
   metricsPath: string;
-  tokenizerJson?: unknown;
+  tokenizerFiles?: ReadonlyMap<string, string>;
   /** Resume: the state of the checkpoint the weights came from. */
   resume?: { state: TrainerState; optimizer: Map<string, Float32Array> };
   onStep?: (m: StepMetrics) => void;
@@ -377,7 +377,7 @@ export class Trainer {
       weights: this.o.model.weights,
       optimizerState: this.optimizer.stateTensors(),
       state,
-      tokenizerJson: this.o.tokenizerJson,
+      tokenizerFiles: this.o.tokenizerFiles,
       keep: this.o.run.checkpoint.keep,
     });
     this.o.onCheckpoint?.(dir);

@@ -6,7 +6,7 @@ import { grid1d } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import type { AttentionGradients, AttentionWithStats } from './backward.js';
 import { backwardKey, backwardTiles, backwardVec, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
-import { flashBq, flashKey, flashWgsl } from './flash.wgsl.js';
+import { flashBq, flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
 import type { AttentionDims } from './reference.js';
 
 export function attentionWithStatsGpu(
@@ -22,7 +22,7 @@ export function attentionWithStatsGpu(
   const lse = gpu.empty([B, H, T]);
   const rowMax = gpu.empty([B, H, T]);
   const bq = flashBq(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
-  const variant = { Dk, Dv, causal: d.causal, stats: true, bq };
+  const variant = { Dk, Dv, causal: d.causal, stats: true, bq, vec: flashVec(Dk, Dv) };
   gpu.dispatch({
     kernel: { name: 'attention_flash_stats', key: flashKey(variant), code: () => flashWgsl(variant) },
     tensors: [qc, kc, vc, o, lse, rowMax],

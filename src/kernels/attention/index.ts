@@ -8,7 +8,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { attentionReference } from './reference.js';
-import { flashBq, flashKey, flashWgsl } from './flash.wgsl.js';
+import { flashBq, flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
 
 export interface AttentionOptions {
   causal?: boolean;
@@ -35,7 +35,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const [qc, kc, vc] = [contiguous(q), contiguous(k), contiguous(v)];
   const out = gpu.empty([B, T, H, Dv]);
   const bq = flashBq(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
-  const variant = { Dk, Dv, causal: dims.causal, bq };
+  const variant = { Dk, Dv, causal: dims.causal, bq, vec: flashVec(Dk, Dv) };
   gpu.dispatch({
     kernel: { name: 'attention_flash', key: flashKey(variant), code: () => flashWgsl(variant) },
     tensors: [qc, kc, vc, out],

@@ -389,6 +389,8 @@ export class Trainer {
     const { run, metricsPath } = this.o;
     await this.trimMetrics();
     const out: StepMetrics[] = [];
+    // Read the MoE biases once up front, so every step keeps to its one readback.
+    for (const l of layerMap(this.o.model.cfg)) if (l.ffn === 'moe') await this.biasOf(l.index);
     while (this.step < run.steps) {
       const m = await this.trainStep();
       const s = m.step;

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { registerKdaBench } from '../bench/kda.js';
 import { registerDecodeBench } from '../bench/decode.js';
 import { registerMatmulBench } from '../bench/matmul.js';
+import { registerMlaBench } from '../bench/mla.js';
 import { registerTrainBench } from '../bench/train.js';
 
 export function registerBench(program: Command): void {
@@ -14,5 +15,6 @@ export function registerBench(program: Command): void {
   registerMatmulBench(bench);
   registerDecodeBench(bench);
   registerKdaBench(bench);
+  registerMlaBench(bench);
   registerTrainBench(bench);
 }

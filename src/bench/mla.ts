@@ -1,0 +1,202 @@
+/**
+ * `kimi-linear bench mla`: the absorbed MLA decode kernel alone (one layer's attention over the latent
+ * cache, what dominates a decode step at long context). For each context: a random paged pool made on
+ * the GPU (bf16 by default, rows of R = kv_lora_rank + rope dims), B sequences of that length, H heads.
+ * Reports GPU ms per call (timestamps around one compute pass of `reps` calls, median of trials), the
+ * cache read rate (B * context * R * bytes per ms) and the effective rate of the f32 work
+ * (B * context * H * (R + Rv) * 2 FLOP), the per-kernel split (q prep / decode / merge), and, at the
+ * largest context, sweeps of chunks per sequence and rows per block. At the smallest context the result
+ * is checked against the plain-TS reference.
+ */
+import type { Command } from 'commander';
+import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
+import type { GpuContext } from '../gpu/context.js';
+import { mlaDecode } from '../kernels/mla/index.js';
+import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
+import { mlaDecodeReference } from '../kernels/mla/reference.js';
+import { randomUniform } from '../kernels/random/index.js';
+import { bf16ArrayToF32 } from '../tensor/dtype.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { machine, openBenchDevice, parseList, timeGpu } from './harness.js';
+
+export interface MlaBenchOptions {
+  context: number[];
+  batch: number;
+  heads: number;
+  rank: number;
+  rope: number;
+  cacheDtype: 'f32' | 'bf16';
+  pageSize: number;
+  reps: number;
+  trials: number;
+  sweepChunks: number[];
+  sweepBlocks: number[];
+}
+
+interface Inputs {
+  q: Tensor;
+  pool: Tensor;
+  table: Tensor;
+  lengths: Tensor;
+}
+
+function makeInputs(gpu: GpuContext, o: MlaBenchOptions, T: number): Inputs {
+  const R = o.rank + o.rope;
+  const pagesPerSeq = Math.ceil(T / o.pageSize);
+  const table = new Int32Array(o.batch * pagesPerSeq);
+  // Sequence b's pages interleaved with the others' (as a pool shared by a batch ends up).
+  for (let b = 0; b < o.batch; b++) for (let i = 0; i < pagesPerSeq; i++) table[b * pagesPerSeq + i] = i * o.batch + b;
+  return {
+    q: randomUniform(gpu, [o.batch, o.heads, R], { seed: 1, lo: -0.5, hi: 0.5 }),
+    pool: randomUniform(gpu, [o.batch * pagesPerSeq, o.pageSize, R], { seed: 2, dtype: o.cacheDtype }),
+    table: gpu.fromHost(table, [o.batch, pagesPerSeq], 'i32'),
+    lengths: gpu.fromHost(new Int32Array(o.batch).fill(T), [o.batch], 'i32'),
+  };
+}
+
+/** Per-kernel GPU ms of one call, median over trials. */
+async function kernelSplit(gpu: GpuContext, body: () => void, trials: number): Promise<Record<string, number>> {
+  const runs: Record<string, number>[] = [];
+  for (let t = 0; t < trials; t++) {
+    const byName: Record<string, number> = {};
+    for (const d of await gpu.profile(body)) byName[d.name] = (byName[d.name] ?? 0) + d.ms;
+    runs.push(byName);
+  }
+  const out: Record<string, number> = {};
+  for (const name of Object.keys(runs[0])) {
+    const v = runs.map((r) => r[name]).sort((a, b) => a - b);
+    out[name] = Number(v[Math.floor(v.length / 2)].toFixed(4));
+  }
+  return out;
+}
+
+export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
+  const R = o.rank + o.rope;
+  const Rv = o.rank;
+  const H = o.heads;
+  const scale = (128 + o.rope) ** -0.5;
+  const bytes = o.cacheDtype === 'bf16' ? 2 : 4;
+  const maxShared = gpu.limits.maxComputeWorkgroupStorageSize;
+  const rate = (T: number, ms: number) => ({
+    ms: Number(ms.toFixed(4)),
+    cacheGBps: Number(((o.batch * T * R * bytes) / (ms * 1e-3) / 1e9).toFixed(1)),
+    tflops: Number(((o.batch * T * H * (R + Rv) * 2) / (ms * 1e-3) / 1e12).toFixed(2)),
+  });
+  const rows: Record<string, unknown>[] = [];
+  const sweep: Record<string, unknown>[] = [];
+  let check: Record<string, unknown> | undefined;
+  const longest = Math.max(...o.context);
+  for (const T of o.context) {
+    const x = makeInputs(gpu, o, T);
+    const call = (chunks?: number, blockTokens?: number) => () =>
+      mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, chunks, blockTokens }).dispose();
+    const plan = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, maxShared);
+    const chunks = defaultChunks(T, o.batch, plan.TT);
+    const t = await timeGpu(gpu, call(), o.reps, o.trials);
+    rows.push({
+      context: T,
+      batch: o.batch,
+      H,
+      R,
+      Rv,
+      cache: o.cacheDtype,
+      blockTokens: plan.TT,
+      chunks,
+      ...rate(T, t.ms),
+      kernelsMs: await kernelSplit(gpu, call(), 3),
+      timer: t.source,
+    });
+    if (T === longest) {
+      for (const c of o.sweepChunks) {
+        const tc = await timeGpu(gpu, call(c), o.reps, o.trials);
+        sweep.push({ context: T, chunks: c, blockTokens: plan.TT, ...rate(T, tc.ms) });
+      }
+      for (const tt of o.sweepBlocks) {
+        const p = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, Number.POSITIVE_INFINITY, tt);
+        if (p.sharedBytes > maxShared) {
+          sweep.push({ context: T, blockTokens: tt, skipped: `needs ${p.sharedBytes} bytes of workgroup memory` });
+          continue;
+        }
+        const tb = await timeGpu(gpu, call(undefined, tt), o.reps, o.trials);
+        sweep.push({ context: T, chunks: defaultChunks(T, o.batch, tt), blockTokens: tt, ...rate(T, tb.ms) });
+      }
+    }
+    if (!check && o.batch * T <= 16384) {
+      // The kernel on this device against the f64-accumulating reference on the same pool bits.
+      const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T });
+      const got = (await out.read()) as Float32Array;
+      out.dispose();
+      const bits = await x.pool.read();
+      const pool = o.cacheDtype === 'bf16' ? bf16ArrayToF32(bits as Uint16Array) : (bits as Float32Array);
+      const ref = mlaDecodeReference(
+        (await x.q.read()) as Float32Array,
+        pool,
+        (await x.table.read()) as Int32Array,
+        (await x.lengths.read()) as Int32Array,
+        { B: o.batch, H, R, Rv, pageSize: o.pageSize, maxPages: x.table.shape[1], scale },
+      );
+      let maxAbs = 0;
+      let maxRef = 0;
+      for (let i = 0; i < ref.length; i++) {
+        maxAbs = Math.max(maxAbs, Math.abs(got[i] - ref[i]));
+        maxRef = Math.max(maxRef, Math.abs(ref[i]));
+      }
+      check = { context: T, maxAbsErr: maxAbs, relToMax: maxAbs / maxRef, finite: got.every(Number.isFinite) };
+    }
+    for (const t of Object.values(x)) t.dispose();
+  }
+  return {
+    bench: 'mla',
+    machine: machine(gpu),
+    options: o,
+    decode: rows,
+    sweep,
+    check,
+    targets: { note: 'H200, 48B preset (H=32, R=576, Rv=512, bf16): <= 5 ms per layer at 1M context (>= 14 TFLOP/s)' },
+  };
+}
+
+export function registerMlaBench(bench: Command): void {
+  const cmd = bench
+    .command('mla')
+    .description('absorbed MLA decode kernel over a paged latent cache: ms, cache GB/s, effective TFLOP/s')
+    .option('--context <n,...>', 'cached tokens per sequence', '4096,131072,1048576')
+    .option('--batch <n>', 'sequences (all of the same length)', '1')
+    .option('--heads <n>', 'attention heads', '32')
+    .option('--rank <n>', 'kv_lora_rank (value dims Rv)', '512')
+    .option('--rope <n>', 'qk_rope_head_dim (R = rank + rope)', '64')
+    .option('--cache-dtype <t>', 'bf16 or f32', 'bf16')
+    .option('--page-size <n>', 'rows per cache page', '64')
+    .option('--reps <n>', 'calls per timed trial', '5')
+    .option('--trials <n>', 'timed trials (median reported)', '5')
+    .option('--sweep-chunks <n,...>', 'chunks per sequence tried at the largest context', '132,264,528,1056,2112')
+    .option('--sweep-blocks <n,...>', 'rows per block tried at the largest context', '8,16,20,24,28')
+    .option('--json', 'print a JSON object');
+  gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
+    if (opts.cacheDtype !== 'bf16' && opts.cacheDtype !== 'f32') {
+      throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16 or f32`);
+    }
+    const gpu = await openBenchDevice(opts);
+    const result = await benchMla(gpu, {
+      context: parseList(opts.context),
+      batch: parseList(opts.batch)[0],
+      heads: parseList(opts.heads)[0],
+      rank: parseList(opts.rank)[0],
+      rope: parseList(opts.rope)[0],
+      cacheDtype: opts.cacheDtype,
+      pageSize: parseList(opts.pageSize)[0],
+      reps: parseList(opts.reps)[0],
+      trials: parseList(opts.trials)[0],
+      sweepChunks: parseList(opts.sweepChunks),
+      sweepBlocks: parseList(opts.sweepBlocks),
+    });
+    gpu.destroy();
+    if (opts.json) return printJson(result);
+    console.log(`mla decode on ${String(result.machine.adapter)}`);
+    console.log(
+      renderTable(result.decode.map(({ kernelsMs, ...r }) => ({ ...r, kernels: JSON.stringify(kernelsMs) }))),
+    );
+    if (result.sweep.length) console.log(renderTable(result.sweep));
+    if (result.check) console.log(`check vs reference: ${JSON.stringify(result.check)}`);
+  });
+}

@@ -52,7 +52,7 @@ export function registerTrain(program: Command): void {
                 { format: 'train [{bar}] {value}/{total} loss {loss} {tps} tok/s ETA {eta}s', stream: process.stderr },
                 cliProgress.Presets.shades_classic,
               );
-              bar.start(steps, first);
+              bar.start(steps, first, { loss: '-', tps: '-', eta: '-' });
             }
             bar.update(m.step, { loss: m.loss.toFixed(4), tps: Math.round(m.tokens_per_s), eta: Math.round(eta) });
           } else if (!o.json) {

@@ -22,6 +22,8 @@ import { chunkBK } from './chunk.wgsl.js';
 import {
   BETA_TO_SHARED,
   bindings,
+  GROUP_PARAMS,
+  groupSlabBase,
   chunkSlotPrologue,
   computeMain,
   gcAtFn,
@@ -48,7 +50,12 @@ export const bwdKey = (name: string, v: BackwardVariant, extra = '') => `${name}
 const PARAMS = 'H: u32, N: u32, scale: f32, _a: u32';
 
 /** Bindings, then the chunk-slot locator and gcAt: the head of every per-chunk backward kernel. */
-const chunkHeader = (GK: number, read: readonly string[], write: readonly string[]) => `${bindings(PARAMS, read, write)}
+const chunkHeader = (
+  GK: number,
+  read: readonly string[],
+  write: readonly string[],
+  params = PARAMS,
+) => `${bindings(params, read, write)}
 ${LOCATE}
 ${gcAtFn(GK)}`;
 
@@ -89,7 +96,7 @@ export function dstateWgsl(v: BackwardVariant, BV: number, BK = chunkBK(v.K)): s
           Gsh[r * ${BV}u + c] = exp(gcAt(tl, h, r)) * Gsh[r * ${BV}u + c] + s;
         }`;
   return /* wgsl */ `
-${bindings(PARAMS, ['cu: i32', 'q', 'Kd', 'gcB', 'W', 'Aqk', 'dO'], ['G', 'dh', 'dVp'])}
+${bindings(GROUP_PARAMS, ['cu: i32', 'q', 'Kd', 'gcB', 'W', 'Aqk', 'dO'], ['G', 'dh', 'dVp'])}
 ${gcAtFn(GK)}
 var<workgroup> Gsh: array<f32, ${K * BV}>;
 // vec4 tiles [64][BK/4] at 0 and TB (Kd; then Qg and W), or the chunk's A_qk [64][16] at the start.
@@ -98,7 +105,7 @@ var<workgroup> dOsh: array<f32, ${64 * BV}>;
 var<workgroup> dVsh: array<f32, ${64 * BV}>;
 
 ${computeMain(wg)}
-  ${valueTileIds(BV)}
+  ${valueTileIds(BV, true)}
   let r0 = rg * ${SR}u;
   let sbase = ${slabBase(slab, 'n')};
   ${slabLoad(slab, 'Gsh', 'G', 'sbase')}
@@ -111,7 +118,7 @@ ${computeMain(wg)}
     let slot = base + j;
     let tl = ts + L - 1u;
     workgroupBarrier();
-    let hbase = ${slabBase(slab, 'slot')};
+    let hbase = ${groupSlabBase(slab, 'slot')};
     ${slabStore(slab, 'Gsh', 'dh', 'hbase')}
     for (var e = lid; e < ${64 * BV}u; e += ${wg}u) {
       let i = e / ${BV}u;
@@ -191,18 +198,18 @@ export function dqkwWgsl(v: BackwardVariant): string {
   const E0 = D0 + 64 * BVt;
   const P0 = E0 + 64 * BVt;
   return /* wgsl */ `
-${chunkHeader(GK, ['cu: i32', 'q', 'k', 'gcB', 'hB', 'dh', 'dO', 'dVp', 'Vp'], ['dq', 'dk', 'dgc', 'dW'])}
+${chunkHeader(GK, ['cu: i32', 'q', 'k', 'gcB', 'hB', 'dh', 'dO', 'dVp', 'Vp'], ['dq', 'dk', 'dgc', 'dW'], GROUP_PARAMS)}
 // S tile [BK][BVt] at S0, G tile at G0, dO / dV' / V' tiles [64][BVt] at D0, E0, P0.
 var<workgroup> sm: array<f32, ${P0 + 64 * BVt}>;
 var<workgroup> red: array<f32, ${WG}>;
 
 ${computeMain(WG)}
-  ${chunkSlotPrologue(['slot', 'kt', 'h'])}
+  ${chunkSlotPrologue(['slot', 'kt', 'h'], true)}
   let tl = t0 + L - 1u;
   let c = lid % ${BK}u;
   let rg = lid / ${BK}u;
   let r = kt * ${BK}u + c;
-  let sb = (slot * H + h) * ${K * V}u;
+  let sb = (slot * p.HB + hb) * ${K * V}u;
   var aQ: array<f32, ${R}> = array<f32, ${R}>();
   var aW: array<f32, ${R}> = array<f32, ${R}>();
   var aK: array<f32, ${R}> = array<f32, ${R}>();

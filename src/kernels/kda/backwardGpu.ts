@@ -7,7 +7,7 @@ import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous, copyInto } from '../copy/index.js';
 import { bwdKey, dqkwWgsl, dstateWgsl, pairsWgsl, utBackwardWgsl } from './backward.wgsl.js';
-import { chunkSlots, dispatchChunkForward } from './chunk.js';
+import { chunkSlots, dispatchChunkForward, disposeSaved, groupParams } from './chunk.js';
 import { chunkBK, stateBK, stateBV } from './chunk.wgsl.js';
 import type { GpuGrads, GpuProblem, KdaInputs, LayerParams } from './gpu.js';
 import { dispatchPrep, dispatchPrepBackward } from './prep.js';
@@ -44,32 +44,37 @@ export function dispatchBackward(
   const params = new Params().u32(H, N).f32(o.scale).u32(0);
 
   const G = stateCopy(gpu, p, o.dS);
-  const dh = gpu.empty([NS, H, K, V]);
+  // Outgoing-state gradients per chunk, per head group like the forward's states (chunk.ts headGroups).
+  const dh = saved.groups.map((gr) => gpu.empty([NS, gr.HB, K, V]));
   const dVp = gpu.empty([Ttot, H, V]);
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
   const BV = stateBV(V, N, H, K, smem, true);
   const BK = stateBK(K, BV, smem, true);
-  gpu.dispatch({
-    kernel: {
-      name: 'kda_bwd_dstate',
-      key: bwdKey('kda_bwd_dstate', v, `_bv${BV}_bk${BK}`),
-      code: () => dstateWgsl(v, BV, BK),
-    },
-    tensors: [cu, q, saved.Kd, saved.gc, saved.W, saved.Aqk, dO, G, dh, dVp],
-    params,
-    workgroups: [V / BV, H, N],
-  });
+  for (const [gi, gr] of saved.groups.entries()) {
+    gpu.dispatch({
+      kernel: {
+        name: 'kda_bwd_dstate',
+        key: bwdKey('kda_bwd_dstate', v, `_bv${BV}_bk${BK}`),
+        code: () => dstateWgsl(v, BV, BK),
+      },
+      tensors: [cu, q, saved.Kd, saved.gc, saved.W, saved.Aqk, dO, G, dh[gi], dVp],
+      params: groupParams(p, o.scale, gr),
+      workgroups: [V / BV, gr.HB, N],
+    });
+  }
 
   const dq = gpu.empty(x.q.shape);
   const dk = gpu.empty(x.k.shape);
   const dgc = gpu.empty([Ttot, H, K]);
   const dW = gpu.empty([Ttot, H, K]);
-  gpu.dispatch({
-    kernel: { name: 'kda_bwd_dqkw', key: bwdKey('kda_bwd_dqkw', v), code: () => dqkwWgsl(v) },
-    tensors: [cu, q, k, saved.gc, saved.h, dh, dO, dVp, saved.Vp, dq, dk, dgc, dW],
-    params,
-    workgroups: [NS, K / chunkBK(K), H],
-  });
+  for (const [gi, gr] of saved.groups.entries()) {
+    gpu.dispatch({
+      kernel: { name: 'kda_bwd_dqkw', key: bwdKey('kda_bwd_dqkw', v), code: () => dqkwWgsl(v) },
+      tensors: [cu, q, k, saved.gc, saved.h[gi], dh[gi], dO, dVp, saved.Vp, dq, dk, dgc, dW],
+      params: groupParams(p, o.scale, gr),
+      workgroups: [NS, K / chunkBK(K), gr.HB],
+    });
+  }
 
   const dv = gpu.empty(x.v.shape);
   const dbeta = gpu.empty(x.beta.shape);
@@ -89,7 +94,8 @@ export function dispatchBackward(
     workgroups: [NS, H],
   });
 
-  for (const t of [...Object.values(saved), dh, dVp, dgc, dW, q, k, vv, beta, dO, cu]) t.dispose();
+  disposeSaved(saved);
+  for (const t of [...dh, dVp, dgc, dW, q, k, vv, beta, dO, cu]) t.dispose();
   const out: GpuGrads = { dq, dk, dv, dg, dbeta };
   if (layer) {
     const r = dispatchPrepBackward(gpu, p, x, layer, { dq, dk, dg, dbeta });

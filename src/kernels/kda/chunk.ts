@@ -26,11 +26,48 @@ export function chunkSlots(p: GpuProblem): number {
   return Math.floor(p.Ttot / CHUNK) + p.N;
 }
 
+/**
+ * Lowers the per-binding byte limit the head-group split works to (below the device's
+ * maxStorageBufferBindingSize), so tests can run the split path at small shapes. Undefined: the device's.
+ */
+export const kdaSplitLimit: { maxBindingBytes?: number } = {};
+
+/** Heads h0 .. h0 + HB - 1 whose per-chunk states share one buffer. */
+export interface HeadGroup {
+  h0: number;
+  HB: number;
+}
+
+/**
+ * Head groups whose per-chunk state buffers ([slots, HB, K, V] f32: 2 GiB at H=64, T=32768, d=128) each fit
+ * one storage binding. The passes that read or write those states run once per group; every other
+ * intermediate is the size of an input and stays whole.
+ */
+export function headGroups(gpu: GpuContext, p: GpuProblem): HeadGroup[] {
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, kdaSplitLimit.maxBindingBytes ?? Infinity);
+  const perHead = chunkSlots(p) * p.K * p.V * 4;
+  if (perHead > limit) {
+    throw new Error(
+      `kda chunked: one head's per-chunk states take ${perHead} bytes (T=${p.Ttot}, K=${p.K}, V=${p.V}), over the ${limit}-byte binding limit: split the sequence`,
+    );
+  }
+  const per = Math.floor(limit / perHead);
+  const groups: HeadGroup[] = [];
+  for (let h0 = 0; h0 < p.H; h0 += per) groups.push({ h0, HB: Math.min(per, p.H - h0) });
+  return groups;
+}
+
+/** Uniforms of a per-head-group kernel (GROUP_PARAMS). */
+export function groupParams(p: GpuProblem, scale: number, g: HeadGroup): Params {
+  return new Params().u32(p.H, p.N).f32(scale).u32(g.h0, g.HB, 0, 0, 0);
+}
+
 export interface ChunkSaved {
   /** [T, H, GK] within-chunk cumulative log decay. */
   gc: Tensor;
-  /** [slots, H, K, V] state entering each chunk. */
-  h: Tensor;
+  /** State entering each chunk: [slots, HB, K, V] per head group (`groups`). */
+  h: Tensor[];
+  groups: HeadGroup[];
   /** [T, H, V] the chunk-corrected values V' = U - W S. */
   Vp: Tensor;
   /** [slots, H, 64, 64] scale * A_qk (masked). */
@@ -58,12 +95,14 @@ export function dispatchChunkForward(
   const NS = chunkSlots(p);
   const v = { K, V, GK };
   const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
+  const groups = headGroups(gpu, p);
   const saved: ChunkSaved = {
     gc: gpu.empty([Ttot, H, GK]),
     W: gpu.empty([Ttot, H, K]),
     U: gpu.empty([Ttot, H, V]),
     Aqk: gpu.empty([NS, H, CHUNK, CHUNK]),
-    h: gpu.empty([NS, H, K, V]),
+    h: groups.map((gr) => gpu.empty([NS, gr.HB, K, V])),
+    groups,
     Vp: gpu.empty([Ttot, H, V]),
     T: gpu.empty([NS, H, CHUNK, CHUNK]),
     Kd: gpu.empty([Ttot, H, K]),
@@ -80,29 +119,37 @@ export function dispatchChunkForward(
   const BK = stateBK(K, BV, smem);
   const wgS = Math.min(256, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
-  gpu.dispatch({
-    kernel: {
-      name: 'kda_chunk_state',
-      key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? '_pf' : ''}`),
-      code: () => (usePrefetch ? stateWgslPrefetch(v, BV) : stateWgsl(v, BV, BK)),
-    },
-    tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h, saved.Vp],
-    params: new Params().u32(H, N, 0, 0),
-    workgroups: [V / BV, H, N],
-  });
+  for (const [gi, gr] of groups.entries()) {
+    gpu.dispatch({
+      kernel: {
+        name: 'kda_chunk_state',
+        key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? '_pf' : ''}`),
+        code: () => (usePrefetch ? stateWgslPrefetch(v, BV) : stateWgsl(v, BV, BK)),
+      },
+      tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp],
+      params: groupParams(p, scale, gr),
+      workgroups: [V / BV, gr.HB, N],
+    });
+  }
   if (out) {
     const vec4 = outputVec4Fits(v);
-    gpu.dispatch({
-      kernel: vec4
-        ? { name: 'kda_chunk_output', key: outputKey(v), code: () => outputWgsl(v) }
-        : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) },
-      tensors: [cu, q, saved.gc, saved.h, saved.Vp, saved.Aqk, out],
-      params: new Params().u32(H, N).f32(scale).u32(0),
-      workgroups: [NS, Math.ceil(V / (vec4 ? outputBV(V) : outputScalarBV(V))), H],
-    });
+    for (const [gi, gr] of groups.entries()) {
+      gpu.dispatch({
+        kernel: vec4
+          ? { name: 'kda_chunk_output', key: outputKey(v), code: () => outputWgsl(v) }
+          : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) },
+        tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp, saved.Aqk, out],
+        params: groupParams(p, scale, gr),
+        workgroups: [NS, Math.ceil(V / (vec4 ? outputBV(V) : outputScalarBV(V))), gr.HB],
+      });
+    }
   }
   for (const t of [q, k, vv, g, beta]) t.dispose();
   if (keep) return saved;
-  for (const t of Object.values(saved)) t.dispose();
+  disposeSaved(saved);
   return undefined;
+}
+
+export function disposeSaved(saved: ChunkSaved): void {
+  for (const t of [saved.gc, saved.W, saved.U, saved.Aqk, saved.Vp, saved.T, saved.Kd, ...saved.h]) t.dispose();
 }

@@ -27,6 +27,8 @@
  */
 import {
   bindings,
+  GROUP_PARAMS,
+  groupSlabBase,
   chunkSlotPrologue,
   computeMain,
   gcAtFn,
@@ -57,14 +59,12 @@ export function chunkBK(K: number): number {
   return bk;
 }
 
-const OUTPUT_PARAMS = 'H: u32, N: u32, scale: f32, _a: u32';
-
 const STATE_HEADER = (
   GK: number,
-) => `${bindings('H: u32, N: u32, _a: u32, _b: u32', ['cu: i32', 'W', 'U', 'Kd', 'gcB'], ['state', 'hB', 'Vp'])}
+) => `${bindings(GROUP_PARAMS, ['cu: i32', 'W', 'U', 'Kd', 'gcB'], ['state', 'hB', 'Vp'])}
 ${gcAtFn(GK)}`;
 
-const OUTPUT_HEADER = (GK: number) => `${bindings(OUTPUT_PARAMS, ['cu: i32', 'q', 'gcB', 'hB', 'Vp', 'Aqk'], ['o'])}
+const OUTPUT_HEADER = (GK: number) => `${bindings(GROUP_PARAMS, ['cu: i32', 'q', 'gcB', 'hB', 'Vp', 'Aqk'], ['o'])}
 ${LOCATE}
 ${gcAtFn(GK)}`;
 
@@ -134,7 +134,7 @@ var<workgroup> tile: array<f32, ${64 * BK}>;
 var<workgroup> Vsh: array<f32, ${64 * BV}>;
 
 ${computeMain(wg)}
-  ${valueTileIds(BV)}
+  ${valueTileIds(BV, true)}
   let sbase = ${slabBase(slab, 'n')};
   ${slabLoad(slab, 'Ssh', 'state', 'sbase')}
   ${SEQUENCE_CHUNKS}
@@ -143,7 +143,7 @@ ${computeMain(wg)}
     let L = min(64u, t1 - ts);
     let slot = base + j;
     workgroupBarrier();
-    let hbase = ${slabBase(slab, 'slot')};
+    let hbase = ${groupSlabBase(slab, 'slot')};
     ${slabStore(slab, 'Ssh', 'hB', 'hbase')}
     // V' = U - W S
     var acc: array<f32, ${VR}> = array<f32, ${VR}>();
@@ -221,7 +221,7 @@ var<workgroup> tile: array<vec4<f32>, ${64 * K4}>;
 var<workgroup> Vsh: array<f32, ${64 * BV}>;
 
 ${computeMain(wg)}
-  ${valueTileIds(BV)}
+  ${valueTileIds(BV, true)}
   // V' rows of this thread: rg + m NRG; state rows: the ${SR} consecutive rows from rg * ${SR}.
   let r0 = rg * ${SR}u;
   let sbase = ${slabBase(slab, 'n')};
@@ -256,7 +256,7 @@ ${computeMain(wg)}
       ${uRowsLoad(vrows, 'upre', 'tn', 'Ln')}
       for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(tn + Ln - 1u, h, r0 + m); }
     }
-    let hbase = ${slabBase(slab, 'slot')};
+    let hbase = ${groupSlabBase(slab, 'slot')};
     ${slabStore(slab, 'Ssh', 'hB', 'hbase')}
     workgroupBarrier();
     // V' = U - W S
@@ -326,12 +326,12 @@ ${OUTPUT_HEADER(GK)}
 var<workgroup> sm: array<f32, ${4096 + 64 * BV}>;
 
 ${computeMain(WG)}
-  ${chunkSlotPrologue(['slot', 'vt', 'h'])}
+  ${chunkSlotPrologue(['slot', 'vt', 'h'], true)}
   let c = lid % ${BV}u;
   let rg = lid / ${BV}u;
   let col = vt * ${BV}u + c;
   var acc: array<f32, ${OR}> = array<f32, ${OR}>();
-  let hbase = ${slabBase({ K, V, BV }, 'slot')};
+  let hbase = ${groupSlabBase({ K, V, BV }, 'slot')};
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     ${qgTileLoad('sm', K, BK, WG)}
     for (var e = lid; e < ${BK * BV}u; e += ${WG}u) {

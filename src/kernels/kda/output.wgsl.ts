@@ -10,7 +10,7 @@
  * last row (A_qk is zero above the diagonal and V' past the chunk's end).
  * Needs K and V multiples of 4 (chunk.wgsl.ts has a scalar kernel for the rest).
  */
-import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
+import { bindings, chunkSlotPrologue, computeMain, GROUP_PARAMS, LOCATE } from './wgslParts.js';
 
 export interface OutputVariant {
   K: number;
@@ -46,18 +46,18 @@ export function outputWgsl(v: OutputVariant): string {
   const gc4 =
     GK === 1 ? (row: string) => `vec4<f32>(gcB[${row}])` : (row: string, c4: string) => `gcB[${row} * ${K4}u + ${c4}]`;
   return /* wgsl */ `
-${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
+${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
 ${LOCATE}
 var<workgroup> sv: array<vec4<f32>, ${size}>;
 
 ${computeMain(wg)}
-  ${chunkSlotPrologue(['slot', 'vt', 'h'])}
+  ${chunkSlotPrologue(['slot', 'vt', 'h'], true)}
   let cg = lid % ${CG}u;
   let r0 = (lid / ${CG}u) * ${RPT}u;
   let c4 = vt * ${CG}u + cg;
   var acc: array<vec4<f32>, ${RPT}>;
   for (var a = 0u; a < ${RPT}u; a++) { acc[a] = vec4<f32>(0.0); }
-  let hbase = (slot * H + h) * ${K * V4}u;
+  let hbase = (slot * p.HB + hb) * ${K * V4}u;
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     for (var e = lid; e < ${64 * BK4}u; e += ${wg}u) {
       let i = e / ${BK4}u;

@@ -55,17 +55,26 @@ fn locate(slot: u32, N: u32) -> vec4<u32> {
   return vec4<u32>(1u, t0, min(64u, t1 - t0), lo);
 }`;
 
-/** WGSL: `let` the workgroup ids by name (x, y, z in order) and `H`. */
-export function workgroupIds(ids: readonly string[]): string {
-  return [...ids.map((id, i) => `let ${id} = wid.${'xyz'[i]};`), 'let H = p.H;'].join('\n  ');
+/**
+ * WGSL: `let` the workgroup ids by name (x, y, z in order) and `H`. With `headGroup`, the id named `h` is
+ * offset by `p.h0` (the dispatch covers heads h0 .. h0 + p.HB - 1) and `hb` is the head within the group:
+ * the index into the per-group chunk-state buffers (see headGroups in chunk.ts).
+ */
+export function workgroupIds(ids: readonly string[], headGroup = false): string {
+  return [
+    ...ids.map((id, i) =>
+      headGroup && id === 'h' ? `let hb = wid.${'xyz'[i]};\n  let h = hb + p.h0;` : `let ${id} = wid.${'xyz'[i]};`,
+    ),
+    'let H = p.H;',
+  ].join('\n  ');
 }
 
 /**
  * WGSL: the prologue of a per-chunk kernel: ids (the first one `slot`), then the chunk's first token `t0`
  * and length `L` (slots past a sequence's end return at once).
  */
-export function chunkSlotPrologue(ids: readonly string[]): string {
-  return `${workgroupIds(ids)}
+export function chunkSlotPrologue(ids: readonly string[], headGroup = false): string {
+  return `${workgroupIds(ids, headGroup)}
   let loc = locate(slot, p.N);
   if (loc.x == 0u) { return; }
   let t0 = loc.y;
@@ -79,8 +88,8 @@ export const BETA_TO_SHARED = 'if (lid < 64u) { bsh[lid] = select(0.0, beta[(t0 
  * WGSL: the prologue of a value-tile kernel over (value tile vt, head h, sequence n): thread (rg, c),
  * c = lid % BV fastest, owns column `col` of the tile; `t0`, `t1` bound sequence n.
  */
-export function valueTileIds(BV: number): string {
-  return `${workgroupIds(['vt', 'h', 'n'])}
+export function valueTileIds(BV: number, headGroup = false): string {
+  return `${workgroupIds(['vt', 'h', 'n'], headGroup)}
   let c = lid % ${BV}u;
   let rg = lid / ${BV}u;
   let col = vt * ${BV}u + c;`;
@@ -114,6 +123,13 @@ export function slabStore(s: SlabShape, shared: string, global: string, gbase: s
 /** WGSL: the start of state slab (sequence or chunk slot `idx`, head h, tile vt) in a [*, H, K, V] buffer. */
 export const slabBase = (s: Pick<SlabShape, 'K' | 'V' | 'BV'>, idx: string) =>
   `(${idx} * H + h) * ${s.K * s.V}u + vt * ${s.BV}u`;
+
+/** WGSL: the same in a head group's per-chunk state buffer [slots, p.HB, K, V] (head hb of the group). */
+export const groupSlabBase = (s: Pick<SlabShape, 'K' | 'V' | 'BV'>, idx: string) =>
+  `(${idx} * p.HB + hb) * ${s.K * s.V}u + vt * ${s.BV}u`;
+
+/** Uniform fields of the kernels that run per head group: heads, sequences, scale, first head, group size. */
+export const GROUP_PARAMS = 'H: u32, N: u32, scale: f32, h0: u32, HB: u32, _a: u32, _b: u32, _c: u32';
 
 /**
  * Threads of the state passes (forward and backward): BV columns by NRG row groups, each thread VR of the

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { openSafetensors } from '../src/io/safetensors/index.js';
 import { crossEntropy, linearCrossEntropy } from '../src/kernels/crossEntropy/index.js';
 import { crossEntropyReference, linearCrossEntropyReference } from '../src/kernels/crossEntropy/reference.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { Rng } from '../src/util/random.js';
-import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { expectClose, FIXTURES, gpuContext, hasGpu } from './helpers.js';
 
 function centralDiff(f: () => number, a: Float32Array, i: number, eps: number): number {
   const x = a[i];
@@ -157,6 +158,35 @@ describe.skipIf(!hasGpu)('cross-entropy on WebGPU vs reference', () => {
       expectClose(await out.loss.read(), [ref.loss], 1e-5, 'loss');
       expectClose(await out.dh.read(), ref.dh, 1e-4, 'dh');
       expectClose(await out.dWeight.read(), ref.dWeight, 1e-4, 'dWeight');
+    });
+  }
+});
+
+describe('cross-entropy against the golden tiny-kimi loss', () => {
+  // caseN.loss is the mean next-token cross-entropy of caseN.logits over all B*(T-1) positions, computed in
+  // float64 by the independent implementation: here every row's target is the next token, and the last
+  // position of each sequence is ignoreIndex (so it also tests the mean over counted rows).
+  for (const c of ['case0', 'case1']) {
+    it(`${c}: cpu and WebGPU within 1e-5 of the golden loss`, async () => {
+      const f = await openSafetensors(`${FIXTURES}/golden/tiny-kimi-golden.safetensors`);
+      const get = async (name: string) => {
+        if (!f.has(name)) throw new Error(`golden file lacks ${name}`);
+        return (await f.readHost(name)).data;
+      };
+      const ids = (await get(`${c}.input_ids`)) as Int32Array;
+      const logits = (await get(`${c}.logits`)) as Float32Array;
+      const golden = ((await get(`${c}.loss`)) as Float32Array)[0];
+      await f.close();
+      const V = 256;
+      const B = c === 'case0' ? 2 : 1;
+      const T = ids.length / B;
+      const targets = Int32Array.from(ids, (_, i) => (i % T === T - 1 ? -100 : ids[i + 1]));
+      const devices = [cpu, ...(hasGpu ? [(await gpuContext())!] : [])];
+      for (const d of devices) {
+        const out = crossEntropy(d.fromHost(logits, [B * T, V]), d.fromHost(targets, [B * T], 'i32'));
+        const loss = (await out.loss.read())[0];
+        expect(Math.abs(loss - golden) / golden, `${d.backend}: ${loss} vs ${golden}`).toBeLessThan(1e-5);
+      }
     });
   }
 });

@@ -3,6 +3,7 @@ import { openSafetensors } from '../src/io/safetensors/index.js';
 import { crossEntropy, linearCrossEntropy } from '../src/kernels/crossEntropy/index.js';
 import { crossEntropyReference, linearCrossEntropyReference } from '../src/kernels/crossEntropy/reference.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, FIXTURES, gpuContext, hasGpu } from './helpers.js';
 
@@ -160,6 +161,28 @@ describe.skipIf(!hasGpu)('cross-entropy on WebGPU vs reference', () => {
       expectClose(await out.dWeight.read(), ref.dWeight, 1e-4, 'dWeight');
     });
   }
+});
+
+describe.skipIf(!hasGpu)('linear cross-entropy with a bf16 LM head', () => {
+  it('N=65 D=24 V=37: WebGPU and cpu agree with the reference on the bf16 values', async () => {
+    const gpu = (await gpuContext())!;
+    const [N, D, V] = [65, 24, 37];
+    const rng = new Rng(21);
+    const h = rng.normalArray(N * D);
+    const bits = f32ArrayToBf16(rng.normalArray(V * D, 0.5));
+    const t = targetsFor(N, V, rng, 5);
+    const ref = linearCrossEntropyReference(h, bf16ArrayToF32(bits), t, { N, D, V });
+    for (const d of [cpu, gpu]) {
+      const out = linearCrossEntropy(
+        d.fromHost(h, [N, D]),
+        d.fromHost(bits, [V, D], 'bf16'),
+        d.fromHost(t, [N], 'i32'),
+      );
+      expectClose(await out.loss.read(), [ref.loss], 1e-5, `${d.backend} loss`);
+      expectClose(await out.dh.read(), ref.dh, 1e-4, `${d.backend} dh`);
+      expectClose(await out.dWeight.read(), ref.dWeight, 1e-4, `${d.backend} dWeight`);
+    }
+  });
 });
 
 describe('cross-entropy against the golden tiny-kimi loss', () => {

@@ -66,7 +66,8 @@ export function linearCrossEntropy(
   const op = 'linearCrossEntropy';
   const device = deviceOf(op, h, weight, targets);
   expectDType(op, 'h', h, ['f32']);
-  expectDType(op, 'weight', weight, ['f32']);
+  // A bf16 LM head is read as is by matmul (widened per element); gradients are f32.
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
   expectDType(op, 'targets', targets, ['i32']);
   if (h.rank !== 2) expectShape(op, 'h', h, [null, null]);
   const [N, D] = h.shape;

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device, Tensor } from '../src/tensor/tensor.js';
 import { adamwStep, axpby, clipFactorInto, scaleRows, sumsqInto } from '../src/train/optim/ops.js';
-import { matrixDims, muonStep, newtonSchulz } from '../src/train/optim/muon.js';
+import { matrixDims, muonStep, muonStepBatched, newtonSchulz } from '../src/train/optim/muon.js';
 import {
   adamwReference,
   clipReference,
@@ -134,6 +134,51 @@ describe.each(devices)('optimizer kernels on %s', (_name, dev) => {
       }
       expectClose(await f32(w), wRef, 2e-4, `w ${shape}`);
       expectClose(await f32(m), mRef, 1e-6, `m ${shape}`);
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('batched Muon on webgpu', () => {
+  it('one Newton-Schulz chain for same-shape parameters equals each parameter stepped alone (reference)', async () => {
+    const d = gpu!;
+    const shapes = [
+      [2, 7, 5],
+      [7, 5],
+      [7, 5],
+      [1, 7, 5],
+    ];
+    const wds = [0.1, 0, 0.1, 0.05];
+    const h = { lr: 0.03, momentum: 0.95 };
+    const scalars = d.fromHost(Float32Array.of(0.5), [1]);
+    const items = shapes.map((shape, k) => {
+      const n = shape.reduce((a, b) => a * b);
+      const w0 = rand(n, 50 + k);
+      const g0 = rand(n, 60 + k);
+      const wRef = w0.slice();
+      const mRef = new Float32Array(n);
+      const [E, r, c] = shape.length === 3 ? shape : [1, ...shape];
+      muonReference(g0, wRef, mRef, E, r, c, { ...h, wd: wds[k] }, 0.5);
+      return {
+        wRef,
+        mRef,
+        item: {
+          g: d.fromHost(g0, shape),
+          w: d.fromHost(w0, shape),
+          m: d.zeros(shape),
+          upd: d.zeros(shape),
+          wd: wds[k],
+        },
+      };
+    });
+    muonStepBatched(
+      items.map((x) => x.item),
+      h,
+      scalars,
+      0,
+    );
+    for (const [k, x] of items.entries()) {
+      expectClose(await f32(x.item.w), x.wRef, 2e-4, `w of item ${k}`);
+      expectClose(await f32(x.item.m), x.mRef, 1e-6, `m of item ${k}`);
     }
   });
 });

@@ -6,7 +6,7 @@
  */
 import type { ModelWeights } from '../model/weights.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
-import { muonStep } from './optim/muon.js';
+import { matrixDims, muonStepBatched } from './optim/muon.js';
 import { adamwStep } from './optim/ops.js';
 import { type Param, tensorOf } from './params.js';
 
@@ -68,10 +68,10 @@ export class Optimizer {
     lr: number,
     scalars: Tensor,
     coefSlot: number,
-    onUpdate: (p: Param, upd: Tensor, w: Tensor) => void,
+    onUpdate: (p: Param, upd: Tensor, w: Tensor, index: number) => void,
   ): void {
     const t = this.step + 1;
-    for (const p of this.params) {
+    const tensors = (p: Param) => {
       const w = tensorOf(weights, p.name);
       const g = tensorOf(grads, p.name);
       if (g.dtype !== 'f32' || w.dtype !== 'f32') {
@@ -79,27 +79,37 @@ export class Optimizer {
           `optimizer: ${p.name} has weight ${w.dtype} and gradient ${g.dtype}, expected f32 for training`,
         );
       }
-      const st = this.state.get(p.name)!;
-      const upd = w.device.empty(w.shape);
-      const wd = p.decay ? this.cfg.weight_decay : 0;
-      if (p.group === 'muon') {
-        muonStep(g, w, st[0], upd, { lr, momentum: this.cfg.momentum, wd }, scalars, coefSlot);
-      } else {
-        const [beta1, beta2] = this.cfg.betas;
-        adamwStep(
-          g,
-          w,
-          st[0],
-          st[1],
-          upd,
-          { lr: lr * this.cfg.adamw_lr_scale, beta1, beta2, eps: this.cfg.eps, wd, t },
-          scalars,
-          coefSlot,
-        );
-      }
-      onUpdate(p, upd, w);
-      upd.dispose();
+      return { w, g, st: this.state.get(p.name)!, wd: p.decay ? this.cfg.weight_decay : 0 };
+    };
+    // Muon parameters of one matrix shape are stepped together (one batched Newton-Schulz chain).
+    const groups = new Map<string, number[]>();
+    this.params.forEach((p, k) => {
+      if (p.group !== 'muon') return;
+      const [, r, c] = matrixDims(tensorOf(weights, p.name));
+      const key = `${r}x${c}`;
+      groups.set(key, [...(groups.get(key) ?? []), k]);
+    });
+    for (const ks of groups.values()) {
+      const items = ks.map((k) => {
+        const { w, g, st, wd } = tensors(this.params[k]);
+        return { g, w, m: st[0], upd: w.device.empty(w.shape), wd };
+      });
+      muonStepBatched(items, { lr, momentum: this.cfg.momentum }, scalars, coefSlot);
+      items.forEach((it, j) => {
+        onUpdate(this.params[ks[j]], it.upd, it.w, ks[j]);
+        it.upd.dispose();
+      });
     }
+    const [beta1, beta2] = this.cfg.betas;
+    this.params.forEach((p, k) => {
+      if (p.group !== 'adamw') return;
+      const { w, g, st, wd } = tensors(p);
+      const upd = w.device.empty(w.shape);
+      const h = { lr: lr * this.cfg.adamw_lr_scale, beta1, beta2, eps: this.cfg.eps, wd, t };
+      adamwStep(g, w, st[0], st[1], upd, h, scalars, coefSlot);
+      onUpdate(p, upd, w, k);
+      upd.dispose();
+    });
     this.step++;
   }
 

@@ -200,11 +200,9 @@ export class Trainer {
       clipFactorInto(sc.tensor, first, P, clipSlot, 1 / run.grad_accum, run.optimizer.grad_clip);
       const usq = sc.slot('usq', P);
       const wsq = sc.slot('wsq', P);
-      let k = 0;
-      this.optimizer.apply(model.weights, grads!, lr, sc.tensor, clipSlot + 1, (_p, upd, w) => {
+      this.optimizer.apply(model.weights, grads!, lr, sc.tensor, clipSlot + 1, (_p, upd, w, k) => {
         sumsqInto(upd, sc.tensor, usq + k);
         sumsqInto(w, sc.tensor, wsq + k);
-        k++;
       });
       for (const a of aLogNames) sc.copyFrom(a, model.w(a));
       const host = await sc.read();

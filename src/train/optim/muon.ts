@@ -72,3 +72,58 @@ export function muonStep(
     muonApply(o.reshape(w.shape), w, upd, h.lr, muonScale(rows, cols), h.wd);
   });
 }
+
+export interface MuonItem {
+  g: Tensor;
+  w: Tensor;
+  m: Tensor;
+  upd: Tensor;
+  /** Weight decay of this parameter. */
+  wd: number;
+}
+
+/**
+ * Muon for several parameters whose matrices share one shape [rows, cols] (stacks of E allowed): the
+ * momentum results are gathered into one [sum E, rows, cols] tensor so Newton-Schulz runs as one batched
+ * chain of matmuls instead of one chain per parameter (a model has dozens of same-shape projections, and
+ * each chain is ~20 dispatches). The math per matrix is exactly muonStep's.
+ */
+export function muonStepBatched(
+  items: readonly MuonItem[],
+  h: Omit<MuonHyper, 'wd'>,
+  scalars: Tensor,
+  coefSlot: number,
+): void {
+  const gpu = items.length ? asGpu(items[0].w.device) : undefined;
+  if (!gpu || items.length === 1) {
+    for (const it of items) muonStep(it.g, it.w, it.m, it.upd, { ...h, wd: it.wd }, scalars, coefSlot);
+    return;
+  }
+  const dims = items.map((it) => matrixDims(it.w));
+  const [, rows, cols] = dims[0];
+  for (const [k, [, r, c]] of dims.entries()) {
+    if (r !== rows || c !== cols) {
+      throw new Error(`muonStepBatched: item ${k} is ${r}x${c}, expected the group's ${rows}x${cols}`);
+    }
+  }
+  const total = dims.reduce((n, [E]) => n + E, 0);
+  scope(() => {
+    const U = gpu.empty([total, rows, cols]);
+    let at = 0;
+    for (const it of items) {
+      const u = gpu.empty(it.w.shape);
+      muonMomentum(it.g, it.m, u, h.momentum, scalars, coefSlot);
+      // A buffer copy needs only 4-byte alignment (a bound slice would need the storage-offset alignment).
+      gpu.copyBytes(u, 0, U, at, u.numel);
+      at += u.numel;
+    }
+    const O = newtonSchulz(U, total, rows, cols);
+    at = 0;
+    for (const it of items) {
+      const o = gpu.empty(it.w.shape);
+      gpu.copyBytes(O, at, o, 0, o.numel);
+      at += o.numel;
+      muonApply(o, it.w, it.upd, h.lr, muonScale(rows, cols), it.wd);
+    }
+  });
+}

@@ -79,6 +79,7 @@ describe('absorbed MLA decode', () => {
     dtype: 'f32' | 'bf16';
     chunks?: number;
     blockTokens?: number;
+    prefetch?: boolean;
     /** Query magnitude: large values make the block maxima move, exercising the rescaling. */
     qScale?: number;
   }
@@ -89,13 +90,23 @@ describe('absorbed MLA decode', () => {
     { lengths: [1000, 1, 63], H: 3, R: 17, Rv: 17, pageSize: 64, dtype: 'f32', chunks: 2, qScale: 4 },
     { lengths: [7, 63, 65], H: 32, R: 36, Rv: 32, pageSize: 16, dtype: 'bf16', chunks: 3 },
     { lengths: [1000, 1, 0], H: 32, R: 36, Rv: 32, pageSize: 5, dtype: 'bf16', qScale: 3 },
-    { lengths: [1000, 65], H: 32, R: 36, Rv: 32, pageSize: 64, dtype: 'bf16', chunks: 5, blockTokens: 8 },
+    {
+      lengths: [1000, 65],
+      H: 32,
+      R: 36,
+      Rv: 32,
+      pageSize: 64,
+      dtype: 'bf16',
+      chunks: 5,
+      blockTokens: 8,
+      prefetch: false,
+    },
     { lengths: [130, 17], H: 8, R: 576, Rv: 512, pageSize: 32, dtype: 'bf16' },
     { lengths: [65, 1, 7], H: 8, R: 576, Rv: 512, pageSize: 7, dtype: 'bf16', chunks: 1 },
   ];
-  for (const { lengths, H, R, Rv, pageSize, dtype, chunks, blockTokens, qScale = 0.3 } of cases) {
+  for (const { lengths, H, R, Rv, pageSize, dtype, chunks, blockTokens, prefetch, qScale = 0.3 } of cases) {
     it.skipIf(!hasGpu)(
-      `WebGPU vs reference: lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}`,
+      `WebGPU vs reference: lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}`,
       async () => {
         const gpu = (await gpuContext())!;
         const rng = new Rng(R + H + lengths.length);
@@ -109,6 +120,7 @@ describe('absorbed MLA decode', () => {
           maxLength: Math.max(...lengths),
           chunks,
           blockTokens,
+          prefetch,
         });
         // Reference on the pool as the GPU stored it (bf16-rounded rows): only summation order differs.
         const poolBits = await g.pool.read();

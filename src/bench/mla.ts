@@ -5,7 +5,7 @@
  * Reports GPU ms per call (timestamps around one compute pass of `reps` calls, median of trials), the
  * cache read rate (B * context * R * bytes per ms) and the effective rate of the f32 work
  * (B * context * H * (R + Rv) * 2 FLOP), the per-kernel split (q prep / decode / merge), and, at the
- * largest context, sweeps of chunks per sequence and rows per block. At the smallest context the result
+ * largest context, sweeps of chunks per sequence and of rows per block (with and without prefetch). At the smallest context the result
  * is checked against the plain-TS reference.
  */
 import type { Command } from 'commander';
@@ -87,9 +87,17 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   let check: Record<string, unknown> | undefined;
   const longest = Math.max(...o.context);
   for (const T of o.context) {
+    try {
+      await contextRun(T);
+    } catch (e) {
+      // One context failing (memory, binding size) must not lose the others' numbers.
+      rows.push({ context: T, batch: o.batch, error: (e as Error).message });
+    }
+  }
+  async function contextRun(T: number) {
     const x = makeInputs(gpu, o, T);
-    const call = (chunks?: number, blockTokens?: number) => () =>
-      mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, chunks, blockTokens }).dispose();
+    const call = (chunks?: number, blockTokens?: number, prefetch?: boolean) => () =>
+      mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, chunks, blockTokens, prefetch }).dispose();
     const plan = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, maxShared);
     const chunks = defaultChunks(T, o.batch, plan.TT);
     const t = await timeGpu(gpu, call(), o.reps, o.trials);
@@ -101,6 +109,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       Rv,
       cache: o.cacheDtype,
       blockTokens: plan.TT,
+      prefetch: plan.prefetch,
       chunks,
       ...rate(T, t.ms),
       kernelsMs: await kernelSplit(gpu, call(), 3),
@@ -109,7 +118,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     if (T === longest) {
       for (const c of o.sweepChunks) {
         const tc = await timeGpu(gpu, call(c), o.reps, o.trials);
-        sweep.push({ context: T, chunks: c, blockTokens: plan.TT, ...rate(T, tc.ms) });
+        sweep.push({ context: T, chunks: c, blockTokens: plan.TT, prefetch: plan.prefetch, ...rate(T, tc.ms) });
       }
       for (const tt of o.sweepBlocks) {
         const p = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, Number.POSITIVE_INFINITY, tt);
@@ -117,8 +126,16 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           sweep.push({ context: T, blockTokens: tt, skipped: `needs ${p.sharedBytes} bytes of workgroup memory` });
           continue;
         }
-        const tb = await timeGpu(gpu, call(undefined, tt), o.reps, o.trials);
-        sweep.push({ context: T, chunks: defaultChunks(T, o.batch, tt), blockTokens: tt, ...rate(T, tb.ms) });
+        for (const prefetch of [true, false]) {
+          const tb = await timeGpu(gpu, call(undefined, tt, prefetch), o.reps, o.trials);
+          sweep.push({
+            context: T,
+            chunks: defaultChunks(T, o.batch, tt),
+            blockTokens: tt,
+            prefetch,
+            ...rate(T, tb.ms),
+          });
+        }
       }
     }
     if (!check && o.batch * T <= 16384) {

@@ -24,6 +24,25 @@ export function mlaDecodeWgsl(pl: MlaDecodePlan): string {
   const NQ = THo / 4; // head quads per O tile
   const clampWord = NVT * NWT > W; // value tiles overhanging the row read a valid word (results dropped)
   const word = (j: number) => (clampWord ? `min(vt + ${j * NVT}u, ${W - 1}u)` : `vt + ${j * NVT}u`);
+  // Row staging: NU load units (u32/f32 words, or vec4s of them) per row, NL per thread when prefetching.
+  const NU = pl.vecLoad ? W / 4 : W;
+  const ET = pl.vecLoad ? `vec4<${WT}>` : WT;
+  const NL = Math.ceil((TT * NU) / WG);
+  // Unit i of the block at `tb` (i / NU < rows valid) into `x`.
+  const loadUnit = (tb: string, x: string) =>
+    `let t = ${tb} + i / ${NU}u; let page = u32(pageTable[b * p.maxPages + t / p.pageSize]); ` +
+    `${x} = pool[(page * p.pageSize + t % p.pageSize) * ${NU}u + i % ${NU}u];`;
+  const storeRow = (x: string) =>
+    pl.vecLoad
+      ? `let d = (i / ${NU}u) * ${RP}u + (i % ${NU}u) * 4u; rows[d] = ${x}.x; rows[d + 1u] = ${x}.y; rows[d + 2u] = ${x}.z; rows[d + 3u] = ${x}.w;`
+      : `rows[(i / ${NU}u) * ${RP}u + i % ${NU}u] = ${x};`;
+  const fetch = (tb: string, valid: string, ind: string) => {
+    l(`${ind}let fv = ${valid};`);
+    for (let n = 0; n < NL; n++) {
+      l(`${ind}{ let i = lid + ${n * WG}u; pf${n} = ${ET}(0);`);
+      l(`${ind}  if (i < ${TT * NU}u && i / ${NU}u < fv) { ${loadUnit(tb, `pf${n}`)} } }`);
+    }
+  };
 
   l(`struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32 };`);
   l(`@group(0) @binding(0) var<uniform> p: Params;`);
@@ -55,35 +74,37 @@ export function mlaDecodeWgsl(pl: MlaDecodePlan): string {
   for (let s = 0; s < NOS; s++)
     for (let hh = 0; hh < THo; hh++) l(`  var o${s}_${hh}_0 = vec4<f32>(0.0); var o${s}_${hh}_1 = vec4<f32>(0.0);`);
   l(`  let qBase = b * ${R * NHT}u;`);
+  if (pl.prefetch) {
+    for (let n = 0; n < NL; n++) l(`  var pf${n}: ${ET};`);
+    l(`  if (t0 < t1) {`);
+    fetch('t0', `min(${TT}u, t1 - t0)`, '    ');
+    l(`  }`);
+  }
 
   l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
   l(`    let nValid = min(${TT}u, t1 - tb);`);
   // ---- stage the block's rows (zeros past the sequence) ----
   l(`    workgroupBarrier();`);
-  if (pl.vecLoad) {
-    const NV4 = W / 4;
-    l(`    for (var i = lid; i < ${TT * NV4}u; i += ${WG}u) {`);
-    l(`      let j = i / ${NV4}u; let c = i % ${NV4}u; let t = tb + j;`);
-    l(`      var x = vec4<${WT}>(0);`);
-    l(`      if (j < nValid) {`);
-    l(`        let page = u32(pageTable[b * p.maxPages + t / p.pageSize]);`);
-    l(`        x = pool[(page * p.pageSize + t % p.pageSize) * ${NV4}u + c];`);
-    l(`      }`);
-    l(`      let d = j * ${RP}u + c * 4u;`);
-    l(`      rows[d] = x.x; rows[d + 1u] = x.y; rows[d + 2u] = x.z; rows[d + 3u] = x.w;`);
+  if (pl.prefetch) {
+    // The rows were fetched into registers during the previous block's math (or before the loop).
+    for (let n = 0; n < NL; n++) {
+      l(`    { let i = lid + ${n * WG}u;`);
+      l(`      if (i < ${TT * NU}u) { ${storeRow(`pf${n}`)} } }`);
+    }
+    l(`    workgroupBarrier();`);
+    l(`    let tn = tb + ${TT}u;`);
+    l(`    if (tn < t1) {`);
+    fetch('tn', `min(${TT}u, t1 - tn)`, '      ');
     l(`    }`);
   } else {
-    l(`    for (var i = lid; i < ${TT * W}u; i += ${WG}u) {`);
-    l(`      let j = i / ${W}u; let c = i % ${W}u; let t = tb + j;`);
-    l(`      var x = ${WT}(0);`);
-    l(`      if (j < nValid) {`);
-    l(`        let page = u32(pageTable[b * p.maxPages + t / p.pageSize]);`);
-    l(`        x = pool[(page * p.pageSize + t % p.pageSize) * ${W}u + c];`);
-    l(`      }`);
-    l(`      rows[j * ${RP}u + c] = x;`);
+    l(`    for (var i = lid; i < ${TT * NU}u; i += ${WG}u) {`);
+    l(`      var x = ${ET}(0);`);
+    l(`      let j = i / ${NU}u;`);
+    l(`      if (j < nValid) { ${loadUnit('tb', 'x')} }`);
+    l(`      ${storeRow('x')}`);
     l(`    }`);
+    l(`    workgroupBarrier();`);
   }
-  l(`    workgroupBarrier();`);
 
   // ---- S partials: task (head quad ht, token quad tt, slice ks) ----
   for (let s = 0; s < NSS; s++) {

@@ -28,6 +28,8 @@ export interface MlaDecodeOptions {
   chunks?: number;
   /** Cached rows per block (a multiple of 4); default: the largest that fits the device's workgroup memory. */
   blockTokens?: number;
+  /** Fetch the next block's rows into registers during the current block's math (default true). */
+  prefetch?: boolean;
 }
 
 export function mlaDecode(
@@ -65,7 +67,7 @@ export function mlaDecode(
     throw new Error(`mlaDecode: cache pool must be f32 or bf16, got ${pool.dtype}`);
   }
   const maxShared = gpu.limits.maxComputeWorkgroupStorageSize;
-  const base = planMlaDecode({ H, R, Rv, cacheDtype: pool.dtype }, maxShared, opts.blockTokens);
+  const base = planMlaDecode({ H, R, Rv, cacheDtype: pool.dtype }, maxShared, opts.blockTokens, opts.prefetch);
   // vec4 pool loads need the binding to start on a 16-byte boundary.
   const plan = { ...base, vecLoad: base.vecLoad && (pool.offset * (pool.dtype === 'bf16' ? 2 : 4)) % 16 === 0 };
   const maxLen = Math.max(1, opts.maxLength);

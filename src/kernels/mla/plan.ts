@@ -28,6 +28,8 @@ export interface MlaDecodePlan extends MlaDecodeVariant {
   RP: number;
   /** Pool read as vec4 words (W % 4 == 0 and a 16-byte aligned pool). */
   vecLoad: boolean;
+  /** Fetch the next block's rows into registers while the current block is multiplied. */
+  prefetch: boolean;
   /** Heads per O tile, heads padded to a multiple of it, and head quads (vec4 of heads). */
   THo: number;
   HP: number;
@@ -47,7 +49,12 @@ export interface MlaDecodePlan extends MlaDecodeVariant {
 
 export const MLA_SPLIT_WG = 256;
 
-export function planMlaDecode(v: MlaDecodeVariant, maxSharedBytes: number, blockTokens?: number): MlaDecodePlan {
+export function planMlaDecode(
+  v: MlaDecodeVariant,
+  maxSharedBytes: number,
+  blockTokens?: number,
+  prefetch = true,
+): MlaDecodePlan {
   const { H, R, Rv, cacheDtype } = v;
   if (!(H >= 1 && R >= 1 && Rv >= 1 && Rv <= R)) {
     throw new Error(`mlaDecode: need H >= 1 and 1 <= Rv <= R, got H=${H}, R=${R}, Rv=${Rv}`);
@@ -81,6 +88,7 @@ export function planMlaDecode(v: MlaDecodeVariant, maxSharedBytes: number, block
       W,
       RP,
       vecLoad: W % 4 === 0,
+      prefetch,
       THo,
       HP,
       NHT,
@@ -118,7 +126,7 @@ export function planMlaDecode(v: MlaDecodeVariant, maxSharedBytes: number, block
 }
 
 export function mlaDecodeKey(p: MlaDecodePlan): string {
-  return `mla_split_h${p.H}_r${p.R}_rv${p.Rv}_${p.cacheDtype}_tt${p.TT}_${p.vecLoad ? 'v' : 's'}`;
+  return `mla_split_h${p.H}_r${p.R}_rv${p.Rv}_${p.cacheDtype}_tt${p.TT}_${p.vecLoad ? 'v' : 's'}${p.prefetch ? '_pf' : ''}`;
 }
 
 /** Chunks per sequence: enough workgroups to fill a large GPU, at least two blocks per chunk. */

@@ -8,9 +8,11 @@
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { layerMap } from '../model/config.js';
 import type { KimiLinearModel } from '../model/forward.js';
-import { nextTokenLoss } from '../model/forward.js';
 import type { ModelWeights } from '../model/weights.js';
+import { contiguous } from '../kernels/copy/index.js';
+import { crossEntropy } from '../kernels/crossEntropy/index.js';
 import { add } from '../kernels/elementwise/index.js';
+import { scopeAsync } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { type TrainerState, latestCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { BatchSource } from './data.js';
@@ -136,21 +138,28 @@ export class Trainer {
     return b;
   }
 
-  /** Mean next-token loss over the evaluation windows (host-side cross-entropy of the logits). */
+  /**
+   * Mean next-token loss over the evaluation windows. The cross-entropy runs on the device (only the
+   * loss is read back, not the [B, T, V] logits); batches are weighted by their B*(T-1) positions.
+   */
   async evaluate(): Promise<number> {
     let total = 0;
     let count = 0;
     const T = this.o.run.seq_len;
+    const V = this.o.model.cfg.vocab_size;
+    const { device } = this.o;
     for (const b of this.o.evalSets) {
       const B = b.length / T;
-      const ids = this.o.device.fromHost(b, [B, T], 'i32');
-      const { logits, routes } = this.o.model.forward(ids);
-      const l = (await logits.toFloat32()) as Float32Array;
-      total += nextTokenLoss(l, b, B, T, this.o.model.cfg.vocab_size) * B * (T - 1);
+      const targets = new Int32Array(B * (T - 1));
+      for (let r = 0; r < B; r++) targets.set(b.subarray(r * T + 1, (r + 1) * T), r * (T - 1));
+      const loss = await scopeAsync(async () => {
+        const { logits } = this.o.model.forward(device.fromHost(b, [B, T], 'i32'));
+        const rows = contiguous(logits.narrow(1, 0, T - 1)).reshape([B * (T - 1), V]);
+        const ce = crossEntropy(rows, device.fromHost(targets, [B * (T - 1)], 'i32'));
+        return ((await ce.loss.read()) as Float32Array)[0];
+      });
+      total += loss * B * (T - 1);
       count += B * (T - 1);
-      logits.dispose();
-      for (const r of routes.values()) r.dispose();
-      ids.dispose();
     }
     return count ? total / count : Number.NaN;
   }

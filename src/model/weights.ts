@@ -49,7 +49,7 @@ export class ModelWeights {
 }
 
 /** Tensors kept in f32 whatever the requested dtype: they are small and numerically sensitive. */
-function keepF32(name: string): boolean {
+export function keepF32(name: string): boolean {
   return /(layernorm|norm)\.weight$|A_log$|dt_bias$|e_score_correction_bias$|conv1d\.weight$/.test(name);
 }
 

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { parseKimiConfigText } from '../src/model/config.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { modelGradients } from '../src/model/gradients.js';
+import { openSafetensors } from '../src/io/safetensors/index.js';
 import { loadTokenizer } from '../src/io/tokenizer/index.js';
 import { loadModel } from '../src/model/load.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
@@ -167,6 +168,39 @@ describe('divergence stops the run', () => {
     expect(err.metric).toBe('loss_spike');
     expect(err.message).toMatch(/loss 80\.0000 is over 3 x the median \d\.\d+ of the last 5 steps/);
     expect(err.message).toContain('no checkpoint was written yet');
+  });
+});
+
+describe('bf16 checkpoints', () => {
+  it('store matrices in bf16 (norms, A_log f32) and still resume exactly from the f32 masters', async () => {
+    const patch = {
+      'steps: 20': 'steps: 4',
+      'interval: 10}': 'interval: 2, model_dtype: bf16}',
+      'eval: {interval: 10': 'eval: {interval: 0',
+    };
+    const a = await runTraining(runFile(patch), { backend: 'cpu' });
+    const bFile = runFile(patch);
+    const cut = await runTraining(bFile, {
+      backend: 'cpu',
+      onStep: (m) => {
+        if (m.step === 3) throw new Error('died in step 3');
+      },
+    }).catch((e: Error) => e.message);
+    expect(cut).toBe('died in step 3');
+    const b = await runTraining(bFile, { backend: 'cpu', resume: true });
+    expect(b.metrics.map((m) => m.step)).toEqual([3, 4]);
+    for (const m of b.metrics)
+      expect(Math.abs(m.loss - a.metrics[m.step - 1].loss), `step ${m.step}`).toBeLessThanOrEqual(1e-6);
+    const f = await openSafetensors(join(a.checkpoint!, 'model.safetensors'));
+    expect(f.info('model.layers.0.self_attn.q_proj.weight').dtype).toBe('BF16');
+    expect(f.info('model.layers.1.block_sparse_moe.experts.3.w2.weight').dtype).toBe('BF16');
+    expect(f.info('model.layers.0.self_attn.A_log').dtype).toBe('F32');
+    expect(f.info('model.layers.0.input_layernorm.weight').dtype).toBe('F32');
+    await f.close();
+    // The bf16 release-format directory loads as any checkpoint does.
+    const m = await loadModel(a.checkpoint!, cpu);
+    expect(m.w('model.layers.0.self_attn.q_proj.weight').dtype).toBe('bf16');
+    m.weights.dispose();
   });
 });
 

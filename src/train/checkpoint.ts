@@ -15,7 +15,9 @@ import { join } from 'node:path';
 import type { TensorData } from '../io/safetensors/encode.js';
 import { openSafetensors, writeSafetensors } from '../io/safetensors/index.js';
 import type { KimiLinearConfig } from '../model/config.js';
-import type { ModelWeights } from '../model/weights.js';
+import { keepF32, type ModelWeights } from '../model/weights.js';
+import { f32ArrayToBf16 } from '../tensor/dtype.js';
+import { expertName } from './params.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface TrainerState {
@@ -55,27 +57,38 @@ async function writeFileSynced(path: string, text: string): Promise<void> {
   }
 }
 
-/** The model's weights under checkpoint names, routed experts unstacked, dtypes as on the device. */
-export async function modelTensorData(weights: ModelWeights): Promise<Map<string, TensorData>> {
+/**
+ * The model's weights under checkpoint names, routed experts unstacked. With `dtype` 'bf16' the matrices
+ * are stored in bf16 as the released checkpoints are (norms, A_log, dt_bias, biases, conv weights stay
+ * f32); otherwise as on the device.
+ */
+export async function modelTensorData(
+  weights: ModelWeights,
+  dtype: 'f32' | 'bf16' = 'f32',
+): Promise<Map<string, TensorData>> {
   const out = new Map<string, TensorData>();
-  for (const [name, t] of weights.tensors) out.set(name, { dtype: t.dtype, shape: [...t.shape], data: await t.read() });
+  const entry = (name: string, t: Tensor, shape: number[], data: ArrayBufferView): TensorData =>
+    dtype === 'bf16' && t.dtype === 'f32' && !keepF32(name)
+      ? { dtype: 'bf16', shape, data: f32ArrayToBf16(data as Float32Array) }
+      : { dtype: t.dtype, shape, data };
+  for (const [name, t] of weights.tensors) out.set(name, entry(name, t, [...t.shape], await t.read()));
   for (const [layer, e] of weights.experts) {
     for (const w of ['w1', 'w2', 'w3'] as const) {
       const t = e[w];
       const data = await t.read();
       const [E, r, c] = t.shape;
       for (let k = 0; k < E; k++) {
-        out.set(`model.layers.${layer}.block_sparse_moe.experts.${k}.${w}.weight`, {
-          dtype: t.dtype,
-          shape: [r, c],
-          data: data.subarray(k * r * c, (k + 1) * r * c),
-        });
+        const name = `model.layers.${layer}.block_sparse_moe.experts.${k}.${w}.weight`;
+        out.set(name, entry(name, t, [r, c], data.subarray(k * r * c, (k + 1) * r * c)));
       }
     }
   }
   // Keep the released order: sorted names, as safetensors writers usually emit.
   return new Map([...out.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
+
+/** Prefix of the f32 master weights in trainer_state.safetensors when the model file is bf16. */
+export const MASTER = 'master/';
 
 export interface SaveArgs {
   root: string;
@@ -87,6 +100,8 @@ export interface SaveArgs {
   tokenizerFiles?: ReadonlyMap<string, string>;
   /** Keep this many newest checkpoints (0 = all). */
   keep?: number;
+  /** Matrices of model.safetensors in bf16 (f32 masters then go to trainer_state.safetensors). */
+  modelDtype?: 'f32' | 'bf16';
 }
 
 /** Write a checkpoint for state.step atomically and point `latest` at it; returns its directory. */
@@ -98,11 +113,24 @@ export async function saveCheckpoint(a: SaveArgs): Promise<string> {
   await mkdir(tmp);
   try {
     await writeFileSynced(join(tmp, 'config.json'), `${JSON.stringify(a.cfg, null, 2)}\n`);
-    await writeSafetensors(join(tmp, 'model.safetensors'), await modelTensorData(a.weights), {
+    await writeSafetensors(join(tmp, 'model.safetensors'), await modelTensorData(a.weights, a.modelDtype), {
       metadata: { format: 'pt' },
     });
     const opt = new Map<string, TensorData>();
     for (const [n, t] of a.optimizerState) opt.set(n, { dtype: t.dtype, shape: [...t.shape], data: await t.read() });
+    // bf16 model files lose the low mantissa bits training needs: keep exact f32 masters for resume.
+    if (a.modelDtype === 'bf16') {
+      for (const [n, t] of a.weights.tensors)
+        if (t.dtype === 'f32' && !keepF32(n))
+          opt.set(`${MASTER}${n}`, { dtype: 'f32', shape: [...t.shape], data: await t.read() });
+      for (const [layer, e] of a.weights.experts)
+        for (const w of ['w1', 'w2', 'w3'] as const)
+          opt.set(`${MASTER}${expertName(layer, w)}`, {
+            dtype: 'f32',
+            shape: [...e[w].shape],
+            data: await e[w].read(),
+          });
+    }
     await writeSafetensors(join(tmp, 'trainer_state.safetensors'), opt);
     for (const [name, text] of a.tokenizerFiles ?? []) await writeFileSynced(join(tmp, name), text);
     await writeFileSynced(join(tmp, 'trainer_state.json'), `${JSON.stringify(a.state, null, 2)}\n`);

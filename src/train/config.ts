@@ -11,7 +11,7 @@
  *                qk_clip_tau, moe_bias_rate}
  *   schedule:   {kind: constant|cosine|wsd, warmup_steps, decay_steps, decay_shape, min_lr}
  *   eval:       {interval, batches}
- *   checkpoint: {dir, interval, keep}
+ *   checkpoint: {dir, interval, keep, model_dtype: f32|bf16 (bf16: released dtypes, f32 masters in trainer state)}
  *   metrics:    metrics.jsonl path;  run_dir: where checkpoints/metrics go (default: next to the YAML)
  *   spike:      {factor, window}: stop when loss > factor x the median of the last `window` losses
  */
@@ -87,6 +87,7 @@ const RunSchema = z.strictObject({
       dir: z.string().default('checkpoints'),
       interval: z.number().int().nonnegative().default(0),
       keep: z.number().int().nonnegative().default(3),
+      model_dtype: z.enum(['f32', 'bf16']).default('f32'),
     })
     .prefault({}),
   metrics: z.string().default('metrics.jsonl'),

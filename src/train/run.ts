@@ -16,7 +16,7 @@ import { loadKimiConfig } from '../model/loadConfig.js';
 import { randomModelWeights } from '../model/randomWeights.js';
 import { type BackendChoice, openDevice } from '../runtime/backend.js';
 import type { Device } from '../tensor/tensor.js';
-import { latestCheckpoint, readTrainerState } from './checkpoint.js';
+import { latestCheckpoint, MASTER, readTrainerState } from './checkpoint.js';
 import { configHash, loadRunConfig, type RunConfig, resolvePath } from './config.js';
 import {
   type BatchSource,
@@ -28,6 +28,7 @@ import {
   WindowSource,
 } from './data.js';
 import { defaultGradientFn, type GradientFn } from './gradients.js';
+import { tensorOf } from './params.js';
 import { type StepMetrics, Trainer } from './trainer.js';
 
 export interface RunOptions {
@@ -147,6 +148,10 @@ export async function runTraining(configPath: string, opts: RunOptions = {}): Pr
   if (resumeDir) {
     model = await loadModel(resumeDir, device, { dtype: 'f32' });
     resume = await readTrainerState(resumeDir);
+    // A bf16 model file comes with exact f32 master weights in the trainer state.
+    for (const [name, data] of resume.optimizer) {
+      if (name.startsWith(MASTER)) device.write(tensorOf(model.weights, name.slice(MASTER.length)), data);
+    }
     log(`resuming from ${resumeDir} (step ${resume.state.step})`);
   } else if ('init_from' in run.model) {
     model = await loadModel(resolvePath(run.base, run.model.init_from), device, { dtype: 'f32' });

@@ -386,6 +386,7 @@ export class Trainer {
       state,
       tokenizerFiles: this.o.tokenizerFiles,
       keep: this.o.run.checkpoint.keep,
+      modelDtype: this.o.run.checkpoint.model_dtype,
     });
     this.o.onCheckpoint?.(dir);
     return dir;

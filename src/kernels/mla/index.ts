@@ -13,7 +13,7 @@ import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32, hostI32 } f
 import { contiguous } from '../copy/index.js';
 import { cacheWriteWgsl } from './cacheWrite.wgsl.js';
 import { mlaDecodeWgsl } from './decode.wgsl.js';
-import { MLA_MERGE_WG, mlaMergeWgsl } from './merge.wgsl.js';
+import { MERGE_DV, mlaMergeWgsl } from './merge.wgsl.js';
 import { defaultChunks, mlaDecodeKey, planMlaDecode } from './plan.js';
 import { Q_PREP_WG, qPrepWgsl } from './qPrep.wgsl.js';
 import { cacheWriteReference, mlaDecodeReference } from './reference.js';
@@ -24,7 +24,7 @@ export interface MlaDecodeOptions {
   scale: number;
   /** The longest sequence in the batch (host-side bookkeeping; sets how the sequence is split). */
   maxLength: number;
-  /** Chunks per sequence; default spreads the work over ~1024 workgroups (plan.ts defaultChunks). */
+  /** Chunks per sequence; default spreads the work over ~264 workgroups (plan.ts defaultChunks). */
   chunks?: number;
   /** Cached rows per block (a multiple of 4); default: the largest that fits the device's workgroup memory. */
   blockTokens?: number;
@@ -100,7 +100,7 @@ export function mlaDecode(
     kernel: { name: 'mla_merge', key: `mla_merge_h${H}_rv${Rv}`, code: () => mlaMergeWgsl(H, Rv) },
     tensors: [partial, out],
     params: new Params().u32(chunks, 0, 0, 0),
-    workgroups: [H, B, Math.ceil(Rv / MLA_MERGE_WG)],
+    workgroups: [H, B, Math.ceil(Rv / MERGE_DV)],
   });
   q.dispose();
   qT.dispose();

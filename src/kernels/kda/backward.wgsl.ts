@@ -466,42 +466,44 @@ ${computeMain(WG)}
       sm[${G0}u + e] = gcAt(ti2, h, r);
     }
     workgroupBarrier();
+    // One sweep over the chunk's rows t serves all R rows x of this thread (R independent chains; row t's
+    // k, q, gc, beta loaded once). Pair (x, t) with t <= x: x is the later index (its q and k terms);
+    // pair (t, x) with t >= x: x is the earlier one (its k term). Both use exp(-|gc_x - gc_t|) (gc is
+    // non-increasing, so that is exp(gc_later - gc_earlier) <= 1) and the two entries M[t, x], M[x, t].
+    var aQ: array<f32, ${R}> = array<f32, ${R}>();
+    var sK: array<f32, ${R}> = array<f32, ${R}>();
+    var bK: array<f32, ${R}> = array<f32, ${R}>();
+    var xs: array<vec4<f32>, ${R}>; // k, q, gc, beta of row x
+    for (var m = 0u; m < ${R}u; m++) {
+      let x = rg + m * ${NRG}u;
+      xs[m] = vec4<f32>(sm[${K0}u + x * ${BK}u + r0], sm[${Q0}u + x * ${BK}u + r0], sm[${G0}u + x * ${BK}u + r0], bsh[x]);
+    }
+    for (var t = 0u; t < L; t++) {
+      let kt_ = sm[${K0}u + t * ${BK}u + r0];
+      let qt_ = sm[${Q0}u + t * ${BK}u + r0];
+      let gt_ = sm[${G0}u + t * ${BK}u + r0];
+      let bkt = bsh[t] * kt_;
+      for (var m = 0u; m < ${R}u; m++) {
+        let x = rg + m * ${NRG}u;
+        let e = exp(-abs(xs[m].z - gt_));
+        let mTX = sm[${M0}u + t * 64u + x];
+        let mXT = sm[${M0}u + x * 64u + t];
+        let ek = e * kt_;
+        aQ[m] += select(0.0, mTX, t <= x) * ek;
+        sK[m] += select(0.0, mXT, t < x) * ek;
+        bK[m] += (select(0.0, mXT, t >= x) * qt_ + select(0.0, mTX, t > x) * bkt) * e;
+      }
+    }
     for (var m = 0u; m < ${R}u; m++) {
       let x = rg + m * ${NRG}u;
       if (x < L) {
-        let kx = sm[${K0}u + x * ${BK}u + r0];
-        let qx = sm[${Q0}u + x * ${BK}u + r0];
-        let gx = sm[${G0}u + x * ${BK}u + r0];
-        let bx = bsh[x];
-        var aQ = 0.0;
-        var aK = 0.0;
-        var aG = 0.0;
-        var aB = 0.0;
-        // x as the later index i: pairs (x, j), j <= x.
-        for (var j = 0u; j <= x; j++) {
-          let kj = sm[${K0}u + j * ${BK}u + r0];
-          let ee = exp(gx - sm[${G0}u + j * ${BK}u + r0]) * kj;
-          let dAq = sm[${M0}u + j * 64u + x];
-          let dAk = select(0.0, sm[${M0}u + x * 64u + j], j < x);
-          aQ += dAq * ee;
-          aK += dAk * bx * ee;
-          aB += dAk * kx * ee;
-        }
-        aG += qx * aQ + kx * aK;
-        // x as the earlier index j: pairs (i, x), i >= x.
-        var bK = 0.0;
-        for (var i = x; i < L; i++) {
-          let ee = exp(sm[${G0}u + i * ${BK}u + r0] - gx);
-          let dAq = sm[${M0}u + x * 64u + i];
-          let dAk = select(0.0, sm[${M0}u + i * 64u + x], i > x);
-          bK += (dAq * sm[${Q0}u + i * ${BK}u + r0] + dAk * bsh[i] * sm[${K0}u + i * ${BK}u + r0]) * ee;
-        }
-        aG -= kx * bK;
+        let kx = xs[m].x;
+        let aK = xs[m].w * sK[m];
         let idx = ((t0 + x) * H + h) * ${K}u + kt * ${BK}u + r0;
-        dq[idx] += aQ;
-        dk[idx] += aK + bK;
-        dgc[idx] += aG;
-        dbA[m] += aB;
+        dq[idx] += aQ[m];
+        dk[idx] += aK + bK[m];
+        dgc[idx] += xs[m].y * aQ[m] + kx * aK - kx * bK[m];
+        dbA[m] += kx * sK[m];
       }
     }
   }

@@ -3,7 +3,8 @@
 # the device, generation from the tiny Kimi Linear checkpoint (random weights, so the text is noise: it
 # shows the machinery, prefill then decode from the hybrid cache), its layer map and cache sizes (and
 # the released 48B config's), a versioned token dataset built from the bundled corpus and traced back
-# to its source, and a small KDA benchmark on whatever backend this machine has.
+# to its source, a small KDA benchmark on whatever backend this machine has, and finally a few minutes of
+# training a tiny hybrid on the bundled fables (held-out loss vs a unigram baseline) and generating from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund

@@ -68,7 +68,9 @@ async function makeTokenizer(
   if (t === 'bytes') return { tok: new ByteTokenizer(), files };
   if ('path' in t) {
     const path = resolvePath(run.base, t.path);
-    const tok = await loadTokenizer(path);
+    const tok = await loadTokenizer(path).catch((e: Error) => {
+      throw new Error(`tokenizer.path: ${e.message}`);
+    });
     if (existsSync(path) && statSync(path).isDirectory()) {
       for (const f of TOKENIZER_FILE_NAMES)
         if (existsSync(join(path, f))) files.set(f, await readFile(join(path, f), 'utf8'));
@@ -98,8 +100,12 @@ async function makeTokenizer(
 async function modelConfig(run: RunConfig): Promise<KimiLinearConfig | undefined> {
   const m = run.model;
   if (!('config' in m)) return undefined;
-  if (typeof m.config === 'string') return loadKimiConfig(resolvePath(run.base, m.config));
-  return parseKimiConfig(m.config, 'run file model.config');
+  try {
+    if (typeof m.config === 'string') return await loadKimiConfig(resolvePath(run.base, m.config));
+    return parseKimiConfig(m.config, 'inline config');
+  } catch (e) {
+    throw new Error(`model.config: ${(e as Error).message}`);
+  }
 }
 
 export async function runTraining(configPath: string, opts: RunOptions = {}): Promise<RunSummary> {
@@ -154,7 +160,10 @@ export async function runTraining(configPath: string, opts: RunOptions = {}): Pr
     }
     log(`resuming from ${resumeDir} (step ${resume.state.step})`);
   } else if ('init_from' in run.model) {
-    model = await loadModel(resolvePath(run.base, run.model.init_from), device, { dtype: 'f32' });
+    const dir = resolvePath(run.base, run.model.init_from);
+    model = await loadModel(dir, device, { dtype: 'f32' }).catch((e: Error) => {
+      throw new Error(`model.init_from: cannot load the checkpoint '${dir}' (${e.message})`);
+    });
   } else {
     const cfg = (await modelConfig(run))!;
     model = new KimiLinearModel(cfg, randomModelWeights(cfg, device, 'f32', run.seed));

@@ -331,11 +331,16 @@ ${computeMain(WG)}
       sm[${D0}u + i * ${CW}u + c] = dx;
     }
     workgroupBarrier();
-    // dB = T^T dX
+    // dB = T^T dX: one sweep over the rows i serves this thread's ${RR} rows j (independent chains; T's
+    // unit diagonal is in the stored tile, and its zero upper part masks i < j).
+    var sb: array<f32, ${RR}> = array<f32, ${RR}>();
+    for (var i = 0u; i < L; i++) {
+      let di = sm[${D0}u + i * ${CW}u + c];
+      for (var m = 0u; m < ${RR}u; m++) { sb[m] += sm[${T0}u + i * 64u + rg + m * ${RG}u] * di; }
+    }
     for (var m = 0u; m < ${RR}u; m++) {
       let j = rg + m * ${RG}u;
-      var s = sm[${D0}u + j * ${CW}u + c];
-      for (var i = j + 1u; i < L; i++) { s += sm[${T0}u + i * 64u + j] * sm[${D0}u + i * ${CW}u + c]; }
+      let s = sb[m];
       sm[${B0}u + j * ${CW}u + c] = s;
       if (j < L && cc < ${K + V}u) {
         let row = (t0 + j) * H + h;

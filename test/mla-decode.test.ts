@@ -177,6 +177,17 @@ describe('absorbed MLA decode', () => {
 });
 
 describe('MLA decode plan', () => {
+  it.skipIf(!hasGpu)('more chunks than one dispatch dimension holds is an error naming the count', async () => {
+    const gpu = (await gpuContext())!;
+    const [H, R] = [4, 24];
+    const pool = gpu.zeros([2, 4, R]);
+    const table = gpu.fromHost(new Int32Array([0, 1]), [1, 2], 'i32');
+    const lens = gpu.fromHost(new Int32Array([8]), [1], 'i32');
+    const q = gpu.zeros([1, H, R]);
+    const opts = { Rv: 16, scale: 1, maxLength: 32 * 70000, chunks: 70000, blockTokens: 32 };
+    expect(() => mlaDecode(q, pool, table, lens, opts)).toThrow(/70000 chunks per sequence exceed/);
+  });
+
   it('fits the 48B shapes (H=32, R=576, Rv=512, bf16) in 48 KiB with every head and value dim covered', () => {
     const p = planMlaDecode({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16' }, 49152);
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);

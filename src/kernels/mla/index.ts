@@ -22,7 +22,10 @@ export interface MlaDecodeOptions {
   /** Value dims (kv_lora_rank): the first Rv of each cached row. */
   Rv: number;
   scale: number;
-  /** The longest sequence in the batch (host-side bookkeeping; sets how the sequence is split). */
+  /**
+   * The longest sequence in the batch (host-side bookkeeping; sets how the sequence is split). Must be at
+   * least every lengths[b]: rows past chunks * chunkLen >= maxLength are not visited.
+   */
   maxLength: number;
   /** Chunks per sequence; default spreads the work over ~264 workgroups (plan.ts defaultChunks). */
   chunks?: number;
@@ -76,6 +79,11 @@ export function mlaDecode(
     throw new Error(`mlaDecode: chunks must be a positive integer, got ${wanted}`);
   const chunkLen = Math.ceil(maxLen / wanted / plan.TT) * plan.TT;
   const chunks = Math.ceil(maxLen / chunkLen);
+  if (chunks > gpu.limits.maxComputeWorkgroupsPerDimension) {
+    throw new Error(
+      `mlaDecode: ${chunks} chunks per sequence exceed this device's ${gpu.limits.maxComputeWorkgroupsPerDimension} workgroups per dimension: pass fewer chunks`,
+    );
+  }
   const q = contiguous(qFull);
   const qT = gpu.empty([B, R, plan.HP]);
   const nq = B * R * plan.NHT;

@@ -1,21 +1,18 @@
 /**
  * Chunked KDA forward (prefill, training), chunk C = 64, in three dispatches:
  *
- *  1. intra (grid: chunk slots x heads; all chunks at once). Per chunk: gc = cumsum(g) (stored), then
- *     A_kk[i,j] = sum_c k_i k_j exp(gc_i - gc_j) (j < i) and A_qk (j <= i) accumulated over K tiles of
- *     32 channels in workgroup memory (one exp per (i, j, c), argument <= 0), 16 entries of each per
- *     thread in registers (off-diagonal 4x4 blocks split each exponent at a row between i and j, so
- *     8 exps per 16 pairs, both factors <= 1). Then (I + Diag(beta) A_kk) is inverted in place by forward substitution
- *     (the UT transform; unit lower triangular, 64 rows), and W = T Diag(beta) exp(gc) K, U = T Diag(beta) V
- *     are produced 32 columns at a time. A_qk (times scale, masked) is stored for pass 3, T (strictly
- *     lower part) for the backward, Kd = k exp(gc_last - gc) for the state passes (so their sequential
- *     loop only loads).
+ *  1. intra (grid: chunk slots x heads; all chunks at once; intra.wgsl.ts): gc = cumsum(g), A_kk and
+ *     A_qk by 16-row sub-chunks, the UT transform T = (I + Diag(beta) A_kk)^-1 by 16-row blocks, then
+ *     W = T Diag(beta) exp(gc) K, U = T Diag(beta) V. Stores gc, W, U, A_qk (scaled, masked; pass 3),
+ *     T (strictly lower part; the backward) and Kd = k exp(gc_last - gc) (so the state loop only loads).
  *  2. state (grid: value tiles x heads x sequences): the only sequential part. A workgroup keeps the slab
  *     S[:, tile of BV columns] in workgroup memory and walks its sequence's chunks: stores S (the chunk's
  *     incoming state, for pass 3 and the backward), V' = U - W S, then S = exp(gc_last) S + Kd^T V' with
  *     Kd = k exp(gc_last - gc). Splitting the value columns gives H*V/BV independent workgroups.
- *  3. output (grid: chunk slots x value tiles x heads; all chunks at once):
- *     O = (scale q exp(gc)) S_in + A_qk V'.
+ *  3. output (grid: chunk slots x value tiles x heads; all chunks at once; output.wgsl.ts, or the scalar
+ *     kernel here when K or V is not a multiple of 4): O = (scale q exp(gc)) S_in + A_qk V'.
+ * The per-chunk states are kept per head group (chunk.ts headGroups) so each fits one storage binding;
+ * passes 2 and 3 run once per group (`p.h0`, `p.HB`).
  *
  * Chunk slots: sequence s's chunk j lives in slot floor(cu[s]/64) + s + j. That map is injective and
  * stays below floor(T/64) + N, so every per-chunk buffer has a size known on the host without reading
@@ -23,7 +20,7 @@
  * sequence's end exit at once. Per-token intermediates (gc, W, U, V') are indexed by token.
  *
  * Every exp() argument is gc_i - gc_j with j <= i (or gc_last - gc_j), so <= 0; no cumulative decay is
- * ever divided by. f32 throughout. Workgroup memory stays <= 24 KiB (lavapipe has 32, the H200 48).
+ * ever divided by. f32 throughout. Workgroup memory stays <= 32 KiB (lavapipe has 32, the H200 48).
  */
 import {
   bindings,

@@ -15,8 +15,9 @@
  * f32 only. GPU kernels need K and V to be powers of two (or multiples of 32) up to 256.
  *
  * Files: reference.ts (recurrence, chunked form, both backwards), layerReference.ts (l2norm / gate /
- * sigmoid and their chain rule), recurrent.wgsl.ts + slots.ts (fused recurrent kernel), chunk.wgsl.ts +
- * chunk.ts (chunked forward), backward.wgsl.ts + backwardGpu.ts (chunked backward), prep.wgsl.ts +
+ * sigmoid and their chain rule), recurrent.wgsl.ts + slots.ts (fused recurrent kernel), intra.wgsl.ts +
+ * chunk.wgsl.ts + output.wgsl.ts + chunk.ts (chunked forward; chunk.ts also splits the per-chunk states
+ * into head groups that fit one binding), backward.wgsl.ts + backwardGpu.ts (chunked backward), prep.wgsl.ts +
  * prep.ts (layer transforms on the GPU), gpu.ts (orchestration), zeros.ts (zero fill by dispatch).
  */
 import { cpu } from '../../tensor/cpuDevice.js';

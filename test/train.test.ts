@@ -166,7 +166,9 @@ describe('divergence stops the run', () => {
     expect(err).toBeInstanceOf(TrainingStopped);
     expect(err.step).toBe(9);
     expect(err.metric).toBe('loss_spike');
-    expect(err.message).toMatch(/loss 80\.0000 is over 3 x the median \d\.\d+ of the last 5 steps/);
+    expect(err.message).toMatch(
+      /loss 80\.0000 is over 3 x the median \d\.\d+ of the last 5 steps; largest layer gradient norm: layer [01] \(\d/,
+    );
     expect(err.message).toContain('no checkpoint was written yet');
   });
 });

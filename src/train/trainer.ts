@@ -343,6 +343,10 @@ export class Trainer {
       if (firstBad) {
         const where = firstBad.layer >= 0 ? `layer ${firstBad.layer}` : 'outside the decoder layers';
         why += `; first non-finite gradient: ${firstBad.name} (${where})`;
+      } else {
+        // No non-finite tensor to name: point at the layer whose gradient is largest.
+        const top = m.grad_norm_layers.reduce((b, v, i) => (v > m.grad_norm_layers[b] ? i : b), 0);
+        why += `; largest layer gradient norm: layer ${top} (${m.grad_norm_layers[top]?.toPrecision(4)})`;
       }
       const lastGood = await latestCheckpoint(this.o.checkpointDir);
       throw new TrainingStopped(

@@ -90,29 +90,20 @@ describe('absorbed MLA decode', () => {
     { lengths: [1000, 1, 63], H: 3, R: 17, Rv: 17, pageSize: 64, dtype: 'f32', chunks: 2, qScale: 4 },
     { lengths: [7, 63, 65], H: 32, R: 36, Rv: 32, pageSize: 16, dtype: 'bf16', chunks: 3 },
     { lengths: [1000, 1, 0], H: 32, R: 36, Rv: 32, pageSize: 5, dtype: 'bf16', qScale: 3 },
+    // Blocks of 8 rows without the register prefetch (compiling this on lavapipe is cheapest at small H).
     {
       lengths: [1000, 65],
-      H: 32,
-      R: 36,
-      Rv: 32,
+      H: 3,
+      R: 17,
+      Rv: 17,
       pageSize: 64,
-      dtype: 'bf16',
+      dtype: 'f32',
       chunks: 5,
       blockTokens: 8,
       prefetch: false,
     },
-    // 263 chunks of one block (same pipeline): the merge's max / sum over more chunks than it has threads.
-    {
-      lengths: [2100, 3],
-      H: 32,
-      R: 36,
-      Rv: 32,
-      pageSize: 64,
-      dtype: 'bf16',
-      chunks: 300,
-      blockTokens: 8,
-      prefetch: false,
-    },
+    // 260 chunks of one block: the merge's max / sum over more chunks than it has threads.
+    { lengths: [8300, 3], H: 32, R: 36, Rv: 32, pageSize: 64, dtype: 'bf16', chunks: 300 },
     { lengths: [130, 17], H: 8, R: 576, Rv: 512, pageSize: 32, dtype: 'bf16' },
     { lengths: [65, 1, 7], H: 8, R: 576, Rv: 512, pageSize: 7, dtype: 'bf16', chunks: 1 },
   ];

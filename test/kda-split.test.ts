@@ -1,7 +1,7 @@
 /**
  * The chunked KDA on the GPU splits its per-chunk state buffers ([slots, heads, K, V]: 2 GiB at H=64,
  * T=32768, d=128) into head groups that each fit one storage binding. Here the binding limit is lowered
- * (kdaSplitLimit) so that 3 heads run as groups of 2 + 1 at a small shape: forward and gradients must match
+ * (kdaSplitLimit) so that 5 heads run as groups of 2 + 2 + 1 at a small shape: forward and gradients must match
  * the reference exactly as the unsplit run does (chunked tolerances: 2e-3 forward, 3e-3 gradients).
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { randomCase } from './kda-random.js';
 
-const [T, H, K, V] = [70, 3, 16, 16];
+const [T, H, K, V] = [70, 5, 16, 16];
 // 70 tokens in one sequence: 2 chunk slots, so one head's states take 2 * 16 * 16 * 4 = 2048 bytes.
 const PER_HEAD = 2 * K * V * 4;
 
@@ -21,14 +21,22 @@ afterEach(() => {
 
 describe('kda: head-group split of the chunk states', () => {
   it.skipIf(!hasGpu)(
-    'groups of 2 + 1 heads = the reference (forward and gradients)',
+    'groups of 2 + 2 + 1 heads = the reference (forward and gradients)',
     async () => {
       const gpu = (await gpuContext())!;
       kdaSplitLimit.maxBindingBytes = 2 * PER_HEAD + 100;
       const p = { Ttot: T, N: 1, H, K, V, GK: K, B: 1, T };
+      // As few groups as fit, of near-equal size.
+      kdaSplitLimit.maxBindingBytes = 3 * PER_HEAD;
+      expect(headGroups(gpu, p)).toEqual([
+        { h0: 0, HB: 3 },
+        { h0: 3, HB: 2 },
+      ]);
+      kdaSplitLimit.maxBindingBytes = 2 * PER_HEAD + 100;
       expect(headGroups(gpu, p)).toEqual([
         { h0: 0, HB: 2 },
-        { h0: 2, HB: 1 },
+        { h0: 2, HB: 2 },
+        { h0: 4, HB: 1 },
       ]);
       const c = randomCase(41, T, H, K, V);
       const S0 = new Rng(7).normalArray(H * K * V, 0.5);

@@ -51,9 +51,15 @@ export function headGroups(gpu: GpuContext, p: GpuProblem): HeadGroup[] {
       `kda chunked: one head's per-chunk states take ${perHead} bytes (T=${p.Ttot}, K=${p.K}, V=${p.V}), over the ${limit}-byte binding limit: split the sequence`,
     );
   }
-  const per = Math.floor(limit / perHead);
+  // As few groups as fit, of near-equal size: the groups' state passes run one after the other (they write
+  // the same buffers), so a small last group would add a whole sequential pass of its own for few heads.
+  const count = Math.ceil(p.H / Math.floor(limit / perHead));
   const groups: HeadGroup[] = [];
-  for (let h0 = 0; h0 < p.H; h0 += per) groups.push({ h0, HB: Math.min(per, p.H - h0) });
+  for (let i = 0, h0 = 0; i < count; i++) {
+    const HB = Math.ceil((p.H - h0) / (count - i));
+    groups.push({ h0, HB });
+    h0 += HB;
+  }
   return groups;
 }
 

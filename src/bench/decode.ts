@@ -226,10 +226,7 @@ export async function benchDecode(
     rows.push(...r.rows);
     fits.push(...r.fits);
     w.dispose();
-    if (device instanceof GpuContext) {
-      await device.sync();
-      device.pool.trim();
-    }
+    if (device instanceof GpuContext) await device.releaseMemory();
   }
   const find = (m: string, C: number, B: number) => rows.find((r) => r.model === m && r.context === C && r.batch === B);
   // TPOT ratio all-MLA / hybrid at equal batch.

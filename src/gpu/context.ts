@@ -328,6 +328,21 @@ export class GpuContext implements Device {
     await this.checkErrors();
   }
 
+  /**
+   * Give idle memory back to the driver: wait for the GPU, destroy every pooled free buffer, then wait
+   * again. Dawn frees a destroyed buffer's memory only on a later device tick after the GPU has finished
+   * with it; without the second wait, allocating the next large model at once (a benchmark timing two
+   * 98 GB models one after the other) can still find the first one's memory taken.
+   */
+  async releaseMemory(): Promise<void> {
+    await this.sync();
+    this.pool.trim();
+    for (let i = 0; i < 2; i++) {
+      this.device.queue.submit([]);
+      await this.device.queue.onSubmittedWorkDone();
+    }
+  }
+
   async checkErrors(): Promise<void> {
     if (this.lostReason) throw new Error(`the GPU device was lost (${this.lostReason})`);
     // Drain both queues before throwing, so one failure is reported once and not again at the next sync.

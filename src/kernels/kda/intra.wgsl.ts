@@ -11,8 +11,9 @@
  *     16x16 blocks, 40 lower 4x4 tiles, 40 threads) split at a row between i and j or take one exp per pair.
  *     The tiles live in workgroup memory as [channel][row] with a row stride of 68, so the 4 rows of a tile
  *     are adjacent and the transposing stores hit at most 2 threads per bank.
- *  b. (I + Diag(beta) A_kk) is inverted in place (the UT transform; unit lower triangular; row stride 65 so
- *     the 4-row tiles of step c read 4 different banks) in 16-row blocks: the four diagonal blocks at once by
+ *  b. (I + Diag(beta) A_kk) is inverted in place (the UT transform; unit lower triangular; row stride 64:
+ *     step c's 4-row reads then put 2 lanes on a bank, and the 64-column step c fits 32 KiB, so lavapipe
+ *     runs the same variant as the H200) in 16-row blocks: the four diagonal blocks at once by
  *     forward substitution (15 dependent steps instead of 63), then each row block from those above by two
  *     small products.
  *  c. [W | U] = T Diag(beta) [exp(gc) K | V], BC columns at a time, each thread a 4 x BC/16 register tile.
@@ -20,13 +21,13 @@
  *
  * Every exp() argument is <= 0 (gc is non-increasing along time: g <= 0). f32 throughout.
  */
-import { BETA_TO_SHARED, bindings, chunkSlotPrologue, computeMain, gcAtFn, LOCATE } from './wgslParts.js';
+import { bindings, chunkSlotPrologue, computeMain, gcAtFn, LOCATE } from './wgslParts.js';
 
 const WG = 256;
 /** Row stride of the [channel][row] tiles of step a. */
 const SP = 68;
 /** Row stride of the 64x64 matrix of steps b and c. */
-const TS = 65;
+const TS = 64;
 
 export interface IntraVariant {
   K: number;
@@ -49,9 +50,9 @@ function sharedFloats(BK: number, BC: number): number {
   return Math.max(5 * BK * SP + 96 * BK, 64 * TS + 64 * BC);
 }
 
-/** The widest step-c tile whose workgroup memory (plus beta) fits `smemBytes`. */
+/** The widest step-c tile whose workgroup memory fits `smemBytes` (64 from 32 KiB: lavapipe and the H200 alike). */
 export function intraBC(K: number, smemBytes: number): number {
-  return 4 * (sharedFloats(intraBK(K), 64) + 64) <= smemBytes ? 64 : 32;
+  return 4 * sharedFloats(intraBK(K), 64) <= smemBytes ? 64 : 32;
 }
 
 export function intraWgsl(v: IntraVariant): string {
@@ -69,13 +70,11 @@ ${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'q', 'k', 'vv', 'g
 ${LOCATE}
 ${gcAtFn(GK)}
 var<workgroup> sm: array<f32, ${sharedFloats(BK, BC)}>;
-var<workgroup> bsh: array<f32, 64>;
 
 fn gsm(c: u32, i: u32) -> f32 { return sm[${OG}u + c * ${SP}u + i]; }
 
 ${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
-  ${BETA_TO_SHARED}
   // Step a. Thread roles: < 96 an off-diagonal 4x4 tile of sub-chunks (I, J), < 136 a tile inside
   // sub-chunk I (a >= b in 4-row units), the rest idle.
   var I = 0u;
@@ -232,12 +231,13 @@ ${computeMain(WG)}
   if (lid < 136u) {
     for (var a = 0u; a < 4u; a++) {
       let i = i0 + a;
+      let bi = beta[(t0 + min(i, L - 1u)) * H + h];
       for (var b = 0u; b < 4u; b++) {
         let j = j0 + b;
         if (j <= i) {
           Aqk[abase + i * 64u + j] = select(0.0, aqk[a * 4u + b] * p.scale, i < L);
         }
-        if (j < i) { sm[i * ${TS}u + j] = select(0.0, bsh[i] * akk[a * 4u + b], i < L); }
+        if (j < i) { sm[i * ${TS}u + j] = select(0.0, bi * akk[a * 4u + b], i < L); }
       }
     }
   }
@@ -296,9 +296,9 @@ ${computeMain(WG)}
       if (i < L && cc < ${K + V}u) {
         let row = (t0 + i) * H + h;
         if (cc < ${K}u) {
-          b = bsh[i] * exp(gcAt(t0 + i, h, cc)) * k[row * ${K}u + cc];
+          b = beta[row] * exp(gcAt(t0 + i, h, cc)) * k[row * ${K}u + cc];
         } else {
-          b = bsh[i] * vv[row * ${V}u + cc - ${K}u];
+          b = beta[row] * vv[row * ${V}u + cc - ${K}u];
         }
       }
       sm[${OB}u + e] = b;

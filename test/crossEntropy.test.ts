@@ -5,19 +5,7 @@ import { crossEntropyReference, linearCrossEntropyReference } from '../src/kerne
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
-import { expectClose, FIXTURES, gpuContext, hasGpu } from './helpers.js';
-
-function centralDiff(f: () => number, a: Float32Array, i: number, eps: number): number {
-  const x = a[i];
-  a[i] = x + eps;
-  const xp = a[i];
-  const fp = f();
-  a[i] = x - eps;
-  const xm = a[i];
-  const fm = f();
-  a[i] = x;
-  return (fp - fm) / (xp - xm);
-}
+import { centralDiff, expectClose, FIXTURES, gpuContext, hasGpu } from './helpers.js';
 
 function targetsFor(N: number, V: number, rng: Rng, ignoreEvery = 0): Int32Array {
   return Int32Array.from({ length: N }, (_, n) => (ignoreEvery && n % ignoreEvery === 1 ? -100 : rng.int(V)));

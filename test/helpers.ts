@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { GpuContext } from '../src/gpu/context.js';
+import type { RouterConfig } from '../src/kernels/moe/index.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const FIXTURES = join(ROOT, 'fixtures');
@@ -43,6 +44,40 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   const err = relErr(actual, expected);
   expect(err, `${what}: relative error ${err.toExponential(3)} > ${tol}`).toBeLessThanOrEqual(tol);
 }
+
+/**
+ * Central difference of f at a[i], using the perturbation f32 storage really applied (a[i] +- eps rounds,
+ * so the step is xp - xm, not 2 eps). a[i] is restored afterwards.
+ */
+export function centralDiff(f: () => number, a: Float32Array, i: number, eps: number): number {
+  const x = a[i];
+  a[i] = x + eps;
+  const xp = a[i];
+  const fp = f();
+  a[i] = x - eps;
+  const xm = a[i];
+  const fm = f();
+  a[i] = x;
+  return (fp - fm) / (xp - xm);
+}
+
+/** sum_i a[i] * b[i] in f64: the scalar loss whose gradient w.r.t. a is b, for gradient checks. */
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+/** The router the MoE tests start from: the released model's sigmoid, renormalisation and scaling, at 8 experts, top-2. */
+export const ROUTER_BASE: RouterConfig = {
+  numExperts: 8,
+  topK: 2,
+  activation: 'sigmoid',
+  renormalize: true,
+  scaling: 2.446,
+  numGroups: 1,
+  topkGroup: 1,
+};
 
 /** Awkward sizes every kernel test sweeps: 1, primes near powers of two, just past tile edges. */
 export const AWKWARD = [1, 7, 63, 65, 1000] as const;

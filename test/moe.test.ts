@@ -4,23 +4,13 @@ import { expertsReference, routeReference } from '../src/kernels/moe/reference.j
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
-import { expectClose, gpuContext, hasGpu } from './helpers.js';
-
-const base: RouterConfig = {
-  numExperts: 8,
-  topK: 2,
-  activation: 'sigmoid',
-  renormalize: true,
-  scaling: 2.446,
-  numGroups: 1,
-  topkGroup: 1,
-};
+import { expectClose, gpuContext, hasGpu, ROUTER_BASE } from './helpers.js';
 
 describe('MoE routing reference', () => {
   it('picks the largest biased scores but weights by the unbiased ones', () => {
     const logits = new Float32Array([0, 1, 2, 3]);
     const bias = new Float32Array([10, 0, 0, 0]);
-    const r = routeReference(logits, bias, 1, { ...base, numExperts: 4, topK: 2, scaling: 1 });
+    const r = routeReference(logits, bias, 1, { ...ROUTER_BASE, numExperts: 4, topK: 2, scaling: 1 });
     expect(Array.from(r.idx)).toEqual([0, 3]);
     const s0 = 0.5;
     const s3 = 1 / (1 + Math.exp(-3));
@@ -30,7 +20,13 @@ describe('MoE routing reference', () => {
   it('keeps only the best groups (sum of their top-2)', () => {
     // Group 0 = {0,1}, group 1 = {2,3}. Expert 0 is best alone, but group 1 has the larger top-2 sum.
     const logits = new Float32Array([5, -5, 3, 3]);
-    const r = routeReference(logits, undefined, 1, { ...base, numExperts: 4, topK: 1, numGroups: 2, topkGroup: 1 });
+    const r = routeReference(logits, undefined, 1, {
+      ...ROUTER_BASE,
+      numExperts: 4,
+      topK: 1,
+      numGroups: 2,
+      topkGroup: 1,
+    });
     expect(Array.from(r.idx)).toEqual([2]);
   });
 });
@@ -39,19 +35,19 @@ describe.skipIf(!hasGpu)('MoE on WebGPU vs reference', () => {
   // N <= 4 takes the decode kernels (GEMV-shaped, vector loads when D and I are multiples of 8), larger N
   // the grouped tiles.
   const configs: [string, RouterConfig, number, number, number][] = [
-    ['sigmoid top-2 of 8', base, 1, 24, 40],
-    ['sigmoid top-2 of 8', base, 7, 24, 40],
-    ['sigmoid top-2 of 8', base, 65, 24, 40],
+    ['sigmoid top-2 of 8', ROUTER_BASE, 1, 24, 40],
+    ['sigmoid top-2 of 8', ROUTER_BASE, 7, 24, 40],
+    ['sigmoid top-2 of 8', ROUTER_BASE, 65, 24, 40],
     [
       'softmax top-3 of 16, 4 groups keep 2',
-      { ...base, numExperts: 16, topK: 3, activation: 'softmax', numGroups: 4, topkGroup: 2 },
+      { ...ROUTER_BASE, numExperts: 16, topK: 3, activation: 'softmax', numGroups: 4, topkGroup: 2 },
       63,
       24,
       40,
     ],
-    ['top-1 no renormalisation', { ...base, topK: 1, renormalize: false }, 33, 24, 40],
-    ['decode, odd widths (scalar loads)', base, 3, 27, 37],
-    ['decode, top-8 of 256 (the released router)', { ...base, numExperts: 256, topK: 8 }, 4, 64, 48],
+    ['top-1 no renormalisation', { ...ROUTER_BASE, topK: 1, renormalize: false }, 33, 24, 40],
+    ['decode, odd widths (scalar loads)', ROUTER_BASE, 3, 27, 37],
+    ['decode, top-8 of 256 (the released router)', { ...ROUTER_BASE, numExperts: 256, topK: 8 }, 4, 64, 48],
   ];
   for (const [name, cfg, N, D, I] of configs) {
     it(`${name}, N=${N}: same experts, weights and mixed output (f32 and bf16 experts)`, async () => {

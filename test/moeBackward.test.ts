@@ -5,35 +5,7 @@ import type { RouterConfig } from '../src/kernels/moe/index.js';
 import { expertsReference, routeReference } from '../src/kernels/moe/reference.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { Rng } from '../src/util/random.js';
-import { expectClose, gpuContext, hasGpu } from './helpers.js';
-
-function centralDiff(f: () => number, a: Float32Array, i: number, eps: number): number {
-  const x = a[i];
-  a[i] = x + eps;
-  const xp = a[i];
-  const fp = f();
-  a[i] = x - eps;
-  const xm = a[i];
-  const fm = f();
-  a[i] = x;
-  return (fp - fm) / (xp - xm);
-}
-
-function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-}
-
-const base: RouterConfig = {
-  numExperts: 8,
-  topK: 2,
-  activation: 'sigmoid',
-  renormalize: true,
-  scaling: 2.446,
-  numGroups: 1,
-  topkGroup: 1,
-};
+import { centralDiff, dot, expectClose, gpuContext, hasGpu, ROUTER_BASE } from './helpers.js';
 
 function expertsCase(N: number, D: number, I: number, E: number, k: number, seed: number) {
   const rng = new Rng(seed);
@@ -74,13 +46,13 @@ describe('MoE backward reference', () => {
   });
 
   const routeCfgs: [string, RouterConfig][] = [
-    ['sigmoid, renormalised top-2', base],
-    ['sigmoid, top-3 no renormalisation', { ...base, topK: 3, renormalize: false }],
+    ['sigmoid, renormalised top-2', ROUTER_BASE],
+    ['sigmoid, top-3 no renormalisation', { ...ROUTER_BASE, topK: 3, renormalize: false }],
     [
       'softmax top-3 of 16, 4 groups keep 2',
-      { ...base, numExperts: 16, topK: 3, activation: 'softmax', numGroups: 4, topkGroup: 2 },
+      { ...ROUTER_BASE, numExperts: 16, topK: 3, activation: 'softmax', numGroups: 4, topkGroup: 2 },
     ],
-    ['top-1 (renormalisation skipped for k = 1)', { ...base, topK: 1 }],
+    ['top-1 (renormalisation skipped for k = 1)', { ...ROUTER_BASE, topK: 1 }],
   ];
   for (const [name, cfg] of routeCfgs) {
     it(`router (${name}): matches central differences of sum(weights * g) in the logits`, () => {
@@ -132,7 +104,7 @@ describe('MoE backward reference', () => {
         { idx: cpu.fromHost(bad, [N, k], 'i32'), weights: cpu.zeros([N, k]) },
         cpu.zeros([N, k]),
         {
-          ...base,
+          ...ROUTER_BASE,
           numExperts: E,
         },
       ),
@@ -171,12 +143,20 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
   }
 
   for (const [name, cfg] of [
-    ['sigmoid, renormalised top-2 of 8', base],
+    ['sigmoid, renormalised top-2 of 8', ROUTER_BASE],
     [
       'softmax top-3 of 16, 4 groups keep 2, no renormalisation',
-      { ...base, numExperts: 16, topK: 3, activation: 'softmax', numGroups: 4, topkGroup: 2, renormalize: false },
+      {
+        ...ROUTER_BASE,
+        numExperts: 16,
+        topK: 3,
+        activation: 'softmax',
+        numGroups: 4,
+        topkGroup: 2,
+        renormalize: false,
+      },
     ],
-    ['top-1 sigmoid', { ...base, topK: 1 }],
+    ['top-1 sigmoid', { ...ROUTER_BASE, topK: 1 }],
   ] as [string, RouterConfig][]) {
     it(`router (${name}), N=65`, async () => {
       const gpu = (await gpuContext())!;

@@ -6,9 +6,9 @@
 import { cpu } from '../../tensor/cpuDevice.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32 } from '../common.js';
-import { attentionBackwardReference, attentionWithStatsReference } from './backwardReference.js';
+import { attentionBackwardReference } from './backwardReference.js';
 import { attentionBackwardGpu, attentionWithStatsGpu } from './backwardGpu.js';
-import type { AttentionDims } from './reference.js';
+import { type AttentionDims, attentionWithStatsReference } from './reference.js';
 
 export interface AttentionTrainOptions {
   causal?: boolean;

@@ -1,6 +1,7 @@
 /**
- * Reference attention forward-with-statistics and backward, per batch entry and head ([B, T, H, D] layout,
- * statistics [B, H, T]), f64 accumulation:
+ * Reference attention backward, per batch entry and head ([B, T, H, D] layout, statistics [B, H, T]),
+ * f64 accumulation. The forward with statistics (o, lse, rowMax) is attentionWithStatsReference in
+ * reference.ts:
  *   s_tj = scale * q_t . k_j            (j <= t when causal)
  *   lse_t = log sum_j exp(s_tj),  rowMax_t = max_j s_tj,  P_tj = exp(s_tj - lse_t),  o_t = sum_j P_tj v_j
  * Backward (FlashAttention-2, P recomputed from q, k and lse):
@@ -9,55 +10,6 @@
  * D_t = sum_j P_tj dP_tj because o_t = sum_j P_tj v_j, which is why the softmax Jacobian needs only o.
  */
 import type { AttentionDims } from './reference.js';
-
-export interface AttentionStats {
-  o: Float32Array;
-  lse: Float32Array;
-  rowMax: Float32Array;
-}
-
-export function attentionWithStatsReference(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  d: AttentionDims,
-): AttentionStats {
-  const { B, T, H, Dk, Dv, scale, causal } = d;
-  const o = new Float32Array(B * T * H * Dv);
-  const lse = new Float32Array(B * H * T);
-  const rowMax = new Float32Array(B * H * T);
-  const s = new Float64Array(T);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      for (let t = 0; t < T; t++) {
-        const qo = ((b * T + t) * H + h) * Dk;
-        const last = causal ? t : T - 1;
-        let max = Number.NEGATIVE_INFINITY;
-        for (let j = 0; j <= last; j++) {
-          const ko = ((b * T + j) * H + h) * Dk;
-          let dot = 0;
-          for (let c = 0; c < Dk; c++) dot += q[qo + c] * k[ko + c];
-          s[j] = dot * scale;
-          if (s[j] > max) max = s[j];
-        }
-        let sum = 0;
-        for (let j = 0; j <= last; j++) {
-          s[j] = Math.exp(s[j] - max);
-          sum += s[j];
-        }
-        const oo = ((b * T + t) * H + h) * Dv;
-        for (let c = 0; c < Dv; c++) {
-          let acc = 0;
-          for (let j = 0; j <= last; j++) acc += s[j] * v[((b * T + j) * H + h) * Dv + c];
-          o[oo + c] = acc / sum;
-        }
-        lse[(b * H + h) * T + t] = max + Math.log(sum);
-        rowMax[(b * H + h) * T + t] = max;
-      }
-    }
-  }
-  return { o, lse, rowMax };
-}
 
 export interface AttentionGrads {
   dq: Float32Array;

@@ -16,7 +16,7 @@
  * limit) is piecewise constant, so neither it nor the bias gets a gradient. Through the activation:
  *   sigmoid: dlogit_e = ds_e s_e (1 - s_e);   softmax: dlogit_e = s_e (ds_e - sum_f ds_f s_f).
  */
-import type { RouterConfig, Routes } from './reference.js';
+import { expertHidden, type RouterConfig, type Routes, routerScores } from './reference.js';
 
 export interface ExpertsGrads {
   dx: Float32Array;
@@ -49,18 +49,7 @@ export function expertsBackwardReference(
     for (let j = 0; j < topK; j++) {
       const e = routes.idx[n * topK + j];
       const w = routes.weights[n * topK + j];
-      for (let i = 0; i < I; i++) {
-        let ai = 0;
-        let bi = 0;
-        const wo = (e * I + i) * D;
-        for (let d = 0; d < D; d++) {
-          ai += w1[wo + d] * x[n * D + d];
-          bi += w3[wo + d] * x[n * D + d];
-        }
-        a[i] = ai;
-        b[i] = bi;
-        h[i] = (ai / (1 + Math.exp(-ai))) * bi;
-      }
+      expertHidden(x, n, e, w1, w3, D, I, h, a, b);
       gW2.fill(0);
       for (let d = 0; d < D; d++) {
         const g = dy[n * D + d];
@@ -109,16 +98,7 @@ export function routeBackwardReference(
   const s = new Float64Array(E);
   const ds = new Float64Array(E);
   for (let n = 0; n < N; n++) {
-    const row = logits.subarray(n * E, (n + 1) * E);
-    if (cfg.activation === 'sigmoid') {
-      for (let e = 0; e < E; e++) s[e] = 1 / (1 + Math.exp(-row[e]));
-    } else {
-      let max = Number.NEGATIVE_INFINITY;
-      for (let e = 0; e < E; e++) max = Math.max(max, row[e]);
-      let sum = 0;
-      for (let e = 0; e < E; e++) sum += s[e] = Math.exp(row[e] - max);
-      for (let e = 0; e < E; e++) s[e] /= sum;
-    }
+    routerScores(logits.subarray(n * E, (n + 1) * E), cfg.activation, s);
     ds.fill(0);
     const renorm = k > 1 && cfg.renormalize;
     let Z = 1;

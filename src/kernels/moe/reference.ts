@@ -23,6 +23,20 @@ export interface Routes {
   weights: Float32Array;
 }
 
+/** s = sigmoid(row) or softmax(row) (max-subtracted), the router scores of one token, into `s` (length E). */
+export function routerScores(row: Float32Array, activation: RouterConfig['activation'], s: Float64Array): void {
+  const E = row.length;
+  if (activation === 'sigmoid') {
+    for (let e = 0; e < E; e++) s[e] = 1 / (1 + Math.exp(-row[e]));
+  } else {
+    let max = Number.NEGATIVE_INFINITY;
+    for (let e = 0; e < E; e++) max = Math.max(max, row[e]);
+    let sum = 0;
+    for (let e = 0; e < E; e++) sum += s[e] = Math.exp(row[e] - max);
+    for (let e = 0; e < E; e++) s[e] /= sum;
+  }
+}
+
 export function routeReference(
   logits: Float32Array,
   bias: Float32Array | undefined,
@@ -37,16 +51,7 @@ export function routeReference(
   const choice = new Float64Array(E);
   const perGroup = E / cfg.numGroups;
   for (let n = 0; n < N; n++) {
-    const row = logits.subarray(n * E, (n + 1) * E);
-    if (cfg.activation === 'sigmoid') {
-      for (let e = 0; e < E; e++) s[e] = 1 / (1 + Math.exp(-row[e]));
-    } else {
-      let max = Number.NEGATIVE_INFINITY;
-      for (let e = 0; e < E; e++) max = Math.max(max, row[e]);
-      let sum = 0;
-      for (let e = 0; e < E; e++) sum += s[e] = Math.exp(row[e] - max);
-      for (let e = 0; e < E; e++) s[e] /= sum;
-    }
+    routerScores(logits.subarray(n * E, (n + 1) * E), cfg.activation, s);
     for (let e = 0; e < E; e++) choice[e] = s[e] + (bias ? bias[e] : 0);
     // Group limit: a group's score is the sum of its two best choices.
     const allowed = new Uint8Array(E).fill(1);
@@ -93,6 +98,36 @@ export function routeReference(
 }
 
 /**
+ * One expert's hidden activation for token n: a = W1_e x_n, b = W3_e x_n, h = silu(a) * b (f64), into `h`;
+ * `a` and `b` too when given (the backward needs them).
+ */
+export function expertHidden(
+  x: Float32Array,
+  n: number,
+  e: number,
+  w1: Float32Array,
+  w3: Float32Array,
+  D: number,
+  I: number,
+  h: Float64Array,
+  a?: Float64Array,
+  b?: Float64Array,
+): void {
+  for (let i = 0; i < I; i++) {
+    let ai = 0;
+    let bi = 0;
+    const wo = (e * I + i) * D;
+    for (let d = 0; d < D; d++) {
+      ai += w1[wo + d] * x[n * D + d];
+      bi += w3[wo + d] * x[n * D + d];
+    }
+    if (a) a[i] = ai;
+    if (b) b[i] = bi;
+    h[i] = (ai / (1 + Math.exp(-ai))) * bi;
+  }
+}
+
+/**
  * Reference sparse expert mixing: y[n] = sum_j w[n,j] * W2_e (silu(W1_e x) * W3_e x), e = idx[n,j].
  * Expert weights stacked: w1, w3 [E, I, D]; w2 [E, D, I].
  */
@@ -111,16 +146,7 @@ export function expertsReference(
     for (let j = 0; j < topK; j++) {
       const e = routes.idx[n * topK + j];
       const w = routes.weights[n * topK + j];
-      for (let i = 0; i < I; i++) {
-        let a = 0;
-        let b = 0;
-        const wo = (e * I + i) * D;
-        for (let d = 0; d < D; d++) {
-          a += w1[wo + d] * x[n * D + d];
-          b += w3[wo + d] * x[n * D + d];
-        }
-        h[i] = (a / (1 + Math.exp(-a))) * b;
-      }
+      expertHidden(x, n, e, w1, w3, D, I, h);
       for (let d = 0; d < D; d++) {
         let acc = 0;
         const wo = (e * D + d) * I;

@@ -204,7 +204,17 @@ export function registerKdaBench(bench: Command): void {
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);
       console.log(`kda on ${String((result.machine as { adapter?: string }).adapter ?? dev.backend)}`);
-      console.log(renderTable(result.chunked));
+      // Per-kernel times (--profile) in a table of their own, one row per (pass, T, kernel).
+      console.log(renderTable(result.chunked.map(({ kernelsMs: _, ...row }) => row)));
+      const kernels = result.chunked.flatMap((r) =>
+        Object.entries((r.kernelsMs ?? {}) as Record<string, number>).map(([kernel, ms]) => ({
+          pass: r.pass,
+          T: r.T,
+          kernel,
+          ms,
+        })),
+      );
+      if (kernels.length) console.log(renderTable(kernels));
       console.log(renderTable(result.decode));
     },
   );

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { allMlaConfig, benchTrain, parameterCounts, trainStepFlops } from '../src/bench/train.js';
+import { allMlaConfig } from '../src/bench/modelConfig.js';
+import { benchTrain, parameterCounts, trainStepFlops } from '../src/bench/train.js';
 import { layerMap, parseKimiConfig } from '../src/model/config.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';

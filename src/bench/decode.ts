@@ -12,7 +12,6 @@
  * one buffer binding) is reported, and with `maxBatch` timed, giving the throughput each variant reaches
  * at the batch its cache allows.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
@@ -26,19 +25,11 @@ import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
 import { profileDecodeStep } from './decodeProfile.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
+import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
 const PRESETS: Record<string, string> = {
   'kimi-linear-48b-a3b': '../../fixtures/configs/kimi-linear-48b-a3b.json',
 };
-
-/** The same model with every layer full attention. */
-function allMla(json: Record<string, unknown>): Record<string, unknown> {
-  const L = json.num_hidden_layers as number;
-  const lac = { ...(json.linear_attn_config as Record<string, unknown>) };
-  lac.kda_layers = [];
-  lac.full_attn_layers = Array.from({ length: L }, (_, i) => i + 1);
-  return { ...json, linear_attn_config: lac };
-}
 
 function weightBytes(model: KimiLinearModel): number {
   let b = 0;
@@ -210,7 +201,7 @@ export async function benchDecode(
   const weights: Record<string, number> = {};
   for (const [name, cfgJson] of [
     ['hybrid', json],
-    ['all-MLA', allMla(json)],
+    ['all-MLA', allMlaConfig(json)],
   ] as const) {
     if (o.variants && !o.variants.includes(name)) continue;
     const cfg: KimiLinearConfig = parseKimiConfig(cfgJson, `${name} config`);
@@ -319,18 +310,8 @@ export function registerDecodeBench(bench: Command): void {
         ['--weights-dtype', opts.weightsDtype],
       ])
         if (v !== 'bf16' && v !== 'f32') throw new Error(`${k}: '${v}' is not bf16 or f32`);
-      let file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
-      if (opts.preset) {
-        const rel = PRESETS[opts.preset];
-        if (!rel) throw new Error(`--preset: unknown '${opts.preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
-        file = new URL(rel, import.meta.url).pathname;
-      }
-      let json: Record<string, unknown>;
-      try {
-        json = JSON.parse(await readFile(file!, 'utf8'));
-      } catch (e) {
-        throw new Error(`${file}: cannot read the config (${(e as Error).message})`);
-      }
+      const file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
+      const json = await readBenchConfig(file, opts.preset, PRESETS);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
       const result = await benchDecode(
         device,

@@ -5,12 +5,7 @@
  */
 import type { GpuContext } from '../gpu/context.js';
 import type { BatchSession } from '../model/batchSession.js';
-
-export interface KernelShare {
-  name: string;
-  ms: number;
-  dispatches: number;
-}
+import { type KernelShare, sumByKernel } from './harness.js';
 
 export interface StepProfile {
   /** Sum of every dispatch's GPU time. */
@@ -28,14 +23,9 @@ export async function profileDecodeStep(gpu: GpuContext, s: BatchSession, tokens
     s.recordStep(tokens).dispose();
     recordMs = performance.now() - t0;
   });
-  const byName = new Map<string, KernelShare>();
-  for (const d of spans) {
-    const k = byName.get(d.name) ?? { name: d.name, ms: 0, dispatches: 0 };
-    k.ms += d.ms;
-    k.dispatches++;
-    byName.set(d.name, k);
-  }
-  const kernels = [...byName.values()].sort((a, b) => b.ms - a.ms).map((k) => ({ ...k, ms: Number(k.ms.toFixed(4)) }));
+  const kernels = sumByKernel(spans)
+    .sort((a, b) => b.ms - a.ms)
+    .map((k) => ({ ...k, ms: Number(k.ms.toFixed(4)) }));
   return {
     gpuMs: Number(spans.reduce((a, d) => a + d.ms, 0).toFixed(4)),
     dispatches: spans.length,

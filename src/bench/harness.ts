@@ -1,7 +1,8 @@
 /**
  * What every GPU benchmark shares: opening the device with timer precision, timing a region on the GPU
  * (median over trials, several repetitions per trial so launch gaps and timer granularity vanish), and
- * describing the machine in the result so numbers can be compared across runs.
+ * describing the machine in the result so numbers can be compared across runs; and the per-kernel split
+ * of a profiled recording.
  */
 import { GpuContext } from '../gpu/context.js';
 import type { GpuFlagOptions } from '../cli/shared.js';
@@ -49,6 +50,48 @@ export async function timeHost(gpu: GpuContext, body: () => void, reps: number, 
     per.push((performance.now() - t0) / reps);
   }
   return { ms: median(per), trials: per, source: 'host' };
+}
+
+export interface KernelShare {
+  name: string;
+  /** GPU ms of all this kernel's dispatches together. */
+  ms: number;
+  dispatches: number;
+}
+
+/** The spans of one profiled recording (GpuContext.profile) summed by kernel name, in first-seen order. */
+export function sumByKernel(spans: readonly { name: string; ms: number }[]): KernelShare[] {
+  const byName = new Map<string, KernelShare>();
+  for (const d of spans) {
+    const k = byName.get(d.name) ?? { name: d.name, ms: 0, dispatches: 0 };
+    k.ms += d.ms;
+    k.dispatches++;
+    byName.set(d.name, k);
+  }
+  return [...byName.values()];
+}
+
+/**
+ * Per-kernel GPU ms of one recording of `body`, summed by kernel name, median of `trials` profiled runs.
+ * `warmUp` runs `body` once untimed first (pipeline compilation would land in the first trial otherwise);
+ * a caller that has just timed the same body can skip it.
+ */
+export async function profileKernels(
+  gpu: GpuContext,
+  body: () => void,
+  trials: number,
+  opts: { warmUp: boolean },
+): Promise<Record<string, number>> {
+  if (opts.warmUp) await gpu.time(body);
+  const runs: Record<string, number>[] = [];
+  for (let t = 0; t < trials; t++) {
+    const byName: Record<string, number> = {};
+    for (const k of sumByKernel(await gpu.profile(body))) byName[k.name] = k.ms;
+    runs.push(byName);
+  }
+  const out: Record<string, number> = {};
+  for (const name of Object.keys(runs[0])) out[name] = Number(median(runs.map((r) => r[name])).toFixed(4));
+  return out;
 }
 
 function median(values: number[]): number {

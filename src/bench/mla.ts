@@ -17,7 +17,7 @@ import { mlaDecodeReference } from '../kernels/mla/reference.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { bf16ArrayToF32 } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { machine, openBenchDevice, parseList, timeGpu } from './harness.js';
+import { machine, openBenchDevice, parseList, profileKernels, timeGpu } from './harness.js';
 
 export interface MlaBenchOptions {
   context: number[];
@@ -52,22 +52,6 @@ function makeInputs(gpu: GpuContext, o: MlaBenchOptions, T: number): Inputs {
     table: gpu.fromHost(table, [o.batch, pagesPerSeq], 'i32'),
     lengths: gpu.fromHost(new Int32Array(o.batch).fill(T), [o.batch], 'i32'),
   };
-}
-
-/** Per-kernel GPU ms of one call, median over trials. */
-async function kernelSplit(gpu: GpuContext, body: () => void, trials: number): Promise<Record<string, number>> {
-  const runs: Record<string, number>[] = [];
-  for (let t = 0; t < trials; t++) {
-    const byName: Record<string, number> = {};
-    for (const d of await gpu.profile(body)) byName[d.name] = (byName[d.name] ?? 0) + d.ms;
-    runs.push(byName);
-  }
-  const out: Record<string, number> = {};
-  for (const name of Object.keys(runs[0])) {
-    const v = runs.map((r) => r[name]).sort((a, b) => a - b);
-    out[name] = Number(v[Math.floor(v.length / 2)].toFixed(4));
-  }
-  return out;
 }
 
 export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
@@ -112,7 +96,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       prefetch: plan.prefetch,
       chunks,
       ...rate(T, t.ms),
-      kernelsMs: await kernelSplit(gpu, call(), 3),
+      // No warm-up: timeGpu above just ran this call.
+      kernelsMs: await profileKernels(gpu, call(), 3, { warmUp: false }),
       timer: t.source,
     });
     if (T === longest) {

@@ -10,7 +10,6 @@
  * N_act = every weight except the embedding table (a lookup, not a matmul), with routed experts
  * counted at top_k / E of their size. The optimizer's Newton-Schulz work is not counted as useful.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
@@ -24,6 +23,7 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
+import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
 const PRESETS: Record<string, string> = {
   'train-100m': '../../fixtures/configs/train-100m.json',
@@ -32,14 +32,6 @@ const PRESETS: Record<string, string> = {
 };
 
 const KDA_CHUNK = 64;
-
-export function allMlaConfig(json: Record<string, unknown>): Record<string, unknown> {
-  const L = json.num_hidden_layers as number;
-  const lac = { ...(json.linear_attn_config as Record<string, unknown>) };
-  lac.kda_layers = [];
-  lac.full_attn_layers = Array.from({ length: L }, (_, i) => i + 1);
-  return { ...json, linear_attn_config: lac };
-}
 
 /** Activated parameters (embedding excluded, routed experts at top_k/E) and total parameters. */
 export function parameterCounts(model: KimiLinearModel): { activated: number; total: number } {
@@ -193,18 +185,7 @@ export function registerTrainBench(bench: Command): void {
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
     if (!!opts.config === !!opts.preset) throw new Error('bench train: give exactly one of --config or --preset');
-    let file = opts.config;
-    if (opts.preset) {
-      const rel = PRESETS[opts.preset];
-      if (!rel) throw new Error(`--preset: unknown '${opts.preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
-      file = new URL(rel, import.meta.url).pathname;
-    }
-    let json: Record<string, unknown>;
-    try {
-      json = JSON.parse(await readFile(file!, 'utf8'));
-    } catch (e) {
-      throw new Error(`${file}: cannot read the config (${(e as Error).message})`);
-    }
+    const json = await readBenchConfig(opts.config, opts.preset, PRESETS);
     const variants = opts.variants.split(',').map((v) => v.trim());
     for (const v of variants)
       if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);

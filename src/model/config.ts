@@ -97,7 +97,8 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-function show(v: unknown): string {
+/** A value as config errors quote it: JSON, cut to 60 characters. */
+export function show(v: unknown): string {
   const s = JSON.stringify(v);
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }

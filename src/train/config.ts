@@ -20,6 +20,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { type core, z } from 'zod';
+import { show } from '../model/config.js';
 
 const pos = () => z.number().int().positive();
 
@@ -105,11 +106,6 @@ export type RunConfig = z.output<typeof RunSchema> & {
 
 export class RunConfigError extends Error {
   override name = 'RunConfigError';
-}
-
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 function issueText(i: core.$ZodIssue): string {

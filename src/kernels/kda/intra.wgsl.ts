@@ -55,6 +55,11 @@ export function intraBC(K: number, smemBytes: number): number {
   return 4 * sharedFloats(intraBK(K), 64) <= smemBytes ? 64 : 32;
 }
 
+const R4 = [0, 1, 2, 3];
+const X = 'xyzw';
+/** WGSL: vec4 of buf[idx .. idx + 3]. */
+const v4 = (buf: string, idx: string) => `vec4<f32>(${R4.map((u) => `${buf}[${idx} + ${u}u]`).join(', ')})`;
+
 export function intraWgsl(v: IntraVariant): string {
   const { K, V, GK, BC } = v;
   const BK = intraBK(K);
@@ -63,6 +68,9 @@ export function intraWgsl(v: IntraVariant): string {
   const knOff = (I: string) => `(${OKN}u + 8u * ${I} * (${I} - 1u) * ${BK}u)`;
   const OB = 64 * TS;
   const CPT = BC / 16;
+  /** WGSL: a vec<CPT> of buf[idx .. idx + CPT - 1]. */
+  const vN = (buf: string, idx: string) =>
+    `vec${CPT}<f32>(${Array.from({ length: CPT }, (_, u) => `${buf}[${idx} + ${u}u]`).join(', ')})`;
   const NE = Math.ceil((64 * BK) / WG);
   const gIdx = GK === 1 ? 'row' : `row * ${K}u + k0 + c`;
   return /* wgsl */ `
@@ -96,8 +104,12 @@ ${computeMain(WG)}
     j0 = 16u * I + 4u * (t - a * (a + 1u) / 2u);
     diag = true;
   }
-  var akk: array<f32, 16> = array<f32, 16>();
-  var aqk: array<f32, 16> = array<f32, 16>();
+  // Accumulators: row a of the 4x4 tile in akk<a>, aqk<a> (columns as components); no indexed arrays, so
+  // nothing depends on the compiler unrolling loops to keep them in registers.
+  ${R4.map(
+    (a) => `var akk${a} = vec4<f32>(0.0);
+  var aqk${a} = vec4<f32>(0.0);`,
+  ).join('\n  ')}
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     let k0 = kt * ${BK}u;
     for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
@@ -163,58 +175,38 @@ ${computeMain(WG)}
     if (lid < 96u) {
       let kb = ${knOff('I')};
       for (var c = 0u; c < ${BK}u; c++) {
-        var qi: array<f32, 4>;
-        var ki: array<f32, 4>;
-        var kj: array<f32, 4>;
-        for (var a = 0u; a < 4u; a++) {
-          qi[a] = sm[${OQS}u + c * ${SP}u + i0 + a];
-          ki[a] = sm[${OKS}u + c * ${SP}u + i0 + a];
-          kj[a] = sm[kb + c * 16u * I + j0 + a];
-        }
-        for (var a = 0u; a < 4u; a++) {
-          for (var b = 0u; b < 4u; b++) {
-            akk[a * 4u + b] += ki[a] * kj[b];
-            aqk[a * 4u + b] += qi[a] * kj[b];
-          }
-        }
+        let qi = ${v4('sm', `${OQS}u + c * ${SP}u + i0`)};
+        let ki = ${v4('sm', `${OKS}u + c * ${SP}u + i0`)};
+        let kj = ${v4('sm', 'kb + c * 16u * I + j0')};
+        ${R4.map(
+          (a) => `akk${a} += ki.${X[a]} * kj;
+        aqk${a} += qi.${X[a]} * kj;`,
+        ).join('\n        ')}
       }
     } else if (diag) {
       for (var c = 0u; c < ${BK}u; c++) {
-        var qi: array<f32, 4>;
-        var ki: array<f32, 4>;
-        var gi: array<f32, 4>;
-        var kj: array<f32, 4>;
-        var gj: array<f32, 4>;
-        for (var a = 0u; a < 4u; a++) {
-          qi[a] = sm[${OQ}u + c * ${SP}u + i0 + a];
-          ki[a] = sm[${OK}u + c * ${SP}u + i0 + a];
-          gi[a] = gsm(c, i0 + a);
-          kj[a] = sm[${OK}u + c * ${SP}u + j0 + a];
-          gj[a] = gsm(c, j0 + a);
-        }
+        let qi = ${v4('sm', `${OQ}u + c * ${SP}u + i0`)};
+        let ki = ${v4('sm', `${OK}u + c * ${SP}u + i0`)};
+        let gi = ${v4('sm', `${OG}u + c * ${SP}u + i0`)};
+        let kj = ${v4('sm', `${OK}u + c * ${SP}u + j0`)};
+        let gj = ${v4('sm', `${OG}u + c * ${SP}u + j0`)};
         if (i0 == j0) {
-          for (var a = 0u; a < 4u; a++) {
-            for (var b = 0u; b < 4u; b++) {
-              // Pairs above the diagonal are masked later; min() keeps their exp finite.
-              let e = exp(min(gi[a] - gj[b], 0.0)) * kj[b];
-              akk[a * 4u + b] += ki[a] * e;
-              aqk[a * 4u + b] += qi[a] * e;
-            }
-          }
+          // Pairs above the diagonal are masked later; min() keeps their exp finite.
+          ${R4.map(
+            (a) => `let e${a} = exp(min(gi.${X[a]} - gj, vec4<f32>(0.0))) * kj;
+          akk${a} += ki.${X[a]} * e${a};
+          aqk${a} += qi.${X[a]} * e${a};`,
+          ).join('\n          ')}
         } else {
           // Split at row j0 + 3 (between j and i): both factors <= 1, 8 exps for 16 pairs.
-          let gr = gj[3];
-          var ej: array<f32, 4>;
-          for (var b = 0u; b < 4u; b++) { ej[b] = exp(gr - gj[b]) * kj[b]; }
-          for (var a = 0u; a < 4u; a++) {
-            let ea = exp(gi[a] - gr);
-            let kx = ki[a] * ea;
-            let qx = qi[a] * ea;
-            for (var b = 0u; b < 4u; b++) {
-              akk[a * 4u + b] += kx * ej[b];
-              aqk[a * 4u + b] += qx * ej[b];
-            }
-          }
+          let ej = exp(gj.w - gj) * kj;
+          let ea = exp(gi - gj.w);
+          let kx = ki * ea;
+          let qx = qi * ea;
+          ${R4.map(
+            (a) => `akk${a} += kx.${X[a]} * ej;
+          aqk${a} += qx.${X[a]} * ej;`,
+          ).join('\n          ')}
         }
       }
     }
@@ -229,17 +221,18 @@ ${computeMain(WG)}
     if (j >= i) { sm[i * ${TS}u + j] = 0.0; }
   }
   if (lid < 136u) {
-    for (var a = 0u; a < 4u; a++) {
-      let i = i0 + a;
+    ${R4.map(
+      (a) => `{
+      let i = i0 + ${a}u;
       let bi = beta[(t0 + min(i, L - 1u)) * H + h];
-      for (var b = 0u; b < 4u; b++) {
-        let j = j0 + b;
-        if (j <= i) {
-          Aqk[abase + i * 64u + j] = select(0.0, aqk[a * 4u + b] * p.scale, i < L);
-        }
-        if (j < i) { sm[i * ${TS}u + j] = select(0.0, bi * akk[a * 4u + b], i < L); }
-      }
-    }
+      ${R4.map(
+        (
+          b,
+        ) => `if (j0 + ${b}u <= i) { Aqk[abase + i * 64u + j0 + ${b}u] = select(0.0, aqk${a}.${X[b]} * p.scale, i < L); }
+      if (j0 + ${b}u < i) { sm[i * ${TS}u + j0 + ${b}u] = select(0.0, bi * akk${a}.${X[b]}, i < L); }`,
+      ).join('\n      ')}
+    }`,
+    ).join('\n    ')}
   }
   workgroupBarrier();
   // Step b. T = (I + A)^-1, unit lower triangular (only its strictly lower part is stored), by blocks of 16:
@@ -304,32 +297,32 @@ ${computeMain(WG)}
       sm[${OB}u + e] = b;
     }
     workgroupBarrier();
-    var acc: array<f32, ${4 * CPT}>;
-    for (var a = 0u; a < 4u; a++) {
-      for (var u = 0u; u < ${CPT}u; u++) { acc[a * ${CPT}u + u] = sm[${OB}u + (r0 + a) * ${BC}u + cg * ${CPT}u + u]; }
-    }
+    // Row a of the tile in acc<a> (${CPT} columns as components); starts at B (T's unit diagonal).
+    ${R4.map((a) => `var acc${a} = ${vN('sm', `${OB}u + (r0 + ${a}u) * ${BC}u + cg * ${CPT}u`)};`).join('\n    ')}
     for (var j = 0u; j < r0 + 3u; j++) {
-      var t: array<f32, 4>;
-      for (var a = 0u; a < 4u; a++) { t[a] = sm[(r0 + a) * ${TS}u + j]; }
-      for (var u = 0u; u < ${CPT}u; u++) {
-        let bj = sm[${OB}u + j * ${BC}u + cg * ${CPT}u + u];
-        for (var a = 0u; a < 4u; a++) { acc[a * ${CPT}u + u] += t[a] * bj; }
-      }
+      let bj = ${vN('sm', `${OB}u + j * ${BC}u + cg * ${CPT}u`)};
+      ${R4.map((a) => `acc${a} += sm[(r0 + ${a}u) * ${TS}u + j] * bj;`).join('\n      ')}
     }
-    for (var a = 0u; a < 4u; a++) {
-      let i = r0 + a;
+    ${R4.map(
+      (a) => `{
+      let i = r0 + ${a}u;
       let row = (t0 + i) * H + h;
-      for (var u = 0u; u < ${CPT}u; u++) {
-        let cc = ct * ${BC}u + cg * ${CPT}u + u;
+      ${Array.from({ length: CPT }, (_, u) => u)
+        .map(
+          (u) => `{
+        let cc = ct * ${BC}u + cg * ${CPT}u + ${u}u;
         if (i < L) {
           if (cc < ${K}u) {
-            W[row * ${K}u + cc] = acc[a * ${CPT}u + u];
+            W[row * ${K}u + cc] = acc${a}.${X[u]};
           } else if (cc < ${K + V}u) {
-            U[row * ${V}u + cc - ${K}u] = acc[a * ${CPT}u + u];
+            U[row * ${V}u + cc - ${K}u] = acc${a}.${X[u]};
           }
         }
-      }
-    }
+      }`,
+        )
+        .join('\n      ')}
+    }`,
+    ).join('\n    ')}
     workgroupBarrier();
   }
 }`;

@@ -10,7 +10,7 @@
  *   pointwise  per position: h = silu(a) b, dWeights = g . h, then in place a <- da, b <- db, g <- w h
  *   outer      per expert, weight gradients as sums over that expert's segment of rows:
  *                dW2_e = dy_seg^T (w h)_seg,   dW1_e = da_seg^T x_seg,   dW3_e = db_seg^T x_seg
- *   combine    dx[n] = sum_j dxp[slotPos[n k + j]]   (fixed slot order: deterministic)
+ *   combine    dx[n] = sum_j dxp[slotPos[n k + j]]   (grouped.wgsl.ts combineWgsl, unweighted: fixed slot order)
  * Every output element has exactly one writer, so no float atomics are needed.
  */
 import { linearGroup } from '../common.js';
@@ -266,28 +266,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       C1[o] = acc1[mm * 4u + nn];
       ${v.dual ? 'C2[o] = acc2[mm * 4u + nn];' : ''}
     }
-  }
-}`;
-}
-
-export const COMBINE_WG = 256;
-
-/** dx[n, d] = sum_j dxp[slotPos[n k + j], d]. */
-export function combineSumWgsl(k: number): string {
-  return /* wgsl */ `
-struct Params { N: u32, D: u32, _a: u32, _b: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> Y: array<f32>;
-@group(0) @binding(2) var<storage, read> slotPos: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${COMBINE_WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let n = wid.x + wid.y * 65535u;
-  if (n >= p.N) { return; }
-  for (var d = lid; d < p.D; d += ${COMBINE_WG}u) {
-    var acc = 0.0;
-    for (var j = 0u; j < ${k}u; j++) { acc += Y[slotPos[n * ${k}u + j] * p.D + d]; }
-    out[n * p.D + d] = acc;
   }
 }`;
 }

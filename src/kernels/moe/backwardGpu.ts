@@ -6,7 +6,6 @@ import { grid1d } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import type { ExpertsGradients } from './backward.js';
 import {
-  combineSumWgsl,
   OUTER_TILE,
   type OuterVariant,
   outerKey,
@@ -20,9 +19,9 @@ import {
   rowsWgsl,
 } from './backward.wgsl.js';
 import { ROUTE_BWD_WG, routeBackwardKey, routeBackwardWgsl } from './backwardRoute.wgsl.js';
-import { GROUPED_BM } from './grouped.wgsl.js';
+import { combineWgsl, GROUPED_BM } from './grouped.wgsl.js';
 import type { ExpertWeights, RouterConfig, RoutesT } from './index.js';
-import { planKey, planWgsl } from './plan.wgsl.js';
+import { planExperts } from './plan.js';
 
 export interface ExpertsBackwardDims {
   N: number;
@@ -47,18 +46,7 @@ export function expertsBackwardGpu(
   const inputs = [x, routes.idx, routes.weights, w.w1, w.w3, w.w2, dy].map((t) => contiguous(t));
   const [xc, idx, weights, w1, w3, w2, dyc] = inputs;
   // The forward's plan: pairs grouped by expert, cut into row tiles of one expert each.
-  const maxTiles = Math.ceil(NK / ROWS_BM) + E;
-  const counts = gpu.empty([E], 'i32');
-  const perm = gpu.empty([NK], 'i32');
-  const slotPos = gpu.empty([NK], 'i32');
-  const tiles = gpu.empty([maxTiles * 4], 'i32');
-  const tileCount = gpu.empty([4], 'i32');
-  gpu.dispatch({
-    kernel: { name: 'moe_plan', key: planKey(E, ROWS_BM), code: () => planWgsl(E, ROWS_BM) },
-    tensors: [idx, counts, perm, slotPos, tiles, tileCount],
-    params: new Params().u32(NK, k, maxTiles, 0),
-    workgroups: [1],
-  });
+  const { maxTiles, counts, perm, slotPos, tiles, tileCount } = planExperts(gpu, idx, E, k, NK, ROWS_BM);
   const pairOf = gpu.empty([NK], 'i32');
   gpu.dispatch({
     kernel: { name: 'moe_bwd_pairs', key: 'moe_bwd_pairs', code: pairsWgsl },
@@ -103,7 +91,7 @@ export function expertsBackwardGpu(
   rows('dx', [a, b, tiles, tileCount, w1, w3, dxp], I, D);
   const dx = gpu.empty([N, D]);
   gpu.dispatch({
-    kernel: { name: 'moe_bwd_combine', key: `moe_bwd_combine_k${k}`, code: () => combineSumWgsl(k) },
+    kernel: { name: 'moe_bwd_combine', key: `moe_bwd_combine_k${k}`, code: () => combineWgsl(k, false) },
     tensors: [dxp, slotPos, dx],
     params: new Params().u32(N, D, 0, 0),
     workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],

@@ -119,15 +119,19 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 
 export const COMBINE_WG = 256;
 
-/** y[n, d] = sum_j w[n, j] * Y[slotPos[n*k + j], d]: fixed slot order, so deterministic. */
-export function combineWgsl(k: number): string {
+/**
+ * y[n, d] = sum_j w[n, j] * Y[slotPos[n*k + j], d]: fixed slot order, so deterministic. Unweighted (the
+ * backward's dx[n] = sum_j dxp[slotPos[n k + j]]) drops w and its binding: bindings Y, slotPos, out.
+ */
+export function combineWgsl(k: number, weighted: boolean): string {
+  const b = weighted ? 1 : 0;
   return /* wgsl */ `
 struct Params { N: u32, D: u32, _a: u32, _b: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> Y: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> slotPos: array<u32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+${weighted ? '@group(0) @binding(2) var<storage, read> w: array<f32>;' : ''}
+@group(0) @binding(${2 + b}) var<storage, read> slotPos: array<u32>;
+@group(0) @binding(${3 + b}) var<storage, read_write> out: array<f32>;
 @compute @workgroup_size(${COMBINE_WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let n = wid.x + wid.y * 65535u;
@@ -135,7 +139,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   for (var d = lid; d < p.D; d += ${COMBINE_WG}u) {
     var acc = 0.0;
     for (var j = 0u; j < ${k}u; j++) {
-      acc += w[n * ${k}u + j] * Y[slotPos[n * ${k}u + j] * p.D + d];
+      acc += ${weighted ? `w[n * ${k}u + j] * ` : ''}Y[slotPos[n * ${k}u + j] * p.D + d];
     }
     out[n * p.D + d] = acc;
   }

@@ -12,7 +12,7 @@ import { asGpu, deviceOf, expectDType, expectShape, hostF32, hostI32 } from '../
 import { contiguous } from '../copy/index.js';
 import { GROUPED_BM, GROUPED_BN, combineWgsl, groupedKey, groupedWgsl } from './grouped.wgsl.js';
 import { countsWgsl, MOE_DECODE_MAX_TOKENS, MOE_DECODE_ROWS, moeDecodeKey, moeDecodeWgsl } from './decode.wgsl.js';
-import { planKey, planWgsl } from './plan.wgsl.js';
+import { planExperts } from './plan.js';
 import { expertsReference, type RouterConfig, routeReference } from './reference.js';
 import { routeKey, routeWgsl } from './route.wgsl.js';
 
@@ -105,19 +105,8 @@ export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsRe
   }
   if (N <= MOE_DECODE_MAX_TOKENS) return expertsDecode(gpu, x, routes, w);
   const NK = N * k;
-  const maxTiles = Math.ceil(NK / GROUPED_BM) + E;
-  const counts = gpu.empty([E], 'i32');
-  const perm = gpu.empty([NK], 'i32');
-  const slotPos = gpu.empty([NK], 'i32');
-  const tiles = gpu.empty([maxTiles * 4], 'i32');
-  const tileCount = gpu.empty([4], 'i32');
   const xc = contiguous(x);
-  gpu.dispatch({
-    kernel: { name: 'moe_plan', key: planKey(E, GROUPED_BM), code: () => planWgsl(E, GROUPED_BM) },
-    tensors: [routes.idx, counts, perm, slotPos, tiles, tileCount],
-    params: new Params().u32(NK, k, maxTiles, 0),
-    workgroups: [1],
-  });
+  const { maxTiles, counts, perm, slotPos, tiles, tileCount } = planExperts(gpu, routes.idx, E, k, NK, GROUPED_BM);
   const wDtype = w.w1.dtype as 'f32' | 'bf16';
   const h = gpu.empty([NK, I]);
   const gu = { mode: 'gateUp' as const, wDtype };
@@ -137,7 +126,7 @@ export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsRe
   });
   const y = gpu.empty([N, D]);
   gpu.dispatch({
-    kernel: { name: 'moe_combine', key: `moe_combine_k${k}`, code: () => combineWgsl(k) },
+    kernel: { name: 'moe_combine', key: `moe_combine_k${k}`, code: () => combineWgsl(k, true) },
     tensors: [yp, routes.weights, slotPos, y],
     params: new Params().u32(N, D, 0, 0),
     workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],

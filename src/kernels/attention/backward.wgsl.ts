@@ -53,12 +53,8 @@ export interface BackwardVariant {
   Dv: number;
   causal: boolean;
   tiles: BackwardTiles;
-  /** 4: rows moved and multiplied as vec4 (needs Dk, Dv multiples of 4), a quarter of the loads; else 1. */
+  /** 4: rows moved and multiplied as vec4 (Dk, Dv multiples of 4: flashVec), a quarter of the loads; else 1. */
   vec: 1 | 4;
-}
-
-export function backwardVec(Dk: number, Dv: number): 1 | 4 {
-  return Dk % 4 === 0 && Dv % 4 === 0 ? 4 : 1;
 }
 
 export function backwardKey(kind: 'dkdv' | 'dq', v: BackwardVariant): string {

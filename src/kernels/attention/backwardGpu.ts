@@ -5,7 +5,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { grid1d } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import type { AttentionGradients, AttentionWithStats } from './backward.js';
-import { backwardKey, backwardTiles, backwardVec, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
+import { backwardKey, backwardTiles, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
 import { flashBq, flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
 import type { AttentionDims } from './reference.js';
 
@@ -55,7 +55,7 @@ export function attentionBackwardGpu(
     workgroups: grid1d(rows, ROWDOT_WG),
   });
   const tiles = backwardTiles(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
-  const vec = backwardVec(Dk, Dv);
+  const vec = flashVec(Dk, Dv); // the forward's rule: vec4 when Dk and Dv are multiples of 4
   const variant = { Dk, Dv, causal: d.causal, tiles, vec };
   // Loop bounds of the score dot products, in elements (f32 or vec4), as uniforms: constant bounds get
   // fully unrolled, which makes lavapipe's shader compile take minutes without speeding it up.

@@ -1,6 +1,6 @@
 /**
- * WGSL snippets the row and elementwise ops share: reading f32-or-bf16 storage as f32, and a
- * workgroup tree reduction for "one workgroup per row" kernels.
+ * WGSL snippets the row and elementwise ops share: reading f32-or-bf16 storage as f32, an
+ * overflow-free sigmoid, and a workgroup tree reduction for "one workgroup per row" kernels.
  */
 export type FloatDType = 'f32' | 'bf16';
 
@@ -8,6 +8,12 @@ export type FloatDType = 'f32' | 'bf16';
 export function storageElem(dtype: FloatDType): 'f32' | 'u32' {
   return dtype === 'bf16' ? 'u32' : 'f32';
 }
+
+/** `fn sigmoid(x: f32) -> f32` without overflow: e = exp(-|x|) is in (0, 1]. */
+export const WGSL_SIGMOID = /* wgsl */ `fn sigmoid(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}`;
 
 /**
  * `fn <fnName>(i: u32) -> f32` reading element i of binding `arr`. bf16 widening is exact (a bf16 is

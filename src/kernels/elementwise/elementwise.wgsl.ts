@@ -5,7 +5,7 @@
  * The prelude defines silu / sigmoid / softplus / log1p so fused expressions can use them.
  */
 import { linearGroup } from '../common.js';
-import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
+import { type FloatDType, loadFn, storageElem, WGSL_SIGMOID } from '../wgslLib.js';
 
 export const ELEMENTWISE_WG = 256;
 export const OPERAND_NAMES = ['a', 'b', 'c', 'd'] as const;
@@ -23,11 +23,7 @@ export function elementwiseKey(v: ElementwiseVariant): string {
 }
 
 export const WGSL_MATH = /* wgsl */ `
-// sigmoid without overflow: e = exp(-|x|) is in (0, 1].
-fn sigmoid(x: f32) -> f32 {
-  let e = exp(-abs(x));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
-}
+${WGSL_SIGMOID}
 fn silu(x: f32) -> f32 { return x * sigmoid(x); }
 // log(1 + y) for y >= 0. GPU log() is only accurate to ~2^-21 absolute near 1 (WGSL's bound), which
 // is no relative accuracy at all for tiny y; below 0.1 use the series y - y^2/2 + ... - y^8/8

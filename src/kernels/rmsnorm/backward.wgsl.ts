@@ -4,7 +4,7 @@
  * dy * xhat (summed over rows afterwards by a reduction, so no atomics), and of dgate when gated.
  */
 import { linearGroup } from '../common.js';
-import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import { type FloatDType, loadFn, storageElem, WGSL_SIGMOID, workgroupReduce } from '../wgslLib.js';
 import { NORM_WG } from './rmsnorm.wgsl.js';
 
 export interface NormBackwardVariant {
@@ -30,10 +30,7 @@ ${g ? `@group(0) @binding(${b[3]}) var<storage, read> gate: array<f32>;` : ''}
 @group(0) @binding(${b[5]}) var<storage, read_write> dwRows: array<f32>;
 ${g ? `@group(0) @binding(${b[6]}) var<storage, read_write> dgate: array<f32>;` : ''}
 ${loadFn('weight', 'w', v.wDtype)}
-fn sigmoid(z: f32) -> f32 {
-  let e = exp(-abs(z));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
-}
+${WGSL_SIGMOID}
 ${workgroupReduce('red', NORM_WG, 'f32', 'a + b')}
 // d loss / d y (before the gate) at element k of the row starting at base.
 fn dyAt(base: u32, k: u32) -> f32 {

@@ -5,7 +5,7 @@
  * `l2` divides by sqrt(sum + eps) with no weight. A gated rms also multiplies by sigmoid(gate).
  */
 import { linearGroup } from '../common.js';
-import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import { type FloatDType, loadFn, storageElem, WGSL_SIGMOID, workgroupReduce } from '../wgslLib.js';
 
 export const NORM_WG = 256;
 
@@ -35,11 +35,7 @@ ${
 ${gated ? '@group(0) @binding(3) var<storage, read> gate: array<f32>;' : ''}
 @group(0) @binding(${gated ? 4 : 3}) var<storage, read_write> out: array<f32>;
 ${loadFn('weight', 'w', wDtype)}
-// 1 / (1 + e^-g) without overflow (e = exp(-|g|) <= 1).
-fn sigmoid(g: f32) -> f32 {
-  let e = exp(-abs(g));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), g >= 0.0);
-}`
+${WGSL_SIGMOID}`
     : '@group(0) @binding(2) var<storage, read_write> out: array<f32>;'
 }
 ${workgroupReduce('red', NORM_WG, 'f32', 'a + b')}

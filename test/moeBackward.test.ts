@@ -4,6 +4,7 @@ import { expertsBackwardReference, routeBackwardReference } from '../src/kernels
 import type { RouterConfig } from '../src/kernels/moe/index.js';
 import { expertsReference, routeReference } from '../src/kernels/moe/reference.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
+import type { Device } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
 import { centralDiff, dot, expectClose, gpuContext, hasGpu, ROUTER_BASE } from './helpers.js';
 
@@ -23,6 +24,24 @@ function expertsCase(N: number, D: number, I: number, E: number, k: number, seed
     w2: rng.normalArray(E * D * I, 0.4),
     dy: rng.normalArray(N * D),
   };
+}
+
+/** expertsBackward on `dev`, the case's arrays uploaded there. */
+function expertsBackwardOn(
+  dev: Device,
+  c: ReturnType<typeof expertsCase>,
+  N: number,
+  D: number,
+  I: number,
+  E: number,
+  k: number,
+) {
+  return expertsBackward(
+    dev.fromHost(c.x, [N, D]),
+    { idx: dev.fromHost(c.routes.idx, [N, k], 'i32'), weights: dev.fromHost(c.routes.weights, [N, k]) },
+    { w1: dev.fromHost(c.w1, [E, I, D]), w3: dev.fromHost(c.w3, [E, I, D]), w2: dev.fromHost(c.w2, [E, D, I]) },
+    dev.fromHost(c.dy, [N, D]),
+  );
 }
 
 describe('MoE backward reference', () => {
@@ -86,12 +105,7 @@ describe('MoE backward reference', () => {
   it('cpu backend runs the references; bad idx is named', async () => {
     const [N, D, I, E, k] = [3, 4, 5, 3, 2];
     const c = expertsCase(N, D, I, E, k, 2);
-    const out = expertsBackward(
-      cpu.fromHost(c.x, [N, D]),
-      { idx: cpu.fromHost(c.routes.idx, [N, k], 'i32'), weights: cpu.fromHost(c.routes.weights, [N, k]) },
-      { w1: cpu.fromHost(c.w1, [E, I, D]), w3: cpu.fromHost(c.w3, [E, I, D]), w2: cpu.fromHost(c.w2, [E, D, I]) },
-      cpu.fromHost(c.dy, [N, D]),
-    );
+    const out = expertsBackwardOn(cpu, c, N, D, I, E, k);
     const ref = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, { N, D, I, E, topK: k });
     expect(Array.from(await out.dw2.read())).toEqual(Array.from(ref.dw2));
     expect(Array.from(await out.dWeights.read())).toEqual(Array.from(ref.dWeights));
@@ -125,12 +139,7 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
     it(`experts N=${N} D=${D} I=${I} E=${E} k=${k}`, async () => {
       const gpu = (await gpuContext())!;
       const c = expertsCase(N, D, I, E, k, N * 3 + I);
-      const out = expertsBackward(
-        gpu.fromHost(c.x, [N, D]),
-        { idx: gpu.fromHost(c.routes.idx, [N, k], 'i32'), weights: gpu.fromHost(c.routes.weights, [N, k]) },
-        { w1: gpu.fromHost(c.w1, [E, I, D]), w3: gpu.fromHost(c.w3, [E, I, D]), w2: gpu.fromHost(c.w2, [E, D, I]) },
-        gpu.fromHost(c.dy, [N, D]),
-      );
+      const out = expertsBackwardOn(gpu, c, N, D, I, E, k);
       const ref = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, { N, D, I, E, topK: k });
       // f32 sums over at most D, I or one expert's rows; relative to max |value|.
       const TOL = 2e-5;

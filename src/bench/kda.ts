@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import type { GpuContext } from '../gpu/context.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentSlots } from '../kernels/kda/index.js';
+import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
@@ -23,6 +24,8 @@ export interface KdaBenchOptions {
   batch: number[];
   chunkHeads: number;
   decodeHeads: number;
+  /** Value-tile widths to sweep in the decode runs (default: the kernel's own rule). */
+  decodeBV?: number[];
   d: number;
   reps: number;
   trials: number;
@@ -133,28 +136,32 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
 
   const decode: Record<string, unknown>[] = [];
   const Hd = o.decodeHeads;
-  for (const batch of o.batch) {
-    const x = inputs(dev, batch, 1, Hd, d, 23);
-    const pool = randomUniform(dev, [batch, Hd, d, d], { seed: 29, lo: -0.1, hi: 0.1 });
-    const slots = dev.fromHost(
-      Int32Array.from({ length: batch }, (_, i) => i),
-      [batch],
-      'i32',
-    );
-    const step = () => kdaRecurrentSlots(pool, slots, x.q, x.k, x.v, x.g, x.beta).dispose();
-    const t = await timeOn(dev, step, o.reps * 4, o.trials);
-    const stateBytes = 2 * batch * Hd * d * d * 4;
-    decode.push({
-      batch,
-      H: Hd,
-      d,
-      us: t.ms * 1e3,
-      tokensPerS: batch / (t.ms * 1e-3),
-      stateGBps: stateBytes / (t.ms * 1e-3) / 1e9,
-      timer: t.source,
-    });
-    disposeAll(x.q, x.k, x.v, x.g, x.beta, pool, slots);
-  }
+  for (const batch of o.batch)
+    for (const bv of o.decodeBV ?? [undefined]) {
+      recurrentTuning.bv = bv;
+      const x = inputs(dev, batch, 1, Hd, d, 23);
+      const pool = randomUniform(dev, [batch, Hd, d, d], { seed: 29, lo: -0.1, hi: 0.1 });
+      const slots = dev.fromHost(
+        Int32Array.from({ length: batch }, (_, i) => i),
+        [batch],
+        'i32',
+      );
+      const step = () => kdaRecurrentSlots(pool, slots, x.q, x.k, x.v, x.g, x.beta).dispose();
+      const t = await timeOn(dev, step, o.reps * 4, o.trials);
+      const stateBytes = 2 * batch * Hd * d * d * 4;
+      decode.push({
+        batch,
+        ...(bv ? { bv } : {}),
+        H: Hd,
+        d,
+        us: t.ms * 1e3,
+        tokensPerS: batch / (t.ms * 1e-3),
+        stateGBps: stateBytes / (t.ms * 1e-3) / 1e9,
+        timer: t.source,
+      });
+      disposeAll(x.q, x.k, x.v, x.g, x.beta, pool, slots);
+      recurrentTuning.bv = undefined;
+    }
   return {
     bench: 'kda',
     backend: dev.backend,
@@ -175,6 +182,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--batch <n,...>', 'decode batch sizes', '1,64,256')
     .option('--chunk-heads <n>', 'heads of the chunked runs', '16')
     .option('--decode-heads <n>', 'heads of the decode runs', '32')
+    .option('--decode-bv <n,...>', 'sweep the decode kernel value-tile width (default: its own rule)')
     .option('--d <n>', 'head size (d_k = d_v)', '128')
     .option('--reps <n>', 'repetitions per timed trial (chunked: scaled down for long T)', '8')
     .option('--trials <n>', 'timed trials (median reported)', '5')
@@ -200,6 +208,7 @@ export function registerKdaBench(bench: Command): void {
         trials: parseList(opts.trials)[0],
         skipBackward: !!opts.skipBackward,
         profile: !!opts.profile,
+        decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);

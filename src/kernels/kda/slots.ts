@@ -9,8 +9,17 @@ import { contiguous } from '../copy/index.js';
 import type { GpuProblem } from './gpu.js';
 import { recurrentKey, recurrentWgsl } from './recurrent.wgsl.js';
 
+/** Benchmarks set `bv` to sweep the value-tile width (it must divide V); undefined = the rule below. */
+export const recurrentTuning: { bv?: number } = {};
+
 /** Value-tile width: 32 columns, or 16 when that leaves too few workgroups to fill the GPU. */
 export function recurrentBV(p: { N: number; H: number; V: number }): number {
+  const forced = recurrentTuning.bv;
+  if (forced !== undefined) {
+    if (!(Number.isInteger(forced) && forced > 0 && p.V % forced === 0))
+      throw new Error(`kda recurrent: value tile ${forced} does not divide V=${p.V}`);
+    return forced;
+  }
   let bv = Math.min(p.V, 32);
   while (bv > 8 && p.N * p.H * (p.V / bv) < 512 && p.V % (bv / 2) === 0) bv /= 2;
   return bv;

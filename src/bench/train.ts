@@ -22,7 +22,8 @@ import { parseRunConfig } from '../train/config.js';
 import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
-import { machine, openBenchDevice, parseList } from './harness.js';
+import { modelGradients } from '../model/gradients.js';
+import { machine, openBenchDevice, parseList, sumByKernel } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
 const PRESETS: Record<string, string> = {
@@ -80,6 +81,38 @@ export interface TrainBenchOptions {
   warmup: number;
   variants: ('hybrid' | 'all-MLA')[];
   optimizer: 'muon' | 'adamw';
+  /** Also time each kernel of one forward + backward (modelGradients), per variant. */
+  profile?: boolean;
+}
+
+/**
+ * Per-kernel GPU time of one forward + backward (no optimizer step), summed by kernel name, largest first.
+ * A failure (e.g. more dispatches than the profiler holds) is reported instead of ending the benchmark.
+ */
+async function profileGradients(gpu: GpuContext, model: KimiLinearModel, batch: number, seqLen: number) {
+  const V = model.cfg.vocab_size;
+  const ids = gpu.fromHost(
+    Int32Array.from({ length: batch * seqLen }, (_, i) => hash32(0, 0, i) % V),
+    [batch, seqLen],
+    'i32',
+  );
+  try {
+    const spans = await gpu.profile(() => {
+      const r = modelGradients(model, ids);
+      r.loss.dispose();
+      r.grads.dispose();
+      for (const t of r.stats.values()) t.dispose();
+    });
+    const kernels = sumByKernel(spans)
+      .sort((a, b) => b.ms - a.ms)
+      .map((k) => ({ ...k, ms: Number(k.ms.toFixed(3)) }));
+    return { gpuMs: Number(spans.reduce((a, d) => a + d.ms, 0).toFixed(3)), dispatches: spans.length, kernels };
+  } catch (e) {
+    return { error: (e as Error).message };
+  } finally {
+    ids.dispose();
+    await gpu.sync();
+  }
 }
 
 export async function benchTrain(device: Device, json: Record<string, unknown>, o: TrainBenchOptions) {
@@ -144,6 +177,9 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
       loss,
       stepMsTrials: times,
     });
+    const profile =
+      o.profile && device instanceof GpuContext ? await profileGradients(device, model, o.batch, o.seqLen) : undefined;
+    if (profile) rows[rows.length - 1].gradientsProfile = profile;
     trainer.dispose();
     model.weights.dispose();
     if (device instanceof GpuContext) {
@@ -182,41 +218,45 @@ export function registerTrainBench(bench: Command): void {
     .option('--optimizer <kind>', 'muon | adamw', 'muon')
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
+    .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
     .option('--json', 'print a JSON object');
-  gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
-    if (!!opts.config === !!opts.preset) throw new Error('bench train: give exactly one of --config or --preset');
-    const json = await readBenchConfig(opts.config, opts.preset, PRESETS);
-    const variants = opts.variants.split(',').map((v) => v.trim());
-    for (const v of variants)
-      if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
-    if (opts.optimizer !== 'muon' && opts.optimizer !== 'adamw')
-      throw new Error(`--optimizer: '${opts.optimizer}' is not muon or adamw`);
-    if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
-      throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
-    const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
-    const r = await benchTrain(device, json, {
-      seqLen: parseList(opts.seqLen)[0],
-      batch: parseList(opts.batch)[0],
-      steps: parseList(opts.steps)[0],
-      warmup: Number(opts.warmup) >= 0 ? Number(opts.warmup) : 1,
-      variants: variants as ('hybrid' | 'all-MLA')[],
-      optimizer: opts.optimizer,
-    });
-    if (opts.json) {
-      printJson(r);
-      return;
-    }
-    process.stdout.write(
-      `${renderTable(
-        r.rows.map((x) => ({
-          model: x.model,
-          'params (act)': `${((x.params as number) / 1e6).toFixed(3)}M (${((x.activatedParams as number) / 1e6).toFixed(3)}M)`,
-          'T x B': `${x.seqLen} x ${x.batch}`,
-          'step ms': (x.stepMs as number).toFixed(1),
-          'tokens/s': Math.round(x.tokensPerS as number),
-          'TFLOP/s': (x.tflops as number).toFixed(4),
-        })),
-      )}\n`,
-    );
-  });
+  gpuFlags(cmd).action(
+    async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean; profile?: boolean }) => {
+      if (!!opts.config === !!opts.preset) throw new Error('bench train: give exactly one of --config or --preset');
+      const json = await readBenchConfig(opts.config, opts.preset, PRESETS);
+      const variants = opts.variants.split(',').map((v) => v.trim());
+      for (const v of variants)
+        if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
+      if (opts.optimizer !== 'muon' && opts.optimizer !== 'adamw')
+        throw new Error(`--optimizer: '${opts.optimizer}' is not muon or adamw`);
+      if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
+        throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
+      const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
+      const r = await benchTrain(device, json, {
+        seqLen: parseList(opts.seqLen)[0],
+        batch: parseList(opts.batch)[0],
+        steps: parseList(opts.steps)[0],
+        warmup: Number(opts.warmup) >= 0 ? Number(opts.warmup) : 1,
+        variants: variants as ('hybrid' | 'all-MLA')[],
+        optimizer: opts.optimizer,
+        profile: !!opts.profile,
+      });
+      if (opts.json) {
+        printJson(r);
+        return;
+      }
+      process.stdout.write(
+        `${renderTable(
+          r.rows.map((x) => ({
+            model: x.model,
+            'params (act)': `${((x.params as number) / 1e6).toFixed(3)}M (${((x.activatedParams as number) / 1e6).toFixed(3)}M)`,
+            'T x B': `${x.seqLen} x ${x.batch}`,
+            'step ms': (x.stepMs as number).toFixed(1),
+            'tokens/s': Math.round(x.tokensPerS as number),
+            'TFLOP/s': (x.tflops as number).toFixed(4),
+          })),
+        )}\n`,
+      );
+    },
+  );
 }

@@ -449,13 +449,13 @@ export class GpuContext implements Device {
   }
 
   /**
-   * GPU time of each dispatch `fn` records (at most 1024), each in its own timestamped compute pass, in
+   * GPU time of each dispatch `fn` records (at most 2048), each in its own timestamped compute pass, in
    * order: for finding which kernel of a sequence dominates (the pass boundaries add a little per dispatch).
    */
   async profile(fn: () => void): Promise<{ name: string; ms: number }[]> {
     if (!this.features.timestampQuery) throw new Error('profile: the adapter has no timestamp-query feature');
     await this.sync();
-    const count = 2048;
+    const count = 4096; // the most timestamps one query set may hold
     const querySet = this.device.createQuerySet({ type: 'timestamp', count });
     this.profiled = { names: [], querySet };
     this.timedPass = true;

@@ -21,11 +21,26 @@ const KDA_DECAY = defineElementwise({
   ref: (a, b, c) => Math.exp(-Math.exp(b) * softplusRef(a + c)),
 });
 
-/** Flatten to one row and reduce: [1]. */
+/**
+ * Reduce every element to [1], in two passes: rows of w elements (w the divisor of n nearest sqrt(n))
+ * reduced in parallel, then those row results. One pass over a single row of n elements runs on one
+ * workgroup: on the H200 these statistics took 73 of 340 ms of a 100M-model training step that way.
+ * Rows of equal length keep the mean of means exact.
+ */
 function all(x: Tensor, op: 'mean' | 'max'): Tensor {
+  const n = x.numel;
+  let w = Math.floor(Math.sqrt(n));
+  while (w > 1 && n % w !== 0) w--;
   const d = contiguous(x);
-  const r = reduce(d.reshape([1, x.numel]), op);
+  if (w < 64) {
+    const r = reduce(d.reshape([1, n]), op);
+    d.dispose();
+    return r;
+  }
+  const rows = reduce(d.reshape([n / w, w]), op);
   d.dispose();
+  const r = reduce(rows.reshape([1, n / w]), op);
+  rows.dispose();
   return r;
 }
 

@@ -17,7 +17,7 @@ import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
-import { machine, openBenchDevice, parseList, type Timing, timeGpu } from './harness.js';
+import { machine, openBenchDevice, parseList, profileKernels, type Timing, timeGpu } from './harness.js';
 
 export interface KdaBenchOptions {
   T: number[];
@@ -32,23 +32,6 @@ export interface KdaBenchOptions {
   skipBackward: boolean;
   /** Also time each kernel of the forward and forward+backward (one profiled repetition per T). */
   profile?: boolean;
-}
-
-/** Per-kernel GPU ms of one repetition of `body` (after a warm-up), summed by kernel name, median of trials. */
-async function profileKernels(gpu: GpuContext, body: () => void, trials: number): Promise<Record<string, number>> {
-  await gpu.time(body);
-  const runs: Record<string, number>[] = [];
-  for (let t = 0; t < trials; t++) {
-    const byName: Record<string, number> = {};
-    for (const d of await gpu.profile(body)) byName[d.name] = (byName[d.name] ?? 0) + d.ms;
-    runs.push(byName);
-  }
-  const out: Record<string, number> = {};
-  for (const name of Object.keys(runs[0])) {
-    const v = runs.map((r) => r[name]).sort((a, b) => a - b);
-    out[name] = Number(v[Math.floor(v.length / 2)].toFixed(4));
-  }
-  return out;
 }
 
 function inputs(dev: Device, B: number, T: number, H: number, d: number, seed: number) {
@@ -105,7 +88,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       GBps: ioBytes / (tf.ms * 1e-3) / 1e9,
       timer: tf.source,
       ...(o.profile && dev.backend === 'webgpu'
-        ? { kernelsMs: await profileKernels(dev as GpuContext, fwd, o.trials) }
+        ? { kernelsMs: await profileKernels(dev as GpuContext, fwd, o.trials, { warmUp: true }) }
         : {}),
     });
     if (!o.skipBackward) {
@@ -127,7 +110,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
         GBps: (ioBytes + gradBytes + 4 * T * H * d) / (tb.ms * 1e-3) / 1e9,
         timer: tb.source,
         ...(o.profile && dev.backend === 'webgpu'
-          ? { kernelsMs: await profileKernels(dev as GpuContext, fb, o.trials) }
+          ? { kernelsMs: await profileKernels(dev as GpuContext, fb, o.trials, { warmUp: true }) }
           : {}),
       });
     }

@@ -254,6 +254,7 @@ export async function benchDecode(
     weights: checkpoint ? `checkpoint ${checkpoint} (hybrid), random (all-MLA)` : 'random, made on the device',
     weightsGB: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v / 1e9])),
     cacheDtype: o.cacheDtype,
+    ...(device instanceof GpuContext ? { dispatchesPerSubmit: device.maxDispatchesPerBatch } : {}),
     memoryBudget: {
       ...budget,
       maxStorageBufferBindingGB: device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize / 1e9 : null,
@@ -295,6 +296,7 @@ export function registerDecodeBench(bench: Command): void {
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
+    .option('--dispatches-per-submit <n>', 'submit recorded work every n dispatches (GpuContext.maxDispatchesPerBatch)')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
@@ -313,6 +315,8 @@ export function registerDecodeBench(bench: Command): void {
       const file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
       const json = await readBenchConfig(file, opts.preset, PRESETS);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
+      if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)
+        device.maxDispatchesPerBatch = parseList(opts.dispatchesPerSubmit)[0];
       const result = await benchDecode(
         device,
         json,

@@ -15,6 +15,7 @@ import {
   kdaRecurrentReference,
   kdaRecurrentSlots,
 } from '../src/kernels/kda/index.js';
+import { recurrentTuning } from '../src/kernels/kda/slots.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device, Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
@@ -194,12 +195,23 @@ describe('kda: carrying the state across calls', () => {
 });
 
 describe('kda: decode over state slots', () => {
-  for (const gpu of [false, true]) {
+  // On WebGPU both recurrent kernels: the scalar default and the one with 16-byte state loads (asked
+  // for; it falls back to scalar when the tile is 6 wide); BV 32 at K=128 is the H200's decode geometry.
+  const cases: [boolean, number, number, boolean, number | undefined][] = [
+    [false, 16, 8, true, undefined],
+    [true, 16, 8, true, undefined],
+    [true, 16, 8, false, undefined],
+    [true, 128, 64, true, 32],
+    [true, 16, 12, true, 6],
+  ];
+  for (const [gpu, K, V, vec, bv] of cases) {
     it.skipIf(gpu && !hasGpu)(
-      `${gpu ? 'webgpu' : 'cpu'}: layer-level step on slots [3, 0] of a pool of 5`,
+      `${gpu ? `webgpu (${vec ? 'vec4 where it fits' : 'scalar, the default'}${bv ? `, BV ${bv}` : ''})` : 'cpu'}: layer-level step on slots [3, 0] of a pool of 5, K=${K}, V=${V}`,
       async () => {
         const d = await deviceFor(gpu);
-        const [B, H, K, V] = [2, 2, 16, 8];
+        const [B, H] = [2, 2];
+        recurrentTuning.vec = vec;
+        recurrentTuning.bv = bv;
         const rng = new Rng(3);
         const poolHost = rng.normalArray(5 * H * K * V, 0.3);
         const pool = d.fromHost(poolHost, [5, H, K, V]);
@@ -221,6 +233,8 @@ describe('kda: decode over state slots', () => {
           d.fromHost(bRaw, [B, 1, H]),
           { layer: { A_log: d.fromHost(A_log, [H]), dt_bias: d.fromHost(dt, [H * K]) } },
         );
+        recurrentTuning.vec = undefined;
+        recurrentTuning.bv = undefined;
         const p = kdaPrepReference(q, k, gRaw, bRaw, A_log, dt, { T: B, H, K, GK: K });
         const KV = H * K * V;
         const S0 = new Float32Array(B * KV);

@@ -26,6 +26,8 @@ export interface KdaBenchOptions {
   decodeHeads: number;
   /** Value-tile widths to sweep in the decode runs (default: the kernel's own rule). */
   decodeBV?: number[];
+  /** Decode with the 16-byte-load recurrent kernel. */
+  decodeVec4?: boolean;
   d: number;
   reps: number;
   trials: number;
@@ -122,6 +124,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   for (const batch of o.batch)
     for (const bv of o.decodeBV ?? [undefined]) {
       recurrentTuning.bv = bv;
+      recurrentTuning.vec = o.decodeVec4;
       const x = inputs(dev, batch, 1, Hd, d, 23);
       const pool = randomUniform(dev, [batch, Hd, d, d], { seed: 29, lo: -0.1, hi: 0.1 });
       const slots = dev.fromHost(
@@ -135,6 +138,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       decode.push({
         batch,
         ...(bv ? { bv } : {}),
+        ...(o.decodeVec4 ? { kernel: 'vec4' } : {}),
         H: Hd,
         d,
         us: t.ms * 1e3,
@@ -144,6 +148,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       });
       disposeAll(x.q, x.k, x.v, x.g, x.beta, pool, slots);
       recurrentTuning.bv = undefined;
+      recurrentTuning.vec = undefined;
     }
   return {
     bench: 'kda',
@@ -166,6 +171,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--chunk-heads <n>', 'heads of the chunked runs', '16')
     .option('--decode-heads <n>', 'heads of the decode runs', '32')
     .option('--decode-bv <n,...>', 'sweep the decode kernel value-tile width (default: its own rule)')
+    .option('--decode-vec4', 'decode with the 16-byte-load recurrent kernel (where the tile allows)')
     .option('--d <n>', 'head size (d_k = d_v)', '128')
     .option('--reps <n>', 'repetitions per timed trial (chunked: scaled down for long T)', '8')
     .option('--trials <n>', 'timed trials (median reported)', '5')
@@ -192,6 +198,7 @@ export function registerKdaBench(bench: Command): void {
         skipBackward: !!opts.skipBackward,
         profile: !!opts.profile,
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
+        decodeVec4: !!opts.decodeVec4,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);

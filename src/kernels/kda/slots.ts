@@ -7,10 +7,13 @@ import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous } from '../copy/index.js';
 import type { GpuProblem } from './gpu.js';
-import { recurrentKey, recurrentWgsl } from './recurrent.wgsl.js';
+import { recurrentKey, recurrentVecFits, recurrentWgsl } from './recurrent.wgsl.js';
 
-/** Benchmarks set `bv` to sweep the value-tile width (it must divide V); undefined = the rule below. */
-export const recurrentTuning: { bv?: number } = {};
+/**
+ * Benchmarks set `bv` to sweep the value-tile width (it must divide V; undefined = the rule below) and
+ * `vec: true` to use the kernel with 16-byte state loads (recurrent.wgsl.ts) where the tile allows.
+ */
+export const recurrentTuning: { bv?: number; vec?: boolean } = {};
 
 /** Value-tile width: 32 columns, or 16 when that leaves too few workgroups to fill the GPU. */
 export function recurrentBV(p: { N: number; H: number; V: number }): number {
@@ -47,7 +50,10 @@ export function dispatchRecurrent(
   scale: number,
 ): void {
   const BV = recurrentBV(p);
-  const variant = { K: p.K, V: p.V, BV, GK: p.GK, layer: !!layer };
+  // 16-byte state loads (where the tile allows) only when asked: the vec4 kernel is tested but not yet
+  // measured on the H200, where the scalar one is (94 us at decode batch 64).
+  const vec = recurrentTuning.vec === true && recurrentVecFits(p.K, p.V, BV);
+  const variant = { K: p.K, V: p.V, BV, GK: p.GK, layer: !!layer, vec };
   const ins = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
   const extra = layer ? [contiguous(layer.A_log), contiguous(layer.dt_bias)] : [];
   gpu.dispatch({

@@ -69,25 +69,10 @@ fn sigmoidF(x: f32) -> f32 {
 
 export function recurrentWgsl(v: RecurrentVariant): string {
   if (v.vec) return recurrentVec4Wgsl(v);
-  const { K, V, BV, GK, layer } = v;
+  const { K, V, BV } = v;
   const { WG, NRG, RPT } = recurrentGeometry(K, BV);
-  const gExpr = layer ? `-exp(A_log[h]) * softplusF(graw + dt_bias[h * ${GK}u + ${GK === 1 ? '0u' : 'i'}])` : 'graw';
   return /* wgsl */ `
-${bindings(
-  'H: u32, _a: u32, scale: f32, _b: u32',
-  ['cu: i32', 'slots: i32', 'q', 'k', 'vv', 'g', 'beta'],
-  ['state', 'o'],
-  layer ? ['A_log', 'dt_bias'] : [],
-)}
-${PREP_FNS}
-
-var<workgroup> qs: array<f32, ${K}>;
-var<workgroup> ks: array<f32, ${K}>;
-var<workgroup> ga: array<f32, ${K}>;
-var<workgroup> vs: array<f32, ${BV}>;
-var<workgroup> red1: array<f32, ${WG}>;
-var<workgroup> red2: array<f32, ${WG}>;
-var<workgroup> bs: f32;
+${recurrentHeader(v, WG, 'f32')}
 
 ${computeMain(WG)}
   ${valueTileIds(BV)}
@@ -97,16 +82,7 @@ ${computeMain(WG)}
   for (var j = 0u; j < ${RPT}u; j++) { s[j] = state[base + (rg + j * ${NRG}u) * ${V}u]; }
   for (var t = t0; t < t1; t++) {
     let row = t * H + h;
-    for (var i = lid; i < ${K}u; i += ${WG}u) {
-      qs[i] = q[row * ${K}u + i];
-      ks[i] = k[row * ${K}u + i];
-      let graw = g[row * ${GK}u + ${GK === 1 ? '0u' : 'i'}];
-      ga[i] = exp(${gExpr});
-    }
-    for (var i = lid; i < ${BV}u; i += ${WG}u) { vs[i] = vv[row * ${V}u + vt * ${BV}u + i]; }
-    if (lid == 0u) { bs = ${layer ? 'sigmoidF(beta[row])' : 'beta[row]'}; }
-    workgroupBarrier();
-${normOf(layer, K)}
+${stageToken(v, WG)}
     var acc = 0.0;
     for (var j = 0u; j < ${RPT}u; j++) {
       let r = rg + j * ${NRG}u;
@@ -137,47 +113,17 @@ ${normOf(layer, K)}
 }
 
 /**
- * The layer-mode l2norm of q and k, x / sqrt(sum x^2 + 1e-6) (every thread reduces the short vectors
- * itself), or the core mode's plain scale.
- */
-function normOf(layer: boolean, K: number): string {
-  return layer
-    ? `    var qq = 0.0;
-    var kk = 0.0;
-    for (var i = 0u; i < ${K}u; i++) { qq += qs[i] * qs[i]; kk += ks[i] * ks[i]; }
-    let qn = inverseSqrt(qq + 1e-6) * p.scale;
-    let kn = inverseSqrt(kk + 1e-6);`
-    : `    let qn = p.scale;
-    let kn = 1.0;`;
-}
-
-/**
  * The same recurrence with 16-byte state traffic: thread (rg, cq) owns columns 4cq..4cq+3 of the tile
  * for rows rg + j*NRG, as vec4s, so each state row segment moves in 16-byte loads and stores (the scalar
  * kernel above moves 4 bytes per thread and reached 2.85 TB/s of state at decode batch 64 on the H200,
  * against 3.9 TB/s for a 16-byte copy). Same three barriers per token; the reductions over K sum vec4s.
  */
 function recurrentVec4Wgsl(v: RecurrentVariant): string {
-  const { K, V, BV, GK, layer } = v;
+  const { K, V, BV } = v;
   const { WG, QW, NRG, RPT } = recurrentVecGeometry(K, BV);
   const V4 = V / 4;
-  const gExpr = layer ? `-exp(A_log[h]) * softplusF(graw + dt_bias[h * ${GK}u + ${GK === 1 ? '0u' : 'i'}])` : 'graw';
   return /* wgsl */ `
-${bindings(
-  'H: u32, _a: u32, scale: f32, _b: u32',
-  ['cu: i32', 'slots: i32', 'q', 'k', 'vv', 'g', 'beta'],
-  ['state: vec4<f32>', 'o: vec4<f32>'],
-  layer ? ['A_log', 'dt_bias'] : [],
-)}
-${PREP_FNS}
-
-var<workgroup> qs: array<f32, ${K}>;
-var<workgroup> ks: array<f32, ${K}>;
-var<workgroup> ga: array<f32, ${K}>;
-var<workgroup> vs: array<f32, ${BV}>;
-var<workgroup> red1: array<vec4<f32>, ${WG}>;
-var<workgroup> red2: array<vec4<f32>, ${WG}>;
-var<workgroup> bs: f32;
+${recurrentHeader(v, WG, 'vec4<f32>')}
 
 ${computeMain(WG)}
   ${workgroupIds(['vt', 'h', 'n'])}
@@ -189,16 +135,7 @@ ${computeMain(WG)}
   for (var j = 0u; j < ${RPT}u; j++) { s[j] = state[base + (rg + j * ${NRG}u) * ${V4}u]; }
   for (var t = t0; t < t1; t++) {
     let row = t * H + h;
-    for (var i = lid; i < ${K}u; i += ${WG}u) {
-      qs[i] = q[row * ${K}u + i];
-      ks[i] = k[row * ${K}u + i];
-      let graw = g[row * ${GK}u + ${GK === 1 ? '0u' : 'i'}];
-      ga[i] = exp(${gExpr});
-    }
-    for (var i = lid; i < ${BV}u; i += ${WG}u) { vs[i] = vv[row * ${V}u + vt * ${BV}u + i]; }
-    if (lid == 0u) { bs = ${layer ? 'sigmoidF(beta[row])' : 'beta[row]'}; }
-    workgroupBarrier();
-${normOf(layer, K)}
+${stageToken(v, WG)}
     var acc = vec4<f32>(0.0);
     for (var j = 0u; j < ${RPT}u; j++) {
       let r = rg + j * ${NRG}u;
@@ -227,4 +164,52 @@ ${normOf(layer, K)}
   }
   for (var j = 0u; j < ${RPT}u; j++) { state[base + (rg + j * ${NRG}u) * ${V4}u] = s[j]; }
 }`;
+}
+
+/** Bindings, the layer transforms and the workgroup arrays of both recurrent kernels; `T` is the state type. */
+function recurrentHeader(v: RecurrentVariant, WG: number, T: 'f32' | 'vec4<f32>'): string {
+  const state = T === 'f32' ? ['state', 'o'] : ['state: vec4<f32>', 'o: vec4<f32>'];
+  return `${bindings(
+    'H: u32, _a: u32, scale: f32, _b: u32',
+    ['cu: i32', 'slots: i32', 'q', 'k', 'vv', 'g', 'beta'],
+    state,
+    v.layer ? ['A_log', 'dt_bias'] : [],
+  )}
+${PREP_FNS}
+
+var<workgroup> qs: array<f32, ${v.K}>;
+var<workgroup> ks: array<f32, ${v.K}>;
+var<workgroup> ga: array<f32, ${v.K}>;
+var<workgroup> vs: array<f32, ${v.BV}>;
+var<workgroup> red1: array<${T}, ${WG}>;
+var<workgroup> red2: array<${T}, ${WG}>;
+var<workgroup> bs: f32;`;
+}
+
+/**
+ * Token `row`'s q, k, decay exp(g) and the tile's v values into workgroup memory (with the layer-mode
+ * gate and sigmoid(beta)), a barrier, then `qn` and `kn`: the layer-mode l2norm of q and k (every thread
+ * reduces the short vectors itself) or the core mode's plain scale.
+ */
+function stageToken(v: RecurrentVariant, WG: number): string {
+  const { K, V, BV, GK, layer } = v;
+  const gExpr = layer ? `-exp(A_log[h]) * softplusF(graw + dt_bias[h * ${GK}u + ${GK === 1 ? '0u' : 'i'}])` : 'graw';
+  const norm = layer
+    ? `    var qq = 0.0;
+    var kk = 0.0;
+    for (var i = 0u; i < ${K}u; i++) { qq += qs[i] * qs[i]; kk += ks[i] * ks[i]; }
+    let qn = inverseSqrt(qq + 1e-6) * p.scale;
+    let kn = inverseSqrt(kk + 1e-6);`
+    : `    let qn = p.scale;
+    let kn = 1.0;`;
+  return `    for (var i = lid; i < ${K}u; i += ${WG}u) {
+      qs[i] = q[row * ${K}u + i];
+      ks[i] = k[row * ${K}u + i];
+      let graw = g[row * ${GK}u + ${GK === 1 ? '0u' : 'i'}];
+      ga[i] = exp(${gExpr});
+    }
+    for (var i = lid; i < ${BV}u; i += ${WG}u) { vs[i] = vv[row * ${V}u + vt * ${BV}u + i]; }
+    if (lid == 0u) { bs = ${layer ? 'sigmoidF(beta[row])' : 'beta[row]'}; }
+    workgroupBarrier();
+${norm}`;
 }

@@ -20,7 +20,7 @@ import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device, Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
-import { type KdaCase, randomCase } from './kda-random.js';
+import { expectCoreGrads, type KdaCase, randomCase } from './kda-random.js';
 
 const targets: { name: string; gpu: boolean; mode: KdaMode; tol: number }[] = [
   { name: 'cpu chunk', gpu: false, mode: 'chunk', tol: 2e-3 },
@@ -90,12 +90,7 @@ describe('kda: chunked = recurrent = reference', () => {
             initialState: d.fromHost(S0, [1, 2, K, V]),
             dS: d.fromHost(dS, [1, 2, K, V]),
           });
-          expectClose(await f32(b.dq), gr.dq, 3e-3, 'dq');
-          expectClose(await f32(b.dk), gr.dk, 3e-3, 'dk');
-          expectClose(await f32(b.dv), gr.dv, 3e-3, 'dv');
-          expectClose(await f32(b.dg), gr.dg, 3e-3, 'dg');
-          expectClose(await f32(b.dbeta), gr.dbeta, 3e-3, 'dbeta');
-          expectClose(await f32(b.dS0), gr.dS0, 3e-3, 'dS0');
+          await expectCoreGrads(b, gr, 3e-3);
         },
         300_000,
       );
@@ -145,16 +140,7 @@ describe('kda: variable-length batches', () => {
       if (tg.mode === 'recurrent') return;
       const gr = kdaBackwardReference(c.q, c.k, c.v, c.g, c.beta, c.dO, { H, K, V, GK: K, cu }, K ** -0.5, S0, dS);
       const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, { ...opts, dS: d.fromHost(dS, [N, H, K, V]) });
-      for (const [name, got, want] of [
-        ['dq', b.dq, gr.dq],
-        ['dk', b.dk, gr.dk],
-        ['dv', b.dv, gr.dv],
-        ['dg', b.dg, gr.dg],
-        ['dbeta', b.dbeta, gr.dbeta],
-        ['dS0', b.dS0, gr.dS0],
-      ] as const) {
-        expectClose(await f32(got), want, 3e-3, name);
-      }
+      await expectCoreGrads(b, gr, 3e-3);
     });
   }
 });
@@ -282,12 +268,7 @@ describe('kda: many sequences (32 x 4 heads, K=64; two span several chunks)', ()
       expectClose(await f32(r.finalState), ref.S, 2e-3, 'S');
       const gr = kdaBackwardReference(c.q, c.k, c.v, c.g, c.beta, c.dO, dims, K ** -0.5, S0);
       const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, opts);
-      expectClose(await f32(b.dq), gr.dq, 3e-3, 'dq');
-      expectClose(await f32(b.dk), gr.dk, 3e-3, 'dk');
-      expectClose(await f32(b.dv), gr.dv, 3e-3, 'dv');
-      expectClose(await f32(b.dg), gr.dg, 3e-3, 'dg');
-      expectClose(await f32(b.dbeta), gr.dbeta, 3e-3, 'dbeta');
-      expectClose(await f32(b.dS0), gr.dS0, 3e-3, 'dS0');
+      await expectCoreGrads(b, gr, 3e-3);
     },
     300_000,
   );

@@ -1,5 +1,17 @@
-/** Random KDA problems for the tests (unit-norm q, k; log decays <= 0; beta in (0, 1)). */
+/** Random KDA problems for the tests (unit-norm q, k; log decays <= 0; beta in (0, 1)), and their checks. */
+import type { KdaCoreGrads } from '../src/kernels/kda/index.js';
+import type { KdaGrads } from '../src/kernels/kda/reference.js';
 import { Rng } from '../src/util/random.js';
+import { expectClose } from './helpers.js';
+
+/** Every core gradient (dq, dk, dv, dg, dbeta, dS0) within `tol` of the reference's, relative to its max. */
+export async function expectCoreGrads(got: KdaCoreGrads, want: KdaGrads, tol: number): Promise<void> {
+  for (const name of ['dq', 'dk', 'dv', 'dg', 'dbeta', 'dS0'] as const) {
+    const t = got[name];
+    if (!t) throw new Error(`missing gradient ${name}`);
+    expectClose(await t.toFloat32(), want[name], tol, name);
+  }
+}
 
 export interface KdaCase {
   T: number;

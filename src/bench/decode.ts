@@ -181,10 +181,7 @@ async function timeVariant(
         ...(profile ? { profile } : {}),
       });
       s.dispose();
-      if (device instanceof GpuContext) {
-        await device.sync();
-        device.pool.trim();
-      }
+      if (device instanceof GpuContext) await device.releaseMemory();
     }
   }
   return { rows, fits };

@@ -182,10 +182,7 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
     if (profile) rows[rows.length - 1].gradientsProfile = profile;
     trainer.dispose();
     model.weights.dispose();
-    if (device instanceof GpuContext) {
-      await device.sync();
-      device.pool.trim();
-    }
+    if (device instanceof GpuContext) await device.releaseMemory();
   }
   const h = rows.find((r) => r.model === 'hybrid');
   const m = rows.find((r) => r.model === 'all-MLA');

@@ -181,8 +181,8 @@ describe('kda: carrying the state across calls', () => {
 });
 
 describe('kda: decode over state slots', () => {
-  // On WebGPU both recurrent kernels: the scalar default and the one with 16-byte state loads (asked
-  // for; it falls back to scalar when the tile is 6 wide); BV 32 at K=128 is the H200's decode geometry.
+  // On WebGPU both recurrent kernels: the default with 16-byte state loads (it falls back to scalar when
+  // the tile is 6 wide) and the scalar one, forced; BV 32 at K=128 is the H200's decode geometry.
   const cases: [boolean, number, number, boolean, number | undefined][] = [
     [false, 16, 8, true, undefined],
     [true, 16, 8, true, undefined],
@@ -192,7 +192,7 @@ describe('kda: decode over state slots', () => {
   ];
   for (const [gpu, K, V, vec, bv] of cases) {
     it.skipIf(gpu && !hasGpu)(
-      `${gpu ? `webgpu (${vec ? 'vec4 where it fits' : 'scalar, the default'}${bv ? `, BV ${bv}` : ''})` : 'cpu'}: layer-level step on slots [3, 0] of a pool of 5, K=${K}, V=${V}`,
+      `${gpu ? `webgpu (${vec ? 'vec4, the default where it fits' : 'scalar, forced'}${bv ? `, BV ${bv}` : ''})` : 'cpu'}: layer-level step on slots [3, 0] of a pool of 5, K=${K}, V=${V}`,
       async () => {
         const d = await deviceFor(gpu);
         const [B, H] = [2, 2];

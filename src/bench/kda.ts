@@ -27,7 +27,8 @@ export interface KdaBenchOptions {
   /** Value-tile widths to sweep in the decode runs (default: the kernel's own rule). */
   decodeBV?: number[];
   /** Decode with the 16-byte-load recurrent kernel. */
-  decodeVec4?: boolean;
+  /** Force the scalar recurrent kernel (the vec4 one is the default where its tile fits). */
+  decodeScalar?: boolean;
   d: number;
   reps: number;
   trials: number;
@@ -124,7 +125,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   for (const batch of o.batch)
     for (const bv of o.decodeBV ?? [undefined]) {
       recurrentTuning.bv = bv;
-      recurrentTuning.vec = o.decodeVec4;
+      recurrentTuning.vec = o.decodeScalar ? false : undefined;
       const x = inputs(dev, batch, 1, Hd, d, 23);
       const pool = randomUniform(dev, [batch, Hd, d, d], { seed: 29, lo: -0.1, hi: 0.1 });
       const slots = dev.fromHost(
@@ -138,7 +139,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       decode.push({
         batch,
         ...(bv ? { bv } : {}),
-        ...(o.decodeVec4 ? { kernel: 'vec4' } : {}),
+        kernel: o.decodeScalar ? 'scalar' : 'vec4 where the tile fits',
         H: Hd,
         d,
         us: t.ms * 1e3,
@@ -171,7 +172,10 @@ export function registerKdaBench(bench: Command): void {
     .option('--chunk-heads <n>', 'heads of the chunked runs', '16')
     .option('--decode-heads <n>', 'heads of the decode runs', '32')
     .option('--decode-bv <n,...>', 'sweep the decode kernel value-tile width (default: its own rule)')
-    .option('--decode-vec4', 'decode with the 16-byte-load recurrent kernel (where the tile allows)')
+    .option(
+      '--decode-scalar',
+      'decode with the scalar recurrent kernel (default: 16-byte state loads where the tile allows)',
+    )
     .option('--d <n>', 'head size (d_k = d_v)', '128')
     .option('--reps <n>', 'repetitions per timed trial (chunked: scaled down for long T)', '8')
     .option('--trials <n>', 'timed trials (median reported)', '5')
@@ -198,7 +202,7 @@ export function registerKdaBench(bench: Command): void {
         skipBackward: !!opts.skipBackward,
         profile: !!opts.profile,
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
-        decodeVec4: !!opts.decodeVec4,
+        decodeScalar: !!opts.decodeScalar,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);

@@ -11,7 +11,8 @@ import { recurrentKey, recurrentVecFits, recurrentWgsl } from './recurrent.wgsl.
 
 /**
  * Benchmarks set `bv` to sweep the value-tile width (it must divide V; undefined = the rule below) and
- * `vec: true` to use the kernel with 16-byte state loads (recurrent.wgsl.ts) where the tile allows.
+ * `vec: false` to force the scalar kernel; by default the kernel with 16-byte state loads
+ * (recurrent.wgsl.ts) runs wherever the tile allows it.
  */
 export const recurrentTuning: { bv?: number; vec?: boolean } = {};
 
@@ -50,9 +51,9 @@ export function dispatchRecurrent(
   scale: number,
 ): void {
   const BV = recurrentBV(p);
-  // 16-byte state loads (where the tile allows) only when asked: the vec4 kernel is tested but not yet
-  // measured on the H200, where the scalar one is (94 us at decode batch 64).
-  const vec = recurrentTuning.vec === true && recurrentVecFits(p.K, p.V, BV);
+  // 16-byte state loads where the tile allows: on the H200 (H=32, d=128) decode batch 64 takes 84.3 us
+  // with them against 94.0 us with the scalar kernel, batch 256 316 vs 361 us (bench/RESULTS.md).
+  const vec = recurrentTuning.vec !== false && recurrentVecFits(p.K, p.V, BV);
   const variant = { K: p.K, V: p.V, BV, GK: p.GK, layer: !!layer, vec };
   const ins = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
   const extra = layer ? [contiguous(layer.A_log), contiguous(layer.dt_bias)] : [];

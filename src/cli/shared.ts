@@ -6,6 +6,7 @@ import type { AcquireOptions, DawnToggle } from '../gpu/acquire.js';
 export interface GpuFlagOptions {
   unsafeApis?: boolean;
   disableRobustness?: boolean;
+  skipValidation?: boolean;
   powerPreference?: string;
 }
 
@@ -17,6 +18,10 @@ export function gpuFlags(cmd: Command): Command {
       '--disable-robustness',
       "enable Dawn's disable_robustness (no bounds clamping: faster, unsafe on bad input)",
     )
+    .option(
+      '--skip-validation',
+      "enable Dawn's skip_validation (no per-command validation: less host time per dispatch)",
+    )
     .option('--power-preference <p>', 'adapter choice: high-performance | low-power', 'high-performance');
 }
 
@@ -24,6 +29,7 @@ export function acquireOptions(opts: GpuFlagOptions): AcquireOptions {
   const toggles: DawnToggle[] = [];
   if (opts.unsafeApis) toggles.push('allow_unsafe_apis');
   if (opts.disableRobustness) toggles.push('disable_robustness');
+  if (opts.skipValidation) toggles.push('skip_validation');
   const pp = opts.powerPreference;
   if (pp !== undefined && pp !== 'high-performance' && pp !== 'low-power') {
     throw new Error(`--power-preference: '${pp}' is not high-performance or low-power`);

@@ -4,8 +4,12 @@
  * 256 invocations, 16 KiB workgroup memory) are far below what real GPUs give and what our kernels use.
  */
 
-/** Dawn toggles a user may opt into. Both are off unless asked for. */
-export type DawnToggle = 'allow_unsafe_apis' | 'disable_robustness';
+/**
+ * Dawn toggles a user may opt into; all are off unless asked for. `skip_validation` drops Dawn's
+ * per-command checks (bind-group compatibility, usage scopes), which are host time on every dispatch
+ * of a decode step; only for code whose dispatches the test suite has already validated.
+ */
+export type DawnToggle = 'allow_unsafe_apis' | 'disable_robustness' | 'skip_validation';
 
 export interface AcquireOptions {
   powerPreference?: GPUPowerPreference;

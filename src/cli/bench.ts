@@ -4,6 +4,7 @@
  * Each benchmark lives in src/bench/<what>.ts and registers its subcommand here.
  */
 import type { Command } from 'commander';
+import { registerInt8Bench } from '../bench/int8.js';
 import { registerKdaBench } from '../bench/kda.js';
 import { registerDecodeBench } from '../bench/decode.js';
 import { registerMatmulBench } from '../bench/matmul.js';
@@ -17,4 +18,5 @@ export function registerBench(program: Command): void {
   registerKdaBench(bench);
   registerMlaBench(bench);
   registerTrainBench(bench);
+  registerInt8Bench(bench);
 }

@@ -68,7 +68,7 @@ describe('int8 matmul', () => {
       int8Matmul(gpu.fromHost(packInt8(a), [M, K / 4], 'i32'), gpu.fromHost(packInt8(b), [N, K / 4], 'i32'), {
         kernel: 'subgroup-matrix',
       });
-    if (prep.syntax === null) {
+    if (prep.variant === null) {
       expect(() => run()).toThrow(/not available on this device/);
       return;
     }

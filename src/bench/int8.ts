@@ -50,10 +50,18 @@ async function check(gpu: GpuContext, kernel: Int8Kernel, M: number, N: number, 
   return { a: at, b: bt, wrong, checked };
 }
 
+/** Dawn's config objects keep their fields in getters, which JSON.stringify does not see. */
+function describeConfig(c: unknown): Record<string, unknown> {
+  const o = c as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of ['componentType', 'resultComponentType', 'M', 'N', 'K']) out[k] = o[k];
+  return out;
+}
+
 export async function benchInt8(gpu: GpuContext, o: { size: number[]; reps: number }) {
   const prep = await prepareSubgroupMatrix(gpu);
-  const kernels: Int8Kernel[] = prep.syntax ? ['dp4a', 'subgroup-matrix'] : ['dp4a'];
-  const adapterInfo = gpu.acquired.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: unknown };
+  const kernels: Int8Kernel[] = prep.variant ? ['dp4a', 'subgroup-matrix'] : ['dp4a'];
+  const adapterInfo = gpu.acquired.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: unknown[] };
   const rows: Record<string, unknown>[] = [];
   for (const kernel of kernels) {
     const small = await check(gpu, kernel, 128, 256, 512);
@@ -81,9 +89,9 @@ export async function benchInt8(gpu: GpuContext, o: { size: number[]; reps: numb
     machine: machine(gpu),
     subgroupMatrix: {
       feature: gpu.features.subgroupMatrixInt8,
-      syntax: prep.syntax,
+      variant: prep.variant,
       errors: prep.errors,
-      configs: adapterInfo.subgroupMatrixConfigs ?? null,
+      configs: (adapterInfo.subgroupMatrixConfigs ?? []).map(describeConfig),
     },
     rows,
   };
@@ -93,7 +101,7 @@ export function registerInt8Bench(bench: Command): void {
   const cmd = bench
     .command('int8')
     .description('int8 matmul TOPS: dp4a and (with --unsafe-apis, where offered) tensor-core subgroup matrices')
-    .option('--size <n,...>', 'square sizes (multiples of 128 for the subgroup-matrix kernel)', '4096,8192')
+    .option('--size <n,...>', 'square sizes (multiples of 64 for the subgroup-matrix kernel)', '4096,8192')
     .option('--reps <n>', 'repetitions per timed trial', '10')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
@@ -102,7 +110,7 @@ export function registerInt8Bench(bench: Command): void {
     gpu.destroy();
     if (opts.json) return printJson(result);
     console.log(
-      `int8 matmul on ${String(result.machine.adapter)}; subgroup matrices: ${result.subgroupMatrix.syntax ?? 'no'}`,
+      `int8 matmul on ${String(result.machine.adapter)}; subgroup matrices: ${result.subgroupMatrix.variant ? JSON.stringify(result.subgroupMatrix.variant) : 'no'}`,
     );
     console.log(renderTable(result.rows));
   });

@@ -3,22 +3,32 @@
  * (`chromium-experimental-subgroup-matrix`, behind the toggle allow_unsafe_apis). On the H200 Dawn
  * offers int8 configurations only: left M=16 x K=32, right K=32 x N=16 (or 8), i32 result.
  *
- * Each subgroup (32 invocations) owns a 32 x 64 block of C: 2 x 4 result fragments of 16 x 16, so each
- * left fragment is used 4 times and each right fragment twice per K step of 32. Four subgroups per
- * workgroup make a 64 x 128 tile. Fragments load straight from storage (L1/L2 serve the reuse across
- * subgroups): a first kernel to learn what the hardware gives, not a tuned one.
+ * A workgroup is one subgroup (32 invocations) and owns a 32 x 64 block of C: 2 x 4 result fragments of
+ * 16 x 16, so each left fragment is used 4 times and each right fragment twice per K step of 32. One
+ * subgroup per workgroup because the builtins' offsets must be workgroup-uniform (WGSL's uniformity
+ * analysis rejects offsets computed from the invocation index). Fragments load straight from storage
+ * (L1/L2 serve the reuse across subgroups): a first kernel to learn what the hardware gives, not a tuned one.
  * A is [M, K] row-major; B is [N, K] row-major, i.e. the K x N right operand stored column-major.
- * Offsets and strides count int8 elements (Dawn divides them by 4 for the packed i32 arrays).
  *
- * Dawn changed the builtins' form over time: `syntax: 'bool'` passes the column-major flag as an argument
- * (`subgroupMatrixLoad<T>(p, offset, colMajor, stride)`), `syntax: 'template'` as a template argument
- * (`subgroupMatrixLoad<T, col_major>(p, offset, stride)`). index.ts compiles both and keeps what works.
+ * Dawn changed these builtins over time, so the kernel comes in variants and index.ts keeps the one that
+ * compiles AND computes the exact product on the device:
+ * - `syntax: 'bool'` passes the column-major flag as an argument (`subgroupMatrixLoad<T>(p, offset,
+ *   colMajor, stride)`), `'template'` as a template argument (`subgroupMatrixLoad<T, col_major>(p, offset,
+ *   stride)`);
+ * - `units`: for int8 matrices read from packed `array<i32>`, Dawn's docs count offset and stride in int8
+ *   elements (`'elements'`), but Dawn in npm webgpu 0.6.2 passes them to Vulkan unchanged, where they
+ *   count 32-bit words (`'words'`): measured on the H200, 2026-12-01 (a stride of 16 read rows 64 bytes
+ *   apart; element counts ran off the end of the buffer and gave wrong products).
  */
-export const SGM_TILE = { BM: 64, BN: 128, K: 32 } as const;
+export const SGM_TILE = { BM: 32, BN: 64, K: 32 } as const;
 
 export type SubgroupMatrixSyntax = 'bool' | 'template';
+export interface SgmVariant {
+  syntax: SubgroupMatrixSyntax;
+  units: 'elements' | 'words';
+}
 
-export const int8SgmKey = (syntax: SubgroupMatrixSyntax) => `int8_matmul_sgm_${syntax}`;
+export const int8SgmKey = (v: SgmVariant) => `int8_matmul_sgm_${v.syntax}_${v.units}`;
 
 function load(
   syntax: SubgroupMatrixSyntax,
@@ -39,14 +49,17 @@ function store(syntax: SubgroupMatrixSyntax, ptr: string, offset: string, value:
     : `subgroupMatrixStore<row_major>(${ptr}, ${offset}, ${value}, ${stride})`;
 }
 
-export function int8SgmWgsl(syntax: SubgroupMatrixSyntax): string {
+export function int8SgmWgsl(v: SgmVariant): string {
+  const { syntax } = v;
+  // Offsets and strides of the int8 operands: elements, or 32-bit words (element counts / 4).
+  const u = (x: string) => (v.units === 'words' ? `(${x}) / 4u` : x);
   const L = 'subgroup_matrix_left<i8, 32, 16>';
   const R = 'subgroup_matrix_right<i8, 16, 32>';
   const lines: string[] = [];
   for (let r = 0; r < 2; r++)
-    lines.push(`    let a${r} = ${load(syntax, L, '&a', `(row0 + ${16 * r}u) * p.K + k`, false, 'p.K')};`);
+    lines.push(`    let a${r} = ${load(syntax, L, '&a', u(`(row0 + ${16 * r}u) * p.K + k`), false, u('p.K'))};`);
   for (let j = 0; j < 4; j++) {
-    lines.push(`    let b${j} = ${load(syntax, R, '&b', `(col0 + ${16 * j}u) * p.K + k`, true, 'p.K')};`);
+    lines.push(`    let b${j} = ${load(syntax, R, '&b', u(`(col0 + ${16 * j}u) * p.K + k`), true, u('p.K'))};`);
     for (let r = 0; r < 2; r++)
       lines.push(`    acc${r}${j} = subgroupMatrixMultiplyAccumulate(a${r}, b${j}, acc${r}${j});`);
   }
@@ -65,12 +78,10 @@ struct P { M: u32, N: u32, K: u32, _pad: u32 }
 @group(0) @binding(2) var<storage, read> b: array<i32>;
 @group(0) @binding(3) var<storage, read_write> c: array<i32>;
 
-@compute @workgroup_size(128)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  // Subgroups of 32 (the H200's size): subgroup s of the workgroup takes block (s / 2, s % 2).
-  let sg = li / 32u;
-  let row0 = wg.y * ${SGM_TILE.BM}u + (sg / 2u) * 32u;
-  let col0 = wg.x * ${SGM_TILE.BN}u + (sg % 2u) * 64u;
+@compute @workgroup_size(32)
+fn main(@builtin(workgroup_id) wg: vec3u) {
+  let row0 = wg.y * ${SGM_TILE.BM}u;
+  let col0 = wg.x * ${SGM_TILE.BN}u;
 ${decl.join('\n')}
   for (var k = 0u; k < p.K; k += 32u) {
 ${lines.join('\n')}

@@ -159,12 +159,26 @@ async function timeVariant(
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
       for (let i = 0; i < WARMUP; i++) await s.step(tokens(i));
+      const gpu = device instanceof GpuContext ? device : undefined;
+      const hits0 = gpu?.bindGroups.hits ?? 0;
+      const misses0 = gpu?.bindGroups.misses ?? 0;
       const t0 = performance.now();
       let recordMs = 0;
       for (let i = 0; i < o.steps; i++) {
         await s.step(tokens(WARMUP + i));
         recordMs += s.lastStep.recordMs;
       }
+      // Bind groups looked up during the timed steps: a miss creates one (the largest host cost of a
+      // dispatch), so a steady decode step should hit nearly always.
+      const bindGroups = gpu
+        ? {
+            hitsPerStep: (gpu.bindGroups.hits - hits0) / o.steps,
+            missesPerStep: (gpu.bindGroups.misses - misses0) / o.steps,
+            hitRate:
+              (gpu.bindGroups.hits - hits0) /
+              Math.max(1, gpu.bindGroups.hits - hits0 + gpu.bindGroups.misses - misses0),
+          }
+        : undefined;
       const ms = (performance.now() - t0) / o.steps;
       const profile =
         o.profile && device instanceof GpuContext ? await profileDecodeStep(device, s, tokens(0)) : undefined;
@@ -176,6 +190,7 @@ async function timeVariant(
         tpotMs: ms,
         // Host time spent recording the step's dispatches (the rest is GPU execution and the readback).
         recordMs: recordMs / o.steps,
+        ...(bindGroups ? { dispatchesPerStep: bindGroups.hitsPerStep + bindGroups.missesPerStep, bindGroups } : {}),
         tokensPerS: (1000 * B) / ms,
         cacheGB: s.cacheBytes() / 1e9,
         ...(profile ? { profile } : {}),

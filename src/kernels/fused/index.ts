@@ -1,0 +1,164 @@
+/**
+ * Fusions for the decode step (BatchSession): each replaces two or more small dispatches of the
+ * unfused ops with one, computing the same thing (reference.ts states it; the tests compare).
+ *   addRmsnorm(x, deltas, w, eps) -> { sum, normed }  residual add (+ MoE shared expert) + next RMSNorm
+ *   convStep(x, weight, tail, ...) -> y [planes, B, Cp]  KDA short conv of one token, tail shifted in place
+ *   swigluRows(x, gate, up, I) -> [rows, I]           SwiGLU over column ranges of a packed projection
+ * They are inference-only: no autograd wrapper, and convStep mutates its tail.
+ */
+import { Params } from '../../gpu/params.js';
+import { cpu } from '../../tensor/cpuDevice.js';
+import { ShapeError } from '../../tensor/shape.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32 } from '../common.js';
+import { contiguous } from '../copy/index.js';
+import { type FloatDType, rowsOf } from '../wgslLib.js';
+import { type AddNormVariant, addNormKey, addNormWgsl } from './addRmsnorm.wgsl.js';
+import { CONV_STEP_WG, type ConvStepVariant, convStepKey, convStepWgsl } from './convStep.wgsl.js';
+import { addRmsnormReference, convStepReference, swigluRowsReference } from './reference.js';
+import { SWIGLU_ROWS_WG, swigluRowsWgsl } from './swigluRows.wgsl.js';
+
+/**
+ * sum = x + (d0 [+ d1]) and normed = rmsnorm(sum, weight, eps), both with x's shape (f32). One or two
+ * deltas: the MoE layer's routed and shared expert outputs are added to each other first, as the unfused
+ * `add(routed, shared)` then `add(y, moe)` do.
+ */
+export function addRmsnorm(
+  x: Tensor,
+  deltas: readonly Tensor[],
+  weight: Tensor,
+  eps: number,
+): { sum: Tensor; normed: Tensor } {
+  const op = 'addRmsnorm';
+  if (deltas.length !== 1 && deltas.length !== 2) throw new Error(`${op}: ${deltas.length} deltas, expected 1 or 2`);
+  const device = deviceOf(op, x, ...deltas, weight);
+  expectDType(op, 'x', x, ['f32']);
+  deltas.forEach((d, i) => {
+    expectDType(op, `delta ${i}`, d, ['f32']);
+    if (d.numel !== x.numel) throw new ShapeError(`${op}: delta ${i} has ${d.numel} elements, x has ${x.numel}`);
+  });
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  const { rows, D } = rowsOf(x.shape);
+  expectShape(op, 'weight', weight, [D]);
+  if (!(eps >= 0)) throw new Error(`${op}: eps ${eps}, expected a number >= 0`);
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const r = addRmsnormReference(hostF32(x), deltas.map(hostF32), hostF32(weight), rows, D, eps);
+    return { sum: cpu.fromHost(r.sum, x.shape), normed: cpu.fromHost(r.normed, x.shape) };
+  }
+  const ins = [x, ...deltas, weight].map(contiguous);
+  const sum = gpu.empty(x.shape);
+  const normed = gpu.empty(x.shape);
+  const v: AddNormVariant = { deltas: deltas.length as 1 | 2, wDtype: weight.dtype as FloatDType };
+  if (rows > 0 && D > 0) {
+    gpu.dispatch({
+      kernel: { name: 'add_rmsnorm', key: addNormKey(v), code: () => addNormWgsl(v) },
+      tensors: [...ins, sum, normed],
+      params: new Params().u32(rows, D).f32(eps).u32(0),
+      workgroups: grid1d(rows, 1),
+    });
+  }
+  for (const t of ins) t.dispose();
+  return { sum, normed };
+}
+
+export interface ConvStepOptions {
+  /** Column of x where channel 0 sits (x's rows may hold more than the C channels). Default 0. */
+  xOff?: number;
+  /** Output planes: y is [planes, B, C / planes]. Default 1. */
+  planes?: number;
+  activation?: 'silu' | 'none';
+}
+
+/**
+ * One token per row of the causal depthwise conv: x [B, ld] (channels at columns xOff..xOff+C), weight
+ * [C, 1, W] f32|bf16, tail [B, W-1, C] f32 (the previous W-1 inputs, updated in place to end with x).
+ * Returns y [planes, B, C / planes].
+ */
+export function convStep(x: Tensor, weight: Tensor, tail: Tensor, opts: ConvStepOptions = {}): Tensor {
+  const op = 'convStep';
+  const device = deviceOf(op, x, weight, tail);
+  expectDType(op, 'x', x, ['f32']);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  expectDType(op, 'tail', tail, ['f32']);
+  if (x.rank !== 2) throw new ShapeError(`${op}: x must be [B, ld], got rank ${x.rank}`);
+  const [B, ld] = x.shape;
+  expectShape(op, 'weight', weight, [null, 1, null]);
+  const [C, , W] = weight.shape;
+  const xOff = opts.xOff ?? 0;
+  const planes = opts.planes ?? 1;
+  if (W < 2) throw new ShapeError(`${op}: kernel width ${W}, expected >= 2 (a tail to carry)`);
+  if (xOff + C > ld) throw new ShapeError(`${op}: channels ${xOff}..${xOff + C} pass x's row length ${ld}`);
+  if (!(Number.isInteger(planes) && planes >= 1 && C % planes === 0))
+    throw new ShapeError(`${op}: ${C} channels do not split into ${planes} planes`);
+  expectShape(op, 'tail', tail, [B, W - 1, C]);
+  const silu = (opts.activation ?? 'silu') === 'silu';
+  const Cp = C / planes;
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const tailData = hostF32(tail);
+    if (!tail.isContiguous) throw new Error(`${op}: the tail must be a dense tensor (it is updated in place)`);
+    const xc = contiguous(x);
+    const y = convStepReference(
+      hostF32(xc),
+      hostF32(weight),
+      tailData,
+      { B, C, W, ld, xOff, planes },
+      silu ? 'silu' : 'none',
+    );
+    xc.dispose();
+    return cpu.fromHost(y, [planes, B, Cp]);
+  }
+  if (!gpu.isBindable(tail)) throw new Error(`${op}: the tail must be a dense tensor (it is updated in place)`);
+  const xc = contiguous(x);
+  const wc = contiguous(weight);
+  const y = gpu.empty([planes, B, Cp]);
+  const n = B * C;
+  const v: ConvStepVariant = { W, wDtype: weight.dtype as FloatDType, silu };
+  if (n > 0) {
+    gpu.dispatch({
+      kernel: { name: 'conv_step', key: convStepKey(v), code: () => convStepWgsl(v) },
+      tensors: [xc, wc, tail, y],
+      params: new Params().u32(n, C, Cp, B, ld, xOff, 0, 0),
+      workgroups: grid1d(n, CONV_STEP_WG),
+    });
+  }
+  xc.dispose();
+  wc.dispose();
+  return y;
+}
+
+/** silu(x[:, gate:gate+I]) * x[:, up:up+I] for x [rows, ld] f32 -> [rows, I]. */
+export function swigluRows(x: Tensor, gate: number, up: number, I: number): Tensor {
+  const op = 'swigluRows';
+  const device = deviceOf(op, x);
+  expectDType(op, 'x', x, ['f32']);
+  if (x.rank !== 2) throw new ShapeError(`${op}: x must be [rows, ld], got rank ${x.rank}`);
+  const [rows, ld] = x.shape;
+  for (const [name, at] of [
+    ['gate', gate],
+    ['up', up],
+  ] as const) {
+    if (!(Number.isInteger(at) && at >= 0 && at + I <= ld))
+      throw new ShapeError(`${op}: ${name} columns ${at}..${at + I} outside x's ${ld}`);
+  }
+  const gpu = asGpu(device);
+  const xc = contiguous(x);
+  if (!gpu) {
+    const y = swigluRowsReference(hostF32(xc), rows, ld, gate, up, I);
+    xc.dispose();
+    return cpu.fromHost(y, [rows, I]);
+  }
+  const y = gpu.empty([rows, I]);
+  const n = rows * I;
+  if (n > 0) {
+    gpu.dispatch({
+      kernel: { name: 'swiglu_rows', key: 'swiglu_rows', code: swigluRowsWgsl },
+      tensors: [xc, y],
+      params: new Params().u32(n, I, ld, gate, up, 0, 0, 0),
+      workgroups: grid1d(n, SWIGLU_ROWS_WG),
+    });
+  }
+  xc.dispose();
+  return y;
+}

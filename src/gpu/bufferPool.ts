@@ -45,6 +45,8 @@ export interface PoolStats {
 export interface PooledBuffer {
   buffer: GPUBuffer;
   id: number;
+  /** buffer.size, kept here: reading it from the GPUBuffer is a call into Dawn. */
+  size: number;
 }
 
 export class BufferPool {
@@ -89,20 +91,20 @@ export class BufferPool {
     this.stats_.created++;
     this.stats_.live++;
     this.stats_.liveBytes += size;
-    return { buffer, id: this.nextId++ };
+    return { buffer, id: this.nextId++, size };
   }
 
   /** Give a buffer back; it becomes reusable after the next submit (see the file comment). */
   release(b: PooledBuffer): void {
     this.stats_.live--;
-    this.stats_.liveBytes -= b.buffer.size;
+    this.stats_.liveBytes -= b.size;
     this.pending.push(b);
   }
 
   /** Called by the context right after a submit. */
   recycle(): void {
     for (const b of this.pending) {
-      const size = b.buffer.size;
+      const size = b.size;
       if (this.stats_.freeBytes + size > this.maxFreeBytes) {
         this.onDestroy?.();
         b.buffer.destroy();

@@ -427,9 +427,9 @@ export class BatchSession {
   }
 
   /**
-   * One token per row of the KDA mixer (KimiLinearModel.kda with a carry, h: [B, D] -> [B, D]) in 7
-   * dispatches: one GEMV for q, k, v, f_a, g_a and beta; the three short convs with their tails (convStep,
-   * in place); f_b and g_b; the recurrent kernel on the batch's state (in place, l2norm, gate and sigmoid
+   * One token per row of the KDA mixer (KimiLinearModel.kda with a carry, h: [B, D] -> [B, D]) in 6
+   * dispatches at batch 1: one GEMV for q, k, v, f_a, g_a and beta; the three short convs with their tails
+   * (convStep, in place); f_b and g_b as one block-diagonal GEMV; the recurrent kernel on the batch's state (in place, l2norm, gate and sigmoid
    * inside); the gated output norm; o_proj.
    */
   private kdaStep(i: number, p: string, h: Tensor): Tensor {
@@ -444,8 +444,17 @@ export class BatchSession {
     const qkv = convStep(proj, k.conv, c.tail, { planes: 3 });
     const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([B, 1, H, d]));
     const cols = (at: number, n: number) => contiguous(proj.narrow(1, at, n));
-    const g = linear(cols(k.fA, k.rf), w('f_b_proj.weight')).reshape([B, 1, H, d]);
-    const gate = linear(cols(k.gA, k.rg), w('g_b_proj.weight')).reshape([B, 1, H, d]);
+    let g: Tensor;
+    let gate: Tensor;
+    if (k.gateUp) {
+      // f_a | g_a are adjacent columns: one GEMV against [[f_b, 0], [0, g_b]] gives g | gate.
+      const both = linear(cols(k.fA, k.rf + k.rg), k.gateUp);
+      g = contiguous(both.narrow(1, 0, H * d)).reshape([B, 1, H, d]);
+      gate = contiguous(both.narrow(1, H * d, H * d)).reshape([B, 1, H, d]);
+    } else {
+      g = linear(cols(k.fA, k.rf), w('f_b_proj.weight')).reshape([B, 1, H, d]);
+      gate = linear(cols(k.gA, k.rg), w('g_b_proj.weight')).reshape([B, 1, H, d]);
+    }
     const beta = cols(k.beta, H).reshape([B, 1, H]);
     const o = kdaRecurrentSlots(c.state, this.slotIds!, q, kk, v, g, beta, {
       layer: { A_log: w('A_log').reshape([H]), dt_bias: w('dt_bias') },

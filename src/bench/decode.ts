@@ -266,7 +266,9 @@ export async function benchDecode(
     weights: checkpoint ? `checkpoint ${checkpoint} (hybrid), random (all-MLA)` : 'random, made on the device',
     weightsGB: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v / 1e9])),
     cacheDtype: o.cacheDtype,
-    ...(device instanceof GpuContext ? { dispatchesPerSubmit: device.maxDispatchesPerBatch } : {}),
+    ...(device instanceof GpuContext
+      ? { dispatchesPerSubmit: device.maxDispatchesPerBatch, firstDispatchesPerSubmit: device.firstDispatchesPerBatch }
+      : {}),
     memoryBudget: {
       ...budget,
       maxStorageBufferBindingGB: device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize / 1e9 : null,

@@ -86,6 +86,14 @@ export class GpuContext implements Device {
    * until the whole step is recorded. A submit costs far less than the recording it overlaps.
    */
   maxDispatchesPerBatch = 128;
+  /**
+   * The batch limit while the queue is known to be empty (after a readback or sync): the first submit of
+   * a step comes sooner, so the GPU starts after a few dispatches of recording instead of ~128 (at ~10 us
+   * of host time per dispatch, about a millisecond of idle GPU per step saved).
+   */
+  firstDispatchesPerBatch = 32;
+  /** Nothing submitted since the queue was last seen drained. */
+  private queueIdle = true;
 
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
@@ -344,7 +352,10 @@ export class GpuContext implements Device {
       this.passPipeline = undefined;
     }
     this.batchKernels.add(k.name);
-    if (++this.dispatches >= this.maxDispatchesPerBatch && !this.timedPass) this.flush();
+    const limit = this.queueIdle
+      ? Math.min(this.firstDispatchesPerBatch, this.maxDispatchesPerBatch)
+      : this.maxDispatchesPerBatch;
+    if (++this.dispatches >= limit && !this.timedPass) this.flush();
   }
 
   /** Copy bytes between tensors' buffers (both contiguous). */
@@ -384,6 +395,7 @@ export class GpuContext implements Device {
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
     this.device.queue.submit([encoder.finish()]);
+    this.queueIdle = false;
     const oom = this.device.popErrorScope();
     const val = this.device.popErrorScope();
     this.deferred.push(
@@ -399,6 +411,7 @@ export class GpuContext implements Device {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    this.queueIdle = true;
     await this.checkErrors();
   }
 
@@ -443,6 +456,8 @@ export class GpuContext implements Device {
     this.flush();
     try {
       await staging.mapAsync(0x01 /* READ */);
+      // The copy was the last command submitted, so everything before it has finished too.
+      this.queueIdle = true;
       await this.checkErrors();
       return staging.getMappedRange().slice(0);
     } finally {

@@ -193,6 +193,8 @@ async function timeVariant(
         ...(bindGroups ? { dispatchesPerStep: bindGroups.hitsPerStep + bindGroups.missesPerStep, bindGroups } : {}),
         tokensPerS: (1000 * B) / ms,
         cacheGB: s.cacheBytes() / 1e9,
+        // Packed copies of projections the decode step makes (model/decodeWeights.ts), not in maxBatch's budget.
+        decodeWeightsGB: s.decodeWeightBytes() / 1e9,
         ...(profile ? { profile } : {}),
       });
       s.dispose();
@@ -279,7 +281,7 @@ export async function benchDecode(
     batchLimited,
     notes: [
       'every sequence of a batch holds the full context (synthetic fill); one token per sequence per step',
-      'maxBatch counts weights + cache only (activations and buffer-pool slack are not budgeted)',
+      "maxBatch counts weights + cache only (activations, buffer-pool slack and the decode step's packed projections, decodeWeightsGB, are not budgeted)",
       'prefill not measured in this benchmark',
       ...over.map(
         ([m, b]) =>

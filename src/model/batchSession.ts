@@ -306,6 +306,11 @@ export class BatchSession {
     return this.cache.memory().mlaPoolBytes + kda;
   }
 
+  /** Device bytes of the decode step's packed projections (a copy beside the model's weights). */
+  decodeWeightBytes(): number {
+    return this.packed.bytes();
+  }
+
   dispose(): void {
     for (const c of this.carries.values()) disposeCarry(c);
     this.carries.clear();

@@ -118,6 +118,13 @@ export class DecodeWeights {
     }
   }
 
+  /** Device bytes of the packed copies (beside the model's own weights). */
+  bytes(): number {
+    const all = [...this.kda.values()].flatMap((k) => [k.inProj, k.conv, k.gateUp]);
+    all.push(...this.mla.values(), ...[...this.ffn.values()].map((f) => f.inProj));
+    return all.reduce((b, t) => b + (t ? t.numel * (t.dtype === 'bf16' ? 2 : 4) : 0), 0);
+  }
+
   dispose(): void {
     for (const k of this.kda.values()) for (const t of [k.inProj, k.conv, k.gateUp]) t?.dispose();
     for (const t of this.mla.values()) t.dispose();

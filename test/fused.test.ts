@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { causalConv1d } from '../src/kernels/conv1d/index.js';
 import { add, swiglu } from '../src/kernels/elementwise/index.js';
-import { addRmsnorm, convStep, swigluRows } from '../src/kernels/fused/index.js';
+import { addRmsnorm, convStep, swigluLinear, swigluRows } from '../src/kernels/fused/index.js';
+import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { addRmsnormReference, convStepReference, swigluRowsReference } from '../src/kernels/fused/reference.js';
 import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
@@ -133,6 +134,40 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const x = rand(rows * ld, I, 4);
       const y = swigluRows(gpu.fromHost(x, [rows, ld]), 5 + I, 5, I);
       expectClose(await y.toFloat32(), swigluRowsReference(x, rows, ld, 5 + I, 5, I), 1e-5, `I=${I}`);
+    }
+  });
+
+  it('swigluLinear: the one-GEMV path (<= 8 rows, aligned) and the fallback, f32 and bf16 weights', async () => {
+    const gpu = (await gpuContext())!;
+    for (const [rows, I, N, gate, up] of [
+      [1, 8, 1, 0, 8],
+      [1, 64, 63, 8, 72],
+      [3, 1000, 65, 1000, 0],
+      [8, 16, 7, 4, 20],
+      [9, 16, 7, 4, 20],
+      [2, 63, 7, 1, 64],
+    ]) {
+      const ld = Math.max(gate, up) + I + 4;
+      const x = rand(rows * ld, I + N, 2);
+      const w = rand(N * I, I * N + 1, 0.2);
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, I], 'bf16').toFloat32()) as Float32Array) : w;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [N, I], 'bf16') : gpu.fromHost(w, [N, I]);
+        const h = swigluRowsReference(x, rows, ld, gate, up, I);
+        const ref = matmulReference(h, wHost, {
+          batch: 1,
+          M: rows,
+          N,
+          K: I,
+          transA: false,
+          transB: true,
+          batchStrideB: 0,
+        });
+        const y = swigluLinear(gpu.fromHost(x, [rows, ld]), gate, up, wt);
+        expect(y.shape).toEqual([rows, N]);
+        expectClose(await y.toFloat32(), ref, 1e-5, `rows ${rows} I ${I} N ${N} ${wd}`);
+      }
     }
   });
 });

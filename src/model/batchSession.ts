@@ -22,7 +22,7 @@
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous } from '../kernels/copy/index.js';
 import { embedding } from '../kernels/embedding/index.js';
-import { addRmsnorm, convStep, swigluRows } from '../kernels/fused/index.js';
+import { addRmsnorm, convStep, swigluLinear } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
 import { linear, matmul } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
@@ -477,8 +477,7 @@ export class BatchSession {
     const cfg = this.model.cfg;
     const f = this.packed.ffn.get(i);
     const proj = f ? linear(h2, f.inProj) : undefined;
-    const mlp = (down: string) =>
-      linear(swigluRows(proj!, f!.gate, f!.up, f!.I), this.model.w(`${down}.down_proj.weight`));
+    const mlp = (down: string) => swigluLinear(proj!, f!.gate, f!.up, this.model.w(`${down}.down_proj.weight`));
     if (!isMoeLayer(cfg, i)) return [mlp(`${p}.mlp`)];
     const m = `${p}.block_sparse_moe`;
     const E = cfg.num_experts!;

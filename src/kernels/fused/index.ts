@@ -4,6 +4,7 @@
  *   addRmsnorm(x, deltas, w, eps) -> { sum, normed }  residual add (+ MoE shared expert) + next RMSNorm
  *   convStep(x, weight, tail, ...) -> y [planes, B, Cp]  KDA short conv of one token, tail shifted in place
  *   swigluRows(x, gate, up, I) -> [rows, I]           SwiGLU over column ranges of a packed projection
+ *   swigluLinear(x, gate, up, W) -> [rows, N]         that SwiGLU, then W (the down projection), in one GEMV
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -17,6 +18,8 @@ import { type AddNormVariant, addNormKey, addNormWgsl } from './addRmsnorm.wgsl.
 import { CONV_STEP_WG, type ConvStepVariant, convStepKey, convStepWgsl } from './convStep.wgsl.js';
 import { addRmsnormReference, convStepReference, swigluRowsReference } from './reference.js';
 import { SWIGLU_ROWS_WG, swigluRowsWgsl } from './swigluRows.wgsl.js';
+import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigluGemv.wgsl.js';
+import { linear } from '../matmul/index.js';
 
 /**
  * sum = x + (d0 [+ d1]) and normed = rmsnorm(sum, weight, eps), both with x's shape (f32). One or two
@@ -157,6 +160,56 @@ export function swigluRows(x: Tensor, gate: number, up: number, I: number): Tens
       tensors: [xc, y],
       params: new Params().u32(n, I, ld, gate, up, 0, 0, 0),
       workgroups: grid1d(n, SWIGLU_ROWS_WG),
+    });
+  }
+  xc.dispose();
+  return y;
+}
+
+/**
+ * down(silu(x[:, gate:gate+I]) * x[:, up:up+I]) for x [rows, ld] f32 and W [N, I] f32|bf16 -> [rows, N]:
+ * swigluRows then linear. At decode shapes (<= 8 rows, aligned columns) one GEMV with the activation in
+ * its input load (swigluGemv.wgsl.ts); otherwise the two ops.
+ */
+export function swigluLinear(x: Tensor, gate: number, up: number, weight: Tensor): Tensor {
+  const op = 'swigluLinear';
+  const device = deviceOf(op, x, weight);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  if (weight.rank !== 2) throw new ShapeError(`${op}: weight must be [N, I], got rank ${weight.rank}`);
+  const [N, I] = weight.shape;
+  const gpu = asGpu(device);
+  const rows = x.rank === 2 ? x.shape[0] : 0;
+  const ld = x.rank === 2 ? x.shape[1] : 0;
+  const bf16 = weight.dtype === 'bf16';
+  const fused =
+    gpu &&
+    x.dtype === 'f32' &&
+    rows >= 1 &&
+    rows <= SG_MAX_M &&
+    I % (bf16 ? 8 : 4) === 0 &&
+    gate % 4 === 0 &&
+    up % 4 === 0 &&
+    ld % 4 === 0 &&
+    gate >= 0 &&
+    up >= 0 &&
+    gate + I <= ld &&
+    up + I <= ld &&
+    gpu.isBindable(weight);
+  if (!fused) {
+    const h = swigluRows(x, gate, up, I);
+    const y = linear(h, weight);
+    h.dispose();
+    return y;
+  }
+  const xc = contiguous(x);
+  const y = gpu.empty([rows, N]);
+  const v = { M: rows, wDtype: weight.dtype as 'f32' | 'bf16' };
+  if (N > 0) {
+    gpu.dispatch({
+      kernel: { name: 'swiglu_gemv', key: swigluGemvKey(v), code: () => swigluGemvWgsl(v) },
+      tensors: [xc, weight, y],
+      params: new Params().u32(N, I, ld / 4, gate / 4, up / 4, 0, 0, 0),
+      workgroups: grid1d(N, SG_ROWS_PER_WG),
     });
   }
   xc.dispose();

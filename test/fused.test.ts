@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { causalConv1d } from '../src/kernels/conv1d/index.js';
 import { add, swiglu } from '../src/kernels/elementwise/index.js';
-import { addRmsnorm, convStep, swigluLinear, swigluRows } from '../src/kernels/fused/index.js';
+import { addRmsnorm, convStep, headGemv, swigluLinear, swigluRows } from '../src/kernels/fused/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
-import { addRmsnormReference, convStepReference, swigluRowsReference } from '../src/kernels/fused/reference.js';
+import {
+  addRmsnormReference,
+  convStepReference,
+  headGemvReference,
+  swigluRowsReference,
+} from '../src/kernels/fused/reference.js';
 import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
@@ -143,9 +148,8 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       [1, 8, 1, 0, 8],
       [1, 64, 63, 8, 72],
       [3, 1000, 65, 1000, 0],
-      [8, 16, 7, 4, 20],
       [9, 16, 7, 4, 20],
-      [2, 63, 7, 1, 64],
+      [3, 63, 7, 1, 64],
     ]) {
       const ld = Math.max(gate, up) + I + 4;
       const x = rand(rows * ld, I + N, 2);
@@ -167,6 +171,31 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
         const y = swigluLinear(gpu.fromHost(x, [rows, ld]), gate, up, wt);
         expect(y.shape).toEqual([rows, N]);
         expectClose(await y.toFloat32(), ref, 1e-5, `rows ${rows} I ${I} N ${N} ${wd}`);
+      }
+    }
+  });
+
+  it('headGemv: per-head GEMV with pass-through columns, the one-dispatch path and the fallback', async () => {
+    const gpu = (await gpuContext())!;
+    // [B, H, N, K, xs, xOff, P, ptOff]; the last two need the fallback (K % 8, B > 8).
+    for (const [B, H, N, K, xs, xOff, P, ptOff] of [
+      [1, 1, 1, 8, 8, 0, 0, 0],
+      [1, 4, 65, 16, 24, 0, 8, 16],
+      [3, 7, 63, 64, 72, 4, 1, 1],
+      [1, 3, 7, 63, 65, 1, 2, 63],
+      [9, 2, 5, 8, 8, 0, 0, 0],
+    ]) {
+      const x = rand(B * H * xs, B + H + N);
+      const w = rand(H * N * K, K + N, 0.3);
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [H, N, K], 'bf16').toFloat32()) as Float32Array) : w;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [H, N, K], 'bf16') : gpu.fromHost(w, [H, N, K]);
+        const xt = gpu.fromHost(x, [B, H, xs]);
+        const ref = headGemvReference(x, wHost, x, { B, H, N, K, xs, xOff, P, ps: xs, ptOff });
+        const y = headGemv(xt, wt, { xOff, pass: P ? { t: xt, offset: ptOff, count: P } : undefined });
+        expect(y.shape).toEqual([B, H, N + P]);
+        expectClose(await y.toFloat32(), ref, 1e-5, `B ${B} H ${H} N ${N} K ${K} ${wd}`);
       }
     }
   });

@@ -22,9 +22,9 @@
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous } from '../kernels/copy/index.js';
 import { embedding } from '../kernels/embedding/index.js';
-import { addRmsnorm, convStep, swigluLinear } from '../kernels/fused/index.js';
+import { addRmsnorm, convStep, headGemv, swigluLinear } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
-import { linear, matmul } from '../kernels/matmul/index.js';
+import { linear } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
 import { expertsInference, route } from '../kernels/moe/index.js';
 import { rmsnorm } from '../kernels/rmsnorm/index.js';
@@ -95,8 +95,8 @@ interface ShardGroup {
 }
 
 interface Absorbed {
-  /** [H, dn, r]: q_lat[h] = q_nope[h] W_uk[h] */
-  wUk: Tensor;
+  /** [H, r, dn] (W_uk transposed, the [out, in] layout headGemv reads): q_lat[h] = W_uk[h]^T q_nope[h] */
+  wUkT: Tensor;
   /** [H, dv, r]: o[h] = W_uv[h] o_lat[h] */
   wUv: Tensor;
 }
@@ -317,7 +317,7 @@ export class BatchSession {
     this.packed.dispose();
     this.slotIds?.dispose();
     this.slotIds = undefined;
-    for (const a of this.absorbed.values()) for (const t of [a.wUk, a.wUv]) t.dispose();
+    for (const a of this.absorbed.values()) for (const t of [a.wUkT, a.wUv]) t.dispose();
     this.absorbed.clear();
     for (const t of this.tables?.t ?? []) t.dispose();
     this.cache.dispose();
@@ -558,7 +558,10 @@ export class BatchSession {
     const cfg = this.model.cfg;
     const [H, dn, dv, r] = [cfg.num_attention_heads, cfg.qk_nope_head_dim!, cfg.v_head_dim!, cfg.kv_lora_rank!];
     const kvb = this.model.w(`${p}.self_attn.kv_b_proj.weight`).reshape([H, dn + dv, r]);
-    const a = { wUk: keep(contiguous(kvb.narrow(1, 0, dn))), wUv: keep(contiguous(kvb.narrow(1, dn, dv))) };
+    const a = {
+      wUkT: keep(contiguous(kvb.narrow(1, 0, dn).transpose(1, 2))),
+      wUv: keep(contiguous(kvb.narrow(1, dn, dv))),
+    };
     this.absorbed.set(i, a);
     return a;
   }
@@ -576,17 +579,13 @@ export class BatchSession {
     const B = h.shape[0];
     const a = `${p}.self_attn`;
     const rotary = cfg.mla_use_nope === false;
-    const { wUk, wUv } = this.absorb(i, p);
+    const { wUkT, wUv } = this.absorb(i, p);
     // q_proj and kv_a_proj_with_mqa in one GEMV (decodeWeights.ts).
     const qkv = linear(h.reshape([B, h.shape[2]]), this.packed.mla.get(i)!);
     const q = contiguous(qkv.narrow(1, 0, H * (dn + dr))).reshape([B, H, dn + dr]);
-    // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], as [H, B, dn] x [H, dn, r].
-    const qNope = contiguous(q.narrow(2, 0, dn).transpose(0, 1));
-    const qLat = contiguous(matmul(qNope, wUk).transpose(0, 1));
-    const qPe = rotary
-      ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr])
-      : q.narrow(2, dn, dr);
-    const qFull = concatLast(qLat, qPe);
+    // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], with q_pe appended: [B, H, r + dr] in one dispatch.
+    const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;
+    const qFull = headGemv(q, wUkT, { pass: { t: qPe, offset: rotary ? 0 : dn, count: dr } });
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
     const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), this.model.w(`${a}.kv_a_layernorm.weight`), 1e-6);
     const kPe = rotary
@@ -607,9 +606,8 @@ export class BatchSession {
     const oLat = at.inverse
       ? embedding(stackRows(this.device, outs).reshape([B, H * r]), at.inverse).reshape([B, H, r])
       : outs[0];
-    // o[b, h] = W_uv[h] o_lat[b, h], as [H, B, r] x [H, dv, r]^T.
-    const oT = matmul(contiguous(oLat.transpose(0, 1)), wUv, { transB: true });
-    const o = contiguous(oT.transpose(0, 1)).reshape([B, 1, H * dv]);
+    // o[b, h] = W_uv[h] o_lat[b, h].
+    const o = headGemv(oLat, wUv).reshape([B, 1, H * dv]);
     return linear(o, this.model.w(`${a}.o_proj.weight`));
   }
 }

@@ -5,6 +5,7 @@
  *   convStep(x, weight, tail, ...) -> y [planes, B, Cp]  KDA short conv of one token, tail shifted in place
  *   swigluRows(x, gate, up, I) -> [rows, I]           SwiGLU over column ranges of a packed projection
  *   swigluLinear(x, gate, up, W) -> [rows, N]         that SwiGLU, then W (the down projection), in one GEMV
+ *   headGemv(x, w, opts) -> [B, H, N + P]             per-head GEMV (absorbed MLA), optional pass-through columns
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -16,10 +17,12 @@ import { contiguous } from '../copy/index.js';
 import { type FloatDType, rowsOf } from '../wgslLib.js';
 import { type AddNormVariant, addNormKey, addNormWgsl } from './addRmsnorm.wgsl.js';
 import { CONV_STEP_WG, type ConvStepVariant, convStepKey, convStepWgsl } from './convStep.wgsl.js';
-import { addRmsnormReference, convStepReference, swigluRowsReference } from './reference.js';
+import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
+import { addRmsnormReference, convStepReference, headGemvReference, swigluRowsReference } from './reference.js';
 import { SWIGLU_ROWS_WG, swigluRowsWgsl } from './swigluRows.wgsl.js';
 import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigluGemv.wgsl.js';
-import { linear } from '../matmul/index.js';
+import { concatLast } from '../concat/index.js';
+import { linear, matmul } from '../matmul/index.js';
 
 /**
  * sum = x + (d0 [+ d1]) and normed = rmsnorm(sum, weight, eps), both with x's shape (f32). One or two
@@ -213,5 +216,85 @@ export function swigluLinear(x: Tensor, gate: number, up: number, weight: Tensor
     });
   }
   xc.dispose();
+  return y;
+}
+
+export interface HeadGemvOptions {
+  /** The K inputs of each head start at this column of x's head row (K is w's last dimension). Default 0. */
+  xOff?: number;
+  /** Columns of another [B, H, ps] tensor copied after the N outputs of each head. */
+  pass?: { t: Tensor; offset: number; count: number };
+}
+
+/**
+ * y[b, h, :N] = w[h] x[b, h, xOff : xOff + K] for x [B, H, xs] f32 and w [H, N, K] f32|bf16, then the
+ * `pass` columns pt[b, h, offset : offset + count] (pt [B, H, ps] f32) appended: y [B, H, N + count].
+ * One dispatch at decode shapes (B <= 8, 16-byte aligned rows); otherwise the batched matmul and a concat.
+ */
+export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tensor {
+  const op = 'headGemv';
+  const pass = opts.pass;
+  const device = deviceOf(op, x, w, ...(pass ? [pass.t] : []));
+  expectDType(op, 'x', x, ['f32']);
+  expectDType(op, 'w', w, ['f32', 'bf16']);
+  if (x.rank !== 3 || w.rank !== 3) throw new ShapeError(`${op}: x must be [B, H, xs] and w [H, N, K]`);
+  const [B, H, xs] = x.shape;
+  expectShape(op, 'w', w, [H, null, null]);
+  const [, N, K] = w.shape;
+  const xOff = opts.xOff ?? 0;
+  if (xOff + K > xs) throw new ShapeError(`${op}: inputs ${xOff}..${xOff + K} pass x's head row of ${xs}`);
+  const P = pass?.count ?? 0;
+  if (pass) {
+    expectDType(op, 'pass', pass.t, ['f32']);
+    expectShape(op, 'pass', pass.t, [B, H, null]);
+    if (pass.offset + P > pass.t.shape[2]) throw new ShapeError(`${op}: pass-through columns pass its row`);
+  }
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const xc = contiguous(x);
+    const pc = pass ? contiguous(pass.t) : undefined;
+    const ps = pass ? pass.t.shape[2] : 0;
+    const y = headGemvReference(hostF32(xc), hostF32(w), pc ? hostF32(pc) : undefined, {
+      B,
+      H,
+      N,
+      K,
+      xs,
+      xOff,
+      P,
+      ps,
+      ptOff: pass?.offset ?? 0,
+    });
+    xc.dispose();
+    pc?.dispose();
+    return cpu.fromHost(y, [B, H, N + P]);
+  }
+  const bf16 = w.dtype === 'bf16';
+  const fits = B >= 1 && B <= HG_MAX_M && K % (bf16 ? 8 : 4) === 0 && xs % 4 === 0 && xOff % 4 === 0 && H <= 65535;
+  if (!fits) {
+    // [H, B, K] x [H, N, K]^T, back to [B, H, N], then the pass-through columns.
+    const xk = contiguous(x.narrow(2, xOff, K).transpose(0, 1));
+    const yT = matmul(xk, w, { transB: true });
+    const y = contiguous(yT.transpose(0, 1));
+    for (const t of [xk, yT]) t.dispose();
+    if (!pass) return y;
+    const tail = pass.t.narrow(2, pass.offset, P);
+    const out = concatLast(y, tail);
+    y.dispose();
+    tail.dispose();
+    return out;
+  }
+  const xc = contiguous(x);
+  const wc = contiguous(w);
+  const pc = pass ? contiguous(pass.t) : undefined;
+  const y = gpu.empty([B, H, N + P]);
+  const v = { M: B, wDtype: w.dtype as 'f32' | 'bf16', pass: !!pass };
+  gpu.dispatch({
+    kernel: { name: 'head_gemv', key: headGemvKey(v), code: () => headGemvWgsl(v) },
+    tensors: pc ? [xc, wc, pc, y] : [xc, wc, y],
+    params: new Params().u32(N, K, H, xs / 4, xOff / 4, P, pass ? pass.t.shape[2] : 0, pass?.offset ?? 0),
+    workgroups: [Math.max(1, Math.ceil(N / HG_ROWS_PER_WG)), H],
+  });
+  for (const t of [xc, wc, pc]) t?.dispose();
   return y;
 }

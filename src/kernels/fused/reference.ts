@@ -88,3 +88,44 @@ export function swigluRowsReference(
   }
   return y;
 }
+
+export interface HeadGemvDims {
+  B: number;
+  H: number;
+  /** Outputs per head, reduction length, x's per-head row length and where the K inputs start. */
+  N: number;
+  K: number;
+  xs: number;
+  xOff: number;
+  /** Pass-through columns appended per head (0: none), pt's per-head row length and start. */
+  P: number;
+  ps: number;
+  ptOff: number;
+}
+
+/**
+ * y[b, h, n] = sum_k w[h, n, k] x[b, h, xOff + k] (n < N); y[b, h, N + j] = pt[b, h, ptOff + j] (j < P).
+ * x [B, H, xs], w [H, N, K], pt [B, H, ps]; y [B, H, N + P].
+ */
+export function headGemvReference(
+  x: Float32Array,
+  w: Float32Array,
+  pt: Float32Array | undefined,
+  d: HeadGemvDims,
+): Float32Array {
+  const { B, H, N, K, xs, xOff, P, ps, ptOff } = d;
+  const ld = N + P;
+  const y = new Float32Array(B * H * ld);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const xr = (b * H + h) * xs + xOff;
+      for (let n = 0; n < N; n++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc += w[(h * N + n) * K + k] * x[xr + k];
+        y[(b * H + h) * ld + n] = acc;
+      }
+      for (let j = 0; j < P; j++) y[(b * H + h) * ld + N + j] = pt![(b * H + h) * ps + ptOff + j];
+    }
+  }
+  return y;
+}

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { causalConv1d } from '../src/kernels/conv1d/index.js';
 import { add, swiglu } from '../src/kernels/elementwise/index.js';
-import { addRmsnorm, convStep, headGemv, swigluLinear, swigluRows } from '../src/kernels/fused/index.js';
+import {
+  addRmsnorm,
+  addRmsnormLinear,
+  convStep,
+  headGemv,
+  swigluLinear,
+  swigluRows,
+} from '../src/kernels/fused/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import {
   addRmsnormReference,
@@ -196,6 +203,45 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
         const y = headGemv(xt, wt, { xOff, pass: P ? { t: xt, offset: ptOff, count: P } : undefined });
         expect(y.shape).toEqual([B, H, N + P]);
         expectClose(await y.toFloat32(), ref, 1e-5, `B ${B} H ${H} N ${N} K ${K} ${wd}`);
+      }
+    }
+  });
+
+  it('addRmsnormLinear: one dispatch for a row (one and two deltas), the fallback for more rows or odd widths', async () => {
+    const gpu = (await gpuContext())!;
+    for (const [rows, D, N, nd] of [
+      [1, 8, 1, 1],
+      [1, 64, 65, 2],
+      [1, 1000, 63, 1],
+      [2, 64, 7, 2],
+      [1, 63, 7, 1],
+    ]) {
+      const [x, d0, d1, g] = [rand(rows * D, D), rand(rows * D, D + 1), rand(rows * D, D + 2), rand(D, D + 3)];
+      const deltas = nd === 2 ? [d0, d1] : [d0];
+      const w = rand(N * D, N + D, 0.3);
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16').toFloat32()) as Float32Array) : w;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16') : gpu.fromHost(w, [N, D]);
+        const ref = addRmsnormReference(x, deltas, g, rows, D, 1e-5);
+        const yRef = matmulReference(ref.normed, wHost, {
+          batch: 1,
+          M: rows,
+          N,
+          K: D,
+          transA: false,
+          transB: true,
+          batchStrideB: 0,
+        });
+        const r = addRmsnormLinear(
+          gpu.fromHost(x, [rows, D]),
+          deltas.map((d) => gpu.fromHost(d, [rows, D])),
+          gpu.fromHost(g, [D]),
+          1e-5,
+          wt,
+        );
+        expectClose(await r.sum.toFloat32(), ref.sum, 1e-6, `sum rows ${rows} D ${D}`);
+        expectClose(await r.y.toFloat32(), yRef, 1e-5, `y rows ${rows} D ${D} N ${N} ${wd}`);
       }
     }
   });

@@ -22,7 +22,7 @@
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous } from '../kernels/copy/index.js';
 import { embedding } from '../kernels/embedding/index.js';
-import { addRmsnorm, convStep, headGemv, swigluLinear } from '../kernels/fused/index.js';
+import { addRmsnorm, addRmsnormLinear, convStep, headGemv, swigluLinear } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
 import { linear } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
@@ -43,6 +43,9 @@ import { HybridCache } from './hybridCache.js';
  * state and binds the same buffers every time, which keeps its bind groups cached): the recurrent state
  * [B, H, d, d] and the q|k|v conv tail [B, W-1, 3*H*d] (the three tails side by side, as convStep reads them).
  */
+/** A layer's first projection of its normalised input (the residual add and norm fused in, see recordStep). */
+type Project = (weight: Tensor) => Tensor;
+
 interface DecodeCarry {
   state: Tensor;
   tail: Tensor;
@@ -269,14 +272,16 @@ export class BatchSession {
         ),
       );
     }
-    // The layers of KimiLinearModel.block, with each residual add fused into the RMSNorm after it (the
-    // next sublayer's input norm, or the final norm): x is the residual stream, h its normalised copy.
+    // The layers of KimiLinearModel.block, with each residual add fused into the RMSNorm after it: x is
+    // the residual stream, `pending` the previous layer's FFN terms not yet added to it. The add, the
+    // input norm and the mixer's first projection run as one dispatch (addRmsnormLinear); the add after
+    // the mixer and the post-attention norm as another (addRmsnorm).
     return scope(() => {
       const model = this.model;
       const eps = cfg.rms_norm_eps;
       const D = cfg.hidden_size;
       let x = model.embed(this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32')).reshape([B, D]);
-      let h = rmsnorm(x, model.w('model.layers.0.input_layernorm.weight'), eps);
+      let pending: Tensor[] | undefined;
       let where: Positions | undefined;
       const positions = () => {
         where ??= this.decodePositions(starts);
@@ -285,16 +290,25 @@ export class BatchSession {
       const L = cfg.num_hidden_layers;
       for (let i = 0; i < L; i++) {
         const p = `model.layers.${i}`;
+        const norm = model.w(`${p}.input_layernorm.weight`);
+        // The mixer's input projection of rmsnorm(x + pending); called once per layer.
+        const project: Project = (W) => {
+          if (!pending) return linear(rmsnorm(x, norm, eps), W);
+          const r = addRmsnormLinear(x, pending, norm, eps, W);
+          x = r.sum;
+          pending = undefined;
+          return r.y;
+        };
         const mixed =
           layerMixer(cfg, i) === 'kda'
-            ? this.kdaStep(i, p, h)
-            : this.mlaDecodeStep(i, p, h.reshape([B, 1, D]), positions()).reshape([B, D]);
+            ? this.kdaStep(i, p, project, B)
+            : this.mlaDecodeStep(i, p, project, B, positions()).reshape([B, D]);
         const mid = addRmsnorm(x, [mixed], model.w(`${p}.post_attention_layernorm.weight`), eps);
-        const next = i + 1 < L ? model.w(`model.layers.${i + 1}.input_layernorm.weight`) : model.w('model.norm.weight');
-        const out = addRmsnorm(mid.sum, this.ffnStep(i, p, mid.normed), next, eps);
-        x = out.sum;
-        h = out.normed;
+        x = mid.sum;
+        pending = this.ffnStep(i, p, mid.normed);
       }
+      const final = model.w('model.norm.weight');
+      const h = pending ? addRmsnorm(x, pending, final, eps).normed : rmsnorm(x, final, eps);
       return linear(h, cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight'));
     });
   }
@@ -437,15 +451,14 @@ export class BatchSession {
    * (convStep, in place); f_b and g_b as one block-diagonal GEMV; the recurrent kernel on the batch's state (in place, l2norm, gate and sigmoid
    * inside); the gated output norm; o_proj.
    */
-  private kdaStep(i: number, p: string, h: Tensor): Tensor {
+  private kdaStep(i: number, p: string, project: Project, B: number): Tensor {
     const cfg = this.model.cfg;
     const { num_heads: H, head_dim: d } = cfg.linear_attn_config!;
-    const B = h.shape[0];
     const a = `${p}.self_attn`;
     const w = (n: string) => this.model.w(`${a}.${n}`);
     const k = this.packed.kda.get(i)!;
     const c = this.carries.get(i)!;
-    const proj = linear(h, k.inProj);
+    const proj = project(k.inProj);
     const qkv = convStep(proj, k.conv, c.tail, { planes: 3 });
     const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([B, 1, H, d]));
     const cols = (at: number, n: number) => contiguous(proj.narrow(1, at, n));
@@ -566,8 +579,8 @@ export class BatchSession {
     return a;
   }
 
-  /** One token per sequence of MLA by absorbed attention over the paged latent cache (h: [B, 1, D]). */
-  private mlaDecodeStep(i: number, p: string, h: Tensor, at: Positions): Tensor {
+  /** One token per sequence of MLA by absorbed attention over the paged latent cache; out [B, 1, D]. */
+  private mlaDecodeStep(i: number, p: string, project: Project, B: number, at: Positions): Tensor {
     const cfg = this.model.cfg;
     const [H, dn, dr, dv, r] = [
       cfg.num_attention_heads,
@@ -576,12 +589,11 @@ export class BatchSession {
       cfg.v_head_dim!,
       cfg.kv_lora_rank!,
     ];
-    const B = h.shape[0];
     const a = `${p}.self_attn`;
     const rotary = cfg.mla_use_nope === false;
     const { wUkT, wUv } = this.absorb(i, p);
     // q_proj and kv_a_proj_with_mqa in one GEMV (decodeWeights.ts).
-    const qkv = linear(h.reshape([B, h.shape[2]]), this.packed.mla.get(i)!);
+    const qkv = project(this.packed.mla.get(i)!);
     const q = contiguous(qkv.narrow(1, 0, H * (dn + dr))).reshape([B, H, dn + dr]);
     // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], with q_pe appended: [B, H, r + dr] in one dispatch.
     const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;

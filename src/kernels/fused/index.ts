@@ -6,6 +6,7 @@
  *   swigluRows(x, gate, up, I) -> [rows, I]           SwiGLU over column ranges of a packed projection
  *   swigluLinear(x, gate, up, W) -> [rows, N]         that SwiGLU, then W (the down projection), in one GEMV
  *   headGemv(x, w, opts) -> [B, H, N + P]             per-head GEMV (absorbed MLA), optional pass-through columns
+ *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -18,6 +19,7 @@ import { type FloatDType, rowsOf } from '../wgslLib.js';
 import { type AddNormVariant, addNormKey, addNormWgsl } from './addRmsnorm.wgsl.js';
 import { CONV_STEP_WG, type ConvStepVariant, convStepKey, convStepWgsl } from './convStep.wgsl.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
+import { NG_ROWS_PER_WG, NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvWgsl } from './normGemv.wgsl.js';
 import { addRmsnormReference, convStepReference, headGemvReference, swigluRowsReference } from './reference.js';
 import { SWIGLU_ROWS_WG, swigluRowsWgsl } from './swigluRows.wgsl.js';
 import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigluGemv.wgsl.js';
@@ -297,4 +299,61 @@ export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tens
   });
   for (const t of [xc, wc, pc]) t?.dispose();
   return y;
+}
+
+/**
+ * addRmsnorm(x, deltas, normWeight, eps) followed by linear(normed, weight [N, D]): returns the residual
+ * sum and y [rows, N] (the normed row itself is not kept). One dispatch for a single row at decode shapes
+ * (normGemv.wgsl.ts); otherwise the two ops.
+ */
+export function addRmsnormLinear(
+  x: Tensor,
+  deltas: readonly Tensor[],
+  normWeight: Tensor,
+  eps: number,
+  weight: Tensor,
+): { sum: Tensor; y: Tensor } {
+  const op = 'addRmsnormLinear';
+  const device = deviceOf(op, x, ...deltas, normWeight, weight);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  const { rows, D } = rowsOf(x.shape);
+  expectShape(op, 'weight', weight, [null, D]);
+  const gpu = asGpu(device);
+  const bf16 = weight.dtype === 'bf16';
+  const fused =
+    gpu &&
+    rows === 1 &&
+    D % (bf16 ? 8 : 4) === 0 &&
+    D <= NORM_GEMV_MAX_K &&
+    (deltas.length === 1 || deltas.length === 2) &&
+    x.dtype === 'f32' &&
+    deltas.every((d) => d.dtype === 'f32' && d.numel === x.numel) &&
+    (normWeight.dtype === 'f32' || normWeight.dtype === 'bf16') &&
+    normWeight.numel === D &&
+    eps >= 0 &&
+    gpu.isBindable(weight);
+  if (!fused) {
+    const r = addRmsnorm(x, deltas, normWeight, eps);
+    const y = linear(r.normed, weight);
+    r.normed.dispose();
+    return { sum: r.sum, y };
+  }
+  const N = weight.shape[0];
+  const ins = [x, ...deltas, normWeight].map(contiguous);
+  const sum = gpu.empty(x.shape);
+  const y = gpu.empty([...x.shape.slice(0, -1), N]);
+  const v: NormGemvVariant = {
+    K: D,
+    deltas: deltas.length as 1 | 2,
+    normDtype: normWeight.dtype as FloatDType,
+    wDtype: weight.dtype as 'f32' | 'bf16',
+  };
+  gpu.dispatch({
+    kernel: { name: 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
+    tensors: [...ins, weight, sum, y],
+    params: new Params().u32(N, D).f32(eps).u32(0),
+    workgroups: grid1d(N, NG_ROWS_PER_WG),
+  });
+  for (const t of ins) t.dispose();
+  return { sum, y };
 }

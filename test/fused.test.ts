@@ -233,14 +233,18 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
           transB: true,
           batchStrideB: 0,
         });
+        const keepNormed = wd === 'bf16';
         const r = addRmsnormLinear(
           gpu.fromHost(x, [rows, D]),
           deltas.map((d) => gpu.fromHost(d, [rows, D])),
           gpu.fromHost(g, [D]),
           1e-5,
           wt,
+          { keepNormed },
         );
         expectClose(await r.sum.toFloat32(), ref.sum, 1e-6, `sum rows ${rows} D ${D}`);
+        expect(!!r.normed).toBe(keepNormed);
+        if (r.normed) expectClose(await r.normed.toFloat32(), ref.normed, 1e-5, `normed rows ${rows} D ${D}`);
         expectClose(await r.y.toFloat32(), yRef, 1e-5, `y rows ${rows} D ${D} N ${N} ${wd}`);
       }
     }

@@ -273,9 +273,9 @@ export class BatchSession {
       );
     }
     // The layers of KimiLinearModel.block, with each residual add fused into the RMSNorm after it: x is
-    // the residual stream, `pending` the previous layer's FFN terms not yet added to it. The add, the
-    // input norm and the mixer's first projection run as one dispatch (addRmsnormLinear); the add after
-    // the mixer and the post-attention norm as another (addRmsnorm).
+    // the residual stream, `pending` the previous layer's FFN terms not yet added to it. Each residual
+    // add, the norm after it and the projection that reads the normed row run as one dispatch
+    // (addRmsnormLinear): before the mixer, and before the FFN.
     return scope(() => {
       const model = this.model;
       const eps = cfg.rms_norm_eps;
@@ -303,9 +303,9 @@ export class BatchSession {
           layerMixer(cfg, i) === 'kda'
             ? this.kdaStep(i, p, project, B)
             : this.mlaDecodeStep(i, p, project, B, positions()).reshape([B, D]);
-        const mid = addRmsnorm(x, [mixed], model.w(`${p}.post_attention_layernorm.weight`), eps);
-        x = mid.sum;
-        pending = this.ffnStep(i, p, mid.normed);
+        const ffn = this.ffnStep(i, p, x, mixed);
+        x = ffn.x;
+        pending = ffn.terms;
       }
       const final = model.w('model.norm.weight');
       const h = pending ? addRmsnorm(x, pending, final, eps).normed : rmsnorm(x, final, eps);
@@ -482,24 +482,35 @@ export class BatchSession {
   }
 
   /**
-   * The feed-forward sublayer on h2 [B, D]: its terms, which the caller adds to the residual in one pass
-   * with the next norm. MoE: [routed, shared] (the router and the shared expert's gate and up rows are
-   * one GEMV), dense: [mlp].
+   * The post-attention residual add and norm, and the feed-forward sublayer on the normed rows h2: the
+   * new residual x and the FFN's terms, which the caller adds to it in one pass with the next norm. MoE:
+   * [routed, shared] (the router and the shared expert's gate and up rows are one GEMV, fused with the
+   * add and the norm), dense: [mlp].
    */
-  private ffnStep(i: number, p: string, h2: Tensor): Tensor[] {
+  private ffnStep(i: number, p: string, x: Tensor, mixed: Tensor): { x: Tensor; terms: Tensor[] } {
     const cfg = this.model.cfg;
-    const f = this.packed.ffn.get(i);
-    const proj = f ? linear(h2, f.inProj) : undefined;
-    const mlp = (down: string) => swigluLinear(proj!, f!.gate, f!.up, this.model.w(`${down}.down_proj.weight`));
-    if (!isMoeLayer(cfg, i)) return [mlp(`${p}.mlp`)];
+    const w = (n: string) => this.model.w(n);
+    const moe = isMoeLayer(cfg, i);
     const m = `${p}.block_sparse_moe`;
+    const f = this.packed.ffn.get(i);
+    // Every FFN layer has its packed projection except an MoE layer without shared experts: its first
+    // projection is the router alone.
+    const first = f ? f.inProj : w(`${m}.gate.weight`);
+    const post = w(`${p}.post_attention_layernorm.weight`);
+    const r = addRmsnormLinear(x, [mixed], post, cfg.rms_norm_eps, first, { keepNormed: moe });
+    const mlp = (down: string) => swigluLinear(r.y, f!.gate, f!.up, w(`${down}.down_proj.weight`));
+    if (!moe) return { x: r.sum, terms: [mlp(`${p}.mlp`)] };
+    const h2 = r.normed!;
     const E = cfg.num_experts!;
-    const logits =
-      f && f.router >= 0 ? contiguous(proj!.narrow(1, f.router, E)) : linear(h2, this.model.w(`${m}.gate.weight`));
+    const logits = !f
+      ? r.y
+      : f.router >= 0
+        ? contiguous(r.y.narrow(1, f.router, E))
+        : linear(h2, w(`${m}.gate.weight`));
     const bias = this.model.weights.has(`${m}.gate.e_score_correction_bias`)
-      ? this.model.w(`${m}.gate.e_score_correction_bias`)
+      ? w(`${m}.gate.e_score_correction_bias`)
       : undefined;
-    const r = route(logits, bias, {
+    const routes = route(logits, bias, {
       numExperts: E,
       topK: cfg.num_experts_per_token!,
       activation: cfg.moe_router_activation_func === 'softmax' ? 'softmax' : 'sigmoid',
@@ -508,8 +519,8 @@ export class BatchSession {
       numGroups: cfg.use_grouped_topk ? cfg.num_expert_group : 1,
       topkGroup: cfg.use_grouped_topk ? cfg.topk_group : 1,
     });
-    const routed = expertsInference(h2, r, this.model.weights.experts.get(i)!);
-    return f ? [routed, mlp(`${m}.shared_experts`)] : [routed];
+    const routed = expertsInference(h2, routes, this.model.weights.experts.get(i)!);
+    return { x: r.sum, terms: f ? [routed, mlp(`${m}.shared_experts`)] : [routed] };
   }
 
   private decodePositions(starts: number[]): Positions {

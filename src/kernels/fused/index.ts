@@ -303,8 +303,8 @@ export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tens
 
 /**
  * addRmsnorm(x, deltas, normWeight, eps) followed by linear(normed, weight [N, D]): returns the residual
- * sum and y [rows, N] (the normed row itself is not kept). One dispatch for a single row at decode shapes
- * (normGemv.wgsl.ts); otherwise the two ops.
+ * sum, y [rows, N] and, with `keepNormed`, the normed rows. One dispatch for a single row at decode
+ * shapes (normGemv.wgsl.ts); otherwise the two ops.
  */
 export function addRmsnormLinear(
   x: Tensor,
@@ -312,7 +312,8 @@ export function addRmsnormLinear(
   normWeight: Tensor,
   eps: number,
   weight: Tensor,
-): { sum: Tensor; y: Tensor } {
+  opts: { keepNormed?: boolean } = {},
+): { sum: Tensor; y: Tensor; normed?: Tensor } {
   const op = 'addRmsnormLinear';
   const device = deviceOf(op, x, ...deltas, normWeight, weight);
   expectDType(op, 'weight', weight, ['f32', 'bf16']);
@@ -335,6 +336,7 @@ export function addRmsnormLinear(
   if (!fused) {
     const r = addRmsnorm(x, deltas, normWeight, eps);
     const y = linear(r.normed, weight);
+    if (opts.keepNormed) return { sum: r.sum, y, normed: r.normed };
     r.normed.dispose();
     return { sum: r.sum, y };
   }
@@ -347,13 +349,15 @@ export function addRmsnormLinear(
     deltas: deltas.length as 1 | 2,
     normDtype: normWeight.dtype as FloatDType,
     wDtype: weight.dtype as 'f32' | 'bf16',
+    normed: !!opts.keepNormed,
   };
+  const normed = opts.keepNormed ? gpu.empty(x.shape) : undefined;
   gpu.dispatch({
     kernel: { name: 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
-    tensors: [...ins, weight, sum, y],
+    tensors: normed ? [...ins, weight, sum, y, normed] : [...ins, weight, sum, y],
     params: new Params().u32(N, D).f32(eps).u32(0),
     workgroups: grid1d(N, NG_ROWS_PER_WG),
   });
   for (const t of ins) t.dispose();
-  return { sum, y };
+  return normed ? { sum, y, normed } : { sum, y };
 }

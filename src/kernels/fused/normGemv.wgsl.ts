@@ -3,7 +3,8 @@
  * batch-1 decode step): every workgroup forms s = x + (d0 [+ d1]) for the whole row (K values, from
  * cache after the first workgroup), reduces sum(s^2) to 1/rms, keeps w * s / rms in workgroup memory, and
  * then computes its 8 outputs like the decode GEMV (matmul/gemv.wgsl.ts: 32 lanes per output sweeping
- * W's row with 16-byte loads). Workgroup 0 also writes s, the new residual stream. The per-workgroup
+ * W's row with 16-byte loads). Workgroup 0 also writes s, the new residual stream (and, if asked, the
+ * normalised row). The per-workgroup
  * prologue rereads 4*K bytes from cache, small against the 8 rows of W each workgroup streams.
  *
  * Needs K % 8 == 0 (bf16 W) or K % 4 == 0 (f32 W) and K <= NORM_GEMV_MAX_K (workgroup memory).
@@ -20,10 +21,12 @@ export interface NormGemvVariant {
   deltas: 1 | 2;
   normDtype: FloatDType;
   wDtype: 'f32' | 'bf16';
+  /** Workgroup 0 also writes the normalised row (when later ops read it too). */
+  normed: boolean;
 }
 
 export function normGemvKey(v: NormGemvVariant): string {
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}`;
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
@@ -42,6 +45,7 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push(`@group(0) @binding(${nb + 1}) var<storage, read> W: array<${bf16 ? 'vec4<u32>' : 'vec4<f32>'}>;`);
   L.push(`@group(0) @binding(${nb + 2}) var<storage, read_write> S: array<vec4<f32>>;`);
   L.push(`@group(0) @binding(${nb + 3}) var<storage, read_write> Y: array<f32>;`);
+  if (v.normed) L.push(`@group(0) @binding(${nb + 4}) var<storage, read_write> NR: array<vec4<f32>>;`);
   L.push(loadFn('normWeight', 'NW', v.normDtype));
   L.push(`var<workgroup> row: array<vec4<f32>, ${K4}>;`);
   L.push(`var<workgroup> dots: array<f32, ${WG}>;`);
@@ -67,6 +71,7 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     '    let w = vec4<f32>(normWeight(4u * c), normWeight(4u * c + 1u), normWeight(4u * c + 2u), normWeight(4u * c + 3u));',
   );
   L.push('    row[c] = w * (row[c] * inv);');
+  if (v.normed) L.push('    if (g == 0u) { NR[c] = row[c]; }');
   L.push('  }');
   L.push('  workgroupBarrier();');
   L.push(`  let lane = lid % ${NG_LANES}u; let r = lid / ${NG_LANES}u;`);

@@ -128,4 +128,26 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
     }
     weights.dispose();
   });
+
+  it('fuseNormGemv false (add + norm apart from the projection) gives the same logits', async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    const run = async (fuseNormGemv: boolean) => {
+      const s = new BatchSession(new KimiLinearModel(cfg, weights), {
+        maxSequences: 1,
+        maxLength: 64,
+        cacheDtype: 'f32',
+        fuseNormGemv,
+      });
+      s.addSynthetic(5);
+      const out: Float32Array[] = [];
+      for (let i = 0; i < 3; i++) out.push(await s.step([10 + i]));
+      s.dispose();
+      return out;
+    };
+    const [fused, apart] = [await run(true), await run(false)];
+    for (let i = 0; i < 3; i++) expectClose(fused[i], apart[i], 1e-4, `step ${i}`);
+    weights.dispose();
+  });
 });

@@ -58,6 +58,8 @@ export interface DecodeBenchOptions {
   memoryGB?: number;
   /** Upper bound on the largest batch (default 256). */
   batchCap?: number;
+  /** BatchSessionOptions.fuseNormGemv (default true). */
+  fuseNormGemv?: boolean;
 }
 
 const PAGE_SIZE = 64;
@@ -155,6 +157,7 @@ async function timeVariant(
         maxLength: held,
         cacheDtype: o.cacheDtype,
         pageSize: PAGE_SIZE,
+        fuseNormGemv: o.fuseNormGemv,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
@@ -268,6 +271,7 @@ export async function benchDecode(
     weights: checkpoint ? `checkpoint ${checkpoint} (hybrid), random (all-MLA)` : 'random, made on the device',
     weightsGB: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v / 1e9])),
     cacheDtype: o.cacheDtype,
+    fuseNormGemv: o.fuseNormGemv !== false,
     ...(device instanceof GpuContext
       ? { dispatchesPerSubmit: device.maxDispatchesPerBatch, firstDispatchesPerSubmit: device.firstDispatchesPerBatch }
       : {}),
@@ -312,11 +316,13 @@ export function registerDecodeBench(bench: Command): void {
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
+    .option('--no-norm-gemv', 'keep each residual add + RMSNorm apart from the projection after it (for measuring)')
     .option('--dispatches-per-submit <n>', 'submit recorded work every n dispatches (GpuContext.maxDispatchesPerBatch)')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
-      opts: Record<string, string> & GpuFlagOptions & { json?: boolean; profile?: boolean; maxBatch?: boolean },
+      opts: Record<string, string> &
+        GpuFlagOptions & { json?: boolean; profile?: boolean; maxBatch?: boolean; normGemv?: boolean },
     ) => {
       const sources = [opts.model, opts.config, opts.preset].filter(Boolean);
       if (sources.length !== 1) throw new Error('bench decode: give exactly one of --model, --config, --preset');
@@ -346,6 +352,7 @@ export function registerDecodeBench(bench: Command): void {
           maxBatch: !!opts.maxBatch,
           memoryGB,
           batchCap: parseList(opts.batchCap)[0],
+          fuseNormGemv: opts.normGemv !== false,
           variants: opts.variants.split(',').map((v) => {
             if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
             return v;

@@ -66,6 +66,11 @@ export interface BatchSessionOptions {
    * Default: the device's storage binding limit (unlimited on cpu).
    */
   maxPoolBytes?: number;
+  /**
+   * Fuse each residual add + RMSNorm into the projection that reads the normed row (addRmsnormLinear,
+   * one dispatch instead of two at batch 1). Default true; false keeps them apart (for measuring).
+   */
+  fuseNormGemv?: boolean;
 }
 
 /**
@@ -294,7 +299,7 @@ export class BatchSession {
         // The mixer's input projection of rmsnorm(x + pending); called once per layer.
         const project: Project = (W) => {
           if (!pending) return linear(rmsnorm(x, norm, eps), W);
-          const r = addRmsnormLinear(x, pending, norm, eps, W);
+          const r = this.addNormLinear(x, pending, norm, W);
           x = r.sum;
           pending = undefined;
           return r.y;
@@ -497,7 +502,7 @@ export class BatchSession {
     // projection is the router alone.
     const first = f ? f.inProj : w(`${m}.gate.weight`);
     const post = w(`${p}.post_attention_layernorm.weight`);
-    const r = addRmsnormLinear(x, [mixed], post, cfg.rms_norm_eps, first, { keepNormed: moe });
+    const r = this.addNormLinear(x, [mixed], post, first, moe);
     const mlp = (down: string) => swigluLinear(r.y, f!.gate, f!.up, w(`${down}.down_proj.weight`));
     if (!moe) return { x: r.sum, terms: [mlp(`${p}.mlp`)] };
     const h2 = r.normed!;
@@ -521,6 +526,14 @@ export class BatchSession {
     });
     const routed = expertsInference(h2, routes, this.model.weights.experts.get(i)!);
     return { x: r.sum, terms: f ? [routed, mlp(`${m}.shared_experts`)] : [routed] };
+  }
+
+  /** addRmsnormLinear, or (fuseNormGemv false) addRmsnorm then linear. */
+  private addNormLinear(x: Tensor, deltas: Tensor[], norm: Tensor, W: Tensor, keepNormed = false) {
+    const eps = this.model.cfg.rms_norm_eps;
+    if (this.opts.fuseNormGemv !== false) return addRmsnormLinear(x, deltas, norm, eps, W, { keepNormed });
+    const r = addRmsnorm(x, deltas, norm, eps);
+    return { sum: r.sum, y: linear(r.normed, W), normed: r.normed };
   }
 
   private decodePositions(starts: number[]): Positions {

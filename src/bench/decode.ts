@@ -63,8 +63,12 @@ export interface DecodeBenchOptions {
 }
 
 const PAGE_SIZE = 64;
-/** Untimed steps before timing (pipelines compiled, buffers pooled). */
-const WARMUP = 2;
+/**
+ * Untimed steps before timing: pipelines compiled, buffers pooled, bind groups cached, and V8 and the GPU
+ * warmed up. With 2, the first context of a run measured 10.5 ms per step on the H200 and the same context
+ * timed again later in the run 7.6 ms (host recording 6.5 vs 5.2 ms), so 8.
+ */
+const WARMUP = 8;
 
 /** Device memory of GPUs we know by the adapter's name (vendor datasheets), GB. */
 const KNOWN_MEMORY_GB: [RegExp, number][] = [

@@ -172,8 +172,8 @@ describe.skipIf(!hasGpu)('GPU errors become exceptions naming the kernel and WGS
       return r;
     };
     await gpu.sync();
-    // Freed buffers return to the pool only after the next submit, and its free lists are stacks, so a
-    // step's buffers cycle through a few arrangements; after those every bind group a step needs exists.
+    // Freed buffers return to the pool only after the next submit, and it hands out the lowest-id free
+    // buffer, so after a step or two every step gets the same buffers and every bind group it needs exists.
     for (let s = 1; s <= 4; s++) expect(await step(s)).toEqual([2 * s, 4 * s, 6 * s]);
     const misses = gpu.bindGroups.misses;
     // Same buffers, same uniform offsets: no new bind group, and the new params still reach the shader.

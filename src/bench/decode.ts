@@ -58,11 +58,17 @@ export interface DecodeBenchOptions {
   memoryGB?: number;
   /** Upper bound on the largest batch (default 256). */
   batchCap?: number;
+  /** BatchSessionOptions.fuseNormGemv (default true). */
+  fuseNormGemv?: boolean;
 }
 
 const PAGE_SIZE = 64;
-/** Untimed steps before timing (pipelines compiled, buffers pooled). */
-const WARMUP = 2;
+/**
+ * Untimed steps before timing: pipelines compiled, buffers pooled, bind groups cached, and V8 and the GPU
+ * warmed up. With 2, the first context of a run measured 10.5 ms per step on the H200 and the same context
+ * timed again later in the run 7.6 ms (host recording 6.5 vs 5.2 ms), so 8.
+ */
+const WARMUP = 8;
 
 /** Device memory of GPUs we know by the adapter's name (vendor datasheets), GB. */
 const KNOWN_MEMORY_GB: [RegExp, number][] = [
@@ -155,16 +161,31 @@ async function timeVariant(
         maxLength: held,
         cacheDtype: o.cacheDtype,
         pageSize: PAGE_SIZE,
+        fuseNormGemv: o.fuseNormGemv,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
       for (let i = 0; i < WARMUP; i++) await s.step(tokens(i));
+      const gpu = device instanceof GpuContext ? device : undefined;
+      const hits0 = gpu?.bindGroups.hits ?? 0;
+      const misses0 = gpu?.bindGroups.misses ?? 0;
       const t0 = performance.now();
       let recordMs = 0;
       for (let i = 0; i < o.steps; i++) {
         await s.step(tokens(WARMUP + i));
         recordMs += s.lastStep.recordMs;
       }
+      // Bind groups looked up during the timed steps: a miss creates one (the largest host cost of a
+      // dispatch), so a steady decode step should hit nearly always.
+      const bindGroups = gpu
+        ? {
+            hitsPerStep: (gpu.bindGroups.hits - hits0) / o.steps,
+            missesPerStep: (gpu.bindGroups.misses - misses0) / o.steps,
+            hitRate:
+              (gpu.bindGroups.hits - hits0) /
+              Math.max(1, gpu.bindGroups.hits - hits0 + gpu.bindGroups.misses - misses0),
+          }
+        : undefined;
       const ms = (performance.now() - t0) / o.steps;
       const profile =
         o.profile && device instanceof GpuContext ? await profileDecodeStep(device, s, tokens(0)) : undefined;
@@ -176,8 +197,11 @@ async function timeVariant(
         tpotMs: ms,
         // Host time spent recording the step's dispatches (the rest is GPU execution and the readback).
         recordMs: recordMs / o.steps,
+        ...(bindGroups ? { dispatchesPerStep: bindGroups.hitsPerStep + bindGroups.missesPerStep, bindGroups } : {}),
         tokensPerS: (1000 * B) / ms,
         cacheGB: s.cacheBytes() / 1e9,
+        // Packed copies of projections the decode step makes (model/decodeWeights.ts), not in maxBatch's budget.
+        decodeWeightsGB: s.decodeWeightBytes() / 1e9,
         ...(profile ? { profile } : {}),
       });
       s.dispose();
@@ -251,7 +275,10 @@ export async function benchDecode(
     weights: checkpoint ? `checkpoint ${checkpoint} (hybrid), random (all-MLA)` : 'random, made on the device',
     weightsGB: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v / 1e9])),
     cacheDtype: o.cacheDtype,
-    ...(device instanceof GpuContext ? { dispatchesPerSubmit: device.maxDispatchesPerBatch } : {}),
+    fuseNormGemv: o.fuseNormGemv !== false,
+    ...(device instanceof GpuContext
+      ? { dispatchesPerSubmit: device.maxDispatchesPerBatch, firstDispatchesPerSubmit: device.firstDispatchesPerBatch }
+      : {}),
     memoryBudget: {
       ...budget,
       maxStorageBufferBindingGB: device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize / 1e9 : null,
@@ -262,7 +289,7 @@ export async function benchDecode(
     batchLimited,
     notes: [
       'every sequence of a batch holds the full context (synthetic fill); one token per sequence per step',
-      'maxBatch counts weights + cache only (activations and buffer-pool slack are not budgeted)',
+      "maxBatch counts weights + cache only (activations, buffer-pool slack and the decode step's packed projections, decodeWeightsGB, are not budgeted)",
       'prefill not measured in this benchmark',
       ...over.map(
         ([m, b]) =>
@@ -293,11 +320,13 @@ export function registerDecodeBench(bench: Command): void {
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
+    .option('--no-norm-gemv', 'keep each residual add + RMSNorm apart from the projection after it (for measuring)')
     .option('--dispatches-per-submit <n>', 'submit recorded work every n dispatches (GpuContext.maxDispatchesPerBatch)')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
-      opts: Record<string, string> & GpuFlagOptions & { json?: boolean; profile?: boolean; maxBatch?: boolean },
+      opts: Record<string, string> &
+        GpuFlagOptions & { json?: boolean; profile?: boolean; maxBatch?: boolean; normGemv?: boolean },
     ) => {
       const sources = [opts.model, opts.config, opts.preset].filter(Boolean);
       if (sources.length !== 1) throw new Error('bench decode: give exactly one of --model, --config, --preset');
@@ -327,6 +356,7 @@ export function registerDecodeBench(bench: Command): void {
           maxBatch: !!opts.maxBatch,
           memoryGB,
           batchCap: parseList(opts.batchCap)[0],
+          fuseNormGemv: opts.normGemv !== false,
           variants: opts.variants.split(',').map((v) => {
             if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
             return v;

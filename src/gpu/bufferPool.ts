@@ -6,6 +6,16 @@
  * released buffer waits in `pending` until the commands that may still read it have been submitted:
  * a queue.writeBuffer into a reused buffer is ordered before any command buffer submitted after it, so
  * handing it out earlier could let new data overwrite inputs of work not yet submitted.
+ *
+ * Which free buffer `acquire` hands out is decided by the buffer's id alone: the lowest-numbered free
+ * buffer of the bucket. The bind-group cache (bindGroupCache.ts) only pays off when a repeated step binds
+ * the same buffers as before; with a stack (last released, first reused) the order of a free list depends
+ * on the history of releases and submit points, so it drifts from step to step and a decode step of the
+ * 48B model missed nearly every bind group. With lowest-id-first the assignment depends only on *which*
+ * buffers are free, not on the order they came back in, so a step that repeats the same acquire/release
+ * sequence from the same free set gets the same buffers; the only thing that differs between decode
+ * steps is which buffers hold the carried state (old and new KDA states swap), and that settles into a
+ * cycle of one or two arrangements within a few steps.
  */
 import { GpuOutOfMemoryError } from './kernelError.js';
 
@@ -31,10 +41,20 @@ export interface PoolStats {
   reused: number;
 }
 
+/** A pooled buffer and its id (unique per pool, never reused; the bind-group cache keys on it). */
+export interface PooledBuffer {
+  buffer: GPUBuffer;
+  id: number;
+  /** buffer.size, kept here: reading it from the GPUBuffer is a call into Dawn. */
+  size: number;
+}
+
 export class BufferPool {
-  private readonly free = new Map<number, GPUBuffer[]>();
-  private pending: GPUBuffer[] = [];
+  /** Per bucket size, free buffers sorted by id, highest first (pop() takes the lowest). */
+  private readonly free = new Map<number, PooledBuffer[]>();
+  private pending: PooledBuffer[] = [];
   private stats_ = { live: 0, liveBytes: 0, freeBytes: 0, free: 0, created: 0, reused: 0 };
+  private nextId = 1;
   /** Free buffers beyond this many bytes are destroyed rather than kept. */
   maxFreeBytes = 8 * 2 ** 30;
   /** Told before buffers are destroyed (the context drops bind groups that may name them). */
@@ -45,7 +65,12 @@ export class BufferPool {
     private readonly maxBufferSize: number,
   ) {}
 
-  acquire(bytes: number, label?: string): GPUBuffer {
+  /** A fresh id, for buffers made outside the pool that are bound like pooled ones (uniform chunks). */
+  newId(): number {
+    return this.nextId++;
+  }
+
+  acquire(bytes: number, label?: string): PooledBuffer {
     const size = bucketSize(bytes);
     const list = this.free.get(size);
     const hit = list?.pop();
@@ -66,29 +91,41 @@ export class BufferPool {
     this.stats_.created++;
     this.stats_.live++;
     this.stats_.liveBytes += size;
-    return buffer;
+    return { buffer, id: this.nextId++, size };
   }
 
   /** Give a buffer back; it becomes reusable after the next submit (see the file comment). */
-  release(buffer: GPUBuffer): void {
+  release(b: PooledBuffer): void {
     this.stats_.live--;
-    this.stats_.liveBytes -= buffer.size;
-    this.pending.push(buffer);
+    this.stats_.liveBytes -= b.size;
+    this.pending.push(b);
   }
 
   /** Called by the context right after a submit. */
   recycle(): void {
     for (const b of this.pending) {
-      if (this.stats_.freeBytes + b.size > this.maxFreeBytes) {
+      const size = b.size;
+      if (this.stats_.freeBytes + size > this.maxFreeBytes) {
         this.onDestroy?.();
-        b.destroy();
+        b.buffer.destroy();
         continue;
       }
-      const list = this.free.get(b.size) ?? [];
-      if (!list.length) this.free.set(b.size, list);
-      list.push(b);
+      let list = this.free.get(size);
+      if (!list) {
+        list = [];
+        this.free.set(size, list);
+      }
+      // Keep the list sorted by descending id: binary search for the insertion point.
+      let lo = 0;
+      let hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (list[mid].id > b.id) lo = mid + 1;
+        else hi = mid;
+      }
+      list.splice(lo, 0, b);
       this.stats_.free++;
-      this.stats_.freeBytes += b.size;
+      this.stats_.freeBytes += size;
     }
     this.pending = [];
   }
@@ -96,7 +133,7 @@ export class BufferPool {
   /** Destroy every idle buffer (e.g. between benchmark phases). */
   trim(): void {
     this.onDestroy?.();
-    for (const list of this.free.values()) for (const b of list) b.destroy();
+    for (const list of this.free.values()) for (const b of list) b.buffer.destroy();
     this.free.clear();
     this.stats_.free = 0;
     this.stats_.freeBytes = 0;

@@ -22,17 +22,34 @@
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous } from '../kernels/copy/index.js';
 import { embedding } from '../kernels/embedding/index.js';
-import { linear, matmul } from '../kernels/matmul/index.js';
+import { addRmsnorm, addRmsnormLinear, convStep, headGemv, swigluLinear } from '../kernels/fused/index.js';
+import { kdaRecurrentSlots } from '../kernels/kda/index.js';
+import { linear } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
+import { expertsInference, route } from '../kernels/moe/index.js';
 import { rmsnorm } from '../kernels/rmsnorm/index.js';
 import { rope } from '../kernels/rope/index.js';
 import { asGpu } from '../kernels/common.js';
 import { keep, scope } from '../tensor/scope.js';
 import type { CpuStorage } from '../tensor/storage.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
-import { layerMixer } from './config.js';
+import { isMoeLayer, layerMixer } from './config.js';
+import { DecodeWeights } from './decodeWeights.js';
 import type { KdaCarry, KimiLinearModel } from './forward.js';
 import { HybridCache } from './hybridCache.js';
+
+/**
+ * A KDA layer's decode carry for the batch, both updated in place by each step (so a step allocates no
+ * state and binds the same buffers every time, which keeps its bind groups cached): the recurrent state
+ * [B, H, d, d] and the q|k|v conv tail [B, W-1, 3*H*d] (the three tails side by side, as convStep reads them).
+ */
+/** A layer's first projection of its normalised input (the residual add and norm fused in, see recordStep). */
+type Project = (weight: Tensor) => Tensor;
+
+interface DecodeCarry {
+  state: Tensor;
+  tail: Tensor;
+}
 
 export interface BatchSessionOptions {
   /** Sequences held at once (decode batch size limit). */
@@ -49,6 +66,11 @@ export interface BatchSessionOptions {
    * Default: the device's storage binding limit (unlimited on cpu).
    */
   maxPoolBytes?: number;
+  /**
+   * Fuse each residual add + RMSNorm into the projection that reads the normed row (addRmsnormLinear,
+   * one dispatch instead of two at batch 1). Default true; false keeps them apart (for measuring).
+   */
+  fuseNormGemv?: boolean;
 }
 
 /**
@@ -81,8 +103,8 @@ interface ShardGroup {
 }
 
 interface Absorbed {
-  /** [H, dn, r]: q_lat[h] = q_nope[h] W_uk[h] */
-  wUk: Tensor;
+  /** [H, r, dn] (W_uk transposed, the [out, in] layout headGemv reads): q_lat[h] = W_uk[h]^T q_nope[h] */
+  wUkT: Tensor;
   /** [H, dv, r]: o[h] = W_uv[h] o_lat[h] */
   wUv: Tensor;
 }
@@ -93,7 +115,11 @@ export class BatchSession {
   private readonly absorbed = new Map<number, Absorbed>();
   readonly cache: HybridCache;
   /** KDA carries of the batch, row b = sequence active[b]. */
-  private carries = new Map<number, KdaCarry>();
+  private carries = new Map<number, DecodeCarry>();
+  /** Packed projections of the decode step (decodeWeights.ts). */
+  private readonly packed: DecodeWeights;
+  /** i32 [B]: 0..B-1, the state slot of each batch row (the states are the batch's own tensor). */
+  private slotIds?: Tensor;
   private readonly rows: number[] = [];
   /** The batch's page-table rows on the device (per shard group), and what they were made from. */
   private tables?: { t: Tensor[]; version: number; rows: string };
@@ -110,6 +136,7 @@ export class BatchSession {
     if (!(Number.isInteger(opts.maxLength) && opts.maxLength >= 1))
       throw new RangeError(`BatchSession: maxLength = ${opts.maxLength}, expected an integer >= 1`);
     this.device = model.w('model.embed_tokens.weight').device;
+    this.packed = new DecodeWeights(model);
     let m = 0;
     for (let i = 0; i < cfg.num_hidden_layers; i++) if (layerMixer(cfg, i) === 'mla') this.mlaIndex.set(i, m++);
     const pageSize = opts.pageSize ?? 64;
@@ -185,8 +212,8 @@ export class BatchSession {
       throw e;
     }
     // One join for all of them: joining one at a time would copy the batch's states count times.
-    const fresh = new Map<number, KdaCarry>();
-    for (const i of this.kdaLayers()) fresh.set(i, this.zeroCarry(count));
+    const fresh = new Map<number, DecodeCarry>();
+    for (const i of this.kdaLayers()) fresh.set(i, this.zeroDecodeCarry(count));
     this.join(seqs, fresh);
     return seqs;
   }
@@ -195,7 +222,7 @@ export class BatchSession {
   remove(seq: number): void {
     const b = this.expectActive('remove', seq);
     const keepRows = this.rows.map((_, i) => i).filter((i) => i !== b);
-    const next = new Map<number, KdaCarry>();
+    const next = new Map<number, DecodeCarry>();
     const pick = (t: Tensor) => {
       const views = keepRows.map((r) => t.narrow(0, r, 1));
       const out = keep(stackRows(this.device, views));
@@ -204,7 +231,7 @@ export class BatchSession {
     };
     for (const [i, c] of this.carries) {
       // The last sequence leaving empties the batch: the next to join starts it afresh.
-      if (keepRows.length) next.set(i, { state: pick(c.state), tails: c.tails.map(pick) });
+      if (keepRows.length) next.set(i, { state: pick(c.state), tail: pick(c.tail) });
       disposeCarry(c);
     }
     this.carries = next;
@@ -240,35 +267,76 @@ export class BatchSession {
     if (full !== undefined)
       throw new Error(`BatchSession.step: sequence ${full} holds ${this.cache.length(full)} tokens, the maxLength`);
     const starts = this.rows.map((s) => this.cache.reserve(s, 1).start);
+    if (this.slotIds?.shape[0] !== B) {
+      this.slotIds?.dispose();
+      this.slotIds = keep(
+        this.device.fromHost(
+          Int32Array.from({ length: B }, (_, b) => b),
+          [B],
+          'i32',
+        ),
+      );
+    }
+    // The layers of KimiLinearModel.block, with each residual add fused into the RMSNorm after it: x is
+    // the residual stream, `pending` the previous layer's FFN terms not yet added to it. Each residual
+    // add, the norm after it and the projection that reads the normed row run as one dispatch
+    // (addRmsnormLinear): before the mixer, and before the FFN.
     return scope(() => {
       const model = this.model;
-      let x = model.embed(this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32'));
+      const eps = cfg.rms_norm_eps;
+      const D = cfg.hidden_size;
+      let x = model.embed(this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32')).reshape([B, D]);
+      let pending: Tensor[] | undefined;
       let where: Positions | undefined;
       const positions = () => {
         where ??= this.decodePositions(starts);
         return where;
       };
-      for (let i = 0; i < cfg.num_hidden_layers; i++) {
-        x = model.block(i, x, (p, h) => {
-          if (layerMixer(cfg, i) === 'kda') return this.kdaStep(i, p, h);
-          return this.mlaDecodeStep(i, p, h, positions());
-        });
+      const L = cfg.num_hidden_layers;
+      for (let i = 0; i < L; i++) {
+        const p = `model.layers.${i}`;
+        const norm = model.w(`${p}.input_layernorm.weight`);
+        // The mixer's input projection of rmsnorm(x + pending); called once per layer.
+        const project: Project = (W) => {
+          if (!pending) return linear(rmsnorm(x, norm, eps), W);
+          const r = this.addNormLinear(x, pending, norm, W);
+          x = r.sum;
+          pending = undefined;
+          return r.y;
+        };
+        const mixed =
+          layerMixer(cfg, i) === 'kda'
+            ? this.kdaStep(i, p, project, B)
+            : this.mlaDecodeStep(i, p, project, B, positions()).reshape([B, D]);
+        const ffn = this.ffnStep(i, p, x, mixed);
+        x = ffn.x;
+        pending = ffn.terms;
       }
-      return model.head(x.reshape([B, cfg.hidden_size]));
+      const final = model.w('model.norm.weight');
+      const h = pending ? addRmsnorm(x, pending, final, eps).normed : rmsnorm(x, final, eps);
+      return linear(h, cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight'));
     });
   }
 
   /** Cache memory held: MLA pools at full capacity, and the batch's KDA states and tails, in bytes. */
   cacheBytes(): number {
     let kda = 0;
-    for (const c of this.carries.values()) for (const t of [c.state, ...c.tails]) kda += t.numel * 4;
+    for (const c of this.carries.values()) for (const t of [c.state, c.tail]) kda += t.numel * 4;
     return this.cache.memory().mlaPoolBytes + kda;
+  }
+
+  /** Device bytes of the decode step's packed projections (a copy beside the model's weights). */
+  decodeWeightBytes(): number {
+    return this.packed.bytes();
   }
 
   dispose(): void {
     for (const c of this.carries.values()) disposeCarry(c);
     this.carries.clear();
-    for (const a of this.absorbed.values()) for (const t of [a.wUk, a.wUv]) t.dispose();
+    this.packed.dispose();
+    this.slotIds?.dispose();
+    this.slotIds = undefined;
+    for (const a of this.absorbed.values()) for (const t of [a.wUkT, a.wUv]) t.dispose();
     this.absorbed.clear();
     for (const t of this.tables?.t ?? []) t.dispose();
     this.cache.dispose();
@@ -295,8 +363,22 @@ export class BatchSession {
     };
   }
 
+  private zeroDecodeCarry(rows: number): DecodeCarry {
+    const { num_heads: H, head_dim: d, short_conv_kernel_size: W } = this.model.cfg.linear_attn_config!;
+    return { state: keep(this.device.zeros([rows, H, d, d])), tail: keep(this.device.zeros([rows, W - 1, 3 * H * d])) };
+  }
+
+  /** A prefill's carry in the decode layout: the q, k, v tails side by side. */
+  private decodeCarry(c: KdaCarry): DecodeCarry {
+    const qk = concatLast(c.tails[0], c.tails[1]);
+    const tail = keep(concatLast(qk, c.tails[2]));
+    qk.dispose();
+    for (const t of c.tails) t.dispose();
+    return { state: c.state, tail };
+  }
+
   /** Append new sequences' own carries (their rows in order) as the last rows of the batch's. */
-  private join(seqs: number[], own: Map<number, KdaCarry>): void {
+  private join(seqs: number[], own: Map<number, DecodeCarry>): void {
     for (const [i, c] of own) {
       const old = this.carries.get(i);
       if (!old) {
@@ -305,7 +387,7 @@ export class BatchSession {
       }
       this.carries.set(i, {
         state: keep(stackRows(this.device, [old.state, c.state])),
-        tails: old.tails.map((t, j) => keep(stackRows(this.device, [t, c.tails[j]]))),
+        tail: keep(stackRows(this.device, [old.tail, c.tail])),
       });
       disposeCarry(old);
       disposeCarry(c);
@@ -314,11 +396,14 @@ export class BatchSession {
   }
 
   /** Run a prompt as sequence `seq` from an empty state; returns its logits and its own KDA carries. */
-  private async prefill(seq: number, ids: Int32Array): Promise<{ logits: Float32Array; own: Map<number, KdaCarry> }> {
+  private async prefill(
+    seq: number,
+    ids: Int32Array,
+  ): Promise<{ logits: Float32Array; own: Map<number, DecodeCarry> }> {
     const cfg = this.model.cfg;
     const T = ids.length;
     this.cache.reserve(seq, T);
-    const own = new Map<number, KdaCarry>();
+    const own = new Map<number, DecodeCarry>();
     const t0 = performance.now();
     const logits = scope(() => {
       const model = this.model;
@@ -340,9 +425,9 @@ export class BatchSession {
           if (layerMixer(cfg, i) === 'kda') {
             const start = this.zeroCarry();
             const r = model.kda(p, h, start);
-            disposeCarry(start);
-            for (const t of [r.carry!.state, ...r.carry!.tails]) keep(t);
-            own.set(i, r.carry!);
+            for (const t of [start.state, ...start.tails]) t.dispose();
+            keep(r.carry!.state);
+            own.set(i, this.decodeCarry(r.carry!));
             return r.out;
           }
           const r = model.mla(p, h, true);
@@ -365,13 +450,90 @@ export class BatchSession {
     }
   }
 
-  private kdaStep(i: number, p: string, h: Tensor): Tensor {
+  /**
+   * One token per row of the KDA mixer (KimiLinearModel.kda with a carry, h: [B, D] -> [B, D]) in 6
+   * dispatches at batch 1: one GEMV for q, k, v, f_a, g_a and beta; the three short convs with their tails
+   * (convStep, in place); f_b and g_b as one block-diagonal GEMV; the recurrent kernel on the batch's state (in place, l2norm, gate and sigmoid
+   * inside); the gated output norm; o_proj.
+   */
+  private kdaStep(i: number, p: string, project: Project, B: number): Tensor {
+    const cfg = this.model.cfg;
+    const { num_heads: H, head_dim: d } = cfg.linear_attn_config!;
+    const a = `${p}.self_attn`;
+    const w = (n: string) => this.model.w(`${a}.${n}`);
+    const k = this.packed.kda.get(i)!;
     const c = this.carries.get(i)!;
-    const r = this.model.kda(p, h, c);
-    for (const t of [r.carry!.state, ...r.carry!.tails]) keep(t);
-    disposeCarry(c);
-    this.carries.set(i, r.carry!);
-    return r.out;
+    const proj = project(k.inProj);
+    const qkv = convStep(proj, k.conv, c.tail, { planes: 3 });
+    const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([B, 1, H, d]));
+    const cols = (at: number, n: number) => contiguous(proj.narrow(1, at, n));
+    let g: Tensor;
+    let gate: Tensor;
+    if (k.gateUp) {
+      // f_a | g_a are adjacent columns: one GEMV against [[f_b, 0], [0, g_b]] gives g | gate.
+      const both = linear(cols(k.fA, k.rf + k.rg), k.gateUp);
+      g = contiguous(both.narrow(1, 0, H * d)).reshape([B, 1, H, d]);
+      gate = contiguous(both.narrow(1, H * d, H * d)).reshape([B, 1, H, d]);
+    } else {
+      g = linear(cols(k.fA, k.rf), w('f_b_proj.weight')).reshape([B, 1, H, d]);
+      gate = linear(cols(k.gA, k.rg), w('g_b_proj.weight')).reshape([B, 1, H, d]);
+    }
+    const beta = cols(k.beta, H).reshape([B, 1, H]);
+    const o = kdaRecurrentSlots(c.state, this.slotIds!, q, kk, v, g, beta, {
+      layer: { A_log: w('A_log').reshape([H]), dt_bias: w('dt_bias') },
+    });
+    const normed = rmsnorm(o, w('o_norm.weight'), cfg.rms_norm_eps, { gate });
+    return linear(normed.reshape([B, H * d]), w('o_proj.weight'));
+  }
+
+  /**
+   * The post-attention residual add and norm, and the feed-forward sublayer on the normed rows h2: the
+   * new residual x and the FFN's terms, which the caller adds to it in one pass with the next norm. MoE:
+   * [routed, shared] (the router and the shared expert's gate and up rows are one GEMV, fused with the
+   * add and the norm), dense: [mlp].
+   */
+  private ffnStep(i: number, p: string, x: Tensor, mixed: Tensor): { x: Tensor; terms: Tensor[] } {
+    const cfg = this.model.cfg;
+    const w = (n: string) => this.model.w(n);
+    const moe = isMoeLayer(cfg, i);
+    const m = `${p}.block_sparse_moe`;
+    const f = this.packed.ffn.get(i);
+    // Every FFN layer has its packed projection except an MoE layer without shared experts: its first
+    // projection is the router alone.
+    const first = f ? f.inProj : w(`${m}.gate.weight`);
+    const post = w(`${p}.post_attention_layernorm.weight`);
+    const r = this.addNormLinear(x, [mixed], post, first, moe);
+    const mlp = (down: string) => swigluLinear(r.y, f!.gate, f!.up, w(`${down}.down_proj.weight`));
+    if (!moe) return { x: r.sum, terms: [mlp(`${p}.mlp`)] };
+    const h2 = r.normed!;
+    const E = cfg.num_experts!;
+    const logits = !f
+      ? r.y
+      : f.router >= 0
+        ? contiguous(r.y.narrow(1, f.router, E))
+        : linear(h2, w(`${m}.gate.weight`));
+    const bias = this.model.weights.has(`${m}.gate.e_score_correction_bias`)
+      ? w(`${m}.gate.e_score_correction_bias`)
+      : undefined;
+    const routes = route(logits, bias, {
+      numExperts: E,
+      topK: cfg.num_experts_per_token!,
+      activation: cfg.moe_router_activation_func === 'softmax' ? 'softmax' : 'sigmoid',
+      renormalize: cfg.moe_renormalize,
+      scaling: cfg.routed_scaling_factor,
+      numGroups: cfg.use_grouped_topk ? cfg.num_expert_group : 1,
+      topkGroup: cfg.use_grouped_topk ? cfg.topk_group : 1,
+    });
+    const routed = expertsInference(h2, routes, this.model.weights.experts.get(i)!);
+    return { x: r.sum, terms: f ? [routed, mlp(`${m}.shared_experts`)] : [routed] };
+  }
+
+  /** addRmsnormLinear, or (fuseNormGemv false) addRmsnorm then linear. */
+  private addNormLinear(x: Tensor, deltas: Tensor[], norm: Tensor, W: Tensor, keepNormed = false) {
+    const eps = this.model.cfg.rms_norm_eps;
+    if (this.opts.fuseNormGemv !== false) return addRmsnormLinear(x, deltas, norm, eps, W, { keepNormed });
+    const r = addRmsnorm(x, deltas, norm, eps);
+    return { sum: r.sum, y: linear(r.normed, W), normed: r.normed };
   }
 
   private decodePositions(starts: number[]): Positions {
@@ -433,13 +595,16 @@ export class BatchSession {
     const cfg = this.model.cfg;
     const [H, dn, dv, r] = [cfg.num_attention_heads, cfg.qk_nope_head_dim!, cfg.v_head_dim!, cfg.kv_lora_rank!];
     const kvb = this.model.w(`${p}.self_attn.kv_b_proj.weight`).reshape([H, dn + dv, r]);
-    const a = { wUk: keep(contiguous(kvb.narrow(1, 0, dn))), wUv: keep(contiguous(kvb.narrow(1, dn, dv))) };
+    const a = {
+      wUkT: keep(contiguous(kvb.narrow(1, 0, dn).transpose(1, 2))),
+      wUv: keep(contiguous(kvb.narrow(1, dn, dv))),
+    };
     this.absorbed.set(i, a);
     return a;
   }
 
-  /** One token per sequence of MLA by absorbed attention over the paged latent cache (h: [B, 1, D]). */
-  private mlaDecodeStep(i: number, p: string, h: Tensor, at: Positions): Tensor {
+  /** One token per sequence of MLA by absorbed attention over the paged latent cache; out [B, 1, D]. */
+  private mlaDecodeStep(i: number, p: string, project: Project, B: number, at: Positions): Tensor {
     const cfg = this.model.cfg;
     const [H, dn, dr, dv, r] = [
       cfg.num_attention_heads,
@@ -448,19 +613,16 @@ export class BatchSession {
       cfg.v_head_dim!,
       cfg.kv_lora_rank!,
     ];
-    const B = h.shape[0];
     const a = `${p}.self_attn`;
     const rotary = cfg.mla_use_nope === false;
-    const { wUk, wUv } = this.absorb(i, p);
-    const q = linear(h, this.model.w(`${a}.q_proj.weight`)).reshape([B, H, dn + dr]);
-    // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], as [H, B, dn] x [H, dn, r].
-    const qNope = contiguous(q.narrow(2, 0, dn).transpose(0, 1));
-    const qLat = contiguous(matmul(qNope, wUk).transpose(0, 1));
-    const qPe = rotary
-      ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr])
-      : q.narrow(2, dn, dr);
-    const qFull = concatLast(qLat, qPe);
-    const ckr = linear(h, this.model.w(`${a}.kv_a_proj_with_mqa.weight`)).reshape([B, r + dr]);
+    const { wUkT, wUv } = this.absorb(i, p);
+    // q_proj and kv_a_proj_with_mqa in one GEMV (decodeWeights.ts).
+    const qkv = project(this.packed.mla.get(i)!);
+    const q = contiguous(qkv.narrow(1, 0, H * (dn + dr))).reshape([B, H, dn + dr]);
+    // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], with q_pe appended: [B, H, r + dr] in one dispatch.
+    const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;
+    const qFull = headGemv(q, wUkT, { pass: { t: qPe, offset: rotary ? 0 : dn, count: dr } });
+    const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
     const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), this.model.w(`${a}.kv_a_layernorm.weight`), 1e-6);
     const kPe = rotary
       ? rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr])
@@ -480,15 +642,14 @@ export class BatchSession {
     const oLat = at.inverse
       ? embedding(stackRows(this.device, outs).reshape([B, H * r]), at.inverse).reshape([B, H, r])
       : outs[0];
-    // o[b, h] = W_uv[h] o_lat[b, h], as [H, B, r] x [H, dv, r]^T.
-    const oT = matmul(contiguous(oLat.transpose(0, 1)), wUv, { transB: true });
-    const o = contiguous(oT.transpose(0, 1)).reshape([B, 1, H * dv]);
+    // o[b, h] = W_uv[h] o_lat[b, h].
+    const o = headGemv(oLat, wUv).reshape([B, 1, H * dv]);
     return linear(o, this.model.w(`${a}.o_proj.weight`));
   }
 }
 
-function disposeCarry(c: KdaCarry): void {
-  for (const t of [c.state, ...c.tails]) t.dispose();
+function disposeCarry(c: DecodeCarry): void {
+  for (const t of [c.state, c.tail]) t.dispose();
 }
 
 /**

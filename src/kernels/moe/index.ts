@@ -77,7 +77,8 @@ export interface ExpertsResult {
   counts: Tensor;
 }
 
-export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsResult {
+/** The checks experts() and expertsInference() share; returns the device. */
+function checkExperts(x: Tensor, routes: RoutesT, w: ExpertWeights) {
   const device = deviceOf('moe.experts', x, routes.idx, routes.weights, w.w1, w.w2, w.w3);
   const [E, I, D] = w.w1.shape;
   expectShape('moe.experts', 'x', x, [null, D]);
@@ -86,6 +87,12 @@ export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsRe
   expectDType('moe.experts', 'idx', routes.idx, ['i32']);
   if (w.w1.dtype !== w.w3.dtype || w.w1.dtype !== w.w2.dtype)
     throw new Error('moe.experts: w1, w2, w3 differ in dtype');
+  return device;
+}
+
+export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsResult {
+  const device = checkExperts(x, routes, w);
+  const [E, I, D] = w.w1.shape;
   const N = x.shape[0];
   const k = routes.idx.shape[1];
   const gpu = asGpu(device);
@@ -103,7 +110,10 @@ export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsRe
     for (const e of idx) counts[e]++;
     return { y: cpu.fromHost(y, [N, D]), counts: cpu.fromHost(counts, [E], 'i32') };
   }
-  if (N <= MOE_DECODE_MAX_TOKENS) return expertsDecode(gpu, x, routes, w);
+  if (N <= MOE_DECODE_MAX_TOKENS) {
+    const r = expertsDecode(gpu, x, routes, w);
+    return { y: r.y, counts: r.counts! };
+  }
   const NK = N * k;
   const xc = contiguous(x);
   const { maxTiles, counts, perm, slotPos, tiles, tileCount } = planExperts(gpu, routes.idx, E, k, NK, GROUPED_BM);
@@ -139,7 +149,7 @@ export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsRe
  * experts() for a few tokens (decode): GEMV-shaped kernels that read each chosen expert's rows once,
  * with the combine fused into the down projection (decode.wgsl.ts), instead of the grouped tiles.
  */
-function expertsDecode(gpu: GpuContext, x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsResult {
+function expertsDecode(gpu: GpuContext, x: Tensor, routes: RoutesT, w: ExpertWeights, withCounts = true) {
   const [E, I, D] = w.w1.shape;
   const N = x.shape[0];
   const k = routes.idx.shape[1];
@@ -147,13 +157,15 @@ function expertsDecode(gpu: GpuContext, x: Tensor, routes: RoutesT, w: ExpertWei
   const xc = contiguous(x);
   const idx = contiguous(routes.idx);
   const rw = contiguous(routes.weights);
-  const counts = gpu.empty([E], 'i32');
-  gpu.dispatch({
-    kernel: { name: 'moe_counts', key: 'moe_counts', code: countsWgsl },
-    tensors: [idx, counts],
-    params: new Params().u32(N * k, E, 0, 0),
-    workgroups: [Math.ceil(E / 64)],
-  });
+  const counts = withCounts ? gpu.empty([E], 'i32') : undefined;
+  if (counts) {
+    gpu.dispatch({
+      kernel: { name: 'moe_counts', key: 'moe_counts', code: countsWgsl },
+      tensors: [idx, counts],
+      params: new Params().u32(N * k, E, 0, 0),
+      workgroups: [Math.ceil(E / 64)],
+    });
+  }
   const h = gpu.empty([N * k, I]);
   const gu = { mode: 'gateUp' as const, wDtype, vec: D % 8 === 0, k };
   gpu.dispatch({
@@ -172,4 +184,18 @@ function expertsDecode(gpu: GpuContext, x: Tensor, routes: RoutesT, w: ExpertWei
   });
   for (const t of [xc, idx, rw, h]) t.dispose();
   return { y, counts };
+}
+
+/**
+ * experts() for inference, where nothing reads the expert load: the same y, without the counts (on the
+ * decode path that is one dispatch fewer per MoE layer).
+ */
+export function expertsInference(x: Tensor, routes: RoutesT, w: ExpertWeights): Tensor {
+  const gpu = asGpu(checkExperts(x, routes, w));
+  if (gpu && x.shape[0] <= MOE_DECODE_MAX_TOKENS) {
+    return expertsDecode(gpu, x, routes, w, false).y;
+  }
+  const r = experts(x, routes, w);
+  r.counts.dispose();
+  return r.y;
 }

@@ -1,0 +1,363 @@
+/**
+ * Fusions for the decode step (BatchSession): each replaces two or more small dispatches of the
+ * unfused ops with one, computing the same thing (reference.ts states it; the tests compare).
+ *   addRmsnorm(x, deltas, w, eps) -> { sum, normed }  residual add (+ MoE shared expert) + next RMSNorm
+ *   convStep(x, weight, tail, ...) -> y [planes, B, Cp]  KDA short conv of one token, tail shifted in place
+ *   swigluRows(x, gate, up, I) -> [rows, I]           SwiGLU over column ranges of a packed projection
+ *   swigluLinear(x, gate, up, W) -> [rows, N]         that SwiGLU, then W (the down projection), in one GEMV
+ *   headGemv(x, w, opts) -> [B, H, N + P]             per-head GEMV (absorbed MLA), optional pass-through columns
+ *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
+ * They are inference-only: no autograd wrapper, and convStep mutates its tail.
+ */
+import { Params } from '../../gpu/params.js';
+import { cpu } from '../../tensor/cpuDevice.js';
+import { ShapeError } from '../../tensor/shape.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32 } from '../common.js';
+import { contiguous } from '../copy/index.js';
+import { type FloatDType, rowsOf } from '../wgslLib.js';
+import { type AddNormVariant, addNormKey, addNormWgsl } from './addRmsnorm.wgsl.js';
+import { CONV_STEP_WG, type ConvStepVariant, convStepKey, convStepWgsl } from './convStep.wgsl.js';
+import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
+import { NG_ROWS_PER_WG, NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvWgsl } from './normGemv.wgsl.js';
+import { addRmsnormReference, convStepReference, headGemvReference, swigluRowsReference } from './reference.js';
+import { SWIGLU_ROWS_WG, swigluRowsWgsl } from './swigluRows.wgsl.js';
+import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigluGemv.wgsl.js';
+import { concatLast } from '../concat/index.js';
+import { linear, matmul } from '../matmul/index.js';
+
+/**
+ * sum = x + (d0 [+ d1]) and normed = rmsnorm(sum, weight, eps), both with x's shape (f32). One or two
+ * deltas: the MoE layer's routed and shared expert outputs are added to each other first, as the unfused
+ * `add(routed, shared)` then `add(y, moe)` do.
+ */
+export function addRmsnorm(
+  x: Tensor,
+  deltas: readonly Tensor[],
+  weight: Tensor,
+  eps: number,
+): { sum: Tensor; normed: Tensor } {
+  const op = 'addRmsnorm';
+  if (deltas.length !== 1 && deltas.length !== 2) throw new Error(`${op}: ${deltas.length} deltas, expected 1 or 2`);
+  const device = deviceOf(op, x, ...deltas, weight);
+  expectDType(op, 'x', x, ['f32']);
+  deltas.forEach((d, i) => {
+    expectDType(op, `delta ${i}`, d, ['f32']);
+    if (d.numel !== x.numel) throw new ShapeError(`${op}: delta ${i} has ${d.numel} elements, x has ${x.numel}`);
+  });
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  const { rows, D } = rowsOf(x.shape);
+  expectShape(op, 'weight', weight, [D]);
+  if (!(eps >= 0)) throw new Error(`${op}: eps ${eps}, expected a number >= 0`);
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const r = addRmsnormReference(hostF32(x), deltas.map(hostF32), hostF32(weight), rows, D, eps);
+    return { sum: cpu.fromHost(r.sum, x.shape), normed: cpu.fromHost(r.normed, x.shape) };
+  }
+  const ins = [x, ...deltas, weight].map(contiguous);
+  const sum = gpu.empty(x.shape);
+  const normed = gpu.empty(x.shape);
+  const v: AddNormVariant = { deltas: deltas.length as 1 | 2, wDtype: weight.dtype as FloatDType };
+  if (rows > 0 && D > 0) {
+    gpu.dispatch({
+      kernel: { name: 'add_rmsnorm', key: addNormKey(v), code: () => addNormWgsl(v) },
+      tensors: [...ins, sum, normed],
+      params: new Params().u32(rows, D).f32(eps).u32(0),
+      workgroups: grid1d(rows, 1),
+    });
+  }
+  for (const t of ins) t.dispose();
+  return { sum, normed };
+}
+
+export interface ConvStepOptions {
+  /** Column of x where channel 0 sits (x's rows may hold more than the C channels). Default 0. */
+  xOff?: number;
+  /** Output planes: y is [planes, B, C / planes]. Default 1. */
+  planes?: number;
+  activation?: 'silu' | 'none';
+}
+
+/**
+ * One token per row of the causal depthwise conv: x [B, ld] (channels at columns xOff..xOff+C), weight
+ * [C, 1, W] f32|bf16, tail [B, W-1, C] f32 (the previous W-1 inputs, updated in place to end with x).
+ * Returns y [planes, B, C / planes].
+ */
+export function convStep(x: Tensor, weight: Tensor, tail: Tensor, opts: ConvStepOptions = {}): Tensor {
+  const op = 'convStep';
+  const device = deviceOf(op, x, weight, tail);
+  expectDType(op, 'x', x, ['f32']);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  expectDType(op, 'tail', tail, ['f32']);
+  if (x.rank !== 2) throw new ShapeError(`${op}: x must be [B, ld], got rank ${x.rank}`);
+  const [B, ld] = x.shape;
+  expectShape(op, 'weight', weight, [null, 1, null]);
+  const [C, , W] = weight.shape;
+  const xOff = opts.xOff ?? 0;
+  const planes = opts.planes ?? 1;
+  if (W < 2) throw new ShapeError(`${op}: kernel width ${W}, expected >= 2 (a tail to carry)`);
+  if (xOff + C > ld) throw new ShapeError(`${op}: channels ${xOff}..${xOff + C} pass x's row length ${ld}`);
+  if (!(Number.isInteger(planes) && planes >= 1 && C % planes === 0))
+    throw new ShapeError(`${op}: ${C} channels do not split into ${planes} planes`);
+  expectShape(op, 'tail', tail, [B, W - 1, C]);
+  const silu = (opts.activation ?? 'silu') === 'silu';
+  const Cp = C / planes;
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const tailData = hostF32(tail);
+    if (!tail.isContiguous) throw new Error(`${op}: the tail must be a dense tensor (it is updated in place)`);
+    const xc = contiguous(x);
+    const y = convStepReference(
+      hostF32(xc),
+      hostF32(weight),
+      tailData,
+      { B, C, W, ld, xOff, planes },
+      silu ? 'silu' : 'none',
+    );
+    xc.dispose();
+    return cpu.fromHost(y, [planes, B, Cp]);
+  }
+  if (!gpu.isBindable(tail)) throw new Error(`${op}: the tail must be a dense tensor (it is updated in place)`);
+  const xc = contiguous(x);
+  const wc = contiguous(weight);
+  const y = gpu.empty([planes, B, Cp]);
+  const n = B * C;
+  const v: ConvStepVariant = { W, wDtype: weight.dtype as FloatDType, silu };
+  if (n > 0) {
+    gpu.dispatch({
+      kernel: { name: 'conv_step', key: convStepKey(v), code: () => convStepWgsl(v) },
+      tensors: [xc, wc, tail, y],
+      params: new Params().u32(n, C, Cp, B, ld, xOff, 0, 0),
+      workgroups: grid1d(n, CONV_STEP_WG),
+    });
+  }
+  xc.dispose();
+  wc.dispose();
+  return y;
+}
+
+/** silu(x[:, gate:gate+I]) * x[:, up:up+I] for x [rows, ld] f32 -> [rows, I]. */
+export function swigluRows(x: Tensor, gate: number, up: number, I: number): Tensor {
+  const op = 'swigluRows';
+  const device = deviceOf(op, x);
+  expectDType(op, 'x', x, ['f32']);
+  if (x.rank !== 2) throw new ShapeError(`${op}: x must be [rows, ld], got rank ${x.rank}`);
+  const [rows, ld] = x.shape;
+  for (const [name, at] of [
+    ['gate', gate],
+    ['up', up],
+  ] as const) {
+    if (!(Number.isInteger(at) && at >= 0 && at + I <= ld))
+      throw new ShapeError(`${op}: ${name} columns ${at}..${at + I} outside x's ${ld}`);
+  }
+  const gpu = asGpu(device);
+  const xc = contiguous(x);
+  if (!gpu) {
+    const y = swigluRowsReference(hostF32(xc), rows, ld, gate, up, I);
+    xc.dispose();
+    return cpu.fromHost(y, [rows, I]);
+  }
+  const y = gpu.empty([rows, I]);
+  const n = rows * I;
+  if (n > 0) {
+    gpu.dispatch({
+      kernel: { name: 'swiglu_rows', key: 'swiglu_rows', code: swigluRowsWgsl },
+      tensors: [xc, y],
+      params: new Params().u32(n, I, ld, gate, up, 0, 0, 0),
+      workgroups: grid1d(n, SWIGLU_ROWS_WG),
+    });
+  }
+  xc.dispose();
+  return y;
+}
+
+/**
+ * down(silu(x[:, gate:gate+I]) * x[:, up:up+I]) for x [rows, ld] f32 and W [N, I] f32|bf16 -> [rows, N]:
+ * swigluRows then linear. At decode shapes (<= 8 rows, aligned columns) one GEMV with the activation in
+ * its input load (swigluGemv.wgsl.ts); otherwise the two ops.
+ */
+export function swigluLinear(x: Tensor, gate: number, up: number, weight: Tensor): Tensor {
+  const op = 'swigluLinear';
+  const device = deviceOf(op, x, weight);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  if (weight.rank !== 2) throw new ShapeError(`${op}: weight must be [N, I], got rank ${weight.rank}`);
+  const [N, I] = weight.shape;
+  const gpu = asGpu(device);
+  const rows = x.rank === 2 ? x.shape[0] : 0;
+  const ld = x.rank === 2 ? x.shape[1] : 0;
+  const bf16 = weight.dtype === 'bf16';
+  const fused =
+    gpu &&
+    x.dtype === 'f32' &&
+    rows >= 1 &&
+    rows <= SG_MAX_M &&
+    I % (bf16 ? 8 : 4) === 0 &&
+    gate % 4 === 0 &&
+    up % 4 === 0 &&
+    ld % 4 === 0 &&
+    gate >= 0 &&
+    up >= 0 &&
+    gate + I <= ld &&
+    up + I <= ld &&
+    gpu.isBindable(weight);
+  if (!fused) {
+    const h = swigluRows(x, gate, up, I);
+    const y = linear(h, weight);
+    h.dispose();
+    return y;
+  }
+  const xc = contiguous(x);
+  const y = gpu.empty([rows, N]);
+  const v = { M: rows, wDtype: weight.dtype as 'f32' | 'bf16' };
+  if (N > 0) {
+    gpu.dispatch({
+      kernel: { name: 'swiglu_gemv', key: swigluGemvKey(v), code: () => swigluGemvWgsl(v) },
+      tensors: [xc, weight, y],
+      params: new Params().u32(N, I, ld / 4, gate / 4, up / 4, 0, 0, 0),
+      workgroups: grid1d(N, SG_ROWS_PER_WG),
+    });
+  }
+  xc.dispose();
+  return y;
+}
+
+export interface HeadGemvOptions {
+  /** The K inputs of each head start at this column of x's head row (K is w's last dimension). Default 0. */
+  xOff?: number;
+  /** Columns of another [B, H, ps] tensor copied after the N outputs of each head. */
+  pass?: { t: Tensor; offset: number; count: number };
+}
+
+/**
+ * y[b, h, :N] = w[h] x[b, h, xOff : xOff + K] for x [B, H, xs] f32 and w [H, N, K] f32|bf16, then the
+ * `pass` columns pt[b, h, offset : offset + count] (pt [B, H, ps] f32) appended: y [B, H, N + count].
+ * One dispatch at decode shapes (B <= 8, 16-byte aligned rows); otherwise the batched matmul and a concat.
+ */
+export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tensor {
+  const op = 'headGemv';
+  const pass = opts.pass;
+  const device = deviceOf(op, x, w, ...(pass ? [pass.t] : []));
+  expectDType(op, 'x', x, ['f32']);
+  expectDType(op, 'w', w, ['f32', 'bf16']);
+  if (x.rank !== 3 || w.rank !== 3) throw new ShapeError(`${op}: x must be [B, H, xs] and w [H, N, K]`);
+  const [B, H, xs] = x.shape;
+  expectShape(op, 'w', w, [H, null, null]);
+  const [, N, K] = w.shape;
+  const xOff = opts.xOff ?? 0;
+  if (xOff + K > xs) throw new ShapeError(`${op}: inputs ${xOff}..${xOff + K} pass x's head row of ${xs}`);
+  const P = pass?.count ?? 0;
+  if (pass) {
+    expectDType(op, 'pass', pass.t, ['f32']);
+    expectShape(op, 'pass', pass.t, [B, H, null]);
+    if (pass.offset + P > pass.t.shape[2]) throw new ShapeError(`${op}: pass-through columns pass its row`);
+  }
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const xc = contiguous(x);
+    const pc = pass ? contiguous(pass.t) : undefined;
+    const ps = pass ? pass.t.shape[2] : 0;
+    const y = headGemvReference(hostF32(xc), hostF32(w), pc ? hostF32(pc) : undefined, {
+      B,
+      H,
+      N,
+      K,
+      xs,
+      xOff,
+      P,
+      ps,
+      ptOff: pass?.offset ?? 0,
+    });
+    xc.dispose();
+    pc?.dispose();
+    return cpu.fromHost(y, [B, H, N + P]);
+  }
+  const bf16 = w.dtype === 'bf16';
+  const fits = B >= 1 && B <= HG_MAX_M && K % (bf16 ? 8 : 4) === 0 && xs % 4 === 0 && xOff % 4 === 0 && H <= 65535;
+  if (!fits) {
+    // [H, B, K] x [H, N, K]^T, back to [B, H, N], then the pass-through columns.
+    const xk = contiguous(x.narrow(2, xOff, K).transpose(0, 1));
+    const yT = matmul(xk, w, { transB: true });
+    const y = contiguous(yT.transpose(0, 1));
+    for (const t of [xk, yT]) t.dispose();
+    if (!pass) return y;
+    const tail = pass.t.narrow(2, pass.offset, P);
+    const out = concatLast(y, tail);
+    y.dispose();
+    tail.dispose();
+    return out;
+  }
+  const xc = contiguous(x);
+  const wc = contiguous(w);
+  const pc = pass ? contiguous(pass.t) : undefined;
+  const y = gpu.empty([B, H, N + P]);
+  const v = { M: B, wDtype: w.dtype as 'f32' | 'bf16', pass: !!pass };
+  gpu.dispatch({
+    kernel: { name: 'head_gemv', key: headGemvKey(v), code: () => headGemvWgsl(v) },
+    tensors: pc ? [xc, wc, pc, y] : [xc, wc, y],
+    params: new Params().u32(N, K, H, xs / 4, xOff / 4, P, pass ? pass.t.shape[2] : 0, pass?.offset ?? 0),
+    workgroups: [Math.max(1, Math.ceil(N / HG_ROWS_PER_WG)), H],
+  });
+  for (const t of [xc, wc, pc]) t?.dispose();
+  return y;
+}
+
+/**
+ * addRmsnorm(x, deltas, normWeight, eps) followed by linear(normed, weight [N, D]): returns the residual
+ * sum, y [rows, N] and, with `keepNormed`, the normed rows. One dispatch for a single row at decode
+ * shapes (normGemv.wgsl.ts); otherwise the two ops.
+ */
+export function addRmsnormLinear(
+  x: Tensor,
+  deltas: readonly Tensor[],
+  normWeight: Tensor,
+  eps: number,
+  weight: Tensor,
+  opts: { keepNormed?: boolean } = {},
+): { sum: Tensor; y: Tensor; normed?: Tensor } {
+  const op = 'addRmsnormLinear';
+  const device = deviceOf(op, x, ...deltas, normWeight, weight);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  const { rows, D } = rowsOf(x.shape);
+  expectShape(op, 'weight', weight, [null, D]);
+  const gpu = asGpu(device);
+  const bf16 = weight.dtype === 'bf16';
+  const fused =
+    gpu &&
+    rows === 1 &&
+    D % (bf16 ? 8 : 4) === 0 &&
+    D <= NORM_GEMV_MAX_K &&
+    (deltas.length === 1 || deltas.length === 2) &&
+    x.dtype === 'f32' &&
+    deltas.every((d) => d.dtype === 'f32' && d.numel === x.numel) &&
+    (normWeight.dtype === 'f32' || normWeight.dtype === 'bf16') &&
+    normWeight.numel === D &&
+    eps >= 0 &&
+    gpu.isBindable(weight);
+  if (!fused) {
+    const r = addRmsnorm(x, deltas, normWeight, eps);
+    const y = linear(r.normed, weight);
+    if (opts.keepNormed) return { sum: r.sum, y, normed: r.normed };
+    r.normed.dispose();
+    return { sum: r.sum, y };
+  }
+  const N = weight.shape[0];
+  const ins = [x, ...deltas, normWeight].map(contiguous);
+  const sum = gpu.empty(x.shape);
+  const y = gpu.empty([...x.shape.slice(0, -1), N]);
+  const v: NormGemvVariant = {
+    K: D,
+    deltas: deltas.length as 1 | 2,
+    normDtype: normWeight.dtype as FloatDType,
+    wDtype: weight.dtype as 'f32' | 'bf16',
+    normed: !!opts.keepNormed,
+  };
+  const normed = opts.keepNormed ? gpu.empty(x.shape) : undefined;
+  gpu.dispatch({
+    kernel: { name: 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
+    tensors: normed ? [...ins, weight, sum, y, normed] : [...ins, weight, sum, y],
+    params: new Params().u32(N, D).f32(eps).u32(0),
+    workgroups: grid1d(N, NG_ROWS_PER_WG),
+  });
+  for (const t of ins) t.dispose();
+  return normed ? { sum, y, normed } : { sum, y };
+}

@@ -1,0 +1,102 @@
+/**
+ * Residual add, RMSNorm and the GEMV that reads the normalised row, in one dispatch for one row (the
+ * batch-1 decode step): every workgroup forms s = x + (d0 [+ d1]) for the whole row (K values, from
+ * cache after the first workgroup), reduces sum(s^2) to 1/rms, keeps w * s / rms in workgroup memory, and
+ * then computes its 8 outputs like the decode GEMV (matmul/gemv.wgsl.ts: 32 lanes per output sweeping
+ * W's row with 16-byte loads). Workgroup 0 also writes s, the new residual stream (and, if asked, the
+ * normalised row). The per-workgroup
+ * prologue rereads 4*K bytes from cache, small against the 8 rows of W each workgroup streams.
+ *
+ * Needs K % 8 == 0 (bf16 W) or K % 4 == 0 (f32 W) and K <= NORM_GEMV_MAX_K (workgroup memory).
+ */
+import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+
+export const NG_LANES = 32;
+export const NG_ROWS_PER_WG = 8;
+/** 12 KB of staged row, within WebGPU's 16 KB of workgroup memory beside the two reduction arrays. */
+export const NORM_GEMV_MAX_K = 3072;
+
+export interface NormGemvVariant {
+  K: number;
+  deltas: 1 | 2;
+  normDtype: FloatDType;
+  wDtype: 'f32' | 'bf16';
+  /** Workgroup 0 also writes the normalised row (when later ops read it too). */
+  normed: boolean;
+}
+
+export function normGemvKey(v: NormGemvVariant): string {
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}`;
+}
+
+export function normGemvWgsl(v: NormGemvVariant): string {
+  const WG = NG_LANES * NG_ROWS_PER_WG;
+  const bf16 = v.wDtype === 'bf16';
+  const two = v.deltas === 2;
+  const K4 = v.K / 4;
+  const nb = two ? 4 : 3;
+  const L: string[] = [];
+  L.push('struct Params { N: u32, K: u32, eps: f32, _p: u32 };');
+  L.push('@group(0) @binding(0) var<uniform> p: Params;');
+  L.push('@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;');
+  L.push('@group(0) @binding(2) var<storage, read> D0: array<vec4<f32>>;');
+  if (two) L.push('@group(0) @binding(3) var<storage, read> D1: array<vec4<f32>>;');
+  L.push(`@group(0) @binding(${nb}) var<storage, read> NW: array<${storageElem(v.normDtype)}>;`);
+  L.push(`@group(0) @binding(${nb + 1}) var<storage, read> W: array<${bf16 ? 'vec4<u32>' : 'vec4<f32>'}>;`);
+  L.push(`@group(0) @binding(${nb + 2}) var<storage, read_write> S: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(${nb + 3}) var<storage, read_write> Y: array<f32>;`);
+  if (v.normed) L.push(`@group(0) @binding(${nb + 4}) var<storage, read_write> NR: array<vec4<f32>>;`);
+  L.push(loadFn('normWeight', 'NW', v.normDtype));
+  L.push(`var<workgroup> row: array<vec4<f32>, ${K4}>;`);
+  L.push(`var<workgroup> dots: array<f32, ${WG}>;`);
+  L.push(workgroupReduce('red', WG, 'f32', 'a + b'));
+  if (bf16) {
+    L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
+    L.push('fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }');
+  }
+  L.push(`@compute @workgroup_size(${WG})`);
+  L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
+  L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
+  L.push('  let g = wid.x + wid.y * nwg.x;');
+  L.push('  var ss = 0.0;');
+  L.push(`  for (var c = lid; c < ${K4}u; c += ${WG}u) {`);
+  L.push(`    let s = X[c] + ${two ? '(D0[c] + D1[c])' : 'D0[c]'};`);
+  L.push('    row[c] = s;');
+  L.push('    if (g == 0u) { S[c] = s; }');
+  L.push('    ss += dot(s, s);');
+  L.push('  }');
+  L.push('  let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.K) + p.eps);');
+  L.push(`  for (var c = lid; c < ${K4}u; c += ${WG}u) {`);
+  L.push(
+    '    let w = vec4<f32>(normWeight(4u * c), normWeight(4u * c + 1u), normWeight(4u * c + 2u), normWeight(4u * c + 3u));',
+  );
+  L.push('    row[c] = w * (row[c] * inv);');
+  if (v.normed) L.push('    if (g == 0u) { NR[c] = row[c]; }');
+  L.push('  }');
+  L.push('  workgroupBarrier();');
+  L.push(`  let lane = lid % ${NG_LANES}u; let r = lid / ${NG_LANES}u;`);
+  L.push(`  let n = g * ${NG_ROWS_PER_WG}u + r;`);
+  L.push('  var acc = 0.0;');
+  L.push('  if (n < p.N) {');
+  const per = bf16 ? 8 : 4;
+  L.push(`    let chunks = p.K / ${per}u;`);
+  L.push('    let wRow = n * chunks;');
+  L.push(`    for (var c = lane; c < chunks; c += ${NG_LANES}u) {`);
+  L.push('      let w = W[wRow + c];');
+  if (bf16) {
+    L.push('      let w0 = vec4<f32>(lo(w.x), hi(w.x), lo(w.y), hi(w.y));');
+    L.push('      let w1 = vec4<f32>(lo(w.z), hi(w.z), lo(w.w), hi(w.w));');
+    L.push('      acc += dot(row[c * 2u], w0) + dot(row[c * 2u + 1u], w1);');
+  } else L.push('      acc += dot(row[c], w);');
+  L.push('    }');
+  L.push('  }');
+  L.push('  dots[lid] = acc;');
+  L.push('  workgroupBarrier();');
+  for (let s = NG_LANES / 2; s >= 1; s /= 2) {
+    L.push(`  if (lane < ${s}u) { dots[lid] += dots[lid + ${s}u]; }`);
+    L.push('  workgroupBarrier();');
+  }
+  L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
+  L.push('}');
+  return L.join('\n');
+}

@@ -1,0 +1,153 @@
+/**
+ * The host side of a decode step: packed projections equal the separate ones, the inference MoE path
+ * equals experts(), and a steady BatchSession step of the 48B preset's layer structure (tiny dims)
+ * creates no bind group, allocates no buffer and keeps its KDA carries in place.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { linear } from '../src/kernels/matmul/index.js';
+import { experts, expertsInference, route } from '../src/kernels/moe/index.js';
+import { randomUniform } from '../src/kernels/random/index.js';
+import { BatchSession } from '../src/model/batchSession.js';
+import { parseKimiConfig } from '../src/model/config.js';
+import { blockDiagonal, packRows } from '../src/model/decodeWeights.js';
+import { KimiLinearModel } from '../src/model/forward.js';
+import { randomModelWeights } from '../src/model/randomWeights.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { expectClose, FIXTURES, gpuContext, hasGpu } from './helpers.js';
+
+/** The 48B preset's structure (27 layers, KDA/MLA map, first layer dense, MoE with a shared expert), tiny dims. */
+function tiny48() {
+  const c = JSON.parse(readFileSync(`${FIXTURES}/configs/kimi-linear-48b-a3b.json`, 'utf8'));
+  Object.assign(c, {
+    hidden_size: 64,
+    intermediate_size: 128,
+    kv_lora_rank: 32,
+    qk_nope_head_dim: 16,
+    qk_rope_head_dim: 8,
+    v_head_dim: 16,
+    num_attention_heads: 4,
+    num_key_value_heads: 4,
+    moe_intermediate_size: 32,
+    num_experts: 8,
+    num_experts_per_token: 2,
+    vocab_size: 512,
+    head_dim: 16,
+  });
+  Object.assign(c.linear_attn_config, { num_heads: 4, head_dim: 16 });
+  return parseKimiConfig(c, 'tiny 48B structure');
+}
+
+describe('packed decode weights (cpu)', () => {
+  it('one GEMV over packed rows gives each projection; the block-diagonal one gives both low-rank outputs', async () => {
+    const [D, r] = [65, 7];
+    const mats = [9, 1, 63].map((n, i) => randomUniform(cpu, [n, D], { seed: i + 1, lo: -1, hi: 1 }));
+    const h = randomUniform(cpu, [3, D], { seed: 9, lo: -1, hi: 1 });
+    const packed = packRows(mats)!;
+    expect(packed.shape).toEqual([73, D]);
+    const all = await linear(h, packed).toFloat32();
+    let at = 0;
+    for (const m of mats) {
+      const y = await linear(h, m).toFloat32();
+      const n = m.shape[0];
+      for (let b = 0; b < 3; b++)
+        expectClose(all.subarray(b * 73 + at, b * 73 + at + n), y.subarray(b * n, (b + 1) * n), 1e-6);
+      at += n;
+    }
+    const [fb, gb] = [11, 5].map((n, i) => randomUniform(cpu, [n, r], { seed: 20 + i, lo: -1, hi: 1 }));
+    const lr = randomUniform(cpu, [2, 2 * r], { seed: 30, lo: -1, hi: 1 });
+    const both = await linear(lr, blockDiagonal(fb, gb)!).toFloat32();
+    const f = await linear(lr.narrow(1, 0, r), fb).toFloat32();
+    const g = await linear(lr.narrow(1, r, r), gb).toFloat32();
+    for (let b = 0; b < 2; b++) {
+      expectClose(both.subarray(b * 16, b * 16 + 11), f.subarray(b * 11, (b + 1) * 11), 1e-6);
+      expectClose(both.subarray(b * 16 + 11, (b + 1) * 16), g.subarray(b * 5, (b + 1) * 5), 1e-6);
+    }
+  });
+
+  it('packRows refuses mixed dtypes (the caller then keeps separate projections)', () => {
+    const a = randomUniform(cpu, [2, 4], { seed: 1, lo: -1, hi: 1 });
+    const b = randomUniform(cpu, [2, 4], { seed: 2, lo: -1, hi: 1, dtype: 'bf16' });
+    expect(packRows([a, b])).toBeUndefined();
+  });
+});
+
+describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
+  it('expertsInference equals experts().y (decode kernels and the grouped path)', async () => {
+    const gpu = (await gpuContext())!;
+    const [E, I, D] = [8, 32, 64];
+    const w = {
+      w1: randomUniform(gpu, [E, I, D], { seed: 1, lo: -0.2, hi: 0.2, dtype: 'bf16' }),
+      w3: randomUniform(gpu, [E, I, D], { seed: 2, lo: -0.2, hi: 0.2, dtype: 'bf16' }),
+      w2: randomUniform(gpu, [E, D, I], { seed: 3, lo: -0.2, hi: 0.2, dtype: 'bf16' }),
+    };
+    for (const N of [1, 7, 65]) {
+      const x = randomUniform(gpu, [N, D], { seed: 4 + N, lo: -1, hi: 1 });
+      const logits = randomUniform(gpu, [N, E], { seed: 5 + N, lo: -1, hi: 1 });
+      const r = route(logits, undefined, {
+        numExperts: E,
+        topK: 2,
+        activation: 'sigmoid',
+        renormalize: true,
+        scaling: 1,
+        numGroups: 1,
+        topkGroup: 1,
+      });
+      const full = experts(x, r, w);
+      expectClose(await expertsInference(x, r, w).toFloat32(), await full.y.toFloat32(), 0, `N=${N}`);
+    }
+  });
+
+  it('a steady step of the 48B structure hits every bind group, creates no buffer, keeps the carries in place', async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    for (const B of [1, 2]) {
+      const s = new BatchSession(new KimiLinearModel(cfg, weights), {
+        maxSequences: B,
+        maxLength: 256,
+        cacheDtype: 'bf16',
+      });
+      s.addSyntheticMany(40, B);
+      const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + i + b);
+      for (let i = 0; i < 3; i++) await s.step(tokens(i));
+      const created = gpu.pool.stats().created;
+      const bytes = s.cacheBytes();
+      for (let i = 0; i < 3; i++) {
+        const [h, m] = [gpu.bindGroups.hits, gpu.bindGroups.misses];
+        const logits = await s.step(tokens(3 + i));
+        expect(logits.every(Number.isFinite)).toBe(true);
+        expect(gpu.bindGroups.misses - m).toBe(0);
+        // Batch 1: about half the 833 dispatches the unfused step recorded for this layer structure (at
+        // larger batches the packed outputs' column ranges are strided and some need a copy).
+        if (B === 1) expect(gpu.bindGroups.hits - h).toBeLessThan(833 / 1.9);
+      }
+      expect(gpu.pool.stats().created).toBe(created);
+      expect(s.cacheBytes()).toBe(bytes);
+      s.dispose();
+    }
+    weights.dispose();
+  });
+
+  it('fuseNormGemv false (add + norm apart from the projection) gives the same logits', async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    const run = async (fuseNormGemv: boolean) => {
+      const s = new BatchSession(new KimiLinearModel(cfg, weights), {
+        maxSequences: 1,
+        maxLength: 64,
+        cacheDtype: 'f32',
+        fuseNormGemv,
+      });
+      s.addSynthetic(5);
+      const out: Float32Array[] = [];
+      for (let i = 0; i < 3; i++) out.push(await s.step([10 + i]));
+      s.dispose();
+      return out;
+    };
+    const [fused, apart] = [await run(true), await run(false)];
+    for (let i = 0; i < 3; i++) expectClose(fused[i], apart[i], 1e-4, `step ${i}`);
+    weights.dispose();
+  });
+});

@@ -1,0 +1,252 @@
+import { describe, expect, it } from 'vitest';
+import { causalConv1d } from '../src/kernels/conv1d/index.js';
+import { add, swiglu } from '../src/kernels/elementwise/index.js';
+import {
+  addRmsnorm,
+  addRmsnormLinear,
+  convStep,
+  headGemv,
+  swigluLinear,
+  swigluRows,
+} from '../src/kernels/fused/index.js';
+import { matmulReference } from '../src/kernels/matmul/reference.js';
+import {
+  addRmsnormReference,
+  convStepReference,
+  headGemvReference,
+  swigluRowsReference,
+} from '../src/kernels/fused/reference.js';
+import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
+import { AWKWARD, expectClose, gpuContext, hasGpu } from './helpers.js';
+
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * 2 * scale;
+  });
+}
+
+describe('fused references equal the unfused ops they replace (cpu)', () => {
+  it('addRmsnorm = add (+ add) then rmsnorm', () => {
+    const [rows, D] = [3, 65];
+    const [x, d0, d1, w] = [rand(rows * D, 1), rand(rows * D, 2), rand(rows * D, 3), rand(D, 4)];
+    const t = (a: Float32Array, s: number[]) => cpu.fromHost(a, s);
+    for (const deltas of [[d0], [d0, d1]]) {
+      const r = addRmsnormReference(x, deltas, w, rows, D, 1e-5);
+      const moe = deltas.length === 2 ? add(t(d0, [rows, D]), t(d1, [rows, D])) : t(d0, [rows, D]);
+      const y = add(t(x, [rows, D]), moe);
+      expectClose(r.sum, cpu.view(y) as Float32Array, 0);
+      expectClose(r.normed, cpu.view(rmsnorm(y, t(w, [D]), 1e-5)) as Float32Array, 1e-6);
+    }
+  });
+
+  it('convStep = causalConv1d of one token with state and returnState, q/k/v planes', () => {
+    const [B, Cp, planes, W] = [2, 7, 3, 4];
+    const C = Cp * planes;
+    const ld = C + 5;
+    const xOff = 2;
+    const x = rand(B * ld, 5);
+    const w = rand(C * W, 6);
+    const tail = rand(B * (W - 1) * C, 7);
+    const xs = new Float32Array(B * C);
+    for (let b = 0; b < B; b++) xs.set(x.subarray(b * ld + xOff, b * ld + xOff + C), b * C);
+    const ref = causalConv1d(cpu.fromHost(xs, [B, 1, C]), cpu.fromHost(w, [C, 1, W]), {
+      state: cpu.fromHost(tail.slice(), [B, W - 1, C]),
+      activation: 'silu',
+      returnState: true,
+    });
+    const t2 = tail.slice();
+    const y = convStepReference(x, w, t2, { B, C, W, ld, xOff, planes }, 'silu');
+    const yRef = cpu.view(ref.y) as Float32Array;
+    // y is [planes, B, Cp]; the unfused output is [B, 1, C].
+    const planar = new Float32Array(B * C);
+    for (let b = 0; b < B; b++)
+      for (let c = 0; c < C; c++) planar[(Math.floor(c / Cp) * B + b) * Cp + (c % Cp)] = yRef[b * C + c];
+    expectClose(y, planar, 0);
+    expectClose(t2, cpu.view(ref.state!) as Float32Array, 0);
+  });
+
+  it('swigluRows = swiglu of the two column ranges', () => {
+    const [rows, I] = [3, 9];
+    const ld = 2 * I + 4;
+    const x = rand(rows * ld, 8, 3);
+    const g = new Float32Array(rows * I);
+    const u = new Float32Array(rows * I);
+    for (let b = 0; b < rows; b++) {
+      g.set(x.subarray(b * ld + 4, b * ld + 4 + I), b * I);
+      u.set(x.subarray(b * ld + 4 + I, b * ld + 4 + 2 * I), b * I);
+    }
+    const ref = swiglu(cpu.fromHost(g, [rows, I]), cpu.fromHost(u, [rows, I]));
+    expectClose(swigluRowsReference(x, rows, ld, 4, 4 + I, I), cpu.view(ref) as Float32Array, 1e-7);
+  });
+});
+
+describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkward shapes)', () => {
+  it('addRmsnorm, one and two deltas, f32 and bf16 weight', async () => {
+    const gpu = (await gpuContext())!;
+    for (const D of AWKWARD) {
+      for (const rows of [1, 3]) {
+        const [x, d0, d1, w] = [rand(rows * D, D), rand(rows * D, D + 1), rand(rows * D, D + 2), rand(D, D + 3)];
+        for (const deltas of [[d0], [d0, d1]]) {
+          for (const wd of ['f32', 'bf16'] as const) {
+            const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [D], 'bf16') : gpu.fromHost(w, [D]);
+            const wHost =
+              wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [D], 'bf16').toFloat32()) as Float32Array) : w;
+            const ref = addRmsnormReference(x, deltas, wHost, rows, D, 1e-5);
+            const r = addRmsnorm(
+              gpu.fromHost(x, [rows, D]),
+              deltas.map((d) => gpu.fromHost(d, [rows, D])),
+              wt,
+              1e-5,
+            );
+            expectClose(await r.sum.toFloat32(), ref.sum, 1e-6, `sum D=${D}`);
+            expectClose(await r.normed.toFloat32(), ref.normed, 1e-5, `normed D=${D} ${wd}`);
+          }
+        }
+      }
+    }
+  });
+
+  it('convStep: output planes and the tail shifted in place, over two steps', async () => {
+    const gpu = (await gpuContext())!;
+    for (const [B, Cp, planes, W] of [
+      [1, 1, 1, 2],
+      [1, 7, 3, 4],
+      [3, 63, 3, 4],
+      [2, 65, 1, 3],
+      [1, 1000, 3, 4],
+    ]) {
+      const C = Cp * planes;
+      const ld = C + 3;
+      const xOff = 1;
+      const w = rand(C * W, C);
+      const tailHost = rand(B * (W - 1) * C, C + 1);
+      const tail = gpu.fromHost(tailHost.slice(), [B, W - 1, C]);
+      const wt = gpu.fromHost(f32ArrayToBf16(w), [C, 1, W], 'bf16');
+      const wHost = (await cpu.fromHost(f32ArrayToBf16(w), [C, 1, W], 'bf16').toFloat32()) as Float32Array;
+      for (let step = 0; step < 2; step++) {
+        const x = rand(B * ld, C + 2 + step);
+        const ref = convStepReference(x, wHost, tailHost, { B, C, W, ld, xOff, planes }, 'silu');
+        const y = convStep(gpu.fromHost(x, [B, ld]), wt, tail, { xOff, planes });
+        expect(y.shape).toEqual([planes, B, Cp]);
+        expectClose(await y.toFloat32(), ref, 1e-5, `y B=${B} C=${C} step ${step}`);
+        expectClose(await tail.toFloat32(), tailHost, 0, `tail B=${B} C=${C} step ${step}`);
+      }
+    }
+  });
+
+  it('swigluRows', async () => {
+    const gpu = (await gpuContext())!;
+    for (const I of AWKWARD) {
+      const rows = 2;
+      const ld = 2 * I + 5;
+      const x = rand(rows * ld, I, 4);
+      const y = swigluRows(gpu.fromHost(x, [rows, ld]), 5 + I, 5, I);
+      expectClose(await y.toFloat32(), swigluRowsReference(x, rows, ld, 5 + I, 5, I), 1e-5, `I=${I}`);
+    }
+  });
+
+  it('swigluLinear: the one-GEMV path (<= 8 rows, aligned) and the fallback, f32 and bf16 weights', async () => {
+    const gpu = (await gpuContext())!;
+    for (const [rows, I, N, gate, up] of [
+      [1, 8, 1, 0, 8],
+      [1, 64, 63, 8, 72],
+      [3, 1000, 65, 1000, 0],
+      [9, 16, 7, 4, 20],
+      [3, 63, 7, 1, 64],
+    ]) {
+      const ld = Math.max(gate, up) + I + 4;
+      const x = rand(rows * ld, I + N, 2);
+      const w = rand(N * I, I * N + 1, 0.2);
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, I], 'bf16').toFloat32()) as Float32Array) : w;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [N, I], 'bf16') : gpu.fromHost(w, [N, I]);
+        const h = swigluRowsReference(x, rows, ld, gate, up, I);
+        const ref = matmulReference(h, wHost, {
+          batch: 1,
+          M: rows,
+          N,
+          K: I,
+          transA: false,
+          transB: true,
+          batchStrideB: 0,
+        });
+        const y = swigluLinear(gpu.fromHost(x, [rows, ld]), gate, up, wt);
+        expect(y.shape).toEqual([rows, N]);
+        expectClose(await y.toFloat32(), ref, 1e-5, `rows ${rows} I ${I} N ${N} ${wd}`);
+      }
+    }
+  });
+
+  it('headGemv: per-head GEMV with pass-through columns, the one-dispatch path and the fallback', async () => {
+    const gpu = (await gpuContext())!;
+    // [B, H, N, K, xs, xOff, P, ptOff]; the last two need the fallback (K % 8, B > 8).
+    for (const [B, H, N, K, xs, xOff, P, ptOff] of [
+      [1, 1, 1, 8, 8, 0, 0, 0],
+      [1, 4, 65, 16, 24, 0, 8, 16],
+      [3, 7, 63, 64, 72, 4, 1, 1],
+      [1, 3, 7, 63, 65, 1, 2, 63],
+      [9, 2, 5, 8, 8, 0, 0, 0],
+    ]) {
+      const x = rand(B * H * xs, B + H + N);
+      const w = rand(H * N * K, K + N, 0.3);
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [H, N, K], 'bf16').toFloat32()) as Float32Array) : w;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [H, N, K], 'bf16') : gpu.fromHost(w, [H, N, K]);
+        const xt = gpu.fromHost(x, [B, H, xs]);
+        const ref = headGemvReference(x, wHost, x, { B, H, N, K, xs, xOff, P, ps: xs, ptOff });
+        const y = headGemv(xt, wt, { xOff, pass: P ? { t: xt, offset: ptOff, count: P } : undefined });
+        expect(y.shape).toEqual([B, H, N + P]);
+        expectClose(await y.toFloat32(), ref, 1e-5, `B ${B} H ${H} N ${N} K ${K} ${wd}`);
+      }
+    }
+  });
+
+  it('addRmsnormLinear: one dispatch for a row (one and two deltas), the fallback for more rows or odd widths', async () => {
+    const gpu = (await gpuContext())!;
+    for (const [rows, D, N, nd] of [
+      [1, 8, 1, 1],
+      [1, 64, 65, 2],
+      [1, 1000, 63, 1],
+      [2, 64, 7, 2],
+      [1, 63, 7, 1],
+    ]) {
+      const [x, d0, d1, g] = [rand(rows * D, D), rand(rows * D, D + 1), rand(rows * D, D + 2), rand(D, D + 3)];
+      const deltas = nd === 2 ? [d0, d1] : [d0];
+      const w = rand(N * D, N + D, 0.3);
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16').toFloat32()) as Float32Array) : w;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16') : gpu.fromHost(w, [N, D]);
+        const ref = addRmsnormReference(x, deltas, g, rows, D, 1e-5);
+        const yRef = matmulReference(ref.normed, wHost, {
+          batch: 1,
+          M: rows,
+          N,
+          K: D,
+          transA: false,
+          transB: true,
+          batchStrideB: 0,
+        });
+        const keepNormed = wd === 'bf16';
+        const r = addRmsnormLinear(
+          gpu.fromHost(x, [rows, D]),
+          deltas.map((d) => gpu.fromHost(d, [rows, D])),
+          gpu.fromHost(g, [D]),
+          1e-5,
+          wt,
+          { keepNormed },
+        );
+        expectClose(await r.sum.toFloat32(), ref.sum, 1e-6, `sum rows ${rows} D ${D}`);
+        expect(!!r.normed).toBe(keepNormed);
+        if (r.normed) expectClose(await r.normed.toFloat32(), ref.normed, 1e-5, `normed rows ${rows} D ${D}`);
+        expectClose(await r.y.toFloat32(), yRef, 1e-5, `y rows ${rows} D ${D} N ${N} ${wd}`);
+      }
+    }
+  });
+});

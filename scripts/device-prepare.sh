@@ -9,7 +9,9 @@ root=$(git rev-parse --show-toplevel)
 dir="$root/.device"
 cd "$root"
 mkdir -p "$dir/app/node_modules/webgpu/dist"
-grep -qxF '/.device/' "$root/.git/info/exclude" 2>/dev/null || echo '/.device/' >>"$root/.git/info/exclude"
+# The common git dir, so this also works in a worktree (where .git is a file).
+exclude="$(git rev-parse --git-common-dir)/info/exclude"
+grep -qxF '/.device/' "$exclude" 2>/dev/null || echo '/.device/' >>"$exclude"
 
 npx tsc -p tsconfig.json
 npx esbuild dist/cli/main.js --bundle --platform=node --format=esm --target=node20 \

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { attentionReference } from '../src/kernels/attention/reference.js';
-import { cacheWrite, mlaDecode } from '../src/kernels/mla/index.js';
+import { cacheWrite, mlaDecode, mlaDecodeKernelFor } from '../src/kernels/mla/index.js';
 import { defaultChunks, planMlaDecode } from '../src/kernels/mla/plan.js';
 import { mlaDecodeReference } from '../src/kernels/mla/reference.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
@@ -80,6 +80,9 @@ describe('absorbed MLA decode', () => {
     chunks?: number;
     blockTokens?: number;
     prefetch?: boolean;
+    /** Default: the split kernel (its cases below), or the tiled one (which needs subgroups). */
+    kernel?: 'tiled' | 'split';
+    doubleBuffer?: boolean;
     /** Query magnitude: large values make the block maxima move, exercising the rescaling. */
     qScale?: number;
   }
@@ -106,11 +109,50 @@ describe('absorbed MLA decode', () => {
     { lengths: [8300, 3], H: 32, R: 36, Rv: 32, pageSize: 64, dtype: 'bf16', chunks: 300 },
     { lengths: [130, 17], H: 8, R: 576, Rv: 512, pageSize: 32, dtype: 'bf16' },
     { lengths: [65, 1, 7], H: 8, R: 576, Rv: 512, pageSize: 7, dtype: 'bf16', chunks: 1 },
+    // The tiled kernel. Its code grows with R / SG and lavapipe (SG = 8) compiles it slowly, so four
+    // pipelines cover its load paths (f32 scalar / vec4, bf16 scalar / vec4) and buffering, and the
+    // cases vary the runtime parameters: lengths around blocks of 8 and pages, chunks, batch, head groups.
+    ...[
+      { lengths: [1], pageSize: 4 },
+      { lengths: [7, 1000, 65], pageSize: 7 },
+      { lengths: [130, 63, 0], pageSize: 64, chunks: 3, qScale: 4 },
+      { lengths: [1000, 9], pageSize: 5, chunks: 40 },
+    ].map((c) => ({ ...c, H: 3, R: 17, Rv: 17, dtype: 'f32' as const, kernel: 'tiled' as const })),
+    ...[
+      { lengths: [63], pageSize: 5, chunks: 1, qScale: 3 },
+      { lengths: [65, 130, 1], pageSize: 16, chunks: 2 },
+    ].map((c) => ({ ...c, H: 1, R: 24, Rv: 13, dtype: 'f32' as const, kernel: 'tiled' as const })),
+    // Two head groups (H = 40 > 32), bf16 pairs loaded as vec4.
+    ...[
+      { lengths: [130, 17, 1], pageSize: 32 },
+      { lengths: [64, 65, 8300], pageSize: 64, chunks: 300, qScale: 3 },
+    ].map((c) => ({ ...c, H: 40, R: 48, Rv: 40, dtype: 'bf16' as const, kernel: 'tiled' as const })),
+    // One row buffer (the extra barrier before staging), bf16 scalar loads (R / 2 odd).
+    ...[
+      { lengths: [7, 63, 65], pageSize: 16, chunks: 3 },
+      { lengths: [1000, 1, 0], pageSize: 5, qScale: 3 },
+    ].map((c) => ({
+      ...c,
+      H: 32,
+      R: 36,
+      Rv: 32,
+      dtype: 'bf16' as const,
+      kernel: 'tiled' as const,
+      doubleBuffer: false,
+    })),
   ];
-  for (const { lengths, H, R, Rv, pageSize, dtype, chunks, blockTokens, prefetch, qScale = 0.3 } of cases) {
+  const tiledOk = async () => {
+    const gpu = (await gpuContext())!;
+    return mlaDecodeKernelFor(gpu, {}) === 'tiled';
+  };
+  for (const c of cases) {
+    const { lengths, H, R, Rv, pageSize, dtype, chunks, blockTokens, prefetch, doubleBuffer, qScale = 0.3 } = c;
+    const kernel = c.kernel ?? 'split';
     it.skipIf(!hasGpu)(
-      `WebGPU vs reference: lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}`,
-      async () => {
+      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer === false ? ', one buffer' : ''}`,
+      async (ctx) => {
+        // The tiled kernel needs subgroups; a device without them runs (and tests) the split one.
+        if (kernel === 'tiled' && !(await tiledOk())) ctx.skip();
         const gpu = (await gpuContext())!;
         const rng = new Rng(R + H + lengths.length);
         const rows = lengths.map((T) => rng.normalArray(T * R));
@@ -124,6 +166,8 @@ describe('absorbed MLA decode', () => {
           chunks,
           blockTokens,
           prefetch,
+          kernel,
+          doubleBuffer,
         });
         // Reference on the pool as the GPU stored it (bf16-rounded rows): only summation order differs.
         const poolBits = await g.pool.read();

@@ -1,0 +1,230 @@
+/**
+ * Absorbed MLA decode, pass 1 of flash-decoding, as two register-tiled skinny matmuls per block of TT = 8
+ * cached rows (layout and thread shapes in tiledPlan.ts). Workgroup (chunk, b, head group g) leaves
+ * (m, l, o[Rv]) per head of the group for the merge (merge.wgsl.ts), with m in log2 units (qT holds
+ * q * scale * log2 e, qPrep.wgsl.ts):
+ *   S[h, t] = q[h] . row_t     m' = max(m, max_t S),  p = 2^(S - m'),  l = l 2^(m - m') + sum_t p,
+ *   O = O 2^(m - m') + P rows[:, :Rv]
+ * Rows are widened from bf16 to f32 once, when staged (the next block's global loads are issued a whole
+ * block ahead into registers). S thread (quad hq = subgroup, lane) multiplies its 4 heads x 2 JS dims of
+ * the query, kept in registers, with the 8 rows; the lanes' 32 partial sums each are then reduce-scattered
+ * over the subgroup: at the shuffle with mask m a lane keeps the half of its values selected by bit m of
+ * its index and adds the partner's copy of that half, so after log2(SG) shuffles lane l holds the full
+ * scores of token l >> (log2 SG - 3) for 32 / SG heads. The per-head max and sum over the 8 tokens are three
+ * more xor shuffles, so the online softmax never leaves the subgroup. O thread (octet ho, column dg) keeps
+ * an 8-head x 2 NV2-dim tile of o in registers; its rescale by 2^(m - m') is skipped when no head's max
+ * moved (alpha exactly 1, most blocks of a long sequence). Rows past the sequence are staged as zeros and
+ * their p is 0, so every inner loop has a constant trip count and is unrolled here.
+ */
+import type { MlaTiledPlan } from './tiledPlan.js';
+
+export function mlaTiledWgsl(pl: MlaTiledPlan): string {
+  const { H, R, Rv, SG, WG, TT, HP, JS, NDG, NV2, RS2, UV, doubleBuffer } = pl;
+  const bf16 = pl.cacheDtype === 'bf16';
+  const W = bf16 ? R / 2 : R; // pool words per row
+  const NHQ = HP / 4;
+  const UPR = RS2 / UV; // staging units per (padded) row
+  const NU = TT * UPR; // staging units per block
+  const NL = Math.ceil(NU / WG); // staging slots per thread
+  const LSG = Math.log2(SG);
+  const HW = 32 / SG; // heads per lane after the reduce-scatter
+  const FT = HW === 1 ? 'f32' : `vec${HW}<f32>`;
+  const comp = (v: string, i: number) => (HW === 1 ? v : `${v}[${i}]`);
+  const BUF = TT * RS2;
+  const L: string[] = [];
+  const l = (s: string) => L.push(s);
+
+  // Staging: pool element type per load, how many units of a row hold data, the load and the store.
+  const PT = bf16 ? (UV === 4 ? 'vec4<u32>' : 'u32') : UV === 2 ? 'vec4<f32>' : 'vec2<f32>';
+  const poolT = bf16 ? (UV === 4 ? 'vec4<u32>' : 'u32') : UV === 2 ? 'vec4<f32>' : 'f32';
+  const unitsWithData = bf16 ? (UV === 4 ? W / 4 : W) : UV === 2 ? R / 4 : Math.ceil(R / 2);
+  const load = (n: number) => {
+    if (bf16) return `pf${n} = pool[row * ${W / UV}u + su${n}];`;
+    if (UV === 2) return `pf${n} = pool[row * ${R / 4}u + su${n}];`;
+    return (
+      `let e = row * ${R}u + 2u * su${n}; pf${n}.x = pool[e];` +
+      (R % 2 ? ` if (2u * su${n} + 1u < ${R}u) { pf${n}.y = pool[e + 1u]; }` : ` pf${n}.y = pool[e + 1u];`)
+    );
+  };
+  const fetch = (tbX: string, ind: string) => {
+    for (let n = 0; n < NL; n++) {
+      const inRange = (n + 1) * WG > NU ? `sl${n} < ${NU}u && ` : '';
+      const inRow = UPR > unitsWithData ? ` && su${n} < ${unitsWithData}u` : '';
+      l(`${ind}pf${n} = ${PT}(0);`);
+      l(`${ind}{ let t = ${tbX} + st${n};`);
+      l(`${ind}  if (${inRange}t < t1${inRow}) {`);
+      l(`${ind}    let row = u32(pageTable[b * p.maxPages + t / p.pageSize]) * p.pageSize + t % p.pageSize;`);
+      l(`${ind}    ${load(n)}`);
+      l(`${ind}  } }`);
+    }
+  };
+  const store = (buf: string, ind: string) => {
+    for (let n = 0; n < NL; n++) {
+      const guard = (n + 1) * WG > NU ? `if (sl${n} < ${NU}u) ` : '';
+      const d = `${buf} + st${n} * ${RS2}u + su${n} * ${UV}u`;
+      let body: string;
+      if (bf16 && UV === 4) body = [0, 1, 2, 3].map((k) => `rows[d + ${k}u] = widen(pf${n}[${k}]);`).join(' ');
+      else if (bf16) body = `rows[d] = widen(pf${n});`;
+      else if (UV === 2) body = `rows[d] = pf${n}.xy; rows[d + 1u] = pf${n}.zw;`;
+      else body = `rows[d] = pf${n};`;
+      l(`${ind}${guard}{ let d = ${d}; ${body} }`);
+    }
+  };
+
+  l('enable subgroups;');
+  l(`struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32 };`);
+  l(`@group(0) @binding(0) var<uniform> p: Params;`);
+  l(`@group(0) @binding(1) var<storage, read> qT: array<vec4<f32>>;`);
+  l(`@group(0) @binding(2) var<storage, read> pool: array<${poolT}>;`);
+  l(`@group(0) @binding(3) var<storage, read> pageTable: array<i32>;`);
+  l(`@group(0) @binding(4) var<storage, read> lengths: array<i32>;`);
+  l(`@group(0) @binding(5) var<storage, read_write> partial: array<f32>;`);
+  l(`var<workgroup> rows: array<vec2<f32>, ${(doubleBuffer ? 2 : 1) * BUF}>;`);
+  l(`var<workgroup> P: array<vec4<f32>, ${TT * 8}>;`);
+  l(`var<workgroup> alphaS: array<vec4<f32>, 8>;`);
+  if (bf16)
+    l(`fn widen(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }`);
+  l(`@compute @workgroup_size(${WG})`);
+  l(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,`);
+  l(`        @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {`);
+  l(`  let chunk = wid.x; let b = wid.y; let g = wid.z;`);
+  l(`  let T = u32(lengths[b]);`);
+  l(`  let t0 = chunk * p.chunkLen;`);
+  l(`  let t1 = min(T, t0 + p.chunkLen);`);
+  // S thread: quad hq, lane's dims 2 (SG j + lane) + c, token tk and first head hb after the reduce-scatter.
+  l(`  let hq = lid / ${SG}u;`);
+  l(`  let tk = lane >> ${LSG - 3}u;`);
+  l(`  let hb = (lane & ${SG / 8 - 1}u) * ${HW}u;`);
+  l(`  let qb = b * ${R * NHQ}u + g * 8u + hq;`);
+  for (let j = 0; j < JS; j++)
+    for (let c = 0; c < 2; c++) {
+      const d = `${2 * SG * j + c}u + 2u * lane`;
+      if (2 * SG * (j + 1) <= R) l(`  let q${j}_${c} = qT[qb + (${d}) * ${NHQ}u];`);
+      else l(`  var q${j}_${c} = vec4<f32>(0.0); if (${d} < ${R}u) { q${j}_${c} = qT[qb + (${d}) * ${NHQ}u]; }`);
+    }
+  l(`  var mRun = ${FT}(-3.0e38);`);
+  l(`  var lRun = ${FT}(0.0);`);
+  // O thread: octet ho, value column dg.
+  l(`  let ho = lid / ${NDG}u;`);
+  l(`  let dg = lid % ${NDG}u;`);
+  for (let h = 0; h < 8; h++) for (let u = 0; u < NV2; u++) l(`  var o${h}_${u} = vec2<f32>(0.0);`);
+  // Staging slots: unit sl of the block is row st, vec2 su * UV of it.
+  for (let n = 0; n < NL; n++) {
+    l(`  let sl${n} = lid + ${n * WG}u; let st${n} = sl${n} / ${UPR}u; let su${n} = sl${n} % ${UPR}u;`);
+    l(`  var pf${n}: ${PT};`);
+  }
+  l(`  if (t0 < t1) {`);
+  fetch('t0', '    ');
+  store('0u', '    ');
+  fetch(`t0 + ${TT}u`, '    ');
+  l(`  }`);
+  l(`  workgroupBarrier();`);
+  l(`  var cur = 0u;`);
+  l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
+  l(`    let sb = ${doubleBuffer ? `cur * ${BUF}u` : '0u'};`);
+  // ---- S partials: 8 tokens x 4 heads over the lane's slice of R ----
+  for (let t = 0; t < TT; t++) l(`    var a${t} = vec4<f32>(0.0);`);
+  for (let j = 0; j < JS; j++) {
+    for (let t = 0; t < TT; t++) l(`    let x${j}_${t} = rows[sb + ${t * RS2 + SG * j}u + lane];`);
+    for (let t = 0; t < TT; t++)
+      l(`    a${t} = fma(q${j}_1, vec4<f32>(x${j}_${t}.y), fma(q${j}_0, vec4<f32>(x${j}_${t}.x), a${t}));`);
+  }
+  // ---- reduce-scatter over the subgroup: tokens first (vec4 halves), then heads (components) ----
+  let vals = Array.from({ length: TT }, (_, t) => `a${t}`);
+  let width = 4;
+  let step = 0;
+  for (let m = SG / 2; m >= 1; m /= 2, step++) {
+    l(`    let bit${step} = (lane & ${m}u) != 0u;`);
+    const pairs: [string, string][] = [];
+    let T2: string;
+    if (vals.length > 1) {
+      const half = vals.length / 2;
+      for (let i = 0; i < half; i++) pairs.push([vals[i], vals[i + half]]);
+      T2 = 'vec4<f32>';
+    } else {
+      const v = vals[0];
+      width /= 2;
+      pairs.push(width === 2 ? [`${v}.xy`, `${v}.zw`] : [`${v}.x`, `${v}.y`]);
+      T2 = width === 2 ? 'vec2<f32>' : 'f32';
+    }
+    vals = pairs.map(([lo, hi], i) => {
+      const r = `r${step}_${i}`;
+      l(
+        `    let ${r}: ${T2} = select(${lo}, ${hi}, bit${step}) + subgroupShuffleXor(select(${hi}, ${lo}, bit${step}), ${m}u);`,
+      );
+      return r;
+    });
+  }
+  const s = vals[0];
+  // ---- online softmax per head over the 8 tokens of the block (lanes differing in the top 3 bits) ----
+  l(`    let valid = tb + tk < t1;`);
+  l(`    let sv = select(${FT}(-3.0e38), ${s}, valid);`);
+  l(`    var mx = sv;`);
+  for (const m of [SG / 2, SG / 4, SG / 8]) l(`    mx = max(mx, subgroupShuffleXor(mx, ${m}u));`);
+  l(`    let mNew = max(mRun, mx);`);
+  l(`    let alpha = exp2(mRun - mNew);`);
+  l(`    let pv = select(${FT}(0.0), exp2(sv - mNew), valid);`);
+  l(`    var sum = pv;`);
+  for (const m of [SG / 2, SG / 4, SG / 8]) l(`    sum += subgroupShuffleXor(sum, ${m}u);`);
+  l(`    lRun = lRun * alpha + sum;`);
+  l(`    mRun = mNew;`);
+  for (let i = 0; i < HW; i++) l(`    P[tk * 8u + hq][hb + ${i}u] = ${comp('pv', i)};`);
+  l(`    if (tk == 0u) {`);
+  for (let i = 0; i < HW; i++) l(`      alphaS[hq][hb + ${i}u] = ${comp('alpha', i)};`);
+  l(`    }`);
+  l(`    workgroupBarrier();`);
+  // ---- O += P rows[:, :Rv] on the thread's 8 heads x NV2 vec2 tile ----
+  l(`    let al0 = alphaS[2u * ho];`);
+  l(`    let al1 = alphaS[2u * ho + 1u];`);
+  l(`    if (any(al0 != vec4<f32>(1.0)) || any(al1 != vec4<f32>(1.0))) {`);
+  for (let h = 0; h < 8; h++) for (let u = 0; u < NV2; u++) l(`      o${h}_${u} *= al${h >> 2}[${h & 3}];`);
+  l(`    }`);
+  for (let t = 0; t < TT; t++) {
+    l(`    {`);
+    l(`      let pa = P[${t * 8}u + 2u * ho]; let pb = P[${t * 8 + 1}u + 2u * ho];`);
+    for (let u = 0; u < NV2; u++) l(`      let v${u} = rows[sb + ${t * RS2 + NDG * u}u + dg];`);
+    for (let h = 0; h < 8; h++) {
+      const ph = `${h < 4 ? 'pa' : 'pb'}[${h & 3}]`;
+      for (let u = 0; u < NV2; u++) l(`      o${h}_${u} = fma(vec2<f32>(${ph}), v${u}, o${h}_${u});`);
+    }
+    l(`    }`);
+  }
+  // ---- stage the block after next's rows; the next block's are in registers since a block ago ----
+  l(`    let tn = tb + ${TT}u;`);
+  if (!doubleBuffer) l(`    workgroupBarrier();`);
+  l(`    if (tn < t1) {`);
+  store(doubleBuffer ? `(1u - cur) * ${BUF}u` : '0u', '      ');
+  l(`    }`);
+  l(`    if (tn + ${TT}u < t1) {`);
+  fetch(`tn + ${TT}u`, '      ');
+  l(`    }`);
+  l(`    workgroupBarrier();`);
+  l(`    cur = 1u - cur;`);
+  l(`  }`);
+
+  // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m (the mapping assumes SG) ----
+  l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
+  l(`  let mOut = select(mRun, ${FT}(bitcast<f32>(0x7fc00000u + 0u * sgs)), sgs != ${SG}u);`);
+  l(`  if (tk == 0u) {`);
+  for (let i = 0; i < HW; i++) {
+    l(`    { let h = g * 32u + hq * 4u + hb + ${i}u;`);
+    l(
+      `      if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = ${comp('mOut', i)}; partial[(pBase + h) * ${Rv + 2}u + 1u] = ${comp('lRun', i)}; } }`,
+    );
+  }
+  l(`  }`);
+  for (let h = 0; h < 8; h++) {
+    l(`  { let h = g * 32u + ho * 8u + ${h}u;`);
+    l(`    if (h < ${H}u) {`);
+    l(`      let o = (pBase + h) * ${Rv + 2}u + 2u;`);
+    for (let u = 0; u < NV2; u++)
+      for (let c = 0; c < 2; c++) {
+        const d = `2u * (dg + ${NDG * u}u) + ${c}u`;
+        l(`      { let d = ${d}; if (d < ${Rv}u) { partial[o + d] = o${h}_${u}[${c}]; } }`);
+      }
+    l(`    }`);
+    l(`  }`);
+  }
+  l(`}`);
+  return L.join('\n');
+}

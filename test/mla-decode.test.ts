@@ -3,6 +3,7 @@ import { attentionReference } from '../src/kernels/attention/reference.js';
 import { cacheWrite, mlaDecode, mlaDecodeKernelFor } from '../src/kernels/mla/index.js';
 import { defaultChunks, planMlaDecode } from '../src/kernels/mla/plan.js';
 import { mlaDecodeReference } from '../src/kernels/mla/reference.js';
+import { defaultTiledChunks, planMlaTiled, tiledSubgroupSize } from '../src/kernels/mla/tiledPlan.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import type { Device } from '../src/tensor/tensor.js';
@@ -83,6 +84,7 @@ describe('absorbed MLA decode', () => {
     /** Default: the split kernel (its cases below), or the tiled one (which needs subgroups). */
     kernel?: 'tiled' | 'split';
     doubleBuffer?: boolean;
+    qRegs?: boolean;
     /** Query magnitude: large values make the block maxima move, exercising the rescaling. */
     qScale?: number;
   }
@@ -122,6 +124,8 @@ describe('absorbed MLA decode', () => {
       { lengths: [63], pageSize: 5, chunks: 1, qScale: 3 },
       { lengths: [65, 130, 1], pageSize: 16, chunks: 2 },
     ].map((c) => ({ ...c, H: 1, R: 24, Rv: 13, dtype: 'f32' as const, kernel: 'tiled' as const })),
+    // The query re-read every block instead of held in registers.
+    { lengths: [130, 7, 65], H: 3, R: 17, Rv: 17, pageSize: 7, dtype: 'f32', kernel: 'tiled', qRegs: false },
     // Two head groups (H = 40 > 32), bf16 pairs loaded as vec4.
     ...[
       { lengths: [130, 17, 1], pageSize: 32 },
@@ -146,10 +150,10 @@ describe('absorbed MLA decode', () => {
     return mlaDecodeKernelFor(gpu, {}) === 'tiled';
   };
   for (const c of cases) {
-    const { lengths, H, R, Rv, pageSize, dtype, chunks, blockTokens, prefetch, doubleBuffer, qScale = 0.3 } = c;
+    const { lengths, H, R, Rv, pageSize, dtype, chunks, blockTokens, prefetch, doubleBuffer, qRegs, qScale = 0.3 } = c;
     const kernel = c.kernel ?? 'split';
     it.skipIf(!hasGpu)(
-      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer === false ? ', one buffer' : ''}`,
+      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer === false ? ', one buffer' : ''}${qRegs === false ? ', q re-read' : ''}`,
       async (ctx) => {
         // The tiled kernel needs subgroups; a device without them runs (and tests) the split one.
         if (kernel === 'tiled' && !(await tiledOk())) ctx.skip();
@@ -168,6 +172,7 @@ describe('absorbed MLA decode', () => {
           prefetch,
           kernel,
           doubleBuffer,
+          qRegs,
         });
         // Reference on the pool as the GPU stored it (bf16-rounded rows): only summation order differs.
         const poolBits = await g.pool.read();
@@ -245,6 +250,25 @@ describe('MLA decode plan', () => {
     expect(() => planMlaDecode({ H: 4, R: 16, Rv: 20, cacheDtype: 'f32' }, 49152)).toThrow(/Rv=20/);
     expect(() => planMlaDecode({ H: 4, R: 16, Rv: 8, cacheDtype: 'f32' }, 49152, 6)).toThrow(/multiple of 4, got 6/);
     expect(() => planMlaDecode({ H: 32, R: 576, Rv: 512, cacheDtype: 'f32' }, 49152, 32)).toThrow(/49152/);
+  });
+
+  it('tiles the 48B shapes on an H200 (subgroups of 32, 48 KiB): 256 threads, two f32 row buffers', () => {
+    const p = planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152);
+    expect([p.WG, p.TT, p.NG, p.JS, p.NDG, p.NV2, p.RS2, p.UV]).toEqual([256, 8, 1, 9, 64, 4, 288, 4]);
+    expect(p.doubleBuffer).toBe(true);
+    expect(p.sharedBytes).toBeLessThanOrEqual(49152);
+    // S slices cover R exactly; O columns cover Rv.
+    expect(2 * p.SG * p.JS).toBe(576);
+    expect(2 * p.NDG * p.NV2).toBeGreaterThanOrEqual(512);
+    // 32 KiB (lavapipe) holds one buffer only; H = 64 is two head groups.
+    expect(planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 32768).doubleBuffer).toBe(false);
+    expect(planMlaTiled({ H: 64, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152).HP).toBe(64);
+    expect(() => planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 64 }, 49152)).toThrow(/64/);
+    expect(tiledSubgroupSize(true, 32, 32)).toBe(32);
+    expect(tiledSubgroupSize(true, 32, 64)).toBeUndefined();
+    expect(tiledSubgroupSize(false, 32, 32)).toBeUndefined();
+    expect(defaultTiledChunks(1 << 20, 1, 1)).toBe(132);
+    expect(defaultTiledChunks(100, 1, 1)).toBe(7);
   });
 
   it('chunks fill the GPU at long context and stay few at short context', () => {

@@ -96,12 +96,14 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   l(`  let tk = lane >> ${LSG - 3}u;`);
   l(`  let hb = (lane & ${SG / 8 - 1}u) * ${HW}u;`);
   l(`  let qb = b * ${R * NHQ}u + g * 8u + hq;`);
-  for (let j = 0; j < JS; j++)
+  const loadQ = (j: number, ind: string) => {
     for (let c = 0; c < 2; c++) {
       const d = `${2 * SG * j + c}u + 2u * lane`;
-      if (2 * SG * (j + 1) <= R) l(`  let q${j}_${c} = qT[qb + (${d}) * ${NHQ}u];`);
-      else l(`  var q${j}_${c} = vec4<f32>(0.0); if (${d} < ${R}u) { q${j}_${c} = qT[qb + (${d}) * ${NHQ}u]; }`);
+      if (2 * SG * (j + 1) <= R) l(`${ind}let q${j}_${c} = qT[qb + (${d}) * ${NHQ}u];`);
+      else l(`${ind}var q${j}_${c} = vec4<f32>(0.0); if (${d} < ${R}u) { q${j}_${c} = qT[qb + (${d}) * ${NHQ}u]; }`);
     }
+  };
+  if (pl.qRegs) for (let j = 0; j < JS; j++) loadQ(j, '  ');
   l(`  var mRun = ${FT}(-3.0e38);`);
   l(`  var lRun = ${FT}(0.0);`);
   // O thread: octet ho, value column dg.
@@ -125,6 +127,7 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   // ---- S partials: 8 tokens x 4 heads over the lane's slice of R ----
   for (let t = 0; t < TT; t++) l(`    var a${t} = vec4<f32>(0.0);`);
   for (let j = 0; j < JS; j++) {
+    if (!pl.qRegs) loadQ(j, '    ');
     for (let t = 0; t < TT; t++) l(`    let x${j}_${t} = rows[sb + ${t * RS2 + SG * j}u + lane];`);
     for (let t = 0; t < TT; t++)
       l(`    a${t} = fma(q${j}_1, vec4<f32>(x${j}_${t}.y), fma(q${j}_0, vec4<f32>(x${j}_${t}.x), a${t}));`);

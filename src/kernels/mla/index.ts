@@ -43,6 +43,13 @@ export interface MlaDecodeOptions {
   kernel?: MlaDecodeKernel;
   /** Tiled kernel: two row buffers (default where they fit the workgroup memory) or one. */
   doubleBuffer?: boolean;
+  /** Tiled kernel: keep the query slice in registers (default) or re-read it every block. */
+  qRegs?: boolean;
+  /**
+   * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
+   * kernel writes NaN if the size it runs with differs).
+   */
+  subgroupSize?: number;
 }
 
 /** The kernel `mlaDecode` runs on this device for these options (the split one where tiled cannot). */
@@ -143,6 +150,14 @@ export function mlaDecode(
   return out;
 }
 
+function tiledSubgroupSizeOf(gpu: GpuContext, opts: { subgroupSize?: number }): number | undefined {
+  const { subgroupMinSize: min, subgroupMaxSize: max } = gpu.adapterInfo;
+  const forced = opts.subgroupSize;
+  return forced === undefined
+    ? tiledSubgroupSize(gpu.features.subgroups, min, max)
+    : tiledSubgroupSize(gpu.features.subgroups, forced, forced);
+}
+
 function tiledDecode(
   gpu: GpuContext,
   qFull: Tensor,
@@ -153,13 +168,14 @@ function tiledDecode(
 ): Tensor {
   const [B, H, R] = qFull.shape;
   const { Rv, scale } = opts;
-  const SG = gpu.adapterInfo.subgroupMinSize!;
+  const SG = tiledSubgroupSizeOf(gpu, opts)!;
   const dtype = pool.dtype as 'f32' | 'bf16';
   // vec4 pool loads need the binding to start on a 16-byte boundary.
   const vecAligned = (pool.offset * (dtype === 'bf16' ? 2 : 4)) % 16 === 0;
   const plan = planMlaTiled({ H, R, Rv, cacheDtype: dtype, SG }, gpu.limits.maxComputeWorkgroupStorageSize, {
     vecAligned,
     doubleBuffer: opts.doubleBuffer,
+    qRegs: opts.qRegs,
   });
   const maxLen = Math.max(1, opts.maxLength);
   const wanted = opts.chunks ?? defaultTiledChunks(maxLen, B, plan.NG);

@@ -42,6 +42,9 @@ export interface MlaTiledPlan extends MlaTiledVariant {
   UV: number;
   /** Two row buffers (stage the next block while the current one is multiplied) or one (+1 barrier). */
   doubleBuffer: boolean;
+  /** The query slice lives in registers for the whole chunk (72 per thread at the 48B shapes), or is
+   * re-read from global memory (L1) in every block: fewer registers, more load traffic. */
+  qRegs: boolean;
   sharedBytes: number;
 }
 
@@ -56,7 +59,7 @@ export function tiledSubgroupSize(hasSubgroups: boolean, min?: number, max?: num
 export function planMlaTiled(
   v: MlaTiledVariant,
   maxSharedBytes: number,
-  opts: { vecAligned?: boolean; doubleBuffer?: boolean } = {},
+  opts: { vecAligned?: boolean; doubleBuffer?: boolean; qRegs?: boolean } = {},
 ): MlaTiledPlan {
   const { H, R, Rv, cacheDtype, SG } = v;
   if (!(H >= 1 && R >= 1 && Rv >= 1 && Rv <= R)) {
@@ -85,11 +88,12 @@ export function planMlaTiled(
   if (sharedBytes > maxSharedBytes) {
     throw new Error(`mlaDecode (tiled): rows of R=${R} need ${sharedBytes} bytes, the device allows ${maxSharedBytes}`);
   }
-  return { ...v, WG, TT, NG, HP: 32 * NG, JS, NDG, NV2, RS2, UV, doubleBuffer, sharedBytes };
+  const qRegs = opts.qRegs ?? true;
+  return { ...v, WG, TT, NG, HP: 32 * NG, JS, NDG, NV2, RS2, UV, doubleBuffer, qRegs, sharedBytes };
 }
 
 export function mlaTiledKey(p: MlaTiledPlan): string {
-  return `mla_tiled_h${p.H}_r${p.R}_rv${p.Rv}_${p.cacheDtype}_sg${p.SG}_u${p.UV}_${p.doubleBuffer ? 'db' : 'sb'}`;
+  return `mla_tiled_h${p.H}_r${p.R}_rv${p.Rv}_${p.cacheDtype}_sg${p.SG}_u${p.UV}_${p.doubleBuffer ? 'db' : 'sb'}${p.qRegs ? '' : '_qg'}`;
 }
 
 /**

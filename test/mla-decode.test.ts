@@ -84,7 +84,7 @@ describe('absorbed MLA decode', () => {
     /** Default: the split kernel (its cases below), or the tiled one (which needs subgroups). */
     kernel?: 'tiled' | 'split';
     doubleBuffer?: boolean;
-    qRegs?: boolean;
+    pipelined?: boolean;
     /** Query magnitude: large values make the block maxima move, exercising the rescaling. */
     qScale?: number;
   }
@@ -124,14 +124,26 @@ describe('absorbed MLA decode', () => {
       { lengths: [63], pageSize: 5, chunks: 1, qScale: 3 },
       { lengths: [65, 130, 1], pageSize: 16, chunks: 2 },
     ].map((c) => ({ ...c, H: 1, R: 24, Rv: 13, dtype: 'f32' as const, kernel: 'tiled' as const })),
-    // The query re-read every block instead of held in registers.
-    { lengths: [130, 7, 65], H: 3, R: 17, Rv: 17, pageSize: 7, dtype: 'f32', kernel: 'tiled', qRegs: false },
+    // The pipelined loop (S of block k + 1 beside O of block k): lengths around 1, 2 and 3 blocks of 8.
+    ...[
+      { lengths: [1, 8, 9, 16, 17, 24, 25], pageSize: 4 },
+      { lengths: [130, 7, 65, 1000], pageSize: 7, chunks: 9, qScale: 4 },
+    ].map((c) => ({
+      ...c,
+      H: 3,
+      R: 17,
+      Rv: 17,
+      dtype: 'f32' as const,
+      kernel: 'tiled' as const,
+      doubleBuffer: true,
+      pipelined: true,
+    })),
     // Two head groups (H = 40 > 32), bf16 pairs loaded as vec4.
     ...[
       { lengths: [130, 17, 1], pageSize: 32 },
       { lengths: [64, 65, 8300], pageSize: 64, chunks: 300, qScale: 3 },
     ].map((c) => ({ ...c, H: 40, R: 48, Rv: 40, dtype: 'bf16' as const, kernel: 'tiled' as const })),
-    // One row buffer (the extra barrier before staging), bf16 scalar loads (R / 2 odd).
+    // Two row buffers (no barrier before staging), bf16 scalar loads (R / 2 odd).
     ...[
       { lengths: [7, 63, 65], pageSize: 16, chunks: 3 },
       { lengths: [1000, 1, 0], pageSize: 5, qScale: 3 },
@@ -142,7 +154,7 @@ describe('absorbed MLA decode', () => {
       Rv: 32,
       dtype: 'bf16' as const,
       kernel: 'tiled' as const,
-      doubleBuffer: false,
+      doubleBuffer: true,
     })),
   ];
   const tiledOk = async () => {
@@ -150,10 +162,23 @@ describe('absorbed MLA decode', () => {
     return mlaDecodeKernelFor(gpu, {}) === 'tiled';
   };
   for (const c of cases) {
-    const { lengths, H, R, Rv, pageSize, dtype, chunks, blockTokens, prefetch, doubleBuffer, qRegs, qScale = 0.3 } = c;
+    const {
+      lengths,
+      H,
+      R,
+      Rv,
+      pageSize,
+      dtype,
+      chunks,
+      blockTokens,
+      prefetch,
+      doubleBuffer,
+      pipelined,
+      qScale = 0.3,
+    } = c;
     const kernel = c.kernel ?? 'split';
     it.skipIf(!hasGpu)(
-      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer === false ? ', one buffer' : ''}${qRegs === false ? ', q re-read' : ''}`,
+      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer ? ', two buffers' : ''}${pipelined ? ', pipelined' : ''}`,
       async (ctx) => {
         // The tiled kernel needs subgroups; a device without them runs (and tests) the split one.
         if (kernel === 'tiled' && !(await tiledOk())) ctx.skip();
@@ -172,7 +197,7 @@ describe('absorbed MLA decode', () => {
           prefetch,
           kernel,
           doubleBuffer,
-          qRegs,
+          pipelined,
         });
         // Reference on the pool as the GPU stored it (bf16-rounded rows): only summation order differs.
         const poolBits = await g.pool.read();
@@ -252,16 +277,21 @@ describe('MLA decode plan', () => {
     expect(() => planMlaDecode({ H: 32, R: 576, Rv: 512, cacheDtype: 'f32' }, 49152, 32)).toThrow(/49152/);
   });
 
-  it('tiles the 48B shapes on an H200 (subgroups of 32, 48 KiB): 256 threads, two f32 row buffers', () => {
+  it('tiles the 48B shapes on an H200 (subgroups of 32, 48 KiB): 256 threads, f32 row buffers', () => {
     const p = planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152);
     expect([p.WG, p.TT, p.NG, p.JS, p.NDG, p.NV2, p.RS2, p.UV]).toEqual([256, 8, 1, 9, 64, 4, 288, 4]);
-    expect(p.doubleBuffer).toBe(true);
+    expect(p.doubleBuffer).toBe(false);
+    const pipe = planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152, { pipelined: true });
+    expect(pipe.doubleBuffer).toBe(true);
+    expect(pipe.sharedBytes).toBeLessThanOrEqual(49152);
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
     // S slices cover R exactly; O columns cover Rv.
     expect(2 * p.SG * p.JS).toBe(576);
     expect(2 * p.NDG * p.NV2).toBeGreaterThanOrEqual(512);
     // 32 KiB (lavapipe) holds one buffer only; H = 64 is two head groups.
-    expect(planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 32768).doubleBuffer).toBe(false);
+    expect(() =>
+      planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 32768, { doubleBuffer: true }),
+    ).toThrow(/32768/);
     expect(planMlaTiled({ H: 64, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152).HP).toBe(64);
     expect(() => planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 64 }, 49152)).toThrow(/64/);
     expect(tiledSubgroupSize(true, 32, 32)).toBe(32);

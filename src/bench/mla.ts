@@ -98,7 +98,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         blockTokens?: number,
         prefetch?: boolean,
         doubleBuffer?: boolean,
-        qRegs?: boolean,
+        pipelined?: boolean,
       ) =>
       () =>
         mlaDecode(x.q, x.pool, x.table, x.lengths, {
@@ -110,7 +110,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           prefetch,
           kernel,
           doubleBuffer,
-          qRegs,
+          pipelined,
           subgroupSize: o.subgroupSize,
         }).dispose();
     for (const kernel of kernels) {
@@ -152,17 +152,19 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         sweep.push({ context: T, kernel, chunks: c, ...rate(T, tc.ms) });
       }
       if (kernel === 'tiled') {
-        // One row buffer (3 barriers per block) against the default two.
-        const tb = await timeGpu(gpu, call('tiled', undefined, undefined, undefined, false), o.reps, o.trials);
-        sweep.push({ context: T, kernel, doubleBuffer: false, ...rate(T, tb.ms) });
-        // The query re-read from L1 every block instead of held in registers.
-        const tq = await timeGpu(
-          gpu,
-          call('tiled', undefined, undefined, undefined, undefined, false),
-          o.reps,
-          o.trials,
-        );
-        sweep.push({ context: T, kernel, qRegs: false, ...rate(T, tq.ms) });
+        // Two row buffers (2 barriers per block) and the pipelined loop, against the default one buffer.
+        for (const [doubleBuffer, pipelined] of [
+          [true, false],
+          [true, true],
+        ]) {
+          const tv = await timeGpu(
+            gpu,
+            call('tiled', undefined, undefined, undefined, doubleBuffer, pipelined),
+            o.reps,
+            o.trials,
+          );
+          sweep.push({ context: T, kernel, doubleBuffer, pipelined, ...rate(T, tv.ms) });
+        }
       }
       if (kernels.includes('split')) {
         for (const tt of o.sweepBlocks) {

@@ -41,10 +41,10 @@ export interface MlaDecodeOptions {
   prefetch?: boolean;
   /** Which kernel; default `tiled` where the device has fixed-size subgroups of 8, 16 or 32, else `split`. */
   kernel?: MlaDecodeKernel;
-  /** Tiled kernel: two row buffers (default where they fit the workgroup memory) or one. */
+  /** Tiled kernel: two row buffers or one (default). */
   doubleBuffer?: boolean;
-  /** Tiled kernel: keep the query slice in registers (default) or re-read it every block. */
-  qRegs?: boolean;
+  /** Tiled kernel: overlap S of the next block with O of this one (two row buffers; default off). */
+  pipelined?: boolean;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -169,13 +169,15 @@ function tiledDecode(
   const [B, H, R] = qFull.shape;
   const { Rv, scale } = opts;
   const SG = tiledSubgroupSizeOf(gpu, opts)!;
+  const pageSize = pool.shape[1];
+  const pageShift = (pageSize & (pageSize - 1)) === 0 ? Math.log2(pageSize) : 32;
   const dtype = pool.dtype as 'f32' | 'bf16';
   // vec4 pool loads need the binding to start on a 16-byte boundary.
   const vecAligned = (pool.offset * (dtype === 'bf16' ? 2 : 4)) % 16 === 0;
   const plan = planMlaTiled({ H, R, Rv, cacheDtype: dtype, SG }, gpu.limits.maxComputeWorkgroupStorageSize, {
     vecAligned,
     doubleBuffer: opts.doubleBuffer,
-    qRegs: opts.qRegs,
+    pipelined: opts.pipelined,
   });
   const maxLen = Math.max(1, opts.maxLength);
   const wanted = opts.chunks ?? defaultTiledChunks(maxLen, B, plan.NG);
@@ -204,7 +206,7 @@ function tiledDecode(
   gpu.dispatch({
     kernel: { name: 'mla_decode_tiled', key: mlaTiledKey(plan), code: () => mlaTiledWgsl(plan) },
     tensors: [qT, pool, pageTable, lengths, partial],
-    params: new Params().u32(pageTable.shape[1], pool.shape[1], chunks, chunkLen),
+    params: new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, 0, 0, 0),
     workgroups: [chunks, B, plan.NG],
   });
   const out = gpu.empty([B, H, Rv]);

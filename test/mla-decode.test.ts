@@ -85,6 +85,8 @@ describe('absorbed MLA decode', () => {
     kernel?: 'tiled' | 'split';
     doubleBuffer?: boolean;
     pipelined?: boolean;
+    sHalves?: boolean;
+    lateFetch?: boolean;
     /** Query magnitude: large values make the block maxima move, exercising the rescaling. */
     qScale?: number;
   }
@@ -123,26 +125,38 @@ describe('absorbed MLA decode', () => {
     ...[
       { lengths: [63], pageSize: 5, chunks: 1, qScale: 3 },
       { lengths: [65, 130, 1], pageSize: 16, chunks: 2 },
-    ].map((c) => ({ ...c, H: 1, R: 24, Rv: 13, dtype: 'f32' as const, kernel: 'tiled' as const })),
-    // The pipelined loop (S of block k + 1 beside O of block k): lengths around 1, 2 and 3 blocks of 8.
-    ...[
-      { lengths: [1, 8, 9, 16, 17, 24, 25], pageSize: 4 },
-      { lengths: [130, 7, 65, 1000], pageSize: 7, chunks: 9, qScale: 4 },
     ].map((c) => ({
       ...c,
-      H: 3,
-      R: 17,
-      Rv: 17,
+      H: 1,
+      R: 24,
+      Rv: 13,
       dtype: 'f32' as const,
       kernel: 'tiled' as const,
-      doubleBuffer: true,
-      pipelined: true,
+      // Scores in two passes of 4 tokens, rows loaded during O only.
+      sHalves: true,
+      lateFetch: true,
     })),
     // Two head groups (H = 40 > 32), bf16 pairs loaded as vec4.
     ...[
       { lengths: [130, 17, 1], pageSize: 32 },
       { lengths: [64, 65, 8300], pageSize: 64, chunks: 300, qScale: 3 },
     ].map((c) => ({ ...c, H: 40, R: 48, Rv: 40, dtype: 'bf16' as const, kernel: 'tiled' as const })),
+    // The pipelined loop (S of block k + 1 beside O of block k; lengths around 1, 2 and 3 blocks of 8),
+    // with the scores in two passes.
+    ...[
+      { lengths: [1, 8, 9, 16, 17, 24, 25], pageSize: 4 },
+      { lengths: [130, 7, 65, 1000], pageSize: 7, chunks: 9, qScale: 4 },
+    ].map((c) => ({
+      ...c,
+      H: 40,
+      R: 48,
+      Rv: 40,
+      dtype: 'bf16' as const,
+      kernel: 'tiled' as const,
+      doubleBuffer: true,
+      pipelined: true,
+      sHalves: true,
+    })),
     // Two row buffers (no barrier before staging), bf16 scalar loads (R / 2 odd).
     ...[
       { lengths: [7, 63, 65], pageSize: 16, chunks: 3 },
@@ -174,11 +188,13 @@ describe('absorbed MLA decode', () => {
       prefetch,
       doubleBuffer,
       pipelined,
+      sHalves,
+      lateFetch,
       qScale = 0.3,
     } = c;
     const kernel = c.kernel ?? 'split';
     it.skipIf(!hasGpu)(
-      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer ? ', two buffers' : ''}${pipelined ? ', pipelined' : ''}`,
+      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer ? ', two buffers' : ''}${pipelined ? ', pipelined' : ''}${sHalves ? ', S in halves' : ''}${lateFetch ? ', late fetch' : ''}`,
       async (ctx) => {
         // The tiled kernel needs subgroups; a device without them runs (and tests) the split one.
         if (kernel === 'tiled' && !(await tiledOk())) ctx.skip();
@@ -198,6 +214,8 @@ describe('absorbed MLA decode', () => {
           kernel,
           doubleBuffer,
           pipelined,
+          sHalves,
+          lateFetch,
         });
         // Reference on the pool as the GPU stored it (bf16-rounded rows): only summation order differs.
         const poolBits = await g.pool.read();

@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import type { GpuContext } from '../gpu/context.js';
-import { type MlaDecodeKernel, mlaDecode, mlaDecodeKernelFor } from '../kernels/mla/index.js';
+import { type MlaDecodeKernel, type MlaDecodeOptions, mlaDecode, mlaDecodeKernelFor } from '../kernels/mla/index.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
 import { mlaDecodeReference } from '../kernels/mla/reference.js';
@@ -38,6 +38,15 @@ export interface MlaBenchOptions {
   /** Tiled kernel: subgroup size to compile for where the adapter reports a range (see MlaDecodeOptions). */
   subgroupSize?: number;
 }
+
+/** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
+const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { doubleBuffer: true },
+  { doubleBuffer: true, pipelined: true },
+  { sHalves: true },
+  { lateFetch: true },
+  { sHalves: true, lateFetch: true },
+];
 
 interface Inputs {
   q: Tensor;
@@ -92,26 +101,15 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   async function contextRun(T: number) {
     const x = makeInputs(gpu, o, T);
     const call =
-      (
-        kernel: MlaDecodeKernel,
-        chunks?: number,
-        blockTokens?: number,
-        prefetch?: boolean,
-        doubleBuffer?: boolean,
-        pipelined?: boolean,
-      ) =>
+      (kernel: MlaDecodeKernel, more: Partial<MlaDecodeOptions> = {}) =>
       () =>
         mlaDecode(x.q, x.pool, x.table, x.lengths, {
           Rv,
           scale,
           maxLength: T,
-          chunks,
-          blockTokens,
-          prefetch,
           kernel,
-          doubleBuffer,
-          pipelined,
           subgroupSize: o.subgroupSize,
+          ...more,
         }).dispose();
     for (const kernel of kernels) {
       let layout: Record<string, unknown>;
@@ -148,22 +146,13 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     if (T === longest) {
       const kernel = kernels[0];
       for (const c of o.sweepChunks) {
-        const tc = await timeGpu(gpu, call(kernel, c), o.reps, o.trials);
+        const tc = await timeGpu(gpu, call(kernel, { chunks: c }), o.reps, o.trials);
         sweep.push({ context: T, kernel, chunks: c, ...rate(T, tc.ms) });
       }
       if (kernel === 'tiled') {
-        // Two row buffers (2 barriers per block) and the pipelined loop, against the default one buffer.
-        for (const [doubleBuffer, pipelined] of [
-          [true, false],
-          [true, true],
-        ]) {
-          const tv = await timeGpu(
-            gpu,
-            call('tiled', undefined, undefined, undefined, doubleBuffer, pipelined),
-            o.reps,
-            o.trials,
-          );
-          sweep.push({ context: T, kernel, doubleBuffer, pipelined, ...rate(T, tv.ms) });
+        for (const v of TILED_VARIANTS) {
+          const tv = await timeGpu(gpu, call('tiled', v), o.reps, o.trials);
+          sweep.push({ context: T, kernel, ...v, ...rate(T, tv.ms) });
         }
       }
       if (kernels.includes('split')) {
@@ -174,7 +163,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
             continue;
           }
           for (const prefetch of [true, false]) {
-            const tb = await timeGpu(gpu, call('split', undefined, tt, prefetch), o.reps, o.trials);
+            const tb = await timeGpu(gpu, call('split', { blockTokens: tt, prefetch }), o.reps, o.trials);
             sweep.push({
               context: T,
               kernel: 'split',
@@ -198,13 +187,16 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         (await x.lengths.read()) as Int32Array,
         { B: o.batch, H, R, Rv, pageSize: o.pageSize, maxPages: x.table.shape[1], scale },
       );
-      for (const kernel of kernels) {
+      const runs: [MlaDecodeKernel, Partial<MlaDecodeOptions>][] = kernels.map((k) => [k, {}]);
+      if (kernels.includes('tiled')) for (const v of TILED_VARIANTS) runs.push(['tiled', v]);
+      for (const [kernel, v] of runs) {
         const out = mlaDecode(x.q, x.pool, x.table, x.lengths, {
           Rv,
           scale,
           maxLength: T,
           kernel,
           subgroupSize: o.subgroupSize,
+          ...v,
         });
         const got = (await out.read()) as Float32Array;
         out.dispose();
@@ -217,6 +209,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         checks.push({
           context: T,
           kernel,
+          ...v,
           maxAbsErr: maxAbs,
           relToMax: maxAbs / maxRef,
           finite: got.every(Number.isFinite),

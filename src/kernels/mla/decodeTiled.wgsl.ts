@@ -27,7 +27,14 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   const NU = TT * UPR; // staging units per block
   const NL = Math.ceil(NU / WG); // staging slots per thread
   const LSG = Math.log2(SG);
-  const HW = 32 / SG; // heads per lane after the reduce-scatter
+  // An S pass covers TS tokens (TT, or TT / 2 in two passes: fewer live accumulators): TS x 4 values per
+  // lane, reduce-scattered over the subgroup: log2 TS shuffles split tokens, up to two split heads, any
+  // left are plain xor-adds (lanes differing in those DUP low bits end with the same sums).
+  const TS = pl.sTokens;
+  const LTS = Math.log2(TS);
+  const HS = Math.min(2, LSG - LTS);
+  const HW = 4 >> HS; // heads per lane after the reduce-scatter
+  const DUP = LSG - LTS - HS;
   const FT = HW === 1 ? 'f32' : `vec${HW}<f32>`;
   const comp = (v: string, i: number) => (HW === 1 ? v : `${v}[${i}]`);
   const BUF = TT * RS2;
@@ -99,8 +106,10 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   l(`  let t1 = min(T, t0 + p.chunkLen);`);
   // S thread: quad hq, lane's dims 2 (SG j + lane) + c, token tk and first head hb after the reduce-scatter.
   l(`  let hq = lid / ${SG}u;`);
-  l(`  let tk = lane >> ${LSG - 3}u;`);
-  l(`  let hb = (lane & ${SG / 8 - 1}u) * ${HW}u;`);
+  l(`  let tk = lane >> ${LSG - LTS}u;`);
+  l(`  let hb = ((lane >> ${DUP}u) & ${(1 << HS) - 1}u) * ${HW}u;`);
+  // One writer among lanes holding the same sums.
+  l(`  let lead = (lane & ${(1 << DUP) - 1}u) == 0u;`);
   l(`  let qb = b * ${R * NHQ}u + g * 8u + hq;`);
   const loadQ = (j: number, ind: string) => {
     for (let c = 0; c < 2; c++) {
@@ -133,58 +142,76 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   const emitS = (sbX: string, tbX: string, slot: number | string, ind: string) => {
     l(`${ind}{`);
     const i2 = `${ind}  `;
-    for (let t = 0; t < TT; t++) l(`${i2}var a${t} = vec4<f32>(0.0);`);
-    for (let j = 0; j < JS; j++) {
-      for (let t = 0; t < TT; t++) l(`${i2}let x${j}_${t} = rows[${sbX} + ${t * RS2 + SG * j}u + lane];`);
-      for (let t = 0; t < TT; t++)
-        l(`${i2}a${t} = fma(q${j}_1, vec4<f32>(x${j}_${t}.y), fma(q${j}_0, vec4<f32>(x${j}_${t}.x), a${t}));`);
-    }
-    // reduce-scatter over the subgroup: tokens first (vec4 halves), then heads (components)
-    let vals = Array.from({ length: TT }, (_, t) => `a${t}`);
-    let width = 4;
-    let step = 0;
-    for (let m = SG / 2; m >= 1; m /= 2, step++) {
-      l(`${i2}let bit${step} = (lane & ${m}u) != 0u;`);
-      const pairs: [string, string][] = [];
-      let T2: string;
-      if (vals.length > 1) {
-        const half = vals.length / 2;
-        for (let i = 0; i < half; i++) pairs.push([vals[i], vals[i + half]]);
-        T2 = 'vec4<f32>';
-      } else {
-        const v = vals[0];
-        width /= 2;
-        pairs.push(width === 2 ? [`${v}.xy`, `${v}.zw`] : [`${v}.x`, `${v}.y`]);
-        T2 = width === 2 ? 'vec2<f32>' : 'f32';
+    const svs: string[] = [];
+    for (let pass = 0; pass < TT / TS; pass++) {
+      const a = (t: number) => `a${pass}_${t}`;
+      for (let t = 0; t < TS; t++) l(`${i2}var ${a(t)} = vec4<f32>(0.0);`);
+      for (let j = 0; j < JS; j++) {
+        for (let t = 0; t < TS; t++)
+          l(`${i2}let x${pass}_${j}_${t} = rows[${sbX} + ${(pass * TS + t) * RS2 + SG * j}u + lane];`);
+        for (let t = 0; t < TS; t++)
+          l(
+            `${i2}${a(t)} = fma(q${j}_1, vec4<f32>(x${pass}_${j}_${t}.y), fma(q${j}_0, vec4<f32>(x${pass}_${j}_${t}.x), ${a(t)}));`,
+          );
       }
-      vals = pairs.map(([lo, hi], i) => {
-        const r = `r${step}_${i}`;
-        l(
-          `${i2}let ${r}: ${T2} = select(${lo}, ${hi}, bit${step}) + subgroupShuffleXor(select(${hi}, ${lo}, bit${step}), ${m}u);`,
-        );
-        return r;
-      });
+      // reduce-scatter over the subgroup: tokens first (vec4 halves), then heads (components), then xor-adds
+      let vals = Array.from({ length: TS }, (_, t) => a(t));
+      let width = 4;
+      let step = 0;
+      for (let m = SG / 2; m >= 1; m /= 2, step++) {
+        const r = (i: number) => `r${pass}_${step}_${i}`;
+        if (vals.length === 1 && width === HW) {
+          l(`${i2}let ${r(0)} = ${vals[0]} + subgroupShuffleXor(${vals[0]}, ${m}u);`);
+          vals = [r(0)];
+          continue;
+        }
+        l(`${i2}let bit${pass}_${step} = (lane & ${m}u) != 0u;`);
+        const bit = `bit${pass}_${step}`;
+        const pairs: [string, string][] = [];
+        let T2: string;
+        if (vals.length > 1) {
+          const half = vals.length / 2;
+          for (let i = 0; i < half; i++) pairs.push([vals[i], vals[i + half]]);
+          T2 = 'vec4<f32>';
+        } else {
+          const v = vals[0];
+          width /= 2;
+          pairs.push(width === 2 ? [`${v}.xy`, `${v}.zw`] : [`${v}.x`, `${v}.y`]);
+          T2 = width === 2 ? 'vec2<f32>' : 'f32';
+        }
+        vals = pairs.map(([lo, hi], i) => {
+          l(
+            `${i2}let ${r(i)}: ${T2} = select(${lo}, ${hi}, ${bit}) + subgroupShuffleXor(select(${hi}, ${lo}, ${bit}), ${m}u);`,
+          );
+          return r(i);
+        });
+      }
+      // tokens past the sequence (a whole block of them where the pipelined loop runs ahead) give p = 0
+      l(`${i2}let valid${pass} = ${tbX} + ${pass * TS}u + tk < t1;`);
+      l(`${i2}let sv${pass} = select(${FT}(-3.0e38), ${vals[0]}, valid${pass});`);
+      svs.push(`sv${pass}`);
     }
-    // online softmax per head over the 8 tokens of the block (lanes differing in the top 3 bits); tokens
-    // past the sequence (a whole block of them where the pipelined loop runs ahead) give p = 0, alpha = 1
-    l(`${i2}let valid = ${tbX} + tk < t1;`);
-    l(`${i2}let sv = select(${FT}(-3.0e38), ${vals[0]}, valid);`);
-    l(`${i2}var mx = sv;`);
-    for (const m of [SG / 2, SG / 4, SG / 8]) l(`${i2}mx = max(mx, subgroupShuffleXor(mx, ${m}u));`);
+    // online softmax per head over the block's tokens: the passes in registers, then the lanes that
+    // differ in the top log2 TS bits; a block that only runs ahead has mx = -3e38, so alpha = 1
+    const tokMasks = Array.from({ length: LTS }, (_, i) => SG >> (i + 1));
+    l(`${i2}var mx = ${svs.length > 1 ? `max(${svs.join(', ')})` : svs[0]};`);
+    for (const m of tokMasks) l(`${i2}mx = max(mx, subgroupShuffleXor(mx, ${m}u));`);
     l(`${i2}let mNew = max(mRun, mx);`);
     l(`${i2}let alpha = exp2(mRun - mNew);`);
-    l(`${i2}let pv = select(${FT}(0.0), exp2(sv - mNew), valid);`);
-    l(`${i2}var sum = pv;`);
-    for (const m of [SG / 2, SG / 4, SG / 8]) l(`${i2}sum += subgroupShuffleXor(sum, ${m}u);`);
+    const slotX = typeof slot === 'number' ? `${slot}u` : slot;
+    for (let pass = 0; pass < svs.length; pass++)
+      l(`${i2}let pv${pass} = select(${FT}(0.0), exp2(sv${pass} - mNew), valid${pass});`);
+    l(`${i2}var sum = ${svs.map((_, pass) => `pv${pass}`).join(' + ')};`);
+    for (const m of tokMasks) l(`${i2}sum += subgroupShuffleXor(sum, ${m}u);`);
     l(`${i2}lRun = lRun * alpha + sum;`);
     l(`${i2}mRun = mNew;`);
-    for (let i = 0; i < HW; i++)
-      l(
-        `${i2}P[${typeof slot === 'number' ? `${slot}u` : slot} * ${TT * 8}u + tk * 8u + hq][hb + ${i}u] = ${comp('pv', i)};`,
-      );
-    l(`${i2}if (tk == 0u) {`);
-    for (let i = 0; i < HW; i++)
-      l(`${i2}  alphaS[${typeof slot === 'number' ? `${slot}u` : slot} * 8u + hq][hb + ${i}u] = ${comp('alpha', i)};`);
+    l(`${i2}if (lead) {`);
+    for (let pass = 0; pass < svs.length; pass++)
+      for (let i = 0; i < HW; i++)
+        l(`${i2}  P[${slotX} * ${TT * 8}u + (tk + ${pass * TS}u) * 8u + hq][hb + ${i}u] = ${comp(`pv${pass}`, i)};`);
+    l(`${i2}}`);
+    l(`${i2}if (tk == 0u && lead) {`);
+    for (let i = 0; i < HW; i++) l(`${i2}  alphaS[${slotX} * 8u + hq][hb + ${i}u] = ${comp('alpha', i)};`);
     l(`${i2}}`);
     l(`${ind}}`);
   };
@@ -243,10 +270,13 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
     l(`    cur = nxt;`);
     l(`  }`);
   } else {
+    // The next block's rows are loaded into registers a block ahead, or (lateFetch) only while this
+    // block's O runs: then they do not occupy registers during S, the phase with the most live values.
+    const late = pl.lateFetch;
     l(`  if (t0 < t1) {`);
     fetch('t0', '    ');
     store('0u', '    ');
-    fetch(`t0 + ${TT}u`, '    ');
+    if (!late) fetch(`t0 + ${TT}u`, '    ');
     l(`  }`);
     l(`  workgroupBarrier();`);
     l(`  var cur = 0u;`);
@@ -254,16 +284,22 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
     const sb = doubleBuffer ? `cur * ${BUF}u` : '0u';
     emitS(sb, 'tb', 0, '    ');
     l(`    workgroupBarrier();`);
-    emitO(sb, 0, '    ');
-    // stage the next block's rows (in registers since a block ago), fetch the one after
     l(`    let tn = tb + ${TT}u;`);
+    if (late) {
+      l(`    if (tn < t1) {`);
+      fetch('tn', '      ');
+      l(`    }`);
+    }
+    emitO(sb, 0, '    ');
     if (!doubleBuffer) l(`    workgroupBarrier();`);
     l(`    if (tn < t1) {`);
     store(doubleBuffer ? `(1u - cur) * ${BUF}u` : '0u', '      ');
     l(`    }`);
-    l(`    if (tn + ${TT}u < t1) {`);
-    fetch(`tn + ${TT}u`, '      ');
-    l(`    }`);
+    if (!late) {
+      l(`    if (tn + ${TT}u < t1) {`);
+      fetch(`tn + ${TT}u`, '      ');
+      l(`    }`);
+    }
     l(`    workgroupBarrier();`);
     l(`    cur = 1u - cur;`);
     l(`  }`);
@@ -272,7 +308,7 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m (the mapping assumes SG) ----
   l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
   l(`  let mOut = select(mRun, ${FT}(bitcast<f32>(0x7fc00000u + 0u * sgs)), sgs != ${SG}u);`);
-  l(`  if (tk == 0u) {`);
+  l(`  if (tk == 0u && lead) {`);
   for (let i = 0; i < HW; i++) {
     l(`    { let h = g * 32u + hq * 4u + hb + ${i}u;`);
     l(

@@ -45,6 +45,10 @@ export interface MlaDecodeOptions {
   doubleBuffer?: boolean;
   /** Tiled kernel: overlap S of the next block with O of this one (two row buffers; default off). */
   pipelined?: boolean;
+  /** Tiled kernel: scores in two passes of 4 tokens (fewer live registers). */
+  sHalves?: boolean;
+  /** Tiled kernel: load the next block's rows during O only. */
+  lateFetch?: boolean;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -178,6 +182,8 @@ function tiledDecode(
     vecAligned,
     doubleBuffer: opts.doubleBuffer,
     pipelined: opts.pipelined,
+    sHalves: opts.sHalves,
+    lateFetch: opts.lateFetch,
   });
   const maxLen = Math.max(1, opts.maxLength);
   const wanted = opts.chunks ?? defaultTiledChunks(maxLen, B, plan.NG);

@@ -44,6 +44,10 @@ export interface MlaTiledPlan extends MlaTiledVariant {
   doubleBuffer: boolean;
   /** S of block k + 1 and O of block k in one barrier-free stretch (needs two row buffers, two p slots). */
   pipelined: boolean;
+  /** Tokens per S pass: TT, or TT / 2 in two passes (half the live score accumulators). */
+  sTokens: number;
+  /** Load the next block's rows during this block's O only (not across S). Not with `pipelined`. */
+  lateFetch: boolean;
   sharedBytes: number;
 }
 
@@ -58,7 +62,13 @@ export function tiledSubgroupSize(hasSubgroups: boolean, min?: number, max?: num
 export function planMlaTiled(
   v: MlaTiledVariant,
   maxSharedBytes: number,
-  opts: { vecAligned?: boolean; doubleBuffer?: boolean; pipelined?: boolean } = {},
+  opts: {
+    vecAligned?: boolean;
+    doubleBuffer?: boolean;
+    pipelined?: boolean;
+    sHalves?: boolean;
+    lateFetch?: boolean;
+  } = {},
 ): MlaTiledPlan {
   const { H, R, Rv, cacheDtype, SG } = v;
   if (!(H >= 1 && R >= 1 && Rv >= 1 && Rv <= R)) {
@@ -90,11 +100,31 @@ export function planMlaTiled(
   if (sharedBytes > maxSharedBytes) {
     throw new Error(`mlaDecode (tiled): rows of R=${R} need ${sharedBytes} bytes, the device allows ${maxSharedBytes}`);
   }
-  return { ...v, WG, TT, NG, HP: 32 * NG, JS, NDG, NV2, RS2, UV, doubleBuffer, pipelined, sharedBytes };
+  const sTokens = opts.sHalves ? TT / 2 : TT;
+  const lateFetch = opts.lateFetch ?? false;
+  if (lateFetch && pipelined)
+    throw new Error('mlaDecode (tiled): lateFetch is for the plain loop, not the pipelined one');
+  return {
+    ...v,
+    WG,
+    TT,
+    NG,
+    HP: 32 * NG,
+    JS,
+    NDG,
+    NV2,
+    RS2,
+    UV,
+    doubleBuffer,
+    pipelined,
+    sTokens,
+    lateFetch,
+    sharedBytes,
+  };
 }
 
 export function mlaTiledKey(p: MlaTiledPlan): string {
-  return `mla_tiled_h${p.H}_r${p.R}_rv${p.Rv}_${p.cacheDtype}_sg${p.SG}_u${p.UV}_${p.doubleBuffer ? 'db' : 'sb'}${p.pipelined ? '_pipe' : ''}`;
+  return `mla_tiled_h${p.H}_r${p.R}_rv${p.Rv}_${p.cacheDtype}_sg${p.SG}_u${p.UV}_${p.doubleBuffer ? 'db' : 'sb'}${p.pipelined ? '_pipe' : ''}_ts${p.sTokens}${p.lateFetch ? '_late' : ''}`;
 }
 
 /**

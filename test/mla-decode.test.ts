@@ -132,9 +132,9 @@ describe('absorbed MLA decode', () => {
       Rv: 13,
       dtype: 'f32' as const,
       kernel: 'tiled' as const,
-      // Scores in two passes of 4 tokens, rows loaded during O only.
-      sHalves: true,
-      lateFetch: true,
+      // Scores in one pass of 8 tokens, rows loaded a whole block ahead.
+      sHalves: false,
+      lateFetch: false,
     })),
     // Two head groups (H = 40 > 32), bf16 pairs loaded as vec4.
     ...[
@@ -194,7 +194,7 @@ describe('absorbed MLA decode', () => {
     } = c;
     const kernel = c.kernel ?? 'split';
     it.skipIf(!hasGpu)(
-      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer ? ', two buffers' : ''}${pipelined ? ', pipelined' : ''}${sHalves ? ', S in halves' : ''}${lateFetch ? ', late fetch' : ''}`,
+      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer ? ', two buffers' : ''}${pipelined ? ', pipelined' : ''}${sHalves === false ? ', S in one pass' : ''}${lateFetch === false ? ', early fetch' : ''}`,
       async (ctx) => {
         // The tiled kernel needs subgroups; a device without them runs (and tests) the split one.
         if (kernel === 'tiled' && !(await tiledOk())) ctx.skip();
@@ -298,9 +298,9 @@ describe('MLA decode plan', () => {
   it('tiles the 48B shapes on an H200 (subgroups of 32, 48 KiB): 256 threads, f32 row buffers', () => {
     const p = planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152);
     expect([p.WG, p.TT, p.NG, p.JS, p.NDG, p.NV2, p.RS2, p.UV]).toEqual([256, 8, 1, 9, 64, 4, 288, 4]);
-    expect(p.doubleBuffer).toBe(false);
+    expect([p.doubleBuffer, p.sTokens, p.lateFetch, p.pipelined]).toEqual([false, 4, true, false]);
     const pipe = planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152, { pipelined: true });
-    expect(pipe.doubleBuffer).toBe(true);
+    expect([pipe.doubleBuffer, pipe.lateFetch]).toEqual([true, false]);
     expect(pipe.sharedBytes).toBeLessThanOrEqual(49152);
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
     // S slices cover R exactly; O columns cover Rv.

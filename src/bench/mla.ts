@@ -4,9 +4,10 @@
  * the GPU (bf16 by default, rows of R = kv_lora_rank + rope dims), B sequences of that length, H heads.
  * Reports GPU ms per call (timestamps around one compute pass of `reps` calls, median of trials), the
  * cache read rate (B * context * R * bytes per ms) and the effective rate of the f32 work
- * (B * context * H * (R + Rv) * 2 FLOP), the per-kernel split (q prep / decode / merge), and, at the
- * largest context, sweeps of chunks per sequence and of rows per block (with and without prefetch). At the smallest context the result
- * is checked against the plain-TS reference.
+ * (B * context * H * (R + Rv) * 2 FLOP), the per-kernel split (q prep / decode / merge), for each decode
+ * kernel (`--kernels`: tiled, split). At the largest context: chunks per sequence for the first kernel,
+ * the tiled kernel's variants (TILED_VARIANTS), the split kernel's rows per block. At the smallest context
+ * every kernel and variant is checked against the plain-TS reference.
  */
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
@@ -41,11 +42,11 @@ export interface MlaBenchOptions {
 
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { sHalves: false, lateFetch: false },
+  { sHalves: false },
+  { lateFetch: false },
   { doubleBuffer: true },
   { doubleBuffer: true, pipelined: true },
-  { sHalves: true },
-  { lateFetch: true },
-  { sHalves: true, lateFetch: true },
 ];
 
 interface Inputs {

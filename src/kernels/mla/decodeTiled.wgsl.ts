@@ -5,16 +5,17 @@
  * q * scale * log2 e, qPrep.wgsl.ts):
  *   S[h, t] = q[h] . row_t     m' = max(m, max_t S),  p = 2^(S - m'),  l = l 2^(m - m') + sum_t p,
  *   O = O 2^(m - m') + P rows[:, :Rv]
- * Rows are widened from bf16 to f32 once, when staged (the next block's global loads are issued a whole
- * block ahead into registers). S thread (quad hq = subgroup, lane) multiplies its 4 heads x 2 JS dims of
- * the query, kept in registers, with the 8 rows; the lanes' 32 partial sums each are then reduce-scattered
- * over the subgroup: at the shuffle with mask m a lane keeps the half of its values selected by bit m of
- * its index and adds the partner's copy of that half, so after log2(SG) shuffles lane l holds the full
- * scores of token l >> (log2 SG - 3) for 32 / SG heads. The per-head max and sum over the 8 tokens are three
- * more xor shuffles, so the online softmax never leaves the subgroup. O thread (octet ho, column dg) keeps
- * an 8-head x 2 NV2-dim tile of o in registers; its rescale by 2^(m - m') is skipped when no head's max
- * moved (alpha exactly 1, most blocks of a long sequence). Rows past the sequence are staged as zeros and
- * their p is 0, so every inner loop has a constant trip count and is unrolled here.
+ * Rows are widened from bf16 to f32 once, when staged; their global loads are issued while the previous
+ * block's O runs (lateFetch) or a whole block ahead. S thread (quad hq = subgroup, lane) multiplies its
+ * 4 heads x 2 JS dims of the query, kept in registers for the whole chunk, with the rows, TS tokens per
+ * pass; the lanes' 4 TS partial sums each are then reduce-scattered over the subgroup: at the shuffle with
+ * mask m a lane keeps the half of its values selected by bit m of its index and adds the partner's copy of
+ * that half, so the lanes end with whole scores (token = the lane's top log2 TS bits). The per-head max and
+ * sum over the block's tokens are log2 TS more xor shuffles: the online softmax never leaves the subgroup.
+ * O thread (octet ho, column dg) keeps an 8-head x 2 NV2-dim tile of o in registers; its rescale by
+ * 2^(m - m') is skipped when no head's max moved (alpha exactly 1, most blocks of a long sequence). Rows
+ * past the sequence are staged as zeros and their p is 0, so every inner loop has a constant trip count
+ * and is unrolled here.
  */
 import type { MlaTiledPlan } from './tiledPlan.js';
 

@@ -45,9 +45,9 @@ export interface MlaDecodeOptions {
   doubleBuffer?: boolean;
   /** Tiled kernel: overlap S of the next block with O of this one (two row buffers; default off). */
   pipelined?: boolean;
-  /** Tiled kernel: scores in two passes of 4 tokens (fewer live registers). */
+  /** Tiled kernel: scores in two passes of 4 tokens (default true: fewer live registers) or one of 8. */
   sHalves?: boolean;
-  /** Tiled kernel: load the next block's rows during O only. */
+  /** Tiled kernel: load the next block's rows during O only (default true) or a whole block ahead. */
   lateFetch?: boolean;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the

@@ -6,13 +6,15 @@
  * chunk of one sequence, in blocks of TT = 8 cached rows widened once to f32 in workgroup memory. Its
  * 8 SG threads (SG = subgroup size) take two shapes:
  *   S = Q rows^T  thread (head quad hq = subgroup, lane): 4 heads x the lane's slice of R, the query slice
- *                 held in registers for the whole chunk (2 JS vec4); the 32 lanes' partial scores are summed
- *                 by a reduce-scatter over subgroup shuffles, so each lane ends with 32 / SG of the 32
- *                 (token, head) scores of its quad and the online softmax stays inside the subgroup.
+ *                 held in registers for the whole chunk (2 JS vec4); the lanes' partial scores are summed
+ *                 by a reduce-scatter over subgroup shuffles, so the online softmax stays in the subgroup.
  *   O += P rows   thread (head octet ho, value column dg): 8 heads x NV2 vec2 of value dims, accumulators in
  *                 registers for the whole chunk (the [8 x 8] register tile of a matmul at SG = 32).
- * Per FMA both phases load 1 byte of workgroup memory (f32 rows reused by 4 heads in S; p and rows in O),
- * against 2-4 for the split kernel, and there are 3 barriers per block (2 with two row buffers).
+ * Per FMA both phases load about 1 byte of workgroup memory (f32 rows reused by 4 heads in S; p and rows
+ * in O), against ~1.5 in the split kernel's S phase (which also widens bf16 at every use, q from L1).
+ * Barriers per block: 3 with one row buffer (default), 2 with two.
+ * H200 (48B shapes, 1M context, bench/results/2026-12-01-h200-mla-tiled-run3.json): one buffer 3.05 ms,
+ * two 3.28, two + pipelined 3.37; scores in two passes + rows loaded during O 2.97 (the default).
  */
 export interface MlaTiledVariant {
   H: number;
@@ -44,9 +46,9 @@ export interface MlaTiledPlan extends MlaTiledVariant {
   doubleBuffer: boolean;
   /** S of block k + 1 and O of block k in one barrier-free stretch (needs two row buffers, two p slots). */
   pipelined: boolean;
-  /** Tokens per S pass: TT, or TT / 2 in two passes (half the live score accumulators). */
+  /** Tokens per S pass: TT / 2 in two passes (default: half the live score accumulators), or TT. */
   sTokens: number;
-  /** Load the next block's rows during this block's O only (not across S). Not with `pipelined`. */
+  /** Load the next block's rows during this block's O only, not across S (default; not with `pipelined`). */
   lateFetch: boolean;
   sharedBytes: number;
 }
@@ -100,8 +102,9 @@ export function planMlaTiled(
   if (sharedBytes > maxSharedBytes) {
     throw new Error(`mlaDecode (tiled): rows of R=${R} need ${sharedBytes} bytes, the device allows ${maxSharedBytes}`);
   }
-  const sTokens = opts.sHalves ? TT / 2 : TT;
-  const lateFetch = opts.lateFetch ?? false;
+  // Both on by default: on the H200 at 1M context 2.97 ms against 3.05 with neither (fewer live registers).
+  const sTokens = (opts.sHalves ?? true) ? TT / 2 : TT;
+  const lateFetch = opts.lateFetch ?? !pipelined;
   if (lateFetch && pipelined)
     throw new Error('mlaDecode (tiled): lateFetch is for the plain loop, not the pipelined one');
   return {

@@ -136,16 +136,13 @@ describe('absorbed MLA decode', () => {
       sHalves: false,
       lateFetch: false,
     })),
-    // Two head groups (H = 40 > 32), bf16 pairs loaded as vec4.
-    ...[
-      { lengths: [130, 17, 1], pageSize: 32 },
-      { lengths: [64, 65, 8300], pageSize: 64, chunks: 300, qScale: 3 },
-    ].map((c) => ({ ...c, H: 40, R: 48, Rv: 40, dtype: 'bf16' as const, kernel: 'tiled' as const })),
     // The pipelined loop (S of block k + 1 beside O of block k; lengths around 1, 2 and 3 blocks of 8),
-    // with the scores in two passes.
+    // two head groups (H = 40 > 32), bf16 pairs loaded as vec4.
     ...[
       { lengths: [1, 8, 9, 16, 17, 24, 25], pageSize: 4 },
       { lengths: [130, 7, 65, 1000], pageSize: 7, chunks: 9, qScale: 4 },
+      { lengths: [130, 17, 1], pageSize: 32 },
+      { lengths: [64, 65, 8300], pageSize: 64, chunks: 300, qScale: 3 },
     ].map((c) => ({
       ...c,
       H: 40,

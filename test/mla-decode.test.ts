@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { attentionReference } from '../src/kernels/attention/reference.js';
-import { cacheWrite, mlaDecode } from '../src/kernels/mla/index.js';
+import { cacheWrite, mlaDecode, mlaDecodeKernelFor } from '../src/kernels/mla/index.js';
 import { defaultChunks, planMlaDecode } from '../src/kernels/mla/plan.js';
 import { mlaDecodeReference } from '../src/kernels/mla/reference.js';
+import { defaultTiledChunks, planMlaTiled, tiledSubgroupSize } from '../src/kernels/mla/tiledPlan.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import type { Device } from '../src/tensor/tensor.js';
@@ -80,6 +81,12 @@ describe('absorbed MLA decode', () => {
     chunks?: number;
     blockTokens?: number;
     prefetch?: boolean;
+    /** Default: the split kernel (its cases below), or the tiled one (which needs subgroups). */
+    kernel?: 'tiled' | 'split';
+    doubleBuffer?: boolean;
+    pipelined?: boolean;
+    sHalves?: boolean;
+    lateFetch?: boolean;
     /** Query magnitude: large values make the block maxima move, exercising the rescaling. */
     qScale?: number;
   }
@@ -106,11 +113,88 @@ describe('absorbed MLA decode', () => {
     { lengths: [8300, 3], H: 32, R: 36, Rv: 32, pageSize: 64, dtype: 'bf16', chunks: 300 },
     { lengths: [130, 17], H: 8, R: 576, Rv: 512, pageSize: 32, dtype: 'bf16' },
     { lengths: [65, 1, 7], H: 8, R: 576, Rv: 512, pageSize: 7, dtype: 'bf16', chunks: 1 },
+    // The tiled kernel. Its code grows with R / SG and lavapipe (SG = 8) compiles it slowly, so four
+    // pipelines cover its load paths (f32 scalar / vec4, bf16 scalar / vec4) and buffering, and the
+    // cases vary the runtime parameters: lengths around blocks of 8 and pages, chunks, batch, head groups.
+    ...[
+      { lengths: [1], pageSize: 4 },
+      { lengths: [7, 1000, 65], pageSize: 7 },
+      { lengths: [130, 63, 0], pageSize: 64, chunks: 3, qScale: 4 },
+      { lengths: [1000, 9], pageSize: 5, chunks: 40 },
+    ].map((c) => ({ ...c, H: 3, R: 17, Rv: 17, dtype: 'f32' as const, kernel: 'tiled' as const })),
+    ...[
+      { lengths: [63], pageSize: 5, chunks: 1, qScale: 3 },
+      { lengths: [65, 130, 1], pageSize: 16, chunks: 2 },
+    ].map((c) => ({
+      ...c,
+      H: 1,
+      R: 24,
+      Rv: 13,
+      dtype: 'f32' as const,
+      kernel: 'tiled' as const,
+      // Scores in one pass of 8 tokens, rows loaded a whole block ahead.
+      sHalves: false,
+      lateFetch: false,
+    })),
+    // The pipelined loop (S of block k + 1 beside O of block k; lengths around 1, 2 and 3 blocks of 8),
+    // two head groups (H = 40 > 32), bf16 pairs loaded as vec4.
+    ...[
+      { lengths: [1, 8, 9, 16, 17, 24, 25], pageSize: 4 },
+      { lengths: [130, 7, 65, 1000], pageSize: 7, chunks: 9, qScale: 4 },
+      { lengths: [130, 17, 1], pageSize: 32 },
+      { lengths: [64, 65, 8300], pageSize: 64, chunks: 300, qScale: 3 },
+    ].map((c) => ({
+      ...c,
+      H: 40,
+      R: 48,
+      Rv: 40,
+      dtype: 'bf16' as const,
+      kernel: 'tiled' as const,
+      doubleBuffer: true,
+      pipelined: true,
+      sHalves: true,
+    })),
+    // Two row buffers (no barrier before staging), bf16 scalar loads (R / 2 odd).
+    ...[
+      { lengths: [7, 63, 65], pageSize: 16, chunks: 3 },
+      { lengths: [1000, 1, 0], pageSize: 5, qScale: 3 },
+    ].map((c) => ({
+      ...c,
+      H: 32,
+      R: 36,
+      Rv: 32,
+      dtype: 'bf16' as const,
+      kernel: 'tiled' as const,
+      doubleBuffer: true,
+    })),
   ];
-  for (const { lengths, H, R, Rv, pageSize, dtype, chunks, blockTokens, prefetch, qScale = 0.3 } of cases) {
+  const tiledOk = async () => {
+    const gpu = (await gpuContext())!;
+    return mlaDecodeKernelFor(gpu, {}) === 'tiled';
+  };
+  for (const c of cases) {
+    const {
+      lengths,
+      H,
+      R,
+      Rv,
+      pageSize,
+      dtype,
+      chunks,
+      blockTokens,
+      prefetch,
+      doubleBuffer,
+      pipelined,
+      sHalves,
+      lateFetch,
+      qScale = 0.3,
+    } = c;
+    const kernel = c.kernel ?? 'split';
     it.skipIf(!hasGpu)(
-      `WebGPU vs reference: lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}`,
-      async () => {
+      `WebGPU vs reference (${kernel}): lengths ${lengths.join(',')}, H=${H}, R=${R}, Rv=${Rv}, ${dtype} pages of ${pageSize}, chunks ${chunks ?? 'auto'}, block ${blockTokens ?? 'auto'}${prefetch === false ? ', no prefetch' : ''}${doubleBuffer ? ', two buffers' : ''}${pipelined ? ', pipelined' : ''}${sHalves === false ? ', S in one pass' : ''}${lateFetch === false ? ', early fetch' : ''}`,
+      async (ctx) => {
+        // The tiled kernel needs subgroups; a device without them runs (and tests) the split one.
+        if (kernel === 'tiled' && !(await tiledOk())) ctx.skip();
         const gpu = (await gpuContext())!;
         const rng = new Rng(R + H + lengths.length);
         const rows = lengths.map((T) => rng.normalArray(T * R));
@@ -124,6 +208,11 @@ describe('absorbed MLA decode', () => {
           chunks,
           blockTokens,
           prefetch,
+          kernel,
+          doubleBuffer,
+          pipelined,
+          sHalves,
+          lateFetch,
         });
         // Reference on the pool as the GPU stored it (bf16-rounded rows): only summation order differs.
         const poolBits = await g.pool.read();
@@ -201,6 +290,30 @@ describe('MLA decode plan', () => {
     expect(() => planMlaDecode({ H: 4, R: 16, Rv: 20, cacheDtype: 'f32' }, 49152)).toThrow(/Rv=20/);
     expect(() => planMlaDecode({ H: 4, R: 16, Rv: 8, cacheDtype: 'f32' }, 49152, 6)).toThrow(/multiple of 4, got 6/);
     expect(() => planMlaDecode({ H: 32, R: 576, Rv: 512, cacheDtype: 'f32' }, 49152, 32)).toThrow(/49152/);
+  });
+
+  it('tiles the 48B shapes on an H200 (subgroups of 32, 48 KiB): 256 threads, f32 row buffers', () => {
+    const p = planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152);
+    expect([p.WG, p.TT, p.NG, p.JS, p.NDG, p.NV2, p.RS2, p.UV]).toEqual([256, 8, 1, 9, 64, 4, 288, 4]);
+    expect([p.doubleBuffer, p.sTokens, p.lateFetch, p.pipelined]).toEqual([false, 4, true, false]);
+    const pipe = planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152, { pipelined: true });
+    expect([pipe.doubleBuffer, pipe.lateFetch]).toEqual([true, false]);
+    expect(pipe.sharedBytes).toBeLessThanOrEqual(49152);
+    expect(p.sharedBytes).toBeLessThanOrEqual(49152);
+    // S slices cover R exactly; O columns cover Rv.
+    expect(2 * p.SG * p.JS).toBe(576);
+    expect(2 * p.NDG * p.NV2).toBeGreaterThanOrEqual(512);
+    // 32 KiB (lavapipe) holds one buffer only; H = 64 is two head groups.
+    expect(() =>
+      planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 32768, { doubleBuffer: true }),
+    ).toThrow(/32768/);
+    expect(planMlaTiled({ H: 64, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 32 }, 49152).HP).toBe(64);
+    expect(() => planMlaTiled({ H: 32, R: 576, Rv: 512, cacheDtype: 'bf16', SG: 64 }, 49152)).toThrow(/64/);
+    expect(tiledSubgroupSize(true, 32, 32)).toBe(32);
+    expect(tiledSubgroupSize(true, 32, 64)).toBeUndefined();
+    expect(tiledSubgroupSize(false, 32, 32)).toBeUndefined();
+    expect(defaultTiledChunks(1 << 20, 1, 1)).toBe(132);
+    expect(defaultTiledChunks(100, 1, 1)).toBe(7);
   });
 
   it('chunks fill the GPU at long context and stay few at short context', () => {

@@ -4,15 +4,17 @@
  * the GPU (bf16 by default, rows of R = kv_lora_rank + rope dims), B sequences of that length, H heads.
  * Reports GPU ms per call (timestamps around one compute pass of `reps` calls, median of trials), the
  * cache read rate (B * context * R * bytes per ms) and the effective rate of the f32 work
- * (B * context * H * (R + Rv) * 2 FLOP), the per-kernel split (q prep / decode / merge), and, at the
- * largest context, sweeps of chunks per sequence and of rows per block (with and without prefetch). At the smallest context the result
- * is checked against the plain-TS reference.
+ * (B * context * H * (R + Rv) * 2 FLOP), the per-kernel split (q prep / decode / merge), for each decode
+ * kernel (`--kernels`: tiled, split). At the largest context: chunks per sequence for the first kernel,
+ * the tiled kernel's variants (TILED_VARIANTS), the split kernel's rows per block. At the smallest context
+ * every kernel and variant is checked against the plain-TS reference.
  */
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import type { GpuContext } from '../gpu/context.js';
-import { mlaDecode } from '../kernels/mla/index.js';
+import { type MlaDecodeKernel, type MlaDecodeOptions, mlaDecode, mlaDecodeKernelFor } from '../kernels/mla/index.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
+import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
 import { mlaDecodeReference } from '../kernels/mla/reference.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { bf16ArrayToF32 } from '../tensor/dtype.js';
@@ -29,9 +31,23 @@ export interface MlaBenchOptions {
   pageSize: number;
   reps: number;
   trials: number;
+  /** Kernels timed at every context (the first one is swept over chunks at the largest context). */
+  kernels: MlaDecodeKernel[];
   sweepChunks: number[];
+  /** Split kernel only. */
   sweepBlocks: number[];
+  /** Tiled kernel: subgroup size to compile for where the adapter reports a range (see MlaDecodeOptions). */
+  subgroupSize?: number;
 }
+
+/** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
+const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { sHalves: false, lateFetch: false },
+  { sHalves: false },
+  { lateFetch: false },
+  { doubleBuffer: true },
+  { doubleBuffer: true, pipelined: true },
+];
 
 interface Inputs {
   q: Tensor;
@@ -68,7 +84,11 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   });
   const rows: Record<string, unknown>[] = [];
   const sweep: Record<string, unknown>[] = [];
-  let check: Record<string, unknown> | undefined;
+  const checks: Record<string, unknown>[] = [];
+  // Kernels this device cannot run (tiled without subgroups) are left out, not failed.
+  const kernels = o.kernels.filter(
+    (k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k,
+  );
   const longest = Math.max(...o.context);
   for (const T of o.context) {
     try {
@@ -76,58 +96,89 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     } catch (e) {
       // One context failing (memory, binding size) must not lose the others' numbers.
       rows.push({ context: T, batch: o.batch, error: (e as Error).message });
+      console.error(e);
     }
   }
   async function contextRun(T: number) {
     const x = makeInputs(gpu, o, T);
-    const call = (chunks?: number, blockTokens?: number, prefetch?: boolean) => () =>
-      mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, chunks, blockTokens, prefetch }).dispose();
-    const plan = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, maxShared);
-    const chunks = defaultChunks(T, o.batch, plan.TT);
-    const t = await timeGpu(gpu, call(), o.reps, o.trials);
-    rows.push({
-      context: T,
-      batch: o.batch,
-      H,
-      R,
-      Rv,
-      cache: o.cacheDtype,
-      blockTokens: plan.TT,
-      prefetch: plan.prefetch,
-      chunks,
-      ...rate(T, t.ms),
-      // No warm-up: timeGpu above just ran this call.
-      kernelsMs: await profileKernels(gpu, call(), 3, { warmUp: false }),
-      timer: t.source,
-    });
-    if (T === longest) {
-      for (const c of o.sweepChunks) {
-        const tc = await timeGpu(gpu, call(c), o.reps, o.trials);
-        sweep.push({ context: T, chunks: c, blockTokens: plan.TT, prefetch: plan.prefetch, ...rate(T, tc.ms) });
+    const call =
+      (kernel: MlaDecodeKernel, more: Partial<MlaDecodeOptions> = {}) =>
+      () =>
+        mlaDecode(x.q, x.pool, x.table, x.lengths, {
+          Rv,
+          scale,
+          maxLength: T,
+          kernel,
+          subgroupSize: o.subgroupSize,
+          ...more,
+        }).dispose();
+    for (const kernel of kernels) {
+      let layout: Record<string, unknown>;
+      if (kernel === 'tiled') {
+        const SG = o.subgroupSize ?? gpu.adapterInfo.subgroupMinSize!;
+        const p = planMlaTiled({ H, R, Rv, cacheDtype: o.cacheDtype, SG }, maxShared);
+        layout = {
+          SG,
+          blockTokens: p.TT,
+          doubleBuffer: p.doubleBuffer,
+          sharedBytes: p.sharedBytes,
+          chunks: defaultTiledChunks(T, o.batch, p.NG),
+        };
+      } else {
+        const p = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, maxShared);
+        layout = { blockTokens: p.TT, prefetch: p.prefetch, chunks: defaultChunks(T, o.batch, p.TT) };
       }
-      for (const tt of o.sweepBlocks) {
-        const p = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, Number.POSITIVE_INFINITY, tt);
-        if (p.sharedBytes > maxShared) {
-          sweep.push({ context: T, blockTokens: tt, skipped: `needs ${p.sharedBytes} bytes of workgroup memory` });
-          continue;
+      const t = await timeGpu(gpu, call(kernel), o.reps, o.trials);
+      rows.push({
+        context: T,
+        kernel,
+        batch: o.batch,
+        H,
+        R,
+        Rv,
+        cache: o.cacheDtype,
+        ...layout,
+        ...rate(T, t.ms),
+        // No warm-up: timeGpu above just ran this call.
+        kernelsMs: await profileKernels(gpu, call(kernel), 3, { warmUp: false }),
+        timer: t.source,
+      });
+    }
+    if (T === longest) {
+      const kernel = kernels[0];
+      for (const c of o.sweepChunks) {
+        const tc = await timeGpu(gpu, call(kernel, { chunks: c }), o.reps, o.trials);
+        sweep.push({ context: T, kernel, chunks: c, ...rate(T, tc.ms) });
+      }
+      if (kernel === 'tiled') {
+        for (const v of TILED_VARIANTS) {
+          const tv = await timeGpu(gpu, call('tiled', v), o.reps, o.trials);
+          sweep.push({ context: T, kernel, ...v, ...rate(T, tv.ms) });
         }
-        for (const prefetch of [true, false]) {
-          const tb = await timeGpu(gpu, call(undefined, tt, prefetch), o.reps, o.trials);
-          sweep.push({
-            context: T,
-            chunks: defaultChunks(T, o.batch, tt),
-            blockTokens: tt,
-            prefetch,
-            ...rate(T, tb.ms),
-          });
+      }
+      if (kernels.includes('split')) {
+        for (const tt of o.sweepBlocks) {
+          const p = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, Number.POSITIVE_INFINITY, tt);
+          if (p.sharedBytes > maxShared) {
+            sweep.push({ context: T, kernel: 'split', blockTokens: tt, skipped: `needs ${p.sharedBytes} bytes` });
+            continue;
+          }
+          for (const prefetch of [true, false]) {
+            const tb = await timeGpu(gpu, call('split', { blockTokens: tt, prefetch }), o.reps, o.trials);
+            sweep.push({
+              context: T,
+              kernel: 'split',
+              chunks: defaultChunks(T, o.batch, tt),
+              blockTokens: tt,
+              prefetch,
+              ...rate(T, tb.ms),
+            });
+          }
         }
       }
     }
-    if (!check && o.batch * T <= 16384) {
-      // The kernel on this device against the f64-accumulating reference on the same pool bits.
-      const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T });
-      const got = (await out.read()) as Float32Array;
-      out.dispose();
+    if (!checks.length && o.batch * T <= 16384) {
+      // Each kernel on this device against the f64-accumulating reference on the same pool bits.
       const bits = await x.pool.read();
       const pool = o.cacheDtype === 'bf16' ? bf16ArrayToF32(bits as Uint16Array) : (bits as Float32Array);
       const ref = mlaDecodeReference(
@@ -137,23 +188,45 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         (await x.lengths.read()) as Int32Array,
         { B: o.batch, H, R, Rv, pageSize: o.pageSize, maxPages: x.table.shape[1], scale },
       );
-      let maxAbs = 0;
-      let maxRef = 0;
-      for (let i = 0; i < ref.length; i++) {
-        maxAbs = Math.max(maxAbs, Math.abs(got[i] - ref[i]));
-        maxRef = Math.max(maxRef, Math.abs(ref[i]));
+      const runs: [MlaDecodeKernel, Partial<MlaDecodeOptions>][] = kernels.map((k) => [k, {}]);
+      if (kernels.includes('tiled')) for (const v of TILED_VARIANTS) runs.push(['tiled', v]);
+      for (const [kernel, v] of runs) {
+        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, {
+          Rv,
+          scale,
+          maxLength: T,
+          kernel,
+          subgroupSize: o.subgroupSize,
+          ...v,
+        });
+        const got = (await out.read()) as Float32Array;
+        out.dispose();
+        let maxAbs = 0;
+        let maxRef = 0;
+        for (let i = 0; i < ref.length; i++) {
+          maxAbs = Math.max(maxAbs, Math.abs(got[i] - ref[i]));
+          maxRef = Math.max(maxRef, Math.abs(ref[i]));
+        }
+        checks.push({
+          context: T,
+          kernel,
+          ...v,
+          maxAbsErr: maxAbs,
+          relToMax: maxAbs / maxRef,
+          finite: got.every(Number.isFinite),
+        });
       }
-      check = { context: T, maxAbsErr: maxAbs, relToMax: maxAbs / maxRef, finite: got.every(Number.isFinite) };
     }
     for (const t of Object.values(x)) t.dispose();
   }
   return {
     bench: 'mla',
     machine: machine(gpu),
+    subgroupSizes: [gpu.adapterInfo.subgroupMinSize, gpu.adapterInfo.subgroupMaxSize],
     options: o,
     decode: rows,
     sweep,
-    check,
+    checks,
     targets: { note: 'H200, 48B preset (H=32, R=576, Rv=512, bf16): <= 5 ms per layer at 1M context (>= 14 TFLOP/s)' },
   };
 }
@@ -171,8 +244,10 @@ export function registerMlaBench(bench: Command): void {
     .option('--page-size <n>', 'rows per cache page', '64')
     .option('--reps <n>', 'calls per timed trial', '5')
     .option('--trials <n>', 'timed trials (median reported)', '5')
-    .option('--sweep-chunks <n,...>', 'chunks per sequence tried at the largest context', '132,264,528,1056,2112')
-    .option('--sweep-blocks <n,...>', 'rows per block tried at the largest context', '8,16,20,24,28')
+    .option('--kernels <k,...>', 'decode kernels to time: tiled, split', 'tiled,split')
+    .option('--sweep-chunks <n,...>', 'chunks per sequence tried at the largest context (first kernel)', '132,264,528')
+    .option('--sweep-blocks <n,...>', 'split kernel: rows per block tried at the largest context', '')
+    .option('--subgroup-size <n>', 'tiled kernel: subgroup size to compile for if the adapter reports a range')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
     if (opts.cacheDtype !== 'bf16' && opts.cacheDtype !== 'f32') {
@@ -189,8 +264,13 @@ export function registerMlaBench(bench: Command): void {
       pageSize: parseList(opts.pageSize)[0],
       reps: parseList(opts.reps)[0],
       trials: parseList(opts.trials)[0],
-      sweepChunks: parseList(opts.sweepChunks),
-      sweepBlocks: parseList(opts.sweepBlocks),
+      kernels: opts.kernels.split(',').map((k) => {
+        if (k !== 'tiled' && k !== 'split') throw new Error(`--kernels: '${k}' is not tiled or split`);
+        return k;
+      }),
+      sweepChunks: opts.sweepChunks ? parseList(opts.sweepChunks) : [],
+      sweepBlocks: opts.sweepBlocks ? parseList(opts.sweepBlocks) : [],
+      subgroupSize: opts.subgroupSize ? parseList(opts.subgroupSize)[0] : undefined,
     });
     gpu.destroy();
     if (opts.json) return printJson(result);
@@ -199,6 +279,6 @@ export function registerMlaBench(bench: Command): void {
       renderTable(result.decode.map(({ kernelsMs, ...r }) => ({ ...r, kernels: JSON.stringify(kernelsMs) }))),
     );
     if (result.sweep.length) console.log(renderTable(result.sweep));
-    if (result.check) console.log(`check vs reference: ${JSON.stringify(result.check)}`);
+    for (const c of result.checks) console.log(`check vs reference: ${JSON.stringify(c)}`);
   });
 }

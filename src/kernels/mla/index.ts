@@ -4,6 +4,7 @@
  * a page table [B, maxPages] i32 maps each sequence's pages, so sequences of different lengths share
  * one pool without reserving their maximum length.
  */
+import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import { cpu } from '../../tensor/cpuDevice.js';
 import { f32ArrayToBf16 } from '../../tensor/dtype.js';
@@ -17,6 +18,11 @@ import { MERGE_DV, mlaMergeWgsl } from './merge.wgsl.js';
 import { defaultChunks, mlaDecodeKey, planMlaDecode } from './plan.js';
 import { Q_PREP_WG, qPrepWgsl } from './qPrep.wgsl.js';
 import { cacheWriteReference, mlaDecodeReference } from './reference.js';
+import { mlaTiledWgsl } from './decodeTiled.wgsl.js';
+import { defaultTiledChunks, mlaTiledKey, planMlaTiled, tiledSubgroupSize } from './tiledPlan.js';
+
+/** The decode kernels: `tiled` (decodeTiled.wgsl.ts, needs subgroups of a fixed size 8-32), `split` (decode.wgsl.ts). */
+export type MlaDecodeKernel = 'tiled' | 'split';
 
 export interface MlaDecodeOptions {
   /** Value dims (kv_lora_rank): the first Rv of each cached row. */
@@ -31,8 +37,39 @@ export interface MlaDecodeOptions {
   chunks?: number;
   /** Cached rows per block (a multiple of 4); default: the largest that fits the device's workgroup memory. */
   blockTokens?: number;
-  /** Fetch the next block's rows into registers during the current block's math (default true). */
+  /** Split kernel: fetch the next block's rows into registers during the current block's math (default true). */
   prefetch?: boolean;
+  /** Which kernel; default `tiled` where the device has fixed-size subgroups of 8, 16 or 32, else `split`. */
+  kernel?: MlaDecodeKernel;
+  /** Tiled kernel: two row buffers or one (default). */
+  doubleBuffer?: boolean;
+  /** Tiled kernel: overlap S of the next block with O of this one (two row buffers; default off). */
+  pipelined?: boolean;
+  /** Tiled kernel: scores in two passes of 4 tokens (default true: fewer live registers) or one of 8. */
+  sHalves?: boolean;
+  /** Tiled kernel: load the next block's rows during O only (default true) or a whole block ahead. */
+  lateFetch?: boolean;
+  /**
+   * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
+   * kernel writes NaN if the size it runs with differs).
+   */
+  subgroupSize?: number;
+}
+
+/** The kernel `mlaDecode` runs on this device for these options (the split one where tiled cannot). */
+export function mlaDecodeKernelFor(gpu: GpuContext, opts: { kernel?: MlaDecodeKernel }): MlaDecodeKernel {
+  if (opts.kernel === 'split') return 'split';
+  const sg = tiledSubgroupSize(
+    gpu.features.subgroups,
+    gpu.adapterInfo.subgroupMinSize,
+    gpu.adapterInfo.subgroupMaxSize,
+  );
+  if (sg === undefined && opts.kernel === 'tiled') {
+    throw new Error(
+      `mlaDecode: the tiled kernel needs subgroups of one size 8, 16 or 32; this device has subgroups=${gpu.features.subgroups}, sizes ${gpu.adapterInfo.subgroupMinSize}-${gpu.adapterInfo.subgroupMaxSize}`,
+    );
+  }
+  return sg === undefined ? 'split' : 'tiled';
 }
 
 export function mlaDecode(
@@ -69,6 +106,7 @@ export function mlaDecode(
   if (pool.dtype !== 'f32' && pool.dtype !== 'bf16') {
     throw new Error(`mlaDecode: cache pool must be f32 or bf16, got ${pool.dtype}`);
   }
+  if (mlaDecodeKernelFor(gpu, opts) === 'tiled') return tiledDecode(gpu, qFull, pool, pageTable, lengths, opts);
   const maxShared = gpu.limits.maxComputeWorkgroupStorageSize;
   const base = planMlaDecode({ H, R, Rv, cacheDtype: pool.dtype }, maxShared, opts.blockTokens, opts.prefetch);
   // vec4 pool loads need the binding to start on a 16-byte boundary.
@@ -102,6 +140,80 @@ export function mlaDecode(
     tensors: [qT, pool, pageTable, lengths, partial],
     params: new Params().u32(maxPages, pageSize, chunks, chunkLen),
     workgroups: [chunks, B],
+  });
+  const out = gpu.empty([B, H, Rv]);
+  gpu.dispatch({
+    kernel: { name: 'mla_merge', key: `mla_merge_h${H}_rv${Rv}`, code: () => mlaMergeWgsl(H, Rv) },
+    tensors: [partial, out],
+    params: new Params().u32(chunks, 0, 0, 0),
+    workgroups: [H, B, Math.ceil(Rv / MERGE_DV)],
+  });
+  q.dispose();
+  qT.dispose();
+  partial.dispose();
+  return out;
+}
+
+function tiledSubgroupSizeOf(gpu: GpuContext, opts: { subgroupSize?: number }): number | undefined {
+  const { subgroupMinSize: min, subgroupMaxSize: max } = gpu.adapterInfo;
+  const forced = opts.subgroupSize;
+  return forced === undefined
+    ? tiledSubgroupSize(gpu.features.subgroups, min, max)
+    : tiledSubgroupSize(gpu.features.subgroups, forced, forced);
+}
+
+function tiledDecode(
+  gpu: GpuContext,
+  qFull: Tensor,
+  pool: Tensor,
+  pageTable: Tensor,
+  lengths: Tensor,
+  opts: MlaDecodeOptions,
+): Tensor {
+  const [B, H, R] = qFull.shape;
+  const { Rv, scale } = opts;
+  const SG = tiledSubgroupSizeOf(gpu, opts)!;
+  const pageSize = pool.shape[1];
+  const pageShift = (pageSize & (pageSize - 1)) === 0 ? Math.log2(pageSize) : 32;
+  const dtype = pool.dtype as 'f32' | 'bf16';
+  // vec4 pool loads need the binding to start on a 16-byte boundary.
+  const vecAligned = (pool.offset * (dtype === 'bf16' ? 2 : 4)) % 16 === 0;
+  const plan = planMlaTiled({ H, R, Rv, cacheDtype: dtype, SG }, gpu.limits.maxComputeWorkgroupStorageSize, {
+    vecAligned,
+    doubleBuffer: opts.doubleBuffer,
+    pipelined: opts.pipelined,
+    sHalves: opts.sHalves,
+    lateFetch: opts.lateFetch,
+  });
+  const maxLen = Math.max(1, opts.maxLength);
+  const wanted = opts.chunks ?? defaultTiledChunks(maxLen, B, plan.NG);
+  if (!Number.isInteger(wanted) || wanted < 1)
+    throw new Error(`mlaDecode: chunks must be a positive integer, got ${wanted}`);
+  const chunkLen = Math.ceil(maxLen / wanted / plan.TT) * plan.TT;
+  const chunks = Math.ceil(maxLen / chunkLen);
+  if (chunks > gpu.limits.maxComputeWorkgroupsPerDimension) {
+    throw new Error(
+      `mlaDecode: ${chunks} chunks per sequence exceed this device's ${gpu.limits.maxComputeWorkgroupsPerDimension} workgroups per dimension: pass fewer chunks`,
+    );
+  }
+  const q = contiguous(qFull);
+  const qT = gpu.empty([B, R, plan.HP]);
+  const nq = B * R * (plan.HP / 4);
+  gpu.dispatch({
+    kernel: { name: 'mla_q_prep', key: `mla_q_prep_h${H}_r${R}_hp${plan.HP}`, code: () => qPrepWgsl(H, R, plan.HP) },
+    tensors: [q, qT],
+    params: new Params()
+      .u32(nq)
+      .f32(scale * Math.LOG2E)
+      .u32(0, 0),
+    workgroups: grid1d(nq, Q_PREP_WG),
+  });
+  const partial = gpu.empty([B, chunks, H, Rv + 2]);
+  gpu.dispatch({
+    kernel: { name: 'mla_decode_tiled', key: mlaTiledKey(plan), code: () => mlaTiledWgsl(plan) },
+    tensors: [qT, pool, pageTable, lengths, partial],
+    params: new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, 0, 0, 0),
+    workgroups: [chunks, B, plan.NG],
   });
   const out = gpu.empty([B, H, Rv]);
   gpu.dispatch({

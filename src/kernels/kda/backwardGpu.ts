@@ -12,14 +12,15 @@ import { chunkBK, stateBK, stateBV } from './chunk.wgsl.js';
 import type { GpuGrads, GpuProblem, KdaInputs, LayerParams } from './gpu.js';
 import { dispatchPrep, dispatchPrepBackward } from './prep.js';
 import { cuTensor } from './slots.js';
+import { dqkwBK, dqkwKey, dqkwTiledFits, dqkwTiledWgsl } from './dqkw.wgsl.js';
 import { dstateKey, dstatePreWgsl, dstateSeqWgsl, dstateSplitFits, preBV, seqBV } from './dstateSplit.wgsl.js';
 import { zerosF32 } from './zeros.js';
 
 /**
  * Test and bench switches: `legacyDstate` runs the single-kernel backward state pass even where the split
- * fits; `seqBV` forces the value-tile width of the split's sequential pass (a divisor of V that fits).
+ * fits; `legacyDqkw` the scalar dqkw kernel instead of the register-tiled one (dqkw.wgsl.ts); `seqBV` forces the value-tile width of the split's sequential pass (a divisor of V that fits).
  */
-export const kdaBackwardTuning: { legacyDstate?: boolean; seqBV?: number } = {};
+export const kdaBackwardTuning: { legacyDstate?: boolean; seqBV?: number; legacyDqkw?: boolean } = {};
 
 function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
   if (!src) return zerosF32(gpu, [p.N, p.H, p.K, p.V]);
@@ -98,11 +99,14 @@ export function dispatchBackward(
   const dgc = gpu.empty([Ttot, H, K]);
   const dW = gpu.empty([Ttot, H, K]);
   for (const [gi, gr] of saved.groups.entries()) {
+    const tiled = !kdaBackwardTuning.legacyDqkw && dqkwTiledFits(v);
     gpu.dispatch({
-      kernel: { name: 'kda_bwd_dqkw', key: bwdKey('kda_bwd_dqkw', v), code: () => dqkwWgsl(v) },
+      kernel: tiled
+        ? { name: 'kda_bwd_dqkw', key: dqkwKey(v), code: () => dqkwTiledWgsl(v) }
+        : { name: 'kda_bwd_dqkw', key: bwdKey('kda_bwd_dqkw', v), code: () => dqkwWgsl(v) },
       tensors: [cu, q, k, saved.gc, saved.h[gi], dh[gi], dO, dVp, saved.Vp, dq, dk, dgc, dW],
       params: groupParams(p, o.scale, gr),
-      workgroups: [NS, K / chunkBK(K), gr.HB],
+      workgroups: [NS, K / (tiled ? dqkwBK(K) : chunkBK(K)), gr.HB],
     });
   }
 

@@ -1,12 +1,13 @@
 /**
  * The split backward state pass (dstateSplit.wgsl.ts: a parallel pass for A_qk^T dO and Qg^T dO, then the
  * sequential recurrence with prefetch) and the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16 and 32 here
- * give its 64- and 128-thread forms, kda-consistency's K = 64 and 128 the 256-thread one of the H200)
+ * give its 64- and 128-thread forms, kda-consistency's K = 64 and 128 the 256-thread one of the H200) and
+ * the vec4 UT-transform backward (ut.wgsl.ts; column tiles of 16 inside K, inside V, and partly past K + V)
  * against the plain-TS chunked backward, at awkward lengths (a single
  * token, a partial only chunk, one token short of and past a whole chunk, three chunks with a short last
  * one), both branches of the sequential kernel (one G row per thread at K = 16, value tile 8; vec4 groups of
  * 4 rows at K = 32, value tile 32, as on the H200 at K = 128, tile 16), the scalar gate and a
- * varlen batch with an empty sequence. The old dstate and dqkw kernels, forced, must agree too. Gradients 3e-3
+ * varlen batch with an empty sequence. The old dstate, dqkw and ut kernels, forced, must agree too. Gradients 3e-3
  * relative to max |value| (the chunked tolerance of the other KDA tests).
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,6 +22,7 @@ afterEach(() => {
   kdaBackwardTuning.legacyDstate = undefined;
   kdaBackwardTuning.seqBV = undefined;
   kdaBackwardTuning.legacyDqkw = undefined;
+  kdaBackwardTuning.legacyUt = undefined;
 });
 
 interface Case {
@@ -43,7 +45,7 @@ const cases: Case[] = [
 
 describe('kda backward: split state pass = chunked reference', () => {
   for (const c of cases) {
-    const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate and dqkw kernels (forced)' : ''}`;
+    const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate, dqkw and ut kernels (forced)' : ''}`;
     it.skipIf(!hasGpu)(
       name,
       async () => {
@@ -60,6 +62,7 @@ describe('kda backward: split state pass = chunked reference', () => {
         kdaBackwardTuning.seqBV = c.bv;
         kdaBackwardTuning.legacyDstate = c.legacy;
         kdaBackwardTuning.legacyDqkw = c.legacy;
+        kdaBackwardTuning.legacyUt = c.legacy;
         const r = randomCase(T * 13 + K + V + N, T, H, K, V, GK);
         const S0 = new Rng(T + 3).normalArray(N * H * K * V, 0.5);
         const dS = new Rng(T + 4).normalArray(N * H * K * V);

@@ -36,26 +36,33 @@ export interface KdaBenchOptions {
   skipBackward: boolean;
   /** Also time each kernel of the forward and forward+backward (one profiled repetition per T). */
   profile?: boolean;
-  /** Backward with the old single-kernel state pass instead of the split one (backwardGpu.ts). */
-  bwdLegacyDstate?: boolean;
+  /** Backward with the old kernels (single-kernel state pass, scalar dqkw and UT backward; backwardGpu.ts). */
+  bwdLegacy?: boolean;
   /**
-   * Also check, on this device, the backward with the split state pass against the old single-kernel one at
+   * Also check, on this device, the backward with the new kernels (split state pass, tiled dqkw and UT
+   * backward) against the old ones at
    * d, H=2, T=200 (a geometry lavapipe's 32 KiB of workgroup memory cannot run): max |difference| / max |old|
    * per gradient.
    */
   bwdCheck?: boolean;
 }
 
-async function backwardSplitCheck(dev: Device, d: number): Promise<Record<string, number>> {
+function setLegacy(on: boolean | undefined): void {
+  kdaBackwardTuning.legacyDstate = on;
+  kdaBackwardTuning.legacyDqkw = on;
+  kdaBackwardTuning.legacyUt = on;
+}
+
+async function backwardNewVsOldCheck(dev: Device, d: number): Promise<Record<string, number>> {
   const [T, H] = [200, 2];
   const x = inputs(dev, 1, T, H, d, 31);
   const S0 = randomUniform(dev, [1, H, d, d], { seed: 37, lo: -0.5, hi: 0.5 });
   const dO = randomUniform(dev, [1, T, H, d], { seed: 38 });
   const dS = randomUniform(dev, [1, H, d, d], { seed: 39 });
   const run = async (legacy: boolean) => {
-    kdaBackwardTuning.legacyDstate = legacy;
+    setLegacy(legacy);
     const gr = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, dO, { initialState: S0, dS });
-    kdaBackwardTuning.legacyDstate = undefined;
+    setLegacy(undefined);
     const out: Record<string, Float32Array> = {};
     for (const [name, t] of Object.entries(gr)) if (t) out[name] = await (t as Tensor).toFloat32();
     disposeAll(gr.dq, gr.dk, gr.dv, gr.dg, gr.dbeta, gr.dS0);
@@ -106,7 +113,7 @@ function disposeAll(...ts: (Tensor | undefined)[]): void {
 
 export async function benchKda(dev: Device, o: KdaBenchOptions) {
   const chunked: Record<string, unknown>[] = [];
-  kdaBackwardTuning.legacyDstate = o.bwdLegacyDstate;
+  setLegacy(o.bwdLegacy);
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -160,8 +167,8 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     }
     disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
   }
-  kdaBackwardTuning.legacyDstate = undefined;
-  const splitCheck = o.bwdCheck ? await backwardSplitCheck(dev, o.d) : undefined;
+  setLegacy(undefined);
+  const newVsOld = o.bwdCheck ? await backwardNewVsOldCheck(dev, o.d) : undefined;
 
   const decode: Record<string, unknown>[] = [];
   const Hd = o.decodeHeads;
@@ -199,7 +206,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
     chunked,
-    ...(splitCheck ? { backwardSplitVsOld: splitCheck } : {}),
+    ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     decode,
     targets: {
       note: 'H200 targets: forward T=32768 <= 5.0 ms, fwd+bwd <= 25 ms, decode batch 64 <= 87 us, batch 1 < 60 us',
@@ -225,8 +232,8 @@ export function registerKdaBench(bench: Command): void {
     .option('--trials <n>', 'timed trials (median reported)', '5')
     .option('--skip-backward', 'chunked forward only')
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
-    .option('--bwd-legacy-dstate', 'backward with the old single-kernel state pass (default: the split one)')
-    .option('--bwd-check', 'also compare the split backward state pass with the old one on this device (T=200, H=2)')
+    .option('--bwd-legacy', 'backward with the old dstate, dqkw and ut kernels (default: the new ones)')
+    .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
@@ -236,7 +243,7 @@ export function registerKdaBench(bench: Command): void {
           json?: boolean;
           skipBackward?: boolean;
           profile?: boolean;
-          bwdLegacyDstate?: boolean;
+          bwdLegacy?: boolean;
           bwdCheck?: boolean;
         },
     ) => {
@@ -256,7 +263,7 @@ export function registerKdaBench(bench: Command): void {
         profile: !!opts.profile,
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
         decodeScalar: !!opts.decodeScalar,
-        bwdLegacyDstate: !!opts.bwdLegacyDstate,
+        bwdLegacy: !!opts.bwdLegacy,
         bwdCheck: !!opts.bwdCheck,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -12,15 +12,21 @@ import { chunkBK, stateBK, stateBV } from './chunk.wgsl.js';
 import type { GpuGrads, GpuProblem, KdaInputs, LayerParams } from './gpu.js';
 import { dispatchPrep, dispatchPrepBackward } from './prep.js';
 import { cuTensor } from './slots.js';
+import { utKey, utTiledWgsl } from './ut.wgsl.js';
 import { dqkwBK, dqkwKey, dqkwTiledFits, dqkwTiledWgsl } from './dqkw.wgsl.js';
 import { dstateKey, dstatePreWgsl, dstateSeqWgsl, dstateSplitFits, preBV, seqBV } from './dstateSplit.wgsl.js';
 import { zerosF32 } from './zeros.js';
 
 /**
  * Test and bench switches: `legacyDstate` runs the single-kernel backward state pass even where the split
- * fits; `legacyDqkw` the scalar dqkw kernel instead of the register-tiled one (dqkw.wgsl.ts); `seqBV` forces the value-tile width of the split's sequential pass (a divisor of V that fits).
+ * fits; `legacyDqkw` the scalar dqkw kernel instead of the register-tiled one (dqkw.wgsl.ts); `legacyUt` the scalar UT-backward kernel instead of ut.wgsl.ts's; `seqBV` forces the value-tile width of the split's sequential pass (a divisor of V that fits).
  */
-export const kdaBackwardTuning: { legacyDstate?: boolean; seqBV?: number; legacyDqkw?: boolean } = {};
+export const kdaBackwardTuning: {
+  legacyDstate?: boolean;
+  seqBV?: number;
+  legacyDqkw?: boolean;
+  legacyUt?: boolean;
+} = {};
 
 function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
   if (!src) return zerosF32(gpu, [p.N, p.H, p.K, p.V]);
@@ -114,7 +120,9 @@ export function dispatchBackward(
   const dbeta = gpu.empty(x.beta.shape);
   const dA = saved.Aqk; // A_qk is not read after the dstate pass: its buffer takes dA.
   gpu.dispatch({
-    kernel: { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) },
+    kernel: kdaBackwardTuning.legacyUt
+      ? { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) }
+      : { name: 'kda_bwd_ut', key: utKey(v), code: () => utTiledWgsl(v) },
     tensors: [cu, saved.T, saved.W, saved.U, dW, dVp, beta, vv, k, saved.gc, dk, dgc, dv, dbeta, dA],
     params,
     workgroups: [NS, H],

@@ -93,8 +93,10 @@ export function dstatePreWgsl(v: DstateVariant): string {
   const K4 = K / 4;
   const IB = PRE_IB;
   if (K % 16 !== 0 || BV === 0) throw new Error(`kda dstate pre: K=${K}, V=${V} do not tile`);
-  const fma4 = (acc: string, base: string, x: string) =>
-    [0, 1, 2, 3].map((i) => `${acc}[${base} + ${i}u] += ${x}.${'xyzw'[i]} * o;`).join('\n          ');
+  // Straight-line code with constant accumulator indices (registers whether or not the driver unrolls).
+  const fma4 = (acc: string, base: number, x: string) =>
+    [0, 1, 2, 3].map((i) => `${acc}[${base + i}] += ${x}.${'xyzw'[i]} * o;`).join('\n        ');
+  const unrolled = (n: number, f: (m: number) => string) => Array.from({ length: n }, (_, m) => f(m)).join('\n      ');
   return /* wgsl */ `
 ${bindings(GROUP_PARAMS, ['cu: i32', 'q', 'gcB', 'Aqk', 'dO'], ['dh', 'dVp'])}
 ${LOCATE}
@@ -140,14 +142,20 @@ ${computeMain(wg)}
       let o = os[i * ${CG}u + cg];
       // R[r] += Qg[i, r] dO[i] for rows r = KR rg ..; dVpre[j] += A_qk[i, j] dO[i] for rows j = VR rg ..
       // (A_qk is 0 for j > i).
-      for (var a4 = 0u; a4 < ${KR / 4}u; a4++) {
-        let x = qs[i * ${K4}u + rg * ${KR / 4}u + a4];
-        ${fma4('racc', 'a4 * 4u', 'x')}
-      }
-      for (var a4 = 0u; a4 < ${VR / 4}u; a4++) {
-        let x = as4[i * 16u + rg * ${VR / 4}u + a4];
-        ${fma4('vacc', 'a4 * 4u', 'x')}
-      }
+      ${unrolled(
+        KR / 4,
+        (a4) => `{
+        let x = qs[i * ${K4}u + rg * ${KR / 4}u + ${a4}u];
+        ${fma4('racc', a4 * 4, 'x')}
+      }`,
+      )}
+      ${unrolled(
+        VR / 4,
+        (a4) => `{
+        let x = as4[i * 16u + rg * ${VR / 4}u + ${a4}u];
+        ${fma4('vacc', a4 * 4, 'x')}
+      }`,
+      )}
     }
   }
   let hbase = (slot * p.HB + hb) * ${K * V}u + vt * ${BV}u + cg * 4u;

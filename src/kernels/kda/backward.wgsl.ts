@@ -21,6 +21,8 @@
  * Kernels 1-3 here are the fallbacks / references of faster versions in their own files, which run by
  * default where their geometry fits (backwardGpu.ts): dstateSplit.wgsl.ts (the state pass split into a
  * parallel and a prefetching sequential part), dqkw.wgsl.ts and ut.wgsl.ts (register tiles, vec4 operands).
+ * (Tried on the H200 and reverted: the pair pass with straight-line per-row steps and its final reverse
+ * cumsum through workgroup memory, 13.3 vs 11.7 ms at T=32768.)
  */
 import { chunkBK } from './chunk.wgsl.js';
 import {
@@ -399,26 +401,6 @@ export function pairsBK(K: number): number {
   return Math.min(K, 16);
 }
 
-/**
- * WGSL: the pair terms of row x = rg + m NRG with row t (see pairsWgsl), for one constant m. Generated once
- * per m (straight-line code, constant array indices) so that the per-row accumulators can stay in registers
- * whether or not the driver unrolls a loop over m.
- */
-function pairStep(m: number, NRG: number, M0: number): string {
-  return `      {
-        let x = rg + ${m * NRG}u;
-        let e = exp(-abs(xs[${m}].z - gt_));
-        let mTX = sm[${M0}u + t * 64u + x];
-        let mXT = sm[${M0}u + x * 64u + t];
-        let ek = e * kt_;
-        aQ[${m}] += select(0.0, mTX, t <= x) * ek;
-        sK[${m}] += select(0.0, mXT, t < x) * ek;
-        bK[${m}] += (select(0.0, mXT, t >= x) * qt_ + select(0.0, mTX, t > x) * bkt) * e;
-      }`;
-}
-
-const unrolled = (n: number, f: (m: number) => string) => Array.from({ length: n }, (_, m) => f(m)).join('\n');
-
 export function pairsWgsl(v: BackwardVariant): string {
   const { K, V, GK } = v;
   const BK = pairsBK(K);
@@ -432,9 +414,7 @@ export function pairsWgsl(v: BackwardVariant): string {
   const G0 = Q0 + 64 * BK;
   // dO / V' tile rows are read 4 apart across lanes: row stride BVt + 1.
   const BVP = BVt + 1;
-  // Channels per step of the final reverse cumsum (through workgroup memory).
-  const CK = [64, 32, 16, 8, 4, 2, 1].find((c) => c <= K && K % c === 0)!;
-  const size = Math.max(G0 + 64 * BK, 2 * 64 * BVP, 64 * CK);
+  const size = Math.max(G0 + 64 * BK, 2 * 64 * BVP);
   return /* wgsl */ `
 ${chunkHeader(GK, ['cu: i32', 'q', 'k', 'gcB', 'beta', 'dO', 'Vp', 'dA'], ['dq', 'dk', 'dgc', 'dbeta', 'dg'])}
 // M [64][64]: dA (gradient of Diag(beta) A_kk) below the diagonal, dA_qk transposed on and above it.
@@ -514,7 +494,16 @@ ${computeMain(WG)}
       let qt_ = sm[${Q0}u + t * ${BK}u + r0];
       let gt_ = sm[${G0}u + t * ${BK}u + r0];
       let bkt = bsh[t] * kt_;
-${unrolled(R, (m) => pairStep(m, NRG, M0))}
+      for (var m = 0u; m < ${R}u; m++) {
+        let x = rg + m * ${NRG}u;
+        let e = exp(-abs(xs[m].z - gt_));
+        let mTX = sm[${M0}u + t * 64u + x];
+        let mXT = sm[${M0}u + x * 64u + t];
+        let ek = e * kt_;
+        aQ[m] += select(0.0, mTX, t <= x) * ek;
+        sK[m] += select(0.0, mXT, t < x) * ek;
+        bK[m] += (select(0.0, mXT, t >= x) * qt_ + select(0.0, mTX, t > x) * bkt) * e;
+      }
     }
     for (var m = 0u; m < ${R}u; m++) {
       let x = rg + m * ${NRG}u;
@@ -561,22 +550,12 @@ ${
       dg[(t0 + i) * H + h] = acc;
     }
   }`
-    : `  // ${CK} channels at a time: the chunk's dgc rows are copied to workgroup memory in parallel, then one
-  // thread per channel scans them (a scan over global memory waits a load latency per row).
-  for (var k0 = 0u; k0 < ${K}u; k0 += ${CK}u) {
-    workgroupBarrier();
-    for (var e = lid; e < ${64 * CK}u; e += ${WG}u) {
-      let i = e / ${CK}u;
-      sm[e] = select(0.0, dgc[((t0 + min(i, L - 1u)) * H + h) * ${K}u + k0 + e % ${CK}u], i < L);
-    }
-    workgroupBarrier();
-    if (lid < ${CK}u) {
-      var acc = 0.0;
-      for (var ii = 0u; ii < L; ii++) {
-        let i = L - 1u - ii;
-        acc += sm[i * ${CK}u + lid];
-        dg[((t0 + i) * H + h) * ${K}u + k0 + lid] = acc;
-      }
+    : `  for (var r = lid; r < ${K}u; r += ${WG}u) {
+    var acc = 0.0;
+    for (var ii = 0u; ii < L; ii++) {
+      let idx = ((t0 + L - 1u - ii) * H + h) * ${K}u + r;
+      acc += dgc[idx];
+      dg[idx] = acc;
     }
   }`
 }

@@ -10,7 +10,9 @@
  * 4 x 4 accumulator tiles (vec4 over the state rows). The sum over V runs in steps of 16 value columns with
  * S^T, G^T [16][BK] and dO^T, dV'^T, V'^T [16][64] in workgroup memory as vec4 rows: per column 5 vec4 reads
  * feed 48 FMAs (the scalar kernel read 5 scalars for 3). The transposed tiles are written component-wise
- * from coalesced global reads; their rows are padded by one vec4 so those writes spread over the banks.
+ * from vec4 global reads; their rows are padded by one vec4 so those writes spread over the banks. The next
+ * step's global reads are issued into registers before this step's products (at most one wait on memory
+ * per step).
  * The dgc[last] sums are reduced in workgroup memory before any store, so every output element is written
  * once, by one thread (no read-modify-write of global memory in this pass).
  */
@@ -43,8 +45,65 @@ export function dqkwTiledWgsl(v: DqkwVariant): string {
   const BV = Math.min(V, 16);
   const SP = CG + 1; // padded row of the S^T / G^T tiles (vec4)
   const OP = 17; // padded row of the dO^T / dV'^T / V'^T tiles (vec4)
+  const BV4 = BV / 4;
+  // vec4 global loads per thread and step: S and G tiles (PS each), dO, dV', V' tiles (PD each).
+  const PS = Math.ceil((BK * BV4) / wg);
+  const PD = Math.ceil((64 * BV4) / wg);
+  const guard = (n: number, per: number, body: string) => (per * wg === n ? body : `if (e < ${n}u) { ${body} }`);
+  // The next step's operands go to registers while this step computes (one wait on memory per step at most).
+  const fetch = (v0: string) => `for (var m = 0u; m < ${PS}u; m++) {
+      let e = lid + m * ${wg}u;
+      ${guard(
+        BK * BV4,
+        PS,
+        `let g4 = (sb + (e / ${BV4}u) * ${V}u + ${v0}) / 4u + e % ${BV4}u;
+      sr[m] = hB[g4];
+      gr[m] = dh[g4];`,
+      )}
+    }
+    for (var m = 0u; m < ${PD}u; m++) {
+      let e = lid + m * ${wg}u;
+      ${guard(
+        64 * BV4,
+        PD,
+        `let i = e / ${BV4}u;
+      let i4 = (((t0 + min(i, L - 1u)) * H + h) * ${V}u + ${v0}) / 4u + e % ${BV4}u;
+      let ok = i < L;
+      orr[m] = select(vec4<f32>(0.0), dO[i4], ok);
+      er[m] = select(vec4<f32>(0.0), dVp[i4], ok);
+      pr[m] = select(vec4<f32>(0.0), Vp[i4], ok);`,
+      )}
+    }`;
+  // Transposed into workgroup memory, component by component (column c = 4 (e % BV4) + x).
+  const comps = (dst: string, P: string, src: string, row: string) =>
+    [0, 1, 2, 3]
+      .map((x) => `${dst}[(c4 + ${x}u) * ${P}u + ${row} / 4u][${row} % 4u] = ${src}.${'xyzw'[x]};`)
+      .join('\n        ');
+  const toShared = `for (var m = 0u; m < ${PS}u; m++) {
+      let e = lid + m * ${wg}u;
+      ${guard(
+        BK * BV4,
+        PS,
+        `let c4 = (e % ${BV4}u) * 4u;
+      let r = e / ${BV4}u;
+        ${comps('st', `${SP}`, 'sr[m]', 'r')}
+        ${comps('gt', `${SP}`, 'gr[m]', 'r')}`,
+      )}
+    }
+    for (var m = 0u; m < ${PD}u; m++) {
+      let e = lid + m * ${wg}u;
+      ${guard(
+        64 * BV4,
+        PD,
+        `let c4 = (e % ${BV4}u) * 4u;
+      let i = e / ${BV4}u;
+        ${comps('ot', `${OP}`, 'orr[m]', 'i')}
+        ${comps('et', `${OP}`, 'er[m]', 'i')}
+        ${comps('pt', `${OP}`, 'pr[m]', 'i')}`,
+      )}
+    }`;
   return /* wgsl */ `
-${bindings(GROUP_PARAMS, ['cu: i32', 'q', 'k', 'gcB', 'hB', 'dh', 'dO', 'dVp', 'Vp'], ['dq', 'dk', 'dgc', 'dW'])}
+${bindings(GROUP_PARAMS, ['cu: i32', 'q', 'k', 'gcB', 'hB: vec4<f32>', 'dh: vec4<f32>', 'dO: vec4<f32>', 'dVp: vec4<f32>', 'Vp: vec4<f32>'], ['dq', 'dk', 'dgc', 'dW'])}
 ${LOCATE}
 ${gcAtFn(GK)}
 var<workgroup> st: array<vec4<f32>, ${BV * SP}>;
@@ -70,24 +129,17 @@ ${computeMain(wg)}
     aK[a] = vec4<f32>(0.0);
   }
   var gs = vec4<f32>(0.0);
+  var sr: array<vec4<f32>, ${PS}>;
+  var gr: array<vec4<f32>, ${PS}>;
+  var orr: array<vec4<f32>, ${PD}>;
+  var er: array<vec4<f32>, ${PD}>;
+  var pr: array<vec4<f32>, ${PD}>;
+  ${fetch('0u')}
   for (var v0 = 0u; v0 < ${V}u; v0 += ${BV}u) {
     workgroupBarrier();
-    // Lanes take consecutive value columns: the global reads are rows of ${BV} consecutive floats.
-    for (var e = lid; e < ${BK * BV}u; e += ${wg}u) {
-      let c = e % ${BV}u;
-      let r = e / ${BV}u;
-      let g = sb + r * ${V}u + v0 + c;
-      st[c * ${SP}u + r / 4u][r % 4u] = hB[g];
-      gt[c * ${SP}u + r / 4u][r % 4u] = dh[g];
-    }
-    for (var e = lid; e < ${64 * BV}u; e += ${wg}u) {
-      let c = e % ${BV}u;
-      let i = e / ${BV}u;
-      let idx = ((t0 + min(i, L - 1u)) * H + h) * ${V}u + v0 + c;
-      let ok = i < L;
-      ot[c * ${OP}u + i / 4u][i % 4u] = select(0.0, dO[idx], ok);
-      et[c * ${OP}u + i / 4u][i % 4u] = select(0.0, dVp[idx], ok);
-      pt[c * ${OP}u + i / 4u][i % 4u] = select(0.0, Vp[idx], ok);
+    ${toShared}
+    if (v0 + ${BV}u < ${V}u) {
+      ${fetch(`v0 + ${BV}u`)}
     }
     workgroupBarrier();
     for (var c = 0u; c < ${BV}u; c++) {

@@ -43,7 +43,7 @@ const cases: Case[] = [
   { lens: [5, 70, 0, 58], H: 2, K: 16, V: 8, GK: 16, legacy: true },
 ];
 
-describe('kda backward: split state pass = chunked reference', () => {
+describe('kda backward kernels (split state pass, tiled dqkw and ut, pairs) = chunked reference', () => {
   for (const c of cases) {
     const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate, dqkw and ut kernels (forced)' : ''}`;
     it.skipIf(!hasGpu)(

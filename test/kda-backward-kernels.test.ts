@@ -1,14 +1,17 @@
 /**
- * The split backward state pass (dstateSplit.wgsl.ts: a parallel pass for A_qk^T dO and Qg^T dO, then the
- * sequential recurrence with prefetch) and the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16 and 32 here
- * give its 64- and 128-thread forms, kda-consistency's K = 64 and 128 the 256-thread one of the H200) and
- * the vec4 UT-transform backward (ut.wgsl.ts; column tiles of 16 inside K, inside V, and partly past K + V)
- * against the plain-TS chunked backward, at awkward lengths (a single
- * token, a partial only chunk, one token short of and past a whole chunk, three chunks with a short last
- * one), both branches of the sequential kernel (one G row per thread at K = 16, value tile 8; vec4 groups of
- * 4 rows at K = 32, value tile 32, as on the H200 at K = 128, tile 16), the scalar gate and a
- * varlen batch with an empty sequence. The old dstate, dqkw and ut kernels, forced, must agree too. Gradients 3e-3
- * relative to max |value| (the chunked tolerance of the other KDA tests).
+ * The backward kernels that run by default on the GPU, against the plain-TS chunked backward
+ * (kdaChunkBackwardReference): the split state pass (dstateSplit.wgsl.ts: a parallel pass for A_qk^T dO and
+ * Qg^T dO, then the prefetching sequential recurrence), the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16
+ * and 32 here give its 64- and 128-thread forms, kda-consistency's K = 64 and 128 the 256-thread one the
+ * H200 runs), the vec4 UT-transform backward (ut.wgsl.ts; column tiles inside K, inside V and partly past
+ * K + V) and the pair pass with loads ahead of use (backward.wgsl.ts).
+ * Lengths: a single token, a partial only chunk, one token short of and one past a whole chunk, three chunks
+ * with a short last one; both branches of the sequential kernel (one G row per thread at K = 16, value tile
+ * 8; vec4 groups of 4 rows at K = 32, tile 32, as on the H200 at K = 128, tile 16); the scalar gate; a varlen
+ * batch with an empty sequence. The old dstate, dqkw and ut kernels, forced, must agree too. Gradients within
+ * 3e-3 relative to max |value| (the chunked tolerance of the other KDA tests). The H200's own geometry
+ * (K = 128 with 48 KiB of workgroup memory) does not fit lavapipe: `bench kda --bwd-check` compares new and
+ * old kernels there.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { kdaBackwardTuning } from '../src/kernels/kda/backwardGpu.js';

@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import type { GpuContext } from '../gpu/context.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentSlots } from '../kernels/kda/index.js';
+import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
@@ -35,6 +36,52 @@ export interface KdaBenchOptions {
   skipBackward: boolean;
   /** Also time each kernel of the forward and forward+backward (one profiled repetition per T). */
   profile?: boolean;
+  /** Backward with the old kernels (single-kernel state pass, scalar dqkw and UT backward; backwardGpu.ts). */
+  bwdLegacy?: boolean;
+  /**
+   * Also check, on this device, the backward with the new kernels (split state pass, tiled dqkw and UT
+   * backward) against the old ones at
+   * d, H=2, T=200 (a geometry lavapipe's 32 KiB of workgroup memory cannot run): max |difference| / max |old|
+   * per gradient.
+   */
+  bwdCheck?: boolean;
+}
+
+function setLegacy(on: boolean | undefined): void {
+  kdaBackwardTuning.legacyDstate = on;
+  kdaBackwardTuning.legacyDqkw = on;
+  kdaBackwardTuning.legacyUt = on;
+}
+
+async function backwardNewVsOldCheck(dev: Device, d: number): Promise<Record<string, number>> {
+  const [T, H] = [200, 2];
+  const x = inputs(dev, 1, T, H, d, 31);
+  const S0 = randomUniform(dev, [1, H, d, d], { seed: 37, lo: -0.5, hi: 0.5 });
+  const dO = randomUniform(dev, [1, T, H, d], { seed: 38 });
+  const dS = randomUniform(dev, [1, H, d, d], { seed: 39 });
+  const run = async (legacy: boolean) => {
+    setLegacy(legacy);
+    const gr = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, dO, { initialState: S0, dS });
+    setLegacy(undefined);
+    const out: Record<string, Float32Array> = {};
+    for (const [name, t] of Object.entries(gr)) if (t) out[name] = await (t as Tensor).toFloat32();
+    disposeAll(gr.dq, gr.dk, gr.dv, gr.dg, gr.dbeta, gr.dS0);
+    return out;
+  };
+  const a = await run(false);
+  const b = await run(true);
+  const rel: Record<string, number> = {};
+  for (const name of Object.keys(b)) {
+    let m = 0;
+    let diff = 0;
+    for (let i = 0; i < b[name].length; i++) {
+      m = Math.max(m, Math.abs(b[name][i]));
+      diff = Math.max(diff, Math.abs(a[name][i] - b[name][i]));
+    }
+    rel[name] = diff / (m || 1);
+  }
+  disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
+  return rel;
 }
 
 function inputs(dev: Device, B: number, T: number, H: number, d: number, seed: number) {
@@ -66,6 +113,7 @@ function disposeAll(...ts: (Tensor | undefined)[]): void {
 
 export async function benchKda(dev: Device, o: KdaBenchOptions) {
   const chunked: Record<string, unknown>[] = [];
+  setLegacy(o.bwdLegacy);
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -119,6 +167,8 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     }
     disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
   }
+  setLegacy(undefined);
+  const newVsOld = o.bwdCheck ? await backwardNewVsOldCheck(dev, o.d) : undefined;
 
   const decode: Record<string, unknown>[] = [];
   const Hd = o.decodeHeads;
@@ -156,6 +206,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
     chunked,
+    ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     decode,
     targets: {
       note: 'H200 targets: forward T=32768 <= 5.0 ms, fwd+bwd <= 25 ms, decode batch 64 <= 87 us, batch 1 < 60 us',
@@ -181,11 +232,20 @@ export function registerKdaBench(bench: Command): void {
     .option('--trials <n>', 'timed trials (median reported)', '5')
     .option('--skip-backward', 'chunked forward only')
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
+    .option('--bwd-legacy', 'backward with the old dstate, dqkw and ut kernels (default: the new ones)')
+    .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
-      opts: Record<string, string> & GpuFlagOptions & { json?: boolean; skipBackward?: boolean; profile?: boolean },
+      opts: Record<string, string> &
+        GpuFlagOptions & {
+          json?: boolean;
+          skipBackward?: boolean;
+          profile?: boolean;
+          bwdLegacy?: boolean;
+          bwdCheck?: boolean;
+        },
     ) => {
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
@@ -203,6 +263,8 @@ export function registerKdaBench(bench: Command): void {
         profile: !!opts.profile,
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
         decodeScalar: !!opts.decodeScalar,
+        bwdLegacy: !!opts.bwdLegacy,
+        bwdCheck: !!opts.bwdCheck,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);

@@ -17,6 +17,13 @@
  *     arguments <= 0); dbeta from dA o A_raw; finally dg = reverse cumsum of dgc within the chunk.
  *     dA (lower) and dA_qk (upper, transposed) share one 64x64 tile of workgroup memory.
  * dq, dk and dgc are accumulated in global memory: each element belongs to one workgroup per dispatch.
+ *
+ * Kernels 1-3 here are the fallbacks / references of faster versions in their own files, which run by
+ * default where their geometry fits (backwardGpu.ts): dstateSplit.wgsl.ts (the state pass split into a
+ * parallel and a prefetching sequential part), dqkw.wgsl.ts and ut.wgsl.ts (register tiles, vec4 operands).
+ * The pair pass issues its global loads ahead of use (dA tile, next K tile of k, q, gc; the dq, dk, dgc it
+ * adds to) so their latency overlaps arithmetic. (Tried on the H200 and reverted: straight-line per-row pair
+ * steps and the final reverse cumsum through workgroup memory, 13.3 vs 11.7 ms at T=32768.)
  */
 import { chunkBK } from './chunk.wgsl.js';
 import {
@@ -409,6 +416,18 @@ export function pairsWgsl(v: BackwardVariant): string {
   // dO / V' tile rows are read 4 apart across lanes: row stride BVt + 1.
   const BVP = BVt + 1;
   const size = Math.max(G0 + 64 * BK, 2 * 64 * BVP);
+  const PF = (64 * BK) / WG; // k, q, gc elements per thread of one K tile
+  if (!Number.isInteger(PF)) throw new Error(`kda pairs: K tile ${BK} x 64 rows does not split over ${WG} threads`);
+  const tileFetch = (kt: string) => `for (var m = 0u; m < ${PF}u; m++) {
+    let e = lid + m * ${WG}u;
+    let i = e / ${BK}u;
+    let r = (${kt}) * ${BK}u + e % ${BK}u;
+    let ti2 = t0 + min(i, L - 1u);
+    let idx = (ti2 * H + h) * ${K}u + r;
+    pk[m] = select(0.0, k[idx], i < L);
+    pq[m] = select(0.0, q[idx], i < L);
+    pg[m] = gcAt(ti2, h, r);
+  }`;
   return /* wgsl */ `
 ${chunkHeader(GK, ['cu: i32', 'q', 'k', 'gcB', 'beta', 'dO', 'Vp', 'dA'], ['dq', 'dk', 'dgc', 'dbeta', 'dg'])}
 // M [64][64]: dA (gradient of Diag(beta) A_kk) below the diagonal, dA_qk transposed on and above it.
@@ -422,6 +441,20 @@ ${computeMain(WG)}
   ${BETA_TO_SHARED}
   let ti = lid / 16u;
   let tj = lid % 16u;
+  // Global loads issued ahead of their use, so their latency overlaps the dA_qk products: this thread's
+  // 4 x 4 tile of dA, then the first K tile of k, q, gc (and each next one during the current one).
+  var dal: array<f32, 16>;
+  for (var a = 0u; a < 4u; a++) {
+    for (var b = 0u; b < 4u; b++) {
+      let i = ti * 4u + a;
+      let j = tj * 4u + b;
+      dal[a * 4u + b] = select(0.0, dA[((slot * H + h) * 64u + i) * 64u + min(j, i)], j < i);
+    }
+  }
+  var pk: array<f32, ${PF}>;
+  var pq: array<f32, ${PF}>;
+  var pg: array<f32, ${PF}>;
+  ${tileFetch('0u')}
   var aq: array<f32, 16> = array<f32, 16>();
   for (var v0 = 0u; v0 < ${V}u; v0 += ${BVt}u) {
     for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
@@ -452,7 +485,7 @@ ${computeMain(WG)}
     let i = ti * 4u + a;
     for (var b = 0u; b < 4u; b++) {
       let j = tj * 4u + b;
-      if (j < i) { sm[${M0}u + i * 64u + j] = dA[((slot * H + h) * 64u + i) * 64u + j]; }
+      if (j < i) { sm[${M0}u + i * 64u + j] = dal[a * 4u + b]; }
       if (j <= i) { sm[${M0}u + j * 64u + i] = select(0.0, aq[a * 4u + b] * p.scale, i < L); }
     }
   }
@@ -461,14 +494,21 @@ ${computeMain(WG)}
   var dbA: array<f32, ${R}> = array<f32, ${R}>();
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     workgroupBarrier();
-    for (var e = lid; e < ${64 * BK}u; e += ${WG}u) {
-      let i = e / ${BK}u;
-      let r = kt * ${BK}u + e % ${BK}u;
-      let ti2 = t0 + min(i, L - 1u);
-      let idx = (ti2 * H + h) * ${K}u + r;
-      sm[${K0}u + e] = select(0.0, k[idx], i < L);
-      sm[${Q0}u + e] = select(0.0, q[idx], i < L);
-      sm[${G0}u + e] = gcAt(ti2, h, r);
+    for (var m = 0u; m < ${PF}u; m++) {
+      let e = lid + m * ${WG}u;
+      sm[${K0}u + e] = pk[m];
+      sm[${Q0}u + e] = pq[m];
+      sm[${G0}u + e] = pg[m];
+    }
+    if (kt + 1u < ${K / BK}u) {
+      ${tileFetch('kt + 1u')}
+    }
+    // The values this pass adds to (from the dqkw and ut passes), read now and added at the end.
+    var acc0: array<vec3<f32>, ${R}>;
+    for (var m = 0u; m < ${R}u; m++) {
+      let x = rg + m * ${NRG}u;
+      let idx = ((t0 + min(x, L - 1u)) * H + h) * ${K}u + kt * ${BK}u + r0;
+      acc0[m] = vec3<f32>(dq[idx], dk[idx], dgc[idx]);
     }
     workgroupBarrier();
     // One sweep over the chunk's rows t serves all R rows x of this thread (R independent chains; row t's
@@ -505,9 +545,9 @@ ${computeMain(WG)}
         let kx = xs[m].x;
         let aK = xs[m].w * sK[m];
         let idx = ((t0 + x) * H + h) * ${K}u + kt * ${BK}u + r0;
-        dq[idx] += aQ[m];
-        dk[idx] += aK + bK[m];
-        dgc[idx] += xs[m].y * aQ[m] + kx * aK - kx * bK[m];
+        dq[idx] = acc0[m].x + aQ[m];
+        dk[idx] = acc0[m].y + aK + bK[m];
+        dgc[idx] = acc0[m].z + xs[m].y * aQ[m] + kx * aK - kx * bK[m];
         dbA[m] += kx * sK[m];
       }
     }

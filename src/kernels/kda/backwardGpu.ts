@@ -12,7 +12,21 @@ import { chunkBK, stateBK, stateBV } from './chunk.wgsl.js';
 import type { GpuGrads, GpuProblem, KdaInputs, LayerParams } from './gpu.js';
 import { dispatchPrep, dispatchPrepBackward } from './prep.js';
 import { cuTensor } from './slots.js';
+import { utKey, utTiledWgsl } from './ut.wgsl.js';
+import { dqkwBK, dqkwKey, dqkwTiledFits, dqkwTiledWgsl } from './dqkw.wgsl.js';
+import { dstateKey, dstatePreWgsl, dstateSeqWgsl, dstateSplitFits, preBV, seqBV } from './dstateSplit.wgsl.js';
 import { zerosF32 } from './zeros.js';
+
+/**
+ * Test and bench switches: `legacyDstate` runs the single-kernel backward state pass even where the split
+ * fits; `legacyDqkw` the scalar dqkw kernel instead of the register-tiled one (dqkw.wgsl.ts); `legacyUt` the scalar UT-backward kernel instead of ut.wgsl.ts's; `seqBV` forces the value-tile width of the split's sequential pass (a divisor of V that fits).
+ */
+export const kdaBackwardTuning: {
+  legacyDstate?: boolean;
+  seqBV?: number;
+  legacyDqkw?: boolean;
+  legacyUt?: boolean;
+} = {};
 
 function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
   if (!src) return zerosF32(gpu, [p.N, p.H, p.K, p.V]);
@@ -48,19 +62,42 @@ export function dispatchBackward(
   const dh = saved.groups.map((gr) => gpu.empty([NS, gr.HB, K, V]));
   const dVp = gpu.empty([Ttot, H, V]);
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
-  const BV = stateBV(V, N, H, K, smem, true);
-  const BK = stateBK(K, BV, smem, true);
-  for (const [gi, gr] of saved.groups.entries()) {
-    gpu.dispatch({
-      kernel: {
-        name: 'kda_bwd_dstate',
-        key: bwdKey('kda_bwd_dstate', v, `_bv${BV}_bk${BK}`),
-        code: () => dstateWgsl(v, BV, BK),
-      },
-      tensors: [cu, q, saved.Kd, saved.gc, saved.W, saved.Aqk, dO, G, dh[gi], dVp],
-      params: groupParams(p, o.scale, gr),
-      workgroups: [V / BV, gr.HB, N],
-    });
+  const SBV = kdaBackwardTuning.seqBV ?? seqBV(V, N, H, K, smem);
+  if (!kdaBackwardTuning.legacyDstate && dstateSplitFits(v, SBV, smem)) {
+    // dstateSplit.wgsl.ts: A_qk^T dO and Qg^T dO for all chunks at once, then the sequential recurrence.
+    for (const [gi, gr] of saved.groups.entries()) {
+      gpu.dispatch({
+        kernel: { name: 'kda_bwd_dstate_pre', key: dstateKey('kda_bwd_dstate_pre', v), code: () => dstatePreWgsl(v) },
+        tensors: [cu, q, saved.gc, saved.Aqk, dO, dh[gi], dVp],
+        params: groupParams(p, o.scale, gr),
+        workgroups: [NS, V / preBV(V), gr.HB],
+      });
+      gpu.dispatch({
+        kernel: {
+          name: 'kda_bwd_dstate_seq',
+          key: dstateKey('kda_bwd_dstate_seq', v, `_bv${SBV}`),
+          code: () => dstateSeqWgsl(v, SBV),
+        },
+        tensors: [cu, saved.Kd, saved.W, saved.gc, G, dh[gi], dVp],
+        params: groupParams(p, o.scale, gr),
+        workgroups: [V / SBV, gr.HB, N],
+      });
+    }
+  } else {
+    const BV = stateBV(V, N, H, K, smem, true);
+    const BK = stateBK(K, BV, smem, true);
+    for (const [gi, gr] of saved.groups.entries()) {
+      gpu.dispatch({
+        kernel: {
+          name: 'kda_bwd_dstate',
+          key: bwdKey('kda_bwd_dstate', v, `_bv${BV}_bk${BK}`),
+          code: () => dstateWgsl(v, BV, BK),
+        },
+        tensors: [cu, q, saved.Kd, saved.gc, saved.W, saved.Aqk, dO, G, dh[gi], dVp],
+        params: groupParams(p, o.scale, gr),
+        workgroups: [V / BV, gr.HB, N],
+      });
+    }
   }
 
   const dq = gpu.empty(x.q.shape);
@@ -68,11 +105,14 @@ export function dispatchBackward(
   const dgc = gpu.empty([Ttot, H, K]);
   const dW = gpu.empty([Ttot, H, K]);
   for (const [gi, gr] of saved.groups.entries()) {
+    const tiled = !kdaBackwardTuning.legacyDqkw && dqkwTiledFits(v);
     gpu.dispatch({
-      kernel: { name: 'kda_bwd_dqkw', key: bwdKey('kda_bwd_dqkw', v), code: () => dqkwWgsl(v) },
+      kernel: tiled
+        ? { name: 'kda_bwd_dqkw', key: dqkwKey(v), code: () => dqkwTiledWgsl(v) }
+        : { name: 'kda_bwd_dqkw', key: bwdKey('kda_bwd_dqkw', v), code: () => dqkwWgsl(v) },
       tensors: [cu, q, k, saved.gc, saved.h[gi], dh[gi], dO, dVp, saved.Vp, dq, dk, dgc, dW],
       params: groupParams(p, o.scale, gr),
-      workgroups: [NS, K / chunkBK(K), gr.HB],
+      workgroups: [NS, K / (tiled ? dqkwBK(K) : chunkBK(K)), gr.HB],
     });
   }
 
@@ -80,7 +120,9 @@ export function dispatchBackward(
   const dbeta = gpu.empty(x.beta.shape);
   const dA = saved.Aqk; // A_qk is not read after the dstate pass: its buffer takes dA.
   gpu.dispatch({
-    kernel: { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) },
+    kernel: kdaBackwardTuning.legacyUt
+      ? { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) }
+      : { name: 'kda_bwd_ut', key: utKey(v), code: () => utTiledWgsl(v) },
     tensors: [cu, saved.T, saved.W, saved.U, dW, dVp, beta, vv, k, saved.gc, dk, dgc, dv, dbeta, dA],
     params,
     workgroups: [NS, H],

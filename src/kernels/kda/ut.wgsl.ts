@@ -1,0 +1,149 @@
+/**
+ * Pass 3 of the chunked KDA backward, the UT transform backward, with vec4 operands (replaces
+ * backward.wgsl.ts's utBackwardWgsl unless kdaBackwardTuning.legacyUt). Same arithmetic, per chunk and head:
+ * for each tile of 16 columns of X = [W | U] and dX = [dW | dV'],
+ *     dB = T^T dX                          (T = (I + Diag(beta) A_kk)^-1, lower, unit diagonal)
+ *     dk, dgc, dv, dbeta terms from dB     (B = Diag(beta) [exp(gc) K | V])
+ *     dA -= dB X^T                         (strictly lower part kept; stored over A_qk)
+ * What changes is the data layout:
+ *  - dB: thread (jg, c) owns rows 4 jg .. 4 jg + 3 of column c; T sits in workgroup memory as vec4 rows,
+ *    so per row i one vec4 read of T[i, 4 jg ..] (shared by the 16 lanes of a column group) and one scalar
+ *    of dX feed 4 FMAs, and the sum starts at i = 4 jg (T is 0 above the diagonal; the old kernel ran all 64).
+ *  - dA: thread (ig, jg) owns a 4 x 4 tile; dB^T and X^T tiles [16][64] as vec4 rows (padded by one vec4 so
+ *    the component-wise writes spread over banks): 2 vec4 reads per 16 FMAs (the old kernel: 8 scalars).
+ *  - the next tile's X and dX are loaded into registers while the current tile computes.
+ */
+import { BETA_TO_SHARED, bindings, chunkSlotPrologue, computeMain, gcAtFn, LOCATE, vec4At } from './wgslParts.js';
+
+export interface UtVariant {
+  K: number;
+  V: number;
+  GK: number;
+}
+
+const WG = 256;
+const CW = 16;
+
+export const utKey = (v: UtVariant) => `kda_bwd_ut4_k${v.K}_v${v.V}_gk${v.GK}`;
+
+export function utTiledWgsl(v: UtVariant): string {
+  const { K, V, GK } = v;
+  const NCT = Math.ceil((K + V) / CW);
+  const XP = 17; // padded row (vec4) of the X^T and dB^T tiles
+  // Per thread: X / dX elements of a tile, 64 x 16 / 256.
+  const PE = (64 * CW) / WG;
+  return /* wgsl */ `
+${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'Tb', 'W', 'U', 'dW', 'dVp', 'beta', 'vv', 'k', 'gcB'], ['dk', 'dgc', 'dv', 'dbeta', 'dA'])}
+${LOCATE}
+${gcAtFn(GK)}
+// T [64 rows i][16 vec4 over j]; dX tile [64][16]; X^T and dB^T tiles [16 columns][64 rows as 16 vec4 + pad].
+var<workgroup> tsh: array<vec4<f32>, 1024>;
+var<workgroup> dxs: array<f32, ${64 * CW}>;
+var<workgroup> xt: array<vec4<f32>, ${CW * XP}>;
+var<workgroup> bt: array<vec4<f32>, ${CW * XP}>;
+var<workgroup> bsh: array<f32, 64>;
+
+// Element e (< 64 x 16) of column tile ct: X and dX (0 outside the chunk or past K + V columns).
+fn xLoad(t0: u32, L: u32, h: u32, ct: u32, e: u32) -> vec2<f32> {
+  let i = e / ${CW}u;
+  let cc = ct * ${CW}u + e % ${CW}u;
+  if (i >= L) { return vec2<f32>(0.0); }
+  let row = (t0 + i) * p.H + h;
+  if (cc < ${K}u) { return vec2<f32>(W[row * ${K}u + cc], dW[row * ${K}u + cc]); }
+  if (cc < ${K + V}u) { return vec2<f32>(U[row * ${V}u + cc - ${K}u], dVp[row * ${V}u + cc - ${K}u]); }
+  return vec2<f32>(0.0);
+}
+
+${computeMain(WG)}
+  ${chunkSlotPrologue(['slot', 'h'])}
+  let tb = (slot * H + h) * 4096u;
+  for (var e = lid; e < 1024u; e += ${WG}u) {
+    let i = e / 16u;
+    let j4 = (e % 16u) * 4u;
+    // T's unit diagonal is implicit in the stored strictly-lower part.
+    let t = ${vec4At('Tb', 'tb + e * 4u')};
+    tsh[e] = select(t, vec4<f32>(1.0), vec4<u32>(j4, j4 + 1u, j4 + 2u, j4 + 3u) == vec4<u32>(i));
+  }
+  ${BETA_TO_SHARED}
+  let c = lid % ${CW}u;
+  let jg = lid / ${CW}u;
+  let ig = jg;
+  let tj = c;
+  var pre: array<vec2<f32>, ${PE}>;
+  for (var m = 0u; m < ${PE}u; m++) { pre[m] = xLoad(t0, L, h, 0u, lid + m * ${WG}u); }
+  var da: array<vec4<f32>, 4>;
+  for (var a = 0u; a < 4u; a++) { da[a] = vec4<f32>(0.0); }
+  var dbp = vec4<f32>(0.0);
+  for (var ct = 0u; ct < ${NCT}u; ct++) {
+    workgroupBarrier();
+    for (var m = 0u; m < ${PE}u; m++) {
+      let e = lid + m * ${WG}u;
+      let i = e / ${CW}u;
+      let cl = e % ${CW}u;
+      xt[cl * ${XP}u + i / 4u][i % 4u] = pre[m].x;
+      dxs[e] = pre[m].y;
+    }
+    if (ct + 1u < ${NCT}u) {
+      for (var m = 0u; m < ${PE}u; m++) { pre[m] = xLoad(t0, L, h, ct + 1u, lid + m * ${WG}u); }
+    }
+    workgroupBarrier();
+    // dB[j, c] = sum_{i >= j} T[i, j] dX[i, c] for j = 4 jg .. 4 jg + 3.
+    var sb = vec4<f32>(0.0);
+    for (var i = jg * 4u; i < L; i++) { sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c]; }
+    bt[c * ${XP}u + jg] = sb;
+    let cc = ct * ${CW}u + c;
+    for (var a = 0u; a < 4u; a++) {
+      let j = jg * 4u + a;
+      let s = sb[a];
+      if (j < L && cc < ${K + V}u) {
+        let row = (t0 + j) * H + h;
+        if (cc < ${K}u) {
+          let idx = row * ${K}u + cc;
+          let eg = exp(gcAt(t0 + j, h, cc));
+          let kb = eg * k[idx];
+          dk[idx] += bsh[j] * eg * s;
+          dgc[idx] += s * bsh[j] * kb;
+          dbp[a] += s * kb;
+        } else {
+          let idx = row * ${V}u + cc - ${K}u;
+          dv[idx] = bsh[j] * s;
+          dbp[a] += s * vv[idx];
+        }
+      }
+    }
+    workgroupBarrier();
+    // dA[i, j] -= sum_c dB[i, c] X[j, c]: 4 x 4 tile (rows 4 ig .., columns 4 tj ..), lower tiles only.
+    if (tj <= ig) {
+      for (var x = 0u; x < ${CW}u; x++) {
+        let b = bt[x * ${XP}u + ig];
+        let xj = xt[x * ${XP}u + tj];
+        da[0] -= b.x * xj;
+        da[1] -= b.y * xj;
+        da[2] -= b.z * xj;
+        da[3] -= b.w * xj;
+      }
+    }
+  }
+  for (var a = 0u; a < 4u; a++) {
+    let i = ig * 4u + a;
+    let j4 = tj * 4u;
+    let keep = vec4<u32>(j4, j4 + 1u, j4 + 2u, j4 + 3u) < vec4<u32>(i);
+    let o = select(vec4<f32>(0.0), da[a], keep);
+    let idx = tb + i * 64u + j4;
+    dA[idx] = o.x;
+    dA[idx + 1u] = o.y;
+    dA[idx + 2u] = o.z;
+    dA[idx + 3u] = o.w;
+  }
+  // dbeta_j = sum over all columns of dB[j, c] (exp(gc) k | v)[j, c]: reduce over the 16 column lanes.
+  workgroupBarrier();
+  bt[lid] = dbp;
+  workgroupBarrier();
+  if (lid < 64u && lid < L) {
+    let g = lid / 4u;
+    var s = 0.0;
+    for (var x = 0u; x < ${CW}u; x++) { s += bt[g * ${CW}u + x][lid % 4u]; }
+    dbeta[(t0 + lid) * H + h] = s;
+  }
+}`;
+}

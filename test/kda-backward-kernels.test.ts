@@ -1,0 +1,94 @@
+/**
+ * The backward kernels that run by default on the GPU, against the plain-TS chunked backward
+ * (kdaChunkBackwardReference): the split state pass (dstateSplit.wgsl.ts: a parallel pass for A_qk^T dO and
+ * Qg^T dO, then the prefetching sequential recurrence), the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16
+ * and 32 here give its 64- and 128-thread forms, kda-consistency's K = 64 and 128 the 256-thread one the
+ * H200 runs), the vec4 UT-transform backward (ut.wgsl.ts; column tiles inside K, inside V and partly past
+ * K + V) and the pair pass with loads ahead of use (backward.wgsl.ts).
+ * Lengths: a single token, a partial only chunk, one token short of and one past a whole chunk, three chunks
+ * with a short last one; both branches of the sequential kernel (one G row per thread at K = 16, value tile
+ * 8; vec4 groups of 4 rows at K = 32, tile 32, as on the H200 at K = 128, tile 16); the scalar gate; a varlen
+ * batch with an empty sequence. The old dstate, dqkw and ut kernels, forced, must agree too. Gradients within
+ * 3e-3 relative to max |value| (the chunked tolerance of the other KDA tests). The H200's own geometry
+ * (K = 128 with 48 KiB of workgroup memory) does not fit lavapipe: `bench kda --bwd-check` compares new and
+ * old kernels there.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { kdaBackwardTuning } from '../src/kernels/kda/backwardGpu.js';
+import { seqBV, dstateSplitFits } from '../src/kernels/kda/dstateSplit.wgsl.js';
+import { kdaChunkBackwardReference, kdaCoreBackward } from '../src/kernels/kda/index.js';
+import { Rng } from '../src/util/random.js';
+import { gpuContext, hasGpu } from './helpers.js';
+import { expectCoreGrads, randomCase } from './kda-random.js';
+
+afterEach(() => {
+  kdaBackwardTuning.legacyDstate = undefined;
+  kdaBackwardTuning.seqBV = undefined;
+  kdaBackwardTuning.legacyDqkw = undefined;
+  kdaBackwardTuning.legacyUt = undefined;
+});
+
+interface Case {
+  lens: number[];
+  H: number;
+  K: number;
+  V: number;
+  GK: number;
+  bv?: number;
+  legacy?: boolean;
+}
+
+const cases: Case[] = [
+  ...[1, 7, 63, 65, 130].map((T) => ({ lens: [T], H: 2, K: 16, V: 8, GK: 16 })),
+  { lens: [65], H: 1, K: 32, V: 32, GK: 32, bv: 32 },
+  { lens: [130], H: 2, K: 32, V: 32, GK: 1, bv: 32 },
+  { lens: [5, 70, 0, 58], H: 2, K: 16, V: 8, GK: 16 },
+  { lens: [5, 70, 0, 58], H: 2, K: 16, V: 8, GK: 16, legacy: true },
+];
+
+describe('kda backward kernels (split state pass, tiled dqkw and ut, pairs) = chunked reference', () => {
+  for (const c of cases) {
+    const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate, dqkw and ut kernels (forced)' : ''}`;
+    it.skipIf(!hasGpu)(
+      name,
+      async () => {
+        const gpu = (await gpuContext())!;
+        const { H, K, V, GK } = c;
+        const N = c.lens.length;
+        const cu = [0];
+        for (const l of c.lens) cu.push(cu[cu.length - 1] + l);
+        const T = cu[N];
+        const smem = gpu.limits.maxComputeWorkgroupStorageSize;
+        const bv = c.bv ?? seqBV(V, N, H, K, smem);
+        // The case must exercise the kernels it names (not fall back silently).
+        expect(dstateSplitFits({ K, V, GK }, bv, smem)).toBe(true);
+        kdaBackwardTuning.seqBV = c.bv;
+        kdaBackwardTuning.legacyDstate = c.legacy;
+        kdaBackwardTuning.legacyDqkw = c.legacy;
+        kdaBackwardTuning.legacyUt = c.legacy;
+        const r = randomCase(T * 13 + K + V + N, T, H, K, V, GK);
+        const S0 = new Rng(T + 3).normalArray(N * H * K * V, 0.5);
+        const dS = new Rng(T + 4).normalArray(N * H * K * V);
+        const dims = { H, K, V, GK, cu };
+        const want = kdaChunkBackwardReference(r.q, r.k, r.v, r.g, r.beta, r.dO, dims, K ** -0.5, S0, dS);
+        const gShape = GK === 1 ? [1, T, H] : [1, T, H, K];
+        const got = kdaCoreBackward(
+          gpu.fromHost(r.q, [1, T, H, K]),
+          gpu.fromHost(r.k, [1, T, H, K]),
+          gpu.fromHost(r.v, [1, T, H, V]),
+          gpu.fromHost(r.g, gShape),
+          gpu.fromHost(r.beta, [1, T, H]),
+          gpu.fromHost(r.dO, [1, T, H, V]),
+          {
+            mode: 'chunk',
+            cuSeqlens: N > 1 ? gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') : undefined,
+            initialState: gpu.fromHost(S0, [N, H, K, V]),
+            dS: gpu.fromHost(dS, [N, H, K, V]),
+          },
+        );
+        await expectCoreGrads(got, want, 3e-3);
+      },
+      300_000,
+    );
+  }
+});

@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import type { GpuContext } from '../gpu/context.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentSlots } from '../kernels/kda/index.js';
+import { kdaForwardTuning } from '../kernels/kda/chunk.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
@@ -35,6 +36,10 @@ export interface KdaBenchOptions {
   skipBackward: boolean;
   /** Also time each kernel of the forward and forward+backward (one profiled repetition per T). */
   profile?: boolean;
+  /** Chunked forward kernel choices (chunk.ts kdaForwardTuning); default: the kernels' own rules. */
+  fwdIntra?: 'vec4' | 'scalar';
+  fwdStateWg?: number;
+  fwdStateBV?: number;
 }
 
 function inputs(dev: Device, B: number, T: number, H: number, d: number, seed: number) {
@@ -66,6 +71,7 @@ function disposeAll(...ts: (Tensor | undefined)[]): void {
 
 export async function benchKda(dev: Device, o: KdaBenchOptions) {
   const chunked: Record<string, unknown>[] = [];
+  Object.assign(kdaForwardTuning, { intra: o.fwdIntra, stateWg: o.fwdStateWg, stateBV: o.fwdStateBV });
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -120,6 +126,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
   }
 
+  Object.assign(kdaForwardTuning, { intra: undefined, stateWg: undefined, stateBV: undefined });
   const decode: Record<string, unknown>[] = [];
   const Hd = o.decodeHeads;
   for (const batch of o.batch)
@@ -155,12 +162,20 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
+    ...(o.fwdIntra || o.fwdStateWg || o.fwdStateBV
+      ? { forwardTuning: { intra: o.fwdIntra, stateWg: o.fwdStateWg, stateBV: o.fwdStateBV } }
+      : {}),
     chunked,
     decode,
     targets: {
       note: 'H200 targets: forward T=32768 <= 5.0 ms, fwd+bwd <= 25 ms, decode batch 64 <= 87 us, batch 1 < 60 us',
     },
   };
+}
+
+function parseIntraKind(s: string | undefined): 'vec4' | 'scalar' | undefined {
+  if (s === undefined || s === 'vec4' || s === 'scalar') return s;
+  throw new Error(`--fwd-intra: '${s}' is not vec4 or scalar`);
 }
 
 export function registerKdaBench(bench: Command): void {
@@ -181,6 +196,9 @@ export function registerKdaBench(bench: Command): void {
     .option('--trials <n>', 'timed trials (median reported)', '5')
     .option('--skip-backward', 'chunked forward only')
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
+    .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
+    .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
+    .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
@@ -203,6 +221,9 @@ export function registerKdaBench(bench: Command): void {
         profile: !!opts.profile,
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
         decodeScalar: !!opts.decodeScalar,
+        fwdIntra: parseIntraKind(opts.fwdIntra),
+        fwdStateWg: opts.fwdStateWg ? parseList(opts.fwdStateWg)[0] : undefined,
+        fwdStateBV: opts.fwdStateBv ? parseList(opts.fwdStateBv)[0] : undefined,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);

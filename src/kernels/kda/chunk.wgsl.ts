@@ -192,9 +192,9 @@ ${computeMain(wg)}
  * chunk j+1 (W, Kd, U and the decay exp(gc_last)) issued into registers while chunk j computes, so the
  * sequential loop waits on memory latency once at the start instead of at every phase.
  */
-export function stateWgslPrefetch(v: ChunkVariant, BV: number): string {
+export function stateWgslPrefetch(v: ChunkVariant, BV: number, maxWg = WG): string {
   const { K, V, GK } = v;
-  const { wg, NRG, VR, SR } = stateGeometry(K, BV, WG);
+  const { wg, NRG, VR, SR } = stateGeometry(K, BV, maxWg);
   const slab = { K, V, BV, wg };
   const vrows = { V, BV, NRG, VR };
   const K4 = K / 4;

@@ -1,0 +1,47 @@
+/**
+ * Pass 0 of the chunked KDA forward when the vec4 intra kernel runs (intraVec.wgsl.ts): per chunk, the
+ * within-chunk cumulative log decay gc = cumsum(g) and the keys as the chunk's end state sees them,
+ * Kd = k exp(gc_last - gc). Grid: chunk slots x heads x ceil(K / 64); one thread per key channel walks the
+ * chunk's rows (the loads of 16 rows are issued before their sum, so the walk waits on memory once per 16
+ * rows, not per row). With one gate per head (GK = 1) every thread computes the same sum and channel 0
+ * stores it. gc is non-increasing along the chunk (g <= 0), so exp(gc_last - gc) <= 1.
+ */
+import { bindings, chunkSlotPrologue, LOCATE } from './wgslParts.js';
+
+const WG = 64;
+/** Rows whose loads are issued together. */
+const RB = 16;
+
+export const gcKey = (K: number, GK: number) => `kda_chunk_gc_k${K}_gk${GK}`;
+
+export const gcWorkgroups = (K: number) => Math.ceil(K / WG);
+
+export function gcWgsl(K: number, GK: number): string {
+  const gi = (r: string) => (GK === 1 ? `(t0 + ${r}) * H + h` : `((t0 + ${r}) * H + h) * ${K}u + c`);
+  const rows = (body: (u: number) => string) => Array.from({ length: RB }, (_, u) => body(u)).join('\n      ');
+  // The running sum over the chunk's rows, RB at a time; `each(u)` runs after row i0 + u is added.
+  const walk = (each: (u: number) => string) => `var acc = 0.0;
+    for (var i0 = 0u; i0 < L; i0 += ${RB}u) {
+      ${rows((u) => `let g${u} = select(0.0, g[${gi(`min(i0 + ${u}u, L - 1u)`)}], i0 + ${u}u < L);`)}
+      ${rows((u) => `acc += g${u};\n      ${each(u)}`)}
+    }`;
+  return /* wgsl */ `
+${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'k', 'g'], ['gcB', 'Kd'])}
+${LOCATE}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  ${chunkSlotPrologue(['slot', 'h', 'cb'])}
+  let c = cb * ${WG}u + lid;
+  if (c >= ${K}u) { return; }
+  var last = 0.0;
+  {
+    ${walk((u) => `if (i0 + ${u}u < L${GK === 1 ? ' && c == 0u' : ''}) { gcB[${gi(`i0 + ${u}u`)}] = acc; }`)}
+    last = acc;
+  }
+  // The same sums again, in the same order (bit-identical to the stored gc), now that gc_last is known.
+  {
+    ${walk((u) => `if (i0 + ${u}u < L) { let r = ((t0 + i0 + ${u}u) * H + h) * ${K}u + c; Kd[r] = k[r] * exp(last - acc); }`)}
+  }
+}`;
+}

@@ -18,13 +18,10 @@ export const gcWorkgroups = (K: number) => Math.ceil(K / WG);
 
 export function gcWgsl(K: number, GK: number): string {
   const gi = (r: string) => (GK === 1 ? `(t0 + ${r}) * H + h` : `((t0 + ${r}) * H + h) * ${K}u + c`);
+  const ki = (r: string) => `((t0 + ${r}) * H + h) * ${K}u + c`;
   const rows = (body: (u: number) => string) => Array.from({ length: RB }, (_, u) => body(u)).join('\n      ');
-  // The running sum over the chunk's rows, RB at a time; `each(u)` runs after row i0 + u is added.
-  const walk = (each: (u: number) => string) => `var acc = 0.0;
-    for (var i0 = 0u; i0 < L; i0 += ${RB}u) {
-      ${rows((u) => `let g${u} = select(0.0, g[${gi(`min(i0 + ${u}u, L - 1u)`)}], i0 + ${u}u < L);`)}
-      ${rows((u) => `acc += g${u};\n      ${each(u)}`)}
-    }`;
+  const at = (u: number) => `min(i0 + ${u}u, L - 1u)`;
+  const ok = (u: number) => `i0 + ${u}u < L`;
   return /* wgsl */ `
 ${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'k', 'g'], ['gcB', 'Kd'])}
 ${LOCATE}
@@ -34,14 +31,24 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   ${chunkSlotPrologue(['slot', 'h', 'cb'])}
   let c = cb * ${WG}u + lid;
   if (c >= ${K}u) { return; }
+  // gc_last first: loads only, so nothing orders them and they all overlap.
   var last = 0.0;
-  {
-    ${walk((u) => `if (i0 + ${u}u < L${GK === 1 ? ' && c == 0u' : ''}) { gcB[${gi(`i0 + ${u}u`)}] = acc; }`)}
-    last = acc;
+  for (var i0 = 0u; i0 < L; i0 += ${RB}u) {
+    ${rows((u) => `last += select(0.0, g[${gi(at(u))}], ${ok(u)});`)}
   }
-  // The same sums again, in the same order (bit-identical to the stored gc), now that gc_last is known.
-  {
-    ${walk((u) => `if (i0 + ${u}u < L) { let r = ((t0 + i0 + ${u}u) * H + h) * ${K}u + c; Kd[r] = k[r] * exp(last - acc); }`)}
+  // Then the running sum again, storing gc and Kd. Each block of rows loads g and k before its first store:
+  // the compiler cannot move a load past a store to another binding (they might alias), so loads placed
+  // after a store would each wait for memory in turn.
+  var acc = 0.0;
+  for (var i0 = 0u; i0 < L; i0 += ${RB}u) {
+    ${rows((u) => `let g${u} = select(0.0, g[${gi(at(u))}], ${ok(u)});\n      let k${u} = k[${ki(at(u))}];`)}
+    ${rows(
+      (u) => `acc += g${u};
+      if (${ok(u)}) {
+        ${GK === 1 ? 'if (c == 0u) { ' : ''}gcB[${gi(`i0 + ${u}u`)}] = acc;${GK === 1 ? ' }' : ''}
+        Kd[${ki(`i0 + ${u}u`)}] = k${u} * exp(last - acc);
+      }`,
+    )}
   }
 }`;
 }

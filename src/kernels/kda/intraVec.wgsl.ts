@@ -97,6 +97,34 @@ export function intraVecWgsl(v: IntraVecVariant): string {
   const acc = (name: string) => R4.map((a) => `var ${name}${a} = vec4<f32>(0.0);`).join('\n  ');
   const stage = (arr: number, val: string) =>
     R4.map((u) => `sm[${arr}u + (4u * sc4 + ${u}u) * ${SPV}u + sidx][scomp] = ${val}.${X[u]};`).join('\n    ');
+  const stageLoad = (cc: string) => `{
+    let cc = ${cc};
+    qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
+    kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
+    gv = gc4(srow, cc);
+    gn = gc4(nrow, cc);
+    gm = gc4(mrow, cc);
+  }`;
+  const NCT = Math.ceil((K4 + V4) / 16);
+  // B = Diag(beta) [exp(gc) K | V] of tile ct: bx = beta k (or beta v), bg = gc (K columns), 0 past the end.
+  const bLoad = (ct: string) => `{
+      let c4 = ${ct} * 16u + cg;
+      ${R4.map(
+        (m) => `{
+        let i = lid / 16u + ${16 * m}u;
+        let row = (t0 + min(i, L - 1u)) * H + h;
+        let bt = select(0.0, beta[row], i < L);
+        if (c4 < ${K4}u) {
+          bx${m} = bt * k[row * ${K4}u + c4];
+          bg${m} = gc4(row, c4);
+        } else if (c4 < ${K4 + V4}u) {
+          bx${m} = bt * vv[row * ${V4}u + c4 - ${K4}u];
+        } else {
+          bx${m} = vec4<f32>(0.0);
+        }
+      }`,
+      ).join('\n      ')}
+    }`;
   // Diagonal tile: pairs (a, b), b < a, of one 4-row block.
   const diagPairs = R4.flatMap((a) =>
     R4.filter((b) => b < a).map(
@@ -144,13 +172,16 @@ ${computeMain(WG)}
   let srow = (t0 + min(si, L - 1u)) * H + h;
   let nrow = (t0 + min(si & 0xfffffffcu, L - 1u)) * H + h;
   let mrow = (t0 + min(si | 3u, L - 1u)) * H + h;
+  // The staging loads of tile kt + 1 are issued while tile kt's products run (register double buffering).
+  var qv: vec4<f32>;
+  var kv: vec4<f32>;
+  var gv: vec4<f32>;
+  var gn: vec4<f32>;
+  var gm: vec4<f32>;
+  ${stageLoad('sc4')}
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
-    let cc = kt * 4u + sc4;
-    let qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
-    let kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
-    let gv = gc4(srow, cc);
-    let f = exp(gv - gc4(nrow, cc));
-    let kn = kv * exp(gc4(mrow, cc) - gv);
+    let f = exp(gv - gn);
+    let kn = kv * exp(gm - gv);
     let qs = qv * f;
     let ks = kv * f;
     ${stage(AQ, 'qv')}
@@ -160,6 +191,9 @@ ${computeMain(WG)}
     ${stage(AKS, 'ks')}
     ${stage(AKN, 'kn')}
     workgroupBarrier();
+    if (kt + 1u < ${K / BK}u) {
+      ${stageLoad('(kt + 1u) * 4u + sc4')}
+    }
     if (role == 1u) {
       for (var c = 0u; c < ${BK}u; c++) {
         let b = c * ${SPV}u;
@@ -240,24 +274,20 @@ ${computeMain(WG)}
   // Step C. [W | U] = T B, B = Diag(beta) [exp(gc) K | V], 64 columns at a time; thread (rg, cg) owns rows
   // 4 rg .. 4 rg + 3 and columns 4 cg .. 4 cg + 3 of the tile. T is strictly lower here: the unit diagonal
   // is B itself.
+  // Tile element lid + 256 m is row lid / 16 + 16 m, column group cg; its global loads for tile ct + 1 are
+  // issued before tile ct's product.
   let rg = lid / 16u;
   let cg = lid % 16u;
-  for (var ct = 0u; ct < ${Math.ceil((K4 + V4) / 16)}u; ct++) {
-    for (var e = lid; e < 1024u; e += ${WG}u) {
-      let i = e / 16u;
-      let c4 = ct * 16u + e % 16u;
-      var x = vec4<f32>(0.0);
-      if (i < L) {
-        let row = (t0 + i) * H + h;
-        if (c4 < ${K4}u) {
-          x = beta[row] * exp(gc4(row, c4)) * k[row * ${K4}u + c4];
-        } else if (c4 < ${K4 + V4}u) {
-          x = beta[row] * vv[row * ${V4}u + c4 - ${K4}u];
-        }
-      }
-      sm[${BT}u + e] = x;
-    }
+  ${R4.map((m) => `var bx${m} = vec4<f32>(0.0);\n  var bg${m} = vec4<f32>(0.0);`).join('\n  ')}
+  ${bLoad('0u')}
+  for (var ct = 0u; ct < ${NCT}u; ct++) {
+    ${R4.map(
+      (m) => `sm[${BT}u + lid + ${m * WG}u] = select(bx${m}, bx${m} * exp(bg${m}), ct * 16u + cg < ${K4}u);`,
+    ).join('\n    ')}
     workgroupBarrier();
+    if (ct + 1u < ${NCT}u) {
+      ${bLoad('ct + 1u')}
+    }
     ${R4.map((a) => `var acc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n    ')}
     for (var j = 0u; j < 4u * rg + 3u; j++) {
       let tc = sm[${MT}u + j * 16u + rg];

@@ -1,8 +1,8 @@
 /**
  * The chunked forward's kernel variants (chunk.ts kdaForwardTuning) against the f64 recurrent reference:
  * the vec4 intra pass (gc.wgsl.ts + intraVec.wgsl.ts, the default where K % 16 == 0 and V % 4 == 0), the
- * scalar one it replaces on those shapes, and the state pass with 512 threads per workgroup. T not a multiple
- * of the chunk (1, 7, 63, 65, 130), a per-head gate (GK = 1), and a varlen batch with an empty sequence.
+ * scalar one it replaces on those shapes, and the vec4 state pass (stateVec.wgsl.ts). T not a multiple of
+ * the chunk (1, 7, 63, 65, 130), a per-head gate (GK = 1), and varlen batches with an empty sequence.
  */
 import { afterEach, describe, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
@@ -12,8 +12,7 @@ import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { randomCase } from './kda-random.js';
 
 afterEach(() => {
-  kdaForwardTuning.intra = undefined;
-  kdaForwardTuning.stateWg = undefined;
+  Object.assign(kdaForwardTuning, { intra: undefined, state: undefined, stateWg: undefined, stateBV: undefined });
 });
 
 async function chunked(
@@ -40,27 +39,34 @@ async function chunked(
 }
 
 describe('kda chunked forward: kernel variants = reference', () => {
-  const shapes: [number, number, number][] = [
-    [16, 8, 16],
-    [32, 16, 1],
-  ];
-  for (const [K, V, GK] of shapes)
-    for (const T of [1, 7, 63, 65, 130]) {
-      it.skipIf(!hasGpu)(`vec4 and scalar intra: T=${T}, K=${K}, V=${V}, gate width ${GK}`, async () => {
-        const H = 2;
-        const c = randomCase(T * 3 + K, T, H, K, V, GK);
-        const S0 = new Rng(T).normalArray(H * K * V, 0.5);
-        const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK, cu: [0, T] }, K ** -0.5, S0);
-        const vec = await chunked(c, [0, T], S0);
-        expectClose(vec.o, ref.o, 2e-3, 'o (vec4 intra)');
-        expectClose(vec.S, ref.S, 2e-3, 'S (vec4 intra)');
-        kdaForwardTuning.intra = 'scalar';
-        const sc = await chunked(c, [0, T], S0);
-        // Two orders of the same f32 sums: far closer to each other than to the f64 reference's tolerance.
-        expectClose(vec.o, sc.o, 1e-4, 'o (vec4 = scalar intra)');
-        expectClose(vec.S, sc.S, 1e-4, 'S (vec4 = scalar intra)');
-      });
-    }
+  for (const T of [1, 7, 63, 65, 130]) {
+    it.skipIf(!hasGpu)(`vec4 and scalar intra: T=${T}, K=16, V=8`, async () => {
+      const [H, K, V] = [2, 16, 8];
+      const c = randomCase(T * 3 + K, T, H, K, V);
+      const S0 = new Rng(T).normalArray(H * K * V, 0.5);
+      const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu: [0, T] }, K ** -0.5, S0);
+      kdaForwardTuning.intra = 'vec4';
+      const vec = await chunked(c, [0, T], S0);
+      expectClose(vec.o, ref.o, 2e-3, 'o (vec4 intra)');
+      expectClose(vec.S, ref.S, 2e-3, 'S (vec4 intra)');
+      kdaForwardTuning.intra = 'scalar';
+      const sc = await chunked(c, [0, T], S0);
+      // Two orders of the same f32 sums: far closer to each other than to the f64 reference's tolerance.
+      expectClose(vec.o, sc.o, 1e-4, 'o (vec4 = scalar intra)');
+      expectClose(vec.S, sc.S, 1e-4, 'S (vec4 = scalar intra)');
+    });
+  }
+
+  it.skipIf(!hasGpu)('vec4 intra, one gate per head: T=130, K=16, V=8', async () => {
+    const [T, H, K, V] = [130, 2, 16, 8];
+    const c = randomCase(9, T, H, K, V, 1);
+    const S0 = new Rng(4).normalArray(H * K * V, 0.5);
+    const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: 1, cu: [0, T] }, K ** -0.5, S0);
+    kdaForwardTuning.intra = 'vec4';
+    const got = await chunked(c, [0, T], S0);
+    expectClose(got.o, ref.o, 2e-3, 'o');
+    expectClose(got.S, ref.S, 2e-3, 'S');
+  });
 
   it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens), vec4 intra', async () => {
     const lens = [5, 70, 0, 58];
@@ -71,19 +77,28 @@ describe('kda chunked forward: kernel variants = reference', () => {
     const c = randomCase(77, T, H, K, V);
     const S0 = new Rng(6).normalArray(lens.length * H * K * V, 0.5);
     const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
+    kdaForwardTuning.intra = 'vec4';
     const got = await chunked(c, cu, S0);
     expectClose(got.o, ref.o, 2e-3, 'o');
     expectClose(got.S, ref.S, 2e-3, 'S');
   });
 
-  it.skipIf(!hasGpu)('state pass with 512 threads per workgroup: T=130, K=64, V=16', async () => {
-    const [T, H, K, V] = [130, 1, 64, 16];
-    const c = randomCase(5, T, H, K, V);
-    const S0 = new Rng(2).normalArray(H * K * V, 0.5);
-    const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu: [0, T] }, K ** -0.5, S0);
-    kdaForwardTuning.stateWg = 512;
-    const got = await chunked(c, [0, T], S0);
-    expectClose(got.o, ref.o, 2e-3, 'o');
-    expectClose(got.S, ref.S, 2e-3, 'S');
-  });
+  it.skipIf(!hasGpu)(
+    'vec4 state pass (BV 32), varlen (65, 0, 7, 130 tokens), K=32, V=32',
+    { timeout: 400_000 },
+    async () => {
+      const lens = [65, 0, 7, 130];
+      const cu = [0];
+      for (const l of lens) cu.push(cu[cu.length - 1] + l);
+      const [H, K, V] = [1, 32, 32];
+      const T = cu[cu.length - 1];
+      const c = randomCase(5, T, H, K, V);
+      const S0 = new Rng(2).normalArray(lens.length * H * K * V, 0.5);
+      const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
+      Object.assign(kdaForwardTuning, { intra: 'vec4', state: 'vec4', stateBV: 32 });
+      const got = await chunked(c, cu, S0);
+      expectClose(got.o, ref.o, 2e-3, 'o');
+      expectClose(got.S, ref.S, 2e-3, 'S');
+    },
+  );
 });

@@ -38,8 +38,11 @@ export interface KdaBenchOptions {
   profile?: boolean;
   /** Chunked forward kernel choices (chunk.ts kdaForwardTuning); default: the kernels' own rules. */
   fwdIntra?: 'vec4' | 'scalar';
+  fwdState?: 'vec4' | 'scalar';
   fwdStateWg?: number;
   fwdStateBV?: number;
+  /** Profiling only: leave one step of the vec4 intra kernel out (its results are then wrong). */
+  fwdIntraSkip?: 'products' | 'inverse' | 'wu';
 }
 
 function inputs(dev: Device, B: number, T: number, H: number, d: number, seed: number) {
@@ -71,7 +74,13 @@ function disposeAll(...ts: (Tensor | undefined)[]): void {
 
 export async function benchKda(dev: Device, o: KdaBenchOptions) {
   const chunked: Record<string, unknown>[] = [];
-  Object.assign(kdaForwardTuning, { intra: o.fwdIntra, stateWg: o.fwdStateWg, stateBV: o.fwdStateBV });
+  Object.assign(kdaForwardTuning, {
+    intra: o.fwdIntra,
+    state: o.fwdState,
+    stateWg: o.fwdStateWg,
+    stateBV: o.fwdStateBV,
+    intraSkip: o.fwdIntraSkip,
+  });
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -126,7 +135,13 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
   }
 
-  Object.assign(kdaForwardTuning, { intra: undefined, stateWg: undefined, stateBV: undefined });
+  Object.assign(kdaForwardTuning, {
+    intra: undefined,
+    state: undefined,
+    stateWg: undefined,
+    stateBV: undefined,
+    intraSkip: undefined,
+  });
   const decode: Record<string, unknown>[] = [];
   const Hd = o.decodeHeads;
   for (const batch of o.batch)
@@ -162,8 +177,16 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
-    ...(o.fwdIntra || o.fwdStateWg || o.fwdStateBV
-      ? { forwardTuning: { intra: o.fwdIntra, stateWg: o.fwdStateWg, stateBV: o.fwdStateBV } }
+    ...(o.fwdIntra || o.fwdState || o.fwdStateWg || o.fwdStateBV || o.fwdIntraSkip
+      ? {
+          forwardTuning: {
+            intra: o.fwdIntra,
+            state: o.fwdState,
+            stateWg: o.fwdStateWg,
+            stateBV: o.fwdStateBV,
+            intraSkip: o.fwdIntraSkip,
+          },
+        }
       : {}),
     chunked,
     decode,
@@ -173,9 +196,14 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   };
 }
 
-function parseIntraKind(s: string | undefined): 'vec4' | 'scalar' | undefined {
+function parseKind(flag: string, s: string | undefined): 'vec4' | 'scalar' | undefined {
   if (s === undefined || s === 'vec4' || s === 'scalar') return s;
-  throw new Error(`--fwd-intra: '${s}' is not vec4 or scalar`);
+  throw new Error(`${flag}: '${s}' is not vec4 or scalar`);
+}
+
+function parseSkip(s: string | undefined): 'products' | 'inverse' | 'wu' | undefined {
+  if (s === undefined || s === 'products' || s === 'inverse' || s === 'wu') return s;
+  throw new Error(`--fwd-intra-skip: '${s}' is not products, inverse or wu`);
 }
 
 export function registerKdaBench(bench: Command): void {
@@ -197,6 +225,8 @@ export function registerKdaBench(bench: Command): void {
     .option('--skip-backward', 'chunked forward only')
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
     .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
+    .option('--fwd-state <kind>', 'chunked forward state pass: vec4 or scalar (default: the committed rule)')
+    .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
     .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
@@ -221,7 +251,9 @@ export function registerKdaBench(bench: Command): void {
         profile: !!opts.profile,
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
         decodeScalar: !!opts.decodeScalar,
-        fwdIntra: parseIntraKind(opts.fwdIntra),
+        fwdIntra: parseKind('--fwd-intra', opts.fwdIntra),
+        fwdState: parseKind('--fwd-state', opts.fwdState),
+        fwdIntraSkip: parseSkip(opts.fwdIntraSkip),
         fwdStateWg: opts.fwdStateWg ? parseList(opts.fwdStateWg)[0] : undefined,
         fwdStateBV: opts.fwdStateBv ? parseList(opts.fwdStateBv)[0] : undefined,
       });

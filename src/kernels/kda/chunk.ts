@@ -21,7 +21,8 @@ import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.j
 import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
-import { intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
+import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
+import { stateVecFits, stateVecKey, stateVecWgsl } from './stateVec.wgsl.js';
 
 /**
  * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
@@ -29,7 +30,15 @@ import { intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
  * `stateWg`: threads per workgroup of the state pass (256; more where the device allows). `stateBV`: its
  * value-tile width.
  */
-export const kdaForwardTuning: { intra?: 'vec4' | 'scalar'; stateWg?: number; stateBV?: number } = {};
+export const kdaForwardTuning: {
+  intra?: 'vec4' | 'scalar';
+  /** 'vec4': stateVec.wgsl.ts where it fits; else chunk.wgsl.ts's kernels. */
+  state?: 'vec4' | 'scalar';
+  stateWg?: number;
+  stateBV?: number;
+  /** Profiling only: see IntraVecVariant.skip (wrong results). */
+  intraSkip?: IntraVecVariant['skip'];
+} = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -124,8 +133,11 @@ export function dispatchChunkForward(
     Kd: gpu.empty([Ttot, H, K]),
   };
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
+  if (kdaForwardTuning.intra === 'vec4' && !intraVecFits(v))
+    throw new Error(`kda: vec4 intra forced, K=${K} V=${V} GK=${GK} do not fit`);
   if (kdaForwardTuning.intra !== 'scalar' && intraVecFits(v)) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
+    const vv4: IntraVecVariant = { ...v, skip: kdaForwardTuning.intraSkip };
     gpu.dispatch({
       kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK), code: () => gcWgsl(K, GK) },
       tensors: [cu, k, g, saved.gc, saved.Kd],
@@ -133,7 +145,7 @@ export function dispatchChunkForward(
       workgroups: [NS, H, gcWorkgroups(K)],
     });
     gpu.dispatch({
-      kernel: { name: 'kda_chunk_intra', key: intraVecKey(v), code: () => intraVecWgsl(v) },
+      kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
       tensors: [cu, q, k, vv, saved.gc, beta, saved.W, saved.U, saved.Aqk, saved.T],
       params: new Params()
         .u32(H, N)
@@ -155,7 +167,21 @@ export function dispatchChunkForward(
   const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const wgS = Math.min(maxWg, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
+  const sv = { ...v, BV };
+  const stateVec =
+    kdaForwardTuning.state === 'vec4' && stateVecFits(K, V, BV) && 4 * (K * BV + 64 * K + 64 * BV) <= smem;
+  if (kdaForwardTuning.state === 'vec4' && !stateVec)
+    throw new Error(`kda: vec4 state pass forced, K=${K} V=${V} BV=${BV} do not fit`);
   for (const [gi, gr] of groups.entries()) {
+    if (stateVec) {
+      gpu.dispatch({
+        kernel: { name: 'kda_chunk_state', key: stateVecKey(sv), code: () => stateVecWgsl(sv) },
+        tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp],
+        params: groupParams(p, scale, gr),
+        workgroups: [V / BV, gr.HB, N],
+      });
+      continue;
+    }
     gpu.dispatch({
       kernel: {
         name: 'kda_chunk_state',

@@ -41,9 +41,15 @@ export interface IntraVecVariant {
   K: number;
   V: number;
   GK: number;
+  /**
+   * Profiling only (bench kda --fwd-intra-skip): leave out step A's products, step B, or step C's product
+   * (loads, stores and barriers stay), so the time of that step is the difference. The results are wrong.
+   */
+  skip?: 'products' | 'inverse' | 'wu';
 }
 
-export const intraVecKey = (v: IntraVecVariant) => `kda_chunk_intra_vec_k${v.K}_v${v.V}_gk${v.GK}`;
+export const intraVecKey = (v: IntraVecVariant) =>
+  `kda_chunk_intra_vec_k${v.K}_v${v.V}_gk${v.GK}${v.skip ? `_skip_${v.skip}` : ''}`;
 
 export function intraVecFits(v: IntraVecVariant): boolean {
   return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
@@ -194,7 +200,7 @@ ${computeMain(WG)}
     if (kt + 1u < ${K / BK}u) {
       ${stageLoad('(kt + 1u) * 4u + sc4')}
     }
-    if (role == 1u) {
+    if (role == 1u${v.skip === 'products' ? ' && kt > 1000u' : ''}) {
       for (var c = 0u; c < ${BK}u; c++) {
         let b = c * ${SPV}u;
         let qs4 = sm[${AQS}u + b + I4];
@@ -202,7 +208,7 @@ ${computeMain(WG)}
         let kne = sm[${AKN}u + b + J4] * exp(sm[${AG}u + b + I4].x - sm[${AG}u + b + J4].w);
         ${R4.map((a) => `akk${a} += ks4.${X[a]} * kne;\n        aqk${a} += qs4.${X[a]} * kne;`).join('\n        ')}
       }
-    } else if (role == 2u) {
+    } else if (role == 2u${v.skip === 'products' ? ' && kt > 1000u' : ''}) {
       for (var c = 0u; c < ${BK}u; c++) {
         let b = c * ${SPV}u;
         let q4 = sm[${AQ}u + b + I4];
@@ -261,7 +267,7 @@ ${computeMain(WG)}
     sm[${MT}u + (4u * d + 2u) * 16u + d] = vec4<f32>(0.0, 0.0, 0.0, t32);
   }
   workgroupBarrier();
-  ${[4, 8, 16, 32].map(inverseLevel).join('\n  ')}
+  ${v.skip === 'inverse' ? '' : [4, 8, 16, 32].map(inverseLevel).join('\n  ')}
   if (p.storeT != 0u) {
     for (var e = lid; e < 1024u; e += ${WG}u) {
       let i = e / 16u;
@@ -289,7 +295,7 @@ ${computeMain(WG)}
       ${bLoad('ct + 1u')}
     }
     ${R4.map((a) => `var acc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n    ')}
-    for (var j = 0u; j < 4u * rg + 3u; j++) {
+    for (var j = 0u; j < ${v.skip === 'wu' ? '0u' : '4u * rg + 3u'}; j++) {
       let tc = sm[${MT}u + j * 16u + rg];
       let bj = sm[${BT}u + j * 16u + cg];
       ${R4.map((a) => `acc${a} += tc.${X[a]} * bj;`).join('\n      ')}

@@ -27,11 +27,13 @@
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 
 const WG = 256;
-/** Channels per step-A tile (4 vec4), and the stride (in vec4) of one channel's 64 rows: 17, not 16, so the
- * transposing stores of the staging step spread over the banks. */
+/**
+ * Channels per step-A tile: 4 vec4 per row, rows stored whole ([row][4] vec4), the 4 column groups of row r
+ * permuted by (r / 4) % 4 (an XOR swizzle), so that the rows 4 I + a of different blocks I that one warp
+ * reads at once fall on different banks.
+ */
 const BK = 16;
-const SPV = 17;
-const ARR = BK * SPV;
+const ARR = 64 * (BK / 4);
 const [AQ, AK, AG, AQS, AKS, AKN] = [0, 1, 2, 3, 4, 5].map((m) => m * ARR);
 /** Step B/C layout (vec4 units): the transposed 64x64 matrix, then the 64x64 operand tile / scratch. */
 const MT = 0;
@@ -101,8 +103,16 @@ export function intraVecWgsl(v: IntraVecVariant): string {
   const K4 = K / 4;
   const V4 = V / 4;
   const acc = (name: string) => R4.map((a) => `var ${name}${a} = vec4<f32>(0.0);`).join('\n  ');
-  const stage = (arr: number, val: string) =>
-    R4.map((u) => `sm[${arr}u + (4u * sc4 + ${u}u) * ${SPV}u + sidx][scomp] = ${val}.${X[u]};`).join('\n    ');
+  const stage = (arr: number, val: string) => `sm[${arr}u + sp] = ${val};`;
+  /** WGSL: vec4 column group `ci` (already swizzled) of row `r` of array `arr`. */
+  const at = (arr: number, r: string, ci: string) => `sm[${arr}u + (${r}) * 4u + ${ci}]`;
+  const dots = (rowsI: string, rowsJ: string) =>
+    R4.flatMap((a) =>
+      R4.map(
+        (b) => `akk${a}.${X[b]} += dot(${rowsI.replace('#', 'ks')}${a}, ${rowsJ}${b});
+          aqk${a}.${X[b]} += dot(${rowsI.replace('#', 'qs')}${a}, ${rowsJ}${b});`,
+      ),
+    ).join('\n          ');
   const stageLoad = (cc: string) => `{
     let cc = ${cc};
     qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
@@ -131,16 +141,16 @@ export function intraVecWgsl(v: IntraVecVariant): string {
       }`,
       ).join('\n      ')}
     }`;
-  // Diagonal tile: pairs (a, b), b < a, of one 4-row block.
+  // Diagonal tile: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels).
   const diagPairs = R4.flatMap((a) =>
     R4.filter((b) => b < a).map(
       (b) => `{
-          let kk = k4.${X[b]} * exp(g4.${X[a]} - g4.${X[b]});
-          akk${a}.${X[b]} += k4.${X[a]} * kk;
-          aqk${a}.${X[b]} += q4.${X[a]} * kk;
-        }`,
+            let kk = k${b} * exp(g${a} - g${b});
+            akk${a}.${X[b]} += dot(k${a}, kk);
+            aqk${a}.${X[b]} += dot(q${a}, kk);
+          }`,
     ),
-  ).join('\n        ');
+  ).join('\n          ');
   return /* wgsl */ `
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
@@ -173,8 +183,7 @@ ${computeMain(WG)}
   // Staging role: row si, channels 4 sc4 .. 4 sc4 + 3 of the tile; n, m = first and last row of its block.
   let si = lid / 4u;
   let sc4 = lid % 4u;
-  let sidx = si / 4u;
-  let scomp = si % 4u;
+  let sp = si * 4u + (sc4 ^ ((si >> 2u) & 3u));
   let srow = (t0 + min(si, L - 1u)) * H + h;
   let nrow = (t0 + min(si & 0xfffffffcu, L - 1u)) * H + h;
   let mrow = (t0 + min(si | 3u, L - 1u)) * H + h;
@@ -201,21 +210,24 @@ ${computeMain(WG)}
       ${stageLoad('(kt + 1u) * 4u + sc4')}
     }
     if (role == 1u${v.skip === 'products' ? ' && kt > 1000u' : ''}) {
-      for (var c = 0u; c < ${BK}u; c++) {
-        let b = c * ${SPV}u;
-        let qs4 = sm[${AQS}u + b + I4];
-        let ks4 = sm[${AKS}u + b + I4];
-        let kne = sm[${AKN}u + b + J4] * exp(sm[${AG}u + b + I4].x - sm[${AG}u + b + J4].w);
-        ${R4.map((a) => `akk${a} += ks4.${X[a]} * kne;\n        aqk${a} += qs4.${X[a]} * kne;`).join('\n        ')}
+      for (var c4 = 0u; c4 < 4u; c4++) {
+        let ci = c4 ^ (I4 & 3u);
+        let cj = c4 ^ (J4 & 3u);
+        ${R4.map((a) => `let qs${a} = ${at(AQS, `4u * I4 + ${a}u`, 'ci')};\n        let ks${a} = ${at(AKS, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
+        let e = exp(${at(AG, '4u * I4', 'ci')} - ${at(AG, '4u * J4 + 3u', 'cj')});
+        ${R4.map((b) => `let kn${b} = ${at(AKN, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
+        {
+          ${dots('#', 'kn')}
+        }
       }
     } else if (role == 2u${v.skip === 'products' ? ' && kt > 1000u' : ''}) {
-      for (var c = 0u; c < ${BK}u; c++) {
-        let b = c * ${SPV}u;
-        let q4 = sm[${AQ}u + b + I4];
-        let k4 = sm[${AK}u + b + I4];
-        let g4 = sm[${AG}u + b + I4];
-        ${diagPairs}
-        ${R4.map((a) => `aqk${a}.${X[a]} += q4.${X[a]} * k4.${X[a]};`).join('\n        ')}
+      for (var c4 = 0u; c4 < 4u; c4++) {
+        let ci = c4 ^ (I4 & 3u);
+        ${R4.map((a) => `let q${a} = ${at(AQ, `4u * I4 + ${a}u`, 'ci')};\n        let k${a} = ${at(AK, `4u * I4 + ${a}u`, 'ci')};\n        let g${a} = ${at(AG, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
+        {
+          ${diagPairs}
+        }
+        ${R4.map((a) => `aqk${a}.${X[a]} += dot(q${a}, k${a});`).join('\n        ')}
       }
     }
     workgroupBarrier();
@@ -295,10 +307,11 @@ ${computeMain(WG)}
       ${bLoad('ct + 1u')}
     }
     ${R4.map((a) => `var acc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n    ')}
-    for (var j = 0u; j < ${v.skip === 'wu' ? '0u' : '4u * rg + 3u'}; j++) {
-      let tc = sm[${MT}u + j * 16u + rg];
-      let bj = sm[${BT}u + j * 16u + cg];
-      ${R4.map((a) => `acc${a} += tc.${X[a]} * bj;`).join('\n      ')}
+    // Columns j < 4 rg + 4 (T is zero on and above the diagonal), 4 at a time: the 8 operand reads are
+    // issued before the 64 FMAs that use them.
+    for (var j4 = 0u; j4 < ${v.skip === 'wu' ? '0u' : 'rg + 1u'}; j4++) {
+      ${R4.map((x) => `let tc${x} = sm[${MT}u + (4u * j4 + ${x}u) * 16u + rg];\n      let bj${x} = sm[${BT}u + (4u * j4 + ${x}u) * 16u + cg];`).join('\n      ')}
+      ${R4.flatMap((x) => R4.map((a) => `acc${a} = fma(vec4<f32>(tc${x}.${X[a]}), bj${x}, acc${a});`)).join('\n      ')}
     }
     let c4 = ct * 16u + cg;
     ${R4.map(

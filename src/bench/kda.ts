@@ -43,6 +43,8 @@ export interface KdaBenchOptions {
   fwdStateBV?: number;
   /** Profiling only: leave one step of the vec4 intra kernel out (its results are then wrong). */
   fwdIntraSkip?: 'products' | 'inverse' | 'wu';
+  /** Profiling only: leave one step of the vec4 state kernel out (needs --fwd-state vec4). */
+  fwdStateSkip?: 'hstore' | 'vprime' | 'update';
 }
 
 function inputs(dev: Device, B: number, T: number, H: number, d: number, seed: number) {
@@ -80,6 +82,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     stateWg: o.fwdStateWg,
     stateBV: o.fwdStateBV,
     intraSkip: o.fwdIntraSkip,
+    stateSkip: o.fwdStateSkip,
   });
   const H = o.chunkHeads;
   const d = o.d;
@@ -141,6 +144,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     stateWg: undefined,
     stateBV: undefined,
     intraSkip: undefined,
+    stateSkip: undefined,
   });
   const decode: Record<string, unknown>[] = [];
   const Hd = o.decodeHeads;
@@ -177,7 +181,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
-    ...(o.fwdIntra || o.fwdState || o.fwdStateWg || o.fwdStateBV || o.fwdIntraSkip
+    ...(o.fwdIntra || o.fwdState || o.fwdStateWg || o.fwdStateBV || o.fwdIntraSkip || o.fwdStateSkip
       ? {
           forwardTuning: {
             intra: o.fwdIntra,
@@ -185,6 +189,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
             stateWg: o.fwdStateWg,
             stateBV: o.fwdStateBV,
             intraSkip: o.fwdIntraSkip,
+            stateSkip: o.fwdStateSkip,
           },
         }
       : {}),
@@ -201,9 +206,9 @@ function parseKind(flag: string, s: string | undefined): 'vec4' | 'scalar' | und
   throw new Error(`${flag}: '${s}' is not vec4 or scalar`);
 }
 
-function parseSkip(s: string | undefined): 'products' | 'inverse' | 'wu' | undefined {
-  if (s === undefined || s === 'products' || s === 'inverse' || s === 'wu') return s;
-  throw new Error(`--fwd-intra-skip: '${s}' is not products, inverse or wu`);
+function parseSkip<S extends string>(flag: string, s: string | undefined, steps: readonly S[]): S | undefined {
+  if (s === undefined || (steps as readonly string[]).includes(s)) return s as S | undefined;
+  throw new Error(`${flag}: '${s}' is not one of ${steps.join(', ')}`);
 }
 
 export function registerKdaBench(bench: Command): void {
@@ -227,6 +232,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
     .option('--fwd-state <kind>', 'chunked forward state pass: vec4 or scalar (default: the committed rule)')
     .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
+    .option('--fwd-state-skip <step>', 'profiling only: hstore, vprime or update left out of the vec4 state kernel')
     .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
@@ -253,7 +259,8 @@ export function registerKdaBench(bench: Command): void {
         decodeScalar: !!opts.decodeScalar,
         fwdIntra: parseKind('--fwd-intra', opts.fwdIntra),
         fwdState: parseKind('--fwd-state', opts.fwdState),
-        fwdIntraSkip: parseSkip(opts.fwdIntraSkip),
+        fwdIntraSkip: parseSkip('--fwd-intra-skip', opts.fwdIntraSkip, ['products', 'inverse', 'wu'] as const),
+        fwdStateSkip: parseSkip('--fwd-state-skip', opts.fwdStateSkip, ['hstore', 'vprime', 'update'] as const),
         fwdStateWg: opts.fwdStateWg ? parseList(opts.fwdStateWg)[0] : undefined,
         fwdStateBV: opts.fwdStateBv ? parseList(opts.fwdStateBv)[0] : undefined,
       });

@@ -22,7 +22,7 @@ import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
-import { stateVecFits, stateVecKey, stateVecWgsl } from './stateVec.wgsl.js';
+import { type StateVecVariant, stateVecFits, stateVecKey, stateVecWgsl } from './stateVec.wgsl.js';
 
 /**
  * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
@@ -36,8 +36,9 @@ export const kdaForwardTuning: {
   state?: 'vec4' | 'scalar';
   stateWg?: number;
   stateBV?: number;
-  /** Profiling only: see IntraVecVariant.skip (wrong results). */
+  /** Profiling only: see IntraVecVariant.skip and StateVecVariant.skip (wrong results). */
   intraSkip?: IntraVecVariant['skip'];
+  stateSkip?: StateVecVariant['skip'];
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -167,7 +168,7 @@ export function dispatchChunkForward(
   const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const wgS = Math.min(maxWg, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
-  const sv = { ...v, BV };
+  const sv: StateVecVariant = { ...v, BV, skip: kdaForwardTuning.stateSkip };
   const stateVec =
     kdaForwardTuning.state === 'vec4' && stateVecFits(K, V, BV) && 4 * (K * BV + 64 * K + 64 * BV) <= smem;
   if (kdaForwardTuning.state === 'vec4' && !stateVec)

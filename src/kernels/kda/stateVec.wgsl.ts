@@ -21,9 +21,15 @@ export interface StateVecVariant {
   V: number;
   GK: number;
   BV: number;
+  /**
+   * Profiling only (bench kda --fwd-state-skip): leave out the per-chunk state store, the V' product or the
+   * state update's product (loads, barriers and the rest stay); the results are then wrong.
+   */
+  skip?: 'hstore' | 'vprime' | 'update';
 }
 
-export const stateVecKey = (v: StateVecVariant) => `kda_chunk_state_vec_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}`;
+export const stateVecKey = (v: StateVecVariant) =>
+  `kda_chunk_state_vec_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}${v.skip ? `_skip_${v.skip}` : ''}`;
 
 function geometry(K: number, BV: number) {
   const NRG = WG / BV; // row groups
@@ -120,10 +126,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       ${fetchG('(tn + Ln - 1u)')}
     }
     let hbase = (slot * p.HB + hb) * ${K * V}u;
+    ${v.skip === 'hstore' ? 'if (j > 1000000u) {' : ''}
     ${SRr.flatMap((m) => range(4).map((u) => `hB[hbase + ${slabIdx(m, u)}] = s${m}.${X[u]};`)).join('\n    ')}
+    ${v.skip === 'hstore' ? '}' : ''}
     workgroupBarrier();
     // V' = U - W S
-    for (var k4 = 0u; k4 < ${K4}u; k4 += 4u) {
+    for (var k4 = 0u; k4 < ${v.skip === 'vprime' ? 0 : K4}u; k4 += 4u) {
       ${range(4)
         .map((x) => `let q${x} = S4[(k4 + ${x}u) * ${BV}u + c];`)
         .join('\n      ')}
@@ -156,7 +164,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     workgroupBarrier();
     // S = exp(gc_last) S + Kd^T V'
     ${SRr.map((m) => `var b${m} = vec4<f32>(0.0);`).join('\n    ')}
-    for (var i = 0u; i < 64u; i += 4u) {
+    for (var i = 0u; i < ${v.skip === 'update' ? 0 : 64}u; i += 4u) {
       ${range(4)
         .map((x) => `let v${x} = Vsh[(i + ${x}u) * ${BV}u + c];`)
         .join('\n      ')}

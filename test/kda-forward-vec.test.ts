@@ -84,13 +84,13 @@ describe('kda chunked forward: kernel variants = reference', () => {
   });
 
   it.skipIf(!hasGpu)(
-    'vec4 state pass (BV 32), varlen (65, 0, 7, 130 tokens), K=32, V=32',
+    'vec4 state pass (BV 32), varlen (65, 0, 7, 130 tokens), K=64, V=32',
     { timeout: 400_000 },
     async () => {
       const lens = [65, 0, 7, 130];
       const cu = [0];
       for (const l of lens) cu.push(cu[cu.length - 1] + l);
-      const [H, K, V] = [1, 32, 32];
+      const [H, K, V] = [1, 64, 32];
       const T = cu[cu.length - 1];
       const c = randomCase(5, T, H, K, V);
       const S0 = new Rng(2).normalArray(lens.length * H * K * V, 0.5);

@@ -41,6 +41,9 @@ export interface KdaBenchOptions {
   fwdState?: 'vec4' | 'scalar';
   fwdStateWg?: number;
   fwdStateBV?: number;
+  fwdOutputBK?: number;
+  /** Compare the chunked forward with the recurrent kernel on the bench inputs (o and final state). */
+  check?: boolean;
   /** Profiling only: leave one step of the vec4 intra kernel out (its results are then wrong). */
   fwdIntraSkip?: 'products' | 'inverse' | 'wu';
   /** Profiling only: leave one step of the vec4 state kernel out (needs --fwd-state vec4). */
@@ -70,6 +73,35 @@ async function timeOn(dev: Device, body: () => void, reps: number, trials: numbe
   return { ms: sorted[Math.floor(sorted.length / 2)], trials: per, source: 'host' };
 }
 
+/** max |a - b| / max |b|. */
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / m;
+}
+
+/**
+ * The chunked forward (the kernels being timed) against the recurrent kernel on the same inputs: relative
+ * max difference of o and of the final state (bench kda --check; the tests hold the reference itself).
+ */
+async function checkChunked(
+  x: ReturnType<typeof inputs>,
+  S0: Tensor,
+): Promise<{ oRelDiff: number; stateRelDiff: number }> {
+  const a = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
+  const b = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'recurrent', initialState: S0 });
+  const r = {
+    oRelDiff: relDiff(await a.o.toFloat32(), await b.o.toFloat32()),
+    stateRelDiff: relDiff(await a.finalState!.toFloat32(), await b.finalState!.toFloat32()),
+  };
+  disposeAll(a.o, a.finalState, b.o, b.finalState);
+  return r;
+}
+
 function disposeAll(...ts: (Tensor | undefined)[]): void {
   for (const t of ts) t?.dispose();
 }
@@ -81,6 +113,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     state: o.fwdState,
     stateWg: o.fwdStateWg,
     stateBV: o.fwdStateBV,
+    outputBK: o.fwdOutputBK,
     intraSkip: o.fwdIntraSkip,
     stateSkip: o.fwdStateSkip,
   });
@@ -97,6 +130,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     };
     const reps = Math.max(1, Math.round((o.reps * 8192) / Math.max(T, 8192)));
     const tf = await timeOn(dev, fwd, reps, o.trials);
+    const check = o.check ? await checkChunked(x, S0) : undefined;
     const ioBytes = 4 * (T * H * (4 * d + 1) + T * H * d + 2 * H * d * d);
     chunked.push({
       pass: 'forward',
@@ -108,6 +142,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       tokensPerS: T / (tf.ms * 1e-3),
       GBps: ioBytes / (tf.ms * 1e-3) / 1e9,
       timer: tf.source,
+      ...(check ? { check } : {}),
       ...(o.profile && dev.backend === 'webgpu'
         ? { kernelsMs: await profileKernels(dev as GpuContext, fwd, o.trials, { warmUp: true }) }
         : {}),
@@ -143,6 +178,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     state: undefined,
     stateWg: undefined,
     stateBV: undefined,
+    outputBK: undefined,
     intraSkip: undefined,
     stateSkip: undefined,
   });
@@ -181,13 +217,14 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
-    ...(o.fwdIntra || o.fwdState || o.fwdStateWg || o.fwdStateBV || o.fwdIntraSkip || o.fwdStateSkip
+    ...(o.fwdIntra || o.fwdState || o.fwdStateWg || o.fwdStateBV || o.fwdOutputBK || o.fwdIntraSkip || o.fwdStateSkip
       ? {
           forwardTuning: {
             intra: o.fwdIntra,
             state: o.fwdState,
             stateWg: o.fwdStateWg,
             stateBV: o.fwdStateBV,
+            outputBK: o.fwdOutputBK,
             intraSkip: o.fwdIntraSkip,
             stateSkip: o.fwdStateSkip,
           },
@@ -233,13 +270,19 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-state <kind>', 'chunked forward state pass: vec4 or scalar (default: the committed rule)')
     .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
     .option('--fwd-state-skip <step>', 'profiling only: hstore, vprime or update left out of the vec4 state kernel')
+    .option(
+      '--check',
+      'chunked runs: also report the relative difference of o and the final state to the recurrent kernel',
+    )
+    .option('--fwd-output-bk <n>', 'K step of the forward output kernel (default: 64 where it fits, else 32)')
     .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
-      opts: Record<string, string> & GpuFlagOptions & { json?: boolean; skipBackward?: boolean; profile?: boolean },
+      opts: Record<string, string> &
+        GpuFlagOptions & { json?: boolean; skipBackward?: boolean; profile?: boolean; check?: boolean },
     ) => {
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
@@ -263,6 +306,8 @@ export function registerKdaBench(bench: Command): void {
         fwdStateSkip: parseSkip('--fwd-state-skip', opts.fwdStateSkip, ['hstore', 'vprime', 'update'] as const),
         fwdStateWg: opts.fwdStateWg ? parseList(opts.fwdStateWg)[0] : undefined,
         fwdStateBV: opts.fwdStateBv ? parseList(opts.fwdStateBv)[0] : undefined,
+        fwdOutputBK: opts.fwdOutputBk ? parseList(opts.fwdOutputBk)[0] : undefined,
+        check: !!opts.check,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);

@@ -1,16 +1,19 @@
 /**
  * Pass 2 of the chunked KDA forward (the sequential state recurrence; grid: value tiles x heads x
  * sequences), vec4 form of chunk.wgsl.ts stateWgslPrefetch: the same arithmetic per chunk,
- *   store S (the chunk's incoming state), V' = U - W S, S = exp(gc_last) S + Kd^T V',
- * with the slab S kept in workgroup memory as vec4 of 4 rows (one 16-byte read where the scalar kernel made
- * four), the thread's own SR state rows also in registers (the update and the per-chunk store read no
- * workgroup memory), V' accumulated in vec4 partial sums (16 independent FMA chains per thread instead of
- * 4 dot-product chains), and both inner loops unrolled by 4 with their loads grouped ahead of the FMAs, so
- * each waits on workgroup memory once per 4 steps. The next chunk's W, Kd, U and gc_last are fetched into
- * registers while this one computes, as before.
- * Needs K multiple of 4 * (256 / BV) / ... see stateVecFits. f32 throughout; exp() arguments are gc_last <= 0.
+ *   store S (the chunk's incoming state), V' = U - W S, S = exp(gc_last) S + Kd^T V'.
+ * Both products are bound by workgroup-memory bandwidth in the scalar kernel (one column per thread: a
+ * warp's tile reads are broadcasts of 2 rows, 32 of 128 bytes per access). Here every thread owns two
+ * adjacent columns: in V' = U - W S rows {rp + m NR} x columns {2 cp, 2 cp + 1}, in the update rows
+ * r0 .. r0 + RU - 1 (vec4 groups) x the same two columns. Each tile read then feeds 8 FMAs instead of 4, and
+ * a warp's reads spread over more distinct addresses (fewer, fuller wavefronts).
+ * The slab S sits in workgroup memory as vec4 of 4 rows per column (S4), the thread's own part also in
+ * registers (the update and the per-chunk store read no workgroup memory); V' is accumulated in vec4
+ * partial sums; loops are unrolled by 4 with their loads grouped ahead of the FMAs. The next chunk's W, Kd,
+ * U and gc_last are fetched into registers while this one computes.
+ * f32 throughout; the only exp() argument is gc_last <= 0.
  */
-import { bindings, GROUP_PARAMS, SEQUENCE_CHUNKS, valueTileIds } from './wgslParts.js';
+import { bindings, GROUP_PARAMS, SEQUENCE_CHUNKS } from './wgslParts.js';
 
 const WG = 256;
 const X = 'xyzw';
@@ -32,25 +35,27 @@ export const stateVecKey = (v: StateVecVariant) =>
   `kda_chunk_state_vec_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}${v.skip ? `_skip_${v.skip}` : ''}`;
 
 function geometry(K: number, BV: number) {
-  const NRG = WG / BV; // row groups
-  return { NRG, VR: 64 / NRG, SR: K / NRG, PF: (64 * K) / 4 / WG };
+  const CP = BV / 2; // column pairs
+  const NR = WG / CP; // row groups
+  return { CP, NR, RV: 64 / NR, RU: K / NR, PF: (64 * K) / 4 / WG };
 }
 
-/** Shapes this kernel covers: 256 threads as BV columns x NRG row groups, each with 4-row multiples. */
+/** Shapes this kernel covers: 256 threads as BV/2 column pairs x NR row groups, update rows in vec4 groups. */
 export function stateVecFits(K: number, V: number, BV: number): boolean {
-  if (V % BV !== 0 || WG % BV !== 0) return false;
-  const { NRG, VR, SR, PF } = geometry(K, BV);
-  return Number.isInteger(VR) && VR >= 1 && SR >= 4 && SR % 4 === 0 && K % 16 === 0 && Number.isInteger(PF) && NRG > 0;
+  if (BV % 2 !== 0 || V % BV !== 0 || WG % (BV / 2) !== 0) return false;
+  const { RV, RU, PF } = geometry(K, BV);
+  return Number.isInteger(RV) && RV >= 1 && RU >= 4 && RU % 4 === 0 && K % 16 === 0 && Number.isInteger(PF);
 }
 
 export function stateVecWgsl(v: StateVecVariant): string {
   const { K, V, GK, BV } = v;
   if (!stateVecFits(K, V, BV)) throw new Error(`kda state (vec4): K=${K}, V=${V}, BV=${BV} do not tile`);
-  const { NRG, VR, SR, PF } = geometry(K, BV);
+  const { CP, NR, RV, RU, PF } = geometry(K, BV);
   const K4 = K / 4;
-  const SR4 = SR / 4;
-  const VRr = range(VR);
-  const SRr = range(SR4);
+  const U4 = RU / 4;
+  const RVr = range(RV);
+  const U4r = range(U4);
+  const Y = [0, 1];
   const fetch = (dst: string, buf: string, ts: string, Ln: string) =>
     range(PF)
       .map(
@@ -61,45 +66,63 @@ export function stateVecWgsl(v: StateVecVariant): string {
       }`,
       )
       .join('\n      ');
+  // U rows of the V' role: rp + m NR, columns col0, col0 + 1.
   const fetchU = (ts: string, Ln: string) =>
-    VRr.map(
-      (m) =>
-        `upre${m} = select(0.0, U[((${ts} + min(rg + ${m * NRG}u, ${Ln} - 1u)) * H + h) * ${V}u + col], rg + ${m * NRG}u < ${Ln});`,
+    RVr.map(
+      (m) => `{
+        let i = rp + ${m * NR}u;
+        let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${V}u + col0;
+        upre${m} = select(vec2<f32>(0.0), vec2<f32>(U[r], U[r + 1u]), i < ${Ln});
+      }`,
     ).join('\n      ');
   const gIdx = (t: string, r: string) => (GK === 1 ? `${t} * H + h` : `(${t} * H + h) * ${K}u + ${r}`);
   const fetchG = (tl: string) =>
-    SRr.map(
+    U4r.map(
       (m) =>
         `gpre${m} = vec4<f32>(${range(4)
           .map((u) => `gcB[${gIdx(tl, `r0 + ${4 * m + u}u`)}]`)
           .join(', ')});`,
     ).join('\n      ');
-  const slabIdx = (m: number, u: number) => `(r0 + ${4 * m + u}u) * ${V}u + col`;
+  // Element (row r0 + 4 m + u, column col0 + y) of a [K, V] slab.
+  const slabIdx = (m: number, u: number, y: number) => `(r0 + ${4 * m + u}u) * ${V}u + col0 + ${y}u`;
+  const perS = (f: (m: number, y: number) => string, sep = '\n    ') =>
+    U4r.flatMap((m) => Y.map((y) => f(m, y))).join(sep);
   return /* wgsl */ `
 ${bindings(GROUP_PARAMS, ['cu: i32', 'W: vec4<f32>', 'U', 'Kd: vec4<f32>', 'gcB'], ['state', 'hB', 'Vp'])}
-// S4[r4 * BV + c] = S[4 r4 .. 4 r4 + 3, c]; tile: W, then Kd, of the chunk as [64][K/4] vec4.
+// S4[r4 * BV + c] = S[4 r4 .. 4 r4 + 3, c]; tile: W, then Kd, of the chunk as [64][K/4] vec4; Vsh: V' as
+// [64][BV/2] column pairs.
 var<workgroup> S4: array<vec4<f32>, ${K4 * BV}>;
 var<workgroup> tile: array<vec4<f32>, ${64 * K4}>;
-var<workgroup> Vsh: array<f32, ${64 * BV}>;
+var<workgroup> Vsh: array<vec2<f32>, ${64 * CP}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  ${valueTileIds(BV, true)}
-  // V' rows of this thread: rg + m ${NRG}; state rows: r0 .. r0 + ${SR - 1}.
-  let r0 = rg * ${SR}u;
+  let vt = wid.x;
+  let hb = wid.y;
+  let h = hb + p.h0;
+  let n = wid.z;
+  let H = p.H;
+  // Column pair cp (columns col0, col0 + 1 of the value tile); row group rp: V' rows rp + m ${NR},
+  // state rows r0 .. r0 + ${RU - 1}.
+  let cp = lid % ${CP}u;
+  let rp = lid / ${CP}u;
+  let c0 = 2u * cp;
+  let col0 = vt * ${BV}u + c0;
+  let r0 = rp * ${RU}u;
   let sbase = (n * H + h) * ${K * V}u;
-  ${SRr.map(
-    (m) =>
-      `var s${m} = vec4<f32>(${range(4)
-        .map((u) => `state[sbase + ${slabIdx(m, u)}]`)
-        .join(', ')});\n  S4[(r0 / 4u + ${m}u) * ${BV}u + c] = s${m};`,
-  ).join('\n  ')}
+  ${perS(
+    (m, y) => `var s${m}_${y} = vec4<f32>(${range(4)
+      .map((u) => `state[sbase + ${slabIdx(m, u, y)}]`)
+      .join(', ')});
+  S4[(r0 / 4u + ${m}u) * ${BV}u + c0 + ${y}u] = s${m}_${y};`,
+    '\n  ',
+  )}
   ${SEQUENCE_CHUNKS}
   ${range(PF)
     .map((m) => `var wpre${m} = vec4<f32>(0.0);\n  var kpre${m} = vec4<f32>(0.0);`)
     .join('\n  ')}
-  ${VRr.map((m) => `var upre${m} = 0.0;`).join('\n  ')}
-  ${SRr.map((m) => `var gpre${m} = vec4<f32>(0.0);`).join('\n  ')}
+  ${RVr.map((m) => `var upre${m} = vec2<f32>(0.0);`).join('\n  ')}
+  ${U4r.map((m) => `var gpre${m} = vec4<f32>(0.0);`).join('\n  ')}
   if (t0 < t1) {
     let L0 = min(64u, t1 - t0);
     ${fetch('wpre', 'W', 't0', 'L0')}
@@ -117,8 +140,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     ${range(PF)
       .map((m) => `tile[lid + ${m * WG}u] = wpre${m};`)
       .join('\n    ')}
-    ${VRr.map((m) => `var a${m} = vec4<f32>(0.0);\n    let u${m} = upre${m};`).join('\n    ')}
-    ${SRr.map((m) => `let decay${m} = exp(gpre${m});`).join('\n    ')}
+    ${RVr.map((m) => Y.map((y) => `var a${m}_${y} = vec4<f32>(0.0);`).join('\n    ') + `\n    let u${m} = upre${m};`).join('\n    ')}
+    ${U4r.map((m) => `let decay${m} = exp(gpre${m});`).join('\n    ')}
     // Next chunk's W, U and decay while this one computes.
     if (Ln > 0u) {
       ${fetch('wpre', 'W', 'tn', 'Ln')}
@@ -127,31 +150,39 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
     let hbase = (slot * p.HB + hb) * ${K * V}u;
     ${v.skip === 'hstore' ? 'if (j > 1000000u) {' : ''}
-    ${SRr.flatMap((m) => range(4).map((u) => `hB[hbase + ${slabIdx(m, u)}] = s${m}.${X[u]};`)).join('\n    ')}
+    ${perS((m, y) =>
+      range(4)
+        .map((u) => `hB[hbase + ${slabIdx(m, u, y)}] = s${m}_${y}.${X[u]};`)
+        .join('\n    '),
+    )}
     ${v.skip === 'hstore' ? '}' : ''}
     workgroupBarrier();
     // V' = U - W S
     for (var k4 = 0u; k4 < ${v.skip === 'vprime' ? 0 : K4}u; k4 += 4u) {
       ${range(4)
-        .map((x) => `let q${x} = S4[(k4 + ${x}u) * ${BV}u + c];`)
+        .map((x) => Y.map((y) => `let q${x}_${y} = S4[(k4 + ${x}u) * ${BV}u + c0 + ${y}u];`).join('\n      '))
         .join('\n      ')}
-      ${VRr.map((m) =>
+      ${RVr.map((m) =>
         range(4)
-          .map((x) => `let w${m}_${x} = tile[(rg + ${m * NRG}u) * ${K4}u + k4 + ${x}u];`)
+          .map((x) => `let w${m}_${x} = tile[(rp + ${m * NR}u) * ${K4}u + k4 + ${x}u];`)
           .join('\n      '),
       ).join('\n      ')}
-      ${VRr.map((m) =>
+      ${RVr.map((m) =>
         range(4)
-          .map((x) => `a${m} = fma(w${m}_${x}, q${x}, a${m});`)
+          .map((x) => Y.map((y) => `a${m}_${y} = fma(w${m}_${x}, q${x}_${y}, a${m}_${y});`).join('\n      '))
           .join('\n      '),
       ).join('\n      ')}
     }
-    ${VRr.map(
+    ${RVr.map(
       (m) => `{
-      let i = rg + ${m * NRG}u;
-      let vp = u${m} - (a${m}.x + a${m}.y + a${m}.z + a${m}.w);
-      Vsh[i * ${BV}u + c] = vp;
-      if (i < L) { Vp[((ts + i) * H + h) * ${V}u + col] = vp; }
+      let i = rp + ${m * NR}u;
+      let vp = u${m} - vec2<f32>(${Y.map((y) => `a${m}_${y}.x + a${m}_${y}.y + a${m}_${y}.z + a${m}_${y}.w`).join(', ')});
+      Vsh[i * ${CP}u + cp] = vp;
+      if (i < L) {
+        let r = ((ts + i) * H + h) * ${V}u + col0;
+        Vp[r] = vp.x;
+        Vp[r + 1u] = vp.y;
+      }
     }`,
     ).join('\n    ')}
     workgroupBarrier();
@@ -163,24 +194,32 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
     workgroupBarrier();
     // S = exp(gc_last) S + Kd^T V'
-    ${SRr.map((m) => `var b${m} = vec4<f32>(0.0);`).join('\n    ')}
+    ${perS((m, y) => `var b${m}_${y} = vec4<f32>(0.0);`)}
     for (var i = 0u; i < ${v.skip === 'update' ? 0 : 64}u; i += 4u) {
       ${range(4)
-        .map((x) => `let v${x} = Vsh[(i + ${x}u) * ${BV}u + c];`)
+        .map((x) => `let v${x} = Vsh[(i + ${x}u) * ${CP}u + cp];`)
         .join('\n      ')}
-      ${SRr.map((m) =>
+      ${U4r.map((m) =>
         range(4)
           .map((x) => `let k${m}_${x} = tile[(i + ${x}u) * ${K4}u + r0 / 4u + ${m}u];`)
           .join('\n      '),
       ).join('\n      ')}
-      ${SRr.map((m) =>
+      ${U4r.map((m) =>
         range(4)
-          .map((x) => `b${m} = fma(k${m}_${x}, vec4<f32>(v${x}), b${m});`)
+          .map((x) =>
+            Y.map((y) => `b${m}_${y} = fma(k${m}_${x}, vec4<f32>(v${x}.${X[y]}), b${m}_${y});`).join('\n      '),
+          )
           .join('\n      '),
       ).join('\n      ')}
     }
-    ${SRr.map((m) => `s${m} = decay${m} * s${m} + b${m};\n    S4[(r0 / 4u + ${m}u) * ${BV}u + c] = s${m};`).join('\n    ')}
+    ${perS((m, y) => `s${m}_${y} = decay${m} * s${m}_${y} + b${m}_${y};\n    S4[(r0 / 4u + ${m}u) * ${BV}u + c0 + ${y}u] = s${m}_${y};`)}
   }
-  ${SRr.flatMap((m) => range(4).map((u) => `state[sbase + ${slabIdx(m, u)}] = s${m}.${X[u]};`)).join('\n  ')}
+  ${perS(
+    (m, y) =>
+      range(4)
+        .map((u) => `state[sbase + ${slabIdx(m, u, y)}] = s${m}_${y}.${X[u]};`)
+        .join('\n  '),
+    '\n  ',
+  )}
 }`;
 }

@@ -1,18 +1,20 @@
 /**
  * The chunked forward's kernel variants (chunk.ts kdaForwardTuning) against the f64 recurrent reference:
  * the vec4 intra pass (gc.wgsl.ts + intraVec.wgsl.ts, the default where K % 16 == 0 and V % 4 == 0), the
- * scalar one it replaces on those shapes, and the vec4 state pass (stateVec.wgsl.ts). T not a multiple of
- * the chunk (1, 7, 63, 65, 130), a per-head gate (GK = 1), and varlen batches with an empty sequence.
+ * scalar one it replaces on those shapes (outputs, and every intermediate the later passes and the backward
+ * read). T not a multiple of the chunk (1, 7, 63, 65, 130), a per-head gate (GK = 1), and a varlen batch
+ * with an empty sequence.
  */
 import { afterEach, describe, it } from 'vitest';
-import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { dispatchChunkForward, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { kdaCore, kdaRecurrentReference } from '../src/kernels/kda/index.js';
+import { cuTensor } from '../src/kernels/kda/slots.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { randomCase } from './kda-random.js';
 
 afterEach(() => {
-  Object.assign(kdaForwardTuning, { intra: undefined, state: undefined, stateWg: undefined, stateBV: undefined });
+  kdaForwardTuning.intra = undefined;
 });
 
 async function chunked(
@@ -83,22 +85,28 @@ describe('kda chunked forward: kernel variants = reference', () => {
     expectClose(got.S, ref.S, 2e-3, 'S');
   });
 
-  it.skipIf(!hasGpu)(
-    'vec4 state pass (BV 32), varlen (65, 0, 7, 130 tokens), K=64, V=32',
-    { timeout: 400_000 },
-    async () => {
-      const lens = [65, 0, 7, 130];
-      const cu = [0];
-      for (const l of lens) cu.push(cu[cu.length - 1] + l);
-      const [H, K, V] = [1, 64, 32];
-      const T = cu[cu.length - 1];
-      const c = randomCase(5, T, H, K, V);
-      const S0 = new Rng(2).normalArray(lens.length * H * K * V, 0.5);
-      const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
-      Object.assign(kdaForwardTuning, { intra: 'vec4', state: 'vec4', stateBV: 32 });
-      const got = await chunked(c, cu, S0);
-      expectClose(got.o, ref.o, 2e-3, 'o');
-      expectClose(got.S, ref.S, 2e-3, 'S');
-    },
-  );
+  // K = 64, V = 128: 4 K tiles in step A and 3 column tiles of [W | U] in step C (two of U), each fetched
+  // while the one before it computes; every intermediate the later passes and the backward read.
+  it.skipIf(!hasGpu)('vec4 intra intermediates = scalar intra: T=130, K=64, V=128', { timeout: 300_000 }, async () => {
+    const gpu = (await gpuContext())!;
+    const [T, H, K, V] = [130, 1, 64, 128];
+    const c = randomCase(13, T, H, K, V);
+    const p = { Ttot: T, N: 1, H, K, V, GK: K, B: 1, T };
+    const got: Record<string, Float32Array>[] = [];
+    for (const intra of ['scalar', 'vec4'] as const) {
+      kdaForwardTuning.intra = intra;
+      const x = {
+        q: gpu.fromHost(c.q, [T, H, K]),
+        k: gpu.fromHost(c.k, [T, H, K]),
+        v: gpu.fromHost(c.v, [T, H, V]),
+        g: gpu.fromHost(c.g, [T, H, K]),
+        beta: gpu.fromHost(c.beta, [T, H]),
+      };
+      const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, gpu.zeros([1, H, K, V]), undefined, K ** -0.5, true);
+      const r: Record<string, Float32Array> = {};
+      for (const n of ['gc', 'Kd', 'W', 'U', 'Aqk', 'T', 'Vp'] as const) r[n] = await s![n].toFloat32();
+      got.push(r);
+    }
+    for (const n of Object.keys(got[0])) expectClose(got[1][n], got[0][n], 1e-5, n);
+  });
 });

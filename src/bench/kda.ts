@@ -38,16 +38,12 @@ export interface KdaBenchOptions {
   profile?: boolean;
   /** Chunked forward kernel choices (chunk.ts kdaForwardTuning); default: the kernels' own rules. */
   fwdIntra?: 'vec4' | 'scalar';
-  fwdState?: 'vec4' | 'scalar';
   fwdStateWg?: number;
   fwdStateBV?: number;
-  fwdOutputBK?: number;
   /** Compare the chunked forward with the recurrent kernel on the bench inputs (o and final state). */
   check?: boolean;
   /** Profiling only: leave one step of the vec4 intra kernel out (its results are then wrong). */
   fwdIntraSkip?: 'products' | 'inverse' | 'wu';
-  /** Profiling only: leave one step of the vec4 state kernel out (needs --fwd-state vec4). */
-  fwdStateSkip?: 'hstore' | 'vprime' | 'update';
 }
 
 function inputs(dev: Device, B: number, T: number, H: number, d: number, seed: number) {
@@ -110,12 +106,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   const chunked: Record<string, unknown>[] = [];
   Object.assign(kdaForwardTuning, {
     intra: o.fwdIntra,
-    state: o.fwdState,
     stateWg: o.fwdStateWg,
     stateBV: o.fwdStateBV,
-    outputBK: o.fwdOutputBK,
     intraSkip: o.fwdIntraSkip,
-    stateSkip: o.fwdStateSkip,
   });
   const H = o.chunkHeads;
   const d = o.d;
@@ -175,12 +168,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
 
   Object.assign(kdaForwardTuning, {
     intra: undefined,
-    state: undefined,
     stateWg: undefined,
     stateBV: undefined,
-    outputBK: undefined,
     intraSkip: undefined,
-    stateSkip: undefined,
   });
   const decode: Record<string, unknown>[] = [];
   const Hd = o.decodeHeads;
@@ -217,16 +207,13 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
-    ...(o.fwdIntra || o.fwdState || o.fwdStateWg || o.fwdStateBV || o.fwdOutputBK || o.fwdIntraSkip || o.fwdStateSkip
+    ...(o.fwdIntra || o.fwdStateWg || o.fwdStateBV || o.fwdIntraSkip
       ? {
           forwardTuning: {
             intra: o.fwdIntra,
-            state: o.fwdState,
             stateWg: o.fwdStateWg,
             stateBV: o.fwdStateBV,
-            outputBK: o.fwdOutputBK,
             intraSkip: o.fwdIntraSkip,
-            stateSkip: o.fwdStateSkip,
           },
         }
       : {}),
@@ -267,14 +254,11 @@ export function registerKdaBench(bench: Command): void {
     .option('--skip-backward', 'chunked forward only')
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
     .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
-    .option('--fwd-state <kind>', 'chunked forward state pass: vec4 or scalar (default: the committed rule)')
     .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
-    .option('--fwd-state-skip <step>', 'profiling only: hstore, vprime or update left out of the vec4 state kernel')
     .option(
       '--check',
       'chunked runs: also report the relative difference of o and the final state to the recurrent kernel',
     )
-    .option('--fwd-output-bk <n>', 'K step of the forward output kernel (default: 64 where it fits, else 32)')
     .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
@@ -301,12 +285,9 @@ export function registerKdaBench(bench: Command): void {
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
         decodeScalar: !!opts.decodeScalar,
         fwdIntra: parseKind('--fwd-intra', opts.fwdIntra),
-        fwdState: parseKind('--fwd-state', opts.fwdState),
         fwdIntraSkip: parseSkip('--fwd-intra-skip', opts.fwdIntraSkip, ['products', 'inverse', 'wu'] as const),
-        fwdStateSkip: parseSkip('--fwd-state-skip', opts.fwdStateSkip, ['hstore', 'vprime', 'update'] as const),
         fwdStateWg: opts.fwdStateWg ? parseList(opts.fwdStateWg)[0] : undefined,
         fwdStateBV: opts.fwdStateBv ? parseList(opts.fwdStateBv)[0] : undefined,
-        fwdOutputBK: opts.fwdOutputBk ? parseList(opts.fwdOutputBk)[0] : undefined,
         check: !!opts.check,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -17,12 +17,11 @@ import {
   stateWgsl,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
-import { outputBK, outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
+import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
-import { type StateVecVariant, stateVecFits, stateVecKey, stateVecWgsl } from './stateVec.wgsl.js';
 
 /**
  * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
@@ -32,15 +31,10 @@ import { type StateVecVariant, stateVecFits, stateVecKey, stateVecWgsl } from '.
  */
 export const kdaForwardTuning: {
   intra?: 'vec4' | 'scalar';
-  /** 'vec4' (the default where it fits): stateVec.wgsl.ts; 'scalar': chunk.wgsl.ts's kernels. */
-  state?: 'vec4' | 'scalar';
   stateWg?: number;
   stateBV?: number;
-  /** K step of the output kernel's Qg S product (output.wgsl.ts outputBK). */
-  outputBK?: number;
-  /** Profiling only: see IntraVecVariant.skip and StateVecVariant.skip (wrong results). */
+  /** Profiling only: see IntraVecVariant.skip (wrong results). */
   intraSkip?: IntraVecVariant['skip'];
-  stateSkip?: StateVecVariant['skip'];
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -170,21 +164,7 @@ export function dispatchChunkForward(
   const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const wgS = Math.min(maxWg, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
-  const sv: StateVecVariant = { ...v, BV, skip: kdaForwardTuning.stateSkip };
-  const stateVec =
-    kdaForwardTuning.state !== 'scalar' && stateVecFits(K, V, BV) && 4 * (K * BV + 64 * K + 64 * BV) <= smem;
-  if (kdaForwardTuning.state === 'vec4' && !stateVec)
-    throw new Error(`kda: vec4 state pass forced, K=${K} V=${V} BV=${BV} do not fit`);
   for (const [gi, gr] of groups.entries()) {
-    if (stateVec) {
-      gpu.dispatch({
-        kernel: { name: 'kda_chunk_state', key: stateVecKey(sv), code: () => stateVecWgsl(sv) },
-        tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp],
-        params: groupParams(p, scale, gr),
-        workgroups: [V / BV, gr.HB, N],
-      });
-      continue;
-    }
     gpu.dispatch({
       kernel: {
         name: 'kda_chunk_state',
@@ -198,11 +178,10 @@ export function dispatchChunkForward(
   }
   if (out) {
     const vec4 = outputVec4Fits(v);
-    const ov = { ...v, BK: kdaForwardTuning.outputBK ?? (vec4 ? outputBK(K, V, smem) : undefined) };
     for (const [gi, gr] of groups.entries()) {
       gpu.dispatch({
         kernel: vec4
-          ? { name: 'kda_chunk_output', key: outputKey(ov), code: () => outputWgsl(ov) }
+          ? { name: 'kda_chunk_output', key: outputKey(v), code: () => outputWgsl(v) }
           : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) },
         tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp, saved.Aqk, out],
         params: groupParams(p, scale, gr),

@@ -124,7 +124,7 @@ export function intraVecWgsl(v: IntraVecVariant): string {
   const NCT = Math.ceil((K4 + V4) / 16);
   // B = Diag(beta) [exp(gc) K | V] of tile ct: bx = beta k (or beta v), bg = gc (K columns), 0 past the end.
   const bLoad = (ct: string) => `{
-      let c4 = ${ct} * 16u + cg;
+      let c4 = (${ct}) * 16u + cg;
       ${R4.map(
         (m) => `{
         let i = lid / 16u + ${16 * m}u;

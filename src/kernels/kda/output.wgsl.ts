@@ -16,24 +16,12 @@ export interface OutputVariant {
   K: number;
   V: number;
   GK: number;
-  /** Channels per step of the Qg S product (default 32; outputBK picks 64 where workgroup memory allows). */
-  BK?: number;
-}
-
-/**
- * The K step of the Qg S product: 64 (half the load/barrier phases of 32) when K is a multiple of 64 and the
- * [64][64] Qg tile plus the [64][BV] state tile fit `smemBytes` (32 KiB at V >= 64: lavapipe and the H200).
- */
-export function outputBK(K: number, V: number, smemBytes: number): number {
-  const CG = outputBV(V) / 4;
-  return K % 64 === 0 && 16 * (64 * 16 + 64 * CG) <= smemBytes ? 64 : Math.min(K, 32);
 }
 
 /** Value columns per workgroup. */
 export const outputBV = (V: number) => Math.min(V, 64);
 
-export const outputKey = (v: OutputVariant) =>
-  `kda_chunk_output4_k${v.K}_v${v.V}_gk${v.GK}${v.BK && v.BK !== 32 ? `_bk${v.BK}` : ''}`;
+export const outputKey = (v: OutputVariant) => `kda_chunk_output4_k${v.K}_v${v.V}_gk${v.GK}`;
 
 export function outputVec4Fits(v: OutputVariant): boolean {
   return v.K % 4 === 0 && v.V % 4 === 0;
@@ -43,8 +31,7 @@ export function outputWgsl(v: OutputVariant): string {
   const { K, V, GK } = v;
   const BV = outputBV(V);
   if (!outputVec4Fits(v) || V % BV !== 0) throw new Error(`kda output: K=${K}, V=${V} need multiples of 4`);
-  const BK = v.BK ?? Math.min(K, 32);
-  if (K % BK !== 0 || BK % 4 !== 0) throw new Error(`kda output: K=${K} is not a multiple of BK=${BK}`);
+  const BK = Math.min(K, 32);
   const CG = BV / 4; // column groups (vec4)
   const wg = Math.min(256, 64 * CG);
   const RG = wg / CG;

@@ -2,9 +2,10 @@
  * Pass 0 of the chunked KDA forward when the vec4 intra kernel runs (intraVec.wgsl.ts): per chunk, the
  * within-chunk cumulative log decay gc = cumsum(g) and the keys as the chunk's end state sees them,
  * Kd = k exp(gc_last - gc). Grid: chunk slots x heads x ceil(K / 64); one thread per key channel walks the
- * chunk's rows (the loads of 16 rows are issued before their sum, so the walk waits on memory once per 16
- * rows, not per row). With one gate per head (GK = 1) every thread computes the same sum and channel 0
- * stores it. gc is non-increasing along the chunk (g <= 0), so exp(gc_last - gc) <= 1.
+ * chunk's rows twice (gc_last, then the stores), loading 16 rows before using any, so each walk waits on
+ * memory once per 16 rows, not per row. With one gate per head (GK = 1) every thread computes the same sum
+ * and channel 0 stores it. gc is non-increasing along the chunk (g <= 0), so exp(gc_last - gc) <= 1.
+ * Memory-bound: reads g and k, writes gc and Kd (1.07 GB at H=16, d=128, T=32768; 0.38 ms on the H200).
  */
 import { bindings, chunkSlotPrologue, LOCATE } from './wgslParts.js';
 

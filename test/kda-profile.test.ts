@@ -1,6 +1,7 @@
 /**
  * What the chunked KDA records on the GPU, as `bench kda --profile` sees it (GpuContext.profile: one
- * timestamped pass per dispatch): the forward is intra -> state -> output, the backward does not run the
+ * timestamped pass per dispatch): the forward is gc -> intra -> state -> output (gc: the vec4 intra's
+ * cumulative decays, K % 16 == 0 here), the backward does not run the
  * output pass, and with the per-chunk states split into head groups the state and output passes run once
  * per group.
  */
@@ -44,7 +45,13 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
         r.finalState?.dispose();
       };
       const f = await gpu.profile(fwd);
-      expect(kdaKernels(f)).toEqual(['kda_zero_fill', 'kda_chunk_intra', 'kda_chunk_state', 'kda_chunk_output']);
+      expect(kdaKernels(f)).toEqual([
+        'kda_zero_fill',
+        'kda_chunk_gc',
+        'kda_chunk_intra',
+        'kda_chunk_state',
+        'kda_chunk_output',
+      ]);
       for (const d of f) expect(d.ms).toBeGreaterThanOrEqual(0);
 
       const b = await gpu.profile(() => {
@@ -60,6 +67,7 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
       const s = await gpu.profile(fwd);
       expect(kdaKernels(s)).toEqual([
         'kda_zero_fill',
+        'kda_chunk_gc',
         'kda_chunk_intra',
         'kda_chunk_state',
         'kda_chunk_state',

@@ -14,6 +14,7 @@ import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/sh
 import type { GpuContext } from '../gpu/context.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentSlots } from '../kernels/kda/index.js';
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
+import { kdaForwardTuning } from '../kernels/kda/chunk.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
@@ -36,6 +37,14 @@ export interface KdaBenchOptions {
   skipBackward: boolean;
   /** Also time each kernel of the forward and forward+backward (one profiled repetition per T). */
   profile?: boolean;
+  /** Chunked forward kernel choices (chunk.ts kdaForwardTuning); default: the kernels' own rules. */
+  fwdIntra?: 'vec4' | 'scalar';
+  fwdStateWg?: number;
+  fwdStateBV?: number;
+  /** Compare the chunked forward with the recurrent kernel on the bench inputs (o and final state). */
+  check?: boolean;
+  /** Profiling only: leave one step of the vec4 intra kernel out (its results are then wrong). */
+  fwdIntraSkip?: 'products' | 'inverse' | 'wu';
   /** Backward with the old kernels (single-kernel state pass, scalar dqkw and UT backward; backwardGpu.ts). */
   bwdLegacy?: boolean;
   /**
@@ -107,6 +116,35 @@ async function timeOn(dev: Device, body: () => void, reps: number, trials: numbe
   return { ms: sorted[Math.floor(sorted.length / 2)], trials: per, source: 'host' };
 }
 
+/** max |a - b| / max |b|. */
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / m;
+}
+
+/**
+ * The chunked forward (the kernels being timed) against the recurrent kernel on the same inputs: relative
+ * max difference of o and of the final state (bench kda --check; the tests hold the reference itself).
+ */
+async function checkChunked(
+  x: ReturnType<typeof inputs>,
+  S0: Tensor,
+): Promise<{ oRelDiff: number; stateRelDiff: number }> {
+  const a = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
+  const b = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'recurrent', initialState: S0 });
+  const r = {
+    oRelDiff: relDiff(await a.o.toFloat32(), await b.o.toFloat32()),
+    stateRelDiff: relDiff(await a.finalState!.toFloat32(), await b.finalState!.toFloat32()),
+  };
+  disposeAll(a.o, a.finalState, b.o, b.finalState);
+  return r;
+}
+
 function disposeAll(...ts: (Tensor | undefined)[]): void {
   for (const t of ts) t?.dispose();
 }
@@ -114,6 +152,12 @@ function disposeAll(...ts: (Tensor | undefined)[]): void {
 export async function benchKda(dev: Device, o: KdaBenchOptions) {
   const chunked: Record<string, unknown>[] = [];
   setLegacy(o.bwdLegacy);
+  Object.assign(kdaForwardTuning, {
+    intra: o.fwdIntra,
+    stateWg: o.fwdStateWg,
+    stateBV: o.fwdStateBV,
+    intraSkip: o.fwdIntraSkip,
+  });
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -127,6 +171,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     };
     const reps = Math.max(1, Math.round((o.reps * 8192) / Math.max(T, 8192)));
     const tf = await timeOn(dev, fwd, reps, o.trials);
+    const check = o.check ? await checkChunked(x, S0) : undefined;
     const ioBytes = 4 * (T * H * (4 * d + 1) + T * H * d + 2 * H * d * d);
     chunked.push({
       pass: 'forward',
@@ -138,6 +183,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       tokensPerS: T / (tf.ms * 1e-3),
       GBps: ioBytes / (tf.ms * 1e-3) / 1e9,
       timer: tf.source,
+      ...(check ? { check } : {}),
       ...(o.profile && dev.backend === 'webgpu'
         ? { kernelsMs: await profileKernels(dev as GpuContext, fwd, o.trials, { warmUp: true }) }
         : {}),
@@ -170,6 +216,12 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   setLegacy(undefined);
   const newVsOld = o.bwdCheck ? await backwardNewVsOldCheck(dev, o.d) : undefined;
 
+  Object.assign(kdaForwardTuning, {
+    intra: undefined,
+    stateWg: undefined,
+    stateBV: undefined,
+    intraSkip: undefined,
+  });
   const decode: Record<string, unknown>[] = [];
   const Hd = o.decodeHeads;
   for (const batch of o.batch)
@@ -205,6 +257,16 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
+    ...(o.fwdIntra || o.fwdStateWg || o.fwdStateBV || o.fwdIntraSkip
+      ? {
+          forwardTuning: {
+            intra: o.fwdIntra,
+            stateWg: o.fwdStateWg,
+            stateBV: o.fwdStateBV,
+            intraSkip: o.fwdIntraSkip,
+          },
+        }
+      : {}),
     chunked,
     ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     decode,
@@ -212,6 +274,16 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       note: 'H200 targets: forward T=32768 <= 5.0 ms, fwd+bwd <= 25 ms, decode batch 64 <= 87 us, batch 1 < 60 us',
     },
   };
+}
+
+function parseKind(flag: string, s: string | undefined): 'vec4' | 'scalar' | undefined {
+  if (s === undefined || s === 'vec4' || s === 'scalar') return s;
+  throw new Error(`${flag}: '${s}' is not vec4 or scalar`);
+}
+
+function parseSkip<S extends string>(flag: string, s: string | undefined, steps: readonly S[]): S | undefined {
+  if (s === undefined || (steps as readonly string[]).includes(s)) return s as S | undefined;
+  throw new Error(`${flag}: '${s}' is not one of ${steps.join(', ')}`);
 }
 
 export function registerKdaBench(bench: Command): void {
@@ -234,6 +306,14 @@ export function registerKdaBench(bench: Command): void {
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
     .option('--bwd-legacy', 'backward with the old dstate, dqkw and ut kernels (default: the new ones)')
     .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
+    .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
+    .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
+    .option(
+      '--check',
+      'chunked runs: also report the relative difference of o and the final state to the recurrent kernel',
+    )
+    .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
+    .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
@@ -245,6 +325,7 @@ export function registerKdaBench(bench: Command): void {
           profile?: boolean;
           bwdLegacy?: boolean;
           bwdCheck?: boolean;
+          check?: boolean;
         },
     ) => {
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
@@ -265,6 +346,11 @@ export function registerKdaBench(bench: Command): void {
         decodeScalar: !!opts.decodeScalar,
         bwdLegacy: !!opts.bwdLegacy,
         bwdCheck: !!opts.bwdCheck,
+        fwdIntra: parseKind('--fwd-intra', opts.fwdIntra),
+        fwdIntraSkip: parseSkip('--fwd-intra-skip', opts.fwdIntraSkip, ['products', 'inverse', 'wu'] as const),
+        fwdStateWg: opts.fwdStateWg ? parseList(opts.fwdStateWg)[0] : undefined,
+        fwdStateBV: opts.fwdStateBv ? parseList(opts.fwdStateBv)[0] : undefined,
+        check: !!opts.check,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);

@@ -20,6 +20,22 @@ import {
 import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
+import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
+import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
+
+/**
+ * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
+ * + intraVec.wgsl.ts, where K is a multiple of 16 and V of 4) or 'scalar' (intra.wgsl.ts, any shape).
+ * `stateWg`: threads per workgroup of the state pass (256; more where the device allows). `stateBV`: its
+ * value-tile width.
+ */
+export const kdaForwardTuning: {
+  intra?: 'vec4' | 'scalar';
+  stateWg?: number;
+  stateBV?: number;
+  /** Profiling only: see IntraVecVariant.skip (wrong results). */
+  intraSkip?: IntraVecVariant['skip'];
+} = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -114,23 +130,46 @@ export function dispatchChunkForward(
     Kd: gpu.empty([Ttot, H, K]),
   };
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
-  const iv = { ...v, BC: intraBC(K, smem) };
-  gpu.dispatch({
-    kernel: { name: 'kda_chunk_intra', key: intraKey(iv), code: () => intraWgsl(iv) },
-    tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T, saved.Kd],
-    params: new Params().u32(H, N).f32(scale).u32(0),
-    workgroups: [NS, H],
-  });
-  const BV = stateBV(V, N, H, K, smem);
+  if (kdaForwardTuning.intra === 'vec4' && !intraVecFits(v))
+    throw new Error(`kda: vec4 intra forced, K=${K} V=${V} GK=${GK} do not fit`);
+  if (kdaForwardTuning.intra !== 'scalar' && intraVecFits(v)) {
+    // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
+    const vv4: IntraVecVariant = { ...v, skip: kdaForwardTuning.intraSkip };
+    gpu.dispatch({
+      kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK), code: () => gcWgsl(K, GK) },
+      tensors: [cu, k, g, saved.gc, saved.Kd],
+      params: new Params().u32(H, N).f32(scale).u32(0),
+      workgroups: [NS, H, gcWorkgroups(K)],
+    });
+    gpu.dispatch({
+      kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
+      tensors: [cu, q, k, vv, saved.gc, beta, saved.W, saved.U, saved.Aqk, saved.T],
+      params: new Params()
+        .u32(H, N)
+        .f32(scale)
+        .u32(keep ? 1 : 0),
+      workgroups: [NS, H],
+    });
+  } else {
+    const iv = { ...v, BC: intraBC(K, smem) };
+    gpu.dispatch({
+      kernel: { name: 'kda_chunk_intra', key: intraKey(iv), code: () => intraWgsl(iv) },
+      tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T, saved.Kd],
+      params: new Params().u32(H, N).f32(scale).u32(0),
+      workgroups: [NS, H],
+    });
+  }
+  const BV = kdaForwardTuning.stateBV ?? stateBV(V, N, H, K, smem);
   const BK = stateBK(K, BV, smem);
-  const wgS = Math.min(256, BV * Math.min(K, 64));
+  const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  const wgS = Math.min(maxWg, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
   for (const [gi, gr] of groups.entries()) {
     gpu.dispatch({
       kernel: {
         name: 'kda_chunk_state',
-        key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? '_pf' : ''}`),
-        code: () => (usePrefetch ? stateWgslPrefetch(v, BV) : stateWgsl(v, BV, BK)),
+        key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? `_pf_wg${wgS}` : ''}`),
+        code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg) : stateWgsl(v, BV, BK)),
       },
       tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp],
       params: groupParams(p, scale, gr),

@@ -1,7 +1,8 @@
 /**
  * Chunked KDA forward (prefill, training), chunk C = 64, in three dispatches:
  *
- *  1. intra (grid: chunk slots x heads; all chunks at once; intra.wgsl.ts): gc = cumsum(g), A_kk and
+ *  1. intra (grid: chunk slots x heads; all chunks at once; intra.wgsl.ts, or where K % 16 == 0 and
+ *     V % 4 == 0 gc.wgsl.ts then intraVec.wgsl.ts, the same quantities in vec4 form): gc = cumsum(g), A_kk and
  *     A_qk by 16-row sub-chunks, the UT transform T = (I + Diag(beta) A_kk)^-1 by 16-row blocks, then
  *     W = T Diag(beta) exp(gc) K, U = T Diag(beta) V. Stores gc, W, U, A_qk (scaled, masked; pass 3),
  *     T (strictly lower part; the backward) and Kd = k exp(gc_last - gc) (so the state loop only loads).
@@ -192,9 +193,9 @@ ${computeMain(wg)}
  * chunk j+1 (W, Kd, U and the decay exp(gc_last)) issued into registers while chunk j computes, so the
  * sequential loop waits on memory latency once at the start instead of at every phase.
  */
-export function stateWgslPrefetch(v: ChunkVariant, BV: number): string {
+export function stateWgslPrefetch(v: ChunkVariant, BV: number, maxWg = WG): string {
   const { K, V, GK } = v;
-  const { wg, NRG, VR, SR } = stateGeometry(K, BV, WG);
+  const { wg, NRG, VR, SR } = stateGeometry(K, BV, maxWg);
   const slab = { K, V, BV, wg };
   const vrows = { V, BV, NRG, VR };
   const K4 = K / 4;

@@ -1,0 +1,112 @@
+/**
+ * The chunked forward's kernel variants (chunk.ts kdaForwardTuning) against the f64 recurrent reference:
+ * the vec4 intra pass (gc.wgsl.ts + intraVec.wgsl.ts, the default where K % 16 == 0 and V % 4 == 0), the
+ * scalar one it replaces on those shapes (outputs, and every intermediate the later passes and the backward
+ * read). T not a multiple of the chunk (1, 7, 63, 65, 130), a per-head gate (GK = 1), and a varlen batch
+ * with an empty sequence.
+ */
+import { afterEach, describe, it } from 'vitest';
+import { dispatchChunkForward, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { kdaCore, kdaRecurrentReference } from '../src/kernels/kda/index.js';
+import { cuTensor } from '../src/kernels/kda/slots.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { randomCase } from './kda-random.js';
+
+afterEach(() => {
+  kdaForwardTuning.intra = undefined;
+});
+
+async function chunked(
+  c: ReturnType<typeof randomCase>,
+  cu: number[],
+  S0: Float32Array,
+): Promise<{ o: Float32Array; S: Float32Array }> {
+  const gpu = (await gpuContext())!;
+  const { T, H, K, V, GK } = c;
+  const N = cu.length - 1;
+  const r = kdaCore(
+    gpu.fromHost(c.q, [1, T, H, K]),
+    gpu.fromHost(c.k, [1, T, H, K]),
+    gpu.fromHost(c.v, [1, T, H, V]),
+    gpu.fromHost(c.g, GK === 1 ? [1, T, H] : [1, T, H, K]),
+    gpu.fromHost(c.beta, [1, T, H]),
+    {
+      mode: 'chunk',
+      initialState: gpu.fromHost(S0, [N, H, K, V]),
+      ...(N > 1 ? { cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') } : {}),
+    },
+  );
+  return { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
+}
+
+describe('kda chunked forward: kernel variants = reference', () => {
+  for (const T of [1, 7, 63, 65, 130]) {
+    it.skipIf(!hasGpu)(`vec4 and scalar intra: T=${T}, K=16, V=8`, async () => {
+      const [H, K, V] = [2, 16, 8];
+      const c = randomCase(T * 3 + K, T, H, K, V);
+      const S0 = new Rng(T).normalArray(H * K * V, 0.5);
+      const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu: [0, T] }, K ** -0.5, S0);
+      kdaForwardTuning.intra = 'vec4';
+      const vec = await chunked(c, [0, T], S0);
+      expectClose(vec.o, ref.o, 2e-3, 'o (vec4 intra)');
+      expectClose(vec.S, ref.S, 2e-3, 'S (vec4 intra)');
+      kdaForwardTuning.intra = 'scalar';
+      const sc = await chunked(c, [0, T], S0);
+      // Two orders of the same f32 sums: far closer to each other than to the f64 reference's tolerance.
+      expectClose(vec.o, sc.o, 1e-4, 'o (vec4 = scalar intra)');
+      expectClose(vec.S, sc.S, 1e-4, 'S (vec4 = scalar intra)');
+    });
+  }
+
+  it.skipIf(!hasGpu)('vec4 intra, one gate per head: T=130, K=16, V=8', async () => {
+    const [T, H, K, V] = [130, 2, 16, 8];
+    const c = randomCase(9, T, H, K, V, 1);
+    const S0 = new Rng(4).normalArray(H * K * V, 0.5);
+    const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: 1, cu: [0, T] }, K ** -0.5, S0);
+    kdaForwardTuning.intra = 'vec4';
+    const got = await chunked(c, [0, T], S0);
+    expectClose(got.o, ref.o, 2e-3, 'o');
+    expectClose(got.S, ref.S, 2e-3, 'S');
+  });
+
+  it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens), vec4 intra', async () => {
+    const lens = [5, 70, 0, 58];
+    const cu = [0];
+    for (const l of lens) cu.push(cu[cu.length - 1] + l);
+    const [H, K, V] = [2, 16, 8];
+    const T = cu[cu.length - 1];
+    const c = randomCase(77, T, H, K, V);
+    const S0 = new Rng(6).normalArray(lens.length * H * K * V, 0.5);
+    const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
+    kdaForwardTuning.intra = 'vec4';
+    const got = await chunked(c, cu, S0);
+    expectClose(got.o, ref.o, 2e-3, 'o');
+    expectClose(got.S, ref.S, 2e-3, 'S');
+  });
+
+  // K = 64, V = 128: 4 K tiles in step A and 3 column tiles of [W | U] in step C (two of U), each fetched
+  // while the one before it computes; every intermediate the later passes and the backward read.
+  it.skipIf(!hasGpu)('vec4 intra intermediates = scalar intra: T=130, K=64, V=128', { timeout: 300_000 }, async () => {
+    const gpu = (await gpuContext())!;
+    const [T, H, K, V] = [130, 1, 64, 128];
+    const c = randomCase(13, T, H, K, V);
+    const p = { Ttot: T, N: 1, H, K, V, GK: K, B: 1, T };
+    const got: Record<string, Float32Array>[] = [];
+    for (const intra of ['scalar', 'vec4'] as const) {
+      kdaForwardTuning.intra = intra;
+      const x = {
+        q: gpu.fromHost(c.q, [T, H, K]),
+        k: gpu.fromHost(c.k, [T, H, K]),
+        v: gpu.fromHost(c.v, [T, H, V]),
+        g: gpu.fromHost(c.g, [T, H, K]),
+        beta: gpu.fromHost(c.beta, [T, H]),
+      };
+      const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, gpu.zeros([1, H, K, V]), undefined, K ** -0.5, true);
+      const r: Record<string, Float32Array> = {};
+      for (const n of ['gc', 'Kd', 'W', 'U', 'Aqk', 'T', 'Vp'] as const) r[n] = await s![n].toFloat32();
+      got.push(r);
+    }
+    for (const n of Object.keys(got[0])) expectClose(got[1][n], got[0][n], 1e-5, n);
+  });
+});

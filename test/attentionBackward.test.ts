@@ -97,14 +97,19 @@ describe.skipIf(!hasGpu)('attention backward on WebGPU vs reference', () => {
   const TOL = 5e-5;
   const cases: [number, number, number, number, number, boolean][] = [
     // One small head shape at the awkward lengths (kernels compile once per head shape, which is slow
-    // on lavapipe), then the 48B model's 192/128 heads, an odd head, full attention and the 256 limit.
+    // on lavapipe), two and three 64-row blocks (the tiled kernels' block), then the 48B model's 192/128 heads,
+    // the 100M preset's 96/64 heads over three blocks without the mask, odd heads (not multiples of the 16
+    // accumulation columns), full attention and the 256 limit.
     [1, 1, 1, 24, 16, true],
     [1, 7, 2, 24, 16, true],
     [2, 63, 3, 24, 16, true],
     [1, 65, 2, 24, 16, true],
+    [1, 130, 1, 24, 16, true],
     [1, 33, 2, 24, 16, false],
+    [1, 130, 1, 96, 64, false],
     [1, 65, 2, 192, 128, true],
     [1, 20, 1, 5, 3, true],
+    [1, 70, 1, 17, 33, true],
   ];
   // Dk = Dv = 256 (the size limit, smallest tiles) takes minutes to compile on a loaded lavapipe: opt-in.
   if (process.env.KIMI_SLOW_TESTS === '1') cases.push([1, 9, 1, 256, 256, true]);

@@ -1,65 +1,53 @@
 /**
- * FlashAttention-2 backward in three kernels, none of which stores a T x T matrix:
+ * FlashAttention-2 backward, register-tiled, in three kernels, none of which stores a T x T matrix:
  *   rowDot   D_t = dO_t . o_t                      (one invocation per query row)
- *   dkdv     a workgroup owns BKV key rows of one (batch, head), keeps K and V in workgroup memory and
- *            dk, dv in registers, and walks the query blocks that can see them (from the diagonal on
- *            when causal), recomputing P = exp(scale q.k - lse) and dS = P (dO.v - D) per tile
- *   dq       a workgroup owns BQ query rows, keeps Q and dO, walks the key blocks up to the diagonal
+ *   dkdv     a workgroup owns BLOCK key rows of one (batch, head) with dk, dv in registers, and walks the
+ *            query blocks that can see them (from the diagonal on when causal): per block it forms
+ *            S^T = K Q^T and dP^T = V dO^T, then P = exp(scale S - lse), dS = P (dP - D), and accumulates
+ *            dv += P^T dO, dk += dS^T Q
+ *   dq       a workgroup owns BLOCK query rows, walks the key blocks up to the diagonal: S = Q K^T,
+ *            dP = dO V^T, dq += dS K
  * dq and dk/dv are separate because WebGPU has no float atomics: each output row has exactly one owner.
  *
- * Thread (r, c) of the BQ x BKV grid computes tile entry (query r, key c). For the accumulation the same
- * index is read as (lane = r, key row c) in dkdv (columns lane, lane + BQ, ...) and as (query row r,
- * lane c) in dq (columns c, c + BKV, ...), so every output element has one thread.
+ * Every product is a small matmul done the way kernels/matmul does it: 16 x 16 threads, each owning a
+ * 4 x 4 block of the BLOCK x BLOCK score tile as four vec4 accumulators, fed by 16-wide slices of the
+ * operands staged transposed (dimension-major) in workgroup memory so a thread reads one vec4 of "own"
+ * rows and one vec4 of "step" rows per dimension: 16 FMAs per two loads. The score tile goes through
+ * workgroup memory (P, then dS, in one buffer) because the accumulation dv += P^T dO contracts over the
+ * rows the score tile spreads across threads. For the accumulations a thread owns 4 rows and the
+ * columns tx, tx + 16, ... of the output (ceil(D / 16) vec4 accumulators over the 4 rows), reading 4 x 4
+ * score blocks as four vec4 and the staged operand as scalars (consecutive threads, consecutive words).
+ * Nothing is ever read from global memory twice within a step; K and V of the owned block are re-staged
+ * per query block (they stay in L1/L2) so that the working set is one score tile plus a 16-row staging
+ * slice: ~26 KB, which fits lavapipe's 32 KiB and leaves room for two workgroups per SM on the H200.
  *
- * Rows sit in workgroup memory with a stride of one element (f32 or vec4) more than their width: with D a
- * multiple of 32 (192, 128) the 16 threads reading 16 different K rows at one column would otherwise all
- * hit one memory bank. When Dk and Dv are multiples of 4 everything moves as vec4 (a quarter of the
- * workgroup-memory load instructions, which bound these kernels), else as f32.
- *
- * Tile sizes are picked per head size so the working set, (BQ + BKV)(Dk + Dv) + 2 BQ BKV floats, fits
- * the device's workgroup memory (32 KiB on lavapipe and in the WebGPU default): 16 x 16 for small heads,
- * smaller for the 192/128 heads of the 48B model and the 256/256 worst case.
+ * Causal: with equal block sizes only the diagonal block needs the mask; blocks above it are skipped.
+ * Workgroups are (head, block, batch), blocks numbered so the longest walks (workgroup y = 0, which the
+ * GPU launches first) start first and the short ones fill in at the end.
  */
 import { linearGroup } from '../common.js';
 
 export const ROWDOT_WG = 64;
 
-export interface BackwardTiles {
-  /** Rows a workgroup keeps for the whole kernel (keys in dkdv, queries in dq). */
-  own: number;
-  /** Rows streamed per step (queries in dkdv, keys in dq). */
-  step: number;
-}
-
-export function backwardTiles(Dk: number, Dv: number, workgroupBytes: number): BackwardTiles {
-  const budget = Math.floor(workgroupBytes / 4);
-  for (const [own, step] of [
-    [16, 16],
-    [16, 8],
-    [8, 8],
-    [8, 4],
-    [4, 4],
-  ]) {
-    // K, V, Q, dO tiles (each padded by one row of lanes), P and dS, lse and D rows.
-    if ((own + step) * (Dk + Dv + 8) + 2 * own * step + 6 * Math.max(own, step) <= budget) return { own, step };
-  }
-  throw new Error(
-    `attentionBackward: head sizes Dk=${Dk}, Dv=${Dv} do not fit ${workgroupBytes} B of workgroup memory`,
-  );
-}
+/** Rows per block (owned and streamed); 16 x 16 threads of 4 x 4 each. */
+export const BLOCK = 64;
+const TPR = 16; // threads per row and per column of the score tile
+/** Staging slice: 16 dimensions of 64 rows for two operands, row stride 68 (vec4-aligned, bank-spread). */
+const SROW = BLOCK + 4;
+const STAGE = 2 * 16 * SROW;
 
 export interface BackwardVariant {
   Dk: number;
   Dv: number;
   causal: boolean;
-  tiles: BackwardTiles;
-  /** 4: rows moved and multiplied as vec4 (Dk, Dv multiples of 4: flashVec), a quarter of the loads; else 1. */
-  vec: 1 | 4;
 }
 
 export function backwardKey(kind: 'dkdv' | 'dq', v: BackwardVariant): string {
-  return `attention_bwd_${kind}_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}_${v.tiles.own}x${v.tiles.step}_v${v.vec}`;
+  return `attention_bwd_${kind}_tiled_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}`;
 }
+
+/** Blocks of BLOCK rows along T. */
+export const blocksOf = (T: number) => Math.ceil(T / BLOCK);
 
 /** D[(b H + h) T + t] = sum_c dO[b, t, h, c] o[b, t, h, c]; rows numbered in [B, T, H] order. */
 export function rowDotWgsl(Dv: number): string {
@@ -84,179 +72,200 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }`;
 }
 
-/** Element type, widths in elements, and the WGSL snippets that differ between the f32 and vec4 forms. */
-function shape(v: BackwardVariant) {
-  const ty = v.vec === 4 ? 'vec4<f32>' : 'f32';
-  return {
-    ty,
-    K: v.Dk / v.vec,
-    V: v.Dv / v.vec,
-    zero: `${ty}(0.0)`,
-    dot: (a: string, b: string) => (v.vec === 4 ? `dot(${a}, ${b})` : `${a} * ${b}`),
-  };
+/** Columns per thread in the accumulations, and the padded row width of a staged contraction slice. */
+function perThread(D: number) {
+  const cols = Math.ceil(D / TPR);
+  const pad = cols * TPR;
+  // Rows per contraction slice: the slice (rows x pad floats) must fit the staging buffer.
+  const rows = Math.min(16, Math.floor(STAGE / pad / 4) * 4);
+  return { cols, pad, rows };
 }
 
-function header(ty: string): string {
+function header(): string {
   return `
-struct Params { T: u32, H: u32, scale: f32, dk: u32, dv: u32, _a: u32, _b: u32, _c: u32 };
+struct Params { T: u32, H: u32, scale: f32, nb: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> Q: array<${ty}>;
-@group(0) @binding(2) var<storage, read> K: array<${ty}>;
-@group(0) @binding(3) var<storage, read> V: array<${ty}>;
-@group(0) @binding(4) var<storage, read> dO: array<${ty}>;
+@group(0) @binding(1) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(4) var<storage, read> dO: array<f32>;
 @group(0) @binding(5) var<storage, read> LSE: array<f32>;
 @group(0) @binding(6) var<storage, read> Drow: array<f32>;`;
 }
 
+function sharedDecls(): string {
+  // One staging buffer of vec4 (WGSL has no aliasing): the score slices read it as vec4, the
+  // contractions as scalars through a component index.
+  return `var<workgroup> st4: array<vec4<f32>, ${STAGE / 4}>;
+var<workgroup> ps: array<vec4<f32>, ${(BLOCK * SROW) / 4}>;`;
+}
+
+/** Element index of (row, col) of a [B, T, H, width] tensor's head h (row clamped into [0, T)). */
+const at = (row: string, col: string, width: number) => `((b * p.T + min(${row}, p.T - 1u)) * p.H + h) * ${width}u + ${col}`;
+
 /**
- * WGSL loading rows [r0, r0 + n) of a [B, T, H, width] tensor's head (width in elements) into a workgroup
- * array with row stride width + 1 (zeros past T).
+ * WGSL accumulating into the vec4 accumulators <acc>0..3 (row i of the thread's own 4 rows, lanes = its
+ * 4 step rows) the product own[r0A + 4 ty + i, :] . step[r0B + 4 tx + j, :] over width D, 16 dims at a
+ * time. The slices sit dimension-major in st4 (own rows at 0, step rows at 16 * SROW floats) so the
+ * inner loop reads one vec4 of each.
  */
-function loadRows(dst: string, src: string, n: number, width: number, r0: string, WG: number, zero: string): string {
-  return `for (var i = lid; i < ${n * width}u; i += ${WG}u) {
-    let row = ${r0} + i / ${width}u;
-    ${dst}[(i / ${width}u) * ${width + 1}u + i % ${width}u] = select(${zero}, ${src}[((b * p.T + min(row, p.T - 1u)) * p.H + h) * ${width}u + i % ${width}u], row < p.T);
-  }`;
+function scores(acc: string, own: string, step: string, D: number, r0A: string, r0B: string): string {
+  const per = (2 * 16 * BLOCK) / (TPR * TPR); // staged elements per thread per slice
+  const loads: string[] = [];
+  for (let n = 0; n < per; n++) {
+    const e = `(lid + ${n * TPR * TPR}u)`;
+    const isB = n >= per / 2;
+    const src = isB ? step : own;
+    const r0 = isB ? r0B : r0A;
+    const el = isB ? `(${e} - ${16 * BLOCK}u)` : e;
+    loads.push(`{ let row = ${el} / 16u; let dd = ${el} % 16u; let d = d0 + dd;
+        st4[${isB ? `${(16 * SROW) / 4}u + ` : ''}dd * ${SROW / 4}u + row / 4u][row % 4u] = select(0.0, ${src}[${at(`${r0} + row`, `min(d, ${D - 1}u)`, D)}], ${r0} + row < p.T && d < ${D}u); }`);
+  }
+  return `for (var d0 = 0u; d0 < ${D}u; d0 += 16u) {
+      workgroupBarrier();
+      ${loads.join('\n      ')}
+      workgroupBarrier();
+      for (var dd = 0u; dd < 16u; dd++) {
+        let a = st4[dd * ${SROW / 4}u + ty];
+        let bb = st4[${(16 * SROW) / 4}u + dd * ${SROW / 4}u + tx];
+        ${[0, 1, 2, 3].map((i) => `${acc}${i} = fma(vec4<f32>(a[${i}]), bb, ${acc}${i});`).join(' ')}
+      }
+    }`;
 }
 
-/** WGSL computing, for thread (r, c), the score tile entry: sets P and dS (masked entries 0). */
-function tileEntry(v: BackwardVariant, BKV: number, t: string, j: string): string {
-  const { K, V, dot } = shape(v);
-  return `var s = 0.0;
-    for (var d = 0u; d < p.dk; d++) { s += ${dot(`qs[r * ${K + 1}u + d]`, `ks[c * ${K + 1}u + d]`)}; }
-    var dp = 0.0;
-    for (var d = 0u; d < p.dv; d++) { dp += ${dot(`dos[r * ${V + 1}u + d]`, `vs[c * ${V + 1}u + d]`)}; }
-    let visible = ${t} < p.T && ${j} < p.T${v.causal ? ` && ${j} <= ${t}` : ''};
-    let P = select(0.0, exp(s * p.scale - rowL[r]), visible);
-    ps[r * ${BKV}u + c] = P;
-    dss[r * ${BKV}u + c] = P * (dp - rowD[r]);`;
+/**
+ * WGSL for acc_c[i] += sum_s ps[4 ty + i, s] * src[r0 + s, tx + 16 c] over the BLOCK step rows s (the
+ * score block in ps, rows = own rows), the operand staged in slices of `rows` rows of width pad.
+ */
+function contract(acc: string, src: string, D: number, r0: string): string {
+  const { cols, pad, rows } = perThread(D);
+  const n = rows * pad;
+  const lines: string[] = [];
+  for (let jj = 0; jj < 4; jj++) {
+    lines.push(`{ let pc = vec4<f32>(p0[${jj}], p1[${jj}], p2[${jj}], p3[${jj}]); let sb = (sr + ${jj}u) * ${pad}u + tx;`);
+    for (let c = 0; c < cols; c++)
+      lines.push(`  ${acc}${c} = fma(pc, vec4<f32>(st4[(sb + ${c * TPR}u) / 4u][(sb + ${c * TPR}u) % 4u]), ${acc}${c});`);
+    lines.push('}');
+  }
+  return `for (var s0 = 0u; s0 < ${BLOCK}u; s0 += ${rows}u) {
+      workgroupBarrier();
+      for (var e = lid; e < ${n}u; e += ${TPR * TPR}u) {
+        let row = ${r0} + s0 + e / ${pad}u;
+        let c = e % ${pad}u;
+        st4[e / 4u][e % 4u] = select(0.0, ${src}[${at('row', `min(c, ${D - 1}u)`, D)}], row < p.T && c < ${D}u);
+      }
+      workgroupBarrier();
+      for (var s = s0; s < s0 + ${rows}u; s += 4u) {
+        let p0 = ps[(ty * 4u) * ${SROW / 4}u + s / 4u];
+        let p1 = ps[(ty * 4u + 1u) * ${SROW / 4}u + s / 4u];
+        let p2 = ps[(ty * 4u + 2u) * ${SROW / 4}u + s / 4u];
+        let p3 = ps[(ty * 4u + 3u) * ${SROW / 4}u + s / 4u];
+        let sr = s - s0;
+        ${lines.join('\n        ')}
+      }
+    }`;
 }
 
-/** Accumulators name0..name{n-1} (unrolled by the generator, so no indexed private array). */
-function decl(name: string, n: number, zero: string): string {
-  return Array.from({ length: n }, (_, i) => `var ${name}${i} = ${zero};`).join(' ');
+const decl = (name: string, n: number) => Array.from({ length: n }, (_, i) => `var ${name}${i} = vec4<f32>(0.0);`).join(' ');
+const four = (line: (i: number) => string) => [0, 1, 2, 3].map(line).join('\n    ');
+
+/** Stores of acc_c[i] (row r0 + 4 ty + i, column tx + 16 c) times `mul` into dst, inside the tensor. */
+function storeRows(dst: string, acc: string, D: number, r0: string, mul: string): string {
+  const { cols } = perThread(D);
+  const out: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    out.push(`if (${r0} + ty * 4u + ${i}u < p.T) {`);
+    for (let c = 0; c < cols; c++) {
+      const col = `tx + ${c * TPR}u`;
+      const store = `${dst}[${at(`${r0} + ty * 4u + ${i}u`, col, D)}] = ${acc}${c}[${i}]${mul};`;
+      out.push((c + 1) * TPR > D ? `  if (${col} < ${D}u) { ${store} }` : `  ${store}`);
+    }
+    out.push('}');
+  }
+  return out.join('\n  ');
 }
 
-function unrolled(n: number, line: (i: number) => string): string {
-  return Array.from({ length: n }, (_, i) => line(i)).join('\n      ');
-}
-
-function sharedDecls(v: BackwardVariant, BQ: number, BKV: number): string {
-  const { ty, K, V } = shape(v);
-  // Padded by one tile row: the unrolled accumulations read columns up to a multiple of the lane count
-  // past the row width, whose sums are never stored.
-  const pad = Math.max(BQ, BKV);
-  return `var<workgroup> qs: array<${ty}, ${BQ * (K + 1) + pad}>;
-var<workgroup> dos: array<${ty}, ${BQ * (V + 1) + pad}>;
-var<workgroup> ks: array<${ty}, ${BKV * (K + 1) + pad}>;
-var<workgroup> vs: array<${ty}, ${BKV * (V + 1) + pad}>;
-var<workgroup> ps: array<f32, ${BQ * BKV}>;
-var<workgroup> dss: array<f32, ${BQ * BKV}>;
-var<workgroup> rowL: array<f32, ${BQ}>;
-var<workgroup> rowD: array<f32, ${BQ}>;`;
-}
-
-function loadRowStats(BQ: number, q0: string): string {
-  return `if (lid < ${BQ}u) {
-    let t = ${q0} + lid;
-    let si = (b * p.H + h) * p.T + min(t, p.T - 1u);
-    rowL[lid] = LSE[si];
-    rowD[lid] = Drow[si];
-  }`;
+function prologue(): string {
+  return `let tx = lid % ${TPR}u;
+  let ty = lid / ${TPR}u;
+  let h = wid.x;
+  let b = wid.z;`;
 }
 
 export function dkdvWgsl(v: BackwardVariant): string {
-  const { ty, K, V, zero } = shape(v);
-  const BKV = v.tiles.own;
-  const BQ = v.tiles.step;
-  const WG = BQ * BKV;
-  const PK = Math.ceil(K / BQ);
-  const PV = Math.ceil(V / BQ);
-  return /* wgsl */ `${header(ty)}
-@group(0) @binding(7) var<storage, read_write> dK: array<${ty}>;
-@group(0) @binding(8) var<storage, read_write> dV: array<${ty}>;
-${sharedDecls(v, BQ, BKV)}
+  const PK = perThread(v.Dk).cols;
+  const PV = perThread(v.Dv).cols;
+  return /* wgsl */ `${header()}
+@group(0) @binding(7) var<storage, read_write> dK: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dV: array<f32>;
+${sharedDecls()}
+var<workgroup> rowL: array<vec4<f32>, ${BLOCK / 4}>;
+var<workgroup> rowD: array<vec4<f32>, ${BLOCK / 4}>;
 
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${TPR * TPR})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let r = lid / ${BKV}u;
-  let c = lid % ${BKV}u;
-  let k0 = wid.x * ${BKV}u;
-  let h = wid.y;
-  let b = wid.z;
-  ${loadRows('ks', 'K', BKV, K, 'k0', WG, zero)}
-  ${loadRows('vs', 'V', BKV, V, 'k0', WG, zero)}
-  ${decl('dk', PK, zero)}
-  ${decl('dv', PV, zero)}
-  // Causal: queries before this key block see none of it.
-  for (var q0 = ${v.causal ? `(k0 / ${BQ}u) * ${BQ}u` : '0u'}; q0 < p.T; q0 += ${BQ}u) {
-    workgroupBarrier();
-    ${loadRows('qs', 'Q', BQ, K, 'q0', WG, zero)}
-    ${loadRows('dos', 'dO', BQ, V, 'q0', WG, zero)}
-    ${loadRowStats(BQ, 'q0')}
-    workgroupBarrier();
-    ${tileEntry(v, BKV, 'q0 + r', 'k0 + c')}
-    workgroupBarrier();
-    // Thread (lane r, key row c): dv[c, col] += sum_t P[t, c] dO[t, col], dk likewise with dS and Q, for
-    // col = r, r + BQ, ...; the unrolled per-column statements keep the accumulators in registers.
-    for (var tt = 0u; tt < ${BQ}u; tt++) {
-      let pv = ps[tt * ${BKV}u + c];
-      let gs = dss[tt * ${BKV}u + c];
-      let vb = tt * ${V + 1}u + r;
-      let kb = tt * ${K + 1}u + r;
-      ${unrolled(PV, (i) => `dv${i} += pv * dos[vb + ${i * BQ}u];`)}
-      ${unrolled(PK, (i) => `dk${i} += gs * qs[kb + ${i * BQ}u];`)}
+  ${prologue()}
+  // Key block 0 is seen by every query block: the longest first.
+  let k0 = wid.y * ${BLOCK}u;
+  ${decl('dk', PK)}
+  ${decl('dv', PV)}
+  let keys = vec4<u32>(k0 + ty * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+  for (var q0 = ${v.causal ? 'k0' : '0u'}; q0 < p.T; q0 += ${BLOCK}u) {
+    if (lid < ${BLOCK}u) {
+      let si = (b * p.H + h) * p.T + min(q0 + lid, p.T - 1u);
+      rowL[lid / 4u][lid % 4u] = LSE[si];
+      rowD[lid / 4u][lid % 4u] = Drow[si];
     }
+    ${decl('s', 4)}
+    ${decl('g', 4)}
+    // s_i = S^T rows (keys 4ty + i) x lanes (queries 4tx + j); g_i = dP^T likewise.
+    ${scores('s', 'K', 'Q', v.Dk, 'k0', 'q0')}
+    ${scores('g', 'V', 'dO', v.Dv, 'k0', 'q0')}
+    let qs = vec4<u32>(q0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+    let L = rowL[tx];
+    let Dq = rowD[tx];
+    ${four((i) => `let vis${i} = (qs < vec4<u32>(p.T)) & (vec4<u32>(keys[${i}]) < vec4<u32>(p.T))${v.causal ? ` & (vec4<u32>(keys[${i}]) <= qs)` : ''};
+    let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L), vis${i});`)}
+    ${four((i) => `ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i};`)}
+    ${contract('dv', 'dO', v.Dv, 'q0')}
+    workgroupBarrier();
+    ${four((i) => `ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i} * (g${i} - Dq);`)}
+    ${contract('dk', 'Q', v.Dk, 'q0')}
   }
-  let j = k0 + c;
-  if (j < p.T) {
-    let base = (b * p.T + j) * p.H + h;
-    ${unrolled(PK, (i) => `if (r + ${i * BQ}u < ${K}u) { dK[base * ${K}u + r + ${i * BQ}u] = dk${i} * p.scale; }`)}
-    ${unrolled(PV, (i) => `if (r + ${i * BQ}u < ${V}u) { dV[base * ${V}u + r + ${i * BQ}u] = dv${i}; }`)}
-  }
+  ${storeRows('dK', 'dk', v.Dk, 'k0', ' * p.scale')}
+  ${storeRows('dV', 'dv', v.Dv, 'k0', '')}
 }`;
 }
 
 export function dqWgsl(v: BackwardVariant): string {
-  const { ty, K, V, zero } = shape(v);
-  const BQ = v.tiles.own;
-  const BKV = v.tiles.step;
-  const WG = BQ * BKV;
-  const PK = Math.ceil(K / BKV);
-  return /* wgsl */ `${header(ty)}
-@group(0) @binding(7) var<storage, read_write> dQ: array<${ty}>;
-${sharedDecls(v, BQ, BKV)}
+  const PK = perThread(v.Dk).cols;
+  return /* wgsl */ `${header()}
+@group(0) @binding(7) var<storage, read_write> dQ: array<f32>;
+${sharedDecls()}
 
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${TPR * TPR})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let r = lid / ${BKV}u;
-  let c = lid % ${BKV}u;
-  let q0 = wid.x * ${BQ}u;
-  let h = wid.y;
-  let b = wid.z;
-  ${loadRows('qs', 'Q', BQ, K, 'q0', WG, zero)}
-  ${loadRows('dos', 'dO', BQ, V, 'q0', WG, zero)}
-  ${loadRowStats(BQ, 'q0')}
-  ${decl('dq', PK, zero)}
-  let lastKey = ${v.causal ? `min(q0 + ${BQ - 1}u, p.T - 1u)` : 'p.T - 1u'};
-  for (var k0 = 0u; k0 <= lastKey; k0 += ${BKV}u) {
-    workgroupBarrier();
-    ${loadRows('ks', 'K', BKV, K, 'k0', WG, zero)}
-    ${loadRows('vs', 'V', BKV, V, 'k0', WG, zero)}
-    workgroupBarrier();
-    ${tileEntry(v, BKV, 'q0 + r', 'k0 + c')}
-    workgroupBarrier();
-    // Thread (query row r, lane c): dq[r, col] += sum_j dS[r, j] k[j, col] for col = c, c + BKV, ...
-    for (var jj = 0u; jj < ${BKV}u; jj++) {
-      let gs = dss[r * ${BKV}u + jj];
-      let kb = jj * ${K + 1}u + c;
-      ${unrolled(PK, (i) => `dq${i} += gs * ks[kb + ${i * BKV}u];`)}
-    }
+  ${prologue()}
+  // The last query block walks every key block: the longest first.
+  let q0 = (p.nb - 1u - wid.y) * ${BLOCK}u;
+  ${decl('dq', PK)}
+  let qs = vec4<u32>(q0 + ty * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+  let statBase = (b * p.H + h) * p.T;
+  let L = vec4<f32>(${[0, 1, 2, 3].map((i) => `LSE[statBase + min(qs[${i}], p.T - 1u)]`).join(', ')});
+  let Dq = vec4<f32>(${[0, 1, 2, 3].map((i) => `Drow[statBase + min(qs[${i}], p.T - 1u)]`).join(', ')});
+  let lastKey = ${v.causal ? `min(q0 + ${BLOCK - 1}u, p.T - 1u)` : 'p.T - 1u'};
+  for (var k0 = 0u; k0 <= lastKey; k0 += ${BLOCK}u) {
+    ${decl('s', 4)}
+    ${decl('g', 4)}
+    // s_i = S rows (queries 4ty + i) x lanes (keys 4tx + j); g_i = dP likewise.
+    ${scores('s', 'Q', 'K', v.Dk, 'q0', 'k0')}
+    ${scores('g', 'dO', 'V', v.Dv, 'q0', 'k0')}
+    let keys = vec4<u32>(k0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+    ${four((i) => `let vis${i} = (keys < vec4<u32>(p.T)) & (vec4<u32>(qs[${i}]) < vec4<u32>(p.T))${v.causal ? ` & (keys <= vec4<u32>(qs[${i}]))` : ''};
+    let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L[${i}]), vis${i});
+    ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i} * (g${i} - Dq[${i}]);`)}
+    ${contract('dq', 'K', v.Dk, 'k0')}
   }
-  let t = q0 + r;
-  if (t < p.T) {
-    let base = ((b * p.T + t) * p.H + h) * ${K}u;
-    ${unrolled(PK, (i) => `if (c + ${i * BKV}u < ${K}u) { dQ[base + c + ${i * BKV}u] = dq${i} * p.scale; }`)}
-  }
+  ${storeRows('dQ', 'dq', v.Dk, 'q0', ' * p.scale')}
 }`;
 }

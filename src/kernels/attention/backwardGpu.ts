@@ -5,7 +5,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { grid1d } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import type { AttentionGradients, AttentionWithStats } from './backward.js';
-import { backwardKey, backwardTiles, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
+import { backwardKey, blocksOf, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
 import { flashBq, flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
 import type { AttentionDims } from './reference.js';
 
@@ -54,15 +54,9 @@ export function attentionBackwardGpu(
     params: new Params().u32(rows, T, H, 0),
     workgroups: grid1d(rows, ROWDOT_WG),
   });
-  const tiles = backwardTiles(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
-  const vec = flashVec(Dk, Dv); // the forward's rule: vec4 when Dk and Dv are multiples of 4
-  const variant = { Dk, Dv, causal: d.causal, tiles, vec };
-  // Loop bounds of the score dot products, in elements (f32 or vec4), as uniforms: constant bounds get
-  // fully unrolled, which makes lavapipe's shader compile take minutes without speeding it up.
-  const params = new Params()
-    .u32(T, H)
-    .f32(d.scale)
-    .u32(Dk / vec, Dv / vec, 0, 0, 0);
+  const variant = { Dk, Dv, causal: d.causal };
+  const nb = blocksOf(T);
+  const params = new Params().u32(T, H).f32(d.scale).u32(nb);
   const dq = gpu.empty([B, T, H, Dk]);
   const dk = gpu.empty([B, T, H, Dk]);
   const dv = gpu.empty([B, T, H, Dv]);
@@ -70,13 +64,13 @@ export function attentionBackwardGpu(
     kernel: { name: 'attention_bwd_dkdv', key: backwardKey('dkdv', variant), code: () => dkdvWgsl(variant) },
     tensors: [qc, kc, vc, gc, lc, D, dk, dv],
     params,
-    workgroups: [Math.ceil(T / tiles.own), H, B],
+    workgroups: [H, nb, B],
   });
   gpu.dispatch({
     kernel: { name: 'attention_bwd_dq', key: backwardKey('dq', variant), code: () => dqWgsl(variant) },
     tensors: [qc, kc, vc, gc, lc, D, dq],
     params,
-    workgroups: [Math.ceil(T / tiles.own), H, B],
+    workgroups: [H, nb, B],
   });
   for (const t of [...inputs, D]) t.dispose();
   return { dq, dk, dv };

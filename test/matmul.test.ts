@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { linear, matmul } from '../src/kernels/matmul/index.js';
+import { linear, matmul, SMALL_TILE } from '../src/kernels/matmul/index.js';
+import { splitKSlices } from '../src/kernels/matmul/splitK.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
@@ -78,6 +79,26 @@ describe.skipIf(!hasGpu)('matmul on WebGPU vs reference', () => {
       'batched B',
     );
   });
+
+  // dW = dY^T X shapes (A read transposed, long K, few output tiles) take the split-K path (splitK.ts):
+  // K cut into slices run as batch entries, then summed. Awkward M, N; K long enough to split.
+  for (const [M, N, K] of [
+    [1, 65, 2048],
+    [7, 63, 1024],
+    [65, 130, 1536],
+    [64, 64, 4096],
+  ] as const) {
+    it(`split-K: dW-shaped M=${M} N=${N} K=${K} (transA) matches the reference`, async () => {
+      const gpu = (await gpuContext())!;
+      expect(splitKSlices(Math.ceil(M / 64) * Math.ceil(N / 64), K, SMALL_TILE)).toBeGreaterThan(1);
+      const rng = new Rng(M * 13 + N * 7 + K);
+      const a = rng.normalArray(K * M);
+      const b = rng.normalArray(K * N);
+      const c = matmul(gpu.fromHost(a, [K, M]), gpu.fromHost(b, [K, N]), { transA: true });
+      const ref = matmulReference(a, b, { batch: 1, M, N, K, transA: true, transB: false, batchStrideB: 0 });
+      expectClose(await c.read(), ref, TOL, 'C');
+    });
+  }
 
   for (const rows of [1, 3, 8]) {
     for (const K of [64, 72, 1000, 1001, 1008]) {

@@ -23,6 +23,9 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
+import { randomUniform } from '../kernels/random/index.js';
+import { matrixDims, newtonSchulz } from '../train/optim/muon.js';
+import { paramList, tensorOf } from '../train/params.js';
 import { machine, openBenchDevice, parseList, sumByKernel } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
@@ -115,6 +118,54 @@ async function profileGradients(gpu: GpuContext, model: KimiLinearModel, batch: 
   }
 }
 
+/**
+ * Per-kernel GPU time of the Newton-Schulz orthogonalisation Muon runs each step: one batched chain per
+ * matrix shape, as Optimizer.apply groups them, on random matrices (its cost does not depend on values).
+ */
+async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
+  const groups = new Map<string, { E: number; rows: number; cols: number }>();
+  for (const p of paramList(model.weights, { muon: true })) {
+    if (p.group !== 'muon') continue;
+    const [E, rows, cols] = matrixDims(tensorOf(model.weights, p.name));
+    const g = groups.get(`${rows}x${cols}`) ?? { E: 0, rows, cols };
+    g.E += E;
+    groups.set(`${rows}x${cols}`, g);
+  }
+  const inputs = [...groups.values()].map((g, i) => ({
+    ...g,
+    u: randomUniform(gpu, [g.E, g.rows, g.cols], { seed: i + 1 }),
+  }));
+  // Newton-Schulz FLOPs per matrix (wide orientation r <= c): 5 x (X X^T 2r^2c + A A 2r^3 + B X 2r^2c).
+  const flops = inputs.reduce((n, g) => {
+    const r = Math.min(g.rows, g.cols);
+    const c = Math.max(g.rows, g.cols);
+    return n + g.E * 5 * (4 * r * r * c + 2 * r * r * r);
+  }, 0);
+  try {
+    await gpu.sync();
+    const spans = await gpu.profile(() => {
+      for (const g of inputs) newtonSchulz(g.u, g.E, g.rows, g.cols).dispose();
+    });
+    const gpuMs = spans.reduce((a, d) => a + d.ms, 0);
+    const kernels = sumByKernel(spans)
+      .sort((a, b) => b.ms - a.ms)
+      .map((k) => ({ ...k, ms: Number(k.ms.toFixed(3)) }));
+    return {
+      groups: inputs.map((g) => `${g.E}x${g.rows}x${g.cols}`),
+      flops,
+      gpuMs: Number(gpuMs.toFixed(3)),
+      tflops: Number((flops / (gpuMs / 1000) / 1e12).toFixed(2)),
+      dispatches: spans.length,
+      kernels,
+    };
+  } catch (e) {
+    return { error: (e as Error).message };
+  } finally {
+    for (const g of inputs) g.u.dispose();
+    await gpu.sync();
+  }
+}
+
 export async function benchTrain(device: Device, json: Record<string, unknown>, o: TrainBenchOptions) {
   const rows: Record<string, unknown>[] = [];
   for (const name of o.variants) {
@@ -180,6 +231,9 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
     const profile =
       o.profile && device instanceof GpuContext ? await profileGradients(device, model, o.batch, o.seqLen) : undefined;
     if (profile) rows[rows.length - 1].gradientsProfile = profile;
+    if (o.profile && o.optimizer === 'muon' && device instanceof GpuContext) {
+      rows[rows.length - 1].newtonSchulzProfile = await profileNewtonSchulz(device, model);
+    }
     trainer.dispose();
     model.weights.dispose();
     if (device instanceof GpuContext) await device.releaseMemory();

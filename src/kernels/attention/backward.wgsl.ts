@@ -72,6 +72,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }`;
 }
 
+/**
+ * The loop bounds as uniforms (dims, block, contraction slice rows): constant bounds get fully unrolled,
+ * which makes lavapipe's shader compile take minutes; the 16-wide inner loops stay constant.
+ */
+export function backwardLoopBounds(Dk: number, Dv: number): number[] {
+  return [Dk, Dv, BLOCK, perThread(Dk).rows, perThread(Dv).rows];
+}
+
 /** Columns per thread in the accumulations, and the padded row width of a staged contraction slice. */
 function perThread(D: number) {
   const cols = Math.ceil(D / TPR);
@@ -83,7 +91,7 @@ function perThread(D: number) {
 
 function header(): string {
   return `
-struct Params { T: u32, H: u32, scale: f32, nb: u32 };
+struct Params { T: u32, H: u32, scale: f32, nb: u32, dk: u32, dv: u32, blk: u32, rk: u32, rv: u32, _a: u32, _b: u32, _c: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
 @group(0) @binding(2) var<storage, read> K: array<f32>;
@@ -109,7 +117,7 @@ const at = (row: string, col: string, width: number) => `((b * p.T + min(${row},
  * time. The slices sit dimension-major in st4 (own rows at 0, step rows at 16 * SROW floats) so the
  * inner loop reads one vec4 of each.
  */
-function scores(acc: string, own: string, step: string, D: number, r0A: string, r0B: string): string {
+function scores(acc: string, own: string, step: string, D: number, bound: string, r0A: string, r0B: string): string {
   const per = (2 * 16 * BLOCK) / (TPR * TPR); // staged elements per thread per slice
   const loads: string[] = [];
   for (let n = 0; n < per; n++) {
@@ -121,7 +129,7 @@ function scores(acc: string, own: string, step: string, D: number, r0A: string, 
     loads.push(`{ let row = ${el} / 16u; let dd = ${el} % 16u; let d = d0 + dd;
         st4[${isB ? `${(16 * SROW) / 4}u + ` : ''}dd * ${SROW / 4}u + row / 4u][row % 4u] = select(0.0, ${src}[${at(`${r0} + row`, `min(d, ${D - 1}u)`, D)}], ${r0} + row < p.T && d < ${D}u); }`);
   }
-  return `for (var d0 = 0u; d0 < ${D}u; d0 += 16u) {
+  return `for (var d0 = 0u; d0 < ${bound}; d0 += 16u) {
       workgroupBarrier();
       ${loads.join('\n      ')}
       workgroupBarrier();
@@ -137,7 +145,7 @@ function scores(acc: string, own: string, step: string, D: number, r0A: string, 
  * WGSL for acc_c[i] += sum_s ps[4 ty + i, s] * src[r0 + s, tx + 16 c] over the BLOCK step rows s (the
  * score block in ps, rows = own rows), the operand staged in slices of `rows` rows of width pad.
  */
-function contract(acc: string, src: string, D: number, r0: string): string {
+function contract(acc: string, src: string, D: number, rowsBound: string, r0: string): string {
   const { cols, pad, rows } = perThread(D);
   const n = rows * pad;
   const lines: string[] = [];
@@ -147,7 +155,7 @@ function contract(acc: string, src: string, D: number, r0: string): string {
       lines.push(`  ${acc}${c} = fma(pc, vec4<f32>(st4[(sb + ${c * TPR}u) / 4u][(sb + ${c * TPR}u) % 4u]), ${acc}${c});`);
     lines.push('}');
   }
-  return `for (var s0 = 0u; s0 < ${BLOCK}u; s0 += ${rows}u) {
+  return `for (var s0 = 0u; s0 < p.blk; s0 += ${rowsBound}) {
       workgroupBarrier();
       for (var e = lid; e < ${n}u; e += ${TPR * TPR}u) {
         let row = ${r0} + s0 + e / ${pad}u;
@@ -155,7 +163,7 @@ function contract(acc: string, src: string, D: number, r0: string): string {
         st4[e / 4u][e % 4u] = select(0.0, ${src}[${at('row', `min(c, ${D - 1}u)`, D)}], row < p.T && c < ${D}u);
       }
       workgroupBarrier();
-      for (var s = s0; s < s0 + ${rows}u; s += 4u) {
+      for (var s = s0; s < s0 + ${rowsBound}; s += 4u) {
         let p0 = ps[(ty * 4u) * ${SROW / 4}u + s / 4u];
         let p1 = ps[(ty * 4u + 1u) * ${SROW / 4}u + s / 4u];
         let p2 = ps[(ty * 4u + 2u) * ${SROW / 4}u + s / 4u];
@@ -219,18 +227,18 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     ${decl('s', 4)}
     ${decl('g', 4)}
     // s_i = S^T rows (keys 4ty + i) x lanes (queries 4tx + j); g_i = dP^T likewise.
-    ${scores('s', 'K', 'Q', v.Dk, 'k0', 'q0')}
-    ${scores('g', 'V', 'dO', v.Dv, 'k0', 'q0')}
+    ${scores('s', 'K', 'Q', v.Dk, 'p.dk', 'k0', 'q0')}
+    ${scores('g', 'V', 'dO', v.Dv, 'p.dv', 'k0', 'q0')}
     let qs = vec4<u32>(q0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
     let L = rowL[tx];
     let Dq = rowD[tx];
     ${four((i) => `let vis${i} = (qs < vec4<u32>(p.T)) & (vec4<u32>(keys[${i}]) < vec4<u32>(p.T))${v.causal ? ` & (vec4<u32>(keys[${i}]) <= qs)` : ''};
     let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L), vis${i});`)}
     ${four((i) => `ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i};`)}
-    ${contract('dv', 'dO', v.Dv, 'q0')}
+    ${contract('dv', 'dO', v.Dv, 'p.rv', 'q0')}
     workgroupBarrier();
     ${four((i) => `ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i} * (g${i} - Dq);`)}
-    ${contract('dk', 'Q', v.Dk, 'q0')}
+    ${contract('dk', 'Q', v.Dk, 'p.rk', 'q0')}
   }
   ${storeRows('dK', 'dk', v.Dk, 'k0', ' * p.scale')}
   ${storeRows('dV', 'dv', v.Dv, 'k0', '')}
@@ -258,13 +266,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     ${decl('s', 4)}
     ${decl('g', 4)}
     // s_i = S rows (queries 4ty + i) x lanes (keys 4tx + j); g_i = dP likewise.
-    ${scores('s', 'Q', 'K', v.Dk, 'q0', 'k0')}
-    ${scores('g', 'dO', 'V', v.Dv, 'q0', 'k0')}
+    ${scores('s', 'Q', 'K', v.Dk, 'p.dk', 'q0', 'k0')}
+    ${scores('g', 'dO', 'V', v.Dv, 'p.dv', 'q0', 'k0')}
     let keys = vec4<u32>(k0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
     ${four((i) => `let vis${i} = (keys < vec4<u32>(p.T)) & (vec4<u32>(qs[${i}]) < vec4<u32>(p.T))${v.causal ? ` & (keys <= vec4<u32>(qs[${i}]))` : ''};
     let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L[${i}]), vis${i});
     ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i} * (g${i} - Dq[${i}]);`)}
-    ${contract('dq', 'K', v.Dk, 'k0')}
+    ${contract('dq', 'K', v.Dk, 'p.rk', 'k0')}
   }
   ${storeRows('dQ', 'dq', v.Dk, 'q0', ' * p.scale')}
 }`;

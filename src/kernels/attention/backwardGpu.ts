@@ -5,7 +5,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { grid1d } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import type { AttentionGradients, AttentionWithStats } from './backward.js';
-import { backwardKey, blocksOf, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
+import { backwardKey, backwardLoopBounds, blocksOf, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
 import { flashBq, flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
 import type { AttentionDims } from './reference.js';
 
@@ -56,7 +56,10 @@ export function attentionBackwardGpu(
   });
   const variant = { Dk, Dv, causal: d.causal };
   const nb = blocksOf(T);
-  const params = new Params().u32(T, H).f32(d.scale).u32(nb);
+  const params = new Params()
+    .u32(T, H)
+    .f32(d.scale)
+    .u32(nb, ...backwardLoopBounds(Dk, Dv), 0, 0, 0);
   const dq = gpu.empty([B, T, H, Dk]);
   const dk = gpu.empty([B, T, H, Dk]);
   const dv = gpu.empty([B, T, H, Dv]);

@@ -14,6 +14,7 @@ import { asGpu, deviceOf, expectDType, grid1d, hostF32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { GEMV_MAX_M, GEMV_ROWS_PER_WG, gemvKey, gemvWgsl } from './gemv.wgsl.js';
 import { type MatmulDims, matmulReference } from './reference.js';
+import { SPLITK_SUM_WG, splitKSlices, splitKSumWgsl } from './splitK.js';
 import { DEFAULT_TILE, SMALL_TILE, type TileConfig, tiledKey, tiledWgsl, tiledWorkgroupSize } from './tiled.wgsl.js';
 
 export interface MatmulOptions {
@@ -111,21 +112,39 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       tile = bigTiles < 264 ? SMALL_TILE : DEFAULT_TILE;
     }
     const bf16 = b.dtype === 'bf16';
+    const groups = Math.ceil(N / tile.BN) * Math.ceil(M / tile.BM) * batch;
+    const slices =
+      !opts.tile && batch === 1 && dims.transA && !dims.transB && !bf16 ? splitKSlices(groups, K, tile) : 1;
+    const Ks = K / slices;
     // The vector path loads 16 bytes per thread per step: 8 bf16 values must divide each thread's share.
     const bPerThread = (tile.BK * tile.BN) / tiledWorkgroupSize(tile);
     const aligned =
       M % tile.BM === 0 &&
       N % tile.BN === 0 &&
-      K % tile.BK === 0 &&
-      K % 4 === 0 &&
+      Ks % tile.BK === 0 &&
+      Ks % 4 === 0 &&
       (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0));
     const variant = { tile, transA: dims.transA, transB: dims.transB, bDtype: b.dtype as 'f32' | 'bf16', aligned };
+    // Split-K (splitK.ts): slice z of K is batch entry z, with batch strides Ks M (A) and Ks N (B).
+    const partial = slices > 1 ? gpu.empty([slices, M, N], 'f32') : out;
     gpu.dispatch({
       kernel: { name: 'matmul_tiled', key: tiledKey(variant), code: () => tiledWgsl(variant) },
-      tensors: [A.t, B.t, out],
-      params: new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N, 0, 0),
-      workgroups: [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch],
+      tensors: [A.t, B.t, partial],
+      params:
+        slices > 1
+          ? new Params().u32(M, N, Ks, Ks * M, Ks * N, M * N, 0, 0)
+          : new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N, 0, 0),
+      workgroups: [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch * slices],
     });
+    if (slices > 1) {
+      gpu.dispatch({
+        kernel: { name: 'matmul_splitk_sum', key: `matmul_splitk_sum_${slices}`, code: () => splitKSumWgsl(slices) },
+        tensors: [partial, out],
+        params: new Params().u32(M * N, 0, 0, 0),
+        workgroups: grid1d(M * N, SPLITK_SUM_WG),
+      });
+      partial.dispose();
+    }
     return out;
   } finally {
     A.t.dispose();

@@ -203,7 +203,12 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
     });
     const times: number[] = [];
     let loss = Number.NaN;
+    // Buffers created during the timed steps: 0 in a steady state; more means the pool's free list passed
+    // its cap and was destroyed (and bind groups dropped), so every step pays allocation again.
+    const created = () => (device instanceof GpuContext ? device.pool.stats().created : 0);
+    let createdBefore = 0;
     for (let s = 0; s < o.warmup + o.steps; s++) {
+      if (s === o.warmup) createdBefore = created();
       const t0 = performance.now();
       const m = await trainer.trainStep();
       if (s >= o.warmup) times.push(performance.now() - t0);
@@ -227,6 +232,7 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
       tflops: flops.total / (ms / 1000) / 1e12,
       loss,
       stepMsTrials: times,
+      buffersCreatedPerTimedStep: (created() - createdBefore) / o.steps,
     });
     const profile =
       o.profile && device instanceof GpuContext ? await profileGradients(device, model, o.batch, o.seqLen) : undefined;

@@ -109,7 +109,8 @@ var<workgroup> ps: array<vec4<f32>, ${(BLOCK * SROW) / 4}>;`;
 }
 
 /** Element index of (row, col) of a [B, T, H, width] tensor's head h (row clamped into [0, T)). */
-const at = (row: string, col: string, width: number) => `((b * p.T + min(${row}, p.T - 1u)) * p.H + h) * ${width}u + ${col}`;
+const at = (row: string, col: string, width: number) =>
+  `((b * p.T + min(${row}, p.T - 1u)) * p.H + h) * ${width}u + ${col}`;
 
 /**
  * WGSL accumulating into the vec4 accumulators <acc>0..3 (row i of the thread's own 4 rows, lanes = its
@@ -150,9 +151,13 @@ function contract(acc: string, src: string, D: number, rowsBound: string, r0: st
   const n = rows * pad;
   const lines: string[] = [];
   for (let jj = 0; jj < 4; jj++) {
-    lines.push(`{ let pc = vec4<f32>(p0[${jj}], p1[${jj}], p2[${jj}], p3[${jj}]); let sb = (sr + ${jj}u) * ${pad}u + tx;`);
+    lines.push(
+      `{ let pc = vec4<f32>(p0[${jj}], p1[${jj}], p2[${jj}], p3[${jj}]); let sb = (sr + ${jj}u) * ${pad}u + tx;`,
+    );
     for (let c = 0; c < cols; c++)
-      lines.push(`  ${acc}${c} = fma(pc, vec4<f32>(st4[(sb + ${c * TPR}u) / 4u][(sb + ${c * TPR}u) % 4u]), ${acc}${c});`);
+      lines.push(
+        `  ${acc}${c} = fma(pc, vec4<f32>(st4[(sb + ${c * TPR}u) / 4u][(sb + ${c * TPR}u) % 4u]), ${acc}${c});`,
+      );
     lines.push('}');
   }
   return `for (var s0 = 0u; s0 < p.blk; s0 += ${rowsBound}) {
@@ -174,7 +179,8 @@ function contract(acc: string, src: string, D: number, rowsBound: string, r0: st
     }`;
 }
 
-const decl = (name: string, n: number) => Array.from({ length: n }, (_, i) => `var ${name}${i} = vec4<f32>(0.0);`).join(' ');
+const decl = (name: string, n: number) =>
+  Array.from({ length: n }, (_, i) => `var ${name}${i} = vec4<f32>(0.0);`).join(' ');
 const four = (line: (i: number) => string) => [0, 1, 2, 3].map(line).join('\n    ');
 
 /** Stores of acc_c[i] (row r0 + 4 ty + i, column tx + 16 c) times `mul` into dst, inside the tensor. */
@@ -232,8 +238,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let qs = vec4<u32>(q0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
     let L = rowL[tx];
     let Dq = rowD[tx];
-    ${four((i) => `let vis${i} = (qs < vec4<u32>(p.T)) & (vec4<u32>(keys[${i}]) < vec4<u32>(p.T))${v.causal ? ` & (vec4<u32>(keys[${i}]) <= qs)` : ''};
-    let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L), vis${i});`)}
+    ${four(
+      (
+        i,
+      ) => `let vis${i} = (qs < vec4<u32>(p.T)) & (vec4<u32>(keys[${i}]) < vec4<u32>(p.T))${v.causal ? ` & (vec4<u32>(keys[${i}]) <= qs)` : ''};
+    let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L), vis${i});`,
+    )}
     ${four((i) => `ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i};`)}
     ${contract('dv', 'dO', v.Dv, 'p.rv', 'q0')}
     workgroupBarrier();
@@ -269,9 +279,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     ${scores('s', 'Q', 'K', v.Dk, 'p.dk', 'q0', 'k0')}
     ${scores('g', 'dO', 'V', v.Dv, 'p.dv', 'q0', 'k0')}
     let keys = vec4<u32>(k0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
-    ${four((i) => `let vis${i} = (keys < vec4<u32>(p.T)) & (vec4<u32>(qs[${i}]) < vec4<u32>(p.T))${v.causal ? ` & (keys <= vec4<u32>(qs[${i}]))` : ''};
+    ${four(
+      (
+        i,
+      ) => `let vis${i} = (keys < vec4<u32>(p.T)) & (vec4<u32>(qs[${i}]) < vec4<u32>(p.T))${v.causal ? ` & (keys <= vec4<u32>(qs[${i}]))` : ''};
     let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L[${i}]), vis${i});
-    ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i} * (g${i} - Dq[${i}]);`)}
+    ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i} * (g${i} - Dq[${i}]);`,
+    )}
     ${contract('dq', 'K', v.Dk, 'p.rk', 'k0')}
   }
   ${storeRows('dQ', 'dq', v.Dk, 'q0', ' * p.scale')}

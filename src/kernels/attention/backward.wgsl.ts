@@ -40,10 +40,12 @@ export interface BackwardVariant {
   Dk: number;
   Dv: number;
   causal: boolean;
+  /** Dk and Dv multiples of 4: inputs read as vec4 (a quarter of the global loads and index arithmetic). */
+  vec: boolean;
 }
 
 export function backwardKey(kind: 'dkdv' | 'dq', v: BackwardVariant): string {
-  return `attention_bwd_${kind}_tiled_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}`;
+  return `attention_bwd_${kind}_tiled_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}${v.vec ? '_v4' : ''}`;
 }
 
 /** Blocks of BLOCK rows along T. */
@@ -89,14 +91,15 @@ function perThread(D: number) {
   return { cols, pad, rows };
 }
 
-function header(): string {
+function header(vec: boolean): string {
+  const ty = vec ? 'vec4<f32>' : 'f32';
   return `
 struct Params { T: u32, H: u32, scale: f32, nb: u32, dk: u32, dv: u32, blk: u32, rk: u32, rv: u32, _a: u32, _b: u32, _c: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
-@group(0) @binding(4) var<storage, read> dO: array<f32>;
+@group(0) @binding(1) var<storage, read> Q: array<${ty}>;
+@group(0) @binding(2) var<storage, read> K: array<${ty}>;
+@group(0) @binding(3) var<storage, read> V: array<${ty}>;
+@group(0) @binding(4) var<storage, read> dO: array<${ty}>;
 @group(0) @binding(5) var<storage, read> LSE: array<f32>;
 @group(0) @binding(6) var<storage, read> Drow: array<f32>;`;
 }
@@ -116,29 +119,65 @@ const at = (row: string, col: string, width: number) =>
  * WGSL accumulating into the vec4 accumulators <acc>0..3 (row i of the thread's own 4 rows, lanes = its
  * 4 step rows) the product own[r0A + 4 ty + i, :] . step[r0B + 4 tx + j, :] over width D, 16 dims at a
  * time. The slices sit dimension-major in st4 (own rows at 0, step rows at 16 * SROW floats) so the
- * inner loop reads one vec4 of each.
+ * inner loop reads one vec4 of each. The next slice is fetched into registers while the current one is
+ * multiplied (as kernels/matmul does), hiding global-memory latency behind the FMAs.
  */
-function scores(acc: string, own: string, step: string, D: number, bound: string, r0A: string, r0B: string): string {
-  const per = (2 * 16 * BLOCK) / (TPR * TPR); // staged elements per thread per slice
+function scores(
+  acc: string,
+  own: string,
+  step: string,
+  D: number,
+  vec: boolean,
+  bound: string,
+  r0A: string,
+  r0B: string,
+): string {
+  const regs: string[] = [];
   const loads: string[] = [];
-  for (let n = 0; n < per; n++) {
-    const e = `(lid + ${n * TPR * TPR}u)`;
-    const isB = n >= per / 2;
+  const stores: string[] = [];
+  for (const isB of [false, true]) {
     const src = isB ? step : own;
     const r0 = isB ? r0B : r0A;
-    const el = isB ? `(${e} - ${16 * BLOCK}u)` : e;
-    loads.push(`{ let row = ${el} / 16u; let dd = ${el} % 16u; let d = d0 + dd;
-        st4[${isB ? `${(16 * SROW) / 4}u + ` : ''}dd * ${SROW / 4}u + row / 4u][row % 4u] = select(0.0, ${src}[${at(`${r0} + row`, `min(d, ${D - 1}u)`, D)}], ${r0} + row < p.T && d < ${D}u); }`);
+    const base = isB ? `${(16 * SROW) / 4}u + ` : '';
+    const tag = isB ? 'b' : 'a';
+    if (vec) {
+      // 64 rows x 16 dims = 256 vec4: one per thread, row lid / 4, dims 4 (lid % 4) .. + 3.
+      const r = `r${tag}`;
+      regs.push(`var ${r}: vec4<f32>;`);
+      loads.push(
+        `${r} = select(vec4<f32>(0.0), ${src}[${at(`${r0} + lid / 4u`, `min((DZ + (lid % 4u) * 4u) / 4u, ${D / 4 - 1}u)`, D / 4)}], ${r0} + lid / 4u < p.T && DZ + (lid % 4u) * 4u < ${D}u);`,
+      );
+      for (let k = 0; k < 4; k++)
+        stores.push(`st4[${base}((lid % 4u) * 4u + ${k}u) * ${SROW / 4}u + lid / 16u][(lid / 4u) % 4u] = ${r}[${k}];`);
+    } else {
+      for (let n = 0; n < 4; n++) {
+        const r = `r${tag}${n}`;
+        const el = `(lid + ${n * TPR * TPR}u)`;
+        regs.push(`var ${r}: f32;`);
+        loads.push(
+          `${r} = select(0.0, ${src}[${at(`${r0} + ${el} / 16u`, `min(DZ + ${el} % 16u, ${D - 1}u)`, D)}], ${r0} + ${el} / 16u < p.T && DZ + ${el} % 16u < ${D}u);`,
+        );
+        stores.push(`st4[${base}(${el} % 16u) * ${SROW / 4}u + ${el} / 64u][(${el} / 16u) % 4u] = ${r};`);
+      }
+    }
   }
-  return `for (var d0 = 0u; d0 < ${bound}; d0 += 16u) {
+  return `{
+    ${regs.join(' ')}
+    var d0 = 0u;
+    ${loads.join('\n    ').replaceAll('DZ', 'd0')}
+    for (; d0 < ${bound}; d0 += 16u) {
       workgroupBarrier();
-      ${loads.join('\n      ')}
+      ${stores.join('\n      ')}
       workgroupBarrier();
+      if (d0 + 16u < ${bound}) {
+        ${loads.join('\n        ').replaceAll('DZ', '(d0 + 16u)')}
+      }
       for (var dd = 0u; dd < 16u; dd++) {
         let a = st4[dd * ${SROW / 4}u + ty];
         let bb = st4[${(16 * SROW) / 4}u + dd * ${SROW / 4}u + tx];
         ${[0, 1, 2, 3].map((i) => `${acc}${i} = fma(vec4<f32>(a[${i}]), bb, ${acc}${i});`).join(' ')}
       }
+    }
     }`;
 }
 
@@ -146,7 +185,7 @@ function scores(acc: string, own: string, step: string, D: number, bound: string
  * WGSL for acc_c[i] += sum_s ps[4 ty + i, s] * src[r0 + s, tx + 16 c] over the BLOCK step rows s (the
  * score block in ps, rows = own rows), the operand staged in slices of `rows` rows of width pad.
  */
-function contract(acc: string, src: string, D: number, rowsBound: string, r0: string): string {
+function contract(acc: string, src: string, D: number, vec: boolean, rowsBound: string, r0: string): string {
   const { cols, pad, rows } = perThread(D);
   const n = rows * pad;
   const lines: string[] = [];
@@ -162,10 +201,18 @@ function contract(acc: string, src: string, D: number, rowsBound: string, r0: st
   }
   return `for (var s0 = 0u; s0 < p.blk; s0 += ${rowsBound}) {
       workgroupBarrier();
-      for (var e = lid; e < ${n}u; e += ${TPR * TPR}u) {
+      ${
+        vec
+          ? `for (var e = lid; e < ${n / 4}u; e += ${TPR * TPR}u) {
+        let row = ${r0} + s0 + (e * 4u) / ${pad}u;
+        let c = (e * 4u) % ${pad}u;
+        st4[e] = select(vec4<f32>(0.0), ${src}[${at('row', `min(c / 4u, ${D / 4 - 1}u)`, D / 4)}], row < p.T && c < ${D}u);
+      }`
+          : `for (var e = lid; e < ${n}u; e += ${TPR * TPR}u) {
         let row = ${r0} + s0 + e / ${pad}u;
         let c = e % ${pad}u;
         st4[e / 4u][e % 4u] = select(0.0, ${src}[${at('row', `min(c, ${D - 1}u)`, D)}], row < p.T && c < ${D}u);
+      }`
       }
       workgroupBarrier();
       for (var s = s0; s < s0 + ${rowsBound}; s += 4u) {
@@ -209,7 +256,7 @@ function prologue(): string {
 export function dkdvWgsl(v: BackwardVariant): string {
   const PK = perThread(v.Dk).cols;
   const PV = perThread(v.Dv).cols;
-  return /* wgsl */ `${header()}
+  return /* wgsl */ `${header(v.vec)}
 @group(0) @binding(7) var<storage, read_write> dK: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dV: array<f32>;
 ${sharedDecls()}
@@ -233,8 +280,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     ${decl('s', 4)}
     ${decl('g', 4)}
     // s_i = S^T rows (keys 4ty + i) x lanes (queries 4tx + j); g_i = dP^T likewise.
-    ${scores('s', 'K', 'Q', v.Dk, 'p.dk', 'k0', 'q0')}
-    ${scores('g', 'V', 'dO', v.Dv, 'p.dv', 'k0', 'q0')}
+    ${scores('s', 'K', 'Q', v.Dk, v.vec, 'p.dk', 'k0', 'q0')}
+    ${scores('g', 'V', 'dO', v.Dv, v.vec, 'p.dv', 'k0', 'q0')}
     let qs = vec4<u32>(q0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
     let L = rowL[tx];
     let Dq = rowD[tx];
@@ -245,10 +292,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L), vis${i});`,
     )}
     ${four((i) => `ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i};`)}
-    ${contract('dv', 'dO', v.Dv, 'p.rv', 'q0')}
+    ${contract('dv', 'dO', v.Dv, v.vec, 'p.rv', 'q0')}
     workgroupBarrier();
     ${four((i) => `ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i} * (g${i} - Dq);`)}
-    ${contract('dk', 'Q', v.Dk, 'p.rk', 'q0')}
+    ${contract('dk', 'Q', v.Dk, v.vec, 'p.rk', 'q0')}
   }
   ${storeRows('dK', 'dk', v.Dk, 'k0', ' * p.scale')}
   ${storeRows('dV', 'dv', v.Dv, 'k0', '')}
@@ -257,7 +304,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 
 export function dqWgsl(v: BackwardVariant): string {
   const PK = perThread(v.Dk).cols;
-  return /* wgsl */ `${header()}
+  return /* wgsl */ `${header(v.vec)}
 @group(0) @binding(7) var<storage, read_write> dQ: array<f32>;
 ${sharedDecls()}
 
@@ -276,8 +323,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     ${decl('s', 4)}
     ${decl('g', 4)}
     // s_i = S rows (queries 4ty + i) x lanes (keys 4tx + j); g_i = dP likewise.
-    ${scores('s', 'Q', 'K', v.Dk, 'p.dk', 'q0', 'k0')}
-    ${scores('g', 'dO', 'V', v.Dv, 'p.dv', 'q0', 'k0')}
+    ${scores('s', 'Q', 'K', v.Dk, v.vec, 'p.dk', 'q0', 'k0')}
+    ${scores('g', 'dO', 'V', v.Dv, v.vec, 'p.dv', 'q0', 'k0')}
     let keys = vec4<u32>(k0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
     ${four(
       (
@@ -286,7 +333,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L[${i}]), vis${i});
     ps[(ty * 4u + ${i}u) * ${SROW / 4}u + tx] = P${i} * (g${i} - Dq[${i}]);`,
     )}
-    ${contract('dq', 'K', v.Dk, 'p.rk', 'k0')}
+    ${contract('dq', 'K', v.Dk, v.vec, 'p.rk', 'k0')}
   }
   ${storeRows('dQ', 'dq', v.Dk, 'q0', ' * p.scale')}
 }`;

@@ -54,7 +54,7 @@ export function attentionBackwardGpu(
     params: new Params().u32(rows, T, H, 0),
     workgroups: grid1d(rows, ROWDOT_WG),
   });
-  const variant = { Dk, Dv, causal: d.causal };
+  const variant = { Dk, Dv, causal: d.causal, vec: Dk % 4 === 0 && Dv % 4 === 0 };
   const nb = blocksOf(T);
   const params = new Params()
     .u32(T, H)

@@ -23,6 +23,7 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
+import { setMatmulTilePolicy } from '../kernels/matmul/index.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { matrixDims, newtonSchulz } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
@@ -273,6 +274,11 @@ export function registerTrainBench(bench: Command): void {
     .option('--steps <n>', 'timed steps per variant', '3')
     .option('--warmup <n>', 'untimed steps first', '1')
     .option('--optimizer <kind>', 'muon | adamw', 'muon')
+    .option(
+      '--matmul-tiles <policy>',
+      'mid (default: 128x64 tiles for mid-sized products) | two (128x128 or 64x64 only)',
+      'mid',
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -286,6 +292,9 @@ export function registerTrainBench(bench: Command): void {
         if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
       if (opts.optimizer !== 'muon' && opts.optimizer !== 'adamw')
         throw new Error(`--optimizer: '${opts.optimizer}' is not muon or adamw`);
+      if (opts.matmulTiles !== 'mid' && opts.matmulTiles !== 'two')
+        throw new Error(`--matmul-tiles: '${opts.matmulTiles}' is not mid or two`);
+      setMatmulTilePolicy(opts.matmulTiles);
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -299,7 +308,7 @@ export function registerTrainBench(bench: Command): void {
         profile: !!opts.profile,
       });
       if (opts.json) {
-        printJson(r);
+        printJson({ ...r, matmulTiles: opts.matmulTiles });
         return;
       }
       process.stdout.write(

@@ -96,17 +96,21 @@ describe.skipIf(!hasGpu)('attention backward on WebGPU vs reference', () => {
   // f32 accumulation over at most a few hundred terms per output; relative to max |value|.
   const TOL = 5e-5;
   const cases: [number, number, number, number, number, boolean][] = [
-    // One small head shape at the awkward lengths (kernels compile once per head shape, which is slow
-    // on lavapipe), then the 48B model's 192/128 heads, an odd head, full attention and the 256 limit.
+    // One small head shape at the awkward lengths (kernels compile once per head shape and mask, which is
+    // slow on lavapipe), over one, two and three 64-row blocks (the tiled kernels' block); then full attention
+    // at the 100M preset's 96/64 heads over three blocks, the 48B model's 192/128 heads, and odd heads (not
+    // multiples of 4, so the scalar loads; not of the 16 accumulation columns) over two blocks.
     [1, 1, 1, 24, 16, true],
     [1, 7, 2, 24, 16, true],
     [2, 63, 3, 24, 16, true],
     [1, 65, 2, 24, 16, true],
-    [1, 33, 2, 24, 16, false],
+    [1, 130, 1, 24, 16, true],
+    [1, 130, 1, 96, 64, false],
     [1, 65, 2, 192, 128, true],
-    [1, 20, 1, 5, 3, true],
+    [1, 70, 1, 17, 33, true],
   ];
-  // Dk = Dv = 256 (the size limit, smallest tiles) takes minutes to compile on a loaded lavapipe: opt-in.
+  // Dk = Dv = 256 (the size limit: 16 accumulators per thread and row, 8-row contraction slices) takes
+  // minutes to compile on a loaded lavapipe: opt-in.
   if (process.env.KIMI_SLOW_TESTS === '1') cases.push([1, 9, 1, 256, 256, true]);
   for (const [B, T, H, Dk, Dv, causal] of cases) {
     it(`B=${B} T=${T} H=${H} Dk=${Dk} Dv=${Dv} causal=${causal}`, { timeout: 600_000 }, async () => {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { linear, matmul } from '../src/kernels/matmul/index.js';
+import {
+  chooseTile,
+  DEFAULT_TILE,
+  linear,
+  matmul,
+  SMALL_TILE,
+  TALL_TILE,
+  WIDE_TILE,
+} from '../src/kernels/matmul/index.js';
+import { splitKSlices } from '../src/kernels/matmul/splitK.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
@@ -78,6 +87,62 @@ describe.skipIf(!hasGpu)('matmul on WebGPU vs reference', () => {
       'batched B',
     );
   });
+
+  // The 128 x 64 and 64 x 128 tiles chooseTile takes for mid-sized products, forced at awkward shapes.
+  for (const tile of [TALL_TILE, WIDE_TILE]) {
+    for (const [M, N, K] of [
+      [1, 7, 5],
+      [65, 130, 63],
+      [256, 128, 64],
+    ] as const) {
+      it(`tile ${tile.BM}x${tile.BN}: M=${M} N=${N} K=${K}, all layouts`, async () => {
+        const gpu = (await gpuContext())!;
+        const rng = new Rng(M + N * 3 + K * 7 + tile.BN);
+        const a = rng.normalArray(M * K);
+        const b = rng.normalArray(K * N);
+        for (const [transA, transB] of [
+          [false, false],
+          [false, true],
+          [true, false],
+          [true, true],
+        ] as const) {
+          const ga = gpu.fromHost(a, transA ? [K, M] : [M, K]);
+          const gb = gpu.fromHost(b, transB ? [N, K] : [K, N]);
+          const c = matmul(ga, gb, { transA, transB, tile });
+          const ref = matmulReference(a, b, { batch: 1, M, N, K, transA, transB, batchStrideB: 0 });
+          expectClose(await c.read(), ref, TOL, `C ${transA}/${transB}`);
+        }
+      });
+    }
+  }
+
+  it('chooseTile: large, mid-sized (tall and wide) and small products; bf16 keeps two tiles', () => {
+    expect(chooseTile(4096, 4096, 1)).toBe(DEFAULT_TILE);
+    expect(chooseTile(4096, 768, 1)).toBe(TALL_TILE);
+    expect(chooseTile(768, 4096, 1)).toBe(WIDE_TILE);
+    expect(chooseTile(4096, 768, 1, true)).toBe(SMALL_TILE);
+    expect(chooseTile(768, 768, 1)).toBe(SMALL_TILE);
+  });
+
+  // dW = dY^T X shapes (A read transposed, long K, few output tiles) take the split-K path (splitK.ts):
+  // K cut into slices run as batch entries, then summed. Awkward M, N; K long enough to split.
+  for (const [M, N, K] of [
+    [1, 65, 2048],
+    [7, 63, 1024],
+    [65, 130, 1536],
+    [64, 64, 4096],
+  ] as const) {
+    it(`split-K: dW-shaped M=${M} N=${N} K=${K} (transA) matches the reference`, async () => {
+      const gpu = (await gpuContext())!;
+      expect(splitKSlices(Math.ceil(M / 64) * Math.ceil(N / 64), K, SMALL_TILE)).toBeGreaterThan(1);
+      const rng = new Rng(M * 13 + N * 7 + K);
+      const a = rng.normalArray(K * M);
+      const b = rng.normalArray(K * N);
+      const c = matmul(gpu.fromHost(a, [K, M]), gpu.fromHost(b, [K, N]), { transA: true });
+      const ref = matmulReference(a, b, { batch: 1, M, N, K, transA: true, transB: false, batchStrideB: 0 });
+      expectClose(await c.read(), ref, TOL, 'C');
+    });
+  }
 
   for (const rows of [1, 3, 8]) {
     for (const K of [64, 72, 1000, 1001, 1008]) {

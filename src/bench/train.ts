@@ -23,6 +23,10 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
+import { setMatmulTilePolicy } from '../kernels/matmul/index.js';
+import { randomUniform } from '../kernels/random/index.js';
+import { matrixDims, newtonSchulz } from '../train/optim/muon.js';
+import { paramList, tensorOf } from '../train/params.js';
 import { machine, openBenchDevice, parseList, sumByKernel } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
@@ -115,6 +119,54 @@ async function profileGradients(gpu: GpuContext, model: KimiLinearModel, batch: 
   }
 }
 
+/**
+ * Per-kernel GPU time of the Newton-Schulz orthogonalisation Muon runs each step: one batched chain per
+ * matrix shape, as Optimizer.apply groups them, on random matrices (its cost does not depend on values).
+ */
+async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
+  const groups = new Map<string, { E: number; rows: number; cols: number }>();
+  for (const p of paramList(model.weights, { muon: true })) {
+    if (p.group !== 'muon') continue;
+    const [E, rows, cols] = matrixDims(tensorOf(model.weights, p.name));
+    const g = groups.get(`${rows}x${cols}`) ?? { E: 0, rows, cols };
+    g.E += E;
+    groups.set(`${rows}x${cols}`, g);
+  }
+  const inputs = [...groups.values()].map((g, i) => ({
+    ...g,
+    u: randomUniform(gpu, [g.E, g.rows, g.cols], { seed: i + 1 }),
+  }));
+  // Newton-Schulz FLOPs per matrix (wide orientation r <= c): 5 x (X X^T 2r^2c + A A 2r^3 + B X 2r^2c).
+  const flops = inputs.reduce((n, g) => {
+    const r = Math.min(g.rows, g.cols);
+    const c = Math.max(g.rows, g.cols);
+    return n + g.E * 5 * (4 * r * r * c + 2 * r * r * r);
+  }, 0);
+  try {
+    await gpu.sync();
+    const spans = await gpu.profile(() => {
+      for (const g of inputs) newtonSchulz(g.u, g.E, g.rows, g.cols).dispose();
+    });
+    const gpuMs = spans.reduce((a, d) => a + d.ms, 0);
+    const kernels = sumByKernel(spans)
+      .sort((a, b) => b.ms - a.ms)
+      .map((k) => ({ ...k, ms: Number(k.ms.toFixed(3)) }));
+    return {
+      groups: inputs.map((g) => `${g.E}x${g.rows}x${g.cols}`),
+      flops,
+      gpuMs: Number(gpuMs.toFixed(3)),
+      tflops: Number((flops / (gpuMs / 1000) / 1e12).toFixed(2)),
+      dispatches: spans.length,
+      kernels,
+    };
+  } catch (e) {
+    return { error: (e as Error).message };
+  } finally {
+    for (const g of inputs) g.u.dispose();
+    await gpu.sync();
+  }
+}
+
 export async function benchTrain(device: Device, json: Record<string, unknown>, o: TrainBenchOptions) {
   const rows: Record<string, unknown>[] = [];
   for (const name of o.variants) {
@@ -152,7 +204,12 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
     });
     const times: number[] = [];
     let loss = Number.NaN;
+    // Buffers created during the timed steps: 0 in a steady state; more means the pool's free list passed
+    // its cap and was destroyed (and bind groups dropped), so every step pays allocation again.
+    const created = () => (device instanceof GpuContext ? device.pool.stats().created : 0);
+    let createdBefore = 0;
     for (let s = 0; s < o.warmup + o.steps; s++) {
+      if (s === o.warmup) createdBefore = created();
       const t0 = performance.now();
       const m = await trainer.trainStep();
       if (s >= o.warmup) times.push(performance.now() - t0);
@@ -176,10 +233,14 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
       tflops: flops.total / (ms / 1000) / 1e12,
       loss,
       stepMsTrials: times,
+      buffersCreatedPerTimedStep: (created() - createdBefore) / o.steps,
     });
     const profile =
       o.profile && device instanceof GpuContext ? await profileGradients(device, model, o.batch, o.seqLen) : undefined;
     if (profile) rows[rows.length - 1].gradientsProfile = profile;
+    if (o.profile && o.optimizer === 'muon' && device instanceof GpuContext) {
+      rows[rows.length - 1].newtonSchulzProfile = await profileNewtonSchulz(device, model);
+    }
     trainer.dispose();
     model.weights.dispose();
     if (device instanceof GpuContext) await device.releaseMemory();
@@ -213,6 +274,11 @@ export function registerTrainBench(bench: Command): void {
     .option('--steps <n>', 'timed steps per variant', '3')
     .option('--warmup <n>', 'untimed steps first', '1')
     .option('--optimizer <kind>', 'muon | adamw', 'muon')
+    .option(
+      '--matmul-tiles <policy>',
+      'mid (default: 128x64 tiles for mid-sized products) | two (128x128 or 64x64 only)',
+      'mid',
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -226,6 +292,9 @@ export function registerTrainBench(bench: Command): void {
         if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
       if (opts.optimizer !== 'muon' && opts.optimizer !== 'adamw')
         throw new Error(`--optimizer: '${opts.optimizer}' is not muon or adamw`);
+      if (opts.matmulTiles !== 'mid' && opts.matmulTiles !== 'two')
+        throw new Error(`--matmul-tiles: '${opts.matmulTiles}' is not mid or two`);
+      setMatmulTilePolicy(opts.matmulTiles);
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -239,7 +308,7 @@ export function registerTrainBench(bench: Command): void {
         profile: !!opts.profile,
       });
       if (opts.json) {
-        printJson(r);
+        printJson({ ...r, matmulTiles: opts.matmulTiles });
         return;
       }
       process.stdout.write(

@@ -5,8 +5,9 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { grid1d } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import type { AttentionGradients, AttentionWithStats } from './backward.js';
-import { backwardKey, backwardTiles, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
-import { flashBq, flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
+import { backwardKey, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward.wgsl.js';
+import { blocksOf, tileParams } from './tiles.wgsl.js';
+import { flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
 import type { AttentionDims } from './reference.js';
 
 export function attentionWithStatsGpu(
@@ -21,13 +22,12 @@ export function attentionWithStatsGpu(
   const o = gpu.empty([B, T, H, Dv]);
   const lse = gpu.empty([B, H, T]);
   const rowMax = gpu.empty([B, H, T]);
-  const bq = flashBq(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
-  const variant = { Dk, Dv, causal: d.causal, stats: true, bq, vec: flashVec(Dk, Dv) };
+  const variant = { Dk, Dv, causal: d.causal, stats: true, vec: flashVec(Dk, Dv) };
   gpu.dispatch({
     kernel: { name: 'attention_flash_stats', key: flashKey(variant), code: () => flashWgsl(variant) },
     tensors: [qc, kc, vc, o, lse, rowMax],
-    params: new Params().u32(T, H).f32(d.scale).u32(0),
-    workgroups: [Math.ceil(T / bq), H, B],
+    params: tileParams(T, H, d.scale, Dk, Dv),
+    workgroups: [H, blocksOf(T), B],
   });
   for (const t of [qc, kc, vc]) t.dispose();
   return { o, lse, rowMax };
@@ -54,15 +54,9 @@ export function attentionBackwardGpu(
     params: new Params().u32(rows, T, H, 0),
     workgroups: grid1d(rows, ROWDOT_WG),
   });
-  const tiles = backwardTiles(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
-  const vec = flashVec(Dk, Dv); // the forward's rule: vec4 when Dk and Dv are multiples of 4
-  const variant = { Dk, Dv, causal: d.causal, tiles, vec };
-  // Loop bounds of the score dot products, in elements (f32 or vec4), as uniforms: constant bounds get
-  // fully unrolled, which makes lavapipe's shader compile take minutes without speeding it up.
-  const params = new Params()
-    .u32(T, H)
-    .f32(d.scale)
-    .u32(Dk / vec, Dv / vec, 0, 0, 0);
+  const variant = { Dk, Dv, causal: d.causal, vec: flashVec(Dk, Dv) };
+  const nb = blocksOf(T);
+  const params = tileParams(T, H, d.scale, Dk, Dv);
   const dq = gpu.empty([B, T, H, Dk]);
   const dk = gpu.empty([B, T, H, Dk]);
   const dv = gpu.empty([B, T, H, Dv]);
@@ -70,13 +64,13 @@ export function attentionBackwardGpu(
     kernel: { name: 'attention_bwd_dkdv', key: backwardKey('dkdv', variant), code: () => dkdvWgsl(variant) },
     tensors: [qc, kc, vc, gc, lc, D, dk, dv],
     params,
-    workgroups: [Math.ceil(T / tiles.own), H, B],
+    workgroups: [H, nb, B],
   });
   gpu.dispatch({
     kernel: { name: 'attention_bwd_dq', key: backwardKey('dq', variant), code: () => dqWgsl(variant) },
     tensors: [qc, kc, vc, gc, lc, D, dq],
     params,
-    workgroups: [Math.ceil(T / tiles.own), H, B],
+    workgroups: [H, nb, B],
   });
   for (const t of [...inputs, D]) t.dispose();
   return { dq, dk, dv };

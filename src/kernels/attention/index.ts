@@ -2,13 +2,13 @@
  * attention(q, k, v): (causal) softmax attention, [B, T, H, D] layout, per-head k and v (MLA prefill
  * expands its latent to per-head keys and values first; decode uses the absorbed form instead).
  */
-import { Params } from '../../gpu/params.js';
 import { cpu } from '../../tensor/cpuDevice.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { attentionReference } from './reference.js';
-import { flashBq, flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
+import { flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
+import { blocksOf, tileParams } from './tiles.wgsl.js';
 
 export interface AttentionOptions {
   causal?: boolean;
@@ -34,13 +34,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (!gpu) return cpu.fromHost(attentionReference(hostF32(q), hostF32(k), hostF32(v), dims), [B, T, H, Dv]);
   const [qc, kc, vc] = [contiguous(q), contiguous(k), contiguous(v)];
   const out = gpu.empty([B, T, H, Dv]);
-  const bq = flashBq(Dk, Dv, gpu.limits.maxComputeWorkgroupStorageSize);
-  const variant = { Dk, Dv, causal: dims.causal, bq, vec: flashVec(Dk, Dv) };
+  const variant = { Dk, Dv, causal: dims.causal, vec: flashVec(Dk, Dv) };
   gpu.dispatch({
     kernel: { name: 'attention_flash', key: flashKey(variant), code: () => flashWgsl(variant) },
     tensors: [qc, kc, vc, out],
-    params: new Params().u32(T, H).f32(dims.scale).u32(0),
-    workgroups: [Math.ceil(T / bq), H, B],
+    params: tileParams(T, H, dims.scale, Dk, Dv),
+    workgroups: [H, blocksOf(T), B],
   });
   for (const t of [qc, kc, vc]) t.dispose();
   return out;

@@ -23,7 +23,14 @@ export function matrixDims(w: Tensor): [number, number, number] {
   throw new Error(`muon: ${w} is not a matrix or a stack of matrices`);
 }
 
-/** Orthogonalise u [E, rows, cols] (per matrix); returns a new tensor of the same shape. */
+/**
+ * Orthogonalise u [E, rows, cols] (per matrix); returns a new tensor of the same shape.
+ * The chain reuses six buffers (Gram A, A^2, B, B X and two X that take turns) instead of allocating
+ * five new tensors per step: the pool hands a released buffer out again only after the next submit,
+ * so a chain recorded in one batch used to hold 25 tensors of X's size (over 2 GB for the 39 768 x 768
+ * projections of the 100M model), and the free list then outgrew the pool's cap and was destroyed and
+ * re-created every training step.
+ */
 export function newtonSchulz(u: Tensor, E: number, rows: number, cols: number, steps = NS_STEPS): Tensor {
   return scope(() => {
     const tall = rows > cols;
@@ -31,11 +38,19 @@ export function newtonSchulz(u: Tensor, E: number, rows: number, cols: number, s
     let x = normalizeRows(u.reshape([E, rows, cols]), reduce(sq, 'sum'), NS_EPS);
     // Work on the wide orientation so X X^T is the smaller Gram matrix.
     if (tall) x = contiguous(x.transpose(1, 2));
-    const [a, b, c] = NS_COEFFS;
+    const [r, c] = tall ? [cols, rows] : [rows, cols];
+    const d = x.device;
+    const [A, A2, B] = [d.empty([E, r, r]), d.empty([E, r, r]), d.empty([E, r, r])];
+    const BX = d.empty([E, r, c]);
+    let next = d.empty([E, r, c]);
+    const [a, b, cc] = NS_COEFFS;
     for (let s = 0; s < steps; s++) {
-      const A = matmul(x, x, { transB: true });
-      const B = axpby(A, matmul(A, A), b, c);
-      x = axpby(x, matmul(B, x), a, 1);
+      matmul(x, x, { transB: true, out: A }).dispose();
+      matmul(A, A, { out: A2 }).dispose();
+      axpby(A, A2, b, cc, B).dispose();
+      matmul(B, x, { out: BX }).dispose();
+      axpby(x, BX, a, 1, next).dispose();
+      [x, next] = [next, x];
     }
     return tall ? contiguous(x.transpose(1, 2)) : x;
   });

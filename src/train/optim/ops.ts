@@ -105,19 +105,25 @@ export function normalizeRows(x: Tensor, sumsq: Tensor, eps: number): Tensor {
   return out;
 }
 
-/** alpha * x + beta * y, a new tensor of x's shape. */
-export function axpby(x: Tensor, y: Tensor, alpha: number, beta: number): Tensor {
+/** alpha * x + beta * y, a new tensor of x's shape, or written into `out` (dense, distinct from x and y). */
+export function axpby(x: Tensor, y: Tensor, alpha: number, beta: number, out?: Tensor): Tensor {
   check('axpby', { x, y }, x.numel);
+  if (out) check('axpby', { out }, x.numel);
   const gpu = asGpu(x.device);
-  if (!gpu) return x.device.fromHost(axpbyReference(host(x), host(y), alpha, beta), x.shape);
-  const out = gpu.empty(x.shape);
+  if (!gpu) {
+    const r = axpbyReference(host(x), host(y), alpha, beta);
+    if (!out) return x.device.fromHost(r, x.shape);
+    host(out).set(r);
+    return out.alias();
+  }
+  const o = out ? out.alias() : gpu.empty(x.shape);
   gpu.dispatch({
     kernel: { name: 'optim_axpby', code: axpbyWgsl },
-    tensors: [x, y, out],
+    tensors: [x, y, o],
     params: new Params().u32(x.numel).f32(alpha, beta).u32(0),
     workgroups: grid1d(x.numel, OPTIM_WG),
   });
-  return out;
+  return o;
 }
 
 export function muonApply(o: Tensor, w: Tensor, upd: Tensor, lr: number, scale: number, wd: number): void {

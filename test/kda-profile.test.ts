@@ -60,7 +60,13 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
       });
       expect(kdaKernels(b)).not.toContain('kda_chunk_output');
       expect(kdaKernels(b)).toEqual(
-        expect.arrayContaining(['kda_bwd_dstate', 'kda_bwd_dqkw', 'kda_bwd_ut', 'kda_bwd_pairs']),
+        expect.arrayContaining([
+          'kda_bwd_dstate_pre',
+          'kda_bwd_dstate_seq',
+          'kda_bwd_dqkw',
+          'kda_bwd_ut',
+          'kda_bwd_pairs',
+        ]),
       );
 
       kdaSplitLimit.maxBindingBytes = 2 * K * V * 4; // one head's states (2 chunk slots) per binding

@@ -41,7 +41,7 @@ interface Case {
 const cases: Case[] = [
   ...[1, 7, 63, 65, 130].map((T) => ({ lens: [T], H: 2, K: 16, V: 8, GK: 16 })),
   { lens: [65], H: 1, K: 32, V: 32, GK: 32, bv: 32 },
-  { lens: [130], H: 2, K: 32, V: 32, GK: 1, bv: 32 },
+  { lens: [130], H: 2, K: 16, V: 8, GK: 1 },
   { lens: [5, 70, 0, 58], H: 2, K: 16, V: 8, GK: 16 },
   { lens: [5, 70, 0, 58], H: 2, K: 16, V: 8, GK: 16, legacy: true },
 ];

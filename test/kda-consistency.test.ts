@@ -52,15 +52,20 @@ async function f32(t: Tensor | undefined): Promise<Float32Array> {
 
 describe('kda: chunked = recurrent = reference', () => {
   for (const tg of targets) {
+    // On WebGPU each (K, V, gate width) compiles every KDA kernel anew, ~1-2 min each on lavapipe with an
+    // empty shader cache, so the awkward lengths share K=16, V=8; K=64 covers the 256-thread backward
+    // kernels; K=128 (the H200's geometry, also checked on the device by `bench kda --check/--bwd-check`)
+    // runs on WebGPU with KIMI_SLOW_TESTS=1.
     for (const [T, K, V, GK] of [
       [1, 16, 8, 16],
       [63, 16, 8, 16],
-      [130, 32, 16, 32],
-      [97, 16, 16, 1],
+      [130, 16, 8, 16],
+      [97, 16, 8, 1],
       [70, 64, 16, 64],
       [66, 128, 128, 128],
     ]) {
-      it.skipIf(tg.gpu && !hasGpu)(
+      const slow = tg.gpu && K === 128 && process.env.KIMI_SLOW_TESTS !== '1';
+      it.skipIf((tg.gpu && !hasGpu) || slow)(
         `${tg.name}: T=${T}, K=${K}, V=${V}, gate width ${GK}`,
         async () => {
           const d = await deviceFor(tg.gpu);

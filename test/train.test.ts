@@ -101,7 +101,10 @@ describe.each(devices)('checkpoint round trip on %s', (_n, dev) => {
 });
 
 describe.skipIf(!hasGpu)('the trainer on WebGPU', () => {
-  it('follows the cpu trainer for 3 steps (Muon + AdamW kernels, on-device clip, grad accumulation)', async () => {
+  // Compiles every training kernel of the model on first use: minutes on lavapipe with an empty shader cache.
+  it('follows the cpu trainer for 3 steps (Muon + AdamW kernels, on-device clip, grad accumulation)', {
+    timeout: 480_000,
+  }, async () => {
     const losses = async (device: Device) => {
       const file = runFile({
         'steps: 20': 'steps: 3',

@@ -33,7 +33,7 @@ import { asGpu } from '../kernels/common.js';
 import { keep, scope } from '../tensor/scope.js';
 import type { CpuStorage } from '../tensor/storage.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
-import { isMoeLayer, layerMixer } from './config.js';
+import { isMoeLayer, layerMixer, routerConfig } from './config.js';
 import { DecodeWeights } from './decodeWeights.js';
 import type { KdaCarry, KimiLinearModel } from './forward.js';
 import { HybridCache } from './hybridCache.js';
@@ -515,15 +515,7 @@ export class BatchSession {
     const bias = this.model.weights.has(`${m}.gate.e_score_correction_bias`)
       ? w(`${m}.gate.e_score_correction_bias`)
       : undefined;
-    const routes = route(logits, bias, {
-      numExperts: E,
-      topK: cfg.num_experts_per_token!,
-      activation: cfg.moe_router_activation_func === 'softmax' ? 'softmax' : 'sigmoid',
-      renormalize: cfg.moe_renormalize,
-      scaling: cfg.routed_scaling_factor,
-      numGroups: cfg.use_grouped_topk ? cfg.num_expert_group : 1,
-      topkGroup: cfg.use_grouped_topk ? cfg.topk_group : 1,
-    });
+    const routes = route(logits, bias, routerConfig(cfg));
     const routed = expertsInference(h2, routes, this.model.weights.experts.get(i)!);
     return { x: r.sum, terms: f ? [routed, mlp(`${m}.shared_experts`)] : [routed] };
   }

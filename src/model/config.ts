@@ -9,6 +9,7 @@
  *   and i % moe_layer_freq == 0, otherwise a dense SwiGLU MLP.
  * Unknown fields are kept (auto_map, transformers_version, ...).
  */
+import type { RouterConfig } from '../kernels/moe/index.js';
 import { type core, z } from 'zod';
 
 const int = () => z.number().int();
@@ -230,6 +231,19 @@ export function layerMixer(cfg: KimiLinearConfig, i: number): MixerKind {
     throw new RangeError(`layer ${i} out of range 0..${cfg.num_hidden_layers - 1}`);
   }
   return cfg.linear_attn_config?.kda_layers.includes(i + 1) ? 'kda' : 'mla';
+}
+
+/** The MoE router's settings from the config (the same for inference and training). */
+export function routerConfig(cfg: KimiLinearConfig): RouterConfig {
+  return {
+    numExperts: cfg.num_experts!,
+    topK: cfg.num_experts_per_token!,
+    activation: cfg.moe_router_activation_func === 'softmax' ? 'softmax' : 'sigmoid',
+    renormalize: cfg.moe_renormalize,
+    scaling: cfg.routed_scaling_factor,
+    numGroups: cfg.use_grouped_topk ? cfg.num_expert_group : 1,
+    topkGroup: cfg.use_grouped_topk ? cfg.topk_group : 1,
+  };
 }
 
 export function isMoeLayer(cfg: KimiLinearConfig, i: number): boolean {

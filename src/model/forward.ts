@@ -37,7 +37,7 @@ import {
 import { activeTape } from '../autograd/tape.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type KimiLinearConfig, isMoeLayer, layerMixer } from './config.js';
+import { type KimiLinearConfig, isMoeLayer, layerMixer, routerConfig } from './config.js';
 import { actRmsStat, expertCountsStat, kdaStats, maxLogitStat } from './stats.js';
 import type { ModelWeights } from './weights.js';
 
@@ -217,15 +217,7 @@ export class KimiLinearModel {
     const bias = this.weights.has(`${p}.gate.e_score_correction_bias`)
       ? this.w(`${p}.gate.e_score_correction_bias`)
       : undefined;
-    const r = route(logits, bias, {
-      numExperts: cfg.num_experts!,
-      topK: cfg.num_experts_per_token!,
-      activation: cfg.moe_router_activation_func === 'softmax' ? 'softmax' : 'sigmoid',
-      renormalize: cfg.moe_renormalize,
-      scaling: cfg.routed_scaling_factor,
-      numGroups: cfg.use_grouped_topk ? cfg.num_expert_group : 1,
-      topkGroup: cfg.use_grouped_topk ? cfg.topk_group : 1,
-    });
+    const r = route(logits, bias, routerConfig(cfg));
     const ex = experts(h, r, this.weights.experts.get(i)!);
     if (this.stats) expertCountsStat(this.stats, `layers.${i}`, ex.counts);
     const routed = ex.y;

@@ -56,6 +56,25 @@ export interface MlaDecodeOptions {
   subgroupSize?: number;
 }
 
+/** Split each sequence into `wanted` chunks of whole TT-row blocks, one decode workgroup column each. */
+function splitSequence(
+  gpu: GpuContext,
+  maxLen: number,
+  wanted: number,
+  TT: number,
+): { chunkLen: number; chunks: number } {
+  if (!Number.isInteger(wanted) || wanted < 1)
+    throw new Error(`mlaDecode: chunks must be a positive integer, got ${wanted}`);
+  const chunkLen = Math.ceil(maxLen / wanted / TT) * TT;
+  const chunks = Math.ceil(maxLen / chunkLen);
+  if (chunks > gpu.limits.maxComputeWorkgroupsPerDimension) {
+    throw new Error(
+      `mlaDecode: ${chunks} chunks per sequence exceed this device's ${gpu.limits.maxComputeWorkgroupsPerDimension} workgroups per dimension: pass fewer chunks`,
+    );
+  }
+  return { chunkLen, chunks };
+}
+
 /** The kernel `mlaDecode` runs on this device for these options (the split one where tiled cannot). */
 export function mlaDecodeKernelFor(gpu: GpuContext, opts: { kernel?: MlaDecodeKernel }): MlaDecodeKernel {
   if (opts.kernel === 'split') return 'split';
@@ -112,16 +131,7 @@ export function mlaDecode(
   // vec4 pool loads need the binding to start on a 16-byte boundary.
   const plan = { ...base, vecLoad: base.vecLoad && (pool.offset * (pool.dtype === 'bf16' ? 2 : 4)) % 16 === 0 };
   const maxLen = Math.max(1, opts.maxLength);
-  const wanted = opts.chunks ?? defaultChunks(maxLen, B, plan.TT);
-  if (!Number.isInteger(wanted) || wanted < 1)
-    throw new Error(`mlaDecode: chunks must be a positive integer, got ${wanted}`);
-  const chunkLen = Math.ceil(maxLen / wanted / plan.TT) * plan.TT;
-  const chunks = Math.ceil(maxLen / chunkLen);
-  if (chunks > gpu.limits.maxComputeWorkgroupsPerDimension) {
-    throw new Error(
-      `mlaDecode: ${chunks} chunks per sequence exceed this device's ${gpu.limits.maxComputeWorkgroupsPerDimension} workgroups per dimension: pass fewer chunks`,
-    );
-  }
+  const { chunkLen, chunks } = splitSequence(gpu, maxLen, opts.chunks ?? defaultChunks(maxLen, B, plan.TT), plan.TT);
   const q = contiguous(qFull);
   const qT = gpu.empty([B, R, plan.HP]);
   const nq = B * R * plan.NHT;
@@ -186,16 +196,12 @@ function tiledDecode(
     lateFetch: opts.lateFetch,
   });
   const maxLen = Math.max(1, opts.maxLength);
-  const wanted = opts.chunks ?? defaultTiledChunks(maxLen, B, plan.NG);
-  if (!Number.isInteger(wanted) || wanted < 1)
-    throw new Error(`mlaDecode: chunks must be a positive integer, got ${wanted}`);
-  const chunkLen = Math.ceil(maxLen / wanted / plan.TT) * plan.TT;
-  const chunks = Math.ceil(maxLen / chunkLen);
-  if (chunks > gpu.limits.maxComputeWorkgroupsPerDimension) {
-    throw new Error(
-      `mlaDecode: ${chunks} chunks per sequence exceed this device's ${gpu.limits.maxComputeWorkgroupsPerDimension} workgroups per dimension: pass fewer chunks`,
-    );
-  }
+  const { chunkLen, chunks } = splitSequence(
+    gpu,
+    maxLen,
+    opts.chunks ?? defaultTiledChunks(maxLen, B, plan.NG),
+    plan.TT,
+  );
   const q = contiguous(qFull);
   const qT = gpu.empty([B, R, plan.HP]);
   const nq = B * R * (plan.HP / 4);

@@ -97,20 +97,20 @@ describe.skipIf(!hasGpu)('attention backward on WebGPU vs reference', () => {
   const TOL = 5e-5;
   const cases: [number, number, number, number, number, boolean][] = [
     // One small head shape at the awkward lengths (kernels compile once per head shape and mask, which is
-    // slow on lavapipe), over one, two and three 64-row blocks (the tiled kernels' block), causal and not;
-    // then odd heads (not multiples of 4, so the scalar loads; not of the 16 accumulation columns) over two
-    // blocks.
+    // slow on lavapipe), over one, two and three 64-row blocks (the tiled kernels' block); then odd heads
+    // (not multiples of 4, so the scalar loads; not of the 16 accumulation columns) over two blocks.
     [1, 1, 1, 24, 16, true],
     [1, 7, 2, 24, 16, true],
     [2, 63, 3, 24, 16, true],
     [1, 65, 2, 24, 16, true],
     [1, 130, 1, 24, 16, true],
-    [1, 130, 1, 24, 16, false],
     [1, 70, 1, 17, 33, true],
   ];
-  // The 100M preset's 96/64 heads and the 48B model's 192/128 compile for minutes each on lavapipe with an
-  // empty shader cache: opt-in, like the size limit below.
-  if (process.env.KIMI_SLOW_TESTS === '1') cases.push([1, 130, 1, 96, 64, false], [1, 65, 2, 192, 128, true]);
+  // Full (non-causal) attention, which the model does not train with, the 100M preset's 96/64 heads and the
+  // 48B model's 192/128 compile for minutes each on lavapipe with an empty shader cache: opt-in, like the
+  // size limit below (the cpu tests above check the non-causal gradients by central differences).
+  if (process.env.KIMI_SLOW_TESTS === '1')
+    cases.push([1, 130, 1, 24, 16, false], [1, 130, 1, 96, 64, false], [1, 65, 2, 192, 128, true]);
   // Dk = Dv = 256 (the size limit: 16 accumulators per thread and row, 8-row contraction slices) takes
   // minutes to compile on a loaded lavapipe: opt-in.
   if (process.env.KIMI_SLOW_TESTS === '1') cases.push([1, 9, 1, 256, 256, true]);

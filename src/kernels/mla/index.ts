@@ -56,6 +56,39 @@ export interface MlaDecodeOptions {
   subgroupSize?: number;
 }
 
+/** qT [B, R, HP]: the query transposed, heads padded to HP, scaled by scale * log2(e) (qPrep.wgsl.ts). */
+function prepQuery(gpu: GpuContext, qFull: Tensor, HP: number, scale: number): Tensor {
+  const [B, H, R] = qFull.shape;
+  const q = contiguous(qFull);
+  const qT = gpu.empty([B, R, HP]);
+  const nq = B * R * (HP / 4);
+  gpu.dispatch({
+    kernel: { name: 'mla_q_prep', key: `mla_q_prep_h${H}_r${R}_hp${HP}`, code: () => qPrepWgsl(H, R, HP) },
+    tensors: [q, qT],
+    params: new Params()
+      .u32(nq)
+      .f32(scale * Math.LOG2E)
+      .u32(0, 0),
+    workgroups: grid1d(nq, Q_PREP_WG),
+  });
+  q.dispose();
+  return qT;
+}
+
+/** Combine the per-chunk partial results [B, chunks, H, Rv + 2] into o [B, H, Rv] (and free them). */
+function mergeChunks(gpu: GpuContext, partial: Tensor, Rv: number): Tensor {
+  const [B, chunks, H] = partial.shape;
+  const out = gpu.empty([B, H, Rv]);
+  gpu.dispatch({
+    kernel: { name: 'mla_merge', key: `mla_merge_h${H}_rv${Rv}`, code: () => mlaMergeWgsl(H, Rv) },
+    tensors: [partial, out],
+    params: new Params().u32(chunks, 0, 0, 0),
+    workgroups: [H, B, Math.ceil(Rv / MERGE_DV)],
+  });
+  partial.dispose();
+  return out;
+}
+
 /** Split each sequence into `wanted` chunks of whole TT-row blocks, one decode workgroup column each. */
 function splitSequence(
   gpu: GpuContext,
@@ -132,18 +165,7 @@ export function mlaDecode(
   const plan = { ...base, vecLoad: base.vecLoad && (pool.offset * (pool.dtype === 'bf16' ? 2 : 4)) % 16 === 0 };
   const maxLen = Math.max(1, opts.maxLength);
   const { chunkLen, chunks } = splitSequence(gpu, maxLen, opts.chunks ?? defaultChunks(maxLen, B, plan.TT), plan.TT);
-  const q = contiguous(qFull);
-  const qT = gpu.empty([B, R, plan.HP]);
-  const nq = B * R * plan.NHT;
-  gpu.dispatch({
-    kernel: { name: 'mla_q_prep', key: `mla_q_prep_h${H}_r${R}_hp${plan.HP}`, code: () => qPrepWgsl(H, R, plan.HP) },
-    tensors: [q, qT],
-    params: new Params()
-      .u32(nq)
-      .f32(scale * Math.LOG2E)
-      .u32(0, 0),
-    workgroups: grid1d(nq, Q_PREP_WG),
-  });
+  const qT = prepQuery(gpu, qFull, plan.HP, scale);
   const partial = gpu.empty([B, chunks, H, Rv + 2]);
   gpu.dispatch({
     kernel: { name: 'mla_decode', key: mlaDecodeKey(plan), code: () => mlaDecodeWgsl(plan) },
@@ -151,17 +173,8 @@ export function mlaDecode(
     params: new Params().u32(maxPages, pageSize, chunks, chunkLen),
     workgroups: [chunks, B],
   });
-  const out = gpu.empty([B, H, Rv]);
-  gpu.dispatch({
-    kernel: { name: 'mla_merge', key: `mla_merge_h${H}_rv${Rv}`, code: () => mlaMergeWgsl(H, Rv) },
-    tensors: [partial, out],
-    params: new Params().u32(chunks, 0, 0, 0),
-    workgroups: [H, B, Math.ceil(Rv / MERGE_DV)],
-  });
-  q.dispose();
   qT.dispose();
-  partial.dispose();
-  return out;
+  return mergeChunks(gpu, partial, Rv);
 }
 
 function tiledSubgroupSizeOf(gpu: GpuContext, opts: { subgroupSize?: number }): number | undefined {
@@ -202,18 +215,7 @@ function tiledDecode(
     opts.chunks ?? defaultTiledChunks(maxLen, B, plan.NG),
     plan.TT,
   );
-  const q = contiguous(qFull);
-  const qT = gpu.empty([B, R, plan.HP]);
-  const nq = B * R * (plan.HP / 4);
-  gpu.dispatch({
-    kernel: { name: 'mla_q_prep', key: `mla_q_prep_h${H}_r${R}_hp${plan.HP}`, code: () => qPrepWgsl(H, R, plan.HP) },
-    tensors: [q, qT],
-    params: new Params()
-      .u32(nq)
-      .f32(scale * Math.LOG2E)
-      .u32(0, 0),
-    workgroups: grid1d(nq, Q_PREP_WG),
-  });
+  const qT = prepQuery(gpu, qFull, plan.HP, scale);
   const partial = gpu.empty([B, chunks, H, Rv + 2]);
   gpu.dispatch({
     kernel: { name: 'mla_decode_tiled', key: mlaTiledKey(plan), code: () => mlaTiledWgsl(plan) },
@@ -221,17 +223,8 @@ function tiledDecode(
     params: new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, 0, 0, 0),
     workgroups: [chunks, B, plan.NG],
   });
-  const out = gpu.empty([B, H, Rv]);
-  gpu.dispatch({
-    kernel: { name: 'mla_merge', key: `mla_merge_h${H}_rv${Rv}`, code: () => mlaMergeWgsl(H, Rv) },
-    tensors: [partial, out],
-    params: new Params().u32(chunks, 0, 0, 0),
-    workgroups: [H, B, Math.ceil(Rv / MERGE_DV)],
-  });
-  q.dispose();
   qT.dispose();
-  partial.dispose();
-  return out;
+  return mergeChunks(gpu, partial, Rv);
 }
 
 /** Append rows [N, R] at (seq[i], pos[i]) of the paged pool (bf16 pools round to nearest even). */

@@ -40,6 +40,7 @@ import {
   slabLoad,
   slabStore,
   stateGeometry,
+  utScatterRow,
   valueTileIds,
   vec4At,
 } from './wgslParts.js';
@@ -349,21 +350,7 @@ ${computeMain(WG)}
       let j = rg + m * ${RG}u;
       let s = sb[m];
       sm[${B0}u + j * ${CW}u + c] = s;
-      if (j < L && cc < ${K + V}u) {
-        let row = (t0 + j) * H + h;
-        if (cc < ${K}u) {
-          let idx = row * ${K}u + cc;
-          let eg = exp(gcAt(t0 + j, h, cc));
-          let kb = eg * k[idx];
-          dk[idx] += bsh[j] * eg * s;
-          dgc[idx] += s * bsh[j] * kb;
-          dbp[m] += s * kb;
-        } else {
-          let idx = row * ${V}u + cc - ${K}u;
-          dv[idx] = bsh[j] * s;
-          dbp[m] += s * vv[idx];
-        }
-      }
+      ${utScatterRow(K, V, 'dbp[m]')}
     }
     workgroupBarrier();
     // dA = -(dB X^T), strictly lower (masked at the store); 4x4 register tile per thread.

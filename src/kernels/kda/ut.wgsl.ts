@@ -13,7 +13,16 @@
  *    the component-wise writes spread over banks): 2 vec4 reads per 16 FMAs (the old kernel: 8 scalars).
  *  - the next tile's X and dX are loaded into registers while the current tile computes.
  */
-import { BETA_TO_SHARED, bindings, chunkSlotPrologue, computeMain, gcAtFn, LOCATE, vec4At } from './wgslParts.js';
+import {
+  BETA_TO_SHARED,
+  bindings,
+  chunkSlotPrologue,
+  computeMain,
+  gcAtFn,
+  LOCATE,
+  utScatterRow,
+  vec4At,
+} from './wgslParts.js';
 
 export interface UtVariant {
   K: number;
@@ -95,21 +104,7 @@ ${computeMain(WG)}
     for (var a = 0u; a < 4u; a++) {
       let j = jg * 4u + a;
       let s = sb[a];
-      if (j < L && cc < ${K + V}u) {
-        let row = (t0 + j) * H + h;
-        if (cc < ${K}u) {
-          let idx = row * ${K}u + cc;
-          let eg = exp(gcAt(t0 + j, h, cc));
-          let kb = eg * k[idx];
-          dk[idx] += bsh[j] * eg * s;
-          dgc[idx] += s * bsh[j] * kb;
-          dbp[a] += s * kb;
-        } else {
-          let idx = row * ${V}u + cc - ${K}u;
-          dv[idx] = bsh[j] * s;
-          dbp[a] += s * vv[idx];
-        }
-      }
+      ${utScatterRow(K, V, 'dbp[a]')}
     }
     workgroupBarrier();
     // dA[i, j] -= sum_c dB[i, c] X[j, c]: 4 x 4 tile (rows 4 ig .., columns 4 tj ..), lower tiles only.

@@ -144,3 +144,26 @@ export function stateGeometry(K: number, BV: number, WG: number): { wg: number; 
 /** WGSL: a vec4 of buf[idx .. idx + 3]. */
 export const vec4At = (buf: string, idx: string) =>
   `vec4<f32>(${buf}[${idx}], ${buf}[${idx} + 1u], ${buf}[${idx} + 2u], ${buf}[${idx} + 3u])`;
+
+/**
+ * UT-transform backward, one row j of dB = T^T dX at column cc (< K + V) with value s: the key columns
+ * give dk, dgc and beta's partial (through K_beta = beta exp(gc) k), the value columns dv and beta's
+ * partial (through V_beta = beta v). `dbeta` names the accumulator of row j's beta partial.
+ */
+export function utScatterRow(K: number, V: number, dbeta: string): string {
+  return /* wgsl */ `if (j < L && cc < ${K + V}u) {
+        let row = (t0 + j) * H + h;
+        if (cc < ${K}u) {
+          let idx = row * ${K}u + cc;
+          let eg = exp(gcAt(t0 + j, h, cc));
+          let kb = eg * k[idx];
+          dk[idx] += bsh[j] * eg * s;
+          dgc[idx] += s * bsh[j] * kb;
+          ${dbeta} += s * kb;
+        } else {
+          let idx = row * ${V}u + cc - ${K}u;
+          dv[idx] = bsh[j] * s;
+          ${dbeta} += s * vv[idx];
+        }
+      }`;
+}

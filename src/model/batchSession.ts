@@ -20,7 +20,7 @@
  * part of the absorbed query is rotated at the sequence's current position.
  */
 import { concatLast } from '../kernels/concat/index.js';
-import { contiguous } from '../kernels/copy/index.js';
+import { contiguous, stackRows } from '../kernels/copy/index.js';
 import { embedding } from '../kernels/embedding/index.js';
 import { addRmsnorm, addRmsnormLinear, convStep, headGemv, swigluLinear } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
@@ -31,7 +31,6 @@ import { rmsnorm } from '../kernels/rmsnorm/index.js';
 import { rope } from '../kernels/rope/index.js';
 import { asGpu } from '../kernels/common.js';
 import { keep, scope } from '../tensor/scope.js';
-import type { CpuStorage } from '../tensor/storage.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { isMoeLayer, layerMixer, routerConfig } from './config.js';
 import { DecodeWeights } from './decodeWeights.js';
@@ -642,30 +641,6 @@ export class BatchSession {
 
 function disposeCarry(c: DecodeCarry): void {
   for (const t of [c.state, c.tail]) t.dispose();
-}
-
-/**
- * Rows of several tensors [n_i, ...] stacked into one new [sum n_i, ...] tensor. Byte copies, so a row
- * may sit at any offset of its storage.
- */
-function stackRows(device: Device, parts: Tensor[]): Tensor {
-  const rest = parts.length ? parts[0].shape.slice(1) : [];
-  const n = parts.reduce((s, t) => s + t.shape[0], 0);
-  const out = device.empty([n, ...rest]);
-  const gpu = asGpu(device);
-  let at = 0;
-  for (const part of parts) {
-    const c = contiguous(part);
-    if (gpu) {
-      if (c.numel) gpu.copyBytes(c, 0, out, at, c.numel);
-    } else {
-      const src = (c.storage as CpuStorage).data.subarray(c.offset, c.offset + c.numel);
-      (out.storage as CpuStorage).data.set(src, out.offset + at);
-    }
-    at += c.numel;
-    c.dispose();
-  }
-  return out;
 }
 
 /** The largest buffer one binding may cover on this device (no limit on cpu). */

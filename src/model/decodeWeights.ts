@@ -13,8 +13,9 @@
  * first so their columns start at well-aligned offsets (a view of them binds without a copy at batch 1).
  */
 import { asGpu } from '../kernels/common.js';
+import { stackRows } from '../kernels/copy/index.js';
 import type { CpuStorage } from '../tensor/storage.js';
-import type { Device, Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { type KimiLinearConfig, isMoeLayer, layerMixer } from './config.js';
 import type { KimiLinearModel } from './forward.js';
 
@@ -153,20 +154,7 @@ export function packRows(parts: readonly Tensor[]): Tensor | undefined {
     rows += t.shape[0];
   }
   if ((rows * rowElems * bpe) % 4 !== 0) return;
-  const device: Device = first.device;
-  const out = device.empty([rows, ...rest], first.dtype);
-  const gpu = asGpu(device);
-  let at = 0;
-  for (const t of parts) {
-    if (gpu) {
-      if (t.numel) gpu.copyBytes(t, 0, out, at, t.numel);
-    } else {
-      const src = (t.storage as CpuStorage).data.subarray(t.offset, t.offset + t.numel);
-      (out.storage as CpuStorage).data.set(src, out.offset + at);
-    }
-    at += t.numel;
-  }
-  return out;
+  return stackRows(first.device, parts);
 }
 
 /**

@@ -6,7 +6,7 @@
 import { Params } from '../../gpu/params.js';
 import type { CpuDevice } from '../../tensor/cpuDevice.js';
 import type { CpuStorage } from '../../tensor/storage.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { type Device, Tensor } from '../../tensor/tensor.js';
 import { asGpu, grid1d } from '../common.js';
 import { COPY_MAX_RANK, COPY_WG, copyWgsl } from './copy.wgsl.js';
 import { DENSE_COPY_WG, denseCopyWgsl } from './dense.wgsl.js';
@@ -80,4 +80,30 @@ export function copyInto(src: Tensor, dst: Tensor, opts: { workgroups?: number }
     const first = (words * 16) / bpe;
     gpu.copyBytes(src, first, dst, first, src.numel - first);
   }
+}
+
+/**
+ * Rows of several tensors [n_i, ...rest] (one dtype, same trailing shape) stacked into one new
+ * [sum n_i, ...rest] tensor by byte copies, so a row may sit at any offset of its storage. On webgpu the
+ * copies need every part's bytes to start and end on a 4-byte boundary (always so for f32).
+ */
+export function stackRows(device: Device, parts: readonly Tensor[]): Tensor {
+  const rest = parts.length ? parts[0].shape.slice(1) : [];
+  const n = parts.reduce((s, t) => s + t.shape[0], 0);
+  const out = device.empty([n, ...rest], parts[0]?.dtype ?? 'f32');
+  const gpu = asGpu(device);
+  let at = 0;
+  for (const part of parts) {
+    // Byte copies need the rows dense, not a bindable offset: a dense view is copied from where it is.
+    const c = part.isContiguous ? part : contiguous(part);
+    if (gpu) {
+      if (c.numel) gpu.copyBytes(c, 0, out, at, c.numel);
+    } else {
+      const src = (c.storage as CpuStorage).data.subarray(c.offset, c.offset + c.numel);
+      (out.storage as CpuStorage).data.set(src, out.offset + at);
+    }
+    at += c.numel;
+    if (c !== part) c.dispose();
+  }
+  return out;
 }

@@ -1,5 +1,7 @@
 /**
- * Dispatch of the chunked forward (chunk.wgsl.ts): three kernels over buffers sized on the host.
+ * Dispatch of the chunked forward (chunk.wgsl.ts): gc, intra, then either the fused state-and-output pass
+ * (the default where the vec4 kernels fit: no per-chunk states in global memory unless kept) or the
+ * state pass followed by the output pass, over buffers sized on the host.
  * `dispatchChunkForward` keeps gc, W, U, V' and the per-chunk incoming states when asked (the backward
  * reuses them).
  */
@@ -15,6 +17,7 @@ import {
   stateBK,
   stateBV,
   stateWgsl,
+  stateFuseKey,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
 import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
@@ -35,6 +38,11 @@ export const kdaForwardTuning: {
   stateBV?: number;
   /** Profiling only: see IntraVecVariant.skip (wrong results). */
   intraSkip?: IntraVecVariant['skip'];
+  /**
+   * false: the separate state and output passes even where the fused pass fits (bench kda --fwd-unfused);
+   * undefined or true: fused where it fits.
+   */
+  fused?: boolean;
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -117,27 +125,39 @@ export function dispatchChunkForward(
   const NS = chunkSlots(p);
   const v = { K, V, GK };
   const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
-  const groups = headGroups(gpu, p);
-  const saved: ChunkSaved = {
+  const smem = gpu.limits.maxComputeWorkgroupStorageSize;
+  if (kdaForwardTuning.intra === 'vec4' && !intraVecFits(v))
+    throw new Error(`kda: vec4 intra forced, K=${K} V=${V} GK=${GK} do not fit`);
+  const vec4Intra = kdaForwardTuning.intra !== 'scalar' && intraVecFits(v);
+  const BV = kdaForwardTuning.stateBV ?? stateBV(V, N, H, K, smem);
+  const BK = stateBK(K, BV, smem);
+  const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  const wgS = Math.min(maxWg, BV * Math.min(K, 64));
+  const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
+  // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
+  const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused !== false;
+  // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
+  const needH = keep || !fused;
+  // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
+  const groups = needH ? headGroups(gpu, p) : [{ h0: 0, HB: H }];
+  const saved: Omit<ChunkSaved, 'Vp'> & { Vp?: Tensor } = {
     gc: gpu.empty([Ttot, H, GK]),
     W: gpu.empty([Ttot, H, K]),
     U: gpu.empty([Ttot, H, V]),
     Aqk: gpu.empty([NS, H, CHUNK, CHUNK]),
-    h: groups.map((gr) => gpu.empty([NS, gr.HB, K, V])),
+    h: needH ? groups.map((gr) => gpu.empty([NS, gr.HB, K, V])) : [],
     groups,
-    Vp: gpu.empty([Ttot, H, V]),
+    Vp: needH ? gpu.empty([Ttot, H, V]) : undefined,
     T: gpu.empty([NS, H, CHUNK, CHUNK]),
     Kd: gpu.empty([Ttot, H, K]),
   };
-  const smem = gpu.limits.maxComputeWorkgroupStorageSize;
-  if (kdaForwardTuning.intra === 'vec4' && !intraVecFits(v))
-    throw new Error(`kda: vec4 intra forced, K=${K} V=${V} GK=${GK} do not fit`);
-  if (kdaForwardTuning.intra !== 'scalar' && intraVecFits(v)) {
+  const Qg = fused ? gpu.empty([Ttot, H, K]) : undefined;
+  if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
     const vv4: IntraVecVariant = { ...v, skip: kdaForwardTuning.intraSkip };
     gpu.dispatch({
-      kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK), code: () => gcWgsl(K, GK) },
-      tensors: [cu, k, g, saved.gc, saved.Kd],
+      kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused), code: () => gcWgsl(K, GK, fused) },
+      tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : [cu, k, g, saved.gc, saved.Kd],
       params: new Params().u32(H, N).f32(scale).u32(0),
       workgroups: [NS, H, gcWorkgroups(K)],
     });
@@ -159,39 +179,58 @@ export function dispatchChunkForward(
       workgroups: [NS, H],
     });
   }
-  const BV = kdaForwardTuning.stateBV ?? stateBV(V, N, H, K, smem);
-  const BK = stateBK(K, BV, smem);
-  const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
-  const wgS = Math.min(maxWg, BV * Math.min(K, 64));
-  const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
-  for (const [gi, gr] of groups.entries()) {
-    gpu.dispatch({
-      kernel: {
-        name: 'kda_chunk_state',
-        key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? `_pf_wg${wgS}` : ''}`),
-        code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg) : stateWgsl(v, BV, BK)),
-      },
-      tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp],
-      params: groupParams(p, scale, gr),
-      workgroups: [V / BV, gr.HB, N],
-    });
+  const stateKernel = (fuse?: { keep: boolean }) => ({
+    name: fuse ? 'kda_chunk_state_output' : 'kda_chunk_state',
+    key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? `_pf_wg${wgS}` : ''}${stateFuseKey(fuse)}`),
+    code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse) : stateWgsl(v, BV, BK)),
+  });
+  if (fused && out && Qg) {
+    const base = [cu, saved.W, saved.U, saved.Kd, saved.gc, Qg, saved.Aqk, state];
+    if (keep) {
+      for (const [gi, gr] of groups.entries()) {
+        gpu.dispatch({
+          kernel: stateKernel({ keep: true }),
+          tensors: [...base, saved.h[gi], saved.Vp as Tensor, out],
+          params: groupParams(p, scale, gr),
+          workgroups: [V / BV, gr.HB, N],
+        });
+      }
+    } else {
+      gpu.dispatch({
+        kernel: stateKernel({ keep: false }),
+        tensors: [...base, out],
+        params: groupParams(p, scale, groups[0]),
+        workgroups: [V / BV, H, N],
+      });
+    }
+    Qg.dispose();
+  } else {
+    for (const [gi, gr] of groups.entries()) {
+      gpu.dispatch({
+        kernel: stateKernel(),
+        tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
+        params: groupParams(p, scale, gr),
+        workgroups: [V / BV, gr.HB, N],
+      });
+    }
   }
-  if (out) {
+  if (out && !fused) {
     const vec4 = outputVec4Fits(v);
     for (const [gi, gr] of groups.entries()) {
       gpu.dispatch({
         kernel: vec4
           ? { name: 'kda_chunk_output', key: outputKey(v), code: () => outputWgsl(v) }
           : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) },
-        tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp, saved.Aqk, out],
+        tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, out],
         params: groupParams(p, scale, gr),
         workgroups: [NS, Math.ceil(V / (vec4 ? outputBV(V) : outputScalarBV(V))), gr.HB],
       });
     }
   }
   for (const t of [q, k, vv, g, beta]) t.dispose();
-  if (keep) return saved;
-  disposeSaved(saved);
+  // keep implies needH, so Vp exists.
+  if (keep) return saved as ChunkSaved;
+  for (const t of [saved.gc, saved.W, saved.U, saved.Aqk, saved.Vp, saved.T, saved.Kd, ...saved.h]) t?.dispose();
   return undefined;
 }
 

@@ -189,11 +189,31 @@ ${computeMain(wg)}
 }
 
 /**
+ * The fused state-and-output pass (stateWgslPrefetch with `fuse`): besides the recurrence it writes
+ * o = Qg S_in + A_qk V' for the chunk while S_in and V' sit in workgroup memory, so the per-chunk states
+ * (0.54 GB at H=16, d=128, T=32768) need not go through global memory and pass 3 does not run.
+ * `keep`: still store the per-chunk states (hB) and V' (Vp) for the backward; without it neither binding
+ * exists. Needs K % 4 == 0 (Qg and A_qk are read as vec4).
+ */
+export interface StateFuse {
+  keep: boolean;
+}
+
+export const stateFuseKey = (f: StateFuse | undefined) => (f ? `_fused${f.keep ? '_keep' : ''}` : '');
+
+/**
  * The state pass when one [64, K] tile fits (BK = K): the same arithmetic, with every global load of
  * chunk j+1 (W, Kd, U and the decay exp(gc_last)) issued into registers while chunk j computes, so the
  * sequential loop waits on memory latency once at the start instead of at every phase.
+ *
+ * With `fuse` (StateFuse) the output of the chunk is computed in the same two phases, with no barrier
+ * added: the V' phase also forms Qg S_in (Qg rows read from global memory, stored by the gc pass: the
+ * workgroup memory holds the W tile, and a second [64, K] tile would not fit in 48 KiB), the state-update
+ * phase adds A_qk V' (A_qk rows from global memory, V' from workgroup memory; A_qk is zero above the
+ * diagonal, so the sum stops at the thread's row) and stores o. The output is off the recurrence's
+ * dependency chain: it only adds arithmetic and loads to the phases the chain already has.
  */
-export function stateWgslPrefetch(v: ChunkVariant, BV: number, maxWg = WG): string {
+export function stateWgslPrefetch(v: ChunkVariant, BV: number, maxWg = WG, fuse?: StateFuse): string {
   const { K, V, GK } = v;
   const { wg, NRG, VR, SR } = stateGeometry(K, BV, maxWg);
   const slab = { K, V, BV, wg };
@@ -211,8 +231,20 @@ export function stateWgslPrefetch(v: ChunkVariant, BV: number, maxWg = WG): stri
         let i = e / ${K4}u;
         ${dst}[m] = select(vec4<f32>(0.0), ${load4(buf, `(${ts} + min(i, ${Ln} - 1u)) * H + h`, `(e % ${K4}u)`)}, i < ${Ln});
       }`;
+  const keepOut = !fuse || fuse.keep; // per-chunk states and V' go to global memory
+  const header = fuse
+    ? `${bindings(
+        GROUP_PARAMS,
+        ['cu: i32', 'W', 'U', 'Kd', 'gcB', 'Qg: vec4<f32>', 'Aqk: vec4<f32>'],
+        ['state', ...(fuse.keep ? ['hB', 'Vp'] : []), 'o'],
+      )}
+${gcAtFn(GK)}`
+    : STATE_HEADER(GK);
+  const vStore = keepOut
+    ? vPrimeStore(vrows)
+    : `for (var m = 0u; m < ${VR}u; m++) { Vsh[(rg + m * ${NRG}u) * ${BV}u + c] = acc[m]; }`;
   return /* wgsl */ `
-${STATE_HEADER(GK)}
+${header}
 var<workgroup> Ssh: array<f32, ${K * BV}>;
 // W, then Kd, of the chunk as [64][K/4] vec4: one workgroup-memory read feeds 4 FMAs.
 var<workgroup> tile: array<vec4<f32>, ${64 * K4}>;
@@ -254,17 +286,33 @@ ${computeMain(wg)}
       ${uRowsLoad(vrows, 'upre', 'tn', 'Ln')}
       for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(tn + Ln - 1u, h, r0 + m); }
     }
-    let hbase = ${groupSlabBase(slab, 'slot')};
-    ${slabStore(slab, 'Ssh', 'hB', 'hbase')}
-    workgroupBarrier();
-    // V' = U - W S
-    for (var k4 = 0u; k4 < ${K4}u; k4++) {
-      let s4 = vec4<f32>(Ssh[(k4 * 4u) * ${BV}u + c], Ssh[(k4 * 4u + 1u) * ${BV}u + c],
-                         Ssh[(k4 * 4u + 2u) * ${BV}u + c], Ssh[(k4 * 4u + 3u) * ${BV}u + c]);
-      for (var m = 0u; m < ${VR}u; m++) { acc[m] -= dot(tile[(rg + m * ${NRG}u) * ${K4}u + k4], s4); }
+    ${
+      keepOut
+        ? `let hbase = ${groupSlabBase(slab, 'slot')};
+    ${slabStore(slab, 'Ssh', 'hB', 'hbase')}`
+        : ''
     }
     workgroupBarrier();
-    ${vPrimeStore(vrows)}
+    // V' = U - W S${fuse ? ', and Qg S for the output' : ''}
+${
+  fuse
+    ? `    var oacc: array<f32, ${VR}> = array<f32, ${VR}>();
+    var qrow: array<u32, ${VR}>;
+    for (var m = 0u; m < ${VR}u; m++) { qrow[m] = ((ts + min(rg + m * ${NRG}u, L - 1u)) * H + h) * ${K4}u; }
+`
+    : ''
+}    for (var k4 = 0u; k4 < ${K4}u; k4++) {
+      let s4 = vec4<f32>(Ssh[(k4 * 4u) * ${BV}u + c], Ssh[(k4 * 4u + 1u) * ${BV}u + c],
+                         Ssh[(k4 * 4u + 2u) * ${BV}u + c], Ssh[(k4 * 4u + 3u) * ${BV}u + c]);
+      for (var m = 0u; m < ${VR}u; m++) { acc[m] -= dot(tile[(rg + m * ${NRG}u) * ${K4}u + k4], s4); }${
+        fuse
+          ? `
+      for (var m = 0u; m < ${VR}u; m++) { oacc[m] += dot(Qg[qrow[m] + k4], s4); }`
+          : ''
+      }
+    }
+    workgroupBarrier();
+    ${vStore}
     for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = kpre[m]; }
     if (Ln > 0u) {
       ${fetch('kpre', 'Kd', 'tn', 'Ln')}
@@ -289,6 +337,22 @@ ${
       for (var i = 0u; i < 64u; i++) { sa += tile[i * ${K4}u + r / 4u][r % 4u] * Vsh[i * ${BV}u + c]; }
       Ssh[r * ${BV}u + c] = decay[m] * Ssh[r * ${BV}u + c] + sa;
     }`
+}${
+  fuse
+    ? `
+    // o = Qg S_in + A_qk V' (rows past the chunk's end are not stored).
+    for (var m = 0u; m < ${VR}u; m++) {
+      let i = rg + m * ${NRG}u;
+      let arow = ((slot * H + h) * 64u + i) * 16u;
+      var s = oacc[m];
+      for (var j4 = 0u; j4 <= i / 4u; j4++) {
+        let a = Aqk[arow + j4];
+        s += a.x * Vsh[(j4 * 4u) * ${BV}u + c] + a.y * Vsh[(j4 * 4u + 1u) * ${BV}u + c]
+           + a.z * Vsh[(j4 * 4u + 2u) * ${BV}u + c] + a.w * Vsh[(j4 * 4u + 3u) * ${BV}u + c];
+      }
+      if (i < L) { o[((ts + i) * H + h) * ${V}u + col] = s; }
+    }`
+    : ''
 }
   }
   workgroupBarrier();

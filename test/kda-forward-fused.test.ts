@@ -1,0 +1,135 @@
+/**
+ * The fused state-and-output pass of the chunked forward (chunk.wgsl.ts stateWgslPrefetch with `fuse`, the
+ * default where the vec4 kernels fit) against the f64 recurrent reference and against the separate state and
+ * output passes it replaces (kdaForwardTuning.fused = false): T not a multiple of the chunk, a per-head gate,
+ * a varlen batch with an empty sequence, and the kept intermediates (keep = true, with and without a
+ * head-group split) that the backward reads.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { type ChunkSaved, dispatchChunkForward, kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
+import { kdaCore, kdaRecurrentReference } from '../src/kernels/kda/index.js';
+import { cuTensor } from '../src/kernels/kda/slots.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { type KdaCase, randomCase } from './kda-random.js';
+
+afterEach(() => {
+  kdaForwardTuning.fused = undefined;
+  kdaSplitLimit.maxBindingBytes = undefined;
+});
+
+async function chunked(c: KdaCase, cu: number[], S0: Float32Array, fused: boolean) {
+  const gpu = (await gpuContext())!;
+  const { T, H, K, V, GK } = c;
+  const N = cu.length - 1;
+  kdaForwardTuning.fused = fused;
+  const r = kdaCore(
+    gpu.fromHost(c.q, [1, T, H, K]),
+    gpu.fromHost(c.k, [1, T, H, K]),
+    gpu.fromHost(c.v, [1, T, H, V]),
+    gpu.fromHost(c.g, GK === 1 ? [1, T, H] : [1, T, H, K]),
+    gpu.fromHost(c.beta, [1, T, H]),
+    {
+      mode: 'chunk',
+      initialState: gpu.fromHost(S0, [N, H, K, V]),
+      ...(N > 1 ? { cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') } : {}),
+    },
+  );
+  return { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
+}
+
+/**
+ * Fused and separate passes against the reference, and against each other: the recurrence is the same
+ * arithmetic in both, o sums the same products in another order. Not bit-equal even for the state: they are
+ * different shaders, and the compiler contracts a * b + c into fma where it likes.
+ */
+async function expectFusedMatches(c: KdaCase, cu: number[], S0: Float32Array) {
+  const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { ...c, cu }, c.K ** -0.5, S0);
+  const fused = await chunked(c, cu, S0, true);
+  const sep = await chunked(c, cu, S0, false);
+  expectClose(fused.o, ref.o, 2e-3, 'o (fused)');
+  expectClose(fused.S, ref.S, 2e-3, 'S (fused)');
+  expectClose(fused.o, sep.o, 1e-5, 'o (fused = separate)');
+  expectClose(fused.S, sep.S, 1e-6, 'S (fused = separate)');
+}
+
+describe('kda chunked forward: fused state and output pass', () => {
+  for (const T of [1, 7, 63, 65, 130]) {
+    it.skipIf(!hasGpu)(`= reference and separate passes: T=${T}, K=16, V=8`, async () => {
+      const [H, K, V] = [2, 16, 8];
+      await expectFusedMatches(randomCase(T * 5 + 3, T, H, K, V), [0, T], new Rng(T + 1).normalArray(H * K * V, 0.5));
+    });
+  }
+
+  it.skipIf(!hasGpu)('one gate per head: T=130, K=16, V=8', async () => {
+    const [T, H, K, V] = [130, 2, 16, 8];
+    await expectFusedMatches(randomCase(19, T, H, K, V, 1), [0, T], new Rng(3).normalArray(H * K * V, 0.5));
+  });
+
+  it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens)', async () => {
+    const cu = [0, 5, 75, 75, 133];
+    const [H, K, V] = [2, 16, 8];
+    const c = randomCase(78, cu[4], H, K, V);
+    await expectFusedMatches(c, cu, new Rng(9).normalArray(4 * H * K * V, 0.5));
+  });
+
+  // keep = true: the fused pass still stores every per-chunk state and V' (the backward reads them), and
+  // writes o; keep = false stores neither. Heads 5 in groups 2 + 2 + 1 where the limit is lowered.
+  for (const split of [false, true]) {
+    it.skipIf(!hasGpu)(`keep and no keep = separate passes${split ? ', head groups 2 + 2 + 1' : ''}`, async () => {
+      const gpu = (await gpuContext())!;
+      const [T, H, K, V] = [130, 5, 16, 8];
+      const c = randomCase(23, T, H, K, V);
+      const cu = [0, 70, 130];
+      const USED = 3;
+      const p = { Ttot: T, N: 2, H, K, V, GK: K, B: 1, T, cuSeqlens: gpu.fromHost(Int32Array.from(cu), [3], 'i32') };
+      // Each head's per-chunk states: 4 chunk slots (2 per sequence) of K x V floats.
+      if (split) kdaSplitLimit.maxBindingBytes = 2 * 4 * K * V * 4 + 100;
+      const S0 = new Rng(5).normalArray(2 * H * K * V, 0.5);
+      const run = async (fused: boolean, keep: boolean) => {
+        kdaForwardTuning.fused = fused;
+        const x = {
+          q: gpu.fromHost(c.q, [T, H, K]),
+          k: gpu.fromHost(c.k, [T, H, K]),
+          v: gpu.fromHost(c.v, [T, H, V]),
+          g: gpu.fromHost(c.g, [T, H, K]),
+          beta: gpu.fromHost(c.beta, [T, H]),
+        };
+        const state = gpu.fromHost(S0, [2, H, K, V]);
+        const o = gpu.empty([T, H, V]);
+        const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, keep);
+        const got: Record<string, Float32Array> = { o: await o.toFloat32(), S: await state.toFloat32() };
+        if (s) {
+          expect(s.groups.length).toBe(split ? 3 : 1);
+          for (const n of ['gc', 'Kd', 'W', 'U', 'Vp'] as const) got[n] = await s[n].toFloat32();
+          // Per-chunk buffers: slots 0, 1 (sequence 0) and 2 (sequence 1); slot 3 is never written.
+          for (const n of ['Aqk', 'T'] as const) got[n] = (await s[n].toFloat32()).subarray(0, USED * H * 64 * 64);
+          const hs = await Promise.all(s.h.map((t: Tensor) => t.toFloat32()));
+          got.h = concat(hs.map((a, i) => a.subarray(0, USED * s.groups[i].HB * K * V)));
+        }
+        return { got, saved: s as ChunkSaved | undefined };
+      };
+      const sepKeep = await run(false, true);
+      const fusedKeep = await run(true, true);
+      const fusedNoKeep = await run(true, false);
+      expect(fusedNoKeep.saved).toBeUndefined();
+      for (const n of Object.keys(sepKeep.got)) {
+        expectClose(fusedKeep.got[n], sepKeep.got[n], n === 'o' ? 1e-5 : 1e-6, `${n} (fused keep = separate)`);
+      }
+      // Keeping or not changes what is stored, not what is computed.
+      expectClose(fusedNoKeep.got.o, fusedKeep.got.o, 1e-6, 'o (no keep = keep)');
+      expectClose(fusedNoKeep.got.S, fusedKeep.got.S, 1e-6, 'S (no keep = keep)');
+    });
+  }
+});
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
+  let i = 0;
+  for (const a of parts) {
+    out.set(a, i);
+    i += a.length;
+  }
+  return out;
+}

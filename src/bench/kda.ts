@@ -5,7 +5,8 @@
  *    a training step records: the forward, then the backward (which recomputes the chunked forward's
  *    intermediates itself).
  *  - decode step (fused recurrent over state slots) at H=32, d=128 for each batch (default 1, 64, 256):
- *    us, tokens/s and state bandwidth (the f32 state read and written once per step).
+ *    us, tokens/s and state bandwidth (the f32 state read and written once per step). Timed first, on a
+ *    fresh device: see benchKda.
  * GPU times come from timestamps around one compute pass holding `reps` repetitions (median of trials).
  * Inputs are random (GPU init kernel): q, k of about unit norm, g in [-0.1, -0.001], beta in [0.1, 0.9].
  */
@@ -41,6 +42,15 @@ export interface KdaBenchOptions {
   fwdIntra?: 'vec4' | 'scalar';
   fwdStateWg?: number;
   fwdStateBV?: number;
+  /** The separate state and output passes instead of the fused one (chunk.ts kdaForwardTuning.fused). */
+  fwdUnfused?: boolean;
+  /** Pad the state pass's tile rows (kdaForwardTuning.statePad). */
+  fwdStatePad?: boolean;
+  /**
+   * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
+   * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
+   */
+  decodeProbe?: boolean;
   /** Compare the chunked forward with the recurrent kernel on the bench inputs (o and final state). */
   check?: boolean;
   /** Profiling only: leave one step of the vec4 intra kernel out (its results are then wrong). */
@@ -130,26 +140,80 @@ function relDiff(a: Float32Array, b: Float32Array): number {
 /**
  * The chunked forward (the kernels being timed) against the recurrent kernel on the same inputs: relative
  * max difference of o and of the final state (bench kda --check; the tests hold the reference itself).
+ * `fusedVsUnfused`: the fused state-and-output pass against the separate passes (same tuning otherwise).
  */
 async function checkChunked(
   x: ReturnType<typeof inputs>,
   S0: Tensor,
-): Promise<{ oRelDiff: number; stateRelDiff: number }> {
-  const a = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
-  const b = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'recurrent', initialState: S0 });
-  const r = {
-    oRelDiff: relDiff(await a.o.toFloat32(), await b.o.toFloat32()),
-    stateRelDiff: relDiff(await a.finalState!.toFloat32(), await b.finalState!.toFloat32()),
+): Promise<{
+  oRelDiff: number;
+  stateRelDiff: number;
+  fusedVsUnfused: { oRelDiff: number; stateRelDiff: number };
+}> {
+  const chunk = async (fused: boolean | undefined) => {
+    const saved = kdaForwardTuning.fused;
+    kdaForwardTuning.fused = fused;
+    const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
+    kdaForwardTuning.fused = saved;
+    const out = { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
+    disposeAll(r.o, r.finalState);
+    return out;
   };
-  disposeAll(a.o, a.finalState, b.o, b.finalState);
-  return r;
+  const a = await chunk(kdaForwardTuning.fused);
+  const b = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'recurrent', initialState: S0 });
+  const [bo, bS] = [await b.o.toFloat32(), await b.finalState!.toFloat32()];
+  disposeAll(b.o, b.finalState);
+  const f = await chunk(true);
+  const u = await chunk(false);
+  return {
+    oRelDiff: relDiff(a.o, bo),
+    stateRelDiff: relDiff(a.S, bS),
+    fusedVsUnfused: { oRelDiff: relDiff(f.o, u.o), stateRelDiff: relDiff(f.S, u.S) },
+  };
 }
 
 function disposeAll(...ts: (Tensor | undefined)[]): void {
   for (const t of ts) t?.dispose();
 }
 
+/** One decode-step row: the recurrent kernel over `batch` state slots (bench kda's decode table). */
+async function timeDecode(dev: Device, o: KdaBenchOptions, batch: number, bv?: number) {
+  const Hd = o.decodeHeads;
+  const d = o.d;
+  recurrentTuning.bv = bv;
+  recurrentTuning.vec = o.decodeScalar ? false : undefined;
+  const x = inputs(dev, batch, 1, Hd, d, 23);
+  const pool = randomUniform(dev, [batch, Hd, d, d], { seed: 29, lo: -0.1, hi: 0.1 });
+  const slots = dev.fromHost(
+    Int32Array.from({ length: batch }, (_, i) => i),
+    [batch],
+    'i32',
+  );
+  const step = () => kdaRecurrentSlots(pool, slots, x.q, x.k, x.v, x.g, x.beta).dispose();
+  const t = await timeOn(dev, step, o.reps * 4, o.trials);
+  const stateBytes = 2 * batch * Hd * d * d * 4;
+  disposeAll(x.q, x.k, x.v, x.g, x.beta, pool, slots);
+  recurrentTuning.bv = undefined;
+  recurrentTuning.vec = undefined;
+  return {
+    batch,
+    ...(bv ? { bv } : {}),
+    kernel: o.decodeScalar ? 'scalar' : 'vec4 where the tile fits',
+    H: Hd,
+    d,
+    us: t.ms * 1e3,
+    tokensPerS: batch / (t.ms * 1e-3),
+    stateGBps: stateBytes / (t.ms * 1e-3) / 1e9,
+    timer: t.source,
+  };
+}
+
 export async function benchKda(dev: Device, o: KdaBenchOptions) {
+  // The decode rows come first. Timed after the T=32768 chunked runs they read 97.8 us at batch 64 against
+  // 85.5 us in a decode-only call (H200); --decode-probe times that case again (see KdaBenchOptions).
+  const decode: Record<string, unknown>[] = [];
+  for (const batch of o.batch)
+    for (const bv of o.decodeBV ?? [undefined]) decode.push(await timeDecode(dev, o, batch, bv));
   const chunked: Record<string, unknown>[] = [];
   setLegacy(o.bwdLegacy);
   Object.assign(kdaForwardTuning, {
@@ -157,6 +221,8 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     stateWg: o.fwdStateWg,
     stateBV: o.fwdStateBV,
     intraSkip: o.fwdIntraSkip,
+    fused: o.fwdUnfused ? false : undefined,
+    statePad: o.fwdStatePad,
   });
   const H = o.chunkHeads;
   const d = o.d;
@@ -216,60 +282,39 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   setLegacy(undefined);
   const newVsOld = o.bwdCheck ? await backwardNewVsOldCheck(dev, o.d) : undefined;
 
+  const probe = o.decodeProbe ? { afterChunkedUs: (await timeDecode(dev, o, 64)).us } : undefined;
+  if (probe && dev.backend === 'webgpu') {
+    await (dev as GpuContext).releaseMemory();
+    Object.assign(probe, { afterTrimUs: (await timeDecode(dev, o, 64)).us });
+  }
   Object.assign(kdaForwardTuning, {
     intra: undefined,
     stateWg: undefined,
     stateBV: undefined,
     intraSkip: undefined,
+    fused: undefined,
+    statePad: undefined,
   });
-  const decode: Record<string, unknown>[] = [];
-  const Hd = o.decodeHeads;
-  for (const batch of o.batch)
-    for (const bv of o.decodeBV ?? [undefined]) {
-      recurrentTuning.bv = bv;
-      recurrentTuning.vec = o.decodeScalar ? false : undefined;
-      const x = inputs(dev, batch, 1, Hd, d, 23);
-      const pool = randomUniform(dev, [batch, Hd, d, d], { seed: 29, lo: -0.1, hi: 0.1 });
-      const slots = dev.fromHost(
-        Int32Array.from({ length: batch }, (_, i) => i),
-        [batch],
-        'i32',
-      );
-      const step = () => kdaRecurrentSlots(pool, slots, x.q, x.k, x.v, x.g, x.beta).dispose();
-      const t = await timeOn(dev, step, o.reps * 4, o.trials);
-      const stateBytes = 2 * batch * Hd * d * d * 4;
-      decode.push({
-        batch,
-        ...(bv ? { bv } : {}),
-        kernel: o.decodeScalar ? 'scalar' : 'vec4 where the tile fits',
-        H: Hd,
-        d,
-        us: t.ms * 1e3,
-        tokensPerS: batch / (t.ms * 1e-3),
-        stateGBps: stateBytes / (t.ms * 1e-3) / 1e9,
-        timer: t.source,
-      });
-      disposeAll(x.q, x.k, x.v, x.g, x.beta, pool, slots);
-      recurrentTuning.bv = undefined;
-      recurrentTuning.vec = undefined;
-    }
   return {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
-    ...(o.fwdIntra || o.fwdStateWg || o.fwdStateBV || o.fwdIntraSkip
+    ...(o.fwdIntra || o.fwdStateWg || o.fwdStateBV || o.fwdIntraSkip || o.fwdUnfused || o.fwdStatePad
       ? {
           forwardTuning: {
             intra: o.fwdIntra,
             stateWg: o.fwdStateWg,
             stateBV: o.fwdStateBV,
             intraSkip: o.fwdIntraSkip,
+            unfused: o.fwdUnfused,
+            statePad: o.fwdStatePad,
           },
         }
       : {}),
     chunked,
     ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     decode,
+    ...(probe ? { decodeProbe: { batch: 64, ...probe } } : {}),
     targets: {
       note: 'H200 targets: forward T=32768 <= 5.0 ms, fwd+bwd <= 25 ms, decode batch 64 <= 87 us, batch 1 < 60 us',
     },
@@ -314,6 +359,9 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
+    .option('--fwd-unfused', 'forward with separate state and output passes (default: the fused pass where it fits)')
+    .option('--fwd-state-pad', "pad the forward state pass's tile rows (a bank-conflict experiment)")
+    .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
@@ -326,6 +374,9 @@ export function registerKdaBench(bench: Command): void {
           bwdLegacy?: boolean;
           bwdCheck?: boolean;
           check?: boolean;
+          fwdUnfused?: boolean;
+          fwdStatePad?: boolean;
+          decodeProbe?: boolean;
         },
     ) => {
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
@@ -351,6 +402,9 @@ export function registerKdaBench(bench: Command): void {
         fwdStateWg: opts.fwdStateWg ? parseList(opts.fwdStateWg)[0] : undefined,
         fwdStateBV: opts.fwdStateBv ? parseList(opts.fwdStateBv)[0] : undefined,
         check: !!opts.check,
+        fwdUnfused: !!opts.fwdUnfused,
+        fwdStatePad: !!opts.fwdStatePad,
+        decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);

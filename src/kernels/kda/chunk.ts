@@ -18,6 +18,7 @@ import {
   stateBV,
   stateWgsl,
   stateFuseKey,
+  statePrefetchBytes,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
 import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
@@ -43,6 +44,8 @@ export const kdaForwardTuning: {
    * undefined or true: fused where it fits.
    */
   fused?: boolean;
+  /** The state pass's W/Kd tile rows padded by one vec4 where it fits (StateLayout.pad). */
+  statePad?: boolean;
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -179,6 +182,7 @@ export function dispatchChunkForward(
       workgroups: [NS, H],
     });
   }
+  const layout = { pad: !!kdaForwardTuning.statePad && statePrefetchBytes(K, BV, { pad: true }) <= smem };
   const stateKernel = (fuse?: { keep: boolean }) => ({
     name: fuse ? 'kda_chunk_state_output' : 'kda_chunk_state',
     key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? `_pf_wg${wgS}` : ''}${stateFuseKey(fuse)}`),

@@ -16,6 +16,7 @@ import { type KdaCase, randomCase } from './kda-random.js';
 
 afterEach(() => {
   kdaForwardTuning.fused = undefined;
+  kdaForwardTuning.statePad = undefined;
   kdaSplitLimit.maxBindingBytes = undefined;
 });
 
@@ -65,6 +66,12 @@ describe('kda chunked forward: fused state and output pass', () => {
   it.skipIf(!hasGpu)('one gate per head: T=130, K=16, V=8', async () => {
     const [T, H, K, V] = [130, 2, 16, 8];
     await expectFusedMatches(randomCase(19, T, H, K, V, 1), [0, T], new Rng(3).normalArray(H * K * V, 0.5));
+  });
+
+  it.skipIf(!hasGpu)('padded tile rows (kdaForwardTuning.statePad): T=130, K=16, V=8', async () => {
+    const [T, H, K, V] = [130, 2, 16, 8];
+    kdaForwardTuning.statePad = true;
+    await expectFusedMatches(randomCase(29, T, H, K, V), [0, T], new Rng(11).normalArray(H * K * V, 0.5));
   });
 
   it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens)', async () => {

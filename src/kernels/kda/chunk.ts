@@ -185,8 +185,12 @@ export function dispatchChunkForward(
   const layout = { pad: !!kdaForwardTuning.statePad && statePrefetchBytes(K, BV, { pad: true }) <= smem };
   const stateKernel = (fuse?: { keep: boolean }) => ({
     name: fuse ? 'kda_chunk_state_output' : 'kda_chunk_state',
-    key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? `_pf_wg${wgS}` : ''}${stateFuseKey(fuse)}`),
-    code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse) : stateWgsl(v, BV, BK)),
+    key: chunkKey(
+      'kda_chunk_state',
+      v,
+      `_bv${BV}_bk${BK}${usePrefetch ? `_pf_wg${wgS}${stateFuseKey(fuse, layout)}` : ''}`,
+    ),
+    code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse, layout) : stateWgsl(v, BV, BK)),
   });
   if (fused && out && Qg) {
     const base = [cu, saved.W, saved.U, saved.Kd, saved.gc, Qg, saved.Aqk, state];

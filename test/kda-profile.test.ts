@@ -1,12 +1,13 @@
 /**
  * What the chunked KDA records on the GPU, as `bench kda --profile` sees it (GpuContext.profile: one
- * timestamped pass per dispatch): the forward is gc -> intra -> state -> output (gc: the vec4 intra's
- * cumulative decays, K % 16 == 0 here), the backward does not run the
- * output pass, and with the per-chunk states split into head groups the state and output passes run once
- * per group.
+ * timestamped pass per dispatch): the forward is gc -> intra -> fused state-and-output (gc: the vec4 intra's
+ * cumulative decays, K % 16 == 0 here), or with the separate passes (kdaForwardTuning.fused = false)
+ * gc -> intra -> state -> output; the backward does not run the output pass, and with the per-chunk states
+ * split into head groups the separate state and output passes run once per group (the fused pass, which
+ * stores no per-chunk state, still runs once).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { kdaSplitLimit } from '../src/kernels/kda/chunk.js';
+import { kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
 import { kdaCore, kdaCoreBackward } from '../src/kernels/kda/index.js';
 import { gpuContext, hasGpu } from './helpers.js';
 import { randomCase } from './kda-random.js';
@@ -15,6 +16,7 @@ const [T, H, K, V] = [70, 2, 16, 16];
 
 afterEach(() => {
   kdaSplitLimit.maxBindingBytes = undefined;
+  kdaForwardTuning.fused = undefined;
 });
 
 async function setup() {
@@ -45,14 +47,17 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
         r.finalState?.dispose();
       };
       const f = await gpu.profile(fwd);
-      expect(kdaKernels(f)).toEqual([
+      expect(kdaKernels(f)).toEqual(['kda_zero_fill', 'kda_chunk_gc', 'kda_chunk_intra', 'kda_chunk_state_output']);
+      for (const d of f) expect(d.ms).toBeGreaterThanOrEqual(0);
+      kdaForwardTuning.fused = false;
+      expect(kdaKernels(await gpu.profile(fwd))).toEqual([
         'kda_zero_fill',
         'kda_chunk_gc',
         'kda_chunk_intra',
         'kda_chunk_state',
         'kda_chunk_output',
       ]);
-      for (const d of f) expect(d.ms).toBeGreaterThanOrEqual(0);
+      kdaForwardTuning.fused = undefined;
 
       const b = await gpu.profile(() => {
         const g = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO);
@@ -70,6 +75,13 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
       );
 
       kdaSplitLimit.maxBindingBytes = 2 * K * V * 4; // one head's states (2 chunk slots) per binding
+      expect(kdaKernels(await gpu.profile(fwd))).toEqual([
+        'kda_zero_fill',
+        'kda_chunk_gc',
+        'kda_chunk_intra',
+        'kda_chunk_state_output',
+      ]);
+      kdaForwardTuning.fused = false;
       const s = await gpu.profile(fwd);
       expect(kdaKernels(s)).toEqual([
         'kda_zero_fill',

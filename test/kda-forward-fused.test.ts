@@ -1,9 +1,10 @@
 /**
- * The fused state-and-output pass of the chunked forward (chunk.wgsl.ts stateWgslPrefetch with `fuse`, the
- * default where the vec4 kernels fit) against the f64 recurrent reference and against the separate state and
- * output passes it replaces (kdaForwardTuning.fused = false): T not a multiple of the chunk, a per-head gate,
- * a varlen batch with an empty sequence, and the kept intermediates (keep = true, with and without a
- * head-group split) that the backward reads.
+ * The state-pass variants of the chunked forward against the f64 recurrent reference and against each other:
+ * the fused state-and-output pass (chunk.wgsl.ts stateWgslPrefetch with `fuse`, kdaForwardTuning.fused) and
+ * the tiled state pass (stateTiled.wgsl.ts, the default) against the separate one-column-per-thread state
+ * pass and output pass ('prefetch'): T not a multiple of the chunk, a per-head gate, a varlen batch with an
+ * empty sequence, and the kept intermediates (keep = true, with and without a head-group split) that the
+ * backward reads.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ChunkSaved, dispatchChunkForward, kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
@@ -17,14 +18,23 @@ import { type KdaCase, randomCase } from './kda-random.js';
 afterEach(() => {
   kdaForwardTuning.fused = undefined;
   kdaForwardTuning.statePad = undefined;
+  kdaForwardTuning.state = undefined;
+  kdaForwardTuning.stateRows = undefined;
   kdaSplitLimit.maxBindingBytes = undefined;
 });
 
-async function chunked(c: KdaCase, cu: number[], S0: Float32Array, fused: boolean) {
+type Variant = 'fused' | 'tiled' | 'prefetch';
+
+function setVariant(v: Variant) {
+  kdaForwardTuning.fused = v === 'fused';
+  kdaForwardTuning.state = v === 'tiled' ? 'tiled' : 'prefetch';
+}
+
+async function chunked(c: KdaCase, cu: number[], S0: Float32Array, variant: Variant) {
   const gpu = (await gpuContext())!;
   const { T, H, K, V, GK } = c;
   const N = cu.length - 1;
-  kdaForwardTuning.fused = fused;
+  setVariant(variant);
   const r = kdaCore(
     gpu.fromHost(c.q, [1, T, H, K]),
     gpu.fromHost(c.k, [1, T, H, K]),
@@ -41,21 +51,23 @@ async function chunked(c: KdaCase, cu: number[], S0: Float32Array, fused: boolea
 }
 
 /**
- * Fused and separate passes against the reference, and against each other: the recurrence is the same
- * arithmetic in both, o sums the same products in another order. Not bit-equal even for the state: they are
- * different shaders, and the compiler contracts a * b + c into fma where it likes.
+ * Each variant against the reference, and against the separate prefetch passes: the same arithmetic, the
+ * sums in other orders (and not bit-equal even where the order is the same: different shaders, and the
+ * compiler contracts a * b + c into fma where it likes).
  */
 async function expectFusedMatches(c: KdaCase, cu: number[], S0: Float32Array) {
   const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { ...c, cu }, c.K ** -0.5, S0);
-  const fused = await chunked(c, cu, S0, true);
-  const sep = await chunked(c, cu, S0, false);
-  expectClose(fused.o, ref.o, 2e-3, 'o (fused)');
-  expectClose(fused.S, ref.S, 2e-3, 'S (fused)');
-  expectClose(fused.o, sep.o, 1e-5, 'o (fused = separate)');
-  expectClose(fused.S, sep.S, 1e-6, 'S (fused = separate)');
+  const sep = await chunked(c, cu, S0, 'prefetch');
+  for (const v of ['fused', 'tiled'] as const) {
+    const got = await chunked(c, cu, S0, v);
+    expectClose(got.o, ref.o, 2e-3, `o (${v})`);
+    expectClose(got.S, ref.S, 2e-3, `S (${v})`);
+    expectClose(got.o, sep.o, 1e-5, `o (${v} = prefetch)`);
+    expectClose(got.S, sep.S, 1e-5, `S (${v} = prefetch)`);
+  }
 }
 
-describe('kda chunked forward: fused state and output pass', () => {
+describe('kda chunked forward: fused and tiled state passes', () => {
   for (const T of [1, 7, 63, 65, 130]) {
     it.skipIf(!hasGpu)(`= reference and separate passes: T=${T}, K=16, V=8`, async () => {
       const [H, K, V] = [2, 16, 8];
@@ -68,9 +80,10 @@ describe('kda chunked forward: fused state and output pass', () => {
     await expectFusedMatches(randomCase(19, T, H, K, V, 1), [0, T], new Rng(3).normalArray(H * K * V, 0.5));
   });
 
-  it.skipIf(!hasGpu)('padded tile rows (kdaForwardTuning.statePad): T=130, K=16, V=8', async () => {
+  it.skipIf(!hasGpu)('padded tile rows (statePad), tiled with 2 rows per thread: T=130, K=16, V=8', async () => {
     const [T, H, K, V] = [130, 2, 16, 8];
     kdaForwardTuning.statePad = true;
+    kdaForwardTuning.stateRows = 2;
     await expectFusedMatches(randomCase(29, T, H, K, V), [0, T], new Rng(11).normalArray(H * K * V, 0.5));
   });
 
@@ -94,8 +107,8 @@ describe('kda chunked forward: fused state and output pass', () => {
       // Each head's per-chunk states: 4 chunk slots (2 per sequence) of K x V floats.
       if (split) kdaSplitLimit.maxBindingBytes = 2 * 4 * K * V * 4 + 100;
       const S0 = new Rng(5).normalArray(2 * H * K * V, 0.5);
-      const run = async (fused: boolean, keep: boolean) => {
-        kdaForwardTuning.fused = fused;
+      const run = async (variant: Variant, keep: boolean) => {
+        setVariant(variant);
         const x = {
           q: gpu.fromHost(c.q, [T, H, K]),
           k: gpu.fromHost(c.k, [T, H, K]),
@@ -117,12 +130,14 @@ describe('kda chunked forward: fused state and output pass', () => {
         }
         return { got, saved: s as ChunkSaved | undefined };
       };
-      const sepKeep = await run(false, true);
-      const fusedKeep = await run(true, true);
-      const fusedNoKeep = await run(true, false);
+      const sepKeep = await run('prefetch', true);
+      const fusedKeep = await run('fused', true);
+      const fusedNoKeep = await run('fused', false);
+      const tiledKeep = await run('tiled', true);
       expect(fusedNoKeep.saved).toBeUndefined();
       for (const n of Object.keys(sepKeep.got)) {
         expectClose(fusedKeep.got[n], sepKeep.got[n], n === 'o' ? 1e-5 : 1e-6, `${n} (fused keep = separate)`);
+        expectClose(tiledKeep.got[n], sepKeep.got[n], 1e-5, `${n} (tiled keep = prefetch)`);
       }
       // Keeping or not changes what is stored, not what is computed.
       expectClose(fusedNoKeep.got.o, fusedKeep.got.o, 1e-6, 'o (no keep = keep)');

@@ -1,8 +1,8 @@
 /**
  * What the chunked KDA records on the GPU, as `bench kda --profile` sees it (GpuContext.profile: one
- * timestamped pass per dispatch): the forward is gc -> intra -> fused state-and-output (gc: the vec4 intra's
- * cumulative decays, K % 16 == 0 here), or with the separate passes (kdaForwardTuning.fused = false)
- * gc -> intra -> state -> output; the backward does not run the output pass, and with the per-chunk states
+ * timestamped pass per dispatch): the forward is gc -> intra -> state -> output (gc: the vec4 intra's
+ * cumulative decays, K % 16 == 0 here), or with the fused pass (kdaForwardTuning.fused = true)
+ * gc -> intra -> state-and-output; the backward does not run the output pass, and with the per-chunk states
  * split into head groups the separate state and output passes run once per group (the fused pass, which
  * stores no per-chunk state, still runs once).
  */
@@ -47,15 +47,20 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
         r.finalState?.dispose();
       };
       const f = await gpu.profile(fwd);
-      expect(kdaKernels(f)).toEqual(['kda_zero_fill', 'kda_chunk_gc', 'kda_chunk_intra', 'kda_chunk_state_output']);
-      for (const d of f) expect(d.ms).toBeGreaterThanOrEqual(0);
-      kdaForwardTuning.fused = false;
-      expect(kdaKernels(await gpu.profile(fwd))).toEqual([
+      expect(kdaKernels(f)).toEqual([
         'kda_zero_fill',
         'kda_chunk_gc',
         'kda_chunk_intra',
         'kda_chunk_state',
         'kda_chunk_output',
+      ]);
+      for (const d of f) expect(d.ms).toBeGreaterThanOrEqual(0);
+      kdaForwardTuning.fused = true;
+      expect(kdaKernels(await gpu.profile(fwd))).toEqual([
+        'kda_zero_fill',
+        'kda_chunk_gc',
+        'kda_chunk_intra',
+        'kda_chunk_state_output',
       ]);
       kdaForwardTuning.fused = undefined;
 
@@ -75,13 +80,14 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
       );
 
       kdaSplitLimit.maxBindingBytes = 2 * K * V * 4; // one head's states (2 chunk slots) per binding
+      kdaForwardTuning.fused = true;
       expect(kdaKernels(await gpu.profile(fwd))).toEqual([
         'kda_zero_fill',
         'kda_chunk_gc',
         'kda_chunk_intra',
         'kda_chunk_state_output',
       ]);
-      kdaForwardTuning.fused = false;
+      kdaForwardTuning.fused = undefined;
       const s = await gpu.profile(fwd);
       expect(kdaKernels(s)).toEqual([
         'kda_zero_fill',

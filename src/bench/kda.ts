@@ -42,8 +42,11 @@ export interface KdaBenchOptions {
   fwdIntra?: 'vec4' | 'scalar';
   fwdStateWg?: number;
   fwdStateBV?: number;
-  /** The separate state and output passes instead of the fused one (chunk.ts kdaForwardTuning.fused). */
-  fwdUnfused?: boolean;
+  /** The fused state-and-output pass instead of the separate ones (chunk.ts kdaForwardTuning.fused). */
+  fwdFused?: boolean;
+  /** The separate state pass's kernel (kdaForwardTuning.state) and V' rows per thread (stateRows). */
+  fwdState?: 'tiled' | 'prefetch';
+  fwdStateRows?: 2 | 4;
   /** Pad the state pass's tile rows (kdaForwardTuning.statePad). */
   fwdStatePad?: boolean;
   /**
@@ -140,35 +143,34 @@ function relDiff(a: Float32Array, b: Float32Array): number {
 /**
  * The chunked forward (the kernels being timed) against the recurrent kernel on the same inputs: relative
  * max difference of o and of the final state (bench kda --check; the tests hold the reference itself).
- * `fusedVsUnfused`: the fused state-and-output pass against the separate passes (same tuning otherwise).
+ * `fusedVsSeparate`: the fused state-and-output pass against the separate passes; `tiledVsPrefetch`: the
+ * tiled state pass against the one-column-per-thread one (the other choices as tuned).
  */
-async function checkChunked(
-  x: ReturnType<typeof inputs>,
-  S0: Tensor,
-): Promise<{
-  oRelDiff: number;
-  stateRelDiff: number;
-  fusedVsUnfused: { oRelDiff: number; stateRelDiff: number };
-}> {
-  const chunk = async (fused: boolean | undefined) => {
-    const saved = kdaForwardTuning.fused;
-    kdaForwardTuning.fused = fused;
+async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
+  const chunk = async (tuning: Partial<typeof kdaForwardTuning>) => {
+    const saved = { ...kdaForwardTuning };
+    Object.assign(kdaForwardTuning, tuning);
     const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
-    kdaForwardTuning.fused = saved;
+    Object.assign(kdaForwardTuning, saved);
     const out = { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
     disposeAll(r.o, r.finalState);
     return out;
   };
-  const a = await chunk(kdaForwardTuning.fused);
+  const diff = (a: { o: Float32Array; S: Float32Array }, b: { o: Float32Array; S: Float32Array }) => ({
+    oRelDiff: relDiff(a.o, b.o),
+    stateRelDiff: relDiff(a.S, b.S),
+  });
+  const a = await chunk({});
   const b = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'recurrent', initialState: S0 });
-  const [bo, bS] = [await b.o.toFloat32(), await b.finalState!.toFloat32()];
+  const rec = { o: await b.o.toFloat32(), S: await b.finalState!.toFloat32() };
   disposeAll(b.o, b.finalState);
-  const f = await chunk(true);
-  const u = await chunk(false);
   return {
-    oRelDiff: relDiff(a.o, bo),
-    stateRelDiff: relDiff(a.S, bS),
-    fusedVsUnfused: { oRelDiff: relDiff(f.o, u.o), stateRelDiff: relDiff(f.S, u.S) },
+    ...diff(a, rec),
+    fusedVsSeparate: diff(await chunk({ fused: true }), await chunk({ fused: false })),
+    tiledVsPrefetch: diff(
+      await chunk({ fused: false, state: 'tiled' }),
+      await chunk({ fused: false, state: 'prefetch' }),
+    ),
   };
 }
 
@@ -221,8 +223,10 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     stateWg: o.fwdStateWg,
     stateBV: o.fwdStateBV,
     intraSkip: o.fwdIntraSkip,
-    fused: o.fwdUnfused ? false : undefined,
+    fused: o.fwdFused,
     statePad: o.fwdStatePad,
+    state: o.fwdState,
+    stateRows: o.fwdStateRows,
   });
   const H = o.chunkHeads;
   const d = o.d;
@@ -294,20 +298,31 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     intraSkip: undefined,
     fused: undefined,
     statePad: undefined,
+    state: undefined,
+    stateRows: undefined,
   });
   return {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
-    ...(o.fwdIntra || o.fwdStateWg || o.fwdStateBV || o.fwdIntraSkip || o.fwdUnfused || o.fwdStatePad
+    ...(o.fwdIntra ||
+    o.fwdStateWg ||
+    o.fwdStateBV ||
+    o.fwdIntraSkip ||
+    o.fwdFused ||
+    o.fwdStatePad ||
+    o.fwdState ||
+    o.fwdStateRows
       ? {
           forwardTuning: {
             intra: o.fwdIntra,
             stateWg: o.fwdStateWg,
             stateBV: o.fwdStateBV,
             intraSkip: o.fwdIntraSkip,
-            unfused: o.fwdUnfused,
+            fused: o.fwdFused,
             statePad: o.fwdStatePad,
+            state: o.fwdState,
+            stateRows: o.fwdStateRows,
           },
         }
       : {}),
@@ -324,6 +339,16 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
 function parseKind(flag: string, s: string | undefined): 'vec4' | 'scalar' | undefined {
   if (s === undefined || s === 'vec4' || s === 'scalar') return s;
   throw new Error(`${flag}: '${s}' is not vec4 or scalar`);
+}
+
+function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | undefined {
+  if (s === undefined || s === 'tiled' || s === 'prefetch') return s;
+  throw new Error(`--fwd-state: '${s}' is not tiled or prefetch`);
+}
+
+function parseStateRows(s: string | undefined): 2 | 4 | undefined {
+  if (s === undefined || s === '2' || s === '4') return s === undefined ? undefined : (Number(s) as 2 | 4);
+  throw new Error(`--fwd-state-rows: '${s}' is not 2 or 4`);
 }
 
 function parseSkip<S extends string>(flag: string, s: string | undefined, steps: readonly S[]): S | undefined {
@@ -359,7 +384,9 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
-    .option('--fwd-unfused', 'forward with separate state and output passes (default: the fused pass where it fits)')
+    .option('--fwd-fused', 'forward with the fused state-and-output pass (default: separate state and output passes)')
+    .option('--fwd-state <kind>', 'forward state pass: tiled or prefetch (default: tiled where it fits)')
+    .option('--fwd-state-rows <n>', "V' rows per thread of the tiled forward state pass: 2 or 4 (default 4)")
     .option('--fwd-state-pad', "pad the forward state pass's tile rows (a bank-conflict experiment)")
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
@@ -374,7 +401,7 @@ export function registerKdaBench(bench: Command): void {
           bwdLegacy?: boolean;
           bwdCheck?: boolean;
           check?: boolean;
-          fwdUnfused?: boolean;
+          fwdFused?: boolean;
           fwdStatePad?: boolean;
           decodeProbe?: boolean;
         },
@@ -402,7 +429,9 @@ export function registerKdaBench(bench: Command): void {
         fwdStateWg: opts.fwdStateWg ? parseList(opts.fwdStateWg)[0] : undefined,
         fwdStateBV: opts.fwdStateBv ? parseList(opts.fwdStateBv)[0] : undefined,
         check: !!opts.check,
-        fwdUnfused: !!opts.fwdUnfused,
+        fwdFused: !!opts.fwdFused,
+        fwdState: parseStateKind(opts.fwdState),
+        fwdStateRows: parseStateRows(opts.fwdStateRows),
         fwdStatePad: !!opts.fwdStatePad,
         decodeProbe: !!opts.decodeProbe,
       });

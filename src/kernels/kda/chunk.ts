@@ -1,7 +1,7 @@
 /**
- * Dispatch of the chunked forward (chunk.wgsl.ts): gc, intra, then either the fused state-and-output pass
- * (the default where the vec4 kernels fit: no per-chunk states in global memory unless kept) or the
- * state pass followed by the output pass, over buffers sized on the host.
+ * Dispatch of the chunked forward (chunk.wgsl.ts): gc, intra, then the state pass followed by the output
+ * pass (or, asked for, the fused state-and-output pass: no per-chunk states in global memory unless kept;
+ * slower on the H200, see kdaForwardTuning.fused), over buffers sized on the host.
  * `dispatchChunkForward` keeps gc, W, U, V' and the per-chunk incoming states when asked (the backward
  * reuses them).
  */
@@ -26,6 +26,7 @@ import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
+import { stateTiledFits, stateTiledKey, stateTiledWgsl } from './stateTiled.wgsl.js';
 
 /**
  * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
@@ -40,12 +41,21 @@ export const kdaForwardTuning: {
   /** Profiling only: see IntraVecVariant.skip (wrong results). */
   intraSkip?: IntraVecVariant['skip'];
   /**
-   * false: the separate state and output passes even where the fused pass fits (bench kda --fwd-unfused);
-   * undefined or true: fused where it fits.
+   * true: the fused state-and-output pass where it fits (bench kda --fwd-fused). Not the default: on the H200
+   * (H=16, d=128, T=32768) it took 10.4 ms against 3.37 + 1.30 for the separate passes, since the output's
+   * operands (Qg, A_qk) do not fit beside the W/Kd tile in 48 KiB of workgroup memory and are read from
+   * global memory inside the sequential loop, where nothing hides the latency.
    */
   fused?: boolean;
   /** The state pass's W/Kd tile rows padded by one vec4 where it fits (StateLayout.pad). */
   statePad?: boolean;
+  /**
+   * The separate state pass: 'tiled' (stateTiled.wgsl.ts, 4 x 4 register tiles; the default where it fits)
+   * or 'prefetch' (chunk.wgsl.ts, one column per thread; bench kda --fwd-state prefetch).
+   */
+  state?: 'tiled' | 'prefetch';
+  /** V' rows per thread of the tiled state pass (default 4). */
+  stateRows?: 2 | 4;
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -138,7 +148,7 @@ export function dispatchChunkForward(
   const wgS = Math.min(maxWg, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
   // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
-  const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused !== false;
+  const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
   const needH = keep || !fused;
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
@@ -192,6 +202,11 @@ export function dispatchChunkForward(
     ),
     code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse, layout) : stateWgsl(v, BV, BK)),
   });
+  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 4 };
+  const tiled = kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
+  const separateState = tiled
+    ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
+    : stateKernel();
   if (fused && out && Qg) {
     const base = [cu, saved.W, saved.U, saved.Kd, saved.gc, Qg, saved.Aqk, state];
     if (keep) {
@@ -215,7 +230,7 @@ export function dispatchChunkForward(
   } else {
     for (const [gi, gr] of groups.entries()) {
       gpu.dispatch({
-        kernel: stateKernel(),
+        kernel: separateState,
         tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
         params: groupParams(p, scale, gr),
         workgroups: [V / BV, gr.HB, N],

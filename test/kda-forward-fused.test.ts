@@ -80,12 +80,14 @@ describe('kda chunked forward: fused and tiled state passes', () => {
     await expectFusedMatches(randomCase(19, T, H, K, V, 1), [0, T], new Rng(3).normalArray(H * K * V, 0.5));
   });
 
-  it.skipIf(!hasGpu)('padded tile rows (statePad), tiled with 2 rows per thread: T=130, K=16, V=8', async () => {
-    const [T, H, K, V] = [130, 2, 16, 8];
-    kdaForwardTuning.statePad = true;
-    kdaForwardTuning.stateRows = 2;
-    await expectFusedMatches(randomCase(29, T, H, K, V), [0, T], new Rng(11).normalArray(H * K * V, 0.5));
-  });
+  for (const rows of [1, 4] as const) {
+    it.skipIf(!hasGpu)(`padded tile rows (statePad), tiled with ${rows} V' rows per thread: T=130`, async () => {
+      const [T, H, K, V] = [130, 2, 16, 8];
+      kdaForwardTuning.statePad = true;
+      kdaForwardTuning.stateRows = rows;
+      await expectFusedMatches(randomCase(29 + rows, T, H, K, V), [0, T], new Rng(11).normalArray(H * K * V, 0.5));
+    });
+  }
 
   it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens)', async () => {
     const cu = [0, 5, 75, 75, 133];

@@ -46,7 +46,7 @@ export interface KdaBenchOptions {
   fwdFused?: boolean;
   /** The separate state pass's kernel (kdaForwardTuning.state) and V' rows per thread (stateRows). */
   fwdState?: 'tiled' | 'prefetch';
-  fwdStateRows?: 2 | 4;
+  fwdStateRows?: 1 | 2 | 4;
   /** Pad the state pass's tile rows (kdaForwardTuning.statePad). */
   fwdStatePad?: boolean;
   /**
@@ -346,9 +346,10 @@ function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | undefined
   throw new Error(`--fwd-state: '${s}' is not tiled or prefetch`);
 }
 
-function parseStateRows(s: string | undefined): 2 | 4 | undefined {
-  if (s === undefined || s === '2' || s === '4') return s === undefined ? undefined : (Number(s) as 2 | 4);
-  throw new Error(`--fwd-state-rows: '${s}' is not 2 or 4`);
+function parseStateRows(s: string | undefined): 1 | 2 | 4 | undefined {
+  if (s === undefined) return undefined;
+  if (s === '1' || s === '2' || s === '4') return Number(s) as 1 | 2 | 4;
+  throw new Error(`--fwd-state-rows: '${s}' is not 1, 2 or 4`);
 }
 
 function parseSkip<S extends string>(flag: string, s: string | undefined, steps: readonly S[]): S | undefined {
@@ -386,7 +387,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--fwd-fused', 'forward with the fused state-and-output pass (default: separate state and output passes)')
     .option('--fwd-state <kind>', 'forward state pass: tiled or prefetch (default: tiled where it fits)')
-    .option('--fwd-state-rows <n>', "V' rows per thread of the tiled forward state pass: 2 or 4 (default 4)")
+    .option('--fwd-state-rows <n>', "V' rows per thread of the tiled forward state pass: 1, 2 or 4 (default 2)")
     .option('--fwd-state-pad', "pad the forward state pass's tile rows (a bank-conflict experiment)")
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')

@@ -54,8 +54,8 @@ export const kdaForwardTuning: {
    * or 'prefetch' (chunk.wgsl.ts, one column per thread; bench kda --fwd-state prefetch).
    */
   state?: 'tiled' | 'prefetch';
-  /** V' rows per thread of the tiled state pass (default 4). */
-  stateRows?: 2 | 4;
+  /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
+  stateRows?: 1 | 2 | 4;
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -202,7 +202,7 @@ export function dispatchChunkForward(
     ),
     code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse, layout) : stateWgsl(v, BV, BK)),
   });
-  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 4 };
+  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2 };
   const tiled = kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
   const separateState = tiled
     ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }

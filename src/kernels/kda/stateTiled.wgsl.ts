@@ -1,6 +1,6 @@
 /**
  * Pass 2 of the chunked KDA forward (the sequential state pass, grid: value tiles x heads x sequences) with
- * 4 x 4 register tiles. Same arithmetic as chunk.wgsl.ts stateWgslPrefetch (per chunk: store S, V' = U - W S,
+ * register tiles (RA x 4 in the V' phase, 4 x 4 in the state phase). Same arithmetic as chunk.wgsl.ts stateWgslPrefetch (per chunk: store S, V' = U - W S,
  * S = exp(gc_last) S + Kd^T V'), same prefetch of chunk j+1's W, Kd, U and gc_last while chunk j computes.
  *
  * Why tiles: that kernel gives each thread one value column and 4 V' rows (8 state rows), so every FMA
@@ -10,7 +10,10 @@
  * workgroup), not to its FMAs (~2k cycles). Here:
  *  - V' phase: thread (b, cb) of the first R1 * BV/4 threads owns rows b + R1 a (a < RA, R1 = 64 / RA) and
  *    the 4 columns 4 cb ..: per 4 channels k it reads RA vec4 of W (row-major tile, rows padded by one vec4 so
- *    the 8 rows a subgroup reads fall on distinct banks) and 4 vec4 of S, for 16 RA FMAs.
+ *    the 8 rows a subgroup reads fall on distinct banks) and 4 vec4 of S, for 16 RA FMAs. RA = 2 is the
+ *    default: on the H200 (H=16, d=128, BV=16, T=32768) 2.82 ms against 3.79 with RA = 4, whose 64 threads
+ *    (2 subgroups) leave two of the SM's four schedulers without FMAs in this phase; the one-column kernel
+ *    took 3.36 (BV = 8, 256 workgroups: 4.98 with RA = 2, 6.68 with RA = 4).
  *  - state phase: thread (rb, cb) of the first K/4 * BV/4 threads owns state rows 4 rb .. 4 rb + 3, columns
  *    4 cb ..: S lives in its registers across chunks (workgroup memory gets a copy for the V' phase); per
  *    chunk row i it reads one vec4 of Kd and one of V' for 16 FMAs.
@@ -23,8 +26,8 @@ export interface StateTiledVariant {
   V: number;
   GK: number;
   BV: number;
-  /** V' rows per thread: 4 (64 / 4 * BV / 4 threads in that phase) or 2 (twice the threads, half the rows). */
-  RA: 2 | 4;
+  /** V' rows per thread: 4 (64 / 4 * BV / 4 threads in that phase), 2 or 1 (more threads, fewer rows each). */
+  RA: 1 | 2 | 4;
 }
 
 const WG = 256;

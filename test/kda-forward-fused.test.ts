@@ -20,6 +20,7 @@ afterEach(() => {
   kdaForwardTuning.statePad = undefined;
   kdaForwardTuning.state = undefined;
   kdaForwardTuning.stateRows = undefined;
+  kdaForwardTuning.stateWg = undefined;
   kdaSplitLimit.maxBindingBytes = undefined;
 });
 
@@ -88,6 +89,20 @@ describe('kda chunked forward: fused and tiled state passes', () => {
       await expectFusedMatches(randomCase(29 + rows, T, H, K, V), [0, T], new Rng(11).normalArray(H * K * V, 0.5));
     });
   }
+
+  // 512 threads (kdaForwardTuning.stateWg): 2 tile vec4 per thread instead of 4 at K = 64.
+  it.skipIf(!hasGpu)('tiled state pass with 512 threads: T=70, K=64, V=16', async () => {
+    const [T, H, K, V] = [70, 1, 64, 16];
+    const gpu = (await gpuContext())!;
+    if (gpu.limits.maxComputeInvocationsPerWorkgroup < 512) return;
+    const c = randomCase(31, T, H, K, V);
+    const S0 = new Rng(12).normalArray(H * K * V, 0.5);
+    const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { ...c, cu: [0, T] }, K ** -0.5, S0);
+    kdaForwardTuning.stateWg = 512;
+    const got = await chunked(c, [0, T], S0, 'tiled');
+    expectClose(got.o, ref.o, 2e-3, 'o');
+    expectClose(got.S, ref.S, 2e-3, 'S');
+  });
 
   it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens)', async () => {
     const cu = [0, 5, 75, 75, 133];

@@ -202,7 +202,7 @@ export function dispatchChunkForward(
     ),
     code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse, layout) : stateWgsl(v, BV, BK)),
   });
-  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2 };
+  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg };
   const tiled = kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
   const separateState = tiled
     ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }

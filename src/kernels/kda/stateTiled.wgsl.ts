@@ -28,17 +28,19 @@ export interface StateTiledVariant {
   BV: number;
   /** V' rows per thread: 4 (64 / 4 * BV / 4 threads in that phase), 2 or 1 (more threads, fewer rows each). */
   RA: 1 | 2 | 4;
+  /** Threads per workgroup (default 256, at most 64 K / 4: one tile vec4 each). */
+  wg?: number;
 }
 
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${geometry(v).wg}`;
 
 function geometry(v: StateTiledVariant) {
   const K4 = v.K / 4;
   const BV4 = v.BV / 4;
-  const wg = Math.min(WG, 64 * K4);
+  const wg = Math.min(v.wg ?? WG, 64 * K4);
   return { K4, BV4, wg, R1: 64 / v.RA, P1N: (64 / v.RA) * BV4, P2N: K4 * BV4, PF: (64 * K4) / wg };
 }
 

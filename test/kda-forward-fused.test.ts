@@ -21,6 +21,7 @@ afterEach(() => {
   kdaForwardTuning.state = undefined;
   kdaForwardTuning.stateRows = undefined;
   kdaForwardTuning.stateWg = undefined;
+  kdaForwardTuning.outputBV = undefined;
   kdaSplitLimit.maxBindingBytes = undefined;
 });
 
@@ -103,6 +104,25 @@ describe('kda chunked forward: fused and tiled state passes', () => {
     expectClose(got.o, ref.o, 2e-3, 'o');
     expectClose(got.S, ref.S, 2e-3, 'S');
   });
+
+  // The output pass with one workgroup per chunk and head (kdaForwardTuning.outputBV = 128: 8 rows x 4
+  // columns per thread) against the default 64-column tiles. V = 128 costs about a minute of lavapipe shader
+  // compilation, so it runs with KIMI_SLOW_TESTS=1; the same generator runs at every other width in the cheap
+  // tests (bench kda --check compares the widths on the device).
+  it.skipIf(!hasGpu || process.env.KIMI_SLOW_TESTS !== '1')(
+    'output pass with 128 value columns per workgroup: T=70, K=16, V=128',
+    async () => {
+      const [T, H, K, V] = [70, 1, 16, 128];
+      const c = randomCase(37, T, H, K, V);
+      const S0 = new Rng(13).normalArray(H * K * V, 0.5);
+      const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { ...c, cu: [0, T] }, K ** -0.5, S0);
+      const bv64 = await chunked(c, [0, T], S0, 'tiled');
+      kdaForwardTuning.outputBV = 128;
+      const got = await chunked(c, [0, T], S0, 'tiled');
+      expectClose(got.o, ref.o, 2e-3, 'o');
+      expectClose(got.o, bv64.o, 1e-6, 'o (128 = 64 columns per workgroup)');
+    },
+  );
 
   it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens)', async () => {
     const cu = [0, 5, 75, 75, 133];

@@ -47,6 +47,8 @@ export interface KdaBenchOptions {
   /** The separate state pass's kernel (kdaForwardTuning.state) and V' rows per thread (stateRows). */
   fwdState?: 'tiled' | 'prefetch';
   fwdStateRows?: 1 | 2 | 4;
+  /** Value columns per workgroup of the output pass (kdaForwardTuning.outputBV). */
+  fwdOutputBV?: number;
   /** Pad the state pass's tile rows (kdaForwardTuning.statePad). */
   fwdStatePad?: boolean;
   /**
@@ -143,8 +145,10 @@ function relDiff(a: Float32Array, b: Float32Array): number {
 /**
  * The chunked forward (the kernels being timed) against the recurrent kernel on the same inputs: relative
  * max difference of o and of the final state (bench kda --check; the tests hold the reference itself).
- * `fusedVsSeparate`: the fused state-and-output pass against the separate passes; `tiledVsPrefetch`: the
- * tiled state pass against the one-column-per-thread one (the other choices as tuned).
+ * `vsOld`: the forward as tuned against the kernels this session started from (separate passes, the
+ * one-column-per-thread state pass, 64 output columns per workgroup); `fusedVsSeparate`: the fused
+ * state-and-output pass against the separate passes; `tiledVsPrefetch`: the tiled state pass against the
+ * one-column-per-thread one (the other choices as tuned).
  */
 async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   const chunk = async (tuning: Partial<typeof kdaForwardTuning>) => {
@@ -166,6 +170,7 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   disposeAll(b.o, b.finalState);
   return {
     ...diff(a, rec),
+    vsOld: diff(a, await chunk({ fused: false, state: 'prefetch', outputBV: 64 })),
     fusedVsSeparate: diff(await chunk({ fused: true }), await chunk({ fused: false })),
     tiledVsPrefetch: diff(
       await chunk({ fused: false, state: 'tiled' }),
@@ -227,6 +232,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     statePad: o.fwdStatePad,
     state: o.fwdState,
     stateRows: o.fwdStateRows,
+    outputBV: o.fwdOutputBV,
   });
   const H = o.chunkHeads;
   const d = o.d;
@@ -300,6 +306,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     statePad: undefined,
     state: undefined,
     stateRows: undefined,
+    outputBV: undefined,
   });
   return {
     bench: 'kda',
@@ -312,7 +319,8 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     o.fwdFused ||
     o.fwdStatePad ||
     o.fwdState ||
-    o.fwdStateRows
+    o.fwdStateRows ||
+    o.fwdOutputBV
       ? {
           forwardTuning: {
             intra: o.fwdIntra,
@@ -323,6 +331,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
             statePad: o.fwdStatePad,
             state: o.fwdState,
             stateRows: o.fwdStateRows,
+            outputBV: o.fwdOutputBV,
           },
         }
       : {}),
@@ -388,6 +397,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-fused', 'forward with the fused state-and-output pass (default: separate state and output passes)')
     .option('--fwd-state <kind>', 'forward state pass: tiled or prefetch (default: tiled where it fits)')
     .option('--fwd-state-rows <n>', "V' rows per thread of the tiled forward state pass: 1, 2 or 4 (default 2)")
+    .option('--fwd-output-bv <n>', 'value columns per workgroup of the forward output pass (default 64)')
     .option('--fwd-state-pad', "pad the forward state pass's tile rows (a bank-conflict experiment)")
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
@@ -433,6 +443,7 @@ export function registerKdaBench(bench: Command): void {
         fwdFused: !!opts.fwdFused,
         fwdState: parseStateKind(opts.fwdState),
         fwdStateRows: parseStateRows(opts.fwdStateRows),
+        fwdOutputBV: opts.fwdOutputBv ? parseList(opts.fwdOutputBv)[0] : undefined,
         fwdStatePad: !!opts.fwdStatePad,
         decodeProbe: !!opts.decodeProbe,
       });

@@ -54,6 +54,8 @@ export const kdaForwardTuning: {
    * or 'prefetch' (chunk.wgsl.ts, one column per thread; bench kda --fwd-state prefetch).
    */
   state?: 'tiled' | 'prefetch';
+  /** Value columns per workgroup of the vec4 output pass (OutputVariant.BV; default 64). */
+  outputBV?: number;
   /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
   stateRows?: 1 | 2 | 4;
 } = {};
@@ -239,14 +241,15 @@ export function dispatchChunkForward(
   }
   if (out && !fused) {
     const vec4 = outputVec4Fits(v);
+    const ov = { ...v, BV: kdaForwardTuning.outputBV };
     for (const [gi, gr] of groups.entries()) {
       gpu.dispatch({
         kernel: vec4
-          ? { name: 'kda_chunk_output', key: outputKey(v), code: () => outputWgsl(v) }
+          ? { name: 'kda_chunk_output', key: outputKey(ov), code: () => outputWgsl(ov) }
           : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) },
         tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, out],
         params: groupParams(p, scale, gr),
-        workgroups: [NS, Math.ceil(V / (vec4 ? outputBV(V) : outputScalarBV(V))), gr.HB],
+        workgroups: [NS, Math.ceil(V / (vec4 ? outputBV(V, ov.BV) : outputScalarBV(V))), gr.HB],
       });
     }
   }

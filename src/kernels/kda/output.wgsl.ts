@@ -16,12 +16,18 @@ export interface OutputVariant {
   K: number;
   V: number;
   GK: number;
+  /**
+   * Value columns per workgroup (default min(V, 64)). 128: one workgroup per chunk and head, so q, gc and
+   * A_qk are read (and the exps taken) once instead of once per column tile; 8 rows x 4 columns per thread.
+   */
+  BV?: number;
 }
 
 /** Value columns per workgroup. */
-export const outputBV = (V: number) => Math.min(V, 64);
+export const outputBV = (V: number, BV?: number) => Math.min(V, BV ?? 64);
 
-export const outputKey = (v: OutputVariant) => `kda_chunk_output4_k${v.K}_v${v.V}_gk${v.GK}`;
+export const outputKey = (v: OutputVariant) =>
+  `kda_chunk_output4_k${v.K}_v${v.V}_gk${v.GK}${outputBV(v.V, v.BV) === Math.min(v.V, 64) ? '' : `_bv${outputBV(v.V, v.BV)}`}`;
 
 export function outputVec4Fits(v: OutputVariant): boolean {
   return v.K % 4 === 0 && v.V % 4 === 0;
@@ -29,7 +35,7 @@ export function outputVec4Fits(v: OutputVariant): boolean {
 
 export function outputWgsl(v: OutputVariant): string {
   const { K, V, GK } = v;
-  const BV = outputBV(V);
+  const BV = outputBV(V, v.BV);
   if (!outputVec4Fits(v) || V % BV !== 0) throw new Error(`kda output: K=${K}, V=${V} need multiples of 4`);
   const BK = Math.min(K, 32);
   const CG = BV / 4; // column groups (vec4)

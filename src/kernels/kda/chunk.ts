@@ -50,8 +50,10 @@ export const kdaForwardTuning: {
   /** The state pass's W/Kd tile rows padded by one vec4 where it fits (StateLayout.pad). */
   statePad?: boolean;
   /**
-   * The separate state pass: 'tiled' (stateTiled.wgsl.ts, 4 x 4 register tiles; the default where it fits)
-   * or 'prefetch' (chunk.wgsl.ts, one column per thread; bench kda --fwd-state prefetch).
+   * The separate state pass: 'tiled' (stateTiled.wgsl.ts, register tiles; the default where it fits: H200,
+   * H=16, d=128, T=32768: 2.82 ms) or 'prefetch' (chunk.wgsl.ts, one column per thread, 3.36 ms; bench kda
+   * --fwd-state prefetch). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
+   * memory: lavapipe's 32 KiB at d=128) the prefetch or plain kernel runs.
    */
   state?: 'tiled' | 'prefetch';
   /** Value columns per workgroup of the vec4 output pass (OutputVariant.BV; default 64). */

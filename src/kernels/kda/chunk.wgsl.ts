@@ -9,7 +9,8 @@
  *  2. state (grid: value tiles x heads x sequences): the only sequential part. A workgroup keeps the slab
  *     S[:, tile of BV columns] in workgroup memory and walks its sequence's chunks: stores S (the chunk's
  *     incoming state, for pass 3 and the backward), V' = U - W S, then S = exp(gc_last) S + Kd^T V' with
- *     Kd = k exp(gc_last - gc). Splitting the value columns gives H*V/BV independent workgroups.
+ *     Kd = k exp(gc_last - gc). Splitting the value columns gives H*V/BV independent workgroups. The kernels
+ *     here give a thread one value column; stateTiled.wgsl.ts (the default where it fits) register tiles.
  *  3. output (grid: chunk slots x value tiles x heads; all chunks at once; output.wgsl.ts, or the scalar
  *     kernel here when K or V is not a multiple of 4): O = (scale q exp(gc)) S_in + A_qk V'.
  * The per-chunk states are kept per head group (chunk.ts headGroups) so each fits one storage binding;

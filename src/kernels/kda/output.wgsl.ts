@@ -19,6 +19,7 @@ export interface OutputVariant {
   /**
    * Value columns per workgroup (default min(V, 64)). 128: one workgroup per chunk and head, so q, gc and
    * A_qk are read (and the exps taken) once instead of once per column tile; 8 rows x 4 columns per thread.
+   * No gain measured on the H200 (H=16, d=128, T=32768: forward 6.855 ms against 6.834 with 64).
    */
   BV?: number;
 }

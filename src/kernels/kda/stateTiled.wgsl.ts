@@ -12,8 +12,9 @@
  *    the 4 columns 4 cb ..: per 4 channels k it reads RA vec4 of W (row-major tile, rows padded by one vec4 so
  *    the 8 rows a subgroup reads fall on distinct banks) and 4 vec4 of S, for 16 RA FMAs. RA = 2 is the
  *    default: on the H200 (H=16, d=128, BV=16, T=32768) 2.82 ms against 3.79 with RA = 4, whose 64 threads
- *    (2 subgroups) leave two of the SM's four schedulers without FMAs in this phase; the one-column kernel
- *    took 3.36 (BV = 8, 256 workgroups: 4.98 with RA = 2, 6.68 with RA = 4).
+ *    (2 subgroups) leave two of the SM's four schedulers without FMAs in this phase, and 2.99 with RA = 1;
+ *    512 threads: 2.95; the one-column kernel took 3.36 (BV = 8, 256 workgroups: 4.98 with RA = 2, 6.68
+ *    with RA = 4). bench/results/2026-12-01-h200-kfwd-s4-run{2,3}.txt.
  *  - state phase: thread (rb, cb) of the first K/4 * BV/4 threads owns state rows 4 rb .. 4 rb + 3, columns
  *    4 cb ..: S lives in its registers across chunks (workgroup memory gets a copy for the V' phase); per
  *    chunk row i it reads one vec4 of Kd and one of V' for 16 FMAs.

@@ -216,8 +216,12 @@ async function timeDecode(dev: Device, o: KdaBenchOptions, batch: number, bv?: n
 }
 
 export async function benchKda(dev: Device, o: KdaBenchOptions) {
-  // The decode rows come first. Timed after the T=32768 chunked runs they read 97.8 us at batch 64 against
-  // 85.5 us in a decode-only call (H200); --decode-probe times that case again (see KdaBenchOptions).
+  // The decode rows come first, on a device nothing else has run on, as in a decode-only call. Timed after
+  // the chunked runs they read 97.8-100.2 us at batch 64 against 84.2 us first (H200), and 103.4 us after
+  // the buffer pool was trimmed (GpuContext.releaseMemory): not the pool's free list but a device-side
+  // after-effect of the big runs (memory placement or clocks; the same call also times the T=32768
+  // forward's gc pass at 0.47 ms after the forward+backward runs, 0.375 ms in a forward-only call).
+  // --decode-probe times the after case again (see KdaBenchOptions).
   const decode: Record<string, unknown>[] = [];
   for (const batch of o.batch)
     for (const bv of o.decodeBV ?? [undefined]) decode.push(await timeDecode(dev, o, batch, bv));

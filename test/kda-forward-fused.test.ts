@@ -17,7 +17,6 @@ import { type KdaCase, randomCase } from './kda-random.js';
 
 afterEach(() => {
   kdaForwardTuning.fused = undefined;
-  kdaForwardTuning.statePad = undefined;
   kdaForwardTuning.state = undefined;
   kdaForwardTuning.stateRows = undefined;
   kdaForwardTuning.stateWg = undefined;
@@ -83,9 +82,8 @@ describe('kda chunked forward: fused and tiled state passes', () => {
   });
 
   for (const rows of [1, 4] as const) {
-    it.skipIf(!hasGpu)(`padded tile rows (statePad), tiled with ${rows} V' rows per thread: T=130`, async () => {
+    it.skipIf(!hasGpu)(`tiled with ${rows} V' rows per thread: T=130, K=16, V=8`, async () => {
       const [T, H, K, V] = [130, 2, 16, 8];
-      kdaForwardTuning.statePad = true;
       kdaForwardTuning.stateRows = rows;
       await expectFusedMatches(randomCase(29 + rows, T, H, K, V), [0, T], new Rng(11).normalArray(H * K * V, 0.5));
     });

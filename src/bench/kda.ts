@@ -49,8 +49,6 @@ export interface KdaBenchOptions {
   fwdStateRows?: 1 | 2 | 4;
   /** Value columns per workgroup of the output pass (kdaForwardTuning.outputBV). */
   fwdOutputBV?: number;
-  /** Pad the state pass's tile rows (kdaForwardTuning.statePad). */
-  fwdStatePad?: boolean;
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -233,7 +231,6 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     stateBV: o.fwdStateBV,
     intraSkip: o.fwdIntraSkip,
     fused: o.fwdFused,
-    statePad: o.fwdStatePad,
     state: o.fwdState,
     stateRows: o.fwdStateRows,
     outputBV: o.fwdOutputBV,
@@ -307,7 +304,6 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     stateBV: undefined,
     intraSkip: undefined,
     fused: undefined,
-    statePad: undefined,
     state: undefined,
     stateRows: undefined,
     outputBV: undefined,
@@ -321,7 +317,6 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     o.fwdStateBV ||
     o.fwdIntraSkip ||
     o.fwdFused ||
-    o.fwdStatePad ||
     o.fwdState ||
     o.fwdStateRows ||
     o.fwdOutputBV
@@ -332,7 +327,6 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
             stateBV: o.fwdStateBV,
             intraSkip: o.fwdIntraSkip,
             fused: o.fwdFused,
-            statePad: o.fwdStatePad,
             state: o.fwdState,
             stateRows: o.fwdStateRows,
             outputBV: o.fwdOutputBV,
@@ -402,7 +396,6 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-state <kind>', 'forward state pass: tiled or prefetch (default: tiled where it fits)')
     .option('--fwd-state-rows <n>', "V' rows per thread of the tiled forward state pass: 1, 2 or 4 (default 2)")
     .option('--fwd-output-bv <n>', 'value columns per workgroup of the forward output pass (default 64)')
-    .option('--fwd-state-pad', "pad the forward state pass's tile rows (a bank-conflict experiment)")
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -417,7 +410,6 @@ export function registerKdaBench(bench: Command): void {
           bwdCheck?: boolean;
           check?: boolean;
           fwdFused?: boolean;
-          fwdStatePad?: boolean;
           decodeProbe?: boolean;
         },
     ) => {
@@ -448,7 +440,6 @@ export function registerKdaBench(bench: Command): void {
         fwdState: parseStateKind(opts.fwdState),
         fwdStateRows: parseStateRows(opts.fwdStateRows),
         fwdOutputBV: opts.fwdOutputBv ? parseList(opts.fwdOutputBv)[0] : undefined,
-        fwdStatePad: !!opts.fwdStatePad,
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

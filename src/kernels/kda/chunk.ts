@@ -18,7 +18,6 @@ import {
   stateBV,
   stateWgsl,
   stateFuseKey,
-  statePrefetchBytes,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
 import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
@@ -47,8 +46,6 @@ export const kdaForwardTuning: {
    * global memory inside the sequential loop, where nothing hides the latency.
    */
   fused?: boolean;
-  /** The state pass's W/Kd tile rows padded by one vec4 where it fits (StateLayout.pad). */
-  statePad?: boolean;
   /**
    * The separate state pass: 'tiled' (stateTiled.wgsl.ts, register tiles; the default where it fits: H200,
    * H=16, d=128, T=32768: 2.82 ms) or 'prefetch' (chunk.wgsl.ts, one column per thread, 3.36 ms; bench kda
@@ -196,15 +193,10 @@ export function dispatchChunkForward(
       workgroups: [NS, H],
     });
   }
-  const layout = { pad: !!kdaForwardTuning.statePad && statePrefetchBytes(K, BV, { pad: true }) <= smem };
   const stateKernel = (fuse?: { keep: boolean }) => ({
     name: fuse ? 'kda_chunk_state_output' : 'kda_chunk_state',
-    key: chunkKey(
-      'kda_chunk_state',
-      v,
-      `_bv${BV}_bk${BK}${usePrefetch ? `_pf_wg${wgS}${stateFuseKey(fuse, layout)}` : ''}`,
-    ),
-    code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse, layout) : stateWgsl(v, BV, BK)),
+    key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? `_pf_wg${wgS}${stateFuseKey(fuse)}` : ''}`),
+    code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse) : stateWgsl(v, BV, BK)),
   });
   const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg };
   const tiled = kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);

@@ -200,21 +200,7 @@ export interface StateFuse {
   keep: boolean;
 }
 
-/**
- * Layout options of the prefetching state pass. `pad`: the [64][K/4] vec4 tile's rows one vec4 longer, so
- * the two rows a 32-lane subgroup reads in the V' phase (row stride K/4 vec4 = 512 bytes at K = 128: the
- * same banks) fall in different banks. 1 KiB more workgroup memory.
- */
-export interface StateLayout {
-  pad?: boolean;
-}
-
-export const stateFuseKey = (f: StateFuse | undefined, l: StateLayout = {}) =>
-  `${f ? `_fused${f.keep ? '_keep' : ''}` : ''}${l.pad ? '_pad' : ''}`;
-
-/** Workgroup bytes of the prefetching state pass. */
-export const statePrefetchBytes = (K: number, BV: number, l: StateLayout = {}) =>
-  4 * (K * BV + 64 * (K + (l.pad ? 4 : 0)) + 64 * BV);
+export const stateFuseKey = (f: StateFuse | undefined) => (f ? `_fused${f.keep ? '_keep' : ''}` : '');
 
 /**
  * The state pass when one [64, K] tile fits (BK = K): the same arithmetic, with every global load of
@@ -228,21 +214,13 @@ export const statePrefetchBytes = (K: number, BV: number, l: StateLayout = {}) =
  * diagonal, so the sum stops at the thread's row) and stores o. The output is off the recurrence's
  * dependency chain: it only adds arithmetic and loads to the phases the chain already has.
  */
-export function stateWgslPrefetch(
-  v: ChunkVariant,
-  BV: number,
-  maxWg = WG,
-  fuse?: StateFuse,
-  layout: StateLayout = {},
-): string {
+export function stateWgslPrefetch(v: ChunkVariant, BV: number, maxWg = WG, fuse?: StateFuse): string {
   const { K, V, GK } = v;
   const { wg, NRG, VR, SR } = stateGeometry(K, BV, maxWg);
   const slab = { K, V, BV, wg };
   const vrows = { V, BV, NRG, VR };
   const K4 = K / 4;
-  const TS = K4 + (layout.pad ? 1 : 0); // tile row stride (vec4)
   const PF = (64 * K4) / wg; // vec4 per thread per [64, K] tile
-  const tileAt = (e: string) => (layout.pad ? `(${e}) / ${K4}u * ${TS}u + (${e}) % ${K4}u` : e);
   if (!Number.isInteger(VR) || !Number.isInteger(SR) || !Number.isInteger(PF)) {
     throw new Error(`kda state pass: K=${K}, BV=${BV} do not tile`);
   }
@@ -270,7 +248,7 @@ ${gcAtFn(GK)}`
 ${header}
 var<workgroup> Ssh: array<f32, ${K * BV}>;
 // W, then Kd, of the chunk as [64][K/4] vec4: one workgroup-memory read feeds 4 FMAs.
-var<workgroup> tile: array<vec4<f32>, ${64 * TS}>;
+var<workgroup> tile: array<vec4<f32>, ${64 * K4}>;
 var<workgroup> Vsh: array<f32, ${64 * BV}>;
 
 ${computeMain(wg)}
@@ -298,7 +276,7 @@ ${computeMain(wg)}
     let tn = ts + 64u;
     let Ln = select(0u, min(64u, t1 - tn), tn < t1);
     workgroupBarrier();
-    for (var m = 0u; m < ${PF}u; m++) { tile[${tileAt(`lid + m * ${wg}u`)}] = wpre[m]; }
+    for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = wpre[m]; }
     var acc: array<f32, ${VR}> = array<f32, ${VR}>();
     for (var m = 0u; m < ${VR}u; m++) { acc[m] = upre[m]; }
     var decay: array<f32, ${SR}>;
@@ -327,7 +305,7 @@ ${
 }    for (var k4 = 0u; k4 < ${K4}u; k4++) {
       let s4 = vec4<f32>(Ssh[(k4 * 4u) * ${BV}u + c], Ssh[(k4 * 4u + 1u) * ${BV}u + c],
                          Ssh[(k4 * 4u + 2u) * ${BV}u + c], Ssh[(k4 * 4u + 3u) * ${BV}u + c]);
-      for (var m = 0u; m < ${VR}u; m++) { acc[m] -= dot(tile[(rg + m * ${NRG}u) * ${TS}u + k4], s4); }${
+      for (var m = 0u; m < ${VR}u; m++) { acc[m] -= dot(tile[(rg + m * ${NRG}u) * ${K4}u + k4], s4); }${
         fuse
           ? `
       for (var m = 0u; m < ${VR}u; m++) { oacc[m] += dot(Qg[qrow[m] + k4], s4); }`
@@ -336,7 +314,7 @@ ${
     }
     workgroupBarrier();
     ${vStore}
-    for (var m = 0u; m < ${PF}u; m++) { tile[${tileAt(`lid + m * ${wg}u`)}] = kpre[m]; }
+    for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = kpre[m]; }
     if (Ln > 0u) {
       ${fetch('kpre', 'Kd', 'tn', 'Ln')}
     }
@@ -348,7 +326,7 @@ ${
     for (var m = 0u; m < ${SR / 4}u; m++) { sacc[m] = vec4<f32>(0.0); }
     for (var i = 0u; i < 64u; i++) {
       let vi = Vsh[i * ${BV}u + c];
-      for (var m = 0u; m < ${SR / 4}u; m++) { sacc[m] += tile[i * ${TS}u + rg * ${SR / 4}u + m] * vi; }
+      for (var m = 0u; m < ${SR / 4}u; m++) { sacc[m] += tile[i * ${K4}u + rg * ${SR / 4}u + m] * vi; }
     }
     for (var m = 0u; m < ${SR}u; m++) {
       let r = r0 + m;
@@ -357,7 +335,7 @@ ${
     : `    for (var m = 0u; m < ${SR}u; m++) {
       let r = r0 + m;
       var sa = 0.0;
-      for (var i = 0u; i < 64u; i++) { sa += tile[i * ${TS}u + r / 4u][r % 4u] * Vsh[i * ${BV}u + c]; }
+      for (var i = 0u; i < 64u; i++) { sa += tile[i * ${K4}u + r / 4u][r % 4u] * Vsh[i * ${BV}u + c]; }
       Ssh[r * ${BV}u + c] = decay[m] * Ssh[r * ${BV}u + c] + sa;
     }`
 }${

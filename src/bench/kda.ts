@@ -2,8 +2,9 @@
  * `kimi-linear bench kda`: Kimi Delta Attention kernels.
  *  - chunked forward and forward+backward (core form) at B=1, H=16, d=128 for each T (default 2048, 8192,
  *    32768): ms, tokens/s and effective bandwidth (input + output bytes / time). forward+backward is what
- *    a training step records: the forward, then the backward (which recomputes the chunked forward's
- *    intermediates itself).
+ *    a training step records: the forward keeping its intermediates (saveForBackward), then the backward
+ *    on them; 'forward+backward (recompute)' is the fallback (activation checkpointing), whose backward
+ *    recomputes the chunked forward itself. `savedBytes`: what the forward keeps (kdaSavedBytes).
  *  - decode step (fused recurrent over state slots) at H=32, d=128 for each batch (default 1, 64, 256):
  *    us, tokens/s and state bandwidth (the f32 state read and written once per step).
  * GPU times come from timestamps around one compute pass holding `reps` repetitions (median of trials).
@@ -12,7 +13,7 @@
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import type { GpuContext } from '../gpu/context.js';
-import { kdaCore, kdaCoreBackward, kdaRecurrentSlots } from '../kernels/kda/index.js';
+import { kdaCore, kdaCoreBackward, kdaRecurrentSlots, kdaSavedBytes } from '../kernels/kda/index.js';
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
 import { kdaForwardTuning } from '../kernels/kda/chunk.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
@@ -35,6 +36,8 @@ export interface KdaBenchOptions {
   reps: number;
   trials: number;
   skipBackward: boolean;
+  /** Skip the forward+backward variant whose backward recomputes the forward (the fallback). */
+  skipRecompute?: boolean;
   /** Also time each kernel of the forward and forward+backward (one profiled repetition per T). */
   profile?: boolean;
   /** Chunked forward kernel choices (chunk.ts kdaForwardTuning); default: the kernels' own rules. */
@@ -189,27 +192,41 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
         : {}),
     });
     if (!o.skipBackward) {
-      const fb = () => {
+      const fbSaved = () => {
+        const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0, saveForBackward: true });
+        const gr = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, dO, { initialState: S0, dS, saved: r.saved });
+        r.saved?.dispose();
+        disposeAll(r.o, r.finalState, gr.dq, gr.dk, gr.dv, gr.dg, gr.dbeta, gr.dS0);
+      };
+      const fbRecompute = () => {
         const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
         const gr = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, dO, { initialState: S0, dS });
         disposeAll(r.o, r.finalState, gr.dq, gr.dk, gr.dv, gr.dg, gr.dbeta, gr.dS0);
       };
-      const tb = await timeOn(dev, fb, Math.max(1, Math.round(reps / 2)), o.trials);
       const gradBytes = 4 * (T * H * (4 * d + 1) + H * d * d);
-      chunked.push({
-        pass: 'forward+backward',
-        B: 1,
-        T,
-        H,
-        d,
-        ms: tb.ms,
-        tokensPerS: T / (tb.ms * 1e-3),
-        GBps: (ioBytes + gradBytes + 4 * T * H * d) / (tb.ms * 1e-3) / 1e9,
-        timer: tb.source,
-        ...(o.profile && dev.backend === 'webgpu'
-          ? { kernelsMs: await profileKernels(dev as GpuContext, fb, o.trials, { warmUp: true }) }
-          : {}),
-      });
+      const variants: [string, () => void, boolean][] = [
+        ['forward+backward', fbSaved, true],
+        ['forward+backward (recompute)', fbRecompute, !o.skipRecompute],
+      ];
+      for (const [pass, fb, on] of variants) {
+        if (!on) continue;
+        const tb = await timeOn(dev, fb, Math.max(1, Math.round(reps / 2)), o.trials);
+        chunked.push({
+          pass,
+          B: 1,
+          T,
+          H,
+          d,
+          ms: tb.ms,
+          tokensPerS: T / (tb.ms * 1e-3),
+          GBps: (ioBytes + gradBytes + 4 * T * H * d) / (tb.ms * 1e-3) / 1e9,
+          ...(fb === fbSaved ? { savedBytes: kdaSavedBytes({ T, N: 1, H, K: d, V: d, GK: d }, false) } : {}),
+          timer: tb.source,
+          ...(o.profile && dev.backend === 'webgpu'
+            ? { kernelsMs: await profileKernels(dev as GpuContext, fb, o.trials, { warmUp: true }) }
+            : {}),
+        });
+      }
     }
     disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
   }
@@ -303,6 +320,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--reps <n>', 'repetitions per timed trial (chunked: scaled down for long T)', '8')
     .option('--trials <n>', 'timed trials (median reported)', '5')
     .option('--skip-backward', 'chunked forward only')
+    .option('--skip-recompute', 'leave out the forward+backward whose backward recomputes the forward')
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
     .option('--bwd-legacy', 'backward with the old dstate, dqkw and ut kernels (default: the new ones)')
     .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
@@ -322,6 +340,7 @@ export function registerKdaBench(bench: Command): void {
         GpuFlagOptions & {
           json?: boolean;
           skipBackward?: boolean;
+          skipRecompute?: boolean;
           profile?: boolean;
           bwdLegacy?: boolean;
           bwdCheck?: boolean;
@@ -341,6 +360,7 @@ export function registerKdaBench(bench: Command): void {
         reps: parseList(opts.reps)[0],
         trials: parseList(opts.trials)[0],
         skipBackward: !!opts.skipBackward,
+        skipRecompute: !!opts.skipRecompute,
         profile: !!opts.profile,
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
         decodeScalar: !!opts.decodeScalar,

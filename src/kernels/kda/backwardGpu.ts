@@ -1,15 +1,16 @@
 /**
- * Dispatch of the chunked backward (backward.wgsl.ts): recompute the chunked forward keeping its
- * intermediates, then the four backward kernels, then (layer form) the chain rule through the prep.
+ * Dispatch of the chunked backward (backward.wgsl.ts): the chunked forward's intermediates, either kept by
+ * the forward (`saved`, gpu.ts GpuSaved) or recomputed here (prep, then the chunked forward with keep), then
+ * the backward kernels, then (layer form) the chain rule through the prep.
  */
 import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous, copyInto } from '../copy/index.js';
 import { bwdKey, dqkwWgsl, dstateWgsl, pairsWgsl, utBackwardWgsl } from './backward.wgsl.js';
-import { chunkSlots, dispatchChunkForward, disposeSaved, groupParams } from './chunk.js';
+import { type ChunkSaved, chunkSlots, dispatchChunkForward, disposeSaved, groupParams } from './chunk.js';
 import { chunkBK, stateBK, stateBV } from './chunk.wgsl.js';
-import type { GpuGrads, GpuProblem, KdaInputs, LayerParams } from './gpu.js';
+import type { GpuGrads, GpuProblem, GpuSaved, KdaInputs, LayerParams } from './gpu.js';
 import { dispatchPrep, dispatchPrepBackward } from './prep.js';
 import { cuTensor } from './slots.js';
 import { utKey, utTiledWgsl } from './ut.wgsl.js';
@@ -37,24 +38,52 @@ function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
   return s;
 }
 
+/** A kept set must come from the forward of this very problem (same form, sizes and scale), unused. */
+function checkSaved(s: GpuSaved, p: GpuProblem, layer: boolean, scale: number): void {
+  const m = s.made;
+  const want = { Ttot: p.Ttot, N: p.N, H: p.H, K: p.K, V: p.V, GK: p.GK, scale, layer };
+  for (const key of Object.keys(want) as (keyof typeof want)[]) {
+    if (m[key] !== want[key]) {
+      throw new Error(
+        `kda backward: the saved forward intermediates were made for ${key}=${m[key]}, this backward has ${key}=${want[key]} (pass the set from the forward of the same ${layer ? 'kdaLayer' : 'kdaCore'} call)`,
+      );
+    }
+  }
+  if (s.consumed) throw new Error('kda backward: this saved set already served a backward (it holds one backward)');
+}
+
 export function dispatchBackward(
   gpu: GpuContext,
   p: GpuProblem,
   x: KdaInputs,
   layer: LayerParams | undefined,
   dOin: Tensor,
-  o: { scale: number; initialState?: Tensor; dS?: Tensor },
+  o: { scale: number; initialState?: Tensor; dS?: Tensor; saved?: GpuSaved },
 ): GpuGrads {
   const { H, K, V, GK, Ttot, N } = p;
   const NS = chunkSlots(p);
   const v = { K, V, GK };
   const cu = cuTensor(gpu, p);
-  const core = layer ? dispatchPrep(gpu, p, x, layer) : x;
-  const [q, k, vv, beta] = [core.q, core.k, core.v, core.beta].map(contiguous);
+  let core: KdaInputs | undefined;
+  let saved: ChunkSaved;
+  let q: Tensor;
+  let k: Tensor;
+  let beta: Tensor;
+  if (o.saved) {
+    checkSaved(o.saved, p, !!layer, o.scale);
+    o.saved.consumed = true;
+    saved = o.saved.chunk;
+    const c = o.saved.core ?? x;
+    [q, k, beta] = [c.q, c.k, c.beta].map(contiguous);
+  } else {
+    core = layer ? dispatchPrep(gpu, p, x, layer) : x;
+    [q, k, beta] = [core.q, core.k, core.beta].map(contiguous);
+    const state = stateCopy(gpu, p, o.initialState);
+    saved = dispatchChunkForward(gpu, p, cu, core, state, undefined, o.scale, true)!;
+    state.dispose();
+  }
+  const vv = contiguous(x.v);
   const dO = contiguous(dOin);
-  const state = stateCopy(gpu, p, o.initialState);
-  const saved = dispatchChunkForward(gpu, p, cu, core, state, undefined, o.scale, true)!;
-  state.dispose();
   const params = new Params().u32(H, N).f32(o.scale).u32(0);
 
   const G = stateCopy(gpu, p, o.dS);
@@ -118,7 +147,8 @@ export function dispatchBackward(
 
   const dv = gpu.empty(x.v.shape);
   const dbeta = gpu.empty(x.beta.shape);
-  const dA = saved.Aqk; // A_qk is not read after the dstate pass: its buffer takes dA.
+  // A_qk is not read after the dstate pass: its buffer takes dA (which is why a kept set serves one backward).
+  const dA = saved.Aqk;
   gpu.dispatch({
     kernel: kdaBackwardTuning.legacyUt
       ? { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) }
@@ -136,14 +166,14 @@ export function dispatchBackward(
     workgroups: [NS, H],
   });
 
-  disposeSaved(saved);
+  if (!o.saved) disposeSaved(saved);
   for (const t of [...dh, dVp, dgc, dW, q, k, vv, beta, dO, cu]) t.dispose();
   const out: GpuGrads = { dq, dk, dv, dg, dbeta };
   if (layer) {
     const r = dispatchPrepBackward(gpu, p, x, layer, { dq, dk, dg, dbeta });
     out.dA_log = r.dA_log;
     out.ddt_bias = r.ddt_bias;
-    for (const t of [core.q, core.k, core.v, core.g, core.beta]) t.dispose();
+    if (core) for (const t of [core.q, core.k, core.v, core.g, core.beta]) t.dispose();
   }
   if (o.initialState) out.dS0 = G;
   else G.dispose();

@@ -63,6 +63,7 @@ function setLegacy(on: boolean | undefined): void {
   kdaBackwardTuning.legacyDstate = on;
   kdaBackwardTuning.legacyDqkw = on;
   kdaBackwardTuning.legacyUt = on;
+  kdaBackwardTuning.prevPairs = on;
 }
 
 async function backwardNewVsOldCheck(dev: Device, d: number): Promise<Record<string, number>> {

@@ -17,6 +17,7 @@ import { utKey, utTiledWgsl } from './ut.wgsl.js';
 import { dqkwBK, dqkwKey, dqkwTiledFits, dqkwTiledWgsl } from './dqkw.wgsl.js';
 import { dstateKey, dstatePreWgsl, dstateSeqWgsl, dstateSplitFits, preBV, seqBV } from './dstateSplit.wgsl.js';
 import { zerosF32 } from './zeros.js';
+import { pairsFactoredWgsl, pairsKey } from './pairs.wgsl.js';
 
 /**
  * Test and bench switches: `legacyDstate` runs the single-kernel backward state pass even where the split
@@ -27,6 +28,10 @@ export const kdaBackwardTuning: {
   seqBV?: number;
   legacyDqkw?: boolean;
   legacyUt?: boolean;
+  /** The vec4 UT-transform backward without its scatter operands loaded a tile ahead (ut.wgsl.ts). */
+  prevUt?: boolean;
+  /** The pair pass without the block-factored decay (backward.wgsl.ts pairsWgsl instead of pairs.wgsl.ts). */
+  prevPairs?: boolean;
 } = {};
 
 function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
@@ -152,7 +157,11 @@ export function dispatchBackward(
   gpu.dispatch({
     kernel: kdaBackwardTuning.legacyUt
       ? { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) }
-      : { name: 'kda_bwd_ut', key: utKey(v), code: () => utTiledWgsl(v) },
+      : {
+          name: 'kda_bwd_ut',
+          key: utKey(v, !kdaBackwardTuning.prevUt),
+          code: () => utTiledWgsl(v, !kdaBackwardTuning.prevUt),
+        },
     tensors: [cu, saved.T, saved.W, saved.U, dW, dVp, beta, vv, k, saved.gc, dk, dgc, dv, dbeta, dA],
     params,
     workgroups: [NS, H],
@@ -160,7 +169,9 @@ export function dispatchBackward(
 
   const dg = gpu.empty(x.g.shape);
   gpu.dispatch({
-    kernel: { name: 'kda_bwd_pairs', key: bwdKey('kda_bwd_pairs', v), code: () => pairsWgsl(v) },
+    kernel: kdaBackwardTuning.prevPairs
+      ? { name: 'kda_bwd_pairs', key: bwdKey('kda_bwd_pairs', v), code: () => pairsWgsl(v) }
+      : { name: 'kda_bwd_pairs', key: pairsKey(v), code: () => pairsFactoredWgsl(v) },
     tensors: [cu, q, k, saved.gc, beta, dO, saved.Vp, dA, dq, dk, dgc, dbeta, dg],
     params,
     workgroups: [NS, H],

@@ -12,6 +12,9 @@
  *  - dA: thread (ig, jg) owns a 4 x 4 tile; dB^T and X^T tiles [16][64] as vec4 rows (padded by one vec4 so
  *    the component-wise writes spread over banks): 2 vec4 reads per 16 FMAs (the old kernel: 8 scalars).
  *  - the next tile's X and dX are loaded into registers while the current tile computes.
+ *  - (`scatterAhead`, the default) so are the operands of the next tile's dB scatter: exp(gc), exp(gc) k,
+ *    and the dk, dgc it adds to (key columns), or v (value columns). Without it each column tile waits for
+ *    those global loads between its dB sum and its dA product (kdaBackwardTuning.prevUt runs that form).
  */
 import {
   BETA_TO_SHARED,
@@ -33,14 +36,33 @@ export interface UtVariant {
 const WG = 256;
 const CW = 16;
 
-export const utKey = (v: UtVariant) => `kda_bwd_ut4_k${v.K}_v${v.V}_gk${v.GK}`;
+export const utKey = (v: UtVariant, scatterAhead = true) =>
+  `kda_bwd_ut4_k${v.K}_v${v.V}_gk${v.GK}${scatterAhead ? '_sa' : ''}`;
 
-export function utTiledWgsl(v: UtVariant): string {
+export function utTiledWgsl(v: UtVariant, scatterAhead = true): string {
   const { K, V, GK } = v;
   const NCT = Math.ceil((K + V) / CW);
   const XP = 17; // padded row (vec4) of the X^T and dB^T tiles
   // Per thread: X / dX elements of a tile, 64 x 16 / 256.
   const PE = (64 * CW) / WG;
+  // Row j = 4 jg + a of dB at column cc, from this tile's prefetched operands sc{a}; then the next tile's.
+  const scatterAheadRow = (a: number) => `{
+      let j = jg * 4u + ${a}u;
+      let s = sb[${a}];
+      let sv = sc${a};
+      if (j < L && cc < ${K + V}u) {
+        let row = (t0 + j) * H + h;
+        if (cc < ${K}u) {
+          let idx = row * ${K}u + cc;
+          dk[idx] = sv.z + bsh[j] * sv.x * s;
+          dgc[idx] = sv.w + s * bsh[j] * sv.y;
+        } else {
+          dv[row * ${V}u + cc - ${K}u] = bsh[j] * s;
+        }
+        dbp[${a}] += s * sv.y;
+      }
+      if (ct + 1u < ${NCT}u) { sc${a} = scLoad(t0, L, h, j, cc + ${CW}u); }
+    }`;
   return /* wgsl */ `
 ${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'Tb', 'W', 'U', 'dW', 'dVp', 'beta', 'vv', 'k', 'gcB'], ['dk', 'dgc', 'dv', 'dbeta', 'dA'])}
 ${LOCATE}
@@ -63,6 +85,20 @@ fn xLoad(t0: u32, L: u32, h: u32, ct: u32, e: u32) -> vec2<f32> {
   return vec2<f32>(0.0);
 }
 
+// Scatter operands of row j, column cc: (exp(gc), exp(gc) k, dk, dgc) for a key column, (0, v, 0, 0) for a
+// value column, 0 past the chunk or past K + V.
+fn scLoad(t0: u32, L: u32, h: u32, j: u32, cc: u32) -> vec4<f32> {
+  if (j >= L) { return vec4<f32>(0.0); }
+  let row = (t0 + j) * p.H + h;
+  if (cc < ${K}u) {
+    let idx = row * ${K}u + cc;
+    let eg = exp(gcAt(t0 + j, h, cc));
+    return vec4<f32>(eg, eg * k[idx], dk[idx], dgc[idx]);
+  }
+  if (cc < ${K + V}u) { return vec4<f32>(0.0, vv[row * ${V}u + cc - ${K}u], 0.0, 0.0); }
+  return vec4<f32>(0.0);
+}
+
 ${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
   let tb = (slot * H + h) * 4096u;
@@ -80,6 +116,7 @@ ${computeMain(WG)}
   let tj = c;
   var pre: array<vec2<f32>, ${PE}>;
   for (var m = 0u; m < ${PE}u; m++) { pre[m] = xLoad(t0, L, h, 0u, lid + m * ${WG}u); }
+  ${scatterAhead ? [0, 1, 2, 3].map((a) => `var sc${a} = scLoad(t0, L, h, jg * 4u + ${a}u, c);`).join('\n  ') : ''}
   var da: array<vec4<f32>, 4>;
   for (var a = 0u; a < 4u; a++) { da[a] = vec4<f32>(0.0); }
   var dbp = vec4<f32>(0.0);
@@ -101,10 +138,14 @@ ${computeMain(WG)}
     for (var i = jg * 4u; i < L; i++) { sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c]; }
     bt[c * ${XP}u + jg] = sb;
     let cc = ct * ${CW}u + c;
-    for (var a = 0u; a < 4u; a++) {
+    ${
+      scatterAhead
+        ? [0, 1, 2, 3].map(scatterAheadRow).join('\n    ')
+        : `for (var a = 0u; a < 4u; a++) {
       let j = jg * 4u + a;
       let s = sb[a];
       ${utScatterRow(K, V, 'dbp[a]')}
+    }`
     }
     workgroupBarrier();
     // dA[i, j] -= sum_c dB[i, c] X[j, c]: 4 x 4 tile (rows 4 ig .., columns 4 tj ..), lower tiles only.

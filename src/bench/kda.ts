@@ -50,6 +50,9 @@ export interface KdaBenchOptions {
   fwdIntraSkip?: 'products' | 'inverse' | 'wu';
   /** Backward with the old kernels (single-kernel state pass, scalar dqkw and UT backward; backwardGpu.ts). */
   bwdLegacy?: boolean;
+  /** Backward with the pair pass and vec4 UT backward as they were before the block-factored decay and the
+   * scatter loads a tile ahead (kdaBackwardTuning.prevPairs / prevUt); the other kernels the default ones. */
+  bwdPrev?: boolean;
   /**
    * Also check, on this device, the backward with the new kernels (split state pass, tiled dqkw and UT
    * backward) against the old ones at
@@ -64,6 +67,7 @@ function setLegacy(on: boolean | undefined): void {
   kdaBackwardTuning.legacyDqkw = on;
   kdaBackwardTuning.legacyUt = on;
   kdaBackwardTuning.prevPairs = on;
+  kdaBackwardTuning.prevUt = on;
 }
 
 async function backwardNewVsOldCheck(dev: Device, d: number): Promise<Record<string, number>> {
@@ -156,6 +160,10 @@ function disposeAll(...ts: (Tensor | undefined)[]): void {
 export async function benchKda(dev: Device, o: KdaBenchOptions) {
   const chunked: Record<string, unknown>[] = [];
   setLegacy(o.bwdLegacy);
+  if (o.bwdPrev) {
+    kdaBackwardTuning.prevPairs = true;
+    kdaBackwardTuning.prevUt = true;
+  }
   Object.assign(kdaForwardTuning, {
     intra: o.fwdIntra,
     stateWg: o.fwdStateWg,
@@ -286,6 +294,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
         }
       : {}),
     chunked,
+    ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut)' } : {}),
     ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     decode,
     targets: {
@@ -324,6 +333,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--skip-recompute', 'leave out the forward+backward whose backward recomputes the forward')
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
     .option('--bwd-legacy', 'backward with the old dstate, dqkw and ut kernels (default: the new ones)')
+    .option('--bwd-prev', 'backward with the pair and UT kernels as before the factored decay and scatter prefetch')
     .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
     .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
     .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
@@ -344,6 +354,7 @@ export function registerKdaBench(bench: Command): void {
           skipRecompute?: boolean;
           profile?: boolean;
           bwdLegacy?: boolean;
+          bwdPrev?: boolean;
           bwdCheck?: boolean;
           check?: boolean;
         },
@@ -366,6 +377,7 @@ export function registerKdaBench(bench: Command): void {
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
         decodeScalar: !!opts.decodeScalar,
         bwdLegacy: !!opts.bwdLegacy,
+        bwdPrev: !!opts.bwdPrev,
         bwdCheck: !!opts.bwdCheck,
         fwdIntra: parseKind('--fwd-intra', opts.fwdIntra),
         fwdIntraSkip: parseSkip('--fwd-intra-skip', opts.fwdIntraSkip, ['products', 'inverse', 'wu'] as const),

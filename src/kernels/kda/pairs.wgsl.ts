@@ -6,15 +6,14 @@
  *     bK[x] = sum_{t >= x} M[x, t] e(x, t) q_t  +  sum_{t > x} M[t, x] e(x, t) beta_t k_t
  * with e(x, t) = exp(-|gc_x - gc_t|) (M: dA below the diagonal, dA_qk^T on and above it). The old kernel
  * takes one exp per (x, t, channel). Here the 64 rows are split in R blocks of NRG rows (a thread's rows
- * x = rg + m NRG are one per block, block m). For t in block b earlier than x's block m, with s(m) the
- * first row of block m and l(b) the last row of block b,
- *     e(x, t) = exp(gc_x - gc_s(m)) exp(gc_s(m) - gc_l(b)) exp(gc_l(b) - gc_t)
- * and for t in a later block the mirror image; gc does not increase along the chunk, so each factor is
- * <= 1 (no overflow whatever the gates; a product can only underflow where the direct exp would). The
- * last factor is per t (shared by the thread's R rows), the middle one per block pair (applied once to the
- * block's partial sum), the first per x (applied once at the end), so the off-diagonal pairs cost two FMAs
- * each and no exp; only pairs in the same block take the direct exp. At R = 4 that is ~2.5 exps per t
- * and thread instead of 4, and 3/4 of the pair steps lose their exp, masks and products by e.
+ * x = rg + m NRG are one per block, block m). For t in a block b before x's block, with l(b) the last row
+ * of block b, and for t in a block after it, with s(b) its first row,
+ *     e(x, t) = exp(gc_x - gc_l(b)) exp(gc_l(b) - gc_t)        e(x, t) = exp(gc_s(b) - gc_x) exp(gc_t - gc_s(b))
+ * gc does not increase along the chunk, so each factor is <= 1 (no overflow whatever the gates; a product
+ * can only underflow where the direct exp would). The factor of t is shared by the thread's R rows, the
+ * factor of x multiplies the block's partial sum once, so pairs in different blocks cost two FMAs and no
+ * exp; only pairs inside one block take the direct exp. At R = 4: ~2.5 exps per t and thread (and 3 per
+ * block pair) instead of 4 per t, and 3/4 of the pair steps lose their exp, masks and products by e.
  * The block structure is generated code (which blocks are earlier or later is known per block), the
  * rows t inside a block a loop. Everything else (dA_qk = scale dO V'^T, dbeta, dg = reverse cumsum of dgc)
  * is the old kernel's.
@@ -65,6 +64,8 @@ export function pairsFactoredWgsl(v: PairsVariant): string {
     const early = ms.filter((m) => m > b);
     const late = ms.filter((m) => m < b);
     return `if (${b * NRG}u < L) {
+      ${late.length ? `let gs = sm[${G0 + b * NRG * BK}u + r0];` : ''}
+      ${early.length ? `let gl = sm[${G0 + (b * NRG + NRG - 1) * BK}u + r0];` : ''}
       ${early.map((m) => `var pA${m} = 0.0;\n      var pS${m} = 0.0;`).join('\n      ')}
       ${late.map((m) => `var pB${m} = 0.0;`).join('\n      ')}
       for (var t = ${b * NRG}u; t < min(L, ${(b + 1) * NRG}u); t++) {
@@ -72,8 +73,8 @@ export function pairsFactoredWgsl(v: PairsVariant): string {
         let qt_ = sm[${Q0}u + t * ${BK}u + r0];
         let gt_ = sm[${G0}u + t * ${BK}u + r0];
         let bkt = bsh[t] * kt_;
-        ${early.length ? `let kE = kt_ * exp(gl${b} - gt_);` : ''}
-        ${late.length ? `let fS = exp(gt_ - gs${b});\n        let qS = qt_ * fS;\n        let bS = bkt * fS;` : ''}
+        ${early.length ? 'let kE = kt_ * exp(gl - gt_);' : ''}
+        ${late.length ? 'let fS = exp(gt_ - gs);\n        let qS = qt_ * fS;\n        let bS = bkt * fS;' : ''}
         {
           let e = exp(-abs(xs${b}.z - gt_));
           let mTX = sm[t * 64u + x${b}];
@@ -86,8 +87,8 @@ export function pairsFactoredWgsl(v: PairsVariant): string {
         ${early.map((m) => `pA${m} += sm[t * 64u + x${m}] * kE;\n        pS${m} += sm[x${m} * 64u + t] * kE;`).join('\n        ')}
         ${late.map((m) => `pB${m} += sm[x${m} * 64u + t] * qS + sm[t * 64u + x${m}] * bS;`).join('\n        ')}
       }
-      ${early.map((m) => `let f${m}_${b} = exp(gs${m} - gl${b});\n      eQ${m} += f${m}_${b} * pA${m};\n      eS${m} += f${m}_${b} * pS${m};`).join('\n      ')}
-      ${late.map((m) => `lB${m} += exp(gs${b} - gl${m}) * pB${m};`).join('\n      ')}
+      ${early.map((m) => `let f${m} = exp(xs${m}.z - gl);\n      aQ${m} += f${m} * pA${m};\n      sK${m} += f${m} * pS${m};`).join('\n      ')}
+      ${late.map((m) => `bK${m} += exp(gs - xs${m}.z) * pB${m};`).join('\n      ')}
     }`;
   };
   return /* wgsl */ `
@@ -167,28 +168,18 @@ ${computeMain(WG)}
     // The values this pass adds to (from the dqkw and ut passes), read now and added at the end.
     ${each((m) => `let acc${m} = vec3<f32>(dq[((t0 + min(x${m}, L - 1u)) * H + h) * ${K}u + kt * ${BK}u + r0], dk[((t0 + min(x${m}, L - 1u)) * H + h) * ${K}u + kt * ${BK}u + r0], dgc[((t0 + min(x${m}, L - 1u)) * H + h) * ${K}u + kt * ${BK}u + r0]);`)}
     workgroupBarrier();
-    // Row x of block m: its k, q, gc, beta; gc at the first (gs) and last (gl) row of block m (rows past L
-    // hold gc of row L - 1, so the tile stays non-increasing).
+    // Row x of block m: its k, q, gc, beta. (Rows past L hold gc of row L - 1: the tile stays non-increasing.)
     ${each(
       (
         m,
       ) => `let xs${m} = vec4<f32>(sm[${K0}u + x${m} * ${BK}u + r0], sm[${Q0}u + x${m} * ${BK}u + r0], sm[${G0}u + x${m} * ${BK}u + r0], bsh[x${m}]);
-    let gs${m} = sm[${G0 + m * NRG * BK}u + r0];
-    let gl${m} = sm[${G0 + (m * NRG + NRG - 1) * BK}u + r0];
     var aQ${m} = 0.0;
     var sK${m} = 0.0;
-    var bK${m} = 0.0;
-    var eQ${m} = 0.0;
-    var eS${m} = 0.0;
-    var lB${m} = 0.0;`,
+    var bK${m} = 0.0;`,
     )}
     ${ms.map(block).join('\n    ')}
     ${each(
       (m) => `{
-      let fx = exp(xs${m}.z - gs${m});
-      aQ${m} += fx * eQ${m};
-      sK${m} += fx * eS${m};
-      bK${m} += exp(gl${m} - xs${m}.z) * lB${m};
       if (x${m} < L) {
         let kx = xs${m}.x;
         let aK = xs${m}.w * sK${m};

@@ -15,7 +15,9 @@
  * exp; only pairs inside one block take the direct exp. At R = 4: ~2.5 exps per t and thread (and 3 per
  * block pair) instead of 4 per t, and 3/4 of the pair steps lose their exp, masks and products by e.
  * The block structure is generated code (which blocks are earlier or later is known per block), the
- * rows t inside a block a loop. Everything else (dA_qk = scale dO V'^T, dbeta, dg = reverse cumsum of dgc)
+ * rows t inside a block a loop; the per-thread register tiles (dA, dA_qk 4 x 4, the prefetched k, q, gc)
+ * are named variables of straight-line code rather than indexed arrays (which a driver may put in local
+ * memory). Everything else (dA_qk = scale dO V'^T, dbeta, dg = reverse cumsum of dgc)
  * is the old kernel's.
  */
 import { pairsBK } from './backward.wgsl.js';
@@ -49,16 +51,25 @@ export function pairsFactoredWgsl(v: PairsVariant): string {
   }
   const ms = [...Array(R).keys()];
   const each = (f: (m: number) => string, sep = '\n    ') => ms.map(f).join(sep);
-  const tileFetch = (kt: string) => `for (var m = 0u; m < ${PF}u; m++) {
-    let e = lid + m * ${WG}u;
+  const fs = [...Array(PF).keys()];
+  // Element lid + f WG of K tile kt: k, q, gc into pk{f}, pq{f}, pg{f} (0 / gc of row L - 1 past the chunk).
+  const tileFetch = (kt: string) =>
+    fs
+      .map(
+        (f) => `{
+    let e = lid + ${f * WG}u;
     let i = e / ${BK}u;
-    let r = (${kt}) * ${BK}u + e % ${BK}u;
     let ti2 = t0 + min(i, L - 1u);
+    let r = (${kt}) * ${BK}u + e % ${BK}u;
     let idx = (ti2 * H + h) * ${K}u + r;
-    pk[m] = select(0.0, k[idx], i < L);
-    pq[m] = select(0.0, q[idx], i < L);
-    pg[m] = gcAt(ti2, h, r);
-  }`;
+    pk${f} = select(0.0, k[idx], i < L);
+    pq${f} = select(0.0, q[idx], i < L);
+    pg${f} = gcAt(ti2, h, r);
+  }`,
+      )
+      .join('\n  ');
+  const q4 = [0, 1, 2, 3];
+  const ab = q4.flatMap((a) => q4.map((b) => [a, b] as const));
   // Rows t of block b: the pair steps of every row x of this thread (block m), by where b lies from m.
   const block = (b: number) => {
     const early = ms.filter((m) => m > b);
@@ -106,19 +117,11 @@ ${computeMain(WG)}
   ${BETA_TO_SHARED}
   let ti = lid / 16u;
   let tj = lid % 16u;
-  var dal: array<f32, 16>;
-  for (var a = 0u; a < 4u; a++) {
-    for (var b = 0u; b < 4u; b++) {
-      let i = ti * 4u + a;
-      let j = tj * 4u + b;
-      dal[a * 4u + b] = select(0.0, dA[((slot * H + h) * 64u + i) * 64u + min(j, i)], j < i);
-    }
-  }
-  var pk: array<f32, ${PF}>;
-  var pq: array<f32, ${PF}>;
-  var pg: array<f32, ${PF}>;
+  // Register tiles as named variables (generated straight-line code, no indexed arrays).
+  ${ab.map(([a, b]) => `let dal${a}${b} = select(0.0, dA[((slot * H + h) * 64u + ti * 4u + ${a}u) * 64u + min(tj * 4u + ${b}u, ti * 4u + ${a}u)], tj * 4u + ${b}u < ti * 4u + ${a}u);`).join('\n  ')}
+  ${fs.map((f) => `var pk${f} = 0.0;\n  var pq${f} = 0.0;\n  var pg${f} = 0.0;`).join('\n  ')}
   ${tileFetch('0u')}
-  var aq: array<f32, 16> = array<f32, 16>();
+  ${ab.map(([a, b]) => `var aq${a}${b} = 0.0;`).join('\n  ')}
   for (var v0 = 0u; v0 < ${V}u; v0 += ${BVt}u) {
     for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
       let i = e / ${BVt}u;
@@ -130,38 +133,27 @@ ${computeMain(WG)}
     workgroupBarrier();
     if (tj <= ti) {
       for (var x = 0u; x < ${BVt}u; x++) {
-        var oi: array<f32, 4>;
-        var vj: array<f32, 4>;
-        for (var a = 0u; a < 4u; a++) {
-          oi[a] = sm[(ti * 4u + a) * ${BVP}u + x];
-          vj[a] = sm[${64 * BVP}u + (tj * 4u + a) * ${BVP}u + x];
-        }
-        for (var a = 0u; a < 4u; a++) {
-          for (var b = 0u; b < 4u; b++) { aq[a * 4u + b] += oi[a] * vj[b]; }
-        }
+        ${q4.map((a) => `let oi${a} = sm[(ti * 4u + ${a}u) * ${BVP}u + x];\n        let vj${a} = sm[${64 * BVP}u + (tj * 4u + ${a}u) * ${BVP}u + x];`).join('\n        ')}
+        ${ab.map(([a, b]) => `aq${a}${b} += oi${a} * vj${b};`).join('\n        ')}
       }
     }
     workgroupBarrier();
   }
-  for (var a = 0u; a < 4u; a++) {
-    let i = ti * 4u + a;
-    for (var b = 0u; b < 4u; b++) {
-      let j = tj * 4u + b;
-      if (j < i) { sm[i * 64u + j] = dal[a * 4u + b]; }
-      if (j <= i) { sm[j * 64u + i] = select(0.0, aq[a * 4u + b] * p.scale, i < L); }
-    }
-  }
+  ${ab
+    .map(
+      ([
+        a,
+        b,
+      ]) => `if (tj * 4u + ${b}u < ti * 4u + ${a}u) { sm[(ti * 4u + ${a}u) * 64u + tj * 4u + ${b}u] = dal${a}${b}; }
+  if (tj * 4u + ${b}u <= ti * 4u + ${a}u) { sm[(tj * 4u + ${b}u) * 64u + ti * 4u + ${a}u] = select(0.0, aq${a}${b} * p.scale, ti * 4u + ${a}u < L); }`,
+    )
+    .join('\n  ')}
   let r0 = lid % ${BK}u;
   let rg = lid / ${BK}u;
   ${each((m) => `let x${m} = rg + ${m * NRG}u;\n  var dbA${m} = 0.0;`, '\n  ')}
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     workgroupBarrier();
-    for (var m = 0u; m < ${PF}u; m++) {
-      let e = lid + m * ${WG}u;
-      sm[${K0}u + e] = pk[m];
-      sm[${Q0}u + e] = pq[m];
-      sm[${G0}u + e] = pg[m];
-    }
+    ${fs.map((f) => `sm[${K0 + f * WG}u + lid] = pk${f};\n    sm[${Q0 + f * WG}u + lid] = pq${f};\n    sm[${G0 + f * WG}u + lid] = pg${f};`).join('\n    ')}
     if (kt + 1u < ${K / BK}u) {
       ${tileFetch('kt + 1u')}
     }

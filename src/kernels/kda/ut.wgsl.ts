@@ -15,6 +15,9 @@
  *  - (`scatterAhead`, the default) so are the operands of the next tile's dB scatter: exp(gc), exp(gc) k,
  *    and the dk, dgc it adds to (key columns), or v (value columns). Without it each column tile waits for
  *    those global loads between its dB sum and its dA product (kdaBackwardTuning.prevUt runs that form).
+ *    This form also keeps its per-thread tiles (X / dX prefetch, the dA accumulators) in named variables of
+ *    generated straight-line code instead of indexed arrays (which a driver may place in local memory), and
+ *    runs the dB sum as two chains (even and odd rows) for twice the loads in flight.
  */
 import {
   BETA_TO_SHARED,
@@ -45,6 +48,7 @@ export function utTiledWgsl(v: UtVariant, scatterAhead = true): string {
   const XP = 17; // padded row (vec4) of the X^T and dB^T tiles
   // Per thread: X / dX elements of a tile, 64 x 16 / 256.
   const PE = (64 * CW) / WG;
+  const ms = [...Array(PE).keys()];
   // Row j = 4 jg + a of dB at column cc, from this tile's prefetched operands sc{a}; then the next tile's.
   const scatterAheadRow = (a: number) => `{
       let j = jg * 4u + ${a}u;
@@ -63,6 +67,21 @@ export function utTiledWgsl(v: UtVariant, scatterAhead = true): string {
       }
       if (ct + 1u < ${NCT}u) { sc${a} = scLoad(t0, L, h, j, cc + ${CW}u); }
     }`;
+  const SC_LOAD = `// Scatter operands of row j, column cc: (exp(gc), exp(gc) k, dk, dgc) for a key column, (0, v, 0, 0) for a
+// value column, 0 past the chunk or past K + V.
+fn scLoad(t0: u32, L: u32, h: u32, j: u32, cc: u32) -> vec4<f32> {
+  if (j >= L) { return vec4<f32>(0.0); }
+  let row = (t0 + j) * p.H + h;
+  if (cc < ${K}u) {
+    let idx = row * ${K}u + cc;
+    let eg = exp(gcAt(t0 + j, h, cc));
+    return vec4<f32>(eg, eg * k[idx], dk[idx], dgc[idx]);
+  }
+  if (cc < ${K + V}u) { return vec4<f32>(0.0, vv[row * ${V}u + cc - ${K}u], 0.0, 0.0); }
+  return vec4<f32>(0.0);
+}
+
+`;
   return /* wgsl */ `
 ${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'Tb', 'W', 'U', 'dW', 'dVp', 'beta', 'vv', 'k', 'gcB'], ['dk', 'dgc', 'dv', 'dbeta', 'dA'])}
 ${LOCATE}
@@ -85,21 +104,7 @@ fn xLoad(t0: u32, L: u32, h: u32, ct: u32, e: u32) -> vec2<f32> {
   return vec2<f32>(0.0);
 }
 
-// Scatter operands of row j, column cc: (exp(gc), exp(gc) k, dk, dgc) for a key column, (0, v, 0, 0) for a
-// value column, 0 past the chunk or past K + V.
-fn scLoad(t0: u32, L: u32, h: u32, j: u32, cc: u32) -> vec4<f32> {
-  if (j >= L) { return vec4<f32>(0.0); }
-  let row = (t0 + j) * p.H + h;
-  if (cc < ${K}u) {
-    let idx = row * ${K}u + cc;
-    let eg = exp(gcAt(t0 + j, h, cc));
-    return vec4<f32>(eg, eg * k[idx], dk[idx], dgc[idx]);
-  }
-  if (cc < ${K + V}u) { return vec4<f32>(0.0, vv[row * ${V}u + cc - ${K}u], 0.0, 0.0); }
-  return vec4<f32>(0.0);
-}
-
-${computeMain(WG)}
+${scatterAhead ? SC_LOAD : ''}${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
   let tb = (slot * H + h) * 4096u;
   for (var e = lid; e < 1024u; e += ${WG}u) {
@@ -114,15 +119,45 @@ ${computeMain(WG)}
   let jg = lid / ${CW}u;
   let ig = jg;
   let tj = c;
-  var pre: array<vec2<f32>, ${PE}>;
+  ${
+    scatterAhead
+      ? `${ms.map((m) => `var pre${m} = xLoad(t0, L, h, 0u, lid + ${m * WG}u);`).join('\n  ')}
+  ${[0, 1, 2, 3].map((a) => `var sc${a} = scLoad(t0, L, h, jg * 4u + ${a}u, c);\n  var da${a} = vec4<f32>(0.0);`).join('\n  ')}`
+      : `var pre: array<vec2<f32>, ${PE}>;
   for (var m = 0u; m < ${PE}u; m++) { pre[m] = xLoad(t0, L, h, 0u, lid + m * ${WG}u); }
-  ${scatterAhead ? [0, 1, 2, 3].map((a) => `var sc${a} = scLoad(t0, L, h, jg * 4u + ${a}u, c);`).join('\n  ') : ''}
   var da: array<vec4<f32>, 4>;
-  for (var a = 0u; a < 4u; a++) { da[a] = vec4<f32>(0.0); }
+  for (var a = 0u; a < 4u; a++) { da[a] = vec4<f32>(0.0); }`
+  }
   var dbp = vec4<f32>(0.0);
   for (var ct = 0u; ct < ${NCT}u; ct++) {
     workgroupBarrier();
-    for (var m = 0u; m < ${PE}u; m++) {
+    ${
+      scatterAhead
+        ? `${ms
+            .map(
+              (m) => `{
+      let e = lid + ${m * WG}u;
+      let i = e / ${CW}u;
+      xt[(e % ${CW}u) * ${XP}u + i / 4u][i % 4u] = pre${m}.x;
+      dxs[e] = pre${m}.y;
+    }`,
+            )
+            .join('\n    ')}
+    if (ct + 1u < ${NCT}u) {
+      ${ms.map((m) => `pre${m} = xLoad(t0, L, h, ct + 1u, lid + ${m * WG}u);`).join('\n      ')}
+    }
+    workgroupBarrier();
+    // dB[j, c] = sum_{i >= j} T[i, j] dX[i, c] for j = 4 jg .. 4 jg + 3, as two chains (even, odd i).
+    var sb = vec4<f32>(0.0);
+    var sb2 = vec4<f32>(0.0);
+    var i = jg * 4u;
+    for (; i + 1u < L; i += 2u) {
+      sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c];
+      sb2 += tsh[i * 16u + 16u + jg] * dxs[i * ${CW}u + ${CW}u + c];
+    }
+    if (i < L) { sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c]; }
+    sb += sb2;`
+        : `for (var m = 0u; m < ${PE}u; m++) {
       let e = lid + m * ${WG}u;
       let i = e / ${CW}u;
       let cl = e % ${CW}u;
@@ -135,7 +170,8 @@ ${computeMain(WG)}
     workgroupBarrier();
     // dB[j, c] = sum_{i >= j} T[i, j] dX[i, c] for j = 4 jg .. 4 jg + 3.
     var sb = vec4<f32>(0.0);
-    for (var i = jg * 4u; i < L; i++) { sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c]; }
+    for (var i = jg * 4u; i < L; i++) { sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c]; }`
+    }
     bt[c * ${XP}u + jg] = sb;
     let cc = ct * ${CW}u + c;
     ${
@@ -153,14 +189,30 @@ ${computeMain(WG)}
       for (var x = 0u; x < ${CW}u; x++) {
         let b = bt[x * ${XP}u + ig];
         let xj = xt[x * ${XP}u + tj];
-        da[0] -= b.x * xj;
-        da[1] -= b.y * xj;
-        da[2] -= b.z * xj;
-        da[3] -= b.w * xj;
+        ${'xyzw'
+          .split('')
+          .map((q, a) => `${scatterAhead ? `da${a}` : `da[${a}]`} -= b.${q} * xj;`)
+          .join('\n        ')}
       }
     }
   }
-  for (var a = 0u; a < 4u; a++) {
+  ${
+    scatterAhead
+      ? [0, 1, 2, 3]
+          .map(
+            (a) => `{
+    let i = ig * 4u + ${a}u;
+    let j4 = tj * 4u;
+    let o = select(vec4<f32>(0.0), da${a}, vec4<u32>(j4, j4 + 1u, j4 + 2u, j4 + 3u) < vec4<u32>(i));
+    let idx = tb + i * 64u + j4;
+    dA[idx] = o.x;
+    dA[idx + 1u] = o.y;
+    dA[idx + 2u] = o.z;
+    dA[idx + 3u] = o.w;
+  }`,
+          )
+          .join('\n  ')
+      : `for (var a = 0u; a < 4u; a++) {
     let i = ig * 4u + a;
     let j4 = tj * 4u;
     let keep = vec4<u32>(j4, j4 + 1u, j4 + 2u, j4 + 3u) < vec4<u32>(i);
@@ -170,6 +222,7 @@ ${computeMain(WG)}
     dA[idx + 1u] = o.y;
     dA[idx + 2u] = o.z;
     dA[idx + 3u] = o.w;
+  }`
   }
   // dbeta_j = sum over all columns of dB[j, c] (exp(gc) k | v)[j, c]: reduce over the 16 column lanes.
   workgroupBarrier();

@@ -14,19 +14,21 @@
  * Saved intermediates (training): the GPU backward needs the chunked forward's intermediates. Either the
  * forward keeps them (`saveForBackward: true`: the result's `saved`, handed to the backward as
  * `opts.saved`; the forward then runs chunked at any length under mode 'auto'), or the backward recomputes
- * them (prep + chunked forward: ~8-9 ms of a 40 ms forward+backward at H=16, d=128, T=32768 on an H200).
- * Keeping costs memory until the backward: kdaSavedBytes (4 KiB per token and head at d=128, plus 1 KiB in
- * the layer form). Recompute is the fallback, and what activation checkpointing uses (its first forward
- * runs without a tape, so nothing is kept). A set serves one backward (it takes dA in place); its owner
- * disposes it. Both give the same gradients bit for bit (test/kda-saved.test.ts).
+ * them (prep + chunked forward again: ~8 ms of kernels at H=16, d=128, T=32768 on an H200; bench kda).
+ * Keeping costs memory until the backward: kdaSavedBytes (4 KiB per token and head at d = 128, plus 1 KiB
+ * in the layer form: 2.0 GiB per layer at H=16, T=32768). Recompute is the fallback, and what activation
+ * checkpointing uses (its first forward runs without a tape, so nothing is kept). A set serves one
+ * backward (it takes dA in place); its owner disposes it. Both give the same gradients bit for bit
+ * (test/kda-saved.test.ts).
  * Serving: kdaRecurrentSlots runs the fused recurrent kernel on a pool of state slots in place.
  * f32 only. GPU kernels need K and V to be powers of two (or multiples of 32) up to 256.
  *
  * Files: reference.ts (recurrence, chunked form, both backwards), layerReference.ts (l2norm / gate /
  * sigmoid and their chain rule), recurrent.wgsl.ts + slots.ts (fused recurrent kernel), intra.wgsl.ts +
  * chunk.wgsl.ts + output.wgsl.ts + chunk.ts (chunked forward; chunk.ts also splits the per-chunk states
- * into head groups that fit one binding), backward.wgsl.ts + backwardGpu.ts (chunked backward), prep.wgsl.ts +
- * prep.ts (layer transforms on the GPU), gpu.ts (orchestration), zeros.ts (zero fill by dispatch).
+ * into head groups that fit one binding), backward.wgsl.ts + dstateSplit.wgsl.ts + dqkw.wgsl.ts +
+ * ut.wgsl.ts + pairs.wgsl.ts + backwardGpu.ts (chunked backward), prep.wgsl.ts + prep.ts (layer transforms
+ * on the GPU), gpu.ts (orchestration, the kept set), zeros.ts (zero fill by dispatch).
  */
 import { cpu } from '../../tensor/cpuDevice.js';
 import type { Tensor } from '../../tensor/tensor.js';

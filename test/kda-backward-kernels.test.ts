@@ -28,6 +28,8 @@ afterEach(() => {
   kdaBackwardTuning.legacyDqkw = undefined;
   kdaBackwardTuning.legacyUt = undefined;
   kdaBackwardTuning.prevPairs = undefined;
+  kdaBackwardTuning.prevDqkw = undefined;
+  kdaBackwardTuning.prevUt = undefined;
 });
 
 interface Case {

@@ -50,8 +50,11 @@ export interface KdaBenchOptions {
   fwdIntraSkip?: 'products' | 'inverse' | 'wu';
   /** Backward with the old kernels (single-kernel state pass, scalar dqkw and UT backward; backwardGpu.ts). */
   bwdLegacy?: boolean;
-  /** Backward with the pair pass and vec4 UT backward as they were before the block-factored decay and the
-   * scatter loads a tile ahead (kdaBackwardTuning.prevPairs / prevUt); the other kernels the default ones. */
+  /**
+   * Backward with the pair, vec4 UT and tiled dqkw kernels as they were before this round (no block-factored
+   * decay, no scatter loads a tile ahead, indexed register arrays: kdaBackwardTuning.prevPairs / prevUt /
+   * prevDqkw); the other kernels the default ones.
+   */
   bwdPrev?: boolean;
   /**
    * Also check, on this device, the backward with the new kernels (split state pass, tiled dqkw and UT
@@ -68,6 +71,7 @@ function setLegacy(on: boolean | undefined): void {
   kdaBackwardTuning.legacyUt = on;
   kdaBackwardTuning.prevPairs = on;
   kdaBackwardTuning.prevUt = on;
+  kdaBackwardTuning.prevDqkw = on;
 }
 
 async function backwardNewVsOldCheck(dev: Device, d: number): Promise<Record<string, number>> {
@@ -163,6 +167,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdPrev) {
     kdaBackwardTuning.prevPairs = true;
     kdaBackwardTuning.prevUt = true;
+    kdaBackwardTuning.prevDqkw = true;
   }
   Object.assign(kdaForwardTuning, {
     intra: o.fwdIntra,
@@ -294,7 +299,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
         }
       : {}),
     chunked,
-    ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut)' } : {}),
+    ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
     ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     decode,
     targets: {
@@ -333,7 +338,10 @@ export function registerKdaBench(bench: Command): void {
     .option('--skip-recompute', 'leave out the forward+backward whose backward recomputes the forward')
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
     .option('--bwd-legacy', 'backward with the old dstate, dqkw and ut kernels (default: the new ones)')
-    .option('--bwd-prev', 'backward with the pair and UT kernels as before the factored decay and scatter prefetch')
+    .option(
+      '--bwd-prev',
+      'backward with the pair, UT and dqkw kernels as before the factored decay, scatter prefetch and named registers',
+    )
     .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
     .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
     .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')

@@ -28,6 +28,8 @@ export const kdaBackwardTuning: {
   seqBV?: number;
   legacyDqkw?: boolean;
   legacyUt?: boolean;
+  /** The tiled dqkw kernel with its register tiles as indexed arrays (before the named-variable form). */
+  prevDqkw?: boolean;
   /** The vec4 UT-transform backward without its scatter operands loaded a tile ahead (ut.wgsl.ts). */
   prevUt?: boolean;
   /** The pair pass without the block-factored decay (backward.wgsl.ts pairsWgsl instead of pairs.wgsl.ts). */
@@ -142,7 +144,11 @@ export function dispatchBackward(
     const tiled = !kdaBackwardTuning.legacyDqkw && dqkwTiledFits(v);
     gpu.dispatch({
       kernel: tiled
-        ? { name: 'kda_bwd_dqkw', key: dqkwKey(v), code: () => dqkwTiledWgsl(v) }
+        ? {
+            name: 'kda_bwd_dqkw',
+            key: dqkwKey(v, !kdaBackwardTuning.prevDqkw),
+            code: () => dqkwTiledWgsl(v, !kdaBackwardTuning.prevDqkw),
+          }
         : { name: 'kda_bwd_dqkw', key: bwdKey('kda_bwd_dqkw', v), code: () => dqkwWgsl(v) },
       tensors: [cu, q, k, saved.gc, saved.h[gi], dh[gi], dO, dVp, saved.Vp, dq, dk, dgc, dW],
       params: groupParams(p, o.scale, gr),

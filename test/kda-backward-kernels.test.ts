@@ -4,11 +4,12 @@
  * Qg^T dO, then the prefetching sequential recurrence), the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16
  * and 32 here give its 64- and 128-thread forms, kda-consistency's K = 64 and 128 the 256-thread one the
  * H200 runs), the vec4 UT-transform backward (ut.wgsl.ts; column tiles inside K, inside V and partly past
- * K + V) and the pair pass with loads ahead of use (backward.wgsl.ts).
+ * K + V) and the pair pass with the decay factored by 16-row blocks (pairs.wgsl.ts; K = 16 and 32 give the
+ * H200's 4 blocks, lens 1 / 7 / 65 / 130 leave blocks empty, partial and whole).
  * Lengths: a single token, a partial only chunk, one token short of and one past a whole chunk, three chunks
  * with a short last one; both branches of the sequential kernel (one G row per thread at K = 16, value tile
  * 8; vec4 groups of 4 rows at K = 32, tile 32, as on the H200 at K = 128, tile 16); the scalar gate; a varlen
- * batch with an empty sequence. The old dstate, dqkw and ut kernels, forced, must agree too. Gradients within
+ * batch with an empty sequence. The old dstate, dqkw, ut and pairs kernels, forced, must agree too. Gradients within
  * 3e-3 relative to max |value| (the chunked tolerance of the other KDA tests). The H200's own geometry
  * (K = 128 with 48 KiB of workgroup memory) does not fit lavapipe: `bench kda --bwd-check` compares new and
  * old kernels there.
@@ -26,6 +27,9 @@ afterEach(() => {
   kdaBackwardTuning.seqBV = undefined;
   kdaBackwardTuning.legacyDqkw = undefined;
   kdaBackwardTuning.legacyUt = undefined;
+  kdaBackwardTuning.prevPairs = undefined;
+  kdaBackwardTuning.prevDqkw = undefined;
+  kdaBackwardTuning.prevUt = undefined;
 });
 
 interface Case {
@@ -48,7 +52,7 @@ const cases: Case[] = [
 
 describe('kda backward kernels (split state pass, tiled dqkw and ut, pairs) = chunked reference', () => {
   for (const c of cases) {
-    const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate, dqkw and ut kernels (forced)' : ''}`;
+    const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate, dqkw, ut and pairs kernels (forced)' : ''}`;
     it.skipIf(!hasGpu)(
       name,
       async () => {
@@ -66,6 +70,7 @@ describe('kda backward kernels (split state pass, tiled dqkw and ut, pairs) = ch
         kdaBackwardTuning.legacyDstate = c.legacy;
         kdaBackwardTuning.legacyDqkw = c.legacy;
         kdaBackwardTuning.legacyUt = c.legacy;
+        kdaBackwardTuning.prevPairs = c.legacy;
         const r = randomCase(T * 13 + K + V + N, T, H, K, V, GK);
         const S0 = new Rng(T + 3).normalArray(N * H * K * V, 0.5);
         const dS = new Rng(T + 4).normalArray(N * H * K * V);

@@ -289,6 +289,15 @@ export function causalConv1d(x: Tensor, weight: Tensor, opts: Conv1dOptions = {}
   return r;
 }
 
+/**
+ * How the KDA layer's backward gets the chunked forward's intermediates under a tape: kept by the forward
+ * (`saveForBackward`, default: no second forward in the backward, for kdaSavedBytes of device memory per
+ * layer until its backward runs) or recomputed by the backward (false). Activation checkpointing always
+ * recomputes: its first forward runs without a tape, and the replay in backward keeps them only for the
+ * one layer being differentiated.
+ */
+export const kdaAutograd: { saveForBackward: boolean } = { saveForBackward: true };
+
 /** The KDA layer op; under a tape the initial state (if any) gets dS0 and the final state passes dS on. */
 export function kdaLayer(
   q: Tensor,
@@ -300,13 +309,17 @@ export function kdaLayer(
   dt_bias: Tensor,
   opts: KdaOptions = {},
 ): KdaResult {
-  const r = kdaLayerKernel(q, k, v, g_raw, beta_raw, A_log, dt_bias, opts);
   const tape = activeTape();
+  const saveForBackward = !!tape && (opts.saveForBackward ?? kdaAutograd.saveForBackward);
+  const r = kdaLayerKernel(q, k, v, g_raw, beta_raw, A_log, dt_bias, { ...opts, saveForBackward });
   if (tape) {
     const ins = [q, k, v, g_raw, beta_raw, A_log, dt_bias];
     const s = ins.map((t) => tape.save(t));
     const S0 = opts.initialState ? tape.save(opts.initialState) : undefined;
     const cu = opts.cuSeqlens ? tape.save(opts.cuSeqlens) : undefined;
+    // The kept intermediates live until this node's backward (the tape disposes them with `saved`).
+    const kept = r.saved ? r.saved.tensors.map((t) => keep(t)) : [];
+    const saved = r.saved;
     tape.record(
       'kdaLayer',
       S0 ? [...ins, opts.initialState!] : ins,
@@ -318,15 +331,16 @@ export function kdaLayer(
           initialState: S0,
           cuSeqlens: cu,
           dS,
+          saved,
         });
         zero?.dispose();
         const out = [g.dq, g.dk, g.dv, g.dg_raw, g.dbeta_raw, g.dA_log, g.ddt_bias];
         return S0 ? [...out, g.dS0] : out;
       },
-      [...s, ...(S0 ? [S0] : []), ...(cu ? [cu] : [])],
+      [...s, ...(S0 ? [S0] : []), ...(cu ? [cu] : []), ...kept],
     );
   }
-  return r;
+  return { o: r.o, finalState: r.finalState };
 }
 
 export interface TrainAttentionOptions {

@@ -2,8 +2,9 @@
  * `kimi-linear bench kda`: Kimi Delta Attention kernels.
  *  - chunked forward and forward+backward (core form) at B=1, H=16, d=128 for each T (default 2048, 8192,
  *    32768): ms, tokens/s and effective bandwidth (input + output bytes / time). forward+backward is what
- *    a training step records: the forward, then the backward (which recomputes the chunked forward's
- *    intermediates itself).
+ *    a training step records: the forward keeping its intermediates (saveForBackward), then the backward
+ *    on them; 'forward+backward (recompute)' is the fallback (activation checkpointing), whose backward
+ *    recomputes the chunked forward itself. `savedBytes`: what the forward keeps (kdaSavedBytes).
  *  - decode step (fused recurrent over state slots) at H=32, d=128 for each batch (default 1, 64, 256):
  *    us, tokens/s and state bandwidth (the f32 state read and written once per step). Timed first, on a
  *    fresh device: see benchKda.
@@ -13,7 +14,7 @@
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import type { GpuContext } from '../gpu/context.js';
-import { kdaCore, kdaCoreBackward, kdaRecurrentSlots } from '../kernels/kda/index.js';
+import { kdaCore, kdaCoreBackward, kdaRecurrentSlots, kdaSavedBytes } from '../kernels/kda/index.js';
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
 import { kdaForwardTuning } from '../kernels/kda/chunk.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
@@ -36,6 +37,8 @@ export interface KdaBenchOptions {
   reps: number;
   trials: number;
   skipBackward: boolean;
+  /** Skip the forward+backward variant whose backward recomputes the forward (the fallback). */
+  skipRecompute?: boolean;
   /** Also time each kernel of the forward and forward+backward (one profiled repetition per T). */
   profile?: boolean;
   /** Chunked forward kernel choices (chunk.ts kdaForwardTuning); default: the kernels' own rules. */
@@ -61,6 +64,12 @@ export interface KdaBenchOptions {
   /** Backward with the old kernels (single-kernel state pass, scalar dqkw and UT backward; backwardGpu.ts). */
   bwdLegacy?: boolean;
   /**
+   * Backward with the pair, vec4 UT and tiled dqkw kernels as they were before this round (no block-factored
+   * decay, no scatter loads a tile ahead, indexed register arrays: kdaBackwardTuning.prevPairs / prevUt /
+   * prevDqkw); the other kernels the default ones.
+   */
+  bwdPrev?: boolean;
+  /**
    * Also check, on this device, the backward with the new kernels (split state pass, tiled dqkw and UT
    * backward) against the old ones at
    * d, H=2, T=200 (a geometry lavapipe's 32 KiB of workgroup memory cannot run): max |difference| / max |old|
@@ -73,6 +82,9 @@ function setLegacy(on: boolean | undefined): void {
   kdaBackwardTuning.legacyDstate = on;
   kdaBackwardTuning.legacyDqkw = on;
   kdaBackwardTuning.legacyUt = on;
+  kdaBackwardTuning.prevPairs = on;
+  kdaBackwardTuning.prevUt = on;
+  kdaBackwardTuning.prevDqkw = on;
 }
 
 async function backwardNewVsOldCheck(dev: Device, d: number): Promise<Record<string, number>> {
@@ -225,6 +237,11 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     for (const bv of o.decodeBV ?? [undefined]) decode.push(await timeDecode(dev, o, batch, bv));
   const chunked: Record<string, unknown>[] = [];
   setLegacy(o.bwdLegacy);
+  if (o.bwdPrev) {
+    kdaBackwardTuning.prevPairs = true;
+    kdaBackwardTuning.prevUt = true;
+    kdaBackwardTuning.prevDqkw = true;
+  }
   Object.assign(kdaForwardTuning, {
     intra: o.fwdIntra,
     stateWg: o.fwdStateWg,
@@ -266,27 +283,41 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
         : {}),
     });
     if (!o.skipBackward) {
-      const fb = () => {
+      const fbSaved = () => {
+        const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0, saveForBackward: true });
+        const gr = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, dO, { initialState: S0, dS, saved: r.saved });
+        r.saved?.dispose();
+        disposeAll(r.o, r.finalState, gr.dq, gr.dk, gr.dv, gr.dg, gr.dbeta, gr.dS0);
+      };
+      const fbRecompute = () => {
         const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
         const gr = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, dO, { initialState: S0, dS });
         disposeAll(r.o, r.finalState, gr.dq, gr.dk, gr.dv, gr.dg, gr.dbeta, gr.dS0);
       };
-      const tb = await timeOn(dev, fb, Math.max(1, Math.round(reps / 2)), o.trials);
       const gradBytes = 4 * (T * H * (4 * d + 1) + H * d * d);
-      chunked.push({
-        pass: 'forward+backward',
-        B: 1,
-        T,
-        H,
-        d,
-        ms: tb.ms,
-        tokensPerS: T / (tb.ms * 1e-3),
-        GBps: (ioBytes + gradBytes + 4 * T * H * d) / (tb.ms * 1e-3) / 1e9,
-        timer: tb.source,
-        ...(o.profile && dev.backend === 'webgpu'
-          ? { kernelsMs: await profileKernels(dev as GpuContext, fb, o.trials, { warmUp: true }) }
-          : {}),
-      });
+      const variants: [string, () => void, boolean][] = [
+        ['forward+backward', fbSaved, true],
+        ['forward+backward (recompute)', fbRecompute, !o.skipRecompute],
+      ];
+      for (const [pass, fb, on] of variants) {
+        if (!on) continue;
+        const tb = await timeOn(dev, fb, Math.max(1, Math.round(reps / 2)), o.trials);
+        chunked.push({
+          pass,
+          B: 1,
+          T,
+          H,
+          d,
+          ms: tb.ms,
+          tokensPerS: T / (tb.ms * 1e-3),
+          GBps: (ioBytes + gradBytes + 4 * T * H * d) / (tb.ms * 1e-3) / 1e9,
+          ...(fb === fbSaved ? { savedBytes: kdaSavedBytes({ T, N: 1, H, K: d, V: d, GK: d }, false) } : {}),
+          timer: tb.source,
+          ...(o.profile && dev.backend === 'webgpu'
+            ? { kernelsMs: await profileKernels(dev as GpuContext, fb, o.trials, { warmUp: true }) }
+            : {}),
+        });
+      }
     }
     disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
   }
@@ -334,6 +365,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
         }
       : {}),
     chunked,
+    ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
     ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     decode,
     ...(probe ? { decodeProbe: { batch: 64, ...probe } } : {}),
@@ -381,8 +413,13 @@ export function registerKdaBench(bench: Command): void {
     .option('--reps <n>', 'repetitions per timed trial (chunked: scaled down for long T)', '8')
     .option('--trials <n>', 'timed trials (median reported)', '5')
     .option('--skip-backward', 'chunked forward only')
+    .option('--skip-recompute', 'leave out the forward+backward whose backward recomputes the forward')
     .option('--profile', 'also time each kernel (GPU timestamps per dispatch) of the chunked runs')
     .option('--bwd-legacy', 'backward with the old dstate, dqkw and ut kernels (default: the new ones)')
+    .option(
+      '--bwd-prev',
+      'backward with the pair, UT and dqkw kernels as before the factored decay, scatter prefetch and named registers',
+    )
     .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
     .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
     .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
@@ -405,8 +442,10 @@ export function registerKdaBench(bench: Command): void {
         GpuFlagOptions & {
           json?: boolean;
           skipBackward?: boolean;
+          skipRecompute?: boolean;
           profile?: boolean;
           bwdLegacy?: boolean;
+          bwdPrev?: boolean;
           bwdCheck?: boolean;
           check?: boolean;
           fwdFused?: boolean;
@@ -426,10 +465,12 @@ export function registerKdaBench(bench: Command): void {
         reps: parseList(opts.reps)[0],
         trials: parseList(opts.trials)[0],
         skipBackward: !!opts.skipBackward,
+        skipRecompute: !!opts.skipRecompute,
         profile: !!opts.profile,
         decodeBV: opts.decodeBv ? parseList(opts.decodeBv) : undefined,
         decodeScalar: !!opts.decodeScalar,
         bwdLegacy: !!opts.bwdLegacy,
+        bwdPrev: !!opts.bwdPrev,
         bwdCheck: !!opts.bwdCheck,
         fwdIntra: parseKind('--fwd-intra', opts.fwdIntra),
         fwdIntraSkip: parseSkip('--fwd-intra-skip', opts.fwdIntraSkip, ['products', 'inverse', 'wu'] as const),

@@ -18,9 +18,10 @@
  *     dA (lower) and dA_qk (upper, transposed) share one 64x64 tile of workgroup memory.
  * dq, dk and dgc are accumulated in global memory: each element belongs to one workgroup per dispatch.
  *
- * Kernels 1-3 here are the fallbacks / references of faster versions in their own files, which run by
+ * Kernels 1-4 here are the fallbacks / references of faster versions in their own files, which run by
  * default where their geometry fits (backwardGpu.ts): dstateSplit.wgsl.ts (the state pass split into a
- * parallel and a prefetching sequential part), dqkw.wgsl.ts and ut.wgsl.ts (register tiles, vec4 operands).
+ * parallel and a prefetching sequential part), dqkw.wgsl.ts and ut.wgsl.ts (register tiles, vec4 operands),
+ * pairs.wgsl.ts (the decay factored by row blocks: one exp per pair only inside a block).
  * The pair pass issues its global loads ahead of use (dA tile, next K tile of k, q, gc; the dq, dk, dgc it
  * adds to) so their latency overlaps arithmetic. (Tried on the H200 and reverted: straight-line per-row pair
  * steps and the final reverse cumsum through workgroup memory, 13.3 vs 11.7 ms at T=32768.)

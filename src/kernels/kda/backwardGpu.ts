@@ -1,21 +1,23 @@
 /**
- * Dispatch of the chunked backward (backward.wgsl.ts): recompute the chunked forward keeping its
- * intermediates, then the four backward kernels, then (layer form) the chain rule through the prep.
+ * Dispatch of the chunked backward (backward.wgsl.ts): the chunked forward's intermediates, either kept by
+ * the forward (`saved`, gpu.ts GpuSaved) or recomputed here (prep, then the chunked forward with keep), then
+ * the backward kernels, then (layer form) the chain rule through the prep.
  */
 import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous, copyInto } from '../copy/index.js';
 import { bwdKey, dqkwWgsl, dstateWgsl, pairsWgsl, utBackwardWgsl } from './backward.wgsl.js';
-import { chunkSlots, dispatchChunkForward, disposeSaved, groupParams } from './chunk.js';
+import { type ChunkSaved, chunkSlots, dispatchChunkForward, disposeSaved, groupParams } from './chunk.js';
 import { chunkBK, stateBK, stateBV } from './chunk.wgsl.js';
-import type { GpuGrads, GpuProblem, KdaInputs, LayerParams } from './gpu.js';
+import type { GpuGrads, GpuProblem, GpuSaved, KdaInputs, LayerParams } from './gpu.js';
 import { dispatchPrep, dispatchPrepBackward } from './prep.js';
 import { cuTensor } from './slots.js';
 import { utKey, utTiledWgsl } from './ut.wgsl.js';
 import { dqkwBK, dqkwKey, dqkwTiledFits, dqkwTiledWgsl } from './dqkw.wgsl.js';
 import { dstateKey, dstatePreWgsl, dstateSeqWgsl, dstateSplitFits, preBV, seqBV } from './dstateSplit.wgsl.js';
 import { zerosF32 } from './zeros.js';
+import { pairsFactoredWgsl, pairsKey } from './pairs.wgsl.js';
 
 /**
  * Test and bench switches: `legacyDstate` runs the single-kernel backward state pass even where the split
@@ -26,6 +28,12 @@ export const kdaBackwardTuning: {
   seqBV?: number;
   legacyDqkw?: boolean;
   legacyUt?: boolean;
+  /** The tiled dqkw kernel with its register tiles as indexed arrays (before the named-variable form). */
+  prevDqkw?: boolean;
+  /** The vec4 UT-transform backward without its scatter operands loaded a tile ahead (ut.wgsl.ts). */
+  prevUt?: boolean;
+  /** The pair pass without the block-factored decay (backward.wgsl.ts pairsWgsl instead of pairs.wgsl.ts). */
+  prevPairs?: boolean;
 } = {};
 
 function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
@@ -37,24 +45,52 @@ function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
   return s;
 }
 
+/** A kept set must come from the forward of this very problem (same form, sizes and scale), unused. */
+function checkSaved(s: GpuSaved, p: GpuProblem, layer: boolean, scale: number): void {
+  const m = s.made;
+  const want = { Ttot: p.Ttot, N: p.N, H: p.H, K: p.K, V: p.V, GK: p.GK, scale, layer };
+  for (const key of Object.keys(want) as (keyof typeof want)[]) {
+    if (m[key] !== want[key]) {
+      throw new Error(
+        `kda backward: the saved forward intermediates were made for ${key}=${m[key]}, this backward has ${key}=${want[key]} (pass the set from the forward of the same ${layer ? 'kdaLayer' : 'kdaCore'} call)`,
+      );
+    }
+  }
+  if (s.consumed) throw new Error('kda backward: this saved set already served a backward (it holds one backward)');
+}
+
 export function dispatchBackward(
   gpu: GpuContext,
   p: GpuProblem,
   x: KdaInputs,
   layer: LayerParams | undefined,
   dOin: Tensor,
-  o: { scale: number; initialState?: Tensor; dS?: Tensor },
+  o: { scale: number; initialState?: Tensor; dS?: Tensor; saved?: GpuSaved },
 ): GpuGrads {
   const { H, K, V, GK, Ttot, N } = p;
   const NS = chunkSlots(p);
   const v = { K, V, GK };
   const cu = cuTensor(gpu, p);
-  const core = layer ? dispatchPrep(gpu, p, x, layer) : x;
-  const [q, k, vv, beta] = [core.q, core.k, core.v, core.beta].map(contiguous);
+  let core: KdaInputs | undefined;
+  let saved: ChunkSaved;
+  let q: Tensor;
+  let k: Tensor;
+  let beta: Tensor;
+  if (o.saved) {
+    checkSaved(o.saved, p, !!layer, o.scale);
+    o.saved.consumed = true;
+    saved = o.saved.chunk;
+    const c = o.saved.core ?? x;
+    [q, k, beta] = [c.q, c.k, c.beta].map(contiguous);
+  } else {
+    core = layer ? dispatchPrep(gpu, p, x, layer) : x;
+    [q, k, beta] = [core.q, core.k, core.beta].map(contiguous);
+    const state = stateCopy(gpu, p, o.initialState);
+    saved = dispatchChunkForward(gpu, p, cu, core, state, undefined, o.scale, true)!;
+    state.dispose();
+  }
+  const vv = contiguous(x.v);
   const dO = contiguous(dOin);
-  const state = stateCopy(gpu, p, o.initialState);
-  const saved = dispatchChunkForward(gpu, p, cu, core, state, undefined, o.scale, true)!;
-  state.dispose();
   const params = new Params().u32(H, N).f32(o.scale).u32(0);
 
   const G = stateCopy(gpu, p, o.dS);
@@ -108,7 +144,11 @@ export function dispatchBackward(
     const tiled = !kdaBackwardTuning.legacyDqkw && dqkwTiledFits(v);
     gpu.dispatch({
       kernel: tiled
-        ? { name: 'kda_bwd_dqkw', key: dqkwKey(v), code: () => dqkwTiledWgsl(v) }
+        ? {
+            name: 'kda_bwd_dqkw',
+            key: dqkwKey(v, !kdaBackwardTuning.prevDqkw),
+            code: () => dqkwTiledWgsl(v, !kdaBackwardTuning.prevDqkw),
+          }
         : { name: 'kda_bwd_dqkw', key: bwdKey('kda_bwd_dqkw', v), code: () => dqkwWgsl(v) },
       tensors: [cu, q, k, saved.gc, saved.h[gi], dh[gi], dO, dVp, saved.Vp, dq, dk, dgc, dW],
       params: groupParams(p, o.scale, gr),
@@ -118,11 +158,16 @@ export function dispatchBackward(
 
   const dv = gpu.empty(x.v.shape);
   const dbeta = gpu.empty(x.beta.shape);
-  const dA = saved.Aqk; // A_qk is not read after the dstate pass: its buffer takes dA.
+  // A_qk is not read after the dstate pass: its buffer takes dA (which is why a kept set serves one backward).
+  const dA = saved.Aqk;
   gpu.dispatch({
     kernel: kdaBackwardTuning.legacyUt
       ? { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) }
-      : { name: 'kda_bwd_ut', key: utKey(v), code: () => utTiledWgsl(v) },
+      : {
+          name: 'kda_bwd_ut',
+          key: utKey(v, !kdaBackwardTuning.prevUt),
+          code: () => utTiledWgsl(v, !kdaBackwardTuning.prevUt),
+        },
     tensors: [cu, saved.T, saved.W, saved.U, dW, dVp, beta, vv, k, saved.gc, dk, dgc, dv, dbeta, dA],
     params,
     workgroups: [NS, H],
@@ -130,20 +175,22 @@ export function dispatchBackward(
 
   const dg = gpu.empty(x.g.shape);
   gpu.dispatch({
-    kernel: { name: 'kda_bwd_pairs', key: bwdKey('kda_bwd_pairs', v), code: () => pairsWgsl(v) },
+    kernel: kdaBackwardTuning.prevPairs
+      ? { name: 'kda_bwd_pairs', key: bwdKey('kda_bwd_pairs', v), code: () => pairsWgsl(v) }
+      : { name: 'kda_bwd_pairs', key: pairsKey(v), code: () => pairsFactoredWgsl(v) },
     tensors: [cu, q, k, saved.gc, beta, dO, saved.Vp, dA, dq, dk, dgc, dbeta, dg],
     params,
     workgroups: [NS, H],
   });
 
-  disposeSaved(saved);
+  if (!o.saved) disposeSaved(saved);
   for (const t of [...dh, dVp, dgc, dW, q, k, vv, beta, dO, cu]) t.dispose();
   const out: GpuGrads = { dq, dk, dv, dg, dbeta };
   if (layer) {
     const r = dispatchPrepBackward(gpu, p, x, layer, { dq, dk, dg, dbeta });
     out.dA_log = r.dA_log;
     out.ddt_bias = r.ddt_bias;
-    for (const t of [core.q, core.k, core.v, core.g, core.beta]) t.dispose();
+    if (core) for (const t of [core.q, core.k, core.v, core.g, core.beta]) t.dispose();
   }
   if (o.initialState) out.dS0 = G;
   else G.dispose();

@@ -5,11 +5,13 @@
  *   forward, chunked:   [prep] -> state copy -> intra-chunk (all chunks x heads) -> inter-chunk state
  *                       recurrence (per sequence, head, value tile) -> outputs (all chunks x heads)
  *   backward:           [prep] -> chunked forward states -> reverse pass (backward.wgsl.ts) -> [prep backward]
+ * A training forward may keep the chunked forward's intermediates (`save`: a GpuSaved); the backward then
+ * starts at the reverse pass instead of running [prep] and the chunked forward again.
  */
 import type { GpuContext } from '../../gpu/context.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous, copyInto } from '../copy/index.js';
-import { dispatchChunkForward } from './chunk.js';
+import { type ChunkSaved, dispatchChunkForward, disposeSaved } from './chunk.js';
 import { dispatchPrep } from './prep.js';
 import { cuTensor, dispatchRecurrent } from './slots.js';
 import { zerosF32 } from './zeros.js';
@@ -42,6 +44,42 @@ export interface LayerParams {
   dt_bias: Tensor;
 }
 
+/**
+ * The intermediates one chunked forward keeps for one backward (kdaCore / kdaLayer `saveForBackward`): the
+ * chunked forward's (chunk.ts ChunkSaved: gc, W, U, V', Kd, A_qk, T and the per-chunk states) and, in the
+ * layer form, the prep's l2-normalised q, k and sigmoid beta that the backward kernels read. A plain object
+ * so that `scope()` keeps the tensors of a returned one. The backward overwrites A_qk with dA (backwardGpu.ts),
+ * so a set serves one backward (`consumed`); its owner disposes it afterwards.
+ */
+export interface GpuSaved {
+  chunk: ChunkSaved;
+  core?: { q: Tensor; k: Tensor; beta: Tensor };
+  /** What the set was made for; the backward checks it against its own problem. */
+  made: { Ttot: number; N: number; H: number; K: number; V: number; GK: number; scale: number; layer: boolean };
+  consumed: boolean;
+  /** Every tensor held, and their bytes. */
+  tensors: Tensor[];
+  bytes: number;
+  dispose(): void;
+}
+
+function makeSaved(p: GpuProblem, scale: number, chunk: ChunkSaved, core?: GpuSaved['core']): GpuSaved {
+  const tensors = [chunk.gc, chunk.W, chunk.U, chunk.Vp, chunk.Kd, chunk.Aqk, chunk.T, ...chunk.h];
+  if (core) tensors.push(core.q, core.k, core.beta);
+  return {
+    chunk,
+    core,
+    made: { Ttot: p.Ttot, N: p.N, H: p.H, K: p.K, V: p.V, GK: p.GK, scale, layer: !!core },
+    consumed: false,
+    tensors,
+    bytes: tensors.reduce((b, t) => b + 4 * t.numel, 0),
+    dispose() {
+      disposeSaved(chunk);
+      if (core) for (const t of [core.q, core.k, core.beta]) t.dispose();
+    },
+  };
+}
+
 /** Sequences at most this long on average run the recurrent kernel under mode 'auto'. */
 export const RECURRENT_MAX_LEN = 64;
 
@@ -68,24 +106,28 @@ export function kdaForwardGpu(
   p: GpuProblem,
   x: KdaInputs,
   layer: LayerParams | undefined,
-  o: { scale: number; initialState?: Tensor; wantState: boolean; mode: KdaMode },
-): { o: Tensor; finalState?: Tensor } {
+  o: { scale: number; initialState?: Tensor; wantState: boolean; mode: KdaMode; save?: boolean },
+): { o: Tensor; finalState?: Tensor; saved?: GpuSaved } {
   const cu = cuTensor(gpu, p);
   const state = startState(gpu, p, o.initialState);
   const out = gpu.empty([p.B, p.T, p.H, p.V]);
-  const recurrent = o.mode === 'recurrent' || (o.mode === 'auto' && p.Ttot <= RECURRENT_MAX_LEN * p.N);
+  // Saving makes 'auto' chunked at any length: the backward is the chunked one, and its intermediates are
+  // the chunked forward's.
+  const recurrent = o.mode === 'recurrent' || (o.mode === 'auto' && !o.save && p.Ttot <= RECURRENT_MAX_LEN * p.N);
+  let saved: GpuSaved | undefined;
   if (recurrent) {
     const slots = identitySlots(gpu, p.N);
     dispatchRecurrent(gpu, p, cu, slots, x, layer, state, out, o.scale);
     slots.dispose();
   } else {
     const core = layer ? dispatchPrep(gpu, p, x, layer) : x;
-    dispatchChunkForward(gpu, p, cu, core, state, out, o.scale);
-    if (layer) for (const t of [core.q, core.k, core.g, core.beta]) t.dispose();
+    const chunk = dispatchChunkForward(gpu, p, cu, core, state, out, o.scale, !!o.save);
+    if (chunk) saved = makeSaved(p, o.scale, chunk, layer ? { q: core.q, k: core.k, beta: core.beta } : undefined);
+    if (layer) for (const t of saved ? [core.v, core.g] : [core.q, core.k, core.v, core.g, core.beta]) t.dispose();
   }
   cu.dispose();
   if (!o.wantState) state.dispose();
-  return { o: out, finalState: o.wantState ? state : undefined };
+  return { o: out, finalState: o.wantState ? state : undefined, saved };
 }
 
 export interface GpuGrads {
@@ -105,7 +147,7 @@ export function kdaBackwardGpu(
   x: KdaInputs,
   layer: LayerParams | undefined,
   dO: Tensor,
-  o: { scale: number; initialState?: Tensor; dS?: Tensor },
+  o: { scale: number; initialState?: Tensor; dS?: Tensor; saved?: GpuSaved },
 ): GpuGrads {
   return dispatchBackward(gpu, p, x, layer, dO, o);
 }

@@ -9,21 +9,31 @@
  * Variable length: `cuSeqlens` (i32 [N+1]) packs N sequences along time in a batch of B = 1; the state
  * resets (to the sequence's initial state, or zero) at every boundary.
  * Backward functions return gradients of sum(o * dO) + sum(S_final * dS) (dS0 only when an initial
- * state was given). On the GPU the backward is always the chunked one (it recomputes the chunked
- * forward's intermediates); on cpu `mode: 'chunk'` runs the chunked reference, otherwise BPTT.
+ * state was given). On the GPU the backward is always the chunked one; on cpu `mode: 'chunk'` runs the
+ * chunked reference, otherwise BPTT.
+ * Saved intermediates (training): the GPU backward needs the chunked forward's intermediates. Either the
+ * forward keeps them (`saveForBackward: true`: the result's `saved`, handed to the backward as
+ * `opts.saved`; the forward then runs chunked at any length under mode 'auto'), or the backward recomputes
+ * them (prep + chunked forward again: ~8 ms of kernels at H=16, d=128, T=32768 on an H200; bench kda).
+ * Keeping costs memory until the backward: kdaSavedBytes (4 KiB per token and head at d = 128, plus 1 KiB
+ * in the layer form: 2.0 GiB per layer at H=16, T=32768). Recompute is the fallback, and what activation
+ * checkpointing uses (its first forward runs without a tape, so nothing is kept). A set serves one
+ * backward (it takes dA in place); its owner disposes it. Both give the same gradients bit for bit
+ * (test/kda-saved.test.ts).
  * Serving: kdaRecurrentSlots runs the fused recurrent kernel on a pool of state slots in place.
  * f32 only. GPU kernels need K and V to be powers of two (or multiples of 32) up to 256.
  *
  * Files: reference.ts (recurrence, chunked form, both backwards), layerReference.ts (l2norm / gate /
  * sigmoid and their chain rule), recurrent.wgsl.ts + slots.ts (fused recurrent kernel), intra.wgsl.ts +
  * chunk.wgsl.ts + output.wgsl.ts + chunk.ts (chunked forward; chunk.ts also splits the per-chunk states
- * into head groups that fit one binding), backward.wgsl.ts + backwardGpu.ts (chunked backward), prep.wgsl.ts +
- * prep.ts (layer transforms on the GPU), gpu.ts (orchestration), zeros.ts (zero fill by dispatch).
+ * into head groups that fit one binding), backward.wgsl.ts + dstateSplit.wgsl.ts + dqkw.wgsl.ts +
+ * ut.wgsl.ts + pairs.wgsl.ts + backwardGpu.ts (chunked backward), prep.wgsl.ts + prep.ts (layer transforms
+ * on the GPU), gpu.ts (orchestration, the kept set), zeros.ts (zero fill by dispatch).
  */
 import { cpu } from '../../tensor/cpuDevice.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32, hostI32 } from '../common.js';
-import { kdaBackwardGpu, kdaForwardGpu, type GpuProblem } from './gpu.js';
+import { type GpuSaved, kdaBackwardGpu, kdaForwardGpu, type GpuProblem } from './gpu.js';
 import { kdaPrepBackwardReference, kdaPrepReference } from './layerReference.js';
 import {
   type KdaDims,
@@ -31,6 +41,7 @@ import {
   kdaChunkBackwardReference,
   kdaChunkReference,
   kdaRecurrentReference,
+  KDA_CHUNK,
 } from './reference.js';
 import { kdaRecurrentSlotsGpu } from './slots.js';
 
@@ -56,6 +67,22 @@ export interface KdaOptions {
   outputFinalState?: boolean;
   /** Algorithm on the GPU: chunked (prefill, training), recurrent (decode, short prompts); auto by length. */
   mode?: KdaMode;
+  /**
+   * GPU: keep the chunked forward's intermediates for the backward (KdaResult.saved; see the header). The
+   * cpu backend keeps nothing (its backward recomputes), nor does mode 'recurrent'.
+   */
+  saveForBackward?: boolean;
+}
+
+/**
+ * The chunked forward's intermediates kept for one backward (from `saveForBackward`). The owner disposes
+ * it after the backward (or instead of one); `tensors` lists what it holds (e.g. to exclude from a scope).
+ */
+export interface KdaSaved {
+  readonly tensors: readonly Tensor[];
+  /** Device bytes held (kdaSavedBytes of the problem). */
+  readonly bytes: number;
+  dispose(): void;
 }
 
 export interface KdaResult {
@@ -63,11 +90,39 @@ export interface KdaResult {
   o: Tensor;
   /** [B or N, H, K, V] */
   finalState?: Tensor;
+  /** With saveForBackward on the GPU (chunked forward): what the backward takes as `opts.saved`. */
+  saved?: KdaSaved;
 }
 
 export interface KdaBackwardOptions extends KdaOptions {
   /** Gradient of the final state; zero when absent. */
   dS?: Tensor;
+  /**
+   * The forward's kept intermediates (KdaResult.saved of the same call's forward: same inputs, options and
+   * form): the backward starts at its own kernels instead of recomputing the forward. Marked used (a second
+   * backward with it throws); still the caller's to dispose.
+   */
+  saved?: KdaSaved;
+}
+
+/**
+ * Device bytes a kept set holds for T packed tokens in N sequences, H heads, key/value sizes K, V, gate
+ * width GK: gc (T H GK), W and Kd (T H K each), U and V' (T H V each), A_qk and T (64 x 64 per chunk slot
+ * and head), the state entering each chunk (K V per chunk slot and head); the layer form adds the
+ * normalised q, k (T H K each) and beta (T H). All f32. Chunk slots: floor(T / 64) + N.
+ */
+export function kdaSavedBytes(
+  d: { T: number; N: number; H: number; K: number; V: number; GK: number },
+  layer: boolean,
+): number {
+  const slots = Math.floor(d.T / KDA_CHUNK) + d.N;
+  const perToken = d.GK + 2 * d.K + 2 * d.V + (layer ? 2 * d.K + 1 : 0);
+  return 4 * d.H * (d.T * perToken + slots * (2 * KDA_CHUNK * KDA_CHUNK + d.K * d.V));
+}
+
+/** The kept set behind a public handle (the backward checks that it fits the problem). */
+function savedOf(s: KdaSaved | undefined): GpuSaved | undefined {
+  return s as GpuSaved | undefined;
 }
 
 export interface KdaCoreGrads {
@@ -180,6 +235,7 @@ export function kdaCore(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor
     initialState: opts.initialState,
     wantState,
     mode: opts.mode ?? 'auto',
+    save: opts.saveForBackward,
   });
 }
 
@@ -237,6 +293,7 @@ export function kdaLayer(
       initialState: opts.initialState,
       wantState: opts.outputFinalState ?? true,
       mode: opts.mode ?? 'auto',
+      save: opts.saveForBackward,
     },
   );
 }
@@ -293,6 +350,7 @@ export function kdaCoreBackward(
     scale,
     initialState: opts.initialState,
     dS: opts.dS,
+    saved: savedOf(opts.saved),
   });
   return { dq: r.dq, dk: r.dk, dv: r.dv, dg: r.dg, dbeta: r.dbeta, dS0: r.dS0 };
 }
@@ -347,6 +405,7 @@ export function kdaLayerBackward(
     scale: opts.scale ?? s.K ** -0.5,
     initialState: opts.initialState,
     dS: opts.dS,
+    saved: savedOf(opts.saved),
   });
   return {
     dq: r.dq,

@@ -12,6 +12,12 @@
  *  - dA: thread (ig, jg) owns a 4 x 4 tile; dB^T and X^T tiles [16][64] as vec4 rows (padded by one vec4 so
  *    the component-wise writes spread over banks): 2 vec4 reads per 16 FMAs (the old kernel: 8 scalars).
  *  - the next tile's X and dX are loaded into registers while the current tile computes.
+ *  - (`scatterAhead`, the default) so are the operands of the next tile's dB scatter: exp(gc), exp(gc) k,
+ *    and the dk, dgc it adds to (key columns), or v (value columns). Without it each column tile waits for
+ *    those global loads between its dB sum and its dA product (kdaBackwardTuning.prevUt runs that form).
+ *    This form also keeps its per-thread tiles (X / dX prefetch, the dA accumulators) in named variables of
+ *    generated straight-line code instead of indexed arrays (which a driver may place in local memory), and
+ *    runs the dB sum as two chains (even and odd rows) for twice the loads in flight.
  */
 import {
   BETA_TO_SHARED,
@@ -33,14 +39,49 @@ export interface UtVariant {
 const WG = 256;
 const CW = 16;
 
-export const utKey = (v: UtVariant) => `kda_bwd_ut4_k${v.K}_v${v.V}_gk${v.GK}`;
+export const utKey = (v: UtVariant, scatterAhead = true) =>
+  `kda_bwd_ut4_k${v.K}_v${v.V}_gk${v.GK}${scatterAhead ? '_sa' : ''}`;
 
-export function utTiledWgsl(v: UtVariant): string {
+export function utTiledWgsl(v: UtVariant, scatterAhead = true): string {
   const { K, V, GK } = v;
   const NCT = Math.ceil((K + V) / CW);
   const XP = 17; // padded row (vec4) of the X^T and dB^T tiles
   // Per thread: X / dX elements of a tile, 64 x 16 / 256.
   const PE = (64 * CW) / WG;
+  const ms = [...Array(PE).keys()];
+  // Row j = 4 jg + a of dB at column cc, from this tile's prefetched operands sc{a}; then the next tile's.
+  const scatterAheadRow = (a: number) => `{
+      let j = jg * 4u + ${a}u;
+      let s = sb[${a}];
+      let sv = sc${a};
+      if (j < L && cc < ${K + V}u) {
+        let row = (t0 + j) * H + h;
+        if (cc < ${K}u) {
+          let idx = row * ${K}u + cc;
+          dk[idx] = sv.z + bsh[j] * sv.x * s;
+          dgc[idx] = sv.w + s * bsh[j] * sv.y;
+        } else {
+          dv[row * ${V}u + cc - ${K}u] = bsh[j] * s;
+        }
+        dbp[${a}] += s * sv.y;
+      }
+      if (ct + 1u < ${NCT}u) { sc${a} = scLoad(t0, L, h, j, cc + ${CW}u); }
+    }`;
+  const SC_LOAD = `// Scatter operands of row j, column cc: (exp(gc), exp(gc) k, dk, dgc) for a key column, (0, v, 0, 0) for a
+// value column, 0 past the chunk or past K + V.
+fn scLoad(t0: u32, L: u32, h: u32, j: u32, cc: u32) -> vec4<f32> {
+  if (j >= L) { return vec4<f32>(0.0); }
+  let row = (t0 + j) * p.H + h;
+  if (cc < ${K}u) {
+    let idx = row * ${K}u + cc;
+    let eg = exp(gcAt(t0 + j, h, cc));
+    return vec4<f32>(eg, eg * k[idx], dk[idx], dgc[idx]);
+  }
+  if (cc < ${K + V}u) { return vec4<f32>(0.0, vv[row * ${V}u + cc - ${K}u], 0.0, 0.0); }
+  return vec4<f32>(0.0);
+}
+
+`;
   return /* wgsl */ `
 ${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'Tb', 'W', 'U', 'dW', 'dVp', 'beta', 'vv', 'k', 'gcB'], ['dk', 'dgc', 'dv', 'dbeta', 'dA'])}
 ${LOCATE}
@@ -63,7 +104,7 @@ fn xLoad(t0: u32, L: u32, h: u32, ct: u32, e: u32) -> vec2<f32> {
   return vec2<f32>(0.0);
 }
 
-${computeMain(WG)}
+${scatterAhead ? SC_LOAD : ''}${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
   let tb = (slot * H + h) * 4096u;
   for (var e = lid; e < 1024u; e += ${WG}u) {
@@ -78,14 +119,45 @@ ${computeMain(WG)}
   let jg = lid / ${CW}u;
   let ig = jg;
   let tj = c;
-  var pre: array<vec2<f32>, ${PE}>;
+  ${
+    scatterAhead
+      ? `${ms.map((m) => `var pre${m} = xLoad(t0, L, h, 0u, lid + ${m * WG}u);`).join('\n  ')}
+  ${[0, 1, 2, 3].map((a) => `var sc${a} = scLoad(t0, L, h, jg * 4u + ${a}u, c);\n  var da${a} = vec4<f32>(0.0);`).join('\n  ')}`
+      : `var pre: array<vec2<f32>, ${PE}>;
   for (var m = 0u; m < ${PE}u; m++) { pre[m] = xLoad(t0, L, h, 0u, lid + m * ${WG}u); }
   var da: array<vec4<f32>, 4>;
-  for (var a = 0u; a < 4u; a++) { da[a] = vec4<f32>(0.0); }
+  for (var a = 0u; a < 4u; a++) { da[a] = vec4<f32>(0.0); }`
+  }
   var dbp = vec4<f32>(0.0);
   for (var ct = 0u; ct < ${NCT}u; ct++) {
     workgroupBarrier();
-    for (var m = 0u; m < ${PE}u; m++) {
+    ${
+      scatterAhead
+        ? `${ms
+            .map(
+              (m) => `{
+      let e = lid + ${m * WG}u;
+      let i = e / ${CW}u;
+      xt[(e % ${CW}u) * ${XP}u + i / 4u][i % 4u] = pre${m}.x;
+      dxs[e] = pre${m}.y;
+    }`,
+            )
+            .join('\n    ')}
+    if (ct + 1u < ${NCT}u) {
+      ${ms.map((m) => `pre${m} = xLoad(t0, L, h, ct + 1u, lid + ${m * WG}u);`).join('\n      ')}
+    }
+    workgroupBarrier();
+    // dB[j, c] = sum_{i >= j} T[i, j] dX[i, c] for j = 4 jg .. 4 jg + 3, as two chains (even, odd i).
+    var sb = vec4<f32>(0.0);
+    var sb2 = vec4<f32>(0.0);
+    var i = jg * 4u;
+    for (; i + 1u < L; i += 2u) {
+      sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c];
+      sb2 += tsh[i * 16u + 16u + jg] * dxs[i * ${CW}u + ${CW}u + c];
+    }
+    if (i < L) { sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c]; }
+    sb += sb2;`
+        : `for (var m = 0u; m < ${PE}u; m++) {
       let e = lid + m * ${WG}u;
       let i = e / ${CW}u;
       let cl = e % ${CW}u;
@@ -98,13 +170,18 @@ ${computeMain(WG)}
     workgroupBarrier();
     // dB[j, c] = sum_{i >= j} T[i, j] dX[i, c] for j = 4 jg .. 4 jg + 3.
     var sb = vec4<f32>(0.0);
-    for (var i = jg * 4u; i < L; i++) { sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c]; }
+    for (var i = jg * 4u; i < L; i++) { sb += tsh[i * 16u + jg] * dxs[i * ${CW}u + c]; }`
+    }
     bt[c * ${XP}u + jg] = sb;
     let cc = ct * ${CW}u + c;
-    for (var a = 0u; a < 4u; a++) {
+    ${
+      scatterAhead
+        ? [0, 1, 2, 3].map(scatterAheadRow).join('\n    ')
+        : `for (var a = 0u; a < 4u; a++) {
       let j = jg * 4u + a;
       let s = sb[a];
       ${utScatterRow(K, V, 'dbp[a]')}
+    }`
     }
     workgroupBarrier();
     // dA[i, j] -= sum_c dB[i, c] X[j, c]: 4 x 4 tile (rows 4 ig .., columns 4 tj ..), lower tiles only.
@@ -112,14 +189,30 @@ ${computeMain(WG)}
       for (var x = 0u; x < ${CW}u; x++) {
         let b = bt[x * ${XP}u + ig];
         let xj = xt[x * ${XP}u + tj];
-        da[0] -= b.x * xj;
-        da[1] -= b.y * xj;
-        da[2] -= b.z * xj;
-        da[3] -= b.w * xj;
+        ${'xyzw'
+          .split('')
+          .map((q, a) => `${scatterAhead ? `da${a}` : `da[${a}]`} -= b.${q} * xj;`)
+          .join('\n        ')}
       }
     }
   }
-  for (var a = 0u; a < 4u; a++) {
+  ${
+    scatterAhead
+      ? [0, 1, 2, 3]
+          .map(
+            (a) => `{
+    let i = ig * 4u + ${a}u;
+    let j4 = tj * 4u;
+    let o = select(vec4<f32>(0.0), da${a}, vec4<u32>(j4, j4 + 1u, j4 + 2u, j4 + 3u) < vec4<u32>(i));
+    let idx = tb + i * 64u + j4;
+    dA[idx] = o.x;
+    dA[idx + 1u] = o.y;
+    dA[idx + 2u] = o.z;
+    dA[idx + 3u] = o.w;
+  }`,
+          )
+          .join('\n  ')
+      : `for (var a = 0u; a < 4u; a++) {
     let i = ig * 4u + a;
     let j4 = tj * 4u;
     let keep = vec4<u32>(j4, j4 + 1u, j4 + 2u, j4 + 3u) < vec4<u32>(i);
@@ -129,6 +222,7 @@ ${computeMain(WG)}
     dA[idx + 1u] = o.y;
     dA[idx + 2u] = o.z;
     dA[idx + 3u] = o.w;
+  }`
   }
   // dbeta_j = sum over all columns of dB[j, c] (exp(gc) k | v)[j, c]: reduce over the 16 column lanes.
   workgroupBarrier();

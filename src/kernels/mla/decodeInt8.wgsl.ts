@@ -1,0 +1,226 @@
+/**
+ * Absorbed MLA decode over the int8 latent cache, pass 1 of flash-decoding (layout and thread shapes in
+ * int8Plan.ts, the quantised arithmetic in int8Reference.ts). Workgroup (chunk, b, head group g) leaves
+ * (m, l, o[Rv]) per head for the merge (merge.wgsl.ts), m in log2 units. Per block of TT = 32 rows:
+ *   S[h, t] = sqL[h] skL[t] (q8L[h] . k8L[t]) + sqR[h] skR[t] (q8R[h] . k8R[t])   dot4I8Packed, i32
+ *   m' = max(m, max_t S),  p = 2^(S - m'),  l = l 2^(m - m') + sum_t p            f32, per subgroup lane
+ *   p'[t] = p[t] skL[t],   P8[h, t] = round(127 p' / max_t p'),  sigma[h] = max_t p' / 127
+ *   O[h] = O[h] 2^(m - m') + sigma[h] (P8[h] . k8L)                                 dot4I8Packed over tokens
+ * The c_kv scale skL[t] rides in p', so the values are the bare codes and P x values is an integer product
+ * over token quads: the staging transposes each 4 x 4 block of bytes (4 tokens x 4 channels) so a word of
+ * `vt` holds one channel of 4 tokens, the partner of a P8 word (one head, the same 4 tokens).
+ * l is summed per lane and reduced once at the end (alpha is the same for every lane of a head). Rows past
+ * the sequence are staged as zeros and masked out of the softmax.
+ */
+import type { MlaInt8Plan } from './int8Plan.js';
+
+export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
+  const { H, Rv, SG, WG, TT, HP, NSG, RW4, RS4, NVU, NU, NL, LWp, LC, NC } = pl;
+  const Q = TT / 4; // token quads per block
+  const L: string[] = [];
+  const l = (s: string) => L.push(s);
+
+  const fetch = (tbX: string, ind: string) => {
+    for (let n = 0; n < NL; n++) {
+      const inRange = (n + 1) * WG > NU ? `sl${n} < ${NU}u` : 'true';
+      l(`${ind}if (${inRange}) {`);
+      for (let j = 0; j < 4; j++) {
+        l(`${ind}  pf${n}_${j} = vec4<u32>(0u);`);
+        l(`${ind}  { let t = ${tbX} + 4u * gq${n} + ${j}u;`);
+        l(`${ind}    if (t < t1) {`);
+        l(`${ind}      var pg = t >> p.pageShift; var po = t & (p.pageSize - 1u);`);
+        l(`${ind}      if (p.pageShift >= 32u) { pg = t / p.pageSize; po = t % p.pageSize; }`);
+        l(`${ind}      let row = u32(pageTable[b * p.maxPages + pg]) * p.pageSize + po;`);
+        l(`${ind}      pf${n}_${j} = pool[row * ${RW4}u + gc${n}];`);
+        l(`${ind}  } }`);
+      }
+      l(`${ind}}`);
+    }
+  };
+  const store = (ind: string) => {
+    for (let n = 0; n < NL; n++) {
+      const inRange = (n + 1) * WG > NU ? `sl${n} < ${NU}u` : 'true';
+      l(`${ind}if (${inRange}) {`);
+      for (let j = 0; j < 4; j++) l(`${ind}  rows[(4u * gq${n} + ${j}u) * ${RS4}u + gc${n}] = pf${n}_${j};`);
+      // c_kv columns also go to vt, transposed: word i of output k = byte i of word k of the 4 tokens.
+      l(`${ind}  if (gc${n} < ${LC}u) {`);
+      l(`${ind}    let x = transpose4(pf${n}_0, pf${n}_1, pf${n}_2, pf${n}_3);`);
+      for (let k = 0; k < 4; k++) l(`${ind}    vt[gq${n} * ${LWp}u + 4u * gc${n} + ${k}u] = x[${k}];`);
+      l(`${ind}  }`);
+      l(`${ind}}`);
+    }
+  };
+  // Across the NSG subgroups of a head quad (none when SG = 32): every lane ends with the quad's value.
+  const combine = (v: string, red: string, op: 'max' | 'add', ind: string) => {
+    if (NSG === 1) return;
+    l(`${ind}if (lane == 0u) { ${red}[hq * ${NSG}u + t / ${SG}u] = ${v}; }`);
+    l(`${ind}workgroupBarrier();`);
+    l(`${ind}${v} = ${red}[hq * ${NSG}u];`);
+    for (let k = 1; k < NSG; k++)
+      l(
+        `${ind}${v} = ${op === 'max' ? `max(${v}, ${red}[hq * ${NSG}u + ${k}u])` : `${v} + ${red}[hq * ${NSG}u + ${k}u]`};`,
+      );
+  };
+
+  l('enable subgroups;');
+  l(
+    `struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };`,
+  );
+  l(`@group(0) @binding(0) var<uniform> p: Params;`);
+  l(`@group(0) @binding(1) var<storage, read> q8: array<vec4<u32>>;`);
+  l(`@group(0) @binding(2) var<storage, read> qs: array<vec2<f32>>;`);
+  l(`@group(0) @binding(3) var<storage, read> pool: array<vec4<u32>>;`);
+  l(`@group(0) @binding(4) var<storage, read> pageTable: array<i32>;`);
+  l(`@group(0) @binding(5) var<storage, read> lengths: array<i32>;`);
+  l(`@group(0) @binding(6) var<storage, read_write> partial: array<f32>;`);
+  l(`var<workgroup> rows: array<vec4<u32>, ${TT * RS4}>;`);
+  l(`var<workgroup> vt: array<vec4<u32>, ${Q * LWp}>;`);
+  l(`var<workgroup> pw: array<vec4<u32>, ${Q * 8}>;`);
+  l(`var<workgroup> alphaS: array<vec4<f32>, 8>;`);
+  l(`var<workgroup> sigmaS: array<vec4<f32>, 8>;`);
+  if (NSG > 1) {
+    l(`var<workgroup> redA: array<vec4<f32>, ${8 * NSG}>;`);
+    l(`var<workgroup> redB: array<vec4<f32>, ${8 * NSG}>;`);
+  }
+  l(`fn d4(a: vec4<u32>, b: vec4<u32>) -> i32 {`);
+  l(`  return dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y) + dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w);`);
+  l(`}`);
+  l(`fn dv(pk: u32, v: vec4<u32>) -> vec4<i32> {`);
+  l(`  return vec4<i32>(dot4I8Packed(pk, v.x), dot4I8Packed(pk, v.y), dot4I8Packed(pk, v.z), dot4I8Packed(pk, v.w));`);
+  l(`}`);
+  // 4 x 4 byte transpose of (a, b, c, d), per component: out[k] component i = (a[i] byte k, b.., c.., d..)
+  // in the bytes 0..3 of one word; returned as out[k] (vec4 over i), i.e. vt words of channel 4 i + k.
+  l(`fn transpose4(a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, d: vec4<u32>) -> array<vec4<u32>, 4> {`);
+  l(`  let m = vec4<u32>(0x00ff00ffu);`);
+  l(`  let t0 = (a & m) | ((b & m) << vec4<u32>(8u));`);
+  l(`  let t1 = ((a >> vec4<u32>(8u)) & m) | (b & ~m);`);
+  l(`  let t2 = (c & m) | ((d & m) << vec4<u32>(8u));`);
+  l(`  let t3 = ((c >> vec4<u32>(8u)) & m) | (d & ~m);`);
+  l(`  let lo = vec4<u32>(0xffffu);`);
+  l(`  let e0 = (t0 & lo) | (t2 << vec4<u32>(16u));`);
+  l(`  let e1 = (t1 & lo) | (t3 << vec4<u32>(16u));`);
+  l(`  let e2 = (t0 >> vec4<u32>(16u)) | (t2 & ~lo);`);
+  l(`  let e3 = (t1 >> vec4<u32>(16u)) | (t3 & ~lo);`);
+  // e_k component i: byte k of a[i], b[i], c[i], d[i] = channel 4 i + k of the 4 tokens; vt wants, at
+  // vec4 index 4 sc + i, the channels 4 (4 sc + i) + k for k = 0..3 as components.
+  l(`  return array<vec4<u32>, 4>(vec4<u32>(e0.x, e1.x, e2.x, e3.x), vec4<u32>(e0.y, e1.y, e2.y, e3.y),`);
+  l(`                             vec4<u32>(e0.z, e1.z, e2.z, e3.z), vec4<u32>(e0.w, e1.w, e2.w, e3.w));`);
+  l(`}`);
+  l(`@compute @workgroup_size(${WG})`);
+  l(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,`);
+  l(`        @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {`);
+  l(`  let chunk = wid.x; let b = wid.y; let g = wid.z;`);
+  l(`  let T = u32(lengths[b]);`);
+  l(`  let t0 = chunk * p.chunkLen;`);
+  l(`  let t1 = min(T, t0 + p.chunkLen);`);
+  l(`  let hq = lid / 32u; let t = lid % 32u;`);
+  l(`  let qh = g * 32u + 4u * hq;`);
+  l(`  let qrow = b * ${NC * HP}u + qh;`);
+  l(`  let sq0 = qs[b * ${HP}u + qh]; let sq1 = qs[b * ${HP}u + qh + 1u];`);
+  l(`  let sq2 = qs[b * ${HP}u + qh + 2u]; let sq3 = qs[b * ${HP}u + qh + 3u];`);
+  l(`  let sqL = vec4<f32>(sq0.x, sq1.x, sq2.x, sq3.x); let sqR = vec4<f32>(sq0.y, sq1.y, sq2.y, sq3.y);`);
+  l(`  var mRun = vec4<f32>(-3.0e38);`);
+  l(`  var lRun = vec4<f32>(0.0);`);
+  l(`  let ho = lid / 64u; let dg = lid % 64u;`);
+  for (let h = 0; h < 8; h++) for (let u = 0; u < NVU; u++) l(`  var o${h}_${u} = vec4<f32>(0.0);`);
+  for (let n = 0; n < NL; n++) {
+    l(`  let sl${n} = lid + ${n * WG}u; let gq${n} = sl${n} / ${RW4}u; let gc${n} = sl${n} % ${RW4}u;`);
+    for (let j = 0; j < 4; j++) l(`  var pf${n}_${j} = vec4<u32>(0u);`);
+  }
+  l(`  if (t0 < t1) {`);
+  fetch('t0', '    ');
+  l(`  }`);
+  store('  ');
+  l(`  workgroupBarrier();`);
+  l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
+  // ---- S: 4 heads x token t ----
+  l(`    let kb = t * ${RS4}u;`);
+  l(`    var aL = vec4<i32>(0);`);
+  l(`    for (var c = 0u; c < ${LC}u; c++) {`);
+  l(`      let k = rows[kb + c]; let qi = qrow + c * ${HP}u;`);
+  l(`      aL += vec4<i32>(d4(q8[qi], k), d4(q8[qi + 1u], k), d4(q8[qi + 2u], k), d4(q8[qi + 3u], k));`);
+  l(`    }`);
+  l(`    var aR = vec4<i32>(0);`);
+  l(`    for (var c = ${LC}u; c < ${NC}u; c++) {`);
+  l(`      let k = rows[kb + c]; let qi = qrow + c * ${HP}u;`);
+  l(`      aR += vec4<i32>(d4(q8[qi], k), d4(q8[qi + 1u], k), d4(q8[qi + 2u], k), d4(q8[qi + 3u], k));`);
+  l(`    }`);
+  l(`    let sk = bitcast<vec2<f32>>(rows[kb + ${NC}u].xy);`);
+  l(`    let valid = tb + t < t1;`);
+  l(`    let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
+  l(`    var mx = subgroupMax(s);`);
+  combine('mx', 'redA', 'max', '    ');
+  l(`    let mNew = max(mRun, mx);`);
+  l(`    let alpha = exp2(mRun - mNew);`);
+  l(`    let pr = select(vec4<f32>(0.0), exp2(s - mNew), valid);`);
+  l(`    lRun = lRun * alpha + pr;`);
+  l(`    mRun = mNew;`);
+  l(`    let pv = pr * sk.x;`);
+  l(`    var pm = subgroupMax(pv);`);
+  combine('pm', 'redB', 'max', '    ');
+  l(`    let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
+  l(`    var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
+  l(`    w |= subgroupShuffleXor(w, 1u);`);
+  l(`    w |= subgroupShuffleXor(w, 2u);`);
+  l(`    if ((t & 3u) == 0u) { pw[(t >> 2u) * 8u + hq] = w; }`);
+  l(`    if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
+  l(`    workgroupBarrier();`);
+  l(`    let tn = tb + ${TT}u;`);
+  l(`    if (tn < t1) {`);
+  fetch('tn', '      ');
+  l(`    }`);
+  // ---- O: 8 heads x 4 NVU dims ----
+  l(`    {`);
+  for (let h = 0; h < 8; h++) for (let u = 0; u < NVU; u++) l(`      var c${h}_${u} = vec4<i32>(0);`);
+  l(`      for (var qd = 0u; qd < ${Q}u; qd++) {`);
+  l(`        let pa = pw[qd * 8u + 2u * ho]; let pb = pw[qd * 8u + 2u * ho + 1u];`);
+  for (let u = 0; u < NVU; u++) {
+    const j = `dg + ${64 * u}u`;
+    if (64 * (u + 1) <= LWp) l(`        let v${u} = vt[qd * ${LWp}u + ${j}];`);
+    else l(`        var v${u} = vec4<u32>(0u); if (${j} < ${LWp}u) { v${u} = vt[qd * ${LWp}u + ${j}]; }`);
+  }
+  for (let h = 0; h < 8; h++)
+    for (let u = 0; u < NVU; u++) l(`        c${h}_${u} += dv(${h < 4 ? 'pa' : 'pb'}[${h & 3}], v${u});`);
+  l(`      }`);
+  l(`      let al0 = alphaS[2u * ho]; let al1 = alphaS[2u * ho + 1u];`);
+  l(`      let sg0 = sigmaS[2u * ho]; let sg1 = sigmaS[2u * ho + 1u];`);
+  for (let h = 0; h < 8; h++) {
+    const al = `${h < 4 ? 'al0' : 'al1'}[${h & 3}]`;
+    const sg = `${h < 4 ? 'sg0' : 'sg1'}[${h & 3}]`;
+    for (let u = 0; u < NVU; u++)
+      l(`      o${h}_${u} = fma(vec4<f32>(${sg}), vec4<f32>(c${h}_${u}), o${h}_${u} * ${al});`);
+  }
+  l(`    }`);
+  l(`    workgroupBarrier();`);
+  l(`    if (tn < t1) {`);
+  store('      ');
+  l(`    }`);
+  l(`    workgroupBarrier();`);
+  l(`  }`);
+  // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
+  l(`  var lt = subgroupAdd(lRun);`);
+  combine('lt', 'redA', 'add', '  ');
+  l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
+  l(`  let mOut = select(mRun, vec4<f32>(bitcast<f32>(0x7fc00000u + 0u * sgs)), sgs != ${SG}u);`);
+  l(`  if (t == 0u) {`);
+  for (let k = 0; k < 4; k++) {
+    l(`    { let h = qh + ${k}u;`);
+    l(
+      `      if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mOut[${k}]; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt[${k}]; } }`,
+    );
+  }
+  l(`  }`);
+  for (let h = 0; h < 8; h++) {
+    l(`  { let h = g * 32u + ho * 8u + ${h}u;`);
+    l(`    if (h < ${H}u) {`);
+    l(`      let o = (pBase + h) * ${Rv + 2}u + 2u;`);
+    for (let u = 0; u < NVU; u++)
+      for (let i = 0; i < 4; i++) {
+        l(`      { let d = 4u * (dg + ${64 * u}u) + ${i}u; if (d < ${Rv}u) { partial[o + d] = o${h}_${u}[${i}]; } }`);
+      }
+    l(`    }`);
+    l(`  }`);
+  }
+  l(`}`);
+  return L.join('\n');
+}

@@ -1,0 +1,82 @@
+/**
+ * How the int8 MLA decode kernel (decodeInt8.wgsl.ts) lays out its work; the pipeline key comes from here.
+ *
+ * A workgroup of 256 threads handles 32 heads (one head group; more heads take more groups on the grid's
+ * z) over a chunk of one sequence, in blocks of TT = 32 cached rows staged in workgroup memory twice: as
+ * rows (channels packed four to a word, for the scores) and transposed (tokens packed four to a word, for
+ * P x values), both read by dot4I8Packed. Thread shapes:
+ *   S  thread (head quad hq = lid / 32, token t = lid % 32): 4 scores over the whole row; the query comes
+ *      from global memory at an address shared by the subgroup (one broadcast load per vec4).
+ *   O  thread (head octet ho = lid / 64, column dg = lid % 64): an 8-head x 4 NVU-dim tile of o in f32
+ *      registers, fed once per block by an i32 tile of dot products over the block's 8 token quads.
+ * The softmax of a block is per head over the 32 tokens of a head quad: subgroup reductions, plus a trip
+ * through workgroup memory where subgroups are narrower than 32.
+ */
+import { type Int8RowLayout, int8RowLayout } from './int8Layout.js';
+import { MLA_INT8_TT } from './int8Reference.js';
+
+export interface MlaInt8Plan extends Int8RowLayout {
+  H: number;
+  SG: number;
+  WG: number;
+  TT: number;
+  NG: number;
+  HP: number;
+  /** Subgroups per head quad (32 / SG). */
+  NSG: number;
+  /** Row vec4 per row (RW / 4) and its stride in workgroup memory (odd: conflict-free 16-byte loads). */
+  RW4: number;
+  RS4: number;
+  /** O: vec4 of value dims per thread (vt vec4 index dg + 64 u, u < NVU). */
+  NVU: number;
+  /** Staging units (token quad, row vec4) per block, and slots per thread. */
+  NU: number;
+  NL: number;
+  sharedBytes: number;
+}
+
+export function planMlaInt8(v: { H: number; R: number; Rv: number; SG: number }, maxSharedBytes: number): MlaInt8Plan {
+  const { H, R, Rv, SG } = v;
+  if (SG !== 8 && SG !== 16 && SG !== 32) throw new Error(`mlaDecode (int8): subgroup size ${SG} is not 8, 16 or 32`);
+  if (!(H >= 1)) throw new Error(`mlaDecode (int8): need H >= 1, got ${H}`);
+  const L = int8RowLayout(R, Rv);
+  const TT = MLA_INT8_TT;
+  const WG = 256;
+  const NG = Math.ceil(H / 32);
+  const RW4 = L.RW / 4;
+  const RS4 = RW4 % 2 ? RW4 : RW4 + 1;
+  const NVU = Math.ceil(L.LWp / 64);
+  const NU = (TT / 4) * RW4;
+  const NSG = 32 / SG;
+  const sharedBytes = 16 * (TT * RS4 + (TT / 4) * L.LWp + (TT / 4) * 8 + 16 + (NSG > 1 ? 2 * 8 * NSG : 0));
+  if (sharedBytes > maxSharedBytes) {
+    throw new Error(
+      `mlaDecode (int8): rows of R=${R} need ${sharedBytes} bytes of workgroup memory, the device allows ${maxSharedBytes}`,
+    );
+  }
+  return {
+    ...L,
+    H,
+    SG,
+    WG,
+    TT,
+    NG,
+    HP: 32 * NG,
+    NSG,
+    RW4,
+    RS4,
+    NVU,
+    NU,
+    NL: Math.ceil(NU / WG),
+    sharedBytes,
+  };
+}
+
+export function mlaInt8Key(p: MlaInt8Plan): string {
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}`;
+}
+
+/** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */
+export function defaultInt8Chunks(maxLength: number, B: number, NG: number, targetWorkgroups = 132): number {
+  return Math.max(1, Math.min(Math.ceil(maxLength / (2 * MLA_INT8_TT)), Math.ceil(targetWorkgroups / (B * NG))));
+}

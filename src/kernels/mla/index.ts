@@ -315,7 +315,10 @@ export function cacheWrite(
   opts: { Rv?: number } = {},
 ): void {
   const device = deviceOf('cacheWrite', pool, values, seq, pos, pageTable);
-  if (pool.dtype === 'i32') return cacheWriteInt8(device, pool, values, seq, pos, pageTable, opts.Rv);
+  if (pool.dtype === 'i32') {
+    cacheWriteInt8(device, pool, values, seq, pos, pageTable, opts.Rv);
+    return;
+  }
   const R = pool.shape[2];
   const N = values.shape[0];
   expectShape('cacheWrite', 'values', values, [N, R]);

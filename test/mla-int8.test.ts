@@ -152,18 +152,21 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     Rv: number;
     pageSize: number;
     chunks?: number;
+    pv?: 'dp4a' | 'f32';
   }
   const cases: Case[] = [
     // the tiny model's shape: lengths 1, 7, 63, 65 (blocks of 32 partly full), pages of 16 crossing blocks
     { lengths: [1, 7, 63, 65], H: 4, R: 24, Rv: 16, pageSize: 16 },
     { lengths: [65, 0, 130], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 3 },
+    // P x values in f32 (p unquantised, value bytes widened)
+    { lengths: [1, 7, 63, 65], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 2, pv: 'f32' },
   ];
   // Rv not a multiple of 4, heads not a multiple of 4, page size not a power of two: a second pipeline
   // (~25 s to compile on lavapipe); the layout of such rows is covered by the cacheWrite tests above.
   if (process.env.KIMI_SLOW_TESTS === '1')
     cases.push({ lengths: [33, 100], H: 3, R: 23, Rv: 13, pageSize: 12, chunks: 2 });
   for (const c of cases) {
-    const name = `lengths ${c.lengths}, H=${c.H}, R=${c.R}, Rv=${c.Rv}, pages of ${c.pageSize}, chunks ${c.chunks ?? 'default'}`;
+    const name = `lengths ${c.lengths}, H=${c.H}, R=${c.R}, Rv=${c.Rv}, pages of ${c.pageSize}, chunks ${c.chunks ?? 'default'}, P x values ${c.pv ?? 'dp4a'}`;
     it.skipIf(!hasGpu)(`WebGPU = int8 reference (1e-3), and within 3e-2 of f32 attention: ${name}`, async (ctx) => {
       const gpu = (await gpuContext())!;
       if (!gpu.features.subgroups || gpu.adapterInfo.subgroupMinSize !== gpu.adapterInfo.subgroupMaxSize) ctx.skip();
@@ -181,11 +184,12 @@ describe('int8 latent cache: absorbed MLA decode', () => {
         scale,
         maxLength,
         chunks: c.chunks,
+        int8Pv: c.pv,
       });
       const got = (await out.read()) as Float32Array;
       const words = (await x.pool.read()) as Int32Array;
       const d = { B, H, R, Rv, pageSize, maxPages: x.maxPages, scale };
-      const ref = mlaDecodeInt8Reference(q, words, x.table, lengths, d);
+      const ref = mlaDecodeInt8Reference(q, words, x.table, lengths, d, { pv: c.pv });
       expect(got.every(Number.isFinite)).toBe(true);
       expectClose(got, ref, 1e-3, 'int8 kernel vs int8 reference');
       // Quantisation error against f32 attention over the original rows (pool rows rebuilt in f32).
@@ -203,7 +207,7 @@ describe('int8 latent cache: absorbed MLA decode', () => {
         cpu.fromHost(words, [words.length / int8RowWords(R, Rv) / pageSize, pageSize, int8RowWords(R, Rv)], 'i32'),
         cpu.fromHost(x.table, [B, x.maxPages], 'i32'),
         cpu.fromHost(lengths, [B], 'i32'),
-        { Rv, scale, maxLength },
+        { Rv, scale, maxLength, int8Pv: c.pv },
       );
       expectClose((await onCpu.read()) as Float32Array, ref, 0, 'cpu device = reference');
       out.dispose();

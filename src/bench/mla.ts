@@ -205,6 +205,11 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         const tc = await timeGpu(gpu, call(kernel, { chunks: c }), o.reps, o.trials);
         sweep.push({ context: T, kernel: int8 ? 'int8' : kernel, chunks: c, ...rate(T, tc.ms) });
       }
+      if (int8) {
+        // P x values in f32 (p unquantised, value codes widened in registers) against the default dp4a.
+        const tv = await timeGpu(gpu, call('tiled', { int8Pv: 'f32' }), o.reps, o.trials);
+        sweep.push({ context: T, kernel: 'int8', int8Pv: 'f32', ...rate(T, tv.ms) });
+      }
       if (kernel === 'tiled' && !int8) {
         for (const v of TILED_VARIANTS) {
           const tv = await timeGpu(gpu, call('tiled', v), o.reps, o.trials);
@@ -239,7 +244,6 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       const table = (await x.table.read()) as Int32Array;
       const lengths = (await x.lengths.read()) as Int32Array;
       const d = { B: o.batch, H, R, Rv, pageSize: o.pageSize, maxPages: x.table.shape[1], scale };
-      const ref = mlaDecodeInt8Reference(q, (await x.pool.read()) as Int32Array, table, lengths, d);
       const f32Pool = new Float32Array(x.pool.shape[0] * o.pageSize * R);
       for (let b = 0; b < o.batch; b++)
         for (let t = 0; t < T; t++) {
@@ -250,9 +254,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           );
         }
       const exact = mlaDecodeReference(q, f32Pool, table, lengths, d);
-      const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T });
-      const got = (await out.read()) as Float32Array;
-      out.dispose();
+      const words = (await x.pool.read()) as Int32Array;
       const err = (a: Float32Array, b: Float32Array) => {
         let maxAbs = 0;
         let maxRef = 0;
@@ -262,14 +264,21 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         }
         return { maxAbsErr: maxAbs, relToMax: maxAbs / maxRef };
       };
-      checks.push({
-        context: T,
-        kernel: 'int8',
-        vsInt8Reference: err(got, ref),
-        vsF32Attention: err(got, exact),
-        int8ReferenceVsF32Attention: err(ref, exact),
-        finite: got.every(Number.isFinite),
-      });
+      for (const pv of ['dp4a', 'f32'] as const) {
+        const ref = mlaDecodeInt8Reference(q, words, table, lengths, d, { pv });
+        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Pv: pv });
+        const got = (await out.read()) as Float32Array;
+        out.dispose();
+        checks.push({
+          context: T,
+          kernel: 'int8',
+          int8Pv: pv,
+          vsInt8Reference: err(got, ref),
+          vsF32Attention: err(got, exact),
+          int8ReferenceVsF32Attention: err(ref, exact),
+          finite: got.every(Number.isFinite),
+        });
+      }
     }
     if (!int8 && !checks.length && o.batch * T <= 16384) {
       // Each kernel on this device against the f64-accumulating reference on the same pool bits.

@@ -9,6 +9,8 @@
  * The c_kv scale skL[t] rides in p', so the values are the bare codes and P x values is an integer product
  * over token quads: the staging transposes each 4 x 4 block of bytes (4 tokens x 4 channels) so a word of
  * `vt` holds one channel of 4 tokens, the partner of a P8 word (one head, the same 4 tokens).
+ * With pl.pv = 'f32' p' stays f32 (workgroup memory [TT tokens][32 heads]) and O widens each value byte to
+ * f32: O[h] = O[h] 2^(m - m') + sum_t p'[t] k8L[t].
  * l is summed per lane and reduced once at the end (alpha is the same for every lane of a head). Rows past
  * the sequence are staged as zeros and masked out of the softmax.
  */
@@ -75,9 +77,11 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`@group(0) @binding(6) var<storage, read_write> partial: array<f32>;`);
   l(`var<workgroup> rows: array<vec4<u32>, ${TT * RS4}>;`);
   l(`var<workgroup> vt: array<vec4<u32>, ${Q * LWp}>;`);
-  l(`var<workgroup> pw: array<vec4<u32>, ${Q * 8}>;`);
+  const f32P = pl.pv === 'f32';
+  if (f32P) l(`var<workgroup> ps: array<vec4<f32>, ${TT * 8}>;`);
+  else l(`var<workgroup> pw: array<vec4<u32>, ${Q * 8}>;`);
   l(`var<workgroup> alphaS: array<vec4<f32>, 8>;`);
-  l(`var<workgroup> sigmaS: array<vec4<f32>, 8>;`);
+  if (!f32P) l(`var<workgroup> sigmaS: array<vec4<f32>, 8>;`);
   if (NSG > 1) {
     l(`var<workgroup> redA: array<vec4<f32>, ${8 * NSG}>;`);
     l(`var<workgroup> redB: array<vec4<f32>, ${8 * NSG}>;`);
@@ -156,39 +160,68 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`    lRun = lRun * alpha + pr;`);
   l(`    mRun = mNew;`);
   l(`    let pv = pr * sk.x;`);
-  l(`    var pm = subgroupMax(pv);`);
-  combine('pm', 'redB', 'max', '    ');
-  l(`    let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
-  l(`    var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
-  l(`    w |= subgroupShuffleXor(w, 1u);`);
-  l(`    w |= subgroupShuffleXor(w, 2u);`);
-  l(`    if ((t & 3u) == 0u) { pw[(t >> 2u) * 8u + hq] = w; }`);
-  l(`    if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
+  if (f32P) {
+    l(`    ps[t * 8u + hq] = pv;`);
+    l(`    if (t == 0u) { alphaS[hq] = alpha; }`);
+  } else {
+    l(`    var pm = subgroupMax(pv);`);
+    combine('pm', 'redB', 'max', '    ');
+    l(`    let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
+    l(`    var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
+    l(`    w |= subgroupShuffleXor(w, 1u);`);
+    l(`    w |= subgroupShuffleXor(w, 2u);`);
+    l(`    if ((t & 3u) == 0u) { pw[(t >> 2u) * 8u + hq] = w; }`);
+    l(`    if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
+  }
   l(`    workgroupBarrier();`);
   l(`    let tn = tb + ${TT}u;`);
   l(`    if (tn < t1) {`);
   fetch('tn', '      ');
   l(`    }`);
   // ---- O: 8 heads x 4 NVU dims ----
+  const loadV = (ind: string) => {
+    for (let u = 0; u < NVU; u++) {
+      const j = `dg + ${64 * u}u`;
+      if (64 * (u + 1) <= LWp) l(`${ind}let v${u} = vt[qd * ${LWp}u + ${j}];`);
+      else l(`${ind}var v${u} = vec4<u32>(0u); if (${j} < ${LWp}u) { v${u} = vt[qd * ${LWp}u + ${j}]; }`);
+    }
+  };
   l(`    {`);
-  for (let h = 0; h < 8; h++) for (let u = 0; u < NVU; u++) l(`      var c${h}_${u} = vec4<i32>(0);`);
-  l(`      for (var qd = 0u; qd < ${Q}u; qd++) {`);
-  l(`        let pa = pw[qd * 8u + 2u * ho]; let pb = pw[qd * 8u + 2u * ho + 1u];`);
-  for (let u = 0; u < NVU; u++) {
-    const j = `dg + ${64 * u}u`;
-    if (64 * (u + 1) <= LWp) l(`        let v${u} = vt[qd * ${LWp}u + ${j}];`);
-    else l(`        var v${u} = vec4<u32>(0u); if (${j} < ${LWp}u) { v${u} = vt[qd * ${LWp}u + ${j}]; }`);
-  }
-  for (let h = 0; h < 8; h++)
-    for (let u = 0; u < NVU; u++) l(`        c${h}_${u} += dv(${h < 4 ? 'pa' : 'pb'}[${h & 3}], v${u});`);
-  l(`      }`);
   l(`      let al0 = alphaS[2u * ho]; let al1 = alphaS[2u * ho + 1u];`);
-  l(`      let sg0 = sigmaS[2u * ho]; let sg1 = sigmaS[2u * ho + 1u];`);
-  for (let h = 0; h < 8; h++) {
-    const al = `${h < 4 ? 'al0' : 'al1'}[${h & 3}]`;
-    const sg = `${h < 4 ? 'sg0' : 'sg1'}[${h & 3}]`;
-    for (let u = 0; u < NVU; u++)
-      l(`      o${h}_${u} = fma(vec4<f32>(${sg}), vec4<f32>(c${h}_${u}), o${h}_${u} * ${al});`);
+  if (f32P) {
+    for (let h = 0; h < 8; h++)
+      for (let u = 0; u < NVU; u++) l(`      o${h}_${u} *= ${h < 4 ? 'al0' : 'al1'}[${h & 3}];`);
+    l(`      for (var qd = 0u; qd < ${Q}u; qd++) {`);
+    loadV('        ');
+    for (let j = 0; j < 4; j++) {
+      l(`        {`);
+      l(`          let pa = ps[(4u * qd + ${j}u) * 8u + 2u * ho]; let pb = ps[(4u * qd + ${j}u) * 8u + 2u * ho + 1u];`);
+      // byte j of each word (token 4 qd + j), sign-extended: shift it to the top, then arithmetic shift down
+      for (let u = 0; u < NVU; u++)
+        l(
+          `          let f${u} = vec4<f32>((bitcast<vec4<i32>>(v${u}) << vec4<u32>(${24 - 8 * j}u)) >> vec4<u32>(24u));`,
+        );
+      for (let h = 0; h < 8; h++)
+        for (let u = 0; u < NVU; u++)
+          l(`          o${h}_${u} = fma(vec4<f32>(${h < 4 ? 'pa' : 'pb'}[${h & 3}]), f${u}, o${h}_${u});`);
+      l(`        }`);
+    }
+    l(`      }`);
+  } else {
+    for (let h = 0; h < 8; h++) for (let u = 0; u < NVU; u++) l(`      var c${h}_${u} = vec4<i32>(0);`);
+    l(`      for (var qd = 0u; qd < ${Q}u; qd++) {`);
+    l(`        let pa = pw[qd * 8u + 2u * ho]; let pb = pw[qd * 8u + 2u * ho + 1u];`);
+    loadV('        ');
+    for (let h = 0; h < 8; h++)
+      for (let u = 0; u < NVU; u++) l(`        c${h}_${u} += dv(${h < 4 ? 'pa' : 'pb'}[${h & 3}], v${u});`);
+    l(`      }`);
+    l(`      let sg0 = sigmaS[2u * ho]; let sg1 = sigmaS[2u * ho + 1u];`);
+    for (let h = 0; h < 8; h++) {
+      const al = `${h < 4 ? 'al0' : 'al1'}[${h & 3}]`;
+      const sg = `${h < 4 ? 'sg0' : 'sg1'}[${h & 3}]`;
+      for (let u = 0; u < NVU; u++)
+        l(`      o${h}_${u} = fma(vec4<f32>(${sg}), vec4<f32>(c${h}_${u}), o${h}_${u} * ${al});`);
+    }
   }
   l(`    }`);
   l(`    workgroupBarrier();`);

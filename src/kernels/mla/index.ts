@@ -58,6 +58,8 @@ export interface MlaDecodeOptions {
   sHalves?: boolean;
   /** Tiled kernel: load the next block's rows during O only (default true) or a whole block ahead. */
   lateFetch?: boolean;
+  /** int8 cache: P x values on dot4I8Packed with p quantised per head and block (default), or in f32. */
+  int8Pv?: 'dp4a' | 'f32';
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -155,7 +157,9 @@ export function mlaDecode(
   const gpu = asGpu(device);
   if (!gpu && int8) {
     const dims = { B, H, R, Rv, pageSize, maxPages, scale };
-    const out = mlaDecodeInt8Reference(hostF32(qFull), hostI32(pool), hostI32(pageTable), hostI32(lengths), dims);
+    const out = mlaDecodeInt8Reference(hostF32(qFull), hostI32(pool), hostI32(pageTable), hostI32(lengths), dims, {
+      pv: opts.int8Pv,
+    });
     return cpu.fromHost(out, [B, H, Rv]);
   }
   if (!gpu) {
@@ -265,7 +269,7 @@ function int8Decode(
   }
   if (pool.offset % 4)
     throw new Error(`mlaDecode: an int8 pool must start on a 16-byte boundary (offset ${pool.offset})`);
-  const plan = planMlaInt8({ H, R, Rv, SG }, gpu.limits.maxComputeWorkgroupStorageSize);
+  const plan = planMlaInt8({ H, R, Rv, SG, pv: opts.int8Pv }, gpu.limits.maxComputeWorkgroupStorageSize);
   const pageSize = pool.shape[1];
   const pageShift = (pageSize & (pageSize - 1)) === 0 ? Math.log2(pageSize) : 32;
   const maxLen = Math.max(1, opts.maxLength);

@@ -11,6 +11,9 @@
  *      registers, fed once per block by an i32 tile of dot products over the block's 8 token quads.
  * The softmax of a block is per head over the 32 tokens of a head quad: subgroup reductions, plus a trip
  * through workgroup memory where subgroups are narrower than 32.
+ * P x values either quantises p per head and block and multiplies on dot4I8Packed (`pv: 'dp4a'`, the
+ * default) or keeps p in f32 and widens the value codes to f32 in registers (`pv: 'f32'`: no second
+ * rounding, 4x the multiply instructions plus the widening).
  */
 import { type Int8RowLayout, int8RowLayout } from './int8Layout.js';
 import { MLA_INT8_TT } from './int8Reference.js';
@@ -32,11 +35,17 @@ export interface MlaInt8Plan extends Int8RowLayout {
   /** Staging units (token quad, row vec4) per block, and slots per thread. */
   NU: number;
   NL: number;
+  /** P x values: int8 p on dot4I8Packed, or f32 p times widened codes. */
+  pv: 'dp4a' | 'f32';
   sharedBytes: number;
 }
 
-export function planMlaInt8(v: { H: number; R: number; Rv: number; SG: number }, maxSharedBytes: number): MlaInt8Plan {
+export function planMlaInt8(
+  v: { H: number; R: number; Rv: number; SG: number; pv?: 'dp4a' | 'f32' },
+  maxSharedBytes: number,
+): MlaInt8Plan {
   const { H, R, Rv, SG } = v;
+  const pv = v.pv ?? 'dp4a';
   if (SG !== 8 && SG !== 16 && SG !== 32) throw new Error(`mlaDecode (int8): subgroup size ${SG} is not 8, 16 or 32`);
   if (!(H >= 1)) throw new Error(`mlaDecode (int8): need H >= 1, got ${H}`);
   const L = int8RowLayout(R, Rv);
@@ -48,7 +57,8 @@ export function planMlaInt8(v: { H: number; R: number; Rv: number; SG: number },
   const NVU = Math.ceil(L.LWp / 64);
   const NU = (TT / 4) * RW4;
   const NSG = 32 / SG;
-  const sharedBytes = 16 * (TT * RS4 + (TT / 4) * L.LWp + (TT / 4) * 8 + 16 + (NSG > 1 ? 2 * 8 * NSG : 0));
+  const pBytes = pv === 'dp4a' ? (TT / 4) * 8 : TT * 8;
+  const sharedBytes = 16 * (TT * RS4 + (TT / 4) * L.LWp + pBytes + 16 + (NSG > 1 ? 2 * 8 * NSG : 0));
   if (sharedBytes > maxSharedBytes) {
     throw new Error(
       `mlaDecode (int8): rows of R=${R} need ${sharedBytes} bytes of workgroup memory, the device allows ${maxSharedBytes}`,
@@ -68,12 +78,13 @@ export function planMlaInt8(v: { H: number; R: number; Rv: number; SG: number },
     NVU,
     NU,
     NL: Math.ceil(NU / WG),
+    pv,
     sharedBytes,
   };
 }
 
 export function mlaInt8Key(p: MlaInt8Plan): string {
-  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}`;
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}`;
 }
 
 /** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */

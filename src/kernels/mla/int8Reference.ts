@@ -85,14 +85,19 @@ export interface MlaInt8Dims {
   scale: number;
 }
 
-/** Absorbed MLA decode over an int8 pool (words), quantised as the kernel does; o_lat [B, H, Rv]. */
+/**
+ * Absorbed MLA decode over an int8 pool (words), quantised as the kernel does; o_lat [B, H, Rv].
+ * `pv: 'f32'` leaves p unquantised (the kernel's f32 P x values variant).
+ */
 export function mlaDecodeInt8Reference(
   qFull: Float32Array,
   pool: Int32Array,
   pageTable: Int32Array,
   lengths: Int32Array,
   d: MlaInt8Dims,
+  opts: { pv?: 'dp4a' | 'f32' } = {},
 ): Float32Array {
+  const f32P = opts.pv === 'f32';
   const { B, H, R, Rv, pageSize, maxPages, scale } = d;
   const L = int8RowLayout(R, Rv);
   const poolF = new Float32Array(pool.buffer, pool.byteOffset, pool.length);
@@ -125,9 +130,10 @@ export function mlaDecodeInt8Reference(
         for (let t = t0; t < t1; t++) m = Math.max(m, Math.fround(s[t] * poolF[row(t) + L.SW]));
         const inv = m > 0 ? 127 / m : 0;
         for (let t = t0; t < t1; t++) {
-          const code = roundHalfEven(Math.fround(s[t] * poolF[row(t) + L.SW]) * inv);
+          const pt = Math.fround(s[t] * poolF[row(t) + L.SW]);
+          const w = f32P ? pt : (m / 127) * roundHalfEven(pt * inv);
           const o = row(t);
-          for (let c = 0; c < Rv; c++) acc[c] += (m / 127) * code * byte(o, c);
+          for (let c = 0; c < Rv; c++) acc[c] += w * byte(o, c);
         }
       }
       for (let c = 0; c < Rv; c++) out[(b * H + h) * Rv + c] = T ? acc[c] / sum : 0;

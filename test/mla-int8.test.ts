@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { cacheWrite, int8RowWords, mlaDecode } from '../src/kernels/mla/index.js';
 import { int8RowLayout } from '../src/kernels/mla/int8Layout.js';
-import { planMlaInt8 } from '../src/kernels/mla/int8Plan.js';
+import { type MlaInt8Variant, planMlaInt8 } from '../src/kernels/mla/int8Plan.js';
+
+const ALL_VARIANTS: MlaInt8Variant = { unrollS: true, oHalves: true, prefetch: false };
 import {
   dequantizeRowInt8,
   mlaDecodeInt8Reference,
@@ -153,20 +155,22 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     pageSize: number;
     chunks?: number;
     pv?: 'dp4a' | 'f32';
+    variant?: MlaInt8Variant;
   }
   const cases: Case[] = [
     // the tiny model's shape: lengths 1, 7, 63, 65 (blocks of 32 partly full), pages of 16 crossing blocks
     { lengths: [1, 7, 63, 65], H: 4, R: 24, Rv: 16, pageSize: 16 },
-    { lengths: [65, 0, 130], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 3 },
+    // the code-generation variants (straight-line scores, O in head halves, rows loaded after O)
+    { lengths: [65, 0, 130], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 3, variant: ALL_VARIANTS },
     // P x values in f32 (p unquantised, value bytes widened)
-    { lengths: [1, 7, 63, 65], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 2, pv: 'f32' },
+    { lengths: [1, 7, 63, 65], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 2, pv: 'f32', variant: ALL_VARIANTS },
   ];
   // Rv not a multiple of 4, heads not a multiple of 4, page size not a power of two: a second pipeline
   // (~25 s to compile on lavapipe); the layout of such rows is covered by the cacheWrite tests above.
   if (process.env.KIMI_SLOW_TESTS === '1')
     cases.push({ lengths: [33, 100], H: 3, R: 23, Rv: 13, pageSize: 12, chunks: 2 });
   for (const c of cases) {
-    const name = `lengths ${c.lengths}, H=${c.H}, R=${c.R}, Rv=${c.Rv}, pages of ${c.pageSize}, chunks ${c.chunks ?? 'default'}, P x values ${c.pv ?? 'dp4a'}`;
+    const name = `lengths ${c.lengths}, H=${c.H}, R=${c.R}, Rv=${c.Rv}, pages of ${c.pageSize}, chunks ${c.chunks ?? 'default'}, P x values ${c.pv ?? 'dp4a'}${c.variant ? ', variants' : ''}`;
     it.skipIf(!hasGpu)(`WebGPU = int8 reference (1e-3), and within 3e-2 of f32 attention: ${name}`, async (ctx) => {
       const gpu = (await gpuContext())!;
       if (!gpu.features.subgroups || gpu.adapterInfo.subgroupMinSize !== gpu.adapterInfo.subgroupMaxSize) ctx.skip();
@@ -185,6 +189,7 @@ describe('int8 latent cache: absorbed MLA decode', () => {
         maxLength,
         chunks: c.chunks,
         int8Pv: c.pv,
+        int8Variant: c.variant,
       });
       const got = (await out.read()) as Float32Array;
       const words = (await x.pool.read()) as Int32Array;

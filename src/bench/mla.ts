@@ -53,6 +53,18 @@ export interface MlaBenchOptions {
   subgroupSize?: number;
 }
 
+/** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
+const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Pv: 'f32' },
+  { int8Variant: { unrollS: true } },
+  { int8Variant: { oHalves: true } },
+  { int8Variant: { prefetch: false } },
+  { int8Variant: { oHalves: true, prefetch: false } },
+  { int8Variant: { unrollS: true, oHalves: true, prefetch: false } },
+  { int8Variant: { unrollS: true, oHalves: true, prefetch: false }, chunks: 264 },
+  { int8Variant: { oHalves: true, prefetch: false }, chunks: 264 },
+];
+
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { sHalves: false, lateFetch: false },
@@ -206,9 +218,10 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         sweep.push({ context: T, kernel: int8 ? 'int8' : kernel, chunks: c, ...rate(T, tc.ms) });
       }
       if (int8) {
-        // P x values in f32 (p unquantised, value codes widened in registers) against the default dp4a.
-        const tv = await timeGpu(gpu, call('tiled', { int8Pv: 'f32' }), o.reps, o.trials);
-        sweep.push({ context: T, kernel: 'int8', int8Pv: 'f32', ...rate(T, tv.ms) });
+        for (const v of INT8_VARIANTS) {
+          const tv = await timeGpu(gpu, call('tiled', v), o.reps, o.trials);
+          sweep.push({ context: T, kernel: 'int8', ...v, ...rate(T, tv.ms) });
+        }
       }
       if (kernel === 'tiled' && !int8) {
         for (const v of TILED_VARIANTS) {
@@ -264,15 +277,19 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         }
         return { maxAbsErr: maxAbs, relToMax: maxAbs / maxRef };
       };
-      for (const pv of ['dp4a', 'f32'] as const) {
-        const ref = mlaDecodeInt8Reference(q, words, table, lengths, d, { pv });
-        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Pv: pv });
+      const refs = {
+        dp4a: mlaDecodeInt8Reference(q, words, table, lengths, d),
+        f32: mlaDecodeInt8Reference(q, words, table, lengths, d, { pv: 'f32' }),
+      };
+      for (const v of [{}, ...INT8_VARIANTS]) {
+        const ref = refs[v.int8Pv ?? 'dp4a'];
+        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, ...v });
         const got = (await out.read()) as Float32Array;
         out.dispose();
         checks.push({
           context: T,
           kernel: 'int8',
-          int8Pv: pv,
+          ...v,
           vsInt8Reference: err(got, ref),
           vsF32Attention: err(got, exact),
           int8ReferenceVsF32Attention: err(ref, exact),

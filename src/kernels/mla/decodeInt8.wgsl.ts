@@ -17,14 +17,23 @@
 import type { MlaInt8Plan } from './int8Plan.js';
 
 export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
-  const { H, Rv, SG, WG, TT, HP, NSG, RW4, RS4, NVU, NU, NL, LWp, LC, NC } = pl;
+  const { H, Rv, SG, WG, TT, HP, NSG, RW4, RS4, NVU, LWp, LC, NC } = pl;
   const Q = TT / 4; // token quads per block
+  // Staging slots: a unit is (token quad, row vec4): 4 vec4 loads. c_kv units (the ones also transposed
+  // into vt) are spread over the threads first, then the k_pe and scale units (RW4 - LC per quad), so no
+  // thread transposes twice while others wait at the barrier (at the 48B shapes: 256 c_kv units, one
+  // per thread, and 40 others).
+  const NA = Q * LC;
+  const NB = Q * (RW4 - LC);
+  const slots: { n: number; first: number; count: number; transpose: boolean }[] = [];
+  for (let i = 0; i * WG < NA; i++) slots.push({ n: slots.length, first: i * WG, count: NA, transpose: true });
+  for (let i = 0; i * WG < NB; i++) slots.push({ n: slots.length, first: i * WG, count: NB, transpose: false });
   const L: string[] = [];
   const l = (s: string) => L.push(s);
 
   const fetch = (tbX: string, ind: string) => {
-    for (let n = 0; n < NL; n++) {
-      const inRange = (n + 1) * WG > NU ? `sl${n} < ${NU}u` : 'true';
+    for (const { n, first, count } of slots) {
+      const inRange = first + WG > count ? `sl${n} < ${count}u` : 'true';
       l(`${ind}if (${inRange}) {`);
       for (let j = 0; j < 4; j++) {
         l(`${ind}  pf${n}_${j} = vec4<u32>(0u);`);
@@ -40,15 +49,15 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     }
   };
   const store = (ind: string) => {
-    for (let n = 0; n < NL; n++) {
-      const inRange = (n + 1) * WG > NU ? `sl${n} < ${NU}u` : 'true';
+    for (const { n, first, count, transpose } of slots) {
+      const inRange = first + WG > count ? `sl${n} < ${count}u` : 'true';
       l(`${ind}if (${inRange}) {`);
       for (let j = 0; j < 4; j++) l(`${ind}  rows[(4u * gq${n} + ${j}u) * ${RS4}u + gc${n}] = pf${n}_${j};`);
       // c_kv columns also go to vt, transposed: word i of output k = byte i of word k of the 4 tokens.
-      l(`${ind}  if (gc${n} < ${LC}u) {`);
-      l(`${ind}    let x = transpose4(pf${n}_0, pf${n}_1, pf${n}_2, pf${n}_3);`);
-      for (let k = 0; k < 4; k++) l(`${ind}    vt[gq${n} * ${LWp}u + 4u * gc${n} + ${k}u] = x[${k}];`);
-      l(`${ind}  }`);
+      if (transpose) {
+        l(`${ind}  let x = transpose4(pf${n}_0, pf${n}_1, pf${n}_2, pf${n}_3);`);
+        for (let k = 0; k < 4; k++) l(`${ind}  vt[gq${n} * ${LWp}u + 4u * gc${n} + ${k}u] = x[${k}];`);
+      }
       l(`${ind}}`);
     }
   };
@@ -127,8 +136,10 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  var lRun = vec4<f32>(0.0);`);
   l(`  let ho = lid / 64u; let dg = lid % 64u;`);
   for (let h = 0; h < 8; h++) for (let u = 0; u < NVU; u++) l(`  var o${h}_${u} = vec4<f32>(0.0);`);
-  for (let n = 0; n < NL; n++) {
-    l(`  let sl${n} = lid + ${n * WG}u; let gq${n} = sl${n} / ${RW4}u; let gc${n} = sl${n} % ${RW4}u;`);
+  for (const { n, first, transpose } of slots) {
+    const per = transpose ? LC : RW4 - LC;
+    const c0 = transpose ? '' : `${LC}u + `;
+    l(`  let sl${n} = lid + ${first}u; let gq${n} = sl${n} / ${per}u; let gc${n} = ${c0}sl${n} % ${per}u;`);
     for (let j = 0; j < 4; j++) l(`  var pf${n}_${j} = vec4<u32>(0u);`);
   }
   l(`  if (t0 < t1) {`);
@@ -140,15 +151,21 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   // ---- S: 4 heads x token t ----
   l(`    let kb = t * ${RS4}u;`);
   l(`    var aL = vec4<i32>(0);`);
-  l(`    for (var c = 0u; c < ${LC}u; c++) {`);
-  l(`      let k = rows[kb + c]; let qi = qrow + c * ${HP}u;`);
-  l(`      aL += vec4<i32>(d4(q8[qi], k), d4(q8[qi + 1u], k), d4(q8[qi + 2u], k), d4(q8[qi + 3u], k));`);
-  l(`    }`);
   l(`    var aR = vec4<i32>(0);`);
-  l(`    for (var c = ${LC}u; c < ${NC}u; c++) {`);
-  l(`      let k = rows[kb + c]; let qi = qrow + c * ${HP}u;`);
-  l(`      aR += vec4<i32>(d4(q8[qi], k), d4(q8[qi + 1u], k), d4(q8[qi + 2u], k), d4(q8[qi + 3u], k));`);
-  l(`    }`);
+  const col = (c: string, acc: string, ind: string) => {
+    l(`${ind}{ let k = rows[kb + ${c}]; let qi = qrow + ${c} * ${HP}u;`);
+    l(`${ind}  ${acc} += vec4<i32>(d4(q8[qi], k), d4(q8[qi + 1u], k), d4(q8[qi + 2u], k), d4(q8[qi + 3u], k)); }`);
+  };
+  if (pl.unrollS) {
+    for (let c = 0; c < NC; c++) col(`${c}u`, c < LC ? 'aL' : 'aR', '    ');
+  } else {
+    l(`    for (var c = 0u; c < ${LC}u; c++) {`);
+    col('c', 'aL', '      ');
+    l(`    }`);
+    l(`    for (var c = ${LC}u; c < ${NC}u; c++) {`);
+    col('c', 'aR', '      ');
+    l(`    }`);
+  }
   l(`    let sk = bitcast<vec2<f32>>(rows[kb + ${NC}u].xy);`);
   l(`    let valid = tb + t < t1;`);
   l(`    let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
@@ -175,9 +192,11 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   }
   l(`    workgroupBarrier();`);
   l(`    let tn = tb + ${TT}u;`);
-  l(`    if (tn < t1) {`);
-  fetch('tn', '      ');
-  l(`    }`);
+  if (pl.prefetch) {
+    l(`    if (tn < t1) {`);
+    fetch('tn', '      ');
+    l(`    }`);
+  }
   // ---- O: 8 heads x 4 NVU dims ----
   const loadV = (ind: string) => {
     for (let u = 0; u < NVU; u++) {
@@ -208,24 +227,37 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     }
     l(`      }`);
   } else {
-    for (let h = 0; h < 8; h++) for (let u = 0; u < NVU; u++) l(`      var c${h}_${u} = vec4<i32>(0);`);
-    l(`      for (var qd = 0u; qd < ${Q}u; qd++) {`);
-    l(`        let pa = pw[qd * 8u + 2u * ho]; let pb = pw[qd * 8u + 2u * ho + 1u];`);
-    loadV('        ');
-    for (let h = 0; h < 8; h++)
-      for (let u = 0; u < NVU; u++) l(`        c${h}_${u} += dv(${h < 4 ? 'pa' : 'pb'}[${h & 3}], v${u});`);
-    l(`      }`);
+    // Integer tiles of all 8 heads at once, or of 4 heads in two passes (half the live accumulators).
+    const groups = pl.oHalves
+      ? [
+          [0, 1, 2, 3],
+          [4, 5, 6, 7],
+        ]
+      : [[0, 1, 2, 3, 4, 5, 6, 7]];
     l(`      let sg0 = sigmaS[2u * ho]; let sg1 = sigmaS[2u * ho + 1u];`);
-    for (let h = 0; h < 8; h++) {
-      const al = `${h < 4 ? 'al0' : 'al1'}[${h & 3}]`;
-      const sg = `${h < 4 ? 'sg0' : 'sg1'}[${h & 3}]`;
-      for (let u = 0; u < NVU; u++)
-        l(`      o${h}_${u} = fma(vec4<f32>(${sg}), vec4<f32>(c${h}_${u}), o${h}_${u} * ${al});`);
+    for (const hs of groups) {
+      l(`      {`);
+      for (const h of hs) for (let u = 0; u < NVU; u++) l(`        var c${h}_${u} = vec4<i32>(0);`);
+      l(`        for (var qd = 0u; qd < ${Q}u; qd++) {`);
+      if (hs.some((h) => h < 4)) l(`          let pa = pw[qd * 8u + 2u * ho];`);
+      if (hs.some((h) => h >= 4)) l(`          let pb = pw[qd * 8u + 2u * ho + 1u];`);
+      loadV('          ');
+      for (const h of hs)
+        for (let u = 0; u < NVU; u++) l(`          c${h}_${u} += dv(${h < 4 ? 'pa' : 'pb'}[${h & 3}], v${u});`);
+      l(`        }`);
+      for (const h of hs) {
+        const al = `${h < 4 ? 'al0' : 'al1'}[${h & 3}]`;
+        const sg = `${h < 4 ? 'sg0' : 'sg1'}[${h & 3}]`;
+        for (let u = 0; u < NVU; u++)
+          l(`        o${h}_${u} = fma(vec4<f32>(${sg}), vec4<f32>(c${h}_${u}), o${h}_${u} * ${al});`);
+      }
+      l(`      }`);
     }
   }
   l(`    }`);
   l(`    workgroupBarrier();`);
   l(`    if (tn < t1) {`);
+  if (!pl.prefetch) fetch('tn', '      ');
   store('      ');
   l(`    }`);
   l(`    workgroupBarrier();`);

@@ -25,7 +25,7 @@ import { defaultTiledChunks, mlaTiledKey, planMlaTiled, tiledSubgroupSize } from
 import { int8RowLayout, int8RowWords } from './int8Layout.js';
 import { cacheWriteInt8Reference, mlaDecodeInt8Reference } from './int8Reference.js';
 import { int8CacheWriteWgsl, int8QueryWgsl } from './int8Quantize.wgsl.js';
-import { defaultInt8Chunks, mlaInt8Key, planMlaInt8 } from './int8Plan.js';
+import { defaultInt8Chunks, type MlaInt8Variant, mlaInt8Key, planMlaInt8 } from './int8Plan.js';
 import { mlaInt8Wgsl } from './decodeInt8.wgsl.js';
 
 export { int8RowWords, type MlaCacheDtype } from './int8Layout.js';
@@ -60,6 +60,8 @@ export interface MlaDecodeOptions {
   lateFetch?: boolean;
   /** int8 cache: P x values on dot4I8Packed with p quantised per head and block (default), or in f32. */
   int8Pv?: 'dp4a' | 'f32';
+  /** int8 cache: code-generation variants of its kernel (int8Plan.ts), for measuring. */
+  int8Variant?: Omit<MlaInt8Variant, 'pv'>;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -269,7 +271,10 @@ function int8Decode(
   }
   if (pool.offset % 4)
     throw new Error(`mlaDecode: an int8 pool must start on a 16-byte boundary (offset ${pool.offset})`);
-  const plan = planMlaInt8({ H, R, Rv, SG, pv: opts.int8Pv }, gpu.limits.maxComputeWorkgroupStorageSize);
+  const plan = planMlaInt8(
+    { H, R, Rv, SG, pv: opts.int8Pv, ...opts.int8Variant },
+    gpu.limits.maxComputeWorkgroupStorageSize,
+  );
   const pageSize = pool.shape[1];
   const pageShift = (pageSize & (pageSize - 1)) === 0 ? Math.log2(pageSize) : 32;
   const maxLen = Math.max(1, opts.maxLength);

@@ -37,11 +37,24 @@ export interface MlaInt8Plan extends Int8RowLayout {
   NL: number;
   /** P x values: int8 p on dot4I8Packed, or f32 p times widened codes. */
   pv: 'dp4a' | 'f32';
+  /** Scores: the loop over row columns written out (straight-line code) or a WGSL loop. */
+  unrollS: boolean;
+  /** dp4a P x values: the i32 tile of 4 heads at a time (two passes, fewer live registers) or all 8. */
+  oHalves: boolean;
+  /** Load the next block's rows into registers during O (true), or only after it. */
+  prefetch: boolean;
   sharedBytes: number;
 }
 
+export interface MlaInt8Variant {
+  pv?: 'dp4a' | 'f32';
+  unrollS?: boolean;
+  oHalves?: boolean;
+  prefetch?: boolean;
+}
+
 export function planMlaInt8(
-  v: { H: number; R: number; Rv: number; SG: number; pv?: 'dp4a' | 'f32' },
+  v: { H: number; R: number; Rv: number; SG: number } & MlaInt8Variant,
   maxSharedBytes: number,
 ): MlaInt8Plan {
   const { H, R, Rv, SG } = v;
@@ -79,12 +92,15 @@ export function planMlaInt8(
     NU,
     NL: Math.ceil(NU / WG),
     pv,
+    unrollS: v.unrollS ?? false,
+    oHalves: v.oHalves ?? false,
+    prefetch: v.prefetch ?? true,
     sharedBytes,
   };
 }
 
 export function mlaInt8Key(p: MlaInt8Plan): string {
-  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}`;
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}`;
 }
 
 /** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */

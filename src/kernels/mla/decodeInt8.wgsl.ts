@@ -17,8 +17,14 @@
 import type { MlaInt8Plan } from './int8Plan.js';
 
 export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
-  const { H, Rv, SG, WG, TT, HP, NSG, RW4, RS4, NVU, LWp, LC, NC } = pl;
+  const { H, Rv, SG, WG, TT, HP, NSG, RW4, RS4, NVU, LWp, LC, NC, SH, NDG } = pl;
   const Q = TT / 4; // token quads per block
+  const NHG = 32 / SH; // S head groups (hq) of a head group of 32
+  const GO = 8 / SH; // S head groups per O head octet
+  const VF = `vec${SH}<f32>`;
+  const VI = `vec${SH}<i32>`;
+  const VU = `vec${SH}<u32>`;
+  const ks = Array.from({ length: SH }, (_, k) => k);
   // Staging slots: a unit is (token quad, row vec4): 4 vec4 loads. c_kv units (the ones also transposed
   // into vt) are spread over the threads first, then the k_pe and scale units (RW4 - LC per quad), so no
   // thread transposes twice while others wait at the barrier (at the 48B shapes: 256 c_kv units, one
@@ -87,13 +93,13 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`var<workgroup> rows: array<vec4<u32>, ${TT * RS4}>;`);
   l(`var<workgroup> vt: array<vec4<u32>, ${Q * LWp}>;`);
   const f32P = pl.pv === 'f32';
-  if (f32P) l(`var<workgroup> ps: array<vec4<f32>, ${TT * 8}>;`);
-  else l(`var<workgroup> pw: array<vec4<u32>, ${Q * 8}>;`);
-  l(`var<workgroup> alphaS: array<vec4<f32>, 8>;`);
-  if (!f32P) l(`var<workgroup> sigmaS: array<vec4<f32>, 8>;`);
+  if (f32P) l(`var<workgroup> ps: array<${VF}, ${TT * NHG}>;`);
+  else l(`var<workgroup> pw: array<${VU}, ${Q * NHG}>;`);
+  l(`var<workgroup> alphaS: array<${VF}, ${NHG}>;`);
+  if (!f32P) l(`var<workgroup> sigmaS: array<${VF}, ${NHG}>;`);
   if (NSG > 1) {
-    l(`var<workgroup> redA: array<vec4<f32>, ${8 * NSG}>;`);
-    l(`var<workgroup> redB: array<vec4<f32>, ${8 * NSG}>;`);
+    l(`var<workgroup> redA: array<${VF}, ${NHG * NSG}>;`);
+    l(`var<workgroup> redB: array<${VF}, ${NHG * NSG}>;`);
   }
   l(`fn d4(a: vec4<u32>, b: vec4<u32>) -> i32 {`);
   l(`  return dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y) + dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w);`);
@@ -127,14 +133,15 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  let t0 = chunk * p.chunkLen;`);
   l(`  let t1 = min(T, t0 + p.chunkLen);`);
   l(`  let hq = lid / 32u; let t = lid % 32u;`);
-  l(`  let qh = g * 32u + 4u * hq;`);
+  l(`  let qh = g * 32u + ${SH}u * hq;`);
   l(`  let qrow = b * ${NC * HP}u + qh;`);
-  l(`  let sq0 = qs[b * ${HP}u + qh]; let sq1 = qs[b * ${HP}u + qh + 1u];`);
-  l(`  let sq2 = qs[b * ${HP}u + qh + 2u]; let sq3 = qs[b * ${HP}u + qh + 3u];`);
-  l(`  let sqL = vec4<f32>(sq0.x, sq1.x, sq2.x, sq3.x); let sqR = vec4<f32>(sq0.y, sq1.y, sq2.y, sq3.y);`);
-  l(`  var mRun = vec4<f32>(-3.0e38);`);
-  l(`  var lRun = vec4<f32>(0.0);`);
-  l(`  let ho = lid / 64u; let dg = lid % 64u;`);
+  for (const k of ks) l(`  let sq${k} = qs[b * ${HP}u + qh + ${k}u];`);
+  l(
+    `  let sqL = ${VF}(${ks.map((k) => `sq${k}.x`).join(', ')}); let sqR = ${VF}(${ks.map((k) => `sq${k}.y`).join(', ')});`,
+  );
+  l(`  var mRun = ${VF}(-3.0e38);`);
+  l(`  var lRun = ${VF}(0.0);`);
+  l(`  let ho = lid / ${NDG}u; let dg = lid % ${NDG}u;`);
   for (let h = 0; h < 8; h++) for (let u = 0; u < NVU; u++) l(`  var o${h}_${u} = vec4<f32>(0.0);`);
   for (const { n, first, transpose } of slots) {
     const per = transpose ? LC : RW4 - LC;
@@ -150,11 +157,11 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
   // ---- S: 4 heads x token t ----
   l(`    let kb = t * ${RS4}u;`);
-  l(`    var aL = vec4<i32>(0);`);
-  l(`    var aR = vec4<i32>(0);`);
+  l(`    var aL = ${VI}(0);`);
+  l(`    var aR = ${VI}(0);`);
   const col = (c: string, acc: string, ind: string) => {
     l(`${ind}{ let k = rows[kb + ${c}]; let qi = qrow + ${c} * ${HP}u;`);
-    l(`${ind}  ${acc} += vec4<i32>(d4(q8[qi], k), d4(q8[qi + 1u], k), d4(q8[qi + 2u], k), d4(q8[qi + 3u], k)); }`);
+    l(`${ind}  ${acc} += ${VI}(${ks.map((h) => `d4(q8[qi + ${h}u], k)`).join(', ')}); }`);
   };
   if (pl.unrollS) {
     for (let c = 0; c < NC; c++) col(`${c}u`, c < LC ? 'aL' : 'aR', '    ');
@@ -168,26 +175,26 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   }
   l(`    let sk = bitcast<vec2<f32>>(rows[kb + ${NC}u].xy);`);
   l(`    let valid = tb + t < t1;`);
-  l(`    let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
+  l(`    let s = select(${VF}(-3.0e38), ${VF}(aL) * (sqL * sk.x) + ${VF}(aR) * (sqR * sk.y), valid);`);
   l(`    var mx = subgroupMax(s);`);
   combine('mx', 'redA', 'max', '    ');
   l(`    let mNew = max(mRun, mx);`);
   l(`    let alpha = exp2(mRun - mNew);`);
-  l(`    let pr = select(vec4<f32>(0.0), exp2(s - mNew), valid);`);
+  l(`    let pr = select(${VF}(0.0), exp2(s - mNew), valid);`);
   l(`    lRun = lRun * alpha + pr;`);
   l(`    mRun = mNew;`);
   l(`    let pv = pr * sk.x;`);
   if (f32P) {
-    l(`    ps[t * 8u + hq] = pv;`);
+    l(`    ps[t * ${NHG}u + hq] = pv;`);
     l(`    if (t == 0u) { alphaS[hq] = alpha; }`);
   } else {
     l(`    var pm = subgroupMax(pv);`);
     combine('pm', 'redB', 'max', '    ');
-    l(`    let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
-    l(`    var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
+    l(`    let inv = select(${VF}(0.0), 127.0 / pm, pm > ${VF}(0.0));`);
+    l(`    var w = ${VU}(round(pv * inv)) << ${VU}(8u * (t & 3u));`);
     l(`    w |= subgroupShuffleXor(w, 1u);`);
     l(`    w |= subgroupShuffleXor(w, 2u);`);
-    l(`    if ((t & 3u) == 0u) { pw[(t >> 2u) * 8u + hq] = w; }`);
+    l(`    if ((t & 3u) == 0u) { pw[(t >> 2u) * ${NHG}u + hq] = w; }`);
     l(`    if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
   }
   l(`    workgroupBarrier();`);
@@ -200,29 +207,29 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   // ---- O: 8 heads x 4 NVU dims ----
   const loadV = (ind: string) => {
     for (let u = 0; u < NVU; u++) {
-      const j = `dg + ${64 * u}u`;
-      if (64 * (u + 1) <= LWp) l(`${ind}let v${u} = vt[qd * ${LWp}u + ${j}];`);
+      const j = `dg + ${NDG * u}u`;
+      if (NDG * (u + 1) <= LWp) l(`${ind}let v${u} = vt[qd * ${LWp}u + ${j}];`);
       else l(`${ind}var v${u} = vec4<u32>(0u); if (${j} < ${LWp}u) { v${u} = vt[qd * ${LWp}u + ${j}]; }`);
     }
   };
   l(`    {`);
-  l(`      let al0 = alphaS[2u * ho]; let al1 = alphaS[2u * ho + 1u];`);
+  // head h of the octet: component h % SH of element h / SH of the octet's GO S-group values
+  const hv = (name: string, h: number) => `${name}${Math.floor(h / SH)}[${h % SH}]`;
+  for (let i = 0; i < GO; i++) l(`      let al${i} = alphaS[${GO}u * ho + ${i}u];`);
   if (f32P) {
-    for (let h = 0; h < 8; h++)
-      for (let u = 0; u < NVU; u++) l(`      o${h}_${u} *= ${h < 4 ? 'al0' : 'al1'}[${h & 3}];`);
+    for (let h = 0; h < 8; h++) for (let u = 0; u < NVU; u++) l(`      o${h}_${u} *= ${hv('al', h)};`);
     l(`      for (var qd = 0u; qd < ${Q}u; qd++) {`);
     loadV('        ');
     for (let j = 0; j < 4; j++) {
       l(`        {`);
-      l(`          let pa = ps[(4u * qd + ${j}u) * 8u + 2u * ho]; let pb = ps[(4u * qd + ${j}u) * 8u + 2u * ho + 1u];`);
+      for (let i = 0; i < GO; i++) l(`          let pk${i} = ps[(4u * qd + ${j}u) * ${NHG}u + ${GO}u * ho + ${i}u];`);
       // byte j of each word (token 4 qd + j), sign-extended: shift it to the top, then arithmetic shift down
       for (let u = 0; u < NVU; u++)
         l(
           `          let f${u} = vec4<f32>((bitcast<vec4<i32>>(v${u}) << vec4<u32>(${24 - 8 * j}u)) >> vec4<u32>(24u));`,
         );
       for (let h = 0; h < 8; h++)
-        for (let u = 0; u < NVU; u++)
-          l(`          o${h}_${u} = fma(vec4<f32>(${h < 4 ? 'pa' : 'pb'}[${h & 3}]), f${u}, o${h}_${u});`);
+        for (let u = 0; u < NVU; u++) l(`          o${h}_${u} = fma(vec4<f32>(${hv('pk', h)}), f${u}, o${h}_${u});`);
       l(`        }`);
     }
     l(`      }`);
@@ -234,20 +241,19 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
           [4, 5, 6, 7],
         ]
       : [[0, 1, 2, 3, 4, 5, 6, 7]];
-    l(`      let sg0 = sigmaS[2u * ho]; let sg1 = sigmaS[2u * ho + 1u];`);
+    for (let i = 0; i < GO; i++) l(`      let sg${i} = sigmaS[${GO}u * ho + ${i}u];`);
     for (const hs of groups) {
       l(`      {`);
       for (const h of hs) for (let u = 0; u < NVU; u++) l(`        var c${h}_${u} = vec4<i32>(0);`);
       l(`        for (var qd = 0u; qd < ${Q}u; qd++) {`);
-      if (hs.some((h) => h < 4)) l(`          let pa = pw[qd * 8u + 2u * ho];`);
-      if (hs.some((h) => h >= 4)) l(`          let pb = pw[qd * 8u + 2u * ho + 1u];`);
+      for (const i of new Set(hs.map((h) => Math.floor(h / SH))))
+        l(`          let pk${i} = pw[qd * ${NHG}u + ${GO}u * ho + ${i}u];`);
       loadV('          ');
-      for (const h of hs)
-        for (let u = 0; u < NVU; u++) l(`          c${h}_${u} += dv(${h < 4 ? 'pa' : 'pb'}[${h & 3}], v${u});`);
+      for (const h of hs) for (let u = 0; u < NVU; u++) l(`          c${h}_${u} += dv(${hv('pk', h)}, v${u});`);
       l(`        }`);
       for (const h of hs) {
-        const al = `${h < 4 ? 'al0' : 'al1'}[${h & 3}]`;
-        const sg = `${h < 4 ? 'sg0' : 'sg1'}[${h & 3}]`;
+        const al = hv('al', h);
+        const sg = hv('sg', h);
         for (let u = 0; u < NVU; u++)
           l(`        o${h}_${u} = fma(vec4<f32>(${sg}), vec4<f32>(c${h}_${u}), o${h}_${u} * ${al});`);
       }
@@ -266,9 +272,9 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  var lt = subgroupAdd(lRun);`);
   combine('lt', 'redA', 'add', '  ');
   l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
-  l(`  let mOut = select(mRun, vec4<f32>(bitcast<f32>(0x7fc00000u + 0u * sgs)), sgs != ${SG}u);`);
+  l(`  let mOut = select(mRun, ${VF}(bitcast<f32>(0x7fc00000u + 0u * sgs)), sgs != ${SG}u);`);
   l(`  if (t == 0u) {`);
-  for (let k = 0; k < 4; k++) {
+  for (const k of ks) {
     l(`    { let h = qh + ${k}u;`);
     l(
       `      if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mOut[${k}]; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt[${k}]; } }`,
@@ -281,7 +287,7 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     l(`      let o = (pBase + h) * ${Rv + 2}u + 2u;`);
     for (let u = 0; u < NVU; u++)
       for (let i = 0; i < 4; i++) {
-        l(`      { let d = 4u * (dg + ${64 * u}u) + ${i}u; if (d < ${Rv}u) { partial[o + d] = o${h}_${u}[${i}]; } }`);
+        l(`      { let d = 4u * (dg + ${NDG * u}u) + ${i}u; if (d < ${Rv}u) { partial[o + d] = o${h}_${u}[${i}]; } }`);
       }
     l(`    }`);
     l(`  }`);

@@ -1,13 +1,13 @@
 /**
  * How the int8 MLA decode kernel (decodeInt8.wgsl.ts) lays out its work; the pipeline key comes from here.
  *
- * A workgroup of 256 threads handles 32 heads (one head group; more heads take more groups on the grid's
+ * A workgroup of 256 threads (512 with sHeads 2) handles 32 heads (one head group; more heads take more groups on the grid's
  * z) over a chunk of one sequence, in blocks of TT = 32 cached rows staged in workgroup memory twice: as
  * rows (channels packed four to a word, for the scores) and transposed (tokens packed four to a word, for
  * P x values), both read by dot4I8Packed. Thread shapes:
- *   S  thread (head quad hq = lid / 32, token t = lid % 32): 4 scores over the whole row; the query comes
+ *   S  thread (head quad hq = lid / 32, token t = lid % 32): 4 scores (SH; 2 with sHeads 2) over the whole row; the query comes
  *      from global memory at an address shared by the subgroup (one broadcast load per vec4).
- *   O  thread (head octet ho = lid / 64, column dg = lid % 64): an 8-head x 4 NVU-dim tile of o in f32
+ *   O  thread (head octet ho = lid / NDG, column dg = lid % NDG, NDG = WG / 4): an 8-head x 4 NVU-dim tile of o in f32
  *      registers, fed once per block by an i32 tile of dot products over the block's 8 token quads.
  * The softmax of a block is per head over the 32 tokens of a head quad: subgroup reductions, plus a trip
  * through workgroup memory where subgroups are narrower than 32.
@@ -43,6 +43,10 @@ export interface MlaInt8Plan extends Int8RowLayout {
   oHalves: boolean;
   /** Load the next block's rows into registers during O (true), or only after it. */
   prefetch: boolean;
+  /** Heads per S thread (4: 256 threads; 2: 512 threads, twice the warps, half the registers each). */
+  SH: number;
+  /** O threads per head octet (WG / 4): column dg owns vt vec4 dg + NDG u. */
+  NDG: number;
   sharedBytes: number;
 }
 
@@ -51,6 +55,8 @@ export interface MlaInt8Variant {
   unrollS?: boolean;
   oHalves?: boolean;
   prefetch?: boolean;
+  /** Heads per S thread: 2 (default, 512 threads) or 4 (256 threads). */
+  sHeads?: 2 | 4;
 }
 
 export function planMlaInt8(
@@ -63,15 +69,20 @@ export function planMlaInt8(
   if (!(H >= 1)) throw new Error(`mlaDecode (int8): need H >= 1, got ${H}`);
   const L = int8RowLayout(R, Rv);
   const TT = MLA_INT8_TT;
-  const WG = 256;
+  const SH = v.sHeads ?? 2;
+  if (SH !== 2 && SH !== 4) throw new Error(`mlaDecode (int8): sHeads must be 2 or 4, got ${SH}`);
+  const WG = (32 / SH) * 32;
+  const NDG = WG / 4;
   const NG = Math.ceil(H / 32);
   const RW4 = L.RW / 4;
   const RS4 = RW4 % 2 ? RW4 : RW4 + 1;
-  const NVU = Math.ceil(L.LWp / 64);
+  const NVU = Math.ceil(L.LWp / NDG);
   const NU = (TT / 4) * RW4;
   const NSG = 32 / SG;
-  const pBytes = pv === 'dp4a' ? (TT / 4) * 8 : TT * 8;
-  const sharedBytes = 16 * (TT * RS4 + (TT / 4) * L.LWp + pBytes + 16 + (NSG > 1 ? 2 * 8 * NSG : 0));
+  // rows and vt in vec4; p, alpha, sigma and the reductions in SH-vectors of 4 bytes each.
+  const NHG = 32 / SH;
+  const pVecs = pv === 'dp4a' ? (TT / 4) * NHG : TT * NHG;
+  const sharedBytes = 16 * (TT * RS4 + (TT / 4) * L.LWp) + 4 * SH * (pVecs + 2 * NHG + (NSG > 1 ? 2 * NHG * NSG : 0));
   if (sharedBytes > maxSharedBytes) {
     throw new Error(
       `mlaDecode (int8): rows of R=${R} need ${sharedBytes} bytes of workgroup memory, the device allows ${maxSharedBytes}`,
@@ -95,12 +106,14 @@ export function planMlaInt8(
     unrollS: v.unrollS ?? false,
     oHalves: v.oHalves ?? false,
     prefetch: v.prefetch ?? true,
+    SH,
+    NDG,
     sharedBytes,
   };
 }
 
 export function mlaInt8Key(p: MlaInt8Plan): string {
-  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}`;
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}`;
 }
 
 /** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */

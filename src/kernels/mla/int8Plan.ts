@@ -1,19 +1,24 @@
 /**
  * How the int8 MLA decode kernel (decodeInt8.wgsl.ts) lays out its work; the pipeline key comes from here.
  *
- * A workgroup of 256 threads (512 with sHeads 2) handles 32 heads (one head group; more heads take more groups on the grid's
- * z) over a chunk of one sequence, in blocks of TT = 32 cached rows staged in workgroup memory twice: as
- * rows (channels packed four to a word, for the scores) and transposed (tokens packed four to a word, for
- * P x values), both read by dot4I8Packed. Thread shapes:
- *   S  thread (head quad hq = lid / 32, token t = lid % 32): 4 scores (SH; 2 with sHeads 2) over the whole row; the query comes
- *      from global memory at an address shared by the subgroup (one broadcast load per vec4).
- *   O  thread (head octet ho = lid / NDG, column dg = lid % NDG, NDG = WG / 4): an 8-head x 4 NVU-dim tile of o in f32
- *      registers, fed once per block by an i32 tile of dot products over the block's 8 token quads.
- * The softmax of a block is per head over the 32 tokens of a head quad: subgroup reductions, plus a trip
+ * A workgroup of 256 threads (512 with sHeads 2) handles 32 heads (one head group; more heads take more
+ * groups on the grid's z) over a chunk of one sequence, in blocks of TT = 32 cached rows staged in
+ * workgroup memory twice: as rows (channels packed four to a word, for the scores) and transposed (tokens
+ * packed four to a word, for P x values), both read by dot4I8Packed. Thread shapes:
+ *   S  thread (head group hq = lid / 32 of SH = 4 heads, or 2; token t = lid % 32): SH scores over the
+ *      whole row; the query comes from global memory at an address shared by the subgroup (one broadcast
+ *      load per vec4).
+ *   O  thread (head octet ho = lid / NDG, column dg = lid % NDG, NDG = WG / 4): an 8-head x 4 NVU-dim tile
+ *      of o in f32 registers, fed once per block by an i32 tile of dot products over the block's 8 token
+ *      quads.
+ * The softmax of a block is per head over the 32 tokens of a head group: subgroup reductions, plus a trip
  * through workgroup memory where subgroups are narrower than 32.
  * P x values either quantises p per head and block and multiplies on dot4I8Packed (`pv: 'dp4a'`, the
  * default) or keeps p in f32 and widens the value codes to f32 in registers (`pv: 'f32'`: no second
  * rounding, 4x the multiply instructions plus the widening).
+ * H200, 48B shapes, 1M context (bench/results/2026-12-01-h200-mla8-int8-run2.json, -run3.json): 1.74 ms
+ * a layer (the default); straight-line scores 1.72; f32 P x values 2.14; 512 threads (sHeads 2) 1.98;
+ * O in head halves 1.79; rows loaded after O 1.88; 264 chunks 1.76.
  */
 import { type Int8RowLayout, int8RowLayout } from './int8Layout.js';
 import { MLA_INT8_TT } from './int8Reference.js';
@@ -25,16 +30,13 @@ export interface MlaInt8Plan extends Int8RowLayout {
   TT: number;
   NG: number;
   HP: number;
-  /** Subgroups per head quad (32 / SG). */
+  /** Subgroups per S head group of 32 threads (32 / SG). */
   NSG: number;
   /** Row vec4 per row (RW / 4) and its stride in workgroup memory (odd: conflict-free 16-byte loads). */
   RW4: number;
   RS4: number;
-  /** O: vec4 of value dims per thread (vt vec4 index dg + 64 u, u < NVU). */
+  /** O: vec4 of value dims per thread (vt vec4 index dg + NDG u, u < NVU). */
   NVU: number;
-  /** Staging units (token quad, row vec4) per block, and slots per thread. */
-  NU: number;
-  NL: number;
   /** P x values: int8 p on dot4I8Packed, or f32 p times widened codes. */
   pv: 'dp4a' | 'f32';
   /** Scores: the loop over row columns written out (straight-line code) or a WGSL loop. */
@@ -55,7 +57,10 @@ export interface MlaInt8Variant {
   unrollS?: boolean;
   oHalves?: boolean;
   prefetch?: boolean;
-  /** Heads per S thread: 2 (default, 512 threads) or 4 (256 threads). */
+  /**
+   * Heads per S thread: 4 (default, 256 threads) or 2 (512 threads: twice the warps, half the registers
+   * each; measured slower on the H200 at 1M context, 1.98 against 1.74 ms).
+   */
   sHeads?: 2 | 4;
 }
 
@@ -69,7 +74,7 @@ export function planMlaInt8(
   if (!(H >= 1)) throw new Error(`mlaDecode (int8): need H >= 1, got ${H}`);
   const L = int8RowLayout(R, Rv);
   const TT = MLA_INT8_TT;
-  const SH = v.sHeads ?? 2;
+  const SH = v.sHeads ?? 4;
   if (SH !== 2 && SH !== 4) throw new Error(`mlaDecode (int8): sHeads must be 2 or 4, got ${SH}`);
   const WG = (32 / SH) * 32;
   const NDG = WG / 4;
@@ -77,7 +82,6 @@ export function planMlaInt8(
   const RW4 = L.RW / 4;
   const RS4 = RW4 % 2 ? RW4 : RW4 + 1;
   const NVU = Math.ceil(L.LWp / NDG);
-  const NU = (TT / 4) * RW4;
   const NSG = 32 / SG;
   // rows and vt in vec4; p, alpha, sigma and the reductions in SH-vectors of 4 bytes each.
   const NHG = 32 / SH;
@@ -100,8 +104,6 @@ export function planMlaInt8(
     RW4,
     RS4,
     NVU,
-    NU,
-    NL: Math.ceil(NU / WG),
     pv,
     unrollS: v.unrollS ?? false,
     oHalves: v.oHalves ?? false,

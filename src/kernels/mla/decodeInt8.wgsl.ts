@@ -93,6 +93,7 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`var<workgroup> rows: array<vec4<u32>, ${TT * RS4}>;`);
   l(`var<workgroup> vt: array<vec4<u32>, ${Q * LWp}>;`);
   const f32P = pl.pv === 'f32';
+  if (pl.sSplit) l(`var<workgroup> sp: array<vec4<f32>, ${2 * TT * 8}>;`);
   if (f32P) l(`var<workgroup> ps: array<${VF}, ${TT * NHG}>;`);
   else l(`var<workgroup> pw: array<${VU}, ${Q * NHG}>;`);
   l(`var<workgroup> alphaS: array<${VF}, ${NHG}>;`);
@@ -142,6 +143,12 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  var mRun = ${VF}(-3.0e38);`);
   l(`  var lRun = ${VF}(0.0);`);
   l(`  let ho = lid / ${NDG}u; let dg = lid % ${NDG}u;`);
+  if (pl.sSplit) {
+    l(`  let kh = lid / 128u; let hx = (lid % 128u) / 16u; let tp = lid % 16u;`);
+    l(`  let qx = b * ${NC * HP}u + g * 32u + 4u * hx;`);
+    for (let k = 0; k < 4; k++) l(`  let sx${k} = qs[b * ${HP}u + g * 32u + 4u * hx + ${k}u];`);
+    l(`  let sqLx = vec4<f32>(sx0.x, sx1.x, sx2.x, sx3.x); let sqRx = vec4<f32>(sx0.y, sx1.y, sx2.y, sx3.y);`);
+  }
   for (let h = 0; h < 8; h++) for (let u = 0; u < NVU; u++) l(`  var o${h}_${u} = vec4<f32>(0.0);`);
   for (const { n, first, transpose } of slots) {
     const per = transpose ? LC : RW4 - LC;
@@ -156,26 +163,55 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  workgroupBarrier();`);
   l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
   // ---- S: 4 heads x token t ----
-  l(`    let kb = t * ${RS4}u;`);
-  l(`    var aL = ${VI}(0);`);
-  l(`    var aR = ${VI}(0);`);
-  const col = (c: string, acc: string, ind: string) => {
-    l(`${ind}{ let k = rows[kb + ${c}]; let qi = qrow + ${c} * ${HP}u;`);
-    l(`${ind}  ${acc} += ${VI}(${ks.map((h) => `d4(q8[qi + ${h}u], k)`).join(', ')}); }`);
-  };
-  if (pl.unrollS) {
-    for (let c = 0; c < NC; c++) col(`${c}u`, c < LC ? 'aL' : 'aR', '    ');
+  if (pl.sSplit) {
+    // Partial scores: thread (row half kh, head quad hx, token pair tp, tp + 16) over half of the columns,
+    // so each query load serves two tokens; the halves meet in workgroup memory.
+    const CH = Math.ceil(NC / 2);
+    l(`    {`);
+    l(`      let kb0 = tp * ${RS4}u; let kb1 = (tp + 16u) * ${RS4}u;`);
+    l(`      var aL0 = vec4<i32>(0); var aL1 = vec4<i32>(0); var aR0 = vec4<i32>(0); var aR1 = vec4<i32>(0);`);
+    const colx = (lo: string, hi: string, a: string) => {
+      l(`      for (var c = ${lo}; c < ${hi}; c++) {`);
+      l(`        let k0 = rows[kb0 + c]; let k1 = rows[kb1 + c]; let qi = qx + c * ${HP}u;`);
+      l(`        let qa = q8[qi]; let qb = q8[qi + 1u]; let qc = q8[qi + 2u]; let qd = q8[qi + 3u];`);
+      l(`        ${a}0 += vec4<i32>(d4(qa, k0), d4(qb, k0), d4(qc, k0), d4(qd, k0));`);
+      l(`        ${a}1 += vec4<i32>(d4(qa, k1), d4(qb, k1), d4(qc, k1), d4(qd, k1));`);
+      l(`      }`);
+    };
+    colx(`kh * ${CH}u`, `min(${LC}u, kh * ${CH}u + ${CH}u)`, 'aL');
+    colx(`max(${LC}u, kh * ${CH}u)`, `min(${NC}u, kh * ${CH}u + ${CH}u)`, 'aR');
+    l(
+      `      let sk0 = bitcast<vec2<f32>>(rows[kb0 + ${NC}u].xy); let sk1 = bitcast<vec2<f32>>(rows[kb1 + ${NC}u].xy);`,
+    );
+    l(`      sp[(kh * 32u + tp) * 8u + hx] = vec4<f32>(aL0) * (sqLx * sk0.x) + vec4<f32>(aR0) * (sqRx * sk0.y);`);
+    l(`      sp[(kh * 32u + tp + 16u) * 8u + hx] = vec4<f32>(aL1) * (sqLx * sk1.x) + vec4<f32>(aR1) * (sqRx * sk1.y);`);
+    l(`    }`);
+    l(`    workgroupBarrier();`);
+    l(`    let valid = tb + t < t1;`);
+    l(`    let sk = bitcast<vec2<f32>>(rows[t * ${RS4}u + ${NC}u].xy);`);
+    l(`    let s = select(vec4<f32>(-3.0e38), sp[t * 8u + hq] + sp[(32u + t) * 8u + hq], valid);`);
   } else {
-    l(`    for (var c = 0u; c < ${LC}u; c++) {`);
-    col('c', 'aL', '      ');
-    l(`    }`);
-    l(`    for (var c = ${LC}u; c < ${NC}u; c++) {`);
-    col('c', 'aR', '      ');
-    l(`    }`);
+    l(`    let kb = t * ${RS4}u;`);
+    l(`    var aL = ${VI}(0);`);
+    l(`    var aR = ${VI}(0);`);
+    const col = (c: string, acc: string, ind: string) => {
+      l(`${ind}{ let k = rows[kb + ${c}]; let qi = qrow + ${c} * ${HP}u;`);
+      l(`${ind}  ${acc} += ${VI}(${ks.map((h) => `d4(q8[qi + ${h}u], k)`).join(', ')}); }`);
+    };
+    if (pl.unrollS) {
+      for (let c = 0; c < NC; c++) col(`${c}u`, c < LC ? 'aL' : 'aR', '    ');
+    } else {
+      l(`    for (var c = 0u; c < ${LC}u; c++) {`);
+      col('c', 'aL', '      ');
+      l(`    }`);
+      l(`    for (var c = ${LC}u; c < ${NC}u; c++) {`);
+      col('c', 'aR', '      ');
+      l(`    }`);
+    }
+    l(`    let sk = bitcast<vec2<f32>>(rows[kb + ${NC}u].xy);`);
+    l(`    let valid = tb + t < t1;`);
+    l(`    let s = select(${VF}(-3.0e38), ${VF}(aL) * (sqL * sk.x) + ${VF}(aR) * (sqR * sk.y), valid);`);
   }
-  l(`    let sk = bitcast<vec2<f32>>(rows[kb + ${NC}u].xy);`);
-  l(`    let valid = tb + t < t1;`);
-  l(`    let s = select(${VF}(-3.0e38), ${VF}(aL) * (sqL * sk.x) + ${VF}(aR) * (sqR * sk.y), valid);`);
   l(`    var mx = subgroupMax(s);`);
   combine('mx', 'redA', 'max', '    ');
   l(`    let mNew = max(mRun, mx);`);

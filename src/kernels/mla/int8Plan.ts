@@ -45,6 +45,8 @@ export interface MlaInt8Plan extends Int8RowLayout {
   oHalves: boolean;
   /** Load the next block's rows into registers during O (true), or only after it. */
   prefetch: boolean;
+  /** Scores in two halves of the row's columns, each thread 4 heads x 2 tokens (one query load, 2 tokens). */
+  sSplit: boolean;
   /** Heads per S thread (4: 256 threads; 2: 512 threads, twice the warps, half the registers each). */
   SH: number;
   /** O threads per head octet (WG / 4): column dg owns vt vec4 dg + NDG u. */
@@ -57,6 +59,8 @@ export interface MlaInt8Variant {
   unrollS?: boolean;
   oHalves?: boolean;
   prefetch?: boolean;
+  /** Scores split over two halves of the columns (4 heads x 2 tokens per thread); needs sHeads 4 (default there). */
+  sSplit?: boolean;
   /**
    * Heads per S thread: 4 (default, 256 threads) or 2 (512 threads: twice the warps, half the registers
    * each; measured slower on the H200 at 1M context, 1.98 against 1.74 ms).
@@ -77,6 +81,8 @@ export function planMlaInt8(
   const SH = v.sHeads ?? 4;
   if (SH !== 2 && SH !== 4) throw new Error(`mlaDecode (int8): sHeads must be 2 or 4, got ${SH}`);
   const WG = (32 / SH) * 32;
+  const sSplit = v.sSplit ?? SH === 4;
+  if (sSplit && SH !== 4) throw new Error('mlaDecode (int8): sSplit needs sHeads 4');
   const NDG = WG / 4;
   const NG = Math.ceil(H / 32);
   const RW4 = L.RW / 4;
@@ -86,7 +92,9 @@ export function planMlaInt8(
   // rows and vt in vec4; p, alpha, sigma and the reductions in SH-vectors of 4 bytes each.
   const NHG = 32 / SH;
   const pVecs = pv === 'dp4a' ? (TT / 4) * NHG : TT * NHG;
-  const sharedBytes = 16 * (TT * RS4 + (TT / 4) * L.LWp) + 4 * SH * (pVecs + 2 * NHG + (NSG > 1 ? 2 * NHG * NSG : 0));
+  const sharedBytes =
+    16 * (TT * RS4 + (TT / 4) * L.LWp + (sSplit ? 2 * TT * 8 : 0)) +
+    4 * SH * (pVecs + 2 * NHG + (NSG > 1 ? 2 * NHG * NSG : 0));
   if (sharedBytes > maxSharedBytes) {
     throw new Error(
       `mlaDecode (int8): rows of R=${R} need ${sharedBytes} bytes of workgroup memory, the device allows ${maxSharedBytes}`,
@@ -110,12 +118,13 @@ export function planMlaInt8(
     prefetch: v.prefetch ?? true,
     SH,
     NDG,
+    sSplit,
     sharedBytes,
   };
 }
 
 export function mlaInt8Key(p: MlaInt8Plan): string {
-  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}`;
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}`;
 }
 
 /** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */

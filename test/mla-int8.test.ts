@@ -163,9 +163,7 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     // the code-generation variants (straight-line scores, O in head halves, rows loaded after O)
     { lengths: [65, 0, 130], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 3, variant: ALL_VARIANTS },
     // P x values in f32 (p unquantised, value bytes widened), scores split over two halves of 5 columns
-    { lengths: [1, 7, 63, 65], H: 4, R: 72, Rv: 64, pageSize: 16, chunks: 2, pv: 'f32' },
-    // scores over whole rows by one thread (the sSplit: false layout)
-    { lengths: [1, 7, 63, 65], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 2, variant: { sSplit: false } },
+    { lengths: [1, 7, 63, 65], H: 4, R: 72, Rv: 64, pageSize: 16, chunks: 2, pv: 'f32', variant: { sSplit: true } },
   ];
   // Rv not a multiple of 4, heads not a multiple of 4, page size not a power of two: a second pipeline
   // (~25 s to compile on lavapipe); the layout of such rows is covered by the cacheWrite tests above.
@@ -225,7 +223,7 @@ describe('int8 latent cache: absorbed MLA decode', () => {
   it('plans the 48B shapes within 48 KiB (subgroups of 32): 256 threads, or 512 with 2 heads per S thread', () => {
     const p = planMlaInt8({ H: 32, R: 576, Rv: 512, SG: 32 }, 49152);
     expect(p).toMatchObject({ WG: 256, SH: 4, NDG: 64, TT: 32, NG: 1, HP: 32, RW4: 37, RS4: 37, NVU: 2, NSG: 1 });
-    expect(p.sSplit).toBe(true);
+    expect(p.sSplit).toBe(false);
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
     const p2 = planMlaInt8({ H: 32, R: 576, Rv: 512, SG: 32, sHeads: 2 }, 49152);
     expect(p2).toMatchObject({ WG: 512, SH: 2, NDG: 128, NVU: 1, sSplit: false });

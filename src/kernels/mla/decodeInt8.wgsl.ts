@@ -11,6 +11,8 @@
  * `vt` holds one channel of 4 tokens, the partner of a P8 word (one head, the same 4 tokens).
  * With pl.pv = 'f32' p' stays f32 (workgroup memory [TT tokens][32 heads]) and O widens each value byte to
  * f32: O[h] = O[h] 2^(m - m') + sum_t p'[t] k8L[t].
+ * Variants (int8Plan.ts, measured there): 2 heads per score thread (512 threads), scores in two halves of
+ * the columns (sSplit), straight-line scores, O in head halves, rows loaded after O.
  * l is summed per lane and reduced once at the end (alpha is the same for every lane of a head). Rows past
  * the sequence are staged as zeros and masked out of the softmax.
  */

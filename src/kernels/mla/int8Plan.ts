@@ -16,9 +16,10 @@
  * P x values either quantises p per head and block and multiplies on dot4I8Packed (`pv: 'dp4a'`, the
  * default) or keeps p in f32 and widens the value codes to f32 in registers (`pv: 'f32'`: no second
  * rounding, 4x the multiply instructions plus the widening).
- * H200, 48B shapes, 1M context (bench/results/2026-12-01-h200-mla8-int8-run2.json, -run3.json): 1.74 ms
- * a layer (the default); straight-line scores 1.72; f32 P x values 2.14; 512 threads (sHeads 2) 1.98;
- * O in head halves 1.79; rows loaded after O 1.88; 264 chunks 1.76.
+ * H200, 48B shapes, 1M context (bench/results/2026-12-01-h200-mla8-int8-run{2,3,4-ssplit}.json): 1.74 ms
+ * a layer (the default, three runs within 0.002 ms); straight-line scores 1.72; f32 P x values 2.11-2.14;
+ * 512 threads (sHeads 2) 1.98; scores in column halves (sSplit) 1.78; O in head halves 1.79; rows loaded
+ * after O 1.88; 264 chunks 1.76.
  */
 import { type Int8RowLayout, int8RowLayout } from './int8Layout.js';
 import { MLA_INT8_TT } from './int8Reference.js';
@@ -59,7 +60,7 @@ export interface MlaInt8Variant {
   unrollS?: boolean;
   oHalves?: boolean;
   prefetch?: boolean;
-  /** Scores split over two halves of the columns (4 heads x 2 tokens per thread); needs sHeads 4 (default there). */
+  /** Scores split over two halves of the columns (4 heads x 2 tokens per thread); needs sHeads 4. */
   sSplit?: boolean;
   /**
    * Heads per S thread: 4 (default, 256 threads) or 2 (512 threads: twice the warps, half the registers
@@ -81,7 +82,7 @@ export function planMlaInt8(
   const SH = v.sHeads ?? 4;
   if (SH !== 2 && SH !== 4) throw new Error(`mlaDecode (int8): sHeads must be 2 or 4, got ${SH}`);
   const WG = (32 / SH) * 32;
-  const sSplit = v.sSplit ?? SH === 4;
+  const sSplit = v.sSplit ?? false;
   if (sSplit && SH !== 4) throw new Error('mlaDecode (int8): sSplit needs sHeads 4');
   const NDG = WG / 4;
   const NG = Math.ceil(H / 32);

@@ -11,6 +11,7 @@ import {
   roundHalfEven,
 } from '../src/kernels/mla/int8Reference.js';
 import { mlaDecodeReference } from '../src/kernels/mla/reference.js';
+import { HybridCache } from '../src/model/hybridCache.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
@@ -101,6 +102,34 @@ describe('int8 latent cache: quantisation', () => {
     // Measured 1.1e-2 (relative to max |o|); 8-bit rows, query and weights.
     expect(err).toBeLessThan(3e-2);
     expect(err).toBeGreaterThan(0);
+  });
+});
+
+describe('int8 latent cache: HybridCache', () => {
+  const spec = {
+    kdaLayers: 0,
+    mlaLayers: 2,
+    kdaHeads: 0,
+    kdaHeadDim: 0,
+    convSize: 1,
+    latentDim: 576,
+    maxSequences: 2,
+    pageSize: 64,
+    numPages: 8,
+    maxLength: 256,
+  };
+  it('pools of i32 rows of 148 words: 0.51x the bf16 cache, 0.26x the f32 one', () => {
+    const int8 = new HybridCache(cpu, { ...spec, cacheDtype: 'int8', latentRank: 512 });
+    expect(int8.mlaPools[0][0].shape).toEqual([8, 64, 148]);
+    expect(int8.mlaPools[0][0].dtype).toBe('i32');
+    const bytes = (d: 'f32' | 'bf16') => new HybridCache(cpu, { ...spec, cacheDtype: d }).memory().mlaPoolBytes;
+    expect(int8.memory().mlaPoolBytes).toBe(2 * 8 * 64 * 592);
+    expect(int8.memory().mlaPoolBytes / bytes('bf16')).toBeCloseTo(592 / 1152, 6);
+    expect(int8.memory().mlaPoolBytes / bytes('f32')).toBeCloseTo(592 / 2304, 6);
+    int8.dispose();
+  });
+  it('needs the latent rank (c_kv and k_pe are scaled apart)', () => {
+    expect(() => new HybridCache(cpu, { ...spec, cacheDtype: 'int8' })).toThrow(/latentRank/);
   });
 });
 

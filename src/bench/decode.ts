@@ -20,7 +20,7 @@ import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/con
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
 import { BatchSession } from '../model/batchSession.js';
-import { poolRowBytes } from '../model/hybridCache.js';
+import { poolBytes } from '../model/hybridCache.js';
 import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
@@ -100,8 +100,11 @@ export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDty
   let kda = 0;
   for (let i = 0; i < cfg.num_hidden_layers; i++) layerMixer(cfg, i) === 'mla' ? mla++ : kda++;
   const latent = (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0);
-  const rowBytes = poolRowBytes({ cacheDtype, latentDim: latent, latentRank: cfg.kv_lora_rank ?? 0 });
-  const perLayer = Math.ceil(tokens / PAGE_SIZE) * PAGE_SIZE * rowBytes;
+  const rows = Math.ceil(tokens / PAGE_SIZE) * PAGE_SIZE;
+  const perLayer =
+    cacheDtype === 'int8'
+      ? poolBytes({ cacheDtype, latentDim: latent, latentRank: cfg.kv_lora_rank ?? 0 }, rows)
+      : rows * latent * (cacheDtype === 'bf16' ? 2 : 4);
   const lac = cfg.linear_attn_config;
   const kdaPerLayer = lac
     ? (lac.num_heads * lac.head_dim ** 2 + 3 * (lac.short_conv_kernel_size - 1) * lac.num_heads * lac.head_dim) * 4

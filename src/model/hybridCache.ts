@@ -81,7 +81,7 @@ export class HybridCache {
       this.kdaState.push(device.zeros([S, H, d, d]));
       this.convTail.push(device.zeros([S, Math.max(W - 1, 0), 3 * H * d]));
     }
-    const pageBytes = spec.pageSize * poolRowBytes(spec);
+    const pageBytes = poolBytes(spec, spec.pageSize);
     const maxPoolPages = Math.floor((spec.maxPoolBytes ?? Number.POSITIVE_INFINITY) / pageBytes);
     let shardPages = [spec.numPages];
     this.slotsPerShard = S;
@@ -104,7 +104,7 @@ export class HybridCache {
       this.mlaPools.push(
         shardPages.map((n) =>
           spec.cacheDtype === 'int8'
-            ? device.zeros([n, spec.pageSize, poolRowBytes(spec) / 4], 'i32')
+            ? device.zeros([n, spec.pageSize, int8RowWords(spec.latentDim, spec.latentRank!)], 'i32')
             : device.zeros([n, spec.pageSize, spec.latentDim], spec.cacheDtype),
         ),
       );
@@ -215,7 +215,7 @@ export class HybridCache {
     const convTailBytes =
       s.kdaLayers * s.maxSequences * Math.max(s.convSize - 1, 0) * 3 * s.kdaHeads * s.kdaHeadDim * 4;
     const pages = this.pages.reduce((a, p) => a + p.numPages, 0);
-    const mlaPoolBytes = s.mlaLayers * pages * s.pageSize * poolRowBytes(s);
+    const mlaPoolBytes = s.mlaLayers * poolBytes(s, pages * s.pageSize);
     return { kdaStateBytes, convTailBytes, mlaPoolBytes, totalBytes: kdaStateBytes + convTailBytes + mlaPoolBytes };
   }
 
@@ -224,9 +224,12 @@ export class HybridCache {
   }
 }
 
-/** Bytes of one cached token's latent row in a layer's pool. */
-export function poolRowBytes(spec: Pick<HybridCacheSpec, 'cacheDtype' | 'latentDim' | 'latentRank'>): number {
-  if (spec.cacheDtype !== 'int8') return storageBytes(spec.cacheDtype, spec.latentDim);
+/** Bytes of `rows` cached tokens' latent rows in a layer's pool (f32 / bf16 as storageBytes counts them). */
+export function poolBytes(
+  spec: Pick<HybridCacheSpec, 'cacheDtype' | 'latentDim' | 'latentRank'>,
+  rows: number,
+): number {
+  if (spec.cacheDtype !== 'int8') return storageBytes(spec.cacheDtype, rows * spec.latentDim);
   if (spec.latentRank === undefined) throw new Error('HybridCache: an int8 cache needs latentRank (kv_lora_rank)');
-  return 4 * int8RowWords(spec.latentDim, spec.latentRank);
+  return rows * 4 * int8RowWords(spec.latentDim, spec.latentRank);
 }

@@ -3,7 +3,7 @@ import { cacheWrite, int8RowWords, mlaDecode } from '../src/kernels/mla/index.js
 import { int8RowLayout } from '../src/kernels/mla/int8Layout.js';
 import { type MlaInt8Variant, planMlaInt8 } from '../src/kernels/mla/int8Plan.js';
 
-const ALL_VARIANTS: MlaInt8Variant = { unrollS: true, oHalves: true, prefetch: false, sHeads: 2 };
+const ALL_VARIANTS: MlaInt8Variant = { unrollS: false, oHalves: true, prefetch: false, sHeads: 2 };
 import {
   dequantizeRowInt8,
   mlaDecodeInt8Reference,
@@ -189,7 +189,7 @@ describe('int8 latent cache: absorbed MLA decode', () => {
   const cases: Case[] = [
     // the tiny model's shape: lengths 1, 7, 63, 65 (blocks of 32 partly full), pages of 16 crossing blocks
     { lengths: [1, 7, 63, 65], H: 4, R: 24, Rv: 16, pageSize: 16 },
-    // the code-generation variants (straight-line scores, O in head halves, rows loaded after O)
+    // the code-generation variants (scores in a WGSL loop, O in head halves, rows loaded after O, 512 threads)
     { lengths: [65, 0, 130], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 3, variant: ALL_VARIANTS },
     // P x values in f32 (p unquantised, value bytes widened), scores split over two halves of 5 columns
     { lengths: [1, 7, 63, 65], H: 4, R: 72, Rv: 64, pageSize: 16, chunks: 2, pv: 'f32', variant: { sSplit: true } },
@@ -253,6 +253,7 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     const p = planMlaInt8({ H: 32, R: 576, Rv: 512, SG: 32 }, 49152);
     expect(p).toMatchObject({ WG: 256, SH: 4, NDG: 64, TT: 32, NG: 1, HP: 32, RW4: 37, RS4: 37, NVU: 2, NSG: 1 });
     expect(p.sSplit).toBe(false);
+    expect(p.unrollS).toBe(true);
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
     const p2 = planMlaInt8({ H: 32, R: 576, Rv: 512, SG: 32, sHeads: 2 }, 49152);
     expect(p2).toMatchObject({ WG: 512, SH: 2, NDG: 128, NVU: 1, sSplit: false });

@@ -56,9 +56,11 @@ export interface MlaBenchOptions {
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
 const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Pv: 'f32' },
-  { int8Variant: { sSplit: false } },
-  { int8Variant: { sSplit: false, unrollS: true } },
+  { int8Variant: { unrollS: false } },
+  { int8Variant: { sSplit: true } },
   { int8Variant: { sHeads: 2 } },
+  { int8Variant: { oHalves: true } },
+  { int8Variant: { prefetch: false } },
   { chunks: 264 },
 ];
 

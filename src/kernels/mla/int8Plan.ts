@@ -16,8 +16,9 @@
  * P x values either quantises p per head and block and multiplies on dot4I8Packed (`pv: 'dp4a'`, the
  * default) or keeps p in f32 and widens the value codes to f32 in registers (`pv: 'f32'`: no second
  * rounding, 4x the multiply instructions plus the widening).
- * H200, 48B shapes, 1M context (bench/results/2026-12-01-h200-mla8-int8-run{2,3,4-ssplit}.json): 1.74 ms
- * a layer (the default, three runs within 0.002 ms); straight-line scores 1.72; f32 P x values 2.11-2.14;
+ * H200, 48B shapes, 1M context (bench/results/2026-12-01-h200-mla8-int8-run{2,3,4-ssplit}.json): 1.72 ms
+ * a layer (the default: straight-line scores; 1.7209 / 1.7201 / 1.7212 in three runs), with the scores'
+ * WGSL loop 1.74 (1.7396 / 1.7383 / 1.7376); f32 P x values 2.11-2.14;
  * 512 threads (sHeads 2) 1.98; scores in column halves (sSplit) 1.78; O in head halves 1.79; rows loaded
  * after O 1.88; 264 chunks 1.76.
  */
@@ -114,7 +115,8 @@ export function planMlaInt8(
     RS4,
     NVU,
     pv,
-    unrollS: v.unrollS ?? false,
+    // Straight-line scores by default: 1.72 against 1.74 ms at 1M in each of three H200 runs.
+    unrollS: v.unrollS ?? true,
     oHalves: v.oHalves ?? false,
     prefetch: v.prefetch ?? true,
     SH,

@@ -99,7 +99,7 @@ describe('int8 latent cache: quantisation', () => {
     const got = mlaDecodeInt8Reference(q, words, new Int32Array([0]), new Int32Array([T]), d);
     const exact = mlaDecodeReference(q, rows, new Int32Array([0]), new Int32Array([T]), d);
     const err = relErr(got, exact);
-    // Measured 1.1e-2 (relative to max |o|); 8-bit rows, query and weights.
+    // Measured 7.3e-3 (relative to max |o|; 6.1e-3 with p unquantised): 8-bit rows of 16 + 8 channels, query, p.
     expect(err).toBeLessThan(3e-2);
     expect(err).toBeGreaterThan(0);
   });

@@ -20,6 +20,7 @@ import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/con
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
 import { BatchSession } from '../model/batchSession.js';
+import { poolBytes } from '../model/hybridCache.js';
 import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
@@ -44,7 +45,7 @@ function weightBytes(model: KimiLinearModel): number {
 export interface DecodeBenchOptions {
   contexts: number[];
   steps: number;
-  cacheDtype: 'f32' | 'bf16';
+  cacheDtype: 'f32' | 'bf16' | 'int8';
   weightsDtype: 'f32' | 'bf16';
   /** Which models to run (default both). */
   variants?: ('hybrid' | 'all-MLA')[];
@@ -94,12 +95,16 @@ export function memoryBudget(device: Device, memoryGB?: number): { gb: number; s
 }
 
 /** Cache bytes one sequence holding `tokens` tokens takes: MLA latent pages, KDA states and conv tails. */
-export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDtype: 'f32' | 'bf16') {
+export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDtype: 'f32' | 'bf16' | 'int8') {
   let mla = 0;
   let kda = 0;
   for (let i = 0; i < cfg.num_hidden_layers; i++) layerMixer(cfg, i) === 'mla' ? mla++ : kda++;
   const latent = (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0);
-  const perLayer = Math.ceil(tokens / PAGE_SIZE) * PAGE_SIZE * latent * (cacheDtype === 'bf16' ? 2 : 4);
+  const rows = Math.ceil(tokens / PAGE_SIZE) * PAGE_SIZE;
+  const perLayer =
+    cacheDtype === 'int8'
+      ? poolBytes({ cacheDtype, latentDim: latent, latentRank: cfg.kv_lora_rank ?? 0 }, rows)
+      : rows * latent * (cacheDtype === 'bf16' ? 2 : 4);
   const lac = cfg.linear_attn_config;
   const kdaPerLayer = lac
     ? (lac.num_heads * lac.head_dim ** 2 + 3 * (lac.short_conv_kernel_size - 1) * lac.num_heads * lac.head_dim) * 4
@@ -115,7 +120,7 @@ export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDty
 export function largestBatch(
   cfg: KimiLinearConfig,
   tokens: number,
-  o: { cacheDtype: 'f32' | 'bf16'; weightBytes: number; memoryBytes: number; maxBinding: number; cap: number },
+  o: { cacheDtype: 'f32' | 'bf16' | 'int8'; weightBytes: number; memoryBytes: number; maxBinding: number; cap: number },
 ): { batch: number; limitedBy: 'memory' | 'buffer binding' | 'cap'; perSequenceBytes: number } {
   const per = cachePerSequence(cfg, tokens, o.cacheDtype);
   const byMemory = Math.max(0, Math.floor((o.memoryBytes - o.weightBytes) / per.bytes));
@@ -315,7 +320,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option('--batch-cap <n>', 'upper bound on the largest batch', '256')
     .option('--steps <n>', 'timed decode steps per context', '16')
-    .option('--cache-dtype <d>', 'MLA latent cache: bf16 | f32', 'bf16')
+    .option('--cache-dtype <d>', 'MLA latent cache: bf16 | f32 | int8 (quantised rows)', 'bf16')
     .option('--weights-dtype <d>', 'matrices: bf16 | f32', 'bf16')
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
@@ -333,11 +338,10 @@ export function registerDecodeBench(bench: Command): void {
       const memoryGB = opts.memoryGb === undefined ? undefined : Number(opts.memoryGb);
       if (memoryGB !== undefined && !(memoryGB > 0))
         throw new Error(`--memory-gb: '${opts.memoryGb}' is not a positive number`);
-      for (const [k, v] of [
-        ['--cache-dtype', opts.cacheDtype],
-        ['--weights-dtype', opts.weightsDtype],
-      ])
-        if (v !== 'bf16' && v !== 'f32') throw new Error(`${k}: '${v}' is not bf16 or f32`);
+      if (opts.weightsDtype !== 'bf16' && opts.weightsDtype !== 'f32')
+        throw new Error(`--weights-dtype: '${opts.weightsDtype}' is not bf16 or f32`);
+      if (!['bf16', 'f32', 'int8'].includes(opts.cacheDtype))
+        throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16, f32 or int8`);
       const file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
       const json = await readBenchConfig(file, opts.preset, PRESETS);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -349,7 +353,7 @@ export function registerDecodeBench(bench: Command): void {
         {
           contexts: parseList(opts.context),
           steps: parseList(opts.steps)[0],
-          cacheDtype: opts.cacheDtype as 'bf16' | 'f32',
+          cacheDtype: opts.cacheDtype as 'bf16' | 'f32' | 'int8',
           weightsDtype: opts.weightsDtype as 'bf16' | 'f32',
           profile: !!opts.profile,
           batches: parseList(opts.batch),

@@ -8,11 +8,24 @@
  * kernel (`--kernels`: tiled, split). At the largest context: chunks per sequence for the first kernel,
  * the tiled kernel's variants (TILED_VARIANTS), the split kernel's rows per block. At the smallest context
  * every kernel and variant is checked against the plain-TS reference.
+ * `--cache-dtype int8`: the pool is quantised (kernels/mla/int8Layout.ts) by cacheWrite from random f32 rows
+ * and decoded by the int8 kernel (decodeInt8.wgsl.ts; `--kernels` does not apply); the check at the smallest
+ * context compares it with the int8 reference and reports its error against f32 attention over the rows.
  */
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import type { GpuContext } from '../gpu/context.js';
-import { type MlaDecodeKernel, type MlaDecodeOptions, mlaDecode, mlaDecodeKernelFor } from '../kernels/mla/index.js';
+import {
+  cacheWrite,
+  int8RowWords,
+  type MlaCacheDtype,
+  type MlaDecodeKernel,
+  type MlaDecodeOptions,
+  mlaDecode,
+  mlaDecodeKernelFor,
+} from '../kernels/mla/index.js';
+import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
+import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
 import { mlaDecodeReference } from '../kernels/mla/reference.js';
@@ -27,7 +40,7 @@ export interface MlaBenchOptions {
   heads: number;
   rank: number;
   rope: number;
-  cacheDtype: 'f32' | 'bf16';
+  cacheDtype: MlaCacheDtype;
   pageSize: number;
   reps: number;
   trials: number;
@@ -39,6 +52,17 @@ export interface MlaBenchOptions {
   /** Tiled kernel: subgroup size to compile for where the adapter reports a range (see MlaDecodeOptions). */
   subgroupSize?: number;
 }
+
+/** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
+const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Pv: 'f32' },
+  { int8Variant: { unrollS: false } },
+  { int8Variant: { sSplit: true } },
+  { int8Variant: { sHeads: 2 } },
+  { int8Variant: { oHalves: true } },
+  { int8Variant: { prefetch: false } },
+  { chunks: 264 },
+];
 
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
@@ -54,20 +78,56 @@ interface Inputs {
   pool: Tensor;
   table: Tensor;
   lengths: Tensor;
+  /** int8 cache at small contexts: the f32 rows [B, T, R] it was quantised from (for the error vs f32). */
+  rows?: Float32Array;
 }
 
-function makeInputs(gpu: GpuContext, o: MlaBenchOptions, T: number): Inputs {
+/** Rows quantised per cacheWrite call (a [n, R] f32 staging tensor stays far below the binding limit). */
+const INT8_FILL_ROWS = 65536;
+
+async function makeInputs(gpu: GpuContext, o: MlaBenchOptions, T: number): Promise<Inputs> {
   const R = o.rank + o.rope;
   const pagesPerSeq = Math.ceil(T / o.pageSize);
   const table = new Int32Array(o.batch * pagesPerSeq);
   // Sequence b's pages interleaved with the others' (as a pool shared by a batch ends up).
   for (let b = 0; b < o.batch; b++) for (let i = 0; i < pagesPerSeq; i++) table[b * pagesPerSeq + i] = i * o.batch + b;
-  return {
+  const x: Inputs = {
     q: randomUniform(gpu, [o.batch, o.heads, R], { seed: 1, lo: -0.5, hi: 0.5 }),
-    pool: randomUniform(gpu, [o.batch * pagesPerSeq, o.pageSize, R], { seed: 2, dtype: o.cacheDtype }),
+    pool:
+      o.cacheDtype === 'int8'
+        ? gpu.zeros([o.batch * pagesPerSeq, o.pageSize, int8RowWords(R, o.rank)], 'i32')
+        : randomUniform(gpu, [o.batch * pagesPerSeq, o.pageSize, R], { seed: 2, dtype: o.cacheDtype }),
     table: gpu.fromHost(table, [o.batch, pagesPerSeq], 'i32'),
     lengths: gpu.fromHost(new Int32Array(o.batch).fill(T), [o.batch], 'i32'),
   };
+  if (o.cacheDtype !== 'int8') return x;
+  // The int8 pool: random rows quantised by the cache write the model uses, a piece at a time.
+  const keep = o.batch * T <= 16384;
+  const kept: Float32Array[] = [];
+  let seed = 2;
+  for (let b = 0; b < o.batch; b++)
+    for (let t0 = 0; t0 < T; t0 += INT8_FILL_ROWS) {
+      const n = Math.min(INT8_FILL_ROWS, T - t0);
+      const rows = randomUniform(gpu, [n, R], { seed: seed++ });
+      const seq = gpu.fromHost(new Int32Array(n).fill(b), [n], 'i32');
+      const pos = gpu.fromHost(
+        Int32Array.from({ length: n }, (_, i) => t0 + i),
+        [n],
+        'i32',
+      );
+      cacheWrite(x.pool, rows, seq, pos, x.table, { Rv: o.rank });
+      if (keep) kept.push((await rows.read()) as Float32Array);
+      for (const t of [rows, seq, pos]) t.dispose();
+    }
+  if (keep) {
+    x.rows = new Float32Array(o.batch * T * R);
+    let at = 0;
+    for (const k of kept) {
+      x.rows.set(k, at);
+      at += k.length;
+    }
+  }
+  return x;
 }
 
 export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
@@ -75,20 +135,24 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   const Rv = o.rank;
   const H = o.heads;
   const scale = (128 + o.rope) ** -0.5;
-  const bytes = o.cacheDtype === 'bf16' ? 2 : 4;
+  const int8 = o.cacheDtype === 'int8';
+  // The f32 kernels' element type (unused with an int8 cache).
+  const fDtype = o.cacheDtype === 'int8' ? 'bf16' : o.cacheDtype;
+  // Bytes a cached row takes (int8: codes, two scales and padding, int8Layout.ts).
+  const rowBytes = int8 ? 4 * int8RowWords(R, Rv) : R * (o.cacheDtype === 'bf16' ? 2 : 4);
   const maxShared = gpu.limits.maxComputeWorkgroupStorageSize;
   const rate = (T: number, ms: number) => ({
     ms: Number(ms.toFixed(4)),
-    cacheGBps: Number(((o.batch * T * R * bytes) / (ms * 1e-3) / 1e9).toFixed(1)),
+    cacheGBps: Number(((o.batch * T * rowBytes) / (ms * 1e-3) / 1e9).toFixed(1)),
     tflops: Number(((o.batch * T * H * (R + Rv) * 2) / (ms * 1e-3) / 1e12).toFixed(2)),
   });
   const rows: Record<string, unknown>[] = [];
   const sweep: Record<string, unknown>[] = [];
   const checks: Record<string, unknown>[] = [];
   // Kernels this device cannot run (tiled without subgroups) are left out, not failed.
-  const kernels = o.kernels.filter(
-    (k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k,
-  );
+  const kernels = int8
+    ? (['tiled'] as MlaDecodeKernel[])
+    : o.kernels.filter((k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k);
   const longest = Math.max(...o.context);
   for (const T of o.context) {
     try {
@@ -100,7 +164,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     }
   }
   async function contextRun(T: number) {
-    const x = makeInputs(gpu, o, T);
+    const x = await makeInputs(gpu, o, T);
     const call =
       (kernel: MlaDecodeKernel, more: Partial<MlaDecodeOptions> = {}) =>
       () =>
@@ -114,9 +178,11 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         }).dispose();
     for (const kernel of kernels) {
       let layout: Record<string, unknown>;
-      if (kernel === 'tiled') {
+      if (int8) {
+        layout = { kernel: 'int8', blockTokens: 32, chunks: defaultInt8Chunks(T, o.batch, Math.ceil(H / 32)) };
+      } else if (kernel === 'tiled') {
         const SG = o.subgroupSize ?? gpu.adapterInfo.subgroupMinSize!;
-        const p = planMlaTiled({ H, R, Rv, cacheDtype: o.cacheDtype, SG }, maxShared);
+        const p = planMlaTiled({ H, R, Rv, cacheDtype: fDtype, SG }, maxShared);
         layout = {
           SG,
           blockTokens: p.TT,
@@ -125,7 +191,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           chunks: defaultTiledChunks(T, o.batch, p.NG),
         };
       } else {
-        const p = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, maxShared);
+        const p = planMlaDecode({ H, R, Rv, cacheDtype: fDtype }, maxShared);
         layout = { blockTokens: p.TT, prefetch: p.prefetch, chunks: defaultChunks(T, o.batch, p.TT) };
       }
       const t = await timeGpu(gpu, call(kernel), o.reps, o.trials);
@@ -148,17 +214,23 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       const kernel = kernels[0];
       for (const c of o.sweepChunks) {
         const tc = await timeGpu(gpu, call(kernel, { chunks: c }), o.reps, o.trials);
-        sweep.push({ context: T, kernel, chunks: c, ...rate(T, tc.ms) });
+        sweep.push({ context: T, kernel: int8 ? 'int8' : kernel, chunks: c, ...rate(T, tc.ms) });
       }
-      if (kernel === 'tiled') {
+      if (int8) {
+        for (const v of INT8_VARIANTS) {
+          const tv = await timeGpu(gpu, call('tiled', v), o.reps, o.trials);
+          sweep.push({ context: T, kernel: 'int8', ...v, ...rate(T, tv.ms) });
+        }
+      }
+      if (kernel === 'tiled' && !int8) {
         for (const v of TILED_VARIANTS) {
           const tv = await timeGpu(gpu, call('tiled', v), o.reps, o.trials);
           sweep.push({ context: T, kernel, ...v, ...rate(T, tv.ms) });
         }
       }
-      if (kernels.includes('split')) {
+      if (kernels.includes('split') && !int8) {
         for (const tt of o.sweepBlocks) {
-          const p = planMlaDecode({ H, R, Rv, cacheDtype: o.cacheDtype }, Number.POSITIVE_INFINITY, tt);
+          const p = planMlaDecode({ H, R, Rv, cacheDtype: fDtype }, Number.POSITIVE_INFINITY, tt);
           if (p.sharedBytes > maxShared) {
             sweep.push({ context: T, kernel: 'split', blockTokens: tt, skipped: `needs ${p.sharedBytes} bytes` });
             continue;
@@ -177,7 +249,54 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         }
       }
     }
-    if (!checks.length && o.batch * T <= 16384) {
+    if (int8 && !checks.length && x.rows) {
+      // The int8 kernel against the int8 reference on the same words (its own arithmetic), and against
+      // f32 attention over the rows it was quantised from (the quantisation error).
+      const q = (await x.q.read()) as Float32Array;
+      const table = (await x.table.read()) as Int32Array;
+      const lengths = (await x.lengths.read()) as Int32Array;
+      const d = { B: o.batch, H, R, Rv, pageSize: o.pageSize, maxPages: x.table.shape[1], scale };
+      const f32Pool = new Float32Array(x.pool.shape[0] * o.pageSize * R);
+      for (let b = 0; b < o.batch; b++)
+        for (let t = 0; t < T; t++) {
+          const page = table[b * d.maxPages + Math.floor(t / o.pageSize)];
+          f32Pool.set(
+            x.rows.subarray((b * T + t) * R, (b * T + t + 1) * R),
+            (page * o.pageSize + (t % o.pageSize)) * R,
+          );
+        }
+      const exact = mlaDecodeReference(q, f32Pool, table, lengths, d);
+      const words = (await x.pool.read()) as Int32Array;
+      const err = (a: Float32Array, b: Float32Array) => {
+        let maxAbs = 0;
+        let maxRef = 0;
+        for (let i = 0; i < a.length; i++) {
+          maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
+          maxRef = Math.max(maxRef, Math.abs(b[i]));
+        }
+        return { maxAbsErr: maxAbs, relToMax: maxAbs / maxRef };
+      };
+      const refs = {
+        dp4a: mlaDecodeInt8Reference(q, words, table, lengths, d),
+        f32: mlaDecodeInt8Reference(q, words, table, lengths, d, { pv: 'f32' }),
+      };
+      for (const v of [{}, ...INT8_VARIANTS]) {
+        const ref = refs[v.int8Pv ?? 'dp4a'];
+        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, ...v });
+        const got = (await out.read()) as Float32Array;
+        out.dispose();
+        checks.push({
+          context: T,
+          kernel: 'int8',
+          ...v,
+          vsInt8Reference: err(got, ref),
+          vsF32Attention: err(got, exact),
+          int8ReferenceVsF32Attention: err(ref, exact),
+          finite: got.every(Number.isFinite),
+        });
+      }
+    }
+    if (!int8 && !checks.length && o.batch * T <= 16384) {
       // Each kernel on this device against the f64-accumulating reference on the same pool bits.
       const bits = await x.pool.read();
       const pool = o.cacheDtype === 'bf16' ? bf16ArrayToF32(bits as Uint16Array) : (bits as Float32Array);
@@ -217,7 +336,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         });
       }
     }
-    for (const t of Object.values(x)) t.dispose();
+    for (const t of [x.q, x.pool, x.table, x.lengths]) t.dispose();
   }
   return {
     bench: 'mla',
@@ -240,7 +359,7 @@ export function registerMlaBench(bench: Command): void {
     .option('--heads <n>', 'attention heads', '32')
     .option('--rank <n>', 'kv_lora_rank (value dims Rv)', '512')
     .option('--rope <n>', 'qk_rope_head_dim (R = rank + rope)', '64')
-    .option('--cache-dtype <t>', 'bf16 or f32', 'bf16')
+    .option('--cache-dtype <t>', 'bf16, f32 or int8 (quantised rows, the int8 kernel)', 'bf16')
     .option('--page-size <n>', 'rows per cache page', '64')
     .option('--reps <n>', 'calls per timed trial', '5')
     .option('--trials <n>', 'timed trials (median reported)', '5')
@@ -250,8 +369,8 @@ export function registerMlaBench(bench: Command): void {
     .option('--subgroup-size <n>', 'tiled kernel: subgroup size to compile for if the adapter reports a range')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
-    if (opts.cacheDtype !== 'bf16' && opts.cacheDtype !== 'f32') {
-      throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16 or f32`);
+    if (opts.cacheDtype !== 'bf16' && opts.cacheDtype !== 'f32' && opts.cacheDtype !== 'int8') {
+      throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16, f32 or int8`);
     }
     const gpu = await openBenchDevice(opts);
     const result = await benchMla(gpu, {
@@ -260,7 +379,7 @@ export function registerMlaBench(bench: Command): void {
       heads: parseList(opts.heads)[0],
       rank: parseList(opts.rank)[0],
       rope: parseList(opts.rope)[0],
-      cacheDtype: opts.cacheDtype,
+      cacheDtype: opts.cacheDtype as MlaCacheDtype,
       pageSize: parseList(opts.pageSize)[0],
       reps: parseList(opts.reps)[0],
       trials: parseList(opts.trials)[0],

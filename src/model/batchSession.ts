@@ -57,8 +57,8 @@ export interface BatchSessionOptions {
   maxLength: number;
   /** Latent pages shared by all sequences; default enough for every sequence at maxLength. */
   numPages?: number;
-  /** MLA latent cache precision; bf16 halves the memory. Default f32. */
-  cacheDtype?: 'f32' | 'bf16';
+  /** MLA latent cache precision; bf16 halves the memory, int8 (quantised rows) quarters it. Default f32. */
+  cacheDtype?: 'f32' | 'bf16' | 'int8';
   pageSize?: number;
   /**
    * Largest buffer a layer's latent pool may be; past it the pool is split into shards (HybridCache).
@@ -146,6 +146,7 @@ export class BatchSession {
       kdaHeadDim: 0,
       convSize: 1,
       latentDim: (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0),
+      latentRank: cfg.kv_lora_rank ?? undefined,
       maxSequences: opts.maxSequences,
       pageSize,
       numPages: opts.numPages ?? opts.maxSequences * Math.max(1, Math.ceil(opts.maxLength / pageSize)),
@@ -576,7 +577,9 @@ export class BatchSession {
 
   private writeLatent(layer: number, rows: Tensor, g: ShardGroup): void {
     const pool = this.cache.mlaPools[this.mlaIndex.get(layer)!][g.shard];
-    cacheWrite(pool, contiguous(rows), g.seq, g.pos, this.cache.pageTable);
+    cacheWrite(pool, contiguous(rows), g.seq, g.pos, this.cache.pageTable, {
+      Rv: this.model.cfg.kv_lora_rank ?? undefined,
+    });
   }
 
   /** Split kv_b_proj [H*(dn+dv), r] into per-head W_uk [H, dn, r] and W_uv [H, dv, r], once. */

@@ -14,7 +14,7 @@
  * sequence's pages all lie in its slot's shard (page-table entries are page numbers within it), so
  * decode runs once per shard over the sequences it holds.
  */
-import type { DType } from '../tensor/dtype.js';
+import { int8RowWords, type MlaCacheDtype } from '../kernels/mla/int8Layout.js';
 import { storageBytes } from '../tensor/dtype.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { PagePool } from './pagePool.js';
@@ -36,7 +36,13 @@ export interface HybridCacheSpec {
   numPages: number;
   /** The longest sequence a slot may reach (sizes the page table). */
   maxLength: number;
-  cacheDtype: Extract<DType, 'f32' | 'bf16'>;
+  /**
+   * f32 or bf16 rows as they are, or int8: each row quantised (two absmax scales, kernels/mla/int8Layout.ts),
+   * an i32 pool [pages, pageSize, int8RowWords(latentDim, latentRank)], about half a bf16 pool.
+   */
+  cacheDtype: MlaCacheDtype;
+  /** kv_lora_rank (the c_kv part of latentDim); needed by the int8 cache, which scales c_kv and k_pe apart. */
+  latentRank?: number;
   /** Largest buffer one layer's pool may be (the device's storage binding limit); default unlimited. */
   maxPoolBytes?: number;
 }
@@ -75,7 +81,7 @@ export class HybridCache {
       this.kdaState.push(device.zeros([S, H, d, d]));
       this.convTail.push(device.zeros([S, Math.max(W - 1, 0), 3 * H * d]));
     }
-    const pageBytes = storageBytes(spec.cacheDtype, spec.pageSize * spec.latentDim);
+    const pageBytes = poolBytes(spec, spec.pageSize);
     const maxPoolPages = Math.floor((spec.maxPoolBytes ?? Number.POSITIVE_INFINITY) / pageBytes);
     let shardPages = [spec.numPages];
     this.slotsPerShard = S;
@@ -95,7 +101,13 @@ export class HybridCache {
       );
     }
     for (let l = 0; l < spec.mlaLayers; l++) {
-      this.mlaPools.push(shardPages.map((n) => device.zeros([n, spec.pageSize, spec.latentDim], spec.cacheDtype)));
+      this.mlaPools.push(
+        shardPages.map((n) =>
+          spec.cacheDtype === 'int8'
+            ? device.zeros([n, spec.pageSize, int8RowWords(spec.latentDim, spec.latentRank!)], 'i32')
+            : device.zeros([n, spec.pageSize, spec.latentDim], spec.cacheDtype),
+        ),
+      );
     }
     this.pages = shardPages.map((n) => new PagePool(n));
     this.maxPagesPerSeq = Math.max(1, Math.ceil(spec.maxLength / spec.pageSize));
@@ -203,11 +215,21 @@ export class HybridCache {
     const convTailBytes =
       s.kdaLayers * s.maxSequences * Math.max(s.convSize - 1, 0) * 3 * s.kdaHeads * s.kdaHeadDim * 4;
     const pages = this.pages.reduce((a, p) => a + p.numPages, 0);
-    const mlaPoolBytes = s.mlaLayers * storageBytes(s.cacheDtype, pages * s.pageSize * s.latentDim);
+    const mlaPoolBytes = s.mlaLayers * poolBytes(s, pages * s.pageSize);
     return { kdaStateBytes, convTailBytes, mlaPoolBytes, totalBytes: kdaStateBytes + convTailBytes + mlaPoolBytes };
   }
 
   dispose(): void {
     for (const t of [...this.kdaState, ...this.convTail, ...this.mlaPools.flat(), this.pageTable]) t.dispose();
   }
+}
+
+/** Bytes of `rows` cached tokens' latent rows in a layer's pool (f32 / bf16 as storageBytes counts them). */
+export function poolBytes(
+  spec: Pick<HybridCacheSpec, 'cacheDtype' | 'latentDim' | 'latentRank'>,
+  rows: number,
+): number {
+  if (spec.cacheDtype !== 'int8') return storageBytes(spec.cacheDtype, rows * spec.latentDim);
+  if (spec.latentRank === undefined) throw new Error('HybridCache: an int8 cache needs latentRank (kv_lora_rank)');
+  return rows * 4 * int8RowWords(spec.latentDim, spec.latentRank);
 }

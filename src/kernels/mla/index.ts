@@ -1,6 +1,8 @@
 /**
  * Absorbed MLA decode over a paged latent cache, and appending rows to that cache.
- * The pool holds pages [numPages, pageSize, R] (R = kv_lora_rank + qk_rope_head_dim) in f32 or bf16;
+ * The pool holds pages [numPages, pageSize, R] (R = kv_lora_rank + qk_rope_head_dim) in f32 or bf16,
+ * or, quantised (int8Layout.ts), i32 pages [numPages, pageSize, int8RowWords(R, Rv)] of packed int8 codes
+ * and per-token scales, decoded by integer dot products (decodeInt8.wgsl.ts);
  * a page table [B, maxPages] i32 maps each sequence's pages, so sequences of different lengths share
  * one pool without reserving their maximum length.
  */
@@ -20,6 +22,13 @@ import { Q_PREP_WG, qPrepWgsl } from './qPrep.wgsl.js';
 import { cacheWriteReference, mlaDecodeReference } from './reference.js';
 import { mlaTiledWgsl } from './decodeTiled.wgsl.js';
 import { defaultTiledChunks, mlaTiledKey, planMlaTiled, tiledSubgroupSize } from './tiledPlan.js';
+import { int8RowLayout, int8RowWords } from './int8Layout.js';
+import { cacheWriteInt8Reference, mlaDecodeInt8Reference } from './int8Reference.js';
+import { int8CacheWriteWgsl, int8QueryWgsl } from './int8Quantize.wgsl.js';
+import { defaultInt8Chunks, type MlaInt8Variant, mlaInt8Key, planMlaInt8 } from './int8Plan.js';
+import { mlaInt8Wgsl } from './decodeInt8.wgsl.js';
+
+export { int8RowWords, type MlaCacheDtype } from './int8Layout.js';
 
 /** The decode kernels: `tiled` (decodeTiled.wgsl.ts, needs subgroups of a fixed size 8-32), `split` (decode.wgsl.ts). */
 export type MlaDecodeKernel = 'tiled' | 'split';
@@ -49,6 +58,10 @@ export interface MlaDecodeOptions {
   sHalves?: boolean;
   /** Tiled kernel: load the next block's rows during O only (default true) or a whole block ahead. */
   lateFetch?: boolean;
+  /** int8 cache: P x values on dot4I8Packed with p quantised per head and block (default), or in f32. */
+  int8Pv?: 'dp4a' | 'f32';
+  /** int8 cache: code-generation variants of its kernel (int8Plan.ts), for measuring. */
+  int8Variant?: Omit<MlaInt8Variant, 'pv'>;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -134,7 +147,8 @@ export function mlaDecode(
   const device = deviceOf('mlaDecode', qFull, pool, pageTable, lengths);
   const [B, H, R] = qFull.shape;
   expectShape('mlaDecode', 'qFull', qFull, [B, H, R]);
-  expectShape('mlaDecode', 'cache pool', pool, [null, null, R]);
+  const int8 = pool.dtype === 'i32';
+  expectShape('mlaDecode', 'cache pool', pool, [null, null, int8 ? int8RowWords(R, opts.Rv) : R]);
   expectShape('mlaDecode', 'page table', pageTable, [B, null]);
   expectShape('mlaDecode', 'lengths', lengths, [B]);
   expectDType('mlaDecode', 'page table', pageTable, ['i32']);
@@ -143,6 +157,13 @@ export function mlaDecode(
   const maxPages = pageTable.shape[1];
   const { Rv, scale } = opts;
   const gpu = asGpu(device);
+  if (!gpu && int8) {
+    const dims = { B, H, R, Rv, pageSize, maxPages, scale };
+    const out = mlaDecodeInt8Reference(hostF32(qFull), hostI32(pool), hostI32(pageTable), hostI32(lengths), dims, {
+      pv: opts.int8Pv,
+    });
+    return cpu.fromHost(out, [B, H, Rv]);
+  }
   if (!gpu) {
     const out = mlaDecodeReference(hostF32(qFull), hostF32(pool), hostI32(pageTable), hostI32(lengths), {
       B,
@@ -155,8 +176,9 @@ export function mlaDecode(
     });
     return cpu.fromHost(out, [B, H, Rv]);
   }
+  if (int8) return int8Decode(gpu, qFull, pool, pageTable, lengths, opts);
   if (pool.dtype !== 'f32' && pool.dtype !== 'bf16') {
-    throw new Error(`mlaDecode: cache pool must be f32 or bf16, got ${pool.dtype}`);
+    throw new Error(`mlaDecode: cache pool must be f32, bf16 or i32 (int8 codes), got ${pool.dtype}`);
   }
   if (mlaDecodeKernelFor(gpu, opts) === 'tiled') return tiledDecode(gpu, qFull, pool, pageTable, lengths, opts);
   const maxShared = gpu.limits.maxComputeWorkgroupStorageSize;
@@ -227,9 +249,85 @@ function tiledDecode(
   return mergeChunks(gpu, partial, Rv);
 }
 
-/** Append rows [N, R] at (seq[i], pos[i]) of the paged pool (bf16 pools round to nearest even). */
-export function cacheWrite(pool: Tensor, values: Tensor, seq: Tensor, pos: Tensor, pageTable: Tensor): void {
+/**
+ * Int8 pool: quantise the query (int8Quantize.wgsl.ts), scores and P x values on dot4I8Packed per chunk
+ * (decodeInt8.wgsl.ts), then the same merge as the f32 kernels. Needs subgroups of a fixed size 8-32.
+ */
+function int8Decode(
+  gpu: GpuContext,
+  qFull: Tensor,
+  pool: Tensor,
+  pageTable: Tensor,
+  lengths: Tensor,
+  opts: MlaDecodeOptions,
+): Tensor {
+  const [B, H, R] = qFull.shape;
+  const { Rv, scale } = opts;
+  const SG = tiledSubgroupSizeOf(gpu, opts);
+  if (SG === undefined) {
+    throw new Error(
+      `mlaDecode: the int8 cache needs subgroups of one size 8, 16 or 32; this device has subgroups=${gpu.features.subgroups}, sizes ${gpu.adapterInfo.subgroupMinSize}-${gpu.adapterInfo.subgroupMaxSize}`,
+    );
+  }
+  if (pool.offset % 4)
+    throw new Error(`mlaDecode: an int8 pool must start on a 16-byte boundary (offset ${pool.offset})`);
+  const plan = planMlaInt8(
+    { H, R, Rv, SG, pv: opts.int8Pv, ...opts.int8Variant },
+    gpu.limits.maxComputeWorkgroupStorageSize,
+  );
+  const pageSize = pool.shape[1];
+  const pageShift = (pageSize & (pageSize - 1)) === 0 ? Math.log2(pageSize) : 32;
+  const maxLen = Math.max(1, opts.maxLength);
+  const { chunkLen, chunks } = splitSequence(
+    gpu,
+    maxLen,
+    opts.chunks ?? defaultInt8Chunks(maxLen, B, plan.NG),
+    plan.TT,
+  );
+  const q = contiguous(qFull);
+  const q8 = gpu.empty([B, plan.NC, plan.HP, 4], 'i32');
+  const qs = gpu.empty([B, plan.HP, 2]);
+  const L = int8RowLayout(R, Rv);
+  gpu.dispatch({
+    kernel: {
+      name: 'mla_int8_query',
+      key: `mla_int8_query_h${H}_hp${plan.HP}_r${R}_rv${Rv}`,
+      code: () => int8QueryWgsl(L, H, plan.HP),
+    },
+    tensors: [q, q8, qs],
+    params: new Params().f32(scale * Math.LOG2E).u32(0, 0, 0),
+    workgroups: [plan.HP, B],
+  });
+  q.dispose();
+  const partial = gpu.empty([B, chunks, H, Rv + 2]);
+  gpu.dispatch({
+    kernel: { name: 'mla_decode_int8', key: mlaInt8Key(plan), code: () => mlaInt8Wgsl(plan) },
+    tensors: [q8, qs, pool, pageTable, lengths, partial],
+    params: new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, 0, 0, 0),
+    workgroups: [chunks, B, plan.NG],
+  });
+  q8.dispose();
+  qs.dispose();
+  return mergeChunks(gpu, partial, Rv);
+}
+
+/**
+ * Append rows [N, R] at (seq[i], pos[i]) of the paged pool (bf16 pools round to nearest even; an int8
+ * pool, i32 [pages, pageSize, int8RowWords(R, Rv)], quantises each row and needs `Rv`).
+ */
+export function cacheWrite(
+  pool: Tensor,
+  values: Tensor,
+  seq: Tensor,
+  pos: Tensor,
+  pageTable: Tensor,
+  opts: { Rv?: number } = {},
+): void {
   const device = deviceOf('cacheWrite', pool, values, seq, pos, pageTable);
+  if (pool.dtype === 'i32') {
+    cacheWriteInt8(device, pool, values, seq, pos, pageTable, opts.Rv);
+    return;
+  }
   const R = pool.shape[2];
   const N = values.shape[0];
   expectShape('cacheWrite', 'values', values, [N, R]);
@@ -252,6 +350,48 @@ export function cacheWrite(pool: Tensor, values: Tensor, seq: Tensor, pos: Tenso
       name: 'mla_cache_write',
       key: `mla_cache_write_r${R}_${pool.dtype}`,
       code: () => cacheWriteWgsl(R, pool.dtype as 'f32' | 'bf16'),
+    },
+    tensors: [vc, seq, pos, pageTable, pool],
+    params: new Params().u32(N, maxPages, pageSize, 0),
+    workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
+  });
+  vc.dispose();
+}
+
+function cacheWriteInt8(
+  device: ReturnType<typeof deviceOf>,
+  pool: Tensor,
+  values: Tensor,
+  seq: Tensor,
+  pos: Tensor,
+  pageTable: Tensor,
+  Rv: number | undefined,
+): void {
+  const [N, R] = values.shape;
+  if (Rv === undefined) throw new Error('cacheWrite: an int8 (i32) pool needs opts.Rv, the latent rank kv_lora_rank');
+  const L = int8RowLayout(R, Rv);
+  expectShape('cacheWrite', 'int8 pool', pool, [null, null, L.RW]);
+  expectShape('cacheWrite', 'seq', seq, [N]);
+  expectShape('cacheWrite', 'pos', pos, [N]);
+  const pageSize = pool.shape[1];
+  const maxPages = pageTable.shape[1];
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const dst = (pool.storage as CpuStorage).data.subarray(pool.offset) as Int32Array;
+    cacheWriteInt8Reference(dst, hostF32(values), hostI32(seq), hostI32(pos), hostI32(pageTable), {
+      R,
+      Rv,
+      pageSize,
+      maxPages,
+    });
+    return;
+  }
+  const vc = contiguous(values);
+  gpu.dispatch({
+    kernel: {
+      name: 'mla_cache_write_int8',
+      key: `mla_cache_write_int8_r${R}_rv${Rv}`,
+      code: () => int8CacheWriteWgsl(L),
     },
     tensors: [vc, seq, pos, pageTable, pool],
     params: new Params().u32(N, maxPages, pageSize, 0),

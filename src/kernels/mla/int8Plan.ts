@@ -1,0 +1,136 @@
+/**
+ * How the int8 MLA decode kernel (decodeInt8.wgsl.ts) lays out its work; the pipeline key comes from here.
+ *
+ * A workgroup of 256 threads (512 with sHeads 2) handles 32 heads (one head group; more heads take more
+ * groups on the grid's z) over a chunk of one sequence, in blocks of TT = 32 cached rows staged in
+ * workgroup memory twice: as rows (channels packed four to a word, for the scores) and transposed (tokens
+ * packed four to a word, for P x values), both read by dot4I8Packed. Thread shapes:
+ *   S  thread (head group hq = lid / 32 of SH = 4 heads, or 2; token t = lid % 32): SH scores over the
+ *      whole row; the query comes from global memory at an address shared by the subgroup (one broadcast
+ *      load per vec4).
+ *   O  thread (head octet ho = lid / NDG, column dg = lid % NDG, NDG = WG / 4): an 8-head x 4 NVU-dim tile
+ *      of o in f32 registers, fed once per block by an i32 tile of dot products over the block's 8 token
+ *      quads.
+ * The softmax of a block is per head over the 32 tokens of a head group: subgroup reductions, plus a trip
+ * through workgroup memory where subgroups are narrower than 32.
+ * P x values either quantises p per head and block and multiplies on dot4I8Packed (`pv: 'dp4a'`, the
+ * default) or keeps p in f32 and widens the value codes to f32 in registers (`pv: 'f32'`: no second
+ * rounding, 4x the multiply instructions plus the widening).
+ * H200, 48B shapes, 1M context (bench/results/2026-12-01-h200-mla8-int8-run{2,3,4-ssplit}.json): 1.72 ms
+ * a layer (the default: straight-line scores; 1.7209 / 1.7201 / 1.7212 in three runs), with the scores'
+ * WGSL loop 1.74 (1.7396 / 1.7383 / 1.7376); f32 P x values 2.11-2.14;
+ * 512 threads (sHeads 2) 1.98; scores in column halves (sSplit) 1.78; O in head halves 1.79; rows loaded
+ * after O 1.88; 264 chunks 1.76.
+ */
+import { type Int8RowLayout, int8RowLayout } from './int8Layout.js';
+import { MLA_INT8_TT } from './int8Reference.js';
+
+export interface MlaInt8Plan extends Int8RowLayout {
+  H: number;
+  SG: number;
+  WG: number;
+  TT: number;
+  NG: number;
+  HP: number;
+  /** Subgroups per S head group of 32 threads (32 / SG). */
+  NSG: number;
+  /** Row vec4 per row (RW / 4) and its stride in workgroup memory (odd: conflict-free 16-byte loads). */
+  RW4: number;
+  RS4: number;
+  /** O: vec4 of value dims per thread (vt vec4 index dg + NDG u, u < NVU). */
+  NVU: number;
+  /** P x values: int8 p on dot4I8Packed, or f32 p times widened codes. */
+  pv: 'dp4a' | 'f32';
+  /** Scores: the loop over row columns written out (straight-line code) or a WGSL loop. */
+  unrollS: boolean;
+  /** dp4a P x values: the i32 tile of 4 heads at a time (two passes, fewer live registers) or all 8. */
+  oHalves: boolean;
+  /** Load the next block's rows into registers during O (true), or only after it. */
+  prefetch: boolean;
+  /** Scores in two halves of the row's columns, each thread 4 heads x 2 tokens (one query load, 2 tokens). */
+  sSplit: boolean;
+  /** Heads per S thread (4: 256 threads; 2: 512 threads, twice the warps, half the registers each). */
+  SH: number;
+  /** O threads per head octet (WG / 4): column dg owns vt vec4 dg + NDG u. */
+  NDG: number;
+  sharedBytes: number;
+}
+
+export interface MlaInt8Variant {
+  pv?: 'dp4a' | 'f32';
+  unrollS?: boolean;
+  oHalves?: boolean;
+  prefetch?: boolean;
+  /** Scores split over two halves of the columns (4 heads x 2 tokens per thread); needs sHeads 4. */
+  sSplit?: boolean;
+  /**
+   * Heads per S thread: 4 (default, 256 threads) or 2 (512 threads: twice the warps, half the registers
+   * each; measured slower on the H200 at 1M context, 1.98 against 1.74 ms).
+   */
+  sHeads?: 2 | 4;
+}
+
+export function planMlaInt8(
+  v: { H: number; R: number; Rv: number; SG: number } & MlaInt8Variant,
+  maxSharedBytes: number,
+): MlaInt8Plan {
+  const { H, R, Rv, SG } = v;
+  const pv = v.pv ?? 'dp4a';
+  if (SG !== 8 && SG !== 16 && SG !== 32) throw new Error(`mlaDecode (int8): subgroup size ${SG} is not 8, 16 or 32`);
+  if (!(H >= 1)) throw new Error(`mlaDecode (int8): need H >= 1, got ${H}`);
+  const L = int8RowLayout(R, Rv);
+  const TT = MLA_INT8_TT;
+  const SH = v.sHeads ?? 4;
+  if (SH !== 2 && SH !== 4) throw new Error(`mlaDecode (int8): sHeads must be 2 or 4, got ${SH}`);
+  const WG = (32 / SH) * 32;
+  const sSplit = v.sSplit ?? false;
+  if (sSplit && SH !== 4) throw new Error('mlaDecode (int8): sSplit needs sHeads 4');
+  const NDG = WG / 4;
+  const NG = Math.ceil(H / 32);
+  const RW4 = L.RW / 4;
+  const RS4 = RW4 % 2 ? RW4 : RW4 + 1;
+  const NVU = Math.ceil(L.LWp / NDG);
+  const NSG = 32 / SG;
+  // rows and vt in vec4; p, alpha, sigma and the reductions in SH-vectors of 4 bytes each.
+  const NHG = 32 / SH;
+  const pVecs = pv === 'dp4a' ? (TT / 4) * NHG : TT * NHG;
+  const sharedBytes =
+    16 * (TT * RS4 + (TT / 4) * L.LWp + (sSplit ? 2 * TT * 8 : 0)) +
+    4 * SH * (pVecs + 2 * NHG + (NSG > 1 ? 2 * NHG * NSG : 0));
+  if (sharedBytes > maxSharedBytes) {
+    throw new Error(
+      `mlaDecode (int8): rows of R=${R} need ${sharedBytes} bytes of workgroup memory, the device allows ${maxSharedBytes}`,
+    );
+  }
+  return {
+    ...L,
+    H,
+    SG,
+    WG,
+    TT,
+    NG,
+    HP: 32 * NG,
+    NSG,
+    RW4,
+    RS4,
+    NVU,
+    pv,
+    // Straight-line scores by default: 1.72 against 1.74 ms at 1M in each of three H200 runs.
+    unrollS: v.unrollS ?? true,
+    oHalves: v.oHalves ?? false,
+    prefetch: v.prefetch ?? true,
+    SH,
+    NDG,
+    sSplit,
+    sharedBytes,
+  };
+}
+
+export function mlaInt8Key(p: MlaInt8Plan): string {
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}`;
+}
+
+/** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */
+export function defaultInt8Chunks(maxLength: number, B: number, NG: number, targetWorkgroups = 132): number {
+  return Math.max(1, Math.min(Math.ceil(maxLength / (2 * MLA_INT8_TT)), Math.ceil(targetWorkgroups / (B * NG))));
+}

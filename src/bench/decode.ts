@@ -24,6 +24,7 @@ import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
 import { profileDecodeStep } from './decodeProfile.js';
+import { timeDependentSteps, timeIndependentSteps } from './decodeSteps.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
@@ -60,6 +61,8 @@ export interface DecodeBenchOptions {
   batchCap?: number;
   /** BatchSessionOptions.fuseNormGemv (default true). */
   fuseNormGemv?: boolean;
+  /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
+  independentSteps?: boolean;
 }
 
 const PAGE_SIZE = 64;
@@ -138,7 +141,8 @@ async function timeVariant(
   const maxBinding =
     device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize : Number.POSITIVE_INFINITY;
   for (const C of o.contexts) {
-    const held = C + WARMUP + o.steps + 1;
+    // + 2: the pipelined loop primes one step ahead, and --profile records one more.
+    const held = C + WARMUP + o.steps + 2;
     const fit = largestBatch(model.cfg, held, {
       cacheDtype: o.cacheDtype,
       weightBytes,
@@ -165,16 +169,18 @@ async function timeVariant(
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
-      for (let i = 0; i < WARMUP; i++) await s.step(tokens(i));
       const gpu = device instanceof GpuContext ? device : undefined;
-      const hits0 = gpu?.bindGroups.hits ?? 0;
-      const misses0 = gpu?.bindGroups.misses ?? 0;
-      const t0 = performance.now();
-      let recordMs = 0;
-      for (let i = 0; i < o.steps; i++) {
-        await s.step(tokens(WARMUP + i));
-        recordMs += s.lastStep.recordMs;
-      }
+      let hits0 = 0;
+      let misses0 = 0;
+      // Bind-group counts from the first timed step on (the warm-up runs inside the timing functions).
+      const countFrom = () => {
+        hits0 = gpu?.bindGroups.hits ?? 0;
+        misses0 = gpu?.bindGroups.misses ?? 0;
+      };
+      const timing = o.independentSteps
+        ? await timeIndependentSteps(s, tokens, WARMUP, o.steps, countFrom)
+        : await timeDependentSteps(s, tokens(0), WARMUP, o.steps, countFrom);
+      const recordMs = timing.recordMs * o.steps;
       // Bind groups looked up during the timed steps: a miss creates one (the largest host cost of a
       // dispatch), so a steady decode step should hit nearly always.
       const bindGroups = gpu
@@ -186,7 +192,7 @@ async function timeVariant(
               Math.max(1, gpu.bindGroups.hits - hits0 + gpu.bindGroups.misses - misses0),
           }
         : undefined;
-      const ms = (performance.now() - t0) / o.steps;
+      const ms = timing.ms;
       const profile =
         o.profile && device instanceof GpuContext ? await profileDecodeStep(device, s, tokens(0)) : undefined;
       rows.push({
@@ -194,6 +200,8 @@ async function timeVariant(
         context: C,
         batch: B,
         maxBatch: B === fit.batch,
+        // dependent: each step fed the previous step's argmax (pipelined generation); independent: host ids.
+        steps: o.independentSteps ? 'independent' : 'dependent',
         tpotMs: ms,
         // Host time spent recording the step's dispatches (the rest is GPU execution and the readback).
         recordMs: recordMs / o.steps,
@@ -276,6 +284,9 @@ export async function benchDecode(
     weightsGB: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v / 1e9])),
     cacheDtype: o.cacheDtype,
     fuseNormGemv: o.fuseNormGemv !== false,
+    steps: o.independentSteps
+      ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
+      : "dependent: greedy generation, each step fed the previous step's argmax on the device, step n + 1 recorded while step n runs, ids read back one step late",
     ...(device instanceof GpuContext
       ? { dispatchesPerSubmit: device.maxDispatchesPerBatch, firstDispatchesPerSubmit: device.firstDispatchesPerBatch }
       : {}),
@@ -321,12 +332,22 @@ export function registerDecodeBench(bench: Command): void {
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
     .option('--no-norm-gemv', 'keep each residual add + RMSNorm apart from the projection after it (for measuring)')
+    .option(
+      '--independent-steps',
+      'time steps fed host token ids, each read back before the next (the measure before pipelined generation)',
+    )
     .option('--dispatches-per-submit <n>', 'submit recorded work every n dispatches (GpuContext.maxDispatchesPerBatch)')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
       opts: Record<string, string> &
-        GpuFlagOptions & { json?: boolean; profile?: boolean; maxBatch?: boolean; normGemv?: boolean },
+        GpuFlagOptions & {
+          json?: boolean;
+          profile?: boolean;
+          maxBatch?: boolean;
+          normGemv?: boolean;
+          independentSteps?: boolean;
+        },
     ) => {
       const sources = [opts.model, opts.config, opts.preset].filter(Boolean);
       if (sources.length !== 1) throw new Error('bench decode: give exactly one of --model, --config, --preset');
@@ -357,6 +378,7 @@ export function registerDecodeBench(bench: Command): void {
           memoryGB,
           batchCap: parseList(opts.batchCap)[0],
           fuseNormGemv: opts.normGemv !== false,
+          independentSteps: !!opts.independentSteps,
           variants: opts.variants.split(',').map((v) => {
             if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
             return v;

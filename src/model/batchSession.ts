@@ -31,7 +31,7 @@ import { rmsnorm } from '../kernels/rmsnorm/index.js';
 import { rope } from '../kernels/rope/index.js';
 import { asGpu } from '../kernels/common.js';
 import { keep, scope } from '../tensor/scope.js';
-import type { Device, Tensor } from '../tensor/tensor.js';
+import { type Device, Tensor } from '../tensor/tensor.js';
 import { isMoeLayer, layerMixer, routerConfig } from './config.js';
 import { DecodeWeights } from './decodeWeights.js';
 import type { KdaCarry, KimiLinearModel } from './forward.js';
@@ -256,10 +256,14 @@ export class BatchSession {
    * Record a step's work without waiting for it: the logits [B, V] stay on the device (the caller
    * disposes them). `step` is this plus the readback; profilers time the recorded dispatches.
    */
-  recordStep(tokens: ArrayLike<number>): Tensor {
+  recordStep(tokens: ArrayLike<number> | Tensor): Tensor {
     const B = this.rows.length;
     if (B === 0) throw new Error('BatchSession.step: no sequence in the batch');
-    if (tokens.length !== B) throw new Error(`BatchSession.step: ${tokens.length} tokens for a batch of ${B}`);
+    const onDevice = tokens instanceof Tensor;
+    if (onDevice && (tokens.dtype !== 'i32' || tokens.numel !== B))
+      throw new Error(`BatchSession.step: token tensor ${tokens} for a batch of ${B}, expected i32 [${B}]`);
+    const count = onDevice ? tokens.numel : tokens.length;
+    if (count !== B) throw new Error(`BatchSession.step: ${count} tokens for a batch of ${B}`);
     const cfg = this.model.cfg;
     // Check every sequence before advancing any, so a full one leaves the batch as it was.
     const full = this.rows.find((s) => this.cache.length(s) + 1 > this.opts.maxLength);
@@ -284,7 +288,8 @@ export class BatchSession {
       const model = this.model;
       const eps = cfg.rms_norm_eps;
       const D = cfg.hidden_size;
-      let x = model.embed(this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32')).reshape([B, D]);
+      const ids = onDevice ? tokens.reshape([B, 1]) : this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32');
+      let x = model.embed(ids).reshape([B, D]);
       let pending: Tensor[] | undefined;
       let where: Positions | undefined;
       const positions = () => {
@@ -315,6 +320,30 @@ export class BatchSession {
       const h = pending ? addRmsnorm(x, pending, final, eps).normed : rmsnorm(x, final, eps);
       return linear(h, cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight'));
     });
+  }
+
+  /**
+   * One step of dependent generation that never waits for the device: record the step fed with `tokens`
+   * (host ids, or the i32 [B] ids an earlier `stepOnDevice` chose, still on the device), let `pick` choose
+   * each row's next token from the logits [B, V] on the device (argmax, or sampleCandidates), submit, and
+   * start reading the chosen ids back. The caller records the next step from `next` before awaiting
+   * `tokens`, so the host records step n + 1 while the GPU runs step n, and the ids arrive one step late;
+   * the time per token becomes the larger of recording and GPU time instead of their sum plus a
+   * readback. The caller disposes `next` once the step that reads it is recorded.
+   */
+  stepOnDevice(
+    tokens: ArrayLike<number> | Tensor,
+    pick: (logits: Tensor) => Tensor,
+  ): { next: Tensor; tokens: Promise<Int32Array> } {
+    const t0 = performance.now();
+    const next = scope(() => pick(this.recordStep(tokens)));
+    const t1 = performance.now();
+    // The read records a copy of the 4-byte ids and submits everything recorded (the whole step).
+    const read = next.read().then((v) => Int32Array.from(v));
+    // A caller that stops generating may drop the last step's promise unawaited: never an unhandled rejection.
+    read.catch(() => undefined);
+    this.lastStep = { recordMs: t1 - t0, totalMs: performance.now() - t0 };
+    return { next, tokens: read };
   }
 
   /** Cache memory held: MLA pools at full capacity, and the batch's KDA states and tails, in bytes. */

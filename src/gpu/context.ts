@@ -65,7 +65,7 @@ interface UniformChunk {
   buffer: GPUBuffer;
   id: number;
   shadow: ArrayBuffer;
-  view: DataView;
+  words: Uint32Array;
   used: number;
 }
 
@@ -247,13 +247,13 @@ export class GpuContext implements Device {
         buffer: this.device.createBuffer({ size: UNIFORM_CHUNK, usage: 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */ }),
         id: this.pool.newId(),
         shadow,
-        view: new DataView(shadow),
+        words: new Uint32Array(shadow),
         used: 0,
       };
       this.uniforms.push(chunk);
     }
     const offset = chunk.used;
-    params.writeTo(chunk.view, offset);
+    params.writeTo(chunk.words, offset / 4);
     chunk.used = Math.ceil((offset + size) / this.uniformAlign) * this.uniformAlign;
     return { chunk, offset };
   }
@@ -389,13 +389,32 @@ export class GpuContext implements Device {
       c.used = 0;
     }
     this.uniformIndex = 0;
-    const kernels = [...this.batchKernels].join(', ');
+    for (const k of this.batchKernels) this.scopeKernels.add(k);
     this.batchKernels.clear();
     this.dispatches = 0;
-    this.device.pushErrorScope('validation');
-    this.device.pushErrorScope('out-of-memory');
+    // One pair of error scopes spans every submit until the next check (sync or readback), not one pair
+    // per submit: popping a scope costs a promise and a round through Dawn's callbacks (~0.1 ms each on
+    // lavapipe), several times per decode step. An error names every kernel submitted in the window.
+    if (!this.scopesOpen) {
+      this.device.pushErrorScope('validation');
+      this.device.pushErrorScope('out-of-memory');
+      this.scopesOpen = true;
+    }
     this.device.queue.submit([encoder.finish()]);
     this.queueIdle = false;
+    this.pool.recycle();
+  }
+
+  /** Kernels submitted while the error scopes are open (named by an error they catch). */
+  private scopeKernels = new Set<string>();
+  private scopesOpen = false;
+
+  /** Close the error scopes flush opened; their errors join the deferred ones. */
+  private closeScopes(): void {
+    if (!this.scopesOpen) return;
+    this.scopesOpen = false;
+    const kernels = [...this.scopeKernels].join(', ');
+    this.scopeKernels.clear();
     const oom = this.device.popErrorScope();
     const val = this.device.popErrorScope();
     this.deferred.push(
@@ -404,7 +423,6 @@ export class GpuContext implements Device {
         return e ? new KernelError(kernels || '(no kernels)', e.message) : undefined;
       }),
     );
-    this.pool.recycle();
   }
 
   /** Flush, wait for the GPU, and throw any error deferred so far. */
@@ -431,6 +449,7 @@ export class GpuContext implements Device {
   }
 
   async checkErrors(): Promise<void> {
+    this.closeScopes();
     if (this.lostReason) throw new Error(`the GPU device was lost (${this.lostReason})`);
     // Drain both queues before throwing, so one failure is reported once and not again at the next sync.
     // A compilation error comes first: the batch error it causes ("invalid pipeline") says less.

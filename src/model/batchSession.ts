@@ -119,6 +119,12 @@ export class BatchSession {
   private readonly packed: DecodeWeights;
   /** i32 [B]: 0..B-1, the state slot of each batch row (the states are the batch's own tensor). */
   private slotIds?: Tensor;
+  /**
+   * i32 [B + 1]: 0..B, the batch's one token per sequence as packed sequences (cuSeqlens). Handing the
+   * recurrent kernel these, kept, spares it making its own [0, 1, ..., B] per layer (a buffer write per
+   * KDA layer per step).
+   */
+  private cuIds?: Tensor;
   private readonly rows: number[] = [];
   /** The batch's page-table rows on the device (per shard group), and what they were made from. */
   private tables?: { t: Tensor[]; version: number; rows: string };
@@ -272,10 +278,18 @@ export class BatchSession {
     const starts = this.rows.map((s) => this.cache.reserve(s, 1).start);
     if (this.slotIds?.shape[0] !== B) {
       this.slotIds?.dispose();
+      this.cuIds?.dispose();
       this.slotIds = keep(
         this.device.fromHost(
           Int32Array.from({ length: B }, (_, b) => b),
           [B],
+          'i32',
+        ),
+      );
+      this.cuIds = keep(
+        this.device.fromHost(
+          Int32Array.from({ length: B + 1 }, (_, b) => b),
+          [B + 1],
           'i32',
         ),
       );
@@ -364,6 +378,8 @@ export class BatchSession {
     this.packed.dispose();
     this.slotIds?.dispose();
     this.slotIds = undefined;
+    this.cuIds?.dispose();
+    this.cuIds = undefined;
     for (const a of this.absorbed.values()) for (const t of [a.wUkT, a.wUv]) t.dispose();
     this.absorbed.clear();
     for (const t of this.tables?.t ?? []) t.dispose();
@@ -493,21 +509,24 @@ export class BatchSession {
     const c = this.carries.get(i)!;
     const proj = project(k.inProj);
     const qkv = convStep(proj, k.conv, c.tail, { planes: 3 });
-    const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([B, 1, H, d]));
+    // The batch as B one-token sequences packed along time ([1, B, ...] with cuSeqlens 0..B): the same
+    // kernel and layout as a dense [B, 1, ...] batch.
+    const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([1, B, H, d]));
     const cols = (at: number, n: number) => contiguous(proj.narrow(1, at, n));
     let g: Tensor;
     let gate: Tensor;
     if (k.gateUp) {
       // f_a | g_a are adjacent columns: one GEMV against [[f_b, 0], [0, g_b]] gives g | gate.
       const both = linear(cols(k.fA, k.rf + k.rg), k.gateUp);
-      g = contiguous(both.narrow(1, 0, H * d)).reshape([B, 1, H, d]);
-      gate = contiguous(both.narrow(1, H * d, H * d)).reshape([B, 1, H, d]);
+      g = contiguous(both.narrow(1, 0, H * d)).reshape([1, B, H, d]);
+      gate = contiguous(both.narrow(1, H * d, H * d)).reshape([1, B, H, d]);
     } else {
-      g = linear(cols(k.fA, k.rf), w('f_b_proj.weight')).reshape([B, 1, H, d]);
-      gate = linear(cols(k.gA, k.rg), w('g_b_proj.weight')).reshape([B, 1, H, d]);
+      g = linear(cols(k.fA, k.rf), w('f_b_proj.weight')).reshape([1, B, H, d]);
+      gate = linear(cols(k.gA, k.rg), w('g_b_proj.weight')).reshape([1, B, H, d]);
     }
-    const beta = cols(k.beta, H).reshape([B, 1, H]);
+    const beta = cols(k.beta, H).reshape([1, B, H]);
     const o = kdaRecurrentSlots(c.state, this.slotIds!, q, kk, v, g, beta, {
+      cuSeqlens: this.cuIds,
       layer: { A_log: w('A_log').reshape([H]), dt_bias: w('dt_bias') },
     });
     const normed = rmsnorm(o, w('o_norm.weight'), cfg.rms_norm_eps, { gate });

@@ -23,8 +23,8 @@ import { BatchSession } from '../model/batchSession.js';
 import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
-import { profileDecodeStep } from './decodeProfile.js';
-import { timeDependentSteps, timeIndependentSteps } from './decodeSteps.js';
+import { profileDecodeStep, profileHostApis } from './decodeProfile.js';
+import { runDependentSteps, timeDependentSteps, timeIndependentSteps } from './decodeSteps.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
@@ -63,7 +63,12 @@ export interface DecodeBenchOptions {
   fuseNormGemv?: boolean;
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
+  /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
+  hostProfile?: boolean;
 }
+
+/** Steps the --host-profile pass records per context. */
+const HOST_PROFILE_STEPS = 4;
 
 const PAGE_SIZE = 64;
 /**
@@ -141,8 +146,8 @@ async function timeVariant(
   const maxBinding =
     device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize : Number.POSITIVE_INFINITY;
   for (const C of o.contexts) {
-    // + 2: the pipelined loop primes one step ahead, and --profile records one more.
-    const held = C + WARMUP + o.steps + 2;
+    // The pipelined loop primes one step ahead, --profile records one more, --host-profile a few.
+    const held = C + WARMUP + o.steps + 2 + HOST_PROFILE_STEPS;
     const fit = largestBatch(model.cfg, held, {
       cacheDtype: o.cacheDtype,
       weightBytes,
@@ -193,6 +198,10 @@ async function timeVariant(
           }
         : undefined;
       const ms = timing.ms;
+      const hostApis =
+        o.hostProfile && gpu
+          ? await profileHostApis(gpu, HOST_PROFILE_STEPS, () => runDependentSteps(s, tokens(1), HOST_PROFILE_STEPS))
+          : undefined;
       const profile =
         o.profile && device instanceof GpuContext ? await profileDecodeStep(device, s, tokens(0)) : undefined;
       rows.push({
@@ -211,6 +220,7 @@ async function timeVariant(
         // Packed copies of projections the decode step makes (model/decodeWeights.ts), not in maxBatch's budget.
         decodeWeightsGB: s.decodeWeightBytes() / 1e9,
         ...(profile ? { profile } : {}),
+        ...(hostApis ? { hostApis } : {}),
       });
       s.dispose();
       if (device instanceof GpuContext) await device.releaseMemory();
@@ -336,6 +346,7 @@ export function registerDecodeBench(bench: Command): void {
       '--independent-steps',
       'time steps fed host token ids, each read back before the next (the measure before pipelined generation)',
     )
+    .option('--host-profile', "also time every WebGPU call of a few steps per context (Dawn's share of host time)")
     .option('--dispatches-per-submit <n>', 'submit recorded work every n dispatches (GpuContext.maxDispatchesPerBatch)')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
@@ -347,6 +358,7 @@ export function registerDecodeBench(bench: Command): void {
           maxBatch?: boolean;
           normGemv?: boolean;
           independentSteps?: boolean;
+          hostProfile?: boolean;
         },
     ) => {
       const sources = [opts.model, opts.config, opts.preset].filter(Boolean);
@@ -379,6 +391,7 @@ export function registerDecodeBench(bench: Command): void {
           batchCap: parseList(opts.batchCap)[0],
           fuseNormGemv: opts.normGemv !== false,
           independentSteps: !!opts.independentSteps,
+          hostProfile: !!opts.hostProfile,
           variants: opts.variants.split(',').map((v) => {
             if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
             return v;

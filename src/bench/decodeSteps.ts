@@ -62,3 +62,19 @@ export async function timeDependentSteps(
   out.push(Array.from(await flight.tokens));
   return { ms, recordMs: recordMs / steps, tokens: out };
 }
+
+/** `count` steps of pipelined greedy generation from `first`, untimed; returns their summed recording ms. */
+export async function runDependentSteps(s: BatchSession, first: number[], count: number): Promise<number> {
+  let flight = s.stepOnDevice(first, argmax);
+  let recordMs = s.lastStep.recordMs;
+  for (let i = 1; i < count; i++) {
+    const next = s.stepOnDevice(flight.next, argmax);
+    recordMs += s.lastStep.recordMs;
+    flight.next.dispose();
+    await flight.tokens;
+    flight = next;
+  }
+  flight.next.dispose();
+  await flight.tokens;
+  return recordMs;
+}

@@ -401,10 +401,13 @@ export class GpuContext implements Device {
       this.scopesOpen = true;
     }
     this.device.queue.submit([encoder.finish()]);
+    this.submits++;
     this.queueIdle = false;
     this.pool.recycle();
   }
 
+  /** Command buffers submitted so far. */
+  private submits = 0;
   /** Kernels submitted while the error scopes are open (named by an error they catch). */
   private scopeKernels = new Set<string>();
   private scopesOpen = false;
@@ -473,10 +476,12 @@ export class GpuContext implements Device {
     const enc = this.endPass();
     enc.copyBufferToBuffer(buffer, byteStart, staging, 0, size);
     this.flush();
+    const submitted = this.submits;
     try {
       await staging.mapAsync(0x01 /* READ */);
-      // The copy was the last command submitted, so everything before it has finished too.
-      this.queueIdle = true;
+      // The copy was the last command submitted, so everything before it has finished too; unless more
+      // was submitted meanwhile (pipelined decode records the next step before awaiting this read).
+      if (this.submits === submitted) this.queueIdle = true;
       await this.checkErrors();
       return staging.getMappedRange().slice(0);
     } finally {

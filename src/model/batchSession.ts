@@ -20,7 +20,7 @@
  * part of the absorbed query is rotated at the sequence's current position.
  */
 import { concatLast } from '../kernels/concat/index.js';
-import { contiguous, stackRows } from '../kernels/copy/index.js';
+import { contiguous, copyInto, stackRows } from '../kernels/copy/index.js';
 import { embedding } from '../kernels/embedding/index.js';
 import { addRmsnorm, addRmsnormLinear, convStep, headGemv, swigluLinear } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
@@ -125,6 +125,8 @@ export class BatchSession {
    * KDA layer per step).
    */
   private cuIds?: Tensor;
+  /** i32 [B]: the ids the last stepOnDevice chose (stepOnDevice hands out aliases of it). */
+  private tokenIds?: Tensor;
   private readonly rows: number[] = [];
   /** The batch's page-table rows on the device (per shard group), and what they were made from. */
   private tables?: { t: Tensor[]; version: number; rows: string };
@@ -343,14 +345,27 @@ export class BatchSession {
    * start reading the chosen ids back. The caller records the next step from `next` before awaiting
    * `tokens`, so the host records step n + 1 while the GPU runs step n, and the ids arrive one step late;
    * the time per token becomes the larger of recording and GPU time instead of their sum plus a
-   * readback. The caller disposes `next` once the step that reads it is recorded.
+   * readback. `next` is an alias of the session's id buffer, which the following stepOnDevice overwrites:
+   * the caller disposes it once the step that reads it is recorded.
    */
   stepOnDevice(
     tokens: ArrayLike<number> | Tensor,
     pick: (logits: Tensor) => Tensor,
   ): { next: Tensor; tokens: Promise<Int32Array> } {
     const t0 = performance.now();
-    const next = scope(() => pick(this.recordStep(tokens)));
+    const B = this.rows.length;
+    scope(() => {
+      const chosen = pick(this.recordStep(tokens));
+      if (this.tokenIds?.numel !== B) {
+        this.tokenIds?.dispose();
+        this.tokenIds = keep(this.device.empty([B], 'i32'));
+      }
+      // Into the session's own id buffer (the next step's embedding reads it before this copy of the next
+      // step overwrites it: queue order). A fresh pooled tensor per step would shift which pooled buffers
+      // every later allocation of the step gets, and its bind groups would stop being found in the cache.
+      copyInto(chosen, this.tokenIds);
+    });
+    const next = this.tokenIds!.alias();
     const t1 = performance.now();
     // The read records a copy of the 4-byte ids and submits everything recorded (the whole step).
     const read = next.read().then((v) => Int32Array.from(v));
@@ -380,6 +395,8 @@ export class BatchSession {
     this.slotIds = undefined;
     this.cuIds?.dispose();
     this.cuIds = undefined;
+    this.tokenIds?.dispose();
+    this.tokenIds = undefined;
     for (const a of this.absorbed.values()) for (const t of [a.wUkT, a.wUv]) t.dispose();
     this.absorbed.clear();
     for (const t of this.tables?.t ?? []) t.dispose();

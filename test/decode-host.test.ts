@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { linear } from '../src/kernels/matmul/index.js';
 import { experts, expertsInference, route } from '../src/kernels/moe/index.js';
+import { argmax } from '../src/kernels/reduce/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
 import { BatchSession } from '../src/model/batchSession.js';
 import { parseKimiConfig } from '../src/model/config.js';
@@ -126,6 +127,39 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
       expect(s.cacheBytes()).toBe(bytes);
       s.dispose();
     }
+    weights.dispose();
+  });
+
+  it('pipelined steps (ids chosen on the device and fed back) also hit every bind group and create no buffer', async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    const s = new BatchSession(new KimiLinearModel(cfg, weights), {
+      maxSequences: 1,
+      maxLength: 256,
+      cacheDtype: 'bf16',
+    });
+    s.addSynthetic(40);
+    let flight = s.stepOnDevice([3], argmax);
+    const advance = async () => {
+      const next = s.stepOnDevice(flight.next, argmax);
+      flight.next.dispose();
+      const ids = await flight.tokens;
+      flight = next;
+      return ids;
+    };
+    for (let i = 0; i < 3; i++) await advance();
+    const created = gpu.pool.stats().created;
+    const m = gpu.bindGroups.misses;
+    for (let i = 0; i < 3; i++) {
+      const ids = await advance();
+      expect(ids[0] >= 0 && ids[0] < cfg.vocab_size).toBe(true);
+    }
+    expect(gpu.bindGroups.misses - m).toBe(0);
+    expect(gpu.pool.stats().created).toBe(created);
+    flight.next.dispose();
+    await flight.tokens;
+    s.dispose();
     weights.dispose();
   });
 

@@ -11,7 +11,7 @@ import { argmax } from '../src/kernels/reduce/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
 import { BatchSession } from '../src/model/batchSession.js';
 import { parseKimiConfig } from '../src/model/config.js';
-import { blockDiagonal, packRows } from '../src/model/decodeWeights.js';
+import { blockDiagonal, DecodeWeights, decodeWeightBytes, packRows } from '../src/model/decodeWeights.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
@@ -64,6 +64,15 @@ describe('packed decode weights (cpu)', () => {
       expectClose(both.subarray(b * 16, b * 16 + 11), f.subarray(b * 11, (b + 1) * 11), 1e-6);
       expectClose(both.subarray(b * 16 + 11, (b + 1) * 16), g.subarray(b * 5, (b + 1) * 5), 1e-6);
     }
+  });
+
+  it('decodeWeightBytes counts the packed copies without making them (what bench decode --max-batch budgets)', async () => {
+    const cfg = tiny48();
+    const model = new KimiLinearModel(cfg, randomModelWeights(cfg, cpu, 'bf16'));
+    const packed = new DecodeWeights(model);
+    expect(decodeWeightBytes(model)).toBe(packed.bytes());
+    expect(packed.bytes()).toBeGreaterThan(0);
+    packed.dispose();
   });
 
   it('packRows refuses mixed dtypes (the caller then keeps separate projections)', () => {

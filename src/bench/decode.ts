@@ -20,6 +20,7 @@ import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/con
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
 import { BatchSession } from '../model/batchSession.js';
+import { decodeWeightBytes } from '../model/decodeWeights.js';
 import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
@@ -150,7 +151,8 @@ async function timeVariant(
     const held = C + WARMUP + o.steps + 2 + HOST_PROFILE_STEPS;
     const fit = largestBatch(model.cfg, held, {
       cacheDtype: o.cacheDtype,
-      weightBytes,
+      // The decode step's packed projections (decodeWeightsGB) are device memory beside the weights too.
+      weightBytes: weightBytes + decodeWeightBytes(model),
       memoryBytes: budget.gb * 1e9,
       maxBinding,
       cap: o.batchCap ?? 256,
@@ -310,7 +312,7 @@ export async function benchDecode(
     batchLimited,
     notes: [
       'every sequence of a batch holds the full context (synthetic fill); one token per sequence per step',
-      "maxBatch counts weights + cache only (activations, buffer-pool slack and the decode step's packed projections, decodeWeightsGB, are not budgeted)",
+      "maxBatch counts weights, the decode step's packed projections (decodeWeightsGB) and the cache (activations and buffer-pool slack are not budgeted)",
       'prefill not measured in this benchmark',
       ...over.map(
         ([m, b]) =>

@@ -5,6 +5,7 @@ import {
   addRmsnorm,
   addRmsnormLinear,
   convStep,
+  gatedRmsnormLinear,
   headGemv,
   swigluLinear,
   swigluRows,
@@ -13,6 +14,7 @@ import { matmulReference } from '../src/kernels/matmul/reference.js';
 import {
   addRmsnormReference,
   convStepReference,
+  gatedRmsnormLinearReference,
   headGemvReference,
   swigluRowsReference,
 } from '../src/kernels/fused/reference.js';
@@ -246,6 +248,48 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
         expect(!!r.normed).toBe(keepNormed);
         if (r.normed) expectClose(await r.normed.toFloat32(), ref.normed, 1e-5, `normed rows ${rows} D ${D}`);
         expectClose(await r.y.toFloat32(), yRef, 1e-5, `y rows ${rows} D ${D} N ${N} ${wd}`);
+      }
+    }
+  });
+
+  it('gatedRmsnormLinear: one dispatch for a row (per-head norm, sigmoid gate, GEMV), the fallback otherwise', async () => {
+    const gpu = (await gpuContext())!;
+    // [rows, H, d, N]: the fused path (rows 1, d % 4 == 0, H | 256) and fallbacks (2 rows; d = 6; H = 3).
+    for (const [rows, H, d, N] of [
+      [1, 4, 16, 1],
+      [1, 4, 16, 65],
+      [1, 1, 8, 7],
+      [1, 2, 64, 63],
+      [2, 4, 16, 7],
+      [1, 4, 6, 7],
+      [1, 3, 8, 1000],
+    ]) {
+      const K = H * d;
+      const [o, gate, nw] = [rand(rows * K, K, 2), rand(rows * K, K + 1, 3), rand(d, K + 2)];
+      const w = rand(N * K, N + K, 0.3);
+      for (const wd of ['f32', 'bf16'] as const) {
+        if (wd === 'bf16' && K % 2) continue;
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, K], 'bf16').toFloat32()) as Float32Array) : w;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [N, K], 'bf16') : gpu.fromHost(w, [N, K]);
+        const ref = gatedRmsnormLinearReference(o, gate, nw, wHost, { rows, H, d, N, eps: 1e-5 });
+        const [oG, gG, nG] = [gpu.fromHost(o, [rows, K]), gpu.fromHost(gate, [rows, K]), gpu.fromHost(nw, [d])];
+        const before = gpu.bindGroups.hits + gpu.bindGroups.misses;
+        const y = gatedRmsnormLinear(oG, gG, nG, 1e-5, wt, H);
+        const fused = rows === 1 && d % 4 === 0 && 256 % H === 0;
+        if (fused) expect(gpu.bindGroups.hits + gpu.bindGroups.misses - before, 'one dispatch').toBe(1);
+        expect(y.shape).toEqual([rows, N]);
+        expectClose(await y.toFloat32(), ref, 1e-5, `rows ${rows} H ${H} d ${d} N ${N} ${wd}`);
+        // The cpu backend (the unfused ops) agrees with the reference too.
+        const yc = gatedRmsnormLinear(
+          cpu.fromHost(o, [rows, K]),
+          cpu.fromHost(gate, [rows, K]),
+          cpu.fromHost(nw, [d]),
+          1e-5,
+          cpu.fromHost(wHost, [N, K]),
+          H,
+        );
+        expectClose(await yc.toFloat32(), ref, 1e-5, `cpu rows ${rows} H ${H} d ${d} N ${N} ${wd}`);
       }
     }
   });

@@ -22,7 +22,14 @@
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous, copyInto, stackRows } from '../kernels/copy/index.js';
 import { embedding } from '../kernels/embedding/index.js';
-import { addRmsnorm, addRmsnormLinear, convStep, headGemv, swigluLinear } from '../kernels/fused/index.js';
+import {
+  addRmsnorm,
+  addRmsnormLinear,
+  convStep,
+  gatedRmsnormLinear,
+  headGemv,
+  swigluLinear,
+} from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
 import { linear } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
@@ -333,8 +340,8 @@ export class BatchSession {
         pending = ffn.terms;
       }
       const final = model.w('model.norm.weight');
-      const h = pending ? addRmsnorm(x, pending, final, eps).normed : rmsnorm(x, final, eps);
-      return linear(h, cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight'));
+      const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
+      return pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
     });
   }
 
@@ -512,10 +519,10 @@ export class BatchSession {
   }
 
   /**
-   * One token per row of the KDA mixer (KimiLinearModel.kda with a carry, h: [B, D] -> [B, D]) in 6
+   * One token per row of the KDA mixer (KimiLinearModel.kda with a carry, h: [B, D] -> [B, D]) in 5
    * dispatches at batch 1: one GEMV for q, k, v, f_a, g_a and beta; the three short convs with their tails
-   * (convStep, in place); f_b and g_b as one block-diagonal GEMV; the recurrent kernel on the batch's state (in place, l2norm, gate and sigmoid
-   * inside); the gated output norm; o_proj.
+   * (convStep, in place); f_b and g_b as one block-diagonal GEMV; the recurrent kernel on the batch's
+   * state (in place, l2norm, gate and sigmoid inside); the gated output norm with o_proj.
    */
   private kdaStep(i: number, p: string, project: Project, B: number): Tensor {
     const cfg = this.model.cfg;
@@ -546,8 +553,15 @@ export class BatchSession {
       cuSeqlens: this.cuIds,
       layer: { A_log: w('A_log').reshape([H]), dt_bias: w('dt_bias') },
     });
-    const normed = rmsnorm(o, w('o_norm.weight'), cfg.rms_norm_eps, { gate });
-    return linear(normed.reshape([B, H * d]), w('o_proj.weight'));
+    // The gated per-head o_norm and o_proj: one dispatch at batch 1 (gatedRmsnormLinear).
+    return gatedRmsnormLinear(
+      o.reshape([B, H * d]),
+      gate.reshape([B, H * d]),
+      w('o_norm.weight'),
+      cfg.rms_norm_eps,
+      w('o_proj.weight'),
+      H,
+    );
   }
 
   /**

@@ -6,6 +6,7 @@ import {
   addRmsnormLinear,
   convStep,
   gatedRmsnormLinear,
+  rmsnormConcat,
   headGemv,
   swigluLinear,
   swigluRows,
@@ -16,6 +17,7 @@ import {
   convStepReference,
   gatedRmsnormLinearReference,
   headGemvReference,
+  normConcatReference,
   swigluRowsReference,
 } from '../src/kernels/fused/reference.js';
 import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
@@ -291,6 +293,35 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
         );
         expectClose(await yc.toFloat32(), ref, 1e-5, `cpu rows ${rows} H ${H} d ${d} N ${N} ${wd}`);
       }
+    }
+  });
+
+  it('rmsnormConcat: normed column range with pass-through columns appended, read at any offset', async () => {
+    const gpu = (await gpuContext())!;
+    // [B, ld, off, r, pass]
+    for (const [B, ld, off, r, pass] of [
+      [1, 1, 0, 1, 0],
+      [1, 80, 7, 65, 8],
+      [2, 200, 63, 63, 7],
+      [3, 1000, 1, 512, 64],
+    ]) {
+      const x = rand(B * ld, ld + off, 2);
+      const w = rand(r, r + 1);
+      const ref = normConcatReference(x, w, { B, ld, off, r, pass, eps: 1e-6 });
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [r], 'bf16').toFloat32()) as Float32Array) : w;
+        const want = wd === 'bf16' ? normConcatReference(x, wHost, { B, ld, off, r, pass, eps: 1e-6 }) : ref;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [r], 'bf16') : gpu.fromHost(w, [r]);
+        const y = rmsnormConcat(gpu.fromHost(x, [B, ld]), off, r, pass, wt, 1e-6);
+        expect(y.shape).toEqual([B, r + pass]);
+        expectClose(await y.toFloat32(), want, 1e-6, `B ${B} ld ${ld} off ${off} r ${r} pass ${pass} ${wd}`);
+      }
+      // The reference is the unfused ops: rmsnorm of the copied range, then the concat.
+      const xt = cpu.fromHost(x, [B, ld]);
+      const normed = await rmsnorm(xt.narrow(1, off, r), cpu.fromHost(w, [r]), 1e-6).toFloat32();
+      for (let b = 0; b < B; b++)
+        expectClose(ref.subarray(b * (r + pass), b * (r + pass) + r), normed.subarray(b * r, (b + 1) * r), 1e-6, 'cpu');
     }
   });
 });

@@ -28,6 +28,7 @@ import {
   convStep,
   gatedRmsnormLinear,
   headGemv,
+  rmsnormConcat,
   swigluLinear,
 } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
@@ -693,11 +694,16 @@ export class BatchSession {
     const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;
     const qFull = headGemv(q, wUkT, { pass: { t: qPe, offset: rotary ? 0 : dn, count: dr } });
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
-    const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), this.model.w(`${a}.kv_a_layernorm.weight`), 1e-6);
-    const kPe = rotary
-      ? rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr])
-      : ckr.narrow(1, r, dr);
-    const latent = concatLast(cNorm, kPe);
+    const kvNorm = this.model.w(`${a}.kv_a_layernorm.weight`);
+    let latent: Tensor;
+    if (rotary) {
+      const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), kvNorm, 1e-6);
+      const kPe = rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr]);
+      latent = concatLast(cNorm, kPe);
+    } else {
+      // The normed compressed kv and k_pe as the cache row, straight from the packed projection: one dispatch.
+      latent = rmsnormConcat(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6);
+    }
     // Once per pool shard over the sequences it holds (one group, the whole batch, unless sharded).
     const pick = (t: Tensor, g: ShardGroup) => (g.idx ? embedding(t.reshape([B, -1]), g.idx) : t);
     const outs = at.groups.map((g) => {

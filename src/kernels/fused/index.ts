@@ -8,6 +8,7 @@
  *   headGemv(x, w, opts) -> [B, H, N + P]             per-head GEMV (absorbed MLA), optional pass-through columns
  *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
  *   gatedRmsnormLinear(o, gate, w, eps, W, H) -> [rows, N] KDA's gated per-head o_norm, then o_proj
+ *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -26,9 +27,16 @@ import {
   gatedNormGemvKey,
   gatedNormGemvWgsl,
 } from './gatedNormGemv.wgsl.js';
+import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
 import { NG_ROWS_PER_WG, NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvWgsl } from './normGemv.wgsl.js';
-import { addRmsnormReference, convStepReference, headGemvReference, swigluRowsReference } from './reference.js';
+import {
+  addRmsnormReference,
+  convStepReference,
+  headGemvReference,
+  normConcatReference,
+  swigluRowsReference,
+} from './reference.js';
 import { SWIGLU_ROWS_WG, swigluRowsWgsl } from './swigluRows.wgsl.js';
 import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigluGemv.wgsl.js';
 import { concatLast } from '../concat/index.js';
@@ -433,5 +441,45 @@ export function gatedRmsnormLinear(
     });
   }
   for (const t of ins) t.dispose();
+  return y;
+}
+
+/**
+ * [rmsnorm(x[:, off : off + r], weight, eps), x[:, off + r : off + r + pass]] for x [B, ld] f32 (any
+ * column offset: the kernel reads x by index) -> [B, r + pass]: MLA's normalised compressed kv with k_pe
+ * appended (the latent row the cache stores), in one dispatch (normConcat.wgsl.ts).
+ */
+export function rmsnormConcat(x: Tensor, off: number, r: number, pass: number, weight: Tensor, eps: number): Tensor {
+  const op = 'rmsnormConcat';
+  const device = deviceOf(op, x, weight);
+  expectDType(op, 'x', x, ['f32']);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  expectShape(op, 'x', x, [null, null]);
+  expectShape(op, 'weight', weight, [r]);
+  const [B, ld] = x.shape;
+  if (!(off >= 0 && r >= 1 && pass >= 0 && off + r + pass <= ld))
+    throw new ShapeError(`${op}: columns ${off}..${off + r + pass} pass x's row of ${ld}`);
+  if (!(eps >= 0)) throw new Error(`${op}: eps ${eps}, expected a number >= 0`);
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const xc = contiguous(x);
+    const y = normConcatReference(hostF32(xc), hostF32(weight), { B, ld, off, r, pass, eps });
+    xc.dispose();
+    return cpu.fromHost(y, [B, r + pass]);
+  }
+  const xc = contiguous(x);
+  const wc = contiguous(weight);
+  const y = gpu.empty([B, r + pass]);
+  if (B > 0) {
+    const wDtype = weight.dtype as FloatDType;
+    gpu.dispatch({
+      kernel: { name: 'norm_concat', key: normConcatKey(wDtype), code: () => normConcatWgsl(wDtype) },
+      tensors: [xc, wc, y],
+      params: new Params().u32(ld, off, r, pass).f32(eps).u32(0, 0, 0),
+      workgroups: [B],
+    });
+  }
+  xc.dispose();
+  wc.dispose();
   return y;
 }

@@ -162,3 +162,22 @@ export function gatedRmsnormLinearReference(
   }
   return y;
 }
+
+/** normConcat: out[b] = [rmsnorm(x[b, off:off+r]) * w, x[b, off+r : off+r+pass]] for x [B, ld] (f64 sums). */
+export function normConcatReference(
+  x: Float32Array,
+  w: Float32Array,
+  s: { B: number; ld: number; off: number; r: number; pass: number; eps: number },
+): Float32Array {
+  const out = new Float32Array(s.B * (s.r + s.pass));
+  for (let b = 0; b < s.B; b++) {
+    const src = b * s.ld + s.off;
+    let ss = 0;
+    for (let i = 0; i < s.r; i++) ss += x[src + i] ** 2;
+    const inv = 1 / Math.sqrt(ss / s.r + s.eps);
+    const dst = b * (s.r + s.pass);
+    for (let i = 0; i < s.r; i++) out[dst + i] = w[i] * x[src + i] * inv;
+    for (let i = 0; i < s.pass; i++) out[dst + s.r + i] = x[src + s.r + i];
+  }
+  return out;
+}

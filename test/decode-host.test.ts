@@ -179,7 +179,7 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
     weights.dispose();
   });
 
-  it('fuseNormGemv false (add + norm apart from the projection) gives the same logits', async () => {
+  it('fuseNormGemv false (every norm apart from the projection after it: the unfused ops) gives the same logits', async () => {
     const gpu = (await gpuContext())!;
     const cfg = tiny48();
     const weights = randomModelWeights(cfg, gpu, 'bf16');

@@ -24,6 +24,7 @@ import { decodeWeightBytes } from '../model/decodeWeights.js';
 import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
+import { checkDecode, type DecodeCheck } from './decodeCheck.js';
 import { profileDecodeStep, profileHostApis } from './decodeProfile.js';
 import { runDependentSteps, timeDependentSteps, timeIndependentSteps } from './decodeSteps.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
@@ -66,6 +67,8 @@ export interface DecodeBenchOptions {
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
   hostProfile?: boolean;
+  /** Check the default path against the unfused and unpipelined ones at the first context (decodeCheck.ts). */
+  check?: boolean;
 }
 
 /** Steps the --host-profile pass records per context. */
@@ -240,6 +243,7 @@ export async function benchDecode(
   const rows: Record<string, unknown>[] = [];
   const fits: Record<string, unknown>[] = [];
   const weights: Record<string, number> = {};
+  const checks: Record<string, DecodeCheck> = {};
   for (const [name, cfgJson] of [
     ['hybrid', json],
     ['all-MLA', allMlaConfig(json)],
@@ -254,6 +258,8 @@ export async function benchDecode(
     } else w = randomModelWeights(cfg, device, o.weightsDtype);
     const model = new KimiLinearModel(cfg, w);
     weights[name] = weightBytes(model);
+    if (o.check)
+      checks[name] = await checkDecode(model, { context: o.contexts[0], steps: 8, cacheDtype: o.cacheDtype });
     const r = await timeVariant(name, model, o, device, weights[name]);
     rows.push(...r.rows);
     fits.push(...r.fits);
@@ -306,6 +312,7 @@ export async function benchDecode(
       ...budget,
       maxStorageBufferBindingGB: device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize / 1e9 : null,
     },
+    ...(o.check ? { check: checks } : {}),
     rows,
     ratios,
     fits,
@@ -348,6 +355,7 @@ export function registerDecodeBench(bench: Command): void {
       '--independent-steps',
       'time steps fed host token ids, each read back before the next (the measure before pipelined generation)',
     )
+    .option('--check', 'check the default step against the unfused ops and pipelined against plain greedy tokens')
     .option('--host-profile', "also time every WebGPU call of a few steps per context (Dawn's share of host time)")
     .option('--dispatches-per-submit <n>', 'submit recorded work every n dispatches (GpuContext.maxDispatchesPerBatch)')
     .option('--json', 'print a JSON object');
@@ -361,6 +369,7 @@ export function registerDecodeBench(bench: Command): void {
           normGemv?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
+          check?: boolean;
         },
     ) => {
       const sources = [opts.model, opts.config, opts.preset].filter(Boolean);
@@ -394,6 +403,7 @@ export function registerDecodeBench(bench: Command): void {
           fuseNormGemv: opts.normGemv !== false,
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
+          check: !!opts.check,
           variants: opts.variants.split(',').map((v) => {
             if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
             return v;

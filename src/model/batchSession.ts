@@ -74,8 +74,10 @@ export interface BatchSessionOptions {
    */
   maxPoolBytes?: number;
   /**
-   * Fuse each residual add + RMSNorm into the projection that reads the normed row (addRmsnormLinear,
-   * one dispatch instead of two at batch 1). Default true; false keeps them apart (for measuring).
+   * Fuse each RMSNorm into the projection that reads the normed row: the residual add + norm
+   * (addRmsnormLinear, also before the LM head), KDA's gated o_norm with o_proj (gatedRmsnormLinear) and
+   * MLA's kv_a_layernorm with the k_pe concat (rmsnormConcat). Default true; false keeps them apart (the
+   * unfused ops, for measuring and for checking the fused path against them).
    */
   fuseNormGemv?: boolean;
 }
@@ -554,6 +556,10 @@ export class BatchSession {
       cuSeqlens: this.cuIds,
       layer: { A_log: w('A_log').reshape([H]), dt_bias: w('dt_bias') },
     });
+    if (this.opts.fuseNormGemv === false) {
+      const normed = rmsnorm(o, w('o_norm.weight'), cfg.rms_norm_eps, { gate });
+      return linear(normed.reshape([B, H * d]), w('o_proj.weight'));
+    }
     // The gated per-head o_norm and o_proj: one dispatch at batch 1 (gatedRmsnormLinear).
     return gatedRmsnormLinear(
       o.reshape([B, H * d]),
@@ -696,9 +702,11 @@ export class BatchSession {
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
     const kvNorm = this.model.w(`${a}.kv_a_layernorm.weight`);
     let latent: Tensor;
-    if (rotary) {
+    if (rotary || this.opts.fuseNormGemv === false) {
       const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), kvNorm, 1e-6);
-      const kPe = rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr]);
+      const kPe = rotary
+        ? rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr])
+        : ckr.narrow(1, r, dr);
       latent = concatLast(cNorm, kPe);
     } else {
       // The normed compressed kv and k_pe as the cache row, straight from the packed projection: one dispatch.

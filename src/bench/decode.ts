@@ -219,6 +219,8 @@ async function timeVariant(
         tpotMs: ms,
         // Host time spent recording the step's dispatches (the rest is GPU execution and the readback).
         recordMs: recordMs / o.steps,
+        // Dependent steps: recording plus the step's last submit and the readback's copy (all host time).
+        ...(timing.hostMs !== undefined ? { hostMs: timing.hostMs } : {}),
         ...(bindGroups ? { dispatchesPerStep: bindGroups.hitsPerStep + bindGroups.missesPerStep, bindGroups } : {}),
         tokensPerS: (1000 * B) / ms,
         cacheGB: s.cacheBytes() / 1e9,

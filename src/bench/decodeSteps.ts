@@ -14,6 +14,8 @@ import type { BatchSession } from '../model/batchSession.js';
 export interface StepTiming {
   ms: number;
   recordMs: number;
+  /** Dependent steps: host time per step in all (recording, the submit and the readback's copy). */
+  hostMs?: number;
 }
 
 export async function timeIndependentSteps(
@@ -44,9 +46,11 @@ export async function timeDependentSteps(
 ): Promise<StepTiming & { tokens: number[][] }> {
   let flight = s.stepOnDevice(first, argmax);
   const out: number[][] = [];
+  let hostMs = 0;
   const advance = async () => {
     const next = s.stepOnDevice(flight.next, argmax);
     const recordMs = s.lastStep.recordMs;
+    hostMs += s.lastStep.totalMs;
     flight.next.dispose();
     out.push(Array.from(await flight.tokens));
     flight = next;
@@ -54,13 +58,14 @@ export async function timeDependentSteps(
   };
   for (let i = 0; i < warmup; i++) await advance();
   onTimed?.();
+  hostMs = 0;
   const t0 = performance.now();
   let recordMs = 0;
   for (let i = 0; i < steps; i++) recordMs += await advance();
   const ms = (performance.now() - t0) / steps;
   flight.next.dispose();
   out.push(Array.from(await flight.tokens));
-  return { ms, recordMs: recordMs / steps, tokens: out };
+  return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, tokens: out };
 }
 
 /** `count` steps of pipelined greedy generation from `first`, untimed; returns their summed recording ms. */

@@ -491,16 +491,25 @@ export class GpuContext implements Device {
     enc.copyBufferToBuffer(buffer, byteStart, staging, 0, size);
     this.flush();
     const submitted = this.submits;
+    const id = ++this.readSeq;
+    this.pendingReads.add(id);
     let mapped = false;
     try {
       await staging.mapAsync(0x01 /* READ */, 0, size);
       mapped = true;
       // The copy was the last command submitted, so everything before it has finished too; unless more
-      // was submitted meanwhile (pipelined decode records the next step before awaiting this read).
-      if (this.submits === submitted) this.queueIdle = true;
+      // was submitted meanwhile (pipelined decode records the next step before awaiting this read). An
+      // earlier read not yet returned (Dawn does not order map callbacks, and a read's error check awaits
+      // more callbacks) means the caller has not seen it yet: then the queue is not marked idle either, so
+      // whether the next step's first submit comes early (and with it the order the pool hands out
+      // buffers, which the bind-group cache relies on) does not depend on timing.
+      let earlier = false;
+      for (const r of this.pendingReads) if (r < id) earlier = true;
+      if (this.submits === submitted && !earlier) this.queueIdle = true;
       await this.checkErrors();
       return staging.getMappedRange(0, size).slice(0);
     } finally {
+      this.pendingReads.delete(id);
       if (reuse && mapped) {
         staging.unmap();
         const list = this.stagingFree.get(cap) ?? [];
@@ -511,6 +520,9 @@ export class GpuContext implements Device {
     }
   }
 
+  /** Reads issued (numbered) and not yet returned. */
+  private readSeq = 0;
+  private readonly pendingReads = new Set<number>();
   /** Idle mappable readback buffers by size (readBytes). */
   private readonly stagingFree = new Map<number, GPUBuffer[]>();
 

@@ -324,8 +324,7 @@ export class BatchSession {
       };
       const L = cfg.num_hidden_layers;
       for (let i = 0; i < L; i++) {
-        const p = `model.layers.${i}`;
-        const norm = model.w(`${p}.input_layernorm.weight`);
+        const norm = this.lw(i, 'input_layernorm.weight');
         // The mixer's input projection of rmsnorm(x + pending); called once per layer.
         const project: Project = (W) => {
           if (!pending) return linear(rmsnorm(x, norm, eps), W);
@@ -336,9 +335,9 @@ export class BatchSession {
         };
         const mixed =
           layerMixer(cfg, i) === 'kda'
-            ? this.kdaStep(i, p, project, B)
-            : this.mlaDecodeStep(i, p, project, B, positions()).reshape([B, D]);
-        const ffn = this.ffnStep(i, p, x, mixed);
+            ? this.kdaStep(i, project, B)
+            : this.mlaDecodeStep(i, `model.layers.${i}`, project, B, positions()).reshape([B, D]);
+        const ffn = this.ffnStep(i, x, mixed);
         x = ffn.x;
         pending = ffn.terms;
       }
@@ -414,6 +413,30 @@ export class BatchSession {
   }
 
   // ---- internals -----------------------------------------------------------------------------------
+
+  /** Per layer, its weights by name suffix (null: absent), looked up once instead of by a built name per step. */
+  private readonly layerWeights: Map<string, Tensor | null>[] = [];
+
+  /** `model.layers.{i}.{suffix}`, or undefined where the checkpoint has no such tensor. */
+  private layerWeight(i: number, suffix: string): Tensor | undefined {
+    let m = this.layerWeights[i];
+    if (!m) {
+      m = new Map();
+      this.layerWeights[i] = m;
+    }
+    let t = m.get(suffix);
+    if (t === undefined) {
+      const name = `model.layers.${i}.${suffix}`;
+      t = this.model.weights.has(name) ? this.model.w(name) : null;
+      m.set(suffix, t);
+    }
+    return t ?? undefined;
+  }
+
+  /** `model.layers.{i}.{suffix}` (the model's error when it is missing). */
+  private lw(i: number, suffix: string): Tensor {
+    return this.layerWeight(i, suffix) ?? this.model.w(`model.layers.${i}.${suffix}`);
+  }
 
   private expectActive(op: string, seq: number): number {
     const b = this.rows.indexOf(seq);
@@ -527,11 +550,10 @@ export class BatchSession {
    * (convStep, in place); f_b and g_b as one block-diagonal GEMV; the recurrent kernel on the batch's
    * state (in place, l2norm, gate and sigmoid inside); the gated output norm with o_proj.
    */
-  private kdaStep(i: number, p: string, project: Project, B: number): Tensor {
+  private kdaStep(i: number, project: Project, B: number): Tensor {
     const cfg = this.model.cfg;
     const { num_heads: H, head_dim: d } = cfg.linear_attn_config!;
-    const a = `${p}.self_attn`;
-    const w = (n: string) => this.model.w(`${a}.${n}`);
+    const w = (n: string) => this.lw(i, `self_attn.${n}`);
     const k = this.packed.kda.get(i)!;
     const c = this.carries.get(i)!;
     const proj = project(k.inProj);
@@ -577,32 +599,29 @@ export class BatchSession {
    * [routed, shared] (the router and the shared expert's gate and up rows are one GEMV, fused with the
    * add and the norm), dense: [mlp].
    */
-  private ffnStep(i: number, p: string, x: Tensor, mixed: Tensor): { x: Tensor; terms: Tensor[] } {
+  private ffnStep(i: number, x: Tensor, mixed: Tensor): { x: Tensor; terms: Tensor[] } {
     const cfg = this.model.cfg;
-    const w = (n: string) => this.model.w(n);
+    const w = (n: string) => this.lw(i, n);
     const moe = isMoeLayer(cfg, i);
-    const m = `${p}.block_sparse_moe`;
     const f = this.packed.ffn.get(i);
     // Every FFN layer has its packed projection except an MoE layer without shared experts: its first
     // projection is the router alone.
-    const first = f ? f.inProj : w(`${m}.gate.weight`);
-    const post = w(`${p}.post_attention_layernorm.weight`);
+    const first = f ? f.inProj : w('block_sparse_moe.gate.weight');
+    const post = w('post_attention_layernorm.weight');
     const r = this.addNormLinear(x, [mixed], post, first, moe);
-    const mlp = (down: string) => swigluLinear(r.y, f!.gate, f!.up, w(`${down}.down_proj.weight`));
-    if (!moe) return { x: r.sum, terms: [mlp(`${p}.mlp`)] };
+    const mlp = (down: string) => swigluLinear(r.y, f!.gate, f!.up, w(down));
+    if (!moe) return { x: r.sum, terms: [mlp('mlp.down_proj.weight')] };
     const h2 = r.normed!;
     const E = cfg.num_experts!;
     const logits = !f
       ? r.y
       : f.router >= 0
         ? contiguous(r.y.narrow(1, f.router, E))
-        : linear(h2, w(`${m}.gate.weight`));
-    const bias = this.model.weights.has(`${m}.gate.e_score_correction_bias`)
-      ? w(`${m}.gate.e_score_correction_bias`)
-      : undefined;
+        : linear(h2, w('block_sparse_moe.gate.weight'));
+    const bias = this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias');
     const routes = route(logits, bias, routerConfig(cfg));
     const routed = expertsInference(h2, routes, this.model.weights.experts.get(i)!);
-    return { x: r.sum, terms: f ? [routed, mlp(`${m}.shared_experts`)] : [routed] };
+    return { x: r.sum, terms: f ? [routed, mlp('block_sparse_moe.shared_experts.down_proj.weight')] : [routed] };
   }
 
   /** addRmsnormLinear, or (fuseNormGemv false) addRmsnorm then linear. */
@@ -690,7 +709,6 @@ export class BatchSession {
       cfg.v_head_dim!,
       cfg.kv_lora_rank!,
     ];
-    const a = `${p}.self_attn`;
     const rotary = cfg.mla_use_nope === false;
     const { wUkT, wUv } = this.absorb(i, p);
     // q_proj and kv_a_proj_with_mqa in one GEMV (decodeWeights.ts).
@@ -700,7 +718,7 @@ export class BatchSession {
     const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;
     const qFull = headGemv(q, wUkT, { pass: { t: qPe, offset: rotary ? 0 : dn, count: dr } });
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
-    const kvNorm = this.model.w(`${a}.kv_a_layernorm.weight`);
+    const kvNorm = this.lw(i, 'self_attn.kv_a_layernorm.weight');
     let latent: Tensor;
     if (rotary || this.opts.fuseNormGemv === false) {
       const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), kvNorm, 1e-6);
@@ -728,7 +746,7 @@ export class BatchSession {
       : outs[0];
     // o[b, h] = W_uv[h] o_lat[b, h].
     const o = headGemv(oLat, wUv).reshape([B, 1, H * dv]);
-    return linear(o, this.model.w(`${a}.o_proj.weight`));
+    return linear(o, this.lw(i, 'self_attn.o_proj.weight'));
   }
 }
 

@@ -89,9 +89,11 @@ export class GpuContext implements Device {
   readonly acquired: AcquiredDevice;
   /**
    * Submit automatically after this many dispatches. Besides bounding what one command buffer holds,
-   * this lets the GPU start on the first part of a long sequence (a decode step is ~850 dispatches for
-   * the 48B model, ~25-35 ms of host recording) while the host records the rest, instead of idling
-   * until the whole step is recorded. A submit costs far less than the recording it overlaps.
+   * this lets the GPU start on the first part of a long sequence (a decode step of the 48B model is ~300
+   * dispatches, 4-10 ms of host recording on the H200) while the host records the rest, instead of idling
+   * until the whole step is recorded. A submit costs far less than the recording it overlaps. Pipelined
+   * decode needs it too: with one submit per step (1024 here) the H200 took 29.6 ms per token at 128K
+   * against 14.5 ms with 128 in the same run (bench/results/2026-12-01-h200-host-pipelined-*-run2.json).
    */
   maxDispatchesPerBatch = 128;
   /**

@@ -7,14 +7,20 @@
  */
 export const SAMPLE_WG = 64;
 
-export function sampleCandidatesWgsl(): string {
+/**
+ * `indirect`: the candidates' indices are positions into a row of `through` [rows, P] (the first stage of
+ * a two-stage top-k, partialTopk.wgsl.ts), which holds the token ids.
+ */
+export function sampleCandidatesWgsl(indirect = false): string {
+  const id = (at: string) => (indirect ? `through[row * p.P + u32(indices[${at}])]` : `indices[${at}]`);
   return /* wgsl */ `
-struct Params { rows: u32, k: u32, temperature: f32, top_p: f32 };
+struct Params { rows: u32, k: u32, temperature: f32, top_p: f32, P: u32, _a: u32, _b: u32, _c: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> values: array<f32>;
 @group(0) @binding(2) var<storage, read> indices: array<i32>;
 @group(0) @binding(3) var<storage, read> draw: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<i32>;
+${indirect ? '@group(0) @binding(4) var<storage, read> through: array<i32>;' : ''}
+@group(0) @binding(${indirect ? 5 : 4}) var<storage, read_write> out: array<i32>;
 @compute @workgroup_size(${SAMPLE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row = gid.x;
@@ -39,10 +45,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var total = 0.0;
   for (var i = 0u; i < n; i++) { total += prob[i]; }
   var left = draw[row] * total;
-  var pick = indices[base + n - 1u];
+  var pick = ${id('base + n - 1u')};
   for (var i = 0u; i < n; i++) {
     left -= prob[i];
-    if (left < 0.0) { pick = indices[base + i]; break; }
+    if (left < 0.0) { pick = ${id('base + i')}; break; }
   }
   out[row] = pick;
 }`;

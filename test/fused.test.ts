@@ -5,6 +5,8 @@ import {
   addRmsnorm,
   addRmsnormLinear,
   convStep,
+  gatedRmsnormLinear,
+  rmsnormConcat,
   headGemv,
   swigluLinear,
   swigluRows,
@@ -13,7 +15,9 @@ import { matmulReference } from '../src/kernels/matmul/reference.js';
 import {
   addRmsnormReference,
   convStepReference,
+  gatedRmsnormLinearReference,
   headGemvReference,
+  normConcatReference,
   swigluRowsReference,
 } from '../src/kernels/fused/reference.js';
 import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
@@ -247,6 +251,77 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
         if (r.normed) expectClose(await r.normed.toFloat32(), ref.normed, 1e-5, `normed rows ${rows} D ${D}`);
         expectClose(await r.y.toFloat32(), yRef, 1e-5, `y rows ${rows} D ${D} N ${N} ${wd}`);
       }
+    }
+  });
+
+  it('gatedRmsnormLinear: one dispatch for a row (per-head norm, sigmoid gate, GEMV), the fallback otherwise', async () => {
+    const gpu = (await gpuContext())!;
+    // [rows, H, d, N]: the fused path (rows 1, d % 4 == 0, H | 256) and fallbacks (2 rows; d = 6; H = 3).
+    for (const [rows, H, d, N] of [
+      [1, 4, 16, 1],
+      [1, 4, 16, 65],
+      [1, 1, 8, 7],
+      [1, 2, 64, 63],
+      [2, 4, 16, 7],
+      [1, 4, 6, 7],
+      [1, 3, 8, 1000],
+    ]) {
+      const K = H * d;
+      const [o, gate, nw] = [rand(rows * K, K, 2), rand(rows * K, K + 1, 3), rand(d, K + 2)];
+      const w = rand(N * K, N + K, 0.3);
+      for (const wd of ['f32', 'bf16'] as const) {
+        if (wd === 'bf16' && K % 2) continue;
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, K], 'bf16').toFloat32()) as Float32Array) : w;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [N, K], 'bf16') : gpu.fromHost(w, [N, K]);
+        const ref = gatedRmsnormLinearReference(o, gate, nw, wHost, { rows, H, d, N, eps: 1e-5 });
+        const [oG, gG, nG] = [gpu.fromHost(o, [rows, K]), gpu.fromHost(gate, [rows, K]), gpu.fromHost(nw, [d])];
+        const before = gpu.bindGroups.hits + gpu.bindGroups.misses;
+        const y = gatedRmsnormLinear(oG, gG, nG, 1e-5, wt, H);
+        const fused = rows === 1 && d % 4 === 0 && 256 % H === 0;
+        if (fused) expect(gpu.bindGroups.hits + gpu.bindGroups.misses - before, 'one dispatch').toBe(1);
+        expect(y.shape).toEqual([rows, N]);
+        expectClose(await y.toFloat32(), ref, 1e-5, `rows ${rows} H ${H} d ${d} N ${N} ${wd}`);
+        // The cpu backend (the unfused ops) agrees with the reference too.
+        const yc = gatedRmsnormLinear(
+          cpu.fromHost(o, [rows, K]),
+          cpu.fromHost(gate, [rows, K]),
+          cpu.fromHost(nw, [d]),
+          1e-5,
+          cpu.fromHost(wHost, [N, K]),
+          H,
+        );
+        expectClose(await yc.toFloat32(), ref, 1e-5, `cpu rows ${rows} H ${H} d ${d} N ${N} ${wd}`);
+      }
+    }
+  });
+
+  it('rmsnormConcat: normed column range with pass-through columns appended, read at any offset', async () => {
+    const gpu = (await gpuContext())!;
+    // [B, ld, off, r, pass]
+    for (const [B, ld, off, r, pass] of [
+      [1, 1, 0, 1, 0],
+      [1, 80, 7, 65, 8],
+      [2, 200, 63, 63, 7],
+      [3, 1000, 1, 512, 64],
+    ]) {
+      const x = rand(B * ld, ld + off, 2);
+      const w = rand(r, r + 1);
+      const ref = normConcatReference(x, w, { B, ld, off, r, pass, eps: 1e-6 });
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [r], 'bf16').toFloat32()) as Float32Array) : w;
+        const want = wd === 'bf16' ? normConcatReference(x, wHost, { B, ld, off, r, pass, eps: 1e-6 }) : ref;
+        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [r], 'bf16') : gpu.fromHost(w, [r]);
+        const y = rmsnormConcat(gpu.fromHost(x, [B, ld]), off, r, pass, wt, 1e-6);
+        expect(y.shape).toEqual([B, r + pass]);
+        expectClose(await y.toFloat32(), want, 1e-6, `B ${B} ld ${ld} off ${off} r ${r} pass ${pass} ${wd}`);
+      }
+      // The reference is the unfused ops: rmsnorm of the copied range, then the concat.
+      const xt = cpu.fromHost(x, [B, ld]);
+      const normed = await rmsnorm(xt.narrow(1, off, r), cpu.fromHost(w, [r]), 1e-6).toFloat32();
+      for (let b = 0; b < B; b++)
+        expectClose(ref.subarray(b * (r + pass), b * (r + pass) + r), normed.subarray(b * r, (b + 1) * r), 1e-6, 'cpu');
     }
   });
 });

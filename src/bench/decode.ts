@@ -20,11 +20,14 @@ import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/con
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
 import { BatchSession } from '../model/batchSession.js';
+import { decodeWeightBytes } from '../model/decodeWeights.js';
 import { poolBytes } from '../model/hybridCache.js';
 import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
-import { profileDecodeStep } from './decodeProfile.js';
+import { checkDecode, type DecodeCheck } from './decodeCheck.js';
+import { profileDecodeStep, profileHostApis } from './decodeProfile.js';
+import { runDependentSteps, timeDependentSteps, timeIndependentSteps } from './decodeSteps.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
@@ -61,7 +64,16 @@ export interface DecodeBenchOptions {
   batchCap?: number;
   /** BatchSessionOptions.fuseNormGemv (default true). */
   fuseNormGemv?: boolean;
+  /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
+  independentSteps?: boolean;
+  /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
+  hostProfile?: boolean;
+  /** Check the default path against the unfused and unpipelined ones at the first context (decodeCheck.ts). */
+  check?: boolean;
 }
+
+/** Steps the --host-profile pass records per context. */
+const HOST_PROFILE_STEPS = 4;
 
 const PAGE_SIZE = 64;
 /**
@@ -143,10 +155,12 @@ async function timeVariant(
   const maxBinding =
     device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize : Number.POSITIVE_INFINITY;
   for (const C of o.contexts) {
-    const held = C + WARMUP + o.steps + 1;
+    // The pipelined loop primes one step ahead, --profile records one more, --host-profile a few.
+    const held = C + WARMUP + o.steps + 2 + HOST_PROFILE_STEPS;
     const fit = largestBatch(model.cfg, held, {
       cacheDtype: o.cacheDtype,
-      weightBytes,
+      // The decode step's packed projections (decodeWeightsGB) are device memory beside the weights too.
+      weightBytes: weightBytes + decodeWeightBytes(model),
       memoryBytes: budget.gb * 1e9,
       maxBinding,
       cap: o.batchCap ?? 256,
@@ -170,16 +184,18 @@ async function timeVariant(
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
-      for (let i = 0; i < WARMUP; i++) await s.step(tokens(i));
       const gpu = device instanceof GpuContext ? device : undefined;
-      const hits0 = gpu?.bindGroups.hits ?? 0;
-      const misses0 = gpu?.bindGroups.misses ?? 0;
-      const t0 = performance.now();
-      let recordMs = 0;
-      for (let i = 0; i < o.steps; i++) {
-        await s.step(tokens(WARMUP + i));
-        recordMs += s.lastStep.recordMs;
-      }
+      let hits0 = 0;
+      let misses0 = 0;
+      // Bind-group counts from the first timed step on (the warm-up runs inside the timing functions).
+      const countFrom = () => {
+        hits0 = gpu?.bindGroups.hits ?? 0;
+        misses0 = gpu?.bindGroups.misses ?? 0;
+      };
+      const timing = o.independentSteps
+        ? await timeIndependentSteps(s, tokens, WARMUP, o.steps, countFrom)
+        : await timeDependentSteps(s, tokens(0), WARMUP, o.steps, countFrom);
+      const recordMs = timing.recordMs * o.steps;
       // Bind groups looked up during the timed steps: a miss creates one (the largest host cost of a
       // dispatch), so a steady decode step should hit nearly always.
       const bindGroups = gpu
@@ -191,7 +207,11 @@ async function timeVariant(
               Math.max(1, gpu.bindGroups.hits - hits0 + gpu.bindGroups.misses - misses0),
           }
         : undefined;
-      const ms = (performance.now() - t0) / o.steps;
+      const ms = timing.ms;
+      const hostApis =
+        o.hostProfile && gpu
+          ? await profileHostApis(gpu, HOST_PROFILE_STEPS, () => runDependentSteps(s, tokens(1), HOST_PROFILE_STEPS))
+          : undefined;
       const profile =
         o.profile && device instanceof GpuContext ? await profileDecodeStep(device, s, tokens(0)) : undefined;
       rows.push({
@@ -199,15 +219,20 @@ async function timeVariant(
         context: C,
         batch: B,
         maxBatch: B === fit.batch,
+        // dependent: each step fed the previous step's argmax (pipelined generation); independent: host ids.
+        steps: o.independentSteps ? 'independent' : 'dependent',
         tpotMs: ms,
         // Host time spent recording the step's dispatches (the rest is GPU execution and the readback).
         recordMs: recordMs / o.steps,
+        // Dependent steps: recording plus the step's last submit and the readback's copy (all host time).
+        ...(timing.hostMs !== undefined ? { hostMs: timing.hostMs } : {}),
         ...(bindGroups ? { dispatchesPerStep: bindGroups.hitsPerStep + bindGroups.missesPerStep, bindGroups } : {}),
         tokensPerS: (1000 * B) / ms,
         cacheGB: s.cacheBytes() / 1e9,
         // Packed copies of projections the decode step makes (model/decodeWeights.ts), not in maxBatch's budget.
         decodeWeightsGB: s.decodeWeightBytes() / 1e9,
         ...(profile ? { profile } : {}),
+        ...(hostApis ? { hostApis } : {}),
       });
       s.dispose();
       if (device instanceof GpuContext) await device.releaseMemory();
@@ -225,6 +250,7 @@ export async function benchDecode(
   const rows: Record<string, unknown>[] = [];
   const fits: Record<string, unknown>[] = [];
   const weights: Record<string, number> = {};
+  const checks: Record<string, DecodeCheck> = {};
   for (const [name, cfgJson] of [
     ['hybrid', json],
     ['all-MLA', allMlaConfig(json)],
@@ -239,6 +265,8 @@ export async function benchDecode(
     } else w = randomModelWeights(cfg, device, o.weightsDtype);
     const model = new KimiLinearModel(cfg, w);
     weights[name] = weightBytes(model);
+    if (o.check)
+      checks[name] = await checkDecode(model, { context: o.contexts[0], steps: 8, cacheDtype: o.cacheDtype });
     const r = await timeVariant(name, model, o, device, weights[name]);
     rows.push(...r.rows);
     fits.push(...r.fits);
@@ -281,6 +309,9 @@ export async function benchDecode(
     weightsGB: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v / 1e9])),
     cacheDtype: o.cacheDtype,
     fuseNormGemv: o.fuseNormGemv !== false,
+    steps: o.independentSteps
+      ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
+      : "dependent: greedy generation, each step fed the previous step's argmax on the device, step n + 1 recorded while step n runs, ids read back one step late",
     ...(device instanceof GpuContext
       ? { dispatchesPerSubmit: device.maxDispatchesPerBatch, firstDispatchesPerSubmit: device.firstDispatchesPerBatch }
       : {}),
@@ -288,13 +319,14 @@ export async function benchDecode(
       ...budget,
       maxStorageBufferBindingGB: device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize / 1e9 : null,
     },
+    ...(o.check ? { check: checks } : {}),
     rows,
     ratios,
     fits,
     batchLimited,
     notes: [
       'every sequence of a batch holds the full context (synthetic fill); one token per sequence per step',
-      "maxBatch counts weights + cache only (activations, buffer-pool slack and the decode step's packed projections, decodeWeightsGB, are not budgeted)",
+      "maxBatch counts weights, the decode step's packed projections (decodeWeightsGB) and the cache (activations and buffer-pool slack are not budgeted)",
       'prefill not measured in this benchmark',
       ...over.map(
         ([m, b]) =>
@@ -326,12 +358,26 @@ export function registerDecodeBench(bench: Command): void {
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
     .option('--no-norm-gemv', 'keep each residual add + RMSNorm apart from the projection after it (for measuring)')
+    .option(
+      '--independent-steps',
+      'time steps fed host token ids, each read back before the next (the measure before pipelined generation)',
+    )
+    .option('--check', 'check the default step against the unfused ops and pipelined against plain greedy tokens')
+    .option('--host-profile', "also time every WebGPU call of a few steps per context (Dawn's share of host time)")
     .option('--dispatches-per-submit <n>', 'submit recorded work every n dispatches (GpuContext.maxDispatchesPerBatch)')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
       opts: Record<string, string> &
-        GpuFlagOptions & { json?: boolean; profile?: boolean; maxBatch?: boolean; normGemv?: boolean },
+        GpuFlagOptions & {
+          json?: boolean;
+          profile?: boolean;
+          maxBatch?: boolean;
+          normGemv?: boolean;
+          independentSteps?: boolean;
+          hostProfile?: boolean;
+          check?: boolean;
+        },
     ) => {
       const sources = [opts.model, opts.config, opts.preset].filter(Boolean);
       if (sources.length !== 1) throw new Error('bench decode: give exactly one of --model, --config, --preset');
@@ -361,6 +407,9 @@ export function registerDecodeBench(bench: Command): void {
           memoryGB,
           batchCap: parseList(opts.batchCap)[0],
           fuseNormGemv: opts.normGemv !== false,
+          independentSteps: !!opts.independentSteps,
+          hostProfile: !!opts.hostProfile,
+          check: !!opts.check,
           variants: opts.variants.split(',').map((v) => {
             if (v !== 'hybrid' && v !== 'all-MLA') throw new Error(`--variants: '${v}' is not hybrid or all-MLA`);
             return v;

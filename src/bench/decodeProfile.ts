@@ -33,3 +33,76 @@ export async function profileDecodeStep(gpu: GpuContext, s: BatchSession, tokens
     kernels,
   };
 }
+
+/** Host time of one WebGPU entry point over the profiled steps, per step. */
+export interface HostApiShare {
+  api: string;
+  callsPerStep: number;
+  usPerStep: number;
+}
+
+/**
+ * Where a step's host time goes between our code and Dawn: every WebGPU method a step calls (pass
+ * encoding, encoder, queue, device) is wrapped with a timer while `steps` runs `count` steps, then
+ * restored. The rest of the step's host time is JavaScript (the model code, tensors, the context's
+ * bookkeeping). Timers add ~0.1 us per call, so the Dawn share is a slight overestimate.
+ */
+export async function profileHostApis(
+  gpu: GpuContext,
+  count: number,
+  steps: () => Promise<number>,
+): Promise<{ recordMsPerStep: number; dawnUsPerStep: number; apis: HostApiShare[] }> {
+  const enc = gpu.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  const targets: [string, object][] = [
+    ['pass', Object.getPrototypeOf(pass)],
+    ['encoder', Object.getPrototypeOf(enc)],
+    ['queue', Object.getPrototypeOf(gpu.device.queue)],
+    ['device', Object.getPrototypeOf(gpu.device)],
+  ];
+  pass.end();
+  enc.finish();
+  const stats = new Map<string, { calls: number; ms: number }>();
+  const restore: (() => void)[] = [];
+  for (const [label, proto] of targets) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const d = Object.getOwnPropertyDescriptor(proto, name);
+      if (!d || typeof d.value !== 'function' || name === 'constructor') continue;
+      const orig = d.value as (...a: unknown[]) => unknown;
+      const st = { calls: 0, ms: 0 };
+      stats.set(`${label}.${name}`, st);
+      Object.defineProperty(proto, name, {
+        ...d,
+        value(this: unknown, ...a: unknown[]) {
+          const t = performance.now();
+          try {
+            return orig.apply(this, a);
+          } finally {
+            st.ms += performance.now() - t;
+            st.calls++;
+          }
+        },
+      });
+      restore.push(() => Object.defineProperty(proto, name, d));
+    }
+  }
+  let recordMs = 0;
+  try {
+    recordMs = await steps();
+  } finally {
+    for (const r of restore) r();
+  }
+  const apis = [...stats.entries()]
+    .filter(([, s]) => s.calls > 0)
+    .map(([api, s]) => ({
+      api,
+      callsPerStep: Number((s.calls / count).toFixed(2)),
+      usPerStep: Number(((1000 * s.ms) / count).toFixed(1)),
+    }))
+    .sort((a, b) => b.usPerStep - a.usPerStep);
+  return {
+    recordMsPerStep: Number((recordMs / count).toFixed(3)),
+    dawnUsPerStep: Number(apis.reduce((a, x) => a + x.usPerStep, 0).toFixed(1)),
+    apis,
+  };
+}

@@ -72,6 +72,10 @@ export function registerGenerate(program: Command): void {
     .option('--seed <n>', 'sampling seed (sequence i uses seed + i)', num('--seed'), 0)
     .option('--cache-dtype <d>', 'MLA latent cache: f32 | bf16', 'bf16')
     .option('--backend <name>', 'webgpu | cpu | auto', 'auto')
+    .option(
+      '--no-pipeline',
+      "read each step's logits back and sample on the host (default on webgpu: tokens chosen on the device, next step recorded before they are read)",
+    )
     .option('--json', 'print one JSON object at the end instead of streaming text');
   gpuFlags(cmd).action(async (o: Record<string, unknown> & GpuFlagOptions) => {
     const texts = o.prompt as string[];
@@ -110,6 +114,8 @@ export function registerGenerate(program: Command): void {
       seed: o.seed as number,
       stopTokens: [...new Set(stop)],
       cacheDtype: o.cacheDtype as 'f32' | 'bf16',
+      // Commander sets pipeline false for --no-pipeline; otherwise generate's default (on for webgpu).
+      ...(o.pipeline === false ? { pipeline: false } : {}),
     });
     const many = prompts.length > 1;
     const out = prompts.map((prompt) => ({ prompt, tokens: [] as number[], text: '', stopped: '' as StopReason | '' }));

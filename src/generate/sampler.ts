@@ -36,6 +36,25 @@ export class Sampler {
     return this.opts.greedy === true || (this.opts.temperature ?? 1) === 0;
   }
 
+  /** The next uniform draw in [0, 1) of this sampler's stream: what `sample` consumes once per non-greedy pick. */
+  draw(): number {
+    return this.rng.next();
+  }
+
+  /**
+   * How this sampler's choice can be made on the device (kernels/sample): 'greedy' (argmax), the top-k
+   * settings for sampleTopK (with one `draw()` per pick), or undefined where only the host can (a
+   * repetition penalty reads the context; no top-k, or one over 64, needs a sort of the whole row).
+   */
+  onDevice(vocab: number): 'greedy' | { temperature: number; topK: number; topP: number } | undefined {
+    const pen = this.opts.repetitionPenalty ?? 1;
+    if (pen !== 1) return undefined;
+    if (this.isGreedy) return 'greedy';
+    const k = this.opts.topK ?? 0;
+    if (!(k > 0 && Math.min(k, vocab) <= 64)) return undefined;
+    return { temperature: this.opts.temperature ?? 1, topK: Math.min(k, vocab), topP: this.opts.topP ?? 1 };
+  }
+
   /** Pick a token id from `logits` (not modified), given the tokens seen so far. */
   sample(logits: Float32Array, context: readonly number[] = []): number {
     const l = Float64Array.from(logits);
@@ -67,7 +86,7 @@ export class Sampler {
     }
     const kept = p.slice(0, n);
     const total = kept.reduce((a, b) => a + b, 0);
-    let u = this.rng.next() * total;
+    let u = this.draw() * total;
     for (let i = 0; i < n; i++) {
       u -= kept[i];
       if (u < 0) return order[i];

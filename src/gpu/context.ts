@@ -61,11 +61,19 @@ export interface DispatchArgs {
 
 const UNIFORM_CHUNK = 64 * 1024;
 
+/** Readbacks up to this size reuse their staging buffers (a logits row of a 256K vocabulary is 1 MiB). */
+const STAGING_REUSE_BYTES = 4 * 2 ** 20;
+
+/** Staging buffers come in powers of two from 256 bytes, so a few sizes serve every small read. */
+function stagingSize(bytes: number): number {
+  return Math.max(256, 2 ** Math.ceil(Math.log2(bytes)));
+}
+
 interface UniformChunk {
   buffer: GPUBuffer;
   id: number;
   shadow: ArrayBuffer;
-  view: DataView;
+  words: Uint32Array;
   used: number;
 }
 
@@ -81,9 +89,11 @@ export class GpuContext implements Device {
   readonly acquired: AcquiredDevice;
   /**
    * Submit automatically after this many dispatches. Besides bounding what one command buffer holds,
-   * this lets the GPU start on the first part of a long sequence (a decode step is ~850 dispatches for
-   * the 48B model, ~25-35 ms of host recording) while the host records the rest, instead of idling
-   * until the whole step is recorded. A submit costs far less than the recording it overlaps.
+   * this lets the GPU start on the first part of a long sequence (a decode step of the 48B model is ~300
+   * dispatches, 4-10 ms of host recording on the H200) while the host records the rest, instead of idling
+   * until the whole step is recorded. A submit costs far less than the recording it overlaps. Pipelined
+   * decode needs it too: with one submit per step (1024 here) the H200 took 29.6 ms per token at 128K
+   * against 14.5 ms with 128 in the same run (bench/results/2026-12-01-h200-host-pipelined-*-run2.json).
    */
   maxDispatchesPerBatch = 128;
   /**
@@ -247,13 +257,13 @@ export class GpuContext implements Device {
         buffer: this.device.createBuffer({ size: UNIFORM_CHUNK, usage: 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */ }),
         id: this.pool.newId(),
         shadow,
-        view: new DataView(shadow),
+        words: new Uint32Array(shadow),
         used: 0,
       };
       this.uniforms.push(chunk);
     }
     const offset = chunk.used;
-    params.writeTo(chunk.view, offset);
+    params.writeTo(chunk.words, offset / 4);
     chunk.used = Math.ceil((offset + size) / this.uniformAlign) * this.uniformAlign;
     return { chunk, offset };
   }
@@ -389,13 +399,35 @@ export class GpuContext implements Device {
       c.used = 0;
     }
     this.uniformIndex = 0;
-    const kernels = [...this.batchKernels].join(', ');
+    for (const k of this.batchKernels) this.scopeKernels.add(k);
     this.batchKernels.clear();
     this.dispatches = 0;
-    this.device.pushErrorScope('validation');
-    this.device.pushErrorScope('out-of-memory');
+    // One pair of error scopes spans every submit until the next check (sync or readback), not one pair
+    // per submit: popping a scope costs a promise and a round through Dawn's callbacks (~0.1 ms each on
+    // lavapipe), several times per decode step. An error names every kernel submitted in the window.
+    if (!this.scopesOpen) {
+      this.device.pushErrorScope('validation');
+      this.device.pushErrorScope('out-of-memory');
+      this.scopesOpen = true;
+    }
     this.device.queue.submit([encoder.finish()]);
+    this.submits++;
     this.queueIdle = false;
+    this.pool.recycle();
+  }
+
+  /** Command buffers submitted so far. */
+  private submits = 0;
+  /** Kernels submitted while the error scopes are open (named by an error they catch). */
+  private scopeKernels = new Set<string>();
+  private scopesOpen = false;
+
+  /** Close the error scopes flush opened; their errors join the deferred ones. */
+  private closeScopes(): void {
+    if (!this.scopesOpen) return;
+    this.scopesOpen = false;
+    const kernels = [...this.scopeKernels].join(', ');
+    this.scopeKernels.clear();
     const oom = this.device.popErrorScope();
     const val = this.device.popErrorScope();
     this.deferred.push(
@@ -404,7 +436,6 @@ export class GpuContext implements Device {
         return e ? new KernelError(kernels || '(no kernels)', e.message) : undefined;
       }),
     );
-    this.pool.recycle();
   }
 
   /** Flush, wait for the GPU, and throw any error deferred so far. */
@@ -431,6 +462,7 @@ export class GpuContext implements Device {
   }
 
   async checkErrors(): Promise<void> {
+    this.closeScopes();
     if (this.lostReason) throw new Error(`the GPU device was lost (${this.lostReason})`);
     // Drain both queues before throwing, so one failure is reported once and not again at the next sync.
     // A compilation error comes first: the batch error it causes ("invalid pipeline") says less.
@@ -450,20 +482,51 @@ export class GpuContext implements Device {
   /** Raw bytes [byteStart, byteEnd) of a buffer (both multiples of 4). */
   async readBytes(buffer: GPUBuffer, byteStart: number, byteEnd: number): Promise<ArrayBuffer> {
     const size = byteEnd - byteStart;
-    const staging = this.device.createBuffer({ size, usage: 0x01 /* MAP_READ */ | 0x08 /* COPY_DST */ });
+    // Readbacks up to STAGING_REUSE_BYTES reuse mappable buffers: a decode step reads its ids or logits
+    // every step, and creating the staging buffer was ~0.18 ms of host time per step on the H200.
+    const reuse = size <= STAGING_REUSE_BYTES;
+    const cap = reuse ? stagingSize(size) : size;
+    const idle = reuse ? this.stagingFree.get(cap) : undefined;
+    const staging =
+      idle?.pop() ?? this.device.createBuffer({ size: cap, usage: 0x01 /* MAP_READ */ | 0x08 /* COPY_DST */ });
     const enc = this.endPass();
     enc.copyBufferToBuffer(buffer, byteStart, staging, 0, size);
     this.flush();
+    const submitted = this.submits;
+    const id = ++this.readSeq;
+    this.pendingReads.add(id);
+    let mapped = false;
     try {
-      await staging.mapAsync(0x01 /* READ */);
-      // The copy was the last command submitted, so everything before it has finished too.
-      this.queueIdle = true;
+      await staging.mapAsync(0x01 /* READ */, 0, size);
+      mapped = true;
+      // The copy was the last command submitted, so everything before it has finished too; unless more
+      // was submitted meanwhile (pipelined decode records the next step before awaiting this read). An
+      // earlier read not yet returned (Dawn does not order map callbacks, and a read's error check awaits
+      // more callbacks) means the caller has not seen it yet: then the queue is not marked idle either, so
+      // whether the next step's first submit comes early (and with it the order the pool hands out
+      // buffers, which the bind-group cache relies on) does not depend on timing.
+      let earlier = false;
+      for (const r of this.pendingReads) if (r < id) earlier = true;
+      if (this.submits === submitted && !earlier) this.queueIdle = true;
       await this.checkErrors();
-      return staging.getMappedRange().slice(0);
+      return staging.getMappedRange(0, size).slice(0);
     } finally {
-      staging.destroy();
+      this.pendingReads.delete(id);
+      if (reuse && mapped) {
+        staging.unmap();
+        const list = this.stagingFree.get(cap) ?? [];
+        this.stagingFree.set(cap, list);
+        if (list.length < 4) list.push(staging);
+        else staging.destroy();
+      } else staging.destroy();
     }
   }
+
+  /** Reads issued (numbered) and not yet returned. */
+  private readSeq = 0;
+  private readonly pendingReads = new Set<number>();
+  /** Idle mappable readback buffers by size (readBytes). */
+  private readonly stagingFree = new Map<number, GPUBuffer[]>();
 
   async read(t: Tensor): Promise<HostArray> {
     const buffer = this.bufferOf(t);

@@ -20,9 +20,17 @@
  * part of the absorbed query is rotated at the sequence's current position.
  */
 import { concatLast } from '../kernels/concat/index.js';
-import { contiguous, stackRows } from '../kernels/copy/index.js';
+import { contiguous, copyInto, stackRows } from '../kernels/copy/index.js';
 import { embedding } from '../kernels/embedding/index.js';
-import { addRmsnorm, addRmsnormLinear, convStep, headGemv, swigluLinear } from '../kernels/fused/index.js';
+import {
+  addRmsnorm,
+  addRmsnormLinear,
+  convStep,
+  gatedRmsnormLinear,
+  headGemv,
+  rmsnormConcat,
+  swigluLinear,
+} from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
 import { linear } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
@@ -31,7 +39,7 @@ import { rmsnorm } from '../kernels/rmsnorm/index.js';
 import { rope } from '../kernels/rope/index.js';
 import { asGpu } from '../kernels/common.js';
 import { keep, scope } from '../tensor/scope.js';
-import type { Device, Tensor } from '../tensor/tensor.js';
+import { type Device, Tensor } from '../tensor/tensor.js';
 import { isMoeLayer, layerMixer, routerConfig } from './config.js';
 import { DecodeWeights } from './decodeWeights.js';
 import type { KdaCarry, KimiLinearModel } from './forward.js';
@@ -66,8 +74,10 @@ export interface BatchSessionOptions {
    */
   maxPoolBytes?: number;
   /**
-   * Fuse each residual add + RMSNorm into the projection that reads the normed row (addRmsnormLinear,
-   * one dispatch instead of two at batch 1). Default true; false keeps them apart (for measuring).
+   * Fuse each RMSNorm into the projection that reads the normed row: the residual add + norm
+   * (addRmsnormLinear, also before the LM head), KDA's gated o_norm with o_proj (gatedRmsnormLinear) and
+   * MLA's kv_a_layernorm with the k_pe concat (rmsnormConcat). Default true; false keeps them apart (the
+   * unfused ops, for measuring and for checking the fused path against them).
    */
   fuseNormGemv?: boolean;
 }
@@ -119,6 +129,14 @@ export class BatchSession {
   private readonly packed: DecodeWeights;
   /** i32 [B]: 0..B-1, the state slot of each batch row (the states are the batch's own tensor). */
   private slotIds?: Tensor;
+  /**
+   * i32 [B + 1]: 0..B, the batch's one token per sequence as packed sequences (cuSeqlens). Handing the
+   * recurrent kernel these, kept, spares it making its own [0, 1, ..., B] per layer (a buffer write per
+   * KDA layer per step).
+   */
+  private cuIds?: Tensor;
+  /** i32 [B]: the ids the last stepOnDevice chose (stepOnDevice hands out aliases of it). */
+  private tokenIds?: Tensor;
   private readonly rows: number[] = [];
   /** The batch's page-table rows on the device (per shard group), and what they were made from. */
   private tables?: { t: Tensor[]; version: number; rows: string };
@@ -257,10 +275,14 @@ export class BatchSession {
    * Record a step's work without waiting for it: the logits [B, V] stay on the device (the caller
    * disposes them). `step` is this plus the readback; profilers time the recorded dispatches.
    */
-  recordStep(tokens: ArrayLike<number>): Tensor {
+  recordStep(tokens: ArrayLike<number> | Tensor): Tensor {
     const B = this.rows.length;
     if (B === 0) throw new Error('BatchSession.step: no sequence in the batch');
-    if (tokens.length !== B) throw new Error(`BatchSession.step: ${tokens.length} tokens for a batch of ${B}`);
+    const onDevice = tokens instanceof Tensor;
+    if (onDevice && (tokens.dtype !== 'i32' || tokens.numel !== B))
+      throw new Error(`BatchSession.step: token tensor ${tokens} for a batch of ${B}, expected i32 [${B}]`);
+    const count = onDevice ? tokens.numel : tokens.length;
+    if (count !== B) throw new Error(`BatchSession.step: ${count} tokens for a batch of ${B}`);
     const cfg = this.model.cfg;
     // Check every sequence before advancing any, so a full one leaves the batch as it was.
     const full = this.rows.find((s) => this.cache.length(s) + 1 > this.opts.maxLength);
@@ -269,10 +291,18 @@ export class BatchSession {
     const starts = this.rows.map((s) => this.cache.reserve(s, 1).start);
     if (this.slotIds?.shape[0] !== B) {
       this.slotIds?.dispose();
+      this.cuIds?.dispose();
       this.slotIds = keep(
         this.device.fromHost(
           Int32Array.from({ length: B }, (_, b) => b),
           [B],
+          'i32',
+        ),
+      );
+      this.cuIds = keep(
+        this.device.fromHost(
+          Int32Array.from({ length: B + 1 }, (_, b) => b),
+          [B + 1],
           'i32',
         ),
       );
@@ -285,7 +315,8 @@ export class BatchSession {
       const model = this.model;
       const eps = cfg.rms_norm_eps;
       const D = cfg.hidden_size;
-      let x = model.embed(this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32')).reshape([B, D]);
+      const ids = onDevice ? tokens.reshape([B, 1]) : this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32');
+      let x = model.embed(ids).reshape([B, D]);
       let pending: Tensor[] | undefined;
       let where: Positions | undefined;
       const positions = () => {
@@ -294,8 +325,7 @@ export class BatchSession {
       };
       const L = cfg.num_hidden_layers;
       for (let i = 0; i < L; i++) {
-        const p = `model.layers.${i}`;
-        const norm = model.w(`${p}.input_layernorm.weight`);
+        const norm = this.lw(i, 'input_layernorm.weight');
         // The mixer's input projection of rmsnorm(x + pending); called once per layer.
         const project: Project = (W) => {
           if (!pending) return linear(rmsnorm(x, norm, eps), W);
@@ -306,16 +336,53 @@ export class BatchSession {
         };
         const mixed =
           layerMixer(cfg, i) === 'kda'
-            ? this.kdaStep(i, p, project, B)
-            : this.mlaDecodeStep(i, p, project, B, positions()).reshape([B, D]);
-        const ffn = this.ffnStep(i, p, x, mixed);
+            ? this.kdaStep(i, project, B)
+            : this.mlaDecodeStep(i, `model.layers.${i}`, project, B, positions()).reshape([B, D]);
+        const ffn = this.ffnStep(i, x, mixed);
         x = ffn.x;
         pending = ffn.terms;
       }
       const final = model.w('model.norm.weight');
-      const h = pending ? addRmsnorm(x, pending, final, eps).normed : rmsnorm(x, final, eps);
-      return linear(h, cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight'));
+      const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
+      return pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
     });
+  }
+
+  /**
+   * One step of dependent generation that never waits for the device: record the step fed with `tokens`
+   * (host ids, or the i32 [B] ids an earlier `stepOnDevice` chose, still on the device), let `pick` choose
+   * each row's next token from the logits [B, V] on the device (argmax, or sampleCandidates), submit, and
+   * start reading the chosen ids back. The caller records the next step from `next` before awaiting
+   * `tokens`, so the host records step n + 1 while the GPU runs step n, and the ids arrive one step late;
+   * the time per token becomes the larger of recording and GPU time instead of their sum plus a
+   * readback. `next` is an alias of the session's id buffer, which the following stepOnDevice overwrites:
+   * the caller disposes it once the step that reads it is recorded.
+   */
+  stepOnDevice(
+    tokens: ArrayLike<number> | Tensor,
+    pick: (logits: Tensor) => Tensor,
+  ): { next: Tensor; tokens: Promise<Int32Array> } {
+    const t0 = performance.now();
+    const B = this.rows.length;
+    scope(() => {
+      const chosen = pick(this.recordStep(tokens));
+      if (this.tokenIds?.numel !== B) {
+        this.tokenIds?.dispose();
+        this.tokenIds = keep(this.device.empty([B], 'i32'));
+      }
+      // Into the session's own id buffer (the next step's embedding reads it before this copy of the next
+      // step overwrites it: queue order). A fresh pooled tensor per step would shift which pooled buffers
+      // every later allocation of the step gets, and its bind groups would stop being found in the cache.
+      copyInto(chosen, this.tokenIds);
+    });
+    const next = this.tokenIds!.alias();
+    const t1 = performance.now();
+    // The read records a copy of the 4-byte ids and submits everything recorded (the whole step).
+    const read = next.read().then((v) => Int32Array.from(v));
+    // A caller that stops generating may drop the last step's promise unawaited: never an unhandled rejection.
+    read.catch(() => undefined);
+    this.lastStep = { recordMs: t1 - t0, totalMs: performance.now() - t0 };
+    return { next, tokens: read };
   }
 
   /** Cache memory held: MLA pools at full capacity, and the batch's KDA states and tails, in bytes. */
@@ -336,6 +403,10 @@ export class BatchSession {
     this.packed.dispose();
     this.slotIds?.dispose();
     this.slotIds = undefined;
+    this.cuIds?.dispose();
+    this.cuIds = undefined;
+    this.tokenIds?.dispose();
+    this.tokenIds = undefined;
     for (const a of this.absorbed.values()) for (const t of [a.wUkT, a.wUv]) t.dispose();
     this.absorbed.clear();
     for (const t of this.tables?.t ?? []) t.dispose();
@@ -343,6 +414,30 @@ export class BatchSession {
   }
 
   // ---- internals -----------------------------------------------------------------------------------
+
+  /** Per layer, its weights by name suffix (null: absent), looked up once instead of by a built name per step. */
+  private readonly layerWeights: Map<string, Tensor | null>[] = [];
+
+  /** `model.layers.{i}.{suffix}`, or undefined where the checkpoint has no such tensor. */
+  private layerWeight(i: number, suffix: string): Tensor | undefined {
+    let m = this.layerWeights[i];
+    if (!m) {
+      m = new Map();
+      this.layerWeights[i] = m;
+    }
+    let t = m.get(suffix);
+    if (t === undefined) {
+      const name = `model.layers.${i}.${suffix}`;
+      t = this.model.weights.has(name) ? this.model.w(name) : null;
+      m.set(suffix, t);
+    }
+    return t ?? undefined;
+  }
+
+  /** `model.layers.{i}.{suffix}` (the model's error when it is missing). */
+  private lw(i: number, suffix: string): Tensor {
+    return this.layerWeight(i, suffix) ?? this.model.w(`model.layers.${i}.${suffix}`);
+  }
 
   private expectActive(op: string, seq: number): number {
     const b = this.rows.indexOf(seq);
@@ -451,39 +546,52 @@ export class BatchSession {
   }
 
   /**
-   * One token per row of the KDA mixer (KimiLinearModel.kda with a carry, h: [B, D] -> [B, D]) in 6
+   * One token per row of the KDA mixer (KimiLinearModel.kda with a carry, h: [B, D] -> [B, D]) in 5
    * dispatches at batch 1: one GEMV for q, k, v, f_a, g_a and beta; the three short convs with their tails
-   * (convStep, in place); f_b and g_b as one block-diagonal GEMV; the recurrent kernel on the batch's state (in place, l2norm, gate and sigmoid
-   * inside); the gated output norm; o_proj.
+   * (convStep, in place); f_b and g_b as one block-diagonal GEMV; the recurrent kernel on the batch's
+   * state (in place, l2norm, gate and sigmoid inside); the gated output norm with o_proj.
    */
-  private kdaStep(i: number, p: string, project: Project, B: number): Tensor {
+  private kdaStep(i: number, project: Project, B: number): Tensor {
     const cfg = this.model.cfg;
     const { num_heads: H, head_dim: d } = cfg.linear_attn_config!;
-    const a = `${p}.self_attn`;
-    const w = (n: string) => this.model.w(`${a}.${n}`);
+    const w = (n: string) => this.lw(i, `self_attn.${n}`);
     const k = this.packed.kda.get(i)!;
     const c = this.carries.get(i)!;
     const proj = project(k.inProj);
     const qkv = convStep(proj, k.conv, c.tail, { planes: 3 });
-    const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([B, 1, H, d]));
+    // The batch as B one-token sequences packed along time ([1, B, ...] with cuSeqlens 0..B): the same
+    // kernel and layout as a dense [B, 1, ...] batch.
+    const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([1, B, H, d]));
     const cols = (at: number, n: number) => contiguous(proj.narrow(1, at, n));
     let g: Tensor;
     let gate: Tensor;
     if (k.gateUp) {
       // f_a | g_a are adjacent columns: one GEMV against [[f_b, 0], [0, g_b]] gives g | gate.
       const both = linear(cols(k.fA, k.rf + k.rg), k.gateUp);
-      g = contiguous(both.narrow(1, 0, H * d)).reshape([B, 1, H, d]);
-      gate = contiguous(both.narrow(1, H * d, H * d)).reshape([B, 1, H, d]);
+      g = contiguous(both.narrow(1, 0, H * d)).reshape([1, B, H, d]);
+      gate = contiguous(both.narrow(1, H * d, H * d)).reshape([1, B, H, d]);
     } else {
-      g = linear(cols(k.fA, k.rf), w('f_b_proj.weight')).reshape([B, 1, H, d]);
-      gate = linear(cols(k.gA, k.rg), w('g_b_proj.weight')).reshape([B, 1, H, d]);
+      g = linear(cols(k.fA, k.rf), w('f_b_proj.weight')).reshape([1, B, H, d]);
+      gate = linear(cols(k.gA, k.rg), w('g_b_proj.weight')).reshape([1, B, H, d]);
     }
-    const beta = cols(k.beta, H).reshape([B, 1, H]);
+    const beta = cols(k.beta, H).reshape([1, B, H]);
     const o = kdaRecurrentSlots(c.state, this.slotIds!, q, kk, v, g, beta, {
+      cuSeqlens: this.cuIds,
       layer: { A_log: w('A_log').reshape([H]), dt_bias: w('dt_bias') },
     });
-    const normed = rmsnorm(o, w('o_norm.weight'), cfg.rms_norm_eps, { gate });
-    return linear(normed.reshape([B, H * d]), w('o_proj.weight'));
+    if (this.opts.fuseNormGemv === false) {
+      const normed = rmsnorm(o, w('o_norm.weight'), cfg.rms_norm_eps, { gate });
+      return linear(normed.reshape([B, H * d]), w('o_proj.weight'));
+    }
+    // The gated per-head o_norm and o_proj: one dispatch at batch 1 (gatedRmsnormLinear).
+    return gatedRmsnormLinear(
+      o.reshape([B, H * d]),
+      gate.reshape([B, H * d]),
+      w('o_norm.weight'),
+      cfg.rms_norm_eps,
+      w('o_proj.weight'),
+      H,
+    );
   }
 
   /**
@@ -492,32 +600,29 @@ export class BatchSession {
    * [routed, shared] (the router and the shared expert's gate and up rows are one GEMV, fused with the
    * add and the norm), dense: [mlp].
    */
-  private ffnStep(i: number, p: string, x: Tensor, mixed: Tensor): { x: Tensor; terms: Tensor[] } {
+  private ffnStep(i: number, x: Tensor, mixed: Tensor): { x: Tensor; terms: Tensor[] } {
     const cfg = this.model.cfg;
-    const w = (n: string) => this.model.w(n);
+    const w = (n: string) => this.lw(i, n);
     const moe = isMoeLayer(cfg, i);
-    const m = `${p}.block_sparse_moe`;
     const f = this.packed.ffn.get(i);
     // Every FFN layer has its packed projection except an MoE layer without shared experts: its first
     // projection is the router alone.
-    const first = f ? f.inProj : w(`${m}.gate.weight`);
-    const post = w(`${p}.post_attention_layernorm.weight`);
+    const first = f ? f.inProj : w('block_sparse_moe.gate.weight');
+    const post = w('post_attention_layernorm.weight');
     const r = this.addNormLinear(x, [mixed], post, first, moe);
-    const mlp = (down: string) => swigluLinear(r.y, f!.gate, f!.up, w(`${down}.down_proj.weight`));
-    if (!moe) return { x: r.sum, terms: [mlp(`${p}.mlp`)] };
+    const mlp = (down: string) => swigluLinear(r.y, f!.gate, f!.up, w(down));
+    if (!moe) return { x: r.sum, terms: [mlp('mlp.down_proj.weight')] };
     const h2 = r.normed!;
     const E = cfg.num_experts!;
     const logits = !f
       ? r.y
       : f.router >= 0
         ? contiguous(r.y.narrow(1, f.router, E))
-        : linear(h2, w(`${m}.gate.weight`));
-    const bias = this.model.weights.has(`${m}.gate.e_score_correction_bias`)
-      ? w(`${m}.gate.e_score_correction_bias`)
-      : undefined;
+        : linear(h2, w('block_sparse_moe.gate.weight'));
+    const bias = this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias');
     const routes = route(logits, bias, routerConfig(cfg));
     const routed = expertsInference(h2, routes, this.model.weights.experts.get(i)!);
-    return { x: r.sum, terms: f ? [routed, mlp(`${m}.shared_experts`)] : [routed] };
+    return { x: r.sum, terms: f ? [routed, mlp('block_sparse_moe.shared_experts.down_proj.weight')] : [routed] };
   }
 
   /** addRmsnormLinear, or (fuseNormGemv false) addRmsnorm then linear. */
@@ -607,7 +712,6 @@ export class BatchSession {
       cfg.v_head_dim!,
       cfg.kv_lora_rank!,
     ];
-    const a = `${p}.self_attn`;
     const rotary = cfg.mla_use_nope === false;
     const { wUkT, wUv } = this.absorb(i, p);
     // q_proj and kv_a_proj_with_mqa in one GEMV (decodeWeights.ts).
@@ -617,11 +721,18 @@ export class BatchSession {
     const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;
     const qFull = headGemv(q, wUkT, { pass: { t: qPe, offset: rotary ? 0 : dn, count: dr } });
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
-    const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), this.model.w(`${a}.kv_a_layernorm.weight`), 1e-6);
-    const kPe = rotary
-      ? rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr])
-      : ckr.narrow(1, r, dr);
-    const latent = concatLast(cNorm, kPe);
+    const kvNorm = this.lw(i, 'self_attn.kv_a_layernorm.weight');
+    let latent: Tensor;
+    if (rotary || this.opts.fuseNormGemv === false) {
+      const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), kvNorm, 1e-6);
+      const kPe = rotary
+        ? rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr])
+        : ckr.narrow(1, r, dr);
+      latent = concatLast(cNorm, kPe);
+    } else {
+      // The normed compressed kv and k_pe as the cache row, straight from the packed projection: one dispatch.
+      latent = rmsnormConcat(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6);
+    }
     // Once per pool shard over the sequences it holds (one group, the whole batch, unless sharded).
     const pick = (t: Tensor, g: ShardGroup) => (g.idx ? embedding(t.reshape([B, -1]), g.idx) : t);
     const outs = at.groups.map((g) => {
@@ -638,7 +749,7 @@ export class BatchSession {
       : outs[0];
     // o[b, h] = W_uv[h] o_lat[b, h].
     const o = headGemv(oLat, wUv).reshape([B, 1, H * dv]);
-    return linear(o, this.model.w(`${a}.o_proj.weight`));
+    return linear(o, this.lw(i, 'self_attn.o_proj.weight'));
   }
 }
 

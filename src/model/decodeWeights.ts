@@ -180,3 +180,44 @@ export function blockDiagonal(a: Tensor, b: Tensor): Tensor | undefined {
   for (let r = 0; r < n; r++) put(b, r, (m + r) * (pa + q) + pa, q);
   return out;
 }
+
+/**
+ * Device bytes the packed copies of DecodeWeights take for this model, without making them (what a
+ * memory budget must count beside the weights): the same parts the constructor packs, assuming every
+ * pack succeeds (it throws otherwise, and a router of another dtype is at most E rows too many).
+ */
+export function decodeWeightBytes(model: KimiLinearModel): number {
+  const cfg = model.cfg;
+  const bytes = (t: Tensor) => t.numel * (t.dtype === 'bf16' ? 2 : 4);
+  const has = (n: string) => model.weights.has(n);
+  const w = (n: string) => model.w(n);
+  let total = 0;
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const p = `model.layers.${i}`;
+    const a = `${p}.self_attn`;
+    if (layerMixer(cfg, i) === 'kda') {
+      for (const n of [
+        'q_proj',
+        'k_proj',
+        'v_proj',
+        'f_a_proj',
+        'g_a_proj',
+        'b_proj',
+        'q_conv1d',
+        'k_conv1d',
+        'v_conv1d',
+      ])
+        total += bytes(w(`${a}.${n}.weight`));
+      const fb = w(`${a}.f_b_proj.weight`);
+      const gb = w(`${a}.g_b_proj.weight`);
+      total += (fb.shape[0] + gb.shape[0]) * (fb.shape[1] + gb.shape[1]) * (fb.dtype === 'bf16' ? 2 : 4);
+    } else total += bytes(w(`${a}.q_proj.weight`)) + bytes(w(`${a}.kv_a_proj_with_mqa.weight`));
+    const m = `${p}.block_sparse_moe`;
+    if (isMoeLayer(cfg, i)) {
+      if (!cfg.num_shared_experts) continue;
+      for (const n of ['gate', 'shared_experts.gate_proj', 'shared_experts.up_proj'])
+        if (has(`${m}.${n}.weight`)) total += bytes(w(`${m}.${n}.weight`));
+    } else total += bytes(w(`${p}.mlp.gate_proj.weight`)) + bytes(w(`${p}.mlp.up_proj.weight`));
+  }
+  return total;
+}

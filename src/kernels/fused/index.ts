@@ -7,6 +7,8 @@
  *   swigluLinear(x, gate, up, W) -> [rows, N]         that SwiGLU, then W (the down projection), in one GEMV
  *   headGemv(x, w, opts) -> [B, H, N + P]             per-head GEMV (absorbed MLA), optional pass-through columns
  *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
+ *   gatedRmsnormLinear(o, gate, w, eps, W, H) -> [rows, N] KDA's gated per-head o_norm, then o_proj
+ *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -18,13 +20,28 @@ import { contiguous } from '../copy/index.js';
 import { type FloatDType, rowsOf } from '../wgslLib.js';
 import { type AddNormVariant, addNormKey, addNormWgsl } from './addRmsnorm.wgsl.js';
 import { CONV_STEP_WG, type ConvStepVariant, convStepKey, convStepWgsl } from './convStep.wgsl.js';
+import {
+  GNG_ROWS_PER_WG,
+  GNG_WG,
+  type GatedNormGemvVariant,
+  gatedNormGemvKey,
+  gatedNormGemvWgsl,
+} from './gatedNormGemv.wgsl.js';
+import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
 import { NG_ROWS_PER_WG, NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvWgsl } from './normGemv.wgsl.js';
-import { addRmsnormReference, convStepReference, headGemvReference, swigluRowsReference } from './reference.js';
+import {
+  addRmsnormReference,
+  convStepReference,
+  headGemvReference,
+  normConcatReference,
+  swigluRowsReference,
+} from './reference.js';
 import { SWIGLU_ROWS_WG, swigluRowsWgsl } from './swigluRows.wgsl.js';
 import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigluGemv.wgsl.js';
 import { concatLast } from '../concat/index.js';
 import { linear, matmul } from '../matmul/index.js';
+import { rmsnorm } from '../rmsnorm/index.js';
 
 /**
  * sum = x + (d0 [+ d1]) and normed = rmsnorm(sum, weight, eps), both with x's shape (f32). One or two
@@ -360,4 +377,109 @@ export function addRmsnormLinear(
   });
   for (const t of ins) t.dispose();
   return normed ? { sum, y, normed } : { sum, y };
+}
+
+/**
+ * KDA's output projection of a decode step: linear(rmsnorm(o, normWeight, eps, { gate }), weight) for o and
+ * gate [rows, H * d] (the norm per head of d values, as KimiLinearModel.kda runs it on [.., H, d]) and
+ * weight [N, H * d] -> [rows, N]. One dispatch for a single row (gatedNormGemv.wgsl.ts); otherwise the two ops.
+ */
+export function gatedRmsnormLinear(
+  o: Tensor,
+  gate: Tensor,
+  normWeight: Tensor,
+  eps: number,
+  weight: Tensor,
+  H: number,
+): Tensor {
+  const op = 'gatedRmsnormLinear';
+  const device = deviceOf(op, o, gate, normWeight, weight);
+  expectDType(op, 'o', o, ['f32']);
+  expectDType(op, 'gate', gate, ['f32']);
+  expectDType(op, 'normWeight', normWeight, ['f32', 'bf16']);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  const { rows, D: K } = rowsOf(o.shape);
+  if (gate.numel !== o.numel) throw new ShapeError(`${op}: gate has ${gate.numel} elements, o has ${o.numel}`);
+  if (!(Number.isInteger(H) && H >= 1 && K % H === 0)) throw new ShapeError(`${op}: ${H} heads do not divide ${K}`);
+  const d = K / H;
+  expectShape(op, 'normWeight', normWeight, [d]);
+  expectShape(op, 'weight', weight, [null, K]);
+  const gpu = asGpu(device);
+  const fused =
+    gpu &&
+    rows === 1 &&
+    d % 4 === 0 &&
+    GNG_WG % H === 0 &&
+    K % (weight.dtype === 'bf16' ? 8 : 4) === 0 &&
+    eps >= 0 &&
+    gpu.isBindable(weight);
+  if (!fused) {
+    const heads = (t: Tensor) => t.reshape([rows, H, d]);
+    const [oh, gh] = [contiguous(o), contiguous(gate)];
+    const [o3, g3] = [heads(oh), heads(gh)];
+    const normed = rmsnorm(o3, normWeight, eps, { gate: g3 });
+    const flat = normed.reshape([...o.shape.slice(0, -1), K]);
+    const y = linear(flat, weight);
+    for (const t of [oh, gh, o3, g3, normed, flat]) t.dispose();
+    return y;
+  }
+  const N = weight.shape[0];
+  const ins = [o, gate, normWeight].map(contiguous);
+  const y = gpu.empty([...o.shape.slice(0, -1), N]);
+  const v: GatedNormGemvVariant = {
+    H,
+    d,
+    normDtype: normWeight.dtype as FloatDType,
+    wDtype: weight.dtype as 'f32' | 'bf16',
+  };
+  if (N > 0) {
+    gpu.dispatch({
+      kernel: { name: 'gated_norm_gemv', key: gatedNormGemvKey(v), code: () => gatedNormGemvWgsl(v) },
+      tensors: [...ins, weight, y],
+      params: new Params().u32(N, K).f32(eps).u32(0),
+      workgroups: grid1d(N, GNG_ROWS_PER_WG),
+    });
+  }
+  for (const t of ins) t.dispose();
+  return y;
+}
+
+/**
+ * [rmsnorm(x[:, off : off + r], weight, eps), x[:, off + r : off + r + pass]] for x [B, ld] f32 (any
+ * column offset: the kernel reads x by index) -> [B, r + pass]: MLA's normalised compressed kv with k_pe
+ * appended (the latent row the cache stores), in one dispatch (normConcat.wgsl.ts).
+ */
+export function rmsnormConcat(x: Tensor, off: number, r: number, pass: number, weight: Tensor, eps: number): Tensor {
+  const op = 'rmsnormConcat';
+  const device = deviceOf(op, x, weight);
+  expectDType(op, 'x', x, ['f32']);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  expectShape(op, 'x', x, [null, null]);
+  expectShape(op, 'weight', weight, [r]);
+  const [B, ld] = x.shape;
+  if (!(off >= 0 && r >= 1 && pass >= 0 && off + r + pass <= ld))
+    throw new ShapeError(`${op}: columns ${off}..${off + r + pass} pass x's row of ${ld}`);
+  if (!(eps >= 0)) throw new Error(`${op}: eps ${eps}, expected a number >= 0`);
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const xc = contiguous(x);
+    const y = normConcatReference(hostF32(xc), hostF32(weight), { B, ld, off, r, pass, eps });
+    xc.dispose();
+    return cpu.fromHost(y, [B, r + pass]);
+  }
+  const xc = contiguous(x);
+  const wc = contiguous(weight);
+  const y = gpu.empty([B, r + pass]);
+  if (B > 0) {
+    const wDtype = weight.dtype as FloatDType;
+    gpu.dispatch({
+      kernel: { name: 'norm_concat', key: normConcatKey(wDtype), code: () => normConcatWgsl(wDtype) },
+      tensors: [xc, wc, y],
+      params: new Params().u32(ld, off, r, pass).f32(eps).u32(0, 0, 0),
+      workgroups: [B],
+    });
+  }
+  xc.dispose();
+  wc.dispose();
+  return y;
 }

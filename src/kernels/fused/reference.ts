@@ -129,3 +129,55 @@ export function headGemvReference(
   }
   return y;
 }
+
+/**
+ * gatedRmsnormLinear: y[r] = W (rmsnorm over each head's d values of o[r], times normWeight, times
+ * sigmoid(gate[r])) for o, gate [rows, H*d], normWeight [d], W [N, H*d] -> [rows, N], in f64.
+ */
+export function gatedRmsnormLinearReference(
+  o: Float32Array,
+  gate: Float32Array,
+  normWeight: Float32Array,
+  W: Float32Array,
+  s: { rows: number; H: number; d: number; N: number; eps: number },
+): Float32Array {
+  const K = s.H * s.d;
+  const y = new Float32Array(s.rows * s.N);
+  const x = new Float64Array(K);
+  for (let r = 0; r < s.rows; r++) {
+    for (let h = 0; h < s.H; h++) {
+      let ss = 0;
+      for (let j = 0; j < s.d; j++) ss += o[r * K + h * s.d + j] ** 2;
+      const inv = 1 / Math.sqrt(ss / s.d + s.eps);
+      for (let j = 0; j < s.d; j++) {
+        const i = r * K + h * s.d + j;
+        x[h * s.d + j] = normWeight[j] * o[i] * inv * (1 / (1 + Math.exp(-gate[i])));
+      }
+    }
+    for (let n = 0; n < s.N; n++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += x[k] * W[n * K + k];
+      y[r * s.N + n] = acc;
+    }
+  }
+  return y;
+}
+
+/** normConcat: out[b] = [rmsnorm(x[b, off:off+r]) * w, x[b, off+r : off+r+pass]] for x [B, ld] (f64 sums). */
+export function normConcatReference(
+  x: Float32Array,
+  w: Float32Array,
+  s: { B: number; ld: number; off: number; r: number; pass: number; eps: number },
+): Float32Array {
+  const out = new Float32Array(s.B * (s.r + s.pass));
+  for (let b = 0; b < s.B; b++) {
+    const src = b * s.ld + s.off;
+    let ss = 0;
+    for (let i = 0; i < s.r; i++) ss += x[src + i] ** 2;
+    const inv = 1 / Math.sqrt(ss / s.r + s.eps);
+    const dst = b * (s.r + s.pass);
+    for (let i = 0; i < s.r; i++) out[dst + i] = w[i] * x[src + i] * inv;
+    for (let i = 0; i < s.pass; i++) out[dst + s.r + i] = x[src + s.r + i];
+  }
+  return out;
+}

@@ -1,0 +1,84 @@
+/**
+ * `bench decode --check`: on the benchmark's own model and device, that the default decode path gives
+ * what the paths it replaced give. (1) Logits of the fused step (fuseNormGemv, the default) against the
+ * unfused ops (fuseNormGemv false) over a few steps fed the same ids: the largest relative difference.
+ * (2) Greedy tokens of pipelined generation (ids chosen on the device, fed back unread) against plain
+ * generation (each step's logits read back, argmax on the host): equal or not. Each run is a fresh
+ * session with the synthetic cache of `context` tokens, so all four start from the same state.
+ */
+import { argmax as hostArgmax } from '../generate/sampler.js';
+import { argmax } from '../kernels/reduce/index.js';
+import { BatchSession } from '../model/batchSession.js';
+import type { KimiLinearModel } from '../model/forward.js';
+
+export interface DecodeCheck {
+  context: number;
+  steps: number;
+  /** max |fused - unfused| / max |unfused| over every logit of every step. */
+  logitsMaxRelDiff: number;
+  pipelinedTokens: number[];
+  plainTokens: number[];
+  tokensEqual: boolean;
+}
+
+export async function checkDecode(
+  model: KimiLinearModel,
+  o: { context: number; steps: number; cacheDtype: 'f32' | 'bf16' | 'int8' },
+): Promise<DecodeCheck> {
+  const session = (fuseNormGemv = true) => {
+    const s = new BatchSession(model, {
+      maxSequences: 1,
+      maxLength: o.context + o.steps + 2,
+      cacheDtype: o.cacheDtype,
+      fuseNormGemv,
+    });
+    s.addSynthetic(o.context);
+    return s;
+  };
+  const logitsOf = async (fuse: boolean) => {
+    const s = session(fuse);
+    const out: Float32Array[] = [];
+    for (let i = 0; i < o.steps; i++) out.push(await s.step([3 + 7 * i]));
+    s.dispose();
+    return out;
+  };
+  const fused = await logitsOf(true);
+  const apart = await logitsOf(false);
+  let diff = 0;
+  let ref = 0;
+  for (let i = 0; i < o.steps; i++) {
+    for (let j = 0; j < apart[i].length; j++) {
+      const d = Math.abs(fused[i][j] - apart[i][j]);
+      diff = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(diff, d);
+      ref = Math.max(ref, Math.abs(apart[i][j]));
+    }
+  }
+  const piped = session();
+  const pipelinedTokens: number[] = [];
+  let flight = piped.stepOnDevice([3], argmax);
+  for (let i = 1; i < o.steps; i++) {
+    const next = piped.stepOnDevice(flight.next, argmax);
+    flight.next.dispose();
+    pipelinedTokens.push((await flight.tokens)[0]);
+    flight = next;
+  }
+  flight.next.dispose();
+  pipelinedTokens.push((await flight.tokens)[0]);
+  piped.dispose();
+  const plain = session();
+  const plainTokens: number[] = [];
+  let token = 3;
+  for (let i = 0; i < o.steps; i++) {
+    token = hostArgmax(await plain.step([token]));
+    plainTokens.push(token);
+  }
+  plain.dispose();
+  return {
+    context: o.context,
+    steps: o.steps,
+    logitsMaxRelDiff: diff / Math.max(ref, 1e-30),
+    pipelinedTokens,
+    plainTokens,
+    tokensEqual: pipelinedTokens.length === plainTokens.length && pipelinedTokens.every((t, i) => t === plainTokens[i]),
+  };
+}

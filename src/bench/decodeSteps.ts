@@ -1,0 +1,85 @@
+/**
+ * The two ways `bench decode` times a decode step (BatchSession, synthetic cache):
+ *  - dependent (default): real greedy generation, each step fed the tokens the previous step chose, pipelined
+ *    as generate runs it (BatchSession.stepOnDevice: the argmax stays on the device and feeds the next
+ *    step's embedding, step n + 1 is recorded while step n runs, ids are read back one step late);
+ *  - independent (--independent-steps, the measurement before pipelining): `step` with given token ids,
+ *    each step recorded, run, and its logits read back before the next starts.
+ * Both return wall milliseconds per step and the host milliseconds spent recording a step; `onTimed` is called
+ * when the timed steps begin (after the warm-up).
+ */
+import { argmax } from '../kernels/reduce/index.js';
+import type { BatchSession } from '../model/batchSession.js';
+
+export interface StepTiming {
+  ms: number;
+  recordMs: number;
+  /** Dependent steps: host time per step in all (recording, the submit and the readback's copy). */
+  hostMs?: number;
+}
+
+export async function timeIndependentSteps(
+  s: BatchSession,
+  tokens: (i: number) => number[],
+  warmup: number,
+  steps: number,
+  onTimed?: () => void,
+): Promise<StepTiming> {
+  for (let i = 0; i < warmup; i++) await s.step(tokens(i));
+  onTimed?.();
+  const t0 = performance.now();
+  let recordMs = 0;
+  for (let i = 0; i < steps; i++) {
+    await s.step(tokens(warmup + i));
+    recordMs += s.lastStep.recordMs;
+  }
+  return { ms: (performance.now() - t0) / steps, recordMs: recordMs / steps };
+}
+
+/** Greedy dependent generation from `first` (one id per sequence); uses warmup + steps + 1 steps of cache. */
+export async function timeDependentSteps(
+  s: BatchSession,
+  first: number[],
+  warmup: number,
+  steps: number,
+  onTimed?: () => void,
+): Promise<StepTiming & { tokens: number[][] }> {
+  let flight = s.stepOnDevice(first, argmax);
+  const out: number[][] = [];
+  let hostMs = 0;
+  const advance = async () => {
+    const next = s.stepOnDevice(flight.next, argmax);
+    const recordMs = s.lastStep.recordMs;
+    hostMs += s.lastStep.totalMs;
+    flight.next.dispose();
+    out.push(Array.from(await flight.tokens));
+    flight = next;
+    return recordMs;
+  };
+  for (let i = 0; i < warmup; i++) await advance();
+  onTimed?.();
+  hostMs = 0;
+  const t0 = performance.now();
+  let recordMs = 0;
+  for (let i = 0; i < steps; i++) recordMs += await advance();
+  const ms = (performance.now() - t0) / steps;
+  flight.next.dispose();
+  out.push(Array.from(await flight.tokens));
+  return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, tokens: out };
+}
+
+/** `count` steps of pipelined greedy generation from `first`, untimed; returns their summed recording ms. */
+export async function runDependentSteps(s: BatchSession, first: number[], count: number): Promise<number> {
+  let flight = s.stepOnDevice(first, argmax);
+  let recordMs = s.lastStep.recordMs;
+  for (let i = 1; i < count; i++) {
+    const next = s.stepOnDevice(flight.next, argmax);
+    recordMs += s.lastStep.recordMs;
+    flight.next.dispose();
+    await flight.tokens;
+    flight = next;
+  }
+  flight.next.dispose();
+  await flight.tokens;
+  return recordMs;
+}

@@ -1,0 +1,97 @@
+/**
+ * KDA's output: y = W (rmsnorm_per_head(o, w_norm, eps) * sigmoid(gate)) for one row, in one dispatch
+ * (the gated o_norm and o_proj of a decode step at batch 1). o and gate are [H * d]; the norm runs over
+ * each head's d values. Every workgroup first reduces the H sums of squares (WG / H threads per head,
+ * from cache after the first workgroup) to H inverse rms in workgroup memory; the GEMV then forms the
+ * normalised, gated inputs as it sweeps W's rows (like normGemv.wgsl.ts: 32 lanes per output, 16-byte
+ * loads of W), reading o and gate again from cache instead of staging the row: at the 48B shapes the
+ * row is H * d = 4096 floats, past what workgroup memory holds beside the reductions.
+ *
+ * Needs d % 4 == 0, H | 256, and K = H * d % 8 == 0 (bf16 W) or % 4 == 0 (f32 W).
+ */
+import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
+
+export const GNG_LANES = 32;
+export const GNG_ROWS_PER_WG = 8;
+export const GNG_WG = GNG_LANES * GNG_ROWS_PER_WG;
+
+export interface GatedNormGemvVariant {
+  H: number;
+  d: number;
+  normDtype: FloatDType;
+  wDtype: 'f32' | 'bf16';
+}
+
+export function gatedNormGemvKey(v: GatedNormGemvVariant): string {
+  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}`;
+}
+
+export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
+  const { H, d } = v;
+  const TPH = GNG_WG / H;
+  const d4 = d / 4;
+  const K = H * d;
+  const bf16 = v.wDtype === 'bf16';
+  const L: string[] = [];
+  L.push('struct Params { N: u32, K: u32, eps: f32, _p: u32 };');
+  L.push('@group(0) @binding(0) var<uniform> p: Params;');
+  L.push('@group(0) @binding(1) var<storage, read> O: array<vec4<f32>>;');
+  L.push('@group(0) @binding(2) var<storage, read> G: array<vec4<f32>>;');
+  L.push(`@group(0) @binding(3) var<storage, read> NW: array<${storageElem(v.normDtype)}>;`);
+  L.push(`@group(0) @binding(4) var<storage, read> W: array<${bf16 ? 'vec4<u32>' : 'vec4<f32>'}>;`);
+  L.push('@group(0) @binding(5) var<storage, read_write> Y: array<f32>;');
+  L.push(loadFn('normWeight', 'NW', v.normDtype));
+  L.push(`var<workgroup> part: array<f32, ${GNG_WG}>;`);
+  L.push(`var<workgroup> inv: array<f32, ${H}>;`);
+  L.push(`var<workgroup> dots: array<f32, ${GNG_WG}>;`);
+  if (bf16) {
+    L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
+    L.push('fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }');
+  }
+  // Input chunk c (4 values at 4c..4c+3, one head: d % 4 == 0), normalised and gated.
+  L.push('fn xin(c: u32) -> vec4<f32> {');
+  L.push(`  let i = 4u * c; let j = i % ${d}u;`);
+  L.push('  let w = vec4<f32>(normWeight(j), normWeight(j + 1u), normWeight(j + 2u), normWeight(j + 3u));');
+  L.push(`  return w * O[c] * inv[i / ${d}u] / (vec4<f32>(1.0) + exp(-G[c]));`);
+  L.push('}');
+  L.push(`@compute @workgroup_size(${GNG_WG})`);
+  L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
+  L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
+  L.push('  let g = wid.x + wid.y * nwg.x;');
+  L.push(`  let h = lid / ${TPH}u; let t = lid % ${TPH}u;`);
+  L.push('  var ss = 0.0;');
+  L.push(`  for (var c = t; c < ${d4}u; c += ${TPH}u) { let x = O[h * ${d4}u + c]; ss += dot(x, x); }`);
+  L.push('  part[lid] = ss;');
+  L.push('  workgroupBarrier();');
+  L.push('  if (t == 0u) {');
+  L.push('    var s = 0.0;');
+  L.push(`    for (var k = 0u; k < ${TPH}u; k++) { s += part[lid + k]; }`);
+  L.push(`    inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps);`);
+  L.push('  }');
+  L.push('  workgroupBarrier();');
+  L.push(`  let lane = lid % ${GNG_LANES}u; let r = lid / ${GNG_LANES}u;`);
+  L.push(`  let n = g * ${GNG_ROWS_PER_WG}u + r;`);
+  L.push('  var acc = 0.0;');
+  L.push('  if (n < p.N) {');
+  const per = bf16 ? 8 : 4;
+  L.push(`    let chunks = ${K / per}u;`);
+  L.push('    let wRow = n * chunks;');
+  L.push(`    for (var c = lane; c < chunks; c += ${GNG_LANES}u) {`);
+  L.push('      let w = W[wRow + c];');
+  if (bf16) {
+    L.push('      let w0 = vec4<f32>(lo(w.x), hi(w.x), lo(w.y), hi(w.y));');
+    L.push('      let w1 = vec4<f32>(lo(w.z), hi(w.z), lo(w.w), hi(w.w));');
+    L.push('      acc += dot(xin(c * 2u), w0) + dot(xin(c * 2u + 1u), w1);');
+  } else L.push('      acc += dot(xin(c), w);');
+  L.push('    }');
+  L.push('  }');
+  L.push('  dots[lid] = acc;');
+  L.push('  workgroupBarrier();');
+  for (let s = GNG_LANES / 2; s >= 1; s /= 2) {
+    L.push(`  if (lane < ${s}u) { dots[lid] += dots[lid + ${s}u]; }`);
+    L.push('  workgroupBarrier();');
+  }
+  L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
+  L.push('}');
+  return L.join('\n');
+}

@@ -1,0 +1,35 @@
+/**
+ * The MLA latent row of a decode step in one dispatch: out[b] = [rmsnorm(x[b, off : off + r]) * w,
+ * x[b, off + r : off + r + p]] (kv_a_layernorm on the compressed kv, then k_pe appended as it is), read
+ * straight from the packed projection's output x [B, ld]; one workgroup per row, a tree reduction for the
+ * sum of squares. Replaces a rmsnorm over a copied column range and a concat.
+ */
+import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+
+export const NORM_CONCAT_WG = 128;
+
+export function normConcatKey(wDtype: FloatDType): string {
+  return `norm_concat_${wDtype}`;
+}
+
+export function normConcatWgsl(wDtype: FloatDType): string {
+  return /* wgsl */ `
+struct Params { ld: u32, off: u32, r: u32, np: u32, eps: f32, _a: u32, _b: u32, _c: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> NW: array<${storageElem(wDtype)}>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+${loadFn('normWeight', 'NW', wDtype)}
+${workgroupReduce('red', NORM_CONCAT_WG, 'f32', 'a + b')}
+@compute @workgroup_size(${NORM_CONCAT_WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let b = wid.x;
+  let src = b * p.ld + p.off;
+  let dst = b * (p.r + p.np);
+  var ss = 0.0;
+  for (var i = lid; i < p.r; i += ${NORM_CONCAT_WG}u) { let v = X[src + i]; ss += v * v; }
+  let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.r) + p.eps);
+  for (var i = lid; i < p.r; i += ${NORM_CONCAT_WG}u) { Y[dst + i] = normWeight(i) * (X[src + i] * inv); }
+  for (var i = lid; i < p.np; i += ${NORM_CONCAT_WG}u) { Y[dst + p.r + i] = X[src + p.r + i]; }
+}`;
+}

@@ -35,6 +35,13 @@ export interface MatmulOptions {
   gemv?: boolean;
   /** Write into this dense f32 tensor (of the output shape) instead of allocating. */
   out?: Tensor;
+  /**
+   * The caller vouches that the product is symmetric (square, C = C^T: X X^T, or A A with A symmetric):
+   * only the tiles on and above the block diagonal are computed, each written twice (tiled.wgsl.ts).
+   */
+  symmetric?: boolean;
+  /** C = scaleD * d + scaleAcc * op(A) op(B), d dense f32 of C's shape (symmetric too when `symmetric`). */
+  epilogue?: { d: Tensor; scaleD: number; scaleAcc: number };
 }
 
 /** A dense operand and whether it is to be read transposed. The caller disposes `t`. */
@@ -58,7 +65,12 @@ export function setMatmulTilePolicy(p: 'mid' | 'two'): void {
  * [4096, 768] projections of a 4096-token sequence (384 workgroups; 4096^3: 38.2 TFLOP/s against 27.8 for
  * 64 x 64); else 64 x 64 (and split-K where it applies).
  */
-export function chooseTile(M: number, N: number, batch: number, bf16 = false): TileConfig {
+export function chooseTile(M: number, N: number, batch: number, bf16 = false, symmetric = false): TileConfig {
+  if (symmetric) {
+    // Square tiles only; count the workgroups that do work (on and above the block diagonal).
+    const live = (t: number) => ((Math.ceil(M / t) * (Math.ceil(M / t) + 1)) / 2) * batch;
+    return live(128) >= 264 ? DEFAULT_TILE : SMALL_TILE;
+  }
   const groups = (bm: number, bn: number) => Math.ceil(M / bm) * Math.ceil(N / bn) * batch;
   if (groups(128, 128) >= 264) return DEFAULT_TILE;
   // bf16 weights (inference) keep the two tiles whose per-thread B share takes the 8-value vector loads.
@@ -114,16 +126,30 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         `matmul: out ${formatShape(opts.out.shape)} does not hold the result ${formatShape(outShape)} (dense f32)`,
       );
     }
+    const epi = opts.epilogue;
+    if (opts.symmetric && M !== N) throw new ShapeError(`matmul: a symmetric product must be square, not ${M}x${N}`);
+    if (epi && (epi.d.numel !== batch * M * N || epi.d.dtype !== 'f32' || !epi.d.isContiguous)) {
+      throw new ShapeError(
+        `matmul: epilogue d ${formatShape(epi.d.shape)} does not match the result ${formatShape(outShape)} (dense f32)`,
+      );
+    }
     if (!gpu) {
       const c = matmulReference(hostF32(A.t), hostF32(B.t), dims);
+      if (epi) {
+        const d = hostF32(epi.d);
+        for (let i = 0; i < c.length; i++) c[i] = Math.fround(epi.scaleD * d[i] + epi.scaleAcc * c[i]);
+      }
       if (!opts.out) return cpu.fromHost(c, outShape);
       cpu.write(opts.out, c);
       return opts.out.alias();
     }
     const out = opts.out ? opts.out.alias() : gpu.empty(outShape, 'f32');
     const rowsTotal = batch * M;
+    const special = !!epi || !!opts.symmetric;
+    if (special && opts.gemv) throw new Error('matmul: the GEMV kernel has no symmetric or epilogue form');
     const useGemv =
-      opts.gemv ?? (rowsTotal <= GEMV_MAX_M && dims.batchStrideB === 0 && dims.transB && !dims.transA && K >= 64);
+      !special &&
+      (opts.gemv ?? (rowsTotal <= GEMV_MAX_M && dims.batchStrideB === 0 && dims.transB && !dims.transA && K >= 64));
     if (useGemv) {
       if (!(dims.batchStrideB === 0 && dims.transB && !dims.transA && rowsTotal <= GEMV_MAX_M)) {
         throw new Error('matmul: the GEMV kernel needs <= 8 rows of untransposed A against a shared [N, K] weight');
@@ -138,11 +164,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       });
       return out;
     }
-    const tile = opts.tile ?? chooseTile(M, N, batch, b.dtype === 'bf16');
+    const tile = opts.tile ?? chooseTile(M, N, batch, b.dtype === 'bf16', opts.symmetric);
     const bf16 = b.dtype === 'bf16';
     const groups = Math.ceil(N / tile.BN) * Math.ceil(M / tile.BM) * batch;
     const slices =
-      !opts.tile && batch === 1 && dims.transA && !dims.transB && !bf16 ? splitKSlices(groups, K, tile) : 1;
+      !opts.tile && !special && batch === 1 && dims.transA && !dims.transB && !bf16 ? splitKSlices(groups, K, tile) : 1;
     const Ks = K / slices;
     // The vector path loads 16 bytes per thread per step: 8 bf16 values must divide each thread's share.
     const bPerThread = (tile.BK * tile.BN) / tiledWorkgroupSize(tile);
@@ -152,16 +178,26 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       Ks % tile.BK === 0 &&
       Ks % 4 === 0 &&
       (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0));
-    const variant = { tile, transA: dims.transA, transB: dims.transB, bDtype: b.dtype as 'f32' | 'bf16', aligned };
+    const variant = {
+      tile,
+      transA: dims.transA,
+      transB: dims.transB,
+      bDtype: b.dtype as 'f32' | 'bf16',
+      aligned,
+      symmetric: !!opts.symmetric,
+      epilogue: !!epi,
+    };
     // Split-K (splitK.ts): slice z of K is batch entry z, with batch strides Ks M (A) and Ks N (B).
     const partial = slices > 1 ? gpu.empty([slices, M, N], 'f32') : out;
     gpu.dispatch({
       kernel: { name: 'matmul_tiled', key: tiledKey(variant), code: () => tiledWgsl(variant) },
-      tensors: [A.t, B.t, partial],
+      tensors: epi ? [A.t, B.t, epi.d, partial] : [A.t, B.t, partial],
       params:
         slices > 1
           ? new Params().u32(M, N, Ks, Ks * M, Ks * N, M * N, 0, 0)
-          : new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N, 0, 0),
+          : epi
+            ? new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N).f32(epi.scaleD, epi.scaleAcc)
+            : new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N, 0, 0),
       workgroups: [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch * slices],
     });
     if (slices > 1) {

@@ -11,6 +11,14 @@
  *
  * Two variants: `aligned` (M % BM, N % BN, K % BK all zero: vector loads, no bounds checks) and
  * `checked` (any shape: scalar loads with zero fill, guarded stores).
+ *
+ * Two options serve Muon's Newton-Schulz chain (optim/muon.ts), whose products are mostly symmetric:
+ * `symmetric` (square output, square tile, the caller vouches that C = C^T, as for X X^T or A A with A
+ * symmetric): workgroups below the block diagonal return at once and those above it also write their
+ * tile transposed. Entry (j, i) of such a product sums the same products in the same k order as (i, j)
+ * (fma(a, b, c) = fma(b, a, c)), so the mirrored result is bit for bit what the full grid computes.
+ * `epilogue`: C = scaleD * D + scaleAcc * (A B) with D of C's shape (Newton-Schulz's b A + c A^2 and
+ * a X + B X), saving the elementwise pass that would read both again; with `symmetric`, D must be too.
  */
 export interface TileConfig {
   BM: number;
@@ -35,11 +43,14 @@ export interface TiledVariant {
   transB: boolean;
   bDtype: 'f32' | 'bf16';
   aligned: boolean;
+  symmetric?: boolean;
+  epilogue?: boolean;
 }
 
 export function tiledKey(v: TiledVariant): string {
   const t = v.tile;
-  return `matmul_tiled_${t.BM}x${t.BN}x${t.BK}_${t.TM}x${t.TN}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}_${v.bDtype}_${v.aligned ? 'a' : 'c'}`;
+  const opts = `${v.symmetric ? '_sym' : ''}${v.epilogue ? '_epi' : ''}`;
+  return `matmul_tiled_${t.BM}x${t.BN}x${t.BK}_${t.TM}x${t.TN}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}_${v.bDtype}_${v.aligned ? 'a' : 'c'}${opts}`;
 }
 
 export function tiledWorkgroupSize(t: TileConfig): number {
@@ -59,16 +70,19 @@ export function tiledWgsl(v: TiledVariant): string {
     throw new Error(`matmul: tile ${JSON.stringify(v.tile)} does not divide into vec4 loads`);
   }
   const bf16 = v.bDtype === 'bf16';
+  if (v.symmetric && BM !== BN) throw new Error(`matmul: a symmetric product needs a square tile, not ${BM}x${BN}`);
   const lines: string[] = [];
   const L = (s: string) => lines.push(s);
 
-  L(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, _p0: u32, _p1: u32 };`);
+  const tail = v.epilogue ? 'scaleD: f32, scaleAcc: f32' : '_p0: u32, _p1: u32';
+  L(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, ${tail} };`);
   L(`@group(0) @binding(0) var<uniform> p: Params;`);
   L(`@group(0) @binding(1) var<storage, read> A: array<${v.aligned ? 'vec4<f32>' : 'f32'}>;`);
   L(
     `@group(0) @binding(2) var<storage, read> B: array<${bf16 ? (v.aligned ? 'vec4<u32>' : 'u32') : v.aligned ? 'vec4<f32>' : 'f32'}>;`,
   );
-  L(`@group(0) @binding(3) var<storage, read_write> C: array<f32>;`);
+  if (v.epilogue) L(`@group(0) @binding(3) var<storage, read> D: array<f32>;`);
+  L(`@group(0) @binding(${v.epilogue ? 4 : 3}) var<storage, read_write> C: array<f32>;`);
   L(`var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;`);
   L(`var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;`);
   if (bf16) {
@@ -81,6 +95,8 @@ export function tiledWgsl(v: TiledVariant): string {
 
   L(`@compute @workgroup_size(${WG})`);
   L(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {`);
+  // Below the block diagonal of a symmetric product: the tile is the mirror of one above it.
+  if (v.symmetric) L(`  if (wid.x < wid.y) { return; }`);
   L(`  let tx = lid % ${TX}u; let ty = lid / ${TX}u;`);
   L(`  let row0 = wid.y * ${BM}u; let col0 = wid.x * ${BN}u; let z = wid.z;`);
   L(`  let aBase = z * p.strideA; let bBase = z * p.strideB;`);
@@ -190,18 +206,34 @@ export function tiledWgsl(v: TiledVariant): string {
 
   // ---- write C ----
   L(`  let cBase = z * p.strideC;`);
+  if (v.symmetric) L(`  let mirror = wid.x > wid.y;`);
   for (let g = 0; g < GM; g++)
     for (let r = 0; r < 4; r++)
       for (let h = 0; h < GN; h++) {
         const row = `row0 + ${g * 4 * TY + r}u + ty * 4u`;
         const acc = `acc_${g * 4 + r}_${h}`;
         L(`  { let row = ${row}; let col = col0 + ${h * 4 * TX}u + tx * 4u;`);
+        // One element: the product (with the epilogue applied), and its mirror for a symmetric product.
+        const store = (c: number, pad: string) => {
+          const at = `cBase + row * p.N + col + ${c}u`;
+          if (!v.epilogue && !v.symmetric) {
+            L(`${pad}C[${at}] = ${acc}[${c}];`);
+            return;
+          }
+          const val = v.epilogue ? `p.scaleD * D[${at}] + p.scaleAcc * ${acc}[${c}]` : `${acc}[${c}]`;
+          L(`${pad}{ let val = ${val}; C[${at}] = val;`);
+          if (v.symmetric) L(`${pad}  if (mirror) { C[cBase + (col + ${c}u) * p.N + row] = val; }`);
+          L(`${pad}}`);
+        };
         if (v.aligned) {
-          for (let c = 0; c < 4; c++) L(`    C[cBase + row * p.N + col + ${c}u] = ${acc}[${c}];`);
+          for (let c = 0; c < 4; c++) store(c, '    ');
         } else {
           L(`    if (row < p.M) {`);
-          for (let c = 0; c < 4; c++)
-            L(`      if (col + ${c}u < p.N) { C[cBase + row * p.N + col + ${c}u] = ${acc}[${c}]; }`);
+          for (let c = 0; c < 4; c++) {
+            L(`      if (col + ${c}u < p.N) {`);
+            store(c, '        ');
+            L(`      }`);
+          }
           L(`    }`);
         }
         L(`  }`);

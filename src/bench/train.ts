@@ -23,9 +23,9 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
-import { setMatmulTilePolicy } from '../kernels/matmul/index.js';
+import { setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
 import { randomUniform } from '../kernels/random/index.js';
-import { matrixDims, newtonSchulz } from '../train/optim/muon.js';
+import { matrixDims, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
 import { machine, openBenchDevice, parseList, sumByKernel } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
@@ -90,6 +90,27 @@ export interface TrainBenchOptions {
 }
 
 /**
+ * The `matmul_tiled` spans of a profile by shape (labels from traceMatmuls, in dispatch order): GPU ms,
+ * dispatches and TFLOP/s per label, largest first.
+ */
+function matmulShapes(spans: readonly { name: string; ms: number }[], labels: readonly string[]) {
+  const tiled = spans.filter((d) => d.name === 'matmul_tiled');
+  if (tiled.length !== labels.length) return { error: `${tiled.length} matmul spans but ${labels.length} labels` };
+  const by = new Map<string, { shape: string; ms: number; dispatches: number; flops: number }>();
+  for (const [i, d] of tiled.entries()) {
+    const [batch, M, N, K] = labels[i].split(' ')[0].split('x').map(Number);
+    const e = by.get(labels[i]) ?? { shape: labels[i], ms: 0, dispatches: 0, flops: 0 };
+    e.ms += d.ms;
+    e.dispatches++;
+    e.flops += 2 * batch * M * N * K;
+    by.set(labels[i], e);
+  }
+  return [...by.values()]
+    .sort((a, b) => b.ms - a.ms)
+    .map((e) => ({ ...e, ms: Number(e.ms.toFixed(3)), tflops: Number((e.flops / e.ms / 1e9).toFixed(1)) }));
+}
+
+/**
  * Per-kernel GPU time of one forward + backward (no optimizer step), summed by kernel name, largest first.
  * A failure (e.g. more dispatches than the profiler holds) is reported instead of ending the benchmark.
  */
@@ -100,20 +121,29 @@ async function profileGradients(gpu: GpuContext, model: KimiLinearModel, batch: 
     [batch, seqLen],
     'i32',
   );
+  const labels: string[] = [];
   try {
+    traceMatmuls(labels);
     const spans = await gpu.profile(() => {
       const r = modelGradients(model, ids);
       r.loss.dispose();
       r.grads.dispose();
       for (const t of r.stats.values()) t.dispose();
     });
+    traceMatmuls(undefined);
     const kernels = sumByKernel(spans)
       .sort((a, b) => b.ms - a.ms)
       .map((k) => ({ ...k, ms: Number(k.ms.toFixed(3)) }));
-    return { gpuMs: Number(spans.reduce((a, d) => a + d.ms, 0).toFixed(3)), dispatches: spans.length, kernels };
+    return {
+      gpuMs: Number(spans.reduce((a, d) => a + d.ms, 0).toFixed(3)),
+      dispatches: spans.length,
+      kernels,
+      matmulShapes: matmulShapes(spans, labels),
+    };
   } catch (e) {
     return { error: (e as Error).message };
   } finally {
+    traceMatmuls(undefined);
     ids.dispose();
     await gpu.sync();
   }
@@ -142,11 +172,14 @@ async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
     const c = Math.max(g.rows, g.cols);
     return n + g.E * 5 * (4 * r * r * c + 2 * r * r * r);
   }, 0);
+  const labels: string[] = [];
   try {
     await gpu.sync();
+    traceMatmuls(labels);
     const spans = await gpu.profile(() => {
       for (const g of inputs) newtonSchulz(g.u, g.E, g.rows, g.cols).dispose();
     });
+    traceMatmuls(undefined);
     const gpuMs = spans.reduce((a, d) => a + d.ms, 0);
     const kernels = sumByKernel(spans)
       .sort((a, b) => b.ms - a.ms)
@@ -158,10 +191,12 @@ async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
       tflops: Number((flops / (gpuMs / 1000) / 1e12).toFixed(2)),
       dispatches: spans.length,
       kernels,
+      matmulShapes: matmulShapes(spans, labels),
     };
   } catch (e) {
     return { error: (e as Error).message };
   } finally {
+    traceMatmuls(undefined);
     for (const g of inputs) g.u.dispose();
     await gpu.sync();
   }
@@ -279,6 +314,11 @@ export function registerTrainBench(bench: Command): void {
       'mid (default: 128x64 tiles for mid-sized products) | two (128x128 or 64x64 only)',
       'mid',
     )
+    .option(
+      '--newton-schulz <mode>',
+      'fused (default: symmetric products, matmul epilogues) | plain (the earlier chain, for comparison)',
+      'fused',
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -295,6 +335,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.matmulTiles !== 'mid' && opts.matmulTiles !== 'two')
         throw new Error(`--matmul-tiles: '${opts.matmulTiles}' is not mid or two`);
       setMatmulTilePolicy(opts.matmulTiles);
+      if (opts.newtonSchulz !== 'fused' && opts.newtonSchulz !== 'plain')
+        throw new Error(`--newton-schulz: '${opts.newtonSchulz}' is not fused or plain`);
+      setNewtonSchulzMode(opts.newtonSchulz);
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -308,7 +351,7 @@ export function registerTrainBench(bench: Command): void {
         profile: !!opts.profile,
       });
       if (opts.json) {
-        printJson({ ...r, matmulTiles: opts.matmulTiles });
+        printJson({ ...r, matmulTiles: opts.matmulTiles, newtonSchulz: opts.newtonSchulz });
         return;
       }
       process.stdout.write(

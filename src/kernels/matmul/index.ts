@@ -60,6 +60,15 @@ export function setMatmulTilePolicy(p: 'mid' | 'two'): void {
 }
 
 /**
+ * When set, every tiled dispatch appends a label (batch x M x N x K, layout, tile, split-K slices) in
+ * dispatch order: a profile pairs them with its `matmul_tiled` spans to show which shapes take the time.
+ */
+let trace: string[] | undefined;
+export function traceMatmuls(into: string[] | undefined): void {
+  trace = into;
+}
+
+/**
  * Tile for a product of batch x M x N outputs: 128 x 128 when that gives at least 264 workgroups (two per
  * SM on the H200's 132); else a 128 x 64 (or 64 x 128 for wide outputs) tile when that does, as for the
  * [4096, 768] projections of a 4096-token sequence (384 workgroups; 4096^3: 38.2 TFLOP/s against 27.8 for
@@ -187,6 +196,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       symmetric: !!opts.symmetric,
       epilogue: !!epi,
     };
+    trace?.push(
+      `${batch}x${M}x${N}x${K} ${dims.transA ? 'T' : 'N'}${dims.transB ? 'T' : 'N'} ${tile.BM}x${tile.BN}` +
+        `${slices > 1 ? ` split${slices}` : ''}${opts.symmetric ? ' sym' : ''}${epi ? ' epi' : ''}${bf16 ? ' bf16' : ''}`,
+    );
     // Split-K (splitK.ts): slice z of K is batch entry z, with batch strides Ks M (A) and Ks N (B).
     const partial = slices > 1 ? gpu.empty([slices, M, N], 'f32') : out;
     gpu.dispatch({

@@ -25,7 +25,7 @@ import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
 import { setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
 import { randomUniform } from '../kernels/random/index.js';
-import { matrixDims, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
+import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
 import { machine, openBenchDevice, parseList, sumByKernel } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
@@ -87,6 +87,8 @@ export interface TrainBenchOptions {
   optimizer: 'muon' | 'adamw';
   /** Also time each kernel of one forward + backward (modelGradients), per variant. */
   profile?: boolean;
+  /** The Newton-Schulz chain in use (set by the caller with setNewtonSchulzMode); the profile compares with 'plain'. */
+  newtonSchulz?: NewtonSchulzMode;
 }
 
 /**
@@ -153,7 +155,7 @@ async function profileGradients(gpu: GpuContext, model: KimiLinearModel, batch: 
  * Per-kernel GPU time of the Newton-Schulz orthogonalisation Muon runs each step: one batched chain per
  * matrix shape, as Optimizer.apply groups them, on random matrices (its cost does not depend on values).
  */
-async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
+async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel, nsModeInUse: NewtonSchulzMode) {
   const groups = new Map<string, { E: number; rows: number; cols: number }>();
   for (const p of paramList(model.weights, { muon: true })) {
     if (p.group !== 'muon') continue;
@@ -181,6 +183,27 @@ async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
     });
     traceMatmuls(undefined);
     const gpuMs = spans.reduce((a, d) => a + d.ms, 0);
+    // The chain as run against the plain one on the same inputs: largest difference relative to max |plain|.
+    let maxRelDiffVsPlain = 0;
+    for (const g of inputs) {
+      const run = async () => {
+        const o = newtonSchulz(g.u, g.E, g.rows, g.cols);
+        const host = (await o.read()) as Float32Array;
+        o.dispose();
+        return host;
+      };
+      const fused = await run();
+      setNewtonSchulzMode('plain');
+      const plain = await run();
+      setNewtonSchulzMode(nsModeInUse);
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < plain.length; i++) {
+        diff = Math.max(diff, Math.abs(fused[i] - plain[i]));
+        scale = Math.max(scale, Math.abs(plain[i]));
+      }
+      maxRelDiffVsPlain = Math.max(maxRelDiffVsPlain, diff / scale);
+    }
     const kernels = sumByKernel(spans)
       .sort((a, b) => b.ms - a.ms)
       .map((k) => ({ ...k, ms: Number(k.ms.toFixed(3)) }));
@@ -192,11 +215,13 @@ async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
       dispatches: spans.length,
       kernels,
       matmulShapes: matmulShapes(spans, labels),
+      maxRelDiffVsPlain,
     };
   } catch (e) {
     return { error: (e as Error).message };
   } finally {
     traceMatmuls(undefined);
+    setNewtonSchulzMode(nsModeInUse);
     for (const g of inputs) g.u.dispose();
     await gpu.sync();
   }
@@ -274,7 +299,7 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
       o.profile && device instanceof GpuContext ? await profileGradients(device, model, o.batch, o.seqLen) : undefined;
     if (profile) rows[rows.length - 1].gradientsProfile = profile;
     if (o.profile && o.optimizer === 'muon' && device instanceof GpuContext) {
-      rows[rows.length - 1].newtonSchulzProfile = await profileNewtonSchulz(device, model);
+      rows[rows.length - 1].newtonSchulzProfile = await profileNewtonSchulz(device, model, o.newtonSchulz ?? 'fused');
     }
     trainer.dispose();
     model.weights.dispose();
@@ -349,6 +374,7 @@ export function registerTrainBench(bench: Command): void {
         variants: variants as ('hybrid' | 'all-MLA')[],
         optimizer: opts.optimizer,
         profile: !!opts.profile,
+        newtonSchulz: opts.newtonSchulz,
       });
       if (opts.json) {
         printJson({ ...r, matmulTiles: opts.matmulTiles, newtonSchulz: opts.newtonSchulz });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  choosePlan,
   chooseTile,
   DEFAULT_TILE,
   linear,
@@ -176,6 +177,55 @@ describe.skipIf(!hasGpu)('matmul on WebGPU vs reference', () => {
       });
     }
   }
+});
+
+// Vector loads when M or N is not a whole number of tiles (edge variant: clamped loads, guarded stores), and
+// the generic split-K (any layout, the kernel walks its slice of K), each against the reference.
+describe.skipIf(!hasGpu)('edge tiles and generic split-K on WebGPU vs reference', () => {
+  const layouts = [
+    [false, false],
+    [false, true],
+    [true, false],
+    [true, true],
+  ] as const;
+  for (const [M, N, K, split] of [
+    [68, 132, 64, 1],
+    [36, 200, 96, 3],
+    [68, 12, 512, 8],
+  ] as const) {
+    it(`M=${M} N=${N} K=${K}${split > 1 ? `, ${split} K slices` : ''}: all layouts`, async () => {
+      const gpu = (await gpuContext())!;
+      const rng = new Rng(M * 5 + N * 11 + K * 3 + split);
+      const a = rng.normalArray(M * K);
+      const b = rng.normalArray(K * N);
+      for (const [transA, transB] of layouts) {
+        // transA reads vec4s along M: the edge path needs M % 4 == 0 there (M = 1 takes the checked path).
+        const ga = gpu.fromHost(a, transA ? [K, M] : [M, K]);
+        const gb = gpu.fromHost(b, transB ? [N, K] : [K, N]);
+        const vec = (transA ? M % 4 === 0 : true) && (transB ? true : N % 4 === 0);
+        const splitK = split > 1 && vec ? split : undefined;
+        const c = matmul(ga, gb, { transA, transB, splitK, tile: splitK ? SMALL_TILE : undefined });
+        const ref = matmulReference(a, b, { batch: 1, M, N, K, transA, transB, batchStrideB: 0 });
+        expectClose(await c.read(), ref, TOL, `C ${transA}/${transB}`);
+        for (const t of [ga, gb, c]) t.dispose();
+      }
+    });
+  }
+
+  it('choosePlan: long-K products with few tiles take the 128 x 128 tile split, others keep chooseTile', () => {
+    const nn = { bf16: false, vec4: true, special: false, transA: false, transB: false };
+    // The loss head's dX: 1024 x 768 over K = 32000 (48 tiles of 128 x 128, 8 slices of 4000).
+    expect(choosePlan(1024, 768, 32000, 1, nn, {})).toEqual({ tile: DEFAULT_TILE, slices: 8, generic: true });
+    // Enough tiles already: no split.
+    expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual({ tile: TALL_TILE, slices: 1, generic: false });
+    // Slices would be shorter than the minimum: the A^T B split of splitK.ts, on the small tile.
+    const tn = { ...nn, transA: true };
+    expect(choosePlan(768, 768, 4096, 1, tn, {})).toEqual({ tile: SMALL_TILE, slices: 2, generic: false });
+    // No vector path, bf16 weights or a batch: never the generic split.
+    expect(choosePlan(1024, 768, 32000, 1, { ...nn, vec4: false }, {}).generic).toBe(false);
+    expect(choosePlan(1024, 768, 32000, 1, { ...nn, bf16: true }, {}).generic).toBe(false);
+    expect(choosePlan(1024, 768, 32000, 2, nn, {}).generic).toBe(false);
+  });
 });
 
 // Newton-Schulz's products (optim/muon.ts): X X^T and A A computed as symmetric products (tiles on and above

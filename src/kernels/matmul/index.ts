@@ -31,6 +31,8 @@ export interface MatmulOptions {
   transB?: boolean;
   /** Force a tile configuration (benchmarks, tuning). */
   tile?: TileConfig;
+  /** Force the generic split-K into this many slices (benchmarks, tuning; 1: no split). */
+  splitK?: number;
   /** Force (true) or forbid (false) the GEMV kernel; default chooses by shape. */
   gemv?: boolean;
   /** Write into this dense f32 tensor (of the output shape) instead of allocating. */
@@ -88,6 +90,57 @@ export function chooseTile(M: number, N: number, batch: number, bf16 = false, sy
     if (N > M && groups(64, 128) >= 264) return WIDE_TILE;
   }
   return SMALL_TILE;
+}
+
+/** Fewest K per slice for the generic split with the 128 x 128 tile (shorter slices spend more on partials). */
+let splitMinSlice = 1024;
+/** Benchmarks: the generic split-K's shortest slice (0 turns the generic split off). */
+export function setGenericSplitMinSlice(k: number): void {
+  splitMinSlice = k;
+}
+
+export interface PlanShape {
+  bf16: boolean;
+  vec4: boolean;
+  special: boolean;
+  transA: boolean;
+  transB: boolean;
+}
+
+/**
+ * Tile and split-K of one product. A product with few output tiles and a long K (the loss head's
+ * dX = dlogits W, 1024 x 768 over K = 32000, and weight gradients) takes the 128 x 128 tile with K cut into
+ * up to 8 slices (generic split, any layout) when that gives at least 264 workgroups with slices of at
+ * least splitMinSlice; otherwise chooseTile's tile, with the A^T B split of splitK.ts.
+ */
+export function choosePlan(
+  M: number,
+  N: number,
+  K: number,
+  batch: number,
+  s: PlanShape,
+  opts: MatmulOptions,
+): { tile: TileConfig; slices: number; generic: boolean } {
+  const canSplit = batch === 1 && !s.special && !s.bf16;
+  if (opts.splitK !== undefined) {
+    const tile = opts.tile ?? chooseTile(M, N, batch, s.bf16, false);
+    if (opts.splitK > 1 && (!canSplit || !s.vec4 || K % (opts.splitK * tile.BK) !== 0)) {
+      throw new Error(`matmul: cannot split ${M}x${N}x${K} into ${opts.splitK} slices of whole ${tile.BK} steps`);
+    }
+    return { tile, slices: opts.splitK, generic: opts.splitK > 1 };
+  }
+  if (opts.tile) return { tile: opts.tile, slices: 1, generic: false };
+  const tile = chooseTile(M, N, batch, s.bf16, !!opts.symmetric);
+  const groups = (t: TileConfig) => Math.ceil(N / t.BN) * Math.ceil(M / t.BM) * batch;
+  if (canSplit && s.vec4 && splitMinSlice > 0 && groups(tile) < 264) {
+    for (const sl of [2, 4, 8]) {
+      const Ks = K / sl;
+      if (Ks < splitMinSlice || K % (sl * DEFAULT_TILE.BK) !== 0) break;
+      if (groups(DEFAULT_TILE) * sl >= 264) return { tile: DEFAULT_TILE, slices: sl, generic: true };
+    }
+  }
+  const slices = canSplit && s.transA && !s.transB ? splitKSlices(groups(tile), K, tile) : 1;
+  return { tile, slices, generic: false };
 }
 
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
@@ -173,40 +226,45 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       });
       return out;
     }
-    const tile = opts.tile ?? chooseTile(M, N, batch, b.dtype === 'bf16', opts.symmetric);
     const bf16 = b.dtype === 'bf16';
-    const groups = Math.ceil(N / tile.BN) * Math.ceil(M / tile.BM) * batch;
-    const slices =
-      !opts.tile && !special && batch === 1 && dims.transA && !dims.transB && !bf16 ? splitKSlices(groups, K, tile) : 1;
+    // Vector loads need whole vec4s along each operand's contiguous dimension (f32 B; bf16 keeps the
+    // whole-tile rule below) and K in whole BK steps.
+    const vec4 = !bf16 && (dims.transA ? M % 4 === 0 : K % 4 === 0) && (dims.transB ? K % 4 === 0 : N % 4 === 0);
+    const plan = choosePlan(M, N, K, batch, { bf16, vec4, special, transA: dims.transA, transB: dims.transB }, opts);
+    const { tile, slices, generic } = plan;
     const Ks = K / slices;
     // The vector path loads 16 bytes per thread per step: 8 bf16 values must divide each thread's share.
     const bPerThread = (tile.BK * tile.BN) / tiledWorkgroupSize(tile);
-    const aligned =
-      M % tile.BM === 0 &&
-      N % tile.BN === 0 &&
-      Ks % tile.BK === 0 &&
-      Ks % 4 === 0 &&
-      (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0));
+    const whole = M % tile.BM === 0 && N % tile.BN === 0;
+    const kSteps = Ks % tile.BK === 0 && Ks % 4 === 0;
+    const aligned = (whole && kSteps && (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0))) || (vec4 && kSteps);
+    const edge = aligned && !whole;
+    if (generic && !aligned) throw new Error(`matmul: split-K of ${M}x${N}x${K} needs the vector path`);
     const variant = {
       tile,
       transA: dims.transA,
       transB: dims.transB,
       bDtype: b.dtype as 'f32' | 'bf16',
       aligned,
+      edge,
+      kSplit: generic,
       symmetric: !!opts.symmetric,
       epilogue: !!epi,
     };
     trace?.push(
       `${batch}x${M}x${N}x${K} ${dims.transA ? 'T' : 'N'}${dims.transB ? 'T' : 'N'} ${tile.BM}x${tile.BN}` +
-        `${slices > 1 ? ` split${slices}` : ''}${opts.symmetric ? ' sym' : ''}${epi ? ' epi' : ''}${bf16 ? ' bf16' : ''}`,
+        `${slices > 1 ? ` split${slices}${generic ? 'g' : ''}` : ''}${edge ? ' edge' : aligned ? '' : ' checked'}` +
+        `${opts.symmetric ? ' sym' : ''}${epi ? ' epi' : ''}${bf16 ? ' bf16' : ''}`,
     );
-    // Split-K (splitK.ts): slice z of K is batch entry z, with batch strides Ks M (A) and Ks N (B).
+    // Split-K (splitK.ts): either slice z of K is batch entry z, with batch strides Ks M (A) and Ks N (B)
+    // (A^T B, both K-major), or (generic) the kernel walks slice z of K itself with the rows' full pitch.
     const partial = slices > 1 ? gpu.empty([slices, M, N], 'f32') : out;
     gpu.dispatch({
       kernel: { name: 'matmul_tiled', key: tiledKey(variant), code: () => tiledWgsl(variant) },
       tensors: epi ? [A.t, B.t, epi.d, partial] : [A.t, B.t, partial],
-      params:
-        slices > 1
+      params: generic
+        ? new Params().u32(M, N, K, 0, 0, M * N, Ks, 0)
+        : slices > 1
           ? new Params().u32(M, N, Ks, Ks * M, Ks * N, M * N, 0, 0)
           : epi
             ? new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N).f32(epi.scaleD, epi.scaleAcc)

@@ -9,8 +9,15 @@
  * step's tile is fetched into registers while the current one is multiplied (register double
  * buffering), hiding global-memory latency behind the FMAs.
  *
- * Two variants: `aligned` (M % BM, N % BN, K % BK all zero: vector loads, no bounds checks) and
- * `checked` (any shape: scalar loads with zero fill, guarded stores).
+ * Three variants: `aligned` (M % BM, N % BN, K % BK all zero: vector loads, no bounds checks), `aligned`
+ * with `edge` (K % BK zero and the vector dimensions multiples of 4, but M or N not whole tiles: vector
+ * loads with the row / column index clamped into the matrix, guarded stores; the 1023-token loss chunk
+ * and the 288-wide kv_a projection took the scalar path before) and `checked` (any shape: scalar loads
+ * with zero fill, guarded stores).
+ *
+ * `kSplit` (split-K for any layout, batch 1): workgroup z sums k in [z Ks, z Ks + Ks) (Ks = the
+ * parameter after strideC, a multiple of BK) and writes partial product z at z strideC; the rows of A
+ * and B keep their full pitch K. splitK.ts sums the partials.
  *
  * Two options serve Muon's Newton-Schulz chain (optim/muon.ts), whose products are mostly symmetric:
  * `symmetric` (square output, square tile, the caller vouches that C = C^T, as for X X^T or A A with A
@@ -43,13 +50,16 @@ export interface TiledVariant {
   transB: boolean;
   bDtype: 'f32' | 'bf16';
   aligned: boolean;
+  /** With `aligned`: M or N not a multiple of the tile (clamped loads, guarded stores). */
+  edge?: boolean;
+  kSplit?: boolean;
   symmetric?: boolean;
   epilogue?: boolean;
 }
 
 export function tiledKey(v: TiledVariant): string {
   const t = v.tile;
-  const opts = `${v.symmetric ? '_sym' : ''}${v.epilogue ? '_epi' : ''}`;
+  const opts = `${v.edge ? '_edge' : ''}${v.kSplit ? '_ks' : ''}${v.symmetric ? '_sym' : ''}${v.epilogue ? '_epi' : ''}`;
   return `matmul_tiled_${t.BM}x${t.BN}x${t.BK}_${t.TM}x${t.TN}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}_${v.bDtype}_${v.aligned ? 'a' : 'c'}${opts}`;
 }
 
@@ -71,10 +81,20 @@ export function tiledWgsl(v: TiledVariant): string {
   }
   const bf16 = v.bDtype === 'bf16';
   if (v.symmetric && BM !== BN) throw new Error(`matmul: a symmetric product needs a square tile, not ${BM}x${BN}`);
+  if (v.kSplit && (v.epilogue || v.symmetric || !v.aligned)) {
+    throw new Error('matmul: split-K goes with the vector path only, without epilogue or symmetry');
+  }
+  if (v.edge && !v.aligned) throw new Error('matmul: the edge variant is a form of the vector path');
+  const edge = !!v.edge;
+  // The vector path's row / column of A and B, clamped into the matrix for the edge variant (the
+  // out-of-range rows and columns computed from them are never stored). m and n index whole vec4s when
+  // they run along the vector, whose dimension is then a multiple of 4.
+  const rowA = (m: string, vec: boolean) => (edge ? `min(${m}, p.M - ${vec ? 4 : 1}u)` : `(${m})`);
+  const colB = (n: string, vec: number) => (edge ? `min(${n}, p.N - ${vec}u)` : `(${n})`);
   const lines: string[] = [];
   const L = (s: string) => lines.push(s);
 
-  const tail = v.epilogue ? 'scaleD: f32, scaleAcc: f32' : '_p0: u32, _p1: u32';
+  const tail = v.epilogue ? 'scaleD: f32, scaleAcc: f32' : v.kSplit ? 'Ks: u32, _p1: u32' : '_p0: u32, _p1: u32';
   L(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, ${tail} };`);
   L(`@group(0) @binding(0) var<uniform> p: Params;`);
   L(`@group(0) @binding(1) var<storage, read> A: array<${v.aligned ? 'vec4<f32>' : 'f32'}>;`);
@@ -116,13 +136,13 @@ export function tiledWgsl(v: TiledVariant): string {
       if (!v.transA) {
         // A [M, K]: vec4 along k; tile has BM rows of BK/4 vec4s; stored transposed into As[k][m].
         L(`  let aM${j} = (lid + ${j * WG}u) / ${BK / 4}u; let aK${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`);
-        loadA.push(`ra${j} = A[(aBase + (row0 + aM${j}) * p.K + k0 + aK${j}) / 4u];`);
+        loadA.push(`ra${j} = A[(aBase + ${rowA(`row0 + aM${j}`, false)} * p.K + k0 + aK${j}) / 4u];`);
         for (let c = 0; c < 4; c++)
           storeA.push(`As[((aK${j} + ${c}u) * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j}[${c}];`);
       } else {
         // A stored [K, M]: vec4 along m goes straight into As[k][m..m+3].
         L(`  let aK${j} = (lid + ${j * WG}u) / ${BM / 4}u; let aM${j} = ((lid + ${j * WG}u) % ${BM / 4}u) * 4u;`);
-        loadA.push(`ra${j} = A[(aBase + (k0 + aK${j}) * p.M + row0 + aM${j}) / 4u];`);
+        loadA.push(`ra${j} = A[(aBase + (k0 + aK${j}) * p.M + ${rowA(`row0 + aM${j}`, true)}) / 4u];`);
         storeA.push(`As[(aK${j} * ${BM}u + aM${j}) / 4u] = ra${j};`);
       }
     }
@@ -136,7 +156,7 @@ export function tiledWgsl(v: TiledVariant): string {
         L(
           `  let bK${j} = (lid + ${j * WG}u) / ${BN / per}u; let bN${j} = ((lid + ${j * WG}u) % ${BN / per}u) * ${per}u;`,
         );
-        loadB.push(`rb${j} = B[(bBase + (k0 + bK${j}) * p.N + col0 + bN${j}) / ${per}u];`);
+        loadB.push(`rb${j} = B[(bBase + (k0 + bK${j}) * p.N + ${colB(`col0 + bN${j}`, per)}) / ${per}u];`);
         if (bf16) {
           storeB.push(
             `Bs[(bK${j} * ${BN}u + bN${j}) / 4u] = vec4<f32>(lo(rb${j}.x), hi(rb${j}.x), lo(rb${j}.y), hi(rb${j}.y));`,
@@ -150,7 +170,7 @@ export function tiledWgsl(v: TiledVariant): string {
         L(
           `  let bN${j} = (lid + ${j * WG}u) / ${BK / per}u; let bK${j} = ((lid + ${j * WG}u) % ${BK / per}u) * ${per}u;`,
         );
-        loadB.push(`rb${j} = B[(bBase + (col0 + bN${j}) * p.K + k0 + bK${j}) / ${per}u];`);
+        loadB.push(`rb${j} = B[(bBase + ${colB(`col0 + bN${j}`, 1)} * p.K + k0 + bK${j}) / ${per}u];`);
         for (let c = 0; c < per; c++) {
           const val = bf16 ? `${c % 2 ? 'hi' : 'lo'}(rb${j}[${c >> 1}])` : `rb${j}[${c}]`;
           storeB.push(`Bs[((bK${j} + ${c}u) * ${BN}u + bN${j}) / 4u][bN${j} % 4u] = ${val};`);
@@ -182,13 +202,16 @@ export function tiledWgsl(v: TiledVariant): string {
     for (const r of [...regsA, ...regsB]) L(`  var ${r}: f32;`);
   }
 
-  L(`  var k0 = 0u;`);
+  // The K range of this workgroup: all of K, or slice z of a split-K product.
+  const kEnd = v.kSplit ? 'kEnd' : 'p.K';
+  if (v.kSplit) L(`  var k0 = z * p.Ks; let kEnd = k0 + p.Ks;`);
+  else L(`  var k0 = 0u;`);
   for (const s of [...loadA, ...loadB]) L(`  ${s}`);
   L(`  loop {`);
   for (const s of [...storeA, ...storeB]) L(`    ${s}`);
   L(`    workgroupBarrier();`);
   L(`    let kNext = k0 + ${BK}u;`);
-  L(`    if (kNext < p.K) {`);
+  L(`    if (kNext < ${kEnd}) {`);
   L(`      k0 = kNext;`);
   for (const s of [...loadA, ...loadB]) L(`      ${s}`);
   L(`    }`);
@@ -201,7 +224,7 @@ export function tiledWgsl(v: TiledVariant): string {
         L(`      acc_${g * 4 + r}_${h} = fma(vec4<f32>(a${g}[${r}]), b${h}, acc_${g * 4 + r}_${h});`);
   L(`    }`);
   L(`    workgroupBarrier();`);
-  L(`    if (kNext >= p.K) { break; }`);
+  L(`    if (kNext >= ${kEnd}) { break; }`);
   L(`  }`);
 
   // ---- write C ----
@@ -225,7 +248,7 @@ export function tiledWgsl(v: TiledVariant): string {
           if (v.symmetric) L(`${pad}  if (mirror) { C[cBase + (col + ${c}u) * p.N + row] = val; }`);
           L(`${pad}}`);
         };
-        if (v.aligned) {
+        if (v.aligned && !edge) {
           for (let c = 0; c < 4; c++) store(c, '    ');
         } else {
           L(`    if (row < p.M) {`);

@@ -23,7 +23,8 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
-import { setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
+import { setGenericSplitMinSlice, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
+import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
@@ -344,6 +345,12 @@ export function registerTrainBench(bench: Command): void {
       'fused (default: symmetric products, matmul epilogues) | plain (the earlier chain, for comparison)',
       'fused',
     )
+    .option(
+      '--moe-rows <kind>',
+      'tiled (default: register-tiled expert row matmuls) | scalar (the earlier ones)',
+      'tiled',
+    )
+    .option('--split-min <k>', "matmul's generic split-K: shortest K slice (0: off, as before)", '1024')
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -363,6 +370,13 @@ export function registerTrainBench(bench: Command): void {
       if (opts.newtonSchulz !== 'fused' && opts.newtonSchulz !== 'plain')
         throw new Error(`--newton-schulz: '${opts.newtonSchulz}' is not fused or plain`);
       setNewtonSchulzMode(opts.newtonSchulz);
+      if (opts.moeRows !== 'tiled' && opts.moeRows !== 'scalar')
+        throw new Error(`--moe-rows: '${opts.moeRows}' is not tiled or scalar`);
+      setMoeRowsTiled(opts.moeRows === 'tiled');
+      const splitMin = Number(opts.splitMin);
+      if (!Number.isInteger(splitMin) || splitMin < 0)
+        throw new Error(`--split-min: '${opts.splitMin}' is not a count`);
+      setGenericSplitMinSlice(splitMin);
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -377,7 +391,13 @@ export function registerTrainBench(bench: Command): void {
         newtonSchulz: opts.newtonSchulz,
       });
       if (opts.json) {
-        printJson({ ...r, matmulTiles: opts.matmulTiles, newtonSchulz: opts.newtonSchulz });
+        printJson({
+          ...r,
+          matmulTiles: opts.matmulTiles,
+          newtonSchulz: opts.newtonSchulz,
+          moeRows: opts.moeRows,
+          splitMin,
+        });
         return;
       }
       process.stdout.write(

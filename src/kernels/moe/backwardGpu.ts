@@ -19,6 +19,7 @@ import {
   rowsWgsl,
 } from './backward.wgsl.js';
 import { ROUTE_BWD_WG, routeBackwardKey, routeBackwardWgsl } from './backwardRoute.wgsl.js';
+import { ROWS_TILED_BM, ROWS_TILED_BN, rowsTiledFits, rowsTiledKey, rowsTiledWgsl } from './rowsTiled.wgsl.js';
 import { combineWgsl, GROUPED_BM } from './grouped.wgsl.js';
 import type { ExpertWeights, RouterConfig, RoutesT } from './index.js';
 import { planExperts } from './plan.js';
@@ -31,7 +32,9 @@ export interface ExpertsBackwardDims {
   k: number;
 }
 
-if (ROWS_BM !== GROUPED_BM) throw new Error('moe backward: row tile must match the plan tile height');
+if (ROWS_BM !== GROUPED_BM || ROWS_TILED_BM !== GROUPED_BM) {
+  throw new Error('moe backward: row tiles must match the plan tile height');
+}
 
 export function expertsBackwardGpu(
   gpu: GpuContext,
@@ -54,12 +57,18 @@ export function expertsBackwardGpu(
     params: new Params().u32(NK, 0, 0, 0),
     workgroups: grid1d(NK, PAIRS_WG),
   });
+  // The register-tiled kernels (rowsTiled.wgsl.ts) where the weight's dims allow, else the scalar ones.
+  const tiled = rowsTiledFits(D, I, w1.dtype) && rowsTiledFits(I, D, w1.dtype);
   const rows = (mode: RowsMode, tensors: Tensor[], Kin: number, Nout: number) =>
     gpu.dispatch({
-      kernel: { name: `moe_bwd_rows_${mode}`, key: `moe_bwd_rows_${mode}`, code: () => rowsWgsl(mode) },
+      kernel: {
+        name: `moe_bwd_rows_${mode}`,
+        key: tiled ? rowsTiledKey(mode) : `moe_bwd_rows_${mode}`,
+        code: () => (tiled ? rowsTiledWgsl(mode) : rowsWgsl(mode)),
+      },
       tensors,
       params: new Params().u32(Kin, Nout, 0, 0),
-      workgroups: [maxTiles, Math.ceil(Nout / ROWS_BN_OUT)],
+      workgroups: [maxTiles, Math.ceil(Nout / (tiled ? ROWS_TILED_BN : ROWS_BN_OUT))],
     });
   // Recompute the pre-activations a, b rather than keep them from the forward (it stores only h).
   const a = gpu.empty([NK, I]);

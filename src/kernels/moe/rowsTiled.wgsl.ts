@@ -52,7 +52,6 @@ export function rowsTiledWgsl(mode: RowsTiledMode): string {
   const decl = names.map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: ${type(n)};`);
   decl.push(`@group(0) @binding(${names.length + 1}) var<storage, read_write> Out1: array<f32>;`);
   if (twoOut) decl.push(`@group(0) @binding(${names.length + 2}) var<storage, read_write> Out2: array<f32>;`);
-  const row = gather ? 'perm[r]' : 'r';
   const ws = twoW ? [1, 2] : [1];
 
   // Weight tile: 16 x 64 values = 256 vec4, two per thread.

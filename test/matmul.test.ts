@@ -212,16 +212,24 @@ describe.skipIf(!hasGpu)('edge tiles and generic split-K on WebGPU vs reference'
     });
   }
 
-  it('choosePlan: long-K products with few tiles take the 128 x 128 tile split, others keep chooseTile', () => {
+  it('choosePlan: the measured rules for long-K, few-tile and x W^T products; others keep chooseTile', () => {
     const nn = { bf16: false, vec4: true, special: false, transA: false, transB: false };
-    // The loss head's dX: 1024 x 768 over K = 32000 (48 tiles of 128 x 128, 8 slices of 4000).
-    expect(choosePlan(1024, 768, 32000, 1, nn, {})).toEqual({ tile: DEFAULT_TILE, slices: 8, generic: true });
-    // Enough tiles already: no split.
-    expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual({ tile: TALL_TILE, slices: 1, generic: false });
-    // Slices would be shorter than the minimum: the A^T B split of splitK.ts, on the small tile.
+    const nt = { ...nn, transB: true };
     const tn = { ...nn, transA: true };
-    expect(choosePlan(768, 768, 4096, 1, tn, {})).toEqual({ tile: SMALL_TILE, slices: 2, generic: false });
-    // No vector path, bf16 weights or a batch: never the generic split.
+    const plan = (tile: TileConfig, slices: number) => ({ tile, slices, generic: slices > 1 });
+    // The loss head's dX (1024 x 768 over K = 32000) and 768 x 768 weight gradients: half tiles, 8 slices.
+    expect(choosePlan(1024, 768, 32000, 1, nn, {})).toEqual(plan(TALL_TILE, 8));
+    expect(choosePlan(768, 768, 4096, 1, tn, {})).toEqual(plan(TALL_TILE, 8));
+    expect(choosePlan(768, 2048, 4096, 1, tn, {})).toEqual(plan(WIDE_TILE, 4));
+    // x W^T at 4096 x 768 x 768: 128 x 128 tiles, 2 slices; 4096 x 256 x 768: 128 x 64, no split.
+    expect(choosePlan(4096, 768, 768, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 2));
+    expect(choosePlan(4096, 256, 768, 1, nt, {})).toEqual(plan(TALL_TILE, 1));
+    expect(choosePlan(4096, 64, 768, 1, nt, {})).toEqual(plan(TALL_TILE, 4));
+    expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(TALL_TILE, 1));
+    // Enough 128 x 128 tiles, a narrow side, no vector path, bf16 or a batch: chooseTile (A^T B split).
+    expect(choosePlan(4096, 2048, 768, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 1));
+    expect(choosePlan(256, 768, 4096, 1, tn, {})).toEqual({ tile: SMALL_TILE, slices: 8, generic: false });
+    expect(choosePlan(4096, 8, 768, 1, nt, {})).toEqual(plan(SMALL_TILE, 1));
     expect(choosePlan(1024, 768, 32000, 1, { ...nn, vec4: false }, {}).generic).toBe(false);
     expect(choosePlan(1024, 768, 32000, 1, { ...nn, bf16: true }, {}).generic).toBe(false);
     expect(choosePlan(1024, 768, 32000, 2, nn, {}).generic).toBe(false);

@@ -23,7 +23,7 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
-import { setGenericSplitMinSlice, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
+import { setMatmulPlan, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
 import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
@@ -350,7 +350,11 @@ export function registerTrainBench(bench: Command): void {
       'tiled (default: register-tiled expert row matmuls) | scalar (the earlier ones)',
       'tiled',
     )
-    .option('--split-min <k>', "matmul's generic split-K: shortest K slice (0: off, as before)", '1024')
+    .option(
+      '--matmul-plan <policy>',
+      "tuned (default: choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only)",
+      'tuned',
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -373,10 +377,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.moeRows !== 'tiled' && opts.moeRows !== 'scalar')
         throw new Error(`--moe-rows: '${opts.moeRows}' is not tiled or scalar`);
       setMoeRowsTiled(opts.moeRows === 'tiled');
-      const splitMin = Number(opts.splitMin);
-      if (!Number.isInteger(splitMin) || splitMin < 0)
-        throw new Error(`--split-min: '${opts.splitMin}' is not a count`);
-      setGenericSplitMinSlice(splitMin);
+      if (opts.matmulPlan !== 'tuned' && opts.matmulPlan !== 'plain')
+        throw new Error(`--matmul-plan: '${opts.matmulPlan}' is not tuned or plain`);
+      setMatmulPlan(opts.matmulPlan);
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -396,7 +399,7 @@ export function registerTrainBench(bench: Command): void {
           matmulTiles: opts.matmulTiles,
           newtonSchulz: opts.newtonSchulz,
           moeRows: opts.moeRows,
-          splitMin,
+          matmulPlan: opts.matmulPlan,
         });
         return;
       }

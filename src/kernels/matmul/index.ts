@@ -92,11 +92,13 @@ export function chooseTile(M: number, N: number, batch: number, bf16 = false, sy
   return SMALL_TILE;
 }
 
-/** Fewest K per slice for the generic split with the 128 x 128 tile (shorter slices spend more on partials). */
-let splitMinSlice = 1024;
-/** Benchmarks: the generic split-K's shortest slice (0 turns the generic split off). */
-export function setGenericSplitMinSlice(k: number): void {
-  splitMinSlice = k;
+/**
+ * 'tuned' (default): choosePlan's measured rules for unbatched f32 products below. 'plain': chooseTile's tile
+ * and only the A^T B split (the plan before these rules, kept for comparison on the device).
+ */
+let planPolicy: 'tuned' | 'plain' = 'tuned';
+export function setMatmulPlan(p: 'tuned' | 'plain'): void {
+  planPolicy = p;
 }
 
 export interface PlanShape {
@@ -108,10 +110,16 @@ export interface PlanShape {
 }
 
 /**
- * Tile and split-K of one product. A product with few output tiles and a long K (the loss head's
- * dX = dlogits W, 1024 x 768 over K = 32000, and weight gradients) takes the 128 x 128 tile with K cut into
- * up to 8 slices (generic split, any layout) when that gives at least 264 workgroups with slices of at
- * least splitMinSlice; otherwise chooseTile's tile, with the A^T B split of splitK.ts.
+ * Tile and split-K of one product. Batched, bf16, symmetric / epilogue products and those with enough
+ * 128 x 128 tiles keep chooseTile (and the A^T B split of splitK.ts). Otherwise, by the tile / split menu
+ * measured over the training step's shapes on the H200 (bench matmul --shapes,
+ * bench/results/2026-12-01-h200-train-matmul-shapes.json), the half tile (128 x 64, or 64 x 128 for wide
+ * outputs) with K cut by the generic split, whose slices any layout can take:
+ *   K >= 2048, both sides >= 512: slices until ~512 workgroups (slices >= 256): the loss head's dX
+ *     1024 x 768 x 32000 22 -> 37.6 TFLOP/s, dW 768 x 768 x 4096 23.6 -> 33.5, 2048 x 768 x 4096 32.9 -> 39.4;
+ *   shorter K: x W^T with 132..263 tiles of 128 x 128 takes that tile and 2 slices (4096 x 768 x 768:
+ *     24.9 -> 29.6); else the half tile once it has 128 tiles (4096 x 256 x 768: 21 -> 28.8), else slices
+ *     until 128 workgroups, slices >= 192 (4096 x 64 x 768: 9.3 -> 17.5).
  */
 export function choosePlan(
   M: number,
@@ -130,17 +138,30 @@ export function choosePlan(
     return { tile, slices: opts.splitK, generic: opts.splitK > 1 };
   }
   if (opts.tile) return { tile: opts.tile, slices: 1, generic: false };
-  const tile = chooseTile(M, N, batch, s.bf16, !!opts.symmetric);
+  const base = chooseTile(M, N, batch, s.bf16, !!opts.symmetric);
   const groups = (t: TileConfig) => Math.ceil(N / t.BN) * Math.ceil(M / t.BM) * batch;
-  if (canSplit && s.vec4 && splitMinSlice > 0 && groups(tile) < 264) {
-    for (const sl of [2, 4, 8]) {
-      const Ks = K / sl;
-      if (Ks < splitMinSlice || K % (sl * DEFAULT_TILE.BK) !== 0) break;
-      if (groups(DEFAULT_TILE) * sl >= 264) return { tile: DEFAULT_TILE, slices: sl, generic: true };
-    }
+  const plain = () => ({
+    tile: base,
+    slices: canSplit && s.transA && !s.transB ? splitKSlices(groups(base), K, base) : 1,
+    generic: false,
+  });
+  if (planPolicy === 'plain' || !canSplit || !s.vec4 || groups(DEFAULT_TILE) >= 264) return plain();
+  const half = M >= N ? TALL_TILE : WIDE_TILE;
+  const g = groups(half);
+  // Fewest slices (1, 2, 4, 8) giving `target` workgroups, each slice at least minSlice whole BK steps long.
+  const slicesFor = (target: number, minSlice: number) => {
+    let n = 1;
+    while (n < 8 && g * n < target && K % (2 * n * half.BK) === 0 && K / (2 * n) >= minSlice) n *= 2;
+    return n;
+  };
+  const split = (tile: TileConfig, n: number) => ({ tile, slices: n, generic: n > 1 });
+  if (K >= 2048) return Math.min(M, N) >= 512 ? split(half, slicesFor(512, 256)) : plain();
+  if (Math.min(M, N) < 64) return plain();
+  const d = groups(DEFAULT_TILE);
+  if (s.transB && !s.transA && d >= 132 && K % (2 * DEFAULT_TILE.BK) === 0 && K / 2 >= 256) {
+    return split(DEFAULT_TILE, 2);
   }
-  const slices = canSplit && s.transA && !s.transB ? splitKSlices(groups(tile), K, tile) : 1;
-  return { tile, slices, generic: false };
+  return g >= 128 ? split(half, 1) : split(half, slicesFor(128, 192));
 }
 
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {

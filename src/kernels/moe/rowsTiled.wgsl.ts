@@ -30,6 +30,11 @@ export function setMoeRowsTiled(on: boolean): void {
   enabled = on;
 }
 
+/** Whether the new expert kernels are on (the split outer products of outerSplit.wgsl.ts follow it too). */
+export function moeRowsTiledEnabled(): boolean {
+  return enabled;
+}
+
 /** Whether the tiled form applies: f32 weights, K and N (the weight's two dims) multiples of 4. */
 export function rowsTiledFits(Kin: number, Nout: number, wDtype: string): boolean {
   return enabled && wDtype === 'f32' && Kin % 4 === 0 && Nout % 4 === 0;

@@ -154,15 +154,17 @@ describe.each(devices)('optimizer kernels on %s', (_name, dev) => {
 });
 
 describe.skipIf(!hasGpu)('batched Muon on webgpu', () => {
-  it('one Newton-Schulz chain for same-shape parameters equals each parameter stepped alone (reference)', async () => {
+  it('one Newton-Schulz chain for same-shape (or transposed) parameters equals each stepped alone (reference)', async () => {
     const d = gpu!;
+    // Tall [7, 5] matrices and wide [5, 7] ones share one chain (the tall ones transposed in and out).
     const shapes = [
       [2, 7, 5],
       [7, 5],
-      [7, 5],
+      [5, 7],
       [1, 7, 5],
+      [2, 5, 7],
     ];
-    const wds = [0.1, 0, 0.1, 0.05];
+    const wds = [0.1, 0, 0.1, 0.05, 0];
     const h = { lr: 0.03, momentum: 0.95 };
     const scalars = d.fromHost(Float32Array.of(0.5), [1]);
     const items = shapes.map((shape, k) => {

@@ -160,7 +160,9 @@ async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel, nsMo
   const groups = new Map<string, { E: number; rows: number; cols: number }>();
   for (const p of paramList(model.weights, { muon: true })) {
     if (p.group !== 'muon') continue;
-    const [E, rows, cols] = matrixDims(tensorOf(model.weights, p.name));
+    // As Optimizer.apply groups them: one chain per shape up to a transpose, in the wide orientation.
+    const [E, r, c] = matrixDims(tensorOf(model.weights, p.name));
+    const [rows, cols] = [Math.min(r, c), Math.max(r, c)];
     const g = groups.get(`${rows}x${cols}`) ?? { E: 0, rows, cols };
     g.E += E;
     groups.set(`${rows}x${cols}`, g);

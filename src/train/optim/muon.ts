@@ -124,10 +124,14 @@ export interface MuonItem {
 }
 
 /**
- * Muon for several parameters whose matrices share one shape [rows, cols] (stacks of E allowed): the
- * momentum results are gathered into one [sum E, rows, cols] tensor so Newton-Schulz runs as one batched
- * chain of matmuls instead of one chain per parameter (a model has dozens of same-shape projections, and
- * each chain is ~20 dispatches). The math per matrix is exactly muonStep's.
+ * Muon for several parameters whose matrices share one shape up to a transpose ([rows, cols] or
+ * [cols, rows]; stacks of E allowed): the momentum results are gathered into one [sum E, r, c] tensor in
+ * the wide orientation (r <= c; tall matrices transposed on the way in and back on the way out, which
+ * newtonSchulz would otherwise do per chain) so Newton-Schulz runs as one batched chain of matmuls
+ * instead of one chain per parameter and orientation (a model has dozens of same-shape projections, the
+ * 100M one e.g. 198 [256, 768] and 99 [768, 256] expert matrices, and each chain is ~17 dispatches).
+ * The math per matrix is muonStep's (the Frobenius norm and the orthogonalisation do not depend on the
+ * orientation; the update scale is symmetric in rows and cols).
  */
 export function muonStepBatched(
   items: readonly MuonItem[],
@@ -141,30 +145,36 @@ export function muonStepBatched(
     return;
   }
   const dims = items.map((it) => matrixDims(it.w));
-  const [, rows, cols] = dims[0];
+  const [, r0, c0] = dims[0];
+  const [rows, cols] = r0 <= c0 ? [r0, c0] : [c0, r0];
   for (const [k, [, r, c]] of dims.entries()) {
-    if (r !== rows || c !== cols) {
-      throw new Error(`muonStepBatched: item ${k} is ${r}x${c}, expected the group's ${rows}x${cols}`);
+    if (Math.min(r, c) !== rows || Math.max(r, c) !== cols) {
+      throw new Error(`muonStepBatched: item ${k} is ${r}x${c}, expected the group's ${rows}x${cols} or its transpose`);
     }
   }
   const total = dims.reduce((n, [E]) => n + E, 0);
+  const tall = (k: number) => dims[k][1] > dims[k][2];
   scope(() => {
     const U = gpu.empty([total, rows, cols]);
     let at = 0;
-    for (const it of items) {
-      const u = gpu.empty(it.w.shape);
+    for (const [k, it] of items.entries()) {
+      const [E, r, c] = dims[k];
+      const u = gpu.empty([E, r, c]);
       muonMomentum(it.g, it.m, u, h.momentum, scalars, coefSlot);
+      const wide = tall(k) ? contiguous(u.transpose(1, 2)) : u;
       // A buffer copy needs only 4-byte alignment (a bound slice would need the storage-offset alignment).
-      gpu.copyBytes(u, 0, U, at, u.numel);
-      at += u.numel;
+      gpu.copyBytes(wide, 0, U, at, wide.numel);
+      at += wide.numel;
     }
     const O = newtonSchulz(U, total, rows, cols);
     at = 0;
-    for (const it of items) {
-      const o = gpu.empty(it.w.shape);
-      gpu.copyBytes(O, at, o, 0, o.numel);
-      at += o.numel;
-      muonApply(o, it.w, it.upd, h.lr, muonScale(rows, cols), it.wd);
+    for (const [k, it] of items.entries()) {
+      const [E, r, c] = dims[k];
+      const wide = gpu.empty([E, rows, cols]);
+      gpu.copyBytes(O, at, wide, 0, wide.numel);
+      at += wide.numel;
+      const o = tall(k) ? contiguous(wide.transpose(1, 2)) : wide;
+      muonApply(o.reshape(it.w.shape), it.w, it.upd, h.lr, muonScale(r, c), it.wd);
     }
   });
 }

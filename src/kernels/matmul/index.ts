@@ -101,6 +101,12 @@ export function setMatmulPlan(p: 'tuned' | 'plain'): void {
   planPolicy = p;
 }
 
+let swizzle = true;
+/** Benchmarks: false turns off the tiled kernel's swizzled scatter into workgroup memory (tiled.wgsl.ts). */
+export function setMatmulSwizzle(on: boolean): void {
+  swizzle = on;
+}
+
 export interface PlanShape {
   bf16: boolean;
   vec4: boolean;
@@ -269,6 +275,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       aligned,
       edge,
       kSplit: generic,
+      swizzle,
       symmetric: !!opts.symmetric,
       epilogue: !!epi,
     };

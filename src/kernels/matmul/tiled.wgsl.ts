@@ -53,13 +53,15 @@ export interface TiledVariant {
   /** With `aligned`: M or N not a multiple of the tile (clamped loads, guarded stores). */
   edge?: boolean;
   kSplit?: boolean;
+  /** XOR-swizzle the vec4 columns of the tiles that are filled by scattered scalar stores (see tiledWgsl). */
+  swizzle?: boolean;
   symmetric?: boolean;
   epilogue?: boolean;
 }
 
 export function tiledKey(v: TiledVariant): string {
   const t = v.tile;
-  const opts = `${v.edge ? '_edge' : ''}${v.kSplit ? '_ks' : ''}${v.symmetric ? '_sym' : ''}${v.epilogue ? '_epi' : ''}`;
+  const opts = `${v.swizzle ? '_swz' : ''}${v.edge ? '_edge' : ''}${v.kSplit ? '_ks' : ''}${v.symmetric ? '_sym' : ''}${v.epilogue ? '_epi' : ''}`;
   return `matmul_tiled_${t.BM}x${t.BN}x${t.BK}_${t.TM}x${t.TN}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}_${v.bDtype}_${v.aligned ? 'a' : 'c'}${opts}`;
 }
 
@@ -91,6 +93,17 @@ export function tiledWgsl(v: TiledVariant): string {
   // they run along the vector, whose dimension is then a multiple of 4.
   const rowA = (m: string, vec: boolean) => (edge ? `min(${m}, p.M - ${vec ? 4 : 1}u)` : `(${m})`);
   const colB = (n: string, vec: number) => (edge ? `min(${n}, p.N - ${vec}u)` : `(${n})`);
+  // A [M, K] (and an f32 B [N, K]) is loaded as vec4 along k and scattered into the k-major tile one scalar
+  // per k. The BK/4 threads of a row differ only in k, whose rows of BM floats all start on bank 0, so a
+  // warp's 32 stores hit 8 (BK 16) or 4 (BK 32) banks, 4 or 8 times each. Swizzled, the vec4 holding
+  // (k, m) sits at column (m / 4) ^ swz(k) of row k, swz(k) = (k / 4) * V with V = 32 / BK: the groups
+  // of a warp land in disjoint blocks of V vec4s out of 8, on 32 distinct banks. The inner loop reads
+  // vec4 column c of row kk at c ^ swz(kk) (a permutation within aligned blocks of 8: still conflict-free).
+  const swA = !!v.swizzle && !v.transA;
+  const swB = !!v.swizzle && v.transB && !bf16;
+  const V = Math.max(1, 32 / BK);
+  const tileAt = (width: number, sw: boolean, k: string, m: string) =>
+    sw ? `${k} * ${width / 4}u + ((${m} / 4u) ^ swz(${k}))` : `(${k} * ${width}u + ${m}) / 4u`;
   const lines: string[] = [];
   const L = (s: string) => lines.push(s);
 
@@ -112,6 +125,7 @@ export function tiledWgsl(v: TiledVariant): string {
   } else if (!v.aligned) {
     L(`fn bAt(i: u32) -> f32 { return B[i]; }`);
   }
+  if (swA || swB) L(`fn swz(k: u32) -> u32 { return (k >> 2u) * ${V}u; }`);
 
   L(`@compute @workgroup_size(${WG})`);
   L(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {`);
@@ -138,7 +152,7 @@ export function tiledWgsl(v: TiledVariant): string {
         L(`  let aM${j} = (lid + ${j * WG}u) / ${BK / 4}u; let aK${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`);
         loadA.push(`ra${j} = A[(aBase + ${rowA(`row0 + aM${j}`, false)} * p.K + k0 + aK${j}) / 4u];`);
         for (let c = 0; c < 4; c++)
-          storeA.push(`As[((aK${j} + ${c}u) * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j}[${c}];`);
+          storeA.push(`As[${tileAt(BM, swA, `(aK${j} + ${c}u)`, `aM${j}`)}][aM${j} % 4u] = ra${j}[${c}];`);
       } else {
         // A stored [K, M]: vec4 along m goes straight into As[k][m..m+3].
         L(`  let aK${j} = (lid + ${j * WG}u) / ${BM / 4}u; let aM${j} = ((lid + ${j * WG}u) % ${BM / 4}u) * 4u;`);
@@ -173,7 +187,7 @@ export function tiledWgsl(v: TiledVariant): string {
         loadB.push(`rb${j} = B[(bBase + ${colB(`col0 + bN${j}`, 1)} * p.K + k0 + bK${j}) / ${per}u];`);
         for (let c = 0; c < per; c++) {
           const val = bf16 ? `${c % 2 ? 'hi' : 'lo'}(rb${j}[${c >> 1}])` : `rb${j}[${c}]`;
-          storeB.push(`Bs[((bK${j} + ${c}u) * ${BN}u + bN${j}) / 4u][bN${j} % 4u] = ${val};`);
+          storeB.push(`Bs[${tileAt(BN, swB, `(bK${j} + ${c}u)`, `bN${j}`)}][bN${j} % 4u] = ${val};`);
         }
       }
     }
@@ -188,7 +202,7 @@ export function tiledWgsl(v: TiledVariant): string {
       loadA.push(
         `if (row0 + aM${j} < p.M && k0 + aK${j} < p.K) { ra${j} = A[aBase + ${idx}]; } else { ra${j} = 0.0; }`,
       );
-      storeA.push(`As[(aK${j} * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j};`);
+      storeA.push(`As[${tileAt(BM, swA, `aK${j}`, `aM${j}`)}][aM${j} % 4u] = ra${j};`);
     }
     for (let j = 0; j < bPer; j++) {
       regsB.push(`rb${j}`);
@@ -197,7 +211,7 @@ export function tiledWgsl(v: TiledVariant): string {
       loadB.push(
         `if (col0 + bN${j} < p.N && k0 + bK${j} < p.K) { rb${j} = bAt(bBase + ${idx}); } else { rb${j} = 0.0; }`,
       );
-      storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u][bN${j} % 4u] = rb${j};`);
+      storeB.push(`Bs[${tileAt(BN, swB, `bK${j}`, `bN${j}`)}][bN${j} % 4u] = rb${j};`);
     }
     for (const r of [...regsA, ...regsB]) L(`  var ${r}: f32;`);
   }
@@ -216,8 +230,18 @@ export function tiledWgsl(v: TiledVariant): string {
   for (const s of [...loadA, ...loadB]) L(`      ${s}`);
   L(`    }`);
   L(`    for (var kk = 0u; kk < ${BK}u; kk++) {`);
-  for (let g = 0; g < GM; g++) L(`      let a${g} = As[(kk * ${BM}u + ${g * 4 * TY}u + ty * 4u) / 4u];`);
-  for (let h = 0; h < GN; h++) L(`      let b${h} = Bs[(kk * ${BN}u + ${h * 4 * TX}u + tx * 4u) / 4u];`);
+  for (let g = 0; g < GM; g++) {
+    const at = swA
+      ? `kk * ${BM / 4}u + ((${g * TY}u + ty) ^ swz(kk))`
+      : `(kk * ${BM}u + ${g * 4 * TY}u + ty * 4u) / 4u`;
+    L(`      let a${g} = As[${at}];`);
+  }
+  for (let h = 0; h < GN; h++) {
+    const at = swB
+      ? `kk * ${BN / 4}u + ((${h * TX}u + tx) ^ swz(kk))`
+      : `(kk * ${BN}u + ${h * 4 * TX}u + tx * 4u) / 4u`;
+    L(`      let b${h} = Bs[${at}];`);
+  }
   for (let g = 0; g < GM; g++)
     for (let r = 0; r < 4; r++)
       for (let h = 0; h < GN; h++)

@@ -23,7 +23,7 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
-import { setMatmulPlan, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
+import { setMatmulPlan, setMatmulSwizzle, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
 import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
@@ -357,6 +357,7 @@ export function registerTrainBench(bench: Command): void {
       "tuned (default: choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only)",
       'tuned',
     )
+    .option('--matmul-swizzle <on|off>', "on (default): the tiled matmul's swizzled workgroup tiles | off", 'on')
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -382,6 +383,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.matmulPlan !== 'tuned' && opts.matmulPlan !== 'plain')
         throw new Error(`--matmul-plan: '${opts.matmulPlan}' is not tuned or plain`);
       setMatmulPlan(opts.matmulPlan);
+      if (opts.matmulSwizzle !== 'on' && opts.matmulSwizzle !== 'off')
+        throw new Error(`--matmul-swizzle: '${opts.matmulSwizzle}' is not on or off`);
+      setMatmulSwizzle(opts.matmulSwizzle === 'on');
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -402,6 +406,7 @@ export function registerTrainBench(bench: Command): void {
           newtonSchulz: opts.newtonSchulz,
           moeRows: opts.moeRows,
           matmulPlan: opts.matmulPlan,
+          matmulSwizzle: opts.matmulSwizzle,
         });
         return;
       }

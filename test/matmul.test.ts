@@ -274,7 +274,8 @@ describe.skipIf(!hasGpu)('symmetric products and epilogues on WebGPU vs referenc
       for (let e = 0; e < E; e++)
         for (let i = 0; i < M; i++)
           for (let j = 0; j < i; j++) expect(A[e * M * M + i * M + j]).toBe(A[e * M * M + j * M + i]);
-      const gB = matmul(gA, gA, { symmetric: true, tile, epilogue: { d: gA, scaleD: b, scaleAcc: c } });
+      // A and B symmetric: read transposed, as Newton-Schulz reads them (the same matrices).
+      const gB = matmul(gA, gA, { transA: true, symmetric: true, tile, epilogue: { d: gA, scaleD: b, scaleAcc: c } });
       const AA = matmulReference(A, A, dims(false, M, M));
       expectClose(
         await gB.read(),
@@ -283,7 +284,7 @@ describe.skipIf(!hasGpu)('symmetric products and epilogues on WebGPU vs referenc
         'b A + c A A',
       );
       const B = (await gB.read()) as Float32Array;
-      const gX = matmul(gB, gx, { tile, epilogue: { d: gx, scaleD: a, scaleAcc: 1 } });
+      const gX = matmul(gB, gx, { transA: true, tile, epilogue: { d: gx, scaleD: a, scaleAcc: 1 } });
       const BX = matmulReference(B, x, dims(false, M, K));
       expectClose(
         await gX.read(),

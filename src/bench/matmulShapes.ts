@@ -2,10 +2,19 @@
  * `bench matmul --shapes`: the tile / split-K menu over given product shapes (the training step's, from
  * `bench train --profile`'s matmulShapes), to choose matmul's plan by measurement. Each shape runs its
  * automatic plan and every forced 128x128 / 128x64 / 64x128 / 64x64 tile with 1, 2, 4 or 8 K slices
- * that the shape allows (split-K needs whole vec4s and whole BK steps per slice).
+ * that the shape allows (split-K needs whole vec4s and whole BK steps per slice), and the automatic plan
+ * without the swizzled tiles; each result is compared with the automatic plan's.
  */
 import type { GpuContext } from '../gpu/context.js';
-import { DEFAULT_TILE, matmul, SMALL_TILE, TALL_TILE, type TileConfig, WIDE_TILE } from '../kernels/matmul/index.js';
+import {
+  DEFAULT_TILE,
+  matmul,
+  SMALL_TILE,
+  setMatmulSwizzle,
+  TALL_TILE,
+  type TileConfig,
+  WIDE_TILE,
+} from '../kernels/matmul/index.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { timeGpu } from './harness.js';
 
@@ -45,24 +54,38 @@ export async function benchMatmulShapes(gpu: GpuContext, shapes: ProductShape[],
     const flops = 2 * s.M * s.N * s.K;
     const shape = `${s.M}x${s.N}x${s.K}:${s.transA ? 'T' : 'N'}${s.transB ? 'T' : 'N'}`;
     const vec4 = (s.transA ? s.M % 4 === 0 : s.K % 4 === 0) && (s.transB ? s.K % 4 === 0 : s.N % 4 === 0);
-    const configs: [string, { tile?: TileConfig; splitK?: number }][] = [['auto', {}]];
+    const configs: [string, { tile?: TileConfig; splitK?: number; swizzle?: boolean }][] = [
+      ['auto', {}],
+      ['auto, no swizzle', { swizzle: false }],
+    ];
     for (const [name, tile] of MENU) {
       for (const splitK of [1, 2, 4, 8]) {
         if (splitK > 1 && (!vec4 || s.K % (splitK * tile.BK) !== 0)) continue;
         configs.push([`${name} split${splitK}`, splitK > 1 ? { tile, splitK } : { tile }]);
       }
     }
-    for (const [config, o] of configs) {
+    // Every configuration computes the same product: each is checked against the automatic plan's result
+    // (largest difference relative to its largest magnitude; only the order of the sums differs).
+    let first: Float32Array | undefined;
+    for (const [config, { swizzle, ...o }] of configs) {
       try {
-        const t = await timeGpu(
-          gpu,
-          () => matmul(a, b, { transA: s.transA, transB: s.transB, out, ...o }).dispose(),
-          reps,
-          3,
-        );
-        rows.push({ shape, config, ms: t.ms, tflops: flops / (t.ms * 1e-3) / 1e12 });
+        setMatmulSwizzle(swizzle ?? true);
+        const run = () => matmul(a, b, { transA: s.transA, transB: s.transB, out, ...o }).dispose();
+        const t = await timeGpu(gpu, run, reps, 3);
+        run();
+        const c = (await out.read()) as Float32Array;
+        first ??= c;
+        let diff = 0;
+        let scale = 0;
+        for (let i = 0; i < c.length; i++) {
+          diff = Math.max(diff, Math.abs(c[i] - first[i]));
+          scale = Math.max(scale, Math.abs(first[i]));
+        }
+        rows.push({ shape, config, ms: t.ms, tflops: flops / (t.ms * 1e-3) / 1e12, relDiffVsAuto: diff / scale });
       } catch (e) {
         rows.push({ shape, config, error: (e as Error).message });
+      } finally {
+        setMatmulSwizzle(true);
       }
     }
     for (const x of [a, b, out]) x.dispose();

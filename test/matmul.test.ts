@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
+  choosePlan,
   chooseTile,
   DEFAULT_TILE,
   linear,
   matmul,
   SMALL_TILE,
   TALL_TILE,
+  type TileConfig,
   WIDE_TILE,
 } from '../src/kernels/matmul/index.js';
 import { splitKSlices } from '../src/kernels/matmul/splitK.js';
@@ -177,7 +179,140 @@ describe.skipIf(!hasGpu)('matmul on WebGPU vs reference', () => {
   }
 });
 
+// Vector loads when M or N is not a whole number of tiles (edge variant: clamped loads, guarded stores), and
+// the generic split-K (any layout, the kernel walks its slice of K), each against the reference.
+describe.skipIf(!hasGpu)('edge tiles and generic split-K on WebGPU vs reference', () => {
+  const layouts = [
+    [false, false],
+    [false, true],
+    [true, false],
+    [true, true],
+  ] as const;
+  for (const [M, N, K, split] of [
+    [68, 132, 64, 1],
+    [36, 200, 96, 3],
+    [68, 12, 512, 8],
+  ] as const) {
+    it(`M=${M} N=${N} K=${K}${split > 1 ? `, ${split} K slices` : ''}: all layouts`, async () => {
+      const gpu = (await gpuContext())!;
+      const rng = new Rng(M * 5 + N * 11 + K * 3 + split);
+      const a = rng.normalArray(M * K);
+      const b = rng.normalArray(K * N);
+      for (const [transA, transB] of layouts) {
+        // transA reads vec4s along M: the edge path needs M % 4 == 0 there (M = 1 takes the checked path).
+        const ga = gpu.fromHost(a, transA ? [K, M] : [M, K]);
+        const gb = gpu.fromHost(b, transB ? [N, K] : [K, N]);
+        const vec = (transA ? M % 4 === 0 : true) && (transB ? true : N % 4 === 0);
+        const splitK = split > 1 && vec ? split : undefined;
+        // The 64 x 64 tile throughout: the edge code is the same for every tile, and it compiles fastest.
+        const c = matmul(ga, gb, { transA, transB, splitK, tile: SMALL_TILE });
+        const ref = matmulReference(a, b, { batch: 1, M, N, K, transA, transB, batchStrideB: 0 });
+        expectClose(await c.read(), ref, TOL, `C ${transA}/${transB}`);
+        for (const t of [ga, gb, c]) t.dispose();
+      }
+    });
+  }
+
+  it('choosePlan: the measured rules for long-K, few-tile and x W^T products; others keep chooseTile', () => {
+    const nn = { bf16: false, vec4: true, special: false, transA: false, transB: false };
+    const nt = { ...nn, transB: true };
+    const tn = { ...nn, transA: true };
+    const plan = (tile: TileConfig, slices: number) => ({ tile, slices, generic: slices > 1 });
+    // The loss head's dX (1024 x 768 over K = 32000) and 768 x 768 weight gradients: half tiles, 8 slices.
+    expect(choosePlan(1024, 768, 32000, 1, nn, {})).toEqual(plan(TALL_TILE, 8));
+    expect(choosePlan(768, 768, 4096, 1, tn, {})).toEqual(plan(TALL_TILE, 8));
+    expect(choosePlan(768, 2048, 4096, 1, tn, {})).toEqual(plan(WIDE_TILE, 4));
+    // x W^T at 4096 x 768 x 768: 128 x 128 tiles, 2 slices; 4096 x 256 x 768: 128 x 64, no split.
+    expect(choosePlan(4096, 768, 768, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 2));
+    expect(choosePlan(4096, 256, 768, 1, nt, {})).toEqual(plan(TALL_TILE, 1));
+    expect(choosePlan(4096, 64, 768, 1, nt, {})).toEqual(plan(TALL_TILE, 4));
+    expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(TALL_TILE, 1));
+    // Enough 128 x 128 tiles, a narrow side, no vector path, bf16 or a batch: chooseTile (A^T B split).
+    expect(choosePlan(4096, 2048, 768, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 1));
+    expect(choosePlan(256, 768, 4096, 1, tn, {})).toEqual({ tile: SMALL_TILE, slices: 8, generic: false });
+    expect(choosePlan(4096, 8, 768, 1, nt, {})).toEqual(plan(SMALL_TILE, 1));
+    expect(choosePlan(1024, 768, 32000, 1, { ...nn, vec4: false }, {}).generic).toBe(false);
+    expect(choosePlan(1024, 768, 32000, 1, { ...nn, bf16: true }, {}).generic).toBe(false);
+    expect(choosePlan(1024, 768, 32000, 2, nn, {}).generic).toBe(false);
+  });
+});
+
+// Newton-Schulz's products (optim/muon.ts): X X^T and A A computed as symmetric products (tiles on and above
+// the block diagonal, mirrored), b A + c A A and a X + B X through the epilogue. Awkward sizes take the
+// checked kernel; 128 and 256 the aligned one, with the 64 x 64 tile chosen and the 128 x 128 one forced.
+describe.skipIf(!hasGpu)('symmetric products and epilogues on WebGPU vs reference', () => {
+  const [a, b, c] = [3.4445, -4.775, 2.0315];
+  const cases: [number, number, TileConfig | undefined][] = [
+    [1, 33, undefined],
+    [7, 64, undefined],
+    [63, 33, undefined],
+    [65, 64, undefined],
+    [130, 33, undefined],
+    [128, 64, undefined],
+  ];
+  // The 128 x 128 tile (what the device takes for the 768 x 768 Gram matrices) compiles for ~15 s on lavapipe;
+  // the generator's symmetric and epilogue code is the same as for the 64 x 64 tile above.
+  if (process.env.KIMI_SLOW_TESTS === '1') cases.push([256, 32, DEFAULT_TILE]);
+  for (const [M, K, tile] of cases) {
+    it(`batch 2, M=${M} K=${K}${tile ? ' (128 x 128 tile)' : ''}: X X^T, b A + c A A, a X + B X`, async () => {
+      const gpu = (await gpuContext())!;
+      const E = 2;
+      const x = new Rng(M * 31 + K).normalArray(E * M * K);
+      const dims = (transB: boolean, k: number, n: number) => ({
+        batch: E,
+        M,
+        N: n,
+        K: k,
+        transA: false,
+        transB,
+        batchStrideB: k * n,
+      });
+      const gx = gpu.fromHost(x, [E, M, K]);
+      const gA = matmul(gx, gx, { transB: true, symmetric: true, tile });
+      const A = (await gA.read()) as Float32Array;
+      expectClose(A, matmulReference(x, x, dims(true, K, M)), TOL, 'X X^T');
+      // The mirrored half is the computed half bit for bit.
+      for (let e = 0; e < E; e++)
+        for (let i = 0; i < M; i++)
+          for (let j = 0; j < i; j++) expect(A[e * M * M + i * M + j]).toBe(A[e * M * M + j * M + i]);
+      // A and B symmetric: read transposed, as Newton-Schulz reads them (the same matrices).
+      const gB = matmul(gA, gA, { transA: true, symmetric: true, tile, epilogue: { d: gA, scaleD: b, scaleAcc: c } });
+      const AA = matmulReference(A, A, dims(false, M, M));
+      expectClose(
+        await gB.read(),
+        AA.map((v, i) => b * A[i] + c * v),
+        TOL,
+        'b A + c A A',
+      );
+      const B = (await gB.read()) as Float32Array;
+      const gX = matmul(gB, gx, { transA: true, tile, epilogue: { d: gx, scaleD: a, scaleAcc: 1 } });
+      const BX = matmulReference(B, x, dims(false, M, K));
+      expectClose(
+        await gX.read(),
+        BX.map((v, i) => a * x[i] + v),
+        TOL,
+        'a X + B X',
+      );
+      for (const t of [gx, gA, gB, gX]) t.dispose();
+    });
+  }
+
+  it('chooseTile for a symmetric product counts only the tiles on and above the diagonal', () => {
+    expect(chooseTile(768, 768, 39, false, true)).toBe(DEFAULT_TILE); // 21 x 39 live 128 x 128 tiles
+    expect(chooseTile(768, 768, 3, false, true)).toBe(SMALL_TILE); // 21 x 3 would leave SMs idle
+  });
+});
+
 describe('matmul into a given output', () => {
+  it('cpu backend: the epilogue scales and adds d; a symmetric product must be square', async () => {
+    const a = cpu.fromHost(new Float32Array([1, 2, 3, 4]), [2, 2]);
+    const d = cpu.fromHost(new Float32Array([1, 1, 1, 1]), [2, 2]);
+    const c = matmul(a, a, { epilogue: { d, scaleD: 2, scaleAcc: -1 } });
+    expect(Array.from(await c.read())).toEqual([2 - 7, 2 - 10, 2 - 15, 2 - 22]);
+    expect(() => matmul(cpu.empty([2, 3]), cpu.empty([3, 3]), { symmetric: true })).toThrow(/must be square/);
+    expect(() => matmul(a, a, { epilogue: { d: cpu.empty([3]), scaleD: 1, scaleAcc: 1 } })).toThrow(/epilogue d \[3\]/);
+  });
+
   it('writes into `out` on the cpu backend and refuses an out of the wrong size', async () => {
     const a = cpu.fromHost(new Float32Array([1, 2, 3, 4]), [2, 2]);
     const b = cpu.fromHost(new Float32Array([1, 0, 0, 1]), [2, 2]);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { setMoeRowsTiled } from '../src/kernels/moe/rowsTiled.wgsl.js';
 import { expertsBackward, routeBackward } from '../src/kernels/moe/backward.js';
 import { expertsBackwardReference, routeBackwardReference } from '../src/kernels/moe/backwardReference.js';
 import type { RouterConfig } from '../src/kernels/moe/index.js';
@@ -129,17 +130,28 @@ describe('MoE backward reference', () => {
 describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
   // [N, D, I, E, k]: one token (most experts empty: zero weight gradients), odd sizes, experts with more
   // rows than one 32-row tile, k = 3 of 5.
-  const cases: [number, number, number, number, number][] = [
-    [1, 8, 12, 8, 2],
-    [7, 13, 37, 8, 2],
-    [65, 24, 40, 3, 2],
-    [63, 17, 70, 5, 3],
+  // The last: ~133 rows per expert, so the split outer products (outerSplit.wgsl.ts) sum uneven chunks and an
+  // empty one. 'scalar': the earlier kernels (setMoeRowsTiled(false)), kept for comparison on the device.
+  const cases: [number, number, number, number, number, 'new' | 'scalar'][] = [
+    [1, 8, 12, 8, 2, 'new'],
+    [7, 13, 37, 8, 2, 'new'],
+    [65, 24, 40, 3, 2, 'new'],
+    [63, 17, 70, 5, 3, 'new'],
+    [200, 24, 40, 3, 2, 'new'],
+    [65, 24, 40, 3, 2, 'scalar'],
+    [63, 17, 70, 5, 3, 'scalar'],
   ];
-  for (const [N, D, I, E, k] of cases) {
-    it(`experts N=${N} D=${D} I=${I} E=${E} k=${k}`, async () => {
+  for (const [N, D, I, E, k, kernels] of cases) {
+    it(`experts N=${N} D=${D} I=${I} E=${E} k=${k} (${kernels} kernels)`, async () => {
       const gpu = (await gpuContext())!;
       const c = expertsCase(N, D, I, E, k, N * 3 + I);
-      const out = expertsBackwardOn(gpu, c, N, D, I, E, k);
+      setMoeRowsTiled(kernels === 'new');
+      let out: ReturnType<typeof expertsBackwardOn>;
+      try {
+        out = expertsBackwardOn(gpu, c, N, D, I, E, k);
+      } finally {
+        setMoeRowsTiled(true);
+      }
       const ref = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, { N, D, I, E, topK: k });
       // f32 sums over at most D, I or one expert's rows; relative to max |value|.
       const TOL = 2e-5;

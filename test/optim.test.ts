@@ -7,14 +7,15 @@
 import { describe, expect, it } from 'vitest';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device, Tensor } from '../src/tensor/tensor.js';
-import { adamwStep, axpby, clipFactorInto, scaleRows, sumsqInto } from '../src/train/optim/ops.js';
-import { matrixDims, muonStep, muonStepBatched, newtonSchulz } from '../src/train/optim/muon.js';
+import { adamwStep, axpby, clipFactorInto, scaleRows, sumsqInto, sumsqRows } from '../src/train/optim/ops.js';
+import { matrixDims, muonStep, muonStepBatched, newtonSchulz, setNewtonSchulzMode } from '../src/train/optim/muon.js';
 import {
   adamwReference,
   clipReference,
   muonReference,
   newtonSchulzReference,
   sumsqReference,
+  sumsqRowsReference,
 } from '../src/train/optim/reference.js';
 import { Rng } from '../src/util/random.js';
 import { AWKWARD, expectClose, gpuContext, hasGpu } from './helpers.js';
@@ -79,6 +80,9 @@ describe.each(devices)('optimizer kernels on %s', (_name, dev) => {
     [1, 5, 63],
     [2, 65, 7],
     [3, 8, 8],
+    // Gram matrices of several 64 x 64 tiles: the symmetric products mirror tiles (checked and aligned).
+    [2, 130, 70],
+    [1, 128, 192],
   ])('Newton-Schulz of [%i, %i, %i] matches the f64 reference', async (E, r, c) => {
     const d = dev();
     const g = rand(E * r * c, 5 + r);
@@ -87,6 +91,17 @@ describe.each(devices)('optimizer kernels on %s', (_name, dev) => {
       const want = newtonSchulzReference(g.subarray(e * r * c, (e + 1) * r * c), r, c);
       expectClose(out.subarray(e * r * c, (e + 1) * r * c), want, 2e-4, `matrix ${e}`);
     }
+  });
+
+  it.each([
+    [1, 1],
+    [7, 3],
+    [3, 65],
+    [2, 70000],
+  ])('squared norm per matrix, %i matrices of %i (sumsqRows)', async (R, L) => {
+    const d = dev();
+    const x = rand(R * L, 40 + R);
+    expectClose(await f32(sumsqRows(d.fromHost(x, [R, L]), R)), sumsqRowsReference(x, R), 1e-5, 'sumsq');
   });
 
   it.each([
@@ -139,15 +154,17 @@ describe.each(devices)('optimizer kernels on %s', (_name, dev) => {
 });
 
 describe.skipIf(!hasGpu)('batched Muon on webgpu', () => {
-  it('one Newton-Schulz chain for same-shape parameters equals each parameter stepped alone (reference)', async () => {
+  it('one Newton-Schulz chain for same-shape (or transposed) parameters equals each stepped alone (reference)', async () => {
     const d = gpu!;
+    // Tall [7, 5] matrices and wide [5, 7] ones share one chain (the tall ones transposed in and out).
     const shapes = [
       [2, 7, 5],
       [7, 5],
-      [7, 5],
+      [5, 7],
       [1, 7, 5],
+      [2, 5, 7],
     ];
-    const wds = [0.1, 0, 0.1, 0.05];
+    const wds = [0.1, 0, 0.1, 0.05, 0];
     const h = { lr: 0.03, momentum: 0.95 };
     const scalars = d.fromHost(Float32Array.of(0.5), [1]);
     const items = shapes.map((shape, k) => {
@@ -179,6 +196,22 @@ describe.skipIf(!hasGpu)('batched Muon on webgpu', () => {
     for (const [k, x] of items.entries()) {
       expectClose(await f32(x.item.w), x.wRef, 2e-4, `w of item ${k}`);
       expectClose(await f32(x.item.m), x.mRef, 1e-6, `m of item ${k}`);
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('Newton-Schulz chains on webgpu', () => {
+  it('the fused chain (symmetric products, epilogues) agrees with the plain one', async () => {
+    const d = gpu!;
+    const [E, r, c] = [2, 70, 130];
+    const u = d.fromHost(rand(E * r * c, 77), [E, r, c]);
+    const fused = await f32(newtonSchulz(u, E, r, c));
+    setNewtonSchulzMode('plain');
+    try {
+      const plain = await f32(newtonSchulz(u, E, r, c));
+      expectClose(fused, plain, 1e-5, 'fused vs plain');
+    } finally {
+      setNewtonSchulzMode('fused');
     }
   });
 });

@@ -10,6 +10,7 @@ import { matmul, type TileConfig } from '../kernels/matmul/index.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { machine, openBenchDevice, parseList, timeGpu, timeHost } from './harness.js';
+import { benchMatmulShapes, parseShapes } from './matmulShapes.js';
 
 const TILES: Record<string, TileConfig> = {
   '128x128x16/8x8': { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
@@ -131,9 +132,21 @@ export function registerMatmulBench(bench: Command): void {
     .option('--copy-mib <n>', 'copy size in MiB', '1024')
     .option('--reps <n>', 'repetitions per timed trial', '10')
     .option('--tiles <names>', `tile shapes to try: ${Object.keys(TILES).join(', ')}`, Object.keys(TILES).join(','))
+    .option(
+      '--shapes <list>',
+      'instead: the tile / split-K menu over products MxNxK[:NN|NT|TN|TT], comma-separated (matmulShapes.ts)',
+    )
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
     const gpu = await openBenchDevice(opts);
+    if (opts.shapes) {
+      const r = await benchMatmulShapes(gpu, parseShapes(opts.shapes), parseList(opts.reps)[0]);
+      gpu.destroy();
+      if (opts.json) return printJson({ bench: 'matmul-shapes', machine: machine(gpu), ...r });
+      console.log(renderTable(r.rows));
+      console.log(renderTable(r.summary));
+      return;
+    }
     const result = await benchMatmul(gpu, {
       size: parseList(opts.size),
       gemvN: parseList(opts.gemvN)[0],

@@ -23,9 +23,10 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
-import { setMatmulTilePolicy } from '../kernels/matmul/index.js';
+import { setMatmulPlan, setMatmulSwizzle, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
+import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
 import { randomUniform } from '../kernels/random/index.js';
-import { matrixDims, newtonSchulz } from '../train/optim/muon.js';
+import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
 import { machine, openBenchDevice, parseList, sumByKernel } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
@@ -87,6 +88,29 @@ export interface TrainBenchOptions {
   optimizer: 'muon' | 'adamw';
   /** Also time each kernel of one forward + backward (modelGradients), per variant. */
   profile?: boolean;
+  /** The Newton-Schulz chain in use (set by the caller with setNewtonSchulzMode); the profile compares with 'plain'. */
+  newtonSchulz?: NewtonSchulzMode;
+}
+
+/**
+ * The `matmul_tiled` spans of a profile by shape (labels from traceMatmuls, in dispatch order): GPU ms,
+ * dispatches and TFLOP/s per label, largest first.
+ */
+function matmulShapes(spans: readonly { name: string; ms: number }[], labels: readonly string[]) {
+  const tiled = spans.filter((d) => d.name === 'matmul_tiled');
+  if (tiled.length !== labels.length) return { error: `${tiled.length} matmul spans but ${labels.length} labels` };
+  const by = new Map<string, { shape: string; ms: number; dispatches: number; flops: number }>();
+  for (const [i, d] of tiled.entries()) {
+    const [batch, M, N, K] = labels[i].split(' ')[0].split('x').map(Number);
+    const e = by.get(labels[i]) ?? { shape: labels[i], ms: 0, dispatches: 0, flops: 0 };
+    e.ms += d.ms;
+    e.dispatches++;
+    e.flops += 2 * batch * M * N * K;
+    by.set(labels[i], e);
+  }
+  return [...by.values()]
+    .sort((a, b) => b.ms - a.ms)
+    .map((e) => ({ ...e, ms: Number(e.ms.toFixed(3)), tflops: Number((e.flops / e.ms / 1e9).toFixed(1)) }));
 }
 
 /**
@@ -100,20 +124,29 @@ async function profileGradients(gpu: GpuContext, model: KimiLinearModel, batch: 
     [batch, seqLen],
     'i32',
   );
+  const labels: string[] = [];
   try {
+    traceMatmuls(labels);
     const spans = await gpu.profile(() => {
       const r = modelGradients(model, ids);
       r.loss.dispose();
       r.grads.dispose();
       for (const t of r.stats.values()) t.dispose();
     });
+    traceMatmuls(undefined);
     const kernels = sumByKernel(spans)
       .sort((a, b) => b.ms - a.ms)
       .map((k) => ({ ...k, ms: Number(k.ms.toFixed(3)) }));
-    return { gpuMs: Number(spans.reduce((a, d) => a + d.ms, 0).toFixed(3)), dispatches: spans.length, kernels };
+    return {
+      gpuMs: Number(spans.reduce((a, d) => a + d.ms, 0).toFixed(3)),
+      dispatches: spans.length,
+      kernels,
+      matmulShapes: matmulShapes(spans, labels),
+    };
   } catch (e) {
     return { error: (e as Error).message };
   } finally {
+    traceMatmuls(undefined);
     ids.dispose();
     await gpu.sync();
   }
@@ -123,11 +156,13 @@ async function profileGradients(gpu: GpuContext, model: KimiLinearModel, batch: 
  * Per-kernel GPU time of the Newton-Schulz orthogonalisation Muon runs each step: one batched chain per
  * matrix shape, as Optimizer.apply groups them, on random matrices (its cost does not depend on values).
  */
-async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
+async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel, nsModeInUse: NewtonSchulzMode) {
   const groups = new Map<string, { E: number; rows: number; cols: number }>();
   for (const p of paramList(model.weights, { muon: true })) {
     if (p.group !== 'muon') continue;
-    const [E, rows, cols] = matrixDims(tensorOf(model.weights, p.name));
+    // As Optimizer.apply groups them: one chain per shape up to a transpose, in the wide orientation.
+    const [E, r, c] = matrixDims(tensorOf(model.weights, p.name));
+    const [rows, cols] = [Math.min(r, c), Math.max(r, c)];
     const g = groups.get(`${rows}x${cols}`) ?? { E: 0, rows, cols };
     g.E += E;
     groups.set(`${rows}x${cols}`, g);
@@ -142,12 +177,36 @@ async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
     const c = Math.max(g.rows, g.cols);
     return n + g.E * 5 * (4 * r * r * c + 2 * r * r * r);
   }, 0);
+  const labels: string[] = [];
   try {
     await gpu.sync();
+    traceMatmuls(labels);
     const spans = await gpu.profile(() => {
       for (const g of inputs) newtonSchulz(g.u, g.E, g.rows, g.cols).dispose();
     });
+    traceMatmuls(undefined);
     const gpuMs = spans.reduce((a, d) => a + d.ms, 0);
+    // The chain as run against the plain one on the same inputs: largest difference relative to max |plain|.
+    let maxRelDiffVsPlain = 0;
+    for (const g of inputs) {
+      const run = async () => {
+        const o = newtonSchulz(g.u, g.E, g.rows, g.cols);
+        const host = (await o.read()) as Float32Array;
+        o.dispose();
+        return host;
+      };
+      const fused = await run();
+      setNewtonSchulzMode('plain');
+      const plain = await run();
+      setNewtonSchulzMode(nsModeInUse);
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < plain.length; i++) {
+        diff = Math.max(diff, Math.abs(fused[i] - plain[i]));
+        scale = Math.max(scale, Math.abs(plain[i]));
+      }
+      maxRelDiffVsPlain = Math.max(maxRelDiffVsPlain, diff / scale);
+    }
     const kernels = sumByKernel(spans)
       .sort((a, b) => b.ms - a.ms)
       .map((k) => ({ ...k, ms: Number(k.ms.toFixed(3)) }));
@@ -158,10 +217,14 @@ async function profileNewtonSchulz(gpu: GpuContext, model: KimiLinearModel) {
       tflops: Number((flops / (gpuMs / 1000) / 1e12).toFixed(2)),
       dispatches: spans.length,
       kernels,
+      matmulShapes: matmulShapes(spans, labels),
+      maxRelDiffVsPlain,
     };
   } catch (e) {
     return { error: (e as Error).message };
   } finally {
+    traceMatmuls(undefined);
+    setNewtonSchulzMode(nsModeInUse);
     for (const g of inputs) g.u.dispose();
     await gpu.sync();
   }
@@ -239,7 +302,7 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
       o.profile && device instanceof GpuContext ? await profileGradients(device, model, o.batch, o.seqLen) : undefined;
     if (profile) rows[rows.length - 1].gradientsProfile = profile;
     if (o.profile && o.optimizer === 'muon' && device instanceof GpuContext) {
-      rows[rows.length - 1].newtonSchulzProfile = await profileNewtonSchulz(device, model);
+      rows[rows.length - 1].newtonSchulzProfile = await profileNewtonSchulz(device, model, o.newtonSchulz ?? 'fused');
     }
     trainer.dispose();
     model.weights.dispose();
@@ -279,6 +342,22 @@ export function registerTrainBench(bench: Command): void {
       'mid (default: 128x64 tiles for mid-sized products) | two (128x128 or 64x64 only)',
       'mid',
     )
+    .option(
+      '--newton-schulz <mode>',
+      'fused (default: symmetric products, matmul epilogues) | plain (the earlier chain, for comparison)',
+      'fused',
+    )
+    .option(
+      '--moe-rows <kind>',
+      'tiled (default: register-tiled expert row matmuls) | scalar (the earlier ones)',
+      'tiled',
+    )
+    .option(
+      '--matmul-plan <policy>',
+      "tuned (default: choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only)",
+      'tuned',
+    )
+    .option('--matmul-swizzle <on|off>', "on (default): the tiled matmul's swizzled workgroup tiles | off", 'on')
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -295,6 +374,18 @@ export function registerTrainBench(bench: Command): void {
       if (opts.matmulTiles !== 'mid' && opts.matmulTiles !== 'two')
         throw new Error(`--matmul-tiles: '${opts.matmulTiles}' is not mid or two`);
       setMatmulTilePolicy(opts.matmulTiles);
+      if (opts.newtonSchulz !== 'fused' && opts.newtonSchulz !== 'plain')
+        throw new Error(`--newton-schulz: '${opts.newtonSchulz}' is not fused or plain`);
+      setNewtonSchulzMode(opts.newtonSchulz);
+      if (opts.moeRows !== 'tiled' && opts.moeRows !== 'scalar')
+        throw new Error(`--moe-rows: '${opts.moeRows}' is not tiled or scalar`);
+      setMoeRowsTiled(opts.moeRows === 'tiled');
+      if (opts.matmulPlan !== 'tuned' && opts.matmulPlan !== 'plain')
+        throw new Error(`--matmul-plan: '${opts.matmulPlan}' is not tuned or plain`);
+      setMatmulPlan(opts.matmulPlan);
+      if (opts.matmulSwizzle !== 'on' && opts.matmulSwizzle !== 'off')
+        throw new Error(`--matmul-swizzle: '${opts.matmulSwizzle}' is not on or off`);
+      setMatmulSwizzle(opts.matmulSwizzle === 'on');
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -306,9 +397,17 @@ export function registerTrainBench(bench: Command): void {
         variants: variants as ('hybrid' | 'all-MLA')[],
         optimizer: opts.optimizer,
         profile: !!opts.profile,
+        newtonSchulz: opts.newtonSchulz,
       });
       if (opts.json) {
-        printJson({ ...r, matmulTiles: opts.matmulTiles });
+        printJson({
+          ...r,
+          matmulTiles: opts.matmulTiles,
+          newtonSchulz: opts.newtonSchulz,
+          moeRows: opts.moeRows,
+          matmulPlan: opts.matmulPlan,
+          matmulSwizzle: opts.matmulSwizzle,
+        });
         return;
       }
       process.stdout.write(

@@ -81,12 +81,13 @@ export class Optimizer {
       }
       return { w, g, st: this.state.get(p.name)!, wd: p.decay ? this.cfg.weight_decay : 0 };
     };
-    // Muon parameters of one matrix shape are stepped together (one batched Newton-Schulz chain).
+    // Muon parameters of one matrix shape up to a transpose are stepped together (one batched
+    // Newton-Schulz chain in the wide orientation, muonStepBatched).
     const groups = new Map<string, number[]>();
     this.params.forEach((p, k) => {
       if (p.group !== 'muon') return;
       const [, r, c] = matrixDims(tensorOf(weights, p.name));
-      const key = `${r}x${c}`;
+      const key = `${Math.min(r, c)}x${Math.max(r, c)}`;
       groups.set(key, [...(groups.get(key) ?? []), k]);
     });
     for (const ks of groups.values()) {

@@ -31,10 +31,19 @@ export interface MatmulOptions {
   transB?: boolean;
   /** Force a tile configuration (benchmarks, tuning). */
   tile?: TileConfig;
+  /** Force the generic split-K into this many slices (benchmarks, tuning; 1: no split). */
+  splitK?: number;
   /** Force (true) or forbid (false) the GEMV kernel; default chooses by shape. */
   gemv?: boolean;
   /** Write into this dense f32 tensor (of the output shape) instead of allocating. */
   out?: Tensor;
+  /**
+   * The caller vouches that the product is symmetric (square, C = C^T: X X^T, or A A with A symmetric):
+   * only the tiles on and above the block diagonal are computed, each written twice (tiled.wgsl.ts).
+   */
+  symmetric?: boolean;
+  /** C = scaleD * d + scaleAcc * op(A) op(B), d dense f32 of C's shape (symmetric too when `symmetric`). */
+  epilogue?: { d: Tensor; scaleD: number; scaleAcc: number };
 }
 
 /** A dense operand and whether it is to be read transposed. The caller disposes `t`. */
@@ -53,12 +62,26 @@ export function setMatmulTilePolicy(p: 'mid' | 'two'): void {
 }
 
 /**
+ * When set, every tiled dispatch appends a label (batch x M x N x K, layout, tile, split-K slices) in
+ * dispatch order: a profile pairs them with its `matmul_tiled` spans to show which shapes take the time.
+ */
+let trace: string[] | undefined;
+export function traceMatmuls(into: string[] | undefined): void {
+  trace = into;
+}
+
+/**
  * Tile for a product of batch x M x N outputs: 128 x 128 when that gives at least 264 workgroups (two per
  * SM on the H200's 132); else a 128 x 64 (or 64 x 128 for wide outputs) tile when that does, as for the
  * [4096, 768] projections of a 4096-token sequence (384 workgroups; 4096^3: 38.2 TFLOP/s against 27.8 for
  * 64 x 64); else 64 x 64 (and split-K where it applies).
  */
-export function chooseTile(M: number, N: number, batch: number, bf16 = false): TileConfig {
+export function chooseTile(M: number, N: number, batch: number, bf16 = false, symmetric = false): TileConfig {
+  if (symmetric) {
+    // Square tiles only; count the workgroups that do work (on and above the block diagonal).
+    const live = (t: number) => ((Math.ceil(M / t) * (Math.ceil(M / t) + 1)) / 2) * batch;
+    return live(128) >= 264 ? DEFAULT_TILE : SMALL_TILE;
+  }
   const groups = (bm: number, bn: number) => Math.ceil(M / bm) * Math.ceil(N / bn) * batch;
   if (groups(128, 128) >= 264) return DEFAULT_TILE;
   // bf16 weights (inference) keep the two tiles whose per-thread B share takes the 8-value vector loads.
@@ -67,6 +90,84 @@ export function chooseTile(M: number, N: number, batch: number, bf16 = false): T
     if (N > M && groups(64, 128) >= 264) return WIDE_TILE;
   }
   return SMALL_TILE;
+}
+
+/**
+ * 'tuned' (default): choosePlan's measured rules for unbatched f32 products below. 'plain': chooseTile's tile
+ * and only the A^T B split (the plan before these rules, kept for comparison on the device).
+ */
+let planPolicy: 'tuned' | 'plain' = 'tuned';
+export function setMatmulPlan(p: 'tuned' | 'plain'): void {
+  planPolicy = p;
+}
+
+let swizzle = true;
+/** Benchmarks: false turns off the tiled kernel's swizzled scatter into workgroup memory (tiled.wgsl.ts). */
+export function setMatmulSwizzle(on: boolean): void {
+  swizzle = on;
+}
+
+export interface PlanShape {
+  bf16: boolean;
+  vec4: boolean;
+  special: boolean;
+  transA: boolean;
+  transB: boolean;
+}
+
+/**
+ * Tile and split-K of one product. Batched, bf16, symmetric / epilogue products and those with enough
+ * 128 x 128 tiles keep chooseTile (and the A^T B split of splitK.ts). Otherwise, by the tile / split menu
+ * measured over the training step's shapes on the H200 (bench matmul --shapes,
+ * bench/results/2026-12-01-h200-train-matmul-shapes.json), the half tile (128 x 64, or 64 x 128 for wide
+ * outputs) with K cut by the generic split, whose slices any layout can take:
+ *   K >= 2048, both sides >= 512: slices until ~512 workgroups (slices >= 256): the loss head's dX
+ *     1024 x 768 x 32000 22 -> 37.6 TFLOP/s, dW 768 x 768 x 4096 23.6 -> 33.5, 2048 x 768 x 4096 32.9 -> 39.4;
+ *   shorter K: x W^T with 132..263 tiles of 128 x 128 takes that tile and 2 slices (4096 x 768 x 768:
+ *     24.9 -> 29.6); else the half tile once it has 128 tiles (4096 x 256 x 768: 21 -> 28.8), else slices
+ *     until 128 workgroups, slices >= 192 (4096 x 64 x 768: 9.3 -> 17.5).
+ */
+export function choosePlan(
+  M: number,
+  N: number,
+  K: number,
+  batch: number,
+  s: PlanShape,
+  opts: MatmulOptions,
+): { tile: TileConfig; slices: number; generic: boolean } {
+  const canSplit = batch === 1 && !s.special && !s.bf16;
+  if (opts.splitK !== undefined) {
+    const tile = opts.tile ?? chooseTile(M, N, batch, s.bf16, false);
+    if (opts.splitK > 1 && (!canSplit || !s.vec4 || K % (opts.splitK * tile.BK) !== 0)) {
+      throw new Error(`matmul: cannot split ${M}x${N}x${K} into ${opts.splitK} slices of whole ${tile.BK} steps`);
+    }
+    return { tile, slices: opts.splitK, generic: opts.splitK > 1 };
+  }
+  if (opts.tile) return { tile: opts.tile, slices: 1, generic: false };
+  const base = chooseTile(M, N, batch, s.bf16, !!opts.symmetric);
+  const groups = (t: TileConfig) => Math.ceil(N / t.BN) * Math.ceil(M / t.BM) * batch;
+  const plain = () => ({
+    tile: base,
+    slices: canSplit && s.transA && !s.transB ? splitKSlices(groups(base), K, base) : 1,
+    generic: false,
+  });
+  if (planPolicy === 'plain' || !canSplit || !s.vec4 || groups(DEFAULT_TILE) >= 264) return plain();
+  const half = M >= N ? TALL_TILE : WIDE_TILE;
+  const g = groups(half);
+  // Fewest slices (1, 2, 4, 8) giving `target` workgroups, each slice at least minSlice whole BK steps long.
+  const slicesFor = (target: number, minSlice: number) => {
+    let n = 1;
+    while (n < 8 && g * n < target && K % (2 * n * half.BK) === 0 && K / (2 * n) >= minSlice) n *= 2;
+    return n;
+  };
+  const split = (tile: TileConfig, n: number) => ({ tile, slices: n, generic: n > 1 });
+  if (K >= 2048) return Math.min(M, N) >= 512 ? split(half, slicesFor(512, 256)) : plain();
+  if (Math.min(M, N) < 64) return plain();
+  const d = groups(DEFAULT_TILE);
+  if (s.transB && !s.transA && d >= 132 && K % (2 * DEFAULT_TILE.BK) === 0 && K / 2 >= 256) {
+    return split(DEFAULT_TILE, 2);
+  }
+  return g >= 128 ? split(half, 1) : split(half, slicesFor(128, 192));
 }
 
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
@@ -114,16 +215,30 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         `matmul: out ${formatShape(opts.out.shape)} does not hold the result ${formatShape(outShape)} (dense f32)`,
       );
     }
+    const epi = opts.epilogue;
+    if (opts.symmetric && M !== N) throw new ShapeError(`matmul: a symmetric product must be square, not ${M}x${N}`);
+    if (epi && (epi.d.numel !== batch * M * N || epi.d.dtype !== 'f32' || !epi.d.isContiguous)) {
+      throw new ShapeError(
+        `matmul: epilogue d ${formatShape(epi.d.shape)} does not match the result ${formatShape(outShape)} (dense f32)`,
+      );
+    }
     if (!gpu) {
       const c = matmulReference(hostF32(A.t), hostF32(B.t), dims);
+      if (epi) {
+        const d = hostF32(epi.d);
+        for (let i = 0; i < c.length; i++) c[i] = Math.fround(epi.scaleD * d[i] + epi.scaleAcc * c[i]);
+      }
       if (!opts.out) return cpu.fromHost(c, outShape);
       cpu.write(opts.out, c);
       return opts.out.alias();
     }
     const out = opts.out ? opts.out.alias() : gpu.empty(outShape, 'f32');
     const rowsTotal = batch * M;
+    const special = !!epi || !!opts.symmetric;
+    if (special && opts.gemv) throw new Error('matmul: the GEMV kernel has no symmetric or epilogue form');
     const useGemv =
-      opts.gemv ?? (rowsTotal <= GEMV_MAX_M && dims.batchStrideB === 0 && dims.transB && !dims.transA && K >= 64);
+      !special &&
+      (opts.gemv ?? (rowsTotal <= GEMV_MAX_M && dims.batchStrideB === 0 && dims.transB && !dims.transA && K >= 64));
     if (useGemv) {
       if (!(dims.batchStrideB === 0 && dims.transB && !dims.transA && rowsTotal <= GEMV_MAX_M)) {
         throw new Error('matmul: the GEMV kernel needs <= 8 rows of untransposed A against a shared [N, K] weight');
@@ -138,30 +253,50 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       });
       return out;
     }
-    const tile = opts.tile ?? chooseTile(M, N, batch, b.dtype === 'bf16');
     const bf16 = b.dtype === 'bf16';
-    const groups = Math.ceil(N / tile.BN) * Math.ceil(M / tile.BM) * batch;
-    const slices =
-      !opts.tile && batch === 1 && dims.transA && !dims.transB && !bf16 ? splitKSlices(groups, K, tile) : 1;
+    // Vector loads need whole vec4s along each operand's contiguous dimension (f32 B; bf16 keeps the
+    // whole-tile rule below) and K in whole BK steps.
+    const vec4 = !bf16 && (dims.transA ? M % 4 === 0 : K % 4 === 0) && (dims.transB ? K % 4 === 0 : N % 4 === 0);
+    const plan = choosePlan(M, N, K, batch, { bf16, vec4, special, transA: dims.transA, transB: dims.transB }, opts);
+    const { tile, slices, generic } = plan;
     const Ks = K / slices;
     // The vector path loads 16 bytes per thread per step: 8 bf16 values must divide each thread's share.
     const bPerThread = (tile.BK * tile.BN) / tiledWorkgroupSize(tile);
-    const aligned =
-      M % tile.BM === 0 &&
-      N % tile.BN === 0 &&
-      Ks % tile.BK === 0 &&
-      Ks % 4 === 0 &&
-      (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0));
-    const variant = { tile, transA: dims.transA, transB: dims.transB, bDtype: b.dtype as 'f32' | 'bf16', aligned };
-    // Split-K (splitK.ts): slice z of K is batch entry z, with batch strides Ks M (A) and Ks N (B).
+    const whole = M % tile.BM === 0 && N % tile.BN === 0;
+    const kSteps = Ks % tile.BK === 0 && Ks % 4 === 0;
+    const aligned = (whole && kSteps && (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0))) || (vec4 && kSteps);
+    const edge = aligned && !whole;
+    if (generic && !aligned) throw new Error(`matmul: split-K of ${M}x${N}x${K} needs the vector path`);
+    const variant = {
+      tile,
+      transA: dims.transA,
+      transB: dims.transB,
+      bDtype: b.dtype as 'f32' | 'bf16',
+      aligned,
+      edge,
+      kSplit: generic,
+      swizzle,
+      symmetric: !!opts.symmetric,
+      epilogue: !!epi,
+    };
+    trace?.push(
+      `${batch}x${M}x${N}x${K} ${dims.transA ? 'T' : 'N'}${dims.transB ? 'T' : 'N'} ${tile.BM}x${tile.BN}` +
+        `${slices > 1 ? ` split${slices}${generic ? 'g' : ''}` : ''}${edge ? ' edge' : aligned ? '' : ' checked'}` +
+        `${opts.symmetric ? ' sym' : ''}${epi ? ' epi' : ''}${bf16 ? ' bf16' : ''}`,
+    );
+    // Split-K (splitK.ts): either slice z of K is batch entry z, with batch strides Ks M (A) and Ks N (B)
+    // (A^T B, both K-major), or (generic) the kernel walks slice z of K itself with the rows' full pitch.
     const partial = slices > 1 ? gpu.empty([slices, M, N], 'f32') : out;
     gpu.dispatch({
       kernel: { name: 'matmul_tiled', key: tiledKey(variant), code: () => tiledWgsl(variant) },
-      tensors: [A.t, B.t, partial],
-      params:
-        slices > 1
+      tensors: epi ? [A.t, B.t, epi.d, partial] : [A.t, B.t, partial],
+      params: generic
+        ? new Params().u32(M, N, K, 0, 0, M * N, Ks, 0)
+        : slices > 1
           ? new Params().u32(M, N, Ks, Ks * M, Ks * N, M * N, 0, 0)
-          : new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N, 0, 0),
+          : epi
+            ? new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N).f32(epi.scaleD, epi.scaleAcc)
+            : new Params().u32(M, N, K, M * K, dims.batchStrideB, M * N, 0, 0),
       workgroups: [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch * slices],
     });
     if (slices > 1) {

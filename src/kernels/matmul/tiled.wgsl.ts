@@ -9,8 +9,23 @@
  * step's tile is fetched into registers while the current one is multiplied (register double
  * buffering), hiding global-memory latency behind the FMAs.
  *
- * Two variants: `aligned` (M % BM, N % BN, K % BK all zero: vector loads, no bounds checks) and
- * `checked` (any shape: scalar loads with zero fill, guarded stores).
+ * Three variants: `aligned` (M % BM, N % BN, K % BK all zero: vector loads, no bounds checks), `aligned`
+ * with `edge` (K % BK zero and the vector dimensions multiples of 4, but M or N not whole tiles: vector
+ * loads with the row / column index clamped into the matrix, guarded stores; the 1023-token loss chunk
+ * and the 288-wide kv_a projection took the scalar path before) and `checked` (any shape: scalar loads
+ * with zero fill, guarded stores).
+ *
+ * `kSplit` (split-K for any layout, batch 1): workgroup z sums k in [z Ks, z Ks + Ks) (Ks = the
+ * parameter after strideC, a multiple of BK) and writes partial product z at z strideC; the rows of A
+ * and B keep their full pitch K. splitK.ts sums the partials.
+ *
+ * Two options serve Muon's Newton-Schulz chain (optim/muon.ts), whose products are mostly symmetric:
+ * `symmetric` (square output, square tile, the caller vouches that C = C^T, as for X X^T or A A with A
+ * symmetric): workgroups below the block diagonal return at once and those above it also write their
+ * tile transposed. Entry (j, i) of such a product sums the same products in the same k order as (i, j)
+ * (fma(a, b, c) = fma(b, a, c)), so the mirrored result is bit for bit what the full grid computes.
+ * `epilogue`: C = scaleD * D + scaleAcc * (A B) with D of C's shape (Newton-Schulz's b A + c A^2 and
+ * a X + B X), saving the elementwise pass that would read both again; with `symmetric`, D must be too.
  */
 export interface TileConfig {
   BM: number;
@@ -35,11 +50,19 @@ export interface TiledVariant {
   transB: boolean;
   bDtype: 'f32' | 'bf16';
   aligned: boolean;
+  /** With `aligned`: M or N not a multiple of the tile (clamped loads, guarded stores). */
+  edge?: boolean;
+  kSplit?: boolean;
+  /** XOR-swizzle the vec4 columns of the tiles that are filled by scattered scalar stores (see tiledWgsl). */
+  swizzle?: boolean;
+  symmetric?: boolean;
+  epilogue?: boolean;
 }
 
 export function tiledKey(v: TiledVariant): string {
   const t = v.tile;
-  return `matmul_tiled_${t.BM}x${t.BN}x${t.BK}_${t.TM}x${t.TN}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}_${v.bDtype}_${v.aligned ? 'a' : 'c'}`;
+  const opts = `${v.swizzle ? '_swz' : ''}${v.edge ? '_edge' : ''}${v.kSplit ? '_ks' : ''}${v.symmetric ? '_sym' : ''}${v.epilogue ? '_epi' : ''}`;
+  return `matmul_tiled_${t.BM}x${t.BN}x${t.BK}_${t.TM}x${t.TN}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}_${v.bDtype}_${v.aligned ? 'a' : 'c'}${opts}`;
 }
 
 export function tiledWorkgroupSize(t: TileConfig): number {
@@ -59,16 +82,40 @@ export function tiledWgsl(v: TiledVariant): string {
     throw new Error(`matmul: tile ${JSON.stringify(v.tile)} does not divide into vec4 loads`);
   }
   const bf16 = v.bDtype === 'bf16';
+  if (v.symmetric && BM !== BN) throw new Error(`matmul: a symmetric product needs a square tile, not ${BM}x${BN}`);
+  if (v.kSplit && (v.epilogue || v.symmetric || !v.aligned)) {
+    throw new Error('matmul: split-K goes with the vector path only, without epilogue or symmetry');
+  }
+  if (v.edge && !v.aligned) throw new Error('matmul: the edge variant is a form of the vector path');
+  const edge = !!v.edge;
+  // The vector path's row / column of A and B, clamped into the matrix for the edge variant (the
+  // out-of-range rows and columns computed from them are never stored). m and n index whole vec4s when
+  // they run along the vector, whose dimension is then a multiple of 4.
+  const rowA = (m: string, vec: boolean) => (edge ? `min(${m}, p.M - ${vec ? 4 : 1}u)` : `(${m})`);
+  const colB = (n: string, vec: number) => (edge ? `min(${n}, p.N - ${vec}u)` : `(${n})`);
+  // A [M, K] (and an f32 B [N, K]) is loaded as vec4 along k and scattered into the k-major tile one scalar
+  // per k. The BK/4 threads of a row differ only in k, whose rows of BM floats all start on bank 0, so a
+  // warp's 32 stores hit 8 (BK 16) or 4 (BK 32) banks, 4 or 8 times each. Swizzled, the vec4 holding
+  // (k, m) sits at column (m / 4) ^ swz(k) of row k, swz(k) = (k / 4) * V with V = 32 / BK: the groups
+  // of a warp land in disjoint blocks of V vec4s out of 8, on 32 distinct banks. The inner loop reads
+  // vec4 column c of row kk at c ^ swz(kk) (a permutation within aligned blocks of 8: still conflict-free).
+  const swA = !!v.swizzle && !v.transA;
+  const swB = !!v.swizzle && v.transB && !bf16;
+  const V = Math.max(1, 32 / BK);
+  const tileAt = (width: number, sw: boolean, k: string, m: string) =>
+    sw ? `${k} * ${width / 4}u + ((${m} / 4u) ^ swz(${k}))` : `(${k} * ${width}u + ${m}) / 4u`;
   const lines: string[] = [];
   const L = (s: string) => lines.push(s);
 
-  L(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, _p0: u32, _p1: u32 };`);
+  const tail = v.epilogue ? 'scaleD: f32, scaleAcc: f32' : v.kSplit ? 'Ks: u32, _p1: u32' : '_p0: u32, _p1: u32';
+  L(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, ${tail} };`);
   L(`@group(0) @binding(0) var<uniform> p: Params;`);
   L(`@group(0) @binding(1) var<storage, read> A: array<${v.aligned ? 'vec4<f32>' : 'f32'}>;`);
   L(
     `@group(0) @binding(2) var<storage, read> B: array<${bf16 ? (v.aligned ? 'vec4<u32>' : 'u32') : v.aligned ? 'vec4<f32>' : 'f32'}>;`,
   );
-  L(`@group(0) @binding(3) var<storage, read_write> C: array<f32>;`);
+  if (v.epilogue) L(`@group(0) @binding(3) var<storage, read> D: array<f32>;`);
+  L(`@group(0) @binding(${v.epilogue ? 4 : 3}) var<storage, read_write> C: array<f32>;`);
   L(`var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;`);
   L(`var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;`);
   if (bf16) {
@@ -78,9 +125,12 @@ export function tiledWgsl(v: TiledVariant): string {
   } else if (!v.aligned) {
     L(`fn bAt(i: u32) -> f32 { return B[i]; }`);
   }
+  if (swA || swB) L(`fn swz(k: u32) -> u32 { return (k >> 2u) * ${V}u; }`);
 
   L(`@compute @workgroup_size(${WG})`);
   L(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {`);
+  // Below the block diagonal of a symmetric product: the tile is the mirror of one above it.
+  if (v.symmetric) L(`  if (wid.x < wid.y) { return; }`);
   L(`  let tx = lid % ${TX}u; let ty = lid / ${TX}u;`);
   L(`  let row0 = wid.y * ${BM}u; let col0 = wid.x * ${BN}u; let z = wid.z;`);
   L(`  let aBase = z * p.strideA; let bBase = z * p.strideB;`);
@@ -100,13 +150,13 @@ export function tiledWgsl(v: TiledVariant): string {
       if (!v.transA) {
         // A [M, K]: vec4 along k; tile has BM rows of BK/4 vec4s; stored transposed into As[k][m].
         L(`  let aM${j} = (lid + ${j * WG}u) / ${BK / 4}u; let aK${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`);
-        loadA.push(`ra${j} = A[(aBase + (row0 + aM${j}) * p.K + k0 + aK${j}) / 4u];`);
+        loadA.push(`ra${j} = A[(aBase + ${rowA(`row0 + aM${j}`, false)} * p.K + k0 + aK${j}) / 4u];`);
         for (let c = 0; c < 4; c++)
-          storeA.push(`As[((aK${j} + ${c}u) * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j}[${c}];`);
+          storeA.push(`As[${tileAt(BM, swA, `(aK${j} + ${c}u)`, `aM${j}`)}][aM${j} % 4u] = ra${j}[${c}];`);
       } else {
         // A stored [K, M]: vec4 along m goes straight into As[k][m..m+3].
         L(`  let aK${j} = (lid + ${j * WG}u) / ${BM / 4}u; let aM${j} = ((lid + ${j * WG}u) % ${BM / 4}u) * 4u;`);
-        loadA.push(`ra${j} = A[(aBase + (k0 + aK${j}) * p.M + row0 + aM${j}) / 4u];`);
+        loadA.push(`ra${j} = A[(aBase + (k0 + aK${j}) * p.M + ${rowA(`row0 + aM${j}`, true)}) / 4u];`);
         storeA.push(`As[(aK${j} * ${BM}u + aM${j}) / 4u] = ra${j};`);
       }
     }
@@ -120,7 +170,7 @@ export function tiledWgsl(v: TiledVariant): string {
         L(
           `  let bK${j} = (lid + ${j * WG}u) / ${BN / per}u; let bN${j} = ((lid + ${j * WG}u) % ${BN / per}u) * ${per}u;`,
         );
-        loadB.push(`rb${j} = B[(bBase + (k0 + bK${j}) * p.N + col0 + bN${j}) / ${per}u];`);
+        loadB.push(`rb${j} = B[(bBase + (k0 + bK${j}) * p.N + ${colB(`col0 + bN${j}`, per)}) / ${per}u];`);
         if (bf16) {
           storeB.push(
             `Bs[(bK${j} * ${BN}u + bN${j}) / 4u] = vec4<f32>(lo(rb${j}.x), hi(rb${j}.x), lo(rb${j}.y), hi(rb${j}.y));`,
@@ -134,10 +184,10 @@ export function tiledWgsl(v: TiledVariant): string {
         L(
           `  let bN${j} = (lid + ${j * WG}u) / ${BK / per}u; let bK${j} = ((lid + ${j * WG}u) % ${BK / per}u) * ${per}u;`,
         );
-        loadB.push(`rb${j} = B[(bBase + (col0 + bN${j}) * p.K + k0 + bK${j}) / ${per}u];`);
+        loadB.push(`rb${j} = B[(bBase + ${colB(`col0 + bN${j}`, 1)} * p.K + k0 + bK${j}) / ${per}u];`);
         for (let c = 0; c < per; c++) {
           const val = bf16 ? `${c % 2 ? 'hi' : 'lo'}(rb${j}[${c >> 1}])` : `rb${j}[${c}]`;
-          storeB.push(`Bs[((bK${j} + ${c}u) * ${BN}u + bN${j}) / 4u][bN${j} % 4u] = ${val};`);
+          storeB.push(`Bs[${tileAt(BN, swB, `(bK${j} + ${c}u)`, `bN${j}`)}][bN${j} % 4u] = ${val};`);
         }
       }
     }
@@ -152,7 +202,7 @@ export function tiledWgsl(v: TiledVariant): string {
       loadA.push(
         `if (row0 + aM${j} < p.M && k0 + aK${j} < p.K) { ra${j} = A[aBase + ${idx}]; } else { ra${j} = 0.0; }`,
       );
-      storeA.push(`As[(aK${j} * ${BM}u + aM${j}) / 4u][aM${j} % 4u] = ra${j};`);
+      storeA.push(`As[${tileAt(BM, swA, `aK${j}`, `aM${j}`)}][aM${j} % 4u] = ra${j};`);
     }
     for (let j = 0; j < bPer; j++) {
       regsB.push(`rb${j}`);
@@ -161,47 +211,76 @@ export function tiledWgsl(v: TiledVariant): string {
       loadB.push(
         `if (col0 + bN${j} < p.N && k0 + bK${j} < p.K) { rb${j} = bAt(bBase + ${idx}); } else { rb${j} = 0.0; }`,
       );
-      storeB.push(`Bs[(bK${j} * ${BN}u + bN${j}) / 4u][bN${j} % 4u] = rb${j};`);
+      storeB.push(`Bs[${tileAt(BN, swB, `bK${j}`, `bN${j}`)}][bN${j} % 4u] = rb${j};`);
     }
     for (const r of [...regsA, ...regsB]) L(`  var ${r}: f32;`);
   }
 
-  L(`  var k0 = 0u;`);
+  // The K range of this workgroup: all of K, or slice z of a split-K product.
+  const kEnd = v.kSplit ? 'kEnd' : 'p.K';
+  if (v.kSplit) L(`  var k0 = z * p.Ks; let kEnd = k0 + p.Ks;`);
+  else L(`  var k0 = 0u;`);
   for (const s of [...loadA, ...loadB]) L(`  ${s}`);
   L(`  loop {`);
   for (const s of [...storeA, ...storeB]) L(`    ${s}`);
   L(`    workgroupBarrier();`);
   L(`    let kNext = k0 + ${BK}u;`);
-  L(`    if (kNext < p.K) {`);
+  L(`    if (kNext < ${kEnd}) {`);
   L(`      k0 = kNext;`);
   for (const s of [...loadA, ...loadB]) L(`      ${s}`);
   L(`    }`);
   L(`    for (var kk = 0u; kk < ${BK}u; kk++) {`);
-  for (let g = 0; g < GM; g++) L(`      let a${g} = As[(kk * ${BM}u + ${g * 4 * TY}u + ty * 4u) / 4u];`);
-  for (let h = 0; h < GN; h++) L(`      let b${h} = Bs[(kk * ${BN}u + ${h * 4 * TX}u + tx * 4u) / 4u];`);
+  for (let g = 0; g < GM; g++) {
+    const at = swA
+      ? `kk * ${BM / 4}u + ((${g * TY}u + ty) ^ swz(kk))`
+      : `(kk * ${BM}u + ${g * 4 * TY}u + ty * 4u) / 4u`;
+    L(`      let a${g} = As[${at}];`);
+  }
+  for (let h = 0; h < GN; h++) {
+    const at = swB
+      ? `kk * ${BN / 4}u + ((${h * TX}u + tx) ^ swz(kk))`
+      : `(kk * ${BN}u + ${h * 4 * TX}u + tx * 4u) / 4u`;
+    L(`      let b${h} = Bs[${at}];`);
+  }
   for (let g = 0; g < GM; g++)
     for (let r = 0; r < 4; r++)
       for (let h = 0; h < GN; h++)
         L(`      acc_${g * 4 + r}_${h} = fma(vec4<f32>(a${g}[${r}]), b${h}, acc_${g * 4 + r}_${h});`);
   L(`    }`);
   L(`    workgroupBarrier();`);
-  L(`    if (kNext >= p.K) { break; }`);
+  L(`    if (kNext >= ${kEnd}) { break; }`);
   L(`  }`);
 
   // ---- write C ----
   L(`  let cBase = z * p.strideC;`);
+  if (v.symmetric) L(`  let mirror = wid.x > wid.y;`);
   for (let g = 0; g < GM; g++)
     for (let r = 0; r < 4; r++)
       for (let h = 0; h < GN; h++) {
         const row = `row0 + ${g * 4 * TY + r}u + ty * 4u`;
         const acc = `acc_${g * 4 + r}_${h}`;
         L(`  { let row = ${row}; let col = col0 + ${h * 4 * TX}u + tx * 4u;`);
-        if (v.aligned) {
-          for (let c = 0; c < 4; c++) L(`    C[cBase + row * p.N + col + ${c}u] = ${acc}[${c}];`);
+        // One element: the product (with the epilogue applied), and its mirror for a symmetric product.
+        const store = (c: number, pad: string) => {
+          const at = `cBase + row * p.N + col + ${c}u`;
+          if (!v.epilogue && !v.symmetric) {
+            L(`${pad}C[${at}] = ${acc}[${c}];`);
+            return;
+          }
+          const val = v.epilogue ? `p.scaleD * D[${at}] + p.scaleAcc * ${acc}[${c}]` : `${acc}[${c}]`;
+          L(`${pad}{ let val = ${val}; C[${at}] = val;`);
+          if (v.symmetric) L(`${pad}  if (mirror) { C[cBase + (col + ${c}u) * p.N + row] = val; }`);
+          L(`${pad}}`);
+        };
+        if (v.aligned && !edge) {
+          for (let c = 0; c < 4; c++) store(c, '    ');
         } else {
           L(`    if (row < p.M) {`);
-          for (let c = 0; c < 4; c++)
-            L(`      if (col + ${c}u < p.N) { C[cBase + row * p.N + col + ${c}u] = ${acc}[${c}]; }`);
+          for (let c = 0; c < 4; c++) {
+            L(`      if (col + ${c}u < p.N) {`);
+            store(c, '        ');
+            L(`      }`);
+          }
           L(`    }`);
         }
         L(`  }`);

@@ -19,6 +19,16 @@ import {
   rowsWgsl,
 } from './backward.wgsl.js';
 import { ROUTE_BWD_WG, routeBackwardKey, routeBackwardWgsl } from './backwardRoute.wgsl.js';
+import { SPLITK_SUM_WG, splitKSumWgsl } from '../matmul/splitK.js';
+import { OUTER_CHUNKS, OUTER_SPLIT_TILE, outerSplitKey, outerSplitWgsl } from './outerSplit.wgsl.js';
+import {
+  moeRowsTiledEnabled,
+  ROWS_TILED_BM,
+  ROWS_TILED_BN,
+  rowsTiledFits,
+  rowsTiledKey,
+  rowsTiledWgsl,
+} from './rowsTiled.wgsl.js';
 import { combineWgsl, GROUPED_BM } from './grouped.wgsl.js';
 import type { ExpertWeights, RouterConfig, RoutesT } from './index.js';
 import { planExperts } from './plan.js';
@@ -31,7 +41,9 @@ export interface ExpertsBackwardDims {
   k: number;
 }
 
-if (ROWS_BM !== GROUPED_BM) throw new Error('moe backward: row tile must match the plan tile height');
+if (ROWS_BM !== GROUPED_BM || ROWS_TILED_BM !== GROUPED_BM) {
+  throw new Error('moe backward: row tiles must match the plan tile height');
+}
 
 export function expertsBackwardGpu(
   gpu: GpuContext,
@@ -54,12 +66,18 @@ export function expertsBackwardGpu(
     params: new Params().u32(NK, 0, 0, 0),
     workgroups: grid1d(NK, PAIRS_WG),
   });
+  // The register-tiled kernels (rowsTiled.wgsl.ts) where the weight's dims allow, else the scalar ones.
+  const tiled = rowsTiledFits(D, I, w1.dtype) && rowsTiledFits(I, D, w1.dtype);
   const rows = (mode: RowsMode, tensors: Tensor[], Kin: number, Nout: number) =>
     gpu.dispatch({
-      kernel: { name: `moe_bwd_rows_${mode}`, key: `moe_bwd_rows_${mode}`, code: () => rowsWgsl(mode) },
+      kernel: {
+        name: `moe_bwd_rows_${mode}`,
+        key: tiled ? rowsTiledKey(mode) : `moe_bwd_rows_${mode}`,
+        code: () => (tiled ? rowsTiledWgsl(mode) : rowsWgsl(mode)),
+      },
       tensors,
       params: new Params().u32(Kin, Nout, 0, 0),
-      workgroups: [maxTiles, Math.ceil(Nout / ROWS_BN_OUT)],
+      workgroups: [maxTiles, Math.ceil(Nout / (tiled ? ROWS_TILED_BN : ROWS_BN_OUT))],
     });
   // Recompute the pre-activations a, b rather than keep them from the forward (it stores only h).
   const a = gpu.empty([NK, I]);
@@ -78,13 +96,36 @@ export function expertsBackwardGpu(
   const dw1 = gpu.empty([E, I, D]);
   const dw3 = gpu.empty([E, I, D]);
   const dw2 = gpu.empty([E, D, I]);
-  const outer = (v: OuterVariant, tensors: Tensor[], M: number, Nn: number) =>
+  const outer = (v: OuterVariant, tensors: Tensor[], M: number, Nn: number) => {
+    if (!moeRowsTiledEnabled()) {
+      gpu.dispatch({
+        kernel: { name: 'moe_bwd_outer', key: outerKey(v), code: () => outerWgsl(v) },
+        tensors,
+        params: new Params().u32(M, Nn, 0, 0),
+        workgroups: [Math.ceil(M / OUTER_TILE), Math.ceil(Nn / OUTER_TILE), E],
+      });
+      return;
+    }
+    // Each expert's rows in OUTER_CHUNKS chunks (outerSplit.wgsl.ts), the partials summed per output.
+    const S = OUTER_CHUNKS;
+    const outs = tensors.slice(v.dual ? -2 : -1);
+    const partials = outs.map(() => gpu.empty([S, E, M, Nn]));
     gpu.dispatch({
-      kernel: { name: 'moe_bwd_outer', key: outerKey(v), code: () => outerWgsl(v) },
-      tensors,
-      params: new Params().u32(M, Nn, 0, 0),
-      workgroups: [Math.ceil(M / OUTER_TILE), Math.ceil(Nn / OUTER_TILE), E],
+      kernel: { name: 'moe_bwd_outer', key: outerSplitKey(v, S), code: () => outerSplitWgsl(v, S) },
+      tensors: [...tensors.slice(0, tensors.length - outs.length), ...partials],
+      params: new Params().u32(M, Nn, E, 0),
+      workgroups: [Math.ceil(M / OUTER_SPLIT_TILE), Math.ceil(Nn / OUTER_SPLIT_TILE), E * S],
     });
+    for (const [i, part] of partials.entries()) {
+      gpu.dispatch({
+        kernel: { name: 'matmul_splitk_sum', key: `matmul_splitk_sum_${S}`, code: () => splitKSumWgsl(S) },
+        tensors: [part, outs[i]],
+        params: new Params().u32(E * M * Nn, 0, 0, 0),
+        workgroups: grid1d(E * M * Nn, SPLITK_SUM_WG),
+      });
+      part.dispose();
+    }
+  };
   outer({ gatherA: true, gatherB: false, dual: false }, [dyc, g, perm, counts, dw2], D, I);
   outer({ gatherA: false, gatherB: true, dual: true }, [a, b, xc, perm, counts, dw1, dw3], I, D);
   const dxp = gpu.empty([NK, D]);

@@ -15,6 +15,7 @@ import { countsWgsl, MOE_DECODE_MAX_TOKENS, MOE_DECODE_ROWS, moeDecodeKey, moeDe
 import { planExperts } from './plan.js';
 import { expertsReference, type RouterConfig, routeReference } from './reference.js';
 import { routeKey, routeWgsl } from './route.wgsl.js';
+import { ROWS_TILED_BM, ROWS_TILED_BN, rowsTiledFits, rowsTiledKey, rowsTiledWgsl } from './rowsTiled.wgsl.js';
 
 export type { RouterConfig } from './reference.js';
 
@@ -116,24 +117,41 @@ export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsRe
   }
   const NK = N * k;
   const xc = contiguous(x);
+  if (ROWS_TILED_BM !== GROUPED_BM) throw new Error('moe: the tiled row kernels must share the plan tile height');
   const { maxTiles, counts, perm, slotPos, tiles, tileCount } = planExperts(gpu, routes.idx, E, k, NK, GROUPED_BM);
   const wDtype = w.w1.dtype as 'f32' | 'bf16';
   const h = gpu.empty([NK, I]);
-  const gu = { mode: 'gateUp' as const, wDtype };
-  gpu.dispatch({
-    kernel: { name: 'moe_grouped_gate_up', key: groupedKey(gu), code: () => groupedWgsl(gu) },
-    tensors: [xc, perm, tiles, tileCount, w.w1, w.w3, h],
-    params: new Params().u32(D, I, 0, 0),
-    workgroups: [maxTiles, Math.ceil(I / GROUPED_BN)],
-  });
   const yp = gpu.empty([NK, D]);
-  const dn = { mode: 'down' as const, wDtype };
-  gpu.dispatch({
-    kernel: { name: 'moe_grouped_down', key: groupedKey(dn), code: () => groupedWgsl(dn) },
-    tensors: [h, tiles, tileCount, w.w2, yp],
-    params: new Params().u32(I, D, 0, 0),
-    workgroups: [maxTiles, Math.ceil(D / GROUPED_BN)],
-  });
+  if (rowsTiledFits(D, I, wDtype) && rowsTiledFits(I, D, wDtype)) {
+    // Register-tiled kernels (rowsTiled.wgsl.ts) over the same plan tiles.
+    gpu.dispatch({
+      kernel: { name: 'moe_grouped_gate_up', key: rowsTiledKey('fwdGateUp'), code: () => rowsTiledWgsl('fwdGateUp') },
+      tensors: [xc, perm, tiles, tileCount, w.w1, w.w3, h],
+      params: new Params().u32(D, I, 0, 0),
+      workgroups: [maxTiles, Math.ceil(I / ROWS_TILED_BN)],
+    });
+    gpu.dispatch({
+      kernel: { name: 'moe_grouped_down', key: rowsTiledKey('fwdDown'), code: () => rowsTiledWgsl('fwdDown') },
+      tensors: [h, tiles, tileCount, w.w2, yp],
+      params: new Params().u32(I, D, 0, 0),
+      workgroups: [maxTiles, Math.ceil(D / ROWS_TILED_BN)],
+    });
+  } else {
+    const gu = { mode: 'gateUp' as const, wDtype };
+    gpu.dispatch({
+      kernel: { name: 'moe_grouped_gate_up', key: groupedKey(gu), code: () => groupedWgsl(gu) },
+      tensors: [xc, perm, tiles, tileCount, w.w1, w.w3, h],
+      params: new Params().u32(D, I, 0, 0),
+      workgroups: [maxTiles, Math.ceil(I / GROUPED_BN)],
+    });
+    const dn = { mode: 'down' as const, wDtype };
+    gpu.dispatch({
+      kernel: { name: 'moe_grouped_down', key: groupedKey(dn), code: () => groupedWgsl(dn) },
+      tensors: [h, tiles, tileCount, w.w2, yp],
+      params: new Params().u32(I, D, 0, 0),
+      workgroups: [maxTiles, Math.ceil(D / GROUPED_BN)],
+    });
+  }
   const y = gpu.empty([N, D]);
   gpu.dispatch({
     kernel: { name: 'moe_combine', key: `moe_combine_k${k}`, code: () => combineWgsl(k, true) },

@@ -18,6 +18,8 @@ import {
   scaleRowsWgsl,
   sumsqFinishWgsl,
   sumsqPartialWgsl,
+  sumsqRowsFinishWgsl,
+  sumsqRowsPartialWgsl,
 } from './kernels.wgsl.js';
 import {
   type AdamwHyper,
@@ -28,6 +30,7 @@ import {
   normalizeRowsReference,
   scaleRowsReference,
   sumsqReference,
+  sumsqRowsReference,
 } from './reference.js';
 
 /** The f32 host array behind a dense cpu tensor (a live view: writes go to the tensor). */
@@ -183,6 +186,36 @@ export function sumsqInto(x: Tensor, scalars: Tensor, slot: number): void {
     workgroups: [1],
   });
   partial.dispose();
+}
+
+/**
+ * Squared Frobenius norm of each of R matrices: x dense f32 viewed as [R, L]; returns [R]. Two passes on
+ * webgpu (about 2048 workgroups of partial sums over all rows, then one workgroup per row).
+ */
+export function sumsqRows(x: Tensor, R: number): Tensor {
+  check('sumsqRows', { x });
+  if (R < 1 || x.numel % R !== 0) throw new Error(`sumsqRows: ${x} does not split into ${R} rows`);
+  const L = x.numel / R;
+  const gpu = asGpu(x.device);
+  if (!gpu) return x.device.fromHost(sumsqRowsReference(host(x), R), [R]);
+  // Enough groups per row to fill the GPU, no more than there are 256-element strides, nor one pass-2 group's 256.
+  const G = Math.max(1, Math.min(OPTIM_WG, Math.ceil(2048 / R), Math.ceil(L / (4 * OPTIM_WG))));
+  const partial = gpu.empty([R * G]);
+  gpu.dispatch({
+    kernel: { name: 'optim_sumsq_rows_partial', code: sumsqRowsPartialWgsl },
+    tensors: [x, partial],
+    params: new Params().u32(L, 0, 0, 0),
+    workgroups: [G, R],
+  });
+  const out = gpu.empty([R]);
+  gpu.dispatch({
+    kernel: { name: 'optim_sumsq_rows_finish', code: sumsqRowsFinishWgsl },
+    tensors: [partial, out],
+    params: new Params().u32(G, 0, 0, 0),
+    workgroups: [R],
+  });
+  partial.dispose();
+  return out;
 }
 
 /**

@@ -91,6 +91,14 @@ export function sumsqReference(x: Float32Array): number {
   return s;
 }
 
+/** Squared norm of each of the R equal rows of x (f64 accumulation). */
+export function sumsqRowsReference(x: Float32Array, R: number): Float32Array {
+  const L = x.length / R;
+  const out = new Float32Array(R);
+  for (let r = 0; r < R; r++) out[r] = sumsqReference(x.subarray(r * L, (r + 1) * L));
+  return out;
+}
+
 /** Global-norm clipping factor: gradScale * min(1, maxNorm / (norm + 1e-6)), norm of the averaged gradient. */
 export function clipReference(
   sumsqs: ArrayLike<number>,

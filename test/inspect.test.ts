@@ -36,6 +36,9 @@ describe('inspect by formula', () => {
     expect(c.kdaConvBytesPerLayer).toBe(3 * 3 * 32 * 128 * 4);
     expect(c.kdaBytesPerSequence).toBe(20 * (2_097_152 + 147_456));
     expect(cacheSizes(cfg, 'f32').mlaBytesPerToken).toBe(16128);
+    // int8: 512 + 64 codes in 16-byte-padded word groups plus two f32 scales and padding = 148 words (592 B) per
+    // layer, 7 MLA layers here.
+    expect(cacheSizes(cfg, 'int8').mlaBytesPerToken).toBe(7 * 592);
   });
 
   it('tiny-kimi: the formula equals the sum of numel in model.safetensors, tensor by tensor', async () => {
@@ -135,7 +138,7 @@ describe('kimi-linear inspect (CLI)', () => {
       [[], /give --model DIR .* or --config FILE/],
       [['--config', join(tmp, 'none.json')], /none\.json: file not found/],
       [['--model', join(tmp, 'none')], /--model .*none: no such file or directory/],
-      [['--config', BIG, '--cache-dtype', 'f16'], /--cache-dtype: 'f16' is not bf16 or f32/],
+      [['--config', BIG, '--cache-dtype', 'f16'], /--cache-dtype: 'f16' is not bf16, f32 or int8/],
       [
         ['--config', join(tmp, 'gap.json')],
         /ConfigError: .*gap\.json: layer 1 \(number 2 in the 1-based lists\) is in neither/,

@@ -70,7 +70,7 @@ export function registerGenerate(program: Command): void {
     .option('--greedy', 'always take the most likely token')
     .option('--stop <ids>', 'comma-separated stop token ids')
     .option('--seed <n>', 'sampling seed (sequence i uses seed + i)', num('--seed'), 0)
-    .option('--cache-dtype <d>', 'MLA latent cache: f32 | bf16', 'bf16')
+    .option('--cache-dtype <d>', 'MLA latent cache: f32 | bf16 | int8 (per-token absmax codes, ~half of bf16)', 'bf16')
     .option('--backend <name>', 'webgpu | cpu | auto', 'auto')
     .option(
       '--no-pipeline',
@@ -81,8 +81,8 @@ export function registerGenerate(program: Command): void {
     const texts = o.prompt as string[];
     if (!texts.length === !o.tokens)
       throw new Error('generate: give exactly one of --prompt or --tokens (--prompt may be repeated)');
-    if (o.cacheDtype !== 'f32' && o.cacheDtype !== 'bf16')
-      throw new Error(`--cache-dtype: '${o.cacheDtype}' is not f32 or bf16`);
+    if (o.cacheDtype !== 'f32' && o.cacheDtype !== 'bf16' && o.cacheDtype !== 'int8')
+      throw new Error(`--cache-dtype: '${o.cacheDtype}' is not f32, bf16 or int8`);
     const device = await openDevice({ backend: parseBackend(o.backend as string), ...acquireOptions(o) });
     const model = await loadModel(o.model as string, device);
     const tok = await tokenizerFor(o.model as string, model.cfg.vocab_size);
@@ -113,7 +113,7 @@ export function registerGenerate(program: Command): void {
       greedy: !!o.greedy,
       seed: o.seed as number,
       stopTokens: [...new Set(stop)],
-      cacheDtype: o.cacheDtype as 'f32' | 'bf16',
+      cacheDtype: o.cacheDtype as 'f32' | 'bf16' | 'int8',
       // Commander sets pipeline false for --no-pipeline; otherwise generate's default (on for webgpu).
       ...(o.pipeline === false ? { pipeline: false } : {}),
     });

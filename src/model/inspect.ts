@@ -23,10 +23,11 @@
  *        in f32 (they are activations the conv kernel reads back as its state; HybridCache keeps them so).
  *        Constant in the sequence length.
  */
+import { int8RowWords } from '../kernels/mla/int8Layout.js';
 import { numel } from '../tensor/shape.js';
 import { type KimiLinearConfig, type LayerSpec, layerMap } from './config.js';
 
-export type CacheDType = 'bf16' | 'f32';
+export type CacheDType = 'bf16' | 'f32' | 'int8';
 
 export interface ExpectedTensor {
   name: string;
@@ -172,7 +173,6 @@ export function countParameters(cfg: KimiLinearConfig): ParamCounts {
 }
 
 export function cacheSizes(cfg: KimiLinearConfig, dtype: CacheDType = 'bf16'): CacheSizes {
-  const bytes = dtype === 'bf16' ? 2 : 4;
   const layers = layerMap(cfg);
   const mlaLayers = layers.filter((l) => l.mixer === 'mla').length;
   const kdaLayers = layers.length - mlaLayers;
@@ -184,8 +184,11 @@ export function cacheSizes(cfg: KimiLinearConfig, dtype: CacheDType = 'bf16'): C
   const W = lac?.short_conv_kernel_size ?? 1;
   const kdaStateBytesPerLayer = H * d * d * 4;
   const kdaConvBytesPerLayer = Math.max(W - 1, 0) * 3 * H * d * 4;
-  const mlaBytesPerToken = mlaLayers * latent * bytes;
-  const allMlaBytesPerToken = layers.length * latent * bytes;
+  // int8 rows hold packed codes plus two f32 scales, padded to 16 bytes (int8Layout.ts).
+  const rowBytes =
+    dtype === 'int8' ? latent && 4 * int8RowWords(latent, cfg.kv_lora_rank ?? 0) : latent * (dtype === 'bf16' ? 2 : 4);
+  const mlaBytesPerToken = mlaLayers * rowBytes;
+  const allMlaBytesPerToken = layers.length * rowBytes;
   return {
     dtype,
     mlaLayers,

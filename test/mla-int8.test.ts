@@ -193,6 +193,8 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     { lengths: [65, 0, 130], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 3, variant: ALL_VARIANTS },
     // P x values in f32 (p unquantised, value bytes widened), scores split over two halves of 5 columns
     { lengths: [1, 7, 63, 65], H: 4, R: 72, Rv: 64, pageSize: 16, chunks: 2, pv: 'f32', variant: { sSplit: true } },
+    // two barriers per block (vt written at the start of S, the next rows during O): several blocks a chunk
+    { lengths: [1, 7, 63, 65, 129], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 2, variant: { twoBarriers: true } },
   ];
   // Rv not a multiple of 4, heads not a multiple of 4, page size not a power of two: a second pipeline
   // (~25 s to compile on lavapipe); the layout of such rows is covered by the cacheWrite tests above.

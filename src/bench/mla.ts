@@ -62,6 +62,8 @@ const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Variant: { oHalves: true } },
   { int8Variant: { prefetch: false } },
   { chunks: 264 },
+  { int8Variant: { twoBarriers: true } },
+  { int8Variant: { twoBarriers: true, oHalves: true } },
 ];
 
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */

@@ -56,13 +56,15 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
       l(`${ind}}`);
     }
   };
-  const store = (ind: string) => {
+  const store = (ind: string, toRows = true, toVt = true) => {
     for (const { n, first, count, transpose } of slots) {
+      if (!toRows && !transpose) continue;
       const inRange = first + WG > count ? `sl${n} < ${count}u` : 'true';
       l(`${ind}if (${inRange}) {`);
-      for (let j = 0; j < 4; j++) l(`${ind}  rows[(4u * gq${n} + ${j}u) * ${RS4}u + gc${n}] = pf${n}_${j};`);
+      if (toRows)
+        for (let j = 0; j < 4; j++) l(`${ind}  rows[(4u * gq${n} + ${j}u) * ${RS4}u + gc${n}] = pf${n}_${j};`);
       // c_kv columns also go to vt, transposed: word i of output k = byte i of word k of the 4 tokens.
-      if (transpose) {
+      if (transpose && toVt) {
         l(`${ind}  let x = transpose4(pf${n}_0, pf${n}_1, pf${n}_2, pf${n}_3);`);
         for (let k = 0; k < 4; k++) l(`${ind}  vt[gq${n} * ${LWp}u + 4u * gc${n} + ${k}u] = x[${k}];`);
       }
@@ -161,9 +163,19 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  if (t0 < t1) {`);
   fetch('t0', '    ');
   l(`  }`);
-  store('  ');
+  const two = pl.twoBarriers;
+  store('  ', true, !two);
   l(`  workgroupBarrier();`);
   l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
+  l(`    let tn = tb + ${TT}u;`);
+  if (two) {
+    // Registers hold this block: its transposed copy goes to vt now (vt was last read by the previous
+    // block's O, before the barrier that ended it), then the registers load the next block during S.
+    store('    ', false, true);
+    l(`    if (tn < t1) {`);
+    fetch('tn', '      ');
+    l(`    }`);
+  }
   // ---- S: 4 heads x token t ----
   if (pl.sSplit) {
     // Partial scores: thread (row half kh, head quad hx, token pair tp, tp + 16) over half of the columns,
@@ -236,8 +248,12 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     l(`    if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
   }
   l(`    workgroupBarrier();`);
-  l(`    let tn = tb + ${TT}u;`);
-  if (pl.prefetch) {
+  if (two) {
+    // S has read the rows (barrier above): the next block's rows go in while O reads vt.
+    l(`    if (tn < t1) {`);
+    store('      ', true, false);
+    l(`    }`);
+  } else if (pl.prefetch) {
     l(`    if (tn < t1) {`);
     fetch('tn', '      ');
     l(`    }`);
@@ -300,11 +316,13 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   }
   l(`    }`);
   l(`    workgroupBarrier();`);
-  l(`    if (tn < t1) {`);
-  if (!pl.prefetch) fetch('tn', '      ');
-  store('      ');
-  l(`    }`);
-  l(`    workgroupBarrier();`);
+  if (!two) {
+    l(`    if (tn < t1) {`);
+    if (!pl.prefetch) fetch('tn', '      ');
+    store('      ');
+    l(`    }`);
+    l(`    workgroupBarrier();`);
+  }
   l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  var lt = subgroupAdd(lRun);`);

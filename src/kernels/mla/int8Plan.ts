@@ -49,6 +49,11 @@ export interface MlaInt8Plan extends Int8RowLayout {
   prefetch: boolean;
   /** Scores in two halves of the row's columns, each thread 4 heads x 2 tokens (one query load, 2 tokens). */
   sSplit: boolean;
+  /**
+   * Two barriers per block instead of three: a block's transposed copy (vt) is written at the start of
+   * its scores and the next block's rows during its P x values, from registers loaded during the scores.
+   */
+  twoBarriers: boolean;
   /** Heads per S thread (4: 256 threads; 2: 512 threads, twice the warps, half the registers each). */
   SH: number;
   /** O threads per head octet (WG / 4): column dg owns vt vec4 dg + NDG u. */
@@ -68,6 +73,8 @@ export interface MlaInt8Variant {
    * each; measured slower on the H200 at 1M context, 1.98 against 1.74 ms).
    */
   sHeads?: 2 | 4;
+  /** Two barriers per block (vt written at the start of S, the next rows during O); implies prefetch. */
+  twoBarriers?: boolean;
 }
 
 export function planMlaInt8(
@@ -122,12 +129,13 @@ export function planMlaInt8(
     SH,
     NDG,
     sSplit,
+    twoBarriers: v.twoBarriers ?? false,
     sharedBytes,
   };
 }
 
 export function mlaInt8Key(p: MlaInt8Plan): string {
-  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}`;
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}${p.twoBarriers ? '_b2' : ''}`;
 }
 
 /** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */

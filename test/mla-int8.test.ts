@@ -3,7 +3,14 @@ import { cacheWrite, int8RowWords, mlaDecode } from '../src/kernels/mla/index.js
 import { int8RowLayout } from '../src/kernels/mla/int8Layout.js';
 import { type MlaInt8Variant, planMlaInt8 } from '../src/kernels/mla/int8Plan.js';
 
-const ALL_VARIANTS: MlaInt8Variant = { unrollS: false, oHalves: true, prefetch: false, sHeads: 2 };
+const ALL_VARIANTS: MlaInt8Variant = {
+  unrollS: false,
+  oHalves: true,
+  prefetch: false,
+  sHeads: 2,
+  twoBarriers: false,
+  quadRows: false,
+};
 import {
   dequantizeRowInt8,
   mlaDecodeInt8Reference,
@@ -192,9 +199,20 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     // the code-generation variants (scores in a WGSL loop, O in head halves, rows loaded after O, 512 threads)
     { lengths: [65, 0, 130], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 3, variant: ALL_VARIANTS },
     // P x values in f32 (p unquantised, value bytes widened), scores split over two halves of 5 columns
-    { lengths: [1, 7, 63, 65], H: 4, R: 72, Rv: 64, pageSize: 16, chunks: 2, pv: 'f32', variant: { sSplit: true } },
-    // two barriers per block (vt written at the start of S, the next rows during O): several blocks a chunk
-    { lengths: [1, 7, 63, 65, 129], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 2, variant: { twoBarriers: true } },
+    // (with three barriers a block, the next rows loaded during O)
+    {
+      lengths: [1, 7, 63, 65],
+      H: 4,
+      R: 72,
+      Rv: 64,
+      pageSize: 16,
+      chunks: 2,
+      pv: 'f32',
+      variant: { sSplit: true, twoBarriers: false },
+    },
+    // the first case's pipeline on pages of 6 rows (token quads across pages: one look-up per row), several
+    // blocks a chunk (the two-barrier schedule's hand-over of rows and vt between blocks)
+    { lengths: [1, 7, 63, 65, 129], H: 4, R: 24, Rv: 16, pageSize: 6, chunks: 2 },
   ];
   // Rv not a multiple of 4, heads not a multiple of 4, page size not a power of two: a second pipeline
   // (~25 s to compile on lavapipe); the layout of such rows is covered by the cacheWrite tests above.
@@ -256,6 +274,7 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     expect(p).toMatchObject({ WG: 256, SH: 4, NDG: 64, TT: 32, NG: 1, HP: 32, RW4: 37, RS4: 37, NVU: 2, NSG: 1 });
     expect(p.sSplit).toBe(false);
     expect(p.unrollS).toBe(true);
+    expect(p).toMatchObject({ twoBarriers: true, quadRows: true });
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
     const p2 = planMlaInt8({ H: 32, R: 576, Rv: 512, SG: 32, sHeads: 2 }, 49152);
     expect(p2).toMatchObject({ WG: 512, SH: 2, NDG: 128, NVU: 1, sSplit: false });

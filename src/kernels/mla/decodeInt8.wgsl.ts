@@ -43,6 +43,24 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     for (const { n, first, count } of slots) {
       const inRange = first + WG > count ? `sl${n} < ${count}u` : 'true';
       l(`${ind}if (${inRange}) {`);
+      if (pl.quadRows) {
+        // A quad starts at a multiple of 4 (blocks and chunks are whole blocks of 32): where pages are
+        // whole quads, its 4 rows are consecutive in one page, so one page-table look-up serves all 4.
+        for (let j = 0; j < 4; j++) l(`${ind}  pf${n}_${j} = vec4<u32>(0u);`);
+        l(`${ind}  { let tq = ${tbX} + 4u * gq${n};`);
+        l(`${ind}    if (tq < t1) {`);
+        l(`${ind}      let r0 = rowOf(b, tq);`);
+        l(`${ind}      pf${n}_0 = pool[r0 * ${RW4}u + gc${n}];`);
+        for (let j = 1; j < 4; j++) {
+          l(`${ind}      if (tq + ${j}u < t1) {`);
+          l(`${ind}        var r = r0 + ${j}u; if (!quadPages) { r = rowOf(b, tq + ${j}u); }`);
+          l(`${ind}        pf${n}_${j} = pool[r * ${RW4}u + gc${n}];`);
+          l(`${ind}      }`);
+        }
+        l(`${ind}  } }`);
+        l(`${ind}}`);
+        continue;
+      }
       for (let j = 0; j < 4; j++) {
         l(`${ind}  pf${n}_${j} = vec4<u32>(0u);`);
         l(`${ind}  { let t = ${tbX} + 4u * gq${n} + ${j}u;`);
@@ -130,6 +148,11 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  return array<vec4<u32>, 4>(vec4<u32>(e0.x, e1.x, e2.x, e3.x), vec4<u32>(e0.y, e1.y, e2.y, e3.y),`);
   l(`                             vec4<u32>(e0.z, e1.z, e2.z, e3.z), vec4<u32>(e0.w, e1.w, e2.w, e3.w));`);
   l(`}`);
+  l(`fn rowOf(b: u32, t: u32) -> u32 {`);
+  l(`  var pg = t >> p.pageShift; var po = t & (p.pageSize - 1u);`);
+  l(`  if (p.pageShift >= 32u) { pg = t / p.pageSize; po = t % p.pageSize; }`);
+  l(`  return u32(pageTable[b * p.maxPages + pg]) * p.pageSize + po;`);
+  l(`}`);
   l(`@compute @workgroup_size(${WG})`);
   l(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,`);
   l(`        @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {`);
@@ -138,6 +161,7 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  let t0 = chunk * p.chunkLen;`);
   l(`  let t1 = min(T, t0 + p.chunkLen);`);
   l(`  let hq = lid / 32u; let t = lid % 32u;`);
+  if (pl.quadRows) l(`  let quadPages = (p.pageSize & 3u) == 0u;`);
   l(`  let qh = g * 32u + ${SH}u * hq;`);
   l(`  let qrow = b * ${NC * HP}u + qh;`);
   for (const k of ks) l(`  let sq${k} = qs[b * ${HP}u + qh + ${k}u];`);

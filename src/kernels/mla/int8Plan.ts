@@ -54,6 +54,8 @@ export interface MlaInt8Plan extends Int8RowLayout {
    * its scores and the next block's rows during its P x values, from registers loaded during the scores.
    */
   twoBarriers: boolean;
+  /** Row loads: one page-table look-up per token quad where pages are whole quads (else one per row). */
+  quadRows: boolean;
   /** Heads per S thread (4: 256 threads; 2: 512 threads, twice the warps, half the registers each). */
   SH: number;
   /** O threads per head octet (WG / 4): column dg owns vt vec4 dg + NDG u. */
@@ -73,8 +75,13 @@ export interface MlaInt8Variant {
    * each; measured slower on the H200 at 1M context, 1.98 against 1.74 ms).
    */
   sHeads?: 2 | 4;
-  /** Two barriers per block (vt written at the start of S, the next rows during O); implies prefetch. */
+  /**
+   * Two barriers per block (default; vt written at the start of S, the next rows during O, the registers
+   * loading a block ahead during S, so `prefetch` does not apply), or three (load, S, O each apart).
+   */
   twoBarriers?: boolean;
+  /** One page-table look-up per token quad (pages of a multiple of 4 rows; others fall back per row). */
+  quadRows?: boolean;
 }
 
 export function planMlaInt8(
@@ -129,13 +136,14 @@ export function planMlaInt8(
     SH,
     NDG,
     sSplit,
-    twoBarriers: v.twoBarriers ?? false,
+    twoBarriers: v.twoBarriers ?? true,
+    quadRows: v.quadRows ?? true,
     sharedBytes,
   };
 }
 
 export function mlaInt8Key(p: MlaInt8Plan): string {
-  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}${p.twoBarriers ? '_b2' : ''}`;
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}${p.twoBarriers ? '_b2' : ''}${p.quadRows ? '_qr' : ''}`;
 }
 
 /** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */

@@ -55,10 +55,10 @@ export interface MlaBenchOptions {
 
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
 const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
-  // the kernel before two barriers and quad row look-ups (the default until 2026-12-01 s4b)
-  { int8Variant: { twoBarriers: false, quadRows: false } },
+  // the kernel before two barriers (the default until 2026-12-01 s4b)
   { int8Variant: { twoBarriers: false } },
-  { int8Variant: { quadRows: false } },
+  { int8Variant: { twoBarriers: false, quadRows: true } },
+  { int8Variant: { quadRows: true } },
   { int8Variant: { oHalves: true } },
   { int8Variant: { sHeads: 2 } },
   { chunks: 264 },

@@ -13,6 +13,10 @@
  * f32: O[h] = O[h] 2^(m - m') + sum_t p'[t] k8L[t].
  * Variants (int8Plan.ts, measured there): 2 heads per score thread (512 threads), scores in two halves of
  * the columns (sSplit), straight-line scores, O in head halves, rows loaded after O.
+ * Schedule of a block (twoBarriers, the default): [vt <- registers (this block); registers <- next block;
+ * S; softmax] barrier [rows <- registers (next block); O] barrier. The staging of vt needs the previous
+ * block's O done and that of the rows this block's S done, so each rides in the other phase and the
+ * block needs two barriers; the three-barrier form stages both after O, apart.
  * l is summed per lane and reduced once at the end (alpha is the same for every lane of a head). Rows past
  * the sequence are staged as zeros and masked out of the softmax.
  */

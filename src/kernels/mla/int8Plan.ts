@@ -21,6 +21,13 @@
  * WGSL loop 1.74 (1.7396 / 1.7383 / 1.7376); f32 P x values 2.11-2.14;
  * 512 threads (sHeads 2) 1.98; scores in column halves (sSplit) 1.78; O in head halves 1.79; rows loaded
  * after O 1.88; 264 chunks 1.76.
+ * Two barriers a block (twoBarriers, the default since s4b; bench/results/2026-12-01-h200-mla2-int8.json,
+ * one run): 1.711 ms against 1.718 for the three-barrier kernel, i.e. barriers and the staging phase are
+ * not what limits it; one page-table look-up per token quad (quadRows) 1.759 / 1.785 (slower); O in head
+ * halves 1.807, 512 threads 1.860, 264 chunks 1.786. What limits it (estimate, no profiler here): issue
+ * and latency with 8 warps an SM: ~13.7k cycles a block of 32 rows against ~4.4k for its 8.7k warp-wide
+ * dot4I8Packed at the half-rate integer pipe; the 64 f32 O accumulators a thread holds through the whole
+ * loop leave few registers for loads in flight, and more threads (sHeads 2) cost more than they hide.
  */
 import { type Int8RowLayout, int8RowLayout } from './int8Layout.js';
 import { MLA_INT8_TT } from './int8Reference.js';
@@ -80,7 +87,10 @@ export interface MlaInt8Variant {
    * loading a block ahead during S, so `prefetch` does not apply), or three (load, S, O each apart).
    */
   twoBarriers?: boolean;
-  /** One page-table look-up per token quad (pages of a multiple of 4 rows; others fall back per row). */
+  /**
+   * One page-table look-up per token quad (pages of a multiple of 4 rows; others fall back per row).
+   * Measured slower at 1M on the H200 (1.759 against 1.711 ms with two barriers), so off by default.
+   */
   quadRows?: boolean;
 }
 
@@ -137,7 +147,7 @@ export function planMlaInt8(
     NDG,
     sSplit,
     twoBarriers: v.twoBarriers ?? true,
-    quadRows: v.quadRows ?? true,
+    quadRows: v.quadRows ?? false,
     sharedBytes,
   };
 }

@@ -3,7 +3,14 @@ import { cacheWrite, int8RowWords, mlaDecode } from '../src/kernels/mla/index.js
 import { int8RowLayout } from '../src/kernels/mla/int8Layout.js';
 import { type MlaInt8Variant, planMlaInt8 } from '../src/kernels/mla/int8Plan.js';
 
-const ALL_VARIANTS: MlaInt8Variant = { unrollS: false, oHalves: true, prefetch: false, sHeads: 2 };
+const ALL_VARIANTS: MlaInt8Variant = {
+  unrollS: false,
+  oHalves: true,
+  prefetch: false,
+  sHeads: 2,
+  twoBarriers: false,
+  quadRows: true,
+};
 import {
   dequantizeRowInt8,
   mlaDecodeInt8Reference,
@@ -189,10 +196,26 @@ describe('int8 latent cache: absorbed MLA decode', () => {
   const cases: Case[] = [
     // the tiny model's shape: lengths 1, 7, 63, 65 (blocks of 32 partly full), pages of 16 crossing blocks
     { lengths: [1, 7, 63, 65], H: 4, R: 24, Rv: 16, pageSize: 16 },
-    // the code-generation variants (scores in a WGSL loop, O in head halves, rows loaded after O, 512 threads)
+    // the code-generation variants (scores in a WGSL loop, O in head halves, three barriers a block with rows
+    // loaded after O, 512 threads, one page-table look-up per token quad)
     { lengths: [65, 0, 130], H: 4, R: 24, Rv: 16, pageSize: 16, chunks: 3, variant: ALL_VARIANTS },
+    // the same pipeline on pages of 6 rows: token quads cross pages, quadRows looks each row up
+    { lengths: [65, 0, 130], H: 4, R: 24, Rv: 16, pageSize: 6, chunks: 3, variant: ALL_VARIANTS },
     // P x values in f32 (p unquantised, value bytes widened), scores split over two halves of 5 columns
-    { lengths: [1, 7, 63, 65], H: 4, R: 72, Rv: 64, pageSize: 16, chunks: 2, pv: 'f32', variant: { sSplit: true } },
+    // (with three barriers a block, the next rows loaded during O)
+    {
+      lengths: [1, 7, 63, 65],
+      H: 4,
+      R: 72,
+      Rv: 64,
+      pageSize: 16,
+      chunks: 2,
+      pv: 'f32',
+      variant: { sSplit: true, twoBarriers: false },
+    },
+    // the first case's pipeline on pages of 6 rows (token quads across pages: one look-up per row), several
+    // blocks a chunk (the two-barrier schedule's hand-over of rows and vt between blocks)
+    { lengths: [1, 7, 63, 65, 129], H: 4, R: 24, Rv: 16, pageSize: 6, chunks: 2 },
   ];
   // Rv not a multiple of 4, heads not a multiple of 4, page size not a power of two: a second pipeline
   // (~25 s to compile on lavapipe); the layout of such rows is covered by the cacheWrite tests above.
@@ -254,6 +277,7 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     expect(p).toMatchObject({ WG: 256, SH: 4, NDG: 64, TT: 32, NG: 1, HP: 32, RW4: 37, RS4: 37, NVU: 2, NSG: 1 });
     expect(p.sSplit).toBe(false);
     expect(p.unrollS).toBe(true);
+    expect(p).toMatchObject({ twoBarriers: true, quadRows: false });
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
     const p2 = planMlaInt8({ H: 32, R: 576, Rv: 512, SG: 32, sHeads: 2 }, 49152);
     expect(p2).toMatchObject({ WG: 512, SH: 2, NDG: 128, NVU: 1, sSplit: false });

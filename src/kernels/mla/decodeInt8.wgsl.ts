@@ -13,6 +13,10 @@
  * f32: O[h] = O[h] 2^(m - m') + sum_t p'[t] k8L[t].
  * Variants (int8Plan.ts, measured there): 2 heads per score thread (512 threads), scores in two halves of
  * the columns (sSplit), straight-line scores, O in head halves, rows loaded after O.
+ * Schedule of a block (twoBarriers, the default): [vt <- registers (this block); registers <- next block;
+ * S; softmax] barrier [rows <- registers (next block); O] barrier. The staging of vt needs the previous
+ * block's O done and that of the rows this block's S done, so each rides in the other phase and the
+ * block needs two barriers; the three-barrier form stages both after O, apart.
  * l is summed per lane and reduced once at the end (alpha is the same for every lane of a head). Rows past
  * the sequence are staged as zeros and masked out of the softmax.
  */
@@ -43,6 +47,24 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     for (const { n, first, count } of slots) {
       const inRange = first + WG > count ? `sl${n} < ${count}u` : 'true';
       l(`${ind}if (${inRange}) {`);
+      if (pl.quadRows) {
+        // A quad starts at a multiple of 4 (blocks and chunks are whole blocks of 32): where pages are
+        // whole quads, its 4 rows are consecutive in one page, so one page-table look-up serves all 4.
+        for (let j = 0; j < 4; j++) l(`${ind}  pf${n}_${j} = vec4<u32>(0u);`);
+        l(`${ind}  { let tq = ${tbX} + 4u * gq${n};`);
+        l(`${ind}    if (tq < t1) {`);
+        l(`${ind}      let r0 = rowOf(b, tq);`);
+        l(`${ind}      pf${n}_0 = pool[r0 * ${RW4}u + gc${n}];`);
+        for (let j = 1; j < 4; j++) {
+          l(`${ind}      if (tq + ${j}u < t1) {`);
+          l(`${ind}        var r = r0 + ${j}u; if (!quadPages) { r = rowOf(b, tq + ${j}u); }`);
+          l(`${ind}        pf${n}_${j} = pool[r * ${RW4}u + gc${n}];`);
+          l(`${ind}      }`);
+        }
+        l(`${ind}  } }`);
+        l(`${ind}}`);
+        continue;
+      }
       for (let j = 0; j < 4; j++) {
         l(`${ind}  pf${n}_${j} = vec4<u32>(0u);`);
         l(`${ind}  { let t = ${tbX} + 4u * gq${n} + ${j}u;`);
@@ -56,13 +78,15 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
       l(`${ind}}`);
     }
   };
-  const store = (ind: string) => {
+  const store = (ind: string, toRows = true, toVt = true) => {
     for (const { n, first, count, transpose } of slots) {
+      if (!toRows && !transpose) continue;
       const inRange = first + WG > count ? `sl${n} < ${count}u` : 'true';
       l(`${ind}if (${inRange}) {`);
-      for (let j = 0; j < 4; j++) l(`${ind}  rows[(4u * gq${n} + ${j}u) * ${RS4}u + gc${n}] = pf${n}_${j};`);
+      if (toRows)
+        for (let j = 0; j < 4; j++) l(`${ind}  rows[(4u * gq${n} + ${j}u) * ${RS4}u + gc${n}] = pf${n}_${j};`);
       // c_kv columns also go to vt, transposed: word i of output k = byte i of word k of the 4 tokens.
-      if (transpose) {
+      if (transpose && toVt) {
         l(`${ind}  let x = transpose4(pf${n}_0, pf${n}_1, pf${n}_2, pf${n}_3);`);
         for (let k = 0; k < 4; k++) l(`${ind}  vt[gq${n} * ${LWp}u + 4u * gc${n} + ${k}u] = x[${k}];`);
       }
@@ -128,6 +152,11 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  return array<vec4<u32>, 4>(vec4<u32>(e0.x, e1.x, e2.x, e3.x), vec4<u32>(e0.y, e1.y, e2.y, e3.y),`);
   l(`                             vec4<u32>(e0.z, e1.z, e2.z, e3.z), vec4<u32>(e0.w, e1.w, e2.w, e3.w));`);
   l(`}`);
+  l(`fn rowOf(b: u32, t: u32) -> u32 {`);
+  l(`  var pg = t >> p.pageShift; var po = t & (p.pageSize - 1u);`);
+  l(`  if (p.pageShift >= 32u) { pg = t / p.pageSize; po = t % p.pageSize; }`);
+  l(`  return u32(pageTable[b * p.maxPages + pg]) * p.pageSize + po;`);
+  l(`}`);
   l(`@compute @workgroup_size(${WG})`);
   l(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,`);
   l(`        @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {`);
@@ -136,6 +165,7 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  let t0 = chunk * p.chunkLen;`);
   l(`  let t1 = min(T, t0 + p.chunkLen);`);
   l(`  let hq = lid / 32u; let t = lid % 32u;`);
+  if (pl.quadRows) l(`  let quadPages = (p.pageSize & 3u) == 0u;`);
   l(`  let qh = g * 32u + ${SH}u * hq;`);
   l(`  let qrow = b * ${NC * HP}u + qh;`);
   for (const k of ks) l(`  let sq${k} = qs[b * ${HP}u + qh + ${k}u];`);
@@ -161,9 +191,19 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  if (t0 < t1) {`);
   fetch('t0', '    ');
   l(`  }`);
-  store('  ');
+  const two = pl.twoBarriers;
+  store('  ', true, !two);
   l(`  workgroupBarrier();`);
   l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
+  l(`    let tn = tb + ${TT}u;`);
+  if (two) {
+    // Registers hold this block: its transposed copy goes to vt now (vt was last read by the previous
+    // block's O, before the barrier that ended it), then the registers load the next block during S.
+    store('    ', false, true);
+    l(`    if (tn < t1) {`);
+    fetch('tn', '      ');
+    l(`    }`);
+  }
   // ---- S: 4 heads x token t ----
   if (pl.sSplit) {
     // Partial scores: thread (row half kh, head quad hx, token pair tp, tp + 16) over half of the columns,
@@ -236,8 +276,12 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     l(`    if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
   }
   l(`    workgroupBarrier();`);
-  l(`    let tn = tb + ${TT}u;`);
-  if (pl.prefetch) {
+  if (two) {
+    // S has read the rows (barrier above): the next block's rows go in while O reads vt.
+    l(`    if (tn < t1) {`);
+    store('      ', true, false);
+    l(`    }`);
+  } else if (pl.prefetch) {
     l(`    if (tn < t1) {`);
     fetch('tn', '      ');
     l(`    }`);
@@ -300,11 +344,13 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   }
   l(`    }`);
   l(`    workgroupBarrier();`);
-  l(`    if (tn < t1) {`);
-  if (!pl.prefetch) fetch('tn', '      ');
-  store('      ');
-  l(`    }`);
-  l(`    workgroupBarrier();`);
+  if (!two) {
+    l(`    if (tn < t1) {`);
+    if (!pl.prefetch) fetch('tn', '      ');
+    store('      ');
+    l(`    }`);
+    l(`    workgroupBarrier();`);
+  }
   l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  var lt = subgroupAdd(lRun);`);

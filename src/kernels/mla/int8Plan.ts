@@ -21,6 +21,13 @@
  * WGSL loop 1.74 (1.7396 / 1.7383 / 1.7376); f32 P x values 2.11-2.14;
  * 512 threads (sHeads 2) 1.98; scores in column halves (sSplit) 1.78; O in head halves 1.79; rows loaded
  * after O 1.88; 264 chunks 1.76.
+ * Two barriers a block (twoBarriers, the default since s4b; bench/results/2026-12-01-h200-mla2-int8.json,
+ * one run): 1.711 ms against 1.718 for the three-barrier kernel, i.e. barriers and the staging phase are
+ * not what limits it; one page-table look-up per token quad (quadRows) 1.759 / 1.785 (slower); O in head
+ * halves 1.807, 512 threads 1.860, 264 chunks 1.786. What limits it (estimate, no profiler here): issue
+ * and latency with 8 warps an SM: ~13.7k cycles a block of 32 rows against ~4.4k for its 8.7k warp-wide
+ * dot4I8Packed at the half-rate integer pipe; the 64 f32 O accumulators a thread holds through the whole
+ * loop leave few registers for loads in flight, and more threads (sHeads 2) cost more than they hide.
  */
 import { type Int8RowLayout, int8RowLayout } from './int8Layout.js';
 import { MLA_INT8_TT } from './int8Reference.js';
@@ -49,6 +56,13 @@ export interface MlaInt8Plan extends Int8RowLayout {
   prefetch: boolean;
   /** Scores in two halves of the row's columns, each thread 4 heads x 2 tokens (one query load, 2 tokens). */
   sSplit: boolean;
+  /**
+   * Two barriers per block instead of three: a block's transposed copy (vt) is written at the start of
+   * its scores and the next block's rows during its P x values, from registers loaded during the scores.
+   */
+  twoBarriers: boolean;
+  /** Row loads: one page-table look-up per token quad where pages are whole quads (else one per row). */
+  quadRows: boolean;
   /** Heads per S thread (4: 256 threads; 2: 512 threads, twice the warps, half the registers each). */
   SH: number;
   /** O threads per head octet (WG / 4): column dg owns vt vec4 dg + NDG u. */
@@ -68,6 +82,16 @@ export interface MlaInt8Variant {
    * each; measured slower on the H200 at 1M context, 1.98 against 1.74 ms).
    */
   sHeads?: 2 | 4;
+  /**
+   * Two barriers per block (default; vt written at the start of S, the next rows during O, the registers
+   * loading a block ahead during S, so `prefetch` does not apply), or three (load, S, O each apart).
+   */
+  twoBarriers?: boolean;
+  /**
+   * One page-table look-up per token quad (pages of a multiple of 4 rows; others fall back per row).
+   * Measured slower at 1M on the H200 (1.759 against 1.711 ms with two barriers), so off by default.
+   */
+  quadRows?: boolean;
 }
 
 export function planMlaInt8(
@@ -122,12 +146,14 @@ export function planMlaInt8(
     SH,
     NDG,
     sSplit,
+    twoBarriers: v.twoBarriers ?? true,
+    quadRows: v.quadRows ?? false,
     sharedBytes,
   };
 }
 
 export function mlaInt8Key(p: MlaInt8Plan): string {
-  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}`;
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}${p.twoBarriers ? '_b2' : ''}${p.quadRows ? '_qr' : ''}`;
 }
 
 /** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */

@@ -25,6 +25,7 @@ import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
 import { setMatmulPlan, setMatmulSwizzle, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
 import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
+import { setKdaParamReduce } from '../kernels/kda/prep.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
@@ -358,6 +359,11 @@ export function registerTrainBench(bench: Command): void {
       'tuned',
     )
     .option('--matmul-swizzle <on|off>', "on (default): the tiled matmul's swizzled workgroup tiles | off", 'on')
+    .option(
+      '--kda-param-reduce <kind>',
+      'split (default: two-pass parallel dA_log / ddt_bias sums) | single (one workgroup per head, the earlier one)',
+      'split',
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -386,6 +392,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.matmulSwizzle !== 'on' && opts.matmulSwizzle !== 'off')
         throw new Error(`--matmul-swizzle: '${opts.matmulSwizzle}' is not on or off`);
       setMatmulSwizzle(opts.matmulSwizzle === 'on');
+      if (opts.kdaParamReduce !== 'split' && opts.kdaParamReduce !== 'single')
+        throw new Error(`--kda-param-reduce: '${opts.kdaParamReduce}' is not split or single`);
+      setKdaParamReduce(opts.kdaParamReduce);
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -407,6 +416,7 @@ export function registerTrainBench(bench: Command): void {
           moeRows: opts.moeRows,
           matmulPlan: opts.matmulPlan,
           matmulSwizzle: opts.matmulSwizzle,
+          kdaParamReduce: opts.kdaParamReduce,
         });
         return;
       }

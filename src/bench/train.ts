@@ -27,6 +27,7 @@ import { setMatmulPlan, setMatmulSwizzle, setMatmulTilePolicy, traceMatmuls } fr
 import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
 import { setKdaParamReduce } from '../kernels/kda/prep.js';
 import { setSumToTrailingColumns } from '../kernels/elementwise/backward.js';
+import { setElementwiseVec4 } from '../kernels/elementwise/index.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
@@ -375,6 +376,11 @@ export function registerTrainBench(bench: Command): void {
       'on (default): broadcast gradients (norm weights, conv) summed as column sums | off: transposed copy + row sums',
       'on',
     )
+    .option(
+      '--elementwise-vec4 <on|off>',
+      'on (default): elementwise kernels on f32 sizes divisible by 4 run 4 per thread (vec4) | off: scalar',
+      'on',
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -409,6 +415,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.sumColumns !== 'on' && opts.sumColumns !== 'off')
         throw new Error(`--sum-columns: '${opts.sumColumns}' is not on or off`);
       setSumToTrailingColumns(opts.sumColumns === 'on');
+      if (opts.elementwiseVec4 !== 'on' && opts.elementwiseVec4 !== 'off')
+        throw new Error(`--elementwise-vec4: '${opts.elementwiseVec4}' is not on or off`);
+      setElementwiseVec4(opts.elementwiseVec4 === 'on');
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -432,6 +441,7 @@ export function registerTrainBench(bench: Command): void {
           matmulSwizzle: opts.matmulSwizzle,
           kdaParamReduce: opts.kdaParamReduce,
           sumColumns: opts.sumColumns,
+          elementwiseVec4: opts.elementwiseVec4,
         });
         return;
       }

@@ -28,6 +28,7 @@ import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
 import { setKdaParamReduce } from '../kernels/kda/prep.js';
 import { setSumToTrailingColumns } from '../kernels/elementwise/backward.js';
 import { setElementwiseVec4 } from '../kernels/elementwise/index.js';
+import { setLinearFusedAccumulate } from '../kernels/matmul/backward.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
@@ -381,6 +382,11 @@ export function registerTrainBench(bench: Command): void {
       'on (default): elementwise kernels on f32 sizes divisible by 4 run 4 per thread (vec4) | off: scalar',
       'on',
     )
+    .option(
+      '--linear-accumulate <kind>',
+      "epilogue (default): a linear's dX adds the gradient already held for x in the matmul epilogue | add: the tape adds it",
+      'epilogue',
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -418,6 +424,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.elementwiseVec4 !== 'on' && opts.elementwiseVec4 !== 'off')
         throw new Error(`--elementwise-vec4: '${opts.elementwiseVec4}' is not on or off`);
       setElementwiseVec4(opts.elementwiseVec4 === 'on');
+      if (opts.linearAccumulate !== 'epilogue' && opts.linearAccumulate !== 'add')
+        throw new Error(`--linear-accumulate: '${opts.linearAccumulate}' is not epilogue or add`);
+      setLinearFusedAccumulate(opts.linearAccumulate === 'epilogue');
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -442,6 +451,7 @@ export function registerTrainBench(bench: Command): void {
           kdaParamReduce: opts.kdaParamReduce,
           sumColumns: opts.sumColumns,
           elementwiseVec4: opts.elementwiseVec4,
+          linearAccumulate: opts.linearAccumulate,
         });
         return;
       }

@@ -4,6 +4,7 @@
  * its earlier transposed-copy path.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { expandBackward } from '../src/kernels/copy/backward.js';
 import { setSumToTrailingColumns, sumToTrailing } from '../src/kernels/elementwise/backward.js';
 import { columnSlices, sumColumns } from '../src/kernels/reduce/columns.js';
 import { sumColumnsReference } from '../src/kernels/reduce/reference.js';
@@ -50,6 +51,46 @@ describe('sumColumns on WebGPU vs the reference', () => {
       for (const t of [xt, s]) t.dispose();
     });
   }
+
+  for (const [batch, rows, n] of [
+    [3, 7, 5],
+    [65, 12, 32],
+    [2, 1000, 65],
+  ]) {
+    it.skipIf(!hasGpu)(`batched [${batch}, ${rows}, ${n}]`, async () => {
+      const gpu = (await gpuContext())!;
+      const x = new Rng(batch + rows + n).normalArray(batch * rows * n);
+      const xt = gpu.fromHost(x, [batch, rows, n]);
+      const s = sumColumns(xt);
+      expect(s.shape).toEqual([batch, n]);
+      const want = new Float32Array(batch * n);
+      for (let z = 0; z < batch; z++)
+        want.set(sumColumnsReference(x.subarray(z * rows * n, (z + 1) * rows * n), rows, n), z * n);
+      expectClose(await s.toFloat32(), want, TOL, 'batched column sums');
+      for (const t of [xt, s]) t.dispose();
+    });
+  }
+
+  it.skipIf(!hasGpu)('expandBackward: the column path matches the transposed-copy path', async () => {
+    const gpu = (await gpuContext())!;
+    const x = new Rng(9).normalArray(5 * 7 * 3 * 65);
+    const xt = gpu.fromHost(x, [5, 7, 3, 65]);
+    for (const shape of [
+      [5, 7, 1, 65],
+      [1, 7, 3, 65],
+      [5, 1, 1, 65],
+      [5, 7, 3, 1],
+    ]) {
+      setSumToTrailingColumns(false);
+      const old = expandBackward(xt, shape);
+      setSumToTrailingColumns(true);
+      const now = expandBackward(xt, shape);
+      expect(now.shape).toEqual(shape);
+      expectClose(await now.toFloat32(), await old.toFloat32(), TOL, `expand from ${shape}`);
+      for (const t of [old, now]) t.dispose();
+    }
+    xt.dispose();
+  });
 
   it.skipIf(!hasGpu)('sumToTrailing: the column path matches the transposed-copy path', async () => {
     const gpu = (await gpuContext())!;

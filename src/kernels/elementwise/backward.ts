@@ -12,7 +12,7 @@ import { formatShape, ShapeError } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu } from '../common.js';
 import { contiguous } from '../copy/index.js';
-import { sumColumns, sumColumnsFits } from '../reduce/columns.js';
+import { columnSumsEnabled, setColumnSums, sumColumns, sumColumnsFits } from '../reduce/columns.js';
 import { reduce } from '../reduce/index.js';
 import { defineElementwise, elementwise } from './index.js';
 import { sigmoid, silu } from './reference.js';
@@ -69,11 +69,11 @@ export function sigmoidMulBackward(x: Tensor, g: Tensor, dy: Tensor): { dx: Tens
   };
 }
 
-/** true (default): sumToTrailing sums columns directly on the GPU; false: transposed copy + row sums (A/B). */
-let columnSums = true;
-export function setSumToTrailingColumns(on: boolean): void {
-  columnSums = on;
-}
+/**
+ * true (default): sumToTrailing (and expandBackward) sum columns directly on the GPU; false: transposed copy +
+ * row sums (A/B). The flag lives in reduce/columns.ts.
+ */
+export const setSumToTrailingColumns = setColumnSums;
 
 /**
  * The gradient of an operand of shape `shape` (trailing dims of dy's) that was broadcast over dy's
@@ -87,7 +87,7 @@ export function sumToTrailing(dy: Tensor, shape: readonly number[]): Tensor {
   const inner = shape.reduce((a, b) => a * b, 1);
   const dense = contiguous(dy);
   if (off === 0) return dense;
-  if (columnSums && asGpu(dy.device) && sumColumnsFits(inner)) {
+  if (columnSumsEnabled() && asGpu(dy.device) && sumColumnsFits(inner)) {
     // [lead, inner] summed down its columns in place (reduce/columns.ts): no transposed copy.
     const flat = dense.reshape([dy.numel / Math.max(inner, 1), inner]);
     const s = sumColumns(flat);

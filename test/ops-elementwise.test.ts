@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   add,
   defineElementwise,
@@ -10,6 +10,7 @@ import {
   neg,
   scale,
   sigmoid,
+  setElementwiseVec4,
   sigmoidMul,
   silu,
   softplus,
@@ -147,6 +148,45 @@ describe('elementwise on WebGPU vs the reference', () => {
         'fma',
       );
       for (const t of [...xs, tb]) t.dispose();
+    });
+  }
+});
+
+describe('elementwise vec4 form on WebGPU (sizes divisible by 4) vs the reference and the scalar form', () => {
+  afterAll(() => setElementwiseVec4(true));
+  const D = 12;
+  const ops: ElementwiseOp[] = [ELEMENTWISE.softplus, ELEMENTWISE.scale, ELEMENTWISE.add, ELEMENTWISE.sigmoidMul];
+  for (const n of [1, 7, 65]) {
+    it.skipIf(!hasGpu)(`[${n}, 3, 4], broadcast [3, 4] and [4]`, async () => {
+      const gpu = (await gpuContext())!;
+      const rng = new Rng(n + 11);
+      const x = rng.normalArray(n * D).map((v) => v * 12);
+      const y = rng.normalArray(n * D);
+      const r = rng.normalArray(D);
+      const q = rng.normalArray(4);
+      const xs = [
+        gpu.fromHost(x, [n, 3, 4]),
+        gpu.fromHost(y, [n, 3, 4]),
+        gpu.fromHost(r, [3, 4]),
+        gpu.fromHost(q, [4]),
+      ];
+      for (const op of ops) {
+        for (const [k, other] of [
+          [1, y],
+          [2, r],
+          [3, q],
+        ] as const) {
+          const ins = op.arity === 1 ? [xs[0]] : [xs[0], xs[k]];
+          const host = op.arity === 1 ? [x] : [x, other];
+          setElementwiseVec4(false);
+          const scalar = await elementwise(op, ins, 0.37).toFloat32();
+          setElementwiseVec4(true);
+          const v4 = await elementwise(op, ins, 0.37).toFloat32();
+          expectClose(v4, elementwiseReference(op.ref, host, 0.37), TOL, `${op.name} with operand ${k}`);
+          expectClose(v4, scalar, TOL, `${op.name} vec4 vs scalar`);
+        }
+      }
+      for (const t of xs) t.dispose();
     });
   }
 });

@@ -26,7 +26,7 @@ import * as ew from '../kernels/elementwise/index.js';
 import { embeddingBackward } from '../kernels/embedding/backward.js';
 import { embedding as embeddingKernel } from '../kernels/embedding/index.js';
 import { type KdaOptions, type KdaResult, kdaLayer as kdaLayerKernel, kdaLayerBackward } from '../kernels/kda/index.js';
-import { linearBackward } from '../kernels/matmul/backward.js';
+import { linearBackward, linearFusedAccumulate } from '../kernels/matmul/backward.js';
 import { linear as linearKernel } from '../kernels/matmul/index.js';
 import { expertsBackward, routeBackward } from '../kernels/moe/backward.js';
 import {
@@ -141,12 +141,17 @@ export function linear(x: Tensor, weight: Tensor): Tensor {
   const tape = activeTape();
   if (tape) {
     const [xs, ws] = [tape.save(x), tape.save(weight)];
+    const xid = x.id;
     tape.record(
       'linear',
       [x, weight],
       [y],
-      ([dy]) => {
-        const r = linearBackward(xs, ws, dy!);
+      ([dy], t) => {
+        // A gradient already held for x (another projection of the same input) is added in dX's matmul
+        // epilogue instead of by the tape's separate add (same value).
+        const prev = linearFusedAccumulate() ? t.takeGrad(xid) : undefined;
+        const r = linearBackward(xs, ws, dy!, undefined, prev);
+        prev?.dispose();
         return [r.dx, r.dw];
       },
       [xs, ws],

@@ -125,6 +125,17 @@ export class Tape {
   }
 
   /**
+   * Remove and return the gradient pending for tensor id, if any (the caller owns it). A backward that can
+   * add it inside its own kernel (linear's dX through the matmul epilogue) takes it and returns the sum,
+   * which then lands in the empty slot: the same value as `accumulate`, without its elementwise pass.
+   */
+  takeGrad(id: number): Tensor | undefined {
+    const g = this.grads.get(id);
+    this.grads.delete(id);
+    return g;
+  }
+
+  /**
    * Back-propagate `seed` (d loss / d root, root's shape) through every recorded node. Returns the
    * gradients of leaves by tensor id; the caller owns (disposes) them.
    */

@@ -25,6 +25,10 @@ import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
 import { setMatmulPlan, setMatmulSwizzle, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
 import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
+import { setKdaParamReduce } from '../kernels/kda/prep.js';
+import { setSumToTrailingColumns } from '../kernels/elementwise/backward.js';
+import { setElementwiseVec4 } from '../kernels/elementwise/index.js';
+import { setLinearFusedAccumulate } from '../kernels/matmul/backward.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
@@ -267,6 +271,9 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
     });
     const times: number[] = [];
     let loss = Number.NaN;
+    // The last step's gradient norm: with the loss, an end-to-end check that two kernel paths (A/B flags)
+    // give the same numbers up to rounding.
+    let gradNorm = Number.NaN;
     // Buffers created during the timed steps: 0 in a steady state; more means the pool's free list passed
     // its cap and was destroyed (and bind groups dropped), so every step pays allocation again.
     const created = () => (device instanceof GpuContext ? device.pool.stats().created : 0);
@@ -277,6 +284,7 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
       const m = await trainer.trainStep();
       if (s >= o.warmup) times.push(performance.now() - t0);
       loss = m.loss;
+      gradNorm = m.grad_norm;
     }
     times.sort((a, b) => a - b);
     const ms = times[Math.floor(times.length / 2)];
@@ -295,6 +303,7 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
       mixerFlopsShare: flops.mixer / flops.total,
       tflops: flops.total / (ms / 1000) / 1e12,
       loss,
+      gradNorm,
       stepMsTrials: times,
       buffersCreatedPerTimedStep: (created() - createdBefore) / o.steps,
     });
@@ -358,6 +367,26 @@ export function registerTrainBench(bench: Command): void {
       'tuned',
     )
     .option('--matmul-swizzle <on|off>', "on (default): the tiled matmul's swizzled workgroup tiles | off", 'on')
+    .option(
+      '--kda-param-reduce <kind>',
+      'split (default: two-pass parallel dA_log / ddt_bias sums) | single (one workgroup per head, the earlier one)',
+      'split',
+    )
+    .option(
+      '--sum-columns <on|off>',
+      'on (default): broadcast gradients (norm weights, conv) summed as column sums | off: transposed copy + row sums',
+      'on',
+    )
+    .option(
+      '--elementwise-vec4 <on|off>',
+      'on (default): elementwise kernels on f32 sizes divisible by 4 run 4 per thread (vec4) | off: scalar',
+      'on',
+    )
+    .option(
+      '--linear-accumulate <kind>',
+      "epilogue (default): a linear's dX adds the gradient already held for x in the matmul epilogue | add: the tape adds it",
+      'epilogue',
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -386,6 +415,18 @@ export function registerTrainBench(bench: Command): void {
       if (opts.matmulSwizzle !== 'on' && opts.matmulSwizzle !== 'off')
         throw new Error(`--matmul-swizzle: '${opts.matmulSwizzle}' is not on or off`);
       setMatmulSwizzle(opts.matmulSwizzle === 'on');
+      if (opts.kdaParamReduce !== 'split' && opts.kdaParamReduce !== 'single')
+        throw new Error(`--kda-param-reduce: '${opts.kdaParamReduce}' is not split or single`);
+      setKdaParamReduce(opts.kdaParamReduce);
+      if (opts.sumColumns !== 'on' && opts.sumColumns !== 'off')
+        throw new Error(`--sum-columns: '${opts.sumColumns}' is not on or off`);
+      setSumToTrailingColumns(opts.sumColumns === 'on');
+      if (opts.elementwiseVec4 !== 'on' && opts.elementwiseVec4 !== 'off')
+        throw new Error(`--elementwise-vec4: '${opts.elementwiseVec4}' is not on or off`);
+      setElementwiseVec4(opts.elementwiseVec4 === 'on');
+      if (opts.linearAccumulate !== 'epilogue' && opts.linearAccumulate !== 'add')
+        throw new Error(`--linear-accumulate: '${opts.linearAccumulate}' is not epilogue or add`);
+      setLinearFusedAccumulate(opts.linearAccumulate === 'epilogue');
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -407,6 +448,10 @@ export function registerTrainBench(bench: Command): void {
           moeRows: opts.moeRows,
           matmulPlan: opts.matmulPlan,
           matmulSwizzle: opts.matmulSwizzle,
+          kdaParamReduce: opts.kdaParamReduce,
+          sumColumns: opts.sumColumns,
+          elementwiseVec4: opts.elementwiseVec4,
+          linearAccumulate: opts.linearAccumulate,
         });
         return;
       }

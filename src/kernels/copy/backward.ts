@@ -11,6 +11,7 @@ import { formatShape, ShapeError } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, expectDType, grid1d, hostF32 } from '../common.js';
 import { reduce } from '../reduce/index.js';
+import { columnSumsEnabled, sumColumns, sumColumnsFits } from '../reduce/columns.js';
 import { narrowBackwardReference } from './backwardReference.js';
 import { PAD_WG, narrowBackwardWgsl } from './backward.wgsl.js';
 import { contiguous } from './index.js';
@@ -64,6 +65,14 @@ export function expandBackward(dy: Tensor, shape: readonly number[]): Tensor {
     const pre = g.shape.slice(0, d).reduce((a, b) => a * b, 1);
     const post = g.shape.slice(d + 1).reduce((a, b) => a * b, 1);
     const v = g.reshape([pre, g.shape[d], post]);
+    if (columnSumsEnabled() && asGpu(g.device) && sumColumnsFits(post, pre)) {
+      // Each of the pre [n, post] blocks summed down its columns (reduce/columns.ts): no transposed copy.
+      const s = sumColumns(v);
+      const next = s.reshape(g.shape.map((x, i) => (i === d ? 1 : x)));
+      for (const x of [g, v, s]) x.dispose();
+      g = next;
+      continue;
+    }
     const t = v.transpose(1, 2);
     const rows = contiguous(t);
     const s = reduce(rows, 'sum');

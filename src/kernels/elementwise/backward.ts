@@ -5,11 +5,14 @@
  *   swiglu(a, b) = silu(a) b:      da = dy b silu'(a),   db = dy silu(a)
  *   sigmoidMul(x, g) = x s(g):     dx = dy s(g),         dg = dy x s(g) (1 - s(g))
  * and `sumToTrailing`, the gradient of a trailing-dims operand broadcast over leading dims (a bias [D]
- * added to [N, D]): the sum over the leading dims, via a transposed view and a row reduction.
+ * added to [N, D]): the sum over the leading dims, as column sums on the GPU (reduce/columns.ts; the
+ * earlier transposed copy + row reduction stays behind setSumToTrailingColumns(false)).
  */
 import { formatShape, ShapeError } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { asGpu } from '../common.js';
 import { contiguous } from '../copy/index.js';
+import { columnSumsEnabled, setColumnSums, sumColumns, sumColumnsFits } from '../reduce/columns.js';
 import { reduce } from '../reduce/index.js';
 import { defineElementwise, elementwise } from './index.js';
 import { sigmoid, silu } from './reference.js';
@@ -67,6 +70,12 @@ export function sigmoidMulBackward(x: Tensor, g: Tensor, dy: Tensor): { dx: Tens
 }
 
 /**
+ * true (default): sumToTrailing (and expandBackward) sum columns directly on the GPU; false: transposed copy +
+ * row sums (A/B). The flag lives in reduce/columns.ts.
+ */
+export const setSumToTrailingColumns = setColumnSums;
+
+/**
  * The gradient of an operand of shape `shape` (trailing dims of dy's) that was broadcast over dy's
  * leading dims: dy summed over them. Equal shapes give a dense copy.
  */
@@ -78,6 +87,14 @@ export function sumToTrailing(dy: Tensor, shape: readonly number[]): Tensor {
   const inner = shape.reduce((a, b) => a * b, 1);
   const dense = contiguous(dy);
   if (off === 0) return dense;
+  if (columnSumsEnabled() && asGpu(dy.device) && sumColumnsFits(inner)) {
+    // [lead, inner] summed down its columns in place (reduce/columns.ts): no transposed copy.
+    const flat = dense.reshape([dy.numel / Math.max(inner, 1), inner]);
+    const s = sumColumns(flat);
+    const out = s.reshape([...shape]);
+    for (const x of [dense, flat, s]) x.dispose();
+    return out;
+  }
   // [lead, inner] read as [inner, lead] (a transposed view), made dense, then summed row by row.
   const flat = dense.reshape([dy.numel / Math.max(inner, 1), inner]);
   const t = flat.transpose(0, 1);

@@ -11,7 +11,13 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, grid1d, hostF32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import type { FloatDType } from '../wgslLib.js';
-import { ELEMENTWISE_WG, type ElementwiseVariant, elementwiseKey, elementwiseWgsl } from './elementwise.wgsl.js';
+import {
+  ELEMENTWISE_WG,
+  type ElementwiseVariant,
+  elementwiseKey,
+  elementwiseVec4,
+  elementwiseWgsl,
+} from './elementwise.wgsl.js';
 import {
   elementwiseReference,
   type ScalarFn,
@@ -60,6 +66,12 @@ function isTrailing(small: readonly number[], big: readonly number[]): boolean {
   return small.every((d, i) => d === big[off + i]);
 }
 
+/** true (default): f32 operands of sizes divisible by 4 take the vec4 kernel; false: always scalar (A/B). */
+let vec4Enabled = true;
+export function setElementwiseVec4(on: boolean): void {
+  vec4Enabled = on;
+}
+
 /**
  * Apply `op` to `inputs`. The output has the first operand's shape; each later operand has that shape
  * or its trailing dims (broadcast over the leading ones, e.g. [N, D] with [D]).
@@ -92,8 +104,10 @@ export function elementwise(op: ElementwiseOp, inputs: readonly Tensor[], s = 0)
   const dense = inputs.map((t) => contiguous(t));
   const out = gpu.empty(shape);
   const n = out.numel;
-  const v: ElementwiseVariant = { expr: op.wgsl, dtypes: inputs.map((t) => t.dtype as FloatDType), broadcast };
+  const dtypes = inputs.map((t) => t.dtype as FloatDType);
   const sizes = [0, 1, 2, 3].map((k) => Math.max(1, inputs[k]?.numel ?? 1));
+  const vec4 = vec4Enabled && elementwiseVec4(dtypes, sizes.slice(0, inputs.length), n);
+  const v: ElementwiseVariant = { expr: op.wgsl, dtypes, broadcast, vec4 };
   if (n > 0) {
     gpu.dispatch({
       kernel: { name: `elementwise_${op.name}`, key: elementwiseKey(v), code: () => elementwiseWgsl(v) },
@@ -102,7 +116,7 @@ export function elementwise(op: ElementwiseOp, inputs: readonly Tensor[], s = 0)
         .u32(n)
         .f32(s)
         .u32(0, 0, ...sizes),
-      workgroups: grid1d(n, ELEMENTWISE_WG),
+      workgroups: grid1d(vec4 ? n / 4 : n, ELEMENTWISE_WG),
     });
   }
   for (const t of dense) t.dispose();

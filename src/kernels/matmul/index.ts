@@ -170,6 +170,19 @@ export function choosePlan(
   return g >= 128 ? split(half, 1) : split(half, slicesFor(128, 192));
 }
 
+/**
+ * Whether an unbatched f32 product of this shape and layout runs the same tile, unsplit, with an epilogue
+ * as without: choosePlan gives epilogue products chooseTile's tile and no split-K, so a caller fusing an
+ * addition into the epilogue (linearBackward's accumulated dX) checks that it does not get a slower plan.
+ */
+export function epilogueKeepsPlan(M: number, N: number, K: number, transA: boolean, transB: boolean): boolean {
+  const vec4 = (transA ? M % 4 === 0 : K % 4 === 0) && (transB ? K % 4 === 0 : N % 4 === 0);
+  const s: PlanShape = { bf16: false, vec4, special: false, transA, transB };
+  const tuned = choosePlan(M, N, K, 1, s, {});
+  const epi = choosePlan(M, N, K, 1, { ...s, special: true }, {});
+  return tuned.slices === 1 && epi.slices === 1 && tuned.tile === epi.tile;
+}
+
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const device = deviceOf('matmul', a, b);
   expectDType('matmul', 'A', a, ['f32']);

@@ -27,3 +27,10 @@ export function argmaxReference(x: Float32Array, rows: number, D: number): Int32
   }
   return out;
 }
+
+/** out[c] = sum_r x[r, c] over a dense [rows, n] matrix, accumulated in f64. */
+export function sumColumnsReference(x: Float32Array, rows: number, n: number): Float32Array {
+  const acc = new Float64Array(n);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < n; c++) acc[c] += x[r * n + c];
+  return Float32Array.from(acc);
+}

@@ -275,11 +275,16 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
     // give the same numbers up to rounding.
     let gradNorm = Number.NaN;
     // Buffers created during the timed steps: 0 in a steady state; more means the pool's free list passed
-    // its cap and was destroyed (and bind groups dropped), so every step pays allocation again.
+    // its cap and buffers were destroyed, so every step pays allocation (and new bind groups) again.
     const created = () => (device instanceof GpuContext ? device.pool.stats().created : 0);
+    const misses = () => (device instanceof GpuContext ? device.bindGroups.misses : 0);
     let createdBefore = 0;
+    let missesBefore = 0;
     for (let s = 0; s < o.warmup + o.steps; s++) {
-      if (s === o.warmup) createdBefore = created();
+      if (s === o.warmup) {
+        createdBefore = created();
+        missesBefore = misses();
+      }
       const t0 = performance.now();
       const m = await trainer.trainStep();
       if (s >= o.warmup) times.push(performance.now() - t0);
@@ -306,6 +311,8 @@ export async function benchTrain(device: Device, json: Record<string, unknown>, 
       gradNorm,
       stepMsTrials: times,
       buffersCreatedPerTimedStep: (created() - createdBefore) / o.steps,
+      // Bind groups created per timed step (each ~16-20 us of host time): near 0 in a steady state.
+      bindGroupMissesPerTimedStep: (misses() - missesBefore) / o.steps,
     });
     const profile =
       o.profile && device instanceof GpuContext ? await profileGradients(device, model, o.batch, o.seqLen) : undefined;

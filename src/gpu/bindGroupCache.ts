@@ -11,9 +11,11 @@
  * The key is a row of numbers the caller fills into a reused Float64Array (no strings, no objects per
  * dispatch); it is hashed to a 32-bit number and the few rows that share a hash are compared in full.
  *
- * A bind group must never outlive a buffer it names: the pool reports every buffer it destroys and the
- * whole cache is dropped then (destroys are rare: pool trims and memory-pressure releases). The cache is
- * also bounded, and cleared when full, so shapes that change every step cannot grow it without limit.
+ * A bind group naming a destroyed buffer is never used again: buffer ids are never reused, so its key
+ * cannot recur. The cache therefore survives the pool destroying single buffers past its free-byte cap
+ * (clearing it there made every step that crossed the cap re-create all of its bind groups); it is
+ * dropped on pool trims (releasing the stale ones) and bounded, cleared when full, so shapes that change
+ * every step cannot grow it without limit.
  */
 interface Entry {
   key: Float64Array;

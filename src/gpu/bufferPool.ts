@@ -39,6 +39,8 @@ export interface PoolStats {
   freeBytes: number;
   created: number;
   reused: number;
+  /** Buffers destroyed on release because the free list held maxFreeBytes already. */
+  destroyed: number;
 }
 
 /** A pooled buffer and its id (unique per pool, never reused; the bind-group cache keys on it). */
@@ -53,11 +55,11 @@ export class BufferPool {
   /** Per bucket size, free buffers sorted by id, highest first (pop() takes the lowest). */
   private readonly free = new Map<number, PooledBuffer[]>();
   private pending: PooledBuffer[] = [];
-  private stats_ = { live: 0, liveBytes: 0, freeBytes: 0, free: 0, created: 0, reused: 0 };
+  private stats_ = { live: 0, liveBytes: 0, freeBytes: 0, free: 0, created: 0, reused: 0, destroyed: 0 };
   private nextId = 1;
   /** Free buffers beyond this many bytes are destroyed rather than kept. */
   maxFreeBytes = 8 * 2 ** 30;
-  /** Told before buffers are destroyed (the context drops bind groups that may name them). */
+  /** Told before trim() destroys every idle buffer (the context drops its bind groups then, releasing them). */
   onDestroy: (() => void) | undefined;
 
   constructor(
@@ -106,7 +108,10 @@ export class BufferPool {
     for (const b of this.pending) {
       const size = b.size;
       if (this.stats_.freeBytes + size > this.maxFreeBytes) {
-        this.onDestroy?.();
+        // No onDestroy here: ids are never reused, so a cached bind group naming this buffer can never be
+        // looked up again (its key holds the id); dropping every bind group instead made each step that
+        // passed the cap re-create all of them (erratic 200-400 ms Muon training steps on the H200).
+        this.stats_.destroyed++;
         b.buffer.destroy();
         continue;
       }

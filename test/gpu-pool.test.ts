@@ -1,0 +1,48 @@
+/**
+ * The buffer pool and the bind-group cache together: a buffer destroyed past the pool's free-byte cap must
+ * not take the other cached bind groups with it (ids are never reused, so a stale entry can never be hit),
+ * while a trim drops them all.
+ */
+import { describe, expect, it } from 'vitest';
+import { add } from '../src/kernels/elementwise/index.js';
+import { gpuContext, hasGpu } from './helpers.js';
+
+describe.runIf(hasGpu)('buffer pool and bind-group cache on WebGPU', () => {
+  it('destroying buffers past maxFreeBytes keeps the cache; the same dispatch hits again; trim clears it', async () => {
+    const gpu = (await gpuContext())!;
+    const a = gpu.fromHost(
+      Float32Array.from({ length: 64 }, (_, i) => i),
+      [64],
+    );
+    const b = gpu.fromHost(
+      Float32Array.from({ length: 64 }, (_, i) => 2 * i),
+      [64],
+    );
+    // Warm: the first add creates its output buffer and bind group; its output is freed after the submit.
+    const warm = add(a, b);
+    expect(Array.from(await warm.toFloat32()).slice(0, 3)).toEqual([0, 3, 6]);
+    warm.dispose();
+    await gpu.sync();
+    const savedCap = gpu.pool.maxFreeBytes;
+    try {
+      // A cap of 0: every released buffer is destroyed instead of kept.
+      gpu.pool.maxFreeBytes = 0;
+      const big = gpu.empty([1 << 16]);
+      big.dispose();
+      await gpu.sync();
+      expect(gpu.pool.stats().destroyed).toBeGreaterThan(0);
+      expect(gpu.bindGroups.size).toBeGreaterThan(0);
+    } finally {
+      gpu.pool.maxFreeBytes = savedCap;
+    }
+    // a + b again with a fresh output buffer: a miss for the new output only, never a stale hit; the result
+    // is right (a stale bind group naming a destroyed buffer would fail validation or read garbage).
+    const y = add(a, b);
+    expect(Array.from(await y.toFloat32()).slice(60)).toEqual([180, 183, 186, 189]);
+    y.dispose();
+    gpu.pool.trim();
+    expect(gpu.bindGroups.size).toBe(0);
+    a.dispose();
+    b.dispose();
+  });
+});

@@ -73,6 +73,8 @@ export interface KdaBenchOptions {
   bwdPairsFactored?: boolean;
   /** The vec4-tile pair pass with row loops that stop at the chunk's end (kdaBackwardTuning.pairsVecPartial). */
   bwdPairsPartial?: boolean;
+  /** The UT-transform backward with its dB sum looping to the chunk's end (kdaBackwardTuning.utVarRows). */
+  bwdUtVarRows?: boolean;
   /**
    * Also check, on this device, the backward with the new kernels (split state pass, tiled dqkw and UT
    * backward) against the old ones at
@@ -256,6 +258,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   }
   if (o.bwdPairsFactored) kdaBackwardTuning.factoredPairs = true;
   if (o.bwdPairsPartial) kdaBackwardTuning.pairsVecPartial = true;
+  if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
   Object.assign(kdaForwardTuning, {
     intra: o.fwdIntra,
     stateWg: o.fwdStateWg,
@@ -338,11 +341,18 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   setLegacy(undefined);
   kdaBackwardTuning.factoredPairs = undefined;
   kdaBackwardTuning.pairsVecPartial = undefined;
+  kdaBackwardTuning.utVarRows = undefined;
   const newVsOld = o.bwdCheck ? await backwardNewVsOldCheck(dev, o.d) : undefined;
   // The vec4-tile pair pass (pairsVec.wgsl.ts) against the scalar-tile one it replaces, all else the same.
   const pairsVecVsFactored = o.bwdCheck
     ? await backwardNewVsOldCheck(dev, o.d, (on) => {
         kdaBackwardTuning.factoredPairs = on;
+      })
+    : undefined;
+  // The UT backward's constant-trip dB loop against the loop to the chunk's end.
+  const utFixedVsVarRows = o.bwdCheck
+    ? await backwardNewVsOldCheck(dev, o.d, (on) => {
+        kdaBackwardTuning.utVarRows = on;
       })
     : undefined;
 
@@ -390,8 +400,10 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
     ...(o.bwdPairsFactored ? { pairsKernel: 'factored, scalar tiles (pairs.wgsl.ts)' } : {}),
     ...(o.bwdPairsPartial ? { pairsKernel: 'vec4 tiles, row loops to the chunk end' } : {}),
+    ...(o.bwdUtVarRows ? { utKernel: 'dB sum looping to the chunk end' } : {}),
     ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     ...(pairsVecVsFactored ? { pairsVecVsFactored } : {}),
+    ...(utFixedVsVarRows ? { utFixedVsVarRows } : {}),
     decode,
     ...(probe ? { decodeProbe: { batch: 64, ...probe } } : {}),
     targets: {
@@ -447,6 +459,7 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--bwd-pairs-factored', 'backward with the pair pass of scalar workgroup tiles (before the vec4 tiles)')
     .option('--bwd-pairs-partial', 'vec4-tile pair pass with row loops that stop at the chunk end (not 16 rows)')
+    .option('--bwd-ut-var-rows', "UT backward with the dB sum looping to the chunk's end (not 16 constant row groups)")
     .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
     .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
     .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
@@ -475,6 +488,7 @@ export function registerKdaBench(bench: Command): void {
           bwdPrev?: boolean;
           bwdPairsFactored?: boolean;
           bwdPairsPartial?: boolean;
+          bwdUtVarRows?: boolean;
           bwdCheck?: boolean;
           check?: boolean;
           fwdFused?: boolean;
@@ -502,6 +516,7 @@ export function registerKdaBench(bench: Command): void {
         bwdPrev: !!opts.bwdPrev,
         bwdPairsFactored: !!opts.bwdPairsFactored,
         bwdPairsPartial: !!opts.bwdPairsPartial,
+        bwdUtVarRows: !!opts.bwdUtVarRows,
         bwdCheck: !!opts.bwdCheck,
         fwdIntra: parseKind('--fwd-intra', opts.fwdIntra),
         fwdIntraSkip: parseSkip('--fwd-intra-skip', opts.fwdIntraSkip, ['products', 'inverse', 'wu'] as const),

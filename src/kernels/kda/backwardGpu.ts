@@ -39,6 +39,8 @@ export const kdaBackwardTuning: {
   factoredPairs?: boolean;
   /** pairsVec.wgsl.ts with its row loops stopping at the chunk's end (not the constant 16 rows of a block). */
   pairsVecPartial?: boolean;
+  /** ut.wgsl.ts's dB sum as a loop from 4 jg to the chunk's end L (before the constant 16-group loop). */
+  utVarRows?: boolean;
 } = {};
 
 function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
@@ -170,8 +172,8 @@ export function dispatchBackward(
       ? { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) }
       : {
           name: 'kda_bwd_ut',
-          key: utKey(v, !kdaBackwardTuning.prevUt),
-          code: () => utTiledWgsl(v, !kdaBackwardTuning.prevUt),
+          key: utKey(v, !kdaBackwardTuning.prevUt, !kdaBackwardTuning.utVarRows),
+          code: () => utTiledWgsl(v, !kdaBackwardTuning.prevUt, !kdaBackwardTuning.utVarRows),
         },
     tensors: [cu, saved.T, saved.W, saved.U, dW, dVp, beta, vv, k, saved.gc, dk, dgc, dv, dbeta, dA],
     params,

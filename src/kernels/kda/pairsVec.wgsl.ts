@@ -17,6 +17,9 @@
  *    channel r0), so its row operands stay in registers; the dbeta reduction takes one vec4 round.
  * Both arrays together are 32 KiB, which lavapipe's limit still holds (the tests run this kernel).
  * Needs 16-channel K tiles (K a multiple of 16) and value tiles of a multiple of 4.
+ * H200, T = 32768, H = 16, d = 128 (one sitting, bench/results/2026-12-01-h200-kda2-*.json): 6.75 ms for
+ * pairs.wgsl.ts, 6.10 with these tiles and the row loops to L (`partial`), 4.97 with the constant 16-row
+ * loops (the default): most of the gain is the constant trip count. Results equal pairs.wgsl.ts's exactly.
  */
 import { pairsBK } from './backward.wgsl.js';
 import type { PairsVariant } from './pairs.wgsl.js';

@@ -4,8 +4,11 @@
  * Qg^T dO, then the prefetching sequential recurrence), the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16
  * and 32 here give its 64- and 128-thread forms, kda-consistency's K = 64 and 128 the 256-thread one the
  * H200 runs), the vec4 UT-transform backward (ut.wgsl.ts; column tiles inside K, inside V and partly past
- * K + V) and the pair pass with the decay factored by 16-row blocks (pairs.wgsl.ts; K = 16 and 32 give the
- * H200's 4 blocks, lens 1 / 7 / 65 / 130 leave blocks empty, partial and whole).
+ * K + V; its dB sum over 16 constant row groups, so lens < 64 check that rows past the chunk add nothing) and
+ * the pair pass with the decay factored by 16-row blocks and vec4 tiles (pairsVec.wgsl.ts; K = 16 and 32 give
+ * the H200's 4 blocks, lens 1 / 7 / 65 / 130 leave blocks empty, partial and whole; its 16-row loops run past
+ * the chunk's end there). The forms they replace (pairs.wgsl.ts, the UT loop to L) are compared with them
+ * on the H200 by `bench kda --bwd-check` (pairsVecVsFactored, utFixedVsVarRows).
  * Lengths: a single token, a partial only chunk, one token short of and one past a whole chunk, three chunks
  * with a short last one; both branches of the sequential kernel (one G row per thread at K = 16, value tile
  * 8; vec4 groups of 4 rows at K = 32, tile 32, as on the H200 at K = 128, tile 16); the scalar gate; a varlen

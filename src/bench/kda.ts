@@ -69,6 +69,12 @@ export interface KdaBenchOptions {
    * prevDqkw); the other kernels the default ones.
    */
   bwdPrev?: boolean;
+  /** Backward with the pair pass of scalar workgroup tiles (pairs.wgsl.ts, kdaBackwardTuning.factoredPairs). */
+  bwdPairsFactored?: boolean;
+  /** The vec4-tile pair pass with row loops that stop at the chunk's end (kdaBackwardTuning.pairsVecPartial). */
+  bwdPairsPartial?: boolean;
+  /** The UT-transform backward with its dB sum looping to the chunk's end (kdaBackwardTuning.utVarRows). */
+  bwdUtVarRows?: boolean;
   /**
    * Also check, on this device, the backward with the new kernels (split state pass, tiled dqkw and UT
    * backward) against the old ones at
@@ -87,16 +93,24 @@ function setLegacy(on: boolean | undefined): void {
   kdaBackwardTuning.prevDqkw = on;
 }
 
-async function backwardNewVsOldCheck(dev: Device, d: number): Promise<Record<string, number>> {
+/**
+ * Max |new - old| / max |old| per gradient of the backward at d, H=2, T=200: `old` is the backward with
+ * `setOld(true)` (by default every old kernel, setLegacy).
+ */
+async function backwardNewVsOldCheck(
+  dev: Device,
+  d: number,
+  setOld: (on: boolean | undefined) => void = setLegacy,
+): Promise<Record<string, number>> {
   const [T, H] = [200, 2];
   const x = inputs(dev, 1, T, H, d, 31);
   const S0 = randomUniform(dev, [1, H, d, d], { seed: 37, lo: -0.5, hi: 0.5 });
   const dO = randomUniform(dev, [1, T, H, d], { seed: 38 });
   const dS = randomUniform(dev, [1, H, d, d], { seed: 39 });
   const run = async (legacy: boolean) => {
-    setLegacy(legacy);
+    setOld(legacy);
     const gr = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, dO, { initialState: S0, dS });
-    setLegacy(undefined);
+    setOld(undefined);
     const out: Record<string, Float32Array> = {};
     for (const [name, t] of Object.entries(gr)) if (t) out[name] = await (t as Tensor).toFloat32();
     disposeAll(gr.dq, gr.dk, gr.dv, gr.dg, gr.dbeta, gr.dS0);
@@ -242,6 +256,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     kdaBackwardTuning.prevUt = true;
     kdaBackwardTuning.prevDqkw = true;
   }
+  if (o.bwdPairsFactored) kdaBackwardTuning.factoredPairs = true;
+  if (o.bwdPairsPartial) kdaBackwardTuning.pairsVecPartial = true;
+  if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
   Object.assign(kdaForwardTuning, {
     intra: o.fwdIntra,
     stateWg: o.fwdStateWg,
@@ -322,7 +339,22 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
   }
   setLegacy(undefined);
+  kdaBackwardTuning.factoredPairs = undefined;
+  kdaBackwardTuning.pairsVecPartial = undefined;
+  kdaBackwardTuning.utVarRows = undefined;
   const newVsOld = o.bwdCheck ? await backwardNewVsOldCheck(dev, o.d) : undefined;
+  // The vec4-tile pair pass (pairsVec.wgsl.ts) against the scalar-tile one it replaces, all else the same.
+  const pairsVecVsFactored = o.bwdCheck
+    ? await backwardNewVsOldCheck(dev, o.d, (on) => {
+        kdaBackwardTuning.factoredPairs = on;
+      })
+    : undefined;
+  // The UT backward's constant-trip dB loop against the loop to the chunk's end.
+  const utFixedVsVarRows = o.bwdCheck
+    ? await backwardNewVsOldCheck(dev, o.d, (on) => {
+        kdaBackwardTuning.utVarRows = on;
+      })
+    : undefined;
 
   const probe = o.decodeProbe ? { afterChunkedUs: (await timeDecode(dev, o, 64)).us } : undefined;
   if (probe && dev.backend === 'webgpu') {
@@ -366,7 +398,12 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
+    ...(o.bwdPairsFactored ? { pairsKernel: 'factored, scalar tiles (pairs.wgsl.ts)' } : {}),
+    ...(o.bwdPairsPartial ? { pairsKernel: 'vec4 tiles, row loops to the chunk end' } : {}),
+    ...(o.bwdUtVarRows ? { utKernel: 'dB sum looping to the chunk end' } : {}),
     ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
+    ...(pairsVecVsFactored ? { pairsVecVsFactored } : {}),
+    ...(utFixedVsVarRows ? { utFixedVsVarRows } : {}),
     decode,
     ...(probe ? { decodeProbe: { batch: 64, ...probe } } : {}),
     targets: {
@@ -420,6 +457,9 @@ export function registerKdaBench(bench: Command): void {
       '--bwd-prev',
       'backward with the pair, UT and dqkw kernels as before the factored decay, scatter prefetch and named registers',
     )
+    .option('--bwd-pairs-factored', 'backward with the pair pass of scalar workgroup tiles (before the vec4 tiles)')
+    .option('--bwd-pairs-partial', 'vec4-tile pair pass with row loops that stop at the chunk end (not 16 rows)')
+    .option('--bwd-ut-var-rows', "UT backward with the dB sum looping to the chunk's end (not 16 constant row groups)")
     .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
     .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
     .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
@@ -446,6 +486,9 @@ export function registerKdaBench(bench: Command): void {
           profile?: boolean;
           bwdLegacy?: boolean;
           bwdPrev?: boolean;
+          bwdPairsFactored?: boolean;
+          bwdPairsPartial?: boolean;
+          bwdUtVarRows?: boolean;
           bwdCheck?: boolean;
           check?: boolean;
           fwdFused?: boolean;
@@ -471,6 +514,9 @@ export function registerKdaBench(bench: Command): void {
         decodeScalar: !!opts.decodeScalar,
         bwdLegacy: !!opts.bwdLegacy,
         bwdPrev: !!opts.bwdPrev,
+        bwdPairsFactored: !!opts.bwdPairsFactored,
+        bwdPairsPartial: !!opts.bwdPairsPartial,
+        bwdUtVarRows: !!opts.bwdUtVarRows,
         bwdCheck: !!opts.bwdCheck,
         fwdIntra: parseKind('--fwd-intra', opts.fwdIntra),
         fwdIntraSkip: parseSkip('--fwd-intra-skip', opts.fwdIntraSkip, ['products', 'inverse', 'wu'] as const),

@@ -18,6 +18,7 @@ import { dqkwBK, dqkwKey, dqkwTiledFits, dqkwTiledWgsl } from './dqkw.wgsl.js';
 import { dstateKey, dstatePreWgsl, dstateSeqWgsl, dstateSplitFits, preBV, seqBV } from './dstateSplit.wgsl.js';
 import { zerosF32 } from './zeros.js';
 import { pairsFactoredWgsl, pairsKey } from './pairs.wgsl.js';
+import { pairsVecFits, pairsVecKey, pairsVecWgsl } from './pairsVec.wgsl.js';
 
 /**
  * Test and bench switches: `legacyDstate` runs the single-kernel backward state pass even where the split
@@ -34,6 +35,12 @@ export const kdaBackwardTuning: {
   prevUt?: boolean;
   /** The pair pass without the block-factored decay (backward.wgsl.ts pairsWgsl instead of pairs.wgsl.ts). */
   prevPairs?: boolean;
+  /** The block-factored pair pass with scalar workgroup tiles (pairs.wgsl.ts) instead of pairsVec.wgsl.ts's vec4 ones. */
+  factoredPairs?: boolean;
+  /** pairsVec.wgsl.ts with its row loops stopping at the chunk's end (not the constant 16 rows of a block). */
+  pairsVecPartial?: boolean;
+  /** ut.wgsl.ts's dB sum as a loop from 4 jg to the chunk's end L (before the constant 16-group loop). */
+  utVarRows?: boolean;
 } = {};
 
 function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
@@ -165,8 +172,8 @@ export function dispatchBackward(
       ? { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) }
       : {
           name: 'kda_bwd_ut',
-          key: utKey(v, !kdaBackwardTuning.prevUt),
-          code: () => utTiledWgsl(v, !kdaBackwardTuning.prevUt),
+          key: utKey(v, !kdaBackwardTuning.prevUt, !kdaBackwardTuning.utVarRows),
+          code: () => utTiledWgsl(v, !kdaBackwardTuning.prevUt, !kdaBackwardTuning.utVarRows),
         },
     tensors: [cu, saved.T, saved.W, saved.U, dW, dVp, beta, vv, k, saved.gc, dk, dgc, dv, dbeta, dA],
     params,
@@ -177,7 +184,13 @@ export function dispatchBackward(
   gpu.dispatch({
     kernel: kdaBackwardTuning.prevPairs
       ? { name: 'kda_bwd_pairs', key: bwdKey('kda_bwd_pairs', v), code: () => pairsWgsl(v) }
-      : { name: 'kda_bwd_pairs', key: pairsKey(v), code: () => pairsFactoredWgsl(v) },
+      : kdaBackwardTuning.factoredPairs || !pairsVecFits(v)
+        ? { name: 'kda_bwd_pairs', key: pairsKey(v), code: () => pairsFactoredWgsl(v) }
+        : {
+            name: 'kda_bwd_pairs',
+            key: pairsVecKey(v, kdaBackwardTuning.pairsVecPartial),
+            code: () => pairsVecWgsl(v, kdaBackwardTuning.pairsVecPartial),
+          },
     tensors: [cu, q, k, saved.gc, beta, dO, saved.Vp, dA, dq, dk, dgc, dbeta, dg],
     params,
     workgroups: [NS, H],

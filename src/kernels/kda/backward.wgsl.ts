@@ -44,6 +44,7 @@ import {
   utScatterRow,
   valueTileIds,
   vec4At,
+  dgReverseCumsum,
 } from './wgslParts.js';
 
 const WG = 256;
@@ -555,31 +556,6 @@ ${computeMain(WG)}
   storageBarrier();
   workgroupBarrier();
   // dg = reverse cumsum of dgc within the chunk (gc = cumsum g).
-${
-  GK === 1
-    ? `  // Scalar gate: row sums over the channels in parallel, then the cumsum over 64 rows.
-  if (lid < 64u) {
-    var s = 0.0;
-    if (lid < L) { for (var r = 0u; r < ${K}u; r++) { s += dgc[((t0 + lid) * H + h) * ${K}u + r]; } }
-    bsh[lid] = s;
-  }
-  workgroupBarrier();
-  if (lid == 0u) {
-    var acc = 0.0;
-    for (var ii = 0u; ii < L; ii++) {
-      let i = L - 1u - ii;
-      acc += bsh[i];
-      dg[(t0 + i) * H + h] = acc;
-    }
-  }`
-    : `  for (var r = lid; r < ${K}u; r += ${WG}u) {
-    var acc = 0.0;
-    for (var ii = 0u; ii < L; ii++) {
-      let idx = ((t0 + L - 1u - ii) * H + h) * ${K}u + r;
-      acc += dgc[idx];
-      dg[idx] = acc;
-    }
-  }`
-}
+${dgReverseCumsum(K, GK, WG, (i) => `bsh[${i}]`)}
 }`;
 }

@@ -23,7 +23,7 @@
  */
 import { pairsBK } from './backward.wgsl.js';
 import type { PairsVariant } from './pairs.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, gcAtFn, LOCATE } from './wgslParts.js';
+import { bindings, chunkSlotPrologue, computeMain, gcAtFn, LOCATE, dgReverseCumsum } from './wgslParts.js';
 
 const WG = 256;
 const BK = 16;
@@ -195,30 +195,6 @@ ${computeMain(WG)}
   storageBarrier();
   workgroupBarrier();
   // dg = reverse cumsum of dgc within the chunk (gc = cumsum g).
-${
-  GK === 1
-    ? `  if (lid < 64u) {
-    var s = 0.0;
-    if (lid < L) { for (var r = 0u; r < ${K}u; r++) { s += dgc[((t0 + lid) * H + h) * ${K}u + r]; } }
-    mt[lid].x = s;
-  }
-  workgroupBarrier();
-  if (lid == 0u) {
-    var acc = 0.0;
-    for (var ii = 0u; ii < L; ii++) {
-      let i = L - 1u - ii;
-      acc += mt[i].x;
-      dg[(t0 + i) * H + h] = acc;
-    }
-  }`
-    : `  for (var r = lid; r < ${K}u; r += ${WG}u) {
-    var acc = 0.0;
-    for (var ii = 0u; ii < L; ii++) {
-      let idx = ((t0 + L - 1u - ii) * H + h) * ${K}u + r;
-      acc += dgc[idx];
-      dg[idx] = acc;
-    }
-  }`
-}
+${dgReverseCumsum(K, GK, WG, (i) => `mt[${i}].x`)}
 }`;
 }

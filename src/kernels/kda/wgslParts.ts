@@ -167,3 +167,36 @@ export function utScatterRow(K: number, V: number, dbeta: string): string {
         }
       }`;
 }
+
+/**
+ * The last step of every pair pass: dg = reverse cumsum of dgc over the chunk's L rows (gc = cumsum g). With
+ * one gate per head (GK = 1) the channel sums of each row go through `scratch(i)`, 64 floats of the kernel's
+ * workgroup memory, and one thread runs the cumsum; otherwise one thread per channel walks the rows.
+ */
+export function dgReverseCumsum(K: number, GK: number, WG: number, scratch: (i: string) => string): string {
+  if (GK === 1) {
+    return `  // Scalar gate: row sums over the channels in parallel, then the cumsum over 64 rows.
+  if (lid < 64u) {
+    var s = 0.0;
+    if (lid < L) { for (var r = 0u; r < ${K}u; r++) { s += dgc[((t0 + lid) * H + h) * ${K}u + r]; } }
+    ${scratch('lid')} = s;
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var acc = 0.0;
+    for (var ii = 0u; ii < L; ii++) {
+      let i = L - 1u - ii;
+      acc += ${scratch('i')};
+      dg[(t0 + i) * H + h] = acc;
+    }
+  }`;
+  }
+  return `  for (var r = lid; r < ${K}u; r += ${WG}u) {
+    var acc = 0.0;
+    for (var ii = 0u; ii < L; ii++) {
+      let idx = ((t0 + L - 1u - ii) * H + h) * ${K}u + r;
+      acc += dgc[idx];
+      dg[idx] = acc;
+    }
+  }`;
+}

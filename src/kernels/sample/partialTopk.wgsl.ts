@@ -6,7 +6,7 @@
  * the topk op over the S k candidates of each row: ordered slice by slice, so equal values stay in
  * index order. One workgroup per row over all of V would make k passes over 655 KB in one SM.
  */
-import { workgroupReduce } from '../wgslLib.js';
+import { argOrderWgsl } from '../topk/topk.wgsl.js';
 
 export const PARTIAL_TOPK_WG = 64;
 
@@ -17,14 +17,7 @@ struct Params { V: u32, L: u32, S: u32, k: u32, neg_inf: f32, _a: u32, _b: u32, 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> values: array<f32>;
 @group(0) @binding(3) var<storage, read_write> indices: array<i32>;
-struct Arg { v: f32, i: u32 };
-const NONE = 0xffffffffu;
-fn argBefore(a: Arg, b: Arg) -> bool { return a.v > b.v || (a.v == b.v && a.i < b.i); }
-fn argBest(a: Arg, b: Arg) -> Arg {
-  if (argBefore(a, b)) { return a; }
-  return b;
-}
-${workgroupReduce('red', PARTIAL_TOPK_WG, 'Arg', 'argBest(a, b)')}
+${argOrderWgsl(PARTIAL_TOPK_WG)}
 @compute @workgroup_size(${PARTIAL_TOPK_WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let s = wid.x;

@@ -207,6 +207,16 @@ function tiledSubgroupSizeOf(gpu: GpuContext, opts: { subgroupSize?: number }): 
     : tiledSubgroupSize(gpu.features.subgroups, forced, forced);
 }
 
+/**
+ * Uniforms of the paged decode kernels (tiled and int8 share their layout): pages per sequence, page size,
+ * chunk count and length, and pageShift = log2(pageSize) for a power of two (a shift and a mask instead of a
+ * division in the kernel), else 32.
+ */
+function pagedChunkParams(pageTable: Tensor, pageSize: number, chunks: number, chunkLen: number): Params {
+  const pageShift = (pageSize & (pageSize - 1)) === 0 ? Math.log2(pageSize) : 32;
+  return new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, 0, 0, 0);
+}
+
 function tiledDecode(
   gpu: GpuContext,
   qFull: Tensor,
@@ -219,7 +229,6 @@ function tiledDecode(
   const { Rv, scale } = opts;
   const SG = tiledSubgroupSizeOf(gpu, opts)!;
   const pageSize = pool.shape[1];
-  const pageShift = (pageSize & (pageSize - 1)) === 0 ? Math.log2(pageSize) : 32;
   const dtype = pool.dtype as 'f32' | 'bf16';
   // vec4 pool loads need the binding to start on a 16-byte boundary.
   const vecAligned = (pool.offset * (dtype === 'bf16' ? 2 : 4)) % 16 === 0;
@@ -242,7 +251,7 @@ function tiledDecode(
   gpu.dispatch({
     kernel: { name: 'mla_decode_tiled', key: mlaTiledKey(plan), code: () => mlaTiledWgsl(plan) },
     tensors: [qT, pool, pageTable, lengths, partial],
-    params: new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, 0, 0, 0),
+    params: pagedChunkParams(pageTable, pageSize, chunks, chunkLen),
     workgroups: [chunks, B, plan.NG],
   });
   qT.dispose();
@@ -276,7 +285,6 @@ function int8Decode(
     gpu.limits.maxComputeWorkgroupStorageSize,
   );
   const pageSize = pool.shape[1];
-  const pageShift = (pageSize & (pageSize - 1)) === 0 ? Math.log2(pageSize) : 32;
   const maxLen = Math.max(1, opts.maxLength);
   const { chunkLen, chunks } = splitSequence(
     gpu,
@@ -303,7 +311,7 @@ function int8Decode(
   gpu.dispatch({
     kernel: { name: 'mla_decode_int8', key: mlaInt8Key(plan), code: () => mlaInt8Wgsl(plan) },
     tensors: [q8, qs, pool, pageTable, lengths, partial],
-    params: new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, 0, 0, 0),
+    params: pagedChunkParams(pageTable, pageSize, chunks, chunkLen),
     workgroups: [chunks, B, plan.NG],
   });
   q8.dispose();

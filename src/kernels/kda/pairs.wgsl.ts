@@ -29,6 +29,7 @@ import {
   gcAtFn,
   LOCATE,
   dgReverseCumsum,
+  pairRowStore,
 } from './wgslParts.js';
 
 export interface PairsVariant {
@@ -178,19 +179,7 @@ ${computeMain(WG)}
     var bK${m} = 0.0;`,
     )}
     ${ms.map(block).join('\n    ')}
-    ${each(
-      (m) => `{
-      if (x${m} < L) {
-        let kx = xs${m}.x;
-        let aK = xs${m}.w * sK${m};
-        let idx = ((t0 + x${m}) * H + h) * ${K}u + kt * ${BK}u + r0;
-        dq[idx] = acc${m}.x + aQ${m};
-        dk[idx] = acc${m}.y + aK + bK${m};
-        dgc[idx] = acc${m}.z + xs${m}.y * aQ${m} + kx * aK - kx * bK${m};
-        dbA${m} += kx * sK${m};
-      }
-    }`,
-    )}
+    ${each((m) => pairRowStore(m, K, BK))}
   }
   // dbeta_i += sum_j dA[i,j] A_raw[i,j], summed over the BK lanes of each row.
   ${each(

@@ -23,7 +23,15 @@
  */
 import { pairsBK } from './backward.wgsl.js';
 import type { PairsVariant } from './pairs.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, gcAtFn, LOCATE, dgReverseCumsum } from './wgslParts.js';
+import {
+  bindings,
+  chunkSlotPrologue,
+  computeMain,
+  gcAtFn,
+  LOCATE,
+  dgReverseCumsum,
+  pairRowStore,
+} from './wgslParts.js';
 
 const WG = 256;
 const BK = 16;
@@ -169,19 +177,7 @@ ${computeMain(WG)}
     workgroupBarrier();
     ${each((m) => `var aQ${m} = 0.0;\n    var sK${m} = 0.0;\n    var bK${m} = 0.0;`)}
     ${ms.map(block).join('\n    ')}
-    ${each(
-      (m) => `{
-      if (x${m} < L) {
-        let kx = xs${m}.x;
-        let aK = xs${m}.w * sK${m};
-        let idx = ((t0 + x${m}) * H + h) * ${K}u + kt * ${BK}u + r0;
-        dq[idx] = acc${m}.x + aQ${m};
-        dk[idx] = acc${m}.y + aK + bK${m};
-        dgc[idx] = acc${m}.z + xs${m}.y * aQ${m} + kx * aK - kx * bK${m};
-        dbA${m} += kx * sK${m};
-      }
-    }`,
-    )}
+    ${each((m) => pairRowStore(m, K, BK))}
   }
   // dbeta_i += sum_j dA[i,j] A_raw[i,j], summed over the 16 lanes of each row group (the 4 rows at once).
   workgroupBarrier();

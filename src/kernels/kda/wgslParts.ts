@@ -200,3 +200,22 @@ export function dgReverseCumsum(K: number, GK: number, WG: number, scratch: (i: 
     }
   }`;
 }
+
+/**
+ * A pair pass's store of row x_m of block m (rows past the chunk end L store nothing): dq, dk and dgc get the
+ * values the earlier passes left (acc_m) plus this pass's sums (aQ, sK, bK; xs_m = row's k, q, gc, beta), and
+ * the row's dbeta partial grows by k sK.
+ */
+export function pairRowStore(m: number, K: number, BK: number): string {
+  return `{
+      if (x${m} < L) {
+        let kx = xs${m}.x;
+        let aK = xs${m}.w * sK${m};
+        let idx = ((t0 + x${m}) * H + h) * ${K}u + kt * ${BK}u + r0;
+        dq[idx] = acc${m}.x + aQ${m};
+        dk[idx] = acc${m}.y + aK + bK${m};
+        dgc[idx] = acc${m}.z + xs${m}.y * aQ${m} + kx * aK - kx * bK${m};
+        dbA${m} += kx * sK${m};
+      }
+    }`;
+}

@@ -45,6 +45,7 @@ import {
   valueTileIds,
   vec4At,
   dgReverseCumsum,
+  stageDoVp,
 } from './wgslParts.js';
 
 const WG = 256;
@@ -446,13 +447,7 @@ ${computeMain(WG)}
   ${tileFetch('0u')}
   var aq: array<f32, 16> = array<f32, 16>();
   for (var v0 = 0u; v0 < ${V}u; v0 += ${BVt}u) {
-    for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
-      let i = e / ${BVt}u;
-      let idx = ((t0 + min(i, L - 1u)) * H + h) * ${V}u + v0 + e % ${BVt}u;
-      let se = i * ${BVP}u + e % ${BVt}u;
-      sm[se] = select(0.0, dO[idx], i < L);
-      sm[${64 * BVP}u + se] = select(0.0, Vp[idx], i < L);
-    }
+${stageDoVp(V, BVt, BVP, WG)}
     workgroupBarrier();
     // Entries above the diagonal are computed but never used.
     if (tj <= ti) {

@@ -29,6 +29,7 @@ import {
   gcAtFn,
   LOCATE,
   dgReverseCumsum,
+  stageDoVp,
   pairRowStore,
 } from './wgslParts.js';
 
@@ -132,13 +133,7 @@ ${computeMain(WG)}
   ${tileFetch('0u')}
   ${ab.map(([a, b]) => `var aq${a}${b} = 0.0;`).join('\n  ')}
   for (var v0 = 0u; v0 < ${V}u; v0 += ${BVt}u) {
-    for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
-      let i = e / ${BVt}u;
-      let idx = ((t0 + min(i, L - 1u)) * H + h) * ${V}u + v0 + e % ${BVt}u;
-      let se = i * ${BVP}u + e % ${BVt}u;
-      sm[se] = select(0.0, dO[idx], i < L);
-      sm[${64 * BVP}u + se] = select(0.0, Vp[idx], i < L);
-    }
+${stageDoVp(V, BVt, BVP, WG)}
     workgroupBarrier();
     if (tj <= ti) {
       for (var x = 0u; x < ${BVt}u; x++) {

@@ -219,3 +219,17 @@ export function pairRowStore(m: number, K: number, BK: number): string {
       }
     }`;
 }
+
+/**
+ * The pair passes' staging of columns v0 .. v0 + BVt of dO and V' for the chunk's 64 rows into workgroup
+ * memory `sm` (dO at 0, V' at 64 BVP; rows BVP apart), rows past the chunk end L as zeros.
+ */
+export function stageDoVp(V: number, BVt: number, BVP: number, WG: number): string {
+  return `    for (var e = lid; e < ${64 * BVt}u; e += ${WG}u) {
+      let i = e / ${BVt}u;
+      let idx = ((t0 + min(i, L - 1u)) * H + h) * ${V}u + v0 + e % ${BVt}u;
+      let se = i * ${BVP}u + e % ${BVt}u;
+      sm[se] = select(0.0, dO[idx], i < L);
+      sm[${64 * BVP}u + se] = select(0.0, Vp[idx], i < L);
+    }`;
+}

@@ -13,6 +13,7 @@
  *   combine    dx[n] = sum_j dxp[slotPos[n k + j]]   (grouped.wgsl.ts combineWgsl, unweighted: fixed slot order)
  * Every output element has exactly one writer, so no float atomics are needed.
  */
+import { expertTileStart } from './plan.wgsl.js';
 import { linearGroup } from '../common.js';
 
 /** Row tile of `rows`; must equal the plan's tile height (GROUPED_BM). */
@@ -55,14 +56,7 @@ ${twoW ? `var<workgroup> Bs2: array<f32, ${BK * ROWS_BN}>;` : ''}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = wid.x;
-  if (t >= tileCount[0]) { return; }
-  let e = tiles[t * 4u];
-  let r0 = tiles[t * 4u + 1u];
-  let r1 = tiles[t * 4u + 2u];
-  let col0 = wid.y * ${ROWS_BN}u;
-  let tx = lid % 16u;
-  let ty = lid / 16u;
+${expertTileStart(ROWS_BN)}
   let wBase = e * p.Nout * p.Kin;
   let wLast = wBase + p.Nout * p.Kin - 1u;
   var acc1: array<f32, 8>;
@@ -188,6 +182,21 @@ export interface OuterVariant {
   dual: boolean;
 }
 
+/**
+ * Storage bindings 1.. of the expert outer-product kernels (outerWgsl, outerSplit.wgsl.ts): A1 (and A2 when
+ * dual), B, perm, counts read; C1 (and C2) written.
+ */
+export function outerBindings(v: OuterVariant): string[] {
+  const names = ['A1', ...(v.dual ? ['A2'] : []), 'B', 'perm', 'counts'];
+  const decl = names.map(
+    (n, i) =>
+      `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<${/^(perm|counts)$/.test(n) ? 'u32' : 'f32'}>;`,
+  );
+  decl.push(`@group(0) @binding(${names.length + 1}) var<storage, read_write> C1: array<f32>;`);
+  if (v.dual) decl.push(`@group(0) @binding(${names.length + 2}) var<storage, read_write> C2: array<f32>;`);
+  return decl;
+}
+
 export function outerKey(v: OuterVariant): string {
   return `moe_bwd_outer_${v.gatherA ? 'ga' : 'a'}_${v.gatherB ? 'gb' : 'b'}_${v.dual ? 'dual' : 'single'}`;
 }
@@ -199,13 +208,7 @@ export function outerKey(v: OuterVariant): string {
  */
 export function outerWgsl(v: OuterVariant): string {
   const T = OUTER_TILE;
-  const names = ['A1', ...(v.dual ? ['A2'] : []), 'B', 'perm', 'counts'];
-  const decl = names.map(
-    (n, i) =>
-      `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<${/^(perm|counts)$/.test(n) ? 'u32' : 'f32'}>;`,
-  );
-  decl.push(`@group(0) @binding(${names.length + 1}) var<storage, read_write> C1: array<f32>;`);
-  if (v.dual) decl.push(`@group(0) @binding(${names.length + 2}) var<storage, read_write> C2: array<f32>;`);
+  const decl = outerBindings(v);
   return /* wgsl */ `
 struct Params { M: u32, N: u32, _a: u32, _b: u32 };
 @group(0) @binding(0) var<uniform> p: Params;

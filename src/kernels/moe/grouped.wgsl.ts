@@ -6,6 +6,8 @@
  * Weights f32 or bf16 (scalar loads widened), activations f32. Workgroups past the number of tiles
  * (the grid is sized for the worst case, as the tile count is only known on the GPU) return at once.
  */
+import { expertTileStart } from './plan.wgsl.js';
+
 export const GROUPED_BM = 32;
 export const GROUPED_BN = 64;
 const BK = 16;
@@ -57,14 +59,7 @@ ${gateUp ? 'fn w3At(i: u32) -> f32 { return W3[i]; }' : ''}`
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = wid.x;
-  if (t >= tileCount[0]) { return; }
-  let e = tiles[t * 4u];
-  let r0 = tiles[t * 4u + 1u];
-  let r1 = tiles[t * 4u + 2u];
-  let col0 = wid.y * ${GROUPED_BN}u;
-  let tx = lid % 16u;
-  let ty = lid / 16u;
+${expertTileStart(GROUPED_BN)}
   let wBase = e * p.Nout * p.Kin;
   var acc1: array<f32, 8>;
   ${gateUp ? 'var acc3: array<f32, 8>;' : ''}

@@ -10,7 +10,7 @@
  * Segment of expert e: start = sum of the counts before e, length counts[e]; chunk s covers
  * [start + s c, min(start + (s + 1) c, end)) with c = ceil(length / S) rounded up to whole 16-row steps.
  */
-import type { OuterVariant } from './backward.wgsl.js';
+import { type OuterVariant, outerBindings } from './backward.wgsl.js';
 
 export const OUTER_SPLIT_TILE = 64;
 const BK = 16;
@@ -25,13 +25,7 @@ export const OUTER_CHUNKS = 4;
 
 export function outerSplitWgsl(v: OuterVariant, S: number): string {
   const T = OUTER_SPLIT_TILE;
-  const names = ['A1', ...(v.dual ? ['A2'] : []), 'B', 'perm', 'counts'];
-  const decl = names.map(
-    (n, i) =>
-      `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<${/^(perm|counts)$/.test(n) ? 'u32' : 'f32'}>;`,
-  );
-  decl.push(`@group(0) @binding(${names.length + 1}) var<storage, read_write> C1: array<f32>;`);
-  if (v.dual) decl.push(`@group(0) @binding(${names.length + 2}) var<storage, read_write> C2: array<f32>;`);
+  const decl = outerBindings(v);
   return /* wgsl */ `
 struct Params { M: u32, N: u32, E: u32, _b: u32 };
 @group(0) @binding(0) var<uniform> p: Params;

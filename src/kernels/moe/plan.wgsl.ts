@@ -10,6 +10,22 @@
  */
 export const PLAN_WG = 256;
 
+/**
+ * The start of a grouped row-tile kernel's main (workgroup x = tile t, y = column block of BN): tiles past
+ * tileCount[0] return; e, r0, r1 = the tile's expert and row range (this plan's tiles layout); col0 = the
+ * first column; (ty, tx) = the thread's place in a 16 x 16 grid.
+ */
+export function expertTileStart(BN: number): string {
+  return `  let t = wid.x;
+  if (t >= tileCount[0]) { return; }
+  let e = tiles[t * 4u];
+  let r0 = tiles[t * 4u + 1u];
+  let r1 = tiles[t * 4u + 2u];
+  let col0 = wid.y * ${BN}u;
+  let tx = lid % 16u;
+  let ty = lid / 16u;`;
+}
+
 export function planKey(E: number, BM: number): string {
   return `moe_plan_e${E}_bm${BM}`;
 }

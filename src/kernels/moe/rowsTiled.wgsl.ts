@@ -17,6 +17,8 @@
  *   dh         g = dy W2_e                          A gathered, W [E, K, N]
  *   dx         dxp = da W1_e + db W3_e              two A, W [E, K, N] twice, summed
  */
+import { expertTileStart } from './plan.wgsl.js';
+
 export const ROWS_TILED_BM = 32;
 export const ROWS_TILED_BN = 64;
 const BK = 16;
@@ -125,14 +127,7 @@ ${bsDecl}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = wid.x;
-  if (t >= tileCount[0]) { return; }
-  let e = tiles[t * 4u];
-  let r0 = tiles[t * 4u + 1u];
-  let r1 = tiles[t * 4u + 2u];
-  let col0 = wid.y * ${ROWS_TILED_BN}u;
-  let tx = lid % 16u;
-  let ty = lid / 16u;
+${expertTileStart(ROWS_TILED_BN)}
   let n0 = col0 + tx * 4u;
   let wBase = e * p.Nout * p.Kin;
   // This thread's share of the A tile: row aRow of the tile, k offset aK (one vec4 along K).

@@ -154,7 +154,7 @@ export function dispatchChunkForward(
   const needH = keep || !fused;
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
   const groups = needH ? headGroups(gpu, p) : [{ h0: 0, HB: H }];
-  const saved: Omit<ChunkSaved, 'Vp'> & { Vp?: Tensor } = {
+  const saved: MaybeSaved = {
     gc: gpu.empty([Ttot, H, GK]),
     W: gpu.empty([Ttot, H, K]),
     U: gpu.empty([Ttot, H, V]),
@@ -250,10 +250,18 @@ export function dispatchChunkForward(
   for (const t of [q, k, vv, g, beta]) t.dispose();
   // keep implies needH, so Vp exists.
   if (keep) return saved as ChunkSaved;
-  for (const t of [saved.gc, saved.W, saved.U, saved.Aqk, saved.Vp, saved.T, saved.Kd, ...saved.h]) t?.dispose();
+  disposeSaved(saved);
   return undefined;
 }
 
-export function disposeSaved(saved: ChunkSaved): void {
-  for (const t of [saved.gc, saved.W, saved.U, saved.Aqk, saved.Vp, saved.T, saved.Kd, ...saved.h]) t.dispose();
+/** A ChunkSaved, or the forward's own set before it knows whether V' was needed (no keep, fused pass). */
+type MaybeSaved = Omit<ChunkSaved, 'Vp'> & { Vp?: Tensor };
+
+/** Every tensor a ChunkSaved holds. */
+export function savedTensors(saved: MaybeSaved): Tensor[] {
+  return [saved.gc, saved.W, saved.U, saved.Aqk, ...(saved.Vp ? [saved.Vp] : []), saved.T, saved.Kd, ...saved.h];
+}
+
+export function disposeSaved(saved: MaybeSaved): void {
+  for (const t of savedTensors(saved)) t.dispose();
 }

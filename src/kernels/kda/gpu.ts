@@ -11,7 +11,7 @@
 import type { GpuContext } from '../../gpu/context.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous, copyInto } from '../copy/index.js';
-import { type ChunkSaved, dispatchChunkForward, disposeSaved } from './chunk.js';
+import { type ChunkSaved, dispatchChunkForward, disposeSaved, savedTensors } from './chunk.js';
 import { dispatchPrep } from './prep.js';
 import { cuTensor, dispatchRecurrent } from './slots.js';
 import { zerosF32 } from './zeros.js';
@@ -64,7 +64,7 @@ export interface GpuSaved {
 }
 
 function makeSaved(p: GpuProblem, scale: number, chunk: ChunkSaved, core?: GpuSaved['core']): GpuSaved {
-  const tensors = [chunk.gc, chunk.W, chunk.U, chunk.Vp, chunk.Kd, chunk.Aqk, chunk.T, ...chunk.h];
+  const tensors = savedTensors(chunk);
   if (core) tensors.push(core.q, core.k, core.beta);
   return {
     chunk,

@@ -12,6 +12,7 @@ import { mlaDecodeInt8Reference } from '../src/kernels/mla/int8Reference.js';
 import { int8QueryRowsReference, mlaDecodeInt8SgmEmulate } from '../src/kernels/mla/int8SgmEmulate.js';
 import { affEval, affWgsl, mlaInt8SgmUnsupported, planMlaInt8Sgm } from '../src/kernels/mla/int8SgmPlan.js';
 import { mlaInt8SgmWgsl } from '../src/kernels/mla/decodeInt8Sgm.wgsl.js';
+import { sgmStubWgsl } from '../src/kernels/mla/int8SgmStub.js';
 import type { SgmVariant } from '../src/kernels/int8/subgroupMatrix.wgsl.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device } from '../src/tensor/tensor.js';
@@ -77,9 +78,26 @@ describe('int8 MLA decode on tensor cores: plan', () => {
     const e = mlaInt8SgmWgsl({ ...p, variant: { syntax: 'template', units: 'elements' } });
     expect(e).toContain('(&kv, ((2368u * nt + 8u * half + 16u)) * 4u, (148u) * 4u)');
     // i32 result stores are in words either way
-    expect(e).toContain('subgroupMatrixStore<row_major>(&sc, (2048u + 256u * sgi), c, 16u)');
+    expect(e).toContain('subgroupMatrixStore<row_major>(&sc, (2048u + 256u * sgi), subgroupMatrixMultiply<i32>(pL1, v0), 16u)');
     const b = mlaInt8SgmWgsl({ ...p, variant: { syntax: 'bool', units: 'words' } });
-    expect(b).toContain('subgroupMatrixStore(&sc, (2048u + 256u * sgi), c, false, 16u)');
+    expect(b).toContain('subgroupMatrixStore(&sc, (2048u + 256u * sgi), subgroupMatrixMultiply<i32>(pL1, v0), false, 16u)');
+  });
+});
+
+describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () => {
+  it.skipIf(!hasGpu)('compiles with stand-ins for the subgroup matrices (every variant, two head groups)', async () => {
+    const gpu = (await gpuContext())!;
+    for (const [H, qRegs, prefetch] of [
+      [32, false, true],
+      [32, true, false],
+      [33, true, true],
+    ] as const) {
+      const p = planMlaInt8Sgm({ H, R: 576, Rv: 512, variant: WORDS, qRegs, prefetch }, 49152);
+      const code = sgmStubWgsl(mlaInt8SgmWgsl(p));
+      expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
+      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
+    }
   });
 });
 

@@ -160,15 +160,16 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     l(`      let al${m} = alphaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
     l(`      let sg${m} = sigmaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
   }
+  // P8 of both head halves once a block; each value fragment once for its two rounds.
+  for (let m = 0; m < 2; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
   for (let r = 0; r < F.rounds; r++) {
     const j = r >> 1;
     const m = r & 1;
-    l(`      {`);
-    l(
-      `        let c = subgroupMatrixMultiply<i32>(${ld(LT, '&pw', F.pLeft(m))}, ${ld(RT, '&kv', F.v(j))});`,
-    );
-    l(`        ${st('&sc', F.slot(r), 'c')};`);
-    l(`      }`);
+    if (m === 0) {
+      l(`      {`);
+      l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
+    }
+    l(`      ${st('&sc', F.slot(r), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
     l(`      workgroupBarrier();`);
     l(`      {`);
     l(`        let e = ${affWgsl(F.slot(r).offset)} + orow * 16u + ocol;`);
@@ -179,6 +180,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
       l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(c${a}), o${m}_${j}_${a} * al${m});`);
     }
     l(`      }`);
+    if (m === 1) l(`      }`);
   }
   l(`    }`);
   // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in.

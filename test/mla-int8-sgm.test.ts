@@ -10,7 +10,13 @@ import {
 } from '../src/kernels/mla/index.js';
 import { mlaDecodeInt8Reference } from '../src/kernels/mla/int8Reference.js';
 import { int8QueryRowsReference, mlaDecodeInt8SgmEmulate } from '../src/kernels/mla/int8SgmEmulate.js';
-import { affEval, affWgsl, mlaInt8SgmUnsupported, planMlaInt8Sgm } from '../src/kernels/mla/int8SgmPlan.js';
+import {
+  affEval,
+  affWgsl,
+  type MlaInt8SgmOptions,
+  mlaInt8SgmUnsupported,
+  planMlaInt8Sgm,
+} from '../src/kernels/mla/int8SgmPlan.js';
 import { mlaInt8SgmWgsl } from '../src/kernels/mla/decodeInt8Sgm.wgsl.js';
 import { sgmStubWgsl } from '../src/kernels/mla/int8SgmStub.js';
 import type { SgmVariant } from '../src/kernels/int8/subgroupMatrix.wgsl.js';
@@ -60,8 +66,14 @@ describe('int8 MLA decode on tensor cores: plan', () => {
 
   it('takes the 48B shapes within 48 KiB of workgroup memory, refuses others with the reason', () => {
     const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS }, 49152);
-    expect([p.RW, p.LK2, p.RK2, p.NCF, p.CFS, p.WG]).toEqual([148, 8, 1, 32, 4, 256]);
+    expect([p.RW, p.LK2, p.RK2, p.NCF, p.HW, p.CFS, p.WG, p.fold]).toEqual([148, 8, 1, 32, 16, 8, 128, 2]);
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
+    const p32 = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 32, fold: 1 }, 49152);
+    expect([p32.HW, p32.CFS, p32.WG, p32.NG]).toEqual([32, 4, 256, 1]);
+    // 32 heads folding two fragments a barrier needs 4 slots of 1 KiB a subgroup: past 48 KiB
+    expect(() => planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 32, fold: 2 }, 49152)).toThrow(
+      /workgroup memory/,
+    );
     expect(mlaInt8SgmUnsupported(576, 512)).toBeUndefined();
     expect(mlaInt8SgmUnsupported(192, 128)).toBeUndefined();
     expect(mlaInt8SgmUnsupported(96, 64)).toMatch(/multiple of 128/);
@@ -71,28 +83,35 @@ describe('int8 MLA decode on tensor cores: plan', () => {
   });
 
   it('the WGSL names the offsets in words, or in elements (x4) for the int8 operands only', () => {
-    const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS }, 49152);
+    const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 32, fold: 1 }, 49152);
     const w = mlaInt8SgmWgsl(p);
     expect(w).toContain('diagnostic(off, chromium.subgroup_matrix_uniformity);');
-    expect(w).toContain('subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>, col_major>(&kv, (2368u * nt + 8u * half + 16u), 148u)');
+    expect(w).toContain(
+      'subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>, col_major>(&kv, (2368u * nt + 8u * half + 16u), 148u)',
+    );
     const e = mlaInt8SgmWgsl({ ...p, variant: { syntax: 'template', units: 'elements' } });
     expect(e).toContain('(&kv, ((2368u * nt + 8u * half + 16u)) * 4u, (148u) * 4u)');
     // i32 result stores are in words either way
-    expect(e).toContain('subgroupMatrixStore<row_major>(&sc, (2048u + 256u * sgi), subgroupMatrixMultiply<i32>(pL1, v0), 16u)');
+    expect(e).toContain(
+      'subgroupMatrixStore<row_major>(&sc, (2048u + 256u * sgi), subgroupMatrixMultiply<i32>(pL1, v0), 16u)',
+    );
     const b = mlaInt8SgmWgsl({ ...p, variant: { syntax: 'bool', units: 'words' } });
-    expect(b).toContain('subgroupMatrixStore(&sc, (2048u + 256u * sgi), subgroupMatrixMultiply<i32>(pL1, v0), false, 16u)');
+    expect(b).toContain(
+      'subgroupMatrixStore(&sc, (2048u + 256u * sgi), subgroupMatrixMultiply<i32>(pL1, v0), false, 16u)',
+    );
   });
 });
 
 describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () => {
   it.skipIf(!hasGpu)('compiles with stand-ins for the subgroup matrices (every variant, two head groups)', async () => {
     const gpu = (await gpuContext())!;
-    for (const [H, qRegs, prefetch] of [
-      [32, false, true],
-      [32, true, false],
-      [33, true, true],
+    for (const [H, heads, fold, qRegs, prefetch] of [
+      [32, 16, 2, false, false],
+      [32, 16, 1, true, true],
+      [32, 32, 1, false, true],
+      [33, 32, 1, true, false],
     ] as const) {
-      const p = planMlaInt8Sgm({ H, R: 576, Rv: 512, variant: WORDS, qRegs, prefetch }, 49152);
+      const p = planMlaInt8Sgm({ H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch }, 49152);
       const code = sgmStubWgsl(mlaInt8SgmWgsl(p));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
       const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
@@ -103,13 +122,18 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
 
 describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 reference', () => {
   // (R, Rv) the kernel takes; heads that pad (5) and need two head groups (33); lengths 0, 1, 63, 65, 161.
-  const cases: { R: number; Rv: number; H: number; lengths: number[]; pageSize: number; chunkLen: number }[] = [
+  type Case = { R: number; Rv: number; H: number; lengths: number[]; pageSize: number; chunkLen: number };
+  const cases: (Case & MlaInt8SgmOptions)[] = [
     { R: 192, Rv: 128, H: 5, lengths: [161], pageSize: 16, chunkLen: 64 },
     { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32 },
+    { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, heads: 32, fold: 1 },
+    { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1 },
     { R: 576, Rv: 512, H: 32, lengths: [63], pageSize: 64, chunkLen: 64 },
+    { R: 576, Rv: 512, H: 32, lengths: [63], pageSize: 64, chunkLen: 64, heads: 32, fold: 1 },
   ];
   for (const c of cases) {
-    it(`R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`, async () => {
+    const name = `R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`;
+    it(`${name}, heads ${c.heads ?? 'default'} a workgroup, fold ${c.fold ?? 'default'}`, async () => {
       const rng = new Rng(c.R + c.H);
       const x = makeCache(cpu, rng, c.lengths, c.R, c.Rv, c.pageSize, c.H);
       const B = c.lengths.length;
@@ -117,7 +141,7 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
       const d = { B, H: c.H, R: c.R, Rv: c.Rv, pageSize: c.pageSize, maxPages: x.maxPages, scale: 0.11 };
       const words = (await x.pool.read()) as Int32Array;
       const lengths = Int32Array.from(c.lengths);
-      const plan = planMlaInt8Sgm({ H: c.H, R: c.R, Rv: c.Rv, variant: WORDS }, 49152);
+      const plan = planMlaInt8Sgm({ H: c.H, R: c.R, Rv: c.Rv, variant: WORDS, heads: c.heads, fold: c.fold }, 49152);
       const got = mlaDecodeInt8SgmEmulate(q, words, x.table, lengths, d, plan, c.chunkLen);
       const ref = mlaDecodeInt8Reference(q, words, x.table, lengths, d);
       expect(got.every(Number.isFinite)).toBe(true);
@@ -170,10 +194,19 @@ describe('int8 MLA decode on tensor cores: the kernel', () => {
       const q = gpu.fromHost(x.q, [B, H, R]);
       const lt = gpu.fromHost(Int32Array.from(lengths), [B], 'i32');
       const opts = { Rv, scale: 0.05, maxLength: 97, chunks: 2 };
-      const dp4a = (await mlaDecode(q, x.pool, x.pageTable, lt, { ...opts, int8Kernel: 'dp4a' }).read()) as Float32Array;
+      const dp4a = (await mlaDecode(q, x.pool, x.pageTable, lt, {
+        ...opts,
+        int8Kernel: 'dp4a',
+      }).read()) as Float32Array;
       const sgm = (await mlaDecode(q, x.pool, x.pageTable, lt, opts).read()) as Float32Array;
       const d = { B, H, R, Rv, pageSize: 16, maxPages: x.maxPages, scale: opts.scale };
-      const ref = mlaDecodeInt8Reference(x.q, (await x.pool.read()) as Int32Array, x.table, Int32Array.from(lengths), d);
+      const ref = mlaDecodeInt8Reference(
+        x.q,
+        (await x.pool.read()) as Int32Array,
+        x.table,
+        Int32Array.from(lengths),
+        d,
+      );
       expect(sgm.every(Number.isFinite)).toBe(true);
       expect(relErr(sgm, dp4a)).toBeLessThan(1e-5);
       expect(relErr(sgm, ref)).toBeLessThan(1e-3);

@@ -60,18 +60,19 @@ export interface MlaBenchOptions {
 
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
 const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
-  // the kernel before two barriers (the default until 2026-12-01 s4b)
-  { int8Variant: { twoBarriers: false } },
-  { int8Variant: { twoBarriers: false, quadRows: true } },
-  { int8Variant: { quadRows: true } },
-  { int8Variant: { oHalves: true } },
-  { int8Variant: { sHeads: 2 } },
   { chunks: 264 },
-  // the tensor-core kernel's variants (int8SgmPlan.ts) and chunk counts
+  // the tensor-core kernel's variants (int8SgmPlan.ts): 32 heads a workgroup (its first form), rows
+  // prefetched into registers, one fragment a barrier, the query's fragments in registers
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 32, fold: 1 } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { prefetch: true } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { fold: 1 } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { qRegs: true } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { prefetch: false } },
-  // measured slower earlier (int8Plan.ts), kept reachable: { int8Pv: 'f32' }, { int8Variant: { unrollS:
-  // false } }, { int8Variant: { sSplit: true } }, { int8Variant: { twoBarriers: false, prefetch: false } }
+  // diagnostic (a data race, never the default): what the P x V rounds' barriers cost
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { foldBarrier: false } },
+  // measured slower earlier (int8Plan.ts, bench/results/2026-12-01-h200-dec8-run1-mla.json), kept
+  // reachable: dp4a { int8Variant: { twoBarriers: false } }, { int8Variant: { quadRows: true } },
+  // { int8Variant: { oHalves: true } }, { int8Variant: { sHeads: 2 } }, { int8Pv: 'f32' },
+  // { int8Variant: { unrollS: false } }, { int8Variant: { sSplit: true } }
 ];
 
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
@@ -431,7 +432,8 @@ export function registerMlaBench(bench: Command): void {
       sweepBlocks: opts.sweepBlocks ? parseList(opts.sweepBlocks) : [],
       subgroupSize: opts.subgroupSize ? parseList(opts.subgroupSize)[0] : undefined,
       int8Kernels: opts.int8Kernels.split(',').map((k) => {
-        if (k !== 'dp4a' && k !== 'subgroup-matrix') throw new Error(`--int8-kernels: '${k}' is not dp4a or subgroup-matrix`);
+        if (k !== 'dp4a' && k !== 'subgroup-matrix')
+          throw new Error(`--int8-kernels: '${k}' is not dp4a or subgroup-matrix`);
         return k;
       }),
     });

@@ -70,7 +70,9 @@ export function int8SgmWgsl(v: SgmVariant): string {
   for (let r = 0; r < 2; r++)
     for (let j = 0; j < 4; j++) {
       decl.push(`  var acc${r}${j} = subgroup_matrix_result<i32, 16, 16>();`);
-      stores.push(`  ${sgmStore(syntax, '&c', `(row0 + ${16 * r}u) * p.N + col0 + ${16 * j}u`, `acc${r}${j}`, 'p.N')};`);
+      stores.push(
+        `  ${sgmStore(syntax, '&c', `(row0 + ${16 * r}u) * p.N + col0 + ${16 * j}u`, `acc${r}${j}`, 'p.N')};`,
+      );
     }
   return /* wgsl */ `
 enable chromium_experimental_subgroup_matrix;

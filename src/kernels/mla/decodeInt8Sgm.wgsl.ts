@@ -9,7 +9,7 @@
  * update o = fma(sigma, c, o * alpha) are written as in the dp4a kernel, in the same order per block.
  *
  * Schedule of a block: [S: MMAs into sc] barrier [softmax: sc -> pw, alpha, sigma] barrier
- * [2 CFS rounds: MMA -> slot, barrier, lanes fold the slot into O] [next block's rows -> kv] barrier.
+ * [CFS MH / fold rounds: fold MMAs -> slots, barrier, lanes fold the slots into O] [next block's rows -> kv] barrier.
  * The next block's rows are loaded into registers at the top of the block (prefetch) and stored to kv
  * once the last round's MMAs have read it. Rows past the sequence are staged as zeros and masked out of
  * the softmax (their P8 is 0).
@@ -23,7 +23,7 @@ import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
 import { affWgsl, type Frag, type MlaInt8SgmPlan, sgmFrags } from './int8SgmPlan.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
-  const { H, Rv, TT, HP, RW, SW, WG, LK2, RK2, CFS, KVW, SCW, PWW } = pl;
+  const { H, Rv, TT, HP, HW, MH, RW, SW, WG, LK2, RK2, CFS, KVW, SCW, PWW } = pl;
   const { syntax, units } = pl.variant;
   const F = sgmFrags(pl);
   const RW4 = RW / 4;
@@ -33,7 +33,14 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   // int8 operands read from array<i32>: offsets and strides in words, or in elements (4 per word).
   const u8 = (x: string) => (units === 'words' ? x : `(${x}) * 4u`);
   const ld = (type: string, ptr: string, f: Frag, extra = '') =>
-    sgmLoad(syntax, type, ptr, u8(extra ? `${affWgsl(f.offset)} + ${extra}` : affWgsl(f.offset)), f.colMajor, u8(`${f.stride}u`));
+    sgmLoad(
+      syntax,
+      type,
+      ptr,
+      u8(extra ? `${affWgsl(f.offset)} + ${extra}` : affWgsl(f.offset)),
+      f.colMajor,
+      u8(`${f.stride}u`),
+    );
   const st = (ptr: string, f: Frag, value: string) => sgmStore(syntax, ptr, affWgsl(f.offset), value, `${f.stride}u`);
 
   const NV4 = TT * RW4; // vec4 of a block's rows
@@ -51,7 +58,9 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const stage = (ind: string) => {
     for (let n = 0; n < slots; n++) {
       const guard = (n + 1) * WG > NV4 ? `if (i${n} < ${NV4}u) ` : '';
-      l(`${ind}${guard}{ let w = (i${n} / ${RW4}u) * ${RW}u + 4u * (i${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`);
+      l(
+        `${ind}${guard}{ let w = (i${n} / ${RW4}u) * ${RW}u + 4u * (i${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
+      );
       l(`${ind}  kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w; }`);
     }
   };
@@ -59,7 +68,9 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l('enable subgroups;');
   l('enable chromium_experimental_subgroup_matrix;');
   l('diagnostic(off, chromium.subgroup_matrix_uniformity);');
-  l(`struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };`);
+  l(
+    `struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };`,
+  );
   l(`@group(0) @binding(0) var<uniform> p: Params;`);
   l(`@group(0) @binding(1) var<storage, read> qr: array<i32>;`);
   l(`@group(0) @binding(2) var<storage, read> pool: array<vec4<u32>>;`);
@@ -69,8 +80,8 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`var<workgroup> kv: array<i32, ${KVW}>;`);
   l(`var<workgroup> sc: array<i32, ${SCW}>;`);
   l(`var<workgroup> pw: array<i32, ${PWW}>;`);
-  l(`var<workgroup> alphaS: array<vec4<f32>, 8>;`);
-  l(`var<workgroup> sigmaS: array<vec4<f32>, 8>;`);
+  l(`var<workgroup> alphaS: array<vec4<f32>, ${HW / 4}>;`);
+  l(`var<workgroup> sigmaS: array<vec4<f32>, ${HW / 4}>;`);
   l(`fn rowOf(b: u32, t: u32) -> u32 {`);
   l(`  var pg = t >> p.pageShift; var po = t & (p.pageSize - 1u);`);
   l(`  if (p.pageShift >= 32u) { pg = t / p.pageSize; po = t % p.pageSize; }`);
@@ -86,9 +97,9 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the
   // end: another size poisons m with NaN, as the dp4a kernel does).
   l(`  let sgi = lid / 32u; let lane = lid % 32u;`);
-  l(`  let half = sgi >> 2u; let mh = (sgi >> 1u) & 1u; let nt = sgi & 1u;`);
+  l(`  let half = sgi / ${2 * MH}u; let mh = (sgi >> 1u) % ${MH}u; let nt = sgi & 1u;`);
   l(`  let hq = sgi; let t = lane;`);
-  l(`  let qh = g * 32u + 4u * hq;`);
+  l(`  let qh = g * ${HW}u + 4u * hq;`);
   l(`  let qb = (b * ${HP}u + qh) * ${RW}u;`);
   for (let k = 0; k < 4; k++)
     l(`  let sq${k} = bitcast<vec2<f32>>(vec2<i32>(qr[qb + ${k * RW + SW}u], qr[qb + ${k * RW + SW + 1}u]));`);
@@ -96,14 +107,16 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`  var mRun = vec4<f32>(-3.0e38);`);
   l(`  var lRun = vec4<f32>(0.0);`);
   l(`  let orow = lane & 15u; let ocol = 8u * (lane >> 4u);`);
-  for (let m = 0; m < 2; m++)
+  for (let m = 0; m < MH; m++)
     for (let j = 0; j < CFS; j++) for (let a = 0; a < 2; a++) l(`  var o${m}_${j}_${a} = vec4<f32>(0.0);`);
   for (let n = 0; n < slots; n++) l(`  let i${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
   const parts: ['L' | 'R', number][] = [
     ['L', LK2],
     ['R', RK2],
   ];
-  if (pl.qRegs) for (const [part, n] of parts) for (let j = 0; j < n; j++) l(`  let q${part}${j} = ${ld(LT, '&qr', F.q(part, j))};`);
+  if (pl.qRegs)
+    for (const [part, n] of parts)
+      for (let j = 0; j < n; j++) l(`  let q${part}${j} = ${ld(LT, '&qr', F.q(part, j))};`);
   l(`  if (t0 < t1) {`);
   fetch('t0', '    ');
   l(`  }`);
@@ -131,9 +144,12 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   // ---- softmax: thread (head quad hq, token t), as the dp4a kernel with 4 heads a thread ----
   l(`    {`);
   l(`      let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
-  const sw = (part: 'L' | 'R', par: number, k: number) => `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${TT}u + t]`;
+  const sw = (part: 'L' | 'R', par: number, k: number) =>
+    `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${TT}u + t]`;
   for (const part of ['L', 'R'] as const)
-    l(`      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => `${sw(part, 0, k)} + ${sw(part, 1, k)}`).join(', ')});`);
+    l(
+      `      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => `${sw(part, 0, k)} + ${sw(part, 1, k)}`).join(', ')});`,
+    );
   l(`      let valid = tb + t < t1;`);
   l(`      let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
   l(`      let mx = subgroupMax(s);`);
@@ -156,31 +172,32 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`    workgroupBarrier();`);
   // ---- P x V: rounds of one MMA, folded into the f32 O of the lanes ----
   l(`    {`);
-  for (let m = 0; m < 2; m++) {
+  for (let m = 0; m < MH; m++) {
     l(`      let al${m} = alphaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
     l(`      let sg${m} = sigmaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
   }
-  // P8 of both head halves once a block; each value fragment once for its two rounds.
-  for (let m = 0; m < 2; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
+  // P8 of each head half once a block; each value fragment once, at its first use.
+  for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
+  const loaded = new Set<number>();
   for (let r = 0; r < F.rounds; r++) {
-    const j = r >> 1;
-    const m = r & 1;
-    if (m === 0) {
-      l(`      {`);
-      l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
-    }
-    l(`      ${st('&sc', F.slot(r), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
-    l(`      workgroupBarrier();`);
+    const fr = F.roundFrags(r);
+    fr.forEach(({ j, m }, k) => {
+      if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
+      loaded.add(j);
+      l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
+    });
+    if (pl.foldBarrier) l(`      workgroupBarrier();`);
     l(`      {`);
-    l(`        let e = ${affWgsl(F.slot(r).offset)} + orow * 16u + ocol;`);
-    for (let a = 0; a < 2; a++) {
-      l(
-        `        let c${a} = vec4<i32>(sc[e + ${4 * a}u], sc[e + ${4 * a + 1}u], sc[e + ${4 * a + 2}u], sc[e + ${4 * a + 3}u]);`,
-      );
-      l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(c${a}), o${m}_${j}_${a} * al${m});`);
-    }
+    fr.forEach(({ j, m }, k) => {
+      l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
+      for (let a = 0; a < 2; a++) {
+        const c = `c${k}_${a}`;
+        const e = (i: number) => `sc[e${k} + ${4 * a + i}u]`;
+        l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
+        l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(${c}), o${m}_${j}_${a} * al${m});`);
+      }
+    });
     l(`      }`);
-    if (m === 1) l(`      }`);
   }
   l(`    }`);
   // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in.
@@ -202,8 +219,8 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     );
   }
   l(`  }`);
-  for (let m = 0; m < 2; m++) {
-    l(`  { let h = g * 32u + ${16 * m}u + orow;`);
+  for (let m = 0; m < MH; m++) {
+    l(`  { let h = g * ${HW}u + ${16 * m}u + orow;`);
     l(`    if (h < ${H}u) {`);
     l(`      let o = (pBase + h) * ${Rv + 2}u + 2u;`);
     for (let j = 0; j < CFS; j++)

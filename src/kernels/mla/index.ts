@@ -355,9 +355,11 @@ export function mlaInt8KernelFor(
   const why =
     state === undefined
       ? 'call prepareMlaInt8Sgm(gpu) first'
-      : (state.reason ?? (SG !== 32 ? `needs subgroups of 32, this device has ${SG}` : mlaInt8SgmUnsupported(o.R, o.Rv)));
+      : (state.reason ??
+        (SG !== 32 ? `needs subgroups of 32, this device has ${SG}` : mlaInt8SgmUnsupported(o.R, o.Rv)));
   if (why === undefined) return 'subgroup-matrix';
-  if (o.int8Kernel === 'subgroup-matrix') throw new Error(`mlaDecode: the int8 subgroup-matrix kernel is not available: ${why}`);
+  if (o.int8Kernel === 'subgroup-matrix')
+    throw new Error(`mlaDecode: the int8 subgroup-matrix kernel is not available: ${why}`);
   return 'dp4a';
 }
 

@@ -83,7 +83,7 @@ export function mlaDecodeInt8SgmEmulate(
   chunkLen: number,
 ): Float32Array {
   const { B, H, Rv, pageSize, maxPages } = d;
-  const { RW, SW, TT, HP, NS, CFS, LK2, RK2 } = pl;
+  const { RW, SW, TT, HP, HW, MH, NS, CFS, LK2, RK2 } = pl;
   if (chunkLen % TT) throw new Error(`chunkLen ${chunkLen} is not a multiple of ${TT}`);
   const F = sgmFrags(pl);
   const qr = int8QueryRowsReference(qFull, d, HP, d.scale * Math.LOG2E);
@@ -105,12 +105,12 @@ export function mlaDecodeInt8SgmEmulate(
       const l = new Float32Array(pl.HP);
       const o = new Float32Array(pl.HP * ND);
       for (let g = 0; g < pl.NG; g++) {
-        const mRun = new Float32Array(32).fill(-3.0e38);
-        const lRun = new Float32Array(32 * 32); // per head and token lane
-        const O = new Float32Array(32 * ND);
-        const alphaS = new Float32Array(32);
-        const sigmaS = new Float32Array(32);
-        const sq = (h: number, k: number) => qrF[(b * HP + g * 32 + h) * RW + SW + k];
+        const mRun = new Float32Array(HW).fill(-3.0e38);
+        const lRun = new Float32Array(HW * TT); // per head and token lane
+        const O = new Float32Array(HW * ND);
+        const alphaS = new Float32Array(HW);
+        const sigmaS = new Float32Array(HW);
+        const sq = (h: number, k: number) => qrF[(b * HP + g * HW + h) * RW + SW + k];
         for (let tb = t0; tb < t1; tb += TT) {
           kv.fill(0);
           for (let r = 0; r < TT; r++) {
@@ -121,19 +121,20 @@ export function mlaDecodeInt8SgmEmulate(
           }
           // S
           for (let sgi = 0; sgi < NS; sgi++) {
-            const env = { b, g, sgi, half: sgi >> 2, mh: (sgi >> 1) & 1, nt: sgi & 1 };
+            const env = { b, g, sgi, half: Math.floor(sgi / (2 * MH)), mh: (sgi >> 1) % MH, nt: sgi & 1 };
             for (const [part, n] of [
               ['L', LK2],
               ['R', RK2],
             ] as const) {
               const acc = new Int32Array(256);
-              for (let j = 0; j < n; j++) mma(load(qr, F.q(part, j), env, 16, 32), load(kv, F.k(part, j), env, 32, 16), acc);
+              for (let j = 0; j < n; j++)
+                mma(load(qr, F.q(part, j), env, 16, 32), load(kv, F.k(part, j), env, 32, 16), acc);
               storeTile(sc, F.score(part), env, acc);
             }
           }
           // softmax, per head over the block's tokens
           pw.fill(0);
-          for (let h = 0; h < 32; h++) {
+          for (let h = 0; h < HW; h++) {
             const s = new Float32Array(TT);
             const valid = (t: number) => tb + t < t1;
             let mx = -3.0e38;
@@ -151,7 +152,7 @@ export function mlaDecodeInt8SgmEmulate(
             let pm = 0;
             for (let t = 0; t < TT; t++) {
               const pr = valid(t) ? f(2 ** f(s[t] - mNew)) : 0;
-              lRun[h * 32 + t] = f(f(lRun[h * 32 + t] * alpha) + pr);
+              lRun[h * TT + t] = f(f(lRun[h * TT + t] * alpha) + pr);
               pv[t] = f(pr * kvF[t * RW + SW]);
               pm = Math.max(pm, pv[t]);
             }
@@ -161,35 +162,53 @@ export function mlaDecodeInt8SgmEmulate(
             alphaS[h] = alpha;
             sigmaS[h] = f(pm * f(1 / 127));
           }
-          // P x V rounds, folded by the lanes
+          // P x V rounds, folded by the lanes. The subgroups run at once on the GPU, with one barrier
+          // between a round's stores and its folds: a round's slots must not overlap each other or the
+          // previous round's (still being read by slower subgroups when the next round stores).
           for (let r = 0; r < F.rounds; r++) {
-            const j = r >> 1;
-            const mm = r & 1;
+            const words = (rr: number) =>
+              Array.from({ length: NS }, (_, sgi) =>
+                F.roundFrags(rr).map((_, k) => affEval(F.slot(rr, k).offset, { sgi })),
+              )
+                .flat()
+                .map((o) => [o, o + 256] as const);
+            const mine = words(r);
+            const all = r ? [...mine, ...words(r - 1)] : mine;
+            for (let i = 0; i < mine.length; i++)
+              for (let k = i + 1; k < all.length; k++)
+                if (mine[i][0] < all[k][1] && all[k][0] < mine[i][1])
+                  throw new Error(`P x V round ${r}: slots [${mine[i]}) and [${all[k]}) overlap`);
+          }
+          for (let r = 0; r < F.rounds; r++)
             for (let sgi = 0; sgi < NS; sgi++) {
               const env = { sgi };
-              const c = new Int32Array(256);
-              mma(load(pw, F.pLeft(mm), env, 16, 32), load(kv, F.v(j), env, 32, 16), c);
-              storeTile(sc, F.slot(r), env, c);
-              const base = affEval(F.slot(r).offset, env);
-              for (let lane = 0; lane < 32; lane++) {
-                const orow = lane & 15;
-                const ocol = 8 * (lane >> 4);
-                const h = 16 * mm + orow;
-                for (let e = 0; e < 8; e++) {
-                  const dd = (CFS * sgi + j) * 16 + ocol + e;
-                  const x = sc[base + orow * 16 + ocol + e];
-                  O[h * ND + dd] = f(sigmaS[h] * x + f(O[h * ND + dd] * alphaS[h]));
-                }
+              const fr = F.roundFrags(r);
+              fr.forEach(({ j, m: mm }, k) => {
+                const c = new Int32Array(256);
+                mma(load(pw, F.pLeft(mm), env, 16, 32), load(kv, F.v(j), env, 32, 16), c);
+                storeTile(sc, F.slot(r, k), env, c);
+              });
+              for (const [k, { j, m: mm }] of fr.entries()) fold(affEval(F.slot(r, k).offset, env), sgi, j, mm);
+            }
+          function fold(base: number, sgi: number, j: number, mm: number) {
+            for (let lane = 0; lane < 32; lane++) {
+              const orow = lane & 15;
+              const ocol = 8 * (lane >> 4);
+              const h = 16 * mm + orow;
+              for (let e = 0; e < 8; e++) {
+                const dd = (CFS * sgi + j) * 16 + ocol + e;
+                const x = sc[base + orow * 16 + ocol + e];
+                O[h * ND + dd] = f(sigmaS[h] * x + f(O[h * ND + dd] * alphaS[h]));
               }
             }
           }
         }
-        for (let h = 0; h < 32; h++) {
-          m[g * 32 + h] = mRun[h];
+        for (let h = 0; h < HW; h++) {
+          m[g * HW + h] = mRun[h];
           let lt = 0;
-          for (let t = 0; t < 32; t++) lt += lRun[h * 32 + t];
-          l[g * 32 + h] = lt;
-          o.set(O.subarray(h * ND, (h + 1) * ND), (g * 32 + h) * ND);
+          for (let t = 0; t < TT; t++) lt += lRun[h * TT + t];
+          l[g * HW + h] = lt;
+          o.set(O.subarray(h * ND, (h + 1) * ND), (g * HW + h) * ND);
         }
       }
       parts.push({ m, l, o });

@@ -72,7 +72,10 @@ export async function prepareMlaInt8Sgm(gpu: GpuContext): Promise<MlaInt8SgmPrep
     cacheWrite(pool, rows, seq, pos, table, { Rv });
     const opts = { Rv, scale: 0.07, maxLength: T, chunks: 2 };
     const a = (await mlaDecode(q, pool, table, lengths, { ...opts, int8Kernel: 'dp4a' }).read()) as Float32Array;
-    const b = (await mlaDecode(q, pool, table, lengths, { ...opts, int8Kernel: 'subgroup-matrix' }).read()) as Float32Array;
+    const b = (await mlaDecode(q, pool, table, lengths, {
+      ...opts,
+      int8Kernel: 'subgroup-matrix',
+    }).read()) as Float32Array;
     let maxAbs = 0;
     let maxRef = 0;
     let finite = true;

@@ -114,6 +114,9 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
       const p = planMlaInt8Sgm({ H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch }, 49152);
       const code = sgmStubWgsl(mlaInt8SgmWgsl(p));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
+      // The stand-ins drop the i8 type, so a local named like a type (a staging index i8 shadowing the
+      // matrices' i8: the first 16-head kernel on the H200) is checked here instead.
+      expect(mlaInt8SgmWgsl(p).match(/\b(?:let|var) (?:i8|u8|i32|u32|f16|f32|bool)\b/g)).toBeNull();
       const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
       expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
     }

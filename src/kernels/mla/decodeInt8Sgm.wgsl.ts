@@ -49,17 +49,17 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const l = (s: string) => L.push(s);
   const fetch = (tbX: string, ind: string) => {
     for (let n = 0; n < slots; n++) {
-      const guard = (n + 1) * WG > NV4 ? `i${n} < ${NV4}u && ` : '';
+      const guard = (n + 1) * WG > NV4 ? `si${n} < ${NV4}u && ` : '';
       l(`${ind}pf${n} = vec4<u32>(0u);`);
-      l(`${ind}{ let t = ${tbX} + i${n} / ${RW4}u;`);
-      l(`${ind}  if (${guard}t < t1) { pf${n} = pool[rowOf(b, t) * ${RW4}u + i${n} % ${RW4}u]; } }`);
+      l(`${ind}{ let t = ${tbX} + si${n} / ${RW4}u;`);
+      l(`${ind}  if (${guard}t < t1) { pf${n} = pool[rowOf(b, t) * ${RW4}u + si${n} % ${RW4}u]; } }`);
     }
   };
   const stage = (ind: string) => {
     for (let n = 0; n < slots; n++) {
-      const guard = (n + 1) * WG > NV4 ? `if (i${n} < ${NV4}u) ` : '';
+      const guard = (n + 1) * WG > NV4 ? `if (si${n} < ${NV4}u) ` : '';
       l(
-        `${ind}${guard}{ let w = (i${n} / ${RW4}u) * ${RW}u + 4u * (i${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
+        `${ind}${guard}{ let w = (si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
       );
       l(`${ind}  kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w; }`);
     }
@@ -109,7 +109,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`  let orow = lane & 15u; let ocol = 8u * (lane >> 4u);`);
   for (let m = 0; m < MH; m++)
     for (let j = 0; j < CFS; j++) for (let a = 0; a < 2; a++) l(`  var o${m}_${j}_${a} = vec4<f32>(0.0);`);
-  for (let n = 0; n < slots; n++) l(`  let i${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
+  for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
   const parts: ['L' | 'R', number][] = [
     ['L', LK2],
     ['R', RK2],

@@ -5,6 +5,7 @@ import {
   int8QueryRows,
   int8RowWords,
   mlaDecode,
+  MLA_INT8_SGM_BY_DEFAULT,
   mlaInt8KernelFor,
   prepareMlaInt8Sgm,
 } from '../src/kernels/mla/index.js';
@@ -66,10 +67,11 @@ describe('int8 MLA decode on tensor cores: plan', () => {
 
   it('takes the 48B shapes within 48 KiB of workgroup memory, refuses others with the reason', () => {
     const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS }, 49152);
-    expect([p.RW, p.LK2, p.RK2, p.NCF, p.HW, p.CFS, p.WG, p.fold]).toEqual([148, 8, 1, 32, 16, 8, 128, 2]);
+    expect([p.RW, p.LK2, p.RK2, p.NCF, p.HW, p.CFS, p.WG, p.fold, p.NG]).toEqual([148, 8, 1, 32, 32, 4, 256, 1, 1]);
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
-    const p32 = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 32, fold: 1 }, 49152);
-    expect([p32.HW, p32.CFS, p32.WG, p32.NG]).toEqual([32, 4, 256, 1]);
+    const p16 = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 16 }, 49152);
+    expect([p16.HW, p16.CFS, p16.WG, p16.NG, p16.fold]).toEqual([16, 8, 128, 2, 2]);
+    expect(p16.sharedBytes).toBeLessThanOrEqual(49152);
     // 32 heads folding two fragments a barrier needs 4 slots of 1 KiB a subgroup: past 48 KiB
     expect(() => planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 32, fold: 2 }, 49152)).toThrow(
       /workgroup memory/,
@@ -129,10 +131,10 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
   const cases: (Case & MlaInt8SgmOptions)[] = [
     { R: 192, Rv: 128, H: 5, lengths: [161], pageSize: 16, chunkLen: 64 },
     { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32 },
-    { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, heads: 32, fold: 1 },
+    { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, heads: 16 },
     { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1 },
     { R: 576, Rv: 512, H: 32, lengths: [63], pageSize: 64, chunkLen: 64 },
-    { R: 576, Rv: 512, H: 32, lengths: [63], pageSize: 64, chunkLen: 64, heads: 32, fold: 1 },
+    { R: 576, Rv: 512, H: 32, lengths: [63], pageSize: 64, chunkLen: 64, heads: 16 },
   ];
   for (const c of cases) {
     const name = `R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`;
@@ -173,7 +175,7 @@ describe('int8 MLA decode on tensor cores: query rows', () => {
 });
 
 describe('int8 MLA decode on tensor cores: the kernel', () => {
-  it.skipIf(!hasGpu)('where prepared: = dp4a kernel and reference; elsewhere refused, dp4a by default', async () => {
+  it.skipIf(!hasGpu)('where prepared: = dp4a kernel and reference; elsewhere refused; dp4a by default', async () => {
     const gpu = await GpuContext.create({ toggles: ['allow_unsafe_apis'] });
     try {
       const prep = await prepareMlaInt8Sgm(gpu);
@@ -188,8 +190,10 @@ describe('int8 MLA decode on tensor cores: the kernel', () => {
         expect(() => mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: 'subgroup-matrix' })).toThrow(/not available/);
         return;
       }
-      expect(mlaInt8KernelFor(gpu, { H, R, Rv })).toBe('subgroup-matrix');
-      expect(mlaInt8KernelFor(gpu, { H: 4, R: 24, Rv: 16 })).toBe('dp4a');
+      // Exact but slower than dp4a on the H200: taken when asked for (MLA_INT8_SGM_BY_DEFAULT).
+      expect(mlaInt8KernelFor(gpu, { H, R, Rv })).toBe(MLA_INT8_SGM_BY_DEFAULT ? 'subgroup-matrix' : 'dp4a');
+      expect(mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: 'subgroup-matrix' })).toBe('subgroup-matrix');
+      expect(() => mlaInt8KernelFor(gpu, { H: 4, R: 24, Rv: 16, int8Kernel: 'subgroup-matrix' })).toThrow(/c_kv of 16/);
       const rng = new Rng(3);
       const lengths = [97, 40, 1];
       const x = makeCache(gpu, rng, lengths, R, Rv, 16, H);
@@ -201,7 +205,16 @@ describe('int8 MLA decode on tensor cores: the kernel', () => {
         ...opts,
         int8Kernel: 'dp4a',
       }).read()) as Float32Array;
-      const sgm = (await mlaDecode(q, x.pool, x.pageTable, lt, opts).read()) as Float32Array;
+      const sgm = (await mlaDecode(q, x.pool, x.pageTable, lt, {
+        ...opts,
+        int8Kernel: 'subgroup-matrix',
+      }).read()) as Float32Array;
+      const sgm16 = (await mlaDecode(q, x.pool, x.pageTable, lt, {
+        ...opts,
+        int8Kernel: 'subgroup-matrix',
+        int8Sgm: { heads: 16 },
+      }).read()) as Float32Array;
+      expect(relErr(sgm16, dp4a)).toBeLessThan(1e-5);
       const d = { B, H, R, Rv, pageSize: 16, maxPages: x.maxPages, scale: opts.scale };
       const ref = mlaDecodeInt8Reference(
         x.q,

@@ -29,7 +29,6 @@ import { checkDecode, type DecodeCheck } from './decodeCheck.js';
 import { profileDecodeStep, profileHostApis } from './decodeProfile.js';
 import { runDependentSteps, timeDependentSteps, timeIndependentSteps } from './decodeSteps.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
-import { prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
 const PRESETS: Record<string, string> = {
@@ -394,9 +393,6 @@ export function registerDecodeBench(bench: Command): void {
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
       if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)
         device.maxDispatchesPerBatch = parseList(opts.dispatchesPerSubmit)[0];
-      // int8 cache: the MLA layers decode on the tensor cores where the device has them (--unsafe-apis).
-      const int8MlaKernel =
-        opts.cacheDtype === 'int8' && device instanceof GpuContext ? await prepareMlaInt8Sgm(device) : undefined;
       const result = await benchDecode(
         device,
         json,
@@ -421,7 +417,7 @@ export function registerDecodeBench(bench: Command): void {
         },
         opts.model,
       );
-      if (opts.json) return printJson(int8MlaKernel ? { ...result, int8MlaKernel } : result);
+      if (opts.json) return printJson(result);
       console.log(renderTable(result.rows));
       console.log(renderTable(result.ratios));
       console.log(renderTable(result.fits));

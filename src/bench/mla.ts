@@ -11,6 +11,9 @@
  * `--cache-dtype int8`: the pool is quantised (kernels/mla/int8Layout.ts) by cacheWrite from random f32 rows
  * and decoded by the int8 kernel (decodeInt8.wgsl.ts; `--kernels` does not apply); the check at the smallest
  * context compares it with the int8 reference and reports its error against f32 attention over the rows.
+ * With `--unsafe-apis` where the device has int8 subgroup matrices, the tensor-core kernel
+ * (decodeInt8Sgm.wgsl.ts) is timed beside dp4a (`--int8-kernels`), its variants swept at the largest
+ * context and each checked against the int8 reference and the dp4a kernel's output (`vsDp4aKernel`).
  */
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
@@ -61,11 +64,11 @@ export interface MlaBenchOptions {
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
 const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { chunks: 264 },
-  // the tensor-core kernel's variants (int8SgmPlan.ts): 32 heads a workgroup (its first form), rows
-  // prefetched into registers, one fragment a barrier, the query's fragments in registers
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 32, fold: 1 } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { prefetch: true } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { fold: 1 } },
+  // the tensor-core kernel's variants (int8SgmPlan.ts): 16 heads a workgroup (two fragments a barrier,
+  // then one; rows prefetched), the query's fragments in registers
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16 } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, prefetch: true } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, fold: 1 } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { qRegs: true } },
   // diagnostic (a data race, never the default): what the P x V rounds' barriers cost
   { int8Kernel: 'subgroup-matrix', int8Sgm: { foldBarrier: false } },

@@ -14,6 +14,20 @@
  * once the last round's MMAs have read it. Rows past the sequence are staged as zeros and masked out of
  * the softmax (their P8 is 0).
  *
+ * Measured (H200, 48B shapes, batch 1; bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json): exact, the
+ * outputs equal the dp4a kernel's bit for bit (max relative difference 0, at 4096 rows and in
+ * prepareMlaInt8Sgm), but slower: at 1M context 2.15 / 2.28 ms a layer (32 heads a workgroup, the default)
+ * against 1.71 for dp4a; 16 heads a workgroup 3.1-4.6 ms in every variant; 128K 0.56 ms (16 heads)
+ * against 0.29. Chunk counts (66-528) and fewer barriers (the racy foldBarrier: false diagnostic, 4.15
+ * against 3.30 ms) do not help, so neither occupancy nor the rounds' barriers are what limits it. What does
+ * (estimate, no profiler): the cost of Dawn's subgroup-matrix operations themselves on this driver. A
+ * block of 32 rows is 136 16x16x32 products for 32 heads; at 2.2 ms that is ~120 SM cycles a product,
+ * where the int8 tensor cores need ~2-4 and the untuned int8 matmul (src/kernels/int8, 38.5 TOPS) spends
+ * ~50, and each product here needs one or two fragment loads or stores through workgroup memory (the
+ * loads and stores are lowered without the wide ldmatrix-style accesses a CUDA kernel would use). So the
+ * tensor cores are reachable and exact from WebGPU but, through these experimental builtins, give less
+ * than dp4a's integer dot products; mlaDecode keeps dp4a by default (MLA_INT8_SGM_BY_DEFAULT).
+ *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be
  * workgroup-uniform (llama.cpp's and ONNX Runtime's WebGPU kernels do the same); every subgroup runs the

@@ -76,8 +76,8 @@ export interface MlaDecodeOptions {
   /** int8 cache: code-generation variants of its kernel (int8Plan.ts), for measuring. */
   int8Variant?: Omit<MlaInt8Variant, 'pv'>;
   /**
-   * int8 cache: which kernel; default `subgroup-matrix` where prepareMlaInt8Sgm(gpu) succeeded on this
-   * device and the shapes allow it (int8SgmPlan.ts), else `dp4a`.
+   * int8 cache: which kernel; default `dp4a` (MLA_INT8_SGM_BY_DEFAULT: the tensor-core kernel is exact but
+   * slower on the H200). `subgroup-matrix` needs prepareMlaInt8Sgm(gpu) to have found it working here.
    */
   int8Kernel?: MlaInt8Kernel;
   /** int8 cache, tensor-core kernel: code-generation variants (int8SgmPlan.ts), for measuring. */
@@ -342,14 +342,23 @@ function int8Decode(
 }
 
 /**
+ * Whether mlaDecode takes the tensor-core kernel by default where it is prepared and possible. Off: on
+ * the H200 it is exact (the same outputs as dp4a, bit for bit) but slower, 2.15-2.28 ms a layer at 1M
+ * context against 1.71 for dp4a (bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json; why:
+ * decodeInt8Sgm.wgsl.ts). It stays reachable with `int8Kernel: 'subgroup-matrix'` after
+ * prepareMlaInt8Sgm(gpu) (which a caller turning this on must also run once per device, e.g. bench decode).
+ */
+export const MLA_INT8_SGM_BY_DEFAULT = false;
+
+/**
  * The int8 kernel mlaDecode runs for these shapes: the one asked for (an error where it cannot run), else
- * `subgroup-matrix` where prepared and possible, else `dp4a`.
+ * `subgroup-matrix` where prepared and possible and MLA_INT8_SGM_BY_DEFAULT, else `dp4a`.
  */
 export function mlaInt8KernelFor(
   gpu: GpuContext,
   o: { H: number; R: number; Rv: number; int8Kernel?: MlaInt8Kernel; subgroupSize?: number },
 ): MlaInt8Kernel {
-  if (o.int8Kernel === 'dp4a') return 'dp4a';
+  if (o.int8Kernel === 'dp4a' || (o.int8Kernel === undefined && !MLA_INT8_SGM_BY_DEFAULT)) return 'dp4a';
   const state = mlaInt8SgmState.get(gpu);
   const SG = tiledSubgroupSizeOf(gpu, o);
   const why =
@@ -363,9 +372,12 @@ export function mlaInt8KernelFor(
   return 'dp4a';
 }
 
-/** Rows per chunk and chunk count of the tensor-core kernel: ~2 workgroups per SM of an H200 by default. */
+/**
+ * Chunks per sequence of the tensor-core kernel: one workgroup per SM of an H200, as for dp4a (at 1M:
+ * 132 chunks 2.15 ms, 264 2.19, 528 2.27; bench/results/2026-12-01-h200-dec8-run1-mla.json).
+ */
 export function defaultInt8SgmChunks(maxLength: number, B: number, NG: number): number {
-  return defaultInt8Chunks(maxLength, B, NG, 264);
+  return defaultInt8Chunks(maxLength, B, NG);
 }
 
 /**

@@ -4,7 +4,7 @@
  * and the plain-TS emulation (int8SgmEmulate.ts, run by the tests on any machine) read the same numbers.
  *
  * Fragments (Dawn's int8 subgroup matrices, H200 config M=16, N=16, K=32, i32 results): a workgroup of
- * NS = HW / 4 subgroups of 32 lanes owns HW = 16 (default) or 32 heads of one sequence over a chunk, in
+ * NS = HW / 4 subgroups of 32 lanes owns HW = 32 (default) or 16 heads of one sequence over a chunk, in
  * blocks of TT = 32 cached rows staged in workgroup memory (`kv`, the rows as stored: RW words a row).
  *   S   subgroup sgi: token half nt = sgi & 1, head half mh = (sgi >> 1) % MH (MH = HW / 16), K-step
  *       parity half = sgi / (2 MH). The query (rows [heads, RW] in global memory, int8QueryRowsWgsl) is the
@@ -99,8 +99,8 @@ export interface MlaInt8SgmOptions {
   qRegs?: boolean;
   prefetch?: boolean;
   /**
-   * Heads per workgroup: 32 (8 subgroups) or 16 (4 subgroups: half the threads and the same O registers
-   * a lane, so more workgroups fit an SM and hide each other's barriers; the rows are staged twice).
+   * Heads per workgroup: 32 (8 subgroups, the default) or 16 (4 subgroups: half the threads and the same
+   * O registers a lane, so more workgroups fit an SM; the rows are staged and loaded twice: slower).
    */
   heads?: 16 | 32;
   /** P x V fragments a subgroup folds into O per barrier: 1, or 2 (needs the workgroup memory for 4 slots). */
@@ -133,10 +133,13 @@ export function planMlaInt8Sgm(
   if (why) throw new Error(`mlaDecode (int8, subgroup-matrix): ${why}`);
   const L = int8RowLayout(R, Rv);
   const TT = MLA_INT8_TT;
-  const HW = v.heads ?? 16;
+  // 32 heads a workgroup, one fragment a barrier, rows prefetched: the fastest form measured (H200, 1M
+  // context, bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json): 2.15 / 2.28 ms a layer; 16 heads 3.30
+  // (3.11 prefetched, 4.62 one fragment a barrier, 4.44 query in registers, 3.23-3.40 over 66-528 chunks).
+  const HW = v.heads ?? 32;
   if (HW !== 16 && HW !== 32)
     throw new Error(`mlaDecode (int8, subgroup-matrix): heads per workgroup 16 or 32, got ${HW}`);
-  const fold = v.fold ?? 2;
+  const fold = v.fold ?? (HW === 16 ? 2 : 1);
   if (fold !== 1 && fold !== 2) throw new Error(`mlaDecode (int8, subgroup-matrix): fold 1 or 2, got ${fold}`);
   const MH = HW / 16;
   const NS = HW / 4;

@@ -3,8 +3,9 @@
  * Dawn's subgroup matrices are experimental (behind allow_unsafe_apis), their builtins changed form over
  * time and the offsets' units differ from the documentation (src/kernels/int8/subgroupMatrix.wgsl.ts),
  * so the kernel is not trusted on sight: the int8 matmul's probe picks the builtin form, then the MLA
- * kernel is compiled at the 48B shapes and run beside the dp4a kernel on a small cache; it is used only
- * if both agree (the integer products are exact, so they match to f32 rounding).
+ * kernel is compiled at the 48B shapes and run beside the dp4a kernel on a small cache; it may run only
+ * if both agree (the integer products are exact, so they match to f32 rounding; on the H200 they match bit
+ * for bit). mlaDecode then takes it when asked (`int8Kernel`), by default only if MLA_INT8_SGM_BY_DEFAULT.
  */
 import type { GpuContext } from '../../gpu/context.js';
 import { Rng } from '../../util/random.js';
@@ -15,6 +16,8 @@ import { planMlaInt8Sgm } from './int8SgmPlan.js';
 import { mlaInt8SgmState } from './int8SgmState.js';
 
 export interface MlaInt8SgmPrepared {
+  /** `subgroup-matrix`: the kernel compiles and is exact here (mlaDecode takes it when asked, or by
+   * default if MLA_INT8_SGM_BY_DEFAULT); `dp4a`: it cannot run here. */
   kernel: 'subgroup-matrix' | 'dp4a';
   /** Why the tensor cores are not used (kernel dp4a). */
   reason?: string;

@@ -11,6 +11,9 @@
  * `--cache-dtype int8`: the pool is quantised (kernels/mla/int8Layout.ts) by cacheWrite from random f32 rows
  * and decoded by the int8 kernel (decodeInt8.wgsl.ts; `--kernels` does not apply); the check at the smallest
  * context compares it with the int8 reference and reports its error against f32 attention over the rows.
+ * With `--unsafe-apis` where the device has int8 subgroup matrices, the tensor-core kernel
+ * (decodeInt8Sgm.wgsl.ts) is timed beside dp4a (`--int8-kernels`), its variants swept at the largest
+ * context and each checked against the int8 reference and the dp4a kernel's output (`vsDp4aKernel`).
  */
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
@@ -20,9 +23,12 @@ import {
   int8RowWords,
   type MlaCacheDtype,
   type MlaDecodeKernel,
+  defaultInt8SgmChunks,
   type MlaDecodeOptions,
+  type MlaInt8Kernel,
   mlaDecode,
   mlaDecodeKernelFor,
+  prepareMlaInt8Sgm,
 } from '../kernels/mla/index.js';
 import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
@@ -51,19 +57,25 @@ export interface MlaBenchOptions {
   sweepBlocks: number[];
   /** Tiled kernel: subgroup size to compile for where the adapter reports a range (see MlaDecodeOptions). */
   subgroupSize?: number;
+  /** int8 cache: the kernels timed (those this device can run; the tensor-core one needs --unsafe-apis). */
+  int8Kernels?: MlaInt8Kernel[];
 }
 
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
 const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
-  // the kernel before two barriers (the default until 2026-12-01 s4b)
-  { int8Variant: { twoBarriers: false } },
-  { int8Variant: { twoBarriers: false, quadRows: true } },
-  { int8Variant: { quadRows: true } },
-  { int8Variant: { oHalves: true } },
-  { int8Variant: { sHeads: 2 } },
   { chunks: 264 },
-  // measured slower earlier (int8Plan.ts), kept reachable: { int8Pv: 'f32' }, { int8Variant: { unrollS:
-  // false } }, { int8Variant: { sSplit: true } }, { int8Variant: { twoBarriers: false, prefetch: false } }
+  // the tensor-core kernel's variants (int8SgmPlan.ts): 16 heads a workgroup (two fragments a barrier,
+  // then one; rows prefetched), the query's fragments in registers
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16 } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, prefetch: true } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, fold: 1 } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { qRegs: true } },
+  // diagnostic (a data race, never the default): what the P x V rounds' barriers cost
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { foldBarrier: false } },
+  // measured slower earlier (int8Plan.ts, bench/results/2026-12-01-h200-dec8-run1-mla.json), kept
+  // reachable: dp4a { int8Variant: { twoBarriers: false } }, { int8Variant: { quadRows: true } },
+  // { int8Variant: { oHalves: true } }, { int8Variant: { sHeads: 2 } }, { int8Pv: 'f32' },
+  // { int8Variant: { unrollS: false } }, { int8Variant: { sSplit: true } }
 ];
 
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
@@ -152,8 +164,15 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   const sweep: Record<string, unknown>[] = [];
   const checks: Record<string, unknown>[] = [];
   // Kernels this device cannot run (tiled without subgroups) are left out, not failed.
+  // int8: the tensor-core kernel where prepareMlaInt8Sgm finds it working and exact on this device.
+  const sgmPrep = int8 ? await prepareMlaInt8Sgm(gpu) : undefined;
+  const int8Kernels = (o.int8Kernels ?? ['subgroup-matrix', 'dp4a']).filter(
+    (k) => k === 'dp4a' || sgmPrep?.kernel === 'subgroup-matrix',
+  );
+  const int8Runs = (v: Partial<MlaDecodeOptions>) =>
+    v.int8Kernel === 'subgroup-matrix' ? sgmPrep?.kernel === 'subgroup-matrix' : int8Kernels.includes('dp4a');
   const kernels = int8
-    ? (['tiled'] as MlaDecodeKernel[])
+    ? (int8Kernels as unknown as MlaDecodeKernel[])
     : o.kernels.filter((k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k);
   const longest = Math.max(...o.context);
   for (const T of o.context) {
@@ -174,14 +193,21 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           Rv,
           scale,
           maxLength: T,
-          kernel,
+          kernel: int8 ? undefined : kernel,
+          int8Kernel: int8 ? (kernel as unknown as MlaInt8Kernel) : undefined,
           subgroupSize: o.subgroupSize,
           ...more,
         }).dispose();
     for (const kernel of kernels) {
       let layout: Record<string, unknown>;
       if (int8) {
-        layout = { kernel: 'int8', blockTokens: 32, chunks: defaultInt8Chunks(T, o.batch, Math.ceil(H / 32)) };
+        const NG = Math.ceil(H / 32);
+        const sgm = (kernel as string) === 'subgroup-matrix';
+        layout = {
+          kernel: `int8-${kernel}`,
+          blockTokens: 32,
+          chunks: sgm ? defaultInt8SgmChunks(T, o.batch, NG) : defaultInt8Chunks(T, o.batch, NG),
+        };
       } else if (kernel === 'tiled') {
         const SG = o.subgroupSize ?? gpu.adapterInfo.subgroupMinSize!;
         const p = planMlaTiled({ H, R, Rv, cacheDtype: fDtype, SG }, maxShared);
@@ -216,12 +242,13 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       const kernel = kernels[0];
       for (const c of o.sweepChunks) {
         const tc = await timeGpu(gpu, call(kernel, { chunks: c }), o.reps, o.trials);
-        sweep.push({ context: T, kernel: int8 ? 'int8' : kernel, chunks: c, ...rate(T, tc.ms) });
+        sweep.push({ context: T, kernel: int8 ? `int8-${kernel}` : kernel, chunks: c, ...rate(T, tc.ms) });
       }
       if (int8) {
-        for (const v of INT8_VARIANTS) {
-          const tv = await timeGpu(gpu, call('tiled', v), o.reps, o.trials);
-          sweep.push({ context: T, kernel: 'int8', ...v, ...rate(T, tv.ms) });
+        for (const v of INT8_VARIANTS.filter(int8Runs)) {
+          const k = v.int8Kernel ?? 'dp4a';
+          const tv = await timeGpu(gpu, call(k as unknown as MlaDecodeKernel, v), o.reps, o.trials);
+          sweep.push({ context: T, kernel: `int8-${k}`, ...v, ...rate(T, tv.ms) });
         }
       }
       if (kernel === 'tiled' && !int8) {
@@ -282,16 +309,25 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         dp4a: mlaDecodeInt8Reference(q, words, table, lengths, d),
         f32: mlaDecodeInt8Reference(q, words, table, lengths, d, { pv: 'f32' }),
       };
-      for (const v of [{}, ...INT8_VARIANTS]) {
+      // The dp4a kernel's default output: the tensor-core kernel must match it to f32 rounding.
+      const dp4aOut = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Kernel: 'dp4a' });
+      const dp4a = (await dp4aOut.read()) as Float32Array;
+      dp4aOut.dispose();
+      const runs: Partial<MlaDecodeOptions>[] = [
+        ...int8Kernels.map((k) => ({ int8Kernel: k })),
+        ...INT8_VARIANTS.filter(int8Runs),
+      ];
+      for (const v of runs) {
         const ref = refs[v.int8Pv ?? 'dp4a'];
-        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, ...v });
+        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Kernel: 'dp4a', ...v });
         const got = (await out.read()) as Float32Array;
         out.dispose();
         checks.push({
           context: T,
-          kernel: 'int8',
+          kernel: `int8-${v.int8Kernel ?? 'dp4a'}`,
           ...v,
           vsInt8Reference: err(got, ref),
+          vsDp4aKernel: v.int8Pv ? undefined : err(got, dp4a),
           vsF32Attention: err(got, exact),
           int8ReferenceVsF32Attention: err(ref, exact),
           finite: got.every(Number.isFinite),
@@ -344,6 +380,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     bench: 'mla',
     machine: machine(gpu),
     subgroupSizes: [gpu.adapterInfo.subgroupMinSize, gpu.adapterInfo.subgroupMaxSize],
+    int8SubgroupMatrix: sgmPrep,
     options: o,
     decode: rows,
     sweep,
@@ -369,6 +406,11 @@ export function registerMlaBench(bench: Command): void {
     .option('--sweep-chunks <n,...>', 'chunks per sequence tried at the largest context (first kernel)', '132,264,528')
     .option('--sweep-blocks <n,...>', 'split kernel: rows per block tried at the largest context', '')
     .option('--subgroup-size <n>', 'tiled kernel: subgroup size to compile for if the adapter reports a range')
+    .option(
+      '--int8-kernels <k,...>',
+      'int8 cache: kernels to time, dp4a and subgroup-matrix (tensor cores: needs --unsafe-apis and a device that has them)',
+      'subgroup-matrix,dp4a',
+    )
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
     if (opts.cacheDtype !== 'bf16' && opts.cacheDtype !== 'f32' && opts.cacheDtype !== 'int8') {
@@ -392,6 +434,11 @@ export function registerMlaBench(bench: Command): void {
       sweepChunks: opts.sweepChunks ? parseList(opts.sweepChunks) : [],
       sweepBlocks: opts.sweepBlocks ? parseList(opts.sweepBlocks) : [],
       subgroupSize: opts.subgroupSize ? parseList(opts.subgroupSize)[0] : undefined,
+      int8Kernels: opts.int8Kernels.split(',').map((k) => {
+        if (k !== 'dp4a' && k !== 'subgroup-matrix')
+          throw new Error(`--int8-kernels: '${k}' is not dp4a or subgroup-matrix`);
+        return k;
+      }),
     });
     gpu.destroy();
     if (opts.json) return printJson(result);

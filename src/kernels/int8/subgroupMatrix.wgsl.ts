@@ -30,7 +30,8 @@ export interface SgmVariant {
 
 export const int8SgmKey = (v: SgmVariant) => `int8_matmul_sgm_${v.syntax}_${v.units}`;
 
-function load(
+/** A subgroupMatrixLoad call in the given syntax (shared with the MLA decode kernel, decodeInt8Sgm.wgsl.ts). */
+export function sgmLoad(
   syntax: SubgroupMatrixSyntax,
   type: string,
   ptr: string,
@@ -43,7 +44,8 @@ function load(
     : `subgroupMatrixLoad<${type}, ${colMajor ? 'col_major' : 'row_major'}>(${ptr}, ${offset}, ${stride})`;
 }
 
-function store(syntax: SubgroupMatrixSyntax, ptr: string, offset: string, value: string, stride: string) {
+/** A subgroupMatrixStore call, row-major, in the given syntax. */
+export function sgmStore(syntax: SubgroupMatrixSyntax, ptr: string, offset: string, value: string, stride: string) {
   return syntax === 'bool'
     ? `subgroupMatrixStore(${ptr}, ${offset}, ${value}, false, ${stride})`
     : `subgroupMatrixStore<row_major>(${ptr}, ${offset}, ${value}, ${stride})`;
@@ -57,9 +59,9 @@ export function int8SgmWgsl(v: SgmVariant): string {
   const R = 'subgroup_matrix_right<i8, 16, 32>';
   const lines: string[] = [];
   for (let r = 0; r < 2; r++)
-    lines.push(`    let a${r} = ${load(syntax, L, '&a', u(`(row0 + ${16 * r}u) * p.K + k`), false, u('p.K'))};`);
+    lines.push(`    let a${r} = ${sgmLoad(syntax, L, '&a', u(`(row0 + ${16 * r}u) * p.K + k`), false, u('p.K'))};`);
   for (let j = 0; j < 4; j++) {
-    lines.push(`    let b${j} = ${load(syntax, R, '&b', u(`(col0 + ${16 * j}u) * p.K + k`), true, u('p.K'))};`);
+    lines.push(`    let b${j} = ${sgmLoad(syntax, R, '&b', u(`(col0 + ${16 * j}u) * p.K + k`), true, u('p.K'))};`);
     for (let r = 0; r < 2; r++)
       lines.push(`    acc${r}${j} = subgroupMatrixMultiplyAccumulate(a${r}, b${j}, acc${r}${j});`);
   }
@@ -68,7 +70,9 @@ export function int8SgmWgsl(v: SgmVariant): string {
   for (let r = 0; r < 2; r++)
     for (let j = 0; j < 4; j++) {
       decl.push(`  var acc${r}${j} = subgroup_matrix_result<i32, 16, 16>();`);
-      stores.push(`  ${store(syntax, '&c', `(row0 + ${16 * r}u) * p.N + col0 + ${16 * j}u`, `acc${r}${j}`, 'p.N')};`);
+      stores.push(
+        `  ${sgmStore(syntax, '&c', `(row0 + ${16 * r}u) * p.N + col0 + ${16 * j}u`, `acc${r}${j}`, 'p.N')};`,
+      );
     }
   return /* wgsl */ `
 enable chromium_experimental_subgroup_matrix;

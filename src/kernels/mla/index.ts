@@ -27,8 +27,21 @@ import { cacheWriteInt8Reference, mlaDecodeInt8Reference } from './int8Reference
 import { int8CacheWriteWgsl, int8QueryWgsl } from './int8Quantize.wgsl.js';
 import { defaultInt8Chunks, type MlaInt8Variant, mlaInt8Key, planMlaInt8 } from './int8Plan.js';
 import { mlaInt8Wgsl } from './decodeInt8.wgsl.js';
+import { int8QueryRowsWgsl } from './int8Quantize.wgsl.js';
+import { type MlaInt8SgmOptions, mlaInt8SgmKey, mlaInt8SgmUnsupported, planMlaInt8Sgm } from './int8SgmPlan.js';
+import { mlaInt8SgmWgsl } from './decodeInt8Sgm.wgsl.js';
+import { mlaInt8SgmState } from './int8SgmState.js';
+import { int8QueryRowsReference } from './int8SgmEmulate.js';
 
 export { int8RowWords, type MlaCacheDtype } from './int8Layout.js';
+export { prepareMlaInt8Sgm } from './int8SgmPrepare.js';
+
+/**
+ * The int8 cache's decode kernels: `dp4a` (integer dot products, decodeInt8.wgsl.ts; every device with
+ * fixed-size subgroups) and `subgroup-matrix` (tensor cores, decodeInt8Sgm.wgsl.ts; where
+ * prepareMlaInt8Sgm found Dawn's int8 subgroup matrices working and exact).
+ */
+export type MlaInt8Kernel = 'dp4a' | 'subgroup-matrix';
 
 /** The decode kernels: `tiled` (decodeTiled.wgsl.ts, needs subgroups of a fixed size 8-32), `split` (decode.wgsl.ts). */
 export type MlaDecodeKernel = 'tiled' | 'split';
@@ -62,6 +75,13 @@ export interface MlaDecodeOptions {
   int8Pv?: 'dp4a' | 'f32';
   /** int8 cache: code-generation variants of its kernel (int8Plan.ts), for measuring. */
   int8Variant?: Omit<MlaInt8Variant, 'pv'>;
+  /**
+   * int8 cache: which kernel; default `dp4a` (MLA_INT8_SGM_BY_DEFAULT: the tensor-core kernel is exact but
+   * slower on the H200). `subgroup-matrix` needs prepareMlaInt8Sgm(gpu) to have found it working here.
+   */
+  int8Kernel?: MlaInt8Kernel;
+  /** int8 cache, tensor-core kernel: code-generation variants (int8SgmPlan.ts), for measuring. */
+  int8Sgm?: MlaInt8SgmOptions;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -280,6 +300,8 @@ function int8Decode(
   }
   if (pool.offset % 4)
     throw new Error(`mlaDecode: an int8 pool must start on a 16-byte boundary (offset ${pool.offset})`);
+  if (mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: opts.int8Kernel }) === 'subgroup-matrix')
+    return int8SgmDecode(gpu, qFull, pool, pageTable, lengths, opts);
   const plan = planMlaInt8(
     { H, R, Rv, SG, pv: opts.int8Pv, ...opts.int8Variant },
     gpu.limits.maxComputeWorkgroupStorageSize,
@@ -316,6 +338,115 @@ function int8Decode(
   });
   q8.dispose();
   qs.dispose();
+  return mergeChunks(gpu, partial, Rv);
+}
+
+/**
+ * Whether mlaDecode takes the tensor-core kernel by default where it is prepared and possible. Off: on
+ * the H200 it is exact (the same outputs as dp4a, bit for bit) but slower, 2.15-2.28 ms a layer at 1M
+ * context against 1.71 for dp4a (bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json; why:
+ * decodeInt8Sgm.wgsl.ts). It stays reachable with `int8Kernel: 'subgroup-matrix'` after
+ * prepareMlaInt8Sgm(gpu) (which a caller turning this on must also run once per device, e.g. bench decode).
+ */
+export const MLA_INT8_SGM_BY_DEFAULT = false;
+
+/**
+ * The int8 kernel mlaDecode runs for these shapes: the one asked for (an error where it cannot run), else
+ * `subgroup-matrix` where prepared and possible and MLA_INT8_SGM_BY_DEFAULT, else `dp4a`.
+ */
+export function mlaInt8KernelFor(
+  gpu: GpuContext,
+  o: { H: number; R: number; Rv: number; int8Kernel?: MlaInt8Kernel; subgroupSize?: number },
+): MlaInt8Kernel {
+  if (o.int8Kernel === 'dp4a' || (o.int8Kernel === undefined && !MLA_INT8_SGM_BY_DEFAULT)) return 'dp4a';
+  const state = mlaInt8SgmState.get(gpu);
+  const SG = tiledSubgroupSizeOf(gpu, o);
+  const why =
+    state === undefined
+      ? 'call prepareMlaInt8Sgm(gpu) first'
+      : (state.reason ??
+        (SG !== 32 ? `needs subgroups of 32, this device has ${SG}` : mlaInt8SgmUnsupported(o.R, o.Rv)));
+  if (why === undefined) return 'subgroup-matrix';
+  if (o.int8Kernel === 'subgroup-matrix')
+    throw new Error(`mlaDecode: the int8 subgroup-matrix kernel is not available: ${why}`);
+  return 'dp4a';
+}
+
+/**
+ * Chunks per sequence of the tensor-core kernel: one workgroup per SM of an H200, as for dp4a (at 1M:
+ * 132 chunks 2.15 ms, 264 2.19, 528 2.27; bench/results/2026-12-01-h200-dec8-run1-mla.json).
+ */
+export function defaultInt8SgmChunks(maxLength: number, B: number, NG: number): number {
+  return defaultInt8Chunks(maxLength, B, NG);
+}
+
+/**
+ * The decode query qFull [B, H, R] quantised to rows [B, HP, int8RowWords(R, Rv)] as the cache stores
+ * rows, scales times scale * log2 e, heads past H zero (int8QueryRowsWgsl; int8QueryRowsReference).
+ */
+export function int8QueryRows(qFull: Tensor, o: { Rv: number; HP: number; scale: number }): Tensor {
+  const device = deviceOf('int8QueryRows', qFull);
+  const [B, H, R] = qFull.shape;
+  expectShape('int8QueryRows', 'qFull', qFull, [B, H, R]);
+  if (o.HP < H) throw new Error(`int8QueryRows: HP = ${o.HP} is below the ${H} heads`);
+  const L = int8RowLayout(R, o.Rv);
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const d = { B, H, R, Rv: o.Rv };
+    return cpu.fromHost(int8QueryRowsReference(hostF32(qFull), d, o.HP, o.scale * Math.LOG2E), [B, o.HP, L.RW], 'i32');
+  }
+  const q = contiguous(qFull);
+  const qr = gpu.empty([B, o.HP, L.RW], 'i32');
+  gpu.dispatch({
+    kernel: {
+      name: 'mla_int8_query_rows',
+      key: `mla_int8_query_rows_h${H}_hp${o.HP}_r${R}_rv${o.Rv}`,
+      code: () => int8QueryRowsWgsl(L, H, o.HP),
+    },
+    tensors: [q, qr],
+    params: new Params().f32(o.scale * Math.LOG2E).u32(0, 0, 0),
+    workgroups: [o.HP, B],
+  });
+  q.dispose();
+  return qr;
+}
+
+/**
+ * Int8 pool on the tensor cores: the query quantised to rows (int8QueryRowsWgsl), scores and P x values
+ * as subgroup-matrix products per chunk (decodeInt8Sgm.wgsl.ts), then the same merge.
+ */
+function int8SgmDecode(
+  gpu: GpuContext,
+  qFull: Tensor,
+  pool: Tensor,
+  pageTable: Tensor,
+  lengths: Tensor,
+  opts: MlaDecodeOptions,
+): Tensor {
+  const [B, H, R] = qFull.shape;
+  const { Rv, scale } = opts;
+  const state = mlaInt8SgmState.get(gpu)!;
+  const plan = planMlaInt8Sgm(
+    { H, R, Rv, variant: state.variant!, ...opts.int8Sgm },
+    gpu.limits.maxComputeWorkgroupStorageSize,
+  );
+  const pageSize = pool.shape[1];
+  const maxLen = Math.max(1, opts.maxLength);
+  const { chunkLen, chunks } = splitSequence(
+    gpu,
+    maxLen,
+    opts.chunks ?? defaultInt8SgmChunks(maxLen, B, plan.NG),
+    plan.TT,
+  );
+  const qr = int8QueryRows(qFull, { Rv, HP: plan.HP, scale });
+  const partial = gpu.empty([B, chunks, H, Rv + 2]);
+  gpu.dispatch({
+    kernel: { name: 'mla_decode_int8_sgm', key: mlaInt8SgmKey(plan), code: () => mlaInt8SgmWgsl(plan) },
+    tensors: [qr, pool, pageTable, lengths, partial],
+    params: pagedChunkParams(pageTable, pageSize, chunks, chunkLen),
+    workgroups: [chunks, B, plan.NG],
+  });
+  qr.dispose();
   return mergeChunks(gpu, partial, Rv);
 }
 

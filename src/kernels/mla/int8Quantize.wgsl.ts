@@ -110,3 +110,40 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   if (lid == 0u) { qs[b * ${HP}u + h] = a / 127.0 * p.scale; }
 }`;
 }
+
+/**
+ * The decode query for the tensor-core kernel (decodeInt8Sgm.wgsl.ts): qFull [B, H, R] f32 to rows
+ * qr [B, HP, RW] laid out as cached rows are (int8Layout.ts), so a head's codes are one row-major
+ * fragment row: codes in words [0, SW), the scales times scale * log2 e (the same f32 values as the dp4a
+ * kernel's qs) in words SW and SW + 1, zero padding; heads past H are all zero.
+ */
+export function int8QueryRowsWgsl(L: Int8RowLayout, H: number, HP: number): string {
+  const WG = INT8_QUANT_WG;
+  return /* wgsl */ `
+struct Params { scale: f32, _a: u32, _b: u32, _c: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> values: array<f32>;
+@group(0) @binding(2) var<storage, read_write> qr: array<u32>;
+${quantizeBody(L)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let h = wid.x;
+  let b = wid.y;
+  let dst = (b * ${HP}u + h) * ${L.RW}u;
+  if (h >= ${H}u) {
+    for (var w = lid; w < ${L.RW}u; w += ${WG}u) { qr[dst + w] = 0u; }
+    return;
+  }
+  let src = (b * ${H}u + h) * ${L.R}u;
+  let a = absmax(src, lid);
+  let inv = select(vec2<f32>(0.0), 127.0 / a, a > vec2<f32>(0.0));
+  let s = a / 127.0 * p.scale;
+  for (var w = lid; w < ${L.RW}u; w += ${WG}u) {
+    var word = 0u;
+    if (w < SW) { word = codeWord(src, w, inv); }
+    else if (w == SW) { word = bitcast<u32>(s.x); }
+    else if (w == SW + 1u) { word = bitcast<u32>(s.y); }
+    qr[dst + w] = word;
+  }
+}`;
+}

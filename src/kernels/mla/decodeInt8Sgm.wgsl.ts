@@ -1,0 +1,252 @@
+/**
+ * Absorbed MLA decode over the int8 latent cache on the tensor cores (Dawn's experimental subgroup
+ * matrices), pass 1 of flash-decoding: the same partials (m, l, o[Rv]) per chunk and head as the dp4a
+ * kernel (decodeInt8.wgsl.ts), with the same arithmetic (int8Reference.ts), merged by merge.wgsl.ts.
+ * Work layout and every fragment offset: int8SgmPlan.ts (shared with the emulation int8SgmEmulate.ts).
+ *
+ * Why it should match the dp4a kernel bit for bit: the integer products are exact on both, the scores
+ * are formed from the same integers by the same f32 expression, and p, l, P8, alpha, sigma and the O
+ * update o = fma(sigma, c, o * alpha) are written as in the dp4a kernel, in the same order per block.
+ *
+ * Schedule of a block: [S: MMAs into sc] barrier [softmax: sc -> pw, alpha, sigma] barrier
+ * [CFS MH / fold rounds: fold MMAs -> slots, barrier, lanes fold the slots into O] [next block's rows -> kv] barrier.
+ * The next block's rows are loaded into registers at the top of the block (prefetch) and stored to kv
+ * once the last round's MMAs have read it. Rows past the sequence are staged as zeros and masked out of
+ * the softmax (their P8 is 0).
+ *
+ * Measured (H200, 48B shapes, batch 1; bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json): exact, the
+ * outputs equal the dp4a kernel's bit for bit (max relative difference 0, at 4096 rows and in
+ * prepareMlaInt8Sgm), but slower: at 1M context 2.15 / 2.28 ms a layer (32 heads a workgroup, the default)
+ * against 1.71 for dp4a; 16 heads a workgroup 3.1-4.6 ms in every variant; 128K 0.56 ms (16 heads)
+ * against 0.29. Chunk counts (66-528) and fewer barriers (the racy foldBarrier: false diagnostic, 4.15
+ * against 3.30 ms) do not help, so neither occupancy nor the rounds' barriers are what limits it. What does
+ * (estimate, no profiler): the cost of Dawn's subgroup-matrix operations themselves on this driver. A
+ * block of 32 rows is 136 16x16x32 products for 32 heads; at 2.2 ms that is ~120 SM cycles a product,
+ * where the int8 tensor cores need ~2-4 and the untuned int8 matmul (src/kernels/int8, 38.5 TOPS) spends
+ * ~50, and each product here needs one or two fragment loads or stores through workgroup memory (the
+ * loads and stores are lowered without the wide ldmatrix-style accesses a CUDA kernel would use). So the
+ * tensor cores are reachable and exact from WebGPU but, through these experimental builtins, give less
+ * than dp4a's integer dot products; mlaDecode keeps dp4a by default (MLA_INT8_SGM_BY_DEFAULT).
+ *
+ * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
+ * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be
+ * workgroup-uniform (llama.cpp's and ONNX Runtime's WebGPU kernels do the same); every subgroup runs the
+ * same straight-line code, so the control flow around the builtins stays uniform.
+ */
+import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
+import { affWgsl, type Frag, type MlaInt8SgmPlan, sgmFrags } from './int8SgmPlan.js';
+
+export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
+  const { H, Rv, TT, HP, HW, MH, RW, SW, WG, LK2, RK2, CFS, KVW, SCW, PWW } = pl;
+  const { syntax, units } = pl.variant;
+  const F = sgmFrags(pl);
+  const RW4 = RW / 4;
+  const LT = 'subgroup_matrix_left<i8, 32, 16>';
+  const RT = 'subgroup_matrix_right<i8, 16, 32>';
+  const ST = 'subgroup_matrix_result<i32, 16, 16>';
+  // int8 operands read from array<i32>: offsets and strides in words, or in elements (4 per word).
+  const u8 = (x: string) => (units === 'words' ? x : `(${x}) * 4u`);
+  const ld = (type: string, ptr: string, f: Frag, extra = '') =>
+    sgmLoad(
+      syntax,
+      type,
+      ptr,
+      u8(extra ? `${affWgsl(f.offset)} + ${extra}` : affWgsl(f.offset)),
+      f.colMajor,
+      u8(`${f.stride}u`),
+    );
+  const st = (ptr: string, f: Frag, value: string) => sgmStore(syntax, ptr, affWgsl(f.offset), value, `${f.stride}u`);
+
+  const NV4 = TT * RW4; // vec4 of a block's rows
+  const slots = Math.ceil(NV4 / WG);
+  const L: string[] = [];
+  const l = (s: string) => L.push(s);
+  const fetch = (tbX: string, ind: string) => {
+    for (let n = 0; n < slots; n++) {
+      const guard = (n + 1) * WG > NV4 ? `si${n} < ${NV4}u && ` : '';
+      l(`${ind}pf${n} = vec4<u32>(0u);`);
+      l(`${ind}{ let t = ${tbX} + si${n} / ${RW4}u;`);
+      l(`${ind}  if (${guard}t < t1) { pf${n} = pool[rowOf(b, t) * ${RW4}u + si${n} % ${RW4}u]; } }`);
+    }
+  };
+  const stage = (ind: string) => {
+    for (let n = 0; n < slots; n++) {
+      const guard = (n + 1) * WG > NV4 ? `if (si${n} < ${NV4}u) ` : '';
+      l(
+        `${ind}${guard}{ let w = (si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
+      );
+      l(`${ind}  kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w; }`);
+    }
+  };
+
+  l('enable subgroups;');
+  l('enable chromium_experimental_subgroup_matrix;');
+  l('diagnostic(off, chromium.subgroup_matrix_uniformity);');
+  l(
+    `struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };`,
+  );
+  l(`@group(0) @binding(0) var<uniform> p: Params;`);
+  l(`@group(0) @binding(1) var<storage, read> qr: array<i32>;`);
+  l(`@group(0) @binding(2) var<storage, read> pool: array<vec4<u32>>;`);
+  l(`@group(0) @binding(3) var<storage, read> pageTable: array<i32>;`);
+  l(`@group(0) @binding(4) var<storage, read> lengths: array<i32>;`);
+  l(`@group(0) @binding(5) var<storage, read_write> partial: array<f32>;`);
+  l(`var<workgroup> kv: array<i32, ${KVW}>;`);
+  l(`var<workgroup> sc: array<i32, ${SCW}>;`);
+  l(`var<workgroup> pw: array<i32, ${PWW}>;`);
+  l(`var<workgroup> alphaS: array<vec4<f32>, ${HW / 4}>;`);
+  l(`var<workgroup> sigmaS: array<vec4<f32>, ${HW / 4}>;`);
+  l(`fn rowOf(b: u32, t: u32) -> u32 {`);
+  l(`  var pg = t >> p.pageShift; var po = t & (p.pageSize - 1u);`);
+  l(`  if (p.pageShift >= 32u) { pg = t / p.pageSize; po = t % p.pageSize; }`);
+  l(`  return u32(pageTable[b * p.maxPages + pg]) * p.pageSize + po;`);
+  l(`}`);
+  l(`@compute @workgroup_size(${WG})`);
+  l(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,`);
+  l(`        @builtin(subgroup_size) sgs: u32) {`);
+  l(`  let chunk = wid.x; let b = wid.y; let g = wid.z;`);
+  l(`  let T = u32(lengths[b]);`);
+  l(`  let t0 = chunk * p.chunkLen;`);
+  l(`  let t1 = min(T, t0 + p.chunkLen);`);
+  // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the
+  // end: another size poisons m with NaN, as the dp4a kernel does).
+  l(`  let sgi = lid / 32u; let lane = lid % 32u;`);
+  l(`  let half = sgi / ${2 * MH}u; let mh = (sgi >> 1u) % ${MH}u; let nt = sgi & 1u;`);
+  l(`  let hq = sgi; let t = lane;`);
+  l(`  let qh = g * ${HW}u + 4u * hq;`);
+  l(`  let qb = (b * ${HP}u + qh) * ${RW}u;`);
+  for (let k = 0; k < 4; k++)
+    l(`  let sq${k} = bitcast<vec2<f32>>(vec2<i32>(qr[qb + ${k * RW + SW}u], qr[qb + ${k * RW + SW + 1}u]));`);
+  l(`  let sqL = vec4<f32>(sq0.x, sq1.x, sq2.x, sq3.x); let sqR = vec4<f32>(sq0.y, sq1.y, sq2.y, sq3.y);`);
+  l(`  var mRun = vec4<f32>(-3.0e38);`);
+  l(`  var lRun = vec4<f32>(0.0);`);
+  l(`  let orow = lane & 15u; let ocol = 8u * (lane >> 4u);`);
+  for (let m = 0; m < MH; m++)
+    for (let j = 0; j < CFS; j++) for (let a = 0; a < 2; a++) l(`  var o${m}_${j}_${a} = vec4<f32>(0.0);`);
+  for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
+  const parts: ['L' | 'R', number][] = [
+    ['L', LK2],
+    ['R', RK2],
+  ];
+  if (pl.qRegs)
+    for (const [part, n] of parts)
+      for (let j = 0; j < n; j++) l(`  let q${part}${j} = ${ld(LT, '&qr', F.q(part, j))};`);
+  l(`  if (t0 < t1) {`);
+  fetch('t0', '    ');
+  l(`  }`);
+  stage('  ');
+  l(`  workgroupBarrier();`);
+  l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
+  l(`    let tn = tb + ${TT}u;`);
+  if (pl.prefetch) {
+    l(`    if (tn < t1) {`);
+    fetch('tn', '      ');
+    l(`    }`);
+  }
+  // ---- S: one [16 heads, 16 tokens] tile per subgroup and parity, c_kv and k_pe apart ----
+  l(`    {`);
+  for (const [part, n] of parts) {
+    l(`      var a${part} = ${ST}();`);
+    for (let j = 0; j < n; j++) {
+      const q = pl.qRegs ? `q${part}${j}` : ld(LT, '&qr', F.q(part, j));
+      l(`      a${part} = subgroupMatrixMultiplyAccumulate(${q}, ${ld(RT, '&kv', F.k(part, j))}, a${part});`);
+    }
+    l(`      ${st('&sc', F.score(part), `a${part}`)};`);
+  }
+  l(`    }`);
+  l(`    workgroupBarrier();`);
+  // ---- softmax: thread (head quad hq, token t), as the dp4a kernel with 4 heads a thread ----
+  l(`    {`);
+  l(`      let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
+  const sw = (part: 'L' | 'R', par: number, k: number) =>
+    `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${TT}u + t]`;
+  for (const part of ['L', 'R'] as const)
+    l(
+      `      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => `${sw(part, 0, k)} + ${sw(part, 1, k)}`).join(', ')});`,
+    );
+  l(`      let valid = tb + t < t1;`);
+  l(`      let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
+  l(`      let mx = subgroupMax(s);`);
+  l(`      let mNew = max(mRun, mx);`);
+  l(`      let alpha = exp2(mRun - mNew);`);
+  l(`      let pr = select(vec4<f32>(0.0), exp2(s - mNew), valid);`);
+  l(`      lRun = lRun * alpha + pr;`);
+  l(`      mRun = mNew;`);
+  l(`      let pv = pr * sk.x;`);
+  l(`      let pm = subgroupMax(pv);`);
+  l(`      let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
+  l(`      var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
+  l(`      w |= subgroupShuffleXor(w, 1u);`);
+  l(`      w |= subgroupShuffleXor(w, 2u);`);
+  l(`      if ((t & 3u) == 0u) {`);
+  for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = bitcast<i32>(w[${k}]);`);
+  l(`      }`);
+  l(`      if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
+  l(`    }`);
+  l(`    workgroupBarrier();`);
+  // ---- P x V: rounds of one MMA, folded into the f32 O of the lanes ----
+  l(`    {`);
+  for (let m = 0; m < MH; m++) {
+    l(`      let al${m} = alphaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
+    l(`      let sg${m} = sigmaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
+  }
+  // P8 of each head half once a block; each value fragment once, at its first use.
+  for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
+  const loaded = new Set<number>();
+  for (let r = 0; r < F.rounds; r++) {
+    const fr = F.roundFrags(r);
+    fr.forEach(({ j, m }, k) => {
+      if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
+      loaded.add(j);
+      l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
+    });
+    if (pl.foldBarrier) l(`      workgroupBarrier();`);
+    l(`      {`);
+    fr.forEach(({ j, m }, k) => {
+      l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
+      for (let a = 0; a < 2; a++) {
+        const c = `c${k}_${a}`;
+        const e = (i: number) => `sc[e${k} + ${4 * a + i}u]`;
+        l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
+        l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(${c}), o${m}_${j}_${a} * al${m});`);
+      }
+    });
+    l(`      }`);
+  }
+  l(`    }`);
+  // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in.
+  l(`    if (tn < t1) {`);
+  if (!pl.prefetch) fetch('tn', '      ');
+  stage('      ');
+  l(`    }`);
+  l(`    workgroupBarrier();`);
+  l(`  }`);
+  // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
+  l(`  let lt = subgroupAdd(lRun);`);
+  l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
+  l(`  let mOut = select(mRun, vec4<f32>(bitcast<f32>(0x7fc00000u + 0u * sgs)), sgs != 32u);`);
+  l(`  if (t == 0u) {`);
+  for (let k = 0; k < 4; k++) {
+    l(`    { let h = qh + ${k}u;`);
+    l(
+      `      if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mOut[${k}]; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt[${k}]; } }`,
+    );
+  }
+  l(`  }`);
+  for (let m = 0; m < MH; m++) {
+    l(`  { let h = g * ${HW}u + ${16 * m}u + orow;`);
+    l(`    if (h < ${H}u) {`);
+    l(`      let o = (pBase + h) * ${Rv + 2}u + 2u;`);
+    for (let j = 0; j < CFS; j++)
+      for (let a = 0; a < 2; a++) {
+        l(`      { let d = (${CFS}u * sgi + ${j}u) * 16u + ocol + ${4 * a}u;`);
+        for (let e = 0; e < 4; e++)
+          l(`        if (d + ${e}u < ${Rv}u) { partial[o + d + ${e}u] = o${m}_${j}_${a}[${e}]; }`);
+        l(`      }`);
+      }
+    l(`    }`);
+    l(`  }`);
+  }
+  l(`}`);
+  return L.join('\n');
+}

@@ -1,0 +1,229 @@
+/**
+ * The tensor-core int8 MLA decode kernel (decodeInt8Sgm.wgsl.ts) run in plain TS, fragment by fragment,
+ * with the offsets of int8SgmPlan.ts and software subgroup-matrix loads, multiplies and stores that read
+ * int8 operands as the H200's Dawn does (offsets and strides in 32-bit words). Lavapipe has no subgroup
+ * matrices, so this is how the kernel's work layout (which subgroup multiplies which fragments, where the
+ * tiles land, how the lanes fold them into O) is checked against the int8 reference on every machine;
+ * the kernel itself is checked on the device (bench mla, test/mla-int8-sgm.test.ts).
+ * f32 arithmetic is rounded with Math.fround where the kernel rounds; exp2 is exact here and approximate
+ * on the GPU, so the comparison with the reference is to a tolerance, not bit for bit.
+ */
+import { int8RowLayout } from './int8Layout.js';
+import { type MlaInt8Dims, quantizeRowInt8, roundHalfEven } from './int8Reference.js';
+import { affEval, type Frag, type MlaInt8SgmPlan, sgmFrags } from './int8SgmPlan.js';
+
+const f = Math.fround;
+
+/** Query rows as int8QueryRowsWgsl writes them: [B, HP, RW] words, scales times `scaleLog2`. */
+export function int8QueryRowsReference(
+  qFull: Float32Array,
+  d: { B: number; H: number; R: number; Rv: number },
+  HP: number,
+  scaleLog2: number,
+): Int32Array {
+  const L = int8RowLayout(d.R, d.Rv);
+  const out = new Int32Array(d.B * HP * L.RW);
+  const of = new Float32Array(out.buffer);
+  for (let b = 0; b < d.B; b++)
+    for (let h = 0; h < d.H; h++) {
+      const at = (b * HP + h) * L.RW;
+      out.set(quantizeRowInt8(qFull.subarray((b * d.H + h) * d.R, (b * d.H + h + 1) * d.R), d.R, d.Rv), at);
+      of[at + L.SW] = f(of[at + L.SW] * f(scaleLog2));
+      of[at + L.SW + 1] = f(of[at + L.SW + 1] * f(scaleLog2));
+    }
+  return out;
+}
+
+const byte = (w: number, i: number) => (w << (24 - 8 * i)) >> 24;
+
+type Mat = Int32Array; // row-major, rows x cols
+
+/** subgroupMatrixLoad of an int8 operand from words: rows x cols, element (r, c). */
+function load(src: Int32Array, fr: Frag, env: Record<string, number>, rows: number, cols: number): Mat {
+  const off = affEval(fr.offset, env);
+  const m = new Int32Array(rows * cols);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) {
+      // Left (M x K, row-major): K runs along memory. Right (K x N): column-major = a column's K in memory.
+      const [line, along] = fr.colMajor ? [c, r] : [r, c];
+      const w = off + line * fr.stride + (along >> 2);
+      if (w < 0 || w >= src.length) throw new Error(`fragment load past the array: word ${w} of ${src.length}`);
+      m[r * cols + c] = byte(src[w], along & 3);
+    }
+  return m;
+}
+
+function mma(a: Mat, b: Mat, c: Mat): void {
+  for (let i = 0; i < 16; i++)
+    for (let j = 0; j < 16; j++) {
+      let s = c[i * 16 + j];
+      for (let k = 0; k < 32; k++) s += a[i * 32 + k] * b[k * 16 + j];
+      c[i * 16 + j] = s;
+    }
+}
+
+function storeTile(dst: Int32Array, fr: Frag, env: Record<string, number>, c: Mat): void {
+  const off = affEval(fr.offset, env);
+  for (let i = 0; i < 16; i++)
+    for (let j = 0; j < 16; j++) {
+      const w = off + i * fr.stride + j;
+      if (w < 0 || w >= dst.length) throw new Error(`fragment store past the array: word ${w} of ${dst.length}`);
+      dst[w] = c[i * 16 + j];
+    }
+}
+
+/** o_lat [B, H, Rv] as the kernel computes it with `chunkLen` rows a chunk, merged as merge.wgsl.ts does. */
+export function mlaDecodeInt8SgmEmulate(
+  qFull: Float32Array,
+  pool: Int32Array,
+  pageTable: Int32Array,
+  lengths: Int32Array,
+  d: MlaInt8Dims,
+  pl: MlaInt8SgmPlan,
+  chunkLen: number,
+): Float32Array {
+  const { B, H, Rv, pageSize, maxPages } = d;
+  const { RW, SW, TT, HP, HW, MH, NS, CFS, LK2, RK2 } = pl;
+  if (chunkLen % TT) throw new Error(`chunkLen ${chunkLen} is not a multiple of ${TT}`);
+  const F = sgmFrags(pl);
+  const qr = int8QueryRowsReference(qFull, d, HP, d.scale * Math.LOG2E);
+  const qrF = new Float32Array(qr.buffer);
+  const maxLen = Math.max(1, ...lengths);
+  const chunks = Math.ceil(maxLen / chunkLen);
+  const out = new Float32Array(B * H * Rv);
+  const kv = new Int32Array(pl.KVW);
+  const kvF = new Float32Array(kv.buffer);
+  const sc = new Int32Array(pl.SCW);
+  const pw = new Int32Array(pl.PWW);
+  const ND = pl.NCF * 16;
+  for (let b = 0; b < B; b++) {
+    const parts: { m: Float32Array; l: Float32Array; o: Float32Array }[] = [];
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      const t0 = chunk * chunkLen;
+      const t1 = Math.min(lengths[b], t0 + chunkLen);
+      const m = new Float32Array(pl.HP).fill(-3.0e38);
+      const l = new Float32Array(pl.HP);
+      const o = new Float32Array(pl.HP * ND);
+      for (let g = 0; g < pl.NG; g++) {
+        const mRun = new Float32Array(HW).fill(-3.0e38);
+        const lRun = new Float32Array(HW * TT); // per head and token lane
+        const O = new Float32Array(HW * ND);
+        const alphaS = new Float32Array(HW);
+        const sigmaS = new Float32Array(HW);
+        const sq = (h: number, k: number) => qrF[(b * HP + g * HW + h) * RW + SW + k];
+        for (let tb = t0; tb < t1; tb += TT) {
+          kv.fill(0);
+          for (let r = 0; r < TT; r++) {
+            const t = tb + r;
+            if (t >= t1) continue;
+            const row = pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize);
+            kv.set(pool.subarray(row * RW, (row + 1) * RW), r * RW);
+          }
+          // S
+          for (let sgi = 0; sgi < NS; sgi++) {
+            const env = { b, g, sgi, half: Math.floor(sgi / (2 * MH)), mh: (sgi >> 1) % MH, nt: sgi & 1 };
+            for (const [part, n] of [
+              ['L', LK2],
+              ['R', RK2],
+            ] as const) {
+              const acc = new Int32Array(256);
+              for (let j = 0; j < n; j++)
+                mma(load(qr, F.q(part, j), env, 16, 32), load(kv, F.k(part, j), env, 32, 16), acc);
+              storeTile(sc, F.score(part), env, acc);
+            }
+          }
+          // softmax, per head over the block's tokens
+          pw.fill(0);
+          for (let h = 0; h < HW; h++) {
+            const s = new Float32Array(TT);
+            const valid = (t: number) => tb + t < t1;
+            let mx = -3.0e38;
+            for (let t = 0; t < TT; t++) {
+              const aL = sc[F.scoreWord('L', 0, h, t)] + sc[F.scoreWord('L', 1, h, t)];
+              const aR = sc[F.scoreWord('R', 0, h, t)] + sc[F.scoreWord('R', 1, h, t)];
+              const skL = kvF[t * RW + SW];
+              const skR = kvF[t * RW + SW + 1];
+              s[t] = valid(t) ? f(f(aL * f(sq(h, 0) * skL)) + f(aR * f(sq(h, 1) * skR))) : -3.0e38;
+              mx = Math.max(mx, s[t]);
+            }
+            const mNew = Math.max(mRun[h], mx);
+            const alpha = f(2 ** (mRun[h] - mNew));
+            const pv = new Float32Array(TT);
+            let pm = 0;
+            for (let t = 0; t < TT; t++) {
+              const pr = valid(t) ? f(2 ** f(s[t] - mNew)) : 0;
+              lRun[h * TT + t] = f(f(lRun[h * TT + t] * alpha) + pr);
+              pv[t] = f(pr * kvF[t * RW + SW]);
+              pm = Math.max(pm, pv[t]);
+            }
+            mRun[h] = mNew;
+            const inv = pm > 0 ? f(127 / pm) : 0;
+            for (let t = 0; t < TT; t++) pw[F.pWord(h, t >> 2)] |= roundHalfEven(f(pv[t] * inv)) << (8 * (t & 3));
+            alphaS[h] = alpha;
+            sigmaS[h] = f(pm * f(1 / 127));
+          }
+          // P x V rounds, folded by the lanes. The subgroups run at once on the GPU, with one barrier
+          // between a round's stores and its folds: a round's slots must not overlap each other or the
+          // previous round's (still being read by slower subgroups when the next round stores).
+          for (let r = 0; r < F.rounds; r++) {
+            const words = (rr: number) =>
+              Array.from({ length: NS }, (_, sgi) =>
+                F.roundFrags(rr).map((_, k) => affEval(F.slot(rr, k).offset, { sgi })),
+              )
+                .flat()
+                .map((o) => [o, o + 256] as const);
+            const mine = words(r);
+            const all = r ? [...mine, ...words(r - 1)] : mine;
+            for (let i = 0; i < mine.length; i++)
+              for (let k = i + 1; k < all.length; k++)
+                if (mine[i][0] < all[k][1] && all[k][0] < mine[i][1])
+                  throw new Error(`P x V round ${r}: slots [${mine[i]}) and [${all[k]}) overlap`);
+          }
+          for (let r = 0; r < F.rounds; r++)
+            for (let sgi = 0; sgi < NS; sgi++) {
+              const env = { sgi };
+              const fr = F.roundFrags(r);
+              fr.forEach(({ j, m: mm }, k) => {
+                const c = new Int32Array(256);
+                mma(load(pw, F.pLeft(mm), env, 16, 32), load(kv, F.v(j), env, 32, 16), c);
+                storeTile(sc, F.slot(r, k), env, c);
+              });
+              for (const [k, { j, m: mm }] of fr.entries()) fold(affEval(F.slot(r, k).offset, env), sgi, j, mm);
+            }
+          function fold(base: number, sgi: number, j: number, mm: number) {
+            for (let lane = 0; lane < 32; lane++) {
+              const orow = lane & 15;
+              const ocol = 8 * (lane >> 4);
+              const h = 16 * mm + orow;
+              for (let e = 0; e < 8; e++) {
+                const dd = (CFS * sgi + j) * 16 + ocol + e;
+                const x = sc[base + orow * 16 + ocol + e];
+                O[h * ND + dd] = f(sigmaS[h] * x + f(O[h * ND + dd] * alphaS[h]));
+              }
+            }
+          }
+        }
+        for (let h = 0; h < HW; h++) {
+          m[g * HW + h] = mRun[h];
+          let lt = 0;
+          for (let t = 0; t < TT; t++) lt += lRun[h * TT + t];
+          l[g * HW + h] = lt;
+          o.set(O.subarray(h * ND, (h + 1) * ND), (g * HW + h) * ND);
+        }
+      }
+      parts.push({ m, l, o });
+    }
+    for (let h = 0; h < H; h++) {
+      let M = -3.0e38;
+      for (const p of parts) M = Math.max(M, p.m[h]);
+      let Ls = 0;
+      for (const p of parts) Ls += p.l[h] * 2 ** (p.m[h] - M);
+      for (let dd = 0; dd < Rv; dd++) {
+        let s = 0;
+        for (const p of parts) s += p.o[h * ND + dd] * 2 ** (p.m[h] - M);
+        out[(b * H + h) * Rv + dd] = Ls > 0 ? s / Ls : 0;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,236 @@
+/**
+ * How the tensor-core int8 MLA decode kernel (decodeInt8Sgm.wgsl.ts) lays out its work, and every
+ * fragment offset it uses, as affine expressions over the kernel's runtime indices so the WGSL generator
+ * and the plain-TS emulation (int8SgmEmulate.ts, run by the tests on any machine) read the same numbers.
+ *
+ * Fragments (Dawn's int8 subgroup matrices, H200 config M=16, N=16, K=32, i32 results): a workgroup of
+ * NS = HW / 4 subgroups of 32 lanes owns HW = 32 (default) or 16 heads of one sequence over a chunk, in
+ * blocks of TT = 32 cached rows staged in workgroup memory (`kv`, the rows as stored: RW words a row).
+ *   S   subgroup sgi: token half nt = sgi & 1, head half mh = (sgi >> 1) % MH (MH = HW / 16), K-step
+ *       parity half = sgi / (2 MH). The query (rows [heads, RW] in global memory, int8QueryRowsWgsl) is the
+ *       left operand, the staged rows read column-major the right one. The K-steps of 32 channels
+ *       alternate between the two parities (c_kv steps 2j + half, k_pe steps likewise), so both parities
+ *       run the same straight-line code: LK2 c_kv and RK2 k_pe steps. Each subgroup leaves two 16 x 16 i32
+ *       tiles, c_kv and k_pe, in `sc` (4 tiles of [HW heads, 32 tokens]: c_kv parity 0, 1, k_pe 0, 1).
+ *   softmax  thread (head quad hq = sgi, token t = lane) as the dp4a kernel (decodeInt8.wgsl.ts) with
+ *       4 heads a thread, the integer dot products summed over the parities: the same scores, p, l and
+ *       P8 words (one head, 4 tokens) bit for bit, P8 written row-major [HW heads, 8 words] to `pw`.
+ *   P x V  subgroup sgi owns value columns [16 CFS sgi, 16 CFS (sgi + 1)) = CFS fragments of 16 columns,
+ *       for each head half: CFS MH fragments (P8 left [16 heads, 32 tokens] times rows read row-major
+ *       [32 tokens, 16 columns]), `fold` at a time stored to the subgroup's 16 x 16 i32 slots in `sc`
+ *       (two sets, alternating, so one barrier a round), from where lane (orow = lane & 15,
+ *       ocol = 8 (lane >> 4)) folds 8 values each into its f32 O: o = fma(sigma, c, o * alpha), as the
+ *       dp4a kernel does. O is 64 f32 a lane either way (HW x 512 columns over 32 NS lanes).
+ * Offsets and strides are in 32-bit words (Dawn in npm webgpu 0.6.2 counts int8 operands read from
+ * array<i32> that way, src/kernels/int8/subgroupMatrix.wgsl.ts); the generator multiplies the int8
+ * operands' by 4 for a Dawn that counts elements.
+ */
+import type { SgmVariant } from '../int8/subgroupMatrix.wgsl.js';
+import { type Int8RowLayout, int8RowLayout } from './int8Layout.js';
+import { MLA_INT8_TT } from './int8Reference.js';
+
+/** Affine expression c + sum_v k_v * v over named u32 runtime values ('' is the constant). */
+export type Aff = Record<string, number>;
+
+export function affWgsl(a: Aff): string {
+  const terms: string[] = [];
+  for (const [v, k] of Object.entries(a)) {
+    if (k === 0) continue;
+    if (v === '') terms.push(`${k}u`);
+    else terms.push(k === 1 ? v : `${k}u * ${v}`);
+  }
+  return terms.length ? `(${terms.join(' + ')})` : '0u';
+}
+
+export function affEval(a: Aff, env: Record<string, number>): number {
+  let x = 0;
+  for (const [v, k] of Object.entries(a)) {
+    if (v === '') x += k;
+    else {
+      const e = env[v];
+      if (e === undefined) throw new Error(`affEval: no value for '${v}'`);
+      x += k * e;
+    }
+  }
+  return x;
+}
+
+/** One fragment access: where (affine, words), the row stride (words) and the layout. */
+export interface Frag {
+  offset: Aff;
+  stride: number;
+  colMajor: boolean;
+}
+
+export interface MlaInt8SgmPlan extends Int8RowLayout {
+  H: number;
+  NG: number;
+  HP: number;
+  TT: number;
+  /** Heads per workgroup (32 or 16), and head halves of 16 (MH = HW / 16). */
+  HW: number;
+  MH: number;
+  /** Subgroups (of 32 lanes) per workgroup (HW / 4: 2 token halves x 2 parities x MH) and threads. */
+  NS: number;
+  WG: number;
+  /** P x V fragments (16 heads x 16 columns) folded into O per barrier (slots double-buffered). */
+  fold: number;
+  /** c_kv and k_pe K-steps (32 channels) per parity. */
+  LK2: number;
+  RK2: number;
+  /** Value column fragments (16 columns) in all and per subgroup. */
+  NCF: number;
+  CFS: number;
+  /** The query's fragments held in registers through the loop (else loaded from global memory each block). */
+  qRegs: boolean;
+  /** Load the next block's rows into registers during this block's math. */
+  prefetch: boolean;
+  /** Barrier between a P x V round's stores and the lanes' reads (MlaInt8SgmOptions.foldBarrier). */
+  foldBarrier: boolean;
+  variant: SgmVariant;
+  /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
+  SCW: number;
+  PWW: number;
+  KVW: number;
+  sharedBytes: number;
+}
+
+export interface MlaInt8SgmOptions {
+  qRegs?: boolean;
+  prefetch?: boolean;
+  /**
+   * Heads per workgroup: 32 (8 subgroups, the default) or 16 (4 subgroups: half the threads and the same
+   * O registers a lane, so more workgroups fit an SM; the rows are staged and loaded twice: slower).
+   */
+  heads?: 16 | 32;
+  /** P x V fragments a subgroup folds into O per barrier: 1, or 2 (needs the workgroup memory for 4 slots). */
+  fold?: 1 | 2;
+  /**
+   * Diagnostic only, never the default: false drops the barrier between a round's stores and the lanes'
+   * reads of them. The slots are the subgroup's own, but without a barrier the lanes read what other lanes
+   * stored, a data race in WGSL's memory model; it measures what the rounds' barriers cost.
+   */
+  foldBarrier?: boolean;
+}
+
+/** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
+export function mlaInt8SgmUnsupported(R: number, Rv: number): string | undefined {
+  const L = int8RowLayout(R, Rv);
+  if (L.LWp % 32)
+    return `c_kv of ${Rv} channels: the tensor-core kernel needs it padded to a multiple of 128 (8 subgroups x 16 value columns), the row has ${4 * L.LWp}`;
+  if (L.RWp === 0 || L.RWp % 16)
+    return `k_pe of ${R - Rv} channels: the tensor-core kernel needs a non-empty multiple of 64 (two parities of 32-channel K-steps)`;
+  return undefined;
+}
+
+export function planMlaInt8Sgm(
+  v: { H: number; R: number; Rv: number; variant: SgmVariant } & MlaInt8SgmOptions,
+  maxSharedBytes: number,
+): MlaInt8SgmPlan {
+  const { H, R, Rv } = v;
+  if (!(H >= 1)) throw new Error(`mlaDecode (int8, subgroup-matrix): need H >= 1, got ${H}`);
+  const why = mlaInt8SgmUnsupported(R, Rv);
+  if (why) throw new Error(`mlaDecode (int8, subgroup-matrix): ${why}`);
+  const L = int8RowLayout(R, Rv);
+  const TT = MLA_INT8_TT;
+  // 32 heads a workgroup, one fragment a barrier, rows prefetched: the fastest form measured (H200, 1M
+  // context, bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json): 2.15 / 2.28 ms a layer; 16 heads 3.30
+  // (3.11 prefetched, 4.62 one fragment a barrier, 4.44 query in registers, 3.23-3.40 over 66-528 chunks).
+  const HW = v.heads ?? 32;
+  if (HW !== 16 && HW !== 32)
+    throw new Error(`mlaDecode (int8, subgroup-matrix): heads per workgroup 16 or 32, got ${HW}`);
+  const fold = v.fold ?? (HW === 16 ? 2 : 1);
+  if (fold !== 1 && fold !== 2) throw new Error(`mlaDecode (int8, subgroup-matrix): fold 1 or 2, got ${fold}`);
+  const MH = HW / 16;
+  const NS = HW / 4;
+  const NG = Math.ceil(H / HW);
+  const NCF = L.LWp / 4;
+  // scores: 4 tiles [HW heads, TT tokens]; P x V: 2 x fold slots x NS subgroups x 256 words (the same words).
+  const SCW = Math.max(4 * HW * TT, 2 * fold * NS * 256);
+  const PWW = HW * (TT / 4);
+  const KVW = TT * L.RW;
+  const sharedBytes = 4 * (SCW + PWW + KVW) + 2 * 16 * (HW / 4);
+  if (sharedBytes > maxSharedBytes) {
+    throw new Error(
+      `mlaDecode (int8, subgroup-matrix): rows of R=${R} need ${sharedBytes} bytes of workgroup memory, the device allows ${maxSharedBytes}`,
+    );
+  }
+  return {
+    ...L,
+    H,
+    NG,
+    HP: HW * NG,
+    TT,
+    HW,
+    MH,
+    NS,
+    WG: 32 * NS,
+    fold,
+    LK2: L.LWp / 16,
+    RK2: L.RWp / 16,
+    NCF,
+    CFS: NCF / NS,
+    qRegs: v.qRegs ?? false,
+    prefetch: v.prefetch ?? HW === 32,
+    foldBarrier: v.foldBarrier ?? true,
+    variant: v.variant,
+    SCW,
+    PWW,
+    KVW,
+    sharedBytes,
+  };
+}
+
+export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}`;
+}
+
+/**
+ * The fragment accesses. Runtime names: b (sequence), g (head group), sgi (subgroup), half, mh, nt
+ * (S roles, from sgi). qr: the query rows [B, HP, RW]; kv: the staged rows [TT, RW]; sc, pw as above.
+ */
+export function sgmFrags(p: MlaInt8SgmPlan) {
+  const RW = p.RW;
+  const { HW, TT } = p;
+  const qRow: Aff = { b: p.HP * RW, g: HW * RW, mh: 16 * RW };
+  // P x V fragments of a subgroup in round order: value fragment j, head half m.
+  const frags = Array.from({ length: p.CFS * p.MH }, (_, i) => ({ j: Math.floor(i / p.MH), m: i % p.MH }));
+  return {
+    /** S: query fragment of c_kv step 2j + half (part 'L') or k_pe step (part 'R'), row-major. */
+    q: (part: 'L' | 'R', j: number): Frag => ({
+      offset: { ...qRow, half: 8, '': (part === 'R' ? p.LWp : 0) + 16 * j },
+      stride: RW,
+      colMajor: false,
+    }),
+    /** S: the 16 staged rows of token half nt, the same channels, column-major (a column = a row of kv). */
+    k: (part: 'L' | 'R', j: number): Frag => ({
+      offset: { nt: 16 * RW, half: 8, '': (part === 'R' ? p.LWp : 0) + 16 * j },
+      stride: RW,
+      colMajor: true,
+    }),
+    /** S: where the subgroup's c_kv / k_pe tile of [heads, tokens] goes in sc (row-major). */
+    score: (part: 'L' | 'R'): Frag => ({
+      offset: { '': part === 'R' ? 2 * HW * TT : 0, half: HW * TT, mh: 16 * TT, nt: 16 },
+      stride: TT,
+      colMajor: false,
+    }),
+    /** softmax: word of sc holding the part's dot product for head h, token t, parity par. */
+    scoreWord: (part: 'L' | 'R', par: number, h: number, t: number) =>
+      (part === 'R' ? 2 * HW * TT : 0) + par * HW * TT + h * TT + t,
+    /** softmax: word of pw holding P8 of head h, tokens 4 q .. 4 q + 3. */
+    pWord: (h: number, q: number) => h * (p.TT / 4) + q,
+    /** P x V: P8 of head half m, row-major [16 heads, TT tokens]. */
+    pLeft: (m: number): Frag => ({ offset: { '': 16 * m * (p.TT / 4) }, stride: p.TT / 4, colMajor: false }),
+    /** P x V: value columns of fragment cf = CFS sgi + j of the staged rows, row-major [TT tokens, 16]. */
+    v: (j: number): Frag => ({ offset: { sgi: 4 * p.CFS, '': 4 * j }, stride: RW, colMajor: false }),
+    /** P x V: slot k of round r of the subgroup in sc (i32 row-major [16 heads, 16 columns]). */
+    slot: (r: number, k: number): Frag => ({
+      offset: { '': ((r & 1) * p.fold + k) * p.NS * 256, sgi: 256 },
+      stride: 16,
+      colMajor: false,
+    }),
+    /** P x V: rounds of `fold` fragments (value fragment j of the subgroup, head half m) and a barrier. */
+    rounds: (p.CFS * p.MH) / p.fold,
+    roundFrags: (r: number) => frags.slice(r * p.fold, (r + 1) * p.fold),
+  };
+}

@@ -398,7 +398,7 @@ export function registerTrainBench(bench: Command): void {
     )
     .option(
       '--attention <kind>',
-      'wide (default): 8x4-tile attention kernels | tiled: the previous 4x4 kernels (head sizes multiples of 4)',
+      'wide (default): 8x4-tile attention kernels | wide-half: the same, half the score tile in workgroup memory at a time | tiled: the previous 4x4 kernels',
       'wide',
     )
     .option(
@@ -447,8 +447,8 @@ export function registerTrainBench(bench: Command): void {
       if (opts.linearAccumulate !== 'epilogue' && opts.linearAccumulate !== 'add')
         throw new Error(`--linear-accumulate: '${opts.linearAccumulate}' is not epilogue or add`);
       setLinearFusedAccumulate(opts.linearAccumulate === 'epilogue');
-      if (opts.attention !== 'wide' && opts.attention !== 'tiled')
-        throw new Error(`--attention: '${opts.attention}' is not wide or tiled`);
+      if (opts.attention !== 'wide' && opts.attention !== 'wide-half' && opts.attention !== 'tiled')
+        throw new Error(`--attention: '${opts.attention}' is not wide, wide-half or tiled`);
       setAttentionKernels(opts.attention);
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);

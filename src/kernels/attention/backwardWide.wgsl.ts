@@ -14,10 +14,9 @@ import {
   decl8,
   eight,
   storeContracted,
-  storeTransposed,
+  contractTile,
   WB,
   WIDE_THREADS,
-  wideContract,
   widePrologue,
   wideScores,
   wideSharedDecls,
@@ -27,10 +26,12 @@ export interface BackwardWideVariant {
   Dk: number;
   Dv: number;
   causal: boolean;
+  /** pT holds 32 step columns at a time (wideTiles.wgsl.ts contractTile). */
+  halves?: boolean;
 }
 
 export function backwardWideKey(kind: 'dkdv' | 'dq', v: BackwardWideVariant): string {
-  return `attention_bwd_${kind}_wide_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}`;
+  return `attention_bwd_${kind}_wide_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}${v.halves ? '_halves' : ''}`;
 }
 
 const header = `
@@ -47,7 +48,7 @@ export function dkdvWideWgsl(v: BackwardWideVariant): string {
   return /* wgsl */ `${header}
 @group(0) @binding(7) var<storage, read_write> dK: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dV: array<vec4<f32>>;
-${wideSharedDecls()}
+${wideSharedDecls(!!v.halves)}
 
 @compute @workgroup_size(${WIDE_THREADS})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -75,11 +76,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L), vis${i});
     g${i} = P${i} * (g${i} - Dq);`;
     })}
-    ${storeTransposed('P')}
-    ${wideContract('dv', 'dO', v.Dv, 'p.rv', 'q0')}
+    ${contractTile('P', 'dv', 'dO', v.Dv, 'p.rv', 'q0', !!v.halves)}
     workgroupBarrier();
-    ${storeTransposed('g')}
-    ${wideContract('dk', 'Q', v.Dk, 'p.rk', 'q0')}
+    ${contractTile('g', 'dk', 'Q', v.Dk, 'p.rk', 'q0', !!v.halves)}
   }
   ${storeContracted('dK', 'dk', v.Dk, 'k0', () => ' * p.scale')}
   ${storeContracted('dV', 'dv', v.Dv, 'k0', () => '')}
@@ -89,7 +88,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 export function dqWideWgsl(v: BackwardWideVariant): string {
   return /* wgsl */ `${header}
 @group(0) @binding(7) var<storage, read_write> dQ: array<vec4<f32>>;
-${wideSharedDecls()}
+${wideSharedDecls(!!v.halves)}
 
 @compute @workgroup_size(${WIDE_THREADS})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -120,8 +119,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       return `let vis${i} = (keys < vec4<u32>(p.T)) & (vec4<u32>(${qi}) < vec4<u32>(p.T))${v.causal ? ` & (keys <= vec4<u32>(${qi}))` : ''};
     g${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L${c}) * (g${i} - D${c}), vis${i});`;
     })}
-    ${storeTransposed('g')}
-    ${wideContract('dq', 'K', v.Dk, 'p.rk', 'k0')}
+    ${contractTile('g', 'dq', 'K', v.Dk, 'p.rk', 'k0', !!v.halves)}
   }
   ${storeContracted('dQ', 'dq', v.Dk, 'q0', () => ' * p.scale')}
 }`;

@@ -43,12 +43,19 @@ export function sliceRows(D: number): number {
   return r;
 }
 
-/** TileParams (tiles.wgsl.ts's struct) for the wide kernels: rk, rv are sliceRows of Dk and Dv. */
-export function wideParams(T: number, H: number, scale: number, Dk: number, Dv: number): Params {
+/** Step columns per pass through pT: all 64, or 32 at a time (`halves`: half the workgroup memory). */
+export const pRows = (halves: boolean) => (halves ? WB / 2 : WB);
+
+/**
+ * TileParams (tiles.wgsl.ts's struct) for the wide kernels: blk = the step rows one contraction covers
+ * (pRows), rk, rv = sliceRows of Dk and Dv (at most blk).
+ */
+export function wideParams(T: number, H: number, scale: number, Dk: number, Dv: number, halves: boolean): Params {
+  const blk = pRows(halves);
   return new Params()
     .u32(T, H)
     .f32(scale)
-    .u32(Math.ceil(T / WB), Dk, Dv, WB, sliceRows(Dk), sliceRows(Dv), 0, 0, 0);
+    .u32(Math.ceil(T / WB), Dk, Dv, blk, Math.min(blk, sliceRows(Dk)), Math.min(blk, sliceRows(Dv)), 0, 0, 0);
 }
 
 export const wideBlocks = (T: number) => Math.ceil(T / WB);
@@ -93,9 +100,9 @@ export function contractMap(D: number): ContractMap {
   return best!;
 }
 
-export function wideSharedDecls(): string {
+export function wideSharedDecls(halves: boolean): string {
   return `var<workgroup> st4: array<vec4<f32>, ${STAGE4}>;
-var<workgroup> pT: array<vec4<f32>, ${WB * ROW4}>;`;
+var<workgroup> pT: array<vec4<f32>, ${pRows(halves) * ROW4}>;`;
 }
 
 /** Vec4 index of (row, group) of a [B, T, H, 4 G] tensor's head h, the row clamped into [0, T). */
@@ -177,15 +184,48 @@ export function wideScores(
     }`;
 }
 
-/** Stores the 8 x 4 tile t0..t7 (rows 8 ty + i, lanes = step columns tx + 16 j) into pT, transposed. */
-export function storeTransposed(t: string): string {
+/**
+ * Stores lanes js of the 8 x 4 tile t0..t7 (rows 8 ty + i, lane j = step column tx + 16 j) into pT,
+ * transposed; lane js[0] goes to pT row tx (so lanes 2, 3 = step columns 32 .. 63 start pT over).
+ */
+export function storeTransposed(t: string, js: number[] = [0, 1, 2, 3]): string {
   const lines: string[] = [];
-  for (let j = 0; j < 4; j++)
+  for (const j of js)
     for (let half = 0; half < 2; half++) {
       const r = [0, 1, 2, 3].map((i) => `${t}${4 * half + i}[${j}]`).join(', ');
-      lines.push(`pT[(tx + ${16 * j}u) * ${ROW4}u + ty * 2u + ${half}u] = vec4<f32>(${r});`);
+      lines.push(`pT[(tx + ${16 * (j - js[0])}u) * ${ROW4}u + ty * 2u + ${half}u] = vec4<f32>(${r});`);
     }
   return lines.join('\n    ');
+}
+
+/**
+ * acc += tile t (through pT) times the step rows r0 .. r0 + 63 of src: in one pass, or with `halves` in two
+ * (step columns 0 .. 31, then 32 .. 63, a barrier between). `first` runs after the first store (the
+ * forward's rescale of acc: it must not read what the store overwrites, and it reads none of pT).
+ */
+export function contractTile(
+  t: string,
+  acc: string,
+  src: string,
+  D: number,
+  rowsBound: string,
+  r0: string,
+  halves: boolean,
+  first = '',
+): string {
+  const chunks = halves
+    ? [
+        [0, 1],
+        [2, 3],
+      ]
+    : [[0, 1, 2, 3]];
+  return chunks
+    .map(
+      (js, c) => `${c > 0 ? 'workgroupBarrier();\n    ' : ''}${storeTransposed(t, js)}
+    ${c === 0 ? first : ''}
+    ${wideContract(acc, src, D, rowsBound, c > 0 ? `${r0} + ${32 * c}u` : r0)}`,
+    )
+    .join('\n    ');
 }
 
 /** Names of a contraction's accumulators: row i, group gg. */
@@ -216,8 +256,8 @@ export function scaleRows(acc: string, D: number, rowArr: string): string {
 }
 
 /**
- * acc[own row, :] += sum over the 64 step rows s of pT[s, own row] src[r0 + s, :] (src rows past T read 0),
- * src staged in slices of `rowsBound` rows (a uniform: sliceRows(D)).
+ * acc[own row, :] += sum over the p.blk step rows s of pT[s, own row] src[r0 + s, :] (src rows past T read 0),
+ * src staged in slices of `rowsBound` rows (a uniform: sliceRows(D), at most p.blk).
  */
 export function wideContract(acc: string, src: string, D: number, rowsBound: string, r0: string): string {
   const m = contractMap(D);

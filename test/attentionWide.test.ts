@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   attention,
   attentionBackward,
+  attentionKernels,
   attentionWithStats,
   setAttentionKernels,
 } from '../src/kernels/attention/index.js';
@@ -40,11 +41,13 @@ describe.skipIf(!hasGpu)('wide attention kernels on WebGPU vs reference', () => 
     [1, 130, 1, 96, 64, true, 'wide'],
     [1, 70, 2, 24, 16, false, 'wide'],
     [2, 65, 2, 24, 16, true, 'tiled'],
-    [1, 65, 2, 24, 16, true, 'wide-half'],
+    [1, 65, 2, 24, 16, true, 'wide'],
+    [1, 65, 2, 24, 16, true, 'wide-quarter'],
   ];
   for (const [B, T, H, Dk, Dv, causal, kernels] of cases) {
     it(`${kernels}: B=${B} T=${T} H=${H} Dk=${Dk} Dv=${Dv} causal=${causal}`, { timeout: 600_000 }, async () => {
       const gpu = (await gpuContext())!;
+      const before = attentionKernels();
       setAttentionKernels(kernels);
       try {
         const d: AttentionDims = { B, T, H, Dk, Dv, scale: Dk ** -0.5, causal };
@@ -71,7 +74,7 @@ describe.skipIf(!hasGpu)('wide attention kernels on WebGPU vs reference', () => 
         expectClose(await g.dk.read(), gr.dk, TOL, 'dk');
         expectClose(await g.dv.read(), gr.dv, TOL, 'dv');
       } finally {
-        setAttentionKernels('wide');
+        setAttentionKernels(before);
       }
     });
   }

@@ -30,7 +30,7 @@ import { setSumToTrailingColumns } from '../kernels/elementwise/backward.js';
 import { setElementwiseVec4 } from '../kernels/elementwise/index.js';
 import { setLinearFusedAccumulate } from '../kernels/matmul/backward.js';
 import { randomUniform } from '../kernels/random/index.js';
-import { setAttentionKernels } from '../kernels/attention/choice.js';
+import { ATTENTION_KERNELS, type AttentionKernels, setAttentionKernels } from '../kernels/attention/choice.js';
 import { compareAttentionKernels } from '../kernels/attention/compare.js';
 import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
@@ -398,8 +398,8 @@ export function registerTrainBench(bench: Command): void {
     )
     .option(
       '--attention <kind>',
-      'wide (default): 8x4-tile attention kernels | wide-half: the same, half the score tile in workgroup memory at a time | tiled: the previous 4x4 kernels',
-      'wide',
+      'wide-half (default): 8x4-tile attention kernels, half the score tile in workgroup memory at a time | wide: all of it | wide-quarter: a quarter | tiled: the previous 4x4 kernels',
+      'wide-half',
     )
     .option(
       '--attention-check',
@@ -447,9 +447,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.linearAccumulate !== 'epilogue' && opts.linearAccumulate !== 'add')
         throw new Error(`--linear-accumulate: '${opts.linearAccumulate}' is not epilogue or add`);
       setLinearFusedAccumulate(opts.linearAccumulate === 'epilogue');
-      if (opts.attention !== 'wide' && opts.attention !== 'wide-half' && opts.attention !== 'tiled')
-        throw new Error(`--attention: '${opts.attention}' is not wide, wide-half or tiled`);
-      setAttentionKernels(opts.attention);
+      if (!(ATTENTION_KERNELS as readonly string[]).includes(opts.attention))
+        throw new Error(`--attention: '${opts.attention}' is not one of ${ATTENTION_KERNELS.join(', ')}`);
+      setAttentionKernels(opts.attention as AttentionKernels);
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);

@@ -9,7 +9,7 @@ import { backwardKey, dkdvWgsl, dqWgsl, ROWDOT_WG, rowDotWgsl } from './backward
 import { blocksOf, tileParams } from './tiles.wgsl.js';
 import { flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
 import { backwardWideKey, dkdvWideWgsl, dqWideWgsl } from './backwardWide.wgsl.js';
-import { useWide, wideHalves } from './choice.js';
+import { useWide, widePasses } from './choice.js';
 import { flashWideKey, flashWideWgsl } from './flashWide.wgsl.js';
 import { wideBlocks, wideParams } from './wideTiles.wgsl.js';
 import type { AttentionDims } from './reference.js';
@@ -27,11 +27,11 @@ export function attentionWithStatsGpu(
   const lse = gpu.empty([B, H, T]);
   const rowMax = gpu.empty([B, H, T]);
   if (useWide(Dk, Dv)) {
-    const wv = { Dk, Dv, causal: d.causal, stats: true, halves: wideHalves() };
+    const wv = { Dk, Dv, causal: d.causal, stats: true, passes: widePasses() };
     gpu.dispatch({
       kernel: { name: 'attention_flash_stats', key: flashWideKey(wv), code: () => flashWideWgsl(wv) },
       tensors: [qc, kc, vc, o, lse, rowMax],
-      params: wideParams(T, H, d.scale, Dk, Dv, wideHalves()),
+      params: wideParams(T, H, d.scale, Dk, Dv, widePasses()),
       workgroups: [H, wideBlocks(T), B],
     });
     for (const t of [qc, kc, vc]) t.dispose();
@@ -74,8 +74,8 @@ export function attentionBackwardGpu(
   const dv = gpu.empty([B, T, H, Dv]);
   if (useWide(Dk, Dv)) {
     // Same kernel names as the tiled path so profiles compare bucket for bucket.
-    const wv = { Dk, Dv, causal: d.causal, halves: wideHalves() };
-    const wp = wideParams(T, H, d.scale, Dk, Dv, wideHalves());
+    const wv = { Dk, Dv, causal: d.causal, passes: widePasses() };
+    const wp = wideParams(T, H, d.scale, Dk, Dv, widePasses());
     gpu.dispatch({
       kernel: { name: 'attention_bwd_dkdv', key: backwardWideKey('dkdv', wv), code: () => dkdvWideWgsl(wv) },
       tensors: [qc, kc, vc, gc, lc, D, dk, dv],

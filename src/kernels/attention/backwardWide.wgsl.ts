@@ -20,18 +20,19 @@ import {
   widePrologue,
   wideScores,
   wideSharedDecls,
+  type PTPasses,
 } from './wideTiles.wgsl.js';
 
 export interface BackwardWideVariant {
   Dk: number;
   Dv: number;
   causal: boolean;
-  /** pT holds 32 step columns at a time (wideTiles.wgsl.ts contractTile). */
-  halves?: boolean;
+  /** Passes of the score tile through pT per step (wideTiles.wgsl.ts contractTile); default 1. */
+  passes?: PTPasses;
 }
 
 export function backwardWideKey(kind: 'dkdv' | 'dq', v: BackwardWideVariant): string {
-  return `attention_bwd_${kind}_wide_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}${v.halves ? '_halves' : ''}`;
+  return `attention_bwd_${kind}_wide_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}${(v.passes ?? 1) > 1 ? `_p${v.passes}` : ''}`;
 }
 
 const header = `
@@ -48,7 +49,7 @@ export function dkdvWideWgsl(v: BackwardWideVariant): string {
   return /* wgsl */ `${header}
 @group(0) @binding(7) var<storage, read_write> dK: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dV: array<vec4<f32>>;
-${wideSharedDecls(!!v.halves)}
+${wideSharedDecls(v.passes ?? 1)}
 
 @compute @workgroup_size(${WIDE_THREADS})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -76,9 +77,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let P${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L), vis${i});
     g${i} = P${i} * (g${i} - Dq);`;
     })}
-    ${contractTile('P', 'dv', 'dO', v.Dv, 'p.rv', 'q0', !!v.halves)}
+    ${contractTile('P', 'dv', 'dO', v.Dv, 'p.rv', 'q0', v.passes ?? 1)}
     workgroupBarrier();
-    ${contractTile('g', 'dk', 'Q', v.Dk, 'p.rk', 'q0', !!v.halves)}
+    ${contractTile('g', 'dk', 'Q', v.Dk, 'p.rk', 'q0', v.passes ?? 1)}
   }
   ${storeContracted('dK', 'dk', v.Dk, 'k0', () => ' * p.scale')}
   ${storeContracted('dV', 'dv', v.Dv, 'k0', () => '')}
@@ -88,7 +89,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 export function dqWideWgsl(v: BackwardWideVariant): string {
   return /* wgsl */ `${header}
 @group(0) @binding(7) var<storage, read_write> dQ: array<vec4<f32>>;
-${wideSharedDecls(!!v.halves)}
+${wideSharedDecls(v.passes ?? 1)}
 
 @compute @workgroup_size(${WIDE_THREADS})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -119,7 +120,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       return `let vis${i} = (keys < vec4<u32>(p.T)) & (vec4<u32>(${qi}) < vec4<u32>(p.T))${v.causal ? ` & (keys <= vec4<u32>(${qi}))` : ''};
     g${i} = select(vec4<f32>(0.0), exp(s${i} * p.scale - L${c}) * (g${i} - D${c}), vis${i});`;
     })}
-    ${contractTile('g', 'dq', 'K', v.Dk, 'p.rk', 'k0', !!v.halves)}
+    ${contractTile('g', 'dq', 'K', v.Dk, 'p.rk', 'k0', v.passes ?? 1)}
   }
   ${storeContracted('dQ', 'dq', v.Dk, 'q0', () => ' * p.scale')}
 }`;

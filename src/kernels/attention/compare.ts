@@ -72,7 +72,8 @@ export async function compareAttentionKernels(
         const spans = await gpu.profile(() => {
           for (const t of Object.values(run())) t.dispose();
         });
-        const best = (ms[kind] ??= {});
+        ms[kind] ??= {};
+        const best = ms[kind];
         const sum: Record<string, number> = {};
         for (const s of spans) sum[s.name] = (sum[s.name] ?? 0) + s.ms;
         for (const [name, t] of Object.entries(sum))

@@ -23,6 +23,7 @@ import {
   widePrologue,
   wideScores,
   wideSharedDecls,
+  type PTPasses,
 } from './wideTiles.wgsl.js';
 
 export interface FlashWideVariant {
@@ -30,12 +31,12 @@ export interface FlashWideVariant {
   Dv: number;
   causal: boolean;
   stats?: boolean;
-  /** pT holds 32 step columns at a time (wideTiles.wgsl.ts contractTile). */
-  halves?: boolean;
+  /** Passes of the score tile through pT per step (wideTiles.wgsl.ts contractTile); default 1. */
+  passes?: PTPasses;
 }
 
 export function flashWideKey(v: FlashWideVariant): string {
-  return `attention_flash_wide_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}${v.stats ? '_stats' : ''}${v.halves ? '_halves' : ''}`;
+  return `attention_flash_wide_dk${v.Dk}_dv${v.Dv}_${v.causal ? 'causal' : 'full'}${v.stats ? '_stats' : ''}${(v.passes ?? 1) > 1 ? `_p${v.passes}` : ''}`;
 }
 
 const max4 = (x: string) => `max(max(${x}.x, ${x}.y), max(${x}.z, ${x}.w))`;
@@ -60,7 +61,7 @@ ${
 @group(0) @binding(6) var<storage, read_write> RMAX: array<f32>;`
     : ''
 }
-${wideSharedDecls(!!v.halves)}
+${wideSharedDecls(v.passes ?? 1)}
 var<workgroup> red: array<vec4<f32>, ${WB * 4}>;
 var<workgroup> rowM: array<vec4<f32>, ${WB / 4}>;
 var<workgroup> rowA: array<vec4<f32>, ${WB / 4}>;
@@ -101,7 +102,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     ${eight((i) => `let P${i} = select(vec4<f32>(0.0), exp(x${i} - m${i >> 2}[${i & 3}]), vis${i});`)}
     l0 = l0 * rowA[ty * 2u] + vec4<f32>(${[0, 1, 2, 3].map((i) => sum4(`P${i}`)).join(', ')});
     l1 = l1 * rowA[ty * 2u + 1u] + vec4<f32>(${[4, 5, 6, 7].map((i) => sum4(`P${i}`)).join(', ')});
-    ${contractTile('P', 'o', 'V', v.Dv, 'p.rv', 'k0', !!v.halves, scaleRows('o', v.Dv, 'rowA'))}
+    ${contractTile('P', 'o', 'V', v.Dv, 'p.rv', 'k0', v.passes ?? 1, scaleRows('o', v.Dv, 'rowA'))}
   }
   workgroupBarrier();
   ${eight((i) => `${red(i)} = l${i >> 2}[${i & 3}];`)}

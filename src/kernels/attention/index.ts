@@ -9,7 +9,7 @@ import { contiguous } from '../copy/index.js';
 import { attentionReference } from './reference.js';
 import { flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
 import { blocksOf, tileParams } from './tiles.wgsl.js';
-import { useWide, wideHalves } from './choice.js';
+import { useWide, widePasses } from './choice.js';
 import { flashWideKey, flashWideWgsl } from './flashWide.wgsl.js';
 import { wideBlocks, wideParams } from './wideTiles.wgsl.js';
 
@@ -38,11 +38,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const [qc, kc, vc] = [contiguous(q), contiguous(k), contiguous(v)];
   const out = gpu.empty([B, T, H, Dv]);
   if (useWide(Dk, Dv)) {
-    const wv = { Dk, Dv, causal: dims.causal, halves: wideHalves() };
+    const wv = { Dk, Dv, causal: dims.causal, passes: widePasses() };
     gpu.dispatch({
       kernel: { name: 'attention_flash', key: flashWideKey(wv), code: () => flashWideWgsl(wv) },
       tensors: [qc, kc, vc, out],
-      params: wideParams(T, H, dims.scale, Dk, Dv, wideHalves()),
+      params: wideParams(T, H, dims.scale, Dk, Dv, widePasses()),
       workgroups: [H, wideBlocks(T), B],
     });
     for (const t of [qc, kc, vc]) t.dispose();

@@ -43,15 +43,20 @@ export function sliceRows(D: number): number {
   return r;
 }
 
-/** Step columns per pass through pT: all 64, or 32 at a time (`halves`: half the workgroup memory). */
-export const pRows = (halves: boolean) => (halves ? WB / 2 : WB);
+/**
+ * Passes of a score tile through pT per step: 1 (all 64 step columns), 2 or 4 (32 or 16 at a time: a half
+ * or a quarter of pT's workgroup memory, so more workgroups fit an SM, for one more barrier per pass).
+ */
+export type PTPasses = 1 | 2 | 4;
+/** Step columns per pass through pT. */
+export const pRows = (passes: PTPasses) => WB / passes;
 
 /**
  * TileParams (tiles.wgsl.ts's struct) for the wide kernels: blk = the step rows one contraction covers
  * (pRows), rk, rv = sliceRows of Dk and Dv (at most blk).
  */
-export function wideParams(T: number, H: number, scale: number, Dk: number, Dv: number, halves: boolean): Params {
-  const blk = pRows(halves);
+export function wideParams(T: number, H: number, scale: number, Dk: number, Dv: number, passes: PTPasses): Params {
+  const blk = pRows(passes);
   return new Params()
     .u32(T, H)
     .f32(scale)
@@ -100,9 +105,9 @@ export function contractMap(D: number): ContractMap {
   return best!;
 }
 
-export function wideSharedDecls(halves: boolean): string {
+export function wideSharedDecls(passes: PTPasses): string {
   return `var<workgroup> st4: array<vec4<f32>, ${STAGE4}>;
-var<workgroup> pT: array<vec4<f32>, ${pRows(halves) * ROW4}>;`;
+var<workgroup> pT: array<vec4<f32>, ${pRows(passes) * ROW4}>;`;
 }
 
 /** Vec4 index of (row, group) of a [B, T, H, 4 G] tensor's head h, the row clamped into [0, T). */
@@ -199,8 +204,8 @@ export function storeTransposed(t: string, js: number[] = [0, 1, 2, 3]): string 
 }
 
 /**
- * acc += tile t (through pT) times the step rows r0 .. r0 + 63 of src: in one pass, or with `halves` in two
- * (step columns 0 .. 31, then 32 .. 63, a barrier between). `first` runs after the first store (the
+ * acc += tile t (through pT) times the step rows r0 .. r0 + 63 of src: in one pass, or in 2 or 4 (step columns
+ * 0 .. 31 then 32 .. 63, or 16 at a time, a barrier between). `first` runs after the first store (the
  * forward's rescale of acc: it must not read what the store overwrites, and it reads none of pT).
  */
 export function contractTile(
@@ -210,20 +215,16 @@ export function contractTile(
   D: number,
   rowsBound: string,
   r0: string,
-  halves: boolean,
+  passes: PTPasses,
   first = '',
 ): string {
-  const chunks = halves
-    ? [
-        [0, 1],
-        [2, 3],
-      ]
-    : [[0, 1, 2, 3]];
+  const per = 4 / passes;
+  const chunks = Array.from({ length: passes }, (_, c) => Array.from({ length: per }, (_, j) => c * per + j));
   return chunks
     .map(
       (js, c) => `${c > 0 ? 'workgroupBarrier();\n    ' : ''}${storeTransposed(t, js)}
     ${c === 0 ? first : ''}
-    ${wideContract(acc, src, D, rowsBound, c > 0 ? `${r0} + ${32 * c}u` : r0)}`,
+    ${wideContract(acc, src, D, rowsBound, c > 0 ? `${r0} + ${pRows(passes) * c}u` : r0)}`,
     )
     .join('\n    ');
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type AttentionKernels,
   attention,
   attentionBackward,
   attentionKernels,
@@ -32,18 +33,20 @@ describe('wide attention tiles: layouts', () => {
 
 describe.skipIf(!hasGpu)('wide attention kernels on WebGPU vs reference', () => {
   const TOL = 5e-5;
-  // [B, T, H, Dk, Dv, causal, kernels]. The 24/16 heads at the awkward lengths run in attentionBackward.test.ts
-  // (the default kernels); here the layouts those do not reach: 80/40 (3 groups per thread, the last one
-  // partial; 80 of 128 threads contracting dv), the 100M preset's 96/64, full attention, and the previous
-  // tiled kernels on the tiny heads (kept behind --attention tiled).
+  // [B, T, H, Dk, Dv, causal, kernels]. attentionBackward.test.ts runs the default kernels ('wide-half') on the
+  // tiny model's 24/16 heads at T = 1, 7, 63, 65, 130; here: the layouts 24/16 does not reach (80: 4 rows x
+  // 3 column groups per thread, the last group slot partly past D; 40: 8 rows x 1 group on 80 of the 128
+  // threads), and the kernels the --attention flag can pick instead (one pass or four through pT, the
+  // previous tiled kernels). Each case compiles its own shaders (slow on lavapipe): the 100M preset's 96/64
+  // heads (same layout classes as 80/40) and full attention (the model trains causal) are opt-in.
   const cases: [number, number, number, number, number, boolean, AttentionKernels][] = [
-    [1, 65, 1, 80, 40, true, 'wide'],
-    [1, 130, 1, 96, 64, true, 'wide'],
-    [1, 70, 2, 24, 16, false, 'wide'],
-    [2, 65, 2, 24, 16, true, 'tiled'],
+    [1, 65, 1, 80, 40, true, 'wide-half'],
     [1, 65, 2, 24, 16, true, 'wide'],
     [1, 65, 2, 24, 16, true, 'wide-quarter'],
+    [2, 65, 2, 24, 16, true, 'tiled'],
   ];
+  if (process.env.KIMI_SLOW_TESTS === '1')
+    cases.push([1, 130, 1, 96, 64, true, 'wide-half'], [1, 70, 2, 24, 16, false, 'wide-half']);
   for (const [B, T, H, Dk, Dv, causal, kernels] of cases) {
     it(`${kernels}: B=${B} T=${T} H=${H} Dk=${Dk} Dv=${Dv} causal=${causal}`, { timeout: 600_000 }, async () => {
       const gpu = (await gpuContext())!;

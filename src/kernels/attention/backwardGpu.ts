@@ -1,4 +1,8 @@
-/** WebGPU paths of backward.ts (dispatch recording only; shapes are checked by the caller). */
+/**
+ * WebGPU paths of backward.ts (dispatch recording only; shapes are checked by the caller): the wide kernels
+ * (flashWide / backwardWide) where choice.ts's useWide says so, else the tiled ones (flash / backward.wgsl.ts).
+ * Both paths use the same kernel names, so a profile compares them bucket by bucket.
+ */
 import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -73,7 +77,6 @@ export function attentionBackwardGpu(
   const dk = gpu.empty([B, T, H, Dk]);
   const dv = gpu.empty([B, T, H, Dv]);
   if (useWide(Dk, Dv)) {
-    // Same kernel names as the tiled path so profiles compare bucket for bucket.
     const wv = { Dk, Dv, causal: d.causal, passes: widePasses() };
     const wp = wideParams(T, H, d.scale, Dk, Dv, widePasses());
     gpu.dispatch({

@@ -3,9 +3,9 @@
  * register tiles per thread, 128 threads per workgroup, and contractions whose thread layout is chosen per
  * head size. Inputs must be vec4-readable (Dk and Dv multiples of 4); other sizes use tiles.wgsl.ts.
  *
- * Why not tiles.wgsl.ts's 4 x 4 tiles on 256 threads: there a score step reads two vec4 from workgroup
- * memory per 16 FMAs, and a contraction (O += P V, dK += dS^T Q, ...) reads one scalar per 4 FMAs plus the
- * score vec4s, so the kernels were bound by workgroup-memory traffic (~5 TFLOP/s on the H200). Here:
+ * Against tiles.wgsl.ts's 4 x 4 tiles on 256 threads, where a score step reads two vec4 from workgroup
+ * memory per 16 FMAs and a contraction (O += P V, dK += dS^T Q, ...) one scalar per 4 FMAs plus the score
+ * vec4s, this cuts the workgroup-memory reads per FMA 2-4x:
  *   scores    thread (ty, tx), ty < 8, tx < 16, owns rows 8 ty .. 8 ty + 7 of its "own" block and the step
  *             columns tx, tx + 16, tx + 32, tx + 48 as eight vec4 accumulators (lane j = column tx + 16 j).
  *             The step slice is staged with its rows permuted (row tx + 16 j at position 4 tx + j), so one
@@ -19,6 +19,13 @@
  *             preset's 64 and 96-wide heads, against 4 per scalar read before).
  * The contraction's thread layout is independent of the score layout because the tile passes through
  * workgroup memory anyway; each accumulator has one owner for the whole walk.
+ *
+ * What the H200 said (100M preset, Dk 96 / Dv 64, T 4096, 12 heads; bench train --attention-check): fewer
+ * reads per FMA alone gained nothing (tiled 2.27 / 4.16 / 3.27 ms for flash / dkdv / dq, wide with the
+ * whole 64-column tile in pT 2.53 / 4.28 / 3.36), while passing the tile through pT 32 columns at a time
+ * (PTPasses 2: ~17 KB of workgroup memory per workgroup instead of ~26) gave 1.68 / 3.09 / 2.44, 16 at a
+ * time 1.73 / 3.15 / 2.45. So the kernels are bound by how many workgroups an SM holds (latency of the
+ * staged global loads and barriers not hidden), not by workgroup-memory bandwidth; passes = 2 is the default.
  *
  * Loop bounds are uniforms (TileParams' blk, rk, rv) so lavapipe does not unroll them; only the 16-dimension
  * inner step of the scores is a constant loop.

@@ -403,7 +403,7 @@ export function registerTrainBench(bench: Command): void {
     )
     .option(
       '--attention-check',
-      "also run the wide and tiled attention kernels on the same random inputs at the model's MLA shape: max relative differences and per-kernel GPU ms",
+      "first run every attention kernel set (tiled, wide, wide-half, wide-quarter) on the same random inputs at the model's MLA shape: max relative differences to tiled and per-kernel GPU ms",
     )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')

@@ -97,8 +97,9 @@ describe.skipIf(!hasGpu)('attention backward on WebGPU vs reference', () => {
   const TOL = 5e-5;
   const cases: [number, number, number, number, number, boolean][] = [
     // One small head shape at the awkward lengths (kernels compile once per head shape and mask, which is
-    // slow on lavapipe), over one, two and three 64-row blocks (the tiled kernels' block); then odd heads
-    // (not multiples of 4, so the scalar loads; not of the 16 accumulation columns) over two blocks.
+    // slow on lavapipe), over one, two and three 64-row blocks (the kernels' block), through the default
+    // 'wide-half' kernels (attentionWide.test.ts: the other kernel sets); then odd heads (not multiples of 4,
+    // so the tiled kernels' scalar loads; not of the 16 accumulation columns) over two blocks.
     [1, 1, 1, 24, 16, true],
     [1, 7, 2, 24, 16, true],
     [2, 63, 3, 24, 16, true],

@@ -30,6 +30,8 @@ import { setSumToTrailingColumns } from '../kernels/elementwise/backward.js';
 import { setElementwiseVec4 } from '../kernels/elementwise/index.js';
 import { setLinearFusedAccumulate } from '../kernels/matmul/backward.js';
 import { randomUniform } from '../kernels/random/index.js';
+import { ATTENTION_KERNELS, type AttentionKernels, setAttentionKernels } from '../kernels/attention/choice.js';
+import { compareAttentionKernels } from '../kernels/attention/compare.js';
 import { matrixDims, type NewtonSchulzMode, newtonSchulz, setNewtonSchulzMode } from '../train/optim/muon.js';
 import { paramList, tensorOf } from '../train/params.js';
 import { machine, openBenchDevice, parseList, sumByKernel } from './harness.js';
@@ -394,12 +396,23 @@ export function registerTrainBench(bench: Command): void {
       "epilogue (default): a linear's dX adds the gradient already held for x in the matmul epilogue | add: the tape adds it",
       'epilogue',
     )
+    .option(
+      '--attention <kind>',
+      'wide-half (default): 8x4-tile attention kernels, half the score tile in workgroup memory at a time | wide: all of it | wide-quarter: a quarter | tiled: the previous 4x4 kernels',
+      'wide-half',
+    )
+    .option(
+      '--attention-check',
+      "first run every attention kernel set (tiled, wide, wide-half, wide-quarter) on the same random inputs at the model's MLA shape: max relative differences to tiled and per-kernel GPU ms",
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
-    async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean; profile?: boolean }) => {
+    async (
+      opts: Record<string, string> & GpuFlagOptions & { json?: boolean; profile?: boolean; attentionCheck?: boolean },
+    ) => {
       if (!!opts.config === !!opts.preset) throw new Error('bench train: give exactly one of --config or --preset');
       const json = await readBenchConfig(opts.config, opts.preset, PRESETS);
       const variants = opts.variants.split(',').map((v) => v.trim());
@@ -434,9 +447,23 @@ export function registerTrainBench(bench: Command): void {
       if (opts.linearAccumulate !== 'epilogue' && opts.linearAccumulate !== 'add')
         throw new Error(`--linear-accumulate: '${opts.linearAccumulate}' is not epilogue or add`);
       setLinearFusedAccumulate(opts.linearAccumulate === 'epilogue');
+      if (!(ATTENTION_KERNELS as readonly string[]).includes(opts.attention))
+        throw new Error(`--attention: '${opts.attention}' is not one of ${ATTENTION_KERNELS.join(', ')}`);
+      setAttentionKernels(opts.attention as AttentionKernels);
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
+      // Before the training runs, at the MLA layers' shape: B = batch, T = seq-len, H heads, Dk = nope + rope.
+      const attentionCheck =
+        opts.attentionCheck && device instanceof GpuContext
+          ? await compareAttentionKernels(device, {
+              B: parseList(opts.batch)[0],
+              T: parseList(opts.seqLen)[0],
+              H: Number(json.num_attention_heads),
+              Dk: Number(json.qk_nope_head_dim) + Number(json.qk_rope_head_dim),
+              Dv: Number(json.v_head_dim),
+            })
+          : undefined;
       const r = await benchTrain(device, json, {
         seqLen: parseList(opts.seqLen)[0],
         batch: parseList(opts.batch)[0],
@@ -459,6 +486,8 @@ export function registerTrainBench(bench: Command): void {
           sumColumns: opts.sumColumns,
           elementwiseVec4: opts.elementwiseVec4,
           linearAccumulate: opts.linearAccumulate,
+          attention: opts.attention,
+          ...(attentionCheck ? { attentionCheck } : {}),
         });
         return;
       }

@@ -9,6 +9,9 @@ import { contiguous } from '../copy/index.js';
 import { attentionReference } from './reference.js';
 import { flashKey, flashVec, flashWgsl } from './flash.wgsl.js';
 import { blocksOf, tileParams } from './tiles.wgsl.js';
+import { useWide, widePasses } from './choice.js';
+import { flashWideKey, flashWideWgsl } from './flashWide.wgsl.js';
+import { wideBlocks, wideParams } from './wideTiles.wgsl.js';
 
 export interface AttentionOptions {
   causal?: boolean;
@@ -34,6 +37,17 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (!gpu) return cpu.fromHost(attentionReference(hostF32(q), hostF32(k), hostF32(v), dims), [B, T, H, Dv]);
   const [qc, kc, vc] = [contiguous(q), contiguous(k), contiguous(v)];
   const out = gpu.empty([B, T, H, Dv]);
+  if (useWide(Dk, Dv)) {
+    const wv = { Dk, Dv, causal: dims.causal, passes: widePasses() };
+    gpu.dispatch({
+      kernel: { name: 'attention_flash', key: flashWideKey(wv), code: () => flashWideWgsl(wv) },
+      tensors: [qc, kc, vc, out],
+      params: wideParams(T, H, dims.scale, Dk, Dv, widePasses()),
+      workgroups: [H, wideBlocks(T), B],
+    });
+    for (const t of [qc, kc, vc]) t.dispose();
+    return out;
+  }
   const variant = { Dk, Dv, causal: dims.causal, vec: flashVec(Dk, Dv) };
   gpu.dispatch({
     kernel: { name: 'attention_flash', key: flashKey(variant), code: () => flashWgsl(variant) },
@@ -45,6 +59,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   return out;
 }
 
+export { type AttentionKernels, attentionKernels, setAttentionKernels } from './choice.js';
 export {
   ATTENTION_MAX_HEAD_DIM,
   type AttentionGradients,

@@ -23,7 +23,13 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
-import { setMatmulPlan, setMatmulSwizzle, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
+import {
+  setMatmulPlan,
+  setMatmulSwizzle,
+  setMatmulTilePolicy,
+  setMatmulWaveTile,
+  traceMatmuls,
+} from '../kernels/matmul/index.js';
 import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
 import { setKdaParamReduce } from '../kernels/kda/prep.js';
 import { setSumToTrailingColumns } from '../kernels/elementwise/backward.js';
@@ -370,9 +376,10 @@ export function registerTrainBench(bench: Command): void {
     )
     .option(
       '--matmul-plan <policy>',
-      "tuned (default: choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only)",
+      "tuned (default: choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only) | wave (tuned + whole-wave tiles, narrow-output split-K, vector K tails)",
       'tuned',
     )
+    .option('--matmul-wave-tile <tile>', "the wave plan's tile: 64x192 (default) | 128x96", '64x192')
     .option('--matmul-swizzle <on|off>', "on (default): the tiled matmul's swizzled workgroup tiles | off", 'on')
     .option(
       '--kda-param-reduce <kind>',
@@ -416,9 +423,12 @@ export function registerTrainBench(bench: Command): void {
       if (opts.moeRows !== 'tiled' && opts.moeRows !== 'scalar')
         throw new Error(`--moe-rows: '${opts.moeRows}' is not tiled or scalar`);
       setMoeRowsTiled(opts.moeRows === 'tiled');
-      if (opts.matmulPlan !== 'tuned' && opts.matmulPlan !== 'plain')
-        throw new Error(`--matmul-plan: '${opts.matmulPlan}' is not tuned or plain`);
+      if (opts.matmulPlan !== 'tuned' && opts.matmulPlan !== 'plain' && opts.matmulPlan !== 'wave')
+        throw new Error(`--matmul-plan: '${opts.matmulPlan}' is not tuned, plain or wave`);
       setMatmulPlan(opts.matmulPlan);
+      if (opts.matmulWaveTile !== '64x192' && opts.matmulWaveTile !== '128x96')
+        throw new Error(`--matmul-wave-tile: '${opts.matmulWaveTile}' is not 64x192 or 128x96`);
+      setMatmulWaveTile(opts.matmulWaveTile);
       if (opts.matmulSwizzle !== 'on' && opts.matmulSwizzle !== 'off')
         throw new Error(`--matmul-swizzle: '${opts.matmulSwizzle}' is not on or off`);
       setMatmulSwizzle(opts.matmulSwizzle === 'on');
@@ -454,6 +464,7 @@ export function registerTrainBench(bench: Command): void {
           newtonSchulz: opts.newtonSchulz,
           moeRows: opts.moeRows,
           matmulPlan: opts.matmulPlan,
+          matmulWaveTile: opts.matmulWaveTile,
           matmulSwizzle: opts.matmulSwizzle,
           kdaParamReduce: opts.kdaParamReduce,
           sumColumns: opts.sumColumns,

@@ -23,6 +23,8 @@ import {
   tiledKey,
   tiledWgsl,
   tiledWorkgroupSize,
+  WAVE_TILE,
+  WAVE_TILE_TALL,
   WIDE_TILE,
 } from './tiled.wgsl.js';
 
@@ -94,11 +96,64 @@ export function chooseTile(M: number, N: number, batch: number, bf16 = false, sy
 
 /**
  * 'tuned' (default): choosePlan's measured rules for unbatched f32 products below. 'plain': chooseTile's tile
- * and only the A^T B split (the plan before these rules, kept for comparison on the device).
+ * and only the A^T B split (the plan before these rules, kept for comparison on the device). 'wave': tuned,
+ * plus whole-wave tiles, split-K for very narrow outputs and vector loads for K tails (wavePlan below).
  */
-let planPolicy: 'tuned' | 'plain' = 'tuned';
-export function setMatmulPlan(p: 'tuned' | 'plain'): void {
+export type MatmulPlanPolicy = 'tuned' | 'plain' | 'wave';
+let planPolicy: MatmulPlanPolicy = 'tuned';
+export function setMatmulPlan(p: MatmulPlanPolicy): void {
   planPolicy = p;
+}
+
+/** The wave plan's tile: 64 x 192 (default) or 128 x 96 (benchmarks: which of the two fills a wave faster). */
+let waveTile: TileConfig = WAVE_TILE;
+export function setMatmulWaveTile(t: '64x192' | '128x96'): void {
+  waveTile = t === '128x96' ? WAVE_TILE_TALL : WAVE_TILE;
+}
+
+/** Workgroups the H200 holds at once for the tiled kernel: 132 SMs, two 128 x 128 workgroups each. */
+const WAVE = 264;
+/** Fraction of the last wave's workgroup slots a grid of g workgroups fills (1: whole waves). */
+export function waveFill(g: number): number {
+  return g / (Math.ceil(g / WAVE) * WAVE);
+}
+
+/**
+ * The 'wave' plan's additions to the tuned rules, for an unbatched f32 product on the vector path
+ * (undefined: the tuned plan):
+ *  - K < 2048 and the 128 x 128 grid fills under 90% of its last wave (4096 x 768: 192 tiles, 73%): the
+ *    wave tile when its grid of whole tiles fills at least 90% (4096 x 768: 256, 97%; 4096 x 1536: 512),
+ *    unsplit, so it also takes the epilogue (dX with the accumulated gradient) and drops the split-K sum;
+ *  - an output side under 64 (the router's 8 and the gates' 12 outputs over K = 768: 64 workgroups of
+ *    64 x 64 walking all of K): the 64 x 64 tile with K cut into slices until ~264 workgroups.
+ */
+function wavePlan(
+  M: number,
+  N: number,
+  K: number,
+  s: PlanShape,
+  symmetric: boolean,
+): { tile: TileConfig; slices: number; generic: boolean } | undefined {
+  const grid = (t: TileConfig) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN);
+  const w = waveTile;
+  if (
+    !symmetric &&
+    K < 2048 &&
+    waveFill(grid(DEFAULT_TILE)) < 0.9 &&
+    M % w.BM === 0 &&
+    N % w.BN === 0 &&
+    grid(w) >= 132 &&
+    waveFill(grid(w)) >= 0.9
+  ) {
+    return { tile: w, slices: 1, generic: false };
+  }
+  if (!s.special && Math.min(M, N) < 64 && Math.max(M, N) >= 1024 && K >= 256 && K % SMALL_TILE.BK === 0) {
+    const g = grid(SMALL_TILE);
+    let n = 1;
+    while (n < 8 && g * n * 2 <= WAVE && K % (2 * n * SMALL_TILE.BK) === 0 && K / (2 * n) >= 64) n *= 2;
+    if (n > 1) return { tile: SMALL_TILE, slices: n, generic: true };
+  }
+  return undefined;
 }
 
 let swizzle = true;
@@ -110,6 +165,7 @@ export function setMatmulSwizzle(on: boolean): void {
 export interface PlanShape {
   bf16: boolean;
   vec4: boolean;
+  /** An epilogue or symmetric product (no split-K). */
   special: boolean;
   transA: boolean;
   transB: boolean;
@@ -151,6 +207,10 @@ export function choosePlan(
     slices: canSplit && s.transA && !s.transB ? splitKSlices(groups(base), K, base) : 1,
     generic: false,
   });
+  if (planPolicy === 'wave' && batch === 1 && !s.bf16 && s.vec4) {
+    const w = wavePlan(M, N, K, s, !!opts.symmetric);
+    if (w) return w;
+  }
   if (planPolicy === 'plain' || !canSplit || !s.vec4 || groups(DEFAULT_TILE) >= 264) return plain();
   const half = M >= N ? TALL_TILE : WIDE_TILE;
   const g = groups(half);
@@ -277,7 +337,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     const bPerThread = (tile.BK * tile.BN) / tiledWorkgroupSize(tile);
     const whole = M % tile.BM === 0 && N % tile.BN === 0;
     const kSteps = Ks % tile.BK === 0 && Ks % 4 === 0;
-    const aligned = (whole && kSteps && (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0))) || (vec4 && kSteps);
+    // The wave plan reads a K tail (K not whole BK steps) with vector loads too, zeros past K, where the
+    // other plans take the checked path (the loss head's 1023-token chunk ran there at 25 TFLOP/s).
+    const kTail = planPolicy === 'wave' && vec4 && slices === 1 && !kSteps;
+    const aligned = (whole && kSteps && (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0))) || (vec4 && kSteps) || kTail;
     const edge = aligned && !whole;
     if (generic && !aligned) throw new Error(`matmul: split-K of ${M}x${N}x${K} needs the vector path`);
     const variant = {
@@ -291,10 +354,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       swizzle,
       symmetric: !!opts.symmetric,
       epilogue: !!epi,
+      kTail,
     };
     trace?.push(
       `${batch}x${M}x${N}x${K} ${dims.transA ? 'T' : 'N'}${dims.transB ? 'T' : 'N'} ${tile.BM}x${tile.BN}` +
         `${slices > 1 ? ` split${slices}${generic ? 'g' : ''}` : ''}${edge ? ' edge' : aligned ? '' : ' checked'}` +
+        `${kTail ? ' ktail' : ''}` +
         `${opts.symmetric ? ' sym' : ''}${epi ? ' epi' : ''}${bf16 ? ' bf16' : ''}`,
     );
     // Split-K (splitK.ts): either slice z of K is batch entry z, with batch strides Ks M (A) and Ks N (B)
@@ -350,4 +415,12 @@ export function linear(x: Tensor, weight: Tensor): Tensor {
   }
 }
 
-export { DEFAULT_TILE, SMALL_TILE, TALL_TILE, type TileConfig, WIDE_TILE } from './tiled.wgsl.js';
+export {
+  DEFAULT_TILE,
+  SMALL_TILE,
+  TALL_TILE,
+  type TileConfig,
+  WAVE_TILE,
+  WAVE_TILE_TALL,
+  WIDE_TILE,
+} from './tiled.wgsl.js';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { setMoeOuterTiled } from '../src/kernels/moe/outerTiled.wgsl.js';
 import { setMoeRowsTiled } from '../src/kernels/moe/rowsTiled.wgsl.js';
 import { expertsBackward, routeBackward } from '../src/kernels/moe/backward.js';
 import { expertsBackwardReference, routeBackwardReference } from '../src/kernels/moe/backwardReference.js';
@@ -132,12 +133,16 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
   // rows than one 32-row tile, k = 3 of 5.
   // The last: ~133 rows per expert, so the split outer products (outerSplit.wgsl.ts) sum uneven chunks and an
   // empty one. 'scalar': the earlier kernels (setMoeRowsTiled(false)), kept for comparison on the device.
-  const cases: [number, number, number, number, number, 'new' | 'scalar'][] = [
+  // 'split outer': the tiled row kernels with the outer products of outerSplit.wgsl.ts (setMoeOuterTiled(false));
+  // 'new' takes outerTiled.wgsl.ts where D and I are multiples of 4 (24 x 40: a 128 x 64 tile's edges, with
+  // 200 tokens uneven chunks of ~133 rows, several 16-row steps each).
+  const cases: [number, number, number, number, number, 'new' | 'split outer' | 'scalar'][] = [
     [1, 8, 12, 8, 2, 'new'],
     [7, 13, 37, 8, 2, 'new'],
     [65, 24, 40, 3, 2, 'new'],
     [63, 17, 70, 5, 3, 'new'],
     [200, 24, 40, 3, 2, 'new'],
+    [200, 24, 40, 3, 2, 'split outer'],
     [65, 24, 40, 3, 2, 'scalar'],
     [63, 17, 70, 5, 3, 'scalar'],
   ];
@@ -145,12 +150,14 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
     it(`experts N=${N} D=${D} I=${I} E=${E} k=${k} (${kernels} kernels)`, async () => {
       const gpu = (await gpuContext())!;
       const c = expertsCase(N, D, I, E, k, N * 3 + I);
-      setMoeRowsTiled(kernels === 'new');
+      setMoeRowsTiled(kernels !== 'scalar');
+      setMoeOuterTiled(kernels === 'new');
       let out: ReturnType<typeof expertsBackwardOn>;
       try {
         out = expertsBackwardOn(gpu, c, N, D, I, E, k);
       } finally {
         setMoeRowsTiled(true);
+        setMoeOuterTiled(true);
       }
       const ref = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, { N, D, I, E, topK: k });
       // f32 sums over at most D, I or one expert's rows; relative to max |value|.

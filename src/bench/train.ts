@@ -23,6 +23,7 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
+import { setMoeOuterTiled } from '../kernels/moe/outerTiled.wgsl.js';
 import {
   setMatmulPlan,
   setMatmulSwizzle,
@@ -380,6 +381,11 @@ export function registerTrainBench(bench: Command): void {
       'tuned',
     )
     .option('--matmul-wave-tile <tile>', "the wave plan's tile: 64x192 (default) | 128x96", '64x192')
+    .option(
+      '--moe-outer <kind>',
+      "tiled (default: register-tiled expert weight gradients, outerTiled.wgsl.ts) | split (outerSplit's 64 x 64 kernel)",
+      'tiled',
+    )
     .option('--matmul-swizzle <on|off>', "on (default): the tiled matmul's swizzled workgroup tiles | off", 'on')
     .option(
       '--kda-param-reduce <kind>',
@@ -429,6 +435,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.matmulWaveTile !== '64x192' && opts.matmulWaveTile !== '128x96')
         throw new Error(`--matmul-wave-tile: '${opts.matmulWaveTile}' is not 64x192 or 128x96`);
       setMatmulWaveTile(opts.matmulWaveTile);
+      if (opts.moeOuter !== 'tiled' && opts.moeOuter !== 'split')
+        throw new Error(`--moe-outer: '${opts.moeOuter}' is not tiled or split`);
+      setMoeOuterTiled(opts.moeOuter === 'tiled');
       if (opts.matmulSwizzle !== 'on' && opts.matmulSwizzle !== 'off')
         throw new Error(`--matmul-swizzle: '${opts.matmulSwizzle}' is not on or off`);
       setMatmulSwizzle(opts.matmulSwizzle === 'on');
@@ -465,6 +474,7 @@ export function registerTrainBench(bench: Command): void {
           moeRows: opts.moeRows,
           matmulPlan: opts.matmulPlan,
           matmulWaveTile: opts.matmulWaveTile,
+          moeOuter: opts.moeOuter,
           matmulSwizzle: opts.matmulSwizzle,
           kdaParamReduce: opts.kdaParamReduce,
           sumColumns: opts.sumColumns,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { setMoeOuterTiled } from '../src/kernels/moe/outerTiled.wgsl.js';
-import { setMoeRowsTiled } from '../src/kernels/moe/rowsTiled.wgsl.js';
+import { setMoeRowsThreadRows, setMoeRowsTiled } from '../src/kernels/moe/rowsTiled.wgsl.js';
 import { expertsBackward, routeBackward } from '../src/kernels/moe/backward.js';
 import { expertsBackwardReference, routeBackwardReference } from '../src/kernels/moe/backwardReference.js';
 import type { RouterConfig } from '../src/kernels/moe/index.js';
@@ -133,7 +133,8 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
   // rows than one 32-row tile, k = 3 of 5.
   // The last: ~133 rows per expert, so the split outer products (outerSplit.wgsl.ts) sum uneven chunks and an
   // empty one. 'scalar': the earlier kernels (setMoeRowsTiled(false)), kept for comparison on the device.
-  // 'split outer': the tiled row kernels with the outer products of outerSplit.wgsl.ts (setMoeOuterTiled(false));
+  // 'split outer': the tiled row kernels (4 rows per thread, their first form) with the outer products of
+  // outerSplit.wgsl.ts (setMoeOuterTiled(false));
   // 'new' takes outerTiled.wgsl.ts where D and I are multiples of 4 (24 x 40: a 128 x 64 tile's edges, with
   // 200 tokens uneven chunks of ~133 rows, several 16-row steps each).
   const cases: [number, number, number, number, number, 'new' | 'split outer' | 'scalar'][] = [
@@ -152,12 +153,14 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
       const c = expertsCase(N, D, I, E, k, N * 3 + I);
       setMoeRowsTiled(kernels !== 'scalar');
       setMoeOuterTiled(kernels === 'new');
+      setMoeRowsThreadRows(kernels === 'new' ? 8 : 4);
       let out: ReturnType<typeof expertsBackwardOn>;
       try {
         out = expertsBackwardOn(gpu, c, N, D, I, E, k);
       } finally {
         setMoeRowsTiled(true);
         setMoeOuterTiled(true);
+        setMoeRowsThreadRows(8);
       }
       const ref = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, { N, D, I, E, topK: k });
       // f32 sums over at most D, I or one expert's rows; relative to max |value|.

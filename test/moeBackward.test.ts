@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { setMoeOuterTiled } from '../src/kernels/moe/outerTiled.wgsl.js';
+import { setMoePlanLocal } from '../src/kernels/moe/plan.wgsl.js';
 import { setMoeRowsThreadRows, setMoeRowsTiled } from '../src/kernels/moe/rowsTiled.wgsl.js';
 import { expertsBackward, routeBackward } from '../src/kernels/moe/backward.js';
 import { expertsBackwardReference, routeBackwardReference } from '../src/kernels/moe/backwardReference.js';
@@ -133,6 +134,7 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
   // rows than one 32-row tile, k = 3 of 5.
   // The last: ~133 rows per expert, so the split outer products (outerSplit.wgsl.ts) sum uneven chunks and an
   // empty one. 'scalar': the earlier kernels (setMoeRowsTiled(false)), kept for comparison on the device.
+  // 'new': the local expert plan (plan.wgsl.ts); the others its atomic form.
   // 'split outer': the tiled row kernels (4 rows per thread, their first form) with the outer products of
   // outerSplit.wgsl.ts (setMoeOuterTiled(false));
   // 'new' takes outerTiled.wgsl.ts where D and I are multiples of 4 (24 x 40: a 128 x 64 tile's edges, with
@@ -154,6 +156,7 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
       setMoeRowsTiled(kernels !== 'scalar');
       setMoeOuterTiled(kernels === 'new');
       setMoeRowsThreadRows(kernels === 'new' ? 8 : 4);
+      setMoePlanLocal(kernels === 'new');
       let out: ReturnType<typeof expertsBackwardOn>;
       try {
         out = expertsBackwardOn(gpu, c, N, D, I, E, k);
@@ -161,6 +164,7 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
         setMoeRowsTiled(true);
         setMoeOuterTiled(true);
         setMoeRowsThreadRows(8);
+        setMoePlanLocal(true);
       }
       const ref = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, { N, D, I, E, topK: k });
       // f32 sums over at most D, I or one expert's rows; relative to max |value|.

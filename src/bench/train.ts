@@ -31,7 +31,8 @@ import {
   setMatmulWaveTile,
   traceMatmuls,
 } from '../kernels/matmul/index.js';
-import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
+import { setMoePlanLocal } from '../kernels/moe/plan.wgsl.js';
+import { setMoeRowsThreadRows, setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
 import { setKdaParamReduce } from '../kernels/kda/prep.js';
 import { setSumToTrailingColumns } from '../kernels/elementwise/backward.js';
 import { setElementwiseVec4 } from '../kernels/elementwise/index.js';
@@ -376,6 +377,16 @@ export function registerTrainBench(bench: Command): void {
       'tiled',
     )
     .option(
+      '--moe-rows-thread <rows>',
+      'rows per thread of the tiled expert row kernels: 8 (default, 64 threads) | 4 (128 threads, the first form)',
+      '8',
+    )
+    .option(
+      '--moe-plan <kind>',
+      'local (default: the expert plan counts in registers and scans, plan.wgsl.ts) | atomic (workgroup atomics)',
+      'local',
+    )
+    .option(
       '--matmul-plan <policy>',
       "tuned (default: choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only) | wave (tuned + whole-wave tiles, narrow-output split-K, vector K tails)",
       'tuned',
@@ -438,6 +449,12 @@ export function registerTrainBench(bench: Command): void {
       if (opts.moeOuter !== 'tiled' && opts.moeOuter !== 'split')
         throw new Error(`--moe-outer: '${opts.moeOuter}' is not tiled or split`);
       setMoeOuterTiled(opts.moeOuter === 'tiled');
+      if (opts.moeRowsThread !== '8' && opts.moeRowsThread !== '4')
+        throw new Error(`--moe-rows-thread: '${opts.moeRowsThread}' is not 8 or 4`);
+      setMoeRowsThreadRows(opts.moeRowsThread === '8' ? 8 : 4);
+      if (opts.moePlan !== 'local' && opts.moePlan !== 'atomic')
+        throw new Error(`--moe-plan: '${opts.moePlan}' is not local or atomic`);
+      setMoePlanLocal(opts.moePlan === 'local');
       if (opts.matmulSwizzle !== 'on' && opts.matmulSwizzle !== 'off')
         throw new Error(`--matmul-swizzle: '${opts.matmulSwizzle}' is not on or off`);
       setMatmulSwizzle(opts.matmulSwizzle === 'on');
@@ -475,6 +492,8 @@ export function registerTrainBench(bench: Command): void {
           matmulPlan: opts.matmulPlan,
           matmulWaveTile: opts.matmulWaveTile,
           moeOuter: opts.moeOuter,
+          moeRowsThread: opts.moeRowsThread,
+          moePlan: opts.moePlan,
           matmulSwizzle: opts.matmulSwizzle,
           kdaParamReduce: opts.kdaParamReduce,
           sumColumns: opts.sumColumns,

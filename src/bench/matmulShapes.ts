@@ -18,6 +18,8 @@ import {
   type TileConfig,
   WAVE_TILE,
   WAVE_TILE_TALL,
+  WAVE_TILE_WIDE,
+  type WaveTileName,
   WIDE_TILE,
 } from '../kernels/matmul/index.js';
 import { randomUniform } from '../kernels/random/index.js';
@@ -59,15 +61,17 @@ export async function benchMatmulShapes(gpu: GpuContext, shapes: ProductShape[],
     const flops = 2 * s.M * s.N * s.K;
     const shape = `${s.M}x${s.N}x${s.K}:${s.transA ? 'T' : 'N'}${s.transB ? 'T' : 'N'}`;
     const vec4 = (s.transA ? s.M % 4 === 0 : s.K % 4 === 0) && (s.transB ? s.K % 4 === 0 : s.N % 4 === 0);
-    type Config = { tile?: TileConfig; splitK?: number; swizzle?: boolean; wave?: '64x192' | '128x96' };
+    type Config = { tile?: TileConfig; splitK?: number; swizzle?: boolean; wave?: WaveTileName };
     const configs: [string, Config][] = [
       ['auto', {}],
       ['auto, no swizzle', { swizzle: false }],
       // The wave plan (index.ts) with each of its two tiles, and those tiles forced, unsplit.
       ['auto wave 64x192', { wave: '64x192' }],
       ['auto wave 128x96', { wave: '128x96' }],
+      ['auto wave 128x192', { wave: '128x192' }],
       ['64x192', { tile: WAVE_TILE }],
       ['128x96', { tile: WAVE_TILE_TALL }],
+      ['128x192', { tile: WAVE_TILE_WIDE }],
     ];
     for (const [name, tile] of MENU) {
       for (const splitK of [1, 2, 4, 8]) {

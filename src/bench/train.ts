@@ -30,6 +30,7 @@ import {
   setMatmulTilePolicy,
   setMatmulWaveTile,
   traceMatmuls,
+  type WaveTileName,
 } from '../kernels/matmul/index.js';
 import { setMoePlanLocal } from '../kernels/moe/plan.wgsl.js';
 import { setMoeRowsThreadRows, setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
@@ -391,7 +392,7 @@ export function registerTrainBench(bench: Command): void {
       "tuned (default: choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only) | wave (tuned + whole-wave tiles, narrow-output split-K, vector K tails)",
       'tuned',
     )
-    .option('--matmul-wave-tile <tile>', "the wave plan's tile: 64x192 (default) | 128x96", '64x192')
+    .option('--matmul-wave-tile <tile>', "the wave plan's tile: 64x192 (default) | 128x96 | 128x192", '64x192')
     .option(
       '--moe-outer <kind>',
       "tiled (default: register-tiled expert weight gradients, outerTiled.wgsl.ts) | split (outerSplit's 64 x 64 kernel)",
@@ -443,9 +444,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.matmulPlan !== 'tuned' && opts.matmulPlan !== 'plain' && opts.matmulPlan !== 'wave')
         throw new Error(`--matmul-plan: '${opts.matmulPlan}' is not tuned, plain or wave`);
       setMatmulPlan(opts.matmulPlan);
-      if (opts.matmulWaveTile !== '64x192' && opts.matmulWaveTile !== '128x96')
-        throw new Error(`--matmul-wave-tile: '${opts.matmulWaveTile}' is not 64x192 or 128x96`);
-      setMatmulWaveTile(opts.matmulWaveTile);
+      if (!['64x192', '128x96', '128x192'].includes(opts.matmulWaveTile))
+        throw new Error(`--matmul-wave-tile: '${opts.matmulWaveTile}' is not 64x192, 128x96 or 128x192`);
+      setMatmulWaveTile(opts.matmulWaveTile as WaveTileName);
       if (opts.moeOuter !== 'tiled' && opts.moeOuter !== 'split')
         throw new Error(`--moe-outer: '${opts.moeOuter}' is not tiled or split`);
       setMoeOuterTiled(opts.moeOuter === 'tiled');

@@ -25,6 +25,7 @@ import {
   tiledWorkgroupSize,
   WAVE_TILE,
   WAVE_TILE_TALL,
+  WAVE_TILE_WIDE,
   WIDE_TILE,
 } from './tiled.wgsl.js';
 
@@ -105,17 +106,27 @@ export function setMatmulPlan(p: MatmulPlanPolicy): void {
   planPolicy = p;
 }
 
-/** The wave plan's tile: 64 x 192 (default) or 128 x 96 (benchmarks: which of the two fills a wave faster). */
+export type WaveTileName = '64x192' | '128x96' | '128x192';
+const WAVE_TILES: Record<WaveTileName, TileConfig> = {
+  '64x192': WAVE_TILE,
+  '128x96': WAVE_TILE_TALL,
+  '128x192': WAVE_TILE_WIDE,
+};
+/** The wave plan's tile: 64 x 192 (default), 128 x 96 or 128 x 192 (benchmarks: which fills a wave fastest). */
 let waveTile: TileConfig = WAVE_TILE;
-export function setMatmulWaveTile(t: '64x192' | '128x96'): void {
-  waveTile = t === '128x96' ? WAVE_TILE_TALL : WAVE_TILE;
+export function setMatmulWaveTile(t: WaveTileName): void {
+  waveTile = WAVE_TILES[t];
 }
 
-/** Workgroups the H200 holds at once for the tiled kernel: 132 SMs, two 128 x 128 workgroups each. */
-const WAVE = 264;
-/** Fraction of the last wave's workgroup slots a grid of g workgroups fills (1: whole waves). */
-export function waveFill(g: number): number {
-  return g / (Math.ceil(g / WAVE) * WAVE);
+/** The H200's SMs; the tiled kernel's workgroups fit two per SM, except the 128 x 192 tile's one. */
+const SMS = 132;
+const WAVE = 2 * SMS;
+function slotsOf(t: TileConfig): number {
+  return t === WAVE_TILE_WIDE ? SMS : WAVE;
+}
+/** Fraction of the last wave's workgroup slots (`slots` at a time) a grid of g workgroups fills. */
+export function waveFill(g: number, slots = WAVE): number {
+  return g / (Math.ceil(g / slots) * slots);
 }
 
 /**
@@ -135,15 +146,15 @@ function wavePlan(
   symmetric: boolean,
 ): { tile: TileConfig; slices: number; generic: boolean } | undefined {
   const grid = (t: TileConfig) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN);
-  const w = waveTile;
+  const staged = (t: TileConfig) => 4 * t.BK * (t.BM + t.BN);
+  const w = staged(waveTile) <= (s.workgroupBytes ?? 16384) ? waveTile : WAVE_TILE;
   if (
     !symmetric &&
     K < 2048 &&
     waveFill(grid(DEFAULT_TILE)) < 0.9 &&
     M % w.BM === 0 &&
     N % w.BN === 0 &&
-    grid(w) >= 132 &&
-    waveFill(grid(w)) >= 0.9
+    waveFill(grid(w), slotsOf(w)) >= 0.9
   ) {
     return { tile: w, slices: 1, generic: false };
   }
@@ -167,6 +178,8 @@ export interface PlanShape {
   vec4: boolean;
   /** An epilogue or symmetric product (no split-K). */
   special: boolean;
+  /** The device's workgroup memory in bytes (default WebGPU's 16 KiB): the 128 x 192 wave tile needs 20 KiB. */
+  workgroupBytes?: number;
   transA: boolean;
   transB: boolean;
 }
@@ -330,7 +343,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     // Vector loads need whole vec4s along each operand's contiguous dimension (f32 B; bf16 keeps the
     // whole-tile rule below) and K in whole BK steps.
     const vec4 = !bf16 && (dims.transA ? M % 4 === 0 : K % 4 === 0) && (dims.transB ? K % 4 === 0 : N % 4 === 0);
-    const plan = choosePlan(M, N, K, batch, { bf16, vec4, special, transA: dims.transA, transB: dims.transB }, opts);
+    const workgroupBytes = gpu.limits.maxComputeWorkgroupStorageSize;
+    const shape = { bf16, vec4, special, transA: dims.transA, transB: dims.transB, workgroupBytes };
+    const plan = choosePlan(M, N, K, batch, shape, opts);
     const { tile, slices, generic } = plan;
     const Ks = K / slices;
     // The vector path loads 16 bytes per thread per step: 8 bf16 values must divide each thread's share.
@@ -422,5 +437,6 @@ export {
   type TileConfig,
   WAVE_TILE,
   WAVE_TILE_TALL,
+  WAVE_TILE_WIDE,
   WIDE_TILE,
 } from './tiled.wgsl.js';

@@ -53,6 +53,14 @@ export const SMALL_TILE: TileConfig = { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 };
  */
 export const WAVE_TILE: TileConfig = { BM: 64, BN: 192, BK: 16, TM: 4, TN: 12 };
 export const WAVE_TILE_TALL: TileConfig = { BM: 128, BN: 96, BK: 16, TM: 8, TN: 12 };
+/**
+ * 128 x 192 (8 x 12 per thread, 256 threads, ~140 registers each): one workgroup per SM, so a 4096 x 768
+ * output's 128 tiles are one wave of 132 (97%). The 128 x 64 tile at one workgroup per SM (4096 x 256 x 768,
+ * 128 tiles) ran at 28.8 TFLOP/s against 21 for 64 x 64 at two per SM: few, fat workgroups keep up; this one
+ * does 96 FMAs per 5 workgroup loads. Stages 20 KiB per step: needs more than WebGPU's default 16 KiB of
+ * workgroup memory (the H200 adapter offers 48 KiB).
+ */
+export const WAVE_TILE_WIDE: TileConfig = { BM: 128, BN: 192, BK: 16, TM: 8, TN: 12 };
 
 export interface TiledVariant {
   tile: TileConfig;

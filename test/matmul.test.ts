@@ -220,7 +220,15 @@ describe.skipIf(!hasGpu)('edge tiles and generic split-K on WebGPU vs reference'
     });
   }
 
-  it('choosePlan: the measured rules for long-K, few-tile and x W^T products; others keep chooseTile', () => {
+  it('choosePlan (tuned): the measured rules for long-K, few-tile and x W^T products; others keep chooseTile', () => {
+    setMatmulPlan('tuned');
+    try {
+      tunedPlanExpectations();
+    } finally {
+      setMatmulPlan('wave');
+    }
+  });
+  function tunedPlanExpectations() {
     const nn = { bf16: false, vec4: true, special: false, transA: false, transB: false };
     const nt = { ...nn, transB: true };
     const tn = { ...nn, transA: true };
@@ -241,7 +249,7 @@ describe.skipIf(!hasGpu)('edge tiles and generic split-K on WebGPU vs reference'
     expect(choosePlan(1024, 768, 32000, 1, { ...nn, vec4: false }, {}).generic).toBe(false);
     expect(choosePlan(1024, 768, 32000, 1, { ...nn, bf16: true }, {}).generic).toBe(false);
     expect(choosePlan(1024, 768, 32000, 2, nn, {}).generic).toBe(false);
-  });
+  }
 });
 
 // Newton-Schulz's products (optim/muon.ts): X X^T and A A computed as symmetric products (tiles on and above
@@ -328,7 +336,6 @@ describe.skipIf(!hasGpu)('wave plan on WebGPU vs reference', () => {
     const ga = gpu.fromHost(a, transA ? [K, M] : [M, K]);
     const gb = gpu.fromHost(b, transB ? [N, K] : [K, N]);
     const gd = gpu.fromHost(d, [M, N]);
-    setMatmulPlan('wave');
     try {
       const c = matmul(ga, gb, {
         transA,
@@ -341,7 +348,6 @@ describe.skipIf(!hasGpu)('wave plan on WebGPU vs reference', () => {
       expectClose(await c.read(), want, TOL, `${M}x${N}x${K} ${transA}/${transB}`);
       c.dispose();
     } finally {
-      setMatmulPlan('tuned');
       for (const t of [ga, gb, gd]) t.dispose();
     }
   };
@@ -382,7 +388,7 @@ describe.skipIf(!hasGpu)('wave plan on WebGPU vs reference', () => {
     await run(1024, 12, 512, false, true);
   });
 
-  it('choosePlan under the wave plan: whole-wave tiles, narrow-output split, the rest as tuned', () => {
+  it('choosePlan under the wave plan (the default): whole-wave tiles, narrow-output split, the rest as tuned', () => {
     const nn = { bf16: false, vec4: true, special: false, transA: false, transB: false };
     const nt = { ...nn, transB: true };
     const tn = { ...nn, transA: true };
@@ -390,38 +396,41 @@ describe.skipIf(!hasGpu)('wave plan on WebGPU vs reference', () => {
     expect(waveFill(192)).toBeCloseTo(192 / 264);
     expect(waveFill(256)).toBeCloseTo(256 / 264);
     expect(waveFill(528)).toBe(1);
-    setMatmulPlan('wave');
     try {
-      // 4096 x 768: 256 tiles of 64 x 192 (97% of a wave) instead of 192 of 128 x 128 (+2 K slices).
-      expect(choosePlan(4096, 768, 768, 1, nt, {})).toEqual(plan(WAVE_TILE, 1));
+      // dX = dY W at 4096 x 768: 256 tiles of 64 x 192 (97% of a wave) instead of 384 of 128 x 64, with the
+      // epilogue too; x W^T (B transposed) keeps the tuned 128 x 128 tiles and 2 K slices (measured no faster).
       expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(WAVE_TILE, 1));
       expect(choosePlan(4096, 768, 768, 1, { ...nn, special: true }, {})).toEqual(plan(WAVE_TILE, 1));
-      expect(choosePlan(4096, 1536, 256, 1, nt, {})).toEqual(plan(WAVE_TILE, 1));
+      expect(choosePlan(4096, 768, 1152, 1, nn, {})).toEqual(plan(WAVE_TILE, 1));
       expect(epilogueKeepsPlan(4096, 768, 768, false, false)).toBe(true);
+      expect(choosePlan(4096, 768, 768, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 2));
+      expect(choosePlan(4096, 1536, 256, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 1));
       // A symmetric product, a batch, bf16 or long K keep the tuned plan; whole waves of 128 x 128 too.
       expect(choosePlan(768, 768, 768, 1, { ...tn, special: true }, { symmetric: true }).tile).toBe(SMALL_TILE);
-      expect(choosePlan(4096, 768, 768, 2, nt, {}).tile).toBe(DEFAULT_TILE);
+      expect(choosePlan(4096, 768, 768, 2, nn, {}).tile).toBe(DEFAULT_TILE);
       expect(choosePlan(1024, 768, 32000, 1, nn, {})).toEqual(plan(TALL_TILE, 8));
-      expect(choosePlan(4096, 2048, 768, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 1));
+      expect(choosePlan(4096, 2048, 768, 1, nn, {})).toEqual(plan(DEFAULT_TILE, 1));
       expect(choosePlan(4096, 256, 768, 1, nt, {})).toEqual(plan(TALL_TILE, 1));
       // 8 router outputs over K = 768: 64 tiles of 64 x 64, K in 4 slices (256 workgroups).
       expect(choosePlan(4096, 8, 768, 1, nt, {})).toEqual(plan(SMALL_TILE, 4));
       setMatmulWaveTile('128x96');
-      expect(choosePlan(4096, 768, 768, 1, nt, {})).toEqual(plan(WAVE_TILE_TALL, 1));
+      expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(WAVE_TILE_TALL, 1));
       // 128 x 192: 128 tiles, one per SM (97% of 132); at 8192 rows 256 (two waves); 128 x 128 at 16384.
       // It stages 20 KiB: on a device with WebGPU's default 16 KiB the plan takes 64 x 192.
       setMatmulWaveTile('128x192');
-      const big = { ...nt, workgroupBytes: 49152 };
+      const big = { ...nn, workgroupBytes: 49152 };
       expect(choosePlan(4096, 768, 768, 1, big, {})).toEqual(plan(WAVE_TILE_WIDE, 1));
       expect(choosePlan(8192, 768, 768, 1, big, {})).toEqual(plan(WAVE_TILE_WIDE, 1));
       expect(choosePlan(16384, 768, 768, 1, big, {}).tile).toBe(DEFAULT_TILE);
-      expect(choosePlan(4096, 768, 768, 1, nt, {})).toEqual(plan(WAVE_TILE, 1));
+      expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(WAVE_TILE, 1));
       expect(waveFill(128, 132)).toBeCloseTo(128 / 132);
-    } finally {
+      // The tuned plan (--matmul-plan tuned): 128 x 64 for dX.
       setMatmulPlan('tuned');
+      expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(TALL_TILE, 1));
+    } finally {
+      setMatmulPlan('wave');
       setMatmulWaveTile('64x192');
     }
-    expect(choosePlan(4096, 768, 768, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 2));
   });
 });
 

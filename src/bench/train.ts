@@ -379,18 +379,18 @@ export function registerTrainBench(bench: Command): void {
     )
     .option(
       '--moe-rows-thread <rows>',
-      'rows per thread of the tiled expert row kernels: 8 (default, 64 threads) | 4 (128 threads, the first form)',
-      '8',
+      'rows per thread of the tiled expert row kernels: mode (default: 8 for one weight, 4 for two) | 8 | 4',
+      'mode',
     )
     .option(
       '--moe-plan <kind>',
-      'local (default: the expert plan counts in registers and scans, plan.wgsl.ts) | atomic (workgroup atomics)',
-      'local',
+      'atomic (default: workgroup atomics) | local (counts in registers and a scan, plan.wgsl.ts; slower on the H200)',
+      'atomic',
     )
     .option(
       '--matmul-plan <policy>',
-      "tuned (default: choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only) | wave (tuned + whole-wave tiles, narrow-output split-K, vector K tails)",
-      'tuned',
+      "wave (default: tuned + whole-wave tiles, narrow-output split-K, vector K tails) | tuned (choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only)",
+      'wave',
     )
     .option('--matmul-wave-tile <tile>', "the wave plan's tile: 64x192 (default) | 128x96 | 128x192", '64x192')
     .option(
@@ -450,9 +450,9 @@ export function registerTrainBench(bench: Command): void {
       if (opts.moeOuter !== 'tiled' && opts.moeOuter !== 'split')
         throw new Error(`--moe-outer: '${opts.moeOuter}' is not tiled or split`);
       setMoeOuterTiled(opts.moeOuter === 'tiled');
-      if (opts.moeRowsThread !== '8' && opts.moeRowsThread !== '4')
-        throw new Error(`--moe-rows-thread: '${opts.moeRowsThread}' is not 8 or 4`);
-      setMoeRowsThreadRows(opts.moeRowsThread === '8' ? 8 : 4);
+      if (!['mode', '8', '4'].includes(opts.moeRowsThread))
+        throw new Error(`--moe-rows-thread: '${opts.moeRowsThread}' is not mode, 8 or 4`);
+      setMoeRowsThreadRows(opts.moeRowsThread === 'mode' ? 'mode' : opts.moeRowsThread === '8' ? 8 : 4);
       if (opts.moePlan !== 'local' && opts.moePlan !== 'atomic')
         throw new Error(`--moe-plan: '${opts.moePlan}' is not local or atomic`);
       setMoePlanLocal(opts.moePlan === 'local');

@@ -96,12 +96,14 @@ export function chooseTile(M: number, N: number, batch: number, bf16 = false, sy
 }
 
 /**
- * 'tuned' (default): choosePlan's measured rules for unbatched f32 products below. 'plain': chooseTile's tile
- * and only the A^T B split (the plan before these rules, kept for comparison on the device). 'wave': tuned,
- * plus whole-wave tiles, split-K for very narrow outputs and vector loads for K tails (wavePlan below).
+ * 'wave' (default): 'tuned' plus whole-wave tiles, split-K for very narrow outputs and vector loads for K
+ * tails (wavePlan below; H200, bench/results/2026-12-01-h200-mm-*: matmul 57.2 -> 54.9 ms and split-K sums
+ * 2.96 -> 2.45 ms per hybrid forward + backward). 'tuned': choosePlan's measured rules for unbatched f32
+ * products below. 'plain': chooseTile's tile and only the A^T B split (the plan before these rules). The
+ * last two are kept for comparison on the device.
  */
 export type MatmulPlanPolicy = 'tuned' | 'plain' | 'wave';
-let planPolicy: MatmulPlanPolicy = 'tuned';
+let planPolicy: MatmulPlanPolicy = 'wave';
 export function setMatmulPlan(p: MatmulPlanPolicy): void {
   planPolicy = p;
 }
@@ -132,9 +134,13 @@ export function waveFill(g: number, slots = WAVE): number {
 /**
  * The 'wave' plan's additions to the tuned rules, for an unbatched f32 product on the vector path
  * (undefined: the tuned plan):
- *  - K < 2048 and the 128 x 128 grid fills under 90% of its last wave (4096 x 768: 192 tiles, 73%): the
- *    wave tile when its grid of whole tiles fills at least 90% (4096 x 768: 256, 97%; 4096 x 1536: 512),
- *    unsplit, so it also takes the epilogue (dX with the accumulated gradient) and drops the split-K sum;
+ *  - B not transposed, K < 2048 and the 128 x 128 grid fills under 90% of its last wave (4096 x 768: 192
+ *    tiles, 73%): the wave tile when its grid of whole tiles fills at least 90% (4096 x 768: 256, 97%),
+ *    unsplit, so it also takes the epilogue (dX with the accumulated gradient). Measured in the training
+ *    step on the H200: dX = dY W at 4096 x 768 x 768 with the epilogue 27.4 -> 31.6 TFLOP/s (128 x 64 before),
+ *    without 28 -> 32.5, 4096 x 768 x 1152 28.6 -> 33.4. x W^T (B transposed) kept the tuned plan: 4096 x
+ *    768 x 768 ran 29.0 on 64 x 192 against 29.3 for 128 x 128 with 2 K slices, 4096 x 1536 x 256 26.8
+ *    against 27.6 (in isolation 128 x 192 gave 32.0 there: not measured in the step yet);
  *  - an output side under 64 (the router's 8 and the gates' 12 outputs over K = 768: 64 workgroups of
  *    64 x 64 walking all of K): the 64 x 64 tile with K cut into slices until ~264 workgroups.
  */
@@ -150,6 +156,7 @@ function wavePlan(
   const w = staged(waveTile) <= (s.workgroupBytes ?? 16384) ? waveTile : WAVE_TILE;
   if (
     !symmetric &&
+    !s.transB &&
     K < 2048 &&
     waveFill(grid(DEFAULT_TILE)) < 0.9 &&
     M % w.BM === 0 &&

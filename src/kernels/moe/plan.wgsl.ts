@@ -31,12 +31,14 @@ export function expertTileStart(BN: number): string {
  * a scan over the threads (per expert, in workgroup memory) gives each thread its first position in every
  * segment, and the scatter walks the run again. The atomic form's 2 N k workgroup atomics on E addresses
  * serialise (~48 us per plan for 8192 pairs over 8 experts, 1 ms per hybrid step); the local form has none,
- * and its segments keep the pairs in their order (deterministic dW sums).
+ * and its segments keep the pairs in their order (deterministic dW sums). Measured slower on the H200 all
+ * the same (hybrid step: 22 plans 1.19 ms against 1.07 for the atomic form; the single workgroup's latency,
+ * not the atomics, bounds it), so it is off by default.
  */
 /** part[] below takes E x 256 u32: up to 12 KiB, inside WebGPU's default 16 KiB of workgroup memory. */
 export const PLAN_LOCAL_MAX_E = 12;
-let localPlan = true;
-/** Benchmarks and tests: false takes the atomic form for every E. */
+let localPlan = false;
+/** Benchmarks and tests: true takes the local form where E allows. */
 export function setMoePlanLocal(on: boolean): void {
   localPlan = on;
 }

@@ -26,11 +26,19 @@ const BK = 16;
 /**
  * Rows per thread: 4 (128 threads, 4 x 4 each: 16 FMAs per 2 workgroup loads, the first form) or 8 (64
  * threads, 8 x 4 each: two vec4 rows of A against one of the weight, 32 FMAs per 3 loads). The tile (32 x
- * 64 of one expert, the plan's) and the results are the same; only the work per thread differs.
+ * 64 of one expert, the plan's) and the results are the same; only the work per thread differs. 'mode'
+ * (default) takes 8 for the one-weight forms and 4 for the two-weight ones, as measured on the H200 (hybrid
+ * step, 11 MoE layers): fwdDown 1.78 -> 1.64 ms, dh 1.50 -> 1.42 with 8, but fwdGateUp 3.01 -> 3.43, gateUp
+ * 3.09 -> 3.57, dx 3.03 -> 3.23 (twice the accumulators or A loads per thread cost more than they save).
  */
-let threadRows: 4 | 8 = 8;
-export function setMoeRowsThreadRows(n: 4 | 8): void {
+let threadRows: 4 | 8 | 'mode' = 'mode';
+export function setMoeRowsThreadRows(n: 4 | 8 | 'mode'): void {
   threadRows = n;
+}
+
+function rowsPerThread(mode: RowsTiledMode): 4 | 8 {
+  if (threadRows !== 'mode') return threadRows;
+  return mode === 'fwdDown' || mode === 'dh' ? 8 : 4;
 }
 
 export type RowsTiledMode = 'fwdGateUp' | 'fwdDown' | 'gateUp' | 'dh' | 'dx';
@@ -52,11 +60,12 @@ export function rowsTiledFits(Kin: number, Nout: number, wDtype: string): boolea
 }
 
 export function rowsTiledKey(mode: RowsTiledMode): string {
-  return `moe_rows_tiled_${mode}${threadRows === 4 ? '' : `_tm${threadRows}`}`;
+  const tm = rowsPerThread(mode);
+  return `moe_rows_tiled_${mode}${tm === 4 ? '' : `_tm${tm}`}`;
 }
 
 export function rowsTiledWgsl(mode: RowsTiledMode): string {
-  const TM = threadRows;
+  const TM = rowsPerThread(mode);
   // Thread (ty, tx): tx = 16 column groups of 4; ty = TY row groups, each thread TM / 4 vec4 rows TY * 4 apart.
   const TY = ROWS_TILED_BM / TM;
   const WG = TY * 16;

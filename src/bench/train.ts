@@ -419,6 +419,10 @@ export function registerTrainBench(bench: Command): void {
       "epilogue (default): a linear's dX adds the gradient already held for x in the matmul epilogue | add: the tape adds it",
       'epilogue',
     )
+    .option(
+      '--pool-free-gib <n>',
+      "free-list cap of the GPU buffer pool in GiB (default: the pool's 8); batch 2 and 4 steps pass 8 and re-create hundreds of buffers per step",
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -474,6 +478,11 @@ export function registerTrainBench(bench: Command): void {
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu')
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
+      if (opts.poolFreeGib !== undefined) {
+        const gib = Number(opts.poolFreeGib);
+        if (!(gib > 0)) throw new Error(`--pool-free-gib: '${opts.poolFreeGib}' is not a positive number`);
+        if (device instanceof GpuContext) device.pool.maxFreeBytes = gib * 2 ** 30;
+      }
       const r = await benchTrain(device, json, {
         seqLen: parseList(opts.seqLen)[0],
         batch: parseList(opts.batch)[0],
@@ -495,6 +504,7 @@ export function registerTrainBench(bench: Command): void {
           moeOuter: opts.moeOuter,
           moeRowsThread: opts.moeRowsThread,
           moePlan: opts.moePlan,
+          poolFreeGib: opts.poolFreeGib ?? null,
           matmulSwizzle: opts.matmulSwizzle,
           kdaParamReduce: opts.kdaParamReduce,
           sumColumns: opts.sumColumns,

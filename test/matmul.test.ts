@@ -3,12 +3,19 @@ import {
   choosePlan,
   chooseTile,
   DEFAULT_TILE,
+  epilogueKeepsPlan,
   linear,
   matmul,
   SMALL_TILE,
+  setMatmulPlan,
+  setMatmulWaveTile,
   TALL_TILE,
   type TileConfig,
+  WAVE_TILE,
+  WAVE_TILE_TALL,
+  WAVE_TILE_WIDE,
   WIDE_TILE,
+  waveFill,
 } from '../src/kernels/matmul/index.js';
 import { splitKSlices } from '../src/kernels/matmul/splitK.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
@@ -213,7 +220,15 @@ describe.skipIf(!hasGpu)('edge tiles and generic split-K on WebGPU vs reference'
     });
   }
 
-  it('choosePlan: the measured rules for long-K, few-tile and x W^T products; others keep chooseTile', () => {
+  it('choosePlan (tuned): the measured rules for long-K, few-tile and x W^T products; others keep chooseTile', () => {
+    setMatmulPlan('tuned');
+    try {
+      tunedPlanExpectations();
+    } finally {
+      setMatmulPlan('wave');
+    }
+  });
+  function tunedPlanExpectations() {
     const nn = { bf16: false, vec4: true, special: false, transA: false, transB: false };
     const nt = { ...nn, transB: true };
     const tn = { ...nn, transA: true };
@@ -234,7 +249,7 @@ describe.skipIf(!hasGpu)('edge tiles and generic split-K on WebGPU vs reference'
     expect(choosePlan(1024, 768, 32000, 1, { ...nn, vec4: false }, {}).generic).toBe(false);
     expect(choosePlan(1024, 768, 32000, 1, { ...nn, bf16: true }, {}).generic).toBe(false);
     expect(choosePlan(1024, 768, 32000, 2, nn, {}).generic).toBe(false);
-  });
+  }
 });
 
 // Newton-Schulz's products (optim/muon.ts): X X^T and A A computed as symmetric products (tiles on and above
@@ -300,6 +315,122 @@ describe.skipIf(!hasGpu)('symmetric products and epilogues on WebGPU vs referenc
   it('chooseTile for a symmetric product counts only the tiles on and above the diagonal', () => {
     expect(chooseTile(768, 768, 39, false, true)).toBe(DEFAULT_TILE); // 21 x 39 live 128 x 128 tiles
     expect(chooseTile(768, 768, 3, false, true)).toBe(SMALL_TILE); // 21 x 3 would leave SMs idle
+  });
+});
+
+// The 'wave' plan (index.ts): whole-wave tiles, split-K for very narrow outputs, vector loads with a K tail.
+describe.skipIf(!hasGpu)('wave plan on WebGPU vs reference', () => {
+  const run = async (
+    M: number,
+    N: number,
+    K: number,
+    transA: boolean,
+    transB: boolean,
+    o: { tile?: TileConfig; epi?: boolean } = {},
+  ) => {
+    const gpu = (await gpuContext())!;
+    const rng = new Rng(M * 13 + N * 7 + K * 5 + (transA ? 1 : 0) + (transB ? 2 : 0));
+    const a = rng.normalArray(M * K);
+    const b = rng.normalArray(K * N);
+    const d = rng.normalArray(M * N);
+    const ga = gpu.fromHost(a, transA ? [K, M] : [M, K]);
+    const gb = gpu.fromHost(b, transB ? [N, K] : [K, N]);
+    const gd = gpu.fromHost(d, [M, N]);
+    try {
+      const c = matmul(ga, gb, {
+        transA,
+        transB,
+        tile: o.tile,
+        epilogue: o.epi ? { d: gd, scaleD: 0.5, scaleAcc: -2 } : undefined,
+      });
+      const ref = matmulReference(a, b, { batch: 1, M, N, K, transA, transB, batchStrideB: 0 });
+      const want = o.epi ? ref.map((v, i) => 0.5 * d[i] - 2 * v) : ref;
+      expectClose(await c.read(), want, TOL, `${M}x${N}x${K} ${transA}/${transB}`);
+      c.dispose();
+    } finally {
+      for (const t of [ga, gb, gd]) t.dispose();
+    }
+  };
+
+  // 64 x 192 (4 x 12 per thread: the generator's three-vec4 rows of B): whole tiles, edge tiles, and a K tail
+  // with an epilogue (the router's dX, K = 8, scaled down). Layouts with vector dims multiples of 4.
+  it('64 x 192 tile: whole tiles (NT), edge tiles (TN), K tail with an epilogue (NN)', async () => {
+    await run(64, 192, 48, false, true, { tile: WAVE_TILE });
+    await run(68, 196, 32, true, false, { tile: WAVE_TILE });
+    await run(68, 196, 8, false, false, { tile: WAVE_TILE, epi: true });
+  });
+  // 128 x 96 and 128 x 192 (8 x 12 per thread) compile for ~25 s per variant on lavapipe; their code is the
+  // 64 x 192 one's with two vec4 rows per thread. 128 x 192 stages 20 KiB: skipped where the adapter has less.
+  const slow = process.env.KIMI_SLOW_TESTS !== '1';
+  it.skipIf(slow)('128 x 96 tile: edge tiles, x W^T and A B with an epilogue', async () => {
+    await run(132, 100, 32, false, true, { tile: WAVE_TILE_TALL });
+    await run(132, 100, 48, false, false, { tile: WAVE_TILE_TALL, epi: true });
+  });
+  it.skipIf(slow)('128 x 192 tile: edge tiles, x W^T', async () => {
+    const gpu = (await gpuContext())!;
+    if (gpu.limits.maxComputeWorkgroupStorageSize < 20480) return;
+    await run(132, 196, 32, false, true, { tile: WAVE_TILE_WIDE });
+  });
+  // K not whole BK steps with the tile the plan picks (64 x 64): 1023-like (TN, loads along m and n), 8 and 12
+  // (loads along k, K % 4 == 0), a tail after a whole step (TT, K = 36), with and without an epilogue.
+  for (const [M, N, K, transA, transB, epi] of [
+    [68, 20, 23, true, false, false],
+    [65, 12, 8, false, false, true],
+    [7, 9, 12, false, true, false],
+    [64, 4, 36, true, true, false],
+  ] as const) {
+    it(`K tail: M=${M} N=${N} K=${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}${epi ? ' epilogue' : ''}`, async () => {
+      await run(M, N, K, transA, transB, { epi });
+    });
+  }
+  it('narrow output: the 64 x 64 tile with K cut into slices (router logits, scaled down)', async () => {
+    await run(1028, 8, 256, false, true);
+    await run(1024, 12, 512, false, true);
+  });
+
+  it('choosePlan under the wave plan (the default): whole-wave tiles, narrow-output split, the rest as tuned', () => {
+    const nn = { bf16: false, vec4: true, special: false, transA: false, transB: false };
+    const nt = { ...nn, transB: true };
+    const tn = { ...nn, transA: true };
+    const plan = (tile: TileConfig, slices: number) => ({ tile, slices, generic: slices > 1 });
+    expect(waveFill(192)).toBeCloseTo(192 / 264);
+    expect(waveFill(256)).toBeCloseTo(256 / 264);
+    expect(waveFill(528)).toBe(1);
+    try {
+      // dX = dY W at 4096 x 768: 256 tiles of 64 x 192 (97% of a wave) instead of 384 of 128 x 64, with the
+      // epilogue too; x W^T (B transposed) keeps the tuned 128 x 128 tiles and 2 K slices (measured no faster).
+      expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(WAVE_TILE, 1));
+      expect(choosePlan(4096, 768, 768, 1, { ...nn, special: true }, {})).toEqual(plan(WAVE_TILE, 1));
+      expect(choosePlan(4096, 768, 1152, 1, nn, {})).toEqual(plan(WAVE_TILE, 1));
+      expect(epilogueKeepsPlan(4096, 768, 768, false, false)).toBe(true);
+      expect(choosePlan(4096, 768, 768, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 2));
+      expect(choosePlan(4096, 1536, 256, 1, nt, {})).toEqual(plan(DEFAULT_TILE, 1));
+      // A symmetric product, a batch, bf16 or long K keep the tuned plan; whole waves of 128 x 128 too.
+      expect(choosePlan(768, 768, 768, 1, { ...tn, special: true }, { symmetric: true }).tile).toBe(SMALL_TILE);
+      expect(choosePlan(4096, 768, 768, 2, nn, {}).tile).toBe(DEFAULT_TILE);
+      expect(choosePlan(1024, 768, 32000, 1, nn, {})).toEqual(plan(TALL_TILE, 8));
+      expect(choosePlan(4096, 2048, 768, 1, nn, {})).toEqual(plan(DEFAULT_TILE, 1));
+      expect(choosePlan(4096, 256, 768, 1, nt, {})).toEqual(plan(TALL_TILE, 1));
+      // 8 router outputs over K = 768: 64 tiles of 64 x 64, K in 4 slices (256 workgroups).
+      expect(choosePlan(4096, 8, 768, 1, nt, {})).toEqual(plan(SMALL_TILE, 4));
+      setMatmulWaveTile('128x96');
+      expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(WAVE_TILE_TALL, 1));
+      // 128 x 192: 128 tiles, one per SM (97% of 132); at 8192 rows 256 (two waves); 128 x 128 at 16384.
+      // It stages 20 KiB: on a device with WebGPU's default 16 KiB the plan takes 64 x 192.
+      setMatmulWaveTile('128x192');
+      const big = { ...nn, workgroupBytes: 49152 };
+      expect(choosePlan(4096, 768, 768, 1, big, {})).toEqual(plan(WAVE_TILE_WIDE, 1));
+      expect(choosePlan(8192, 768, 768, 1, big, {})).toEqual(plan(WAVE_TILE_WIDE, 1));
+      expect(choosePlan(16384, 768, 768, 1, big, {}).tile).toBe(DEFAULT_TILE);
+      expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(WAVE_TILE, 1));
+      expect(waveFill(128, 132)).toBeCloseTo(128 / 132);
+      // The tuned plan (--matmul-plan tuned): 128 x 64 for dX.
+      setMatmulPlan('tuned');
+      expect(choosePlan(4096, 768, 768, 1, nn, {})).toEqual(plan(TALL_TILE, 1));
+    } finally {
+      setMatmulPlan('wave');
+      setMatmulWaveTile('64x192');
+    }
   });
 });
 

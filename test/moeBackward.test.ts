@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { setMoeRowsTiled } from '../src/kernels/moe/rowsTiled.wgsl.js';
+import { setMoeOuterTiled } from '../src/kernels/moe/outerTiled.wgsl.js';
+import { setMoePlanLocal } from '../src/kernels/moe/plan.wgsl.js';
+import { setMoeRowsThreadRows, setMoeRowsTiled } from '../src/kernels/moe/rowsTiled.wgsl.js';
 import { expertsBackward, routeBackward } from '../src/kernels/moe/backward.js';
 import { expertsBackwardReference, routeBackwardReference } from '../src/kernels/moe/backwardReference.js';
 import type { RouterConfig } from '../src/kernels/moe/index.js';
@@ -130,14 +132,23 @@ describe('MoE backward reference', () => {
 describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
   // [N, D, I, E, k]: one token (most experts empty: zero weight gradients), odd sizes, experts with more
   // rows than one 32-row tile, k = 3 of 5.
-  // The last: ~133 rows per expert, so the split outer products (outerSplit.wgsl.ts) sum uneven chunks and an
-  // empty one. 'scalar': the earlier kernels (setMoeRowsTiled(false)), kept for comparison on the device.
-  const cases: [number, number, number, number, number, 'new' | 'scalar'][] = [
+  // The last: ~133 rows per expert, so the split outer products sum uneven chunks and an empty one.
+  // 'new': the defaults: tiled row kernels (8 rows per thread for one weight, 4 for two), the tiled outer
+  // products (outerTiled.wgsl.ts) where D and I are multiples of 4 (24 x 40: a 128 x 64 tile's edges; with 200
+  // tokens chunks of several 16-row steps), the atomic expert plan.
+  // 'rows 8, local plan': 8 rows per thread in every form, the plan without atomics (plan.wgsl.ts).
+  // 'split outer': 4 rows per thread (the first tiled form) and the outer products of outerSplit.wgsl.ts.
+  // 'scalar': the earlier kernels (setMoeRowsTiled(false)), kept for comparison on the device.
+  type Kernels = 'new' | 'rows 8, local plan' | 'split outer' | 'scalar';
+  const cases: [number, number, number, number, number, Kernels][] = [
     [1, 8, 12, 8, 2, 'new'],
     [7, 13, 37, 8, 2, 'new'],
     [65, 24, 40, 3, 2, 'new'],
     [63, 17, 70, 5, 3, 'new'],
     [200, 24, 40, 3, 2, 'new'],
+    [200, 24, 40, 3, 2, 'rows 8, local plan'],
+    [63, 17, 70, 5, 3, 'rows 8, local plan'],
+    [200, 24, 40, 3, 2, 'split outer'],
     [65, 24, 40, 3, 2, 'scalar'],
     [63, 17, 70, 5, 3, 'scalar'],
   ];
@@ -145,12 +156,18 @@ describe.skipIf(!hasGpu)('MoE backward on WebGPU vs reference', () => {
     it(`experts N=${N} D=${D} I=${I} E=${E} k=${k} (${kernels} kernels)`, async () => {
       const gpu = (await gpuContext())!;
       const c = expertsCase(N, D, I, E, k, N * 3 + I);
-      setMoeRowsTiled(kernels === 'new');
+      setMoeRowsTiled(kernels !== 'scalar');
+      setMoeOuterTiled(kernels !== 'split outer');
+      setMoeRowsThreadRows(kernels === 'new' ? 'mode' : kernels === 'rows 8, local plan' ? 8 : 4);
+      setMoePlanLocal(kernels === 'rows 8, local plan');
       let out: ReturnType<typeof expertsBackwardOn>;
       try {
         out = expertsBackwardOn(gpu, c, N, D, I, E, k);
       } finally {
         setMoeRowsTiled(true);
+        setMoeOuterTiled(true);
+        setMoeRowsThreadRows('mode');
+        setMoePlanLocal(false);
       }
       const ref = expertsBackwardReference(c.x, c.routes, c.w1, c.w3, c.w2, c.dy, { N, D, I, E, topK: k });
       // f32 sums over at most D, I or one expert's rows; relative to max |value|.

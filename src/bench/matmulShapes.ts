@@ -3,16 +3,23 @@
  * `bench train --profile`'s matmulShapes), to choose matmul's plan by measurement. Each shape runs its
  * automatic plan and every forced 128x128 / 128x64 / 64x128 / 64x64 tile with 1, 2, 4 or 8 K slices
  * that the shape allows (split-K needs whole vec4s and whole BK steps per slice), and the automatic plan
- * without the swizzled tiles; each result is compared with the automatic plan's.
+ * without the swizzled tiles, and the 'wave' plan with each of its tiles (and those tiles forced); each
+ * result is compared with the automatic plan's.
  */
 import type { GpuContext } from '../gpu/context.js';
 import {
   DEFAULT_TILE,
   matmul,
   SMALL_TILE,
+  setMatmulPlan,
   setMatmulSwizzle,
+  setMatmulWaveTile,
   TALL_TILE,
   type TileConfig,
+  WAVE_TILE,
+  WAVE_TILE_TALL,
+  WAVE_TILE_WIDE,
+  type WaveTileName,
   WIDE_TILE,
 } from '../kernels/matmul/index.js';
 import { randomUniform } from '../kernels/random/index.js';
@@ -54,9 +61,17 @@ export async function benchMatmulShapes(gpu: GpuContext, shapes: ProductShape[],
     const flops = 2 * s.M * s.N * s.K;
     const shape = `${s.M}x${s.N}x${s.K}:${s.transA ? 'T' : 'N'}${s.transB ? 'T' : 'N'}`;
     const vec4 = (s.transA ? s.M % 4 === 0 : s.K % 4 === 0) && (s.transB ? s.K % 4 === 0 : s.N % 4 === 0);
-    const configs: [string, { tile?: TileConfig; splitK?: number; swizzle?: boolean }][] = [
+    type Config = { tile?: TileConfig; splitK?: number; swizzle?: boolean; wave?: WaveTileName };
+    const configs: [string, Config][] = [
       ['auto', {}],
       ['auto, no swizzle', { swizzle: false }],
+      // The wave plan (index.ts) with each of its two tiles, and those tiles forced, unsplit.
+      ['auto wave 64x192', { wave: '64x192' }],
+      ['auto wave 128x96', { wave: '128x96' }],
+      ['auto wave 128x192', { wave: '128x192' }],
+      ['64x192', { tile: WAVE_TILE }],
+      ['128x96', { tile: WAVE_TILE_TALL }],
+      ['128x192', { tile: WAVE_TILE_WIDE }],
     ];
     for (const [name, tile] of MENU) {
       for (const splitK of [1, 2, 4, 8]) {
@@ -67,9 +82,11 @@ export async function benchMatmulShapes(gpu: GpuContext, shapes: ProductShape[],
     // Every configuration computes the same product: each is checked against the automatic plan's result
     // (largest difference relative to its largest magnitude; only the order of the sums differs).
     let first: Float32Array | undefined;
-    for (const [config, { swizzle, ...o }] of configs) {
+    for (const [config, { swizzle, wave, ...o }] of configs) {
       try {
         setMatmulSwizzle(swizzle ?? true);
+        setMatmulPlan(wave ? 'wave' : 'tuned');
+        setMatmulWaveTile(wave ?? '64x192');
         const run = () => matmul(a, b, { transA: s.transA, transB: s.transB, out, ...o }).dispose();
         const t = await timeGpu(gpu, run, reps, 3);
         run();
@@ -86,6 +103,8 @@ export async function benchMatmulShapes(gpu: GpuContext, shapes: ProductShape[],
         rows.push({ shape, config, error: (e as Error).message });
       } finally {
         setMatmulSwizzle(true);
+        setMatmulPlan('tuned');
+        setMatmulWaveTile('64x192');
       }
     }
     for (const x of [a, b, out]) x.dispose();

@@ -23,8 +23,17 @@ import { hash32 } from '../train/data.js';
 import { defaultGradientFn } from '../train/gradients.js';
 import { Trainer } from '../train/trainer.js';
 import { modelGradients } from '../model/gradients.js';
-import { setMatmulPlan, setMatmulSwizzle, setMatmulTilePolicy, traceMatmuls } from '../kernels/matmul/index.js';
-import { setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
+import { setMoeOuterTiled } from '../kernels/moe/outerTiled.wgsl.js';
+import {
+  setMatmulPlan,
+  setMatmulSwizzle,
+  setMatmulTilePolicy,
+  setMatmulWaveTile,
+  traceMatmuls,
+  type WaveTileName,
+} from '../kernels/matmul/index.js';
+import { setMoePlanLocal } from '../kernels/moe/plan.wgsl.js';
+import { setMoeRowsThreadRows, setMoeRowsTiled } from '../kernels/moe/rowsTiled.wgsl.js';
 import { setKdaParamReduce } from '../kernels/kda/prep.js';
 import { setSumToTrailingColumns } from '../kernels/elementwise/backward.js';
 import { setElementwiseVec4 } from '../kernels/elementwise/index.js';
@@ -371,9 +380,25 @@ export function registerTrainBench(bench: Command): void {
       'tiled',
     )
     .option(
+      '--moe-rows-thread <rows>',
+      'rows per thread of the tiled expert row kernels: mode (default: 8 for one weight, 4 for two) | 8 | 4',
+      'mode',
+    )
+    .option(
+      '--moe-plan <kind>',
+      'atomic (default: workgroup atomics) | local (counts in registers and a scan, plan.wgsl.ts; slower on the H200)',
+      'atomic',
+    )
+    .option(
       '--matmul-plan <policy>',
-      "tuned (default: choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only)",
-      'tuned',
+      "wave (default: tuned + whole-wave tiles, narrow-output split-K, vector K tails) | tuned (choosePlan's measured tile / split-K rules) | plain (chooseTile and the A^T B split only)",
+      'wave',
+    )
+    .option('--matmul-wave-tile <tile>', "the wave plan's tile: 64x192 (default) | 128x96 | 128x192", '64x192')
+    .option(
+      '--moe-outer <kind>',
+      "tiled (default: register-tiled expert weight gradients, outerTiled.wgsl.ts) | split (outerSplit's 64 x 64 kernel)",
+      'tiled',
     )
     .option('--matmul-swizzle <on|off>', "on (default): the tiled matmul's swizzled workgroup tiles | off", 'on')
     .option(
@@ -405,6 +430,10 @@ export function registerTrainBench(bench: Command): void {
       '--attention-check',
       "first run every attention kernel set (tiled, wide, wide-half, wide-quarter) on the same random inputs at the model's MLA shape: max relative differences to tiled and per-kernel GPU ms",
     )
+    .option(
+      '--pool-free-gib <n>',
+      "free-list cap of the GPU buffer pool in GiB (default: the pool's 8); batch 2 and 4 steps pass 8 and re-create hundreds of buffers per step",
+    )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one forward + backward per variant (GPU timestamps per dispatch)')
@@ -429,9 +458,21 @@ export function registerTrainBench(bench: Command): void {
       if (opts.moeRows !== 'tiled' && opts.moeRows !== 'scalar')
         throw new Error(`--moe-rows: '${opts.moeRows}' is not tiled or scalar`);
       setMoeRowsTiled(opts.moeRows === 'tiled');
-      if (opts.matmulPlan !== 'tuned' && opts.matmulPlan !== 'plain')
-        throw new Error(`--matmul-plan: '${opts.matmulPlan}' is not tuned or plain`);
+      if (opts.matmulPlan !== 'tuned' && opts.matmulPlan !== 'plain' && opts.matmulPlan !== 'wave')
+        throw new Error(`--matmul-plan: '${opts.matmulPlan}' is not tuned, plain or wave`);
       setMatmulPlan(opts.matmulPlan);
+      if (!['64x192', '128x96', '128x192'].includes(opts.matmulWaveTile))
+        throw new Error(`--matmul-wave-tile: '${opts.matmulWaveTile}' is not 64x192, 128x96 or 128x192`);
+      setMatmulWaveTile(opts.matmulWaveTile as WaveTileName);
+      if (opts.moeOuter !== 'tiled' && opts.moeOuter !== 'split')
+        throw new Error(`--moe-outer: '${opts.moeOuter}' is not tiled or split`);
+      setMoeOuterTiled(opts.moeOuter === 'tiled');
+      if (!['mode', '8', '4'].includes(opts.moeRowsThread))
+        throw new Error(`--moe-rows-thread: '${opts.moeRowsThread}' is not mode, 8 or 4`);
+      setMoeRowsThreadRows(opts.moeRowsThread === 'mode' ? 'mode' : opts.moeRowsThread === '8' ? 8 : 4);
+      if (opts.moePlan !== 'local' && opts.moePlan !== 'atomic')
+        throw new Error(`--moe-plan: '${opts.moePlan}' is not local or atomic`);
+      setMoePlanLocal(opts.moePlan === 'local');
       if (opts.matmulSwizzle !== 'on' && opts.matmulSwizzle !== 'off')
         throw new Error(`--matmul-swizzle: '${opts.matmulSwizzle}' is not on or off`);
       setMatmulSwizzle(opts.matmulSwizzle === 'on');
@@ -464,6 +505,11 @@ export function registerTrainBench(bench: Command): void {
               Dv: Number(json.v_head_dim),
             })
           : undefined;
+      if (opts.poolFreeGib !== undefined) {
+        const gib = Number(opts.poolFreeGib);
+        if (!(gib > 0)) throw new Error(`--pool-free-gib: '${opts.poolFreeGib}' is not a positive number`);
+        if (device instanceof GpuContext) device.pool.maxFreeBytes = gib * 2 ** 30;
+      }
       const r = await benchTrain(device, json, {
         seqLen: parseList(opts.seqLen)[0],
         batch: parseList(opts.batch)[0],
@@ -481,6 +527,11 @@ export function registerTrainBench(bench: Command): void {
           newtonSchulz: opts.newtonSchulz,
           moeRows: opts.moeRows,
           matmulPlan: opts.matmulPlan,
+          matmulWaveTile: opts.matmulWaveTile,
+          moeOuter: opts.moeOuter,
+          moeRowsThread: opts.moeRowsThread,
+          moePlan: opts.moePlan,
+          poolFreeGib: opts.poolFreeGib ?? null,
           matmulSwizzle: opts.matmulSwizzle,
           kdaParamReduce: opts.kdaParamReduce,
           sumColumns: opts.sumColumns,

@@ -23,6 +23,9 @@ import {
   tiledKey,
   tiledWgsl,
   tiledWorkgroupSize,
+  WAVE_TILE,
+  WAVE_TILE_TALL,
+  WAVE_TILE_WIDE,
   WIDE_TILE,
 } from './tiled.wgsl.js';
 
@@ -93,12 +96,82 @@ export function chooseTile(M: number, N: number, batch: number, bf16 = false, sy
 }
 
 /**
- * 'tuned' (default): choosePlan's measured rules for unbatched f32 products below. 'plain': chooseTile's tile
- * and only the A^T B split (the plan before these rules, kept for comparison on the device).
+ * 'wave' (default): 'tuned' plus whole-wave tiles, split-K for very narrow outputs and vector loads for K
+ * tails (wavePlan below; H200, bench/results/2026-12-01-h200-mm-*: matmul 57.2 -> 54.9 ms and split-K sums
+ * 2.96 -> 2.45 ms per hybrid forward + backward). 'tuned': choosePlan's measured rules for unbatched f32
+ * products below. 'plain': chooseTile's tile and only the A^T B split (the plan before these rules). The
+ * last two are kept for comparison on the device.
  */
-let planPolicy: 'tuned' | 'plain' = 'tuned';
-export function setMatmulPlan(p: 'tuned' | 'plain'): void {
+export type MatmulPlanPolicy = 'tuned' | 'plain' | 'wave';
+let planPolicy: MatmulPlanPolicy = 'wave';
+export function setMatmulPlan(p: MatmulPlanPolicy): void {
   planPolicy = p;
+}
+
+export type WaveTileName = '64x192' | '128x96' | '128x192';
+const WAVE_TILES: Record<WaveTileName, TileConfig> = {
+  '64x192': WAVE_TILE,
+  '128x96': WAVE_TILE_TALL,
+  '128x192': WAVE_TILE_WIDE,
+};
+/** The wave plan's tile: 64 x 192 (default), 128 x 96 or 128 x 192 (benchmarks: which fills a wave fastest). */
+let waveTile: TileConfig = WAVE_TILE;
+export function setMatmulWaveTile(t: WaveTileName): void {
+  waveTile = WAVE_TILES[t];
+}
+
+/** The H200's SMs; the tiled kernel's workgroups fit two per SM, except the 128 x 192 tile's one. */
+const SMS = 132;
+const WAVE = 2 * SMS;
+function slotsOf(t: TileConfig): number {
+  return t === WAVE_TILE_WIDE ? SMS : WAVE;
+}
+/** Fraction of the last wave's workgroup slots (`slots` at a time) a grid of g workgroups fills. */
+export function waveFill(g: number, slots = WAVE): number {
+  return g / (Math.ceil(g / slots) * slots);
+}
+
+/**
+ * The 'wave' plan's additions to the tuned rules, for an unbatched f32 product on the vector path
+ * (undefined: the tuned plan):
+ *  - B not transposed, K < 2048 and the 128 x 128 grid fills under 90% of its last wave (4096 x 768: 192
+ *    tiles, 73%): the wave tile when its grid of whole tiles fills at least 90% (4096 x 768: 256, 97%),
+ *    unsplit, so it also takes the epilogue (dX with the accumulated gradient). Measured in the training
+ *    step on the H200: dX = dY W at 4096 x 768 x 768 with the epilogue 27.4 -> 31.6 TFLOP/s (128 x 64 before),
+ *    without 28 -> 32.5, 4096 x 768 x 1152 28.6 -> 33.4. x W^T (B transposed) kept the tuned plan: 4096 x
+ *    768 x 768 ran 29.0 on 64 x 192 against 29.3 for 128 x 128 with 2 K slices, 4096 x 1536 x 256 26.8
+ *    against 27.6 (in isolation 128 x 192 gave 32.0 there: not measured in the step yet);
+ *  - an output side under 64 (the router's 8 and the gates' 12 outputs over K = 768: 64 workgroups of
+ *    64 x 64 walking all of K): the 64 x 64 tile with K cut into slices until ~264 workgroups.
+ */
+function wavePlan(
+  M: number,
+  N: number,
+  K: number,
+  s: PlanShape,
+  symmetric: boolean,
+): { tile: TileConfig; slices: number; generic: boolean } | undefined {
+  const grid = (t: TileConfig) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN);
+  const staged = (t: TileConfig) => 4 * t.BK * (t.BM + t.BN);
+  const w = staged(waveTile) <= (s.workgroupBytes ?? 16384) ? waveTile : WAVE_TILE;
+  if (
+    !symmetric &&
+    !s.transB &&
+    K < 2048 &&
+    waveFill(grid(DEFAULT_TILE)) < 0.9 &&
+    M % w.BM === 0 &&
+    N % w.BN === 0 &&
+    waveFill(grid(w), slotsOf(w)) >= 0.9
+  ) {
+    return { tile: w, slices: 1, generic: false };
+  }
+  if (!s.special && Math.min(M, N) < 64 && Math.max(M, N) >= 1024 && K >= 256 && K % SMALL_TILE.BK === 0) {
+    const g = grid(SMALL_TILE);
+    let n = 1;
+    while (n < 8 && g * n * 2 <= WAVE && K % (2 * n * SMALL_TILE.BK) === 0 && K / (2 * n) >= 64) n *= 2;
+    if (n > 1) return { tile: SMALL_TILE, slices: n, generic: true };
+  }
+  return undefined;
 }
 
 let swizzle = true;
@@ -110,7 +183,10 @@ export function setMatmulSwizzle(on: boolean): void {
 export interface PlanShape {
   bf16: boolean;
   vec4: boolean;
+  /** An epilogue or symmetric product (no split-K). */
   special: boolean;
+  /** The device's workgroup memory in bytes (default WebGPU's 16 KiB): the 128 x 192 wave tile needs 20 KiB. */
+  workgroupBytes?: number;
   transA: boolean;
   transB: boolean;
 }
@@ -151,6 +227,10 @@ export function choosePlan(
     slices: canSplit && s.transA && !s.transB ? splitKSlices(groups(base), K, base) : 1,
     generic: false,
   });
+  if (planPolicy === 'wave' && batch === 1 && !s.bf16 && s.vec4) {
+    const w = wavePlan(M, N, K, s, !!opts.symmetric);
+    if (w) return w;
+  }
   if (planPolicy === 'plain' || !canSplit || !s.vec4 || groups(DEFAULT_TILE) >= 264) return plain();
   const half = M >= N ? TALL_TILE : WIDE_TILE;
   const g = groups(half);
@@ -270,14 +350,19 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     // Vector loads need whole vec4s along each operand's contiguous dimension (f32 B; bf16 keeps the
     // whole-tile rule below) and K in whole BK steps.
     const vec4 = !bf16 && (dims.transA ? M % 4 === 0 : K % 4 === 0) && (dims.transB ? K % 4 === 0 : N % 4 === 0);
-    const plan = choosePlan(M, N, K, batch, { bf16, vec4, special, transA: dims.transA, transB: dims.transB }, opts);
+    const workgroupBytes = gpu.limits.maxComputeWorkgroupStorageSize;
+    const shape = { bf16, vec4, special, transA: dims.transA, transB: dims.transB, workgroupBytes };
+    const plan = choosePlan(M, N, K, batch, shape, opts);
     const { tile, slices, generic } = plan;
     const Ks = K / slices;
     // The vector path loads 16 bytes per thread per step: 8 bf16 values must divide each thread's share.
     const bPerThread = (tile.BK * tile.BN) / tiledWorkgroupSize(tile);
     const whole = M % tile.BM === 0 && N % tile.BN === 0;
     const kSteps = Ks % tile.BK === 0 && Ks % 4 === 0;
-    const aligned = (whole && kSteps && (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0))) || (vec4 && kSteps);
+    // The wave plan reads a K tail (K not whole BK steps) with vector loads too, zeros past K, where the
+    // other plans take the checked path (the loss head's 1023-token chunk ran there at 25 TFLOP/s).
+    const kTail = planPolicy === 'wave' && vec4 && slices === 1 && !kSteps;
+    const aligned = (whole && kSteps && (!bf16 || (K % 8 === 0 && bPerThread % 8 === 0))) || (vec4 && kSteps) || kTail;
     const edge = aligned && !whole;
     if (generic && !aligned) throw new Error(`matmul: split-K of ${M}x${N}x${K} needs the vector path`);
     const variant = {
@@ -291,10 +376,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       swizzle,
       symmetric: !!opts.symmetric,
       epilogue: !!epi,
+      kTail,
     };
     trace?.push(
       `${batch}x${M}x${N}x${K} ${dims.transA ? 'T' : 'N'}${dims.transB ? 'T' : 'N'} ${tile.BM}x${tile.BN}` +
         `${slices > 1 ? ` split${slices}${generic ? 'g' : ''}` : ''}${edge ? ' edge' : aligned ? '' : ' checked'}` +
+        `${kTail ? ' ktail' : ''}` +
         `${opts.symmetric ? ' sym' : ''}${epi ? ' epi' : ''}${bf16 ? ' bf16' : ''}`,
     );
     // Split-K (splitK.ts): either slice z of K is batch entry z, with batch strides Ks M (A) and Ks N (B)
@@ -350,4 +437,13 @@ export function linear(x: Tensor, weight: Tensor): Tensor {
   }
 }
 
-export { DEFAULT_TILE, SMALL_TILE, TALL_TILE, type TileConfig, WIDE_TILE } from './tiled.wgsl.js';
+export {
+  DEFAULT_TILE,
+  SMALL_TILE,
+  TALL_TILE,
+  type TileConfig,
+  WAVE_TILE,
+  WAVE_TILE_TALL,
+  WAVE_TILE_WIDE,
+  WIDE_TILE,
+} from './tiled.wgsl.js';

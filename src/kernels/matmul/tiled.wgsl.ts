@@ -44,6 +44,24 @@ export const WIDE_TILE: TileConfig = { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 };
 /** Smaller tiles for small matrices, where 128x128 tiles would leave most of the GPU idle. */
 export const SMALL_TILE: TileConfig = { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 };
 
+/**
+ * Wave tiles (the 'wave' plan in index.ts): a 4096 x 768 output (the projections of a 4096-token sequence)
+ * is 192 tiles of 128 x 128 or 384 of 128 x 64, 1.45 waves of the 264 workgroups the H200's 132 SMs hold
+ * two at a time, so a third of the last wave idles. 64 x 192 (4 x 12 per thread, 256 threads) and 128 x 96
+ * (8 x 12 per thread, 128 threads) cut it into 256 tiles: one wave, 97% full, without split-K partials.
+ * Both stage 16 KiB or less of workgroup memory per step (BK 16), as the 128 x 128 tile does.
+ */
+export const WAVE_TILE: TileConfig = { BM: 64, BN: 192, BK: 16, TM: 4, TN: 12 };
+export const WAVE_TILE_TALL: TileConfig = { BM: 128, BN: 96, BK: 16, TM: 8, TN: 12 };
+/**
+ * 128 x 192 (8 x 12 per thread, 256 threads, ~140 registers each): one workgroup per SM, so a 4096 x 768
+ * output's 128 tiles are one wave of 132 (97%). The 128 x 64 tile at one workgroup per SM (4096 x 256 x 768,
+ * 128 tiles) ran at 28.8 TFLOP/s against 21 for 64 x 64 at two per SM: few, fat workgroups keep up; this one
+ * does 96 FMAs per 5 workgroup loads. Stages 20 KiB per step: needs more than WebGPU's default 16 KiB of
+ * workgroup memory (the H200 adapter offers 48 KiB).
+ */
+export const WAVE_TILE_WIDE: TileConfig = { BM: 128, BN: 192, BK: 16, TM: 8, TN: 12 };
+
 export interface TiledVariant {
   tile: TileConfig;
   transA: boolean;
@@ -57,11 +75,17 @@ export interface TiledVariant {
   swizzle?: boolean;
   symmetric?: boolean;
   epilogue?: boolean;
+  /**
+   * With `aligned`: K is not a whole number of BK steps (the loss head's last chunk of 1023 tokens, the
+   * 8- and 12-wide router / gate inputs). The last step's loads past K read zeros; the operands read along
+   * k have K % 4 == 0 (the vector-path condition), so each vec4 lies wholly inside or outside K.
+   */
+  kTail?: boolean;
 }
 
 export function tiledKey(v: TiledVariant): string {
   const t = v.tile;
-  const opts = `${v.swizzle ? '_swz' : ''}${v.edge ? '_edge' : ''}${v.kSplit ? '_ks' : ''}${v.symmetric ? '_sym' : ''}${v.epilogue ? '_epi' : ''}`;
+  const opts = `${v.swizzle ? '_swz' : ''}${v.edge ? '_edge' : ''}${v.kSplit ? '_ks' : ''}${v.symmetric ? '_sym' : ''}${v.epilogue ? '_epi' : ''}${v.kTail ? '_kt' : ''}`;
   return `matmul_tiled_${t.BM}x${t.BN}x${t.BK}_${t.TM}x${t.TN}_${v.transA ? 'T' : 'N'}${v.transB ? 'T' : 'N'}_${v.bDtype}_${v.aligned ? 'a' : 'c'}${opts}`;
 }
 
@@ -87,6 +111,12 @@ export function tiledWgsl(v: TiledVariant): string {
     throw new Error('matmul: split-K goes with the vector path only, without epilogue or symmetry');
   }
   if (v.edge && !v.aligned) throw new Error('matmul: the edge variant is a form of the vector path');
+  if (v.kTail && (!v.aligned || v.kSplit || bf16)) {
+    throw new Error('matmul: a K tail goes with the f32 vector path only, without split-K');
+  }
+  // A load of step k0 at row (or vec4) k of the tile, zero past K for the kTail variant.
+  const kGuard = (load: string, k: string, reg: string, zero: string) =>
+    v.kTail ? `if (k0 + ${k} < p.K) { ${load} } else { ${reg} = ${zero}; }` : load;
   const edge = !!v.edge;
   // The vector path's row / column of A and B, clamped into the matrix for the edge variant (the
   // out-of-range rows and columns computed from them are never stored). m and n index whole vec4s when
@@ -150,13 +180,27 @@ export function tiledWgsl(v: TiledVariant): string {
       if (!v.transA) {
         // A [M, K]: vec4 along k; tile has BM rows of BK/4 vec4s; stored transposed into As[k][m].
         L(`  let aM${j} = (lid + ${j * WG}u) / ${BK / 4}u; let aK${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`);
-        loadA.push(`ra${j} = A[(aBase + ${rowA(`row0 + aM${j}`, false)} * p.K + k0 + aK${j}) / 4u];`);
+        loadA.push(
+          kGuard(
+            `ra${j} = A[(aBase + ${rowA(`row0 + aM${j}`, false)} * p.K + k0 + aK${j}) / 4u];`,
+            `aK${j}`,
+            `ra${j}`,
+            'vec4<f32>(0.0)',
+          ),
+        );
         for (let c = 0; c < 4; c++)
           storeA.push(`As[${tileAt(BM, swA, `(aK${j} + ${c}u)`, `aM${j}`)}][aM${j} % 4u] = ra${j}[${c}];`);
       } else {
         // A stored [K, M]: vec4 along m goes straight into As[k][m..m+3].
         L(`  let aK${j} = (lid + ${j * WG}u) / ${BM / 4}u; let aM${j} = ((lid + ${j * WG}u) % ${BM / 4}u) * 4u;`);
-        loadA.push(`ra${j} = A[(aBase + (k0 + aK${j}) * p.M + ${rowA(`row0 + aM${j}`, true)}) / 4u];`);
+        loadA.push(
+          kGuard(
+            `ra${j} = A[(aBase + (k0 + aK${j}) * p.M + ${rowA(`row0 + aM${j}`, true)}) / 4u];`,
+            `aK${j}`,
+            `ra${j}`,
+            'vec4<f32>(0.0)',
+          ),
+        );
         storeA.push(`As[(aK${j} * ${BM}u + aM${j}) / 4u] = ra${j};`);
       }
     }
@@ -170,7 +214,14 @@ export function tiledWgsl(v: TiledVariant): string {
         L(
           `  let bK${j} = (lid + ${j * WG}u) / ${BN / per}u; let bN${j} = ((lid + ${j * WG}u) % ${BN / per}u) * ${per}u;`,
         );
-        loadB.push(`rb${j} = B[(bBase + (k0 + bK${j}) * p.N + ${colB(`col0 + bN${j}`, per)}) / ${per}u];`);
+        loadB.push(
+          kGuard(
+            `rb${j} = B[(bBase + (k0 + bK${j}) * p.N + ${colB(`col0 + bN${j}`, per)}) / ${per}u];`,
+            `bK${j}`,
+            `rb${j}`,
+            'vec4<f32>(0.0)',
+          ),
+        );
         if (bf16) {
           storeB.push(
             `Bs[(bK${j} * ${BN}u + bN${j}) / 4u] = vec4<f32>(lo(rb${j}.x), hi(rb${j}.x), lo(rb${j}.y), hi(rb${j}.y));`,
@@ -184,7 +235,14 @@ export function tiledWgsl(v: TiledVariant): string {
         L(
           `  let bN${j} = (lid + ${j * WG}u) / ${BK / per}u; let bK${j} = ((lid + ${j * WG}u) % ${BK / per}u) * ${per}u;`,
         );
-        loadB.push(`rb${j} = B[(bBase + ${colB(`col0 + bN${j}`, 1)} * p.K + k0 + bK${j}) / ${per}u];`);
+        loadB.push(
+          kGuard(
+            `rb${j} = B[(bBase + ${colB(`col0 + bN${j}`, 1)} * p.K + k0 + bK${j}) / ${per}u];`,
+            `bK${j}`,
+            `rb${j}`,
+            'vec4<f32>(0.0)',
+          ),
+        );
         for (let c = 0; c < per; c++) {
           const val = bf16 ? `${c % 2 ? 'hi' : 'lo'}(rb${j}[${c >> 1}])` : `rb${j}[${c}]`;
           storeB.push(`Bs[${tileAt(BN, swB, `(bK${j} + ${c}u)`, `bN${j}`)}][bN${j} % 4u] = ${val};`);

@@ -21,6 +21,7 @@ import {
 import { ROUTE_BWD_WG, routeBackwardKey, routeBackwardWgsl } from './backwardRoute.wgsl.js';
 import { SPLITK_SUM_WG, splitKSumWgsl } from '../matmul/splitK.js';
 import { OUTER_CHUNKS, OUTER_SPLIT_TILE, outerSplitKey, outerSplitWgsl } from './outerSplit.wgsl.js';
+import { OUTER_TILED_BM, OUTER_TILED_BN, outerTiledFits, outerTiledKey, outerTiledWgsl } from './outerTiled.wgsl.js';
 import {
   moeRowsTiledEnabled,
   ROWS_TILED_BM,
@@ -110,11 +111,17 @@ export function expertsBackwardGpu(
     const S = OUTER_CHUNKS;
     const outs = tensors.slice(v.dual ? -2 : -1);
     const partials = outs.map(() => gpu.empty([S, E, M, Nn]));
+    // The register-tiled kernel (outerTiled.wgsl.ts) where M and N are whole vec4s; same chunks and partials.
+    const tiled = outerTiledFits(M, Nn);
     gpu.dispatch({
-      kernel: { name: 'moe_bwd_outer', key: outerSplitKey(v, S), code: () => outerSplitWgsl(v, S) },
+      kernel: tiled
+        ? { name: 'moe_bwd_outer', key: outerTiledKey(v, S), code: () => outerTiledWgsl(v, S) }
+        : { name: 'moe_bwd_outer', key: outerSplitKey(v, S), code: () => outerSplitWgsl(v, S) },
       tensors: [...tensors.slice(0, tensors.length - outs.length), ...partials],
       params: new Params().u32(M, Nn, E, 0),
-      workgroups: [Math.ceil(M / OUTER_SPLIT_TILE), Math.ceil(Nn / OUTER_SPLIT_TILE), E * S],
+      workgroups: tiled
+        ? [Math.ceil(M / OUTER_TILED_BM), Math.ceil(Nn / OUTER_TILED_BN), E * S]
+        : [Math.ceil(M / OUTER_SPLIT_TILE), Math.ceil(Nn / OUTER_SPLIT_TILE), E * S],
     });
     for (const [i, part] of partials.entries()) {
       gpu.dispatch({

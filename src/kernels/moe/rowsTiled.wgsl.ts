@@ -22,7 +22,24 @@ import { expertTileStart } from './plan.wgsl.js';
 export const ROWS_TILED_BM = 32;
 export const ROWS_TILED_BN = 64;
 const BK = 16;
-const WG = 128;
+
+/**
+ * Rows per thread: 4 (128 threads, 4 x 4 each: 16 FMAs per 2 workgroup loads, the first form) or 8 (64
+ * threads, 8 x 4 each: two vec4 rows of A against one of the weight, 32 FMAs per 3 loads). The tile (32 x
+ * 64 of one expert, the plan's) and the results are the same; only the work per thread differs. 'mode'
+ * (default) takes 8 for the one-weight forms and 4 for the two-weight ones, as measured on the H200 (hybrid
+ * step, 11 MoE layers): fwdDown 1.78 -> 1.64 ms, dh 1.50 -> 1.42 with 8, but fwdGateUp 3.01 -> 3.43, gateUp
+ * 3.09 -> 3.57, dx 3.03 -> 3.23 (twice the accumulators or A loads per thread cost more than they save).
+ */
+let threadRows: 4 | 8 | 'mode' = 'mode';
+export function setMoeRowsThreadRows(n: 4 | 8 | 'mode'): void {
+  threadRows = n;
+}
+
+function rowsPerThread(mode: RowsTiledMode): 4 | 8 {
+  if (threadRows !== 'mode') return threadRows;
+  return mode === 'fwdDown' || mode === 'dh' ? 8 : 4;
+}
 
 export type RowsTiledMode = 'fwdGateUp' | 'fwdDown' | 'gateUp' | 'dh' | 'dx';
 
@@ -43,10 +60,16 @@ export function rowsTiledFits(Kin: number, Nout: number, wDtype: string): boolea
 }
 
 export function rowsTiledKey(mode: RowsTiledMode): string {
-  return `moe_rows_tiled_${mode}`;
+  const tm = rowsPerThread(mode);
+  return `moe_rows_tiled_${mode}${tm === 4 ? '' : `_tm${tm}`}`;
 }
 
 export function rowsTiledWgsl(mode: RowsTiledMode): string {
+  const TM = rowsPerThread(mode);
+  // Thread (ty, tx): tx = 16 column groups of 4; ty = TY row groups, each thread TM / 4 vec4 rows TY * 4 apart.
+  const TY = ROWS_TILED_BM / TM;
+  const WG = TY * 16;
+  const GM = TM / 4;
   const gather = mode === 'fwdGateUp' || mode === 'gateUp' || mode === 'dh';
   const twoA = mode === 'dx';
   const twoW = mode === 'fwdGateUp' || mode === 'gateUp' || mode === 'dx';
@@ -61,9 +84,9 @@ export function rowsTiledWgsl(mode: RowsTiledMode): string {
   if (twoOut) decl.push(`@group(0) @binding(${names.length + 2}) var<storage, read_write> Out2: array<f32>;`);
   const ws = twoW ? [1, 2] : [1];
 
-  // Weight tile: 16 x 64 values = 256 vec4, two per thread.
+  // Weight tile: 16 x 64 values = 256 vec4, 256 / WG per thread.
   const loadW: string[] = [];
-  for (let j = 0; j < 2; j++) {
+  for (let j = 0; j < (BK * ROWS_TILED_BN) / 4 / WG; j++) {
     const i = `(lid + ${j * WG}u)`;
     if (nk) {
       // vec4 along k of column n; scattered into Bs[k][n].
@@ -90,16 +113,17 @@ export function rowsTiledWgsl(mode: RowsTiledMode): string {
   const bsDecl = ws.map((w) => `var<workgroup> BsV${w}: array<vec4<f32>, ${(BK * ROWS_TILED_BN) / 4}>;`).join('\n');
 
   const epilogue: string[] = [];
-  for (let r = 0; r < 4; r++) {
-    epilogue.push(`  { let r = r0 + ty * 4u + ${r}u;`);
+  for (let q = 0; q < TM; q++) {
+    const [g, r] = [q >> 2, q & 3];
+    epilogue.push(`  { let r = r0 + ${g * 4 * TY + r}u + ty * 4u;`);
     epilogue.push(`    if (r < r1 && n0 < p.Nout) {`);
     for (let c = 0; c < 4; c++) {
       const at = `r * p.Nout + n0 + ${c}u`;
       if (mode === 'fwdGateUp') {
-        epilogue.push(`      { let g = acc1_${r}[${c}]; Out1[${at}] = g / (1.0 + exp(-g)) * acc2_${r}[${c}]; }`);
+        epilogue.push(`      { let g = acc1_${q}[${c}]; Out1[${at}] = g / (1.0 + exp(-g)) * acc2_${q}[${c}]; }`);
       } else {
-        epilogue.push(`      Out1[${at}] = acc1_${r}[${c}];`);
-        if (twoOut) epilogue.push(`      Out2[${at}] = acc2_${r}[${c}];`);
+        epilogue.push(`      Out1[${at}] = acc1_${q}[${c}];`);
+        if (twoOut) epilogue.push(`      Out2[${at}] = acc2_${q}[${c}];`);
       }
     }
     epilogue.push('    }');
@@ -107,13 +131,40 @@ export function rowsTiledWgsl(mode: RowsTiledMode): string {
   }
 
   const fmas: string[] = [];
-  for (let r = 0; r < 4; r++) {
+  for (let g = 0; g < GM; g++) {
+    fmas.push(`      let a1_${g} = As1[kk * ${ROWS_TILED_BM / 4}u + ${g * TY}u + ty];`);
+    if (twoA) fmas.push(`      let a2_${g} = As2[kk * ${ROWS_TILED_BM / 4}u + ${g * TY}u + ty];`);
+  }
+  fmas.push(`      let b1 = BsV1[kk * ${ROWS_TILED_BN / 4}u + tx];`);
+  if (twoW) fmas.push(`      let b2 = BsV2[kk * ${ROWS_TILED_BN / 4}u + tx];`);
+  for (let q = 0; q < TM; q++) {
+    const [g, r] = [q >> 2, q & 3];
     if (mode === 'dx') {
-      fmas.push(`      acc1_${r} = fma(vec4<f32>(a2[${r}]), b2, fma(vec4<f32>(a1[${r}]), b1, acc1_${r}));`);
+      fmas.push(`      acc1_${q} = fma(vec4<f32>(a2_${g}[${r}]), b2, fma(vec4<f32>(a1_${g}[${r}]), b1, acc1_${q}));`);
     } else {
-      fmas.push(`      acc1_${r} = fma(vec4<f32>(a1[${r}]), b1, acc1_${r});`);
-      if (twoW) fmas.push(`      acc2_${r} = fma(vec4<f32>(a1[${r}]), b2, acc2_${r});`);
+      fmas.push(`      acc1_${q} = fma(vec4<f32>(a1_${g}[${r}]), b1, acc1_${q});`);
+      if (twoW) fmas.push(`      acc2_${q} = fma(vec4<f32>(a1_${g}[${r}]), b2, acc2_${q});`);
     }
+  }
+  // The A tile: 32 rows x 16 k = 128 vec4 along k, 128 / WG per thread (row aRow_j, k offset aK_j).
+  const aLoads: string[] = [];
+  const aSetup: string[] = [];
+  for (let j = 0; j < (ROWS_TILED_BM * BK) / 4 / WG; j++) {
+    aSetup.push(`  let aRow${j} = (lid + ${j * WG}u) / 4u; let aK${j} = ((lid + ${j * WG}u) % 4u) * 4u;`);
+    aSetup.push(`  let ar${j} = r0 + aRow${j}; let aIn${j} = ar${j} < r1;`);
+    aSetup.push(`  let aBase${j} = select(0u, ${gather ? `perm[min(ar${j}, r1 - 1u)]` : `ar${j}`}, aIn${j}) * p.Kin;`);
+    aLoads.push(`    {
+      let kk = k0 + aK${j};
+      let inb = aIn${j} && kk < p.Kin;
+      let at = select(0u, (aBase${j} + kk) / 4u, inb);
+      let v1 = select(vec4<f32>(0.0), A1[at], inb);
+      ${twoA ? 'let v2 = select(vec4<f32>(0.0), A2[at], inb);' : ''}
+      for (var c = 0u; c < 4u; c++) {
+        let q = (aK${j} + c) * ${ROWS_TILED_BM}u + aRow${j};
+        As1[q / 4u][q % 4u] = v1[c];
+        ${twoA ? 'As2[q / 4u][q % 4u] = v2[c];' : ''}
+      }
+    }`);
   }
 
   return /* wgsl */ `
@@ -130,33 +181,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 ${expertTileStart(ROWS_TILED_BN)}
   let n0 = col0 + tx * 4u;
   let wBase = e * p.Nout * p.Kin;
-  // This thread's share of the A tile: row aRow of the tile, k offset aK (one vec4 along K).
-  let aRow = lid / 4u;
-  let aK = (lid % 4u) * 4u;
-  let ar = r0 + aRow;
-  let aIn = ar < r1;
-  let aBase = select(0u, ${gather ? 'perm[min(ar, r1 - 1u)]' : 'ar'}, aIn) * p.Kin;
-${[0, 1, 2, 3].map((r) => `  var acc1_${r} = vec4<f32>(0.0);${twoW && mode !== 'dx' ? ` var acc2_${r} = vec4<f32>(0.0);` : ''}`).join('\n')}
+  // This thread's share of the A tile.
+${aSetup.join('\n')}
+${Array.from({ length: TM }, (_, q) => `  var acc1_${q} = vec4<f32>(0.0);${twoW && mode !== 'dx' ? ` var acc2_${q} = vec4<f32>(0.0);` : ''}`).join('\n')}
   for (var k0 = 0u; k0 < p.Kin; k0 += ${BK}u) {
-    {
-      let kk = k0 + aK;
-      let inb = aIn && kk < p.Kin;
-      let at = select(0u, (aBase + kk) / 4u, inb);
-      let v1 = select(vec4<f32>(0.0), A1[at], inb);
-      ${twoA ? 'let v2 = select(vec4<f32>(0.0), A2[at], inb);' : ''}
-      for (var c = 0u; c < 4u; c++) {
-        let q = (aK + c) * ${ROWS_TILED_BM}u + aRow;
-        As1[q / 4u][q % 4u] = v1[c];
-        ${twoA ? 'As2[q / 4u][q % 4u] = v2[c];' : ''}
-      }
-    }
+${aLoads.join('\n')}
 ${loadW.map((s) => `    ${s}`).join('\n')}
     workgroupBarrier();
     for (var kk = 0u; kk < ${BK}u; kk++) {
-      let a1 = As1[kk * ${ROWS_TILED_BM / 4}u + ty];
-      ${twoA ? `let a2 = As2[kk * ${ROWS_TILED_BM / 4}u + ty];` : ''}
-      let b1 = BsV1[kk * ${ROWS_TILED_BN / 4}u + tx];
-      ${twoW ? `let b2 = BsV2[kk * ${ROWS_TILED_BN / 4}u + tx];` : ''}
 ${fmas.join('\n')}
     }
     workgroupBarrier();

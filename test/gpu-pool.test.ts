@@ -4,6 +4,7 @@
  * while a trim drops them all.
  */
 import { describe, expect, it } from 'vitest';
+import { BufferPool } from '../src/gpu/bufferPool.js';
 import { add } from '../src/kernels/elementwise/index.js';
 import { gpuContext, hasGpu } from './helpers.js';
 
@@ -44,5 +45,38 @@ describe.runIf(hasGpu)('buffer pool and bind-group cache on WebGPU', () => {
     expect(gpu.bindGroups.size).toBe(0);
     a.dispose();
     b.dispose();
+  });
+
+  it('keepWorkingSet: a step larger than the free cap re-creates its buffers each time, until the cap is raised to the peak', async () => {
+    const gpu = (await gpuContext())!;
+    const pool = new BufferPool(gpu.device, 2 ** 30);
+    // One "step": 1 MiB kept live across the step (a weight) and three 256 KiB transients alive together.
+    const weight = pool.acquire(2 ** 20);
+    const step = () => {
+      const t = [pool.acquire(2 ** 18), pool.acquire(2 ** 18), pool.acquire(2 ** 18)];
+      for (const b of t) pool.release(b);
+      pool.recycle();
+    };
+    pool.maxFreeBytes = 2 ** 18; // room for one transient only
+    step();
+    const created1 = pool.stats().created;
+    step();
+    // Two of the three were destroyed past the cap and made again.
+    expect(pool.stats().created - created1).toBe(2);
+    pool.fixedFreeCap = true;
+    pool.keepWorkingSet();
+    expect(pool.maxFreeBytes).toBe(2 ** 18);
+    pool.fixedFreeCap = false;
+    pool.keepWorkingSet();
+    // The peak: the weight and the three transients live at once.
+    expect(pool.maxFreeBytes).toBe(2 ** 20 + 3 * 2 ** 18);
+    step();
+    const created2 = pool.stats().created;
+    step();
+    step();
+    expect(pool.stats().created).toBe(created2);
+    pool.release(weight);
+    pool.recycle();
+    pool.trim();
   });
 });

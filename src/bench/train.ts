@@ -432,7 +432,7 @@ export function registerTrainBench(bench: Command): void {
     )
     .option(
       '--pool-free-gib <n>',
-      "free-list cap of the GPU buffer pool in GiB (default: the pool's 8); batch 2 and 4 steps pass 8 and re-create hundreds of buffers per step",
+      "fixed free-list cap of the GPU buffer pool in GiB (default: the trainer raises the pool's 8 to the first step's peak of live bytes, so no step re-creates its buffers)",
     )
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
@@ -508,7 +508,10 @@ export function registerTrainBench(bench: Command): void {
       if (opts.poolFreeGib !== undefined) {
         const gib = Number(opts.poolFreeGib);
         if (!(gib > 0)) throw new Error(`--pool-free-gib: '${opts.poolFreeGib}' is not a positive number`);
-        if (device instanceof GpuContext) device.pool.maxFreeBytes = gib * 2 ** 30;
+        if (device instanceof GpuContext) {
+          device.pool.maxFreeBytes = gib * 2 ** 30;
+          device.pool.fixedFreeCap = true;
+        }
       }
       const r = await benchTrain(device, json, {
         seqLen: parseList(opts.seqLen)[0],

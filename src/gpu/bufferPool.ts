@@ -59,6 +59,10 @@ export class BufferPool {
   private nextId = 1;
   /** Free buffers beyond this many bytes are destroyed rather than kept. */
   maxFreeBytes = 8 * 2 ** 30;
+  /** Set when the cap was chosen by hand (bench --pool-free-gib): keepWorkingSet leaves it alone. */
+  fixedFreeCap = false;
+  /** The most bytes ever live at once (what a repeated step needs; see keepWorkingSet). */
+  private peakLiveBytes = 0;
   /** Told before trim() destroys every idle buffer (the context drops its bind groups then, releasing them). */
   onDestroy: (() => void) | undefined;
 
@@ -82,6 +86,7 @@ export class BufferPool {
       this.stats_.freeBytes -= size;
       this.stats_.live++;
       this.stats_.liveBytes += size;
+      if (this.stats_.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.stats_.liveBytes;
       return hit;
     }
     if (size > this.maxBufferSize) {
@@ -93,7 +98,19 @@ export class BufferPool {
     this.stats_.created++;
     this.stats_.live++;
     this.stats_.liveBytes += size;
+    if (this.stats_.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.stats_.liveBytes;
     return { buffer, id: this.nextId++, size };
+  }
+
+  /**
+   * Raise the free-list cap to the most bytes ever live at once, for a process that repeats one step
+   * (training): a step whose transient buffers add up to more than the cap (a 100M model at batch 4 x
+   * 4096 tokens) otherwise destroys hundreds of buffers at the end of each step and creates them again in
+   * the next, and every bind group naming them with them. The cap never exceeds what the process already
+   * held live, so a step that ran once still fits; it only stops giving that memory back between steps.
+   */
+  keepWorkingSet(): void {
+    if (!this.fixedFreeCap && this.peakLiveBytes > this.maxFreeBytes) this.maxFreeBytes = this.peakLiveBytes;
   }
 
   /** Give a buffer back; it becomes reusable after the next submit (see the file comment). */

@@ -12,6 +12,7 @@ import type { ModelWeights } from '../model/weights.js';
 import { contiguous } from '../kernels/copy/index.js';
 import { crossEntropy } from '../kernels/crossEntropy/index.js';
 import { add } from '../kernels/elementwise/index.js';
+import { GpuContext } from '../gpu/context.js';
 import { scopeAsync } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { type TrainerState, latestCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -216,6 +217,9 @@ export class Trainer {
       for (const a of aLogNames) sc.copyFrom(a, model.w(a));
       const host = await sc.read();
       const m = await this.finishStep(step, lr, host, t0);
+      // Every step repeats the first one's buffers: keep them pooled instead of destroying what passes
+      // the pool's default free cap and creating it again next step (bufferPool.ts, keepWorkingSet).
+      if (device instanceof GpuContext) device.pool.keepWorkingSet();
       return m;
     } finally {
       sc.dispose();

@@ -362,7 +362,11 @@ export function registerTrainBench(bench: Command): void {
     .option('--seq-len <n>', 'tokens per sequence', '4096')
     .option('--batch <n>', 'sequences per step', '1')
     .option('--steps <n>', 'timed steps per variant', '3')
-    .option('--warmup <n>', 'untimed steps first', '1')
+    .option(
+      '--warmup <n>',
+      'untimed steps first (3: the bind-group cache and buffer pool settle over the first two or three steps)',
+      '3',
+    )
     .option('--optimizer <kind>', 'muon | adamw', 'muon')
     .option(
       '--matmul-tiles <policy>',

@@ -45,8 +45,14 @@ export const kdaBackwardTuning: {
   utVarRows?: boolean;
   /** The split state pass's sequential part as one value column per thread (dstateSplit.wgsl.ts dstateSeqWgsl) instead of dstateSeqTiled.wgsl.ts's register tiles. */
   prevDstateSeq?: boolean;
+  /** dstateSplit.wgsl.ts's parallel pass with scalar global accesses and indexed accumulators (before its vec4 form). */
+  prevDstatePre?: boolean;
+  /** pairsVec.wgsl.ts with dg's reverse cumsum as a walk over the chunk's rows at the end (before the in-loop scan). */
+  pairsTailDg?: boolean;
   /** dV' rows per thread of dstateSeqTiled.wgsl.ts (default 2). */
   seqRows?: 1 | 2 | 4;
+  /** dstateSeqTiled.wgsl.ts with its G phase's row sum on K / 4 * BV / 4 threads (not split in two halves). */
+  seqWhole?: boolean;
   /** The UT backward of ut.wgsl.ts (column-lane scatter, square dA map) instead of utRows.wgsl.ts's. */
   prevUtRows?: boolean;
   /** utRows.wgsl.ts with ut.wgsl.ts's square dA map (every subgroup runs the product) instead of the triangular one. */
@@ -118,14 +124,19 @@ export function dispatchBackward(
   const SBV = kdaBackwardTuning.seqBV ?? seqBV(V, N, H, K, smem);
   if (!kdaBackwardTuning.legacyDstate && dstateSplitFits(v, SBV, smem)) {
     // dstateSplit.wgsl.ts: A_qk^T dO and Qg^T dO for all chunks at once, then the sequential recurrence.
+    const preVec = !kdaBackwardTuning.prevDstatePre;
     for (const [gi, gr] of saved.groups.entries()) {
       gpu.dispatch({
-        kernel: { name: 'kda_bwd_dstate_pre', key: dstateKey('kda_bwd_dstate_pre', v), code: () => dstatePreWgsl(v) },
+        kernel: {
+          name: 'kda_bwd_dstate_pre',
+          key: dstateKey('kda_bwd_dstate_pre', v, preVec ? '_vec' : ''),
+          code: () => dstatePreWgsl(v, preVec),
+        },
         tensors: [cu, q, saved.gc, saved.Aqk, dO, dh[gi], dVp],
         params: groupParams(p, o.scale, gr),
         workgroups: [NS, V / preBV(V), gr.HB],
       });
-      const tv = { ...v, BV: SBV, RA: kdaBackwardTuning.seqRows ?? 2 };
+      const tv = { ...v, BV: SBV, RA: kdaBackwardTuning.seqRows ?? 2, split: !kdaBackwardTuning.seqWhole };
       gpu.dispatch({
         kernel:
           !kdaBackwardTuning.prevDstateSeq && dstateSeqTiledFits(tv, smem)
@@ -207,8 +218,8 @@ export function dispatchBackward(
         ? { name: 'kda_bwd_pairs', key: pairsKey(v), code: () => pairsFactoredWgsl(v) }
         : {
             name: 'kda_bwd_pairs',
-            key: pairsVecKey(v, kdaBackwardTuning.pairsVecPartial),
-            code: () => pairsVecWgsl(v, kdaBackwardTuning.pairsVecPartial),
+            key: pairsVecKey(v, kdaBackwardTuning.pairsVecPartial, !kdaBackwardTuning.pairsTailDg),
+            code: () => pairsVecWgsl(v, kdaBackwardTuning.pairsVecPartial, !kdaBackwardTuning.pairsTailDg),
           },
     tensors: [cu, q, k, saved.gc, beta, dO, saved.Vp, dA, dq, dk, dgc, dbeta, dg],
     params,

@@ -27,6 +27,13 @@ export interface DstateSeqTiledVariant {
   BV: number;
   /** dV' rows per thread: 2 (the default, as the forward's state pass), 1 or 4. */
   RA: 1 | 2 | 4;
+  /**
+   * G phase on twice the threads: the sum over the chunk's rows in two halves (rows 0 .. 31 and 32 .. 63,
+   * added at the end through workgroup memory), where 2 K / 4 * BV / 4 threads fit. One more barrier per
+   * chunk, half the dependent FMAs per thread (the phase's 4 subgroups otherwise leave each of the SM's
+   * 4 schedulers one subgroup to hide latency with); the sum rounds differently.
+   */
+  split?: boolean;
 }
 
 const WG = 256;
@@ -39,7 +46,10 @@ function geometry(v: DstateSeqTiledVariant) {
 }
 
 export const dstateSeqTiledKey = (v: DstateSeqTiledVariant) =>
-  `kda_bwd_dstate_seq_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}`;
+  `kda_bwd_dstate_seq_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}${splits(v) ? '_split' : ''}`;
+
+/** Whether the G phase runs split (asked for, and twice its threads fit). */
+const splits = (v: DstateSeqTiledVariant) => !!v.split && 2 * geometry(v).P2N <= geometry(v).wg;
 
 /** Workgroup bytes: G [K][BV], the padded [64][K + 4] Kd / W tile, dV' [64][BV]. */
 export const dstateSeqTiledBytes = (v: DstateSeqTiledVariant) => 4 * (v.K * v.BV + 64 * (v.K + 4) + 64 * v.BV);
@@ -56,6 +66,7 @@ export function dstateSeqTiledWgsl(v: DstateSeqTiledVariant): string {
     throw new Error(`kda dstate seq (tiled): K=${K}, V=${V}, BV=${v.BV}, RA=${RA} do not tile`);
   }
   const { K4, BV4, wg, R1, P1N, P2N, PF } = geometry(v);
+  const split = splits(v);
   const V4 = V / 4;
   const TS = K4 + 1; // tile row stride in vec4
   const fetch = (dst: string, buf: string, ts: string, Ln: string) => `
@@ -78,6 +89,40 @@ export function dstateSeqTiledWgsl(v: DstateSeqTiledVariant): string {
           gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a);
         }
       }`;
+  const wsum = (bb: string, i0: string, i1: string) => `var sacc: array<vec4<f32>, 4>;
+      for (var a = 0u; a < 4u; a++) { sacc[a] = vec4<f32>(0.0); }
+      for (var i = ${i0}; i < ${i1}; i++) {
+        let w = tile[i * ${TS}u + ${bb}];
+        let di = Vsh[i * ${BV4}u + cb];
+        sacc[0] += w.x * di;
+        sacc[1] += w.y * di;
+        sacc[2] += w.z * di;
+        sacc[3] += w.w * di;
+      }`;
+  const phase2 = `    if (is2) {
+      ${wsum('b', '0u', '64u')}
+      for (var a = 0u; a < 4u; a++) {
+        greg[a] = decay[a] * greg[a] + radd[a] - sacc[a];
+        Gsh[(4u * b + a) * ${BV4}u + cb] = greg[a];
+      }
+    }`;
+  // Rows 32 .. 63 by threads P2N .., their sums through Gsh (not read in this phase: G is in registers).
+  const phase2Split = `    var lo: array<vec4<f32>, 4>;
+    if (lid < ${2 * P2N}u) {
+      let b2 = (lid % ${P2N}u) / ${BV4}u;
+      ${wsum('b2', `select(0u, 32u, lid >= ${P2N}u)`, `select(32u, 64u, lid >= ${P2N}u)`)}
+      if (lid >= ${P2N}u) {
+        for (var a = 0u; a < 4u; a++) { Gsh[(4u * b2 + a) * ${BV4}u + cb] = sacc[a]; }
+      }
+      lo = sacc;
+    }
+    workgroupBarrier();
+    if (is2) {
+      for (var a = 0u; a < 4u; a++) {
+        greg[a] = decay[a] * greg[a] + radd[a] - (lo[a] + Gsh[(4u * b + a) * ${BV4}u + cb]);
+        Gsh[(4u * b + a) * ${BV4}u + cb] = greg[a];
+      }
+    }`;
   const storeTile = (src: string) =>
     `for (var m = 0u; m < ${PF}u; m++) { let e = lid + m * ${wg}u; tile[(e / ${K4}u) * ${TS}u + e % ${K4}u] = ${src}[m]; }`;
   return /* wgsl */ `
@@ -170,22 +215,7 @@ ${computeMain(wg)}
     }
     workgroupBarrier();
     // G = exp(gc_last) G + R - W^T dV' (G in registers; W rows past the end are 0)
-    if (is2) {
-      var sacc: array<vec4<f32>, 4>;
-      for (var a = 0u; a < 4u; a++) { sacc[a] = vec4<f32>(0.0); }
-      for (var i = 0u; i < 64u; i++) {
-        let w = tile[i * ${TS}u + b];
-        let di = Vsh[i * ${BV4}u + cb];
-        sacc[0] += w.x * di;
-        sacc[1] += w.y * di;
-        sacc[2] += w.z * di;
-        sacc[3] += w.w * di;
-      }
-      for (var a = 0u; a < 4u; a++) {
-        greg[a] = decay[a] * greg[a] + radd[a] - sacc[a];
-        Gsh[(4u * b + a) * ${BV4}u + cb] = greg[a];
-      }
-    }
+${split ? phase2Split : phase2}
   }
   if (is2) {
     for (var a = 0u; a < 4u; a++) { G[sbase + (4u * b + a) * ${V4}u] = greg[a]; }

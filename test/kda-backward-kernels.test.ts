@@ -1,8 +1,8 @@
 /**
  * The backward kernels that run by default on the GPU, against the plain-TS chunked backward
  * (kdaChunkBackwardReference): the split state pass (dstateSplit.wgsl.ts: a parallel pass for A_qk^T dO and
- * Qg^T dO in its vec4 form, then the sequential recurrence with register tiles, dstateSeqTiled.wgsl.ts; its
- * 2 (default) and 4 dV' rows per thread, its G phase split in two row halves or not), the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16
+ * Qg^T dO, then the sequential recurrence with register tiles, dstateSeqTiled.wgsl.ts; its 2 (default) and 4
+ * dV' rows per thread), the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16
  * and 32 here give its 64- and 128-thread forms, kda-consistency's K = 64 and 128 the 256-thread one the
  * H200 runs), the UT-transform backward with row-quad scatter and triangular dA map (utRows.wgsl.ts; also
  * with the square map) and the one it replaces (ut.wgsl.ts, forced; column tiles inside K, inside V and partly
@@ -39,11 +39,9 @@ afterEach(() => {
   kdaBackwardTuning.prevDqkw = undefined;
   kdaBackwardTuning.prevUt = undefined;
   kdaBackwardTuning.prevDstateSeq = undefined;
-  kdaBackwardTuning.prevDstatePre = undefined;
   kdaBackwardTuning.prevUtRows = undefined;
   kdaBackwardTuning.pairsTailDg = undefined;
   kdaBackwardTuning.seqRows = undefined;
-  kdaBackwardTuning.seqWhole = undefined;
   kdaBackwardTuning.utSquare = undefined;
 });
 
@@ -55,10 +53,9 @@ interface Case {
   GK: number;
   bv?: number;
   legacy?: boolean;
-  /** The kernels this round replaced (one-column sequential pass, scalar parallel pass, ut.wgsl.ts), forced. */
+  /** The kernels this round replaced (one-column sequential pass, ut.wgsl.ts, the pair pass's dg walk), forced. */
   prev?: boolean;
   seqRows?: 4;
-  seqWhole?: boolean;
   utSquare?: boolean;
 }
 
@@ -69,12 +66,12 @@ const cases: Case[] = [
   { lens: [5, 70, 0, 58], H: 2, K: 16, V: 8, GK: 16 },
   { lens: [5, 70, 0, 58], H: 2, K: 16, V: 8, GK: 16, legacy: true },
   { lens: [65], H: 2, K: 16, V: 8, GK: 16, prev: true },
-  { lens: [130], H: 2, K: 16, V: 8, GK: 16, seqRows: 4, seqWhole: true, utSquare: true },
+  { lens: [130], H: 2, K: 16, V: 8, GK: 16, seqRows: 4, utSquare: true },
 ];
 
 describe('kda backward kernels (split state pass, tiled dqkw and ut, pairs) = chunked reference', () => {
   for (const c of cases) {
-    const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate, dqkw, ut and pairs kernels (forced)' : ''}${c.prev ? ', one-column seq, scalar pre, ut.wgsl.ts, dg walk (forced)' : ''}${c.seqRows ? `, ${c.seqRows} dV' rows per thread` : ''}${c.seqWhole ? ', G phase not split' : ''}${c.utSquare ? ', square dA map' : ''}`;
+    const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate, dqkw, ut and pairs kernels (forced)' : ''}${c.prev ? ', one-column seq, ut.wgsl.ts, dg walk (forced)' : ''}${c.seqRows ? `, ${c.seqRows} dV' rows per thread` : ''}${c.utSquare ? ', square dA map' : ''}`;
     it.skipIf(!hasGpu)(
       name,
       async () => {
@@ -96,11 +93,9 @@ describe('kda backward kernels (split state pass, tiled dqkw and ut, pairs) = ch
         kdaBackwardTuning.legacyUt = c.legacy;
         kdaBackwardTuning.prevPairs = c.legacy;
         kdaBackwardTuning.prevDstateSeq = c.prev;
-        kdaBackwardTuning.prevDstatePre = c.prev;
         kdaBackwardTuning.prevUtRows = c.prev;
         kdaBackwardTuning.pairsTailDg = c.prev;
         kdaBackwardTuning.seqRows = c.seqRows;
-        kdaBackwardTuning.seqWhole = c.seqWhole;
         kdaBackwardTuning.utSquare = c.utSquare;
         const r = randomCase(T * 13 + K + V + N, T, H, K, V, GK);
         const S0 = new Rng(T + 3).normalArray(N * H * K * V, 0.5);

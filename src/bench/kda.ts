@@ -99,10 +99,8 @@ const BWD_TUNE_KEYS: Record<string, 'bool' | 'number'> = {
   pairsVecPartial: 'bool',
   utVarRows: 'bool',
   prevDstateSeq: 'bool',
-  prevDstatePre: 'bool',
   pairsTailDg: 'bool',
   seqRows: 'number',
-  seqWhole: 'bool',
   prevUtRows: 'bool',
   utSquare: 'bool',
 };
@@ -402,18 +400,12 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     : undefined;
 
   // This round's kernels against the ones they replace, all else the same: the register-tiled sequential
-  // state pass (dstateSeqTiled.wgsl.ts), the vec4 parallel state pass and the row-quad UT backward (utRows.wgsl.ts), the latter also
+  // state pass (dstateSeqTiled.wgsl.ts), the pair pass's dg scan and the row-quad UT backward (utRows.wgsl.ts), the latter also
   // with its triangular dA map against the square one.
   const check = (set: (on: boolean | undefined) => void) =>
     o.bwdCheck ? backwardNewVsOldCheck(dev, o.d, set) : undefined;
   const seqTiledVsPrev = await check((on) => {
     kdaBackwardTuning.prevDstateSeq = on;
-  });
-  const seqSplitVsWhole = await check((on) => {
-    kdaBackwardTuning.seqWhole = on;
-  });
-  const preVecVsPrev = await check((on) => {
-    kdaBackwardTuning.prevDstatePre = on;
   });
   const pairsScanVsTail = await check((on) => {
     kdaBackwardTuning.pairsTailDg = on;
@@ -473,9 +465,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     ...(pairsVecVsFactored ? { pairsVecVsFactored } : {}),
     ...(utFixedVsVarRows ? { utFixedVsVarRows } : {}),
-    ...(seqTiledVsPrev
-      ? { seqTiledVsPrev, seqSplitVsWhole, preVecVsPrev, pairsScanVsTail, utRowsVsPrev, utTriangularVsSquare }
-      : {}),
+    ...(seqTiledVsPrev ? { seqTiledVsPrev, pairsScanVsTail, utRowsVsPrev, utTriangularVsSquare } : {}),
     ...(o.bwdTune ? { backwardTuning: o.bwdTune } : {}),
     decode,
     ...(probe ? { decodeProbe: { batch: 64, ...probe } } : {}),

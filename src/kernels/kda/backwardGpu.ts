@@ -45,14 +45,11 @@ export const kdaBackwardTuning: {
   utVarRows?: boolean;
   /** The split state pass's sequential part as one value column per thread (dstateSplit.wgsl.ts dstateSeqWgsl) instead of dstateSeqTiled.wgsl.ts's register tiles. */
   prevDstateSeq?: boolean;
-  /** dstateSplit.wgsl.ts's parallel pass with scalar global accesses and indexed accumulators (before its vec4 form). */
-  prevDstatePre?: boolean;
   /** pairsVec.wgsl.ts with dg's reverse cumsum as a walk over the chunk's rows at the end (before the in-loop scan). */
   pairsTailDg?: boolean;
   /** dV' rows per thread of dstateSeqTiled.wgsl.ts (default 2). */
   seqRows?: 1 | 2 | 4;
-  /** dstateSeqTiled.wgsl.ts with its G phase's row sum on K / 4 * BV / 4 threads (not split in two halves). */
-  seqWhole?: boolean;
+
   /** The UT backward of ut.wgsl.ts (column-lane scatter, square dA map) instead of utRows.wgsl.ts's. */
   prevUtRows?: boolean;
   /** utRows.wgsl.ts with ut.wgsl.ts's square dA map (every subgroup runs the product) instead of the triangular one. */
@@ -124,19 +121,14 @@ export function dispatchBackward(
   const SBV = kdaBackwardTuning.seqBV ?? seqBV(V, N, H, K, smem);
   if (!kdaBackwardTuning.legacyDstate && dstateSplitFits(v, SBV, smem)) {
     // dstateSplit.wgsl.ts: A_qk^T dO and Qg^T dO for all chunks at once, then the sequential recurrence.
-    const preVec = !kdaBackwardTuning.prevDstatePre;
     for (const [gi, gr] of saved.groups.entries()) {
       gpu.dispatch({
-        kernel: {
-          name: 'kda_bwd_dstate_pre',
-          key: dstateKey('kda_bwd_dstate_pre', v, preVec ? '_vec' : ''),
-          code: () => dstatePreWgsl(v, preVec),
-        },
+        kernel: { name: 'kda_bwd_dstate_pre', key: dstateKey('kda_bwd_dstate_pre', v), code: () => dstatePreWgsl(v) },
         tensors: [cu, q, saved.gc, saved.Aqk, dO, dh[gi], dVp],
         params: groupParams(p, o.scale, gr),
         workgroups: [NS, V / preBV(V), gr.HB],
       });
-      const tv = { ...v, BV: SBV, RA: kdaBackwardTuning.seqRows ?? 2, split: !kdaBackwardTuning.seqWhole };
+      const tv = { ...v, BV: SBV, RA: kdaBackwardTuning.seqRows ?? 2 };
       gpu.dispatch({
         kernel:
           !kdaBackwardTuning.prevDstateSeq && dstateSeqTiledFits(tv, smem)

@@ -17,6 +17,9 @@
  *    R operands; per chunk row i it reads one vec4 of W and one of dV' for 16 FMAs. The thread stores its G
  *    over R in dh (it read R there a chunk earlier).
  * Threads past those counts only load and store tiles. Needs K, BV multiples of 4.
+ * H200, H = 16, d = 128, T = 32768, BV = 16 (bench/results/2026-12-01-h200-kbwd-s5-*): 2.69 ms against 2.92 for
+ * the one-column kernel. Measured and left out: the G phase's row sum split in two halves over twice the
+ * threads (the idle ones; one more barrier per chunk): 3.25 ms; RA = 1 and 4 (with that split): 3.42, 4.00.
  */
 import { bindings, computeMain, GROUP_PARAMS, gcAtFn, SEQUENCE_CHUNKS, workgroupIds } from './wgslParts.js';
 
@@ -27,13 +30,6 @@ export interface DstateSeqTiledVariant {
   BV: number;
   /** dV' rows per thread: 2 (the default, as the forward's state pass), 1 or 4. */
   RA: 1 | 2 | 4;
-  /**
-   * G phase on twice the threads: the sum over the chunk's rows in two halves (rows 0 .. 31 and 32 .. 63,
-   * added at the end through workgroup memory), where 2 K / 4 * BV / 4 threads fit. One more barrier per
-   * chunk, half the dependent FMAs per thread (the phase's 4 subgroups otherwise leave each of the SM's
-   * 4 schedulers one subgroup to hide latency with); the sum rounds differently.
-   */
-  split?: boolean;
 }
 
 const WG = 256;
@@ -46,10 +42,7 @@ function geometry(v: DstateSeqTiledVariant) {
 }
 
 export const dstateSeqTiledKey = (v: DstateSeqTiledVariant) =>
-  `kda_bwd_dstate_seq_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}${splits(v) ? '_split' : ''}`;
-
-/** Whether the G phase runs split (asked for, and twice its threads fit). */
-const splits = (v: DstateSeqTiledVariant) => !!v.split && 2 * geometry(v).P2N <= geometry(v).wg;
+  `kda_bwd_dstate_seq_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}`;
 
 /** Workgroup bytes: G [K][BV], the padded [64][K + 4] Kd / W tile, dV' [64][BV]. */
 export const dstateSeqTiledBytes = (v: DstateSeqTiledVariant) => 4 * (v.K * v.BV + 64 * (v.K + 4) + 64 * v.BV);
@@ -66,7 +59,6 @@ export function dstateSeqTiledWgsl(v: DstateSeqTiledVariant): string {
     throw new Error(`kda dstate seq (tiled): K=${K}, V=${V}, BV=${v.BV}, RA=${RA} do not tile`);
   }
   const { K4, BV4, wg, R1, P1N, P2N, PF } = geometry(v);
-  const split = splits(v);
   const V4 = V / 4;
   const TS = K4 + 1; // tile row stride in vec4
   const fetch = (dst: string, buf: string, ts: string, Ln: string) => `
@@ -103,23 +95,6 @@ export function dstateSeqTiledWgsl(v: DstateSeqTiledVariant): string {
       ${wsum('b', '0u', '64u')}
       for (var a = 0u; a < 4u; a++) {
         greg[a] = decay[a] * greg[a] + radd[a] - sacc[a];
-        Gsh[(4u * b + a) * ${BV4}u + cb] = greg[a];
-      }
-    }`;
-  // Rows 32 .. 63 by threads P2N .., their sums through Gsh (not read in this phase: G is in registers).
-  const phase2Split = `    var lo: array<vec4<f32>, 4>;
-    if (lid < ${2 * P2N}u) {
-      let b2 = (lid % ${P2N}u) / ${BV4}u;
-      ${wsum('b2', `select(0u, 32u, lid >= ${P2N}u)`, `select(32u, 64u, lid >= ${P2N}u)`)}
-      if (lid >= ${P2N}u) {
-        for (var a = 0u; a < 4u; a++) { Gsh[(4u * b2 + a) * ${BV4}u + cb] = sacc[a]; }
-      }
-      lo = sacc;
-    }
-    workgroupBarrier();
-    if (is2) {
-      for (var a = 0u; a < 4u; a++) {
-        greg[a] = decay[a] * greg[a] + radd[a] - (lo[a] + Gsh[(4u * b + a) * ${BV4}u + cb]);
         Gsh[(4u * b + a) * ${BV4}u + cb] = greg[a];
       }
     }`;
@@ -215,7 +190,7 @@ ${computeMain(wg)}
     }
     workgroupBarrier();
     // G = exp(gc_last) G + R - W^T dV' (G in registers; W rows past the end are 0)
-${split ? phase2Split : phase2}
+${phase2}
   }
   if (is2) {
     for (var a = 0u; a < 4u; a++) { G[sbase + (4u * b + a) * ${V4}u] = greg[a]; }

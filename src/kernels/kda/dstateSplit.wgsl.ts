@@ -82,8 +82,7 @@ export const dstateKey = (name: string, v: DstateVariant, extra = '') => `${name
  * workgroup memory as vec4, rows past the chunk's end as zeros); per row i a thread reads KR / 4 + VR / 4 + 1
  * vec4 for 4 (KR + VR) FMAs.
  */
-export function dstatePreWgsl(v: DstateVariant, vec = false): string {
-  if (vec) return dstatePreVecWgsl(v);
+export function dstatePreWgsl(v: DstateVariant): string {
   const { K, V, GK } = v;
   const BV = preBV(V);
   const CG = BV / 4;
@@ -308,96 +307,5 @@ ${gUpdate}
   }
   workgroupBarrier();
   ${slabStore(slab, 'Gsh', 'G', 'sbase')}
-}`;
-}
-
-/**
- * dstatePreWgsl with every global access a vec4 (q, gc, A_qk, dO loads; dh, dVp stores: one access where the
- * scalar form makes four, each with its own index clamp under robustness) and its accumulators as named
- * variables in straight-line code (the scalar form's store loops index its register arrays, which a driver
- * that does not unroll them keeps in local memory). Same sums in the same order (the default;
- * kdaBackwardTuning.prevDstatePre runs the scalar form). Needs V a multiple of 4 and K of 16 (as that form).
- */
-function dstatePreVecWgsl(v: DstateVariant): string {
-  const { K, V, GK } = v;
-  const BV = preBV(V);
-  const CG = BV / 4;
-  const RG = preRG(K);
-  const wg = RG * CG;
-  const KR = K / RG;
-  const VR = 64 / RG;
-  const K4 = K / 4;
-  const V4 = V / 4;
-  const IB = PRE_IB;
-  if (K % 16 !== 0 || BV === 0) throw new Error(`kda dstate pre: K=${K}, V=${V} do not tile`);
-  const xyzw = ['x', 'y', 'z', 'w'];
-  const fma4 = (acc: string, base: number, x: string) =>
-    [0, 1, 2, 3].map((i) => `${acc}${base + i} += ${x}.${xyzw[i]} * o;`).join('\n        ');
-  const lines = (n: number, f: (m: number) => string, sep = '\n      ') =>
-    Array.from({ length: n }, (_, m) => f(m)).join(sep);
-  const gc4 =
-    GK === 1
-      ? 'fn gc4(t: u32, h: u32, r: u32) -> vec4<f32> { return vec4<f32>(gcB[t * p.H + h]); }'
-      : `fn gc4(t: u32, h: u32, r: u32) -> vec4<f32> { return gcB[(t * p.H + h) * ${K4}u + r / 4u]; }`;
-  return /* wgsl */ `
-${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'Aqk: vec4<f32>', 'dO: vec4<f32>'], ['dh: vec4<f32>', 'dVp: vec4<f32>'])}
-${LOCATE}
-${gc4}
-var<workgroup> qs: array<vec4<f32>, ${IB * K4}>;
-var<workgroup> os: array<vec4<f32>, ${IB * CG}>;
-var<workgroup> as4: array<vec4<f32>, ${IB * 16}>;
-
-${computeMain(wg)}
-  ${chunkSlotPrologue(['slot', 'vt', 'h'], true)}
-  let cg = lid % ${CG}u;
-  let rg = lid / ${CG}u;
-  ${lines(KR, (m) => `var racc${m} = vec4<f32>(0.0);`, '\n  ')}
-  ${lines(VR, (m) => `var vacc${m} = vec4<f32>(0.0);`, '\n  ')}
-  let abase = (slot * H + h) * 1024u;
-  for (var ib = 0u; ib < L; ib += ${IB}u) {
-    workgroupBarrier();
-    for (var e = lid; e < ${IB * K4}u; e += ${wg}u) {
-      let i = e / ${K4}u;
-      let r = (e % ${K4}u) * 4u;
-      let ti = t0 + min(ib + i, L - 1u);
-      qs[e] = select(vec4<f32>(0.0), q[(ti * H + h) * ${K4}u + r / 4u] * exp(gc4(ti, h, r)) * p.scale, ib + i < L);
-    }
-    for (var e = lid; e < ${IB * CG}u; e += ${wg}u) {
-      let i = e / ${CG}u;
-      let ti = t0 + min(ib + i, L - 1u);
-      os[e] = select(vec4<f32>(0.0), dO[(ti * H + h) * ${V4}u + vt * ${CG}u + e % ${CG}u], ib + i < L);
-    }
-    // A_qk rows past the chunk's end are not guaranteed to be written: masked.
-    for (var e = lid; e < ${IB * 16}u; e += ${wg}u) {
-      let i = e / 16u;
-      as4[e] = select(vec4<f32>(0.0), Aqk[abase + (ib + i) * 16u + e % 16u], ib + i < L);
-    }
-    workgroupBarrier();
-    for (var i = 0u; i < ${IB}u; i++) {
-      let o = os[i * ${CG}u + cg];
-      ${lines(
-        KR / 4,
-        (a4) => `{
-        let x = qs[i * ${K4}u + rg * ${KR / 4}u + ${a4}u];
-        ${fma4('racc', a4 * 4, 'x')}
-      }`,
-      )}
-      ${lines(
-        VR / 4,
-        (a4) => `{
-        let x = as4[i * 16u + rg * ${VR / 4}u + ${a4}u];
-        ${fma4('vacc', a4 * 4, 'x')}
-      }`,
-      )}
-    }
-  }
-  let hbase = (slot * p.HB + hb) * ${(K * V) / 4}u + vt * ${CG}u + cg;
-  ${lines(KR, (a) => `dh[hbase + (rg * ${KR}u + ${a}u) * ${V4}u] = racc${a};`, '\n  ')}
-  ${lines(
-    VR,
-    (a) =>
-      `if (rg * ${VR}u + ${a}u < L) { dVp[((t0 + rg * ${VR}u + ${a}u) * H + h) * ${V4}u + vt * ${CG}u + cg] = vacc${a}; }`,
-    '\n  ',
-  )}
 }`;
 }

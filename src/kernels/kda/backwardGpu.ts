@@ -24,7 +24,7 @@ import { pairsVecFits, pairsVecKey, pairsVecWgsl } from './pairsVec.wgsl.js';
 
 /**
  * Test and bench switches: `legacyDstate` runs the single-kernel backward state pass even where the split
- * fits; `legacyDqkw` the scalar dqkw kernel instead of the register-tiled one (dqkw.wgsl.ts); `legacyUt` the scalar UT-backward kernel instead of ut.wgsl.ts's; `seqBV` forces the value-tile width of the split's sequential pass (a divisor of V that fits).
+ * fits; `legacyDqkw` the scalar dqkw kernel instead of the register-tiled one (dqkw.wgsl.ts); `legacyUt` the scalar UT-backward kernel instead of ut.wgsl.ts's; `seqBV` forces the value-tile width of the split's sequential pass (a divisor of V that fits). `bench kda --bwd-tune key=value,...` sets any of them.
  */
 export const kdaBackwardTuning: {
   legacyDstate?: boolean;

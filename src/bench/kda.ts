@@ -400,8 +400,8 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     : undefined;
 
   // This round's kernels against the ones they replace, all else the same: the register-tiled sequential
-  // state pass (dstateSeqTiled.wgsl.ts), the pair pass's dg scan and the row-quad UT backward (utRows.wgsl.ts), the latter also
-  // with its triangular dA map against the square one.
+  // state pass (dstateSeqTiled.wgsl.ts), the pair pass's dg scan and the row-quad UT backward
+  // (utRows.wgsl.ts), the latter also with its triangular dA map against the square one.
   const check = (set: (on: boolean | undefined) => void) =>
     o.bwdCheck ? backwardNewVsOldCheck(dev, o.d, set) : undefined;
   const seqTiledVsPrev = await check((on) => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kbwd, fifth session: the backward kernels of this round against the previous defaults, one sitting (H200).
-# Run from the repository root with the bundle at .device-kbwd (scripts/device-prepare.sh). Ran at commit
-# commit 5c4b3d3: its switches prevDstatePre and seqWhole were
+# Run from the repository root with the bundle at .device-kbwd (scripts/device-prepare.sh). Ran at
+# commit 5c4b3d3, whose switches prevDstatePre and seqWhole were
 # removed after this sitting (the vec4 pre pass dropped, the unsplit G phase made the only form).
 E="bash .device-kbwd/enter.sh"; C=".device-kbwd/app/cli.mjs"; R=/tmp/r; mkdir -p $R
 t() { local s=$(date +%s); local n=$1; shift; timeout $1 "${@:2}" > $OUT/$n.json 2> $R/$n.err; local rc=$?; echo "[$(( $(date +%s) - s )) s rc=$rc] $n" | tee -a $OUT/times.txt; tail -c 1500 $R/$n.err | grep -v Warning | sed "s/^/$n: /" >> $OUT/errs.txt; }

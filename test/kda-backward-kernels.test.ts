@@ -1,13 +1,16 @@
 /**
  * The backward kernels that run by default on the GPU, against the plain-TS chunked backward
  * (kdaChunkBackwardReference): the split state pass (dstateSplit.wgsl.ts: a parallel pass for A_qk^T dO and
- * Qg^T dO, then the prefetching sequential recurrence), the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16
+ * Qg^T dO, then the sequential recurrence with register tiles, dstateSeqTiled.wgsl.ts; its 2 (default) and 4
+ * dV' rows per thread), the register-tiled dqkw pass (dqkw.wgsl.ts; K = 16
  * and 32 here give its 64- and 128-thread forms, kda-consistency's K = 64 and 128 the 256-thread one the
- * H200 runs), the vec4 UT-transform backward (ut.wgsl.ts; column tiles inside K, inside V and partly past
- * K + V; its dB sum over 16 constant row groups, so lens < 64 check that rows past the chunk add nothing) and
+ * H200 runs), the UT-transform backward with row-quad scatter and triangular dA map (utRows.wgsl.ts; also
+ * with the square map) and the one it replaces (ut.wgsl.ts, forced; column tiles inside K, inside V and partly
+ * past K + V; the dB sum over 16 constant row groups, so lens < 64 check that rows past the chunk add nothing) and
  * the pair pass with the decay factored by 16-row blocks and vec4 tiles (pairsVec.wgsl.ts; K = 16 and 32 give
  * the H200's 4 blocks, lens 1 / 7 / 65 / 130 leave blocks empty, partial and whole; its 16-row loops run past
- * the chunk's end there). The forms they replace (pairs.wgsl.ts, the UT loop to L) are compared with them
+ * the chunk's end there; dg's reverse cumsum as the in-loop scan, or the walk at the end with the scalar gate
+ * and in the `prev` cases). The forms they replace (pairs.wgsl.ts, the UT loop to L) are compared with them
  * on the H200 by `bench kda --bwd-check` (pairsVecVsFactored, utFixedVsVarRows).
  * Lengths: a single token, a partial only chunk, one token short of and one past a whole chunk, three chunks
  * with a short last one; both branches of the sequential kernel (one G row per thread at K = 16, value tile
@@ -19,7 +22,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { kdaBackwardTuning } from '../src/kernels/kda/backwardGpu.js';
+import { dstateSeqTiledFits } from '../src/kernels/kda/dstateSeqTiled.wgsl.js';
 import { seqBV, dstateSplitFits } from '../src/kernels/kda/dstateSplit.wgsl.js';
+import { utRowsFits } from '../src/kernels/kda/utRows.wgsl.js';
 import { kdaChunkBackwardReference, kdaCoreBackward } from '../src/kernels/kda/index.js';
 import { Rng } from '../src/util/random.js';
 import { gpuContext, hasGpu } from './helpers.js';
@@ -33,6 +38,11 @@ afterEach(() => {
   kdaBackwardTuning.prevPairs = undefined;
   kdaBackwardTuning.prevDqkw = undefined;
   kdaBackwardTuning.prevUt = undefined;
+  kdaBackwardTuning.prevDstateSeq = undefined;
+  kdaBackwardTuning.prevUtRows = undefined;
+  kdaBackwardTuning.pairsTailDg = undefined;
+  kdaBackwardTuning.seqRows = undefined;
+  kdaBackwardTuning.utSquare = undefined;
 });
 
 interface Case {
@@ -43,6 +53,10 @@ interface Case {
   GK: number;
   bv?: number;
   legacy?: boolean;
+  /** The kernels this round replaced (one-column sequential pass, ut.wgsl.ts, the pair pass's dg walk), forced. */
+  prev?: boolean;
+  seqRows?: 4;
+  utSquare?: boolean;
 }
 
 const cases: Case[] = [
@@ -51,11 +65,13 @@ const cases: Case[] = [
   { lens: [130], H: 2, K: 16, V: 8, GK: 1 },
   { lens: [5, 70, 0, 58], H: 2, K: 16, V: 8, GK: 16 },
   { lens: [5, 70, 0, 58], H: 2, K: 16, V: 8, GK: 16, legacy: true },
+  { lens: [65], H: 2, K: 16, V: 8, GK: 16, prev: true },
+  { lens: [130], H: 2, K: 16, V: 8, GK: 16, seqRows: 4, utSquare: true },
 ];
 
 describe('kda backward kernels (split state pass, tiled dqkw and ut, pairs) = chunked reference', () => {
   for (const c of cases) {
-    const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate, dqkw, ut and pairs kernels (forced)' : ''}`;
+    const name = `lens ${c.lens.join('+')}, H=${c.H}, K=${c.K}, V=${c.V}, gate ${c.GK}${c.bv ? `, seq BV ${c.bv}` : ''}${c.legacy ? ', old dstate, dqkw, ut and pairs kernels (forced)' : ''}${c.prev ? ', one-column seq, ut.wgsl.ts, dg walk (forced)' : ''}${c.seqRows ? `, ${c.seqRows} dV' rows per thread` : ''}${c.utSquare ? ', square dA map' : ''}`;
     it.skipIf(!hasGpu)(
       name,
       async () => {
@@ -69,11 +85,18 @@ describe('kda backward kernels (split state pass, tiled dqkw and ut, pairs) = ch
         const bv = c.bv ?? seqBV(V, N, H, K, smem);
         // The case must exercise the kernels it names (not fall back silently).
         expect(dstateSplitFits({ K, V, GK }, bv, smem)).toBe(true);
+        expect(dstateSeqTiledFits({ K, V, GK, BV: bv, RA: c.seqRows ?? 2 }, smem)).toBe(true);
+        expect(utRowsFits({ K, V, GK })).toBe(true);
         kdaBackwardTuning.seqBV = c.bv;
         kdaBackwardTuning.legacyDstate = c.legacy;
         kdaBackwardTuning.legacyDqkw = c.legacy;
         kdaBackwardTuning.legacyUt = c.legacy;
         kdaBackwardTuning.prevPairs = c.legacy;
+        kdaBackwardTuning.prevDstateSeq = c.prev;
+        kdaBackwardTuning.prevUtRows = c.prev;
+        kdaBackwardTuning.pairsTailDg = c.prev;
+        kdaBackwardTuning.seqRows = c.seqRows;
+        kdaBackwardTuning.utSquare = c.utSquare;
         const r = randomCase(T * 13 + K + V + N, T, H, K, V, GK);
         const S0 = new Rng(T + 3).normalArray(N * H * K * V, 0.5);
         const dS = new Rng(T + 4).normalArray(N * H * K * V);

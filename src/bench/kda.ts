@@ -82,6 +82,45 @@ export interface KdaBenchOptions {
    * per gradient.
    */
   bwdCheck?: boolean;
+  /** Any kdaBackwardTuning fields (backwardGpu.ts) for the timed runs, e.g. { prevUtRows: true } (--bwd-tune). */
+  bwdTune?: Partial<typeof kdaBackwardTuning>;
+}
+
+/** The kdaBackwardTuning fields --bwd-tune may set, and whether each takes a number (else a boolean). */
+const BWD_TUNE_KEYS: Record<string, 'bool' | 'number'> = {
+  legacyDstate: 'bool',
+  seqBV: 'number',
+  legacyDqkw: 'bool',
+  legacyUt: 'bool',
+  prevDqkw: 'bool',
+  prevUt: 'bool',
+  prevPairs: 'bool',
+  factoredPairs: 'bool',
+  pairsVecPartial: 'bool',
+  utVarRows: 'bool',
+  prevDstateSeq: 'bool',
+  pairsTailDg: 'bool',
+  seqRows: 'number',
+  prevUtRows: 'bool',
+  utSquare: 'bool',
+};
+
+/** `key=value,...` of --bwd-tune: a boolean field takes 1/0/true/false, a numeric one a number. */
+function parseBwdTune(s: string | undefined): Partial<typeof kdaBackwardTuning> | undefined {
+  if (s === undefined) return undefined;
+  const out: Record<string, boolean | number> = {};
+  for (const part of s.split(',').filter(Boolean)) {
+    const [key, val = '1'] = part.split('=');
+    const kind = BWD_TUNE_KEYS[key];
+    if (!kind) throw new Error(`--bwd-tune: '${key}' is not one of ${Object.keys(BWD_TUNE_KEYS).join(', ')}`);
+    if (kind === 'number') {
+      const n = Number(val);
+      if (!Number.isInteger(n) || n <= 0) throw new Error(`--bwd-tune: ${key}='${val}' is not a positive integer`);
+      out[key] = n;
+    } else if (['1', 'true', '0', 'false'].includes(val)) out[key] = val === '1' || val === 'true';
+    else throw new Error(`--bwd-tune: ${key}='${val}' is not 1, 0, true or false`);
+  }
+  return out as Partial<typeof kdaBackwardTuning>;
 }
 
 function setLegacy(on: boolean | undefined): void {
@@ -259,6 +298,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdPairsFactored) kdaBackwardTuning.factoredPairs = true;
   if (o.bwdPairsPartial) kdaBackwardTuning.pairsVecPartial = true;
   if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
+  Object.assign(kdaBackwardTuning, o.bwdTune ?? {});
   Object.assign(kdaForwardTuning, {
     intra: o.fwdIntra,
     stateWg: o.fwdStateWg,
@@ -342,6 +382,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   kdaBackwardTuning.factoredPairs = undefined;
   kdaBackwardTuning.pairsVecPartial = undefined;
   kdaBackwardTuning.utVarRows = undefined;
+  for (const key of Object.keys(o.bwdTune ?? {})) delete (kdaBackwardTuning as Record<string, unknown>)[key];
   const newVsOld = o.bwdCheck ? await backwardNewVsOldCheck(dev, o.d) : undefined;
   // The vec4-tile pair pass (pairsVec.wgsl.ts) against the scalar-tile one it replaces, all else the same.
   const pairsVecVsFactored = o.bwdCheck
@@ -353,8 +394,28 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   const utFixedVsVarRows = o.bwdCheck
     ? await backwardNewVsOldCheck(dev, o.d, (on) => {
         kdaBackwardTuning.utVarRows = on;
+        // Both in ut.wgsl.ts (not the row-quad kernel that replaced it).
+        kdaBackwardTuning.prevUtRows = on === undefined ? undefined : true;
       })
     : undefined;
+
+  // This round's kernels against the ones they replace, all else the same: the register-tiled sequential
+  // state pass (dstateSeqTiled.wgsl.ts), the pair pass's dg scan and the row-quad UT backward
+  // (utRows.wgsl.ts), the latter also with its triangular dA map against the square one.
+  const check = (set: (on: boolean | undefined) => void) =>
+    o.bwdCheck ? backwardNewVsOldCheck(dev, o.d, set) : undefined;
+  const seqTiledVsPrev = await check((on) => {
+    kdaBackwardTuning.prevDstateSeq = on;
+  });
+  const pairsScanVsTail = await check((on) => {
+    kdaBackwardTuning.pairsTailDg = on;
+  });
+  const utRowsVsPrev = await check((on) => {
+    kdaBackwardTuning.prevUtRows = on;
+  });
+  const utTriangularVsSquare = await check((on) => {
+    kdaBackwardTuning.utSquare = on;
+  });
 
   const probe = o.decodeProbe ? { afterChunkedUs: (await timeDecode(dev, o, 64)).us } : undefined;
   if (probe && dev.backend === 'webgpu') {
@@ -404,6 +465,8 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...(newVsOld ? { backwardNewVsOld: newVsOld } : {}),
     ...(pairsVecVsFactored ? { pairsVecVsFactored } : {}),
     ...(utFixedVsVarRows ? { utFixedVsVarRows } : {}),
+    ...(seqTiledVsPrev ? { seqTiledVsPrev, pairsScanVsTail, utRowsVsPrev, utTriangularVsSquare } : {}),
+    ...(o.bwdTune ? { backwardTuning: o.bwdTune } : {}),
     decode,
     ...(probe ? { decodeProbe: { batch: 64, ...probe } } : {}),
     targets: {
@@ -460,6 +523,10 @@ export function registerKdaBench(bench: Command): void {
     .option('--bwd-pairs-factored', 'backward with the pair pass of scalar workgroup tiles (before the vec4 tiles)')
     .option('--bwd-pairs-partial', 'vec4-tile pair pass with row loops that stop at the chunk end (not 16 rows)')
     .option('--bwd-ut-var-rows', "UT backward with the dB sum looping to the chunk's end (not 16 constant row groups)")
+    .option(
+      '--bwd-tune <k=v,...>',
+      `backward kernel switches (kdaBackwardTuning): ${Object.keys(BWD_TUNE_KEYS).join(', ')}`,
+    )
     .option('--bwd-check', 'also compare the new backward kernels with the old ones on this device (T=200, H=2)')
     .option('--fwd-intra <kind>', 'chunked forward intra pass: vec4 or scalar (default: vec4 where it fits)')
     .option('--fwd-intra-skip <step>', 'profiling only: products, inverse or wu left out of the vec4 intra kernel')
@@ -518,6 +585,7 @@ export function registerKdaBench(bench: Command): void {
         bwdPairsPartial: !!opts.bwdPairsPartial,
         bwdUtVarRows: !!opts.bwdUtVarRows,
         bwdCheck: !!opts.bwdCheck,
+        bwdTune: parseBwdTune(opts.bwdTune),
         fwdIntra: parseKind('--fwd-intra', opts.fwdIntra),
         fwdIntraSkip: parseSkip('--fwd-intra-skip', opts.fwdIntraSkip, ['products', 'inverse', 'wu'] as const),
         fwdStateWg: opts.fwdStateWg ? parseList(opts.fwdStateWg)[0] : undefined,

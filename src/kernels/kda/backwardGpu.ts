@@ -14,15 +14,17 @@ import type { GpuGrads, GpuProblem, GpuSaved, KdaInputs, LayerParams } from './g
 import { dispatchPrep, dispatchPrepBackward } from './prep.js';
 import { cuTensor } from './slots.js';
 import { utKey, utTiledWgsl } from './ut.wgsl.js';
+import { utRowsFits, utRowsKey, utRowsWgsl } from './utRows.wgsl.js';
 import { dqkwBK, dqkwKey, dqkwTiledFits, dqkwTiledWgsl } from './dqkw.wgsl.js';
 import { dstateKey, dstatePreWgsl, dstateSeqWgsl, dstateSplitFits, preBV, seqBV } from './dstateSplit.wgsl.js';
+import { dstateSeqTiledFits, dstateSeqTiledKey, dstateSeqTiledWgsl } from './dstateSeqTiled.wgsl.js';
 import { zerosF32 } from './zeros.js';
 import { pairsFactoredWgsl, pairsKey } from './pairs.wgsl.js';
 import { pairsVecFits, pairsVecKey, pairsVecWgsl } from './pairsVec.wgsl.js';
 
 /**
  * Test and bench switches: `legacyDstate` runs the single-kernel backward state pass even where the split
- * fits; `legacyDqkw` the scalar dqkw kernel instead of the register-tiled one (dqkw.wgsl.ts); `legacyUt` the scalar UT-backward kernel instead of ut.wgsl.ts's; `seqBV` forces the value-tile width of the split's sequential pass (a divisor of V that fits).
+ * fits; `legacyDqkw` the scalar dqkw kernel instead of the register-tiled one (dqkw.wgsl.ts); `legacyUt` the scalar UT-backward kernel instead of ut.wgsl.ts's; `seqBV` forces the value-tile width of the split's sequential pass (a divisor of V that fits). `bench kda --bwd-tune key=value,...` sets any of them.
  */
 export const kdaBackwardTuning: {
   legacyDstate?: boolean;
@@ -41,6 +43,17 @@ export const kdaBackwardTuning: {
   pairsVecPartial?: boolean;
   /** ut.wgsl.ts's dB sum as a loop from 4 jg to the chunk's end L (before the constant 16-group loop). */
   utVarRows?: boolean;
+  /** The split state pass's sequential part as one value column per thread (dstateSplit.wgsl.ts dstateSeqWgsl) instead of dstateSeqTiled.wgsl.ts's register tiles. */
+  prevDstateSeq?: boolean;
+  /** pairsVec.wgsl.ts with dg's reverse cumsum as a walk over the chunk's rows at the end (before the in-loop scan). */
+  pairsTailDg?: boolean;
+  /** dV' rows per thread of dstateSeqTiled.wgsl.ts (default 2). */
+  seqRows?: 1 | 2 | 4;
+
+  /** The UT backward of ut.wgsl.ts (column-lane scatter, square dA map) instead of utRows.wgsl.ts's. */
+  prevUtRows?: boolean;
+  /** utRows.wgsl.ts with ut.wgsl.ts's square dA map (every subgroup runs the product) instead of the triangular one. */
+  utSquare?: boolean;
 } = {};
 
 function stateCopy(gpu: GpuContext, p: GpuProblem, src?: Tensor): Tensor {
@@ -115,12 +128,16 @@ export function dispatchBackward(
         params: groupParams(p, o.scale, gr),
         workgroups: [NS, V / preBV(V), gr.HB],
       });
+      const tv = { ...v, BV: SBV, RA: kdaBackwardTuning.seqRows ?? 2 };
       gpu.dispatch({
-        kernel: {
-          name: 'kda_bwd_dstate_seq',
-          key: dstateKey('kda_bwd_dstate_seq', v, `_bv${SBV}`),
-          code: () => dstateSeqWgsl(v, SBV),
-        },
+        kernel:
+          !kdaBackwardTuning.prevDstateSeq && dstateSeqTiledFits(tv, smem)
+            ? { name: 'kda_bwd_dstate_seq', key: dstateSeqTiledKey(tv), code: () => dstateSeqTiledWgsl(tv) }
+            : {
+                name: 'kda_bwd_dstate_seq',
+                key: dstateKey('kda_bwd_dstate_seq', v, `_bv${SBV}`),
+                code: () => dstateSeqWgsl(v, SBV),
+              },
         tensors: [cu, saved.Kd, saved.W, saved.gc, G, dh[gi], dVp],
         params: groupParams(p, o.scale, gr),
         workgroups: [V / SBV, gr.HB, N],
@@ -167,14 +184,19 @@ export function dispatchBackward(
   const dbeta = gpu.empty(x.beta.shape);
   // A_qk is not read after the dstate pass: its buffer takes dA (which is why a kept set serves one backward).
   const dA = saved.Aqk;
+  const t = kdaBackwardTuning;
+  const uv = { ...v, triangular: !t.utSquare };
+  const useUtRows = !t.prevUtRows && !t.prevUt && !t.utVarRows && utRowsFits(uv);
   gpu.dispatch({
     kernel: kdaBackwardTuning.legacyUt
       ? { name: 'kda_bwd_ut', key: bwdKey('kda_bwd_ut', v), code: () => utBackwardWgsl(v) }
-      : {
-          name: 'kda_bwd_ut',
-          key: utKey(v, !kdaBackwardTuning.prevUt, !kdaBackwardTuning.utVarRows),
-          code: () => utTiledWgsl(v, !kdaBackwardTuning.prevUt, !kdaBackwardTuning.utVarRows),
-        },
+      : useUtRows
+        ? { name: 'kda_bwd_ut', key: utRowsKey(uv), code: () => utRowsWgsl(uv) }
+        : {
+            name: 'kda_bwd_ut',
+            key: utKey(v, !kdaBackwardTuning.prevUt, !kdaBackwardTuning.utVarRows),
+            code: () => utTiledWgsl(v, !kdaBackwardTuning.prevUt, !kdaBackwardTuning.utVarRows),
+          },
     tensors: [cu, saved.T, saved.W, saved.U, dW, dVp, beta, vv, k, saved.gc, dk, dgc, dv, dbeta, dA],
     params,
     workgroups: [NS, H],
@@ -188,8 +210,8 @@ export function dispatchBackward(
         ? { name: 'kda_bwd_pairs', key: pairsKey(v), code: () => pairsFactoredWgsl(v) }
         : {
             name: 'kda_bwd_pairs',
-            key: pairsVecKey(v, kdaBackwardTuning.pairsVecPartial),
-            code: () => pairsVecWgsl(v, kdaBackwardTuning.pairsVecPartial),
+            key: pairsVecKey(v, kdaBackwardTuning.pairsVecPartial, !kdaBackwardTuning.pairsTailDg),
+            code: () => pairsVecWgsl(v, kdaBackwardTuning.pairsVecPartial, !kdaBackwardTuning.pairsTailDg),
           },
     tensors: [cu, q, k, saved.gc, beta, dO, saved.Vp, dA, dq, dk, dgc, dbeta, dg],
     params,

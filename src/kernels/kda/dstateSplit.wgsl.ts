@@ -1,6 +1,8 @@
 /**
  * The backward state pass split into a parallel part and a sequential part (replaces backward.wgsl.ts's
- * dstate kernel where the geometry fits; see dstateSplitFits).
+ * dstate kernel where the geometry fits; see dstateSplitFits). The sequential part runs as
+ * dstateSeqTiled.wgsl.ts's register-tiled kernel where that fits (dstateSeqWgsl here with
+ * kdaBackwardTuning.prevDstateSeq).
  *
  * Per chunk, from the last one, the backward state recurrence is (G = gradient of the chunk's outgoing state)
  *     dV' = A_qk^T dO + Kd G

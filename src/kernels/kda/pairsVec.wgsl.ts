@@ -38,8 +38,8 @@ const BK = 16;
 const R = 4;
 const NRG = 16;
 
-export const pairsVecKey = (v: PairsVariant, partial = false) =>
-  `kda_bwd_pairs_v4_k${v.K}_v${v.V}_gk${v.GK}${partial ? '_part' : ''}`;
+export const pairsVecKey = (v: PairsVariant, partial = false, scanDg = false) =>
+  `kda_bwd_pairs_v4_k${v.K}_v${v.V}_gk${v.GK}${partial ? '_part' : ''}${scanDg && v.GK !== 1 ? '_scan' : ''}`;
 
 /** The K tile is 16 channels (4 blocks of 16 rows) and the value tile splits into vec4. */
 export function pairsVecFits(v: PairsVariant): boolean {
@@ -50,14 +50,40 @@ export function pairsVecFits(v: PairsVariant): boolean {
 const C = 'xyzw';
 
 /**
+ * `scanDg` (per-channel gate): dg = reverse cumsum over the chunk's rows of dgc, per K tile inside the tile
+ * loop, from the values the threads hold (as pairRowStore computes them), in workgroup memory: thread
+ * (rg, r0) sums rows 4 rg .. 4 rg + 3 of channel r0, adds the sums of the segments after its own, and
+ * stores its 4 rows of dg. Without it (dgReverseCumsum) 128 threads walk the chunk's 64 rows one after
+ * another at the end, each step a global load and store. The sum runs in another order (segments of 4
+ * rows), so dg may round differently. Uses kq (free once the rows are stored; the next tile's staging waits
+ * on the loop's first barrier). H200 (H = 16, d = 128, T = 32768, bench/results/2026-12-01-h200-kbwd-s5-*):
+ * the pass 4.80 ms against 5.03 with the walk at the end (kdaBackwardTuning.pairsTailDg); dg within 6.2e-8.
+ */
+function dgScan(K: number): string {
+  const ms = [0, 1, 2, 3];
+  return `
+    // dg of this K tile: rows past the chunk's end add 0.
+    workgroupBarrier();
+    ${ms.map((m) => `kq[x${m} * ${BK}u + r0].x = select(0.0, acc${m}.z + xs${m}.y * aQ${m} + xs${m}.x * (xs${m}.w * sK${m}) - xs${m}.x * bK${m}, x${m} < L);`).join('\n    ')}
+    workgroupBarrier();
+    ${ms.map((a) => `let sg${a} = kq[(4u * rg + ${a}u) * ${BK}u + r0].x;`).join('\n    ')}
+    kq[4u * rg * ${BK}u + r0].y = sg3 + sg2 + sg1 + sg0;
+    workgroupBarrier();
+    var sfx = 0.0;
+    for (var g = ${NRG - 1}u; g > rg; g--) { sfx += kq[4u * g * ${BK}u + r0].y; }
+    ${[3, 2, 1, 0].map((a) => `sfx += sg${a};\n    if (4u * rg + ${a}u < L) { dg[((t0 + 4u * rg + ${a}u) * H + h) * ${K}u + kt * ${BK}u + r0] = sfx; }`).join('\n    ')}`;
+}
+
+/**
  * `partial`: the loop over the rows t of a block stops at the chunk's end L (as pairs.wgsl.ts does). By
  * default it runs all 16 rows of every block that starts before L: a constant trip count the driver can
  * unroll and schedule across. Rows t >= L add exact zeros: their k, q and beta are staged as 0, their M
  * entries are 0 (dA rows past L are 0 from the UT pass, dA_qk^T is masked here), and their gc is row
  * L - 1's, so every decay factor stays finite and <= 1.
  */
-export function pairsVecWgsl(v: PairsVariant, partial = false): string {
+export function pairsVecWgsl(v: PairsVariant, partial = false, scanDg = false): string {
   const { K, V, GK } = v;
+  const scan = scanDg && GK !== 1;
   if (!pairsVecFits(v)) throw new Error(`kda pairs (vec4 tiles): K=${K}, V=${V} do not fit (K % 16, V % 4)`);
   const BVt = Math.min(V, 32);
   const BV4 = BVt / 4;
@@ -177,7 +203,7 @@ ${computeMain(WG)}
     workgroupBarrier();
     ${each((m) => `var aQ${m} = 0.0;\n    var sK${m} = 0.0;\n    var bK${m} = 0.0;`)}
     ${ms.map(block).join('\n    ')}
-    ${each((m) => pairRowStore(m, K, BK))}
+    ${each((m) => pairRowStore(m, K, BK))}${scan ? dgScan(K) : ''}
   }
   // dbeta_i += sum_j dA[i,j] A_raw[i,j], summed over the 16 lanes of each row group (the 4 rows at once).
   workgroupBarrier();
@@ -191,6 +217,6 @@ ${computeMain(WG)}
   storageBarrier();
   workgroupBarrier();
   // dg = reverse cumsum of dgc within the chunk (gc = cumsum g).
-${dgReverseCumsum(K, GK, WG, (i) => `mt[${i}].x`)}
+${scan ? '' : dgReverseCumsum(K, GK, WG, (i) => `mt[${i}].x`)}
 }`;
 }

@@ -1,6 +1,7 @@
 /**
  * Pass 3 of the chunked KDA backward, the UT transform backward, with vec4 operands (replaces
- * backward.wgsl.ts's utBackwardWgsl unless kdaBackwardTuning.legacyUt). Same arithmetic, per chunk and head:
+ * backward.wgsl.ts's utBackwardWgsl unless kdaBackwardTuning.legacyUt; itself replaced by utRows.wgsl.ts
+ * where that fits, unless prevUtRows, prevUt or utVarRows). Same arithmetic, per chunk and head:
  * for each tile of 16 columns of X = [W | U] and dX = [dW | dV'],
  *     dB = T^T dX                          (T = (I + Diag(beta) A_kk)^-1, lower, unit diagonal)
  *     dk, dgc, dv, dbeta terms from dB     (B = Diag(beta) [exp(gc) K | V])

@@ -531,7 +531,8 @@ export class GpuContext implements Device {
   /** Write the capture chunks' blocks added since their last write (queued before the next submit). */
   private writeCaptureUniforms(state: CaptureState): void {
     for (const c of state.uniforms) {
-      if (c.used > c.flushed) this.device.queue.writeBuffer(c.buffer, c.flushed, c.shadow, c.flushed, c.used - c.flushed);
+      if (c.used > c.flushed)
+        this.device.queue.writeBuffer(c.buffer, c.flushed, c.shadow, c.flushed, c.used - c.flushed);
       c.flushed = c.used;
     }
   }

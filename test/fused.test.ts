@@ -254,6 +254,61 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
     }
   });
 
+  it('addRmsnormLinear with the KDA conv: y, the conv of outputs 0..C-1 and the shifted tail equal the reference', async () => {
+    const gpu = (await gpuContext())!;
+    // [rows, D, N, planes, Cp, W]: fused (one row) with C < N, C = N, odd plane widths, W 2 and 4; the
+    // fallback for two rows (separate GEMV + convStep).
+    for (const [rows, D, N, planes, Cp, W] of [
+      [1, 64, 65, 3, 7, 4],
+      [1, 64, 21, 3, 7, 4],
+      [1, 64, 63, 1, 63, 2],
+      [1, 64, 1, 1, 1, 4],
+      [2, 64, 22, 3, 7, 4],
+    ]) {
+      const C = planes * Cp;
+      const [x, d0, g] = [rand(rows * D, D), rand(rows * D, D + 1), rand(D, D + 3)];
+      const w = rand(N * D, N + D, 0.3);
+      const cw = rand(C * W, C + W, 0.5);
+      const tail0 = rand(rows * (W - 1) * C, C + 7);
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16').toFloat32()) as Float32Array) : w;
+        const cwHost =
+          wd === 'bf16'
+            ? ((await cpu.fromHost(f32ArrayToBf16(cw), [C, 1, W], 'bf16').toFloat32()) as Float32Array)
+            : cw;
+        const put = (a: Float32Array, shape: number[]) =>
+          wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16') : gpu.fromHost(a, shape);
+        const ref = addRmsnormReference(x, [d0], g, rows, D, 1e-5);
+        const yRef = matmulReference(ref.normed, wHost, {
+          batch: 1,
+          M: rows,
+          N,
+          K: D,
+          transA: false,
+          transB: true,
+          batchStrideB: 0,
+        });
+        const tailRef = tail0.slice();
+        const convRef = convStepReference(yRef, cwHost, tailRef, { B: rows, C, W, ld: N, xOff: 0, planes }, 'silu');
+        const tail = gpu.fromHost(tail0, [rows, W - 1, C]);
+        const r = addRmsnormLinear(
+          gpu.fromHost(x, [rows, D]),
+          [gpu.fromHost(d0, [rows, D])],
+          gpu.fromHost(g, [D]),
+          1e-5,
+          put(w, [N, D]),
+          { conv: { weight: put(cw, [C, 1, W]), tail, planes } },
+        );
+        const what = `rows ${rows} D ${D} N ${N} C ${planes}x${Cp} W ${W} ${wd}`;
+        expectClose(await r.y.toFloat32(), yRef, 1e-5, `y ${what}`);
+        expect(r.conv!.shape).toEqual([planes, rows, Cp]);
+        expectClose(await r.conv!.toFloat32(), convRef, 1e-5, `conv ${what}`);
+        expectClose(await tail.toFloat32(), tailRef, 1e-5, `tail ${what}`);
+      }
+    }
+  });
+
   it('gatedRmsnormLinear: one dispatch for a row (per-head norm, sigmoid gate, GEMV), the fallback otherwise', async () => {
     const gpu = (await gpuContext())!;
     // [rows, H, d, N]: the fused path (rows 1, d % 4 == 0, H | 256) and fallbacks (2 rows; d = 6; H = 3).

@@ -66,6 +66,8 @@ export interface DecodeBenchOptions {
   fuseNormGemv?: boolean;
   /** BatchSessionOptions.replay (default true): replay a captured step instead of running the model code. */
   replay?: boolean;
+  /** BatchSessionOptions.fuseConv (default true): the KDA conv step inside the input projection's dispatch. */
+  fuseConv?: boolean;
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
@@ -184,6 +186,7 @@ async function timeVariant(
         pageSize: PAGE_SIZE,
         fuseNormGemv: o.fuseNormGemv,
         replay: o.replay,
+        fuseConv: o.fuseConv,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
@@ -320,6 +323,7 @@ export async function benchDecode(
     cacheDtype: o.cacheDtype,
     fuseNormGemv: o.fuseNormGemv !== false,
     replay: o.replay !== false,
+    fuseConv: o.fuseConv !== false,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
       : "dependent: greedy generation, each step fed the previous step's argmax on the device, step n + 1 recorded while step n runs, ids read back one step late",
@@ -370,6 +374,7 @@ export function registerDecodeBench(bench: Command): void {
     .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
     .option('--no-norm-gemv', 'keep each residual add + RMSNorm apart from the projection after it (for measuring)')
     .option('--no-replay', 'record every step from the model code instead of replaying a captured step (for measuring)')
+    .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
     .option(
       '--independent-steps',
       'time steps fed host token ids, each read back before the next (the measure before pipelined generation)',
@@ -387,6 +392,7 @@ export function registerDecodeBench(bench: Command): void {
           maxBatch?: boolean;
           normGemv?: boolean;
           replay?: boolean;
+          fuseConv?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
           check?: boolean;
@@ -421,6 +427,7 @@ export function registerDecodeBench(bench: Command): void {
           batchCap: parseList(opts.batchCap)[0],
           fuseNormGemv: opts.normGemv !== false,
           replay: opts.replay !== false,
+          fuseConv: opts.fuseConv !== false,
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,

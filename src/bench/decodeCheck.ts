@@ -5,7 +5,7 @@
  * (2) Greedy tokens of pipelined generation (ids chosen on the device, fed back unread) against plain
  * generation (each step's logits read back, argmax on the host): equal or not. (3) Logits of replayed
  * steps (BatchSession replay, the default) against steps recorded from the model code (replay false), and
- * their greedy pipelined tokens. Each run is a fresh session with the synthetic cache of `context` tokens,
+ * their greedy pipelined tokens; and the default step against the one before replay and the fused conv. Each run is a fresh session with the synthetic cache of `context` tokens,
  * so all of them start from the same state.
  */
 import { argmax as hostArgmax } from '../generate/sampler.js';
@@ -23,6 +23,8 @@ export interface DecodeCheck {
   tokensEqual: boolean;
   /** max |replayed - recorded| / max |recorded| over every logit of every step (fused path). */
   replayLogitsMaxRelDiff: number;
+  /** The same against the step of before replay and the fused conv (replay false, fuseConv false). */
+  beforeLogitsMaxRelDiff: number;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
   recordedTokens: number[];
   replayTokensEqual: boolean;
@@ -32,19 +34,20 @@ export async function checkDecode(
   model: KimiLinearModel,
   o: { context: number; steps: number; cacheDtype: 'f32' | 'bf16' | 'int8' },
 ): Promise<DecodeCheck> {
-  const session = (fuseNormGemv = true, replay = true) => {
+  const session = (fuseNormGemv = true, replay = true, fuseConv = true) => {
     const s = new BatchSession(model, {
       maxSequences: 1,
       maxLength: o.context + o.steps + 2,
       cacheDtype: o.cacheDtype,
       fuseNormGemv,
       replay,
+      fuseConv,
     });
     s.addSynthetic(o.context);
     return s;
   };
-  const logitsOf = async (fuse: boolean, replay = true) => {
-    const s = session(fuse, replay);
+  const logitsOf = async (fuse: boolean, replay = true, fuseConv = true) => {
+    const s = session(fuse, replay, fuseConv);
     const out: Float32Array[] = [];
     for (let i = 0; i < o.steps; i++) out.push(await s.step([3 + 7 * i]));
     s.dispose();
@@ -65,6 +68,8 @@ export async function checkDecode(
   const fused = await logitsOf(true);
   const apart = await logitsOf(false);
   const recorded = await logitsOf(true, false);
+  // The step as it was before replay and the fused conv: fused norms, recorded from the model code.
+  const before = await logitsOf(true, false, false);
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];
@@ -98,6 +103,7 @@ export async function checkDecode(
     plainTokens,
     tokensEqual: pipelinedTokens.length === plainTokens.length && pipelinedTokens.every((t, i) => t === plainTokens[i]),
     replayLogitsMaxRelDiff: relDiff(fused, recorded),
+    beforeLogitsMaxRelDiff: relDiff(fused, before),
     recordedTokens,
     replayTokensEqual:
       pipelinedTokens.length === recordedTokens.length && pipelinedTokens.every((t, i) => t === recordedTokens[i]),

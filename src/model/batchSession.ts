@@ -28,6 +28,7 @@ import {
   convStep,
   gatedRmsnormLinear,
   headGemv,
+  type NormLinearConv,
   rmsnormConcat,
   swigluLinear,
 } from '../kernels/fused/index.js';
@@ -51,8 +52,11 @@ import { HybridCache } from './hybridCache.js';
  * state and binds the same buffers every time, which keeps its bind groups cached): the recurrent state
  * [B, H, d, d] and the q|k|v conv tail [B, W-1, 3*H*d] (the three tails side by side, as convStep reads them).
  */
-/** A layer's first projection of its normalised input (the residual add and norm fused in, see recordStep). */
-type Project = (weight: Tensor) => Tensor;
+/**
+ * A layer's first projection of its normalised input (the residual add and norm fused in, see recordLayers);
+ * with `conv`, the KDA short conv of its q|k|v outputs too, where it can be fused in (else `conv` is absent).
+ */
+type Project = (weight: Tensor, conv?: NormLinearConv) => { y: Tensor; conv?: Tensor };
 
 interface DecodeCarry {
   state: Tensor;
@@ -90,6 +94,11 @@ export interface BatchSessionOptions {
    * Default true on WebGPU for an unsharded cache; false records every step from the model code.
    */
   replay?: boolean;
+  /**
+   * Run each KDA layer's short conv step inside its input projection's dispatch (addRmsnormLinear's conv,
+   * batch 1). Default true; false keeps convStep a dispatch of its own.
+   */
+  fuseConv?: boolean;
 }
 
 /**
@@ -509,12 +518,12 @@ export class BatchSession {
       for (let i = 0; i < L; i++) {
         const norm = this.lw(i, 'input_layernorm.weight');
         // The mixer's input projection of rmsnorm(x + pending); called once per layer.
-        const project: Project = (W) => {
-          if (!pending) return linear(rmsnorm(x, norm, eps), W);
-          const r = this.addNormLinear(x, pending, norm, W);
+        const project: Project = (W, conv) => {
+          if (!pending) return { y: linear(rmsnorm(x, norm, eps), W) };
+          const r = this.addNormLinear(x, pending, norm, W, false, conv);
           x = r.sum;
           pending = undefined;
-          return r.y;
+          return r;
         };
         const mixed =
           layerMixer(cfg, i) === 'kda'
@@ -737,8 +746,11 @@ export class BatchSession {
     const w = (n: string) => this.lw(i, `self_attn.${n}`);
     const k = this.packed.kda.get(i)!;
     const c = this.carries.get(i)!;
-    const proj = project(k.inProj);
-    const qkv = convStep(proj, k.conv, c.tail, { planes: 3 });
+    // The conv of q|k|v rides on the projection's dispatch (addRmsnormLinear's conv) unless opts.fuseConv
+    // is false or the projection has no fused form here (the first layer, batches > 1).
+    const p = project(k.inProj, this.opts.fuseConv === false ? undefined : { weight: k.conv, tail: c.tail, planes: 3 });
+    const proj = p.y;
+    const qkv = p.conv ?? convStep(proj, k.conv, c.tail, { planes: 3 });
     // The batch as B one-token sequences packed along time ([1, B, ...] with cuSeqlens 0..B): the same
     // kernel and layout as a dense [B, 1, ...] batch.
     const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([1, B, H, d]));
@@ -805,10 +817,21 @@ export class BatchSession {
     return { x: r.sum, terms: f ? [routed, mlp('block_sparse_moe.shared_experts.down_proj.weight')] : [routed] };
   }
 
-  /** addRmsnormLinear, or (fuseNormGemv false) addRmsnorm then linear. */
-  private addNormLinear(x: Tensor, deltas: Tensor[], norm: Tensor, W: Tensor, keepNormed = false) {
+  /**
+   * addRmsnormLinear (with the KDA conv when asked and batch 1: only there is the GEMV one dispatch to
+   * ride on), or (fuseNormGemv false) addRmsnorm then linear; `conv` comes back only when fused.
+   */
+  private addNormLinear(
+    x: Tensor,
+    deltas: Tensor[],
+    norm: Tensor,
+    W: Tensor,
+    keepNormed = false,
+    conv?: NormLinearConv,
+  ): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor } {
     const eps = this.model.cfg.rms_norm_eps;
-    if (this.opts.fuseNormGemv !== false) return addRmsnormLinear(x, deltas, norm, eps, W, { keepNormed });
+    if (this.opts.fuseNormGemv !== false)
+      return addRmsnormLinear(x, deltas, norm, eps, W, { keepNormed, conv: x.shape[0] === 1 ? conv : undefined });
     const r = addRmsnorm(x, deltas, norm, eps);
     return { sum: r.sum, y: linear(r.normed, W), normed: r.normed };
   }
@@ -895,7 +918,7 @@ export class BatchSession {
     const rotary = cfg.mla_use_nope === false;
     const { wUkT, wUv } = this.absorb(i, p);
     // q_proj and kv_a_proj_with_mqa in one GEMV (decodeWeights.ts).
-    const qkv = project(this.packed.mla.get(i)!);
+    const qkv = project(this.packed.mla.get(i)!).y;
     const q = contiguous(qkv.narrow(1, 0, H * (dn + dr))).reshape([B, H, dn + dr]);
     // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], with q_pe appended: [B, H, r + dr] in one dispatch.
     const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;

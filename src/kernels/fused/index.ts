@@ -329,8 +329,8 @@ export function addRmsnormLinear(
   normWeight: Tensor,
   eps: number,
   weight: Tensor,
-  opts: { keepNormed?: boolean } = {},
-): { sum: Tensor; y: Tensor; normed?: Tensor } {
+  opts: { keepNormed?: boolean; conv?: NormLinearConv } = {},
+): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor } {
   const op = 'addRmsnormLinear';
   const device = deviceOf(op, x, ...deltas, normWeight, weight);
   expectDType(op, 'weight', weight, ['f32', 'bf16']);
@@ -338,6 +338,14 @@ export function addRmsnormLinear(
   expectShape(op, 'weight', weight, [null, D]);
   const gpu = asGpu(device);
   const bf16 = weight.dtype === 'bf16';
+  const cv = opts.conv;
+  if (cv) {
+    expectShape(op, 'conv.weight', cv.weight, [null, 1, null]);
+    const [C, , W] = cv.weight.shape;
+    if (C > weight.shape[0])
+      throw new ShapeError(`${op}: ${C} conv channels, but the projection has ${weight.shape[0]}`);
+    expectShape(op, 'conv.tail', cv.tail, [rows, W - 1, C]);
+  }
   const fused =
     gpu &&
     rows === 1 &&
@@ -350,12 +358,18 @@ export function addRmsnormLinear(
     normWeight.numel === D &&
     eps >= 0 &&
     gpu.isBindable(weight);
-  if (!fused) {
+  const convFused =
+    !cv ||
+    (cv.weight.shape[2] >= 2 &&
+      (cv.weight.dtype === 'f32' || cv.weight.dtype === 'bf16') &&
+      cv.tail.dtype === 'f32' &&
+      !!gpu?.isBindable(cv.tail));
+  if (!fused || !convFused) {
     const r = addRmsnorm(x, deltas, normWeight, eps);
     const y = linear(r.normed, weight);
-    if (opts.keepNormed) return { sum: r.sum, y, normed: r.normed };
-    r.normed.dispose();
-    return { sum: r.sum, y };
+    const conv = cv ? convStep(y, cv.weight, cv.tail, { planes: cv.planes }) : undefined;
+    if (!opts.keepNormed) r.normed.dispose();
+    return { sum: r.sum, y, ...(opts.keepNormed ? { normed: r.normed } : {}), ...(conv ? { conv } : {}) };
   }
   const N = weight.shape[0];
   const ins = [x, ...deltas, normWeight].map(contiguous);
@@ -367,16 +381,38 @@ export function addRmsnormLinear(
     normDtype: normWeight.dtype as FloatDType,
     wDtype: weight.dtype as 'f32' | 'bf16',
     normed: !!opts.keepNormed,
+    ...(cv ? { conv: { W: cv.weight.shape[2], wDtype: cv.weight.dtype as FloatDType } } : {}),
   };
   const normed = opts.keepNormed ? gpu.empty(x.shape) : undefined;
+  const C = cv ? cv.weight.shape[0] : 0;
+  const planes = cv?.planes ?? 1;
+  if (cv && C % planes !== 0) throw new ShapeError(`${op}: ${C} conv channels do not split into ${planes} planes`);
+  // [planes, 1, C / planes]: the layout convStep gives for one row (plane-major, so the same memory as [C]).
+  const conv = cv ? gpu.empty([planes, 1, C / planes]) : undefined;
+  const cw = cv ? contiguous(cv.weight) : undefined;
+  const tensors = [...ins, weight, sum, y, ...(normed ? [normed] : []), ...(cv ? [cw!, cv.tail, conv!] : [])];
   gpu.dispatch({
-    kernel: { name: 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
-    tensors: normed ? [...ins, weight, sum, y, normed] : [...ins, weight, sum, y],
-    params: new Params().u32(N, D).f32(eps).u32(0),
+    kernel: { name: cv ? 'norm_gemv_conv' : 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
+    tensors,
+    params: new Params().u32(N, D).f32(eps).u32(C),
     workgroups: grid1d(N, NG_ROWS_PER_WG),
   });
   for (const t of ins) t.dispose();
-  return normed ? { sum, y, normed } : { sum, y };
+  cw?.dispose();
+  return { sum, y, ...(normed ? { normed } : {}), ...(conv ? { conv } : {}) };
+}
+
+/**
+ * The KDA decode conv fused into addRmsnormLinear: outputs 0..C-1 of the projection (C = weight's first
+ * dimension) also go through convStep(y, weight, tail, { planes }) (tail updated in place); the result,
+ * [planes, rows, C / planes], comes back as `conv`.
+ */
+export interface NormLinearConv {
+  /** [C, 1, W] f32|bf16. */
+  weight: Tensor;
+  /** [rows, W - 1, C] f32, dense. */
+  tail: Tensor;
+  planes?: number;
 }
 
 /**

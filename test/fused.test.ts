@@ -7,11 +7,16 @@ import {
   convStep,
   gatedRmsnormLinear,
   rmsnormConcat,
+  routeRanked,
   headGemv,
   swigluLinear,
   swigluRows,
 } from '../src/kernels/fused/index.js';
+import { decodeTuning } from '../src/kernels/fused/sweep.js';
+import { linear } from '../src/kernels/matmul/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
+import { expertsInference, route } from '../src/kernels/moe/index.js';
+import { routeReference } from '../src/kernels/moe/reference.js';
 import {
   addRmsnormReference,
   convStepReference,
@@ -377,6 +382,91 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const normed = await rmsnorm(xt.narrow(1, off, r), cpu.fromHost(w, [r]), 1e-6).toFloat32();
       for (let b = 0; b < B; b++)
         expectClose(ref.subarray(b * (r + pass), b * (r + pass) + r), normed.subarray(b * r, (b + 1) * r), 1e-6, 'cpu');
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('decode GEMV sweeps unrolled (sweep.ts) equal the plain loops', () => {
+  it('linear, addRmsnormLinear, gatedRmsnormLinear, swigluLinear and the MoE decode kernels at unroll 4 and 1', async () => {
+    const gpu = (await gpuContext())!;
+    // Rows long enough that the unrolled body runs (8 bf16 per chunk, 32 lanes: 2104 = 263 chunks, two
+    // bodies of 4 x 32 chunks and a remainder of 7) and awkward row counts.
+    const [K, N, H, d, E, I] = [2104, 7, 4, 528, 5, 1032];
+    const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+    const x = gpu.fromHost(rand(K, 1), [1, K]);
+    const d0 = gpu.fromHost(rand(K, 2), [1, K]);
+    const nw = gpu.fromHost(rand(K, 3), [K]);
+    const w = bf(rand(N * K, 4, 0.3), [N, K]);
+    const o = gpu.fromHost(rand(H * d, 5), [1, H * d]);
+    const gate = gpu.fromHost(rand(H * d, 6), [1, H * d]);
+    const onw = gpu.fromHost(rand(d, 7), [d]);
+    const wo = bf(rand(N * H * d, 8, 0.3), [N, H * d]);
+    const gu = gpu.fromHost(rand(2 * K + 8, 9), [1, 2 * K + 8]);
+    const experts = {
+      w1: bf(rand(E * I * K, 10, 0.2), [E, I, K]),
+      w3: bf(rand(E * I * K, 11, 0.2), [E, I, K]),
+      w2: bf(rand(E * K * I, 12, 0.2), [E, K, I]),
+    };
+    const routes = {
+      idx: gpu.fromHost(Int32Array.from([3, 0, 4]), [1, 3], 'i32'),
+      weights: gpu.fromHost(Float32Array.from([0.5, 0.3, 0.2]), [1, 3]),
+    };
+    const run = async (unroll: number) => {
+      const saved = decodeTuning.unroll;
+      decodeTuning.unroll = unroll;
+      try {
+        return [
+          await linear(x, w).toFloat32(),
+          await addRmsnormLinear(x, [d0], nw, 1e-5, w).y.toFloat32(),
+          await gatedRmsnormLinear(o, gate, onw, 1e-5, wo, H).toFloat32(),
+          await swigluLinear(gu, 0, K + 8, w).toFloat32(),
+          await expertsInference(x, routes as never, experts).toFloat32(),
+        ];
+      } finally {
+        decodeTuning.unroll = saved;
+      }
+    };
+    const plain = await run(1);
+    for (const u of [4]) {
+      const got = await run(u);
+      ['linear', 'addRmsnormLinear', 'gatedRmsnormLinear', 'swigluLinear', 'expertsInference'].forEach((name, i) =>
+        expectClose(got[i], plain[i], 1e-5, `${name} unroll ${u}`),
+      );
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('routeRanked (one-pass router) equals route()', () => {
+  it('the same experts in the same order and the same weights, with ties, bias, awkward E; grouped falls back', async () => {
+    const gpu = (await gpuContext())!;
+    for (const [N, E, k, withBias, groups] of [
+      [1, 256, 8, true, 1],
+      [3, 65, 2, false, 1],
+      [2, 64, 4, true, 4],
+    ] as const) {
+      // Logits on a coarse grid, so equal choices (ties) occur and must go to the lower index.
+      const logits = Float32Array.from(rand(N * E, E + k), (v) => Math.round(v * 4) / 4);
+      const bias = withBias ? Float32Array.from(rand(E, E), (v) => Math.round(v * 2) / 8) : undefined;
+      const cfg = {
+        numExperts: E,
+        topK: k,
+        activation: 'sigmoid' as const,
+        renormalize: true,
+        scaling: 2.5,
+        numGroups: groups,
+        topkGroup: groups > 1 ? 2 : 1,
+      };
+      const lt = gpu.fromHost(logits, [N, E]);
+      const bt = bias ? gpu.fromHost(bias, [E]) : undefined;
+      const want = route(lt, bt, cfg);
+      const got = routeRanked(lt, bt, cfg);
+      const what = `N ${N} E ${E} k ${k}${withBias ? ' bias' : ''} groups ${groups}`;
+      expect(Array.from((await got.idx.read()) as Int32Array), what).toEqual(
+        Array.from((await want.idx.read()) as Int32Array),
+      );
+      expect(Array.from(await got.weights.toFloat32()), what).toEqual(Array.from(await want.weights.toFloat32()));
+      const ref = routeReference(logits, bias, N, cfg);
+      expect(Array.from((await got.idx.read()) as Int32Array), `${what} vs reference`).toEqual(Array.from(ref.idx));
     }
   });
 });

@@ -15,6 +15,7 @@
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
+import { decodeTuning } from '../kernels/fused/sweep.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
@@ -68,6 +69,8 @@ export interface DecodeBenchOptions {
   replay?: boolean;
   /** BatchSessionOptions.fuseConv (default true): the KDA conv step inside the input projection's dispatch. */
   fuseConv?: boolean;
+  /** BatchSessionOptions.rankRoute (default true): the one-pass router kernel. */
+  rankRoute?: boolean;
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
@@ -187,6 +190,7 @@ async function timeVariant(
         fuseNormGemv: o.fuseNormGemv,
         replay: o.replay,
         fuseConv: o.fuseConv,
+        rankRoute: o.rankRoute,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
@@ -324,6 +328,8 @@ export async function benchDecode(
     fuseNormGemv: o.fuseNormGemv !== false,
     replay: o.replay !== false,
     fuseConv: o.fuseConv !== false,
+    rankRoute: o.rankRoute !== false,
+    gemvUnroll: decodeTuning.unroll,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
       : "dependent: greedy generation, each step fed the previous step's argmax on the device, step n + 1 recorded while step n runs, ids read back one step late",
@@ -374,6 +380,15 @@ export function registerDecodeBench(bench: Command): void {
     .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
     .option('--no-norm-gemv', 'keep each residual add + RMSNorm apart from the projection after it (for measuring)')
     .option('--no-replay', 'record every step from the model code instead of replaying a captured step (for measuring)')
+    .option(
+      '--gemv-unroll <n>',
+      'loads in flight per lane in the decode GEMV kernels (decodeTuning.unroll; 1: the plain loops)',
+      '4',
+    )
+    .option(
+      '--no-rank-route',
+      'route MoE tokens with the k-round arg-max kernel (moe route) instead of the rank kernel',
+    )
     .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
     .option(
       '--independent-steps',
@@ -393,6 +408,7 @@ export function registerDecodeBench(bench: Command): void {
           normGemv?: boolean;
           replay?: boolean;
           fuseConv?: boolean;
+          rankRoute?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
           check?: boolean;
@@ -410,6 +426,10 @@ export function registerDecodeBench(bench: Command): void {
       const file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
       const json = await readBenchConfig(file, opts.preset, PRESETS);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
+      const unroll = parseList(opts.gemvUnroll)[0];
+      if (!(Number.isInteger(unroll) && unroll >= 1))
+        throw new Error(`--gemv-unroll: '${opts.gemvUnroll}' is not an integer >= 1`);
+      decodeTuning.unroll = unroll;
       if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)
         device.maxDispatchesPerBatch = parseList(opts.dispatchesPerSubmit)[0];
       const result = await benchDecode(
@@ -428,6 +448,7 @@ export function registerDecodeBench(bench: Command): void {
           fuseNormGemv: opts.normGemv !== false,
           replay: opts.replay !== false,
           fuseConv: opts.fuseConv !== false,
+          rankRoute: opts.rankRoute !== false,
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,

@@ -10,6 +10,7 @@
  */
 import { argmax as hostArgmax } from '../generate/sampler.js';
 import { argmax } from '../kernels/reduce/index.js';
+import { decodeTuning } from '../kernels/fused/sweep.js';
 import { BatchSession } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
 
@@ -23,7 +24,7 @@ export interface DecodeCheck {
   tokensEqual: boolean;
   /** max |replayed - recorded| / max |recorded| over every logit of every step (fused path). */
   replayLogitsMaxRelDiff: number;
-  /** The same against the step of before replay and the fused conv (replay false, fuseConv false). */
+  /** The same against the step of before (replay false, fuseConv false, rankRoute false, GEMV unroll 1). */
   beforeLogitsMaxRelDiff: number;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
   recordedTokens: number[];
@@ -42,16 +43,24 @@ export async function checkDecode(
       fuseNormGemv,
       replay,
       fuseConv,
+      // The old router goes with the rest of the step of before.
+      rankRoute: fuseConv,
     });
     s.addSynthetic(o.context);
     return s;
   };
-  const logitsOf = async (fuse: boolean, replay = true, fuseConv = true) => {
-    const s = session(fuse, replay, fuseConv);
-    const out: Float32Array[] = [];
-    for (let i = 0; i < o.steps; i++) out.push(await s.step([3 + 7 * i]));
-    s.dispose();
-    return out;
+  const logitsOf = async (fuse: boolean, replay = true, fuseConv = true, unroll = decodeTuning.unroll) => {
+    const saved = decodeTuning.unroll;
+    decodeTuning.unroll = unroll;
+    try {
+      const s = session(fuse, replay, fuseConv);
+      const out: Float32Array[] = [];
+      for (let i = 0; i < o.steps; i++) out.push(await s.step([3 + 7 * i]));
+      s.dispose();
+      return out;
+    } finally {
+      decodeTuning.unroll = saved;
+    }
   };
   const relDiff = (a: Float32Array[], b: Float32Array[]) => {
     let diff = 0;
@@ -68,8 +77,9 @@ export async function checkDecode(
   const fused = await logitsOf(true);
   const apart = await logitsOf(false);
   const recorded = await logitsOf(true, false);
-  // The step as it was before replay and the fused conv: fused norms, recorded from the model code.
-  const before = await logitsOf(true, false, false);
+  // The step as it was before this work: recorded from the model code, the conv and the router in their
+  // own dispatches, the GEMV loops not unrolled.
+  const before = await logitsOf(true, false, false, 1);
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];

@@ -30,6 +30,7 @@ import {
   headGemv,
   type NormLinearConv,
   rmsnormConcat,
+  routeRanked,
   swigluLinear,
 } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
@@ -99,6 +100,8 @@ export interface BatchSessionOptions {
    * batch 1). Default true; false keeps convStep a dispatch of its own.
    */
   fuseConv?: boolean;
+  /** The MoE router by the one-pass rank kernel (fused/routeRanked) where it applies. Default true. */
+  rankRoute?: boolean;
 }
 
 /**
@@ -812,7 +815,10 @@ export class BatchSession {
         ? contiguous(r.y.narrow(1, f.router, E))
         : linear(h2, w('block_sparse_moe.gate.weight'));
     const bias = this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias');
-    const routes = route(logits, bias, routerConfig(cfg));
+    const routes =
+      this.opts.rankRoute === false
+        ? route(logits, bias, routerConfig(cfg))
+        : routeRanked(logits, bias, routerConfig(cfg));
     const routed = expertsInference(h2, routes, this.model.weights.experts.get(i)!);
     return { x: r.sum, terms: f ? [routed, mlp('block_sparse_moe.shared_experts.down_proj.weight')] : [routed] };
   }

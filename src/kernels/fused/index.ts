@@ -9,6 +9,7 @@
  *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
  *   gatedRmsnormLinear(o, gate, w, eps, W, H) -> [rows, N] KDA's gated per-head o_norm, then o_proj
  *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended
+ *   routeRanked(logits, bias, cfg) -> routes          moe route() in one pass (sigmoid, ungrouped)
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -25,6 +26,7 @@ import {
   GNG_WG,
   type GatedNormGemvVariant,
   gatedNormGemvKey,
+  gatedNormGemvStagedBytes,
   gatedNormGemvWgsl,
 } from './gatedNormGemv.wgsl.js';
 import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
@@ -42,6 +44,8 @@ import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigl
 import { concatLast } from '../concat/index.js';
 import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
+import { type RouterConfig, type RoutesT, route } from '../moe/index.js';
+import { ROUTE_RANK_MAX_E, routeRankKey, routeRankWgsl } from './routeRank.wgsl.js';
 
 /**
  * sum = x + (d0 [+ d1]) and normed = rmsnorm(sum, weight, eps), both with x's shape (f32). One or two
@@ -467,6 +471,7 @@ export function gatedRmsnormLinear(
     d,
     normDtype: normWeight.dtype as FloatDType,
     wDtype: weight.dtype as 'f32' | 'bf16',
+    staged: gatedNormGemvStagedBytes(H, d) <= gpu.limits.maxComputeWorkgroupStorageSize,
   };
   if (N > 0) {
     gpu.dispatch({
@@ -518,4 +523,44 @@ export function rmsnormConcat(x: Tensor, off: number, r: number, pass: number, w
   xc.dispose();
   wc.dispose();
   return y;
+}
+
+/**
+ * moe route() for decode: the same routes (experts, order and weights) from the rank kernel
+ * (routeRank.wgsl.ts: one pass instead of k arg-max rounds), where it applies: WebGPU, sigmoid scores,
+ * no group limit, E <= ROUTE_RANK_MAX_E, topK <= E. Anything else goes to route().
+ */
+export function routeRanked(logits: Tensor, bias: Tensor | undefined, cfg: RouterConfig): RoutesT {
+  const gpu = asGpu(deviceOf('routeRanked', logits, ...(bias ? [bias] : [])));
+  const E = cfg.numExperts;
+  const grouped = cfg.numGroups > 1 && cfg.topkGroup < cfg.numGroups;
+  if (
+    !gpu ||
+    grouped ||
+    cfg.activation !== 'sigmoid' ||
+    E > ROUTE_RANK_MAX_E ||
+    cfg.topK > E ||
+    logits.rank !== 2 ||
+    logits.shape[1] !== E ||
+    (bias && bias.numel !== E)
+  )
+    return route(logits, bias, cfg);
+  const N = logits.shape[0];
+  const idx = gpu.empty([N, cfg.topK], 'i32');
+  const weights = gpu.empty([N, cfg.topK]);
+  const v = { E, k: cfg.topK, hasBias: !!bias };
+  const lc = contiguous(logits);
+  if (N > 0) {
+    gpu.dispatch({
+      kernel: { name: 'moe_route_rank', key: routeRankKey(v), code: () => routeRankWgsl(v) },
+      tensors: bias ? [lc, bias, idx, weights] : [lc, idx, weights],
+      params: new Params()
+        .u32(N, cfg.renormalize ? 1 : 0)
+        .f32(cfg.scaling)
+        .u32(0),
+      workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
+    });
+  }
+  lc.dispose();
+  return { idx, weights };
 }

@@ -16,6 +16,7 @@
  * the conv costs no dispatch and no extra pass over the projection.
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import { bf16ChunkDot, decodeTuning, sweepWgsl } from './sweep.js';
 
 export const NG_LANES = 32;
 export const NG_ROWS_PER_WG = 8;
@@ -31,11 +32,18 @@ export interface NormGemvVariant {
   normed: boolean;
   /** The KDA conv step on outputs 0..C-1 (C in the uniforms): kernel width and weight dtype. */
   conv?: { W: number; wDtype: FloatDType };
+  /** Loads per lane in flight in the row sweep (sweep.ts); default decodeTuning.unroll. */
+  unroll?: number;
+}
+
+function unrollOf(v: NormGemvVariant): number {
+  return Math.max(1, v.unroll ?? decodeTuning.unroll);
 }
 
 export function normGemvKey(v: NormGemvVariant): string {
   const conv = v.conv ? `_conv${v.conv.W}${v.conv.wDtype}` : '';
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}`;
+  const u = unrollOf(v);
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
@@ -98,14 +106,19 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   const per = bf16 ? 8 : 4;
   L.push(`    let chunks = p.K / ${per}u;`);
   L.push('    let wRow = n * chunks;');
-  L.push(`    for (var c = lane; c < chunks; c += ${NG_LANES}u) {`);
-  L.push('      let w = W[wRow + c];');
-  if (bf16) {
-    L.push('      let w0 = vec4<f32>(lo(w.x), hi(w.x), lo(w.y), hi(w.y));');
-    L.push('      let w1 = vec4<f32>(lo(w.z), hi(w.z), lo(w.w), hi(w.w));');
-    L.push('      acc += dot(row[c * 2u], w0) + dot(row[c * 2u + 1u], w1);');
-  } else L.push('      acc += dot(row[c], w);');
-  L.push('    }');
+  L.push(
+    ...sweepWgsl({
+      U: unrollOf(v),
+      lane: 'lane',
+      lanes: NG_LANES,
+      chunks: 'chunks',
+      load: (c) => `W[wRow + ${c}]`,
+      term: (c, w) => (bf16 ? bf16ChunkDot(w, `row[(${c}) * 2u]`, `row[(${c}) * 2u + 1u]`) : `dot(row[${c}], ${w})`),
+      acc: 'acc',
+      tag: 'g',
+      indent: '    ',
+    }),
+  );
   L.push('  }');
   L.push('  dots[lid] = acc;');
   L.push('  workgroupBarrier();');

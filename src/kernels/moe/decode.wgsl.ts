@@ -10,6 +10,8 @@
  *   down:   y[n, d] = sum_slot w[n, slot] * (H[j] . W2[e, d])        (combine fused: fixed slot order)
  * `vec` needs the reduced dimension (D for gateUp, I for down) % 8 == 0; otherwise scalar loads.
  */
+import { bf16ChunkDot, decodeTuning, sweepWgsl } from '../fused/sweep.js';
+
 export const MOE_DECODE_LANES = 32;
 export const MOE_DECODE_ROWS = 8;
 /** Tokens up to which experts() takes this path. */
@@ -20,10 +22,21 @@ export interface MoeDecodeVariant {
   wDtype: 'f32' | 'bf16';
   vec: boolean;
   k: number;
+  /**
+   * Loads in flight per lane (fused/sweep.ts), vector loads only; default decodeTuning.unroll. gateUp:
+   * each of its two row sweeps unrolled by it; down (any value > 1): the k slots' chunks loaded together
+   * (k loads in flight), each slot's products summed per chunk with its routing weight.
+   */
+  unroll?: number;
+}
+
+function unrollOf(v: MoeDecodeVariant): number {
+  return v.vec ? Math.max(1, v.unroll ?? decodeTuning.unroll) : 1;
 }
 
 export function moeDecodeKey(v: MoeDecodeVariant): string {
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}`;
+  const u = unrollOf(v);
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}`;
 }
 
 export function moeDecodeWgsl(v: MoeDecodeVariant): string {
@@ -59,7 +72,25 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     const f: string[] = [];
     f.push(`fn dot_${W}(wBase: u32, xBase: u32, lane: u32) -> f32 {`);
     f.push('  var acc = 0.0;');
-    if (v.vec) {
+    if (v.vec && unrollOf(v) > 1) {
+      f.push(`  let chunks = p.Kin / ${per}u;`);
+      f.push(
+        ...sweepWgsl({
+          U: unrollOf(v),
+          lane: 'lane',
+          lanes: MOE_DECODE_LANES,
+          chunks: 'chunks',
+          load: (c) => `${W}[wBase + ${c}]`,
+          term: (c, w) =>
+            bf16
+              ? bf16ChunkDot(w, `X[xBase + 2u * (${c})]`, `X[xBase + 2u * (${c}) + 1u]`)
+              : `dot(X[xBase + ${c}], ${w})`,
+          acc: 'acc',
+          tag: 'g',
+          indent: '  ',
+        }),
+      );
+    } else if (v.vec) {
       f.push(`  let chunks = p.Kin / ${per}u;`);
       f.push(`  for (var c = lane; c < chunks; c += ${MOE_DECODE_LANES}u) {`);
       f.push(`    let w = ${W}[wBase + c];`);
@@ -100,6 +131,27 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push('  let e = u32(idx[j]);');
     L.push(`  red[lid] = dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
     L.push(`  red[${WG}u + lid] = dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+  } else if (unrollOf(v) > 1) {
+    // wid.y = token n. The k slots' rows are swept together: per chunk, k loads in flight (one per slot),
+    // each slot's two dot products weighted by its routing weight and added in slot order.
+    const k = v.k;
+    L.push('  let n = wid.y;');
+    L.push(`  let chunks = p.Kin / ${per}u;`);
+    for (let j = 0; j < k; j++) {
+      L.push(`  let e${j} = u32(idx[n * ${k}u + ${j}u]); let rw${j} = rw[n * ${k}u + ${j}u];`);
+      L.push(`  let wb${j} = ${rowBase(`e${j} * p.Nout + r`)}; let xb${j} = ${xBase(`n * ${k}u + ${j}u`)};`);
+    }
+    L.push('  var acc = 0.0;');
+    L.push(`  for (var c = lane; c < chunks; c += ${MOE_DECODE_LANES}u) {`);
+    for (let j = 0; j < k; j++) L.push(`    let w${j} = W2[wb${j} + c];`);
+    const terms = Array.from({ length: k }, (_, j) =>
+      bf16
+        ? `rw${j} * (${bf16ChunkDot(`w${j}`, `X[xb${j} + 2u * c]`, `X[xb${j} + 2u * c + 1u]`)})`
+        : `rw${j} * dot(X[xb${j} + c], w${j})`,
+    );
+    L.push(`    acc += ${terms.join(' + ')};`);
+    L.push('  }');
+    L.push('  red[lid] = acc;');
   } else {
     // wid.y = token n; its k slots summed in slot order with their routing weights.
     L.push('  let n = wid.y;');

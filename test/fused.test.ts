@@ -6,6 +6,7 @@ import {
   addRmsnormLinear,
   convStep,
   gatedRmsnormLinear,
+  moeSharedDecode,
   rmsnormConcat,
   routeRanked,
   headGemv,
@@ -466,6 +467,56 @@ describe.skipIf(!hasGpu)('routeRanked (one-pass router) equals route()', () => {
       expect(Array.from(await got.weights.toFloat32()), what).toEqual(Array.from(await want.weights.toFloat32()));
       const ref = routeReference(logits, bias, N, cfg);
       expect(Array.from((await got.idx.read()) as Int32Array), `${what} vs reference`).toEqual(Array.from(ref.idx));
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('moeSharedDecode (shared expert folded into the MoE down kernel)', () => {
+  it('equals expertsInference + swigluLinear; the two separate terms where it does not apply', async () => {
+    const gpu = (await gpuContext())!;
+    // [rows, D, I, Is, E, k]: long rows (the unrolled sweeps' bodies run), short rows, and two rows (fallback).
+    for (const [rows, D, I, Is, E, k] of [
+      [1, 1032, 1032, 1032, 3, 2],
+      [1, 64, 32, 40, 8, 2],
+      [2, 64, 32, 40, 8, 2],
+    ]) {
+      const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+      const h = gpu.fromHost(rand(rows * D, D), [rows, D]);
+      const w = {
+        w1: bf(rand(E * I * D, 1, 0.2), [E, I, D]),
+        w3: bf(rand(E * I * D, 2, 0.2), [E, I, D]),
+        w2: bf(rand(E * D * I, 3, 0.2), [E, D, I]),
+      };
+      const idx = Int32Array.from({ length: rows * k }, (_, j) => (3 * j + 1) % E);
+      const routes = {
+        idx: gpu.fromHost(idx, [rows, k], 'i32'),
+        weights: gpu.fromHost(
+          Float32Array.from({ length: rows * k }, (_, j) => 0.1 + 0.2 * (j % 3)),
+          [rows, k],
+        ),
+      };
+      // The packed output: [router logits (E) | shared gate (Is) | shared up (Is)], gate and up 4-aligned.
+      const gate = 8;
+      const ld = gate + 2 * Is;
+      const x = gpu.fromHost(rand(rows * ld, 7), [rows, ld]);
+      const down = bf(rand(D * Is, 8, 0.3), [D, Is]);
+      const terms = moeSharedDecode(h, routes, w, { x, gate, up: gate + Is, down });
+      const routed = await expertsInference(h, routes, w).toFloat32();
+      const shared = await swigluLinear(x, gate, gate + Is, down).toFloat32();
+      const what = `rows ${rows} D ${D} I ${I} Is ${Is}`;
+      if (rows === 1) {
+        expect(terms.length, what).toBe(1);
+        expectClose(
+          await terms[0].toFloat32(),
+          Float32Array.from(routed, (v, i) => v + shared[i]),
+          1e-5,
+          what,
+        );
+      } else {
+        expect(terms.length, what).toBe(2);
+        expectClose(await terms[0].toFloat32(), routed, 0, `${what} routed`);
+        expectClose(await terms[1].toFloat32(), shared, 0, `${what} shared`);
+      }
     }
   });
 });

@@ -71,6 +71,8 @@ export interface DecodeBenchOptions {
   fuseConv?: boolean;
   /** BatchSessionOptions.rankRoute (default true): the one-pass router kernel. */
   rankRoute?: boolean;
+  /** BatchSessionOptions.foldShared (default true): the shared expert inside the MoE down dispatch. */
+  foldShared?: boolean;
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
@@ -191,6 +193,7 @@ async function timeVariant(
         replay: o.replay,
         fuseConv: o.fuseConv,
         rankRoute: o.rankRoute,
+        foldShared: o.foldShared,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
@@ -329,6 +332,7 @@ export async function benchDecode(
     replay: o.replay !== false,
     fuseConv: o.fuseConv !== false,
     rankRoute: o.rankRoute !== false,
+    foldShared: o.foldShared !== false,
     gemvUnroll: decodeTuning.unroll,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
@@ -389,6 +393,7 @@ export function registerDecodeBench(bench: Command): void {
       '--no-rank-route',
       'route MoE tokens with the k-round arg-max kernel (moe route) instead of the rank kernel',
     )
+    .option('--no-fold-shared', "run the MoE shared expert's down projection as its own dispatch")
     .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
     .option(
       '--independent-steps',
@@ -409,6 +414,7 @@ export function registerDecodeBench(bench: Command): void {
           replay?: boolean;
           fuseConv?: boolean;
           rankRoute?: boolean;
+          foldShared?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
           check?: boolean;
@@ -449,6 +455,7 @@ export function registerDecodeBench(bench: Command): void {
           replay: opts.replay !== false,
           fuseConv: opts.fuseConv !== false,
           rankRoute: opts.rankRoute !== false,
+          foldShared: opts.foldShared !== false,
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,

@@ -43,8 +43,9 @@ export async function checkDecode(
       fuseNormGemv,
       replay,
       fuseConv,
-      // The old router goes with the rest of the step of before.
+      // The old router and shared expert go with the rest of the step of before.
       rankRoute: fuseConv,
+      foldShared: fuseConv,
     });
     s.addSynthetic(o.context);
     return s;

@@ -28,6 +28,7 @@ import {
   convStep,
   gatedRmsnormLinear,
   headGemv,
+  moeSharedDecode,
   type NormLinearConv,
   rmsnormConcat,
   routeRanked,
@@ -102,6 +103,11 @@ export interface BatchSessionOptions {
   fuseConv?: boolean;
   /** The MoE router by the one-pass rank kernel (fused/routeRanked) where it applies. Default true. */
   rankRoute?: boolean;
+  /**
+   * The shared expert's down projection inside the routed experts' (fused/moeSharedDecode), batch 1.
+   * Default true; false keeps swigluLinear a dispatch of its own.
+   */
+  foldShared?: boolean;
 }
 
 /**
@@ -819,8 +825,15 @@ export class BatchSession {
       this.opts.rankRoute === false
         ? route(logits, bias, routerConfig(cfg))
         : routeRanked(logits, bias, routerConfig(cfg));
-    const routed = expertsInference(h2, routes, this.model.weights.experts.get(i)!);
-    return { x: r.sum, terms: f ? [routed, mlp('block_sparse_moe.shared_experts.down_proj.weight')] : [routed] };
+    const experts = this.model.weights.experts.get(i)!;
+    const sharedDown = 'block_sparse_moe.shared_experts.down_proj.weight';
+    if (f && this.opts.foldShared !== false) {
+      // Routed and shared experts summed in the down projection's dispatch (one term, at batch 1).
+      const terms = moeSharedDecode(h2, routes, experts, { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) });
+      return { x: r.sum, terms };
+    }
+    const routed = expertsInference(h2, routes, experts);
+    return { x: r.sum, terms: f ? [routed, mlp(sharedDown)] : [routed] };
   }
 
   /**

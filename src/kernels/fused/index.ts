@@ -10,6 +10,7 @@
  *   gatedRmsnormLinear(o, gate, w, eps, W, H) -> [rows, N] KDA's gated per-head o_norm, then o_proj
  *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended
  *   routeRanked(logits, bias, cfg) -> routes          moe route() in one pass (sigmoid, ungrouped)
+ *   moeSharedDecode(h, routes, w, shared) -> [y]      routed + shared experts of a token in two dispatches
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -44,7 +45,8 @@ import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigl
 import { concatLast } from '../concat/index.js';
 import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
-import { type RouterConfig, type RoutesT, route } from '../moe/index.js';
+import { MOE_DECODE_ROWS, type MoeDecodeVariant, moeDecodeKey, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
+import { type ExpertWeights, expertsInference, type RouterConfig, type RoutesT, route } from '../moe/index.js';
 import { ROUTE_RANK_MAX_E, routeRankKey, routeRankWgsl } from './routeRank.wgsl.js';
 
 /**
@@ -563,4 +565,74 @@ export function routeRanked(logits: Tensor, bias: Tensor | undefined, cfg: Route
   }
   lc.dispose();
   return { idx, weights };
+}
+
+/** A MoE layer's shared expert as the decode step holds it: gate and up as columns of a packed output. */
+export interface SharedExpertInput {
+  /** [1, ld] f32: the packed projection's output (router logits, shared gate, shared up). */
+  x: Tensor;
+  /** Columns of the shared gate and up in x (multiples of 4). */
+  gate: number;
+  up: number;
+  /** [D, Is] down projection, the routed experts' dtype. */
+  down: Tensor;
+}
+
+/**
+ * The routed experts and the shared expert of one decode token, summed: expertsInference(h, routes, w) +
+ * swigluLinear(shared.x, gate, up, down) in two dispatches (moe decode gate_up, then the down kernel with
+ * the shared expert folded in, moe/decode.wgsl.ts `shared`) instead of three, the sum in the kernel (the
+ * next residual add then takes one term instead of two: the same additions in the same order).
+ * Returns [sum], or where that path does not apply (cpu, more rows, odd widths, unroll 1) the two
+ * terms [routed, shared] from the separate ops.
+ */
+export function moeSharedDecode(h: Tensor, routes: RoutesT, w: ExpertWeights, shared: SharedExpertInput): Tensor[] {
+  const gpu = asGpu(deviceOf('moeSharedDecode', h, routes.idx, routes.weights, w.w1, shared.x, shared.down));
+  const [, I, D] = w.w1.shape;
+  const k = routes.idx.shape[1];
+  const wDtype = w.w1.dtype as 'f32' | 'bf16';
+  const per = wDtype === 'bf16' ? 8 : 4;
+  const [Ds, Is] = shared.down.shape;
+  const ld = shared.x.shape[shared.x.rank - 1];
+  const down: MoeDecodeVariant = { mode: 'down', wDtype, vec: I % per === 0, k, shared: true };
+  const fits =
+    gpu &&
+    h.shape[0] === 1 &&
+    shared.x.numel === ld &&
+    D % per === 0 &&
+    Ds === D &&
+    Is % per === 0 &&
+    shared.down.dtype === wDtype &&
+    w.w2.dtype === wDtype &&
+    w.w3.dtype === wDtype &&
+    shared.gate % 4 === 0 &&
+    shared.up % 4 === 0 &&
+    shared.gate + Is <= ld &&
+    shared.up + Is <= ld &&
+    sharedOf(down) &&
+    gpu.isBindable(shared.down);
+  if (!fits) {
+    return [expertsInference(h, routes, w), swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
+  }
+  const xc = contiguous(h);
+  const idx = contiguous(routes.idx);
+  const rw = contiguous(routes.weights);
+  const sx = contiguous(shared.x);
+  const hid = gpu.empty([k, I]);
+  const gu: MoeDecodeVariant = { mode: 'gateUp', wDtype, vec: true, k };
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
+    tensors: [xc, idx, w.w1, w.w3, hid],
+    params: new Params().u32(D, I, 0, 0),
+    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), k],
+  });
+  const y = gpu.empty([1, D]);
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_down_shared', key: moeDecodeKey(down), code: () => moeDecodeWgsl(down) },
+    tensors: [hid, idx, w.w2, rw, y, sx, shared.down],
+    params: new Params().u32(I, D, Is, shared.gate / 4, shared.up / 4, 0, 0, 0),
+    workgroups: [Math.ceil(D / MOE_DECODE_ROWS), 1],
+  });
+  for (const t of [xc, idx, rw, sx, hid]) t.dispose();
+  return [y];
 }

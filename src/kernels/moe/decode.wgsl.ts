@@ -10,6 +10,7 @@
  *   down:   y[n, d] = sum_slot w[n, slot] * (H[j] . W2[e, d])        (combine fused: fixed slot order)
  * `vec` needs the reduced dimension (D for gateUp, I for down) % 8 == 0; otherwise scalar loads.
  */
+import { WGSL_MATH } from '../elementwise/elementwise.wgsl.js';
 import { bf16ChunkDot, decodeTuning, sweepWgsl } from '../fused/sweep.js';
 
 export const MOE_DECODE_LANES = 32;
@@ -28,6 +29,13 @@ export interface MoeDecodeVariant {
    * (k loads in flight), each slot's products summed per chunk with its routing weight.
    */
   unroll?: number;
+  /**
+   * down only, unrolled slots (vector loads): also the shared expert of the layer, y[d] = routed[d] +
+   * shared[d] with shared = Ws (silu(gate) * up) (swigluGemv.wgsl.ts's sweep and tree for one row, so the
+   * same f32 value it gives) from SX, the packed projection's output holding the shared gate and up, and
+   * Ws [Nout, sK]: one dispatch for the routed and the shared down projections and their sum.
+   */
+  shared?: boolean;
 }
 
 function unrollOf(v: MoeDecodeVariant): number {
@@ -36,7 +44,12 @@ function unrollOf(v: MoeDecodeVariant): number {
 
 export function moeDecodeKey(v: MoeDecodeVariant): string {
   const u = unrollOf(v);
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}`;
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? '_sh' : ''}`;
+}
+
+/** Whether the variant folds in the shared expert (down, vector loads, unrolled slots). */
+export function sharedOf(v: MoeDecodeVariant): boolean {
+  return !!v.shared && v.mode === 'down' && unrollOf(v) > 1;
 }
 
 export function moeDecodeWgsl(v: MoeDecodeVariant): string {
@@ -48,7 +61,13 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   const per = v.vec ? (bf16 ? 8 : 4) : 1;
   const L: string[] = [];
   // Kin: the reduced length (D for gateUp, I for down); Nout: rows per expert (I, D).
-  L.push('struct Params { Kin: u32, Nout: u32, _a: u32, _b: u32 };');
+  const shared = sharedOf(v);
+  // sK, gate4, up4: the shared expert's width and its gate / up columns in SX (vec4 units).
+  L.push(
+    shared
+      ? 'struct Params { Kin: u32, Nout: u32, sK: u32, gate4: u32, up4: u32, _a: u32, _b: u32, _c: u32 };'
+      : 'struct Params { Kin: u32, Nout: u32, _a: u32, _b: u32 };',
+  );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push(`@group(0) @binding(1) var<storage, read> X: array<${xElem}>;`);
   L.push('@group(0) @binding(2) var<storage, read> idx: array<i32>;');
@@ -61,7 +80,17 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push(`@group(0) @binding(3) var<storage, read> W2: array<${wElem}>;`);
     L.push('@group(0) @binding(4) var<storage, read> rw: array<f32>;');
     L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
-    L.push(`var<workgroup> red: array<f32, ${WG}>;`);
+    L.push(`var<workgroup> red: array<f32, ${shared ? 2 * WG : WG}>;`);
+    if (shared) {
+      L.push('@group(0) @binding(6) var<storage, read> SX: array<vec4<f32>>;');
+      L.push(`@group(0) @binding(7) var<storage, read> SW: array<${wElem}>;`);
+      L.push(WGSL_MATH);
+      L.push('fn sact(c4: u32) -> vec4<f32> {');
+      L.push('  let g = SX[p.gate4 + c4];');
+      L.push('  let u = SX[p.up4 + c4];');
+      L.push('  return vec4<f32>(silu(g.x) * u.x, silu(g.y) * u.y, silu(g.z) * u.z, silu(g.w) * u.w);');
+      L.push('}');
+    }
   }
   if (bf16) {
     L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
@@ -152,6 +181,25 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push(`    acc += ${terms.join(' + ')};`);
     L.push('  }');
     L.push('  red[lid] = acc;');
+    if (shared) {
+      L.push('  var sacc = 0.0;');
+      L.push(`  let swRow = r * (p.sK / ${per}u);`);
+      L.push(
+        ...sweepWgsl({
+          U: unrollOf(v),
+          lane: 'lane',
+          lanes: MOE_DECODE_LANES,
+          chunks: `(p.sK / ${per}u)`,
+          load: (c) => `SW[swRow + ${c}]`,
+          term: (c, w) =>
+            bf16 ? bf16ChunkDot(w, `sact((${c}) * 2u)`, `sact((${c}) * 2u + 1u)`) : `dot(sact(${c}), ${w})`,
+          acc: 'sacc',
+          tag: 'g',
+          indent: '  ',
+        }),
+      );
+      L.push(`  red[${WG}u + lid] = sacc;`);
+    }
   } else {
     // wid.y = token n; its k slots summed in slot order with their routing weights.
     L.push('  let n = wid.y;');
@@ -167,7 +215,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   for (let s = MOE_DECODE_LANES / 2; s >= 1; s /= 2) {
     L.push(`  if (lane < ${s}u) {`);
     L.push(`    red[lid] += red[lid + ${s}u];`);
-    if (gateUp) L.push(`    red[${WG}u + lid] += red[${WG}u + lid + ${s}u];`);
+    if (gateUp || shared) L.push(`    red[${WG}u + lid] += red[${WG}u + lid + ${s}u];`);
     L.push('  }');
     L.push('  workgroupBarrier();');
   }
@@ -175,7 +223,8 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   if (gateUp) {
     L.push(`    let g = red[lid]; let u = red[${WG}u + lid];`);
     L.push('    Out[j * p.Nout + row] = g / (1.0 + exp(-g)) * u;');
-  } else L.push('    Out[n * p.Nout + row] = red[lid];');
+  } else if (shared) L.push(`    Out[n * p.Nout + row] = red[lid] + red[${WG}u + lid];`);
+  else L.push('    Out[n * p.Nout + row] = red[lid];');
   L.push('  }');
   L.push('}');
   return L.join('\n');

@@ -38,8 +38,14 @@ export interface MoeDecodeVariant {
   shared?: boolean;
 }
 
+/**
+ * gateUp keeps the plain loop unless asked: it already has two loads in flight per lane (W1 and W3), and
+ * unrolled by 4 it was slower on the H200 (0.97 against 0.83 ms per step over 26 layers; unroll 2: 0.83;
+ * bench/results/2026-12-01-h200-decrest-final-*.json), likely from the registers of 8 loads in flight.
+ */
 function unrollOf(v: MoeDecodeVariant): number {
-  return v.vec ? Math.max(1, v.unroll ?? decodeTuning.unroll) : 1;
+  if (!v.vec) return 1;
+  return Math.max(1, v.unroll ?? (v.mode === 'gateUp' ? 1 : decodeTuning.unroll));
 }
 
 export function moeDecodeKey(v: MoeDecodeVariant): string {

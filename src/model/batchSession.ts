@@ -18,6 +18,11 @@
  *
  * RoPE (mla_use_nope false): the cached k_pe is stored rotated at its absolute position, and the rope
  * part of the absorbed query is rotated at the sequence's current position.
+ *
+ * Replay (opts.replay, the default on WebGPU): a decode step records the same commands every time once
+ * its host inputs (ids, positions, lengths, page table) sit in device buffers, so the step is captured
+ * once (GpuContext.capture) and replayed while the batch, its carries and the attention's length bound
+ * stay the same; the host then spends only Dawn's per-command time on a step, not the model code's.
  */
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous, copyInto, stackRows } from '../kernels/copy/index.js';
@@ -423,7 +428,8 @@ export class BatchSession {
       gpu.write(inp.table, this.cache.pageRows(this.rows));
       inp.written = written;
     }
-    const bound = replayBound(Math.max(...starts) + 1);
+    // Capped at the session's maxLength: the page table holds no more rows (and every length fits under it).
+    const bound = Math.min(replayBound(Math.max(...starts) + 1), this.opts.maxLength);
     const idsId = (ids.storage as unknown as { bufferId: number }).bufferId;
     const key = `${rows}|${this.carryVersion}|${bound}|${idsId}:${ids.offset}`;
     const hit = this.replayed;

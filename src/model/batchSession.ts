@@ -357,7 +357,6 @@ export class BatchSession {
       throw new Error(`BatchSession.step: token tensor ${tokens} for a batch of ${B}, expected i32 [${B}]`);
     const count = onDevice ? tokens.numel : tokens.length;
     if (count !== B) throw new Error(`BatchSession.step: ${count} tokens for a batch of ${B}`);
-    const cfg = this.model.cfg;
     // Check every sequence before advancing any, so a full one leaves the batch as it was.
     const full = this.rows.find((s) => this.cache.length(s) + 1 > this.opts.maxLength);
     if (full !== undefined)
@@ -522,36 +521,34 @@ export class BatchSession {
   private recordLayers(tokenIds: Tensor, positions: () => Positions): Tensor {
     const cfg = this.model.cfg;
     const B = this.rows.length;
-    {
-      const model = this.model;
-      const eps = cfg.rms_norm_eps;
-      const D = cfg.hidden_size;
-      const ids = tokenIds.reshape([B, 1]);
-      let x = model.embed(ids).reshape([B, D]);
-      let pending: Tensor[] | undefined;
-      const L = cfg.num_hidden_layers;
-      for (let i = 0; i < L; i++) {
-        const norm = this.lw(i, 'input_layernorm.weight');
-        // The mixer's input projection of rmsnorm(x + pending); called once per layer.
-        const project: Project = (W, conv) => {
-          if (!pending) return { y: linear(rmsnorm(x, norm, eps), W) };
-          const r = this.addNormLinear(x, pending, norm, W, false, conv);
-          x = r.sum;
-          pending = undefined;
-          return r;
-        };
-        const mixed =
-          layerMixer(cfg, i) === 'kda'
-            ? this.kdaStep(i, project, B)
-            : this.mlaDecodeStep(i, `model.layers.${i}`, project, B, positions()).reshape([B, D]);
-        const ffn = this.ffnStep(i, x, mixed);
-        x = ffn.x;
-        pending = ffn.terms;
-      }
-      const final = model.w('model.norm.weight');
-      const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
-      return pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
+    const model = this.model;
+    const eps = cfg.rms_norm_eps;
+    const D = cfg.hidden_size;
+    const ids = tokenIds.reshape([B, 1]);
+    let x = model.embed(ids).reshape([B, D]);
+    let pending: Tensor[] | undefined;
+    const L = cfg.num_hidden_layers;
+    for (let i = 0; i < L; i++) {
+      const norm = this.lw(i, 'input_layernorm.weight');
+      // The mixer's input projection of rmsnorm(x + pending); called once per layer.
+      const project: Project = (W, conv) => {
+        if (!pending) return { y: linear(rmsnorm(x, norm, eps), W) };
+        const r = this.addNormLinear(x, pending, norm, W, false, conv);
+        x = r.sum;
+        pending = undefined;
+        return r;
+      };
+      const mixed =
+        layerMixer(cfg, i) === 'kda'
+          ? this.kdaStep(i, project, B)
+          : this.mlaDecodeStep(i, `model.layers.${i}`, project, B, positions()).reshape([B, D]);
+      const ffn = this.ffnStep(i, x, mixed);
+      x = ffn.x;
+      pending = ffn.terms;
     }
+    const final = model.w('model.norm.weight');
+    const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
+    return pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
   }
 
   /**

@@ -117,6 +117,8 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
         maxSequences: B,
         maxLength: 256,
         cacheDtype: 'bf16',
+        // The steps recorded from the model code (a replayed step looks nothing up: decode-replay.test.ts).
+        replay: false,
       });
       s.addSyntheticMany(40, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + i + b);
@@ -147,6 +149,7 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
       maxSequences: 1,
       maxLength: 256,
       cacheDtype: 'bf16',
+      replay: false,
     });
     s.addSynthetic(40);
     let flight = s.stepOnDevice([3], argmax);

@@ -6,12 +6,18 @@ import {
   addRmsnormLinear,
   convStep,
   gatedRmsnormLinear,
+  moeSharedDecode,
   rmsnormConcat,
+  routeRanked,
   headGemv,
   swigluLinear,
   swigluRows,
 } from '../src/kernels/fused/index.js';
+import { decodeTuning } from '../src/kernels/fused/sweep.js';
+import { linear } from '../src/kernels/matmul/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
+import { expertsInference, route } from '../src/kernels/moe/index.js';
+import { routeReference } from '../src/kernels/moe/reference.js';
 import {
   addRmsnormReference,
   convStepReference,
@@ -254,6 +260,61 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
     }
   });
 
+  it('addRmsnormLinear with the KDA conv: y, the conv of outputs 0..C-1 and the shifted tail equal the reference', async () => {
+    const gpu = (await gpuContext())!;
+    // [rows, D, N, planes, Cp, W]: fused (one row) with C < N, C = N, odd plane widths, W 2 and 4; the
+    // fallback for two rows (separate GEMV + convStep).
+    for (const [rows, D, N, planes, Cp, W] of [
+      [1, 64, 65, 3, 7, 4],
+      [1, 64, 21, 3, 7, 4],
+      [1, 64, 63, 1, 63, 2],
+      [1, 64, 1, 1, 1, 4],
+      [2, 64, 22, 3, 7, 4],
+    ]) {
+      const C = planes * Cp;
+      const [x, d0, g] = [rand(rows * D, D), rand(rows * D, D + 1), rand(D, D + 3)];
+      const w = rand(N * D, N + D, 0.3);
+      const cw = rand(C * W, C + W, 0.5);
+      const tail0 = rand(rows * (W - 1) * C, C + 7);
+      for (const wd of ['f32', 'bf16'] as const) {
+        const wHost =
+          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16').toFloat32()) as Float32Array) : w;
+        const cwHost =
+          wd === 'bf16'
+            ? ((await cpu.fromHost(f32ArrayToBf16(cw), [C, 1, W], 'bf16').toFloat32()) as Float32Array)
+            : cw;
+        const put = (a: Float32Array, shape: number[]) =>
+          wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16') : gpu.fromHost(a, shape);
+        const ref = addRmsnormReference(x, [d0], g, rows, D, 1e-5);
+        const yRef = matmulReference(ref.normed, wHost, {
+          batch: 1,
+          M: rows,
+          N,
+          K: D,
+          transA: false,
+          transB: true,
+          batchStrideB: 0,
+        });
+        const tailRef = tail0.slice();
+        const convRef = convStepReference(yRef, cwHost, tailRef, { B: rows, C, W, ld: N, xOff: 0, planes }, 'silu');
+        const tail = gpu.fromHost(tail0, [rows, W - 1, C]);
+        const r = addRmsnormLinear(
+          gpu.fromHost(x, [rows, D]),
+          [gpu.fromHost(d0, [rows, D])],
+          gpu.fromHost(g, [D]),
+          1e-5,
+          put(w, [N, D]),
+          { conv: { weight: put(cw, [C, 1, W]), tail, planes } },
+        );
+        const what = `rows ${rows} D ${D} N ${N} C ${planes}x${Cp} W ${W} ${wd}`;
+        expectClose(await r.y.toFloat32(), yRef, 1e-5, `y ${what}`);
+        expect(r.conv!.shape).toEqual([planes, rows, Cp]);
+        expectClose(await r.conv!.toFloat32(), convRef, 1e-5, `conv ${what}`);
+        expectClose(await tail.toFloat32(), tailRef, 1e-5, `tail ${what}`);
+      }
+    }
+  });
+
   it('gatedRmsnormLinear: one dispatch for a row (per-head norm, sigmoid gate, GEMV), the fallback otherwise', async () => {
     const gpu = (await gpuContext())!;
     // [rows, H, d, N]: the fused path (rows 1, d % 4 == 0, H | 256) and fallbacks (2 rows; d = 6; H = 3).
@@ -322,6 +383,140 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const normed = await rmsnorm(xt.narrow(1, off, r), cpu.fromHost(w, [r]), 1e-6).toFloat32();
       for (let b = 0; b < B; b++)
         expectClose(ref.subarray(b * (r + pass), b * (r + pass) + r), normed.subarray(b * r, (b + 1) * r), 1e-6, 'cpu');
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('decode GEMV sweeps unrolled (sweep.ts) equal the plain loops', () => {
+  it('linear, addRmsnormLinear, gatedRmsnormLinear, swigluLinear and the MoE decode kernels at unroll 4 and 1', async () => {
+    const gpu = (await gpuContext())!;
+    // Rows long enough that the unrolled body runs (8 bf16 per chunk, 32 lanes: 2104 = 263 chunks, two
+    // bodies of 4 x 32 chunks and a remainder of 7) and awkward row counts.
+    const [K, N, H, d, E, I] = [2104, 7, 4, 528, 5, 1032];
+    const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+    const x = gpu.fromHost(rand(K, 1), [1, K]);
+    const d0 = gpu.fromHost(rand(K, 2), [1, K]);
+    const nw = gpu.fromHost(rand(K, 3), [K]);
+    const w = bf(rand(N * K, 4, 0.3), [N, K]);
+    const o = gpu.fromHost(rand(H * d, 5), [1, H * d]);
+    const gate = gpu.fromHost(rand(H * d, 6), [1, H * d]);
+    const onw = gpu.fromHost(rand(d, 7), [d]);
+    const wo = bf(rand(N * H * d, 8, 0.3), [N, H * d]);
+    const gu = gpu.fromHost(rand(2 * K + 8, 9), [1, 2 * K + 8]);
+    const experts = {
+      w1: bf(rand(E * I * K, 10, 0.2), [E, I, K]),
+      w3: bf(rand(E * I * K, 11, 0.2), [E, I, K]),
+      w2: bf(rand(E * K * I, 12, 0.2), [E, K, I]),
+    };
+    const routes = {
+      idx: gpu.fromHost(Int32Array.from([3, 0, 4]), [1, 3], 'i32'),
+      weights: gpu.fromHost(Float32Array.from([0.5, 0.3, 0.2]), [1, 3]),
+    };
+    const run = async (unroll: number) => {
+      const saved = decodeTuning.unroll;
+      decodeTuning.unroll = unroll;
+      try {
+        return [
+          await linear(x, w).toFloat32(),
+          await addRmsnormLinear(x, [d0], nw, 1e-5, w).y.toFloat32(),
+          await gatedRmsnormLinear(o, gate, onw, 1e-5, wo, H).toFloat32(),
+          await swigluLinear(gu, 0, K + 8, w).toFloat32(),
+          await expertsInference(x, routes as never, experts).toFloat32(),
+        ];
+      } finally {
+        decodeTuning.unroll = saved;
+      }
+    };
+    const plain = await run(1);
+    for (const u of [4]) {
+      const got = await run(u);
+      const names = ['linear', 'addRmsnormLinear', 'gatedRmsnormLinear', 'swigluLinear', 'expertsInference'];
+      for (let i = 0; i < names.length; i++) expectClose(got[i], plain[i], 1e-5, `${names[i]} unroll ${u}`);
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('routeRanked (one-pass router) equals route()', () => {
+  it('the same experts in the same order and the same weights, with ties, bias, awkward E; grouped falls back', async () => {
+    const gpu = (await gpuContext())!;
+    for (const [N, E, k, withBias, groups] of [
+      [1, 256, 8, true, 1],
+      [3, 65, 2, false, 1],
+      [2, 64, 4, true, 4],
+    ] as const) {
+      // Logits on a coarse grid, so equal choices (ties) occur and must go to the lower index.
+      const logits = Float32Array.from(rand(N * E, E + k), (v) => Math.round(v * 4) / 4);
+      const bias = withBias ? Float32Array.from(rand(E, E), (v) => Math.round(v * 2) / 8) : undefined;
+      const cfg = {
+        numExperts: E,
+        topK: k,
+        activation: 'sigmoid' as const,
+        renormalize: true,
+        scaling: 2.5,
+        numGroups: groups,
+        topkGroup: groups > 1 ? 2 : 1,
+      };
+      const lt = gpu.fromHost(logits, [N, E]);
+      const bt = bias ? gpu.fromHost(bias, [E]) : undefined;
+      const want = route(lt, bt, cfg);
+      const got = routeRanked(lt, bt, cfg);
+      const what = `N ${N} E ${E} k ${k}${withBias ? ' bias' : ''} groups ${groups}`;
+      expect(Array.from((await got.idx.read()) as Int32Array), what).toEqual(
+        Array.from((await want.idx.read()) as Int32Array),
+      );
+      expect(Array.from(await got.weights.toFloat32()), what).toEqual(Array.from(await want.weights.toFloat32()));
+      const ref = routeReference(logits, bias, N, cfg);
+      expect(Array.from((await got.idx.read()) as Int32Array), `${what} vs reference`).toEqual(Array.from(ref.idx));
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('moeSharedDecode (shared expert folded into the MoE down kernel)', () => {
+  it('equals expertsInference + swigluLinear; the two separate terms where it does not apply', async () => {
+    const gpu = (await gpuContext())!;
+    // [rows, D, I, Is, E, k]: long rows (the unrolled sweeps' bodies run), short rows, and two rows (fallback).
+    for (const [rows, D, I, Is, E, k] of [
+      [1, 1032, 1032, 1032, 3, 2],
+      [1, 64, 32, 40, 8, 2],
+      [2, 64, 32, 40, 8, 2],
+    ]) {
+      const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+      const h = gpu.fromHost(rand(rows * D, D), [rows, D]);
+      const w = {
+        w1: bf(rand(E * I * D, 1, 0.2), [E, I, D]),
+        w3: bf(rand(E * I * D, 2, 0.2), [E, I, D]),
+        w2: bf(rand(E * D * I, 3, 0.2), [E, D, I]),
+      };
+      const idx = Int32Array.from({ length: rows * k }, (_, j) => (3 * j + 1) % E);
+      const routes = {
+        idx: gpu.fromHost(idx, [rows, k], 'i32'),
+        weights: gpu.fromHost(
+          Float32Array.from({ length: rows * k }, (_, j) => 0.1 + 0.2 * (j % 3)),
+          [rows, k],
+        ),
+      };
+      // The packed output: [router logits (E) | shared gate (Is) | shared up (Is)], gate and up 4-aligned.
+      const gate = 8;
+      const ld = gate + 2 * Is;
+      const x = gpu.fromHost(rand(rows * ld, 7), [rows, ld]);
+      const down = bf(rand(D * Is, 8, 0.3), [D, Is]);
+      const terms = moeSharedDecode(h, routes, w, { x, gate, up: gate + Is, down });
+      const routed = await expertsInference(h, routes, w).toFloat32();
+      const shared = await swigluLinear(x, gate, gate + Is, down).toFloat32();
+      const what = `rows ${rows} D ${D} I ${I} Is ${Is}`;
+      if (rows === 1) {
+        expect(terms.length, what).toBe(1);
+        expectClose(
+          await terms[0].toFloat32(),
+          Float32Array.from(routed, (v, i) => v + shared[i]),
+          1e-5,
+          what,
+        );
+      } else {
+        expect(terms.length, what).toBe(2);
+        expectClose(await terms[0].toFloat32(), routed, 0, `${what} routed`);
+        expectClose(await terms[1].toFloat32(), shared, 0, `${what} shared`);
+      }
     }
   });
 });

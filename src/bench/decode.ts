@@ -15,6 +15,7 @@
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
+import { decodeTuning } from '../kernels/fused/sweep.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
@@ -64,6 +65,14 @@ export interface DecodeBenchOptions {
   batchCap?: number;
   /** BatchSessionOptions.fuseNormGemv (default true). */
   fuseNormGemv?: boolean;
+  /** BatchSessionOptions.replay (default true): replay a captured step instead of running the model code. */
+  replay?: boolean;
+  /** BatchSessionOptions.fuseConv (default true): the KDA conv step inside the input projection's dispatch. */
+  fuseConv?: boolean;
+  /** BatchSessionOptions.rankRoute (default true): the one-pass router kernel. */
+  rankRoute?: boolean;
+  /** BatchSessionOptions.foldShared (default true): the shared expert inside the MoE down dispatch. */
+  foldShared?: boolean;
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
@@ -181,6 +190,10 @@ async function timeVariant(
         cacheDtype: o.cacheDtype,
         pageSize: PAGE_SIZE,
         fuseNormGemv: o.fuseNormGemv,
+        replay: o.replay,
+        fuseConv: o.fuseConv,
+        rankRoute: o.rankRoute,
+        foldShared: o.foldShared,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
@@ -188,9 +201,11 @@ async function timeVariant(
       let hits0 = 0;
       let misses0 = 0;
       // Bind-group counts from the first timed step on (the warm-up runs inside the timing functions).
+      let dispatches0 = 0;
       const countFrom = () => {
         hits0 = gpu?.bindGroups.hits ?? 0;
         misses0 = gpu?.bindGroups.misses ?? 0;
+        dispatches0 = gpu?.dispatchCount ?? 0;
       };
       const timing = o.independentSteps
         ? await timeIndependentSteps(s, tokens, WARMUP, o.steps, countFrom)
@@ -208,6 +223,9 @@ async function timeVariant(
           }
         : undefined;
       const ms = timing.ms;
+      // Every dispatch recorded per timed step (replayed ones included; bind-group look-ups count only
+      // the dispatches recorded from the model code).
+      const dispatchesPerStep = gpu ? (gpu.dispatchCount - dispatches0) / o.steps : undefined;
       const hostApis =
         o.hostProfile && gpu
           ? await profileHostApis(gpu, HOST_PROFILE_STEPS, () => runDependentSteps(s, tokens(1), HOST_PROFILE_STEPS))
@@ -226,7 +244,9 @@ async function timeVariant(
         recordMs: recordMs / o.steps,
         // Dependent steps: recording plus the step's last submit and the readback's copy (all host time).
         ...(timing.hostMs !== undefined ? { hostMs: timing.hostMs } : {}),
-        ...(bindGroups ? { dispatchesPerStep: bindGroups.hitsPerStep + bindGroups.missesPerStep, bindGroups } : {}),
+        ...(bindGroups ? { dispatchesPerStep, bindGroups } : {}),
+        // Steps of the session recorded from the model code, captured, replayed (warm-up and profiles included).
+        stepCounts: { ...s.stepCounts },
         tokensPerS: (1000 * B) / ms,
         cacheGB: s.cacheBytes() / 1e9,
         // Packed copies of projections the decode step makes (model/decodeWeights.ts), not in maxBatch's budget.
@@ -309,6 +329,11 @@ export async function benchDecode(
     weightsGB: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, v / 1e9])),
     cacheDtype: o.cacheDtype,
     fuseNormGemv: o.fuseNormGemv !== false,
+    replay: o.replay !== false,
+    fuseConv: o.fuseConv !== false,
+    rankRoute: o.rankRoute !== false,
+    foldShared: o.foldShared !== false,
+    gemvUnroll: decodeTuning.unroll,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
       : "dependent: greedy generation, each step fed the previous step's argmax on the device, step n + 1 recorded while step n runs, ids read back one step late",
@@ -358,6 +383,18 @@ export function registerDecodeBench(bench: Command): void {
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
     .option('--profile', 'also time each kernel of one step per context (GPU timestamps per dispatch)')
     .option('--no-norm-gemv', 'keep each residual add + RMSNorm apart from the projection after it (for measuring)')
+    .option('--no-replay', 'record every step from the model code instead of replaying a captured step (for measuring)')
+    .option(
+      '--gemv-unroll <n>',
+      'loads in flight per lane in the decode GEMV kernels (decodeTuning.unroll; 1: the plain loops)',
+      '4',
+    )
+    .option(
+      '--no-rank-route',
+      'route MoE tokens with the k-round arg-max kernel (moe route) instead of the rank kernel',
+    )
+    .option('--no-fold-shared', "run the MoE shared expert's down projection as its own dispatch")
+    .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
     .option(
       '--independent-steps',
       'time steps fed host token ids, each read back before the next (the measure before pipelined generation)',
@@ -374,6 +411,10 @@ export function registerDecodeBench(bench: Command): void {
           profile?: boolean;
           maxBatch?: boolean;
           normGemv?: boolean;
+          replay?: boolean;
+          fuseConv?: boolean;
+          rankRoute?: boolean;
+          foldShared?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
           check?: boolean;
@@ -391,6 +432,10 @@ export function registerDecodeBench(bench: Command): void {
       const file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
       const json = await readBenchConfig(file, opts.preset, PRESETS);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
+      const unroll = parseList(opts.gemvUnroll)[0];
+      if (!(Number.isInteger(unroll) && unroll >= 1))
+        throw new Error(`--gemv-unroll: '${opts.gemvUnroll}' is not an integer >= 1`);
+      decodeTuning.unroll = unroll;
       if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)
         device.maxDispatchesPerBatch = parseList(opts.dispatchesPerSubmit)[0];
       const result = await benchDecode(
@@ -407,6 +452,10 @@ export function registerDecodeBench(bench: Command): void {
           memoryGB,
           batchCap: parseList(opts.batchCap)[0],
           fuseNormGemv: opts.normGemv !== false,
+          replay: opts.replay !== false,
+          fuseConv: opts.fuseConv !== false,
+          rankRoute: opts.rankRoute !== false,
+          foldShared: opts.foldShared !== false,
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,

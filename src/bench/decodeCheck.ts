@@ -3,11 +3,14 @@
  * what the paths it replaced give. (1) Logits of the fused step (fuseNormGemv, the default) against the
  * unfused ops (fuseNormGemv false) over a few steps fed the same ids: the largest relative difference.
  * (2) Greedy tokens of pipelined generation (ids chosen on the device, fed back unread) against plain
- * generation (each step's logits read back, argmax on the host): equal or not. Each run is a fresh
- * session with the synthetic cache of `context` tokens, so all four start from the same state.
+ * generation (each step's logits read back, argmax on the host): equal or not. (3) Logits of replayed
+ * steps (BatchSession replay, the default) against steps recorded from the model code (replay false), and
+ * their greedy pipelined tokens; and the default step against the one before replay and the fused conv. Each run is a fresh session with the synthetic cache of `context` tokens,
+ * so all of them start from the same state.
  */
 import { argmax as hostArgmax } from '../generate/sampler.js';
 import { argmax } from '../kernels/reduce/index.js';
+import { decodeTuning } from '../kernels/fused/sweep.js';
 import { BatchSession } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
 
@@ -19,52 +22,82 @@ export interface DecodeCheck {
   pipelinedTokens: number[];
   plainTokens: number[];
   tokensEqual: boolean;
+  /** max |replayed - recorded| / max |recorded| over every logit of every step (fused path). */
+  replayLogitsMaxRelDiff: number;
+  /** The same against the step of before (replay false, fuseConv false, rankRoute false, GEMV unroll 1). */
+  beforeLogitsMaxRelDiff: number;
+  /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
+  recordedTokens: number[];
+  replayTokensEqual: boolean;
 }
 
 export async function checkDecode(
   model: KimiLinearModel,
   o: { context: number; steps: number; cacheDtype: 'f32' | 'bf16' | 'int8' },
 ): Promise<DecodeCheck> {
-  const session = (fuseNormGemv = true) => {
+  const session = (fuseNormGemv = true, replay = true, fuseConv = true) => {
     const s = new BatchSession(model, {
       maxSequences: 1,
       maxLength: o.context + o.steps + 2,
       cacheDtype: o.cacheDtype,
       fuseNormGemv,
+      replay,
+      fuseConv,
+      // The old router and shared expert go with the rest of the step of before.
+      rankRoute: fuseConv,
+      foldShared: fuseConv,
     });
     s.addSynthetic(o.context);
     return s;
   };
-  const logitsOf = async (fuse: boolean) => {
-    const s = session(fuse);
-    const out: Float32Array[] = [];
-    for (let i = 0; i < o.steps; i++) out.push(await s.step([3 + 7 * i]));
-    s.dispose();
-    return out;
+  const logitsOf = async (fuse: boolean, replay = true, fuseConv = true, unroll = decodeTuning.unroll) => {
+    const saved = decodeTuning.unroll;
+    decodeTuning.unroll = unroll;
+    try {
+      const s = session(fuse, replay, fuseConv);
+      const out: Float32Array[] = [];
+      for (let i = 0; i < o.steps; i++) out.push(await s.step([3 + 7 * i]));
+      s.dispose();
+      return out;
+    } finally {
+      decodeTuning.unroll = saved;
+    }
+  };
+  const relDiff = (a: Float32Array[], b: Float32Array[]) => {
+    let diff = 0;
+    let ref = 0;
+    for (let i = 0; i < o.steps; i++) {
+      for (let j = 0; j < b[i].length; j++) {
+        const d = Math.abs(a[i][j] - b[i][j]);
+        diff = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(diff, d);
+        ref = Math.max(ref, Math.abs(b[i][j]));
+      }
+    }
+    return diff / Math.max(ref, 1e-30);
   };
   const fused = await logitsOf(true);
   const apart = await logitsOf(false);
-  let diff = 0;
-  let ref = 0;
-  for (let i = 0; i < o.steps; i++) {
-    for (let j = 0; j < apart[i].length; j++) {
-      const d = Math.abs(fused[i][j] - apart[i][j]);
-      diff = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(diff, d);
-      ref = Math.max(ref, Math.abs(apart[i][j]));
+  const recorded = await logitsOf(true, false);
+  // The step as it was before this work: recorded from the model code, the conv and the router in their
+  // own dispatches, the GEMV loops not unrolled.
+  const before = await logitsOf(true, false, false, 1);
+  const pipelined = async (replay: boolean) => {
+    const piped = session(true, replay);
+    const tokens: number[] = [];
+    let flight = piped.stepOnDevice([3], argmax);
+    for (let i = 1; i < o.steps; i++) {
+      const next = piped.stepOnDevice(flight.next, argmax);
+      flight.next.dispose();
+      tokens.push((await flight.tokens)[0]);
+      flight = next;
     }
-  }
-  const piped = session();
-  const pipelinedTokens: number[] = [];
-  let flight = piped.stepOnDevice([3], argmax);
-  for (let i = 1; i < o.steps; i++) {
-    const next = piped.stepOnDevice(flight.next, argmax);
     flight.next.dispose();
-    pipelinedTokens.push((await flight.tokens)[0]);
-    flight = next;
-  }
-  flight.next.dispose();
-  pipelinedTokens.push((await flight.tokens)[0]);
-  piped.dispose();
+    tokens.push((await flight.tokens)[0]);
+    piped.dispose();
+    return tokens;
+  };
+  const pipelinedTokens = await pipelined(true);
+  const recordedTokens = await pipelined(false);
   const plain = session();
   const plainTokens: number[] = [];
   let token = 3;
@@ -76,9 +109,14 @@ export async function checkDecode(
   return {
     context: o.context,
     steps: o.steps,
-    logitsMaxRelDiff: diff / Math.max(ref, 1e-30),
+    logitsMaxRelDiff: relDiff(fused, apart),
     pipelinedTokens,
     plainTokens,
     tokensEqual: pipelinedTokens.length === plainTokens.length && pipelinedTokens.every((t, i) => t === plainTokens[i]),
+    replayLogitsMaxRelDiff: relDiff(fused, recorded),
+    beforeLogitsMaxRelDiff: relDiff(fused, before),
+    recordedTokens,
+    replayTokensEqual:
+      pipelinedTokens.length === recordedTokens.length && pipelinedTokens.every((t, i) => t === recordedTokens[i]),
   };
 }

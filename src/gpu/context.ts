@@ -75,6 +75,69 @@ interface UniformChunk {
   shadow: ArrayBuffer;
   words: Uint32Array;
   used: number;
+  /** Capture chunks: bytes already written to the buffer (they are written once, as they fill). */
+  flushed: number;
+}
+
+/** One command of a captured step (GpuContext.capture). */
+type RecordedItem =
+  | {
+      kind: 'dispatch';
+      name: string;
+      pipeline: GPUComputePipeline;
+      group: GPUBindGroup;
+      x: number;
+      y: number;
+      z: number;
+    }
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number }
+  | { kind: 'clear'; buffer: GPUBuffer; offset: number; size: number };
+
+interface CaptureState {
+  items: RecordedItem[];
+  /** Storages allocated during the capture, retained until the recording is disposed. */
+  storages: GpuStorage[];
+  /** Their pool ids. */
+  own: Set<number>;
+  uniforms: UniformChunk[];
+  outsideWrites: number;
+}
+
+/**
+ * The commands of one captured step and everything they bind that the capture made: its buffers and
+ * uniform chunks. Dispose it to give them back.
+ */
+export class StepRecording {
+  readonly items: readonly RecordedItem[];
+  /** Dispatches per replay. */
+  readonly dispatches: number;
+  /** Host writes during the capture into buffers it did not make (see GpuContext.capture). */
+  readonly outsideWrites: number;
+  private state: CaptureState | undefined;
+
+  constructor(state: CaptureState) {
+    this.state = state;
+    this.items = state.items;
+    this.dispatches = state.items.filter((i) => i.kind === 'dispatch').length;
+    this.outsideWrites = state.outsideWrites;
+  }
+
+  get isDisposed(): boolean {
+    return !this.state;
+  }
+
+  assertAlive(): void {
+    if (!this.state) throw new Error('StepRecording: replay after dispose');
+  }
+
+  dispose(): void {
+    const st = this.state;
+    if (!st) return;
+    this.state = undefined;
+    for (const s of st.storages) s.release();
+    // A uniform chunk may still be read by submitted work: destroy() waits for that in Dawn.
+    for (const c of st.uniforms) c.buffer.destroy();
+  }
 }
 
 export class GpuContext implements Device {
@@ -155,13 +218,25 @@ export class GpuContext implements Device {
   empty(shape: Shape, dtype: DType = 'f32'): Tensor {
     const n = numel(shape);
     const buffer = this.pool.acquire(storageBytes(dtype, n));
-    return new Tensor(this, new GpuStorage(dtype, n, buffer, this), shape);
+    const storage = new GpuStorage(dtype, n, buffer, this);
+    const t = new Tensor(this, storage, shape);
+    // A captured step's buffers belong to its recording: replays bind them, so the pool must not hand
+    // them to anything else (the recording releases them when disposed).
+    if (this.capturing) {
+      storage.retain();
+      this.capturing.storages.push(storage);
+      this.capturing.own.add(buffer.id);
+    }
+    return t;
   }
 
   zeros(shape: Shape, dtype: DType = 'f32'): Tensor {
     const t = this.empty(shape, dtype);
     const enc = this.endPass();
-    enc.clearBuffer(this.bufferOf(t), 0, storageBytes(dtype, t.numel));
+    const buffer = this.bufferOf(t);
+    const size = storageBytes(dtype, t.numel);
+    enc.clearBuffer(buffer, 0, size);
+    this.capturing?.items.push({ kind: 'clear', buffer, offset: 0, size });
     return t;
   }
 
@@ -176,6 +251,9 @@ export class GpuContext implements Device {
   /** Overwrite a contiguous tensor's elements from host memory (queued; ordered before later submits). */
   write(t: Tensor, data: HostArray): void {
     if (!t.isContiguous) throw new Error('write() needs a contiguous tensor');
+    // Into a buffer the capture made, the data is a constant of the step (written once, kept by the
+    // recording); into any other buffer it is host state a replay would not repeat.
+    if (this.capturing && !this.capturing.own.has((t.storage as GpuStorage).bufferId)) this.capturing.outsideWrites++;
     const bytes = data.length * bytesPerElement(t.dtype);
     const byteOffset = t.offset * bytesPerElement(t.dtype);
     const src = new Uint8Array(data.buffer, data.byteOffset, bytes);
@@ -246,11 +324,17 @@ export class GpuContext implements Device {
   /** Place `params` in the uniform ring; returns its chunk and byte offset (the size is params.byteLength). */
   private uniformSlot(params: Params): { chunk: UniformChunk; offset: number } {
     const size = params.byteLength;
-    let chunk = this.uniforms[this.uniformIndex];
+    // A captured dispatch keeps its uniforms in the recording's own chunks (the ring is rewritten every
+    // batch; a replay binds the captured block as it was).
+    const cap = this.capturing;
+    const list = cap ? cap.uniforms : this.uniforms;
+    let index = cap ? list.length - 1 : this.uniformIndex;
+    let chunk = list[index];
     if (chunk && chunk.used + size > UNIFORM_CHUNK) {
-      this.uniformIndex++;
-      chunk = this.uniforms[this.uniformIndex];
+      index++;
+      chunk = list[index];
     }
+    if (!cap) this.uniformIndex = index;
     if (!chunk) {
       const shadow = new ArrayBuffer(UNIFORM_CHUNK);
       chunk = {
@@ -259,8 +343,9 @@ export class GpuContext implements Device {
         shadow,
         words: new Uint32Array(shadow),
         used: 0,
+        flushed: 0,
       };
-      this.uniforms.push(chunk);
+      list.push(chunk);
     }
     const offset = chunk.used;
     params.writeTo(chunk.words, offset / 4);
@@ -342,17 +427,26 @@ export class GpuContext implements Device {
     if (x > max || y > max || z > max) {
       throw new KernelError(k.name, `dispatch (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${max}`);
     }
+    this.capturing?.items.push({ kind: 'dispatch', name: k.name, pipeline: k.pipeline, group: bindGroup, x, y, z });
+    this.encode(k.name, k.pipeline, bindGroup, x, y, z);
+  }
+
+  /** Dispatches recorded since the context was made (replayed ones included). */
+  dispatchCount = 0;
+
+  /** Record one dispatch into the open pass (profiled: its own timestamped pass) and submit at the batch limit. */
+  private encode(name: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y: number, z: number) {
     let pass: GPUComputePassEncoder;
     if (this.profiled) {
-      pass = this.profiledPass(k.name);
+      pass = this.profiledPass(name);
       this.passPipeline = undefined;
     } else {
       if (!this.pass) this.passPipeline = undefined;
       pass = this.ensurePass();
     }
-    if (this.passPipeline !== k.pipeline) {
-      pass.setPipeline(k.pipeline);
-      this.passPipeline = k.pipeline;
+    if (this.passPipeline !== pipeline) {
+      pass.setPipeline(pipeline);
+      this.passPipeline = pipeline;
     }
     pass.setBindGroup(0, bindGroup);
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
@@ -361,7 +455,8 @@ export class GpuContext implements Device {
       this.pass = undefined;
       this.passPipeline = undefined;
     }
-    this.batchKernels.add(k.name);
+    this.batchKernels.add(name);
+    this.dispatchCount++;
     const limit = this.queueIdle
       ? Math.min(this.firstDispatchesPerBatch, this.maxDispatchesPerBatch)
       : this.maxDispatchesPerBatch;
@@ -372,14 +467,74 @@ export class GpuContext implements Device {
   copyBytes(src: Tensor, srcElem: number, dst: Tensor, dstElem: number, elems: number): void {
     const bpe = bytesPerElement(src.dtype);
     const enc = this.endPass();
-    enc.copyBufferToBuffer(
-      this.bufferOf(src),
-      (src.offset + srcElem) * bpe,
-      this.bufferOf(dst),
-      (dst.offset + dstElem) * bpe,
-      elems * bpe,
-    );
+    const item: RecordedItem = {
+      kind: 'copy',
+      src: this.bufferOf(src),
+      srcOffset: (src.offset + srcElem) * bpe,
+      dst: this.bufferOf(dst),
+      dstOffset: (dst.offset + dstElem) * bpe,
+      size: elems * bpe,
+    };
+    enc.copyBufferToBuffer(item.src, item.srcOffset, item.dst, item.dstOffset, item.size);
+    this.capturing?.items.push(item);
     this.batchKernels.add('copyBufferToBuffer');
+  }
+
+  // ---- captured steps ------------------------------------------------------------------------------
+
+  /** The capture in progress (capture()). */
+  private capturing: CaptureState | undefined;
+
+  /**
+   * Run `fn` (recording its work as usual) and keep what it recorded as a StepRecording that `replay`
+   * records again without running any of the JavaScript that produced it: no tensors, no shapes, no
+   * bind-group look-ups, no uniform packing, only setPipeline / setBindGroup / dispatchWorkgroups (and the
+   * copies and clears) per command. Every buffer `fn` allocates stays with the recording (replays write
+   * the same buffers), and its uniform blocks go to the recording's own chunks, written once.
+   *
+   * A replay is only right when `fn` would record exactly the same commands again: host values it reads
+   * (positions, lengths) must live in buffers the caller rewrites before each replay, and every buffer it
+   * binds from outside must still be the same. `outsideWrites` counts host writes during the capture into
+   * buffers it does not own (state a replay would not repeat); callers refuse to replay when it is not 0.
+   */
+  capture<T>(fn: () => T): { result: T; recording: StepRecording } {
+    if (this.capturing) throw new Error('GpuContext.capture: a capture is already in progress');
+    const state: CaptureState = { items: [], storages: [], own: new Set(), uniforms: [], outsideWrites: 0 };
+    this.capturing = state;
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      this.capturing = undefined;
+      new StepRecording(state).dispose();
+      throw e;
+    } finally {
+      this.capturing = undefined;
+    }
+    this.writeCaptureUniforms(state);
+    return { result, recording: new StepRecording(state) };
+  }
+
+  /** Record a captured step's commands again (see capture). */
+  replay(rec: StepRecording): void {
+    if (this.capturing) throw new Error('GpuContext.replay: not inside a capture');
+    rec.assertAlive();
+    for (const it of rec.items) {
+      if (it.kind === 'dispatch') this.encode(it.name, it.pipeline, it.group, it.x, it.y, it.z);
+      else if (it.kind === 'copy') {
+        this.endPass().copyBufferToBuffer(it.src, it.srcOffset, it.dst, it.dstOffset, it.size);
+        this.batchKernels.add('copyBufferToBuffer');
+      } else this.endPass().clearBuffer(it.buffer, it.offset, it.size);
+    }
+  }
+
+  /** Write the capture chunks' blocks added since their last write (queued before the next submit). */
+  private writeCaptureUniforms(state: CaptureState): void {
+    for (const c of state.uniforms) {
+      if (c.used > c.flushed)
+        this.device.queue.writeBuffer(c.buffer, c.flushed, c.shadow, c.flushed, c.used - c.flushed);
+      c.flushed = c.used;
+    }
   }
 
   /** Submit everything recorded so far. */
@@ -393,6 +548,7 @@ export class GpuContext implements Device {
     this.pass = undefined;
     const encoder = this.encoder!;
     this.encoder = undefined;
+    if (this.capturing) this.writeCaptureUniforms(this.capturing);
     for (let i = 0; i <= this.uniformIndex && i < this.uniforms.length; i++) {
       const c = this.uniforms[i];
       if (c.used > 0) this.device.queue.writeBuffer(c.buffer, 0, c.shadow, 0, c.used);
@@ -481,6 +637,7 @@ export class GpuContext implements Device {
 
   /** Raw bytes [byteStart, byteEnd) of a buffer (both multiples of 4). */
   async readBytes(buffer: GPUBuffer, byteStart: number, byteEnd: number): Promise<ArrayBuffer> {
+    if (this.capturing) throw new Error('GpuContext: a readback inside a capture (a captured step must not wait)');
     const size = byteEnd - byteStart;
     // Readbacks up to STAGING_REUSE_BYTES reuse mappable buffers: a decode step reads its ids or logits
     // every step, and creating the staging buffer was ~0.18 ms of host time per step on the H200.

@@ -18,6 +18,11 @@
  *
  * RoPE (mla_use_nope false): the cached k_pe is stored rotated at its absolute position, and the rope
  * part of the absorbed query is rotated at the sequence's current position.
+ *
+ * Replay (opts.replay, the default on WebGPU): a decode step records the same commands every time once
+ * its host inputs (ids, positions, lengths, page table) sit in device buffers, so the step is captured
+ * once (GpuContext.capture) and replayed while the batch, its carries and the attention's length bound
+ * stay the same; the host then spends only Dawn's per-command time on a step, not the model code's.
  */
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous, copyInto, stackRows } from '../kernels/copy/index.js';
@@ -28,7 +33,10 @@ import {
   convStep,
   gatedRmsnormLinear,
   headGemv,
+  moeSharedDecode,
+  type NormLinearConv,
   rmsnormConcat,
+  routeRanked,
   swigluLinear,
 } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
@@ -38,6 +46,7 @@ import { expertsInference, route } from '../kernels/moe/index.js';
 import { rmsnorm } from '../kernels/rmsnorm/index.js';
 import { rope } from '../kernels/rope/index.js';
 import { asGpu } from '../kernels/common.js';
+import type { GpuContext, StepRecording } from '../gpu/context.js';
 import { keep, scope } from '../tensor/scope.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
 import { isMoeLayer, layerMixer, routerConfig } from './config.js';
@@ -50,8 +59,11 @@ import { HybridCache } from './hybridCache.js';
  * state and binds the same buffers every time, which keeps its bind groups cached): the recurrent state
  * [B, H, d, d] and the q|k|v conv tail [B, W-1, 3*H*d] (the three tails side by side, as convStep reads them).
  */
-/** A layer's first projection of its normalised input (the residual add and norm fused in, see recordStep). */
-type Project = (weight: Tensor) => Tensor;
+/**
+ * A layer's first projection of its normalised input (the residual add and norm fused in, see recordLayers);
+ * with `conv`, the KDA short conv of its q|k|v outputs too, where it can be fused in (else `conv` is absent).
+ */
+type Project = (weight: Tensor, conv?: NormLinearConv) => { y: Tensor; conv?: Tensor };
 
 interface DecodeCarry {
   state: Tensor;
@@ -80,6 +92,58 @@ export interface BatchSessionOptions {
    * unfused ops, for measuring and for checking the fused path against them).
    */
   fuseNormGemv?: boolean;
+  /**
+   * Record a decode step once and replay its commands afterwards (GpuContext.capture / replay): a steady
+   * step then costs the host only Dawn's per-command work, none of the model code. The step's host
+   * inputs (token ids, positions, lengths, page tables) live in device buffers rewritten before each
+   * step; the MLA kernels plan their chunks for a bucketed upper bound of the length (replayBound), so a
+   * recording serves every step until the bound grows, the batch changes or a sequence leaves or joins.
+   * Default true on WebGPU for an unsharded cache; false records every step from the model code.
+   */
+  replay?: boolean;
+  /**
+   * Run each KDA layer's short conv step inside its input projection's dispatch (addRmsnormLinear's conv,
+   * batch 1). Default true; false keeps convStep a dispatch of its own.
+   */
+  fuseConv?: boolean;
+  /** The MoE router by the one-pass rank kernel (fused/routeRanked) where it applies. Default true. */
+  rankRoute?: boolean;
+  /**
+   * The shared expert's down projection inside the routed experts' (fused/moeSharedDecode), batch 1.
+   * Default true; false keeps swigluLinear a dispatch of its own.
+   */
+  foldShared?: boolean;
+}
+
+/**
+ * The length bound the MLA decode kernels plan for in a replayed step: the length rounded up to a step
+ * of 1/32 of its power of two (at least 64), so the bound (and with it the recording) changes every
+ * ~3% of growth, and at most ~3% of the planned chunk rows lie past the real end (they are masked by the
+ * lengths, costing only their share of idle chunks).
+ */
+export function replayBound(length: number): number {
+  const q = Math.max(64, 2 ** (Math.floor(Math.log2(Math.max(1, length))) - 5));
+  return Math.ceil(length / q) * q;
+}
+
+/** A captured step and what it was captured for. */
+interface Replay {
+  /** Everything the recorded commands depend on besides device-buffer contents. */
+  key: string;
+  recording: StepRecording;
+  /** The step's logits [B, V] (owned by the recording). */
+  logits: Tensor;
+}
+
+/** The replayed step's host inputs, as device buffers rewritten before each step. */
+interface StepInputs {
+  B: number;
+  pos: Tensor;
+  lengths: Tensor;
+  seq: Tensor;
+  table: Tensor;
+  /** rows and table version the seq and table buffers were written for. */
+  written: string;
 }
 
 /**
@@ -142,6 +206,15 @@ export class BatchSession {
   private tables?: { t: Tensor[]; version: number; rows: string };
   /** Host milliseconds of the last run: recording its work, and in all (recording + GPU + readback). */
   lastStep = { recordMs: 0, totalMs: 0 };
+  /** The captured step replayed while its key holds (opts.replay). */
+  private replayed?: Replay;
+  private inputs?: StepInputs;
+  /** Bumped whenever the KDA carries are replaced (join, remove): a recording binds them. */
+  private carryVersion = 0;
+  /** A step has run (one-time work done) since the session was made. */
+  private warm = false;
+  /** Steps of the session recorded from the model code, captured, and replayed (for benchmarks and tests). */
+  readonly stepCounts = { recorded: 0, captured: 0, replayed: 0 };
 
   constructor(
     readonly model: KimiLinearModel,
@@ -253,6 +326,7 @@ export class BatchSession {
       disposeCarry(c);
     }
     this.carries = next;
+    this.carryVersion++;
     this.rows.splice(b, 1);
     this.cache.close(seq);
   }
@@ -283,7 +357,6 @@ export class BatchSession {
       throw new Error(`BatchSession.step: token tensor ${tokens} for a batch of ${B}, expected i32 [${B}]`);
     const count = onDevice ? tokens.numel : tokens.length;
     if (count !== B) throw new Error(`BatchSession.step: ${count} tokens for a batch of ${B}`);
-    const cfg = this.model.cfg;
     // Check every sequence before advancing any, so a full one leaves the batch as it was.
     const full = this.rows.find((s) => this.cache.length(s) + 1 > this.opts.maxLength);
     if (full !== undefined)
@@ -307,45 +380,175 @@ export class BatchSession {
         ),
       );
     }
-    // The layers of KimiLinearModel.block, with each residual add fused into the RMSNorm after it: x is
-    // the residual stream, `pending` the previous layer's FFN terms not yet added to it. Each residual
-    // add, the norm after it and the projection that reads the normed row run as one dispatch
-    // (addRmsnormLinear): before the mixer, and before the FFN.
+    const gpu = asGpu(this.device);
+    if (gpu && this.opts.replay !== false && this.unsharded()) return this.replayStep(gpu, tokens, starts);
+    this.stepCounts.recorded++;
     return scope(() => {
-      const model = this.model;
-      const eps = cfg.rms_norm_eps;
-      const D = cfg.hidden_size;
-      const ids = onDevice ? tokens.reshape([B, 1]) : this.device.fromHost(Int32Array.from(tokens), [B, 1], 'i32');
-      let x = model.embed(ids).reshape([B, D]);
-      let pending: Tensor[] | undefined;
+      const ids = onDevice ? tokens : this.device.fromHost(Int32Array.from(tokens), [B], 'i32');
       let where: Positions | undefined;
-      const positions = () => {
+      return this.recordLayers(ids, () => {
         where ??= this.decodePositions(starts);
         return where;
-      };
-      const L = cfg.num_hidden_layers;
-      for (let i = 0; i < L; i++) {
-        const norm = this.lw(i, 'input_layernorm.weight');
-        // The mixer's input projection of rmsnorm(x + pending); called once per layer.
-        const project: Project = (W) => {
-          if (!pending) return linear(rmsnorm(x, norm, eps), W);
-          const r = this.addNormLinear(x, pending, norm, W);
-          x = r.sum;
-          pending = undefined;
-          return r.y;
-        };
-        const mixed =
-          layerMixer(cfg, i) === 'kda'
-            ? this.kdaStep(i, project, B)
-            : this.mlaDecodeStep(i, `model.layers.${i}`, project, B, positions()).reshape([B, D]);
-        const ffn = this.ffnStep(i, x, mixed);
-        x = ffn.x;
-        pending = ffn.terms;
-      }
-      const final = model.w('model.norm.weight');
-      const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
-      return pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
+      });
     });
+  }
+
+  /** Whether every sequence of the batch sits in one pool shard (one attention call per layer). */
+  private unsharded(): boolean {
+    const s0 = this.cache.shardOf(this.rows[0]);
+    return this.rows.every((s) => this.cache.shardOf(s) === s0);
+  }
+
+  /**
+   * The replayed step (opts.replay): write this step's ids, positions, lengths and (when changed) page
+   * table into the session's input buffers, then replay the recording made for the same key, or capture a
+   * new one. The logits returned are an alias of the recording's (the caller disposes the alias).
+   */
+  private replayStep(gpu: GpuContext, tokens: ArrayLike<number> | Tensor, starts: number[]): Tensor {
+    const B = this.rows.length;
+    const inp = this.stepInputs(B);
+    let ids: Tensor;
+    if (tokens instanceof Tensor) ids = tokens;
+    else {
+      // Host ids go where stepOnDevice puts the ids it chooses, so both kinds of step replay one recording
+      // (queue order: the previous step's reads of the buffer were submitted before this write).
+      ids = this.idBuffer(B);
+      gpu.write(ids, Int32Array.from(tokens));
+    }
+    gpu.write(inp.pos, Int32Array.from(starts));
+    gpu.write(
+      inp.lengths,
+      Int32Array.from(starts, (p) => p + 1),
+    );
+    const rows = this.rows.join(',');
+    const written = `${rows}|${this.cache.tableVersion}`;
+    if (inp.written !== written) {
+      gpu.write(inp.seq, Int32Array.from(this.rows));
+      gpu.write(inp.table, this.cache.pageRows(this.rows));
+      inp.written = written;
+    }
+    // Capped at the session's maxLength: the page table holds no more rows (and every length fits under it).
+    const bound = Math.min(replayBound(Math.max(...starts) + 1), this.opts.maxLength);
+    const idsId = (ids.storage as unknown as { bufferId: number }).bufferId;
+    const key = `${rows}|${this.carryVersion}|${bound}|${idsId}:${ids.offset}`;
+    const hit = this.replayed;
+    if (hit && hit.key === key) {
+      gpu.replay(hit.recording);
+      this.stepCounts.replayed++;
+      return hit.logits.alias();
+    }
+    if (hit) {
+      // Its commands may still sit in the open encoder: submit them before its buffers go back.
+      gpu.flush();
+      hit.recording.dispose();
+      hit.logits.dispose();
+      this.replayed = undefined;
+    }
+    const shard = this.cache.shardOf(this.rows[0]);
+    const where: Positions = {
+      pos: inp.pos,
+      groups: [{ shard, n: B, seq: inp.seq, pos: inp.pos, lengths: inp.lengths, table: inp.table, end: bound }],
+    };
+    if (!this.warm) {
+      // The session's first step makes what later steps only look up (the absorbed MLA weights, packed
+      // copies): recorded from the model code, so the recording does not repeat that work every step.
+      this.warm = true;
+      this.stepCounts.recorded++;
+      return scope(() => this.recordLayers(ids, () => where));
+    }
+    const { result, recording } = gpu.capture(() => scope(() => this.recordLayers(ids, () => where)));
+    this.stepCounts.captured++;
+    const logits = keep(result);
+    if (recording.outsideWrites > 0) {
+      // Host state written inside the step: a replay would not repeat it. Never replay this step's shape.
+      recording.dispose();
+      throw new Error(
+        `BatchSession: a captured decode step wrote host data into ${recording.outsideWrites} buffer(s) it did not make; it cannot be replayed (pass replay: false)`,
+      );
+    }
+    this.replayed = { key, recording, logits };
+    return logits.alias();
+  }
+
+  /** The session's i32 [B] token id buffer (stepOnDevice's choices; a replayed step's host ids). */
+  private idBuffer(B: number): Tensor {
+    if (this.tokenIds?.numel !== B) {
+      // A recording may bind the old buffer: it is replaced with it (its key names the buffer).
+      this.tokenIds?.dispose();
+      this.tokenIds = keep(this.device.empty([B], 'i32'));
+    }
+    return this.tokenIds;
+  }
+
+  /** The replayed step's input buffers for a batch of B (made again when B changes). */
+  private stepInputs(B: number): StepInputs {
+    if (this.inputs?.B === B) return this.inputs;
+    this.disposeInputs();
+    // Not zeros(): a clear is a recorded command, so it would run after the queue writes of this step.
+    // Every buffer is written before its first use (`written` starts empty).
+    const i32 = (n: number, cols?: number) => keep(this.device.empty(cols === undefined ? [n] : [n, cols], 'i32'));
+    this.inputs = {
+      B,
+      pos: i32(B),
+      lengths: i32(B),
+      seq: i32(B),
+      table: i32(B, this.cache.maxPagesPerSeq),
+      written: '',
+    };
+    return this.inputs;
+  }
+
+  private disposeInputs(): void {
+    const inp = this.inputs;
+    if (!inp) return;
+    if (this.replayed) {
+      asGpu(this.device)?.flush();
+      this.replayed.recording.dispose();
+      this.replayed.logits.dispose();
+      this.replayed = undefined;
+    }
+    for (const t of [inp.pos, inp.lengths, inp.seq, inp.table]) t.dispose();
+    this.inputs = undefined;
+  }
+
+  /**
+   * The layers of KimiLinearModel.block over the batch's token ids (i32 [B], on the device), with each
+   * residual add fused into the RMSNorm after it: x is the residual stream, `pending` the previous
+   * layer's FFN terms not yet added to it. Each residual add, the norm after it and the projection that
+   * reads the normed row run as one dispatch (addRmsnormLinear): before the mixer, and before the FFN.
+   * `positions` gives the MLA layers' cache positions (made on first use).
+   */
+  private recordLayers(tokenIds: Tensor, positions: () => Positions): Tensor {
+    const cfg = this.model.cfg;
+    const B = this.rows.length;
+    const model = this.model;
+    const eps = cfg.rms_norm_eps;
+    const D = cfg.hidden_size;
+    const ids = tokenIds.reshape([B, 1]);
+    let x = model.embed(ids).reshape([B, D]);
+    let pending: Tensor[] | undefined;
+    const L = cfg.num_hidden_layers;
+    for (let i = 0; i < L; i++) {
+      const norm = this.lw(i, 'input_layernorm.weight');
+      // The mixer's input projection of rmsnorm(x + pending); called once per layer.
+      const project: Project = (W, conv) => {
+        if (!pending) return { y: linear(rmsnorm(x, norm, eps), W) };
+        const r = this.addNormLinear(x, pending, norm, W, false, conv);
+        x = r.sum;
+        pending = undefined;
+        return r;
+      };
+      const mixed =
+        layerMixer(cfg, i) === 'kda'
+          ? this.kdaStep(i, project, B)
+          : this.mlaDecodeStep(i, `model.layers.${i}`, project, B, positions()).reshape([B, D]);
+      const ffn = this.ffnStep(i, x, mixed);
+      x = ffn.x;
+      pending = ffn.terms;
+    }
+    const final = model.w('model.norm.weight');
+    const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
+    return pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
   }
 
   /**
@@ -366,14 +569,10 @@ export class BatchSession {
     const B = this.rows.length;
     scope(() => {
       const chosen = pick(this.recordStep(tokens));
-      if (this.tokenIds?.numel !== B) {
-        this.tokenIds?.dispose();
-        this.tokenIds = keep(this.device.empty([B], 'i32'));
-      }
       // Into the session's own id buffer (the next step's embedding reads it before this copy of the next
       // step overwrites it: queue order). A fresh pooled tensor per step would shift which pooled buffers
       // every later allocation of the step gets, and its bind groups would stop being found in the cache.
-      copyInto(chosen, this.tokenIds);
+      copyInto(chosen, this.idBuffer(B));
     });
     const next = this.tokenIds!.alias();
     const t1 = performance.now();
@@ -398,6 +597,7 @@ export class BatchSession {
   }
 
   dispose(): void {
+    this.disposeInputs();
     for (const c of this.carries.values()) disposeCarry(c);
     this.carries.clear();
     this.packed.dispose();
@@ -474,6 +674,7 @@ export class BatchSession {
 
   /** Append new sequences' own carries (their rows in order) as the last rows of the batch's. */
   private join(seqs: number[], own: Map<number, DecodeCarry>): void {
+    this.carryVersion++;
     for (const [i, c] of own) {
       const old = this.carries.get(i);
       if (!old) {
@@ -557,8 +758,11 @@ export class BatchSession {
     const w = (n: string) => this.lw(i, `self_attn.${n}`);
     const k = this.packed.kda.get(i)!;
     const c = this.carries.get(i)!;
-    const proj = project(k.inProj);
-    const qkv = convStep(proj, k.conv, c.tail, { planes: 3 });
+    // The conv of q|k|v rides on the projection's dispatch (addRmsnormLinear's conv) unless opts.fuseConv
+    // is false or the projection has no fused form here (the first layer, batches > 1).
+    const p = project(k.inProj, this.opts.fuseConv === false ? undefined : { weight: k.conv, tail: c.tail, planes: 3 });
+    const proj = p.y;
+    const qkv = p.conv ?? convStep(proj, k.conv, c.tail, { planes: 3 });
     // The batch as B one-token sequences packed along time ([1, B, ...] with cuSeqlens 0..B): the same
     // kernel and layout as a dense [B, 1, ...] batch.
     const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([1, B, H, d]));
@@ -620,15 +824,36 @@ export class BatchSession {
         ? contiguous(r.y.narrow(1, f.router, E))
         : linear(h2, w('block_sparse_moe.gate.weight'));
     const bias = this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias');
-    const routes = route(logits, bias, routerConfig(cfg));
-    const routed = expertsInference(h2, routes, this.model.weights.experts.get(i)!);
-    return { x: r.sum, terms: f ? [routed, mlp('block_sparse_moe.shared_experts.down_proj.weight')] : [routed] };
+    const routes =
+      this.opts.rankRoute === false
+        ? route(logits, bias, routerConfig(cfg))
+        : routeRanked(logits, bias, routerConfig(cfg));
+    const experts = this.model.weights.experts.get(i)!;
+    const sharedDown = 'block_sparse_moe.shared_experts.down_proj.weight';
+    if (f && this.opts.foldShared !== false) {
+      // Routed and shared experts summed in the down projection's dispatch (one term, at batch 1).
+      const terms = moeSharedDecode(h2, routes, experts, { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) });
+      return { x: r.sum, terms };
+    }
+    const routed = expertsInference(h2, routes, experts);
+    return { x: r.sum, terms: f ? [routed, mlp(sharedDown)] : [routed] };
   }
 
-  /** addRmsnormLinear, or (fuseNormGemv false) addRmsnorm then linear. */
-  private addNormLinear(x: Tensor, deltas: Tensor[], norm: Tensor, W: Tensor, keepNormed = false) {
+  /**
+   * addRmsnormLinear (with the KDA conv when asked and batch 1: only there is the GEMV one dispatch to
+   * ride on), or (fuseNormGemv false) addRmsnorm then linear; `conv` comes back only when fused.
+   */
+  private addNormLinear(
+    x: Tensor,
+    deltas: Tensor[],
+    norm: Tensor,
+    W: Tensor,
+    keepNormed = false,
+    conv?: NormLinearConv,
+  ): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor } {
     const eps = this.model.cfg.rms_norm_eps;
-    if (this.opts.fuseNormGemv !== false) return addRmsnormLinear(x, deltas, norm, eps, W, { keepNormed });
+    if (this.opts.fuseNormGemv !== false)
+      return addRmsnormLinear(x, deltas, norm, eps, W, { keepNormed, conv: x.shape[0] === 1 ? conv : undefined });
     const r = addRmsnorm(x, deltas, norm, eps);
     return { sum: r.sum, y: linear(r.normed, W), normed: r.normed };
   }
@@ -715,7 +940,7 @@ export class BatchSession {
     const rotary = cfg.mla_use_nope === false;
     const { wUkT, wUv } = this.absorb(i, p);
     // q_proj and kv_a_proj_with_mqa in one GEMV (decodeWeights.ts).
-    const qkv = project(this.packed.mla.get(i)!);
+    const qkv = project(this.packed.mla.get(i)!).y;
     const q = contiguous(qkv.narrow(1, 0, H * (dn + dr))).reshape([B, H, dn + dr]);
     // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], with q_pe appended: [B, H, r + dr] in one dispatch.
     const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;

@@ -10,6 +10,7 @@
  * Needs d % 4 == 0, H | 256, and K = H * d % 8 == 0 (bf16 W) or % 4 == 0 (f32 W).
  */
 import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
+import { bf16ChunkDot, decodeTuning, sweepWgsl } from './sweep.js';
 
 export const GNG_LANES = 32;
 export const GNG_ROWS_PER_WG = 8;
@@ -20,10 +21,28 @@ export interface GatedNormGemvVariant {
   d: number;
   normDtype: FloatDType;
   wDtype: 'f32' | 'bf16';
+  /** Loads per lane in flight in the row sweep (sweep.ts); default decodeTuning.unroll. */
+  unroll?: number;
+  /**
+   * Form the normalised, gated input once per workgroup in workgroup memory (4 * H * d bytes), instead of
+   * per output row from o, gate and the norm weight in cache: at the 48B shapes the 8 rows of a workgroup
+   * re-read 40 KB of inputs (and 4096 exps) per row for 8 KB of W each. Needs the workgroup memory.
+   */
+  staged?: boolean;
+}
+
+/** Workgroup bytes of the staged variant (the row beside the reductions). */
+export function gatedNormGemvStagedBytes(H: number, d: number): number {
+  return 4 * (H * d + 2 * GNG_WG + H);
+}
+
+function unrollOf(v: GatedNormGemvVariant): number {
+  return Math.max(1, v.unroll ?? decodeTuning.unroll);
 }
 
 export function gatedNormGemvKey(v: GatedNormGemvVariant): string {
-  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}`;
+  const u = unrollOf(v);
+  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}`;
 }
 
 export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
@@ -44,6 +63,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push(`var<workgroup> part: array<f32, ${GNG_WG}>;`);
   L.push(`var<workgroup> inv: array<f32, ${H}>;`);
   L.push(`var<workgroup> dots: array<f32, ${GNG_WG}>;`);
+  if (v.staged) L.push(`var<workgroup> row: array<vec4<f32>, ${K / 4}>;`);
   if (bf16) {
     L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
     L.push('fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }');
@@ -69,6 +89,11 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push(`    inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps);`);
   L.push('  }');
   L.push('  workgroupBarrier();');
+  if (v.staged) {
+    L.push(`  for (var c = lid; c < ${K / 4}u; c += ${GNG_WG}u) { row[c] = xin(c); }`);
+    L.push('  workgroupBarrier();');
+  }
+  const x = (c: string) => (v.staged ? `row[${c}]` : `xin(${c})`);
   L.push(`  let lane = lid % ${GNG_LANES}u; let r = lid / ${GNG_LANES}u;`);
   L.push(`  let n = g * ${GNG_ROWS_PER_WG}u + r;`);
   L.push('  var acc = 0.0;');
@@ -76,14 +101,19 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   const per = bf16 ? 8 : 4;
   L.push(`    let chunks = ${K / per}u;`);
   L.push('    let wRow = n * chunks;');
-  L.push(`    for (var c = lane; c < chunks; c += ${GNG_LANES}u) {`);
-  L.push('      let w = W[wRow + c];');
-  if (bf16) {
-    L.push('      let w0 = vec4<f32>(lo(w.x), hi(w.x), lo(w.y), hi(w.y));');
-    L.push('      let w1 = vec4<f32>(lo(w.z), hi(w.z), lo(w.w), hi(w.w));');
-    L.push('      acc += dot(xin(c * 2u), w0) + dot(xin(c * 2u + 1u), w1);');
-  } else L.push('      acc += dot(xin(c), w);');
-  L.push('    }');
+  L.push(
+    ...sweepWgsl({
+      U: unrollOf(v),
+      lane: 'lane',
+      lanes: GNG_LANES,
+      chunks: 'chunks',
+      load: (c) => `W[wRow + ${c}]`,
+      term: (c, w) => (bf16 ? bf16ChunkDot(w, x(`(${c}) * 2u`), x(`(${c}) * 2u + 1u`)) : `dot(${x(c)}, ${w})`),
+      acc: 'acc',
+      tag: 'g',
+      indent: '    ',
+    }),
+  );
   L.push('  }');
   L.push('  dots[lid] = acc;');
   L.push('  workgroupBarrier();');

@@ -9,6 +9,8 @@
  *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
  *   gatedRmsnormLinear(o, gate, w, eps, W, H) -> [rows, N] KDA's gated per-head o_norm, then o_proj
  *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended
+ *   routeRanked(logits, bias, cfg) -> routes          moe route() in one pass (sigmoid, ungrouped)
+ *   moeSharedDecode(h, routes, w, shared) -> [y]      routed + shared experts of a token in two dispatches
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -25,6 +27,7 @@ import {
   GNG_WG,
   type GatedNormGemvVariant,
   gatedNormGemvKey,
+  gatedNormGemvStagedBytes,
   gatedNormGemvWgsl,
 } from './gatedNormGemv.wgsl.js';
 import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
@@ -42,6 +45,9 @@ import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigl
 import { concatLast } from '../concat/index.js';
 import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
+import { MOE_DECODE_ROWS, type MoeDecodeVariant, moeDecodeKey, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
+import { type ExpertWeights, expertsInference, type RouterConfig, type RoutesT, route } from '../moe/index.js';
+import { ROUTE_RANK_MAX_E, routeRankKey, routeRankWgsl } from './routeRank.wgsl.js';
 
 /**
  * sum = x + (d0 [+ d1]) and normed = rmsnorm(sum, weight, eps), both with x's shape (f32). One or two
@@ -329,8 +335,8 @@ export function addRmsnormLinear(
   normWeight: Tensor,
   eps: number,
   weight: Tensor,
-  opts: { keepNormed?: boolean } = {},
-): { sum: Tensor; y: Tensor; normed?: Tensor } {
+  opts: { keepNormed?: boolean; conv?: NormLinearConv } = {},
+): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor } {
   const op = 'addRmsnormLinear';
   const device = deviceOf(op, x, ...deltas, normWeight, weight);
   expectDType(op, 'weight', weight, ['f32', 'bf16']);
@@ -338,6 +344,14 @@ export function addRmsnormLinear(
   expectShape(op, 'weight', weight, [null, D]);
   const gpu = asGpu(device);
   const bf16 = weight.dtype === 'bf16';
+  const cv = opts.conv;
+  if (cv) {
+    expectShape(op, 'conv.weight', cv.weight, [null, 1, null]);
+    const [C, , W] = cv.weight.shape;
+    if (C > weight.shape[0])
+      throw new ShapeError(`${op}: ${C} conv channels, but the projection has ${weight.shape[0]}`);
+    expectShape(op, 'conv.tail', cv.tail, [rows, W - 1, C]);
+  }
   const fused =
     gpu &&
     rows === 1 &&
@@ -350,12 +364,18 @@ export function addRmsnormLinear(
     normWeight.numel === D &&
     eps >= 0 &&
     gpu.isBindable(weight);
-  if (!fused) {
+  const convFused =
+    !cv ||
+    (cv.weight.shape[2] >= 2 &&
+      (cv.weight.dtype === 'f32' || cv.weight.dtype === 'bf16') &&
+      cv.tail.dtype === 'f32' &&
+      !!gpu?.isBindable(cv.tail));
+  if (!fused || !convFused) {
     const r = addRmsnorm(x, deltas, normWeight, eps);
     const y = linear(r.normed, weight);
-    if (opts.keepNormed) return { sum: r.sum, y, normed: r.normed };
-    r.normed.dispose();
-    return { sum: r.sum, y };
+    const conv = cv ? convStep(y, cv.weight, cv.tail, { planes: cv.planes }) : undefined;
+    if (!opts.keepNormed) r.normed.dispose();
+    return { sum: r.sum, y, ...(opts.keepNormed ? { normed: r.normed } : {}), ...(conv ? { conv } : {}) };
   }
   const N = weight.shape[0];
   const ins = [x, ...deltas, normWeight].map(contiguous);
@@ -367,16 +387,38 @@ export function addRmsnormLinear(
     normDtype: normWeight.dtype as FloatDType,
     wDtype: weight.dtype as 'f32' | 'bf16',
     normed: !!opts.keepNormed,
+    ...(cv ? { conv: { W: cv.weight.shape[2], wDtype: cv.weight.dtype as FloatDType } } : {}),
   };
   const normed = opts.keepNormed ? gpu.empty(x.shape) : undefined;
+  const C = cv ? cv.weight.shape[0] : 0;
+  const planes = cv?.planes ?? 1;
+  if (cv && C % planes !== 0) throw new ShapeError(`${op}: ${C} conv channels do not split into ${planes} planes`);
+  // [planes, 1, C / planes]: the layout convStep gives for one row (plane-major, so the same memory as [C]).
+  const conv = cv ? gpu.empty([planes, 1, C / planes]) : undefined;
+  const cw = cv ? contiguous(cv.weight) : undefined;
+  const tensors = [...ins, weight, sum, y, ...(normed ? [normed] : []), ...(cv ? [cw!, cv.tail, conv!] : [])];
   gpu.dispatch({
-    kernel: { name: 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
-    tensors: normed ? [...ins, weight, sum, y, normed] : [...ins, weight, sum, y],
-    params: new Params().u32(N, D).f32(eps).u32(0),
+    kernel: { name: cv ? 'norm_gemv_conv' : 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
+    tensors,
+    params: new Params().u32(N, D).f32(eps).u32(C),
     workgroups: grid1d(N, NG_ROWS_PER_WG),
   });
   for (const t of ins) t.dispose();
-  return normed ? { sum, y, normed } : { sum, y };
+  cw?.dispose();
+  return { sum, y, ...(normed ? { normed } : {}), ...(conv ? { conv } : {}) };
+}
+
+/**
+ * The KDA decode conv fused into addRmsnormLinear: outputs 0..C-1 of the projection (C = weight's first
+ * dimension) also go through convStep(y, weight, tail, { planes }) (tail updated in place); the result,
+ * [planes, rows, C / planes], comes back as `conv`.
+ */
+export interface NormLinearConv {
+  /** [C, 1, W] f32|bf16. */
+  weight: Tensor;
+  /** [rows, W - 1, C] f32, dense. */
+  tail: Tensor;
+  planes?: number;
 }
 
 /**
@@ -431,6 +473,7 @@ export function gatedRmsnormLinear(
     d,
     normDtype: normWeight.dtype as FloatDType,
     wDtype: weight.dtype as 'f32' | 'bf16',
+    staged: gatedNormGemvStagedBytes(H, d) <= gpu.limits.maxComputeWorkgroupStorageSize,
   };
   if (N > 0) {
     gpu.dispatch({
@@ -482,4 +525,114 @@ export function rmsnormConcat(x: Tensor, off: number, r: number, pass: number, w
   xc.dispose();
   wc.dispose();
   return y;
+}
+
+/**
+ * moe route() for decode: the same routes (experts, order and weights) from the rank kernel
+ * (routeRank.wgsl.ts: one pass instead of k arg-max rounds), where it applies: WebGPU, sigmoid scores,
+ * no group limit, E <= ROUTE_RANK_MAX_E, topK <= E. Anything else goes to route().
+ */
+export function routeRanked(logits: Tensor, bias: Tensor | undefined, cfg: RouterConfig): RoutesT {
+  const gpu = asGpu(deviceOf('routeRanked', logits, ...(bias ? [bias] : [])));
+  const E = cfg.numExperts;
+  const grouped = cfg.numGroups > 1 && cfg.topkGroup < cfg.numGroups;
+  if (
+    !gpu ||
+    grouped ||
+    cfg.activation !== 'sigmoid' ||
+    E > ROUTE_RANK_MAX_E ||
+    cfg.topK > E ||
+    logits.rank !== 2 ||
+    logits.shape[1] !== E ||
+    (bias && bias.numel !== E)
+  )
+    return route(logits, bias, cfg);
+  const N = logits.shape[0];
+  const idx = gpu.empty([N, cfg.topK], 'i32');
+  const weights = gpu.empty([N, cfg.topK]);
+  const v = { E, k: cfg.topK, hasBias: !!bias };
+  const lc = contiguous(logits);
+  if (N > 0) {
+    gpu.dispatch({
+      kernel: { name: 'moe_route_rank', key: routeRankKey(v), code: () => routeRankWgsl(v) },
+      tensors: bias ? [lc, bias, idx, weights] : [lc, idx, weights],
+      params: new Params()
+        .u32(N, cfg.renormalize ? 1 : 0)
+        .f32(cfg.scaling)
+        .u32(0),
+      workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
+    });
+  }
+  lc.dispose();
+  return { idx, weights };
+}
+
+/** A MoE layer's shared expert as the decode step holds it: gate and up as columns of a packed output. */
+export interface SharedExpertInput {
+  /** [1, ld] f32: the packed projection's output (router logits, shared gate, shared up). */
+  x: Tensor;
+  /** Columns of the shared gate and up in x (multiples of 4). */
+  gate: number;
+  up: number;
+  /** [D, Is] down projection, the routed experts' dtype. */
+  down: Tensor;
+}
+
+/**
+ * The routed experts and the shared expert of one decode token, summed: expertsInference(h, routes, w) +
+ * swigluLinear(shared.x, gate, up, down) in two dispatches (moe decode gate_up, then the down kernel with
+ * the shared expert folded in, moe/decode.wgsl.ts `shared`) instead of three, the sum in the kernel (the
+ * next residual add then takes one term instead of two: the same additions in the same order).
+ * Returns [sum], or where that path does not apply (cpu, more rows, odd widths, unroll 1) the two
+ * terms [routed, shared] from the separate ops.
+ */
+export function moeSharedDecode(h: Tensor, routes: RoutesT, w: ExpertWeights, shared: SharedExpertInput): Tensor[] {
+  const gpu = asGpu(deviceOf('moeSharedDecode', h, routes.idx, routes.weights, w.w1, shared.x, shared.down));
+  const [, I, D] = w.w1.shape;
+  const k = routes.idx.shape[1];
+  const wDtype = w.w1.dtype as 'f32' | 'bf16';
+  const per = wDtype === 'bf16' ? 8 : 4;
+  const [Ds, Is] = shared.down.shape;
+  const ld = shared.x.shape[shared.x.rank - 1];
+  const down: MoeDecodeVariant = { mode: 'down', wDtype, vec: I % per === 0, k, shared: true };
+  const fits =
+    gpu &&
+    h.shape[0] === 1 &&
+    shared.x.numel === ld &&
+    D % per === 0 &&
+    Ds === D &&
+    Is % per === 0 &&
+    shared.down.dtype === wDtype &&
+    w.w2.dtype === wDtype &&
+    w.w3.dtype === wDtype &&
+    shared.gate % 4 === 0 &&
+    shared.up % 4 === 0 &&
+    shared.gate + Is <= ld &&
+    shared.up + Is <= ld &&
+    sharedOf(down) &&
+    gpu.isBindable(shared.down);
+  if (!fits) {
+    return [expertsInference(h, routes, w), swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
+  }
+  const xc = contiguous(h);
+  const idx = contiguous(routes.idx);
+  const rw = contiguous(routes.weights);
+  const sx = contiguous(shared.x);
+  const hid = gpu.empty([k, I]);
+  const gu: MoeDecodeVariant = { mode: 'gateUp', wDtype, vec: true, k };
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
+    tensors: [xc, idx, w.w1, w.w3, hid],
+    params: new Params().u32(D, I, 0, 0),
+    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), k],
+  });
+  const y = gpu.empty([1, D]);
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_down_shared', key: moeDecodeKey(down), code: () => moeDecodeWgsl(down) },
+    tensors: [hid, idx, w.w2, rw, y, sx, shared.down],
+    params: new Params().u32(I, D, Is, shared.gate / 4, shared.up / 4, 0, 0, 0),
+    workgroups: [Math.ceil(D / MOE_DECODE_ROWS), 1],
+  });
+  for (const t of [xc, idx, rw, sx, hid]) t.dispose();
+  return [y];
 }

@@ -8,8 +8,15 @@
  * prologue rereads 4*K bytes from cache, small against the 8 rows of W each workgroup streams.
  *
  * Needs K % 8 == 0 (bf16 W) or K % 4 == 0 (f32 W) and K <= NORM_GEMV_MAX_K (workgroup memory).
+ *
+ * `conv` (KDA decode): outputs 0..C-1 are also the input of the layer's short causal conv (q|k|v): the
+ * lane that writes output n < C runs the conv step of channel n on it (convStep.wgsl.ts for one row: the
+ * W-1 carried inputs and this one, in that order, then silu), writes the result to CY[n] and shifts
+ * channel n's tail in place. Each channel has one writer, so no other thread sees a half-shifted tail, and
+ * the conv costs no dispatch and no extra pass over the projection.
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import { bf16ChunkDot, decodeTuning, sweepWgsl } from './sweep.js';
 
 export const NG_LANES = 32;
 export const NG_ROWS_PER_WG = 8;
@@ -23,10 +30,20 @@ export interface NormGemvVariant {
   wDtype: 'f32' | 'bf16';
   /** Workgroup 0 also writes the normalised row (when later ops read it too). */
   normed: boolean;
+  /** The KDA conv step on outputs 0..C-1 (C in the uniforms): kernel width and weight dtype. */
+  conv?: { W: number; wDtype: FloatDType };
+  /** Loads per lane in flight in the row sweep (sweep.ts); default decodeTuning.unroll. */
+  unroll?: number;
+}
+
+function unrollOf(v: NormGemvVariant): number {
+  return Math.max(1, v.unroll ?? decodeTuning.unroll);
 }
 
 export function normGemvKey(v: NormGemvVariant): string {
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}`;
+  const conv = v.conv ? `_conv${v.conv.W}${v.conv.wDtype}` : '';
+  const u = unrollOf(v);
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
@@ -36,7 +53,8 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   const K4 = v.K / 4;
   const nb = two ? 4 : 3;
   const L: string[] = [];
-  L.push('struct Params { N: u32, K: u32, eps: f32, _p: u32 };');
+  // C: conv channels (the conv variant; unused otherwise).
+  L.push('struct Params { N: u32, K: u32, eps: f32, C: u32 };');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;');
   L.push('@group(0) @binding(2) var<storage, read> D0: array<vec4<f32>>;');
@@ -46,6 +64,13 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push(`@group(0) @binding(${nb + 2}) var<storage, read_write> S: array<vec4<f32>>;`);
   L.push(`@group(0) @binding(${nb + 3}) var<storage, read_write> Y: array<f32>;`);
   if (v.normed) L.push(`@group(0) @binding(${nb + 4}) var<storage, read_write> NR: array<vec4<f32>>;`);
+  const cb = nb + (v.normed ? 5 : 4);
+  if (v.conv) {
+    L.push(`@group(0) @binding(${cb}) var<storage, read> CW: array<${storageElem(v.conv.wDtype)}>;`);
+    L.push(`@group(0) @binding(${cb + 1}) var<storage, read_write> TAIL: array<f32>;`);
+    L.push(`@group(0) @binding(${cb + 2}) var<storage, read_write> CY: array<f32>;`);
+    L.push(loadFn('convWeight', 'CW', v.conv.wDtype));
+  }
   L.push(loadFn('normWeight', 'NW', v.normDtype));
   L.push(`var<workgroup> row: array<vec4<f32>, ${K4}>;`);
   L.push(`var<workgroup> dots: array<f32, ${WG}>;`);
@@ -81,14 +106,19 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   const per = bf16 ? 8 : 4;
   L.push(`    let chunks = p.K / ${per}u;`);
   L.push('    let wRow = n * chunks;');
-  L.push(`    for (var c = lane; c < chunks; c += ${NG_LANES}u) {`);
-  L.push('      let w = W[wRow + c];');
-  if (bf16) {
-    L.push('      let w0 = vec4<f32>(lo(w.x), hi(w.x), lo(w.y), hi(w.y));');
-    L.push('      let w1 = vec4<f32>(lo(w.z), hi(w.z), lo(w.w), hi(w.w));');
-    L.push('      acc += dot(row[c * 2u], w0) + dot(row[c * 2u + 1u], w1);');
-  } else L.push('      acc += dot(row[c], w);');
-  L.push('    }');
+  L.push(
+    ...sweepWgsl({
+      U: unrollOf(v),
+      lane: 'lane',
+      lanes: NG_LANES,
+      chunks: 'chunks',
+      load: (c) => `W[wRow + ${c}]`,
+      term: (c, w) => (bf16 ? bf16ChunkDot(w, `row[(${c}) * 2u]`, `row[(${c}) * 2u + 1u]`) : `dot(row[${c}], ${w})`),
+      acc: 'acc',
+      tag: 'g',
+      indent: '    ',
+    }),
+  );
   L.push('  }');
   L.push('  dots[lid] = acc;');
   L.push('  workgroupBarrier();');
@@ -96,7 +126,25 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     L.push(`  if (lane < ${s}u) { dots[lid] += dots[lid + ${s}u]; }`);
     L.push('  workgroupBarrier();');
   }
-  L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
+  if (!v.conv) L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
+  else {
+    const W = v.conv.W;
+    L.push('  if (lane == 0u && n < p.N) {');
+    L.push('    let xv = dots[lid];');
+    L.push('    Y[n] = xv;');
+    L.push('    if (n < p.C) {');
+    L.push('      var ca = 0.0;');
+    for (let j = 0; j < W - 1; j++) {
+      L.push(`      let t${j} = TAIL[${j}u * p.C + n];`);
+      L.push(`      ca += convWeight(n * ${W}u + ${j}u) * t${j};`);
+    }
+    L.push(`      ca += convWeight(n * ${W}u + ${W - 1}u) * xv;`);
+    L.push('      CY[n] = ca / (1.0 + exp(-ca));');
+    for (let j = 0; j < W - 2; j++) L.push(`      TAIL[${j}u * p.C + n] = t${j + 1};`);
+    L.push(`      TAIL[${W - 2}u * p.C + n] = xv;`);
+    L.push('    }');
+    L.push('  }');
+  }
   L.push('}');
   return L.join('\n');
 }

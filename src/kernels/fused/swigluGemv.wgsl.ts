@@ -9,6 +9,7 @@
  * Needs K % 8 == 0 (bf16) or K % 4 == 0 (f32) and gate, up, ld multiples of 4 (16-byte x loads).
  */
 import { WGSL_MATH } from '../elementwise/elementwise.wgsl.js';
+import { bf16ChunkDot, decodeTuning, sweepWgsl } from './sweep.js';
 
 export const SG_LANES = 32;
 export const SG_ROWS_PER_WG = 8;
@@ -17,10 +18,17 @@ export const SG_MAX_M = 8;
 export interface SwigluGemvVariant {
   M: number;
   wDtype: 'f32' | 'bf16';
+  /** Loads per lane in flight in the row sweep (sweep.ts), one row only; default decodeTuning.unroll. */
+  unroll?: number;
+}
+
+function unrollOf(v: SwigluGemvVariant): number {
+  return v.M === 1 ? Math.max(1, v.unroll ?? decodeTuning.unroll) : 1;
 }
 
 export function swigluGemvKey(v: SwigluGemvVariant): string {
-  return `swiglu_gemv_${v.wDtype}_m${v.M}`;
+  const u = unrollOf(v);
+  return `swiglu_gemv_${v.wDtype}_m${v.M}${u > 1 ? `_u${u}` : ''}`;
 }
 
 export function swigluGemvWgsl(v: SwigluGemvVariant): string {
@@ -55,18 +63,36 @@ export function swigluGemvWgsl(v: SwigluGemvVariant): string {
   const per = bf16 ? 8 : 4;
   L.push(`    let chunks = p.K / ${per}u;`);
   L.push('    let wRow = n * chunks;');
-  L.push(`    for (var c = lane; c < chunks; c += ${SG_LANES}u) {`);
-  L.push('      let w = W[wRow + c];');
-  if (bf16) {
-    L.push('      let w0 = vec4<f32>(lo(w.x), hi(w.x), lo(w.y), hi(w.y));');
-    L.push('      let w1 = vec4<f32>(lo(w.z), hi(w.z), lo(w.w), hi(w.w));');
-    for (let m = 0; m < M; m++)
-      L.push(`      acc${m} += dot(act(${m}u, c * 2u), w0) + dot(act(${m}u, c * 2u + 1u), w1);`);
+  if (unrollOf(v) > 1) {
+    L.push(
+      ...sweepWgsl({
+        U: unrollOf(v),
+        lane: 'lane',
+        lanes: SG_LANES,
+        chunks: 'chunks',
+        load: (c) => `W[wRow + ${c}]`,
+        term: (c, w) =>
+          bf16 ? bf16ChunkDot(w, `act(0u, (${c}) * 2u)`, `act(0u, (${c}) * 2u + 1u)`) : `dot(act(0u, ${c}), ${w})`,
+        acc: 'acc0',
+        tag: 'g',
+        indent: '    ',
+      }),
+    );
+    L.push('  }');
   } else {
-    for (let m = 0; m < M; m++) L.push(`      acc${m} += dot(act(${m}u, c), w);`);
+    L.push(`    for (var c = lane; c < chunks; c += ${SG_LANES}u) {`);
+    L.push('      let w = W[wRow + c];');
+    if (bf16) {
+      L.push('      let w0 = vec4<f32>(lo(w.x), hi(w.x), lo(w.y), hi(w.y));');
+      L.push('      let w1 = vec4<f32>(lo(w.z), hi(w.z), lo(w.w), hi(w.w));');
+      for (let m = 0; m < M; m++)
+        L.push(`      acc${m} += dot(act(${m}u, c * 2u), w0) + dot(act(${m}u, c * 2u + 1u), w1);`);
+    } else {
+      for (let m = 0; m < M; m++) L.push(`      acc${m} += dot(act(${m}u, c), w);`);
+    }
+    L.push('    }');
+    L.push('  }');
   }
-  L.push('    }');
-  L.push('  }');
   for (let m = 0; m < M; m++) L.push(`  red[${m * WG}u + lid] = acc${m};`);
   L.push('  workgroupBarrier();');
   for (let s = SG_LANES / 2; s >= 1; s /= 2) {

@@ -7,6 +7,8 @@
  *
  * `vec` variant needs K % 8 == 0; the scalar variant takes any K (bf16 rows may start mid-word).
  */
+import { bf16ChunkDot, decodeTuning, sweepWgsl } from '../fused/sweep.js';
+
 export const GEMV_LANES = 32;
 export const GEMV_ROWS_PER_WG = 8;
 export const GEMV_MAX_M = 8;
@@ -15,10 +17,21 @@ export interface GemvVariant {
   M: number;
   wDtype: 'f32' | 'bf16';
   vec: boolean;
+  /**
+   * Loads a lane issues before using them (fused/sweep.ts); one row of x with vector loads only. Default
+   * decodeTuning.unroll at the time the key and code are made.
+   */
+  unroll?: number;
+}
+
+/** The unroll a variant really gets (fused/sweep.ts; only the one-row vector sweep is unrolled). */
+function unrollOf(v: GemvVariant): number {
+  return v.M === 1 && v.vec ? Math.max(1, v.unroll ?? decodeTuning.unroll) : 1;
 }
 
 export function gemvKey(v: GemvVariant): string {
-  return `gemv_${v.wDtype}_m${v.M}_${v.vec ? 'v' : 's'}`;
+  const u = unrollOf(v);
+  return `gemv_${v.wDtype}_m${v.M}_${v.vec ? 'v' : 's'}${u > 1 ? `_u${u}` : ''}`;
 }
 
 export function gemvWgsl(v: GemvVariant): string {
@@ -51,6 +64,24 @@ export function gemvWgsl(v: GemvVariant): string {
     const per = bf16 ? 8 : 4;
     L.push(`    let chunks = p.K / ${per}u;`);
     L.push(`    let wRow = n * chunks;`);
+  }
+  if (v.vec && unrollOf(v) > 1) {
+    const per4 = bf16 ? 2 : 1;
+    L.push(
+      ...sweepWgsl({
+        U: unrollOf(v),
+        lane: 'lane',
+        lanes: GEMV_LANES,
+        chunks: 'chunks',
+        load: (c) => `W[wRow + ${c}]`,
+        term: (c, w) =>
+          bf16 ? bf16ChunkDot(w, `X[(${c}) * ${per4}u]`, `X[(${c}) * ${per4}u + 1u]`) : `dot(X[${c}], ${w})`,
+        acc: 'acc0',
+        tag: 'g',
+        indent: '    ',
+      }),
+    );
+  } else if (v.vec) {
     L.push(`    for (var c = lane; c < chunks; c += ${GEMV_LANES}u) {`);
     L.push(`      let w = W[wRow + c];`);
     if (bf16) {

@@ -10,6 +10,9 @@
  *   down:   y[n, d] = sum_slot w[n, slot] * (H[j] . W2[e, d])        (combine fused: fixed slot order)
  * `vec` needs the reduced dimension (D for gateUp, I for down) % 8 == 0; otherwise scalar loads.
  */
+import { WGSL_MATH } from '../elementwise/elementwise.wgsl.js';
+import { bf16ChunkDot, decodeTuning, sweepWgsl } from '../fused/sweep.js';
+
 export const MOE_DECODE_LANES = 32;
 export const MOE_DECODE_ROWS = 8;
 /** Tokens up to which experts() takes this path. */
@@ -20,10 +23,39 @@ export interface MoeDecodeVariant {
   wDtype: 'f32' | 'bf16';
   vec: boolean;
   k: number;
+  /**
+   * Loads in flight per lane (fused/sweep.ts), vector loads only; default decodeTuning.unroll. gateUp:
+   * each of its two row sweeps unrolled by it; down (any value > 1): the k slots' chunks loaded together
+   * (k loads in flight), each slot's products summed per chunk with its routing weight.
+   */
+  unroll?: number;
+  /**
+   * down only, unrolled slots (vector loads): also the shared expert of the layer, y[d] = routed[d] +
+   * shared[d] with shared = Ws (silu(gate) * up) (swigluGemv.wgsl.ts's sweep and tree for one row, so the
+   * same f32 value it gives) from SX, the packed projection's output holding the shared gate and up, and
+   * Ws [Nout, sK]: one dispatch for the routed and the shared down projections and their sum.
+   */
+  shared?: boolean;
+}
+
+/**
+ * gateUp keeps the plain loop unless asked: it already has two loads in flight per lane (W1 and W3), and
+ * unrolled by 4 it was slower on the H200 (0.97 against 0.83 ms per step over 26 layers; unroll 2: 0.83;
+ * bench/results/2026-12-01-h200-decrest-final-*.json), likely from the registers of 8 loads in flight.
+ */
+function unrollOf(v: MoeDecodeVariant): number {
+  if (!v.vec) return 1;
+  return Math.max(1, v.unroll ?? (v.mode === 'gateUp' ? 1 : decodeTuning.unroll));
 }
 
 export function moeDecodeKey(v: MoeDecodeVariant): string {
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}`;
+  const u = unrollOf(v);
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? '_sh' : ''}`;
+}
+
+/** Whether the variant folds in the shared expert (down, vector loads, unrolled slots). */
+export function sharedOf(v: MoeDecodeVariant): boolean {
+  return !!v.shared && v.mode === 'down' && unrollOf(v) > 1;
 }
 
 export function moeDecodeWgsl(v: MoeDecodeVariant): string {
@@ -35,7 +67,13 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   const per = v.vec ? (bf16 ? 8 : 4) : 1;
   const L: string[] = [];
   // Kin: the reduced length (D for gateUp, I for down); Nout: rows per expert (I, D).
-  L.push('struct Params { Kin: u32, Nout: u32, _a: u32, _b: u32 };');
+  const shared = sharedOf(v);
+  // sK, gate4, up4: the shared expert's width and its gate / up columns in SX (vec4 units).
+  L.push(
+    shared
+      ? 'struct Params { Kin: u32, Nout: u32, sK: u32, gate4: u32, up4: u32, _a: u32, _b: u32, _c: u32 };'
+      : 'struct Params { Kin: u32, Nout: u32, _a: u32, _b: u32 };',
+  );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push(`@group(0) @binding(1) var<storage, read> X: array<${xElem}>;`);
   L.push('@group(0) @binding(2) var<storage, read> idx: array<i32>;');
@@ -48,7 +86,17 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push(`@group(0) @binding(3) var<storage, read> W2: array<${wElem}>;`);
     L.push('@group(0) @binding(4) var<storage, read> rw: array<f32>;');
     L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
-    L.push(`var<workgroup> red: array<f32, ${WG}>;`);
+    L.push(`var<workgroup> red: array<f32, ${shared ? 2 * WG : WG}>;`);
+    if (shared) {
+      L.push('@group(0) @binding(6) var<storage, read> SX: array<vec4<f32>>;');
+      L.push(`@group(0) @binding(7) var<storage, read> SW: array<${wElem}>;`);
+      L.push(WGSL_MATH);
+      L.push('fn sact(c4: u32) -> vec4<f32> {');
+      L.push('  let g = SX[p.gate4 + c4];');
+      L.push('  let u = SX[p.up4 + c4];');
+      L.push('  return vec4<f32>(silu(g.x) * u.x, silu(g.y) * u.y, silu(g.z) * u.z, silu(g.w) * u.w);');
+      L.push('}');
+    }
   }
   if (bf16) {
     L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
@@ -59,7 +107,25 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     const f: string[] = [];
     f.push(`fn dot_${W}(wBase: u32, xBase: u32, lane: u32) -> f32 {`);
     f.push('  var acc = 0.0;');
-    if (v.vec) {
+    if (v.vec && unrollOf(v) > 1) {
+      f.push(`  let chunks = p.Kin / ${per}u;`);
+      f.push(
+        ...sweepWgsl({
+          U: unrollOf(v),
+          lane: 'lane',
+          lanes: MOE_DECODE_LANES,
+          chunks: 'chunks',
+          load: (c) => `${W}[wBase + ${c}]`,
+          term: (c, w) =>
+            bf16
+              ? bf16ChunkDot(w, `X[xBase + 2u * (${c})]`, `X[xBase + 2u * (${c}) + 1u]`)
+              : `dot(X[xBase + ${c}], ${w})`,
+          acc: 'acc',
+          tag: 'g',
+          indent: '  ',
+        }),
+      );
+    } else if (v.vec) {
       f.push(`  let chunks = p.Kin / ${per}u;`);
       f.push(`  for (var c = lane; c < chunks; c += ${MOE_DECODE_LANES}u) {`);
       f.push(`    let w = ${W}[wBase + c];`);
@@ -100,6 +166,46 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push('  let e = u32(idx[j]);');
     L.push(`  red[lid] = dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
     L.push(`  red[${WG}u + lid] = dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+  } else if (unrollOf(v) > 1) {
+    // wid.y = token n. The k slots' rows are swept together: per chunk, k loads in flight (one per slot),
+    // each slot's two dot products weighted by its routing weight and added in slot order.
+    const k = v.k;
+    L.push('  let n = wid.y;');
+    L.push(`  let chunks = p.Kin / ${per}u;`);
+    for (let j = 0; j < k; j++) {
+      L.push(`  let e${j} = u32(idx[n * ${k}u + ${j}u]); let rw${j} = rw[n * ${k}u + ${j}u];`);
+      L.push(`  let wb${j} = ${rowBase(`e${j} * p.Nout + r`)}; let xb${j} = ${xBase(`n * ${k}u + ${j}u`)};`);
+    }
+    L.push('  var acc = 0.0;');
+    L.push(`  for (var c = lane; c < chunks; c += ${MOE_DECODE_LANES}u) {`);
+    for (let j = 0; j < k; j++) L.push(`    let w${j} = W2[wb${j} + c];`);
+    const terms = Array.from({ length: k }, (_, j) =>
+      bf16
+        ? `rw${j} * (${bf16ChunkDot(`w${j}`, `X[xb${j} + 2u * c]`, `X[xb${j} + 2u * c + 1u]`)})`
+        : `rw${j} * dot(X[xb${j} + c], w${j})`,
+    );
+    L.push(`    acc += ${terms.join(' + ')};`);
+    L.push('  }');
+    L.push('  red[lid] = acc;');
+    if (shared) {
+      L.push('  var sacc = 0.0;');
+      L.push(`  let swRow = r * (p.sK / ${per}u);`);
+      L.push(
+        ...sweepWgsl({
+          U: unrollOf(v),
+          lane: 'lane',
+          lanes: MOE_DECODE_LANES,
+          chunks: `(p.sK / ${per}u)`,
+          load: (c) => `SW[swRow + ${c}]`,
+          term: (c, w) =>
+            bf16 ? bf16ChunkDot(w, `sact((${c}) * 2u)`, `sact((${c}) * 2u + 1u)`) : `dot(sact(${c}), ${w})`,
+          acc: 'sacc',
+          tag: 'g',
+          indent: '  ',
+        }),
+      );
+      L.push(`  red[${WG}u + lid] = sacc;`);
+    }
   } else {
     // wid.y = token n; its k slots summed in slot order with their routing weights.
     L.push('  let n = wid.y;');
@@ -115,7 +221,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   for (let s = MOE_DECODE_LANES / 2; s >= 1; s /= 2) {
     L.push(`  if (lane < ${s}u) {`);
     L.push(`    red[lid] += red[lid + ${s}u];`);
-    if (gateUp) L.push(`    red[${WG}u + lid] += red[${WG}u + lid + ${s}u];`);
+    if (gateUp || shared) L.push(`    red[${WG}u + lid] += red[${WG}u + lid + ${s}u];`);
     L.push('  }');
     L.push('  workgroupBarrier();');
   }
@@ -123,7 +229,8 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   if (gateUp) {
     L.push(`    let g = red[lid]; let u = red[${WG}u + lid];`);
     L.push('    Out[j * p.Nout + row] = g / (1.0 + exp(-g)) * u;');
-  } else L.push('    Out[n * p.Nout + row] = red[lid];');
+  } else if (shared) L.push(`    Out[n * p.Nout + row] = red[lid] + red[${WG}u + lid];`);
+  else L.push('    Out[n * p.Nout + row] = red[lid];');
   L.push('  }');
   L.push('}');
   return L.join('\n');

@@ -1,0 +1,78 @@
+/**
+ * The inner loop of the decode GEMV kernels (matmul/gemv.wgsl.ts, normGemv, gatedNormGemv, swigluGemv,
+ * moe/decode.wgsl.ts): a lane sweeps one weight row in 16-byte chunks c = lane, lane + lanes, ...
+ *
+ * Written as a plain loop, each iteration's load waits for the previous iteration's dot product, and the
+ * loop runs with one load in flight per lane: at the 48B shapes a row is 9-16 chunks per lane, so a
+ * kernel whose grid is only a few hundred workgroups (2304 output rows: o_proj, the MoE down projections)
+ * is bound by ~10-16 memory round trips in a row, not by bandwidth (H200 profile, bench/results/
+ * 2026-12-01-h200-decrest-run1-*.json: gated_norm_gemv 27 us for 18.9 MB, 0.7 TB/s). Unrolled by U, a lane
+ * issues U loads before it uses any, into U partial sums added at the end in a fixed order ((s0 + s1) +
+ * (s2 + s3)): the same products, summed in another order (not bit-equal to U = 1, within f32 rounding).
+ *
+ * `decodeTuning.unroll` picks U for every kernel generated after it is set (pipeline keys include it);
+ * 1 gives the plain loop of before (bench decode --gemv-unroll 1).
+ */
+export const decodeTuning = { unroll: 4 };
+
+export interface SweepSpec {
+  /** Unroll factor U >= 1. */
+  U: number;
+  /** Lane index and lane count (WGSL expressions / numbers). */
+  lane: string;
+  lanes: number;
+  /** Chunks in the row (a WGSL u32 expression). */
+  chunks: string;
+  /** The chunk load at chunk index expression `c`. */
+  load: (c: string) => string;
+  /** The f32 contribution of chunk `c` whose loaded value is named `w`. */
+  term: (c: string, w: string) => string;
+  /** The f32 variable the sweep adds its sum to. */
+  acc: string;
+  /** Prefix for the loop's own names (unique within the function). */
+  tag: string;
+  indent: string;
+}
+
+/** WGSL lines of the sweep (see the file comment). */
+export function sweepWgsl(s: SweepSpec): string[] {
+  const { U, lanes, tag: t, indent: i } = s;
+  const L: string[] = [];
+  if (U <= 1) {
+    L.push(`${i}for (var ${t}c = ${s.lane}; ${t}c < ${s.chunks}; ${t}c += ${lanes}u) {`);
+    L.push(`${i}  let ${t}w = ${s.load(`${t}c`)};`);
+    L.push(`${i}  ${s.acc} += ${s.term(`${t}c`, `${t}w`)};`);
+    L.push(`${i}}`);
+    return L;
+  }
+  const cu = (u: number) => (u === 0 ? `${t}c` : `${t}c + ${u * lanes}u`);
+  L.push(`${i}{`);
+  L.push(`${i}  var ${t}c = ${s.lane};`);
+  for (let u = 0; u < U; u++) L.push(`${i}  var ${t}s${u} = 0.0;`);
+  L.push(`${i}  for (; ${t}c + ${(U - 1) * lanes}u < ${s.chunks}; ${t}c += ${U * lanes}u) {`);
+  for (let u = 0; u < U; u++) L.push(`${i}    let ${t}w${u} = ${s.load(cu(u))};`);
+  for (let u = 0; u < U; u++) L.push(`${i}    ${t}s${u} += ${s.term(cu(u), `${t}w${u}`)};`);
+  L.push(`${i}  }`);
+  L.push(`${i}  for (; ${t}c < ${s.chunks}; ${t}c += ${lanes}u) {`);
+  L.push(`${i}    let ${t}w = ${s.load(`${t}c`)};`);
+  L.push(`${i}    ${t}s0 += ${s.term(`${t}c`, `${t}w`)};`);
+  L.push(`${i}  }`);
+  L.push(`${i}  ${s.acc} += ${pairwise(Array.from({ length: U }, (_, u) => `${t}s${u}`))};`);
+  L.push(`${i}}`);
+  return L;
+}
+
+/** ((a + b) + (c + d)) ...: a fixed summation order for the partial sums. */
+function pairwise(xs: string[]): string {
+  if (xs.length === 1) return xs[0];
+  const h = Math.ceil(xs.length / 2);
+  return `(${pairwise(xs.slice(0, h))} + ${pairwise(xs.slice(h))})`;
+}
+
+/** bf16 chunk w (8 values as vec4<u32>) against two vec4 inputs: the dot product in f32. */
+export function bf16ChunkDot(w: string, x0: string, x1: string): string {
+  return (
+    `dot(${x0}, vec4<f32>(lo(${w}.x), hi(${w}.x), lo(${w}.y), hi(${w}.y))) + ` +
+    `dot(${x1}, vec4<f32>(lo(${w}.z), hi(${w}.z), lo(${w}.w), hi(${w}.w)))`
+  );
+}

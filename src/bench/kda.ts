@@ -48,10 +48,18 @@ export interface KdaBenchOptions {
   /** The fused state-and-output pass instead of the separate ones (chunk.ts kdaForwardTuning.fused). */
   fwdFused?: boolean;
   /** The separate state pass's kernel (kdaForwardTuning.state) and V' rows per thread (stateRows). */
-  fwdState?: 'tiled' | 'prefetch';
+  fwdState?: 'tiled' | 'prefetch' | 'halves';
   fwdStateRows?: 1 | 2 | 4;
   /** Value columns per workgroup of the output pass (kdaForwardTuning.outputBV). */
   fwdOutputBV?: number;
+  /** The 'halves' state pass's halves and unrolled steps (kdaForwardTuning.stateHalves, stateUK, stateUI). */
+  fwdStateHalves?: 1 | 2;
+  fwdStateUK?: number;
+  fwdStateUI?: number;
+  /** gc and Kd from their own pass or inside the vec4 intra pass (kdaForwardTuning.gcInIntra). */
+  fwdGc?: 'pass' | 'intra';
+  /** The output pass's accumulators as named variables (kdaForwardTuning.outputNamed). */
+  fwdOutputNamed?: boolean;
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -82,6 +90,25 @@ export interface KdaBenchOptions {
    * per gradient.
    */
   bwdCheck?: boolean;
+}
+
+/** The forward kernel choices the options ask for (kdaForwardTuning; undefined: the default rule). */
+function forwardTuningOf(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
+  return {
+    intra: o.fwdIntra,
+    stateWg: o.fwdStateWg,
+    stateBV: o.fwdStateBV,
+    intraSkip: o.fwdIntraSkip,
+    fused: o.fwdFused,
+    state: o.fwdState,
+    stateRows: o.fwdStateRows,
+    outputBV: o.fwdOutputBV,
+    stateHalves: o.fwdStateHalves,
+    stateUK: o.fwdStateUK,
+    stateUI: o.fwdStateUI,
+    gcInIntra: o.fwdGc === undefined ? undefined : o.fwdGc === 'intra',
+    outputNamed: o.fwdOutputNamed,
+  };
 }
 
 function setLegacy(on: boolean | undefined): void {
@@ -172,7 +199,8 @@ function relDiff(a: Float32Array, b: Float32Array): number {
  * `vsOld`: the forward as tuned against the kernels this session started from (separate passes, the
  * one-column-per-thread state pass, 64 output columns per workgroup); `fusedVsSeparate`: the fused
  * state-and-output pass against the separate passes; `tiledVsPrefetch`: the tiled state pass against the
- * one-column-per-thread one (the other choices as tuned).
+ * one-column-per-thread one (the other choices as tuned); `vsSessionStart`: against the kernels of the fifth
+ * session's start.
  */
 async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   const chunk = async (tuning: Partial<typeof kdaForwardTuning>) => {
@@ -200,6 +228,9 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
       await chunk({ fused: false, state: 'tiled' }),
       await chunk({ fused: false, state: 'prefetch' }),
     ),
+    // The forward as tuned against the fifth session's starting kernels (tiled state pass, gc pass, output
+    // accumulators in an array).
+    vsSessionStart: diff(a, await chunk({ state: 'tiled', gcInIntra: false, outputNamed: false })),
   };
 }
 
@@ -259,16 +290,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdPairsFactored) kdaBackwardTuning.factoredPairs = true;
   if (o.bwdPairsPartial) kdaBackwardTuning.pairsVecPartial = true;
   if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
-  Object.assign(kdaForwardTuning, {
-    intra: o.fwdIntra,
-    stateWg: o.fwdStateWg,
-    stateBV: o.fwdStateBV,
-    intraSkip: o.fwdIntraSkip,
-    fused: o.fwdFused,
-    state: o.fwdState,
-    stateRows: o.fwdStateRows,
-    outputBV: o.fwdOutputBV,
-  });
+  Object.assign(kdaForwardTuning, forwardTuningOf(o));
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -361,41 +383,14 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     await (dev as GpuContext).releaseMemory();
     Object.assign(probe, { afterTrimUs: (await timeDecode(dev, o, 64)).us });
   }
-  Object.assign(kdaForwardTuning, {
-    intra: undefined,
-    stateWg: undefined,
-    stateBV: undefined,
-    intraSkip: undefined,
-    fused: undefined,
-    state: undefined,
-    stateRows: undefined,
-    outputBV: undefined,
-  });
+  for (const key of Object.keys(forwardTuningOf(o)) as (keyof typeof kdaForwardTuning)[]) {
+    kdaForwardTuning[key] = undefined;
+  }
   return {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
-    ...(o.fwdIntra ||
-    o.fwdStateWg ||
-    o.fwdStateBV ||
-    o.fwdIntraSkip ||
-    o.fwdFused ||
-    o.fwdState ||
-    o.fwdStateRows ||
-    o.fwdOutputBV
-      ? {
-          forwardTuning: {
-            intra: o.fwdIntra,
-            stateWg: o.fwdStateWg,
-            stateBV: o.fwdStateBV,
-            intraSkip: o.fwdIntraSkip,
-            fused: o.fwdFused,
-            state: o.fwdState,
-            stateRows: o.fwdStateRows,
-            outputBV: o.fwdOutputBV,
-          },
-        }
-      : {}),
+    ...(Object.values(forwardTuningOf(o)).some((x) => x !== undefined) ? { forwardTuning: forwardTuningOf(o) } : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
     ...(o.bwdPairsFactored ? { pairsKernel: 'factored, scalar tiles (pairs.wgsl.ts)' } : {}),
@@ -417,9 +412,15 @@ function parseKind(flag: string, s: string | undefined): 'vec4' | 'scalar' | und
   throw new Error(`${flag}: '${s}' is not vec4 or scalar`);
 }
 
-function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | undefined {
-  if (s === undefined || s === 'tiled' || s === 'prefetch') return s;
-  throw new Error(`--fwd-state: '${s}' is not tiled or prefetch`);
+function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | 'halves' | undefined {
+  if (s === undefined || s === 'tiled' || s === 'prefetch' || s === 'halves') return s;
+  throw new Error(`--fwd-state: '${s}' is not tiled, prefetch or halves`);
+}
+
+function parseOnOff(flag: string, s: string | undefined): boolean | undefined {
+  if (s === undefined) return undefined;
+  if (s === 'on' || s === 'off') return s === 'on';
+  throw new Error(`${flag}: '${s}' is not on or off`);
 }
 
 function parseStateRows(s: string | undefined): 1 | 2 | 4 | undefined {
@@ -470,7 +471,12 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--fwd-fused', 'forward with the fused state-and-output pass (default: separate state and output passes)')
-    .option('--fwd-state <kind>', 'forward state pass: tiled or prefetch (default: tiled where it fits)')
+    .option('--fwd-state <kind>', 'forward state pass: halves, tiled or prefetch (default: see kdaForwardTuning.state)')
+    .option('--fwd-state-halves <n>', 'halves state pass: 2 (all threads compute, each half the reduction) or 1')
+    .option('--fwd-state-uk <n>', "halves state pass: channel vec4 per unrolled V' step (default 2)")
+    .option('--fwd-state-ui <n>', 'halves state pass: rows per unrolled state-update step (default 4)')
+    .option('--fwd-gc <where>', 'forward gc and Kd: pass (own pass) or intra (in the vec4 intra pass)')
+    .option('--fwd-output-named <on|off>', 'forward output pass accumulators as named variables')
     .option('--fwd-state-rows <n>', "V' rows per thread of the tiled forward state pass: 1, 2 or 4 (default 2)")
     .option('--fwd-output-bv <n>', 'value columns per workgroup of the forward output pass (default 64)')
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
@@ -527,6 +533,13 @@ export function registerKdaBench(bench: Command): void {
         fwdState: parseStateKind(opts.fwdState),
         fwdStateRows: parseStateRows(opts.fwdStateRows),
         fwdOutputBV: opts.fwdOutputBv ? parseList(opts.fwdOutputBv)[0] : undefined,
+        fwdStateHalves: parseSkip('--fwd-state-halves', opts.fwdStateHalves, ['1', '2'] as const)
+          ? (Number(opts.fwdStateHalves) as 1 | 2)
+          : undefined,
+        fwdStateUK: opts.fwdStateUk ? parseList(opts.fwdStateUk)[0] : undefined,
+        fwdStateUI: opts.fwdStateUi ? parseList(opts.fwdStateUi)[0] : undefined,
+        fwdGc: parseSkip('--fwd-gc', opts.fwdGc, ['pass', 'intra'] as const),
+        fwdOutputNamed: parseOnOff('--fwd-output-named', opts.fwdOutputNamed),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

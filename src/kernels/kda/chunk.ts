@@ -25,6 +25,7 @@ import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
+import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
 import { stateTiledFits, stateTiledKey, stateTiledWgsl } from './stateTiled.wgsl.js';
 
 /**
@@ -52,7 +53,21 @@ export const kdaForwardTuning: {
    * --fwd-state prefetch). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
    * memory: lavapipe's 32 KiB at d=128) the prefetch or plain kernel runs.
    */
-  state?: 'tiled' | 'prefetch';
+  state?: 'tiled' | 'prefetch' | 'halves';
+  /**
+   * The 'halves' state pass (stateHalves.wgsl.ts): 2 (both halves of the threads compute, each half of the
+   * reduction) or 1 (stateTiled's split in named registers); its unrolled steps (UK channel vec4, UI rows).
+   */
+  stateHalves?: 1 | 2;
+  stateUK?: number;
+  stateUI?: number;
+  /**
+   * The vec4 intra pass computes gc and Kd itself (intraVec.wgsl.ts fuseGc) instead of the gc pass
+   * (gc.wgsl.ts) running first. false: the separate pass.
+   */
+  gcInIntra?: boolean;
+  /** The vec4 output pass's accumulators as named variables (OutputVariant.named). */
+  outputNamed?: boolean;
   /** Value columns per workgroup of the vec4 output pass (OutputVariant.BV; default 64). */
   outputBV?: number;
   /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
@@ -166,7 +181,20 @@ export function dispatchChunkForward(
     Kd: gpu.empty([Ttot, H, K]),
   };
   const Qg = fused ? gpu.empty([Ttot, H, K]) : undefined;
-  if (vec4Intra) {
+  const gcInIntra = vec4Intra && !fused && kdaForwardTuning.gcInIntra === true;
+  if (gcInIntra) {
+    // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue).
+    const vv4: IntraVecVariant = { ...v, skip: kdaForwardTuning.intraSkip, fuseGc: true };
+    gpu.dispatch({
+      kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
+      tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T, saved.Kd],
+      params: new Params()
+        .u32(H, N)
+        .f32(scale)
+        .u32(keep ? 1 : 0),
+      workgroups: [NS, H],
+    });
+  } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
     const vv4: IntraVecVariant = { ...v, skip: kdaForwardTuning.intraSkip };
     gpu.dispatch({
@@ -199,10 +227,19 @@ export function dispatchChunkForward(
     code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse) : stateWgsl(v, BV, BK)),
   });
   const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg };
-  const tiled = kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
-  const separateState = tiled
-    ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
-    : stateKernel();
+  const hv = {
+    ...tv,
+    halves: kdaForwardTuning.stateHalves ?? 2,
+    UK: kdaForwardTuning.stateUK,
+    UI: kdaForwardTuning.stateUI,
+  };
+  const halves = kdaForwardTuning.state === 'halves' && stateHalvesFits(hv, smem);
+  const tiled = !halves && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
+  const separateState = halves
+    ? { name: 'kda_chunk_state', key: stateHalvesKey(hv), code: () => stateHalvesWgsl(hv) }
+    : tiled
+      ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
+      : stateKernel();
   if (fused && out && Qg) {
     const base = [cu, saved.W, saved.U, saved.Kd, saved.gc, Qg, saved.Aqk, state];
     if (keep) {
@@ -235,7 +272,7 @@ export function dispatchChunkForward(
   }
   if (out && !fused) {
     const vec4 = outputVec4Fits(v);
-    const ov = { ...v, BV: kdaForwardTuning.outputBV };
+    const ov = { ...v, BV: kdaForwardTuning.outputBV, named: kdaForwardTuning.outputNamed === true };
     for (const [gi, gr] of groups.entries()) {
       gpu.dispatch({
         kernel: vec4

@@ -26,8 +26,8 @@ afterEach(() => {
 });
 
 const OLD: Tuning = { state: 'tiled', gcInIntra: false };
-const NEW: Tuning = { state: 'halves', stateHalves: 2, gcInIntra: true, outputNamed: true };
-const ONE_HALF: Tuning = { state: 'halves', stateHalves: 1, gcInIntra: false };
+const NEW: Tuning = { state: 'halves', stateHalves: 2, gcInIntra: true, outputPipelined: true, intraSplit: true };
+const ONE_HALF: Tuning = { state: 'halves', stateHalves: 1, gcInIntra: false, outputNamed: true };
 
 /** o, the final state and every kept intermediate (per-chunk buffers: the slots in use only). */
 async function run(c: KdaCase, cu: number[], S0: Float32Array, tuning: Tuning): Promise<Record<string, Float32Array>> {
@@ -107,5 +107,21 @@ describe('kda chunked forward: halves state pass, gc in the intra pass', () => {
     const [H, K, V] = [2, 16, 8];
     const c = randomCase(47, cu[4], H, K, V);
     await expectMatches(c, cu, new Rng(10).normalArray(4 * H * K * V, 0.5), NEW, 1e-5);
+  });
+});
+
+// The pipelined output pass with one workgroup per chunk and head (outputBV = 128: 8 rows x 4 columns per
+// thread) against the session-start output pass. V = 128 costs about a minute of lavapipe compilation: slow tests.
+describe('kda chunked forward: pipelined output, 128 value columns per workgroup', () => {
+  it.skipIf(!hasGpu || process.env.KIMI_SLOW_TESTS !== '1')('T=70, K=16, V=128', { timeout: 600_000 }, async () => {
+    const [T, H, K, V] = [70, 1, 16, 128];
+    const c = randomCase(53, T, H, K, V);
+    await expectMatches(
+      c,
+      [0, T],
+      new Rng(14).normalArray(H * K * V, 0.5),
+      { outputPipelined: true, outputBV: 128 },
+      1e-6,
+    );
   });
 });

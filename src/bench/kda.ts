@@ -60,6 +60,10 @@ export interface KdaBenchOptions {
   fwdGc?: 'pass' | 'intra';
   /** The output pass's accumulators as named variables (kdaForwardTuning.outputNamed). */
   fwdOutputNamed?: boolean;
+  /** The output pass with its loads a stage ahead (kdaForwardTuning.outputPipelined). */
+  fwdOutputPipelined?: boolean;
+  /** The vec4 intra pass's step A products on all its threads (kdaForwardTuning.intraSplit). */
+  fwdIntraSplit?: boolean;
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -108,6 +112,8 @@ function forwardTuningOf(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
     stateUI: o.fwdStateUI,
     gcInIntra: o.fwdGc === undefined ? undefined : o.fwdGc === 'intra',
     outputNamed: o.fwdOutputNamed,
+    outputPipelined: o.fwdOutputPipelined,
+    intraSplit: o.fwdIntraSplit,
   };
 }
 
@@ -230,7 +236,10 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     ),
     // The forward as tuned against the fifth session's starting kernels (tiled state pass, gc pass, output
     // accumulators in an array).
-    vsSessionStart: diff(a, await chunk({ state: 'tiled', gcInIntra: false, outputNamed: false })),
+    vsSessionStart: diff(
+      a,
+      await chunk({ state: 'tiled', gcInIntra: false, outputNamed: false, outputPipelined: false, intraSplit: false }),
+    ),
   };
 }
 
@@ -477,6 +486,8 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-state-ui <n>', 'halves state pass: rows per unrolled state-update step (default 4)')
     .option('--fwd-gc <where>', 'forward gc and Kd: pass (own pass) or intra (in the vec4 intra pass)')
     .option('--fwd-output-named <on|off>', 'forward output pass accumulators as named variables')
+    .option('--fwd-output-pipelined <on|off>', 'forward output pass with its loads a stage ahead')
+    .option('--fwd-intra-split <on|off>', "vec4 intra pass: step A's products on all threads (two per tile)")
     .option('--fwd-state-rows <n>', "V' rows per thread of the tiled forward state pass: 1, 2 or 4 (default 2)")
     .option('--fwd-output-bv <n>', 'value columns per workgroup of the forward output pass (default 64)')
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
@@ -540,6 +551,8 @@ export function registerKdaBench(bench: Command): void {
         fwdStateUI: opts.fwdStateUi ? parseList(opts.fwdStateUi)[0] : undefined,
         fwdGc: parseSkip('--fwd-gc', opts.fwdGc, ['pass', 'intra'] as const),
         fwdOutputNamed: parseOnOff('--fwd-output-named', opts.fwdOutputNamed),
+        fwdOutputPipelined: parseOnOff('--fwd-output-pipelined', opts.fwdOutputPipelined),
+        fwdIntraSplit: parseOnOff('--fwd-intra-split', opts.fwdIntraSplit),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -21,6 +21,12 @@ import {
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
 import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
+import {
+  outputPipelinedBV,
+  outputPipelinedFits,
+  outputPipelinedKey,
+  outputPipelinedWgsl,
+} from './outputPipelined.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
@@ -66,9 +72,13 @@ export const kdaForwardTuning: {
    * (gc.wgsl.ts) running first. false: the separate pass.
    */
   gcInIntra?: boolean;
+  /** Step A of the vec4 intra pass on all its threads (IntraVecVariant.splitProducts). */
+  intraSplit?: boolean;
   /** The vec4 output pass's accumulators as named variables (OutputVariant.named). */
   outputNamed?: boolean;
-  /** Value columns per workgroup of the vec4 output pass (OutputVariant.BV; default 64). */
+  /** The output pass with its loads a stage ahead (outputPipelined.wgsl.ts) where it fits. */
+  outputPipelined?: boolean;
+  /** Value columns per workgroup of the vec4 and pipelined output passes (OutputVariant.BV; default 64). */
   outputBV?: number;
   /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
   stateRows?: 1 | 2 | 4;
@@ -184,7 +194,12 @@ export function dispatchChunkForward(
   const gcInIntra = vec4Intra && !fused && kdaForwardTuning.gcInIntra === true;
   if (gcInIntra) {
     // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue).
-    const vv4: IntraVecVariant = { ...v, skip: kdaForwardTuning.intraSkip, fuseGc: true };
+    const vv4: IntraVecVariant = {
+      ...v,
+      skip: kdaForwardTuning.intraSkip,
+      fuseGc: true,
+      splitProducts: kdaForwardTuning.intraSplit === true,
+    };
     gpu.dispatch({
       kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
       tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T, saved.Kd],
@@ -196,7 +211,11 @@ export function dispatchChunkForward(
     });
   } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
-    const vv4: IntraVecVariant = { ...v, skip: kdaForwardTuning.intraSkip };
+    const vv4: IntraVecVariant = {
+      ...v,
+      skip: kdaForwardTuning.intraSkip,
+      splitProducts: kdaForwardTuning.intraSplit === true,
+    };
     gpu.dispatch({
       kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused), code: () => gcWgsl(K, GK, fused) },
       tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : [cu, k, g, saved.gc, saved.Kd],
@@ -273,14 +292,20 @@ export function dispatchChunkForward(
   if (out && !fused) {
     const vec4 = outputVec4Fits(v);
     const ov = { ...v, BV: kdaForwardTuning.outputBV, named: kdaForwardTuning.outputNamed === true };
+    const pv = { ...v, BV: kdaForwardTuning.outputBV };
+    const pipelined = kdaForwardTuning.outputPipelined === true && outputPipelinedFits(pv);
+    const kernel = pipelined
+      ? { name: 'kda_chunk_output', key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) }
+      : vec4
+        ? { name: 'kda_chunk_output', key: outputKey(ov), code: () => outputWgsl(ov) }
+        : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) };
+    const obv = pipelined ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
     for (const [gi, gr] of groups.entries()) {
       gpu.dispatch({
-        kernel: vec4
-          ? { name: 'kda_chunk_output', key: outputKey(ov), code: () => outputWgsl(ov) }
-          : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) },
+        kernel,
         tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, out],
         params: groupParams(p, scale, gr),
-        workgroups: [NS, Math.ceil(V / (vec4 ? outputBV(V, ov.BV) : outputScalarBV(V))), gr.HB],
+        workgroups: [NS, Math.ceil(V / obv), gr.HB],
       });
     }
   }

@@ -57,10 +57,17 @@ export interface IntraVecVariant {
    * gc and Kd (read_write gc: the kernel reads back what it stored).
    */
   fuseGc?: boolean;
+  /**
+   * Step A's products on all 256 threads: each off-diagonal tile by two threads, one per half of the tile's
+   * 16 channels (c4 0-1 and 2-3), their sums added once after the K loop through workgroup memory; the 16
+   * diagonal tiles on the 16 threads left (120 .. 127 and 248 .. 255). The default gives the 120 + 16 tiles to
+   * 136 threads and leaves 120 without products.
+   */
+  splitProducts?: boolean;
 }
 
 export const intraVecKey = (v: IntraVecVariant) =>
-  `kda_chunk_intra_vec_k${v.K}_v${v.V}_gk${v.GK}${v.skip ? `_skip_${v.skip}` : ''}${v.fuseGc ? '_gc' : ''}`;
+  `kda_chunk_intra_vec_k${v.K}_v${v.V}_gk${v.GK}${v.skip ? `_skip_${v.skip}` : ''}${v.fuseGc ? '_gc' : ''}${v.splitProducts ? '_split' : ''}`;
 
 /** Rows whose g loads the gc prologue issues together (as gc.wgsl.ts). */
 const GRB = 16;
@@ -221,7 +228,22 @@ ${computeMain(WG)}
   var role = 0u;
   var I4 = 0u;
   var J4 = 0u;
-  if (lid < 120u) {
+${
+  v.splitProducts
+    ? `  // Split products: tile tl = lid % 128, channel half ch = lid / 128 (c4 = 2 ch, 2 ch + 1 of each K tile).
+  let tl = lid % 128u;
+  let ch = lid / 128u;
+  if (tl < 120u) {
+    role = 1u;
+    I4 = 1u;
+    while ((I4 + 1u) * I4 / 2u <= tl) { I4++; }
+    J4 = tl - I4 * (I4 - 1u) / 2u;
+  } else {
+    role = 2u;
+    I4 = tl - 120u + 8u * ch;
+    J4 = I4;
+  }`
+    : `  if (lid < 120u) {
     role = 1u;
     I4 = 1u;
     while ((I4 + 1u) * I4 / 2u <= lid) { I4++; }
@@ -230,7 +252,8 @@ ${computeMain(WG)}
     role = 2u;
     I4 = lid - 128u;
     J4 = I4;
-  }
+  }`
+}
   ${acc('akk')}
   ${acc('aqk')}
   // Staging role: row si, channels 4 sc4 .. 4 sc4 + 3 of the tile; n, m = first and last row of its block.
@@ -275,7 +298,7 @@ ${computeMain(WG)}
       ${stageLoad('(kt + 1u) * 4u + sc4')}
     }
     if (role == 1u${v.skip === 'products' ? ' && kt > 1000u' : ''}) {
-      for (var c4 = 0u; c4 < 4u; c4++) {
+      for (var c4 = ${v.splitProducts ? '2u * ch' : '0u'}; c4 < ${v.splitProducts ? '2u * ch + 2u' : '4u'}; c4++) {
         let ci = c4 ^ (I4 & 3u);
         let cj = c4 ^ (J4 & 3u);
         ${R4.map((a) => `let qs${a} = ${at(AQS, `4u * I4 + ${a}u`, 'ci')};\n        let ks${a} = ${at(AKS, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
@@ -296,6 +319,21 @@ ${computeMain(WG)}
       }
     }
     workgroupBarrier();
+  }${
+    v.splitProducts
+      ? `
+  // The second channel half's sums to the first (staging tiles dead after the last barrier); only the first
+  // half's threads store the tiles below.
+  if (role == 1u && ch == 1u) {
+    ${R4.map((a) => `sm[tl * 8u + ${a}u] = akk${a};\n    sm[tl * 8u + ${4 + a}u] = aqk${a};`).join('\n    ')}
+    role = 0u;
+  }
+  workgroupBarrier();
+  if (role == 1u) {
+    ${R4.map((a) => `akk${a} += sm[tl * 8u + ${a}u];\n    aqk${a} += sm[tl * 8u + ${4 + a}u];`).join('\n    ')}
+  }
+  workgroupBarrier();`
+      : ''
   }
   // A_qk to global (scaled; zero above the diagonal and past the end); Diag(beta) A_kk, strictly lower and
   // transposed, to workgroup memory (the staging tiles are dead after the last barrier).

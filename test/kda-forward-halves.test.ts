@@ -25,7 +25,7 @@ afterEach(() => {
   }
 });
 
-const OLD: Tuning = { state: 'tiled', gcInIntra: false };
+const OLD: Tuning = { state: 'tiled', gcInIntra: false, outputPipelined: false };
 const NEW: Tuning = { state: 'halves', stateHalves: 2, gcInIntra: true, outputPipelined: true, intraSplit: true };
 const ONE_HALF: Tuning = { state: 'halves', stateHalves: 1, gcInIntra: false, outputNamed: true };
 

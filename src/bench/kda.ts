@@ -228,7 +228,7 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   disposeAll(b.o, b.finalState);
   return {
     ...diff(a, rec),
-    vsOld: diff(a, await chunk({ fused: false, state: 'prefetch', outputBV: 64 })),
+    vsOld: diff(a, await chunk({ fused: false, state: 'prefetch', outputBV: 64, outputPipelined: false })),
     fusedVsSeparate: diff(await chunk({ fused: true }), await chunk({ fused: false })),
     tiledVsPrefetch: diff(
       await chunk({ fused: false, state: 'tiled' }),
@@ -486,10 +486,16 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-state-ui <n>', 'halves state pass: rows per unrolled state-update step (default 4)')
     .option('--fwd-gc <where>', 'forward gc and Kd: pass (own pass) or intra (in the vec4 intra pass)')
     .option('--fwd-output-named <on|off>', 'forward output pass accumulators as named variables')
-    .option('--fwd-output-pipelined <on|off>', 'forward output pass with its loads a stage ahead')
+    .option(
+      '--fwd-output-pipelined <on|off>',
+      'forward output pass with its loads a stage ahead (default on where it fits; off: output.wgsl.ts)',
+    )
     .option('--fwd-intra-split <on|off>', "vec4 intra pass: step A's products on all threads (two per tile)")
     .option('--fwd-state-rows <n>', "V' rows per thread of the tiled forward state pass: 1, 2 or 4 (default 2)")
-    .option('--fwd-output-bv <n>', 'value columns per workgroup of the forward output pass (default 64)')
+    .option(
+      '--fwd-output-bv <n>',
+      'value columns per workgroup of the forward output pass (default: pipelined 128 where V allows, else 64)',
+    )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');

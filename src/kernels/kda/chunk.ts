@@ -61,22 +61,28 @@ export const kdaForwardTuning: {
    */
   state?: 'tiled' | 'prefetch' | 'halves';
   /**
-   * The 'halves' state pass (stateHalves.wgsl.ts): 2 (both halves of the threads compute, each half of the
-   * reduction) or 1 (stateTiled's split in named registers); its unrolled steps (UK channel vec4, UI rows).
+   * The 'halves' state pass (stateHalves.wgsl.ts; state = 'halves', not the default: no gain on the H200):
+   * 2 (both halves of the threads compute, each half of the reduction, the default) or 1 (stateTiled's split
+   * in named registers); its unrolled steps (UK channel vec4, default 2; UI rows, default 4).
    */
   stateHalves?: 1 | 2;
   stateUK?: number;
   stateUI?: number;
   /**
-   * The vec4 intra pass computes gc and Kd itself (intraVec.wgsl.ts fuseGc) instead of the gc pass
-   * (gc.wgsl.ts) running first. false: the separate pass.
+   * true: the vec4 intra pass computes gc and Kd itself (intraVec.wgsl.ts fuseGc) instead of the gc pass
+   * (gc.wgsl.ts) running first. Not the default (H200: no gain, see IntraVecVariant.fuseGc).
    */
   gcInIntra?: boolean;
-  /** Step A of the vec4 intra pass on all its threads (IntraVecVariant.splitProducts). */
+  /** Step A of the vec4 intra pass on all its threads (IntraVecVariant.splitProducts; slower on the H200). */
   intraSplit?: boolean;
-  /** The vec4 output pass's accumulators as named variables (OutputVariant.named). */
+  /** The vec4 output pass's (outputPipelined false) accumulators as named variables (OutputVariant.named). */
   outputNamed?: boolean;
-  /** The output pass with its loads a stage ahead (outputPipelined.wgsl.ts) where it fits. */
+  /**
+   * The output pass: with its loads a stage ahead (outputPipelined.wgsl.ts; the default where it fits, with
+   * 128 value columns per workgroup where V is a multiple of 128: H200, H=16, d=128, T=32768: 0.83 ms against
+   * 1.30 for output.wgsl.ts, 1.06 pipelined with 64 columns) or, false, output.wgsl.ts (bench kda
+   * --fwd-output-pipelined off).
+   */
   outputPipelined?: boolean;
   /** Value columns per workgroup of the vec4 and pipelined output passes (OutputVariant.BV; default 64). */
   outputBV?: number;
@@ -292,8 +298,8 @@ export function dispatchChunkForward(
   if (out && !fused) {
     const vec4 = outputVec4Fits(v);
     const ov = { ...v, BV: kdaForwardTuning.outputBV, named: kdaForwardTuning.outputNamed === true };
-    const pv = { ...v, BV: kdaForwardTuning.outputBV };
-    const pipelined = kdaForwardTuning.outputPipelined === true && outputPipelinedFits(pv);
+    const pv = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
+    const pipelined = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
     const kernel = pipelined
       ? { name: 'kda_chunk_output', key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) }
       : vec4

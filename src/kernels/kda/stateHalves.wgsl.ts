@@ -23,6 +23,13 @@
  * half 0's V', stores V' (Vsh, Vp); stage Kd] B [state update Kd^T V', partial] B [half 1: S = exp(gc_last) S
  * + both partials]. With `halves` = 1 it is stateTiled's kernel (same sums in the same order) in named form.
  * The sums of two halves differ from stateTiled's in rounding only. Needs K a multiple of 4 halves, BV of 4.
+ *
+ * Measured on the H200 (H=16, d=128, BV=16, T=32768; bench/results/2026-12-01-h200-kfwd-s5-run{1,2}): no gain,
+ * so not the default (kdaForwardTuning.state = 'halves' asks for it). halves = 2: 2.77-2.78 ms fully or 8x
+ * unrolled (UK 16 / 8, UI 32 / 16), 2.84 at UK 4, 2.97 at UK 2, 3.07 at UK 1, against 2.78-2.84 for stateTiled
+ * in the same sittings; halves = 1: 3.17-3.35, 4.08 fully unrolled. Twice the subgroups on half the work each
+ * changing nothing says the pass is not bound by one subgroup's latency chain in the two product phases; the
+ * per-chunk rest (two tile stagings, four barriers, the S and V' stores) is the part to attack next.
  */
 import { bindings, computeMain, GROUP_PARAMS, gcAtFn, SEQUENCE_CHUNKS, workgroupIds } from './wgslParts.js';
 

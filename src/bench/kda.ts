@@ -96,17 +96,9 @@ export interface KdaBenchOptions {
   bwdCheck?: boolean;
 }
 
-/** The forward kernel choices the options ask for (kdaForwardTuning; undefined: the default rule). */
-function forwardTuningOf(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
+/** The fifth session's forward kernel choices the options ask for (kdaForwardTuning; undefined: the default). */
+function forwardTuningS5(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
   return {
-    intra: o.fwdIntra,
-    stateWg: o.fwdStateWg,
-    stateBV: o.fwdStateBV,
-    intraSkip: o.fwdIntraSkip,
-    fused: o.fwdFused,
-    state: o.fwdState,
-    stateRows: o.fwdStateRows,
-    outputBV: o.fwdOutputBV,
     stateHalves: o.fwdStateHalves,
     stateUK: o.fwdStateUK,
     stateUI: o.fwdStateUI,
@@ -299,7 +291,17 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdPairsFactored) kdaBackwardTuning.factoredPairs = true;
   if (o.bwdPairsPartial) kdaBackwardTuning.pairsVecPartial = true;
   if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
-  Object.assign(kdaForwardTuning, forwardTuningOf(o));
+  Object.assign(kdaForwardTuning, {
+    intra: o.fwdIntra,
+    stateWg: o.fwdStateWg,
+    stateBV: o.fwdStateBV,
+    intraSkip: o.fwdIntraSkip,
+    fused: o.fwdFused,
+    state: o.fwdState,
+    stateRows: o.fwdStateRows,
+    outputBV: o.fwdOutputBV,
+  });
+  Object.assign(kdaForwardTuning, forwardTuningS5(o));
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -392,14 +394,45 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     await (dev as GpuContext).releaseMemory();
     Object.assign(probe, { afterTrimUs: (await timeDecode(dev, o, 64)).us });
   }
-  for (const key of Object.keys(forwardTuningOf(o)) as (keyof typeof kdaForwardTuning)[]) {
+  Object.assign(kdaForwardTuning, {
+    intra: undefined,
+    stateWg: undefined,
+    stateBV: undefined,
+    intraSkip: undefined,
+    fused: undefined,
+    state: undefined,
+    stateRows: undefined,
+    outputBV: undefined,
+  });
+  for (const key of Object.keys(forwardTuningS5(o)) as (keyof typeof kdaForwardTuning)[]) {
     kdaForwardTuning[key] = undefined;
   }
   return {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
-    ...(Object.values(forwardTuningOf(o)).some((x) => x !== undefined) ? { forwardTuning: forwardTuningOf(o) } : {}),
+    ...(o.fwdIntra ||
+    o.fwdStateWg ||
+    o.fwdStateBV ||
+    o.fwdIntraSkip ||
+    o.fwdFused ||
+    o.fwdState ||
+    o.fwdStateRows ||
+    o.fwdOutputBV
+      ? {
+          forwardTuning: {
+            intra: o.fwdIntra,
+            stateWg: o.fwdStateWg,
+            stateBV: o.fwdStateBV,
+            intraSkip: o.fwdIntraSkip,
+            fused: o.fwdFused,
+            state: o.fwdState,
+            stateRows: o.fwdStateRows,
+            outputBV: o.fwdOutputBV,
+          },
+        }
+      : {}),
+    ...(Object.values(forwardTuningS5(o)).some((x) => x !== undefined) ? { forwardTuningS5: forwardTuningS5(o) } : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
     ...(o.bwdPairsFactored ? { pairsKernel: 'factored, scalar tiles (pairs.wgsl.ts)' } : {}),

@@ -55,8 +55,8 @@ export const kdaForwardTuning: {
   fused?: boolean;
   /**
    * The separate state pass: 'tiled' (stateTiled.wgsl.ts, register tiles; the default where it fits: H200,
-   * H=16, d=128, T=32768: 2.82 ms) or 'prefetch' (chunk.wgsl.ts, one column per thread, 3.36 ms; bench kda
-   * --fwd-state prefetch). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
+   * H=16, d=128, T=32768: 2.82 ms), 'prefetch' (chunk.wgsl.ts, one column per thread, 3.36 ms; bench kda
+   * --fwd-state prefetch) or 'halves' (stateHalves.wgsl.ts, 2.77-2.78 ms at best: no gain, see there). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
    * memory: lavapipe's 32 KiB at d=128) the prefetch or plain kernel runs.
    */
   state?: 'tiled' | 'prefetch' | 'halves';
@@ -84,7 +84,10 @@ export const kdaForwardTuning: {
    * --fwd-output-pipelined off).
    */
   outputPipelined?: boolean;
-  /** Value columns per workgroup of the vec4 and pipelined output passes (OutputVariant.BV; default 64). */
+  /**
+   * Value columns per workgroup of the output pass (OutputVariant.BV, OutputPipelinedVariant.BV; default: 128
+   * for the pipelined pass where V is a multiple of 128, else min(V, 64)).
+   */
   outputBV?: number;
   /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
   stateRows?: 1 | 2 | 4;

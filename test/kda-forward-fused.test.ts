@@ -21,6 +21,7 @@ afterEach(() => {
   kdaForwardTuning.stateRows = undefined;
   kdaForwardTuning.stateWg = undefined;
   kdaForwardTuning.outputBV = undefined;
+  kdaForwardTuning.outputPipelined = undefined;
   kdaSplitLimit.maxBindingBytes = undefined;
 });
 
@@ -120,6 +121,8 @@ describe('kda chunked forward: fused and tiled state passes', () => {
       const c = randomCase(37, T, H, K, V);
       const S0 = new Rng(13).normalArray(H * K * V, 0.5);
       const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { ...c, cu: [0, T] }, K ** -0.5, S0);
+      // output.wgsl.ts (the pipelined pass is the default; kda-forward-halves.test.ts covers it at 128).
+      kdaForwardTuning.outputPipelined = false;
       const bv64 = await chunked(c, [0, T], S0, 'tiled');
       kdaForwardTuning.outputBV = 128;
       const got = await chunked(c, [0, T], S0, 'tiled');

@@ -48,10 +48,22 @@ export interface KdaBenchOptions {
   /** The fused state-and-output pass instead of the separate ones (chunk.ts kdaForwardTuning.fused). */
   fwdFused?: boolean;
   /** The separate state pass's kernel (kdaForwardTuning.state) and V' rows per thread (stateRows). */
-  fwdState?: 'tiled' | 'prefetch';
+  fwdState?: 'tiled' | 'prefetch' | 'halves';
   fwdStateRows?: 1 | 2 | 4;
   /** Value columns per workgroup of the output pass (kdaForwardTuning.outputBV). */
   fwdOutputBV?: number;
+  /** The 'halves' state pass's halves and unrolled steps (kdaForwardTuning.stateHalves, stateUK, stateUI). */
+  fwdStateHalves?: 1 | 2;
+  fwdStateUK?: number;
+  fwdStateUI?: number;
+  /** gc and Kd from their own pass or inside the vec4 intra pass (kdaForwardTuning.gcInIntra). */
+  fwdGc?: 'pass' | 'intra';
+  /** The output pass's accumulators as named variables (kdaForwardTuning.outputNamed). */
+  fwdOutputNamed?: boolean;
+  /** The output pass with its loads a stage ahead (kdaForwardTuning.outputPipelined). */
+  fwdOutputPipelined?: boolean;
+  /** The vec4 intra pass's step A products on all its threads (kdaForwardTuning.intraSplit). */
+  fwdIntraSplit?: boolean;
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -121,6 +133,19 @@ function parseBwdTune(s: string | undefined): Partial<typeof kdaBackwardTuning> 
     else throw new Error(`--bwd-tune: ${key}='${val}' is not 1, 0, true or false`);
   }
   return out as Partial<typeof kdaBackwardTuning>;
+}
+
+/** The fifth session's forward kernel choices the options ask for (kdaForwardTuning; undefined: the default). */
+function forwardTuningS5(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
+  return {
+    stateHalves: o.fwdStateHalves,
+    stateUK: o.fwdStateUK,
+    stateUI: o.fwdStateUI,
+    gcInIntra: o.fwdGc === undefined ? undefined : o.fwdGc === 'intra',
+    outputNamed: o.fwdOutputNamed,
+    outputPipelined: o.fwdOutputPipelined,
+    intraSplit: o.fwdIntraSplit,
+  };
 }
 
 function setLegacy(on: boolean | undefined): void {
@@ -211,7 +236,8 @@ function relDiff(a: Float32Array, b: Float32Array): number {
  * `vsOld`: the forward as tuned against the kernels this session started from (separate passes, the
  * one-column-per-thread state pass, 64 output columns per workgroup); `fusedVsSeparate`: the fused
  * state-and-output pass against the separate passes; `tiledVsPrefetch`: the tiled state pass against the
- * one-column-per-thread one (the other choices as tuned).
+ * one-column-per-thread one (the other choices as tuned); `vsSessionStart`: against the kernels of the fifth
+ * session's start.
  */
 async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   const chunk = async (tuning: Partial<typeof kdaForwardTuning>) => {
@@ -233,11 +259,17 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   disposeAll(b.o, b.finalState);
   return {
     ...diff(a, rec),
-    vsOld: diff(a, await chunk({ fused: false, state: 'prefetch', outputBV: 64 })),
+    vsOld: diff(a, await chunk({ fused: false, state: 'prefetch', outputBV: 64, outputPipelined: false })),
     fusedVsSeparate: diff(await chunk({ fused: true }), await chunk({ fused: false })),
     tiledVsPrefetch: diff(
       await chunk({ fused: false, state: 'tiled' }),
       await chunk({ fused: false, state: 'prefetch' }),
+    ),
+    // The forward as tuned against the fifth session's starting kernels (tiled state pass, gc pass, output
+    // accumulators in an array).
+    vsSessionStart: diff(
+      a,
+      await chunk({ state: 'tiled', gcInIntra: false, outputNamed: false, outputPipelined: false, intraSplit: false }),
     ),
   };
 }
@@ -309,6 +341,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     stateRows: o.fwdStateRows,
     outputBV: o.fwdOutputBV,
   });
+  Object.assign(kdaForwardTuning, forwardTuningS5(o));
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -432,6 +465,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     stateRows: undefined,
     outputBV: undefined,
   });
+  for (const key of Object.keys(forwardTuningS5(o)) as (keyof typeof kdaForwardTuning)[]) {
+    kdaForwardTuning[key] = undefined;
+  }
   return {
     bench: 'kda',
     backend: dev.backend,
@@ -457,6 +493,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
           },
         }
       : {}),
+    ...(Object.values(forwardTuningS5(o)).some((x) => x !== undefined) ? { forwardTuningS5: forwardTuningS5(o) } : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
     ...(o.bwdPairsFactored ? { pairsKernel: 'factored, scalar tiles (pairs.wgsl.ts)' } : {}),
@@ -480,9 +517,15 @@ function parseKind(flag: string, s: string | undefined): 'vec4' | 'scalar' | und
   throw new Error(`${flag}: '${s}' is not vec4 or scalar`);
 }
 
-function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | undefined {
-  if (s === undefined || s === 'tiled' || s === 'prefetch') return s;
-  throw new Error(`--fwd-state: '${s}' is not tiled or prefetch`);
+function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | 'halves' | undefined {
+  if (s === undefined || s === 'tiled' || s === 'prefetch' || s === 'halves') return s;
+  throw new Error(`--fwd-state: '${s}' is not tiled, prefetch or halves`);
+}
+
+function parseOnOff(flag: string, s: string | undefined): boolean | undefined {
+  if (s === undefined) return undefined;
+  if (s === 'on' || s === 'off') return s === 'on';
+  throw new Error(`${flag}: '${s}' is not on or off`);
 }
 
 function parseStateRows(s: string | undefined): 1 | 2 | 4 | undefined {
@@ -537,9 +580,22 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--fwd-fused', 'forward with the fused state-and-output pass (default: separate state and output passes)')
-    .option('--fwd-state <kind>', 'forward state pass: tiled or prefetch (default: tiled where it fits)')
+    .option('--fwd-state <kind>', 'forward state pass: halves, tiled or prefetch (default: see kdaForwardTuning.state)')
+    .option('--fwd-state-halves <n>', 'halves state pass: 2 (all threads compute, each half the reduction) or 1')
+    .option('--fwd-state-uk <n>', "halves state pass: channel vec4 per unrolled V' step (default 2)")
+    .option('--fwd-state-ui <n>', 'halves state pass: rows per unrolled state-update step (default 4)')
+    .option('--fwd-gc <where>', 'forward gc and Kd: pass (own pass) or intra (in the vec4 intra pass)')
+    .option('--fwd-output-named <on|off>', 'forward output pass accumulators as named variables')
+    .option(
+      '--fwd-output-pipelined <on|off>',
+      'forward output pass with its loads a stage ahead (default on where it fits; off: output.wgsl.ts)',
+    )
+    .option('--fwd-intra-split <on|off>', "vec4 intra pass: step A's products on all threads (two per tile)")
     .option('--fwd-state-rows <n>', "V' rows per thread of the tiled forward state pass: 1, 2 or 4 (default 2)")
-    .option('--fwd-output-bv <n>', 'value columns per workgroup of the forward output pass (default 64)')
+    .option(
+      '--fwd-output-bv <n>',
+      'value columns per workgroup of the forward output pass (default: pipelined 128 where V allows, else 64)',
+    )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -595,6 +651,15 @@ export function registerKdaBench(bench: Command): void {
         fwdState: parseStateKind(opts.fwdState),
         fwdStateRows: parseStateRows(opts.fwdStateRows),
         fwdOutputBV: opts.fwdOutputBv ? parseList(opts.fwdOutputBv)[0] : undefined,
+        fwdStateHalves: parseSkip('--fwd-state-halves', opts.fwdStateHalves, ['1', '2'] as const)
+          ? (Number(opts.fwdStateHalves) as 1 | 2)
+          : undefined,
+        fwdStateUK: opts.fwdStateUk ? parseList(opts.fwdStateUk)[0] : undefined,
+        fwdStateUI: opts.fwdStateUi ? parseList(opts.fwdStateUi)[0] : undefined,
+        fwdGc: parseSkip('--fwd-gc', opts.fwdGc, ['pass', 'intra'] as const),
+        fwdOutputNamed: parseOnOff('--fwd-output-named', opts.fwdOutputNamed),
+        fwdOutputPipelined: parseOnOff('--fwd-output-pipelined', opts.fwdOutputPipelined),
+        fwdIntraSplit: parseOnOff('--fwd-intra-split', opts.fwdIntraSplit),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -21,10 +21,17 @@ import {
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
 import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
+import {
+  outputPipelinedBV,
+  outputPipelinedFits,
+  outputPipelinedKey,
+  outputPipelinedWgsl,
+} from './outputPipelined.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
+import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
 import { stateTiledFits, stateTiledKey, stateTiledWgsl } from './stateTiled.wgsl.js';
 
 /**
@@ -48,12 +55,39 @@ export const kdaForwardTuning: {
   fused?: boolean;
   /**
    * The separate state pass: 'tiled' (stateTiled.wgsl.ts, register tiles; the default where it fits: H200,
-   * H=16, d=128, T=32768: 2.82 ms) or 'prefetch' (chunk.wgsl.ts, one column per thread, 3.36 ms; bench kda
-   * --fwd-state prefetch). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
+   * H=16, d=128, T=32768: 2.82 ms), 'prefetch' (chunk.wgsl.ts, one column per thread, 3.36 ms; bench kda
+   * --fwd-state prefetch) or 'halves' (stateHalves.wgsl.ts, 2.77-2.78 ms at best: no gain, see there). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
    * memory: lavapipe's 32 KiB at d=128) the prefetch or plain kernel runs.
    */
-  state?: 'tiled' | 'prefetch';
-  /** Value columns per workgroup of the vec4 output pass (OutputVariant.BV; default 64). */
+  state?: 'tiled' | 'prefetch' | 'halves';
+  /**
+   * The 'halves' state pass (stateHalves.wgsl.ts; state = 'halves', not the default: no gain on the H200):
+   * 2 (both halves of the threads compute, each half of the reduction, the default) or 1 (stateTiled's split
+   * in named registers); its unrolled steps (UK channel vec4, default 2; UI rows, default 4).
+   */
+  stateHalves?: 1 | 2;
+  stateUK?: number;
+  stateUI?: number;
+  /**
+   * true: the vec4 intra pass computes gc and Kd itself (intraVec.wgsl.ts fuseGc) instead of the gc pass
+   * (gc.wgsl.ts) running first. Not the default (H200: no gain, see IntraVecVariant.fuseGc).
+   */
+  gcInIntra?: boolean;
+  /** Step A of the vec4 intra pass on all its threads (IntraVecVariant.splitProducts; slower on the H200). */
+  intraSplit?: boolean;
+  /** The vec4 output pass's (outputPipelined false) accumulators as named variables (OutputVariant.named). */
+  outputNamed?: boolean;
+  /**
+   * The output pass: with its loads a stage ahead (outputPipelined.wgsl.ts; the default where it fits, with
+   * 128 value columns per workgroup where V is a multiple of 128: H200, H=16, d=128, T=32768: 0.83 ms against
+   * 1.30 for output.wgsl.ts, 1.06 pipelined with 64 columns) or, false, output.wgsl.ts (bench kda
+   * --fwd-output-pipelined off).
+   */
+  outputPipelined?: boolean;
+  /**
+   * Value columns per workgroup of the output pass (OutputVariant.BV, OutputPipelinedVariant.BV; default: 128
+   * for the pipelined pass where V is a multiple of 128, else min(V, 64)).
+   */
   outputBV?: number;
   /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
   stateRows?: 1 | 2 | 4;
@@ -166,9 +200,31 @@ export function dispatchChunkForward(
     Kd: gpu.empty([Ttot, H, K]),
   };
   const Qg = fused ? gpu.empty([Ttot, H, K]) : undefined;
-  if (vec4Intra) {
+  const gcInIntra = vec4Intra && !fused && kdaForwardTuning.gcInIntra === true;
+  if (gcInIntra) {
+    // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue).
+    const vv4: IntraVecVariant = {
+      ...v,
+      skip: kdaForwardTuning.intraSkip,
+      fuseGc: true,
+      splitProducts: kdaForwardTuning.intraSplit === true,
+    };
+    gpu.dispatch({
+      kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
+      tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T, saved.Kd],
+      params: new Params()
+        .u32(H, N)
+        .f32(scale)
+        .u32(keep ? 1 : 0),
+      workgroups: [NS, H],
+    });
+  } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
-    const vv4: IntraVecVariant = { ...v, skip: kdaForwardTuning.intraSkip };
+    const vv4: IntraVecVariant = {
+      ...v,
+      skip: kdaForwardTuning.intraSkip,
+      splitProducts: kdaForwardTuning.intraSplit === true,
+    };
     gpu.dispatch({
       kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused), code: () => gcWgsl(K, GK, fused) },
       tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : [cu, k, g, saved.gc, saved.Kd],
@@ -199,10 +255,19 @@ export function dispatchChunkForward(
     code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse) : stateWgsl(v, BV, BK)),
   });
   const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg };
-  const tiled = kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
-  const separateState = tiled
-    ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
-    : stateKernel();
+  const hv = {
+    ...tv,
+    halves: kdaForwardTuning.stateHalves ?? 2,
+    UK: kdaForwardTuning.stateUK,
+    UI: kdaForwardTuning.stateUI,
+  };
+  const halves = kdaForwardTuning.state === 'halves' && stateHalvesFits(hv, smem);
+  const tiled = !halves && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
+  const separateState = halves
+    ? { name: 'kda_chunk_state', key: stateHalvesKey(hv), code: () => stateHalvesWgsl(hv) }
+    : tiled
+      ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
+      : stateKernel();
   if (fused && out && Qg) {
     const base = [cu, saved.W, saved.U, saved.Kd, saved.gc, Qg, saved.Aqk, state];
     if (keep) {
@@ -235,15 +300,21 @@ export function dispatchChunkForward(
   }
   if (out && !fused) {
     const vec4 = outputVec4Fits(v);
-    const ov = { ...v, BV: kdaForwardTuning.outputBV };
+    const ov = { ...v, BV: kdaForwardTuning.outputBV, named: kdaForwardTuning.outputNamed === true };
+    const pv = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
+    const pipelined = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
+    const kernel = pipelined
+      ? { name: 'kda_chunk_output', key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) }
+      : vec4
+        ? { name: 'kda_chunk_output', key: outputKey(ov), code: () => outputWgsl(ov) }
+        : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) };
+    const obv = pipelined ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
     for (const [gi, gr] of groups.entries()) {
       gpu.dispatch({
-        kernel: vec4
-          ? { name: 'kda_chunk_output', key: outputKey(ov), code: () => outputWgsl(ov) }
-          : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) },
+        kernel,
         tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, out],
         params: groupParams(p, scale, gr),
-        workgroups: [NS, Math.ceil(V / (vec4 ? outputBV(V, ov.BV) : outputScalarBV(V))), gr.HB],
+        workgroups: [NS, Math.ceil(V / obv), gr.HB],
       });
     }
   }

@@ -11,8 +11,9 @@
  *     incoming state, for pass 3 and the backward), V' = U - W S, then S = exp(gc_last) S + Kd^T V' with
  *     Kd = k exp(gc_last - gc). Splitting the value columns gives H*V/BV independent workgroups. The kernels
  *     here give a thread one value column; stateTiled.wgsl.ts (the default where it fits) register tiles.
- *  3. output (grid: chunk slots x value tiles x heads; all chunks at once; output.wgsl.ts, or the scalar
- *     kernel here when K or V is not a multiple of 4): O = (scale q exp(gc)) S_in + A_qk V'.
+ *  3. output (grid: chunk slots x value tiles x heads; all chunks at once; outputPipelined.wgsl.ts, or
+ *     output.wgsl.ts, or the scalar kernel here when K or V is not a multiple of 4):
+ *     O = (scale q exp(gc)) S_in + A_qk V'.
  * The per-chunk states are kept per head group (chunk.ts headGroups) so each fits one storage binding;
  * passes 2 and 3 run once per group (`p.h0`, `p.HB`).
  *

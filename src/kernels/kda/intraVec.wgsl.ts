@@ -52,10 +52,54 @@ export interface IntraVecVariant {
    * (loads, stores and barriers stay), so the time of that step is the difference. The results are wrong.
    */
   skip?: 'products' | 'inverse' | 'wu';
+  /**
+   * Compute gc and Kd here instead of in a separate pass (gc.wgsl.ts): see gcPrologue. Binds g and writes
+   * gc and Kd (read_write gc: the kernel reads back what it stored). Not the default: on the H200 (H=16,
+   * d=128, T=32768) 2.75 ms against 0.35 + 2.38 for the two passes (the serial walk over the chunk's rows
+   * adds its latency to every workgroup of a latency-bound kernel).
+   */
+  fuseGc?: boolean;
+  /**
+   * Step A's products on all 256 threads: each off-diagonal tile by two threads, one per half of the tile's
+   * 16 channels (c4 0-1 and 2-3), their sums added once after the K loop through workgroup memory; the 16
+   * diagonal tiles on the 16 threads left (120 .. 127 and 248 .. 255). The default gives the 120 + 16 tiles to
+   * 136 threads and leaves 120 without products. Not the default: on the H200 (H=16, d=128, T=32768) 2.79 ms
+   * against 2.36 (two subgroups then mix diagonal and off-diagonal tiles and run both branches, and the sums
+   * add a round trip through workgroup memory and two barriers).
+   */
+  splitProducts?: boolean;
 }
 
 export const intraVecKey = (v: IntraVecVariant) =>
-  `kda_chunk_intra_vec_k${v.K}_v${v.V}_gk${v.GK}${v.skip ? `_skip_${v.skip}` : ''}`;
+  `kda_chunk_intra_vec_k${v.K}_v${v.V}_gk${v.GK}${v.skip ? `_skip_${v.skip}` : ''}${v.fuseGc ? '_gc' : ''}${v.splitProducts ? '_split' : ''}`;
+
+/** Rows whose g loads the gc prologue issues together (as gc.wgsl.ts). */
+const GRB = 16;
+
+/**
+ * WGSL: gc = cumsum(g) over the chunk's L rows, stored to gcB, the same sums in the same order as gc.wgsl.ts
+ * (one thread per gate channel walks the rows from the first; a per-head gate, GK = 1, is summed by thread 0),
+ * so gc, and the Kd step A stores from it, equal the separate pass's bit for bit. The loads of 16 rows are
+ * issued before their sums. What the workgroup stored it then reads back (step A, step C) after a storage
+ * barrier; the rows are L1/L2-hot. One pass and one launch less than gc.wgsl.ts + this kernel, and the
+ * exp(gc_last - gc) of Kd costs one exp per staged element in step A, whose k and gc are loaded there anyway.
+ */
+function gcPrologue(K: number, GK: number): string {
+  const GC = GK === 1 ? 1 : K;
+  const gi = (r: string) => (GK === 1 ? `(t0 + ${r}) * H + h` : `((t0 + ${r}) * H + h) * ${K}u + c`);
+  // gcB is vec4 over the channels when GK = K: one channel is component c % 4 of element idx / 4.
+  const gcAt = (r: string) =>
+    GK === 1 ? `gcB[(t0 + ${r}) * H + h]` : `gcB[((t0 + ${r}) * H + h) * ${K / 4}u + c / 4u][c % 4u]`;
+  const rows = (body: (u: number) => string) => Array.from({ length: GRB }, (_, u) => body(u)).join('\n      ');
+  return `for (var c = lid; c < ${GC}u; c += ${WG}u) {
+    var acc = 0.0;
+    for (var i0 = 0u; i0 < L; i0 += ${GRB}u) {
+      ${rows((u) => `let g${u} = select(0.0, g[${gi(`min(i0 + ${u}u, L - 1u)`)}], i0 + ${u}u < L);`)}
+      ${rows((u) => `acc += g${u};\n      if (i0 + ${u}u < L) { ${gcAt(`i0 + ${u}u`)} = acc; }`)}
+    }
+  }
+  storageBarrier();`;
+}
 
 export function intraVecFits(v: IntraVecVariant): boolean {
   return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
@@ -123,7 +167,7 @@ export function intraVecWgsl(v: IntraVecVariant): string {
     kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
     gv = gc4(srow, cc);
     gn = gc4(nrow, cc);
-    gm = gc4(mrow, cc);
+    gm = gc4(mrow, cc);${v.fuseGc ? '\n    gl = gc4(lrow, cc);' : ''}
   }`;
   const NCT = Math.ceil((K4 + V4) / 16);
   // B = Diag(beta) [exp(gc) K | V] of tile ct: bx = beta k (or beta v), bg = gc (K columns), 0 past the end.
@@ -156,23 +200,54 @@ export function intraVecWgsl(v: IntraVecVariant): string {
     ),
   ).join('\n          ');
   return /* wgsl */ `
-${bindings(
-  'H: u32, N: u32, scale: f32, storeT: u32',
-  ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', 'vv: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
-  ['W: vec4<f32>', 'U: vec4<f32>', 'Aqk: vec4<f32>', 'Tb: vec4<f32>'],
-)}
+${
+  v.fuseGc
+    ? bindings(
+        'H: u32, N: u32, scale: f32, storeT: u32',
+        ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', 'vv: vec4<f32>', 'g', 'beta'],
+        [
+          GK === 1 ? 'gcB' : 'gcB: vec4<f32>',
+          'W: vec4<f32>',
+          'U: vec4<f32>',
+          'Aqk: vec4<f32>',
+          'Tb: vec4<f32>',
+          'Kd: vec4<f32>',
+        ],
+      )
+    : bindings(
+        'H: u32, N: u32, scale: f32, storeT: u32',
+        ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', 'vv: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
+        ['W: vec4<f32>', 'U: vec4<f32>', 'Aqk: vec4<f32>', 'Tb: vec4<f32>'],
+      )
+}
 ${LOCATE}
 fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
 var<workgroup> sm: array<vec4<f32>, 2048>;
 
 ${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
+  ${v.fuseGc ? gcPrologue(K, GK) : ''}
   // Step A roles: tile (I4, J4) of 4-row blocks; off-diagonal tiles row-major (lid < 120), diagonal ones at
   // 128 .. 143 (a warp of their own: their per-pair exps would stall the others).
   var role = 0u;
   var I4 = 0u;
   var J4 = 0u;
-  if (lid < 120u) {
+${
+  v.splitProducts
+    ? `  // Split products: tile tl = lid % 128, channel half ch = lid / 128 (c4 = 2 ch, 2 ch + 1 of each K tile).
+  let tl = lid % 128u;
+  let ch = lid / 128u;
+  if (tl < 120u) {
+    role = 1u;
+    I4 = 1u;
+    while ((I4 + 1u) * I4 / 2u <= tl) { I4++; }
+    J4 = tl - I4 * (I4 - 1u) / 2u;
+  } else {
+    role = 2u;
+    I4 = tl - 120u + 8u * ch;
+    J4 = I4;
+  }`
+    : `  if (lid < 120u) {
     role = 1u;
     I4 = 1u;
     while ((I4 + 1u) * I4 / 2u <= lid) { I4++; }
@@ -181,7 +256,8 @@ ${computeMain(WG)}
     role = 2u;
     I4 = lid - 128u;
     J4 = I4;
-  }
+  }`
+}
   ${acc('akk')}
   ${acc('aqk')}
   // Staging role: row si, channels 4 sc4 .. 4 sc4 + 3 of the tile; n, m = first and last row of its block.
@@ -197,6 +273,13 @@ ${computeMain(WG)}
   var gv: vec4<f32>;
   var gn: vec4<f32>;
   var gm: vec4<f32>;
+  ${
+    v.fuseGc
+      ? `// Kd = k exp(gc_last - gc) of the staged elements (gl: gc of the chunk's last row).
+  let lrow = (t0 + L - 1u) * H + h;
+  var gl: vec4<f32>;`
+      : ''
+  }
   ${stageLoad('sc4')}
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     let f = exp(gv - gn);
@@ -208,13 +291,18 @@ ${computeMain(WG)}
     ${stage(AG, 'gv')}
     ${stage(AQS, 'qs')}
     ${stage(AKS, 'ks')}
-    ${stage(AKN, 'kn')}
+    ${stage(AKN, 'kn')}${
+      v.fuseGc
+        ? `
+    if (si < L) { Kd[srow * ${K4}u + kt * 4u + sc4] = kv * exp(gl - gv); }`
+        : ''
+    }
     workgroupBarrier();
     if (kt + 1u < ${K / BK}u) {
       ${stageLoad('(kt + 1u) * 4u + sc4')}
     }
     if (role == 1u${v.skip === 'products' ? ' && kt > 1000u' : ''}) {
-      for (var c4 = 0u; c4 < 4u; c4++) {
+      for (var c4 = ${v.splitProducts ? '2u * ch' : '0u'}; c4 < ${v.splitProducts ? '2u * ch + 2u' : '4u'}; c4++) {
         let ci = c4 ^ (I4 & 3u);
         let cj = c4 ^ (J4 & 3u);
         ${R4.map((a) => `let qs${a} = ${at(AQS, `4u * I4 + ${a}u`, 'ci')};\n        let ks${a} = ${at(AKS, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
@@ -235,6 +323,21 @@ ${computeMain(WG)}
       }
     }
     workgroupBarrier();
+  }${
+    v.splitProducts
+      ? `
+  // The second channel half's sums to the first (staging tiles dead after the last barrier); only the first
+  // half's threads store the tiles below.
+  if (role == 1u && ch == 1u) {
+    ${R4.map((a) => `sm[tl * 8u + ${a}u] = akk${a};\n    sm[tl * 8u + ${4 + a}u] = aqk${a};`).join('\n    ')}
+    role = 0u;
+  }
+  workgroupBarrier();
+  if (role == 1u) {
+    ${R4.map((a) => `akk${a} += sm[tl * 8u + ${a}u];\n    aqk${a} += sm[tl * 8u + ${4 + a}u];`).join('\n    ')}
+  }
+  workgroupBarrier();`
+      : ''
   }
   // A_qk to global (scaled; zero above the diagonal and past the end); Diag(beta) A_kk, strictly lower and
   // transposed, to workgroup memory (the staging tiles are dead after the last barrier).

@@ -8,7 +8,9 @@
  * consecutive lanes, consecutive addresses) for 16 RPT FMAs. Global loads and the store are vec4 too,
  * which keeps bounds-checked ("robust") indexing cheap. The causal product only runs j up to the thread's
  * last row (A_qk is zero above the diagonal and V' past the chunk's end).
- * Needs K and V multiples of 4 (chunk.wgsl.ts has a scalar kernel for the rest).
+ * Needs K and V multiples of 4 (chunk.wgsl.ts has a scalar kernel for the rest). outputPipelined.wgsl.ts (the
+ * same sums with the loads a stage ahead) is the default where it fits; this kernel runs with
+ * kdaForwardTuning.outputPipelined = false.
  */
 import { bindings, chunkSlotPrologue, computeMain, GROUP_PARAMS, LOCATE } from './wgslParts.js';
 
@@ -22,13 +24,19 @@ export interface OutputVariant {
    * No gain measured on the H200 (H=16, d=128, T=32768: forward 6.855 ms against 6.834 with 64).
    */
   BV?: number;
+  /**
+   * The RPT accumulators as named variables and the per-row loops unrolled by the generator (indexed private
+   * arrays the driver cannot resolve live in local memory; the backward's kernels gained 10-25% so). On the
+   * H200 (H=16, d=128, T=32768) 1.303 ms against 1.313: no real gain, not the default.
+   */
+  named?: boolean;
 }
 
 /** Value columns per workgroup. */
 export const outputBV = (V: number, BV?: number) => Math.min(V, BV ?? 64);
 
 export const outputKey = (v: OutputVariant) =>
-  `kda_chunk_output4_k${v.K}_v${v.V}_gk${v.GK}${outputBV(v.V, v.BV) === Math.min(v.V, 64) ? '' : `_bv${outputBV(v.V, v.BV)}`}`;
+  `kda_chunk_output4_k${v.K}_v${v.V}_gk${v.GK}${outputBV(v.V, v.BV) === Math.min(v.V, 64) ? '' : `_bv${outputBV(v.V, v.BV)}`}${v.named ? '_named' : ''}`;
 
 export function outputVec4Fits(v: OutputVariant): boolean {
   return v.K % 4 === 0 && v.V % 4 === 0;
@@ -50,6 +58,12 @@ export function outputWgsl(v: OutputVariant): string {
   // V' [32][CG] at 512.
   const QA = 64 * BK4;
   const size = Math.max(QA + BK * CG, 512 + 32 * CG);
+  // Per-row statements: a loop over the accumulator array, or (named) one statement per row with its own
+  // variable; body(a, acc) gets the row offset and the accumulator as WGSL.
+  const perRow = (body: (a: string, acc: string) => string, ind: string) =>
+    v.named
+      ? Array.from({ length: RPT }, (_, a) => body(`${a}u`, `acc${a}`)).join(`\n${ind}`)
+      : `for (var a = 0u; a < ${RPT}u; a++) {\n${ind}  ${body('a', 'acc[a]')}\n${ind}}`;
   const gc4 =
     GK === 1 ? (row: string) => `vec4<f32>(gcB[${row}])` : (row: string, c4: string) => `gcB[${row} * ${K4}u + ${c4}]`;
   return /* wgsl */ `
@@ -62,8 +76,12 @@ ${computeMain(wg)}
   let cg = lid % ${CG}u;
   let r0 = (lid / ${CG}u) * ${RPT}u;
   let c4 = vt * ${CG}u + cg;
-  var acc: array<vec4<f32>, ${RPT}>;
-  for (var a = 0u; a < ${RPT}u; a++) { acc[a] = vec4<f32>(0.0); }
+  ${
+    v.named
+      ? Array.from({ length: RPT }, (_, a) => `var acc${a} = vec4<f32>(0.0);`).join('\n  ')
+      : `var acc: array<vec4<f32>, ${RPT}>;
+  for (var a = 0u; a < ${RPT}u; a++) { acc[a] = vec4<f32>(0.0); }`
+  }
   let hbase = (slot * p.HB + hb) * ${K * V4}u;
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
     for (var e = lid; e < ${64 * BK4}u; e += ${wg}u) {
@@ -82,10 +100,7 @@ ${computeMain(wg)}
       let s1 = sv[${QA}u + (k4 * 4u + 1u) * ${CG}u + cg];
       let s2 = sv[${QA}u + (k4 * 4u + 2u) * ${CG}u + cg];
       let s3 = sv[${QA}u + (k4 * 4u + 3u) * ${CG}u + cg];
-      for (var a = 0u; a < ${RPT}u; a++) {
-        let x = sv[(r0 + a) * ${BK4}u + k4];
-        acc[a] += x.x * s0 + x.y * s1 + x.z * s2 + x.w * s3;
-      }
+      ${perRow((a, acc) => `{ let x = sv[(r0 + ${a}) * ${BK4}u + k4]; ${acc} += x.x * s0 + x.y * s1 + x.z * s2 + x.w * s3; }`, '      ')}
     }
     workgroupBarrier();
   }
@@ -108,16 +123,10 @@ ${computeMain(wg)}
       let v1 = sv[512u + (jl + 1u) * ${CG}u + cg];
       let v2 = sv[512u + (jl + 2u) * ${CG}u + cg];
       let v3 = sv[512u + (jl + 3u) * ${CG}u + cg];
-      for (var a = 0u; a < ${RPT}u; a++) {
-        let x = sv[(r0 + a) * 8u + jl / 4u];
-        acc[a] += x.x * v0 + x.y * v1 + x.z * v2 + x.w * v3;
-      }
+      ${perRow((a, acc) => `{ let x = sv[(r0 + ${a}) * 8u + jl / 4u]; ${acc} += x.x * v0 + x.y * v1 + x.z * v2 + x.w * v3; }`, '      ')}
     }
     workgroupBarrier();
   }
-  for (var a = 0u; a < ${RPT}u; a++) {
-    let i = r0 + a;
-    if (i < L) { o[((t0 + i) * H + h) * ${V4}u + c4] = acc[a]; }
-  }
+  ${perRow((a, acc) => `if (r0 + ${a} < L) { o[((t0 + r0 + ${a}) * H + h) * ${V4}u + c4] = ${acc}; }`, '  ')}
 }`;
 }

@@ -1,0 +1,167 @@
+/**
+ * Pass 3 of the chunked KDA forward, O = Qg S_in + A_qk V' (Qg = scale q exp(gc)), as output.wgsl.ts (same
+ * tile of 64 rows x BV columns, same 4-column register tiles, same sums in the same order) with its global
+ * loads a stage ahead: output.wgsl.ts loads each operand tile (K / 32 tiles of Qg and S, then two halves of
+ * A_qk and V') and waits for it before the products, so every workgroup waits on memory K / 32 + 2 times in
+ * turn. On the H200 (H=16, d=128, T=32768) that kernel moves 1.74 GB in 1.31 ms (1.3 TB/s) and its FMAs
+ * would take ~0.4 ms: the waits, not the arithmetic or the bandwidth, set its time. Here the stages are
+ * unrolled by the generator; each stage's loads go to registers (Qg's q and gc, S; or A_qk, V') while the
+ * previous stage's products run, then to workgroup memory at the next stage's start.
+ * Needs K a multiple of 32 (or K <= 32, a multiple of 4), V a multiple of BV, BV of 4 (at most 128).
+ * H200, H=16, d=128, T=32768 (bench/results/2026-12-01-h200-kfwd-s5-run2.json, same sitting): 1.059 ms with
+ * 64 columns, 0.826 with 128 (the default where V is a multiple of 128), output.wgsl.ts 1.299.
+ */
+import { bindings, chunkSlotPrologue, computeMain, GROUP_PARAMS, LOCATE } from './wgslParts.js';
+
+export interface OutputPipelinedVariant {
+  K: number;
+  V: number;
+  GK: number;
+  /**
+   * Value columns per workgroup (default min(V, 64)); 128: one workgroup per chunk and head (q, gc and the
+   * exps loaded and taken once, not once per column tile), 8 rows x 4 columns per thread.
+   */
+  BV?: number;
+}
+
+/** Value columns per workgroup. */
+export const outputPipelinedBV = (V: number, BV?: number) => Math.min(V, BV ?? 64);
+
+export const outputPipelinedKey = (v: OutputPipelinedVariant) =>
+  `kda_chunk_output_pipe_k${v.K}_v${v.V}_gk${v.GK}_bv${outputPipelinedBV(v.V, v.BV)}`;
+
+export function outputPipelinedFits(v: OutputPipelinedVariant): boolean {
+  const BK = Math.min(v.K, 32);
+  const BV = outputPipelinedBV(v.V, v.BV);
+  return v.K % 4 === 0 && v.K % BK === 0 && v.V % 4 === 0 && BV % 4 === 0 && v.V % BV === 0 && BV <= 128;
+}
+
+export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
+  const { K, V, GK } = v;
+  if (!outputPipelinedFits(v)) throw new Error(`kda output (pipelined): K=${K}, V=${V} do not tile`);
+  const BV = outputPipelinedBV(V, v.BV);
+  const BK = Math.min(K, 32);
+  const CG = BV / 4; // column groups (vec4)
+  const wg = Math.min(256, 64 * CG);
+  const RG = wg / CG;
+  const RPT = 64 / RG; // rows per thread
+  const K4 = K / 4;
+  const V4 = V / 4;
+  const BK4 = BK / 4;
+  const NKT = K / BK;
+  // Stage layout as output.wgsl.ts. K stage: Qg tile [64][BK4] at 0, S tile [BK][CG] at QA. Causal stage jh
+  // (rows j in jh * 32 .. + 31): A_qk [64][8] at 0, V' [32][CG] at 512.
+  const QA = 64 * BK4;
+  const size = Math.max(QA + BK * CG, 512 + 32 * CG);
+  // Per-thread element counts of each staged operand (each a whole number: wg divides them).
+  const NQ = Math.ceil((64 * BK4) / wg);
+  const NS = Math.ceil((BK * CG) / wg);
+  const NA = Math.ceil(512 / wg);
+  const NV = Math.ceil((32 * CG) / wg);
+  const NL = Math.max(NQ, NA);
+  const NR = Math.max(NS, NV);
+  const gc4 =
+    GK === 1 ? (row: string) => `vec4<f32>(gcB[${row}])` : (row: string, c4: string) => `gcB[${row} * ${K4}u + ${c4}]`;
+  const rep = (n: number, f: (i: number) => string, sep = '\n    ') =>
+    Array.from({ length: n }, (_, i) => f(i)).join(sep);
+  // Guard of element e of a staged operand of `count` elements: none where the threads cover it exactly.
+  const inside = (e: string, count: number) => (count % wg === 0 ? 'true' : `${e} < ${count}u`);
+  // Loads of K stage kt into the registers la (q), lg (gc), lr (S); elements past a count load nothing.
+  const loadK = (kt: number) => `${rep(
+    NQ,
+    (m) => `{
+      let e = lid + ${m * wg}u;
+      let i = e / ${BK4}u;
+      let k4 = ${kt * BK4}u + e % ${BK4}u;
+      let row = (t0 + min(i, L - 1u)) * H + h;
+      if (${inside('e', 64 * BK4)}) {
+        la${m} = select(vec4<f32>(0.0), q[row * ${K4}u + k4], i < L);
+        lg${m} = ${gc4('row', 'k4')};
+      }
+    }`,
+  )}
+    ${rep(
+      NS,
+      (m) => `{
+      let e = lid + ${m * wg}u;
+      if (${inside('e', BK * CG)}) { lr${m} = hB[hbase + (${kt * BK}u + e / ${CG}u) * ${V4}u + vt * ${CG}u + e % ${CG}u]; }
+    }`,
+    )}`;
+  const storeK = `${rep(
+    NQ,
+    (m) => `if (${inside(`lid + ${m * wg}u`, 64 * BK4)}) { sv[lid + ${m * wg}u] = la${m} * exp(lg${m}) * p.scale; }`,
+  )}
+    ${rep(NS, (m) => `if (${inside(`lid + ${m * wg}u`, BK * CG)}) { sv[${QA}u + lid + ${m * wg}u] = lr${m}; }`)}`;
+  // Loads of causal stage jh into la (A_qk), lr (V').
+  const loadJ = (jh: number) => `${rep(
+    NA,
+    (m) => `{
+      let e = lid + ${m * wg}u;
+      if (${inside('e', 512)}) { la${m} = Aqk[abase + (e / 8u) * 16u + ${jh * 8}u + e % 8u]; }
+    }`,
+  )}
+    ${rep(
+      NV,
+      (m) => `{
+      let e = lid + ${m * wg}u;
+      let j = ${jh * 32}u + e / ${CG}u;
+      if (${inside('e', 32 * CG)}) {
+        lr${m} = select(vec4<f32>(0.0), Vp[((t0 + min(j, L - 1u)) * H + h) * ${V4}u + vt * ${CG}u + e % ${CG}u], j < L);
+      }
+    }`,
+    )}`;
+  const storeJ = `${rep(NA, (m) => `if (${inside(`lid + ${m * wg}u`, 512)}) { sv[lid + ${m * wg}u] = la${m}; }`)}
+    ${rep(NV, (m) => `if (${inside(`lid + ${m * wg}u`, 32 * CG)}) { sv[512u + lid + ${m * wg}u] = lr${m}; }`)}`;
+  const rows = (f: (a: number) => string) => rep(RPT, f, '\n        ');
+  const productK = `for (var k4 = 0u; k4 < ${BK4}u; k4++) {
+        let s0 = sv[${QA}u + (k4 * 4u) * ${CG}u + cg];
+        let s1 = sv[${QA}u + (k4 * 4u + 1u) * ${CG}u + cg];
+        let s2 = sv[${QA}u + (k4 * 4u + 2u) * ${CG}u + cg];
+        let s3 = sv[${QA}u + (k4 * 4u + 3u) * ${CG}u + cg];
+        ${rows((a) => `{ let x = sv[(r0 + ${a}u) * ${BK4}u + k4]; acc${a} += x.x * s0 + x.y * s1 + x.z * s2 + x.w * s3; }`)}
+      }`;
+  const productJ = (jh: number) => `{
+      let jend = min(${jh * 32 + 32}u, r0 + ${RPT}u);
+      for (var j4 = ${jh * 8}u; j4 * 4u < jend; j4++) {
+        let jl = j4 * 4u - ${jh * 32}u;
+        let v0 = sv[512u + jl * ${CG}u + cg];
+        let v1 = sv[512u + (jl + 1u) * ${CG}u + cg];
+        let v2 = sv[512u + (jl + 2u) * ${CG}u + cg];
+        let v3 = sv[512u + (jl + 3u) * ${CG}u + cg];
+        ${rows((a) => `{ let x = sv[(r0 + ${a}u) * 8u + jl / 4u]; acc${a} += x.x * v0 + x.y * v1 + x.z * v2 + x.w * v3; }`)}
+      }
+    }`;
+  // Stages 0 .. NKT - 1 (K), NKT and NKT + 1 (causal halves): store stage s, barrier, load stage s + 1,
+  // products of stage s, barrier.
+  const stages: string[] = [];
+  for (let s = 0; s < NKT + 2; s++) {
+    const next = s + 1 < NKT ? loadK(s + 1) : s + 1 < NKT + 2 ? loadJ(s + 1 - NKT) : '';
+    stages.push(`// stage ${s}
+    ${s < NKT ? storeK : storeJ}
+    workgroupBarrier();
+    ${next}
+    ${s < NKT ? productK : productJ(s - NKT)}
+    workgroupBarrier();`);
+  }
+  return /* wgsl */ `
+${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
+${LOCATE}
+var<workgroup> sv: array<vec4<f32>, ${size}>;
+
+${computeMain(wg)}
+  ${chunkSlotPrologue(['slot', 'vt', 'h'], true)}
+  let cg = lid % ${CG}u;
+  let r0 = (lid / ${CG}u) * ${RPT}u;
+  let c4 = vt * ${CG}u + cg;
+  let hbase = (slot * p.HB + hb) * ${K * V4}u;
+  let abase = (slot * H + h) * 1024u;
+  ${rep(RPT, (a) => `var acc${a} = vec4<f32>(0.0);`, '\n  ')}
+  ${rep(NL, (m) => `var la${m} = vec4<f32>(0.0);\n  var lg${m} = vec4<f32>(0.0);`, '\n  ')}
+  ${rep(NR, (m) => `var lr${m} = vec4<f32>(0.0);`, '\n  ')}
+  {
+    ${loadK(0)}
+  }
+  ${stages.join('\n  ')}
+  ${rep(RPT, (a) => `if (r0 + ${a}u < L) { o[((t0 + r0 + ${a}u) * H + h) * ${V4}u + c4] = acc${a}; }`, '\n  ')}
+}`;
+}

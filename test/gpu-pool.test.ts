@@ -68,7 +68,7 @@ describe.runIf(hasGpu)('buffer pool and bind-group cache on WebGPU', () => {
     expect(pool.maxFreeBytes).toBe(2 ** 18);
     pool.fixedFreeCap = false;
     pool.keepWorkingSet();
-    // The peak: the weight and the three transients live at once.
+    // The peak held: the weight and the three transients (each step held all of them at once).
     expect(pool.maxFreeBytes).toBe(2 ** 20 + 3 * 2 ** 18);
     step();
     const created2 = pool.stats().created;

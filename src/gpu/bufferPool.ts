@@ -61,8 +61,9 @@ export class BufferPool {
   maxFreeBytes = 8 * 2 ** 30;
   /** Set when the cap was chosen by hand (bench --pool-free-gib): keepWorkingSet leaves it alone. */
   fixedFreeCap = false;
-  /** The most bytes ever live at once (what a repeated step needs; see keepWorkingSet). */
-  private peakLiveBytes = 0;
+  /** Bytes of the buffers that exist now (live, pending or free), and the most there ever were. */
+  private heldBytes = 0;
+  private peakHeldBytes = 0;
   /** Told before trim() destroys every idle buffer (the context drops its bind groups then, releasing them). */
   onDestroy: (() => void) | undefined;
 
@@ -86,7 +87,6 @@ export class BufferPool {
       this.stats_.freeBytes -= size;
       this.stats_.live++;
       this.stats_.liveBytes += size;
-      if (this.stats_.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.stats_.liveBytes;
       return hit;
     }
     if (size > this.maxBufferSize) {
@@ -98,19 +98,22 @@ export class BufferPool {
     this.stats_.created++;
     this.stats_.live++;
     this.stats_.liveBytes += size;
-    if (this.stats_.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.stats_.liveBytes;
+    this.heldBytes += size;
+    if (this.heldBytes > this.peakHeldBytes) this.peakHeldBytes = this.heldBytes;
     return { buffer, id: this.nextId++, size };
   }
 
   /**
-   * Raise the free-list cap to the most bytes ever live at once, for a process that repeats one step
-   * (training): a step whose transient buffers add up to more than the cap (a 100M model at batch 4 x
-   * 4096 tokens) otherwise destroys hundreds of buffers at the end of each step and creates them again in
-   * the next, and every bind group naming them with them. The cap never exceeds what the process already
-   * held live, so a step that ran once still fits; it only stops giving that memory back between steps.
+   * Raise the free-list cap to the most bytes the pool ever held (live, pending and free buffers together),
+   * for a process that repeats one step (training): a step whose transient buffers add up to more than
+   * the cap (a 100M model at batch 4 x 4096 tokens) otherwise destroys hundreds of buffers at the end of
+   * each step and creates them again in the next, and every bind group naming them with them. The peak of
+   * live bytes alone is not enough: transients of different sizes, live at different moments, each need
+   * a buffer of their own size class. The cap never exceeds what the process already held, so a step that
+   * ran once still fits; it only stops giving that memory back between steps.
    */
   keepWorkingSet(): void {
-    if (!this.fixedFreeCap && this.peakLiveBytes > this.maxFreeBytes) this.maxFreeBytes = this.peakLiveBytes;
+    if (!this.fixedFreeCap && this.peakHeldBytes > this.maxFreeBytes) this.maxFreeBytes = this.peakHeldBytes;
   }
 
   /** Give a buffer back; it becomes reusable after the next submit (see the file comment). */
@@ -129,6 +132,7 @@ export class BufferPool {
         // looked up again (its key holds the id); dropping every bind group instead made each step that
         // passed the cap re-create all of them (erratic 200-400 ms Muon training steps on the H200).
         this.stats_.destroyed++;
+        this.heldBytes -= size;
         b.buffer.destroy();
         continue;
       }
@@ -156,6 +160,7 @@ export class BufferPool {
   trim(): void {
     this.onDestroy?.();
     for (const list of this.free.values()) for (const b of list) b.buffer.destroy();
+    this.heldBytes -= this.stats_.freeBytes;
     this.free.clear();
     this.stats_.free = 0;
     this.stats_.freeBytes = 0;

@@ -79,4 +79,26 @@ describe.runIf(hasGpu)('buffer pool and bind-group cache on WebGPU', () => {
     pool.recycle();
     pool.trim();
   });
+
+  it('keepWorkingSet counts every size class a step used, not only the bytes live at once', async () => {
+    const gpu = (await gpuContext())!;
+    const pool = new BufferPool(gpu.device, 2 ** 30);
+    // Two transients of different size classes, never live together: at most 512 KiB live, 768 KiB held.
+    const step = () => {
+      for (const bytes of [2 ** 18, 2 ** 19]) {
+        pool.release(pool.acquire(bytes));
+        pool.recycle();
+      }
+    };
+    pool.maxFreeBytes = 2 ** 18;
+    step();
+    pool.keepWorkingSet();
+    expect(pool.maxFreeBytes).toBe(2 ** 18 + 2 ** 19);
+    step();
+    const created = pool.stats().created;
+    step();
+    step();
+    expect(pool.stats().created).toBe(created);
+    pool.trim();
+  });
 });

@@ -7,23 +7,13 @@ import {
   attentionWithStatsReference,
 } from '../src/kernels/attention/reference.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
-import { Rng } from '../src/util/random.js';
+import { attentionInputs, expectAttentionMatchesReference } from './attentionGpuCheck.js';
 import { centralDiff, dot, expectClose, gpuContext, hasGpu } from './helpers.js';
-
-function inputs(B: number, T: number, H: number, Dk: number, Dv: number, seed: number) {
-  const rng = new Rng(seed);
-  return {
-    q: rng.normalArray(B * T * H * Dk, 1.5),
-    k: rng.normalArray(B * T * H * Dk),
-    v: rng.normalArray(B * T * H * Dv),
-    dO: rng.normalArray(B * T * H * Dv),
-  };
-}
 
 describe('attention backward reference', () => {
   it('forward-with-stats: o, lse and rowMax of a row match a direct softmax', () => {
     const d: AttentionDims = { B: 2, T: 7, H: 3, Dk: 5, Dv: 4, scale: 0.7, causal: true };
-    const { q, k, v } = inputs(d.B, d.T, d.H, d.Dk, d.Dv, 1);
+    const { q, k, v } = attentionInputs(d.B, d.T, d.H, d.Dk, d.Dv, 1);
     const r = attentionWithStatsReference(q, k, v, d);
     // Row (b=1, h=2, t=3) by hand.
     const [b, h, t] = [1, 2, 3];
@@ -48,7 +38,7 @@ describe('attention backward reference', () => {
   for (const causal of [true, false]) {
     it(`matches central differences of sum(o * dO) (causal=${causal})`, () => {
       const d: AttentionDims = { B: 2, T: 5, H: 2, Dk: 3, Dv: 4, scale: 0.8, causal };
-      const { q, k, v, dO } = inputs(d.B, d.T, d.H, d.Dk, d.Dv, causal ? 2 : 3);
+      const { q, k, v, dO } = attentionInputs(d.B, d.T, d.H, d.Dk, d.Dv, causal ? 2 : 3);
       const fwd = attentionWithStatsReference(q, k, v, d);
       const g = attentionBackwardReference(q, k, v, fwd.o, fwd.lse, dO, d);
       const loss = () => dot(attentionReference(q, k, v, d), dO);
@@ -66,7 +56,7 @@ describe('attention backward reference', () => {
 
   it('the cpu backend runs the reference and its o equals attention()', async () => {
     const d: AttentionDims = { B: 1, T: 7, H: 2, Dk: 6, Dv: 3, scale: 6 ** -0.5, causal: true };
-    const { q, k, v, dO } = inputs(d.B, d.T, d.H, d.Dk, d.Dv, 4);
+    const { q, k, v, dO } = attentionInputs(d.B, d.T, d.H, d.Dk, d.Dv, 4);
     const [qt, kt, vt] = [cpu.fromHost(q, [1, 7, 2, 6]), cpu.fromHost(k, [1, 7, 2, 6]), cpu.fromHost(v, [1, 7, 2, 3])];
     const st = attentionWithStats(qt, kt, vt);
     expect(Array.from(await st.o.read())).toEqual(Array.from(await attention(qt, kt, vt).read()));
@@ -119,25 +109,7 @@ describe.skipIf(!hasGpu)('attention backward on WebGPU vs reference', () => {
     it(`B=${B} T=${T} H=${H} Dk=${Dk} Dv=${Dv} causal=${causal}`, { timeout: 600_000 }, async () => {
       const gpu = (await gpuContext())!;
       const d: AttentionDims = { B, T, H, Dk, Dv, scale: Dk ** -0.5, causal };
-      const { q, k, v, dO } = inputs(B, T, H, Dk, Dv, T * 31 + Dk);
-      const [qt, kt, vt] = [
-        gpu.fromHost(q, [B, T, H, Dk]),
-        gpu.fromHost(k, [B, T, H, Dk]),
-        gpu.fromHost(v, [B, T, H, Dv]),
-      ];
-      const st = attentionWithStats(qt, kt, vt, { causal });
-      const ref = attentionWithStatsReference(q, k, v, d);
-      const o = await st.o.toFloat32();
-      expectClose(o, ref.o, 2e-5, 'o');
-      expect(Array.from(o)).toEqual(Array.from(await attention(qt, kt, vt, { causal }).read()));
-      expectClose(await st.lse.read(), ref.lse, 1e-6, 'lse');
-      expectClose(await st.rowMax.read(), ref.rowMax, 1e-6, 'rowMax');
-      const g = attentionBackward(qt, kt, vt, st.o, st.lse, gpu.fromHost(dO, [B, T, H, Dv]), { causal });
-      // The reference gets the reference's o and lse, so the comparison isolates the backward kernels.
-      const gr = attentionBackwardReference(q, k, v, ref.o, ref.lse, dO, d);
-      expectClose(await g.dq.read(), gr.dq, TOL, 'dq');
-      expectClose(await g.dk.read(), gr.dk, TOL, 'dk');
-      expectClose(await g.dv.read(), gr.dv, TOL, 'dv');
+      await expectAttentionMatchesReference(gpu, d, T * 31 + Dk, TOL);
     });
   }
 });

@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import {
-  type AttentionKernels,
-  attention,
-  attentionBackward,
-  attentionKernels,
-  attentionWithStats,
-  setAttentionKernels,
-} from '../src/kernels/attention/index.js';
-import { attentionBackwardReference } from '../src/kernels/attention/backwardReference.js';
-import { type AttentionDims, attentionWithStatsReference } from '../src/kernels/attention/reference.js';
+import { type AttentionKernels, attentionKernels, setAttentionKernels } from '../src/kernels/attention/index.js';
+import type { AttentionDims } from '../src/kernels/attention/reference.js';
 import { contractMap, STAGE4, sliceRows, WB, WIDE_THREADS } from '../src/kernels/attention/wideTiles.wgsl.js';
-import { Rng } from '../src/util/random.js';
-import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { expectAttentionMatchesReference } from './attentionGpuCheck.js';
+import { gpuContext, hasGpu } from './helpers.js';
 
 describe('wide attention tiles: layouts', () => {
   it('every contraction layout covers the 64 x D/4 output once with at most 128 threads', () => {
@@ -54,28 +46,7 @@ describe.skipIf(!hasGpu)('wide attention kernels on WebGPU vs reference', () => 
       setAttentionKernels(kernels);
       try {
         const d: AttentionDims = { B, T, H, Dk, Dv, scale: Dk ** -0.5, causal };
-        const rng = new Rng(T * 17 + Dk);
-        const q = rng.normalArray(B * T * H * Dk, 1.5);
-        const k = rng.normalArray(B * T * H * Dk);
-        const v = rng.normalArray(B * T * H * Dv);
-        const dO = rng.normalArray(B * T * H * Dv);
-        const [qt, kt, vt] = [
-          gpu.fromHost(q, [B, T, H, Dk]),
-          gpu.fromHost(k, [B, T, H, Dk]),
-          gpu.fromHost(v, [B, T, H, Dv]),
-        ];
-        const st = attentionWithStats(qt, kt, vt, { causal });
-        const ref = attentionWithStatsReference(q, k, v, d);
-        const o = await st.o.toFloat32();
-        expectClose(o, ref.o, 2e-5, 'o');
-        expect(Array.from(o)).toEqual(Array.from(await attention(qt, kt, vt, { causal }).read()));
-        expectClose(await st.lse.read(), ref.lse, 1e-6, 'lse');
-        expectClose(await st.rowMax.read(), ref.rowMax, 1e-6, 'rowMax');
-        const g = attentionBackward(qt, kt, vt, st.o, st.lse, gpu.fromHost(dO, [B, T, H, Dv]), { causal });
-        const gr = attentionBackwardReference(q, k, v, ref.o, ref.lse, dO, d);
-        expectClose(await g.dq.read(), gr.dq, TOL, 'dq');
-        expectClose(await g.dk.read(), gr.dk, TOL, 'dk');
-        expectClose(await g.dv.read(), gr.dv, TOL, 'dv');
+        await expectAttentionMatchesReference(gpu, d, T * 17 + Dk, TOL);
       } finally {
         setAttentionKernels(before);
       }

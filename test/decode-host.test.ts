@@ -3,41 +3,17 @@
  * equals experts(), and a steady BatchSession step of the 48B preset's layer structure (tiny dims)
  * creates no bind group, allocates no buffer and keeps its KDA carries in place.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { linear } from '../src/kernels/matmul/index.js';
 import { experts, expertsInference, route } from '../src/kernels/moe/index.js';
 import { argmax } from '../src/kernels/reduce/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
 import { BatchSession } from '../src/model/batchSession.js';
-import { parseKimiConfig } from '../src/model/config.js';
 import { blockDiagonal, DecodeWeights, decodeWeightBytes, packRows } from '../src/model/decodeWeights.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
-import { expectClose, FIXTURES, gpuContext, hasGpu } from './helpers.js';
-
-/** The 48B preset's structure (27 layers, KDA/MLA map, first layer dense, MoE with a shared expert), tiny dims. */
-function tiny48() {
-  const c = JSON.parse(readFileSync(`${FIXTURES}/configs/kimi-linear-48b-a3b.json`, 'utf8'));
-  Object.assign(c, {
-    hidden_size: 64,
-    intermediate_size: 128,
-    kv_lora_rank: 32,
-    qk_nope_head_dim: 16,
-    qk_rope_head_dim: 8,
-    v_head_dim: 16,
-    num_attention_heads: 4,
-    num_key_value_heads: 4,
-    moe_intermediate_size: 32,
-    num_experts: 8,
-    num_experts_per_token: 2,
-    vocab_size: 512,
-    head_dim: 16,
-  });
-  Object.assign(c.linear_attn_config, { num_heads: 4, head_dim: 16 });
-  return parseKimiConfig(c, 'tiny 48B structure');
-}
+import { expectClose, gpuContext, hasGpu, tiny48Config } from './helpers.js';
 
 describe('packed decode weights (cpu)', () => {
   it('one GEMV over packed rows gives each projection; the block-diagonal one gives both low-rank outputs', async () => {
@@ -67,7 +43,7 @@ describe('packed decode weights (cpu)', () => {
   });
 
   it('decodeWeightBytes counts the packed copies without making them (what bench decode --max-batch budgets)', async () => {
-    const cfg = tiny48();
+    const cfg = tiny48Config();
     const model = new KimiLinearModel(cfg, randomModelWeights(cfg, cpu, 'bf16'));
     const packed = new DecodeWeights(model);
     expect(decodeWeightBytes(model)).toBe(packed.bytes());
@@ -110,7 +86,7 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
 
   it('a steady step of the 48B structure hits every bind group, creates no buffer, keeps the carries in place', async () => {
     const gpu = (await gpuContext())!;
-    const cfg = tiny48();
+    const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');
     for (const B of [1, 2]) {
       const s = new BatchSession(new KimiLinearModel(cfg, weights), {
@@ -143,7 +119,7 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
 
   it('pipelined steps (ids chosen on the device and fed back) also hit every bind group and create no buffer', async () => {
     const gpu = (await gpuContext())!;
-    const cfg = tiny48();
+    const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');
     const s = new BatchSession(new KimiLinearModel(cfg, weights), {
       maxSequences: 1,
@@ -184,7 +160,7 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
 
   it('fuseNormGemv false (every norm apart from the projection after it: the unfused ops) gives the same logits', async () => {
     const gpu = (await gpuContext())!;
-    const cfg = tiny48();
+    const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');
     const run = async (fuseNormGemv: boolean) => {
       const s = new BatchSession(new KimiLinearModel(cfg, weights), {

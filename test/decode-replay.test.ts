@@ -5,40 +5,16 @@
  * table changes (rewritten in place), and sequences joining and leaving; a steady replayed step creates
  * no buffer and no bind group.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { copyInto } from '../src/kernels/copy/index.js';
 import { linear } from '../src/kernels/matmul/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
 import { argmax } from '../src/kernels/reduce/index.js';
 import { BatchSession, replayBound } from '../src/model/batchSession.js';
-import { parseKimiConfig } from '../src/model/config.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
 import { scope } from '../src/tensor/scope.js';
-import { expectClose, FIXTURES, gpuContext, hasGpu } from './helpers.js';
-
-/** The 48B preset's structure (27 layers, KDA/MLA map, first layer dense, MoE with a shared expert), tiny dims. */
-function tiny48() {
-  const c = JSON.parse(readFileSync(`${FIXTURES}/configs/kimi-linear-48b-a3b.json`, 'utf8'));
-  Object.assign(c, {
-    hidden_size: 64,
-    intermediate_size: 128,
-    kv_lora_rank: 32,
-    qk_nope_head_dim: 16,
-    qk_rope_head_dim: 8,
-    v_head_dim: 16,
-    num_attention_heads: 4,
-    num_key_value_heads: 4,
-    moe_intermediate_size: 32,
-    num_experts: 8,
-    num_experts_per_token: 2,
-    vocab_size: 512,
-    head_dim: 16,
-  });
-  Object.assign(c.linear_attn_config, { num_heads: 4, head_dim: 16 });
-  return parseKimiConfig(c, 'tiny 48B structure');
-}
+import { expectClose, gpuContext, hasGpu, tiny48Config } from './helpers.js';
 
 describe('replayBound', () => {
   it('rounds up to 1/32 of the power of two (at least 64) and never below the length', () => {
@@ -127,7 +103,7 @@ describe.skipIf(!hasGpu)('GpuContext capture and replay', () => {
 describe.skipIf(!hasGpu)('BatchSession replayed steps (48B structure, tiny dims)', () => {
   it('give the logits of steps recorded from the model code, through bound, page and batch changes', async () => {
     const gpu = (await gpuContext())!;
-    const cfg = tiny48();
+    const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');
     const run = async (replay: boolean) => {
       const s = new BatchSession(new KimiLinearModel(cfg, weights), {
@@ -164,7 +140,7 @@ describe.skipIf(!hasGpu)('BatchSession replayed steps (48B structure, tiny dims)
 
   it('a steady replayed step (pipelined) creates no buffer and no bind group, and records as many dispatches', async () => {
     const gpu = (await gpuContext())!;
-    const cfg = tiny48();
+    const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');
     const measure = async (replay: boolean) => {
       const s = new BatchSession(new KimiLinearModel(cfg, weights), {

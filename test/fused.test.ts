@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { GpuContext } from '../src/gpu/context.js';
 import { causalConv1d } from '../src/kernels/conv1d/index.js';
 import { add, swiglu } from '../src/kernels/elementwise/index.js';
 import {
@@ -30,6 +31,16 @@ import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { AWKWARD, expectClose, gpuContext, hasGpu } from './helpers.js';
+
+/**
+ * A weight of dtype wd for the GPU (t) and as the kernel reads it (host: rounded to bf16 for 'bf16', what the
+ * reference must take): one definition for every fused op's f32 / bf16 weight cases.
+ */
+async function weightOf(gpu: GpuContext, w: Float32Array, shape: number[], wd: 'f32' | 'bf16') {
+  if (wd === 'f32') return { host: w, t: gpu.fromHost(w, shape) };
+  const host = (await cpu.fromHost(f32ArrayToBf16(w), shape, 'bf16').toFloat32()) as Float32Array;
+  return { host, t: gpu.fromHost(f32ArrayToBf16(w), shape, 'bf16') };
+}
 
 function rand(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
@@ -102,9 +113,7 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
         const [x, d0, d1, w] = [rand(rows * D, D), rand(rows * D, D + 1), rand(rows * D, D + 2), rand(D, D + 3)];
         for (const deltas of [[d0], [d0, d1]]) {
           for (const wd of ['f32', 'bf16'] as const) {
-            const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [D], 'bf16') : gpu.fromHost(w, [D]);
-            const wHost =
-              wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [D], 'bf16').toFloat32()) as Float32Array) : w;
+            const { host: wHost, t: wt } = await weightOf(gpu, w, [D], wd);
             const ref = addRmsnormReference(x, deltas, wHost, rows, D, 1e-5);
             const r = addRmsnorm(
               gpu.fromHost(x, [rows, D]),
@@ -135,8 +144,7 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const w = rand(C * W, C);
       const tailHost = rand(B * (W - 1) * C, C + 1);
       const tail = gpu.fromHost(tailHost.slice(), [B, W - 1, C]);
-      const wt = gpu.fromHost(f32ArrayToBf16(w), [C, 1, W], 'bf16');
-      const wHost = (await cpu.fromHost(f32ArrayToBf16(w), [C, 1, W], 'bf16').toFloat32()) as Float32Array;
+      const { host: wHost, t: wt } = await weightOf(gpu, w, [C, 1, W], 'bf16');
       for (let step = 0; step < 2; step++) {
         const x = rand(B * ld, C + 2 + step);
         const ref = convStepReference(x, wHost, tailHost, { B, C, W, ld, xOff, planes }, 'silu');
@@ -172,9 +180,7 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const x = rand(rows * ld, I + N, 2);
       const w = rand(N * I, I * N + 1, 0.2);
       for (const wd of ['f32', 'bf16'] as const) {
-        const wHost =
-          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, I], 'bf16').toFloat32()) as Float32Array) : w;
-        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [N, I], 'bf16') : gpu.fromHost(w, [N, I]);
+        const { host: wHost, t: wt } = await weightOf(gpu, w, [N, I], wd);
         const h = swigluRowsReference(x, rows, ld, gate, up, I);
         const ref = matmulReference(h, wHost, {
           batch: 1,
@@ -205,9 +211,7 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const x = rand(B * H * xs, B + H + N);
       const w = rand(H * N * K, K + N, 0.3);
       for (const wd of ['f32', 'bf16'] as const) {
-        const wHost =
-          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [H, N, K], 'bf16').toFloat32()) as Float32Array) : w;
-        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [H, N, K], 'bf16') : gpu.fromHost(w, [H, N, K]);
+        const { host: wHost, t: wt } = await weightOf(gpu, w, [H, N, K], wd);
         const xt = gpu.fromHost(x, [B, H, xs]);
         const ref = headGemvReference(x, wHost, x, { B, H, N, K, xs, xOff, P, ps: xs, ptOff });
         const y = headGemv(xt, wt, { xOff, pass: P ? { t: xt, offset: ptOff, count: P } : undefined });
@@ -230,9 +234,7 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const deltas = nd === 2 ? [d0, d1] : [d0];
       const w = rand(N * D, N + D, 0.3);
       for (const wd of ['f32', 'bf16'] as const) {
-        const wHost =
-          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16').toFloat32()) as Float32Array) : w;
-        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16') : gpu.fromHost(w, [N, D]);
+        const { host: wHost, t: wt } = await weightOf(gpu, w, [N, D], wd);
         const ref = addRmsnormReference(x, deltas, g, rows, D, 1e-5);
         const yRef = matmulReference(ref.normed, wHost, {
           batch: 1,
@@ -277,14 +279,8 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const cw = rand(C * W, C + W, 0.5);
       const tail0 = rand(rows * (W - 1) * C, C + 7);
       for (const wd of ['f32', 'bf16'] as const) {
-        const wHost =
-          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16').toFloat32()) as Float32Array) : w;
-        const cwHost =
-          wd === 'bf16'
-            ? ((await cpu.fromHost(f32ArrayToBf16(cw), [C, 1, W], 'bf16').toFloat32()) as Float32Array)
-            : cw;
-        const put = (a: Float32Array, shape: number[]) =>
-          wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16') : gpu.fromHost(a, shape);
+        const { host: wHost, t: wt } = await weightOf(gpu, w, [N, D], wd);
+        const { host: cwHost, t: cwt } = await weightOf(gpu, cw, [C, 1, W], wd);
         const ref = addRmsnormReference(x, [d0], g, rows, D, 1e-5);
         const yRef = matmulReference(ref.normed, wHost, {
           batch: 1,
@@ -303,8 +299,8 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
           [gpu.fromHost(d0, [rows, D])],
           gpu.fromHost(g, [D]),
           1e-5,
-          put(w, [N, D]),
-          { conv: { weight: put(cw, [C, 1, W]), tail, planes } },
+          wt,
+          { conv: { weight: cwt, tail, planes } },
         );
         const what = `rows ${rows} D ${D} N ${N} C ${planes}x${Cp} W ${W} ${wd}`;
         expectClose(await r.y.toFloat32(), yRef, 1e-5, `y ${what}`);
@@ -332,9 +328,7 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const w = rand(N * K, N + K, 0.3);
       for (const wd of ['f32', 'bf16'] as const) {
         if (wd === 'bf16' && K % 2) continue;
-        const wHost =
-          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [N, K], 'bf16').toFloat32()) as Float32Array) : w;
-        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [N, K], 'bf16') : gpu.fromHost(w, [N, K]);
+        const { host: wHost, t: wt } = await weightOf(gpu, w, [N, K], wd);
         const ref = gatedRmsnormLinearReference(o, gate, nw, wHost, { rows, H, d, N, eps: 1e-5 });
         const [oG, gG, nG] = [gpu.fromHost(o, [rows, K]), gpu.fromHost(gate, [rows, K]), gpu.fromHost(nw, [d])];
         const before = gpu.bindGroups.hits + gpu.bindGroups.misses;
@@ -370,10 +364,8 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
       const w = rand(r, r + 1);
       const ref = normConcatReference(x, w, { B, ld, off, r, pass, eps: 1e-6 });
       for (const wd of ['f32', 'bf16'] as const) {
-        const wHost =
-          wd === 'bf16' ? ((await cpu.fromHost(f32ArrayToBf16(w), [r], 'bf16').toFloat32()) as Float32Array) : w;
+        const { host: wHost, t: wt } = await weightOf(gpu, w, [r], wd);
         const want = wd === 'bf16' ? normConcatReference(x, wHost, { B, ld, off, r, pass, eps: 1e-6 }) : ref;
-        const wt = wd === 'bf16' ? gpu.fromHost(f32ArrayToBf16(w), [r], 'bf16') : gpu.fromHost(w, [r]);
         const y = rmsnormConcat(gpu.fromHost(x, [B, ld]), off, r, pass, wt, 1e-6);
         expect(y.shape).toEqual([B, r + pass]);
         expectClose(await y.toFloat32(), want, 1e-6, `B ${B} ld ${ld} off ${off} r ${r} pass ${pass} ${wd}`);

@@ -4,11 +4,13 @@
  * never pass by testing only the cpu backend.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { GpuContext } from '../src/gpu/context.js';
 import type { RouterConfig } from '../src/kernels/moe/index.js';
+import { type KimiLinearConfig, parseKimiConfig } from '../src/model/config.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const FIXTURES = join(ROOT, 'fixtures');
@@ -103,4 +105,29 @@ export function cli(
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, stdout, stderr, signal }));
   });
+}
+
+/**
+ * The 48B preset's structure (27 layers, KDA/MLA map, first layer dense, MoE with a shared expert), tiny dims:
+ * the model the decode-host and decode-replay tests step, one definition so they test the same structure.
+ */
+export function tiny48Config(): KimiLinearConfig {
+  const c = JSON.parse(readFileSync(`${FIXTURES}/configs/kimi-linear-48b-a3b.json`, 'utf8'));
+  Object.assign(c, {
+    hidden_size: 64,
+    intermediate_size: 128,
+    kv_lora_rank: 32,
+    qk_nope_head_dim: 16,
+    qk_rope_head_dim: 8,
+    v_head_dim: 16,
+    num_attention_heads: 4,
+    num_key_value_heads: 4,
+    moe_intermediate_size: 32,
+    num_experts: 8,
+    num_experts_per_token: 2,
+    vocab_size: 512,
+    head_dim: 16,
+  });
+  Object.assign(c.linear_attn_config, { num_heads: 4, head_dim: 16 });
+  return parseKimiConfig(c, 'tiny 48B structure');
 }

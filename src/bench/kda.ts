@@ -21,6 +21,7 @@ import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
+import { maxRelDiff } from '../util/relDiff.js';
 import { machine, openBenchDevice, parseList, profileKernels, type Timing, timeGpu } from './harness.js';
 
 export interface KdaBenchOptions {
@@ -219,17 +220,6 @@ async function timeOn(dev: Device, body: () => void, reps: number, trials: numbe
   return { ms: sorted[Math.floor(sorted.length / 2)], trials: per, source: 'host' };
 }
 
-/** max |a - b| / max |b|. */
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
-
 /**
  * The chunked forward (the kernels being timed) against the recurrent kernel on the same inputs: relative
  * max difference of o and of the final state (bench kda --check; the tests hold the reference itself).
@@ -250,8 +240,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     return out;
   };
   const diff = (a: { o: Float32Array; S: Float32Array }, b: { o: Float32Array; S: Float32Array }) => ({
-    oRelDiff: relDiff(a.o, b.o),
-    stateRelDiff: relDiff(a.S, b.S),
+    oRelDiff: maxRelDiff(a.o, b.o),
+    stateRelDiff: maxRelDiff(a.S, b.S),
   });
   const a = await chunk({});
   const b = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'recurrent', initialState: S0 });

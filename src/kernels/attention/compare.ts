@@ -7,6 +7,7 @@
 import type { GpuContext } from '../../gpu/context.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { Rng } from '../../util/random.js';
+import { maxRelDiff } from '../../util/relDiff.js';
 import { attentionBackward, attentionWithStats } from './backward.js';
 import { ATTENTION_KERNELS, type AttentionKernels, attentionKernels, setAttentionKernels } from './choice.js';
 
@@ -24,16 +25,6 @@ export interface AttentionKernelComparison {
   maxRelDiff: Record<string, Record<'o' | 'lse' | 'rowMax' | 'dq' | 'dk' | 'dv', number>>;
   /** Best-of-reps GPU ms per kernel name, per kernel set. */
   ms: Record<AttentionKernels, Record<string, number>>;
-}
-
-function maxRel(a: Float32Array, ref: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - ref[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return diff / (scale || 1);
 }
 
 export async function compareAttentionKernels(
@@ -84,11 +75,11 @@ export async function compareAttentionKernels(
     for (const t of [q, k, v, dO]) t.dispose();
   }
   const t = outs.tiled!;
-  const maxRelDiff: AttentionKernelComparison['maxRelDiff'] = {};
+  const rels: AttentionKernelComparison['maxRelDiff'] = {};
   for (const kind of ATTENTION_KERNELS.filter((k) => k !== 'tiled')) {
     const w = outs[kind]!;
-    const rel = (n: string) => Number(maxRel(w[n], t[n]).toExponential(3));
-    maxRelDiff[kind] = {
+    const rel = (n: string) => Number(maxRelDiff(w[n], t[n]).toExponential(3));
+    rels[kind] = {
       o: rel('o'),
       lse: rel('lse'),
       rowMax: rel('rowMax'),
@@ -99,7 +90,7 @@ export async function compareAttentionKernels(
   }
   return {
     dims: d,
-    maxRelDiff,
+    maxRelDiff: rels,
     ms: ms as Record<AttentionKernels, Record<string, number>>,
   };
 }

@@ -100,6 +100,26 @@ export function scores(
       }
     }
   }
+  return prefetchedSlices(regs, loads, stores, bound, [
+    `let a = st4[dd * ${SROW / 4}u + ty];`,
+    `let bb = st4[${(16 * SROW) / 4}u + dd * ${SROW / 4}u + tx];`,
+    [0, 1, 2, 3].map((i) => `${acc}${i} = fma(vec4<f32>(a[${i}]), bb, ${acc}${i});`).join(' '),
+  ]);
+}
+
+/**
+ * The slice loop of scores and of wideScores (wideTiles.wgsl.ts): 16 dimensions a step up to `bound`,
+ * `loads` (global -> registers `regs`, DZ = the slice's first dimension) for slice d0 + 16 issued before
+ * the FMAs on slice d0 (`inner`, once per dimension dd of the slice) so their latency hides behind them,
+ * `stores` (registers -> st4) between the two barriers that keep st4 whole while it is read.
+ */
+export function prefetchedSlices(
+  regs: string[],
+  loads: string[],
+  stores: string[],
+  bound: string,
+  inner: string[],
+): string {
   return `{
     ${regs.join(' ')}
     var d0 = 0u;
@@ -112,9 +132,7 @@ export function scores(
         ${loads.join('\n        ').replaceAll('DZ', '(d0 + 16u)')}
       }
       for (var dd = 0u; dd < 16u; dd++) {
-        let a = st4[dd * ${SROW / 4}u + ty];
-        let bb = st4[${(16 * SROW) / 4}u + dd * ${SROW / 4}u + tx];
-        ${[0, 1, 2, 3].map((i) => `${acc}${i} = fma(vec4<f32>(a[${i}]), bb, ${acc}${i});`).join(' ')}
+        ${inner.join('\n        ')}
       }
     }
     }`;

@@ -31,6 +31,7 @@
  * inner step of the scores is a constant loop.
  */
 import { Params } from '../../gpu/params.js';
+import { prefetchedSlices } from './tiles.wgsl.js';
 
 /** Rows of the own and of the step block. */
 export const WB = 64;
@@ -135,7 +136,8 @@ export const eight = (line: (i: number) => string) => Array.from({ length: 8 }, 
 /**
  * acc_i[j] += own[r0A + 8 ty + i, :] . step[r0B + tx + 16 j, :] over the D dimensions, 16 at a time: each
  * thread stages two vec4 of each operand per slice (64 rows x 4 quads = 256 vec4), dimension-major, the step
- * rows permuted. The next slice is fetched into registers while the current one is multiplied.
+ * rows permuted. The next slice is fetched into registers while the current one is multiplied (the loop
+ * of tiles.wgsl.ts scores: prefetchedSlices).
  */
 export function wideScores(
   acc: string,
@@ -175,25 +177,12 @@ export function wideScores(
     { length: 8 },
     (_, i) => `${acc}${i} = fma(vec4<f32>(a${i >> 2}[${i & 3}]), bb, ${acc}${i});`,
   ).join(' ');
-  return `{
-    ${regs.join(' ')}
-    var d0 = 0u;
-    ${loads.join('\n    ').replaceAll('DZ', 'd0')}
-    for (; d0 < ${bound}; d0 += 16u) {
-      workgroupBarrier();
-      ${stores.join('\n      ')}
-      workgroupBarrier();
-      if (d0 + 16u < ${bound}) {
-        ${loads.join('\n        ').replaceAll('DZ', '(d0 + 16u)')}
-      }
-      for (var dd = 0u; dd < 16u; dd++) {
-        let a0 = st4[dd * ${ROW4}u + ty * 2u];
-        let a1 = st4[dd * ${ROW4}u + ty * 2u + 1u];
-        let bb = st4[${STEP_BASE}u + dd * ${ROW4}u + tx];
-        ${fmas}
-      }
-    }
-    }`;
+  return prefetchedSlices(regs, loads, stores, bound, [
+    `let a0 = st4[dd * ${ROW4}u + ty * 2u];`,
+    `let a1 = st4[dd * ${ROW4}u + ty * 2u + 1u];`,
+    `let bb = st4[${STEP_BASE}u + dd * ${ROW4}u + tx];`,
+    fmas,
+  ]);
 }
 
 /**

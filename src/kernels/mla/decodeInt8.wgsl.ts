@@ -22,6 +22,28 @@
  */
 import type { MlaInt8Plan } from './int8Plan.js';
 
+/**
+ * WGSL lines writing (m, l) of heads qh .. qh + n - 1 (mRun, lt: vecn<f32>) to slots 0 and 1 of their
+ * partial[b, chunk, h] rows (Rv + 2 floats: m, l, o), by thread 0, and defining pBase for the o stores. m
+ * is NaN where the subgroup size is not the SG the kernel was built for, so a wrong one shows in the output.
+ * Shared with decodeInt8Sgm.wgsl.ts: mergeChunks reads both kernels' partials alike.
+ */
+export function partialStats(H: number, Rv: number, SG: number, n: number): string[] {
+  const L = [
+    `  let pBase = (b * p.chunks + chunk) * ${H}u;`,
+    `  let mOut = select(mRun, vec${n}<f32>(bitcast<f32>(0x7fc00000u + 0u * sgs)), sgs != ${SG}u);`,
+    `  if (t == 0u) {`,
+  ];
+  for (let k = 0; k < n; k++) {
+    L.push(
+      `    { let h = qh + ${k}u;`,
+      `      if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mOut[${k}]; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt[${k}]; } }`,
+    );
+  }
+  L.push(`  }`);
+  return L;
+}
+
 export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   const { H, Rv, SG, WG, TT, HP, NSG, RW4, RS4, NVU, LWp, LC, NC, SH, NDG } = pl;
   const Q = TT / 4; // token quads per block
@@ -355,16 +377,7 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  var lt = subgroupAdd(lRun);`);
   combine('lt', 'redA', 'add', '  ');
-  l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
-  l(`  let mOut = select(mRun, ${VF}(bitcast<f32>(0x7fc00000u + 0u * sgs)), sgs != ${SG}u);`);
-  l(`  if (t == 0u) {`);
-  for (const k of ks) {
-    l(`    { let h = qh + ${k}u;`);
-    l(
-      `      if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mOut[${k}]; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt[${k}]; } }`,
-    );
-  }
-  l(`  }`);
+  for (const line of partialStats(H, Rv, SG, SH)) l(line);
   for (let h = 0; h < 8; h++) {
     l(`  { let h = g * 32u + ho * 8u + ${h}u;`);
     l(`    if (h < ${H}u) {`);

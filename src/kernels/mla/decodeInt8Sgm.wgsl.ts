@@ -34,6 +34,7 @@
  * same straight-line code, so the control flow around the builtins stays uniform.
  */
 import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
+import { partialStats } from './decodeInt8.wgsl.js';
 import { affWgsl, type Frag, type MlaInt8SgmPlan, sgmFrags } from './int8SgmPlan.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
@@ -223,16 +224,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  let lt = subgroupAdd(lRun);`);
-  l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
-  l(`  let mOut = select(mRun, vec4<f32>(bitcast<f32>(0x7fc00000u + 0u * sgs)), sgs != 32u);`);
-  l(`  if (t == 0u) {`);
-  for (let k = 0; k < 4; k++) {
-    l(`    { let h = qh + ${k}u;`);
-    l(
-      `      if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mOut[${k}]; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt[${k}]; } }`,
-    );
-  }
-  l(`  }`);
+  for (const line of partialStats(H, Rv, 32, 4)) l(line);
   for (let m = 0; m < MH; m++) {
     l(`  { let h = g * ${HW}u + ${16 * m}u + orow;`);
     l(`    if (h < ${H}u) {`);

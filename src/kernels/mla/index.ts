@@ -7,6 +7,7 @@
  * one pool without reserving their maximum length.
  */
 import type { GpuContext } from '../../gpu/context.js';
+import type { KernelSpec } from '../../gpu/pipelineCache.js';
 import { Params } from '../../gpu/params.js';
 import { cpu } from '../../tensor/cpuDevice.js';
 import { f32ArrayToBf16 } from '../../tensor/dtype.js';
@@ -237,6 +238,38 @@ function pagedChunkParams(pageTable: Tensor, pageSize: number, chunks: number, c
   return new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, 0, 0, 0);
 }
 
+/**
+ * The chunked paged decode of the tiled, int8 and tensor-core kernels, one place so they keep one uniform
+ * layout (pagedChunkParams), grid and merge: the sequence split into chunks (opts.chunks, else the
+ * kernel's default), the prepared query (`query()`, run only once the split is valid) bound before pool,
+ * page table and lengths and partial [B, chunks, H, Rv + 2], one workgroup per (chunk, sequence, head
+ * group of the plan's NG), the query freed, the partials merged.
+ */
+function pagedChunkDecode(
+  gpu: GpuContext,
+  d: { B: number; H: number; Rv: number; NG: number; TT: number },
+  opts: MlaDecodeOptions,
+  defaultChunksOf: (maxLength: number, B: number, NG: number) => number,
+  kernel: KernelSpec,
+  query: () => Tensor[],
+  paged: [pool: Tensor, pageTable: Tensor, lengths: Tensor],
+): Tensor {
+  const { B, H, Rv, NG, TT } = d;
+  const [pool, pageTable] = paged;
+  const maxLen = Math.max(1, opts.maxLength);
+  const { chunkLen, chunks } = splitSequence(gpu, maxLen, opts.chunks ?? defaultChunksOf(maxLen, B, NG), TT);
+  const q = query();
+  const partial = gpu.empty([B, chunks, H, Rv + 2]);
+  gpu.dispatch({
+    kernel,
+    tensors: [...q, ...paged, partial],
+    params: pagedChunkParams(pageTable, pool.shape[1], chunks, chunkLen),
+    workgroups: [chunks, B, NG],
+  });
+  for (const t of q) t.dispose();
+  return mergeChunks(gpu, partial, Rv);
+}
+
 function tiledDecode(
   gpu: GpuContext,
   qFull: Tensor,
@@ -248,7 +281,6 @@ function tiledDecode(
   const [B, H, R] = qFull.shape;
   const { Rv, scale } = opts;
   const SG = tiledSubgroupSizeOf(gpu, opts)!;
-  const pageSize = pool.shape[1];
   const dtype = pool.dtype as 'f32' | 'bf16';
   // vec4 pool loads need the binding to start on a 16-byte boundary.
   const vecAligned = (pool.offset * (dtype === 'bf16' ? 2 : 4)) % 16 === 0;
@@ -259,23 +291,15 @@ function tiledDecode(
     sHalves: opts.sHalves,
     lateFetch: opts.lateFetch,
   });
-  const maxLen = Math.max(1, opts.maxLength);
-  const { chunkLen, chunks } = splitSequence(
+  return pagedChunkDecode(
     gpu,
-    maxLen,
-    opts.chunks ?? defaultTiledChunks(maxLen, B, plan.NG),
-    plan.TT,
+    { B, H, Rv, NG: plan.NG, TT: plan.TT },
+    opts,
+    defaultTiledChunks,
+    { name: 'mla_decode_tiled', key: mlaTiledKey(plan), code: () => mlaTiledWgsl(plan) },
+    () => [prepQuery(gpu, qFull, plan.HP, scale)],
+    [pool, pageTable, lengths],
   );
-  const qT = prepQuery(gpu, qFull, plan.HP, scale);
-  const partial = gpu.empty([B, chunks, H, Rv + 2]);
-  gpu.dispatch({
-    kernel: { name: 'mla_decode_tiled', key: mlaTiledKey(plan), code: () => mlaTiledWgsl(plan) },
-    tensors: [qT, pool, pageTable, lengths, partial],
-    params: pagedChunkParams(pageTable, pageSize, chunks, chunkLen),
-    workgroups: [chunks, B, plan.NG],
-  });
-  qT.dispose();
-  return mergeChunks(gpu, partial, Rv);
 }
 
 /**
@@ -306,39 +330,33 @@ function int8Decode(
     { H, R, Rv, SG, pv: opts.int8Pv, ...opts.int8Variant },
     gpu.limits.maxComputeWorkgroupStorageSize,
   );
-  const pageSize = pool.shape[1];
-  const maxLen = Math.max(1, opts.maxLength);
-  const { chunkLen, chunks } = splitSequence(
+  const quantiseQuery = () => {
+    const q = contiguous(qFull);
+    const q8 = gpu.empty([B, plan.NC, plan.HP, 4], 'i32');
+    const qs = gpu.empty([B, plan.HP, 2]);
+    const L = int8RowLayout(R, Rv);
+    gpu.dispatch({
+      kernel: {
+        name: 'mla_int8_query',
+        key: `mla_int8_query_h${H}_hp${plan.HP}_r${R}_rv${Rv}`,
+        code: () => int8QueryWgsl(L, H, plan.HP),
+      },
+      tensors: [q, q8, qs],
+      params: new Params().f32(scale * Math.LOG2E).u32(0, 0, 0),
+      workgroups: [plan.HP, B],
+    });
+    q.dispose();
+    return [q8, qs];
+  };
+  return pagedChunkDecode(
     gpu,
-    maxLen,
-    opts.chunks ?? defaultInt8Chunks(maxLen, B, plan.NG),
-    plan.TT,
+    { B, H, Rv, NG: plan.NG, TT: plan.TT },
+    opts,
+    defaultInt8Chunks,
+    { name: 'mla_decode_int8', key: mlaInt8Key(plan), code: () => mlaInt8Wgsl(plan) },
+    quantiseQuery,
+    [pool, pageTable, lengths],
   );
-  const q = contiguous(qFull);
-  const q8 = gpu.empty([B, plan.NC, plan.HP, 4], 'i32');
-  const qs = gpu.empty([B, plan.HP, 2]);
-  const L = int8RowLayout(R, Rv);
-  gpu.dispatch({
-    kernel: {
-      name: 'mla_int8_query',
-      key: `mla_int8_query_h${H}_hp${plan.HP}_r${R}_rv${Rv}`,
-      code: () => int8QueryWgsl(L, H, plan.HP),
-    },
-    tensors: [q, q8, qs],
-    params: new Params().f32(scale * Math.LOG2E).u32(0, 0, 0),
-    workgroups: [plan.HP, B],
-  });
-  q.dispose();
-  const partial = gpu.empty([B, chunks, H, Rv + 2]);
-  gpu.dispatch({
-    kernel: { name: 'mla_decode_int8', key: mlaInt8Key(plan), code: () => mlaInt8Wgsl(plan) },
-    tensors: [q8, qs, pool, pageTable, lengths, partial],
-    params: pagedChunkParams(pageTable, pageSize, chunks, chunkLen),
-    workgroups: [chunks, B, plan.NG],
-  });
-  q8.dispose();
-  qs.dispose();
-  return mergeChunks(gpu, partial, Rv);
 }
 
 /**
@@ -430,24 +448,15 @@ function int8SgmDecode(
     { H, R, Rv, variant: state.variant!, ...opts.int8Sgm },
     gpu.limits.maxComputeWorkgroupStorageSize,
   );
-  const pageSize = pool.shape[1];
-  const maxLen = Math.max(1, opts.maxLength);
-  const { chunkLen, chunks } = splitSequence(
+  return pagedChunkDecode(
     gpu,
-    maxLen,
-    opts.chunks ?? defaultInt8SgmChunks(maxLen, B, plan.NG),
-    plan.TT,
+    { B, H, Rv, NG: plan.NG, TT: plan.TT },
+    opts,
+    defaultInt8SgmChunks,
+    { name: 'mla_decode_int8_sgm', key: mlaInt8SgmKey(plan), code: () => mlaInt8SgmWgsl(plan) },
+    () => [int8QueryRows(qFull, { Rv, HP: plan.HP, scale })],
+    [pool, pageTable, lengths],
   );
-  const qr = int8QueryRows(qFull, { Rv, HP: plan.HP, scale });
-  const partial = gpu.empty([B, chunks, H, Rv + 2]);
-  gpu.dispatch({
-    kernel: { name: 'mla_decode_int8_sgm', key: mlaInt8SgmKey(plan), code: () => mlaInt8SgmWgsl(plan) },
-    tensors: [qr, pool, pageTable, lengths, partial],
-    params: pagedChunkParams(pageTable, pageSize, chunks, chunkLen),
-    workgroups: [chunks, B, plan.NG],
-  });
-  qr.dispose();
-  return mergeChunks(gpu, partial, Rv);
 }
 
 /**

@@ -20,6 +20,23 @@ export function outerSplitKey(v: OuterVariant, S: number): string {
   return `moe_bwd_outer_split${S}_${v.gatherA ? 'ga' : 'a'}_${v.gatherB ? 'gb' : 'b'}_${v.dual ? 'dual' : 'single'}`;
 }
 
+/**
+ * WGSL statements giving workgroup z = e S + s its expert e and rows [c0, c1): chunk s of e's segment as
+ * the header says, whole bk-row steps. Shared with outerTiled.wgsl.ts, whose partials must cover the
+ * same chunks (the split-K sum adds P[s][e] of either kernel).
+ */
+export function segmentChunk(S: number, bk: number): string {
+  return `  let e = wid.z / ${S}u;
+  let s = wid.z % ${S}u;
+  var start = 0u;
+  for (var f = 0u; f < e; f++) { start += counts[f]; }
+  let len = counts[e];
+  let chunk = ((len + ${S - 1}u) / ${S}u + ${bk - 1}u) / ${bk}u * ${bk}u;
+  let end = start + len;
+  let c0 = min(start + s * chunk, end);
+  let c1 = min(c0 + chunk, end);`;
+}
+
 /** Chunks per expert segment: about four times the mean segment's workgroups, at most 8. */
 export const OUTER_CHUNKS = 4;
 
@@ -37,15 +54,7 @@ var<workgroup> Bs: array<vec4<f32>, ${(BK * T) / 4}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let e = wid.z / ${S}u;
-  let s = wid.z % ${S}u;
-  var start = 0u;
-  for (var f = 0u; f < e; f++) { start += counts[f]; }
-  let len = counts[e];
-  let chunk = ((len + ${S - 1}u) / ${S}u + ${BK - 1}u) / ${BK}u * ${BK}u;
-  let end = start + len;
-  let c0 = min(start + s * chunk, end);
-  let c1 = min(c0 + chunk, end);
+${segmentChunk(S, BK)}
   let m0 = wid.x * ${T}u;
   let n0 = wid.y * ${T}u;
   let tx = lid % 16u;

@@ -16,6 +16,7 @@
  * out). Sums run in the same row order as outerSplit's, one FMA per row.
  */
 import { type OuterVariant, outerBindings } from './backward.wgsl.js';
+import { segmentChunk } from './outerSplit.wgsl.js';
 
 export const OUTER_TILED_BM = 128;
 export const OUTER_TILED_BN = 64;
@@ -114,15 +115,7 @@ var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let e = wid.z / ${S}u;
-  let s = wid.z % ${S}u;
-  var start = 0u;
-  for (var f = 0u; f < e; f++) { start += counts[f]; }
-  let len = counts[e];
-  let chunk = ((len + ${S - 1}u) / ${S}u + ${BK - 1}u) / ${BK}u * ${BK}u;
-  let end = start + len;
-  let c0 = min(start + s * chunk, end);
-  let c1 = min(c0 + chunk, end);
+${segmentChunk(S, BK)}
   let m0 = wid.x * ${BM}u;
   let n0 = wid.y * ${BN}u;
   let tx = lid % ${TX}u;

@@ -31,6 +31,7 @@ import {
   groupSlabBase,
   chunkSlotPrologue,
   computeMain,
+  forwardChunkWalk,
   gcAtFn,
   LOCATE,
   SEQUENCE_CHUNKS,
@@ -263,19 +264,12 @@ ${computeMain(wg)}
   var kpre: array<vec4<f32>, ${PF}>;
   var upre: array<f32, ${VR}>;
   var gpre: array<f32, ${SR}>;
-  if (t0 < t1) {
-    let L0 = min(64u, t1 - t0);
-    ${fetch('wpre', 'W', 't0', 'L0')}
-    ${fetch('kpre', 'Kd', 't0', 'L0')}
-    ${uRowsLoad(vrows, 'upre', 't0', 'L0')}
-    for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(t0 + L0 - 1u, h, r0 + m); }
-  }
-  for (var j = 0u; t0 + j * 64u < t1; j++) {
-    let ts = t0 + j * 64u;
-    let L = min(64u, t1 - ts);
-    let slot = base + j;
-    let tn = ts + 64u;
-    let Ln = select(0u, min(64u, t1 - tn), tn < t1);
+  ${forwardChunkWalk([
+    fetch('wpre', 'W', 't0', 'L0'),
+    fetch('kpre', 'Kd', 't0', 'L0'),
+    uRowsLoad(vrows, 'upre', 't0', 'L0'),
+    `for (var m = 0u; m < ${SR}u; m++) { gpre[m] = gcAt(t0 + L0 - 1u, h, r0 + m); }`,
+  ])}
     workgroupBarrier();
     for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = wpre[m]; }
     var acc: array<f32, ${VR}> = array<f32, ${VR}>();

@@ -27,6 +27,7 @@ import {
   gcAtFn,
   groupSlabBase,
   LOCATE,
+  reverseChunkWalk,
   SEQUENCE_CHUNKS,
   slabBase,
   slabLoad,
@@ -254,20 +255,7 @@ ${computeMain(wg)}
   var upre: array<f32, ${VR}>;
   var rpre: array<f32, ${SR}>;
   var gpre: array<f32, ${SR}>;
-  if (nch > 0u) {
-    let ts = t0 + (nch - 1u) * 64u;
-    let L0 = t1 - ts;
-    ${fetch('kpre', 'Kd', 'ts', 'L0')}
-    ${fetch('wpre', 'W', 'ts', 'L0')}
-    ${rowsFetch('ts', 'L0', '(base + nch - 1u)')}
-  }
-  for (var jj = 0u; jj < nch; jj++) {
-    let j = nch - 1u - jj;
-    let ts = t0 + j * 64u;
-    let L = min(64u, t1 - ts);
-    let slot = base + j;
-    let more = j > 0u;
-    let tn = ts - select(0u, 64u, more);
+  ${reverseChunkWalk([fetch('kpre', 'Kd', 'ts', 'L0'), fetch('wpre', 'W', 'ts', 'L0'), rowsFetch('ts', 'L0', '(base + nch - 1u)')])}
     workgroupBarrier();
     for (var m = 0u; m < ${PF}u; m++) { tile[lid + m * ${wg}u] = kpre[m]; }
     var acc: array<f32, ${VR}>;

@@ -42,40 +42,59 @@ export function outputVec4Fits(v: OutputVariant): boolean {
   return v.K % 4 === 0 && v.V % 4 === 0;
 }
 
-export function outputWgsl(v: OutputVariant): string {
-  const { K, V, GK } = v;
-  const BV = outputBV(V, v.BV);
-  if (!outputVec4Fits(v) || V % BV !== 0) throw new Error(`kda output: K=${K}, V=${V} need multiples of 4`);
+/*
+ * The tiles, threads, workgroup memory and prologue below are shared with outputPipelined.wgsl.ts, which
+ * computes the same sums over the same tiles with its loads a stage ahead: one definition, so the two kernels
+ * cannot drift apart in layout.
+ */
+
+/** Tiles of the vec4 output passes for BV value columns: threads, rows per thread, workgroup layout. */
+export function outputGeometry(K: number, V: number, BV: number) {
   const BK = Math.min(K, 32);
   const CG = BV / 4; // column groups (vec4)
   const wg = Math.min(256, 64 * CG);
   const RG = wg / CG;
   const RPT = 64 / RG; // rows per thread
-  const K4 = K / 4;
-  const V4 = V / 4;
   const BK4 = BK / 4;
   // Phase A: Qg tile [64][BK4] at 0, S tile [BK][CG] at QA. Phase B (j in halves of 32): A_qk [64][8] at 0,
   // V' [32][CG] at 512.
   const QA = 64 * BK4;
   const size = Math.max(QA + BK * CG, 512 + 32 * CG);
+  return { BK, CG, wg, RPT, K4: K / 4, V4: V / 4, BK4, QA, size };
+}
+
+type OutputGeometry = ReturnType<typeof outputGeometry>;
+
+/** WGSL: the vec4 output passes' bindings, workgroup memory, and thread (rg, cg)'s rows r0 .. and column c4. */
+export const outputPrologue = (GK: number, g: OutputGeometry) => `
+${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
+${LOCATE}
+var<workgroup> sv: array<vec4<f32>, ${g.size}>;
+
+${computeMain(g.wg)}
+  ${chunkSlotPrologue(['slot', 'vt', 'h'], true)}
+  let cg = lid % ${g.CG}u;
+  let r0 = (lid / ${g.CG}u) * ${g.RPT}u;
+  let c4 = vt * ${g.CG}u + cg;`;
+
+/** WGSL: gc of row `row`, channels 4 c4 .. as a vec4 (one gate per head: broadcast). */
+export const outputGc4 = (GK: number, K4: number) =>
+  GK === 1 ? (row: string) => `vec4<f32>(gcB[${row}])` : (row: string, c4: string) => `gcB[${row} * ${K4}u + ${c4}]`;
+
+export function outputWgsl(v: OutputVariant): string {
+  const { K, V, GK } = v;
+  const BV = outputBV(V, v.BV);
+  if (!outputVec4Fits(v) || V % BV !== 0) throw new Error(`kda output: K=${K}, V=${V} need multiples of 4`);
+  const g = outputGeometry(K, V, BV);
+  const { BK, CG, wg, RPT, K4, V4, BK4, QA } = g;
   // Per-row statements: a loop over the accumulator array, or (named) one statement per row with its own
   // variable; body(a, acc) gets the row offset and the accumulator as WGSL.
   const perRow = (body: (a: string, acc: string) => string, ind: string) =>
     v.named
       ? Array.from({ length: RPT }, (_, a) => body(`${a}u`, `acc${a}`)).join(`\n${ind}`)
       : `for (var a = 0u; a < ${RPT}u; a++) {\n${ind}  ${body('a', 'acc[a]')}\n${ind}}`;
-  const gc4 =
-    GK === 1 ? (row: string) => `vec4<f32>(gcB[${row}])` : (row: string, c4: string) => `gcB[${row} * ${K4}u + ${c4}]`;
-  return /* wgsl */ `
-${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
-${LOCATE}
-var<workgroup> sv: array<vec4<f32>, ${size}>;
-
-${computeMain(wg)}
-  ${chunkSlotPrologue(['slot', 'vt', 'h'], true)}
-  let cg = lid % ${CG}u;
-  let r0 = (lid / ${CG}u) * ${RPT}u;
-  let c4 = vt * ${CG}u + cg;
+  const gc4 = outputGc4(GK, K4);
+  return /* wgsl */ `${outputPrologue(GK, g)}
   ${
     v.named
       ? Array.from({ length: RPT }, (_, a) => `var acc${a} = vec4<f32>(0.0);`).join('\n  ')

@@ -11,7 +11,7 @@
  * H200, H=16, d=128, T=32768 (bench/results/2026-12-01-h200-kfwd-s5-run2.json, same sitting): 1.059 ms with
  * 64 columns, 0.826 with 128 (the default where V is a multiple of 128), output.wgsl.ts 1.299.
  */
-import { bindings, chunkSlotPrologue, computeMain, GROUP_PARAMS, LOCATE } from './wgslParts.js';
+import { outputGc4, outputGeometry, outputPrologue } from './output.wgsl.js';
 
 export interface OutputPipelinedVariant {
   K: number;
@@ -40,19 +40,11 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   const { K, V, GK } = v;
   if (!outputPipelinedFits(v)) throw new Error(`kda output (pipelined): K=${K}, V=${V} do not tile`);
   const BV = outputPipelinedBV(V, v.BV);
-  const BK = Math.min(K, 32);
-  const CG = BV / 4; // column groups (vec4)
-  const wg = Math.min(256, 64 * CG);
-  const RG = wg / CG;
-  const RPT = 64 / RG; // rows per thread
-  const K4 = K / 4;
-  const V4 = V / 4;
-  const BK4 = BK / 4;
+  // Tiles, threads and stage layout of output.wgsl.ts. K stage: Qg tile [64][BK4] at 0, S tile [BK][CG] at QA.
+  // Causal stage jh (rows j in jh * 32 .. + 31): A_qk [64][8] at 0, V' [32][CG] at 512.
+  const g = outputGeometry(K, V, BV);
+  const { BK, CG, wg, RPT, K4, V4, BK4, QA } = g;
   const NKT = K / BK;
-  // Stage layout as output.wgsl.ts. K stage: Qg tile [64][BK4] at 0, S tile [BK][CG] at QA. Causal stage jh
-  // (rows j in jh * 32 .. + 31): A_qk [64][8] at 0, V' [32][CG] at 512.
-  const QA = 64 * BK4;
-  const size = Math.max(QA + BK * CG, 512 + 32 * CG);
   // Per-thread element counts of each staged operand (each a whole number: wg divides them).
   const NQ = Math.ceil((64 * BK4) / wg);
   const NS = Math.ceil((BK * CG) / wg);
@@ -60,8 +52,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   const NV = Math.ceil((32 * CG) / wg);
   const NL = Math.max(NQ, NA);
   const NR = Math.max(NS, NV);
-  const gc4 =
-    GK === 1 ? (row: string) => `vec4<f32>(gcB[${row}])` : (row: string, c4: string) => `gcB[${row} * ${K4}u + ${c4}]`;
+  const gc4 = outputGc4(GK, K4);
   const rep = (n: number, f: (i: number) => string, sep = '\n    ') =>
     Array.from({ length: n }, (_, i) => f(i)).join(sep);
   // Guard of element e of a staged operand of `count` elements: none where the threads cover it exactly.
@@ -143,16 +134,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
     ${s < NKT ? productK : productJ(s - NKT)}
     workgroupBarrier();`);
   }
-  return /* wgsl */ `
-${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
-${LOCATE}
-var<workgroup> sv: array<vec4<f32>, ${size}>;
-
-${computeMain(wg)}
-  ${chunkSlotPrologue(['slot', 'vt', 'h'], true)}
-  let cg = lid % ${CG}u;
-  let r0 = (lid / ${CG}u) * ${RPT}u;
-  let c4 = vt * ${CG}u + cg;
+  return /* wgsl */ `${outputPrologue(GK, g)}
   let hbase = (slot * p.HB + hb) * ${K * V4}u;
   let abase = (slot * H + h) * 1024u;
   ${rep(RPT, (a) => `var acc${a} = vec4<f32>(0.0);`, '\n  ')}

@@ -31,7 +31,8 @@
  * changing nothing says the pass is not bound by one subgroup's latency chain in the two product phases; the
  * per-chunk rest (two tile stagings, four barriers, the S and V' stores) is the part to attack next.
  */
-import { bindings, computeMain, GROUP_PARAMS, gcAtFn, SEQUENCE_CHUNKS, workgroupIds } from './wgslParts.js';
+import { forwardTiledHeader, stateTiledBytes, tiledGeometry } from './stateTiled.wgsl.js';
+import { forwardChunkWalk, SEQUENCE_CHUNKS } from './wgslParts.js';
 
 export interface StateHalvesVariant {
   K: number;
@@ -50,43 +51,25 @@ export interface StateHalvesVariant {
   wg?: number;
 }
 
-const WG = 256;
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
+/** stateTiled's tiles (the same threads, per-thread tiles and workgroup arrays), plus the split into halves. */
 function geometry(v: StateHalvesVariant) {
-  const K4 = v.K / 4;
-  const BV4 = v.BV / 4;
-  const wg = Math.min(v.wg ?? WG, 64 * K4);
-  const HALF = wg / v.halves;
-  const KH4 = K4 / v.halves; // channel vec4 of one half's V' reduction
+  const g = tiledGeometry(v);
+  const HALF = g.wg / v.halves;
+  const KH4 = g.K4 / v.halves; // channel vec4 of one half's V' reduction
   const IH = 64 / v.halves; // rows of one half's state update
   const UK = Math.min(v.UK ?? 2, KH4);
   const UI = Math.min(v.UI ?? 4, IH);
-  return {
-    K4,
-    BV4,
-    wg,
-    HALF,
-    KH4,
-    IH,
-    UK,
-    UI,
-    R1: 64 / v.RA,
-    P1N: (64 / v.RA) * BV4,
-    P2N: K4 * BV4,
-    PF: (64 * K4) / wg,
-  };
+  return { ...g, HALF, KH4, IH, UK, UI };
 }
 
 export const stateHalvesKey = (v: StateHalvesVariant) => {
   const g = geometry(v);
   return `kda_chunk_state_halves_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_h${v.halves}_uk${g.UK}_ui${g.UI}_wg${g.wg}`;
 };
-
-/** Workgroup bytes: S [K][BV], the padded [64][K + 4] tile, V' [64][BV] (as stateTiled). */
-export const stateHalvesBytes = (v: StateHalvesVariant) => 4 * (v.K * v.BV + 64 * (v.K + 4) + 64 * v.BV);
 
 export function stateHalvesFits(v: StateHalvesVariant, smemBytes: number): boolean {
   if (v.K % (4 * v.halves) !== 0 || v.BV % 4 !== 0 || v.V % v.BV !== 0) return false;
@@ -98,16 +81,15 @@ export function stateHalvesFits(v: StateHalvesVariant, smemBytes: number): boole
     g.P2N <= g.HALF &&
     g.KH4 % g.UK === 0 &&
     g.IH % g.UI === 0 &&
-    stateHalvesBytes(v) <= smemBytes
+    stateTiledBytes(v) <= smemBytes
   );
 }
 
 export function stateHalvesWgsl(v: StateHalvesVariant): string {
   const { K, V, GK, RA, halves } = v;
   if (!stateHalvesFits(v, Infinity)) throw new Error(`kda state pass (halves): K=${K}, V=${V}, BV=${v.BV} do not tile`);
-  const { K4, BV4, wg, HALF, KH4, IH, UK, UI, R1, P1N, P2N, PF } = geometry(v);
-  const V4 = V / 4;
-  const TS = K4 + 1; // tile row stride in vec4 (padded: the 8 rows one subgroup reads fall on distinct banks)
+  const g = geometry(v);
+  const { K4, BV4, V4, wg, TS, HALF, KH4, IH, UK, UI, R1, P1N, P2N, PF } = g;
   const RAs = range(RA);
   const PFs = range(PF);
   const lines = (xs: number[], f: (i: number) => string, sep = '\n      ') => xs.map(f).join(sep);
@@ -184,14 +166,7 @@ export function stateHalvesWgsl(v: StateHalvesVariant): string {
       Ssh[${sIdx(a)}] = sr${a};`,
     );
   return /* wgsl */ `
-${bindings(GROUP_PARAMS, ['cu: i32', 'W: vec4<f32>', 'U: vec4<f32>', 'Kd: vec4<f32>', 'gcB'], ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'])}
-${gcAtFn(GK)}
-var<workgroup> Ssh: array<vec4<f32>, ${K * BV4}>;
-var<workgroup> tile: array<vec4<f32>, ${64 * TS}>;
-var<workgroup> Vsh: array<vec4<f32>, ${64 * BV4}>;
-
-${computeMain(wg)}
-  ${workgroupIds(['vt', 'h', 'n'], true)}
+${forwardTiledHeader(g, GK)}
   // Thread (half, b, cb): V' rows b + ${R1} a, state rows 4 b .. 4 b + 3, columns 4 cb .. of the tile.
   let half = lid / ${HALF}u;
   let l = lid % ${HALF}u;
@@ -210,19 +185,7 @@ ${computeMain(wg)}
   ${lines(PFs, (m) => `var wp${m} = vec4<f32>(0.0);\n  var kp${m} = vec4<f32>(0.0);`, '\n  ')}
   ${lines(RAs, (a) => `var up${a} = vec4<f32>(0.0);`, '\n  ')}
   ${lines(R4, (a) => `var gp${a} = 0.0;`, '\n  ')}
-  if (t0 < t1) {
-    let L0 = min(64u, t1 - t0);
-    ${fetch('wp', 'W', 't0', 'L0')}
-    ${fetch('kp', 'Kd', 't0', 'L0')}
-    ${uFetch('t0', 'L0')}
-    ${gFetch('t0', 'L0')}
-  }
-  for (var j = 0u; t0 + j * 64u < t1; j++) {
-    let ts = t0 + j * 64u;
-    let L = min(64u, t1 - ts);
-    let slot = base + j;
-    let tn = ts + 64u;
-    let Ln = select(0u, min(64u, t1 - tn), tn < t1);
+  ${forwardChunkWalk([fetch('wp', 'W', 't0', 'L0'), fetch('kp', 'Kd', 't0', 'L0'), uFetch('t0', 'L0'), gFetch('t0', 'L0')])}
     if (own) {
       let hbase = (slot * p.HB + hb) * ${K * V4}u + col4;
       ${lines(R4, (a) => `hB[hbase + (4u * b + ${a}u) * ${V4}u] = sr${a};`)}

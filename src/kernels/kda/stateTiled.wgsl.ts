@@ -20,7 +20,15 @@
  *    chunk row i it reads one vec4 of Kd and one of V' for 16 FMAs.
  * Threads past those counts only load and store tiles. Needs K, BV multiples of 4.
  */
-import { bindings, computeMain, GROUP_PARAMS, gcAtFn, SEQUENCE_CHUNKS, workgroupIds } from './wgslParts.js';
+import {
+  bindings,
+  computeMain,
+  forwardChunkWalk,
+  GROUP_PARAMS,
+  gcAtFn,
+  SEQUENCE_CHUNKS,
+  workgroupIds,
+} from './wgslParts.js';
 
 export interface StateTiledVariant {
   K: number;
@@ -36,138 +44,209 @@ export interface StateTiledVariant {
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${geometry(v).wg}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}`;
 
-function geometry(v: StateTiledVariant) {
+/*
+ * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
+ * in named registers) and the backward's dstateSeqTiled.wgsl.ts (the backward recurrence has this pass's
+ * shape with W and Kd exchanged). The geometry, the workgroup memory and the WGSL below are one definition for
+ * all of them, so a change to the tiling (padding, thread map, prefetch layout) cannot leave one behind.
+ */
+
+/** What fixes the tiles: K channels, BV value columns, RA V' rows per thread, wg threads (default 256). */
+export type TiledShape = Pick<StateTiledVariant, 'K' | 'V' | 'BV' | 'RA' | 'wg'>;
+
+/** Threads, per-thread tile counts and strides of the tiled state passes (see this file's header). */
+export function tiledGeometry(v: TiledShape) {
   const K4 = v.K / 4;
   const BV4 = v.BV / 4;
   const wg = Math.min(v.wg ?? WG, 64 * K4);
-  return { K4, BV4, wg, R1: 64 / v.RA, P1N: (64 / v.RA) * BV4, P2N: K4 * BV4, PF: (64 * K4) / wg };
+  const TS = K4 + 1; // tile row stride in vec4 (padded: the 8 rows one subgroup reads fall on distinct banks)
+  return {
+    K4,
+    BV4,
+    V4: v.V / 4,
+    wg,
+    TS,
+    RA: v.RA,
+    R1: 64 / v.RA,
+    P1N: (64 / v.RA) * BV4,
+    P2N: K4 * BV4,
+    PF: (64 * K4) / wg,
+  };
 }
 
-/** Workgroup bytes: S [K][BV], the padded [64][K + 4] tile, V' [64][BV]. */
-export const stateTiledBytes = (v: StateTiledVariant) => 4 * (v.K * v.BV + 64 * (v.K + 4) + 64 * v.BV);
+export type TiledGeometry = ReturnType<typeof tiledGeometry>;
 
-export function stateTiledFits(v: StateTiledVariant, smemBytes: number): boolean {
+/** Workgroup bytes: the slab [K][BV] (S, or the backward's G), the padded [64][K + 4] tile, V' [64][BV]. */
+export const stateTiledBytes = (v: Pick<TiledShape, 'K' | 'BV'>) => 4 * (v.K * v.BV + 64 * (v.K + 4) + 64 * v.BV);
+
+export function stateTiledFits(v: TiledShape, smemBytes: number): boolean {
   if (v.K % 4 !== 0 || v.BV % 4 !== 0 || v.V % v.BV !== 0) return false;
-  const g = geometry(v);
+  const g = tiledGeometry(v);
   return Number.isInteger(g.PF) && g.P1N <= g.wg && g.P2N <= g.wg && stateTiledBytes(v) <= smemBytes;
 }
 
-export function stateTiledWgsl(v: StateTiledVariant): string {
-  const { K, V, GK, RA } = v;
-  const { K4, BV4, wg, R1, P1N, P2N, PF } = geometry(v);
-  const V4 = V / 4;
-  const TS = K4 + 1; // tile row stride in vec4
-  const fetch = (dst: string, buf: string, ts: string, Ln: string) => `
-      for (var m = 0u; m < ${PF}u; m++) {
-        let e = lid + m * ${wg}u;
-        let i = e / ${K4}u;
-        ${dst}[m] = select(vec4<f32>(0.0), ${buf}[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${K4}u + e % ${K4}u], i < ${Ln});
-      }`;
-  const uFetch = (ts: string, Ln: string) => `if (is1) {
-        for (var a = 0u; a < ${RA}u; a++) {
-          let i = b + a * ${R1}u;
-          upre[a] = select(vec4<f32>(0.0), U[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${V4}u + col4], i < ${Ln});
-        }
-      }`;
-  const gFetch = (ts: string, Ln: string) =>
-    `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
-  const storeTile = (src: string) =>
-    `for (var m = 0u; m < ${PF}u; m++) { let e = lid + m * ${wg}u; tile[(e / ${K4}u) * ${TS}u + e % ${K4}u] = ${src}[m]; }`;
-  return /* wgsl */ `
-${bindings(GROUP_PARAMS, ['cu: i32', 'W: vec4<f32>', 'U: vec4<f32>', 'Kd: vec4<f32>', 'gcB'], ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'])}
-${gcAtFn(GK)}
-var<workgroup> Ssh: array<vec4<f32>, ${K * BV4}>;
-var<workgroup> tile: array<vec4<f32>, ${64 * TS}>;
-var<workgroup> Vsh: array<vec4<f32>, ${64 * BV4}>;
+/** WGSL: the workgroup arrays of stateTiledBytes, the slab named `slab`. */
+const tiledWorkgroupArrays = (
+  g: TiledGeometry,
+  slab: string,
+) => `var<workgroup> ${slab}: array<vec4<f32>, ${4 * g.K4 * g.BV4}>;
+var<workgroup> tile: array<vec4<f32>, ${64 * g.TS}>;
+var<workgroup> Vsh: array<vec4<f32>, ${64 * g.BV4}>;`;
 
-${computeMain(wg)}
-  ${workgroupIds(['vt', 'h', 'n'], true)}
-  // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
-  let is1 = lid < ${P1N}u;
-  let is2 = lid < ${P2N}u;
-  let cb = lid % ${BV4}u;
-  let b = lid / ${BV4}u;
-  let col4 = vt * ${BV4}u + cb;
-  let sbase = (n * H + h) * ${K * V4}u + col4;
-  var sreg: array<vec4<f32>, 4>;
+/**
+ * WGSL: a tiled state pass's bindings (`read` then `write`, as wgslParts bindings), gcAt, workgroup arrays (the
+ * slab named `slab`), entry point and workgroup ids (value tile vt, head h, sequence n).
+ */
+export const tiledHeader = (g: TiledGeometry, GK: number, read: string[], write: string[], slab: string) =>
+  `${bindings(GROUP_PARAMS, read, write)}
+${gcAtFn(GK)}
+${tiledWorkgroupArrays(g, slab)}
+
+${computeMain(g.wg)}
+  ${workgroupIds(['vt', 'h', 'n'], true)}`;
+
+/** WGSL: tiledHeader of the forward passes (this one, stateHalves): W, U, Kd, gc in; S, hB, V' out. */
+export const forwardTiledHeader = (g: TiledGeometry, GK: number) =>
+  tiledHeader(
+    g,
+    GK,
+    ['cu: i32', 'W: vec4<f32>', 'U: vec4<f32>', 'Kd: vec4<f32>', 'gcB'],
+    ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'],
+    'Ssh',
+  );
+
+/** WGSL: rows ts .. ts + Ln - 1 of the [T, H, K] vec4 buffer `buf` into registers dst[m] (0 past Ln), PF per thread. */
+export const tileFetch = (g: TiledGeometry, dst: string, buf: string, ts: string, Ln: string) => `
+      for (var m = 0u; m < ${g.PF}u; m++) {
+        let e = lid + m * ${g.wg}u;
+        let i = e / ${g.K4}u;
+        ${dst}[m] = select(vec4<f32>(0.0), ${buf}[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u], i < ${Ln});
+      }`;
+
+/** WGSL: registers src[m] (tileFetch) into the padded workgroup tile. */
+export const tileStore = (g: TiledGeometry, src: string) =>
+  `for (var m = 0u; m < ${g.PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = ${src}[m]; }`;
+
+/**
+ * WGSL: thread (b, cb)'s phase flags (is1: a V'-phase thread, is2: a state-phase one) and column `col4`, and
+ * its 4 x 4 block (rows 4 b .., columns 4 cb ..) of sequence n's slab of the [N, H, K, V] buffer `global` into
+ * registers `reg` and workgroup `slab` (`sbase`: the block's column in `global`).
+ */
+export const tiledPrologue = (
+  g: TiledGeometry,
+  K: number,
+  global: string,
+  reg: string,
+  slab: string,
+) => `let is1 = lid < ${g.P1N}u;
+  let is2 = lid < ${g.P2N}u;
+  let cb = lid % ${g.BV4}u;
+  let b = lid / ${g.BV4}u;
+  let col4 = vt * ${g.BV4}u + cb;
+  let sbase = (n * H + h) * ${K * g.V4}u + col4;
+  var ${reg}: array<vec4<f32>, 4>;
   if (is2) {
     for (var a = 0u; a < 4u; a++) {
-      sreg[a] = state[sbase + (4u * b + a) * ${V4}u];
-      Ssh[(4u * b + a) * ${BV4}u + cb] = sreg[a];
+      ${reg}[a] = ${global}[sbase + (4u * b + a) * ${g.V4}u];
+      ${slab}[(4u * b + a) * ${g.BV4}u + cb] = ${reg}[a];
     }
-  }
+  }`;
+
+/** WGSL: the thread's 4 slab rows in registers `reg` to `global` at `base` (the block's column; row stride V). */
+export const tiledRegsStore = (g: TiledGeometry, global: string, base: string, reg: string) =>
+  `for (var a = 0u; a < 4u; a++) { ${global}[${base} + (4u * b + a) * ${g.V4}u] = ${reg}[a]; }`;
+
+/** WGSL: chunk rows ts .. ts + Ln - 1 of the [T, H, V] vec4 buffer `buf`, this thread's V'-phase rows, into upre[a]. */
+export const tiledRowsFetch = (g: TiledGeometry, buf: string, ts: string, Ln: string) => `if (is1) {
+        for (var a = 0u; a < ${g.RA}u; a++) {
+          let i = b + a * ${g.R1}u;
+          upre[a] = select(vec4<f32>(0.0), ${buf}[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.V4}u + col4], i < ${Ln});
+        }
+      }`;
+
+/**
+ * WGSL: the V' phase, acc[a] `op` (tile row) . (slab) over the K channels for rows b + R1 a (the tile's row `x`
+ * times 4 slab rows per step of 4 channels), then acc to Vsh and, rows inside the chunk (L), to `out`.
+ */
+export const tiledRowsPhase = (g: TiledGeometry, slab: string, x: string, op: '+=' | '-=', out: string) => `if (is1) {
+      for (var k4 = 0u; k4 < ${g.K4}u; k4++) {
+        let s0 = ${slab}[(4u * k4) * ${g.BV4}u + cb];
+        let s1 = ${slab}[(4u * k4 + 1u) * ${g.BV4}u + cb];
+        let s2 = ${slab}[(4u * k4 + 2u) * ${g.BV4}u + cb];
+        let s3 = ${slab}[(4u * k4 + 3u) * ${g.BV4}u + cb];
+        for (var a = 0u; a < ${g.RA}u; a++) {
+          let ${x} = tile[(b + a * ${g.R1}u) * ${g.TS}u + k4];
+          acc[a] ${op} ${x}.x * s0 + ${x}.y * s1 + ${x}.z * s2 + ${x}.w * s3;
+        }
+      }
+      for (var a = 0u; a < ${g.RA}u; a++) {
+        let i = b + a * ${g.R1}u;
+        Vsh[i * ${g.BV4}u + cb] = acc[a];
+        if (i < L) { ${out}[((ts + i) * H + h) * ${g.V4}u + col4] = acc[a]; }
+      }
+    }`;
+
+/**
+ * WGSL: the state phase's sum over the chunk's 64 rows, sacc[a] = sum_i tile[i, 4 b + a] Vsh[i] (the tile's
+ * columns 4 b .. as `x`, the V' row as `y`): Kd^T V' forward, W^T dV' backward.
+ */
+export const tiledColumnSum = (g: TiledGeometry, x: string, y: string) => `var sacc: array<vec4<f32>, 4>;
+      for (var a = 0u; a < 4u; a++) { sacc[a] = vec4<f32>(0.0); }
+      for (var i = 0u; i < 64u; i++) {
+        let ${x} = tile[i * ${g.TS}u + b];
+        let ${y} = Vsh[i * ${g.BV4}u + cb];
+        sacc[0] += ${x}.x * ${y};
+        sacc[1] += ${x}.y * ${y};
+        sacc[2] += ${x}.z * ${y};
+        sacc[3] += ${x}.w * ${y};
+      }`;
+
+export function stateTiledWgsl(v: StateTiledVariant): string {
+  const { K, GK } = v;
+  const g = tiledGeometry(v);
+  const { BV4, R1, PF } = g;
+  const fetch = (dst: string, buf: string, ts: string, Ln: string) => tileFetch(g, dst, buf, ts, Ln);
+  const gFetch = (ts: string, Ln: string) =>
+    `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
+  return /* wgsl */ `
+${forwardTiledHeader(g, GK)}
+  // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
+  ${tiledPrologue(g, K, 'state', 'sreg', 'Ssh')}
   ${SEQUENCE_CHUNKS}
   var wpre: array<vec4<f32>, ${PF}>;
   var kpre: array<vec4<f32>, ${PF}>;
-  var upre: array<vec4<f32>, ${RA}>;
+  var upre: array<vec4<f32>, ${v.RA}>;
   var gpre: array<f32, 4>;
-  if (t0 < t1) {
-    let L0 = min(64u, t1 - t0);
-    ${fetch('wpre', 'W', 't0', 'L0')}
-    ${fetch('kpre', 'Kd', 't0', 'L0')}
-    ${uFetch('t0', 'L0')}
-    ${gFetch('t0', 'L0')}
-  }
-  for (var j = 0u; t0 + j * 64u < t1; j++) {
-    let ts = t0 + j * 64u;
-    let L = min(64u, t1 - ts);
-    let slot = base + j;
-    let tn = ts + 64u;
-    let Ln = select(0u, min(64u, t1 - tn), tn < t1);
+  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0'), gFetch('t0', 'L0')])}
     workgroupBarrier();
-    ${storeTile('wpre')}
-    var acc: array<vec4<f32>, ${RA}>;
-    for (var a = 0u; a < ${RA}u; a++) { acc[a] = upre[a]; }
+    ${tileStore(g, 'wpre')}
+    var acc: array<vec4<f32>, ${v.RA}>;
+    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = upre[a]; }
     var decay: array<f32, 4>;
     for (var a = 0u; a < 4u; a++) { decay[a] = exp(gpre[a]); }
     if (Ln > 0u) {
       ${fetch('wpre', 'W', 'tn', 'Ln')}
-      ${uFetch('tn', 'Ln')}
+      ${tiledRowsFetch(g, 'U', 'tn', 'Ln')}
       ${gFetch('tn', 'Ln')}
     }
     if (is2) {
-      let hbase = (slot * p.HB + hb) * ${K * V4}u + col4;
-      for (var a = 0u; a < 4u; a++) { hB[hbase + (4u * b + a) * ${V4}u] = sreg[a]; }
+      let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
+      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg')}
     }
     workgroupBarrier();
     // V' = U - W S
-    if (is1) {
-      for (var k4 = 0u; k4 < ${K4}u; k4++) {
-        let s0 = Ssh[(4u * k4) * ${BV4}u + cb];
-        let s1 = Ssh[(4u * k4 + 1u) * ${BV4}u + cb];
-        let s2 = Ssh[(4u * k4 + 2u) * ${BV4}u + cb];
-        let s3 = Ssh[(4u * k4 + 3u) * ${BV4}u + cb];
-        for (var a = 0u; a < ${RA}u; a++) {
-          let w = tile[(b + a * ${R1}u) * ${TS}u + k4];
-          acc[a] -= w.x * s0 + w.y * s1 + w.z * s2 + w.w * s3;
-        }
-      }
-      for (var a = 0u; a < ${RA}u; a++) {
-        let i = b + a * ${R1}u;
-        Vsh[i * ${BV4}u + cb] = acc[a];
-        if (i < L) { Vp[((ts + i) * H + h) * ${V4}u + col4] = acc[a]; }
-      }
-    }
+    ${tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp')}
     workgroupBarrier();
-    ${storeTile('kpre')}
+    ${tileStore(g, 'kpre')}
     if (Ln > 0u) {
       ${fetch('kpre', 'Kd', 'tn', 'Ln')}
     }
     workgroupBarrier();
     // S = exp(gc_last) S + Kd^T V' (S in registers; rows 4 b .., Kd rows past the end are 0)
     if (is2) {
-      var sacc: array<vec4<f32>, 4>;
-      for (var a = 0u; a < 4u; a++) { sacc[a] = vec4<f32>(0.0); }
-      for (var i = 0u; i < 64u; i++) {
-        let kd = tile[i * ${TS}u + b];
-        let vi = Vsh[i * ${BV4}u + cb];
-        sacc[0] += kd.x * vi;
-        sacc[1] += kd.y * vi;
-        sacc[2] += kd.z * vi;
-        sacc[3] += kd.w * vi;
-      }
+      ${tiledColumnSum(g, 'kd', 'vi')}
       for (var a = 0u; a < 4u; a++) {
         sreg[a] = decay[a] * sreg[a] + sacc[a];
         Ssh[(4u * b + a) * ${BV4}u + cb] = sreg[a];
@@ -175,7 +254,7 @@ ${computeMain(wg)}
     }
   }
   if (is2) {
-    for (var a = 0u; a < 4u; a++) { state[sbase + (4u * b + a) * ${V4}u] = sreg[a]; }
+    ${tiledRegsStore(g, 'state', 'sbase', 'sreg')}
   }
 }`;
 }

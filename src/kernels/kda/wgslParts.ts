@@ -102,6 +102,47 @@ export const SEQUENCE_BOUNDS = `let t0 = u32(cu[n]);
 export const SEQUENCE_CHUNKS = `${SEQUENCE_BOUNDS}
   let base = t0 / 64u + n;`;
 
+/**
+ * WGSL: the forward state passes' walk over sequence n's chunks (after SEQUENCE_CHUNKS) with every global load
+ * one chunk ahead: the statements `first` load chunk 0 (from t0, L0 rows), and each step has chunk j (from ts,
+ * L rows, chunk slot `slot`) and the next chunk's start tn and length Ln (0 past the sequence's end) for the
+ * loads it issues while j computes. Shared by stateWgslPrefetch (chunk.wgsl.ts), stateTiled.wgsl.ts and
+ * stateHalves.wgsl.ts, which walk the chunks alike. Leaves the loop's body open.
+ */
+export function forwardChunkWalk(first: readonly string[]): string {
+  return `if (t0 < t1) {
+    let L0 = min(64u, t1 - t0);
+    ${first.join('\n    ')}
+  }
+  for (var j = 0u; t0 + j * 64u < t1; j++) {
+    let ts = t0 + j * 64u;
+    let L = min(64u, t1 - ts);
+    let slot = base + j;
+    let tn = ts + 64u;
+    let Ln = select(0u, min(64u, t1 - tn), tn < t1);`;
+}
+
+/**
+ * WGSL: the backward state passes' walk over sequence n's `nch` chunks from the last, loads one chunk ahead:
+ * `first` loads the last chunk (from ts, L0 rows), and each step has chunk j (ts, L, `slot`), whether an earlier
+ * chunk remains (`more`) and its start tn (a whole chunk: only a sequence's last chunk can be short). Shared by
+ * dstateSeqWgsl (dstateSplit.wgsl.ts) and dstateSeqTiled.wgsl.ts. Leaves the loop's body open.
+ */
+export function reverseChunkWalk(first: readonly string[]): string {
+  return `if (nch > 0u) {
+    let ts = t0 + (nch - 1u) * 64u;
+    let L0 = t1 - ts;
+    ${first.join('\n    ')}
+  }
+  for (var jj = 0u; jj < nch; jj++) {
+    let j = nch - 1u - jj;
+    let ts = t0 + j * 64u;
+    let L = min(64u, t1 - ts);
+    let slot = base + j;
+    let more = j > 0u;
+    let tn = ts - select(0u, 64u, more);`;
+}
+
 /** Shape of a state slab copy: the [K, BV] tile at columns of a [K, V] state, `wg` threads. */
 export interface SlabShape {
   K: number;

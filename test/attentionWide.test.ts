@@ -29,16 +29,22 @@ describe.skipIf(!hasGpu)('wide attention kernels on WebGPU vs reference', () => 
   // tiny model's 24/16 heads at T = 1, 7, 63, 65, 130; here: the layouts 24/16 does not reach (80: 4 rows x
   // 3 column groups per thread, the last group slot partly past D; 40: 8 rows x 1 group on 80 of the 128
   // threads), and the kernels the --attention flag can pick instead (one pass or four through pT, the
-  // previous tiled kernels). Each case compiles its own shaders (slow on lavapipe): the 100M preset's 96/64
-  // heads (same layout classes as 80/40) and full attention (the model trains causal) are opt-in.
+  // previous tiled kernels). Each case compiles its own shaders (15-45 s each on lavapipe), so only the default
+  // kernels' new layouts run by default; opt-in (KIMI_SLOW_TESTS=1): the flag-selected kernels ('wide',
+  // 'wide-quarter'; 'tiled' at 24/16: the tiled kernels stay covered by attentionBackward's 17/33 heads, where
+  // head sizes not divisible by 4 fall back to them), the 100M preset's 96/64 heads (same layout classes as
+  // 80/40) and full attention (the model trains causal).
   const cases: [number, number, number, number, number, boolean, AttentionKernels][] = [
     [1, 65, 1, 80, 40, true, 'wide-half'],
-    [1, 65, 2, 24, 16, true, 'wide'],
-    [1, 65, 2, 24, 16, true, 'wide-quarter'],
-    [2, 65, 2, 24, 16, true, 'tiled'],
   ];
   if (process.env.KIMI_SLOW_TESTS === '1')
-    cases.push([1, 130, 1, 96, 64, true, 'wide-half'], [1, 70, 2, 24, 16, false, 'wide-half']);
+    cases.push(
+      [1, 65, 2, 24, 16, true, 'wide'],
+      [1, 65, 2, 24, 16, true, 'wide-quarter'],
+      [2, 65, 2, 24, 16, true, 'tiled'],
+      [1, 130, 1, 96, 64, true, 'wide-half'],
+      [1, 70, 2, 24, 16, false, 'wide-half'],
+    );
   for (const [B, T, H, Dk, Dv, causal, kernels] of cases) {
     it(`${kernels}: B=${B} T=${T} H=${H} Dk=${Dk} Dv=${Dv} causal=${causal}`, { timeout: 600_000 }, async () => {
       const gpu = (await gpuContext())!;

@@ -85,13 +85,20 @@ async function expectMatches(c: KdaCase, cu: number[], S0: Float32Array, tuning:
 }
 
 describe('kda chunked forward: halves state pass, gc in intra, split intra products, pipelined output', () => {
+  // The opt-in kernels together (halves state pass, gc in intra, split intra products; none is a default: they
+  // measured no faster on the H200). The first case compiles all of them (~50-100 s on lavapipe with an empty
+  // shader cache), so they run with KIMI_SLOW_TESTS=1; the default pass keeps the one-half case below, and the
+  // default kernels (pipelined output included) run in kda-golden, kda-consistency and kda-saved.
   for (const T of [1, 7, 63, 65, 130]) {
-    // The first case compiles every kernel here (~100 s on lavapipe with an empty shader cache).
-    it.skipIf(!hasGpu)(`new kernels = reference and old kernels: T=${T}, K=16, V=8`, { timeout: 300_000 }, async () => {
-      const [H, K, V] = [2, 16, 8];
-      const c = randomCase(T * 7 + 1, T, H, K, V);
-      await expectMatches(c, [0, T], new Rng(T + 3).normalArray(H * K * V, 0.5), NEW, 1e-5);
-    });
+    it.skipIf(!hasGpu || process.env.KIMI_SLOW_TESTS !== '1')(
+      `new kernels = reference and old kernels: T=${T}, K=16, V=8`,
+      { timeout: 300_000 },
+      async () => {
+        const [H, K, V] = [2, 16, 8];
+        const c = randomCase(T * 7 + 1, T, H, K, V);
+        await expectMatches(c, [0, T], new Rng(T + 3).normalArray(H * K * V, 0.5), NEW, 1e-5);
+      },
+    );
   }
 
   it.skipIf(!hasGpu)('one half in named registers = tiled pass: T=130, K=16, V=8', { timeout: 300_000 }, async () => {
@@ -114,12 +121,16 @@ describe('kda chunked forward: halves state pass, gc in intra, split intra produ
     },
   );
 
-  it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens)', { timeout: 300_000 }, async () => {
-    const cu = [0, 5, 75, 75, 133];
-    const [H, K, V] = [2, 16, 8];
-    const c = randomCase(47, cu[4], H, K, V);
-    await expectMatches(c, cu, new Rng(10).normalArray(4 * H * K * V, 0.5), NEW, 1e-5);
-  });
+  it.skipIf(!hasGpu || process.env.KIMI_SLOW_TESTS !== '1')(
+    'varlen batch (5, 70, 0, 58 tokens)',
+    { timeout: 300_000 },
+    async () => {
+      const cu = [0, 5, 75, 75, 133];
+      const [H, K, V] = [2, 16, 8];
+      const c = randomCase(47, cu[4], H, K, V);
+      await expectMatches(c, cu, new Rng(10).normalArray(4 * H * K * V, 0.5), NEW, 1e-5);
+    },
+  );
 });
 
 // The pipelined output pass with one workgroup per chunk and head (outputBV = 128: 8 rows x 4 columns per

@@ -136,6 +136,23 @@ function parseBwdTune(s: string | undefined): Partial<typeof kdaBackwardTuning> 
   return out as Partial<typeof kdaBackwardTuning>;
 }
 
+/**
+ * The forward kernel choices the options ask for (kdaForwardTuning; undefined: the default): set before the
+ * runs, reset after them, and reported as `forwardTuning` when any is given.
+ */
+function forwardTuningBase(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
+  return {
+    intra: o.fwdIntra,
+    stateWg: o.fwdStateWg,
+    stateBV: o.fwdStateBV,
+    intraSkip: o.fwdIntraSkip,
+    fused: o.fwdFused,
+    state: o.fwdState,
+    stateRows: o.fwdStateRows,
+    outputBV: o.fwdOutputBV,
+  };
+}
+
 /** The fifth session's forward kernel choices the options ask for (kdaForwardTuning; undefined: the default). */
 function forwardTuningS5(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
   return {
@@ -321,17 +338,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdPairsPartial) kdaBackwardTuning.pairsVecPartial = true;
   if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
   Object.assign(kdaBackwardTuning, o.bwdTune ?? {});
-  Object.assign(kdaForwardTuning, {
-    intra: o.fwdIntra,
-    stateWg: o.fwdStateWg,
-    stateBV: o.fwdStateBV,
-    intraSkip: o.fwdIntraSkip,
-    fused: o.fwdFused,
-    state: o.fwdState,
-    stateRows: o.fwdStateRows,
-    outputBV: o.fwdOutputBV,
-  });
-  Object.assign(kdaForwardTuning, forwardTuningS5(o));
+  Object.assign(kdaForwardTuning, forwardTuningBase(o), forwardTuningS5(o));
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -445,44 +452,17 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     await (dev as GpuContext).releaseMemory();
     Object.assign(probe, { afterTrimUs: (await timeDecode(dev, o, 64)).us });
   }
-  Object.assign(kdaForwardTuning, {
-    intra: undefined,
-    stateWg: undefined,
-    stateBV: undefined,
-    intraSkip: undefined,
-    fused: undefined,
-    state: undefined,
-    stateRows: undefined,
-    outputBV: undefined,
-  });
-  for (const key of Object.keys(forwardTuningS5(o)) as (keyof typeof kdaForwardTuning)[]) {
+  const fwdTuning = forwardTuningBase(o);
+  for (const key of [
+    ...Object.keys(fwdTuning),
+    ...Object.keys(forwardTuningS5(o)),
+  ] as (keyof typeof kdaForwardTuning)[])
     kdaForwardTuning[key] = undefined;
-  }
   return {
     bench: 'kda',
     backend: dev.backend,
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
-    ...(o.fwdIntra ||
-    o.fwdStateWg ||
-    o.fwdStateBV ||
-    o.fwdIntraSkip ||
-    o.fwdFused ||
-    o.fwdState ||
-    o.fwdStateRows ||
-    o.fwdOutputBV
-      ? {
-          forwardTuning: {
-            intra: o.fwdIntra,
-            stateWg: o.fwdStateWg,
-            stateBV: o.fwdStateBV,
-            intraSkip: o.fwdIntraSkip,
-            fused: o.fwdFused,
-            state: o.fwdState,
-            stateRows: o.fwdStateRows,
-            outputBV: o.fwdOutputBV,
-          },
-        }
-      : {}),
+    ...(Object.values(fwdTuning).some(Boolean) ? { forwardTuning: fwdTuning } : {}),
     ...(Object.values(forwardTuningS5(o)).some((x) => x !== undefined) ? { forwardTuningS5: forwardTuningS5(o) } : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),

@@ -10,7 +10,7 @@
  * Needs d % 4 == 0, H | 256, and K = H * d % 8 == 0 (bf16 W) or % 4 == 0 (f32 W).
  */
 import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
-import { bf16ChunkDot, decodeTuning, sweepWgsl } from './sweep.js';
+import { bf16ChunkDot, decodeTuning, sweepWgsl, laneTreeSum } from './sweep.js';
 
 export const GNG_LANES = 32;
 export const GNG_ROWS_PER_WG = 8;
@@ -115,12 +115,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
     }),
   );
   L.push('  }');
-  L.push('  dots[lid] = acc;');
-  L.push('  workgroupBarrier();');
-  for (let s = GNG_LANES / 2; s >= 1; s /= 2) {
-    L.push(`  if (lane < ${s}u) { dots[lid] += dots[lid + ${s}u]; }`);
-    L.push('  workgroupBarrier();');
-  }
+  L.push(...laneTreeSum(GNG_LANES));
   L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
   L.push('}');
   return L.join('\n');

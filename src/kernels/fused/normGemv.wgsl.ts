@@ -16,7 +16,7 @@
  * the conv costs no dispatch and no extra pass over the projection.
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
-import { bf16ChunkDot, decodeTuning, sweepWgsl } from './sweep.js';
+import { bf16ChunkDot, decodeTuning, sweepWgsl, laneTreeSum } from './sweep.js';
 
 export const NG_LANES = 32;
 export const NG_ROWS_PER_WG = 8;
@@ -120,12 +120,7 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     }),
   );
   L.push('  }');
-  L.push('  dots[lid] = acc;');
-  L.push('  workgroupBarrier();');
-  for (let s = NG_LANES / 2; s >= 1; s /= 2) {
-    L.push(`  if (lane < ${s}u) { dots[lid] += dots[lid + ${s}u]; }`);
-    L.push('  workgroupBarrier();');
-  }
+  L.push(...laneTreeSum(NG_LANES));
   if (!v.conv) L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
   else {
     const W = v.conv.W;

@@ -62,6 +62,19 @@ export function sweepWgsl(s: SweepSpec): string[] {
   return L;
 }
 
+/**
+ * The end of a row sweep: each lane's partial sum into `dots` (workgroup memory, one slot per invocation),
+ * then a tree sum over the `lanes` lanes of each row, leaving the row's dot product in its lane 0's slot.
+ */
+export function laneTreeSum(lanes: number): string[] {
+  const L = ['  dots[lid] = acc;', '  workgroupBarrier();'];
+  for (let s = lanes / 2; s >= 1; s /= 2) {
+    L.push(`  if (lane < ${s}u) { dots[lid] += dots[lid + ${s}u]; }`);
+    L.push('  workgroupBarrier();');
+  }
+  return L;
+}
+
 /** ((a + b) + (c + d)) ...: a fixed summation order for the partial sums. */
 function pairwise(xs: string[]): string {
   if (xs.length === 1) return xs[0];

@@ -21,6 +21,7 @@
  * the sequence are staged as zeros and masked out of the softmax.
  */
 import type { MlaInt8Plan } from './int8Plan.js';
+import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 
 /**
  * WGSL lines writing (m, l) of heads qh .. qh + n - 1 (mRun, lt: vecn<f32>) to slots 0 and 1 of their
@@ -174,18 +175,7 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   l(`  return array<vec4<u32>, 4>(vec4<u32>(e0.x, e1.x, e2.x, e3.x), vec4<u32>(e0.y, e1.y, e2.y, e3.y),`);
   l(`                             vec4<u32>(e0.z, e1.z, e2.z, e3.z), vec4<u32>(e0.w, e1.w, e2.w, e3.w));`);
   l(`}`);
-  l(`fn rowOf(b: u32, t: u32) -> u32 {`);
-  l(`  var pg = t >> p.pageShift; var po = t & (p.pageSize - 1u);`);
-  l(`  if (p.pageShift >= 32u) { pg = t / p.pageSize; po = t % p.pageSize; }`);
-  l(`  return u32(pageTable[b * p.maxPages + pg]) * p.pageSize + po;`);
-  l(`}`);
-  l(`@compute @workgroup_size(${WG})`);
-  l(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,`);
-  l(`        @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {`);
-  l(`  let chunk = wid.x; let b = wid.y; let g = wid.z;`);
-  l(`  let T = u32(lengths[b]);`);
-  l(`  let t0 = chunk * p.chunkLen;`);
-  l(`  let t1 = min(T, t0 + p.chunkLen);`);
+  L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, true));
   l(`  let hq = lid / 32u; let t = lid % 32u;`);
   if (pl.quadRows) l(`  let quadPages = (p.pageSize & 3u) == 0u;`);
   l(`  let qh = g * 32u + ${SH}u * hq;`);

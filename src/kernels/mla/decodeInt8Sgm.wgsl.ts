@@ -36,6 +36,7 @@
 import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
 import { partialStats } from './decodeInt8.wgsl.js';
 import { affWgsl, type Frag, type MlaInt8SgmPlan, sgmFrags } from './int8SgmPlan.js';
+import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const { H, Rv, TT, HP, HW, MH, RW, SW, WG, LK2, RK2, CFS, KVW, SCW, PWW } = pl;
@@ -97,18 +98,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`var<workgroup> pw: array<i32, ${PWW}>;`);
   l(`var<workgroup> alphaS: array<vec4<f32>, ${HW / 4}>;`);
   l(`var<workgroup> sigmaS: array<vec4<f32>, ${HW / 4}>;`);
-  l(`fn rowOf(b: u32, t: u32) -> u32 {`);
-  l(`  var pg = t >> p.pageShift; var po = t & (p.pageSize - 1u);`);
-  l(`  if (p.pageShift >= 32u) { pg = t / p.pageSize; po = t % p.pageSize; }`);
-  l(`  return u32(pageTable[b * p.maxPages + pg]) * p.pageSize + po;`);
-  l(`}`);
-  l(`@compute @workgroup_size(${WG})`);
-  l(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,`);
-  l(`        @builtin(subgroup_size) sgs: u32) {`);
-  l(`  let chunk = wid.x; let b = wid.y; let g = wid.z;`);
-  l(`  let T = u32(lengths[b]);`);
-  l(`  let t0 = chunk * p.chunkLen;`);
-  l(`  let t1 = min(T, t0 + p.chunkLen);`);
+  L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
   // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the
   // end: another size poisons m with NaN, as the dp4a kernel does).
   l(`  let sgi = lid / 32u; let lane = lid % 32u;`);

@@ -18,6 +18,7 @@
  * and is unrolled here.
  */
 import type { MlaTiledPlan } from './tiledPlan.js';
+import { chunkMainWgsl } from './chunkEntry.wgsl.js';
 
 export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   const { H, R, Rv, SG, WG, TT, HP, JS, NDG, NV2, RS2, UV, doubleBuffer } = pl;
@@ -98,13 +99,7 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   l(`var<workgroup> alphaS: array<vec4<f32>, ${slots * 8}>;`);
   if (bf16)
     l(`fn widen(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }`);
-  l(`@compute @workgroup_size(${WG})`);
-  l(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,`);
-  l(`        @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {`);
-  l(`  let chunk = wid.x; let b = wid.y; let g = wid.z;`);
-  l(`  let T = u32(lengths[b]);`);
-  l(`  let t0 = chunk * p.chunkLen;`);
-  l(`  let t1 = min(T, t0 + p.chunkLen);`);
+  L.push(...chunkMainWgsl(WG, true));
   // S thread: quad hq, lane's dims 2 (SG j + lane) + c, token tk and first head hb after the reduce-scatter.
   l(`  let hq = lid / ${SG}u;`);
   l(`  let tk = lane >> ${LSG - LTS}u;`);

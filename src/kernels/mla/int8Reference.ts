@@ -15,6 +15,7 @@
  * the error averages out over blocks and is measured against f32 attention in test/mla-int8.test.ts.
  */
 import { int8RowLayout } from './int8Layout.js';
+import type { MlaDecodeDims } from './reference.js';
 
 /** Tokens per block of the int8 decode kernel: the granularity at which p is quantised. */
 export const MLA_INT8_TT = 32;
@@ -75,15 +76,8 @@ export function cacheWriteInt8Reference(
   }
 }
 
-export interface MlaInt8Dims {
-  B: number;
-  H: number;
-  R: number;
-  Rv: number;
-  pageSize: number;
-  maxPages: number;
-  scale: number;
-}
+/** The same problem as the f32/bf16 pool's (reference.ts): only the pool's encoding differs. */
+export type MlaInt8Dims = MlaDecodeDims;
 
 /**
  * Absorbed MLA decode over an int8 pool (words), quantised as the kernel does; o_lat [B, H, Rv].

@@ -9,6 +9,7 @@ import { registerKdaBench } from '../bench/kda.js';
 import { registerDecodeBench } from '../bench/decode.js';
 import { registerMatmulBench } from '../bench/matmul.js';
 import { registerMlaBench } from '../bench/mla.js';
+import { registerSgmBench } from '../bench/sgm.js';
 import { registerTrainBench } from '../bench/train.js';
 
 export function registerBench(program: Command): void {
@@ -19,4 +20,5 @@ export function registerBench(program: Command): void {
   registerMlaBench(bench);
   registerTrainBench(bench);
   registerInt8Bench(bench);
+  registerSgmBench(bench);
 }

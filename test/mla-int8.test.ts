@@ -10,6 +10,8 @@ const ALL_VARIANTS: MlaInt8Variant = {
   sHeads: 2,
   twoBarriers: false,
   quadRows: true,
+  nested: true,
+  unrollO: true,
 };
 import {
   dequantizeRowInt8,
@@ -217,6 +219,18 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     // blocks a chunk (the two-barrier schedule's hand-over of rows and vt between blocks)
     { lengths: [1, 7, 63, 65, 129], H: 4, R: 24, Rv: 16, pageSize: 6, chunks: 2 },
   ];
+  // Arrays indexed per dimension and the P x values' quads written out on the default schedule (straight-line
+  // scores, 256 threads, two barriers): ~33 s to compile on lavapipe; ALL_VARIANTS covers both options.
+  if (process.env.KIMI_SLOW_TESTS === '1')
+    cases.push({
+      lengths: [1, 7, 63, 65, 129],
+      H: 4,
+      R: 24,
+      Rv: 16,
+      pageSize: 6,
+      chunks: 2,
+      variant: { nested: true, unrollO: true },
+    });
   // Rv not a multiple of 4, heads not a multiple of 4, page size not a power of two: a second pipeline
   // (~25 s to compile on lavapipe); the layout of such rows is covered by the cacheWrite tests above.
   if (process.env.KIMI_SLOW_TESTS === '1')
@@ -284,5 +298,8 @@ describe('int8 latent cache: absorbed MLA decode', () => {
     expect(() => planMlaInt8({ H: 32, R: 576, Rv: 512, SG: 32, sHeads: 2, sSplit: true }, 49152)).toThrow(/sHeads 4/);
     expect(p2.sharedBytes).toBeLessThanOrEqual(49152);
     expect(() => planMlaInt8({ H: 32, R: 576, Rv: 512, SG: 32 }, 16384)).toThrow(/workgroup memory/);
+    expect(() => planMlaInt8({ H: 32, R: 576, Rv: 512, SG: 32, sSplit: true, nested: true }, 49152)).toThrow(
+      /nested indexing/,
+    );
   });
 });

@@ -16,6 +16,7 @@ import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
+import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
@@ -402,6 +403,10 @@ export function registerDecodeBench(bench: Command): void {
     .option('--check', 'check the default step against the unfused ops and pipelined against plain greedy tokens')
     .option('--host-profile', "also time every WebGPU call of a few steps per context (Dawn's share of host time)")
     .option('--dispatches-per-submit <n>', 'submit recorded work every n dispatches (GpuContext.maxDispatchesPerBatch)')
+    .option(
+      '--mla-int8-variant <json>',
+      'int8 cache: code-generation variant of the MLA decode kernel (int8Plan.ts MlaInt8Variant, e.g. {"nested":true}), for measuring',
+    )
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
@@ -436,6 +441,10 @@ export function registerDecodeBench(bench: Command): void {
       if (!(Number.isInteger(unroll) && unroll >= 1))
         throw new Error(`--gemv-unroll: '${opts.gemvUnroll}' is not an integer >= 1`);
       decodeTuning.unroll = unroll;
+      const mlaInt8Variant = opts.mlaInt8Variant ? (JSON.parse(opts.mlaInt8Variant) as MlaInt8Variant) : undefined;
+      if (mlaInt8Variant !== undefined && (typeof mlaInt8Variant !== 'object' || Array.isArray(mlaInt8Variant)))
+        throw new Error(`--mla-int8-variant: '${opts.mlaInt8Variant}' is not a JSON object`);
+      Object.assign(mlaInt8Overrides, mlaInt8Variant);
       if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)
         device.maxDispatchesPerBatch = parseList(opts.dispatchesPerSubmit)[0];
       const result = await benchDecode(
@@ -466,7 +475,7 @@ export function registerDecodeBench(bench: Command): void {
         },
         opts.model,
       );
-      if (opts.json) return printJson(result);
+      if (opts.json) return printJson(mlaInt8Variant ? { ...result, mlaInt8Variant } : result);
       console.log(renderTable(result.rows));
       console.log(renderTable(result.ratios));
       console.log(renderTable(result.fits));

@@ -64,6 +64,17 @@ export interface MlaBenchOptions {
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
 const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { chunks: 264 },
+  // dp4a: arrays indexed per dimension (one robustness clamp per dynamic index), the P x values' quads
+  // written out, and with 264 chunks the O tile in head halves (fewer registers: two workgroups a SM?)
+  { int8Variant: { nested: true } },
+  { int8Variant: { unrollO: true } },
+  { int8Variant: { nested: true, unrollO: true } },
+  { chunks: 264, int8Variant: { oHalves: true } },
+  { chunks: 264, int8Variant: { nested: true, oHalves: true } },
+  { int8Variant: { nested: true, sHeads: 2 } },
+  // diagnostics (wrong outputs): the kernel without the scores' or the P x values' products
+  { int8Variant: { diagnostic: 'no-scores' } },
+  { int8Variant: { diagnostic: 'no-pv' } },
   // the tensor-core kernel's variants (int8SgmPlan.ts): 16 heads a workgroup (two fragments a barrier,
   // then one; rows prefetched), the query's fragments in registers
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16 } },

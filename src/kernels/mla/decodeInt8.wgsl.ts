@@ -65,6 +65,14 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
   for (let i = 0; i * WG < NB; i++) slots.push({ n: slots.length, first: i * WG, count: NB, transpose: false });
   const L: string[] = [];
   const l = (s: string) => L.push(s);
+  // Index expressions: flat arrays, or (pl.nested) arrays of arrays indexed per dimension, so Tint's
+  // robustness clamps each dynamic index once (a value the compiler reuses across accesses) and the
+  // constant ones (columns of the straight-line scores, components) not at all.
+  const nested = pl.nested;
+  const rowsAt = (r: string, c: string) => (nested ? `rows[${r}][${c}]` : `rows[(${r}) * ${RS4}u + ${c}]`);
+  const vtAt = (q: string, j: string) => (nested ? `vt[${q}][${j}]` : `vt[(${q}) * ${LWp}u + ${j}]`);
+  const pwAt = (q: string, i: string) => (nested ? `pw[${q}][${i}]` : `pw[(${q}) * ${NHG}u + ${i}]`);
+  const poolAt = (r: string, c: string) => (nested ? `pool[${r}][${c}]` : `pool[${r} * ${RW4}u + ${c}]`);
 
   const fetch = (tbX: string, ind: string) => {
     for (const { n, first, count } of slots) {
@@ -77,11 +85,11 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
         l(`${ind}  { let tq = ${tbX} + 4u * gq${n};`);
         l(`${ind}    if (tq < t1) {`);
         l(`${ind}      let r0 = rowOf(b, tq);`);
-        l(`${ind}      pf${n}_0 = pool[r0 * ${RW4}u + gc${n}];`);
+        l(`${ind}      pf${n}_0 = ${poolAt('r0', `gc${n}`)};`);
         for (let j = 1; j < 4; j++) {
           l(`${ind}      if (tq + ${j}u < t1) {`);
           l(`${ind}        var r = r0 + ${j}u; if (!quadPages) { r = rowOf(b, tq + ${j}u); }`);
-          l(`${ind}        pf${n}_${j} = pool[r * ${RW4}u + gc${n}];`);
+          l(`${ind}        pf${n}_${j} = ${poolAt('r', `gc${n}`)};`);
           l(`${ind}      }`);
         }
         l(`${ind}  } }`);
@@ -95,7 +103,7 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
         l(`${ind}      var pg = t >> p.pageShift; var po = t & (p.pageSize - 1u);`);
         l(`${ind}      if (p.pageShift >= 32u) { pg = t / p.pageSize; po = t % p.pageSize; }`);
         l(`${ind}      let row = u32(pageTable[b * p.maxPages + pg]) * p.pageSize + po;`);
-        l(`${ind}      pf${n}_${j} = pool[row * ${RW4}u + gc${n}];`);
+        l(`${ind}      pf${n}_${j} = ${poolAt('row', `gc${n}`)};`);
         l(`${ind}  } }`);
       }
       l(`${ind}}`);
@@ -106,12 +114,11 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
       if (!toRows && !transpose) continue;
       const inRange = first + WG > count ? `sl${n} < ${count}u` : 'true';
       l(`${ind}if (${inRange}) {`);
-      if (toRows)
-        for (let j = 0; j < 4; j++) l(`${ind}  rows[(4u * gq${n} + ${j}u) * ${RS4}u + gc${n}] = pf${n}_${j};`);
+      if (toRows) for (let j = 0; j < 4; j++) l(`${ind}  ${rowsAt(`4u * gq${n} + ${j}u`, `gc${n}`)} = pf${n}_${j};`);
       // c_kv columns also go to vt, transposed: word i of output k = byte i of word k of the 4 tokens.
       if (transpose && toVt) {
         l(`${ind}  let x = transpose4(pf${n}_0, pf${n}_1, pf${n}_2, pf${n}_3);`);
-        for (let k = 0; k < 4; k++) l(`${ind}  vt[gq${n} * ${LWp}u + 4u * gc${n} + ${k}u] = x[${k}];`);
+        for (let k = 0; k < 4; k++) l(`${ind}  ${vtAt(`gq${n}`, `4u * gc${n} + ${k}u`)} = x[${k}];`);
       }
       l(`${ind}}`);
     }
@@ -133,18 +140,24 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     `struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };`,
   );
   l(`@group(0) @binding(0) var<uniform> p: Params;`);
-  l(`@group(0) @binding(1) var<storage, read> q8: array<vec4<u32>>;`);
+  // q8 [B, NC, HP, 4 words]; nested: [B][NC][NG][head group of SH][SH] (qh = g 32 + SH hq).
+  const q8Type = nested
+    ? `array<array<array<array<array<vec4<u32>, ${SH}>, ${NHG}>, ${pl.NG}>, ${NC}>>`
+    : 'array<vec4<u32>>';
+  l(`@group(0) @binding(1) var<storage, read> q8: ${q8Type};`);
   l(`@group(0) @binding(2) var<storage, read> qs: array<vec2<f32>>;`);
-  l(`@group(0) @binding(3) var<storage, read> pool: array<vec4<u32>>;`);
+  l(
+    `@group(0) @binding(3) var<storage, read> pool: ${nested ? `array<array<vec4<u32>, ${RW4}>>` : 'array<vec4<u32>>'};`,
+  );
   l(`@group(0) @binding(4) var<storage, read> pageTable: array<i32>;`);
   l(`@group(0) @binding(5) var<storage, read> lengths: array<i32>;`);
   l(`@group(0) @binding(6) var<storage, read_write> partial: array<f32>;`);
-  l(`var<workgroup> rows: array<vec4<u32>, ${TT * RS4}>;`);
-  l(`var<workgroup> vt: array<vec4<u32>, ${Q * LWp}>;`);
+  l(`var<workgroup> rows: ${nested ? `array<array<vec4<u32>, ${RS4}>, ${TT}>` : `array<vec4<u32>, ${TT * RS4}>`};`);
+  l(`var<workgroup> vt: ${nested ? `array<array<vec4<u32>, ${LWp}>, ${Q}>` : `array<vec4<u32>, ${Q * LWp}>`};`);
   const f32P = pl.pv === 'f32';
   if (pl.sSplit) l(`var<workgroup> sp: array<vec4<f32>, ${2 * TT * 8}>;`);
   if (f32P) l(`var<workgroup> ps: array<${VF}, ${TT * NHG}>;`);
-  else l(`var<workgroup> pw: array<${VU}, ${Q * NHG}>;`);
+  else l(`var<workgroup> pw: ${nested ? `array<array<${VU}, ${NHG}>, ${Q}>` : `array<${VU}, ${Q * NHG}>`};`);
   l(`var<workgroup> alphaS: array<${VF}, ${NHG}>;`);
   if (!f32P) l(`var<workgroup> sigmaS: array<${VF}, ${NHG}>;`);
   if (NSG > 1) {
@@ -249,10 +262,18 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     l(`    var aL = ${VI}(0);`);
     l(`    var aR = ${VI}(0);`);
     const col = (c: string, acc: string, ind: string) => {
+      if (nested) {
+        l(`${ind}{ let k = ${rowsAt('t', c)};`);
+        l(`${ind}  ${acc} += ${VI}(${ks.map((h) => `d4(q8[b][${c}][g][hq][${h}], k)`).join(', ')}); }`);
+        return;
+      }
       l(`${ind}{ let k = rows[kb + ${c}]; let qi = qrow + ${c} * ${HP}u;`);
       l(`${ind}  ${acc} += ${VI}(${ks.map((h) => `d4(q8[qi + ${h}u], k)`).join(', ')}); }`);
     };
-    if (pl.unrollS) {
+    if (pl.diagnostic === 'no-scores') {
+      // diagnostic: no products, every score 0 (one query word still read: the binding must stay in use)
+      l(`    aL = ${VI}(bitcast<i32>(${nested ? 'q8[b][0][g][hq][0]' : 'q8[qrow]'}.x) & 0);`);
+    } else if (pl.unrollS) {
       for (let c = 0; c < NC; c++) col(`${c}u`, c < LC ? 'aL' : 'aR', '    ');
     } else {
       l(`    for (var c = 0u; c < ${LC}u; c++) {`);
@@ -262,7 +283,7 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
       col('c', 'aR', '      ');
       l(`    }`);
     }
-    l(`    let sk = bitcast<vec2<f32>>(rows[kb + ${NC}u].xy);`);
+    l(`    let sk = bitcast<vec2<f32>>(${nested ? rowsAt('t', `${NC}u`) : `rows[kb + ${NC}u]`}.xy);`);
     l(`    let valid = tb + t < t1;`);
     l(`    let s = select(${VF}(-3.0e38), ${VF}(aL) * (sqL * sk.x) + ${VF}(aR) * (sqR * sk.y), valid);`);
   }
@@ -284,7 +305,7 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     l(`    var w = ${VU}(round(pv * inv)) << ${VU}(8u * (t & 3u));`);
     l(`    w |= subgroupShuffleXor(w, 1u);`);
     l(`    w |= subgroupShuffleXor(w, 2u);`);
-    l(`    if ((t & 3u) == 0u) { pw[(t >> 2u) * ${NHG}u + hq] = w; }`);
+    l(`    if ((t & 3u) == 0u) { ${pwAt('t >> 2u', 'hq')} = w; }`);
     l(`    if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
   }
   l(`    workgroupBarrier();`);
@@ -299,11 +320,11 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     l(`    }`);
   }
   // ---- O: 8 heads x 4 NVU dims ----
-  const loadV = (ind: string) => {
+  const loadV = (ind: string, qd = 'qd') => {
     for (let u = 0; u < NVU; u++) {
       const j = `dg + ${NDG * u}u`;
-      if (NDG * (u + 1) <= LWp) l(`${ind}let v${u} = vt[qd * ${LWp}u + ${j}];`);
-      else l(`${ind}var v${u} = vec4<u32>(0u); if (${j} < ${LWp}u) { v${u} = vt[qd * ${LWp}u + ${j}]; }`);
+      if (NDG * (u + 1) <= LWp) l(`${ind}let v${u} = ${vtAt(qd, j)};`);
+      else l(`${ind}var v${u} = vec4<u32>(0u); if (${j} < ${LWp}u) { v${u} = ${vtAt(qd, j)}; }`);
     }
   };
   l(`    {`);
@@ -339,12 +360,17 @@ export function mlaInt8Wgsl(pl: MlaInt8Plan): string {
     for (const hs of groups) {
       l(`      {`);
       for (const h of hs) for (let u = 0; u < NVU; u++) l(`        var c${h}_${u} = vec4<i32>(0);`);
-      l(`        for (var qd = 0u; qd < ${Q}u; qd++) {`);
-      for (const i of new Set(hs.map((h) => Math.floor(h / SH))))
-        l(`          let pk${i} = pw[qd * ${NHG}u + ${GO}u * ho + ${i}u];`);
-      loadV('          ');
-      for (const h of hs) for (let u = 0; u < NVU; u++) l(`          c${h}_${u} += dv(${hv('pk', h)}, v${u});`);
-      l(`        }`);
+      // The token quads as a WGSL loop, or (unrollO) written out with constant quad indices.
+      const quads = pl.unrollO ? Array.from({ length: Q }, (_, q) => `${q}u`) : ['qd'];
+      for (const qd of quads) {
+        l(pl.unrollO ? `        {` : `        for (var qd = 0u; qd < ${Q}u; qd++) {`);
+        for (const i of new Set(hs.map((h) => Math.floor(h / SH))))
+          l(`          let pk${i} = ${pwAt(qd, `${GO}u * ho + ${i}u`)};`);
+        loadV('          ', qd);
+        if (pl.diagnostic !== 'no-pv')
+          for (const h of hs) for (let u = 0; u < NVU; u++) l(`          c${h}_${u} += dv(${hv('pk', h)}, v${u});`);
+        l(`        }`);
+      }
       for (const h of hs) {
         const al = hv('al', h);
         const sg = hv('sg', h);

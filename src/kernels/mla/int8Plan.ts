@@ -63,6 +63,18 @@ export interface MlaInt8Plan extends Int8RowLayout {
   twoBarriers: boolean;
   /** Row loads: one page-table look-up per token quad where pages are whole quads (else one per row). */
   quadRows: boolean;
+  /**
+   * Arrays of arrays indexed per dimension (q8 [B][NC][NG][NHG][SH], rows [TT][RS4], vt [Q][LWp], pw [Q][NHG],
+   * pool [row][RW4]) instead of flat arrays with computed indices: the same words, but Tint's robustness
+   * clamps each dynamic index once per thread (min(hq, 7) serves every column) where the flat form clamps
+   * every access (min(qrow + c HP + h, len - 1) for each of the 144 query loads of a block's scores), and
+   * constant indices need no clamp, so the addresses become a base plus an immediate offset.
+   */
+  nested: boolean;
+  /** P x values: the block's Q token quads written out (constant quad indices) instead of a WGSL loop. */
+  unrollO: boolean;
+  /** Diagnostic only (wrong outputs): leave out the scores' or the P x values' products, to time the rest. */
+  diagnostic: 'none' | 'no-scores' | 'no-pv';
   /** Heads per S thread (4: 256 threads; 2: 512 threads, twice the warps, half the registers each). */
   SH: number;
   /** O threads per head octet (WG / 4): column dg owns vt vec4 dg + NDG u. */
@@ -92,12 +104,28 @@ export interface MlaInt8Variant {
    * Measured slower at 1M on the H200 (1.759 against 1.711 ms with two barriers), so off by default.
    */
   quadRows?: boolean;
+  /** Arrays of arrays indexed per dimension (see MlaInt8Plan.nested); not with sSplit. */
+  nested?: boolean;
+  /** P x values' token quads written out. */
+  unrollO?: boolean;
+  /**
+   * Diagnostic, never a default (its outputs are wrong): without the scores' products (every score 0)
+   * or without the P x values' products, so the time of each phase shows as the difference.
+   */
+  diagnostic?: 'none' | 'no-scores' | 'no-pv';
 }
 
+/**
+ * Variant fields mlaDecode's callers leave unset take from here (the plan's defaults otherwise): how `bench
+ * decode --mla-int8-variant` times a whole decode step with a variant of this kernel. Empty by default.
+ */
+export const mlaInt8Overrides: MlaInt8Variant = {};
+
 export function planMlaInt8(
-  v: { H: number; R: number; Rv: number; SG: number } & MlaInt8Variant,
+  given: { H: number; R: number; Rv: number; SG: number } & MlaInt8Variant,
   maxSharedBytes: number,
 ): MlaInt8Plan {
+  const v = { ...mlaInt8Overrides, ...given };
   const { H, R, Rv, SG } = v;
   const pv = v.pv ?? 'dp4a';
   if (SG !== 8 && SG !== 16 && SG !== 32) throw new Error(`mlaDecode (int8): subgroup size ${SG} is not 8, 16 or 32`);
@@ -109,6 +137,8 @@ export function planMlaInt8(
   const WG = (32 / SH) * 32;
   const sSplit = v.sSplit ?? false;
   if (sSplit && SH !== 4) throw new Error('mlaDecode (int8): sSplit needs sHeads 4');
+  const nested = v.nested ?? false;
+  if (nested && sSplit) throw new Error('mlaDecode (int8): nested indexing is not written for sSplit');
   const NDG = WG / 4;
   const NG = Math.ceil(H / 32);
   const RW4 = L.RW / 4;
@@ -148,12 +178,15 @@ export function planMlaInt8(
     sSplit,
     twoBarriers: v.twoBarriers ?? true,
     quadRows: v.quadRows ?? false,
+    nested,
+    unrollO: v.unrollO ?? false,
+    diagnostic: v.diagnostic ?? 'none',
     sharedBytes,
   };
 }
 
 export function mlaInt8Key(p: MlaInt8Plan): string {
-  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}${p.twoBarriers ? '_b2' : ''}${p.quadRows ? '_qr' : ''}`;
+  return `mla_int8_h${p.H}_r${p.R}_rv${p.Rv}_sg${p.SG}_pv${p.pv}${p.unrollS ? '_us' : ''}${p.oHalves ? '_oh' : ''}${p.prefetch ? '_pf' : ''}_sh${p.SH}${p.sSplit ? '_ss' : ''}${p.twoBarriers ? '_b2' : ''}${p.quadRows ? '_qr' : ''}${p.nested ? '_nx' : ''}${p.unrollO ? '_uo' : ''}${p.diagnostic === 'none' ? '' : `_diag_${p.diagnostic}`}`;
 }
 
 /** Chunks per sequence: about one workgroup per SM of an H200 (132) over the batch and head groups. */

@@ -64,14 +64,14 @@ export interface MlaBenchOptions {
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
 const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { chunks: 264 },
-  // dp4a: arrays indexed per dimension (one robustness clamp per dynamic index), the P x values' quads
-  // written out, and with 264 chunks the O tile in head halves (fewer registers: two workgroups a SM?)
-  { int8Variant: { nested: true } },
-  { int8Variant: { unrollO: true } },
-  { int8Variant: { nested: true, unrollO: true } },
+  // dp4a: the kernel before the sixth session (flat arrays, P x values' quads in a WGSL loop: 1.709 ms at 1M
+  // against 1.553 for the default, bench/results/2026-12-01-h200-dec8-s6-summary.txt), and each half of it
+  { int8Variant: { nested: false, unrollO: false } },
+  { int8Variant: { nested: false } },
+  { int8Variant: { unrollO: false } },
+  // measured slower there: 264 chunks with O in head halves (3.64), 512 threads (3.19)
   { chunks: 264, int8Variant: { oHalves: true } },
-  { chunks: 264, int8Variant: { nested: true, oHalves: true } },
-  { int8Variant: { nested: true, sHeads: 2 } },
+  { int8Variant: { sHeads: 2 } },
   // diagnostics (wrong outputs): the kernel without the scores' or the P x values' products
   { int8Variant: { diagnostic: 'no-scores' } },
   { int8Variant: { diagnostic: 'no-pv' } },

@@ -28,6 +28,17 @@
  * and latency with 8 warps an SM: ~13.7k cycles a block of 32 rows against ~4.4k for its 8.7k warp-wide
  * dot4I8Packed at the half-rate integer pipe; the 64 f32 O accumulators a thread holds through the whole
  * loop leave few registers for loads in flight, and more threads (sHeads 2) cost more than they hide.
+ * Sixth session (bench/results/2026-12-01-h200-dec8-s6-*, one sitting, bench mla at 1M, decode kernel alone):
+ * the P x values' 8 token quads written out (unrollO) 1.553 ms against 1.709 for the WGSL loop (-9%), and
+ * with arrays indexed per dimension (nested) 1.554 (nested alone 1.706: Tint's bounds clamps were not what
+ * cost; with --disable-robustness the four are 1.726 / 1.686 / 1.542 / 1.546); both are the default since,
+ * exact against the loop kernel (max relative difference 0 at 4096 rows) and in the decode step TPOT at 1M
+ * 16.28 -> 14.92 ms (7 layers x -0.19 ms). Slower: 264 chunks with O in head halves 3.64 (1.75 without
+ * robustness), nested with 512 threads 3.19. Diagnostics (wrong outputs, not additive: the compiler schedules
+ * each differently): without the scores' products 1.586, without the P x values' products 1.956, i.e. the
+ * time follows the schedule the compiler finds more than the count of products. The raw dp4a peak is not
+ * known from this stack (the int8 matmul's 73.5 TOPS is a lower bound): at it, a layer's 9.1 G
+ * dot4I8Packed would take ~1.0 ms.
  */
 import { type Int8RowLayout, int8RowLayout } from './int8Layout.js';
 import { MLA_INT8_TT } from './int8Reference.js';
@@ -104,9 +115,9 @@ export interface MlaInt8Variant {
    * Measured slower at 1M on the H200 (1.759 against 1.711 ms with two barriers), so off by default.
    */
   quadRows?: boolean;
-  /** Arrays of arrays indexed per dimension (see MlaInt8Plan.nested); not with sSplit. */
+  /** Arrays of arrays indexed per dimension (see MlaInt8Plan.nested; default on, off with sSplit). */
   nested?: boolean;
-  /** P x values' token quads written out. */
+  /** P x values' token quads written out (default on; off: the WGSL loop of the kernel before s6). */
   unrollO?: boolean;
   /**
    * Diagnostic, never a default (its outputs are wrong): without the scores' products (every score 0)
@@ -137,7 +148,8 @@ export function planMlaInt8(
   const WG = (32 / SH) * 32;
   const sSplit = v.sSplit ?? false;
   if (sSplit && SH !== 4) throw new Error('mlaDecode (int8): sSplit needs sHeads 4');
-  const nested = v.nested ?? false;
+  // Default on (with unrollO): the pair measured 1.554 against 1.709 ms at 1M, see the header.
+  const nested = v.nested ?? !sSplit;
   if (nested && sSplit) throw new Error('mlaDecode (int8): nested indexing is not written for sSplit');
   const NDG = WG / 4;
   const NG = Math.ceil(H / 32);
@@ -179,7 +191,7 @@ export function planMlaInt8(
     twoBarriers: v.twoBarriers ?? true,
     quadRows: v.quadRows ?? false,
     nested,
-    unrollO: v.unrollO ?? false,
+    unrollO: v.unrollO ?? true,
     diagnostic: v.diagnostic ?? 'none',
     sharedBytes,
   };

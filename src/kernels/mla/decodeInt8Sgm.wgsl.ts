@@ -19,14 +19,19 @@
  * prepareMlaInt8Sgm), but slower: at 1M context 2.15 / 2.28 ms a layer (32 heads a workgroup, the default)
  * against 1.71 for dp4a; 16 heads a workgroup 3.1-4.6 ms in every variant; 128K 0.56 ms (16 heads)
  * against 0.29. Chunk counts (66-528) and fewer barriers (the racy foldBarrier: false diagnostic, 4.15
- * against 3.30 ms) do not help, so neither occupancy nor the rounds' barriers are what limits it. What does
- * (estimate, no profiler): the cost of Dawn's subgroup-matrix operations themselves on this driver. A
- * block of 32 rows is 136 16x16x32 products for 32 heads; at 2.2 ms that is ~120 SM cycles a product,
- * where the int8 tensor cores need ~2-4 and the untuned int8 matmul (src/kernels/int8, 38.5 TOPS) spends
- * ~50, and each product here needs one or two fragment loads or stores through workgroup memory (the
- * loads and stores are lowered without the wide ldmatrix-style accesses a CUDA kernel would use). So the
- * tensor cores are reachable and exact from WebGPU but, through these experimental builtins, give less
- * than dp4a's integer dot products; mlaDecode keeps dp4a by default (MLA_INT8_SGM_BY_DEFAULT).
+ * against 3.30 ms) do not help, so neither occupancy nor the rounds' barriers are what limits it. A block of
+ * 32 rows is 136 16x16x32 products for 32 heads; at 2.2 ms that is ~120 SM cycles a product. Not the
+ * builtins' products themselves: `bench sgm` (src/bench/sgm.ts, sixth session,
+ * bench/results/2026-12-01-h200-dec8-s6-summary.txt) measures 1.12-1.24 POPS on register-resident
+ * fragments (~0.35 SM cycles a product), 0.87-1.14 POPS with one or fewer workgroup-memory fragment loads a
+ * product (0.16 at two), but 0.02-0.11 POPS when the fragments come from storage: ~50-95 SM cycles of
+ * throughput a fragment load, even from L1/L2. Here every score product's left operand, the query, is
+ * loaded from storage (`qr`) each block (the qRegs variant, which keeps it in registers, is slower still:
+ * 4.4 ms, likely spilling). The likely limit is therefore those 72 storage loads a block (~3.6k-6.8k of
+ * the ~17.6k SM cycles a block takes) plus the results' trips through `sc`; the query in workgroup memory
+ * (18 KiB at the 48B shapes) does not fit beside `kv` and `sc` in 48 KiB as laid out now, so the next
+ * step is a layout that frees it (e.g. scores summed over the K parities in registers), not tuning.
+ * mlaDecode keeps dp4a by default (MLA_INT8_SGM_BY_DEFAULT).
  *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be

@@ -38,7 +38,12 @@ describe('int8 peak microbenchmark references', () => {
     const x = [0x7fffffff, 1, 2, 3, 4, 5, 6, 7];
     const y = [0x01010101, 0, 0, 0, 0, 0, 0, 0];
     // byte sum of 0x7fffffff = -1 -1 -1 +127 = 124; 0x7fffffff + 124 wraps negative.
-    expect(dp4aPeakThread(x, y, 1)).toBe(((0x7fffffff + 124) | 0) + 28);
+    expect(dp4aPeakThread(x, y, 1, 'chain')).toBe(((0x7fffffff + 124) | 0) + 28);
+    // Independent form, two steps: w0 = x[0] ^ 0x9e3779b9, then the LCG; only chain 0 has a non-zero y.
+    const w0 = (0x7fffffff ^ 0x9e3779b9) >>> 0;
+    const w1 = (Math.imul(w0, 1664525) + 1013904223) >>> 0;
+    const byteSum = (w: number) => ((w << 24) >> 24) + ((w << 16) >> 24) + ((w << 8) >> 24) + (w >> 24);
+    expect(dp4aPeakThread(x, y, 2, 'independent')).toBe((((0x7fffffff + byteSum(w0) + byteSum(w1)) | 0) + 28) | 0);
   });
 
   it('subgroup-matrix expectation: regs = iters x one product; loads = one long product over the steps', () => {
@@ -69,7 +74,7 @@ describe('int8 peak microbenchmark references', () => {
     expect(() => parseSgmRuns('regs:9x1:4')).toThrow(/1 <= M, N/);
   });
 
-  it.skipIf(!hasGpu)('webgpu: the dp4a kernel equals the host chains (odd thread counts, 7 steps)', async () => {
+  it.skipIf(!hasGpu)('webgpu: both dp4a kernels equal the host chains (odd thread counts, 7 steps)', async () => {
     const gpu = (await gpuContext())!;
     const r = await benchSgm(gpu, {
       runs: [],
@@ -80,7 +85,10 @@ describe('int8 peak microbenchmark references', () => {
       reps: 1,
       trials: 1,
     });
-    const row = r.rows.find((x) => x.kernel === 'dp4a');
-    expect(row?.exact).toBe('64/64 sampled threads');
+    const rows = r.rows.filter((x) => x.kernel === 'dp4a');
+    expect(rows.map((x) => [x.form, x.exact])).toEqual([
+      ['independent', '64/64 sampled threads'],
+      ['chain', '64/64 sampled threads'],
+    ]);
   });
 });

@@ -121,7 +121,7 @@ export async function benchSgm(gpu: GpuContext, o: SgmBenchOptions) {
       out.dispose();
     }
   }
-  // dp4a on registers: 8 chains a thread.
+  // dp4a on registers: 8 chains a thread, both forms.
   const threads = W * o.dp4aThreads;
   const init = new Uint32Array(threads * DP4A_CHAINS);
   for (let i = 0; i < init.length; i++) init[i] = (Math.imul(i + 1, 0x9e3779b1) ^ 0x5bd1e995) >>> 0;
@@ -129,39 +129,43 @@ export async function benchSgm(gpu: GpuContext, o: SgmBenchOptions) {
   const initT = gpu.fromHost(new Int32Array(init.buffer), [init.length], 'i32');
   const yT = gpu.fromHost(new Int32Array(y.buffer), [DP4A_CHAINS], 'i32');
   const out = gpu.empty([threads], 'i32');
-  const cfg = { threads: o.dp4aThreads };
   const params = new Params().u32(o.dp4aIters, 0, 0, 0);
-  const body = () =>
-    gpu.dispatch({
-      kernel: { name: 'int8_dp4a_peak', key: dp4aPeakKey(cfg), code: () => dp4aPeakWgsl(cfg) },
-      tensors: [initT, yT, out],
-      params,
-      workgroups: [W],
+  // The dependent chain (latency) and independent products (throughput), dp4aPeakWgsl.
+  for (const form of ['independent', 'chain'] as const) {
+    const cfg = { threads: o.dp4aThreads, form };
+    const body = () =>
+      gpu.dispatch({
+        kernel: { name: 'int8_dp4a_peak', key: dp4aPeakKey(cfg), code: () => dp4aPeakWgsl(cfg) },
+        tensors: [initT, yT, out],
+        params,
+        workgroups: [W],
+      });
+    const t = await timeGpu(gpu, body, o.reps, o.trials);
+    const got = (await out.read()) as Int32Array;
+    // 64 threads spread over the grid, each simulated on the host.
+    let wrong = 0;
+    const samples = 64;
+    for (let s = 0; s < samples; s++) {
+      const g = Math.floor((s * (threads - 1)) / (samples - 1));
+      const want = dp4aPeakThread(init.subarray(g * DP4A_CHAINS, (g + 1) * DP4A_CHAINS), y, o.dp4aIters, form);
+      if (got[g] !== want) wrong++;
+    }
+    const dots = threads * DP4A_CHAINS * o.dp4aIters;
+    rows.push({
+      kernel: 'dp4a',
+      form,
+      threads: o.dp4aThreads,
+      chains: DP4A_CHAINS,
+      workgroups: W,
+      iters: o.dp4aIters,
+      ms: Number(t.ms.toFixed(4)),
+      // 4 multiply-adds a dot4I8Packed (plus its accumulate), 2 ops each.
+      tops: Number(((dots * 8) / (t.ms * 1e-3) / 1e12).toFixed(2)),
+      dotsPerUs: Number((dots / (t.ms * 1e3)).toFixed(0)),
+      exact: `${samples - wrong}/${samples} sampled threads`,
+      timer: t.source,
     });
-  const t = await timeGpu(gpu, body, o.reps, o.trials);
-  const got = (await out.read()) as Int32Array;
-  // 64 threads spread over the grid, each simulated on the host.
-  let wrong = 0;
-  const samples = 64;
-  for (let s = 0; s < samples; s++) {
-    const g = Math.floor((s * (threads - 1)) / (samples - 1));
-    const want = dp4aPeakThread(init.subarray(g * DP4A_CHAINS, (g + 1) * DP4A_CHAINS), y, o.dp4aIters);
-    if (got[g] !== want) wrong++;
   }
-  const dots = threads * DP4A_CHAINS * o.dp4aIters;
-  rows.push({
-    kernel: 'dp4a',
-    threads: o.dp4aThreads,
-    chains: DP4A_CHAINS,
-    workgroups: W,
-    iters: o.dp4aIters,
-    ms: Number(t.ms.toFixed(4)),
-    // 4 multiply-adds a dot4I8Packed (plus its accumulate), 2 ops each.
-    tops: Number(((dots * 8) / (t.ms * 1e-3) / 1e12).toFixed(2)),
-    dotsPerUs: Number((dots / (t.ms * 1e3)).toFixed(0)),
-    exact: `${samples - wrong}/${samples} sampled threads`,
-    timer: t.source,
-  });
   for (const z of [a, b, initT, yT, out]) z.dispose();
   return {
     bench: 'sgm',

@@ -14,9 +14,13 @@
  * (workgroup-uniform); the final stores use the subgroup's index, hence the uniformity diagnostic is off
  * (every subgroup runs the same straight-line code).
  *
- * dp4aPeakWgsl: dot4I8Packed in a loop, 8 independent chains per thread, each step
- * acc_k = dot4I8Packed(acc_k, y_k) + acc_k: the accumulator feeds the next product, so no compiler can
- * fold the loop to a closed form, and a fused multiply-accumulate is one instruction.
+ * dp4aPeakWgsl: dot4I8Packed in a loop, 8 chains per thread, in two forms:
+ *   chain        x_k = dot4I8Packed(x_k, y_k) + x_k: each product's packed operand is the previous result,
+ *                so it measures the latency of a dependent chain (H200, sixth session: 11.2 TOPS, far
+ *                below the MLA kernel's own rate, i.e. not a peak);
+ *   independent  acc_k = dot4I8Packed(a_k, w) + acc_k with w stepped by an LCG (one multiply-add per 8
+ *                products): the products depend on each other only through the accumulator, as in a real
+ *                kernel, so it measures throughput. Neither can be folded to a closed form by a compiler.
  */
 import { type SgmVariant, sgmLoad, sgmStore } from './subgroupMatrix.wgsl.js';
 
@@ -99,19 +103,33 @@ export function sgmPeakWgsl(c: SgmPeakConfig): string {
   return L.join('\n');
 }
 
+export type Dp4aForm = 'chain' | 'independent';
+
 export interface Dp4aPeakConfig {
   /** Invocations per workgroup. */
   threads: number;
+  form: Dp4aForm;
 }
 
-export const dp4aPeakKey = (c: Dp4aPeakConfig) => `int8_dp4a_peak_t${c.threads}`;
+export const dp4aPeakKey = (c: Dp4aPeakConfig) => `int8_dp4a_peak_${c.form}_t${c.threads}`;
+
+/** The LCG stepping the independent form's shared operand (Numerical Recipes' constants, mod 2^32). */
+export const DP4A_LCG = { a: 1664525, c: 1013904223 } as const;
 
 /**
- * Thread g (global index) starts chain k at x[g * 8 + k] (the `init` buffer) and multiplies by the
- * constant words y[k]; it writes the 8 chains' wrapped sum to out[g].
+ * Thread g (global index) starts chain k at init[g * 8 + k]; the chain form multiplies by the constant words
+ * y[k], the independent form multiplies y[k] by w (starting at init[g * 8] ^ 0x9e3779b9). Both write the 8
+ * chains' wrapped sum to out[g].
  */
 export function dp4aPeakWgsl(c: Dp4aPeakConfig): string {
   const ks = Array.from({ length: DP4A_CHAINS }, (_, k) => k);
+  const body =
+    c.form === 'chain'
+      ? ks.map((k) => `    x${k} = bitcast<u32>(dot4I8Packed(x${k}, y${k}) + bitcast<i32>(x${k}));`)
+      : [
+          ...ks.map((k) => `    x${k} = bitcast<u32>(dot4I8Packed(y${k}, w) + bitcast<i32>(x${k}));`),
+          `    w = w * ${DP4A_LCG.a}u + ${DP4A_LCG.c}u;`,
+        ];
   return [
     'struct P { iters: u32, _a: u32, _b: u32, _c: u32 }',
     '@group(0) @binding(0) var<uniform> p: P;',
@@ -123,8 +141,9 @@ export function dp4aPeakWgsl(c: Dp4aPeakConfig): string {
     '        @builtin(num_workgroups) nwg: vec3<u32>) {',
     `  let g = (wid.y * nwg.x + wid.x) * ${c.threads}u + lid;`,
     ...ks.map((k) => `  var x${k} = init[g * ${DP4A_CHAINS}u + ${k}u]; let y${k} = y[${k}];`),
+    `  var w = init[g * ${DP4A_CHAINS}u] ^ 0x9e3779b9u;`,
     '  for (var i = 0u; i < p.iters; i++) {',
-    ...ks.map((k) => `    x${k} = bitcast<u32>(dot4I8Packed(x${k}, y${k}) + bitcast<i32>(x${k}));`),
+    ...body,
     '  }',
     `  out[g] = ${ks.map((k) => `bitcast<i32>(x${k})`).join(' + ')};`,
     '}',

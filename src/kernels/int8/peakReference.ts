@@ -2,7 +2,7 @@
  * What the microbenchmark kernels of peak.wgsl.ts must output, in plain TS, so `bench sgm` reports a
  * rate only for a kernel that computed its products (a loop the compiler dropped would fail here).
  */
-import { DP4A_CHAINS, FRAG_WORDS, PEAK_FRAGS, type SgmSource } from './peak.wgsl.js';
+import { DP4A_CHAINS, DP4A_LCG, type Dp4aForm, FRAG_WORDS, PEAK_FRAGS, type SgmSource } from './peak.wgsl.js';
 import { int8MatmulReference } from './reference.js';
 
 /** Signed byte i of a 32-bit word (i = 0 the lowest). */
@@ -15,15 +15,16 @@ export function dot4I8Packed(a: number, b: number): number {
   return s;
 }
 
-/** One thread of dp4aPeakWgsl: chains starting at x0[k] with multipliers y[k]; the wrapped i32 sum. */
-export function dp4aPeakThread(x0: ArrayLike<number>, y: ArrayLike<number>, iters: number): number {
-  let sum = 0;
-  for (let k = 0; k < DP4A_CHAINS; k++) {
-    let x = x0[k] | 0;
-    for (let i = 0; i < iters; i++) x = (dot4I8Packed(x, y[k]) + x) | 0;
-    sum = (sum + x) | 0;
+/** One thread of dp4aPeakWgsl: chains starting at x0[k] with the words y[k]; the wrapped i32 sum. */
+export function dp4aPeakThread(x0: ArrayLike<number>, y: ArrayLike<number>, iters: number, form: Dp4aForm): number {
+  const x = Array.from({ length: DP4A_CHAINS }, (_, k) => x0[k] | 0);
+  let w = (x0[0] ^ 0x9e3779b9) >>> 0;
+  for (let i = 0; i < iters; i++) {
+    for (let k = 0; k < DP4A_CHAINS; k++)
+      x[k] = (dot4I8Packed(form === 'chain' ? x[k] : y[k], form === 'chain' ? y[k] : w) + x[k]) | 0;
+    w = (Math.imul(w, DP4A_LCG.a) + DP4A_LCG.c) >>> 0;
   }
-  return sum;
+  return x.reduce((s, v) => (s + v) | 0, 0);
 }
 
 /**

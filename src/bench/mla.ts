@@ -64,8 +64,8 @@ export interface MlaBenchOptions {
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
 const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { chunks: 264 },
-  // dp4a: the kernel before the sixth session (flat arrays, P x values' quads in a WGSL loop: 1.709 ms at 1M
-  // against 1.553 for the default, bench/results/2026-12-01-h200-dec8-s6-summary.txt), and each half of it
+  // dp4a: the kernel before the sixth session (flat arrays, P x values' quads in a WGSL loop: 1.713 ms at 1M
+  // against 1.554 for the default, bench/results/2026-12-01-h200-dec8-s6-summary.txt), and each half of it
   { int8Variant: { nested: false, unrollO: false } },
   { int8Variant: { nested: false } },
   { int8Variant: { unrollO: false } },

@@ -14,7 +14,7 @@
  * Variants (int8Plan.ts, measured there): 2 heads per score thread (512 threads), scores in two halves of
  * the columns (sSplit), straight-line scores, O in head halves, rows loaded after O; arrays indexed per
  * dimension (nested) and O's token quads written out (unrollO), both default since the sixth session (O's
- * quads written out: 1.709 -> 1.553 ms a layer at 1M on the H200).
+ * quads written out: 1.713 -> 1.553 ms a layer at 1M on the H200, the whole call).
  * Schedule of a block (twoBarriers, the default): [vt <- registers (this block); registers <- next block;
  * S; softmax] barrier [rows <- registers (next block); O] barrier. The staging of vt needs the previous
  * block's O done and that of the rows this block's S done, so each rides in the other phase and the

@@ -28,12 +28,13 @@
  * and latency with 8 warps an SM: ~13.7k cycles a block of 32 rows against ~4.4k for its 8.7k warp-wide
  * dot4I8Packed at the half-rate integer pipe; the 64 f32 O accumulators a thread holds through the whole
  * loop leave few registers for loads in flight, and more threads (sHeads 2) cost more than they hide.
- * Sixth session (bench/results/2026-12-01-h200-dec8-s6-*, one sitting, bench mla at 1M, decode kernel alone):
- * the P x values' 8 token quads written out (unrollO) 1.553 ms against 1.709 for the WGSL loop (-9%), and
- * with arrays indexed per dimension (nested) 1.554 (nested alone 1.706: Tint's bounds clamps were not what
- * cost; with --disable-robustness the four are 1.726 / 1.686 / 1.542 / 1.546); both are the default since,
- * exact against the loop kernel (max relative difference 0 at 4096 rows) and in the decode step TPOT at 1M
- * 16.28 -> 14.92 ms (7 layers x -0.19 ms). Slower: 264 chunks with O in head halves 3.64 (1.75 without
+ * Sixth session (bench/results/2026-12-01-h200-dec8-s6-*, one sitting, bench mla at 1M, the whole call: query
+ * quantisation, this kernel, merge; the kernel alone was 1.709 of the 1.713): the P x values' 8 token quads
+ * written out (unrollO) 1.553 ms against 1.713 for the WGSL loop (-9%), and with arrays indexed per dimension
+ * too (nested) 1.554 (nested alone 1.706: Tint's bounds clamps were not what cost; with --disable-robustness
+ * the four are 1.725 / 1.686 / 1.542 / 1.546). Both are the default since: the pair is what the decode step
+ * was timed with (TPOT at 1M 16.28 -> 14.92 ms in the same sitting, 7 layers x -0.19 ms), exact against the
+ * loop kernel (max relative difference 0 at 4096 rows); nested adds nothing measurable on its own. Slower: 264 chunks with O in head halves 3.64 (1.75 without
  * robustness), nested with 512 threads 3.19. Diagnostics (wrong outputs, not additive: the compiler schedules
  * each differently): without the scores' products 1.586, without the P x values' products 1.956, i.e. the
  * time follows the schedule the compiler finds more than the count of products. The raw dp4a peak is not
@@ -79,7 +80,8 @@ export interface MlaInt8Plan extends Int8RowLayout {
    * pool [row][RW4]) instead of flat arrays with computed indices: the same words, but Tint's robustness
    * clamps each dynamic index once per thread (min(hq, 7) serves every column) where the flat form clamps
    * every access (min(qrow + c HP + h, len - 1) for each of the 144 query loads of a block's scores), and
-   * constant indices need no clamp, so the addresses become a base plus an immediate offset.
+   * constant indices need no clamp, so the addresses become a base plus an immediate offset. Measured: no
+   * difference on the H200 (1.706 against 1.713 ms at 1M; the driver's compiler handles the flat form).
    */
   nested: boolean;
   /** P x values: the block's Q token quads written out (constant quad indices) instead of a WGSL loop. */
@@ -148,7 +150,7 @@ export function planMlaInt8(
   const WG = (32 / SH) * 32;
   const sSplit = v.sSplit ?? false;
   if (sSplit && SH !== 4) throw new Error('mlaDecode (int8): sSplit needs sHeads 4');
-  // Default on (with unrollO): the pair measured 1.554 against 1.709 ms at 1M, see the header.
+  // Default on (with unrollO): the pair measured 1.554 against 1.713 ms at 1M, see the header.
   const nested = v.nested ?? !sSplit;
   if (nested && sSplit) throw new Error('mlaDecode (int8): nested indexing is not written for sSplit');
   const NDG = WG / 4;

@@ -70,6 +70,7 @@ describe('int8 peak microbenchmark references', () => {
       { source: 'regs', m: 2, n: 4, subgroups: 4 },
       { source: 'storage', m: 1, n: 1, subgroups: 8 },
     ]);
+    expect(parseSgmRuns('mixed:1x2:8')).toEqual([{ source: 'mixed', m: 1, n: 2, subgroups: 8 }]);
     expect(() => parseSgmRuns('shared:2x4:4')).toThrow(/--runs: 'shared:2x4:4'/);
     expect(() => parseSgmRuns('regs:9x1:4')).toThrow(/1 <= M, N/);
   });

@@ -50,8 +50,8 @@ export interface SgmBenchOptions {
 /** 'regs:2x4:4' -> regs, m 2, n 4, 4 subgroups a workgroup. */
 export function parseSgmRuns(s: string): SgmRun[] {
   return s.split(',').map((item) => {
-    const m = /^(regs|workgroup|storage):(\d)x(\d):(\d+)$/.exec(item.trim());
-    if (!m) throw new Error(`--runs: '${item}' is not source:MxN:subgroups (source regs, workgroup or storage)`);
+    const m = /^(regs|workgroup|storage|mixed):(\d)x(\d):(\d+)$/.exec(item.trim());
+    if (!m) throw new Error(`--runs: '${item}' is not source:MxN:subgroups (source regs, workgroup, storage or mixed)`);
     const run = { source: m[1] as SgmSource, m: Number(m[2]), n: Number(m[3]), subgroups: Number(m[4]) };
     if (run.m < 1 || run.n < 1 || run.m > PEAK_FRAGS || run.n > PEAK_FRAGS || run.subgroups < 1 || run.subgroups > 32)
       throw new Error(`--runs: '${item}': need 1 <= M, N <= ${PEAK_FRAGS} and 1 <= subgroups <= 32`);
@@ -184,8 +184,8 @@ export function registerSgmBench(bench: Command): void {
     )
     .option(
       '--runs <source:MxN:subgroups,...>',
-      'subgroup-matrix kernels: operand source (regs, workgroup, storage), M left x N right fragments a step, subgroups a workgroup',
-      'regs:1x1:4,regs:2x2:4,regs:2x4:4,regs:4x4:4,regs:2x4:8,workgroup:1x1:4,workgroup:2x2:4,workgroup:2x4:4,workgroup:4x4:4,storage:1x1:4,storage:2x2:4,storage:2x4:4',
+      'subgroup-matrix kernels: operand source (regs, workgroup, storage, mixed: left from storage, right from workgroup memory), M left x N right fragments a step, subgroups a workgroup',
+      'regs:1x1:4,regs:2x2:4,regs:2x4:4,regs:4x4:4,regs:2x4:8,workgroup:1x1:4,workgroup:2x2:4,workgroup:2x4:4,workgroup:4x4:4,storage:1x1:4,storage:2x2:4,storage:2x4:4,mixed:1x1:8,mixed:1x2:8',
     )
     .option('--workgroups <n>', 'workgroups a dispatch', '1056')
     .option('--iters <n>', 'loop steps of the subgroup-matrix kernels', '1024')

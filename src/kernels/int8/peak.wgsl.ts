@@ -8,7 +8,10 @@
  *   regs       the m left and n right fragments loaded once before the loop: the products alone;
  *   workgroup  each step loads its m + n fragments from workgroup memory (a pool of PEAK_FRAGS of each,
  *              copied from storage first), fragment (i + r) % PEAK_FRAGS for row r at step i;
- *   storage    the same loads from the storage buffers (L1/L2-resident: 4 KiB each).
+ *   storage    the same loads from the storage buffers (L1/L2-resident: 4 KiB each);
+ *   mixed      left fragments from storage, right ones from workgroup memory: the mix of the tensor-core
+ *              MLA kernel's scores (decodeInt8Sgm.wgsl.ts: the query from storage, the staged rows from
+ *              workgroup memory).
  * So 'regs' is the tensor cores' rate through these builtins, and the other two add the cost of
  * (m + n) / (m n) fragment loads per product. The loads' offsets depend only on the loop counter
  * (workgroup-uniform); the final stores use the subgroup's index, hence the uniformity diagnostic is off
@@ -31,7 +34,7 @@ export const FRAG_WORDS = 128;
 /** Independent dot4I8Packed chains per thread of the dp4a kernel. */
 export const DP4A_CHAINS = 8;
 
-export type SgmSource = 'regs' | 'workgroup' | 'storage';
+export type SgmSource = 'regs' | 'workgroup' | 'storage' | 'mixed';
 
 export interface SgmPeakConfig {
   source: SgmSource;
@@ -53,8 +56,9 @@ export function sgmPeakWgsl(c: SgmPeakConfig): string {
   // int8 operands read from i32 arrays: offsets and strides in words or in elements (subgroupMatrix.wgsl.ts).
   const u8 = (x: string) => (variant.units === 'words' ? x : `(${x}) * 4u`);
   const wg = c.source === 'workgroup';
+  const wgB = wg || c.source === 'mixed';
   const pa = wg ? '&wa' : '&a';
-  const pb = wg ? '&wb' : '&b';
+  const pb = wgB ? '&wb' : '&b';
   // Left fragment f: 16 rows x 32 bytes, row-major (8 words a row). Right fragment f: 32 x 16 stored
   // column-major (column j = 32 bytes at word 8 j), the layout of B [N, K] in the int8 matmul.
   const ldA = (f: string) => sgmLoad(variant.syntax, LT, pa, u8(`(${f}) * ${FRAG_WORDS}u`), false, u8('8u'));
@@ -69,15 +73,13 @@ export function sgmPeakWgsl(c: SgmPeakConfig): string {
   l('@group(0) @binding(2) var<storage, read> b: array<i32>;');
   l('@group(0) @binding(3) var<storage, read_write> c: array<i32>;');
   const poolWords = PEAK_FRAGS * FRAG_WORDS;
-  if (wg) {
-    l(`var<workgroup> wa: array<i32, ${poolWords}>;`);
-    l(`var<workgroup> wb: array<i32, ${poolWords}>;`);
-  }
+  if (wg) l(`var<workgroup> wa: array<i32, ${poolWords}>;`);
+  if (wgB) l(`var<workgroup> wb: array<i32, ${poolWords}>;`);
   l(`@compute @workgroup_size(${32 * subgroups})`);
   l('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
   l('        @builtin(num_workgroups) nwg: vec3<u32>) {');
-  if (wg) {
-    l(`  for (var i = lid; i < ${poolWords}u; i += ${32 * subgroups}u) { wa[i] = a[i]; wb[i] = b[i]; }`);
+  if (wgB) {
+    l(`  for (var i = lid; i < ${poolWords}u; i += ${32 * subgroups}u) { ${wg ? 'wa[i] = a[i]; ' : ''}wb[i] = b[i]; }`);
     l('  workgroupBarrier();');
   }
   for (let r = 0; r < m; r++)

@@ -31,6 +31,9 @@
  * the ~17.6k SM cycles a block takes) plus the results' trips through `sc`; the query in workgroup memory
  * (18 KiB at the 48B shapes) does not fit beside `kv` and `sc` in 48 KiB as laid out now, so the next
  * step is a layout that frees it (e.g. scores summed over the K parities in registers), not tuning.
+ * What no layout removes: WGSL's result matrices are opaque, so each P x V product (one per 32-token block
+ * and 16 x 16 tile: the flash rescale o = o alpha + sigma c differs per block) must go through workgroup
+ * memory (store, barrier, lanes' loads) before the lanes can fold it into their f32 O.
  * mlaDecode keeps dp4a by default (MLA_INT8_SGM_BY_DEFAULT).
  *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:

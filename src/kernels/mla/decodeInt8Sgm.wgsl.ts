@@ -30,7 +30,8 @@
  * 4.4 ms, likely spilling). The likely limit is therefore those 72 storage loads a block (~3.6k-6.8k of
  * the ~17.6k SM cycles a block takes) plus the results' trips through `sc`; the query in workgroup memory
  * (18 KiB at the 48B shapes) does not fit beside `kv` and `sc` in 48 KiB as laid out now, so the next
- * step is a layout that frees it (e.g. scores summed over the K parities in registers), not tuning.
+ * step is a layout that frees it, not tuning (e.g. 16 heads a workgroup, where the query's 9.5 KiB fit,
+ * or half the score tiles: the second K parity loading the first's stored tile as its accumulator).
  * What no layout removes: WGSL's result matrices are opaque, so each P x V product (one per 32-token block
  * and 16 x 16 tile: the flash rescale o = o alpha + sigma c differs per block) must go through workgroup
  * memory (store, barrier, lanes' loads) before the lanes can fold it into their f32 O.

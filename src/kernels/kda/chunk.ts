@@ -94,15 +94,18 @@ export const kdaForwardTuning: {
   /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
   stateRows?: 1 | 2 | 4;
   /**
-   * Profiling only (bench kda --fwd-overlap probe): after the forward, also dispatch the tiled state pass and
-   * the vec4 intra pass over the whole sequence as one horizontally fused dispatch (overlapProbe.ts), and each
-   * alone through the fused pipeline, all into scratch buffers: whether running them side by side on the same
-   * SMs gives max(state, intra) or their sum. The forward's results are unchanged.
+   * Profiling only (bench kda --fwd-overlap probe): after the forward, also dispatch the tiled state pass beside
+   * the vec4 intra pass, and beside the output pass, over the whole sequence as horizontally fused dispatches
+   * (overlapProbe.ts), and each alone through the fused pipeline, into scratch buffers: whether running them
+   * side by side on the same SMs gives max() or the sum (H200: the sum, see there). The forward's results are
+   * unchanged.
    */
   overlapProbe?: boolean;
   /**
    * true: the vec4 intra pass and the tiled state pass compiled as ONE pipeline (statePipeline.ts), each of
-   * their dispatches running one part (bench kda --fwd-shared-pipeline on).
+   * their dispatches running one part (bench kda --fwd-shared-pipeline on). Not the default yet: the H200
+   * probe ran the state pass 0.23 ms faster in that pipeline and intra 0.04 slower, but the forward with it was
+   * not measured end to end.
    */
   sharedPipeline?: boolean;
 } = {};

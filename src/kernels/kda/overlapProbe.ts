@@ -1,13 +1,31 @@
 /**
  * Profiling only (kdaForwardTuning.overlapProbe, bench kda --fwd-overlap probe): does running the sequential
- * state pass and the chunk-parallel intra pass in ONE dispatch (horizontal fusion, src/gpu/horizontalFusion.ts)
- * take max(state, intra) or their sum? After a normal forward, three extra dispatches over the whole sequence,
- * the state part writing scratch buffers, the intra part rewriting the forward's W, U, A_qk, T with the same values:
- *   kda_probe_fused:       the state pass's workgroups and the intra pass's in one dispatch;
- *   kda_probe_state_alone: the same pipeline with the intra part given no workgroups (what the fused pipeline's
- *                          register and workgroup-memory allocation costs the state pass);
- *   kda_probe_intra_alone: the same with the state part given none.
- * Compare with the forward's own kda_chunk_state and kda_chunk_intra in the same profile.
+ * state pass beside a chunk-parallel pass in ONE dispatch (horizontal fusion, src/gpu/horizontalFusion.ts)
+ * take max() of their times or their sum? After a normal forward, extra dispatches over the whole sequence,
+ * the state part writing scratch buffers (the intra part rewrites the forward's W, U, A_qk, T with the same
+ * values; the output part writes a scratch o):
+ *   kda_probe_fused:           state and intra workgroups in one dispatch (state first: lowest ids);
+ *   kda_probe_state_alone:     the same pipeline, the intra part given no workgroups (what the fused
+ *                              pipeline's register and workgroup-memory allocation does to the state pass);
+ *   kda_probe_intra_alone:     the same, the state part given none;
+ *   kda_probe_state_single:    the state part alone through the rewriting (a one-part module);
+ *   kda_probe_fused_so, kda_probe_so_state_alone, kda_probe_so_output_alone: the same with the output pass.
+ * Compare with the forward's own kda_chunk_state, kda_chunk_intra and kda_chunk_output in the same profile.
+ *
+ * H200, H=16, d=128, T=32768 (bench/results/2026-12-01-h200-kovl-probe{1,2}.json; ms, run 1 / run 2):
+ *   own kernels:   state 2.789 / 2.833, intra 2.365 / 2.383, output 0.827 / 0.827
+ *   state + intra: fused 4.878 / 4.921; in that pipeline alone: state 2.585 / 2.603, intra 2.403 / 2.424
+ *   state single:  2.853
+ *   state + output: fused 3.931; in that pipeline alone: state 2.860, output 1.202
+ * Sum, not max. State + intra: the fused pipeline takes intra's register allocation (the state pass runs faster
+ * with it, see statePipeline.ts), at which a 256-thread workgroup needs over half an SM's registers: one
+ * workgroup per SM, so while the 128 state workgroups run, intra runs only on the 4 SMs left (4.92 = 2.60 +
+ * 2.42 less ~4/132 of the state pass's time). State + output: the pipeline keeps the state pass's allocation and
+ * its 46 KiB of workgroup memory, which slows the output pass alone from 0.83 to 1.20 ms (fewer workgroups per
+ * SM), and the fused dispatch (3.93) is slower than the two passes one after the other (2.83 + 0.83): the state
+ * pass is bound by workgroup-memory transactions (stateTiled.wgsl.ts), which a co-resident output workgroup
+ * competes for. So the segmented overlap (state over segment s beside intra / output over other segments) cannot
+ * reach max(state, rest) on this hardware through WebGPU, and was not built.
  */
 import type { GpuContext } from '../../gpu/context.js';
 import { type FusionPart, fuseHorizontally } from '../../gpu/horizontalFusion.js';

@@ -73,7 +73,7 @@ describe('horizontal fusion: WGSL rewriting', () => {
     expect(() => renameTokens('let b = &buf;', names, arrays)).toThrow(/workgroup array 'buf'/);
   });
 
-  it('rejects what it cannot link: other workgroup sizes, reserved names, unknown declarations', () => {
+  it('rejects what it cannot link: workgroup sizes, typed or ranged aliasing, reserved names, unknown declarations', () => {
     const t = { key: 'unused' } as never;
     const part = (key: string, code: string) => ({
       key,
@@ -86,6 +86,25 @@ describe('horizontal fusion: WGSL rewriting', () => {
     expect(() => fuseHorizontally('t', [part('a1', A), part('b32', wg32)], 65535)).toThrow(/threads per workgroup/);
     const alias = `alias F = f32;\n${B}`;
     expect(() => fuseHorizontally('t', [part('alias', alias)], 65535)).toThrow(/not supported: alias/);
+    // One buffer written by A (y, f32) and bound by B as vec4 (z): one binding cannot have both types.
+    const buf = { storage: {}, offset: 0, numel: 64 } as never;
+    const other = () => ({ storage: {}, offset: 0, numel: 64 }) as never;
+    const ab = (tA: never[], tB: never[]) =>
+      fuseHorizontally(
+        't',
+        [
+          { key: 'toyA', code: () => A, workgroups: [1], tensors: tA, params: new Params() },
+          { key: 'toyB', code: () => B, workgroups: [1], tensors: tB, params: new Params() },
+        ],
+        65535,
+      );
+    expect(() => ab([other(), other(), buf], [other(), other(), buf])).toThrow(/written tensor bound as/);
+    // Two ranges of one buffer, one of them written: WebGPU would reject the dispatch.
+    const view = { storage: (buf as { storage: object }).storage, offset: 16, numel: 16 } as never;
+    expect(() => ab([other(), other(), buf], [view, other(), other()])).toThrow(/different range of a buffer/);
+    // The same tensor read by both as f32 (w): one binding.
+    const w = other();
+    expect(ab([other(), w, other()], [other(), w, other()]).tensors.length).toBe(5);
     const reserved = A.replace('let g', 'let fuse_x = 1u;\n  let g');
     expect(() => fuseHorizontally('t', [part('reserved', reserved)], 65535)).toThrow(/reserved name 'fuse_x'/);
   });

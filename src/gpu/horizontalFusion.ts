@@ -21,7 +21,14 @@
  *    (lid, wid[, nwg]) that the fused entry point calls from uniform control flow (the branch is on the
  *    workgroup id), so the barriers inside stay legal.
  * Identifiers are renamed as tokens (never after a `.`: struct members), comments stripped first. Only what
- * the project's generators emit is accepted; anything else throws, naming the part and the declaration.
+ * the project's generators emit is accepted; anything else throws, naming the part and the declaration. The
+ * parts must have the same workgroup size, and must not race: what one part writes no other part of the same
+ * dispatch may touch (the caller's duty; nothing orders the parts).
+ *
+ * One pipeline has one register allocation and one workgroup-memory size, the largest of its parts', and that
+ * decides what fits beside what on an SM: on the H200 the KDA state pass beside the intra or output pass took
+ * the sum of their times, not the max (kda/overlapProbe.ts). What the project uses it for is different: two
+ * passes compiled as one pipeline and dispatched one after the other, for the allocation (kda/statePipeline.ts).
  */
 import type { Tensor } from '../tensor/tensor.js';
 import type { DispatchArgs } from './context.js';

@@ -65,6 +65,10 @@ export interface KdaBenchOptions {
   fwdOutputPipelined?: boolean;
   /** The vec4 intra pass's step A products on all its threads (kdaForwardTuning.intraSplit). */
   fwdIntraSplit?: boolean;
+  /** 'probe': profile the state and intra passes side by side in one dispatch (kdaForwardTuning.overlapProbe). */
+  fwdOverlap?: 'probe';
+  /** The intra and tiled state passes as one pipeline (kdaForwardTuning.sharedPipeline). */
+  fwdSharedPipeline?: boolean;
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -166,6 +170,14 @@ function forwardTuningS5(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
   };
 }
 
+/** The sixth session's forward choices the options ask for (kdaForwardTuning; undefined: the default). */
+function forwardTuningS6(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
+  return {
+    overlapProbe: o.fwdOverlap === 'probe' ? true : undefined,
+    sharedPipeline: o.fwdSharedPipeline,
+  };
+}
+
 function setLegacy(on: boolean | undefined): void {
   kdaBackwardTuning.legacyDstate = on;
   kdaBackwardTuning.legacyDqkw = on;
@@ -244,7 +256,7 @@ async function timeOn(dev: Device, body: () => void, reps: number, trials: numbe
  * one-column-per-thread state pass, 64 output columns per workgroup); `fusedVsSeparate`: the fused
  * state-and-output pass against the separate passes; `tiledVsPrefetch`: the tiled state pass against the
  * one-column-per-thread one (the other choices as tuned); `vsSessionStart`: against the kernels of the fifth
- * session's start.
+ * session's start; `sharedVsSeparate`: the intra and state passes in one pipeline against separate ones.
  */
 async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   const chunk = async (tuning: Partial<typeof kdaForwardTuning>) => {
@@ -278,6 +290,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
       a,
       await chunk({ state: 'tiled', gcInIntra: false, outputNamed: false, outputPipelined: false, intraSplit: false }),
     ),
+    // The intra and tiled state passes in one pipeline (statePipeline.ts) against the two kernels as they are.
+    sharedVsSeparate: diff(await chunk({ sharedPipeline: true }), await chunk({ sharedPipeline: false })),
   };
 }
 
@@ -338,7 +352,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdPairsPartial) kdaBackwardTuning.pairsVecPartial = true;
   if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
   Object.assign(kdaBackwardTuning, o.bwdTune ?? {});
-  Object.assign(kdaForwardTuning, forwardTuningBase(o), forwardTuningS5(o));
+  Object.assign(kdaForwardTuning, forwardTuningBase(o), forwardTuningS5(o), forwardTuningS6(o));
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -456,6 +470,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   for (const key of [
     ...Object.keys(fwdTuning),
     ...Object.keys(forwardTuningS5(o)),
+    ...Object.keys(forwardTuningS6(o)),
   ] as (keyof typeof kdaForwardTuning)[])
     kdaForwardTuning[key] = undefined;
   return {
@@ -464,6 +479,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     machine: dev.backend === 'webgpu' ? machine(dev as GpuContext) : { date: new Date().toISOString() },
     ...(Object.values(fwdTuning).some(Boolean) ? { forwardTuning: fwdTuning } : {}),
     ...(Object.values(forwardTuningS5(o)).some((x) => x !== undefined) ? { forwardTuningS5: forwardTuningS5(o) } : {}),
+    ...(Object.values(forwardTuningS6(o)).some((x) => x !== undefined) ? { forwardTuningS6: forwardTuningS6(o) } : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
     ...(o.bwdPairsFactored ? { pairsKernel: 'factored, scalar tiles (pairs.wgsl.ts)' } : {}),
@@ -566,6 +582,11 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-output-bv <n>',
       'value columns per workgroup of the forward output pass (default: pipelined 128 where V allows, else 64)',
     )
+    .option(
+      '--fwd-overlap <mode>',
+      'probe: also time the state pass beside the intra or output pass in one dispatch (profiling, into scratch)',
+    )
+    .option('--fwd-shared-pipeline <on|off>', 'forward intra and tiled state passes compiled as one pipeline')
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -630,6 +651,8 @@ export function registerKdaBench(bench: Command): void {
         fwdOutputNamed: parseOnOff('--fwd-output-named', opts.fwdOutputNamed),
         fwdOutputPipelined: parseOnOff('--fwd-output-pipelined', opts.fwdOutputPipelined),
         fwdIntraSplit: parseOnOff('--fwd-intra-split', opts.fwdIntraSplit),
+        fwdOverlap: parseSkip('--fwd-overlap', opts.fwdOverlap, ['probe'] as const),
+        fwdSharedPipeline: parseOnOff('--fwd-shared-pipeline', opts.fwdSharedPipeline),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

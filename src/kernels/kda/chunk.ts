@@ -32,7 +32,9 @@ import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
 import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
-import { stateTiledFits, stateTiledKey, stateTiledWgsl } from './stateTiled.wgsl.js';
+import { stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
+import { dispatchStateIntra } from './statePipeline.js';
+import { dispatchOverlapProbe } from './overlapProbe.js';
 
 /**
  * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
@@ -91,6 +93,21 @@ export const kdaForwardTuning: {
   outputBV?: number;
   /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
   stateRows?: 1 | 2 | 4;
+  /**
+   * Profiling only (bench kda --fwd-overlap probe): after the forward, also dispatch the tiled state pass beside
+   * the vec4 intra pass, and beside the output pass, over the whole sequence as horizontally fused dispatches
+   * (overlapProbe.ts), and each alone through the fused pipeline, into scratch buffers: whether running them
+   * side by side on the same SMs gives max() or the sum (H200: the sum, see there). The forward's results are
+   * unchanged.
+   */
+  overlapProbe?: boolean;
+  /**
+   * true: the vec4 intra pass and the tiled state pass compiled as ONE pipeline (statePipeline.ts), each of
+   * their dispatches running one part (bench kda --fwd-shared-pipeline on). Not the default yet: the H200
+   * probe ran the state pass 0.23 ms faster in that pipeline and intra 0.04 slower, but the forward with it was
+   * not measured end to end.
+   */
+  sharedPipeline?: boolean;
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -182,6 +199,15 @@ export function dispatchChunkForward(
   const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const wgS = Math.min(maxWg, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
+  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg };
+  const hv = {
+    ...tv,
+    halves: kdaForwardTuning.stateHalves ?? 2,
+    UK: kdaForwardTuning.stateUK,
+    UI: kdaForwardTuning.stateUI,
+  };
+  const halves = kdaForwardTuning.state === 'halves' && stateHalvesFits(hv, smem);
+  const tiled = !halves && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
   // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
   const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
@@ -200,7 +226,39 @@ export function dispatchChunkForward(
     Kd: gpu.empty([Ttot, H, K]),
   };
   const Qg = fused ? gpu.empty([Ttot, H, K]) : undefined;
+  // The vec4 intra pass's and the separate state pass's bindings, uniforms and grids.
+  const intra = {
+    tensors: [cu, q, k, vv, saved.gc, beta, saved.W, saved.U, saved.Aqk, saved.T],
+    params: new Params()
+      .u32(H, N)
+      .f32(scale)
+      .u32(keep ? 1 : 0),
+    workgroups: [NS, H] as const,
+  };
+  const stateDispatch = (gi: number) => ({
+    tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
+    params: groupParams(p, scale, groups[gi]),
+    workgroups: [V / BV, groups[gi].HB, N] as const,
+  });
   const gcInIntra = vec4Intra && !fused && kdaForwardTuning.gcInIntra === true;
+  const vv4: IntraVecVariant = {
+    ...v,
+    skip: kdaForwardTuning.intraSkip,
+    splitProducts: kdaForwardTuning.intraSplit === true,
+  };
+  // The intra and tiled state passes as one pipeline (statePipeline.ts), where both exist with 256 threads.
+  const shared =
+    kdaForwardTuning.sharedPipeline === true &&
+    vec4Intra &&
+    !gcInIntra &&
+    !fused &&
+    tiled &&
+    tiledGeometry(tv).wg === 256 &&
+    !kdaForwardTuning.overlapProbe;
+  const sharedKernels = {
+    intra: { key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
+    state: { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
+  };
   if (gcInIntra) {
     // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue).
     const vv4: IntraVecVariant = {
@@ -220,26 +278,18 @@ export function dispatchChunkForward(
     });
   } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
-    const vv4: IntraVecVariant = {
-      ...v,
-      skip: kdaForwardTuning.intraSkip,
-      splitProducts: kdaForwardTuning.intraSplit === true,
-    };
     gpu.dispatch({
       kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused), code: () => gcWgsl(K, GK, fused) },
       tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : [cu, k, g, saved.gc, saved.Kd],
       params: new Params().u32(H, N).f32(scale).u32(0),
       workgroups: [NS, H, gcWorkgroups(K)],
     });
-    gpu.dispatch({
-      kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
-      tensors: [cu, q, k, vv, saved.gc, beta, saved.W, saved.U, saved.Aqk, saved.T],
-      params: new Params()
-        .u32(H, N)
-        .f32(scale)
-        .u32(keep ? 1 : 0),
-      workgroups: [NS, H],
-    });
+    if (shared) dispatchStateIntra(gpu, sharedKernels, { intra, state: stateDispatch(0) }, 'intra');
+    else
+      gpu.dispatch({
+        kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
+        ...intra,
+      });
   } else {
     const iv = { ...v, BC: intraBC(K, smem) };
     gpu.dispatch({
@@ -254,15 +304,6 @@ export function dispatchChunkForward(
     key: chunkKey('kda_chunk_state', v, `_bv${BV}_bk${BK}${usePrefetch ? `_pf_wg${wgS}${stateFuseKey(fuse)}` : ''}`),
     code: () => (usePrefetch ? stateWgslPrefetch(v, BV, maxWg, fuse) : stateWgsl(v, BV, BK)),
   });
-  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg };
-  const hv = {
-    ...tv,
-    halves: kdaForwardTuning.stateHalves ?? 2,
-    UK: kdaForwardTuning.stateUK,
-    UI: kdaForwardTuning.stateUI,
-  };
-  const halves = kdaForwardTuning.state === 'halves' && stateHalvesFits(hv, smem);
-  const tiled = !halves && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
   const separateState = halves
     ? { name: 'kda_chunk_state', key: stateHalvesKey(hv), code: () => stateHalvesWgsl(hv) }
     : tiled
@@ -289,13 +330,9 @@ export function dispatchChunkForward(
     }
     Qg.dispose();
   } else {
-    for (const [gi, gr] of groups.entries()) {
-      gpu.dispatch({
-        kernel: separateState,
-        tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
-        params: groupParams(p, scale, gr),
-        workgroups: [V / BV, gr.HB, N],
-      });
+    for (const gi of groups.keys()) {
+      if (shared) dispatchStateIntra(gpu, sharedKernels, { intra, state: stateDispatch(gi) }, 'state');
+      else gpu.dispatch({ kernel: separateState, ...stateDispatch(gi) });
     }
   }
   if (out && !fused) {
@@ -315,6 +352,17 @@ export function dispatchChunkForward(
         tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, out],
         params: groupParams(p, scale, gr),
         workgroups: [NS, Math.ceil(V / obv), gr.HB],
+      });
+    }
+    if (kdaForwardTuning.overlapProbe && tiled && vec4Intra && !gcInIntra && groups.length === 1) {
+      const vv4: IntraVecVariant = { ...v, splitProducts: kdaForwardTuning.intraSplit === true };
+      dispatchOverlapProbe(gpu, p, scale, {
+        state: { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv), BV },
+        intra: { key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
+        output: { ...kernel, tiles: Math.ceil(V / obv), out },
+        x: { cu, q, k, v: vv, beta },
+        saved,
+        Vp: saved.Vp as Tensor,
       });
     }
   }

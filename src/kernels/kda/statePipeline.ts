@@ -1,0 +1,59 @@
+/**
+ * The vec4 intra pass (intraVec.wgsl.ts) and the tiled state pass (stateTiled.wgsl.ts) compiled as ONE
+ * pipeline (horizontal fusion, src/gpu/horizontalFusion.ts), each of the forward's dispatches giving
+ * workgroups to one part only: first the intra part over every chunk, then the state part (per head group).
+ * Nothing runs side by side; the same arithmetic as the two kernels, in the same order. Opt-in
+ * (kdaForwardTuning.sharedPipeline, bench kda --fwd-shared-pipeline on).
+ *
+ * Why: one pipeline has one register allocation, the larger of its parts'. The state pass has one workgroup
+ * per SM (128 at H=16, d=128), so a larger allocation costs it no occupancy. On the H200 (H=16, d=128,
+ * T=32768; bench/results/2026-12-01-h200-kovl-probe{1,2}.json, the probe's kda_probe_state_alone and
+ * kda_probe_intra_alone dispatches, whose module is this one: same WGSL, see test/kda-forward-shared.test.ts):
+ *   state pass  2.585 / 2.603 ms here against 2.789 / 2.833 in its own pipeline, and 2.853 through the fusion
+ *               rewriting alone (a one-part module): the rewriting is not the gain, intra's allocation is;
+ *   intra pass  2.403 / 2.424 against 2.365 / 2.383.
+ * So about -0.19 ms on the forward (6.31 ms), not yet measured end to end (no device time was left in the
+ * sixth session): the default stays the two kernels until `bench kda --fwd-shared-pipeline on --check` shows
+ * the forward faster and sharedVsSeparate <= 1e-6.
+ *
+ * Running the two side by side instead (overlapProbe.ts) gains nothing for the same reason: at intra's
+ * allocation a 256-thread workgroup takes more than half an SM's registers, so no intra workgroup fits beside
+ * a state workgroup and only the 4 SMs without one (132 - 128) run intra meanwhile: 4.92 ms fused against
+ * 2.60 + 2.42 (4.92 = 2.60 + 2.42 x (1 - 4/132 x 2.60/2.42) within noise).
+ */
+import type { GpuContext } from '../../gpu/context.js';
+import { type FusionPart, fuseHorizontally } from '../../gpu/horizontalFusion.js';
+import type { Params } from '../../gpu/params.js';
+import type { Tensor } from '../../tensor/tensor.js';
+
+interface PartKernel {
+  key: string;
+  code: () => string;
+}
+
+/** One part's dispatch: its bindings, uniforms and grid as its own kernel would take them. */
+export interface PartDispatch {
+  tensors: readonly Tensor[];
+  params: Params;
+  workgroups: readonly [number, number?, number?];
+}
+
+/**
+ * Record one dispatch of the shared pipeline running only the `active` part. Both parts' bindings are given
+ * (the pipeline's layout has them all; the idle part's are bound, not touched).
+ */
+export function dispatchStateIntra(
+  gpu: GpuContext,
+  k: { intra: PartKernel; state: PartKernel },
+  d: { intra: PartDispatch; state: PartDispatch },
+  active: 'intra' | 'state',
+): void {
+  const idle = [0, 1, 1] as const;
+  // State part first, as in the probe that measured this module (overlapProbe.ts: the same WGSL).
+  const parts: FusionPart[] = [
+    { ...k.state, ...d.state, workgroups: active === 'state' ? d.state.workgroups : idle },
+    { ...k.intra, ...d.intra, workgroups: active === 'intra' ? d.intra.workgroups : idle },
+  ];
+  // One pipeline for both dispatches (one compilation; profiles show their sum under this name).
+  gpu.dispatch(fuseHorizontally('kda_chunk_intra_state', parts, gpu.limits.maxComputeWorkgroupsPerDimension));
+}

@@ -1,0 +1,154 @@
+/**
+ * The chunked forward with the vec4 intra pass and the tiled state pass compiled as one pipeline
+ * (kdaForwardTuning.sharedPipeline, statePipeline.ts, through src/gpu/horizontalFusion.ts) against the same
+ * forward with the two kernels as they are: o, the final state and every intermediate it keeps, within 1e-6
+ * (the same arithmetic in the same order; only the compiler's context differs). T = 1, 63, 65, 130 (B = 1), a
+ * varlen batch with an empty sequence, and the head-group split (two state dispatches, both parts' bindings
+ * per group). K16/V8, the geometry the other KDA tests compile; the fused dispatches are checked to be the
+ * ones that ran. The pipeline is opt-in (not the default; its first case compiles the fused module and the
+ * separate kernels, ~100 s of lavapipe with an empty shader cache), so the GPU cases run with
+ * KIMI_SLOW_TESTS=1; the fusion itself is covered in the default pass by horizontalFusion.test.ts.
+ * Also (no GPU): its module at the H200 geometry is the one the overlap probe timed (overlapProbe.ts), so the
+ * probe's numbers are this pipeline's.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DispatchArgs, GpuContext } from '../src/gpu/context.js';
+import { Params } from '../src/gpu/params.js';
+import { intraVecKey, intraVecWgsl } from '../src/kernels/kda/intraVec.wgsl.js';
+import { dispatchOverlapProbe } from '../src/kernels/kda/overlapProbe.js';
+import { dispatchStateIntra } from '../src/kernels/kda/statePipeline.js';
+import { stateTiledKey, stateTiledWgsl } from '../src/kernels/kda/stateTiled.wgsl.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { dispatchChunkForward, kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
+import { cuTensor } from '../src/kernels/kda/slots.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { type KdaCase, randomCase } from './kda-random.js';
+
+afterEach(() => {
+  delete kdaForwardTuning.sharedPipeline;
+  delete kdaSplitLimit.maxBindingBytes;
+});
+
+/** o, the final state, the kept intermediates, and the kernel keys dispatched. */
+async function run(c: KdaCase, cu: number[], S0: Float32Array, shared: boolean) {
+  const gpu = (await gpuContext())!;
+  const { T, H, K, V, GK } = c;
+  const N = cu.length - 1;
+  kdaForwardTuning.sharedPipeline = shared;
+  const p = { Ttot: T, N, H, K, V, GK, B: 1, T, cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
+  const x = {
+    q: gpu.fromHost(c.q, [T, H, K]),
+    k: gpu.fromHost(c.k, [T, H, K]),
+    v: gpu.fromHost(c.v, [T, H, V]),
+    g: gpu.fromHost(c.g, [T, H, K]),
+    beta: gpu.fromHost(c.beta, [T, H]),
+  };
+  const state = gpu.fromHost(S0, [N, H, K, V]);
+  const o = gpu.empty([T, H, V]);
+  const keys: string[] = [];
+  const dispatch = gpu.dispatch.bind(gpu);
+  gpu.dispatch = (args: DispatchArgs) => {
+    keys.push(args.kernel.key ?? args.kernel.name);
+    dispatch(args);
+  };
+  let s: ReturnType<typeof dispatchChunkForward>;
+  try {
+    s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, true);
+  } finally {
+    gpu.dispatch = dispatch;
+  }
+  if (!s) throw new Error('keep: expected the saved intermediates');
+  const got: Record<string, Float32Array> = { o: await o.toFloat32(), S: await state.toFloat32() };
+  for (const n of ['gc', 'Kd', 'W', 'U', 'Vp'] as const) got[n] = await s[n].toFloat32();
+  // Per-chunk buffers: the slots in use only, each sequence's chunks from floor(cu[s] / 64) + s (the others
+  // hold whatever the buffer pool gave).
+  const used: number[] = [];
+  for (let q = 0; q < N; q++) {
+    const b = Math.floor(cu[q] / 64) + q;
+    for (let j = 0; j * 64 < cu[q + 1] - cu[q]; j++) used.push(b + j);
+  }
+  const pick = (a: Float32Array, per: number) =>
+    Float32Array.from(used.flatMap((u) => [...a.subarray(u * per, (u + 1) * per)]));
+  for (const n of ['Aqk', 'T'] as const) got[n] = pick(await s[n].toFloat32(), H * 64 * 64);
+  for (const [i, h] of s.h.entries()) got[`h${i}`] = pick(await h.toFloat32(), s.groups[i].HB * K * V);
+  for (const t of [o, state, x.q, x.k, x.v, x.g, x.beta]) t.dispose();
+  return { got, keys, groups: s.groups.length };
+}
+
+async function expectSame(c: KdaCase, cu: number[], S0: Float32Array, groups = 1) {
+  const sep = await run(c, cu, S0, false);
+  const fused = await run(c, cu, S0, true);
+  expect(sep.keys.some((k) => k.startsWith('fuse_'))).toBe(false);
+  // One fused intra dispatch, then one fused state dispatch per head group, instead of the two kernels.
+  expect(fused.keys.filter((k) => k.startsWith('fuse_kda_chunk_intra_state|')).length).toBe(1 + groups);
+  expect(fused.keys.filter((k) => k.startsWith('kda_chunk_intra_vec') || k.startsWith('kda_chunk_state')).length).toBe(
+    0,
+  );
+  expect(sep.keys.filter((k) => k.startsWith('kda_chunk_intra_vec') || k.startsWith('kda_chunk_state')).length).toBe(
+    1 + groups,
+  );
+  expect(fused.groups).toBe(groups);
+  for (const n of Object.keys(sep.got)) {
+    expect(fused.got[n].length, n).toBe(sep.got[n].length);
+    expectClose(fused.got[n], sep.got[n], 1e-6, `${n} (shared pipeline = separate kernels)`);
+  }
+}
+
+const slow = !hasGpu || process.env.KIMI_SLOW_TESTS !== '1';
+
+describe('kda chunked forward: intra and tiled state passes in one pipeline', () => {
+  it('its WGSL at H=16, d=128 is the module of the probe that timed it', () => {
+    const [Ttot, H, d] = [32768, 16, 128];
+    const p = { Ttot, N: 1, H, K: d, V: d, GK: d, B: 1, T: Ttot };
+    const fake = () => ({ storage: {}, offset: 0, numel: 1, dispose() {} }) as unknown as Tensor;
+    const captured: DispatchArgs[] = [];
+    const gpu = {
+      limits: { maxComputeWorkgroupsPerDimension: 65535 },
+      dispatch: (a: DispatchArgs) => captured.push(a),
+      empty: fake,
+    } as unknown as GpuContext;
+    const tv = { K: d, V: d, GK: d, BV: 16, RA: 2 as const, wg: 256 };
+    const iv = { K: d, V: d, GK: d, splitProducts: false };
+    const kernels = {
+      state: { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
+      intra: { key: intraVecKey(iv), code: () => intraVecWgsl(iv) },
+    };
+    const [cu, q, k, v, beta, gc, W, U, Kd, Aqk, T, h, Vp, state] = Array.from({ length: 14 }, fake);
+    const saved = { gc, W, U, Kd, Aqk, T, h: [h], groups: [{ h0: 0, HB: H }] };
+    dispatchOverlapProbe(gpu, p, 0.1, {
+      state: { ...kernels.state, BV: 16 },
+      intra: kernels.intra,
+      x: { cu, q, k, v, beta },
+      saved,
+      Vp,
+    });
+    const probe = captured.find((a) => a.kernel.name === 'kda_probe_state_alone');
+    const intra = { tensors: [cu, q, k, v, gc, beta, W, U, Aqk, T], params: new Params(), workgroups: [1] as const };
+    const st = { tensors: [cu, W, U, Kd, gc, state, h, Vp], params: new Params(), workgroups: [1] as const };
+    dispatchStateIntra(gpu, kernels, { intra, state: st }, 'state');
+    const shared = captured[captured.length - 1];
+    expect(shared.kernel.name).toBe('kda_chunk_intra_state');
+    expect(probe?.kernel.code()).toBe(shared.kernel.code());
+  });
+
+  for (const T of [1, 63, 65, 130]) {
+    it.skipIf(slow)(`= separate kernels: T=${T}, K=16, V=8`, { timeout: 300_000 }, async () => {
+      const [H, K, V] = [2, 16, 8];
+      await expectSame(randomCase(T * 5 + 2, T, H, K, V), [0, T], new Rng(T + 1).normalArray(H * K * V, 0.5));
+    });
+  }
+
+  it.skipIf(slow)('= separate kernels: varlen batch (5, 70, 0, 58 tokens)', { timeout: 300_000 }, async () => {
+    const cu = [0, 5, 75, 75, 133];
+    const [H, K, V] = [2, 16, 8];
+    await expectSame(randomCase(61, cu[4], H, K, V), cu, new Rng(12).normalArray(4 * H * K * V, 0.5));
+  });
+
+  it.skipIf(slow)('= separate kernels: two head groups (split state buffers)', { timeout: 300_000 }, async () => {
+    const [T, H, K, V] = [130, 2, 16, 8];
+    // One head's per-chunk states: 3 slots x K x V f32 (chunkSlots = floor(130 / 64) + 1).
+    kdaSplitLimit.maxBindingBytes = 3 * K * V * 4;
+    await expectSame(randomCase(67, T, H, K, V), [0, T], new Rng(13).normalArray(H * K * V, 0.5), 2);
+  });
+});

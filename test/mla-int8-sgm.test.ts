@@ -15,8 +15,10 @@ import {
   affEval,
   affWgsl,
   type MlaInt8SgmOptions,
+  mlaInt8SgmKey,
   mlaInt8SgmUnsupported,
   planMlaInt8Sgm,
+  sgmFrags,
 } from '../src/kernels/mla/int8SgmPlan.js';
 import { mlaInt8SgmWgsl } from '../src/kernels/mla/decodeInt8Sgm.wgsl.js';
 import { sgmStubWgsl } from '../src/kernels/mla/int8SgmStub.js';
@@ -84,6 +86,36 @@ describe('int8 MLA decode on tensor cores: plan', () => {
     expect(() => planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS }, 16384)).toThrow(/workgroup memory/);
   });
 
+  it('queryResident: the quarter layout fits 48 KiB at the 48B shapes, loads no fragment from storage in the loop', () => {
+    for (const heads of [32, 16] as const) {
+      const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads, queryResident: true }, 49152);
+      expect([p.queryResident, p.qRegs, p.HW]).toEqual([true, true, heads]);
+      expect(p.sharedBytes).toBeLessThanOrEqual(49152);
+      const F = sgmFrags(p);
+      // 4 c_kv steps and 1 k_pe step of query a subgroup (5 fragments, 20 registers a lane), 9 products
+      // against 9 key fragments, as many as the parity layout's, which holds 9 query fragments.
+      expect(F.query.length).toBe(5);
+      expect(F.accs.map((a) => a.products.length)).toEqual([4, 4, 1]);
+      expect(new Set(F.accs.flatMap((a) => a.products.map((x) => x.q)))).toEqual(new Set([0, 1, 2, 3, 4]));
+      const w = mlaInt8SgmWgsl(p);
+      const loop = w.slice(w.indexOf('for (var tb'));
+      expect(w.match(/subgroupMatrixLoad<[^(]*>\(&qr,/g)).toHaveLength(5);
+      // every fragment the loop loads comes from workgroup memory (the staged rows kv, the P8 words pw)
+      const loads = [...loop.matchAll(/subgroupMatrixLoad<[^(]*>\(&(\w+),/g)].map((m) => m[1]);
+      expect(new Set(loads)).toEqual(new Set(['kv', 'pw']));
+      // the parity layout loads its 9 query fragments in the loop unless qRegs
+      const old = mlaInt8SgmWgsl(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads }, 49152));
+      expect(old.slice(old.indexOf('for (var tb')).match(/subgroupMatrixLoad<[^(]*>\(&qr,/g)).toHaveLength(9);
+    }
+    // the quarter layout needs the query in registers
+    expect(() =>
+      planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, queryResident: true, qRegs: false }, 49152),
+    ).toThrow(/registers/);
+    const key = (o: MlaInt8SgmOptions) =>
+      mlaInt8SgmKey(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, ...o }, 49152));
+    expect(new Set([key({}), key({ qRegs: true }), key({ queryResident: true })]).size).toBe(3);
+  });
+
   it('the WGSL names the offsets in words, or in elements (x4) for the int8 operands only', () => {
     const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 32, fold: 1 }, 49152);
     const w = mlaInt8SgmWgsl(p);
@@ -107,13 +139,16 @@ describe('int8 MLA decode on tensor cores: plan', () => {
 describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () => {
   it.skipIf(!hasGpu)('compiles with stand-ins for the subgroup matrices (every variant, two head groups)', async () => {
     const gpu = (await gpuContext())!;
-    for (const [H, heads, fold, qRegs, prefetch] of [
-      [32, 16, 2, false, false],
-      [32, 16, 1, true, true],
-      [32, 32, 1, false, true],
-      [33, 32, 1, true, false],
+    for (const [H, heads, fold, qRegs, prefetch, queryResident] of [
+      [32, 16, 2, false, false, false],
+      [32, 16, 1, true, true, false],
+      [32, 32, 1, false, true, false],
+      [33, 32, 1, true, false, false],
+      [32, 32, 1, true, true, true],
+      [33, 16, 2, true, false, true],
     ] as const) {
-      const p = planMlaInt8Sgm({ H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch }, 49152);
+      const o = { H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch, queryResident };
+      const p = planMlaInt8Sgm(o, 49152);
       const code = sgmStubWgsl(mlaInt8SgmWgsl(p));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
       // The stand-ins drop the i8 type, so a local named like a type (a staging index i8 shadowing the
@@ -135,10 +170,17 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
     { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1 },
     { R: 576, Rv: 512, H: 32, lengths: [63], pageSize: 64, chunkLen: 64 },
     { R: 576, Rv: 512, H: 32, lengths: [63], pageSize: 64, chunkLen: 64, heads: 16 },
+    // the quarter layout (queryResident): rows not a multiple of the block, 1 row, several chunks, padded heads
+    { R: 192, Rv: 128, H: 5, lengths: [161], pageSize: 16, chunkLen: 64, queryResident: true },
+    { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, queryResident: true },
+    { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, heads: 16, queryResident: true },
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true },
+    { R: 576, Rv: 512, H: 20, lengths: [63], pageSize: 16, chunkLen: 32, heads: 16, queryResident: true },
   ];
   for (const c of cases) {
     const name = `R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`;
-    it(`${name}, heads ${c.heads ?? 'default'} a workgroup, fold ${c.fold ?? 'default'}`, async () => {
+    const layout = c.queryResident ? ', query resident (quarter layout)' : '';
+    it(`${name}, heads ${c.heads ?? 'default'} a workgroup, fold ${c.fold ?? 'default'}${layout}`, async () => {
       const rng = new Rng(c.R + c.H);
       const x = makeCache(cpu, rng, c.lengths, c.R, c.Rv, c.pageSize, c.H);
       const B = c.lengths.length;
@@ -146,7 +188,8 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
       const d = { B, H: c.H, R: c.R, Rv: c.Rv, pageSize: c.pageSize, maxPages: x.maxPages, scale: 0.11 };
       const words = (await x.pool.read()) as Int32Array;
       const lengths = Int32Array.from(c.lengths);
-      const plan = planMlaInt8Sgm({ H: c.H, R: c.R, Rv: c.Rv, variant: WORDS, heads: c.heads, fold: c.fold }, 49152);
+      const o = { H: c.H, R: c.R, Rv: c.Rv, variant: WORDS, heads: c.heads, fold: c.fold };
+      const plan = planMlaInt8Sgm({ ...o, queryResident: c.queryResident }, 49152);
       const got = mlaDecodeInt8SgmEmulate(q, words, x.table, lengths, d, plan, c.chunkLen);
       const ref = mlaDecodeInt8Reference(q, words, x.table, lengths, d);
       expect(got.every(Number.isFinite)).toBe(true);
@@ -215,6 +258,15 @@ describe('int8 MLA decode on tensor cores: the kernel', () => {
         int8Sgm: { heads: 16 },
       }).read()) as Float32Array;
       expect(relErr(sgm16, dp4a)).toBeLessThan(1e-5);
+      // the quarter layout (query fragments in registers), 32 and 16 heads a workgroup
+      for (const heads of [32, 16] as const) {
+        const qres = (await mlaDecode(q, x.pool, x.pageTable, lt, {
+          ...opts,
+          int8Kernel: 'subgroup-matrix',
+          int8Sgm: { heads, queryResident: true },
+        }).read()) as Float32Array;
+        expect(relErr(qres, dp4a)).toBeLessThan(1e-5);
+      }
       const d = { B, H, R, Rv, pageSize: 16, maxPages: x.maxPages, scale: opts.scale };
       const ref = mlaDecodeInt8Reference(
         x.q,

@@ -44,11 +44,11 @@
  */
 import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
 import { partialStats } from './decodeInt8.wgsl.js';
-import { affWgsl, type Frag, type MlaInt8SgmPlan, sgmFrags } from './int8SgmPlan.js';
+import { affWgsl, type Frag, type MlaInt8SgmPlan, sgmFrags, sgmRoleWgsl, sgmRoles } from './int8SgmPlan.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
-  const { H, Rv, TT, HP, HW, MH, RW, SW, WG, LK2, RK2, CFS, KVW, SCW, PWW } = pl;
+  const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW } = pl;
   const { syntax, units } = pl.variant;
   const F = sgmFrags(pl);
   const RW4 = RW / 4;
@@ -111,7 +111,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the
   // end: another size poisons m with NaN, as the dp4a kernel does).
   l(`  let sgi = lid / 32u; let lane = lid % 32u;`);
-  l(`  let half = sgi / ${2 * MH}u; let mh = (sgi >> 1u) % ${MH}u; let nt = sgi & 1u;`);
+  l(`  ${sgmRoles(pl).map(sgmRoleWgsl).join(' ')}`);
   l(`  let hq = sgi; let t = lane;`);
   l(`  let qh = g * ${HW}u + 4u * hq;`);
   l(`  let qb = (b * ${HP}u + qh) * ${RW}u;`);
@@ -124,13 +124,11 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   for (let m = 0; m < MH; m++)
     for (let j = 0; j < CFS; j++) for (let a = 0; a < 2; a++) l(`  var o${m}_${j}_${a} = vec4<f32>(0.0);`);
   for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
-  const parts: ['L' | 'R', number][] = [
-    ['L', LK2],
-    ['R', RK2],
-  ];
+  // The query's fragments are loop-invariant: held in registers (qRegs, queryResident), loaded once here.
   if (pl.qRegs)
-    for (const [part, n] of parts)
-      for (let j = 0; j < n; j++) l(`  let q${part}${j} = ${ld(LT, '&qr', F.q(part, j))};`);
+    F.query.forEach((fr, i) => {
+      l(`  let q${i} = ${ld(LT, '&qr', fr)};`);
+    });
   l(`  if (t0 < t1) {`);
   fetch('t0', '    ');
   l(`  }`);
@@ -143,27 +141,28 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     fetch('tn', '      ');
     l(`    }`);
   }
-  // ---- S: one [16 heads, 16 tokens] tile per subgroup and parity, c_kv and k_pe apart ----
+  // ---- S: [16 heads, 16 tokens] tiles of partial dot products, c_kv and k_pe apart (sgmFrags' accs) ----
   l(`    {`);
-  for (const [part, n] of parts) {
-    l(`      var a${part} = ${ST}();`);
-    for (let j = 0; j < n; j++) {
-      const q = pl.qRegs ? `q${part}${j}` : ld(LT, '&qr', F.q(part, j));
-      l(`      a${part} = subgroupMatrixMultiplyAccumulate(${q}, ${ld(RT, '&kv', F.k(part, j))}, a${part});`);
+  F.accs.forEach((acc, i) => {
+    l(`      var a${i} = ${ST}();`);
+    for (const { q, k } of acc.products) {
+      const qf = pl.qRegs ? `q${q}` : ld(LT, '&qr', F.query[q]);
+      l(`      a${i} = subgroupMatrixMultiplyAccumulate(${qf}, ${ld(RT, '&kv', k)}, a${i});`);
     }
-    l(`      ${st('&sc', F.score(part), `a${part}`)};`);
-  }
+    l(`      ${st('&sc', acc.store, `a${i}`)};`);
+  });
   l(`    }`);
   l(`    workgroupBarrier();`);
   // ---- softmax: thread (head quad hq, token t), as the dp4a kernel with 4 heads a thread ----
   l(`    {`);
   l(`      let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
+  // The partials' integer sum is exact in any order, so it equals the dp4a kernel's dot product.
   const sw = (part: 'L' | 'R', par: number, k: number) =>
     `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${TT}u + t]`;
+  const pars = (part: 'L' | 'R', k: number) =>
+    Array.from({ length: F.partials[part] }, (_, par) => sw(part, par, k)).join(' + ');
   for (const part of ['L', 'R'] as const)
-    l(
-      `      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => `${sw(part, 0, k)} + ${sw(part, 1, k)}`).join(', ')});`,
-    );
+    l(`      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => pars(part, k)).join(', ')});`);
   l(`      let valid = tb + t < t1;`);
   l(`      let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
   l(`      let mx = subgroupMax(s);`);

@@ -10,7 +10,7 @@
  */
 import { int8RowLayout } from './int8Layout.js';
 import { type MlaInt8Dims, quantizeRowInt8, roundHalfEven } from './int8Reference.js';
-import { affEval, type Frag, type MlaInt8SgmPlan, sgmFrags } from './int8SgmPlan.js';
+import { affEval, type Frag, type MlaInt8SgmPlan, sgmFrags, sgmRoleEnv } from './int8SgmPlan.js';
 
 const f = Math.fround;
 
@@ -62,12 +62,17 @@ function mma(a: Mat, b: Mat, c: Mat): void {
     }
 }
 
-function storeTile(dst: Int32Array, fr: Frag, env: Record<string, number>, c: Mat): void {
+/** A word of sc no score tile has written yet (the dot products are far smaller: |q8 . k8| <= 127^2 R). */
+const SC_UNSET = -0x80000000;
+
+/** subgroupMatrixStore of a result tile; `once`: the words must not have been written since SC_UNSET. */
+function storeTile(dst: Int32Array, fr: Frag, env: Record<string, number>, c: Mat, once = false): void {
   const off = affEval(fr.offset, env);
   for (let i = 0; i < 16; i++)
     for (let j = 0; j < 16; j++) {
       const w = off + i * fr.stride + j;
       if (w < 0 || w >= dst.length) throw new Error(`fragment store past the array: word ${w} of ${dst.length}`);
+      if (once && dst[w] !== SC_UNSET) throw new Error(`score tiles overlap at word ${w} of sc`);
       dst[w] = c[i * 16 + j];
     }
 }
@@ -83,7 +88,7 @@ export function mlaDecodeInt8SgmEmulate(
   chunkLen: number,
 ): Float32Array {
   const { B, H, Rv, pageSize, maxPages } = d;
-  const { RW, SW, TT, HP, HW, MH, NS, CFS, LK2, RK2 } = pl;
+  const { RW, SW, TT, HP, HW, NS, CFS } = pl;
   if (chunkLen % TT) throw new Error(`chunkLen ${chunkLen} is not a multiple of ${TT}`);
   const F = sgmFrags(pl);
   const qr = int8QueryRowsReference(qFull, d, HP, d.scale * Math.LOG2E);
@@ -119,17 +124,15 @@ export function mlaDecodeInt8SgmEmulate(
             const row = pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize);
             kv.set(pool.subarray(row * RW, (row + 1) * RW), r * RW);
           }
-          // S
+          // S: every subgroup's accumulators; the partials' tiles must cover each word of the scores once.
+          sc.fill(SC_UNSET, 0, (F.partials.L + F.partials.R) * HW * TT);
           for (let sgi = 0; sgi < NS; sgi++) {
-            const env = { b, g, sgi, half: Math.floor(sgi / (2 * MH)), mh: (sgi >> 1) % MH, nt: sgi & 1 };
-            for (const [part, n] of [
-              ['L', LK2],
-              ['R', RK2],
-            ] as const) {
+            const env = { b, g, ...sgmRoleEnv(pl, sgi) };
+            const query = F.query.map((fr) => load(qr, fr, env, 16, 32));
+            for (const { products, store } of F.accs) {
               const acc = new Int32Array(256);
-              for (let j = 0; j < n; j++)
-                mma(load(qr, F.q(part, j), env, 16, 32), load(kv, F.k(part, j), env, 32, 16), acc);
-              storeTile(sc, F.score(part), env, acc);
+              for (const { q, k } of products) mma(query[q], load(kv, k, env, 32, 16), acc);
+              storeTile(sc, store, env, acc, true);
             }
           }
           // softmax, per head over the block's tokens
@@ -139,8 +142,16 @@ export function mlaDecodeInt8SgmEmulate(
             const valid = (t: number) => tb + t < t1;
             let mx = -3.0e38;
             for (let t = 0; t < TT; t++) {
-              const aL = sc[F.scoreWord('L', 0, h, t)] + sc[F.scoreWord('L', 1, h, t)];
-              const aR = sc[F.scoreWord('R', 0, h, t)] + sc[F.scoreWord('R', 1, h, t)];
+              const word = (part: 'L' | 'R', par: number) => {
+                const x = sc[F.scoreWord(part, par, h, t)];
+                if (x === SC_UNSET)
+                  throw new Error(`score partial ${part}${par} of head ${h}, token ${t}: not written`);
+                return x;
+              };
+              let aL = 0;
+              for (let par = 0; par < F.partials.L; par++) aL += word('L', par);
+              let aR = 0;
+              for (let par = 0; par < F.partials.R; par++) aR += word('R', par);
               const skL = kvF[t * RW + SW];
               const skR = kvF[t * RW + SW + 1];
               s[t] = valid(t) ? f(f(aL * f(sq(h, 0) * skL)) + f(aR * f(sq(h, 1) * skR))) : -3.0e38;

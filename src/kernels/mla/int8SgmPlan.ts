@@ -83,6 +83,11 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   CFS: number;
   /** The query's fragments held in registers through the loop (else loaded from global memory each block). */
   qRegs: boolean;
+  /**
+   * The scores' K split in quarters (MlaInt8SgmOptions.queryResident): each subgroup multiplies its few
+   * query fragments (held in registers, qRegs true) by both token halves' keys; else in parities (half).
+   */
+  queryResident: boolean;
   /** Load the next block's rows into registers during this block's math. */
   prefetch: boolean;
   /** Barrier between a P x V round's stores and the lanes' reads (MlaInt8SgmOptions.foldBarrier). */
@@ -96,7 +101,18 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
 }
 
 export interface MlaInt8SgmOptions {
+  /**
+   * The parity layout's LK2 + RK2 query fragments a subgroup (9 at the 48B shapes) in registers through the
+   * loop (measured slower: 2.46 ms against 2.15 at 1M context, 32 heads; 4.44 against 3.30, 16 heads).
+   */
   qRegs?: boolean;
+  /**
+   * The quarter layout of the scores (see the header): no fragment is loaded from storage inside the block
+   * loop. Each subgroup's query fragments (LK2 / 2 + RK2: 5 at the 48B shapes) are loaded once, before the
+   * loop, into registers; every key fragment is loaded from workgroup memory for one product. Not yet
+   * measured on a device (decodeInt8Sgm.wgsl.ts says what is expected).
+   */
+  queryResident?: boolean;
   prefetch?: boolean;
   /**
    * Heads per workgroup: 32 (8 subgroups, the default) or 16 (4 subgroups: half the threads and the same
@@ -145,8 +161,13 @@ export function planMlaInt8Sgm(
   const NS = HW / 4;
   const NG = Math.ceil(H / HW);
   const NCF = L.LWp / 4;
-  // scores: 4 tiles [HW heads, TT tokens]; P x V: 2 x fold slots x NS subgroups x 256 words (the same words).
-  const SCW = Math.max(4 * HW * TT, 2 * fold * NS * 256);
+  const queryResident = v.queryResident ?? false;
+  if (queryResident && v.qRegs === false)
+    throw new Error('mlaDecode (int8, subgroup-matrix): queryResident holds the query in registers (qRegs)');
+  // scores: [HW heads, TT tokens] tiles of partial dot products, 2 parities each of c_kv and k_pe (the
+  // parity layout), or 4 quarters of c_kv and 2 parities of k_pe (the quarter layout); P x V: 2 x fold
+  // slots x NS subgroups x 256 words (the same words).
+  const SCW = Math.max((queryResident ? 6 : 4) * HW * TT, 2 * fold * NS * 256);
   const PWW = HW * (TT / 4);
   const KVW = TT * L.RW;
   const sharedBytes = 4 * (SCW + PWW + KVW) + 2 * 16 * (HW / 4);
@@ -170,7 +191,8 @@ export function planMlaInt8Sgm(
     RK2: L.RWp / 16,
     NCF,
     CFS: NCF / NS,
-    qRegs: v.qRegs ?? false,
+    qRegs: queryResident || (v.qRegs ?? false),
+    queryResident,
     prefetch: v.prefetch ?? HW === 32,
     foldBarrier: v.foldBarrier ?? true,
     variant: v.variant,
@@ -182,12 +204,56 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}`;
+}
+
+/** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */
+export interface SgmRole {
+  name: string;
+  div: number;
+  mod: number;
 }
 
 /**
- * The fragment accesses. Runtime names: b (sequence), g (head group), sgi (subgroup), half, mh, nt
- * (S roles, from sgi). qr: the query rows [B, HP, RW]; kv: the staged rows [TT, RW]; sc, pw as above.
+ * The S roles of the two layouts (the header of this file): parity (half, mh, nt from sgi) or quarter
+ * (kq: c_kv K quarter, mh; for k_pe the parity rp and the token half rn, both from kq).
+ */
+export function sgmRoles(p: MlaInt8SgmPlan): SgmRole[] {
+  const MH = p.MH;
+  if (p.queryResident)
+    return [
+      { name: 'kq', div: 1, mod: 4 },
+      { name: 'mh', div: 4, mod: MH },
+      { name: 'rp', div: 1, mod: 2 },
+      { name: 'rn', div: 2, mod: 2 },
+    ];
+  return [
+    { name: 'half', div: 2 * MH, mod: 2 },
+    { name: 'mh', div: 2, mod: MH },
+    { name: 'nt', div: 1, mod: 2 },
+  ];
+}
+
+export function sgmRoleEnv(p: MlaInt8SgmPlan, sgi: number): Record<string, number> {
+  const env: Record<string, number> = { sgi };
+  for (const r of sgmRoles(p)) env[r.name] = Math.floor(sgi / r.div) % r.mod;
+  return env;
+}
+
+export function sgmRoleWgsl(r: SgmRole): string {
+  return `let ${r.name} = (sgi / ${r.div}u) % ${r.mod}u;`;
+}
+
+/** S: one accumulator of a subgroup: its products (index into `query`, key fragment) and its tile in sc. */
+export interface SgmAcc {
+  part: 'L' | 'R';
+  products: { q: number; k: Frag }[];
+  store: Frag;
+}
+
+/**
+ * The fragment accesses. Runtime names: b (sequence), g (head group), sgi (subgroup), the S roles
+ * (sgmRoles). qr: the query rows [B, HP, RW]; kv: the staged rows [TT, RW]; sc, pw as above.
  */
 export function sgmFrags(p: MlaInt8SgmPlan) {
   const RW = p.RW;
@@ -195,28 +261,42 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
   const qRow: Aff = { b: p.HP * RW, g: HW * RW, mh: 16 * RW };
   // P x V fragments of a subgroup in round order: value fragment j, head half m.
   const frags = Array.from({ length: p.CFS * p.MH }, (_, i) => ({ j: Math.floor(i / p.MH), m: i % p.MH }));
-  return {
-    /** S: query fragment of c_kv step 2j + half (part 'L') or k_pe step (part 'R'), row-major. */
+  const tile = HW * TT;
+  // Score partials: c_kv then k_pe, a [HW heads, TT tokens] row-major tile per partial.
+  const partials = { L: p.queryResident ? 4 : 2, R: 2 };
+  const partialBase = (part: 'L' | 'R', par: number) => (part === 'R' ? partials.L : 0) * tile + par * tile;
+  // Quarter layout: c_kv step 4j + kq, k_pe step 2j + rp (steps of 32 channels = 8 words).
+  const qL4 = (j: number): Frag => ({ offset: { ...qRow, kq: 8, '': 32 * j }, stride: RW, colMajor: false });
+  const qR4 = (j: number): Frag => ({ offset: { ...qRow, rp: 8, '': p.LWp + 16 * j }, stride: RW, colMajor: false });
+  const kL4 = (nt: number, j: number): Frag => ({
+    offset: { kq: 8, '': nt * 16 * RW + 32 * j },
+    stride: RW,
+    colMajor: true,
+  });
+  const kR4 = (j: number): Frag => ({ offset: { rn: 16 * RW, rp: 8, '': p.LWp + 16 * j }, stride: RW, colMajor: true });
+  const f = {
+    /** S (parity layout): query fragment of c_kv step 2j + half (part 'L') or k_pe step (part 'R'), row-major. */
     q: (part: 'L' | 'R', j: number): Frag => ({
       offset: { ...qRow, half: 8, '': (part === 'R' ? p.LWp : 0) + 16 * j },
       stride: RW,
       colMajor: false,
     }),
-    /** S: the 16 staged rows of token half nt, the same channels, column-major (a column = a row of kv). */
+    /** S (parity layout): the 16 staged rows of token half nt, the same channels, column-major (a column = a row of kv). */
     k: (part: 'L' | 'R', j: number): Frag => ({
       offset: { nt: 16 * RW, half: 8, '': (part === 'R' ? p.LWp : 0) + 16 * j },
       stride: RW,
       colMajor: true,
     }),
-    /** S: where the subgroup's c_kv / k_pe tile of [heads, tokens] goes in sc (row-major). */
+    /** S (parity layout): where the subgroup's c_kv / k_pe tile of [heads, tokens] goes in sc (row-major). */
     score: (part: 'L' | 'R'): Frag => ({
-      offset: { '': part === 'R' ? 2 * HW * TT : 0, half: HW * TT, mh: 16 * TT, nt: 16 },
+      offset: { '': partialBase(part, 0), half: tile, mh: 16 * TT, nt: 16 },
       stride: TT,
       colMajor: false,
     }),
-    /** softmax: word of sc holding the part's dot product for head h, token t, parity par. */
-    scoreWord: (part: 'L' | 'R', par: number, h: number, t: number) =>
-      (part === 'R' ? 2 * HW * TT : 0) + par * HW * TT + h * TT + t,
+    /** softmax: partials of each part's dot products (summed as integers: exact in any order). */
+    partials,
+    /** softmax: word of sc holding the part's partial `par` of the dot product for head h, token t. */
+    scoreWord: (part: 'L' | 'R', par: number, h: number, t: number) => partialBase(part, par) + h * TT + t,
     /** softmax: word of pw holding P8 of head h, tokens 4 q .. 4 q + 3. */
     pWord: (h: number, q: number) => h * (p.TT / 4) + q,
     /** P x V: P8 of head half m, row-major [16 heads, TT tokens]. */
@@ -233,4 +313,35 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
     rounds: (p.CFS * p.MH) / p.fold,
     roundFrags: (r: number) => frags.slice(r * p.fold, (r + 1) * p.fold),
   };
+  const steps = (n: number) => Array.from({ length: n }, (_, j) => j);
+  const LQ = p.LK2 / 2;
+  /** S: the subgroup's query fragments, loop-invariant (one subset per subgroup in either layout). */
+  const query: Frag[] = p.queryResident
+    ? [...steps(LQ).map(qL4), ...steps(p.RK2).map(qR4)]
+    : [...steps(p.LK2).map((j) => f.q('L', j)), ...steps(p.RK2).map((j) => f.q('R', j))];
+  /** S: the subgroup's accumulators in the order they are computed. */
+  const accs: SgmAcc[] = p.queryResident
+    ? [
+        ...[0, 1].map(
+          (nt): SgmAcc => ({
+            part: 'L',
+            products: steps(LQ).map((j) => ({ q: j, k: kL4(nt, j) })),
+            store: { offset: { kq: tile, mh: 16 * TT, '': 16 * nt }, stride: TT, colMajor: false },
+          }),
+        ),
+        {
+          part: 'R',
+          products: steps(p.RK2).map((j) => ({ q: LQ + j, k: kR4(j) })),
+          store: { offset: { '': partialBase('R', 0), rp: tile, mh: 16 * TT, rn: 16 }, stride: TT, colMajor: false },
+        },
+      ]
+    : (['L', 'R'] as const).map((part) => ({
+        part,
+        products: steps(part === 'L' ? p.LK2 : p.RK2).map((j) => ({
+          q: (part === 'R' ? p.LK2 : 0) + j,
+          k: f.k(part, j),
+        })),
+        store: f.score(part),
+      }));
+  return { ...f, query, accs };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseInt8SgmOptions } from '../src/bench/mla.js';
 import { GpuContext } from '../src/gpu/context.js';
 import {
   cacheWrite,
@@ -133,6 +134,21 @@ describe('int8 MLA decode on tensor cores: plan', () => {
     expect(b).toContain(
       'subgroupMatrixStore(&sc, (2048u + 256u * sgi), subgroupMatrixMultiply<i32>(pL1, v0), false, 16u)',
     );
+  });
+});
+
+describe('int8 MLA decode on tensor cores: bench mla --int8-sgm', () => {
+  it('parses the options, refuses the rest with the item', () => {
+    expect(parseInt8SgmOptions('')).toEqual({});
+    expect(parseInt8SgmOptions('queryResident,heads=16,prefetch=false')).toEqual({
+      queryResident: true,
+      heads: 16,
+      prefetch: false,
+    });
+    expect(parseInt8SgmOptions('fold=1,qRegs=true')).toEqual({ fold: 1, qRegs: true });
+    expect(() => parseInt8SgmOptions('heads=8')).toThrow(/'heads=8'/);
+    expect(() => parseInt8SgmOptions('queryresident')).toThrow(/'queryresident'/);
+    expect(() => parseInt8SgmOptions('prefetch=no')).toThrow(/'prefetch=no'/);
   });
 });
 

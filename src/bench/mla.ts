@@ -31,6 +31,7 @@ import {
   prepareMlaInt8Sgm,
 } from '../kernels/mla/index.js';
 import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
+import type { MlaInt8SgmOptions } from '../kernels/mla/int8SgmPlan.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
@@ -59,6 +60,28 @@ export interface MlaBenchOptions {
   subgroupSize?: number;
   /** int8 cache: the kernels timed (those this device can run; the tensor-core one needs --unsafe-apis). */
   int8Kernels?: MlaInt8Kernel[];
+  /** int8 cache: the tensor-core kernel's options (int8SgmPlan.ts) in its rows at every context (`--int8-sgm`). */
+  int8Sgm?: MlaInt8SgmOptions;
+}
+
+/**
+ * `--int8-sgm k=v,...`: the tensor-core kernel's options, e.g. `queryResident` (a bare key is true),
+ * `heads=16`, `fold=1`, `prefetch=false`, `qRegs`, `foldBarrier=false`.
+ */
+export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
+  const o: Record<string, boolean | number> = {};
+  const flags = ['queryResident', 'qRegs', 'prefetch', 'foldBarrier'];
+  const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2] };
+  for (const item of text.split(',').filter(Boolean)) {
+    const [k, v, ...rest] = item.split('=');
+    if (flags.includes(k) && !rest.length && (v === undefined || v === 'true' || v === 'false')) o[k] = v !== 'false';
+    else if (k in numbers && !rest.length && numbers[k].includes(Number(v))) o[k] = Number(v);
+    else
+      throw new Error(
+        `--int8-sgm: '${item}' is not one of ${flags.join(', ')} (=true / =false) or heads=16|32, fold=1|2`,
+      );
+  }
+  return o as MlaInt8SgmOptions;
 }
 
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
@@ -81,6 +104,11 @@ const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, prefetch: true } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, fold: 1 } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { qRegs: true } },
+  // the quarter layout (end of the sixth session, not yet measured): the query's fragments loaded once a workgroup
+  // into registers, no fragment from storage in the loop; without the prefetch's 20 registers a lane; 16 heads
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, prefetch: false } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, queryResident: true } },
   // diagnostic (a data race, never the default): what the P x V rounds' barriers cost
   { int8Kernel: 'subgroup-matrix', int8Sgm: { foldBarrier: false } },
   // measured slower earlier (int8Plan.ts, bench/results/2026-12-01-h200-dec8-run1-mla.json), kept
@@ -206,6 +234,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           maxLength: T,
           kernel: int8 ? undefined : kernel,
           int8Kernel: int8 ? (kernel as unknown as MlaInt8Kernel) : undefined,
+          int8Sgm: o.int8Sgm,
           subgroupSize: o.subgroupSize,
           ...more,
         }).dispose();
@@ -216,6 +245,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         const sgm = (kernel as string) === 'subgroup-matrix';
         layout = {
           kernel: `int8-${kernel}`,
+          int8Sgm: sgm ? o.int8Sgm : undefined,
           blockTokens: 32,
           chunks: sgm ? defaultInt8SgmChunks(T, o.batch, NG) : defaultInt8Chunks(T, o.batch, NG),
         };
@@ -325,7 +355,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       const dp4a = (await dp4aOut.read()) as Float32Array;
       dp4aOut.dispose();
       const runs: Partial<MlaDecodeOptions>[] = [
-        ...int8Kernels.map((k) => ({ int8Kernel: k })),
+        ...int8Kernels.map((k) => ({ int8Kernel: k, int8Sgm: k === 'subgroup-matrix' ? o.int8Sgm : undefined })),
         ...INT8_VARIANTS.filter(int8Runs),
       ];
       for (const v of runs) {
@@ -422,6 +452,11 @@ export function registerMlaBench(bench: Command): void {
       'int8 cache: kernels to time, dp4a and subgroup-matrix (tensor cores: needs --unsafe-apis and a device that has them)',
       'subgroup-matrix,dp4a',
     )
+    .option(
+      '--int8-sgm <k=v,...>',
+      'int8 cache: options of the tensor-core kernel in its rows at every context (queryResident, heads=16, fold=1, prefetch=false, ...)',
+      '',
+    )
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
     if (opts.cacheDtype !== 'bf16' && opts.cacheDtype !== 'f32' && opts.cacheDtype !== 'int8') {
@@ -450,6 +485,7 @@ export function registerMlaBench(bench: Command): void {
           throw new Error(`--int8-kernels: '${k}' is not dp4a or subgroup-matrix`);
         return k;
       }),
+      int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
     });
     gpu.destroy();
     if (opts.json) return printJson(result);

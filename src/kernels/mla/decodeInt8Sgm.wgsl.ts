@@ -26,16 +26,47 @@
  * fragments (~0.35 SM cycles a product), 0.87-1.14 POPS with one or fewer workgroup-memory fragment loads a
  * product (0.16 at two), but 0.02-0.11 POPS when the fragments come from storage: ~50-95 SM cycles of
  * throughput a fragment load, even from L1/L2. Here every score product's left operand, the query, is
- * loaded from storage (`qr`) each block (the qRegs variant, which keeps it in registers, is slower still:
- * 4.4 ms, likely spilling). The likely limit is therefore those 72 storage loads a block (~3.6k-6.8k of
+ * loaded from storage (`qr`) each block (the qRegs variant, which keeps its 9 fragments a subgroup in
+ * registers, is slower still: 2.46 ms at 32 heads, 4.44 at 16; registers or spilling, not known). The likely limit is therefore those 72 storage loads a block (~3.6k-6.8k of
  * the ~17.6k SM cycles a block takes) plus the results' trips through `sc`; the query in workgroup memory
  * (18 KiB at the 48B shapes) does not fit beside `kv` and `sc` in 48 KiB as laid out now, so the next
  * step is a layout that frees it, not tuning (e.g. 16 heads a workgroup, where the query's 9.5 KiB fit,
- * or half the score tiles: the second K parity loading the first's stored tile as its accumulator).
+ * or half the score tiles: the second K parity loading the first's stored tile as its accumulator); the
+ * quarter layout below takes the other way: fewer query fragments a subgroup, held in registers.
  * What no layout removes: WGSL's result matrices are opaque, so each P x V product (one per 32-token block
  * and 16 x 16 tile: the flash rescale o = o alpha + sigma c differs per block) must go through workgroup
  * memory (store, barrier, lanes' loads) before the lanes can fold it into their f32 O.
  * mlaDecode keeps dp4a by default (MLA_INT8_SGM_BY_DEFAULT).
+ *
+ * The quarter layout (`queryResident: true`, end of the sixth session; NOT YET MEASURED on a device, exact in the
+ * emulation): no fragment is loaded from storage inside the block loop. The query is loop-invariant, so the
+ * scores are laid out to give each subgroup few query fragments: subgroup sgi = 4 mh + kq takes c_kv K-steps
+ * 4j + kq (a quarter) for both token halves, and k_pe step 2j + rp for token half rn (rp, rn the bits of
+ * kq); its LK2 / 2 + RK2 query fragments (5 at the 48B shapes, against the parity layout's 9) are loaded
+ * once, before the loop, into subgroup-matrix values (registers). Per 32-token block and 32 heads:
+ *   before (parity layout, query from storage): S 72 products, 72 storage + 72 workgroup fragment loads;
+ *   after: S 72 products, 72 workgroup loads (1 a product: each key fragment serves one head half), no
+ *     storage load (the query's 40 are made once a workgroup, i.e. once per ~250 blocks at 1M);
+ *   P x V either way: 64 products, 48 workgroup loads (P8 2 + values 4 a subgroup: 0.75 a product).
+ * What it costs: 6 score tiles a block instead of 4 (c_kv in 4 partials, k_pe in 2; sc 24 KiB, 44.8 KiB
+ * of workgroup memory a workgroup against 36.6), 3 result stores a subgroup instead of 2, and 6 words read
+ * a score in the softmax instead of 4. Registers a lane (estimated, not read from the compiler): the query
+ * 5 x 4 = 20 (qRegs: 9 x 4 = 36), S accumulators 2 x 8 live (then 1), O 64, prefetched rows 5 x 4 = 20:
+ * ~20 above the default. The outputs stay bit-identical to the dp4a kernel: the partial dot products are
+ * integers (exact, their sum in any order is the dp4a kernel's dot product) and everything after them is
+ * the same f32 code.
+ * Expected (an estimate from `bench sgm`, not a measurement): if the 72 storage loads a block were the
+ * ~3.6k-6.8k of the ~17.6k SM cycles a block takes at 2.15 ms (1M, 32 heads), the quarter layout would take
+ * ~1.3-1.7 ms a layer at 1M, about dp4a's 1.55: far from the ~0.28 ms a layer that a 6 ms TPOT leaves
+ * ((6 - ~4.1 ms for the rest) / 7 layers), so the P x V round trips through `sc` and the softmax would
+ * be next. Risks: registers (the parity layout's 9 query fragments in registers measured slower, 2.46 against
+ * 2.15 ms: if that was occupancy, 256 threads above 128 registers a lane fit one workgroup an SM), hence
+ * the variant without prefetch (20 registers fewer); bench mla times both layouts (INT8_VARIANTS, and
+ * `--int8-sgm queryResident` for the rows at every context).
+ * Not chosen: the query in workgroup memory. At 32 heads its 18 KiB do not fit beside kv (18.5 KiB) and
+ * sc (16 KiB; 24 in the quarter layout) in 48 KiB; at 16 heads (9 KiB) it fits, but each score product
+ * would then load both operands from workgroup memory (1.5 loads a product with the quarter layout's reuse
+ * of each query fragment over two token halves), the regime `bench sgm` measured slow (0.16 POPS at 2).
  *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be
@@ -143,14 +174,23 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   }
   // ---- S: [16 heads, 16 tokens] tiles of partial dot products, c_kv and k_pe apart (sgmFrags' accs) ----
   l(`    {`);
-  F.accs.forEach((acc, i) => {
-    l(`      var a${i} = ${ST}();`);
-    for (const { q, k } of acc.products) {
-      const qf = pl.qRegs ? `q${q}` : ld(LT, '&qr', F.query[q]);
-      l(`      a${i} = subgroupMatrixMultiplyAccumulate(${qf}, ${ld(RT, '&kv', k)}, a${i});`);
-    }
-    l(`      ${st('&sc', acc.store, `a${i}`)};`);
-  });
+  // The parity layout's accumulators one after the other (as measured); the quarter layout's c_kv pair
+  // (token halves 0 and 1) step by step, two independent chains that share each query fragment.
+  const groups = pl.queryResident
+    ? (['L', 'R'] as const).map((part) => F.accs.map((a, i) => ({ a, i })).filter(({ a }) => a.part === part))
+    : F.accs.map((a, i) => [{ a, i }]);
+  for (const group of groups) {
+    for (const { i } of group) l(`      var a${i} = ${ST}();`);
+    const steps = Math.max(...group.map(({ a }) => a.products.length));
+    for (let s = 0; s < steps; s++)
+      for (const { a, i } of group) {
+        if (s >= a.products.length) continue;
+        const { q, k } = a.products[s];
+        const qf = pl.qRegs ? `q${q}` : ld(LT, '&qr', F.query[q]);
+        l(`      a${i} = subgroupMatrixMultiplyAccumulate(${qf}, ${ld(RT, '&kv', k)}, a${i});`);
+      }
+    for (const { a, i } of group) l(`      ${st('&sc', a.store, `a${i}`)};`);
+  }
   l(`    }`);
   l(`    workgroupBarrier();`);
   // ---- softmax: thread (head quad hq, token t), as the dp4a kernel with 4 heads a thread ----

@@ -6,14 +6,21 @@
  * Fragments (Dawn's int8 subgroup matrices, H200 config M=16, N=16, K=32, i32 results): a workgroup of
  * NS = HW / 4 subgroups of 32 lanes owns HW = 32 (default) or 16 heads of one sequence over a chunk, in
  * blocks of TT = 32 cached rows staged in workgroup memory (`kv`, the rows as stored: RW words a row).
- *   S   subgroup sgi: token half nt = sgi & 1, head half mh = (sgi >> 1) % MH (MH = HW / 16), K-step
- *       parity half = sgi / (2 MH). The query (rows [heads, RW] in global memory, int8QueryRowsWgsl) is the
- *       left operand, the staged rows read column-major the right one. The K-steps of 32 channels
- *       alternate between the two parities (c_kv steps 2j + half, k_pe steps likewise), so both parities
- *       run the same straight-line code: LK2 c_kv and RK2 k_pe steps. Each subgroup leaves two 16 x 16 i32
- *       tiles, c_kv and k_pe, in `sc` (4 tiles of [HW heads, 32 tokens]: c_kv parity 0, 1, k_pe 0, 1).
+ *   S   (parity layout, the default) subgroup sgi: token half nt = sgi & 1, head half mh = (sgi >> 1) % MH
+ *       (MH = HW / 16), K-step parity half = sgi / (2 MH). The query (rows [heads, RW] in global memory,
+ *       int8QueryRowsWgsl) is the left operand, the staged rows read column-major the right one. The
+ *       K-steps of 32 channels alternate between the two parities (c_kv steps 2j + half, k_pe steps
+ *       likewise), so both parities run the same straight-line code: LK2 c_kv and RK2 k_pe steps. Each
+ *       subgroup leaves two 16 x 16 i32 tiles, c_kv and k_pe, in `sc` (4 tiles of [HW heads, 32 tokens]:
+ *       c_kv parity 0, 1, k_pe 0, 1).
+ *   S   (quarter layout, queryResident) subgroup sgi = 4 mh + kq: c_kv steps 4j + kq (j < LK2 / 2) for
+ *       both token halves (two accumulators sharing each query fragment), k_pe steps 2j + rp (j < RK2)
+ *       for token half rn (rp = kq & 1, rn = kq >> 1): the same 2 LK2 + RK2 products, LK2 / 2 + RK2 query
+ *       fragments (held in registers from before the loop) instead of LK2 + RK2. `sc` holds 6 tiles of
+ *       [HW heads, 32 tokens]: c_kv quarters 0-3, k_pe parities 0, 1.
+ *       Both layouts are data (sgmRoles, sgmFrags' query and accs) read by the generator and the emulation.
  *   softmax  thread (head quad hq = sgi, token t = lane) as the dp4a kernel (decodeInt8.wgsl.ts) with
- *       4 heads a thread, the integer dot products summed over the parities: the same scores, p, l and
+ *       4 heads a thread, the integer dot products summed over the partials: the same scores, p, l and
  *       P8 words (one head, 4 tokens) bit for bit, P8 written row-major [HW heads, 8 words] to `pw`.
  *   P x V  subgroup sgi owns value columns [16 CFS sgi, 16 CFS (sgi + 1)) = CFS fragments of 16 columns,
  *       for each head half: CFS MH fragments (P8 left [16 heads, 32 tokens] times rows read row-major

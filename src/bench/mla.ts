@@ -288,8 +288,13 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       if (int8) {
         for (const v of INT8_VARIANTS.filter(int8Runs)) {
           const k = v.int8Kernel ?? 'dp4a';
-          const tv = await timeGpu(gpu, call(k as unknown as MlaDecodeKernel, v), o.reps, o.trials);
-          sweep.push({ context: T, kernel: `int8-${k}`, ...v, ...rate(T, tv.ms) });
+          try {
+            const tv = await timeGpu(gpu, call(k as unknown as MlaDecodeKernel, v), o.reps, o.trials);
+            sweep.push({ context: T, kernel: `int8-${k}`, ...v, ...rate(T, tv.ms) });
+          } catch (e) {
+            // A variant that does not compile or run on this device must not lose the others' numbers.
+            sweep.push({ context: T, kernel: `int8-${k}`, ...v, error: (e as Error).message });
+          }
         }
       }
       if (kernel === 'tiled' && !int8) {
@@ -360,9 +365,15 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       ];
       for (const v of runs) {
         const ref = refs[v.int8Pv ?? 'dp4a'];
-        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Kernel: 'dp4a', ...v });
-        const got = (await out.read()) as Float32Array;
-        out.dispose();
+        let got: Float32Array;
+        try {
+          const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Kernel: 'dp4a', ...v });
+          got = (await out.read()) as Float32Array;
+          out.dispose();
+        } catch (e) {
+          checks.push({ context: T, kernel: `int8-${v.int8Kernel ?? 'dp4a'}`, ...v, error: (e as Error).message });
+          continue;
+        }
         checks.push({
           context: T,
           kernel: `int8-${v.int8Kernel ?? 'dp4a'}`,

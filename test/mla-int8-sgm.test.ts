@@ -192,6 +192,7 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
     { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, heads: 16, queryResident: true },
     { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true },
     { R: 576, Rv: 512, H: 20, lengths: [63], pageSize: 16, chunkLen: 32, heads: 16, queryResident: true },
+    { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1, queryResident: true },
   ];
   for (const c of cases) {
     const name = `R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`;

@@ -283,7 +283,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       const kernel = kernels[0];
       for (const c of o.sweepChunks) {
         const tc = await timeGpu(gpu, call(kernel, { chunks: c }), o.reps, o.trials);
-        sweep.push({ context: T, kernel: int8 ? `int8-${kernel}` : kernel, chunks: c, ...rate(T, tc.ms) });
+        const sgmOpts = (kernel as string) === 'subgroup-matrix' ? { int8Sgm: o.int8Sgm } : {};
+        sweep.push({ context: T, kernel: int8 ? `int8-${kernel}` : kernel, ...sgmOpts, chunks: c, ...rate(T, tc.ms) });
       }
       if (int8) {
         for (const v of INT8_VARIANTS.filter(int8Runs)) {

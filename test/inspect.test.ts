@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../src/io/safetensors/index.js';
 import { cacheSizes, checkCheckpoint, countParameters, expectedTensors, inspectConfig } from '../src/model/inspect.js';
 import { loadKimiConfig } from '../src/model/loadConfig.js';
-import { cli, FIXTURES, ROOT } from './helpers.js';
+import { cli, FIXTURES } from './helpers.js';
 
 const TINY_DIR = join(FIXTURES, 'tiny-kimi');
 const BIG = join(FIXTURES, 'configs/kimi-linear-48b-a3b.json');

@@ -13,6 +13,7 @@ import { cuTensor } from '../src/kernels/kda/slots.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { uploadPacked } from './kda-forward-run.js';
 import { type KdaCase, randomCase } from './kda-random.js';
 
 afterEach(() => {
@@ -153,13 +154,7 @@ describe('kda chunked forward: fused and tiled state passes', () => {
       const S0 = new Rng(5).normalArray(2 * H * K * V, 0.5);
       const run = async (variant: Variant, keep: boolean) => {
         setVariant(variant);
-        const x = {
-          q: gpu.fromHost(c.q, [T, H, K]),
-          k: gpu.fromHost(c.k, [T, H, K]),
-          v: gpu.fromHost(c.v, [T, H, V]),
-          g: gpu.fromHost(c.g, [T, H, K]),
-          beta: gpu.fromHost(c.beta, [T, H]),
-        };
+        const x = uploadPacked(gpu, c);
         const state = gpu.fromHost(S0, [2, H, K, V]);
         const o = gpu.empty([T, H, V]);
         const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, keep);

@@ -12,12 +12,11 @@
  * (GK = 1, slow), K16/V8 (the geometry the other KDA tests compile).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { dispatchChunkForward, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { kdaRecurrentReference } from '../src/kernels/kda/index.js';
-import { cuTensor } from '../src/kernels/kda/slots.js';
-import type { Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { runChunkForwardKept } from './kda-forward-run.js';
 import { type KdaCase, randomCase } from './kda-random.js';
 
 type Tuning = Partial<typeof kdaForwardTuning>;
@@ -32,39 +31,14 @@ const OLD: Tuning = { state: 'tiled', gcInIntra: false, outputPipelined: false }
 const NEW: Tuning = { state: 'halves', stateHalves: 2, gcInIntra: true, outputPipelined: true, intraSplit: true };
 const ONE_HALF: Tuning = { state: 'halves', stateHalves: 1, gcInIntra: false, outputNamed: true };
 
-/** o, the final state and every kept intermediate (per-chunk buffers: the slots in use only). */
+/** o, the final state and every kept intermediate (per-chunk buffers: the slots in use only), with `tuning`. */
 async function run(c: KdaCase, cu: number[], S0: Float32Array, tuning: Tuning): Promise<Record<string, Float32Array>> {
-  const gpu = (await gpuContext())!;
-  const { T, H, K, V, GK } = c;
-  const N = cu.length - 1;
   Object.assign(kdaForwardTuning, tuning);
-  const p = { Ttot: T, N, H, K, V, GK, B: 1, T, cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
-  const x = {
-    q: gpu.fromHost(c.q, [T, H, K]),
-    k: gpu.fromHost(c.k, [T, H, K]),
-    v: gpu.fromHost(c.v, [T, H, V]),
-    g: gpu.fromHost(c.g, GK === 1 ? [T, H] : [T, H, K]),
-    beta: gpu.fromHost(c.beta, [T, H]),
-  };
-  const state = gpu.fromHost(S0, [N, H, K, V]);
-  const o = gpu.empty([T, H, V]);
-  const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, true);
-  if (!s) throw new Error('keep: expected the saved intermediates');
-  const got: Record<string, Float32Array> = { o: await o.toFloat32(), S: await state.toFloat32() };
-  for (const n of ['gc', 'Kd', 'W', 'U', 'Vp'] as const) got[n] = await s[n].toFloat32();
-  // Slots in use: each sequence's chunks from floor(cu[s] / 64) + s (chunk.wgsl.ts); empty sequences none.
-  const used: number[] = [];
-  for (let q = 0; q < N; q++) {
-    const b = Math.floor(cu[q] / 64) + q;
-    for (let j = 0; j * 64 < cu[q + 1] - cu[q]; j++) used.push(b + j);
+  try {
+    return (await runChunkForwardKept((await gpuContext())!, c, cu, S0)).got;
+  } finally {
+    for (const key of Object.keys(tuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
   }
-  const pick = (a: Float32Array, per: number) =>
-    Float32Array.from(used.flatMap((u) => [...a.subarray(u * per, (u + 1) * per)]));
-  for (const n of ['Aqk', 'T'] as const) got[n] = pick(await s[n].toFloat32(), H * 64 * 64);
-  got.h = pick(await (s.h[0] as Tensor).toFloat32(), H * K * V);
-  for (const t of [o, state, x.q, x.k, x.v, x.g, x.beta]) t.dispose();
-  for (const key of Object.keys(tuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
-  return got;
 }
 
 /**

@@ -19,10 +19,10 @@ import { dispatchOverlapProbe } from '../src/kernels/kda/overlapProbe.js';
 import { dispatchStateIntra } from '../src/kernels/kda/statePipeline.js';
 import { stateTiledKey, stateTiledWgsl } from '../src/kernels/kda/stateTiled.wgsl.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { dispatchChunkForward, kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
-import { cuTensor } from '../src/kernels/kda/slots.js';
+import { kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { runChunkForwardKept } from './kda-forward-run.js';
 import { type KdaCase, randomCase } from './kda-random.js';
 
 afterEach(() => {
@@ -33,47 +33,18 @@ afterEach(() => {
 /** o, the final state, the kept intermediates, and the kernel keys dispatched. */
 async function run(c: KdaCase, cu: number[], S0: Float32Array, shared: boolean) {
   const gpu = (await gpuContext())!;
-  const { T, H, K, V, GK } = c;
-  const N = cu.length - 1;
   kdaForwardTuning.sharedPipeline = shared;
-  const p = { Ttot: T, N, H, K, V, GK, B: 1, T, cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
-  const x = {
-    q: gpu.fromHost(c.q, [T, H, K]),
-    k: gpu.fromHost(c.k, [T, H, K]),
-    v: gpu.fromHost(c.v, [T, H, V]),
-    g: gpu.fromHost(c.g, [T, H, K]),
-    beta: gpu.fromHost(c.beta, [T, H]),
-  };
-  const state = gpu.fromHost(S0, [N, H, K, V]);
-  const o = gpu.empty([T, H, V]);
   const keys: string[] = [];
   const dispatch = gpu.dispatch.bind(gpu);
   gpu.dispatch = (args: DispatchArgs) => {
     keys.push(args.kernel.key ?? args.kernel.name);
     dispatch(args);
   };
-  let s: ReturnType<typeof dispatchChunkForward>;
   try {
-    s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, true);
+    return { ...(await runChunkForwardKept(gpu, c, cu, S0)), keys };
   } finally {
     gpu.dispatch = dispatch;
   }
-  if (!s) throw new Error('keep: expected the saved intermediates');
-  const got: Record<string, Float32Array> = { o: await o.toFloat32(), S: await state.toFloat32() };
-  for (const n of ['gc', 'Kd', 'W', 'U', 'Vp'] as const) got[n] = await s[n].toFloat32();
-  // Per-chunk buffers: the slots in use only, each sequence's chunks from floor(cu[s] / 64) + s (the others
-  // hold whatever the buffer pool gave).
-  const used: number[] = [];
-  for (let q = 0; q < N; q++) {
-    const b = Math.floor(cu[q] / 64) + q;
-    for (let j = 0; j * 64 < cu[q + 1] - cu[q]; j++) used.push(b + j);
-  }
-  const pick = (a: Float32Array, per: number) =>
-    Float32Array.from(used.flatMap((u) => [...a.subarray(u * per, (u + 1) * per)]));
-  for (const n of ['Aqk', 'T'] as const) got[n] = pick(await s[n].toFloat32(), H * 64 * 64);
-  for (const [i, h] of s.h.entries()) got[`h${i}`] = pick(await h.toFloat32(), s.groups[i].HB * K * V);
-  for (const t of [o, state, x.q, x.k, x.v, x.g, x.beta]) t.dispose();
-  return { got, keys, groups: s.groups.length };
 }
 
 async function expectSame(c: KdaCase, cu: number[], S0: Float32Array, groups = 1) {

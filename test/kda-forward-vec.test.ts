@@ -11,6 +11,7 @@ import { kdaCore, kdaRecurrentReference } from '../src/kernels/kda/index.js';
 import { cuTensor } from '../src/kernels/kda/slots.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { uploadPacked } from './kda-forward-run.js';
 import { randomCase } from './kda-random.js';
 
 afterEach(() => {
@@ -95,13 +96,7 @@ describe('kda chunked forward: kernel variants = reference', () => {
     const got: Record<string, Float32Array>[] = [];
     for (const intra of ['scalar', 'vec4'] as const) {
       kdaForwardTuning.intra = intra;
-      const x = {
-        q: gpu.fromHost(c.q, [T, H, K]),
-        k: gpu.fromHost(c.k, [T, H, K]),
-        v: gpu.fromHost(c.v, [T, H, V]),
-        g: gpu.fromHost(c.g, [T, H, K]),
-        beta: gpu.fromHost(c.beta, [T, H]),
-      };
+      const x = uploadPacked(gpu, c);
       const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, gpu.zeros([1, H, K, V]), undefined, K ** -0.5, true);
       const r: Record<string, Float32Array> = {};
       for (const n of ['gc', 'Kd', 'W', 'U', 'Aqk', 'T', 'Vp'] as const) r[n] = await s![n].toFloat32();

@@ -1,0 +1,63 @@
+/**
+ * The chunked forward as the kernel-variant tests run it: a KdaCase uploaded in the packed [T, H, ...] layout,
+ * dispatchChunkForward with keep, and everything it produced read back (o, the final state, every kept
+ * intermediate; per-chunk buffers restricted to the chunk slots in use, since the others hold whatever the
+ * buffer pool gave). Shared by the tests that compare forward variants (kda-forward-halves, -shared).
+ */
+import type { GpuContext } from '../src/gpu/context.js';
+import { dispatchChunkForward } from '../src/kernels/kda/chunk.js';
+import type { KdaInputs } from '../src/kernels/kda/gpu.js';
+import { cuTensor } from '../src/kernels/kda/slots.js';
+import type { KdaCase } from './kda-random.js';
+
+/** q, k, v, g, beta of case c in the packed layout ([T, H, K], g [T, H] where GK = 1). */
+export function uploadPacked(gpu: GpuContext, c: KdaCase): KdaInputs {
+  const { T, H, K, V, GK } = c;
+  return {
+    q: gpu.fromHost(c.q, [T, H, K]),
+    k: gpu.fromHost(c.k, [T, H, K]),
+    v: gpu.fromHost(c.v, [T, H, V]),
+    g: gpu.fromHost(c.g, GK === 1 ? [T, H] : [T, H, K]),
+    beta: gpu.fromHost(c.beta, [T, H]),
+  };
+}
+
+/** Chunk slots in use: each sequence's chunks from floor(cu[s] / 64) + s (chunk.wgsl.ts); empty sequences none. */
+function usedSlots(cu: readonly number[]): number[] {
+  const used: number[] = [];
+  for (let s = 0; s + 1 < cu.length; s++) {
+    const b = Math.floor(cu[s] / 64) + s;
+    for (let j = 0; j * 64 < cu[s + 1] - cu[s]; j++) used.push(b + j);
+  }
+  return used;
+}
+
+/**
+ * Runs the kept chunked forward of case c over sequences bounded by cu from initial states S0 ([N, H, K, V]) with
+ * the current kdaForwardTuning, and reads back o, S (final state), gc, Kd, W, U, Vp, Aqk, T and the per-chunk
+ * states of head group i as `h${i}`.
+ */
+export async function runChunkForwardKept(
+  gpu: GpuContext,
+  c: KdaCase,
+  cu: readonly number[],
+  S0: Float32Array,
+): Promise<{ got: Record<string, Float32Array>; groups: number }> {
+  const { T, H, K, V, GK } = c;
+  const N = cu.length - 1;
+  const p = { Ttot: T, N, H, K, V, GK, B: 1, T, cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
+  const x = uploadPacked(gpu, c);
+  const state = gpu.fromHost(S0, [N, H, K, V]);
+  const o = gpu.empty([T, H, V]);
+  const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, true);
+  if (!s) throw new Error('keep: expected the saved intermediates');
+  const got: Record<string, Float32Array> = { o: await o.toFloat32(), S: await state.toFloat32() };
+  for (const n of ['gc', 'Kd', 'W', 'U', 'Vp'] as const) got[n] = await s[n].toFloat32();
+  const used = usedSlots(cu);
+  const pick = (a: Float32Array, per: number) =>
+    Float32Array.from(used.flatMap((u) => [...a.subarray(u * per, (u + 1) * per)]));
+  for (const n of ['Aqk', 'T'] as const) got[n] = pick(await s[n].toFloat32(), H * 64 * 64);
+  for (const [i, h] of s.h.entries()) got[`h${i}`] = pick(await h.toFloat32(), s.groups[i].HB * K * V);
+  for (const t of [o, state, x.q, x.k, x.v, x.g, x.beta]) t.dispose();
+  return { got, groups: s.groups.length };
+}

@@ -7,6 +7,7 @@ import {
   addRmsnormLinear,
   convStep,
   gatedRmsnormLinear,
+  moeRoutedDecode,
   moeSharedDecode,
   rmsnormConcat,
   routeRanked,
@@ -509,6 +510,71 @@ describe.skipIf(!hasGpu)('moeSharedDecode (shared expert folded into the MoE dow
         expectClose(await terms[0].toFloat32(), routed, 0, `${what} routed`);
         expectClose(await terms[1].toFloat32(), shared, 0, `${what} shared`);
       }
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('moeRoutedDecode (router inside the MoE gate_up dispatch)', () => {
+  it('equals routeRanked + moeSharedDecode exactly (picks, weights, output), ties and padding; falls back', async () => {
+    const gpu = (await gpuContext())!;
+    // [rows, E, k, bias, col, groups]: the 48B's E and k, an E that is no multiple of 4 nor of the workgroup
+    // (padded choices, two experts per thread), no bias, and the fallback of two rows.
+    for (const [rows, E, k, withBias, col, groups] of [
+      [1, 256, 8, true, 0, 1],
+      [1, 257, 3, true, 4, 1],
+      [1, 65, 2, false, 0, 1],
+      [2, 64, 4, true, 0, 1],
+    ] as const) {
+      const [D, I, Is] = [72, 40, 24];
+      const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+      const h = gpu.fromHost(rand(rows * D, D + E), [rows, D]);
+      const w = {
+        w1: bf(rand(E * I * D, 1, 0.2), [E, I, D]),
+        w3: bf(rand(E * I * D, 2, 0.2), [E, I, D]),
+        w2: bf(rand(E * D * I, 3, 0.2), [E, D, I]),
+      };
+      // The packed output [pad (col) | router logits (E) | shared gate (Is) | shared up (Is)], logits on a
+      // coarse grid so that equal choices occur (ties go to the lower index).
+      const gate = Math.ceil((col + E) / 4) * 4;
+      const ld = gate + 2 * Is;
+      const xs = rand(rows * ld, 7);
+      for (let n = 0; n < rows; n++)
+        for (let e = 0; e < E; e++) xs[n * ld + col + e] = Math.round(xs[n * ld + col + e] * 4) / 4;
+      const x = gpu.fromHost(xs, [rows, ld]);
+      const bias = withBias
+        ? gpu.fromHost(
+            Float32Array.from(rand(E, E), (v) => Math.round(v * 2) / 8),
+            [E],
+          )
+        : undefined;
+      const down = bf(rand(D * Is, 8, 0.3), [D, Is]);
+      const cfg = {
+        numExperts: E,
+        topK: k,
+        activation: 'sigmoid' as const,
+        renormalize: true,
+        scaling: 2.5,
+        numGroups: groups,
+        topkGroup: groups > 1 ? 2 : 1,
+      };
+      const shared = { x, gate, up: gate + Is, down };
+      const before = gpu.dispatchCount;
+      const got = moeRoutedDecode(h, { x, col, bias, cfg }, w, shared);
+      const dispatches = gpu.dispatchCount - before;
+      const logits = x.narrow(1, col, E);
+      const routes = routeRanked(logits, bias, cfg);
+      const want = moeSharedDecode(h, routes, w, shared);
+      const what = `rows ${rows} E ${E} k ${k}${withBias ? ' bias' : ''} col ${col} groups ${groups}`;
+      if (rows === 1 && groups === 1) expect(dispatches, `${what}: gate_up with the router, then down`).toBe(2);
+      expect(Array.from((await got.routes.idx.read()) as Int32Array), what).toEqual(
+        Array.from((await routes.idx.read()) as Int32Array),
+      );
+      expect(Array.from(await got.routes.weights.toFloat32()), what).toEqual(
+        Array.from(await routes.weights.toFloat32()),
+      );
+      expect(got.terms.length, what).toBe(want.length);
+      for (let t = 0; t < want.length; t++)
+        expectClose(await got.terms[t].toFloat32(), await want[t].toFloat32(), 0, what);
     }
   });
 });

@@ -73,6 +73,8 @@ export interface DecodeBenchOptions {
   rankRoute?: boolean;
   /** BatchSessionOptions.foldShared (default true): the shared expert inside the MoE down dispatch. */
   foldShared?: boolean;
+  /** BatchSessionOptions.foldRoute (default true): the MoE router inside the experts' gate_up dispatch. */
+  foldRoute?: boolean;
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
@@ -194,6 +196,7 @@ async function timeVariant(
         fuseConv: o.fuseConv,
         rankRoute: o.rankRoute,
         foldShared: o.foldShared,
+        foldRoute: o.foldRoute,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
@@ -333,6 +336,7 @@ export async function benchDecode(
     fuseConv: o.fuseConv !== false,
     rankRoute: o.rankRoute !== false,
     foldShared: o.foldShared !== false,
+    foldRoute: o.foldRoute !== false,
     gemvUnroll: decodeTuning.unroll,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
@@ -394,6 +398,7 @@ export function registerDecodeBench(bench: Command): void {
       'route MoE tokens with the k-round arg-max kernel (moe route) instead of the rank kernel',
     )
     .option('--no-fold-shared', "run the MoE shared expert's down projection as its own dispatch")
+    .option('--no-fold-route', "run the MoE router as its own dispatch, not inside the experts' gate_up")
     .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
     .option(
       '--independent-steps',
@@ -415,6 +420,7 @@ export function registerDecodeBench(bench: Command): void {
           fuseConv?: boolean;
           rankRoute?: boolean;
           foldShared?: boolean;
+          foldRoute?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
           check?: boolean;
@@ -456,6 +462,7 @@ export function registerDecodeBench(bench: Command): void {
           fuseConv: opts.fuseConv !== false,
           rankRoute: opts.rankRoute !== false,
           foldShared: opts.foldShared !== false,
+          foldRoute: opts.foldRoute !== false,
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,

@@ -33,6 +33,7 @@ import {
   convStep,
   gatedRmsnormLinear,
   headGemv,
+  moeRoutedDecode,
   moeSharedDecode,
   type NormLinearConv,
   rmsnormConcat,
@@ -113,6 +114,12 @@ export interface BatchSessionOptions {
    * Default true; false keeps swigluLinear a dispatch of its own.
    */
   foldShared?: boolean;
+  /**
+   * The MoE router inside the routed experts' gate_up dispatch (fused/moeRoutedDecode), batch 1, where
+   * the router logits sit in the packed projection and rankRoute and foldShared hold. Default true; false
+   * keeps the router a dispatch of its own (routeRanked).
+   */
+  foldRoute?: boolean;
 }
 
 /**
@@ -818,18 +825,30 @@ export class BatchSession {
     if (!moe) return { x: r.sum, terms: [mlp('mlp.down_proj.weight')] };
     const h2 = r.normed!;
     const E = cfg.num_experts!;
+    const bias = this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias');
+    const experts = this.model.weights.experts.get(i)!;
+    const sharedDown = 'block_sparse_moe.shared_experts.down_proj.weight';
+    if (
+      f &&
+      f.router >= 0 &&
+      this.opts.foldRoute !== false &&
+      this.opts.rankRoute !== false &&
+      this.opts.foldShared !== false
+    ) {
+      // Router, routed and shared experts in two dispatches (the router inside gate_up's), one term.
+      const shared = { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) };
+      const router = { x: r.y, col: f.router, bias, cfg: routerConfig(cfg) };
+      return { x: r.sum, terms: moeRoutedDecode(h2, router, experts, shared).terms };
+    }
     const logits = !f
       ? r.y
       : f.router >= 0
         ? contiguous(r.y.narrow(1, f.router, E))
         : linear(h2, w('block_sparse_moe.gate.weight'));
-    const bias = this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias');
     const routes =
       this.opts.rankRoute === false
         ? route(logits, bias, routerConfig(cfg))
         : routeRanked(logits, bias, routerConfig(cfg));
-    const experts = this.model.weights.experts.get(i)!;
-    const sharedDown = 'block_sparse_moe.shared_experts.down_proj.weight';
     if (f && this.opts.foldShared !== false) {
       // Routed and shared experts summed in the down projection's dispatch (one term, at batch 1).
       const terms = moeSharedDecode(h2, routes, experts, { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) });

@@ -11,6 +11,7 @@
  *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended
  *   routeRanked(logits, bias, cfg) -> routes          moe route() in one pass (sigmoid, ungrouped)
  *   moeSharedDecode(h, routes, w, shared) -> [y]      routed + shared experts of a token in two dispatches
+ *   moeRoutedDecode(h, router, w, shared) -> [y]      the router too, inside the first of those two
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -47,6 +48,7 @@ import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
 import { MOE_DECODE_ROWS, type MoeDecodeVariant, moeDecodeKey, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
 import { type ExpertWeights, expertsInference, type RouterConfig, type RoutesT, route } from '../moe/index.js';
+import { ROUTE_FOLD_MAX_E } from './routeFold.wgsl.js';
 import { ROUTE_RANK_MAX_E, routeRankKey, routeRankWgsl } from './routeRank.wgsl.js';
 
 /**
@@ -588,8 +590,44 @@ export interface SharedExpertInput {
  */
 export function moeSharedDecode(h: Tensor, routes: RoutesT, w: ExpertWeights, shared: SharedExpertInput): Tensor[] {
   const gpu = asGpu(deviceOf('moeSharedDecode', h, routes.idx, routes.weights, w.w1, shared.x, shared.down));
-  const [, I, D] = w.w1.shape;
   const k = routes.idx.shape[1];
+  const plan = sharedDecodePlan(gpu, h, w, shared, k);
+  if (!gpu || !plan) {
+    return [expertsInference(h, routes, w), swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
+  }
+  const { I, D } = plan;
+  const xc = contiguous(h);
+  const idx = contiguous(routes.idx);
+  const rw = contiguous(routes.weights);
+  const hid = gpu.empty([k, I]);
+  const gu: MoeDecodeVariant = { mode: 'gateUp', wDtype: plan.wDtype, vec: true, k };
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
+    tensors: [xc, idx, w.w1, w.w3, hid],
+    params: new Params().u32(D, I, 0, 0),
+    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), k],
+  });
+  const y = sharedDown(gpu, plan, hid, idx, rw, w, shared);
+  for (const t of [xc, idx, rw, hid]) t.dispose();
+  return [y];
+}
+
+/** What moeSharedDecode's two dispatches need, or undefined where they do not apply. */
+interface SharedDecodePlan {
+  I: number;
+  D: number;
+  wDtype: 'f32' | 'bf16';
+  down: MoeDecodeVariant;
+}
+
+function sharedDecodePlan(
+  gpu: ReturnType<typeof asGpu>,
+  h: Tensor,
+  w: ExpertWeights,
+  shared: SharedExpertInput,
+  k: number,
+): SharedDecodePlan | undefined {
+  const [, I, D] = w.w1.shape;
   const wDtype = w.w1.dtype as 'f32' | 'bf16';
   const per = wDtype === 'bf16' ? 8 : 4;
   const [Ds, Is] = shared.down.shape;
@@ -611,28 +649,106 @@ export function moeSharedDecode(h: Tensor, routes: RoutesT, w: ExpertWeights, sh
     shared.up + Is <= ld &&
     sharedOf(down) &&
     gpu.isBindable(shared.down);
-  if (!fits) {
-    return [expertsInference(h, routes, w), swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
-  }
-  const xc = contiguous(h);
-  const idx = contiguous(routes.idx);
-  const rw = contiguous(routes.weights);
+  return fits ? { I, D, wDtype, down } : undefined;
+}
+
+/** The down dispatch with the shared expert folded in: y [1, D] = routed + shared. */
+function sharedDown(
+  gpu: NonNullable<ReturnType<typeof asGpu>>,
+  plan: SharedDecodePlan,
+  hid: Tensor,
+  idx: Tensor,
+  rw: Tensor,
+  w: ExpertWeights,
+  shared: SharedExpertInput,
+): Tensor {
+  const { I, D, down } = plan;
   const sx = contiguous(shared.x);
-  const hid = gpu.empty([k, I]);
-  const gu: MoeDecodeVariant = { mode: 'gateUp', wDtype, vec: true, k };
-  gpu.dispatch({
-    kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
-    tensors: [xc, idx, w.w1, w.w3, hid],
-    params: new Params().u32(D, I, 0, 0),
-    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), k],
-  });
   const y = gpu.empty([1, D]);
   gpu.dispatch({
     kernel: { name: 'moe_decode_down_shared', key: moeDecodeKey(down), code: () => moeDecodeWgsl(down) },
     tensors: [hid, idx, w.w2, rw, y, sx, shared.down],
-    params: new Params().u32(I, D, Is, shared.gate / 4, shared.up / 4, 0, 0, 0),
+    params: new Params().u32(I, D, shared.down.shape[1], shared.gate / 4, shared.up / 4, 0, 0, 0),
     workgroups: [Math.ceil(D / MOE_DECODE_ROWS), 1],
   });
-  for (const t of [xc, idx, rw, sx, hid]) t.dispose();
-  return [y];
+  sx.dispose();
+  return y;
+}
+
+/** The router's input as the decode step holds it: logits as columns of the packed projection's output. */
+export interface RouterInput {
+  /** [1, ld] f32 holding the E router logits at columns col..col+E-1. */
+  x: Tensor;
+  col: number;
+  /** [E] f32 e_score_correction_bias, if the router has one. */
+  bias?: Tensor;
+  cfg: RouterConfig;
+}
+
+/**
+ * routeRanked then moeSharedDecode in two dispatches instead of three: the router runs inside the gate_up
+ * dispatch (fused/routeFold.wgsl.ts; every workgroup ranks the token's experts for its own slot), which
+ * also writes the routes the down dispatch reads. The same picks, weights and sums as the three
+ * dispatches (exact). Where it does not apply (cpu, more rows, grouped or softmax routing, E past
+ * ROUTE_FOLD_MAX_E, what moeSharedDecode itself falls back on) it is routeRanked + moeSharedDecode.
+ * Returns the routes too (owned by the caller).
+ */
+export function moeRoutedDecode(
+  h: Tensor,
+  router: RouterInput,
+  w: ExpertWeights,
+  shared: SharedExpertInput,
+): { terms: Tensor[]; routes: RoutesT } {
+  const { cfg, bias } = router;
+  const gpu = asGpu(deviceOf('moeRoutedDecode', h, router.x, ...(bias ? [bias] : []), w.w1, shared.x));
+  const E = cfg.numExperts;
+  const k = cfg.topK;
+  const ld = router.x.shape[router.x.rank - 1];
+  const grouped = cfg.numGroups > 1 && cfg.topkGroup < cfg.numGroups;
+  const plan = sharedDecodePlan(gpu, h, w, shared, k);
+  const applies =
+    gpu &&
+    plan &&
+    !grouped &&
+    cfg.activation === 'sigmoid' &&
+    E <= ROUTE_FOLD_MAX_E &&
+    k >= 1 &&
+    k <= E &&
+    w.w1.shape[0] === E &&
+    router.x.dtype === 'f32' &&
+    router.x.numel === ld &&
+    router.col >= 0 &&
+    router.col + E <= ld &&
+    (!bias || (bias.dtype === 'f32' && bias.numel === E));
+  if (!gpu || !plan || !applies) {
+    const lc = contiguous(router.x.narrow(router.x.rank - 1, router.col, E));
+    const routes = routeRanked(lc, bias, cfg);
+    lc.dispose();
+    return { terms: moeSharedDecode(h, routes, w, shared), routes };
+  }
+  const { I, D } = plan;
+  const xc = contiguous(h);
+  const rx = contiguous(router.x);
+  const idx = gpu.empty([1, k], 'i32');
+  const rw = gpu.empty([1, k]);
+  const hid = gpu.empty([k, I]);
+  const gu: MoeDecodeVariant = {
+    mode: 'gateUp',
+    wDtype: plan.wDtype,
+    vec: true,
+    k,
+    route: { E, k, hasBias: !!bias },
+  };
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_gate_up_route', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
+    tensors: [xc, w.w1, w.w3, hid, rx, ...(bias ? [bias] : []), idx, rw],
+    params: new Params()
+      .u32(D, I, ld, router.col, cfg.renormalize ? 1 : 0)
+      .f32(cfg.scaling)
+      .u32(0, 0),
+    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), k],
+  });
+  const y = sharedDown(gpu, plan, hid, idx, rw, w, shared);
+  for (const t of [xc, rx, hid]) t.dispose();
+  return { terms: [y], routes: { idx, weights: rw } };
 }

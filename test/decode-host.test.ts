@@ -8,7 +8,9 @@ import { linear } from '../src/kernels/matmul/index.js';
 import { experts, expertsInference, route } from '../src/kernels/moe/index.js';
 import { argmax } from '../src/kernels/reduce/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
+import { SESSION6_OFF } from '../src/bench/decodeCheck.js';
 import { BatchSession } from '../src/model/batchSession.js';
+import { isMoeLayer, layerMixer } from '../src/model/config.js';
 import { blockDiagonal, DecodeWeights, decodeWeightBytes, packRows } from '../src/model/decodeWeights.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
@@ -177,6 +179,42 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
     };
     const [fused, apart] = [await run(true), await run(false)];
     for (let i = 0; i < 3; i++) expectClose(fused[i], apart[i], 1e-4, `step ${i}`);
+    weights.dispose();
+  });
+});
+
+describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structure (tiny dims)', () => {
+  it('router in gate_up and latent norm + cache write: the same logits, one dispatch fewer per MoE and MLA layer', async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48Config();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    const run = async (extra: object) => {
+      const s = new BatchSession(new KimiLinearModel(cfg, weights), {
+        maxSequences: 1,
+        maxLength: 128,
+        cacheDtype: 'int8',
+        replay: false,
+        ...extra,
+      });
+      s.addSynthetic(40);
+      const out: Float32Array[] = [];
+      let dispatches = 0;
+      for (let i = 0; i < 3; i++) {
+        const d0 = gpu.dispatchCount;
+        out.push(await s.step([3 + 5 * i]));
+        dispatches = gpu.dispatchCount - d0;
+      }
+      s.dispose();
+      return { out, dispatches };
+    };
+    const now = await run({});
+    const before = await run(SESSION6_OFF);
+    // Later steps attend over the latent rows the earlier ones appended: the cache contents are compared too.
+    for (let i = 0; i < 3; i++) expectClose(now.out[i], before.out[i], 0, `step ${i}`);
+    const layers = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i);
+    const moe = layers.filter((i) => isMoeLayer(cfg, i)).length;
+    const mla = layers.filter((i) => layerMixer(cfg, i) === 'mla').length;
+    expect(before.dispatches - now.dispatches).toBe(moe + mla);
     weights.dispose();
   });
 });

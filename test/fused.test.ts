@@ -9,6 +9,7 @@ import {
   gatedRmsnormLinear,
   moeRoutedDecode,
   moeSharedDecode,
+  rmsnormCacheWrite,
   rmsnormConcat,
   routeRanked,
   headGemv,
@@ -17,6 +18,7 @@ import {
 } from '../src/kernels/fused/index.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
 import { linear } from '../src/kernels/matmul/index.js';
+import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference, route } from '../src/kernels/moe/index.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
@@ -575,6 +577,67 @@ describe.skipIf(!hasGpu)('moeRoutedDecode (router inside the MoE gate_up dispatc
       expect(got.terms.length, what).toBe(want.length);
       for (let t = 0; t < want.length; t++)
         expectClose(await got.terms[t].toFloat32(), await want[t].toFloat32(), 0, what);
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('rmsnormCacheWrite (MLA latent norm and cache append in one dispatch)', () => {
+  it('leaves the same cache bits as rmsnormConcat + cacheWrite (int8, bf16, f32 pools; rows to scattered pages)', async () => {
+    const gpu = (await gpuContext())!;
+    // [B, r, pass, cache]: the tiny 48B structure's latent (32 + 8), an awkward rank (int8: padded words),
+    // and rows of three sequences at different positions and pages.
+    for (const [B, r, pass, dtype] of [
+      [1, 32, 8, 'int8'],
+      [3, 63, 7, 'int8'],
+      [3, 63, 7, 'bf16'],
+      [2, 65, 3, 'f32'],
+    ] as const) {
+      const off = 5;
+      const ld = off + r + pass + 9;
+      const R = r + pass;
+      const [pages, pageSize, maxPages] = [6, 4, 3];
+      const width = dtype === 'int8' ? int8RowWords(R, r) : R;
+      const x = gpu.fromHost(rand(B * ld, B + r, 3), [B, ld]);
+      const w = gpu.fromHost(f32ArrayToBf16(rand(r, 11, 1.5)), [r], 'bf16');
+      const seq = gpu.fromHost(
+        Int32Array.from({ length: B }, (_, b) => (2 * b + 1) % 3),
+        [B],
+        'i32',
+      );
+      const pos = gpu.fromHost(
+        Int32Array.from({ length: B }, (_, b) => 3 + 4 * b),
+        [B],
+        'i32',
+      );
+      const table = gpu.fromHost(
+        Int32Array.from({ length: 3 * maxPages }, (_, i) => (5 * i + 2) % pages),
+        [3, maxPages],
+        'i32',
+      );
+      // Both pools start from the same garbage, so untouched words must stay equal too.
+      const fill = Int32Array.from(rand(pages * pageSize * width, 17), (v) => Math.round(v * 1e6));
+      const poolOf = () =>
+        dtype === 'int8'
+          ? gpu.fromHost(fill, [pages, pageSize, width], 'i32')
+          : dtype === 'bf16'
+            ? gpu.fromHost(
+                Uint16Array.from(fill, (v) => v & 0x3fff),
+                [pages, pageSize, width],
+                'bf16',
+              )
+            : gpu.fromHost(
+                Float32Array.from(fill, (v) => v / 1e6),
+                [pages, pageSize, width],
+              );
+      const got = poolOf();
+      const want = poolOf();
+      const before = gpu.dispatchCount;
+      rmsnormCacheWrite(x, off, r, pass, w, 1e-6, { pool: got, seq, pos, pageTable: table, Rv: r });
+      const what = `B ${B} r ${r} pass ${pass} ${dtype}`;
+      expect(gpu.dispatchCount - before, what).toBe(1);
+      const latent = rmsnormConcat(x, off, r, pass, w, 1e-6);
+      cacheWrite(want, latent, seq, pos, table, { Rv: r });
+      expect(Array.from(await got.read()), what).toEqual(Array.from(await want.read()));
     }
   });
 });

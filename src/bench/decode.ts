@@ -75,6 +75,8 @@ export interface DecodeBenchOptions {
   foldShared?: boolean;
   /** BatchSessionOptions.foldRoute (default true): the MoE router inside the experts' gate_up dispatch. */
   foldRoute?: boolean;
+  /** BatchSessionOptions.fuseCacheWrite (default true): MLA's latent norm and cache append in one dispatch. */
+  fuseCacheWrite?: boolean;
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
@@ -197,6 +199,7 @@ async function timeVariant(
         rankRoute: o.rankRoute,
         foldShared: o.foldShared,
         foldRoute: o.foldRoute,
+        fuseCacheWrite: o.fuseCacheWrite,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
@@ -337,6 +340,7 @@ export async function benchDecode(
     rankRoute: o.rankRoute !== false,
     foldShared: o.foldShared !== false,
     foldRoute: o.foldRoute !== false,
+    fuseCacheWrite: o.fuseCacheWrite !== false,
     gemvUnroll: decodeTuning.unroll,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
@@ -399,6 +403,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option('--no-fold-shared', "run the MoE shared expert's down projection as its own dispatch")
     .option('--no-fold-route', "run the MoE router as its own dispatch, not inside the experts' gate_up")
+    .option('--no-fuse-cache-write', "norm MLA's latent row and append it to the cache in two dispatches, not one")
     .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
     .option(
       '--independent-steps',
@@ -421,6 +426,7 @@ export function registerDecodeBench(bench: Command): void {
           rankRoute?: boolean;
           foldShared?: boolean;
           foldRoute?: boolean;
+          fuseCacheWrite?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
           check?: boolean;
@@ -463,6 +469,7 @@ export function registerDecodeBench(bench: Command): void {
           rankRoute: opts.rankRoute !== false,
           foldShared: opts.foldShared !== false,
           foldRoute: opts.foldRoute !== false,
+          fuseCacheWrite: opts.fuseCacheWrite !== false,
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,

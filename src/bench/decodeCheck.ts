@@ -37,7 +37,7 @@ export interface DecodeCheck {
 }
 
 /** The options that turn off what the sixth session added to the default decode step. */
-export const SESSION6_OFF: Partial<BatchSessionOptions> = { foldRoute: false };
+export const SESSION6_OFF: Partial<BatchSessionOptions> = { foldRoute: false, fuseCacheWrite: false };
 
 export async function checkDecode(
   model: KimiLinearModel,

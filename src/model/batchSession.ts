@@ -36,6 +36,7 @@ import {
   moeRoutedDecode,
   moeSharedDecode,
   type NormLinearConv,
+  rmsnormCacheWrite,
   rmsnormConcat,
   routeRanked,
   swigluLinear,
@@ -120,6 +121,12 @@ export interface BatchSessionOptions {
    * keeps the router a dispatch of its own (routeRanked).
    */
   foldRoute?: boolean;
+  /**
+   * MLA's latent row (kv_a_layernorm, k_pe appended) normed and appended to the cache in one dispatch
+   * (fused/rmsnormCacheWrite) where the cache is one shard and fuseNormGemv holds (no rotary). Default
+   * true; false keeps rmsnormConcat and cacheWrite apart.
+   */
+  fuseCacheWrite?: boolean;
 }
 
 /**
@@ -966,8 +973,18 @@ export class BatchSession {
     const qFull = headGemv(q, wUkT, { pass: { t: qPe, offset: rotary ? 0 : dn, count: dr } });
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
     const kvNorm = this.lw(i, 'self_attn.kv_a_layernorm.weight');
-    let latent: Tensor;
-    if (rotary || this.opts.fuseNormGemv === false) {
+    let latent: Tensor | undefined;
+    const one = at.groups.length === 1 && !at.groups[0].idx ? at.groups[0] : undefined;
+    if (!rotary && this.opts.fuseNormGemv !== false && this.opts.fuseCacheWrite !== false && one) {
+      // The latent row straight into the cache: never written to device memory as a row.
+      rmsnormCacheWrite(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6, {
+        pool: this.cache.mlaPools[this.mlaIndex.get(i)!][one.shard],
+        seq: one.seq,
+        pos: one.pos,
+        pageTable: this.cache.pageTable,
+        Rv: r,
+      });
+    } else if (rotary || this.opts.fuseNormGemv === false) {
       const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), kvNorm, 1e-6);
       const kPe = rotary
         ? rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr])
@@ -980,7 +997,7 @@ export class BatchSession {
     // Once per pool shard over the sequences it holds (one group, the whole batch, unless sharded).
     const pick = (t: Tensor, g: ShardGroup) => (g.idx ? embedding(t.reshape([B, -1]), g.idx) : t);
     const outs = at.groups.map((g) => {
-      this.writeLatent(i, pick(latent, g), g);
+      if (latent) this.writeLatent(i, pick(latent, g), g);
       const q = pick(qFull, g).reshape([g.n, H, r + dr]);
       return mlaDecode(q, this.cache.mlaPools[this.mlaIndex.get(i)!][g.shard], g.table!, g.lengths!, {
         Rv: r,

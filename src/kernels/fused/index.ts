@@ -9,6 +9,7 @@
  *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
  *   gatedRmsnormLinear(o, gate, w, eps, W, H) -> [rows, N] KDA's gated per-head o_norm, then o_proj
  *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended
+ *   rmsnormCacheWrite(x, off, r, pass, w, eps, to)    rmsnormConcat's row appended to the latent cache, one dispatch
  *   routeRanked(logits, bias, cfg) -> routes          moe route() in one pass (sigmoid, ungrouped)
  *   moeSharedDecode(h, routes, w, shared) -> [y]      routed + shared experts of a token in two dispatches
  *   moeRoutedDecode(h, router, w, shared) -> [y]      the router too, inside the first of those two
@@ -32,6 +33,9 @@ import {
   gatedNormGemvWgsl,
 } from './gatedNormGemv.wgsl.js';
 import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
+import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWriteWgsl } from './normCacheWrite.wgsl.js';
+import { cacheWrite } from '../mla/index.js';
+import { int8RowLayout } from '../mla/int8Layout.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
 import { NG_ROWS_PER_WG, NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvWgsl } from './normGemv.wgsl.js';
 import {
@@ -751,4 +755,75 @@ export function moeRoutedDecode(
   const y = sharedDown(gpu, plan, hid, idx, rw, w, shared);
   for (const t of [xc, rx, hid]) t.dispose();
   return { terms: [y], routes: { idx, weights: rw } };
+}
+
+/** Where rmsnormCacheWrite appends: the layer's pool, each row's cache slot and position, the page table. */
+export interface LatentCacheTarget {
+  /** [pages, pageSize, R] f32|bf16, or i32 [pages, pageSize, RW] (int8 rows, int8Layout.ts). */
+  pool: Tensor;
+  /** i32 [B]: cache slot (page-table row) of each row. */
+  seq: Tensor;
+  /** i32 [B]: position of each row. */
+  pos: Tensor;
+  /** i32 [slots, maxPages]. */
+  pageTable: Tensor;
+  /** kv_lora_rank: the c_kv part of the row (needed for an int8 pool). */
+  Rv?: number;
+}
+
+/**
+ * rmsnormConcat(x, off, r, pass, weight, eps) appended to the paged latent cache (mla cacheWrite) in one
+ * dispatch (normCacheWrite.wgsl.ts): the row is normed and quantised (int8) or stored (f32, bf16) without
+ * going through device memory. Same cache contents as the two ops (exact). The two ops on cpu.
+ */
+export function rmsnormCacheWrite(
+  x: Tensor,
+  off: number,
+  r: number,
+  pass: number,
+  weight: Tensor,
+  eps: number,
+  to: LatentCacheTarget,
+): void {
+  const op = 'rmsnormCacheWrite';
+  const device = deviceOf(op, x, weight, to.pool, to.seq, to.pos, to.pageTable);
+  expectDType(op, 'x', x, ['f32']);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  expectShape(op, 'x', x, [null, null]);
+  expectShape(op, 'weight', weight, [r]);
+  const [B, ld] = x.shape;
+  if (!(off >= 0 && r >= 1 && pass >= 0 && off + r + pass <= ld))
+    throw new ShapeError(`${op}: columns ${off}..${off + r + pass} pass x's row of ${ld}`);
+  expectShape(op, 'seq', to.seq, [B]);
+  expectShape(op, 'pos', to.pos, [B]);
+  const R = r + pass;
+  const gpu = asGpu(device);
+  const int8 = to.pool.dtype === 'i32';
+  if (int8 && to.Rv === undefined) throw new Error(`${op}: an int8 (i32) pool needs Rv, the latent rank kv_lora_rank`);
+  const L = int8 ? int8RowLayout(R, to.Rv!) : undefined;
+  const poolOk = L ? to.pool.shape[2] === L.RW : to.pool.shape[2] === R && (to.pool.dtype === 'f32' || R % 2 === 0);
+  if (!gpu || !poolOk || !gpu.isBindable(to.pool) || R > NORM_CACHE_MAX_R) {
+    const latent = rmsnormConcat(x, off, r, pass, weight, eps);
+    cacheWrite(to.pool, latent, to.seq, to.pos, to.pageTable, { Rv: to.Rv });
+    latent.dispose();
+    return;
+  }
+  const wDtype = weight.dtype as FloatDType;
+  const pool: NormCachePool = L ? { dtype: 'int8', L } : { dtype: to.pool.dtype as 'f32' | 'bf16', R };
+  const xc = contiguous(x);
+  const wc = contiguous(weight);
+  const [seq, pos, table] = [to.seq, to.pos, to.pageTable].map(contiguous);
+  if (B > 0) {
+    gpu.dispatch({
+      kernel: {
+        name: 'norm_cache_write',
+        key: normCacheWriteKey(wDtype, pool),
+        code: () => normCacheWriteWgsl(wDtype, pool),
+      },
+      tensors: [xc, wc, seq, pos, table, to.pool],
+      params: new Params().u32(ld, off, r, pass).f32(eps).u32(to.pageTable.shape[1], to.pool.shape[1], 0),
+      workgroups: [B],
+    });
+  }
+  for (const t of [xc, wc, seq, pos, table]) t.dispose();
 }

@@ -9,6 +9,7 @@ import { experts, expertsInference, route } from '../src/kernels/moe/index.js';
 import { argmax } from '../src/kernels/reduce/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
 import { SESSION6_OFF } from '../src/bench/decodeCheck.js';
+import { decodeTuning } from '../src/kernels/fused/sweep.js';
 import { BatchSession } from '../src/model/batchSession.js';
 import { isMoeLayer, layerMixer } from '../src/model/config.js';
 import { blockDiagonal, DecodeWeights, decodeWeightBytes, packRows } from '../src/model/decodeWeights.js';
@@ -184,11 +185,13 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
 });
 
 describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structure (tiny dims)', () => {
-  it('router in gate_up and latent norm + cache write: the same logits, one dispatch fewer per MoE and MLA layer', async () => {
+  it('router in gate_up, latent norm + cache write, GEMV prefetch: the same logits, one dispatch fewer per MoE and MLA layer', async () => {
     const gpu = (await gpuContext())!;
     const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');
-    const run = async (extra: object) => {
+    const run = async (extra: object, prefetch = true) => {
+      const saved = decodeTuning.prefetch;
+      decodeTuning.prefetch = prefetch;
       const s = new BatchSession(new KimiLinearModel(cfg, weights), {
         maxSequences: 1,
         maxLength: 128,
@@ -205,10 +208,11 @@ describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structu
         dispatches = gpu.dispatchCount - d0;
       }
       s.dispose();
+      decodeTuning.prefetch = saved;
       return { out, dispatches };
     };
     const now = await run({});
-    const before = await run(SESSION6_OFF);
+    const before = await run(SESSION6_OFF, false);
     // Later steps attend over the latent rows the earlier ones appended: the cache contents are compared too.
     for (let i = 0; i < 3; i++) expectClose(now.out[i], before.out[i], 0, `step ${i}`);
     const layers = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i);

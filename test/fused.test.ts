@@ -641,3 +641,51 @@ describe.skipIf(!hasGpu)('rmsnormCacheWrite (MLA latent norm and cache append in
     }
   });
 });
+
+describe.skipIf(!hasGpu)('decode GEMV prefetch (sweep.ts: first loads before the prologue) is bit-equal', () => {
+  it('addRmsnormLinear (with and without the conv) and gatedRmsnormLinear, unroll 4 and 1, long and short rows', async () => {
+    const gpu = (await gpuContext())!;
+    const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+    // K: whole rounds and a remainder (2104 bf16 = 263 chunks), and rows shorter than a round (136 = 17
+    // chunks: lanes with one chunk or none); [H, d] likewise.
+    // The long rows at unroll 4 (the default; unroll 1 with prefetch is the short case's).
+    const cases = [
+      { K: 2104, H: 4, d: 528, unrolls: [4] },
+      { K: 136, H: 2, d: 36, unrolls: [4, 1] },
+    ];
+    const N = 9;
+    for (const { K, H, d, unrolls } of cases) {
+      const x = gpu.fromHost(rand(K, 1), [1, K]);
+      const d0 = gpu.fromHost(rand(K, 2), [1, K]);
+      const nw = gpu.fromHost(rand(K, 3), [K]);
+      const w = bf(rand(N * K, 4, 0.3), [N, K]);
+      const o = gpu.fromHost(rand(H * d, 5), [1, H * d]);
+      const gate = gpu.fromHost(rand(H * d, 6), [1, H * d]);
+      const onw = gpu.fromHost(rand(d, 7), [d]);
+      const wo = bf(rand(N * H * d, 8, 0.3), [N, H * d]);
+      const cw = gpu.fromHost(rand(6 * 4, 9), [6, 1, 4]);
+      const run = async (unroll: number, prefetch: boolean) => {
+        const saved = { ...decodeTuning };
+        Object.assign(decodeTuning, { unroll, prefetch });
+        try {
+          // The conv variant (the same sweep) once, at the long rows.
+          const tail = gpu.fromHost(rand(3 * 6, 10), [1, 3, 6]);
+          const conv =
+            K > 1000 ? addRmsnormLinear(x, [d0], nw, 1e-5, w, { conv: { weight: cw, tail, planes: 3 } }) : undefined;
+          return [
+            await addRmsnormLinear(x, [d0], nw, 1e-5, w).y.toFloat32(),
+            await gatedRmsnormLinear(o, gate, onw, 1e-5, wo, H).toFloat32(),
+            ...(conv ? [await conv.y.toFloat32(), await conv.conv!.toFloat32()] : []),
+          ];
+        } finally {
+          Object.assign(decodeTuning, saved);
+        }
+      };
+      for (const u of unrolls) {
+        const [on, off] = [await run(u, true), await run(u, false)];
+        for (let i = 0; i < on.length; i++)
+          expectClose(on[i], off[i], 0, `K ${K} H ${H} d ${d} unroll ${u} output ${i}`);
+      }
+    }
+  });
+});

@@ -342,6 +342,7 @@ export async function benchDecode(
     foldRoute: o.foldRoute !== false,
     fuseCacheWrite: o.fuseCacheWrite !== false,
     gemvUnroll: decodeTuning.unroll,
+    gemvPrefetch: decodeTuning.prefetch,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
       : "dependent: greedy generation, each step fed the previous step's argmax on the device, step n + 1 recorded while step n runs, ids read back one step late",
@@ -403,6 +404,10 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option('--no-fold-shared', "run the MoE shared expert's down projection as its own dispatch")
     .option('--no-fold-route', "run the MoE router as its own dispatch, not inside the experts' gate_up")
+    .option(
+      '--no-gemv-prefetch',
+      "issue the norm GEMVs' first weight loads after their norm, not before (decodeTuning.prefetch)",
+    )
     .option('--no-fuse-cache-write', "norm MLA's latent row and append it to the cache in two dispatches, not one")
     .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
     .option(
@@ -427,6 +432,7 @@ export function registerDecodeBench(bench: Command): void {
           foldShared?: boolean;
           foldRoute?: boolean;
           fuseCacheWrite?: boolean;
+          gemvPrefetch?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
           check?: boolean;
@@ -448,6 +454,7 @@ export function registerDecodeBench(bench: Command): void {
       if (!(Number.isInteger(unroll) && unroll >= 1))
         throw new Error(`--gemv-unroll: '${opts.gemvUnroll}' is not an integer >= 1`);
       decodeTuning.unroll = unroll;
+      decodeTuning.prefetch = opts.gemvPrefetch !== false;
       if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)
         device.maxDispatchesPerBatch = parseList(opts.dispatchesPerSubmit)[0];
       const result = await benchDecode(

@@ -28,7 +28,7 @@ export interface DecodeCheck {
   beforeLogitsMaxRelDiff: number;
   /**
    * The same against the default step of the sixth session's start (replayed, with this session's
-   * fusions off: SESSION6_OFF).
+   * fusions off: SESSION6_OFF, and decodeTuning.prefetch false).
    */
   session6LogitsMaxRelDiff: number;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
@@ -65,9 +65,10 @@ export async function checkDecode(
     fuseConv = true,
     unroll = decodeTuning.unroll,
     extra: Partial<BatchSessionOptions> = {},
+    prefetch = decodeTuning.prefetch,
   ) => {
-    const saved = decodeTuning.unroll;
-    decodeTuning.unroll = unroll;
+    const saved = { ...decodeTuning };
+    Object.assign(decodeTuning, { unroll, prefetch });
     try {
       const s = session(fuse, replay, fuseConv, extra);
       const out: Float32Array[] = [];
@@ -75,7 +76,7 @@ export async function checkDecode(
       s.dispose();
       return out;
     } finally {
-      decodeTuning.unroll = saved;
+      Object.assign(decodeTuning, saved);
     }
   };
   const relDiff = (a: Float32Array[], b: Float32Array[]) => {
@@ -96,7 +97,7 @@ export async function checkDecode(
   // The step as it was before this work: recorded from the model code, the conv and the router in their
   // own dispatches, the GEMV loops not unrolled.
   const before = await logitsOf(true, false, false, 1);
-  const session6 = await logitsOf(true, true, true, decodeTuning.unroll, SESSION6_OFF);
+  const session6 = await logitsOf(true, true, true, decodeTuning.unroll, SESSION6_OFF, false);
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];

@@ -688,4 +688,40 @@ describe.skipIf(!hasGpu)('decode GEMV prefetch (sweep.ts: first loads before the
       }
     }
   });
+
+  it('moeSharedDecode: the shared expert loads before the picks are read, long and short rows', async () => {
+    const gpu = (await gpuContext())!;
+    const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+    // [D, I, Is]: shared rows of whole rounds and a remainder (1032 = 129 chunks), and shorter than a round.
+    for (const [D, I, Is] of [
+      [64, 32, 1032],
+      [64, 32, 40],
+    ]) {
+      const [E, k] = [4, 2];
+      const h = gpu.fromHost(rand(D, D), [1, D]);
+      const w = {
+        w1: bf(rand(E * I * D, 1, 0.2), [E, I, D]),
+        w3: bf(rand(E * I * D, 2, 0.2), [E, I, D]),
+        w2: bf(rand(E * D * I, 3, 0.2), [E, D, I]),
+      };
+      const routes = {
+        idx: gpu.fromHost(Int32Array.from([3, 1]), [1, k], 'i32'),
+        weights: gpu.fromHost(Float32Array.from([0.7, 0.3]), [1, k]),
+      };
+      const x = gpu.fromHost(rand(8 + 2 * Is, 7), [1, 8 + 2 * Is]);
+      const down = bf(rand(D * Is, 8, 0.3), [D, Is]);
+      const run = async (prefetch: boolean) => {
+        const saved = decodeTuning.prefetch;
+        decodeTuning.prefetch = prefetch;
+        try {
+          const terms = moeSharedDecode(h, routes, w, { x, gate: 8, up: 8 + Is, down });
+          expect(terms.length).toBe(1);
+          return await terms[0].toFloat32();
+        } finally {
+          decodeTuning.prefetch = saved;
+        }
+      };
+      expectClose(await run(true), await run(false), 0, `D ${D} I ${I} Is ${Is}`);
+    }
+  });
 });

@@ -12,7 +12,7 @@
  */
 import { WGSL_MATH } from '../elementwise/elementwise.wgsl.js';
 import { type RouteFoldVariant, routeFoldKey, routeFoldWgsl } from '../fused/routeFold.wgsl.js';
-import { bf16ChunkDot, decodeTuning, sweepWgsl } from '../fused/sweep.js';
+import { bf16ChunkDot, decodeTuning, prefetchOf, type SweepSpec, sweepPreloadWgsl, sweepWgsl } from '../fused/sweep.js';
 
 export const MOE_DECODE_LANES = 32;
 export const MOE_DECODE_ROWS = 8;
@@ -43,6 +43,11 @@ export interface MoeDecodeVariant {
    * token writes the picks and weights for the down dispatch.
    */
   route?: RouteFoldVariant;
+  /**
+   * down with the shared expert: the shared sweep's first loads issued before the routing picks are read
+   * (they do not depend on them; sweep.ts prefetchOf). Default decodeTuning.prefetch.
+   */
+  prefetch?: boolean;
 }
 
 /**
@@ -58,7 +63,7 @@ function unrollOf(v: MoeDecodeVariant): number {
 export function moeDecodeKey(v: MoeDecodeVariant): string {
   const u = unrollOf(v);
   const r = routeOf(v);
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? '_sh' : ''}${r ? `_${routeFoldKey(r)}` : ''}`;
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r)}` : ''}`;
 }
 
 /** The folded router of a gateUp variant (its k must be the variant's). */
@@ -199,6 +204,23 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     const k = v.k;
     L.push('  let n = wid.y;');
     L.push(`  let chunks = p.Kin / ${per}u;`);
+    const sweep: SweepSpec = {
+      U: unrollOf(v),
+      lane: 'lane',
+      lanes: MOE_DECODE_LANES,
+      chunks: `(p.sK / ${per}u)`,
+      load: (c) => `SW[swRow + ${c}]`,
+      term: (c, w) => (bf16 ? bf16ChunkDot(w, `sact((${c}) * 2u)`, `sact((${c}) * 2u + 1u)`) : `dot(sact(${c}), ${w})`),
+      acc: 'sacc',
+      tag: 'g',
+      indent: '  ',
+      preloaded: shared && prefetchOf(v),
+    };
+    if (sweep.preloaded) {
+      // The shared expert's rows do not depend on the routing: their first loads go before idx is read.
+      L.push(`  let swRow = r * (p.sK / ${per}u);`);
+      L.push(...sweepPreloadWgsl(sweep, 'true', bf16 ? 'vec4<u32>()' : 'vec4<f32>()'));
+    }
     for (let j = 0; j < k; j++) {
       L.push(`  let e${j} = u32(idx[n * ${k}u + ${j}u]); let rw${j} = rw[n * ${k}u + ${j}u];`);
       L.push(`  let wb${j} = ${rowBase(`e${j} * p.Nout + r`)}; let xb${j} = ${xBase(`n * ${k}u + ${j}u`)};`);
@@ -216,21 +238,8 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push('  red[lid] = acc;');
     if (shared) {
       L.push('  var sacc = 0.0;');
-      L.push(`  let swRow = r * (p.sK / ${per}u);`);
-      L.push(
-        ...sweepWgsl({
-          U: unrollOf(v),
-          lane: 'lane',
-          lanes: MOE_DECODE_LANES,
-          chunks: `(p.sK / ${per}u)`,
-          load: (c) => `SW[swRow + ${c}]`,
-          term: (c, w) =>
-            bf16 ? bf16ChunkDot(w, `sact((${c}) * 2u)`, `sact((${c}) * 2u + 1u)`) : `dot(sact(${c}), ${w})`,
-          acc: 'sacc',
-          tag: 'g',
-          indent: '  ',
-        }),
-      );
+      if (!sweep.preloaded) L.push(`  let swRow = r * (p.sK / ${per}u);`);
+      L.push(...sweepWgsl(sweep));
       L.push(`  red[${WG}u + lid] = sacc;`);
     }
   } else {

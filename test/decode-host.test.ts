@@ -185,40 +185,44 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
 });
 
 describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structure (tiny dims)', () => {
-  it('router in gate_up, latent norm + cache write, GEMV prefetch: the same logits, one dispatch fewer per MoE and MLA layer', async () => {
+  it('router in gate_up, latent norm + cache write, GEMV prefetch: the same logits, fewer dispatches per MoE and MLA layer, batch 1 and 2', async () => {
     const gpu = (await gpuContext())!;
     const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');
-    const run = async (extra: object, prefetch = true) => {
+    const run = async (B: number, extra: object, prefetch = true) => {
       const saved = decodeTuning.prefetch;
       decodeTuning.prefetch = prefetch;
       const s = new BatchSession(new KimiLinearModel(cfg, weights), {
-        maxSequences: 1,
+        maxSequences: B,
         maxLength: 128,
         cacheDtype: 'int8',
         replay: false,
         ...extra,
       });
-      s.addSynthetic(40);
+      s.addSyntheticMany(40, B);
       const out: Float32Array[] = [];
       let dispatches = 0;
       for (let i = 0; i < 3; i++) {
         const d0 = gpu.dispatchCount;
-        out.push(await s.step([3 + 5 * i]));
+        out.push(await s.step(Array.from({ length: B }, (_, b) => 3 + 5 * i + b)));
         dispatches = gpu.dispatchCount - d0;
       }
       s.dispose();
       decodeTuning.prefetch = saved;
       return { out, dispatches };
     };
-    const now = await run({});
-    const before = await run(SESSION6_OFF, false);
-    // Later steps attend over the latent rows the earlier ones appended: the cache contents are compared too.
-    for (let i = 0; i < 3; i++) expectClose(now.out[i], before.out[i], 0, `step ${i}`);
     const layers = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i);
     const moe = layers.filter((i) => isMoeLayer(cfg, i)).length;
     const mla = layers.filter((i) => layerMixer(cfg, i) === 'mla').length;
-    expect(before.dispatches - now.dispatches).toBe(moe + mla);
+    for (const B of [1, 2]) {
+      const now = await run(B, {});
+      const before = await run(B, SESSION6_OFF, false);
+      // Later steps attend over the latent rows the earlier ones appended: the cache contents are compared too.
+      for (let i = 0; i < 3; i++) expectClose(now.out[i], before.out[i], 0, `batch ${B} step ${i}`);
+      // Per MoE layer the router dispatch, and at batch > 1 also the copy of its logits (a strided column
+      // range of the packed output, which the folded router reads in place); per MLA layer the cache write.
+      expect(before.dispatches - now.dispatches, `batch ${B}`).toBe((B === 1 ? 1 : 2) * moe + mla);
+    }
     weights.dispose();
   });
 });

@@ -116,9 +116,9 @@ export interface BatchSessionOptions {
    */
   foldShared?: boolean;
   /**
-   * The MoE router inside the routed experts' gate_up dispatch (fused/moeRoutedDecode), batch 1, where
-   * the router logits sit in the packed projection and rankRoute and foldShared hold. Default true; false
-   * keeps the router a dispatch of its own (routeRanked).
+   * The MoE router inside the routed experts' gate_up dispatch (fused/moeRoutedDecode), batches up to
+   * MOE_DECODE_MAX_TOKENS (4), where the router logits sit in the packed projection and rankRoute and
+   * foldShared hold. Default true; false keeps the router a dispatch of its own (routeRanked).
    */
   foldRoute?: boolean;
   /**
@@ -842,7 +842,7 @@ export class BatchSession {
       this.opts.rankRoute !== false &&
       this.opts.foldShared !== false
     ) {
-      // Router, routed and shared experts in two dispatches (the router inside gate_up's), one term.
+      // The router inside gate_up's dispatch; at batch 1 routed and shared experts summed in down's (one term).
       const shared = { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) };
       const router = { x: r.y, col: f.router, bias, cfg: routerConfig(cfg) };
       return { x: r.sum, terms: moeRoutedDecode(h2, router, experts, shared).terms };

@@ -50,7 +50,14 @@ import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigl
 import { concatLast } from '../concat/index.js';
 import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
-import { MOE_DECODE_ROWS, type MoeDecodeVariant, moeDecodeKey, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
+import {
+  MOE_DECODE_MAX_TOKENS,
+  MOE_DECODE_ROWS,
+  type MoeDecodeVariant,
+  moeDecodeKey,
+  moeDecodeWgsl,
+  sharedOf,
+} from '../moe/decode.wgsl.js';
 import { type ExpertWeights, expertsInference, type RouterConfig, type RoutesT, route } from '../moe/index.js';
 import { ROUTE_FOLD_MAX_E } from './routeFold.wgsl.js';
 import { ROUTE_RANK_MAX_E, routeRankKey, routeRankWgsl } from './routeRank.wgsl.js';
@@ -707,39 +714,49 @@ export function moeRoutedDecode(
   const gpu = asGpu(deviceOf('moeRoutedDecode', h, router.x, ...(bias ? [bias] : []), w.w1, shared.x));
   const E = cfg.numExperts;
   const k = cfg.topK;
+  const [N, D] = h.shape;
+  const [, I] = w.w1.shape;
+  const wDtype = w.w1.dtype as 'f32' | 'bf16';
+  const per = wDtype === 'bf16' ? 8 : 4;
   const ld = router.x.shape[router.x.rank - 1];
   const grouped = cfg.numGroups > 1 && cfg.topkGroup < cfg.numGroups;
+  // One token: the shared expert inside the down dispatch (moeSharedDecode's); up to MOE_DECODE_MAX_TOKENS:
+  // the decode down kernel (expertsInference's) and the shared expert's own GEMV.
   const plan = sharedDecodePlan(gpu, h, w, shared, k);
   const applies =
     gpu &&
-    plan &&
+    (plan || (N >= 1 && N <= MOE_DECODE_MAX_TOKENS)) &&
+    h.rank === 2 &&
     !grouped &&
     cfg.activation === 'sigmoid' &&
     E <= ROUTE_FOLD_MAX_E &&
     k >= 1 &&
     k <= E &&
     w.w1.shape[0] === E &&
+    w.w2.dtype === wDtype &&
+    w.w3.dtype === wDtype &&
     router.x.dtype === 'f32' &&
-    router.x.numel === ld &&
+    router.x.rank === 2 &&
+    router.x.shape[0] === N &&
     router.col >= 0 &&
     router.col + E <= ld &&
     (!bias || (bias.dtype === 'f32' && bias.numel === E));
-  if (!gpu || !plan || !applies) {
+  if (!gpu || !applies) {
     const lc = contiguous(router.x.narrow(router.x.rank - 1, router.col, E));
     const routes = routeRanked(lc, bias, cfg);
     lc.dispose();
     return { terms: moeSharedDecode(h, routes, w, shared), routes };
   }
-  const { I, D } = plan;
   const xc = contiguous(h);
   const rx = contiguous(router.x);
-  const idx = gpu.empty([1, k], 'i32');
-  const rw = gpu.empty([1, k]);
-  const hid = gpu.empty([k, I]);
+  const idx = gpu.empty([N, k], 'i32');
+  const rw = gpu.empty([N, k]);
+  const hid = gpu.empty([N * k, I]);
   const gu: MoeDecodeVariant = {
     mode: 'gateUp',
-    wDtype: plan.wDtype,
-    vec: true,
+    wDtype,
+    // As expertsDecode (moe/index.ts) picks it, so that the hidden rows are the same for N > 1 too.
+    vec: plan ? true : D % 8 === 0,
     k,
     route: { E, k, hasBias: !!bias },
   };
@@ -750,11 +767,24 @@ export function moeRoutedDecode(
       .u32(D, I, ld, router.col, cfg.renormalize ? 1 : 0)
       .f32(cfg.scaling)
       .u32(0, 0),
-    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), k],
+    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), N * k],
   });
-  const y = sharedDown(gpu, plan, hid, idx, rw, w, shared);
+  let terms: Tensor[];
+  if (plan) terms = [sharedDown(gpu, plan, hid, idx, rw, w, shared)];
+  else {
+    // expertsInference's down dispatch (moe/index.ts expertsDecode), then the shared expert as a term.
+    const y = gpu.empty([N, D]);
+    const dn: MoeDecodeVariant = { mode: 'down', wDtype, vec: I % 8 === 0, k };
+    gpu.dispatch({
+      kernel: { name: 'moe_decode_down', key: moeDecodeKey(dn), code: () => moeDecodeWgsl(dn) },
+      tensors: [hid, idx, w.w2, rw, y],
+      params: new Params().u32(I, D, 0, 0),
+      workgroups: [Math.ceil(D / MOE_DECODE_ROWS), N],
+    });
+    terms = [y, swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
+  }
   for (const t of [xc, rx, hid]) t.dispose();
-  return { terms: [y], routes: { idx, weights: rw } };
+  return { terms, routes: { idx, weights: rw } };
 }
 
 /** Where rmsnormCacheWrite appends: the layer's pool, each row's cache slot and position, the page table. */

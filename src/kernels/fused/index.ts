@@ -717,7 +717,6 @@ export function moeRoutedDecode(
   const [N, D] = h.shape;
   const [, I] = w.w1.shape;
   const wDtype = w.w1.dtype as 'f32' | 'bf16';
-  const per = wDtype === 'bf16' ? 8 : 4;
   const ld = router.x.shape[router.x.rank - 1];
   const grouped = cfg.numGroups > 1 && cfg.topkGroup < cfg.numGroups;
   // One token: the shared expert inside the down dispatch (moeSharedDecode's); up to MOE_DECODE_MAX_TOKENS:

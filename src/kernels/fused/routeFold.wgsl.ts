@@ -6,15 +6,19 @@
  * Why: the one-pass router (routeRank.wgsl.ts) is one workgroup doing ~1 us of work, but as a dispatch of
  * its own between the packed projection and gate_up it cost ~13 us per MoE layer on the H200 (18.3 us
  * profiled with ~5 us of timestamp overhead, bench/results/2026-12-01-h200-decrest-final-new-i8.json):
- * 26 layers, ~0.35 ms of a 4.5 ms step. Repeated in each of gate_up's workgroups, the ranking runs in
- * parallel across them and overlaps the other workgroups' weight loads.
+ * 26 layers, ~0.35 ms of a 4.5 ms step.
+ *
+ * How: a bitonic sort of the E choices in workgroup memory, best first (log2(P) (log2(P) + 1) / 2 stages
+ * of P/2 compare-exchanges, P = E rounded up to a power of two: 36 stages at E = 256). Not routeRank's
+ * all-pairs count: that is E comparisons per expert, ~1,800 ALU operations per thread at E = 256, which
+ * every one of gate_up's 1,024 workgroups (48B shapes) would repeat: ~15 us of a whole SM's ALUs per
+ * layer, more than the dispatch it saves. The sort is ~36 compare-exchanges per thread.
  *
  * Same picks, same order, same weights as routeRank.wgsl.ts (so exact against it): s = sigmoid(logit),
- * choice = s + bias; expert e's rank is the number of experts whose choice beats its own, ties to the lower
- * index; the experts of rank 0..k-1 are the picks in order, and their weights are the k scores summed in
- * pick order by one thread (renormalised, times the scaling). The comparisons read the choices as vec4
- * (E/4 workgroup loads per thread instead of E); padding past E is -f32::MAX at indices >= E, which never
- * beats nor ties a real choice (finite: a sigmoid plus a finite bias).
+ * choice = s + bias; the order is by choice, ties to the lower index (a total order, so the sorted prefix
+ * is exactly the experts of rank 0..k-1); the weights are the k scores summed in pick order by one thread
+ * (renormalised, times the scaling). Padding past E is -f32::MAX at indices >= E: it never comes before
+ * a real choice (finite: a sigmoid plus a finite bias; at an equal choice the lower index wins).
  *
  * One workgroup of each token (slot 0, row block 0) writes the token's picks and weights, for the down
  * dispatch after it. Needs E <= ROUTE_FOLD_MAX_E.
@@ -34,57 +38,62 @@ export function routeFoldKey(v: RouteFoldVariant): string {
 /**
  * Module-scope WGSL: bindings `RL` (the rows holding the router logits, f32), `RB` (bias, if any), `RIdx`
  * (i32 picks out) and `RW` (f32 weights out) at `first`, `first + 1`, ...; the workgroup arrays; and
- * `fn routeToken(lid, WG, n, writer) `, which leaves the picks of token n in `rPicked[0..k)` (after a
- * barrier: call it from uniform control flow). The Params struct must hold `rld` (logits row stride) and
+ * `fn routeToken(lid, n, writer)`, which leaves the picks of token n in `rId[0..k)` (after a barrier:
+ * call it from uniform control flow). The Params struct must hold `rld` (logits row stride) and
  * `rcol` (column of logit 0), both u32, and `renorm` (u32) and `scaling` (f32).
  */
 export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number): string {
   const { E, k } = v;
-  const E4 = Math.ceil(E / 4);
+  // P: E rounded up to a power of two (the sort's width).
+  const P = 2 ** Math.ceil(Math.log2(Math.max(2, E)));
   let b = first;
   const L: string[] = [];
   L.push(`@group(0) @binding(${b++}) var<storage, read> RL: array<f32>;`);
   if (v.hasBias) L.push(`@group(0) @binding(${b++}) var<storage, read> RB: array<f32>;`);
   L.push(`@group(0) @binding(${b++}) var<storage, read_write> RIdx: array<i32>;`);
   L.push(`@group(0) @binding(${b++}) var<storage, read_write> RW: array<f32>;`);
-  L.push(`var<workgroup> rChoice: array<vec4<f32>, ${E4}>;`);
+  L.push(`var<workgroup> rKey: array<f32, ${P}>;`);
+  L.push(`var<workgroup> rId: array<u32, ${P}>;`);
   L.push(`var<workgroup> rScore: array<f32, ${E}>;`);
-  L.push(`var<workgroup> rPicked: array<u32, ${k}>;`);
-  L.push(`var<workgroup> rPickScore: array<f32, ${k}>;`);
   L.push(/* wgsl */ `
+fn routeBeats(ka: f32, ia: u32, kb: f32, ib: u32) -> bool {
+  return ka > kb || (ka == kb && ia < ib);
+}
 fn routeToken(lid: u32, n: u32, writer: bool) {
   let row = n * p.rld + p.rcol;
-  for (var e = lid; e < ${4 * E4}u; e += ${WG}u) {
+  for (var e = lid; e < ${P}u; e += ${WG}u) {
     var c = bitcast<f32>(0xff7fffffu);
     if (e < ${E}u) {
       let s = 1.0 / (1.0 + exp(-RL[row + e]));
       rScore[e] = s;
       c = s${v.hasBias ? ' + RB[e]' : ''};
     }
-    rChoice[e >> 2u][e & 3u] = c;
+    rKey[e] = c;
+    rId[e] = e;
   }
   workgroupBarrier();
-  for (var e = lid; e < ${E}u; e += ${WG}u) {
-    let c = rChoice[e >> 2u][e & 3u];
-    var rank = 0u;
-    for (var j = 0u; j < ${E4}u; j++) {
-      let q = rChoice[j];
-      let i = 4u * j;
-      rank += select(0u, 1u, q.x > c || (q.x == c && i < e));
-      rank += select(0u, 1u, q.y > c || (q.y == c && i + 1u < e));
-      rank += select(0u, 1u, q.z > c || (q.z == c && i + 2u < e));
-      rank += select(0u, 1u, q.w > c || (q.w == c && i + 3u < e));
+  // Bitonic sort, best first: in a block of 'size' whose bit 'size' of the index is 0 the pair (i, i + stride)
+  // is put in best-first order, else in the reverse; the last merge (size = P) leaves all of it best first.
+  for (var size = 2u; size <= ${P}u; size <<= 1u) {
+    for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
+      for (var t = lid; t < ${P / 2}u; t += ${WG}u) {
+        let i = 2u * t - (t & (stride - 1u));
+        let j = i + stride;
+        let ki = rKey[i]; let ii = rId[i]; let kj = rKey[j]; let ij = rId[j];
+        if (routeBeats(kj, ij, ki, ii) == ((i & size) == 0u)) {
+          rKey[i] = kj; rId[i] = ij; rKey[j] = ki; rId[j] = ii;
+        }
+      }
+      workgroupBarrier();
     }
-    if (rank < ${k}u) { rPicked[rank] = e; rPickScore[rank] = rScore[e]; }
   }
-  workgroupBarrier();
   if (writer && lid == 0u) {
     var total = 0.0;
-    for (var j = 0u; j < ${k}u; j++) { total += rPickScore[j]; }
+    for (var j = 0u; j < ${k}u; j++) { total += rScore[rId[j]]; }
     for (var j = 0u; j < ${k}u; j++) {
-      var w = rPickScore[j];
+      var w = rScore[rId[j]];
       if (${k}u > 1u && p.renorm == 1u) { w = w / (total + 1e-20); }
-      RIdx[n * ${k}u + j] = i32(rPicked[j]);
+      RIdx[n * ${k}u + j] = i32(rId[j]);
       RW[n * ${k}u + j] = w * p.scaling;
     }
   }

@@ -194,7 +194,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     if (route) {
       // Every workgroup ranks its token's experts; the first of the token's (slot 0, rows 0..) writes them.
       L.push(`  routeToken(lid, n, wid.x == 0u && j % ${v.k}u == 0u);`);
-      L.push(`  let e = rPicked[j % ${v.k}u];`);
+      L.push(`  let e = rId[j % ${v.k}u];`);
     } else L.push('  let e = u32(idx[j]);');
     L.push(`  red[lid] = dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
     L.push(`  red[${WG}u + lid] = dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);

@@ -10,6 +10,7 @@ import { argmax } from '../src/kernels/reduce/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
 import { SESSION6_OFF } from '../src/bench/decodeCheck.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
+import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
 import { BatchSession } from '../src/model/batchSession.js';
 import { isMoeLayer, layerMixer } from '../src/model/config.js';
 import { blockDiagonal, DecodeWeights, decodeWeightBytes, packRows } from '../src/model/decodeWeights.js';
@@ -84,6 +85,35 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
       });
       const full = experts(x, r, w);
       expectClose(await expertsInference(x, r, w).toFloat32(), await full.y.toFloat32(), 0, `N=${N}`);
+    }
+  });
+
+  it('the MoE decode kernels up to 8 tokens (moeDecodeTuning.maxTokens) equal the grouped path they replace', async () => {
+    const gpu = (await gpuContext())!;
+    const [E, I, D, k] = [16, 40, 64, 8];
+    const w = {
+      w1: randomUniform(gpu, [E, I, D], { seed: 11, lo: -0.2, hi: 0.2, dtype: 'bf16' }),
+      w3: randomUniform(gpu, [E, I, D], { seed: 12, lo: -0.2, hi: 0.2, dtype: 'bf16' }),
+      w2: randomUniform(gpu, [E, D, I], { seed: 13, lo: -0.2, hi: 0.2, dtype: 'bf16' }),
+    };
+    for (const N of [5, 7, 8]) {
+      const x = randomUniform(gpu, [N, D], { seed: 14 + N, lo: -1, hi: 1 });
+      const logits = randomUniform(gpu, [N, E], { seed: 15 + N, lo: -1, hi: 1 });
+      const cfg = { numExperts: E, topK: k, activation: 'sigmoid' as const, renormalize: true, scaling: 1 };
+      const r = route(logits, undefined, { ...cfg, numGroups: 1, topkGroup: 1 });
+      const saved = moeDecodeTuning.maxTokens;
+      try {
+        moeDecodeTuning.maxTokens = 4;
+        const grouped = await expertsInference(x, r, w).toFloat32();
+        moeDecodeTuning.maxTokens = 8;
+        const before = gpu.dispatchCount;
+        const decoded = expertsInference(x, r, w);
+        // gate_up and down: no plan, no grouping.
+        expect(gpu.dispatchCount - before, `N=${N}`).toBe(2);
+        expectClose(await decoded.toFloat32(), grouped, 1e-5, `N=${N}`);
+      } finally {
+        moeDecodeTuning.maxTokens = saved;
+      }
     }
   });
 

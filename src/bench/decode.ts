@@ -16,6 +16,7 @@ import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
+import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
@@ -343,6 +344,7 @@ export async function benchDecode(
     fuseCacheWrite: o.fuseCacheWrite !== false,
     gemvUnroll: decodeTuning.unroll,
     gemvPrefetch: decodeTuning.prefetch,
+    moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
       : "dependent: greedy generation, each step fed the previous step's argmax on the device, step n + 1 recorded while step n runs, ids read back one step late",
@@ -405,8 +407,13 @@ export function registerDecodeBench(bench: Command): void {
     .option('--no-fold-shared', "run the MoE shared expert's down projection as its own dispatch")
     .option('--no-fold-route', "run the MoE router as its own dispatch, not inside the experts' gate_up")
     .option(
-      '--no-gemv-prefetch',
-      "issue the norm GEMVs' first weight loads after their norm, not before (decodeTuning.prefetch)",
+      '--gemv-prefetch',
+      "issue the norm GEMVs' first weight loads before their norm, not after (decodeTuning.prefetch; slower on the H200)",
+    )
+    .option(
+      '--moe-decode-max-tokens <n>',
+      'tokens up to which the MoE runs the decode kernels instead of the grouped ones (moeDecodeTuning.maxTokens)',
+      '8',
     )
     .option('--no-fuse-cache-write', "norm MLA's latent row and append it to the cache in two dispatches, not one")
     .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
@@ -454,7 +461,11 @@ export function registerDecodeBench(bench: Command): void {
       if (!(Number.isInteger(unroll) && unroll >= 1))
         throw new Error(`--gemv-unroll: '${opts.gemvUnroll}' is not an integer >= 1`);
       decodeTuning.unroll = unroll;
-      decodeTuning.prefetch = opts.gemvPrefetch !== false;
+      decodeTuning.prefetch = !!opts.gemvPrefetch;
+      const moeMax = parseList(opts.moeDecodeMaxTokens)[0];
+      if (!(Number.isInteger(moeMax) && moeMax >= 0))
+        throw new Error(`--moe-decode-max-tokens: '${opts.moeDecodeMaxTokens}' is not an integer >= 0`);
+      moeDecodeTuning.maxTokens = moeMax;
       if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)
         device.maxDispatchesPerBatch = parseList(opts.dispatchesPerSubmit)[0];
       const result = await benchDecode(

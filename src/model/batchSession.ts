@@ -117,7 +117,7 @@ export interface BatchSessionOptions {
   foldShared?: boolean;
   /**
    * The MoE router inside the routed experts' gate_up dispatch (fused/moeRoutedDecode), batches up to
-   * MOE_DECODE_MAX_TOKENS (4), where the router logits sit in the packed projection and rankRoute and
+   * ROUTE_FOLD_MAX_TOKENS (2), where the router logits sit in the packed projection and rankRoute and
    * foldShared hold. Default true; false keeps the router a dispatch of its own (routeRanked).
    */
   foldRoute?: boolean;

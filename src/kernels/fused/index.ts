@@ -50,16 +50,9 @@ import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigl
 import { concatLast } from '../concat/index.js';
 import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
-import {
-  MOE_DECODE_MAX_TOKENS,
-  MOE_DECODE_ROWS,
-  type MoeDecodeVariant,
-  moeDecodeKey,
-  moeDecodeWgsl,
-  sharedOf,
-} from '../moe/decode.wgsl.js';
+import { MOE_DECODE_ROWS, type MoeDecodeVariant, moeDecodeKey, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
 import { type ExpertWeights, expertsInference, type RouterConfig, type RoutesT, route } from '../moe/index.js';
-import { ROUTE_FOLD_MAX_E } from './routeFold.wgsl.js';
+import { ROUTE_FOLD_MAX_E, ROUTE_FOLD_MAX_TOKENS } from './routeFold.wgsl.js';
 import { ROUTE_RANK_MAX_E, routeRankKey, routeRankWgsl } from './routeRank.wgsl.js';
 
 /**
@@ -719,12 +712,12 @@ export function moeRoutedDecode(
   const wDtype = w.w1.dtype as 'f32' | 'bf16';
   const ld = router.x.shape[router.x.rank - 1];
   const grouped = cfg.numGroups > 1 && cfg.topkGroup < cfg.numGroups;
-  // One token: the shared expert inside the down dispatch (moeSharedDecode's); up to MOE_DECODE_MAX_TOKENS:
+  // One token: the shared expert inside the down dispatch (moeSharedDecode's); up to ROUTE_FOLD_MAX_TOKENS:
   // the decode down kernel (expertsInference's) and the shared expert's own GEMV.
   const plan = sharedDecodePlan(gpu, h, w, shared, k);
   const applies =
     gpu &&
-    (plan || (N >= 1 && N <= MOE_DECODE_MAX_TOKENS)) &&
+    (plan || (N >= 1 && N <= ROUTE_FOLD_MAX_TOKENS)) &&
     h.rank === 2 &&
     !grouped &&
     cfg.activation === 'sigmoid' &&

@@ -24,6 +24,14 @@
  * dispatch after it. Needs E <= ROUTE_FOLD_MAX_E.
  */
 export const ROUTE_FOLD_MAX_E = 1024;
+/**
+ * Tokens up to which moeRoutedDecode folds the router: the sort is repeated by every gate_up workgroup, and
+ * their number grows with the tokens. On the H200 (48B shapes, 128K context, bench/results/
+ * 2026-12-01-h200-decrest-s6-b-*.json) the fold gained at batch 2 (9.33 against 9.91 ms a step, the logits'
+ * strided copy gone too) and lost at batch 4 (15.71 against 15.26); at batch 1 the gate_up dispatch grew
+ * from ~32 to ~41 us (profiled) for the ~18 us router dispatch it replaces.
+ */
+export const ROUTE_FOLD_MAX_TOKENS = 2;
 
 export interface RouteFoldVariant {
   E: number;

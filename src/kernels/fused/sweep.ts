@@ -13,15 +13,18 @@
  * `decodeTuning.unroll` picks U for every kernel generated after it is set (pipeline keys include it);
  * 1 gives the plain loop of before (bench decode --gemv-unroll 1).
  */
-export const decodeTuning = { unroll: 4, prefetch: true };
+export const decodeTuning = { unroll: 4, prefetch: false };
 
 /**
- * Prefetch (decodeTuning.prefetch, bench decode --no-gemv-prefetch): the kernels whose workgroups run a
+ * Prefetch (decodeTuning.prefetch, off by default, bench decode --gemv-prefetch): the kernels whose workgroups run a
  * prologue before their row sweep (normGemv: the residual add and the RMSNorm of the row; gatedNormGemv:
  * the per-head norms and gates) issue the sweep's first round of weight loads before that prologue
  * (sweepPreloadWgsl), so the first trip to memory overlaps the prologue's loads, reductions and barriers
  * instead of following them; the sweep then starts from those values (SweepSpec.preloaded). The same terms
- * go to the same partial sums in the same order as without it (bit-equal).
+ * go to the same partial sums in the same order as without it (bit-equal). Measured slower on the H200
+ * (bench/results/2026-12-01-h200-decrest-s6-*: TPOT 4.446 / 5.976 / 16.300 ms at 4K / 128K / 1M with it,
+ * 4.368 / 5.844 / 16.178 without; profiled norm_gemv 0.918 against 0.877 ms a step, gated_norm_gemv 0.439
+ * against 0.401), likely the registers held across the prologue; kept for measuring.
  */
 export function prefetchOf(v: { prefetch?: boolean }): boolean {
   return v.prefetch ?? decodeTuning.prefetch;

@@ -16,8 +16,14 @@ import { bf16ChunkDot, decodeTuning, prefetchOf, type SweepSpec, sweepPreloadWgs
 
 export const MOE_DECODE_LANES = 32;
 export const MOE_DECODE_ROWS = 8;
-/** Tokens up to which experts() takes this path. */
-export const MOE_DECODE_MAX_TOKENS = 4;
+/**
+ * Tokens up to which experts() and expertsInference take this path (bench decode --moe-decode-max-tokens).
+ * 8 since the sixth session, 4 before: the grouped path after it cost the decode step at batch 7 (128K
+ * context, 48B shapes) ~79 ms against 15 ms at batch 4 on the H200 (bench/results/
+ * 2026-12-01-h200-decrest-s6-b-*.json), while these kernels' work grows with the (token, expert) pairs
+ * only: at 8 tokens and top-8, 64 expert rows per layer, nearly all distinct of 256 experts anyway.
+ */
+export const moeDecodeTuning = { maxTokens: 8 };
 
 export interface MoeDecodeVariant {
   mode: 'gateUp' | 'down';

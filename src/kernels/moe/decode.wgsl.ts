@@ -18,10 +18,10 @@ export const MOE_DECODE_LANES = 32;
 export const MOE_DECODE_ROWS = 8;
 /**
  * Tokens up to which experts() and expertsInference take this path (bench decode --moe-decode-max-tokens).
- * 8 since the sixth session, 4 before: the grouped path after it cost the decode step at batch 7 (128K
- * context, 48B shapes) ~79 ms against 15 ms at batch 4 on the H200 (bench/results/
- * 2026-12-01-h200-decrest-s6-b-*.json), while these kernels' work grows with the (token, expert) pairs
- * only: at 8 tokens and top-8, 64 expert rows per layer, nearly all distinct of 256 experts anyway.
+ * 8 since the sixth session, 4 before: these kernels' work grows with the (token, expert) pairs only (at 8
+ * tokens and top-8, 64 expert rows per layer, nearly all distinct of 256 experts anyway), while the grouped
+ * path cost the 48B decode step at batch 7 far more on the H200: 84.2 -> 33.1 ms a step at 128K context,
+ * 142.9 -> 97.2 ms at 1M (bench/results/2026-12-01-h200-decrest-s6-b7-*.json).
  */
 export const moeDecodeTuning = { maxTokens: 8 };
 

@@ -8,7 +8,11 @@ import { linear } from '../src/kernels/matmul/index.js';
 import { experts, expertsInference, route } from '../src/kernels/moe/index.js';
 import { argmax } from '../src/kernels/reduce/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
+import { SESSION6_OFF } from '../src/bench/decodeCheck.js';
+import { decodeTuning } from '../src/kernels/fused/sweep.js';
+import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
 import { BatchSession } from '../src/model/batchSession.js';
+import { isMoeLayer, layerMixer } from '../src/model/config.js';
 import { blockDiagonal, DecodeWeights, decodeWeightBytes, packRows } from '../src/model/decodeWeights.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
@@ -81,6 +85,35 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
       });
       const full = experts(x, r, w);
       expectClose(await expertsInference(x, r, w).toFloat32(), await full.y.toFloat32(), 0, `N=${N}`);
+    }
+  });
+
+  it('the MoE decode kernels up to 8 tokens (moeDecodeTuning.maxTokens) equal the grouped path they replace', async () => {
+    const gpu = (await gpuContext())!;
+    const [E, I, D, k] = [16, 40, 64, 8];
+    const w = {
+      w1: randomUniform(gpu, [E, I, D], { seed: 11, lo: -0.2, hi: 0.2, dtype: 'bf16' }),
+      w3: randomUniform(gpu, [E, I, D], { seed: 12, lo: -0.2, hi: 0.2, dtype: 'bf16' }),
+      w2: randomUniform(gpu, [E, D, I], { seed: 13, lo: -0.2, hi: 0.2, dtype: 'bf16' }),
+    };
+    for (const N of [5, 7, 8]) {
+      const x = randomUniform(gpu, [N, D], { seed: 14 + N, lo: -1, hi: 1 });
+      const logits = randomUniform(gpu, [N, E], { seed: 15 + N, lo: -1, hi: 1 });
+      const cfg = { numExperts: E, topK: k, activation: 'sigmoid' as const, renormalize: true, scaling: 1 };
+      const r = route(logits, undefined, { ...cfg, numGroups: 1, topkGroup: 1 });
+      const saved = moeDecodeTuning.maxTokens;
+      try {
+        moeDecodeTuning.maxTokens = 4;
+        const grouped = await expertsInference(x, r, w).toFloat32();
+        moeDecodeTuning.maxTokens = 8;
+        const before = gpu.dispatchCount;
+        const decoded = expertsInference(x, r, w);
+        // gate_up and down: no plan, no grouping.
+        expect(gpu.dispatchCount - before, `N=${N}`).toBe(2);
+        expectClose(await decoded.toFloat32(), grouped, 1e-5, `N=${N}`);
+      } finally {
+        moeDecodeTuning.maxTokens = saved;
+      }
     }
   });
 
@@ -177,6 +210,49 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
     };
     const [fused, apart] = [await run(true), await run(false)];
     for (let i = 0; i < 3; i++) expectClose(fused[i], apart[i], 1e-4, `step ${i}`);
+    weights.dispose();
+  });
+});
+
+describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structure (tiny dims)', () => {
+  it('router in gate_up, latent norm + cache write: the same logits as the step before them, fewer dispatches per MoE and MLA layer, batch 1 and 2', async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48Config();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    const run = async (B: number, extra: object, prefetch = decodeTuning.prefetch) => {
+      const saved = decodeTuning.prefetch;
+      decodeTuning.prefetch = prefetch;
+      const s = new BatchSession(new KimiLinearModel(cfg, weights), {
+        maxSequences: B,
+        maxLength: 128,
+        cacheDtype: 'int8',
+        replay: false,
+        ...extra,
+      });
+      s.addSyntheticMany(40, B);
+      const out: Float32Array[] = [];
+      let dispatches = 0;
+      for (let i = 0; i < 3; i++) {
+        const d0 = gpu.dispatchCount;
+        out.push(await s.step(Array.from({ length: B }, (_, b) => 3 + 5 * i + b)));
+        dispatches = gpu.dispatchCount - d0;
+      }
+      s.dispose();
+      decodeTuning.prefetch = saved;
+      return { out, dispatches };
+    };
+    const layers = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i);
+    const moe = layers.filter((i) => isMoeLayer(cfg, i)).length;
+    const mla = layers.filter((i) => layerMixer(cfg, i) === 'mla').length;
+    for (const B of [1, 2]) {
+      const now = await run(B, {});
+      const before = await run(B, SESSION6_OFF, false);
+      // Later steps attend over the latent rows the earlier ones appended: the cache contents are compared too.
+      for (let i = 0; i < 3; i++) expectClose(now.out[i], before.out[i], 0, `batch ${B} step ${i}`);
+      // Per MoE layer the router dispatch, and at batch > 1 also the copy of its logits (a strided column
+      // range of the packed output, which the folded router reads in place); per MLA layer the cache write.
+      expect(before.dispatches - now.dispatches, `batch ${B}`).toBe((B === 1 ? 1 : 2) * moe + mla);
+    }
     weights.dispose();
   });
 });

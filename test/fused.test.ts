@@ -7,7 +7,9 @@ import {
   addRmsnormLinear,
   convStep,
   gatedRmsnormLinear,
+  moeRoutedDecode,
   moeSharedDecode,
+  rmsnormCacheWrite,
   rmsnormConcat,
   routeRanked,
   headGemv,
@@ -16,6 +18,7 @@ import {
 } from '../src/kernels/fused/index.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
 import { linear } from '../src/kernels/matmul/index.js';
+import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference, route } from '../src/kernels/moe/index.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
@@ -509,6 +512,207 @@ describe.skipIf(!hasGpu)('moeSharedDecode (shared expert folded into the MoE dow
         expectClose(await terms[0].toFloat32(), routed, 0, `${what} routed`);
         expectClose(await terms[1].toFloat32(), shared, 0, `${what} shared`);
       }
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('moeRoutedDecode (router inside the MoE gate_up dispatch)', () => {
+  it('equals routeRanked + moeSharedDecode exactly (picks, weights, output), ties and padding, one and two rows', async () => {
+    const gpu = (await gpuContext())!;
+    // [rows, E, k, bias, col, groups]: the 48B's E and k, an E that is no power of two nor a multiple of the
+    // workgroup (padded sort, two experts per thread) without bias, and two rows (decode down kernel, shared
+    // expert apart).
+    for (const [rows, E, k, withBias, col, groups] of [
+      [1, 256, 8, true, 0, 1],
+      [1, 257, 3, false, 4, 1],
+      [2, 64, 4, true, 0, 1],
+    ] as const) {
+      const [D, I, Is] = [72, 40, 24];
+      const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+      const h = gpu.fromHost(rand(rows * D, D + E), [rows, D]);
+      const w = {
+        w1: bf(rand(E * I * D, 1, 0.2), [E, I, D]),
+        w3: bf(rand(E * I * D, 2, 0.2), [E, I, D]),
+        w2: bf(rand(E * D * I, 3, 0.2), [E, D, I]),
+      };
+      // The packed output [pad (col) | router logits (E) | shared gate (Is) | shared up (Is)], logits on a
+      // coarse grid so that equal choices occur (ties go to the lower index).
+      const gate = Math.ceil((col + E) / 4) * 4;
+      const ld = gate + 2 * Is;
+      const xs = rand(rows * ld, 7);
+      for (let n = 0; n < rows; n++)
+        for (let e = 0; e < E; e++) xs[n * ld + col + e] = Math.round(xs[n * ld + col + e] * 4) / 4;
+      const x = gpu.fromHost(xs, [rows, ld]);
+      const bias = withBias
+        ? gpu.fromHost(
+            Float32Array.from(rand(E, E), (v) => Math.round(v * 2) / 8),
+            [E],
+          )
+        : undefined;
+      const down = bf(rand(D * Is, 8, 0.3), [D, Is]);
+      const cfg = {
+        numExperts: E,
+        topK: k,
+        activation: 'sigmoid' as const,
+        renormalize: true,
+        scaling: 2.5,
+        numGroups: groups,
+        topkGroup: groups > 1 ? 2 : 1,
+      };
+      const shared = { x, gate, up: gate + Is, down };
+      const before = gpu.dispatchCount;
+      const got = moeRoutedDecode(h, { x, col, bias, cfg }, w, shared);
+      const dispatches = gpu.dispatchCount - before;
+      const logits = x.narrow(1, col, E);
+      const routes = routeRanked(logits, bias, cfg);
+      const want = moeSharedDecode(h, routes, w, shared);
+      const what = `rows ${rows} E ${E} k ${k}${withBias ? ' bias' : ''} col ${col} groups ${groups}`;
+      // gate_up with the router, then down (with the shared expert at one row; else the shared GEMV after it).
+      expect(dispatches, what).toBe(rows === 1 ? 2 : 3);
+      expect(Array.from((await got.routes.idx.read()) as Int32Array), what).toEqual(
+        Array.from((await routes.idx.read()) as Int32Array),
+      );
+      expect(Array.from(await got.routes.weights.toFloat32()), what).toEqual(
+        Array.from(await routes.weights.toFloat32()),
+      );
+      expect(got.terms.length, what).toBe(want.length);
+      for (let t = 0; t < want.length; t++)
+        expectClose(await got.terms[t].toFloat32(), await want[t].toFloat32(), 0, what);
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('rmsnormCacheWrite (MLA latent norm and cache append in one dispatch)', () => {
+  it('leaves the same cache bits as rmsnormConcat + cacheWrite (int8, bf16, f32 pools; rows to scattered pages)', async () => {
+    const gpu = (await gpuContext())!;
+    // [B, r, pass, cache]: the tiny 48B structure's latent (32 + 8), an awkward rank (int8: padded words),
+    // and rows of three sequences at different positions and pages.
+    for (const [B, r, pass, dtype] of [
+      [1, 32, 8, 'int8'],
+      [3, 63, 7, 'int8'],
+      [3, 63, 7, 'bf16'],
+      [2, 65, 3, 'f32'],
+    ] as const) {
+      const off = 5;
+      const ld = off + r + pass + 9;
+      const R = r + pass;
+      const [pages, pageSize, maxPages] = [6, 4, 3];
+      const width = dtype === 'int8' ? int8RowWords(R, r) : R;
+      const x = gpu.fromHost(rand(B * ld, B + r, 3), [B, ld]);
+      const w = gpu.fromHost(f32ArrayToBf16(rand(r, 11, 1.5)), [r], 'bf16');
+      const seq = gpu.fromHost(
+        Int32Array.from({ length: B }, (_, b) => (2 * b + 1) % 3),
+        [B],
+        'i32',
+      );
+      const pos = gpu.fromHost(
+        Int32Array.from({ length: B }, (_, b) => 3 + 4 * b),
+        [B],
+        'i32',
+      );
+      const table = gpu.fromHost(
+        Int32Array.from({ length: 3 * maxPages }, (_, i) => (5 * i + 2) % pages),
+        [3, maxPages],
+        'i32',
+      );
+      // Both pools start from the same garbage, so untouched words must stay equal too.
+      const fill = Int32Array.from(rand(pages * pageSize * width, 17), (v) => Math.round(v * 1e6));
+      const poolOf = () =>
+        dtype === 'int8'
+          ? gpu.fromHost(fill, [pages, pageSize, width], 'i32')
+          : dtype === 'bf16'
+            ? gpu.fromHost(
+                Uint16Array.from(fill, (v) => v & 0x3fff),
+                [pages, pageSize, width],
+                'bf16',
+              )
+            : gpu.fromHost(
+                Float32Array.from(fill, (v) => v / 1e6),
+                [pages, pageSize, width],
+              );
+      const got = poolOf();
+      const want = poolOf();
+      const before = gpu.dispatchCount;
+      rmsnormCacheWrite(x, off, r, pass, w, 1e-6, { pool: got, seq, pos, pageTable: table, Rv: r });
+      const what = `B ${B} r ${r} pass ${pass} ${dtype}`;
+      expect(gpu.dispatchCount - before, what).toBe(1);
+      const latent = rmsnormConcat(x, off, r, pass, w, 1e-6);
+      cacheWrite(want, latent, seq, pos, table, { Rv: r });
+      expect(Array.from(await got.read()), what).toEqual(Array.from(await want.read()));
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('decode GEMV prefetch (sweep.ts: first loads before the prologue) is bit-equal', () => {
+  it('gatedRmsnormLinear on long rows, addRmsnormLinear on rows shorter than a round, unroll 4 and 1', async () => {
+    const gpu = (await gpuContext())!;
+    const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+    const N = 9;
+    // Whole rounds and a remainder (H * d = 2112 bf16 = 264 chunks: two rounds of 4 x 32 and 8 more), and
+    // rows shorter than a round (K = 136: 17 chunks, lanes with one chunk or none). The two kernels share
+    // the sweep (sweep.ts), so each covers one of its branches (one compile per variant on lavapipe).
+    const [H, d, K] = [4, 528, 136];
+    const o = gpu.fromHost(rand(H * d, 5), [1, H * d]);
+    const gate = gpu.fromHost(rand(H * d, 6), [1, H * d]);
+    const onw = gpu.fromHost(rand(d, 7), [d]);
+    const wo = bf(rand(N * H * d, 8, 0.3), [N, H * d]);
+    const x = gpu.fromHost(rand(K, 1), [1, K]);
+    const d0 = gpu.fromHost(rand(K, 2), [1, K]);
+    const nw = gpu.fromHost(rand(K, 3), [K]);
+    const w = bf(rand(N * K, 4, 0.3), [N, K]);
+    const run = async (unroll: number, prefetch: boolean, long: boolean) => {
+      const saved = { ...decodeTuning };
+      Object.assign(decodeTuning, { unroll, prefetch });
+      try {
+        if (long) return await gatedRmsnormLinear(o, gate, onw, 1e-5, wo, H).toFloat32();
+        return await addRmsnormLinear(x, [d0], nw, 1e-5, w).y.toFloat32();
+      } finally {
+        Object.assign(decodeTuning, saved);
+      }
+    };
+    for (const [u, long] of [
+      [4, true],
+      [4, false],
+      [1, false],
+    ] as const) {
+      const what = `${long ? 'gatedRmsnormLinear, long rows' : 'addRmsnormLinear, short rows'}, unroll ${u}`;
+      expectClose(await run(u, true, long), await run(u, false, long), 0, what);
+    }
+  });
+
+  it('moeSharedDecode: the shared expert loads before the picks are read, long and short rows', async () => {
+    const gpu = (await gpuContext())!;
+    const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+    // [D, I, Is]: shared rows of whole rounds and a remainder (1032 = 129 chunks), and shorter than a round.
+    for (const [D, I, Is] of [
+      [64, 32, 1032],
+      [64, 32, 40],
+    ]) {
+      const [E, k] = [4, 2];
+      const h = gpu.fromHost(rand(D, D), [1, D]);
+      const w = {
+        w1: bf(rand(E * I * D, 1, 0.2), [E, I, D]),
+        w3: bf(rand(E * I * D, 2, 0.2), [E, I, D]),
+        w2: bf(rand(E * D * I, 3, 0.2), [E, D, I]),
+      };
+      const routes = {
+        idx: gpu.fromHost(Int32Array.from([3, 1]), [1, k], 'i32'),
+        weights: gpu.fromHost(Float32Array.from([0.7, 0.3]), [1, k]),
+      };
+      const x = gpu.fromHost(rand(8 + 2 * Is, 7), [1, 8 + 2 * Is]);
+      const down = bf(rand(D * Is, 8, 0.3), [D, Is]);
+      const run = async (prefetch: boolean) => {
+        const saved = decodeTuning.prefetch;
+        decodeTuning.prefetch = prefetch;
+        try {
+          const terms = moeSharedDecode(h, routes, w, { x, gate: 8, up: 8 + Is, down });
+          expect(terms.length).toBe(1);
+          return await terms[0].toFloat32();
+        } finally {
+          decodeTuning.prefetch = saved;
+        }
+      };
+      expectClose(await run(true), await run(false), 0, `D ${D} I ${I} Is ${Is}`);
     }
   });
 });

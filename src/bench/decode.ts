@@ -17,6 +17,7 @@ import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/sh
 import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
+import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
@@ -74,6 +75,10 @@ export interface DecodeBenchOptions {
   rankRoute?: boolean;
   /** BatchSessionOptions.foldShared (default true): the shared expert inside the MoE down dispatch. */
   foldShared?: boolean;
+  /** BatchSessionOptions.foldRoute (default true): the MoE router inside the experts' gate_up dispatch. */
+  foldRoute?: boolean;
+  /** BatchSessionOptions.fuseCacheWrite (default true): MLA's latent norm and cache append in one dispatch. */
+  fuseCacheWrite?: boolean;
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
@@ -195,6 +200,8 @@ async function timeVariant(
         fuseConv: o.fuseConv,
         rankRoute: o.rankRoute,
         foldShared: o.foldShared,
+        foldRoute: o.foldRoute,
+        fuseCacheWrite: o.fuseCacheWrite,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
@@ -334,7 +341,11 @@ export async function benchDecode(
     fuseConv: o.fuseConv !== false,
     rankRoute: o.rankRoute !== false,
     foldShared: o.foldShared !== false,
+    foldRoute: o.foldRoute !== false,
+    fuseCacheWrite: o.fuseCacheWrite !== false,
     gemvUnroll: decodeTuning.unroll,
+    gemvPrefetch: decodeTuning.prefetch,
+    moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
       : "dependent: greedy generation, each step fed the previous step's argmax on the device, step n + 1 recorded while step n runs, ids read back one step late",
@@ -395,6 +406,17 @@ export function registerDecodeBench(bench: Command): void {
       'route MoE tokens with the k-round arg-max kernel (moe route) instead of the rank kernel',
     )
     .option('--no-fold-shared', "run the MoE shared expert's down projection as its own dispatch")
+    .option('--no-fold-route', "run the MoE router as its own dispatch, not inside the experts' gate_up")
+    .option(
+      '--gemv-prefetch',
+      "issue the norm GEMVs' first weight loads before their norm, not after (decodeTuning.prefetch; slower on the H200)",
+    )
+    .option(
+      '--moe-decode-max-tokens <n>',
+      'tokens up to which the MoE runs the decode kernels instead of the grouped ones (moeDecodeTuning.maxTokens)',
+      '8',
+    )
+    .option('--no-fuse-cache-write', "norm MLA's latent row and append it to the cache in two dispatches, not one")
     .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
     .option(
       '--independent-steps',
@@ -420,6 +442,9 @@ export function registerDecodeBench(bench: Command): void {
           fuseConv?: boolean;
           rankRoute?: boolean;
           foldShared?: boolean;
+          foldRoute?: boolean;
+          fuseCacheWrite?: boolean;
+          gemvPrefetch?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
           check?: boolean;
@@ -445,6 +470,11 @@ export function registerDecodeBench(bench: Command): void {
       if (mlaInt8Variant !== undefined && (typeof mlaInt8Variant !== 'object' || Array.isArray(mlaInt8Variant)))
         throw new Error(`--mla-int8-variant: '${opts.mlaInt8Variant}' is not a JSON object`);
       Object.assign(mlaInt8Overrides, mlaInt8Variant);
+      decodeTuning.prefetch = !!opts.gemvPrefetch;
+      const moeMax = parseList(opts.moeDecodeMaxTokens)[0];
+      if (!(Number.isInteger(moeMax) && moeMax >= 0))
+        throw new Error(`--moe-decode-max-tokens: '${opts.moeDecodeMaxTokens}' is not an integer >= 0`);
+      moeDecodeTuning.maxTokens = moeMax;
       if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)
         device.maxDispatchesPerBatch = parseList(opts.dispatchesPerSubmit)[0];
       const result = await benchDecode(
@@ -465,6 +495,8 @@ export function registerDecodeBench(bench: Command): void {
           fuseConv: opts.fuseConv !== false,
           rankRoute: opts.rankRoute !== false,
           foldShared: opts.foldShared !== false,
+          foldRoute: opts.foldRoute !== false,
+          fuseCacheWrite: opts.fuseCacheWrite !== false,
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,

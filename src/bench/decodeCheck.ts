@@ -11,7 +11,7 @@
 import { argmax as hostArgmax } from '../generate/sampler.js';
 import { argmax } from '../kernels/reduce/index.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
-import { BatchSession } from '../model/batchSession.js';
+import { BatchSession, type BatchSessionOptions } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
 
 export interface DecodeCheck {
@@ -26,16 +26,24 @@ export interface DecodeCheck {
   replayLogitsMaxRelDiff: number;
   /** The same against the step of before (replay false, fuseConv false, rankRoute false, GEMV unroll 1). */
   beforeLogitsMaxRelDiff: number;
+  /**
+   * The same against the default step of the sixth session's start (replayed, with this session's
+   * fusions off: SESSION6_OFF, and decodeTuning.prefetch false).
+   */
+  session6LogitsMaxRelDiff: number;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
   recordedTokens: number[];
   replayTokensEqual: boolean;
 }
 
+/** The options that turn off what the sixth session added to the default decode step. */
+export const SESSION6_OFF: Partial<BatchSessionOptions> = { foldRoute: false, fuseCacheWrite: false };
+
 export async function checkDecode(
   model: KimiLinearModel,
   o: { context: number; steps: number; cacheDtype: 'f32' | 'bf16' | 'int8' },
 ): Promise<DecodeCheck> {
-  const session = (fuseNormGemv = true, replay = true, fuseConv = true) => {
+  const session = (fuseNormGemv = true, replay = true, fuseConv = true, extra: Partial<BatchSessionOptions> = {}) => {
     const s = new BatchSession(model, {
       maxSequences: 1,
       maxLength: o.context + o.steps + 2,
@@ -46,21 +54,29 @@ export async function checkDecode(
       // The old router and shared expert go with the rest of the step of before.
       rankRoute: fuseConv,
       foldShared: fuseConv,
+      ...extra,
     });
     s.addSynthetic(o.context);
     return s;
   };
-  const logitsOf = async (fuse: boolean, replay = true, fuseConv = true, unroll = decodeTuning.unroll) => {
-    const saved = decodeTuning.unroll;
-    decodeTuning.unroll = unroll;
+  const logitsOf = async (
+    fuse: boolean,
+    replay = true,
+    fuseConv = true,
+    unroll = decodeTuning.unroll,
+    extra: Partial<BatchSessionOptions> = {},
+    prefetch = decodeTuning.prefetch,
+  ) => {
+    const saved = { ...decodeTuning };
+    Object.assign(decodeTuning, { unroll, prefetch });
     try {
-      const s = session(fuse, replay, fuseConv);
+      const s = session(fuse, replay, fuseConv, extra);
       const out: Float32Array[] = [];
       for (let i = 0; i < o.steps; i++) out.push(await s.step([3 + 7 * i]));
       s.dispose();
       return out;
     } finally {
-      decodeTuning.unroll = saved;
+      Object.assign(decodeTuning, saved);
     }
   };
   const relDiff = (a: Float32Array[], b: Float32Array[]) => {
@@ -81,6 +97,7 @@ export async function checkDecode(
   // The step as it was before this work: recorded from the model code, the conv and the router in their
   // own dispatches, the GEMV loops not unrolled.
   const before = await logitsOf(true, false, false, 1);
+  const session6 = await logitsOf(true, true, true, decodeTuning.unroll, SESSION6_OFF, false);
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];
@@ -115,6 +132,7 @@ export async function checkDecode(
     tokensEqual: pipelinedTokens.length === plainTokens.length && pipelinedTokens.every((t, i) => t === plainTokens[i]),
     replayLogitsMaxRelDiff: relDiff(fused, recorded),
     beforeLogitsMaxRelDiff: relDiff(fused, before),
+    session6LogitsMaxRelDiff: relDiff(fused, session6),
     recordedTokens,
     replayTokensEqual:
       pipelinedTokens.length === recordedTokens.length && pipelinedTokens.every((t, i) => t === recordedTokens[i]),

@@ -33,8 +33,10 @@ import {
   convStep,
   gatedRmsnormLinear,
   headGemv,
+  moeRoutedDecode,
   moeSharedDecode,
   type NormLinearConv,
+  rmsnormCacheWrite,
   rmsnormConcat,
   routeRanked,
   swigluLinear,
@@ -113,6 +115,18 @@ export interface BatchSessionOptions {
    * Default true; false keeps swigluLinear a dispatch of its own.
    */
   foldShared?: boolean;
+  /**
+   * The MoE router inside the routed experts' gate_up dispatch (fused/moeRoutedDecode), batches up to
+   * ROUTE_FOLD_MAX_TOKENS (2), where the router logits sit in the packed projection and rankRoute and
+   * foldShared hold. Default true; false keeps the router a dispatch of its own (routeRanked).
+   */
+  foldRoute?: boolean;
+  /**
+   * MLA's latent row (kv_a_layernorm, k_pe appended) normed and appended to the cache in one dispatch
+   * (fused/rmsnormCacheWrite) where the cache is one shard and fuseNormGemv holds (no rotary). Default
+   * true; false keeps rmsnormConcat and cacheWrite apart.
+   */
+  fuseCacheWrite?: boolean;
 }
 
 /**
@@ -818,18 +832,30 @@ export class BatchSession {
     if (!moe) return { x: r.sum, terms: [mlp('mlp.down_proj.weight')] };
     const h2 = r.normed!;
     const E = cfg.num_experts!;
+    const bias = this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias');
+    const experts = this.model.weights.experts.get(i)!;
+    const sharedDown = 'block_sparse_moe.shared_experts.down_proj.weight';
+    if (
+      f &&
+      f.router >= 0 &&
+      this.opts.foldRoute !== false &&
+      this.opts.rankRoute !== false &&
+      this.opts.foldShared !== false
+    ) {
+      // The router inside gate_up's dispatch; at batch 1 routed and shared experts summed in down's (one term).
+      const shared = { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) };
+      const router = { x: r.y, col: f.router, bias, cfg: routerConfig(cfg) };
+      return { x: r.sum, terms: moeRoutedDecode(h2, router, experts, shared).terms };
+    }
     const logits = !f
       ? r.y
       : f.router >= 0
         ? contiguous(r.y.narrow(1, f.router, E))
         : linear(h2, w('block_sparse_moe.gate.weight'));
-    const bias = this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias');
     const routes =
       this.opts.rankRoute === false
         ? route(logits, bias, routerConfig(cfg))
         : routeRanked(logits, bias, routerConfig(cfg));
-    const experts = this.model.weights.experts.get(i)!;
-    const sharedDown = 'block_sparse_moe.shared_experts.down_proj.weight';
     if (f && this.opts.foldShared !== false) {
       // Routed and shared experts summed in the down projection's dispatch (one term, at batch 1).
       const terms = moeSharedDecode(h2, routes, experts, { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) });
@@ -947,8 +973,18 @@ export class BatchSession {
     const qFull = headGemv(q, wUkT, { pass: { t: qPe, offset: rotary ? 0 : dn, count: dr } });
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
     const kvNorm = this.lw(i, 'self_attn.kv_a_layernorm.weight');
-    let latent: Tensor;
-    if (rotary || this.opts.fuseNormGemv === false) {
+    let latent: Tensor | undefined;
+    const one = at.groups.length === 1 && !at.groups[0].idx ? at.groups[0] : undefined;
+    if (!rotary && this.opts.fuseNormGemv !== false && this.opts.fuseCacheWrite !== false && one) {
+      // The latent row straight into the cache: never written to device memory as a row.
+      rmsnormCacheWrite(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6, {
+        pool: this.cache.mlaPools[this.mlaIndex.get(i)!][one.shard],
+        seq: one.seq,
+        pos: one.pos,
+        pageTable: this.cache.pageTable,
+        Rv: r,
+      });
+    } else if (rotary || this.opts.fuseNormGemv === false) {
       const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), kvNorm, 1e-6);
       const kPe = rotary
         ? rope(ckr.narrow(1, r, dr).unsqueeze(1).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, dr])
@@ -961,7 +997,7 @@ export class BatchSession {
     // Once per pool shard over the sequences it holds (one group, the whole batch, unless sharded).
     const pick = (t: Tensor, g: ShardGroup) => (g.idx ? embedding(t.reshape([B, -1]), g.idx) : t);
     const outs = at.groups.map((g) => {
-      this.writeLatent(i, pick(latent, g), g);
+      if (latent) this.writeLatent(i, pick(latent, g), g);
       const q = pick(qFull, g).reshape([g.n, H, r + dr]);
       return mlaDecode(q, this.cache.mlaPools[this.mlaIndex.get(i)!][g.shard], g.table!, g.lengths!, {
         Rv: r,

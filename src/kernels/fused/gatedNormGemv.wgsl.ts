@@ -10,7 +10,15 @@
  * Needs d % 4 == 0, H | 256, and K = H * d % 8 == 0 (bf16 W) or % 4 == 0 (f32 W).
  */
 import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
-import { bf16ChunkDot, decodeTuning, sweepWgsl, laneTreeSum } from './sweep.js';
+import {
+  bf16ChunkDot,
+  decodeTuning,
+  laneTreeSum,
+  prefetchOf,
+  type SweepSpec,
+  sweepPreloadWgsl,
+  sweepWgsl,
+} from './sweep.js';
 
 export const GNG_LANES = 32;
 export const GNG_ROWS_PER_WG = 8;
@@ -29,6 +37,8 @@ export interface GatedNormGemvVariant {
    * re-read 40 KB of inputs (and 4096 exps) per row for 8 KB of W each. Needs the workgroup memory.
    */
   staged?: boolean;
+  /** The sweep's first loads issued before the norms (sweep.ts prefetchOf); default decodeTuning.prefetch. */
+  prefetch?: boolean;
 }
 
 /** Workgroup bytes of the staged variant (the row beside the reductions). */
@@ -42,7 +52,7 @@ function unrollOf(v: GatedNormGemvVariant): number {
 
 export function gatedNormGemvKey(v: GatedNormGemvVariant): string {
   const u = unrollOf(v);
-  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}`;
+  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}`;
 }
 
 export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
@@ -78,6 +88,26 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
   L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
   L.push('  let g = wid.x + wid.y * nwg.x;');
+  const per = bf16 ? 8 : 4;
+  const pre = prefetchOf(v);
+  const x = (c: string) => (v.staged ? `row[${c}]` : `xin(${c})`);
+  L.push(`  let lane = lid % ${GNG_LANES}u; let r = lid / ${GNG_LANES}u;`);
+  L.push(`  let n = g * ${GNG_ROWS_PER_WG}u + r;`);
+  L.push(`  let chunks = ${K / per}u;`);
+  L.push('  let wRow = n * chunks;');
+  const sweep: SweepSpec = {
+    U: unrollOf(v),
+    lane: 'lane',
+    lanes: GNG_LANES,
+    chunks: 'chunks',
+    load: (c) => `W[wRow + ${c}]`,
+    term: (c, w) => (bf16 ? bf16ChunkDot(w, x(`(${c}) * 2u`), x(`(${c}) * 2u + 1u`)) : `dot(${x(c)}, ${w})`),
+    acc: 'acc',
+    tag: 'g',
+    indent: '    ',
+    preloaded: pre,
+  };
+  if (pre) L.push(...sweepPreloadWgsl({ ...sweep, indent: '  ' }, 'n < p.N', bf16 ? 'vec4<u32>()' : 'vec4<f32>()'));
   L.push(`  let h = lid / ${TPH}u; let t = lid % ${TPH}u;`);
   L.push('  var ss = 0.0;');
   L.push(`  for (var c = t; c < ${d4}u; c += ${TPH}u) { let x = O[h * ${d4}u + c]; ss += dot(x, x); }`);
@@ -93,27 +123,9 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
     L.push(`  for (var c = lid; c < ${K / 4}u; c += ${GNG_WG}u) { row[c] = xin(c); }`);
     L.push('  workgroupBarrier();');
   }
-  const x = (c: string) => (v.staged ? `row[${c}]` : `xin(${c})`);
-  L.push(`  let lane = lid % ${GNG_LANES}u; let r = lid / ${GNG_LANES}u;`);
-  L.push(`  let n = g * ${GNG_ROWS_PER_WG}u + r;`);
   L.push('  var acc = 0.0;');
   L.push('  if (n < p.N) {');
-  const per = bf16 ? 8 : 4;
-  L.push(`    let chunks = ${K / per}u;`);
-  L.push('    let wRow = n * chunks;');
-  L.push(
-    ...sweepWgsl({
-      U: unrollOf(v),
-      lane: 'lane',
-      lanes: GNG_LANES,
-      chunks: 'chunks',
-      load: (c) => `W[wRow + ${c}]`,
-      term: (c, w) => (bf16 ? bf16ChunkDot(w, x(`(${c}) * 2u`), x(`(${c}) * 2u + 1u`)) : `dot(${x(c)}, ${w})`),
-      acc: 'acc',
-      tag: 'g',
-      indent: '    ',
-    }),
-  );
+  L.push(...sweepWgsl(sweep));
   L.push('  }');
   L.push(...laneTreeSum(GNG_LANES));
   L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');

@@ -9,8 +9,10 @@
  *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
  *   gatedRmsnormLinear(o, gate, w, eps, W, H) -> [rows, N] KDA's gated per-head o_norm, then o_proj
  *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended
+ *   rmsnormCacheWrite(x, off, r, pass, w, eps, to)    rmsnormConcat's row appended to the latent cache, one dispatch
  *   routeRanked(logits, bias, cfg) -> routes          moe route() in one pass (sigmoid, ungrouped)
  *   moeSharedDecode(h, routes, w, shared) -> [y]      routed + shared experts of a token in two dispatches
+ *   moeRoutedDecode(h, router, w, shared) -> [y]      the router too, inside the first of those two
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -31,6 +33,9 @@ import {
   gatedNormGemvWgsl,
 } from './gatedNormGemv.wgsl.js';
 import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
+import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWriteWgsl } from './normCacheWrite.wgsl.js';
+import { cacheWrite } from '../mla/index.js';
+import { int8RowLayout } from '../mla/int8Layout.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
 import { NG_ROWS_PER_WG, NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvWgsl } from './normGemv.wgsl.js';
 import {
@@ -47,6 +52,7 @@ import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
 import { MOE_DECODE_ROWS, type MoeDecodeVariant, moeDecodeKey, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
 import { type ExpertWeights, expertsInference, type RouterConfig, type RoutesT, route } from '../moe/index.js';
+import { ROUTE_FOLD_MAX_E, ROUTE_FOLD_MAX_TOKENS } from './routeFold.wgsl.js';
 import { ROUTE_RANK_MAX_E, routeRankKey, routeRankWgsl } from './routeRank.wgsl.js';
 
 /**
@@ -588,8 +594,44 @@ export interface SharedExpertInput {
  */
 export function moeSharedDecode(h: Tensor, routes: RoutesT, w: ExpertWeights, shared: SharedExpertInput): Tensor[] {
   const gpu = asGpu(deviceOf('moeSharedDecode', h, routes.idx, routes.weights, w.w1, shared.x, shared.down));
-  const [, I, D] = w.w1.shape;
   const k = routes.idx.shape[1];
+  const plan = sharedDecodePlan(gpu, h, w, shared, k);
+  if (!gpu || !plan) {
+    return [expertsInference(h, routes, w), swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
+  }
+  const { I, D } = plan;
+  const xc = contiguous(h);
+  const idx = contiguous(routes.idx);
+  const rw = contiguous(routes.weights);
+  const hid = gpu.empty([k, I]);
+  const gu: MoeDecodeVariant = { mode: 'gateUp', wDtype: plan.wDtype, vec: true, k };
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
+    tensors: [xc, idx, w.w1, w.w3, hid],
+    params: new Params().u32(D, I, 0, 0),
+    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), k],
+  });
+  const y = sharedDown(gpu, plan, hid, idx, rw, w, shared);
+  for (const t of [xc, idx, rw, hid]) t.dispose();
+  return [y];
+}
+
+/** What moeSharedDecode's two dispatches need, or undefined where they do not apply. */
+interface SharedDecodePlan {
+  I: number;
+  D: number;
+  wDtype: 'f32' | 'bf16';
+  down: MoeDecodeVariant;
+}
+
+function sharedDecodePlan(
+  gpu: ReturnType<typeof asGpu>,
+  h: Tensor,
+  w: ExpertWeights,
+  shared: SharedExpertInput,
+  k: number,
+): SharedDecodePlan | undefined {
+  const [, I, D] = w.w1.shape;
   const wDtype = w.w1.dtype as 'f32' | 'bf16';
   const per = wDtype === 'bf16' ? 8 : 4;
   const [Ds, Is] = shared.down.shape;
@@ -611,28 +653,199 @@ export function moeSharedDecode(h: Tensor, routes: RoutesT, w: ExpertWeights, sh
     shared.up + Is <= ld &&
     sharedOf(down) &&
     gpu.isBindable(shared.down);
-  if (!fits) {
-    return [expertsInference(h, routes, w), swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
-  }
-  const xc = contiguous(h);
-  const idx = contiguous(routes.idx);
-  const rw = contiguous(routes.weights);
+  return fits ? { I, D, wDtype, down } : undefined;
+}
+
+/** The down dispatch with the shared expert folded in: y [1, D] = routed + shared. */
+function sharedDown(
+  gpu: NonNullable<ReturnType<typeof asGpu>>,
+  plan: SharedDecodePlan,
+  hid: Tensor,
+  idx: Tensor,
+  rw: Tensor,
+  w: ExpertWeights,
+  shared: SharedExpertInput,
+): Tensor {
+  const { I, D, down } = plan;
   const sx = contiguous(shared.x);
-  const hid = gpu.empty([k, I]);
-  const gu: MoeDecodeVariant = { mode: 'gateUp', wDtype, vec: true, k };
-  gpu.dispatch({
-    kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
-    tensors: [xc, idx, w.w1, w.w3, hid],
-    params: new Params().u32(D, I, 0, 0),
-    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), k],
-  });
   const y = gpu.empty([1, D]);
   gpu.dispatch({
     kernel: { name: 'moe_decode_down_shared', key: moeDecodeKey(down), code: () => moeDecodeWgsl(down) },
     tensors: [hid, idx, w.w2, rw, y, sx, shared.down],
-    params: new Params().u32(I, D, Is, shared.gate / 4, shared.up / 4, 0, 0, 0),
+    params: new Params().u32(I, D, shared.down.shape[1], shared.gate / 4, shared.up / 4, 0, 0, 0),
     workgroups: [Math.ceil(D / MOE_DECODE_ROWS), 1],
   });
-  for (const t of [xc, idx, rw, sx, hid]) t.dispose();
-  return [y];
+  sx.dispose();
+  return y;
+}
+
+/** The router's input as the decode step holds it: logits as columns of the packed projection's output. */
+export interface RouterInput {
+  /** [1, ld] f32 holding the E router logits at columns col..col+E-1. */
+  x: Tensor;
+  col: number;
+  /** [E] f32 e_score_correction_bias, if the router has one. */
+  bias?: Tensor;
+  cfg: RouterConfig;
+}
+
+/**
+ * routeRanked then moeSharedDecode in two dispatches instead of three: the router runs inside the gate_up
+ * dispatch (fused/routeFold.wgsl.ts; every workgroup ranks the token's experts for its own slot), which
+ * also writes the routes the down dispatch reads. The same picks, weights and sums as the three
+ * dispatches (exact). Where it does not apply (cpu, more rows, grouped or softmax routing, E past
+ * ROUTE_FOLD_MAX_E, what moeSharedDecode itself falls back on) it is routeRanked + moeSharedDecode.
+ * Returns the routes too (owned by the caller).
+ */
+export function moeRoutedDecode(
+  h: Tensor,
+  router: RouterInput,
+  w: ExpertWeights,
+  shared: SharedExpertInput,
+): { terms: Tensor[]; routes: RoutesT } {
+  const { cfg, bias } = router;
+  const gpu = asGpu(deviceOf('moeRoutedDecode', h, router.x, ...(bias ? [bias] : []), w.w1, shared.x));
+  const E = cfg.numExperts;
+  const k = cfg.topK;
+  const [N, D] = h.shape;
+  const [, I] = w.w1.shape;
+  const wDtype = w.w1.dtype as 'f32' | 'bf16';
+  const ld = router.x.shape[router.x.rank - 1];
+  const grouped = cfg.numGroups > 1 && cfg.topkGroup < cfg.numGroups;
+  // One token: the shared expert inside the down dispatch (moeSharedDecode's); up to ROUTE_FOLD_MAX_TOKENS:
+  // the decode down kernel (expertsInference's) and the shared expert's own GEMV.
+  const plan = sharedDecodePlan(gpu, h, w, shared, k);
+  const applies =
+    gpu &&
+    (plan || (N >= 1 && N <= ROUTE_FOLD_MAX_TOKENS)) &&
+    h.rank === 2 &&
+    !grouped &&
+    cfg.activation === 'sigmoid' &&
+    E <= ROUTE_FOLD_MAX_E &&
+    k >= 1 &&
+    k <= E &&
+    w.w1.shape[0] === E &&
+    w.w2.dtype === wDtype &&
+    w.w3.dtype === wDtype &&
+    router.x.dtype === 'f32' &&
+    router.x.rank === 2 &&
+    router.x.shape[0] === N &&
+    router.col >= 0 &&
+    router.col + E <= ld &&
+    (!bias || (bias.dtype === 'f32' && bias.numel === E));
+  if (!gpu || !applies) {
+    const lc = contiguous(router.x.narrow(router.x.rank - 1, router.col, E));
+    const routes = routeRanked(lc, bias, cfg);
+    lc.dispose();
+    return { terms: moeSharedDecode(h, routes, w, shared), routes };
+  }
+  const xc = contiguous(h);
+  const rx = contiguous(router.x);
+  const idx = gpu.empty([N, k], 'i32');
+  const rw = gpu.empty([N, k]);
+  const hid = gpu.empty([N * k, I]);
+  const gu: MoeDecodeVariant = {
+    mode: 'gateUp',
+    wDtype,
+    // As expertsDecode (moe/index.ts) picks it, so that the hidden rows are the same for N > 1 too.
+    vec: plan ? true : D % 8 === 0,
+    k,
+    route: { E, k, hasBias: !!bias },
+  };
+  gpu.dispatch({
+    kernel: { name: 'moe_decode_gate_up_route', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
+    tensors: [xc, w.w1, w.w3, hid, rx, ...(bias ? [bias] : []), idx, rw],
+    params: new Params()
+      .u32(D, I, ld, router.col, cfg.renormalize ? 1 : 0)
+      .f32(cfg.scaling)
+      .u32(0, 0),
+    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), N * k],
+  });
+  let terms: Tensor[];
+  if (plan) terms = [sharedDown(gpu, plan, hid, idx, rw, w, shared)];
+  else {
+    // expertsInference's down dispatch (moe/index.ts expertsDecode), then the shared expert as a term.
+    const y = gpu.empty([N, D]);
+    const dn: MoeDecodeVariant = { mode: 'down', wDtype, vec: I % 8 === 0, k };
+    gpu.dispatch({
+      kernel: { name: 'moe_decode_down', key: moeDecodeKey(dn), code: () => moeDecodeWgsl(dn) },
+      tensors: [hid, idx, w.w2, rw, y],
+      params: new Params().u32(I, D, 0, 0),
+      workgroups: [Math.ceil(D / MOE_DECODE_ROWS), N],
+    });
+    terms = [y, swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
+  }
+  for (const t of [xc, rx, hid]) t.dispose();
+  return { terms, routes: { idx, weights: rw } };
+}
+
+/** Where rmsnormCacheWrite appends: the layer's pool, each row's cache slot and position, the page table. */
+export interface LatentCacheTarget {
+  /** [pages, pageSize, R] f32|bf16, or i32 [pages, pageSize, RW] (int8 rows, int8Layout.ts). */
+  pool: Tensor;
+  /** i32 [B]: cache slot (page-table row) of each row. */
+  seq: Tensor;
+  /** i32 [B]: position of each row. */
+  pos: Tensor;
+  /** i32 [slots, maxPages]. */
+  pageTable: Tensor;
+  /** kv_lora_rank: the c_kv part of the row (needed for an int8 pool). */
+  Rv?: number;
+}
+
+/**
+ * rmsnormConcat(x, off, r, pass, weight, eps) appended to the paged latent cache (mla cacheWrite) in one
+ * dispatch (normCacheWrite.wgsl.ts): the row is normed and quantised (int8) or stored (f32, bf16) without
+ * going through device memory. Same cache contents as the two ops (exact). The two ops on cpu.
+ */
+export function rmsnormCacheWrite(
+  x: Tensor,
+  off: number,
+  r: number,
+  pass: number,
+  weight: Tensor,
+  eps: number,
+  to: LatentCacheTarget,
+): void {
+  const op = 'rmsnormCacheWrite';
+  const device = deviceOf(op, x, weight, to.pool, to.seq, to.pos, to.pageTable);
+  expectDType(op, 'x', x, ['f32']);
+  expectDType(op, 'weight', weight, ['f32', 'bf16']);
+  expectShape(op, 'x', x, [null, null]);
+  expectShape(op, 'weight', weight, [r]);
+  const [B, ld] = x.shape;
+  if (!(off >= 0 && r >= 1 && pass >= 0 && off + r + pass <= ld))
+    throw new ShapeError(`${op}: columns ${off}..${off + r + pass} pass x's row of ${ld}`);
+  expectShape(op, 'seq', to.seq, [B]);
+  expectShape(op, 'pos', to.pos, [B]);
+  const R = r + pass;
+  const gpu = asGpu(device);
+  const int8 = to.pool.dtype === 'i32';
+  if (int8 && to.Rv === undefined) throw new Error(`${op}: an int8 (i32) pool needs Rv, the latent rank kv_lora_rank`);
+  const L = int8 ? int8RowLayout(R, to.Rv!) : undefined;
+  const poolOk = L ? to.pool.shape[2] === L.RW : to.pool.shape[2] === R && (to.pool.dtype === 'f32' || R % 2 === 0);
+  if (!gpu || !poolOk || !gpu.isBindable(to.pool) || R > NORM_CACHE_MAX_R) {
+    const latent = rmsnormConcat(x, off, r, pass, weight, eps);
+    cacheWrite(to.pool, latent, to.seq, to.pos, to.pageTable, { Rv: to.Rv });
+    latent.dispose();
+    return;
+  }
+  const wDtype = weight.dtype as FloatDType;
+  const pool: NormCachePool = L ? { dtype: 'int8', L } : { dtype: to.pool.dtype as 'f32' | 'bf16', R };
+  const xc = contiguous(x);
+  const wc = contiguous(weight);
+  const [seq, pos, table] = [to.seq, to.pos, to.pageTable].map(contiguous);
+  if (B > 0) {
+    gpu.dispatch({
+      kernel: {
+        name: 'norm_cache_write',
+        key: normCacheWriteKey(wDtype, pool),
+        code: () => normCacheWriteWgsl(wDtype, pool),
+      },
+      tensors: [xc, wc, seq, pos, table, to.pool],
+      params: new Params().u32(ld, off, r, pass).f32(eps).u32(to.pageTable.shape[1], to.pool.shape[1], 0),
+      workgroups: [B],
+    });
+  }
+  for (const t of [xc, wc, seq, pos, table]) t.dispose();
 }

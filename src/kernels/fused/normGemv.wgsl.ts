@@ -16,7 +16,15 @@
  * the conv costs no dispatch and no extra pass over the projection.
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
-import { bf16ChunkDot, decodeTuning, sweepWgsl, laneTreeSum } from './sweep.js';
+import {
+  bf16ChunkDot,
+  decodeTuning,
+  laneTreeSum,
+  prefetchOf,
+  type SweepSpec,
+  sweepPreloadWgsl,
+  sweepWgsl,
+} from './sweep.js';
 
 export const NG_LANES = 32;
 export const NG_ROWS_PER_WG = 8;
@@ -34,6 +42,8 @@ export interface NormGemvVariant {
   conv?: { W: number; wDtype: FloatDType };
   /** Loads per lane in flight in the row sweep (sweep.ts); default decodeTuning.unroll. */
   unroll?: number;
+  /** The sweep's first loads issued before the norm (sweep.ts prefetchOf); default decodeTuning.prefetch. */
+  prefetch?: boolean;
 }
 
 function unrollOf(v: NormGemvVariant): number {
@@ -43,7 +53,7 @@ function unrollOf(v: NormGemvVariant): number {
 export function normGemvKey(v: NormGemvVariant): string {
   const conv = v.conv ? `_conv${v.conv.W}${v.conv.wDtype}` : '';
   const u = unrollOf(v);
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}`;
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
@@ -83,6 +93,25 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
   L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
   L.push('  let g = wid.x + wid.y * nwg.x;');
+  const per = bf16 ? 8 : 4;
+  const pre = prefetchOf(v);
+  L.push(`  let lane = lid % ${NG_LANES}u; let r = lid / ${NG_LANES}u;`);
+  L.push(`  let n = g * ${NG_ROWS_PER_WG}u + r;`);
+  L.push(`  let chunks = p.K / ${per}u;`);
+  L.push('  let wRow = n * chunks;');
+  const sweep: SweepSpec = {
+    U: unrollOf(v),
+    lane: 'lane',
+    lanes: NG_LANES,
+    chunks: 'chunks',
+    load: (c) => `W[wRow + ${c}]`,
+    term: (c, w) => (bf16 ? bf16ChunkDot(w, `row[(${c}) * 2u]`, `row[(${c}) * 2u + 1u]`) : `dot(row[${c}], ${w})`),
+    acc: 'acc',
+    tag: 'g',
+    indent: '    ',
+    preloaded: pre,
+  };
+  if (pre) L.push(...sweepPreloadWgsl({ ...sweep, indent: '  ' }, 'n < p.N', bf16 ? 'vec4<u32>()' : 'vec4<f32>()'));
   L.push('  var ss = 0.0;');
   L.push(`  for (var c = lid; c < ${K4}u; c += ${WG}u) {`);
   L.push(`    let s = X[c] + ${two ? '(D0[c] + D1[c])' : 'D0[c]'};`);
@@ -99,26 +128,9 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   if (v.normed) L.push('    if (g == 0u) { NR[c] = row[c]; }');
   L.push('  }');
   L.push('  workgroupBarrier();');
-  L.push(`  let lane = lid % ${NG_LANES}u; let r = lid / ${NG_LANES}u;`);
-  L.push(`  let n = g * ${NG_ROWS_PER_WG}u + r;`);
   L.push('  var acc = 0.0;');
   L.push('  if (n < p.N) {');
-  const per = bf16 ? 8 : 4;
-  L.push(`    let chunks = p.K / ${per}u;`);
-  L.push('    let wRow = n * chunks;');
-  L.push(
-    ...sweepWgsl({
-      U: unrollOf(v),
-      lane: 'lane',
-      lanes: NG_LANES,
-      chunks: 'chunks',
-      load: (c) => `W[wRow + ${c}]`,
-      term: (c, w) => (bf16 ? bf16ChunkDot(w, `row[(${c}) * 2u]`, `row[(${c}) * 2u + 1u]`) : `dot(row[${c}], ${w})`),
-      acc: 'acc',
-      tag: 'g',
-      indent: '    ',
-    }),
-  );
+  L.push(...sweepWgsl(sweep));
   L.push('  }');
   L.push(...laneTreeSum(NG_LANES));
   if (!v.conv) L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');

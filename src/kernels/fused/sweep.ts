@@ -13,7 +13,22 @@
  * `decodeTuning.unroll` picks U for every kernel generated after it is set (pipeline keys include it);
  * 1 gives the plain loop of before (bench decode --gemv-unroll 1).
  */
-export const decodeTuning = { unroll: 4 };
+export const decodeTuning = { unroll: 4, prefetch: false };
+
+/**
+ * Prefetch (decodeTuning.prefetch, off by default, bench decode --gemv-prefetch): the kernels whose workgroups run a
+ * prologue before their row sweep (normGemv: the residual add and the RMSNorm of the row; gatedNormGemv:
+ * the per-head norms and gates) issue the sweep's first round of weight loads before that prologue
+ * (sweepPreloadWgsl), so the first trip to memory overlaps the prologue's loads, reductions and barriers
+ * instead of following them; the sweep then starts from those values (SweepSpec.preloaded). The same terms
+ * go to the same partial sums in the same order as without it (bit-equal). Measured slower on the H200
+ * (bench/results/2026-12-01-h200-decrest-s6-*: TPOT 4.446 / 5.976 / 16.300 ms at 4K / 128K / 1M with it,
+ * 4.368 / 5.844 / 16.178 without; profiled norm_gemv 0.918 against 0.877 ms a step, gated_norm_gemv 0.439
+ * against 0.401), likely the registers held across the prologue; kept for measuring.
+ */
+export function prefetchOf(v: { prefetch?: boolean }): boolean {
+  return v.prefetch ?? decodeTuning.prefetch;
+}
 
 export interface SweepSpec {
   /** Unroll factor U >= 1. */
@@ -32,12 +47,35 @@ export interface SweepSpec {
   /** Prefix for the loop's own names (unique within the function). */
   tag: string;
   indent: string;
+  /**
+   * The first round (chunks lane + u * lanes, u < U) was loaded before, into `${tag}p${u}`
+   * (sweepPreloadWgsl with the same spec): the sweep adds those terms first, then continues.
+   */
+  preloaded?: boolean;
+}
+
+/**
+ * WGSL lines declaring `${tag}p0..${tag}p(U-1)` and loading the sweep's first round into them where
+ * `guard` holds and the chunk exists (else `zero`): to be emitted before a prologue, with the sweep
+ * (preloaded: true) after it. `chunks` and `lane` must be defined where these lines go.
+ */
+export function sweepPreloadWgsl(s: SweepSpec, guard: string, zero: string): string[] {
+  const { lanes, tag: t, indent: i } = s;
+  const U = Math.max(1, s.U);
+  const L: string[] = [];
+  for (let u = 0; u < U; u++) {
+    const c = u === 0 ? s.lane : `${s.lane} + ${u * lanes}u`;
+    L.push(`${i}var ${t}p${u} = ${zero};`);
+    L.push(`${i}if (${guard} && ${c} < ${s.chunks}) { ${t}p${u} = ${s.load(c)}; }`);
+  }
+  return L;
 }
 
 /** WGSL lines of the sweep (see the file comment). */
 export function sweepWgsl(s: SweepSpec): string[] {
   const { U, lanes, tag: t, indent: i } = s;
   const L: string[] = [];
+  if (s.preloaded) return preloadedSweep(s);
   if (U <= 1) {
     L.push(`${i}for (var ${t}c = ${s.lane}; ${t}c < ${s.chunks}; ${t}c += ${lanes}u) {`);
     L.push(`${i}  let ${t}w = ${s.load(`${t}c`)};`);
@@ -58,6 +96,39 @@ export function sweepWgsl(s: SweepSpec): string[] {
   L.push(`${i}    ${t}s0 += ${s.term(`${t}c`, `${t}w`)};`);
   L.push(`${i}  }`);
   L.push(`${i}  ${s.acc} += ${pairwise(Array.from({ length: U }, (_, u) => `${t}s${u}`))};`);
+  L.push(`${i}}`);
+  return L;
+}
+
+/**
+ * sweepWgsl after sweepPreloadWgsl: the same terms into the same partial sums in the same order, and no more
+ * copies of the term code (WGSL compile time). The loop consumes the round held in `${tag}p*` and loads the
+ * next whole round at its end; a lane whose first round is not whole (short rows) never enters it, and its
+ * tail loop loads its chunks again as the plain sweep does.
+ */
+function preloadedSweep(s: SweepSpec): string[] {
+  const { lanes, tag: t, indent: i } = s;
+  const U = Math.max(1, s.U);
+  const cu = (u: number) => (u === 0 ? `${t}c` : `${t}c + ${u * lanes}u`);
+  const next = (u: number) => `${t}c + ${(U + u) * lanes}u`;
+  const sum = (u: number) => (U === 1 ? s.acc : `${t}s${u}`);
+  const L: string[] = [];
+  L.push(`${i}{`);
+  L.push(`${i}  var ${t}c = ${s.lane};`);
+  if (U > 1) for (let u = 0; u < U; u++) L.push(`${i}  var ${t}s${u} = 0.0;`);
+  L.push(`${i}  for (; ${t}c + ${(U - 1) * lanes}u < ${s.chunks}; ${t}c += ${U * lanes}u) {`);
+  for (let u = 0; u < U; u++) L.push(`${i}    ${sum(u)} += ${s.term(cu(u), `${t}p${u}`)};`);
+  L.push(`${i}    if (${next(U - 1)} < ${s.chunks}) {`);
+  for (let u = 0; u < U; u++) L.push(`${i}      ${t}p${u} = ${s.load(next(u))};`);
+  L.push(`${i}    }`);
+  L.push(`${i}  }`);
+  if (U > 1) {
+    L.push(`${i}  for (; ${t}c < ${s.chunks}; ${t}c += ${lanes}u) {`);
+    L.push(`${i}    let ${t}w = ${s.load(`${t}c`)};`);
+    L.push(`${i}    ${t}s0 += ${s.term(`${t}c`, `${t}w`)};`);
+    L.push(`${i}  }`);
+    L.push(`${i}  ${s.acc} += ${pairwise(Array.from({ length: U }, (_, u) => `${t}s${u}`))};`);
+  }
   L.push(`${i}}`);
   return L;
 }

@@ -11,12 +11,19 @@
  * `vec` needs the reduced dimension (D for gateUp, I for down) % 8 == 0; otherwise scalar loads.
  */
 import { WGSL_MATH } from '../elementwise/elementwise.wgsl.js';
-import { bf16ChunkDot, decodeTuning, sweepWgsl } from '../fused/sweep.js';
+import { type RouteFoldVariant, routeFoldKey, routeFoldWgsl } from '../fused/routeFold.wgsl.js';
+import { bf16ChunkDot, decodeTuning, prefetchOf, type SweepSpec, sweepPreloadWgsl, sweepWgsl } from '../fused/sweep.js';
 
 export const MOE_DECODE_LANES = 32;
 export const MOE_DECODE_ROWS = 8;
-/** Tokens up to which experts() takes this path. */
-export const MOE_DECODE_MAX_TOKENS = 4;
+/**
+ * Tokens up to which experts() and expertsInference take this path (bench decode --moe-decode-max-tokens).
+ * 8 since the sixth session, 4 before: these kernels' work grows with the (token, expert) pairs only (at 8
+ * tokens and top-8, 64 expert rows per layer, nearly all distinct of 256 experts anyway), while the grouped
+ * path cost the 48B decode step at batch 7 far more on the H200: 84.2 -> 33.1 ms a step at 128K context,
+ * 142.9 -> 97.2 ms at 1M (bench/results/2026-12-01-h200-decrest-s6-b7-*.json).
+ */
+export const moeDecodeTuning = { maxTokens: 8 };
 
 export interface MoeDecodeVariant {
   mode: 'gateUp' | 'down';
@@ -36,6 +43,17 @@ export interface MoeDecodeVariant {
    * Ws [Nout, sK]: one dispatch for the routed and the shared down projections and their sum.
    */
   shared?: boolean;
+  /**
+   * gateUp only: the token's router run inside the dispatch (fused/routeFold.wgsl.ts) instead of reading
+   * `idx`: each workgroup ranks the router logits of its token for its slot's expert, and one workgroup per
+   * token writes the picks and weights for the down dispatch.
+   */
+  route?: RouteFoldVariant;
+  /**
+   * down with the shared expert: the shared sweep's first loads issued before the routing picks are read
+   * (they do not depend on them; sweep.ts prefetchOf). Default decodeTuning.prefetch.
+   */
+  prefetch?: boolean;
 }
 
 /**
@@ -50,7 +68,13 @@ function unrollOf(v: MoeDecodeVariant): number {
 
 export function moeDecodeKey(v: MoeDecodeVariant): string {
   const u = unrollOf(v);
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? '_sh' : ''}`;
+  const r = routeOf(v);
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r)}` : ''}`;
+}
+
+/** The folded router of a gateUp variant (its k must be the variant's). */
+export function routeOf(v: MoeDecodeVariant): RouteFoldVariant | undefined {
+  return v.mode === 'gateUp' && v.route ? { ...v.route, k: v.k } : undefined;
 }
 
 /** Whether the variant folds in the shared expert (down, vector loads, unrolled slots). */
@@ -68,21 +92,31 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   const L: string[] = [];
   // Kin: the reduced length (D for gateUp, I for down); Nout: rows per expert (I, D).
   const shared = sharedOf(v);
+  const route = routeOf(v);
   // sK, gate4, up4: the shared expert's width and its gate / up columns in SX (vec4 units).
   L.push(
     shared
       ? 'struct Params { Kin: u32, Nout: u32, sK: u32, gate4: u32, up4: u32, _a: u32, _b: u32, _c: u32 };'
-      : 'struct Params { Kin: u32, Nout: u32, _a: u32, _b: u32 };',
+      : route
+        ? 'struct Params { Kin: u32, Nout: u32, rld: u32, rcol: u32, renorm: u32, scaling: f32, _a: u32, _b: u32 };'
+        : 'struct Params { Kin: u32, Nout: u32, _a: u32, _b: u32 };',
   );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push(`@group(0) @binding(1) var<storage, read> X: array<${xElem}>;`);
-  L.push('@group(0) @binding(2) var<storage, read> idx: array<i32>;');
-  if (gateUp) {
+  if (route) {
+    // No idx binding: the picks come from routeToken; RL, RB, RIdx, RW follow Out.
+    L.push(`@group(0) @binding(2) var<storage, read> W1: array<${wElem}>;`);
+    L.push(`@group(0) @binding(3) var<storage, read> W3: array<${wElem}>;`);
+    L.push('@group(0) @binding(4) var<storage, read_write> Out: array<f32>;');
+    L.push(`var<workgroup> red: array<f32, ${2 * WG}>;`);
+    L.push(routeFoldWgsl(route, 5, WG));
+  } else L.push('@group(0) @binding(2) var<storage, read> idx: array<i32>;');
+  if (gateUp && !route) {
     L.push(`@group(0) @binding(3) var<storage, read> W1: array<${wElem}>;`);
     L.push(`@group(0) @binding(4) var<storage, read> W3: array<${wElem}>;`);
     L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
     L.push(`var<workgroup> red: array<f32, ${2 * WG}>;`);
-  } else {
+  } else if (!gateUp) {
     L.push(`@group(0) @binding(3) var<storage, read> W2: array<${wElem}>;`);
     L.push('@group(0) @binding(4) var<storage, read> rw: array<f32>;');
     L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
@@ -163,7 +197,11 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     // wid.y = pair j (token n = j / k); its expert's rows start at e * Nout.
     L.push('  let j = wid.y;');
     L.push(`  let n = j / ${v.k}u;`);
-    L.push('  let e = u32(idx[j]);');
+    if (route) {
+      // Every workgroup ranks its token's experts; the first of the token's (slot 0, rows 0..) writes them.
+      L.push(`  routeToken(lid, n, wid.x == 0u && j % ${v.k}u == 0u);`);
+      L.push(`  let e = rId[j % ${v.k}u];`);
+    } else L.push('  let e = u32(idx[j]);');
     L.push(`  red[lid] = dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
     L.push(`  red[${WG}u + lid] = dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
   } else if (unrollOf(v) > 1) {
@@ -172,6 +210,23 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     const k = v.k;
     L.push('  let n = wid.y;');
     L.push(`  let chunks = p.Kin / ${per}u;`);
+    const sweep: SweepSpec = {
+      U: unrollOf(v),
+      lane: 'lane',
+      lanes: MOE_DECODE_LANES,
+      chunks: `(p.sK / ${per}u)`,
+      load: (c) => `SW[swRow + ${c}]`,
+      term: (c, w) => (bf16 ? bf16ChunkDot(w, `sact((${c}) * 2u)`, `sact((${c}) * 2u + 1u)`) : `dot(sact(${c}), ${w})`),
+      acc: 'sacc',
+      tag: 'g',
+      indent: '  ',
+      preloaded: shared && prefetchOf(v),
+    };
+    if (sweep.preloaded) {
+      // The shared expert's rows do not depend on the routing: their first loads go before idx is read.
+      L.push(`  let swRow = r * (p.sK / ${per}u);`);
+      L.push(...sweepPreloadWgsl(sweep, 'true', bf16 ? 'vec4<u32>()' : 'vec4<f32>()'));
+    }
     for (let j = 0; j < k; j++) {
       L.push(`  let e${j} = u32(idx[n * ${k}u + ${j}u]); let rw${j} = rw[n * ${k}u + ${j}u];`);
       L.push(`  let wb${j} = ${rowBase(`e${j} * p.Nout + r`)}; let xb${j} = ${xBase(`n * ${k}u + ${j}u`)};`);
@@ -189,21 +244,8 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push('  red[lid] = acc;');
     if (shared) {
       L.push('  var sacc = 0.0;');
-      L.push(`  let swRow = r * (p.sK / ${per}u);`);
-      L.push(
-        ...sweepWgsl({
-          U: unrollOf(v),
-          lane: 'lane',
-          lanes: MOE_DECODE_LANES,
-          chunks: `(p.sK / ${per}u)`,
-          load: (c) => `SW[swRow + ${c}]`,
-          term: (c, w) =>
-            bf16 ? bf16ChunkDot(w, `sact((${c}) * 2u)`, `sact((${c}) * 2u + 1u)`) : `dot(sact(${c}), ${w})`,
-          acc: 'sacc',
-          tag: 'g',
-          indent: '  ',
-        }),
-      );
+      if (!sweep.preloaded) L.push(`  let swRow = r * (p.sK / ${per}u);`);
+      L.push(...sweepWgsl(sweep));
       L.push(`  red[${WG}u + lid] = sacc;`);
     }
   } else {

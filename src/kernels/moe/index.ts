@@ -11,7 +11,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32, hostI32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { GROUPED_BM, GROUPED_BN, combineWgsl, groupedKey, groupedWgsl } from './grouped.wgsl.js';
-import { countsWgsl, MOE_DECODE_MAX_TOKENS, MOE_DECODE_ROWS, moeDecodeKey, moeDecodeWgsl } from './decode.wgsl.js';
+import { countsWgsl, MOE_DECODE_ROWS, moeDecodeKey, moeDecodeTuning, moeDecodeWgsl } from './decode.wgsl.js';
 import { planExperts } from './plan.js';
 import { expertsReference, type RouterConfig, routeReference } from './reference.js';
 import { routeKey, routeWgsl } from './route.wgsl.js';
@@ -111,7 +111,7 @@ export function experts(x: Tensor, routes: RoutesT, w: ExpertWeights): ExpertsRe
     for (const e of idx) counts[e]++;
     return { y: cpu.fromHost(y, [N, D]), counts: cpu.fromHost(counts, [E], 'i32') };
   }
-  if (N <= MOE_DECODE_MAX_TOKENS) {
+  if (N <= moeDecodeTuning.maxTokens) {
     const r = expertsDecode(gpu, x, routes, w);
     return { y: r.y, counts: r.counts! };
   }
@@ -210,7 +210,7 @@ function expertsDecode(gpu: GpuContext, x: Tensor, routes: RoutesT, w: ExpertWei
  */
 export function expertsInference(x: Tensor, routes: RoutesT, w: ExpertWeights): Tensor {
   const gpu = asGpu(checkExperts(x, routes, w));
-  if (gpu && x.shape[0] <= MOE_DECODE_MAX_TOKENS) {
+  if (gpu && x.shape[0] <= moeDecodeTuning.maxTokens) {
     return expertsDecode(gpu, x, routes, w, false).y;
   }
   const r = experts(x, routes, w);

@@ -1,0 +1,114 @@
+/**
+ * The MLA latent row of a decode step normed and appended to the paged cache in one dispatch:
+ * normConcat.wgsl.ts (kv_a_layernorm on the compressed kv read from the packed projection, k_pe appended)
+ * with the row kept in workgroup memory, then mla/cacheWrite.wgsl.ts (f32, bf16) or
+ * mla/int8Quantize.wgsl.ts's int8CacheWriteWgsl (int8) on it. One workgroup per row, as both kernels it
+ * replaces; the latent row never goes through device memory. The two kernels cost ~10 and ~12 us per MLA
+ * layer as separate dispatches on the H200 (bench/results/2026-12-01-h200-decrest-final-new-i8.json
+ * profile), for ~2 KB of work each.
+ *
+ * Exact against the pair: the norm is normConcat's code (same workgroup size, same tree), the f32 values
+ * stored are the same; the int8 part takes per-part absmax (a max: any reduction order gives the same
+ * value), then the same codes round(x * 127 / a) clamped to [-127, 127] and the same scale words a / 127.
+ */
+import type { Int8RowLayout } from '../mla/int8Layout.js';
+import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import { NORM_CONCAT_WG } from './normConcat.wgsl.js';
+
+/** The row lives in workgroup memory (4 bytes a value) beside the reductions: within 16 KB. */
+export const NORM_CACHE_MAX_R = 3072;
+
+export type NormCachePool = { dtype: 'f32' | 'bf16'; R: number } | { dtype: 'int8'; L: Int8RowLayout };
+
+export function normCacheWriteKey(wDtype: FloatDType, pool: NormCachePool): string {
+  const where = pool.dtype === 'int8' ? `i8_r${pool.L.R}_rv${pool.L.Rv}` : `${pool.dtype}_r${pool.R}`;
+  return `norm_cache_write_${wDtype}_${where}`;
+}
+
+export function normCacheWriteWgsl(wDtype: FloatDType, pool: NormCachePool): string {
+  const WG = NORM_CONCAT_WG;
+  const R = pool.dtype === 'int8' ? pool.L.R : pool.R;
+  const poolElem = pool.dtype === 'f32' ? 'f32' : 'u32';
+  let store: string;
+  if (pool.dtype === 'f32') {
+    store = `  for (var c = lid; c < ${R}u; c += ${WG}u) { pool[dst * ${R}u + c] = row[c]; }`;
+  } else if (pool.dtype === 'bf16') {
+    store = `  for (var c = lid * 2u; c < ${R}u; c += ${WG * 2}u) {
+    pool[(dst * ${R}u + c) / 2u] = toBf16(row[c]) | (toBf16(row[c + 1u]) << 16u);
+  }`;
+  } else if (pool.dtype === 'int8') {
+    const { Rv, LWp, SW, RW } = pool.L;
+    store = /* wgsl */ `  var a = vec2<f32>(0.0);
+  for (var c = lid; c < ${R}u; c += ${WG}u) {
+    let x = abs(row[c]);
+    if (c < ${Rv}u) { a.x = max(a.x, x); } else { a.y = max(a.y, x); }
+  }
+  amax[lid] = a;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { amax[lid] = max(amax[lid], amax[lid + s]); }
+    workgroupBarrier();
+  }
+  let am = amax[0];
+  let qinv = select(vec2<f32>(0.0), 127.0 / am, am > vec2<f32>(0.0));
+  for (var w = lid; w < ${RW}u; w += ${WG}u) {
+    var word = 0u;
+    if (w < ${LWp}u) { word = code4(4u * w, ${Rv}u, qinv.x); }
+    else if (w < ${SW}u) { word = code4(${Rv}u + 4u * (w - ${LWp}u), ${R}u, qinv.y); }
+    else if (w == ${SW}u) { word = bitcast<u32>(am.x / 127.0); }
+    else if (w == ${SW + 1}u) { word = bitcast<u32>(am.y / 127.0); }
+    pool[dst * ${RW}u + w] = word;
+  }`;
+  } else store = '';
+  return /* wgsl */ `
+struct Params { ld: u32, off: u32, r: u32, np: u32, eps: f32, maxPages: u32, pageSize: u32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> NW: array<${storageElem(wDtype)}>;
+@group(0) @binding(3) var<storage, read> seq: array<i32>;
+@group(0) @binding(4) var<storage, read> pos: array<i32>;
+@group(0) @binding(5) var<storage, read> pageTable: array<i32>;
+@group(0) @binding(6) var<storage, read_write> pool: array<${poolElem}>;
+${loadFn('normWeight', 'NW', wDtype)}
+${workgroupReduce('red', WG, 'f32', 'a + b')}
+var<workgroup> row: array<f32, ${R}>;
+${pool.dtype === 'int8' ? `var<workgroup> amax: array<vec2<f32>, ${WG}>;` : ''}
+${
+  pool.dtype === 'bf16'
+    ? `fn toBf16(x: f32) -> u32 {
+  let u = bitcast<u32>(x);
+  return ((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) & 0xffffu;
+}`
+    : ''
+}
+${
+  pool.dtype === 'int8'
+    ? `fn code4(c0: u32, end: u32, inv: f32) -> u32 {
+  var w = 0u;
+  for (var i = 0u; i < 4u; i++) {
+    let c = c0 + i;
+    if (c < end) {
+      let q = clamp(round(row[c] * inv), -127.0, 127.0);
+      w |= (bitcast<u32>(i32(q)) & 0xffu) << (8u * i);
+    }
+  }
+  return w;
+}`
+    : ''
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let b = wid.x;
+  let src = b * p.ld + p.off;
+  var ss = 0.0;
+  for (var i = lid; i < p.r; i += ${WG}u) { let v = X[src + i]; ss += v * v; }
+  let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.r) + p.eps);
+  for (var i = lid; i < p.r; i += ${WG}u) { row[i] = normWeight(i) * (X[src + i] * inv); }
+  for (var i = lid; i < p.np; i += ${WG}u) { row[p.r + i] = X[src + p.r + i]; }
+  workgroupBarrier();
+  let t = u32(pos[b]);
+  let page = u32(pageTable[u32(seq[b]) * p.maxPages + t / p.pageSize]);
+  let dst = page * p.pageSize + t % p.pageSize;
+${store}
+}`;
+}

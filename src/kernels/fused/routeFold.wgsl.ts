@@ -1,0 +1,110 @@
+/**
+ * The MoE router of a decode token folded into the experts' gate_up dispatch (moe/decode.wgsl.ts `route`):
+ * every workgroup of gate_up, which needs the expert of its slot before it can load a weight, ranks the
+ * token's E router choices itself instead of reading the picks of a router dispatch before it.
+ *
+ * Why: the one-pass router (routeRank.wgsl.ts) is one workgroup doing ~1 us of work, but as a dispatch of
+ * its own between the packed projection and gate_up it cost ~13 us per MoE layer on the H200 (18.3 us
+ * profiled with ~5 us of timestamp overhead, bench/results/2026-12-01-h200-decrest-final-new-i8.json):
+ * 26 layers, ~0.35 ms of a 4.5 ms step.
+ *
+ * How: a bitonic sort of the E choices in workgroup memory, best first (log2(P) (log2(P) + 1) / 2 stages
+ * of P/2 compare-exchanges, P = E rounded up to a power of two: 36 stages at E = 256). Not routeRank's
+ * all-pairs count: that is E comparisons per expert, ~1,800 ALU operations per thread at E = 256, which
+ * every one of gate_up's 1,024 workgroups (48B shapes) would repeat: ~15 us of a whole SM's ALUs per
+ * layer, more than the dispatch it saves. The sort is ~36 compare-exchanges per thread.
+ *
+ * Same picks, same order, same weights as routeRank.wgsl.ts (so exact against it): s = sigmoid(logit),
+ * choice = s + bias; the order is by choice, ties to the lower index (a total order, so the sorted prefix
+ * is exactly the experts of rank 0..k-1); the weights are the k scores summed in pick order by one thread
+ * (renormalised, times the scaling). Padding past E is -f32::MAX at indices >= E: it never comes before
+ * a real choice (finite: a sigmoid plus a finite bias; at an equal choice the lower index wins).
+ *
+ * One workgroup of each token (slot 0, row block 0) writes the token's picks and weights, for the down
+ * dispatch after it. Needs E <= ROUTE_FOLD_MAX_E.
+ */
+export const ROUTE_FOLD_MAX_E = 1024;
+/**
+ * Tokens up to which moeRoutedDecode folds the router: the sort is repeated by every gate_up workgroup, and
+ * their number grows with the tokens. On the H200 (48B shapes, 128K context, bench/results/
+ * 2026-12-01-h200-decrest-s6-b-*.json) the fold gained at batch 2 (9.33 against 9.91 ms a step, the logits'
+ * strided copy gone too) and lost at batch 4 (15.71 against 15.26); at batch 1 the gate_up dispatch grew
+ * from ~32 to ~41 us (profiled) for the ~18 us router dispatch it replaces.
+ */
+export const ROUTE_FOLD_MAX_TOKENS = 2;
+
+export interface RouteFoldVariant {
+  E: number;
+  k: number;
+  hasBias: boolean;
+}
+
+export function routeFoldKey(v: RouteFoldVariant): string {
+  return `rf_e${v.E}_k${v.k}_${v.hasBias ? 'b' : 'nb'}`;
+}
+
+/**
+ * Module-scope WGSL: bindings `RL` (the rows holding the router logits, f32), `RB` (bias, if any), `RIdx`
+ * (i32 picks out) and `RW` (f32 weights out) at `first`, `first + 1`, ...; the workgroup arrays; and
+ * `fn routeToken(lid, n, writer)`, which leaves the picks of token n in `rId[0..k)` (after a barrier:
+ * call it from uniform control flow). The Params struct must hold `rld` (logits row stride) and
+ * `rcol` (column of logit 0), both u32, and `renorm` (u32) and `scaling` (f32).
+ */
+export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number): string {
+  const { E, k } = v;
+  // P: E rounded up to a power of two (the sort's width).
+  const P = 2 ** Math.ceil(Math.log2(Math.max(2, E)));
+  let b = first;
+  const L: string[] = [];
+  L.push(`@group(0) @binding(${b++}) var<storage, read> RL: array<f32>;`);
+  if (v.hasBias) L.push(`@group(0) @binding(${b++}) var<storage, read> RB: array<f32>;`);
+  L.push(`@group(0) @binding(${b++}) var<storage, read_write> RIdx: array<i32>;`);
+  L.push(`@group(0) @binding(${b++}) var<storage, read_write> RW: array<f32>;`);
+  L.push(`var<workgroup> rKey: array<f32, ${P}>;`);
+  L.push(`var<workgroup> rId: array<u32, ${P}>;`);
+  L.push(`var<workgroup> rScore: array<f32, ${E}>;`);
+  L.push(/* wgsl */ `
+fn routeBeats(ka: f32, ia: u32, kb: f32, ib: u32) -> bool {
+  return ka > kb || (ka == kb && ia < ib);
+}
+fn routeToken(lid: u32, n: u32, writer: bool) {
+  let row = n * p.rld + p.rcol;
+  for (var e = lid; e < ${P}u; e += ${WG}u) {
+    var c = bitcast<f32>(0xff7fffffu);
+    if (e < ${E}u) {
+      let s = 1.0 / (1.0 + exp(-RL[row + e]));
+      rScore[e] = s;
+      c = s${v.hasBias ? ' + RB[e]' : ''};
+    }
+    rKey[e] = c;
+    rId[e] = e;
+  }
+  workgroupBarrier();
+  // Bitonic sort, best first: in a block of 'size' whose bit 'size' of the index is 0 the pair (i, i + stride)
+  // is put in best-first order, else in the reverse; the last merge (size = P) leaves all of it best first.
+  for (var size = 2u; size <= ${P}u; size <<= 1u) {
+    for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
+      for (var t = lid; t < ${P / 2}u; t += ${WG}u) {
+        let i = 2u * t - (t & (stride - 1u));
+        let j = i + stride;
+        let ki = rKey[i]; let ii = rId[i]; let kj = rKey[j]; let ij = rId[j];
+        if (routeBeats(kj, ij, ki, ii) == ((i & size) == 0u)) {
+          rKey[i] = kj; rId[i] = ij; rKey[j] = ki; rId[j] = ii;
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  if (writer && lid == 0u) {
+    var total = 0.0;
+    for (var j = 0u; j < ${k}u; j++) { total += rScore[rId[j]]; }
+    for (var j = 0u; j < ${k}u; j++) {
+      var w = rScore[rId[j]];
+      if (${k}u > 1u && p.renorm == 1u) { w = w / (total + 1e-20); }
+      RIdx[n * ${k}u + j] = i32(rId[j]);
+      RW[n * ${k}u + j] = w * p.scaling;
+    }
+  }
+}`);
+  return L.join('\n');
+}

@@ -5,9 +5,10 @@
  * (the same arithmetic in the same order; only the compiler's context differs). T = 1, 63, 65, 130 (B = 1), a
  * varlen batch with an empty sequence, and the head-group split (two state dispatches, both parts' bindings
  * per group). K16/V8, the geometry the other KDA tests compile; the fused dispatches are checked to be the
- * ones that ran. The pipeline is opt-in (not the default; its first case compiles the fused module and the
- * separate kernels, ~100 s of lavapipe with an empty shader cache), so the GPU cases run with
- * KIMI_SLOW_TESTS=1; the fusion itself is covered in the default pass by horizontalFusion.test.ts.
+ * ones that ran. The shared pipeline is the default, so the default pass already runs it against the f64
+ * references (kda-golden, kda-consistency, kda-saved); these cases compare it with the two separate kernels,
+ * the non-default path, and compile both (~100 s of lavapipe with an empty shader cache): they run with
+ * KIMI_SLOW_TESTS=1. The fusion itself is also covered in the default pass by horizontalFusion.test.ts.
  * Also (no GPU): its module at the H200 geometry is the one the overlap probe timed (overlapProbe.ts), so the
  * probe's numbers are this pipeline's.
  */

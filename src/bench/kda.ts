@@ -586,7 +586,10 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-overlap <mode>',
       'probe: also time the state pass beside the intra or output pass in one dispatch (profiling, into scratch)',
     )
-    .option('--fwd-shared-pipeline <on|off>', 'forward intra and tiled state passes compiled as one pipeline')
+    .option(
+      '--fwd-shared-pipeline <on|off>',
+      'forward intra and tiled state passes compiled as one pipeline (default on; off: two pipelines)',
+    )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');

@@ -102,10 +102,13 @@ export const kdaForwardTuning: {
    */
   overlapProbe?: boolean;
   /**
-   * true: the vec4 intra pass and the tiled state pass compiled as ONE pipeline (statePipeline.ts), each of
-   * their dispatches running one part (bench kda --fwd-shared-pipeline on). Not the default yet: the H200
-   * probe ran the state pass 0.23 ms faster in that pipeline and intra 0.04 slower, but the forward with it was
-   * not measured end to end.
+   * The vec4 intra pass and the tiled state pass compiled as ONE pipeline (statePipeline.ts), each of their
+   * dispatches running one part: the default where both apply (false: two pipelines, bench kda
+   * --fwd-shared-pipeline off). Why it is faster: one pipeline gets one register allocation, intra's, larger
+   * than the state pass's own; the state pass runs one workgroup per SM, so the extra registers cost it no
+   * occupancy and give its latency-bound loop more room. H200 (H=16, d=128, T=32768, one sitting, sixth
+   * session): forward 6.175 ms against 6.363 (state 2.83 -> ~2.6), outputs equal to the separate kernels'
+   * (--check: sharedVsSeparate 0).
    */
   sharedPipeline?: boolean;
 } = {};
@@ -248,7 +251,7 @@ export function dispatchChunkForward(
   };
   // The intra and tiled state passes as one pipeline (statePipeline.ts), where both exist with 256 threads.
   const shared =
-    kdaForwardTuning.sharedPipeline === true &&
+    kdaForwardTuning.sharedPipeline !== false &&
     vec4Intra &&
     !gcInIntra &&
     !fused &&

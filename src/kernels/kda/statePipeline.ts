@@ -2,8 +2,8 @@
  * The vec4 intra pass (intraVec.wgsl.ts) and the tiled state pass (stateTiled.wgsl.ts) compiled as ONE
  * pipeline (horizontal fusion, src/gpu/horizontalFusion.ts), each of the forward's dispatches giving
  * workgroups to one part only: first the intra part over every chunk, then the state part (per head group).
- * Nothing runs side by side; the same arithmetic as the two kernels, in the same order. Opt-in
- * (kdaForwardTuning.sharedPipeline, bench kda --fwd-shared-pipeline on).
+ * Nothing runs side by side; the same arithmetic as the two kernels, in the same order. The default where
+ * both kernels apply (kdaForwardTuning.sharedPipeline; bench kda --fwd-shared-pipeline off for two pipelines).
  *
  * Why: one pipeline has one register allocation, the larger of its parts'. The state pass has one workgroup
  * per SM (128 at H=16, d=128), so a larger allocation costs it no occupancy. On the H200 (H=16, d=128,
@@ -12,9 +12,9 @@
  *   state pass  2.585 / 2.603 ms here against 2.789 / 2.833 in its own pipeline, and 2.853 through the fusion
  *               rewriting alone (a one-part module): the rewriting is not the gain, intra's allocation is;
  *   intra pass  2.403 / 2.424 against 2.365 / 2.383.
- * So about -0.19 ms on the forward (6.31 ms), not yet measured end to end (no device time was left in the
- * sixth session): the default stays the two kernels until `bench kda --fwd-shared-pipeline on --check` shows
- * the forward faster and sharedVsSeparate <= 1e-6.
+ * Measured end to end (sixth session, lead's sitting 1, bench/results/2026-12-01-h200-s6-lead1-*.json):
+ * forward 6.175 ms against 6.363 with two pipelines in the same sitting, intra + state 5.03 ms together;
+ * `bench kda --check` sharedVsSeparate 0 (o and final state), so it became the default.
  *
  * Running the two side by side instead (overlapProbe.ts) gains nothing for the same reason: at intra's
  * allocation a 256-thread workgroup takes more than half an SM's registers, so no intra workgroup fits beside

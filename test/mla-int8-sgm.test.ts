@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseInt8SgmOptions } from '../src/bench/mla.js';
+import { parseInt8SgmOptions, sgmStageVariants } from '../src/bench/mla.js';
 import { GpuContext } from '../src/gpu/context.js';
 import {
   cacheWrite,
@@ -19,6 +19,8 @@ import {
   mlaInt8SgmKey,
   mlaInt8SgmUnsupported,
   planMlaInt8Sgm,
+  SGM_STAGES,
+  type SgmStage,
   sgmFrags,
 } from '../src/kernels/mla/int8SgmPlan.js';
 import { mlaInt8SgmWgsl } from '../src/kernels/mla/decodeInt8Sgm.wgsl.js';
@@ -149,6 +151,26 @@ describe('int8 MLA decode on tensor cores: bench mla --int8-sgm', () => {
     expect(() => parseInt8SgmOptions('heads=8')).toThrow(/'heads=8'/);
     expect(() => parseInt8SgmOptions('queryresident')).toThrow(/'queryresident'/);
     expect(() => parseInt8SgmOptions('prefetch=no')).toThrow(/'prefetch=no'/);
+    expect(parseInt8SgmOptions('queryResident,skip=pv+fold')).toEqual({ queryResident: true, skip: ['pv', 'fold'] });
+    expect(() => parseInt8SgmOptions('skip=pv+barrier')).toThrow(/'skip=pv\+barrier'/);
+    expect(() => parseInt8SgmOptions('skip')).toThrow(/'skip'/);
+  });
+
+  it('sgm-stages: each stage left out alone and the floors, on the base options; exact neighbours last', () => {
+    const v = sgmStageVariants({ queryResident: true });
+    expect(v.map((x) => x.int8Sgm?.skip?.join('+') ?? '')).toEqual([
+      'scores',
+      'softmax',
+      'pv',
+      'fold',
+      'stage',
+      'pv+fold',
+      'scores+softmax+pv+fold',
+      'scores+softmax+pv+fold+stage',
+      '',
+      '',
+    ]);
+    expect(v.every((x) => x.int8Kernel === 'subgroup-matrix' && x.int8Sgm?.queryResident)).toBe(true);
   });
 });
 
@@ -174,6 +196,60 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
       expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
     }
   });
+
+  it.skipIf(!hasGpu)(
+    'the diagnostic stage skips compile, each leaves its stage out, and have no emulation',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const base = { H: 32, R: 576, Rv: 512, variant: WORDS, queryResident: true };
+      const full = mlaInt8SgmWgsl(planMlaInt8Sgm(base, 49152));
+      // What each stage's absence removes from the kernel's text (and the barriers it keeps: 4 + 8 rounds).
+      const gone: Record<SgmStage, RegExp> = {
+        scores: /subgroupMatrixMultiplyAccumulate/,
+        softmax: /subgroupMax|exp2/,
+        pv: /subgroupMatrixMultiply<i32>/,
+        fold: /fma\(/,
+        stage: /kv\[w\] = x\.x/,
+      };
+      const barriers = (c: string) => c.match(/workgroupBarrier/g)?.length;
+      for (const [stage, re] of Object.entries(gone) as [SgmStage, RegExp][]) {
+        expect(full).toMatch(re);
+        const p = planMlaInt8Sgm({ ...base, skip: [stage] }, 49152);
+        const code = mlaInt8SgmWgsl(p);
+        expect(mlaInt8SgmKey(p)).toContain(`_no${stage}`);
+        // Only the first block's staging before the loop stays: half the staging stores.
+        if (stage === 'stage')
+          expect(2 * (code.match(new RegExp(re, 'g'))?.length ?? 0)).toBe(full.match(new RegExp(re, 'g'))?.length);
+        else expect(code).not.toMatch(re);
+        expect(barriers(code)).toBe(barriers(full));
+        const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(code) }).getCompilationInfo();
+        expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
+      }
+      const all = planMlaInt8Sgm({ ...base, skip: [...SGM_STAGES] }, 49152);
+      const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(mlaInt8SgmWgsl(all)) }).getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error')).toEqual([]);
+      const one = new Float32Array(32 * 576);
+      expect(() =>
+        mlaDecodeInt8SgmEmulate(
+          one,
+          new Int32Array(148),
+          new Int32Array(1),
+          new Int32Array([1]),
+          {
+            B: 1,
+            H: 32,
+            R: 576,
+            Rv: 512,
+            pageSize: 1,
+            maxPages: 1,
+            scale: 1,
+          },
+          all,
+          32,
+        ),
+      ).toThrow(/diagnostic skip/);
+    },
+  );
 });
 
 describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 reference', () => {

@@ -75,13 +75,23 @@
  */
 import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
 import { partialStats } from './decodeInt8.wgsl.js';
-import { affWgsl, type Frag, type MlaInt8SgmPlan, sgmFrags, sgmRoleWgsl, sgmRoles } from './int8SgmPlan.js';
+import {
+  affWgsl,
+  type Frag,
+  type MlaInt8SgmPlan,
+  type SgmStage,
+  sgmFrags,
+  sgmRoleWgsl,
+  sgmRoles,
+} from './int8SgmPlan.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW } = pl;
   const { syntax, units } = pl.variant;
   const F = sgmFrags(pl);
+  // Diagnostic (int8SgmPlan.ts SGM_STAGES): a stage left out, its barriers kept.
+  const skip = (stage: SgmStage) => pl.skip.includes(stage);
   const RW4 = RW / 4;
   const LT = 'subgroup_matrix_left<i8, 32, 16>';
   const RT = 'subgroup_matrix_right<i8, 16, 32>';
@@ -167,7 +177,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`  workgroupBarrier();`);
   l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
   l(`    let tn = tb + ${TT}u;`);
-  if (pl.prefetch) {
+  if (pl.prefetch && !skip('stage')) {
     l(`    if (tn < t1) {`);
     fetch('tn', '      ');
     l(`    }`);
@@ -182,7 +192,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   for (const group of groups) {
     for (const { i } of group) l(`      var a${i} = ${ST}();`);
     const steps = Math.max(...group.map(({ a }) => a.products.length));
-    for (let s = 0; s < steps; s++)
+    for (let s = 0; s < (skip('scores') ? 0 : steps); s++)
       for (const { a, i } of group) {
         if (s >= a.products.length) continue;
         const { q, k } = a.products[s];
@@ -194,34 +204,45 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`    }`);
   l(`    workgroupBarrier();`);
   // ---- softmax: thread (head quad hq, token t), as the dp4a kernel with 4 heads a thread ----
-  l(`    {`);
-  l(`      let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
   // The partials' integer sum is exact in any order, so it equals the dp4a kernel's dot product.
   const sw = (part: 'L' | 'R', par: number, k: number) =>
     `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${TT}u + t]`;
   const pars = (part: 'L' | 'R', k: number) =>
     Array.from({ length: F.partials[part] }, (_, par) => sw(part, par, k)).join(' + ');
-  for (const part of ['L', 'R'] as const)
-    l(`      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => pars(part, k)).join(', ')});`);
-  l(`      let valid = tb + t < t1;`);
-  l(`      let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
-  l(`      let mx = subgroupMax(s);`);
-  l(`      let mNew = max(mRun, mx);`);
-  l(`      let alpha = exp2(mRun - mNew);`);
-  l(`      let pr = select(vec4<f32>(0.0), exp2(s - mNew), valid);`);
-  l(`      lRun = lRun * alpha + pr;`);
-  l(`      mRun = mNew;`);
-  l(`      let pv = pr * sk.x;`);
-  l(`      let pm = subgroupMax(pv);`);
-  l(`      let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
-  l(`      var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
-  l(`      w |= subgroupShuffleXor(w, 1u);`);
-  l(`      w |= subgroupShuffleXor(w, 2u);`);
-  l(`      if ((t & 3u) == 0u) {`);
-  for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = bitcast<i32>(w[${k}]);`);
-  l(`      }`);
-  l(`      if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
-  l(`    }`);
+  if (skip('softmax')) {
+    // One word of sc into each P8 word, alpha = sigma = 1: the softmax's exp2, reductions and rounding gone.
+    l(`    {`);
+    l(`      if ((t & 3u) == 0u) {`);
+    for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = ${sw('L', 0, k)};`);
+    l(`      }`);
+    l(`      if (t == 0u) { alphaS[hq] = vec4<f32>(1.0); sigmaS[hq] = vec4<f32>(1.0); }`);
+    l(`      lRun += vec4<f32>(1.0); mRun = vec4<f32>(0.0);`);
+    l(`    }`);
+  } else {
+    l(`    {`);
+    l(`      let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
+    for (const part of ['L', 'R'] as const)
+      l(`      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => pars(part, k)).join(', ')});`);
+    l(`      let valid = tb + t < t1;`);
+    l(`      let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
+    l(`      let mx = subgroupMax(s);`);
+    l(`      let mNew = max(mRun, mx);`);
+    l(`      let alpha = exp2(mRun - mNew);`);
+    l(`      let pr = select(vec4<f32>(0.0), exp2(s - mNew), valid);`);
+    l(`      lRun = lRun * alpha + pr;`);
+    l(`      mRun = mNew;`);
+    l(`      let pv = pr * sk.x;`);
+    l(`      let pm = subgroupMax(pv);`);
+    l(`      let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
+    l(`      var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
+    l(`      w |= subgroupShuffleXor(w, 1u);`);
+    l(`      w |= subgroupShuffleXor(w, 2u);`);
+    l(`      if ((t & 3u) == 0u) {`);
+    for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = bitcast<i32>(w[${k}]);`);
+    l(`      }`);
+    l(`      if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
+    l(`    }`);
+  }
   l(`    workgroupBarrier();`);
   // ---- P x V: rounds of one MMA, folded into the f32 O of the lanes ----
   l(`    {`);
@@ -230,16 +251,21 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     l(`      let sg${m} = sigmaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
   }
   // P8 of each head half once a block; each value fragment once, at its first use.
-  for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
+  if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
   const loaded = new Set<number>();
   for (let r = 0; r < F.rounds; r++) {
     const fr = F.roundFrags(r);
     fr.forEach(({ j, m }, k) => {
+      if (skip('pv')) {
+        l(`      ${st('&sc', F.slot(r, k), `${ST}()`)};`);
+        return;
+      }
       if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
       loaded.add(j);
       l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
     });
     if (pl.foldBarrier) l(`      workgroupBarrier();`);
+    if (skip('fold')) continue;
     l(`      {`);
     fr.forEach(({ j, m }, k) => {
       l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
@@ -254,10 +280,12 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   }
   l(`    }`);
   // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in.
-  l(`    if (tn < t1) {`);
-  if (!pl.prefetch) fetch('tn', '      ');
-  stage('      ');
-  l(`    }`);
+  if (!skip('stage')) {
+    l(`    if (tn < t1) {`);
+    if (!pl.prefetch) fetch('tn', '      ');
+    stage('      ');
+    l(`    }`);
+  }
   l(`    workgroupBarrier();`);
   l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----

@@ -90,6 +90,9 @@ export function mlaDecodeInt8SgmEmulate(
   const { B, H, Rv, pageSize, maxPages } = d;
   const { RW, SW, TT, HP, HW, NS, CFS } = pl;
   if (chunkLen % TT) throw new Error(`chunkLen ${chunkLen} is not a multiple of ${TT}`);
+  // The diagnostic stage skips compute wrong outputs by design: nothing here to emulate them against.
+  if (pl.skip.length)
+    throw new Error(`mlaDecodeInt8SgmEmulate: the diagnostic skip (${pl.skip.join(', ')}) has no emulation`);
   const F = sgmFrags(pl);
   const qr = int8QueryRowsReference(qFull, d, HP, d.scale * Math.LOG2E);
   const qrF = new Float32Array(qr.buffer);

@@ -99,6 +99,8 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   prefetch: boolean;
   /** Barrier between a P x V round's stores and the lanes' reads (MlaInt8SgmOptions.foldBarrier). */
   foldBarrier: boolean;
+  /** Diagnostic only (wrong outputs): stages of a block left out (MlaInt8SgmOptions.skip). */
+  skip: SgmStage[];
   variant: SgmVariant;
   /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
   SCW: number;
@@ -106,6 +108,18 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   KVW: number;
   sharedBytes: number;
 }
+
+/**
+ * The stages of a block (decodeInt8Sgm.wgsl.ts's schedule), named for the diagnostic `skip`:
+ *   scores   the S products and the key fragments' loads (zero tiles are stored instead)
+ *   softmax  max, exp2, l, P8 and the subgroup reductions (one word of sc copied to pw; alpha = sigma = 1)
+ *   pv       the P x V products and the P8 / value fragments' loads (zero results are stored to the slots)
+ *   fold     the lanes' reads of the slots and their f32 fold into O (O stays zero)
+ *   stage    the next block's rows: storage loads and their stores to kv (kv keeps the first block)
+ * Every barrier stays, so each row measures what its stage costs in the schedule as it is.
+ */
+export const SGM_STAGES = ['scores', 'softmax', 'pv', 'fold', 'stage'] as const;
+export type SgmStage = (typeof SGM_STAGES)[number];
 
 export interface MlaInt8SgmOptions {
   /**
@@ -134,6 +148,11 @@ export interface MlaInt8SgmOptions {
    * stored, a data race in WGSL's memory model; it measures what the rounds' barriers cost.
    */
   foldBarrier?: boolean;
+  /**
+   * Diagnostic only, never the default (the outputs are wrong): stages of each block left out (SGM_STAGES),
+   * barriers kept, to measure what each costs (bench mla --int8-variants sgm-stages).
+   */
+  skip?: SgmStage[];
 }
 
 /** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
@@ -202,6 +221,7 @@ export function planMlaInt8Sgm(
     queryResident,
     prefetch: v.prefetch ?? HW === 32,
     foldBarrier: v.foldBarrier ?? true,
+    skip: SGM_STAGES.filter((st) => v.skip?.includes(st)),
     variant: v.variant,
     SCW,
     PWW,
@@ -211,7 +231,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */

@@ -169,23 +169,47 @@ describe('int8 MLA decode on tensor cores: bench mla --int8-sgm', () => {
       'scores+softmax+pv+fold+stage',
       '',
       '',
+      '',
     ]);
+    expect(v.at(-3)?.int8Sgm?.foldSpread).toBe(true);
+    expect(sgmStageVariants({ foldSpread: true }).at(-3)?.int8Sgm?.foldSpread).toBe(false);
     expect(v.every((x) => x.int8Kernel === 'subgroup-matrix' && x.int8Sgm?.queryResident)).toBe(true);
   });
 });
 
 describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () => {
+  it('foldSpread: each lane folds 8 words of a slot, all 256 once; each load instruction on 32 banks', () => {
+    for (const foldSpread of [false, true]) {
+      const F = sgmFrags(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, foldSpread }, 49152));
+      const word = (lane: number, e: number) => {
+        const { row, col } = F.foldLane(lane, e);
+        expect(row >= 0 && row < 16 && col >= 0 && col < 16).toBe(true);
+        return 16 * row + col;
+      };
+      const all = new Set<number>();
+      for (let lane = 0; lane < 32; lane++) for (let e = 0; e < 8; e++) all.add(word(lane, e));
+      expect(all.size).toBe(256);
+      // Distinct banks (word % 32) among the 32 lanes of one load instruction (element e): 4 before, 32 spread.
+      const banks = new Set(Array.from({ length: 32 }, (_, lane) => word(lane, 3) % 32));
+      expect(banks.size).toBe(foldSpread ? 32 : 4);
+    }
+  });
+
   it.skipIf(!hasGpu)('compiles with stand-ins for the subgroup matrices (every variant, two head groups)', async () => {
     const gpu = (await gpuContext())!;
-    for (const [H, heads, fold, qRegs, prefetch, queryResident] of [
-      [32, 16, 2, false, false, false],
-      [32, 16, 1, true, true, false],
-      [32, 32, 1, false, true, false],
-      [33, 32, 1, true, false, false],
-      [32, 32, 1, true, true, true],
-      [33, 16, 2, true, false, true],
+    for (const [H, heads, fold, qRegs, prefetch, queryResident, foldSpread] of [
+      [32, 16, 2, false, false, false, false],
+      [32, 16, 1, true, true, false, false],
+      [32, 32, 1, false, true, false, false],
+      [33, 32, 1, true, false, false, false],
+      [32, 32, 1, true, true, true, false],
+      [33, 16, 2, true, false, true, false],
+      [33, 32, 1, true, true, true, true],
+      [32, 16, 2, false, false, false, true],
     ] as const) {
-      const o = { H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch, queryResident };
+      // scorePad with the bank-conflict-free fold (the candidate pair); it fits 48 KiB at the 48B shapes
+      const o = { H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch, queryResident, foldSpread };
+      if (foldSpread) expect(planMlaInt8Sgm({ ...o, scorePad: true }, 49152).sharedBytes).toBeLessThanOrEqual(49152);
       const p = planMlaInt8Sgm(o, 49152);
       const code = sgmStubWgsl(mlaInt8SgmWgsl(p));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
@@ -269,10 +293,17 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
     { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true },
     { R: 576, Rv: 512, H: 20, lengths: [63], pageSize: 16, chunkLen: 32, heads: 16, queryResident: true },
     { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1, queryResident: true },
+    // the bank-conflict-free fold (foldSpread): padded heads in two groups, the 48B shapes, 16 heads and fold 1
+    { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, queryResident: true, foldSpread: true },
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, foldSpread: true },
+    { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1, foldSpread: true },
+    // score tiles' rows 36 words apart (scorePad), with and without the quarter layout
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, scorePad: true },
+    { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, scorePad: true, foldSpread: true },
   ];
   for (const c of cases) {
     const name = `R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`;
-    const layout = c.queryResident ? ', query resident (quarter layout)' : '';
+    const layout = `${c.queryResident ? ', query resident (quarter layout)' : ''}${c.foldSpread ? ', fold spread' : ''}${c.scorePad ? ', scores padded' : ''}`;
     it(`${name}, heads ${c.heads ?? 'default'} a workgroup, fold ${c.fold ?? 'default'}${layout}`, async () => {
       const rng = new Rng(c.R + c.H);
       const x = makeCache(cpu, rng, c.lengths, c.R, c.Rv, c.pageSize, c.H);
@@ -282,7 +313,8 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
       const words = (await x.pool.read()) as Int32Array;
       const lengths = Int32Array.from(c.lengths);
       const o = { H: c.H, R: c.R, Rv: c.Rv, variant: WORDS, heads: c.heads, fold: c.fold };
-      const plan = planMlaInt8Sgm({ ...o, queryResident: c.queryResident }, 49152);
+      const { queryResident, foldSpread, scorePad } = c;
+      const plan = planMlaInt8Sgm({ ...o, queryResident, foldSpread, scorePad }, 49152);
       const got = mlaDecodeInt8SgmEmulate(q, words, x.table, lengths, d, plan, c.chunkLen);
       const ref = mlaDecodeInt8Reference(q, words, x.table, lengths, d);
       expect(got.every(Number.isFinite)).toBe(true);

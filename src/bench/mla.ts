@@ -67,6 +67,8 @@ export interface MlaBenchOptions {
    * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants).
    */
   int8VariantSet?: 'all' | 'sgm-stages';
+  /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
+  int8VariantChunks?: number;
 }
 
 /**
@@ -75,7 +77,7 @@ export interface MlaBenchOptions {
  */
 export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
   const o: Record<string, boolean | number | string[]> = {};
-  const flags = ['queryResident', 'qRegs', 'prefetch', 'foldBarrier'];
+  const flags = ['queryResident', 'qRegs', 'prefetch', 'foldBarrier', 'foldSpread', 'scorePad'];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2] };
   for (const item of text.split(',').filter(Boolean)) {
     const [k, v, ...rest] = item.split('=');
@@ -130,7 +132,7 @@ const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
  * `--int8-variants sgm-stages`: what each stage of the tensor-core kernel's block costs (int8SgmPlan.ts
  * SGM_STAGES; diagnostics, wrong outputs) on top of `base` (the rows' `--int8-sgm`): each stage left out alone,
  * the whole P x V (products and fold), everything but the staging of rows (memory and barriers), nothing but
- * the loop and its barriers; then the exact neighbours: no prefetch, 16 heads a workgroup.
+ * the loop and its barriers; then the exact neighbours: the other fold layout, no prefetch, 16 heads a workgroup.
  */
 export function sgmStageVariants(base: MlaInt8SgmOptions = {}): Partial<MlaDecodeOptions>[] {
   const skips: SgmStage[][] = [
@@ -141,6 +143,7 @@ export function sgmStageVariants(base: MlaInt8SgmOptions = {}): Partial<MlaDecod
   ];
   return [
     ...skips.map((skip) => ({ int8Kernel: 'subgroup-matrix' as const, int8Sgm: { ...base, skip } })),
+    { int8Kernel: 'subgroup-matrix', int8Sgm: { ...base, foldSpread: !base.foldSpread } },
     { int8Kernel: 'subgroup-matrix', int8Sgm: { ...base, prefetch: false } },
     { int8Kernel: 'subgroup-matrix', int8Sgm: { ...base, heads: 16 } },
   ];
@@ -243,7 +246,9 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     ? (int8Kernels as unknown as MlaDecodeKernel[])
     : o.kernels.filter((k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k);
   const longest = Math.max(...o.context);
-  const int8Variants = o.int8VariantSet === 'sgm-stages' ? sgmStageVariants(o.int8Sgm) : INT8_VARIANTS;
+  const int8Variants = (o.int8VariantSet === 'sgm-stages' ? sgmStageVariants(o.int8Sgm) : INT8_VARIANTS).map((v) =>
+    o.int8VariantChunks && v.chunks === undefined ? { ...v, chunks: o.int8VariantChunks } : v,
+  );
   for (const T of o.context) {
     try {
       await contextRun(T);
@@ -504,6 +509,7 @@ export function registerMlaBench(bench: Command): void {
       'int8 cache: variants swept at the largest context: all, or sgm-stages (the tensor-core kernel less one stage at a time, diagnostics)',
       'all',
     )
+    .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
     if (opts.cacheDtype !== 'bf16' && opts.cacheDtype !== 'f32' && opts.cacheDtype !== 'int8') {
@@ -537,6 +543,7 @@ export function registerMlaBench(bench: Command): void {
         if (v !== 'all' && v !== 'sgm-stages') throw new Error(`--int8-variants: '${v}' is not all or sgm-stages`);
         return v;
       })(opts.int8Variants),
+      int8VariantChunks: opts.int8VariantChunks ? parseList(opts.int8VariantChunks)[0] : undefined,
     });
     gpu.destroy();
     if (opts.json) return printJson(result);

@@ -161,7 +161,10 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`  let sqL = vec4<f32>(sq0.x, sq1.x, sq2.x, sq3.x); let sqR = vec4<f32>(sq0.y, sq1.y, sq2.y, sq3.y);`);
   l(`  var mRun = vec4<f32>(-3.0e38);`);
   l(`  var lRun = vec4<f32>(0.0);`);
-  l(`  let orow = lane & 15u; let ocol = 8u * (lane >> 4u);`);
+  // The lanes' share of a 16 x 16 fold (sgmFrags' foldLane): O element o{m}_{j}_{a}[i], e = 4 a + i, is head
+  // orow, column ocol + e (rows), or head 2 e + fhi, column fcol (foldSpread: slot word lane + 32 e).
+  if (pl.foldSpread) l(`  let fcol = lane & 15u; let fhi = lane >> 4u;`);
+  else l(`  let orow = lane & 15u; let ocol = 8u * (lane >> 4u);`);
   for (let m = 0; m < MH; m++)
     for (let j = 0; j < CFS; j++) for (let a = 0; a < 2; a++) l(`  var o${m}_${j}_${a} = vec4<f32>(0.0);`);
   for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
@@ -206,7 +209,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   // ---- softmax: thread (head quad hq, token t), as the dp4a kernel with 4 heads a thread ----
   // The partials' integer sum is exact in any order, so it equals the dp4a kernel's dot product.
   const sw = (part: 'L' | 'R', par: number, k: number) =>
-    `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${TT}u + t]`;
+    `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${pl.SS}u + t]`;
   const pars = (part: 'L' | 'R', k: number) =>
     Array.from({ length: F.partials[part] }, (_, par) => sw(part, par, k)).join(' + ');
   if (skip('softmax')) {
@@ -247,6 +250,20 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   // ---- P x V: rounds of one MMA, folded into the f32 O of the lanes ----
   l(`    {`);
   for (let m = 0; m < MH; m++) {
+    if (pl.foldSpread) {
+      // Heads 16 m + 8 a + 2 i + fhi (i < 4): quads 4 m + 2 a (i = 0, 1) and the next (i = 2, 3).
+      for (let a = 0; a < 2; a++)
+        for (const [name, arr] of [
+          ['al', 'alphaS'],
+          ['sg', 'sigmaS'],
+        ]) {
+          const q = 4 * m + 2 * a;
+          l(
+            `      let ${name}${m}_${a} = vec4<f32>(${arr}[${q}u][fhi], ${arr}[${q}u][2u + fhi], ${arr}[${q + 1}u][fhi], ${arr}[${q + 1}u][2u + fhi]);`,
+          );
+        }
+      continue;
+    }
     l(`      let al${m} = alphaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
     l(`      let sg${m} = sigmaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
   }
@@ -268,6 +285,17 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     if (skip('fold')) continue;
     l(`      {`);
     fr.forEach(({ j, m }, k) => {
+      if (pl.foldSpread) {
+        // The same fma per element as below; 32 consecutive words a load instruction: no bank conflict.
+        l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + lane;`);
+        for (let a = 0; a < 2; a++) {
+          const c = `c${k}_${a}`;
+          const e = (i: number) => `sc[e${k} + ${32 * (4 * a + i)}u]`;
+          l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
+          l(`        o${m}_${j}_${a} = fma(sg${m}_${a}, vec4<f32>(${c}), o${m}_${j}_${a} * al${m}_${a});`);
+        }
+        return;
+      }
       l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
       for (let a = 0; a < 2; a++) {
         const c = `c${k}_${a}`;
@@ -291,7 +319,17 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  let lt = subgroupAdd(lRun);`);
   for (const line of partialStats(H, Rv, 32, 4)) l(line);
-  for (let m = 0; m < MH; m++) {
+  for (let m = 0; m < MH && pl.foldSpread; m++)
+    for (let j = 0; j < CFS; j++)
+      for (let a = 0; a < 2; a++)
+        for (let i = 0; i < 4; i++) {
+          const h = `g * ${HW}u + ${16 * m + 2 * (4 * a + i)}u + fhi`;
+          l(`  { let h = ${h}; let d = (${CFS}u * sgi + ${j}u) * 16u + fcol;`);
+          l(
+            `    if (h < ${H}u && d < ${Rv}u) { partial[(pBase + h) * ${Rv + 2}u + 2u + d] = o${m}_${j}_${a}[${i}]; } }`,
+          );
+        }
+  for (let m = 0; m < MH && !pl.foldSpread; m++) {
     l(`  { let h = g * ${HW}u + ${16 * m}u + orow;`);
     l(`    if (h < ${H}u) {`);
     l(`      let o = (pBase + h) * ${Rv + 2}u + 2u;`);

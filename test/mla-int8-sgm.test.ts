@@ -8,6 +8,7 @@ import {
   mlaDecode,
   MLA_INT8_SGM_BY_DEFAULT,
   mlaInt8KernelFor,
+  mlaInt8KernelOverrides,
   prepareMlaInt8Sgm,
 } from '../src/kernels/mla/index.js';
 import { mlaDecodeInt8Reference } from '../src/kernels/mla/int8Reference.js';
@@ -356,6 +357,14 @@ describe('int8 MLA decode on tensor cores: the kernel', () => {
         expect(prep.reason).toBeTruthy();
         expect(mlaInt8KernelFor(gpu, { H, R, Rv })).toBe('dp4a');
         expect(() => mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: 'subgroup-matrix' })).toThrow(/not available/);
+        // bench decode's hook (mlaInt8KernelOverrides): asked through it, refused the same; a caller's choice wins.
+        mlaInt8KernelOverrides.kernel = 'subgroup-matrix';
+        try {
+          expect(() => mlaInt8KernelFor(gpu, { H, R, Rv })).toThrow(/not available/);
+          expect(mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: 'dp4a' })).toBe('dp4a');
+        } finally {
+          mlaInt8KernelOverrides.kernel = undefined;
+        }
         return;
       }
       // Exact but slower than dp4a on the H200: taken when asked for (MLA_INT8_SGM_BY_DEFAULT).

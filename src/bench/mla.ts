@@ -64,9 +64,9 @@ export interface MlaBenchOptions {
   int8Sgm?: MlaInt8SgmOptions;
   /**
    * int8 cache: the variants swept at the largest context (`--int8-variants`): 'all' (INT8_VARIANTS), or
-   * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants).
+   * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants), or 'none'.
    */
-  int8VariantSet?: 'all' | 'sgm-stages';
+  int8VariantSet?: 'all' | 'sgm-stages' | 'none';
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
 }
@@ -246,7 +246,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     ? (int8Kernels as unknown as MlaDecodeKernel[])
     : o.kernels.filter((k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k);
   const longest = Math.max(...o.context);
-  const int8Variants = (o.int8VariantSet === 'sgm-stages' ? sgmStageVariants(o.int8Sgm) : INT8_VARIANTS).map((v) =>
+  const variantSets = { all: INT8_VARIANTS, 'sgm-stages': sgmStageVariants(o.int8Sgm), none: [] };
+  const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
     o.int8VariantChunks && v.chunks === undefined ? { ...v, chunks: o.int8VariantChunks } : v,
   );
   for (const T of o.context) {
@@ -506,7 +507,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      'int8 cache: variants swept at the largest context: all, or sgm-stages (the tensor-core kernel less one stage at a time, diagnostics)',
+      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics) or none',
       'all',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
@@ -540,7 +541,8 @@ export function registerMlaBench(bench: Command): void {
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
       int8VariantSet: ((v) => {
-        if (v !== 'all' && v !== 'sgm-stages') throw new Error(`--int8-variants: '${v}' is not all or sgm-stages`);
+        if (v !== 'all' && v !== 'sgm-stages' && v !== 'none')
+          throw new Error(`--int8-variants: '${v}' is not all, sgm-stages or none`);
         return v;
       })(opts.int8Variants),
       int8VariantChunks: opts.int8VariantChunks ? parseList(opts.int8VariantChunks)[0] : undefined,

@@ -369,6 +369,14 @@ function int8Decode(
 export const MLA_INT8_SGM_BY_DEFAULT = false;
 
 /**
+ * What mlaDecode's callers leave unset for an int8 cache takes from here (as int8Plan.ts mlaInt8Overrides
+ * does for the dp4a kernel's variant): the kernel, and the tensor-core kernel's options. How `bench decode
+ * --mla-int8-kernel subgroup-matrix --mla-int8-sgm queryResident,...` times whole steps with it (after
+ * prepareMlaInt8Sgm, under --unsafe-apis). Empty by default.
+ */
+export const mlaInt8KernelOverrides: { kernel?: MlaInt8Kernel; sgm?: MlaInt8SgmOptions } = {};
+
+/**
  * The int8 kernel mlaDecode runs for these shapes: the one asked for (an error where it cannot run), else
  * `subgroup-matrix` where prepared and possible and MLA_INT8_SGM_BY_DEFAULT, else `dp4a`.
  */
@@ -376,7 +384,8 @@ export function mlaInt8KernelFor(
   gpu: GpuContext,
   o: { H: number; R: number; Rv: number; int8Kernel?: MlaInt8Kernel; subgroupSize?: number },
 ): MlaInt8Kernel {
-  if (o.int8Kernel === 'dp4a' || (o.int8Kernel === undefined && !MLA_INT8_SGM_BY_DEFAULT)) return 'dp4a';
+  const asked = o.int8Kernel ?? mlaInt8KernelOverrides.kernel;
+  if (asked === 'dp4a' || (asked === undefined && !MLA_INT8_SGM_BY_DEFAULT)) return 'dp4a';
   const state = mlaInt8SgmState.get(gpu);
   const SG = tiledSubgroupSizeOf(gpu, o);
   const why =
@@ -385,7 +394,7 @@ export function mlaInt8KernelFor(
       : (state.reason ??
         (SG !== 32 ? `needs subgroups of 32, this device has ${SG}` : mlaInt8SgmUnsupported(o.R, o.Rv)));
   if (why === undefined) return 'subgroup-matrix';
-  if (o.int8Kernel === 'subgroup-matrix')
+  if (asked === 'subgroup-matrix')
     throw new Error(`mlaDecode: the int8 subgroup-matrix kernel is not available: ${why}`);
   return 'dp4a';
 }
@@ -445,7 +454,7 @@ function int8SgmDecode(
   const { Rv, scale } = opts;
   const state = mlaInt8SgmState.get(gpu)!;
   const plan = planMlaInt8Sgm(
-    { H, R, Rv, variant: state.variant!, ...opts.int8Sgm },
+    { H, R, Rv, variant: state.variant!, ...mlaInt8KernelOverrides.sgm, ...opts.int8Sgm },
     gpu.limits.maxComputeWorkgroupStorageSize,
   );
   return pagedChunkDecode(

@@ -115,11 +115,16 @@ const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, prefetch: true } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, fold: 1 } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { qRegs: true } },
-  // the quarter layout (end of the sixth session, not yet measured): the query's fragments loaded once a workgroup
+  // the quarter layout (end of the sixth session; 1.59 ms at 1M): the query's fragments loaded once a workgroup
   // into registers, no fragment from storage in the loop; without the prefetch's 20 registers a lane; 16 heads
   { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, prefetch: false } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, queryResident: true } },
+  // the fold without bank conflicts and padded score tiles, alone and together (sgm3: together 1.20 ms at 1M against
+  // 1.59 without, bench/results/2026-12-01-h200-sgm3-s3-mla.json; alone not yet measured apart from bursts)
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: true } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, scorePad: true } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: true, scorePad: true } },
   // diagnostic (a data race, never the default): what the P x V rounds' barriers cost
   { int8Kernel: 'subgroup-matrix', int8Sgm: { foldBarrier: false } },
   // measured slower earlier (int8Plan.ts, bench/results/2026-12-01-h200-dec8-run1-mla.json), kept

@@ -38,8 +38,8 @@
  * memory (store, barrier, lanes' loads) before the lanes can fold it into their f32 O.
  * mlaDecode keeps dp4a by default (MLA_INT8_SGM_BY_DEFAULT).
  *
- * The quarter layout (`queryResident: true`, end of the sixth session; NOT YET MEASURED on a device, exact in the
- * emulation): no fragment is loaded from storage inside the block loop. The query is loop-invariant, so the
+ * The quarter layout (`queryResident: true`, end of the sixth session; measured since: 1.585-1.598 ms a layer at 1M
+ * against dp4a's 1.553, exact, bench/results/2026-12-01-h200-s6-lead1-qres.json and -sgm3-stages2-old264.json): no fragment is loaded from storage inside the block loop. The query is loop-invariant, so the
  * scores are laid out to give each subgroup few query fragments: subgroup sgi = 4 mh + kq takes c_kv K-steps
  * 4j + kq (a quarter) for both token halves, and k_pe step 2j + rp for token half rn (rp, rn the bits of
  * kq); its LK2 / 2 + RK2 query fragments (5 at the 48B shapes, against the parity layout's 9) are loaded
@@ -67,6 +67,25 @@
  * sc (16 KiB; 24 in the quarter layout) in 48 KiB; at 16 heads (9 KiB) it fits, but each score product
  * would then load both operands from workgroup memory (1.5 loads a product with the quarter layout's reuse
  * of each query fragment over two token halves), the regime `bench sgm` measured slow (0.16 POPS at 2).
+ *
+ * What limited the quarter layout, and the two changes that took it below dp4a (sgm3, sixth session; H200, 48B
+ * shapes, batch 1; bench/results/2026-12-01-h200-sgm3-*):
+ *   Stage diagnostics (`skip`, int8SgmPlan.ts SGM_STAGES: one stage of each block left out, barriers kept; bench
+ *   mla --int8-variants sgm-stages) at 1M: without the lanes' fold of the P x V slots into O 0.94 ms against
+ *   1.64 (264 chunks), the largest single stage; without the scores' products 1.50. (Those sittings had bursts
+ *   3-5x slow, dp4a's own timed rows included, so only rows confirmed by a repeat or by the per-kernel profile
+ *   are quoted.) The fold was bank conflicts: lane (orow, ocol) read 8 consecutive words of one head's row of a
+ *   16 x 16 i32 slot (rows 16 words apart), so each of its 64 scalar loads a block put the 32 lanes on 4 banks
+ *   (8-way). Likewise each 16 x 16 score tile's store, rows 32 words apart: all rows on the same 8 banks.
+ *   foldSpread: lane reads words lane + 32 e (32 banks a load, the same fma per element, so bit-identical);
+ *   scorePad: score tile rows 36 words apart (the store over 32 banks; 47.9 KiB of workgroup memory).
+ *   queryResident + foldSpread + scorePad: 1.194-1.204 ms a layer at 1M (132 chunks; 1.265 at 264) against
+ *   dp4a 1.552, 0.178 at 128K against 0.227, 0.023 at 4096 against 0.029; outputs equal to dp4a's
+ *   (relToMax 0); hybrid TPOT at 1M, batch 1 (bench decode --mla-int8-kernel subgroup-matrix) 12.72 ms
+ *   against 15.03 with dp4a in the same sitting. Still ~7x above the int8 cache's bandwidth floor (~0.16 ms):
+ *   at ~9k SM cycles a 32-row block and one 256-thread workgroup an SM, the block's ~11 barriers, the fold's
+ *   64 loads and fmas a lane and the softmax's serial reductions are what is left to measure (the next sitting:
+ *   sgm-stages on this base, repeated, to see past the bursts).
  *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be

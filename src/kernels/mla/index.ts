@@ -361,10 +361,13 @@ function int8Decode(
 
 /**
  * Whether mlaDecode takes the tensor-core kernel by default where it is prepared and possible. Off: on
- * the H200 it is exact (the same outputs as dp4a, bit for bit) but slower, 2.15-2.28 ms a layer at 1M
- * context against 1.71 for dp4a (bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json; why:
- * decodeInt8Sgm.wgsl.ts). It stays reachable with `int8Kernel: 'subgroup-matrix'` after
- * prepareMlaInt8Sgm(gpu) (which a caller turning this on must also run once per device, e.g. bench decode).
+ * the H200 it is exact (the same outputs as dp4a, bit for bit); in its default (parity) layout slower, 2.15-2.46
+ * ms a layer at 1M context against 1.55-1.71 for dp4a (bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json;
+ * why: decodeInt8Sgm.wgsl.ts), but with `{ queryResident, foldSpread, scorePad }` faster: 1.20 against 1.55 at
+ * 1M, 0.178 against 0.227 at 128K, TPOT 12.72 against 15.03 ms (bench/results/2026-12-01-h200-sgm3-s3-*.json).
+ * Turning it on also means making those options the plan's defaults. Meanwhile the kernel is taken with
+ * `int8Kernel: 'subgroup-matrix'` (or mlaInt8KernelOverrides) after prepareMlaInt8Sgm(gpu), which a caller
+ * turning this on must also run once per device (as bench decode --mla-int8-kernel does).
  */
 export const MLA_INT8_SGM_BY_DEFAULT = false;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseInt8SgmOptions } from '../src/bench/mla.js';
+import { parseInt8SgmOptions, sgmStageVariants } from '../src/bench/mla.js';
 import { GpuContext } from '../src/gpu/context.js';
 import {
   cacheWrite,
@@ -8,6 +8,7 @@ import {
   mlaDecode,
   MLA_INT8_SGM_BY_DEFAULT,
   mlaInt8KernelFor,
+  mlaInt8KernelOverrides,
   prepareMlaInt8Sgm,
 } from '../src/kernels/mla/index.js';
 import { mlaDecodeInt8Reference } from '../src/kernels/mla/int8Reference.js';
@@ -19,6 +20,8 @@ import {
   mlaInt8SgmKey,
   mlaInt8SgmUnsupported,
   planMlaInt8Sgm,
+  SGM_STAGES,
+  type SgmStage,
   sgmFrags,
 } from '../src/kernels/mla/int8SgmPlan.js';
 import { mlaInt8SgmWgsl } from '../src/kernels/mla/decodeInt8Sgm.wgsl.js';
@@ -149,21 +152,65 @@ describe('int8 MLA decode on tensor cores: bench mla --int8-sgm', () => {
     expect(() => parseInt8SgmOptions('heads=8')).toThrow(/'heads=8'/);
     expect(() => parseInt8SgmOptions('queryresident')).toThrow(/'queryresident'/);
     expect(() => parseInt8SgmOptions('prefetch=no')).toThrow(/'prefetch=no'/);
+    expect(parseInt8SgmOptions('queryResident,skip=pv+fold')).toEqual({ queryResident: true, skip: ['pv', 'fold'] });
+    expect(() => parseInt8SgmOptions('skip=pv+barrier')).toThrow(/'skip=pv\+barrier'/);
+    expect(() => parseInt8SgmOptions('skip')).toThrow(/'skip'/);
+  });
+
+  it('sgm-stages: each stage left out alone and the floors, on the base options; exact neighbours last', () => {
+    const v = sgmStageVariants({ queryResident: true });
+    expect(v.map((x) => x.int8Sgm?.skip?.join('+') ?? '')).toEqual([
+      'scores',
+      'softmax',
+      'pv',
+      'fold',
+      'stage',
+      'pv+fold',
+      'scores+softmax+pv+fold',
+      'scores+softmax+pv+fold+stage',
+      '',
+      '',
+      '',
+    ]);
+    expect(v.at(-3)?.int8Sgm?.foldSpread).toBe(true);
+    expect(sgmStageVariants({ foldSpread: true }).at(-3)?.int8Sgm?.foldSpread).toBe(false);
+    expect(v.every((x) => x.int8Kernel === 'subgroup-matrix' && x.int8Sgm?.queryResident)).toBe(true);
   });
 });
 
 describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () => {
+  it('foldSpread: each lane folds 8 words of a slot, all 256 once; each load instruction on 32 banks', () => {
+    for (const foldSpread of [false, true]) {
+      const F = sgmFrags(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, foldSpread }, 49152));
+      const word = (lane: number, e: number) => {
+        const { row, col } = F.foldLane(lane, e);
+        expect(row >= 0 && row < 16 && col >= 0 && col < 16).toBe(true);
+        return 16 * row + col;
+      };
+      const all = new Set<number>();
+      for (let lane = 0; lane < 32; lane++) for (let e = 0; e < 8; e++) all.add(word(lane, e));
+      expect(all.size).toBe(256);
+      // Distinct banks (word % 32) among the 32 lanes of one load instruction (element e): 4 before, 32 spread.
+      const banks = new Set(Array.from({ length: 32 }, (_, lane) => word(lane, 3) % 32));
+      expect(banks.size).toBe(foldSpread ? 32 : 4);
+    }
+  });
+
   it.skipIf(!hasGpu)('compiles with stand-ins for the subgroup matrices (every variant, two head groups)', async () => {
     const gpu = (await gpuContext())!;
-    for (const [H, heads, fold, qRegs, prefetch, queryResident] of [
-      [32, 16, 2, false, false, false],
-      [32, 16, 1, true, true, false],
-      [32, 32, 1, false, true, false],
-      [33, 32, 1, true, false, false],
-      [32, 32, 1, true, true, true],
-      [33, 16, 2, true, false, true],
+    for (const [H, heads, fold, qRegs, prefetch, queryResident, foldSpread] of [
+      [32, 16, 2, false, false, false, false],
+      [32, 16, 1, true, true, false, false],
+      [32, 32, 1, false, true, false, false],
+      [33, 32, 1, true, false, false, false],
+      [32, 32, 1, true, true, true, false],
+      [33, 16, 2, true, false, true, false],
+      [33, 32, 1, true, true, true, true],
+      [32, 16, 2, false, false, false, true],
     ] as const) {
-      const o = { H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch, queryResident };
+      // scorePad with the bank-conflict-free fold (the candidate pair); it fits 48 KiB at the 48B shapes
+      const o = { H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch, queryResident, foldSpread };
+      if (foldSpread) expect(planMlaInt8Sgm({ ...o, scorePad: true }, 49152).sharedBytes).toBeLessThanOrEqual(49152);
       const p = planMlaInt8Sgm(o, 49152);
       const code = sgmStubWgsl(mlaInt8SgmWgsl(p));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
@@ -174,6 +221,60 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
       expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
     }
   });
+
+  it.skipIf(!hasGpu)(
+    'the diagnostic stage skips compile, each leaves its stage out, and have no emulation',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const base = { H: 32, R: 576, Rv: 512, variant: WORDS, queryResident: true };
+      const full = mlaInt8SgmWgsl(planMlaInt8Sgm(base, 49152));
+      // What each stage's absence removes from the kernel's text (and the barriers it keeps: 4 + 8 rounds).
+      const gone: Record<SgmStage, RegExp> = {
+        scores: /subgroupMatrixMultiplyAccumulate/,
+        softmax: /subgroupMax|exp2/,
+        pv: /subgroupMatrixMultiply<i32>/,
+        fold: /fma\(/,
+        stage: /kv\[w\] = x\.x/,
+      };
+      const barriers = (c: string) => c.match(/workgroupBarrier/g)?.length;
+      for (const [stage, re] of Object.entries(gone) as [SgmStage, RegExp][]) {
+        expect(full).toMatch(re);
+        const p = planMlaInt8Sgm({ ...base, skip: [stage] }, 49152);
+        const code = mlaInt8SgmWgsl(p);
+        expect(mlaInt8SgmKey(p)).toContain(`_no${stage}`);
+        // Only the first block's staging before the loop stays: half the staging stores.
+        if (stage === 'stage')
+          expect(2 * (code.match(new RegExp(re, 'g'))?.length ?? 0)).toBe(full.match(new RegExp(re, 'g'))?.length);
+        else expect(code).not.toMatch(re);
+        expect(barriers(code)).toBe(barriers(full));
+        const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(code) }).getCompilationInfo();
+        expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
+      }
+      const all = planMlaInt8Sgm({ ...base, skip: [...SGM_STAGES] }, 49152);
+      const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(mlaInt8SgmWgsl(all)) }).getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error')).toEqual([]);
+      const one = new Float32Array(32 * 576);
+      expect(() =>
+        mlaDecodeInt8SgmEmulate(
+          one,
+          new Int32Array(148),
+          new Int32Array(1),
+          new Int32Array([1]),
+          {
+            B: 1,
+            H: 32,
+            R: 576,
+            Rv: 512,
+            pageSize: 1,
+            maxPages: 1,
+            scale: 1,
+          },
+          all,
+          32,
+        ),
+      ).toThrow(/diagnostic skip/);
+    },
+  );
 });
 
 describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 reference', () => {
@@ -193,10 +294,17 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
     { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true },
     { R: 576, Rv: 512, H: 20, lengths: [63], pageSize: 16, chunkLen: 32, heads: 16, queryResident: true },
     { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1, queryResident: true },
+    // the bank-conflict-free fold (foldSpread): padded heads in two groups, the 48B shapes, 16 heads and fold 1
+    { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, queryResident: true, foldSpread: true },
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, foldSpread: true },
+    { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1, foldSpread: true },
+    // score tiles' rows 36 words apart (scorePad), with and without the quarter layout
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, scorePad: true },
+    { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, scorePad: true, foldSpread: true },
   ];
   for (const c of cases) {
     const name = `R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`;
-    const layout = c.queryResident ? ', query resident (quarter layout)' : '';
+    const layout = `${c.queryResident ? ', query resident (quarter layout)' : ''}${c.foldSpread ? ', fold spread' : ''}${c.scorePad ? ', scores padded' : ''}`;
     it(`${name}, heads ${c.heads ?? 'default'} a workgroup, fold ${c.fold ?? 'default'}${layout}`, async () => {
       const rng = new Rng(c.R + c.H);
       const x = makeCache(cpu, rng, c.lengths, c.R, c.Rv, c.pageSize, c.H);
@@ -206,7 +314,8 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
       const words = (await x.pool.read()) as Int32Array;
       const lengths = Int32Array.from(c.lengths);
       const o = { H: c.H, R: c.R, Rv: c.Rv, variant: WORDS, heads: c.heads, fold: c.fold };
-      const plan = planMlaInt8Sgm({ ...o, queryResident: c.queryResident }, 49152);
+      const { queryResident, foldSpread, scorePad } = c;
+      const plan = planMlaInt8Sgm({ ...o, queryResident, foldSpread, scorePad }, 49152);
       const got = mlaDecodeInt8SgmEmulate(q, words, x.table, lengths, d, plan, c.chunkLen);
       const ref = mlaDecodeInt8Reference(q, words, x.table, lengths, d);
       expect(got.every(Number.isFinite)).toBe(true);
@@ -248,6 +357,14 @@ describe('int8 MLA decode on tensor cores: the kernel', () => {
         expect(prep.reason).toBeTruthy();
         expect(mlaInt8KernelFor(gpu, { H, R, Rv })).toBe('dp4a');
         expect(() => mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: 'subgroup-matrix' })).toThrow(/not available/);
+        // bench decode's hook (mlaInt8KernelOverrides): asked through it, refused the same; a caller's choice wins.
+        mlaInt8KernelOverrides.kernel = 'subgroup-matrix';
+        try {
+          expect(() => mlaInt8KernelFor(gpu, { H, R, Rv })).toThrow(/not available/);
+          expect(mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: 'dp4a' })).toBe('dp4a');
+        } finally {
+          mlaInt8KernelOverrides.kernel = undefined;
+        }
         return;
       }
       // Exact but slower than dp4a on the H200: taken when asked for (MLA_INT8_SGM_BY_DEFAULT).

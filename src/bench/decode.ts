@@ -16,7 +16,9 @@ import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
+import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
+import { parseInt8SgmOptions } from './mla.js';
 import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
@@ -429,6 +431,11 @@ export function registerDecodeBench(bench: Command): void {
       '--mla-int8-variant <json>',
       'int8 cache: code-generation variant of the MLA decode kernel (int8Plan.ts MlaInt8Variant, e.g. {"nested":true}), for measuring',
     )
+    .option(
+      '--mla-int8-kernel <k>',
+      'int8 cache: MLA decode kernel, dp4a or subgroup-matrix (tensor cores: needs --unsafe-apis; checked against dp4a first)',
+    )
+    .option('--mla-int8-sgm <k=v,...>', 'int8 cache: options of the tensor-core kernel (as bench mla --int8-sgm)', '')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
@@ -470,6 +477,17 @@ export function registerDecodeBench(bench: Command): void {
       if (mlaInt8Variant !== undefined && (typeof mlaInt8Variant !== 'object' || Array.isArray(mlaInt8Variant)))
         throw new Error(`--mla-int8-variant: '${opts.mlaInt8Variant}' is not a JSON object`);
       Object.assign(mlaInt8Overrides, mlaInt8Variant);
+      const mlaInt8Kernel = opts.mlaInt8Kernel;
+      if (mlaInt8Kernel !== undefined && mlaInt8Kernel !== 'dp4a' && mlaInt8Kernel !== 'subgroup-matrix')
+        throw new Error(`--mla-int8-kernel: '${mlaInt8Kernel}' is not dp4a or subgroup-matrix`);
+      mlaInt8KernelOverrides.kernel = mlaInt8Kernel;
+      mlaInt8KernelOverrides.sgm = parseInt8SgmOptions(opts.mlaInt8Sgm ?? '');
+      if (mlaInt8Kernel === 'subgroup-matrix') {
+        // With the options above: prepareMlaInt8Sgm checks this very variant against dp4a on the device.
+        const prep = device instanceof GpuContext ? await prepareMlaInt8Sgm(device) : undefined;
+        if (prep?.kernel !== 'subgroup-matrix')
+          throw new Error(`--mla-int8-kernel subgroup-matrix: not available here: ${prep?.reason ?? 'not a GPU'}`);
+      }
       decodeTuning.prefetch = !!opts.gemvPrefetch;
       const moeMax = parseList(opts.moeDecodeMaxTokens)[0];
       if (!(Number.isInteger(moeMax) && moeMax >= 0))
@@ -507,7 +525,9 @@ export function registerDecodeBench(bench: Command): void {
         },
         opts.model,
       );
-      if (opts.json) return printJson(mlaInt8Variant ? { ...result, mlaInt8Variant } : result);
+      const mlaInt8 = mlaInt8Kernel ? { mlaInt8Kernel, mlaInt8Sgm: mlaInt8KernelOverrides.sgm } : {};
+      if (opts.json)
+        return printJson(mlaInt8Variant ? { ...result, mlaInt8Variant, ...mlaInt8 } : { ...result, ...mlaInt8 });
       console.log(renderTable(result.rows));
       console.log(renderTable(result.ratios));
       console.log(renderTable(result.fits));

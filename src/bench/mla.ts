@@ -31,7 +31,7 @@ import {
   prepareMlaInt8Sgm,
 } from '../kernels/mla/index.js';
 import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
-import type { MlaInt8SgmOptions } from '../kernels/mla/int8SgmPlan.js';
+import { type MlaInt8SgmOptions, SGM_STAGES, type SgmStage } from '../kernels/mla/int8SgmPlan.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
@@ -62,6 +62,13 @@ export interface MlaBenchOptions {
   int8Kernels?: MlaInt8Kernel[];
   /** int8 cache: the tensor-core kernel's options (int8SgmPlan.ts) in its rows at every context (`--int8-sgm`). */
   int8Sgm?: MlaInt8SgmOptions;
+  /**
+   * int8 cache: the variants swept at the largest context (`--int8-variants`): 'all' (INT8_VARIANTS), or
+   * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants), or 'none'.
+   */
+  int8VariantSet?: 'all' | 'sgm-stages' | 'none';
+  /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
+  int8VariantChunks?: number;
 }
 
 /**
@@ -69,16 +76,20 @@ export interface MlaBenchOptions {
  * `heads=16`, `fold=1`, `prefetch=false`, `qRegs`, `foldBarrier=false`.
  */
 export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
-  const o: Record<string, boolean | number> = {};
-  const flags = ['queryResident', 'qRegs', 'prefetch', 'foldBarrier'];
+  const o: Record<string, boolean | number | string[]> = {};
+  const flags = ['queryResident', 'qRegs', 'prefetch', 'foldBarrier', 'foldSpread', 'scorePad'];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2] };
   for (const item of text.split(',').filter(Boolean)) {
     const [k, v, ...rest] = item.split('=');
-    if (flags.includes(k) && !rest.length && (v === undefined || v === 'true' || v === 'false')) o[k] = v !== 'false';
+    const stages = k === 'skip' && v ? v.split('+') : [];
+    if (stages.length && !rest.length && stages.every((st) => (SGM_STAGES as readonly string[]).includes(st)))
+      o.skip = stages;
+    else if (flags.includes(k) && !rest.length && (v === undefined || v === 'true' || v === 'false'))
+      o[k] = v !== 'false';
     else if (k in numbers && !rest.length && numbers[k].includes(Number(v))) o[k] = Number(v);
     else
       throw new Error(
-        `--int8-sgm: '${item}' is not one of ${flags.join(', ')} (=true / =false) or heads=16|32, fold=1|2`,
+        `--int8-sgm: '${item}' is not one of ${flags.join(', ')} (=true / =false), heads=16|32, fold=1|2 or skip=<${SGM_STAGES.join('|')}>[+...]`,
       );
   }
   return o as MlaInt8SgmOptions;
@@ -104,11 +115,16 @@ const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, prefetch: true } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, fold: 1 } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { qRegs: true } },
-  // the quarter layout (end of the sixth session, not yet measured): the query's fragments loaded once a workgroup
+  // the quarter layout (end of the sixth session; 1.59 ms at 1M): the query's fragments loaded once a workgroup
   // into registers, no fragment from storage in the loop; without the prefetch's 20 registers a lane; 16 heads
   { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, prefetch: false } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, queryResident: true } },
+  // the fold without bank conflicts and padded score tiles, alone and together (sgm3: together 1.20 ms at 1M against
+  // 1.59 without, bench/results/2026-12-01-h200-sgm3-s3-mla.json; alone not yet measured apart from bursts)
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: true } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, scorePad: true } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: true, scorePad: true } },
   // diagnostic (a data race, never the default): what the P x V rounds' barriers cost
   { int8Kernel: 'subgroup-matrix', int8Sgm: { foldBarrier: false } },
   // measured slower earlier (int8Plan.ts, bench/results/2026-12-01-h200-dec8-run1-mla.json), kept
@@ -116,6 +132,27 @@ const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   // { int8Variant: { oHalves: true } }, { int8Variant: { sHeads: 2 } }, { int8Pv: 'f32' },
   // { int8Variant: { unrollS: false } }, { int8Variant: { sSplit: true } }
 ];
+
+/**
+ * `--int8-variants sgm-stages`: what each stage of the tensor-core kernel's block costs (int8SgmPlan.ts
+ * SGM_STAGES; diagnostics, wrong outputs) on top of `base` (the rows' `--int8-sgm`): each stage left out alone,
+ * the whole P x V (products and fold), everything but the staging of rows (memory and barriers), nothing but
+ * the loop and its barriers; then the exact neighbours: the other fold layout, no prefetch, 16 heads a workgroup.
+ */
+export function sgmStageVariants(base: MlaInt8SgmOptions = {}): Partial<MlaDecodeOptions>[] {
+  const skips: SgmStage[][] = [
+    ...SGM_STAGES.map((st) => [st]),
+    ['pv', 'fold'],
+    ['scores', 'softmax', 'pv', 'fold'],
+    [...SGM_STAGES],
+  ];
+  return [
+    ...skips.map((skip) => ({ int8Kernel: 'subgroup-matrix' as const, int8Sgm: { ...base, skip } })),
+    { int8Kernel: 'subgroup-matrix', int8Sgm: { ...base, foldSpread: !base.foldSpread } },
+    { int8Kernel: 'subgroup-matrix', int8Sgm: { ...base, prefetch: false } },
+    { int8Kernel: 'subgroup-matrix', int8Sgm: { ...base, heads: 16 } },
+  ];
+}
 
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
@@ -214,6 +251,10 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     ? (int8Kernels as unknown as MlaDecodeKernel[])
     : o.kernels.filter((k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k);
   const longest = Math.max(...o.context);
+  const variantSets = { all: INT8_VARIANTS, 'sgm-stages': sgmStageVariants(o.int8Sgm), none: [] };
+  const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
+    o.int8VariantChunks && v.chunks === undefined ? { ...v, chunks: o.int8VariantChunks } : v,
+  );
   for (const T of o.context) {
     try {
       await contextRun(T);
@@ -287,7 +328,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         sweep.push({ context: T, kernel: int8 ? `int8-${kernel}` : kernel, ...sgmOpts, chunks: c, ...rate(T, tc.ms) });
       }
       if (int8) {
-        for (const v of INT8_VARIANTS.filter(int8Runs)) {
+        for (const v of int8Variants.filter(int8Runs)) {
           const k = v.int8Kernel ?? 'dp4a';
           try {
             const tv = await timeGpu(gpu, call(k as unknown as MlaDecodeKernel, v), o.reps, o.trials);
@@ -362,7 +403,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       dp4aOut.dispose();
       const runs: Partial<MlaDecodeOptions>[] = [
         ...int8Kernels.map((k) => ({ int8Kernel: k, int8Sgm: k === 'subgroup-matrix' ? o.int8Sgm : undefined })),
-        ...INT8_VARIANTS.filter(int8Runs),
+        ...int8Variants.filter(int8Runs),
       ];
       for (const v of runs) {
         const ref = refs[v.int8Pv ?? 'dp4a'];
@@ -469,6 +510,12 @@ export function registerMlaBench(bench: Command): void {
       'int8 cache: options of the tensor-core kernel in its rows at every context (queryResident, heads=16, fold=1, prefetch=false, ...)',
       '',
     )
+    .option(
+      '--int8-variants <set>',
+      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics) or none',
+      'all',
+    )
+    .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
     if (opts.cacheDtype !== 'bf16' && opts.cacheDtype !== 'f32' && opts.cacheDtype !== 'int8') {
@@ -498,6 +545,12 @@ export function registerMlaBench(bench: Command): void {
         return k;
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
+      int8VariantSet: ((v) => {
+        if (v !== 'all' && v !== 'sgm-stages' && v !== 'none')
+          throw new Error(`--int8-variants: '${v}' is not all, sgm-stages or none`);
+        return v;
+      })(opts.int8Variants),
+      int8VariantChunks: opts.int8VariantChunks ? parseList(opts.int8VariantChunks)[0] : undefined,
     });
     gpu.destroy();
     if (opts.json) return printJson(result);

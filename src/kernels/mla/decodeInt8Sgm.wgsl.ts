@@ -38,8 +38,8 @@
  * memory (store, barrier, lanes' loads) before the lanes can fold it into their f32 O.
  * mlaDecode keeps dp4a by default (MLA_INT8_SGM_BY_DEFAULT).
  *
- * The quarter layout (`queryResident: true`, end of the sixth session; NOT YET MEASURED on a device, exact in the
- * emulation): no fragment is loaded from storage inside the block loop. The query is loop-invariant, so the
+ * The quarter layout (`queryResident: true`, end of the sixth session; measured since: 1.585-1.598 ms a layer at 1M
+ * against dp4a's 1.553, exact, bench/results/2026-12-01-h200-s6-lead1-qres.json and -sgm3-stages2-old264.json): no fragment is loaded from storage inside the block loop. The query is loop-invariant, so the
  * scores are laid out to give each subgroup few query fragments: subgroup sgi = 4 mh + kq takes c_kv K-steps
  * 4j + kq (a quarter) for both token halves, and k_pe step 2j + rp for token half rn (rp, rn the bits of
  * kq); its LK2 / 2 + RK2 query fragments (5 at the 48B shapes, against the parity layout's 9) are loaded
@@ -68,6 +68,25 @@
  * would then load both operands from workgroup memory (1.5 loads a product with the quarter layout's reuse
  * of each query fragment over two token halves), the regime `bench sgm` measured slow (0.16 POPS at 2).
  *
+ * What limited the quarter layout, and the two changes that took it below dp4a (sgm3, sixth session; H200, 48B
+ * shapes, batch 1; bench/results/2026-12-01-h200-sgm3-*):
+ *   Stage diagnostics (`skip`, int8SgmPlan.ts SGM_STAGES: one stage of each block left out, barriers kept; bench
+ *   mla --int8-variants sgm-stages) at 1M: without the lanes' fold of the P x V slots into O 0.94 ms against
+ *   1.64 (264 chunks), the largest single stage; without the scores' products 1.50. (Those sittings had bursts
+ *   3-5x slow, dp4a's own timed rows included, so only rows confirmed by a repeat or by the per-kernel profile
+ *   are quoted.) The fold was bank conflicts: lane (orow, ocol) read 8 consecutive words of one head's row of a
+ *   16 x 16 i32 slot (rows 16 words apart), so each of its 64 scalar loads a block put the 32 lanes on 4 banks
+ *   (8-way). Likewise each 16 x 16 score tile's store, rows 32 words apart: all rows on the same 8 banks.
+ *   foldSpread: lane reads words lane + 32 e (32 banks a load, the same fma per element, so bit-identical);
+ *   scorePad: score tile rows 36 words apart (the store over 32 banks; 47.9 KiB of workgroup memory).
+ *   queryResident + foldSpread + scorePad: 1.194-1.204 ms a layer at 1M (132 chunks; 1.265 at 264) against
+ *   dp4a 1.552, 0.178 at 128K against 0.227, 0.023 at 4096 against 0.029; outputs equal to dp4a's
+ *   (relToMax 0); hybrid TPOT at 1M, batch 1 (bench decode --mla-int8-kernel subgroup-matrix) 12.72 ms
+ *   against 15.03 with dp4a in the same sitting. Still ~7x above the int8 cache's bandwidth floor (~0.16 ms):
+ *   at ~9k SM cycles a 32-row block and one 256-thread workgroup an SM, the block's ~11 barriers, the fold's
+ *   64 loads and fmas a lane and the softmax's serial reductions are what is left to measure (the next sitting:
+ *   sgm-stages on this base, repeated, to see past the bursts).
+ *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be
  * workgroup-uniform (llama.cpp's and ONNX Runtime's WebGPU kernels do the same); every subgroup runs the
@@ -75,13 +94,23 @@
  */
 import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
 import { partialStats } from './decodeInt8.wgsl.js';
-import { affWgsl, type Frag, type MlaInt8SgmPlan, sgmFrags, sgmRoleWgsl, sgmRoles } from './int8SgmPlan.js';
+import {
+  affWgsl,
+  type Frag,
+  type MlaInt8SgmPlan,
+  type SgmStage,
+  sgmFrags,
+  sgmRoleWgsl,
+  sgmRoles,
+} from './int8SgmPlan.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW } = pl;
   const { syntax, units } = pl.variant;
   const F = sgmFrags(pl);
+  // Diagnostic (int8SgmPlan.ts SGM_STAGES): a stage left out, its barriers kept.
+  const skip = (stage: SgmStage) => pl.skip.includes(stage);
   const RW4 = RW / 4;
   const LT = 'subgroup_matrix_left<i8, 32, 16>';
   const RT = 'subgroup_matrix_right<i8, 16, 32>';
@@ -151,7 +180,10 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`  let sqL = vec4<f32>(sq0.x, sq1.x, sq2.x, sq3.x); let sqR = vec4<f32>(sq0.y, sq1.y, sq2.y, sq3.y);`);
   l(`  var mRun = vec4<f32>(-3.0e38);`);
   l(`  var lRun = vec4<f32>(0.0);`);
-  l(`  let orow = lane & 15u; let ocol = 8u * (lane >> 4u);`);
+  // The lanes' share of a 16 x 16 fold (sgmFrags' foldLane): O element o{m}_{j}_{a}[i], e = 4 a + i, is head
+  // orow, column ocol + e (rows), or head 2 e + fhi, column fcol (foldSpread: slot word lane + 32 e).
+  if (pl.foldSpread) l(`  let fcol = lane & 15u; let fhi = lane >> 4u;`);
+  else l(`  let orow = lane & 15u; let ocol = 8u * (lane >> 4u);`);
   for (let m = 0; m < MH; m++)
     for (let j = 0; j < CFS; j++) for (let a = 0; a < 2; a++) l(`  var o${m}_${j}_${a} = vec4<f32>(0.0);`);
   for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
@@ -167,7 +199,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`  workgroupBarrier();`);
   l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
   l(`    let tn = tb + ${TT}u;`);
-  if (pl.prefetch) {
+  if (pl.prefetch && !skip('stage')) {
     l(`    if (tn < t1) {`);
     fetch('tn', '      ');
     l(`    }`);
@@ -182,7 +214,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   for (const group of groups) {
     for (const { i } of group) l(`      var a${i} = ${ST}();`);
     const steps = Math.max(...group.map(({ a }) => a.products.length));
-    for (let s = 0; s < steps; s++)
+    for (let s = 0; s < (skip('scores') ? 0 : steps); s++)
       for (const { a, i } of group) {
         if (s >= a.products.length) continue;
         const { q, k } = a.products[s];
@@ -194,54 +226,95 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`    }`);
   l(`    workgroupBarrier();`);
   // ---- softmax: thread (head quad hq, token t), as the dp4a kernel with 4 heads a thread ----
-  l(`    {`);
-  l(`      let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
   // The partials' integer sum is exact in any order, so it equals the dp4a kernel's dot product.
   const sw = (part: 'L' | 'R', par: number, k: number) =>
-    `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${TT}u + t]`;
+    `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${pl.SS}u + t]`;
   const pars = (part: 'L' | 'R', k: number) =>
     Array.from({ length: F.partials[part] }, (_, par) => sw(part, par, k)).join(' + ');
-  for (const part of ['L', 'R'] as const)
-    l(`      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => pars(part, k)).join(', ')});`);
-  l(`      let valid = tb + t < t1;`);
-  l(`      let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
-  l(`      let mx = subgroupMax(s);`);
-  l(`      let mNew = max(mRun, mx);`);
-  l(`      let alpha = exp2(mRun - mNew);`);
-  l(`      let pr = select(vec4<f32>(0.0), exp2(s - mNew), valid);`);
-  l(`      lRun = lRun * alpha + pr;`);
-  l(`      mRun = mNew;`);
-  l(`      let pv = pr * sk.x;`);
-  l(`      let pm = subgroupMax(pv);`);
-  l(`      let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
-  l(`      var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
-  l(`      w |= subgroupShuffleXor(w, 1u);`);
-  l(`      w |= subgroupShuffleXor(w, 2u);`);
-  l(`      if ((t & 3u) == 0u) {`);
-  for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = bitcast<i32>(w[${k}]);`);
-  l(`      }`);
-  l(`      if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
-  l(`    }`);
+  if (skip('softmax')) {
+    // One word of sc into each P8 word, alpha = sigma = 1: the softmax's exp2, reductions and rounding gone.
+    l(`    {`);
+    l(`      if ((t & 3u) == 0u) {`);
+    for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = ${sw('L', 0, k)};`);
+    l(`      }`);
+    l(`      if (t == 0u) { alphaS[hq] = vec4<f32>(1.0); sigmaS[hq] = vec4<f32>(1.0); }`);
+    l(`      lRun += vec4<f32>(1.0); mRun = vec4<f32>(0.0);`);
+    l(`    }`);
+  } else {
+    l(`    {`);
+    l(`      let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
+    for (const part of ['L', 'R'] as const)
+      l(`      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => pars(part, k)).join(', ')});`);
+    l(`      let valid = tb + t < t1;`);
+    l(`      let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
+    l(`      let mx = subgroupMax(s);`);
+    l(`      let mNew = max(mRun, mx);`);
+    l(`      let alpha = exp2(mRun - mNew);`);
+    l(`      let pr = select(vec4<f32>(0.0), exp2(s - mNew), valid);`);
+    l(`      lRun = lRun * alpha + pr;`);
+    l(`      mRun = mNew;`);
+    l(`      let pv = pr * sk.x;`);
+    l(`      let pm = subgroupMax(pv);`);
+    l(`      let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
+    l(`      var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
+    l(`      w |= subgroupShuffleXor(w, 1u);`);
+    l(`      w |= subgroupShuffleXor(w, 2u);`);
+    l(`      if ((t & 3u) == 0u) {`);
+    for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = bitcast<i32>(w[${k}]);`);
+    l(`      }`);
+    l(`      if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
+    l(`    }`);
+  }
   l(`    workgroupBarrier();`);
   // ---- P x V: rounds of one MMA, folded into the f32 O of the lanes ----
   l(`    {`);
   for (let m = 0; m < MH; m++) {
+    if (pl.foldSpread) {
+      // Heads 16 m + 8 a + 2 i + fhi (i < 4): quads 4 m + 2 a (i = 0, 1) and the next (i = 2, 3).
+      for (let a = 0; a < 2; a++)
+        for (const [name, arr] of [
+          ['al', 'alphaS'],
+          ['sg', 'sigmaS'],
+        ]) {
+          const q = 4 * m + 2 * a;
+          l(
+            `      let ${name}${m}_${a} = vec4<f32>(${arr}[${q}u][fhi], ${arr}[${q}u][2u + fhi], ${arr}[${q + 1}u][fhi], ${arr}[${q + 1}u][2u + fhi]);`,
+          );
+        }
+      continue;
+    }
     l(`      let al${m} = alphaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
     l(`      let sg${m} = sigmaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
   }
   // P8 of each head half once a block; each value fragment once, at its first use.
-  for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
+  if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
   const loaded = new Set<number>();
   for (let r = 0; r < F.rounds; r++) {
     const fr = F.roundFrags(r);
     fr.forEach(({ j, m }, k) => {
+      if (skip('pv')) {
+        l(`      ${st('&sc', F.slot(r, k), `${ST}()`)};`);
+        return;
+      }
       if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
       loaded.add(j);
       l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
     });
     if (pl.foldBarrier) l(`      workgroupBarrier();`);
+    if (skip('fold')) continue;
     l(`      {`);
     fr.forEach(({ j, m }, k) => {
+      if (pl.foldSpread) {
+        // The same fma per element as below; 32 consecutive words a load instruction: no bank conflict.
+        l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + lane;`);
+        for (let a = 0; a < 2; a++) {
+          const c = `c${k}_${a}`;
+          const e = (i: number) => `sc[e${k} + ${32 * (4 * a + i)}u]`;
+          l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
+          l(`        o${m}_${j}_${a} = fma(sg${m}_${a}, vec4<f32>(${c}), o${m}_${j}_${a} * al${m}_${a});`);
+        }
+        return;
+      }
       l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
       for (let a = 0; a < 2; a++) {
         const c = `c${k}_${a}`;
@@ -254,16 +327,28 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   }
   l(`    }`);
   // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in.
-  l(`    if (tn < t1) {`);
-  if (!pl.prefetch) fetch('tn', '      ');
-  stage('      ');
-  l(`    }`);
+  if (!skip('stage')) {
+    l(`    if (tn < t1) {`);
+    if (!pl.prefetch) fetch('tn', '      ');
+    stage('      ');
+    l(`    }`);
+  }
   l(`    workgroupBarrier();`);
   l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  let lt = subgroupAdd(lRun);`);
   for (const line of partialStats(H, Rv, 32, 4)) l(line);
-  for (let m = 0; m < MH; m++) {
+  for (let m = 0; m < MH && pl.foldSpread; m++)
+    for (let j = 0; j < CFS; j++)
+      for (let a = 0; a < 2; a++)
+        for (let i = 0; i < 4; i++) {
+          const h = `g * ${HW}u + ${16 * m + 2 * (4 * a + i)}u + fhi`;
+          l(`  { let h = ${h}; let d = (${CFS}u * sgi + ${j}u) * 16u + fcol;`);
+          l(
+            `    if (h < ${H}u && d < ${Rv}u) { partial[(pBase + h) * ${Rv + 2}u + 2u + d] = o${m}_${j}_${a}[${i}]; } }`,
+          );
+        }
+  for (let m = 0; m < MH && !pl.foldSpread; m++) {
     l(`  { let h = g * ${HW}u + ${16 * m}u + orow;`);
     l(`    if (h < ${H}u) {`);
     l(`      let o = (pBase + h) * ${Rv + 2}u + 2u;`);

@@ -361,12 +361,23 @@ function int8Decode(
 
 /**
  * Whether mlaDecode takes the tensor-core kernel by default where it is prepared and possible. Off: on
- * the H200 it is exact (the same outputs as dp4a, bit for bit) but slower, 2.15-2.28 ms a layer at 1M
- * context against 1.71 for dp4a (bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json; why:
- * decodeInt8Sgm.wgsl.ts). It stays reachable with `int8Kernel: 'subgroup-matrix'` after
- * prepareMlaInt8Sgm(gpu) (which a caller turning this on must also run once per device, e.g. bench decode).
+ * the H200 it is exact (the same outputs as dp4a, bit for bit); in its default (parity) layout slower, 2.15-2.46
+ * ms a layer at 1M context against 1.55-1.71 for dp4a (bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json;
+ * why: decodeInt8Sgm.wgsl.ts), but with `{ queryResident, foldSpread, scorePad }` faster: 1.20 against 1.55 at
+ * 1M, 0.178 against 0.227 at 128K, TPOT 12.72 against 15.03 ms (bench/results/2026-12-01-h200-sgm3-s3-*.json).
+ * Turning it on also means making those options the plan's defaults. Meanwhile the kernel is taken with
+ * `int8Kernel: 'subgroup-matrix'` (or mlaInt8KernelOverrides) after prepareMlaInt8Sgm(gpu), which a caller
+ * turning this on must also run once per device (as bench decode --mla-int8-kernel does).
  */
 export const MLA_INT8_SGM_BY_DEFAULT = false;
+
+/**
+ * What mlaDecode's callers leave unset for an int8 cache takes from here (as int8Plan.ts mlaInt8Overrides
+ * does for the dp4a kernel's variant): the kernel, and the tensor-core kernel's options. How `bench decode
+ * --mla-int8-kernel subgroup-matrix --mla-int8-sgm queryResident,...` times whole steps with it (after
+ * prepareMlaInt8Sgm, under --unsafe-apis). Empty by default.
+ */
+export const mlaInt8KernelOverrides: { kernel?: MlaInt8Kernel; sgm?: MlaInt8SgmOptions } = {};
 
 /**
  * The int8 kernel mlaDecode runs for these shapes: the one asked for (an error where it cannot run), else
@@ -376,7 +387,8 @@ export function mlaInt8KernelFor(
   gpu: GpuContext,
   o: { H: number; R: number; Rv: number; int8Kernel?: MlaInt8Kernel; subgroupSize?: number },
 ): MlaInt8Kernel {
-  if (o.int8Kernel === 'dp4a' || (o.int8Kernel === undefined && !MLA_INT8_SGM_BY_DEFAULT)) return 'dp4a';
+  const asked = o.int8Kernel ?? mlaInt8KernelOverrides.kernel;
+  if (asked === 'dp4a' || (asked === undefined && !MLA_INT8_SGM_BY_DEFAULT)) return 'dp4a';
   const state = mlaInt8SgmState.get(gpu);
   const SG = tiledSubgroupSizeOf(gpu, o);
   const why =
@@ -385,7 +397,7 @@ export function mlaInt8KernelFor(
       : (state.reason ??
         (SG !== 32 ? `needs subgroups of 32, this device has ${SG}` : mlaInt8SgmUnsupported(o.R, o.Rv)));
   if (why === undefined) return 'subgroup-matrix';
-  if (o.int8Kernel === 'subgroup-matrix')
+  if (asked === 'subgroup-matrix')
     throw new Error(`mlaDecode: the int8 subgroup-matrix kernel is not available: ${why}`);
   return 'dp4a';
 }
@@ -445,7 +457,7 @@ function int8SgmDecode(
   const { Rv, scale } = opts;
   const state = mlaInt8SgmState.get(gpu)!;
   const plan = planMlaInt8Sgm(
-    { H, R, Rv, variant: state.variant!, ...opts.int8Sgm },
+    { H, R, Rv, variant: state.variant!, ...mlaInt8KernelOverrides.sgm, ...opts.int8Sgm },
     gpu.limits.maxComputeWorkgroupStorageSize,
   );
   return pagedChunkDecode(

@@ -90,6 +90,9 @@ export function mlaDecodeInt8SgmEmulate(
   const { B, H, Rv, pageSize, maxPages } = d;
   const { RW, SW, TT, HP, HW, NS, CFS } = pl;
   if (chunkLen % TT) throw new Error(`chunkLen ${chunkLen} is not a multiple of ${TT}`);
+  // The diagnostic stage skips compute wrong outputs by design: nothing here to emulate them against.
+  if (pl.skip.length)
+    throw new Error(`mlaDecodeInt8SgmEmulate: the diagnostic skip (${pl.skip.join(', ')}) has no emulation`);
   const F = sgmFrags(pl);
   const qr = int8QueryRowsReference(qFull, d, HP, d.scale * Math.LOG2E);
   const qrF = new Float32Array(qr.buffer);
@@ -125,7 +128,7 @@ export function mlaDecodeInt8SgmEmulate(
             kv.set(pool.subarray(row * RW, (row + 1) * RW), r * RW);
           }
           // S: every subgroup's accumulators; the partials' tiles must cover each word of the scores once.
-          sc.fill(SC_UNSET, 0, (F.partials.L + F.partials.R) * HW * TT);
+          sc.fill(SC_UNSET, 0, (F.partials.L + F.partials.R) * HW * pl.SS);
           for (let sgi = 0; sgi < NS; sgi++) {
             const env = { b, g, ...sgmRoleEnv(pl, sgi) };
             const query = F.query.map((fr) => load(qr, fr, env, 16, 32));
@@ -202,16 +205,14 @@ export function mlaDecodeInt8SgmEmulate(
               for (const [k, { j, m: mm }] of fr.entries()) fold(affEval(F.slot(r, k).offset, env), sgi, j, mm);
             }
           function fold(base: number, sgi: number, j: number, mm: number) {
-            for (let lane = 0; lane < 32; lane++) {
-              const orow = lane & 15;
-              const ocol = 8 * (lane >> 4);
-              const h = 16 * mm + orow;
+            for (let lane = 0; lane < 32; lane++)
               for (let e = 0; e < 8; e++) {
-                const dd = (CFS * sgi + j) * 16 + ocol + e;
-                const x = sc[base + orow * 16 + ocol + e];
+                const { row, col } = F.foldLane(lane, e);
+                const h = 16 * mm + row;
+                const dd = (CFS * sgi + j) * 16 + col;
+                const x = sc[base + row * 16 + col];
                 O[h * ND + dd] = f(sigmaS[h] * x + f(O[h * ND + dd] * alphaS[h]));
               }
-            }
           }
         }
         for (let h = 0; h < HW; h++) {

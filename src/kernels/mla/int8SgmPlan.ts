@@ -99,6 +99,12 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   prefetch: boolean;
   /** Barrier between a P x V round's stores and the lanes' reads (MlaInt8SgmOptions.foldBarrier). */
   foldBarrier: boolean;
+  /** Words between a score tile's head rows in sc: TT, or TT + 4 (MlaInt8SgmOptions.scorePad). */
+  SS: number;
+  /** How the lanes read a P x V slot to fold it into O (MlaInt8SgmOptions.foldSpread; sgmFrags' foldLane). */
+  foldSpread: boolean;
+  /** Diagnostic only (wrong outputs): stages of a block left out (MlaInt8SgmOptions.skip). */
+  skip: SgmStage[];
   variant: SgmVariant;
   /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
   SCW: number;
@@ -106,6 +112,18 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   KVW: number;
   sharedBytes: number;
 }
+
+/**
+ * The stages of a block (decodeInt8Sgm.wgsl.ts's schedule), named for the diagnostic `skip`:
+ *   scores   the S products and the key fragments' loads (zero tiles are stored instead)
+ *   softmax  max, exp2, l, P8 and the subgroup reductions (one word of sc copied to pw; alpha = sigma = 1)
+ *   pv       the P x V products and the P8 / value fragments' loads (zero results are stored to the slots)
+ *   fold     the lanes' reads of the slots and their f32 fold into O (O stays zero)
+ *   stage    the next block's rows: storage loads and their stores to kv (kv keeps the first block)
+ * Every barrier stays, so each row measures what its stage costs in the schedule as it is.
+ */
+export const SGM_STAGES = ['scores', 'softmax', 'pv', 'fold', 'stage'] as const;
+export type SgmStage = (typeof SGM_STAGES)[number];
 
 export interface MlaInt8SgmOptions {
   /**
@@ -116,8 +134,8 @@ export interface MlaInt8SgmOptions {
   /**
    * The quarter layout of the scores (see the header): no fragment is loaded from storage inside the block
    * loop. Each subgroup's query fragments (LK2 / 2 + RK2: 5 at the 48B shapes) are loaded once, before the
-   * loop, into registers; every key fragment is loaded from workgroup memory for one product. Not yet
-   * measured on a device (decodeInt8Sgm.wgsl.ts says what is expected).
+   * loop, into registers; every key fragment is loaded from workgroup memory for one product. 1.59 ms a
+   * layer at 1M (H200) against dp4a's 1.55; with foldSpread and scorePad 1.20 (decodeInt8Sgm.wgsl.ts).
    */
   queryResident?: boolean;
   prefetch?: boolean;
@@ -134,6 +152,24 @@ export interface MlaInt8SgmOptions {
    * stored, a data race in WGSL's memory model; it measures what the rounds' barriers cost.
    */
   foldBarrier?: boolean;
+  /**
+   * The lanes' reads of a P x V slot (16 x 16 i32, rows of 16 words) without bank conflicts: lane reads words
+   * lane + 32 e (e < 8: column lane & 15 of heads 2 e + (lane >> 4)) instead of 8 consecutive words of one
+   * head (column 8 (lane >> 4) + e of head lane & 15), where each load instruction's 32 lanes fall on 4 of
+   * the 32 banks (8-way conflicts, 64 loads a lane a block). The same f32 fold per element: bit-identical.
+   */
+  foldSpread?: boolean;
+  /**
+   * Score tiles' head rows TT + 4 = 36 words apart in sc instead of 32: a 16 x 16 i32 tile's store (8 rows of
+   * 8 words an instruction on NVIDIA's accumulator layout) then spreads over all 32 banks (2 wavefronts)
+   * instead of 8 (rows 32 words apart share their banks); the softmax's reads stay consecutive. 3 KiB more.
+   */
+  scorePad?: boolean;
+  /**
+   * Diagnostic only, never the default (the outputs are wrong): stages of each block left out (SGM_STAGES),
+   * barriers kept, to measure what each costs (bench mla --int8-variants sgm-stages).
+   */
+  skip?: SgmStage[];
 }
 
 /** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
@@ -174,7 +210,8 @@ export function planMlaInt8Sgm(
   // scores: [HW heads, TT tokens] tiles of partial dot products, 2 parities each of c_kv and k_pe (the
   // parity layout), or 4 quarters of c_kv and 2 parities of k_pe (the quarter layout); P x V: 2 x fold
   // slots x NS subgroups x 256 words (the same words).
-  const SCW = Math.max((queryResident ? 6 : 4) * HW * TT, 2 * fold * NS * 256);
+  const SS = v.scorePad ? TT + 4 : TT;
+  const SCW = Math.max((queryResident ? 6 : 4) * HW * SS, 2 * fold * NS * 256);
   const PWW = HW * (TT / 4);
   const KVW = TT * L.RW;
   const sharedBytes = 4 * (SCW + PWW + KVW) + 2 * 16 * (HW / 4);
@@ -202,6 +239,9 @@ export function planMlaInt8Sgm(
     queryResident,
     prefetch: v.prefetch ?? HW === 32,
     foldBarrier: v.foldBarrier ?? true,
+    SS,
+    foldSpread: v.foldSpread ?? false,
+    skip: SGM_STAGES.filter((st) => v.skip?.includes(st)),
     variant: v.variant,
     SCW,
     PWW,
@@ -211,7 +251,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */
@@ -264,11 +304,11 @@ export interface SgmAcc {
  */
 export function sgmFrags(p: MlaInt8SgmPlan) {
   const RW = p.RW;
-  const { HW, TT } = p;
+  const { HW, SS } = p;
   const qRow: Aff = { b: p.HP * RW, g: HW * RW, mh: 16 * RW };
   // P x V fragments of a subgroup in round order: value fragment j, head half m.
   const frags = Array.from({ length: p.CFS * p.MH }, (_, i) => ({ j: Math.floor(i / p.MH), m: i % p.MH }));
-  const tile = HW * TT;
+  const tile = HW * SS;
   // Score partials: c_kv then k_pe, a [HW heads, TT tokens] row-major tile per partial.
   const partials = { L: p.queryResident ? 4 : 2, R: 2 };
   const partialBase = (part: 'L' | 'R', par: number) => (part === 'R' ? partials.L : 0) * tile + par * tile;
@@ -296,14 +336,14 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
     }),
     /** S (parity layout): where the subgroup's c_kv / k_pe tile of [heads, tokens] goes in sc (row-major). */
     score: (part: 'L' | 'R'): Frag => ({
-      offset: { '': partialBase(part, 0), half: tile, mh: 16 * TT, nt: 16 },
-      stride: TT,
+      offset: { '': partialBase(part, 0), half: tile, mh: 16 * SS, nt: 16 },
+      stride: SS,
       colMajor: false,
     }),
     /** softmax: partials of each part's dot products (summed as integers: exact in any order). */
     partials,
     /** softmax: word of sc holding the part's partial `par` of the dot product for head h, token t. */
-    scoreWord: (part: 'L' | 'R', par: number, h: number, t: number) => partialBase(part, par) + h * TT + t,
+    scoreWord: (part: 'L' | 'R', par: number, h: number, t: number) => partialBase(part, par) + h * SS + t,
     /** softmax: word of pw holding P8 of head h, tokens 4 q .. 4 q + 3. */
     pWord: (h: number, q: number) => h * (p.TT / 4) + q,
     /** P x V: P8 of head half m, row-major [16 heads, TT tokens]. */
@@ -316,6 +356,12 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
       stride: 16,
       colMajor: false,
     }),
+    /**
+     * P x V fold: element e (< 8) of a lane's share of a slot, as (row = head of the head half, col = value
+     * column of the fragment); its word in the slot is 16 row + col (foldSpread: lane + 32 e).
+     */
+    foldLane: (lane: number, e: number) =>
+      p.foldSpread ? { row: 2 * e + (lane >> 4), col: lane & 15 } : { row: lane & 15, col: 8 * (lane >> 4) + e },
     /** P x V: rounds of `fold` fragments (value fragment j of the subgroup, head half m) and a barrier. */
     rounds: (p.CFS * p.MH) / p.fold,
     roundFrags: (r: number) => frags.slice(r * p.fold, (r + 1) * p.fold),
@@ -333,13 +379,13 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
           (nt): SgmAcc => ({
             part: 'L',
             products: steps(LQ).map((j) => ({ q: j, k: kL4(nt, j) })),
-            store: { offset: { kq: tile, mh: 16 * TT, '': 16 * nt }, stride: TT, colMajor: false },
+            store: { offset: { kq: tile, mh: 16 * SS, '': 16 * nt }, stride: SS, colMajor: false },
           }),
         ),
         {
           part: 'R',
           products: steps(p.RK2).map((j) => ({ q: LQ + j, k: kR4(j) })),
-          store: { offset: { '': partialBase('R', 0), rp: tile, mh: 16 * TT, rn: 16 }, stride: TT, colMajor: false },
+          store: { offset: { '': partialBase('R', 0), rp: tile, mh: 16 * SS, rn: 16 }, stride: SS, colMajor: false },
         },
       ]
     : (['L', 'R'] as const).map((part) => ({

@@ -62,6 +62,9 @@ function makeCache(dev: Device, rng: Rng, lengths: number[], R: number, Rv: numb
   return { pool, pageTable, table, maxPages, q };
 }
 
+/** The tensor-core kernel's layout before the sixth session (int8SgmPlan.ts defaults changed then). */
+const PARITY: MlaInt8SgmOptions = { queryResident: false, foldSpread: false, scorePad: false };
+
 describe('int8 MLA decode on tensor cores: plan', () => {
   it('affine offsets render to WGSL and evaluate the same', () => {
     const a = { '': 7, sgi: 256, half: 8, mh: 0 };
@@ -108,7 +111,9 @@ describe('int8 MLA decode on tensor cores: plan', () => {
       const loads = [...loop.matchAll(/subgroupMatrixLoad<[^(]*>\(&(\w+),/g)].map((m) => m[1]);
       expect(new Set(loads)).toEqual(new Set(['kv', 'pw']));
       // the parity layout loads its 9 query fragments in the loop unless qRegs
-      const old = mlaInt8SgmWgsl(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads }, 49152));
+      const old = mlaInt8SgmWgsl(
+        planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads, queryResident: false }, 49152),
+      );
       expect(old.slice(old.indexOf('for (var tb')).match(/subgroupMatrixLoad<[^(]*>\(&qr,/g)).toHaveLength(9);
     }
     // the quarter layout needs the query in registers
@@ -117,11 +122,14 @@ describe('int8 MLA decode on tensor cores: plan', () => {
     ).toThrow(/registers/);
     const key = (o: MlaInt8SgmOptions) =>
       mlaInt8SgmKey(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, ...o }, 49152));
-    expect(new Set([key({}), key({ qRegs: true }), key({ queryResident: true })]).size).toBe(3);
+    expect(new Set([key({ queryResident: false }), key({ queryResident: false, qRegs: true }), key({})]).size).toBe(3);
+    // the quarter layout with the spread fold and padded tiles is the default (sixth session)
+    expect(key({})).toBe(key({ queryResident: true, foldSpread: true, scorePad: true }));
   });
 
   it('the WGSL names the offsets in words, or in elements (x4) for the int8 operands only', () => {
-    const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 32, fold: 1 }, 49152);
+    // the parity layout, plain fold, unpadded tiles (the layout these offsets belong to)
+    const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 32, fold: 1, ...PARITY }, 49152);
     const w = mlaInt8SgmWgsl(p);
     expect(w).toContain('diagnostic(off, chromium.subgroup_matrix_uniformity);');
     expect(w).toContain(

@@ -482,12 +482,18 @@ export function registerDecodeBench(bench: Command): void {
         throw new Error(`--mla-int8-kernel: '${mlaInt8Kernel}' is not dp4a or subgroup-matrix`);
       mlaInt8KernelOverrides.kernel = mlaInt8Kernel;
       mlaInt8KernelOverrides.sgm = parseInt8SgmOptions(opts.mlaInt8Sgm ?? '');
-      if (mlaInt8Kernel === 'subgroup-matrix') {
-        // With the options above: prepareMlaInt8Sgm checks this very variant against dp4a on the device.
-        const prep = device instanceof GpuContext ? await prepareMlaInt8Sgm(device) : undefined;
-        if (prep?.kernel !== 'subgroup-matrix')
-          throw new Error(`--mla-int8-kernel subgroup-matrix: not available here: ${prep?.reason ?? 'not a GPU'}`);
-      }
+      // With the options above: prepareMlaInt8Sgm checks this very variant against dp4a on the device. Asked for,
+      // the tensor-core kernel must be available; by default it is taken where the device offers Dawn's int8
+      // subgroup matrices (--unsafe-apis) and the check passes (MLA_INT8_SGM_BY_DEFAULT), else dp4a runs.
+      const wantSgm = mlaInt8Kernel === 'subgroup-matrix';
+      const prep =
+        opts.cacheDtype === 'int8' &&
+        device instanceof GpuContext &&
+        (wantSgm || (mlaInt8Kernel === undefined && device.features.subgroupMatrixInt8))
+          ? await prepareMlaInt8Sgm(device)
+          : undefined;
+      if (wantSgm && prep?.kernel !== 'subgroup-matrix')
+        throw new Error(`--mla-int8-kernel subgroup-matrix: not available here: ${prep?.reason ?? 'not a GPU'}`);
       decodeTuning.prefetch = !!opts.gemvPrefetch;
       const moeMax = parseList(opts.moeDecodeMaxTokens)[0];
       if (!(Number.isInteger(moeMax) && moeMax >= 0))
@@ -525,7 +531,15 @@ export function registerDecodeBench(bench: Command): void {
         },
         opts.model,
       );
-      const mlaInt8 = mlaInt8Kernel ? { mlaInt8Kernel, mlaInt8Sgm: mlaInt8KernelOverrides.sgm } : {};
+      // Which int8 attention kernel the steps ran (the tensor cores where prepared, else dp4a).
+      const mlaInt8 =
+        opts.cacheDtype === 'int8'
+          ? {
+              mlaInt8Kernel: mlaInt8Kernel ?? (prep?.kernel === 'subgroup-matrix' ? 'subgroup-matrix' : 'dp4a'),
+              mlaInt8Sgm: mlaInt8KernelOverrides.sgm,
+              ...(prep?.reason ? { mlaInt8SgmUnavailable: prep.reason } : {}),
+            }
+          : {};
       if (opts.json)
         return printJson(mlaInt8Variant ? { ...result, mlaInt8Variant, ...mlaInt8 } : { ...result, ...mlaInt8 });
       console.log(renderTable(result.rows));

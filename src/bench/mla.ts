@@ -95,6 +95,9 @@ export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
   return o as MlaInt8SgmOptions;
 }
 
+/** The tensor-core kernel's layout before the sixth session (int8SgmPlan.ts: the parity layout, plain fold, unpadded tiles). */
+const SGM_PARITY: MlaInt8SgmOptions = { queryResident: false, foldSpread: false, scorePad: false };
+
 /** int8-kernel variants (int8Plan.ts) timed (and checked) beside its default at the largest (smallest) context. */
 const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { chunks: 264 },
@@ -109,24 +112,30 @@ const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
   // diagnostics (wrong outputs): the kernel without the scores' or the P x values' products
   { int8Variant: { diagnostic: 'no-scores' } },
   { int8Variant: { diagnostic: 'no-pv' } },
-  // the tensor-core kernel's variants (int8SgmPlan.ts): 16 heads a workgroup (two fragments a barrier,
-  // then one; rows prefetched), the query's fragments in registers
+  // the tensor-core kernel's variants (int8SgmPlan.ts; its default: the quarter layout, foldSpread, scorePad).
+  // The parity layout (the kernel before the sixth session; 2.15-2.46 ms at 1M): 16 heads a workgroup (two
+  // fragments a barrier, then one; rows prefetched), the query's fragments in registers
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { ...SGM_PARITY } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { ...SGM_PARITY, heads: 16 } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { ...SGM_PARITY, heads: 16, prefetch: true } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { ...SGM_PARITY, heads: 16, fold: 1 } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { ...SGM_PARITY, qRegs: true } },
+  // the quarter layout alone (1.59 ms at 1M): the query's fragments loaded once a workgroup into registers, no
+  // fragment from storage in the loop; without the prefetch's 20 registers a lane; 16 heads
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: false, scorePad: false } },
+  {
+    int8Kernel: 'subgroup-matrix',
+    int8Sgm: { queryResident: true, foldSpread: false, scorePad: false, prefetch: false },
+  },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: false, scorePad: false, heads: 16 } },
+  // the fold without bank conflicts and padded score tiles each alone (together, the default: 1.20 ms at 1M,
+  // bench/results/2026-12-01-h200-sgm3-s3-mla.json; alone not yet measured apart from bursts)
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { scorePad: false } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { foldSpread: false } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { prefetch: false } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16 } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, prefetch: true } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, fold: 1 } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { qRegs: true } },
-  // the quarter layout (end of the sixth session; 1.59 ms at 1M): the query's fragments loaded once a workgroup
-  // into registers, no fragment from storage in the loop; without the prefetch's 20 registers a lane; 16 heads
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, prefetch: false } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16, queryResident: true } },
-  // the fold without bank conflicts and padded score tiles, alone and together (sgm3: together 1.20 ms at 1M against
-  // 1.59 without, bench/results/2026-12-01-h200-sgm3-s3-mla.json; alone not yet measured apart from bursts)
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: true } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, scorePad: true } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: true, scorePad: true } },
   // diagnostic (a data race, never the default): what the P x V rounds' barriers cost
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { foldBarrier: false } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { ...SGM_PARITY, foldBarrier: false } },
   // measured slower earlier (int8Plan.ts, bench/results/2026-12-01-h200-dec8-run1-mla.json), kept
   // reachable: dp4a { int8Variant: { twoBarriers: false } }, { int8Variant: { quadRows: true } },
   // { int8Variant: { oHalves: true } }, { int8Variant: { sHeads: 2 } }, { int8Pv: 'f32' },

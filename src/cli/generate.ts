@@ -6,9 +6,11 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { generateBatch, type StopReason } from '../generate/generate.js';
+import { GpuContext } from '../gpu/context.js';
 import { ByteTokenizer } from '../io/tokenizer/bytes.js';
 import { applyChatTemplate, loadTokenizer, TOKENIZER_FILES } from '../io/tokenizer/index.js';
 import type { Tokenizer } from '../io/tokenizer/types.js';
+import { prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { loadModel } from '../model/load.js';
 import { openDevice, parseBackend } from '../runtime/backend.js';
 import { acquireOptions, type GpuFlagOptions, gpuFlags, numberOption, printJson } from './shared.js';
@@ -84,6 +86,10 @@ export function registerGenerate(program: Command): void {
     if (o.cacheDtype !== 'f32' && o.cacheDtype !== 'bf16' && o.cacheDtype !== 'int8')
       throw new Error(`--cache-dtype: '${o.cacheDtype}' is not f32, bf16 or int8`);
     const device = await openDevice({ backend: parseBackend(o.backend as string), ...acquireOptions(o) });
+    // int8 cache: the tensor-core attention kernel where Dawn offers int8 subgroup matrices (--unsafe-apis) and
+    // it checks exact against dp4a here (prepareMlaInt8Sgm); dp4a otherwise.
+    if (o.cacheDtype === 'int8' && device instanceof GpuContext && device.features.subgroupMatrixInt8)
+      await prepareMlaInt8Sgm(device);
     const model = await loadModel(o.model as string, device);
     const tok = await tokenizerFor(o.model as string, model.cfg.vocab_size);
     let prompts: number[][];

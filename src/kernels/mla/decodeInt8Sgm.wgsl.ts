@@ -36,7 +36,9 @@
  * What no layout removes: WGSL's result matrices are opaque, so each P x V product (one per 32-token block
  * and 16 x 16 tile: the flash rescale o = o alpha + sigma c differs per block) must go through workgroup
  * memory (store, barrier, lanes' loads) before the lanes can fold it into their f32 O.
- * mlaDecode keeps dp4a by default (MLA_INT8_SGM_BY_DEFAULT).
+ * (That was the parity layout, this kernel's form before the sixth session; the default now is the quarter layout
+ * below with foldSpread and scorePad, and mlaDecode takes this kernel by default where prepared:
+ * MLA_INT8_SGM_BY_DEFAULT.)
  *
  * The quarter layout (`queryResident: true`, end of the sixth session; measured since: 1.585-1.598 ms a layer at 1M
  * against dp4a's 1.553, exact, bench/results/2026-12-01-h200-s6-lead1-qres.json and -sgm3-stages2-old264.json): no fragment is loaded from storage inside the block loop. The query is loop-invariant, so the

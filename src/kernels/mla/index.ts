@@ -77,8 +77,8 @@ export interface MlaDecodeOptions {
   /** int8 cache: code-generation variants of its kernel (int8Plan.ts), for measuring. */
   int8Variant?: Omit<MlaInt8Variant, 'pv'>;
   /**
-   * int8 cache: which kernel; default `dp4a` (MLA_INT8_SGM_BY_DEFAULT: the tensor-core kernel is exact but
-   * slower on the H200). `subgroup-matrix` needs prepareMlaInt8Sgm(gpu) to have found it working here.
+   * int8 cache: which kernel; default `subgroup-matrix` where prepareMlaInt8Sgm(gpu) found it working here
+   * (MLA_INT8_SGM_BY_DEFAULT: exact and faster on the H200), else `dp4a`.
    */
   int8Kernel?: MlaInt8Kernel;
   /** int8 cache, tensor-core kernel: code-generation variants (int8SgmPlan.ts), for measuring. */
@@ -360,16 +360,16 @@ function int8Decode(
 }
 
 /**
- * Whether mlaDecode takes the tensor-core kernel by default where it is prepared and possible. Off: on
- * the H200 it is exact (the same outputs as dp4a, bit for bit); in its default (parity) layout slower, 2.15-2.46
- * ms a layer at 1M context against 1.55-1.71 for dp4a (bench/results/2026-12-01-h200-dec8-run{1,3}-mla.json;
- * why: decodeInt8Sgm.wgsl.ts), but with `{ queryResident, foldSpread, scorePad }` faster: 1.20 against 1.55 at
- * 1M, 0.178 against 0.227 at 128K, TPOT 12.72 against 15.03 ms (bench/results/2026-12-01-h200-sgm3-s3-*.json).
- * Turning it on also means making those options the plan's defaults. Meanwhile the kernel is taken with
- * `int8Kernel: 'subgroup-matrix'` (or mlaInt8KernelOverrides) after prepareMlaInt8Sgm(gpu), which a caller
- * turning this on must also run once per device (as bench decode --mla-int8-kernel does).
+ * Whether mlaDecode takes the tensor-core kernel by default where it is prepared and possible: yes since the
+ * sixth session. On the H200 it is exact (the same outputs as dp4a, bit for bit) and, in its default form
+ * (int8SgmPlan.ts: the quarter layout, foldSpread, scorePad), faster: 1.19 against 1.55 ms a layer at 1M context,
+ * 0.178 against 0.227 at 128K, 0.023 against 0.029 at 4K; hybrid TPOT at 1M 12.72 against 15.03 ms
+ * (bench/results/2026-12-01-h200-sgm3-s3-*.json). Its parity layout before that was slower (2.15-2.46 ms;
+ * why: decodeInt8Sgm.wgsl.ts). "Prepared" means prepareMlaInt8Sgm(gpu) ran once on the device and found
+ * Dawn's experimental int8 subgroup matrices (behind allow_unsafe_apis: `--unsafe-apis`) compiling and exact
+ * against dp4a; without that, or with `int8Kernel: 'dp4a'`, the dp4a kernel runs.
  */
-export const MLA_INT8_SGM_BY_DEFAULT = false;
+export const MLA_INT8_SGM_BY_DEFAULT = true;
 
 /**
  * What mlaDecode's callers leave unset for an int8 cache takes from here (as int8Plan.ts mlaInt8Overrides

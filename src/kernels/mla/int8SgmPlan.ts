@@ -135,7 +135,8 @@ export interface MlaInt8SgmOptions {
    * The quarter layout of the scores (see the header): no fragment is loaded from storage inside the block
    * loop. Each subgroup's query fragments (LK2 / 2 + RK2: 5 at the 48B shapes) are loaded once, before the
    * loop, into registers; every key fragment is loaded from workgroup memory for one product. 1.59 ms a
-   * layer at 1M (H200) against dp4a's 1.55; with foldSpread and scorePad 1.20 (decodeInt8Sgm.wgsl.ts).
+   * layer at 1M (H200) against dp4a's 1.55; with foldSpread and scorePad 1.20 (decodeInt8Sgm.wgsl.ts). The
+   * default (false: the parity layout).
    */
   queryResident?: boolean;
   prefetch?: boolean;
@@ -157,12 +158,14 @@ export interface MlaInt8SgmOptions {
    * lane + 32 e (e < 8: column lane & 15 of heads 2 e + (lane >> 4)) instead of 8 consecutive words of one
    * head (column 8 (lane >> 4) + e of head lane & 15), where each load instruction's 32 lanes fall on 4 of
    * the 32 banks (8-way conflicts, 64 loads a lane a block). The same f32 fold per element: bit-identical.
+   * The default (false: the consecutive reads).
    */
   foldSpread?: boolean;
   /**
    * Score tiles' head rows TT + 4 = 36 words apart in sc instead of 32: a 16 x 16 i32 tile's store (8 rows of
    * 8 words an instruction on NVIDIA's accumulator layout) then spreads over all 32 banks (2 wavefronts)
    * instead of 8 (rows 32 words apart share their banks); the softmax's reads stay consecutive. 3 KiB more.
+   * The default where those fit the device's workgroup memory.
    */
   scorePad?: boolean;
   /**
@@ -204,17 +207,24 @@ export function planMlaInt8Sgm(
   const NS = HW / 4;
   const NG = Math.ceil(H / HW);
   const NCF = L.LWp / 4;
-  const queryResident = v.queryResident ?? false;
+  // The defaults are the fastest form measured (H200, sixth session, bench/results/2026-12-01-h200-sgm3-s3-*):
+  // the quarter layout with the fold's reads spread over the banks and padded score tiles, 1.20 ms a layer at
+  // 1M against 1.59 for the quarter layout alone, 2.46 for the parity layout and 1.55 for dp4a. The parity
+  // layout is `queryResident: false` (it needs qRegs unset or false to mean it).
+  const queryResident = v.queryResident ?? v.qRegs !== false;
   if (queryResident && v.qRegs === false)
     throw new Error('mlaDecode (int8, subgroup-matrix): queryResident holds the query in registers (qRegs)');
   // scores: [HW heads, TT tokens] tiles of partial dot products, 2 parities each of c_kv and k_pe (the
   // parity layout), or 4 quarters of c_kv and 2 parities of k_pe (the quarter layout); P x V: 2 x fold
   // slots x NS subgroups x 256 words (the same words).
-  const SS = v.scorePad ? TT + 4 : TT;
-  const SCW = Math.max((queryResident ? 6 : 4) * HW * SS, 2 * fold * NS * 256);
   const PWW = HW * (TT / 4);
   const KVW = TT * L.RW;
-  const sharedBytes = 4 * (SCW + PWW + KVW) + 2 * 16 * (HW / 4);
+  const bytesFor = (SS: number) =>
+    4 * (Math.max((queryResident ? 6 : 4) * HW * SS, 2 * fold * NS * 256) + PWW + KVW) + 2 * 16 * (HW / 4);
+  // Padded score tiles by default where the 3 KiB more fit (they do at the 48B shapes on 48 KiB).
+  const SS = (v.scorePad ?? bytesFor(TT + 4) <= maxSharedBytes) ? TT + 4 : TT;
+  const SCW = Math.max((queryResident ? 6 : 4) * HW * SS, 2 * fold * NS * 256);
+  const sharedBytes = bytesFor(SS);
   if (sharedBytes > maxSharedBytes) {
     throw new Error(
       `mlaDecode (int8, subgroup-matrix): rows of R=${R} need ${sharedBytes} bytes of workgroup memory, the device allows ${maxSharedBytes}`,
@@ -240,7 +250,7 @@ export function planMlaInt8Sgm(
     prefetch: v.prefetch ?? HW === 32,
     foldBarrier: v.foldBarrier ?? true,
     SS,
-    foldSpread: v.foldSpread ?? false,
+    foldSpread: v.foldSpread ?? true,
     skip: SGM_STAGES.filter((st) => v.skip?.includes(st)),
     variant: v.variant,
     SCW,

@@ -5,7 +5,7 @@
  * so the kernel is not trusted on sight: the int8 matmul's probe picks the builtin form, then the MLA
  * kernel is compiled at the 48B shapes and run beside the dp4a kernel on a small cache; it may run only
  * if both agree (the integer products are exact, so they match to f32 rounding; on the H200 they match bit
- * for bit). mlaDecode then takes it when asked (`int8Kernel`), by default only if MLA_INT8_SGM_BY_DEFAULT.
+ * for bit). mlaDecode then takes it by default (MLA_INT8_SGM_BY_DEFAULT) or when asked (`int8Kernel`).
  */
 import type { GpuContext } from '../../gpu/context.js';
 import { Rng } from '../../util/random.js';

@@ -69,6 +69,8 @@ export interface KdaBenchOptions {
   fwdOverlap?: 'probe';
   /** The intra and tiled state passes as one pipeline (kdaForwardTuning.sharedPipeline). */
   fwdSharedPipeline?: boolean;
+  /** The output pass as a third part of the shared pipeline (kdaForwardTuning.sharedOutput). */
+  fwdSharedOutput?: boolean;
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -175,6 +177,7 @@ function forwardTuningS6(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
   return {
     overlapProbe: o.fwdOverlap === 'probe' ? true : undefined,
     sharedPipeline: o.fwdSharedPipeline,
+    sharedOutput: o.fwdSharedOutput,
   };
 }
 
@@ -292,6 +295,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     ),
     // The intra and tiled state passes in one pipeline (statePipeline.ts) against the two kernels as they are.
     sharedVsSeparate: diff(await chunk({ sharedPipeline: true }), await chunk({ sharedPipeline: false })),
+    // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
+    vsDefault: diff(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
 }
 
@@ -590,6 +595,7 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-shared-pipeline <on|off>',
       'forward intra and tiled state passes compiled as one pipeline (default on; off: two pipelines)',
     )
+    .option('--fwd-shared-output <on|off>', 'forward output pass as a third part of the shared pipeline (default off)')
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -656,6 +662,7 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraSplit: parseOnOff('--fwd-intra-split', opts.fwdIntraSplit),
         fwdOverlap: parseSkip('--fwd-overlap', opts.fwdOverlap, ['probe'] as const),
         fwdSharedPipeline: parseOnOff('--fwd-shared-pipeline', opts.fwdSharedPipeline),
+        fwdSharedOutput: parseOnOff('--fwd-shared-output', opts.fwdSharedOutput),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -20,7 +20,7 @@ import {
   stateFuseKey,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
-import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
+import { outputBV, outputGeometry, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
 import {
   outputPipelinedBV,
   outputPipelinedFits,
@@ -111,6 +111,12 @@ export const kdaForwardTuning: {
    * (--check: sharedVsSeparate 0).
    */
   sharedPipeline?: boolean;
+  /**
+   * true: the pipelined output pass is a third part of the shared pipeline (statePipeline.ts), so it too runs
+   * at that pipeline's register allocation (bench kda --fwd-shared-output on). Only where the shared pipeline
+   * runs and the output pass is the pipelined one with 256 threads. Not the default until measured faster.
+   */
+  sharedOutput?: boolean;
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -249,19 +255,43 @@ export function dispatchChunkForward(
     skip: kdaForwardTuning.intraSkip,
     splitProducts: kdaForwardTuning.intraSplit === true,
   };
-  // The intra and tiled state passes as one pipeline (statePipeline.ts), where both exist with 256 threads.
+  // The intra and tiled (or halves) state passes as one pipeline (statePipeline.ts), where both exist with
+  // 256 threads.
   const shared =
     kdaForwardTuning.sharedPipeline !== false &&
     vec4Intra &&
     !gcInIntra &&
     !fused &&
-    tiled &&
+    (tiled || halves) &&
     tiledGeometry(tv).wg === 256 &&
     !kdaForwardTuning.overlapProbe;
-  const sharedKernels = {
+  const sharedKernels: Parameters<typeof dispatchStateIntra>[1] = {
     intra: { key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
-    state: { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
+    state: halves
+      ? { key: stateHalvesKey(hv), code: () => stateHalvesWgsl(hv) }
+      : { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
   };
+  // The output pass as the shared pipeline's third part (kdaForwardTuning.sharedOutput): its kernel and
+  // per-group dispatch, as the separate output pass below takes them.
+  const pv = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
+  const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
+  const outputDispatch = (gi: number, o: Tensor) => ({
+    tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, o],
+    params: groupParams(p, scale, groups[gi]),
+    workgroups: [NS, Math.ceil(V / outputPipelinedBV(V, pv.BV)), groups[gi].HB] as const,
+  });
+  const sharedOut =
+    shared &&
+    out !== undefined &&
+    kdaForwardTuning.sharedOutput === true &&
+    pipelinedOutput &&
+    outputGeometry(K, V, outputPipelinedBV(V, pv.BV)).wg === 256;
+  if (sharedOut) sharedKernels.output = { key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) };
+  const sharedDispatches = (gi: number) => ({
+    intra,
+    state: stateDispatch(gi),
+    ...(sharedOut && out ? { output: outputDispatch(gi, out) } : {}),
+  });
   if (gcInIntra) {
     // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue).
     const vv4: IntraVecVariant = {
@@ -287,7 +317,7 @@ export function dispatchChunkForward(
       params: new Params().u32(H, N).f32(scale).u32(0),
       workgroups: [NS, H, gcWorkgroups(K)],
     });
-    if (shared) dispatchStateIntra(gpu, sharedKernels, { intra, state: stateDispatch(0) }, 'intra');
+    if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
         kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
@@ -334,15 +364,14 @@ export function dispatchChunkForward(
     Qg.dispose();
   } else {
     for (const gi of groups.keys()) {
-      if (shared) dispatchStateIntra(gpu, sharedKernels, { intra, state: stateDispatch(gi) }, 'state');
+      if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'state');
       else gpu.dispatch({ kernel: separateState, ...stateDispatch(gi) });
     }
   }
   if (out && !fused) {
     const vec4 = outputVec4Fits(v);
     const ov = { ...v, BV: kdaForwardTuning.outputBV, named: kdaForwardTuning.outputNamed === true };
-    const pv = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
-    const pipelined = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
+    const pipelined = pipelinedOutput;
     const kernel = pipelined
       ? { name: 'kda_chunk_output', key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) }
       : vec4
@@ -350,6 +379,10 @@ export function dispatchChunkForward(
         : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) };
     const obv = pipelined ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
     for (const [gi, gr] of groups.entries()) {
+      if (sharedOut) {
+        dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
+        continue;
+      }
       gpu.dispatch({
         kernel,
         tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, out],

@@ -71,6 +71,8 @@ export interface KdaBenchOptions {
   fwdSharedPipeline?: boolean;
   /** The output pass as a third part of the shared pipeline (kdaForwardTuning.sharedOutput). */
   fwdSharedOutput?: boolean;
+  /** Kd computed in the tiled state pass from k and gc, not written by the gc pass (kdaForwardTuning.kdInState). */
+  fwdKdInState?: boolean;
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -178,6 +180,7 @@ function forwardTuningS6(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
     overlapProbe: o.fwdOverlap === 'probe' ? true : undefined,
     sharedPipeline: o.fwdSharedPipeline,
     sharedOutput: o.fwdSharedOutput,
+    kdInState: o.fwdKdInState,
   };
 }
 
@@ -596,6 +599,7 @@ export function registerKdaBench(bench: Command): void {
       'forward intra and tiled state passes compiled as one pipeline (default on; off: two pipelines)',
     )
     .option('--fwd-shared-output <on|off>', 'forward output pass as a third part of the shared pipeline (default off)')
+    .option('--fwd-kd-in-state <on|off>', 'forward Kd computed in the tiled state pass from k and gc (default off)')
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -663,6 +667,7 @@ export function registerKdaBench(bench: Command): void {
         fwdOverlap: parseSkip('--fwd-overlap', opts.fwdOverlap, ['probe'] as const),
         fwdSharedPipeline: parseOnOff('--fwd-shared-pipeline', opts.fwdSharedPipeline),
         fwdSharedOutput: parseOnOff('--fwd-shared-output', opts.fwdSharedOutput),
+        fwdKdInState: parseOnOff('--fwd-kd-in-state', opts.fwdKdInState),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

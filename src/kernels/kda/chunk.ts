@@ -117,6 +117,14 @@ export const kdaForwardTuning: {
    * runs and the output pass is the pipelined one with 256 threads. Not the default until measured faster.
    */
   sharedOutput?: boolean;
+  /**
+   * true: the forward without keep writes no Kd: the gc pass computes gc only and the tiled state pass
+   * computes Kd = k exp(gc_last - gc) while staging its tile (StateTiledVariant.kdFromK; bench kda
+   * --fwd-kd-in-state on). Saves the gc pass's Kd store (a [T, H, K] f32 array) for two more loads per tile
+   * vec4 in the state pass, issued a chunk ahead like the rest. Where the vec4 intra pass, the gc pass and the
+   * tiled state pass run and GK = K. Not the default until measured faster.
+   */
+  kdInState?: boolean;
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -208,7 +216,18 @@ export function dispatchChunkForward(
   const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const wgS = Math.min(maxWg, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
-  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg };
+  const kdInState =
+    kdaForwardTuning.kdInState === true &&
+    !keep &&
+    GK === K &&
+    kdaForwardTuning.intra !== 'scalar' &&
+    kdaForwardTuning.gcInIntra !== true &&
+    kdaForwardTuning.fused !== true &&
+    kdaForwardTuning.state !== 'halves' &&
+    kdaForwardTuning.state !== 'prefetch' &&
+    !kdaForwardTuning.overlapProbe &&
+    intraVecFits(v);
+  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg, kdFromK: kdInState };
   const hv = {
     ...tv,
     halves: kdaForwardTuning.stateHalves ?? 2,
@@ -217,6 +236,8 @@ export function dispatchChunkForward(
   };
   const halves = kdaForwardTuning.state === 'halves' && stateHalvesFits(hv, smem);
   const tiled = !halves && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
+  // Kd from k in the state pass only where that pass is the tiled one (else the gc pass writes Kd as usual).
+  if (!tiled) tv.kdFromK = false;
   // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
   const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
@@ -245,7 +266,9 @@ export function dispatchChunkForward(
     workgroups: [NS, H] as const,
   };
   const stateDispatch = (gi: number) => ({
-    tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
+    tensors: tv.kdFromK
+      ? [cu, saved.W, saved.U, k, saved.gc, saved.gc, state, saved.h[gi], saved.Vp as Tensor]
+      : [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
     params: groupParams(p, scale, groups[gi]),
     workgroups: [V / BV, groups[gi].HB, N] as const,
   });
@@ -311,9 +334,10 @@ export function dispatchChunkForward(
     });
   } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
+    const kd = !tv.kdFromK;
     gpu.dispatch({
-      kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused), code: () => gcWgsl(K, GK, fused) },
-      tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : [cu, k, g, saved.gc, saved.Kd],
+      kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused, kd), code: () => gcWgsl(K, GK, fused, kd) },
+      tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : kd ? [cu, k, g, saved.gc, saved.Kd] : [cu, g, saved.gc],
       params: new Params().u32(H, N).f32(scale).u32(0),
       workgroups: [NS, H, gcWorkgroups(K)],
     });

@@ -39,12 +39,20 @@ export interface StateTiledVariant {
   RA: 1 | 2 | 4;
   /** Threads per workgroup (default 256, at most 64 K / 4: one tile vec4 each). */
   wg?: number;
+  /**
+   * Kd = k exp(gc_last - gc) computed here while staging each chunk's tile, from k and gc (bindings: cu, W, U,
+   * k, gc as f32, gc again as vec4, then the outputs), instead of read from the gc pass's Kd: the forward
+   * without keep then writes no Kd (kdaForwardTuning.kdInState). The same expression as the gc pass's, on the
+   * same f32 values (its gc_last, a separate sum in the same order, equals the gc it stores at the chunk's last
+   * row). Needs GK = K (a gate per channel).
+   */
+  kdFromK?: boolean;
 }
 
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}`;
 
 /*
  * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
@@ -203,15 +211,40 @@ export const tiledColumnSum = (g: TiledGeometry, x: string, y: string) => `var s
         sacc[3] += ${x}.w * ${y};
       }`;
 
+/**
+ * WGSL: rows ts .. ts + Ln - 1 of Kd = k exp(gc_last - gc) into registers dst[m] (0 past Ln), as tileFetch of
+ * the gc pass's Kd would give them; gc_last is the chunk's row ts + Ln - 1 (Ln > 0).
+ */
+const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
+      for (var m = 0u; m < ${g.PF}u; m++) {
+        let e = lid + m * ${g.wg}u;
+        let i = e / ${g.K4}u;
+        let c4 = e % ${g.K4}u;
+        let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + c4;
+        let last = gc4[((${ts} + ${Ln} - 1u) * H + h) * ${g.K4}u + c4];
+        ${dst}[m] = select(vec4<f32>(0.0), kk[r] * exp(last - gc4[r]), i < ${Ln});
+      }`;
+
 export function stateTiledWgsl(v: StateTiledVariant): string {
   const { K, GK } = v;
+  if (v.kdFromK && GK !== K) throw new Error(`kda state pass (tiled): Kd from k needs GK = K, got GK=${GK}, K=${K}`);
   const g = tiledGeometry(v);
   const { BV4, R1, PF } = g;
-  const fetch = (dst: string, buf: string, ts: string, Ln: string) => tileFetch(g, dst, buf, ts, Ln);
+  const fetch = (dst: string, buf: string, ts: string, Ln: string) =>
+    v.kdFromK && buf === 'Kd' ? kdFetch(g, dst, ts, Ln) : tileFetch(g, dst, buf, ts, Ln);
+  const header = v.kdFromK
+    ? tiledHeader(
+        g,
+        GK,
+        ['cu: i32', 'W: vec4<f32>', 'U: vec4<f32>', 'kk: vec4<f32>', 'gcB', 'gc4: vec4<f32>'],
+        ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'],
+        'Ssh',
+      )
+    : forwardTiledHeader(g, GK);
   const gFetch = (ts: string, Ln: string) =>
     `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
   return /* wgsl */ `
-${forwardTiledHeader(g, GK)}
+${header}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
   ${tiledPrologue(g, K, 'state', 'sreg', 'Ssh')}
   ${SEQUENCE_CHUNKS}

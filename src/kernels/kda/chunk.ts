@@ -120,9 +120,11 @@ export const kdaForwardTuning: {
   /**
    * true: the forward without keep writes no Kd: the gc pass computes gc only and the tiled state pass
    * computes Kd = k exp(gc_last - gc) while staging its tile (StateTiledVariant.kdFromK; bench kda
-   * --fwd-kd-in-state on). Saves the gc pass's Kd store (a [T, H, K] f32 array) for two more loads per tile
-   * vec4 in the state pass, issued a chunk ahead like the rest. Where the vec4 intra pass, the gc pass and the
-   * tiled state pass run and GK = K. Not the default until measured faster.
+   * --fwd-kd-in-state on). Saves the gc pass's k loads and Kd store (H200, T=32768: gc 0.353 -> 0.146 ms) for
+   * a second load per tile vec4 (gc beside k) in the state pass, issued a chunk ahead like the rest, and an exp
+   * when the tile is staged. Where the vec4 intra pass, the gc pass and the tiled state pass run and GK = K.
+   * Not the default until measured faster (with the exp taken at the fetch, the state pass waited on those
+   * loads: +0.45 ms, forward 6.371 against 6.136; bench/results/2026-12-01-h200-kfwd6-run1-summary.txt).
    */
   kdInState?: boolean;
 } = {};

@@ -40,8 +40,9 @@ export interface StateTiledVariant {
   /** Threads per workgroup (default 256, at most 64 K / 4: one tile vec4 each). */
   wg?: number;
   /**
-   * Kd = k exp(gc_last - gc) computed here while staging each chunk's tile, from k and gc (bindings: cu, W, U,
-   * k, gc as f32, gc again as vec4, then the outputs), instead of read from the gc pass's Kd: the forward
+   * Kd = k exp(gc_last - gc) computed here while staging each chunk's tile, from k and gc loaded a chunk ahead
+   * (kdFetch, kdStore; bindings: cu, W, U, k, gc as f32, gc again as vec4, then the outputs), instead of read
+   * from the gc pass's Kd: the forward
    * without keep then writes no Kd (kdaForwardTuning.kdInState). The same expression as the gc pass's, on the
    * same f32 values (its gc_last, a separate sum in the same order, equals the gc it stores at the chunk's last
    * row). Needs GK = K (a gate per channel).
@@ -212,23 +213,37 @@ export const tiledColumnSum = (g: TiledGeometry, x: string, y: string) => `var s
       }`;
 
 /**
- * WGSL: rows ts .. ts + Ln - 1 of Kd = k exp(gc_last - gc) into registers dst[m] (0 past Ln), as tileFetch of
- * the gc pass's Kd would give them; gc_last is the chunk's row ts + Ln - 1 (Ln > 0).
+ * WGSL: rows ts .. ts + Ln - 1 of k into registers dst[m] (0 past Ln), their gc into kgc[m] and the chunk's
+ * gc_last (row ts + Ln - 1, Ln > 0) into klast: the loads of Kd = k exp(gc_last - gc), whose product kdStore
+ * takes when it stages the tile a chunk later, so nothing waits for these loads here (taking the exp at the
+ * fetch made the state pass wait on global memory once per chunk: H200, 0.45 ms more at T=32768,
+ * bench/results/2026-12-01-h200-kfwd6-run1-summary.txt). A thread's channel vec4 c4 is lid % K4 for every m
+ * (wg a multiple of K4), so gc_last is one vec4.
  */
 const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
+      klast = gc4[((${ts} + ${Ln} - 1u) * H + h) * ${g.K4}u + lid % ${g.K4}u];
       for (var m = 0u; m < ${g.PF}u; m++) {
         let e = lid + m * ${g.wg}u;
         let i = e / ${g.K4}u;
-        let c4 = e % ${g.K4}u;
-        let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + c4;
-        let last = gc4[((${ts} + ${Ln} - 1u) * H + h) * ${g.K4}u + c4];
-        ${dst}[m] = select(vec4<f32>(0.0), kk[r] * exp(last - gc4[r]), i < ${Ln});
+        let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u;
+        ${dst}[m] = select(vec4<f32>(0.0), kk[r], i < ${Ln});
+        kgc[m] = gc4[r];
       }`;
+
+/**
+ * WGSL: Kd = k exp(gc_last - gc) from kdFetch's registers into the padded tile, as tileStore of the gc pass's Kd
+ * (rows past the chunk: k is 0 and gc a row inside it, so 0, as there).
+ */
+const kdStore = (g: TiledGeometry, src: string) =>
+  `for (var m = 0u; m < ${g.PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = ${src}[m] * exp(klast - kgc[m]); }`;
 
 export function stateTiledWgsl(v: StateTiledVariant): string {
   const { K, GK } = v;
-  if (v.kdFromK && GK !== K) throw new Error(`kda state pass (tiled): Kd from k needs GK = K, got GK=${GK}, K=${K}`);
   const g = tiledGeometry(v);
+  if (v.kdFromK && (GK !== K || g.wg % g.K4 !== 0))
+    throw new Error(
+      `kda state pass (tiled): Kd from k needs GK = K and K / 4 dividing the threads, got GK=${GK}, K=${K}`,
+    );
   const { BV4, R1, PF } = g;
   const fetch = (dst: string, buf: string, ts: string, Ln: string) =>
     v.kdFromK && buf === 'Kd' ? kdFetch(g, dst, ts, Ln) : tileFetch(g, dst, buf, ts, Ln);
@@ -251,7 +266,13 @@ ${header}
   var wpre: array<vec4<f32>, ${PF}>;
   var kpre: array<vec4<f32>, ${PF}>;
   var upre: array<vec4<f32>, ${v.RA}>;
-  var gpre: array<f32, 4>;
+  var gpre: array<f32, 4>;${
+    v.kdFromK
+      ? `
+  var kgc: array<vec4<f32>, ${PF}>;
+  var klast: vec4<f32>;`
+      : ''
+  }
   ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0'), gFetch('t0', 'L0')])}
     workgroupBarrier();
     ${tileStore(g, 'wpre')}
@@ -272,7 +293,7 @@ ${header}
     // V' = U - W S
     ${tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp')}
     workgroupBarrier();
-    ${tileStore(g, 'kpre')}
+    ${v.kdFromK ? kdStore(g, 'kpre') : tileStore(g, 'kpre')}
     if (Ln > 0u) {
       ${fetch('kpre', 'Kd', 'tn', 'Ln')}
     }

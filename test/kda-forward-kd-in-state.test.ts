@@ -1,9 +1,9 @@
 /**
  * The chunked forward without keep whose tiled state pass computes Kd = k exp(gc_last - gc) while staging its
  * tile (kdaForwardTuning.kdInState, StateTiledVariant.kdFromK) and whose gc pass then writes gc only, against
- * the default forward (the gc pass writes Kd, the state pass reads it): o and the final state within 1e-6 (the
- * same expression on the same f32 values; only where exp runs differs) and against the f64 recurrent
- * reference; the dispatches checked to be the gc-only pass and the kdFromK state pass. K16/V8 with a gate per
+ * the forward as before (kdInState false: the gc pass writes Kd, the state pass reads it): o and the final state
+ * within 1e-6 (the same expression on the same f32 values; only where exp runs differs) and against the f64
+ * recurrent reference; the dispatches checked to be the gc-only pass and the kdFromK state pass (the default). K16/V8 with a gate per
  * channel (GK = K, which the option needs), the geometry the other KDA tests compile: T = 65 (two chunks, the
  * second partial, so gc_last is a short chunk's last row) in the default pass; with KIMI_SLOW_TESTS=1 also
  * T = 1, a varlen batch with an empty sequence, the state pass in its own pipeline, and keep (where the
@@ -54,8 +54,9 @@ async function run(c: KdaCase, cu: number[], S0: Float32Array, tuning: Tuning) {
 
 async function expectKdInState(c: KdaCase, cu: number[], S0: Float32Array, extra: Tuning = {}) {
   const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { ...c, cu }, c.K ** -0.5, S0);
-  const base = await run(c, cu, S0, extra);
-  const got = await run(c, cu, S0, { ...extra, kdInState: true });
+  const base = await run(c, cu, S0, { ...extra, kdInState: false });
+  // The default (kdInState unset) is the new path.
+  const got = await run(c, cu, S0, extra);
   const fused = extra.sharedPipeline !== false;
   const state = (keys: string[]) =>
     keys.filter((k) => (fused ? k.startsWith('fuse_kda_chunk_intra_state|') : k.startsWith('kda_chunk_state_tiled')));
@@ -94,7 +95,6 @@ describe('kda chunked forward: Kd computed in the tiled state pass', () => {
 
   it.skipIf(slow)('keep: the option does not apply (the gc pass writes Kd)', { timeout: 300_000 }, async () => {
     const gpu = (await gpuContext())!;
-    kdaForwardTuning.kdInState = true;
     const keys: string[] = [];
     const dispatch = gpu.dispatch.bind(gpu);
     gpu.dispatch = (args: DispatchArgs) => {

@@ -599,7 +599,10 @@ export function registerKdaBench(bench: Command): void {
       'forward intra and tiled state passes compiled as one pipeline (default on; off: two pipelines)',
     )
     .option('--fwd-shared-output <on|off>', 'forward output pass as a third part of the shared pipeline (default off)')
-    .option('--fwd-kd-in-state <on|off>', 'forward Kd computed in the tiled state pass from k and gc (default off)')
+    .option(
+      '--fwd-kd-in-state <on|off>',
+      'forward Kd computed in the tiled state pass from k and gc (default on; off: the gc pass writes Kd)',
+    )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');

@@ -91,7 +91,11 @@ export const kdaForwardTuning: {
    * for the pipelined pass where V is a multiple of 128, else min(V, 64)).
    */
   outputBV?: number;
-  /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
+  /**
+   * V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). In the shared pipeline too, 2
+   * stays best: RA = 1 took intra + state 5.40 ms against 4.98 (H200, T=32768, kfwd6-run1-summary.txt), as
+   * did the 'halves' state pass there (UK 16, UI 32: 5.42).
+   */
   stateRows?: 1 | 2 | 4;
   /**
    * Profiling only (bench kda --fwd-overlap probe): after the forward, also dispatch the tiled state pass beside
@@ -114,17 +118,22 @@ export const kdaForwardTuning: {
   /**
    * true: the pipelined output pass is a third part of the shared pipeline (statePipeline.ts), so it too runs
    * at that pipeline's register allocation (bench kda --fwd-shared-output on). Only where the shared pipeline
-   * runs and the output pass is the pipelined one with 256 threads. Not the default until measured faster.
+   * runs and the output pass is the pipelined one with 256 threads. Not the default: slower on the H200 (H=16,
+   * d=128, T=32768, bench/results/2026-12-01-h200-kfwd6-run{1,2}-summary.txt): the output pass 1.178 ms against
+   * 0.826 in its own pipeline (presumably: at intra's allocation one 256-thread workgroup fits an SM, where it
+   * needs several to hide its loads; not measured), forward 6.502 against 6.136.
    */
   sharedOutput?: boolean;
   /**
-   * true: the forward without keep writes no Kd: the gc pass computes gc only and the tiled state pass
-   * computes Kd = k exp(gc_last - gc) while staging its tile (StateTiledVariant.kdFromK; bench kda
-   * --fwd-kd-in-state on). Saves the gc pass's k loads and Kd store (H200, T=32768: gc 0.353 -> 0.146 ms) for
-   * a second load per tile vec4 (gc beside k) in the state pass, issued a chunk ahead like the rest, and an exp
-   * when the tile is staged. Where the vec4 intra pass, the gc pass and the tiled state pass run and GK = K.
-   * Not the default until measured faster (with the exp taken at the fetch, the state pass waited on those
-   * loads: +0.45 ms, forward 6.371 against 6.136; bench/results/2026-12-01-h200-kfwd6-run1-summary.txt).
+   * The forward without keep writes no Kd: the gc pass computes gc only and the tiled state pass computes
+   * Kd = k exp(gc_last - gc) while staging its tile (StateTiledVariant.kdFromK). The default where the vec4
+   * intra pass, the gc pass and the tiled state pass run and GK = K (false: the gc pass writes Kd, bench kda
+   * --fwd-kd-in-state off). It saves the gc pass's k loads and Kd store for a second load per tile vec4 (gc
+   * beside k) in the state pass, issued a chunk ahead like the rest, and an exp when the tile is staged.
+   * H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-01-h200-kfwd6-run2-*): forward 6.083 / 6.086
+   * ms against 6.134 / 6.132 (gc 0.353 -> 0.145, intra + state 4.98 -> 5.14); --check vsDefault 0 (o and final
+   * state equal: the gc pass's expression on the same values). With the exp taken at the fetch the state pass
+   * waited on those loads: 6.371 (run1-summary.txt).
    */
   kdInState?: boolean;
 } = {};
@@ -219,7 +228,7 @@ export function dispatchChunkForward(
   const wgS = Math.min(maxWg, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
   const kdInState =
-    kdaForwardTuning.kdInState === true &&
+    kdaForwardTuning.kdInState !== false &&
     !keep &&
     GK === K &&
     kdaForwardTuning.intra !== 'scalar' &&

@@ -69,6 +69,10 @@ export interface KdaBenchOptions {
   fwdOverlap?: 'probe';
   /** The intra and tiled state passes as one pipeline (kdaForwardTuning.sharedPipeline). */
   fwdSharedPipeline?: boolean;
+  /** The output pass as a third part of the shared pipeline (kdaForwardTuning.sharedOutput). */
+  fwdSharedOutput?: boolean;
+  /** Kd computed in the tiled state pass from k and gc, not written by the gc pass (kdaForwardTuning.kdInState). */
+  fwdKdInState?: boolean;
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -175,6 +179,8 @@ function forwardTuningS6(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
   return {
     overlapProbe: o.fwdOverlap === 'probe' ? true : undefined,
     sharedPipeline: o.fwdSharedPipeline,
+    sharedOutput: o.fwdSharedOutput,
+    kdInState: o.fwdKdInState,
   };
 }
 
@@ -292,6 +298,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     ),
     // The intra and tiled state passes in one pipeline (statePipeline.ts) against the two kernels as they are.
     sharedVsSeparate: diff(await chunk({ sharedPipeline: true }), await chunk({ sharedPipeline: false })),
+    // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
+    vsDefault: diff(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
 }
 
@@ -590,6 +598,11 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-shared-pipeline <on|off>',
       'forward intra and tiled state passes compiled as one pipeline (default on; off: two pipelines)',
     )
+    .option('--fwd-shared-output <on|off>', 'forward output pass as a third part of the shared pipeline (default off)')
+    .option(
+      '--fwd-kd-in-state <on|off>',
+      'forward Kd computed in the tiled state pass from k and gc (default on; off: the gc pass writes Kd)',
+    )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -656,6 +669,8 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraSplit: parseOnOff('--fwd-intra-split', opts.fwdIntraSplit),
         fwdOverlap: parseSkip('--fwd-overlap', opts.fwdOverlap, ['probe'] as const),
         fwdSharedPipeline: parseOnOff('--fwd-shared-pipeline', opts.fwdSharedPipeline),
+        fwdSharedOutput: parseOnOff('--fwd-shared-output', opts.fwdSharedOutput),
+        fwdKdInState: parseOnOff('--fwd-kd-in-state', opts.fwdKdInState),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -20,7 +20,7 @@ import {
   stateFuseKey,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
-import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
+import { outputBV, outputGeometry, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
 import {
   outputPipelinedBV,
   outputPipelinedFits,
@@ -91,7 +91,11 @@ export const kdaForwardTuning: {
    * for the pipelined pass where V is a multiple of 128, else min(V, 64)).
    */
   outputBV?: number;
-  /** V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). */
+  /**
+   * V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). In the shared pipeline too, 2
+   * stays best: RA = 1 took intra + state 5.40 ms against 4.98 (H200, T=32768, kfwd6-run1-summary.txt), as
+   * did the 'halves' state pass there (UK 16, UI 32: 5.42).
+   */
   stateRows?: 1 | 2 | 4;
   /**
    * Profiling only (bench kda --fwd-overlap probe): after the forward, also dispatch the tiled state pass beside
@@ -111,6 +115,27 @@ export const kdaForwardTuning: {
    * (--check: sharedVsSeparate 0).
    */
   sharedPipeline?: boolean;
+  /**
+   * true: the pipelined output pass is a third part of the shared pipeline (statePipeline.ts), so it too runs
+   * at that pipeline's register allocation (bench kda --fwd-shared-output on). Only where the shared pipeline
+   * runs and the output pass is the pipelined one with 256 threads. Not the default: slower on the H200 (H=16,
+   * d=128, T=32768, bench/results/2026-12-01-h200-kfwd6-run{1,2}-summary.txt): the output pass 1.178 ms against
+   * 0.826 in its own pipeline (presumably: at intra's allocation one 256-thread workgroup fits an SM, where it
+   * needs several to hide its loads; not measured), forward 6.502 against 6.136.
+   */
+  sharedOutput?: boolean;
+  /**
+   * The forward without keep writes no Kd: the gc pass computes gc only and the tiled state pass computes
+   * Kd = k exp(gc_last - gc) while staging its tile (StateTiledVariant.kdFromK). The default where the vec4
+   * intra pass, the gc pass and the tiled state pass run and GK = K (false: the gc pass writes Kd, bench kda
+   * --fwd-kd-in-state off). It saves the gc pass's k loads and Kd store for a second load per tile vec4 (gc
+   * beside k) in the state pass, issued a chunk ahead like the rest, and an exp when the tile is staged.
+   * H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-01-h200-kfwd6-run2-*): forward 6.083 / 6.086
+   * ms against 6.134 / 6.132 (gc 0.353 -> 0.145, intra + state 4.98 -> 5.14); --check vsDefault 0 (o and final
+   * state equal: the gc pass's expression on the same values). With the exp taken at the fetch the state pass
+   * waited on those loads: 6.371 (run1-summary.txt).
+   */
+  kdInState?: boolean;
 } = {};
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
@@ -202,7 +227,18 @@ export function dispatchChunkForward(
   const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const wgS = Math.min(maxWg, BV * Math.min(K, 64));
   const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
-  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg };
+  const kdInState =
+    kdaForwardTuning.kdInState !== false &&
+    !keep &&
+    GK === K &&
+    kdaForwardTuning.intra !== 'scalar' &&
+    kdaForwardTuning.gcInIntra !== true &&
+    kdaForwardTuning.fused !== true &&
+    kdaForwardTuning.state !== 'halves' &&
+    kdaForwardTuning.state !== 'prefetch' &&
+    !kdaForwardTuning.overlapProbe &&
+    intraVecFits(v);
+  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg, kdFromK: kdInState };
   const hv = {
     ...tv,
     halves: kdaForwardTuning.stateHalves ?? 2,
@@ -211,6 +247,8 @@ export function dispatchChunkForward(
   };
   const halves = kdaForwardTuning.state === 'halves' && stateHalvesFits(hv, smem);
   const tiled = !halves && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
+  // Kd from k in the state pass only where that pass is the tiled one (else the gc pass writes Kd as usual).
+  if (!tiled) tv.kdFromK = false;
   // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
   const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
@@ -239,7 +277,9 @@ export function dispatchChunkForward(
     workgroups: [NS, H] as const,
   };
   const stateDispatch = (gi: number) => ({
-    tensors: [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
+    tensors: tv.kdFromK
+      ? [cu, saved.W, saved.U, k, saved.gc, saved.gc, state, saved.h[gi], saved.Vp as Tensor]
+      : [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
     params: groupParams(p, scale, groups[gi]),
     workgroups: [V / BV, groups[gi].HB, N] as const,
   });
@@ -249,19 +289,43 @@ export function dispatchChunkForward(
     skip: kdaForwardTuning.intraSkip,
     splitProducts: kdaForwardTuning.intraSplit === true,
   };
-  // The intra and tiled state passes as one pipeline (statePipeline.ts), where both exist with 256 threads.
+  // The intra and tiled (or halves) state passes as one pipeline (statePipeline.ts), where both exist with
+  // 256 threads.
   const shared =
     kdaForwardTuning.sharedPipeline !== false &&
     vec4Intra &&
     !gcInIntra &&
     !fused &&
-    tiled &&
+    (tiled || halves) &&
     tiledGeometry(tv).wg === 256 &&
     !kdaForwardTuning.overlapProbe;
-  const sharedKernels = {
+  const sharedKernels: Parameters<typeof dispatchStateIntra>[1] = {
     intra: { key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
-    state: { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
+    state: halves
+      ? { key: stateHalvesKey(hv), code: () => stateHalvesWgsl(hv) }
+      : { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
   };
+  // The output pass as the shared pipeline's third part (kdaForwardTuning.sharedOutput): its kernel and
+  // per-group dispatch, as the separate output pass below takes them.
+  const pv = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
+  const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
+  const outputDispatch = (gi: number, o: Tensor) => ({
+    tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, o],
+    params: groupParams(p, scale, groups[gi]),
+    workgroups: [NS, Math.ceil(V / outputPipelinedBV(V, pv.BV)), groups[gi].HB] as const,
+  });
+  const sharedOut =
+    shared &&
+    out !== undefined &&
+    kdaForwardTuning.sharedOutput === true &&
+    pipelinedOutput &&
+    outputGeometry(K, V, outputPipelinedBV(V, pv.BV)).wg === 256;
+  if (sharedOut) sharedKernels.output = { key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) };
+  const sharedDispatches = (gi: number) => ({
+    intra,
+    state: stateDispatch(gi),
+    ...(sharedOut && out ? { output: outputDispatch(gi, out) } : {}),
+  });
   if (gcInIntra) {
     // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue).
     const vv4: IntraVecVariant = {
@@ -281,13 +345,14 @@ export function dispatchChunkForward(
     });
   } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
+    const kd = !tv.kdFromK;
     gpu.dispatch({
-      kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused), code: () => gcWgsl(K, GK, fused) },
-      tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : [cu, k, g, saved.gc, saved.Kd],
+      kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused, kd), code: () => gcWgsl(K, GK, fused, kd) },
+      tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : kd ? [cu, k, g, saved.gc, saved.Kd] : [cu, g, saved.gc],
       params: new Params().u32(H, N).f32(scale).u32(0),
       workgroups: [NS, H, gcWorkgroups(K)],
     });
-    if (shared) dispatchStateIntra(gpu, sharedKernels, { intra, state: stateDispatch(0) }, 'intra');
+    if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
         kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
@@ -334,15 +399,14 @@ export function dispatchChunkForward(
     Qg.dispose();
   } else {
     for (const gi of groups.keys()) {
-      if (shared) dispatchStateIntra(gpu, sharedKernels, { intra, state: stateDispatch(gi) }, 'state');
+      if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'state');
       else gpu.dispatch({ kernel: separateState, ...stateDispatch(gi) });
     }
   }
   if (out && !fused) {
     const vec4 = outputVec4Fits(v);
     const ov = { ...v, BV: kdaForwardTuning.outputBV, named: kdaForwardTuning.outputNamed === true };
-    const pv = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
-    const pipelined = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
+    const pipelined = pipelinedOutput;
     const kernel = pipelined
       ? { name: 'kda_chunk_output', key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) }
       : vec4
@@ -350,6 +414,10 @@ export function dispatchChunkForward(
         : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) };
     const obv = pipelined ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
     for (const [gi, gr] of groups.entries()) {
+      if (sharedOut) {
+        dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
+        continue;
+      }
       gpu.dispatch({
         kernel,
         tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, out],

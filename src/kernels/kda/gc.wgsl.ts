@@ -17,18 +17,24 @@ const WG = 64;
 /** Rows whose loads are issued together. */
 const RB = 16;
 
-export const gcKey = (K: number, GK: number, qg = false) => `kda_chunk_gc_k${K}_gk${GK}${qg ? '_qg' : ''}`;
+export const gcKey = (K: number, GK: number, qg = false, kd = true) =>
+  `kda_chunk_gc_k${K}_gk${GK}${qg ? '_qg' : ''}${kd ? '' : '_nokd'}`;
 
 export const gcWorkgroups = (K: number) => Math.ceil(K / WG);
 
-export function gcWgsl(K: number, GK: number, qg = false): string {
+/**
+ * `kd` false: gc only (no k read, no Kd written), for the forward whose state pass computes Kd from k and gc
+ * while staging its tile (stateTiled.wgsl.ts kdFromK); reads g, writes gc.
+ */
+export function gcWgsl(K: number, GK: number, qg = false, kd = true): string {
+  if (qg && !kd) throw new Error('kda gc pass: Qg without Kd is not a variant');
   const gi = (r: string) => (GK === 1 ? `(t0 + ${r}) * H + h` : `((t0 + ${r}) * H + h) * ${K}u + c`);
   const ki = (r: string) => `((t0 + ${r}) * H + h) * ${K}u + c`;
   const rows = (body: (u: number) => string) => Array.from({ length: RB }, (_, u) => body(u)).join('\n      ');
   const at = (u: number) => `min(i0 + ${u}u, L - 1u)`;
   const ok = (u: number) => `i0 + ${u}u < L`;
   return /* wgsl */ `
-${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', 'k', 'g', ...(qg ? ['q'] : [])], ['gcB', 'Kd', ...(qg ? ['Qg'] : [])])}
+${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', ...(kd ? ['k'] : []), 'g', ...(qg ? ['q'] : [])], ['gcB', ...(kd ? ['Kd'] : []), ...(qg ? ['Qg'] : [])])}
 ${LOCATE}
 
 @compute @workgroup_size(${WG})
@@ -48,13 +54,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   for (var i0 = 0u; i0 < L; i0 += ${RB}u) {
     ${rows(
       (u) =>
-        `let g${u} = select(0.0, g[${gi(at(u))}], ${ok(u)});\n      let k${u} = k[${ki(at(u))}];${qg ? `\n      let q${u} = q[${ki(at(u))}];` : ''}`,
+        `let g${u} = select(0.0, g[${gi(at(u))}], ${ok(u)});${kd ? `\n      let k${u} = k[${ki(at(u))}];` : ''}${qg ? `\n      let q${u} = q[${ki(at(u))}];` : ''}`,
     )}
     ${rows(
       (u) => `acc += g${u};
       if (${ok(u)}) {
         ${GK === 1 ? 'if (c == 0u) { ' : ''}gcB[${gi(`i0 + ${u}u`)}] = acc;${GK === 1 ? ' }' : ''}
-        Kd[${ki(`i0 + ${u}u`)}] = k${u} * exp(last - acc);${qg ? `\n        Qg[${ki(`i0 + ${u}u`)}] = q${u} * exp(acc) * p.scale;` : ''}
+        ${kd ? `Kd[${ki(`i0 + ${u}u`)}] = k${u} * exp(last - acc);` : ''}${qg ? `\n        Qg[${ki(`i0 + ${u}u`)}] = q${u} * exp(acc) * p.scale;` : ''}
       }`,
     )}
   }

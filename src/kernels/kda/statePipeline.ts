@@ -39,21 +39,31 @@ export interface PartDispatch {
 }
 
 /**
- * Record one dispatch of the shared pipeline running only the `active` part. Both parts' bindings are given
- * (the pipeline's layout has them all; the idle part's are bound, not touched).
+ * Record one dispatch of the shared pipeline running only the `active` part. Every part's bindings are given
+ * (the pipeline's layout has them all; the idle parts' are bound, not touched). With `output` given, the
+ * output pass (outputPipelined.wgsl.ts) is a third part of the same pipeline (kdaForwardTuning.sharedOutput:
+ * the output pass at intra's allocation too; not the default: 1.178 ms against 0.826 on the H200, presumably
+ * as that allocation leaves room for one of its workgroups per SM).
  */
 export function dispatchStateIntra(
   gpu: GpuContext,
-  k: { intra: PartKernel; state: PartKernel },
-  d: { intra: PartDispatch; state: PartDispatch },
-  active: 'intra' | 'state',
+  k: { intra: PartKernel; state: PartKernel; output?: PartKernel },
+  d: { intra: PartDispatch; state: PartDispatch; output?: PartDispatch },
+  active: 'intra' | 'state' | 'output',
 ): void {
   const idle = [0, 1, 1] as const;
+  const part = (name: 'intra' | 'state' | 'output', kk: PartKernel, dd: PartDispatch): FusionPart => ({
+    ...kk,
+    ...dd,
+    workgroups: active === name ? dd.workgroups : idle,
+  });
   // State part first, as in the probe that measured this module (overlapProbe.ts: the same WGSL).
-  const parts: FusionPart[] = [
-    { ...k.state, ...d.state, workgroups: active === 'state' ? d.state.workgroups : idle },
-    { ...k.intra, ...d.intra, workgroups: active === 'intra' ? d.intra.workgroups : idle },
-  ];
-  // One pipeline for both dispatches (one compilation; profiles show their sum under this name).
-  gpu.dispatch(fuseHorizontally('kda_chunk_intra_state', parts, gpu.limits.maxComputeWorkgroupsPerDimension));
+  const parts: FusionPart[] = [part('state', k.state, d.state), part('intra', k.intra, d.intra)];
+  if (k.output && d.output) parts.push(part('output', k.output, d.output));
+  else if (active === 'output') throw new Error('kda shared pipeline: output part asked for, none given');
+  // Intra and state: one pipeline (profiles show their sum under its name). The output part's dispatches get
+  // a name of their own so that profiles time them apart; the name is part of the pipeline's key, so that is
+  // a second compilation of the same WGSL (the same register allocation).
+  const name = active === 'output' ? 'kda_chunk_output_shared' : 'kda_chunk_intra_state';
+  gpu.dispatch(fuseHorizontally(name, parts, gpu.limits.maxComputeWorkgroupsPerDimension));
 }

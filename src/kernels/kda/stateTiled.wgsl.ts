@@ -39,12 +39,21 @@ export interface StateTiledVariant {
   RA: 1 | 2 | 4;
   /** Threads per workgroup (default 256, at most 64 K / 4: one tile vec4 each). */
   wg?: number;
+  /**
+   * Kd = k exp(gc_last - gc) computed here while staging each chunk's tile, from k and gc loaded a chunk ahead
+   * (kdFetch, kdStore; bindings: cu, W, U, k, gc as f32, gc again as vec4, then the outputs), instead of read
+   * from the gc pass's Kd: the forward
+   * without keep then writes no Kd (kdaForwardTuning.kdInState). The same expression as the gc pass's, on the
+   * same f32 values (its gc_last, a separate sum in the same order, equals the gc it stores at the chunk's last
+   * row). Needs GK = K (a gate per channel).
+   */
+  kdFromK?: boolean;
 }
 
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}`;
 
 /*
  * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
@@ -203,22 +212,67 @@ export const tiledColumnSum = (g: TiledGeometry, x: string, y: string) => `var s
         sacc[3] += ${x}.w * ${y};
       }`;
 
+/**
+ * WGSL: rows ts .. ts + Ln - 1 of k into registers dst[m] (0 past Ln), their gc into kgc[m] and the chunk's
+ * gc_last (row ts + Ln - 1, Ln > 0) into klast: the loads of Kd = k exp(gc_last - gc), whose product kdStore
+ * takes when it stages the tile a chunk later, so nothing waits for these loads here (taking the exp at the
+ * fetch made the state pass wait on global memory once per chunk: H200, 0.45 ms more at T=32768,
+ * bench/results/2026-12-01-h200-kfwd6-run1-summary.txt). A thread's channel vec4 c4 is lid % K4 for every m
+ * (wg a multiple of K4), so gc_last is one vec4.
+ */
+const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
+      klast = gc4[((${ts} + ${Ln} - 1u) * H + h) * ${g.K4}u + lid % ${g.K4}u];
+      for (var m = 0u; m < ${g.PF}u; m++) {
+        let e = lid + m * ${g.wg}u;
+        let i = e / ${g.K4}u;
+        let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u;
+        ${dst}[m] = select(vec4<f32>(0.0), kk[r], i < ${Ln});
+        kgc[m] = gc4[r];
+      }`;
+
+/**
+ * WGSL: Kd = k exp(gc_last - gc) from kdFetch's registers into the padded tile, as tileStore of the gc pass's Kd
+ * (rows past the chunk: k is 0 and gc a row inside it, so 0, as there).
+ */
+const kdStore = (g: TiledGeometry, src: string) =>
+  `for (var m = 0u; m < ${g.PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = ${src}[m] * exp(klast - kgc[m]); }`;
+
 export function stateTiledWgsl(v: StateTiledVariant): string {
   const { K, GK } = v;
   const g = tiledGeometry(v);
+  if (v.kdFromK && (GK !== K || g.wg % g.K4 !== 0))
+    throw new Error(
+      `kda state pass (tiled): Kd from k needs GK = K and K / 4 dividing the threads, got GK=${GK}, K=${K}`,
+    );
   const { BV4, R1, PF } = g;
-  const fetch = (dst: string, buf: string, ts: string, Ln: string) => tileFetch(g, dst, buf, ts, Ln);
+  const fetch = (dst: string, buf: string, ts: string, Ln: string) =>
+    v.kdFromK && buf === 'Kd' ? kdFetch(g, dst, ts, Ln) : tileFetch(g, dst, buf, ts, Ln);
+  const header = v.kdFromK
+    ? tiledHeader(
+        g,
+        GK,
+        ['cu: i32', 'W: vec4<f32>', 'U: vec4<f32>', 'kk: vec4<f32>', 'gcB', 'gc4: vec4<f32>'],
+        ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'],
+        'Ssh',
+      )
+    : forwardTiledHeader(g, GK);
   const gFetch = (ts: string, Ln: string) =>
     `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
   return /* wgsl */ `
-${forwardTiledHeader(g, GK)}
+${header}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
   ${tiledPrologue(g, K, 'state', 'sreg', 'Ssh')}
   ${SEQUENCE_CHUNKS}
   var wpre: array<vec4<f32>, ${PF}>;
   var kpre: array<vec4<f32>, ${PF}>;
   var upre: array<vec4<f32>, ${v.RA}>;
-  var gpre: array<f32, 4>;
+  var gpre: array<f32, 4>;${
+    v.kdFromK
+      ? `
+  var kgc: array<vec4<f32>, ${PF}>;
+  var klast: vec4<f32>;`
+      : ''
+  }
   ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0'), gFetch('t0', 'L0')])}
     workgroupBarrier();
     ${tileStore(g, 'wpre')}
@@ -239,7 +293,7 @@ ${forwardTiledHeader(g, GK)}
     // V' = U - W S
     ${tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp')}
     workgroupBarrier();
-    ${tileStore(g, 'kpre')}
+    ${v.kdFromK ? kdStore(g, 'kpre') : tileStore(g, 'kpre')}
     if (Ln > 0u) {
       ${fetch('kpre', 'Kd', 'tn', 'Ln')}
     }

@@ -100,7 +100,8 @@ describe('kda chunked forward: intra and tiled state passes in one pipeline', ()
     const st = { tensors: [cu, W, U, Kd, gc, state, h, Vp], params: new Params(), workgroups: [1] as const };
     dispatchStateIntra(gpu, kernels, { intra, state: st }, 'state');
     const shared = captured[captured.length - 1];
-    expect(shared.kernel.name).toBe('kda_chunk_intra_state');
+    expect(shared.kernel.name).toBe('kda_chunk_state');
+    expect(shared.kernel.key).toMatch(/^fuse_kda_chunk_intra_state\|/);
     expect(probe?.kernel.code()).toBe(shared.kernel.code());
   });
 

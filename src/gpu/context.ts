@@ -427,8 +427,11 @@ export class GpuContext implements Device {
     if (x > max || y > max || z > max) {
       throw new KernelError(k.name, `dispatch (${x}, ${y}, ${z}) exceeds maxComputeWorkgroupsPerDimension ${max}`);
     }
-    this.capturing?.items.push({ kind: 'dispatch', name: k.name, pipeline: k.pipeline, group: bindGroup, x, y, z });
-    this.encode(k.name, k.pipeline, bindGroup, x, y, z);
+    // Profiles and captures name the dispatch as asked (args.kernel.name), which may differ from the name the
+    // pipeline was compiled under when several dispatches share one pipeline (kda/statePipeline.ts).
+    const name = args.kernel.name;
+    this.capturing?.items.push({ kind: 'dispatch', name, pipeline: k.pipeline, group: bindGroup, x, y, z });
+    this.encode(name, k.pipeline, bindGroup, x, y, z);
   }
 
   /** Dispatches recorded since the context was made (replayed ones included). */

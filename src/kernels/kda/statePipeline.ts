@@ -61,9 +61,8 @@ export function dispatchStateIntra(
   const parts: FusionPart[] = [part('state', k.state, d.state), part('intra', k.intra, d.intra)];
   if (k.output && d.output) parts.push(part('output', k.output, d.output));
   else if (active === 'output') throw new Error('kda shared pipeline: output part asked for, none given');
-  // Intra and state: one pipeline (profiles show their sum under its name). The output part's dispatches get
-  // a name of their own so that profiles time them apart; the name is part of the pipeline's key, so that is
-  // a second compilation of the same WGSL (the same register allocation).
-  const name = active === 'output' ? 'kda_chunk_output_shared' : 'kda_chunk_intra_state';
-  gpu.dispatch(fuseHorizontally(name, parts, gpu.limits.maxComputeWorkgroupsPerDimension));
+  // One pipeline (one compilation, keyed by the parts' WGSL); each dispatch named after its active part, so
+  // profiles time the passes apart under the separate kernels' names.
+  const fused = fuseHorizontally('kda_chunk_intra_state', parts, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({ ...fused, kernel: { ...fused.kernel, name: `kda_chunk_${active}` } });
 }

@@ -16,7 +16,7 @@ import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { kdaRecurrentReference } from '../src/kernels/kda/index.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
-import { runChunkForwardKept } from './kda-forward-run.js';
+import { runChunkForwardKept, withForwardTuning } from './kda-forward-run.js';
 import { type KdaCase, randomCase } from './kda-random.js';
 
 type Tuning = Partial<typeof kdaForwardTuning>;
@@ -33,12 +33,8 @@ const ONE_HALF: Tuning = { state: 'halves', stateHalves: 1, gcInIntra: false, ou
 
 /** o, the final state and every kept intermediate (per-chunk buffers: the slots in use only), with `tuning`. */
 async function run(c: KdaCase, cu: number[], S0: Float32Array, tuning: Tuning): Promise<Record<string, Float32Array>> {
-  Object.assign(kdaForwardTuning, tuning);
-  try {
-    return (await runChunkForwardKept((await gpuContext())!, c, cu, S0)).got;
-  } finally {
-    for (const key of Object.keys(tuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
-  }
+  const gpu = (await gpuContext())!;
+  return (await withForwardTuning(tuning, () => runChunkForwardKept(gpu, c, cu, S0))).got;
 }
 
 /**

@@ -10,16 +10,20 @@
  * option does not apply: the backward reads Kd).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DispatchArgs } from '../src/gpu/context.js';
-import { dispatchChunkForward, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { kdaForwardTuning, sharedPipelineByDefault } from '../src/kernels/kda/chunk.js';
 import { kdaRecurrentReference } from '../src/kernels/kda/index.js';
-import { cuTensor } from '../src/kernels/kda/slots.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
-import { runChunkForwardKept, uploadPacked } from './kda-forward-run.js';
+import {
+  type ForwardTuning,
+  runChunkForward,
+  runChunkForwardKept,
+  withDispatchKeys,
+  withForwardTuning,
+} from './kda-forward-run.js';
 import { type KdaCase, randomCase } from './kda-random.js';
 
-type Tuning = Partial<typeof kdaForwardTuning>;
+type Tuning = ForwardTuning;
 
 afterEach(() => {
   for (const key of Object.keys(kdaForwardTuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
@@ -28,28 +32,7 @@ afterEach(() => {
 /** The forward without keep (o, final state) with `tuning`, and the kernel keys it dispatched. */
 async function run(c: KdaCase, cu: number[], S0: Float32Array, tuning: Tuning) {
   const gpu = (await gpuContext())!;
-  Object.assign(kdaForwardTuning, tuning);
-  const keys: string[] = [];
-  const dispatch = gpu.dispatch.bind(gpu);
-  gpu.dispatch = (args: DispatchArgs) => {
-    keys.push(args.kernel.key ?? args.kernel.name);
-    dispatch(args);
-  };
-  try {
-    const { T, H, K, V, GK } = c;
-    const N = cu.length - 1;
-    const p = { Ttot: T, N, H, K, V, GK, B: 1, T, cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
-    const x = uploadPacked(gpu, c);
-    const state = gpu.fromHost(S0, [N, H, K, V]);
-    const o = gpu.empty([T, H, V]);
-    dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, false);
-    const got = { o: await o.toFloat32(), S: await state.toFloat32() };
-    for (const t of [o, state, x.q, x.k, x.v, x.g, x.beta, p.cuSeqlens]) t.dispose();
-    return { got, keys };
-  } finally {
-    gpu.dispatch = dispatch;
-    for (const key of Object.keys(tuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
-  }
+  return withForwardTuning(tuning, () => withDispatchKeys(gpu, () => runChunkForward(gpu, c, cu, S0)));
 }
 
 async function expectKdInState(c: KdaCase, cu: number[], S0: Float32Array, extra: Tuning = {}) {
@@ -57,7 +40,7 @@ async function expectKdInState(c: KdaCase, cu: number[], S0: Float32Array, extra
   const base = await run(c, cu, S0, { ...extra, kdInState: false });
   // The default (kdInState unset) is the new path.
   const got = await run(c, cu, S0, extra);
-  const fused = extra.sharedPipeline !== false;
+  const fused = extra.sharedPipeline ?? sharedPipelineByDefault((await gpuContext())!);
   const state = (keys: string[]) =>
     keys.filter((k) => (fused ? k.startsWith('fuse_kda_chunk_intra_state|') : k.startsWith('kda_chunk_state_tiled')));
   expect(base.keys.some((k) => k.endsWith('_nokd'))).toBe(false);
@@ -95,18 +78,10 @@ describe('kda chunked forward: Kd computed in the tiled state pass', () => {
 
   it.skipIf(slow)('keep: the option does not apply (the gc pass writes Kd)', { timeout: 300_000 }, async () => {
     const gpu = (await gpuContext())!;
-    const keys: string[] = [];
-    const dispatch = gpu.dispatch.bind(gpu);
-    gpu.dispatch = (args: DispatchArgs) => {
-      keys.push(args.kernel.key ?? args.kernel.name);
-      dispatch(args);
-    };
-    try {
-      const c = randomCase(29, 65, H, K, V);
-      await runChunkForwardKept(gpu, c, [0, 65], new Rng(30).normalArray(H * K * V, 0.5));
-    } finally {
-      gpu.dispatch = dispatch;
-    }
+    const c = randomCase(29, 65, H, K, V);
+    const { keys } = await withDispatchKeys(gpu, () =>
+      runChunkForwardKept(gpu, c, [0, 65], new Rng(30).normalArray(H * K * V, 0.5)),
+    );
     expect(keys.some((k) => k.endsWith('_nokd') || k.includes('_kdk'))).toBe(false);
   });
 });

@@ -2,10 +2,11 @@
  * The chunked forward as the kernel-variant tests run it: a KdaCase uploaded in the packed [T, H, ...] layout,
  * dispatchChunkForward with keep, and everything it produced read back (o, the final state, every kept
  * intermediate; per-chunk buffers restricted to the chunk slots in use, since the others hold whatever the
- * buffer pool gave). Shared by the tests that compare forward variants (kda-forward-halves, -shared).
+ * buffer pool gave); the kernel keys a run dispatched; forward tunings applied for one run. Shared by the tests
+ * that compare forward variants (kda-forward-halves, -shared, -shared-output, -kd-in-state).
  */
-import type { GpuContext } from '../src/gpu/context.js';
-import { dispatchChunkForward } from '../src/kernels/kda/chunk.js';
+import type { DispatchArgs, GpuContext } from '../src/gpu/context.js';
+import { dispatchChunkForward, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import type { KdaInputs } from '../src/kernels/kda/gpu.js';
 import { cuTensor } from '../src/kernels/kda/slots.js';
 import type { KdaCase } from './kda-random.js';
@@ -30,6 +31,54 @@ function usedSlots(cu: readonly number[]): number[] {
     for (let j = 0; j * 64 < cu[s + 1] - cu[s]; j++) used.push(b + j);
   }
   return used;
+}
+
+export type ForwardTuning = Partial<typeof kdaForwardTuning>;
+
+/** body() with `tuning` set in kdaForwardTuning, its keys removed again afterwards (also on failure). */
+export async function withForwardTuning<T>(tuning: ForwardTuning, body: () => Promise<T>): Promise<T> {
+  Object.assign(kdaForwardTuning, tuning);
+  try {
+    return await body();
+  } finally {
+    for (const key of Object.keys(tuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
+  }
+}
+
+/** body() with the key (or name) of every kernel it dispatches recorded, in order. */
+export async function withDispatchKeys<T>(gpu: GpuContext, body: () => Promise<T>): Promise<T & { keys: string[] }> {
+  const keys: string[] = [];
+  const dispatch = gpu.dispatch.bind(gpu);
+  gpu.dispatch = (args: DispatchArgs) => {
+    keys.push(args.kernel.key ?? args.kernel.name);
+    dispatch(args);
+  };
+  try {
+    return { ...(await body()), keys };
+  } finally {
+    gpu.dispatch = dispatch;
+  }
+}
+
+/**
+ * The chunked forward of case c without keep (what inference runs): o and the final state S only.
+ */
+export async function runChunkForward(
+  gpu: GpuContext,
+  c: KdaCase,
+  cu: readonly number[],
+  S0: Float32Array,
+): Promise<{ got: Record<string, Float32Array> }> {
+  const { T, H, K, V, GK } = c;
+  const N = cu.length - 1;
+  const p = { Ttot: T, N, H, K, V, GK, B: 1, T, cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
+  const x = uploadPacked(gpu, c);
+  const state = gpu.fromHost(S0, [N, H, K, V]);
+  const o = gpu.empty([T, H, V]);
+  dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, false);
+  const got = { o: await o.toFloat32(), S: await state.toFloat32() };
+  for (const t of [o, state, x.q, x.k, x.v, x.g, x.beta, p.cuSeqlens]) t.dispose();
+  return { got };
 }
 
 /**

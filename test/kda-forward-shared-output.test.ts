@@ -27,10 +27,10 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import { kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
-import { runChunkForwardKept } from './kda-forward-run.js';
+import { type ForwardTuning, runChunkForwardKept, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
 import { type KdaCase, randomCase } from './kda-random.js';
 
-type Tuning = Partial<typeof kdaForwardTuning>;
+type Tuning = ForwardTuning;
 
 afterEach(() => {
   for (const key of Object.keys(kdaForwardTuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
@@ -40,19 +40,7 @@ afterEach(() => {
 /** o, the final state, the kept intermediates, and the kernel keys dispatched, with `tuning`. */
 async function run(c: KdaCase, cu: number[], S0: Float32Array, tuning: Tuning) {
   const gpu = (await gpuContext())!;
-  Object.assign(kdaForwardTuning, tuning);
-  const keys: string[] = [];
-  const dispatch = gpu.dispatch.bind(gpu);
-  gpu.dispatch = (args: DispatchArgs) => {
-    keys.push(args.kernel.key ?? args.kernel.name);
-    dispatch(args);
-  };
-  try {
-    return { ...(await runChunkForwardKept(gpu, c, cu, S0)), keys };
-  } finally {
-    gpu.dispatch = dispatch;
-    for (const key of Object.keys(tuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
-  }
+  return withForwardTuning(tuning, () => withDispatchKeys(gpu, () => runChunkForwardKept(gpu, c, cu, S0)));
 }
 
 type Run = Awaited<ReturnType<typeof run>>;
@@ -68,8 +56,9 @@ function expectSameResults(got: Run, want: Run, what: string) {
 const count = (keys: string[], prefix: string) => keys.filter((k) => k.startsWith(prefix)).length;
 
 async function expectOutputShared(c: KdaCase, cu: number[], S0: Float32Array, groups = 1) {
-  const own = await run(c, cu, S0, {});
-  const shared = await run(c, cu, S0, { sharedOutput: true });
+  // The shared pipeline asked for (not the default on a software adapter such as lavapipe).
+  const own = await run(c, cu, S0, { sharedPipeline: true });
+  const shared = await run(c, cu, S0, { sharedPipeline: true, sharedOutput: true });
   // The output pass: its own pipeline once per head group, or the shared pipeline's output part instead.
   expect(count(own.keys, 'kda_chunk_output_pipe')).toBe(groups);
   expect(own.keys.filter((k) => k.startsWith('fuse_') && k.includes('|kda_chunk_output_pipe'))).toHaveLength(0);
@@ -86,7 +75,7 @@ async function expectOutputShared(c: KdaCase, cu: number[], S0: Float32Array, gr
 async function expectHalvesShared(c: KdaCase, cu: number[], S0: Float32Array) {
   const halves: Tuning = { state: 'halves', stateHalves: 2 };
   const own = await run(c, cu, S0, { ...halves, sharedPipeline: false });
-  const shared = await run(c, cu, S0, halves);
+  const shared = await run(c, cu, S0, { ...halves, sharedPipeline: true });
   expect(count(own.keys, 'kda_chunk_state_halves')).toBe(1);
   expect(count(shared.keys, 'kda_chunk_state_halves')).toBe(0);
   const fused = shared.keys.filter((k) => k.startsWith('fuse_kda_chunk_intra_state|'));

@@ -5,10 +5,13 @@
  * (the same arithmetic in the same order; only the compiler's context differs). T = 1, 63, 65, 130 (B = 1), a
  * varlen batch with an empty sequence, and the head-group split (two state dispatches, both parts' bindings
  * per group). K16/V8, the geometry the other KDA tests compile; the fused dispatches are checked to be the
- * ones that ran. The shared pipeline is the default, so the default pass already runs it against the f64
- * references (kda-golden, kda-consistency, kda-saved); these cases compare it with the two separate kernels,
- * the non-default path, and compile both (~100 s of lavapipe with an empty shader cache): they run with
- * KIMI_SLOW_TESTS=1. The fusion itself is also covered in the default pass by horizontalFusion.test.ts.
+ * ones that ran. The shared pipeline is the default on GPUs but not on a software adapter (lavapipe: the
+ * joined module only costs compile time there, chunk.ts sharedPipelineByDefault), so the default pass on
+ * lavapipe runs the two kernels against the f64 references (kda-golden, kda-consistency, kda-saved); these
+ * cases compile the joined module too (~100 s of lavapipe with an empty shader cache) and run with
+ * KIMI_SLOW_TESTS=1. In the default pass: the fusion itself (horizontalFusion.test.ts, a toy pair on the
+ * GPU) and this module's identity with the one the H200 probe timed (below); on the H200 `bench kda --check`
+ * compares the two paths (sharedVsSeparate, 0 in the sixth session).
  * Also (no GPU): its module at the H200 geometry is the one the overlap probe timed (overlapProbe.ts), so the
  * probe's numbers are this pipeline's.
  */
@@ -23,7 +26,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import { kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
-import { runChunkForwardKept } from './kda-forward-run.js';
+import { runChunkForwardKept, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
 import { type KdaCase, randomCase } from './kda-random.js';
 
 afterEach(() => {
@@ -34,18 +37,9 @@ afterEach(() => {
 /** o, the final state, the kept intermediates, and the kernel keys dispatched. */
 async function run(c: KdaCase, cu: number[], S0: Float32Array, shared: boolean) {
   const gpu = (await gpuContext())!;
-  kdaForwardTuning.sharedPipeline = shared;
-  const keys: string[] = [];
-  const dispatch = gpu.dispatch.bind(gpu);
-  gpu.dispatch = (args: DispatchArgs) => {
-    keys.push(args.kernel.key ?? args.kernel.name);
-    dispatch(args);
-  };
-  try {
-    return { ...(await runChunkForwardKept(gpu, c, cu, S0)), keys };
-  } finally {
-    gpu.dispatch = dispatch;
-  }
+  return withForwardTuning({ sharedPipeline: shared }, () =>
+    withDispatchKeys(gpu, () => runChunkForwardKept(gpu, c, cu, S0)),
+  );
 }
 
 async function expectSame(c: KdaCase, cu: number[], S0: Float32Array, groups = 1) {

@@ -494,13 +494,18 @@ export function gatedRmsnormLinear(
 }
 
 /**
- * [rmsnorm(x[:, off : off + r], weight, eps), x[:, off + r : off + r + pass]] for x [B, ld] f32 (any
- * column offset: the kernel reads x by index) -> [B, r + pass]: MLA's normalised compressed kv with k_pe
- * appended (the latent row the cache stores), in one dispatch (normConcat.wgsl.ts).
+ * The checks rmsnormConcat and rmsnormCacheWrite share: x [B, ld] f32, the normed columns off .. off + r - 1
+ * and the `pass` copied after them inside its row, weight [r] f32 or bf16, eps >= 0. Returns x's [B, ld].
  */
-export function rmsnormConcat(x: Tensor, off: number, r: number, pass: number, weight: Tensor, eps: number): Tensor {
-  const op = 'rmsnormConcat';
-  const device = deviceOf(op, x, weight);
+function checkNormSlice(
+  op: string,
+  x: Tensor,
+  off: number,
+  r: number,
+  pass: number,
+  weight: Tensor,
+  eps: number,
+): [number, number] {
   expectDType(op, 'x', x, ['f32']);
   expectDType(op, 'weight', weight, ['f32', 'bf16']);
   expectShape(op, 'x', x, [null, null]);
@@ -509,6 +514,18 @@ export function rmsnormConcat(x: Tensor, off: number, r: number, pass: number, w
   if (!(off >= 0 && r >= 1 && pass >= 0 && off + r + pass <= ld))
     throw new ShapeError(`${op}: columns ${off}..${off + r + pass} pass x's row of ${ld}`);
   if (!(eps >= 0)) throw new Error(`${op}: eps ${eps}, expected a number >= 0`);
+  return [B, ld];
+}
+
+/**
+ * [rmsnorm(x[:, off : off + r], weight, eps), x[:, off + r : off + r + pass]] for x [B, ld] f32 (any
+ * column offset: the kernel reads x by index) -> [B, r + pass]: MLA's normalised compressed kv with k_pe
+ * appended (the latent row the cache stores), in one dispatch (normConcat.wgsl.ts).
+ */
+export function rmsnormConcat(x: Tensor, off: number, r: number, pass: number, weight: Tensor, eps: number): Tensor {
+  const op = 'rmsnormConcat';
+  const device = deviceOf(op, x, weight);
+  const [B, ld] = checkNormSlice(op, x, off, r, pass, weight, eps);
   const gpu = asGpu(device);
   if (!gpu) {
     const xc = contiguous(x);
@@ -809,13 +826,7 @@ export function rmsnormCacheWrite(
 ): void {
   const op = 'rmsnormCacheWrite';
   const device = deviceOf(op, x, weight, to.pool, to.seq, to.pos, to.pageTable);
-  expectDType(op, 'x', x, ['f32']);
-  expectDType(op, 'weight', weight, ['f32', 'bf16']);
-  expectShape(op, 'x', x, [null, null]);
-  expectShape(op, 'weight', weight, [r]);
-  const [B, ld] = x.shape;
-  if (!(off >= 0 && r >= 1 && pass >= 0 && off + r + pass <= ld))
-    throw new ShapeError(`${op}: columns ${off}..${off + r + pass} pass x's row of ${ld}`);
+  const [B, ld] = checkNormSlice(op, x, off, r, pass, weight, eps);
   expectShape(op, 'seq', to.seq, [B]);
   expectShape(op, 'pos', to.pos, [B]);
   const R = r + pass;

@@ -112,7 +112,9 @@ export const kdaForwardTuning: {
    * than the state pass's own; the state pass runs one workgroup per SM, so the extra registers cost it no
    * occupancy and give its latency-bound loop more room. H200 (H=16, d=128, T=32768, one sitting, sixth
    * session): forward 6.175 ms against 6.363 (state 2.83 -> ~2.6), outputs equal to the separate kernels'
-   * (--check: sharedVsSeparate 0).
+   * (--check: sharedVsSeparate 0). Not the default on a software adapter (sharedPipelineByDefault): a CPU
+   * driver has no per-pipeline register allocation to gain from, and compiling the joined module there
+   * (lavapipe) takes far longer than the two kernels (the test suite's KDA files 2-8x slower with it).
    */
   sharedPipeline?: boolean;
   /**
@@ -137,6 +139,12 @@ export const kdaForwardTuning: {
    */
   kdInState?: boolean;
 } = {};
+
+/**
+ * Whether the forward compiles intra and the state pass as one pipeline when kdaForwardTuning.sharedPipeline
+ * is unset: on GPUs, not on a software (fallback) adapter such as lavapipe (see sharedPipeline).
+ */
+export const sharedPipelineByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -292,7 +300,7 @@ export function dispatchChunkForward(
   // The intra and tiled (or halves) state passes as one pipeline (statePipeline.ts), where both exist with
   // 256 threads.
   const shared =
-    kdaForwardTuning.sharedPipeline !== false &&
+    (kdaForwardTuning.sharedPipeline ?? sharedPipelineByDefault(gpu)) &&
     vec4Intra &&
     !gcInIntra &&
     !fused &&

@@ -3,7 +3,9 @@
  * pipeline (horizontal fusion, src/gpu/horizontalFusion.ts), each of the forward's dispatches giving
  * workgroups to one part only: first the intra part over every chunk, then the state part (per head group).
  * Nothing runs side by side; the same arithmetic as the two kernels, in the same order. The default where
- * both kernels apply (kdaForwardTuning.sharedPipeline; bench kda --fwd-shared-pipeline off for two pipelines).
+ * both kernels apply on a GPU (chunk.ts sharedPipelineByDefault: not on a software adapter such as lavapipe,
+ * where the joined module only costs compile time); kdaForwardTuning.sharedPipeline / bench kda
+ * --fwd-shared-pipeline on|off choose.
  *
  * Why: one pipeline has one register allocation, the larger of its parts'. The state pass has one workgroup
  * per SM (128 at H=16, d=128), so a larger allocation costs it no occupancy. On the H200 (H=16, d=128,

@@ -61,36 +61,17 @@ export async function withDispatchKeys<T>(gpu: GpuContext, body: () => Promise<T
 }
 
 /**
- * The chunked forward of case c without keep (what inference runs): o and the final state S only.
+ * Runs the chunked forward of case c over sequences bounded by cu from initial states S0 ([N, H, K, V]) with the
+ * current kdaForwardTuning and reads back o and S (the final state); with `keep` (what a backward needs) also
+ * gc, Kd, W, U, Vp, Aqk, T and the per-chunk states of head group i as `h${i}`. Without keep: what inference
+ * runs. `groups`: the head groups of the per-chunk states (1 without keep).
  */
 export async function runChunkForward(
   gpu: GpuContext,
   c: KdaCase,
   cu: readonly number[],
   S0: Float32Array,
-): Promise<{ got: Record<string, Float32Array> }> {
-  const { T, H, K, V, GK } = c;
-  const N = cu.length - 1;
-  const p = { Ttot: T, N, H, K, V, GK, B: 1, T, cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
-  const x = uploadPacked(gpu, c);
-  const state = gpu.fromHost(S0, [N, H, K, V]);
-  const o = gpu.empty([T, H, V]);
-  dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, false);
-  const got = { o: await o.toFloat32(), S: await state.toFloat32() };
-  for (const t of [o, state, x.q, x.k, x.v, x.g, x.beta, p.cuSeqlens]) t.dispose();
-  return { got };
-}
-
-/**
- * Runs the kept chunked forward of case c over sequences bounded by cu from initial states S0 ([N, H, K, V]) with
- * the current kdaForwardTuning, and reads back o, S (final state), gc, Kd, W, U, Vp, Aqk, T and the per-chunk
- * states of head group i as `h${i}`.
- */
-export async function runChunkForwardKept(
-  gpu: GpuContext,
-  c: KdaCase,
-  cu: readonly number[],
-  S0: Float32Array,
+  keep = false,
 ): Promise<{ got: Record<string, Float32Array>; groups: number }> {
   const { T, H, K, V, GK } = c;
   const N = cu.length - 1;
@@ -98,15 +79,21 @@ export async function runChunkForwardKept(
   const x = uploadPacked(gpu, c);
   const state = gpu.fromHost(S0, [N, H, K, V]);
   const o = gpu.empty([T, H, V]);
-  const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, true);
-  if (!s) throw new Error('keep: expected the saved intermediates');
+  const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, state, o, K ** -0.5, keep);
+  if (keep && !s) throw new Error('keep: expected the saved intermediates');
   const got: Record<string, Float32Array> = { o: await o.toFloat32(), S: await state.toFloat32() };
-  for (const n of ['gc', 'Kd', 'W', 'U', 'Vp'] as const) got[n] = await s[n].toFloat32();
-  const used = usedSlots(cu);
-  const pick = (a: Float32Array, per: number) =>
-    Float32Array.from(used.flatMap((u) => [...a.subarray(u * per, (u + 1) * per)]));
-  for (const n of ['Aqk', 'T'] as const) got[n] = pick(await s[n].toFloat32(), H * 64 * 64);
-  for (const [i, h] of s.h.entries()) got[`h${i}`] = pick(await h.toFloat32(), s.groups[i].HB * K * V);
-  for (const t of [o, state, x.q, x.k, x.v, x.g, x.beta]) t.dispose();
-  return { got, groups: s.groups.length };
+  if (s) {
+    for (const n of ['gc', 'Kd', 'W', 'U', 'Vp'] as const) got[n] = await s[n].toFloat32();
+    const used = usedSlots(cu);
+    const pick = (a: Float32Array, per: number) =>
+      Float32Array.from(used.flatMap((u) => [...a.subarray(u * per, (u + 1) * per)]));
+    for (const n of ['Aqk', 'T'] as const) got[n] = pick(await s[n].toFloat32(), H * 64 * 64);
+    for (const [i, h] of s.h.entries()) got[`h${i}`] = pick(await h.toFloat32(), s.groups[i].HB * K * V);
+  }
+  for (const t of [o, state, x.q, x.k, x.v, x.g, x.beta, p.cuSeqlens]) t.dispose();
+  return { got, groups: s ? s.groups.length : 1 };
 }
+
+/** runChunkForward with keep: o, S and every kept intermediate. */
+export const runChunkForwardKept = (gpu: GpuContext, c: KdaCase, cu: readonly number[], S0: Float32Array) =>
+  runChunkForward(gpu, c, cu, S0, true);

@@ -83,7 +83,7 @@ export function sweepWgsl(s: SweepSpec): string[] {
     L.push(`${i}}`);
     return L;
   }
-  const cu = (u: number) => (u === 0 ? `${t}c` : `${t}c + ${u * lanes}u`);
+  const cu = roundChunk(s);
   L.push(`${i}{`);
   L.push(`${i}  var ${t}c = ${s.lane};`);
   for (let u = 0; u < U; u++) L.push(`${i}  var ${t}s${u} = 0.0;`);
@@ -91,13 +91,27 @@ export function sweepWgsl(s: SweepSpec): string[] {
   for (let u = 0; u < U; u++) L.push(`${i}    let ${t}w${u} = ${s.load(cu(u))};`);
   for (let u = 0; u < U; u++) L.push(`${i}    ${t}s${u} += ${s.term(cu(u), `${t}w${u}`)};`);
   L.push(`${i}  }`);
-  L.push(`${i}  for (; ${t}c < ${s.chunks}; ${t}c += ${lanes}u) {`);
-  L.push(`${i}    let ${t}w = ${s.load(`${t}c`)};`);
-  L.push(`${i}    ${t}s0 += ${s.term(`${t}c`, `${t}w`)};`);
-  L.push(`${i}  }`);
-  L.push(`${i}  ${s.acc} += ${pairwise(Array.from({ length: U }, (_, u) => `${t}s${u}`))};`);
+  L.push(...sweepTail(s, U));
   L.push(`${i}}`);
   return L;
+}
+
+/** Chunk u of the round starting at `${tag}c`. */
+const roundChunk = (s: SweepSpec) => (u: number) => (u === 0 ? `${s.tag}c` : `${s.tag}c + ${u * s.lanes}u`);
+
+/**
+ * The end of an unrolled sweep (U > 1), inside its block: the chunks past the last whole round one at a time
+ * into the first partial sum, then the U partial sums pairwise into `acc`.
+ */
+function sweepTail(s: SweepSpec, U: number): string[] {
+  const { lanes, tag: t, indent: i } = s;
+  return [
+    `${i}  for (; ${t}c < ${s.chunks}; ${t}c += ${lanes}u) {`,
+    `${i}    let ${t}w = ${s.load(`${t}c`)};`,
+    `${i}    ${t}s0 += ${s.term(`${t}c`, `${t}w`)};`,
+    `${i}  }`,
+    `${i}  ${s.acc} += ${pairwise(Array.from({ length: U }, (_, u) => `${t}s${u}`))};`,
+  ];
 }
 
 /**
@@ -109,7 +123,7 @@ export function sweepWgsl(s: SweepSpec): string[] {
 function preloadedSweep(s: SweepSpec): string[] {
   const { lanes, tag: t, indent: i } = s;
   const U = Math.max(1, s.U);
-  const cu = (u: number) => (u === 0 ? `${t}c` : `${t}c + ${u * lanes}u`);
+  const cu = roundChunk(s);
   const next = (u: number) => `${t}c + ${(U + u) * lanes}u`;
   const sum = (u: number) => (U === 1 ? s.acc : `${t}s${u}`);
   const L: string[] = [];
@@ -122,13 +136,7 @@ function preloadedSweep(s: SweepSpec): string[] {
   for (let u = 0; u < U; u++) L.push(`${i}      ${t}p${u} = ${s.load(next(u))};`);
   L.push(`${i}    }`);
   L.push(`${i}  }`);
-  if (U > 1) {
-    L.push(`${i}  for (; ${t}c < ${s.chunks}; ${t}c += ${lanes}u) {`);
-    L.push(`${i}    let ${t}w = ${s.load(`${t}c`)};`);
-    L.push(`${i}    ${t}s0 += ${s.term(`${t}c`, `${t}w`)};`);
-    L.push(`${i}  }`);
-    L.push(`${i}  ${s.acc} += ${pairwise(Array.from({ length: U }, (_, u) => `${t}s${u}`))};`);
-  }
+  if (U > 1) L.push(...sweepTail(s, U));
   L.push(`${i}}`);
   return L;
 }

@@ -317,10 +317,11 @@ export function dispatchChunkForward(
   // per-group dispatch, as the separate output pass below takes them.
   const pv = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
-  const outputDispatch = (gi: number, o: Tensor) => ({
+  // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
+  const outputDispatch = (gi: number, o: Tensor, tiles: number) => ({
     tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, o],
     params: groupParams(p, scale, groups[gi]),
-    workgroups: [NS, Math.ceil(V / outputPipelinedBV(V, pv.BV)), groups[gi].HB] as const,
+    workgroups: [NS, tiles, groups[gi].HB] as const,
   });
   const sharedOut =
     shared &&
@@ -332,24 +333,16 @@ export function dispatchChunkForward(
   const sharedDispatches = (gi: number) => ({
     intra,
     state: stateDispatch(gi),
-    ...(sharedOut && out ? { output: outputDispatch(gi, out) } : {}),
+    ...(sharedOut && out ? { output: outputDispatch(gi, out, Math.ceil(V / outputPipelinedBV(V, pv.BV))) } : {}),
   });
   if (gcInIntra) {
-    // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue).
-    const vv4: IntraVecVariant = {
-      ...v,
-      skip: kdaForwardTuning.intraSkip,
-      fuseGc: true,
-      splitProducts: kdaForwardTuning.intraSplit === true,
-    };
+    // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue); the intra pass's uniforms and grid.
+    const fv: IntraVecVariant = { ...vv4, fuseGc: true };
     gpu.dispatch({
-      kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
+      kernel: { name: 'kda_chunk_intra', key: intraVecKey(fv), code: () => intraVecWgsl(fv) },
       tensors: [cu, q, k, vv, g, beta, saved.gc, saved.W, saved.U, saved.Aqk, saved.T, saved.Kd],
-      params: new Params()
-        .u32(H, N)
-        .f32(scale)
-        .u32(keep ? 1 : 0),
-      workgroups: [NS, H],
+      params: intra.params,
+      workgroups: intra.workgroups,
     });
   } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
@@ -414,24 +407,15 @@ export function dispatchChunkForward(
   if (out && !fused) {
     const vec4 = outputVec4Fits(v);
     const ov = { ...v, BV: kdaForwardTuning.outputBV, named: kdaForwardTuning.outputNamed === true };
-    const pipelined = pipelinedOutput;
-    const kernel = pipelined
+    const kernel = pipelinedOutput
       ? { name: 'kda_chunk_output', key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) }
       : vec4
         ? { name: 'kda_chunk_output', key: outputKey(ov), code: () => outputWgsl(ov) }
         : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) };
-    const obv = pipelined ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
-    for (const [gi, gr] of groups.entries()) {
-      if (sharedOut) {
-        dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
-        continue;
-      }
-      gpu.dispatch({
-        kernel,
-        tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, out],
-        params: groupParams(p, scale, gr),
-        workgroups: [NS, Math.ceil(V / obv), gr.HB],
-      });
+    const obv = pipelinedOutput ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
+    for (const gi of groups.keys()) {
+      if (sharedOut) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
+      else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv)) });
     }
     if (kdaForwardTuning.overlapProbe && tiled && vec4Intra && !gcInIntra && groups.length === 1) {
       const vv4: IntraVecVariant = { ...v, splitProducts: kdaForwardTuning.intraSplit === true };

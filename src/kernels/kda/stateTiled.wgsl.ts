@@ -134,9 +134,9 @@ export const tileFetch = (g: TiledGeometry, dst: string, buf: string, ts: string
         ${dst}[m] = select(vec4<f32>(0.0), ${buf}[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u], i < ${Ln});
       }`;
 
-/** WGSL: registers src[m] (tileFetch) into the padded workgroup tile. */
-export const tileStore = (g: TiledGeometry, src: string) =>
-  `for (var m = 0u; m < ${g.PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = ${src}[m]; }`;
+/** WGSL: registers src[m] (tileFetch) into the padded workgroup tile, each times `factor` (a WGSL vec4 of m) if given. */
+export const tileStore = (g: TiledGeometry, src: string, factor?: string) =>
+  `for (var m = 0u; m < ${g.PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = ${src}[m]${factor ? ` * ${factor}` : ''}; }`;
 
 /**
  * WGSL: thread (b, cb)'s phase flags (is1: a V'-phase thread, is2: a state-phase one) and column `col4`, and
@@ -234,8 +234,7 @@ const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
  * WGSL: Kd = k exp(gc_last - gc) from kdFetch's registers into the padded tile, as tileStore of the gc pass's Kd
  * (rows past the chunk: k is 0 and gc a row inside it, so 0, as there).
  */
-const kdStore = (g: TiledGeometry, src: string) =>
-  `for (var m = 0u; m < ${g.PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = ${src}[m] * exp(klast - kgc[m]); }`;
+const kdStore = (g: TiledGeometry, src: string) => tileStore(g, src, 'exp(klast - kgc[m])');
 
 export function stateTiledWgsl(v: StateTiledVariant): string {
   const { K, GK } = v;

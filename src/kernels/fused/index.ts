@@ -51,7 +51,14 @@ import { concatLast } from '../concat/index.js';
 import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
 import { MOE_DECODE_ROWS, type MoeDecodeVariant, moeDecodeKey, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
-import { type ExpertWeights, expertsInference, type RouterConfig, type RoutesT, route } from '../moe/index.js';
+import {
+  type ExpertWeights,
+  expertsDecodeDown,
+  expertsInference,
+  type RouterConfig,
+  type RoutesT,
+  route,
+} from '../moe/index.js';
 import { ROUTE_FOLD_MAX_E, ROUTE_FOLD_MAX_TOKENS } from './routeFold.wgsl.js';
 import { ROUTE_RANK_MAX_E, routeRankKey, routeRankWgsl } from './routeRank.wgsl.js';
 
@@ -781,16 +788,8 @@ export function moeRoutedDecode(
   let terms: Tensor[];
   if (plan) terms = [sharedDown(gpu, plan, hid, idx, rw, w, shared)];
   else {
-    // expertsInference's down dispatch (moe/index.ts expertsDecode), then the shared expert as a term.
-    const y = gpu.empty([N, D]);
-    const dn: MoeDecodeVariant = { mode: 'down', wDtype, vec: I % 8 === 0, k };
-    gpu.dispatch({
-      kernel: { name: 'moe_decode_down', key: moeDecodeKey(dn), code: () => moeDecodeWgsl(dn) },
-      tensors: [hid, idx, w.w2, rw, y],
-      params: new Params().u32(I, D, 0, 0),
-      workgroups: [Math.ceil(D / MOE_DECODE_ROWS), N],
-    });
-    terms = [y, swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
+    // expertsInference's down dispatch (moe/index.ts), then the shared expert as a term.
+    terms = [expertsDecodeDown(gpu, hid, idx, rw, w), swigluLinear(shared.x, shared.gate, shared.up, shared.down)];
   }
   for (const t of [xc, rx, hid]) t.dispose();
   return { terms, routes: { idx, weights: rw } };

@@ -192,16 +192,27 @@ function expertsDecode(gpu: GpuContext, x: Tensor, routes: RoutesT, w: ExpertWei
     params: new Params().u32(D, I, 0, 0),
     workgroups: [Math.ceil(I / MOE_DECODE_ROWS), N * k],
   });
+  const y = expertsDecodeDown(gpu, h, idx, rw, w);
+  for (const t of [xc, idx, rw, h]) t.dispose();
+  return { y, counts };
+}
+
+/**
+ * The decode path's down dispatch: y [N, D] = sum over each token's k experts of weight * w2[e] h, from the
+ * gate_up dispatch's hidden rows h [N * k, I] and the routes' idx / weights [N, k] (contiguous).
+ */
+export function expertsDecodeDown(gpu: GpuContext, h: Tensor, idx: Tensor, rw: Tensor, w: ExpertWeights): Tensor {
+  const [, I, D] = w.w1.shape;
+  const [N, k] = idx.shape;
   const y = gpu.empty([N, D]);
-  const dn = { mode: 'down' as const, wDtype, vec: I % 8 === 0, k };
+  const dn = { mode: 'down' as const, wDtype: w.w1.dtype as 'f32' | 'bf16', vec: I % 8 === 0, k };
   gpu.dispatch({
     kernel: { name: 'moe_decode_down', key: moeDecodeKey(dn), code: () => moeDecodeWgsl(dn) },
     tensors: [h, idx, w.w2, rw, y],
     params: new Params().u32(I, D, 0, 0),
     workgroups: [Math.ceil(D / MOE_DECODE_ROWS), N],
   });
-  for (const t of [xc, idx, rw, h]) t.dispose();
-  return { y, counts };
+  return y;
 }
 
 /**

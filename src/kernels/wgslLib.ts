@@ -9,6 +9,12 @@ export function storageElem(dtype: FloatDType): 'f32' | 'u32' {
   return dtype === 'bf16' ? 'u32' : 'f32';
 }
 
+/** `fn toBf16(x: f32) -> u32`: x rounded to the nearest bf16 (ties to even), its 16 bits in the low half. */
+export const WGSL_TO_BF16 = /* wgsl */ `fn toBf16(x: f32) -> u32 {
+  let u = bitcast<u32>(x);
+  return ((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) & 0xffffu;
+}`;
+
 /** `fn sigmoid(x: f32) -> f32` without overflow: e = exp(-|x|) is in (0, 1]. */
 export const WGSL_SIGMOID = /* wgsl */ `fn sigmoid(x: f32) -> f32 {
   let e = exp(-abs(x));

@@ -12,7 +12,7 @@
  * value), then the same codes round(x * 127 / a) clamped to [-127, 127] and the same scale words a / 127.
  */
 import type { Int8RowLayout } from '../mla/int8Layout.js';
-import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import { type FloatDType, loadFn, storageElem, WGSL_TO_BF16, workgroupReduce } from '../wgslLib.js';
 import { NORM_CONCAT_WG } from './normConcat.wgsl.js';
 
 /** The row lives in workgroup memory (4 bytes a value) beside the reductions: within 16 KB. */
@@ -73,14 +73,7 @@ ${loadFn('normWeight', 'NW', wDtype)}
 ${workgroupReduce('red', WG, 'f32', 'a + b')}
 var<workgroup> row: array<f32, ${R}>;
 ${pool.dtype === 'int8' ? `var<workgroup> amax: array<vec2<f32>, ${WG}>;` : ''}
-${
-  pool.dtype === 'bf16'
-    ? `fn toBf16(x: f32) -> u32 {
-  let u = bitcast<u32>(x);
-  return ((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) & 0xffffu;
-}`
-    : ''
-}
+${pool.dtype === 'bf16' ? WGSL_TO_BF16 : ''}
 ${
   pool.dtype === 'int8'
     ? `fn code4(c0: u32, end: u32, inv: f32) -> u32 {

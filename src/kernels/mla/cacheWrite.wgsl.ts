@@ -1,3 +1,5 @@
+import { WGSL_TO_BF16 } from '../wgslLib.js';
+
 /** Appending rows to the paged latent cache (mla/index.ts cacheWrite). */
 export const CACHE_WRITE_WG = 64;
 
@@ -12,10 +14,7 @@ struct Params { N: u32, maxPages: u32, pageSize: u32, _a: u32 };
 @group(0) @binding(3) var<storage, read> pos: array<i32>;
 @group(0) @binding(4) var<storage, read> pageTable: array<i32>;
 @group(0) @binding(5) var<storage, read_write> pool: array<${bf16 ? 'u32' : 'f32'}>;
-fn toBf16(x: f32) -> u32 {
-  let u = bitcast<u32>(x);
-  return ((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) & 0xffffu;
-}
+${WGSL_TO_BF16}
 @compute @workgroup_size(${CACHE_WRITE_WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let i = wid.x + wid.y * 65535u;

@@ -1,5 +1,6 @@
 /** WGSL twin of reference.ts: out[i] = lo + (hi - lo) * u(seed, i); bf16 output rounds to nearest even. */
 import { linearGroup } from '../common.js';
+import { WGSL_TO_BF16 } from '../wgslLib.js';
 
 export const RANDOM_WG = 256;
 
@@ -19,10 +20,7 @@ fn value(i: u32) -> f32 {
   let u = f32(h >> 8u) / 16777216.0;
   return p.lo + (p.hi - p.lo) * u;
 }
-fn toBf16(x: f32) -> u32 {
-  let u = bitcast<u32>(x);
-  return ((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) & 0xffffu;
-}
+${WGSL_TO_BF16}
 @compute @workgroup_size(${RANDOM_WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -12,6 +12,7 @@
  * value), then the same codes round(x * 127 / a) clamped to [-127, 127] and the same scale words a / 127.
  */
 import type { Int8RowLayout } from '../mla/int8Layout.js';
+import { int8RowStore, quantizeBody } from '../mla/int8Quantize.wgsl.js';
 import { type FloatDType, loadFn, storageElem, WGSL_TO_BF16, workgroupReduce } from '../wgslLib.js';
 import { NORM_CONCAT_WG } from './normConcat.wgsl.js';
 
@@ -37,28 +38,10 @@ export function normCacheWriteWgsl(wDtype: FloatDType, pool: NormCachePool): str
     pool[(dst * ${R}u + c) / 2u] = toBf16(row[c]) | (toBf16(row[c + 1u]) << 16u);
   }`;
   } else if (pool.dtype === 'int8') {
-    const { Rv, LWp, SW, RW } = pool.L;
-    store = /* wgsl */ `  var a = vec2<f32>(0.0);
-  for (var c = lid; c < ${R}u; c += ${WG}u) {
-    let x = abs(row[c]);
-    if (c < ${Rv}u) { a.x = max(a.x, x); } else { a.y = max(a.y, x); }
-  }
-  amax[lid] = a;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { amax[lid] = max(amax[lid], amax[lid + s]); }
-    workgroupBarrier();
-  }
-  let am = amax[0];
+    // mla/int8Quantize.wgsl.ts's absmax, codes and word layout, on the row in workgroup memory.
+    store = `  let am = absmax(0u, lid);
   let qinv = select(vec2<f32>(0.0), 127.0 / am, am > vec2<f32>(0.0));
-  for (var w = lid; w < ${RW}u; w += ${WG}u) {
-    var word = 0u;
-    if (w < ${LWp}u) { word = code4(4u * w, ${Rv}u, qinv.x); }
-    else if (w < ${SW}u) { word = code4(${Rv}u + 4u * (w - ${LWp}u), ${R}u, qinv.y); }
-    else if (w == ${SW}u) { word = bitcast<u32>(am.x / 127.0); }
-    else if (w == ${SW + 1}u) { word = bitcast<u32>(am.y / 127.0); }
-    pool[dst * ${RW}u + w] = word;
-  }`;
+${int8RowStore(pool.L, WG, '0u', `dst * ${pool.L.RW}u`, 'am', 'qinv')}`;
   } else store = '';
   return /* wgsl */ `
 struct Params { ld: u32, off: u32, r: u32, np: u32, eps: f32, maxPages: u32, pageSize: u32, _a: u32 };
@@ -72,23 +55,8 @@ struct Params { ld: u32, off: u32, r: u32, np: u32, eps: f32, maxPages: u32, pag
 ${loadFn('normWeight', 'NW', wDtype)}
 ${workgroupReduce('red', WG, 'f32', 'a + b')}
 var<workgroup> row: array<f32, ${R}>;
-${pool.dtype === 'int8' ? `var<workgroup> amax: array<vec2<f32>, ${WG}>;` : ''}
 ${pool.dtype === 'bf16' ? WGSL_TO_BF16 : ''}
-${
-  pool.dtype === 'int8'
-    ? `fn code4(c0: u32, end: u32, inv: f32) -> u32 {
-  var w = 0u;
-  for (var i = 0u; i < 4u; i++) {
-    let c = c0 + i;
-    if (c < end) {
-      let q = clamp(round(row[c] * inv), -127.0, 127.0);
-      w |= (bitcast<u32>(i32(q)) & 0xffu) << (8u * i);
-    }
-  }
-  return w;
-}`
-    : ''
-}
+${pool.dtype === 'int8' ? quantizeBody(pool.L, { WG, value: (_src, c) => `row[${c}]`, red: 'amax' }) : ''}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let b = wid.x;

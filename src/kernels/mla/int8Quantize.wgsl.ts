@@ -7,18 +7,33 @@ import type { Int8RowLayout } from './int8Layout.js';
 
 export const INT8_QUANT_WG = 64;
 
-/** Shared body: `amax` of row `src` of `values` (R floats), then word w of its codes via `word(w)`. */
-function quantizeBody(L: Int8RowLayout): string {
+/** Where the quantiser reads a row's values (default: binding `values`, row starting at `src`) and its threads. */
+export interface QuantizeSource {
+  /** Threads per workgroup (default INT8_QUANT_WG). */
+  WG?: number;
+  /** WGSL of value c (u32 expressions) of the row starting at src. */
+  value?: (src: string, c: string) => string;
+  /** Name of the workgroup array of the absmax tree (default `red`). */
+  red?: string;
+}
+
+/**
+ * Shared body (module scope): `absmax(src, lid)` of a row (R floats), `codeWord(src, w, inv)` its code word
+ * w (< SW), and the constant SW. Also used by fused/normCacheWrite.wgsl.ts on a row in workgroup memory.
+ */
+export function quantizeBody(L: Int8RowLayout, from: QuantizeSource = {}): string {
   const { R, Rv, LWp, SW } = L;
-  const WG = INT8_QUANT_WG;
+  const WG = from.WG ?? INT8_QUANT_WG;
+  const value = from.value ?? ((src: string, c: string) => `values[${src} + ${c}]`);
+  const red = from.red ?? 'red';
   return /* wgsl */ `
-var<workgroup> red: array<vec2<f32>, ${WG}>;
+var<workgroup> ${red}: array<vec2<f32>, ${WG}>;
 fn code4(src: u32, c0: u32, end: u32, inv: f32) -> u32 {
   var w = 0u;
   for (var i = 0u; i < 4u; i++) {
     let c = c0 + i;
     if (c < end) {
-      let q = clamp(round(values[src + c] * inv), -127.0, 127.0);
+      let q = clamp(round(${value('src', 'c')} * inv), -127.0, 127.0);
       w |= (bitcast<u32>(i32(q)) & 0xffu) << (8u * i);
     }
   }
@@ -27,16 +42,16 @@ fn code4(src: u32, c0: u32, end: u32, inv: f32) -> u32 {
 fn absmax(src: u32, lid: u32) -> vec2<f32> {
   var a = vec2<f32>(0.0);
   for (var c = lid; c < ${R}u; c += ${WG}u) {
-    let x = abs(values[src + c]);
+    let x = abs(${value('src', 'c')});
     if (c < ${Rv}u) { a.x = max(a.x, x); } else { a.y = max(a.y, x); }
   }
-  red[lid] = a;
+  ${red}[lid] = a;
   workgroupBarrier();
   for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    if (lid < s) { ${red}[lid] = max(${red}[lid], ${red}[lid + s]); }
     workgroupBarrier();
   }
-  return red[0];
+  return ${red}[0];
 }
 /** Word w (< SW) of the codes of row src, given 127 / absmax per part. */
 fn codeWord(src: u32, w: u32, inv: vec2<f32>) -> u32 {
@@ -68,14 +83,22 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let t = u32(pos[i]);
   let page = u32(pageTable[u32(seq[i]) * p.maxPages + t / p.pageSize]);
   let dst = (page * p.pageSize + t % p.pageSize) * ${L.RW}u;
-  for (var w = lid; w < ${L.RW}u; w += ${WG}u) {
-    var word = 0u;
-    if (w < SW) { word = codeWord(src, w, inv); }
-    else if (w == SW) { word = bitcast<u32>(a.x / 127.0); }
-    else if (w == SW + 1u) { word = bitcast<u32>(a.y / 127.0); }
-    pool[dst + w] = word;
-  }
+${int8RowStore(L, WG, 'src', 'dst', 'a', 'inv')}
 }`;
+}
+
+/**
+ * WGSL: the RW words of a quantised row (quantizeBody's codes, then the two scales absmax / 127) into
+ * `pool[dst + w]`, threads striding by WG; `a` the row's absmax, `inv` 127 / a (0 where a is 0).
+ */
+export function int8RowStore(L: Int8RowLayout, WG: number, src: string, dst: string, a: string, inv: string): string {
+  return `  for (var w = lid; w < ${L.RW}u; w += ${WG}u) {
+    var word = 0u;
+    if (w < SW) { word = codeWord(${src}, w, ${inv}); }
+    else if (w == SW) { word = bitcast<u32>(${a}.x / 127.0); }
+    else if (w == SW + 1u) { word = bitcast<u32>(${a}.y / 127.0); }
+    pool[${dst} + w] = word;
+  }`;
 }
 
 /**

@@ -14,7 +14,7 @@
 import type { Int8RowLayout } from '../mla/int8Layout.js';
 import { int8RowStore, quantizeBody } from '../mla/int8Quantize.wgsl.js';
 import { type FloatDType, loadFn, storageElem, WGSL_TO_BF16, workgroupReduce } from '../wgslLib.js';
-import { NORM_CONCAT_WG } from './normConcat.wgsl.js';
+import { NORM_CONCAT_WG, normConcatRow } from './normConcat.wgsl.js';
 
 /** The row lives in workgroup memory (4 bytes a value) beside the reductions: within 16 KB. */
 export const NORM_CACHE_MAX_R = 3072;
@@ -61,11 +61,7 @@ ${pool.dtype === 'int8' ? quantizeBody(pool.L, { WG, value: (_src, c) => `row[${
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let b = wid.x;
   let src = b * p.ld + p.off;
-  var ss = 0.0;
-  for (var i = lid; i < p.r; i += ${WG}u) { let v = X[src + i]; ss += v * v; }
-  let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.r) + p.eps);
-  for (var i = lid; i < p.r; i += ${WG}u) { row[i] = normWeight(i) * (X[src + i] * inv); }
-  for (var i = lid; i < p.np; i += ${WG}u) { row[p.r + i] = X[src + p.r + i]; }
+${normConcatRow((i) => `row[${i}]`)}
   workgroupBarrier();
   let t = u32(pos[b]);
   let page = u32(pageTable[u32(seq[b]) * p.maxPages + t / p.pageSize]);

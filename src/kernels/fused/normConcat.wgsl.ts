@@ -26,10 +26,20 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let b = wid.x;
   let src = b * p.ld + p.off;
   let dst = b * (p.r + p.np);
-  var ss = 0.0;
-  for (var i = lid; i < p.r; i += ${NORM_CONCAT_WG}u) { let v = X[src + i]; ss += v * v; }
-  let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.r) + p.eps);
-  for (var i = lid; i < p.r; i += ${NORM_CONCAT_WG}u) { Y[dst + i] = normWeight(i) * (X[src + i] * inv); }
-  for (var i = lid; i < p.np; i += ${NORM_CONCAT_WG}u) { Y[dst + p.r + i] = X[src + p.r + i]; }
+${normConcatRow((i) => `Y[dst + ${i}]`)}
 }`;
+}
+
+/**
+ * WGSL (inside main, after `src`: the row's first column in X): the normed columns and the copied ones of the
+ * row into `out(i)`, i < p.r + p.np; the sum of squares by redReduce (workgroupReduce 'red'). Shared with
+ * normCacheWrite.wgsl.ts, which keeps the row in workgroup memory.
+ */
+export function normConcatRow(out: (i: string) => string): string {
+  const WG = NORM_CONCAT_WG;
+  return `  var ss = 0.0;
+  for (var i = lid; i < p.r; i += ${WG}u) { let v = X[src + i]; ss += v * v; }
+  let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.r) + p.eps);
+  for (var i = lid; i < p.r; i += ${WG}u) { ${out('i')} = normWeight(i) * (X[src + i] * inv); }
+  for (var i = lid; i < p.np; i += ${WG}u) { ${out('p.r + i')} = X[src + p.r + i]; }`;
 }

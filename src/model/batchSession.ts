@@ -35,6 +35,7 @@ import {
   headGemv,
   moeRoutedDecode,
   moeSharedDecode,
+  type LatentCacheTarget,
   type NormLinearConv,
   rmsnormCacheWrite,
   rmsnormConcat,
@@ -932,10 +933,19 @@ export class BatchSession {
   }
 
   private writeLatent(layer: number, rows: Tensor, g: ShardGroup): void {
-    const pool = this.cache.mlaPools[this.mlaIndex.get(layer)!][g.shard];
-    cacheWrite(pool, contiguous(rows), g.seq, g.pos, this.cache.pageTable, {
+    const to = this.latentTarget(layer, g);
+    cacheWrite(to.pool, contiguous(rows), to.seq, to.pos, to.pageTable, { Rv: to.Rv });
+  }
+
+  /** Where layer `layer`'s latent rows of shard group g go: its pool shard, their slots and positions, the pages. */
+  private latentTarget(layer: number, g: ShardGroup): LatentCacheTarget {
+    return {
+      pool: this.cache.mlaPools[this.mlaIndex.get(layer)!][g.shard],
+      seq: g.seq,
+      pos: g.pos,
+      pageTable: this.cache.pageTable,
       Rv: this.model.cfg.kv_lora_rank ?? undefined,
-    });
+    };
   }
 
   /** Split kv_b_proj [H*(dn+dv), r] into per-head W_uk [H, dn, r] and W_uv [H, dv, r], once. */
@@ -977,13 +987,7 @@ export class BatchSession {
     const one = at.groups.length === 1 && !at.groups[0].idx ? at.groups[0] : undefined;
     if (!rotary && this.opts.fuseNormGemv !== false && this.opts.fuseCacheWrite !== false && one) {
       // The latent row straight into the cache: never written to device memory as a row.
-      rmsnormCacheWrite(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6, {
-        pool: this.cache.mlaPools[this.mlaIndex.get(i)!][one.shard],
-        seq: one.seq,
-        pos: one.pos,
-        pageTable: this.cache.pageTable,
-        Rv: r,
-      });
+      rmsnormCacheWrite(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6, this.latentTarget(i, one));
     } else if (rotary || this.opts.fuseNormGemv === false) {
       const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), kvNorm, 1e-6);
       const kPe = rotary

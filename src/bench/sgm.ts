@@ -92,12 +92,8 @@ export async function benchSgm(gpu: GpuContext, o: SgmBenchOptions) {
         });
       try {
         // A module that does not compile is reported, not left to poison the context's next batch.
-        gpu.device.pushErrorScope('validation');
-        const module = gpu.device.createShaderModule({ code: sgmPeakWgsl(cfg), label: sgmPeakKey(cfg) });
-        const err = (await module.getCompilationInfo()).messages.find((m) => m.type === 'error');
-        const scoped = await gpu.device.popErrorScope();
-        if (err || scoped)
-          throw new Error(`does not compile: ${err ? `line ${err.lineNum}: ${err.message}` : scoped?.message}`);
+        const err = await gpu.compileError(sgmPeakWgsl(cfg), sgmPeakKey(cfg));
+        if (err) throw new Error(`does not compile: ${err}`);
         const t = await timeGpu(gpu, body, o.reps, o.trials);
         const got = (await out.read()) as Int32Array;
         const wrong = countWrong(got, sgmPeakExpected(a8, b8, { ...run, iters: o.iters }));

@@ -353,6 +353,19 @@ export class GpuContext implements Device {
     return { chunk, offset };
   }
 
+  /**
+   * Compiles `code` (a module only, no pipeline) inside a validation error scope: its first error as
+   * 'line N: message', or undefined where it compiles. For probing experimental features (subgroup
+   * matrices) without a failed module surfacing later as an uncaptured error that poisons the next batch.
+   */
+  async compileError(code: string, label: string): Promise<string | undefined> {
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code, label });
+    const err = (await module.getCompilationInfo()).messages.find((m) => m.type === 'error');
+    const scoped = await this.device.popErrorScope();
+    return err ? `line ${err.lineNum}: ${err.message}` : scoped?.message;
+  }
+
   kernel(spec: KernelSpec): CompiledKernel {
     return this.pipelines.get(spec);
   }

@@ -57,10 +57,9 @@ export async function prepareSubgroupMatrix(
   try {
     for (const v of SGM_VARIANTS) {
       const name = `${v.syntax}/${v.units}`;
-      const module = gpu.device.createShaderModule({ code: int8SgmWgsl(v), label: int8SgmKey(v) });
-      const err = (await module.getCompilationInfo()).messages.find((m) => m.type === 'error');
+      const err = await gpu.compileError(int8SgmWgsl(v), int8SgmKey(v));
       if (err) {
-        errors.push(`${name}: does not compile: line ${err.lineNum}: ${err.message}`);
+        errors.push(`${name}: does not compile: ${err}`);
         continue;
       }
       sgmVariant.set(gpu, v);

@@ -46,12 +46,8 @@ export async function prepareMlaInt8Sgm(gpu: GpuContext): Promise<MlaInt8SgmPrep
   const plan = planMlaInt8Sgm({ H, R, Rv, variant }, gpu.limits.maxComputeWorkgroupStorageSize);
   // Inside an error scope: a module that fails to compile must not surface later as an uncaptured error
   // that poisons the context's next batch (the decode bench then stays on dp4a instead of failing).
-  gpu.device.pushErrorScope('validation');
-  const module = gpu.device.createShaderModule({ code: mlaInt8SgmWgsl(plan), label: 'mla_int8_sgm_probe' });
-  const err = (await module.getCompilationInfo()).messages.find((m) => m.type === 'error');
-  const scoped = await gpu.device.popErrorScope();
-  if (err) return refuse(`the kernel does not compile: line ${err.lineNum}: ${err.message}`);
-  if (scoped) return refuse(`the kernel does not compile: ${scoped.message}`);
+  const err = await gpu.compileError(mlaInt8SgmWgsl(plan), 'mla_int8_sgm_probe');
+  if (err) return refuse(`the kernel does not compile: ${err}`);
   // One sequence of 161 rows (awkward: 5 blocks, the last of one row) over pages of 16, two chunks.
   const rng = new Rng(23);
   const T = 161;

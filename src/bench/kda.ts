@@ -17,6 +17,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentSlots, kdaSavedBytes } from '../kernels/kda/index.js';
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
 import { kdaForwardTuning } from '../kernels/kda/chunk.js';
+import { STATE_PROBES, type StateProbe } from '../kernels/kda/stateTiled.wgsl.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
@@ -73,6 +74,11 @@ export interface KdaBenchOptions {
   fwdSharedOutput?: boolean;
   /** Kd computed in the tiled state pass from k and gc, not written by the gc pass (kdaForwardTuning.kdInState). */
   fwdKdInState?: boolean;
+  /**
+   * Profiling only: after each forward's profile, profile it again with the tiled state pass changed by each of
+   * these probes (kdaForwardTuning.stateProbe; wrong results), then once more unchanged (stateProbe in the row).
+   */
+  fwdStateProbe?: StateProbe[];
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -303,6 +309,20 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   };
 }
 
+/**
+ * The forward's per-kernel times with the tiled state pass changed by each probe in turn, then unchanged again
+ * (`after`: the drift since the row's own profile), in one process, each median of `trials` profiles.
+ */
+async function profileStateProbes(gpu: GpuContext, fwd: () => void, probes: StateProbe[], trials: number) {
+  const out: Record<string, Record<string, number>> = {};
+  for (const probe of [...probes, undefined]) {
+    kdaForwardTuning.stateProbe = probe;
+    out[probe ?? 'after'] = await profileKernels(gpu, fwd, trials, { warmUp: true });
+  }
+  kdaForwardTuning.stateProbe = undefined;
+  return out;
+}
+
 function disposeAll(...ts: (Tensor | undefined)[]): void {
   for (const t of ts) t?.dispose();
 }
@@ -389,6 +409,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       ...(check ? { check } : {}),
       ...(o.profile && dev.backend === 'webgpu'
         ? { kernelsMs: await profileKernels(dev as GpuContext, fwd, o.trials, { warmUp: true }) }
+        : {}),
+      ...(o.fwdStateProbe && dev.backend === 'webgpu'
+        ? { stateProbe: await profileStateProbes(dev as GpuContext, fwd, o.fwdStateProbe, o.trials) }
         : {}),
     });
     if (!o.skipBackward) {
@@ -516,6 +539,14 @@ function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | 'halves' 
   throw new Error(`--fwd-state: '${s}' is not tiled, prefetch or halves`);
 }
 
+function parseStateProbes(s: string | undefined): StateProbe[] | undefined {
+  if (s === undefined) return undefined;
+  return s.split(',').map((x) => {
+    if ((STATE_PROBES as readonly string[]).includes(x)) return x as StateProbe;
+    throw new Error(`--fwd-state-probe: '${x}' is not one of ${STATE_PROBES.join(', ')}`);
+  });
+}
+
 function parseOnOff(flag: string, s: string | undefined): boolean | undefined {
   if (s === undefined) return undefined;
   if (s === 'on' || s === 'off') return s === 'on';
@@ -603,6 +634,10 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-kd-in-state <on|off>',
       'forward Kd computed in the tiled state pass from k and gc (default on; off: the gc pass writes Kd)',
     )
+    .option(
+      '--fwd-state-probe <probe,...>',
+      `profiling only: also profile the forward with the tiled state pass changed (${STATE_PROBES.join(', ')})`,
+    )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -671,6 +706,7 @@ export function registerKdaBench(bench: Command): void {
         fwdSharedPipeline: parseOnOff('--fwd-shared-pipeline', opts.fwdSharedPipeline),
         fwdSharedOutput: parseOnOff('--fwd-shared-output', opts.fwdSharedOutput),
         fwdKdInState: parseOnOff('--fwd-kd-in-state', opts.fwdKdInState),
+        fwdStateProbe: parseStateProbes(opts.fwdStateProbe),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

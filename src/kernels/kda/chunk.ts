@@ -32,7 +32,7 @@ import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
 import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
-import { stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
+import { type StateProbe, stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
 import { dispatchStateIntra } from './statePipeline.js';
 import { dispatchOverlapProbe } from './overlapProbe.js';
 
@@ -138,6 +138,8 @@ export const kdaForwardTuning: {
    * waited on those loads: 6.371 (run1-summary.txt).
    */
   kdInState?: boolean;
+  /** Profiling only (wrong results): the tiled state pass with a part changed (stateTiled.wgsl.ts StateProbe). */
+  stateProbe?: StateProbe;
 } = {};
 
 /**
@@ -246,7 +248,16 @@ export function dispatchChunkForward(
     kdaForwardTuning.state !== 'prefetch' &&
     !kdaForwardTuning.overlapProbe &&
     intraVecFits(v);
-  const tv = { K, V, GK, BV, RA: kdaForwardTuning.stateRows ?? 2, wg: maxWg, kdFromK: kdInState };
+  const tv = {
+    K,
+    V,
+    GK,
+    BV,
+    RA: kdaForwardTuning.stateRows ?? 2,
+    wg: maxWg,
+    kdFromK: kdInState,
+    probe: kdaForwardTuning.stateProbe,
+  };
   const hv = {
     ...tv,
     halves: kdaForwardTuning.stateHalves ?? 2,

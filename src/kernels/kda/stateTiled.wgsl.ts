@@ -48,12 +48,39 @@ export interface StateTiledVariant {
    * row). Needs GK = K (a gate per channel).
    */
   kdFromK?: boolean;
+  /** Profiling only (wrong results): see StateProbe. */
+  probe?: StateProbe;
 }
+
+/**
+ * Profiling only, timing the tiled pass with a part changed (bench kda --fwd-state-probe; the results are wrong):
+ *  - pair: 128 rows a step, the chunk-pair decomposition's state pass as it would run in this pass's 48 KiB of
+ *    workgroup memory (a 128-row W or Kd tile does not fit): two 64-row halves, each staging W, its V' rows, staging
+ *    Kd and its part of Kd^T V', against the S entering the pair; S updated and stored once a pair (here chunk
+ *    pairs j, j + 1 read as one step with their own W, Kd, U: numbers wrong, work and barriers as the real pass);
+ *  - nostage: the W and Kd tiles not staged (their global loads then unused, so gone too);
+ *  - noload: W and Kd not loaded (constants staged instead);
+ *  - nohb: S not stored for the output pass;
+ *  - novp: the V' phase's products left out (V' = U);
+ *  - nostate: the state phase's products left out (S = exp(gc_last) S);
+ *  - nobarrier: no workgroup barriers (races).
+ */
+export type StateProbe = 'pair' | 'nostage' | 'noload' | 'nohb' | 'novp' | 'nostate' | 'nobarrier';
+
+export const STATE_PROBES: readonly StateProbe[] = [
+  'pair',
+  'nostage',
+  'noload',
+  'nohb',
+  'novp',
+  'nostate',
+  'nobarrier',
+];
 
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /*
  * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
@@ -244,8 +271,55 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       `kda state pass (tiled): Kd from k needs GK = K and K / 4 dividing the threads, got GK=${GK}, K=${K}`,
     );
   const { BV4, R1, PF } = g;
+  const pr = v.probe;
+  const constFetch = (dst: string) =>
+    `for (var m = 0u; m < ${PF}u; m++) { ${dst}[m] = vec4<f32>(f32(lid + m) * 1e-6); }${
+      v.kdFromK && dst === 'kpre'
+        ? ` for (var m = 0u; m < ${PF}u; m++) { kgc[m] = vec4<f32>(0.0); } klast = vec4<f32>(0.0);`
+        : ''
+    }`;
   const fetch = (dst: string, buf: string, ts: string, Ln: string) =>
-    v.kdFromK && buf === 'Kd' ? kdFetch(g, dst, ts, Ln) : tileFetch(g, dst, buf, ts, Ln);
+    pr === 'noload' && ts === 'tn' // the first chunk's loads stay: the bindings must stay used (layout auto)
+      ? constFetch(dst)
+      : v.kdFromK && buf === 'Kd'
+        ? kdFetch(g, dst, ts, Ln)
+        : tileFetch(g, dst, buf, ts, Ln);
+  const barrier = pr === 'nobarrier' ? '' : 'workgroupBarrier();';
+  const stage = (s: string) => (pr === 'nostage' ? '' : s);
+  // V' phase without its products (probe novp): acc = U to Vsh and V'.
+  const rowsPhase =
+    pr === 'novp'
+      ? `if (is1) {
+      for (var a = 0u; a < ${v.RA}u; a++) {
+        let i = b + a * ${R1}u;
+        Vsh[i * ${BV4}u + cb] = acc[a];
+        if (i < L) { Vp[((ts + i) * H + h) * ${g.V4}u + col4] = acc[a]; }
+      }
+    }`
+      : tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp');
+  const columnSum =
+    pr === 'nostate'
+      ? `var sacc: array<vec4<f32>, 4>;
+      for (var a = 0u; a < 4u; a++) { sacc[a] = Vsh[a * ${BV4}u + cb]; }`
+      : tiledColumnSum(g, 'kd', 'vi');
+  // Probe pair: the S update (and the store for the output pass) once per pair of chunks, V' of both against
+  // the S entering the pair; the halves' Kd^T V' sums add up in spair.
+  const update =
+    pr === 'pair'
+      ? `for (var a = 0u; a < 4u; a++) { spair[a] += sacc[a]; }
+      if ((j & 1u) == 1u || Ln == 0u) {
+        for (var a = 0u; a < 4u; a++) {
+          sreg[a] = decay[a] * sreg[a] + spair[a];
+          Ssh[(4u * b + a) * ${BV4}u + cb] = sreg[a];
+          spair[a] = vec4<f32>(0.0);
+        }
+      }`
+      : `for (var a = 0u; a < 4u; a++) {
+        sreg[a] = decay[a] * sreg[a] + sacc[a];
+        Ssh[(4u * b + a) * ${BV4}u + cb] = sreg[a];
+      }`;
+  // nohb: a store that never runs (p._a is 0), so hB stays a used binding.
+  const hbStore = pr === 'nohb' ? 'is2 && p._a == 12345u' : pr === 'pair' ? '(j & 1u) == 0u && is2' : 'is2';
   const header = v.kdFromK
     ? tiledHeader(
         g,
@@ -265,7 +339,7 @@ ${header}
   var wpre: array<vec4<f32>, ${PF}>;
   var kpre: array<vec4<f32>, ${PF}>;
   var upre: array<vec4<f32>, ${v.RA}>;
-  var gpre: array<f32, 4>;${
+  var gpre: array<f32, 4>;${pr === 'pair' ? '\n  var spair: array<vec4<f32>, 4>;' : ''}${
     v.kdFromK
       ? `
   var kgc: array<vec4<f32>, ${PF}>;
@@ -273,8 +347,8 @@ ${header}
       : ''
   }
   ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0'), gFetch('t0', 'L0')])}
-    workgroupBarrier();
-    ${tileStore(g, 'wpre')}
+    ${barrier}
+    ${stage(tileStore(g, 'wpre'))}
     var acc: array<vec4<f32>, ${v.RA}>;
     for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = upre[a]; }
     var decay: array<f32, 4>;
@@ -284,26 +358,23 @@ ${header}
       ${tiledRowsFetch(g, 'U', 'tn', 'Ln')}
       ${gFetch('tn', 'Ln')}
     }
-    if (is2) {
+    if (${hbStore}) {
       let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
       ${tiledRegsStore(g, 'hB', 'hbase', 'sreg')}
     }
-    workgroupBarrier();
+    ${barrier}
     // V' = U - W S
-    ${tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp')}
-    workgroupBarrier();
-    ${v.kdFromK ? kdStore(g, 'kpre') : tileStore(g, 'kpre')}
+    ${rowsPhase}
+    ${barrier}
+    ${stage(v.kdFromK ? kdStore(g, 'kpre') : tileStore(g, 'kpre'))}
     if (Ln > 0u) {
       ${fetch('kpre', 'Kd', 'tn', 'Ln')}
     }
-    workgroupBarrier();
+    ${barrier}
     // S = exp(gc_last) S + Kd^T V' (S in registers; rows 4 b .., Kd rows past the end are 0)
     if (is2) {
-      ${tiledColumnSum(g, 'kd', 'vi')}
-      for (var a = 0u; a < 4u; a++) {
-        sreg[a] = decay[a] * sreg[a] + sacc[a];
-        Ssh[(4u * b + a) * ${BV4}u + cb] = sreg[a];
-      }
+      ${columnSum}
+      ${update}
     }
   }
   if (is2) {

@@ -50,7 +50,7 @@ export interface KdaBenchOptions {
   /** The fused state-and-output pass instead of the separate ones (chunk.ts kdaForwardTuning.fused). */
   fwdFused?: boolean;
   /** The separate state pass's kernel (kdaForwardTuning.state) and V' rows per thread (stateRows). */
-  fwdState?: 'tiled' | 'prefetch' | 'halves';
+  fwdState?: 'tiled' | 'prefetch' | 'halves' | 'regw';
   fwdStateRows?: 1 | 2 | 4;
   /** Value columns per workgroup of the output pass (kdaForwardTuning.outputBV). */
   fwdOutputBV?: number;
@@ -534,9 +534,9 @@ function parseKind(flag: string, s: string | undefined): 'vec4' | 'scalar' | und
   throw new Error(`${flag}: '${s}' is not vec4 or scalar`);
 }
 
-function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | 'halves' | undefined {
-  if (s === undefined || s === 'tiled' || s === 'prefetch' || s === 'halves') return s;
-  throw new Error(`--fwd-state: '${s}' is not tiled, prefetch or halves`);
+function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | 'halves' | 'regw' | undefined {
+  if (s === undefined || s === 'tiled' || s === 'prefetch' || s === 'halves' || s === 'regw') return s;
+  throw new Error(`--fwd-state: '${s}' is not tiled, prefetch, halves or regw`);
 }
 
 function parseStateProbes(s: string | undefined): StateProbe[] | undefined {
@@ -605,7 +605,10 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-state-wg <n>', 'threads per workgroup of the forward state pass (default 256)')
     .option('--fwd-state-bv <n>', 'value-tile width of the forward state pass (default: its own rule)')
     .option('--fwd-fused', 'forward with the fused state-and-output pass (default: separate state and output passes)')
-    .option('--fwd-state <kind>', 'forward state pass: halves, tiled or prefetch (default: see kdaForwardTuning.state)')
+    .option(
+      '--fwd-state <kind>',
+      'forward state pass: halves, tiled, prefetch or regw (default: see kdaForwardTuning.state)',
+    )
     .option('--fwd-state-halves <n>', 'halves state pass: 2 (all threads compute, each half the reduction) or 1')
     .option('--fwd-state-uk <n>', "halves state pass: channel vec4 per unrolled V' step (default 2)")
     .option('--fwd-state-ui <n>', 'halves state pass: rows per unrolled state-update step (default 4)')

@@ -33,6 +33,7 @@ import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
 import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
 import { type StateProbe, stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
+import { stateRegWFits, stateRegWKey, stateRegWWgsl } from './stateRegW.wgsl.js';
 import { dispatchStateIntra } from './statePipeline.js';
 import { dispatchOverlapProbe } from './overlapProbe.js';
 
@@ -59,9 +60,11 @@ export const kdaForwardTuning: {
    * The separate state pass: 'tiled' (stateTiled.wgsl.ts, register tiles; the default where it fits: H200,
    * H=16, d=128, T=32768: 2.82 ms), 'prefetch' (chunk.wgsl.ts, one column per thread, 3.36 ms; bench kda
    * --fwd-state prefetch) or 'halves' (stateHalves.wgsl.ts, 2.77-2.78 ms at best: no gain, see there). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
-   * memory: lavapipe's 32 KiB at d=128) the prefetch or plain kernel runs.
+   * memory: lavapipe's 32 KiB at d=128) the prefetch or plain kernel runs. 'regw' (stateRegW.wgsl.ts: W in
+   * registers, two barriers a chunk; needs subgroups; in its own pipeline, not the shared one: bench kda
+   * --fwd-state regw) where it fits, else as unset.
    */
-  state?: 'tiled' | 'prefetch' | 'halves';
+  state?: 'tiled' | 'prefetch' | 'halves' | 'regw';
   /**
    * The 'halves' state pass (stateHalves.wgsl.ts; state = 'halves', not the default: no gain on the H200):
    * 2 (both halves of the threads compute, each half of the reduction, the default) or 1 (stateTiled's split
@@ -265,9 +268,10 @@ export function dispatchChunkForward(
     UI: kdaForwardTuning.stateUI,
   };
   const halves = kdaForwardTuning.state === 'halves' && stateHalvesFits(hv, smem);
-  const tiled = !halves && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
-  // Kd from k in the state pass only where that pass is the tiled one (else the gc pass writes Kd as usual).
-  if (!tiled) tv.kdFromK = false;
+  const regw = kdaForwardTuning.state === 'regw' && !tv.probe && stateRegWFits(tv, smem, gpu.features.subgroups);
+  const tiled = !halves && !regw && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
+  // Kd from k in the state pass only where that pass is the tiled (or regw) one (else the gc pass writes Kd).
+  if (!tiled && !regw) tv.kdFromK = false;
   // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
   const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
@@ -386,9 +390,11 @@ export function dispatchChunkForward(
   });
   const separateState = halves
     ? { name: 'kda_chunk_state', key: stateHalvesKey(hv), code: () => stateHalvesWgsl(hv) }
-    : tiled
-      ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
-      : stateKernel();
+    : regw
+      ? { name: 'kda_chunk_state', key: stateRegWKey(tv), code: () => stateRegWWgsl(tv) }
+      : tiled
+        ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
+        : stateKernel();
   if (fused && out && Qg) {
     const base = [cu, saved.W, saved.U, saved.Kd, saved.gc, Qg, saved.Aqk, state];
     if (keep) {

@@ -247,7 +247,7 @@ export const tiledColumnSum = (g: TiledGeometry, x: string, y: string) => `var s
  * bench/results/2026-12-01-h200-kfwd6-run1-summary.txt). A thread's channel vec4 c4 is lid % K4 for every m
  * (wg a multiple of K4), so gc_last is one vec4.
  */
-const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
+export const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
       klast = gc4[((${ts} + ${Ln} - 1u) * H + h) * ${g.K4}u + lid % ${g.K4}u];
       for (var m = 0u; m < ${g.PF}u; m++) {
         let e = lid + m * ${g.wg}u;
@@ -261,7 +261,7 @@ const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
  * WGSL: Kd = k exp(gc_last - gc) from kdFetch's registers into the padded tile, as tileStore of the gc pass's Kd
  * (rows past the chunk: k is 0 and gc a row inside it, so 0, as there).
  */
-const kdStore = (g: TiledGeometry, src: string) => tileStore(g, src, 'exp(klast - kgc[m])');
+export const kdStore = (g: TiledGeometry, src: string) => tileStore(g, src, 'exp(klast - kgc[m])');
 
 export function stateTiledWgsl(v: StateTiledVariant): string {
   const { K, GK } = v;

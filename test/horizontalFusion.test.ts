@@ -108,6 +108,20 @@ describe('horizontal fusion: WGSL rewriting', () => {
     const reserved = A.replace('let g', 'let fuse_x = 1u;\n  let g');
     expect(() => fuseHorizontally('t', [part('reserved', reserved)], 65535)).toThrow(/reserved name 'fuse_x'/);
   });
+
+  it("hoists the parts' enable directives to the top of the fused module, once each", () => {
+    const other = () => ({ storage: {}, offset: 0, numel: 64 }) as never;
+    const withEnable = (key: string, code: string) => ({
+      key,
+      code: () => `enable subgroups;\n${code}`,
+      workgroups: [1] as const,
+      tensors: [other(), other(), other()],
+      params: new Params(),
+    });
+    const code = fuseHorizontally('t', [withEnable('sgA', A), withEnable('sgB', B)], 65535).kernel.code?.() ?? '';
+    expect(code.startsWith('enable subgroups;\n')).toBe(true);
+    expect(code.match(/enable subgroups;/g)?.length).toBe(1);
+  });
 });
 
 describe('horizontal fusion: a toy pair on the GPU', () => {

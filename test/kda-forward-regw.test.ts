@@ -5,7 +5,8 @@
  * against the f64 recurrent reference; the dispatch checked to be the regw kernel. K16/V8 with a gate per channel
  * (the geometry of the other KDA tests): T = 65 (two chunks, the second partial: the clamped W rows and the
  * short chunk's gc_last) by default; with KIMI_SLOW_TESTS=1 also T = 1, 7, 63, 130, 200, a varlen batch with an
- * empty sequence, and Kd from the gc pass (kdInState off).
+ * empty sequence, Kd from the gc pass (kdInState off), and the regw pass in the shared pipeline with intra
+ * (statePipeline.ts; the default on GPUs, not on lavapipe; needs horizontalFusion's `enable` hoisting).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
@@ -28,12 +29,16 @@ async function run(c: KdaCase, cu: number[], S0: Float32Array, tuning: ForwardTu
 
 async function expectRegW(c: KdaCase, cu: number[], S0: Float32Array, extra: ForwardTuning = {}) {
   const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, { ...c, cu }, c.K ** -0.5, S0);
-  const tiled = await run(c, cu, S0, { ...extra, state: 'tiled' });
+  // The tiled pass in its own pipeline (one fused compilation less on lavapipe; the shared one is the same WGSL).
+  const tiled = await run(c, cu, S0, { ...extra, sharedPipeline: false, state: 'tiled' });
   const got = await run(c, cu, S0, { ...extra, state: 'regw' });
   expect(tiled.keys.some((k) => k.startsWith('kda_chunk_state_tiled'))).toBe(true);
-  const regw = got.keys.filter((k) => k.startsWith('kda_chunk_state_regw'));
-  expect(regw.length).toBe(1);
-  expect(regw[0].endsWith('_kdk')).toBe(extra.kdInState !== false);
+  const shared = extra.sharedPipeline === true;
+  const regw = got.keys.filter((k) =>
+    shared ? k.startsWith('fuse_kda_chunk_intra_state|kda_chunk_state_regw') : k.startsWith('kda_chunk_state_regw'),
+  );
+  expect(regw.length).toBe(shared ? 2 : 1);
+  expect(regw[0].split('|')[shared ? 1 : 0].endsWith('_kdk')).toBe(extra.kdInState !== false);
   for (const n of ['o', 'S'] as const) {
     expectClose(got.got[n], tiled.got[n], 1e-5, `${n} (regw = tiled state pass)`);
     expectClose(got.got[n], ref[n], 2e-3, `${n} (reference)`);
@@ -62,5 +67,9 @@ describe('kda chunked forward: regw state pass', () => {
 
   it.skipIf(slow)('= tiled state pass: Kd from the gc pass, T=130', { timeout: 300_000 }, async () => {
     await expectRegW(randomCase(47, 130, H, K, V), [0, 130], S0(48), { kdInState: false });
+  });
+
+  it.skipIf(slow)('= tiled state pass: in the shared pipeline with intra, T=130', { timeout: 300_000 }, async () => {
+    await expectRegW(randomCase(49, 130, H, K, V), [0, 130], S0(50), { sharedPipeline: true });
   });
 });

@@ -62,6 +62,8 @@ interface ParsedPart {
   workgroup: { name: string; length: number }[];
   /** Top-level items other than the ones above (functions, constants, the entry point), comment-free. */
   items: string[];
+  /** Its `enable` directives (e.g. `enable subgroups;`), hoisted to the top of the fused module. */
+  enables: string[];
   entry: string;
 }
 
@@ -108,7 +110,7 @@ export function topLevelItems(code: string): string[] {
 function parsePart(part: FusionPart, where: string): ParsedPart {
   const cached = parsedCache.get(part.key);
   if (cached) return cached;
-  const out: ParsedPart = { wg: 0, builtins: [], bindings: [], workgroup: [], items: [], entry: '' };
+  const out: ParsedPart = { wg: 0, builtins: [], bindings: [], workgroup: [], items: [], enables: [], entry: '' };
   const STRUCT = /^struct\s+(\w+)\s*\{([\s\S]*)\}\s*;?$/;
   const UNIFORM = /^@group\(0\)\s*@binding\((\d+)\)\s*var<uniform>\s*(\w+)\s*:\s*(\w+)\s*;$/;
   const STORAGE = /^@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*(read|read_write)>\s*(\w+)\s*:\s*array<(.+)>\s*;$/;
@@ -150,6 +152,8 @@ function parsePart(part: FusionPart, where: string): ParsedPart {
       out.entry = item.slice(item.indexOf('{'));
     } else if (/^(fn|const)\s+\w+/.test(item)) {
       out.items.push(item);
+    } else if (/^enable\s+[\w\s,]+;$/.test(item)) {
+      out.enables.push(item.replace(/\s+/g, ' '));
     } else {
       throw new Error(`${where}: top-level declaration not supported: ${item.slice(0, 80)}`);
     }
@@ -292,7 +296,7 @@ export function fuseHorizontally(name: string, parts: readonly FusionPart[], max
 }
 
 function fusedWgsl(parsed: ParsedPart[], fused: FusedBinding[], map: number[][], wg: number): string {
-  const lines: string[] = [];
+  const lines: string[] = [...new Set(parsed.flatMap((pp) => pp.enables))];
   const members: string[] = [`grid: array<vec4<u32>, ${parsed.length}>`];
   const bodies: string[] = [];
   let smLength = 0;

@@ -61,8 +61,8 @@ export const kdaForwardTuning: {
    * H=16, d=128, T=32768: 2.82 ms), 'prefetch' (chunk.wgsl.ts, one column per thread, 3.36 ms; bench kda
    * --fwd-state prefetch) or 'halves' (stateHalves.wgsl.ts, 2.77-2.78 ms at best: no gain, see there). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
    * memory: lavapipe's 32 KiB at d=128) the prefetch or plain kernel runs. 'regw' (stateRegW.wgsl.ts: W in
-   * registers, two barriers a chunk; needs subgroups; in its own pipeline, not the shared one: bench kda
-   * --fwd-state regw) where it fits, else as unset.
+   * registers, two barriers a chunk; needs subgroups; bench kda --fwd-state regw) where it fits, else as unset;
+   * in the shared pipeline with intra as the tiled pass is (statePipeline.ts) unless sharedPipeline is off.
    */
   state?: 'tiled' | 'prefetch' | 'halves' | 'regw';
   /**
@@ -319,14 +319,16 @@ export function dispatchChunkForward(
     vec4Intra &&
     !gcInIntra &&
     !fused &&
-    (tiled || halves) &&
+    (tiled || halves || regw) &&
     tiledGeometry(tv).wg === 256 &&
     !kdaForwardTuning.overlapProbe;
   const sharedKernels: Parameters<typeof dispatchStateIntra>[1] = {
     intra: { key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
     state: halves
       ? { key: stateHalvesKey(hv), code: () => stateHalvesWgsl(hv) }
-      : { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
+      : regw
+        ? { key: stateRegWKey(tv), code: () => stateRegWWgsl(tv) }
+        : { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
   };
   // The output pass as the shared pipeline's third part (kdaForwardTuning.sharedOutput): its kernel and
   // per-group dispatch, as the separate output pass below takes them.

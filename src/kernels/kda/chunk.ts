@@ -62,7 +62,8 @@ export const kdaForwardTuning: {
    * --fwd-state prefetch) or 'halves' (stateHalves.wgsl.ts, 2.77-2.78 ms at best: no gain, see there). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
    * memory: lavapipe's 32 KiB at d=128) the prefetch or plain kernel runs. 'regw' (stateRegW.wgsl.ts: W in
    * registers, two barriers a chunk; needs subgroups; bench kda --fwd-state regw) where it fits, else as unset;
-   * in the shared pipeline with intra as the tiled pass is (statePipeline.ts) unless sharedPipeline is off.
+   * in the shared pipeline with intra as the tiled pass is (statePipeline.ts) unless sharedPipeline is off. Not
+   * the default: H200 2.948 ms against the tiled 2.755 (shared pipeline), 2.967 against 2.990 (own pipelines).
    */
   state?: 'tiled' | 'prefetch' | 'halves' | 'regw';
   /**

@@ -4,8 +4,16 @@
  * S = exp(gc_last) S + Kd^T V'), same state phase (tiledColumnSum: thread (b, cb), S rows 4 b .., columns 4 cb ..,
  * S in registers), same Kd staging (the padded tile, Kd from k and gc where kdFromK), same one-chunk-ahead loads.
  *
- * Why (H200, H=16, d=128, T=32768; the tiled pass's probes, StateProbe, bench/results/2026-12-01-h200-kstate-probe.json,
- * state pass 2.73 ms): without the W/Kd staging 1.91, without their loads 2.20, without barriers 2.32, without
+ * Not the default: no gain. H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-01-h200-kstate-summary.txt,
+ * -regw-own.json): in the shared pipeline with intra 2.948 ms against the tiled pass's 2.755 / 2.758 (forward 6.320
+ * against 6.125 / 6.131); each in its own pipeline 2.967 against 2.990. So two barriers and the W staging fewer
+ * buy back only what the 4-lane split costs (4 S loads per 4 vec4 FMAs where the tiled V' phase has 6 per 8, and
+ * the shuffles), and the kernel does not gain from intra's register allocation as the tiled one does
+ * (statePipeline.ts): presumably its own allocation (W, Kd, k and gc prefetch registers) is already that large.
+ * --check: o 2.7e-7, final state 2.1e-7 relative to the tiled default.
+ *
+ * Why it was tried (H200, H=16, d=128, T=32768; the tiled pass's probes, StateProbe, bench/results/
+ * 2026-12-01-h200-kstate-probe-r2.json, state pass 2.73 ms): without the W/Kd staging 1.91, without their loads 2.20, without barriers 2.32, without
  * the V' products 1.97, without the state products 2.20, without the S store 2.70; 128 rows a step (the
  * chunk-pair decomposition in 48 KiB) 2.67 for half the steps: a 128-row step costs 1.95x a 64-row step, so the
  * pair decomposition does not pay here, and the step's cost is spread over loads, staging, barriers and both

@@ -64,6 +64,10 @@ export interface StateTiledVariant {
  *  - novp: the V' phase's products left out (V' = U);
  *  - nostate: the state phase's products left out (S = exp(gc_last) S);
  *  - nobarrier: no workgroup barriers (races).
+ * H200, H=16, d=128, T=32768, this pass 2.73 ms (bench/results/2026-12-01-h200-kstate-probe-r2.json): pair 2.67
+ * (a 128-row step 1.95x a 64-row one: the pair decomposition, whose merge pass costs extra, cannot gain in 48 KiB),
+ * nostage 1.91, noload 2.20, nohb 2.70, novp 1.97, nostate 2.20, nobarrier 2.32: the step's 5.3 us is spread over
+ * the W/Kd loads (~1 us though issued a chunk ahead), their staging, the barriers and both product phases.
  */
 export type StateProbe = 'pair' | 'nostage' | 'noload' | 'nohb' | 'novp' | 'nostate' | 'nobarrier';
 

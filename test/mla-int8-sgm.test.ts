@@ -163,6 +163,11 @@ describe('int8 MLA decode on tensor cores: bench mla --int8-sgm', () => {
     expect(parseInt8SgmOptions('queryResident,skip=pv+fold')).toEqual({ queryResident: true, skip: ['pv', 'fold'] });
     expect(() => parseInt8SgmOptions('skip=pv+barrier')).toThrow(/'skip=pv\+barrier'/);
     expect(() => parseInt8SgmOptions('skip')).toThrow(/'skip'/);
+    expect(parseInt8SgmOptions('wide,stageSpread=true,prefetch=false')).toEqual({
+      wide: true,
+      stageSpread: true,
+      prefetch: false,
+    });
   });
 
   it('sgm-stages: each stage left out alone and the floors, on the base options; exact neighbours last', () => {
@@ -206,7 +211,7 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
 
   it.skipIf(!hasGpu)('compiles with stand-ins for the subgroup matrices (every variant, two head groups)', async () => {
     const gpu = (await gpuContext())!;
-    for (const [H, heads, fold, qRegs, prefetch, queryResident, foldSpread] of [
+    for (const [H, heads, fold, qRegs, prefetch, queryResident, foldSpread, wide] of [
       [32, 16, 2, false, false, false, false],
       [32, 16, 1, true, true, false, false],
       [32, 32, 1, false, true, false, false],
@@ -215,11 +220,16 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
       [33, 16, 2, true, false, true, false],
       [33, 32, 1, true, true, true, true],
       [32, 16, 2, false, false, false, true],
-    ] as const) {
+      // wide (twice the subgroups, guarded k_pe products, one set of slots), with the rotated staging stores
+      [32, 32, 1, true, true, true, true, true],
+      [33, 32, 1, true, false, true, false, true],
+      [33, 16, 2, true, true, true, true, true],
+    ] as [number, 16 | 32, 1 | 2, boolean, boolean, boolean, boolean, boolean?][]) {
       // scorePad with the bank-conflict-free fold (the candidate pair); it fits 48 KiB at the 48B shapes
       const o = { H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch, queryResident, foldSpread };
+      const more = { wide, stageSpread: wide };
       if (foldSpread) expect(planMlaInt8Sgm({ ...o, scorePad: true }, 49152).sharedBytes).toBeLessThanOrEqual(49152);
-      const p = planMlaInt8Sgm(o, 49152);
+      const p = planMlaInt8Sgm({ ...o, ...more }, 49152);
       const code = sgmStubWgsl(mlaInt8SgmWgsl(p));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
       // The stand-ins drop the i8 type, so a local named like a type (a staging index i8 shadowing the
@@ -309,10 +319,15 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
     // score tiles' rows 36 words apart (scorePad), with and without the quarter layout
     { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, scorePad: true },
     { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, scorePad: true, foldSpread: true },
+    // twice the subgroups (wide): the 48B shapes (16 subgroups, one set of slots), two padded head groups with
+    // c_kv of 256, and 16 heads a workgroup (8 subgroups, two fragments a round)
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, wide: true },
+    { R: 320, Rv: 256, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, wide: true, foldSpread: false },
+    { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, wide: true },
   ];
   for (const c of cases) {
     const name = `R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`;
-    const layout = `${c.queryResident ? ', query resident (quarter layout)' : ''}${c.foldSpread ? ', fold spread' : ''}${c.scorePad ? ', scores padded' : ''}`;
+    const layout = `${c.queryResident ? ', query resident (quarter layout)' : ''}${c.foldSpread ? ', fold spread' : ''}${c.scorePad ? ', scores padded' : ''}${c.wide ? ', wide' : ''}`;
     it(`${name}, heads ${c.heads ?? 'default'} a workgroup, fold ${c.fold ?? 'default'}${layout}`, async () => {
       const rng = new Rng(c.R + c.H);
       const x = makeCache(cpu, rng, c.lengths, c.R, c.Rv, c.pageSize, c.H);
@@ -322,8 +337,9 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
       const words = (await x.pool.read()) as Int32Array;
       const lengths = Int32Array.from(c.lengths);
       const o = { H: c.H, R: c.R, Rv: c.Rv, variant: WORDS, heads: c.heads, fold: c.fold };
-      const { queryResident, foldSpread, scorePad } = c;
-      const plan = planMlaInt8Sgm({ ...o, queryResident, foldSpread, scorePad }, 49152);
+      const { queryResident, foldSpread, scorePad, wide } = c;
+      const plan = planMlaInt8Sgm({ ...o, queryResident, foldSpread, scorePad, wide }, 49152);
+      if (wide) expect([plan.WG, plan.HT, plan.slotSets]).toEqual([plan.HW * 16, 2, 1]);
       const got = mlaDecodeInt8SgmEmulate(q, words, x.table, lengths, d, plan, c.chunkLen);
       const ref = mlaDecodeInt8Reference(q, words, x.table, lengths, d);
       expect(got.every(Number.isFinite)).toBe(true);

@@ -108,7 +108,12 @@ import {
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
-  const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW } = pl;
+  const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW, HT } = pl;
+  // The softmax's heads a thread (4, or 2 when wide) as WGSL vectors.
+  const VF = `vec${HT}<f32>`;
+  const VI = `vec${HT}<i32>`;
+  const VU = `vec${HT}<u32>`;
+  const hts = Array.from({ length: HT }, (_, k) => k);
   const { syntax, units } = pl.variant;
   const F = sgmFrags(pl);
   // Diagnostic (int8SgmPlan.ts SGM_STAGES): a stage left out, its barriers kept.
@@ -148,7 +153,11 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
       l(
         `${ind}${guard}{ let w = (si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
       );
-      l(`${ind}  kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w; }`);
+      if (pl.stageSpread)
+        l(
+          `${ind}  ${[0, 1, 2, 3].map((k) => `{ let c = (${k ? `${k}u + ` : ''}sts) & 3u; kv[w + c] = x[c]; }`).join(' ')} }`,
+        );
+      else l(`${ind}  kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w; }`);
     }
   };
 
@@ -167,21 +176,25 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`var<workgroup> kv: array<i32, ${KVW}>;`);
   l(`var<workgroup> sc: array<i32, ${SCW}>;`);
   l(`var<workgroup> pw: array<i32, ${PWW}>;`);
-  l(`var<workgroup> alphaS: array<vec4<f32>, ${HW / 4}>;`);
-  l(`var<workgroup> sigmaS: array<vec4<f32>, ${HW / 4}>;`);
+  l(`var<workgroup> alphaS: array<${VF}, ${HW / HT}>;`);
+  l(`var<workgroup> sigmaS: array<${VF}, ${HW / HT}>;`);
   L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
   // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the
   // end: another size poisons m with NaN, as the dp4a kernel does).
   l(`  let sgi = lid / 32u; let lane = lid % 32u;`);
   l(`  ${sgmRoles(pl).map(sgmRoleWgsl).join(' ')}`);
   l(`  let hq = sgi; let t = lane;`);
-  l(`  let qh = g * ${HW}u + 4u * hq;`);
+  l(`  let qh = g * ${HW}u + ${HT}u * hq;`);
   l(`  let qb = (b * ${HP}u + qh) * ${RW}u;`);
-  for (let k = 0; k < 4; k++)
+  for (const k of hts)
     l(`  let sq${k} = bitcast<vec2<f32>>(vec2<i32>(qr[qb + ${k * RW + SW}u], qr[qb + ${k * RW + SW + 1}u]));`);
-  l(`  let sqL = vec4<f32>(sq0.x, sq1.x, sq2.x, sq3.x); let sqR = vec4<f32>(sq0.y, sq1.y, sq2.y, sq3.y);`);
-  l(`  var mRun = vec4<f32>(-3.0e38);`);
-  l(`  var lRun = vec4<f32>(0.0);`);
+  l(
+    `  let sqL = ${VF}(${hts.map((k) => `sq${k}.x`).join(', ')}); let sqR = ${VF}(${hts.map((k) => `sq${k}.y`).join(', ')});`,
+  );
+  l(`  var mRun = ${VF}(-3.0e38);`);
+  l(`  var lRun = ${VF}(0.0);`);
+  // stageSpread: the component a lane stores first (lanes 8 apart: the same banks otherwise).
+  if (pl.stageSpread) l(`  let sts = (lid >> 3u) & 3u;`);
   // The lanes' share of a 16 x 16 fold (sgmFrags' foldLane): O element o{m}_{j}_{a}[i], e = 4 a + i, is head
   // orow, column ocol + e (rows), or head 2 e + fhi, column fcol (foldSpread: slot word lane + 32 e).
   if (pl.foldSpread) l(`  let fcol = lane & 15u; let fhi = lane >> 4u;`);
@@ -214,6 +227,9 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     ? (['L', 'R'] as const).map((part) => F.accs.map((a, i) => ({ a, i })).filter(({ a }) => a.part === part))
     : F.accs.map((a, i) => [{ a, i }]);
   for (const group of groups) {
+    // wide: k_pe's product only in the subgroups the guard names (a subgroup-uniform branch).
+    const guard = group[0].a.guard;
+    if (guard) l(`      if (${guard.role} < ${guard.below}u) {`);
     for (const { i } of group) l(`      var a${i} = ${ST}();`);
     const steps = Math.max(...group.map(({ a }) => a.products.length));
     for (let s = 0; s < (skip('scores') ? 0 : steps); s++)
@@ -224,45 +240,46 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
         l(`      a${i} = subgroupMatrixMultiplyAccumulate(${qf}, ${ld(RT, '&kv', k)}, a${i});`);
       }
     for (const { a, i } of group) l(`      ${st('&sc', a.store, `a${i}`)};`);
+    if (guard) l(`      }`);
   }
   l(`    }`);
   l(`    workgroupBarrier();`);
   // ---- softmax: thread (head quad hq, token t), as the dp4a kernel with 4 heads a thread ----
   // The partials' integer sum is exact in any order, so it equals the dp4a kernel's dot product.
   const sw = (part: 'L' | 'R', par: number, k: number) =>
-    `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${pl.SS}u + t]`;
+    `sc[${F.scoreWord(part, par, 0, 0)}u + (${HT}u * hq + ${k}u) * ${pl.SS}u + t]`;
   const pars = (part: 'L' | 'R', k: number) =>
     Array.from({ length: F.partials[part] }, (_, par) => sw(part, par, k)).join(' + ');
   if (skip('softmax')) {
     // One word of sc into each P8 word, alpha = sigma = 1: the softmax's exp2, reductions and rounding gone.
     l(`    {`);
     l(`      if ((t & 3u) == 0u) {`);
-    for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = ${sw('L', 0, k)};`);
+    for (const k of hts) l(`        pw[(${HT}u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = ${sw('L', 0, k)};`);
     l(`      }`);
-    l(`      if (t == 0u) { alphaS[hq] = vec4<f32>(1.0); sigmaS[hq] = vec4<f32>(1.0); }`);
-    l(`      lRun += vec4<f32>(1.0); mRun = vec4<f32>(0.0);`);
+    l(`      if (t == 0u) { alphaS[hq] = ${VF}(1.0); sigmaS[hq] = ${VF}(1.0); }`);
+    l(`      lRun += ${VF}(1.0); mRun = ${VF}(0.0);`);
     l(`    }`);
   } else {
     l(`    {`);
     l(`      let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
     for (const part of ['L', 'R'] as const)
-      l(`      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => pars(part, k)).join(', ')});`);
+      l(`      let a${part} = ${VI}(${hts.map((k) => pars(part, k)).join(', ')});`);
     l(`      let valid = tb + t < t1;`);
-    l(`      let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
+    l(`      let s = select(${VF}(-3.0e38), ${VF}(aL) * (sqL * sk.x) + ${VF}(aR) * (sqR * sk.y), valid);`);
     l(`      let mx = subgroupMax(s);`);
     l(`      let mNew = max(mRun, mx);`);
     l(`      let alpha = exp2(mRun - mNew);`);
-    l(`      let pr = select(vec4<f32>(0.0), exp2(s - mNew), valid);`);
+    l(`      let pr = select(${VF}(0.0), exp2(s - mNew), valid);`);
     l(`      lRun = lRun * alpha + pr;`);
     l(`      mRun = mNew;`);
     l(`      let pv = pr * sk.x;`);
     l(`      let pm = subgroupMax(pv);`);
-    l(`      let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
-    l(`      var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
+    l(`      let inv = select(${VF}(0.0), 127.0 / pm, pm > ${VF}(0.0));`);
+    l(`      var w = ${VU}(round(pv * inv)) << ${VU}(8u * (t & 3u));`);
     l(`      w |= subgroupShuffleXor(w, 1u);`);
     l(`      w |= subgroupShuffleXor(w, 2u);`);
     l(`      if ((t & 3u) == 0u) {`);
-    for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = bitcast<i32>(w[${k}]);`);
+    for (const k of hts) l(`        pw[(${HT}u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = bitcast<i32>(w[${k}]);`);
     l(`      }`);
     l(`      if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
     l(`    }`);
@@ -272,21 +289,22 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`    {`);
   for (let m = 0; m < MH; m++) {
     if (pl.foldSpread) {
-      // Heads 16 m + 8 a + 2 i + fhi (i < 4): quads 4 m + 2 a (i = 0, 1) and the next (i = 2, 3).
+      // Heads 16 m + 8 a + 2 i + fhi (i < 4): element (16 m + 8 a + 2 i) % HT + fhi of vector (16 m + 8 a + 2 i) / HT.
+      const head = (a: number, i: number, arr: string) => {
+        const h = 16 * m + 8 * a + 2 * i;
+        return `${arr}[${Math.floor(h / HT)}u][${h % HT ? `${h % HT}u + ` : ''}fhi]`;
+      };
       for (let a = 0; a < 2; a++)
         for (const [name, arr] of [
           ['al', 'alphaS'],
           ['sg', 'sigmaS'],
-        ]) {
-          const q = 4 * m + 2 * a;
-          l(
-            `      let ${name}${m}_${a} = vec4<f32>(${arr}[${q}u][fhi], ${arr}[${q}u][2u + fhi], ${arr}[${q + 1}u][fhi], ${arr}[${q + 1}u][2u + fhi]);`,
-          );
-        }
+        ])
+          l(`      let ${name}${m}_${a} = vec4<f32>(${[0, 1, 2, 3].map((i) => head(a, i, arr)).join(', ')});`);
       continue;
     }
-    l(`      let al${m} = alphaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
-    l(`      let sg${m} = sigmaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
+    const sh = Math.log2(HT);
+    l(`      let al${m} = alphaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
+    l(`      let sg${m} = sigmaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
   }
   // P8 of each head half once a block; each value fragment once, at its first use.
   if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
@@ -303,7 +321,13 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
       l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
     });
     if (pl.foldBarrier) l(`      workgroupBarrier();`);
-    if (skip('fold')) continue;
+    // One set of slots: the next round's stores wait for every lane's fold of this round (the last round's
+    // for the block's closing barrier).
+    const after = pl.slotSets === 1 && r + 1 < F.rounds ? '      workgroupBarrier();' : '';
+    if (skip('fold')) {
+      if (after) l(after);
+      continue;
+    }
     l(`      {`);
     fr.forEach(({ j, m }, k) => {
       if (pl.foldSpread) {
@@ -326,6 +350,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
       }
     });
     l(`      }`);
+    if (after) l(after);
   }
   l(`    }`);
   // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in.
@@ -339,7 +364,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  let lt = subgroupAdd(lRun);`);
-  for (const line of partialStats(H, Rv, 32, 4)) l(line);
+  for (const line of partialStats(H, Rv, 32, HT)) l(line);
   for (let m = 0; m < MH && pl.foldSpread; m++)
     for (let j = 0; j < CFS; j++)
       for (let a = 0; a < 2; a++)

@@ -132,7 +132,8 @@ export function mlaDecodeInt8SgmEmulate(
           for (let sgi = 0; sgi < NS; sgi++) {
             const env = { b, g, ...sgmRoleEnv(pl, sgi) };
             const query = F.query.map((fr) => load(qr, fr, env, 16, 32));
-            for (const { products, store } of F.accs) {
+            for (const { products, store, guard } of F.accs) {
+              if (guard && !(env[guard.role as keyof typeof env] < guard.below)) continue;
               const acc = new Int32Array(256);
               for (const { q, k } of products) mma(query[q], load(kv, k, env, 32, 16), acc);
               storeTile(sc, store, env, acc, true);
@@ -177,8 +178,9 @@ export function mlaDecodeInt8SgmEmulate(
             sigmaS[h] = f(pm * f(1 / 127));
           }
           // P x V rounds, folded by the lanes. The subgroups run at once on the GPU, with one barrier
-          // between a round's stores and its folds: a round's slots must not overlap each other or the
-          // previous round's (still being read by slower subgroups when the next round stores).
+          // between a round's stores and its folds: a round's slots must not overlap each other or, with two
+          // sets of slots (no barrier after the folds), the previous round's (still being read by slower
+          // subgroups when the next round stores).
           for (let r = 0; r < F.rounds; r++) {
             const words = (rr: number) =>
               Array.from({ length: NS }, (_, sgi) =>
@@ -187,7 +189,7 @@ export function mlaDecodeInt8SgmEmulate(
                 .flat()
                 .map((o) => [o, o + 256] as const);
             const mine = words(r);
-            const all = r ? [...mine, ...words(r - 1)] : mine;
+            const all = r && pl.slotSets === 2 ? [...mine, ...words(r - 1)] : mine;
             for (let i = 0; i < mine.length; i++)
               for (let k = i + 1; k < all.length; k++)
                 if (mine[i][0] < all[k][1] && all[k][0] < mine[i][1])

@@ -77,9 +77,20 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   /** Heads per workgroup (32 or 16), and head halves of 16 (MH = HW / 16). */
   HW: number;
   MH: number;
-  /** Subgroups (of 32 lanes) per workgroup (HW / 4: 2 token halves x 2 parities x MH) and threads. */
+  /**
+   * Subgroups (of 32 lanes) per workgroup (HW / 4: 2 token halves x 2 parities x MH; `wide`: HW / 2) and
+   * threads.
+   */
   NS: number;
   WG: number;
+  /** Twice the subgroups, each one token half of the quarter layout's S (MlaInt8SgmOptions.wide). */
+  wide: boolean;
+  /** Heads a softmax thread takes (HW / NS: 4, or 2 when wide); the lanes of a subgroup are the tokens. */
+  HT: number;
+  /** Sets of P x V slots: 2 (alternating, one barrier a round) or 1 (wide: a second barrier after the fold). */
+  slotSets: 1 | 2;
+  /** The staged rows' stores to kv spread over the 32 banks (MlaInt8SgmOptions.stageSpread). */
+  stageSpread: boolean;
   /** P x V fragments (16 heads x 16 columns) folded into O per barrier (slots double-buffered). */
   fold: number;
   /** c_kv and k_pe K-steps (32 channels) per parity. */
@@ -169,6 +180,23 @@ export interface MlaInt8SgmOptions {
    */
   scorePad?: boolean;
   /**
+   * Twice the subgroups (512 threads at 32 heads, 256 at 16), the same work and workgroup memory: more warps an
+   * SM to hide the latencies each stage of a block waits on (at one 256-thread workgroup an SM the block is
+   * latency-bound: every stage left out saves about as much, bench/results/2026-12-01-h200-sgm4-s1-stages2.json).
+   * Needs the quarter layout. Subgroup sgi = 4 (MH nt + mh) + kq takes c_kv K-quarter kq of head half mh for
+   * token half nt only (4 products); those with kq < 2 also the k_pe step kq of that tile (1 product). The
+   * softmax takes 2 heads a thread; P x V CFS = NCF / NS fragments a subgroup (O: 32 f32 a lane, not 64); the
+   * slots in one set (2 per round do not fit beside the score tiles), so a round has two barriers. The same
+   * integer partials and the same f32 code per element: bit-identical. Default false.
+   */
+  wide?: boolean;
+  /**
+   * The staging stores of a row vec4 (4 words, a lane's) in a rotated order, component (k + lane / 8) % 4 at
+   * store k, so the 32 lanes of each store instruction fall on 32 banks instead of 8 (consecutive lanes store
+   * words 4 apart: 4-way conflicts). The same words stored. Default false.
+   */
+  stageSpread?: boolean;
+  /**
    * Diagnostic only, never the default (the outputs are wrong): stages of each block left out (SGM_STAGES),
    * barriers kept, to measure what each costs (bench mla --int8-variants sgm-stages).
    */
@@ -203,10 +231,16 @@ export function planMlaInt8Sgm(
     throw new Error(`mlaDecode (int8, subgroup-matrix): heads per workgroup 16 or 32, got ${HW}`);
   const fold = v.fold ?? (HW === 16 ? 2 : 1);
   if (fold !== 1 && fold !== 2) throw new Error(`mlaDecode (int8, subgroup-matrix): fold 1 or 2, got ${fold}`);
+  const wide = v.wide ?? false;
   const MH = HW / 16;
-  const NS = HW / 4;
+  const NS = wide ? HW / 2 : HW / 4;
   const NG = Math.ceil(H / HW);
   const NCF = L.LWp / 4;
+  if (NCF % NS)
+    throw new Error(
+      `mlaDecode (int8, subgroup-matrix): ${NCF} value column fragments do not split over ${NS} subgroups (wide needs c_kv padded to a multiple of 256 at 32 heads)`,
+    );
+  const slotSets = wide ? 1 : 2;
   // The defaults are the fastest form measured (H200, sixth session, bench/results/2026-12-01-h200-sgm3-s3-*):
   // the quarter layout with the fold's reads spread over the banks and padded score tiles, 1.20 ms a layer at
   // 1M against 1.59 for the quarter layout alone, 2.46 for the parity layout and 1.55 for dp4a. The parity
@@ -214,16 +248,17 @@ export function planMlaInt8Sgm(
   const queryResident = v.queryResident ?? v.qRegs !== false;
   if (queryResident && v.qRegs === false)
     throw new Error('mlaDecode (int8, subgroup-matrix): queryResident holds the query in registers (qRegs)');
+  if (wide && !queryResident) throw new Error('mlaDecode (int8, subgroup-matrix): wide needs the quarter layout');
   // scores: [HW heads, TT tokens] tiles of partial dot products, 2 parities each of c_kv and k_pe (the
   // parity layout), or 4 quarters of c_kv and 2 parities of k_pe (the quarter layout); P x V: 2 x fold
   // slots x NS subgroups x 256 words (the same words).
   const PWW = HW * (TT / 4);
   const KVW = TT * L.RW;
   const bytesFor = (SS: number) =>
-    4 * (Math.max((queryResident ? 6 : 4) * HW * SS, 2 * fold * NS * 256) + PWW + KVW) + 2 * 16 * (HW / 4);
+    4 * (Math.max((queryResident ? 6 : 4) * HW * SS, slotSets * fold * NS * 256) + PWW + KVW) + 2 * 16 * (HW / 4);
   // Padded score tiles by default where the 3 KiB more fit (they do at the 48B shapes on 48 KiB).
   const SS = (v.scorePad ?? bytesFor(TT + 4) <= maxSharedBytes) ? TT + 4 : TT;
-  const SCW = Math.max((queryResident ? 6 : 4) * HW * SS, 2 * fold * NS * 256);
+  const SCW = Math.max((queryResident ? 6 : 4) * HW * SS, slotSets * fold * NS * 256);
   const sharedBytes = bytesFor(SS);
   if (sharedBytes > maxSharedBytes) {
     throw new Error(
@@ -240,6 +275,10 @@ export function planMlaInt8Sgm(
     MH,
     NS,
     WG: 32 * NS,
+    wide,
+    HT: HW / NS,
+    slotSets,
+    stageSpread: v.stageSpread ?? false,
     fold,
     LK2: L.LWp / 16,
     RK2: L.RWp / 16,
@@ -261,7 +300,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */
@@ -277,6 +316,15 @@ export interface SgmRole {
  */
 export function sgmRoles(p: MlaInt8SgmPlan): SgmRole[] {
   const MH = p.MH;
+  // wide: the token half nt from the subgroup index too; k_pe parity rp = kq (subgroups kq < 2), token half rn = nt.
+  if (p.wide)
+    return [
+      { name: 'kq', div: 1, mod: 4 },
+      { name: 'mh', div: 4, mod: MH },
+      { name: 'nt', div: 4 * MH, mod: 2 },
+      { name: 'rp', div: 1, mod: 2 },
+      { name: 'rn', div: 4 * MH, mod: 2 },
+    ];
   if (p.queryResident)
     return [
       { name: 'kq', div: 1, mod: 4 },
@@ -306,6 +354,8 @@ export interface SgmAcc {
   part: 'L' | 'R';
   products: { q: number; k: Frag }[];
   store: Frag;
+  /** Only the subgroups whose role `role` is below `below` compute it (wide: k_pe in subgroups kq < 2). */
+  guard?: { role: string; below: number };
 }
 
 /**
@@ -362,7 +412,7 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
     v: (j: number): Frag => ({ offset: { sgi: 4 * p.CFS, '': 4 * j }, stride: RW, colMajor: false }),
     /** P x V: slot k of round r of the subgroup in sc (i32 row-major [16 heads, 16 columns]). */
     slot: (r: number, k: number): Frag => ({
-      offset: { '': ((r & 1) * p.fold + k) * p.NS * 256, sgi: 256 },
+      offset: { '': ((p.slotSets === 2 ? (r & 1) * p.fold : 0) + k) * p.NS * 256, sgi: 256 },
       stride: 16,
       colMajor: false,
     }),
@@ -383,28 +433,45 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
     ? [...steps(LQ).map(qL4), ...steps(p.RK2).map(qR4)]
     : [...steps(p.LK2).map((j) => f.q('L', j)), ...steps(p.RK2).map((j) => f.q('R', j))];
   /** S: the subgroup's accumulators in the order they are computed. */
-  const accs: SgmAcc[] = p.queryResident
+  const accs: SgmAcc[] = p.wide
     ? [
-        ...[0, 1].map(
-          (nt): SgmAcc => ({
-            part: 'L',
-            products: steps(LQ).map((j) => ({ q: j, k: kL4(nt, j) })),
-            store: { offset: { kq: tile, mh: 16 * SS, '': 16 * nt }, stride: SS, colMajor: false },
-          }),
-        ),
+        {
+          part: 'L',
+          products: steps(LQ).map((j) => ({
+            q: j,
+            k: { offset: { kq: 8, nt: 16 * RW, '': 32 * j }, stride: RW, colMajor: true },
+          })),
+          store: { offset: { kq: tile, mh: 16 * SS, nt: 16 }, stride: SS, colMajor: false },
+        },
         {
           part: 'R',
           products: steps(p.RK2).map((j) => ({ q: LQ + j, k: kR4(j) })),
           store: { offset: { '': partialBase('R', 0), rp: tile, mh: 16 * SS, rn: 16 }, stride: SS, colMajor: false },
+          guard: { role: 'kq', below: 2 },
         },
       ]
-    : (['L', 'R'] as const).map((part) => ({
-        part,
-        products: steps(part === 'L' ? p.LK2 : p.RK2).map((j) => ({
-          q: (part === 'R' ? p.LK2 : 0) + j,
-          k: f.k(part, j),
-        })),
-        store: f.score(part),
-      }));
+    : p.queryResident
+      ? [
+          ...[0, 1].map(
+            (nt): SgmAcc => ({
+              part: 'L',
+              products: steps(LQ).map((j) => ({ q: j, k: kL4(nt, j) })),
+              store: { offset: { kq: tile, mh: 16 * SS, '': 16 * nt }, stride: SS, colMajor: false },
+            }),
+          ),
+          {
+            part: 'R',
+            products: steps(p.RK2).map((j) => ({ q: LQ + j, k: kR4(j) })),
+            store: { offset: { '': partialBase('R', 0), rp: tile, mh: 16 * SS, rn: 16 }, stride: SS, colMajor: false },
+          },
+        ]
+      : (['L', 'R'] as const).map((part) => ({
+          part,
+          products: steps(part === 'L' ? p.LK2 : p.RK2).map((j) => ({
+            q: (part === 'R' ? p.LK2 : 0) + j,
+            k: f.k(part, j),
+          })),
+          store: f.score(part),
+        }));
   return { ...f, query, accs };
 }

@@ -209,9 +209,54 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
     }
   });
 
+  it('wide, pvAhead, maxAhead, stageSpread: where the generated code puts the products, the staging, the reductions', () => {
+    const gen = (o: MlaInt8SgmOptions) =>
+      mlaInt8SgmWgsl(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, ...o }, 49152));
+    const loop = (w: string) => w.slice(w.indexOf('for (var tb'));
+    const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+    // wide: S, softmax, 4 rounds with a barrier after each fold but the last, the block's end: 10 barriers, not 11
+    expect(count(loop(gen({ wide: true })), /workgroupBarrier/g)).toBe(10);
+    expect(count(loop(gen({})), /workgroupBarrier/g)).toBe(11);
+    expect(gen({ wide: true })).toContain('@workgroup_size(512)');
+    for (const wide of [false, true]) {
+      const w = loop(gen({ wide, pvAhead: true }));
+      // every product (4 a subgroup when wide, else 8) before the first round's store, the staging of the next
+      // rows past that round's barrier and before its fold; as many barriers as without pvAhead
+      const first = w.indexOf('subgroupMatrixStore<row_major>(&sc, (256u * sgi)');
+      expect(count(w, /subgroupMatrixMultiply<i32>/g)).toBe(wide ? 4 : 8);
+      expect(w.lastIndexOf('subgroupMatrixMultiply<i32>')).toBeLessThan(first);
+      const staged = w.indexOf('kv[w] = x.x');
+      expect(staged).toBeGreaterThan(w.indexOf('workgroupBarrier', first));
+      expect(staged).toBeLessThan(w.indexOf('fma(', first));
+      expect(count(w, /kv\[w\] = x\.x/g)).toBe(count(loop(gen({ wide })), /kv\[w\] = x\.x/g));
+      expect(count(w, /workgroupBarrier/g)).toBe(count(loop(gen({ wide })), /workgroupBarrier/g));
+      // without the prefetch the rows are loaded ahead of the products, not at the top of the block
+      const np = loop(gen({ wide, pvAhead: true, prefetch: false }));
+      expect(np.indexOf('pool[')).toBeGreaterThan(np.indexOf('subgroupMax'));
+      expect(np.indexOf('pool[')).toBeLessThan(np.indexOf('subgroupMatrixMultiply<i32>'));
+    }
+    // maxAhead: three reductions written (the block's max, P8's scale at the old max, again at the new one)
+    const m = gen({ maxAhead: true });
+    expect(m).toContain('diagnostic(off, subgroup_uniformity);');
+    expect(count(m, /subgroupMax\(/g)).toBe(3);
+    expect(count(gen({}), /subgroupMax\(/g)).toBe(2);
+    expect(m).toContain('if (any(mx > mRun)) {');
+    // stageSpread: lane l's k-th store is component (k + l / 8) % 4 of its vec4: consecutive lanes hold vec4 4
+    // words apart, so each store instruction covers 32 banks (8 without the rotation)
+    const sp = gen({ stageSpread: true });
+    expect(sp).toContain('let sts = (lid >> 3u) & 3u;');
+    expect(sp).toContain('{ let c = (2u + sts) & 3u; kv[w + c] = x[c]; }');
+    for (let k = 0; k < 4; k++) {
+      const banks = (c: (lane: number) => number) =>
+        new Set(Array.from({ length: 32 }, (_, lane) => (4 * lane + c(lane)) % 32)).size;
+      expect(banks((lane) => (k + (lane >> 3)) & 3)).toBe(32);
+      expect(banks(() => k)).toBe(8);
+    }
+  });
+
   it.skipIf(!hasGpu)('compiles with stand-ins for the subgroup matrices (every variant, two head groups)', async () => {
     const gpu = (await gpuContext())!;
-    for (const [H, heads, fold, qRegs, prefetch, queryResident, foldSpread, wide] of [
+    for (const [H, heads, fold, qRegs, prefetch, queryResident, foldSpread, more] of [
       [32, 16, 2, false, false, false, false],
       [32, 16, 1, true, true, false, false],
       [32, 32, 1, false, true, false, false],
@@ -220,14 +265,15 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
       [33, 16, 2, true, false, true, false],
       [33, 32, 1, true, true, true, true],
       [32, 16, 2, false, false, false, true],
-      // wide (twice the subgroups, guarded k_pe products, one set of slots), with the rotated staging stores
-      [32, 32, 1, true, true, true, true, true],
-      [33, 32, 1, true, false, true, false, true],
-      [33, 16, 2, true, true, true, true, true],
-    ] as [number, 16 | 32, 1 | 2, boolean, boolean, boolean, boolean, boolean?][]) {
+      // wide (twice the subgroups, guarded k_pe products, one set of slots), the rotated staging stores, the
+      // products ahead of the rounds (staging early, with and without the prefetch), both reductions at once
+      [32, 32, 1, true, true, true, true, { wide: true, stageSpread: true }],
+      [33, 32, 1, true, false, true, false, { wide: true, pvAhead: true, maxAhead: true }],
+      [33, 16, 2, true, true, true, true, { wide: true, stageSpread: true, pvAhead: true }],
+      [32, 32, 1, true, false, true, true, { pvAhead: true, maxAhead: true, stageSpread: true }],
+    ] as [number, 16 | 32, 1 | 2, boolean, boolean, boolean, boolean, MlaInt8SgmOptions?][]) {
       // scorePad with the bank-conflict-free fold (the candidate pair); it fits 48 KiB at the 48B shapes
       const o = { H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch, queryResident, foldSpread };
-      const more = { wide, stageSpread: wide };
       if (foldSpread) expect(planMlaInt8Sgm({ ...o, scorePad: true }, 49152).sharedBytes).toBeLessThanOrEqual(49152);
       const p = planMlaInt8Sgm({ ...o, ...more }, 49152);
       const code = sgmStubWgsl(mlaInt8SgmWgsl(p));
@@ -424,6 +470,18 @@ describe('int8 MLA decode on tensor cores: the kernel', () => {
           int8Sgm: { heads, queryResident: true },
         }).read()) as Float32Array;
         expect(relErr(qres, dp4a)).toBeLessThan(1e-5);
+      }
+      // the seventh session's options (wide needs c_kv of 256 at 32 heads: 16 heads here)
+      for (const int8Sgm of [
+        { heads: 16, wide: true, pvAhead: true, maxAhead: true, stageSpread: true },
+        { pvAhead: true, maxAhead: true, stageSpread: true, prefetch: false },
+      ] as MlaInt8SgmOptions[]) {
+        const got = (await mlaDecode(q, x.pool, x.pageTable, lt, {
+          ...opts,
+          int8Kernel: 'subgroup-matrix',
+          int8Sgm,
+        }).read()) as Float32Array;
+        expect(relErr(got, dp4a)).toBeLessThan(1e-5);
       }
       const d = { B, H, R, Rv, pageSize: 16, maxPages: x.maxPages, scale: opts.scale };
       const ref = mlaDecodeInt8Reference(

@@ -78,7 +78,18 @@ export interface MlaBenchOptions {
  */
 export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
   const o: Record<string, boolean | number | string[]> = {};
-  const flags = ['queryResident', 'qRegs', 'prefetch', 'foldBarrier', 'foldSpread', 'scorePad', 'wide', 'stageSpread'];
+  const flags = [
+    'queryResident',
+    'qRegs',
+    'prefetch',
+    'foldBarrier',
+    'foldSpread',
+    'scorePad',
+    'wide',
+    'stageSpread',
+    'pvAhead',
+    'maxAhead',
+  ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2] };
   for (const item of text.split(',').filter(Boolean)) {
     const [k, v, ...rest] = item.split('=');
@@ -167,23 +178,30 @@ export function sgmStageVariants(base: MlaInt8SgmOptions = {}): Partial<MlaDecod
 /**
  * `--int8-variants sgm-wide`: the tensor-core kernel's latency-hiding candidates (seventh session, int8SgmPlan.ts):
  * its block is latency-bound at one 256-thread workgroup an SM (every stage left out saves about as much,
- * bench/results/2026-12-01-h200-sgm4-s1-stages2.json), so twice the subgroups (`wide`, 512 threads), with and
- * without the prefetch's registers, the staging stores over 32 banks (`stageSpread`), and 16 heads a workgroup
- * wide (256 threads with 32 O registers a lane: two workgroups an SM if the registers allow), beside the default.
+ * bench/results/2026-12-01-h200-sgm4-s1-stages2.json), so twice the subgroups (`wide`, 512 threads), the P x V
+ * products ahead of the rounds (`pvAhead`), the softmax's reductions at once (`maxAhead`), the staging stores over
+ * 32 banks (`stageSpread`), with and without the prefetch's registers, and 16 heads a workgroup wide (256 threads
+ * with 32 O registers a lane: two workgroups an SM if the registers allow), beside the default.
  */
-export const SGM_WIDE_VARIANTS: Partial<MlaDecodeOptions>[] = [
-  { int8Kernel: 'subgroup-matrix', int8Sgm: {} },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { prefetch: false } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { stageSpread: true } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { stageSpread: true, prefetch: false } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: true } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: true, prefetch: false } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: true, stageSpread: true } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: true, stageSpread: true, prefetch: false } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: true, heads: 16 } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: true, heads: 16 }, chunks: 264 },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: true, heads: 16, prefetch: false } },
-];
+export const SGM_WIDE_VARIANTS: Partial<MlaDecodeOptions>[] = (
+  [
+    {},
+    { prefetch: false },
+    { stageSpread: true },
+    { maxAhead: true },
+    { pvAhead: true, maxAhead: true, stageSpread: true },
+    { wide: true },
+    { wide: true, prefetch: false },
+    { wide: true, stageSpread: true },
+    { wide: true, maxAhead: true },
+    { wide: true, pvAhead: true },
+    { wide: true, pvAhead: true, prefetch: false },
+    { wide: true, pvAhead: true, maxAhead: true, stageSpread: true },
+    { wide: true, pvAhead: true, maxAhead: true, stageSpread: true, prefetch: false },
+    { wide: true, heads: 16 },
+    { wide: true, heads: 16, pvAhead: true, maxAhead: true, stageSpread: true, prefetch: false },
+  ] as MlaInt8SgmOptions[]
+).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [

@@ -164,6 +164,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l('enable subgroups;');
   l('enable chromium_experimental_subgroup_matrix;');
   l('diagnostic(off, chromium.subgroup_matrix_uniformity);');
+  if (pl.maxAhead) l('diagnostic(off, subgroup_uniformity);');
   l(
     `struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };`,
   );
@@ -269,11 +270,21 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     l(`      let mx = subgroupMax(s);`);
     l(`      let mNew = max(mRun, mx);`);
     l(`      let alpha = exp2(mRun - mNew);`);
-    l(`      let pr = select(${VF}(0.0), exp2(s - mNew), valid);`);
+    if (pl.maxAhead) {
+      // p and its block max with the running max before this block, beside the block's max (two reductions
+      // at once); taken as they are where the block raises no head's max (mNew = mRun: the same values bit for
+      // bit), recomputed where it does (mx is subgroup-uniform: the branch is, though the analysis cannot see it).
+      l(`      var pr = select(${VF}(0.0), exp2(s - mRun), valid);`);
+      l(`      var pm = subgroupMax(pr * sk.x);`);
+      l(`      if (any(mx > mRun)) {`);
+      l(`        pr = select(${VF}(0.0), exp2(s - mNew), valid);`);
+      l(`        pm = subgroupMax(pr * sk.x);`);
+      l(`      }`);
+    } else l(`      let pr = select(${VF}(0.0), exp2(s - mNew), valid);`);
     l(`      lRun = lRun * alpha + pr;`);
     l(`      mRun = mNew;`);
     l(`      let pv = pr * sk.x;`);
-    l(`      let pm = subgroupMax(pv);`);
+    if (!pl.maxAhead) l(`      let pm = subgroupMax(pv);`);
     l(`      let inv = select(${VF}(0.0), 127.0 / pm, pm > ${VF}(0.0));`);
     l(`      var w = ${VU}(round(pv * inv)) << ${VU}(8u * (t & 3u));`);
     l(`      w |= subgroupShuffleXor(w, 1u);`);
@@ -309,6 +320,30 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   // P8 of each head half once a block; each value fragment once, at its first use.
   if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
   const loaded = new Set<number>();
+  const stageEarly = pl.pvAhead && pl.foldBarrier && !skip('pv');
+  function stageNext() {
+    if (skip('stage')) return;
+    l(`    if (tn < t1) {`);
+    if (!pl.prefetch && !stageEarly) fetch('tn', '      ');
+    stage('      ');
+    l(`    }`);
+  }
+  // Staged early without the prefetch: the rows are loaded here, ahead of the products, to be stored past
+  // the first round's barrier (in registers through the products only, not through S and the softmax).
+  if (stageEarly && !pl.prefetch && !skip('stage')) {
+    l(`      if (tn < t1) {`);
+    fetch('tn', '        ');
+    l(`      }`);
+  }
+  // pvAhead: every value fragment and product of the subgroup first (independent: the loads and the MMAs
+  // overlap), then the rounds only store, wait and fold.
+  if (pl.pvAhead && !skip('pv'))
+    for (let r = 0; r < F.rounds; r++)
+      F.roundFrags(r).forEach(({ j, m }) => {
+        if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
+        loaded.add(j);
+        l(`      let cv${m}_${j} = subgroupMatrixMultiply<i32>(pL${m}, v${j});`);
+      });
   for (let r = 0; r < F.rounds; r++) {
     const fr = F.roundFrags(r);
     fr.forEach(({ j, m }, k) => {
@@ -316,11 +351,18 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
         l(`      ${st('&sc', F.slot(r, k), `${ST}()`)};`);
         return;
       }
+      if (pl.pvAhead) {
+        l(`      ${st('&sc', F.slot(r, k), `cv${m}_${j}`)};`);
+        return;
+      }
       if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
       loaded.add(j);
       l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
     });
     if (pl.foldBarrier) l(`      workgroupBarrier();`);
+    // pvAhead: every subgroup's products (all its reads of kv) precede its first store, so past the first
+    // round's barrier kv is free: the next block's rows go in while the rounds fold.
+    if (r === 0 && stageEarly) stageNext();
     // One set of slots: the next round's stores wait for every lane's fold of this round (the last round's
     // for the block's closing barrier).
     const after = pl.slotSets === 1 && r + 1 < F.rounds ? '      workgroupBarrier();' : '';
@@ -354,12 +396,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   }
   l(`    }`);
   // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in.
-  if (!skip('stage')) {
-    l(`    if (tn < t1) {`);
-    if (!pl.prefetch) fetch('tn', '      ');
-    stage('      ');
-    l(`    }`);
-  }
+  if (!stageEarly) stageNext();
   l(`    workgroupBarrier();`);
   l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----

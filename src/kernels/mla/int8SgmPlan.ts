@@ -91,6 +91,10 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   slotSets: 1 | 2;
   /** The staged rows' stores to kv spread over the 32 banks (MlaInt8SgmOptions.stageSpread). */
   stageSpread: boolean;
+  /** Every P x V product of a block before its first round (MlaInt8SgmOptions.pvAhead). */
+  pvAhead: boolean;
+  /** The softmax's two reductions at once where the block raises no max (MlaInt8SgmOptions.maxAhead). */
+  maxAhead: boolean;
   /** P x V fragments (16 heads x 16 columns) folded into O per barrier (slots double-buffered). */
   fold: number;
   /** c_kv and k_pe K-steps (32 channels) per parity. */
@@ -197,6 +201,21 @@ export interface MlaInt8SgmOptions {
    */
   stageSpread?: boolean;
   /**
+   * The subgroup's P x V products of a block (CFS MH: 4 when wide, 8 otherwise) all computed before its first
+   * round, their value fragments loaded together, so the loads' and the MMAs' latencies overlap instead of
+   * recurring in every round between two barriers; the rounds then store, wait and fold. Costs the results'
+   * registers (8 a product a lane: 32 when wide). The same products: bit-identical. Default false.
+   */
+  pvAhead?: boolean;
+  /**
+   * The softmax's second reduction (the block's max of p skL, P8's scale) computed beside the first (the
+   * block's max score) with p = exp2(s - m) at the running max m from before the block, and kept where the
+   * block raises no head's max (then the new max is m and those are the values the kernel would compute, bit
+   * for bit); recomputed after the first where it does (a few blocks of a long chunk). The two reductions'
+   * latencies then overlap instead of adding up. Default false.
+   */
+  maxAhead?: boolean;
+  /**
    * Diagnostic only, never the default (the outputs are wrong): stages of each block left out (SGM_STAGES),
    * barriers kept, to measure what each costs (bench mla --int8-variants sgm-stages).
    */
@@ -279,6 +298,8 @@ export function planMlaInt8Sgm(
     HT: HW / NS,
     slotSets,
     stageSpread: v.stageSpread ?? false,
+    pvAhead: v.pvAhead ?? false,
+    maxAhead: v.maxAhead ?? false,
     fold,
     LK2: L.LWp / 16,
     RK2: L.RWp / 16,
@@ -300,7 +321,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */

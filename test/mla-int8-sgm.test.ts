@@ -235,6 +235,22 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
       expect(np.indexOf('pool[')).toBeGreaterThan(np.indexOf('subgroupMax'));
       expect(np.indexOf('pool[')).toBeLessThan(np.indexOf('subgroupMatrixMultiply<i32>'));
     }
+    // kvSlots: odd rounds' slots in kv, one barrier a round, one more before the next rows go into kv: 8
+    const kvs = loop(gen({ wide: true, pvAhead: true, kvSlots: true }));
+    expect(count(kvs, /workgroupBarrier/g)).toBe(8);
+    expect(count(kvs, /subgroupMatrixStore<row_major>\(&kv, \(256u \* sgi\)/g)).toBe(2);
+    expect(kvs.indexOf('kv[w] = x.x')).toBeGreaterThan(kvs.lastIndexOf('fma('));
+    expect(() => gen({ wide: true, kvSlots: true })).toThrow(/kvSlots needs wide and pvAhead/);
+    // 16 slots of 256 words do not fit in the 32 rows of 84 words of R = 320
+    const small = { H: 32, R: 320, Rv: 256, variant: WORDS, wide: true, pvAhead: true };
+    expect(() => planMlaInt8Sgm({ ...small, kvSlots: true }, 49152)).toThrow(
+      /kvSlots needs 4096 words of kv, it has 2688/,
+    );
+    // wide at 16 heads with c_kv of 128: one product a subgroup, rounds of one
+    expect(planMlaInt8Sgm({ H: 20, R: 192, Rv: 128, variant: WORDS, heads: 16, wide: true }, 49152).fold).toBe(1);
+    expect(() =>
+      planMlaInt8Sgm({ H: 20, R: 192, Rv: 128, variant: WORDS, heads: 16, wide: true, fold: 2 }, 49152),
+    ).toThrow(/1 P x V products a subgroup in rounds of 2/);
     // maxAhead: three reductions written (the block's max, P8's scale at the old max, again at the new one)
     const m = gen({ maxAhead: true });
     expect(m).toContain('diagnostic(off, subgroup_uniformity);');
@@ -271,6 +287,8 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
       [33, 32, 1, true, false, true, false, { wide: true, pvAhead: true, maxAhead: true }],
       [33, 16, 2, true, true, true, true, { wide: true, stageSpread: true, pvAhead: true }],
       [32, 32, 1, true, false, true, true, { pvAhead: true, maxAhead: true, stageSpread: true }],
+      [33, 32, 1, true, false, true, true, { wide: true, pvAhead: true, kvSlots: true }],
+      [33, 16, 2, true, true, true, true, { wide: true, pvAhead: true, kvSlots: true, maxAhead: true }],
     ] as [number, 16 | 32, 1 | 2, boolean, boolean, boolean, boolean, MlaInt8SgmOptions?][]) {
       // scorePad with the bank-conflict-free fold (the candidate pair); it fits 48 KiB at the 48B shapes
       const o = { H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch, queryResident, foldSpread };
@@ -370,10 +388,24 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
     { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, wide: true },
     { R: 320, Rv: 256, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, wide: true, foldSpread: false },
     { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, wide: true },
+    // P x V products ahead of the rounds, the second set of slots in kv (kvSlots)
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, wide: true, pvAhead: true, kvSlots: true },
+    {
+      R: 576,
+      Rv: 512,
+      H: 33,
+      lengths: [65, 0, 1],
+      pageSize: 7,
+      chunkLen: 32,
+      wide: true,
+      pvAhead: true,
+      kvSlots: true,
+    },
+    { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, wide: true, pvAhead: true },
   ];
   for (const c of cases) {
     const name = `R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`;
-    const layout = `${c.queryResident ? ', query resident (quarter layout)' : ''}${c.foldSpread ? ', fold spread' : ''}${c.scorePad ? ', scores padded' : ''}${c.wide ? ', wide' : ''}`;
+    const layout = `${c.queryResident ? ', query resident (quarter layout)' : ''}${c.foldSpread ? ', fold spread' : ''}${c.scorePad ? ', scores padded' : ''}${c.wide ? ', wide' : ''}${c.pvAhead ? ', products ahead' : ''}${c.kvSlots ? ', slots in kv' : ''}`;
     it(`${name}, heads ${c.heads ?? 'default'} a workgroup, fold ${c.fold ?? 'default'}${layout}`, async () => {
       const rng = new Rng(c.R + c.H);
       const x = makeCache(cpu, rng, c.lengths, c.R, c.Rv, c.pageSize, c.H);
@@ -383,9 +415,9 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
       const words = (await x.pool.read()) as Int32Array;
       const lengths = Int32Array.from(c.lengths);
       const o = { H: c.H, R: c.R, Rv: c.Rv, variant: WORDS, heads: c.heads, fold: c.fold };
-      const { queryResident, foldSpread, scorePad, wide } = c;
-      const plan = planMlaInt8Sgm({ ...o, queryResident, foldSpread, scorePad, wide }, 49152);
-      if (wide) expect([plan.WG, plan.HT, plan.slotSets]).toEqual([plan.HW * 16, 2, 1]);
+      const { queryResident, foldSpread, scorePad, wide, pvAhead, kvSlots } = c;
+      const plan = planMlaInt8Sgm({ ...o, queryResident, foldSpread, scorePad, wide, pvAhead, kvSlots }, 49152);
+      if (wide) expect([plan.WG, plan.HT, plan.slotSets]).toEqual([plan.HW * 16, 2, kvSlots ? 2 : 1]);
       const got = mlaDecodeInt8SgmEmulate(q, words, x.table, lengths, d, plan, c.chunkLen);
       const ref = mlaDecodeInt8Reference(q, words, x.table, lengths, d);
       expect(got.every(Number.isFinite)).toBe(true);

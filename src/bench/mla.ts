@@ -89,6 +89,7 @@ export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
     'stageSpread',
     'pvAhead',
     'maxAhead',
+    'kvSlots',
   ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2] };
   for (const item of text.split(',').filter(Boolean)) {
@@ -198,8 +199,12 @@ export const SGM_WIDE_VARIANTS: Partial<MlaDecodeOptions>[] = (
     { wide: true, pvAhead: true, prefetch: false },
     { wide: true, pvAhead: true, maxAhead: true, stageSpread: true },
     { wide: true, pvAhead: true, maxAhead: true, stageSpread: true, prefetch: false },
+    { wide: true, pvAhead: true, kvSlots: true },
+    { wide: true, pvAhead: true, kvSlots: true, maxAhead: true, stageSpread: true },
+    { wide: true, pvAhead: true, kvSlots: true, maxAhead: true, stageSpread: true, prefetch: false },
     { wide: true, heads: 16 },
     { wide: true, heads: 16, pvAhead: true, maxAhead: true, stageSpread: true, prefetch: false },
+    { wide: true, heads: 16, pvAhead: true, kvSlots: true, maxAhead: true, stageSpread: true, prefetch: false },
   ] as MlaInt8SgmOptions[]
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 

@@ -320,17 +320,19 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   // P8 of each head half once a block; each value fragment once, at its first use.
   if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
   const loaded = new Set<number>();
-  const stageEarly = pl.pvAhead && pl.foldBarrier && !skip('pv');
+  const stageEarly = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.kvSlots;
+  // Without the prefetch, where the rows are loaded ahead of the products (pvAhead: staged early, or kvSlots).
+  const fetchAhead = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.prefetch;
   function stageNext() {
     if (skip('stage')) return;
     l(`    if (tn < t1) {`);
-    if (!pl.prefetch && !stageEarly) fetch('tn', '      ');
+    if (!pl.prefetch && !fetchAhead) fetch('tn', '      ');
     stage('      ');
     l(`    }`);
   }
   // Staged early without the prefetch: the rows are loaded here, ahead of the products, to be stored past
   // the first round's barrier (in registers through the products only, not through S and the softmax).
-  if (stageEarly && !pl.prefetch && !skip('stage')) {
+  if (fetchAhead && !skip('stage')) {
     l(`      if (tn < t1) {`);
     fetch('tn', '        ');
     l(`      }`);
@@ -348,11 +350,11 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     const fr = F.roundFrags(r);
     fr.forEach(({ j, m }, k) => {
       if (skip('pv')) {
-        l(`      ${st('&sc', F.slot(r, k), `${ST}()`)};`);
+        l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `${ST}()`)};`);
         return;
       }
       if (pl.pvAhead) {
-        l(`      ${st('&sc', F.slot(r, k), `cv${m}_${j}`)};`);
+        l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `cv${m}_${j}`)};`);
         return;
       }
       if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
@@ -377,7 +379,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
         l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + lane;`);
         for (let a = 0; a < 2; a++) {
           const c = `c${k}_${a}`;
-          const e = (i: number) => `sc[e${k} + ${32 * (4 * a + i)}u]`;
+          const e = (i: number) => `${F.slotArray(r)}[e${k} + ${32 * (4 * a + i)}u]`;
           l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
           l(`        o${m}_${j}_${a} = fma(sg${m}_${a}, vec4<f32>(${c}), o${m}_${j}_${a} * al${m}_${a});`);
         }
@@ -386,7 +388,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
       l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
       for (let a = 0; a < 2; a++) {
         const c = `c${k}_${a}`;
-        const e = (i: number) => `sc[e${k} + ${4 * a + i}u]`;
+        const e = (i: number) => `${F.slotArray(r)}[e${k} + ${4 * a + i}u]`;
         l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
         l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(${c}), o${m}_${j}_${a} * al${m});`);
       }
@@ -395,7 +397,9 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     if (after) l(after);
   }
   l(`    }`);
-  // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in.
+  // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in (kvSlots: once
+  // every lane has folded the last round's slots there).
+  if (pl.kvSlots && F.slotArray(F.rounds - 1) === 'kv') l(`    workgroupBarrier();`);
   if (!stageEarly) stageNext();
   l(`    workgroupBarrier();`);
   l(`  }`);

@@ -87,8 +87,12 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   wide: boolean;
   /** Heads a softmax thread takes (HW / NS: 4, or 2 when wide); the lanes of a subgroup are the tokens. */
   HT: number;
-  /** Sets of P x V slots: 2 (alternating, one barrier a round) or 1 (wide: a second barrier after the fold). */
+  /**
+   * Sets of P x V slots: 2 (alternating, one barrier a round) or 1 (wide: a second barrier after the fold).
+   * kvSlots: 2, the second set in kv (MlaInt8SgmOptions.kvSlots).
+   */
   slotSets: 1 | 2;
+  kvSlots: boolean;
   /** The staged rows' stores to kv spread over the 32 banks (MlaInt8SgmOptions.stageSpread). */
   stageSpread: boolean;
   /** Every P x V product of a block before its first round (MlaInt8SgmOptions.pvAhead). */
@@ -216,6 +220,13 @@ export interface MlaInt8SgmOptions {
    */
   maxAhead?: boolean;
   /**
+   * wide with pvAhead: the P x V slots in two sets again, the second in kv, which no one reads after the products
+   * (all before the first round's barrier): one barrier a round instead of two (the block: S, softmax, 4
+   * rounds, one before the next rows go into kv, the end: 8 barriers instead of 10), the staging at the block's
+   * end again. The same values folded: bit-identical. Default false.
+   */
+  kvSlots?: boolean;
+  /**
    * Diagnostic only, never the default (the outputs are wrong): stages of each block left out (SGM_STAGES),
    * barriers kept, to measure what each costs (bench mla --int8-variants sgm-stages).
    */
@@ -248,8 +259,6 @@ export function planMlaInt8Sgm(
   const HW = v.heads ?? 32;
   if (HW !== 16 && HW !== 32)
     throw new Error(`mlaDecode (int8, subgroup-matrix): heads per workgroup 16 or 32, got ${HW}`);
-  const fold = v.fold ?? (HW === 16 ? 2 : 1);
-  if (fold !== 1 && fold !== 2) throw new Error(`mlaDecode (int8, subgroup-matrix): fold 1 or 2, got ${fold}`);
   const wide = v.wide ?? false;
   const MH = HW / 16;
   const NS = wide ? HW / 2 : HW / 4;
@@ -259,7 +268,18 @@ export function planMlaInt8Sgm(
     throw new Error(
       `mlaDecode (int8, subgroup-matrix): ${NCF} value column fragments do not split over ${NS} subgroups (wide needs c_kv padded to a multiple of 256 at 32 heads)`,
     );
-  const slotSets = wide ? 1 : 2;
+  // A subgroup's P x V products (CFS MH) in rounds of `fold` (wide at 16 heads and c_kv of 128: one product).
+  const products = (NCF / NS) * MH;
+  const fold = v.fold ?? (HW === 16 && products % 2 === 0 ? 2 : 1);
+  if (fold !== 1 && fold !== 2) throw new Error(`mlaDecode (int8, subgroup-matrix): fold 1 or 2, got ${fold}`);
+  if (products % fold)
+    throw new Error(`mlaDecode (int8, subgroup-matrix): ${products} P x V products a subgroup in rounds of ${fold}`);
+  const kvSlots = v.kvSlots ?? false;
+  if (kvSlots && !(wide && v.pvAhead))
+    throw new Error('mlaDecode (int8, subgroup-matrix): kvSlots needs wide and pvAhead');
+  const slotSets = wide && !kvSlots ? 1 : 2;
+  // Sets of slots in sc (kvSlots: the second is in kv).
+  const scSets = kvSlots ? 1 : slotSets;
   // The defaults are the fastest form measured (H200, sixth session, bench/results/2026-12-01-h200-sgm3-s3-*):
   // the quarter layout with the fold's reads spread over the banks and padded score tiles, 1.20 ms a layer at
   // 1M against 1.59 for the quarter layout alone, 2.46 for the parity layout and 1.55 for dp4a. The parity
@@ -274,10 +294,12 @@ export function planMlaInt8Sgm(
   const PWW = HW * (TT / 4);
   const KVW = TT * L.RW;
   const bytesFor = (SS: number) =>
-    4 * (Math.max((queryResident ? 6 : 4) * HW * SS, slotSets * fold * NS * 256) + PWW + KVW) + 2 * 16 * (HW / 4);
+    4 * (Math.max((queryResident ? 6 : 4) * HW * SS, scSets * fold * NS * 256) + PWW + KVW) + 2 * 16 * (HW / 4);
   // Padded score tiles by default where the 3 KiB more fit (they do at the 48B shapes on 48 KiB).
   const SS = (v.scorePad ?? bytesFor(TT + 4) <= maxSharedBytes) ? TT + 4 : TT;
-  const SCW = Math.max((queryResident ? 6 : 4) * HW * SS, slotSets * fold * NS * 256);
+  const SCW = Math.max((queryResident ? 6 : 4) * HW * SS, scSets * fold * NS * 256);
+  if (kvSlots && fold * NS * 256 > KVW)
+    throw new Error(`mlaDecode (int8, subgroup-matrix): kvSlots needs ${fold * NS * 256} words of kv, it has ${KVW}`);
   const sharedBytes = bytesFor(SS);
   if (sharedBytes > maxSharedBytes) {
     throw new Error(
@@ -297,6 +319,7 @@ export function planMlaInt8Sgm(
     wide,
     HT: HW / NS,
     slotSets,
+    kvSlots,
     stageSpread: v.stageSpread ?? false,
     pvAhead: v.pvAhead ?? false,
     maxAhead: v.maxAhead ?? false,
@@ -321,7 +344,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */
@@ -433,10 +456,12 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
     v: (j: number): Frag => ({ offset: { sgi: 4 * p.CFS, '': 4 * j }, stride: RW, colMajor: false }),
     /** P x V: slot k of round r of the subgroup in sc (i32 row-major [16 heads, 16 columns]). */
     slot: (r: number, k: number): Frag => ({
-      offset: { '': ((p.slotSets === 2 ? (r & 1) * p.fold : 0) + k) * p.NS * 256, sgi: 256 },
+      offset: { '': ((p.slotSets === 2 && !p.kvSlots ? (r & 1) * p.fold : 0) + k) * p.NS * 256, sgi: 256 },
       stride: 16,
       colMajor: false,
     }),
+    /** P x V: the array round r's slots are in (kvSlots: odd rounds in kv). */
+    slotArray: (r: number): 'sc' | 'kv' => (p.kvSlots && r & 1 ? 'kv' : 'sc'),
     /**
      * P x V fold: element e (< 8) of a lane's share of a slot, as (row = head of the head half, col = value
      * column of the fragment); its word in the slot is 16 row + col (foldSpread: lane + 32 e).

@@ -76,8 +76,19 @@ describe('int8 MLA decode on tensor cores: plan', () => {
 
   it('takes the 48B shapes within 48 KiB of workgroup memory, refuses others with the reason', () => {
     const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS }, 49152);
-    expect([p.RW, p.LK2, p.RK2, p.NCF, p.HW, p.CFS, p.WG, p.fold, p.NG]).toEqual([148, 8, 1, 32, 32, 4, 256, 1, 1]);
+    // wide by default (seventh session): 16 subgroups, 2 value column fragments each, one set of slots
+    expect([p.RW, p.LK2, p.RK2, p.NCF, p.HW, p.CFS, p.WG, p.fold, p.NG]).toEqual([148, 8, 1, 32, 32, 2, 512, 1, 1]);
+    expect([p.wide, p.HT, p.slotSets]).toEqual([true, 2, 1]);
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
+    const p6 = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, wide: false }, 49152);
+    expect([p6.CFS, p6.WG, p6.HT, p6.slotSets]).toEqual([4, 256, 4, 2]);
+    // not wide where it cannot be: 16 heads, the parity layout, c_kv of 128 (8 fragments over 16 subgroups)
+    expect(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 16 }, 49152).wide).toBe(false);
+    expect(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, queryResident: false }, 49152).wide).toBe(false);
+    expect(planMlaInt8Sgm({ H: 32, R: 192, Rv: 128, variant: WORDS }, 49152).wide).toBe(false);
+    expect(() => planMlaInt8Sgm({ H: 32, R: 192, Rv: 128, variant: WORDS, wide: true }, 49152)).toThrow(
+      /8 value column fragments do not split over 16 subgroups/,
+    );
     const p16 = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 16 }, 49152);
     expect([p16.HW, p16.CFS, p16.WG, p16.NG, p16.fold]).toEqual([16, 8, 128, 2, 2]);
     expect(p16.sharedBytes).toBeLessThanOrEqual(49152);
@@ -95,7 +106,11 @@ describe('int8 MLA decode on tensor cores: plan', () => {
 
   it('queryResident: the quarter layout fits 48 KiB at the 48B shapes, loads no fragment from storage in the loop', () => {
     for (const heads of [32, 16] as const) {
-      const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads, queryResident: true }, 49152);
+      // the quarter layout as the sixth session left it (wide: false; wide's subgroups take one token half each)
+      const p = planMlaInt8Sgm(
+        { H: 32, R: 576, Rv: 512, variant: WORDS, heads, queryResident: true, wide: false },
+        49152,
+      );
       expect([p.queryResident, p.qRegs, p.HW]).toEqual([true, true, heads]);
       expect(p.sharedBytes).toBeLessThanOrEqual(49152);
       const F = sgmFrags(p);
@@ -216,7 +231,8 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
     const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
     // wide: S, softmax, 4 rounds with a barrier after each fold but the last, the block's end: 10 barriers, not 11
     expect(count(loop(gen({ wide: true })), /workgroupBarrier/g)).toBe(10);
-    expect(count(loop(gen({})), /workgroupBarrier/g)).toBe(11);
+    expect(count(loop(gen({ wide: false })), /workgroupBarrier/g)).toBe(11);
+    expect(count(loop(gen({})), /workgroupBarrier/g)).toBe(10);
     expect(gen({ wide: true })).toContain('@workgroup_size(512)');
     for (const wide of [false, true]) {
       const w = loop(gen({ wide, pvAhead: true }));
@@ -255,7 +271,7 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
     const m = gen({ maxAhead: true });
     expect(m).toContain('diagnostic(off, subgroup_uniformity);');
     expect(count(m, /subgroupMax\(/g)).toBe(3);
-    expect(count(gen({}), /subgroupMax\(/g)).toBe(2);
+    expect(count(gen({ wide: false }), /subgroupMax\(/g)).toBe(2);
     expect(m).toContain('if (any(mx > mRun)) {');
     // stageSpread: lane l's k-th store is component (k + l / 8) % 4 of its vec4: consecutive lanes hold vec4 4
     // words apart, so each store instruction covers 32 banks (8 without the rotation)
@@ -381,7 +397,8 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
     { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, foldSpread: true },
     { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1, foldSpread: true },
     // score tiles' rows 36 words apart (scorePad), with and without the quarter layout
-    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, scorePad: true },
+    // (the sixth session's default, 8 subgroups: wide false)
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, scorePad: true, wide: false },
     { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, scorePad: true, foldSpread: true },
     // twice the subgroups (wide): the 48B shapes (16 subgroups, one set of slots), two padded head groups with
     // c_kv of 256, and 16 heads a workgroup (8 subgroups, two fragments a round)

@@ -141,12 +141,14 @@ const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
     int8Sgm: { queryResident: true, foldSpread: false, scorePad: false, prefetch: false },
   },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: false, scorePad: false, heads: 16 } },
-  // the fold without bank conflicts and padded score tiles each alone (together, the default: 1.20 ms at 1M,
-  // bench/results/2026-12-01-h200-sgm3-s3-mla.json; alone not yet measured apart from bursts)
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { scorePad: false } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { foldSpread: false } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { prefetch: false } },
+  // the fold without bank conflicts and padded score tiles each alone (together, the sixth session's default: 1.20
+  // ms at 1M, bench/results/2026-12-01-h200-sgm3-s3-mla.json; alone not yet measured apart from bursts)
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: false, scorePad: false } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: false, foldSpread: false } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: false, prefetch: false } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16 } },
+  // the sixth session's default (8 subgroups; the default since the seventh is wide, 16): 1.236 against 1.078 ms
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: false } },
   // diagnostic (a data race, never the default): what the P x V rounds' barriers cost
   { int8Kernel: 'subgroup-matrix', int8Sgm: { ...SGM_PARITY, foldBarrier: false } },
   // measured slower earlier (int8Plan.ts, bench/results/2026-12-01-h200-dec8-run1-mla.json), kept
@@ -182,15 +184,17 @@ export function sgmStageVariants(base: MlaInt8SgmOptions = {}): Partial<MlaDecod
  * bench/results/2026-12-01-h200-sgm4-s1-stages2.json), so twice the subgroups (`wide`, 512 threads), the P x V
  * products ahead of the rounds (`pvAhead`), the softmax's reductions at once (`maxAhead`), the staging stores over
  * 32 banks (`stageSpread`), with and without the prefetch's registers, and 16 heads a workgroup wide (256 threads
- * with 32 O registers a lane: two workgroups an SM if the registers allow), beside the default.
+ * with 32 O registers a lane: two workgroups an SM if the registers allow), beside the sixth session's form (wide
+ * false). Measured once (bench/results/2026-12-01-h200-sgm4-s2-summary.txt): wide 1.077 ms at 1M against 1.236,
+ * hence the default since; the other rows of that process ran through a slow burst (not yet measured).
  */
 export const SGM_WIDE_VARIANTS: Partial<MlaDecodeOptions>[] = (
   [
-    {},
-    { prefetch: false },
-    { stageSpread: true },
-    { maxAhead: true },
-    { pvAhead: true, maxAhead: true, stageSpread: true },
+    { wide: false },
+    { wide: false, prefetch: false },
+    { wide: false, stageSpread: true },
+    { wide: false, maxAhead: true },
+    { wide: false, pvAhead: true, maxAhead: true, stageSpread: true },
     { wide: true },
     { wide: true, prefetch: false },
     { wide: true, stageSpread: true },

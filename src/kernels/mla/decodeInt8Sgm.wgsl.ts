@@ -89,6 +89,28 @@
  *   64 loads and fmas a lane and the softmax's serial reductions are what is left to measure (the next sitting:
  *   sgm-stages on this base, repeated, to see past the bursts).
  *
+ * Seventh session (sgm4; H200, 48B shapes, batch 1, 1M context, 132 chunks; bench/results/2026-12-01-h200-sgm4-*):
+ *   Stages of that base (s1-stages2.json, a sitting without bursts: dp4a 1.555): 1.207 ms; without the scores'
+ *   products 1.012, the softmax 0.787, the P x V products 0.819, the fold 0.820, the staging 0.803, P x V and
+ *   fold 0.673; the staging alone (loop, barriers, tile stores) 0.395; nothing but the loop, its 11 barriers and
+ *   the stand-in tile stores 0.240. Every stage costs about as much (0.2-0.43 ms, ~1.6-3.4k SM cycles of the
+ *   ~9.6k a block) and the sum of what each saves (1.86) exceeds what they take together (0.97): the block is a
+ *   chain of latency-bound phases between barriers, with 8 warps an SM (2 a scheduler) to hide them; at ~800
+ *   instructions a thread a block the issue slots are ~17% used. The rounds' barriers (the racy diagnostic:
+ *   1.108) cost ~0.1 ms; without the prefetch 1.172 (its 20 registers cost more than the latency they hide).
+ *   So the seventh session doubled the warps (`wide`, int8SgmPlan.ts: 16 subgroups of 512 threads, each S
+ *   product chain of one token half, 2 heads a softmax thread, O 32 registers a lane, 4 P x V rounds of two
+ *   barriers): 1.077-1.079 ms a layer at 1M (s2) against 1.236 for the 8-subgroup form in the same process,
+ *   0.177 at 128K (dp4a 0.229), 0.031 at 4K; exact (relToMax 0 against dp4a at 4K); hybrid TPOT at 1M 11.75
+ *   against 12.80 ms in the same sitting. It is the default where c_kv splits over 16 subgroups. Its own stages
+ *   (s2-best.json, partly in a burst): without the scores 0.948, the softmax 0.850, the P x V products 0.876.
+ *   Written and exact on the device but not yet timed outside a burst: pvAhead (the products before the rounds,
+ *   the next rows staged past the first round's barrier), kvSlots (the second set of slots in kv: 8 barriers a
+ *   block), maxAhead (the softmax's two reductions at once), stageSpread (staging stores without bank
+ *   conflicts); bench mla --int8-variants sgm-wide times them all beside wide and the 8-subgroup form.
+ *   Still ~6.7x the cache's bandwidth floor: the next steps are those timings, then fewer phases a block (the
+ *   workgroup memory, 47.9 KiB of 48, is what keeps the block at 32 rows and the P x V results in rounds).
+ *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be
  * workgroup-uniform (llama.cpp's and ONNX Runtime's WebGPU kernels do the same); every subgroup runs the

@@ -18,7 +18,10 @@
  *       for token half rn (rp = kq & 1, rn = kq >> 1): the same 2 LK2 + RK2 products, LK2 / 2 + RK2 query
  *       fragments (held in registers from before the loop) instead of LK2 + RK2. `sc` holds 6 tiles of
  *       [HW heads, 32 tokens]: c_kv quarters 0-3, k_pe parities 0, 1.
- *       Both layouts are data (sgmRoles, sgmFrags' query and accs) read by the generator and the emulation.
+ *   S   (wide, the default since the seventh session where c_kv splits over 16 subgroups) twice the subgroups:
+ *       sgi = 4 (MH nt + mh) + kq takes c_kv quarter kq of head half mh for token half nt alone (one accumulator
+ *       of 4 products), and the k_pe step kq of that tile if kq < 2; `sc` as the quarter layout's.
+ *       The layouts are data (sgmRoles, sgmFrags' query and accs) read by the generator and the emulation.
  *   softmax  thread (head quad hq = sgi, token t = lane) as the dp4a kernel (decodeInt8.wgsl.ts) with
  *       4 heads a thread, the integer dot products summed over the partials: the same scores, p, l and
  *       P8 words (one head, 4 tokens) bit for bit, P8 written row-major [HW heads, 8 words] to `pw`.
@@ -259,7 +262,17 @@ export function planMlaInt8Sgm(
   const HW = v.heads ?? 32;
   if (HW !== 16 && HW !== 32)
     throw new Error(`mlaDecode (int8, subgroup-matrix): heads per workgroup 16 or 32, got ${HW}`);
-  const wide = v.wide ?? false;
+  // The defaults are the fastest form measured (H200, sixth session, bench/results/2026-12-01-h200-sgm3-s3-*):
+  // the quarter layout with the fold's reads spread over the banks and padded score tiles, 1.20 ms a layer at
+  // 1M against 1.59 for the quarter layout alone, 2.46 for the parity layout and 1.55 for dp4a. The parity
+  // layout is `queryResident: false` (it needs qRegs unset or false to mean it).
+  const queryResident = v.queryResident ?? v.qRegs !== false;
+  if (queryResident && v.qRegs === false)
+    throw new Error('mlaDecode (int8, subgroup-matrix): queryResident holds the query in registers (qRegs)');
+  // Since the seventh session, wide (512 threads) at 32 heads where the value columns split over 16 subgroups
+  // (c_kv a multiple of 256): 1.078 ms a layer at 1M against 1.236 (H200, 48B shapes, exact;
+  // bench/results/2026-12-01-h200-sgm4-s2-*). `wide: false` is the sixth session's form.
+  const wide = v.wide ?? (queryResident && HW === 32 && (L.LWp / 4) % (HW / 2) === 0);
   const MH = HW / 16;
   const NS = wide ? HW / 2 : HW / 4;
   const NG = Math.ceil(H / HW);
@@ -280,13 +293,6 @@ export function planMlaInt8Sgm(
   const slotSets = wide && !kvSlots ? 1 : 2;
   // Sets of slots in sc (kvSlots: the second is in kv).
   const scSets = kvSlots ? 1 : slotSets;
-  // The defaults are the fastest form measured (H200, sixth session, bench/results/2026-12-01-h200-sgm3-s3-*):
-  // the quarter layout with the fold's reads spread over the banks and padded score tiles, 1.20 ms a layer at
-  // 1M against 1.59 for the quarter layout alone, 2.46 for the parity layout and 1.55 for dp4a. The parity
-  // layout is `queryResident: false` (it needs qRegs unset or false to mean it).
-  const queryResident = v.queryResident ?? v.qRegs !== false;
-  if (queryResident && v.qRegs === false)
-    throw new Error('mlaDecode (int8, subgroup-matrix): queryResident holds the query in registers (qRegs)');
   if (wide && !queryResident) throw new Error('mlaDecode (int8, subgroup-matrix): wide needs the quarter layout');
   // scores: [HW heads, TT tokens] tiles of partial dot products, 2 parities each of c_kv and k_pe (the
   // parity layout), or 4 quarters of c_kv and 2 parities of k_pe (the quarter layout); P x V: 2 x fold

@@ -16,3 +16,8 @@ t dec-best $D --mla-int8-sgm "$BEST"
 t dec-default $D
 python3 .device-sgm4/summary.py $OUT > $OUT/summary.txt 2>&1
 cat $OUT/times.txt; cat $OUT/summary.txt | cut -c1-300
+# Next (not run; wide is now the default, so `{}` below means wide): the candidates again outside a burst, twice,
+# then the fastest exact one's stages and TPOT:
+#   $M --context 1048576,4096 --int8-variants sgm-wide --sweep-chunks ''        (twice, in separate processes)
+#   $M --context 1048576,131072,4096 --int8-sgm wide,pvAhead,kvSlots,maxAhead,stageSpread,prefetch=false --int8-variants sgm-stages --sweep-chunks ''
+#   $M --context 1048576 --int8-variants none --sweep-chunks '' --disable-robustness   (what bounds checks cost it)

@@ -95,8 +95,9 @@
  *   fold 0.673; the staging alone (loop, barriers, tile stores) 0.395; nothing but the loop, its 11 barriers and
  *   the stand-in tile stores 0.240. Every stage costs about as much (0.2-0.43 ms, ~1.6-3.4k SM cycles of the
  *   ~9.6k a block) and the sum of what each saves (1.86) exceeds what they take together (0.97): the block is a
- *   chain of latency-bound phases between barriers, with 8 warps an SM (2 a scheduler) to hide them; at ~800
- *   instructions a thread a block the issue slots are ~17% used. The rounds' barriers (the racy diagnostic:
+ *   chain of latency-bound phases between barriers, with 8 warps an SM (2 a scheduler) to hide them (an
+ *   estimate from the WGSL, not read from the compiler: ~800 instructions a thread a block, ~17% of the issue
+ *   slots). The rounds' barriers (the racy diagnostic:
  *   1.108) cost ~0.1 ms; without the prefetch 1.172 (its 20 registers cost more than the latency they hide).
  *   So the seventh session doubled the warps (`wide`, int8SgmPlan.ts: 16 subgroups of 512 threads, each S
  *   product chain of one token half, 2 heads a softmax thread, O 32 registers a lane, 4 P x V rounds of two

@@ -76,8 +76,19 @@ describe('int8 MLA decode on tensor cores: plan', () => {
 
   it('takes the 48B shapes within 48 KiB of workgroup memory, refuses others with the reason', () => {
     const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS }, 49152);
-    expect([p.RW, p.LK2, p.RK2, p.NCF, p.HW, p.CFS, p.WG, p.fold, p.NG]).toEqual([148, 8, 1, 32, 32, 4, 256, 1, 1]);
+    // wide by default (seventh session): 16 subgroups, 2 value column fragments each, one set of slots
+    expect([p.RW, p.LK2, p.RK2, p.NCF, p.HW, p.CFS, p.WG, p.fold, p.NG]).toEqual([148, 8, 1, 32, 32, 2, 512, 1, 1]);
+    expect([p.wide, p.HT, p.slotSets]).toEqual([true, 2, 1]);
     expect(p.sharedBytes).toBeLessThanOrEqual(49152);
+    const p6 = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, wide: false }, 49152);
+    expect([p6.CFS, p6.WG, p6.HT, p6.slotSets]).toEqual([4, 256, 4, 2]);
+    // not wide where it cannot be: 16 heads, the parity layout, c_kv of 128 (8 fragments over 16 subgroups)
+    expect(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 16 }, 49152).wide).toBe(false);
+    expect(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, queryResident: false }, 49152).wide).toBe(false);
+    expect(planMlaInt8Sgm({ H: 32, R: 192, Rv: 128, variant: WORDS }, 49152).wide).toBe(false);
+    expect(() => planMlaInt8Sgm({ H: 32, R: 192, Rv: 128, variant: WORDS, wide: true }, 49152)).toThrow(
+      /8 value column fragments do not split over 16 subgroups/,
+    );
     const p16 = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 16 }, 49152);
     expect([p16.HW, p16.CFS, p16.WG, p16.NG, p16.fold]).toEqual([16, 8, 128, 2, 2]);
     expect(p16.sharedBytes).toBeLessThanOrEqual(49152);
@@ -95,7 +106,11 @@ describe('int8 MLA decode on tensor cores: plan', () => {
 
   it('queryResident: the quarter layout fits 48 KiB at the 48B shapes, loads no fragment from storage in the loop', () => {
     for (const heads of [32, 16] as const) {
-      const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads, queryResident: true }, 49152);
+      // the quarter layout as the sixth session left it (wide: false; wide's subgroups take one token half each)
+      const p = planMlaInt8Sgm(
+        { H: 32, R: 576, Rv: 512, variant: WORDS, heads, queryResident: true, wide: false },
+        49152,
+      );
       expect([p.queryResident, p.qRegs, p.HW]).toEqual([true, true, heads]);
       expect(p.sharedBytes).toBeLessThanOrEqual(49152);
       const F = sgmFrags(p);
@@ -163,6 +178,11 @@ describe('int8 MLA decode on tensor cores: bench mla --int8-sgm', () => {
     expect(parseInt8SgmOptions('queryResident,skip=pv+fold')).toEqual({ queryResident: true, skip: ['pv', 'fold'] });
     expect(() => parseInt8SgmOptions('skip=pv+barrier')).toThrow(/'skip=pv\+barrier'/);
     expect(() => parseInt8SgmOptions('skip')).toThrow(/'skip'/);
+    expect(parseInt8SgmOptions('wide,stageSpread=true,prefetch=false')).toEqual({
+      wide: true,
+      stageSpread: true,
+      prefetch: false,
+    });
   });
 
   it('sgm-stages: each stage left out alone and the floors, on the base options; exact neighbours last', () => {
@@ -204,9 +224,71 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
     }
   });
 
+  it('wide, pvAhead, maxAhead, stageSpread: where the generated code puts the products, the staging, the reductions', () => {
+    const gen = (o: MlaInt8SgmOptions) =>
+      mlaInt8SgmWgsl(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, ...o }, 49152));
+    const loop = (w: string) => w.slice(w.indexOf('for (var tb'));
+    const count = (w: string, re: RegExp) => w.match(re)?.length ?? 0;
+    // wide: S, softmax, 4 rounds with a barrier after each fold but the last, the block's end: 10 barriers, not 11
+    expect(count(loop(gen({ wide: true })), /workgroupBarrier/g)).toBe(10);
+    expect(count(loop(gen({ wide: false })), /workgroupBarrier/g)).toBe(11);
+    expect(count(loop(gen({})), /workgroupBarrier/g)).toBe(10);
+    expect(gen({ wide: true })).toContain('@workgroup_size(512)');
+    for (const wide of [false, true]) {
+      const w = loop(gen({ wide, pvAhead: true }));
+      // every product (4 a subgroup when wide, else 8) before the first round's store, the staging of the next
+      // rows past that round's barrier and before its fold; as many barriers as without pvAhead
+      const first = w.indexOf('subgroupMatrixStore<row_major>(&sc, (256u * sgi)');
+      expect(count(w, /subgroupMatrixMultiply<i32>/g)).toBe(wide ? 4 : 8);
+      expect(w.lastIndexOf('subgroupMatrixMultiply<i32>')).toBeLessThan(first);
+      const staged = w.indexOf('kv[w] = x.x');
+      expect(staged).toBeGreaterThan(w.indexOf('workgroupBarrier', first));
+      expect(staged).toBeLessThan(w.indexOf('fma(', first));
+      expect(count(w, /kv\[w\] = x\.x/g)).toBe(count(loop(gen({ wide })), /kv\[w\] = x\.x/g));
+      expect(count(w, /workgroupBarrier/g)).toBe(count(loop(gen({ wide })), /workgroupBarrier/g));
+      // without the prefetch the rows are loaded ahead of the products, not at the top of the block
+      const np = loop(gen({ wide, pvAhead: true, prefetch: false }));
+      expect(np.indexOf('pool[')).toBeGreaterThan(np.indexOf('subgroupMax'));
+      expect(np.indexOf('pool[')).toBeLessThan(np.indexOf('subgroupMatrixMultiply<i32>'));
+    }
+    // kvSlots: odd rounds' slots in kv, one barrier a round, one more before the next rows go into kv: 8
+    const kvs = loop(gen({ wide: true, pvAhead: true, kvSlots: true }));
+    expect(count(kvs, /workgroupBarrier/g)).toBe(8);
+    expect(count(kvs, /subgroupMatrixStore<row_major>\(&kv, \(256u \* sgi\)/g)).toBe(2);
+    expect(kvs.indexOf('kv[w] = x.x')).toBeGreaterThan(kvs.lastIndexOf('fma('));
+    expect(() => gen({ wide: true, kvSlots: true })).toThrow(/kvSlots needs wide and pvAhead/);
+    // 16 slots of 256 words do not fit in the 32 rows of 84 words of R = 320
+    const small = { H: 32, R: 320, Rv: 256, variant: WORDS, wide: true, pvAhead: true };
+    expect(() => planMlaInt8Sgm({ ...small, kvSlots: true }, 49152)).toThrow(
+      /kvSlots needs 4096 words of kv, it has 2688/,
+    );
+    // wide at 16 heads with c_kv of 128: one product a subgroup, rounds of one
+    expect(planMlaInt8Sgm({ H: 20, R: 192, Rv: 128, variant: WORDS, heads: 16, wide: true }, 49152).fold).toBe(1);
+    expect(() =>
+      planMlaInt8Sgm({ H: 20, R: 192, Rv: 128, variant: WORDS, heads: 16, wide: true, fold: 2 }, 49152),
+    ).toThrow(/1 P x V products a subgroup in rounds of 2/);
+    // maxAhead: three reductions written (the block's max, P8's scale at the old max, again at the new one)
+    const m = gen({ maxAhead: true });
+    expect(m).toContain('diagnostic(off, subgroup_uniformity);');
+    expect(count(m, /subgroupMax\(/g)).toBe(3);
+    expect(count(gen({ wide: false }), /subgroupMax\(/g)).toBe(2);
+    expect(m).toContain('if (any(mx > mRun)) {');
+    // stageSpread: lane l's k-th store is component (k + l / 8) % 4 of its vec4: consecutive lanes hold vec4 4
+    // words apart, so each store instruction covers 32 banks (8 without the rotation)
+    const sp = gen({ stageSpread: true });
+    expect(sp).toContain('let sts = (lid >> 3u) & 3u;');
+    expect(sp).toContain('{ let c = (2u + sts) & 3u; kv[w + c] = x[c]; }');
+    for (let k = 0; k < 4; k++) {
+      const banks = (c: (lane: number) => number) =>
+        new Set(Array.from({ length: 32 }, (_, lane) => (4 * lane + c(lane)) % 32)).size;
+      expect(banks((lane) => (k + (lane >> 3)) & 3)).toBe(32);
+      expect(banks(() => k)).toBe(8);
+    }
+  });
+
   it.skipIf(!hasGpu)('compiles with stand-ins for the subgroup matrices (every variant, two head groups)', async () => {
     const gpu = (await gpuContext())!;
-    for (const [H, heads, fold, qRegs, prefetch, queryResident, foldSpread] of [
+    for (const [H, heads, fold, qRegs, prefetch, queryResident, foldSpread, more] of [
       [32, 16, 2, false, false, false, false],
       [32, 16, 1, true, true, false, false],
       [32, 32, 1, false, true, false, false],
@@ -215,11 +297,19 @@ describe('int8 MLA decode on tensor cores: the WGSL outside the builtins', () =>
       [33, 16, 2, true, false, true, false],
       [33, 32, 1, true, true, true, true],
       [32, 16, 2, false, false, false, true],
-    ] as const) {
+      // wide (twice the subgroups, guarded k_pe products, one set of slots), the rotated staging stores, the
+      // products ahead of the rounds (staging early, with and without the prefetch), both reductions at once
+      [32, 32, 1, true, true, true, true, { wide: true, stageSpread: true }],
+      [33, 32, 1, true, false, true, false, { wide: true, pvAhead: true, maxAhead: true }],
+      [33, 16, 2, true, true, true, true, { wide: true, stageSpread: true, pvAhead: true }],
+      [32, 32, 1, true, false, true, true, { pvAhead: true, maxAhead: true, stageSpread: true }],
+      [33, 32, 1, true, false, true, true, { wide: true, pvAhead: true, kvSlots: true }],
+      [33, 16, 2, true, true, true, true, { wide: true, pvAhead: true, kvSlots: true, maxAhead: true }],
+    ] as [number, 16 | 32, 1 | 2, boolean, boolean, boolean, boolean, MlaInt8SgmOptions?][]) {
       // scorePad with the bank-conflict-free fold (the candidate pair); it fits 48 KiB at the 48B shapes
       const o = { H, R: 576, Rv: 512, variant: WORDS, heads, fold, qRegs, prefetch, queryResident, foldSpread };
       if (foldSpread) expect(planMlaInt8Sgm({ ...o, scorePad: true }, 49152).sharedBytes).toBeLessThanOrEqual(49152);
-      const p = planMlaInt8Sgm(o, 49152);
+      const p = planMlaInt8Sgm({ ...o, ...more }, 49152);
       const code = sgmStubWgsl(mlaInt8SgmWgsl(p));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
       // The stand-ins drop the i8 type, so a local named like a type (a staging index i8 shadowing the
@@ -307,12 +397,32 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
     { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, foldSpread: true },
     { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, fold: 1, foldSpread: true },
     // score tiles' rows 36 words apart (scorePad), with and without the quarter layout
-    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, scorePad: true },
+    // (the sixth session's default, 8 subgroups: wide false)
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, scorePad: true, wide: false },
     { R: 192, Rv: 128, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, scorePad: true, foldSpread: true },
+    // twice the subgroups (wide): the 48B shapes (16 subgroups, one set of slots), two padded head groups with
+    // c_kv of 256, and 16 heads a workgroup (8 subgroups, two fragments a round)
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, queryResident: true, wide: true },
+    { R: 320, Rv: 256, H: 33, lengths: [65, 0, 1], pageSize: 7, chunkLen: 32, wide: true, foldSpread: false },
+    { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, wide: true },
+    // P x V products ahead of the rounds, the second set of slots in kv (kvSlots)
+    { R: 576, Rv: 512, H: 32, lengths: [97, 1], pageSize: 64, chunkLen: 64, wide: true, pvAhead: true, kvSlots: true },
+    {
+      R: 576,
+      Rv: 512,
+      H: 33,
+      lengths: [65, 0, 1],
+      pageSize: 7,
+      chunkLen: 32,
+      wide: true,
+      pvAhead: true,
+      kvSlots: true,
+    },
+    { R: 192, Rv: 128, H: 20, lengths: [40], pageSize: 16, chunkLen: 32, heads: 16, wide: true, pvAhead: true },
   ];
   for (const c of cases) {
     const name = `R=${c.R} Rv=${c.Rv} H=${c.H} lengths ${c.lengths} pages of ${c.pageSize}, chunks of ${c.chunkLen}`;
-    const layout = `${c.queryResident ? ', query resident (quarter layout)' : ''}${c.foldSpread ? ', fold spread' : ''}${c.scorePad ? ', scores padded' : ''}`;
+    const layout = `${c.queryResident ? ', query resident (quarter layout)' : ''}${c.foldSpread ? ', fold spread' : ''}${c.scorePad ? ', scores padded' : ''}${c.wide ? ', wide' : ''}${c.pvAhead ? ', products ahead' : ''}${c.kvSlots ? ', slots in kv' : ''}`;
     it(`${name}, heads ${c.heads ?? 'default'} a workgroup, fold ${c.fold ?? 'default'}${layout}`, async () => {
       const rng = new Rng(c.R + c.H);
       const x = makeCache(cpu, rng, c.lengths, c.R, c.Rv, c.pageSize, c.H);
@@ -322,8 +432,9 @@ describe('int8 MLA decode on tensor cores: emulation of the kernel = int8 refere
       const words = (await x.pool.read()) as Int32Array;
       const lengths = Int32Array.from(c.lengths);
       const o = { H: c.H, R: c.R, Rv: c.Rv, variant: WORDS, heads: c.heads, fold: c.fold };
-      const { queryResident, foldSpread, scorePad } = c;
-      const plan = planMlaInt8Sgm({ ...o, queryResident, foldSpread, scorePad }, 49152);
+      const { queryResident, foldSpread, scorePad, wide, pvAhead, kvSlots } = c;
+      const plan = planMlaInt8Sgm({ ...o, queryResident, foldSpread, scorePad, wide, pvAhead, kvSlots }, 49152);
+      if (wide) expect([plan.WG, plan.HT, plan.slotSets]).toEqual([plan.HW * 16, 2, kvSlots ? 2 : 1]);
       const got = mlaDecodeInt8SgmEmulate(q, words, x.table, lengths, d, plan, c.chunkLen);
       const ref = mlaDecodeInt8Reference(q, words, x.table, lengths, d);
       expect(got.every(Number.isFinite)).toBe(true);
@@ -408,6 +519,18 @@ describe('int8 MLA decode on tensor cores: the kernel', () => {
           int8Sgm: { heads, queryResident: true },
         }).read()) as Float32Array;
         expect(relErr(qres, dp4a)).toBeLessThan(1e-5);
+      }
+      // the seventh session's options (wide needs c_kv of 256 at 32 heads: 16 heads here)
+      for (const int8Sgm of [
+        { heads: 16, wide: true, pvAhead: true, maxAhead: true, stageSpread: true },
+        { pvAhead: true, maxAhead: true, stageSpread: true, prefetch: false },
+      ] as MlaInt8SgmOptions[]) {
+        const got = (await mlaDecode(q, x.pool, x.pageTable, lt, {
+          ...opts,
+          int8Kernel: 'subgroup-matrix',
+          int8Sgm,
+        }).read()) as Float32Array;
+        expect(relErr(got, dp4a)).toBeLessThan(1e-5);
       }
       const d = { B, H, R, Rv, pageSize: 16, maxPages: x.maxPages, scale: opts.scale };
       const ref = mlaDecodeInt8Reference(

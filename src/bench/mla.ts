@@ -64,9 +64,10 @@ export interface MlaBenchOptions {
   int8Sgm?: MlaInt8SgmOptions;
   /**
    * int8 cache: the variants swept at the largest context (`--int8-variants`): 'all' (INT8_VARIANTS), or
-   * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants), or 'none'.
+   * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants), 'sgm-wide'
+   * (SGM_WIDE_VARIANTS), or 'none'.
    */
-  int8VariantSet?: 'all' | 'sgm-stages' | 'none';
+  int8VariantSet?: 'all' | 'sgm-stages' | 'sgm-wide' | 'none';
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
 }
@@ -77,7 +78,19 @@ export interface MlaBenchOptions {
  */
 export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
   const o: Record<string, boolean | number | string[]> = {};
-  const flags = ['queryResident', 'qRegs', 'prefetch', 'foldBarrier', 'foldSpread', 'scorePad'];
+  const flags = [
+    'queryResident',
+    'qRegs',
+    'prefetch',
+    'foldBarrier',
+    'foldSpread',
+    'scorePad',
+    'wide',
+    'stageSpread',
+    'pvAhead',
+    'maxAhead',
+    'kvSlots',
+  ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2] };
   for (const item of text.split(',').filter(Boolean)) {
     const [k, v, ...rest] = item.split('=');
@@ -128,12 +141,14 @@ const INT8_VARIANTS: Partial<MlaDecodeOptions>[] = [
     int8Sgm: { queryResident: true, foldSpread: false, scorePad: false, prefetch: false },
   },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { queryResident: true, foldSpread: false, scorePad: false, heads: 16 } },
-  // the fold without bank conflicts and padded score tiles each alone (together, the default: 1.20 ms at 1M,
-  // bench/results/2026-12-01-h200-sgm3-s3-mla.json; alone not yet measured apart from bursts)
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { scorePad: false } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { foldSpread: false } },
-  { int8Kernel: 'subgroup-matrix', int8Sgm: { prefetch: false } },
+  // the fold without bank conflicts and padded score tiles each alone (together, the sixth session's default: 1.20
+  // ms at 1M, bench/results/2026-12-01-h200-sgm3-s3-mla.json; alone not yet measured apart from bursts)
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: false, scorePad: false } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: false, foldSpread: false } },
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: false, prefetch: false } },
   { int8Kernel: 'subgroup-matrix', int8Sgm: { heads: 16 } },
+  // the sixth session's default (8 subgroups; the default since the seventh is wide, 16): 1.236 against 1.078 ms
+  { int8Kernel: 'subgroup-matrix', int8Sgm: { wide: false } },
   // diagnostic (a data race, never the default): what the P x V rounds' barriers cost
   { int8Kernel: 'subgroup-matrix', int8Sgm: { ...SGM_PARITY, foldBarrier: false } },
   // measured slower earlier (int8Plan.ts, bench/results/2026-12-01-h200-dec8-run1-mla.json), kept
@@ -162,6 +177,40 @@ export function sgmStageVariants(base: MlaInt8SgmOptions = {}): Partial<MlaDecod
     { int8Kernel: 'subgroup-matrix', int8Sgm: { ...base, heads: 16 } },
   ];
 }
+
+/**
+ * `--int8-variants sgm-wide`: the tensor-core kernel's latency-hiding candidates (seventh session, int8SgmPlan.ts):
+ * its block is latency-bound at one 256-thread workgroup an SM (every stage left out saves about as much,
+ * bench/results/2026-12-01-h200-sgm4-s1-stages2.json), so twice the subgroups (`wide`, 512 threads), the P x V
+ * products ahead of the rounds (`pvAhead`), the softmax's reductions at once (`maxAhead`), the staging stores over
+ * 32 banks (`stageSpread`), with and without the prefetch's registers, and 16 heads a workgroup wide (256 threads
+ * with 32 O registers a lane: two workgroups an SM if the registers allow), beside the sixth session's form (wide
+ * false). Measured once (bench/results/2026-12-01-h200-sgm4-s2-summary.txt): wide 1.077 ms at 1M against 1.236,
+ * hence the default since; the other rows of that process ran through a slow burst (not yet measured).
+ */
+export const SGM_WIDE_VARIANTS: Partial<MlaDecodeOptions>[] = (
+  [
+    { wide: false },
+    { wide: false, prefetch: false },
+    { wide: false, stageSpread: true },
+    { wide: false, maxAhead: true },
+    { wide: false, pvAhead: true, maxAhead: true, stageSpread: true },
+    { wide: true },
+    { wide: true, prefetch: false },
+    { wide: true, stageSpread: true },
+    { wide: true, maxAhead: true },
+    { wide: true, pvAhead: true },
+    { wide: true, pvAhead: true, prefetch: false },
+    { wide: true, pvAhead: true, maxAhead: true, stageSpread: true },
+    { wide: true, pvAhead: true, maxAhead: true, stageSpread: true, prefetch: false },
+    { wide: true, pvAhead: true, kvSlots: true },
+    { wide: true, pvAhead: true, kvSlots: true, maxAhead: true, stageSpread: true },
+    { wide: true, pvAhead: true, kvSlots: true, maxAhead: true, stageSpread: true, prefetch: false },
+    { wide: true, heads: 16 },
+    { wide: true, heads: 16, pvAhead: true, maxAhead: true, stageSpread: true, prefetch: false },
+    { wide: true, heads: 16, pvAhead: true, kvSlots: true, maxAhead: true, stageSpread: true, prefetch: false },
+  ] as MlaInt8SgmOptions[]
+).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
@@ -260,7 +309,12 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     ? (int8Kernels as unknown as MlaDecodeKernel[])
     : o.kernels.filter((k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k);
   const longest = Math.max(...o.context);
-  const variantSets = { all: INT8_VARIANTS, 'sgm-stages': sgmStageVariants(o.int8Sgm), none: [] };
+  const variantSets = {
+    all: INT8_VARIANTS,
+    'sgm-stages': sgmStageVariants(o.int8Sgm),
+    'sgm-wide': SGM_WIDE_VARIANTS,
+    none: [],
+  };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
     o.int8VariantChunks && v.chunks === undefined ? { ...v, chunks: o.int8VariantChunks } : v,
   );
@@ -516,12 +570,12 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-sgm <k=v,...>',
-      'int8 cache: options of the tensor-core kernel in its rows at every context (queryResident, heads=16, fold=1, prefetch=false, ...)',
+      'int8 cache: options of the tensor-core kernel in its rows at every context (queryResident, heads=16, fold=1, prefetch=false, wide, stageSpread, ...)',
       '',
     )
     .option(
       '--int8-variants <set>',
-      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics) or none',
+      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates) or none',
       'all',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
@@ -555,8 +609,8 @@ export function registerMlaBench(bench: Command): void {
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
       int8VariantSet: ((v) => {
-        if (v !== 'all' && v !== 'sgm-stages' && v !== 'none')
-          throw new Error(`--int8-variants: '${v}' is not all, sgm-stages or none`);
+        if (v !== 'all' && v !== 'sgm-stages' && v !== 'sgm-wide' && v !== 'none')
+          throw new Error(`--int8-variants: '${v}' is not all, sgm-stages, sgm-wide or none`);
         return v;
       })(opts.int8Variants),
       int8VariantChunks: opts.int8VariantChunks ? parseList(opts.int8VariantChunks)[0] : undefined,

@@ -89,6 +89,29 @@
  *   64 loads and fmas a lane and the softmax's serial reductions are what is left to measure (the next sitting:
  *   sgm-stages on this base, repeated, to see past the bursts).
  *
+ * Seventh session (sgm4; H200, 48B shapes, batch 1, 1M context, 132 chunks; bench/results/2026-12-01-h200-sgm4-*):
+ *   Stages of that base (s1-stages2.json, a sitting without bursts: dp4a 1.555): 1.207 ms; without the scores'
+ *   products 1.012, the softmax 0.787, the P x V products 0.819, the fold 0.820, the staging 0.803, P x V and
+ *   fold 0.673; the staging alone (loop, barriers, tile stores) 0.395; nothing but the loop, its 11 barriers and
+ *   the stand-in tile stores 0.240. Every stage costs about as much (0.2-0.43 ms, ~1.6-3.4k SM cycles of the
+ *   ~9.6k a block) and the sum of what each saves (1.86) exceeds what they take together (0.97): the block is a
+ *   chain of latency-bound phases between barriers, with 8 warps an SM (2 a scheduler) to hide them (an
+ *   estimate from the WGSL, not read from the compiler: ~800 instructions a thread a block, ~17% of the issue
+ *   slots). The rounds' barriers (the racy diagnostic:
+ *   1.108) cost ~0.1 ms; without the prefetch 1.172 (its 20 registers cost more than the latency they hide).
+ *   So the seventh session doubled the warps (`wide`, int8SgmPlan.ts: 16 subgroups of 512 threads, each S
+ *   product chain of one token half, 2 heads a softmax thread, O 32 registers a lane, 4 P x V rounds of two
+ *   barriers): 1.077-1.079 ms a layer at 1M (s2) against 1.236 for the 8-subgroup form in the same process,
+ *   0.177 at 128K (dp4a 0.229), 0.031 at 4K; exact (relToMax 0 against dp4a at 4K); hybrid TPOT at 1M 11.75
+ *   against 12.80 ms in the same sitting. It is the default where c_kv splits over 16 subgroups. Its own stages
+ *   (s2-best.json, partly in a burst): without the scores 0.948, the softmax 0.850, the P x V products 0.876.
+ *   Written and exact on the device but not yet timed outside a burst: pvAhead (the products before the rounds,
+ *   the next rows staged past the first round's barrier), kvSlots (the second set of slots in kv: 8 barriers a
+ *   block), maxAhead (the softmax's two reductions at once), stageSpread (staging stores without bank
+ *   conflicts); bench mla --int8-variants sgm-wide times them all beside wide and the 8-subgroup form.
+ *   Still ~6.7x the cache's bandwidth floor: the next steps are those timings, then fewer phases a block (the
+ *   workgroup memory, 47.9 KiB of 48, is what keeps the block at 32 rows and the P x V results in rounds).
+ *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be
  * workgroup-uniform (llama.cpp's and ONNX Runtime's WebGPU kernels do the same); every subgroup runs the
@@ -108,7 +131,12 @@ import {
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
-  const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW } = pl;
+  const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW, HT } = pl;
+  // The softmax's heads a thread (4, or 2 when wide) as WGSL vectors.
+  const VF = `vec${HT}<f32>`;
+  const VI = `vec${HT}<i32>`;
+  const VU = `vec${HT}<u32>`;
+  const hts = Array.from({ length: HT }, (_, k) => k);
   const { syntax, units } = pl.variant;
   const F = sgmFrags(pl);
   // Diagnostic (int8SgmPlan.ts SGM_STAGES): a stage left out, its barriers kept.
@@ -148,13 +176,18 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
       l(
         `${ind}${guard}{ let w = (si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
       );
-      l(`${ind}  kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w; }`);
+      if (pl.stageSpread)
+        l(
+          `${ind}  ${[0, 1, 2, 3].map((k) => `{ let c = (${k ? `${k}u + ` : ''}sts) & 3u; kv[w + c] = x[c]; }`).join(' ')} }`,
+        );
+      else l(`${ind}  kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w; }`);
     }
   };
 
   l('enable subgroups;');
   l('enable chromium_experimental_subgroup_matrix;');
   l('diagnostic(off, chromium.subgroup_matrix_uniformity);');
+  if (pl.maxAhead) l('diagnostic(off, subgroup_uniformity);');
   l(
     `struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };`,
   );
@@ -167,21 +200,25 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`var<workgroup> kv: array<i32, ${KVW}>;`);
   l(`var<workgroup> sc: array<i32, ${SCW}>;`);
   l(`var<workgroup> pw: array<i32, ${PWW}>;`);
-  l(`var<workgroup> alphaS: array<vec4<f32>, ${HW / 4}>;`);
-  l(`var<workgroup> sigmaS: array<vec4<f32>, ${HW / 4}>;`);
+  l(`var<workgroup> alphaS: array<${VF}, ${HW / HT}>;`);
+  l(`var<workgroup> sigmaS: array<${VF}, ${HW / HT}>;`);
   L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
   // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the
   // end: another size poisons m with NaN, as the dp4a kernel does).
   l(`  let sgi = lid / 32u; let lane = lid % 32u;`);
   l(`  ${sgmRoles(pl).map(sgmRoleWgsl).join(' ')}`);
   l(`  let hq = sgi; let t = lane;`);
-  l(`  let qh = g * ${HW}u + 4u * hq;`);
+  l(`  let qh = g * ${HW}u + ${HT}u * hq;`);
   l(`  let qb = (b * ${HP}u + qh) * ${RW}u;`);
-  for (let k = 0; k < 4; k++)
+  for (const k of hts)
     l(`  let sq${k} = bitcast<vec2<f32>>(vec2<i32>(qr[qb + ${k * RW + SW}u], qr[qb + ${k * RW + SW + 1}u]));`);
-  l(`  let sqL = vec4<f32>(sq0.x, sq1.x, sq2.x, sq3.x); let sqR = vec4<f32>(sq0.y, sq1.y, sq2.y, sq3.y);`);
-  l(`  var mRun = vec4<f32>(-3.0e38);`);
-  l(`  var lRun = vec4<f32>(0.0);`);
+  l(
+    `  let sqL = ${VF}(${hts.map((k) => `sq${k}.x`).join(', ')}); let sqR = ${VF}(${hts.map((k) => `sq${k}.y`).join(', ')});`,
+  );
+  l(`  var mRun = ${VF}(-3.0e38);`);
+  l(`  var lRun = ${VF}(0.0);`);
+  // stageSpread: the component a lane stores first (lanes 8 apart: the same banks otherwise).
+  if (pl.stageSpread) l(`  let sts = (lid >> 3u) & 3u;`);
   // The lanes' share of a 16 x 16 fold (sgmFrags' foldLane): O element o{m}_{j}_{a}[i], e = 4 a + i, is head
   // orow, column ocol + e (rows), or head 2 e + fhi, column fcol (foldSpread: slot word lane + 32 e).
   if (pl.foldSpread) l(`  let fcol = lane & 15u; let fhi = lane >> 4u;`);
@@ -214,6 +251,9 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     ? (['L', 'R'] as const).map((part) => F.accs.map((a, i) => ({ a, i })).filter(({ a }) => a.part === part))
     : F.accs.map((a, i) => [{ a, i }]);
   for (const group of groups) {
+    // wide: k_pe's product only in the subgroups the guard names (a subgroup-uniform branch).
+    const guard = group[0].a.guard;
+    if (guard) l(`      if (${guard.role} < ${guard.below}u) {`);
     for (const { i } of group) l(`      var a${i} = ${ST}();`);
     const steps = Math.max(...group.map(({ a }) => a.products.length));
     for (let s = 0; s < (skip('scores') ? 0 : steps); s++)
@@ -224,45 +264,56 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
         l(`      a${i} = subgroupMatrixMultiplyAccumulate(${qf}, ${ld(RT, '&kv', k)}, a${i});`);
       }
     for (const { a, i } of group) l(`      ${st('&sc', a.store, `a${i}`)};`);
+    if (guard) l(`      }`);
   }
   l(`    }`);
   l(`    workgroupBarrier();`);
   // ---- softmax: thread (head quad hq, token t), as the dp4a kernel with 4 heads a thread ----
   // The partials' integer sum is exact in any order, so it equals the dp4a kernel's dot product.
   const sw = (part: 'L' | 'R', par: number, k: number) =>
-    `sc[${F.scoreWord(part, par, 0, 0)}u + (4u * hq + ${k}u) * ${pl.SS}u + t]`;
+    `sc[${F.scoreWord(part, par, 0, 0)}u + (${HT}u * hq + ${k}u) * ${pl.SS}u + t]`;
   const pars = (part: 'L' | 'R', k: number) =>
     Array.from({ length: F.partials[part] }, (_, par) => sw(part, par, k)).join(' + ');
   if (skip('softmax')) {
     // One word of sc into each P8 word, alpha = sigma = 1: the softmax's exp2, reductions and rounding gone.
     l(`    {`);
     l(`      if ((t & 3u) == 0u) {`);
-    for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = ${sw('L', 0, k)};`);
+    for (const k of hts) l(`        pw[(${HT}u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = ${sw('L', 0, k)};`);
     l(`      }`);
-    l(`      if (t == 0u) { alphaS[hq] = vec4<f32>(1.0); sigmaS[hq] = vec4<f32>(1.0); }`);
-    l(`      lRun += vec4<f32>(1.0); mRun = vec4<f32>(0.0);`);
+    l(`      if (t == 0u) { alphaS[hq] = ${VF}(1.0); sigmaS[hq] = ${VF}(1.0); }`);
+    l(`      lRun += ${VF}(1.0); mRun = ${VF}(0.0);`);
     l(`    }`);
   } else {
     l(`    {`);
     l(`      let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
     for (const part of ['L', 'R'] as const)
-      l(`      let a${part} = vec4<i32>(${[0, 1, 2, 3].map((k) => pars(part, k)).join(', ')});`);
+      l(`      let a${part} = ${VI}(${hts.map((k) => pars(part, k)).join(', ')});`);
     l(`      let valid = tb + t < t1;`);
-    l(`      let s = select(vec4<f32>(-3.0e38), vec4<f32>(aL) * (sqL * sk.x) + vec4<f32>(aR) * (sqR * sk.y), valid);`);
+    l(`      let s = select(${VF}(-3.0e38), ${VF}(aL) * (sqL * sk.x) + ${VF}(aR) * (sqR * sk.y), valid);`);
     l(`      let mx = subgroupMax(s);`);
     l(`      let mNew = max(mRun, mx);`);
     l(`      let alpha = exp2(mRun - mNew);`);
-    l(`      let pr = select(vec4<f32>(0.0), exp2(s - mNew), valid);`);
+    if (pl.maxAhead) {
+      // p and its block max with the running max before this block, beside the block's max (two reductions
+      // at once); taken as they are where the block raises no head's max (mNew = mRun: the same values bit for
+      // bit), recomputed where it does (mx is subgroup-uniform: the branch is, though the analysis cannot see it).
+      l(`      var pr = select(${VF}(0.0), exp2(s - mRun), valid);`);
+      l(`      var pm = subgroupMax(pr * sk.x);`);
+      l(`      if (any(mx > mRun)) {`);
+      l(`        pr = select(${VF}(0.0), exp2(s - mNew), valid);`);
+      l(`        pm = subgroupMax(pr * sk.x);`);
+      l(`      }`);
+    } else l(`      let pr = select(${VF}(0.0), exp2(s - mNew), valid);`);
     l(`      lRun = lRun * alpha + pr;`);
     l(`      mRun = mNew;`);
     l(`      let pv = pr * sk.x;`);
-    l(`      let pm = subgroupMax(pv);`);
-    l(`      let inv = select(vec4<f32>(0.0), 127.0 / pm, pm > vec4<f32>(0.0));`);
-    l(`      var w = vec4<u32>(round(pv * inv)) << vec4<u32>(8u * (t & 3u));`);
+    if (!pl.maxAhead) l(`      let pm = subgroupMax(pv);`);
+    l(`      let inv = select(${VF}(0.0), 127.0 / pm, pm > ${VF}(0.0));`);
+    l(`      var w = ${VU}(round(pv * inv)) << ${VU}(8u * (t & 3u));`);
     l(`      w |= subgroupShuffleXor(w, 1u);`);
     l(`      w |= subgroupShuffleXor(w, 2u);`);
     l(`      if ((t & 3u) == 0u) {`);
-    for (let k = 0; k < 4; k++) l(`        pw[(4u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = bitcast<i32>(w[${k}]);`);
+    for (const k of hts) l(`        pw[(${HT}u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)] = bitcast<i32>(w[${k}]);`);
     l(`      }`);
     l(`      if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
     l(`    }`);
@@ -272,30 +323,61 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`    {`);
   for (let m = 0; m < MH; m++) {
     if (pl.foldSpread) {
-      // Heads 16 m + 8 a + 2 i + fhi (i < 4): quads 4 m + 2 a (i = 0, 1) and the next (i = 2, 3).
+      // Heads 16 m + 8 a + 2 i + fhi (i < 4): element (16 m + 8 a + 2 i) % HT + fhi of vector (16 m + 8 a + 2 i) / HT.
+      const head = (a: number, i: number, arr: string) => {
+        const h = 16 * m + 8 * a + 2 * i;
+        return `${arr}[${Math.floor(h / HT)}u][${h % HT ? `${h % HT}u + ` : ''}fhi]`;
+      };
       for (let a = 0; a < 2; a++)
         for (const [name, arr] of [
           ['al', 'alphaS'],
           ['sg', 'sigmaS'],
-        ]) {
-          const q = 4 * m + 2 * a;
-          l(
-            `      let ${name}${m}_${a} = vec4<f32>(${arr}[${q}u][fhi], ${arr}[${q}u][2u + fhi], ${arr}[${q + 1}u][fhi], ${arr}[${q + 1}u][2u + fhi]);`,
-          );
-        }
+        ])
+          l(`      let ${name}${m}_${a} = vec4<f32>(${[0, 1, 2, 3].map((i) => head(a, i, arr)).join(', ')});`);
       continue;
     }
-    l(`      let al${m} = alphaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
-    l(`      let sg${m} = sigmaS[${4 * m}u + (orow >> 2u)][orow & 3u];`);
+    const sh = Math.log2(HT);
+    l(`      let al${m} = alphaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
+    l(`      let sg${m} = sigmaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
   }
   // P8 of each head half once a block; each value fragment once, at its first use.
   if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
   const loaded = new Set<number>();
+  const stageEarly = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.kvSlots;
+  // Without the prefetch, where the rows are loaded ahead of the products (pvAhead: staged early, or kvSlots).
+  const fetchAhead = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.prefetch;
+  function stageNext() {
+    if (skip('stage')) return;
+    l(`    if (tn < t1) {`);
+    if (!pl.prefetch && !fetchAhead) fetch('tn', '      ');
+    stage('      ');
+    l(`    }`);
+  }
+  // Staged early without the prefetch: the rows are loaded here, ahead of the products, to be stored past
+  // the first round's barrier (in registers through the products only, not through S and the softmax).
+  if (fetchAhead && !skip('stage')) {
+    l(`      if (tn < t1) {`);
+    fetch('tn', '        ');
+    l(`      }`);
+  }
+  // pvAhead: every value fragment and product of the subgroup first (independent: the loads and the MMAs
+  // overlap), then the rounds only store, wait and fold.
+  if (pl.pvAhead && !skip('pv'))
+    for (let r = 0; r < F.rounds; r++)
+      F.roundFrags(r).forEach(({ j, m }) => {
+        if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
+        loaded.add(j);
+        l(`      let cv${m}_${j} = subgroupMatrixMultiply<i32>(pL${m}, v${j});`);
+      });
   for (let r = 0; r < F.rounds; r++) {
     const fr = F.roundFrags(r);
     fr.forEach(({ j, m }, k) => {
       if (skip('pv')) {
-        l(`      ${st('&sc', F.slot(r, k), `${ST}()`)};`);
+        l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `${ST}()`)};`);
+        return;
+      }
+      if (pl.pvAhead) {
+        l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `cv${m}_${j}`)};`);
         return;
       }
       if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
@@ -303,7 +385,16 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
       l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
     });
     if (pl.foldBarrier) l(`      workgroupBarrier();`);
-    if (skip('fold')) continue;
+    // pvAhead: every subgroup's products (all its reads of kv) precede its first store, so past the first
+    // round's barrier kv is free: the next block's rows go in while the rounds fold.
+    if (r === 0 && stageEarly) stageNext();
+    // One set of slots: the next round's stores wait for every lane's fold of this round (the last round's
+    // for the block's closing barrier).
+    const after = pl.slotSets === 1 && r + 1 < F.rounds ? '      workgroupBarrier();' : '';
+    if (skip('fold')) {
+      if (after) l(after);
+      continue;
+    }
     l(`      {`);
     fr.forEach(({ j, m }, k) => {
       if (pl.foldSpread) {
@@ -311,7 +402,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
         l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + lane;`);
         for (let a = 0; a < 2; a++) {
           const c = `c${k}_${a}`;
-          const e = (i: number) => `sc[e${k} + ${32 * (4 * a + i)}u]`;
+          const e = (i: number) => `${F.slotArray(r)}[e${k} + ${32 * (4 * a + i)}u]`;
           l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
           l(`        o${m}_${j}_${a} = fma(sg${m}_${a}, vec4<f32>(${c}), o${m}_${j}_${a} * al${m}_${a});`);
         }
@@ -320,26 +411,24 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
       l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
       for (let a = 0; a < 2; a++) {
         const c = `c${k}_${a}`;
-        const e = (i: number) => `sc[e${k} + ${4 * a + i}u]`;
+        const e = (i: number) => `${F.slotArray(r)}[e${k} + ${4 * a + i}u]`;
         l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
         l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(${c}), o${m}_${j}_${a} * al${m});`);
       }
     });
     l(`      }`);
+    if (after) l(after);
   }
   l(`    }`);
-  // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in.
-  if (!skip('stage')) {
-    l(`    if (tn < t1) {`);
-    if (!pl.prefetch) fetch('tn', '      ');
-    stage('      ');
-    l(`    }`);
-  }
+  // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in (kvSlots: once
+  // every lane has folded the last round's slots there).
+  if (pl.kvSlots && F.slotArray(F.rounds - 1) === 'kv') l(`    workgroupBarrier();`);
+  if (!stageEarly) stageNext();
   l(`    workgroupBarrier();`);
   l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  let lt = subgroupAdd(lRun);`);
-  for (const line of partialStats(H, Rv, 32, 4)) l(line);
+  for (const line of partialStats(H, Rv, 32, HT)) l(line);
   for (let m = 0; m < MH && pl.foldSpread; m++)
     for (let j = 0; j < CFS; j++)
       for (let a = 0; a < 2; a++)

@@ -364,7 +364,9 @@ function int8Decode(
  * sixth session. On the H200 it is exact (the same outputs as dp4a, bit for bit) and, in its default form
  * (int8SgmPlan.ts: the quarter layout, foldSpread, scorePad), faster: 1.19 against 1.55 ms a layer at 1M context,
  * 0.178 against 0.227 at 128K, 0.023 against 0.029 at 4K; hybrid TPOT at 1M 12.72 against 15.03 ms
- * (bench/results/2026-12-01-h200-sgm3-s3-*.json). Its parity layout before that was slower (2.15-2.46 ms;
+ * (bench/results/2026-12-01-h200-sgm3-s3-*.json); since the seventh session with twice the subgroups (`wide`):
+ * 1.078 ms a layer at 1M, hybrid TPOT 11.75 against 12.80 ms (bench/results/2026-12-01-h200-sgm4-s2-*).
+ * Its parity layout before that was slower (2.15-2.46 ms;
  * why: decodeInt8Sgm.wgsl.ts). "Prepared" means prepareMlaInt8Sgm(gpu) ran once on the device and found
  * Dawn's experimental int8 subgroup matrices (behind allow_unsafe_apis: `--unsafe-apis`) compiling and exact
  * against dp4a; without that, or with `int8Kernel: 'dp4a'`, the dp4a kernel runs.

@@ -132,7 +132,8 @@ export function mlaDecodeInt8SgmEmulate(
           for (let sgi = 0; sgi < NS; sgi++) {
             const env = { b, g, ...sgmRoleEnv(pl, sgi) };
             const query = F.query.map((fr) => load(qr, fr, env, 16, 32));
-            for (const { products, store } of F.accs) {
+            for (const { products, store, guard } of F.accs) {
+              if (guard && !(env[guard.role as keyof typeof env] < guard.below)) continue;
               const acc = new Int32Array(256);
               for (const { q, k } of products) mma(query[q], load(kv, k, env, 32, 16), acc);
               storeTile(sc, store, env, acc, true);
@@ -177,40 +178,54 @@ export function mlaDecodeInt8SgmEmulate(
             sigmaS[h] = f(pm * f(1 / 127));
           }
           // P x V rounds, folded by the lanes. The subgroups run at once on the GPU, with one barrier
-          // between a round's stores and its folds: a round's slots must not overlap each other or the
-          // previous round's (still being read by slower subgroups when the next round stores).
+          // between a round's stores and its folds: a round's slots must not overlap each other or, with two
+          // sets of slots (no barrier after the folds), the previous round's (still being read by slower
+          // subgroups when the next round stores).
           for (let r = 0; r < F.rounds; r++) {
             const words = (rr: number) =>
               Array.from({ length: NS }, (_, sgi) =>
-                F.roundFrags(rr).map((_, k) => affEval(F.slot(rr, k).offset, { sgi })),
+                // kvSlots: a round's slots in kv apart from those in sc (past any word of sc)
+                F.roundFrags(rr).map(
+                  (_, k) => affEval(F.slot(rr, k).offset, { sgi }) + (F.slotArray(rr) === 'kv' ? pl.SCW : 0),
+                ),
               )
                 .flat()
                 .map((o) => [o, o + 256] as const);
             const mine = words(r);
-            const all = r ? [...mine, ...words(r - 1)] : mine;
+            const all = r && pl.slotSets === 2 ? [...mine, ...words(r - 1)] : mine;
             for (let i = 0; i < mine.length; i++)
               for (let k = i + 1; k < all.length; k++)
                 if (mine[i][0] < all[k][1] && all[k][0] < mine[i][1])
                   throw new Error(`P x V round ${r}: slots [${mine[i]}) and [${all[k]}) overlap`);
           }
+          // The products (pvAhead: every one of the block before the first round, as the kernel then reuses kv).
+          const product = (sgi: number, j: number, mm: number) => {
+            const c = new Int32Array(256);
+            mma(load(pw, F.pLeft(mm), { sgi }, 16, 32), load(kv, F.v(j), { sgi }, 32, 16), c);
+            return c;
+          };
+          const ahead = pl.pvAhead
+            ? Array.from({ length: NS }, (_, sgi) =>
+                Array.from({ length: F.rounds }, (_, r) => F.roundFrags(r).map(({ j, m: mm }) => product(sgi, j, mm))),
+              )
+            : undefined;
           for (let r = 0; r < F.rounds; r++)
             for (let sgi = 0; sgi < NS; sgi++) {
               const env = { sgi };
               const fr = F.roundFrags(r);
+              const arr = F.slotArray(r) === 'kv' ? kv : sc;
               fr.forEach(({ j, m: mm }, k) => {
-                const c = new Int32Array(256);
-                mma(load(pw, F.pLeft(mm), env, 16, 32), load(kv, F.v(j), env, 32, 16), c);
-                storeTile(sc, F.slot(r, k), env, c);
+                storeTile(arr, F.slot(r, k), env, ahead ? ahead[sgi][r][k] : product(sgi, j, mm));
               });
-              for (const [k, { j, m: mm }] of fr.entries()) fold(affEval(F.slot(r, k).offset, env), sgi, j, mm);
+              for (const [k, { j, m: mm }] of fr.entries()) fold(arr, affEval(F.slot(r, k).offset, env), sgi, j, mm);
             }
-          function fold(base: number, sgi: number, j: number, mm: number) {
+          function fold(arr: Int32Array, base: number, sgi: number, j: number, mm: number) {
             for (let lane = 0; lane < 32; lane++)
               for (let e = 0; e < 8; e++) {
                 const { row, col } = F.foldLane(lane, e);
                 const h = 16 * mm + row;
                 const dd = (CFS * sgi + j) * 16 + col;
-                const x = sc[base + row * 16 + col];
+                const x = arr[base + row * 16 + col];
                 O[h * ND + dd] = f(sigmaS[h] * x + f(O[h * ND + dd] * alphaS[h]));
               }
           }

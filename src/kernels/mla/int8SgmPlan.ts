@@ -18,7 +18,10 @@
  *       for token half rn (rp = kq & 1, rn = kq >> 1): the same 2 LK2 + RK2 products, LK2 / 2 + RK2 query
  *       fragments (held in registers from before the loop) instead of LK2 + RK2. `sc` holds 6 tiles of
  *       [HW heads, 32 tokens]: c_kv quarters 0-3, k_pe parities 0, 1.
- *       Both layouts are data (sgmRoles, sgmFrags' query and accs) read by the generator and the emulation.
+ *   S   (wide, the default since the seventh session where c_kv splits over 16 subgroups) twice the subgroups:
+ *       sgi = 4 (MH nt + mh) + kq takes c_kv quarter kq of head half mh for token half nt alone (one accumulator
+ *       of 4 products), and the k_pe step kq of that tile if kq < 2; `sc` as the quarter layout's.
+ *       The layouts are data (sgmRoles, sgmFrags' query and accs) read by the generator and the emulation.
  *   softmax  thread (head quad hq = sgi, token t = lane) as the dp4a kernel (decodeInt8.wgsl.ts) with
  *       4 heads a thread, the integer dot products summed over the partials: the same scores, p, l and
  *       P8 words (one head, 4 tokens) bit for bit, P8 written row-major [HW heads, 8 words] to `pw`.
@@ -77,9 +80,28 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   /** Heads per workgroup (32 or 16), and head halves of 16 (MH = HW / 16). */
   HW: number;
   MH: number;
-  /** Subgroups (of 32 lanes) per workgroup (HW / 4: 2 token halves x 2 parities x MH) and threads. */
+  /**
+   * Subgroups (of 32 lanes) per workgroup (HW / 4: 2 token halves x 2 parities x MH; `wide`: HW / 2) and
+   * threads.
+   */
   NS: number;
   WG: number;
+  /** Twice the subgroups, each one token half of the quarter layout's S (MlaInt8SgmOptions.wide). */
+  wide: boolean;
+  /** Heads a softmax thread takes (HW / NS: 4, or 2 when wide); the lanes of a subgroup are the tokens. */
+  HT: number;
+  /**
+   * Sets of P x V slots: 2 (alternating, one barrier a round) or 1 (wide: a second barrier after the fold).
+   * kvSlots: 2, the second set in kv (MlaInt8SgmOptions.kvSlots).
+   */
+  slotSets: 1 | 2;
+  kvSlots: boolean;
+  /** The staged rows' stores to kv spread over the 32 banks (MlaInt8SgmOptions.stageSpread). */
+  stageSpread: boolean;
+  /** Every P x V product of a block before its first round (MlaInt8SgmOptions.pvAhead). */
+  pvAhead: boolean;
+  /** The softmax's two reductions at once where the block raises no max (MlaInt8SgmOptions.maxAhead). */
+  maxAhead: boolean;
   /** P x V fragments (16 heads x 16 columns) folded into O per barrier (slots double-buffered). */
   fold: number;
   /** c_kv and k_pe K-steps (32 channels) per parity. */
@@ -169,6 +191,45 @@ export interface MlaInt8SgmOptions {
    */
   scorePad?: boolean;
   /**
+   * Twice the subgroups (512 threads at 32 heads, 256 at 16), the same work and workgroup memory: more warps an
+   * SM to hide the latencies each stage of a block waits on (at one 256-thread workgroup an SM the block is
+   * latency-bound: every stage left out saves about as much, bench/results/2026-12-01-h200-sgm4-s1-stages2.json).
+   * Needs the quarter layout. Subgroup sgi = 4 (MH nt + mh) + kq takes c_kv K-quarter kq of head half mh for
+   * token half nt only (4 products); those with kq < 2 also the k_pe step kq of that tile (1 product). The
+   * softmax takes 2 heads a thread; P x V CFS = NCF / NS fragments a subgroup (O: 32 f32 a lane, not 64); the
+   * slots in one set (2 per round do not fit beside the score tiles), so a round has two barriers. The same
+   * integer partials and the same f32 code per element: bit-identical. Default false.
+   */
+  wide?: boolean;
+  /**
+   * The staging stores of a row vec4 (4 words, a lane's) in a rotated order, component (k + lane / 8) % 4 at
+   * store k, so the 32 lanes of each store instruction fall on 32 banks instead of 8 (consecutive lanes store
+   * words 4 apart: 4-way conflicts). The same words stored. Default false.
+   */
+  stageSpread?: boolean;
+  /**
+   * The subgroup's P x V products of a block (CFS MH: 4 when wide, 8 otherwise) all computed before its first
+   * round, their value fragments loaded together, so the loads' and the MMAs' latencies overlap instead of
+   * recurring in every round between two barriers; the rounds then store, wait and fold. Costs the results'
+   * registers (8 a product a lane: 32 when wide). The same products: bit-identical. Default false.
+   */
+  pvAhead?: boolean;
+  /**
+   * The softmax's second reduction (the block's max of p skL, P8's scale) computed beside the first (the
+   * block's max score) with p = exp2(s - m) at the running max m from before the block, and kept where the
+   * block raises no head's max (then the new max is m and those are the values the kernel would compute, bit
+   * for bit); recomputed after the first where it does (a few blocks of a long chunk). The two reductions'
+   * latencies then overlap instead of adding up. Default false.
+   */
+  maxAhead?: boolean;
+  /**
+   * wide with pvAhead: the P x V slots in two sets again, the second in kv, which no one reads after the products
+   * (all before the first round's barrier): one barrier a round instead of two (the block: S, softmax, 4
+   * rounds, one before the next rows go into kv, the end: 8 barriers instead of 10), the staging at the block's
+   * end again. The same values folded: bit-identical. Default false.
+   */
+  kvSlots?: boolean;
+  /**
    * Diagnostic only, never the default (the outputs are wrong): stages of each block left out (SGM_STAGES),
    * barriers kept, to measure what each costs (bench mla --int8-variants sgm-stages).
    */
@@ -201,12 +262,6 @@ export function planMlaInt8Sgm(
   const HW = v.heads ?? 32;
   if (HW !== 16 && HW !== 32)
     throw new Error(`mlaDecode (int8, subgroup-matrix): heads per workgroup 16 or 32, got ${HW}`);
-  const fold = v.fold ?? (HW === 16 ? 2 : 1);
-  if (fold !== 1 && fold !== 2) throw new Error(`mlaDecode (int8, subgroup-matrix): fold 1 or 2, got ${fold}`);
-  const MH = HW / 16;
-  const NS = HW / 4;
-  const NG = Math.ceil(H / HW);
-  const NCF = L.LWp / 4;
   // The defaults are the fastest form measured (H200, sixth session, bench/results/2026-12-01-h200-sgm3-s3-*):
   // the quarter layout with the fold's reads spread over the banks and padded score tiles, 1.20 ms a layer at
   // 1M against 1.59 for the quarter layout alone, 2.46 for the parity layout and 1.55 for dp4a. The parity
@@ -214,16 +269,43 @@ export function planMlaInt8Sgm(
   const queryResident = v.queryResident ?? v.qRegs !== false;
   if (queryResident && v.qRegs === false)
     throw new Error('mlaDecode (int8, subgroup-matrix): queryResident holds the query in registers (qRegs)');
+  // Since the seventh session, wide (512 threads) at 32 heads where the value columns split over 16 subgroups
+  // (c_kv a multiple of 256): 1.078 ms a layer at 1M against 1.236 (H200, 48B shapes, exact;
+  // bench/results/2026-12-01-h200-sgm4-s2-*). `wide: false` is the sixth session's form.
+  const wide = v.wide ?? (queryResident && HW === 32 && (L.LWp / 4) % (HW / 2) === 0);
+  const MH = HW / 16;
+  const NS = wide ? HW / 2 : HW / 4;
+  const NG = Math.ceil(H / HW);
+  const NCF = L.LWp / 4;
+  if (NCF % NS)
+    throw new Error(
+      `mlaDecode (int8, subgroup-matrix): ${NCF} value column fragments do not split over ${NS} subgroups (wide needs c_kv padded to a multiple of 256 at 32 heads)`,
+    );
+  // A subgroup's P x V products (CFS MH) in rounds of `fold` (wide at 16 heads and c_kv of 128: one product).
+  const products = (NCF / NS) * MH;
+  const fold = v.fold ?? (HW === 16 && products % 2 === 0 ? 2 : 1);
+  if (fold !== 1 && fold !== 2) throw new Error(`mlaDecode (int8, subgroup-matrix): fold 1 or 2, got ${fold}`);
+  if (products % fold)
+    throw new Error(`mlaDecode (int8, subgroup-matrix): ${products} P x V products a subgroup in rounds of ${fold}`);
+  const kvSlots = v.kvSlots ?? false;
+  if (kvSlots && !(wide && v.pvAhead))
+    throw new Error('mlaDecode (int8, subgroup-matrix): kvSlots needs wide and pvAhead');
+  const slotSets = wide && !kvSlots ? 1 : 2;
+  // Sets of slots in sc (kvSlots: the second is in kv).
+  const scSets = kvSlots ? 1 : slotSets;
+  if (wide && !queryResident) throw new Error('mlaDecode (int8, subgroup-matrix): wide needs the quarter layout');
   // scores: [HW heads, TT tokens] tiles of partial dot products, 2 parities each of c_kv and k_pe (the
   // parity layout), or 4 quarters of c_kv and 2 parities of k_pe (the quarter layout); P x V: 2 x fold
   // slots x NS subgroups x 256 words (the same words).
   const PWW = HW * (TT / 4);
   const KVW = TT * L.RW;
   const bytesFor = (SS: number) =>
-    4 * (Math.max((queryResident ? 6 : 4) * HW * SS, 2 * fold * NS * 256) + PWW + KVW) + 2 * 16 * (HW / 4);
+    4 * (Math.max((queryResident ? 6 : 4) * HW * SS, scSets * fold * NS * 256) + PWW + KVW) + 2 * 16 * (HW / 4);
   // Padded score tiles by default where the 3 KiB more fit (they do at the 48B shapes on 48 KiB).
   const SS = (v.scorePad ?? bytesFor(TT + 4) <= maxSharedBytes) ? TT + 4 : TT;
-  const SCW = Math.max((queryResident ? 6 : 4) * HW * SS, 2 * fold * NS * 256);
+  const SCW = Math.max((queryResident ? 6 : 4) * HW * SS, scSets * fold * NS * 256);
+  if (kvSlots && fold * NS * 256 > KVW)
+    throw new Error(`mlaDecode (int8, subgroup-matrix): kvSlots needs ${fold * NS * 256} words of kv, it has ${KVW}`);
   const sharedBytes = bytesFor(SS);
   if (sharedBytes > maxSharedBytes) {
     throw new Error(
@@ -240,6 +322,13 @@ export function planMlaInt8Sgm(
     MH,
     NS,
     WG: 32 * NS,
+    wide,
+    HT: HW / NS,
+    slotSets,
+    kvSlots,
+    stageSpread: v.stageSpread ?? false,
+    pvAhead: v.pvAhead ?? false,
+    maxAhead: v.maxAhead ?? false,
     fold,
     LK2: L.LWp / 16,
     RK2: L.RWp / 16,
@@ -261,7 +350,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */
@@ -277,6 +366,15 @@ export interface SgmRole {
  */
 export function sgmRoles(p: MlaInt8SgmPlan): SgmRole[] {
   const MH = p.MH;
+  // wide: the token half nt from the subgroup index too; k_pe parity rp = kq (subgroups kq < 2), token half rn = nt.
+  if (p.wide)
+    return [
+      { name: 'kq', div: 1, mod: 4 },
+      { name: 'mh', div: 4, mod: MH },
+      { name: 'nt', div: 4 * MH, mod: 2 },
+      { name: 'rp', div: 1, mod: 2 },
+      { name: 'rn', div: 4 * MH, mod: 2 },
+    ];
   if (p.queryResident)
     return [
       { name: 'kq', div: 1, mod: 4 },
@@ -306,6 +404,8 @@ export interface SgmAcc {
   part: 'L' | 'R';
   products: { q: number; k: Frag }[];
   store: Frag;
+  /** Only the subgroups whose role `role` is below `below` compute it (wide: k_pe in subgroups kq < 2). */
+  guard?: { role: string; below: number };
 }
 
 /**
@@ -362,10 +462,12 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
     v: (j: number): Frag => ({ offset: { sgi: 4 * p.CFS, '': 4 * j }, stride: RW, colMajor: false }),
     /** P x V: slot k of round r of the subgroup in sc (i32 row-major [16 heads, 16 columns]). */
     slot: (r: number, k: number): Frag => ({
-      offset: { '': ((r & 1) * p.fold + k) * p.NS * 256, sgi: 256 },
+      offset: { '': ((p.slotSets === 2 && !p.kvSlots ? (r & 1) * p.fold : 0) + k) * p.NS * 256, sgi: 256 },
       stride: 16,
       colMajor: false,
     }),
+    /** P x V: the array round r's slots are in (kvSlots: odd rounds in kv). */
+    slotArray: (r: number): 'sc' | 'kv' => (p.kvSlots && r & 1 ? 'kv' : 'sc'),
     /**
      * P x V fold: element e (< 8) of a lane's share of a slot, as (row = head of the head half, col = value
      * column of the fragment); its word in the slot is 16 row + col (foldSpread: lane + 32 e).
@@ -383,28 +485,45 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
     ? [...steps(LQ).map(qL4), ...steps(p.RK2).map(qR4)]
     : [...steps(p.LK2).map((j) => f.q('L', j)), ...steps(p.RK2).map((j) => f.q('R', j))];
   /** S: the subgroup's accumulators in the order they are computed. */
-  const accs: SgmAcc[] = p.queryResident
+  const accs: SgmAcc[] = p.wide
     ? [
-        ...[0, 1].map(
-          (nt): SgmAcc => ({
-            part: 'L',
-            products: steps(LQ).map((j) => ({ q: j, k: kL4(nt, j) })),
-            store: { offset: { kq: tile, mh: 16 * SS, '': 16 * nt }, stride: SS, colMajor: false },
-          }),
-        ),
+        {
+          part: 'L',
+          products: steps(LQ).map((j) => ({
+            q: j,
+            k: { offset: { kq: 8, nt: 16 * RW, '': 32 * j }, stride: RW, colMajor: true },
+          })),
+          store: { offset: { kq: tile, mh: 16 * SS, nt: 16 }, stride: SS, colMajor: false },
+        },
         {
           part: 'R',
           products: steps(p.RK2).map((j) => ({ q: LQ + j, k: kR4(j) })),
           store: { offset: { '': partialBase('R', 0), rp: tile, mh: 16 * SS, rn: 16 }, stride: SS, colMajor: false },
+          guard: { role: 'kq', below: 2 },
         },
       ]
-    : (['L', 'R'] as const).map((part) => ({
-        part,
-        products: steps(part === 'L' ? p.LK2 : p.RK2).map((j) => ({
-          q: (part === 'R' ? p.LK2 : 0) + j,
-          k: f.k(part, j),
-        })),
-        store: f.score(part),
-      }));
+    : p.queryResident
+      ? [
+          ...[0, 1].map(
+            (nt): SgmAcc => ({
+              part: 'L',
+              products: steps(LQ).map((j) => ({ q: j, k: kL4(nt, j) })),
+              store: { offset: { kq: tile, mh: 16 * SS, '': 16 * nt }, stride: SS, colMajor: false },
+            }),
+          ),
+          {
+            part: 'R',
+            products: steps(p.RK2).map((j) => ({ q: LQ + j, k: kR4(j) })),
+            store: { offset: { '': partialBase('R', 0), rp: tile, mh: 16 * SS, rn: 16 }, stride: SS, colMajor: false },
+          },
+        ]
+      : (['L', 'R'] as const).map((part) => ({
+          part,
+          products: steps(part === 'L' ? p.LK2 : p.RK2).map((j) => ({
+            q: (part === 'R' ? p.LK2 : 0) + j,
+            k: f.k(part, j),
+          })),
+          store: f.score(part),
+        }));
   return { ...f, query, accs };
 }

@@ -86,6 +86,11 @@ describe('int8 MLA decode on tensor cores: plan', () => {
     expect(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, heads: 16 }, 49152).wide).toBe(false);
     expect(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, queryResident: false }, 49152).wide).toBe(false);
     expect(planMlaInt8Sgm({ H: 32, R: 192, Rv: 128, variant: WORDS }, 49152).wide).toBe(false);
+    // nor on a device that allows fewer than 512 threads a workgroup; asked for there, an error naming the limit
+    expect(planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS }, 49152, 256).wide).toBe(false);
+    expect(() => planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant: WORDS, wide: true }, 49152, 256)).toThrow(
+      /wide needs 512 threads a workgroup, the device allows 256/,
+    );
     expect(() => planMlaInt8Sgm({ H: 32, R: 192, Rv: 128, variant: WORDS, wide: true }, 49152)).toThrow(
       /8 value column fragments do not split over 16 subgroups/,
     );

@@ -461,6 +461,7 @@ function int8SgmDecode(
   const plan = planMlaInt8Sgm(
     { H, R, Rv, variant: state.variant!, ...mlaInt8KernelOverrides.sgm, ...opts.int8Sgm },
     gpu.limits.maxComputeWorkgroupStorageSize,
+    gpu.limits.maxComputeInvocationsPerWorkgroup,
   );
   return pagedChunkDecode(
     gpu,

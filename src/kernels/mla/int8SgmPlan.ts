@@ -249,6 +249,8 @@ export function mlaInt8SgmUnsupported(R: number, Rv: number): string | undefined
 export function planMlaInt8Sgm(
   v: { H: number; R: number; Rv: number; variant: SgmVariant } & MlaInt8SgmOptions,
   maxSharedBytes: number,
+  /** The device's maxComputeInvocationsPerWorkgroup: `wide` (512 threads) is the default only where it fits. */
+  maxInvocations = 512,
 ): MlaInt8SgmPlan {
   const { H, R, Rv } = v;
   if (!(H >= 1)) throw new Error(`mlaDecode (int8, subgroup-matrix): need H >= 1, got ${H}`);
@@ -272,7 +274,11 @@ export function planMlaInt8Sgm(
   // Since the seventh session, wide (512 threads) at 32 heads where the value columns split over 16 subgroups
   // (c_kv a multiple of 256): 1.078 ms a layer at 1M against 1.236 (H200, 48B shapes, exact;
   // bench/results/2026-12-01-h200-sgm4-s2-*). `wide: false` is the sixth session's form.
-  const wide = v.wide ?? (queryResident && HW === 32 && (L.LWp / 4) % (HW / 2) === 0);
+  const wide = v.wide ?? (queryResident && HW === 32 && (L.LWp / 4) % (HW / 2) === 0 && maxInvocations >= 512);
+  if (wide && maxInvocations < 512)
+    throw new Error(
+      `mlaDecode (int8, subgroup-matrix): wide needs 512 threads a workgroup, the device allows ${maxInvocations}`,
+    );
   const MH = HW / 16;
   const NS = wide ? HW / 2 : HW / 4;
   const NG = Math.ceil(H / HW);

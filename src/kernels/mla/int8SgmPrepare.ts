@@ -43,7 +43,11 @@ export async function prepareMlaInt8Sgm(gpu: GpuContext): Promise<MlaInt8SgmPrep
   if (!prep.variant) return refuse(`no exact form of the int8 subgroup-matrix builtins: ${prep.errors.join('; ')}`);
   const variant = prep.variant;
   const [H, R, Rv] = [32, 576, 512];
-  const plan = planMlaInt8Sgm({ H, R, Rv, variant }, gpu.limits.maxComputeWorkgroupStorageSize);
+  const plan = planMlaInt8Sgm(
+    { H, R, Rv, variant },
+    gpu.limits.maxComputeWorkgroupStorageSize,
+    gpu.limits.maxComputeInvocationsPerWorkgroup,
+  );
   // Inside an error scope: a module that fails to compile must not surface later as an uncaptured error
   // that poisons the context's next batch (the decode bench then stays on dp4a instead of failing).
   const err = await gpu.compileError(mlaInt8SgmWgsl(plan), 'mla_int8_sgm_probe');

@@ -21,6 +21,7 @@ import { linear } from '../src/kernels/matmul/index.js';
 import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference, route } from '../src/kernels/moe/index.js';
+import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
 import {
   addRmsnormReference,
@@ -581,6 +582,52 @@ describe.skipIf(!hasGpu)('moeRoutedDecode (router inside the MoE gate_up dispatc
     }
   });
 });
+
+describe.skipIf(!hasGpu)(
+  'MoE decode kernels at other lane counts a row (moeDecodeTuning.lanesGateUp / lanesDown)',
+  () => {
+    it('16, 64, 128 and 256 lanes (gate_up also unrolled by 2) = 32 lanes: routed + shared at one row, routed at two', async () => {
+      const gpu = (await gpuContext())!;
+      const [E, k, D, I, Is] = [64, 4, 72, 40, 24];
+      const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+      const w = {
+        w1: bf(rand(E * I * D, 1, 0.2), [E, I, D]),
+        w3: bf(rand(E * I * D, 2, 0.2), [E, I, D]),
+        w2: bf(rand(E * D * I, 3, 0.2), [E, D, I]),
+      };
+      const down = bf(rand(D * Is, 8, 0.3), [D, Is]);
+      const cfg = {
+        numExperts: E,
+        topK: k,
+        activation: 'sigmoid' as const,
+        renormalize: true,
+        scaling: 2.5,
+        numGroups: 1,
+        topkGroup: 1,
+      };
+      // Routes given (the folded router's sort is a slow compile on lavapipe; its lanes are the same code).
+      for (const rows of [1, 2]) {
+        const h = gpu.fromHost(rand(rows * D, 5), [rows, D]);
+        const x = gpu.fromHost(rand(rows * (2 * Is), 7), [rows, 2 * Is]);
+        const routes = route(gpu.fromHost(rand(rows * E, 9), [rows, E]), undefined, cfg);
+        const shared = { x, gate: 0, up: Is, down };
+        const run = async (lanesGateUp?: number, lanesDown?: number, unrollGateUp?: number) => {
+          Object.assign(moeDecodeTuning, { lanesGateUp, lanesDown, unrollGateUp });
+          try {
+            const y = rows === 1 ? moeSharedDecode(h, routes, w, shared)[0] : expertsInference(h, routes, w);
+            return (await y.toFloat32()) as Float32Array;
+          } finally {
+            Object.assign(moeDecodeTuning, { lanesGateUp: undefined, lanesDown: undefined, unrollGateUp: undefined });
+          }
+        };
+        const want = await run();
+        // One variant per row count: 64 / 128 lanes with gate_up unrolled at one row, 16 / 256 at two.
+        const [gu, dn, ug] = rows === 1 ? [64, 128, 2] : [16, 256, undefined];
+        expectClose(await run(gu, dn, ug), want, 1e-5, `rows ${rows}, gate_up ${gu} lanes, down ${dn} lanes`);
+      }
+    });
+  },
+);
 
 describe.skipIf(!hasGpu)('rmsnormCacheWrite (MLA latent norm and cache append in one dispatch)', () => {
   it('leaves the same cache bits as rmsnormConcat + cacheWrite (int8, bf16, f32 pools; rows to scattered pages)', async () => {

@@ -44,6 +44,7 @@ import {
 } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
 import { kdaRecurrentGated } from '../kernels/kda/recurrentGated.js';
+import { padDispatches } from '../kernels/fused/padDispatch.js';
 import { linear } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
 import { expertsInference, route } from '../kernels/moe/index.js';
@@ -135,6 +136,11 @@ export interface BatchSessionOptions {
    * multiply-add contraction), one dispatch fewer a layer. Default true; false keeps the block-diagonal GEMV a dispatch of its own.
    */
   foldKdaGate?: boolean;
+  /**
+   * For measuring only: this many empty dispatches after the step's LM head (fused/padDispatch.ts), each
+   * waiting for the one before; the TPOT they add, per dispatch, is a dispatch boundary's fixed cost.
+   */
+  padDispatches?: number;
 }
 
 /**
@@ -570,7 +576,9 @@ export class BatchSession {
     }
     const final = model.w('model.norm.weight');
     const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
-    return pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
+    const logits = pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
+    if (this.opts.padDispatches) padDispatches(x, this.opts.padDispatches);
+    return logits;
   }
 
   /**

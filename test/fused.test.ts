@@ -22,6 +22,7 @@ import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference, route } from '../src/kernels/moe/index.js';
 import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
+import { normGemvTuning } from '../src/kernels/fused/normGemv.wgsl.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
 import {
   addRmsnormReference,
@@ -312,6 +313,37 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
         expectClose(await r.conv!.toFloat32(), convRef, 1e-5, `conv ${what}`);
         expectClose(await tail.toFloat32(), tailRef, 1e-5, `tail ${what}`);
       }
+    }
+  });
+
+  it('addRmsnormLinear (with and without the KDA conv) at 16 and 32 rows a workgroup = 8 rows', async () => {
+    const gpu = (await gpuContext())!;
+    const [D, N, planes, Cp, W] = [64, 65, 3, 7, 4];
+    const C = planes * Cp;
+    const [x, d0, g] = [
+      gpu.fromHost(rand(D, 1), [1, D]),
+      gpu.fromHost(rand(D, 2), [1, D]),
+      gpu.fromHost(rand(D, 3), [D]),
+    ];
+    const { t: wt } = await weightOf(gpu, rand(N * D, 4, 0.3), [N, D], 'bf16');
+    const { t: cwt } = await weightOf(gpu, rand(C * W, 5, 0.5), [C, 1, W], 'bf16');
+    const tail0 = rand((W - 1) * C, 6);
+    const run = async (rows: number | undefined, conv: boolean) => {
+      normGemvTuning.rows = rows;
+      try {
+        const tail = gpu.fromHost(tail0, [1, W - 1, C]);
+        const r = addRmsnormLinear(x, [d0], g, 1e-5, wt, conv ? { conv: { weight: cwt, tail, planes } } : {});
+        const outs = [r.y, r.sum, ...(conv ? [r.conv!, tail] : [])];
+        return Promise.all(outs.map((t) => t.toFloat32() as Promise<Float32Array>));
+      } finally {
+        normGemvTuning.rows = undefined;
+      }
+    };
+    for (const conv of [false, true]) {
+      const want = await run(undefined, conv);
+      // 16 rows without the conv, 32 (1024 invocations) with it.
+      const got = await run(conv ? 32 : 16, conv);
+      for (let i = 0; i < got.length; i++) expectClose(got[i], want[i], 1e-6, `conv ${conv} output ${i}`);
     }
   });
 
@@ -611,19 +643,28 @@ describe.skipIf(!hasGpu)(
         const x = gpu.fromHost(rand(rows * (2 * Is), 7), [rows, 2 * Is]);
         const routes = route(gpu.fromHost(rand(rows * E, 9), [rows, E]), undefined, cfg);
         const shared = { x, gate: 0, up: Is, down };
-        const run = async (lanesGateUp?: number, lanesDown?: number, unrollGateUp?: number) => {
-          Object.assign(moeDecodeTuning, { lanesGateUp, lanesDown, unrollGateUp });
+        const run = async (
+          lanesGateUp?: number,
+          lanesDown?: number,
+          unrollGateUp?: number,
+          rowsGateUp?: number,
+          rowsDown?: number,
+        ) => {
+          Object.assign(moeDecodeTuning, { lanesGateUp, lanesDown, unrollGateUp, rowsGateUp, rowsDown });
           try {
             const y = rows === 1 ? moeSharedDecode(h, routes, w, shared)[0] : expertsInference(h, routes, w);
             return (await y.toFloat32()) as Float32Array;
           } finally {
-            Object.assign(moeDecodeTuning, { lanesGateUp: undefined, lanesDown: undefined, unrollGateUp: undefined });
+            for (const k of ['lanesGateUp', 'lanesDown', 'unrollGateUp', 'rowsGateUp', 'rowsDown'] as const)
+              moeDecodeTuning[k] = undefined;
           }
         };
         const want = await run();
-        // One variant per row count: 64 / 128 lanes with gate_up unrolled at one row, 16 / 256 at two.
-        const [gu, dn, ug] = rows === 1 ? [64, 128, 2] : [16, 256, undefined];
-        expectClose(await run(gu, dn, ug), want, 1e-5, `rows ${rows}, gate_up ${gu} lanes, down ${dn} lanes`);
+        // One variant per row count: 64 / 128 lanes with gate_up unrolled, 512-invocation workgroups (8 and 4
+        // rows) at one row; 16 / 256 lanes at two (16 rows and 1 row: 256 invocations).
+        const [gu, dn, ug, rg, rd] = rows === 1 ? [64, 128, 2, 8, 4] : [16, 256, undefined, undefined, undefined];
+        const what = `rows ${rows}, gate_up ${gu} lanes, down ${dn} lanes`;
+        expectClose(await run(gu, dn, ug, rg, rd), want, 1e-5, what);
       }
     });
   },

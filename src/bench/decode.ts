@@ -19,7 +19,8 @@ import { decodeTuning } from '../kernels/fused/sweep.js';
 import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
 import { parseInt8SgmOptions } from './mla.js';
-import { lanesOf, MOE_DECODE_LANES, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
+import { lanesOf, MOE_DECODE_LANES, moeDecodeRows, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
+import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
@@ -355,6 +356,11 @@ export async function benchDecode(
     padDispatches: o.padDispatches ?? 0,
     moeLanes: [moeDecodeTuning.lanesGateUp ?? MOE_DECODE_LANES, moeDecodeTuning.lanesDown ?? MOE_DECODE_LANES],
     moeUnrollGateUp: moeDecodeTuning.unrollGateUp ?? 1,
+    moeRows: [
+      moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 }),
+      moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 }),
+    ],
+    normGemvRows: normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false }),
     gemvUnroll: decodeTuning.unroll,
     gemvPrefetch: decodeTuning.prefetch,
     moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
@@ -439,6 +445,11 @@ export function registerDecodeBench(bench: Command): void {
       'lanes sweeping one weight row in the MoE decode kernels (power of two 16..256; moeDecodeTuning)',
       '32,32',
     )
+    .option(
+      '--moe-rows <gateUp,down>',
+      'weight rows a workgroup in the MoE decode kernels (power of two; lanes * rows <= 1024; default 256 / lanes)',
+    )
+    .option('--norm-gemv-rows <n>', 'rows a workgroup in the fused norm + GEMV kernels (power of two <= 32)', '8')
     .option('--moe-unroll-gate-up <n>', "loads in flight per lane in the MoE decode gate_up's two row sweeps", '1')
     .option(
       '--pad-dispatches <n>',
@@ -534,6 +545,15 @@ export function registerDecodeBench(bench: Command): void {
       if (!(Number.isInteger(ug) && ug >= 1))
         throw new Error(`--moe-unroll-gate-up: '${opts.moeUnrollGateUp}' is not an integer >= 1`);
       moeDecodeTuning.unrollGateUp = ug;
+      if (opts.moeRows !== undefined) {
+        const rows = parseList(opts.moeRows);
+        if (rows.length !== 2) throw new Error(`--moe-rows: '${opts.moeRows}' is not two numbers (gate_up, down)`);
+        [moeDecodeTuning.rowsGateUp, moeDecodeTuning.rowsDown] = rows;
+      }
+      moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
+      moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
+      normGemvTuning.rows = parseList(opts.normGemvRows)[0];
+      normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false });
       const pad = parseList(opts.padDispatches)[0];
       if (!(Number.isInteger(pad) && pad >= 0))
         throw new Error(`--pad-dispatches: '${opts.padDispatches}' is not an integer >= 0`);

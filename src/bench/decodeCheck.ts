@@ -12,6 +12,7 @@ import { argmax as hostArgmax } from '../generate/sampler.js';
 import { argmax } from '../kernels/reduce/index.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
+import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { BatchSession, type BatchSessionOptions } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
 
@@ -34,7 +35,8 @@ export interface DecodeCheck {
   session6LogitsMaxRelDiff: number;
   /**
    * The same against the default step of the seventh session's start (SESSION7_OFF: the KDA gate GEMV apart,
-   * the MoE decode kernels at 32 lanes a row and gate_up not unrolled), with the run's other settings.
+   * the MoE decode kernels at 32 lanes and 8 rows a workgroup and gate_up not unrolled, the norm GEMVs at
+   * 8 rows a workgroup), with the run's other settings.
    */
   session7LogitsMaxRelDiff: number;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
@@ -107,12 +109,21 @@ export async function checkDecode(
   const before = await logitsOf(true, false, false, 1);
   const session6 = await logitsOf(true, true, true, decodeTuning.unroll, SESSION6_OFF, false);
   const moeSaved = { ...moeDecodeTuning };
-  Object.assign(moeDecodeTuning, { lanesGateUp: undefined, lanesDown: undefined, unrollGateUp: undefined });
+  const ngSaved = normGemvTuning.rows;
+  Object.assign(moeDecodeTuning, {
+    lanesGateUp: undefined,
+    lanesDown: undefined,
+    unrollGateUp: undefined,
+    rowsGateUp: undefined,
+    rowsDown: undefined,
+  });
+  normGemvTuning.rows = undefined;
   let session7: Float32Array[];
   try {
     session7 = await logitsOf(true, true, true, decodeTuning.unroll, SESSION7_OFF);
   } finally {
     Object.assign(moeDecodeTuning, moeSaved);
+    normGemvTuning.rows = ngSaved;
   }
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);

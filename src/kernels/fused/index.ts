@@ -37,7 +37,7 @@ import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWrite
 import { cacheWrite } from '../mla/index.js';
 import { int8RowLayout } from '../mla/int8Layout.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
-import { NG_ROWS_PER_WG, NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvWgsl } from './normGemv.wgsl.js';
+import { NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvRows, normGemvWgsl } from './normGemv.wgsl.js';
 import {
   addRmsnormReference,
   convStepReference,
@@ -414,7 +414,7 @@ export function addRmsnormLinear(
     kernel: { name: cv ? 'norm_gemv_conv' : 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
     tensors,
     params: new Params().u32(N, D).f32(eps).u32(C),
-    workgroups: grid1d(N, NG_ROWS_PER_WG),
+    workgroups: grid1d(N, normGemvRows(v)),
   });
   for (const t of ins) t.dispose();
   cw?.dispose();

@@ -28,6 +28,9 @@ export const moeDecodeTuning: {
   /** MoeDecodeVariant.lanes defaults (bench decode --moe-lanes). */
   lanesGateUp?: number;
   lanesDown?: number;
+  /** MoeDecodeVariant.rows defaults (bench decode --moe-rows). */
+  rowsGateUp?: number;
+  rowsDown?: number;
   /** gateUp's unroll default (1, see unrollOf; bench decode --moe-unroll-gate-up). */
   unrollGateUp?: number;
 } = { maxTokens: 8 };
@@ -69,6 +72,13 @@ export interface MoeDecodeVariant {
    * meet in a longer tree (another summation order: equal within f32 rounding, not bit-equal).
    */
   lanes?: number;
+  /**
+   * Weight rows a workgroup computes (default moeDecodeTuning.rowsGateUp / rowsDown, else 256 / lanes): the
+   * workgroup is lanes * rows invocations (at most 1024, the device's limit permitting). More rows a
+   * workgroup, fewer workgroups: with the router folded into gate_up every workgroup sorts the token's
+   * router choices before its first weight load, so 16 rows a workgroup halve that work against 8.
+   */
+  rows?: number;
 }
 
 /** The lanes a variant's rows get (see MoeDecodeVariant.lanes). */
@@ -82,7 +92,20 @@ export function lanesOf(v: MoeDecodeVariant): number {
 
 /** Weight rows a workgroup of the variant computes (its grid's row blocks are ceil(rows / this)). */
 export function moeDecodeRows(v: MoeDecodeVariant): number {
-  return (MOE_DECODE_LANES * MOE_DECODE_ROWS) / lanesOf(v);
+  const r =
+    v.rows ??
+    (v.mode === 'gateUp' ? moeDecodeTuning.rowsGateUp : moeDecodeTuning.rowsDown) ??
+    (MOE_DECODE_LANES * MOE_DECODE_ROWS) / lanesOf(v);
+  if (!(Number.isInteger(r) && r >= 1 && (r & (r - 1)) === 0 && r * lanesOf(v) <= 1024))
+    throw new Error(
+      `moe decode: ${r} rows a workgroup of ${lanesOf(v)} lanes, expected a power of two, <= 1024 invocations`,
+    );
+  return r;
+}
+
+/** Invocations of the variant's workgroup. */
+export function moeDecodeWorkgroup(v: MoeDecodeVariant): number {
+  return lanesOf(v) * moeDecodeRows(v);
 }
 
 /**
@@ -99,7 +122,9 @@ export function moeDecodeKey(v: MoeDecodeVariant): string {
   const u = unrollOf(v);
   const r = routeOf(v);
   const l = lanesOf(v);
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}`;
+  const rw = moeDecodeRows(v);
+  const rowsTag = rw * l !== MOE_DECODE_LANES * MOE_DECODE_ROWS ? `_r${rw}` : '';
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}`;
 }
 
 /** The folded router of a gateUp variant (its k must be the variant's). */
@@ -113,7 +138,7 @@ export function sharedOf(v: MoeDecodeVariant): boolean {
 }
 
 export function moeDecodeWgsl(v: MoeDecodeVariant): string {
-  const WG = MOE_DECODE_LANES * MOE_DECODE_ROWS;
+  const WG = moeDecodeWorkgroup(v);
   const LANES = lanesOf(v);
   const ROWS = moeDecodeRows(v);
   const bf16 = v.wDtype === 'bf16';

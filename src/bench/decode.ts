@@ -554,7 +554,8 @@ export function registerDecodeBench(bench: Command): void {
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
       normGemvTuning.rows = parseList(opts.normGemvRows)[0];
       normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false });
-      const pad = parseList(opts.padDispatches)[0];
+      // Not parseList: 0 (the default) is allowed.
+      const pad = Number(opts.padDispatches);
       if (!(Number.isInteger(pad) && pad >= 0))
         throw new Error(`--pad-dispatches: '${opts.padDispatches}' is not an integer >= 0`);
       if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)

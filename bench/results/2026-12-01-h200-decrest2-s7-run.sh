@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Seventh session, engineer decrest2: one sitting, each bench in its own process (48B preset, batch 1, int8
 # cache, tensor-core attention). Bundle: scripts/device-prepare.sh of branch s7-decrest2, copied to
-# .device-decrest2; `run` with carry [".device-decrest2"], command: bash <this file>.
+# .device-decrest2 (of commit 8cd9548 or later: earlier bundles fail on --pad-dispatches 0); `run` with carry
+# [".device-decrest2"], command: bash <this file> (here carried as .device-decrest2/run.sh).
 #   base    = --no-fold-kda-gate (the step of the session's start: the KDA gate GEMV apart; MoE 32 lanes x 8
 #             rows, norm GEMVs 8 rows, as every run below unless it says otherwise)
 #   new     = default (the gate folded into the recurrent step), with --check (vs the session's start too)

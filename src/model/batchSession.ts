@@ -133,7 +133,8 @@ export interface BatchSessionOptions {
   /**
    * Each KDA layer's f_b / g_b projections inside its recurrent step's dispatch (kda/recurrentGated.ts),
    * where fuseNormGemv holds: g and gate summed as the GEMV before it sums them (equal up to the compiler's
-   * multiply-add contraction), one dispatch fewer a layer. Default true; false keeps the block-diagonal GEMV a dispatch of its own.
+   * multiply-add contraction), one dispatch fewer a layer (and at batch 2..8 four copies fewer), up to
+   * RECURRENT_GATED_MAX_N (8) sequences. Default true; false keeps the block-diagonal GEMV a dispatch of its own.
    */
   foldKdaGate?: boolean;
   /**

@@ -41,6 +41,14 @@ export interface KdaGatedInputs {
 export const recurrentGatedTuning = { fold: true };
 
 /**
+ * Sequences up to which the fold applies. Every workgroup recomputes its head's g (H * K * rf products, the
+ * head's f_b rows from L2: 32 KB at the 48B shapes), so the repeated work grows with the batch while the
+ * dispatch it saves does not: at decode batch 64 (8,192 workgroups) that is ~270 MB of L2 reads beside the
+ * ~270 MB of state the step must move. Up to 8 (the GEMV kernel's rows, matmul/gemv.wgsl.ts) it stays small.
+ */
+export const RECURRENT_GATED_MAX_N = 8;
+
+/**
  * Sequence n (batch row n) reads and writes pool[slots[n]] ([slots, H, K, V] f32, in place). Returns
  * o [N, 1, H, V] and gate [N, H * V] (raw: the o_norm applies its sigmoid). `scale` defaults to K^-0.5.
  */
@@ -88,6 +96,7 @@ export function kdaRecurrentGated(
   if (
     !gpu ||
     !recurrentGatedTuning.fold ||
+    N > RECURRENT_GATED_MAX_N ||
     recurrentTuning.vec === false ||
     !recurrentGatedFits(v) ||
     !gpu.isBindable(pool)

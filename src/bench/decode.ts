@@ -32,6 +32,7 @@ import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
 import { checkDecode, type DecodeCheck } from './decodeCheck.js';
+import { type DecodeSweepVariant, parseSweep, withSweepVariant } from './decodeSweep.js';
 import { profileDecodeStep, profileHostApis } from './decodeProfile.js';
 import { runDependentSteps, timeDependentSteps, timeIndependentSteps } from './decodeSteps.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
@@ -86,6 +87,8 @@ export interface DecodeBenchOptions {
   foldKdaGate?: boolean;
   /** BatchSessionOptions.padDispatches (measuring): empty dispatches added to each step. */
   padDispatches?: number;
+  /** Variants timed one after the other over the same weights (decodeSweep.ts); rows carry `sweep`. */
+  sweep?: DecodeSweepVariant[];
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
@@ -304,9 +307,21 @@ export async function benchDecode(
     weights[name] = weightBytes(model);
     if (o.check)
       checks[name] = await checkDecode(model, { context: o.contexts[0], steps: 8, cacheDtype: o.cacheDtype });
-    const r = await timeVariant(name, model, o, device, weights[name]);
-    rows.push(...r.rows);
-    fits.push(...r.fits);
+    if (!o.sweep) {
+      const r = await timeVariant(name, model, o, device, weights[name]);
+      rows.push(...r.rows);
+      fits.push(...r.fits);
+    }
+    for (const [i, sv] of (o.sweep ?? []).entries()) {
+      const so = {
+        ...o,
+        foldKdaGate: sv.foldKdaGate ?? o.foldKdaGate,
+        padDispatches: sv.padDispatches ?? o.padDispatches,
+      };
+      const r = await withSweepVariant(sv, () => timeVariant(name, model, so, device, weights[name]));
+      rows.push(...r.rows.map((x) => ({ ...x, sweep: sv.label })));
+      if (i === 0) fits.push(...r.fits);
+    }
     w.dispose();
     if (device instanceof GpuContext) await device.releaseMemory();
   }
@@ -354,6 +369,7 @@ export async function benchDecode(
     fuseCacheWrite: o.fuseCacheWrite !== false,
     foldKdaGate: o.foldKdaGate !== false,
     padDispatches: o.padDispatches ?? 0,
+    ...(o.sweep ? { sweep: o.sweep } : {}),
     moeLanes: [moeDecodeTuning.lanesGateUp ?? MOE_DECODE_LANES, moeDecodeTuning.lanesDown ?? MOE_DECODE_LANES],
     moeUnrollGateUp: moeDecodeTuning.unrollGateUp ?? 1,
     moeRows: [
@@ -451,6 +467,10 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option('--norm-gemv-rows <n>', 'rows a workgroup in the fused norm + GEMV kernels (power of two <= 32)', '8')
     .option('--moe-unroll-gate-up <n>', "loads in flight per lane in the MoE decode gate_up's two row sweeps", '1')
+    .option(
+      '--sweep <json>',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, moeLanes, moeRows, moeUnrollGateUp, normGemvRows, gemvUnroll, padDispatches}',
+    )
     .option(
       '--pad-dispatches <n>',
       'for measuring: add n empty dispatches to each step (the fixed cost of a dispatch)',
@@ -582,6 +602,7 @@ export function registerDecodeBench(bench: Command): void {
           fuseCacheWrite: opts.fuseCacheWrite !== false,
           foldKdaGate: opts.foldKdaGate !== false,
           padDispatches: pad,
+          ...(opts.sweep !== undefined ? { sweep: parseSweep(opts.sweep) } : {}),
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,

@@ -8,7 +8,7 @@ import { linear } from '../src/kernels/matmul/index.js';
 import { experts, expertsInference, route } from '../src/kernels/moe/index.js';
 import { argmax } from '../src/kernels/reduce/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
-import { SESSION6_OFF } from '../src/bench/decodeCheck.js';
+import { SESSION6_OFF, SESSION7_OFF } from '../src/bench/decodeCheck.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
 import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
 import { BatchSession } from '../src/model/batchSession.js';
@@ -253,6 +253,50 @@ describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structu
       // range of the packed output, which the folded router reads in place); per MLA layer the cache write.
       expect(before.dispatches - now.dispatches, `batch ${B}`).toBe((B === 1 ? 1 : 2) * moe + mla);
     }
+    weights.dispose();
+  });
+});
+
+describe.skipIf(!hasGpu)('the seventh session fusions in a step of the 48B structure (tiny dims)', () => {
+  it("KDA's f_b / g_b inside the recurrent step: the logits of the step before (1e-5), one dispatch fewer per KDA layer (five at batch 2)", async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48Config();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    const run = async (B: number, extra: object) => {
+      const s = new BatchSession(new KimiLinearModel(cfg, weights), {
+        maxSequences: B,
+        maxLength: 128,
+        cacheDtype: 'int8',
+        ...extra,
+      });
+      s.addSyntheticMany(40, B);
+      const out: Float32Array[] = [];
+      let dispatches = 0;
+      for (let i = 0; i < 3; i++) {
+        const d0 = gpu.dispatchCount;
+        out.push(await s.step(Array.from({ length: B }, (_, b) => 3 + 5 * i + b)));
+        dispatches = gpu.dispatchCount - d0;
+      }
+      s.dispose();
+      return { out, dispatches };
+    };
+    const kda = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter(
+      (i) => layerMixer(cfg, i) === 'kda',
+    ).length;
+    for (const B of [1, 2]) {
+      const now = await run(B, { replay: false });
+      const before = await run(B, { ...SESSION7_OFF, replay: false });
+      // Later steps read the KDA states the earlier ones updated: the carried state is compared too. Not
+      // bit-equal: the compiler may contract the gate GEMV's multiply-adds differently in the fused kernel.
+      for (let i = 0; i < 3; i++) expectClose(now.out[i], before.out[i], 1e-5, `batch ${B} step ${i}`);
+      // The GEMV; at batch > 1 also the copies of its input columns, of g and gate out of its output, and of
+      // the betas (strided column ranges of the projection, which the fused kernel reads in place).
+      expect(before.dispatches - now.dispatches, `batch ${B}`).toBe((B === 1 ? 1 : 5) * kda);
+    }
+    // Replayed (the captured step) as recorded.
+    const replayed = await run(1, {});
+    const recorded = await run(1, { replay: false });
+    for (let i = 0; i < 3; i++) expectClose(replayed.out[i], recorded.out[i], 0, `replayed step ${i}`);
     weights.dispose();
   });
 });

@@ -21,6 +21,8 @@ import { linear } from '../src/kernels/matmul/index.js';
 import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference, route } from '../src/kernels/moe/index.js';
+import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
+import { normGemvTuning } from '../src/kernels/fused/normGemv.wgsl.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
 import {
   addRmsnormReference,
@@ -32,6 +34,7 @@ import {
 } from '../src/kernels/fused/reference.js';
 import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
+import type { Device, Tensor } from '../src/tensor/tensor.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { AWKWARD, expectClose, gpuContext, hasGpu } from './helpers.js';
 
@@ -314,6 +317,40 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
     }
   });
 
+  it('addRmsnormLinear (with and without the KDA conv) at 16 and 32 rows a workgroup = the cpu ops', async () => {
+    const gpu = (await gpuContext())!;
+    const [D, N, planes, Cp, W] = [64, 65, 3, 7, 4];
+    const C = planes * Cp;
+    // The same inputs on a device (against the cpu ops, not the 8-row kernels: fewer lavapipe compiles).
+    const run = async (d: Device, conv: boolean) => {
+      const bf = (a: Float32Array, shape: number[]) => d.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+      const tail = d.fromHost(rand((W - 1) * C, 6), [1, W - 1, C]);
+      const cv = { weight: bf(rand(C * W, 5, 0.5), [C, 1, W]), tail, planes };
+      const r = addRmsnormLinear(
+        d.fromHost(rand(D, 1), [1, D]),
+        [d.fromHost(rand(D, 2), [1, D])],
+        d.fromHost(rand(D, 3), [D]),
+        1e-5,
+        bf(rand(N * D, 4, 0.3), [N, D]),
+        conv ? { conv: cv } : {},
+      );
+      const outs = [r.y, r.sum, ...(conv ? [r.conv!, tail] : [])];
+      return Promise.all(outs.map((t) => t.toFloat32() as Promise<Float32Array>));
+    };
+    for (const conv of [false, true]) {
+      const want = await run(cpu, conv);
+      // 16 rows without the conv, 32 (1024 invocations) with it.
+      normGemvTuning.rows = conv ? 32 : 16;
+      let got: Float32Array[];
+      try {
+        got = await run(gpu, conv);
+      } finally {
+        normGemvTuning.rows = undefined;
+      }
+      for (let i = 0; i < got.length; i++) expectClose(got[i], want[i], 1e-5, `conv ${conv} output ${i}`);
+    }
+  });
+
   it('gatedRmsnormLinear: one dispatch for a row (per-head norm, sigmoid gate, GEMV), the fallback otherwise', async () => {
     const gpu = (await gpuContext())!;
     // [rows, H, d, N]: the fused path (rows 1, d % 4 == 0, H | 256) and fallbacks (2 rows; d = 6; H = 3).
@@ -581,6 +618,66 @@ describe.skipIf(!hasGpu)('moeRoutedDecode (router inside the MoE gate_up dispatc
     }
   });
 });
+
+describe.skipIf(!hasGpu)(
+  'MoE decode kernels at other lane counts a row (moeDecodeTuning.lanesGateUp / lanesDown)',
+  () => {
+    it('16, 64, 128 and 256 lanes (gate_up also unrolled by 2) = the cpu ops: routed + shared at one row, routed at two', async () => {
+      const gpu = (await gpuContext())!;
+      const [E, k, D, I, Is] = [64, 4, 72, 40, 24];
+      const cfg = {
+        numExperts: E,
+        topK: k,
+        activation: 'sigmoid' as const,
+        renormalize: true,
+        scaling: 2.5,
+        numGroups: 1,
+        topkGroup: 1,
+      };
+      // The same inputs on a device (against the cpu ops, not the 32-lane kernels: fewer lavapipe compiles).
+      const inputs = (d: Device, rows: number) => {
+        const bf = (a: Float32Array, shape: number[]) => d.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+        const w = {
+          w1: bf(rand(E * I * D, 1, 0.2), [E, I, D]),
+          w3: bf(rand(E * I * D, 2, 0.2), [E, I, D]),
+          w2: bf(rand(E * D * I, 3, 0.2), [E, D, I]),
+        };
+        const h = d.fromHost(rand(rows * D, 5), [rows, D]);
+        const x = d.fromHost(rand(rows * (2 * Is), 7), [rows, 2 * Is]);
+        // Routes given (the folded router's sort is a slow compile on lavapipe; its lanes are the same code).
+        const routes = route(d.fromHost(rand(rows * E, 9), [rows, E]), undefined, cfg);
+        const shared = { x, gate: 0, up: Is, down: bf(rand(D * Is, 8, 0.3), [D, Is]) };
+        return rows === 1 ? moeSharedDecode(h, routes, w, shared) : [expertsInference(h, routes, w)];
+      };
+      // The output summed over its terms (the cpu ops give routed and shared apart, the one-row kernel their sum).
+      const f32 = async (ts: Tensor[]) => {
+        const arrs = await Promise.all(ts.map((t) => t.toFloat32() as Promise<Float32Array>));
+        return arrs[0].map((v, j) => arrs.slice(1).reduce((a, b) => a + b[j], v));
+      };
+      for (const rows of [1, 2]) {
+        const want = await f32(inputs(cpu, rows));
+        // One variant per row count: 64 / 128 lanes with gate_up unrolled, 512-invocation workgroups (8 and 4
+        // rows) at one row; 16 / 256 lanes at two (16 rows and 1 row: 256 invocations).
+        const [gu, dn, ug, rg, rd] = rows === 1 ? [64, 128, 2, 8, 4] : [16, 256, undefined, undefined, undefined];
+        Object.assign(moeDecodeTuning, {
+          lanesGateUp: gu,
+          lanesDown: dn,
+          unrollGateUp: ug,
+          rowsGateUp: rg,
+          rowsDown: rd,
+        });
+        let got: Float32Array;
+        try {
+          got = await f32(inputs(gpu, rows));
+        } finally {
+          for (const key of ['lanesGateUp', 'lanesDown', 'unrollGateUp', 'rowsGateUp', 'rowsDown'] as const)
+            moeDecodeTuning[key] = undefined;
+        }
+        expectClose(got, want, 1e-5, `rows ${rows}, gate_up ${gu} lanes, down ${dn} lanes`);
+      }
+    });
+  },
+);
 
 describe.skipIf(!hasGpu)('rmsnormCacheWrite (MLA latent norm and cache append in one dispatch)', () => {
   it('leaves the same cache bits as rmsnormConcat + cacheWrite (int8, bf16, f32 pools; rows to scattered pages)', async () => {

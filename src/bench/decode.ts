@@ -19,7 +19,8 @@ import { decodeTuning } from '../kernels/fused/sweep.js';
 import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
 import { parseInt8SgmOptions } from './mla.js';
-import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
+import { lanesOf, MOE_DECODE_LANES, moeDecodeRows, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
+import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
@@ -31,6 +32,7 @@ import { loadModelWeights } from '../model/weights.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device } from '../tensor/tensor.js';
 import { checkDecode, type DecodeCheck } from './decodeCheck.js';
+import { type DecodeSweepVariant, parseSweep, withSweepVariant } from './decodeSweep.js';
 import { profileDecodeStep, profileHostApis } from './decodeProfile.js';
 import { runDependentSteps, timeDependentSteps, timeIndependentSteps } from './decodeSteps.js';
 import { machine, openBenchDevice, parseList } from './harness.js';
@@ -81,6 +83,12 @@ export interface DecodeBenchOptions {
   foldRoute?: boolean;
   /** BatchSessionOptions.fuseCacheWrite (default true): MLA's latent norm and cache append in one dispatch. */
   fuseCacheWrite?: boolean;
+  /** BatchSessionOptions.foldKdaGate (default true): KDA's f_b / g_b inside the recurrent step's dispatch. */
+  foldKdaGate?: boolean;
+  /** BatchSessionOptions.padDispatches (measuring): empty dispatches added to each step. */
+  padDispatches?: number;
+  /** Variants timed one after the other over the same weights (decodeSweep.ts); rows carry `sweep`. */
+  sweep?: DecodeSweepVariant[];
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
@@ -204,6 +212,8 @@ async function timeVariant(
         foldShared: o.foldShared,
         foldRoute: o.foldRoute,
         fuseCacheWrite: o.fuseCacheWrite,
+        foldKdaGate: o.foldKdaGate,
+        padDispatches: o.padDispatches,
       });
       s.addSyntheticMany(C, B);
       const tokens = (i: number) => Array.from({ length: B }, (_, b) => 3 + ((i + b) % 100));
@@ -297,9 +307,21 @@ export async function benchDecode(
     weights[name] = weightBytes(model);
     if (o.check)
       checks[name] = await checkDecode(model, { context: o.contexts[0], steps: 8, cacheDtype: o.cacheDtype });
-    const r = await timeVariant(name, model, o, device, weights[name]);
-    rows.push(...r.rows);
-    fits.push(...r.fits);
+    if (!o.sweep) {
+      const r = await timeVariant(name, model, o, device, weights[name]);
+      rows.push(...r.rows);
+      fits.push(...r.fits);
+    }
+    for (const [i, sv] of (o.sweep ?? []).entries()) {
+      const so = {
+        ...o,
+        foldKdaGate: sv.foldKdaGate ?? o.foldKdaGate,
+        padDispatches: sv.padDispatches ?? o.padDispatches,
+      };
+      const r = await withSweepVariant(sv, () => timeVariant(name, model, so, device, weights[name]));
+      rows.push(...r.rows.map((x) => ({ ...x, sweep: sv.label })));
+      if (i === 0) fits.push(...r.fits);
+    }
     w.dispose();
     if (device instanceof GpuContext) await device.releaseMemory();
   }
@@ -345,6 +367,16 @@ export async function benchDecode(
     foldShared: o.foldShared !== false,
     foldRoute: o.foldRoute !== false,
     fuseCacheWrite: o.fuseCacheWrite !== false,
+    foldKdaGate: o.foldKdaGate !== false,
+    padDispatches: o.padDispatches ?? 0,
+    ...(o.sweep ? { sweep: o.sweep } : {}),
+    moeLanes: [moeDecodeTuning.lanesGateUp ?? MOE_DECODE_LANES, moeDecodeTuning.lanesDown ?? MOE_DECODE_LANES],
+    moeUnrollGateUp: moeDecodeTuning.unrollGateUp ?? 1,
+    moeRows: [
+      moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 }),
+      moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 }),
+    ],
+    normGemvRows: normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false }),
     gemvUnroll: decodeTuning.unroll,
     gemvPrefetch: decodeTuning.prefetch,
     moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
@@ -421,6 +453,30 @@ export function registerDecodeBench(bench: Command): void {
     .option('--no-fuse-cache-write', "norm MLA's latent row and append it to the cache in two dispatches, not one")
     .option('--no-fuse-conv', "run each KDA layer's conv step as its own dispatch, not inside the input projection's")
     .option(
+      '--no-fold-kda-gate',
+      "run each KDA layer's f_b / g_b GEMV as its own dispatch, not inside the recurrent step's",
+    )
+    .option(
+      '--moe-lanes <gateUp,down>',
+      'lanes sweeping one weight row in the MoE decode kernels (power of two 16..256; moeDecodeTuning)',
+      '32,32',
+    )
+    .option(
+      '--moe-rows <gateUp,down>',
+      'weight rows a workgroup in the MoE decode kernels (power of two; lanes * rows <= 1024; default 256 / lanes)',
+    )
+    .option('--norm-gemv-rows <n>', 'rows a workgroup in the fused norm + GEMV kernels (power of two <= 32)', '8')
+    .option('--moe-unroll-gate-up <n>', "loads in flight per lane in the MoE decode gate_up's two row sweeps", '1')
+    .option(
+      '--sweep <json>',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, moeLanes, moeRows, moeUnrollGateUp, normGemvRows, gemvUnroll, padDispatches}',
+    )
+    .option(
+      '--pad-dispatches <n>',
+      'for measuring: add n empty dispatches to each step (the fixed cost of a dispatch)',
+      '0',
+    )
+    .option(
       '--independent-steps',
       'time steps fed host token ids, each read back before the next (the measure before pipelined generation)',
     )
@@ -451,6 +507,7 @@ export function registerDecodeBench(bench: Command): void {
           foldShared?: boolean;
           foldRoute?: boolean;
           fuseCacheWrite?: boolean;
+          foldKdaGate?: boolean;
           gemvPrefetch?: boolean;
           independentSteps?: boolean;
           hostProfile?: boolean;
@@ -499,6 +556,28 @@ export function registerDecodeBench(bench: Command): void {
       if (!(Number.isInteger(moeMax) && moeMax >= 0))
         throw new Error(`--moe-decode-max-tokens: '${opts.moeDecodeMaxTokens}' is not an integer >= 0`);
       moeDecodeTuning.maxTokens = moeMax;
+      const lanes = parseList(opts.moeLanes);
+      if (lanes.length !== 2) throw new Error(`--moe-lanes: '${opts.moeLanes}' is not two numbers (gate_up, down)`);
+      [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = lanes;
+      lanesOf({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
+      lanesOf({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
+      const ug = parseList(opts.moeUnrollGateUp)[0];
+      if (!(Number.isInteger(ug) && ug >= 1))
+        throw new Error(`--moe-unroll-gate-up: '${opts.moeUnrollGateUp}' is not an integer >= 1`);
+      moeDecodeTuning.unrollGateUp = ug;
+      if (opts.moeRows !== undefined) {
+        const rows = parseList(opts.moeRows);
+        if (rows.length !== 2) throw new Error(`--moe-rows: '${opts.moeRows}' is not two numbers (gate_up, down)`);
+        [moeDecodeTuning.rowsGateUp, moeDecodeTuning.rowsDown] = rows;
+      }
+      moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
+      moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
+      normGemvTuning.rows = parseList(opts.normGemvRows)[0];
+      normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false });
+      // Not parseList: 0 (the default) is allowed.
+      const pad = Number(opts.padDispatches);
+      if (!(Number.isInteger(pad) && pad >= 0))
+        throw new Error(`--pad-dispatches: '${opts.padDispatches}' is not an integer >= 0`);
       if (opts.dispatchesPerSubmit !== undefined && device instanceof GpuContext)
         device.maxDispatchesPerBatch = parseList(opts.dispatchesPerSubmit)[0];
       const result = await benchDecode(
@@ -521,6 +600,9 @@ export function registerDecodeBench(bench: Command): void {
           foldShared: opts.foldShared !== false,
           foldRoute: opts.foldRoute !== false,
           fuseCacheWrite: opts.fuseCacheWrite !== false,
+          foldKdaGate: opts.foldKdaGate !== false,
+          padDispatches: pad,
+          ...(opts.sweep !== undefined ? { sweep: parseSweep(opts.sweep) } : {}),
           independentSteps: !!opts.independentSteps,
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,

@@ -11,6 +11,8 @@
 import { argmax as hostArgmax } from '../generate/sampler.js';
 import { argmax } from '../kernels/reduce/index.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
+import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
+import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { BatchSession, type BatchSessionOptions } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
 
@@ -31,6 +33,12 @@ export interface DecodeCheck {
    * fusions off: SESSION6_OFF, and decodeTuning.prefetch false).
    */
   session6LogitsMaxRelDiff: number;
+  /**
+   * The same against the default step of the seventh session's start (SESSION7_OFF: the KDA gate GEMV apart,
+   * the MoE decode kernels at 32 lanes and 8 rows a workgroup and gate_up not unrolled, the norm GEMVs at
+   * 8 rows a workgroup), with the run's other settings.
+   */
+  session7LogitsMaxRelDiff: number;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
   recordedTokens: number[];
   replayTokensEqual: boolean;
@@ -38,6 +46,8 @@ export interface DecodeCheck {
 
 /** The options that turn off what the sixth session added to the default decode step. */
 export const SESSION6_OFF: Partial<BatchSessionOptions> = { foldRoute: false, fuseCacheWrite: false };
+/** The options that turn off what the seventh session added (with moeDecodeTuning's lanes and unroll reset). */
+export const SESSION7_OFF: Partial<BatchSessionOptions> = { foldKdaGate: false };
 
 export async function checkDecode(
   model: KimiLinearModel,
@@ -98,6 +108,23 @@ export async function checkDecode(
   // own dispatches, the GEMV loops not unrolled.
   const before = await logitsOf(true, false, false, 1);
   const session6 = await logitsOf(true, true, true, decodeTuning.unroll, SESSION6_OFF, false);
+  const moeSaved = { ...moeDecodeTuning };
+  const ngSaved = normGemvTuning.rows;
+  Object.assign(moeDecodeTuning, {
+    lanesGateUp: undefined,
+    lanesDown: undefined,
+    unrollGateUp: undefined,
+    rowsGateUp: undefined,
+    rowsDown: undefined,
+  });
+  normGemvTuning.rows = undefined;
+  let session7: Float32Array[];
+  try {
+    session7 = await logitsOf(true, true, true, decodeTuning.unroll, SESSION7_OFF);
+  } finally {
+    Object.assign(moeDecodeTuning, moeSaved);
+    normGemvTuning.rows = ngSaved;
+  }
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];
@@ -133,6 +160,7 @@ export async function checkDecode(
     replayLogitsMaxRelDiff: relDiff(fused, recorded),
     beforeLogitsMaxRelDiff: relDiff(fused, before),
     session6LogitsMaxRelDiff: relDiff(fused, session6),
+    session7LogitsMaxRelDiff: relDiff(fused, session7),
     recordedTokens,
     replayTokensEqual:
       pipelinedTokens.length === recordedTokens.length && pipelinedTokens.every((t, i) => t === recordedTokens[i]),

@@ -14,6 +14,8 @@ export interface StepProfile {
   /** Host time to record the step (profiling adds a pass per dispatch, so this is an upper bound). */
   recordMs: number;
   kernels: KernelShare[];
+  /** Every dispatch in step order: kernel name and GPU ms (which layer's GEMV costs what). */
+  spans: { name: string; ms: number }[];
 }
 
 export async function profileDecodeStep(gpu: GpuContext, s: BatchSession, tokens: number[]): Promise<StepProfile> {
@@ -31,6 +33,7 @@ export async function profileDecodeStep(gpu: GpuContext, s: BatchSession, tokens
     dispatches: spans.length,
     recordMs: Number(recordMs.toFixed(3)),
     kernels,
+    spans: spans.map((d) => ({ name: d.name, ms: Number(d.ms.toFixed(4)) })),
   };
 }
 

@@ -43,6 +43,8 @@ import {
   swigluLinear,
 } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
+import { kdaRecurrentGated } from '../kernels/kda/recurrentGated.js';
+import { padDispatches } from '../kernels/fused/padDispatch.js';
 import { linear } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
 import { expertsInference, route } from '../kernels/moe/index.js';
@@ -53,7 +55,7 @@ import type { GpuContext, StepRecording } from '../gpu/context.js';
 import { keep, scope } from '../tensor/scope.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
 import { isMoeLayer, layerMixer, routerConfig } from './config.js';
-import { DecodeWeights } from './decodeWeights.js';
+import { DecodeWeights, type KdaPacked } from './decodeWeights.js';
 import type { KdaCarry, KimiLinearModel } from './forward.js';
 import { HybridCache } from './hybridCache.js';
 
@@ -128,6 +130,18 @@ export interface BatchSessionOptions {
    * true; false keeps rmsnormConcat and cacheWrite apart.
    */
   fuseCacheWrite?: boolean;
+  /**
+   * Each KDA layer's f_b / g_b projections inside its recurrent step's dispatch (kda/recurrentGated.ts),
+   * where fuseNormGemv holds: g and gate summed as the GEMV before it sums them (equal up to the compiler's
+   * multiply-add contraction), one dispatch fewer a layer (and at batch 2..8 four copies fewer), up to
+   * RECURRENT_GATED_MAX_N (8) sequences. Default true; false keeps the block-diagonal GEMV a dispatch of its own.
+   */
+  foldKdaGate?: boolean;
+  /**
+   * For measuring only: this many empty dispatches after the step's LM head (fused/padDispatch.ts), each
+   * waiting for the one before; the TPOT they add, per dispatch, is a dispatch boundary's fixed cost.
+   */
+  padDispatches?: number;
 }
 
 /**
@@ -563,7 +577,9 @@ export class BatchSession {
     }
     const final = model.w('model.norm.weight');
     const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
-    return pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
+    const logits = pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
+    if (this.opts.padDispatches) padDispatches(x, this.opts.padDispatches);
+    return logits;
   }
 
   /**
@@ -778,6 +794,50 @@ export class BatchSession {
     const p = project(k.inProj, this.opts.fuseConv === false ? undefined : { weight: k.conv, tail: c.tail, planes: 3 });
     const proj = p.y;
     const qkv = p.conv ?? convStep(proj, k.conv, c.tail, { planes: 3 });
+    let o: Tensor;
+    let gate: Tensor;
+    if (this.opts.foldKdaGate !== false && this.opts.fuseNormGemv !== false) {
+      // f_b / g_b inside the recurrent step's dispatch (kda/recurrentGated.ts): one dispatch for the two.
+      const r = kdaRecurrentGated(c.state, this.slotIds!, {
+        qkv,
+        proj,
+        fA: k.fA,
+        gA: k.gA,
+        beta: k.beta,
+        fB: w('f_b_proj.weight'),
+        gB: w('g_b_proj.weight'),
+        A_log: w('A_log'),
+        dt_bias: w('dt_bias'),
+      });
+      o = r.o;
+      gate = r.gate;
+    } else ({ o, gate } = this.kdaGateThenStep(i, k, c, proj, qkv, B));
+    if (this.opts.fuseNormGemv === false) {
+      const normed = rmsnorm(o, w('o_norm.weight'), cfg.rms_norm_eps, { gate });
+      return linear(normed.reshape([B, H * d]), w('o_proj.weight'));
+    }
+    // The gated per-head o_norm and o_proj: one dispatch at batch 1 (gatedRmsnormLinear).
+    return gatedRmsnormLinear(
+      o.reshape([B, H * d]),
+      gate.reshape([B, H * d]),
+      w('o_norm.weight'),
+      cfg.rms_norm_eps,
+      w('o_proj.weight'),
+      H,
+    );
+  }
+
+  /** The low-rank gate projections as a GEMV, then the recurrent step (the path before kdaRecurrentGated). */
+  private kdaGateThenStep(
+    i: number,
+    k: KdaPacked,
+    c: DecodeCarry,
+    proj: Tensor,
+    qkv: Tensor,
+    B: number,
+  ): { o: Tensor; gate: Tensor } {
+    const { num_heads: H, head_dim: d } = this.model.cfg.linear_attn_config!;
+    const w = (n: string) => this.lw(i, `self_attn.${n}`);
     // The batch as B one-token sequences packed along time ([1, B, ...] with cuSeqlens 0..B): the same
     // kernel and layout as a dense [B, 1, ...] batch.
     const [q, kk, v] = [0, 1, 2].map((j) => qkv.select(0, j).reshape([1, B, H, d]));
@@ -798,19 +858,7 @@ export class BatchSession {
       cuSeqlens: this.cuIds,
       layer: { A_log: w('A_log').reshape([H]), dt_bias: w('dt_bias') },
     });
-    if (this.opts.fuseNormGemv === false) {
-      const normed = rmsnorm(o, w('o_norm.weight'), cfg.rms_norm_eps, { gate });
-      return linear(normed.reshape([B, H * d]), w('o_proj.weight'));
-    }
-    // The gated per-head o_norm and o_proj: one dispatch at batch 1 (gatedRmsnormLinear).
-    return gatedRmsnormLinear(
-      o.reshape([B, H * d]),
-      gate.reshape([B, H * d]),
-      w('o_norm.weight'),
-      cfg.rms_norm_eps,
-      w('o_proj.weight'),
-      H,
-    );
+    return { o, gate };
   }
 
   /**

@@ -37,7 +37,7 @@ import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWrite
 import { cacheWrite } from '../mla/index.js';
 import { int8RowLayout } from '../mla/int8Layout.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
-import { NG_ROWS_PER_WG, NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvWgsl } from './normGemv.wgsl.js';
+import { NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvRows, normGemvWgsl } from './normGemv.wgsl.js';
 import {
   addRmsnormReference,
   convStepReference,
@@ -50,7 +50,7 @@ import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigl
 import { concatLast } from '../concat/index.js';
 import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
-import { MOE_DECODE_ROWS, type MoeDecodeVariant, moeDecodeKey, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
+import { type MoeDecodeVariant, moeDecodeKey, moeDecodeRows, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
 import {
   type ExpertWeights,
   expertsDecodeDown,
@@ -414,7 +414,7 @@ export function addRmsnormLinear(
     kernel: { name: cv ? 'norm_gemv_conv' : 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
     tensors,
     params: new Params().u32(N, D).f32(eps).u32(C),
-    workgroups: grid1d(N, NG_ROWS_PER_WG),
+    workgroups: grid1d(N, normGemvRows(v)),
   });
   for (const t of ins) t.dispose();
   cw?.dispose();
@@ -633,7 +633,7 @@ export function moeSharedDecode(h: Tensor, routes: RoutesT, w: ExpertWeights, sh
     kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
     tensors: [xc, idx, w.w1, w.w3, hid],
     params: new Params().u32(D, I, 0, 0),
-    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), k],
+    workgroups: [Math.ceil(I / moeDecodeRows(gu)), k],
   });
   const y = sharedDown(gpu, plan, hid, idx, rw, w, shared);
   for (const t of [xc, idx, rw, hid]) t.dispose();
@@ -697,7 +697,7 @@ function sharedDown(
     kernel: { name: 'moe_decode_down_shared', key: moeDecodeKey(down), code: () => moeDecodeWgsl(down) },
     tensors: [hid, idx, w.w2, rw, y, sx, shared.down],
     params: new Params().u32(I, D, shared.down.shape[1], shared.gate / 4, shared.up / 4, 0, 0, 0),
-    workgroups: [Math.ceil(D / MOE_DECODE_ROWS), 1],
+    workgroups: [Math.ceil(D / moeDecodeRows(down)), 1],
   });
   sx.dispose();
   return y;
@@ -783,7 +783,7 @@ export function moeRoutedDecode(
       .u32(D, I, ld, router.col, cfg.renormalize ? 1 : 0)
       .f32(cfg.scaling)
       .u32(0, 0),
-    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), N * k],
+    workgroups: [Math.ceil(I / moeDecodeRows(gu)), N * k],
   });
   let terms: Tensor[];
   if (plan) terms = [sharedDown(gpu, plan, hid, idx, rw, w, shared)];

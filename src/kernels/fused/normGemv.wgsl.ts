@@ -30,6 +30,13 @@ export const NG_LANES = 32;
 export const NG_ROWS_PER_WG = 8;
 /** 12 KB of staged row, within WebGPU's 16 KB of workgroup memory beside the two reduction arrays. */
 export const NORM_GEMV_MAX_K = 3072;
+/**
+ * Rows a workgroup computes by default (NormGemvVariant.rows; bench decode --norm-gemv-rows). Each
+ * workgroup repeats the row's add and norm (reading 2-3 rows of K f32 from cache and reducing them), so more
+ * rows a workgroup means fewer of those prologues: the LM head (163,840 rows at the 48B shapes) runs
+ * 20,480 of them at 8 rows, ~0.5 GB of cache reads beside its 0.75 GB of weights.
+ */
+export const normGemvTuning: { rows?: number } = {};
 
 export interface NormGemvVariant {
   K: number;
@@ -44,6 +51,20 @@ export interface NormGemvVariant {
   unroll?: number;
   /** The sweep's first loads issued before the norm (sweep.ts prefetchOf); default decodeTuning.prefetch. */
   prefetch?: boolean;
+  /**
+   * Output rows a workgroup computes, 32 lanes each (a power of two, at most 32: 1024 invocations);
+   * default normGemvTuning.rows, else NG_ROWS_PER_WG. Another workgroup size sums the norm's squares in
+   * another tree (equal within f32 rounding, not bit-equal).
+   */
+  rows?: number;
+}
+
+/** The rows a workgroup of the variant computes (its grid is ceil(N / this) workgroups). */
+export function normGemvRows(v: NormGemvVariant): number {
+  const r = v.rows ?? normGemvTuning.rows ?? NG_ROWS_PER_WG;
+  if (!(Number.isInteger(r) && r >= 1 && r <= 32 && (r & (r - 1)) === 0))
+    throw new Error(`normGemv: ${r} rows a workgroup, expected a power of two in 1..32`);
+  return r;
 }
 
 function unrollOf(v: NormGemvVariant): number {
@@ -53,11 +74,13 @@ function unrollOf(v: NormGemvVariant): number {
 export function normGemvKey(v: NormGemvVariant): string {
   const conv = v.conv ? `_conv${v.conv.W}${v.conv.wDtype}` : '';
   const u = unrollOf(v);
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}`;
+  const r = normGemvRows(v);
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
-  const WG = NG_LANES * NG_ROWS_PER_WG;
+  const ROWS = normGemvRows(v);
+  const WG = NG_LANES * ROWS;
   const bf16 = v.wDtype === 'bf16';
   const two = v.deltas === 2;
   const K4 = v.K / 4;
@@ -96,7 +119,7 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   const per = bf16 ? 8 : 4;
   const pre = prefetchOf(v);
   L.push(`  let lane = lid % ${NG_LANES}u; let r = lid / ${NG_LANES}u;`);
-  L.push(`  let n = g * ${NG_ROWS_PER_WG}u + r;`);
+  L.push(`  let n = g * ${ROWS}u + r;`);
   L.push(`  let chunks = p.K / ${per}u;`);
   L.push('  let wRow = n * chunks;');
   const sweep: SweepSpec = {

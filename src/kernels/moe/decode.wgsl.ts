@@ -23,7 +23,17 @@ export const MOE_DECODE_ROWS = 8;
  * path cost the 48B decode step at batch 7 far more on the H200: 84.2 -> 33.1 ms a step at 128K context,
  * 142.9 -> 97.2 ms at 1M (bench/results/2026-12-01-h200-decrest-s6-b7-*.json).
  */
-export const moeDecodeTuning = { maxTokens: 8 };
+export const moeDecodeTuning: {
+  maxTokens: number;
+  /** MoeDecodeVariant.lanes defaults (bench decode --moe-lanes). */
+  lanesGateUp?: number;
+  lanesDown?: number;
+  /** MoeDecodeVariant.rows defaults (bench decode --moe-rows). */
+  rowsGateUp?: number;
+  rowsDown?: number;
+  /** gateUp's unroll default (1, see unrollOf; bench decode --moe-unroll-gate-up). */
+  unrollGateUp?: number;
+} = { maxTokens: 8 };
 
 export interface MoeDecodeVariant {
   mode: 'gateUp' | 'down';
@@ -54,6 +64,48 @@ export interface MoeDecodeVariant {
    * (they do not depend on them; sweep.ts prefetchOf). Default decodeTuning.prefetch.
    */
   prefetch?: boolean;
+  /**
+   * Lanes sweeping one weight row (a power of two, 16..256; the workgroup keeps 256 invocations, so
+   * 256 / lanes rows each). Default moeDecodeTuning.lanesGateUp / lanesDown, else MOE_DECODE_LANES (32).
+   * More lanes a row: fewer loads in a row per lane (the down projection's rows are 128 16-byte chunks at
+   * the 48B shapes: 4 rounds of k loads at 32 lanes, 1 at 128) and more workgroups; the row's partial sums
+   * meet in a longer tree (another summation order: equal within f32 rounding, not bit-equal).
+   */
+  lanes?: number;
+  /**
+   * Weight rows a workgroup computes (default moeDecodeTuning.rowsGateUp / rowsDown, else 256 / lanes): the
+   * workgroup is lanes * rows invocations (at most 1024, the device's limit permitting). More rows a
+   * workgroup, fewer workgroups: with the router folded into gate_up every workgroup sorts the token's
+   * router choices before its first weight load, so 16 rows a workgroup halve that work against 8.
+   */
+  rows?: number;
+}
+
+/** The lanes a variant's rows get (see MoeDecodeVariant.lanes). */
+export function lanesOf(v: MoeDecodeVariant): number {
+  const l =
+    v.lanes ?? (v.mode === 'gateUp' ? moeDecodeTuning.lanesGateUp : moeDecodeTuning.lanesDown) ?? MOE_DECODE_LANES;
+  if (!(Number.isInteger(l) && l >= 16 && l <= 256 && (l & (l - 1)) === 0))
+    throw new Error(`moe decode: ${l} lanes a row, expected a power of two in 16..256`);
+  return l;
+}
+
+/** Weight rows a workgroup of the variant computes (its grid's row blocks are ceil(rows / this)). */
+export function moeDecodeRows(v: MoeDecodeVariant): number {
+  const r =
+    v.rows ??
+    (v.mode === 'gateUp' ? moeDecodeTuning.rowsGateUp : moeDecodeTuning.rowsDown) ??
+    (MOE_DECODE_LANES * MOE_DECODE_ROWS) / lanesOf(v);
+  if (!(Number.isInteger(r) && r >= 1 && (r & (r - 1)) === 0 && r * lanesOf(v) <= 1024))
+    throw new Error(
+      `moe decode: ${r} rows a workgroup of ${lanesOf(v)} lanes, expected a power of two, <= 1024 invocations`,
+    );
+  return r;
+}
+
+/** Invocations of the variant's workgroup. */
+export function moeDecodeWorkgroup(v: MoeDecodeVariant): number {
+  return lanesOf(v) * moeDecodeRows(v);
 }
 
 /**
@@ -63,13 +115,16 @@ export interface MoeDecodeVariant {
  */
 function unrollOf(v: MoeDecodeVariant): number {
   if (!v.vec) return 1;
-  return Math.max(1, v.unroll ?? (v.mode === 'gateUp' ? 1 : decodeTuning.unroll));
+  return Math.max(1, v.unroll ?? (v.mode === 'gateUp' ? (moeDecodeTuning.unrollGateUp ?? 1) : decodeTuning.unroll));
 }
 
 export function moeDecodeKey(v: MoeDecodeVariant): string {
   const u = unrollOf(v);
   const r = routeOf(v);
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r)}` : ''}`;
+  const l = lanesOf(v);
+  const rw = moeDecodeRows(v);
+  const rowsTag = rw * l !== MOE_DECODE_LANES * MOE_DECODE_ROWS ? `_r${rw}` : '';
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}`;
 }
 
 /** The folded router of a gateUp variant (its k must be the variant's). */
@@ -83,7 +138,9 @@ export function sharedOf(v: MoeDecodeVariant): boolean {
 }
 
 export function moeDecodeWgsl(v: MoeDecodeVariant): string {
-  const WG = MOE_DECODE_LANES * MOE_DECODE_ROWS;
+  const WG = moeDecodeWorkgroup(v);
+  const LANES = lanesOf(v);
+  const ROWS = moeDecodeRows(v);
   const bf16 = v.wDtype === 'bf16';
   const gateUp = v.mode === 'gateUp';
   const wElem = v.vec ? (bf16 ? 'vec4<u32>' : 'vec4<f32>') : bf16 ? 'u32' : 'f32';
@@ -147,7 +204,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
         ...sweepWgsl({
           U: unrollOf(v),
           lane: 'lane',
-          lanes: MOE_DECODE_LANES,
+          lanes: LANES,
           chunks: 'chunks',
           load: (c) => `${W}[wBase + ${c}]`,
           term: (c, w) =>
@@ -161,7 +218,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       );
     } else if (v.vec) {
       f.push(`  let chunks = p.Kin / ${per}u;`);
-      f.push(`  for (var c = lane; c < chunks; c += ${MOE_DECODE_LANES}u) {`);
+      f.push(`  for (var c = lane; c < chunks; c += ${LANES}u) {`);
       f.push(`    let w = ${W}[wBase + c];`);
       if (bf16) {
         f.push('    acc += dot(X[xBase + 2u * c], vec4<f32>(lo(w.x), hi(w.x), lo(w.y), hi(w.y)))');
@@ -169,7 +226,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       } else f.push('    acc += dot(X[xBase + c], w);');
       f.push('  }');
     } else {
-      f.push(`  for (var kk = lane; kk < p.Kin; kk += ${MOE_DECODE_LANES}u) {`);
+      f.push(`  for (var kk = lane; kk < p.Kin; kk += ${LANES}u) {`);
       f.push('    let i = wBase + kk;');
       if (bf16) f.push(`    let w = select(lo(${W}[i >> 1u]), hi(${W}[i >> 1u]), (i & 1u) == 1u);`);
       else f.push(`    let w = ${W}[i];`);
@@ -189,8 +246,8 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   } else L.push(dot('W2'));
   L.push(`@compute @workgroup_size(${WG})`);
   L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {');
-  L.push(`  let lane = lid % ${MOE_DECODE_LANES}u;`);
-  L.push(`  let row = wid.x * ${MOE_DECODE_ROWS}u + lid / ${MOE_DECODE_LANES}u;`);
+  L.push(`  let lane = lid % ${LANES}u;`);
+  L.push(`  let row = wid.x * ${ROWS}u + lid / ${LANES}u;`);
   L.push('  let live = row < p.Nout;');
   L.push('  let r = min(row, p.Nout - 1u);');
   if (gateUp) {
@@ -213,7 +270,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     const sweep: SweepSpec = {
       U: unrollOf(v),
       lane: 'lane',
-      lanes: MOE_DECODE_LANES,
+      lanes: LANES,
       chunks: `(p.sK / ${per}u)`,
       load: (c) => `SW[swRow + ${c}]`,
       term: (c, w) => (bf16 ? bf16ChunkDot(w, `sact((${c}) * 2u)`, `sact((${c}) * 2u + 1u)`) : `dot(sact(${c}), ${w})`),
@@ -232,7 +289,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       L.push(`  let wb${j} = ${rowBase(`e${j} * p.Nout + r`)}; let xb${j} = ${xBase(`n * ${k}u + ${j}u`)};`);
     }
     L.push('  var acc = 0.0;');
-    L.push(`  for (var c = lane; c < chunks; c += ${MOE_DECODE_LANES}u) {`);
+    L.push(`  for (var c = lane; c < chunks; c += ${LANES}u) {`);
     for (let j = 0; j < k; j++) L.push(`    let w${j} = W2[wb${j} + c];`);
     const terms = Array.from({ length: k }, (_, j) =>
       bf16
@@ -260,7 +317,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push('  red[lid] = acc;');
   }
   L.push('  workgroupBarrier();');
-  for (let s = MOE_DECODE_LANES / 2; s >= 1; s /= 2) {
+  for (let s = LANES / 2; s >= 1; s /= 2) {
     L.push(`  if (lane < ${s}u) {`);
     L.push(`    red[lid] += red[lid + ${s}u];`);
     if (gateUp || shared) L.push(`    red[${WG}u + lid] += red[${WG}u + lid + ${s}u];`);

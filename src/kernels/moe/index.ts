@@ -11,7 +11,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32, hostI32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { GROUPED_BM, GROUPED_BN, combineWgsl, groupedKey, groupedWgsl } from './grouped.wgsl.js';
-import { countsWgsl, MOE_DECODE_ROWS, moeDecodeKey, moeDecodeTuning, moeDecodeWgsl } from './decode.wgsl.js';
+import { countsWgsl, moeDecodeKey, moeDecodeRows, moeDecodeTuning, moeDecodeWgsl } from './decode.wgsl.js';
 import { planExperts } from './plan.js';
 import { expertsReference, type RouterConfig, routeReference } from './reference.js';
 import { routeKey, routeWgsl } from './route.wgsl.js';
@@ -190,7 +190,7 @@ function expertsDecode(gpu: GpuContext, x: Tensor, routes: RoutesT, w: ExpertWei
     kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
     tensors: [xc, idx, w.w1, w.w3, h],
     params: new Params().u32(D, I, 0, 0),
-    workgroups: [Math.ceil(I / MOE_DECODE_ROWS), N * k],
+    workgroups: [Math.ceil(I / moeDecodeRows(gu)), N * k],
   });
   const y = expertsDecodeDown(gpu, h, idx, rw, w);
   for (const t of [xc, idx, rw, h]) t.dispose();
@@ -210,7 +210,7 @@ export function expertsDecodeDown(gpu: GpuContext, h: Tensor, idx: Tensor, rw: T
     kernel: { name: 'moe_decode_down', key: moeDecodeKey(dn), code: () => moeDecodeWgsl(dn) },
     tensors: [h, idx, w.w2, rw, y],
     params: new Params().u32(I, D, 0, 0),
-    workgroups: [Math.ceil(D / MOE_DECODE_ROWS), N],
+    workgroups: [Math.ceil(D / moeDecodeRows(dn)), N],
   });
   return y;
 }

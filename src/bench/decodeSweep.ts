@@ -1,0 +1,94 @@
+/**
+ * `bench decode --sweep`: several decode-step variants timed in one process over the same weights, so a
+ * device sitting pays the model's set-up (~6 s for the 48B preset's random weights) once, not once a variant.
+ * A variant is a JSON object of the tuning knobs below, applied on top of the command's own flags for its
+ * rows and undone after them; its rows carry its `label`.
+ */
+import { decodeTuning } from '../kernels/fused/sweep.js';
+import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
+import { moeDecodeRows, moeDecodeTuning, lanesOf } from '../kernels/moe/decode.wgsl.js';
+
+export interface DecodeSweepVariant {
+  label: string;
+  /** BatchSessionOptions.foldKdaGate. */
+  foldKdaGate?: boolean;
+  /** MoE decode lanes a row and rows a workgroup, [gate_up, down]; gate_up's unroll. */
+  moeLanes?: [number, number];
+  moeRows?: [number, number];
+  moeUnrollGateUp?: number;
+  /** Rows a workgroup of the fused norm GEMVs. */
+  normGemvRows?: number;
+  /** decodeTuning.unroll (the decode GEMVs' loads in flight per lane). */
+  gemvUnroll?: number;
+  /** BatchSessionOptions.padDispatches. */
+  padDispatches?: number;
+}
+
+const KEYS = new Set([
+  'label',
+  'foldKdaGate',
+  'moeLanes',
+  'moeRows',
+  'moeUnrollGateUp',
+  'normGemvRows',
+  'gemvUnroll',
+  'padDispatches',
+]);
+
+/** Parses --sweep's JSON array, checking every knob's value (by applying it once and undoing it). */
+export function parseSweep(text: string): DecodeSweepVariant[] {
+  const list = JSON.parse(text) as unknown;
+  if (!Array.isArray(list) || list.length === 0) throw new Error(`--sweep: '${text}' is not a non-empty JSON array`);
+  return list.map((v, i) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new Error(`--sweep: entry ${i} is not an object`);
+    for (const k of Object.keys(v)) if (!KEYS.has(k)) throw new Error(`--sweep: entry ${i}: unknown key '${k}'`);
+    const s = v as DecodeSweepVariant;
+    if (typeof s.label !== 'string') throw new Error(`--sweep: entry ${i} has no string 'label'`);
+    withSweepVariant(s, () => {
+      lanesOf({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
+      lanesOf({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
+      moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
+      moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
+    });
+    for (const [k, x] of [
+      ['moeUnrollGateUp', s.moeUnrollGateUp],
+      ['normGemvRows', s.normGemvRows],
+      ['gemvUnroll', s.gemvUnroll],
+    ] as const) {
+      if (x !== undefined && !(Number.isInteger(x) && x >= 1)) throw new Error(`--sweep: entry ${i}: ${k} ${x}`);
+    }
+    if (s.padDispatches !== undefined && !(Number.isInteger(s.padDispatches) && s.padDispatches >= 0))
+      throw new Error(`--sweep: entry ${i}: padDispatches ${s.padDispatches}`);
+    return s;
+  });
+}
+
+/** Runs `body` with the variant's kernel tunings set, restoring the previous ones after (session options aside). */
+export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
+  const saved = {
+    moe: { ...moeDecodeTuning },
+    rows: normGemvTuning.rows,
+    unroll: decodeTuning.unroll,
+  };
+  if (v.moeLanes) [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = v.moeLanes;
+  if (v.moeRows) [moeDecodeTuning.rowsGateUp, moeDecodeTuning.rowsDown] = v.moeRows;
+  if (v.moeUnrollGateUp !== undefined) moeDecodeTuning.unrollGateUp = v.moeUnrollGateUp;
+  if (v.normGemvRows !== undefined) normGemvTuning.rows = v.normGemvRows;
+  if (v.gemvUnroll !== undefined) decodeTuning.unroll = v.gemvUnroll;
+  const restore = () => {
+    Object.assign(moeDecodeTuning, saved.moe);
+    normGemvTuning.rows = saved.rows;
+    decodeTuning.unroll = saved.unroll;
+  };
+  let out: T;
+  try {
+    out = body();
+  } catch (e) {
+    restore();
+    throw e;
+  }
+  if (out instanceof Promise) return out.finally(restore) as T;
+  restore();
+  return out;
+}

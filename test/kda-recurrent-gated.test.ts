@@ -1,0 +1,119 @@
+/**
+ * kdaRecurrentGated (the KDA decode step with f_b / g_b folded into the recurrent kernel) against its
+ * definition: the two GEMVs of the low-rank columns, then kdaRecurrentSlots in layer mode. On WebGPU the
+ * fused kernel must give the two-dispatch path's values to the last bits (it reproduces the GEMV's
+ * summation; only the compiler's contraction of multiply-adds may differ); both must match the cpu
+ * reference (the same ops in plain TS) within 1e-4 of max |value|.
+ */
+import { describe, expect, it } from 'vitest';
+import { recurrentGatedTuning, kdaRecurrentGated } from '../src/kernels/kda/recurrentGated.js';
+import { recurrentGatedFits } from '../src/kernels/kda/recurrentGated.wgsl.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
+import type { Device, Tensor } from '../src/tensor/tensor.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+
+interface Case {
+  H: number;
+  K: number;
+  rf: number;
+  rg: number;
+  wd: 'f32' | 'bf16';
+  slots: number[];
+}
+
+/** Host data of one case: the pool, the conv planes, a projection row with f_a, g_a and beta placed oddly. */
+function makeCase(c: Case, seed: number) {
+  const { H, K, rf, rg } = c;
+  const N = c.slots.length;
+  const rng = new Rng(seed);
+  // Columns: some leading junk, f_a, g_a, then the H betas, then a tail (ld not a multiple of 4).
+  const fA = 4;
+  const gA = fA + rf;
+  const beta = gA + rg + 3;
+  const ld = beta + H + 5;
+  const pool = rng.normalArray(5 * H * K * K, 0.3);
+  const qkv = rng.normalArray(3 * N * H * K);
+  const proj = rng.normalArray(N * ld, 2);
+  const fB = rng.normalArray(H * K * rf, 0.3);
+  const gB = rng.normalArray(H * K * rg, 0.3);
+  const A_log = Float32Array.from({ length: H }, (_, h) => (h % 2 ? -2 : Math.log(16)));
+  const dt = rng.normalArray(H * K);
+  return { N, fA, gA, beta, ld, pool, qkv, proj, fB, gB, A_log, dt };
+}
+
+function run(d: Device, c: Case, x: ReturnType<typeof makeCase>) {
+  const { H, K, rf, rg } = c;
+  const w = (a: Float32Array, shape: number[]) =>
+    c.wd === 'bf16' ? d.fromHost(f32ArrayToBf16(a), shape, 'bf16') : d.fromHost(a, shape);
+  const pool = d.fromHost(x.pool, [5, H, K, K]);
+  const r = kdaRecurrentGated(pool, d.fromHost(Int32Array.from(c.slots), [x.N], 'i32'), {
+    qkv: d.fromHost(x.qkv, [3, x.N, H * K]),
+    proj: d.fromHost(x.proj, [x.N, x.ld]),
+    fA: x.fA,
+    gA: x.gA,
+    beta: x.beta,
+    fB: w(x.fB, [H * K, rf]),
+    gB: w(x.gB, [H * K, rg]),
+    A_log: d.fromHost(x.A_log, [H]),
+    dt_bias: d.fromHost(x.dt, [H * K]),
+  });
+  return { pool, ...r };
+}
+
+const f32 = async (t: Tensor) => (await t.toFloat32()) as Float32Array;
+
+async function values(r: { pool: Tensor; o: Tensor; gate: Tensor }) {
+  return { o: await f32(r.o), gate: await f32(r.gate), pool: await f32(r.pool) };
+}
+
+describe('kdaRecurrentGated', () => {
+  // K16-sized heads as the other KDA decode tests, f32 weights (bf16 weights: test/decode-host.test.ts's step
+  // of the tiny 48B structure, batch 1 and 2, against the two-op path); rf + rg over 32 chunks (72 + 64 f32)
+  // falls back to the two ops.
+  const cases: Case[] = [
+    { H: 3, K: 16, rf: 8, rg: 12, wd: 'f32', slots: [1, 2] },
+    { H: 2, K: 16, rf: 72, rg: 64, wd: 'f32', slots: [2] },
+  ];
+  for (const c of cases) {
+    const fits = recurrentGatedFits({ K: c.K, V: c.K, BV: 8, rf: c.rf, rg: c.rg, wDtype: c.wd });
+    it.skipIf(!hasGpu)(
+      `H=${c.H} K=${c.K} rf=${c.rf} rg=${c.rg} ${c.wd}, slots [${c.slots}]: ${fits ? 'one dispatch = the two-op path within 1e-6' : 'the two-op fallback'}, = cpu`,
+      async () => {
+        const gpu = (await gpuContext())!;
+        const x = makeCase(c, 11 + c.slots.length);
+        const fused = await values(run(gpu, c, x));
+        recurrentGatedTuning.fold = false;
+        let apart: Awaited<ReturnType<typeof values>>;
+        try {
+          apart = await values(run(gpu, c, x));
+        } finally {
+          recurrentGatedTuning.fold = true;
+        }
+        // The GEMV's partials and tree, but the shader compiler may contract multiply-adds differently in
+        // another kernel (lavapipe does: last-bit differences), so not bit-equal: within 1e-6 of max |value|.
+        expectClose(fused.gate, apart.gate, 1e-6, 'gate vs two ops');
+        expectClose(fused.o, apart.o, 1e-6, 'o vs two ops');
+        expectClose(fused.pool, apart.pool, 1e-6, 'pool vs two ops');
+        const ref = await values(run(cpu, c, x));
+        expectClose(fused.o, ref.o, 1e-4, 'o');
+        expectClose(fused.gate, ref.gate, 1e-4, 'gate');
+        expectClose(fused.pool, ref.pool, 1e-4, 'pool');
+        // Slots not in the batch keep their state.
+        const KV = c.H * c.K * c.K;
+        for (let s = 0; s < 5; s++) {
+          if (c.slots.includes(s)) continue;
+          expect(Array.from(fused.pool.slice(s * KV, (s + 1) * KV))).toEqual(
+            Array.from(x.pool.slice(s * KV, (s + 1) * KV)),
+          );
+        }
+      },
+    );
+  }
+  it('rejects columns past the projection row', () => {
+    const c: Case = { H: 2, K: 16, rf: 16, rg: 16, wd: 'f32', slots: [0] };
+    const x = makeCase(c, 1);
+    expect(() => run(cpu, c, { ...x, beta: x.ld - 1 })).toThrow(/beta/);
+  });
+});

@@ -73,6 +73,9 @@ export interface KdaBenchOptions {
   fwdSharedOutput?: boolean;
   /** Kd computed in the tiled state pass from k and gc, not written by the gc pass (kdaForwardTuning.kdInState). */
   fwdKdInState?: boolean;
+  /** The vec4 intra pass as two kernels (kdaForwardTuning.intraTwoPass) and its first's prefetch (intraGramPrefetch). */
+  fwdIntraTwoPass?: boolean;
+  fwdIntraGramPrefetch?: boolean;
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -184,6 +187,11 @@ function forwardTuningS6(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
   };
 }
 
+/** The seventh session's intra-pass choices the options ask for (kdaForwardTuning; undefined: the default). */
+function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
+  return { intraTwoPass: o.fwdIntraTwoPass, intraGramPrefetch: o.fwdIntraGramPrefetch };
+}
+
 function setLegacy(on: boolean | undefined): void {
   kdaBackwardTuning.legacyDstate = on;
   kdaBackwardTuning.legacyDqkw = on;
@@ -262,7 +270,8 @@ async function timeOn(dev: Device, body: () => void, reps: number, trials: numbe
  * one-column-per-thread state pass, 64 output columns per workgroup); `fusedVsSeparate`: the fused
  * state-and-output pass against the separate passes; `tiledVsPrefetch`: the tiled state pass against the
  * one-column-per-thread one (the other choices as tuned); `vsSessionStart`: against the kernels of the fifth
- * session's start; `sharedVsSeparate`: the intra and state passes in one pipeline against separate ones.
+ * session's start; `sharedVsSeparate`: the intra and state passes in one pipeline against separate ones;
+ * `twoPassVsOne`: the intra pass as two kernels against the one-pass kernel.
  */
 async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   const chunk = async (tuning: Partial<typeof kdaForwardTuning>) => {
@@ -298,6 +307,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     ),
     // The intra and tiled state passes in one pipeline (statePipeline.ts) against the two kernels as they are.
     sharedVsSeparate: diff(await chunk({ sharedPipeline: true }), await chunk({ sharedPipeline: false })),
+    // The intra pass as two kernels (intraGram + intraWU) against the one-pass kernel, the rest as tuned.
+    twoPassVsOne: diff(await chunk({ intraTwoPass: true }), await chunk({ intraTwoPass: false })),
     // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
     vsDefault: diff(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
@@ -361,6 +372,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
   Object.assign(kdaBackwardTuning, o.bwdTune ?? {});
   Object.assign(kdaForwardTuning, forwardTuningBase(o), forwardTuningS5(o), forwardTuningS6(o));
+  Object.assign(kdaForwardTuning, forwardTuningIntra7(o));
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -479,6 +491,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...Object.keys(fwdTuning),
     ...Object.keys(forwardTuningS5(o)),
     ...Object.keys(forwardTuningS6(o)),
+    ...Object.keys(forwardTuningIntra7(o)),
   ] as (keyof typeof kdaForwardTuning)[])
     kdaForwardTuning[key] = undefined;
   return {
@@ -488,6 +501,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...(Object.values(fwdTuning).some(Boolean) ? { forwardTuning: fwdTuning } : {}),
     ...(Object.values(forwardTuningS5(o)).some((x) => x !== undefined) ? { forwardTuningS5: forwardTuningS5(o) } : {}),
     ...(Object.values(forwardTuningS6(o)).some((x) => x !== undefined) ? { forwardTuningS6: forwardTuningS6(o) } : {}),
+    ...(Object.values(forwardTuningIntra7(o)).some((x) => x !== undefined)
+      ? { forwardTuningIntra7: forwardTuningIntra7(o) }
+      : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
     ...(o.bwdPairsFactored ? { pairsKernel: 'factored, scalar tiles (pairs.wgsl.ts)' } : {}),
@@ -603,6 +619,11 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-kd-in-state <on|off>',
       'forward Kd computed in the tiled state pass from k and gc (default on; off: the gc pass writes Kd)',
     )
+    .option(
+      '--fwd-intra-two-pass <on|off>',
+      'forward vec4 intra pass as two kernels: A_kk, A_qk and T, then [W | U] from T (default off)',
+    )
+    .option('--fwd-intra-gram-prefetch <on|off>', "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)")
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -671,6 +692,8 @@ export function registerKdaBench(bench: Command): void {
         fwdSharedPipeline: parseOnOff('--fwd-shared-pipeline', opts.fwdSharedPipeline),
         fwdSharedOutput: parseOnOff('--fwd-shared-output', opts.fwdSharedOutput),
         fwdKdInState: parseOnOff('--fwd-kd-in-state', opts.fwdKdInState),
+        fwdIntraTwoPass: parseOnOff('--fwd-intra-two-pass', opts.fwdIntraTwoPass),
+        fwdIntraGramPrefetch: parseOnOff('--fwd-intra-gram-prefetch', opts.fwdIntraGramPrefetch),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -31,6 +31,8 @@ import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
+import { type IntraGramVariant, intraGramFits, intraGramKey, intraGramWgsl } from './intraGram.wgsl.js';
+import { intraWUKey, intraWUTiles, intraWUWgsl } from './intraWU.wgsl.js';
 import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
 import { stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
 import { dispatchStateIntra } from './statePipeline.js';
@@ -138,6 +140,16 @@ export const kdaForwardTuning: {
    * waited on those loads: 6.371 (run1-summary.txt).
    */
   kdInState?: boolean;
+  /**
+   * true: the vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
+   * [W | U] = T Diag(beta) [exp(gc) K | V] (intraWU.wgsl.ts), each with a smaller register allocation than the
+   * one-pass kernel (bench kda --fwd-intra-two-pass on). The same arithmetic in the same order. Where the shared
+   * pipeline runs, the state pass keeps it (with the one-pass intra kernel as its idle part, for that kernel's
+   * register allocation, statePipeline.ts); only the intra dispatches leave it.
+   */
+  intraTwoPass?: boolean;
+  /** The two-pass intra's first kernel with its K-tile loads a tile ahead (IntraGramVariant.prefetch; default on). */
+  intraGramPrefetch?: boolean;
 } = {};
 
 /**
@@ -292,6 +304,14 @@ export function dispatchChunkForward(
     workgroups: [V / BV, groups[gi].HB, N] as const,
   });
   const gcInIntra = vec4Intra && !fused && kdaForwardTuning.gcInIntra === true;
+  // The intra pass as two kernels (kdaForwardTuning.intraTwoPass): not with the profiling or split variants of
+  // the one-pass kernel.
+  const twoPass =
+    kdaForwardTuning.intraTwoPass === true &&
+    vec4Intra &&
+    !gcInIntra &&
+    kdaForwardTuning.intraSkip === undefined &&
+    kdaForwardTuning.intraSplit !== true;
   const vv4: IntraVecVariant = {
     ...v,
     skip: kdaForwardTuning.intraSkip,
@@ -353,7 +373,8 @@ export function dispatchChunkForward(
       params: new Params().u32(H, N).f32(scale).u32(0),
       workgroups: [NS, H, gcWorkgroups(K)],
     });
-    if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
+    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, keep);
+    else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
         kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
@@ -434,6 +455,40 @@ export function dispatchChunkForward(
   if (keep) return saved as ChunkSaved;
   disposeSaved(saved);
   return undefined;
+}
+
+/**
+ * The intra pass as two kernels (kdaForwardTuning.intraTwoPass): A_qk and T (intraGram.wgsl.ts), then W and U
+ * (intraWU.wgsl.ts) from T in the layout the first leaves it in, in a scratch buffer (saved.T holds the
+ * backward's row-major T when kept).
+ */
+function dispatchIntraTwoPass(
+  gpu: GpuContext,
+  p: GpuProblem,
+  NS: number,
+  x: { cu: Tensor; q: Tensor; k: Tensor; vv: Tensor; beta: Tensor },
+  saved: MaybeSaved,
+  params: Params,
+  keep: boolean,
+): void {
+  const { H, K, V, GK } = p;
+  const gv: IntraGramVariant = { K, V, GK, prefetch: kdaForwardTuning.intraGramPrefetch !== false, storeT: keep };
+  if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
+  const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_intra', key: intraGramKey(gv), code: () => intraGramWgsl(gv) },
+    tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, ...(keep ? [saved.T] : [])],
+    params,
+    workgroups: [NS, H],
+  });
+  const wv = { K, V, GK };
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(wv), code: () => intraWUWgsl(wv) },
+    tensors: [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],
+    params,
+    workgroups: [NS, H, intraWUTiles(wv)],
+  });
+  Tt.dispose();
 }
 
 /** A ChunkSaved, or the forward's own set before it knows whether V' was needed (no keep, fused pass). */

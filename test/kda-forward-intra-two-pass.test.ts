@@ -1,0 +1,102 @@
+/**
+ * The vec4 intra pass as two kernels (kdaForwardTuning.intraTwoPass: intraGram.wgsl.ts, then intraWU.wgsl.ts)
+ * against its plain-TS reference (intraReference.ts, f64: A_qk, T, W, U per chunk) and against the one-pass
+ * kernel (intraVec.wgsl.ts): o, the final state and every kept intermediate within 1e-6 (the same expressions
+ * in the same order), with keep (the first kernel also stores the backward's row-major T) and without (what
+ * inference runs). K16/V8, the geometry the other KDA tests compile; T = 1, 7, 63, 65, 130 (partial chunks,
+ * rows past the end), a per-head gate (GK = 1), a varlen batch with an empty sequence; both variants of the
+ * first kernel's loads (a K tile ahead or not). The dispatches are checked to be the two kernels.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { runChunkForward, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
+import { type KdaCase, randomCase } from './kda-random.js';
+
+afterEach(() => {
+  for (const key of Object.keys(kdaForwardTuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
+});
+
+/** A_qk and T ([used slots, H, 64, 64], the order runChunkForward picks them in), W and U ([T, H, .]). */
+function reference(c: KdaCase, cu: readonly number[]) {
+  const { H, K, V, GK } = c;
+  const Aqk: number[] = [];
+  const T: number[] = [];
+  const W = new Float64Array(c.T * H * K);
+  const U = new Float64Array(c.T * H * V);
+  for (let s = 0; s + 1 < cu.length; s++) {
+    for (let t0 = cu[s]; t0 < cu[s + 1]; t0 += 64) {
+      const L = Math.min(64, cu[s + 1] - t0);
+      for (let h = 0; h < H; h++) {
+        const rows = (a: Float32Array, w: number) =>
+          Float64Array.from({ length: L * w }, (_, e) => a[((t0 + Math.floor(e / w)) * H + h) * w + (e % w)]);
+        const g = rows(c.g, GK);
+        for (let i = 1; i < L; i++) for (let ch = 0; ch < GK; ch++) g[i * GK + ch] += g[(i - 1) * GK + ch];
+        const r = intraChunkReference({
+          L,
+          K,
+          V,
+          GK,
+          q: rows(c.q, K),
+          k: rows(c.k, K),
+          v: rows(c.v, V),
+          gc: g,
+          beta: rows(c.beta, 1),
+          scale: K ** -0.5,
+        });
+        Aqk.push(...r.Aqk);
+        T.push(...r.T);
+        for (let i = 0; i < L; i++) {
+          for (let ch = 0; ch < K; ch++) W[((t0 + i) * H + h) * K + ch] = r.W[i * K + ch];
+          for (let ch = 0; ch < V; ch++) U[((t0 + i) * H + h) * V + ch] = r.U[i * V + ch];
+        }
+      }
+    }
+  }
+  return { Aqk, T, W, U };
+}
+
+async function run(c: KdaCase, cu: number[], S0: Float32Array, keep: boolean, tuning: typeof kdaForwardTuning) {
+  const gpu = (await gpuContext())!;
+  return withForwardTuning(tuning, () => withDispatchKeys(gpu, () => runChunkForward(gpu, c, cu, S0, keep)));
+}
+
+async function expectTwoPass(c: KdaCase, cu: number[], prefetch = true) {
+  const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
+  for (const keep of [true, false]) {
+    const one = await run(c, cu, S0, keep, { intraTwoPass: false });
+    const two = await run(c, cu, S0, keep, { intraTwoPass: true, intraGramPrefetch: prefetch });
+    expect(one.keys.some((k) => k.startsWith('kda_chunk_intra_gram') || k.startsWith('kda_chunk_intra_wu'))).toBe(
+      false,
+    );
+    expect(two.keys.filter((k) => k.startsWith('kda_chunk_intra_gram')).length).toBe(1);
+    expect(two.keys.filter((k) => k.startsWith('kda_chunk_intra_wu')).length).toBe(1);
+    expect(Object.keys(two.got).sort()).toEqual(Object.keys(one.got).sort());
+    for (const n of Object.keys(one.got)) expectClose(two.got[n], one.got[n], 1e-6, `${n} (two-pass = one-pass)`);
+    if (keep) {
+      const ref = reference(c, cu);
+      for (const n of ['Aqk', 'T', 'W', 'U'] as const) expectClose(two.got[n], ref[n], 1e-4, `${n} (reference)`);
+    }
+  }
+}
+
+const [H, K, V] = [2, 16, 8];
+
+describe('kda chunked forward: the intra pass as two kernels', () => {
+  for (const T of [1, 7, 63, 65, 130]) {
+    it.skipIf(!hasGpu)(`= one-pass kernel and reference: T=${T}, K=16, V=8`, { timeout: 300_000 }, async () => {
+      await expectTwoPass(randomCase(T * 5 + 3, T, H, K, V), [0, T]);
+    });
+  }
+
+  it.skipIf(!hasGpu)('one gate per head (GK = 1), loads not a tile ahead: T=130', { timeout: 300_000 }, async () => {
+    await expectTwoPass(randomCase(31, 130, H, K, V, 1), [0, 130], false);
+  });
+
+  it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens)', { timeout: 300_000 }, async () => {
+    const cu = [0, 5, 75, 75, 133];
+    await expectTwoPass(randomCase(33, cu[4], H, K, V), cu);
+  });
+});

@@ -623,7 +623,10 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-intra-two-pass <on|off>',
       'forward vec4 intra pass as two kernels: A_kk, A_qk and T, then [W | U] from T (default off)',
     )
-    .option('--fwd-intra-gram-prefetch <on|off>', "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)")
+    .option(
+      '--fwd-intra-gram-prefetch <on|off>',
+      "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)",
+    )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');

@@ -486,7 +486,7 @@ function dispatchIntraTwoPass(
     kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(wv), code: () => intraWUWgsl(wv) },
     tensors: [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],
     params,
-    workgroups: [NS, H, intraWUTiles(wv)],
+    workgroups: [intraWUTiles(wv), NS, H],
   });
   Tt.dispose();
 }

@@ -1,8 +1,9 @@
 /**
  * Pass 1b of the chunked KDA forward in two passes (kdaForwardTuning.intraTwoPass): the UT transform's
  *    [W | U] = T Diag(beta) [exp(gc) K | V]
- * from the T that pass 1a (intraGram.wgsl.ts) stored, one workgroup per (chunk slot, head, tile of 64 of the
- * K + V columns); 256 threads, thread (rg, cg) owning rows 4 rg .. 4 rg + 3 and columns 4 cg .. 4 cg + 3 of
+ * from the T that pass 1a (intraGram.wgsl.ts) stored, one workgroup per (tile of 64 of the K + V columns, chunk
+ * slot, head), the column tile fastest so that a chunk's T is read from DRAM once and from L2 by its other
+ * tiles' workgroups; 256 threads, thread (rg, cg) owning rows 4 rg .. 4 rg + 3 and columns 4 cg .. 4 cg + 3 of
  * the tile (a 4x4 register tile). T is strictly lower (the unit diagonal is the B operand itself), so row block
  * rg sums over the column blocks j4 <= rg only.
  *
@@ -32,7 +33,7 @@ export function intraWUFits(v: IntraWUVariant): boolean {
   return v.K % 4 === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
 }
 
-/** Column tiles of 64 (16 vec4) over the K + V columns of [W | U]: the grid's third dimension. */
+/** Column tiles of 64 (16 vec4) over the K + V columns of [W | U]: the grid's first dimension. */
 export const intraWUTiles = (v: IntraWUVariant): number => Math.ceil((v.K / 4 + v.V / 4) / 16);
 
 const R4 = [0, 1, 2, 3];
@@ -54,7 +55,7 @@ fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row]
 var<workgroup> sm: array<vec4<f32>, 2048>;
 
 ${computeMain(WG)}
-  ${chunkSlotPrologue(['slot', 'h', 'ct'])}
+  ${chunkSlotPrologue(['ct', 'slot', 'h'])}
   let abase = (slot * H + h) * 1024u;
   let rg = lid / 16u;
   let cg = lid % 16u;

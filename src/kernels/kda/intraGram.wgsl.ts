@@ -120,6 +120,9 @@ ${computeMain(WG)}
   let srow = (t0 + min(si, L - 1u)) * H + h;
   let nrow = (t0 + min(si & 0xfffffffcu, L - 1u)) * H + h;
   let mrow = (t0 + min(si | 3u, L - 1u)) * H + h;
+  // beta of rows 4 I4 .. 4 I4 + 3 (0 past the end), for Diag(beta) A_kk after the K loop: loaded now, without
+  // branches, so its latency hides behind step A (after the loop it was one more wait for every workgroup).
+  let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, beta[(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h], 4u * I4 + ${a}u < L)`).join(',\n    ')});
   var qv: vec4<f32>;
   var kv: vec4<f32>;
   var gv: vec4<f32>;
@@ -170,10 +173,6 @@ ${computeMain(WG)}
   // A_qk to global (scaled; zero above the diagonal and past the end); Diag(beta) A_kk, strictly lower and
   // transposed, to workgroup memory (the staging tiles are dead after the last barrier).
   let abase = (slot * H + h) * 1024u;
-  var beta4 = vec4<f32>(0.0);
-  if (!isQ) {
-    ${R4.map((a) => `if (4u * I4 + ${a}u < L) { beta4.${X[a]} = beta[(t0 + 4u * I4 + ${a}u) * H + h]; }`).join('\n    ')}
-  }
   if (diag) {
     ${R4.map(
       (a) =>

@@ -61,23 +61,29 @@ ${computeMain(WG)}
   let cg = lid % 16u;
   let c4 = ct * 16u + cg;
   // Tile element lid + 256 m: row lid / 16 + 16 m, column group cg of B = Diag(beta) [exp(gc) K | V] (0 past
-  // the end and past the last column); T element lid + 256 m as stored.
+  // the end and past the last column); T element lid + 256 m as stored. Every load is unconditional, in
+  // straight-line code, so all 20 are in flight at once (with the K / V choice as branches around the loads the
+  // H200 ran this kernel at 1.70 ms, each branch's loads waited for in turn): a thread of a V column reads k and
+  // gc at the last K column group, one of a K column v at the first, the same address for the whole row, so
+  // those loads cost a cache line a row.
+  let isK = c4 < ${K4}u;
+  let inV = !isK && c4 < ${K4 + V4}u;
+  let kc = min(c4, ${K4 - 1}u);
+  let vc = select(0u, min(c4 - ${K4}u, ${V4 - 1}u), !isK);
   ${R4.map(
-    (m) => `{
-    let i = lid / 16u + ${16 * m}u;
-    let row = (t0 + min(i, L - 1u)) * H + h;
-    let bt = select(0.0, beta[row], i < L);
-    var bx = vec4<f32>(0.0);
-    var bg = vec4<f32>(0.0);
-    if (c4 < ${K4}u) {
-      bx = bt * k[row * ${K4}u + c4];
-      bg = gc4(row, c4);
-    } else if (c4 < ${K4 + V4}u) {
-      bx = bt * vv[row * ${V4}u + c4 - ${K4}u];
-    }
-    sm[${BT}u + lid + ${m * WG}u] = select(bx, bx * exp(bg), c4 < ${K4}u);
-    sm[${MT}u + lid + ${m * WG}u] = Tt[abase + lid + ${m * WG}u];
-  }`,
+    (m) => `let i${m} = lid / 16u + ${16 * m}u;
+  let row${m} = (t0 + min(i${m}, L - 1u)) * H + h;
+  let bt${m} = select(0.0, beta[row${m}], i${m} < L);
+  let kx${m} = k[row${m} * ${K4}u + kc];
+  let gx${m} = gc4(row${m}, kc);
+  let vx${m} = vv[row${m} * ${V4}u + vc];
+  let tt${m} = Tt[abase + lid + ${m * WG}u];`,
+  ).join('\n  ')}
+  ${R4.map(
+    (
+      m,
+    ) => `sm[${BT}u + lid + ${m * WG}u] = select(select(vec4<f32>(0.0), bt${m} * vx${m}, inV), (bt${m} * kx${m}) * exp(gx${m}), isK);
+  sm[${MT}u + lid + ${m * WG}u] = tt${m};`,
   ).join('\n  ')}
   workgroupBarrier();
   ${R4.map((a) => `var acc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n  ')}

@@ -67,11 +67,17 @@ async function run(c: KdaCase, cu: number[], S0: Float32Array, keep: boolean, tu
  * Two-pass = one-pass (and = reference with keep), for each of `keeps` (with keep the first kernel stores T
  * row-major too: another compiled variant).
  */
-async function expectTwoPass(c: KdaCase, cu: number[], prefetch = true, keeps = [true]) {
+async function expectTwoPass(
+  c: KdaCase,
+  cu: number[],
+  prefetch = true,
+  keeps = [true],
+  loads: 'all' | 'uniform' = 'all',
+) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
   for (const keep of keeps) {
     const one = await run(c, cu, S0, keep, { intraTwoPass: false });
-    const two = await run(c, cu, S0, keep, { intraTwoPass: true, intraGramPrefetch: prefetch });
+    const two = await run(c, cu, S0, keep, { intraTwoPass: true, intraGramPrefetch: prefetch, intraWULoads: loads });
     expect(one.keys.some((k) => k.startsWith('kda_chunk_intra_gram') || k.startsWith('kda_chunk_intra_wu'))).toBe(
       false,
     );
@@ -103,9 +109,11 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
     await expectTwoPass(randomCase(35, 130, H, K, V), [0, 130], false, [false]);
   });
 
-  it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens), keep', { timeout: 300_000 }, async () => {
+  // The 'uniform' loads of the second kernel: at K16/V8 its one column tile holds K and V columns (the mixed
+  // branch); the whole-K and whole-V branches run at d = 128 (bench kda --check on the device).
+  it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens), keep, uniform loads', { timeout: 300_000 }, async () => {
     const cu = [0, 5, 75, 75, 133];
-    await expectTwoPass(randomCase(33, cu[4], H, K, V), cu);
+    await expectTwoPass(randomCase(33, cu[4], H, K, V), cu, true, [true], 'uniform');
   });
 
   it.skipIf(slow)('one gate per head (GK = 1): T=130, keep and not', { timeout: 300_000 }, async () => {

@@ -76,6 +76,7 @@ export interface KdaBenchOptions {
   /** The vec4 intra pass as two kernels (kdaForwardTuning.intraTwoPass) and its first's prefetch (intraGramPrefetch). */
   fwdIntraTwoPass?: boolean;
   fwdIntraGramPrefetch?: boolean;
+  fwdIntraWuLoads?: 'all' | 'uniform';
   /**
    * Also time the decode step at batch 64 after the chunked runs, then again after the buffer pool is
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
@@ -189,7 +190,11 @@ function forwardTuningS6(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
 
 /** The seventh session's intra-pass choices the options ask for (kdaForwardTuning; undefined: the default). */
 function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
-  return { intraTwoPass: o.fwdIntraTwoPass, intraGramPrefetch: o.fwdIntraGramPrefetch };
+  return {
+    intraTwoPass: o.fwdIntraTwoPass,
+    intraGramPrefetch: o.fwdIntraGramPrefetch,
+    intraWULoads: o.fwdIntraWuLoads,
+  };
 }
 
 function setLegacy(on: boolean | undefined): void {
@@ -697,6 +702,7 @@ export function registerKdaBench(bench: Command): void {
         fwdKdInState: parseOnOff('--fwd-kd-in-state', opts.fwdKdInState),
         fwdIntraTwoPass: parseOnOff('--fwd-intra-two-pass', opts.fwdIntraTwoPass),
         fwdIntraGramPrefetch: parseOnOff('--fwd-intra-gram-prefetch', opts.fwdIntraGramPrefetch),
+        fwdIntraWuLoads: parseSkip('--fwd-intra-wu-loads', opts.fwdIntraWuLoads, ['all', 'uniform'] as const),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -32,7 +32,7 @@ import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
 import { type IntraGramVariant, intraGramFits, intraGramKey, intraGramWgsl } from './intraGram.wgsl.js';
-import { intraWUKey, intraWUTiles, intraWUWgsl } from './intraWU.wgsl.js';
+import { type IntraWUVariant, intraWUKey, intraWUTiles, intraWUWgsl } from './intraWU.wgsl.js';
 import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
 import { stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
 import { dispatchStateIntra } from './statePipeline.js';
@@ -150,6 +150,8 @@ export const kdaForwardTuning: {
   intraTwoPass?: boolean;
   /** The two-pass intra's first kernel with its K-tile loads a tile ahead (IntraGramVariant.prefetch; default on). */
   intraGramPrefetch?: boolean;
+  /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
+  intraWULoads?: 'all' | 'uniform';
 } = {};
 
 /**
@@ -481,7 +483,7 @@ function dispatchIntraTwoPass(
     params,
     workgroups: [NS, H],
   });
-  const wv = { K, V, GK };
+  const wv: IntraWUVariant = { K, V, GK, loads: kdaForwardTuning.intraWULoads };
   gpu.dispatch({
     kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(wv), code: () => intraWUWgsl(wv) },
     tensors: [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],

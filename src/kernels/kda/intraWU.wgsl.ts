@@ -25,9 +25,16 @@ export interface IntraWUVariant {
   K: number;
   V: number;
   GK: number;
+  /**
+   * The operand loads: 'all' (k, gc and v for every column, the unused ones at one address a row) or
+   * 'uniform' (a tile wholly of K columns loads k and gc only, one wholly of V columns v only, each branch
+   * uniform over the workgroup and straight-line inside; a tile of both loads as 'all'): fewer registers held.
+   */
+  loads?: 'all' | 'uniform';
 }
 
-export const intraWUKey = (v: IntraWUVariant) => `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}`;
+export const intraWUKey = (v: IntraWUVariant) =>
+  `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   return v.K % 4 === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
@@ -44,6 +51,24 @@ export function intraWUWgsl(v: IntraWUVariant): string {
   if (!intraWUFits(v)) throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}`);
   const K4 = K / 4;
   const V4 = V / 4;
+  /** WGSL: the tile's loads (of k and gc, of v, or both), all issued before B and T are staged. */
+  const loadsAndStage = (of: ('k' | 'v')[]) => {
+    const both = of.length === 2;
+    const val = (m: number) => {
+      const kval = `(bt${m} * kx${m}) * exp(gx${m})`;
+      const vval = `select(vec4<f32>(0.0), bt${m} * vx${m}, inV)`;
+      return both ? `select(${vval}, ${kval}, isK)` : of[0] === 'k' ? kval : vval;
+    };
+    return [
+      ...R4.map(
+        (m) => `let bt${m} = select(0.0, beta[row${m}], i${m} < L);${
+          of.includes('k') ? `\n    let kx${m} = k[row${m} * ${K4}u + kc];\n    let gx${m} = gc4(row${m}, kc);` : ''
+        }${of.includes('v') ? `\n    let vx${m} = vv[row${m} * ${V4}u + vc];` : ''}
+    let tt${m} = Tt[abase + lid + ${m * WG}u];`,
+      ),
+      ...R4.map((m) => `sm[${BT}u + lid + ${m * WG}u] = ${val(m)};\n    sm[${MT}u + lid + ${m * WG}u] = tt${m};`),
+    ].join('\n    ');
+  };
   return /* wgsl */ `
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
@@ -70,21 +95,18 @@ ${computeMain(WG)}
   let inV = !isK && c4 < ${K4 + V4}u;
   let kc = min(c4, ${K4 - 1}u);
   let vc = select(0u, min(c4 - ${K4}u, ${V4 - 1}u), !isK);
-  ${R4.map(
-    (m) => `let i${m} = lid / 16u + ${16 * m}u;
-  let row${m} = (t0 + min(i${m}, L - 1u)) * H + h;
-  let bt${m} = select(0.0, beta[row${m}], i${m} < L);
-  let kx${m} = k[row${m} * ${K4}u + kc];
-  let gx${m} = gc4(row${m}, kc);
-  let vx${m} = vv[row${m} * ${V4}u + vc];
-  let tt${m} = Tt[abase + lid + ${m * WG}u];`,
-  ).join('\n  ')}
-  ${R4.map(
-    (
-      m,
-    ) => `sm[${BT}u + lid + ${m * WG}u] = select(select(vec4<f32>(0.0), bt${m} * vx${m}, inV), (bt${m} * kx${m}) * exp(gx${m}), isK);
-  sm[${MT}u + lid + ${m * WG}u] = tt${m};`,
-  ).join('\n  ')}
+  ${R4.map((m) => `let i${m} = lid / 16u + ${16 * m}u;\n  let row${m} = (t0 + min(i${m}, L - 1u)) * H + h;`).join('\n  ')}
+  ${
+    v.loads === 'uniform'
+      ? `if (ct * 16u + 16u <= ${K4}u) {
+    ${loadsAndStage(['k'])}
+  } else if (ct * 16u >= ${K4}u) {
+    ${loadsAndStage(['v'])}
+  } else {
+    ${loadsAndStage(['k', 'v'])}
+  }`
+      : loadsAndStage(['k', 'v'])
+  }
   workgroupBarrier();
   ${R4.map((a) => `var acc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n  ')}
   // Columns j < 4 rg + 4 (T is zero on and above the diagonal), 4 at a time: the 8 operand reads are issued

@@ -626,8 +626,9 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-intra-two-pass <on|off>',
-      'forward vec4 intra pass as two kernels: A_kk, A_qk and T, then [W | U] from T (default off)',
+      'forward vec4 intra pass as two kernels: A_kk, A_qk and T, then [W | U] from T (default on GPUs)',
     )
+    .option('--fwd-intra-wu-loads <kind>', "two-pass intra: the second kernel's loads, all or uniform (default all)")
     .option(
       '--fwd-intra-gram-prefetch <on|off>',
       "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)",

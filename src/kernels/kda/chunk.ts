@@ -141,11 +141,14 @@ export const kdaForwardTuning: {
    */
   kdInState?: boolean;
   /**
-   * true: the vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
+   * The vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
    * [W | U] = T Diag(beta) [exp(gc) K | V] (intraWU.wgsl.ts), each with a smaller register allocation than the
-   * one-pass kernel (bench kda --fwd-intra-two-pass on). The same arithmetic in the same order. Where the shared
-   * pipeline runs, the state pass keeps it (with the one-pass intra kernel as its idle part, for that kernel's
-   * register allocation, statePipeline.ts); only the intra dispatches leave it.
+   * one-pass kernel; false: the one-pass kernel (bench kda --fwd-intra-two-pass off). The default on GPUs
+   * (intraTwoPassByDefault). The same arithmetic in the same order (bench kda --check twoPassVsOne 0 on the
+   * H200). Where the shared pipeline runs, the state pass keeps it (with the one-pass intra kernel as its idle
+   * part, for that kernel's register allocation, statePipeline.ts); only the intra dispatches leave it.
+   * H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-01-h200-kintra-s2-*): forward 5.887 / 5.886 ms
+   * against 6.078 / 6.094 with the one-pass kernel; intra 1.197 + 1.013 (the W | U kernel) against 2.406.
    */
   intraTwoPass?: boolean;
   /** The two-pass intra's first kernel with its K-tile loads a tile ahead (IntraGramVariant.prefetch; default on). */
@@ -159,6 +162,13 @@ export const kdaForwardTuning: {
  * is unset: on GPUs, not on a software (fallback) adapter such as lavapipe (see sharedPipeline).
  */
 export const sharedPipelineByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+
+/**
+ * Whether the forward runs the intra pass as two kernels when kdaForwardTuning.intraTwoPass is unset: on GPUs
+ * (faster on the H200, see intraTwoPass), not on a software adapter (lavapipe), where the test suite's other
+ * files compile the one-pass kernel and kda-forward-intra-two-pass.test.ts compares the two.
+ */
+export const intraTwoPassByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -306,10 +316,10 @@ export function dispatchChunkForward(
     workgroups: [V / BV, groups[gi].HB, N] as const,
   });
   const gcInIntra = vec4Intra && !fused && kdaForwardTuning.gcInIntra === true;
-  // The intra pass as two kernels (kdaForwardTuning.intraTwoPass): not with the profiling or split variants of
-  // the one-pass kernel.
+  // The intra pass as two kernels (kdaForwardTuning.intraTwoPass; the default on GPUs): not with the profiling or
+  // split variants of the one-pass kernel.
   const twoPass =
-    kdaForwardTuning.intraTwoPass === true &&
+    (kdaForwardTuning.intraTwoPass ?? intraTwoPassByDefault(gpu)) &&
     vec4Intra &&
     !gcInIntra &&
     kdaForwardTuning.intraSkip === undefined &&

@@ -27,6 +27,11 @@
  * Every exp() argument is <= 0 (gc is non-increasing along time; rows past the end reuse the last row's gc,
  * with q = k = 0). f32 throughout. Workgroup memory: 32 KiB (lavapipe's limit; the H200 has 48).
  * H200, B=1, H=16, d=128, T=32768: 2.38 ms (the scalar intra.wgsl.ts: 9.55 ms), plus 0.38 ms for pass 0.
+ * Its steps (seventh session, each left out in turn with `skip`, two runs each, 2.429 / 2.428 ms whole,
+ * bench/results/2026-12-01-h200-kintra-s1-summary.txt): step A's products 0.61 ms, step B 0.20, step C's
+ * products 0.48; the remaining ~1.14 ms are the loads, staging, stores and barriers around them. On GPUs the
+ * forward now runs intraGram.wgsl.ts + intraWU.wgsl.ts instead (kdaForwardTuning.intraTwoPass); this kernel
+ * stays the state pass's register donor in the shared pipeline (statePipeline.ts) and the software adapter's.
  */
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 

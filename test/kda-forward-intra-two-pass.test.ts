@@ -4,8 +4,8 @@
  * kernel (intraVec.wgsl.ts): o, the final state and every kept intermediate within 1e-6 (the same expressions
  * in the same order), with keep (the first kernel also stores the backward's row-major T) and without (what
  * inference runs). K16/V8, the geometry the other KDA tests compile; T = 1, 7, 63, 65, 130 (partial chunks,
- * rows past the end), a per-head gate (GK = 1), a varlen batch with an empty sequence; both variants of the
- * first kernel's loads (a K tile ahead or not). The dispatches are checked to be the two kernels.
+ * rows past the end), a varlen batch with an empty sequence; with KIMI_SLOW_TESTS=1 also a per-head gate (GK = 1)
+ * and the non-default load variants of both kernels. The dispatches are checked to be the two kernels.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
@@ -63,10 +63,7 @@ async function run(c: KdaCase, cu: number[], S0: Float32Array, keep: boolean, tu
   return withForwardTuning(tuning, () => withDispatchKeys(gpu, () => runChunkForward(gpu, c, cu, S0, keep)));
 }
 
-/**
- * Two-pass = one-pass (and = reference with keep), for each of `keeps` (with keep the first kernel stores T
- * row-major too: another compiled variant).
- */
+/** Two-pass = one-pass (and = reference with keep: the first kernel also stores T row-major), for each of `keeps`. */
 async function expectTwoPass(
   c: KdaCase,
   cu: number[],
@@ -93,9 +90,10 @@ async function expectTwoPass(
 }
 
 const [H, K, V] = [2, 16, 8];
-// Each variant of the first kernel costs a lavapipe compilation (tens of seconds with an empty shader cache):
-// the default pass compiles two (keep with loads a tile ahead; no keep without), the per-head gate's with
-// KIMI_SLOW_TESTS=1.
+// Each kernel variant costs a lavapipe compilation (tens of seconds with an empty shader cache): the default
+// pass compiles the GPU default's two (the first kernel's loads a tile ahead, one kernel with and without keep;
+// the second's 'all' loads), KIMI_SLOW_TESTS=1 the others (loads not a tile ahead, 'uniform' loads, a per-head
+// gate).
 const slow = !hasGpu || process.env.KIMI_SLOW_TESTS !== '1';
 
 describe('kda chunked forward: the intra pass as two kernels', () => {
@@ -105,15 +103,23 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
     });
   }
 
-  it.skipIf(!hasGpu)('= one-pass kernel, no keep, loads not a tile ahead: T=130', { timeout: 300_000 }, async () => {
-    await expectTwoPass(randomCase(35, 130, H, K, V), [0, 130], false, [false]);
+  it.skipIf(!hasGpu)('= one-pass kernel, no keep: T=130', { timeout: 300_000 }, async () => {
+    await expectTwoPass(randomCase(35, 130, H, K, V), [0, 130], true, [false]);
+  });
+
+  it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens), keep and not', { timeout: 300_000 }, async () => {
+    const cu = [0, 5, 75, 75, 133];
+    await expectTwoPass(randomCase(33, cu[4], H, K, V), cu, true, [true, false]);
+  });
+
+  it.skipIf(slow)('loads not a tile ahead: T=130, keep and not', { timeout: 300_000 }, async () => {
+    await expectTwoPass(randomCase(37, 130, H, K, V), [0, 130], false, [true, false]);
   });
 
   // The 'uniform' loads of the second kernel: at K16/V8 its one column tile holds K and V columns (the mixed
   // branch); the whole-K and whole-V branches run at d = 128 (bench kda --check on the device).
-  it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens), keep, uniform loads', { timeout: 300_000 }, async () => {
-    const cu = [0, 5, 75, 75, 133];
-    await expectTwoPass(randomCase(33, cu[4], H, K, V), cu, true, [true], 'uniform');
+  it.skipIf(slow)('uniform loads of the second kernel: T=130, keep', { timeout: 300_000 }, async () => {
+    await expectTwoPass(randomCase(39, 130, H, K, V), [0, 130], true, [true], 'uniform');
   });
 
   it.skipIf(slow)('one gate per head (GK = 1): T=130, keep and not', { timeout: 300_000 }, async () => {

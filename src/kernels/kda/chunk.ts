@@ -385,7 +385,7 @@ export function dispatchChunkForward(
       params: new Params().u32(H, N).f32(scale).u32(0),
       workgroups: [NS, H, gcWorkgroups(K)],
     });
-    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, keep);
+    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -481,15 +481,15 @@ function dispatchIntraTwoPass(
   x: { cu: Tensor; q: Tensor; k: Tensor; vv: Tensor; beta: Tensor },
   saved: MaybeSaved,
   params: Params,
-  keep: boolean,
 ): void {
   const { H, K, V, GK } = p;
-  const gv: IntraGramVariant = { K, V, GK, prefetch: kdaForwardTuning.intraGramPrefetch !== false, storeT: keep };
+  const gv: IntraGramVariant = { K, V, GK, prefetch: kdaForwardTuning.intraGramPrefetch !== false };
   if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
   gpu.dispatch({
     kernel: { name: 'kda_chunk_intra', key: intraGramKey(gv), code: () => intraGramWgsl(gv) },
-    tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, ...(keep ? [saved.T] : [])],
+    // saved.T (allocated with or without keep) written only with keep (params' storeT).
+    tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T],
     params,
     workgroups: [NS, H],
   });

@@ -19,7 +19,7 @@
  *  B. T = (I + Diag(beta) A_kk)^-1 by doubling over the transposed, strictly lower matrix (intraVec.wgsl.ts).
  * Stored: A_qk (times scale, zero above the diagonal and past the end) for pass 3; T in the transposed vec4
  * layout of workgroup memory (column j as 16 vec4 of rows, zero on and above the diagonal) for pass 1b; T
- * strictly lower, row-major, for the backward in the `storeT` variant.
+ * strictly lower, row-major, for the backward when `storeT` is set.
  *
  * Workgroup memory: 24 KiB (the staging tiles of step A; T and step B's scratch reuse them).
  */
@@ -44,12 +44,10 @@ export interface IntraGramVariant {
    * smaller register allocation (more workgroups an SM hide the loads instead).
    */
   prefetch: boolean;
-  /** Also store T strictly lower and row-major (the backward's layout; binds Tb). */
-  storeT: boolean;
 }
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.storeT ? '_t' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}`;
 
 export function intraGramFits(v: IntraGramVariant): boolean {
   return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
@@ -88,7 +86,7 @@ export function intraGramWgsl(v: IntraGramVariant): string {
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
   ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
-  ['Aqk: vec4<f32>', 'Tt: vec4<f32>', ...(v.storeT ? ['Tb: vec4<f32>'] : [])],
+  ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
 )}
 ${LOCATE}
 fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
@@ -205,16 +203,16 @@ ${computeMain(WG)}
   for (var e = lid; e < 1024u; e += ${WG}u) {
     Tt[abase + e] = sm[${MT}u + e];
   }
-  ${
-    v.storeT
-      ? `for (var e = lid; e < 1024u; e += ${WG}u) {
-    let i = e / 16u;
-    let j = (e % 16u) * 4u;
-    let iv = i / 4u;
-    let ic = i % 4u;
-    Tb[abase + e] = vec4<f32>(${R4.map((u) => `sm[${MT}u + (j + ${u}u) * 16u + iv][ic]`).join(', ')});
-  }`
-      : ''
+  // The backward's copy (uniform p.storeT, as intraVec.wgsl.ts: one compiled kernel for the forward with and
+  // without keep).
+  if (p.storeT != 0u) {
+    for (var e = lid; e < 1024u; e += ${WG}u) {
+      let i = e / 16u;
+      let j = (e % 16u) * 4u;
+      let iv = i / 4u;
+      let ic = i % 4u;
+      Tb[abase + e] = vec4<f32>(${R4.map((u) => `sm[${MT}u + (j + ${u}u) * 16u + iv][ic]`).join(', ')});
+    }
   }
 }`;
 }

@@ -37,7 +37,7 @@ afterEach(() => {
 /** o, the final state, the kept intermediates, and the kernel keys dispatched. */
 async function run(c: KdaCase, cu: number[], S0: Float32Array, shared: boolean) {
   const gpu = (await gpuContext())!;
-  return withForwardTuning({ sharedPipeline: shared }, () =>
+  return withForwardTuning({ sharedPipeline: shared, intraTwoPass: false }, () =>
     withDispatchKeys(gpu, () => runChunkForwardKept(gpu, c, cu, S0)),
   );
 }

@@ -74,6 +74,10 @@ export interface KdaBenchOptions {
   fwdSharedOutput?: boolean;
   /** Kd computed in the tiled state pass from k and gc, not written by the gc pass (kdaForwardTuning.kdInState). */
   fwdKdInState?: boolean;
+  /** The vec4 intra pass as two kernels (kdaForwardTuning.intraTwoPass) and its first's prefetch (intraGramPrefetch). */
+  fwdIntraTwoPass?: boolean;
+  fwdIntraGramPrefetch?: boolean;
+  fwdIntraWuLoads?: 'all' | 'uniform';
   /**
    * Profiling only: after each forward's profile, profile it again with the tiled state pass changed by each of
    * these probes (kdaForwardTuning.stateProbe; wrong results), then once more unchanged (stateProbe in the row).
@@ -190,6 +194,15 @@ function forwardTuningS6(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
   };
 }
 
+/** The seventh session's intra-pass choices the options ask for (kdaForwardTuning; undefined: the default). */
+function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
+  return {
+    intraTwoPass: o.fwdIntraTwoPass,
+    intraGramPrefetch: o.fwdIntraGramPrefetch,
+    intraWULoads: o.fwdIntraWuLoads,
+  };
+}
+
 function setLegacy(on: boolean | undefined): void {
   kdaBackwardTuning.legacyDstate = on;
   kdaBackwardTuning.legacyDqkw = on;
@@ -268,7 +281,8 @@ async function timeOn(dev: Device, body: () => void, reps: number, trials: numbe
  * one-column-per-thread state pass, 64 output columns per workgroup); `fusedVsSeparate`: the fused
  * state-and-output pass against the separate passes; `tiledVsPrefetch`: the tiled state pass against the
  * one-column-per-thread one (the other choices as tuned); `vsSessionStart`: against the kernels of the fifth
- * session's start; `sharedVsSeparate`: the intra and state passes in one pipeline against separate ones.
+ * session's start; `sharedVsSeparate`: the intra and state passes in one pipeline against separate ones;
+ * `twoPassVsOne`: the intra pass as two kernels against the one-pass kernel.
  */
 async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
   const chunk = async (tuning: Partial<typeof kdaForwardTuning>) => {
@@ -304,6 +318,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     ),
     // The intra and tiled state passes in one pipeline (statePipeline.ts) against the two kernels as they are.
     sharedVsSeparate: diff(await chunk({ sharedPipeline: true }), await chunk({ sharedPipeline: false })),
+    // The intra pass as two kernels (intraGram + intraWU) against the one-pass kernel, the rest as tuned.
+    twoPassVsOne: diff(await chunk({ intraTwoPass: true }), await chunk({ intraTwoPass: false })),
     // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
     vsDefault: diff(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
@@ -381,6 +397,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
   Object.assign(kdaBackwardTuning, o.bwdTune ?? {});
   Object.assign(kdaForwardTuning, forwardTuningBase(o), forwardTuningS5(o), forwardTuningS6(o));
+  Object.assign(kdaForwardTuning, forwardTuningIntra7(o));
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -502,6 +519,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...Object.keys(fwdTuning),
     ...Object.keys(forwardTuningS5(o)),
     ...Object.keys(forwardTuningS6(o)),
+    ...Object.keys(forwardTuningIntra7(o)),
   ] as (keyof typeof kdaForwardTuning)[])
     kdaForwardTuning[key] = undefined;
   return {
@@ -511,6 +529,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...(Object.values(fwdTuning).some(Boolean) ? { forwardTuning: fwdTuning } : {}),
     ...(Object.values(forwardTuningS5(o)).some((x) => x !== undefined) ? { forwardTuningS5: forwardTuningS5(o) } : {}),
     ...(Object.values(forwardTuningS6(o)).some((x) => x !== undefined) ? { forwardTuningS6: forwardTuningS6(o) } : {}),
+    ...(Object.values(forwardTuningIntra7(o)).some((x) => x !== undefined)
+      ? { forwardTuningIntra7: forwardTuningIntra7(o) }
+      : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
     ...(o.bwdPairsFactored ? { pairsKernel: 'factored, scalar tiles (pairs.wgsl.ts)' } : {}),
@@ -641,6 +662,15 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-state-probe <probe,...>',
       `profiling only: also profile the forward with the tiled state pass changed (${STATE_PROBES.join(', ')})`,
     )
+    .option(
+      '--fwd-intra-two-pass <on|off>',
+      'forward vec4 intra pass as two kernels: A_kk, A_qk and T, then [W | U] from T (default on GPUs)',
+    )
+    .option('--fwd-intra-wu-loads <kind>', "two-pass intra: the second kernel's loads, all or uniform (default all)")
+    .option(
+      '--fwd-intra-gram-prefetch <on|off>',
+      "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)",
+    )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -710,6 +740,9 @@ export function registerKdaBench(bench: Command): void {
         fwdSharedOutput: parseOnOff('--fwd-shared-output', opts.fwdSharedOutput),
         fwdKdInState: parseOnOff('--fwd-kd-in-state', opts.fwdKdInState),
         fwdStateProbe: parseStateProbes(opts.fwdStateProbe),
+        fwdIntraTwoPass: parseOnOff('--fwd-intra-two-pass', opts.fwdIntraTwoPass),
+        fwdIntraGramPrefetch: parseOnOff('--fwd-intra-gram-prefetch', opts.fwdIntraGramPrefetch),
+        fwdIntraWuLoads: parseSkip('--fwd-intra-wu-loads', opts.fwdIntraWuLoads, ['all', 'uniform'] as const),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -31,6 +31,8 @@ import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
+import { type IntraGramVariant, intraGramFits, intraGramKey, intraGramWgsl } from './intraGram.wgsl.js';
+import { type IntraWUVariant, intraWUKey, intraWUTiles, intraWUWgsl } from './intraWU.wgsl.js';
 import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
 import { type StateProbe, stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
 import { stateRegWFits, stateRegWKey, stateRegWWgsl } from './stateRegW.wgsl.js';
@@ -144,6 +146,21 @@ export const kdaForwardTuning: {
   kdInState?: boolean;
   /** Profiling only (wrong results): the tiled state pass with a part changed (stateTiled.wgsl.ts StateProbe). */
   stateProbe?: StateProbe;
+  /**
+   * The vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
+   * [W | U] = T Diag(beta) [exp(gc) K | V] (intraWU.wgsl.ts), each with a smaller register allocation than the
+   * one-pass kernel; false: the one-pass kernel (bench kda --fwd-intra-two-pass off). The default on GPUs
+   * (intraTwoPassByDefault). The same arithmetic in the same order (bench kda --check twoPassVsOne 0 on the
+   * H200). Where the shared pipeline runs, the state pass keeps it (with the one-pass intra kernel as its idle
+   * part, for that kernel's register allocation, statePipeline.ts); only the intra dispatches leave it.
+   * H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-01-h200-kintra-s2-*): forward 5.887 / 5.886 ms
+   * against 6.078 / 6.094 with the one-pass kernel; intra 1.197 + 1.013 (the W | U kernel) against 2.406.
+   */
+  intraTwoPass?: boolean;
+  /** The two-pass intra's first kernel with its K-tile loads a tile ahead (IntraGramVariant.prefetch; default on). */
+  intraGramPrefetch?: boolean;
+  /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
+  intraWULoads?: 'all' | 'uniform';
 } = {};
 
 /**
@@ -151,6 +168,13 @@ export const kdaForwardTuning: {
  * is unset: on GPUs, not on a software (fallback) adapter such as lavapipe (see sharedPipeline).
  */
 export const sharedPipelineByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+
+/**
+ * Whether the forward runs the intra pass as two kernels when kdaForwardTuning.intraTwoPass is unset: on GPUs
+ * (faster on the H200, see intraTwoPass), not on a software adapter (lavapipe), where the test suite's other
+ * files compile the one-pass kernel and kda-forward-intra-two-pass.test.ts compares the two.
+ */
+export const intraTwoPassByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -308,6 +332,14 @@ export function dispatchChunkForward(
     workgroups: [V / BV, groups[gi].HB, N] as const,
   });
   const gcInIntra = vec4Intra && !fused && kdaForwardTuning.gcInIntra === true;
+  // The intra pass as two kernels (kdaForwardTuning.intraTwoPass; the default on GPUs): not with the profiling or
+  // split variants of the one-pass kernel.
+  const twoPass =
+    (kdaForwardTuning.intraTwoPass ?? intraTwoPassByDefault(gpu)) &&
+    vec4Intra &&
+    !gcInIntra &&
+    kdaForwardTuning.intraSkip === undefined &&
+    kdaForwardTuning.intraSplit !== true;
   const vv4: IntraVecVariant = {
     ...v,
     skip: kdaForwardTuning.intraSkip,
@@ -371,7 +403,8 @@ export function dispatchChunkForward(
       params: new Params().u32(H, N).f32(scale).u32(0),
       workgroups: [NS, H, gcWorkgroups(K)],
     });
-    if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
+    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params);
+    else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
         kernel: { name: 'kda_chunk_intra', key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
@@ -454,6 +487,40 @@ export function dispatchChunkForward(
   if (keep) return saved as ChunkSaved;
   disposeSaved(saved);
   return undefined;
+}
+
+/**
+ * The intra pass as two kernels (kdaForwardTuning.intraTwoPass): A_qk and T (intraGram.wgsl.ts), then W and U
+ * (intraWU.wgsl.ts) from T in the layout the first leaves it in, in a scratch buffer (saved.T holds the
+ * backward's row-major T when kept).
+ */
+function dispatchIntraTwoPass(
+  gpu: GpuContext,
+  p: GpuProblem,
+  NS: number,
+  x: { cu: Tensor; q: Tensor; k: Tensor; vv: Tensor; beta: Tensor },
+  saved: MaybeSaved,
+  params: Params,
+): void {
+  const { H, K, V, GK } = p;
+  const gv: IntraGramVariant = { K, V, GK, prefetch: kdaForwardTuning.intraGramPrefetch !== false };
+  if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
+  const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_intra', key: intraGramKey(gv), code: () => intraGramWgsl(gv) },
+    // saved.T (allocated with or without keep) written only with keep (params' storeT).
+    tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T],
+    params,
+    workgroups: [NS, H],
+  });
+  const wv: IntraWUVariant = { K, V, GK, loads: kdaForwardTuning.intraWULoads };
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(wv), code: () => intraWUWgsl(wv) },
+    tensors: [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],
+    params,
+    workgroups: [intraWUTiles(wv), NS, H],
+  });
+  Tt.dispose();
 }
 
 /** A ChunkSaved, or the forward's own set before it knows whether V' was needed (no keep, fused pass). */

@@ -27,6 +27,11 @@
  * Every exp() argument is <= 0 (gc is non-increasing along time; rows past the end reuse the last row's gc,
  * with q = k = 0). f32 throughout. Workgroup memory: 32 KiB (lavapipe's limit; the H200 has 48).
  * H200, B=1, H=16, d=128, T=32768: 2.38 ms (the scalar intra.wgsl.ts: 9.55 ms), plus 0.38 ms for pass 0.
+ * Its steps (seventh session, each left out in turn with `skip`, two runs each, 2.429 / 2.428 ms whole,
+ * bench/results/2026-12-01-h200-kintra-s1-summary.txt): step A's products 0.61 ms, step B 0.20, step C's
+ * products 0.48; the remaining ~1.14 ms are the loads, staging, stores and barriers around them. On GPUs the
+ * forward now runs intraGram.wgsl.ts + intraWU.wgsl.ts instead (kdaForwardTuning.intraTwoPass); this kernel
+ * stays the state pass's register donor in the shared pipeline (statePipeline.ts) and the software adapter's.
  */
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 
@@ -108,8 +113,33 @@ export function intraVecFits(v: IntraVecVariant): boolean {
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
 
-/** WGSL: the lower-left block of level s of the doubling inverse (see B above). */
-function inverseLevel(s: number): string {
+/**
+ * WGSL: step B's first level, the 4x4 diagonal blocks of T in closed form (threads 0 .. 15, one block each);
+ * also intraGram.wgsl.ts's.
+ */
+export const INVERSE_DIAGONAL_BLOCKS = `// Step B. The 4x4 diagonal blocks: T[i, j] = -(N[i, j] + sum_{j < m < i} N[i, m] T[m, j]); column b of
+  // block d is sm[(4 d + b) * 16 + d] (rows 4 d .. 4 d + 3).
+  if (lid < 16u) {
+    let d = lid;
+    let c0 = sm[${MT}u + (4u * d) * 16u + d];
+    let c1 = sm[${MT}u + (4u * d + 1u) * 16u + d];
+    let c2 = sm[${MT}u + (4u * d + 2u) * 16u + d];
+    let t10 = -c0.y;
+    let t21 = -c1.z;
+    let t32 = -c2.w;
+    let t20 = -(c0.z + c1.z * t10);
+    let t31 = -(c1.w + c2.w * t21);
+    let t30 = -(c0.w + c1.w * t10 + c2.w * t20);
+    sm[${MT}u + (4u * d) * 16u + d] = vec4<f32>(0.0, t10, t20, t30);
+    sm[${MT}u + (4u * d + 1u) * 16u + d] = vec4<f32>(0.0, 0.0, t21, t31);
+    sm[${MT}u + (4u * d + 2u) * 16u + d] = vec4<f32>(0.0, 0.0, 0.0, t32);
+  }`;
+
+/**
+ * WGSL: the lower-left block of level s of the doubling inverse (see B above), over the transposed matrix at
+ * sm[MT..] and the scratch at sm[BT..]; also intraGram.wgsl.ts's step B.
+ */
+export function inverseLevel(s: number): string {
   const S4 = s / 4;
   const n = 8 * s; // vec4 outputs of the level
   const decode = `let blk = e / ${s * S4}u;
@@ -368,23 +398,7 @@ ${
     ).join('\n    ')}
   }
   workgroupBarrier();
-  // Step B. The 4x4 diagonal blocks: T[i, j] = -(N[i, j] + sum_{j < m < i} N[i, m] T[m, j]); column b of
-  // block d is sm[(4 d + b) * 16 + d] (rows 4 d .. 4 d + 3).
-  if (lid < 16u) {
-    let d = lid;
-    let c0 = sm[${MT}u + (4u * d) * 16u + d];
-    let c1 = sm[${MT}u + (4u * d + 1u) * 16u + d];
-    let c2 = sm[${MT}u + (4u * d + 2u) * 16u + d];
-    let t10 = -c0.y;
-    let t21 = -c1.z;
-    let t32 = -c2.w;
-    let t20 = -(c0.z + c1.z * t10);
-    let t31 = -(c1.w + c2.w * t21);
-    let t30 = -(c0.w + c1.w * t10 + c2.w * t20);
-    sm[${MT}u + (4u * d) * 16u + d] = vec4<f32>(0.0, t10, t20, t30);
-    sm[${MT}u + (4u * d + 1u) * 16u + d] = vec4<f32>(0.0, 0.0, t21, t31);
-    sm[${MT}u + (4u * d + 2u) * 16u + d] = vec4<f32>(0.0, 0.0, 0.0, t32);
-  }
+  ${INVERSE_DIAGONAL_BLOCKS}
   workgroupBarrier();
   ${v.skip === 'inverse' ? '' : [4, 8, 16, 32].map(inverseLevel).join('\n  ')}
   if (p.storeT != 0u) {

@@ -18,6 +18,11 @@
  * forward 6.175 ms against 6.363 with two pipelines in the same sitting, intra + state 5.03 ms together;
  * `bench kda --check` sharedVsSeparate 0 (o and final state), so it became the default.
  *
+ * With the two-pass intra (the default on GPUs since the seventh session, kdaForwardTuning.intraTwoPass) the
+ * intra part of this pipeline is dispatched by nobody: it stays in the module as the register donor, so the
+ * state pass keeps the allocation measured above (H200, same sitting: state 2.728 / 2.728 ms with the two-pass
+ * intra against 2.740 / 2.730 with the one-pass kernel in this pipeline, bench/results/2026-12-01-h200-kintra-s2).
+ *
  * Running the two side by side instead (overlapProbe.ts) gains nothing for the same reason: at intra's
  * allocation a 256-thread workgroup takes more than half an SM's registers, so no intra workgroup fits beside
  * a state workgroup and only the 4 SMs without one (132 - 128) run intra meanwhile: 4.92 ms fused against

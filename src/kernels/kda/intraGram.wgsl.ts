@@ -1,0 +1,218 @@
+/**
+ * Pass 1a of the chunked KDA forward in two passes (kdaForwardTuning.intraTwoPass): intraVec.wgsl.ts's steps A
+ * and B only, with step A on all 256 threads (grid: chunk slots x heads; 256 threads per chunk of 64 rows). Pass
+ * 1b (intraWU.wgsl.ts) then forms [W | U] = T Diag(beta) [exp(gc) K | V] from the T stored here.
+ *
+ * Why two passes: in the one-pass kernel every thread holds step A's two 4x4 accumulator tiles (A_kk and A_qk),
+ * their 12 vec4 operands and the next K tile's loads at once; the register allocation that needs leaves room for
+ * one 256-thread workgroup per SM, so its barriers and global loads stall the SM (2.4 ms on the H200 at H=16,
+ * d=128, T=32768, ~25% of the f32 FMA peak). Here each off-diagonal tile of A_kk and each of A_qk has its own
+ * thread (120 + 120), the 16 diagonal 4x4 blocks (both matrices, one exp per pair) the 16 threads left, so a
+ * thread holds one accumulator tile and 8 operand vec4; the [W | U] product, whose operand loads the one-pass
+ * kernel double-buffers in registers, is a separate kernel with a small allocation of its own.
+ *
+ * The arithmetic is intraVec.wgsl.ts's, expression for expression and in the same order (A_kk and A_qk were
+ * separate sums there already; step B is the same WGSL), so A_qk and T equal the one-pass kernel's.
+ *
+ *  A. As intraVec.wgsl.ts (the block-factored decay: qs = q exp(gc - gc_n), ks = k exp(gc - gc_n),
+ *     kn = k exp(gc_m - gc), one exp per channel for the middle factor), over K in tiles of 16 channels.
+ *  B. T = (I + Diag(beta) A_kk)^-1 by doubling over the transposed, strictly lower matrix (intraVec.wgsl.ts).
+ * Stored: A_qk (times scale, zero above the diagonal and past the end) for pass 3; T in the transposed vec4
+ * layout of workgroup memory (column j as 16 vec4 of rows, zero on and above the diagonal) for pass 1b; T
+ * strictly lower, row-major, for the backward when `storeT` is set.
+ *
+ * Workgroup memory: 24 KiB (the staging tiles of step A; T and step B's scratch reuse them).
+ */
+import { INVERSE_DIAGONAL_BLOCKS, inverseLevel } from './intraVec.wgsl.js';
+import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
+
+const WG = 256;
+/** Channels per staged K tile, and the swizzled [row][4] vec4 layout of each staged array (intraVec.wgsl.ts). */
+const BK = 16;
+const ARR = 64 * (BK / 4);
+const [AQ, AK, AG, AQS, AKS, AKN] = [0, 1, 2, 3, 4, 5].map((m) => m * ARR);
+/** Step B's matrix (vec4 units, as intraVec.wgsl.ts: inverseLevel and INVERSE_DIAGONAL_BLOCKS address it). */
+const MT = 0;
+
+export interface IntraGramVariant {
+  K: number;
+  V: number;
+  GK: number;
+  /**
+   * true: the global loads of K tile kt + 1 are issued before tile kt's products (register double buffering,
+   * as intraVec.wgsl.ts); false: each tile is loaded after the barrier that ends the previous one, for a
+   * smaller register allocation (more workgroups an SM hide the loads instead).
+   */
+  prefetch: boolean;
+}
+
+export const intraGramKey = (v: IntraGramVariant) =>
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}`;
+
+export function intraGramFits(v: IntraGramVariant): boolean {
+  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
+}
+
+const R4 = [0, 1, 2, 3];
+const X = 'xyzw';
+
+export function intraGramWgsl(v: IntraGramVariant): string {
+  const { K, GK } = v;
+  if (!intraGramFits(v)) throw new Error(`kda intra gram: K=${K} (multiple of 16), V=${v.V} (of 4), GK=${GK}`);
+  const K4 = K / 4;
+  const NKT = K / BK;
+  const stage = (arr: number, val: string) => `sm[${arr}u + sp] = ${val};`;
+  /** WGSL: vec4 column group `ci` (already swizzled) of row `r` of array `arr`. */
+  const at = (arr: number, r: string, ci: string) => `sm[${arr}u + (${r}) * 4u + ${ci}]`;
+  const stageLoad = (cc: string) => `{
+    let cc = ${cc};
+    qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
+    kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
+    gv = gc4(srow, cc);
+    gn = gc4(nrow, cc);
+    gm = gc4(mrow, cc);
+  }`;
+  // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
+  const diagPairs = R4.flatMap((a) =>
+    R4.filter((b) => b < a).map(
+      (b) => `{
+            let kk = k${b} * exp(g${a} - g${b});
+            acc${a}.${X[b]} += dot(k${a}, kk);
+            aqk${a}.${X[b]} += dot(q${a}, kk);
+          }`,
+    ),
+  ).join('\n          ');
+  return /* wgsl */ `
+${bindings(
+  'H: u32, N: u32, scale: f32, storeT: u32',
+  ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
+  ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
+)}
+${LOCATE}
+fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
+var<workgroup> sm: array<vec4<f32>, ${6 * ARR}>;
+
+${computeMain(WG)}
+  ${chunkSlotPrologue(['slot', 'h'])}
+  // Roles: tile (I4, J4) of 4-row blocks, I4 > J4 (row-major over the lower triangle, tl = 0 .. 119): A_kk's
+  // for lid < 120 (rows from ks), A_qk's for 120 <= lid < 240 (rows from qs), the same instructions on another
+  // array; the diagonal blocks, both matrices, for lid >= 240 (a warp's half of their own: per-pair exps).
+  let diag = lid >= 240u;
+  let isQ = lid >= 120u && !diag;
+  let tl = select(lid, lid - 120u, isQ);
+  let rowsArr = select(${AKS}u, ${AQS}u, isQ);
+  var I4 = lid - 240u;
+  var J4 = I4;
+  if (!diag) {
+    I4 = 1u;
+    while ((I4 + 1u) * I4 / 2u <= tl) { I4++; }
+    J4 = tl - I4 * (I4 - 1u) / 2u;
+  }
+  // The off-diagonal threads' one tile (A_kk's or A_qk's) in acc; the diagonal threads' A_kk block in acc, their
+  // A_qk block in aqk.
+  ${R4.map((a) => `var acc${a} = vec4<f32>(0.0);\n  var aqk${a} = vec4<f32>(0.0);`).join('\n  ')}
+  // Staging role: row si, channels 4 sc4 .. 4 sc4 + 3 of the tile; n, m = first and last row of its block.
+  let si = lid / 4u;
+  let sc4 = lid % 4u;
+  let sp = si * 4u + (sc4 ^ ((si >> 2u) & 3u));
+  let srow = (t0 + min(si, L - 1u)) * H + h;
+  let nrow = (t0 + min(si & 0xfffffffcu, L - 1u)) * H + h;
+  let mrow = (t0 + min(si | 3u, L - 1u)) * H + h;
+  // beta of rows 4 I4 .. 4 I4 + 3 (0 past the end), for Diag(beta) A_kk after the K loop: loaded now, without
+  // branches, so its latency hides behind step A (after the loop it was one more wait for every workgroup).
+  let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, beta[(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h], 4u * I4 + ${a}u < L)`).join(',\n    ')});
+  var qv: vec4<f32>;
+  var kv: vec4<f32>;
+  var gv: vec4<f32>;
+  var gn: vec4<f32>;
+  var gm: vec4<f32>;
+  ${v.prefetch ? stageLoad('sc4') : ''}
+  for (var kt = 0u; kt < ${NKT}u; kt++) {
+    ${v.prefetch ? '' : stageLoad('kt * 4u + sc4')}
+    let f = exp(gv - gn);
+    let kn = kv * exp(gm - gv);
+    let qs = qv * f;
+    let ks = kv * f;
+    ${stage(AQ, 'qv')}
+    ${stage(AK, 'kv')}
+    ${stage(AG, 'gv')}
+    ${stage(AQS, 'qs')}
+    ${stage(AKS, 'ks')}
+    ${stage(AKN, 'kn')}
+    workgroupBarrier();
+    ${
+      v.prefetch
+        ? `if (kt + 1u < ${NKT}u) {
+      ${stageLoad('(kt + 1u) * 4u + sc4')}
+    }`
+        : ''
+    }
+    if (!diag) {
+      for (var c4 = 0u; c4 < 4u; c4++) {
+        let ci = c4 ^ (I4 & 3u);
+        let cj = c4 ^ (J4 & 3u);
+        ${R4.map((a) => `let x${a} = sm[rowsArr + (4u * I4 + ${a}u) * 4u + ci];`).join('\n        ')}
+        let e = exp(${at(AG, '4u * I4', 'ci')} - ${at(AG, '4u * J4 + 3u', 'cj')});
+        ${R4.map((b) => `let kn${b} = ${at(AKN, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
+        ${R4.flatMap((a) => R4.map((b) => `acc${a}.${X[b]} += dot(x${a}, kn${b});`)).join('\n        ')}
+      }
+    } else {
+      for (var c4 = 0u; c4 < 4u; c4++) {
+        let ci = c4 ^ (I4 & 3u);
+        ${R4.map((a) => `let q${a} = ${at(AQ, `4u * I4 + ${a}u`, 'ci')};\n        let k${a} = ${at(AK, `4u * I4 + ${a}u`, 'ci')};\n        let g${a} = ${at(AG, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
+        {
+          ${diagPairs}
+        }
+        ${R4.map((a) => `aqk${a}.${X[a]} += dot(q${a}, k${a});`).join('\n        ')}
+      }
+    }
+    workgroupBarrier();
+  }
+  // A_qk to global (scaled; zero above the diagonal and past the end); Diag(beta) A_kk, strictly lower and
+  // transposed, to workgroup memory (the staging tiles are dead after the last barrier).
+  let abase = (slot * H + h) * 1024u;
+  if (diag) {
+    ${R4.map(
+      (a) =>
+        `Aqk[abase + (4u * I4 + ${a}u) * 16u + I4] = select(vec4<f32>(0.0), aqk${a} * p.scale * vec4<f32>(${R4.map((b) => (b <= a ? '1.0' : '0.0')).join(', ')}), 4u * I4 + ${a}u < L);`,
+    ).join('\n    ')}
+    ${R4.map(
+      (b) =>
+        `sm[${MT}u + (4u * I4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => (a > b ? `acc${a}.${X[b]} * beta4.${X[a]}` : '0.0')).join(', ')});`,
+    ).join('\n    ')}
+  } else if (isQ) {
+    ${R4.map(
+      (
+        a,
+      ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
+    Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
+    ).join('\n    ')}
+  } else {
+    ${R4.map(
+      (
+        b,
+      ) => `sm[${MT}u + (4u * J4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => `acc${a}.${X[b]}`).join(', ')}) * beta4;
+    sm[${MT}u + (4u * I4 + ${b}u) * 16u + J4] = vec4<f32>(0.0);`,
+    ).join('\n    ')}
+  }
+  workgroupBarrier();
+  ${INVERSE_DIAGONAL_BLOCKS}
+  workgroupBarrier();
+  ${[4, 8, 16, 32].map(inverseLevel).join('\n  ')}
+  // T as it lies in workgroup memory, for pass 1b (whose product reads it as vec4 columns).
+  for (var e = lid; e < 1024u; e += ${WG}u) {
+    Tt[abase + e] = sm[${MT}u + e];
+  }
+  // The backward's copy (uniform p.storeT, as intraVec.wgsl.ts: one compiled kernel for the forward with and
+  // without keep).
+  if (p.storeT != 0u) {
+    for (var e = lid; e < 1024u; e += ${WG}u) {
+      let i = e / 16u;
+      let j = (e % 16u) * 4u;
+      let iv = i / 4u;
+      let ic = i % 4u;
+      Tb[abase + e] = vec4<f32>(${R4.map((u) => `sm[${MT}u + (j + ${u}u) * 16u + iv][ic]`).join(', ')});
+    }
+  }
+}`;
+}

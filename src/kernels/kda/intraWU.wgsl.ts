@@ -1,0 +1,129 @@
+/**
+ * Pass 1b of the chunked KDA forward in two passes (kdaForwardTuning.intraTwoPass): the UT transform's
+ *    [W | U] = T Diag(beta) [exp(gc) K | V]
+ * from the T that pass 1a (intraGram.wgsl.ts) stored, one workgroup per (tile of 64 of the K + V columns, chunk
+ * slot, head), the column tile fastest so that a chunk's T is read from DRAM once and from L2 by its other
+ * tiles' workgroups; 256 threads, thread (rg, cg) owning rows 4 rg .. 4 rg + 3 and columns 4 cg .. 4 cg + 3 of
+ * the tile (a 4x4 register tile). T is strictly lower (the unit diagonal is the B operand itself), so row block
+ * rg sums over the column blocks j4 <= rg only.
+ *
+ * This is intraVec.wgsl.ts's step C, expression for expression and in the same order, as a kernel of its own:
+ * there it ran at the one-pass kernel's register allocation (one workgroup per SM on the H200) with the next
+ * column tile's loads held in registers; here one tile per workgroup, no loads held across the product, and
+ * several workgroups an SM overlap one's loads with another's products.
+ *
+ * Workgroup memory: 32 KiB (T as pass 1a stored it, column j as 16 vec4 of rows; the 64 x 64 operand tile).
+ */
+import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
+
+const WG = 256;
+/** vec4 offsets: T (transposed, 1024 vec4), then the operand tile B (64 rows x 16 vec4). */
+const MT = 0;
+const BT = 1024;
+
+export interface IntraWUVariant {
+  K: number;
+  V: number;
+  GK: number;
+  /**
+   * The operand loads: 'all' (k, gc and v for every column, the unused ones at one address a row) or
+   * 'uniform' (a tile wholly of K columns loads k and gc only, one wholly of V columns v only, each branch
+   * uniform over the workgroup and straight-line inside; a tile of both loads as 'all'): fewer registers held.
+   */
+  loads?: 'all' | 'uniform';
+}
+
+export const intraWUKey = (v: IntraWUVariant) =>
+  `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}`;
+
+export function intraWUFits(v: IntraWUVariant): boolean {
+  return v.K % 4 === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
+}
+
+/** Column tiles of 64 (16 vec4) over the K + V columns of [W | U]: the grid's first dimension. */
+export const intraWUTiles = (v: IntraWUVariant): number => Math.ceil((v.K / 4 + v.V / 4) / 16);
+
+const R4 = [0, 1, 2, 3];
+const X = 'xyzw';
+
+export function intraWUWgsl(v: IntraWUVariant): string {
+  const { K, V, GK } = v;
+  if (!intraWUFits(v)) throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}`);
+  const K4 = K / 4;
+  const V4 = V / 4;
+  /** WGSL: the tile's loads (of k and gc, of v, or both), all issued before B and T are staged. */
+  const loadsAndStage = (of: ('k' | 'v')[]) => {
+    const both = of.length === 2;
+    const val = (m: number) => {
+      const kval = `(bt${m} * kx${m}) * exp(gx${m})`;
+      const vval = `select(vec4<f32>(0.0), bt${m} * vx${m}, inV)`;
+      return both ? `select(${vval}, ${kval}, isK)` : of[0] === 'k' ? kval : vval;
+    };
+    return [
+      ...R4.map(
+        (m) => `let bt${m} = select(0.0, beta[row${m}], i${m} < L);${
+          of.includes('k') ? `\n    let kx${m} = k[row${m} * ${K4}u + kc];\n    let gx${m} = gc4(row${m}, kc);` : ''
+        }${of.includes('v') ? `\n    let vx${m} = vv[row${m} * ${V4}u + vc];` : ''}
+    let tt${m} = Tt[abase + lid + ${m * WG}u];`,
+      ),
+      ...R4.map((m) => `sm[${BT}u + lid + ${m * WG}u] = ${val(m)};\n    sm[${MT}u + lid + ${m * WG}u] = tt${m};`),
+    ].join('\n    ');
+  };
+  return /* wgsl */ `
+${bindings(
+  'H: u32, N: u32, scale: f32, storeT: u32',
+  ['cu: i32', 'k: vec4<f32>', 'vv: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta', 'Tt: vec4<f32>'],
+  ['W: vec4<f32>', 'U: vec4<f32>'],
+)}
+${LOCATE}
+fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
+var<workgroup> sm: array<vec4<f32>, 2048>;
+
+${computeMain(WG)}
+  ${chunkSlotPrologue(['ct', 'slot', 'h'])}
+  let abase = (slot * H + h) * 1024u;
+  let rg = lid / 16u;
+  let cg = lid % 16u;
+  let c4 = ct * 16u + cg;
+  // Tile element lid + 256 m: row lid / 16 + 16 m, column group cg of B = Diag(beta) [exp(gc) K | V] (0 past
+  // the end and past the last column); T element lid + 256 m as stored. Every load is unconditional, in
+  // straight-line code, so all 20 are in flight at once (with the K / V choice as branches around the loads the
+  // H200 ran this kernel at 1.70 ms, each branch's loads waited for in turn): a thread of a V column reads k and
+  // gc at the last K column group, one of a K column v at the first, the same address for the whole row, so
+  // those loads cost a cache line a row.
+  let isK = c4 < ${K4}u;
+  let inV = !isK && c4 < ${K4 + V4}u;
+  let kc = min(c4, ${K4 - 1}u);
+  let vc = select(0u, min(c4 - ${K4}u, ${V4 - 1}u), !isK);
+  ${R4.map((m) => `let i${m} = lid / 16u + ${16 * m}u;\n  let row${m} = (t0 + min(i${m}, L - 1u)) * H + h;`).join('\n  ')}
+  ${
+    v.loads === 'uniform'
+      ? `if (ct * 16u + 16u <= ${K4}u) {
+    ${loadsAndStage(['k'])}
+  } else if (ct * 16u >= ${K4}u) {
+    ${loadsAndStage(['v'])}
+  } else {
+    ${loadsAndStage(['k', 'v'])}
+  }`
+      : loadsAndStage(['k', 'v'])
+  }
+  workgroupBarrier();
+  ${R4.map((a) => `var acc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n  ')}
+  // Columns j < 4 rg + 4 (T is zero on and above the diagonal), 4 at a time: the 8 operand reads are issued
+  // before the 64 FMAs that use them.
+  for (var j4 = 0u; j4 < rg + 1u; j4++) {
+    ${R4.map((x) => `let tc${x} = sm[${MT}u + (4u * j4 + ${x}u) * 16u + rg];\n    let bj${x} = sm[${BT}u + (4u * j4 + ${x}u) * 16u + cg];`).join('\n    ')}
+    ${R4.flatMap((x) => R4.map((a) => `acc${a} = fma(vec4<f32>(tc${x}.${X[a]}), bj${x}, acc${a});`)).join('\n    ')}
+  }
+  ${R4.map(
+    (a) => `if (4u * rg + ${a}u < L) {
+    let row = (t0 + 4u * rg + ${a}u) * H + h;
+    if (c4 < ${K4}u) {
+      W[row * ${K4}u + c4] = acc${a};
+    } else if (c4 < ${K4 + V4}u) {
+      U[row * ${V4}u + c4 - ${K4}u] = acc${a};
+    }
+  }`,
+  ).join('\n  ')}
+}`;
+}

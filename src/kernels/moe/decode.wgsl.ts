@@ -33,7 +33,13 @@ export const moeDecodeTuning: {
   rowsDown?: number;
   /** gateUp's unroll default (1, see unrollOf; bench decode --moe-unroll-gate-up). */
   unrollGateUp?: number;
-} = { maxTokens: 8 };
+  /*
+   * lanesDown 128 since the seventh session: the down projection's rows at the 48B shapes are 128 chunks of 16
+   * bytes, one load round a lane at 128 lanes against 4 at 32. H200, 48B preset, batch 1, 4K, one process over
+   * the same weights (bench decode --sweep, bench/results/2026-12-01-h200-s7-lead1-*): moe_decode_down_shared
+   * 0.751 ms a step (26 dispatches) against 0.865-0.868 at 32 lanes; gate_up stays at 32 lanes.
+   */
+} = { maxTokens: 8, lanesDown: 128 };
 
 export interface MoeDecodeVariant {
   mode: 'gateUp' | 'down';

@@ -136,34 +136,50 @@ ${computeMain(WG)}
   for (var t = t0; t < t1; t++) {
     let row = t * H + h;
 ${stageToken(v, WG)}
-    var acc = vec4<f32>(0.0);
-    for (var j = 0u; j < ${RPT}u; j++) {
-      let r = rg + j * ${NRG}u;
-      s[j] *= ga[r];
-      acc += ks[r] * s[j];
-    }
-    red1[lid] = acc;
-    workgroupBarrier();
-    var kS = vec4<f32>(0.0);
-    for (var m = 0u; m < ${NRG}u; m++) { kS += red1[m * ${QW}u + cq]; }
-    let v4 = vec4<f32>(vs[4u * cq], vs[4u * cq + 1u], vs[4u * cq + 2u], vs[4u * cq + 3u]);
-    let u = bs * (v4 - kS * kn) * kn;
-    var acc2 = vec4<f32>(0.0);
-    for (var j = 0u; j < ${RPT}u; j++) {
-      let r = rg + j * ${NRG}u;
-      s[j] += ks[r] * u;
-      acc2 += qs[r] * s[j];
-    }
-    red2[lid] = acc2;
-    workgroupBarrier();
-    if (rg == 0u) {
-      var os = vec4<f32>(0.0);
-      for (var m = 0u; m < ${NRG}u; m++) { os += red2[m * ${QW}u + cq]; }
-      o[row * ${V4}u + vt * ${QW}u + cq] = os * qn;
-    }
+${vec4TokenUpdate(recurrentVecGeometry(K, BV), V4, '    ')}
   }
   for (var j = 0u; j < ${RPT}u; j++) { state[base + (rg + j * ${NRG}u) * ${V4}u] = s[j]; }
 }`;
+}
+
+/**
+ * One token's delta-rule update and output in the vec4 layout (thread (rg, cq): columns 4cq..4cq+3 of the
+ * tile, rows rg + j NRG held in s[j]), from the staged qs, ks, ga, vs, bs and the norms qn, kn: decay, k^T S
+ * reduced over the row groups (red1), u = beta (v - k^T S kn) kn, S += k u, q^T S reduced (red2), o stored.
+ * Shared by recurrentVec4Wgsl and the gate-folding decode kernel (recurrentGated.wgsl.ts), so both run the
+ * same arithmetic. `ind` indents the lines.
+ */
+export function vec4TokenUpdate(g: { QW: number; NRG: number; RPT: number }, V4: number, ind: string): string {
+  const { QW, NRG, RPT } = g;
+  const body = `var acc = vec4<f32>(0.0);
+for (var j = 0u; j < ${RPT}u; j++) {
+  let r = rg + j * ${NRG}u;
+  s[j] *= ga[r];
+  acc += ks[r] * s[j];
+}
+red1[lid] = acc;
+workgroupBarrier();
+var kS = vec4<f32>(0.0);
+for (var m = 0u; m < ${NRG}u; m++) { kS += red1[m * ${QW}u + cq]; }
+let v4 = vec4<f32>(vs[4u * cq], vs[4u * cq + 1u], vs[4u * cq + 2u], vs[4u * cq + 3u]);
+let u = bs * (v4 - kS * kn) * kn;
+var acc2 = vec4<f32>(0.0);
+for (var j = 0u; j < ${RPT}u; j++) {
+  let r = rg + j * ${NRG}u;
+  s[j] += ks[r] * u;
+  acc2 += qs[r] * s[j];
+}
+red2[lid] = acc2;
+workgroupBarrier();
+if (rg == 0u) {
+  var os = vec4<f32>(0.0);
+  for (var m = 0u; m < ${NRG}u; m++) { os += red2[m * ${QW}u + cq]; }
+  o[row * ${V4}u + vt * ${QW}u + cq] = os * qn;
+}`;
+  return body
+    .split('\n')
+    .map((l) => ind + l)
+    .join('\n');
 }
 
 /** Bindings, the layer transforms and the workgroup arrays of both recurrent kernels; `T` is the state type. */

@@ -21,7 +21,7 @@
  * is batch row n: q, k, v in planes 0, 1, 2 of the conv output [3, N, H * K]; f_a, g_a and beta in the
  * projection row [N, ld] at columns fA, gA, beta.
  */
-import { recurrentVecGeometry } from './recurrent.wgsl.js';
+import { PREP_FNS, recurrentVecGeometry, vec4TokenUpdate } from './recurrent.wgsl.js';
 
 export interface RecurrentGatedVariant {
   K: number;
@@ -96,16 +96,7 @@ struct Params { H: u32, ld: u32, fA: u32, gA: u32, beta: u32, plane: u32, scale:
 @group(0) @binding(9) var<storage, read_write> o: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read_write> gate: array<f32>;
 
-fn softplusF(x: f32) -> f32 {
-  if (x > 20.0) { return x; }
-  if (x < -15.0) { return exp(x); }
-  return log(1.0 + exp(x));
-}
-fn sigmoidF(x: f32) -> f32 {
-  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-  let e = exp(x);
-  return e / (1.0 + e);
-}
+${PREP_FNS.trim()}
 ${bf16 ? 'fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }\nfn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }' : ''}
 
 var<workgroup> qs: array<f32, ${K}>;
@@ -157,31 +148,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   for (var i = 0u; i < ${K}u; i++) { qq += qs[i] * qs[i]; kk += ks[i] * ks[i]; }
   let qn = inverseSqrt(qq + 1e-6) * p.scale;
   let kn = inverseSqrt(kk + 1e-6);
-  var acc = vec4<f32>(0.0);
-  for (var j = 0u; j < ${RPT}u; j++) {
-    let r = rg + j * ${NRG}u;
-    s[j] *= ga[r];
-    acc += ks[r] * s[j];
-  }
-  red1[lid] = acc;
-  workgroupBarrier();
-  var kS = vec4<f32>(0.0);
-  for (var m = 0u; m < ${NRG}u; m++) { kS += red1[m * ${QW}u + cq]; }
-  let v4 = vec4<f32>(vs[4u * cq], vs[4u * cq + 1u], vs[4u * cq + 2u], vs[4u * cq + 3u]);
-  let u = bs * (v4 - kS * kn) * kn;
-  var acc2 = vec4<f32>(0.0);
-  for (var j = 0u; j < ${RPT}u; j++) {
-    let r = rg + j * ${NRG}u;
-    s[j] += ks[r] * u;
-    acc2 += qs[r] * s[j];
-  }
-  red2[lid] = acc2;
-  workgroupBarrier();
-  if (rg == 0u) {
-    var os = vec4<f32>(0.0);
-    for (var m = 0u; m < ${NRG}u; m++) { os += red2[m * ${QW}u + cq]; }
-    o[row * ${V4}u + vt * ${QW}u + cq] = os * qn;
-  }
+${vec4TokenUpdate({ QW, NRG, RPT }, V4, '  ')}
   for (var j = 0u; j < ${RPT}u; j++) { state[base + (rg + j * ${NRG}u) * ${V4}u] = s[j]; }
 }`;
 }

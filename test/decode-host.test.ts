@@ -12,6 +12,7 @@ import { SESSION6_OFF, SESSION7_OFF } from '../src/bench/decodeCheck.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
 import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
 import { BatchSession } from '../src/model/batchSession.js';
+import type { GpuContext } from '../src/gpu/context.js';
 import { isMoeLayer, layerMixer } from '../src/model/config.js';
 import { blockDiagonal, DecodeWeights, decodeWeightBytes, packRows } from '../src/model/decodeWeights.js';
 import { KimiLinearModel } from '../src/model/forward.js';
@@ -214,6 +215,24 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
   });
 });
 
+/**
+ * Three decode steps of B synthetic 40-token sequences (int8 cache) with the given session options: each
+ * step's logits and the last step's dispatch count.
+ */
+async function threeSteps(gpu: GpuContext, model: KimiLinearModel, B: number, extra: object) {
+  const s = new BatchSession(model, { maxSequences: B, maxLength: 128, cacheDtype: 'int8', ...extra });
+  s.addSyntheticMany(40, B);
+  const out: Float32Array[] = [];
+  let dispatches = 0;
+  for (let i = 0; i < 3; i++) {
+    const d0 = gpu.dispatchCount;
+    out.push(await s.step(Array.from({ length: B }, (_, b) => 3 + 5 * i + b)));
+    dispatches = gpu.dispatchCount - d0;
+  }
+  s.dispose();
+  return { out, dispatches };
+}
+
 describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structure (tiny dims)', () => {
   it('router in gate_up, latent norm + cache write: the same logits as the step before them, fewer dispatches per MoE and MLA layer, batch 1 and 2', async () => {
     const gpu = (await gpuContext())!;
@@ -222,24 +241,11 @@ describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structu
     const run = async (B: number, extra: object, prefetch = decodeTuning.prefetch) => {
       const saved = decodeTuning.prefetch;
       decodeTuning.prefetch = prefetch;
-      const s = new BatchSession(new KimiLinearModel(cfg, weights), {
-        maxSequences: B,
-        maxLength: 128,
-        cacheDtype: 'int8',
-        replay: false,
-        ...extra,
-      });
-      s.addSyntheticMany(40, B);
-      const out: Float32Array[] = [];
-      let dispatches = 0;
-      for (let i = 0; i < 3; i++) {
-        const d0 = gpu.dispatchCount;
-        out.push(await s.step(Array.from({ length: B }, (_, b) => 3 + 5 * i + b)));
-        dispatches = gpu.dispatchCount - d0;
+      try {
+        return await threeSteps(gpu, new KimiLinearModel(cfg, weights), B, { replay: false, ...extra });
+      } finally {
+        decodeTuning.prefetch = saved;
       }
-      s.dispose();
-      decodeTuning.prefetch = saved;
-      return { out, dispatches };
     };
     const layers = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i);
     const moe = layers.filter((i) => isMoeLayer(cfg, i)).length;
@@ -262,24 +268,7 @@ describe.skipIf(!hasGpu)('the seventh session fusions in a step of the 48B struc
     const gpu = (await gpuContext())!;
     const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');
-    const run = async (B: number, extra: object) => {
-      const s = new BatchSession(new KimiLinearModel(cfg, weights), {
-        maxSequences: B,
-        maxLength: 128,
-        cacheDtype: 'int8',
-        ...extra,
-      });
-      s.addSyntheticMany(40, B);
-      const out: Float32Array[] = [];
-      let dispatches = 0;
-      for (let i = 0; i < 3; i++) {
-        const d0 = gpu.dispatchCount;
-        out.push(await s.step(Array.from({ length: B }, (_, b) => 3 + 5 * i + b)));
-        dispatches = gpu.dispatchCount - d0;
-      }
-      s.dispose();
-      return { out, dispatches };
-    };
+    const run = (B: number, extra: object) => threeSteps(gpu, new KimiLinearModel(cfg, weights), B, extra);
     const kda = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter(
       (i) => layerMixer(cfg, i) === 'kda',
     ).length;

@@ -78,6 +78,9 @@ export interface KdaBenchOptions {
   fwdIntraTwoPass?: boolean;
   fwdIntraGramPrefetch?: boolean;
   fwdIntraWuLoads?: 'all' | 'uniform';
+  /** Column tiles a workgroup of the second kernel walks (intraWUWalk) and its double-buffered operand (intraWUDoubleB). */
+  fwdIntraWuWalk?: 1 | 2 | 4;
+  fwdIntraWuDoubleB?: boolean;
   /**
    * Profiling only: after each forward's profile, profile it again with the tiled state pass changed by each of
    * these probes (kdaForwardTuning.stateProbe; wrong results), then once more unchanged (stateProbe in the row).
@@ -200,6 +203,8 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraTwoPass: o.fwdIntraTwoPass,
     intraGramPrefetch: o.fwdIntraGramPrefetch,
     intraWULoads: o.fwdIntraWuLoads,
+    intraWUWalk: o.fwdIntraWuWalk,
+    intraWUDoubleB: o.fwdIntraWuDoubleB,
   };
 }
 
@@ -574,6 +579,11 @@ function parseOnOff(flag: string, s: string | undefined): boolean | undefined {
   throw new Error(`${flag}: '${s}' is not on or off`);
 }
 
+function parseWalk(s: string | undefined): 1 | 2 | 4 | undefined {
+  const w = parseSkip('--fwd-intra-wu-walk', s, ['1', '2', '4'] as const);
+  return w === undefined ? undefined : (Number(w) as 1 | 2 | 4);
+}
+
 function parseStateRows(s: string | undefined): 1 | 2 | 4 | undefined {
   if (s === undefined) return undefined;
   if (s === '1' || s === '2' || s === '4') return Number(s) as 1 | 2 | 4;
@@ -668,6 +678,14 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--fwd-intra-wu-loads <kind>', "two-pass intra: the second kernel's loads, all or uniform (default all)")
     .option(
+      '--fwd-intra-wu-walk <n>',
+      'two-pass intra: column tiles a workgroup of the second kernel walks, 1, 2 or 4 (default 1)',
+    )
+    .option(
+      '--fwd-intra-wu-double-b <on|off>',
+      "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default off)",
+    )
+    .option(
       '--fwd-intra-gram-prefetch <on|off>',
       "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)",
     )
@@ -743,6 +761,8 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraTwoPass: parseOnOff('--fwd-intra-two-pass', opts.fwdIntraTwoPass),
         fwdIntraGramPrefetch: parseOnOff('--fwd-intra-gram-prefetch', opts.fwdIntraGramPrefetch),
         fwdIntraWuLoads: parseSkip('--fwd-intra-wu-loads', opts.fwdIntraWuLoads, ['all', 'uniform'] as const),
+        fwdIntraWuWalk: parseWalk(opts.fwdIntraWuWalk),
+        fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

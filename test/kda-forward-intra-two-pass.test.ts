@@ -238,6 +238,12 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
     },
   );
 
+  // 'uniform' loads around whole walks: at K = 128, V = 64 (tiles K, K, V) walk 2 has a group wholly of K
+  // columns and one wholly of V columns (the third branch, of both, is the 'all' walk above).
+  it.skipIf(slow)('walk 2 with uniform loads = one-tile kernel exactly: T=130', { timeout: 600_000 }, async () => {
+    await expectWalk({ K: 128, V: 64, GK: 128, walk: 2, loads: 'uniform' }, 130, true);
+  });
+
   // Through the whole forward at K16/V8 (one real tile; walk 4's other three store nothing).
   it.skipIf(slow)('forward with walk 4: T=130, keep and not', { timeout: 300_000 }, async () => {
     await expectTwoPass(randomCase(41, 130, H, K, V), [0, 130], true, [true, false], 'all', { intraWUWalk: 4 });

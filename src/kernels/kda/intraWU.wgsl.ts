@@ -35,7 +35,8 @@ export interface IntraWUVariant {
   /**
    * Column tiles a workgroup walks (1, 2 or 4; default 1): with more than one, the chunk's T is staged in
    * workgroup memory once for all of them and each tile's global loads are issued before the previous tile's
-   * products (register double buffering, intraWUWalk.wgsl.ts); 'all' loads only.
+   * products (register double buffering, intraWUWalk.wgsl.ts); 'uniform' loads there branch around whole
+   * walks (a group of tiles wholly of K or of V columns).
    */
   walk?: 1 | 2 | 4;
   /**
@@ -57,7 +58,7 @@ export function intraWUFits(v: IntraWUVariant): boolean {
     v.V % 4 === 0 &&
     (v.GK === 1 || v.GK === v.K) &&
     [1, 2, 4].includes(walk) &&
-    (walk === 1 ? !v.doubleB : v.loads !== 'uniform')
+    (walk > 1 || !v.doubleB)
   );
 }
 

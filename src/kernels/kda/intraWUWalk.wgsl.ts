@@ -27,6 +27,7 @@ const MT = 0;
 const BT = 1024;
 
 const R4 = [0, 1, 2, 3];
+type Of = ('k' | 'v')[];
 const X = 'xyzw';
 
 export function intraWUWalkWgsl(v: IntraWUVariant): string {
@@ -42,24 +43,29 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
    * (the last K column group for a V column), v at its V column (the first for a K column). Unconditional, as
    * in the one-tile kernel.
    */
-  const loads = (s: number) =>
+  const loads = (s: number, of: Of) =>
     [
       `let c4_${s} = (ct0 + ${s}u) * 16u + cg;`,
       `let isK_${s} = c4_${s} < ${K4}u;`,
       `let inV_${s} = !isK_${s} && c4_${s} < ${K4 + V4}u;`,
       `let kc_${s} = min(c4_${s}, ${K4 - 1}u);`,
       `let vc_${s} = select(0u, min(c4_${s} - ${K4}u, ${V4 - 1}u), !isK_${s});`,
-      ...R4.map(
-        (m) =>
-          `let kx${s}_${m} = k[row${m} * ${K4}u + kc_${s}];\n  let gx${s}_${m} = gc4(row${m}, kc_${s});\n  let vx${s}_${m} = vv[row${m} * ${V4}u + vc_${s}];`,
+      ...R4.map((m) =>
+        [
+          ...(of.includes('k') ? [`let kx${s}_${m} = k[row${m} * ${K4}u + kc_${s}];`] : []),
+          ...(of.includes('k') ? [`let gx${s}_${m} = gc4(row${m}, kc_${s});`] : []),
+          ...(of.includes('v') ? [`let vx${s}_${m} = vv[row${m} * ${V4}u + vc_${s}];`] : []),
+        ].join('\n  '),
       ),
     ].join('\n  ');
   /** WGSL: tile s's operand B = Diag(beta) [exp(gc) K | V] into its buffer (the one-tile kernel's expressions). */
-  const stage = (s: number) =>
-    R4.map(
-      (m) =>
-        `sm[${buf(s)}u + lid + ${m * WG}u] = select(select(vec4<f32>(0.0), bt${m} * vx${s}_${m}, inV_${s}), (bt${m} * kx${s}_${m}) * exp(gx${s}_${m}), isK_${s});`,
-    ).join('\n  ');
+  const stage = (s: number, of: Of) =>
+    R4.map((m) => {
+      const kval = `(bt${m} * kx${s}_${m}) * exp(gx${s}_${m})`;
+      const vval = `select(vec4<f32>(0.0), bt${m} * vx${s}_${m}, inV_${s})`;
+      const val = of.length === 2 ? `select(${vval}, ${kval}, isK_${s})` : of[0] === 'k' ? kval : vval;
+      return `sm[${buf(s)}u + lid + ${m * WG}u] = ${val};`;
+    }).join('\n  ');
   /** WGSL: tile s's products from workgroup memory and its stores (the one-tile kernel's, in its order). */
   const productsAndStores = (
     s: number,
@@ -78,11 +84,19 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
     }
   }`,
   ).join('\n  ')}`;
-  const tiles: string[] = [];
-  for (let s = 0; s < walk; s++) {
-    const last = s + 1 === walk;
-    tiles.push(`// Tile ${s}${last ? '' : `: tile ${s + 1}'s loads first, in flight during this tile's products and stores`}.
-  ${last ? '' : loads(s + 1)}
+  /** WGSL: the walk over the group's tiles, with the loads of `of` (k and gc, v, or both). */
+  const walkOf = (of: Of) => {
+    // Tile 0's loads issued before T is staged (the staging waits for T's loads only).
+    const tiles: string[] = [
+      loads(0, of),
+      R4.map((m) => `sm[${MT}u + lid + ${m * WG}u] = tt${m};`).join('\n  '),
+      stage(0, of),
+      'workgroupBarrier();',
+    ];
+    for (let s = 0; s < walk; s++) {
+      const last = s + 1 === walk;
+      tiles.push(`// Tile ${s}${last ? '' : `: tile ${s + 1}'s loads first, in flight during this tile's products and stores`}.
+  ${last ? '' : loads(s + 1, of)}
   ${productsAndStores(s)}
   ${
     last
@@ -90,11 +104,13 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
       : v.doubleB
         ? // Tile s + 1 goes to the other buffer, which every thread finished reading at the barrier before
           // tile s (its last reader was tile s - 1): one barrier, before tile s + 1 reads it.
-          `${stage(s + 1)}\n  workgroupBarrier();`
+          `${stage(s + 1, of)}\n  workgroupBarrier();`
         : // Every thread's reads of B for tile s done before B is overwritten, then the new B visible.
-          `workgroupBarrier();\n  ${stage(s + 1)}\n  workgroupBarrier();`
+          `workgroupBarrier();\n  ${stage(s + 1, of)}\n  workgroupBarrier();`
   }`);
-  }
+    }
+    return tiles.join('\n  ');
+  };
   return /* wgsl */ `
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
@@ -115,10 +131,18 @@ ${computeMain(WG)}
   // loaded once for all the tiles, with tile 0's operands.
   ${R4.map((m) => `let i${m} = lid / 16u + ${16 * m}u;\n  let row${m} = (t0 + min(i${m}, L - 1u)) * H + h;`).join('\n  ')}
   ${R4.map((m) => `let bt${m} = select(0.0, beta[row${m}], i${m} < L);\n  let tt${m} = Tt[abase + lid + ${m * WG}u];`).join('\n  ')}
-  ${loads(0)}
-  ${R4.map((m) => `sm[${MT}u + lid + ${m * WG}u] = tt${m};`).join('\n  ')}
-  ${stage(0)}
-  workgroupBarrier();
-  ${tiles.join('\n  ')}
+  ${
+    v.loads === 'uniform'
+      ? // Branches uniform over the workgroup around whole walks, the loads straight-line inside each: a group
+        // wholly of K columns loads k and gc only, one wholly of V columns v only (fewer registers held).
+        `if (ct0 * 16u + ${16 * walk}u <= ${K4}u) {
+  ${walkOf(['k'])}
+  } else if (ct0 * 16u >= ${K4}u) {
+  ${walkOf(['v'])}
+  } else {
+  ${walkOf(['k', 'v'])}
+  }`
+      : walkOf(['k', 'v'])
+  }
 }`;
 }

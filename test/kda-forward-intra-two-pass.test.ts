@@ -72,7 +72,7 @@ async function expectTwoPass(
   prefetch = true,
   keeps = [true],
   loads: 'all' | 'uniform' = 'all',
-  wu: { intraWUWalk?: 1 | 2 | 4; intraWUDoubleB?: boolean } = {},
+  wu: { intraWUWalk?: 1 | 2 | 4; intraWUDoubleB?: boolean; intraGramStagedStores?: boolean } = {},
 ) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
   for (const keep of keeps) {
@@ -128,6 +128,13 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
   // branch); the whole-K and whole-V branches run at d = 128 (bench kda --check on the device).
   it.skipIf(slow)('uniform loads of the second kernel: T=130, keep', { timeout: 300_000 }, async () => {
     await expectTwoPass(randomCase(39, 130, H, K, V), [0, 130], true, [true], 'uniform');
+  });
+
+  // The first kernel's A_qk and T stores staged through workgroup memory (A_qk's zero blocks by select).
+  it.skipIf(slow)('first kernel with staged stores: T=130, keep and not', { timeout: 300_000 }, async () => {
+    await expectTwoPass(randomCase(43, 130, H, K, V), [0, 130], true, [true, false], 'all', {
+      intraGramStagedStores: true,
+    });
   });
 
   it.skipIf(slow)('one gate per head (GK = 1): T=130, keep and not', { timeout: 300_000 }, async () => {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kintra2's variants of the two-pass intra's second kernel (intraWU): each workgroup walking 2 or 4 column tiles
 # (--fwd-intra-wu-walk), with 'uniform' loads around whole walks, with the operand double-buffered
-# (--fwd-intra-wu-double-b, 48 KiB of workgroup memory), against the default one-tile kernel, T=32768 (H=16,
+# (--fwd-intra-wu-double-b, 48 KiB of workgroup memory), and the first kernel (intraGram) storing A_qk and T
+# from workgroup memory (--fwd-intra-gram-staged-stores), against the default one-tile kernel, T=32768 (H=16,
 # d=128); the checks at T=2048 (vsDefault: the variant against the shipped defaults, expected 0).
 # Run from the project root on the device after `bash scripts/device-prepare.sh` (D: the packed folder).
 D=${D:-.device}; E="bash $D/enter.sh"; C="$D/app/cli.mjs"; R=/tmp/kraw2; mkdir -p $R $OUT/json
@@ -16,14 +17,17 @@ t w4u 45 $K --fwd-intra-wu-walk 4 --fwd-intra-wu-loads uniform
 t w4db 45 $K --fwd-intra-wu-walk 4 --fwd-intra-wu-double-b on
 t w2udb 45 $K --fwd-intra-wu-walk 2 --fwd-intra-wu-loads uniform --fwd-intra-wu-double-b on
 t uni 45 $K --fwd-intra-wu-loads uniform
+t gss 45 $K --fwd-intra-gram-staged-stores on
+t gssw4u 45 $K --fwd-intra-gram-staged-stores on --fwd-intra-wu-walk 4 --fwd-intra-wu-loads uniform
 t cw4 90 $X --fwd-intra-wu-walk 4
 t cw2u 90 $X --fwd-intra-wu-walk 2 --fwd-intra-wu-loads uniform --fwd-intra-wu-double-b on
+t cgss 90 $X --fwd-intra-gram-staged-stores on --fwd-intra-wu-walk 4 --fwd-intra-wu-loads uniform
 t one2 45 $K
 t w4u2 45 $K --fwd-intra-wu-walk 4 --fwd-intra-wu-loads uniform
 cp $R/*.json $OUT/json/ 2>/dev/null
 python3 - > $OUT/summary.txt <<'PY'
 import json
-for n in ('one','w2','w4','w2u','w4u','w4db','w2udb','uni','cw4','cw2u','one2','w4u2'):
+for n in ('one','w2','w4','w2u','w4u','w4db','w2udb','uni','gss','gssw4u','cw4','cw2u','cgss','one2','w4u2'):
     try: k=json.load(open(f'/tmp/kraw2/{n}.json'))
     except Exception as e: print(n, 'no json', e); continue
     for r in k.get('chunked',[]): print(n, r.get('T'), round(r.get('ms',0),3), {a: round(b,3) for a,b in (r.get('kernelsMs') or {}).items()}, r.get('check'))

@@ -80,6 +80,8 @@ export interface KdaBenchOptions {
   fwdIntraWuLoads?: 'all' | 'uniform';
   /** Column tiles a workgroup of the second kernel walks (intraWUWalk) and its double-buffered operand (intraWUDoubleB). */
   fwdIntraWuWalk?: 1 | 2 | 4;
+  /** The first kernel's A_qk and T stores from workgroup memory (intraGramStagedStores). */
+  fwdIntraGramStagedStores?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /**
    * Profiling only: after each forward's profile, profile it again with the tiled state pass changed by each of
@@ -204,6 +206,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraGramPrefetch: o.fwdIntraGramPrefetch,
     intraWULoads: o.fwdIntraWuLoads,
     intraWUWalk: o.fwdIntraWuWalk,
+    intraGramStagedStores: o.fwdIntraGramStagedStores,
     intraWUDoubleB: o.fwdIntraWuDoubleB,
   };
 }
@@ -678,6 +681,10 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--fwd-intra-wu-loads <kind>', "two-pass intra: the second kernel's loads, all or uniform (default all)")
     .option(
+      '--fwd-intra-gram-staged-stores <on|off>',
+      "two-pass intra: the first kernel's A_qk and T stored from workgroup memory (default off)",
+    )
+    .option(
       '--fwd-intra-wu-walk <n>',
       'two-pass intra: column tiles a workgroup of the second kernel walks, 1, 2 or 4 (default 1)',
     )
@@ -762,6 +769,7 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraGramPrefetch: parseOnOff('--fwd-intra-gram-prefetch', opts.fwdIntraGramPrefetch),
         fwdIntraWuLoads: parseSkip('--fwd-intra-wu-loads', opts.fwdIntraWuLoads, ['all', 'uniform'] as const),
         fwdIntraWuWalk: parseWalk(opts.fwdIntraWuWalk),
+        fwdIntraGramStagedStores: parseOnOff('--fwd-intra-gram-staged-stores', opts.fwdIntraGramStagedStores),
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         decodeProbe: !!opts.decodeProbe,
       });

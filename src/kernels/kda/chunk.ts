@@ -166,6 +166,8 @@ export const kdaForwardTuning: {
   intraTwoPass?: boolean;
   /** The two-pass intra's first kernel with its K-tile loads a tile ahead (IntraGramVariant.prefetch; default on). */
   intraGramPrefetch?: boolean;
+  /** The two-pass intra's first kernel storing A_qk and T from workgroup memory (IntraGramVariant.stagedStores). */
+  intraGramStagedStores?: boolean;
   /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
   intraWULoads?: 'all' | 'uniform';
   /**
@@ -518,7 +520,13 @@ function dispatchIntraTwoPass(
   params: Params,
 ): void {
   const { H, K, V, GK } = p;
-  const gv: IntraGramVariant = { K, V, GK, prefetch: kdaForwardTuning.intraGramPrefetch !== false };
+  const gv: IntraGramVariant = {
+    K,
+    V,
+    GK,
+    prefetch: kdaForwardTuning.intraGramPrefetch !== false,
+    stagedStores: kdaForwardTuning.intraGramStagedStores,
+  };
   if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
   gpu.dispatch({

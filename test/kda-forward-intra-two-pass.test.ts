@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Params } from '../src/gpu/params.js';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
-import { type IntraWUVariant, intraWUGroups, intraWUKey, intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
+import { type IntraWUVariant, intraWUGrid, intraWUKey, intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { runChunkForward, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
@@ -72,7 +72,12 @@ async function expectTwoPass(
   prefetch = true,
   keeps = [true],
   loads: 'all' | 'uniform' = 'all',
-  wu: { intraWUWalk?: 1 | 2 | 4; intraWUDoubleB?: boolean; intraGramStagedStores?: boolean } = {},
+  wu: {
+    intraWUWalk?: 1 | 2 | 4;
+    intraWUDoubleB?: boolean;
+    intraWUChunks?: 1 | 2;
+    intraGramStagedStores?: boolean;
+  } = {},
 ) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
   for (const keep of keeps) {
@@ -203,7 +208,7 @@ async function wuAlone(v: IntraWUVariant, T: number, H: number, seed: number) {
       .u32(H, 1)
       .f32(K ** -0.5)
       .u32(0),
-    workgroups: [intraWUGroups(v), NS, H],
+    workgroups: intraWUGrid(v, NS, H),
   });
   const [gotW, gotU] = [await outs[0].toFloat32(), await outs[1].toFloat32()];
   for (const t of [...ins, ...outs]) t.dispose();
@@ -242,6 +247,10 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
         }
       }
       await expectWalk({ K: 64, V: 72, GK: 1, walk: 4 }, 7, true);
+      // Two chunks a workgroup (T = 65: the second has one row; 130: the last group's second slot is past the end).
+      for (const T of [65, 130]) {
+        for (const walk of [1, 2] as const) await expectWalk({ K: 64, V: 72, GK: 64, walk, chunks: 2 }, T, true);
+      }
     },
   );
 
@@ -249,10 +258,23 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
   // columns and one wholly of V columns (the third branch, of both, is the 'all' walk above).
   it.skipIf(slow)('walk 2 with uniform loads = one-tile kernel exactly: T=130', { timeout: 600_000 }, async () => {
     await expectWalk({ K: 128, V: 64, GK: 128, walk: 2, loads: 'uniform' }, 130, true);
+    await expectWalk({ K: 128, V: 64, GK: 128, walk: 2, loads: 'uniform', chunks: 2 }, 130, true);
   });
 
-  // Through the whole forward at K16/V8 (one real tile; walk 4's other three store nothing).
-  it.skipIf(slow)('forward with walk 4: T=130, keep and not', { timeout: 300_000 }, async () => {
+  // Through the whole forward at K16/V8 (one real tile). Two chunks a workgroup over a varlen batch whose slot 0
+  // is unused (an empty first sequence: the pair's first chunk stores nothing, its second does) and whose slot 5
+  // is past the last.
+  it.skipIf(slow)(
+    'forward with 2 chunks a workgroup: varlen (0, 70, 5, 58), keep and not',
+    { timeout: 600_000 },
+    async () => {
+      const cu = [0, 0, 70, 75, 133];
+      await expectTwoPass(randomCase(45, cu[4], H, K, V), cu, true, [true, false], 'all', { intraWUChunks: 2 });
+    },
+  );
+
+  // Walk 4's other three tiles store nothing.
+  it.skipIf(slow)('forward with walk 4: T=130, keep and not', { timeout: 600_000 }, async () => {
     await expectTwoPass(randomCase(41, 130, H, K, V), [0, 130], true, [true, false], 'all', { intraWUWalk: 4 });
   });
 });

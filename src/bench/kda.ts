@@ -83,6 +83,8 @@ export interface KdaBenchOptions {
   /** The first kernel's A_qk and T stores from workgroup memory (intraGramStagedStores). */
   fwdIntraGramStagedStores?: boolean;
   fwdIntraWuDoubleB?: boolean;
+  /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
+  fwdIntraWuChunks?: 1 | 2;
   /**
    * Profiling only: after each forward's profile, profile it again with the tiled state pass changed by each of
    * these probes (kdaForwardTuning.stateProbe; wrong results), then once more unchanged (stateProbe in the row).
@@ -208,6 +210,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraWUWalk: o.fwdIntraWuWalk,
     intraGramStagedStores: o.fwdIntraGramStagedStores,
     intraWUDoubleB: o.fwdIntraWuDoubleB,
+    intraWUChunks: o.fwdIntraWuChunks,
   };
 }
 
@@ -587,6 +590,11 @@ function parseWalk(s: string | undefined): 1 | 2 | 4 | undefined {
   return w === undefined ? undefined : (Number(w) as 1 | 2 | 4);
 }
 
+function parseChunks(s: string | undefined): 1 | 2 | undefined {
+  const c = parseSkip('--fwd-intra-wu-chunks', s, ['1', '2'] as const);
+  return c === undefined ? undefined : (Number(c) as 1 | 2);
+}
+
 function parseStateRows(s: string | undefined): 1 | 2 | 4 | undefined {
   if (s === undefined) return undefined;
   if (s === '1' || s === '2' || s === '4') return Number(s) as 1 | 2 | 4;
@@ -689,6 +697,10 @@ export function registerKdaBench(bench: Command): void {
       'two-pass intra: column tiles a workgroup of the second kernel walks, 1, 2 or 4 (default 1)',
     )
     .option(
+      '--fwd-intra-wu-chunks <n>',
+      'two-pass intra: chunks a workgroup of the second kernel walks, 1 or 2 (default 1)',
+    )
+    .option(
       '--fwd-intra-wu-double-b <on|off>',
       "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default off)",
     )
@@ -771,6 +783,7 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuWalk: parseWalk(opts.fwdIntraWuWalk),
         fwdIntraGramStagedStores: parseOnOff('--fwd-intra-gram-staged-stores', opts.fwdIntraGramStagedStores),
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
+        fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -35,7 +35,7 @@ import { type IntraGramVariant, intraGramFits, intraGramKey, intraGramWgsl } fro
 import {
   type IntraWUVariant,
   intraWUFits,
-  intraWUGroups,
+  intraWUGrid,
   intraWUKey,
   intraWUSharedBytes,
   intraWUWgsl,
@@ -178,6 +178,8 @@ export const kdaForwardTuning: {
   intraWUWalk?: 1 | 2 | 4;
   /** With intraWUWalk > 1: the operand tile double-buffered in workgroup memory (IntraWUVariant.doubleB). */
   intraWUDoubleB?: boolean;
+  /** Chunk slots each workgroup of the second kernel walks in sequence (IntraWUVariant.chunks; default 1). */
+  intraWUChunks?: 1 | 2;
 } = {};
 
 /**
@@ -543,6 +545,7 @@ function dispatchIntraTwoPass(
     loads: kdaForwardTuning.intraWULoads,
     walk: kdaForwardTuning.intraWUWalk,
     doubleB: kdaForwardTuning.intraWUDoubleB,
+    chunks: kdaForwardTuning.intraWUChunks,
   };
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
@@ -551,7 +554,7 @@ function dispatchIntraTwoPass(
     kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(wv), code: () => intraWUWgsl(wv) },
     tensors: [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],
     params,
-    workgroups: [intraWUGroups(wv), NS, H],
+    workgroups: intraWUGrid(wv, NS, H),
   });
   Tt.dispose();
 }

@@ -44,11 +44,16 @@ export interface IntraWUVariant {
    * into the other while this one is read, one barrier a tile instead of two.
    */
   doubleB?: boolean;
+  /**
+   * Chunk slots a workgroup walks in sequence (1 or 2; default 1), each with its `walk` tiles, the next chunk's
+   * T, beta and first tile loaded during the previous chunk's last tile (intraWUWalk.wgsl.ts).
+   */
+  chunks?: 1 | 2;
 }
 
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
-    (v.walk ?? 1) > 1 ? `_walk${v.walk}${v.doubleB ? '_db' : ''}` : ''
+    (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
   }`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
@@ -58,7 +63,8 @@ export function intraWUFits(v: IntraWUVariant): boolean {
     v.V % 4 === 0 &&
     (v.GK === 1 || v.GK === v.K) &&
     [1, 2, 4].includes(walk) &&
-    (walk > 1 || !v.doubleB)
+    [1, 2].includes(v.chunks ?? 1) &&
+    (walk * (v.chunks ?? 1) > 1 || !v.doubleB)
   );
 }
 
@@ -71,6 +77,13 @@ export const intraWUTiles = (v: IntraWUVariant): number => Math.ceil((v.K / 4 + 
 /** The grid's first dimension: groups of `walk` column tiles (the last group's tiles past the end store nothing). */
 export const intraWUGroups = (v: IntraWUVariant): number => Math.ceil(intraWUTiles(v) / (v.walk ?? 1));
 
+/** The grid over NS chunk slots and H heads: tile groups, groups of `chunks` slots, heads. */
+export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] => [
+  intraWUGroups(v),
+  Math.ceil(NS / (v.chunks ?? 1)),
+  H,
+];
+
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
 
@@ -79,7 +92,7 @@ export function intraWUWgsl(v: IntraWUVariant): string {
   if (!intraWUFits(v)) {
     throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}, walk=${v.walk}, loads=${v.loads}`);
   }
-  if ((v.walk ?? 1) > 1) return intraWUWalkWgsl(v);
+  if ((v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1) return intraWUWalkWgsl(v);
   const K4 = K / 4;
   const V4 = V / 4;
   /** WGSL: the tile's loads (of k and gc, of v, or both), all issued before B and T are staged. */

@@ -33,84 +33,134 @@ const X = 'xyzw';
 export function intraWUWalkWgsl(v: IntraWUVariant): string {
   const { K, V, GK } = v;
   const walk = v.walk ?? 1;
-  if (walk < 2) throw new Error('intraWUWalkWgsl: walk of 2 or 4 tiles');
+  const C = v.chunks ?? 1;
+  if (walk * C < 2) throw new Error('intraWUWalkWgsl: a walk of 2 or more tiles');
   const K4 = K / 4;
   const V4 = V / 4;
-  /** The operand buffer tile s is read from. */
-  const buf = (s: number) => BT + (v.doubleB ? (s % 2) * 1024 : 0);
+  /** Item i of the walk: tile s = i % walk of chunk c = i / walk (unrolled). */
+  const chunkOf = (i: number) => Math.floor(i / walk);
+  const tileOf = (i: number) => i % walk;
+  /** The operand buffer item i is read from. */
+  const buf = (i: number) => BT + (v.doubleB ? (i % 2) * 1024 : 0);
+  /** WGSL: chunk c's rows (clamped to it), beta (0 past its end) and T, loaded with its first tile's operands. */
+  const chunkLoads = (c: number) =>
+    R4.map(
+      (m) => `let row${c}_${m} = (t0_${c} + min(i${m}, L_${c} - 1u)) * H + h;
+  let bt${c}_${m} = select(0.0, beta[row${c}_${m}], i${m} < L_${c});
+  let tt${c}_${m} = Tt[abase_${c} + lid + ${m * WG}u];`,
+    ).join('\n  ');
   /**
-   * WGSL: tile s's column group (`c4_s`) and its 12 global loads into registers: k and gc at the tile's column
-   * (the last K column group for a V column), v at its V column (the first for a K column). Unconditional, as
-   * in the one-tile kernel.
+   * WGSL: item i's column group (`c4_i`) and its global loads into registers (12 with 'all' loads): k and gc at
+   * the tile's column (the last K column group for a V column), v at its V column (the first for a K column).
+   * Unconditional, as in the one-tile kernel.
    */
-  const loads = (s: number, of: Of) =>
-    [
-      `let c4_${s} = (ct0 + ${s}u) * 16u + cg;`,
-      `let isK_${s} = c4_${s} < ${K4}u;`,
-      `let inV_${s} = !isK_${s} && c4_${s} < ${K4 + V4}u;`,
-      `let kc_${s} = min(c4_${s}, ${K4 - 1}u);`,
-      `let vc_${s} = select(0u, min(c4_${s} - ${K4}u, ${V4 - 1}u), !isK_${s});`,
+  const loads = (i: number, of: Of) => {
+    const c = chunkOf(i);
+    return [
+      ...(tileOf(i) === 0 ? [chunkLoads(c)] : []),
+      `let c4_${i} = (ct0 + ${tileOf(i)}u) * 16u + cg;`,
+      `let isK_${i} = c4_${i} < ${K4}u;`,
+      `let inV_${i} = !isK_${i} && c4_${i} < ${K4 + V4}u;`,
+      `let kc_${i} = min(c4_${i}, ${K4 - 1}u);`,
+      `let vc_${i} = select(0u, min(c4_${i} - ${K4}u, ${V4 - 1}u), !isK_${i});`,
       ...R4.map((m) =>
         [
-          ...(of.includes('k') ? [`let kx${s}_${m} = k[row${m} * ${K4}u + kc_${s}];`] : []),
-          ...(of.includes('k') ? [`let gx${s}_${m} = gc4(row${m}, kc_${s});`] : []),
-          ...(of.includes('v') ? [`let vx${s}_${m} = vv[row${m} * ${V4}u + vc_${s}];`] : []),
+          ...(of.includes('k') ? [`let kx${i}_${m} = k[row${c}_${m} * ${K4}u + kc_${i}];`] : []),
+          ...(of.includes('k') ? [`let gx${i}_${m} = gc4(row${c}_${m}, kc_${i});`] : []),
+          ...(of.includes('v') ? [`let vx${i}_${m} = vv[row${c}_${m} * ${V4}u + vc_${i}];`] : []),
         ].join('\n  '),
       ),
     ].join('\n  ');
-  /** WGSL: tile s's operand B = Diag(beta) [exp(gc) K | V] into its buffer (the one-tile kernel's expressions). */
-  const stage = (s: number, of: Of) =>
-    R4.map((m) => {
-      const kval = `(bt${m} * kx${s}_${m}) * exp(gx${s}_${m})`;
-      const vval = `select(vec4<f32>(0.0), bt${m} * vx${s}_${m}, inV_${s})`;
-      const val = of.length === 2 ? `select(${vval}, ${kval}, isK_${s})` : of[0] === 'k' ? kval : vval;
-      return `sm[${buf(s)}u + lid + ${m * WG}u] = ${val};`;
-    }).join('\n  ');
-  /** WGSL: tile s's products from workgroup memory and its stores (the one-tile kernel's, in its order). */
-  const productsAndStores = (
-    s: number,
-  ) => `${R4.map((a) => `var acc${s}_${a} = sm[${buf(s)}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n  ')}
+  };
+  /**
+   * WGSL: item i's operand B = Diag(beta) [exp(gc) K | V] into its buffer (the one-tile kernel's expressions),
+   * and its chunk's T when it is the chunk's first tile.
+   */
+  const stage = (i: number, of: Of) => {
+    const c = chunkOf(i);
+    return [
+      ...(tileOf(i) === 0 ? R4.map((m) => `sm[${MT}u + lid + ${m * WG}u] = tt${c}_${m};`) : []),
+      ...R4.map((m) => {
+        const kval = `(bt${c}_${m} * kx${i}_${m}) * exp(gx${i}_${m})`;
+        const vval = `select(vec4<f32>(0.0), bt${c}_${m} * vx${i}_${m}, inV_${i})`;
+        const val = of.length === 2 ? `select(${vval}, ${kval}, isK_${i})` : of[0] === 'k' ? kval : vval;
+        return `sm[${buf(i)}u + lid + ${m * WG}u] = ${val};`;
+      }),
+    ].join('\n  ');
+  };
+  /** WGSL: item i's products from workgroup memory and its stores (the one-tile kernel's, in its order). */
+  const productsAndStores = (i: number) => {
+    const c = chunkOf(i);
+    return `${R4.map((a) => `var acc${i}_${a} = sm[${buf(i)}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n  ')}
   for (var j4 = 0u; j4 < rg + 1u; j4++) {
-    ${R4.map((x) => `let tc${x} = sm[${MT}u + (4u * j4 + ${x}u) * 16u + rg];\n    let bj${x} = sm[${buf(s)}u + (4u * j4 + ${x}u) * 16u + cg];`).join('\n    ')}
-    ${R4.flatMap((x) => R4.map((a) => `acc${s}_${a} = fma(vec4<f32>(tc${x}.${X[a]}), bj${x}, acc${s}_${a});`)).join('\n    ')}
+    ${R4.map((x) => `let tc${x} = sm[${MT}u + (4u * j4 + ${x}u) * 16u + rg];\n    let bj${x} = sm[${buf(i)}u + (4u * j4 + ${x}u) * 16u + cg];`).join('\n    ')}
+    ${R4.flatMap((x) => R4.map((a) => `acc${i}_${a} = fma(vec4<f32>(tc${x}.${X[a]}), bj${x}, acc${i}_${a});`)).join('\n    ')}
   }
   ${R4.map(
-    (a) => `if (4u * rg + ${a}u < L) {
-    let row = (t0 + 4u * rg + ${a}u) * H + h;
-    if (c4_${s} < ${K4}u) {
-      W[row * ${K4}u + c4_${s}] = acc${s}_${a};
-    } else if (c4_${s} < ${K4 + V4}u) {
-      U[row * ${V4}u + c4_${s} - ${K4}u] = acc${s}_${a};
+    (a) => `if (${C > 1 ? `ok_${c} && ` : ''}4u * rg + ${a}u < L_${c}) {
+    let row = (t0_${c} + 4u * rg + ${a}u) * H + h;
+    if (c4_${i} < ${K4}u) {
+      W[row * ${K4}u + c4_${i}] = acc${i}_${a};
+    } else if (c4_${i} < ${K4 + V4}u) {
+      U[row * ${V4}u + c4_${i} - ${K4}u] = acc${i}_${a};
     }
   }`,
   ).join('\n  ')}`;
-  /** WGSL: the walk over the group's tiles, with the loads of `of` (k and gc, v, or both). */
+  };
+  /** WGSL: the walk over the group's items, with the loads of `of` (k and gc, v, or both). */
   const walkOf = (of: Of) => {
-    // Tile 0's loads issued before T is staged (the staging waits for T's loads only).
-    const tiles: string[] = [
-      loads(0, of),
-      R4.map((m) => `sm[${MT}u + lid + ${m * WG}u] = tt${m};`).join('\n  '),
-      stage(0, of),
-      'workgroupBarrier();',
-    ];
-    for (let s = 0; s < walk; s++) {
-      const last = s + 1 === walk;
-      tiles.push(`// Tile ${s}${last ? '' : `: tile ${s + 1}'s loads first, in flight during this tile's products and stores`}.
-  ${last ? '' : loads(s + 1, of)}
-  ${productsAndStores(s)}
+    // Item 0's loads issued before T is staged (the staging waits for T's loads only).
+    const items: string[] = [loads(0, of), stage(0, of), 'workgroupBarrier();'];
+    const n = walk * C;
+    for (let i = 0; i < n; i++) {
+      const last = i + 1 === n;
+      // A new chunk overwrites T, which this item reads: the two-barrier form also with doubleB.
+      const newChunk = !last && tileOf(i + 1) === 0;
+      items.push(`// Item ${i} (chunk ${chunkOf(i)}, tile ${tileOf(i)})${last ? '' : `: item ${i + 1}'s loads first, in flight during this item's products and stores`}.
+  ${last ? '' : loads(i + 1, of)}
+  ${productsAndStores(i)}
   ${
     last
       ? ''
-      : v.doubleB
-        ? // Tile s + 1 goes to the other buffer, which every thread finished reading at the barrier before
-          // tile s (its last reader was tile s - 1): one barrier, before tile s + 1 reads it.
-          `${stage(s + 1, of)}\n  workgroupBarrier();`
-        : // Every thread's reads of B for tile s done before B is overwritten, then the new B visible.
-          `workgroupBarrier();\n  ${stage(s + 1, of)}\n  workgroupBarrier();`
+      : v.doubleB && !newChunk
+        ? // Item i + 1 goes to the other buffer, which every thread finished reading at the barrier before
+          // item i (its last reader was item i - 1): one barrier, before item i + 1 reads it.
+          `${stage(i + 1, of)}\n  workgroupBarrier();`
+        : // Every thread's reads of B (and T) for item i done before they are overwritten, then the new ones visible.
+          `workgroupBarrier();\n  ${stage(i + 1, of)}\n  workgroupBarrier();`
   }`);
     }
-    return tiles.join('\n  ');
+    return items.join('\n  ');
   };
+  const slots = Array.from({ length: C }, (_, c) => c);
+  // One chunk: the usual prologue (an unused slot returns). Several: each chunk's location; an unused one (or
+  // one past the last slot) loads at the first used chunk's addresses and stores nothing, so the loads stay
+  // unconditional; the workgroup returns only when none is used.
+  const prologue =
+    C === 1
+      ? `${chunkSlotPrologue(['tg', 'slot', 'h'])}
+  let t0_0 = t0;
+  let L_0 = L;
+  let abase_0 = (slot * H + h) * 1024u;`
+      : `let tg = wid.x;
+  let h = wid.z;
+  let H = p.H;
+  ${slots.map((c) => `let slot${c} = wid.y * ${C}u + ${c}u;\n  let loc${c} = locate(slot${c}, p.N);\n  let ok_${c} = loc${c}.x != 0u;`).join('\n  ')}
+  if (${slots.map((c) => `!ok_${c}`).join(' && ')}) { return; }
+  var fb = loc${C - 1};
+  var fslot = slot${C - 1};
+  ${slots
+    .slice(0, -1)
+    .reverse()
+    .map((c) => `if (ok_${c}) { fb = loc${c}; fslot = slot${c}; }`)
+    .join('\n  ')}
+  ${slots
+    .map(
+      (c) => `let t0_${c} = select(fb.y, loc${c}.y, ok_${c});
+  let L_${c} = select(fb.z, loc${c}.z, ok_${c});
+  let abase_${c} = (select(fslot, slot${c}, ok_${c}) * H + h) * 1024u;`,
+    )
+    .join('\n  ')}`;
   return /* wgsl */ `
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
@@ -122,15 +172,12 @@ fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row]
 var<workgroup> sm: array<vec4<f32>, ${v.doubleB ? 3072 : 2048}>;
 
 ${computeMain(WG)}
-  ${chunkSlotPrologue(['tg', 'slot', 'h'])}
-  let abase = (slot * H + h) * 1024u;
+  ${prologue}
   let ct0 = tg * ${walk}u;
   let rg = lid / 16u;
   let cg = lid % 16u;
-  // Element lid + 256 m of a tile: row lid / 16 + 16 m (clamped to the chunk), column group cg; beta and T
-  // loaded once for all the tiles, with tile 0's operands.
-  ${R4.map((m) => `let i${m} = lid / 16u + ${16 * m}u;\n  let row${m} = (t0 + min(i${m}, L - 1u)) * H + h;`).join('\n  ')}
-  ${R4.map((m) => `let bt${m} = select(0.0, beta[row${m}], i${m} < L);\n  let tt${m} = Tt[abase + lid + ${m * WG}u];`).join('\n  ')}
+  // Element lid + 256 m of a tile: row lid / 16 + 16 m of the chunk, column group cg.
+  ${R4.map((m) => `let i${m} = lid / 16u + ${16 * m}u;`).join('\n  ')}
   ${
     v.loads === 'uniform'
       ? // Branches uniform over the workgroup around whole walks, the loads straight-line inside each: a group

@@ -1,6 +1,6 @@
 /**
  * Pass 1b of the two-pass intra (intraWU.wgsl.ts) with each workgroup walking `walk` column tiles of one
- * chunk-head (IntraWUVariant.walk > 1):
+ * chunk-head (IntraWUVariant.walk > 1, or chunks > 1):
  *    [W | U] = T Diag(beta) [exp(gc) K | V]
  * The one-tile kernel loads, waits, computes and stores once per workgroup, with nothing in flight inside it
  * (H200: 1.01 ms at d = 128, T = 32768, H = 16, about 3x its DRAM floor). Here the chunk's T and beta are loaded
@@ -8,11 +8,15 @@
  * products (register double buffering, as intraVec.wgsl.ts and outputPipelined.wgsl.ts do), so the products and
  * stores of one tile hide the next one's DRAM latency inside the workgroup.
  *
- * The tiles are unrolled in the generator (walk is 2 or 4), so every load is unconditional and straight-line
+ * The walk x chunks items are unrolled in the generator, so every load is unconditional and straight-line
  * (the H200 ran a version with branches around the loads at 1.70 ms) and the last tile issues none. The
  * arithmetic is the one-tile kernel's, expression for expression and in the same order: W and U are equal to
  * its output (0 difference). Tiles past the last column (when walk does not divide the tile count) load at
  * clamped addresses, compute on zeros and store nothing.
+ *
+ * With `chunks` = 2 the workgroup walks two chunk slots in sequence, each with its `walk` tiles: the second
+ * chunk's T, beta and first tile are loaded during the first chunk's last tile (T restaged between two barriers).
+ * An unused slot (or one past the last) loads at the first used chunk's addresses and stores nothing.
  *
  * Workgroup memory: T (16 KiB, column j as 16 vec4 of rows, as pass 1a stored it) and the 64 x 64 operand tile
  * B (16 KiB), or two of them with doubleB (48 KiB in all: the next tile is staged into the other buffer while

@@ -8,8 +8,10 @@
  * and the non-default load variants of both kernels. The dispatches are checked to be the two kernels.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Params } from '../src/gpu/params.js';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
+import { type IntraWUVariant, intraWUGrid, intraWUKey, intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { runChunkForward, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
@@ -70,11 +72,22 @@ async function expectTwoPass(
   prefetch = true,
   keeps = [true],
   loads: 'all' | 'uniform' = 'all',
+  wu: {
+    intraWUWalk?: 1 | 2 | 4;
+    intraWUDoubleB?: boolean;
+    intraWUChunks?: 1 | 2;
+    intraGramStagedStores?: boolean;
+  } = {},
 ) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
   for (const keep of keeps) {
     const one = await run(c, cu, S0, keep, { intraTwoPass: false });
-    const two = await run(c, cu, S0, keep, { intraTwoPass: true, intraGramPrefetch: prefetch, intraWULoads: loads });
+    const two = await run(c, cu, S0, keep, {
+      intraTwoPass: true,
+      intraGramPrefetch: prefetch,
+      intraWULoads: loads,
+      ...wu,
+    });
     expect(one.keys.some((k) => k.startsWith('kda_chunk_intra_gram') || k.startsWith('kda_chunk_intra_wu'))).toBe(
       false,
     );
@@ -122,7 +135,146 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
     await expectTwoPass(randomCase(39, 130, H, K, V), [0, 130], true, [true], 'uniform');
   });
 
+  // The first kernel's A_qk and T stores staged through workgroup memory (A_qk's zero blocks by select).
+  it.skipIf(slow)('first kernel with staged stores: T=130, keep and not', { timeout: 300_000 }, async () => {
+    await expectTwoPass(randomCase(43, 130, H, K, V), [0, 130], true, [true, false], 'all', {
+      intraGramStagedStores: true,
+    });
+  });
+
   it.skipIf(slow)('one gate per head (GK = 1): T=130, keep and not', { timeout: 300_000 }, async () => {
     await expectTwoPass(randomCase(31, 130, H, K, V, 1), [0, 130], true, [true, false]);
+  });
+});
+
+/**
+ * The second kernel alone (intraWU.wgsl.ts, intraWUWalk.wgsl.ts with walk > 1) on one sequence of T tokens:
+ * k, v, gc (the per-chunk cumulative gate), beta and the reference's T (intraReference.ts) uploaded in the
+ * layouts pass 1a leaves, W and U read back. Its own geometry, K = 64, V = 72: 34 column groups, three column
+ * tiles (the third partial), so walk 2 and 4 both have a group with a real tile after the first and one with
+ * tiles past the last column.
+ */
+async function wuAlone(v: IntraWUVariant, T: number, H: number, seed: number) {
+  const gpu = (await gpuContext())!;
+  const { K, V, GK } = v;
+  const c = randomCase(seed, T, H, K, V, GK);
+  const NS = Math.floor(T / 64) + 1;
+  const gc = new Float32Array(c.g.length);
+  const Tt = new Float32Array(NS * H * 4096);
+  const W = new Float64Array(T * H * K);
+  const U = new Float64Array(T * H * V);
+  for (let t0 = 0, slot = 0; t0 < T; t0 += 64, slot++) {
+    const L = Math.min(64, T - t0);
+    for (let h = 0; h < H; h++) {
+      const rows = (a: Float32Array, w: number) =>
+        Float64Array.from({ length: L * w }, (_, e) => a[((t0 + Math.floor(e / w)) * H + h) * w + (e % w)]);
+      const g = rows(c.g, GK);
+      for (let i = 1; i < L; i++) for (let ch = 0; ch < GK; ch++) g[i * GK + ch] += g[(i - 1) * GK + ch];
+      for (let e = 0; e < L * GK; e++) gc[((t0 + Math.floor(e / GK)) * H + h) * GK + (e % GK)] = g[e];
+      const r = intraChunkReference({
+        L,
+        K,
+        V,
+        GK,
+        q: rows(c.q, K),
+        k: rows(c.k, K),
+        v: rows(c.v, V),
+        gc: g,
+        beta: rows(c.beta, 1),
+        scale: K ** -0.5,
+      });
+      // Pass 1a's layout: column j of T as 16 vec4 of rows (vec4 r4 holds rows 4 r4 .. 4 r4 + 3).
+      for (let i = 0; i < 64; i++)
+        for (let j = 0; j < 64; j++) Tt[(slot * H + h) * 4096 + j * 64 + i] = r.T[i * 64 + j];
+      for (let i = 0; i < L; i++) {
+        for (let ch = 0; ch < K; ch++) W[((t0 + i) * H + h) * K + ch] = r.W[i * K + ch];
+        for (let ch = 0; ch < V; ch++) U[((t0 + i) * H + h) * V + ch] = r.U[i * V + ch];
+      }
+    }
+  }
+  const ins = [
+    gpu.fromHost(Int32Array.from([0, T]), [2], 'i32'),
+    gpu.fromHost(c.k, [T, H, K]),
+    gpu.fromHost(c.v, [T, H, V]),
+    gpu.fromHost(gc, GK === 1 ? [T, H] : [T, H, K]),
+    gpu.fromHost(c.beta, [T, H]),
+    gpu.fromHost(Tt, [NS, H, 64, 64]),
+  ];
+  const outs = [gpu.empty([T, H, K]), gpu.empty([T, H, V])];
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(v), code: () => intraWUWgsl(v) },
+    tensors: [...ins, ...outs],
+    params: new Params()
+      .u32(H, 1)
+      .f32(K ** -0.5)
+      .u32(0),
+    workgroups: intraWUGrid(v, NS, H),
+  });
+  const [gotW, gotU] = [await outs[0].toFloat32(), await outs[1].toFloat32()];
+  for (const t of [...ins, ...outs]) t.dispose();
+  return { gotW, gotU, W, U };
+}
+
+/** The walking kernel = the reference; with `exact`, also = the one-tile kernel, bit for bit (same order). */
+async function expectWalk(v: IntraWUVariant, T: number, exact: boolean) {
+  const walk = await wuAlone(v, T, 2, T + 11);
+  expectClose(walk.gotW, walk.W, 1e-4, `W (${intraWUKey(v)} = reference)`);
+  expectClose(walk.gotU, walk.U, 1e-4, `U (${intraWUKey(v)} = reference)`);
+  if (exact) {
+    const one = await wuAlone({ K: v.K, V: v.V, GK: v.GK }, T, 2, T + 11);
+    expect(Array.from(walk.gotW)).toEqual(Array.from(one.gotW));
+    expect(Array.from(walk.gotU)).toEqual(Array.from(one.gotU));
+  }
+}
+
+describe('kda two-pass intra: the second kernel walking column tiles (intraWU walk)', () => {
+  // Default pass: walk 2 against the reference (one compilation of the small kernel); two chunks, the second
+  // partial (rows past the end).
+  it.skipIf(!hasGpu)('walk 2 = reference: T=100, K=64, V=72', { timeout: 300_000 }, async () => {
+    await expectWalk({ K: 64, V: 72, GK: 64, walk: 2 }, 100, false);
+  });
+
+  // The double-buffered operand needs 48 KiB of workgroup memory (lavapipe allows 32: checked on the device).
+  it.skipIf(slow)(
+    'walk 2, 4 (double-buffered where it fits) = one-tile kernel exactly',
+    { timeout: 600_000 },
+    async () => {
+      const gpu = (await gpuContext())!;
+      const doubles = gpu.limits.maxComputeWorkgroupStorageSize >= 49152 ? [false, true] : [false];
+      for (const T of [65, 130]) {
+        for (const walk of [2, 4] as const) {
+          for (const doubleB of doubles) await expectWalk({ K: 64, V: 72, GK: 64, walk, doubleB }, T, true);
+        }
+      }
+      await expectWalk({ K: 64, V: 72, GK: 1, walk: 4 }, 7, true);
+      // Two chunks a workgroup (T = 65: the second has one row; 130: the last group's second slot is past the end).
+      for (const T of [65, 130]) {
+        for (const walk of [1, 2] as const) await expectWalk({ K: 64, V: 72, GK: 64, walk, chunks: 2 }, T, true);
+      }
+    },
+  );
+
+  // 'uniform' loads around whole walks: at K = 128, V = 64 (tiles K, K, V) walk 2 has a group wholly of K
+  // columns and one wholly of V columns (the third branch, of both, is the 'all' walk above).
+  it.skipIf(slow)('walk 2 with uniform loads = one-tile kernel exactly: T=130', { timeout: 600_000 }, async () => {
+    await expectWalk({ K: 128, V: 64, GK: 128, walk: 2, loads: 'uniform' }, 130, true);
+    await expectWalk({ K: 128, V: 64, GK: 128, walk: 2, loads: 'uniform', chunks: 2 }, 130, true);
+  });
+
+  // Through the whole forward at K16/V8 (one real tile). Two chunks a workgroup over a varlen batch whose slot 0
+  // is unused (an empty first sequence: the pair's first chunk stores nothing, its second does) and whose slot 5
+  // is past the last.
+  it.skipIf(slow)(
+    'forward with 2 chunks a workgroup: varlen (0, 70, 5, 58), keep and not',
+    { timeout: 600_000 },
+    async () => {
+      const cu = [0, 0, 70, 75, 133];
+      await expectTwoPass(randomCase(45, cu[4], H, K, V), cu, true, [true, false], 'all', { intraWUChunks: 2 });
+    },
+  );
+
+  // Walk 4's other three tiles store nothing.
+  it.skipIf(slow)('forward with walk 4: T=130, keep and not', { timeout: 600_000 }, async () => {
+    await expectTwoPass(randomCase(41, 130, H, K, V), [0, 130], true, [true, false], 'all', { intraWUWalk: 4 });
   });
 });

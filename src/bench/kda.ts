@@ -78,6 +78,13 @@ export interface KdaBenchOptions {
   fwdIntraTwoPass?: boolean;
   fwdIntraGramPrefetch?: boolean;
   fwdIntraWuLoads?: 'all' | 'uniform';
+  /** Column tiles a workgroup of the second kernel walks (intraWUWalk) and its double-buffered operand (intraWUDoubleB). */
+  fwdIntraWuWalk?: 1 | 2 | 4;
+  /** The first kernel's A_qk and T stores from workgroup memory (intraGramStagedStores). */
+  fwdIntraGramStagedStores?: boolean;
+  fwdIntraWuDoubleB?: boolean;
+  /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
+  fwdIntraWuChunks?: 1 | 2;
   /**
    * Profiling only: after each forward's profile, profile it again with the tiled state pass changed by each of
    * these probes (kdaForwardTuning.stateProbe; wrong results), then once more unchanged (stateProbe in the row).
@@ -200,6 +207,10 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraTwoPass: o.fwdIntraTwoPass,
     intraGramPrefetch: o.fwdIntraGramPrefetch,
     intraWULoads: o.fwdIntraWuLoads,
+    intraWUWalk: o.fwdIntraWuWalk,
+    intraGramStagedStores: o.fwdIntraGramStagedStores,
+    intraWUDoubleB: o.fwdIntraWuDoubleB,
+    intraWUChunks: o.fwdIntraWuChunks,
   };
 }
 
@@ -574,6 +585,16 @@ function parseOnOff(flag: string, s: string | undefined): boolean | undefined {
   throw new Error(`${flag}: '${s}' is not on or off`);
 }
 
+function parseWalk(s: string | undefined): 1 | 2 | 4 | undefined {
+  const w = parseSkip('--fwd-intra-wu-walk', s, ['1', '2', '4'] as const);
+  return w === undefined ? undefined : (Number(w) as 1 | 2 | 4);
+}
+
+function parseChunks(s: string | undefined): 1 | 2 | undefined {
+  const c = parseSkip('--fwd-intra-wu-chunks', s, ['1', '2'] as const);
+  return c === undefined ? undefined : (Number(c) as 1 | 2);
+}
+
 function parseStateRows(s: string | undefined): 1 | 2 | 4 | undefined {
   if (s === undefined) return undefined;
   if (s === '1' || s === '2' || s === '4') return Number(s) as 1 | 2 | 4;
@@ -668,6 +689,22 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--fwd-intra-wu-loads <kind>', "two-pass intra: the second kernel's loads, all or uniform (default all)")
     .option(
+      '--fwd-intra-gram-staged-stores <on|off>',
+      "two-pass intra: the first kernel's A_qk and T stored from workgroup memory (default off)",
+    )
+    .option(
+      '--fwd-intra-wu-walk <n>',
+      'two-pass intra: column tiles a workgroup of the second kernel walks, 1, 2 or 4 (default 1)',
+    )
+    .option(
+      '--fwd-intra-wu-chunks <n>',
+      'two-pass intra: chunks a workgroup of the second kernel walks, 1 or 2 (default 1)',
+    )
+    .option(
+      '--fwd-intra-wu-double-b <on|off>',
+      "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default off)",
+    )
+    .option(
       '--fwd-intra-gram-prefetch <on|off>',
       "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)",
     )
@@ -743,6 +780,10 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraTwoPass: parseOnOff('--fwd-intra-two-pass', opts.fwdIntraTwoPass),
         fwdIntraGramPrefetch: parseOnOff('--fwd-intra-gram-prefetch', opts.fwdIntraGramPrefetch),
         fwdIntraWuLoads: parseSkip('--fwd-intra-wu-loads', opts.fwdIntraWuLoads, ['all', 'uniform'] as const),
+        fwdIntraWuWalk: parseWalk(opts.fwdIntraWuWalk),
+        fwdIntraGramStagedStores: parseOnOff('--fwd-intra-gram-staged-stores', opts.fwdIntraGramStagedStores),
+        fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
+        fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

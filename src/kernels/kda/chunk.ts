@@ -32,7 +32,14 @@ import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
 import { type IntraGramVariant, intraGramFits, intraGramKey, intraGramWgsl } from './intraGram.wgsl.js';
-import { type IntraWUVariant, intraWUKey, intraWUTiles, intraWUWgsl } from './intraWU.wgsl.js';
+import {
+  type IntraWUVariant,
+  intraWUFits,
+  intraWUGrid,
+  intraWUKey,
+  intraWUSharedBytes,
+  intraWUWgsl,
+} from './intraWU.wgsl.js';
 import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
 import { type StateProbe, stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
 import { stateRegWFits, stateRegWKey, stateRegWWgsl } from './stateRegW.wgsl.js';
@@ -159,8 +166,20 @@ export const kdaForwardTuning: {
   intraTwoPass?: boolean;
   /** The two-pass intra's first kernel with its K-tile loads a tile ahead (IntraGramVariant.prefetch; default on). */
   intraGramPrefetch?: boolean;
+  /** The two-pass intra's first kernel storing A_qk and T from workgroup memory (IntraGramVariant.stagedStores). */
+  intraGramStagedStores?: boolean;
   /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
   intraWULoads?: 'all' | 'uniform';
+  /**
+   * Column tiles each workgroup of the two-pass intra's second kernel walks, T staged once and the next tile's
+   * loads in flight during this one's products (IntraWUVariant.walk, intraWUWalk.wgsl.ts; default 1: one tile a
+   * workgroup). W and U equal to the one-tile kernel's (the same expressions in the same order).
+   */
+  intraWUWalk?: 1 | 2 | 4;
+  /** With intraWUWalk > 1: the operand tile double-buffered in workgroup memory (IntraWUVariant.doubleB). */
+  intraWUDoubleB?: boolean;
+  /** Chunk slots each workgroup of the second kernel walks in sequence (IntraWUVariant.chunks; default 1). */
+  intraWUChunks?: 1 | 2;
 } = {};
 
 /**
@@ -503,7 +522,13 @@ function dispatchIntraTwoPass(
   params: Params,
 ): void {
   const { H, K, V, GK } = p;
-  const gv: IntraGramVariant = { K, V, GK, prefetch: kdaForwardTuning.intraGramPrefetch !== false };
+  const gv: IntraGramVariant = {
+    K,
+    V,
+    GK,
+    prefetch: kdaForwardTuning.intraGramPrefetch !== false,
+    stagedStores: kdaForwardTuning.intraGramStagedStores,
+  };
   if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
   gpu.dispatch({
@@ -513,12 +538,23 @@ function dispatchIntraTwoPass(
     params,
     workgroups: [NS, H],
   });
-  const wv: IntraWUVariant = { K, V, GK, loads: kdaForwardTuning.intraWULoads };
+  const wv: IntraWUVariant = {
+    K,
+    V,
+    GK,
+    loads: kdaForwardTuning.intraWULoads,
+    walk: kdaForwardTuning.intraWUWalk,
+    doubleB: kdaForwardTuning.intraWUDoubleB,
+    chunks: kdaForwardTuning.intraWUChunks,
+  };
+  if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
+    throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
+  }
   gpu.dispatch({
     kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(wv), code: () => intraWUWgsl(wv) },
     tensors: [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],
     params,
-    workgroups: [intraWUTiles(wv), NS, H],
+    workgroups: intraWUGrid(wv, NS, H),
   });
   Tt.dispose();
 }

@@ -14,6 +14,7 @@
  *
  * Workgroup memory: 32 KiB (T as pass 1a stored it, column j as 16 vec4 of rows; the 64 x 64 operand tile).
  */
+import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 
 const WG = 256;
@@ -31,24 +32,67 @@ export interface IntraWUVariant {
    * uniform over the workgroup and straight-line inside; a tile of both loads as 'all'): fewer registers held.
    */
   loads?: 'all' | 'uniform';
+  /**
+   * Column tiles a workgroup walks (1, 2 or 4; default 1): with more than one, the chunk's T is staged in
+   * workgroup memory once for all of them and each tile's global loads are issued before the previous tile's
+   * products (register double buffering, intraWUWalk.wgsl.ts); 'uniform' loads there branch around whole
+   * walks (a group of tiles wholly of K or of V columns).
+   */
+  walk?: 1 | 2 | 4;
+  /**
+   * With walk > 1: the operand tile B in two workgroup-memory buffers (48 KiB in all), the next tile staged
+   * into the other while this one is read, one barrier a tile instead of two.
+   */
+  doubleB?: boolean;
+  /**
+   * Chunk slots a workgroup walks in sequence (1 or 2; default 1), each with its `walk` tiles, the next chunk's
+   * T, beta and first tile loaded during the previous chunk's last tile (intraWUWalk.wgsl.ts).
+   */
+  chunks?: 1 | 2;
 }
 
 export const intraWUKey = (v: IntraWUVariant) =>
-  `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}`;
+  `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
+    (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
+  }`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
-  return v.K % 4 === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
+  const walk = v.walk ?? 1;
+  return (
+    v.K % 4 === 0 &&
+    v.V % 4 === 0 &&
+    (v.GK === 1 || v.GK === v.K) &&
+    [1, 2, 4].includes(walk) &&
+    [1, 2].includes(v.chunks ?? 1) &&
+    (walk * (v.chunks ?? 1) > 1 || !v.doubleB)
+  );
 }
 
-/** Column tiles of 64 (16 vec4) over the K + V columns of [W | U]: the grid's first dimension. */
+/** Workgroup memory in bytes: T and the operand tile, 16 KiB each (the operand twice with doubleB). */
+export const intraWUSharedBytes = (v: IntraWUVariant): number => (v.doubleB ? 3 : 2) * 16384;
+
+/** Column tiles of 64 (16 vec4) over the K + V columns of [W | U]. */
 export const intraWUTiles = (v: IntraWUVariant): number => Math.ceil((v.K / 4 + v.V / 4) / 16);
+
+/** The grid's first dimension: groups of `walk` column tiles (the last group's tiles past the end store nothing). */
+export const intraWUGroups = (v: IntraWUVariant): number => Math.ceil(intraWUTiles(v) / (v.walk ?? 1));
+
+/** The grid over NS chunk slots and H heads: tile groups, groups of `chunks` slots, heads. */
+export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] => [
+  intraWUGroups(v),
+  Math.ceil(NS / (v.chunks ?? 1)),
+  H,
+];
 
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
 
 export function intraWUWgsl(v: IntraWUVariant): string {
   const { K, V, GK } = v;
-  if (!intraWUFits(v)) throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}`);
+  if (!intraWUFits(v)) {
+    throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}, walk=${v.walk}, loads=${v.loads}`);
+  }
+  if ((v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1) return intraWUWalkWgsl(v);
   const K4 = K / 4;
   const V4 = V / 4;
   /** WGSL: the tile's loads (of k and gc, of v, or both), all issued before B and T are staged. */

@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Params } from '../src/gpu/params.js';
-import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { intraWUWalkFor, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
 import { type IntraWUVariant, intraWUGrid, intraWUKey, intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
 import { Rng } from '../src/util/random.js';
@@ -228,10 +228,15 @@ async function expectWalk(v: IntraWUVariant, T: number, exact: boolean) {
 }
 
 describe('kda two-pass intra: the second kernel walking column tiles (intraWU walk)', () => {
-  // Default pass: walk 2 against the reference (one compilation of the small kernel); two chunks, the second
-  // partial (rows past the end).
-  it.skipIf(!hasGpu)('walk 2 = reference: T=100, K=64, V=72', { timeout: 300_000 }, async () => {
-    await expectWalk({ K: 64, V: 72, GK: 64, walk: 2 }, 100, false);
+  it('the default walk: 4 at d = 128, never more than the column tiles', () => {
+    expect([intraWUWalkFor(128, 128), intraWUWalkFor(64, 72), intraWUWalkFor(16, 8), intraWUWalkFor(64, 64)]).toEqual([
+      4, 2, 1, 2,
+    ]);
+  });
+  // Default pass: walk 4 (the default at d = 128) against the reference at 3 column tiles (one group with a tile
+  // past the end); two chunks, the second partial (rows past the end).
+  it.skipIf(!hasGpu)('walk 4 = reference: T=100, K=64, V=72', { timeout: 300_000 }, async () => {
+    await expectWalk({ K: 64, V: 72, GK: 64, walk: 4 }, 100, false);
   });
 
   // The double-buffered operand needs 48 KiB of workgroup memory (lavapipe allows 32: checked on the device).

@@ -458,15 +458,17 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--moe-lanes <gateUp,down>',
-      'lanes sweeping one weight row in the MoE decode kernels (power of two 16..256; moeDecodeTuning)',
-      '32,32',
+      'lanes sweeping one weight row in the MoE decode kernels (power of two 16..256; default moeDecodeTuning: 32,128)',
     )
     .option(
       '--moe-rows <gateUp,down>',
       'weight rows a workgroup in the MoE decode kernels (power of two; lanes * rows <= 1024; default 256 / lanes)',
     )
-    .option('--norm-gemv-rows <n>', 'rows a workgroup in the fused norm + GEMV kernels (power of two <= 32)', '8')
-    .option('--moe-unroll-gate-up <n>', "loads in flight per lane in the MoE decode gate_up's two row sweeps", '1')
+    .option('--norm-gemv-rows <n>', 'rows a workgroup in the fused norm + GEMV kernels (power of two <= 32; default 8)')
+    .option(
+      '--moe-unroll-gate-up <n>',
+      "loads in flight per lane in the MoE decode gate_up's two row sweeps (default 1)",
+    )
     .option(
       '--sweep <json>',
       'time several variants over the same weights: a JSON array of {label, foldKdaGate, moeLanes, moeRows, moeUnrollGateUp, normGemvRows, gemvUnroll, padDispatches}',
@@ -556,15 +558,21 @@ export function registerDecodeBench(bench: Command): void {
       if (!(Number.isInteger(moeMax) && moeMax >= 0))
         throw new Error(`--moe-decode-max-tokens: '${opts.moeDecodeMaxTokens}' is not an integer >= 0`);
       moeDecodeTuning.maxTokens = moeMax;
-      const lanes = parseList(opts.moeLanes);
-      if (lanes.length !== 2) throw new Error(`--moe-lanes: '${opts.moeLanes}' is not two numbers (gate_up, down)`);
-      [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = lanes;
+      // Each tuning flag, where given, overrides the library's default (moeDecodeTuning, normGemvTuning); where
+      // not, the default stands, so the bench times what generate and BatchSession run.
+      if (opts.moeLanes !== undefined) {
+        const lanes = parseList(opts.moeLanes);
+        if (lanes.length !== 2) throw new Error(`--moe-lanes: '${opts.moeLanes}' is not two numbers (gate_up, down)`);
+        [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = lanes;
+      }
       lanesOf({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
       lanesOf({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
-      const ug = parseList(opts.moeUnrollGateUp)[0];
-      if (!(Number.isInteger(ug) && ug >= 1))
-        throw new Error(`--moe-unroll-gate-up: '${opts.moeUnrollGateUp}' is not an integer >= 1`);
-      moeDecodeTuning.unrollGateUp = ug;
+      if (opts.moeUnrollGateUp !== undefined) {
+        const ug = parseList(opts.moeUnrollGateUp)[0];
+        if (!(Number.isInteger(ug) && ug >= 1))
+          throw new Error(`--moe-unroll-gate-up: '${opts.moeUnrollGateUp}' is not an integer >= 1`);
+        moeDecodeTuning.unrollGateUp = ug;
+      }
       if (opts.moeRows !== undefined) {
         const rows = parseList(opts.moeRows);
         if (rows.length !== 2) throw new Error(`--moe-rows: '${opts.moeRows}' is not two numbers (gate_up, down)`);
@@ -572,7 +580,7 @@ export function registerDecodeBench(bench: Command): void {
       }
       moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
-      normGemvTuning.rows = parseList(opts.normGemvRows)[0];
+      if (opts.normGemvRows !== undefined) normGemvTuning.rows = parseList(opts.normGemvRows)[0];
       normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false });
       // Not parseList: 0 (the default) is allowed.
       const pad = Number(opts.padDispatches);

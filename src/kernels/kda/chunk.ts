@@ -38,6 +38,7 @@ import {
   intraWUGrid,
   intraWUKey,
   intraWUSharedBytes,
+  intraWUTiles,
   intraWUWgsl,
 } from './intraWU.wgsl.js';
 import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
@@ -172,8 +173,9 @@ export const kdaForwardTuning: {
   intraWULoads?: 'all' | 'uniform';
   /**
    * Column tiles each workgroup of the two-pass intra's second kernel walks, T staged once and the next tile's
-   * loads in flight during this one's products (IntraWUVariant.walk, intraWUWalk.wgsl.ts; default 1: one tile a
-   * workgroup). W and U equal to the one-tile kernel's (the same expressions in the same order).
+   * loads in flight during this one's products (IntraWUVariant.walk, intraWUWalk.wgsl.ts; default
+   * INTRA_WU_WALK, 1: one tile a workgroup). W and U equal to the one-tile kernel's (the same expressions in the
+   * same order).
    */
   intraWUWalk?: 1 | 2 | 4;
   /** With intraWUWalk > 1: the operand tile double-buffered in workgroup memory (IntraWUVariant.doubleB). */
@@ -194,6 +196,22 @@ export const sharedPipelineByDefault = (gpu: GpuContext): boolean => gpu.adapter
  * files compile the one-pass kernel and kda-forward-intra-two-pass.test.ts compares the two.
  */
 export const intraTwoPassByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+
+/**
+ * The two-pass intra's W | U column tiles a workgroup walks by default: 4 since the seventh session. H200 (H=16,
+ * d=128, T=32768, one sitting, bench/results/2026-12-01-h200-s7-lead2-*): kda_chunk_intra_wu 0.803 ms against
+ * 1.013 for one tile a workgroup, forward 5.669 against 5.877-5.890; 'uniform' loads 0.834, 2 chunk slots 0.797,
+ * the operand double-buffered 0.788 (48 KiB of workgroup memory: not on lavapipe's 32), all within noise of it;
+ * --check against one tile a workgroup 0 (o and final state). Never more than the problem's column tiles
+ * (intraWUWalkFor): at K + V <= 64 (the tests' K16/V8) one tile, where a walk would only add tiles past the end.
+ */
+export const INTRA_WU_WALK = 4;
+
+/** The default walk for K + V columns: INTRA_WU_WALK, or the largest of 2, 1 within the column tiles. */
+export function intraWUWalkFor(K: number, V: number): 1 | 2 | 4 {
+  const tiles = intraWUTiles({ K, V, GK: K });
+  return ([4, 2, 1] as const).find((w) => w <= INTRA_WU_WALK && w <= tiles) ?? 1;
+}
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -543,7 +561,7 @@ function dispatchIntraTwoPass(
     V,
     GK,
     loads: kdaForwardTuning.intraWULoads,
-    walk: kdaForwardTuning.intraWUWalk,
+    walk: kdaForwardTuning.intraWUWalk ?? intraWUWalkFor(K, V),
     doubleB: kdaForwardTuning.intraWUDoubleB,
     chunks: kdaForwardTuning.intraWUChunks,
   };

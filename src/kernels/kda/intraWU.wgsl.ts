@@ -87,6 +87,23 @@ export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, 
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
 
+/**
+ * The W | U kernels' bindings (the first kernel's T in, W and U out), the chunk locator and gc4 (a row's 4 gates
+ * at channel group c4, or its one gate broadcast at GK = 1): shared by the one-tile kernel and the walk
+ * (intraWUWalk.wgsl.ts), which bind the same tensors in the same order.
+ */
+export function intraWUHeader(v: IntraWUVariant): string {
+  const { GK } = v;
+  const K4 = v.K / 4;
+  return `${bindings(
+    'H: u32, N: u32, scale: f32, storeT: u32',
+    ['cu: i32', 'k: vec4<f32>', 'vv: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta', 'Tt: vec4<f32>'],
+    ['W: vec4<f32>', 'U: vec4<f32>'],
+  )}
+${LOCATE}
+fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`;
+}
+
 export function intraWUWgsl(v: IntraWUVariant): string {
   const { K, V, GK } = v;
   if (!intraWUFits(v)) {
@@ -114,13 +131,7 @@ export function intraWUWgsl(v: IntraWUVariant): string {
     ].join('\n    ');
   };
   return /* wgsl */ `
-${bindings(
-  'H: u32, N: u32, scale: f32, storeT: u32',
-  ['cu: i32', 'k: vec4<f32>', 'vv: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta', 'Tt: vec4<f32>'],
-  ['W: vec4<f32>', 'U: vec4<f32>'],
-)}
-${LOCATE}
-fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
+${intraWUHeader(v)}
 var<workgroup> sm: array<vec4<f32>, 2048>;
 
 ${computeMain(WG)}

@@ -22,8 +22,8 @@
  * B (16 KiB), or two of them with doubleB (48 KiB in all: the next tile is staged into the other buffer while
  * this one is read, one barrier a tile instead of two; fewer workgroups fit an SM).
  */
-import type { IntraWUVariant } from './intraWU.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
+import { type IntraWUVariant, intraWUHeader } from './intraWU.wgsl.js';
+import { chunkSlotPrologue, computeMain } from './wgslParts.js';
 
 const WG = 256;
 /** vec4 offsets: T (transposed, 1024 vec4), then the operand tile B (64 rows x 16 vec4), doubled with doubleB. */
@@ -35,7 +35,7 @@ type Of = ('k' | 'v')[];
 const X = 'xyzw';
 
 export function intraWUWalkWgsl(v: IntraWUVariant): string {
-  const { K, V, GK } = v;
+  const { K, V } = v;
   const walk = v.walk ?? 1;
   const C = v.chunks ?? 1;
   if (walk * C < 2) throw new Error('intraWUWalkWgsl: a walk of 2 or more tiles');
@@ -166,13 +166,7 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
     )
     .join('\n  ')}`;
   return /* wgsl */ `
-${bindings(
-  'H: u32, N: u32, scale: f32, storeT: u32',
-  ['cu: i32', 'k: vec4<f32>', 'vv: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta', 'Tt: vec4<f32>'],
-  ['W: vec4<f32>', 'U: vec4<f32>'],
-)}
-${LOCATE}
-fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
+${intraWUHeader(v)}
 var<workgroup> sm: array<vec4<f32>, ${v.doubleB ? 3072 : 2048}>;
 
 ${computeMain(WG)}

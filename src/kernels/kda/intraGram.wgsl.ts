@@ -23,7 +23,15 @@
  *
  * Workgroup memory: 24 KiB (the staging tiles of step A; T and step B's scratch reuse them).
  */
-import { INVERSE_DIAGONAL_BLOCKS, inverseLevel } from './intraVec.wgsl.js';
+import {
+  diagonalPairs,
+  INVERSE_DIAGONAL_BLOCKS,
+  inverseLevel,
+  STAGE_TILE,
+  STAGING_ROLES,
+  STORE_T_ROW_MAJOR,
+  stepALoad,
+} from './intraVec.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 
 const WG = 256;
@@ -71,7 +79,6 @@ export function intraGramWgsl(v: IntraGramVariant): string {
   if (!intraGramFits(v)) throw new Error(`kda intra gram: K=${K} (multiple of 16), V=${v.V} (of 4), GK=${GK}`);
   const K4 = K / 4;
   const NKT = K / BK;
-  const stage = (arr: number, val: string) => `sm[${arr}u + sp] = ${val};`;
   /** WGSL: where row 4 `I` + a of A_qk's block (I, J) goes: global memory, or its packed workgroup slot. */
   const aqkAt = (I: string, J: string, a: number) =>
     v.stagedStores
@@ -79,24 +86,9 @@ export function intraGramWgsl(v: IntraGramVariant): string {
       : `Aqk[abase + (4u * ${I} + ${a}u) * 16u + ${J}]`;
   /** WGSL: vec4 column group `ci` (already swizzled) of row `r` of array `arr`. */
   const at = (arr: number, r: string, ci: string) => `sm[${arr}u + (${r}) * 4u + ${ci}]`;
-  const stageLoad = (cc: string) => `{
-    let cc = ${cc};
-    qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
-    kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
-    gv = gc4(srow, cc);
-    gn = gc4(nrow, cc);
-    gm = gc4(mrow, cc);
-  }`;
+  const stageLoad = (cc: string) => stepALoad(K4, cc, false);
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
-  const diagPairs = R4.flatMap((a) =>
-    R4.filter((b) => b < a).map(
-      (b) => `{
-            let kk = k${b} * exp(g${a} - g${b});
-            acc${a}.${X[b]} += dot(k${a}, kk);
-            aqk${a}.${X[b]} += dot(q${a}, kk);
-          }`,
-    ),
-  ).join('\n          ');
+  const diagPairs = diagonalPairs('acc');
   return /* wgsl */ `
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
@@ -127,12 +119,7 @@ ${computeMain(WG)}
   // A_qk block in aqk.
   ${R4.map((a) => `var acc${a} = vec4<f32>(0.0);\n  var aqk${a} = vec4<f32>(0.0);`).join('\n  ')}
   // Staging role: row si, channels 4 sc4 .. 4 sc4 + 3 of the tile; n, m = first and last row of its block.
-  let si = lid / 4u;
-  let sc4 = lid % 4u;
-  let sp = si * 4u + (sc4 ^ ((si >> 2u) & 3u));
-  let srow = (t0 + min(si, L - 1u)) * H + h;
-  let nrow = (t0 + min(si & 0xfffffffcu, L - 1u)) * H + h;
-  let mrow = (t0 + min(si | 3u, L - 1u)) * H + h;
+  ${STAGING_ROLES}
   // beta of rows 4 I4 .. 4 I4 + 3 (0 past the end), for Diag(beta) A_kk after the K loop: loaded now, without
   // branches, so its latency hides behind step A (after the loop it was one more wait for every workgroup).
   let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, beta[(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h], 4u * I4 + ${a}u < L)`).join(',\n    ')});
@@ -144,16 +131,7 @@ ${computeMain(WG)}
   ${v.prefetch ? stageLoad('sc4') : ''}
   for (var kt = 0u; kt < ${NKT}u; kt++) {
     ${v.prefetch ? '' : stageLoad('kt * 4u + sc4')}
-    let f = exp(gv - gn);
-    let kn = kv * exp(gm - gv);
-    let qs = qv * f;
-    let ks = kv * f;
-    ${stage(AQ, 'qv')}
-    ${stage(AK, 'kv')}
-    ${stage(AG, 'gv')}
-    ${stage(AQS, 'qs')}
-    ${stage(AKS, 'ks')}
-    ${stage(AKN, 'kn')}
+    ${STAGE_TILE}
     workgroupBarrier();
     ${
       v.prefetch
@@ -235,14 +213,6 @@ ${computeMain(WG)}
   }
   // The backward's copy (uniform p.storeT, as intraVec.wgsl.ts: one compiled kernel for the forward with and
   // without keep).
-  if (p.storeT != 0u) {
-    for (var e = lid; e < 1024u; e += ${WG}u) {
-      let i = e / 16u;
-      let j = (e % 16u) * 4u;
-      let iv = i / 4u;
-      let ic = i % 4u;
-      Tb[abase + e] = vec4<f32>(${R4.map((u) => `sm[${MT}u + (j + ${u}u) * 16u + iv][ic]`).join(', ')});
-    }
-  }
+  ${STORE_T_ROW_MAJOR}
 }`;
 }

@@ -46,6 +46,8 @@ const ARR = 64 * (BK / 4);
 const [AQ, AK, AG, AQS, AKS, AKN] = [0, 1, 2, 3, 4, 5].map((m) => m * ARR);
 /** Step B/C layout (vec4 units): the transposed 64x64 matrix, then the 64x64 operand tile / scratch. */
 const MT = 0;
+const R4 = [0, 1, 2, 3];
+const X = 'xyzw';
 const BT = 1024;
 
 export interface IntraVecVariant {
@@ -74,6 +76,67 @@ export interface IntraVecVariant {
    */
   splitProducts?: boolean;
 }
+
+/**
+ * Step A's staging role of thread lid: row si, channels 4 sc4 .. 4 sc4 + 3 of the K tile, stored at sp (the
+ * swizzled slot); srow, nrow, mrow: the rows of si, and of the first and last row of its 4-row block. Shared with
+ * intraGram.wgsl.ts, as are the snippets below.
+ */
+export const STAGING_ROLES = `let si = lid / 4u;
+  let sc4 = lid % 4u;
+  let sp = si * 4u + (sc4 ^ ((si >> 2u) & 3u));
+  let srow = (t0 + min(si, L - 1u)) * H + h;
+  let nrow = (t0 + min(si & 0xfffffffcu, L - 1u)) * H + h;
+  let mrow = (t0 + min(si | 3u, L - 1u)) * H + h;`;
+
+/** Step A's loads of channel group cc of the staging role's rows into qv, kv, gv, gn, gm (and gl with fuseGc). */
+export const stepALoad = (K4: number, cc: string, fuseGc: boolean) => `{
+    let cc = ${cc};
+    qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
+    kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
+    gv = gc4(srow, cc);
+    gn = gc4(nrow, cc);
+    gm = gc4(mrow, cc);${fuseGc ? '\n    gl = gc4(lrow, cc);' : ''}
+  }`;
+
+const stage = (arr: number, val: string) => `sm[${arr}u + sp] = ${val};`;
+/** Step A's staging of the loaded values: q, k, gc and the decay-factored qs, ks, kn (see the header). */
+export const STAGE_TILE = `let f = exp(gv - gn);
+    let kn = kv * exp(gm - gv);
+    let qs = qv * f;
+    let ks = kv * f;
+    ${stage(AQ, 'qv')}
+    ${stage(AK, 'kv')}
+    ${stage(AG, 'gv')}
+    ${stage(AQS, 'qs')}
+    ${stage(AKS, 'ks')}
+    ${stage(AKN, 'kn')}`;
+
+/**
+ * A diagonal 4-row block's pairs (a, b), b < a (rows as vec4 over 4 channels): one exp a pair, into `akk` (the
+ * name of the A_kk accumulators) and aqk.
+ */
+export const diagonalPairs = (akk: string) =>
+  R4.flatMap((a) =>
+    R4.filter((b) => b < a).map(
+      (b) => `{
+            let kk = k${b} * exp(g${a} - g${b});
+            ${akk}${a}.${X[b]} += dot(k${a}, kk);
+            aqk${a}.${X[b]} += dot(q${a}, kk);
+          }`,
+    ),
+  ).join('\n          ');
+
+/** T (transposed in workgroup memory at MT) stored row-major to Tb for the backward, where p.storeT asks. */
+export const STORE_T_ROW_MAJOR = `if (p.storeT != 0u) {
+    for (var e = lid; e < 1024u; e += ${WG}u) {
+      let i = e / 16u;
+      let j = (e % 16u) * 4u;
+      let iv = i / 4u;
+      let ic = i % 4u;
+      Tb[abase + e] = vec4<f32>(${R4.map((u) => `sm[${MT}u + (j + ${u}u) * 16u + iv][ic]`).join(', ')});
+    }
+  }`;
 
 export const intraVecKey = (v: IntraVecVariant) =>
   `kda_chunk_intra_vec_k${v.K}_v${v.V}_gk${v.GK}${v.skip ? `_skip_${v.skip}` : ''}${v.fuseGc ? '_gc' : ''}${v.splitProducts ? '_split' : ''}`;
@@ -109,9 +172,6 @@ function gcPrologue(K: number, GK: number): string {
 export function intraVecFits(v: IntraVecVariant): boolean {
   return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
 }
-
-const R4 = [0, 1, 2, 3];
-const X = 'xyzw';
 
 /**
  * WGSL: step B's first level, the 4x4 diagonal blocks of T in closed form (threads 0 .. 15, one block each);
@@ -181,7 +241,6 @@ export function intraVecWgsl(v: IntraVecVariant): string {
   const K4 = K / 4;
   const V4 = V / 4;
   const acc = (name: string) => R4.map((a) => `var ${name}${a} = vec4<f32>(0.0);`).join('\n  ');
-  const stage = (arr: number, val: string) => `sm[${arr}u + sp] = ${val};`;
   /** WGSL: vec4 column group `ci` (already swizzled) of row `r` of array `arr`. */
   const at = (arr: number, r: string, ci: string) => `sm[${arr}u + (${r}) * 4u + ${ci}]`;
   const dots = (rowsI: string, rowsJ: string) =>
@@ -191,14 +250,7 @@ export function intraVecWgsl(v: IntraVecVariant): string {
           aqk${a}.${X[b]} += dot(${rowsI.replace('#', 'qs')}${a}, ${rowsJ}${b});`,
       ),
     ).join('\n          ');
-  const stageLoad = (cc: string) => `{
-    let cc = ${cc};
-    qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
-    kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
-    gv = gc4(srow, cc);
-    gn = gc4(nrow, cc);
-    gm = gc4(mrow, cc);${v.fuseGc ? '\n    gl = gc4(lrow, cc);' : ''}
-  }`;
+  const stageLoad = (cc: string) => stepALoad(K4, cc, !!v.fuseGc);
   const NCT = Math.ceil((K4 + V4) / 16);
   // B = Diag(beta) [exp(gc) K | V] of tile ct: bx = beta k (or beta v), bg = gc (K columns), 0 past the end.
   const bLoad = (ct: string) => `{
@@ -220,15 +272,7 @@ export function intraVecWgsl(v: IntraVecVariant): string {
       ).join('\n      ')}
     }`;
   // Diagonal tile: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels).
-  const diagPairs = R4.flatMap((a) =>
-    R4.filter((b) => b < a).map(
-      (b) => `{
-            let kk = k${b} * exp(g${a} - g${b});
-            akk${a}.${X[b]} += dot(k${a}, kk);
-            aqk${a}.${X[b]} += dot(q${a}, kk);
-          }`,
-    ),
-  ).join('\n          ');
+  const diagPairs = diagonalPairs('akk');
   return /* wgsl */ `
 ${
   v.fuseGc
@@ -291,12 +335,7 @@ ${
   ${acc('akk')}
   ${acc('aqk')}
   // Staging role: row si, channels 4 sc4 .. 4 sc4 + 3 of the tile; n, m = first and last row of its block.
-  let si = lid / 4u;
-  let sc4 = lid % 4u;
-  let sp = si * 4u + (sc4 ^ ((si >> 2u) & 3u));
-  let srow = (t0 + min(si, L - 1u)) * H + h;
-  let nrow = (t0 + min(si & 0xfffffffcu, L - 1u)) * H + h;
-  let mrow = (t0 + min(si | 3u, L - 1u)) * H + h;
+  ${STAGING_ROLES}
   // The staging loads of tile kt + 1 are issued while tile kt's products run (register double buffering).
   var qv: vec4<f32>;
   var kv: vec4<f32>;
@@ -312,16 +351,7 @@ ${
   }
   ${stageLoad('sc4')}
   for (var kt = 0u; kt < ${K / BK}u; kt++) {
-    let f = exp(gv - gn);
-    let kn = kv * exp(gm - gv);
-    let qs = qv * f;
-    let ks = kv * f;
-    ${stage(AQ, 'qv')}
-    ${stage(AK, 'kv')}
-    ${stage(AG, 'gv')}
-    ${stage(AQS, 'qs')}
-    ${stage(AKS, 'ks')}
-    ${stage(AKN, 'kn')}${
+    ${STAGE_TILE}${
       v.fuseGc
         ? `
     if (si < L) { Kd[srow * ${K4}u + kt * 4u + sc4] = kv * exp(gl - gv); }`
@@ -401,15 +431,7 @@ ${
   ${INVERSE_DIAGONAL_BLOCKS}
   workgroupBarrier();
   ${v.skip === 'inverse' ? '' : [4, 8, 16, 32].map(inverseLevel).join('\n  ')}
-  if (p.storeT != 0u) {
-    for (var e = lid; e < 1024u; e += ${WG}u) {
-      let i = e / 16u;
-      let j = (e % 16u) * 4u;
-      let iv = i / 4u;
-      let ic = i % 4u;
-      Tb[abase + e] = vec4<f32>(${R4.map((u) => `sm[${MT}u + (j + ${u}u) * 16u + iv][ic]`).join(', ')});
-    }
-  }
+  ${STORE_T_ROW_MAJOR}
   // Step C. [W | U] = T B, B = Diag(beta) [exp(gc) K | V], 64 columns at a time; thread (rg, cg) owns rows
   // 4 rg .. 4 rg + 3 and columns 4 cg .. 4 cg + 3 of the tile. T is strictly lower here: the unit diagonal
   // is B itself.

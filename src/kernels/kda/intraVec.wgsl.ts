@@ -138,6 +138,35 @@ export const STORE_T_ROW_MAJOR = `if (p.storeT != 0u) {
     }
   }`;
 
+/**
+ * Step C's products for one 64-column tile: thread (rg, cg)'s 4 x 4 register tile acc0..acc3 of T B (B staged at
+ * BT, T transposed at MT), over T's columns below j4 < `jEnd` (rg + 1u: T is zero on and above the diagonal).
+ * `ind` is the indentation of the caller's block. Shared with intraWU.wgsl.ts.
+ */
+export function wuTileProduct(jEnd: string, ind: string): string {
+  return `${R4.map((a) => `var acc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join(`\n${ind}`)}
+${ind}// Columns j < 4 rg + 4 (T is zero on and above the diagonal), 4 at a time: the 8 operand reads are
+${ind}// issued before the 64 FMAs that use them.
+${ind}for (var j4 = 0u; j4 < ${jEnd}; j4++) {
+${ind}  ${R4.map((x) => `let tc${x} = sm[${MT}u + (4u * j4 + ${x}u) * 16u + rg];\n${ind}  let bj${x} = sm[${BT}u + (4u * j4 + ${x}u) * 16u + cg];`).join(`\n${ind}  `)}
+${ind}  ${R4.flatMap((x) => R4.map((a) => `acc${a} = fma(vec4<f32>(tc${x}.${X[a]}), bj${x}, acc${a});`)).join(`\n${ind}  `)}
+${ind}}`;
+}
+
+/** Step C's stores of thread (rg, cg)'s tile, column group c4: to W (c4 < K/4) or U, rows past the end skipped. */
+export function wuTileStore(K4: number, V4: number, ind: string): string {
+  return R4.map(
+    (a) => `if (4u * rg + ${a}u < L) {
+${ind}  let row = (t0 + 4u * rg + ${a}u) * H + h;
+${ind}  if (c4 < ${K4}u) {
+${ind}    W[row * ${K4}u + c4] = acc${a};
+${ind}  } else if (c4 < ${K4 + V4}u) {
+${ind}    U[row * ${V4}u + c4 - ${K4}u] = acc${a};
+${ind}  }
+${ind}}`,
+  ).join(`\n${ind}`);
+}
+
 export const intraVecKey = (v: IntraVecVariant) =>
   `kda_chunk_intra_vec_k${v.K}_v${v.V}_gk${v.GK}${v.skip ? `_skip_${v.skip}` : ''}${v.fuseGc ? '_gc' : ''}${v.splitProducts ? '_split' : ''}`;
 
@@ -449,24 +478,9 @@ ${
     if (ct + 1u < ${NCT}u) {
       ${bLoad('ct + 1u')}
     }
-    ${R4.map((a) => `var acc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n    ')}
-    // Columns j < 4 rg + 4 (T is zero on and above the diagonal), 4 at a time: the 8 operand reads are
-    // issued before the 64 FMAs that use them.
-    for (var j4 = 0u; j4 < ${v.skip === 'wu' ? '0u' : 'rg + 1u'}; j4++) {
-      ${R4.map((x) => `let tc${x} = sm[${MT}u + (4u * j4 + ${x}u) * 16u + rg];\n      let bj${x} = sm[${BT}u + (4u * j4 + ${x}u) * 16u + cg];`).join('\n      ')}
-      ${R4.flatMap((x) => R4.map((a) => `acc${a} = fma(vec4<f32>(tc${x}.${X[a]}), bj${x}, acc${a});`)).join('\n      ')}
-    }
+    ${wuTileProduct(v.skip === 'wu' ? '0u' : 'rg + 1u', '    ')}
     let c4 = ct * 16u + cg;
-    ${R4.map(
-      (a) => `if (4u * rg + ${a}u < L) {
-      let row = (t0 + 4u * rg + ${a}u) * H + h;
-      if (c4 < ${K4}u) {
-        W[row * ${K4}u + c4] = acc${a};
-      } else if (c4 < ${K4 + V4}u) {
-        U[row * ${V4}u + c4 - ${K4}u] = acc${a};
-      }
-    }`,
-    ).join('\n    ')}
+    ${wuTileStore(K4, V4, '    ')}
     workgroupBarrier();
   }
 }`;

@@ -15,6 +15,7 @@
  * Workgroup memory: 32 KiB (T as pass 1a stored it, column j as 16 vec4 of rows; the 64 x 64 operand tile).
  */
 import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
+import { wuTileProduct, wuTileStore } from './intraVec.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 
 const WG = 256;
@@ -85,7 +86,6 @@ export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, 
 ];
 
 const R4 = [0, 1, 2, 3];
-const X = 'xyzw';
 
 /**
  * The W | U kernels' bindings (the first kernel's T in, W and U out), the chunk locator and gc4 (a row's 4 gates
@@ -163,22 +163,7 @@ ${computeMain(WG)}
       : loadsAndStage(['k', 'v'])
   }
   workgroupBarrier();
-  ${R4.map((a) => `var acc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n  ')}
-  // Columns j < 4 rg + 4 (T is zero on and above the diagonal), 4 at a time: the 8 operand reads are issued
-  // before the 64 FMAs that use them.
-  for (var j4 = 0u; j4 < rg + 1u; j4++) {
-    ${R4.map((x) => `let tc${x} = sm[${MT}u + (4u * j4 + ${x}u) * 16u + rg];\n    let bj${x} = sm[${BT}u + (4u * j4 + ${x}u) * 16u + cg];`).join('\n    ')}
-    ${R4.flatMap((x) => R4.map((a) => `acc${a} = fma(vec4<f32>(tc${x}.${X[a]}), bj${x}, acc${a});`)).join('\n    ')}
-  }
-  ${R4.map(
-    (a) => `if (4u * rg + ${a}u < L) {
-    let row = (t0 + 4u * rg + ${a}u) * H + h;
-    if (c4 < ${K4}u) {
-      W[row * ${K4}u + c4] = acc${a};
-    } else if (c4 < ${K4 + V4}u) {
-      U[row * ${V4}u + c4 - ${K4}u] = acc${a};
-    }
-  }`,
-  ).join('\n  ')}
+  ${wuTileProduct('rg + 1u', '  ')}
+  ${wuTileStore(K4, V4, '  ')}
 }`;
 }

@@ -61,7 +61,9 @@ describe('kda golden (kda-op.safetensors)', () => {
         await close(r.o, `${c}.core.o`, tg.fwdTol, `${c}.core.o`);
         await close(r.finalState, `${c}.core.S`, tg.fwdTol, `${c}.core.S`);
       });
-      it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: case ${c} layer-level gradients`, async () => {
+      // The first WebGPU case b backward compiles its kernels on lavapipe: 98-119 s on a fresh clone with an empty
+      // shader cache (this VM, sixth and seventh sessions), at the suite's 120 s default; hence a longer limit.
+      it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: case ${c} layer-level gradients`, { timeout: 300_000 }, async () => {
         const d = await dev();
         const init = golden.has(S0name) ? load(d, S0name) : undefined;
         const r = kdaLayerBackward(...layerInputs(d, c), load(d, `${c}.dO`), {

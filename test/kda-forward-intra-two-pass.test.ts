@@ -22,8 +22,30 @@ afterEach(() => {
 });
 
 /** A_qk and T ([used slots, H, 64, 64], the order runChunkForward picks them in), W and U ([T, H, .]). */
-function reference(c: KdaCase, cu: readonly number[]) {
+/** The f64 reference of chunk rows t0 .. t0 + L - 1 of head h (intraReference.ts), with the chunk's cumulative gates. */
+function chunkReference(c: KdaCase, t0: number, L: number, h: number) {
   const { H, K, V, GK } = c;
+  const rows = (a: Float32Array, w: number) =>
+    Float64Array.from({ length: L * w }, (_, e) => a[((t0 + Math.floor(e / w)) * H + h) * w + (e % w)]);
+  const gc = rows(c.g, GK);
+  for (let i = 1; i < L; i++) for (let ch = 0; ch < GK; ch++) gc[i * GK + ch] += gc[(i - 1) * GK + ch];
+  const r = intraChunkReference({
+    L,
+    K,
+    V,
+    GK,
+    q: rows(c.q, K),
+    k: rows(c.k, K),
+    v: rows(c.v, V),
+    gc,
+    beta: rows(c.beta, 1),
+    scale: K ** -0.5,
+  });
+  return { r, gc };
+}
+
+function reference(c: KdaCase, cu: readonly number[]) {
+  const { H, K, V } = c;
   const Aqk: number[] = [];
   const T: number[] = [];
   const W = new Float64Array(c.T * H * K);
@@ -32,22 +54,7 @@ function reference(c: KdaCase, cu: readonly number[]) {
     for (let t0 = cu[s]; t0 < cu[s + 1]; t0 += 64) {
       const L = Math.min(64, cu[s + 1] - t0);
       for (let h = 0; h < H; h++) {
-        const rows = (a: Float32Array, w: number) =>
-          Float64Array.from({ length: L * w }, (_, e) => a[((t0 + Math.floor(e / w)) * H + h) * w + (e % w)]);
-        const g = rows(c.g, GK);
-        for (let i = 1; i < L; i++) for (let ch = 0; ch < GK; ch++) g[i * GK + ch] += g[(i - 1) * GK + ch];
-        const r = intraChunkReference({
-          L,
-          K,
-          V,
-          GK,
-          q: rows(c.q, K),
-          k: rows(c.k, K),
-          v: rows(c.v, V),
-          gc: g,
-          beta: rows(c.beta, 1),
-          scale: K ** -0.5,
-        });
+        const { r } = chunkReference(c, t0, L, h);
         Aqk.push(...r.Aqk);
         T.push(...r.T);
         for (let i = 0; i < L; i++) {
@@ -166,23 +173,8 @@ async function wuAlone(v: IntraWUVariant, T: number, H: number, seed: number) {
   for (let t0 = 0, slot = 0; t0 < T; t0 += 64, slot++) {
     const L = Math.min(64, T - t0);
     for (let h = 0; h < H; h++) {
-      const rows = (a: Float32Array, w: number) =>
-        Float64Array.from({ length: L * w }, (_, e) => a[((t0 + Math.floor(e / w)) * H + h) * w + (e % w)]);
-      const g = rows(c.g, GK);
-      for (let i = 1; i < L; i++) for (let ch = 0; ch < GK; ch++) g[i * GK + ch] += g[(i - 1) * GK + ch];
+      const { r, gc: g } = chunkReference(c, t0, L, h);
       for (let e = 0; e < L * GK; e++) gc[((t0 + Math.floor(e / GK)) * H + h) * GK + (e % GK)] = g[e];
-      const r = intraChunkReference({
-        L,
-        K,
-        V,
-        GK,
-        q: rows(c.q, K),
-        k: rows(c.k, K),
-        v: rows(c.v, V),
-        gc: g,
-        beta: rows(c.beta, 1),
-        scale: K ** -0.5,
-      });
       // Pass 1a's layout: column j of T as 16 vec4 of rows (vec4 r4 holds rows 4 r4 .. 4 r4 + 3).
       for (let i = 0; i < 64; i++)
         for (let j = 0; j < 64; j++) Tt[(slot * H + h) * 4096 + j * 64 + i] = r.T[i * 64 + j];

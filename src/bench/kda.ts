@@ -50,7 +50,7 @@ export interface KdaBenchOptions {
   /** The fused state-and-output pass instead of the separate ones (chunk.ts kdaForwardTuning.fused). */
   fwdFused?: boolean;
   /** The separate state pass's kernel (kdaForwardTuning.state) and V' rows per thread (stateRows). */
-  fwdState?: 'tiled' | 'prefetch' | 'halves' | 'regw';
+  fwdState?: 'tiled' | 'prefetch' | 'halves' | 'regw' | 'overlap';
   fwdStateRows?: 1 | 2 | 4;
   /** Value columns per workgroup of the output pass (kdaForwardTuning.outputBV). */
   fwdOutputBV?: number;
@@ -85,6 +85,9 @@ export interface KdaBenchOptions {
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
+  /** The tiled state pass unrolled (kdaForwardTuning.stateUnrolled: flat or rows) and its V' as fma chains (stateFma). */
+  fwdStateUnrolled?: 'flat' | 'rows';
+  fwdStateFma?: boolean;
   /**
    * Profiling only: after each forward's profile, profile it again with the tiled state pass changed by each of
    * these probes (kdaForwardTuning.stateProbe; wrong results), then once more unchanged (stateProbe in the row).
@@ -212,6 +215,11 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraWUDoubleB: o.fwdIntraWuDoubleB,
     intraWUChunks: o.fwdIntraWuChunks,
   };
+}
+
+/** The eighth session's state-pass choices the options ask for (kdaForwardTuning; undefined: the default). */
+function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
+  return { stateUnrolled: o.fwdStateUnrolled, stateFma: o.fwdStateFma };
 }
 
 function setLegacy(on: boolean | undefined): void {
@@ -408,7 +416,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
   Object.assign(kdaBackwardTuning, o.bwdTune ?? {});
   Object.assign(kdaForwardTuning, forwardTuningBase(o), forwardTuningS5(o), forwardTuningS6(o));
-  Object.assign(kdaForwardTuning, forwardTuningIntra7(o));
+  Object.assign(kdaForwardTuning, forwardTuningIntra7(o), forwardTuningState8(o));
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -531,6 +539,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...Object.keys(forwardTuningS5(o)),
     ...Object.keys(forwardTuningS6(o)),
     ...Object.keys(forwardTuningIntra7(o)),
+    ...Object.keys(forwardTuningState8(o)),
   ] as (keyof typeof kdaForwardTuning)[])
     kdaForwardTuning[key] = undefined;
   return {
@@ -542,6 +551,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...(Object.values(forwardTuningS6(o)).some((x) => x !== undefined) ? { forwardTuningS6: forwardTuningS6(o) } : {}),
     ...(Object.values(forwardTuningIntra7(o)).some((x) => x !== undefined)
       ? { forwardTuningIntra7: forwardTuningIntra7(o) }
+      : {}),
+    ...(Object.values(forwardTuningState8(o)).some((x) => x !== undefined)
+      ? { forwardTuningState8: forwardTuningState8(o) }
       : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
@@ -566,9 +578,10 @@ function parseKind(flag: string, s: string | undefined): 'vec4' | 'scalar' | und
   throw new Error(`${flag}: '${s}' is not vec4 or scalar`);
 }
 
-function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | 'halves' | 'regw' | undefined {
-  if (s === undefined || s === 'tiled' || s === 'prefetch' || s === 'halves' || s === 'regw') return s;
-  throw new Error(`--fwd-state: '${s}' is not tiled, prefetch, halves or regw`);
+function parseStateKind(s: string | undefined): 'tiled' | 'prefetch' | 'halves' | 'regw' | 'overlap' | undefined {
+  if (s === undefined || s === 'tiled' || s === 'prefetch' || s === 'halves' || s === 'regw' || s === 'overlap')
+    return s;
+  throw new Error(`--fwd-state: '${s}' is not tiled, prefetch, halves, regw or overlap`);
 }
 
 function parseStateProbes(s: string | undefined): StateProbe[] | undefined {
@@ -649,7 +662,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-fused', 'forward with the fused state-and-output pass (default: separate state and output passes)')
     .option(
       '--fwd-state <kind>',
-      'forward state pass: halves, tiled, prefetch or regw (default: see kdaForwardTuning.state)',
+      'forward state pass: halves, tiled, prefetch, regw or overlap (default: see kdaForwardTuning.state)',
     )
     .option('--fwd-state-halves <n>', 'halves state pass: 2 (all threads compute, each half the reduction) or 1')
     .option('--fwd-state-uk <n>', "halves state pass: channel vec4 per unrolled V' step (default 2)")
@@ -679,6 +692,11 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-kd-in-state <on|off>',
       'forward Kd computed in the tiled state pass from k and gc (default on; off: the gc pass writes Kd)',
     )
+    .option(
+      '--fwd-state-unrolled <index>',
+      'forward tiled state pass with its product loops unrolled: flat (fusable arrays) or rows (2-D arrays, own pipeline)',
+    )
+    .option('--fwd-state-fma <on|off>', "with --fwd-state-unrolled: the V' sum as fma chains (default off)")
     .option(
       '--fwd-state-probe <probe,...>',
       `profiling only: also profile the forward with the tiled state pass changed (${STATE_PROBES.join(', ')})`,
@@ -784,6 +802,8 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraGramStagedStores: parseOnOff('--fwd-intra-gram-staged-stores', opts.fwdIntraGramStagedStores),
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
+        fwdStateUnrolled: parseSkip('--fwd-state-unrolled', opts.fwdStateUnrolled, ['flat', 'rows'] as const),
+        fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

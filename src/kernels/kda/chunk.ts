@@ -44,6 +44,13 @@ import {
 import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
 import { type StateProbe, stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
 import { stateRegWFits, stateRegWKey, stateRegWWgsl } from './stateRegW.wgsl.js';
+import { stateOverlapFits, stateOverlapKey, stateOverlapWgsl } from './stateOverlap.wgsl.js';
+import {
+  type StateUnrolledVariant,
+  stateUnrolledFits,
+  stateUnrolledKey,
+  stateUnrolledWgsl,
+} from './stateUnrolled.wgsl.js';
 import { dispatchStateIntra } from './statePipeline.js';
 import { dispatchOverlapProbe } from './overlapProbe.js';
 
@@ -74,8 +81,11 @@ export const kdaForwardTuning: {
    * registers, two barriers a chunk; needs subgroups; bench kda --fwd-state regw) where it fits, else as unset;
    * in the shared pipeline with intra as the tiled pass is (statePipeline.ts) unless sharedPipeline is off. Not
    * the default: H200 2.948 ms against the tiled 2.755 (shared pipeline), 2.967 against 2.990 (own pipelines).
+   * 'overlap' (stateOverlap.wgsl.ts: the tiled pass's sums, W and Kd staged as half tiles into two buffers, each
+   * while the products on the other run; bench kda --fwd-state overlap) where it fits, else as unset; in the
+   * shared pipeline as the tiled pass.
    */
-  state?: 'tiled' | 'prefetch' | 'halves' | 'regw';
+  state?: 'tiled' | 'prefetch' | 'halves' | 'regw' | 'overlap';
   /**
    * The 'halves' state pass (stateHalves.wgsl.ts; state = 'halves', not the default: no gain on the H200):
    * 2 (both halves of the threads compute, each half of the reduction, the default) or 1 (stateTiled's split
@@ -154,6 +164,15 @@ export const kdaForwardTuning: {
   kdInState?: boolean;
   /** Profiling only (wrong results): the tiled state pass with a part changed (stateTiled.wgsl.ts StateProbe). */
   stateProbe?: StateProbe;
+  /**
+   * The tiled state pass with its product loops unrolled by the generator (stateUnrolled.wgsl.ts; bench kda
+   * --fwd-state-unrolled flat|rows): 'flat' keeps stateTiled's workgroup arrays (so it joins the shared pipeline),
+   * 'rows' makes them two-dimensional so no workgroup read of the loops carries a bounds clamp (its own pipeline:
+   * the horizontal fusion takes flat arrays only). Only where the tiled pass would run, without a probe.
+   */
+  stateUnrolled?: 'flat' | 'rows';
+  /** With stateUnrolled: the V' sum as fma chains (StateUnrolledVariant.fma; bench kda --fwd-state-fma on). */
+  stateFma?: boolean;
   /**
    * The vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
    * [W | U] = T Diag(beta) [exp(gc) K | V] (intraWU.wgsl.ts), each with a smaller register allocation than the
@@ -331,9 +350,19 @@ export function dispatchChunkForward(
   };
   const halves = kdaForwardTuning.state === 'halves' && stateHalvesFits(hv, smem);
   const regw = kdaForwardTuning.state === 'regw' && !tv.probe && stateRegWFits(tv, smem, gpu.features.subgroups);
-  const tiled = !halves && !regw && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
+  const overlap = kdaForwardTuning.state === 'overlap' && !tv.probe && stateOverlapFits(tv, smem);
+  const tiled = !halves && !regw && !overlap && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
+  // The tiled pass in its unrolled form (kdaForwardTuning.stateUnrolled), where asked for and it fits.
+  const uv: StateUnrolledVariant | undefined =
+    tiled && kdaForwardTuning.stateUnrolled && !tv.probe
+      ? { ...tv, index: kdaForwardTuning.stateUnrolled, fma: kdaForwardTuning.stateFma === true }
+      : undefined;
+  const unrolled = uv !== undefined && stateUnrolledFits(uv, smem) ? uv : undefined;
+  const tiledKernel = unrolled
+    ? { key: stateUnrolledKey(unrolled), code: () => stateUnrolledWgsl(unrolled) }
+    : { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) };
   // Kd from k in the state pass only where that pass is the tiled (or regw) one (else the gc pass writes Kd).
-  if (!tiled && !regw) tv.kdFromK = false;
+  if (!tiled && !regw && !overlap) tv.kdFromK = false;
   // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
   const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
@@ -389,7 +418,8 @@ export function dispatchChunkForward(
     vec4Intra &&
     !gcInIntra &&
     !fused &&
-    (tiled || halves || regw) &&
+    (tiled || halves || regw || overlap) &&
+    unrolled?.index !== 'rows' &&
     tiledGeometry(tv).wg === 256 &&
     !kdaForwardTuning.overlapProbe;
   const sharedKernels: Parameters<typeof dispatchStateIntra>[1] = {
@@ -398,7 +428,9 @@ export function dispatchChunkForward(
       ? { key: stateHalvesKey(hv), code: () => stateHalvesWgsl(hv) }
       : regw
         ? { key: stateRegWKey(tv), code: () => stateRegWWgsl(tv) }
-        : { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
+        : overlap
+          ? { key: stateOverlapKey(tv), code: () => stateOverlapWgsl(tv) }
+          : tiledKernel,
   };
   // The output pass as the shared pipeline's third part (kdaForwardTuning.sharedOutput): its kernel and
   // per-group dispatch, as the separate output pass below takes them.
@@ -465,9 +497,11 @@ export function dispatchChunkForward(
     ? { name: 'kda_chunk_state', key: stateHalvesKey(hv), code: () => stateHalvesWgsl(hv) }
     : regw
       ? { name: 'kda_chunk_state', key: stateRegWKey(tv), code: () => stateRegWWgsl(tv) }
-      : tiled
-        ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
-        : stateKernel();
+      : overlap
+        ? { name: 'kda_chunk_state', key: stateOverlapKey(tv), code: () => stateOverlapWgsl(tv) }
+        : tiled
+          ? { name: 'kda_chunk_state', ...tiledKernel }
+          : stateKernel();
   if (fused && out && Qg) {
     const base = [cu, saved.W, saved.U, saved.Kd, saved.gc, Qg, saved.Aqk, state];
     if (keep) {

@@ -85,8 +85,7 @@ export interface KdaBenchOptions {
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
-  /** The tiled state pass unrolled (kdaForwardTuning.stateUnrolled: flat or rows) and its V' as fma chains (stateFma). */
-  fwdStateUnrolled?: 'flat' | 'rows';
+  /** The tiled state pass's V' as fma chains (kdaForwardTuning.stateFma; default on GPUs). */
   fwdStateFma?: boolean;
   /**
    * Profiling only: after each forward's profile, profile it again with the tiled state pass changed by each of
@@ -219,7 +218,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
 
 /** The eighth session's state-pass choices the options ask for (kdaForwardTuning; undefined: the default). */
 function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
-  return { stateUnrolled: o.fwdStateUnrolled, stateFma: o.fwdStateFma };
+  return { stateFma: o.fwdStateFma };
 }
 
 function setLegacy(on: boolean | undefined): void {
@@ -692,11 +691,7 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-kd-in-state <on|off>',
       'forward Kd computed in the tiled state pass from k and gc (default on; off: the gc pass writes Kd)',
     )
-    .option(
-      '--fwd-state-unrolled <index>',
-      'forward tiled state pass with its product loops unrolled: flat (fusable arrays) or rows (2-D arrays, own pipeline)',
-    )
-    .option('--fwd-state-fma <on|off>', "with --fwd-state-unrolled: the V' sum as fma chains (default off)")
+    .option('--fwd-state-fma <on|off>', "forward tiled state pass: V' summed as fma chains (default on GPUs)")
     .option(
       '--fwd-state-probe <probe,...>',
       `profiling only: also profile the forward with the tiled state pass changed (${STATE_PROBES.join(', ')})`,
@@ -802,7 +797,6 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraGramStagedStores: parseOnOff('--fwd-intra-gram-staged-stores', opts.fwdIntraGramStagedStores),
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
-        fwdStateUnrolled: parseSkip('--fwd-state-unrolled', opts.fwdStateUnrolled, ['flat', 'rows'] as const),
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         decodeProbe: !!opts.decodeProbe,
       });

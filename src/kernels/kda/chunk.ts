@@ -45,12 +45,6 @@ import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.
 import { type StateProbe, stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
 import { stateRegWFits, stateRegWKey, stateRegWWgsl } from './stateRegW.wgsl.js';
 import { stateOverlapFits, stateOverlapKey, stateOverlapWgsl } from './stateOverlap.wgsl.js';
-import {
-  type StateUnrolledVariant,
-  stateUnrolledFits,
-  stateUnrolledKey,
-  stateUnrolledWgsl,
-} from './stateUnrolled.wgsl.js';
 import { dispatchStateIntra } from './statePipeline.js';
 import { dispatchOverlapProbe } from './overlapProbe.js';
 
@@ -83,7 +77,8 @@ export const kdaForwardTuning: {
    * the default: H200 2.948 ms against the tiled 2.755 (shared pipeline), 2.967 against 2.990 (own pipelines).
    * 'overlap' (stateOverlap.wgsl.ts: the tiled pass's sums, W and Kd staged as half tiles into two buffers, each
    * while the products on the other run; bench kda --fwd-state overlap) where it fits, else as unset; in the
-   * shared pipeline as the tiled pass.
+   * shared pipeline as the tiled pass. Not the default: H200 3.215 / 3.209 ms against the tiled 2.751 / 2.755 (see
+   * there).
    */
   state?: 'tiled' | 'prefetch' | 'halves' | 'regw' | 'overlap';
   /**
@@ -165,13 +160,10 @@ export const kdaForwardTuning: {
   /** Profiling only (wrong results): the tiled state pass with a part changed (stateTiled.wgsl.ts StateProbe). */
   stateProbe?: StateProbe;
   /**
-   * The tiled state pass with its product loops unrolled by the generator (stateUnrolled.wgsl.ts; bench kda
-   * --fwd-state-unrolled flat|rows): 'flat' keeps stateTiled's workgroup arrays (so it joins the shared pipeline),
-   * 'rows' makes them two-dimensional so no workgroup read of the loops carries a bounds clamp (its own pipeline:
-   * the horizontal fusion takes flat arrays only). Only where the tiled pass would run, without a probe.
+   * The V' sum of the tiled state pass (and of the overlap pass) as fma chains (StateTiledVariant.fma;
+   * bench kda --fwd-state-fma on|off): the default on GPUs (stateFmaByDefault). V', S and o differ from the plain
+   * sum by rounding (H200, T=2048, --check: see stateFmaByDefault).
    */
-  stateUnrolled?: 'flat' | 'rows';
-  /** With stateUnrolled: the V' sum as fma chains (StateUnrolledVariant.fma; bench kda --fwd-state-fma on). */
   stateFma?: boolean;
   /**
    * The vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
@@ -208,6 +200,16 @@ export const kdaForwardTuning: {
  * is unset: on GPUs, not on a software (fallback) adapter such as lavapipe (see sharedPipeline).
  */
 export const sharedPipelineByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+
+/**
+ * Whether the tiled state pass sums V' as fma chains when kdaForwardTuning.stateFma is unset: on GPUs, not on a
+ * software adapter (lavapipe), where the other tests' kernels stay the plain sum's and kda-forward-regw.test.ts
+ * compares the two. H200 (H=16, d=128, T=32768, one sitting, eighth session, bench/results/2026-12-02-h200-kstate3-
+ * s2-*): state pass 2.680-2.686 ms against 2.728-2.737, forward 5.613-5.617 against 5.670-5.672, forward+backward
+ * 21.857 against 21.897; T=2048 --check: o 7.3e-7, final state 6.7e-7 from the recurrent kernel, 6.9e-7 and 3.9e-7
+ * from the plain sum (StateTiledVariant.fma).
+ */
+export const stateFmaByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
 
 /**
  * Whether the forward runs the intra pass as two kernels when kdaForwardTuning.intraTwoPass is unset: on GPUs
@@ -340,6 +342,7 @@ export function dispatchChunkForward(
     RA: kdaForwardTuning.stateRows ?? 2,
     wg: maxWg,
     kdFromK: kdInState,
+    fma: kdaForwardTuning.stateFma ?? stateFmaByDefault(gpu),
     probe: kdaForwardTuning.stateProbe,
   };
   const hv = {
@@ -352,16 +355,7 @@ export function dispatchChunkForward(
   const regw = kdaForwardTuning.state === 'regw' && !tv.probe && stateRegWFits(tv, smem, gpu.features.subgroups);
   const overlap = kdaForwardTuning.state === 'overlap' && !tv.probe && stateOverlapFits(tv, smem);
   const tiled = !halves && !regw && !overlap && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
-  // The tiled pass in its unrolled form (kdaForwardTuning.stateUnrolled), where asked for and it fits.
-  const uv: StateUnrolledVariant | undefined =
-    tiled && kdaForwardTuning.stateUnrolled && !tv.probe
-      ? { ...tv, index: kdaForwardTuning.stateUnrolled, fma: kdaForwardTuning.stateFma === true }
-      : undefined;
-  const unrolled = uv !== undefined && stateUnrolledFits(uv, smem) ? uv : undefined;
-  const tiledKernel = unrolled
-    ? { key: stateUnrolledKey(unrolled), code: () => stateUnrolledWgsl(unrolled) }
-    : { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) };
-  // Kd from k in the state pass only where that pass is the tiled (or regw) one (else the gc pass writes Kd).
+  // Kd from k in the state pass only where that pass is the tiled (or regw, overlap) one (else the gc pass writes Kd).
   if (!tiled && !regw && !overlap) tv.kdFromK = false;
   // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
   const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
@@ -419,7 +413,6 @@ export function dispatchChunkForward(
     !gcInIntra &&
     !fused &&
     (tiled || halves || regw || overlap) &&
-    unrolled?.index !== 'rows' &&
     tiledGeometry(tv).wg === 256 &&
     !kdaForwardTuning.overlapProbe;
   const sharedKernels: Parameters<typeof dispatchStateIntra>[1] = {
@@ -430,7 +423,7 @@ export function dispatchChunkForward(
         ? { key: stateRegWKey(tv), code: () => stateRegWWgsl(tv) }
         : overlap
           ? { key: stateOverlapKey(tv), code: () => stateOverlapWgsl(tv) }
-          : tiledKernel,
+          : { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
   };
   // The output pass as the shared pipeline's third part (kdaForwardTuning.sharedOutput): its kernel and
   // per-group dispatch, as the separate output pass below takes them.
@@ -500,7 +493,7 @@ export function dispatchChunkForward(
       : overlap
         ? { name: 'kda_chunk_state', key: stateOverlapKey(tv), code: () => stateOverlapWgsl(tv) }
         : tiled
-          ? { name: 'kda_chunk_state', ...tiledKernel }
+          ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
           : stateKernel();
   if (fused && out && Qg) {
     const base = [cu, saved.W, saved.U, saved.Kd, saved.gc, Qg, saved.Aqk, state];

@@ -15,11 +15,19 @@
  *   P4: Kd^T V' over rows 32 .. 63 from Y, S update   | stage the next chunk's W_a into X
  * with a barrier after each (four a chunk, as stateTiled). The V' sum runs over the channels in stateTiled's order
  * and the state sum over the rows in its order (acc and sacc carried across the barrier), so V', S and o equal
- * stateTiled's. Loads stay a chunk ahead (W_a of chunk j + 1 is loaded in P1 of chunk j, staged in its P4).
+ * stateTiled's (with `fma`, stateTiled's with `fma`). Loads stay a chunk ahead (W_a of chunk j + 1 is loaded in P1 of chunk j, staged in its P4).
  *
  * Workgroup memory: the buffers hold a W half [64][K/8 + 1] vec4 (rows padded by one vec4 as stateTiled's tile, so
  * the 8 rows a subgroup reads fall on distinct banks) or a Kd half [32][K/4 + 1]; with S [K][BV] and V' [64][BV]
  * 46 KiB at K=128, BV=16 (stateTiled: 45). Flat vec4 arrays, so it joins the shared pipeline (statePipeline.ts).
+ *
+ * Not the default: slower. H200 (H=16, d=128, T=32768, shared pipeline, plain V' sum, one sitting,
+ * bench/results/2026-12-02-h200-kstate3-s1-summary.txt): 3.215 / 3.209 ms against stateTiled's 2.751 / 2.755
+ * (forward 6.160 / 6.168 against 5.704 / 5.704); --check (T=2048) against the default: 0 (o and final state). Not
+ * profiled further (no device time left in that session); what differs from stateTiled besides where the stagings
+ * sit: each product phase is two loops over half the channels or rows with a barrier between, the product threads
+ * stage their share of each half tile (and take their share of Kd's exps) at the start of every phase, and the
+ * stagings' loops carry a bounds test (f < HN) the driver cannot drop.
  */
 import {
   type StateTiledVariant,
@@ -41,7 +49,7 @@ import {
 export type StateOverlapVariant = Omit<StateTiledVariant, 'probe'>;
 
 export const stateOverlapKey = (v: StateOverlapVariant) =>
-  `kda_chunk_state_overlap_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}`;
+  `kda_chunk_state_overlap_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}`;
 
 /** stateTiled's threads plus the half tiles: HN vec4 a half, PH per thread, buffer length BUF. */
 function overlapGeometry(v: StateOverlapVariant) {
@@ -109,7 +117,11 @@ export function stateOverlapWgsl(v: StateOverlapVariant): string {
         let s3 = Ssh[(4u * k4 + 3u) * ${BV4}u + cb];
         for (var a = 0u; a < ${RA}u; a++) {
           let w = ${buf}[(b + a * ${R1}u) * ${WS}u + k4 - ${k0}u];
-          acc[a] -= w.x * s0 + w.y * s1 + w.z * s2 + w.w * s3;
+          ${
+            v.fma
+              ? 'acc[a] = fma(vec4<f32>(-w.x), s0, acc[a]); acc[a] = fma(vec4<f32>(-w.y), s1, acc[a]); acc[a] = fma(vec4<f32>(-w.z), s2, acc[a]); acc[a] = fma(vec4<f32>(-w.w), s3, acc[a]);'
+              : 'acc[a] -= w.x * s0 + w.y * s1 + w.z * s2 + w.w * s3;'
+          }
         }
       }`;
   // Kd^T V' over chunk rows i0 .. i0 + 31 of Kd half in `buf` (stateTiled's tiledColumnSum, same order).

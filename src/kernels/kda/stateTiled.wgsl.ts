@@ -19,6 +19,13 @@
  *    4 cb ..: S lives in its registers across chunks (workgroup memory gets a copy for the V' phase); per
  *    chunk row i it reads one vec4 of Kd and one of V' for 16 FMAs.
  * Threads past those counts only load and store tiles. Needs K, BV multiples of 4.
+ *
+ * Tried in the eighth session, slower, removed (bench/results/2026-12-02-h200-kstate3-s1-summary.txt; the code is in
+ * commit 0f49d3c, stateUnrolled.wgsl.ts): both product loops unrolled by the generator so every workgroup read has a
+ * constant offset, and in one form two-dimensional workgroup arrays so that no read carries Dawn's bounds clamp
+ * (a[min(i, n - 1)]; its own pipeline, as the horizontal fusion takes flat arrays): H200, T=32768, this pass 3.235
+ * ms (2-D, own pipeline; this kernel in its own pipeline 2.983) and 3.660 (flat, shared pipeline; this kernel 2.751),
+ * with the fma V' sum 3.048 / 3.052 and 3.309. Unrolled straight-line code costs more than the clamps it removes.
  */
 import {
   bindings,
@@ -48,6 +55,16 @@ export interface StateTiledVariant {
    * row). Needs GK = K (a gate per channel).
    */
   kdFromK?: boolean;
+  /**
+   * The V' sum as fused multiply-add chains, acc = fma(-w.x, s0, acc), fma(-w.y, s1, acc), ... per channel vec4
+   * (tiledRowsPhase's `fma`): 4 instructions per 4 channels and column vec4 where the plain form, acc -= w.x s0 +
+   * w.y s1 + w.z s2 + w.w s3, is a multiply, 3 fma and the subtraction. V' (and so S and o) differ by rounding.
+   * The default on GPUs (chunk.ts stateFmaByDefault). H200 (H=16, d=128, T=32768, one sitting, three runs each,
+   * bench/results/2026-12-02-h200-kstate3-s2-*): this pass 2.680 / 2.686 / 2.682 ms against 2.735 / 2.737 / 2.728,
+   * forward 5.615 / 5.617 / 5.613 against 5.672 / 5.670 / 5.672; T=2048 (--check): o 7.3e-7 and final state
+   * 6.7e-7 from the recurrent kernel (plain sum 6.0e-7, 7.3e-7), 6.9e-7 and 3.9e-7 from the plain sum.
+   */
+  fma?: boolean;
   /** Profiling only (wrong results): see StateProbe. */
   probe?: StateProbe;
 }
@@ -84,7 +101,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /*
  * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
@@ -208,9 +225,18 @@ export const tiledRowsFetch = (g: TiledGeometry, buf: string, ts: string, Ln: st
 
 /**
  * WGSL: the V' phase, acc[a] `op` (tile row) . (slab) over the K channels for rows b + R1 a (the tile's row `x`
- * times 4 slab rows per step of 4 channels), then acc to Vsh and, rows inside the chunk (L), to `out`.
+ * times 4 slab rows per step of 4 channels), then acc to Vsh and, rows inside the chunk (L), to `out`. With `fma`
+ * each channel's product goes into acc by its own fma, in channel order (StateTiledVariant.fma), instead of the 4
+ * channels' sum added at once.
  */
-export const tiledRowsPhase = (g: TiledGeometry, slab: string, x: string, op: '+=' | '-=', out: string) => `if (is1) {
+export const tiledRowsPhase = (
+  g: TiledGeometry,
+  slab: string,
+  x: string,
+  op: '+=' | '-=',
+  out: string,
+  fma = false,
+) => `if (is1) {
       for (var k4 = 0u; k4 < ${g.K4}u; k4++) {
         let s0 = ${slab}[(4u * k4) * ${g.BV4}u + cb];
         let s1 = ${slab}[(4u * k4 + 1u) * ${g.BV4}u + cb];
@@ -218,7 +244,13 @@ export const tiledRowsPhase = (g: TiledGeometry, slab: string, x: string, op: '+
         let s3 = ${slab}[(4u * k4 + 3u) * ${g.BV4}u + cb];
         for (var a = 0u; a < ${g.RA}u; a++) {
           let ${x} = tile[(b + a * ${g.R1}u) * ${g.TS}u + k4];
-          acc[a] ${op} ${x}.x * s0 + ${x}.y * s1 + ${x}.z * s2 + ${x}.w * s3;
+          ${
+            fma
+              ? [0, 1, 2, 3]
+                  .map((c) => `acc[a] = fma(vec4<f32>(${op === '-=' ? '-' : ''}${x}.${'xyzw'[c]}), s${c}, acc[a]);`)
+                  .join(' ')
+              : `acc[a] ${op} ${x}.x * s0 + ${x}.y * s1 + ${x}.z * s2 + ${x}.w * s3;`
+          }
         }
       }
       for (var a = 0u; a < ${g.RA}u; a++) {
@@ -300,7 +332,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
         if (i < L) { Vp[((ts + i) * H + h) * ${g.V4}u + col4] = acc[a]; }
       }
     }`
-      : tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp');
+      : tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp', v.fma === true);
   const columnSum =
     pr === 'nostate'
       ? `var sacc: array<vec4<f32>, 4>;

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Ran at commit 0f49d3c (bundle of that tree; the --fwd-state-unrolled option and stateUnrolled.wgsl.ts were removed
+# after this sitting, and --fwd-state-fma then applied to the unrolled kernels only). 115 device seconds.
 # Engineer kstate3's sitting (eighth session): the KDA forward's state pass variants at B=1, H=16, d=128, T=32768,
 # each bench in its own process, most important first, under a time cap; --check at T=2048 for the new paths.
 E="bash .device-kstate3/enter.sh"; C=".device-kstate3/app/cli.mjs"; R=$OUT/raw; mkdir -p $R; START=$(date +%s)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran on the working tree just before commit bda3c30 (its stateTiled / chunk.ts fma code; the unrolled kernels, removed in bda3c30, still present). 127 device seconds.
 # Engineer kstate3's second sitting (eighth session): the tiled state pass's V' as fma chains (the new default on
 # GPUs) against the plain sum (--fwd-state-fma off), interleaved, each bench in its own process; checks at T=2048.
 E="bash .device-kstate3/enter.sh"; C=".device-kstate3/app/cli.mjs"; R=$OUT/raw; mkdir -p $R; START=$(date +%s)

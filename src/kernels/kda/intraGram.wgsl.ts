@@ -22,6 +22,14 @@
  * strictly lower, row-major, for the backward when `storeT` is set.
  *
  * Workgroup memory: 24 KiB (the staging tiles of step A; T and step B's scratch reuse them).
+ *
+ * With `gcFromG` (GK = K) the kernel also does the gc pass's work (gc.wgsl.ts), so that pass does not run: each K
+ * tile stages raw g (zero past the end) where gc goes, four threads (one a vec4 column group) walk its 64 rows
+ * with the running sum in place, and the staging threads then read gc of their row and of its block's first and
+ * last rows from there and store gc (and, asked by the uniform storeKd, Kd = k exp(gc_last - gc)) for the later
+ * passes. The sums are the gc pass's, in its order (acc = 0, then acc += g_i row by row, per channel: a vec4 add
+ * is four scalar adds), so gc and Kd equal its values bit for bit and every later pass is unchanged. Rows past
+ * the end add zeros, so they hold gc_last: what the gc-reading path loads there (its rows are clamped to L - 1).
  */
 import {
   diagonalPairs,
@@ -59,20 +67,71 @@ export interface IntraGramVariant {
    * T's loop. Workgroup memory 28.5 KiB instead of 24. The same values (exact).
    */
   stagedStores?: boolean;
+  /**
+   * gc (and Kd where p.storeKd is set) formed here from raw g instead of read from the gc pass (see the header).
+   * GK = K only. Binds g in gc's place and writes gcB and Kd; one barrier more a K tile and a 64-row serial walk
+   * of four threads, for one pass and a gc read and write of the whole sequence less.
+   */
+  gcFromG?: boolean;
 }
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
 
 export function intraGramFits(v: IntraGramVariant): boolean {
-  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
+  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K) && (!v.gcFromG || v.GK === v.K);
 }
 
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
+/** Rows of the gc walk whose workgroup-memory reads are issued before their sums (as gc.wgsl.ts's RB). */
+const WALK_RB = 16;
+
+/**
+ * WGSL (gcFromG): K tile kt's staging with gc formed in workgroup memory. q, k and raw g are staged; threads
+ * 0 .. 3 each walk one vec4 column group down the 64 rows, replacing g by the running sum (the gc pass's order);
+ * then every staging thread reads gc of its row and of its block's first (n) and last (m) rows, stages the
+ * decay-factored qs, ks, kn as STAGE_TILE does from loaded gc, and stores gc (and Kd) of its row. Rows r and
+ * its block's n, m share a swizzle ((r / 4) % 4), so the three reads differ in the row only.
+ */
+function gcWalkAndStage(K4: number): string {
+  const slot = (r: string, c: string) => `${AG}u + (${r}) * 4u + ((${c}) ^ (((${r}) >> 2u) & 3u))`;
+  // Row r0 + u of column group lid (r0 a multiple of 16, so the swizzle of row r0 + u is u / 4).
+  const walkAt = (u: number) => `${AG}u + (r0 + ${u}u) * 4u + (lid ^ ${u >> 2}u)`;
+  const rows = (body: (u: number) => string) => Array.from({ length: WALK_RB }, (_, u) => body(u)).join('\n        ');
+  return `sm[${AQ}u + sp] = qv;
+    sm[${AK}u + sp] = kv;
+    sm[${AG}u + sp] = gv;
+    workgroupBarrier();
+    if (lid < 4u) {
+      var acc = vec4<f32>(0.0);
+      for (var r0 = 0u; r0 < 64u; r0 += ${WALK_RB}u) {
+        ${rows((u) => `let w${u} = sm[${walkAt(u)}];`)}
+        ${rows((u) => `acc += w${u};\n        sm[${walkAt(u)}] = acc;`)}
+      }
+    }
+    workgroupBarrier();
+    {
+      let gcv = sm[${AG}u + sp];
+      let gnv = sm[${slot('si & 0xfffffffcu', 'sc4')}];
+      let gmv = sm[${slot('si | 3u', 'sc4')}];
+      let f = exp(gcv - gnv);
+      let kn = kv * exp(gmv - gcv);
+      sm[${AQS}u + sp] = qv * f;
+      sm[${AKS}u + sp] = kv * f;
+      sm[${AKN}u + sp] = kn;
+      if (si < L) {
+        let e = srow * ${K4}u + kt * 4u + sc4;
+        gcB[e] = gcv;
+        if (p.storeKd != 0u) {
+          Kd[e] = kv * exp(sm[${slot('63u', 'sc4')}] - gcv);
+        }
+      }
+    }`;
+}
 
 export function intraGramWgsl(v: IntraGramVariant): string {
   const { K, GK } = v;
@@ -86,17 +145,35 @@ export function intraGramWgsl(v: IntraGramVariant): string {
       : `Aqk[abase + (4u * ${I} + ${a}u) * 16u + ${J}]`;
   /** WGSL: vec4 column group `ci` (already swizzled) of row `r` of array `arr`. */
   const at = (arr: number, r: string, ci: string) => `sm[${arr}u + (${r}) * 4u + ${ci}]`;
-  const stageLoad = (cc: string) => stepALoad(K4, cc, false);
+  // With gcFromG: q, k and raw g (zero past the end, so the walk adds nothing there) of the staging role's row.
+  const stageLoad = (cc: string) =>
+    v.gcFromG
+      ? `{
+    let cc = ${cc};
+    qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
+    kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
+    gv = select(vec4<f32>(0.0), g[srow * ${K4}u + cc], si < L);
+  }`
+      : stepALoad(K4, cc, false);
+  const stageTile = v.gcFromG ? gcWalkAndStage(K4) : STAGE_TILE;
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
   const diagPairs = diagonalPairs('acc');
   return /* wgsl */ `
-${bindings(
-  'H: u32, N: u32, scale: f32, storeT: u32',
-  ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
-  ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
-)}
+${
+  v.gcFromG
+    ? bindings(
+        'H: u32, N: u32, scale: f32, storeT: u32, storeKd: u32',
+        ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', 'g: vec4<f32>', 'beta'],
+        ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>', 'gcB: vec4<f32>', 'Kd: vec4<f32>'],
+      )
+    : `${bindings(
+        'H: u32, N: u32, scale: f32, storeT: u32',
+        ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
+        ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
+      )}
+fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`
+}
 ${LOCATE}
-fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
 var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : 6 * ARR}>;
 
 ${computeMain(WG)}
@@ -125,13 +202,17 @@ ${computeMain(WG)}
   let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, beta[(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h], 4u * I4 + ${a}u < L)`).join(',\n    ')});
   var qv: vec4<f32>;
   var kv: vec4<f32>;
-  var gv: vec4<f32>;
+  var gv: vec4<f32>;${
+    v.gcFromG
+      ? ''
+      : `
   var gn: vec4<f32>;
-  var gm: vec4<f32>;
+  var gm: vec4<f32>;`
+  }
   ${v.prefetch ? stageLoad('sc4') : ''}
   for (var kt = 0u; kt < ${NKT}u; kt++) {
     ${v.prefetch ? '' : stageLoad('kt * 4u + sc4')}
-    ${STAGE_TILE}
+    ${stageTile}
     workgroupBarrier();
     ${
       v.prefetch

@@ -522,8 +522,6 @@ export function dispatchChunkForward(
       else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv)) });
     }
     if (kdaForwardTuning.overlapProbe && tiled && vec4Intra && !gcInIntra && groups.length === 1) {
-      // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
-      const gcInGram = twoPass && !fused && GK === K && (kdaForwardTuning.gcInGram ?? GC_IN_GRAM);
       const vv4: IntraVecVariant = { ...v, splitProducts: kdaForwardTuning.intraSplit === true };
       dispatchOverlapProbe(gpu, p, scale, {
         state: { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv), BV },

@@ -73,10 +73,18 @@ export interface IntraGramVariant {
    * of four threads, for one pass and a gc read and write of the whole sequence less.
    */
   gcFromG?: boolean;
+  /**
+   * Fewer registers live across step A's K loop: the diagonal threads' A_qk accumulators (aqk) kept in workgroup
+   * memory between K tiles (read before a tile's products, written after: one thread's own slots), so no thread
+   * carries them through the loop (the off-diagonal threads, which never use them, carried them too: one register
+   * allocation for all), and the diagonal pairs' operands read per row a as needed instead of all 12 vec4 first.
+   * The same additions in the same order per accumulator (exact).
+   */
+  diagAqkShared?: boolean;
 }
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.diagAqkShared ? '_dq' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -87,48 +95,60 @@ export function intraGramFits(v: IntraGramVariant): boolean {
 
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
-/** Rows of the gc walk whose workgroup-memory reads are issued before their sums (as gc.wgsl.ts's RB). */
-const WALK_RB = 16;
+/** Rows of the gc walk whose workgroup-memory reads are issued before their sums (see gcWalk). */
+const WALK_RB = 8;
+/** With gcFromG: the second gc tile (gc of tiles kt and kt + 1 alternate between AG and AG2). */
+const AG2 = 6 * ARR;
 
 /**
- * WGSL (gcFromG): K tile kt's staging with gc formed in workgroup memory. q, k and raw g are staged; threads
- * 0 .. 3 each walk one vec4 column group down the 64 rows, replacing g by the running sum (the gc pass's order);
- * then every staging thread reads gc of its row and of its block's first (n) and last (m) rows, stages the
- * decay-factored qs, ks, kn as STAGE_TILE does from loaded gc, and stores gc (and Kd) of its row. Rows r and
- * its block's n, m share a swizzle ((r / 4) % 4), so the three reads differ in the row only.
+ * WGSL (gcFromG): the running sum down the 64 rows of the gc tile at `base` (raw g staged there, replaced in
+ * place by gc), by threads 0 .. 3, one vec4 column group each: the gc pass's sums in its order. The reads of
+ * WALK_RB rows are issued before their sums (8, not 16: each is a vec4 register live in the walk).
  */
-function gcWalkAndStage(K4: number): string {
-  const slot = (r: string, c: string) => `${AG}u + (${r}) * 4u + ((${c}) ^ (((${r}) >> 2u) & 3u))`;
-  // Row r0 + u of column group lid (r0 a multiple of 16, so the swizzle of row r0 + u is u / 4).
-  const walkAt = (u: number) => `${AG}u + (r0 + ${u}u) * 4u + (lid ^ ${u >> 2}u)`;
+function gcWalk(base: string): string {
+  const walkAt = (u: number) => `${base} + (r0 + ${u}u) * 4u + (lid ^ (((r0 + ${u}u) >> 2u) & 3u))`;
   const rows = (body: (u: number) => string) => Array.from({ length: WALK_RB }, (_, u) => body(u)).join('\n        ');
-  return `sm[${AQ}u + sp] = qv;
-    sm[${AK}u + sp] = kv;
-    sm[${AG}u + sp] = gv;
-    workgroupBarrier();
-    if (lid < 4u) {
+  return `{
       var acc = vec4<f32>(0.0);
       for (var r0 = 0u; r0 < 64u; r0 += ${WALK_RB}u) {
         ${rows((u) => `let w${u} = sm[${walkAt(u)}];`)}
         ${rows((u) => `acc += w${u};\n        sm[${walkAt(u)}] = acc;`)}
       }
-    }
-    workgroupBarrier();
-    {
-      let gcv = sm[${AG}u + sp];
-      let gnv = sm[${slot('si & 0xfffffffcu', 'sc4')}];
-      let gmv = sm[${slot('si | 3u', 'sc4')}];
+    }`;
+}
+
+/**
+ * WGSL (gcFromG): K tile kt's staging from gc already in workgroup memory at `agb` (walked during tile kt - 1):
+ * gc of the staging row and of its block's first (n) and last (m) rows (one swizzle: the same 4-row block), the
+ * decay-factored qs, ks, kn as STAGE_TILE forms them from loaded gc, gc (and Kd) of the row to global memory;
+ * then the raw g of tile kt + 1 (in gv) into the other gc tile, which threads 0 .. 3 walk after the barrier.
+ */
+function gcStage(K4: number, NKT: number): string {
+  // Row r of the staging row's 4-row block, column group sc4 (the block's swizzle).
+  const slot = (r: string) => `agb + (${r}) * 4u + (sc4 ^ ((si >> 2u) & 3u))`;
+  return `{
+      let gcv = sm[agb + sp];
+      let gnv = sm[${slot('si & 0xfffffffcu')}];
+      let gmv = sm[${slot('si | 3u')}];
       let f = exp(gcv - gnv);
       let kn = kv * exp(gmv - gcv);
-      sm[${AQS}u + sp] = qv * f;
-      sm[${AKS}u + sp] = kv * f;
+      let qs = qv * f;
+      let ks = kv * f;
+      sm[${AQ}u + sp] = qv;
+      sm[${AK}u + sp] = kv;
+      sm[${AQS}u + sp] = qs;
+      sm[${AKS}u + sp] = ks;
       sm[${AKN}u + sp] = kn;
       if (si < L) {
         let e = srow * ${K4}u + kt * 4u + sc4;
         gcB[e] = gcv;
         if (p.storeKd != 0u) {
-          Kd[e] = kv * exp(sm[${slot('63u', 'sc4')}] - gcv);
+          // gc_last: row 63 holds it (rows past the end added zeros); its swizzle is 63 / 4 % 4 = 3.
+          Kd[e] = kv * exp(sm[agb + ${63 * 4}u + (sc4 ^ 3u)] - gcv);
         }
+      }
+      if (kt + 1u < ${NKT}u) {
+        sm[agn + sp] = gv;
       }
     }`;
 }
@@ -144,18 +164,26 @@ export function intraGramWgsl(v: IntraGramVariant): string {
       ? `sm[${AQKS}u + (${I} * (${I} + 1u) / 2u + ${J}) * 4u + ${a}u]`
       : `Aqk[abase + (4u * ${I} + ${a}u) * 16u + ${J}]`;
   /** WGSL: vec4 column group `ci` (already swizzled) of row `r` of array `arr`. */
-  const at = (arr: number, r: string, ci: string) => `sm[${arr}u + (${r}) * 4u + ${ci}]`;
-  // With gcFromG: q, k and raw g (zero past the end, so the walk adds nothing there) of the staging role's row.
-  const stageLoad = (cc: string) =>
+  const at = (arr: number | string, r: string, ci: string) =>
+    `sm[${typeof arr === 'number' ? `${arr}u` : arr} + (${r}) * 4u + ${ci}]`;
+  // gc's tile: fixed, or with gcFromG the one of the two that holds tile kt's gc.
+  const ag = v.gcFromG ? 'agb' : AG;
+  // Past every other use of workgroup memory: the diagonal A_qk blocks with diagAqkShared.
+  const AQD = Math.max(v.stagedStores ? AQKS + 136 * 4 : 6 * ARR, v.gcFromG ? 7 * ARR : 0);
+  // The staging role's loads for K tile t: q, k, gc; with gcFromG q, k and the raw g of tile t + 1 (zero past the
+  // end, so the walk adds nothing there), whose gc is walked while tile t's products run.
+  const stageLoad = (t: string) =>
     v.gcFromG
       ? `{
-    let cc = ${cc};
+    let cc = ${t} * 4u + sc4;
     qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
     kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
-    gv = select(vec4<f32>(0.0), g[srow * ${K4}u + cc], si < L);
+    if (${t} + 1u < ${NKT}u) {
+      gv = select(vec4<f32>(0.0), g[srow * ${K4}u + cc + 4u], si < L);
+    }
   }`
-      : stepALoad(K4, cc, false);
-  const stageTile = v.gcFromG ? gcWalkAndStage(K4) : STAGE_TILE;
+      : stepALoad(K4, `${t} * 4u + sc4`, false);
+  const stageTile = v.gcFromG ? gcStage(K4, NKT) : STAGE_TILE;
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
   const diagPairs = diagonalPairs('acc');
   return /* wgsl */ `
@@ -174,7 +202,7 @@ ${
 fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`
 }
 ${LOCATE}
-var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : 6 * ARR}>;
+var<workgroup> sm: array<vec4<f32>, ${AQD + (v.diagAqkShared ? 64 : 0)}>;
 
 ${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
@@ -194,7 +222,15 @@ ${computeMain(WG)}
   }
   // The off-diagonal threads' one tile (A_kk's or A_qk's) in acc; the diagonal threads' A_kk block in acc, their
   // A_qk block in aqk.
-  ${R4.map((a) => `var acc${a} = vec4<f32>(0.0);\n  var aqk${a} = vec4<f32>(0.0);`).join('\n  ')}
+  ${R4.map((a) => `var acc${a} = vec4<f32>(0.0);${v.diagAqkShared ? '' : `\n  var aqk${a} = vec4<f32>(0.0);`}`).join('\n  ')}${
+    v.diagAqkShared
+      ? `
+  // The diagonal threads' A_qk blocks in workgroup memory (diagAqkShared), past everything else there.
+  if (diag) {
+    ${R4.map((a) => `sm[${AQD}u + (lid - 240u) * 4u + ${a}u] = vec4<f32>(0.0);`).join('\n    ')}
+  }`
+      : ''
+  }
   // Staging role: row si, channels 4 sc4 .. 4 sc4 + 3 of the tile; n, m = first and last row of its block.
   ${STAGING_ROLES}
   // beta of rows 4 I4 .. 4 I4 + 3 (0 past the end), for Diag(beta) A_kk after the K loop: loaded now, without
@@ -209,16 +245,40 @@ ${computeMain(WG)}
   var gn: vec4<f32>;
   var gm: vec4<f32>;`
   }
-  ${v.prefetch ? stageLoad('sc4') : ''}
-  for (var kt = 0u; kt < ${NKT}u; kt++) {
-    ${v.prefetch ? '' : stageLoad('kt * 4u + sc4')}
+  ${
+    v.gcFromG
+      ? `// Tile 0's gc: its raw g staged and walked before the loop.
+  sm[${AG}u + sp] = select(vec4<f32>(0.0), g[srow * ${K4}u + sc4], si < L);
+  ${v.prefetch ? stageLoad('0u') : ''}
+  workgroupBarrier();
+  if (lid < 4u) ${gcWalk(`${AG}u`)}
+  workgroupBarrier();`
+      : v.prefetch
+        ? stageLoad('0u')
+        : ''
+  }
+  for (var kt = 0u; kt < ${NKT}u; kt++) {${
+    v.gcFromG
+      ? `
+    // agb: gc of tile kt (walked during tile kt - 1); agn: the tile that tile kt + 1's raw g is staged into and
+    // walked in while tile kt's products run.
+    let agb = select(${AG}u, ${AG2}u, (kt & 1u) == 1u);
+    let agn = select(${AG2}u, ${AG}u, (kt & 1u) == 1u);`
+      : ''
+  }
+    ${v.prefetch ? '' : stageLoad('kt')}
     ${stageTile}
     workgroupBarrier();
     ${
       v.prefetch
         ? `if (kt + 1u < ${NKT}u) {
-      ${stageLoad('(kt + 1u) * 4u + sc4')}
+      ${stageLoad('(kt + 1u)')}
     }`
+        : ''
+    }${
+      v.gcFromG
+        ? `
+    if (lid < 4u && kt + 1u < ${NKT}u) ${gcWalk('agn')}`
         : ''
     }
     if (!diag) {
@@ -226,18 +286,43 @@ ${computeMain(WG)}
         let ci = c4 ^ (I4 & 3u);
         let cj = c4 ^ (J4 & 3u);
         ${R4.map((a) => `let x${a} = sm[rowsArr + (4u * I4 + ${a}u) * 4u + ci];`).join('\n        ')}
-        let e = exp(${at(AG, '4u * I4', 'ci')} - ${at(AG, '4u * J4 + 3u', 'cj')});
+        let e = exp(${at(ag, '4u * I4', 'ci')} - ${at(ag, '4u * J4 + 3u', 'cj')});
         ${R4.map((b) => `let kn${b} = ${at(AKN, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
         ${R4.flatMap((a) => R4.map((b) => `acc${a}.${X[b]} += dot(x${a}, kn${b});`)).join('\n        ')}
       }
     } else {
+      ${
+        v.diagAqkShared
+          ? `${R4.map((a) => `var aqk${a} = sm[${AQD}u + (lid - 240u) * 4u + ${a}u];`).join('\n      ')}
       for (var c4 = 0u; c4 < 4u; c4++) {
         let ci = c4 ^ (I4 & 3u);
-        ${R4.map((a) => `let q${a} = ${at(AQ, `4u * I4 + ${a}u`, 'ci')};\n        let k${a} = ${at(AK, `4u * I4 + ${a}u`, 'ci')};\n        let g${a} = ${at(AG, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
+        ${R4.map(
+          (a) => `{
+          let q${a} = ${at(AQ, `4u * I4 + ${a}u`, 'ci')};
+          let k${a} = ${at(AK, `4u * I4 + ${a}u`, 'ci')};
+          let g${a} = ${at(ag, `4u * I4 + ${a}u`, 'ci')};
+          ${R4.filter((b) => b < a)
+            .map(
+              (b) => `{
+            let kk = ${at(AK, `4u * I4 + ${b}u`, 'ci')} * exp(g${a} - ${at(ag, `4u * I4 + ${b}u`, 'ci')});
+            acc${a}.${X[b]} += dot(k${a}, kk);
+            aqk${a}.${X[b]} += dot(q${a}, kk);
+          }`,
+            )
+            .join('\n          ')}
+          aqk${a}.${X[a]} += dot(q${a}, k${a});
+        }`,
+        ).join('\n        ')}
+      }
+      ${R4.map((a) => `sm[${AQD}u + (lid - 240u) * 4u + ${a}u] = aqk${a};`).join('\n      ')}`
+          : `for (var c4 = 0u; c4 < 4u; c4++) {
+        let ci = c4 ^ (I4 & 3u);
+        ${R4.map((a) => `let q${a} = ${at(AQ, `4u * I4 + ${a}u`, 'ci')};\n        let k${a} = ${at(AK, `4u * I4 + ${a}u`, 'ci')};\n        let g${a} = ${at(ag, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
         {
           ${diagPairs}
         }
         ${R4.map((a) => `aqk${a}.${X[a]} += dot(q${a}, k${a});`).join('\n        ')}
+      }`
       }
     }
     workgroupBarrier();
@@ -245,7 +330,12 @@ ${computeMain(WG)}
   // A_qk to global (scaled; zero above the diagonal and past the end); Diag(beta) A_kk, strictly lower and
   // transposed, to workgroup memory (the staging tiles are dead after the last barrier).
   let abase = (slot * H + h) * 1024u;
-  if (diag) {
+  if (diag) {${
+    v.diagAqkShared
+      ? `
+    ${R4.map((a) => `let aqk${a} = sm[${AQD}u + (lid - 240u) * 4u + ${a}u];`).join('\n    ')}`
+      : ''
+  }
     ${R4.map(
       (a) =>
         `${aqkAt('I4', 'I4', a)} = select(vec4<f32>(0.0), aqk${a} * p.scale * vec4<f32>(${R4.map((b) => (b <= a ? '1.0' : '0.0')).join(', ')}), 4u * I4 + ${a}u < L);`,

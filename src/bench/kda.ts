@@ -85,8 +85,6 @@ export interface KdaBenchOptions {
   fwdIntraWuWalk?: 1 | 2 | 4;
   /** The first kernel's A_qk and T stores from workgroup memory (intraGramStagedStores). */
   fwdIntraGramStagedStores?: boolean;
-  /** The first kernel's diagonal A_qk blocks in workgroup memory between K tiles (intraGramDiagShared). */
-  fwdIntraGramDiagShared?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -215,7 +213,6 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraWULoads: o.fwdIntraWuLoads,
     intraWUWalk: o.fwdIntraWuWalk,
     intraGramStagedStores: o.fwdIntraGramStagedStores,
-    intraGramDiagShared: o.fwdIntraGramDiagShared,
     intraWUDoubleB: o.fwdIntraWuDoubleB,
     intraWUChunks: o.fwdIntraWuChunks,
   };
@@ -715,10 +712,6 @@ export function registerKdaBench(bench: Command): void {
       "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default off)",
     )
     .option(
-      '--fwd-intra-gram-diag-shared <on|off>',
-      "two-pass intra: the first kernel's diagonal A_qk blocks in workgroup memory between K tiles (default off)",
-    )
-    .option(
       '--fwd-intra-gram-prefetch <on|off>',
       "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)",
     )
@@ -796,7 +789,6 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuLoads: parseSkip('--fwd-intra-wu-loads', opts.fwdIntraWuLoads, ['all', 'uniform'] as const),
         fwdIntraWuWalk: parseWalk(opts.fwdIntraWuWalk),
         fwdIntraGramStagedStores: parseOnOff('--fwd-intra-gram-staged-stores', opts.fwdIntraGramStagedStores),
-        fwdIntraGramDiagShared: parseOnOff('--fwd-intra-gram-diag-shared', opts.fwdIntraGramDiagShared),
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
         decodeProbe: !!opts.decodeProbe,

@@ -176,8 +176,6 @@ export const kdaForwardTuning: {
    * Qg). Default: GC_IN_GRAM. gc and Kd equal the gc pass's bit for bit (its sums in its order).
    */
   gcInGram?: boolean;
-  /** The two-pass intra's first kernel with the diagonal A_qk blocks in workgroup memory (IntraGramVariant.diagAqkShared). */
-  intraGramDiagShared?: boolean;
   /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
   intraWULoads?: 'all' | 'uniform';
   /**
@@ -566,7 +564,6 @@ function dispatchIntraTwoPass(
     prefetch: kdaForwardTuning.intraGramPrefetch !== false,
     stagedStores: kdaForwardTuning.intraGramStagedStores,
     gcFromG: gram !== undefined,
-    diagAqkShared: kdaForwardTuning.intraGramDiagShared,
   };
   if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);

@@ -73,18 +73,10 @@ export interface IntraGramVariant {
    * of four threads, for one pass and a gc read and write of the whole sequence less.
    */
   gcFromG?: boolean;
-  /**
-   * Fewer registers live across step A's K loop: the diagonal threads' A_qk accumulators (aqk) kept in workgroup
-   * memory between K tiles (read before a tile's products, written after: one thread's own slots), so no thread
-   * carries them through the loop (the off-diagonal threads, which never use them, carried them too: one register
-   * allocation for all), and the diagonal pairs' operands read per row a as needed instead of all 12 vec4 first.
-   * The same additions in the same order per accumulator (exact).
-   */
-  diagAqkShared?: boolean;
 }
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.diagAqkShared ? '_dq' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -97,8 +89,13 @@ const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
 /** Rows of the gc walk whose workgroup-memory reads are issued before their sums (see gcWalk). */
 const WALK_RB = 8;
-/** With gcFromG: the second gc tile (gc of tiles kt and kt + 1 alternate between AG and AG2). */
-const AG2 = 6 * ARR;
+/**
+ * With gcFromG: the second gc tile (gc of tiles kt and kt + 1 alternate between AG and AG2), where q is staged
+ * otherwise: the diagonal threads then read their rows' q and k from global memory (L1-hot: the staging threads
+ * loaded them), so the workgroup memory stays at 24 KiB. Past 24 KiB the H200 runs fewer workgroups an SM (stagedStores
+ * at 28.5 KiB: 1.70 ms against 1.19; gcFromG with a seventh array: 1.83 against 1.34 for the gc pass and this).
+ */
+const AG2 = AQ;
 
 /**
  * WGSL (gcFromG): the running sum down the 64 rows of the gc tile at `base` (raw g staged there, replaced in
@@ -134,8 +131,6 @@ function gcStage(K4: number, NKT: number): string {
       let kn = kv * exp(gmv - gcv);
       let qs = qv * f;
       let ks = kv * f;
-      sm[${AQ}u + sp] = qv;
-      sm[${AK}u + sp] = kv;
       sm[${AQS}u + sp] = qs;
       sm[${AKS}u + sp] = ks;
       sm[${AKN}u + sp] = kn;
@@ -168,8 +163,12 @@ export function intraGramWgsl(v: IntraGramVariant): string {
     `sm[${typeof arr === 'number' ? `${arr}u` : arr} + (${r}) * 4u + ${ci}]`;
   // gc's tile: fixed, or with gcFromG the one of the two that holds tile kt's gc.
   const ag = v.gcFromG ? 'agb' : AG;
-  // Past every other use of workgroup memory: the diagonal A_qk blocks with diagAqkShared.
-  const AQD = Math.max(v.stagedStores ? AQKS + 136 * 4 : 6 * ARR, v.gcFromG ? 7 * ARR : 0);
+  // A diagonal thread's row 4 I4 + a of q or k, channels 4 c4 .. 4 c4 + 3 of tile kt (logical column group c4, in
+  // workgroup memory at the swizzled ci): staged, or with gcFromG loaded as the staging threads loaded it.
+  const diagQK = (x: 'q' | 'k', a: number) =>
+    v.gcFromG
+      ? `select(vec4<f32>(0.0), ${x}[((t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h) * ${K4}u + kt * 4u + c4], 4u * I4 + ${a}u < L)`
+      : at(x === 'q' ? AQ : AK, `4u * I4 + ${a}u`, 'ci');
   // The staging role's loads for K tile t: q, k, gc; with gcFromG q, k and the raw g of tile t + 1 (zero past the
   // end, so the walk adds nothing there), whose gc is walked while tile t's products run.
   const stageLoad = (t: string) =>
@@ -182,7 +181,7 @@ export function intraGramWgsl(v: IntraGramVariant): string {
       gv = select(vec4<f32>(0.0), g[srow * ${K4}u + cc + 4u], si < L);
     }
   }`
-      : stepALoad(K4, `${t} * 4u + sc4`, false);
+      : stepALoad(K4, t === '0u' ? 'sc4' : `${t} * 4u + sc4`, false);
   const stageTile = v.gcFromG ? gcStage(K4, NKT) : STAGE_TILE;
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
   const diagPairs = diagonalPairs('acc');
@@ -194,15 +193,14 @@ ${
         ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', 'g: vec4<f32>', 'beta'],
         ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>', 'gcB: vec4<f32>', 'Kd: vec4<f32>'],
       )
-    : `${bindings(
+    : bindings(
         'H: u32, N: u32, scale: f32, storeT: u32',
         ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
         ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
-      )}
-fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`
+      )
 }
-${LOCATE}
-var<workgroup> sm: array<vec4<f32>, ${AQD + (v.diagAqkShared ? 64 : 0)}>;
+${LOCATE}${v.gcFromG ? '' : `\nfn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`}
+var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : 6 * ARR}>;
 
 ${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
@@ -222,15 +220,7 @@ ${computeMain(WG)}
   }
   // The off-diagonal threads' one tile (A_kk's or A_qk's) in acc; the diagonal threads' A_kk block in acc, their
   // A_qk block in aqk.
-  ${R4.map((a) => `var acc${a} = vec4<f32>(0.0);${v.diagAqkShared ? '' : `\n  var aqk${a} = vec4<f32>(0.0);`}`).join('\n  ')}${
-    v.diagAqkShared
-      ? `
-  // The diagonal threads' A_qk blocks in workgroup memory (diagAqkShared), past everything else there.
-  if (diag) {
-    ${R4.map((a) => `sm[${AQD}u + (lid - 240u) * 4u + ${a}u] = vec4<f32>(0.0);`).join('\n    ')}
-  }`
-      : ''
-  }
+  ${R4.map((a) => `var acc${a} = vec4<f32>(0.0);\n  var aqk${a} = vec4<f32>(0.0);`).join('\n  ')}
   // Staging role: row si, channels 4 sc4 .. 4 sc4 + 3 of the tile; n, m = first and last row of its block.
   ${STAGING_ROLES}
   // beta of rows 4 I4 .. 4 I4 + 3 (0 past the end), for Diag(beta) A_kk after the K loop: loaded now, without
@@ -291,38 +281,13 @@ ${computeMain(WG)}
         ${R4.flatMap((a) => R4.map((b) => `acc${a}.${X[b]} += dot(x${a}, kn${b});`)).join('\n        ')}
       }
     } else {
-      ${
-        v.diagAqkShared
-          ? `${R4.map((a) => `var aqk${a} = sm[${AQD}u + (lid - 240u) * 4u + ${a}u];`).join('\n      ')}
       for (var c4 = 0u; c4 < 4u; c4++) {
         let ci = c4 ^ (I4 & 3u);
-        ${R4.map(
-          (a) => `{
-          let q${a} = ${at(AQ, `4u * I4 + ${a}u`, 'ci')};
-          let k${a} = ${at(AK, `4u * I4 + ${a}u`, 'ci')};
-          let g${a} = ${at(ag, `4u * I4 + ${a}u`, 'ci')};
-          ${R4.filter((b) => b < a)
-            .map(
-              (b) => `{
-            let kk = ${at(AK, `4u * I4 + ${b}u`, 'ci')} * exp(g${a} - ${at(ag, `4u * I4 + ${b}u`, 'ci')});
-            acc${a}.${X[b]} += dot(k${a}, kk);
-            aqk${a}.${X[b]} += dot(q${a}, kk);
-          }`,
-            )
-            .join('\n          ')}
-          aqk${a}.${X[a]} += dot(q${a}, k${a});
-        }`,
-        ).join('\n        ')}
-      }
-      ${R4.map((a) => `sm[${AQD}u + (lid - 240u) * 4u + ${a}u] = aqk${a};`).join('\n      ')}`
-          : `for (var c4 = 0u; c4 < 4u; c4++) {
-        let ci = c4 ^ (I4 & 3u);
-        ${R4.map((a) => `let q${a} = ${at(AQ, `4u * I4 + ${a}u`, 'ci')};\n        let k${a} = ${at(AK, `4u * I4 + ${a}u`, 'ci')};\n        let g${a} = ${at(ag, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
+        ${R4.map((a) => `let q${a} = ${diagQK('q', a)};\n        let k${a} = ${diagQK('k', a)};\n        let g${a} = ${at(ag, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
         {
           ${diagPairs}
         }
         ${R4.map((a) => `aqk${a}.${X[a]} += dot(q${a}, k${a});`).join('\n        ')}
-      }`
       }
     }
     workgroupBarrier();
@@ -330,12 +295,7 @@ ${computeMain(WG)}
   // A_qk to global (scaled; zero above the diagonal and past the end); Diag(beta) A_kk, strictly lower and
   // transposed, to workgroup memory (the staging tiles are dead after the last barrier).
   let abase = (slot * H + h) * 1024u;
-  if (diag) {${
-    v.diagAqkShared
-      ? `
-    ${R4.map((a) => `let aqk${a} = sm[${AQD}u + (lid - 240u) * 4u + ${a}u];`).join('\n    ')}`
-      : ''
-  }
+  if (diag) {
     ${R4.map(
       (a) =>
         `${aqkAt('I4', 'I4', a)} = select(vec4<f32>(0.0), aqk${a} * p.scale * vec4<f32>(${R4.map((b) => (b <= a ? '1.0' : '0.0')).join(', ')}), 4u * I4 + ${a}u < L);`,

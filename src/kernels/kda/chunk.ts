@@ -173,7 +173,8 @@ export const kdaForwardTuning: {
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only
    * where the two-pass intra runs with GK = K and not the fused state-and-output pass (which needs the gc pass's
-   * Qg). Default: GC_IN_GRAM. gc and Kd equal the gc pass's bit for bit (its sums in its order).
+   * Qg). Default (gcInGramByDefault): where the gc pass would write Kd too (the forward that keeps what the backward
+   * reads, or a state pass that reads Kd). gc and Kd equal the gc pass's bit for bit (its sums in its order).
    */
   gcInGram?: boolean;
   /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
@@ -220,8 +221,16 @@ export function intraWUWalkFor(K: number, V: number): 1 | 2 | 4 {
   return ([4, 2, 1] as const).find((w) => w <= INTRA_WU_WALK && w <= tiles) ?? 1;
 }
 
-/** Whether the two-pass intra's first kernel forms gc itself when kdaForwardTuning.gcInGram is unset. */
-export const GC_IN_GRAM = true;
+/**
+ * Whether the two-pass intra's first kernel forms gc (and Kd) itself when kdaForwardTuning.gcInGram is unset, given
+ * whether the forward needs Kd (`kd`: the gc pass would write it). H200 (H=16, d=128, T=32768, one sitting, three
+ * runs each, bench/results/2026-12-02-h200-kgram-s2-all.txt): with Kd (forward+backward) the first kernel 1.498 ms
+ * against 0.361 (gc pass with Kd) + 1.259, forward+backward 21.79 against 21.90 ms; without Kd (the inference
+ * forward, where the tiled state pass forms Kd) 1.383-1.385 ms against 0.146 + 1.195, forward 5.714 against
+ * 5.663-5.676: there the walk and the gc stores cost more inside the latency-bound kernel than the bandwidth-bound
+ * gc pass they replace.
+ */
+export const gcInGramByDefault = (kd: boolean): boolean => kd;
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -388,7 +397,7 @@ export function dispatchChunkForward(
     kdaForwardTuning.intraSkip === undefined &&
     kdaForwardTuning.intraSplit !== true;
   // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
-  const gcInGram = twoPass && !fused && GK === K && (kdaForwardTuning.gcInGram ?? GC_IN_GRAM);
+  const gcInGram = twoPass && !fused && GK === K && (kdaForwardTuning.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
   const vv4: IntraVecVariant = {
     ...v,
     skip: kdaForwardTuning.intraSkip,

@@ -21,15 +21,22 @@
  * layout of workgroup memory (column j as 16 vec4 of rows, zero on and above the diagonal) for pass 1b; T
  * strictly lower, row-major, for the backward when `storeT` is set.
  *
- * Workgroup memory: 24 KiB (the staging tiles of step A; T and step B's scratch reuse them).
+ * Workgroup memory: 24 KiB (the staging tiles of step A; T and step B's scratch reuse them). Keep it there: on
+ * the H200 every variant past 24 KiB ran ~1.4x slower (stagedStores at 28.5 KiB 1.70 ms against 1.19; gcFromG with
+ * a seventh staged array, 28 KiB, 1.83 against 1.34 for gc pass + kernel; 25 KiB, 1.69 against 1.20), presumably
+ * one workgroup an SM fewer (4 x 25 KiB with the per-workgroup reserve fill a 100 KiB shared-memory carve-out).
  *
- * With `gcFromG` (GK = K) the kernel also does the gc pass's work (gc.wgsl.ts), so that pass does not run: each K
- * tile stages raw g (zero past the end) where gc goes, four threads (one a vec4 column group) walk its 64 rows
- * with the running sum in place, and the staging threads then read gc of their row and of its block's first and
- * last rows from there and store gc (and, asked by the uniform storeKd, Kd = k exp(gc_last - gc)) for the later
- * passes. The sums are the gc pass's, in its order (acc = 0, then acc += g_i row by row, per channel: a vec4 add
- * is four scalar adds), so gc and Kd equal its values bit for bit and every later pass is unchanged. Rows past
- * the end add zeros, so they hold gc_last: what the gc-reading path loads there (its rows are clamped to L - 1).
+ * With `gcFromG` (GK = K) the kernel also does the gc pass's work (gc.wgsl.ts), so that pass does not run. K tile
+ * kt + 1's raw g (zero past the end) is loaded with tile kt's q and k, staged into the gc tile not in use while
+ * tile kt's products run, and walked there by four threads (one a vec4 column group) replacing g by the running
+ * sum; tile kt's staging reads gc of its row and of its block's first and last rows from the other gc tile and
+ * stores gc (and, asked by the uniform storeKd, Kd = k exp(gc_last - gc)) for the later passes. So two barriers a
+ * tile, as without it; the second gc tile takes q's staging slot, and the diagonal threads read their rows' q and
+ * k from global memory instead (24 KiB). The sums are the gc pass's, in its order (acc = 0, then acc += g_i row by
+ * row, per channel: a vec4 add is four scalar adds), so gc and Kd equal its values bit for bit and every later
+ * pass is unchanged. Rows past the end add zeros, so they hold gc_last: what the gc-reading path loads there (its
+ * rows are clamped to L - 1). H200 (H=16, d=128, T=32768): 1.383 ms against 0.146 + 1.195 without Kd, 1.498
+ * against 0.361 + 1.259 with Kd (chunk.ts gcInGramByDefault).
  */
 import {
   diagonalPairs,
@@ -69,8 +76,8 @@ export interface IntraGramVariant {
   stagedStores?: boolean;
   /**
    * gc (and Kd where p.storeKd is set) formed here from raw g instead of read from the gc pass (see the header).
-   * GK = K only. Binds g in gc's place and writes gcB and Kd; one barrier more a K tile and a 64-row serial walk
-   * of four threads, for one pass and a gc read and write of the whole sequence less.
+   * GK = K only. Binds g in gc's place and writes gcB and Kd; a 64-row serial walk of four threads a K tile
+   * (beside the products) for one pass and the gc pass's reads and writes less.
    */
   gcFromG?: boolean;
 }
@@ -92,8 +99,7 @@ const WALK_RB = 8;
 /**
  * With gcFromG: the second gc tile (gc of tiles kt and kt + 1 alternate between AG and AG2), where q is staged
  * otherwise: the diagonal threads then read their rows' q and k from global memory (L1-hot: the staging threads
- * loaded them), so the workgroup memory stays at 24 KiB. Past 24 KiB the H200 runs fewer workgroups an SM (stagedStores
- * at 28.5 KiB: 1.70 ms against 1.19; gcFromG with a seventh array: 1.83 against 1.34 for the gc pass and this).
+ * loaded them), so the workgroup memory stays at 24 KiB (see the header).
  */
 const AG2 = AQ;
 

@@ -5,7 +5,9 @@
  * in the same order), with keep (the first kernel also stores the backward's row-major T) and without (what
  * inference runs). K16/V8, the geometry the other KDA tests compile; T = 1, 7, 63, 65, 130 (partial chunks,
  * rows past the end), a varlen batch with an empty sequence; with KIMI_SLOW_TESTS=1 also a per-head gate (GK = 1)
- * and the non-default load variants of both kernels. The dispatches are checked to be the two kernels.
+ * and the non-default load variants of both kernels, and K = 64 (four K tiles). The dispatches are checked to be the
+ * two kernels, and the gc pass's absence where the first kernel forms gc from g (gcInGram: the default with keep),
+ * whose gc and Kd must equal the gc pass's bit for bit.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Params } from '../src/gpu/params.js';
@@ -84,6 +86,7 @@ async function expectTwoPass(
     intraWUDoubleB?: boolean;
     intraWUChunks?: 1 | 2;
     intraGramStagedStores?: boolean;
+    gcInGram?: boolean;
   } = {},
 ) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
@@ -100,8 +103,14 @@ async function expectTwoPass(
     );
     expect(two.keys.filter((k) => k.startsWith('kda_chunk_intra_gram')).length).toBe(1);
     expect(two.keys.filter((k) => k.startsWith('kda_chunk_intra_wu')).length).toBe(1);
+    // gc (and Kd) from the first kernel (gcInGram: by default where the forward keeps Kd, GK = K) or the gc pass.
+    const gcInGram = two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.endsWith('_gcg'));
+    expect(two.keys.some((k) => k.startsWith('kda_chunk_gc'))).toBe(!gcInGram);
+    if (keep || wu.gcInGram !== undefined) expect(gcInGram).toBe((wu.gcInGram ?? true) && c.GK === c.K);
     expect(Object.keys(two.got).sort()).toEqual(Object.keys(one.got).sort());
     for (const n of Object.keys(one.got)) expectClose(two.got[n], one.got[n], 1e-6, `${n} (two-pass = one-pass)`);
+    // The first kernel's gc and Kd are the gc pass's sums in its order: equal bit for bit.
+    for (const n of ['gc', 'Kd'].filter((n) => n in one.got)) expect(two.got[n], n).toEqual(one.got[n]);
     if (keep) {
       const ref = reference(c, cu);
       for (const n of ['Aqk', 'T', 'W', 'U'] as const) expectClose(two.got[n], ref[n], 1e-4, `${n} (reference)`);
@@ -123,8 +132,9 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
     });
   }
 
-  it.skipIf(!hasGpu)('= one-pass kernel, no keep: T=130', { timeout: 300_000 }, async () => {
-    await expectTwoPass(randomCase(35, 130, H, K, V), [0, 130], true, [false]);
+  // Without keep the GPU default reads the gc pass (the varlen case below); here gc from g (--fwd-gc gram: no Kd).
+  it.skipIf(!hasGpu)('= one-pass kernel, no keep, gc in the first kernel: T=130', { timeout: 300_000 }, async () => {
+    await expectTwoPass(randomCase(35, 130, H, K, V), [0, 130], true, [false], 'all', { gcInGram: true });
   });
 
   it.skipIf(!hasGpu)('varlen batch (5, 70, 0, 58 tokens), keep and not', { timeout: 300_000 }, async () => {
@@ -140,6 +150,19 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
   // branch); the whole-K and whole-V branches run at d = 128 (bench kda --check on the device).
   it.skipIf(slow)('uniform loads of the second kernel: T=130, keep', { timeout: 300_000 }, async () => {
     await expectTwoPass(randomCase(39, 130, H, K, V), [0, 130], true, [true], 'uniform');
+  });
+
+  // K = 64: four K tiles, so the first kernel's K loop runs past its first tile (at K = 16 it has one): the gc of
+  // tiles 1 .. 3 walked while the previous tile's products run (gcInGram), with its loads a tile ahead and not.
+  it.skipIf(slow)('four K tiles (K=64): T=130, keep and not, loads ahead and not', { timeout: 600_000 }, async () => {
+    for (const prefetch of [true, false]) {
+      await expectTwoPass(randomCase(49, 130, H, 64, V), [0, 130], prefetch, [true, false]);
+    }
+  });
+
+  // The first kernel reading gc from the gc pass (gcInGram off; the GK = 1 path below too).
+  it.skipIf(slow)('first kernel reading the gc pass: T=130, keep and not', { timeout: 300_000 }, async () => {
+    await expectTwoPass(randomCase(47, 130, H, K, V), [0, 130], true, [true, false], 'all', { gcInGram: false });
   });
 
   // The first kernel's A_qk and T stores staged through workgroup memory (A_qk's zero blocks by select).

@@ -58,8 +58,11 @@ export interface KdaBenchOptions {
   fwdStateHalves?: 1 | 2;
   fwdStateUK?: number;
   fwdStateUI?: number;
-  /** gc and Kd from their own pass or inside the vec4 intra pass (kdaForwardTuning.gcInIntra). */
-  fwdGc?: 'pass' | 'intra';
+  /**
+   * gc and Kd from their own pass, inside the vec4 intra pass (kdaForwardTuning.gcInIntra) or inside the two-pass
+   * intra's first kernel (kdaForwardTuning.gcInGram).
+   */
+  fwdGc?: 'pass' | 'intra' | 'gram';
   /** The output pass's accumulators as named variables (kdaForwardTuning.outputNamed). */
   fwdOutputNamed?: boolean;
   /** The output pass with its loads a stage ahead (kdaForwardTuning.outputPipelined). */
@@ -187,6 +190,7 @@ function forwardTuningS5(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
     stateUK: o.fwdStateUK,
     stateUI: o.fwdStateUI,
     gcInIntra: o.fwdGc === undefined ? undefined : o.fwdGc === 'intra',
+    gcInGram: o.fwdGc === undefined ? undefined : o.fwdGc === 'gram',
     outputNamed: o.fwdOutputNamed,
     outputPipelined: o.fwdOutputPipelined,
     intraSplit: o.fwdIntraSplit,
@@ -666,7 +670,10 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-state-halves <n>', 'halves state pass: 2 (all threads compute, each half the reduction) or 1')
     .option('--fwd-state-uk <n>', "halves state pass: channel vec4 per unrolled V' step (default 2)")
     .option('--fwd-state-ui <n>', 'halves state pass: rows per unrolled state-update step (default 4)')
-    .option('--fwd-gc <where>', 'forward gc and Kd: pass (own pass) or intra (in the vec4 intra pass)')
+    .option(
+      '--fwd-gc <where>',
+      "forward gc and Kd: pass (own pass), intra (in the one-pass vec4 intra) or gram (in the two-pass intra's first kernel)",
+    )
     .option('--fwd-output-named <on|off>', 'forward output pass accumulators as named variables')
     .option(
       '--fwd-output-pipelined <on|off>',
@@ -781,7 +788,7 @@ export function registerKdaBench(bench: Command): void {
           : undefined,
         fwdStateUK: opts.fwdStateUk ? parseList(opts.fwdStateUk)[0] : undefined,
         fwdStateUI: opts.fwdStateUi ? parseList(opts.fwdStateUi)[0] : undefined,
-        fwdGc: parseSkip('--fwd-gc', opts.fwdGc, ['pass', 'intra'] as const),
+        fwdGc: parseSkip('--fwd-gc', opts.fwdGc, ['pass', 'intra', 'gram'] as const),
         fwdOutputNamed: parseOnOff('--fwd-output-named', opts.fwdOutputNamed),
         fwdOutputPipelined: parseOnOff('--fwd-output-pipelined', opts.fwdOutputPipelined),
         fwdIntraSplit: parseOnOff('--fwd-intra-split', opts.fwdIntraSplit),

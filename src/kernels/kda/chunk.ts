@@ -180,6 +180,14 @@ export const kdaForwardTuning: {
   intraGramPrefetch?: boolean;
   /** The two-pass intra's first kernel storing A_qk and T from workgroup memory (IntraGramVariant.stagedStores). */
   intraGramStagedStores?: boolean;
+  /**
+   * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
+   * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only
+   * where the two-pass intra runs with GK = K and not the fused state-and-output pass (which needs the gc pass's
+   * Qg). Default (gcInGramByDefault): where the gc pass would write Kd too (the forward that keeps what the backward
+   * reads, or a state pass that reads Kd). gc and Kd equal the gc pass's bit for bit (its sums in its order).
+   */
+  gcInGram?: boolean;
   /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
   intraWULoads?: 'all' | 'uniform';
   /**
@@ -233,6 +241,17 @@ export function intraWUWalkFor(K: number, V: number): 1 | 2 | 4 {
   const tiles = intraWUTiles({ K, V, GK: K });
   return ([4, 2, 1] as const).find((w) => w <= INTRA_WU_WALK && w <= tiles) ?? 1;
 }
+
+/**
+ * Whether the two-pass intra's first kernel forms gc (and Kd) itself when kdaForwardTuning.gcInGram is unset, given
+ * whether the forward needs Kd (`kd`: the gc pass would write it). H200 (H=16, d=128, T=32768, one sitting, three
+ * runs each, bench/results/2026-12-02-h200-kgram-s2-all.txt): with Kd (forward+backward) the first kernel 1.498 ms
+ * against 0.361 (gc pass with Kd) + 1.259, forward+backward 21.79 against 21.90 ms; without Kd (the inference
+ * forward, where the tiled state pass forms Kd) 1.383-1.385 ms against 0.146 + 1.195, forward 5.714 against
+ * 5.663-5.676: there the walk and the gc stores cost more inside the latency-bound kernel than the bandwidth-bound
+ * gc pass they replace.
+ */
+export const gcInGramByDefault = (kd: boolean): boolean => kd;
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -400,6 +419,8 @@ export function dispatchChunkForward(
     !gcInIntra &&
     kdaForwardTuning.intraSkip === undefined &&
     kdaForwardTuning.intraSplit !== true;
+  // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
+  const gcInGram = twoPass && !fused && GK === K && (kdaForwardTuning.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
   const vv4: IntraVecVariant = {
     ...v,
     skip: kdaForwardTuning.intraSkip,
@@ -459,13 +480,15 @@ export function dispatchChunkForward(
   } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
     const kd = !tv.kdFromK;
-    gpu.dispatch({
-      kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused, kd), code: () => gcWgsl(K, GK, fused, kd) },
-      tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : kd ? [cu, k, g, saved.gc, saved.Kd] : [cu, g, saved.gc],
-      params: new Params().u32(H, N).f32(scale).u32(0),
-      workgroups: [NS, H, gcWorkgroups(K)],
-    });
-    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params);
+    if (!gcInGram)
+      gpu.dispatch({
+        kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused, kd), code: () => gcWgsl(K, GK, fused, kd) },
+        tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : kd ? [cu, k, g, saved.gc, saved.Kd] : [cu, g, saved.gc],
+        params: new Params().u32(H, N).f32(scale).u32(0),
+        workgroups: [NS, H, gcWorkgroups(K)],
+      });
+    const gram = gcInGram ? { g, kd, keep } : undefined;
+    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -565,22 +588,34 @@ function dispatchIntraTwoPass(
   x: { cu: Tensor; q: Tensor; k: Tensor; vv: Tensor; beta: Tensor },
   saved: MaybeSaved,
   params: Params,
+  scale: number,
+  /** gc formed by the first kernel from g (IntraGramVariant.gcFromG), Kd too where `kd`; undefined: gc read. */
+  gram?: { g: Tensor; kd: boolean; keep: boolean },
 ): void {
-  const { H, K, V, GK } = p;
+  const { H, N, K, V, GK } = p;
   const gv: IntraGramVariant = {
     K,
     V,
     GK,
     prefetch: kdaForwardTuning.intraGramPrefetch !== false,
     stagedStores: kdaForwardTuning.intraGramStagedStores,
+    gcFromG: gram !== undefined,
   };
   if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
   gpu.dispatch({
     kernel: { name: 'kda_chunk_intra', key: intraGramKey(gv), code: () => intraGramWgsl(gv) },
-    // saved.T (allocated with or without keep) written only with keep (params' storeT).
-    tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T],
-    params,
+    // saved.T (allocated with or without keep) written only with keep (params' storeT); saved.Kd only where the
+    // forward needs it (storeKd).
+    ...(gram
+      ? {
+          tensors: [x.cu, x.q, x.k, gram.g, x.beta, saved.Aqk, Tt, saved.T, saved.gc, saved.Kd],
+          params: new Params()
+            .u32(H, N)
+            .f32(scale)
+            .u32(gram.keep ? 1 : 0, gram.kd ? 1 : 0),
+        }
+      : { tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T], params }),
     workgroups: [NS, H],
   });
   const wv: IntraWUVariant = {

@@ -21,7 +21,22 @@
  * layout of workgroup memory (column j as 16 vec4 of rows, zero on and above the diagonal) for pass 1b; T
  * strictly lower, row-major, for the backward when `storeT` is set.
  *
- * Workgroup memory: 24 KiB (the staging tiles of step A; T and step B's scratch reuse them).
+ * Workgroup memory: 24 KiB (the staging tiles of step A; T and step B's scratch reuse them). Keep it there: on
+ * the H200 every variant past 24 KiB ran ~1.4x slower (stagedStores at 28.5 KiB 1.70 ms against 1.19; gcFromG with
+ * a seventh staged array, 28 KiB, 1.83 against 1.34 for gc pass + kernel; 25 KiB, 1.69 against 1.20), presumably
+ * one workgroup an SM fewer (4 x 25 KiB with the per-workgroup reserve fill a 100 KiB shared-memory carve-out).
+ *
+ * With `gcFromG` (GK = K) the kernel also does the gc pass's work (gc.wgsl.ts), so that pass does not run. K tile
+ * kt + 1's raw g (zero past the end) is loaded with tile kt's q and k, staged into the gc tile not in use while
+ * tile kt's products run, and walked there by four threads (one a vec4 column group) replacing g by the running
+ * sum; tile kt's staging reads gc of its row and of its block's first and last rows from the other gc tile and
+ * stores gc (and, asked by the uniform storeKd, Kd = k exp(gc_last - gc)) for the later passes. So two barriers a
+ * tile, as without it; the second gc tile takes q's staging slot, and the diagonal threads read their rows' q and
+ * k from global memory instead (24 KiB). The sums are the gc pass's, in its order (acc = 0, then acc += g_i row by
+ * row, per channel: a vec4 add is four scalar adds), so gc and Kd equal its values bit for bit and every later
+ * pass is unchanged. Rows past the end add zeros, so they hold gc_last: what the gc-reading path loads there (its
+ * rows are clamped to L - 1). H200 (H=16, d=128, T=32768): 1.383 ms against 0.146 + 1.195 without Kd, 1.498
+ * against 0.361 + 1.259 with Kd (chunk.ts gcInGramByDefault).
  */
 import {
   diagonalPairs,
@@ -59,20 +74,85 @@ export interface IntraGramVariant {
    * T's loop. Workgroup memory 28.5 KiB instead of 24. The same values (exact).
    */
   stagedStores?: boolean;
+  /**
+   * gc (and Kd where p.storeKd is set) formed here from raw g instead of read from the gc pass (see the header).
+   * GK = K only. Binds g in gc's place and writes gcB and Kd; a 64-row serial walk of four threads a K tile
+   * (beside the products) for one pass and the gc pass's reads and writes less.
+   */
+  gcFromG?: boolean;
 }
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
 
 export function intraGramFits(v: IntraGramVariant): boolean {
-  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
+  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K) && (!v.gcFromG || v.GK === v.K);
 }
 
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
+/** Rows of the gc walk whose workgroup-memory reads are issued before their sums (see gcWalk). */
+const WALK_RB = 8;
+/**
+ * With gcFromG: the second gc tile (gc of tiles kt and kt + 1 alternate between AG and AG2), where q is staged
+ * otherwise: the diagonal threads then read their rows' q and k from global memory (L1-hot: the staging threads
+ * loaded them), so the workgroup memory stays at 24 KiB (see the header).
+ */
+const AG2 = AQ;
+
+/**
+ * WGSL (gcFromG): the running sum down the 64 rows of the gc tile at `base` (raw g staged there, replaced in
+ * place by gc), by threads 0 .. 3, one vec4 column group each: the gc pass's sums in its order. The reads of
+ * WALK_RB rows are issued before their sums (8, not 16: each is a vec4 register live in the walk).
+ */
+function gcWalk(base: string): string {
+  const walkAt = (u: number) => `${base} + (r0 + ${u}u) * 4u + (lid ^ (((r0 + ${u}u) >> 2u) & 3u))`;
+  const rows = (body: (u: number) => string) => Array.from({ length: WALK_RB }, (_, u) => body(u)).join('\n        ');
+  return `{
+      var acc = vec4<f32>(0.0);
+      for (var r0 = 0u; r0 < 64u; r0 += ${WALK_RB}u) {
+        ${rows((u) => `let w${u} = sm[${walkAt(u)}];`)}
+        ${rows((u) => `acc += w${u};\n        sm[${walkAt(u)}] = acc;`)}
+      }
+    }`;
+}
+
+/**
+ * WGSL (gcFromG): K tile kt's staging from gc already in workgroup memory at `agb` (walked during tile kt - 1):
+ * gc of the staging row and of its block's first (n) and last (m) rows (one swizzle: the same 4-row block), the
+ * decay-factored qs, ks, kn as STAGE_TILE forms them from loaded gc, gc (and Kd) of the row to global memory;
+ * then the raw g of tile kt + 1 (in gv) into the other gc tile, which threads 0 .. 3 walk after the barrier.
+ */
+function gcStage(K4: number, NKT: number): string {
+  // Row r of the staging row's 4-row block, column group sc4 (the block's swizzle).
+  const slot = (r: string) => `agb + (${r}) * 4u + (sc4 ^ ((si >> 2u) & 3u))`;
+  return `{
+      let gcv = sm[agb + sp];
+      let gnv = sm[${slot('si & 0xfffffffcu')}];
+      let gmv = sm[${slot('si | 3u')}];
+      let f = exp(gcv - gnv);
+      let kn = kv * exp(gmv - gcv);
+      let qs = qv * f;
+      let ks = kv * f;
+      sm[${AQS}u + sp] = qs;
+      sm[${AKS}u + sp] = ks;
+      sm[${AKN}u + sp] = kn;
+      if (si < L) {
+        let e = srow * ${K4}u + kt * 4u + sc4;
+        gcB[e] = gcv;
+        if (p.storeKd != 0u) {
+          // gc_last: row 63 holds it (rows past the end added zeros); its swizzle is 63 / 4 % 4 = 3.
+          Kd[e] = kv * exp(sm[agb + ${63 * 4}u + (sc4 ^ 3u)] - gcv);
+        }
+      }
+      if (kt + 1u < ${NKT}u) {
+        sm[agn + sp] = gv;
+      }
+    }`;
+}
 
 export function intraGramWgsl(v: IntraGramVariant): string {
   const { K, GK } = v;
@@ -85,18 +165,47 @@ export function intraGramWgsl(v: IntraGramVariant): string {
       ? `sm[${AQKS}u + (${I} * (${I} + 1u) / 2u + ${J}) * 4u + ${a}u]`
       : `Aqk[abase + (4u * ${I} + ${a}u) * 16u + ${J}]`;
   /** WGSL: vec4 column group `ci` (already swizzled) of row `r` of array `arr`. */
-  const at = (arr: number, r: string, ci: string) => `sm[${arr}u + (${r}) * 4u + ${ci}]`;
-  const stageLoad = (cc: string) => stepALoad(K4, cc, false);
+  const at = (arr: number | string, r: string, ci: string) =>
+    `sm[${typeof arr === 'number' ? `${arr}u` : arr} + (${r}) * 4u + ${ci}]`;
+  // gc's tile: fixed, or with gcFromG the one of the two that holds tile kt's gc.
+  const ag = v.gcFromG ? 'agb' : AG;
+  // A diagonal thread's row 4 I4 + a of q or k, channels 4 c4 .. 4 c4 + 3 of tile kt (logical column group c4, in
+  // workgroup memory at the swizzled ci): staged, or with gcFromG loaded as the staging threads loaded it.
+  const diagQK = (x: 'q' | 'k', a: number) =>
+    v.gcFromG
+      ? `select(vec4<f32>(0.0), ${x}[((t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h) * ${K4}u + kt * 4u + c4], 4u * I4 + ${a}u < L)`
+      : at(x === 'q' ? AQ : AK, `4u * I4 + ${a}u`, 'ci');
+  // The staging role's loads for K tile t: q, k, gc; with gcFromG q, k and the raw g of tile t + 1 (zero past the
+  // end, so the walk adds nothing there), whose gc is walked while tile t's products run.
+  const stageLoad = (t: string) =>
+    v.gcFromG
+      ? `{
+    let cc = ${t} * 4u + sc4;
+    qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
+    kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
+    if (${t} + 1u < ${NKT}u) {
+      gv = select(vec4<f32>(0.0), g[srow * ${K4}u + cc + 4u], si < L);
+    }
+  }`
+      : stepALoad(K4, t === '0u' ? 'sc4' : `${t} * 4u + sc4`, false);
+  const stageTile = v.gcFromG ? gcStage(K4, NKT) : STAGE_TILE;
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
   const diagPairs = diagonalPairs('acc');
   return /* wgsl */ `
-${bindings(
-  'H: u32, N: u32, scale: f32, storeT: u32',
-  ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
-  ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
-)}
-${LOCATE}
-fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
+${
+  v.gcFromG
+    ? bindings(
+        'H: u32, N: u32, scale: f32, storeT: u32, storeKd: u32',
+        ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', 'g: vec4<f32>', 'beta'],
+        ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>', 'gcB: vec4<f32>', 'Kd: vec4<f32>'],
+      )
+    : bindings(
+        'H: u32, N: u32, scale: f32, storeT: u32',
+        ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
+        ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
+      )
+}
+${LOCATE}${v.gcFromG ? '' : `\nfn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`}
 var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : 6 * ARR}>;
 
 ${computeMain(WG)}
@@ -125,19 +234,47 @@ ${computeMain(WG)}
   let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, beta[(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h], 4u * I4 + ${a}u < L)`).join(',\n    ')});
   var qv: vec4<f32>;
   var kv: vec4<f32>;
-  var gv: vec4<f32>;
+  var gv: vec4<f32>;${
+    v.gcFromG
+      ? ''
+      : `
   var gn: vec4<f32>;
-  var gm: vec4<f32>;
-  ${v.prefetch ? stageLoad('sc4') : ''}
-  for (var kt = 0u; kt < ${NKT}u; kt++) {
-    ${v.prefetch ? '' : stageLoad('kt * 4u + sc4')}
-    ${STAGE_TILE}
+  var gm: vec4<f32>;`
+  }
+  ${
+    v.gcFromG
+      ? `// Tile 0's gc: its raw g staged and walked before the loop.
+  sm[${AG}u + sp] = select(vec4<f32>(0.0), g[srow * ${K4}u + sc4], si < L);
+  ${v.prefetch ? stageLoad('0u') : ''}
+  workgroupBarrier();
+  if (lid < 4u) ${gcWalk(`${AG}u`)}
+  workgroupBarrier();`
+      : v.prefetch
+        ? stageLoad('0u')
+        : ''
+  }
+  for (var kt = 0u; kt < ${NKT}u; kt++) {${
+    v.gcFromG
+      ? `
+    // agb: gc of tile kt (walked during tile kt - 1); agn: the tile that tile kt + 1's raw g is staged into and
+    // walked in while tile kt's products run.
+    let agb = select(${AG}u, ${AG2}u, (kt & 1u) == 1u);
+    let agn = select(${AG2}u, ${AG}u, (kt & 1u) == 1u);`
+      : ''
+  }
+    ${v.prefetch ? '' : stageLoad('kt')}
+    ${stageTile}
     workgroupBarrier();
     ${
       v.prefetch
         ? `if (kt + 1u < ${NKT}u) {
-      ${stageLoad('(kt + 1u) * 4u + sc4')}
+      ${stageLoad('(kt + 1u)')}
     }`
+        : ''
+    }${
+      v.gcFromG
+        ? `
+    if (lid < 4u && kt + 1u < ${NKT}u) ${gcWalk('agn')}`
         : ''
     }
     if (!diag) {
@@ -145,14 +282,14 @@ ${computeMain(WG)}
         let ci = c4 ^ (I4 & 3u);
         let cj = c4 ^ (J4 & 3u);
         ${R4.map((a) => `let x${a} = sm[rowsArr + (4u * I4 + ${a}u) * 4u + ci];`).join('\n        ')}
-        let e = exp(${at(AG, '4u * I4', 'ci')} - ${at(AG, '4u * J4 + 3u', 'cj')});
+        let e = exp(${at(ag, '4u * I4', 'ci')} - ${at(ag, '4u * J4 + 3u', 'cj')});
         ${R4.map((b) => `let kn${b} = ${at(AKN, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
         ${R4.flatMap((a) => R4.map((b) => `acc${a}.${X[b]} += dot(x${a}, kn${b});`)).join('\n        ')}
       }
     } else {
       for (var c4 = 0u; c4 < 4u; c4++) {
         let ci = c4 ^ (I4 & 3u);
-        ${R4.map((a) => `let q${a} = ${at(AQ, `4u * I4 + ${a}u`, 'ci')};\n        let k${a} = ${at(AK, `4u * I4 + ${a}u`, 'ci')};\n        let g${a} = ${at(AG, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
+        ${R4.map((a) => `let q${a} = ${diagQK('q', a)};\n        let k${a} = ${diagQK('k', a)};\n        let g${a} = ${at(ag, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
         {
           ${diagPairs}
         }

@@ -11,7 +11,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Params } from '../src/gpu/params.js';
 import { intraWUWalkFor, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
-import { type IntraWUVariant, intraWUGrid, intraWUKey, intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
+import {
+  type IntraWUVariant,
+  intraWUFits,
+  intraWUGrid,
+  intraWUKey,
+  intraWUTileOrder,
+  intraWUWgsl,
+} from '../src/kernels/kda/intraWU.wgsl.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { runChunkForward, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
@@ -231,6 +238,31 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
     await expectWalk({ K: 64, V: 72, GK: 64, walk: 4 }, 100, false);
   });
 
+  // Static tile kinds (staticTiles): at K = 64, V = 72 the walk visits tiles 1 (V), 0 (K), 2 (V, partial), 3
+  // (past the end), each loading only its kind; with ahead 2 two tiles' loads in flight. The same expressions
+  // for every element: W and U equal the 'all' walk's bit for bit; T = 1, 65, 130 (partial chunks).
+  it('static tiles: fits only where one group covers every tile; V and K tiles alternate', () => {
+    expect(intraWUFits({ K: 128, V: 128, GK: 128, walk: 4, staticTiles: true, ahead: 2 })).toBe(true);
+    expect(intraWUFits({ K: 128, V: 128, GK: 128, walk: 2, staticTiles: true })).toBe(false);
+    expect(intraWUFits({ K: 128, V: 128, GK: 128, walk: 4, ahead: 2 })).toBe(false);
+    expect(intraWUTileOrder({ K: 128, V: 128, GK: 128, walk: 4 })).toEqual([2, 0, 3, 1]);
+    expect(intraWUTileOrder({ K: 64, V: 72, GK: 64, walk: 4 })).toEqual([1, 0, 2, 3]);
+  });
+  // Default pass: ahead 2 (one compile); KIMI_SLOW_TESTS=1 also ahead 1.
+  it.skipIf(!hasGpu)('static tiles = walk 4 exactly: K=64, V=72', { timeout: 300_000 }, async () => {
+    for (const T of [1, 65, 130]) {
+      const all = await wuAlone({ K: 64, V: 72, GK: 64, walk: 4 }, T, 2, T + 11);
+      for (const ahead of slow ? ([2] as const) : ([2, 1] as const)) {
+        const v: IntraWUVariant = { K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead };
+        const r = await wuAlone(v, T, 2, T + 11);
+        expectClose(r.gotW, r.W, 1e-4, `W (${intraWUKey(v)} = reference, T=${T})`);
+        expectClose(r.gotU, r.U, 1e-4, `U (${intraWUKey(v)} = reference, T=${T})`);
+        expect(Array.from(r.gotW), `W (${intraWUKey(v)} = walk 4, T=${T})`).toEqual(Array.from(all.gotW));
+        expect(Array.from(r.gotU), `U (${intraWUKey(v)} = walk 4, T=${T})`).toEqual(Array.from(all.gotU));
+      }
+    }
+  });
+
   // The double-buffered operand needs 48 KiB of workgroup memory (lavapipe allows 32: checked on the device).
   it.skipIf(slow)(
     'walk 2, 4 (double-buffered where it fits) = one-tile kernel exactly',
@@ -250,6 +282,13 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
       }
     },
   );
+
+  // A static walk whose one real tile holds K and V columns (K = 24, V = 40: 6 and 10 column groups), the second
+  // past the end; and a per-head gate.
+  it.skipIf(slow)('static tiles with a mixed tile = one-tile kernel exactly: T=130', { timeout: 600_000 }, async () => {
+    await expectWalk({ K: 24, V: 40, GK: 24, walk: 2, staticTiles: true, ahead: 2 }, 130, true);
+    await expectWalk({ K: 64, V: 72, GK: 1, walk: 4, staticTiles: true }, 65, true);
+  });
 
   // 'uniform' loads around whole walks: at K = 128, V = 64 (tiles K, K, V) walk 2 has a group wholly of K
   // columns and one wholly of V columns (the third branch, of both, is the 'all' walk above).

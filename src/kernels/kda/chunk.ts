@@ -20,10 +20,11 @@ import {
   stateFuseKey,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
-import { outputBV, outputGeometry, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
+import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
 import {
   outputPipelinedBV,
   outputPipelinedFits,
+  outputPipelinedGeometry,
   outputPipelinedKey,
   outputPipelinedWgsl,
 } from './outputPipelined.wgsl.js';
@@ -182,6 +183,21 @@ export const kdaForwardTuning: {
   intraWUDoubleB?: boolean;
   /** Chunk slots each workgroup of the second kernel walks in sequence (IntraWUVariant.chunks; default 1). */
   intraWUChunks?: 1 | 2;
+  /**
+   * The second kernel's walk with each tile's kind fixed by the generator, V and K tiles alternating
+   * (IntraWUVariant.staticTiles; only where the walk covers every column tile), and its tiles of loads in flight
+   * (IntraWUVariant.ahead, 1 or 2).
+   */
+  intraWUStatic?: boolean;
+  intraWUAhead?: 1 | 2;
+  /**
+   * The pipelined output pass's channels a stage (OutputPipelinedVariant.BK, 16 or 32), threads a workgroup
+   * (wg, 256 or 512) and subgroup layout (lanes, 'rows' or 'square'). Where the variant does not fit, the
+   * default pipelined pass runs.
+   */
+  outputBK?: 16 | 32;
+  outputWg?: 256 | 512;
+  outputLanes?: 'rows' | 'square';
 } = {};
 
 /**
@@ -402,7 +418,14 @@ export function dispatchChunkForward(
   };
   // The output pass as the shared pipeline's third part (kdaForwardTuning.sharedOutput): its kernel and
   // per-group dispatch, as the separate output pass below takes them.
-  const pv = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
+  const pv0 = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
+  const pvTuned = {
+    ...pv0,
+    BK: kdaForwardTuning.outputBK,
+    wg: kdaForwardTuning.outputWg,
+    lanes: kdaForwardTuning.outputLanes,
+  };
+  const pv = outputPipelinedFits(pvTuned) ? pvTuned : pv0;
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
   const outputDispatch = (gi: number, o: Tensor, tiles: number) => ({
@@ -415,7 +438,7 @@ export function dispatchChunkForward(
     out !== undefined &&
     kdaForwardTuning.sharedOutput === true &&
     pipelinedOutput &&
-    outputGeometry(K, V, outputPipelinedBV(V, pv.BV)).wg === 256;
+    outputPipelinedGeometry(pv).wg === 256;
   if (sharedOut) sharedKernels.output = { key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) };
   const sharedDispatches = (gi: number) => ({
     intra,
@@ -564,6 +587,8 @@ function dispatchIntraTwoPass(
     walk: kdaForwardTuning.intraWUWalk ?? intraWUWalkFor(K, V),
     doubleB: kdaForwardTuning.intraWUDoubleB,
     chunks: kdaForwardTuning.intraWUChunks,
+    staticTiles: kdaForwardTuning.intraWUStatic,
+    ahead: kdaForwardTuning.intraWUAhead,
   };
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);

@@ -22,28 +22,68 @@ export interface OutputPipelinedVariant {
    * exps loaded and taken once, not once per column tile), 8 rows x 4 columns per thread.
    */
   BV?: number;
+  /**
+   * Channels of Qg S a stage (16 or 32, default 32; at most K): 16 halves the loads held in registers across a
+   * stage's products (q, gc and S: 8 vec4 a thread at 256 threads and BV = 128, against 16) for twice the
+   * stages and barriers. The sums are the same, in the same order.
+   */
+  BK?: 16 | 32;
+  /**
+   * Threads a workgroup (256 or 512, default 256; at most one per row and column group): 512 gives each
+   * thread 4 rows x 4 columns at BV = 128 (half the accumulators and held loads), the same sums in the same
+   * order.
+   */
+  wg?: 256 | 512;
+  /**
+   * How a subgroup's threads cover the tile: 'rows' (default: consecutive threads consecutive column groups of
+   * the same rows; at BV = 128 a subgroup of 32 reads 32 distinct vec4 of S or V' a step, 4 workgroup-memory
+   * wavefronts, and one broadcast vec4 of Qg or A_qk per row) or 'square' (8 column groups x 4 row groups: 8
+   * distinct vec4 of S or V', one wavefront, and 4 of the left operand, which lands in 4 different bank groups
+   * because its vec4 columns are stored XOR-swizzled by the row group: column c of row i at c ^ ((i / RPT) % 4)).
+   * Half the workgroup-memory wavefronts per product step; the same sums in the same order. Needs 8 | BV / 4,
+   * 4 | the row groups and K >= 16.
+   */
+  lanes?: 'rows' | 'square';
 }
 
 /** Value columns per workgroup. */
 export const outputPipelinedBV = (V: number, BV?: number) => Math.min(V, BV ?? 64);
 
 export const outputPipelinedKey = (v: OutputPipelinedVariant) =>
-  `kda_chunk_output_pipe_k${v.K}_v${v.V}_gk${v.GK}_bv${outputPipelinedBV(v.V, v.BV)}`;
+  `kda_chunk_output_pipe_k${v.K}_v${v.V}_gk${v.GK}_bv${outputPipelinedBV(v.V, v.BV)}${v.BK === 16 ? '_bk16' : ''}${
+    v.wg === 512 ? '_wg512' : ''
+  }${v.lanes === 'square' ? '_sq' : ''}`;
+
+/** The variant's tiles (output.wgsl.ts outputGeometry with its stage depth and threads). */
+export const outputPipelinedGeometry = (v: OutputPipelinedVariant) =>
+  outputGeometry(v.K, v.V, outputPipelinedBV(v.V, v.BV), v.BK ?? 32, v.wg ?? 256);
 
 export function outputPipelinedFits(v: OutputPipelinedVariant): boolean {
-  const BK = Math.min(v.K, 32);
   const BV = outputPipelinedBV(v.V, v.BV);
-  return v.K % 4 === 0 && v.K % BK === 0 && v.V % 4 === 0 && BV % 4 === 0 && v.V % BV === 0 && BV <= 128;
+  if (!(v.K % 4 === 0 && v.V % 4 === 0 && BV % 4 === 0 && v.V % BV === 0 && BV <= 128)) return false;
+  if (![undefined, 16, 32].includes(v.BK) || ![undefined, 256, 512].includes(v.wg)) return false;
+  const g = outputPipelinedGeometry(v);
+  return (
+    v.K % g.BK === 0 &&
+    Number.isInteger(g.RPT) &&
+    (v.lanes !== 'square' || (g.CG % 8 === 0 && g.RG % 4 === 0 && g.BK4 >= 4))
+  );
 }
 
 export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   const { K, V, GK } = v;
   if (!outputPipelinedFits(v)) throw new Error(`kda output (pipelined): K=${K}, V=${V} do not tile`);
-  const BV = outputPipelinedBV(V, v.BV);
   // Tiles, threads and stage layout of output.wgsl.ts. K stage: Qg tile [64][BK4] at 0, S tile [BK][CG] at QA.
   // Causal stage jh (rows j in jh * 32 .. + 31): A_qk [64][8] at 0, V' [32][CG] at 512.
-  const g = outputGeometry(K, V, BV);
+  const g = outputPipelinedGeometry(v);
   const { BK, CG, wg, RPT, K4, V4, BK4, QA } = g;
+  const square = v.lanes === 'square';
+  // Where element e of a left-operand tile of `w` vec4 a row (Qg: BK4, A_qk: 8) goes in workgroup memory, and
+  // where thread row r0 + a reads column `col`: row-major, with 'square' lanes the column XOR the row group % 4.
+  const leftAt = (e: string, w: number) =>
+    square ? `(${e} / ${w}u) * ${w}u + ((${e} % ${w}u) ^ ((${e} / ${w * RPT}u) % 4u))` : e;
+  const leftRead = (a: number, w: number, col: string) =>
+    square ? `(r0 + ${a}u) * ${w}u + ((${col}) ^ sw)` : `(r0 + ${a}u) * ${w}u + ${col}`;
   const NKT = K / BK;
   // Per-thread element counts of each staged operand (each a whole number: wg divides them).
   const NQ = Math.ceil((64 * BK4) / wg);
@@ -80,7 +120,8 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
     )}`;
   const storeK = `${rep(
     NQ,
-    (m) => `if (${inside(`lid + ${m * wg}u`, 64 * BK4)}) { sv[lid + ${m * wg}u] = la${m} * exp(lg${m}) * p.scale; }`,
+    (m) =>
+      `if (${inside(`lid + ${m * wg}u`, 64 * BK4)}) { sv[${leftAt(`(lid + ${m * wg}u)`, BK4)}] = la${m} * exp(lg${m}) * p.scale; }`,
   )}
     ${rep(NS, (m) => `if (${inside(`lid + ${m * wg}u`, BK * CG)}) { sv[${QA}u + lid + ${m * wg}u] = lr${m}; }`)}`;
   // Loads of causal stage jh into la (A_qk), lr (V').
@@ -101,7 +142,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
       }
     }`,
     )}`;
-  const storeJ = `${rep(NA, (m) => `if (${inside(`lid + ${m * wg}u`, 512)}) { sv[lid + ${m * wg}u] = la${m}; }`)}
+  const storeJ = `${rep(NA, (m) => `if (${inside(`lid + ${m * wg}u`, 512)}) { sv[${leftAt(`(lid + ${m * wg}u)`, 8)}] = la${m}; }`)}
     ${rep(NV, (m) => `if (${inside(`lid + ${m * wg}u`, 32 * CG)}) { sv[512u + lid + ${m * wg}u] = lr${m}; }`)}`;
   const rows = (f: (a: number) => string) => rep(RPT, f, '\n        ');
   const productK = `for (var k4 = 0u; k4 < ${BK4}u; k4++) {
@@ -109,7 +150,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
         let s1 = sv[${QA}u + (k4 * 4u + 1u) * ${CG}u + cg];
         let s2 = sv[${QA}u + (k4 * 4u + 2u) * ${CG}u + cg];
         let s3 = sv[${QA}u + (k4 * 4u + 3u) * ${CG}u + cg];
-        ${rows((a) => `{ let x = sv[(r0 + ${a}u) * ${BK4}u + k4]; acc${a} += x.x * s0 + x.y * s1 + x.z * s2 + x.w * s3; }`)}
+        ${rows((a) => `{ let x = sv[${leftRead(a, BK4, 'k4')}]; acc${a} += x.x * s0 + x.y * s1 + x.z * s2 + x.w * s3; }`)}
       }`;
   const productJ = (jh: number) => `{
       let jend = min(${jh * 32 + 32}u, r0 + ${RPT}u);
@@ -119,7 +160,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
         let v1 = sv[512u + (jl + 1u) * ${CG}u + cg];
         let v2 = sv[512u + (jl + 2u) * ${CG}u + cg];
         let v3 = sv[512u + (jl + 3u) * ${CG}u + cg];
-        ${rows((a) => `{ let x = sv[(r0 + ${a}u) * 8u + jl / 4u]; acc${a} += x.x * v0 + x.y * v1 + x.z * v2 + x.w * v3; }`)}
+        ${rows((a) => `{ let x = sv[${leftRead(a, 8, 'jl / 4u')}]; acc${a} += x.x * v0 + x.y * v1 + x.z * v2 + x.w * v3; }`)}
       }
     }`;
   // Stages 0 .. NKT - 1 (K), NKT and NKT + 1 (causal halves): store stage s, barrier, load stage s + 1,
@@ -134,7 +175,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
     ${s < NKT ? productK : productJ(s - NKT)}
     workgroupBarrier();`);
   }
-  return /* wgsl */ `${outputPrologue(GK, g)}
+  return /* wgsl */ `${outputPrologue(GK, g, square)}
   let hbase = (slot * p.HB + hb) * ${K * V4}u;
   let abase = (slot * H + h) * 1024u;
   ${rep(RPT, (a) => `var acc${a} = vec4<f32>(0.0);`, '\n  ')}

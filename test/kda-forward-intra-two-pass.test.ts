@@ -248,12 +248,19 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
     expect(intraWUTileOrder({ K: 128, V: 128, GK: 128, walk: 4 })).toEqual([2, 0, 3, 1]);
     expect(intraWUTileOrder({ K: 64, V: 72, GK: 64, walk: 4 })).toEqual([1, 0, 2, 3]);
   });
-  // Default pass: ahead 2 (one compile); KIMI_SLOW_TESTS=1 also ahead 1.
+  // Default pass: ahead 2 with the head-first grid (one compile); KIMI_SLOW_TESTS=1 also ahead 1 and 2 alone.
   it.skipIf(!hasGpu)('static tiles = walk 4 exactly: K=64, V=72', { timeout: 300_000 }, async () => {
     for (const T of [1, 65, 130]) {
       const all = await wuAlone({ K: 64, V: 72, GK: 64, walk: 4 }, T, 2, T + 11);
-      for (const ahead of slow ? ([2] as const) : ([2, 1] as const)) {
-        const v: IntraWUVariant = { K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead };
+      const variants: IntraWUVariant[] = [
+        { K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead: 2, headFirst: true },
+        ...(slow
+          ? []
+          : ([1, 2] as const).map(
+              (ahead): IntraWUVariant => ({ K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead }),
+            )),
+      ];
+      for (const v of variants) {
         const r = await wuAlone(v, T, 2, T + 11);
         expectClose(r.gotW, r.W, 1e-4, `W (${intraWUKey(v)} = reference, T=${T})`);
         expectClose(r.gotU, r.U, 1e-4, `U (${intraWUKey(v)} = reference, T=${T})`);

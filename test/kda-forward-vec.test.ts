@@ -12,6 +12,7 @@ import {
   type OutputPipelinedVariant,
   outputPipelinedBV,
   outputPipelinedFits,
+  outputPipelinedGrid,
   outputPipelinedKey,
   outputPipelinedWgsl,
 } from '../src/kernels/kda/outputPipelined.wgsl.js';
@@ -167,14 +168,14 @@ async function outputAlone(v: OutputPipelinedVariant, T: number, H: number, seed
     kernel: { name: 'kda_chunk_output', key: outputPipelinedKey(v), code: () => outputPipelinedWgsl(v) },
     tensors: [...ins, out],
     params: groupParams(p, K ** -0.5, { h0: 0, HB: H }),
-    workgroups: [NS, V / outputPipelinedBV(V, v.BV), H],
+    workgroups: outputPipelinedGrid(v, NS, V / outputPipelinedBV(V, v.BV), H),
   });
   const got = await out.toFloat32();
   for (const t of [...ins, out]) t.dispose();
   return { got, ref };
 }
 
-// The pipelined output pass's layouts (OutputPipelinedVariant BK, wg, lanes) at K = 32, V = 32 (8 column groups:
+// The pipelined output pass's layouts (OutputPipelinedVariant BK, wg, lanes, headFirst) at K = 32, V = 32 (8 column groups:
 // 32 row groups of 2 rows at 256 threads, 64 of 1 at 512), where every variant differs from the default. Each
 // compile costs lavapipe tens of seconds: the default pass runs the three options together against the f64
 // reference; KIMI_SLOW_TESTS=1 each alone, and each bit for bit against the default (the same sums in the same
@@ -182,12 +183,12 @@ async function outputAlone(v: OutputPipelinedVariant, T: number, H: number, seed
 describe('kda chunked forward: pipelined output pass variants', () => {
   const base: OutputPipelinedVariant = { K: 32, V: 32, GK: 32 };
   it.skipIf(!hasGpu)(
-    '512 threads, square lanes, 16-channel stages = reference: K=32, V=32',
+    '512 threads, square lanes, 16-channel stages, head first = reference: K=32, V=32',
     {
       timeout: 300_000,
     },
     async () => {
-      const v: OutputPipelinedVariant = { ...base, wg: 512, lanes: 'square', BK: 16 };
+      const v: OutputPipelinedVariant = { ...base, wg: 512, lanes: 'square', BK: 16, headFirst: true };
       expect(outputPipelinedFits(v)).toBe(true);
       for (const T of [1, 7, 63, 65, 130]) {
         const r = await outputAlone(v, T, 2, T + 5);
@@ -204,7 +205,8 @@ describe('kda chunked forward: pipelined output pass variants', () => {
         { ...base, lanes: 'square' },
         { ...base, BK: 16 },
         { ...base, wg: 512 },
-        { ...base, wg: 512, lanes: 'square', BK: 16 },
+        { ...base, headFirst: true },
+        { ...base, wg: 512, lanes: 'square', BK: 16, headFirst: true },
       ];
       for (const T of [1, 65, 130]) {
         const want = await outputAlone(base, T, 2, T + 5);

@@ -92,6 +92,8 @@ export interface KdaBenchOptions {
   fwdOutputBK?: 16 | 32;
   fwdOutputWg?: 256 | 512;
   fwdOutputLanes?: 'rows' | 'square';
+  fwdOutputHeadFirst?: boolean;
+  fwdIntraWuHeadFirst?: boolean;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -232,6 +234,8 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     outputBK: o.fwdOutputBK,
     outputWg: o.fwdOutputWg,
     outputLanes: o.fwdOutputLanes,
+    outputHeadFirst: o.fwdOutputHeadFirst,
+    intraWUHeadFirst: o.fwdIntraWuHeadFirst,
   };
 }
 
@@ -759,6 +763,8 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-output-lanes <kind>',
       'pipelined output pass: rows (a subgroup across 32 column groups) or square (8 x 4, swizzled rows)',
     )
+    .option('--fwd-output-head-first <on|off>', 'pipelined output pass: grid with the head fastest (default off)')
+    .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(
       '--fwd-sweep <name,...>',
       'also time and profile the forward with each named choice set in this process (kdaForwardSweep.ts FWD_SWEEP)',
@@ -851,6 +857,8 @@ export function registerKdaBench(bench: Command): void {
           ? (Number(opts.fwdOutputWg) as 256 | 512)
           : undefined,
         fwdOutputLanes: parseSkip('--fwd-output-lanes', opts.fwdOutputLanes, ['rows', 'square'] as const),
+        fwdOutputHeadFirst: parseOnOff('--fwd-output-head-first', opts.fwdOutputHeadFirst),
+        fwdIntraWuHeadFirst: parseOnOff('--fwd-intra-wu-head-first', opts.fwdIntraWuHeadFirst),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
         decodeProbe: !!opts.decodeProbe,

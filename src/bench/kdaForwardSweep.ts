@@ -24,11 +24,19 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   'out-wg512': { outputWg: 512 },
   'out-square-wg512': { outputLanes: 'square', outputWg: 512 },
   'out-square-wg512-bk16': { outputLanes: 'square', outputWg: 512, outputBK: 16 },
+  'out-head-first': { outputHeadFirst: true },
+  'out-square-head-first': { outputLanes: 'square', outputHeadFirst: true },
   // The two-pass intra's W | U kernel (intraWUWalk.wgsl.ts): static tile kinds, loads one or two tiles ahead.
   'wu-static': { intraWUStatic: true },
   'wu-static-ahead2': { intraWUStatic: true, intraWUAhead: 2 },
   'wu-static-db': { intraWUStatic: true, intraWUDoubleB: true },
   'wu-static-ahead2-db': { intraWUStatic: true, intraWUAhead: 2, intraWUDoubleB: true },
+  'wu-head-first': { intraWUHeadFirst: true },
+  'wu-static-head-first': { intraWUStatic: true, intraWUHeadFirst: true },
+  'wu-static-ahead2-head-first': { intraWUStatic: true, intraWUAhead: 2, intraWUHeadFirst: true },
+  // Both passes' variants together.
+  'both-square-static': { outputLanes: 'square', intraWUStatic: true },
+  'both-square-static-ahead2': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 2 },
 };
 
 export function parseFwdSweep(s: string | undefined): string[] | undefined {

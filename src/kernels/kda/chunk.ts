@@ -22,9 +22,11 @@ import {
 } from './chunk.wgsl.js';
 import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
 import {
+  type OutputPipelinedVariant,
   outputPipelinedBV,
   outputPipelinedFits,
   outputPipelinedGeometry,
+  outputPipelinedGrid,
   outputPipelinedKey,
   outputPipelinedWgsl,
 } from './outputPipelined.wgsl.js';
@@ -198,6 +200,9 @@ export const kdaForwardTuning: {
   outputBK?: 16 | 32;
   outputWg?: 256 | 512;
   outputLanes?: 'rows' | 'square';
+  /** The pipelined output pass's and the W | U walk's grids with the head fastest (their variants' headFirst). */
+  outputHeadFirst?: boolean;
+  intraWUHeadFirst?: boolean;
 } = {};
 
 /**
@@ -424,14 +429,16 @@ export function dispatchChunkForward(
     BK: kdaForwardTuning.outputBK,
     wg: kdaForwardTuning.outputWg,
     lanes: kdaForwardTuning.outputLanes,
+    // Not under the overlap probe, which dispatches the output kernel over its own [slots, tiles, heads] grid.
+    headFirst: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputHeadFirst,
   };
-  const pv = outputPipelinedFits(pvTuned) ? pvTuned : pv0;
+  const pv: OutputPipelinedVariant = outputPipelinedFits(pvTuned) ? pvTuned : pv0;
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
-  const outputDispatch = (gi: number, o: Tensor, tiles: number) => ({
+  const outputDispatch = (gi: number, o: Tensor, tiles: number, headFirst = false) => ({
     tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, o],
     params: groupParams(p, scale, groups[gi]),
-    workgroups: [NS, tiles, groups[gi].HB] as const,
+    workgroups: outputPipelinedGrid({ ...v, headFirst }, NS, tiles, groups[gi].HB),
   });
   const sharedOut =
     shared &&
@@ -443,7 +450,9 @@ export function dispatchChunkForward(
   const sharedDispatches = (gi: number) => ({
     intra,
     state: stateDispatch(gi),
-    ...(sharedOut && out ? { output: outputDispatch(gi, out, Math.ceil(V / outputPipelinedBV(V, pv.BV))) } : {}),
+    ...(sharedOut && out
+      ? { output: outputDispatch(gi, out, Math.ceil(V / outputPipelinedBV(V, pv.BV)), pv.headFirst) }
+      : {}),
   });
   if (gcInIntra) {
     // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue); the intra pass's uniforms and grid.
@@ -528,7 +537,7 @@ export function dispatchChunkForward(
     const obv = pipelinedOutput ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
     for (const gi of groups.keys()) {
       if (sharedOut) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
-      else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv)) });
+      else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv), pipelinedOutput && pv.headFirst) });
     }
     if (kdaForwardTuning.overlapProbe && tiled && vec4Intra && !gcInIntra && groups.length === 1) {
       const vv4: IntraVecVariant = { ...v, splitProducts: kdaForwardTuning.intraSplit === true };
@@ -589,6 +598,7 @@ function dispatchIntraTwoPass(
     chunks: kdaForwardTuning.intraWUChunks,
     staticTiles: kdaForwardTuning.intraWUStatic,
     ahead: kdaForwardTuning.intraWUAhead,
+    headFirst: kdaForwardTuning.intraWUHeadFirst,
   };
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);

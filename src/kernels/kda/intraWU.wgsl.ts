@@ -64,12 +64,19 @@ export interface IntraWUVariant {
    * near the 'all' walk's).
    */
   ahead?: 1 | 2;
+  /**
+   * The walk's grid with the head fastest ([H, slots, groups], one chunk slot's heads in consecutive workgroups)
+   * instead of the column group and then the slot: workgroups launched together read the same token rows of k,
+   * v and gc (each head's 512 bytes of a row), a row's heads side by side in DRAM, and write W and U so. Only with
+   * walk > 1 and one chunk slot a workgroup. The same arithmetic (W and U equal).
+   */
+  headFirst?: boolean;
 }
 
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
@@ -82,7 +89,8 @@ export function intraWUFits(v: IntraWUVariant): boolean {
     (walk * (v.chunks ?? 1) > 1 || !v.doubleB) &&
     (!v.staticTiles || (walk > 1 && (v.chunks ?? 1) === 1 && walk >= intraWUTiles(v) && v.loads !== 'uniform')) &&
     [1, 2].includes(v.ahead ?? 1) &&
-    ((v.ahead ?? 1) === 1 || v.staticTiles === true)
+    ((v.ahead ?? 1) === 1 || v.staticTiles === true) &&
+    (!v.headFirst || (walk > 1 && (v.chunks ?? 1) === 1))
   );
 }
 
@@ -115,11 +123,8 @@ export const intraWUTiles = (v: IntraWUVariant): number => Math.ceil((v.K / 4 + 
 export const intraWUGroups = (v: IntraWUVariant): number => Math.ceil(intraWUTiles(v) / (v.walk ?? 1));
 
 /** The grid over NS chunk slots and H heads: tile groups, groups of `chunks` slots, heads. */
-export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] => [
-  intraWUGroups(v),
-  Math.ceil(NS / (v.chunks ?? 1)),
-  H,
-];
+export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] =>
+  v.headFirst ? [H, NS, intraWUGroups(v)] : [intraWUGroups(v), Math.ceil(NS / (v.chunks ?? 1)), H];
 
 const R4 = [0, 1, 2, 3];
 

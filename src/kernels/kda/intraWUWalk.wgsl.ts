@@ -165,7 +165,7 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
   // unconditional; the workgroup returns only when none is used.
   const prologue =
     C === 1
-      ? `${chunkSlotPrologue(['tg', 'slot', 'h'])}
+      ? `${chunkSlotPrologue(v.headFirst ? ['h', 'slot', 'tg'] : ['tg', 'slot', 'h'])}
   let t0_0 = t0;
   let L_0 = L;
   let abase_0 = (slot * H + h) * 1024u;`

@@ -71,15 +71,16 @@ type OutputGeometry = ReturnType<typeof outputGeometry>;
 /**
  * WGSL: the vec4 output passes' bindings, workgroup memory, and thread (rg, cg)'s rows r0 .. and column c4.
  * `square` (outputPipelined.wgsl.ts lanes 'square'): the 32 threads of a subgroup as 8 column groups x 4 row
- * groups, `sw` = rg % 4 the XOR key of the thread's rows in the left operand's swizzled layout.
+ * groups, `sw` = rg % 4 the XOR key of the thread's rows in the left operand's swizzled layout. `headFirst`: the
+ * grid is [heads, slots, value tiles] (outputPipelinedGrid) instead of [slots, value tiles, heads].
  */
-export const outputPrologue = (GK: number, g: OutputGeometry, square = false) => `
+export const outputPrologue = (GK: number, g: OutputGeometry, square = false, headFirst = false) => `
 ${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
 ${LOCATE}
 var<workgroup> sv: array<vec4<f32>, ${g.size}>;
 
 ${computeMain(g.wg)}
-  ${chunkSlotPrologue(['slot', 'vt', 'h'], true)}
+  ${chunkSlotPrologue(headFirst ? ['h', 'slot', 'vt'] : ['slot', 'vt', 'h'], true)}
   ${
     square
       ? `let cg = ((lid / 32u) % ${g.CG / 8}u) * 8u + lid % 8u;

@@ -44,6 +44,12 @@ export interface OutputPipelinedVariant {
    * 4 | the row groups and K >= 16.
    */
   lanes?: 'rows' | 'square';
+  /**
+   * The grid with the head fastest ([heads, slots, value tiles], outputPipelinedGrid) instead of the chunk slot:
+   * workgroups launched together read the same token rows of q, gc and V' (each head's 512 bytes of a row; a
+   * row's heads are side by side in DRAM) and write o so. The same sums.
+   */
+  headFirst?: boolean;
 }
 
 /** Value columns per workgroup. */
@@ -52,7 +58,15 @@ export const outputPipelinedBV = (V: number, BV?: number) => Math.min(V, BV ?? 6
 export const outputPipelinedKey = (v: OutputPipelinedVariant) =>
   `kda_chunk_output_pipe_k${v.K}_v${v.V}_gk${v.GK}_bv${outputPipelinedBV(v.V, v.BV)}${v.BK === 16 ? '_bk16' : ''}${
     v.wg === 512 ? '_wg512' : ''
-  }${v.lanes === 'square' ? '_sq' : ''}`;
+  }${v.lanes === 'square' ? '_sq' : ''}${v.headFirst ? '_hf' : ''}`;
+
+/** The grid over NS chunk slots, `tiles` value tiles and HB heads (the head first with headFirst). */
+export const outputPipelinedGrid = (
+  v: OutputPipelinedVariant,
+  NS: number,
+  tiles: number,
+  HB: number,
+): [number, number, number] => (v.headFirst ? [HB, NS, tiles] : [NS, tiles, HB]);
 
 /** The variant's tiles (output.wgsl.ts outputGeometry with its stage depth and threads). */
 export const outputPipelinedGeometry = (v: OutputPipelinedVariant) =>
@@ -175,7 +189,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
     ${s < NKT ? productK : productJ(s - NKT)}
     workgroupBarrier();`);
   }
-  return /* wgsl */ `${outputPrologue(GK, g, square)}
+  return /* wgsl */ `${outputPrologue(GK, g, square, v.headFirst === true)}
   let hbase = (slot * p.HB + hb) * ${K * V4}u;
   let abase = (slot * H + h) * 1024u;
   ${rep(RPT, (a) => `var acc${a} = vec4<f32>(0.0);`, '\n  ')}

@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Params } from '../src/gpu/params.js';
-import { intraWUWalkFor, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { intraWUVariantFor, intraWUWalkFor, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
 import {
   type IntraWUVariant,
@@ -232,6 +232,22 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
       4, 2, 1, 2,
     ]);
   });
+  it('the default W | U variant: static tiles, 2 ahead, double-buffered where it fits', () => {
+    const v = { K: 128, V: 128, GK: 128 };
+    const pick = (smem: number) => {
+      const w = intraWUVariantFor(v, smem);
+      return [w.walk, w.staticTiles, w.ahead, w.doubleB];
+    };
+    expect(pick(49152)).toEqual([4, true, 2, true]);
+    expect(pick(32768)).toEqual([4, true, 2, undefined]);
+    expect(intraWUVariantFor({ K: 16, V: 8, GK: 16 }, 49152).staticTiles).toBeUndefined();
+    kdaForwardTuning.intraWUStatic = false;
+    expect(pick(49152)).toEqual([4, undefined, undefined, undefined]);
+    kdaForwardTuning.intraWUStatic = undefined;
+    kdaForwardTuning.intraWUWalk = 2;
+    expect(pick(49152)).toEqual([2, undefined, undefined, undefined]);
+  });
+
   // Default pass: walk 4 (the default at d = 128) against the reference at 3 column tiles (one group with a tile
   // past the end); two chunks, the second partial (rows past the end).
   it.skipIf(!hasGpu)('walk 4 = reference: T=100, K=64, V=72', { timeout: 300_000 }, async () => {
@@ -248,7 +264,7 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
     expect(intraWUTileOrder({ K: 128, V: 128, GK: 128, walk: 4 })).toEqual([2, 0, 3, 1]);
     expect(intraWUTileOrder({ K: 64, V: 72, GK: 64, walk: 4 })).toEqual([1, 0, 2, 3]);
   });
-  // Default pass: ahead 2 with the head-first grid (one compile); KIMI_SLOW_TESTS=1 also ahead 1 and 2 alone.
+  // Default pass: ahead 2 with the head-first grid (one compile); KIMI_SLOW_TESTS=1 also ahead 1, 2 and 3 alone.
   it.skipIf(!hasGpu)('static tiles = walk 4 exactly: K=64, V=72', { timeout: 300_000 }, async () => {
     for (const T of [1, 65, 130]) {
       const all = await wuAlone({ K: 64, V: 72, GK: 64, walk: 4 }, T, 2, T + 11);
@@ -256,7 +272,7 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
         { K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead: 2, headFirst: true },
         ...(slow
           ? []
-          : ([1, 2] as const).map(
+          : ([1, 2, 3] as const).map(
               (ahead): IntraWUVariant => ({ K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead }),
             )),
       ];
@@ -280,6 +296,10 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
       for (const T of [65, 130]) {
         for (const walk of [2, 4] as const) {
           for (const doubleB of doubles) await expectWalk({ K: 64, V: 72, GK: 64, walk, doubleB }, T, true);
+        }
+        // The forward's default on GPUs since the eighth session (chunk.ts intraWUVariantFor).
+        for (const doubleB of doubles) {
+          await expectWalk({ K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead: 2, doubleB }, T, true);
         }
       }
       await expectWalk({ K: 64, V: 72, GK: 1, walk: 4 }, 7, true);

@@ -88,12 +88,14 @@ export interface KdaBenchOptions {
   fwdIntraWuChunks?: 1 | 2;
   /** The eighth session's output and W | U choices (forwardTuningOut8). */
   fwdIntraWuStatic?: boolean;
-  fwdIntraWuAhead?: 1 | 2;
+  fwdIntraWuAhead?: 1 | 2 | 3;
   fwdOutputBK?: 16 | 32;
   fwdOutputWg?: 256 | 512;
   fwdOutputLanes?: 'rows' | 'square';
   fwdOutputHeadFirst?: boolean;
   fwdIntraWuHeadFirst?: boolean;
+  fwdOutputChunks?: 1 | 2;
+  fwdOutputDoubleBuffer?: boolean;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -236,6 +238,8 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     outputLanes: o.fwdOutputLanes,
     outputHeadFirst: o.fwdOutputHeadFirst,
     intraWUHeadFirst: o.fwdIntraWuHeadFirst,
+    outputChunks: o.fwdOutputChunks,
+    outputDoubleBuffer: o.fwdOutputDoubleBuffer,
   };
 }
 
@@ -756,7 +760,7 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-intra-wu-static <on|off>',
       'two-pass intra, walk over every tile: each tile loads only its kind (K or V), V and K alternating (default off)',
     )
-    .option('--fwd-intra-wu-ahead <n>', 'two-pass intra, static walk: tiles of loads in flight, 1 or 2 (default 1)')
+    .option('--fwd-intra-wu-ahead <n>', 'two-pass intra, static walk: tiles of loads in flight, 1, 2 or 3 (default 1)')
     .option('--fwd-output-bk <n>', 'pipelined output pass: channels of Qg S a stage, 16 or 32 (default 32)')
     .option('--fwd-output-wg <n>', 'pipelined output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(
@@ -764,6 +768,11 @@ export function registerKdaBench(bench: Command): void {
       'pipelined output pass: rows (a subgroup across 32 column groups) or square (8 x 4, swizzled rows)',
     )
     .option('--fwd-output-head-first <on|off>', 'pipelined output pass: grid with the head fastest (default off)')
+    .option('--fwd-output-chunks <n>', 'pipelined output pass: chunk slots a workgroup, 1 or 2 (default 1)')
+    .option(
+      '--fwd-output-double-buffer <on|off>',
+      'pipelined output pass: stages in two workgroup-memory buffers, one barrier a stage (default off)',
+    )
     .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(
       '--fwd-sweep <name,...>',
@@ -847,8 +856,8 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
         fwdIntraWuStatic: parseOnOff('--fwd-intra-wu-static', opts.fwdIntraWuStatic),
-        fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2'] as const)
-          ? (Number(opts.fwdIntraWuAhead) as 1 | 2)
+        fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2', '3'] as const)
+          ? (Number(opts.fwdIntraWuAhead) as 1 | 2 | 3)
           : undefined,
         fwdOutputBK: parseSkip('--fwd-output-bk', opts.fwdOutputBk, ['16', '32'] as const)
           ? (Number(opts.fwdOutputBk) as 16 | 32)
@@ -859,6 +868,10 @@ export function registerKdaBench(bench: Command): void {
         fwdOutputLanes: parseSkip('--fwd-output-lanes', opts.fwdOutputLanes, ['rows', 'square'] as const),
         fwdOutputHeadFirst: parseOnOff('--fwd-output-head-first', opts.fwdOutputHeadFirst),
         fwdIntraWuHeadFirst: parseOnOff('--fwd-intra-wu-head-first', opts.fwdIntraWuHeadFirst),
+        fwdOutputChunks: parseSkip('--fwd-output-chunks', opts.fwdOutputChunks, ['1', '2'] as const)
+          ? (Number(opts.fwdOutputChunks) as 1 | 2)
+          : undefined,
+        fwdOutputDoubleBuffer: parseOnOff('--fwd-output-double-buffer', opts.fwdOutputDoubleBuffer),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
         decodeProbe: !!opts.decodeProbe,

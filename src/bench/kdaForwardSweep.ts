@@ -26,17 +26,50 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   'out-square-wg512-bk16': { outputLanes: 'square', outputWg: 512, outputBK: 16 },
   'out-head-first': { outputHeadFirst: true },
   'out-square-head-first': { outputLanes: 'square', outputHeadFirst: true },
-  // The two-pass intra's W | U kernel (intraWUWalk.wgsl.ts): static tile kinds, loads one or two tiles ahead.
-  'wu-static': { intraWUStatic: true },
-  'wu-static-ahead2': { intraWUStatic: true, intraWUAhead: 2 },
-  'wu-static-db': { intraWUStatic: true, intraWUDoubleB: true },
+  'out-chunks2': { outputChunks: 2 },
+  'out-db': { outputDoubleBuffer: true },
+  'out-chunks2-db': { outputChunks: 2, outputDoubleBuffer: true },
+  'out-bk16-db': { outputBK: 16, outputDoubleBuffer: true },
+  'out-chunks2-db-head-first': { outputChunks: 2, outputDoubleBuffer: true, outputHeadFirst: true },
+  // The two-pass intra's W | U kernel (intraWUWalk.wgsl.ts): static tile kinds, loads one, two or three tiles
+  // ahead, the operand double-buffered, the head-first grid (each choice explicit: the default is static, 2 ahead,
+  // double-buffered since the eighth session; 'wu-seventh' the walk before it).
+  'wu-seventh': { intraWUStatic: false },
+  'wu-static': { intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },
+  'wu-static-ahead2': { intraWUStatic: true, intraWUAhead: 2, intraWUDoubleB: false },
+  'wu-static-db': { intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: true },
   'wu-static-ahead2-db': { intraWUStatic: true, intraWUAhead: 2, intraWUDoubleB: true },
-  'wu-head-first': { intraWUHeadFirst: true },
-  'wu-static-head-first': { intraWUStatic: true, intraWUHeadFirst: true },
-  'wu-static-ahead2-head-first': { intraWUStatic: true, intraWUAhead: 2, intraWUHeadFirst: true },
+  'wu-static-ahead3': { intraWUStatic: true, intraWUAhead: 3, intraWUDoubleB: false },
+  'wu-static-ahead3-db': { intraWUStatic: true, intraWUAhead: 3, intraWUDoubleB: true },
+  'wu-head-first': { intraWUStatic: false, intraWUHeadFirst: true },
+  'wu-static-head-first': { intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false, intraWUHeadFirst: true },
+  'wu-static-ahead2-head-first': {
+    intraWUStatic: true,
+    intraWUAhead: 2,
+    intraWUDoubleB: false,
+    intraWUHeadFirst: true,
+  },
   // Both passes' variants together.
-  'both-square-static': { outputLanes: 'square', intraWUStatic: true },
-  'both-square-static-ahead2': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 2 },
+  'both-square-static': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },
+  'both-square-static-ahead2': {
+    outputLanes: 'square',
+    intraWUStatic: true,
+    intraWUAhead: 2,
+    intraWUDoubleB: false,
+  },
+  'both-db-static-ahead2-db': {
+    outputDoubleBuffer: true,
+    intraWUStatic: true,
+    intraWUAhead: 2,
+    intraWUDoubleB: true,
+  },
+  'both-chunks2-db-static-ahead2-db': {
+    outputChunks: 2,
+    outputDoubleBuffer: true,
+    intraWUStatic: true,
+    intraWUAhead: 2,
+    intraWUDoubleB: true,
+  },
 };
 
 export function parseFwdSweep(s: string | undefined): string[] | undefined {

@@ -27,6 +27,7 @@ import {
   outputPipelinedFits,
   outputPipelinedGeometry,
   outputPipelinedGrid,
+  outputPipelinedSharedBytes,
   outputPipelinedKey,
   outputPipelinedWgsl,
 } from './outputPipelined.wgsl.js';
@@ -188,10 +189,11 @@ export const kdaForwardTuning: {
   /**
    * The second kernel's walk with each tile's kind fixed by the generator, V and K tiles alternating
    * (IntraWUVariant.staticTiles; only where the walk covers every column tile), and its tiles of loads in flight
-   * (IntraWUVariant.ahead, 1 or 2).
+   * (IntraWUVariant.ahead, 1, 2 or 3). Unset: on where it fits, 2 ahead, the operand double-buffered where the
+   * workgroup memory allows (intraWUVariantFor); false: the seventh session's walk.
    */
   intraWUStatic?: boolean;
-  intraWUAhead?: 1 | 2;
+  intraWUAhead?: 1 | 2 | 3;
   /**
    * The pipelined output pass's channels a stage (OutputPipelinedVariant.BK, 16 or 32), threads a workgroup
    * (wg, 256 or 512) and subgroup layout (lanes, 'rows' or 'square'). Where the variant does not fit, the
@@ -203,6 +205,9 @@ export const kdaForwardTuning: {
   /** The pipelined output pass's and the W | U walk's grids with the head fastest (their variants' headFirst). */
   outputHeadFirst?: boolean;
   intraWUHeadFirst?: boolean;
+  /** The pipelined output pass's chunk slots a workgroup (chunks) and double-buffered stages (doubleBuffer). */
+  outputChunks?: 1 | 2;
+  outputDoubleBuffer?: boolean;
 } = {};
 
 /**
@@ -233,6 +238,39 @@ export function intraWUWalkFor(K: number, V: number): 1 | 2 | 4 {
   const tiles = intraWUTiles({ K, V, GK: K });
   return ([4, 2, 1] as const).find((w) => w <= INTRA_WU_WALK && w <= tiles) ?? 1;
 }
+
+/**
+ * The two-pass intra's W | U kernel as the forward runs it: kdaForwardTuning's choices, and where they are unset
+ * the default walk (intraWUWalkFor) with static tile kinds, loads INTRA_WU_AHEAD tiles ahead and the operand
+ * double-buffered where the walk covers every column tile and `smem` bytes of workgroup memory allow (eighth
+ * session). H200 (H=16, d=128, T=32768, two sittings, bench/results/2026-12-02-h200-kout-sweep{1,2}.json, each
+ * row 3 rounds in one process): kda_chunk_intra_wu 0.721 / 0.723 ms against 0.802 / 0.807 for the seventh
+ * session's walk (static off), forward 5.587 / 5.618 against 5.661 / 5.702; o and the final state equal to it (0
+ * at T=2048). Alone: static tiles 0.789, with loads 2 ahead 0.738, double-buffered 0.755, 3 ahead 0.737 (0.731
+ * double-buffered). `--fwd-intra-wu-static off` gives the seventh session's walk.
+ */
+export function intraWUVariantFor(v: { K: number; V: number; GK: number }, smem: number): IntraWUVariant {
+  const t = kdaForwardTuning;
+  const base: IntraWUVariant = {
+    ...v,
+    loads: t.intraWULoads,
+    walk: t.intraWUWalk ?? intraWUWalkFor(v.K, v.V),
+    chunks: t.intraWUChunks,
+    headFirst: t.intraWUHeadFirst,
+  };
+  const staticTiles = t.intraWUStatic ?? intraWUFits({ ...base, staticTiles: true, ahead: INTRA_WU_AHEAD });
+  const doubleB =
+    t.intraWUDoubleB ?? (staticTiles && intraWUSharedBytes({ ...base, doubleB: true }) <= smem ? true : undefined);
+  return {
+    ...base,
+    staticTiles: staticTiles || undefined,
+    ahead: t.intraWUAhead ?? (staticTiles ? INTRA_WU_AHEAD : undefined),
+    doubleB,
+  };
+}
+
+/** Tiles of W | U loads in flight during a tile's products in the default static walk (IntraWUVariant.ahead). */
+export const INTRA_WU_AHEAD = 2;
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -431,14 +469,18 @@ export function dispatchChunkForward(
     lanes: kdaForwardTuning.outputLanes,
     // Not under the overlap probe, which dispatches the output kernel over its own [slots, tiles, heads] grid.
     headFirst: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputHeadFirst,
+    chunks: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputChunks,
+    doubleBuffer: kdaForwardTuning.outputDoubleBuffer,
   };
-  const pv: OutputPipelinedVariant = outputPipelinedFits(pvTuned) ? pvTuned : pv0;
+  const pv: OutputPipelinedVariant =
+    outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem ? pvTuned : pv0;
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
-  const outputDispatch = (gi: number, o: Tensor, tiles: number, headFirst = false) => ({
+  // `grid`: the pipelined pass's variant where its grid differs (head first, two chunks a workgroup).
+  const outputDispatch = (gi: number, o: Tensor, tiles: number, grid: OutputPipelinedVariant = v) => ({
     tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, o],
     params: groupParams(p, scale, groups[gi]),
-    workgroups: outputPipelinedGrid({ ...v, headFirst }, NS, tiles, groups[gi].HB),
+    workgroups: outputPipelinedGrid(grid, NS, tiles, groups[gi].HB),
   });
   const sharedOut =
     shared &&
@@ -450,9 +492,7 @@ export function dispatchChunkForward(
   const sharedDispatches = (gi: number) => ({
     intra,
     state: stateDispatch(gi),
-    ...(sharedOut && out
-      ? { output: outputDispatch(gi, out, Math.ceil(V / outputPipelinedBV(V, pv.BV)), pv.headFirst) }
-      : {}),
+    ...(sharedOut && out ? { output: outputDispatch(gi, out, Math.ceil(V / outputPipelinedBV(V, pv.BV)), pv) } : {}),
   });
   if (gcInIntra) {
     // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue); the intra pass's uniforms and grid.
@@ -537,7 +577,7 @@ export function dispatchChunkForward(
     const obv = pipelinedOutput ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
     for (const gi of groups.keys()) {
       if (sharedOut) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
-      else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv), pipelinedOutput && pv.headFirst) });
+      else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv), pipelinedOutput ? pv : v) });
     }
     if (kdaForwardTuning.overlapProbe && tiled && vec4Intra && !gcInIntra && groups.length === 1) {
       const vv4: IntraVecVariant = { ...v, splitProducts: kdaForwardTuning.intraSplit === true };
@@ -588,18 +628,7 @@ function dispatchIntraTwoPass(
     params,
     workgroups: [NS, H],
   });
-  const wv: IntraWUVariant = {
-    K,
-    V,
-    GK,
-    loads: kdaForwardTuning.intraWULoads,
-    walk: kdaForwardTuning.intraWUWalk ?? intraWUWalkFor(K, V),
-    doubleB: kdaForwardTuning.intraWUDoubleB,
-    chunks: kdaForwardTuning.intraWUChunks,
-    staticTiles: kdaForwardTuning.intraWUStatic,
-    ahead: kdaForwardTuning.intraWUAhead,
-    headFirst: kdaForwardTuning.intraWUHeadFirst,
-  };
+  const wv: IntraWUVariant = intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize);
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
   }

@@ -59,11 +59,11 @@ export interface IntraWUVariant {
    */
   staticTiles?: boolean;
   /**
-   * Tiles whose loads are in flight during a tile's products (1, or 2: item i + 2's loads issued before item i's
-   * products, item i + 1's already in flight). Only with staticTiles (its small V tiles keep the registers held
-   * near the 'all' walk's).
+   * Tiles whose loads are in flight during a tile's products (1; 2: item i + 2's loads issued before item i's
+   * products, item i + 1's already in flight; 3). Only with staticTiles (its small V tiles keep the registers
+   * held near the 'all' walk's at 2).
    */
-  ahead?: 1 | 2;
+  ahead?: 1 | 2 | 3;
   /**
    * The walk's grid with the head fastest ([H, slots, groups], one chunk slot's heads in consecutive workgroups)
    * instead of the column group and then the slot: workgroups launched together read the same token rows of k,
@@ -88,7 +88,7 @@ export function intraWUFits(v: IntraWUVariant): boolean {
     [1, 2].includes(v.chunks ?? 1) &&
     (walk * (v.chunks ?? 1) > 1 || !v.doubleB) &&
     (!v.staticTiles || (walk > 1 && (v.chunks ?? 1) === 1 && walk >= intraWUTiles(v) && v.loads !== 'uniform')) &&
-    [1, 2].includes(v.ahead ?? 1) &&
+    [1, 2, 3].includes(v.ahead ?? 1) &&
     ((v.ahead ?? 1) === 1 || v.staticTiles === true) &&
     (!v.headFirst || (walk > 1 && (v.chunks ?? 1) === 1))
   );

@@ -73,14 +73,23 @@ type OutputGeometry = ReturnType<typeof outputGeometry>;
  * `square` (outputPipelined.wgsl.ts lanes 'square'): the 32 threads of a subgroup as 8 column groups x 4 row
  * groups, `sw` = rg % 4 the XOR key of the thread's rows in the left operand's swizzled layout. `headFirst`: the
  * grid is [heads, slots, value tiles] (outputPipelinedGrid) instead of [slots, value tiles, heads].
+ * `slotPrologue`: the workgroup's ids and chunk location in place of one chunk slot's (outputPipelined.wgsl.ts,
+ * two chunks a workgroup); `buffers`: copies of the stage layout in workgroup memory.
  */
-export const outputPrologue = (GK: number, g: OutputGeometry, square = false, headFirst = false) => `
+export const outputPrologue = (
+  GK: number,
+  g: OutputGeometry,
+  square = false,
+  headFirst = false,
+  slotPrologue?: string,
+  buffers = 1,
+) => `
 ${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
 ${LOCATE}
-var<workgroup> sv: array<vec4<f32>, ${g.size}>;
+var<workgroup> sv: array<vec4<f32>, ${g.size * buffers}>;
 
 ${computeMain(g.wg)}
-  ${chunkSlotPrologue(headFirst ? ['h', 'slot', 'vt'] : ['slot', 'vt', 'h'], true)}
+  ${slotPrologue ?? chunkSlotPrologue(headFirst ? ['h', 'slot', 'vt'] : ['slot', 'vt', 'h'], true)}
   ${
     square
       ? `let cg = ((lid / 32u) % ${g.CG / 8}u) * 8u + lid % 8u;

@@ -750,7 +750,7 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-intra-wu-double-b <on|off>',
-      "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default off)",
+      "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default on with the static walk)",
     )
     .option(
       '--fwd-intra-gram-prefetch <on|off>',
@@ -758,9 +758,9 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-intra-wu-static <on|off>',
-      'two-pass intra, walk over every tile: each tile loads only its kind (K or V), V and K alternating (default off)',
+      'two-pass intra, walk over every tile: each tile loads only its kind (K or V), V and K alternating (default on)',
     )
-    .option('--fwd-intra-wu-ahead <n>', 'two-pass intra, static walk: tiles of loads in flight, 1, 2 or 3 (default 1)')
+    .option('--fwd-intra-wu-ahead <n>', 'two-pass intra, static walk: tiles of loads in flight, 1, 2 or 3 (default 2)')
     .option('--fwd-output-bk <n>', 'pipelined output pass: channels of Qg S a stage, 16 or 32 (default 32)')
     .option('--fwd-output-wg <n>', 'pipelined output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(

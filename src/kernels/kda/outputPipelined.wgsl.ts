@@ -10,6 +10,17 @@
  * Needs K a multiple of 32 (or K <= 32, a multiple of 4), V a multiple of BV, BV of 4 (at most 128).
  * H200, H=16, d=128, T=32768 (bench/results/2026-12-01-h200-kfwd-s5-run2.json, same sitting): 1.059 ms with
  * 64 columns, 0.826 with 128 (the default where V is a multiple of 128), output.wgsl.ts 1.299.
+ *
+ * The layout options below (eighth session) all compute the same sums in the same order (o equal to the
+ * default's, 0 on the H200 at T=2048), and all were SLOWER on the H200 (H=16, d=128, T=32768, kda_chunk_output,
+ * median of 3 rounds in one process, bench/results/2026-12-02-h200-kout-sweep{1,2}.json; default 0.826 / 0.828):
+ * square lanes 0.891, 16-channel stages 0.905 (both 0.949), 512 threads 1.132 (square 1.185, and 16-channel
+ * 1.157), head first 0.824 (square 0.888), two chunks a workgroup 0.869, double-buffered 1.078 (two chunks
+ * 1.071, 16-channel 1.252). What that says: the square lanes' fewer workgroup-memory wavefronts did not pay for
+ * their XOR-swizzled addresses (8 more integer instructions a step: the product phase is issue-bound, not
+ * bank-bound), and doubling the workgroup memory (48 KiB) cost far more than the barrier it saves: the pass
+ * needs its workgroups side by side on an SM, which more memory, more registers (two chunks) or more barriers
+ * (16-channel stages) all take away. None is a default; they stay for measurement (bench kda --fwd-output-*).
  */
 import { outputGc4, outputGeometry, outputPrologue } from './output.wgsl.js';
 import { workgroupIds } from './wgslParts.js';

@@ -96,6 +96,7 @@ export interface KdaBenchOptions {
   fwdIntraWuHeadFirst?: boolean;
   fwdOutputChunks?: 1 | 2;
   fwdOutputDoubleBuffer?: boolean;
+  fwdOutputFmaChain?: boolean;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -240,6 +241,7 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     intraWUHeadFirst: o.fwdIntraWuHeadFirst,
     outputChunks: o.fwdOutputChunks,
     outputDoubleBuffer: o.fwdOutputDoubleBuffer,
+    outputFmaChain: o.fwdOutputFmaChain,
   };
 }
 
@@ -773,6 +775,10 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-output-double-buffer <on|off>',
       'pipelined output pass: stages in two workgroup-memory buffers, one barrier a stage (default off)',
     )
+    .option(
+      '--fwd-output-fma-chain <on|off>',
+      "pipelined output pass: each row's update one FMA chain (default on GPUs)",
+    )
     .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(
       '--fwd-sweep <name,...>',
@@ -872,6 +878,7 @@ export function registerKdaBench(bench: Command): void {
           ? (Number(opts.fwdOutputChunks) as 1 | 2)
           : undefined,
         fwdOutputDoubleBuffer: parseOnOff('--fwd-output-double-buffer', opts.fwdOutputDoubleBuffer),
+        fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
         decodeProbe: !!opts.decodeProbe,

@@ -17,7 +17,9 @@ type Tuning = Partial<typeof kdaForwardTuning>;
 /** The named forward choices --fwd-sweep takes ('default': every choice unset). */
 export const FWD_SWEEP: Record<string, Tuning> = {
   default: {},
-  // The pipelined output pass (outputPipelined.wgsl.ts): subgroup layout, stage depth, threads.
+  // The pipelined output pass (outputPipelined.wgsl.ts): subgroup layout, stage depth, threads, ... (each relative
+  // to the default, which has FMA chains on GPUs since the eighth session; 'out-sums' the sums as before).
+  'out-sums': { outputFmaChain: false },
   'out-square': { outputLanes: 'square' },
   'out-bk16': { outputBK: 16 },
   'out-square-bk16': { outputLanes: 'square', outputBK: 16 },
@@ -26,6 +28,9 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   'out-square-wg512-bk16': { outputLanes: 'square', outputWg: 512, outputBK: 16 },
   'out-head-first': { outputHeadFirst: true },
   'out-square-head-first': { outputLanes: 'square', outputHeadFirst: true },
+  'out-fma': { outputFmaChain: true },
+  'out-fma-head-first': { outputFmaChain: true, outputHeadFirst: true },
+  'out-fma-chunks2': { outputFmaChain: true, outputChunks: 2 },
   'out-chunks2': { outputChunks: 2 },
   'out-db': { outputDoubleBuffer: true },
   'out-chunks2-db': { outputChunks: 2, outputDoubleBuffer: true },
@@ -50,6 +55,7 @@ export const FWD_SWEEP: Record<string, Tuning> = {
     intraWUHeadFirst: true,
   },
   // Both passes' variants together.
+  'both-fma-seventh': { outputFmaChain: true, intraWUStatic: false },
   'both-square-static': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },
   'both-square-static-ahead2': {
     outputLanes: 'square',

@@ -208,6 +208,11 @@ export const kdaForwardTuning: {
   /** The pipelined output pass's chunk slots a workgroup (chunks) and double-buffered stages (doubleBuffer). */
   outputChunks?: 1 | 2;
   outputDoubleBuffer?: boolean;
+  /**
+   * The pipelined output pass's row updates as FMA chains (OutputPipelinedVariant.fmaChain). Unset: on GPUs
+   * (outputFmaChainByDefault); false: the sums as before (bench kda --fwd-output-fma-chain off).
+   */
+  outputFmaChain?: boolean;
 } = {};
 
 /**
@@ -222,6 +227,16 @@ export const sharedPipelineByDefault = (gpu: GpuContext): boolean => gpu.adapter
  * files compile the one-pass kernel and kda-forward-intra-two-pass.test.ts compares the two.
  */
 export const intraTwoPassByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+
+/**
+ * Whether the pipelined output pass's row updates are FMA chains when kdaForwardTuning.outputFmaChain is unset: on
+ * GPUs since the eighth session, not on a software adapter (lavapipe), where the test suite's forward files keep
+ * the kernels (and the shader cache) they had; kda-forward-vec.test.ts tests the chains there. H200 (H=16, d=128,
+ * T=32768, one sitting, bench/results/2026-12-02-h200-kout-sweep3.json, 3 rounds in one process):
+ * kda_chunk_output 0.773 ms against 0.825 (forward 5.532-5.537 against 5.579-5.588 in the same rounds); o within
+ * 5.2e-7 (relative to max |o|) of the sums as before at T=2048, the final state equal.
+ */
+export const outputFmaChainByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
 
 /**
  * The two-pass intra's W | U column tiles a workgroup walks by default: 4 since the seventh session. H200 (H=16,
@@ -471,6 +486,7 @@ export function dispatchChunkForward(
     headFirst: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputHeadFirst,
     chunks: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputChunks,
     doubleBuffer: kdaForwardTuning.outputDoubleBuffer,
+    fmaChain: kdaForwardTuning.outputFmaChain ?? outputFmaChainByDefault(gpu),
   };
   const pv: OutputPipelinedVariant =
     outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem ? pvTuned : pv0;

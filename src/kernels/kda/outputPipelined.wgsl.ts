@@ -21,6 +21,8 @@
  * bank-bound), and doubling the workgroup memory (48 KiB) cost far more than the barrier it saves: the pass
  * needs its workgroups side by side on an SM, which more memory, more registers (two chunks) or more barriers
  * (16-channel stages) all take away. None is a default; they stay for measurement (bench kda --fwd-output-*).
+ * What did pay (fmaChain, the default on GPUs): fewer arithmetic instructions in the product phase, 0.825 ->
+ * 0.773 ms (sweep3; with two chunks a workgroup 1.073).
  */
 import { outputGc4, outputGeometry, outputPrologue } from './output.wgsl.js';
 import { workgroupIds } from './wgslParts.js';
@@ -74,6 +76,16 @@ export interface OutputPipelinedVariant {
    * memory: 48 KiB at BV = 128). The same sums.
    */
   doubleBuffer?: boolean;
+  /**
+   * Each row's update of a product step as one chain of FMAs into the accumulator,
+   *    acc = fma(x.w, s3, fma(x.z, s2, fma(x.y, s1, fma(x.x, s0, acc)))),
+   * instead of acc += x.x s0 + x.y s1 + x.z s2 + x.w s3, which the driver may contract to one multiply, three
+   * FMAs and an add per component (5 instructions for 4 products, the sum's order kept): 4 instructions. The
+   * product phase's arithmetic instructions drop by a fifth; the sums round differently (not bit-equal to the
+   * sums as before: within f32 rounding of them, 5.2e-7 of max |o| on the H200 at T=2048). The default on GPUs
+   * (chunk.ts outputFmaChainByDefault): H200 (d = 128, T = 32768) 0.825 -> 0.773 ms.
+   */
+  fmaChain?: boolean;
 }
 
 /** Value columns per workgroup. */
@@ -84,7 +96,7 @@ export const outputPipelinedKey = (v: OutputPipelinedVariant) =>
     v.wg === 512 ? '_wg512' : ''
   }${v.lanes === 'square' ? '_sq' : ''}${v.headFirst ? '_hf' : ''}${(v.chunks ?? 1) > 1 ? `_c${v.chunks}` : ''}${
     v.doubleBuffer ? '_db' : ''
-  }`;
+  }${v.fmaChain ? '_fma' : ''}`;
 
 /** The grid over NS chunk slots, `tiles` value tiles and HB heads (the head first with headFirst). */
 export const outputPipelinedGrid = (
@@ -208,12 +220,17 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   ) => `${rep(NA, (m) => `if (${inside(`lid + ${m * wg}u`, 512)}) { sv[${at(off)}${leftAt(`lid + ${m * wg}u`, 8)}] = la${m}; }`)}
     ${rep(NV, (m) => `if (${inside(`lid + ${m * wg}u`, 32 * CG)}) { sv[${off + 512}u + lid + ${m * wg}u] = lr${m}; }`)}`;
   const rows = (f: (a: number) => string) => rep(RPT, f, '\n        ');
+  // One row's update from its left-operand vec4 x and the right operand's rows r0 .. r3 (fmaChain: one FMA chain).
+  const update = (acc: string, r: string) =>
+    v.fmaChain
+      ? `${acc} = fma(vec4<f32>(x.w), ${r}3, fma(vec4<f32>(x.z), ${r}2, fma(vec4<f32>(x.y), ${r}1, fma(vec4<f32>(x.x), ${r}0, ${acc}))));`
+      : `${acc} += x.x * ${r}0 + x.y * ${r}1 + x.z * ${r}2 + x.w * ${r}3;`;
   const productK = (off: number) => `for (var k4 = 0u; k4 < ${BK4}u; k4++) {
         let s0 = sv[${off + QA}u + (k4 * 4u) * ${CG}u + cg];
         let s1 = sv[${off + QA}u + (k4 * 4u + 1u) * ${CG}u + cg];
         let s2 = sv[${off + QA}u + (k4 * 4u + 2u) * ${CG}u + cg];
         let s3 = sv[${off + QA}u + (k4 * 4u + 3u) * ${CG}u + cg];
-        ${rows((a) => `{ let x = sv[${at(off)}${leftRead(a, BK4, 'k4')}]; acc${a} += x.x * s0 + x.y * s1 + x.z * s2 + x.w * s3; }`)}
+        ${rows((a) => `{ let x = sv[${at(off)}${leftRead(a, BK4, 'k4')}]; ${update(`acc${a}`, 's')} }`)}
       }`;
   const productJ = (jh: number, off: number) => `{
       let jend = min(${jh * 32 + 32}u, r0 + ${RPT}u);
@@ -223,7 +240,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
         let v1 = sv[${off + 512}u + (jl + 1u) * ${CG}u + cg];
         let v2 = sv[${off + 512}u + (jl + 2u) * ${CG}u + cg];
         let v3 = sv[${off + 512}u + (jl + 3u) * ${CG}u + cg];
-        ${rows((a) => `{ let x = sv[${at(off)}${leftRead(a, 8, 'jl / 4u')}]; acc${a} += x.x * v0 + x.y * v1 + x.z * v2 + x.w * v3; }`)}
+        ${rows((a) => `{ let x = sv[${at(off)}${leftRead(a, 8, 'jl / 4u')}]; ${update(`acc${a}`, 'v')} }`)}
       }
     }`;
   // The stages in order: for each chunk c, K stages 0 .. NKT - 1 then the causal halves NKT, NKT + 1.

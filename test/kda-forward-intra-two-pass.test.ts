@@ -11,9 +11,16 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Params } from '../src/gpu/params.js';
-import { intraWUWalkFor, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { intraWUVariantFor, intraWUWalkFor, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
-import { type IntraWUVariant, intraWUGrid, intraWUKey, intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
+import {
+  type IntraWUVariant,
+  intraWUFits,
+  intraWUGrid,
+  intraWUKey,
+  intraWUTileOrder,
+  intraWUWgsl,
+} from '../src/kernels/kda/intraWU.wgsl.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { runChunkForward, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
@@ -248,10 +255,58 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
       4, 2, 1, 2,
     ]);
   });
+  it('the default W | U variant: static tiles, 2 ahead, double-buffered where it fits', () => {
+    const v = { K: 128, V: 128, GK: 128 };
+    const pick = (smem: number) => {
+      const w = intraWUVariantFor(v, smem);
+      return [w.walk, w.staticTiles, w.ahead, w.doubleB];
+    };
+    expect(pick(49152)).toEqual([4, true, 2, true]);
+    expect(pick(32768)).toEqual([4, true, 2, undefined]);
+    expect(intraWUVariantFor({ K: 16, V: 8, GK: 16 }, 49152).staticTiles).toBeUndefined();
+    kdaForwardTuning.intraWUStatic = false;
+    expect(pick(49152)).toEqual([4, undefined, undefined, undefined]);
+    kdaForwardTuning.intraWUStatic = undefined;
+    kdaForwardTuning.intraWUWalk = 2;
+    expect(pick(49152)).toEqual([2, undefined, undefined, undefined]);
+  });
+
   // Default pass: walk 4 (the default at d = 128) against the reference at 3 column tiles (one group with a tile
   // past the end); two chunks, the second partial (rows past the end).
   it.skipIf(!hasGpu)('walk 4 = reference: T=100, K=64, V=72', { timeout: 300_000 }, async () => {
     await expectWalk({ K: 64, V: 72, GK: 64, walk: 4 }, 100, false);
+  });
+
+  // Static tile kinds (staticTiles): at K = 64, V = 72 the walk visits tiles 1 (V), 0 (K), 2 (V, partial), 3
+  // (past the end), each loading only its kind; with ahead 2 two tiles' loads in flight. The same expressions
+  // for every element: W and U equal the 'all' walk's bit for bit; T = 1, 65, 130 (partial chunks).
+  it('static tiles: fits only where one group covers every tile; V and K tiles alternate', () => {
+    expect(intraWUFits({ K: 128, V: 128, GK: 128, walk: 4, staticTiles: true, ahead: 2 })).toBe(true);
+    expect(intraWUFits({ K: 128, V: 128, GK: 128, walk: 2, staticTiles: true })).toBe(false);
+    expect(intraWUFits({ K: 128, V: 128, GK: 128, walk: 4, ahead: 2 })).toBe(false);
+    expect(intraWUTileOrder({ K: 128, V: 128, GK: 128, walk: 4 })).toEqual([2, 0, 3, 1]);
+    expect(intraWUTileOrder({ K: 64, V: 72, GK: 64, walk: 4 })).toEqual([1, 0, 2, 3]);
+  });
+  // Default pass: ahead 2 with the head-first grid (one compile); KIMI_SLOW_TESTS=1 also ahead 1, 2 and 3 alone.
+  it.skipIf(!hasGpu)('static tiles = walk 4 exactly: K=64, V=72', { timeout: 300_000 }, async () => {
+    for (const T of [1, 65, 130]) {
+      const all = await wuAlone({ K: 64, V: 72, GK: 64, walk: 4 }, T, 2, T + 11);
+      const variants: IntraWUVariant[] = [
+        { K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead: 2, headFirst: true },
+        ...(slow
+          ? []
+          : ([1, 2, 3] as const).map(
+              (ahead): IntraWUVariant => ({ K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead }),
+            )),
+      ];
+      for (const v of variants) {
+        const r = await wuAlone(v, T, 2, T + 11);
+        expectClose(r.gotW, r.W, 1e-4, `W (${intraWUKey(v)} = reference, T=${T})`);
+        expectClose(r.gotU, r.U, 1e-4, `U (${intraWUKey(v)} = reference, T=${T})`);
+        expect(Array.from(r.gotW), `W (${intraWUKey(v)} = walk 4, T=${T})`).toEqual(Array.from(all.gotW));
+        expect(Array.from(r.gotU), `U (${intraWUKey(v)} = walk 4, T=${T})`).toEqual(Array.from(all.gotU));
+      }
+    }
   });
 
   // The double-buffered operand needs 48 KiB of workgroup memory (lavapipe allows 32: checked on the device).
@@ -265,6 +320,10 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
         for (const walk of [2, 4] as const) {
           for (const doubleB of doubles) await expectWalk({ K: 64, V: 72, GK: 64, walk, doubleB }, T, true);
         }
+        // The forward's default on GPUs since the eighth session (chunk.ts intraWUVariantFor).
+        for (const doubleB of doubles) {
+          await expectWalk({ K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead: 2, doubleB }, T, true);
+        }
       }
       await expectWalk({ K: 64, V: 72, GK: 1, walk: 4 }, 7, true);
       // Two chunks a workgroup (T = 65: the second has one row; 130: the last group's second slot is past the end).
@@ -273,6 +332,13 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
       }
     },
   );
+
+  // A static walk whose one real tile holds K and V columns (K = 24, V = 40: 6 and 10 column groups), the second
+  // past the end; and a per-head gate.
+  it.skipIf(slow)('static tiles with a mixed tile = one-tile kernel exactly: T=130', { timeout: 600_000 }, async () => {
+    await expectWalk({ K: 24, V: 40, GK: 24, walk: 2, staticTiles: true, ahead: 2 }, 130, true);
+    await expectWalk({ K: 64, V: 72, GK: 1, walk: 4, staticTiles: true }, 65, true);
+  });
 
   // 'uniform' loads around whole walks: at K = 128, V = 64 (tiles K, K, V) walk 2 has a group wholly of K
   // columns and one wholly of V columns (the third branch, of both, is the 'all' walk above).

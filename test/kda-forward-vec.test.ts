@@ -3,10 +3,20 @@
  * the vec4 intra pass (gc.wgsl.ts + intraVec.wgsl.ts, the default where K % 16 == 0 and V % 4 == 0), the
  * scalar one it replaces on those shapes (outputs, and every intermediate the later passes and the backward
  * read). T not a multiple of the chunk (1, 7, 63, 65, 130), a per-head gate (GK = 1), and a varlen batch
- * with an empty sequence.
+ * with an empty sequence. The pipelined output pass alone (outputPipelined.wgsl.ts) in its layout variants
+ * against its f64 reference (outputReference.ts) and the default layout.
  */
-import { afterEach, describe, it } from 'vitest';
-import { dispatchChunkForward, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { dispatchChunkForward, groupParams, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import {
+  type OutputPipelinedVariant,
+  outputPipelinedBV,
+  outputPipelinedFits,
+  outputPipelinedGrid,
+  outputPipelinedKey,
+  outputPipelinedWgsl,
+} from '../src/kernels/kda/outputPipelined.wgsl.js';
+import { outputChunkReference } from '../src/kernels/kda/outputReference.js';
 import { kdaCore, kdaRecurrentReference } from '../src/kernels/kda/index.js';
 import { cuTensor } from '../src/kernels/kda/slots.js';
 import { Rng } from '../src/util/random.js';
@@ -104,4 +114,130 @@ describe('kda chunked forward: kernel variants = reference', () => {
     }
     for (const n of Object.keys(got[0])) expectClose(got[1][n], got[0][n], 1e-5, n);
   });
+});
+
+/**
+ * The pipelined output pass alone (outputPipelined.wgsl.ts) on sequences bounded by cu: q, gc, the per-chunk
+ * states S_in, A_qk (lower triangle with the diagonal, zero above, the intra pass's layout) and V' random,
+ * uploaded in the layouts the forward's passes leave (chunk slots as chunk.wgsl.ts numbers them); o read back,
+ * with its f64 reference (outputReference.ts).
+ */
+async function outputAlone(v: OutputPipelinedVariant, cu: number[], H: number, seed: number) {
+  const gpu = (await gpuContext())!;
+  const { K, V, GK } = v;
+  const rng = new Rng(seed);
+  const N = cu.length - 1;
+  const T = cu[N];
+  const NS = Math.floor(T / 64) + N;
+  const q = rng.normalArray(T * H * K, 0.5);
+  // A cumulative log decay: <= 0.
+  const gc = rng.uniformArray(T * H * GK, -2, 0);
+  const S = rng.normalArray(NS * H * K * V, 0.5);
+  const Aqk = rng.normalArray(NS * H * 4096, 0.2);
+  for (let e = 0; e < Aqk.length; e++) if (e % 64 > Math.floor(e / 64) % 64) Aqk[e] = 0;
+  const Vp = rng.normalArray(T * H * V, 1);
+  const ref = new Float64Array(T * H * V);
+  for (let n = 0; n < N; n++) {
+    for (let t0 = cu[n], slot = Math.floor(cu[n] / 64) + n; t0 < cu[n + 1]; t0 += 64, slot++) {
+      const L = Math.min(64, cu[n + 1] - t0);
+      for (let h = 0; h < H; h++) {
+        const rows = (a: Float32Array, w: number) =>
+          Float64Array.from({ length: L * w }, (_, e) => a[((t0 + Math.floor(e / w)) * H + h) * w + (e % w)]);
+        const o = outputChunkReference({
+          L,
+          K,
+          V,
+          GK,
+          q: rows(q, K),
+          gc: rows(gc, GK),
+          S: S.subarray((slot * H + h) * K * V, (slot * H + h + 1) * K * V),
+          Aqk: Aqk.subarray((slot * H + h) * 4096, (slot * H + h + 1) * 4096),
+          Vp: rows(Vp, V),
+          scale: K ** -0.5,
+        });
+        for (let e = 0; e < L * V; e++) ref[((t0 + Math.floor(e / V)) * H + h) * V + (e % V)] = o[e];
+      }
+    }
+  }
+  const ins = [
+    gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+    gpu.fromHost(q, [T, H, K]),
+    gpu.fromHost(gc, GK === 1 ? [T, H] : [T, H, K]),
+    gpu.fromHost(S, [NS, H, K, V]),
+    gpu.fromHost(Vp, [T, H, V]),
+    gpu.fromHost(Aqk, [NS, H, 64, 64]),
+  ];
+  const out = gpu.empty([T, H, V]);
+  const p = { Ttot: T, N, H, K, V, GK, B: 1, T };
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_output', key: outputPipelinedKey(v), code: () => outputPipelinedWgsl(v) },
+    tensors: [...ins, out],
+    params: groupParams(p, K ** -0.5, { h0: 0, HB: H }),
+    workgroups: outputPipelinedGrid(v, NS, V / outputPipelinedBV(V, v.BV), H),
+  });
+  const got = await out.toFloat32();
+  for (const t of [...ins, out]) t.dispose();
+  return { got, ref };
+}
+
+// The pipelined output pass's layouts (OutputPipelinedVariant BK, wg, lanes, headFirst, chunks, doubleBuffer) at
+// K = 32, V = 32 (8 column groups: 32 row groups of 2 rows at 256 threads, 64 of 1 at 512), where every variant
+// differs from the default. Each compile costs lavapipe tens of seconds: the default pass runs all the options
+// together against the f64 reference, on T = 1, 7, 63, 65, 130 and a varlen batch whose first sequence is empty
+// (a chunk pair whose first slot is unused); KIMI_SLOW_TESTS=1 each alone, and each bit for bit against the
+// default (the same sums in the same order), but the FMA chains (fmaChain: within 1e-6 of it).
+const VARLEN = [0, 0, 70, 75, 133];
+describe('kda chunked forward: pipelined output pass variants', () => {
+  const base: OutputPipelinedVariant = { K: 32, V: 32, GK: 32 };
+  const ALL: Partial<OutputPipelinedVariant> = {
+    wg: 512,
+    lanes: 'square',
+    BK: 16,
+    headFirst: true,
+    chunks: 2,
+    doubleBuffer: true,
+    fmaChain: true,
+  };
+  it.skipIf(!hasGpu)(
+    'every option at once = reference: K=32, V=32',
+    {
+      timeout: 300_000,
+    },
+    async () => {
+      const v: OutputPipelinedVariant = { ...ALL, ...base };
+      expect(outputPipelinedFits(v)).toBe(true);
+      for (const cu of [[0, 1], [0, 7], [0, 63], [0, 65], [0, 130], VARLEN]) {
+        const r = await outputAlone(v, cu, 2, cu[cu.length - 1] + 5);
+        expectClose(r.got, r.ref, 1e-5, `o (${outputPipelinedKey(v)} = reference, cu=${cu})`);
+      }
+    },
+  );
+
+  it.skipIf(!hasGpu || process.env.KIMI_SLOW_TESTS !== '1')(
+    'each option = reference and default exactly: K=32, V=32',
+    { timeout: 600_000 },
+    async () => {
+      const variants: OutputPipelinedVariant[] = [
+        { ...base, lanes: 'square' },
+        { ...base, BK: 16 },
+        { ...base, wg: 512 },
+        { ...base, headFirst: true },
+        { ...base, chunks: 2 },
+        { ...base, doubleBuffer: true },
+        { ...ALL, ...base, fmaChain: undefined },
+      ];
+      for (const cu of [[0, 1], [0, 65], [0, 130], VARLEN]) {
+        const want = await outputAlone(base, cu, 2, cu[cu.length - 1] + 5);
+        expectClose(want.got, want.ref, 1e-5, `o (${outputPipelinedKey(base)} = reference, cu=${cu})`);
+        for (const v of variants) {
+          const r = await outputAlone(v, cu, 2, cu[cu.length - 1] + 5);
+          expectClose(r.got, r.ref, 1e-5, `o (${outputPipelinedKey(v)} = reference, cu=${cu})`);
+          expect(Array.from(r.got), `${outputPipelinedKey(v)} = default, cu=${cu}`).toEqual(Array.from(want.got));
+        }
+        // The FMA chains round differently: within f32 rounding of the default.
+        const fma = await outputAlone({ ...base, fmaChain: true }, cu, 2, cu[cu.length - 1] + 5);
+        expectClose(fma.got, want.got, 1e-6, `o (fmaChain = default, cu=${cu})`);
+      }
+    },
+  );
 });

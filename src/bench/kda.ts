@@ -23,6 +23,7 @@ import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { maxRelDiff } from '../util/relDiff.js';
+import { parseFwdSweep, sweepForward } from './kdaForwardSweep.js';
 import { machine, openBenchDevice, parseList, profileKernels, type Timing, timeGpu } from './harness.js';
 
 export interface KdaBenchOptions {
@@ -90,6 +91,20 @@ export interface KdaBenchOptions {
   fwdIntraWuChunks?: 1 | 2;
   /** The tiled state pass's V' as fma chains (kdaForwardTuning.stateFma; default on GPUs). */
   fwdStateFma?: boolean;
+  /** The eighth session's output and W | U choices (forwardTuningOut8). */
+  fwdIntraWuStatic?: boolean;
+  fwdIntraWuAhead?: 1 | 2 | 3;
+  fwdOutputBK?: 16 | 32;
+  fwdOutputWg?: 256 | 512;
+  fwdOutputLanes?: 'rows' | 'square';
+  fwdOutputHeadFirst?: boolean;
+  fwdIntraWuHeadFirst?: boolean;
+  fwdOutputChunks?: 1 | 2;
+  fwdOutputDoubleBuffer?: boolean;
+  fwdOutputFmaChain?: boolean;
+  /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
+  fwdSweep?: string[];
+  fwdSweepRounds?: number;
   /**
    * Profiling only: after each forward's profile, profile it again with the tiled state pass changed by each of
    * these probes (kdaForwardTuning.stateProbe; wrong results), then once more unchanged (stateProbe in the row).
@@ -223,6 +238,22 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
 /** The eighth session's state-pass choices the options ask for (kdaForwardTuning; undefined: the default). */
 function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
   return { stateFma: o.fwdStateFma };
+}
+
+/** The eighth session's output and W | U choices the options ask for (kdaForwardTuning; undefined: the default). */
+function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
+  return {
+    intraWUStatic: o.fwdIntraWuStatic,
+    intraWUAhead: o.fwdIntraWuAhead,
+    outputBK: o.fwdOutputBK,
+    outputWg: o.fwdOutputWg,
+    outputLanes: o.fwdOutputLanes,
+    outputHeadFirst: o.fwdOutputHeadFirst,
+    intraWUHeadFirst: o.fwdIntraWuHeadFirst,
+    outputChunks: o.fwdOutputChunks,
+    outputDoubleBuffer: o.fwdOutputDoubleBuffer,
+    outputFmaChain: o.fwdOutputFmaChain,
+  };
 }
 
 function setLegacy(on: boolean | undefined): void {
@@ -419,7 +450,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   if (o.bwdUtVarRows) kdaBackwardTuning.utVarRows = true;
   Object.assign(kdaBackwardTuning, o.bwdTune ?? {});
   Object.assign(kdaForwardTuning, forwardTuningBase(o), forwardTuningS5(o), forwardTuningS6(o));
-  Object.assign(kdaForwardTuning, forwardTuningIntra7(o), forwardTuningState8(o));
+  Object.assign(kdaForwardTuning, forwardTuningIntra7(o), forwardTuningState8(o), forwardTuningOut8(o));
   const H = o.chunkHeads;
   const d = o.d;
   for (const T of o.T) {
@@ -451,6 +482,20 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
         : {}),
       ...(o.fwdStateProbe && dev.backend === 'webgpu'
         ? { stateProbe: await profileStateProbes(dev as GpuContext, fwd, o.fwdStateProbe, o.trials) }
+        : {}),
+      ...(o.fwdSweep && dev.backend === 'webgpu'
+        ? {
+            sweep: await sweepForward(
+              dev as GpuContext,
+              o.fwdSweep,
+              fwd,
+              () => {
+                const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
+                return { o: r.o, S: r.finalState as Tensor };
+              },
+              { reps, trials: o.trials, rounds: o.fwdSweepRounds ?? 2, check: T <= 8192 },
+            ),
+          }
         : {}),
     });
     if (!o.skipBackward) {
@@ -543,6 +588,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...Object.keys(forwardTuningS6(o)),
     ...Object.keys(forwardTuningIntra7(o)),
     ...Object.keys(forwardTuningState8(o)),
+    ...Object.keys(forwardTuningOut8(o)),
   ] as (keyof typeof kdaForwardTuning)[])
     kdaForwardTuning[key] = undefined;
   return {
@@ -557,6 +603,9 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       : {}),
     ...(Object.values(forwardTuningState8(o)).some((x) => x !== undefined)
       ? { forwardTuningState8: forwardTuningState8(o) }
+      : {}),
+    ...(Object.values(forwardTuningOut8(o)).some((x) => x !== undefined)
+      ? { forwardTuningOut8: forwardTuningOut8(o) }
       : {}),
     chunked,
     ...(o.bwdLegacy || o.bwdPrev ? { backwardKernels: o.bwdLegacy ? 'legacy' : 'prev (pairs, ut, dqkw)' } : {}),
@@ -722,12 +771,39 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-intra-wu-double-b <on|off>',
-      "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default off)",
+      "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default on with the static walk)",
     )
     .option(
       '--fwd-intra-gram-prefetch <on|off>',
       "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)",
     )
+    .option(
+      '--fwd-intra-wu-static <on|off>',
+      'two-pass intra, walk over every tile: each tile loads only its kind (K or V), V and K alternating (default on)',
+    )
+    .option('--fwd-intra-wu-ahead <n>', 'two-pass intra, static walk: tiles of loads in flight, 1, 2 or 3 (default 2)')
+    .option('--fwd-output-bk <n>', 'pipelined output pass: channels of Qg S a stage, 16 or 32 (default 32)')
+    .option('--fwd-output-wg <n>', 'pipelined output pass: threads a workgroup, 256 or 512 (default 256)')
+    .option(
+      '--fwd-output-lanes <kind>',
+      'pipelined output pass: rows (a subgroup across 32 column groups) or square (8 x 4, swizzled rows)',
+    )
+    .option('--fwd-output-head-first <on|off>', 'pipelined output pass: grid with the head fastest (default off)')
+    .option('--fwd-output-chunks <n>', 'pipelined output pass: chunk slots a workgroup, 1 or 2 (default 1)')
+    .option(
+      '--fwd-output-double-buffer <on|off>',
+      'pipelined output pass: stages in two workgroup-memory buffers, one barrier a stage (default off)',
+    )
+    .option(
+      '--fwd-output-fma-chain <on|off>',
+      "pipelined output pass: each row's update one FMA chain (default on GPUs)",
+    )
+    .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
+    .option(
+      '--fwd-sweep <name,...>',
+      'also time and profile the forward with each named choice set in this process (kdaForwardSweep.ts FWD_SWEEP)',
+    )
+    .option('--fwd-sweep-rounds <n>', 'rounds of --fwd-sweep (every name once a round; default 2)')
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option('--json', 'print a JSON object');
@@ -805,6 +881,26 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
+        fwdIntraWuStatic: parseOnOff('--fwd-intra-wu-static', opts.fwdIntraWuStatic),
+        fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2', '3'] as const)
+          ? (Number(opts.fwdIntraWuAhead) as 1 | 2 | 3)
+          : undefined,
+        fwdOutputBK: parseSkip('--fwd-output-bk', opts.fwdOutputBk, ['16', '32'] as const)
+          ? (Number(opts.fwdOutputBk) as 16 | 32)
+          : undefined,
+        fwdOutputWg: parseSkip('--fwd-output-wg', opts.fwdOutputWg, ['256', '512'] as const)
+          ? (Number(opts.fwdOutputWg) as 256 | 512)
+          : undefined,
+        fwdOutputLanes: parseSkip('--fwd-output-lanes', opts.fwdOutputLanes, ['rows', 'square'] as const),
+        fwdOutputHeadFirst: parseOnOff('--fwd-output-head-first', opts.fwdOutputHeadFirst),
+        fwdIntraWuHeadFirst: parseOnOff('--fwd-intra-wu-head-first', opts.fwdIntraWuHeadFirst),
+        fwdOutputChunks: parseSkip('--fwd-output-chunks', opts.fwdOutputChunks, ['1', '2'] as const)
+          ? (Number(opts.fwdOutputChunks) as 1 | 2)
+          : undefined,
+        fwdOutputDoubleBuffer: parseOnOff('--fwd-output-double-buffer', opts.fwdOutputDoubleBuffer),
+        fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
+        fwdSweep: parseFwdSweep(opts.fwdSweep),
+        fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -20,10 +20,14 @@ import {
   stateFuseKey,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
-import { outputBV, outputGeometry, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
+import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
 import {
+  type OutputPipelinedVariant,
   outputPipelinedBV,
   outputPipelinedFits,
+  outputPipelinedGeometry,
+  outputPipelinedGrid,
+  outputPipelinedSharedBytes,
   outputPipelinedKey,
   outputPipelinedWgsl,
 } from './outputPipelined.wgsl.js';
@@ -201,6 +205,33 @@ export const kdaForwardTuning: {
   intraWUDoubleB?: boolean;
   /** Chunk slots each workgroup of the second kernel walks in sequence (IntraWUVariant.chunks; default 1). */
   intraWUChunks?: 1 | 2;
+  /**
+   * The second kernel's walk with each tile's kind fixed by the generator, V and K tiles alternating
+   * (IntraWUVariant.staticTiles; only where the walk covers every column tile), and its tiles of loads in flight
+   * (IntraWUVariant.ahead, 1, 2 or 3). Unset: on where it fits, 2 ahead, the operand double-buffered where the
+   * workgroup memory allows (intraWUVariantFor); false: the seventh session's walk.
+   */
+  intraWUStatic?: boolean;
+  intraWUAhead?: 1 | 2 | 3;
+  /**
+   * The pipelined output pass's channels a stage (OutputPipelinedVariant.BK, 16 or 32), threads a workgroup
+   * (wg, 256 or 512) and subgroup layout (lanes, 'rows' or 'square'). Where the variant does not fit, the
+   * default pipelined pass runs.
+   */
+  outputBK?: 16 | 32;
+  outputWg?: 256 | 512;
+  outputLanes?: 'rows' | 'square';
+  /** The pipelined output pass's and the W | U walk's grids with the head fastest (their variants' headFirst). */
+  outputHeadFirst?: boolean;
+  intraWUHeadFirst?: boolean;
+  /** The pipelined output pass's chunk slots a workgroup (chunks) and double-buffered stages (doubleBuffer). */
+  outputChunks?: 1 | 2;
+  outputDoubleBuffer?: boolean;
+  /**
+   * The pipelined output pass's row updates as FMA chains (OutputPipelinedVariant.fmaChain). Unset: on GPUs
+   * (outputFmaChainByDefault); false: the sums as before (bench kda --fwd-output-fma-chain off).
+   */
+  outputFmaChain?: boolean;
 } = {};
 
 /**
@@ -225,6 +256,16 @@ export const stateFmaByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.i
  * files compile the one-pass kernel and kda-forward-intra-two-pass.test.ts compares the two.
  */
 export const intraTwoPassByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+
+/**
+ * Whether the pipelined output pass's row updates are FMA chains when kdaForwardTuning.outputFmaChain is unset: on
+ * GPUs since the eighth session, not on a software adapter (lavapipe), where the test suite's forward files keep
+ * the kernels (and the shader cache) they had; kda-forward-vec.test.ts tests the chains there. H200 (H=16, d=128,
+ * T=32768, one sitting, bench/results/2026-12-02-h200-kout-sweep3.json, 3 rounds in one process):
+ * kda_chunk_output 0.773 ms against 0.825 (forward 5.532-5.537 against 5.579-5.588 in the same rounds); o within
+ * 5.2e-7 (relative to max |o|) of the sums as before at T=2048, the final state equal.
+ */
+export const outputFmaChainByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
 
 /**
  * The two-pass intra's W | U column tiles a workgroup walks by default: 4 since the seventh session. H200 (H=16,
@@ -252,6 +293,39 @@ export function intraWUWalkFor(K: number, V: number): 1 | 2 | 4 {
  * gc pass they replace.
  */
 export const gcInGramByDefault = (kd: boolean): boolean => kd;
+
+/**
+ * The two-pass intra's W | U kernel as the forward runs it: kdaForwardTuning's choices, and where they are unset
+ * the default walk (intraWUWalkFor) with static tile kinds, loads INTRA_WU_AHEAD tiles ahead and the operand
+ * double-buffered where the walk covers every column tile and `smem` bytes of workgroup memory allow (eighth
+ * session). H200 (H=16, d=128, T=32768, two sittings, bench/results/2026-12-02-h200-kout-sweep{1,2}.json, each
+ * row 3 rounds in one process): kda_chunk_intra_wu 0.721 / 0.723 ms against 0.802 / 0.807 for the seventh
+ * session's walk (static off), forward 5.587 / 5.618 against 5.661 / 5.702; o and the final state equal to it (0
+ * at T=2048). Alone: static tiles 0.789, with loads 2 ahead 0.738, double-buffered 0.755, 3 ahead 0.737 (0.731
+ * double-buffered). `--fwd-intra-wu-static off` gives the seventh session's walk.
+ */
+export function intraWUVariantFor(v: { K: number; V: number; GK: number }, smem: number): IntraWUVariant {
+  const t = kdaForwardTuning;
+  const base: IntraWUVariant = {
+    ...v,
+    loads: t.intraWULoads,
+    walk: t.intraWUWalk ?? intraWUWalkFor(v.K, v.V),
+    chunks: t.intraWUChunks,
+    headFirst: t.intraWUHeadFirst,
+  };
+  const staticTiles = t.intraWUStatic ?? intraWUFits({ ...base, staticTiles: true, ahead: INTRA_WU_AHEAD });
+  const doubleB =
+    t.intraWUDoubleB ?? (staticTiles && intraWUSharedBytes({ ...base, doubleB: true }) <= smem ? true : undefined);
+  return {
+    ...base,
+    staticTiles: staticTiles || undefined,
+    ahead: t.intraWUAhead ?? (staticTiles ? INTRA_WU_AHEAD : undefined),
+    doubleB,
+  };
+}
+
+/** Tiles of W | U loads in flight during a tile's products in the default static walk (IntraWUVariant.ahead). */
+export const INTRA_WU_AHEAD = 2;
 
 /** Chunk slots for T packed tokens in N sequences (see chunk.wgsl.ts). */
 export function chunkSlots(p: GpuProblem): number {
@@ -448,25 +522,39 @@ export function dispatchChunkForward(
   };
   // The output pass as the shared pipeline's third part (kdaForwardTuning.sharedOutput): its kernel and
   // per-group dispatch, as the separate output pass below takes them.
-  const pv = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
+  const pv0 = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
+  const pvTuned = {
+    ...pv0,
+    BK: kdaForwardTuning.outputBK,
+    wg: kdaForwardTuning.outputWg,
+    lanes: kdaForwardTuning.outputLanes,
+    // Not under the overlap probe, which dispatches the output kernel over its own [slots, tiles, heads] grid.
+    headFirst: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputHeadFirst,
+    chunks: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputChunks,
+    doubleBuffer: kdaForwardTuning.outputDoubleBuffer,
+    fmaChain: kdaForwardTuning.outputFmaChain ?? outputFmaChainByDefault(gpu),
+  };
+  const pv: OutputPipelinedVariant =
+    outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem ? pvTuned : pv0;
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
-  const outputDispatch = (gi: number, o: Tensor, tiles: number) => ({
+  // `grid`: the pipelined pass's variant where its grid differs (head first, two chunks a workgroup).
+  const outputDispatch = (gi: number, o: Tensor, tiles: number, grid: OutputPipelinedVariant = v) => ({
     tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, o],
     params: groupParams(p, scale, groups[gi]),
-    workgroups: [NS, tiles, groups[gi].HB] as const,
+    workgroups: outputPipelinedGrid(grid, NS, tiles, groups[gi].HB),
   });
   const sharedOut =
     shared &&
     out !== undefined &&
     kdaForwardTuning.sharedOutput === true &&
     pipelinedOutput &&
-    outputGeometry(K, V, outputPipelinedBV(V, pv.BV)).wg === 256;
+    outputPipelinedGeometry(pv).wg === 256;
   if (sharedOut) sharedKernels.output = { key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) };
   const sharedDispatches = (gi: number) => ({
     intra,
     state: stateDispatch(gi),
-    ...(sharedOut && out ? { output: outputDispatch(gi, out, Math.ceil(V / outputPipelinedBV(V, pv.BV))) } : {}),
+    ...(sharedOut && out ? { output: outputDispatch(gi, out, Math.ceil(V / outputPipelinedBV(V, pv.BV)), pv) } : {}),
   });
   if (gcInIntra) {
     // One pass: gc, Kd and the intra products (intraVec.wgsl.ts gcPrologue); the intra pass's uniforms and grid.
@@ -555,7 +643,7 @@ export function dispatchChunkForward(
     const obv = pipelinedOutput ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
     for (const gi of groups.keys()) {
       if (sharedOut) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
-      else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv)) });
+      else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv), pipelinedOutput ? pv : v) });
     }
     if (kdaForwardTuning.overlapProbe && tiled && vec4Intra && !gcInIntra && groups.length === 1) {
       const vv4: IntraVecVariant = { ...v, splitProducts: kdaForwardTuning.intraSplit === true };
@@ -618,15 +706,7 @@ function dispatchIntraTwoPass(
       : { tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T], params }),
     workgroups: [NS, H],
   });
-  const wv: IntraWUVariant = {
-    K,
-    V,
-    GK,
-    loads: kdaForwardTuning.intraWULoads,
-    walk: kdaForwardTuning.intraWUWalk ?? intraWUWalkFor(K, V),
-    doubleB: kdaForwardTuning.intraWUDoubleB,
-    chunks: kdaForwardTuning.intraWUChunks,
-  };
+  const wv: IntraWUVariant = intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize);
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
   }

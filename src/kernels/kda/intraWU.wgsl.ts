@@ -50,12 +50,33 @@ export interface IntraWUVariant {
    * T, beta and first tile loaded during the previous chunk's last tile (intraWUWalk.wgsl.ts).
    */
   chunks?: 1 | 2;
+  /**
+   * With walk > 1 and one group covering every column tile (walk >= tiles, so the group's first tile is 0): each
+   * walked tile's kind fixed by the generator (a tile wholly of K columns loads k and gc only, one of V columns v
+   * only, a mixed one both), and the tiles walked V and K alternately (V first, intraWUTileOrder), so that the
+   * registers held for the next tiles' loads stay small (at d = 128: 4 or 8 vec4 a thread, against 12 for 'all').
+   * The same expressions for every stored element as the one-tile kernel (W and U equal, bit for bit).
+   */
+  staticTiles?: boolean;
+  /**
+   * Tiles whose loads are in flight during a tile's products (1; 2: item i + 2's loads issued before item i's
+   * products, item i + 1's already in flight; 3). Only with staticTiles (its small V tiles keep the registers
+   * held near the 'all' walk's at 2).
+   */
+  ahead?: 1 | 2 | 3;
+  /**
+   * The walk's grid with the head fastest ([H, slots, groups], one chunk slot's heads in consecutive workgroups)
+   * instead of the column group and then the slot: workgroups launched together read the same token rows of k,
+   * v and gc (each head's 512 bytes of a row), a row's heads side by side in DRAM, and write W and U so. Only with
+   * walk > 1 and one chunk slot a workgroup. The same arithmetic (W and U equal).
+   */
+  headFirst?: boolean;
 }
 
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
@@ -65,8 +86,31 @@ export function intraWUFits(v: IntraWUVariant): boolean {
     (v.GK === 1 || v.GK === v.K) &&
     [1, 2, 4].includes(walk) &&
     [1, 2].includes(v.chunks ?? 1) &&
-    (walk * (v.chunks ?? 1) > 1 || !v.doubleB)
+    (walk * (v.chunks ?? 1) > 1 || !v.doubleB) &&
+    (!v.staticTiles || (walk > 1 && (v.chunks ?? 1) === 1 && walk >= intraWUTiles(v) && v.loads !== 'uniform')) &&
+    [1, 2, 3].includes(v.ahead ?? 1) &&
+    ((v.ahead ?? 1) === 1 || v.staticTiles === true) &&
+    (!v.headFirst || (walk > 1 && (v.chunks ?? 1) === 1))
   );
+}
+
+/**
+ * The order a static-tile walk (IntraWUVariant.staticTiles) visits the `walk` tiles of its one group: V tiles
+ * (any holding a V column or none at all) and K tiles alternately, a V tile first; the rest in order. A V tile's
+ * loads are 4 vec4 a thread, a K tile's 8 (k and gc): alternating keeps the loads held for the next one or two
+ * tiles at 8 or 12 vec4.
+ */
+export function intraWUTileOrder(v: IntraWUVariant): number[] {
+  const K4 = v.K / 4;
+  const tiles = Array.from({ length: v.walk ?? 1 }, (_, t) => t);
+  const kTiles = tiles.filter((t) => (t + 1) * 16 <= K4);
+  const vTiles = tiles.filter((t) => (t + 1) * 16 > K4);
+  const order: number[] = [];
+  for (let i = 0; i < Math.max(kTiles.length, vTiles.length); i++) {
+    if (i < vTiles.length) order.push(vTiles[i]);
+    if (i < kTiles.length) order.push(kTiles[i]);
+  }
+  return order;
 }
 
 /** Workgroup memory in bytes: T and the operand tile, 16 KiB each (the operand twice with doubleB). */
@@ -79,11 +123,8 @@ export const intraWUTiles = (v: IntraWUVariant): number => Math.ceil((v.K / 4 + 
 export const intraWUGroups = (v: IntraWUVariant): number => Math.ceil(intraWUTiles(v) / (v.walk ?? 1));
 
 /** The grid over NS chunk slots and H heads: tile groups, groups of `chunks` slots, heads. */
-export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] => [
-  intraWUGroups(v),
-  Math.ceil(NS / (v.chunks ?? 1)),
-  H,
-];
+export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] =>
+  v.headFirst ? [H, NS, intraWUGroups(v)] : [intraWUGroups(v), Math.ceil(NS / (v.chunks ?? 1)), H];
 
 const R4 = [0, 1, 2, 3];
 

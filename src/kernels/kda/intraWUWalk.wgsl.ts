@@ -21,8 +21,15 @@
  * Workgroup memory: T (16 KiB, column j as 16 vec4 of rows, as pass 1a stored it) and the 64 x 64 operand tile
  * B (16 KiB), or two of them with doubleB (48 KiB in all: the next tile is staged into the other buffer while
  * this one is read, one barrier a tile instead of two; fewer workgroups fit an SM).
+ *
+ * Static tiles (staticTiles, the default on GPUs since the eighth session with ahead 2 and doubleB, chunk.ts
+ * intraWUVariantFor): where one group covers every column tile, each tile's kind is known to the generator, so a
+ * K tile loads k and gc only (8 vec4 a thread) and a V tile v only (4), instead of all three for every tile (12,
+ * a third of them wasted: the clamped column's line, an exp of it); the tiles are walked V, K, V, K so that with
+ * `ahead` = 2 (tile i + 2's loads issued before tile i's products) the loads held stay at 12 vec4 a thread, the
+ * 'all' walk's one-ahead count, for twice the tiles in flight. H200 (d = 128, T = 32768): 0.802 -> 0.721 ms.
  */
-import { type IntraWUVariant, intraWUHeader } from './intraWU.wgsl.js';
+import { type IntraWUVariant, intraWUHeader, intraWUTileOrder } from './intraWU.wgsl.js';
 import { chunkSlotPrologue, computeMain } from './wgslParts.js';
 
 const WG = 256;
@@ -41,9 +48,25 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
   if (walk * C < 2) throw new Error('intraWUWalkWgsl: a walk of 2 or more tiles');
   const K4 = K / 4;
   const V4 = V / 4;
-  /** Item i of the walk: tile s = i % walk of chunk c = i / walk (unrolled). */
+  /**
+   * Item i of the walk: the (i % walk)-th tile of chunk c = i / walk (unrolled), tile i % walk of the group, or
+   * with staticTiles the (i % walk)-th of intraWUTileOrder.
+   */
   const chunkOf = (i: number) => Math.floor(i / walk);
-  const tileOf = (i: number) => i % walk;
+  const order = v.staticTiles ? intraWUTileOrder(v) : undefined;
+  const tileOf = (i: number) => (order ? order[i % walk] : i % walk);
+  /** Whether item i is its chunk's first (it loads and stages the chunk's T and beta). */
+  const firstOf = (i: number) => i % walk === 0;
+  const ahead = v.ahead ?? 1;
+  /**
+   * The operands item i loads: the walk's own (`of`), or with staticTiles its tile's kind (the group is the
+   * first, ct0 = 0): k and gc for a tile wholly of K columns, v for one without K columns, both for a mixed one.
+   */
+  const kindOf = (i: number, of: Of): Of => {
+    if (!order) return of;
+    const t = tileOf(i);
+    return (t + 1) * 16 <= K4 ? ['k'] : t * 16 >= K4 ? ['v'] : ['k', 'v'];
+  };
   /** The operand buffer item i is read from. */
   const buf = (i: number) => BT + (v.doubleB ? (i % 2) * 1024 : 0);
   /** WGSL: chunk c's rows (clamped to it), beta (0 past its end) and T, loaded with its first tile's operands. */
@@ -58,10 +81,11 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
    * the tile's column (the last K column group for a V column), v at its V column (the first for a K column).
    * Unconditional, as in the one-tile kernel.
    */
-  const loads = (i: number, of: Of) => {
+  const loads = (i: number, walkOf: Of) => {
     const c = chunkOf(i);
+    const of = kindOf(i, walkOf);
     return [
-      ...(tileOf(i) === 0 ? [chunkLoads(c)] : []),
+      ...(firstOf(i) ? [chunkLoads(c)] : []),
       `let c4_${i} = (ct0 + ${tileOf(i)}u) * 16u + cg;`,
       `let isK_${i} = c4_${i} < ${K4}u;`,
       `let inV_${i} = !isK_${i} && c4_${i} < ${K4 + V4}u;`,
@@ -80,10 +104,11 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
    * WGSL: item i's operand B = Diag(beta) [exp(gc) K | V] into its buffer (the one-tile kernel's expressions),
    * and its chunk's T when it is the chunk's first tile.
    */
-  const stage = (i: number, of: Of) => {
+  const stage = (i: number, walkOf: Of) => {
     const c = chunkOf(i);
+    const of = kindOf(i, walkOf);
     return [
-      ...(tileOf(i) === 0 ? R4.map((m) => `sm[${MT}u + lid + ${m * WG}u] = tt${c}_${m};`) : []),
+      ...(firstOf(i) ? R4.map((m) => `sm[${MT}u + lid + ${m * WG}u] = tt${c}_${m};`) : []),
       ...R4.map((m) => {
         const kval = `(bt${c}_${m} * kx${i}_${m}) * exp(gx${i}_${m})`;
         const vval = `select(vec4<f32>(0.0), bt${c}_${m} * vx${i}_${m}, inV_${i})`;
@@ -113,15 +138,20 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
   };
   /** WGSL: the walk over the group's items, with the loads of `of` (k and gc, v, or both). */
   const walkOf = (of: Of) => {
-    // Item 0's loads issued before T is staged (the staging waits for T's loads only).
-    const items: string[] = [loads(0, of), stage(0, of), 'workgroupBarrier();'];
     const n = walk * C;
+    // Item 0's loads (and with ahead 2 item 1's) issued before T is staged (the staging waits for T's loads only).
+    const items: string[] = [
+      ...Array.from({ length: Math.min(ahead, n) }, (_, i) => loads(i, of)),
+      stage(0, of),
+      'workgroupBarrier();',
+    ];
     for (let i = 0; i < n; i++) {
       const last = i + 1 === n;
       // A new chunk overwrites T, which this item reads: the two-barrier form also with doubleB.
-      const newChunk = !last && tileOf(i + 1) === 0;
-      items.push(`// Item ${i} (chunk ${chunkOf(i)}, tile ${tileOf(i)})${last ? '' : `: item ${i + 1}'s loads first, in flight during this item's products and stores`}.
-  ${last ? '' : loads(i + 1, of)}
+      const newChunk = !last && firstOf(i + 1);
+      const next = i + ahead < n ? i + ahead : undefined;
+      items.push(`// Item ${i} (chunk ${chunkOf(i)}, tile ${tileOf(i)})${next === undefined ? '' : `: item ${next}'s loads first, in flight during this item's products and stores`}.
+  ${next === undefined ? '' : loads(next, of)}
   ${productsAndStores(i)}
   ${
     last
@@ -142,7 +172,7 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
   // unconditional; the workgroup returns only when none is used.
   const prologue =
     C === 1
-      ? `${chunkSlotPrologue(['tg', 'slot', 'h'])}
+      ? `${chunkSlotPrologue(v.headFirst ? ['h', 'slot', 'tg'] : ['tg', 'slot', 'h'])}
   let t0_0 = t0;
   let L_0 = L;
   let abase_0 = (slot * H + h) * 1024u;`

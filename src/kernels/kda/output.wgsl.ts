@@ -48,11 +48,14 @@ export function outputVec4Fits(v: OutputVariant): boolean {
  * cannot drift apart in layout.
  */
 
-/** Tiles of the vec4 output passes for BV value columns: threads, rows per thread, workgroup layout. */
-export function outputGeometry(K: number, V: number, BV: number) {
-  const BK = Math.min(K, 32);
+/**
+ * Tiles of the vec4 output passes for BV value columns: threads, rows per thread, workgroup layout. `maxBK`
+ * (default 32): channels a stage of Qg S; `maxWg` (default 256): threads, at most one a row and column group.
+ */
+export function outputGeometry(K: number, V: number, BV: number, maxBK = 32, maxWg = 256) {
+  const BK = Math.min(K, maxBK);
   const CG = BV / 4; // column groups (vec4)
-  const wg = Math.min(256, 64 * CG);
+  const wg = Math.min(maxWg, 64 * CG);
   const RG = wg / CG;
   const RPT = 64 / RG; // rows per thread
   const BK4 = BK / 4;
@@ -60,21 +63,42 @@ export function outputGeometry(K: number, V: number, BV: number) {
   // V' [32][CG] at 512.
   const QA = 64 * BK4;
   const size = Math.max(QA + BK * CG, 512 + 32 * CG);
-  return { BK, CG, wg, RPT, K4: K / 4, V4: V / 4, BK4, QA, size };
+  return { BK, CG, RG, wg, RPT, K4: K / 4, V4: V / 4, BK4, QA, size };
 }
 
 type OutputGeometry = ReturnType<typeof outputGeometry>;
 
-/** WGSL: the vec4 output passes' bindings, workgroup memory, and thread (rg, cg)'s rows r0 .. and column c4. */
-export const outputPrologue = (GK: number, g: OutputGeometry) => `
+/**
+ * WGSL: the vec4 output passes' bindings, workgroup memory, and thread (rg, cg)'s rows r0 .. and column c4.
+ * `square` (outputPipelined.wgsl.ts lanes 'square'): the 32 threads of a subgroup as 8 column groups x 4 row
+ * groups, `sw` = rg % 4 the XOR key of the thread's rows in the left operand's swizzled layout. `headFirst`: the
+ * grid is [heads, slots, value tiles] (outputPipelinedGrid) instead of [slots, value tiles, heads].
+ * `slotPrologue`: the workgroup's ids and chunk location in place of one chunk slot's (outputPipelined.wgsl.ts,
+ * two chunks a workgroup); `buffers`: copies of the stage layout in workgroup memory.
+ */
+export const outputPrologue = (
+  GK: number,
+  g: OutputGeometry,
+  square = false,
+  headFirst = false,
+  slotPrologue?: string,
+  buffers = 1,
+) => `
 ${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
 ${LOCATE}
-var<workgroup> sv: array<vec4<f32>, ${g.size}>;
+var<workgroup> sv: array<vec4<f32>, ${g.size * buffers}>;
 
 ${computeMain(g.wg)}
-  ${chunkSlotPrologue(['slot', 'vt', 'h'], true)}
-  let cg = lid % ${g.CG}u;
-  let r0 = (lid / ${g.CG}u) * ${g.RPT}u;
+  ${slotPrologue ?? chunkSlotPrologue(headFirst ? ['h', 'slot', 'vt'] : ['slot', 'vt', 'h'], true)}
+  ${
+    square
+      ? `let cg = ((lid / 32u) % ${g.CG / 8}u) * 8u + lid % 8u;
+  let rg = (lid / 32u / ${g.CG / 8}u) * 4u + (lid % 32u) / 8u;
+  let sw = rg % 4u;
+  let r0 = rg * ${g.RPT}u;`
+      : `let cg = lid % ${g.CG}u;
+  let r0 = (lid / ${g.CG}u) * ${g.RPT}u;`
+  }
   let c4 = vt * ${g.CG}u + cg;`;
 
 /** WGSL: gc of row `row`, channels 4 c4 .. as a vec4 (one gate per head: broadcast). */

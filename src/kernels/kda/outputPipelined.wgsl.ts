@@ -10,8 +10,22 @@
  * Needs K a multiple of 32 (or K <= 32, a multiple of 4), V a multiple of BV, BV of 4 (at most 128).
  * H200, H=16, d=128, T=32768 (bench/results/2026-12-01-h200-kfwd-s5-run2.json, same sitting): 1.059 ms with
  * 64 columns, 0.826 with 128 (the default where V is a multiple of 128), output.wgsl.ts 1.299.
+ *
+ * The layout options below (eighth session) all compute the same sums in the same order (o equal to the
+ * default's, 0 on the H200 at T=2048), and all were SLOWER on the H200 (H=16, d=128, T=32768, kda_chunk_output,
+ * median of 3 rounds in one process, bench/results/2026-12-02-h200-kout-sweep{1,2}.json; default 0.826 / 0.828):
+ * square lanes 0.891, 16-channel stages 0.905 (both 0.949), 512 threads 1.132 (square 1.185, and 16-channel
+ * 1.157), head first 0.824 (square 0.888), two chunks a workgroup 0.869, double-buffered 1.078 (two chunks
+ * 1.071, 16-channel 1.252). What that says: the square lanes' fewer workgroup-memory wavefronts did not pay for
+ * their XOR-swizzled addresses (8 more integer instructions a step: the product phase is issue-bound, not
+ * bank-bound), and doubling the workgroup memory (48 KiB) cost far more than the barrier it saves: the pass
+ * needs its workgroups side by side on an SM, which more memory, more registers (two chunks) or more barriers
+ * (16-channel stages) all take away. None is a default; they stay for measurement (bench kda --fwd-output-*).
+ * What did pay (fmaChain, the default on GPUs): fewer arithmetic instructions in the product phase, 0.825 ->
+ * 0.773 ms (sweep3; with two chunks a workgroup 1.073).
  */
 import { outputGc4, outputGeometry, outputPrologue } from './output.wgsl.js';
+import { workgroupIds } from './wgslParts.js';
 
 export interface OutputPipelinedVariant {
   K: number;
@@ -22,28 +36,114 @@ export interface OutputPipelinedVariant {
    * exps loaded and taken once, not once per column tile), 8 rows x 4 columns per thread.
    */
   BV?: number;
+  /**
+   * Channels of Qg S a stage (16 or 32, default 32; at most K): 16 halves the loads held in registers across a
+   * stage's products (q, gc and S: 8 vec4 a thread at 256 threads and BV = 128, against 16) for twice the
+   * stages and barriers. The sums are the same, in the same order.
+   */
+  BK?: 16 | 32;
+  /**
+   * Threads a workgroup (256 or 512, default 256; at most one per row and column group): 512 gives each
+   * thread 4 rows x 4 columns at BV = 128 (half the accumulators and held loads), the same sums in the same
+   * order.
+   */
+  wg?: 256 | 512;
+  /**
+   * How a subgroup's threads cover the tile: 'rows' (default: consecutive threads consecutive column groups of
+   * the same rows; at BV = 128 a subgroup of 32 reads 32 distinct vec4 of S or V' a step, 4 workgroup-memory
+   * wavefronts, and one broadcast vec4 of Qg or A_qk per row) or 'square' (8 column groups x 4 row groups: 8
+   * distinct vec4 of S or V', one wavefront, and 4 of the left operand, which lands in 4 different bank groups
+   * because its vec4 columns are stored XOR-swizzled by the row group: column c of row i at c ^ ((i / RPT) % 4)).
+   * Half the workgroup-memory wavefronts per product step; the same sums in the same order. Needs 8 | BV / 4,
+   * 4 | the row groups and K >= 16.
+   */
+  lanes?: 'rows' | 'square';
+  /**
+   * The grid with the head fastest ([heads, slots, value tiles], outputPipelinedGrid) instead of the chunk slot:
+   * workgroups launched together read the same token rows of q, gc and V' (each head's 512 bytes of a row; a
+   * row's heads are side by side in DRAM) and write o so. The same sums.
+   */
+  headFirst?: boolean;
+  /**
+   * Chunk slots a workgroup computes in sequence (1 or 2, default 1): with 2, the second chunk's first stage is
+   * loaded during the first chunk's last products and its o stored while the second's loads fly, instead of
+   * each workgroup starting with nothing in flight. Grid [ceil(slots / 2), tiles, heads]. The same sums.
+   */
+  chunks?: 1 | 2;
+  /**
+   * The staged operands in two workgroup-memory buffers (stage n in buffer n % 2): stage n + 1 is staged right
+   * after stage n's products into the other buffer, one barrier a stage instead of two (twice the workgroup
+   * memory: 48 KiB at BV = 128). The same sums.
+   */
+  doubleBuffer?: boolean;
+  /**
+   * Each row's update of a product step as one chain of FMAs into the accumulator,
+   *    acc = fma(x.w, s3, fma(x.z, s2, fma(x.y, s1, fma(x.x, s0, acc)))),
+   * instead of acc += x.x s0 + x.y s1 + x.z s2 + x.w s3, which the driver may contract to one multiply, three
+   * FMAs and an add per component (5 instructions for 4 products, the sum's order kept): 4 instructions. The
+   * product phase's arithmetic instructions drop by a fifth; the sums round differently (not bit-equal to the
+   * sums as before: within f32 rounding of them, 5.2e-7 of max |o| on the H200 at T=2048). The default on GPUs
+   * (chunk.ts outputFmaChainByDefault): H200 (d = 128, T = 32768) 0.825 -> 0.773 ms.
+   */
+  fmaChain?: boolean;
 }
 
 /** Value columns per workgroup. */
 export const outputPipelinedBV = (V: number, BV?: number) => Math.min(V, BV ?? 64);
 
 export const outputPipelinedKey = (v: OutputPipelinedVariant) =>
-  `kda_chunk_output_pipe_k${v.K}_v${v.V}_gk${v.GK}_bv${outputPipelinedBV(v.V, v.BV)}`;
+  `kda_chunk_output_pipe_k${v.K}_v${v.V}_gk${v.GK}_bv${outputPipelinedBV(v.V, v.BV)}${v.BK === 16 ? '_bk16' : ''}${
+    v.wg === 512 ? '_wg512' : ''
+  }${v.lanes === 'square' ? '_sq' : ''}${v.headFirst ? '_hf' : ''}${(v.chunks ?? 1) > 1 ? `_c${v.chunks}` : ''}${
+    v.doubleBuffer ? '_db' : ''
+  }${v.fmaChain ? '_fma' : ''}`;
+
+/** The grid over NS chunk slots, `tiles` value tiles and HB heads (the head first with headFirst). */
+export const outputPipelinedGrid = (
+  v: OutputPipelinedVariant,
+  NS: number,
+  tiles: number,
+  HB: number,
+): [number, number, number] => {
+  const pairs = Math.ceil(NS / (v.chunks ?? 1));
+  return v.headFirst ? [HB, pairs, tiles] : [pairs, tiles, HB];
+};
+
+/** Workgroup memory in bytes (twice the stage layout with doubleBuffer). */
+export const outputPipelinedSharedBytes = (v: OutputPipelinedVariant): number =>
+  outputPipelinedGeometry(v).size * 16 * (v.doubleBuffer ? 2 : 1);
+
+/** The variant's tiles (output.wgsl.ts outputGeometry with its stage depth and threads). */
+export const outputPipelinedGeometry = (v: OutputPipelinedVariant) =>
+  outputGeometry(v.K, v.V, outputPipelinedBV(v.V, v.BV), v.BK ?? 32, v.wg ?? 256);
 
 export function outputPipelinedFits(v: OutputPipelinedVariant): boolean {
-  const BK = Math.min(v.K, 32);
   const BV = outputPipelinedBV(v.V, v.BV);
-  return v.K % 4 === 0 && v.K % BK === 0 && v.V % 4 === 0 && BV % 4 === 0 && v.V % BV === 0 && BV <= 128;
+  if (!(v.K % 4 === 0 && v.V % 4 === 0 && BV % 4 === 0 && v.V % BV === 0 && BV <= 128)) return false;
+  if (![undefined, 16, 32].includes(v.BK) || ![undefined, 256, 512].includes(v.wg)) return false;
+  if (![undefined, 1, 2].includes(v.chunks)) return false;
+  const g = outputPipelinedGeometry(v);
+  return (
+    v.K % g.BK === 0 &&
+    Number.isInteger(g.RPT) &&
+    (v.lanes !== 'square' || (g.CG % 8 === 0 && g.RG % 4 === 0 && g.BK4 >= 4))
+  );
 }
 
 export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   const { K, V, GK } = v;
   if (!outputPipelinedFits(v)) throw new Error(`kda output (pipelined): K=${K}, V=${V} do not tile`);
-  const BV = outputPipelinedBV(V, v.BV);
   // Tiles, threads and stage layout of output.wgsl.ts. K stage: Qg tile [64][BK4] at 0, S tile [BK][CG] at QA.
   // Causal stage jh (rows j in jh * 32 .. + 31): A_qk [64][8] at 0, V' [32][CG] at 512.
-  const g = outputGeometry(K, V, BV);
+  const g = outputPipelinedGeometry(v);
   const { BK, CG, wg, RPT, K4, V4, BK4, QA } = g;
+  const square = v.lanes === 'square';
+  // Where element e of a left-operand tile of `w` vec4 a row (Qg: BK4, A_qk: 8) goes in workgroup memory, and
+  // where thread row r0 + a reads column `col`: row-major, with 'square' lanes the column XOR the row group % 4.
+  const leftAt = (e: string, w: number) =>
+    square ? `((${e}) / ${w}u) * ${w}u + (((${e}) % ${w}u) ^ (((${e}) / ${w * RPT}u) % 4u))` : e;
+  const leftRead = (a: number, w: number, col: string) =>
+    square ? `(r0 + ${a}u) * ${w}u + ((${col}) ^ sw)` : `(r0 + ${a}u) * ${w}u + ${col}`;
   const NKT = K / BK;
   // Per-thread element counts of each staged operand (each a whole number: wg divides them).
   const NQ = Math.ceil((64 * BK4) / wg);
@@ -57,93 +157,161 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
     Array.from({ length: n }, (_, i) => f(i)).join(sep);
   // Guard of element e of a staged operand of `count` elements: none where the threads cover it exactly.
   const inside = (e: string, count: number) => (count % wg === 0 ? 'true' : `${e} < ${count}u`);
-  // Loads of K stage kt into the registers la (q), lg (gc), lr (S); elements past a count load nothing.
-  const loadK = (kt: number) => `${rep(
-    NQ,
-    (m) => `{
+  // A workgroup-memory offset as a WGSL term (none for 0: the one-buffer kernel's text as before).
+  const at = (off: number) => (off ? `${off}u + ` : '');
+  // Chunk c's variables (C = 1: t0, L, hbase, abase; C = 2: t0_0, L_0, ... for the two chunks of the pair).
+  const C = v.chunks ?? 1;
+  const sfx = (c: number) => (C === 1 ? '' : `_${c}`);
+  // Loads of K stage kt of chunk c into the registers la (q), lg (gc), lr (S); elements past a count load nothing.
+  const loadK = (kt: number, c: number) => {
+    const [t0, L] = [`t0${sfx(c)}`, `L${sfx(c)}`];
+    return `${rep(
+      NQ,
+      (m) => `{
       let e = lid + ${m * wg}u;
       let i = e / ${BK4}u;
       let k4 = ${kt * BK4}u + e % ${BK4}u;
-      let row = (t0 + min(i, L - 1u)) * H + h;
+      let row = (${t0} + min(i, ${L} - 1u)) * H + h;
       if (${inside('e', 64 * BK4)}) {
-        la${m} = select(vec4<f32>(0.0), q[row * ${K4}u + k4], i < L);
+        la${m} = select(vec4<f32>(0.0), q[row * ${K4}u + k4], i < ${L});
         lg${m} = ${gc4('row', 'k4')};
       }
     }`,
-  )}
+    )}
     ${rep(
       NS,
       (m) => `{
       let e = lid + ${m * wg}u;
-      if (${inside('e', BK * CG)}) { lr${m} = hB[hbase + (${kt * BK}u + e / ${CG}u) * ${V4}u + vt * ${CG}u + e % ${CG}u]; }
+      if (${inside('e', BK * CG)}) { lr${m} = hB[hbase${sfx(c)} + (${kt * BK}u + e / ${CG}u) * ${V4}u + vt * ${CG}u + e % ${CG}u]; }
     }`,
     )}`;
-  const storeK = `${rep(
+  };
+  // Stores of a staged K stage into workgroup memory at vec4 offset `off` (0, or a second buffer with
+  // doubleBuffer).
+  const storeK = (off: number) => `${rep(
     NQ,
-    (m) => `if (${inside(`lid + ${m * wg}u`, 64 * BK4)}) { sv[lid + ${m * wg}u] = la${m} * exp(lg${m}) * p.scale; }`,
+    (m) =>
+      `if (${inside(`lid + ${m * wg}u`, 64 * BK4)}) { sv[${at(off)}${leftAt(`lid + ${m * wg}u`, BK4)}] = la${m} * exp(lg${m}) * p.scale; }`,
   )}
-    ${rep(NS, (m) => `if (${inside(`lid + ${m * wg}u`, BK * CG)}) { sv[${QA}u + lid + ${m * wg}u] = lr${m}; }`)}`;
-  // Loads of causal stage jh into la (A_qk), lr (V').
-  const loadJ = (jh: number) => `${rep(
-    NA,
-    (m) => `{
+    ${rep(NS, (m) => `if (${inside(`lid + ${m * wg}u`, BK * CG)}) { sv[${off + QA}u + lid + ${m * wg}u] = lr${m}; }`)}`;
+  // Loads of causal stage jh of chunk c into la (A_qk), lr (V').
+  const loadJ = (jh: number, c: number) => {
+    const [t0, L] = [`t0${sfx(c)}`, `L${sfx(c)}`];
+    return `${rep(
+      NA,
+      (m) => `{
       let e = lid + ${m * wg}u;
-      if (${inside('e', 512)}) { la${m} = Aqk[abase + (e / 8u) * 16u + ${jh * 8}u + e % 8u]; }
+      if (${inside('e', 512)}) { la${m} = Aqk[abase${sfx(c)} + (e / 8u) * 16u + ${jh * 8}u + e % 8u]; }
     }`,
-  )}
+    )}
     ${rep(
       NV,
       (m) => `{
       let e = lid + ${m * wg}u;
       let j = ${jh * 32}u + e / ${CG}u;
       if (${inside('e', 32 * CG)}) {
-        lr${m} = select(vec4<f32>(0.0), Vp[((t0 + min(j, L - 1u)) * H + h) * ${V4}u + vt * ${CG}u + e % ${CG}u], j < L);
+        lr${m} = select(vec4<f32>(0.0), Vp[((${t0} + min(j, ${L} - 1u)) * H + h) * ${V4}u + vt * ${CG}u + e % ${CG}u], j < ${L});
       }
     }`,
     )}`;
-  const storeJ = `${rep(NA, (m) => `if (${inside(`lid + ${m * wg}u`, 512)}) { sv[lid + ${m * wg}u] = la${m}; }`)}
-    ${rep(NV, (m) => `if (${inside(`lid + ${m * wg}u`, 32 * CG)}) { sv[512u + lid + ${m * wg}u] = lr${m}; }`)}`;
+  };
+  const storeJ = (
+    off: number,
+  ) => `${rep(NA, (m) => `if (${inside(`lid + ${m * wg}u`, 512)}) { sv[${at(off)}${leftAt(`lid + ${m * wg}u`, 8)}] = la${m}; }`)}
+    ${rep(NV, (m) => `if (${inside(`lid + ${m * wg}u`, 32 * CG)}) { sv[${off + 512}u + lid + ${m * wg}u] = lr${m}; }`)}`;
   const rows = (f: (a: number) => string) => rep(RPT, f, '\n        ');
-  const productK = `for (var k4 = 0u; k4 < ${BK4}u; k4++) {
-        let s0 = sv[${QA}u + (k4 * 4u) * ${CG}u + cg];
-        let s1 = sv[${QA}u + (k4 * 4u + 1u) * ${CG}u + cg];
-        let s2 = sv[${QA}u + (k4 * 4u + 2u) * ${CG}u + cg];
-        let s3 = sv[${QA}u + (k4 * 4u + 3u) * ${CG}u + cg];
-        ${rows((a) => `{ let x = sv[(r0 + ${a}u) * ${BK4}u + k4]; acc${a} += x.x * s0 + x.y * s1 + x.z * s2 + x.w * s3; }`)}
+  // One row's update from its left-operand vec4 x and the right operand's rows r0 .. r3 (fmaChain: one FMA chain).
+  const update = (acc: string, r: string) =>
+    v.fmaChain
+      ? `${acc} = fma(vec4<f32>(x.w), ${r}3, fma(vec4<f32>(x.z), ${r}2, fma(vec4<f32>(x.y), ${r}1, fma(vec4<f32>(x.x), ${r}0, ${acc}))));`
+      : `${acc} += x.x * ${r}0 + x.y * ${r}1 + x.z * ${r}2 + x.w * ${r}3;`;
+  const productK = (off: number) => `for (var k4 = 0u; k4 < ${BK4}u; k4++) {
+        let s0 = sv[${off + QA}u + (k4 * 4u) * ${CG}u + cg];
+        let s1 = sv[${off + QA}u + (k4 * 4u + 1u) * ${CG}u + cg];
+        let s2 = sv[${off + QA}u + (k4 * 4u + 2u) * ${CG}u + cg];
+        let s3 = sv[${off + QA}u + (k4 * 4u + 3u) * ${CG}u + cg];
+        ${rows((a) => `{ let x = sv[${at(off)}${leftRead(a, BK4, 'k4')}]; ${update(`acc${a}`, 's')} }`)}
       }`;
-  const productJ = (jh: number) => `{
+  const productJ = (jh: number, off: number) => `{
       let jend = min(${jh * 32 + 32}u, r0 + ${RPT}u);
       for (var j4 = ${jh * 8}u; j4 * 4u < jend; j4++) {
         let jl = j4 * 4u - ${jh * 32}u;
-        let v0 = sv[512u + jl * ${CG}u + cg];
-        let v1 = sv[512u + (jl + 1u) * ${CG}u + cg];
-        let v2 = sv[512u + (jl + 2u) * ${CG}u + cg];
-        let v3 = sv[512u + (jl + 3u) * ${CG}u + cg];
-        ${rows((a) => `{ let x = sv[(r0 + ${a}u) * 8u + jl / 4u]; acc${a} += x.x * v0 + x.y * v1 + x.z * v2 + x.w * v3; }`)}
+        let v0 = sv[${off + 512}u + jl * ${CG}u + cg];
+        let v1 = sv[${off + 512}u + (jl + 1u) * ${CG}u + cg];
+        let v2 = sv[${off + 512}u + (jl + 2u) * ${CG}u + cg];
+        let v3 = sv[${off + 512}u + (jl + 3u) * ${CG}u + cg];
+        ${rows((a) => `{ let x = sv[${at(off)}${leftRead(a, 8, 'jl / 4u')}]; ${update(`acc${a}`, 'v')} }`)}
       }
     }`;
-  // Stages 0 .. NKT - 1 (K), NKT and NKT + 1 (causal halves): store stage s, barrier, load stage s + 1,
-  // products of stage s, barrier.
+  // The stages in order: for each chunk c, K stages 0 .. NKT - 1 then the causal halves NKT, NKT + 1.
+  const NST = NKT + 2;
+  const stageList = Array.from({ length: C * NST }, (_, n) => ({ c: Math.floor(n / NST), s: n % NST }));
+  const load = (n: number) => {
+    if (n >= stageList.length) return '';
+    const { c, s } = stageList[n];
+    return s < NKT ? loadK(s, c) : loadJ(s - NKT, c);
+  };
+  // With doubleBuffer stage n is staged in buffer n % 2.
+  const offOf = (n: number) => (v.doubleBuffer ? (n % 2) * g.size : 0);
+  const store = (n: number) => (stageList[n].s < NKT ? storeK(offOf(n)) : storeJ(offOf(n)));
+  const product = (n: number) => {
+    const { s } = stageList[n];
+    return s < NKT ? productK(offOf(n)) : productJ(s - NKT, offOf(n));
+  };
+  // After chunk c's last stage: its o rows (those of a used slot, within the chunk), the accumulators cleared
+  // for the next chunk.
+  const storeO = (c: number) =>
+    `${rep(RPT, (a) => `if (${C > 1 ? `ok${sfx(c)} && ` : ''}r0 + ${a}u < L${sfx(c)}) { o[((t0${sfx(c)} + r0 + ${a}u) * H + h) * ${V4}u + c4] = acc${a}; }`, '\n    ')}${
+      c + 1 < C ? `\n    ${rep(RPT, (a) => `acc${a} = vec4<f32>(0.0);`, '\n    ')}` : ''
+    }`;
   const stages: string[] = [];
-  for (let s = 0; s < NKT + 2; s++) {
-    const next = s + 1 < NKT ? loadK(s + 1) : s + 1 < NKT + 2 ? loadJ(s + 1 - NKT) : '';
-    stages.push(`// stage ${s}
-    ${s < NKT ? storeK : storeJ}
+  for (let n = 0; n < stageList.length; n++) {
+    const { c, s } = stageList[n];
+    const tail = s === NST - 1 ? storeO(c) : '';
+    if (v.doubleBuffer) {
+      // Stage n + 1's loads, stage n's products, then stage n + 1 staged into the other buffer (last read by stage
+      // n - 1's products, which every thread finished before the last barrier) and one barrier.
+      stages.push(`// stage ${n}${C > 1 ? ` (chunk ${c}, ${s})` : ''}
+    ${load(n + 1)}
+    ${product(n)}
+    ${tail}
+    ${n + 1 < stageList.length ? `${store(n + 1)}\n    workgroupBarrier();` : ''}`);
+    } else {
+      // Stage n staged, a barrier, stage n + 1's loads, stage n's products, a barrier.
+      stages.push(`// stage ${n}${C > 1 ? ` (chunk ${c}, ${s})` : ''}
+    ${store(n)}
     workgroupBarrier();
-    ${next}
-    ${s < NKT ? productK : productJ(s - NKT)}
-    workgroupBarrier();`);
+    ${load(n + 1)}
+    ${product(n)}
+    workgroupBarrier();
+    ${tail}`);
+    }
   }
-  return /* wgsl */ `${outputPrologue(GK, g)}
-  let hbase = (slot * p.HB + hb) * ${K * V4}u;
-  let abase = (slot * H + h) * 1024u;
+  const ids = v.headFirst ? ['h', 'pair', 'vt'] : ['pair', 'vt', 'h'];
+  // Two chunk slots a workgroup: slots 2 pair and 2 pair + 1; an unused one (or one past the last) loads at the
+  // used one's addresses, so that every load stays unconditional, and stores nothing.
+  const pairPrologue = `${workgroupIds(ids, true)}
+  ${[0, 1].map((c) => `let slot_${c} = pair * 2u + ${c}u;\n  let loc_${c} = locate(slot_${c}, p.N);\n  let ok_${c} = loc_${c}.x != 0u;`).join('\n  ')}
+  if (!ok_0 && !ok_1) { return; }
+  let fb = select(loc_1, loc_0, ok_0);
+  let fslot = select(slot_1, slot_0, ok_0);
+  ${[0, 1]
+    .map(
+      (c) => `let t0_${c} = select(fb.y, loc_${c}.y, ok_${c});
+  let L_${c} = select(fb.z, loc_${c}.z, ok_${c});
+  let hbase_${c} = (select(fslot, slot_${c}, ok_${c}) * p.HB + hb) * ${K * V4}u;
+  let abase_${c} = (select(fslot, slot_${c}, ok_${c}) * H + h) * 1024u;`,
+    )
+    .join('\n  ')}`;
+  return /* wgsl */ `${outputPrologue(GK, g, square, v.headFirst === true, C === 1 ? undefined : pairPrologue, v.doubleBuffer ? 2 : 1)}
+  ${C === 1 ? `let hbase = (slot * p.HB + hb) * ${K * V4}u;\n  let abase = (slot * H + h) * 1024u;` : ''}
   ${rep(RPT, (a) => `var acc${a} = vec4<f32>(0.0);`, '\n  ')}
   ${rep(NL, (m) => `var la${m} = vec4<f32>(0.0);\n  var lg${m} = vec4<f32>(0.0);`, '\n  ')}
   ${rep(NR, (m) => `var lr${m} = vec4<f32>(0.0);`, '\n  ')}
   {
-    ${loadK(0)}
+    ${loadK(0, 0)}
   }
+  ${v.doubleBuffer ? `${store(0)}\n  workgroupBarrier();` : ''}
   ${stages.join('\n  ')}
-  ${rep(RPT, (a) => `if (r0 + ${a}u < L) { o[((t0 + r0 + ${a}u) * H + h) * ${V4}u + c4] = acc${a}; }`, '\n  ')}
 }`;
 }

@@ -1,0 +1,141 @@
+/**
+ * `bench kda --fwd-sweep <names>`: the chunked forward under several named kernel choices (kdaForwardTuning) in
+ * ONE process, so that a device sitting pays the process start, the inputs and the shared kernels' compilation
+ * once. Each name is timed (GPU timestamps, as the forward row) and profiled per kernel, in rounds (every name
+ * once a round, the default first), so that a slow burst of the machine shows as one round out of line rather
+ * than as one variant's number. At T <= 8192 each variant's o and final state are also compared with the
+ * default's (max |difference| / max |default|; 0 where the variant computes the same sums in the same order).
+ */
+import type { GpuContext } from '../gpu/context.js';
+import { kdaForwardTuning } from '../kernels/kda/chunk.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { maxRelDiff } from '../util/relDiff.js';
+import { profileKernels, timeGpu } from './harness.js';
+
+type Tuning = Partial<typeof kdaForwardTuning>;
+
+/** The named forward choices --fwd-sweep takes ('default': every choice unset). */
+export const FWD_SWEEP: Record<string, Tuning> = {
+  default: {},
+  // The pipelined output pass (outputPipelined.wgsl.ts): subgroup layout, stage depth, threads, ... (each relative
+  // to the default, which has FMA chains on GPUs since the eighth session; 'out-sums' the sums as before).
+  'out-sums': { outputFmaChain: false },
+  'out-square': { outputLanes: 'square' },
+  'out-bk16': { outputBK: 16 },
+  'out-square-bk16': { outputLanes: 'square', outputBK: 16 },
+  'out-wg512': { outputWg: 512 },
+  'out-square-wg512': { outputLanes: 'square', outputWg: 512 },
+  'out-square-wg512-bk16': { outputLanes: 'square', outputWg: 512, outputBK: 16 },
+  'out-head-first': { outputHeadFirst: true },
+  'out-square-head-first': { outputLanes: 'square', outputHeadFirst: true },
+  'out-fma': { outputFmaChain: true },
+  'out-fma-head-first': { outputFmaChain: true, outputHeadFirst: true },
+  'out-fma-chunks2': { outputFmaChain: true, outputChunks: 2 },
+  'out-chunks2': { outputChunks: 2 },
+  'out-db': { outputDoubleBuffer: true },
+  'out-chunks2-db': { outputChunks: 2, outputDoubleBuffer: true },
+  'out-bk16-db': { outputBK: 16, outputDoubleBuffer: true },
+  'out-chunks2-db-head-first': { outputChunks: 2, outputDoubleBuffer: true, outputHeadFirst: true },
+  // The two-pass intra's W | U kernel (intraWUWalk.wgsl.ts): static tile kinds, loads one, two or three tiles
+  // ahead, the operand double-buffered, the head-first grid (each choice explicit: the default is static, 2 ahead,
+  // double-buffered since the eighth session; 'wu-seventh' the walk before it).
+  'wu-seventh': { intraWUStatic: false },
+  'wu-static': { intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },
+  'wu-static-ahead2': { intraWUStatic: true, intraWUAhead: 2, intraWUDoubleB: false },
+  'wu-static-db': { intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: true },
+  'wu-static-ahead2-db': { intraWUStatic: true, intraWUAhead: 2, intraWUDoubleB: true },
+  'wu-static-ahead3': { intraWUStatic: true, intraWUAhead: 3, intraWUDoubleB: false },
+  'wu-static-ahead3-db': { intraWUStatic: true, intraWUAhead: 3, intraWUDoubleB: true },
+  'wu-head-first': { intraWUStatic: false, intraWUHeadFirst: true },
+  'wu-static-head-first': { intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false, intraWUHeadFirst: true },
+  'wu-static-ahead2-head-first': {
+    intraWUStatic: true,
+    intraWUAhead: 2,
+    intraWUDoubleB: false,
+    intraWUHeadFirst: true,
+  },
+  // Both passes' variants together.
+  'both-fma-seventh': { outputFmaChain: true, intraWUStatic: false },
+  'both-square-static': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },
+  'both-square-static-ahead2': {
+    outputLanes: 'square',
+    intraWUStatic: true,
+    intraWUAhead: 2,
+    intraWUDoubleB: false,
+  },
+  'both-db-static-ahead2-db': {
+    outputDoubleBuffer: true,
+    intraWUStatic: true,
+    intraWUAhead: 2,
+    intraWUDoubleB: true,
+  },
+  'both-chunks2-db-static-ahead2-db': {
+    outputChunks: 2,
+    outputDoubleBuffer: true,
+    intraWUStatic: true,
+    intraWUAhead: 2,
+    intraWUDoubleB: true,
+  },
+};
+
+export function parseFwdSweep(s: string | undefined): string[] | undefined {
+  if (s === undefined) return undefined;
+  const names = s.split(',').filter(Boolean);
+  for (const n of names) {
+    if (!(n in FWD_SWEEP)) throw new Error(`--fwd-sweep: '${n}' is not one of ${Object.keys(FWD_SWEEP).join(', ')}`);
+  }
+  return names.includes('default') ? names : ['default', ...names];
+}
+
+async function withTuningAsync<T>(tuning: Tuning, body: () => Promise<T>): Promise<T> {
+  const saved: Record<string, unknown> = { ...kdaForwardTuning };
+  Object.assign(kdaForwardTuning, tuning);
+  try {
+    return await body();
+  } finally {
+    for (const key of Object.keys(tuning)) (kdaForwardTuning as Record<string, unknown>)[key] = saved[key];
+  }
+}
+
+/**
+ * Sweeps `names` over `rounds` rounds: per name and round the forward's ms (median of `trials`) and its per-kernel
+ * profile; with `check`, per name o and the final state against the default's. `fwd` records one forward;
+ * `result` runs one and returns o and the final state (read back and disposed by the sweep).
+ */
+export async function sweepForward(
+  gpu: GpuContext,
+  names: string[],
+  fwd: () => void,
+  result: () => { o: Tensor; S: Tensor },
+  o: { reps: number; trials: number; rounds: number; check: boolean },
+) {
+  const rows: Record<string, { ms: number[]; kernelsMs: Record<string, number>[]; check?: Record<string, number> }> =
+    {};
+  const read = async () => {
+    const r = result();
+    const out = { o: await r.o.toFloat32(), S: await r.S.toFloat32() };
+    r.o.dispose();
+    r.S.dispose();
+    return out;
+  };
+  const base = o.check ? await read() : undefined;
+  for (let round = 0; round < o.rounds; round++) {
+    for (const name of names) {
+      const tuning = FWD_SWEEP[name];
+      const row = rows[name] ?? { ms: [], kernelsMs: [] };
+      rows[name] = row;
+      try {
+        const t = await withTuningAsync(tuning, () => timeGpu(gpu, fwd, o.reps, o.trials));
+        row.ms.push(Number(t.ms.toFixed(4)));
+        row.kernelsMs.push(await withTuningAsync(tuning, () => profileKernels(gpu, fwd, o.trials, { warmUp: false })));
+        if (base && round === 0) {
+          const got = await withTuningAsync(tuning, read);
+          row.check = { oRelDiff: maxRelDiff(got.o, base.o), stateRelDiff: maxRelDiff(got.S, base.S) };
+        }
+      } catch (e) {
+        Object.assign(row, { error: String(e) });
+      }
+    }
+  }
+  return rows;
+}

@@ -462,7 +462,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--moe-lanes <gateUp,down>',
-      'lanes sweeping one weight row in the MoE decode kernels (power of two 16..256; default moeDecodeTuning: 32,128)',
+      'lanes sweeping one weight row in the MoE decode kernels (power of two 16..256; default moeDecodeTuning: 32,64)',
     )
     .option(
       '--moe-rows <gateUp,down>',

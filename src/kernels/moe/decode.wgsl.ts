@@ -42,8 +42,14 @@ export const moeDecodeTuning: {
    * bytes, one load round a lane at 128 lanes against 4 at 32. H200, 48B preset, batch 1, 4K, one process over
    * the same weights (bench decode --sweep, bench/results/2026-12-01-h200-s7-lead1-*): moe_decode_down_shared
    * 0.751 ms a step (26 dispatches) against 0.865-0.868 at 32 lanes; gate_up stays at 32 lanes.
+   * lanesDown 64 since the eighth session: two load rounds a lane, 4 rows and 576 workgroups instead of 1,152
+   * (each of which reads all k hidden rows, 32 KiB). Same sittings' sweeps at 4K, profiled (bench/results/
+   * 2026-12-02-h200-kmoe-s{1,2}-sweep.json): moe_decode_down_shared 0.666-0.675 ms a step at 64 lanes against
+   * 0.745-0.765 at 128 (sitting 2, four rows each), 0.723 against 0.753-0.784 (sitting 1); 512-invocation
+   * workgroups (8 rows at 64 lanes, 4 at 128) no better. gate_up at 64 / 128 / 256 lanes was slower (1.31 / 1.47-1.60
+   * / 1.99 ms against 1.25: more workgroups or fewer resident, each running the folded router first).
    */
-} = { maxTokens: 8, lanesDown: 128 };
+} = { maxTokens: 8, lanesDown: 64 };
 
 export interface MoeDecodeVariant {
   mode: 'gateUp' | 'down';

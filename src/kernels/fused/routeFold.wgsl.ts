@@ -50,7 +50,13 @@ export interface RouteFoldVariant {
 
 export type RouteSelect = 'sort' | 'merge';
 
-/** The selection a variant's kernel uses (bench decode --moe-route-select). */
+/**
+ * The selection a variant's kernel uses (bench decode --moe-route-select). 'sort' by default: on the H200 (48B
+ * preset, 4K, bench decode --sweep, profiled moe_decode_gate_up_route ms a step over 26 layers; bench/results/
+ * 2026-12-02-h200-kmoe-s{1,2}-sweep.json) the merge gave 1.197 against 1.278-1.279 in one process and 1.254-1.258
+ * against 1.048-1.058 in the next: the sort's own time moved by 0.2 ms between processes, the merge's less, and
+ * neither is faster in both.
+ */
 export const routeFoldTuning: { select: RouteSelect } = { select: 'sort' };
 
 /** The selection the variant's WGSL runs in a workgroup of WG invocations (see RouteFoldVariant.select). */

@@ -33,9 +33,16 @@ export const moeDecodeTuning: {
   rowsDown?: number;
   /** gateUp's unroll default (1, see unrollOf; bench decode --moe-unroll-gate-up). */
   unrollGateUp?: number;
-  /** MoeDecodeVariant.pair default (bench decode --moe-pair-gate-up). */
+  /**
+   * MoeDecodeVariant.pair default (bench decode --moe-pair-gate-up). Off: no faster on the H200 (4K sweep,
+   * profiled gate_up 1.274 against 1.279 ms a step; with 3 rounds of 6 loads 1.208 against 1.211 paired alone;
+   * bench/results/2026-12-02-h200-kmoe-s1-sweep.json): gate_up is not bound by the loads a lane has in flight.
+   */
   pairGateUp?: boolean;
-  /** MoeDecodeVariant.prefetch default for down with the shared expert (bench decode --moe-prefetch-down). */
+  /**
+   * MoeDecodeVariant.prefetch default for down with the shared expert (bench decode --moe-prefetch-down); unset:
+   * decodeTuning.prefetch (off). On it measured 0.761 against 0.762 ms a step (same sweep): no gain.
+   */
   prefetchDown?: boolean;
   /*
    * lanesDown 128 since the seventh session: the down projection's rows at the 48B shapes are 128 chunks of 16

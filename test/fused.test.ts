@@ -22,6 +22,7 @@ import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference, route } from '../src/kernels/moe/index.js';
 import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
+import { type RouteSelect, routeFoldTuning } from '../src/kernels/fused/routeFold.wgsl.js';
 import { normGemvTuning } from '../src/kernels/fused/normGemv.wgsl.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
 import {
@@ -560,18 +561,20 @@ describe.skipIf(!hasGpu)('moeSharedDecode (shared expert folded into the MoE dow
   });
 });
 
-describe.skipIf(!hasGpu)('moeRoutedDecode (router inside the MoE gate_up dispatch)', () => {
-  it('equals routeRanked + moeSharedDecode exactly (picks, weights, output), ties and padding, one and two rows', async () => {
-    const gpu = (await gpuContext())!;
-    // [rows, E, k, bias, col, groups]: the 48B's E and k, an E that is no power of two nor a multiple of the
-    // workgroup (padded sort, two experts per thread) without bias, and two rows (decode down kernel, shared
-    // expert apart).
-    for (const [rows, E, k, withBias, col, groups] of [
-      [1, 256, 8, true, 0, 1],
-      [1, 257, 3, false, 4, 1],
-      [2, 64, 4, true, 0, 1],
-    ] as const) {
-      const [D, I, Is] = [72, 40, 24];
+/**
+ * moeRoutedDecode, with the router's selection and gate_up's loops as `tuning` sets them, against routeRanked +
+ * moeSharedDecode with gate_up's two loops (pairGateUp false): the same picks, weights and sums, bit-equal.
+ */
+async function routedDecodeCase(
+  gpu: GpuContext,
+  [rows, E, k, withBias, col, groups]: readonly [number, number, number, boolean, number, number],
+  tuning: { select: RouteSelect; pair: boolean },
+) {
+  const saved = { select: routeFoldTuning.select, pair: moeDecodeTuning.pairGateUp };
+  try {
+    {
+      // D: 41 chunks of 8 (lanes with one and with two chunks in gate_up's sweeps).
+      const [D, I, Is] = [328, 40, 24];
       const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
       const h = gpu.fromHost(rand(rows * D, D + E), [rows, D]);
       const w = {
@@ -605,12 +608,15 @@ describe.skipIf(!hasGpu)('moeRoutedDecode (router inside the MoE gate_up dispatc
       };
       const shared = { x, gate, up: gate + Is, down };
       const before = gpu.dispatchCount;
+      routeFoldTuning.select = tuning.select;
+      moeDecodeTuning.pairGateUp = tuning.pair;
       const got = moeRoutedDecode(h, { x, col, bias, cfg }, w, shared);
       const dispatches = gpu.dispatchCount - before;
+      moeDecodeTuning.pairGateUp = false;
       const logits = x.narrow(1, col, E);
       const routes = routeRanked(logits, bias, cfg);
       const want = moeSharedDecode(h, routes, w, shared);
-      const what = `rows ${rows} E ${E} k ${k}${withBias ? ' bias' : ''} col ${col} groups ${groups}`;
+      const what = `rows ${rows} E ${E} k ${k}${withBias ? ' bias' : ''} col ${col} groups ${groups} ${JSON.stringify(tuning)}`;
       // gate_up with the router, then down (with the shared expert at one row; else the shared GEMV after it).
       expect(dispatches, what).toBe(rows === 1 ? 2 : 3);
       expect(Array.from((await got.routes.idx.read()) as Int32Array), what).toEqual(
@@ -623,15 +629,42 @@ describe.skipIf(!hasGpu)('moeRoutedDecode (router inside the MoE gate_up dispatc
       for (let t = 0; t < want.length; t++)
         expectClose(await got.terms[t].toFloat32(), await want[t].toFloat32(), 0, what);
     }
+  } finally {
+    routeFoldTuning.select = saved.select;
+    moeDecodeTuning.pairGateUp = saved.pair;
+  }
+}
+
+describe.skipIf(!hasGpu)('moeRoutedDecode (router inside the MoE gate_up dispatch)', () => {
+  // [rows, E, k, bias, col, groups]: the 48B's E and k, an E that is no power of two nor a multiple of the
+  // workgroup (padded sort, two experts per thread; merge: lists of 4 for k = 3, 128 of them) without bias,
+  // and two rows (decode down kernel, shared expert apart).
+  const cases = [
+    [1, 256, 8, true, 0, 1],
+    [1, 257, 3, false, 4, 1],
+    [2, 64, 4, true, 0, 1],
+  ] as const;
+  it('equals routeRanked + moeSharedDecode exactly (picks, weights, output), ties and padding, one and two rows; merged lists and gate_up paired at the 48B E and k', async () => {
+    const gpu = (await gpuContext())!;
+    // The defaults (bitonic sort, two gate_up loops), then the opt-in selection and loop on the first case.
+    for (const c of cases) await routedDecodeCase(gpu, c, { select: 'sort', pair: false });
+    await routedDecodeCase(gpu, cases[0], { select: 'merge', pair: true });
   });
+  it.skipIf(slowVariants)(
+    'merged lists and gate_up paired: the other cases (k = 3: lists of 4, 128 of them)',
+    async () => {
+      const gpu = (await gpuContext())!;
+      for (const c of cases.slice(1)) await routedDecodeCase(gpu, c, { select: 'merge', pair: true });
+    },
+  );
 });
 
-// Other lane counts than the defaults (gate_up 32, down 128, which every default MoE decode test runs): with
+// Other lane counts than the defaults (gate_up 32, down 64, which every default MoE decode test runs): with
 // KIMI_SLOW_TESTS=1 only.
 describe.skipIf(slowVariants)(
   'MoE decode kernels at other lane counts a row (moeDecodeTuning.lanesGateUp / lanesDown)',
   () => {
-    it('16, 64, 128 and 256 lanes (gate_up also unrolled by 2) = the cpu ops: routed + shared at one row, routed at two', async () => {
+    it('16, 64, 128 and 256 lanes (gate_up also in one loop unrolled by 3) = the cpu ops: routed + shared at one row, routed at two', async () => {
       const gpu = (await gpuContext())!;
       const [E, k, D, I, Is] = [64, 4, 72, 40, 24];
       const cfg = {
@@ -667,19 +700,28 @@ describe.skipIf(slowVariants)(
         const want = await f32(inputs(cpu, rows));
         // One variant per row count: 64 / 128 lanes with gate_up unrolled, 512-invocation workgroups (8 and 4
         // rows) at one row; 16 / 256 lanes at two (16 rows and 1 row: 256 invocations).
-        const [gu, dn, ug, rg, rd] = rows === 1 ? [64, 128, 2, 8, 4] : [16, 256, undefined, undefined, undefined];
+        // At one row also gate_up's W1 and W3 in one loop (pairGateUp) unrolled by 3 (a round of 6 loads, a tail).
+        const [gu, dn, ug, rg, rd] = rows === 1 ? [64, 128, 3, 8, 4] : [16, 256, undefined, undefined, undefined];
         Object.assign(moeDecodeTuning, {
           lanesGateUp: gu,
           lanesDown: dn,
           unrollGateUp: ug,
           rowsGateUp: rg,
           rowsDown: rd,
+          pairGateUp: rows === 1 ? true : undefined,
         });
         let got: Float32Array;
         try {
           got = await f32(inputs(gpu, rows));
         } finally {
-          for (const key of ['lanesGateUp', 'lanesDown', 'unrollGateUp', 'rowsGateUp', 'rowsDown'] as const)
+          for (const key of [
+            'lanesGateUp',
+            'lanesDown',
+            'unrollGateUp',
+            'rowsGateUp',
+            'rowsDown',
+            'pairGateUp',
+          ] as const)
             moeDecodeTuning[key] = undefined;
         }
         expectClose(got, want, 1e-5, `rows ${rows}, gate_up ${gu} lanes, down ${dn} lanes`);

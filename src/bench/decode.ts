@@ -20,6 +20,7 @@ import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
 import { parseInt8SgmOptions } from './mla.js';
 import { lanesOf, MOE_DECODE_LANES, moeDecodeRows, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
+import { routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
@@ -372,6 +373,9 @@ export async function benchDecode(
     ...(o.sweep ? { sweep: o.sweep } : {}),
     moeLanes: [moeDecodeTuning.lanesGateUp ?? MOE_DECODE_LANES, moeDecodeTuning.lanesDown ?? MOE_DECODE_LANES],
     moeUnrollGateUp: moeDecodeTuning.unrollGateUp ?? 1,
+    moePairGateUp: moeDecodeTuning.pairGateUp ?? false,
+    moePrefetchDown: moeDecodeTuning.prefetchDown ?? decodeTuning.prefetch,
+    moeRouteSelect: routeFoldTuning.select,
     moeRows: [
       moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 }),
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 }),
@@ -458,7 +462,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--moe-lanes <gateUp,down>',
-      'lanes sweeping one weight row in the MoE decode kernels (power of two 16..256; default moeDecodeTuning: 32,128)',
+      'lanes sweeping one weight row in the MoE decode kernels (power of two 16..256; default moeDecodeTuning: 32,64)',
     )
     .option(
       '--moe-rows <gateUp,down>',
@@ -470,8 +474,20 @@ export function registerDecodeBench(bench: Command): void {
       "loads in flight per lane in the MoE decode gate_up's two row sweeps (default 1)",
     )
     .option(
+      '--moe-pair-gate-up <on|off>',
+      "the MoE decode gate_up's W1 and W3 rows swept in one loop (moeDecodeTuning.pairGateUp; library default off)",
+    )
+    .option(
+      '--moe-prefetch-down <on|off>',
+      "the MoE decode down's shared-expert loads issued before the routes are read (moeDecodeTuning.prefetchDown)",
+    )
+    .option(
+      '--moe-route-select <sort|merge>',
+      'how the router folded into the MoE gate_up finds the k best experts (routeFoldTuning.select; default sort)',
+    )
+    .option(
       '--sweep <json>',
-      'time several variants over the same weights: a JSON array of {label, foldKdaGate, moeLanes, moeRows, moeUnrollGateUp, normGemvRows, gemvUnroll, padDispatches}',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, gemvUnroll, padDispatches}',
     )
     .option(
       '--pad-dispatches <n>',
@@ -572,6 +588,19 @@ export function registerDecodeBench(bench: Command): void {
         if (!(Number.isInteger(ug) && ug >= 1))
           throw new Error(`--moe-unroll-gate-up: '${opts.moeUnrollGateUp}' is not an integer >= 1`);
         moeDecodeTuning.unrollGateUp = ug;
+      }
+      const onOff = (flag: string, x: string): boolean => {
+        if (x !== 'on' && x !== 'off') throw new Error(`${flag}: '${x}' is not 'on' or 'off'`);
+        return x === 'on';
+      };
+      if (opts.moePairGateUp !== undefined)
+        moeDecodeTuning.pairGateUp = onOff('--moe-pair-gate-up', String(opts.moePairGateUp));
+      if (opts.moePrefetchDown !== undefined)
+        moeDecodeTuning.prefetchDown = onOff('--moe-prefetch-down', String(opts.moePrefetchDown));
+      if (opts.moeRouteSelect !== undefined) {
+        const sel = String(opts.moeRouteSelect);
+        if (sel !== 'sort' && sel !== 'merge') throw new Error(`--moe-route-select: '${sel}' is not 'sort' or 'merge'`);
+        routeFoldTuning.select = sel;
       }
       if (opts.moeRows !== undefined) {
         const rows = parseList(opts.moeRows);

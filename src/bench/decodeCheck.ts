@@ -12,6 +12,7 @@ import { argmax as hostArgmax } from '../generate/sampler.js';
 import { argmax } from '../kernels/reduce/index.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
+import { routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { BatchSession, type BatchSessionOptions } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
@@ -39,6 +40,12 @@ export interface DecodeCheck {
    * 8 rows a workgroup), with the run's other settings.
    */
   session7LogitsMaxRelDiff: number;
+  /**
+   * The same against the default step of the eighth session's start: the MoE gate_up's two row loops
+   * (moeDecodeTuning.pairGateUp false), the down's shared expert not prefetched (prefetchDown unset), the
+   * folded router's bitonic sort (routeFoldTuning.select 'sort'), with the run's other settings.
+   */
+  session8LogitsMaxRelDiff: number;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
   recordedTokens: number[];
   replayTokensEqual: boolean;
@@ -116,14 +123,28 @@ export async function checkDecode(
     unrollGateUp: undefined,
     rowsGateUp: undefined,
     rowsDown: undefined,
+    pairGateUp: undefined,
+    prefetchDown: undefined,
   });
   normGemvTuning.rows = undefined;
+  const selectSaved = routeFoldTuning.select;
+  routeFoldTuning.select = 'sort';
   let session7: Float32Array[];
   try {
     session7 = await logitsOf(true, true, true, decodeTuning.unroll, SESSION7_OFF);
   } finally {
     Object.assign(moeDecodeTuning, moeSaved);
     normGemvTuning.rows = ngSaved;
+    routeFoldTuning.select = selectSaved;
+  }
+  let session8: Float32Array[];
+  Object.assign(moeDecodeTuning, { pairGateUp: undefined, prefetchDown: undefined });
+  routeFoldTuning.select = 'sort';
+  try {
+    session8 = await logitsOf(true);
+  } finally {
+    Object.assign(moeDecodeTuning, moeSaved);
+    routeFoldTuning.select = selectSaved;
   }
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
@@ -161,6 +182,7 @@ export async function checkDecode(
     beforeLogitsMaxRelDiff: relDiff(fused, before),
     session6LogitsMaxRelDiff: relDiff(fused, session6),
     session7LogitsMaxRelDiff: relDiff(fused, session7),
+    session8LogitsMaxRelDiff: relDiff(fused, session8),
     recordedTokens,
     replayTokensEqual:
       pipelinedTokens.length === recordedTokens.length && pipelinedTokens.every((t, i) => t === recordedTokens[i]),

@@ -7,6 +7,7 @@
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { moeDecodeRows, moeDecodeTuning, lanesOf } from '../kernels/moe/decode.wgsl.js';
+import { type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 
 export interface DecodeSweepVariant {
   label: string;
@@ -16,6 +17,11 @@ export interface DecodeSweepVariant {
   moeLanes?: [number, number];
   moeRows?: [number, number];
   moeUnrollGateUp?: number;
+  /** moeDecodeTuning.pairGateUp (W1 and W3 swept in one loop) and .prefetchDown. */
+  moePairGateUp?: boolean;
+  moePrefetchDown?: boolean;
+  /** routeFoldTuning.select: the folded router's selection ('sort' | 'merge'). */
+  moeRouteSelect?: RouteSelect;
   /** Rows a workgroup of the fused norm GEMVs. */
   normGemvRows?: number;
   /** decodeTuning.unroll (the decode GEMVs' loads in flight per lane). */
@@ -30,6 +36,9 @@ const KEYS = new Set([
   'moeLanes',
   'moeRows',
   'moeUnrollGateUp',
+  'moePairGateUp',
+  'moePrefetchDown',
+  'moeRouteSelect',
   'normGemvRows',
   'gemvUnroll',
   'padDispatches',
@@ -58,6 +67,14 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     ] as const) {
       if (x !== undefined && !(Number.isInteger(x) && x >= 1)) throw new Error(`--sweep: entry ${i}: ${k} ${x}`);
     }
+    for (const [k, x] of [
+      ['moePairGateUp', s.moePairGateUp],
+      ['moePrefetchDown', s.moePrefetchDown],
+    ] as const)
+      if (x !== undefined && typeof x !== 'boolean')
+        throw new Error(`--sweep: entry ${i}: ${k} ${x}, expected a boolean`);
+    if (s.moeRouteSelect !== undefined && s.moeRouteSelect !== 'sort' && s.moeRouteSelect !== 'merge')
+      throw new Error(`--sweep: entry ${i}: moeRouteSelect '${s.moeRouteSelect}', expected 'sort' or 'merge'`);
     if (s.padDispatches !== undefined && !(Number.isInteger(s.padDispatches) && s.padDispatches >= 0))
       throw new Error(`--sweep: entry ${i}: padDispatches ${s.padDispatches}`);
     return s;
@@ -70,16 +87,21 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     moe: { ...moeDecodeTuning },
     rows: normGemvTuning.rows,
     unroll: decodeTuning.unroll,
+    select: routeFoldTuning.select,
   };
   if (v.moeLanes) [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = v.moeLanes;
   if (v.moeRows) [moeDecodeTuning.rowsGateUp, moeDecodeTuning.rowsDown] = v.moeRows;
   if (v.moeUnrollGateUp !== undefined) moeDecodeTuning.unrollGateUp = v.moeUnrollGateUp;
+  if (v.moePairGateUp !== undefined) moeDecodeTuning.pairGateUp = v.moePairGateUp;
+  if (v.moePrefetchDown !== undefined) moeDecodeTuning.prefetchDown = v.moePrefetchDown;
+  if (v.moeRouteSelect !== undefined) routeFoldTuning.select = v.moeRouteSelect;
   if (v.normGemvRows !== undefined) normGemvTuning.rows = v.normGemvRows;
   if (v.gemvUnroll !== undefined) decodeTuning.unroll = v.gemvUnroll;
   const restore = () => {
     Object.assign(moeDecodeTuning, saved.moe);
     normGemvTuning.rows = saved.rows;
     decodeTuning.unroll = saved.unroll;
+    routeFoldTuning.select = saved.select;
   };
   let out: T;
   try {

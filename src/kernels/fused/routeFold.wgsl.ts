@@ -23,6 +23,8 @@
  * One workgroup of each token (slot 0, row block 0) writes the token's picks and weights, for the down
  * dispatch after it. Needs E <= ROUTE_FOLD_MAX_E.
  */
+import { routeMergeApplies, routeMergeWgsl } from './routeMerge.wgsl.js';
+
 export const ROUTE_FOLD_MAX_E = 1024;
 /**
  * Tokens up to which moeRoutedDecode folds the router: the sort is repeated by every gate_up workgroup, and
@@ -37,10 +39,34 @@ export interface RouteFoldVariant {
   E: number;
   k: number;
   hasBias: boolean;
+  /**
+   * How the workgroup finds the token's k best choices: 'sort' (the bitonic sort of all E, every thread taking
+   * part) or 'merge' (routeMerge.wgsl.ts: per-thread sorted lists of L = k rounded up to a power of two,
+   * merged pairwise in a tree). Default routeFoldTuning.select; 'merge' falls back to 'sort' where it does
+   * not apply (routeMergeApplies). The same picks in the same order and the same weights either way.
+   */
+  select?: RouteSelect;
 }
 
-export function routeFoldKey(v: RouteFoldVariant): string {
-  return `rf_e${v.E}_k${v.k}_${v.hasBias ? 'b' : 'nb'}`;
+export type RouteSelect = 'sort' | 'merge';
+
+/**
+ * The selection a variant's kernel uses (bench decode --moe-route-select). 'sort' by default: on the H200 (48B
+ * preset, 4K, bench decode --sweep, profiled moe_decode_gate_up_route ms a step over 26 layers; bench/results/
+ * 2026-12-02-h200-kmoe-s{1,2}-sweep.json) the merge gave 1.197 against 1.278-1.279 in one process and 1.254-1.258
+ * against 1.048-1.058 in the next: the sort's own time moved by 0.2 ms between processes, the merge's less, and
+ * neither is faster in both.
+ */
+export const routeFoldTuning: { select: RouteSelect } = { select: 'sort' };
+
+/** The selection the variant's WGSL runs in a workgroup of WG invocations (see RouteFoldVariant.select). */
+export function routeSelectOf(v: RouteFoldVariant, WG: number): RouteSelect {
+  const s = v.select ?? routeFoldTuning.select;
+  return s === 'merge' && routeMergeApplies(v.E, v.k, WG) ? 'merge' : 'sort';
+}
+
+export function routeFoldKey(v: RouteFoldVariant, WG: number): string {
+  return `rf_e${v.E}_k${v.k}_${v.hasBias ? 'b' : 'nb'}${routeSelectOf(v, WG) === 'merge' ? '_m' : ''}`;
 }
 
 /**
@@ -51,6 +77,7 @@ export function routeFoldKey(v: RouteFoldVariant): string {
  * `rcol` (column of logit 0), both u32, and `renorm` (u32) and `scaling` (f32).
  */
 export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number): string {
+  if (routeSelectOf(v, WG) === 'merge') return routeMergeWgsl(v, first, WG);
   const { E, k } = v;
   // P: E rounded up to a power of two (the sort's width).
   const P = 2 ** Math.ceil(Math.log2(Math.max(2, E)));

@@ -33,13 +33,30 @@ export const moeDecodeTuning: {
   rowsDown?: number;
   /** gateUp's unroll default (1, see unrollOf; bench decode --moe-unroll-gate-up). */
   unrollGateUp?: number;
+  /**
+   * MoeDecodeVariant.pair default (bench decode --moe-pair-gate-up). Off: no faster on the H200 (4K sweep,
+   * profiled gate_up 1.274 against 1.279 ms a step; with 3 rounds of 6 loads 1.208 against 1.211 paired alone;
+   * bench/results/2026-12-02-h200-kmoe-s1-sweep.json): gate_up is not bound by the loads a lane has in flight.
+   */
+  pairGateUp?: boolean;
+  /**
+   * MoeDecodeVariant.prefetch default for down with the shared expert (bench decode --moe-prefetch-down); unset:
+   * decodeTuning.prefetch (off). On it measured 0.761 against 0.762 ms a step (same sweep): no gain.
+   */
+  prefetchDown?: boolean;
   /*
    * lanesDown 128 since the seventh session: the down projection's rows at the 48B shapes are 128 chunks of 16
    * bytes, one load round a lane at 128 lanes against 4 at 32. H200, 48B preset, batch 1, 4K, one process over
    * the same weights (bench decode --sweep, bench/results/2026-12-01-h200-s7-lead1-*): moe_decode_down_shared
    * 0.751 ms a step (26 dispatches) against 0.865-0.868 at 32 lanes; gate_up stays at 32 lanes.
+   * lanesDown 64 since the eighth session: two load rounds a lane, 4 rows and 576 workgroups instead of 1,152
+   * (each of which reads all k hidden rows, 32 KiB). Same sittings' sweeps at 4K, profiled (bench/results/
+   * 2026-12-02-h200-kmoe-s{1,2}-sweep.json): moe_decode_down_shared 0.666-0.675 ms a step at 64 lanes against
+   * 0.745-0.765 at 128 (sitting 2, four rows each), 0.723 against 0.753-0.784 (sitting 1); 512-invocation
+   * workgroups (8 rows at 64 lanes, 4 at 128) no better. gate_up at 64 / 128 / 256 lanes was slower (1.31 / 1.47-1.60
+   * / 1.99 ms against 1.25: more workgroups or fewer resident, each running the folded router first).
    */
-} = { maxTokens: 8, lanesDown: 128 };
+} = { maxTokens: 8, lanesDown: 64 };
 
 export interface MoeDecodeVariant {
   mode: 'gateUp' | 'down';
@@ -85,6 +102,23 @@ export interface MoeDecodeVariant {
    * router choices before its first weight load, so 16 rows a workgroup halve that work against 8.
    */
   rows?: number;
+  /**
+   * gateUp, vector loads: W1's and W3's rows swept in ONE loop (each chunk's two loads issued together, the
+   * input chunk loaded once for both) instead of one loop after the other: half the rounds of loads a lane
+   * waits for, half the input loads. Each row's partial sums take the same terms in the same order as the
+   * two loops (bit-equal). Default moeDecodeTuning.pairGateUp.
+   */
+  pair?: boolean;
+}
+
+/** Whether a gateUp variant sweeps W1 and W3 in one loop (see MoeDecodeVariant.pair). */
+export function pairOf(v: MoeDecodeVariant): boolean {
+  return v.mode === 'gateUp' && v.vec && (v.pair ?? moeDecodeTuning.pairGateUp ?? false);
+}
+
+/** The down-with-shared variant's prefetch (MoeDecodeVariant.prefetch, else moeDecodeTuning.prefetchDown). */
+function prefetchDownOf(v: MoeDecodeVariant): boolean {
+  return prefetchOf({ prefetch: v.prefetch ?? moeDecodeTuning.prefetchDown });
 }
 
 /** The lanes a variant's rows get (see MoeDecodeVariant.lanes). */
@@ -130,7 +164,7 @@ export function moeDecodeKey(v: MoeDecodeVariant): string {
   const l = lanesOf(v);
   const rw = moeDecodeRows(v);
   const rowsTag = rw * l !== MOE_DECODE_LANES * MOE_DECODE_ROWS ? `_r${rw}` : '';
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}`;
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}`;
 }
 
 /** The folded router of a gateUp variant (its k must be the variant's). */
@@ -246,7 +280,8 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   // Element offsets: a row of W is Kin elements, i.e. Kin/per array entries in the vec variant.
   const rowBase = (row: string) => (v.vec ? `(${row}) * (p.Kin / ${per}u)` : `(${row}) * p.Kin`);
   const xBase = (row: string) => (v.vec ? `(${row}) * (p.Kin / 4u)` : `(${row}) * p.Kin`);
-  if (gateUp) {
+  if (gateUp && pairOf(v)) L.push(pairDotWgsl(unrollOf(v), LANES, bf16));
+  else if (gateUp) {
     L.push(dot('W1'));
     L.push(dot('W3'));
   } else L.push(dot('W2'));
@@ -265,8 +300,14 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       L.push(`  routeToken(lid, n, wid.x == 0u && j % ${v.k}u == 0u);`);
       L.push(`  let e = rId[j % ${v.k}u];`);
     } else L.push('  let e = u32(idx[j]);');
-    L.push(`  red[lid] = dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
-    L.push(`  red[${WG}u + lid] = dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+    if (pairOf(v)) {
+      L.push(`  let gu = dot_pair(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+      L.push('  red[lid] = gu.x;');
+      L.push(`  red[${WG}u + lid] = gu.y;`);
+    } else {
+      L.push(`  red[lid] = dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+      L.push(`  red[${WG}u + lid] = dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+    }
   } else if (unrollOf(v) > 1) {
     // wid.y = token n. The k slots' rows are swept together: per chunk, k loads in flight (one per slot),
     // each slot's two dot products weighted by its routing weight and added in slot order.
@@ -283,7 +324,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       acc: 'sacc',
       tag: 'g',
       indent: '  ',
-      preloaded: shared && prefetchOf(v),
+      preloaded: shared && prefetchDownOf(v),
     };
     if (sweep.preloaded) {
       // The shared expert's rows do not depend on the routing: their first loads go before idx is read.
@@ -339,6 +380,43 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   L.push('  }');
   L.push('}');
   return L.join('\n');
+}
+
+/**
+ * `fn dot_pair(wBase, xBase, lane) -> vec2<f32>`: this lane's partial dots of W1's and W3's rows (vector
+ * loads) in one loop (MoeDecodeVariant.pair). Per row the same partial sums, terms and order as the two
+ * loops of `dot` (the plain loop at U = 1; sweep.ts's rounds of U, the tail into sum 0 and the pairwise
+ * sum at U > 1), so bit-equal to them; a round issues its 2U weight loads before any product.
+ */
+function pairDotWgsl(U: number, LANES: number, bf16: boolean): string {
+  const per = bf16 ? 8 : 4;
+  const term = (w: string, c: string) =>
+    bf16 ? bf16ChunkDot(w, `X[xBase + 2u * (${c})]`, `X[xBase + 2u * (${c}) + 1u]`) : `dot(X[xBase + ${c}], ${w})`;
+  const cu = (u: number) => (u === 0 ? 'c' : `c + ${u * LANES}u`);
+  const pairwise = (xs: string[]): string => {
+    if (xs.length === 1) return xs[0];
+    const h = Math.ceil(xs.length / 2);
+    return `(${pairwise(xs.slice(0, h))} + ${pairwise(xs.slice(h))})`;
+  };
+  const us = Array.from({ length: U }, (_, u) => u);
+  const f: string[] = [];
+  f.push('fn dot_pair(wBase: u32, xBase: u32, lane: u32) -> vec2<f32> {');
+  f.push(`  let chunks = p.Kin / ${per}u;`);
+  f.push('  var c = lane;');
+  for (const u of us) f.push(`  var g${u} = 0.0; var u${u} = 0.0;`);
+  f.push(`  for (; c + ${(U - 1) * LANES}u < chunks; c += ${U * LANES}u) {`);
+  for (const u of us) f.push(`    let a${u} = W1[wBase + ${cu(u)}]; let b${u} = W3[wBase + ${cu(u)}];`);
+  for (const u of us) f.push(`    g${u} += ${term(`a${u}`, cu(u))};`, `    u${u} += ${term(`b${u}`, cu(u))};`);
+  f.push('  }');
+  if (U > 1) {
+    f.push(`  for (; c < chunks; c += ${LANES}u) {`);
+    f.push('    let a = W1[wBase + c]; let b = W3[wBase + c];');
+    f.push(`    g0 += ${term('a', 'c')};`, `    u0 += ${term('b', 'c')};`);
+    f.push('  }');
+  }
+  f.push(`  return vec2<f32>(${pairwise(us.map((u) => `g${u}`))}, ${pairwise(us.map((u) => `u${u}`))});`);
+  f.push('}');
+  return f.join('\n');
 }
 
 /** counts[e] = number of (token, slot) pairs routed to e; one invocation per expert (few pairs). */

@@ -3,6 +3,8 @@
  * equals experts(), and a steady BatchSession step of the 48B preset's layer structure (tiny dims)
  * creates no bind group, allocates no buffer and keeps its KDA carries in place.
  */
+// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
+import './lanes-default.js';
 import { describe, expect, it } from 'vitest';
 import { linear } from '../src/kernels/matmul/index.js';
 import { experts, expertsInference, route } from '../src/kernels/moe/index.js';

@@ -5,6 +5,8 @@
  * table changes (rewritten in place), and sequences joining and leaving; a steady replayed step creates
  * no buffer and no bind group.
  */
+// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
+import './lanes-default.js';
 import { describe, expect, it } from 'vitest';
 import { copyInto } from '../src/kernels/copy/index.js';
 import { linear } from '../src/kernels/matmul/index.js';

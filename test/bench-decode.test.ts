@@ -1,5 +1,3 @@
-// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
-import './lanes-default.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { benchDecode, cachePerSequence, largestBatch } from '../src/bench/decode.js';

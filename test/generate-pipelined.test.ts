@@ -5,8 +5,6 @@
  * a batch where a stop token ends one sequence while a step is in flight. The device sampler is checked
  * against its plain-TS reference on awkward vocabulary sizes, and the reference against the host Sampler.
  */
-// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
-import './lanes-default.js';
 import { describe, expect, it, vi } from 'vitest';
 import { generateBatch, type GenerateOptions, type SequenceEvent } from '../src/generate/generate.js';
 import { Sampler } from '../src/generate/sampler.js';

@@ -1,5 +1,3 @@
-// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
-import './lanes-default.js';
 import { describe, expect, it } from 'vitest';
 import { generate } from '../src/generate/generate.js';
 import { argmax } from '../src/generate/sampler.js';

@@ -1,5 +1,3 @@
-// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
-import './lanes-default.js';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

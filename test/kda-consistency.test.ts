@@ -28,8 +28,9 @@ describe('kda: chunked = recurrent = reference', () => {
     // dqkw's 64-row state tiles) runs chunked on WebGPU in kda-varlen.test.ts's many-sequences case, forward
     // and every gradient against the same f64 reference at 16-column value tiles (the H200's width), so here
     // only with KIMI_SLOW_TESTS=1 (this case's 8-column value tiles at K=64, which the H200's shapes never
-    // take, are four more state-pass kernels to compile; 8-column tiles stay covered at K=16). K=128 (the H200's geometry, also checked on the
-    // device by `bench kda --check/--bwd-check`) runs on WebGPU with KIMI_SLOW_TESTS=1.
+    // take, are four more state-pass kernels to compile; 8-column tiles stay covered at K=16). K=128 (the
+    // H200's geometry, also checked on the device by `bench kda --check/--bwd-check`) runs on WebGPU with
+    // KIMI_SLOW_TESTS=1.
     for (const [T, K, V, GK] of [
       [1, 16, 8, 16],
       [63, 16, 8, 16],

@@ -5,6 +5,8 @@
  * table changes (rewritten in place), and sequences joining and leaving; a steady replayed step creates
  * no buffer and no bind group.
  */
+// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
+import './lanes-default.js';
 import { describe, expect, it } from 'vitest';
 import { copyInto } from '../src/kernels/copy/index.js';
 import { linear } from '../src/kernels/matmul/index.js';
@@ -101,7 +103,11 @@ describe.skipIf(!hasGpu)('GpuContext capture and replay', () => {
 });
 
 describe.skipIf(!hasGpu)('BatchSession replayed steps (48B structure, tiny dims)', () => {
-  it('give the logits of steps recorded from the model code, through bound, page and batch changes', async () => {
+  // The first step of the 48B structure compiles its decode kernels at lavapipe's default width (lanes-default.ts),
+  // sharing no shader cache with the suite's narrow-lane files: 120 s and more with an empty cache on a loaded VM.
+  it('give the logits of steps recorded from the model code, through bound, page and batch changes', {
+    timeout: 300_000,
+  }, async () => {
     const gpu = (await gpuContext())!;
     const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');

@@ -1,13 +1,12 @@
 /**
  * KDA forms agree with each other and with the f64 reference, on cpu and WebGPU:
- * chunked = recurrent (T not a multiple of 64, T = 1), a varlen batch = its sequences one by one,
- * chunk(T1) then chunk(T2) from the carried state = chunk(T1 + T2), the scalar gate per head
- * (Gated DeltaNet), and the state-slot decode kernel. Tolerances: recurrent 1e-4, chunked 2e-3,
- * gradients 3e-3 (relative to max |value|).
+ * chunked = recurrent (T not a multiple of 64, T = 1), chunk(T1) then chunk(T2) from the carried state =
+ * chunk(T1 + T2), the scalar gate per head (Gated DeltaNet), and the state-slot decode kernel; variable-length
+ * batches in kda-varlen.test.ts (a file of its own so that the suite's two workers share the WebGPU compiles).
+ * Tolerances: recurrent 1e-4, chunked 2e-3, gradients 3e-3 (relative to max |value|).
  */
 import { describe, expect, it } from 'vitest';
 import {
-  type KdaMode,
   kdaBackwardReference,
   kdaCore,
   kdaCoreBackward,
@@ -16,46 +15,22 @@ import {
   kdaRecurrentSlots,
 } from '../src/kernels/kda/index.js';
 import { recurrentTuning } from '../src/kernels/kda/slots.js';
-import { cpu } from '../src/tensor/cpuDevice.js';
-import type { Device, Tensor } from '../src/tensor/tensor.js';
+import type { Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
-import { expectClose, gpuContext, hasGpu } from './helpers.js';
-import { expectCoreGrads, type KdaCase, randomCase } from './kda-random.js';
-
-const targets: { name: string; gpu: boolean; mode: KdaMode; tol: number }[] = [
-  { name: 'cpu chunk', gpu: false, mode: 'chunk', tol: 2e-3 },
-  { name: 'webgpu recurrent', gpu: true, mode: 'recurrent', tol: 1e-4 },
-  { name: 'webgpu chunk', gpu: true, mode: 'chunk', tol: 2e-3 },
-];
-
-async function deviceFor(gpu: boolean): Promise<Device> {
-  return gpu ? (await gpuContext())! : cpu;
-}
-
-function upload(d: Device, c: KdaCase, B = 1) {
-  const T = c.T / B;
-  const gShape = c.GK === 1 ? [B, T, c.H] : [B, T, c.H, c.K];
-  return {
-    q: d.fromHost(c.q, [B, T, c.H, c.K]),
-    k: d.fromHost(c.k, [B, T, c.H, c.K]),
-    v: d.fromHost(c.v, [B, T, c.H, c.V]),
-    g: d.fromHost(c.g, gShape),
-    beta: d.fromHost(c.beta, [B, T, c.H]),
-    dO: d.fromHost(c.dO, [B, T, c.H, c.V]),
-  };
-}
-
-async function f32(t: Tensor | undefined): Promise<Float32Array> {
-  if (!t) throw new Error('missing tensor');
-  return t.toFloat32();
-}
+import { expectClose, hasGpu } from './helpers.js';
+import { expectCoreGrads, randomCase } from './kda-random.js';
+import { deviceFor, f32, targets, upload } from './kda-targets.js';
 
 describe('kda: chunked = recurrent = reference', () => {
   for (const tg of targets) {
     // On WebGPU each (K, V, gate width) compiles every KDA kernel anew, ~1-2 min each on lavapipe with an
-    // empty shader cache, so the awkward lengths share K=16, V=8; K=64 covers the 256-thread backward
-    // kernels; K=128 (the H200's geometry, also checked on the device by `bench kda --check/--bwd-check`)
-    // runs on WebGPU with KIMI_SLOW_TESTS=1.
+    // empty shader cache, so the awkward lengths share K=16, V=8. K=64 (the 256-thread backward kernels:
+    // dqkw's 64-row state tiles) runs chunked on WebGPU in kda-varlen.test.ts's many-sequences case, forward
+    // and every gradient against the same f64 reference at 16-column value tiles (the H200's width), so here
+    // only with KIMI_SLOW_TESTS=1 (this case's 8-column value tiles at K=64, which the H200's shapes never
+    // take, are four more state-pass kernels to compile; 8-column tiles stay covered at K=16). K=128 (the
+    // H200's geometry, also checked on the device by `bench kda --check/--bwd-check`) runs on WebGPU with
+    // KIMI_SLOW_TESTS=1.
     for (const [T, K, V, GK] of [
       [1, 16, 8, 16],
       [63, 16, 8, 16],
@@ -64,7 +39,8 @@ describe('kda: chunked = recurrent = reference', () => {
       [70, 64, 16, 64],
       [66, 128, 128, 128],
     ]) {
-      const slow = tg.gpu && K === 128 && process.env.KIMI_SLOW_TESTS !== '1';
+      const slow =
+        ((tg.gpu && K === 128) || (tg.gpu && tg.mode === 'chunk' && K === 64)) && process.env.KIMI_SLOW_TESTS !== '1';
       it.skipIf((tg.gpu && !hasGpu) || slow)(
         `${tg.name}: T=${T}, K=${K}, V=${V}, gate width ${GK}`,
         async () => {
@@ -100,53 +76,6 @@ describe('kda: chunked = recurrent = reference', () => {
         300_000,
       );
     }
-  }
-});
-
-describe('kda: variable-length batches', () => {
-  // Sequences of 5, 70, 0 and 58 tokens packed along time, each with its own initial state.
-  const lens = [5, 70, 0, 58];
-  const cu = [0];
-  for (const l of lens) cu.push(cu[cu.length - 1] + l);
-  const T = cu[cu.length - 1];
-  const [H, K, V] = [2, 16, 8];
-  const N = lens.length;
-  for (const tg of targets) {
-    it.skipIf(tg.gpu && !hasGpu)(`${tg.name}: packed = one by one (forward and gradients)`, async () => {
-      const d = await deviceFor(tg.gpu);
-      const c = randomCase(31, T, H, K, V);
-      const S0 = new Rng(8).normalArray(N * H * K * V, 0.5);
-      const dS = new Rng(9).normalArray(N * H * K * V);
-      const x = upload(d, c);
-      const opts = {
-        mode: tg.mode,
-        cuSeqlens: d.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-        initialState: d.fromHost(S0, [N, H, K, V]),
-      };
-      const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-      const o = await f32(r.o);
-      const S = await f32(r.finalState);
-      const KV = H * K * V;
-      for (let n = 0; n < N; n++) {
-        const sl = (a: Float32Array, w: number) => a.slice(cu[n] * H * w, cu[n + 1] * H * w);
-        const one = kdaRecurrentReference(
-          sl(c.q, K),
-          sl(c.k, K),
-          sl(c.v, V),
-          sl(c.g, K),
-          sl(c.beta, 1),
-          { H, K, V, GK: K, cu: [0, lens[n]] },
-          K ** -0.5,
-          S0.slice(n * KV, (n + 1) * KV),
-        );
-        if (lens[n] > 0) expectClose(o.slice(cu[n] * H * V, cu[n + 1] * H * V), one.o, tg.tol, `o of sequence ${n}`);
-        expectClose(S.slice(n * KV, (n + 1) * KV), one.S, tg.tol, `S of sequence ${n}`);
-      }
-      if (tg.mode === 'recurrent') return;
-      const gr = kdaBackwardReference(c.q, c.k, c.v, c.g, c.beta, c.dO, { H, K, V, GK: K, cu }, K ** -0.5, S0, dS);
-      const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, { ...opts, dS: d.fromHost(dS, [N, H, K, V]) });
-      await expectCoreGrads(b, gr, 3e-3);
-    });
   }
 });
 
@@ -244,37 +173,4 @@ describe('kda: decode over state slots', () => {
       },
     );
   }
-});
-
-describe('kda: many sequences (32 x 4 heads, K=64; two span several chunks)', () => {
-  // Enough (sequence, head) pairs that the state pass takes 16-column value tiles (vec4 state update).
-  const rng = new Rng(77);
-  const lens = Array.from({ length: 32 }, (_, i) => (i === 3 ? 130 : i === 17 ? 70 : rng.int(21)));
-  const cu = [0];
-  for (const l of lens) cu.push(cu[cu.length - 1] + l);
-  const T = cu[cu.length - 1];
-  const [H, K, V, N] = [4, 64, 16, lens.length];
-  it.skipIf(!hasGpu)(
-    'webgpu chunk = reference (forward and gradients)',
-    async () => {
-      const d = (await gpuContext())!;
-      const c = randomCase(78, T, H, K, V);
-      const S0 = new Rng(79).normalArray(N * H * K * V, 0.3);
-      const x = upload(d, c);
-      const opts = {
-        mode: 'chunk' as const,
-        cuSeqlens: d.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-        initialState: d.fromHost(S0, [N, H, K, V]),
-      };
-      const dims = { H, K, V, GK: K, cu };
-      const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, dims, K ** -0.5, S0);
-      const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-      expectClose(await f32(r.o), ref.o, 2e-3, 'o');
-      expectClose(await f32(r.finalState), ref.S, 2e-3, 'S');
-      const gr = kdaBackwardReference(c.q, c.k, c.v, c.g, c.beta, c.dO, dims, K ** -0.5, S0);
-      const b = kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, x.dO, opts);
-      await expectCoreGrads(b, gr, 3e-3);
-    },
-    300_000,
-  );
 });

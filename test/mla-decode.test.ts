@@ -1,3 +1,5 @@
+// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
+import './lanes-default.js';
 import { describe, expect, it } from 'vitest';
 import { attentionReference } from '../src/kernels/attention/reference.js';
 import { cacheWrite, mlaDecode, mlaDecodeKernelFor } from '../src/kernels/mla/index.js';

@@ -1,3 +1,5 @@
+// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
+import './lanes-default.js';
 import { describe, expect, it } from 'vitest';
 import { openSafetensors } from '../src/io/safetensors/index.js';
 import { loadModel } from '../src/model/load.js';

@@ -1,3 +1,5 @@
+// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
+import './lanes-default.js';
 import { describe, expect, it } from 'vitest';
 import { parseInt8SgmOptions, sgmStageVariants } from '../src/bench/mla.js';
 import { GpuContext } from '../src/gpu/context.js';

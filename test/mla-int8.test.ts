@@ -1,3 +1,5 @@
+// Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
+import './lanes-default.js';
 import { describe, expect, it } from 'vitest';
 import { cacheWrite, int8RowWords, mlaDecode } from '../src/kernels/mla/index.js';
 import { int8RowLayout } from '../src/kernels/mla/int8Layout.js';

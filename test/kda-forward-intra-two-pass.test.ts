@@ -87,6 +87,7 @@ async function expectTwoPass(
     intraWUChunks?: 1 | 2;
     intraGramStagedStores?: boolean;
     gcInGram?: boolean;
+    intraGramLean?: boolean;
   } = {},
 ) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
@@ -103,6 +104,8 @@ async function expectTwoPass(
     );
     expect(two.keys.filter((k) => k.startsWith('kda_chunk_intra_gram')).length).toBe(1);
     expect(two.keys.filter((k) => k.startsWith('kda_chunk_intra_wu')).length).toBe(1);
+    // The lean layout runs exactly where asked (it reads gc: never with gcInGram).
+    expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.endsWith('_lean'))).toBe(!!wu.intraGramLean);
     // gc (and Kd) from the first kernel (gcInGram: by default where the forward keeps Kd, GK = K) or the gc pass.
     const gcInGram = two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.endsWith('_gcg'));
     expect(two.keys.some((k) => k.startsWith('kda_chunk_gc'))).toBe(!gcInGram);
@@ -170,6 +173,26 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
     await expectTwoPass(randomCase(43, 130, H, K, V), [0, 130], true, [true, false], 'all', {
       intraGramStagedStores: true,
     });
+  });
+
+  // The lean first kernel (16 KiB: diagonal rows from global memory, step B's scratch in T's upper part, masked
+  // out of both T stores): sequences of 1, 7, 63 and 65 tokens in one varlen batch, keep (T row-major against the
+  // reference) and not.
+  it.skipIf(!hasGpu)('lean first kernel: varlen (1, 7, 63, 65), keep and not', { timeout: 300_000 }, async () => {
+    const cu = [0, 1, 8, 71, 136];
+    await expectTwoPass(randomCase(51, cu[4], H, K, V), cu, true, [true, false], 'all', {
+      gcInGram: false,
+      intraGramLean: true,
+    });
+  });
+
+  // The lean first kernel over four K tiles (K = 64), and with one gate per head.
+  it.skipIf(slow)('lean first kernel: K=64 and GK=1, T=130, keep and not', { timeout: 600_000 }, async () => {
+    await expectTwoPass(randomCase(53, 130, H, 64, V), [0, 130], true, [true, false], 'all', {
+      gcInGram: false,
+      intraGramLean: true,
+    });
+    await expectTwoPass(randomCase(55, 130, H, K, V, 1), [0, 130], true, [true, false], 'all', { intraGramLean: true });
   });
 
   it.skipIf(slow)('one gate per head (GK = 1): T=130, keep and not', { timeout: 300_000 }, async () => {

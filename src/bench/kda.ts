@@ -85,6 +85,10 @@ export interface KdaBenchOptions {
   fwdIntraWuWalk?: 1 | 2 | 4;
   /** The first kernel's A_qk and T stores from workgroup memory (intraGramStagedStores). */
   fwdIntraGramStagedStores?: boolean;
+  /** The first kernel in 16 KiB of workgroup memory where it reads gc (intraGramLean). */
+  fwdIntraGramLean?: boolean;
+  /** Profiling only: the first kernel without its products or its inverse (intraGramSkip; wrong results). */
+  fwdIntraGramSkip?: 'products' | 'inverse';
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -215,6 +219,8 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraGramStagedStores: o.fwdIntraGramStagedStores,
     intraWUDoubleB: o.fwdIntraWuDoubleB,
     intraWUChunks: o.fwdIntraWuChunks,
+    intraGramLean: o.fwdIntraGramLean,
+    intraGramSkip: o.fwdIntraGramSkip,
   };
 }
 
@@ -712,6 +718,14 @@ export function registerKdaBench(bench: Command): void {
       "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default off)",
     )
     .option(
+      '--fwd-intra-gram-lean <on|off>',
+      'two-pass intra reading gc: the first kernel in 16 KiB of workgroup memory (default off)',
+    )
+    .option(
+      '--fwd-intra-gram-skip <step>',
+      "profiling only: products or inverse left out of the two-pass intra's first kernel",
+    )
+    .option(
       '--fwd-intra-gram-prefetch <on|off>',
       "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)",
     )
@@ -791,6 +805,8 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraGramStagedStores: parseOnOff('--fwd-intra-gram-staged-stores', opts.fwdIntraGramStagedStores),
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
+        fwdIntraGramLean: parseOnOff('--fwd-intra-gram-lean', opts.fwdIntraGramLean),
+        fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -170,6 +170,13 @@ export const kdaForwardTuning: {
   /** The two-pass intra's first kernel storing A_qk and T from workgroup memory (IntraGramVariant.stagedStores). */
   intraGramStagedStores?: boolean;
   /**
+   * The two-pass intra's first kernel in 16 KiB of workgroup memory (IntraGramVariant.lean) where it reads gc
+   * (not with gcInGram or intraGramStagedStores, which keep their layouts). The same values.
+   */
+  intraGramLean?: boolean;
+  /** Profiling only (wrong results): the two-pass intra's first kernel without one step (IntraGramVariant.skip). */
+  intraGramSkip?: IntraGramVariant['skip'];
+  /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only
    * where the two-pass intra runs with GK = K and not the fused state-and-output pass (which needs the gc pass's
@@ -573,6 +580,8 @@ function dispatchIntraTwoPass(
     prefetch: kdaForwardTuning.intraGramPrefetch !== false,
     stagedStores: kdaForwardTuning.intraGramStagedStores,
     gcFromG: gram !== undefined,
+    lean: kdaForwardTuning.intraGramLean === true && gram === undefined && !kdaForwardTuning.intraGramStagedStores,
+    skip: kdaForwardTuning.intraGramSkip,
   };
   if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);

@@ -41,7 +41,7 @@
 import {
   diagonalPairs,
   INVERSE_DIAGONAL_BLOCKS,
-  inverseLevel,
+  inverseLevelWith,
   STAGE_TILE,
   STAGING_ROLES,
   STORE_T_ROW_MAJOR,
@@ -80,16 +80,33 @@ export interface IntraGramVariant {
    * (beside the products) for one pass and the gc pass's reads and writes less.
    */
   gcFromG?: boolean;
+  /**
+   * 16 KiB of workgroup memory instead of 24 (see LEAN): only qs, ks, kn and the block-boundary rows of gc are
+   * staged (the diagonal threads read their rows' q, k and gc from global memory), and step B's scratch lies in
+   * the upper part of T's own tile. Not with gcFromG or stagedStores. The same values (exact).
+   */
+  lean?: boolean;
+  /**
+   * Profiling only (bench kda --fwd-intra-gram-skip): leave out step A's products or step B (loads, staging,
+   * stores and barriers stay), so that step's time is the difference. The results are wrong.
+   */
+  skip?: 'products' | 'inverse';
 }
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
 
 export function intraGramFits(v: IntraGramVariant): boolean {
-  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K) && (!v.gcFromG || v.GK === v.K);
+  return (
+    v.K % BK === 0 &&
+    v.V % 4 === 0 &&
+    (v.GK === 1 || v.GK === v.K) &&
+    (!v.gcFromG || v.GK === v.K) &&
+    (!v.lean || (!v.gcFromG && !v.stagedStores))
+  );
 }
 
 const R4 = [0, 1, 2, 3];
@@ -102,6 +119,42 @@ const WALK_RB = 8;
  * loaded them), so the workgroup memory stays at 24 KiB (see the header).
  */
 const AG2 = AQ;
+
+/**
+ * The lean layout (IntraGramVariant.lean; vec4 units): qs, ks, kn as above, then gc of each 4-row block's first
+ * row (n, 16 rows) and last row (m), the only gc the off-diagonal tiles read (their middle factor
+ * exp(gc_n(I) - gc_m(J))), in the same swizzle (row slot = block). 14 KiB; T (16 KiB) then takes the whole of it,
+ * step B's scratch lying in T's zero upper part. Why: past 24 KiB the kernel ran 1.4x slower (see the header), so
+ * workgroup memory seems to bound the workgroups an SM; 16 KiB may admit more of them, if registers allow.
+ */
+const LEAN = { QS: 0, KS: ARR, KN: 2 * ARR, GN: 3 * ARR, GM: 3 * ARR + 64, SIZE: 1024 };
+/**
+ * STORE_T_ROW_MAJOR for the lean layout: row i's vec4 of columns 4 j4 .. 4 j4 + 3 is zero where i / 4 < j4 (step
+ * B's scratch lay there); the lean Tt store masks the same vec4 (row group e % 16 below column e / 16's group).
+ */
+const STORE_T_ROW_MAJOR_LEAN = `if (p.storeT != 0u) {
+    for (var e = lid; e < 1024u; e += ${WG}u) {
+      let i = e / 16u;
+      let j = (e % 16u) * 4u;
+      let iv = i / 4u;
+      let ic = i % 4u;
+      Tb[abase + e] = select(vec4<f32>(0.0), vec4<f32>(${R4.map((u) => `sm[${MT}u + (j + ${u}u) * 16u + iv][ic]`).join(', ')}), iv >= e % 16u);
+    }
+  }`;
+
+/** WGSL (lean): the staging of the loaded values: qs, ks, kn, and gc where the staging row is a block's n or m. */
+const LEAN_STAGE_TILE = `let f = exp(gv - gn);
+    let kn = kv * exp(gm - gv);
+    sm[${LEAN.QS}u + sp] = qv * f;
+    sm[${LEAN.KS}u + sp] = kv * f;
+    sm[${LEAN.KN}u + sp] = kn;
+    let gsl = (si >> 2u) * 4u + (sc4 ^ ((si >> 2u) & 3u));
+    if ((si & 3u) == 0u) {
+      sm[${LEAN.GN}u + gsl] = gv;
+    }
+    if ((si & 3u) == 3u) {
+      sm[${LEAN.GM}u + gsl] = gv;
+    }`;
 
 /**
  * WGSL (gcFromG): the running sum down the 64 rows of the gc tile at `base` (raw g staged there, replaced in
@@ -172,9 +225,16 @@ export function intraGramWgsl(v: IntraGramVariant): string {
   // A diagonal thread's row 4 I4 + a of q or k, channels 4 c4 .. 4 c4 + 3 of tile kt (logical column group c4, in
   // workgroup memory at the swizzled ci): staged, or with gcFromG loaded as the staging threads loaded it.
   const diagQK = (x: 'q' | 'k', a: number) =>
-    v.gcFromG
+    v.gcFromG || v.lean
       ? `select(vec4<f32>(0.0), ${x}[((t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h) * ${K4}u + kt * 4u + c4], 4u * I4 + ${a}u < L)`
       : at(x === 'q' ? AQ : AK, `4u * I4 + ${a}u`, 'ci');
+  // A diagonal thread's gc of row 4 I4 + a (lean: from global memory, clamped to L - 1 as the staging loads it).
+  const diagG = (a: number) =>
+    v.lean ? `gc4((t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h, kt * 4u + c4)` : at(ag, `4u * I4 + ${a}u`, 'ci');
+  // The off-diagonal tile's middle factor's gc: of block I4's first row and block J4's last.
+  const gnI = v.lean ? `sm[${LEAN.GN}u + I4 * 4u + ci]` : at(ag, '4u * I4', 'ci');
+  const gmJ = v.lean ? `sm[${LEAN.GM}u + J4 * 4u + cj]` : at(ag, '4u * J4 + 3u', 'cj');
+  const akn = v.lean ? LEAN.KN : AKN;
   // The staging role's loads for K tile t: q, k, gc; with gcFromG q, k and the raw g of tile t + 1 (zero past the
   // end, so the walk adds nothing there), whose gc is walked while tile t's products run.
   const stageLoad = (t: string) =>
@@ -188,7 +248,7 @@ export function intraGramWgsl(v: IntraGramVariant): string {
     }
   }`
       : stepALoad(K4, t === '0u' ? 'sc4' : `${t} * 4u + sc4`, false);
-  const stageTile = v.gcFromG ? gcStage(K4, NKT) : STAGE_TILE;
+  const stageTile = v.gcFromG ? gcStage(K4, NKT) : v.lean ? LEAN_STAGE_TILE : STAGE_TILE;
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
   const diagPairs = diagonalPairs('acc');
   return /* wgsl */ `
@@ -206,7 +266,7 @@ ${
       )
 }
 ${LOCATE}${v.gcFromG ? '' : `\nfn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`}
-var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : 6 * ARR}>;
+var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : v.lean ? LEAN.SIZE : 6 * ARR}>;
 
 ${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
@@ -216,7 +276,7 @@ ${computeMain(WG)}
   let diag = lid >= 240u;
   let isQ = lid >= 120u && !diag;
   let tl = select(lid, lid - 120u, isQ);
-  let rowsArr = select(${AKS}u, ${AQS}u, isQ);
+  let rowsArr = select(${v.lean ? LEAN.KS : AKS}u, ${v.lean ? LEAN.QS : AQS}u, isQ);
   var I4 = lid - 240u;
   var J4 = I4;
   if (!diag) {
@@ -277,24 +337,28 @@ ${computeMain(WG)}
     if (lid < 4u && kt + 1u < ${NKT}u) ${gcWalk('agn')}`
         : ''
     }
-    if (!diag) {
+    ${
+      v.skip === 'products'
+        ? ''
+        : `if (!diag) {
       for (var c4 = 0u; c4 < 4u; c4++) {
         let ci = c4 ^ (I4 & 3u);
         let cj = c4 ^ (J4 & 3u);
         ${R4.map((a) => `let x${a} = sm[rowsArr + (4u * I4 + ${a}u) * 4u + ci];`).join('\n        ')}
-        let e = exp(${at(ag, '4u * I4', 'ci')} - ${at(ag, '4u * J4 + 3u', 'cj')});
-        ${R4.map((b) => `let kn${b} = ${at(AKN, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
+        let e = exp(${gnI} - ${gmJ});
+        ${R4.map((b) => `let kn${b} = ${at(akn, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
         ${R4.flatMap((a) => R4.map((b) => `acc${a}.${X[b]} += dot(x${a}, kn${b});`)).join('\n        ')}
       }
     } else {
       for (var c4 = 0u; c4 < 4u; c4++) {
         let ci = c4 ^ (I4 & 3u);
-        ${R4.map((a) => `let q${a} = ${diagQK('q', a)};\n        let k${a} = ${diagQK('k', a)};\n        let g${a} = ${at(ag, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
+        ${R4.map((a) => `let q${a} = ${diagQK('q', a)};\n        let k${a} = ${diagQK('k', a)};\n        let g${a} = ${diagG(a)};`).join('\n        ')}
         {
           ${diagPairs}
         }
         ${R4.map((a) => `aqk${a}.${X[a]} += dot(q${a}, k${a});`).join('\n        ')}
       }
+    }`
     }
     workgroupBarrier();
   }
@@ -326,9 +390,9 @@ ${computeMain(WG)}
     ).join('\n    ')}
   }
   workgroupBarrier();
-  ${INVERSE_DIAGONAL_BLOCKS}
+  ${v.skip === 'inverse' ? '' : INVERSE_DIAGONAL_BLOCKS}
   workgroupBarrier();
-  ${[4, 8, 16, 32].map(inverseLevel).join('\n  ')}
+  ${v.skip === 'inverse' ? '' : [4, 8, 16, 32].map((s) => inverseLevelWith(s, !!v.lean)).join('\n  ')}
   ${
     v.stagedStores
       ? `// A_qk (row e / 16, vec4 column e % 16: zero above the diagonal blocks) and T (as it lies in workgroup
@@ -345,11 +409,11 @@ ${computeMain(WG)}
   ).join('\n  ')}`
       : `// T as it lies in workgroup memory, for pass 1b (whose product reads it as vec4 columns).
   for (var e = lid; e < 1024u; e += ${WG}u) {
-    Tt[abase + e] = sm[${MT}u + e];
+    Tt[abase + e] = ${v.lean ? `select(vec4<f32>(0.0), sm[${MT}u + e], e % 16u >= e / 64u)` : `sm[${MT}u + e]`};
   }`
   }
   // The backward's copy (uniform p.storeT, as intraVec.wgsl.ts: one compiled kernel for the forward with and
   // without keep).
-  ${STORE_T_ROW_MAJOR}
+  ${v.lean ? STORE_T_ROW_MAJOR_LEAN : STORE_T_ROW_MAJOR}
 }`;
 }

@@ -88,6 +88,7 @@ async function expectTwoPass(
     intraGramStagedStores?: boolean;
     gcInGram?: boolean;
     intraGramLean?: boolean;
+    intraGramDiagSplit?: 1 | 2 | 4;
   } = {},
 ) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
@@ -106,6 +107,8 @@ async function expectTwoPass(
     expect(two.keys.filter((k) => k.startsWith('kda_chunk_intra_wu')).length).toBe(1);
     // The lean layout runs exactly where asked (it reads gc: never with gcInGram).
     expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.endsWith('_lean'))).toBe(!!wu.intraGramLean);
+    const ds = wu.intraGramDiagSplit;
+    expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.endsWith(`_ds${ds}`))).toBe(!!ds);
     // gc (and Kd) from the first kernel (gcInGram: by default where the forward keeps Kd, GK = K) or the gc pass.
     const gcInGram = two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.endsWith('_gcg'));
     expect(two.keys.some((k) => k.startsWith('kda_chunk_gc'))).toBe(!gcInGram);
@@ -185,6 +188,32 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
       intraGramLean: true,
     });
   });
+
+  // The diagonal blocks on a warp of their own, two threads a block (their parts' sums added after the K loop):
+  // varlen 1, 7, 63, 65 at K = 16; with KIMI_SLOW_TESTS=1 one and four threads a block, K = 64 (four K tiles).
+  it.skipIf(!hasGpu)(
+    'diagonal warp, 2 threads a block: varlen (1, 7, 63, 65), keep and not',
+    { timeout: 300_000 },
+    async () => {
+      const cu = [0, 1, 8, 71, 136];
+      await expectTwoPass(randomCase(57, cu[4], H, K, V), cu, true, [true, false], 'all', {
+        gcInGram: false,
+        intraGramDiagSplit: 2,
+      });
+    },
+  );
+  it.skipIf(slow)(
+    'diagonal warp, 1 and 4 threads a block: K=64, T=130, keep and not',
+    { timeout: 600_000 },
+    async () => {
+      for (const ds of [1, 4] as const) {
+        await expectTwoPass(randomCase(59, 130, H, 64, V), [0, 130], ds === 1, [true, false], 'all', {
+          gcInGram: false,
+          intraGramDiagSplit: ds,
+        });
+      }
+    },
+  );
 
   // The lean first kernel over four K tiles (K = 64), and with one gate per head.
   it.skipIf(slow)('lean first kernel: K=64 and GK=1, T=130, keep and not', { timeout: 600_000 }, async () => {

@@ -89,6 +89,8 @@ export interface KdaBenchOptions {
   fwdIntraGramLean?: boolean;
   /** Profiling only: the first kernel without its products or its inverse (intraGramSkip; wrong results). */
   fwdIntraGramSkip?: 'products' | 'inverse';
+  /** The first kernel's diagonal blocks on a warp of their own, 1, 2 or 4 threads a block (intraGramDiagSplit). */
+  fwdIntraGramDiagSplit?: 1 | 2 | 4;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -221,6 +223,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraWUChunks: o.fwdIntraWuChunks,
     intraGramLean: o.fwdIntraGramLean,
     intraGramSkip: o.fwdIntraGramSkip,
+    intraGramDiagSplit: o.fwdIntraGramDiagSplit,
   };
 }
 
@@ -722,6 +725,10 @@ export function registerKdaBench(bench: Command): void {
       'two-pass intra reading gc: the first kernel in 16 KiB of workgroup memory (default off)',
     )
     .option(
+      '--fwd-intra-gram-diag-split <n>',
+      "two-pass intra reading gc: the first kernel's diagonal blocks on a warp of their own, n = 1, 2 or 4 threads a block (default: in warp 7)",
+    )
+    .option(
       '--fwd-intra-gram-skip <step>',
       "profiling only: products or inverse left out of the two-pass intra's first kernel",
     )
@@ -806,6 +813,13 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
         fwdIntraGramLean: parseOnOff('--fwd-intra-gram-lean', opts.fwdIntraGramLean),
+        fwdIntraGramDiagSplit: parseSkip('--fwd-intra-gram-diag-split', opts.fwdIntraGramDiagSplit, [
+          '1',
+          '2',
+          '4',
+        ] as const)
+          ? (Number(opts.fwdIntraGramDiagSplit) as 1 | 2 | 4)
+          : undefined,
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
       });

@@ -177,6 +177,11 @@ export const kdaForwardTuning: {
   /** Profiling only (wrong results): the two-pass intra's first kernel without one step (IntraGramVariant.skip). */
   intraGramSkip?: IntraGramVariant['skip'];
   /**
+   * The two-pass intra's first kernel with its diagonal blocks on a warp of their own, this many threads a block
+   * (IntraGramVariant.diagSplit), where it reads gc (not with gcInGram, intraGramStagedStores or intraGramLean).
+   */
+  intraGramDiagSplit?: 1 | 2 | 4;
+  /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only
    * where the two-pass intra runs with GK = K and not the fused state-and-output pass (which needs the gc pass's
@@ -583,6 +588,7 @@ function dispatchIntraTwoPass(
     lean: kdaForwardTuning.intraGramLean === true && gram === undefined && !kdaForwardTuning.intraGramStagedStores,
     skip: kdaForwardTuning.intraGramSkip,
   };
+  if (!gv.gcFromG && !gv.stagedStores && !gv.lean) gv.diagSplit = kdaForwardTuning.intraGramDiagSplit;
   if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
   gpu.dispatch({

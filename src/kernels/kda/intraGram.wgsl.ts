@@ -91,10 +91,20 @@ export interface IntraGramVariant {
    * stores and barriers stay), so that step's time is the difference. The results are wrong.
    */
   skip?: 'products' | 'inverse';
+  /**
+   * The 16 diagonal blocks on a warp (or two) of their own, `diagSplit` threads a block (each 4 / diagSplit of a
+   * K tile's column groups; the parts' sums added once after the K loop through workgroup memory), past the 256
+   * threads that stage and own the off-diagonal tiles (threads 240 .. 255 idle in the products): workgroups of
+   * 256 + 16 diagSplit threads. Why: with 256 threads the diagonal threads (per-pair exps: 24 a column group
+   * against the off-diagonal tiles' 4) share warp 7 with 16 A_qk tiles, so that warp runs both branches in turn
+   * and every K tile's barrier waits for it. Not with gcFromG, stagedStores or lean. A_qk's and A_kk's diagonal
+   * blocks are summed in another order (parts then their sum): equal to ~1 ulp, not bit for bit.
+   */
+  diagSplit?: 1 | 2 | 4;
 }
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -105,7 +115,8 @@ export function intraGramFits(v: IntraGramVariant): boolean {
     v.V % 4 === 0 &&
     (v.GK === 1 || v.GK === v.K) &&
     (!v.gcFromG || v.GK === v.K) &&
-    (!v.lean || (!v.gcFromG && !v.stagedStores))
+    (!v.lean || (!v.gcFromG && !v.stagedStores)) &&
+    (!v.diagSplit || (!v.gcFromG && !v.stagedStores && !v.lean))
   );
 }
 
@@ -251,6 +262,13 @@ export function intraGramWgsl(v: IntraGramVariant): string {
   const stageTile = v.gcFromG ? gcStage(K4, NKT) : v.lean ? LEAN_STAGE_TILE : STAGE_TILE;
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
   const diagPairs = diagonalPairs('acc');
+  // diagSplit: the workgroup size, each diagonal thread's column groups, and the parts' sums' slot (past T's
+  // 1024 vec4; the staging tiles are dead after the K loop) for part pt > 0 of block I4.
+  const DS = v.diagSplit ?? 0;
+  const WGS = DS ? WG + 16 * DS : WG;
+  const C4N = DS ? 4 / DS : 4;
+  const partAt = (pt: string, a: number) => `sm[1024u + ((${pt} - 1u) * 16u + I4) * 8u + ${a}u]`;
+  const onlyStaging = (code: string) => (DS ? `if (lid < ${WG}u) {\n    ${code}\n    }` : code);
   return /* wgsl */ `
 ${
   v.gcFromG
@@ -268,18 +286,26 @@ ${
 ${LOCATE}${v.gcFromG ? '' : `\nfn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`}
 var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : v.lean ? LEAN.SIZE : 6 * ARR}>;
 
-${computeMain(WG)}
+${computeMain(WGS)}
   ${chunkSlotPrologue(['slot', 'h'])}
   // Roles: tile (I4, J4) of 4-row blocks, I4 > J4 (row-major over the lower triangle, tl = 0 .. 119): A_kk's
   // for lid < 120 (rows from ks), A_qk's for 120 <= lid < 240 (rows from qs), the same instructions on another
   // array; the diagonal blocks, both matrices, for lid >= 240 (a warp's half of their own: per-pair exps).
-  let diag = lid >= 240u;
-  let isQ = lid >= 120u && !diag;
+  ${
+    DS
+      ? `// diagSplit: the diagonal threads past the first 256 (part pt of block I4), 240 .. 255 idle in the products.
+  let diag = lid >= ${WG}u;
+  let offd = lid < 240u;
+  let isQ = lid >= 120u && offd;
+  let pt = (lid - ${WG}u) % ${DS}u;`
+      : `let diag = lid >= 240u;
+  let isQ = lid >= 120u && !diag;`
+  }
   let tl = select(lid, lid - 120u, isQ);
   let rowsArr = select(${v.lean ? LEAN.KS : AKS}u, ${v.lean ? LEAN.QS : AQS}u, isQ);
-  var I4 = lid - 240u;
+  var I4 = ${DS ? `select(0u, (lid - ${WG}u) / ${DS}u, diag)` : 'lid - 240u'};
   var J4 = I4;
-  if (!diag) {
+  if (${DS ? 'offd' : '!diag'}) {
     I4 = 1u;
     while ((I4 + 1u) * I4 / 2u <= tl) { I4++; }
     J4 = tl - I4 * (I4 - 1u) / 2u;
@@ -310,7 +336,7 @@ ${computeMain(WG)}
   if (lid < 4u) ${gcWalk(`${AG}u`)}
   workgroupBarrier();`
       : v.prefetch
-        ? stageLoad('0u')
+        ? onlyStaging(stageLoad('0u'))
         : ''
   }
   for (var kt = 0u; kt < ${NKT}u; kt++) {${
@@ -322,12 +348,12 @@ ${computeMain(WG)}
     let agn = select(${AG2}u, ${AG}u, (kt & 1u) == 1u);`
       : ''
   }
-    ${v.prefetch ? '' : stageLoad('kt')}
-    ${stageTile}
+    ${onlyStaging(`${v.prefetch ? '' : stageLoad('kt')}
+    ${stageTile}`)}
     workgroupBarrier();
     ${
       v.prefetch
-        ? `if (kt + 1u < ${NKT}u) {
+        ? `if (${DS ? `lid < ${WG}u && ` : ''}kt + 1u < ${NKT}u) {
       ${stageLoad('(kt + 1u)')}
     }`
         : ''
@@ -340,7 +366,7 @@ ${computeMain(WG)}
     ${
       v.skip === 'products'
         ? ''
-        : `if (!diag) {
+        : `if (${DS ? 'offd' : '!diag'}) {
       for (var c4 = 0u; c4 < 4u; c4++) {
         let ci = c4 ^ (I4 & 3u);
         let cj = c4 ^ (J4 & 3u);
@@ -349,8 +375,8 @@ ${computeMain(WG)}
         ${R4.map((b) => `let kn${b} = ${at(akn, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
         ${R4.flatMap((a) => R4.map((b) => `acc${a}.${X[b]} += dot(x${a}, kn${b});`)).join('\n        ')}
       }
-    } else {
-      for (var c4 = 0u; c4 < 4u; c4++) {
+    } else${DS ? ' if (diag)' : ''} {
+      for (var c4 = ${DS > 1 ? `pt * ${C4N}u` : '0u'}; c4 < ${DS > 1 ? `pt * ${C4N}u + ${C4N}u` : '4u'}; c4++) {
         let ci = c4 ^ (I4 & 3u);
         ${R4.map((a) => `let q${a} = ${diagQK('q', a)};\n        let k${a} = ${diagQK('k', a)};\n        let g${a} = ${diagG(a)};`).join('\n        ')}
         {
@@ -364,8 +390,22 @@ ${computeMain(WG)}
   }
   // A_qk to global (scaled; zero above the diagonal and past the end); Diag(beta) A_kk, strictly lower and
   // transposed, to workgroup memory (the staging tiles are dead after the last barrier).
-  let abase = (slot * H + h) * 1024u;
-  if (diag) {
+  let abase = (slot * H + h) * 1024u;${
+    DS > 1
+      ? `
+  // diagSplit: parts 1 .. ${DS - 1} of each diagonal block to workgroup memory, added by part 0 in order.
+  if (diag && pt != 0u) {
+    ${R4.map((a) => `${partAt('pt', a)} = acc${a};\n    ${partAt('pt', a + 4)} = aqk${a};`).join('\n    ')}
+  }
+  workgroupBarrier();
+  if (diag && pt == 0u) {
+    for (var q1 = 1u; q1 < ${DS}u; q1++) {
+      ${R4.map((a) => `acc${a} += ${partAt('q1', a)};\n      aqk${a} += ${partAt('q1', a + 4)};`).join('\n      ')}
+    }
+  }`
+      : ''
+  }
+  if (diag${DS > 1 ? ' && pt == 0u' : ''}) {
     ${R4.map(
       (a) =>
         `${aqkAt('I4', 'I4', a)} = select(vec4<f32>(0.0), aqk${a} * p.scale * vec4<f32>(${R4.map((b) => (b <= a ? '1.0' : '0.0')).join(', ')}), 4u * I4 + ${a}u < L);`,
@@ -381,7 +421,7 @@ ${computeMain(WG)}
           v.stagedStores ? '' : `\n    Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`
         }`,
     ).join('\n    ')}
-  } else {
+  } else${DS ? ' if (lid < 120u)' : ''} {
     ${R4.map(
       (
         b,
@@ -408,12 +448,12 @@ ${computeMain(WG)}
   Tt[abase + lid + ${m * WG}u] = tv${m};`,
   ).join('\n  ')}`
       : `// T as it lies in workgroup memory, for pass 1b (whose product reads it as vec4 columns).
-  for (var e = lid; e < 1024u; e += ${WG}u) {
+  ${onlyStaging(`for (var e = lid; e < 1024u; e += ${WG}u) {
     Tt[abase + e] = ${v.lean ? `select(vec4<f32>(0.0), sm[${MT}u + e], e % 16u >= e / 64u)` : `sm[${MT}u + e]`};
-  }`
+  }`)}`
   }
   // The backward's copy (uniform p.storeT, as intraVec.wgsl.ts: one compiled kernel for the forward with and
   // without keep).
-  ${v.lean ? STORE_T_ROW_MAJOR_LEAN : STORE_T_ROW_MAJOR}
+  ${onlyStaging(v.lean ? STORE_T_ROW_MAJOR_LEAN : STORE_T_ROW_MAJOR)}
 }`;
 }

@@ -91,6 +91,8 @@ export interface KdaBenchOptions {
   fwdIntraGramSkip?: 'products' | 'inverse';
   /** The first kernel's diagonal blocks on a warp of their own, 1, 2 or 4 threads a block (intraGramDiagSplit). */
   fwdIntraGramDiagSplit?: 1 | 2 | 4;
+  /** The first kernel's diagonal decays as products of neighbouring rows' (intraGramDiagChain). */
+  fwdIntraGramDiagChain?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -224,6 +226,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraGramLean: o.fwdIntraGramLean,
     intraGramSkip: o.fwdIntraGramSkip,
     intraGramDiagSplit: o.fwdIntraGramDiagSplit,
+    intraGramDiagChain: o.fwdIntraGramDiagChain,
   };
 }
 
@@ -729,6 +732,10 @@ export function registerKdaBench(bench: Command): void {
       "two-pass intra reading gc: the first kernel's diagonal blocks on a warp of their own, n = 1, 2 or 4 threads a block (default: in warp 7)",
     )
     .option(
+      '--fwd-intra-gram-diag-chain <on|off>',
+      "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default off)",
+    )
+    .option(
       '--fwd-intra-gram-skip <step>',
       "profiling only: products or inverse left out of the two-pass intra's first kernel",
     )
@@ -820,6 +827,7 @@ export function registerKdaBench(bench: Command): void {
         ] as const)
           ? (Number(opts.fwdIntraGramDiagSplit) as 1 | 2 | 4)
           : undefined,
+        fwdIntraGramDiagChain: parseOnOff('--fwd-intra-gram-diag-chain', opts.fwdIntraGramDiagChain),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
       });

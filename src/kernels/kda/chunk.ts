@@ -181,6 +181,8 @@ export const kdaForwardTuning: {
    * (IntraGramVariant.diagSplit), where it reads gc (not with gcInGram, intraGramStagedStores or intraGramLean).
    */
   intraGramDiagSplit?: 1 | 2 | 4;
+  /** The two-pass intra's first kernel's diagonal decays as products of neighbouring rows' (IntraGramVariant.diagChain). */
+  intraGramDiagChain?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only
@@ -587,6 +589,7 @@ function dispatchIntraTwoPass(
     gcFromG: gram !== undefined,
     lean: kdaForwardTuning.intraGramLean === true && gram === undefined && !kdaForwardTuning.intraGramStagedStores,
     skip: kdaForwardTuning.intraGramSkip,
+    diagChain: kdaForwardTuning.intraGramDiagChain,
   };
   if (!gv.gcFromG && !gv.stagedStores && !gv.lean) gv.diagSplit = kdaForwardTuning.intraGramDiagSplit;
   if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);

@@ -101,10 +101,43 @@ export interface IntraGramVariant {
    * blocks are summed in another order (parts then their sum): equal to ~1 ulp, not bit for bit.
    */
   diagSplit?: 1 | 2 | 4;
+  /**
+   * The diagonal blocks' decays as products of the neighbouring rows' factors (DIAG_CHAIN_PAIRS): 3 exps a column
+   * group instead of 6, on the one warp that runs the diagonal and the off-diagonal branch in turn. Every factor
+   * <= 1 (gc non-increasing), so a product underflows only where the true decay does; equal to a few ulps.
+   */
+  diagChain?: boolean;
 }
 
+/**
+ * WGSL (diagChain): a diagonal 4-row block's pairs (a, b), b < a, as diagonalPairs but with
+ * exp(gc_a - gc_b) = d_a ... d_{b+1}, d_r = exp(gc_r - gc_{r-1}): three exps (d1, d2, d3) and three products.
+ */
+const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
+          let d2 = exp(g2 - g1);
+          let d3 = exp(g3 - g2);
+          let d20 = d2 * d1;
+          let d31 = d3 * d2;
+          let d30 = d31 * d1;
+          ${[
+            [1, 0, 'd1'],
+            [2, 0, 'd20'],
+            [2, 1, 'd2'],
+            [3, 0, 'd30'],
+            [3, 1, 'd31'],
+            [3, 2, 'd3'],
+          ]
+            .map(
+              ([a, b, f]) => `{
+            let kk = k${b} * ${f};
+            acc${a}.${'xyzw'[b as number]} += dot(k${a}, kk);
+            aqk${a}.${'xyzw'[b as number]} += dot(q${a}, kk);
+          }`,
+            )
+            .join('\n          ')}`;
+
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -261,7 +294,7 @@ export function intraGramWgsl(v: IntraGramVariant): string {
       : stepALoad(K4, t === '0u' ? 'sc4' : `${t} * 4u + sc4`, false);
   const stageTile = v.gcFromG ? gcStage(K4, NKT) : v.lean ? LEAN_STAGE_TILE : STAGE_TILE;
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
-  const diagPairs = diagonalPairs('acc');
+  const diagPairs = v.diagChain ? DIAG_CHAIN_PAIRS : diagonalPairs('acc');
   // diagSplit: the workgroup size, each diagonal thread's column groups, and the parts' sums' slot (past T's
   // 1024 vec4; the staging tiles are dead after the K loop) for part pt > 0 of block I4.
   const DS = v.diagSplit ?? 0;

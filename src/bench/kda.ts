@@ -733,7 +733,7 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-intra-gram-diag-chain <on|off>',
-      "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default off)",
+      "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default on where it reads gc)",
     )
     .option(
       '--fwd-intra-gram-skip <step>',

@@ -37,6 +37,15 @@
  * pass is unchanged. Rows past the end add zeros, so they hold gc_last: what the gc-reading path loads there (its
  * rows are clamped to L - 1). H200 (H=16, d=128, T=32768): 1.383 ms against 0.146 + 1.195 without Kd, 1.498
  * against 0.361 + 1.259 with Kd (chunk.ts gcInGramByDefault).
+ *
+ * Where the time goes (H200, H=16, d=128, T=32768, gc read, 1.198 ms; IntraGramVariant.skip): step A's products
+ * ~0.615 ms, step B ~0.115, the rest (loads, staging, stores, barriers) ~0.47. Occupancy looks bound at 4
+ * workgroups of 256 an SM by registers as well as by workgroup memory: the lean 16 KiB layout ran at 1.37 ms
+ * (its diagonal threads' global loads lengthen the warp every barrier waits for; without products it was 0.08
+ * faster), the diagonal blocks on a warp of their own (272 to 320 threads) at 1.36-1.37. What did help: the
+ * diagonal blocks' decays as products of neighbouring rows' factors (diagChain, 3 exps a column group, not 6, on
+ * warp 7, which runs the off-diagonal and the diagonal branch in turn): 1.164 against 1.198 ms, the default where
+ * the kernel reads gc (bench/results/2026-12-02-h200-kgram2-*).
  */
 import {
   diagonalPairs,

@@ -7,7 +7,8 @@
  * rows past the end), a varlen batch with an empty sequence; with KIMI_SLOW_TESTS=1 also a per-head gate (GK = 1)
  * and the non-default load variants of both kernels, and K = 64 (four K tiles). The dispatches are checked to be the
  * two kernels, and the gc pass's absence where the first kernel forms gc from g (gcInGram: the default with keep),
- * whose gc and Kd must equal the gc pass's bit for bit.
+ * whose gc and Kd must equal the gc pass's bit for bit. The first kernel's diagonal chain (the default where it reads
+ * gc) at varlen 1, 7, 63, 65; with KIMI_SLOW_TESTS=1 also without it, and its lean and diagSplit variants.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Params } from '../src/gpu/params.js';
@@ -94,6 +95,9 @@ async function expectTwoPass(
     intraWUChunks?: 1 | 2;
     intraGramStagedStores?: boolean;
     gcInGram?: boolean;
+    intraGramLean?: boolean;
+    intraGramDiagSplit?: 1 | 2 | 4;
+    intraGramDiagChain?: boolean;
   } = {},
 ) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
@@ -110,6 +114,15 @@ async function expectTwoPass(
     );
     expect(two.keys.filter((k) => k.startsWith('kda_chunk_intra_gram')).length).toBe(1);
     expect(two.keys.filter((k) => k.startsWith('kda_chunk_intra_wu')).length).toBe(1);
+    // The lean layout runs exactly where asked (it reads gc: never with gcInGram).
+    expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes('_lean'))).toBe(!!wu.intraGramLean);
+    // The diagonal chain: by default where the first kernel reads gc (the gc pass runs).
+    const gcRead = two.keys.some((k) => k.startsWith('kda_chunk_gc'));
+    expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes('_dc'))).toBe(
+      wu.intraGramDiagChain ?? gcRead,
+    );
+    const ds = wu.intraGramDiagSplit;
+    expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes(`_ds${ds}`))).toBe(!!ds);
     // gc (and Kd) from the first kernel (gcInGram: by default where the forward keeps Kd, GK = K) or the gc pass.
     const gcInGram = two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.endsWith('_gcg'));
     expect(two.keys.some((k) => k.startsWith('kda_chunk_gc'))).toBe(!gcInGram);
@@ -169,7 +182,12 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
 
   // The first kernel reading gc from the gc pass (gcInGram off; the GK = 1 path below too).
   it.skipIf(slow)('first kernel reading the gc pass: T=130, keep and not', { timeout: 300_000 }, async () => {
-    await expectTwoPass(randomCase(47, 130, H, K, V), [0, 130], true, [true, false], 'all', { gcInGram: false });
+    for (const intraGramDiagChain of [true, false]) {
+      await expectTwoPass(randomCase(47, 130, H, K, V), [0, 130], true, [true, false], 'all', {
+        gcInGram: false,
+        intraGramDiagChain,
+      });
+    }
   });
 
   // The first kernel's A_qk and T stores staged through workgroup memory (A_qk's zero blocks by select).
@@ -177,6 +195,63 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
     await expectTwoPass(randomCase(43, 130, H, K, V), [0, 130], true, [true, false], 'all', {
       intraGramStagedStores: true,
     });
+  });
+
+  // The lean first kernel (16 KiB: diagonal rows from global memory, step B's scratch in T's upper part, masked
+  // out of both T stores): sequences of 1, 7, 63 and 65 tokens in one varlen batch, keep (T row-major against the
+  // reference) and not.
+  // Slow only: lean and diagSplit are slower on the H200 (kept for comparison, bench kda flags).
+  it.skipIf(slow)('lean first kernel: varlen (1, 7, 63, 65), keep and not', { timeout: 300_000 }, async () => {
+    const cu = [0, 1, 8, 71, 136];
+    await expectTwoPass(randomCase(51, cu[4], H, K, V), cu, true, [true, false], 'all', {
+      gcInGram: false,
+      intraGramLean: true,
+    });
+  });
+
+  // The diagonal blocks on a warp of their own, two threads a block (their parts' sums added after the K loop):
+  // varlen 1, 7, 63, 65 at K = 16; with KIMI_SLOW_TESTS=1 one and four threads a block, K = 64 (four K tiles).
+  // The diagonal decays as products of neighbouring rows' factors (diagChain, the default where the first kernel
+  // reads gc): varlen 1, 7, 63, 65, with keep (T row-major against the reference) and not.
+  it.skipIf(!hasGpu)('diagonal chain: varlen (1, 7, 63, 65), keep and not', { timeout: 300_000 }, async () => {
+    const cu = [0, 1, 8, 71, 136];
+    await expectTwoPass(randomCase(61, cu[4], H, K, V), cu, true, [true, false], 'all', {
+      gcInGram: false,
+      intraGramDiagChain: true,
+    });
+  });
+
+  it.skipIf(slow)(
+    'diagonal warp, 2 threads a block: varlen (1, 7, 63, 65), keep and not',
+    { timeout: 300_000 },
+    async () => {
+      const cu = [0, 1, 8, 71, 136];
+      await expectTwoPass(randomCase(57, cu[4], H, K, V), cu, true, [true, false], 'all', {
+        gcInGram: false,
+        intraGramDiagSplit: 2,
+      });
+    },
+  );
+  it.skipIf(slow)(
+    'diagonal warp, 1 and 4 threads a block: K=64, T=130, keep and not',
+    { timeout: 600_000 },
+    async () => {
+      for (const ds of [1, 4] as const) {
+        await expectTwoPass(randomCase(59, 130, H, 64, V), [0, 130], ds === 1, [true, false], 'all', {
+          gcInGram: false,
+          intraGramDiagSplit: ds,
+        });
+      }
+    },
+  );
+
+  // The lean first kernel over four K tiles (K = 64), and with one gate per head.
+  it.skipIf(slow)('lean first kernel: K=64 and GK=1, T=130, keep and not', { timeout: 600_000 }, async () => {
+    await expectTwoPass(randomCase(53, 130, H, 64, V), [0, 130], true, [true, false], 'all', {
+      gcInGram: false,
+      intraGramLean: true,
+    });
+    await expectTwoPass(randomCase(55, 130, H, K, V, 1), [0, 130], true, [true, false], 'all', { intraGramLean: true });
   });
 
   it.skipIf(slow)('one gate per head (GK = 1): T=130, keep and not', { timeout: 300_000 }, async () => {

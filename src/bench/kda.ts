@@ -86,6 +86,14 @@ export interface KdaBenchOptions {
   fwdIntraWuWalk?: 1 | 2 | 4;
   /** The first kernel's A_qk and T stores from workgroup memory (intraGramStagedStores). */
   fwdIntraGramStagedStores?: boolean;
+  /** The first kernel in 16 KiB of workgroup memory where it reads gc (intraGramLean). */
+  fwdIntraGramLean?: boolean;
+  /** Profiling only: the first kernel without its products or its inverse (intraGramSkip; wrong results). */
+  fwdIntraGramSkip?: 'products' | 'inverse';
+  /** The first kernel's diagonal blocks on a warp of their own, 1, 2 or 4 threads a block (intraGramDiagSplit). */
+  fwdIntraGramDiagSplit?: 1 | 2 | 4;
+  /** The first kernel's diagonal decays as products of neighbouring rows' (intraGramDiagChain). */
+  fwdIntraGramDiagChain?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -232,6 +240,10 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraGramStagedStores: o.fwdIntraGramStagedStores,
     intraWUDoubleB: o.fwdIntraWuDoubleB,
     intraWUChunks: o.fwdIntraWuChunks,
+    intraGramLean: o.fwdIntraGramLean,
+    intraGramSkip: o.fwdIntraGramSkip,
+    intraGramDiagSplit: o.fwdIntraGramDiagSplit,
+    intraGramDiagChain: o.fwdIntraGramDiagChain,
   };
 }
 
@@ -774,6 +786,22 @@ export function registerKdaBench(bench: Command): void {
       "two-pass intra, walk > 1: the second kernel's operand tile double-buffered (default on with the static walk)",
     )
     .option(
+      '--fwd-intra-gram-lean <on|off>',
+      'two-pass intra reading gc: the first kernel in 16 KiB of workgroup memory (default off)',
+    )
+    .option(
+      '--fwd-intra-gram-diag-split <n>',
+      "two-pass intra reading gc: the first kernel's diagonal blocks on a warp of their own, n = 1, 2 or 4 threads a block (default: in warp 7)",
+    )
+    .option(
+      '--fwd-intra-gram-diag-chain <on|off>',
+      "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default on where it reads gc)",
+    )
+    .option(
+      '--fwd-intra-gram-skip <step>',
+      "profiling only: products or inverse left out of the two-pass intra's first kernel",
+    )
+    .option(
       '--fwd-intra-gram-prefetch <on|off>',
       "two-pass intra: the first kernel's K-tile loads a tile ahead (default on)",
     )
@@ -901,6 +929,16 @@ export function registerKdaBench(bench: Command): void {
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
+        fwdIntraGramLean: parseOnOff('--fwd-intra-gram-lean', opts.fwdIntraGramLean),
+        fwdIntraGramDiagSplit: parseSkip('--fwd-intra-gram-diag-split', opts.fwdIntraGramDiagSplit, [
+          '1',
+          '2',
+          '4',
+        ] as const)
+          ? (Number(opts.fwdIntraGramDiagSplit) as 1 | 2 | 4)
+          : undefined,
+        fwdIntraGramDiagChain: parseOnOff('--fwd-intra-gram-diag-chain', opts.fwdIntraGramDiagChain),
+        fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
       });
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();

@@ -185,6 +185,28 @@ export const kdaForwardTuning: {
   /** The two-pass intra's first kernel storing A_qk and T from workgroup memory (IntraGramVariant.stagedStores). */
   intraGramStagedStores?: boolean;
   /**
+   * The two-pass intra's first kernel in 16 KiB of workgroup memory (IntraGramVariant.lean) where it reads gc
+   * (not with gcInGram or intraGramStagedStores, which keep their layouts). The same values.
+   */
+  intraGramLean?: boolean;
+  /** Profiling only (wrong results): the two-pass intra's first kernel without one step (IntraGramVariant.skip). */
+  intraGramSkip?: IntraGramVariant['skip'];
+  /**
+   * The two-pass intra's first kernel with its diagonal blocks on a warp of their own, this many threads a block
+   * (IntraGramVariant.diagSplit), where it reads gc (not with gcInGram, intraGramStagedStores or intraGramLean).
+   */
+  intraGramDiagSplit?: 1 | 2 | 4;
+  /**
+   * The two-pass intra's first kernel's diagonal decays as products of neighbouring rows' factors
+   * (IntraGramVariant.diagChain: 3 exps a column group, not 6, on the warp that runs both branches). Default
+   * (unset): on where the kernel reads gc (the inference forward), off with gcInGram (the forward that keeps what
+   * the backward reads: its T unchanged, unmeasured there). H200 (H=16, d=128, T=32768, one sitting,
+   * bench/results/2026-12-02-h200-kgram2-s3-diagchain.txt): kda_chunk_intra 1.1636 / 1.1638 ms against
+   * 1.1981 / 1.1981, forward 5.664 / 5.667 against 5.702 / 5.699; --check (T=2048) against the recurrent o 6.04e-7,
+   * state 7.30e-7, against the old path (vsDefault) o 2.16e-7, state 1.12e-7 (the decays equal to a few ulps).
+   */
+  intraGramDiagChain?: boolean;
+  /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only
    * where the two-pass intra runs with GK = K and not the fused state-and-output pass (which needs the gc pass's
@@ -688,7 +710,11 @@ function dispatchIntraTwoPass(
     prefetch: kdaForwardTuning.intraGramPrefetch !== false,
     stagedStores: kdaForwardTuning.intraGramStagedStores,
     gcFromG: gram !== undefined,
+    lean: kdaForwardTuning.intraGramLean === true && gram === undefined && !kdaForwardTuning.intraGramStagedStores,
+    skip: kdaForwardTuning.intraGramSkip,
+    diagChain: kdaForwardTuning.intraGramDiagChain ?? gram === undefined,
   };
+  if (!gv.gcFromG && !gv.stagedStores && !gv.lean) gv.diagSplit = kdaForwardTuning.intraGramDiagSplit;
   if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
   gpu.dispatch({

@@ -37,11 +37,20 @@
  * pass is unchanged. Rows past the end add zeros, so they hold gc_last: what the gc-reading path loads there (its
  * rows are clamped to L - 1). H200 (H=16, d=128, T=32768): 1.383 ms against 0.146 + 1.195 without Kd, 1.498
  * against 0.361 + 1.259 with Kd (chunk.ts gcInGramByDefault).
+ *
+ * Where the time goes (H200, H=16, d=128, T=32768, gc read, 1.198 ms; IntraGramVariant.skip): step A's products
+ * ~0.615 ms, step B ~0.115, the rest (loads, staging, stores, barriers) ~0.47. Occupancy looks bound at 4
+ * workgroups of 256 an SM by registers as well as by workgroup memory: the lean 16 KiB layout ran at 1.37 ms
+ * (its diagonal threads' global loads lengthen the warp every barrier waits for; without products it was 0.08
+ * faster), the diagonal blocks on a warp of their own (272 to 320 threads) at 1.36-1.37. What did help: the
+ * diagonal blocks' decays as products of neighbouring rows' factors (diagChain, 3 exps a column group, not 6, on
+ * warp 7, which runs the off-diagonal and the diagonal branch in turn): 1.164 against 1.198 ms, the default where
+ * the kernel reads gc (bench/results/2026-12-02-h200-kgram2-*).
  */
 import {
   diagonalPairs,
   INVERSE_DIAGONAL_BLOCKS,
-  inverseLevel,
+  inverseLevelWith,
   STAGE_TILE,
   STAGING_ROLES,
   STORE_T_ROW_MAJOR,
@@ -80,16 +89,77 @@ export interface IntraGramVariant {
    * (beside the products) for one pass and the gc pass's reads and writes less.
    */
   gcFromG?: boolean;
+  /**
+   * 16 KiB of workgroup memory instead of 24 (see LEAN): only qs, ks, kn and the block-boundary rows of gc are
+   * staged (the diagonal threads read their rows' q, k and gc from global memory), and step B's scratch lies in
+   * the upper part of T's own tile. Not with gcFromG or stagedStores. The same values (exact).
+   */
+  lean?: boolean;
+  /**
+   * Profiling only (bench kda --fwd-intra-gram-skip): leave out step A's products or step B (loads, staging,
+   * stores and barriers stay), so that step's time is the difference. The results are wrong.
+   */
+  skip?: 'products' | 'inverse';
+  /**
+   * The 16 diagonal blocks on a warp (or two) of their own, `diagSplit` threads a block (each 4 / diagSplit of a
+   * K tile's column groups; the parts' sums added once after the K loop through workgroup memory), past the 256
+   * threads that stage and own the off-diagonal tiles (threads 240 .. 255 idle in the products): workgroups of
+   * 256 + 16 diagSplit threads. Why: with 256 threads the diagonal threads (per-pair exps: 24 a column group
+   * against the off-diagonal tiles' 4) share warp 7 with 16 A_qk tiles, so that warp runs both branches in turn
+   * and every K tile's barrier waits for it. Not with gcFromG, stagedStores or lean. A_qk's and A_kk's diagonal
+   * blocks are summed in another order (parts then their sum): equal to ~1 ulp, not bit for bit.
+   */
+  diagSplit?: 1 | 2 | 4;
+  /**
+   * The diagonal blocks' decays as products of the neighbouring rows' factors (DIAG_CHAIN_PAIRS): 3 exps a column
+   * group instead of 6, on the one warp that runs the diagonal and the off-diagonal branch in turn. Every factor
+   * <= 1 (gc non-increasing), so a product underflows only where the true decay does; equal to a few ulps.
+   */
+  diagChain?: boolean;
 }
 
+/**
+ * WGSL (diagChain): a diagonal 4-row block's pairs (a, b), b < a, as diagonalPairs but with
+ * exp(gc_a - gc_b) = d_a ... d_{b+1}, d_r = exp(gc_r - gc_{r-1}): three exps (d1, d2, d3) and three products.
+ */
+const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
+          let d2 = exp(g2 - g1);
+          let d3 = exp(g3 - g2);
+          let d20 = d2 * d1;
+          let d31 = d3 * d2;
+          let d30 = d31 * d1;
+          ${[
+            [1, 0, 'd1'],
+            [2, 0, 'd20'],
+            [2, 1, 'd2'],
+            [3, 0, 'd30'],
+            [3, 1, 'd31'],
+            [3, 2, 'd3'],
+          ]
+            .map(
+              ([a, b, f]) => `{
+            let kk = k${b} * ${f};
+            acc${a}.${'xyzw'[b as number]} += dot(k${a}, kk);
+            aqk${a}.${'xyzw'[b as number]} += dot(q${a}, kk);
+          }`,
+            )
+            .join('\n          ')}`;
+
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
 
 export function intraGramFits(v: IntraGramVariant): boolean {
-  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K) && (!v.gcFromG || v.GK === v.K);
+  return (
+    v.K % BK === 0 &&
+    v.V % 4 === 0 &&
+    (v.GK === 1 || v.GK === v.K) &&
+    (!v.gcFromG || v.GK === v.K) &&
+    (!v.lean || (!v.gcFromG && !v.stagedStores)) &&
+    (!v.diagSplit || (!v.gcFromG && !v.stagedStores && !v.lean))
+  );
 }
 
 const R4 = [0, 1, 2, 3];
@@ -102,6 +172,42 @@ const WALK_RB = 8;
  * loaded them), so the workgroup memory stays at 24 KiB (see the header).
  */
 const AG2 = AQ;
+
+/**
+ * The lean layout (IntraGramVariant.lean; vec4 units): qs, ks, kn as above, then gc of each 4-row block's first
+ * row (n, 16 rows) and last row (m), the only gc the off-diagonal tiles read (their middle factor
+ * exp(gc_n(I) - gc_m(J))), in the same swizzle (row slot = block). 14 KiB; T (16 KiB) then takes the whole of it,
+ * step B's scratch lying in T's zero upper part. Why: past 24 KiB the kernel ran 1.4x slower (see the header), so
+ * workgroup memory seems to bound the workgroups an SM; 16 KiB may admit more of them, if registers allow.
+ */
+const LEAN = { QS: 0, KS: ARR, KN: 2 * ARR, GN: 3 * ARR, GM: 3 * ARR + 64, SIZE: 1024 };
+/**
+ * STORE_T_ROW_MAJOR for the lean layout: row i's vec4 of columns 4 j4 .. 4 j4 + 3 is zero where i / 4 < j4 (step
+ * B's scratch lay there); the lean Tt store masks the same vec4 (row group e % 16 below column e / 16's group).
+ */
+const STORE_T_ROW_MAJOR_LEAN = `if (p.storeT != 0u) {
+    for (var e = lid; e < 1024u; e += ${WG}u) {
+      let i = e / 16u;
+      let j = (e % 16u) * 4u;
+      let iv = i / 4u;
+      let ic = i % 4u;
+      Tb[abase + e] = select(vec4<f32>(0.0), vec4<f32>(${R4.map((u) => `sm[${MT}u + (j + ${u}u) * 16u + iv][ic]`).join(', ')}), iv >= e % 16u);
+    }
+  }`;
+
+/** WGSL (lean): the staging of the loaded values: qs, ks, kn, and gc where the staging row is a block's n or m. */
+const LEAN_STAGE_TILE = `let f = exp(gv - gn);
+    let kn = kv * exp(gm - gv);
+    sm[${LEAN.QS}u + sp] = qv * f;
+    sm[${LEAN.KS}u + sp] = kv * f;
+    sm[${LEAN.KN}u + sp] = kn;
+    let gsl = (si >> 2u) * 4u + (sc4 ^ ((si >> 2u) & 3u));
+    if ((si & 3u) == 0u) {
+      sm[${LEAN.GN}u + gsl] = gv;
+    }
+    if ((si & 3u) == 3u) {
+      sm[${LEAN.GM}u + gsl] = gv;
+    }`;
 
 /**
  * WGSL (gcFromG): the running sum down the 64 rows of the gc tile at `base` (raw g staged there, replaced in
@@ -172,9 +278,16 @@ export function intraGramWgsl(v: IntraGramVariant): string {
   // A diagonal thread's row 4 I4 + a of q or k, channels 4 c4 .. 4 c4 + 3 of tile kt (logical column group c4, in
   // workgroup memory at the swizzled ci): staged, or with gcFromG loaded as the staging threads loaded it.
   const diagQK = (x: 'q' | 'k', a: number) =>
-    v.gcFromG
+    v.gcFromG || v.lean
       ? `select(vec4<f32>(0.0), ${x}[((t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h) * ${K4}u + kt * 4u + c4], 4u * I4 + ${a}u < L)`
       : at(x === 'q' ? AQ : AK, `4u * I4 + ${a}u`, 'ci');
+  // A diagonal thread's gc of row 4 I4 + a (lean: from global memory, clamped to L - 1 as the staging loads it).
+  const diagG = (a: number) =>
+    v.lean ? `gc4((t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h, kt * 4u + c4)` : at(ag, `4u * I4 + ${a}u`, 'ci');
+  // The off-diagonal tile's middle factor's gc: of block I4's first row and block J4's last.
+  const gnI = v.lean ? `sm[${LEAN.GN}u + I4 * 4u + ci]` : at(ag, '4u * I4', 'ci');
+  const gmJ = v.lean ? `sm[${LEAN.GM}u + J4 * 4u + cj]` : at(ag, '4u * J4 + 3u', 'cj');
+  const akn = v.lean ? LEAN.KN : AKN;
   // The staging role's loads for K tile t: q, k, gc; with gcFromG q, k and the raw g of tile t + 1 (zero past the
   // end, so the walk adds nothing there), whose gc is walked while tile t's products run.
   const stageLoad = (t: string) =>
@@ -188,9 +301,16 @@ export function intraGramWgsl(v: IntraGramVariant): string {
     }
   }`
       : stepALoad(K4, t === '0u' ? 'sc4' : `${t} * 4u + sc4`, false);
-  const stageTile = v.gcFromG ? gcStage(K4, NKT) : STAGE_TILE;
+  const stageTile = v.gcFromG ? gcStage(K4, NKT) : v.lean ? LEAN_STAGE_TILE : STAGE_TILE;
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
-  const diagPairs = diagonalPairs('acc');
+  const diagPairs = v.diagChain ? DIAG_CHAIN_PAIRS : diagonalPairs('acc');
+  // diagSplit: the workgroup size, each diagonal thread's column groups, and the parts' sums' slot (past T's
+  // 1024 vec4; the staging tiles are dead after the K loop) for part pt > 0 of block I4.
+  const DS = v.diagSplit ?? 0;
+  const WGS = DS ? WG + 16 * DS : WG;
+  const C4N = DS ? 4 / DS : 4;
+  const partAt = (pt: string, a: number) => `sm[1024u + ((${pt} - 1u) * 16u + I4) * 8u + ${a}u]`;
+  const onlyStaging = (code: string) => (DS ? `if (lid < ${WG}u) {\n    ${code}\n    }` : code);
   return /* wgsl */ `
 ${
   v.gcFromG
@@ -206,20 +326,28 @@ ${
       )
 }
 ${LOCATE}${v.gcFromG ? '' : `\nfn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`}
-var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : 6 * ARR}>;
+var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : v.lean ? LEAN.SIZE : 6 * ARR}>;
 
-${computeMain(WG)}
+${computeMain(WGS)}
   ${chunkSlotPrologue(['slot', 'h'])}
   // Roles: tile (I4, J4) of 4-row blocks, I4 > J4 (row-major over the lower triangle, tl = 0 .. 119): A_kk's
   // for lid < 120 (rows from ks), A_qk's for 120 <= lid < 240 (rows from qs), the same instructions on another
   // array; the diagonal blocks, both matrices, for lid >= 240 (a warp's half of their own: per-pair exps).
-  let diag = lid >= 240u;
-  let isQ = lid >= 120u && !diag;
+  ${
+    DS
+      ? `// diagSplit: the diagonal threads past the first 256 (part pt of block I4), 240 .. 255 idle in the products.
+  let diag = lid >= ${WG}u;
+  let offd = lid < 240u;
+  let isQ = lid >= 120u && offd;
+  let pt = (lid - ${WG}u) % ${DS}u;`
+      : `let diag = lid >= 240u;
+  let isQ = lid >= 120u && !diag;`
+  }
   let tl = select(lid, lid - 120u, isQ);
-  let rowsArr = select(${AKS}u, ${AQS}u, isQ);
-  var I4 = lid - 240u;
+  let rowsArr = select(${v.lean ? LEAN.KS : AKS}u, ${v.lean ? LEAN.QS : AQS}u, isQ);
+  var I4 = ${DS ? `select(0u, (lid - ${WG}u) / ${DS}u, diag)` : 'lid - 240u'};
   var J4 = I4;
-  if (!diag) {
+  if (${DS ? 'offd' : '!diag'}) {
     I4 = 1u;
     while ((I4 + 1u) * I4 / 2u <= tl) { I4++; }
     J4 = tl - I4 * (I4 - 1u) / 2u;
@@ -250,7 +378,7 @@ ${computeMain(WG)}
   if (lid < 4u) ${gcWalk(`${AG}u`)}
   workgroupBarrier();`
       : v.prefetch
-        ? stageLoad('0u')
+        ? onlyStaging(stageLoad('0u'))
         : ''
   }
   for (var kt = 0u; kt < ${NKT}u; kt++) {${
@@ -262,12 +390,12 @@ ${computeMain(WG)}
     let agn = select(${AG2}u, ${AG}u, (kt & 1u) == 1u);`
       : ''
   }
-    ${v.prefetch ? '' : stageLoad('kt')}
-    ${stageTile}
+    ${onlyStaging(`${v.prefetch ? '' : stageLoad('kt')}
+    ${stageTile}`)}
     workgroupBarrier();
     ${
       v.prefetch
-        ? `if (kt + 1u < ${NKT}u) {
+        ? `if (${DS ? `lid < ${WG}u && ` : ''}kt + 1u < ${NKT}u) {
       ${stageLoad('(kt + 1u)')}
     }`
         : ''
@@ -277,31 +405,49 @@ ${computeMain(WG)}
     if (lid < 4u && kt + 1u < ${NKT}u) ${gcWalk('agn')}`
         : ''
     }
-    if (!diag) {
+    ${
+      v.skip === 'products'
+        ? ''
+        : `if (${DS ? 'offd' : '!diag'}) {
       for (var c4 = 0u; c4 < 4u; c4++) {
         let ci = c4 ^ (I4 & 3u);
         let cj = c4 ^ (J4 & 3u);
         ${R4.map((a) => `let x${a} = sm[rowsArr + (4u * I4 + ${a}u) * 4u + ci];`).join('\n        ')}
-        let e = exp(${at(ag, '4u * I4', 'ci')} - ${at(ag, '4u * J4 + 3u', 'cj')});
-        ${R4.map((b) => `let kn${b} = ${at(AKN, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
+        let e = exp(${gnI} - ${gmJ});
+        ${R4.map((b) => `let kn${b} = ${at(akn, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
         ${R4.flatMap((a) => R4.map((b) => `acc${a}.${X[b]} += dot(x${a}, kn${b});`)).join('\n        ')}
       }
-    } else {
-      for (var c4 = 0u; c4 < 4u; c4++) {
+    } else${DS ? ' if (diag)' : ''} {
+      for (var c4 = ${DS > 1 ? `pt * ${C4N}u` : '0u'}; c4 < ${DS > 1 ? `pt * ${C4N}u + ${C4N}u` : '4u'}; c4++) {
         let ci = c4 ^ (I4 & 3u);
-        ${R4.map((a) => `let q${a} = ${diagQK('q', a)};\n        let k${a} = ${diagQK('k', a)};\n        let g${a} = ${at(ag, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
+        ${R4.map((a) => `let q${a} = ${diagQK('q', a)};\n        let k${a} = ${diagQK('k', a)};\n        let g${a} = ${diagG(a)};`).join('\n        ')}
         {
           ${diagPairs}
         }
         ${R4.map((a) => `aqk${a}.${X[a]} += dot(q${a}, k${a});`).join('\n        ')}
       }
+    }`
     }
     workgroupBarrier();
   }
   // A_qk to global (scaled; zero above the diagonal and past the end); Diag(beta) A_kk, strictly lower and
   // transposed, to workgroup memory (the staging tiles are dead after the last barrier).
-  let abase = (slot * H + h) * 1024u;
-  if (diag) {
+  let abase = (slot * H + h) * 1024u;${
+    DS > 1
+      ? `
+  // diagSplit: parts 1 .. ${DS - 1} of each diagonal block to workgroup memory, added by part 0 in order.
+  if (diag && pt != 0u) {
+    ${R4.map((a) => `${partAt('pt', a)} = acc${a};\n    ${partAt('pt', a + 4)} = aqk${a};`).join('\n    ')}
+  }
+  workgroupBarrier();
+  if (diag && pt == 0u) {
+    for (var q1 = 1u; q1 < ${DS}u; q1++) {
+      ${R4.map((a) => `acc${a} += ${partAt('q1', a)};\n      aqk${a} += ${partAt('q1', a + 4)};`).join('\n      ')}
+    }
+  }`
+      : ''
+  }
+  if (diag${DS > 1 ? ' && pt == 0u' : ''}) {
     ${R4.map(
       (a) =>
         `${aqkAt('I4', 'I4', a)} = select(vec4<f32>(0.0), aqk${a} * p.scale * vec4<f32>(${R4.map((b) => (b <= a ? '1.0' : '0.0')).join(', ')}), 4u * I4 + ${a}u < L);`,
@@ -317,7 +463,7 @@ ${computeMain(WG)}
           v.stagedStores ? '' : `\n    Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`
         }`,
     ).join('\n    ')}
-  } else {
+  } else${DS ? ' if (lid < 120u)' : ''} {
     ${R4.map(
       (
         b,
@@ -326,9 +472,9 @@ ${computeMain(WG)}
     ).join('\n    ')}
   }
   workgroupBarrier();
-  ${INVERSE_DIAGONAL_BLOCKS}
+  ${v.skip === 'inverse' ? '' : INVERSE_DIAGONAL_BLOCKS}
   workgroupBarrier();
-  ${[4, 8, 16, 32].map(inverseLevel).join('\n  ')}
+  ${v.skip === 'inverse' ? '' : [4, 8, 16, 32].map((s) => inverseLevelWith(s, !!v.lean)).join('\n  ')}
   ${
     v.stagedStores
       ? `// A_qk (row e / 16, vec4 column e % 16: zero above the diagonal blocks) and T (as it lies in workgroup
@@ -344,12 +490,12 @@ ${computeMain(WG)}
   Tt[abase + lid + ${m * WG}u] = tv${m};`,
   ).join('\n  ')}`
       : `// T as it lies in workgroup memory, for pass 1b (whose product reads it as vec4 columns).
-  for (var e = lid; e < 1024u; e += ${WG}u) {
-    Tt[abase + e] = sm[${MT}u + e];
-  }`
+  ${onlyStaging(`for (var e = lid; e < 1024u; e += ${WG}u) {
+    Tt[abase + e] = ${v.lean ? `select(vec4<f32>(0.0), sm[${MT}u + e], e % 16u >= e / 64u)` : `sm[${MT}u + e]`};
+  }`)}`
   }
   // The backward's copy (uniform p.storeT, as intraVec.wgsl.ts: one compiled kernel for the forward with and
   // without keep).
-  ${STORE_T_ROW_MAJOR}
+  ${onlyStaging(v.lean ? STORE_T_ROW_MAJOR_LEAN : STORE_T_ROW_MAJOR)}
 }`;
 }

@@ -228,8 +228,15 @@ export const INVERSE_DIAGONAL_BLOCKS = `// Step B. The 4x4 diagonal blocks: T[i,
  * WGSL: the lower-left block of level s of the doubling inverse (see B above), over the transposed matrix at
  * sm[MT..] and the scratch at sm[BT..]; also intraGram.wgsl.ts's step B.
  */
-export function inverseLevel(s: number): string {
+export const inverseLevel = (s: number): string => inverseLevelWith(s, false);
+
+/** inverseLevel, with X's scratch tile at BT or (upperScratch) in the matrix's own zero upper part. */
+export function inverseLevelWith(s: number, upperScratch: boolean): string {
   const S4 = s / 4;
+  // X's (column c, row group r4) of block blk at xb + r4: the scratch tile at BT, or (upperScratch, for a kernel
+  // without room for it) the block's upper-right s x s part of the matrix, zero in T and never read by this or
+  // a later level (they read on and below the diagonal 4x4 blocks only); the caller masks it out of T's stores.
+  const xBase = upperScratch ? `${MT}u + (C0 + ${s}u + c) * 16u + C0 / 4u` : `${BT}u + blk * ${s * S4}u + c * ${S4}u`;
   const n = 8 * s; // vec4 outputs of the level
   const decode = `let blk = e / ${s * S4}u;
     let c = (e % ${s * S4}u) / ${S4}u;
@@ -246,13 +253,13 @@ export function inverseLevel(s: number): string {
       let mc = C0 + 4u * m4;
       x += ${R4.map((u) => `${col('mc', u)} * pv.${X[u]}`).join(' + ')};
     }
-    sm[${BT}u + e] = x;
+    ${upperScratch ? `sm[${xBase} + r4] = x;` : `sm[${BT}u + e] = x;`}
   }
   workgroupBarrier();
   // Lower-left = -(X + Q' X), Q' the stored part of Q^-1 (zero on and above the diagonal).
   for (var e = lid; e < ${n}u; e += ${WG}u) {
     ${decode}
-    let xb = ${BT}u + blk * ${s * S4}u + c * ${S4}u;
+    let xb = ${xBase};
     var y = sm[xb + r4];
     for (var m4 = 0u; m4 <= r4; m4++) {
       let xv = sm[xb + m4];

@@ -23,7 +23,7 @@
  * One workgroup of each token (slot 0, row block 0) writes the token's picks and weights, for the down
  * dispatch after it. Needs E <= ROUTE_FOLD_MAX_E.
  */
-import { routeMergeApplies, routeMergeWgsl } from './routeMerge.wgsl.js';
+import { routeMergeApplies, routeMergeWgsl, routeModuleHead } from './routeMerge.wgsl.js';
 
 export const ROUTE_FOLD_MAX_E = 1024;
 /**
@@ -81,19 +81,8 @@ export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number): s
   const { E, k } = v;
   // P: E rounded up to a power of two (the sort's width).
   const P = 2 ** Math.ceil(Math.log2(Math.max(2, E)));
-  let b = first;
-  const L: string[] = [];
-  L.push(`@group(0) @binding(${b++}) var<storage, read> RL: array<f32>;`);
-  if (v.hasBias) L.push(`@group(0) @binding(${b++}) var<storage, read> RB: array<f32>;`);
-  L.push(`@group(0) @binding(${b++}) var<storage, read_write> RIdx: array<i32>;`);
-  L.push(`@group(0) @binding(${b++}) var<storage, read_write> RW: array<f32>;`);
-  L.push(`var<workgroup> rKey: array<f32, ${P}>;`);
-  L.push(`var<workgroup> rId: array<u32, ${P}>;`);
-  L.push(`var<workgroup> rScore: array<f32, ${E}>;`);
+  const L = routeModuleHead(v.hasBias, first, P, E);
   L.push(/* wgsl */ `
-fn routeBeats(ka: f32, ia: u32, kb: f32, ib: u32) -> bool {
-  return ka > kb || (ka == kb && ia < ib);
-}
 fn routeToken(lid: u32, n: u32, writer: bool) {
   let row = n * p.rld + p.rcol;
   for (var e = lid; e < ${P}u; e += ${WG}u) {

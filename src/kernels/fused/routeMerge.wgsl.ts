@@ -20,6 +20,27 @@
  */
 import type { RouteFoldVariant } from './routeFold.wgsl.js';
 
+/**
+ * What both selections declare at module scope: the bindings RL, RB (with a bias), RIdx and RW from `first` on,
+ * the workgroup arrays rKey / rId (P slots) and rScore (E), and routeBeats (the order of the picks: higher score
+ * first, lower expert id on ties).
+ */
+export function routeModuleHead(hasBias: boolean, first: number, P: number, E: number): string[] {
+  let b = first;
+  const H: string[] = [];
+  H.push(`@group(0) @binding(${b++}) var<storage, read> RL: array<f32>;`);
+  if (hasBias) H.push(`@group(0) @binding(${b++}) var<storage, read> RB: array<f32>;`);
+  H.push(`@group(0) @binding(${b++}) var<storage, read_write> RIdx: array<i32>;`);
+  H.push(`@group(0) @binding(${b++}) var<storage, read_write> RW: array<f32>;`);
+  H.push(`var<workgroup> rKey: array<f32, ${P}>;`);
+  H.push(`var<workgroup> rId: array<u32, ${P}>;`);
+  H.push(`var<workgroup> rScore: array<f32, ${E}>;`);
+  H.push('fn routeBeats(ka: f32, ia: u32, kb: f32, ib: u32) -> bool {');
+  H.push('  return ka > kb || (ka == kb && ia < ib);');
+  H.push('}');
+  return H;
+}
+
 /** L: the length of the sorted lists (k rounded up to a power of two). */
 function listLength(k: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, k)));
@@ -68,20 +89,9 @@ export function routeMergeWgsl(v: RouteFoldVariant, first: number, WG: number): 
   const T = P / L;
   if (!routeMergeApplies(E, k, WG)) throw new Error(`routeMerge: E ${E}, k ${k} in ${WG} invocations does not apply`);
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  let b = first;
-  const B: string[] = [];
-  B.push(`@group(0) @binding(${b++}) var<storage, read> RL: array<f32>;`);
-  if (v.hasBias) B.push(`@group(0) @binding(${b++}) var<storage, read> RB: array<f32>;`);
-  B.push(`@group(0) @binding(${b++}) var<storage, read_write> RIdx: array<i32>;`);
-  B.push(`@group(0) @binding(${b++}) var<storage, read_write> RW: array<f32>;`);
   // rKey / rId: the published lists (thread t's at t * L); rId[0..L) the final one (slot 0 is never published).
-  B.push(`var<workgroup> rKey: array<f32, ${P}>;`);
-  B.push(`var<workgroup> rId: array<u32, ${P}>;`);
-  B.push(`var<workgroup> rScore: array<f32, ${E}>;`);
+  const B = routeModuleHead(v.hasBias, first, P, E);
   const F: string[] = [];
-  F.push('fn routeBeats(ka: f32, ia: u32, kb: f32, ib: u32) -> bool {');
-  F.push('  return ka > kb || (ka == kb && ia < ib);');
-  F.push('}');
   F.push('fn routeToken(lid: u32, n: u32, writer: bool) {');
   F.push('  let row = n * p.rld + p.rcol;');
   for (const m of range(L)) F.push(`  var lk${m} = bitcast<f32>(0xff7fffffu); var li${m} = lid + ${m * T}u;`);

@@ -98,6 +98,7 @@ async function expectTwoPass(
     intraGramLean?: boolean;
     intraGramDiagSplit?: 1 | 2 | 4;
     intraGramDiagChain?: boolean;
+    intraGramSecondary?: boolean;
   } = {},
 ) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
@@ -120,6 +121,10 @@ async function expectTwoPass(
     const gcRead = two.keys.some((k) => k.startsWith('kda_chunk_gc'));
     expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes('_dc'))).toBe(
       wu.intraGramDiagChain ?? gcRead,
+    );
+    // The secondary chunking (intraGramSecondary.wgsl.ts) runs exactly where asked.
+    expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes('_sec'))).toBe(
+      !!wu.intraGramSecondary,
     );
     const ds = wu.intraGramDiagSplit;
     expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes(`_ds${ds}`))).toBe(!!ds);
@@ -218,6 +223,28 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
     await expectTwoPass(randomCase(61, cu[4], H, K, V), cu, true, [true, false], 'all', {
       gcInGram: false,
       intraGramDiagChain: true,
+    });
+  });
+
+  // FLA's secondary chunking (16-row blocks; the cross-block tiles read operands scaled against the block's first
+  // row, K tiles of 8 channels): varlen 1, 7, 63, 65 (rows past the end, partial 16-row blocks), keep (against the
+  // reference) and not (one compiled kernel: storeT is a uniform); with KIMI_SLOW_TESTS=1 K = 64 (eight K tiles)
+  // without the loads a tile ahead and without the diagonal chain, and one gate per head.
+  it.skipIf(!hasGpu)('secondary chunking: varlen (1, 7, 63, 65), keep and not', { timeout: 300_000 }, async () => {
+    const cu = [0, 1, 8, 71, 136];
+    await expectTwoPass(randomCase(63, cu[4], H, K, V), cu, true, [true, false], 'all', {
+      gcInGram: false,
+      intraGramSecondary: true,
+    });
+  });
+  it.skipIf(slow)('secondary chunking: K=64 and GK=1, T=130, keep and not', { timeout: 600_000 }, async () => {
+    await expectTwoPass(randomCase(65, 130, H, 64, V), [0, 130], false, [true, false], 'all', {
+      gcInGram: false,
+      intraGramSecondary: true,
+      intraGramDiagChain: false,
+    });
+    await expectTwoPass(randomCase(67, 130, H, K, V, 1), [0, 130], true, [true, false], 'all', {
+      intraGramSecondary: true,
     });
   });
 

@@ -210,7 +210,8 @@ export const kdaForwardTuning: {
   /**
    * The two-pass intra's first kernel with FLA's secondary chunking (IntraGramVariant.secondary,
    * intraGramSecondary.wgsl.ts: the cross-16-row-block tiles without the middle factor's exp), where it reads gc
-   * (not with gcInGram, intraGramStagedStores, intraGramLean or intraGramDiagSplit). Default off.
+   * (not with gcInGram, intraGramStagedStores, intraGramLean or intraGramDiagSplit). Default off: slower on the
+   * H200 (kda_chunk_intra 1.332 against 1.164 ms at H=16, d=128, T=32768; see its header).
    */
   intraGramSecondary?: boolean;
   /**

@@ -27,6 +27,16 @@
  * Values: A_kk's and A_qk's sums over the channels in the same order as intraGram's; the cross-block products'
  * factors grouped differently (exp(gc_i - gc_N) exp(gc_N - gc_j) instead of exp(gc_i - gc_n) exp(gc_n - gc_m)
  * exp(gc_m - gc_j)), so equal to a few ulps, not bit for bit.
+ *
+ * H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-02-h200-kgram3-*): slower, so opt-in
+ * (kdaForwardTuning.intraGramSecondary, bench kda --fwd-intra-gram-secondary on). kda_chunk_intra 1.3321 / 1.3325
+ * ms against 1.1640 / 1.1674 (forward 5.644 / 5.639 against 5.474 / 5.477); without the products
+ * (--fwd-intra-gram-skip products) 0.764 against kgram2's 0.584 for intraGram. So the products themselves took
+ * ~0.57 ms against ~0.58: removing the middle factor's exp, gc reads and multiplies from 192 of the 240
+ * off-diagonal threads saved almost nothing (they are not bound by that work), while the 8-channel K tiles (twice
+ * the barriers and loop trips) and the larger staging (9 arrays, the secondary half's 5 gc loads a slot) cost
+ * ~0.18. --check at T=2048: against the recurrent o 8.6e-7, state 7.3e-7; against the default path o 3.0e-7,
+ * state 1.4e-7.
  */
 import { DIAG_CHAIN_PAIRS, type IntraGramVariant } from './intraGram.wgsl.js';
 import { diagonalPairs, INVERSE_DIAGONAL_BLOCKS, inverseLevelWith, STORE_T_ROW_MAJOR } from './intraVec.wgsl.js';

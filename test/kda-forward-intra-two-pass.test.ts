@@ -8,7 +8,9 @@
  * and the non-default load variants of both kernels, and K = 64 (four K tiles). The dispatches are checked to be the
  * two kernels, and the gc pass's absence where the first kernel forms gc from g (gcInGram: the default with keep),
  * whose gc and Kd must equal the gc pass's bit for bit. The first kernel's diagonal chain (the default where it reads
- * gc) at varlen 1, 7, 63, 65; with KIMI_SLOW_TESTS=1 also without it, and its lean and diagSplit variants.
+ * gc) at varlen 1, 7, 63, 65; with KIMI_SLOW_TESTS=1 also without it, and its lean and diagSplit variants. The
+ * first kernel with FLA's secondary chunking (intraGramSecondary.wgsl.ts) at varlen 1, 7, 63, 65 and with extreme
+ * gates; with KIMI_SLOW_TESTS=1 at K = 64 and with one gate per head.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Params } from '../src/gpu/params.js';
@@ -98,7 +100,10 @@ async function expectTwoPass(
     intraGramLean?: boolean;
     intraGramDiagSplit?: 1 | 2 | 4;
     intraGramDiagChain?: boolean;
+    intraGramSecondary?: boolean;
   } = {},
+  /** Tolerance against the f64 reference (with keep). */
+  refTol = 1e-4,
 ) {
   const S0 = new Rng(c.T + 1).normalArray((cu.length - 1) * c.H * c.K * c.V, 0.5);
   for (const keep of keeps) {
@@ -121,6 +126,10 @@ async function expectTwoPass(
     expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes('_dc'))).toBe(
       wu.intraGramDiagChain ?? gcRead,
     );
+    // The secondary chunking (intraGramSecondary.wgsl.ts) runs exactly where asked.
+    expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes('_sec'))).toBe(
+      !!wu.intraGramSecondary,
+    );
     const ds = wu.intraGramDiagSplit;
     expect(two.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes(`_ds${ds}`))).toBe(!!ds);
     // gc (and Kd) from the first kernel (gcInGram: by default where the forward keeps Kd, GK = K) or the gc pass.
@@ -128,12 +137,15 @@ async function expectTwoPass(
     expect(two.keys.some((k) => k.startsWith('kda_chunk_gc'))).toBe(!gcInGram);
     if (keep || wu.gcInGram !== undefined) expect(gcInGram).toBe((wu.gcInGram ?? true) && c.GK === c.K);
     expect(Object.keys(two.got).sort()).toEqual(Object.keys(one.got).sort());
-    for (const n of Object.keys(one.got)) expectClose(two.got[n], one.got[n], 1e-6, `${n} (two-pass = one-pass)`);
+    for (const n of Object.keys(one.got)) {
+      expect(two.got[n].every(Number.isFinite), `${n} finite`).toBe(true);
+      expectClose(two.got[n], one.got[n], 1e-6, `${n} (two-pass = one-pass)`);
+    }
     // The first kernel's gc and Kd are the gc pass's sums in its order: equal bit for bit.
     for (const n of ['gc', 'Kd'].filter((n) => n in one.got)) expect(two.got[n], n).toEqual(one.got[n]);
     if (keep) {
       const ref = reference(c, cu);
-      for (const n of ['Aqk', 'T', 'W', 'U'] as const) expectClose(two.got[n], ref[n], 1e-4, `${n} (reference)`);
+      for (const n of ['Aqk', 'T', 'W', 'U'] as const) expectClose(two.got[n], ref[n], refTol, `${n} (reference)`);
     }
   }
 }
@@ -218,6 +230,36 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
     await expectTwoPass(randomCase(61, cu[4], H, K, V), cu, true, [true, false], 'all', {
       gcInGram: false,
       intraGramDiagChain: true,
+    });
+  });
+
+  // FLA's secondary chunking (16-row blocks; the cross-block tiles read operands scaled against the block's first
+  // row, K tiles of 8 channels): varlen 1, 7, 63, 65 (rows past the end, partial 16-row blocks), keep (against the
+  // reference) and not (one compiled kernel: storeT is a uniform); with KIMI_SLOW_TESTS=1 K = 64 (eight K tiles)
+  // without the loads a tile ahead and without the diagonal chain, and one gate per head.
+  it.skipIf(!hasGpu)('secondary chunking: varlen (1, 7, 63, 65), keep and not', { timeout: 300_000 }, async () => {
+    const cu = [0, 1, 8, 71, 136];
+    await expectTwoPass(randomCase(63, cu[4], H, K, V), cu, true, [true, false], 'all', {
+      gcInGram: false,
+      intraGramSecondary: true,
+    });
+  });
+  // Extreme gates (log decays down to -480 a step, as kda-gradcheck's): every exp argument must stay <= 0 (the
+  // secondary chunking's factors too); where a factor underflows the true product is smaller still. The same
+  // compiled kernels as the case above; every output and intermediate finite and within 1e-6 of the one-pass
+  // kernel. Against the f64 reference 1e-3: T is off by 3.1e-4 here with the default first kernel as well (f32).
+  it.skipIf(!hasGpu)('secondary chunking, extreme gates: T=130, keep', { timeout: 300_000 }, async () => {
+    const c = randomCase(69, 130, H, K, V, K, 480);
+    await expectTwoPass(c, [0, 130], true, [true], 'all', { gcInGram: false, intraGramSecondary: true }, 1e-3);
+  });
+  it.skipIf(slow)('secondary chunking: K=64 and GK=1, T=130, keep and not', { timeout: 600_000 }, async () => {
+    await expectTwoPass(randomCase(65, 130, H, 64, V), [0, 130], false, [true, false], 'all', {
+      gcInGram: false,
+      intraGramSecondary: true,
+      intraGramDiagChain: false,
+    });
+    await expectTwoPass(randomCase(67, 130, H, K, V, 1), [0, 130], true, [true, false], 'all', {
+      intraGramSecondary: true,
     });
   });
 

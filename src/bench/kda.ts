@@ -94,6 +94,8 @@ export interface KdaBenchOptions {
   fwdIntraGramDiagSplit?: 1 | 2 | 4;
   /** The first kernel's diagonal decays as products of neighbouring rows' (intraGramDiagChain). */
   fwdIntraGramDiagChain?: boolean;
+  /** The first kernel with FLA's secondary chunking of the decays (intraGramSecondary). */
+  fwdIntraGramSecondary?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -244,6 +246,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraGramSkip: o.fwdIntraGramSkip,
     intraGramDiagSplit: o.fwdIntraGramDiagSplit,
     intraGramDiagChain: o.fwdIntraGramDiagChain,
+    intraGramSecondary: o.fwdIntraGramSecondary,
   };
 }
 
@@ -794,6 +797,10 @@ export function registerKdaBench(bench: Command): void {
       "two-pass intra reading gc: the first kernel's diagonal blocks on a warp of their own, n = 1, 2 or 4 threads a block (default: in warp 7)",
     )
     .option(
+      '--fwd-intra-gram-secondary <on|off>',
+      "two-pass intra reading gc: the first kernel with FLA's secondary chunking (16-row blocks; cross-block tiles without the middle factor's exp; default off)",
+    )
+    .option(
       '--fwd-intra-gram-diag-chain <on|off>',
       "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default on where it reads gc)",
     )
@@ -938,6 +945,7 @@ export function registerKdaBench(bench: Command): void {
           ? (Number(opts.fwdIntraGramDiagSplit) as 1 | 2 | 4)
           : undefined,
         fwdIntraGramDiagChain: parseOnOff('--fwd-intra-gram-diag-chain', opts.fwdIntraGramDiagChain),
+        fwdIntraGramSecondary: parseOnOff('--fwd-intra-gram-secondary', opts.fwdIntraGramSecondary),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
       });

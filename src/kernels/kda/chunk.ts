@@ -36,6 +36,7 @@ import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
 import { type IntraGramVariant, intraGramFits, intraGramKey, intraGramWgsl } from './intraGram.wgsl.js';
+import { intraGramSecondaryFits, intraGramSecondaryWgsl } from './intraGramSecondary.wgsl.js';
 import {
   type IntraWUVariant,
   intraWUFits,
@@ -206,6 +207,13 @@ export const kdaForwardTuning: {
    * state 7.30e-7, against the old path (vsDefault) o 2.16e-7, state 1.12e-7 (the decays equal to a few ulps).
    */
   intraGramDiagChain?: boolean;
+  /**
+   * The two-pass intra's first kernel with FLA's secondary chunking (IntraGramVariant.secondary,
+   * intraGramSecondary.wgsl.ts: the cross-16-row-block tiles without the middle factor's exp), where it reads gc
+   * (not with gcInGram, intraGramStagedStores, intraGramLean or intraGramDiagSplit). Default off: slower on the
+   * H200 (kda_chunk_intra 1.332 against 1.164 ms at H=16, d=128, T=32768; see its header).
+   */
+  intraGramSecondary?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only
@@ -715,10 +723,18 @@ function dispatchIntraTwoPass(
     diagChain: kdaForwardTuning.intraGramDiagChain ?? gram === undefined,
   };
   if (!gv.gcFromG && !gv.stagedStores && !gv.lean) gv.diagSplit = kdaForwardTuning.intraGramDiagSplit;
-  if (!intraGramFits(gv)) throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
+  if (kdaForwardTuning.intraGramSecondary === true && !gv.gcFromG && !gv.stagedStores && !gv.lean && !gv.diagSplit) {
+    gv.secondary = true;
+  }
+  if (!(gv.secondary ? intraGramSecondaryFits(gv) : intraGramFits(gv)))
+    throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
   gpu.dispatch({
-    kernel: { name: 'kda_chunk_intra', key: intraGramKey(gv), code: () => intraGramWgsl(gv) },
+    kernel: {
+      name: 'kda_chunk_intra',
+      key: intraGramKey(gv),
+      code: () => (gv.secondary ? intraGramSecondaryWgsl(gv) : intraGramWgsl(gv)),
+    },
     // saved.T (allocated with or without keep) written only with keep (params' storeT); saved.Kd only where the
     // forward needs it (storeKd).
     ...(gram

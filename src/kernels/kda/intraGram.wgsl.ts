@@ -116,13 +116,20 @@ export interface IntraGramVariant {
    * <= 1 (gc non-increasing), so a product underflows only where the true decay does; equal to a few ulps.
    */
   diagChain?: boolean;
+  /**
+   * FLA's secondary chunking (intraGramSecondary.wgsl.ts, its own generator): the off-diagonal tiles whose rows
+   * lie in different 16-row blocks read operands pre-scaled against the 16-row block's first row (no exp in their
+   * inner loop); K tiles of 8 channels. Where the kernel reads gc only (not gcFromG, lean, stagedStores,
+   * diagSplit). Equal to a few ulps.
+   */
+  secondary?: boolean;
 }
 
 /**
  * WGSL (diagChain): a diagonal 4-row block's pairs (a, b), b < a, as diagonalPairs but with
  * exp(gc_a - gc_b) = d_a ... d_{b+1}, d_r = exp(gc_r - gc_{r-1}): three exps (d1, d2, d3) and three products.
  */
-const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
+export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
           let d2 = exp(g2 - g1);
           let d3 = exp(g3 - g2);
           let d20 = d2 * d1;
@@ -146,7 +153,7 @@ const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;

@@ -48,6 +48,9 @@
  * the kernel reads gc (bench/results/2026-12-02-h200-kgram2-*).
  */
 import {
+  akkDiagonalToShared,
+  akkTileToShared,
+  aqkDiagonalStore,
   diagonalPairs,
   INVERSE_DIAGONAL_BLOCKS,
   inverseLevelWith,
@@ -455,14 +458,8 @@ ${computeMain(WGS)}
       : ''
   }
   if (diag${DS > 1 ? ' && pt == 0u' : ''}) {
-    ${R4.map(
-      (a) =>
-        `${aqkAt('I4', 'I4', a)} = select(vec4<f32>(0.0), aqk${a} * p.scale * vec4<f32>(${R4.map((b) => (b <= a ? '1.0' : '0.0')).join(', ')}), 4u * I4 + ${a}u < L);`,
-    ).join('\n    ')}
-    ${R4.map(
-      (b) =>
-        `sm[${MT}u + (4u * I4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => (a > b ? `acc${a}.${X[b]} * beta4.${X[a]}` : '0.0')).join(', ')});`,
-    ).join('\n    ')}
+    ${aqkDiagonalStore('aqk', (a) => aqkAt('I4', 'I4', a))}
+    ${akkDiagonalToShared('acc')}
   } else if (isQ) {
     ${R4.map(
       (a) =>
@@ -471,12 +468,7 @@ ${computeMain(WGS)}
         }`,
     ).join('\n    ')}
   } else${DS ? ' if (lid < 120u)' : ''} {
-    ${R4.map(
-      (
-        b,
-      ) => `sm[${MT}u + (4u * J4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => `acc${a}.${X[b]}`).join(', ')}) * beta4;
-    sm[${MT}u + (4u * I4 + ${b}u) * 16u + J4] = vec4<f32>(0.0);`,
-    ).join('\n    ')}
+    ${akkTileToShared('acc')}
   }
   workgroupBarrier();
   ${v.skip === 'inverse' ? '' : INVERSE_DIAGONAL_BLOCKS}

@@ -39,7 +39,15 @@
  * state 1.4e-7.
  */
 import { DIAG_CHAIN_PAIRS, type IntraGramVariant } from './intraGram.wgsl.js';
-import { diagonalPairs, INVERSE_DIAGONAL_BLOCKS, inverseLevelWith, STORE_T_ROW_MAJOR } from './intraVec.wgsl.js';
+import {
+  akkDiagonalToShared,
+  akkTileToShared,
+  aqkDiagonalStore,
+  diagonalPairs,
+  INVERSE_DIAGONAL_BLOCKS,
+  inverseLevelWith,
+  STORE_T_ROW_MAJOR,
+} from './intraVec.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 
 const WG = 256;
@@ -222,14 +230,8 @@ ${computeMain(WG)}
   // strictly lower and transposed, to workgroup memory (the staging arrays are dead after the last barrier).
   let abase = (slot * H + h) * 1024u;
   if (diag) {
-    ${R4.map(
-      (a) =>
-        `Aqk[abase + (4u * I4 + ${a}u) * 16u + I4] = select(vec4<f32>(0.0), aqk${a} * p.scale * vec4<f32>(${R4.map((b) => (b <= a ? '1.0' : '0.0')).join(', ')}), 4u * I4 + ${a}u < L);`,
-    ).join('\n    ')}
-    ${R4.map(
-      (b) =>
-        `sm[${MT}u + (4u * I4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => (a > b ? `acc${a}.${X[b]} * beta4.${X[a]}` : '0.0')).join(', ')});`,
-    ).join('\n    ')}
+    ${aqkDiagonalStore('aqk')}
+    ${akkDiagonalToShared('acc')}
   } else if (isQ) {
     ${R4.map(
       (
@@ -238,12 +240,7 @@ ${computeMain(WG)}
     Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
     ).join('\n    ')}
   } else {
-    ${R4.map(
-      (
-        b,
-      ) => `sm[${MT}u + (4u * J4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => `acc${a}.${X[b]}`).join(', ')}) * beta4;
-    sm[${MT}u + (4u * I4 + ${b}u) * 16u + J4] = vec4<f32>(0.0);`,
-    ).join('\n    ')}
+    ${akkTileToShared('acc')}
   }
   workgroupBarrier();
   ${v.skip === 'inverse' ? '' : INVERSE_DIAGONAL_BLOCKS}

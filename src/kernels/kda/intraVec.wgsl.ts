@@ -48,6 +48,35 @@ const [AQ, AK, AG, AQS, AKS, AKN] = [0, 1, 2, 3, 4, 5].map((m) => m * ARR);
 const MT = 0;
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
+
+/*
+ * Step A's epilogue in the gram kernels (this file's, intraGram.wgsl.ts, intraGramSecondary.wgsl.ts), one definition:
+ * A_qk's diagonal block to its store, and Diag(beta) A_kk into workgroup memory at MT, transposed (column j as 16
+ * vec4 of rows) for step B. `I4`, `J4`, `beta4`, `abase`, `L` and `p.scale` are the kernel's.
+ */
+/** A_qk's diagonal block (I4, I4) from rows `${aqk}0..3`: scaled, zero above the diagonal and past the end, stored at `at(a)`. */
+export const aqkDiagonalStore = (
+  aqk: string,
+  at: (a: number) => string = (a) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + I4]`,
+) =>
+  R4.map(
+    (a) =>
+      `${at(a)} = select(vec4<f32>(0.0), ${aqk}${a} * p.scale * vec4<f32>(${R4.map((b) => (b <= a ? '1.0' : '0.0')).join(', ')}), 4u * I4 + ${a}u < L);`,
+  ).join('\n    ');
+/** Diag(beta) A_kk's diagonal block (I4, I4) from rows `${acc}0..3`, strictly lower. */
+export const akkDiagonalToShared = (acc: string) =>
+  R4.map(
+    (b) =>
+      `sm[${MT}u + (4u * I4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => (a > b ? `${acc}${a}.${X[b]} * beta4.${X[a]}` : '0.0')).join(', ')});`,
+  ).join('\n    ');
+/** Diag(beta) A_kk's tile (I4, J4), I4 > J4, from rows `${acc}0..3`, and the zero tile (J4, I4) above the diagonal. */
+export const akkTileToShared = (acc: string) =>
+  R4.map(
+    (
+      b,
+    ) => `sm[${MT}u + (4u * J4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => `${acc}${a}.${X[b]}`).join(', ')}) * beta4;
+    sm[${MT}u + (4u * I4 + ${b}u) * 16u + J4] = vec4<f32>(0.0);`,
+  ).join('\n    ');
 const BT = 1024;
 
 export interface IntraVecVariant {
@@ -447,21 +476,10 @@ ${
       ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), aqk${a} * p.scale, 4u * I4 + ${a}u < L);
     Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
     ).join('\n    ')}
-    ${R4.map(
-      (
-        b,
-      ) => `sm[${MT}u + (4u * J4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => `akk${a}.${X[b]}`).join(', ')}) * beta4;
-    sm[${MT}u + (4u * I4 + ${b}u) * 16u + J4] = vec4<f32>(0.0);`,
-    ).join('\n    ')}
+    ${akkTileToShared('akk')}
   } else if (role == 2u) {
-    ${R4.map(
-      (a) =>
-        `Aqk[abase + (4u * I4 + ${a}u) * 16u + I4] = select(vec4<f32>(0.0), aqk${a} * p.scale * vec4<f32>(${R4.map((b) => (b <= a ? '1.0' : '0.0')).join(', ')}), 4u * I4 + ${a}u < L);`,
-    ).join('\n    ')}
-    ${R4.map(
-      (b) =>
-        `sm[${MT}u + (4u * I4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => (a > b ? `akk${a}.${X[b]} * beta4.${X[a]}` : '0.0')).join(', ')});`,
-    ).join('\n    ')}
+    ${aqkDiagonalStore('aqk')}
+    ${akkDiagonalToShared('akk')}
   }
   workgroupBarrier();
   ${INVERSE_DIAGONAL_BLOCKS}

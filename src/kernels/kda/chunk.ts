@@ -265,10 +265,17 @@ export const kdaForwardTuning: {
 } = {};
 
 /**
+ * A hardware adapter, not a software one (lavapipe): where the forward's GPU-tuned defaults below apply. On a
+ * software adapter the test suite keeps the kernels (and shader cache) it had, and each choice's own test compares
+ * the two paths there.
+ */
+const onHardware = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+
+/**
  * Whether the forward compiles intra and the state pass as one pipeline when kdaForwardTuning.sharedPipeline
  * is unset: on GPUs, not on a software (fallback) adapter such as lavapipe (see sharedPipeline).
  */
-export const sharedPipelineByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+export const sharedPipelineByDefault = onHardware;
 
 /**
  * Whether the tiled state pass sums V' as fma chains when kdaForwardTuning.stateFma is unset: on GPUs, not on a
@@ -278,14 +285,14 @@ export const sharedPipelineByDefault = (gpu: GpuContext): boolean => gpu.adapter
  * 21.857 against 21.897; T=2048 --check: o 7.3e-7, final state 6.7e-7 from the recurrent kernel, 6.9e-7 and 3.9e-7
  * from the plain sum (StateTiledVariant.fma).
  */
-export const stateFmaByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+export const stateFmaByDefault = onHardware;
 
 /**
  * Whether the forward runs the intra pass as two kernels when kdaForwardTuning.intraTwoPass is unset: on GPUs
  * (faster on the H200, see intraTwoPass), not on a software adapter (lavapipe), where the test suite's other
  * files compile the one-pass kernel and kda-forward-intra-two-pass.test.ts compares the two.
  */
-export const intraTwoPassByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+export const intraTwoPassByDefault = onHardware;
 
 /**
  * Whether the pipelined output pass's row updates are FMA chains when kdaForwardTuning.outputFmaChain is unset: on
@@ -295,7 +302,7 @@ export const intraTwoPassByDefault = (gpu: GpuContext): boolean => gpu.adapterIn
  * kda_chunk_output 0.773 ms against 0.825 (forward 5.532-5.537 against 5.579-5.588 in the same rounds); o within
  * 5.2e-7 (relative to max |o|) of the sums as before at T=2048, the final state equal.
  */
-export const outputFmaChainByDefault = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+export const outputFmaChainByDefault = onHardware;
 
 /**
  * The two-pass intra's W | U column tiles a workgroup walks by default: 4 since the seventh session. H200 (H=16,

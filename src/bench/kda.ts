@@ -23,7 +23,7 @@ import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { maxRelDiff } from '../util/relDiff.js';
-import { parseFwdSweep, sweepForward } from './kdaForwardSweep.js';
+import { parseFwdSweep, sweepForward, withTuningAsync } from './kdaForwardSweep.js';
 import { machine, openBenchDevice, parseList, profileKernels, type Timing, timeGpu } from './harness.js';
 
 export interface KdaBenchOptions {
@@ -353,15 +353,13 @@ async function timeOn(dev: Device, body: () => void, reps: number, trials: numbe
  * `twoPassVsOne`: the intra pass as two kernels against the one-pass kernel.
  */
 async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
-  const chunk = async (tuning: Partial<typeof kdaForwardTuning>) => {
-    const saved = { ...kdaForwardTuning };
-    Object.assign(kdaForwardTuning, tuning);
-    const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
-    Object.assign(kdaForwardTuning, saved);
-    const out = { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
-    disposeAll(r.o, r.finalState);
-    return out;
-  };
+  const chunk = (tuning: Partial<typeof kdaForwardTuning>) =>
+    withTuningAsync(tuning, async () => {
+      const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
+      const out = { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
+      disposeAll(r.o, r.finalState);
+      return out;
+    });
   const diff = (a: { o: Float32Array; S: Float32Array }, b: { o: Float32Array; S: Float32Array }) => ({
     oRelDiff: maxRelDiff(a.o, b.o),
     stateRelDiff: maxRelDiff(a.S, b.S),

@@ -87,7 +87,8 @@ export function parseFwdSweep(s: string | undefined): string[] | undefined {
   return names.includes('default') ? names : ['default', ...names];
 }
 
-async function withTuningAsync<T>(tuning: Tuning, body: () => Promise<T>): Promise<T> {
+/** Runs `body` with kdaForwardTuning changed by `tuning`, then sets those keys back (also on a throw). */
+export async function withTuningAsync<T>(tuning: Tuning, body: () => Promise<T>): Promise<T> {
   const saved: Record<string, unknown> = { ...kdaForwardTuning };
   Object.assign(kdaForwardTuning, tuning);
   try {

@@ -44,3 +44,26 @@ describe('copyInto (dense copy)', () => {
     });
   }
 });
+
+describe('castTo (f32 <-> bf16)', () => {
+  it.skipIf(!hasGpu)('rounds to nearest even like the host and widens exactly, awkward sizes', async () => {
+    const { castTo } = await import('../src/kernels/copy/cast.js');
+    const gpu = (await gpuContext())!;
+    for (const n of AWKWARD) {
+      const data = new Rng(n + 5).normalArray(n);
+      // Ties (the low 16 bits exactly 0x8000, both parities), a NaN and infinities where there is room.
+      const special = [1 + 2 ** -8, 1 + 3 * 2 ** -8, Number.NaN, Number.POSITIVE_INFINITY, -0, 3.4e38];
+      for (let i = 0; i < Math.min(n, special.length); i++) data[i] = special[i];
+      const g = gpu.fromHost(data, [n]);
+      const b = castTo(g, 'bf16');
+      expect(b.dtype).toBe('bf16');
+      expect(Array.from(await b.read())).toEqual(Array.from(f32ArrayToBf16(data)));
+      const back = castTo(b, 'f32');
+      const c = cpu.fromHost(data, [n]);
+      const cb = castTo(c, 'bf16');
+      const cf = castTo(cb, 'f32');
+      expect(Array.from(await back.read())).toEqual(Array.from(await cf.read()));
+      for (const t of [g, b, back, c, cb, cf]) t.dispose();
+    }
+  });
+});

@@ -14,6 +14,7 @@
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import type { GpuContext } from '../gpu/context.js';
+import { castTo } from '../kernels/copy/cast.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentSlots, kdaSavedBytes } from '../kernels/kda/index.js';
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
 import { kdaForwardTuning } from '../kernels/kda/chunk.js';
@@ -28,6 +29,12 @@ import { machine, openBenchDevice, parseList, profileKernels, type Timing, timeG
 
 export interface KdaBenchOptions {
   T: number[];
+  /**
+   * The chunked forward's input dtype: 'bf16' runs the bf16 storage mode (q, k, v, g, beta and o in bf16, W, U,
+   * the per-chunk states and V' stored in bf16: chunk.ts, bf16.wgsl.ts), like the Triton reference's bf16 inputs;
+   * its inputs are the f32 ones rounded. The forward+backward rows stay f32 (bf16 is forward only). Default f32.
+   */
+  dtype?: 'f32' | 'bf16';
   batch: number[];
   chunkHeads: number;
   decodeHeads: number;
@@ -330,6 +337,47 @@ function inputs(dev: Device, B: number, T: number, H: number, d: number, seed: n
   };
 }
 
+/** The inputs rounded to bf16 (castTo), for the bf16 storage mode. */
+function bf16Inputs(x: ReturnType<typeof inputs>): ReturnType<typeof inputs> {
+  return {
+    q: castTo(x.q, 'bf16'),
+    k: castTo(x.k, 'bf16'),
+    v: castTo(x.v, 'bf16'),
+    g: castTo(x.g, 'bf16'),
+    beta: castTo(x.beta, 'bf16'),
+  };
+}
+
+/**
+ * The bf16 storage mode's forward (bench kda --dtype bf16 --check) against the f32 forward and the recurrent
+ * kernel on the same values (the bf16 inputs widened): relative max difference of o and of the final state. What
+ * it measures is the bf16 storage of W, U, the per-chunk states, V' and o.
+ */
+async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
+  const run = async (y: ReturnType<typeof inputs>, mode: 'chunk' | 'recurrent') => {
+    const r = kdaCore(y.q, y.k, y.v, y.g, y.beta, { mode, initialState: S0 });
+    const out = { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
+    disposeAll(r.o, r.finalState);
+    return out;
+  };
+  const w = {
+    q: castTo(x.q, 'f32'),
+    k: castTo(x.k, 'f32'),
+    v: castTo(x.v, 'f32'),
+    g: castTo(x.g, 'f32'),
+    beta: castTo(x.beta, 'f32'),
+  };
+  const a = await run(x, 'chunk');
+  const f = await run(w, 'chunk');
+  const rec = await run(w, 'recurrent');
+  disposeAll(w.q, w.k, w.v, w.g, w.beta);
+  return {
+    vsF32: { oRelDiff: maxRelDiff(a.o, f.o), stateRelDiff: maxRelDiff(a.S, f.S) },
+    vsRecurrent: { oRelDiff: maxRelDiff(a.o, rec.o), stateRelDiff: maxRelDiff(a.S, rec.S) },
+    f32VsRecurrent: { oRelDiff: maxRelDiff(f.o, rec.o), stateRelDiff: maxRelDiff(f.S, rec.S) },
+  };
+}
+
 async function timeOn(dev: Device, body: () => void, reps: number, trials: number): Promise<Timing> {
   if (dev.backend === 'webgpu') return timeGpu(dev as GpuContext, body, reps, trials);
   const per: number[] = [];
@@ -471,16 +519,21 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     const S0 = dev.zeros([1, H, d, d]);
     const dO = randomUniform(dev, [1, T, H, d], { seed: 17 });
     const dS = randomUniform(dev, [1, H, d, d], { seed: 18 });
+    const bf16 = o.dtype === 'bf16';
+    // The forward's inputs: the f32 ones, or in the bf16 mode those rounded to bf16.
+    const xf = bf16 ? bf16Inputs(x) : x;
     const fwd = () => {
-      const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
+      const r = kdaCore(xf.q, xf.k, xf.v, xf.g, xf.beta, { mode: 'chunk', initialState: S0 });
       disposeAll(r.o, r.finalState);
     };
     const reps = Math.max(1, Math.round((o.reps * 8192) / Math.max(T, 8192)));
     const tf = await timeOn(dev, fwd, reps, o.trials);
-    const check = o.check ? await checkChunked(x, S0) : undefined;
-    const ioBytes = 4 * (T * H * (4 * d + 1) + T * H * d + 2 * H * d * d);
+    const check = o.check ? await (bf16 ? checkBf16(xf, S0) : checkChunked(x, S0)) : undefined;
+    // Bytes the forward must move at least: q, k, v, g and o (bf16 or f32), beta, the initial and final state (f32).
+    const ioBytes = (bf16 ? 2 : 4) * T * H * 5 * d + 4 * (T * H + 2 * H * d * d);
     chunked.push({
       pass: 'forward',
+      dtype: bf16 ? 'bf16' : 'f32',
       B: 1,
       T,
       H,
@@ -503,7 +556,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
               o.fwdSweep,
               fwd,
               () => {
-                const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
+                const r = kdaCore(xf.q, xf.k, xf.v, xf.g, xf.beta, { mode: 'chunk', initialState: S0 });
                 return { o: r.o, S: r.finalState as Tensor };
               },
               { reps, trials: o.trials, rounds: o.fwdSweepRounds ?? 2, check: T <= 8192 },
@@ -549,6 +602,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
       }
     }
     disposeAll(x.q, x.k, x.v, x.g, x.beta, S0, dO, dS);
+    if (xf !== x) disposeAll(xf.q, xf.k, xf.v, xf.g, xf.beta);
   }
   setLegacy(undefined);
   kdaBackwardTuning.factoredPairs = undefined;
@@ -839,6 +893,11 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-sweep-rounds <n>', 'rounds of --fwd-sweep (every name once a round; default 2)')
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
+    .option(
+      '--dtype <f32|bf16>',
+      "chunked forward inputs: bf16 runs the bf16 storage mode (the Triton reference's inputs); the backward rows stay f32",
+      'f32',
+    )
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
@@ -865,6 +924,7 @@ export function registerKdaBench(bench: Command): void {
       const dev: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
       const result = await benchKda(dev, {
         T: parseList(opts.T),
+        dtype: parseSkip('--dtype', opts.dtype, ['f32', 'bf16'] as const),
         batch: parseList(opts.batch),
         chunkHeads: parseList(opts.chunkHeads)[0],
         decodeHeads: parseList(opts.decodeHeads)[0],

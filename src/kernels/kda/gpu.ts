@@ -11,6 +11,7 @@
 import type { GpuContext } from '../../gpu/context.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous, copyInto } from '../copy/index.js';
+import { castTo } from '../copy/cast.js';
 import { type ChunkSaved, dispatchChunkForward, disposeSaved, savedTensors } from './chunk.js';
 import { dispatchPrep } from './prep.js';
 import { cuTensor, dispatchRecurrent } from './slots.js';
@@ -101,6 +102,17 @@ function startState(gpu: GpuContext, p: GpuProblem, initialState?: Tensor): Tens
   return s;
 }
 
+/** q, k, v, g, beta as new f32 tensors (bf16 widened). */
+function castInputs(x: KdaInputs): KdaInputs {
+  return {
+    q: castTo(x.q, 'f32'),
+    k: castTo(x.k, 'f32'),
+    v: castTo(x.v, 'f32'),
+    g: castTo(x.g, 'f32'),
+    beta: castTo(x.beta, 'f32'),
+  };
+}
+
 export function kdaForwardGpu(
   gpu: GpuContext,
   p: GpuProblem,
@@ -110,14 +122,27 @@ export function kdaForwardGpu(
 ): { o: Tensor; finalState?: Tensor; saved?: GpuSaved } {
   const cu = cuTensor(gpu, p);
   const state = startState(gpu, p, o.initialState);
-  const out = gpu.empty([p.B, p.T, p.H, p.V]);
+  // bf16 q, k, v, g (kdaCore's bf16 storage mode; kdaLayer widens its own): o in bf16 too.
+  const bf16 = x.q.dtype === 'bf16';
+  if (bf16 && (layer || o.save)) throw new Error('kda: bf16 inputs run the core forward only (no layer prep, no save)');
+  // beta is read in f32 by every kernel (T x H values: widened here when given in bf16).
+  const beta16 = x.beta.dtype === 'bf16' ? x.beta : undefined;
+  if (beta16) x = { ...x, beta: castTo(beta16, 'f32') };
+  const out = gpu.empty([p.B, p.T, p.H, p.V], bf16 ? 'bf16' : 'f32');
   // Saving makes 'auto' chunked at any length: the backward is the chunked one, and its intermediates are
   // the chunked forward's.
   const recurrent = o.mode === 'recurrent' || (o.mode === 'auto' && !o.save && p.Ttot <= RECURRENT_MAX_LEN * p.N);
   let saved: GpuSaved | undefined;
   if (recurrent) {
     const slots = identitySlots(gpu, p.N);
-    dispatchRecurrent(gpu, p, cu, slots, x, layer, state, out, o.scale);
+    // The recurrent kernels read and write f32: bf16 inputs widened, o rounded at the end.
+    const xr = bf16 ? castInputs(x) : x;
+    const or = bf16 ? gpu.empty(out.shape) : out;
+    dispatchRecurrent(gpu, p, cu, slots, xr, layer, state, or, o.scale);
+    if (bf16) {
+      castTo(or, 'bf16', out);
+      for (const t of [xr.q, xr.k, xr.v, xr.g, xr.beta, or]) t.dispose();
+    }
     slots.dispose();
   } else {
     const core = layer ? dispatchPrep(gpu, p, x, layer) : x;
@@ -126,6 +151,7 @@ export function kdaForwardGpu(
     if (layer) for (const t of saved ? [core.v, core.g] : [core.q, core.k, core.v, core.g, core.beta]) t.dispose();
   }
   cu.dispose();
+  if (beta16) x.beta.dispose();
   if (!o.wantState) state.dispose();
   return { o: out, finalState: o.wantState ? state : undefined, saved };
 }

@@ -31,6 +31,8 @@
  * on the GPU), gpu.ts (orchestration, the kept set), zeros.ts (zero fill by dispatch).
  */
 import { cpu } from '../../tensor/cpuDevice.js';
+import { f32ArrayToBf16 } from '../../tensor/dtype.js';
+import { castTo } from '../copy/cast.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32, hostI32 } from '../common.js';
 import { type GpuSaved, kdaBackwardGpu, kdaForwardGpu, type GpuProblem } from './gpu.js';
@@ -159,14 +161,18 @@ interface Shape {
 }
 
 function check(op: string, q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, o: KdaOptions): Shape {
+  // f32, or bf16 storage (forward only, see KdaOptions): q, k, v, g share one dtype; beta either.
+  expectDType(op, 'q', q, ['f32', 'bf16']);
   for (const [n, t] of [
-    ['q', q],
     ['k', k],
     ['v', v],
     ['g', g],
-    ['beta', beta],
   ] as const)
-    expectDType(op, n, t, ['f32']);
+    expectDType(op, `${n} (like q)`, t, [q.dtype]);
+  expectDType(op, 'beta', beta, ['f32', 'bf16']);
+  if (q.dtype === 'bf16' && o.saveForBackward) {
+    throw new TypeError(`${op}: q, k, v, g are bf16, which runs the forward only; saveForBackward needs them in f32`);
+  }
   expectShape(op, 'q', q, [null, null, null, null]);
   const [B, T, H, K] = q.shape;
   expectShape(op, 'k', k, [B, T, H, K]);
@@ -225,8 +231,9 @@ export function kdaCore(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor
     const S0 = opts.initialState ? hostF32(opts.initialState) : undefined;
     const run = opts.mode === 'chunk' ? kdaChunkReference : kdaRecurrentReference;
     const r = run(hostF32(q), hostF32(k), hostF32(v), hostF32(g), hostF32(beta), dimsOf(s, cu), scale, S0);
+    const oShape = [s.B, s.T, s.H, s.V];
     return {
-      o: cpu.fromHost(r.o, [s.B, s.T, s.H, s.V]),
+      o: q.dtype === 'bf16' ? cpu.fromHost(f32ArrayToBf16(r.o), oShape, 'bf16') : cpu.fromHost(r.o, oShape),
       finalState: wantState ? cpu.fromHost(r.S, [s.N, s.H, s.K, s.V]) : undefined,
     };
   }
@@ -262,6 +269,19 @@ export function kdaLayer(
   const device = deviceOf('kdaLayer', q, k, v, g_raw, beta_raw, A_log, dt_bias);
   const s = check('kdaLayer', q, k, v, g_raw, beta_raw, opts);
   checkLayer('kdaLayer', s, A_log, dt_bias);
+  if (q.dtype === 'bf16' || beta_raw.dtype === 'bf16') {
+    // The layer's prep (l2norm, gate, sigmoid) reads f32: widen, run, and give o back in q's dtype.
+    const w = [q, k, v, g_raw, beta_raw].map((t) => castTo(t, 'f32'));
+    try {
+      const r = kdaLayer(w[0], w[1], w[2], w[3], w[4], A_log, dt_bias, opts);
+      if (q.dtype !== 'bf16') return r;
+      const o = castTo(r.o, 'bf16');
+      r.o.dispose();
+      return { ...r, o };
+    } finally {
+      for (const t of w) t.dispose();
+    }
+  }
   const gpu = asGpu(device);
   if (!gpu) {
     const p = kdaPrepReference(

@@ -11,10 +11,24 @@
  * gc) at varlen 1, 7, 63, 65; with KIMI_SLOW_TESTS=1 also without it, and its lean and diagSplit variants. The
  * first kernel with FLA's secondary chunking (intraGramSecondary.wgsl.ts; opt-in, slower on the H200), with
  * KIMI_SLOW_TESTS=1 only: at varlen 1, 7, 63, 65, with extreme gates, at K = 64 and with one gate per head.
+ *
+ * The bf16 storage variants of the forward's first passes (the gc pass, the first kernel, the second kernel and its
+ * walk: bf16 q, k, v, g in, W and U out), each kernel dispatched alone beside its f32 variant on the same
+ * bf16-representable inputs (f32ToBf16Bits): its f32 outputs (gc, Kd, A_qk, T) equal the f32 variant's bit for
+ * bit, its bf16 outputs (W, U) equal the f32 variant's rounded to bf16 bit for bit (only loads widen and stores
+ * round), and the f32 variant's are checked against the references (gc against the f32 running sum exactly).
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../src/gpu/context.js';
 import { Params } from '../src/gpu/params.js';
 import { intraWUVariantFor, intraWUWalkFor, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { gcKey, gcWgsl, gcWorkgroups } from '../src/kernels/kda/gc.wgsl.js';
+import {
+  type IntraGramVariant,
+  intraGramFits,
+  intraGramKey,
+  intraGramWgsl,
+} from '../src/kernels/kda/intraGram.wgsl.js';
 import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
 import {
   type IntraWUVariant,
@@ -24,6 +38,8 @@ import {
   intraWUTileOrder,
   intraWUWgsl,
 } from '../src/kernels/kda/intraWU.wgsl.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { runChunkForward, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
@@ -309,10 +325,10 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
  * tiles (the third partial), so walk 2 and 4 both have a group with a real tile after the first and one with
  * tiles past the last column.
  */
-async function wuAlone(v: IntraWUVariant, T: number, H: number, seed: number) {
+async function wuAlone(v: IntraWUVariant, T: number, H: number, seed: number, rounded = !!v.bf16) {
   const gpu = (await gpuContext())!;
   const { K, V, GK } = v;
-  const c = randomCase(seed, T, H, K, V, GK);
+  const c = rounded ? roundedCase(randomCase(seed, T, H, K, V, GK)) : randomCase(seed, T, H, K, V, GK);
   const NS = Math.floor(T / 64) + 1;
   const gc = new Float32Array(c.g.length);
   const Tt = new Float32Array(NS * H * 4096);
@@ -334,13 +350,13 @@ async function wuAlone(v: IntraWUVariant, T: number, H: number, seed: number) {
   }
   const ins = [
     gpu.fromHost(Int32Array.from([0, T]), [2], 'i32'),
-    gpu.fromHost(c.k, [T, H, K]),
-    gpu.fromHost(c.v, [T, H, V]),
+    upload(gpu, c.k, [T, H, K], v.bf16),
+    upload(gpu, c.v, [T, H, V], v.bf16),
     gpu.fromHost(gc, GK === 1 ? [T, H] : [T, H, K]),
     gpu.fromHost(c.beta, [T, H]),
     gpu.fromHost(Tt, [NS, H, 64, 64]),
   ];
-  const outs = [gpu.empty([T, H, K]), gpu.empty([T, H, V])];
+  const outs = [gpu.empty([T, H, K], v.bf16 ? 'bf16' : 'f32'), gpu.empty([T, H, V], v.bf16 ? 'bf16' : 'f32')];
   gpu.dispatch({
     kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(v), code: () => intraWUWgsl(v) },
     tensors: [...ins, ...outs],
@@ -351,8 +367,11 @@ async function wuAlone(v: IntraWUVariant, T: number, H: number, seed: number) {
     workgroups: intraWUGrid(v, NS, H),
   });
   const [gotW, gotU] = [await outs[0].toFloat32(), await outs[1].toFloat32()];
+  const bits = v.bf16
+    ? { W: (await outs[0].read()) as Uint16Array, U: (await outs[1].read()) as Uint16Array }
+    : undefined;
   for (const t of [...ins, ...outs]) t.dispose();
-  return { gotW, gotU, W, U };
+  return { gotW, gotU, W, U, bits };
 }
 
 /** The walking kernel = the reference; with `exact`, also = the one-tile kernel, bit for bit (same order). */
@@ -481,4 +500,215 @@ describe('kda two-pass intra: the second kernel walking column tiles (intraWU wa
   it.skipIf(slow)('forward with walk 4: T=130, keep and not', { timeout: 600_000 }, async () => {
     await expectTwoPass(randomCase(41, 130, H, K, V), [0, 130], true, [true, false], 'all', { intraWUWalk: 4 });
   });
+});
+
+/** Case c with q, k, v and g rounded to bf16 (what a bf16 forward reads; beta stays f32, as the forward casts it). */
+function roundedCase(c: KdaCase): KdaCase {
+  const r = (a: Float32Array) => bf16ArrayToF32(f32ArrayToBf16(a));
+  return { ...c, q: r(c.q), k: r(c.k), v: r(c.v), g: r(c.g) };
+}
+
+/** a (bf16-representable where `bf16`) uploaded in f32, or in bf16 storage. */
+function upload(gpu: GpuContext, a: Float32Array, shape: number[], bf16: boolean | undefined): Tensor {
+  return bf16 ? gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16') : gpu.fromHost(a, shape);
+}
+
+/** got = want bit for bit (f32 as u32 patterns, bf16 as u16), with the count and first place of a difference. */
+function expectBits(got: Float32Array | Uint16Array, want: Float32Array | Uint16Array, what: string) {
+  const bits = (a: Float32Array | Uint16Array) =>
+    a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a;
+  const [g, w] = [bits(got), bits(want)];
+  expect(g.length, `${what}: length`).toBe(w.length);
+  let diff = 0;
+  let first = -1;
+  for (let i = 0; i < g.length; i++) {
+    if (g[i] !== w[i]) {
+      diff++;
+      if (first < 0) first = i;
+    }
+  }
+  expect(
+    diff,
+    `${what}: ${diff} of ${g.length} differ, the first at ${first} (${got[first]} against ${want[first]})`,
+  ).toBe(0);
+}
+
+/** Chunk slots a varlen batch uses (chunk.wgsl.ts: sequence s's chunks from floor(cu[s] / 64) + s). */
+function slotsOf(cu: readonly number[]): { NS: number; used: number[] } {
+  const used: number[] = [];
+  for (let s = 0; s + 1 < cu.length; s++) {
+    for (let j = 0; j * 64 < cu[s + 1] - cu[s]; j++) used.push(Math.floor(cu[s] / 64) + s + j);
+  }
+  return { NS: Math.floor(cu[cu.length - 1] / 64) + cu.length - 1, used };
+}
+
+/** The gc pass alone (gc.wgsl.ts, without Qg) on case c over sequences cu: gc, and Kd where `kd`. */
+async function gcAlone(c: KdaCase, cu: number[], kd: boolean, bf16: boolean) {
+  const gpu = (await gpuContext())!;
+  const { T, H, K, GK } = c;
+  const { NS } = slotsOf(cu);
+  const cuT = gpu.fromHost(Int32Array.from(cu), [cu.length], 'i32');
+  const g = upload(gpu, c.g, GK === 1 ? [T, H] : [T, H, K], bf16);
+  const k = upload(gpu, c.k, [T, H, K], bf16);
+  const gc = gpu.empty(GK === 1 ? [T, H] : [T, H, K]);
+  const Kd = gpu.empty([T, H, K]);
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, false, kd, bf16), code: () => gcWgsl(K, GK, false, kd, bf16) },
+    tensors: kd ? [cuT, k, g, gc, Kd] : [cuT, g, gc],
+    params: new Params()
+      .u32(H, cu.length - 1)
+      .f32(K ** -0.5)
+      .u32(0),
+    workgroups: [NS, H, gcWorkgroups(K)],
+  });
+  const out = { gc: await gc.toFloat32(), Kd: kd ? await Kd.toFloat32() : undefined };
+  for (const t of [cuT, g, k, gc, Kd]) t.dispose();
+  return out;
+}
+
+/** The f32 running sum of g down each chunk, in the gc pass's order (acc = 0, then acc += g row by row). */
+function gcRunningSum(c: KdaCase, cu: readonly number[]): Float32Array {
+  const { H, GK } = c;
+  const gc = new Float32Array(c.g.length);
+  for (let s = 0; s + 1 < cu.length; s++) {
+    for (let t0 = cu[s]; t0 < cu[s + 1]; t0 += 64) {
+      for (let h = 0; h < H; h++) {
+        for (let ch = 0; ch < GK; ch++) {
+          let acc = 0;
+          for (let t = t0; t < Math.min(t0 + 64, cu[s + 1]); t++) {
+            const e = (t * H + h) * GK + ch;
+            acc = Math.fround(acc + c.g[e]);
+            gc[e] = acc;
+          }
+        }
+      }
+    }
+  }
+  return gc;
+}
+
+/**
+ * The first kernel alone (intraGram.wgsl.ts) on case c over sequences cu, reading gc (the f32 running sum): A_qk,
+ * T in pass 1b's layout (Tt) and row-major (Tb: storeT set), [NS, H, 64, 64], zero where a slot is unused.
+ */
+async function gramAlone(c: KdaCase, cu: number[], v: IntraGramVariant) {
+  const gpu = (await gpuContext())!;
+  const { T, H, K, GK } = c;
+  const { NS } = slotsOf(cu);
+  const ins = [
+    gpu.fromHost(Int32Array.from(cu), [cu.length], 'i32'),
+    upload(gpu, c.q, [T, H, K], v.bf16),
+    upload(gpu, c.k, [T, H, K], v.bf16),
+    gpu.fromHost(gcRunningSum(c, cu), GK === 1 ? [T, H] : [T, H, K]),
+    gpu.fromHost(c.beta, [T, H]),
+  ];
+  const outs = [0, 1, 2].map(() => gpu.fromHost(new Float32Array(NS * H * 4096), [NS, H, 64, 64]));
+  gpu.dispatch({
+    kernel: { name: 'kda_chunk_intra', key: intraGramKey(v), code: () => intraGramWgsl(v) },
+    tensors: [...ins, ...outs],
+    params: new Params()
+      .u32(H, cu.length - 1)
+      .f32(K ** -0.5)
+      .u32(1),
+    workgroups: [NS, H],
+  });
+  const [Aqk, Tt, Tb] = await Promise.all(outs.map((t) => t.toFloat32()));
+  for (const t of [...ins, ...outs]) t.dispose();
+  return { Aqk, Tt, Tb };
+}
+
+describe('kda forward, bf16 storage: the gc pass and the two intra kernels', () => {
+  // Sequences of 1, 7, 63 and 65 tokens in one varlen batch (slot 3 unused), and 130 tokens (a partial third chunk).
+  const batches = [
+    [0, 1, 8, 71, 136],
+    [0, 130],
+  ];
+
+  it('bf16 only with the variants the inference forward runs', () => {
+    const gv: IntraGramVariant = { K, V, GK: K, prefetch: true, diagChain: true, bf16: true };
+    expect(intraGramFits(gv)).toBe(true);
+    for (const other of [
+      { prefetch: false },
+      { diagChain: false },
+      { gcFromG: true },
+      { stagedStores: true },
+      { lean: true },
+      { diagSplit: 2 as const },
+      { secondary: true },
+    ]) {
+      expect(intraGramFits({ ...gv, ...other }), JSON.stringify(other)).toBe(false);
+      expect(() => intraGramWgsl({ ...gv, ...other }), JSON.stringify(other)).toThrow(/bf16 storage only/);
+    }
+    expect(() => gcWgsl(K, K, true, true, true)).toThrow(/bf16/);
+    expect(intraGramKey(gv)).toMatch(/_bf16$/);
+    expect(gcKey(K, K, false, false, true)).toMatch(/_bf16$/);
+    expect(intraWUKey({ K, V, GK: K, bf16: true })).toMatch(/_bf16$/);
+  });
+
+  // The gc pass without Kd (the inference forward's: the tiled state pass forms Kd) and with it (g and k in bf16).
+  // With KIMI_SLOW_TESTS=1 also one gate per head.
+  it.skipIf(!hasGpu)('gc pass: = f32 variant bit for bit, T = 1, 7, 63, 65, 130', { timeout: 300_000 }, async () => {
+    for (const GK of slow ? [K] : [K, 1]) {
+      for (const cu of batches) {
+        const c = roundedCase(randomCase(cu.length * 7 + GK, cu[cu.length - 1], H, K, V, GK));
+        const sum = gcRunningSum(c, cu);
+        for (const kd of [false, true]) {
+          const f32 = await gcAlone(c, cu, kd, false);
+          const bf = await gcAlone(c, cu, kd, true);
+          const what = `GK=${GK}, cu=${cu}, kd=${kd}`;
+          expectBits(f32.gc, sum, `gc (f32 pass = running sum, ${what})`);
+          expectBits(bf.gc, f32.gc, `gc (bf16 = f32, ${what})`);
+          if (kd) expectBits(bf.Kd!, f32.Kd!, `Kd (bf16 = f32, ${what})`);
+        }
+      }
+    }
+  });
+
+  it.skipIf(!hasGpu)(
+    'first kernel: = f32 variant bit for bit, T = 1, 7, 63, 65, 130',
+    { timeout: 300_000 },
+    async () => {
+      const v: IntraGramVariant = { K, V, GK: K, prefetch: true, diagChain: true };
+      for (const cu of batches) {
+        const c = roundedCase(randomCase(cu.length * 11, cu[cu.length - 1], H, K, V));
+        const f32 = await gramAlone(c, cu, v);
+        const bf = await gramAlone(c, cu, { ...v, bf16: true });
+        for (const n of ['Aqk', 'Tt', 'Tb'] as const) expectBits(bf[n], f32[n], `${n} (bf16 = f32, cu=${cu})`);
+        // The f32 variant against the f64 reference on the used slots (A_qk and the row-major T).
+        const ref = reference(c, cu);
+        const used = slotsOf(cu).used;
+        const pick = (a: Float32Array) =>
+          Float32Array.from(used.flatMap((s) => Array.from(a.subarray(s * H * 4096, (s + 1) * H * 4096))));
+        expectClose(pick(f32.Aqk), ref.Aqk, 1e-4, `Aqk (reference, cu=${cu})`);
+        expectClose(pick(f32.Tb), ref.T, 1e-4, `T (reference, cu=${cu})`);
+      }
+    },
+  );
+
+  // The second kernel as the forward runs it at the tests' K16/V8 (one column tile: the one-tile kernel) and at
+  // d = 128 (static tiles, 2 ahead; here at K = 64, V = 72 with the head-first grid, the walk the default pass
+  // compiles; double-buffered only on the device: 48 KiB of workgroup memory); with KIMI_SLOW_TESTS=1 also the
+  // walk without static tiles (the default where the column tiles outnumber the walk).
+  it.skipIf(!hasGpu)(
+    'second kernel: = f32 variant rounded, bit for bit, T = 1, 7, 63, 65, 130',
+    { timeout: 300_000 },
+    async () => {
+      const variants: IntraWUVariant[] = [
+        { K, V, GK: K },
+        { K: 64, V: 72, GK: 64, walk: 4, staticTiles: true, ahead: 2, headFirst: true },
+        ...(slow ? [] : [{ K: 64, V: 72, GK: 64, walk: 4 } as IntraWUVariant]),
+      ];
+      for (const v of variants) {
+        for (const T of [1, 7, 63, 65, 130]) {
+          const f32 = await wuAlone(v, T, 2, T + 13, true);
+          const bf = await wuAlone({ ...v, bf16: true }, T, 2, T + 13);
+          const what = `${intraWUKey(v)}, T=${T}`;
+          expectClose(f32.gotW, f32.W, 1e-4, `W (f32 = reference, ${what})`);
+          expectClose(f32.gotU, f32.U, 1e-4, `U (f32 = reference, ${what})`);
+          expectBits(bf.bits!.W, f32ArrayToBf16(f32.gotW), `W (bf16 = f32 rounded, ${what})`);
+          expectBits(bf.bits!.U, f32ArrayToBf16(f32.gotU), `U (bf16 = f32 rounded, ${what})`);
+        }
+      }
+    },
+  );
 });

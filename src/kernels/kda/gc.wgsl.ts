@@ -10,32 +10,51 @@
  * With `qg` (the fused state-and-output pass, stateOutput in chunk.wgsl.ts) it also stores the decayed,
  * scaled queries Qg = scale q exp(gc): the fused pass reads each Qg row from 8 workgroups (one per value
  * tile), so computing the exp once here is cheaper than there.
+ *
+ * With `bf16` (the forward's bf16 storage mode, bf16.wgsl.ts) g and k are bf16 (two a 32-bit word, bound as
+ * array<u32>); gc and Kd stay f32. Only the loads change (each widened exactly where its value is read), the
+ * sums and exps are the same expressions in the same order: on bf16-representable g and k, gc and Kd equal the
+ * f32 kernel's bit for bit, so the f32 reference is the bf16 variant's too. Memory: g is read twice (the two
+ * walks), so the inference forward's gc pass (kd false) moves 2 + 2 + 4 bytes an element instead of 12.
  */
+import { bf16Scalar } from './bf16.wgsl.js';
 import { bindings, chunkSlotPrologue, LOCATE } from './wgslParts.js';
 
 const WG = 64;
 /** Rows whose loads are issued together. */
 const RB = 16;
 
-export const gcKey = (K: number, GK: number, qg = false, kd = true) =>
-  `kda_chunk_gc_k${K}_gk${GK}${qg ? '_qg' : ''}${kd ? '' : '_nokd'}`;
+export const gcKey = (K: number, GK: number, qg = false, kd = true, bf16 = false) =>
+  `kda_chunk_gc_k${K}_gk${GK}${qg ? '_qg' : ''}${kd ? '' : '_nokd'}${bf16 ? '_bf16' : ''}`;
 
 export const gcWorkgroups = (K: number) => Math.ceil(K / WG);
 
 /**
  * `kd` false: gc only (no k read, no Kd written), for the forward whose state pass computes Kd from k and gc
- * while staging its tile (stateTiled.wgsl.ts kdFromK); reads g, writes gc.
+ * while staging its tile (stateTiled.wgsl.ts kdFromK); reads g, writes gc. `bf16`: g and k in bf16 storage
+ * (not with qg: the fused state-and-output pass has no bf16 variant).
  */
-export function gcWgsl(K: number, GK: number, qg = false, kd = true): string {
+export function gcWgsl(K: number, GK: number, qg = false, kd = true, bf16 = false): string {
   if (qg && !kd) throw new Error('kda gc pass: Qg without Kd is not a variant');
+  if (qg && bf16)
+    throw new Error('kda gc pass: bf16 storage with Qg (the fused state-and-output pass) is not a variant');
+  // An element of g or k: f32, or widened from its half of the bf16 pair's word (i even: the low half).
+  const gAt = (i: string) => (bf16 ? `gBf(${i})` : `g[${i}]`);
+  const kAt = (i: string) => (bf16 ? `kBf(${i})` : `k[${i}]`);
+  const bfAt = (arr: string) => `fn ${arr}Bf(i: u32) -> f32 { return ${bf16Scalar(arr, 'i')}; }`;
   const gi = (r: string) => (GK === 1 ? `(t0 + ${r}) * H + h` : `((t0 + ${r}) * H + h) * ${K}u + c`);
   const ki = (r: string) => `((t0 + ${r}) * H + h) * ${K}u + c`;
   const rows = (body: (u: number) => string) => Array.from({ length: RB }, (_, u) => body(u)).join('\n      ');
   const at = (u: number) => `min(i0 + ${u}u, L - 1u)`;
   const ok = (u: number) => `i0 + ${u}u < L`;
   return /* wgsl */ `
-${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', ...(kd ? ['k'] : []), 'g', ...(qg ? ['q'] : [])], ['gcB', ...(kd ? ['Kd'] : []), ...(qg ? ['Qg'] : [])])}
-${LOCATE}
+${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', ...(kd ? [bf16 ? 'k: u32' : 'k'] : []), bf16 ? 'g: u32' : 'g', ...(qg ? ['q'] : [])], ['gcB', ...(kd ? ['Kd'] : []), ...(qg ? ['Qg'] : [])])}
+${LOCATE}${
+  bf16
+    ? `
+${bfAt('g')}${kd ? `\n${bfAt('k')}` : ''}`
+    : ''
+}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -45,7 +64,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   // gc_last first: loads only, so nothing orders them and they all overlap.
   var last = 0.0;
   for (var i0 = 0u; i0 < L; i0 += ${RB}u) {
-    ${rows((u) => `last += select(0.0, g[${gi(at(u))}], ${ok(u)});`)}
+    ${rows((u) => `last += select(0.0, ${gAt(gi(at(u)))}, ${ok(u)});`)}
   }
   // Then the running sum again, storing gc and Kd. Each block of rows loads g and k before its first store:
   // the compiler cannot move a load past a store to another binding (they might alias), so loads placed
@@ -54,7 +73,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   for (var i0 = 0u; i0 < L; i0 += ${RB}u) {
     ${rows(
       (u) =>
-        `let g${u} = select(0.0, g[${gi(at(u))}], ${ok(u)});${kd ? `\n      let k${u} = k[${ki(at(u))}];` : ''}${qg ? `\n      let q${u} = q[${ki(at(u))}];` : ''}`,
+        `let g${u} = select(0.0, ${gAt(gi(at(u)))}, ${ok(u)});${kd ? `\n      let k${u} = ${kAt(ki(at(u)))};` : ''}${qg ? `\n      let q${u} = q[${ki(at(u))}];` : ''}`,
     )}
     ${rows(
       (u) => `acc += g${u};

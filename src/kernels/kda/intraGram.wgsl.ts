@@ -46,6 +46,14 @@
  * diagonal blocks' decays as products of neighbouring rows' factors (diagChain, 3 exps a column group, not 6, on
  * warp 7, which runs the off-diagonal and the diagonal branch in turn): 1.164 against 1.198 ms, the default where
  * the kernel reads gc (bench/results/2026-12-02-h200-kgram2-*).
+ *
+ * With `bf16` (the forward's bf16 storage mode, bf16.wgsl.ts) q and k are bf16 (bound as vec2<u32>, one a vec4 of
+ * four elements); gc, beta, A_qk and T stay f32. The staging role loads the packed words of tile kt + 1 during
+ * tile kt's products (two registers a tensor in flight, not four) and widens them just before staging, into the
+ * same qv, kv the f32 kernel loads: everything from there on is the f32 kernel's code. So on bf16-representable q
+ * and k, A_qk and T equal the f32 kernel's bit for bit, and the f32 reference is the bf16 variant's too. The
+ * inference forward's variant only (prefetch and diagChain on; not gcFromG, stagedStores, lean, diagSplit or
+ * secondary, whose extra global reads of q and k would need the same widening).
  */
 import {
   akkDiagonalToShared,
@@ -59,6 +67,7 @@ import {
   STORE_T_ROW_MAJOR,
   stepALoad,
 } from './intraVec.wgsl.js';
+import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 
 const WG = 256;
@@ -126,6 +135,11 @@ export interface IntraGramVariant {
    * diagSplit). Equal to a few ulps.
    */
   secondary?: boolean;
+  /**
+   * q and k in bf16 storage (see the header): loads widened exactly, the same arithmetic. With the inference
+   * forward's variant only: prefetch and diagChain on, no gcFromG, stagedStores, lean, diagSplit or secondary.
+   */
+  bf16?: boolean;
 }
 
 /**
@@ -156,13 +170,18 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
 
+/** Whether a bf16 variant is the one the inference forward runs (the only one with bf16 loads; see the header). */
+const bf16Fits = (v: IntraGramVariant): boolean =>
+  v.prefetch && v.diagChain === true && !v.gcFromG && !v.stagedStores && !v.lean && !v.diagSplit && !v.secondary;
+
 export function intraGramFits(v: IntraGramVariant): boolean {
   return (
+    (!v.bf16 || bf16Fits(v)) &&
     v.K % BK === 0 &&
     v.V % 4 === 0 &&
     (v.GK === 1 || v.GK === v.K) &&
@@ -272,6 +291,11 @@ function gcStage(K4: number, NKT: number): string {
 
 export function intraGramWgsl(v: IntraGramVariant): string {
   const { K, GK } = v;
+  if (v.bf16 && !bf16Fits(v)) {
+    throw new Error(
+      `kda intra gram: bf16 storage only with the inference variant (prefetch, diagChain; no gcFromG, stagedStores, lean, diagSplit, secondary), not ${intraGramKey(v)}`,
+    );
+  }
   if (!intraGramFits(v)) throw new Error(`kda intra gram: K=${K} (multiple of 16), V=${v.V} (of 4), GK=${GK}`);
   const K4 = K / 4;
   const NKT = K / BK;
@@ -300,9 +324,19 @@ export function intraGramWgsl(v: IntraGramVariant): string {
   const akn = v.lean ? LEAN.KN : AKN;
   // The staging role's loads for K tile t: q, k, gc; with gcFromG q, k and the raw g of tile t + 1 (zero past the
   // end, so the walk adds nothing there), whose gc is walked while tile t's products run.
+  const cc0 = (t: string) => (t === '0u' ? 'sc4' : `${t} * 4u + sc4`);
   const stageLoad = (t: string) =>
-    v.gcFromG
+    v.bf16
       ? `{
+    let cc = ${cc0(t)};
+    qw = q[srow * ${K4}u + cc];
+    kw = k[srow * ${K4}u + cc];
+    gv = gc4(srow, cc);
+    gn = gc4(nrow, cc);
+    gm = gc4(mrow, cc);
+  }`
+      : v.gcFromG
+        ? `{
     let cc = ${t} * 4u + sc4;
     qv = select(vec4<f32>(0.0), q[srow * ${K4}u + cc], si < L);
     kv = select(vec4<f32>(0.0), k[srow * ${K4}u + cc], si < L);
@@ -310,8 +344,14 @@ export function intraGramWgsl(v: IntraGramVariant): string {
       gv = select(vec4<f32>(0.0), g[srow * ${K4}u + cc + 4u], si < L);
     }
   }`
-      : stepALoad(K4, t === '0u' ? 'sc4' : `${t} * 4u + sc4`, false);
-  const stageTile = v.gcFromG ? gcStage(K4, NKT) : v.lean ? LEAN_STAGE_TILE : STAGE_TILE;
+        : stepALoad(K4, cc0(t), false);
+  // bf16: the packed words widened into the values the f32 kernel loads (0 past the end, as stepALoad selects).
+  const widen = v.bf16
+    ? `qv = select(vec4<f32>(0.0), bf4(qw), si < L);
+    kv = select(vec4<f32>(0.0), bf4(kw), si < L);
+    `
+    : '';
+  const stageTile = `${widen}${v.gcFromG ? gcStage(K4, NKT) : v.lean ? LEAN_STAGE_TILE : STAGE_TILE}`;
   // Diagonal block: pairs (a, b), b < a, of one 4-row block (rows as vec4 over 4 channels), as intraVec.
   const diagPairs = v.diagChain ? DIAG_CHAIN_PAIRS : diagonalPairs('acc');
   // diagSplit: the workgroup size, each diagonal thread's column groups, and the parts' sums' slot (past T's
@@ -331,11 +371,11 @@ ${
       )
     : bindings(
         'H: u32, N: u32, scale: f32, storeT: u32',
-        ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
+        ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
         ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
       )
 }
-${LOCATE}${v.gcFromG ? '' : `\nfn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`}
+${LOCATE}${v.bf16 ? `\n${WGSL_BF16}` : ''}${v.gcFromG ? '' : `\nfn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`}
 var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : v.lean ? LEAN.SIZE : 6 * ARR}>;
 
 ${computeMain(WGS)}
@@ -373,6 +413,13 @@ ${computeMain(WGS)}
   var qv: vec4<f32>;
   var kv: vec4<f32>;
   var gv: vec4<f32>;${
+    v.bf16
+      ? `
+  // The loads in flight (tile kt + 1's, during tile kt's products) as packed bf16 words.
+  var qw: vec2<u32>;
+  var kw: vec2<u32>;`
+      : ''
+  }${
     v.gcFromG
       ? ''
       : `

@@ -69,6 +69,7 @@ export function intraGramSecondaryFits(v: IntraGramVariant): boolean {
     v.K % BK === 0 &&
     v.V % 4 === 0 &&
     (v.GK === 1 || v.GK === v.K) &&
+    !v.bf16 &&
     !v.gcFromG &&
     !v.lean &&
     !v.stagedStores &&

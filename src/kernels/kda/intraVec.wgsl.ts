@@ -33,6 +33,7 @@
  * forward now runs intraGram.wgsl.ts + intraWU.wgsl.ts instead (kdaForwardTuning.intraTwoPass); this kernel
  * stays the state pass's register donor in the shared pipeline (statePipeline.ts) and the software adapter's.
  */
+import { store4 } from './bf16.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 
 const WG = 256;
@@ -182,15 +183,18 @@ ${ind}  ${R4.flatMap((x) => R4.map((a) => `acc${a} = fma(vec4<f32>(tc${x}.${X[a]
 ${ind}}`;
 }
 
-/** Step C's stores of thread (rg, cg)'s tile, column group c4: to W (c4 < K/4) or U, rows past the end skipped. */
-export function wuTileStore(K4: number, V4: number, ind: string): string {
+/**
+ * Step C's stores of thread (rg, cg)'s tile, column group c4: to W (c4 < K/4) or U, rows past the end skipped;
+ * with `bf16` (intraWU.wgsl.ts's bf16 variant) W and U are bf16 and each vec4 is rounded and packed (bf16.wgsl.ts).
+ */
+export function wuTileStore(K4: number, V4: number, ind: string, bf16 = false): string {
   return R4.map(
     (a) => `if (4u * rg + ${a}u < L) {
 ${ind}  let row = (t0 + 4u * rg + ${a}u) * H + h;
 ${ind}  if (c4 < ${K4}u) {
-${ind}    W[row * ${K4}u + c4] = acc${a};
+${ind}    ${store4('W', `row * ${K4}u + c4`, `acc${a}`, bf16)}
 ${ind}  } else if (c4 < ${K4 + V4}u) {
-${ind}    U[row * ${V4}u + c4 - ${K4}u] = acc${a};
+${ind}    ${store4('U', `row * ${V4}u + c4 - ${K4}u`, `acc${a}`, bf16)}
 ${ind}  }
 ${ind}}`,
   ).join(`\n${ind}`);

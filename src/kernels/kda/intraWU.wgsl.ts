@@ -13,7 +13,15 @@
  * several workgroups an SM overlap one's loads with another's products.
  *
  * Workgroup memory: 32 KiB (T as pass 1a stored it, column j as 16 vec4 of rows; the 64 x 64 operand tile).
+ *
+ * With `bf16` (the forward's bf16 storage mode, bf16.wgsl.ts) k and v are read, and W and U written, in bf16
+ * (bound as vec2<u32>, one a vec4 of four elements); gc, beta and T stay f32. The loads stay packed until the
+ * operand is formed (widened there, in the same expression the f32 kernel evaluates on its loaded vec4: half the
+ * registers for the loads in flight), and each stored vec4 is rounded to bf16 (nearest, ties to even). So on
+ * bf16-representable k and v, W and U are the f32 kernel's rounded to bf16, bit for bit: the bf16 variant's
+ * reference is the f32 reference followed by that rounding (f32ToBf16Bits). Both this kernel and the walk.
  */
+import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
 import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
 import { wuTileProduct, wuTileStore } from './intraVec.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
@@ -71,12 +79,14 @@ export interface IntraWUVariant {
    * walk > 1 and one chunk slot a workgroup. The same arithmetic (W and U equal).
    */
   headFirst?: boolean;
+  /** k and v read, W and U written in bf16 storage (see the header); every other tensor and the arithmetic f32. */
+  bf16?: boolean;
 }
 
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
@@ -128,6 +138,9 @@ export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, 
 
 const R4 = [0, 1, 2, 3];
 
+/** WGSL: a loaded vec4 of k or v (`x`) as vec4<f32>: widened from its packed words where `bf16`. */
+export const widenLoaded = (x: string, bf16: boolean | undefined): string => (bf16 ? `bf4(${x})` : x);
+
 /**
  * The W | U kernels' bindings (the first kernel's T in, W and U out), the chunk locator and gc4 (a row's 4 gates
  * at channel group c4, or its one gate broadcast at GK = 1): shared by the one-tile kernel and the walk
@@ -136,12 +149,13 @@ const R4 = [0, 1, 2, 3];
 export function intraWUHeader(v: IntraWUVariant): string {
   const { GK } = v;
   const K4 = v.K / 4;
+  const x = vec4Elem(v.bf16);
   return `${bindings(
     'H: u32, N: u32, scale: f32, storeT: u32',
-    ['cu: i32', 'k: vec4<f32>', 'vv: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta', 'Tt: vec4<f32>'],
-    ['W: vec4<f32>', 'U: vec4<f32>'],
+    ['cu: i32', `k: ${x}`, `vv: ${x}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta', 'Tt: vec4<f32>'],
+    [`W: ${x}`, `U: ${x}`],
   )}
-${LOCATE}
+${LOCATE}${v.bf16 ? `\n${WGSL_BF16}` : ''}
 fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`;
 }
 
@@ -157,8 +171,8 @@ export function intraWUWgsl(v: IntraWUVariant): string {
   const loadsAndStage = (of: ('k' | 'v')[]) => {
     const both = of.length === 2;
     const val = (m: number) => {
-      const kval = `(bt${m} * kx${m}) * exp(gx${m})`;
-      const vval = `select(vec4<f32>(0.0), bt${m} * vx${m}, inV)`;
+      const kval = `(bt${m} * ${widenLoaded(`kx${m}`, v.bf16)}) * exp(gx${m})`;
+      const vval = `select(vec4<f32>(0.0), bt${m} * ${widenLoaded(`vx${m}`, v.bf16)}, inV)`;
       return both ? `select(${vval}, ${kval}, isK)` : of[0] === 'k' ? kval : vval;
     };
     return [
@@ -205,6 +219,6 @@ ${computeMain(WG)}
   }
   workgroupBarrier();
   ${wuTileProduct('rg + 1u', '  ')}
-  ${wuTileStore(K4, V4, '  ')}
+  ${wuTileStore(K4, V4, '  ', v.bf16)}
 }`;
 }

@@ -28,8 +28,13 @@
  * a third of them wasted: the clamped column's line, an exp of it); the tiles are walked V, K, V, K so that with
  * `ahead` = 2 (tile i + 2's loads issued before tile i's products) the loads held stay at 12 vec4 a thread, the
  * 'all' walk's one-ahead count, for twice the tiles in flight. H200 (d = 128, T = 32768): 0.802 -> 0.721 ms.
+ *
+ * bf16 (IntraWUVariant.bf16, see intraWU.wgsl.ts): the loads held across a tile's products are the packed words
+ * (k and v 2 registers a vec4, not 4: 8 instead of 12 a thread at ahead 2 on static tiles, gc's 4 vec4 of the K
+ * tiles unchanged), widened where the operand is staged; the stores rounded and packed. The same arithmetic.
  */
-import { type IntraWUVariant, intraWUHeader, intraWUTileOrder } from './intraWU.wgsl.js';
+import { store4 } from './bf16.wgsl.js';
+import { type IntraWUVariant, intraWUHeader, intraWUTileOrder, widenLoaded } from './intraWU.wgsl.js';
 import { chunkSlotPrologue, computeMain } from './wgslParts.js';
 
 const WG = 256;
@@ -110,8 +115,8 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
     return [
       ...(firstOf(i) ? R4.map((m) => `sm[${MT}u + lid + ${m * WG}u] = tt${c}_${m};`) : []),
       ...R4.map((m) => {
-        const kval = `(bt${c}_${m} * kx${i}_${m}) * exp(gx${i}_${m})`;
-        const vval = `select(vec4<f32>(0.0), bt${c}_${m} * vx${i}_${m}, inV_${i})`;
+        const kval = `(bt${c}_${m} * ${widenLoaded(`kx${i}_${m}`, v.bf16)}) * exp(gx${i}_${m})`;
+        const vval = `select(vec4<f32>(0.0), bt${c}_${m} * ${widenLoaded(`vx${i}_${m}`, v.bf16)}, inV_${i})`;
         const val = of.length === 2 ? `select(${vval}, ${kval}, isK_${i})` : of[0] === 'k' ? kval : vval;
         return `sm[${buf(i)}u + lid + ${m * WG}u] = ${val};`;
       }),
@@ -129,9 +134,9 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
     (a) => `if (${C > 1 ? `ok_${c} && ` : ''}4u * rg + ${a}u < L_${c}) {
     let row = (t0_${c} + 4u * rg + ${a}u) * H + h;
     if (c4_${i} < ${K4}u) {
-      W[row * ${K4}u + c4_${i}] = acc${i}_${a};
+      ${store4('W', `row * ${K4}u + c4_${i}`, `acc${i}_${a}`, v.bf16)}
     } else if (c4_${i} < ${K4 + V4}u) {
-      U[row * ${V4}u + c4_${i} - ${K4}u] = acc${i}_${a};
+      ${store4('U', `row * ${V4}u + c4_${i} - ${K4}u`, `acc${i}_${a}`, v.bf16)}
     }
   }`,
   ).join('\n  ')}`;

@@ -172,7 +172,7 @@ async function expectStateBf16Exact(v: Omit<StateTiledVariant, 'bf16'>) {
       const want = roundBits(r.f32[n] as Uint32Array);
       // The f32 results are not bf16-representable already: the comparison sees the rounding.
       expect(
-        want.some((b, i) => b << 16 !== (r.f32[n] as Uint32Array)[i]),
+        want.some((b, i) => (b << 16) >>> 0 !== (r.f32[n] as Uint32Array)[i]),
         `${n} f32 not bf16 already`,
       ).toBe(true);
       expect(Array.from(r.bf16[n]), `${n} (bf16) = f32 variant's rounded, ${what}`).toEqual(Array.from(want));

@@ -8,6 +8,8 @@
  * unrolled by the generator; each stage's loads go to registers (Qg's q and gc, S; or A_qk, V') while the
  * previous stage's products run, then to workgroup memory at the next stage's start.
  * Needs K a multiple of 32 (or K <= 32, a multiple of 4), V a multiple of BV, BV of 4 (at most 128).
+ * bf16 storage (OutputPipelinedVariant.bf16): q, hB, V' read and o written as bf16, the arithmetic unchanged; its
+ * plain-TS reference is the f32 kernel's (outputReference.ts) with o rounded to bf16 (f32ToBf16Bits).
  * H200, H=16, d=128, T=32768 (bench/results/2026-12-01-h200-kfwd-s5-run2.json, same sitting): 1.059 ms with
  * 64 columns, 0.826 with 128 (the default where V is a multiple of 128), output.wgsl.ts 1.299.
  *

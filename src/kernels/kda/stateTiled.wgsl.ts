@@ -19,6 +19,8 @@
  *    4 cb ..: S lives in its registers across chunks (workgroup memory gets a copy for the V' phase); per
  *    chunk row i it reads one vec4 of Kd and one of V' for 16 FMAs.
  * Threads past those counts only load and store tiles. Needs K, BV multiples of 4.
+ * bf16 storage (StateTiledVariant.bf16): W, U, k read and hB, V' written as bf16, the arithmetic unchanged; its plain-TS
+ * reference is the f32 kernel's (the chunked forward's, kda reference.ts) with hB and V' rounded to bf16 (f32ToBf16Bits).
  *
  * Tried in the eighth session, slower, removed (bench/results/2026-12-02-h200-kstate3-s1-summary.txt; the code is in
  * commit 0f49d3c, stateUnrolled.wgsl.ts): both product loops unrolled by the generator so every workgroup read has a

@@ -8,10 +8,16 @@
  * second partial, so gc_last is a short chunk's last row) in the default pass; with KIMI_SLOW_TESTS=1 also
  * T = 1, a varlen batch with an empty sequence, the state pass in its own pipeline, and keep (where the
  * option does not apply: the backward reads Kd).
+ * The tiled state pass alone in bf16 storage (StateTiledVariant.bf16: W, U, k in, hB, V' out as bf16) against its
+ * f32 variant on bf16-representable W, U, k: the final state bit for bit, hB and V' the f32 variant's rounded to
+ * bf16 (f32ToBf16Bits) bit for bit; T = 1, 7, 63, 65, 130 and a varlen batch with an empty sequence, the variant
+ * lavapipe's forward runs (the plain V' sum) in the default pass, the GPUs' (fma) with KIMI_SLOW_TESTS=1.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { kdaForwardTuning, sharedPipelineByDefault } from '../src/kernels/kda/chunk.js';
+import { groupParams, kdaForwardTuning, sharedPipelineByDefault } from '../src/kernels/kda/chunk.js';
 import { kdaRecurrentReference } from '../src/kernels/kda/index.js';
+import { type StateTiledVariant, stateTiledKey, stateTiledWgsl } from '../src/kernels/kda/stateTiled.wgsl.js';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import {
@@ -83,5 +89,109 @@ describe('kda chunked forward: Kd computed in the tiled state pass', () => {
       runChunkForwardKept(gpu, c, [0, 65], new Rng(30).normalArray(H * K * V, 0.5)),
     );
     expect(keys.some((k) => k.endsWith('_nokd') || k.includes('_kdk'))).toBe(false);
+  });
+});
+
+/**
+ * The tiled state pass alone (kdFromK: W, U, k, gc in; the final state, hB, V' out) over sequences bounded by cu,
+ * in f32 and in bf16 storage on the same bf16-representable W, U, k (gc and the initial state f32 as in both).
+ * Returns each run's final state, V' and the used chunk slots' hB, as f32 bits (f32 run) or bf16 bits (bf16 run).
+ */
+async function stateAlone(v: Omit<StateTiledVariant, 'bf16'>, cu: number[], seed: number) {
+  const gpu = (await gpuContext())!;
+  const rng = new Rng(seed);
+  const N = cu.length - 1;
+  const T = cu[N];
+  const NS = Math.floor(T / 64) + N;
+  const bf = (a: Float32Array) => f32ArrayToBf16(a);
+  const [W, U, k] = [
+    bf(rng.normalArray(T * H * K, 0.3)),
+    bf(rng.normalArray(T * H * V, 1)),
+    bf(rng.normalArray(T * H * K, 0.3)),
+  ];
+  // A cumulative log decay: <= 0 (the values need not be a chunk's cumsum for the comparison).
+  const gc = rng.uniformArray(T * H * K, -2, 0);
+  const S0 = rng.normalArray(N * H * K * V, 0.5);
+  // Chunk slots in use (chunk.wgsl.ts numbering); the others' hB hold whatever the buffer pool gave.
+  const used: number[] = [];
+  for (let n = 0; n < N; n++)
+    for (let j = 0; j * 64 < cu[n + 1] - cu[n]; j++) used.push(Math.floor(cu[n] / 64) + n + j);
+  const out: Record<'S' | 'Vp' | 'h', Uint32Array | Uint16Array>[] = [];
+  for (const bf16 of [false, true]) {
+    const tv: StateTiledVariant = { ...v, bf16 };
+    const up = (a: Uint16Array, shape: number[]) =>
+      bf16 ? gpu.fromHost(a, shape, 'bf16') : gpu.fromHost(bf16ArrayToF32(a), shape);
+    const dt = bf16 ? 'bf16' : 'f32';
+    const gcT = gpu.fromHost(gc, [T, H, K]);
+    const ins = [
+      gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+      up(W, [T, H, K]),
+      up(U, [T, H, V]),
+      up(k, [T, H, K]),
+      gcT,
+      gcT,
+    ];
+    const [state, h, Vp] = [gpu.fromHost(S0, [N, H, K, V]), gpu.empty([NS, H, K, V], dt), gpu.empty([T, H, V], dt)];
+    gpu.dispatch({
+      kernel: { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
+      tensors: [...ins, state, h, Vp],
+      params: groupParams({ Ttot: T, N, H, K, V, GK: K, B: 1, T }, K ** -0.5, { h0: 0, HB: H }),
+      workgroups: [V / v.BV, H, N],
+    });
+    // Raw bits: bf16 tensors read as their Uint16 patterns, f32 ones viewed as Uint32.
+    const bits = async (t: typeof h) => {
+      const a = await t.read();
+      return t.dtype === 'bf16' ? (a as Uint16Array) : new Uint32Array((a as Float32Array).slice().buffer);
+    };
+    const hAll = await bits(h);
+    const per = H * K * V;
+    const hUsed = bf16 ? new Uint16Array(used.length * per) : new Uint32Array(used.length * per);
+    for (const [i, s] of used.entries()) hUsed.set(hAll.subarray(s * per, (s + 1) * per), i * per);
+    out.push({ S: await bits(state), Vp: await bits(Vp), h: hUsed });
+    for (const t of [...ins.slice(0, 5), state, h, Vp]) t.dispose();
+  }
+  return { f32: out[0], bf16: out[1] };
+}
+
+/** f32 bit patterns rounded to bf16 as f32ToBf16Bits does. */
+const roundBits = (a: Uint32Array) => f32ArrayToBf16(new Float32Array(a.buffer, a.byteOffset, a.length));
+
+async function expectStateBf16Exact(v: Omit<StateTiledVariant, 'bf16'>) {
+  for (const cu of [
+    [0, 1],
+    [0, 7],
+    [0, 63],
+    [0, 65],
+    [0, 130],
+    [0, 5, 75, 75, 133],
+  ]) {
+    const r = await stateAlone(v, cu, cu[cu.length - 1] + 40);
+    const what = `${stateTiledKey({ ...v, bf16: true })}, cu=${cu}`;
+    expect(Array.from(r.bf16.S), `final state (f32) = f32 variant's, ${what}`).toEqual(Array.from(r.f32.S));
+    for (const n of ['Vp', 'h'] as const) {
+      const want = roundBits(r.f32[n] as Uint32Array);
+      // The f32 results are not bf16-representable already: the comparison sees the rounding.
+      expect(
+        want.some((b, i) => (b << 16) >>> 0 !== (r.f32[n] as Uint32Array)[i]),
+        `${n} f32 not bf16 already`,
+      ).toBe(true);
+      expect(Array.from(r.bf16[n]), `${n} (bf16) = f32 variant's rounded, ${what}`).toEqual(Array.from(want));
+    }
+  }
+}
+
+describe('kda tiled state pass: bf16 storage = f32 variant rounded', () => {
+  const tv = { K, V, GK: K, BV: 8, RA: 2 as const, wg: 256, kdFromK: true };
+  it.skipIf(!hasGpu)("plain V' sum (lavapipe default): K=16, V=8", { timeout: 300_000 }, async () => {
+    await expectStateBf16Exact({ ...tv, fma: false });
+  });
+
+  it.skipIf(slow)("fma V' sum (GPU default): K=16, V=8", { timeout: 300_000 }, async () => {
+    await expectStateBf16Exact({ ...tv, fma: true });
+  });
+
+  it('bf16 needs kdFromK and no probe', () => {
+    expect(() => stateTiledWgsl({ ...tv, kdFromK: false, bf16: true })).toThrow(/bf16 storage needs kdFromK/);
+    expect(() => stateTiledWgsl({ ...tv, probe: 'nohb', bf16: true })).toThrow(/bf16 storage needs kdFromK/);
   });
 });

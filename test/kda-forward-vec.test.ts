@@ -4,7 +4,9 @@
  * scalar one it replaces on those shapes (outputs, and every intermediate the later passes and the backward
  * read). T not a multiple of the chunk (1, 7, 63, 65, 130), a per-head gate (GK = 1), and a varlen batch
  * with an empty sequence. The pipelined output pass alone (outputPipelined.wgsl.ts) in its layout variants
- * against its f64 reference (outputReference.ts) and the default layout.
+ * against its f64 reference (outputReference.ts) and the default layout; its bf16 storage variant
+ * (OutputPipelinedVariant.bf16: q, hB, V' in, o out as bf16) against its f32 variant on bf16-representable inputs:
+ * o the f32 variant's rounded to bf16 (f32ToBf16Bits) bit for bit.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { dispatchChunkForward, groupParams, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
@@ -19,6 +21,7 @@ import {
 import { outputChunkReference } from '../src/kernels/kda/outputReference.js';
 import { kdaCore, kdaRecurrentReference } from '../src/kernels/kda/index.js';
 import { cuTensor } from '../src/kernels/kda/slots.js';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { uploadPacked } from './kda-forward-run.js';
@@ -120,22 +123,30 @@ describe('kda chunked forward: kernel variants = reference', () => {
  * The pipelined output pass alone (outputPipelined.wgsl.ts) on sequences bounded by cu: q, gc, the per-chunk
  * states S_in, A_qk (lower triangle with the diagonal, zero above, the intra pass's layout) and V' random,
  * uploaded in the layouts the forward's passes leave (chunk slots as chunk.wgsl.ts numbers them); o read back,
- * with its f64 reference (outputReference.ts).
+ * with its f64 reference (outputReference.ts). With `bf16Values` (and always for a bf16 variant) q, S_in and V' are
+ * bf16-representable (rounded), the bf16 variant's uploaded as bf16; `bits`: o's raw bits (bf16 or f32 patterns).
  */
-async function outputAlone(v: OutputPipelinedVariant, cu: number[], H: number, seed: number) {
+async function outputAlone(
+  v: OutputPipelinedVariant,
+  cu: number[],
+  H: number,
+  seed: number,
+  bf16Values = v.bf16 === true,
+) {
   const gpu = (await gpuContext())!;
   const { K, V, GK } = v;
   const rng = new Rng(seed);
   const N = cu.length - 1;
   const T = cu[N];
   const NS = Math.floor(T / 64) + N;
-  const q = rng.normalArray(T * H * K, 0.5);
+  const round = (a: Float32Array) => (bf16Values ? bf16ArrayToF32(f32ArrayToBf16(a)) : a);
+  const q = round(rng.normalArray(T * H * K, 0.5));
   // A cumulative log decay: <= 0.
   const gc = rng.uniformArray(T * H * GK, -2, 0);
-  const S = rng.normalArray(NS * H * K * V, 0.5);
+  const S = round(rng.normalArray(NS * H * K * V, 0.5));
   const Aqk = rng.normalArray(NS * H * 4096, 0.2);
   for (let e = 0; e < Aqk.length; e++) if (e % 64 > Math.floor(e / 64) % 64) Aqk[e] = 0;
-  const Vp = rng.normalArray(T * H * V, 1);
+  const Vp = round(rng.normalArray(T * H * V, 1));
   const ref = new Float64Array(T * H * V);
   for (let n = 0; n < N; n++) {
     for (let t0 = cu[n], slot = Math.floor(cu[n] / 64) + n; t0 < cu[n + 1]; t0 += 64, slot++) {
@@ -159,15 +170,18 @@ async function outputAlone(v: OutputPipelinedVariant, cu: number[], H: number, s
       }
     }
   }
+  // q, S_in, V' (and o) in the variant's storage.
+  const up = (a: Float32Array, shape: number[]) =>
+    v.bf16 ? gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16') : gpu.fromHost(a, shape);
   const ins = [
     gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-    gpu.fromHost(q, [T, H, K]),
+    up(q, [T, H, K]),
     gpu.fromHost(gc, GK === 1 ? [T, H] : [T, H, K]),
-    gpu.fromHost(S, [NS, H, K, V]),
-    gpu.fromHost(Vp, [T, H, V]),
+    up(S, [NS, H, K, V]),
+    up(Vp, [T, H, V]),
     gpu.fromHost(Aqk, [NS, H, 64, 64]),
   ];
-  const out = gpu.empty([T, H, V]);
+  const out = gpu.empty([T, H, V], v.bf16 ? 'bf16' : 'f32');
   const p = { Ttot: T, N, H, K, V, GK, B: 1, T };
   gpu.dispatch({
     kernel: { name: 'kda_chunk_output', key: outputPipelinedKey(v), code: () => outputPipelinedWgsl(v) },
@@ -175,9 +189,11 @@ async function outputAlone(v: OutputPipelinedVariant, cu: number[], H: number, s
     params: groupParams(p, K ** -0.5, { h0: 0, HB: H }),
     workgroups: outputPipelinedGrid(v, NS, V / outputPipelinedBV(V, v.BV), H),
   });
+  const raw = await out.read();
+  const bits = v.bf16 ? (raw as Uint16Array) : new Uint32Array((raw as Float32Array).slice().buffer);
   const got = await out.toFloat32();
   for (const t of [...ins, out]) t.dispose();
-  return { got, ref };
+  return { got, ref, bits };
 }
 
 // The pipelined output pass's layouts (OutputPipelinedVariant BK, wg, lanes, headFirst, chunks, doubleBuffer) at
@@ -240,4 +256,56 @@ describe('kda chunked forward: pipelined output pass variants', () => {
       }
     },
   );
+});
+
+// The bf16 storage variant (q, hB, V' in, o out as bf16) = its f32 variant with o rounded, bit for bit, on
+// bf16-representable q, S_in, V': the default pass at K16/V8 (the variant lavapipe's forward picks: BV 8, the
+// plain sum), with KIMI_SLOW_TESTS=1 also the FMA chains (the GPUs' default) at K = V = 32.
+describe('kda chunked forward: pipelined output pass, bf16 storage', () => {
+  const expectBf16Exact = async (v: OutputPipelinedVariant) => {
+    for (const cu of [[0, 1], [0, 7], [0, 63], [0, 65], [0, 130], VARLEN]) {
+      const seed = cu[cu.length - 1] + 9;
+      const f32 = await outputAlone(v, cu, 2, seed, true);
+      const bf = await outputAlone({ ...v, bf16: true }, cu, 2, seed);
+      const want = f32ArrayToBf16(f32.got);
+      // o is not bf16-representable already: the comparison sees the rounding.
+      expect(
+        want.some((b, i) => (b << 16) >>> 0 !== f32.bits[i]),
+        'o f32 not bf16 already',
+      ).toBe(true);
+      const key = outputPipelinedKey({ ...v, bf16: true });
+      expect(Array.from(bf.bits), `o (${key}) = f32 variant's rounded, cu=${cu}`).toEqual(Array.from(want));
+      // And within bf16 rounding (2^-9 of each value) of the f64 reference.
+      expectClose(bf.got, bf.ref, 4e-3, `o (${key} = reference, cu=${cu})`);
+    }
+  };
+  it.skipIf(!hasGpu)('= f32 variant rounded: K=16, V=8', { timeout: 300_000 }, async () => {
+    await expectBf16Exact({ K: 16, V: 8, GK: 16 });
+  });
+
+  it.skipIf(!hasGpu || process.env.KIMI_SLOW_TESTS !== '1')(
+    '= f32 variant rounded, fmaChain: K=32, V=32',
+    { timeout: 300_000 },
+    async () => {
+      await expectBf16Exact({ K: 32, V: 32, GK: 32, fmaChain: true });
+    },
+  );
+
+  it('bf16 only with the default layout', () => {
+    const v: OutputPipelinedVariant = { K: 32, V: 32, GK: 32, bf16: true };
+    expect(outputPipelinedFits({ ...v, BK: 32, wg: 256, chunks: 1, lanes: 'rows' })).toBe(true);
+    for (const o of [
+      { lanes: 'square' },
+      { BK: 16 },
+      { wg: 512 },
+      { headFirst: true },
+      { chunks: 2 },
+      { doubleBuffer: true },
+    ]) {
+      expect(outputPipelinedFits({ ...v, ...o } as OutputPipelinedVariant)).toBe(false);
+      expect(() => outputPipelinedWgsl({ ...v, ...o } as OutputPipelinedVariant)).toThrow(
+        /bf16 storage only with the default layout/,
+      );
+    }
+  });
 });

@@ -12,6 +12,7 @@
  * same sums with the loads a stage ahead) is the default where it fits; this kernel runs with
  * kdaForwardTuning.outputPipelined = false.
  */
+import { vec4Elem } from './bf16.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, GROUP_PARAMS, LOCATE } from './wgslParts.js';
 
 export interface OutputVariant {
@@ -74,7 +75,8 @@ type OutputGeometry = ReturnType<typeof outputGeometry>;
  * groups, `sw` = rg % 4 the XOR key of the thread's rows in the left operand's swizzled layout. `headFirst`: the
  * grid is [heads, slots, value tiles] (outputPipelinedGrid) instead of [slots, value tiles, heads].
  * `slotPrologue`: the workgroup's ids and chunk location in place of one chunk slot's (outputPipelined.wgsl.ts,
- * two chunks a workgroup); `buffers`: copies of the stage layout in workgroup memory.
+ * two chunks a workgroup); `buffers`: copies of the stage layout in workgroup memory. `bf16`: q, hB, V' and o
+ * bound as packed bf16 (`array<vec2<u32>>`, bf16.wgsl.ts; outputPipelined.wgsl.ts's bf16 variant).
  */
 export const outputPrologue = (
   GK: number,
@@ -83,8 +85,9 @@ export const outputPrologue = (
   headFirst = false,
   slotPrologue?: string,
   buffers = 1,
+  bf16 = false,
 ) => `
-${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec4<f32>'])}
+${bindings(GROUP_PARAMS, ['cu: i32', `q: ${vec4Elem(bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', `hB: ${vec4Elem(bf16)}`, `Vp: ${vec4Elem(bf16)}`, 'Aqk: vec4<f32>'], [`o: ${vec4Elem(bf16)}`])}
 ${LOCATE}
 var<workgroup> sv: array<vec4<f32>, ${g.size * buffers}>;
 

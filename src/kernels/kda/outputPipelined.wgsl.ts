@@ -8,6 +8,8 @@
  * unrolled by the generator; each stage's loads go to registers (Qg's q and gc, S; or A_qk, V') while the
  * previous stage's products run, then to workgroup memory at the next stage's start.
  * Needs K a multiple of 32 (or K <= 32, a multiple of 4), V a multiple of BV, BV of 4 (at most 128).
+ * bf16 storage (OutputPipelinedVariant.bf16): q, hB, V' read and o written as bf16, the arithmetic unchanged; its
+ * plain-TS reference is the f32 kernel's (outputReference.ts) with o rounded to bf16 (f32ToBf16Bits).
  * H200, H=16, d=128, T=32768 (bench/results/2026-12-01-h200-kfwd-s5-run2.json, same sitting): 1.059 ms with
  * 64 columns, 0.826 with 128 (the default where V is a multiple of 128), output.wgsl.ts 1.299.
  *
@@ -24,6 +26,7 @@
  * What did pay (fmaChain, the default on GPUs): fewer arithmetic instructions in the product phase, 0.825 ->
  * 0.773 ms (sweep3; with two chunks a workgroup 1.073).
  */
+import { load4, store4, WGSL_BF16 } from './bf16.wgsl.js';
 import { outputGc4, outputGeometry, outputPrologue } from './output.wgsl.js';
 import { workgroupIds } from './wgslParts.js';
 
@@ -86,6 +89,17 @@ export interface OutputPipelinedVariant {
    * (chunk.ts outputFmaChainByDefault): H200 (d = 128, T = 32768) 0.825 -> 0.773 ms.
    */
   fmaChain?: boolean;
+  /**
+   * bf16 storage (bf16.wgsl.ts; the forward with bf16 q, k, v, g): q, the per-chunk states hB and V' read as bf16,
+   * o written as bf16; gc and A_qk stay f32, and so does every product and sum. q widens at its load (its
+   * registers are shared with A_qk's, f32), the S and V' loads stay packed in their registers (half the
+   * registers of the f32 loads in flight) and widen when staged; only the store of o rounds. Plain-TS reference:
+   * the f32 variant's o (outputReference.ts) rounded to bf16 (f32ToBf16Bits); on bf16-representable q, hB, V' it
+   * is that bit for bit (the same arithmetic on the same values: test/kda-forward-vec.test.ts). Only with the
+   * default layout (BK, wg, lanes, headFirst, chunks, doubleBuffer unset), the one the GPU inference path runs;
+   * BV and fmaChain as any.
+   */
+  bf16?: boolean;
 }
 
 /** Value columns per workgroup. */
@@ -96,7 +110,7 @@ export const outputPipelinedKey = (v: OutputPipelinedVariant) =>
     v.wg === 512 ? '_wg512' : ''
   }${v.lanes === 'square' ? '_sq' : ''}${v.headFirst ? '_hf' : ''}${(v.chunks ?? 1) > 1 ? `_c${v.chunks}` : ''}${
     v.doubleBuffer ? '_db' : ''
-  }${v.fmaChain ? '_fma' : ''}`;
+  }${v.fmaChain ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}`;
 
 /** The grid over NS chunk slots, `tiles` value tiles and HB heads (the head first with headFirst). */
 export const outputPipelinedGrid = (
@@ -117,7 +131,21 @@ export const outputPipelinedSharedBytes = (v: OutputPipelinedVariant): number =>
 export const outputPipelinedGeometry = (v: OutputPipelinedVariant) =>
   outputGeometry(v.K, v.V, outputPipelinedBV(v.V, v.BV), v.BK ?? 32, v.wg ?? 256);
 
+/** Why a bf16 variant cannot be generated (a layout option set besides BV, fmaChain), or undefined. */
+function outputPipelinedBf16Problem(v: OutputPipelinedVariant): string | undefined {
+  if (!v.bf16) return undefined;
+  // Each option's default values (unset or as the default layout has it).
+  const defaults = { BK: [32], wg: [256], lanes: ['rows'], headFirst: [false], chunks: [1], doubleBuffer: [false] };
+  const extra = (Object.keys(defaults) as (keyof typeof defaults)[]).filter(
+    (o) => v[o] !== undefined && !(defaults[o] as unknown[]).includes(v[o]),
+  );
+  return extra.length
+    ? `kda output (pipelined): bf16 storage only with the default layout, got ${extra.map((o) => `${o}=${v[o]}`).join(', ')}`
+    : undefined;
+}
+
 export function outputPipelinedFits(v: OutputPipelinedVariant): boolean {
+  if (outputPipelinedBf16Problem(v)) return false;
   const BV = outputPipelinedBV(v.V, v.BV);
   if (!(v.K % 4 === 0 && v.V % 4 === 0 && BV % 4 === 0 && v.V % BV === 0 && BV <= 128)) return false;
   if (![undefined, 16, 32].includes(v.BK) || ![undefined, 256, 512].includes(v.wg)) return false;
@@ -132,12 +160,18 @@ export function outputPipelinedFits(v: OutputPipelinedVariant): boolean {
 
 export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   const { K, V, GK } = v;
+  const bf16Problem = outputPipelinedBf16Problem(v);
+  if (bf16Problem) throw new Error(bf16Problem);
   if (!outputPipelinedFits(v)) throw new Error(`kda output (pipelined): K=${K}, V=${V} do not tile`);
   // Tiles, threads and stage layout of output.wgsl.ts. K stage: Qg tile [64][BK4] at 0, S tile [BK][CG] at QA.
   // Causal stage jh (rows j in jh * 32 .. + 31): A_qk [64][8] at 0, V' [32][CG] at 512.
   const g = outputPipelinedGeometry(v);
   const { BK, CG, wg, RPT, K4, V4, BK4, QA } = g;
   const square = v.lanes === 'square';
+  const bf16 = v.bf16 === true;
+  // The registers lr (S, V') hold f32, or with bf16 the packed words, widened when staged.
+  const zeroR = bf16 ? 'vec2<u32>(0u)' : 'vec4<f32>(0.0)';
+  const widen = (x: string) => (bf16 ? `bf4(${x})` : x);
   // Where element e of a left-operand tile of `w` vec4 a row (Qg: BK4, A_qk: 8) goes in workgroup memory, and
   // where thread row r0 + a reads column `col`: row-major, with 'square' lanes the column XOR the row group % 4.
   const leftAt = (e: string, w: number) =>
@@ -173,7 +207,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
       let k4 = ${kt * BK4}u + e % ${BK4}u;
       let row = (${t0} + min(i, ${L} - 1u)) * H + h;
       if (${inside('e', 64 * BK4)}) {
-        la${m} = select(vec4<f32>(0.0), q[row * ${K4}u + k4], i < ${L});
+        la${m} = select(vec4<f32>(0.0), ${load4('q', `row * ${K4}u + k4`, bf16)}, i < ${L});
         lg${m} = ${gc4('row', 'k4')};
       }
     }`,
@@ -193,7 +227,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
     (m) =>
       `if (${inside(`lid + ${m * wg}u`, 64 * BK4)}) { sv[${at(off)}${leftAt(`lid + ${m * wg}u`, BK4)}] = la${m} * exp(lg${m}) * p.scale; }`,
   )}
-    ${rep(NS, (m) => `if (${inside(`lid + ${m * wg}u`, BK * CG)}) { sv[${off + QA}u + lid + ${m * wg}u] = lr${m}; }`)}`;
+    ${rep(NS, (m) => `if (${inside(`lid + ${m * wg}u`, BK * CG)}) { sv[${off + QA}u + lid + ${m * wg}u] = ${widen(`lr${m}`)}; }`)}`;
   // Loads of causal stage jh of chunk c into la (A_qk), lr (V').
   const loadJ = (jh: number, c: number) => {
     const [t0, L] = [`t0${sfx(c)}`, `L${sfx(c)}`];
@@ -210,7 +244,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
       let e = lid + ${m * wg}u;
       let j = ${jh * 32}u + e / ${CG}u;
       if (${inside('e', 32 * CG)}) {
-        lr${m} = select(vec4<f32>(0.0), Vp[((${t0} + min(j, ${L} - 1u)) * H + h) * ${V4}u + vt * ${CG}u + e % ${CG}u], j < ${L});
+        lr${m} = select(${zeroR}, Vp[((${t0} + min(j, ${L} - 1u)) * H + h) * ${V4}u + vt * ${CG}u + e % ${CG}u], j < ${L});
       }
     }`,
     )}`;
@@ -218,7 +252,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   const storeJ = (
     off: number,
   ) => `${rep(NA, (m) => `if (${inside(`lid + ${m * wg}u`, 512)}) { sv[${at(off)}${leftAt(`lid + ${m * wg}u`, 8)}] = la${m}; }`)}
-    ${rep(NV, (m) => `if (${inside(`lid + ${m * wg}u`, 32 * CG)}) { sv[${off + 512}u + lid + ${m * wg}u] = lr${m}; }`)}`;
+    ${rep(NV, (m) => `if (${inside(`lid + ${m * wg}u`, 32 * CG)}) { sv[${off + 512}u + lid + ${m * wg}u] = ${widen(`lr${m}`)}; }`)}`;
   const rows = (f: (a: number) => string) => rep(RPT, f, '\n        ');
   // One row's update from its left-operand vec4 x and the right operand's rows r0 .. r3 (fmaChain: one FMA chain).
   const update = (acc: string, r: string) =>
@@ -261,7 +295,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   // After chunk c's last stage: its o rows (those of a used slot, within the chunk), the accumulators cleared
   // for the next chunk.
   const storeO = (c: number) =>
-    `${rep(RPT, (a) => `if (${C > 1 ? `ok${sfx(c)} && ` : ''}r0 + ${a}u < L${sfx(c)}) { o[((t0${sfx(c)} + r0 + ${a}u) * H + h) * ${V4}u + c4] = acc${a}; }`, '\n    ')}${
+    `${rep(RPT, (a) => `if (${C > 1 ? `ok${sfx(c)} && ` : ''}r0 + ${a}u < L${sfx(c)}) { ${store4('o', `((t0${sfx(c)} + r0 + ${a}u) * H + h) * ${V4}u + c4`, `acc${a}`, bf16)} }`, '\n    ')}${
       c + 1 < C ? `\n    ${rep(RPT, (a) => `acc${a} = vec4<f32>(0.0);`, '\n    ')}` : ''
     }`;
   const stages: string[] = [];
@@ -303,11 +337,11 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   let abase_${c} = (select(fslot, slot_${c}, ok_${c}) * H + h) * 1024u;`,
     )
     .join('\n  ')}`;
-  return /* wgsl */ `${outputPrologue(GK, g, square, v.headFirst === true, C === 1 ? undefined : pairPrologue, v.doubleBuffer ? 2 : 1)}
+  return /* wgsl */ `${bf16 ? `${WGSL_BF16}\n` : ''}${outputPrologue(GK, g, square, v.headFirst === true, C === 1 ? undefined : pairPrologue, v.doubleBuffer ? 2 : 1, bf16)}
   ${C === 1 ? `let hbase = (slot * p.HB + hb) * ${K * V4}u;\n  let abase = (slot * H + h) * 1024u;` : ''}
   ${rep(RPT, (a) => `var acc${a} = vec4<f32>(0.0);`, '\n  ')}
   ${rep(NL, (m) => `var la${m} = vec4<f32>(0.0);\n  var lg${m} = vec4<f32>(0.0);`, '\n  ')}
-  ${rep(NR, (m) => `var lr${m} = vec4<f32>(0.0);`, '\n  ')}
+  ${rep(NR, (m) => `var lr${m} = ${zeroR};`, '\n  ')}
   {
     ${loadK(0, 0)}
   }

@@ -46,6 +46,22 @@ export interface PartDispatch {
 }
 
 /**
+ * Tensors for the intra part (intraVec.wgsl.ts without fuseGc; its bindings cu, q, k, v, gc, beta, W, U, A_qk, T)
+ * where it is never dispatched, beside a bf16 state part (StateTiledVariant.bf16), whose W, U, k, hB and V' the
+ * intra part cannot share: its bindings read them as f32. Bound to tensors of their own, the two parts would take
+ * 18 storage buffers (cu shared), over the 16 a stage may have (WebGPU's default and lavapipe's; the H200's Dawn
+ * adapter's too, bench/results/2026-12-01-h200-info.json); so every vec4<f32> binding gets one scratch tensor and
+ * every f32 binding (beta, and gc where GK = 1) another: 2 buffers beside cu (the fusion binds a tensor once per
+ * element type, read_write if any part writes it), 11 in all with the state part's 9. The part never runs, so
+ * nothing reads or writes them; they are the caller's to dispose (`scratch`).
+ */
+export function idleIntraTensors(gpu: GpuContext, cu: Tensor, GK: number): { tensors: Tensor[]; scratch: Tensor[] } {
+  const v4 = gpu.empty([4]);
+  const f = gpu.empty([4]);
+  return { tensors: [cu, v4, v4, v4, GK === 1 ? f : v4, f, v4, v4, v4, v4], scratch: [v4, f] };
+}
+
+/**
  * Record one dispatch of the shared pipeline running only the `active` part. Every part's bindings are given
  * (the pipeline's layout has them all; the idle parts' are bound, not touched). With `output` given, the
  * output pass (outputPipelined.wgsl.ts) is a third part of the same pipeline (kdaForwardTuning.sharedOutput:

@@ -19,6 +19,8 @@
  *    4 cb ..: S lives in its registers across chunks (workgroup memory gets a copy for the V' phase); per
  *    chunk row i it reads one vec4 of Kd and one of V' for 16 FMAs.
  * Threads past those counts only load and store tiles. Needs K, BV multiples of 4.
+ * bf16 storage (StateTiledVariant.bf16): W, U, k read and hB, V' written as bf16, the arithmetic unchanged; its plain-TS
+ * reference is the f32 kernel's (the chunked forward's, kda reference.ts) with hB and V' rounded to bf16 (f32ToBf16Bits).
  *
  * Tried in the eighth session, slower, removed (bench/results/2026-12-02-h200-kstate3-s1-summary.txt; the code is in
  * commit 0f49d3c, stateUnrolled.wgsl.ts): both product loops unrolled by the generator so every workgroup read has a
@@ -27,6 +29,7 @@
  * ms (2-D, own pipeline; this kernel in its own pipeline 2.983) and 3.660 (flat, shared pipeline; this kernel 2.751),
  * with the fma V' sum 3.048 / 3.052 and 3.309. Unrolled straight-line code costs more than the clamps it removes.
  */
+import { load4, store4, vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
 import {
   bindings,
   computeMain,
@@ -65,6 +68,17 @@ export interface StateTiledVariant {
    * 6.7e-7 from the recurrent kernel (plain sum 6.0e-7, 7.3e-7), 6.9e-7 and 3.9e-7 from the plain sum.
    */
   fma?: boolean;
+  /**
+   * bf16 storage (bf16.wgsl.ts; the forward with bf16 q, k, v, g): W, U and k are read as bf16 and the per-chunk
+   * states hB and V' written as bf16; gc and the initial and final states stay f32, and so does everything inside
+   * a step: the prefetch registers hold the packed words (half the registers of the f32 loads in flight) and widen
+   * when staged, V' goes to workgroup memory unrounded (the state update reads the f32 V'), S stays in f32
+   * registers. Only the stores to hB and V' round. Plain-TS reference: the f32 variant's results, hB and V'
+   * rounded to bf16 (f32ToBf16Bits); on bf16-representable W, U, k they are equal bit for bit (the same arithmetic
+   * on the same values: test/kda-forward-kd-in-state.test.ts). Needs kdFromK (the default path's variant: the gc
+   * pass's f32 Kd has no bf16 form) and no probe.
+   */
+  bf16?: boolean;
   /** Profiling only (wrong results): see StateProbe. */
   probe?: StateProbe;
 }
@@ -101,7 +115,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /*
  * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
@@ -174,17 +188,26 @@ export const forwardTiledHeader = (g: TiledGeometry, GK: number) =>
     'Ssh',
   );
 
-/** WGSL: rows ts .. ts + Ln - 1 of the [T, H, K] vec4 buffer `buf` into registers dst[m] (0 past Ln), PF per thread. */
-export const tileFetch = (g: TiledGeometry, dst: string, buf: string, ts: string, Ln: string) => `
+/** WGSL: the zero of a vec4 binding's element type (f32, or packed bf16 with `bf16`). */
+const zero4 = (bf16?: boolean) => (bf16 ? 'vec2<u32>(0u)' : 'vec4<f32>(0.0)');
+
+/**
+ * WGSL: rows ts .. ts + Ln - 1 of the [T, H, K] vec4 buffer `buf` into registers dst[m] (0 past Ln), PF per thread.
+ * With `bf16` the packed words as they are (tileStore widens them).
+ */
+export const tileFetch = (g: TiledGeometry, dst: string, buf: string, ts: string, Ln: string, bf16?: boolean) => `
       for (var m = 0u; m < ${g.PF}u; m++) {
         let e = lid + m * ${g.wg}u;
         let i = e / ${g.K4}u;
-        ${dst}[m] = select(vec4<f32>(0.0), ${buf}[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u], i < ${Ln});
+        ${dst}[m] = select(${zero4(bf16)}, ${buf}[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u], i < ${Ln});
       }`;
 
-/** WGSL: registers src[m] (tileFetch) into the padded workgroup tile, each times `factor` (a WGSL vec4 of m) if given. */
-export const tileStore = (g: TiledGeometry, src: string, factor?: string) =>
-  `for (var m = 0u; m < ${g.PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = ${src}[m]${factor ? ` * ${factor}` : ''}; }`;
+/**
+ * WGSL: registers src[m] (tileFetch) into the padded workgroup tile, each times `factor` (a WGSL vec4 of m) if given;
+ * with `bf16` the registers' packed words widened first.
+ */
+export const tileStore = (g: TiledGeometry, src: string, factor?: string, bf16?: boolean) =>
+  `for (var m = 0u; m < ${g.PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = ${load4(src, 'm', bf16)}${factor ? ` * ${factor}` : ''}; }`;
 
 /**
  * WGSL: thread (b, cb)'s phase flags (is1: a V'-phase thread, is2: a state-phase one) and column `col4`, and
@@ -211,15 +234,21 @@ export const tiledPrologue = (
     }
   }`;
 
-/** WGSL: the thread's 4 slab rows in registers `reg` to `global` at `base` (the block's column; row stride V). */
-export const tiledRegsStore = (g: TiledGeometry, global: string, base: string, reg: string) =>
-  `for (var a = 0u; a < 4u; a++) { ${global}[${base} + (4u * b + a) * ${g.V4}u] = ${reg}[a]; }`;
+/**
+ * WGSL: the thread's 4 slab rows in registers `reg` to `global` at `base` (the block's column; row stride V); with
+ * `bf16` rounded to a bf16 `global`.
+ */
+export const tiledRegsStore = (g: TiledGeometry, global: string, base: string, reg: string, bf16?: boolean) =>
+  `for (var a = 0u; a < 4u; a++) { ${store4(global, `${base} + (4u * b + a) * ${g.V4}u`, `${reg}[a]`, bf16)} }`;
 
-/** WGSL: chunk rows ts .. ts + Ln - 1 of the [T, H, V] vec4 buffer `buf`, this thread's V'-phase rows, into upre[a]. */
-export const tiledRowsFetch = (g: TiledGeometry, buf: string, ts: string, Ln: string) => `if (is1) {
+/**
+ * WGSL: chunk rows ts .. ts + Ln - 1 of the [T, H, V] vec4 buffer `buf`, this thread's V'-phase rows, into upre[a]
+ * (with `bf16` the packed words, widened where used).
+ */
+export const tiledRowsFetch = (g: TiledGeometry, buf: string, ts: string, Ln: string, bf16?: boolean) => `if (is1) {
         for (var a = 0u; a < ${g.RA}u; a++) {
           let i = b + a * ${g.R1}u;
-          upre[a] = select(vec4<f32>(0.0), ${buf}[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.V4}u + col4], i < ${Ln});
+          upre[a] = select(${zero4(bf16)}, ${buf}[((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.V4}u + col4], i < ${Ln});
         }
       }`;
 
@@ -227,7 +256,7 @@ export const tiledRowsFetch = (g: TiledGeometry, buf: string, ts: string, Ln: st
  * WGSL: the V' phase, acc[a] `op` (tile row) . (slab) over the K channels for rows b + R1 a (the tile's row `x`
  * times 4 slab rows per step of 4 channels), then acc to Vsh and, rows inside the chunk (L), to `out`. With `fma`
  * each channel's product goes into acc by its own fma, in channel order (StateTiledVariant.fma), instead of the 4
- * channels' sum added at once.
+ * channels' sum added at once. With `bf16` the stores to `out` round to bf16 (Vsh keeps the f32 acc).
  */
 export const tiledRowsPhase = (
   g: TiledGeometry,
@@ -236,6 +265,7 @@ export const tiledRowsPhase = (
   op: '+=' | '-=',
   out: string,
   fma = false,
+  bf16 = false,
 ) => `if (is1) {
       for (var k4 = 0u; k4 < ${g.K4}u; k4++) {
         let s0 = ${slab}[(4u * k4) * ${g.BV4}u + cb];
@@ -256,7 +286,7 @@ export const tiledRowsPhase = (
       for (var a = 0u; a < ${g.RA}u; a++) {
         let i = b + a * ${g.R1}u;
         Vsh[i * ${g.BV4}u + cb] = acc[a];
-        if (i < L) { ${out}[((ts + i) * H + h) * ${g.V4}u + col4] = acc[a]; }
+        if (i < L) { ${store4(out, `((ts + i) * H + h) * ${g.V4}u + col4`, 'acc[a]', bf16)} }
       }
     }`;
 
@@ -281,23 +311,25 @@ export const tiledColumnSum = (g: TiledGeometry, x: string, y: string) => `var s
  * takes when it stages the tile a chunk later, so nothing waits for these loads here (taking the exp at the
  * fetch made the state pass wait on global memory once per chunk: H200, 0.45 ms more at T=32768,
  * bench/results/2026-12-01-h200-kfwd6-run1-summary.txt). A thread's channel vec4 c4 is lid % K4 for every m
- * (wg a multiple of K4), so gc_last is one vec4.
+ * (wg a multiple of K4), so gc_last is one vec4. With `bf16` (k bf16) dst holds k's packed words.
  */
-export const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
+export const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string, bf16?: boolean) => `
       klast = gc4[((${ts} + ${Ln} - 1u) * H + h) * ${g.K4}u + lid % ${g.K4}u];
       for (var m = 0u; m < ${g.PF}u; m++) {
         let e = lid + m * ${g.wg}u;
         let i = e / ${g.K4}u;
         let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u;
-        ${dst}[m] = select(vec4<f32>(0.0), kk[r], i < ${Ln});
+        ${dst}[m] = select(${zero4(bf16)}, kk[r], i < ${Ln});
         kgc[m] = gc4[r];
       }`;
 
 /**
  * WGSL: Kd = k exp(gc_last - gc) from kdFetch's registers into the padded tile, as tileStore of the gc pass's Kd
- * (rows past the chunk: k is 0 and gc a row inside it, so 0, as there).
+ * (rows past the chunk: k is 0 and gc a row inside it, so 0, as there). With `bf16` k widened first: Kd is formed
+ * in f32 from the exact k, as in the f32 pass.
  */
-export const kdStore = (g: TiledGeometry, src: string) => tileStore(g, src, 'exp(klast - kgc[m])');
+export const kdStore = (g: TiledGeometry, src: string, bf16?: boolean) =>
+  tileStore(g, src, 'exp(klast - kgc[m])', bf16);
 
 export function stateTiledWgsl(v: StateTiledVariant): string {
   const { K, GK } = v;
@@ -305,6 +337,11 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   if (v.kdFromK && (GK !== K || g.wg % g.K4 !== 0))
     throw new Error(
       `kda state pass (tiled): Kd from k needs GK = K and K / 4 dividing the threads, got GK=${GK}, K=${K}`,
+    );
+  const bf16 = v.bf16 === true;
+  if (bf16 && (!v.kdFromK || v.probe))
+    throw new Error(
+      `kda state pass (tiled): bf16 storage needs kdFromK (k read as bf16, Kd formed here) and no probe, got kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
     );
   const { BV4, R1, PF } = g;
   const pr = v.probe;
@@ -318,8 +355,8 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     pr === 'noload' && ts === 'tn' // the first chunk's loads stay: the bindings must stay used (layout auto)
       ? constFetch(dst)
       : v.kdFromK && buf === 'Kd'
-        ? kdFetch(g, dst, ts, Ln)
-        : tileFetch(g, dst, buf, ts, Ln);
+        ? kdFetch(g, dst, ts, Ln, bf16)
+        : tileFetch(g, dst, buf, ts, Ln, bf16);
   const barrier = pr === 'nobarrier' ? '' : 'workgroupBarrier();';
   const stage = (s: string) => (pr === 'nostage' ? '' : s);
   // V' phase without its products (probe novp): acc = U to Vsh and V'.
@@ -332,7 +369,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
         if (i < L) { Vp[((ts + i) * H + h) * ${g.V4}u + col4] = acc[a]; }
       }
     }`
-      : tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp', v.fma === true);
+      : tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp', v.fma === true, bf16);
   const columnSum =
     pr === 'nostate'
       ? `var sacc: array<vec4<f32>, 4>;
@@ -360,21 +397,21 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     ? tiledHeader(
         g,
         GK,
-        ['cu: i32', 'W: vec4<f32>', 'U: vec4<f32>', 'kk: vec4<f32>', 'gcB', 'gc4: vec4<f32>'],
-        ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'],
+        ['cu: i32', `W: ${vec4Elem(bf16)}`, `U: ${vec4Elem(bf16)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>'],
+        ['state: vec4<f32>', `hB: ${vec4Elem(bf16)}`, `Vp: ${vec4Elem(bf16)}`],
         'Ssh',
       )
     : forwardTiledHeader(g, GK);
   const gFetch = (ts: string, Ln: string) =>
     `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
-  return /* wgsl */ `
+  return /* wgsl */ `${bf16 ? `\n${WGSL_BF16}` : ''}
 ${header}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
   ${tiledPrologue(g, K, 'state', 'sreg', 'Ssh')}
   ${SEQUENCE_CHUNKS}
-  var wpre: array<vec4<f32>, ${PF}>;
-  var kpre: array<vec4<f32>, ${PF}>;
-  var upre: array<vec4<f32>, ${v.RA}>;
+  var wpre: array<${vec4Elem(bf16)}, ${PF}>;
+  var kpre: array<${vec4Elem(bf16)}, ${PF}>;
+  var upre: array<${vec4Elem(bf16)}, ${v.RA}>;
   var gpre: array<f32, 4>;${pr === 'pair' ? '\n  var spair: array<vec4<f32>, 4>;' : ''}${
     v.kdFromK
       ? `
@@ -382,27 +419,27 @@ ${header}
   var klast: vec4<f32>;`
       : ''
   }
-  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0'), gFetch('t0', 'L0')])}
+  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0', bf16), gFetch('t0', 'L0')])}
     ${barrier}
-    ${stage(tileStore(g, 'wpre'))}
+    ${stage(tileStore(g, 'wpre', undefined, bf16))}
     var acc: array<vec4<f32>, ${v.RA}>;
-    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = upre[a]; }
+    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', bf16)}; }
     var decay: array<f32, 4>;
     for (var a = 0u; a < 4u; a++) { decay[a] = exp(gpre[a]); }
     if (Ln > 0u) {
       ${fetch('wpre', 'W', 'tn', 'Ln')}
-      ${tiledRowsFetch(g, 'U', 'tn', 'Ln')}
+      ${tiledRowsFetch(g, 'U', 'tn', 'Ln', bf16)}
       ${gFetch('tn', 'Ln')}
     }
     if (${hbStore}) {
       let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
-      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg')}
+      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', bf16)}
     }
     ${barrier}
     // V' = U - W S
     ${rowsPhase}
     ${barrier}
-    ${stage(v.kdFromK ? kdStore(g, 'kpre') : tileStore(g, 'kpre'))}
+    ${stage(v.kdFromK ? kdStore(g, 'kpre', bf16) : tileStore(g, 'kpre'))}
     if (Ln > 0u) {
       ${fetch('kpre', 'Kd', 'tn', 'Ln')}
     }

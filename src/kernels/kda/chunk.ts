@@ -8,6 +8,7 @@
 import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { castTo } from '../copy/cast.js';
 import { contiguous } from '../copy/index.js';
 import {
   CHUNK,
@@ -50,7 +51,7 @@ import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.
 import { type StateProbe, stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
 import { stateRegWFits, stateRegWKey, stateRegWWgsl } from './stateRegW.wgsl.js';
 import { stateOverlapFits, stateOverlapKey, stateOverlapWgsl } from './stateOverlap.wgsl.js';
-import { dispatchStateIntra } from './statePipeline.js';
+import { dispatchStateIntra, idleIntraTensors } from './statePipeline.js';
 import { dispatchOverlapProbe } from './overlapProbe.js';
 
 /**
@@ -386,9 +387,9 @@ export interface HeadGroup {
  * one storage binding. The passes that read or write those states run once per group; every other
  * intermediate is the size of an input and stays whole.
  */
-export function headGroups(gpu: GpuContext, p: GpuProblem): HeadGroup[] {
+export function headGroups(gpu: GpuContext, p: GpuProblem, bytesPerState = 4): HeadGroup[] {
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, kdaSplitLimit.maxBindingBytes ?? Infinity);
-  const perHead = chunkSlots(p) * p.K * p.V * 4;
+  const perHead = chunkSlots(p) * p.K * p.V * bytesPerState;
   if (perHead > limit) {
     throw new Error(
       `kda chunked: one head's per-chunk states take ${perHead} bytes (T=${p.Ttot}, K=${p.K}, V=${p.V}), over the ${limit}-byte binding limit: split the sequence`,
@@ -429,6 +430,13 @@ export interface ChunkSaved {
   Kd: Tensor;
 }
 
+/**
+ * The chunked forward. With bf16 q, k, v, g (the bf16 storage mode, bf16.wgsl.ts) `out` is bf16 too: W, U, the
+ * per-chunk states and V' are stored in bf16 between the passes where the GPU inference path runs (the vec4
+ * two-pass intra, the tiled state pass forming Kd, the pipelined output pass: bf16Path below); anywhere else (keep,
+ * other kernels or tunings) the inputs are cast to f32, the f32 forward runs and o is rounded to bf16 at the end.
+ * beta is read in f32 (cast here when given in bf16: T x H values).
+ */
 export function dispatchChunkForward(
   gpu: GpuContext,
   p: GpuProblem,
@@ -439,6 +447,91 @@ export function dispatchChunkForward(
   out: Tensor | undefined,
   scale: number,
   keep = false,
+): ChunkSaved | undefined {
+  const bf16 = x.q.dtype === 'bf16';
+  for (const [n, t] of Object.entries(x) as [string, Tensor][]) {
+    if (n !== 'beta' && (t.dtype === 'bf16') !== bf16)
+      throw new Error(`kda chunked: q is ${x.q.dtype} but ${n} is ${t.dtype}: q, k, v and g share one dtype`);
+  }
+  if (out && out.dtype !== (bf16 ? 'bf16' : 'f32'))
+    throw new Error(`kda chunked: o is ${out.dtype}, expected ${bf16 ? 'bf16' : 'f32'} like q`);
+  if (!bf16) return chunkForward(gpu, p, cu, x, state, out, scale, keep, false);
+  const beta = castTo(x.beta, 'f32');
+  try {
+    const xb = { ...x, beta };
+    if (out && !keep && bf16Path(gpu, p)) return chunkForward(gpu, p, cu, xb, state, out, scale, keep, true);
+    // Elsewhere: the f32 forward on widened inputs, o rounded at the end.
+    const xf = { q: castTo(x.q, 'f32'), k: castTo(x.k, 'f32'), v: castTo(x.v, 'f32'), g: castTo(x.g, 'f32'), beta };
+    const of = out ? gpu.empty(out.shape) : undefined;
+    try {
+      const saved = chunkForward(gpu, p, cu, xf, state, of, scale, keep, false);
+      if (out && of) castTo(of, 'bf16', out);
+      return saved;
+    } finally {
+      for (const t of [xf.q, xf.k, xf.v, xf.g, of]) t?.dispose();
+    }
+  } finally {
+    beta.dispose();
+  }
+}
+
+/**
+ * Whether the bf16 storage mode runs its own kernels for this problem and kdaForwardTuning (else the inputs are
+ * widened and the f32 forward runs): the GPU inference path only, as chunkForward picks it: the vec4 two-pass intra
+ * reading gc from the gc pass, the tiled state pass forming Kd from k, the pipelined output pass in its own
+ * pipeline, none of the profiling or alternative kernels. chunkForward checks that it took that path.
+ */
+function bf16Path(gpu: GpuContext, p: GpuProblem): boolean {
+  const t = kdaForwardTuning;
+  const v = { K: p.K, V: p.V, GK: p.GK };
+  const smem = gpu.limits.maxComputeWorkgroupStorageSize;
+  const BV = t.stateBV ?? stateBV(p.V, p.N, p.H, p.K, smem);
+  const tv = {
+    ...v,
+    BV,
+    RA: t.stateRows ?? 2,
+    wg: Math.min(t.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup),
+  };
+  const alternatives = [
+    t.intra === 'scalar',
+    t.fused === true,
+    t.gcInIntra === true,
+    t.intraTwoPass === false,
+    t.gcInGram === true,
+    t.state !== undefined && t.state !== 'tiled',
+    t.stateProbe !== undefined,
+    t.overlapProbe === true,
+    t.kdInState === false,
+    t.intraSkip !== undefined,
+    t.intraSplit === true,
+    t.intraGramLean === true,
+    t.intraGramSecondary === true,
+    t.intraGramDiagSplit !== undefined,
+    t.intraGramStagedStores === true,
+    t.intraGramSkip !== undefined,
+    t.outputPipelined === false,
+    t.sharedOutput === true,
+  ];
+  return (
+    p.GK === p.K &&
+    intraVecFits(v) &&
+    !alternatives.includes(true) &&
+    stateTiledFits(tv, smem) &&
+    outputPipelinedFits({ ...v, BV: t.outputBV ?? (p.V % 128 === 0 ? 128 : undefined) })
+  );
+}
+
+function chunkForward(
+  gpu: GpuContext,
+  p: GpuProblem,
+  cu: Tensor,
+  x: KdaInputs,
+  state: Tensor,
+  out: Tensor | undefined,
+  scale: number,
+  keep: boolean,
+  /** The bf16 storage mode (bf16Path holds): W, U, h, V', o and the inputs q, k, v, g in bf16. */
+  bf16: boolean,
 ): ChunkSaved | undefined {
   const { H, K, V, GK, Ttot, N } = p;
   const NS = chunkSlots(p);
@@ -474,6 +567,7 @@ export function dispatchChunkForward(
     kdFromK: kdInState,
     fma: kdaForwardTuning.stateFma ?? stateFmaByDefault(gpu),
     probe: kdaForwardTuning.stateProbe,
+    bf16: bf16 || undefined,
   };
   const hv = {
     ...tv,
@@ -492,15 +586,17 @@ export function dispatchChunkForward(
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
   const needH = keep || !fused;
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
-  const groups = needH ? headGroups(gpu, p) : [{ h0: 0, HB: H }];
+  const groups = needH ? headGroups(gpu, p, bf16 ? 2 : 4) : [{ h0: 0, HB: H }];
+  // In the bf16 mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts).
+  const mid = bf16 ? 'bf16' : 'f32';
   const saved: MaybeSaved = {
     gc: gpu.empty([Ttot, H, GK]),
-    W: gpu.empty([Ttot, H, K]),
-    U: gpu.empty([Ttot, H, V]),
+    W: gpu.empty([Ttot, H, K], mid),
+    U: gpu.empty([Ttot, H, V], mid),
     Aqk: gpu.empty([NS, H, CHUNK, CHUNK]),
-    h: needH ? groups.map((gr) => gpu.empty([NS, gr.HB, K, V])) : [],
+    h: needH ? groups.map((gr) => gpu.empty([NS, gr.HB, K, V], mid)) : [],
     groups,
-    Vp: needH ? gpu.empty([Ttot, H, V]) : undefined,
+    Vp: needH ? gpu.empty([Ttot, H, V], mid) : undefined,
     T: gpu.empty([NS, H, CHUNK, CHUNK]),
     Kd: gpu.empty([Ttot, H, K]),
   };
@@ -524,8 +620,9 @@ export function dispatchChunkForward(
   const gcInIntra = vec4Intra && !fused && kdaForwardTuning.gcInIntra === true;
   // The intra pass as two kernels (kdaForwardTuning.intraTwoPass; the default on GPUs): not with the profiling or
   // split variants of the one-pass kernel.
+  // (The bf16 mode runs the two-pass intra on every adapter: its W | U kernel is the one that writes bf16.)
   const twoPass =
-    (kdaForwardTuning.intraTwoPass ?? intraTwoPassByDefault(gpu)) &&
+    (kdaForwardTuning.intraTwoPass ?? (bf16 || intraTwoPassByDefault(gpu))) &&
     vec4Intra &&
     !gcInIntra &&
     kdaForwardTuning.intraSkip === undefined &&
@@ -570,9 +667,12 @@ export function dispatchChunkForward(
     chunks: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputChunks,
     doubleBuffer: kdaForwardTuning.outputDoubleBuffer,
     fmaChain: kdaForwardTuning.outputFmaChain ?? outputFmaChainByDefault(gpu),
+    bf16: bf16 || undefined,
   };
   const pv: OutputPipelinedVariant =
-    outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem ? pvTuned : pv0;
+    outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem
+      ? pvTuned
+      : { ...pv0, bf16: pvTuned.bf16 };
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
   // `grid`: the pipelined pass's variant where its grid differs (head first, two chunks a workgroup).
@@ -588,8 +688,17 @@ export function dispatchChunkForward(
     pipelinedOutput &&
     outputPipelinedGeometry(pv).wg === 256;
   if (sharedOut) sharedKernels.output = { key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) };
+  if (
+    bf16 &&
+    !(vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && tv.kdFromK && pipelinedOutput && !sharedOut)
+  )
+    throw new Error('kda chunked: the bf16 storage mode reached a path without bf16 kernels (bf16Path disagrees)');
+  // The shared pipeline's intra part is idle in the state dispatches; in the bf16 mode it is bound to scratch
+  // tensors (statePipeline.ts idleIntraTensors), so that the fused module binds each bf16 tensor with one type.
+  const idle = bf16 ? idleIntraTensors(gpu, cu, GK) : undefined;
+  const sharedIntra = idle ? { ...intra, tensors: idle.tensors } : intra;
   const sharedDispatches = (gi: number) => ({
-    intra,
+    intra: sharedIntra,
     state: stateDispatch(gi),
     ...(sharedOut && out ? { output: outputDispatch(gi, out, Math.ceil(V / outputPipelinedBV(V, pv.BV)), pv) } : {}),
   });
@@ -607,13 +716,17 @@ export function dispatchChunkForward(
     const kd = !tv.kdFromK;
     if (!gcInGram)
       gpu.dispatch({
-        kernel: { name: 'kda_chunk_gc', key: gcKey(K, GK, fused, kd), code: () => gcWgsl(K, GK, fused, kd) },
+        kernel: {
+          name: 'kda_chunk_gc',
+          key: gcKey(K, GK, fused, kd, bf16),
+          code: () => gcWgsl(K, GK, fused, kd, bf16),
+        },
         tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : kd ? [cu, k, g, saved.gc, saved.Kd] : [cu, g, saved.gc],
         params: new Params().u32(H, N).f32(scale).u32(0),
         workgroups: [NS, H, gcWorkgroups(K)],
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
-    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram);
+    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -694,7 +807,7 @@ export function dispatchChunkForward(
       });
     }
   }
-  for (const t of [q, k, vv, g, beta]) t.dispose();
+  for (const t of [q, k, vv, g, beta, ...(idle?.scratch ?? [])]) t.dispose();
   // keep implies needH, so Vp exists.
   if (keep) return saved as ChunkSaved;
   disposeSaved(saved);
@@ -715,7 +828,9 @@ function dispatchIntraTwoPass(
   params: Params,
   scale: number,
   /** gc formed by the first kernel from g (IntraGramVariant.gcFromG), Kd too where `kd`; undefined: gc read. */
-  gram?: { g: Tensor; kd: boolean; keep: boolean },
+  gram: { g: Tensor; kd: boolean; keep: boolean } | undefined,
+  /** The bf16 storage mode: q, k, v read and W, U written in bf16. */
+  bf16: boolean,
 ): void {
   const { H, N, K, V, GK } = p;
   const gv: IntraGramVariant = {
@@ -728,6 +843,7 @@ function dispatchIntraTwoPass(
     lean: kdaForwardTuning.intraGramLean === true && gram === undefined && !kdaForwardTuning.intraGramStagedStores,
     skip: kdaForwardTuning.intraGramSkip,
     diagChain: kdaForwardTuning.intraGramDiagChain ?? gram === undefined,
+    bf16: bf16 || undefined,
   };
   if (!gv.gcFromG && !gv.stagedStores && !gv.lean) gv.diagSplit = kdaForwardTuning.intraGramDiagSplit;
   if (kdaForwardTuning.intraGramSecondary === true && !gv.gcFromG && !gv.stagedStores && !gv.lean && !gv.diagSplit) {
@@ -755,7 +871,10 @@ function dispatchIntraTwoPass(
       : { tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T], params }),
     workgroups: [NS, H],
   });
-  const wv: IntraWUVariant = intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize);
+  const wv: IntraWUVariant = {
+    ...intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize),
+    bf16: bf16 || undefined,
+  };
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
   }

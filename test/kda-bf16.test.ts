@@ -1,0 +1,140 @@
+/**
+ * The chunked KDA forward's bf16 storage mode (chunk.ts, bf16.wgsl.ts): bf16 q, k, v, g in, W, U, the per-chunk
+ * states and V' stored in bf16 between the passes, o out in bf16, arithmetic and the carried state in f32.
+ * Sequences of 1, 7, 65 and 130 tokens packed along time (one set of compiles, K16/V8).
+ * Tolerance against the f64 recurrence on the same (bf16-representable) values: 1e-2 relative to max |value|,
+ * for the bf16 storage's rounding (2^-9 relative per stored value) through one chunk's products and o's own
+ * rounding (lavapipe: o 3.6e-3, final state 1.1e-3; the recurrent kernel on widened inputs: o 2.1e-3, o's
+ * rounding alone).
+ * The per-kernel exactness of the bf16 variants (their f32 kernels' results rounded, bit for bit) is in each
+ * kernel's own test; here the whole forward, that it runs the bf16 kernels, and the paths around it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { kdaCore, kdaRecurrentReference } from '../src/kernels/kda/index.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
+import type { Device } from '../src/tensor/tensor.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { randomCase } from './kda-random.js';
+
+const lens = [1, 7, 65, 130];
+const cu = [0];
+for (const l of lens) cu.push(cu[cu.length - 1] + l);
+const T = cu[cu.length - 1];
+const [H, K, V] = [2, 16, 8];
+const N = lens.length;
+const TOL = 1e-2;
+
+/** A random case rounded to bf16: the bf16 bits and their exact f32 values. */
+function bf16Case() {
+  const c = randomCase(41, T, H, K, V);
+  const round = (a: Float32Array) => f32ArrayToBf16(a);
+  const bits = { q: round(c.q), k: round(c.k), v: round(c.v), g: round(c.g), beta: round(c.beta) };
+  const wide = {
+    q: bf16ArrayToF32(bits.q),
+    k: bf16ArrayToF32(bits.k),
+    v: bf16ArrayToF32(bits.v),
+    g: bf16ArrayToF32(bits.g),
+    beta: bf16ArrayToF32(bits.beta),
+  };
+  const S0 = new Rng(43).normalArray(N * H * K * V, 0.5);
+  const want = kdaRecurrentReference(wide.q, wide.k, wide.v, wide.g, wide.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
+  return { bits, wide, S0, want };
+}
+
+function upload(
+  d: Device,
+  x: Record<'q' | 'k' | 'v' | 'g' | 'beta', Uint16Array | Float32Array>,
+  dtype: 'bf16' | 'f32',
+) {
+  return {
+    q: d.fromHost(x.q, [1, T, H, K], dtype),
+    k: d.fromHost(x.k, [1, T, H, K], dtype),
+    v: d.fromHost(x.v, [1, T, H, V], dtype),
+    g: d.fromHost(x.g, [1, T, H, K], dtype),
+    beta: d.fromHost(x.beta, [1, T, H], dtype),
+  };
+}
+
+describe('kda: bf16 storage mode', () => {
+  const c = bf16Case();
+  afterEach(() => {
+    kdaForwardTuning.intraTwoPass = undefined;
+  });
+
+  it.skipIf(!hasGpu)('webgpu chunk: runs the bf16 kernels, o (bf16) and final state within 1e-2 of f64', async () => {
+    const gpu = (await gpuContext())!;
+    const x = upload(gpu, c.bits, 'bf16');
+    const opts = {
+      mode: 'chunk' as const,
+      cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+      initialState: gpu.fromHost(c.S0, [N, H, K, V]),
+    };
+    // Which kernels ran: every pass of the GPU inference path in its bf16 variant (keys end in _bf16 or hold it).
+    const keys: string[] = [];
+    const dispatch = gpu.dispatch.bind(gpu);
+    gpu.dispatch = (a) => {
+      keys.push(a.kernel.key ?? a.kernel.name);
+      dispatch(a);
+    };
+    let r: ReturnType<typeof kdaCore>;
+    try {
+      r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+    } finally {
+      gpu.dispatch = dispatch;
+    }
+    const bf16Keys = keys.filter((k) => k.includes('bf16'));
+    expect(bf16Keys.length, `kernels: ${keys.join(', ')}`).toBeGreaterThanOrEqual(5);
+    expect(r.o.dtype).toBe('bf16');
+    expectClose(await r.o.toFloat32(), c.want.o, TOL, 'o');
+    expectClose(await r.finalState!.toFloat32(), c.want.S, TOL, 'final state');
+
+    // The same values through the f32 forward (bf16 widened): the bf16 mode differs from it by storage rounding only.
+    const xf = upload(gpu, c.wide, 'f32');
+    const f = kdaCore(xf.q, xf.k, xf.v, xf.g, xf.beta, opts);
+    expectClose(await r.o.toFloat32(), await f.o.toFloat32(), TOL, 'o against the f32 forward');
+
+    // Off the bf16 path (here: the one-pass intra) the inputs are widened, the f32 forward runs, o is rounded: the
+    // f32 forward's o rounded to bf16, bit for bit, and its final state.
+    kdaForwardTuning.intraTwoPass = false;
+    const w = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+    kdaForwardTuning.intraTwoPass = false;
+    const f1 = kdaCore(xf.q, xf.k, xf.v, xf.g, xf.beta, opts);
+    expect(Array.from(await w.o.read())).toEqual(Array.from(f32ArrayToBf16(await f1.o.toFloat32())));
+    expect(Array.from(await w.finalState!.read())).toEqual(Array.from(await f1.finalState!.read()));
+    for (const t of [...Object.values(x), ...Object.values(xf), r.o, r.finalState, f.o, f.finalState, w.o])
+      t?.dispose();
+    for (const t of [w.finalState, f1.o, f1.finalState, opts.cuSeqlens, opts.initialState]) t?.dispose();
+  });
+
+  it.skipIf(!hasGpu)('webgpu recurrent with bf16 inputs: o in bf16 within 1e-2 of f64', async () => {
+    const gpu = (await gpuContext())!;
+    const x = upload(gpu, c.bits, 'bf16');
+    const opts = {
+      mode: 'recurrent' as const,
+      cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+      initialState: gpu.fromHost(c.S0, [N, H, K, V]),
+    };
+    const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+    expect(r.o.dtype).toBe('bf16');
+    expectClose(await r.o.toFloat32(), c.want.o, TOL, 'o');
+    expectClose(await r.finalState!.toFloat32(), c.want.S, 1e-4, 'final state');
+    for (const t of [...Object.values(x), r.o, r.finalState, opts.cuSeqlens, opts.initialState]) t?.dispose();
+  });
+
+  it('cpu: bf16 in gives o in bf16 (the reference rounded); bf16 with saveForBackward is refused', async () => {
+    const x = upload(cpu, c.bits, 'bf16');
+    const opts = { mode: 'recurrent' as const, cuSeqlens: cpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
+    const S0 = cpu.fromHost(c.S0, [N, H, K, V]);
+    const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { ...opts, initialState: S0 });
+    expect(r.o.dtype).toBe('bf16');
+    expect(Array.from(await r.o.read())).toEqual(Array.from(f32ArrayToBf16(c.want.o)));
+    expect(() => kdaCore(x.q, x.k, x.v, x.g, x.beta, { ...opts, saveForBackward: true })).toThrow(
+      /bf16, which runs the forward only; saveForBackward needs them in f32/,
+    );
+    const k32 = cpu.fromHost(c.wide.k, [1, T, H, K]);
+    expect(() => kdaCore(x.q, k32, x.v, x.g, x.beta, opts)).toThrow(/k \(like q\) has dtype f32, expected bf16/);
+  });
+});

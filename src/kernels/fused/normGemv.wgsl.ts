@@ -16,6 +16,8 @@
  * the conv costs no dispatch and no extra pass over the projection.
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import type { RouteFoldVariant } from './routeFold.wgsl.js';
+import { routeTailKey, routeTailWgsl } from './routeTail.wgsl.js';
 import {
   bf16ChunkDot,
   decodeTuning,
@@ -57,6 +59,19 @@ export interface NormGemvVariant {
    * another tree (equal within f32 rounding, not bit-equal).
    */
   rows?: number;
+  /**
+   * The MoE router on outputs rcol..rcol+E-1 (the router logits of the packed projection; rcol, the router
+   * workgroups' first index rg0 and count rwg in the uniforms): the last router workgroup to finish ranks them
+   * and writes the token's picks and weights (routeTail.wgsl.ts). One row (the decode token) only.
+   */
+  route?: RouteFoldVariant;
+}
+
+/** Workgroup memory of a variant's kernel, bytes: the staged row, the dot and norm trees, the route's arrays. */
+export function normGemvSharedBytes(v: NormGemvVariant): number {
+  const WG = NG_LANES * normGemvRows(v);
+  const P = v.route ? 2 ** Math.ceil(Math.log2(Math.max(2, v.route.E, v.route.k))) : 0;
+  return 4 * v.K + 8 * WG + (v.route ? 8 * P + 4 * v.route.E + 4 : 0);
 }
 
 /** The rows a workgroup of the variant computes (its grid is ceil(N / this) workgroups). */
@@ -75,7 +90,8 @@ export function normGemvKey(v: NormGemvVariant): string {
   const conv = v.conv ? `_conv${v.conv.W}${v.conv.wDtype}` : '';
   const u = unrollOf(v);
   const r = normGemvRows(v);
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}`;
+  const route = v.route ? `_${routeTailKey(v.route, NG_LANES * r)}` : '';
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
@@ -86,8 +102,12 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   const K4 = v.K / 4;
   const nb = two ? 4 : 3;
   const L: string[] = [];
-  // C: conv channels (the conv variant; unused otherwise).
-  L.push('struct Params { N: u32, K: u32, eps: f32, C: u32 };');
+  // C: conv channels (the conv variant; unused otherwise). The route: see NormGemvVariant.route.
+  L.push(
+    v.route
+      ? 'struct Params { N: u32, K: u32, eps: f32, C: u32, rcol: u32, rg0: u32, rwg: u32, renorm: u32, scaling: f32, _a: u32, _b: u32, _c: u32 };'
+      : 'struct Params { N: u32, K: u32, eps: f32, C: u32 };',
+  );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;');
   L.push('@group(0) @binding(2) var<storage, read> D0: array<vec4<f32>>;');
@@ -104,6 +124,7 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     L.push(`@group(0) @binding(${cb + 2}) var<storage, read_write> CY: array<f32>;`);
     L.push(loadFn('convWeight', 'CW', v.conv.wDtype));
   }
+  if (v.route) L.push(routeTailWgsl(v.route, v.conv ? cb + 3 : cb, WG));
   L.push(loadFn('normWeight', 'NW', v.normDtype));
   L.push(`var<workgroup> row: array<vec4<f32>, ${K4}>;`);
   L.push(`var<workgroup> dots: array<f32, ${WG}>;`);
@@ -173,6 +194,15 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     for (let j = 0; j < W - 2; j++) L.push(`      TAIL[${j}u * p.C + n] = t${j + 1};`);
     L.push(`      TAIL[${W - 2}u * p.C + n] = xv;`);
     L.push('    }');
+    L.push('  }');
+  }
+  if (v.route) {
+    // g is uniform (workgroup id): the router workgroups publish their logits (the values Y got), and the last
+    // of them to arrive ranks the token's choices.
+    const E = v.route.E;
+    L.push('  if (g >= p.rg0 && g < p.rg0 + p.rwg) {');
+    L.push(`    if (lane == 0u && n >= p.rcol && n < p.rcol + ${E}u) { routePublish(n - p.rcol, dots[lid]); }`);
+    L.push('    if (routeArrive(lid, p.rwg)) { routeToken(lid, 0u, true); }');
     L.push('  }');
   }
   L.push('}');

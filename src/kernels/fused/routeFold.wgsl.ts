@@ -51,6 +51,15 @@ export interface RouteFoldVariant {
 export type RouteSelect = 'sort' | 'merge';
 
 /**
+ * Where routeToken reads logit e of its token when not from the binding RL (`RL[n * p.rld + p.rcol + e]`): a WGSL
+ * expression of the u32 expression `e` (routeTail.wgsl.ts: the logits published by other workgroups of the
+ * dispatch). Each e in 0..E-1 is read exactly once per routeToken call, by one invocation.
+ */
+export interface RouteLogitSource {
+  read: (e: string) => string;
+}
+
+/**
  * The selection a variant's kernel uses (bench decode --moe-route-select). 'sort' by default: on the H200 (48B
  * preset, 4K, bench decode --sweep, profiled moe_decode_gate_up_route ms a step over 26 layers; bench/results/
  * 2026-12-02-h200-kmoe-s{1,2}-sweep.json) the merge gave 1.197 against 1.278-1.279 in one process and 1.254-1.258
@@ -76,19 +85,19 @@ export function routeFoldKey(v: RouteFoldVariant, WG: number): string {
  * call it from uniform control flow). The Params struct must hold `rld` (logits row stride) and
  * `rcol` (column of logit 0), both u32, and `renorm` (u32) and `scaling` (f32).
  */
-export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number): string {
-  if (routeSelectOf(v, WG) === 'merge') return routeMergeWgsl(v, first, WG);
+export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number, src?: RouteLogitSource): string {
+  if (routeSelectOf(v, WG) === 'merge') return routeMergeWgsl(v, first, WG, src);
   const { E, k } = v;
   // P: E rounded up to a power of two (the sort's width).
   const P = 2 ** Math.ceil(Math.log2(Math.max(2, E)));
-  const L = routeModuleHead(v.hasBias, first, P, E);
+  const L = routeModuleHead(v.hasBias, first, P, E, !src);
   L.push(/* wgsl */ `
 fn routeToken(lid: u32, n: u32, writer: bool) {
-  let row = n * p.rld + p.rcol;
+  ${src ? '' : 'let row = n * p.rld + p.rcol;'}
   for (var e = lid; e < ${P}u; e += ${WG}u) {
     var c = bitcast<f32>(0xff7fffffu);
     if (e < ${E}u) {
-      let s = 1.0 / (1.0 + exp(-RL[row + e]));
+      let s = 1.0 / (1.0 + exp(-${src ? src.read('e') : 'RL[row + e]'}));
       rScore[e] = s;
       c = s${v.hasBias ? ' + RB[e]' : ''};
     }

@@ -26,7 +26,7 @@ import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
-import { BatchSession } from '../model/batchSession.js';
+import { BatchSession, routeInNormTuning } from '../model/batchSession.js';
 import { decodeWeightBytes } from '../model/decodeWeights.js';
 import { poolBytes } from '../model/hybridCache.js';
 import { loadModelWeights } from '../model/weights.js';
@@ -82,6 +82,8 @@ export interface DecodeBenchOptions {
   foldShared?: boolean;
   /** BatchSessionOptions.foldRoute (default true): the MoE router inside the experts' gate_up dispatch. */
   foldRoute?: boolean;
+  /** BatchSessionOptions.routeInNorm (default routeInNormTuning.byDefault): the router at the projection's end. */
+  routeInNorm?: boolean;
   /** BatchSessionOptions.fuseCacheWrite (default true): MLA's latent norm and cache append in one dispatch. */
   fuseCacheWrite?: boolean;
   /** BatchSessionOptions.foldKdaGate (default true): KDA's f_b / g_b inside the recurrent step's dispatch. */
@@ -212,6 +214,7 @@ async function timeVariant(
         rankRoute: o.rankRoute,
         foldShared: o.foldShared,
         foldRoute: o.foldRoute,
+        routeInNorm: o.routeInNorm,
         fuseCacheWrite: o.fuseCacheWrite,
         foldKdaGate: o.foldKdaGate,
         padDispatches: o.padDispatches,
@@ -317,6 +320,7 @@ export async function benchDecode(
       const so = {
         ...o,
         foldKdaGate: sv.foldKdaGate ?? o.foldKdaGate,
+        routeInNorm: sv.routeInNorm ?? o.routeInNorm,
         padDispatches: sv.padDispatches ?? o.padDispatches,
       };
       const r = await withSweepVariant(sv, () => timeVariant(name, model, so, device, weights[name]));
@@ -367,6 +371,7 @@ export async function benchDecode(
     rankRoute: o.rankRoute !== false,
     foldShared: o.foldShared !== false,
     foldRoute: o.foldRoute !== false,
+    routeInNorm: o.routeInNorm ?? routeInNormTuning.byDefault,
     fuseCacheWrite: o.fuseCacheWrite !== false,
     foldKdaGate: o.foldKdaGate !== false,
     padDispatches: o.padDispatches ?? 0,
@@ -482,12 +487,16 @@ export function registerDecodeBench(bench: Command): void {
       "the MoE decode down's shared-expert loads issued before the routes are read (moeDecodeTuning.prefetchDown)",
     )
     .option(
+      '--route-in-norm <on|off>',
+      "at batch 1, the MoE router at the end of the packed projection's dispatch, not in gate_up's (BatchSession routeInNorm)",
+    )
+    .option(
       '--moe-route-select <sort|merge>',
       'how the router folded into the MoE gate_up finds the k best experts (routeFoldTuning.select; default sort)',
     )
     .option(
       '--sweep <json>',
-      'time several variants over the same weights: a JSON array of {label, foldKdaGate, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, gemvUnroll, padDispatches}',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, gemvUnroll, padDispatches}',
     )
     .option(
       '--pad-dispatches <n>',
@@ -597,6 +606,9 @@ export function registerDecodeBench(bench: Command): void {
         moeDecodeTuning.pairGateUp = onOff('--moe-pair-gate-up', String(opts.moePairGateUp));
       if (opts.moePrefetchDown !== undefined)
         moeDecodeTuning.prefetchDown = onOff('--moe-prefetch-down', String(opts.moePrefetchDown));
+      // The library default (what --check's default step runs too), like the tuning flags.
+      if (opts.routeInNorm !== undefined)
+        routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
       if (opts.moeRouteSelect !== undefined) {
         const sel = String(opts.moeRouteSelect);
         if (sel !== 'sort' && sel !== 'merge') throw new Error(`--moe-route-select: '${sel}' is not 'sort' or 'merge'`);

@@ -14,7 +14,7 @@ import { decodeTuning } from '../kernels/fused/sweep.js';
 import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
-import { BatchSession, type BatchSessionOptions } from '../model/batchSession.js';
+import { BatchSession, type BatchSessionOptions, routeInNormTuning } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
 
 export interface DecodeCheck {
@@ -46,6 +46,13 @@ export interface DecodeCheck {
    * folded router's bitonic sort (routeFoldTuning.select 'sort'), with the run's other settings.
    */
   session8LogitsMaxRelDiff: number;
+  /**
+   * The same against the default step of the ninth session's start: the MoE router inside gate_up's dispatch
+   * (BatchSession routeInNorm false), with the run's other settings (0 where routeInNorm is off anyway).
+   */
+  session9LogitsMaxRelDiff: number;
+  /** Whether the checked default step ran the router at the end of the projection (routeInNormTuning.byDefault). */
+  routeInNorm: boolean;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
   recordedTokens: number[];
   replayTokensEqual: boolean;
@@ -146,6 +153,7 @@ export async function checkDecode(
     Object.assign(moeDecodeTuning, moeSaved);
     routeFoldTuning.select = selectSaved;
   }
+  const session9 = await logitsOf(true, true, true, decodeTuning.unroll, { routeInNorm: false });
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];
@@ -183,6 +191,8 @@ export async function checkDecode(
     session6LogitsMaxRelDiff: relDiff(fused, session6),
     session7LogitsMaxRelDiff: relDiff(fused, session7),
     session8LogitsMaxRelDiff: relDiff(fused, session8),
+    session9LogitsMaxRelDiff: relDiff(fused, session9),
+    routeInNorm: routeInNormTuning.byDefault,
     recordedTokens,
     replayTokensEqual:
       pipelinedTokens.length === recordedTokens.length && pipelinedTokens.every((t, i) => t === recordedTokens[i]),

@@ -13,6 +13,8 @@ export interface DecodeSweepVariant {
   label: string;
   /** BatchSessionOptions.foldKdaGate. */
   foldKdaGate?: boolean;
+  /** BatchSessionOptions.routeInNorm (the MoE router at the end of the projection's dispatch). */
+  routeInNorm?: boolean;
   /** MoE decode lanes a row and rows a workgroup, [gate_up, down]; gate_up's unroll. */
   moeLanes?: [number, number];
   moeRows?: [number, number];
@@ -33,6 +35,7 @@ export interface DecodeSweepVariant {
 const KEYS = new Set([
   'label',
   'foldKdaGate',
+  'routeInNorm',
   'moeLanes',
   'moeRows',
   'moeUnrollGateUp',
@@ -70,6 +73,8 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     for (const [k, x] of [
       ['moePairGateUp', s.moePairGateUp],
       ['moePrefetchDown', s.moePrefetchDown],
+      ['routeInNorm', s.routeInNorm],
+      ['foldKdaGate', s.foldKdaGate],
     ] as const)
       if (x !== undefined && typeof x !== 'boolean')
         throw new Error(`--sweep: entry ${i}: ${k} ${x}, expected a boolean`);

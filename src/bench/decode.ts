@@ -20,7 +20,8 @@ import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
 import { parseInt8SgmOptions } from './mla.js';
 import { lanesOf, MOE_DECODE_LANES, moeDecodeRows, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
-import { routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
+import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
+import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
 import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
@@ -381,6 +382,7 @@ export async function benchDecode(
     moePairGateUp: moeDecodeTuning.pairGateUp ?? false,
     moePrefetchDown: moeDecodeTuning.prefetchDown ?? decodeTuning.prefetch,
     moeRouteSelect: routeFoldTuning.select,
+    moeRouteTailSelect: routeTailTuning.select,
     moeRows: [
       moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 }),
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 }),
@@ -491,12 +493,16 @@ export function registerDecodeBench(bench: Command): void {
       "at batch 1, the MoE router at the end of the packed projection's dispatch, not in gate_up's (BatchSession routeInNorm)",
     )
     .option(
-      '--moe-route-select <sort|merge>',
+      '--moe-route-select <sort|merge|count>',
       'how the router folded into the MoE gate_up finds the k best experts (routeFoldTuning.select; default sort)',
     )
     .option(
+      '--moe-route-tail-select <sort|merge|count>',
+      "how the router at the projection's end (--route-in-norm) finds the k best experts (routeTailTuning.select)",
+    )
+    .option(
       '--sweep <json>',
-      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, gemvUnroll, padDispatches}',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, gemvUnroll, padDispatches}',
     )
     .option(
       '--pad-dispatches <n>',
@@ -609,10 +615,14 @@ export function registerDecodeBench(bench: Command): void {
       // The library default (what --check's default step runs too), like the tuning flags.
       if (opts.routeInNorm !== undefined)
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
-      if (opts.moeRouteSelect !== undefined) {
-        const sel = String(opts.moeRouteSelect);
-        if (sel !== 'sort' && sel !== 'merge') throw new Error(`--moe-route-select: '${sel}' is not 'sort' or 'merge'`);
-        routeFoldTuning.select = sel;
+      for (const [flag, x, set] of [
+        ['--moe-route-select', opts.moeRouteSelect, (s: RouteSelect) => (routeFoldTuning.select = s)],
+        ['--moe-route-tail-select', opts.moeRouteTailSelect, (s: RouteSelect) => (routeTailTuning.select = s)],
+      ] as const) {
+        if (x === undefined) continue;
+        const sel = String(x);
+        if (!isRouteSelect(sel)) throw new Error(`${flag}: '${sel}' is not 'sort', 'merge' or 'count'`);
+        set(sel);
       }
       if (opts.moeRows !== undefined) {
         const rows = parseList(opts.moeRows);

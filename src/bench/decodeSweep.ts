@@ -7,7 +7,8 @@
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { moeDecodeRows, moeDecodeTuning, lanesOf } from '../kernels/moe/decode.wgsl.js';
-import { type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
+import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
+import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
 
 export interface DecodeSweepVariant {
   label: string;
@@ -15,6 +16,8 @@ export interface DecodeSweepVariant {
   foldKdaGate?: boolean;
   /** BatchSessionOptions.routeInNorm (the MoE router at the end of the projection's dispatch). */
   routeInNorm?: boolean;
+  /** routeTailTuning.select: that router's selection ('sort' | 'merge' | 'count'). */
+  routeTailSelect?: RouteSelect;
   /** MoE decode lanes a row and rows a workgroup, [gate_up, down]; gate_up's unroll. */
   moeLanes?: [number, number];
   moeRows?: [number, number];
@@ -36,6 +39,7 @@ const KEYS = new Set([
   'label',
   'foldKdaGate',
   'routeInNorm',
+  'routeTailSelect',
   'moeLanes',
   'moeRows',
   'moeUnrollGateUp',
@@ -78,8 +82,12 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     ] as const)
       if (x !== undefined && typeof x !== 'boolean')
         throw new Error(`--sweep: entry ${i}: ${k} ${x}, expected a boolean`);
-    if (s.moeRouteSelect !== undefined && s.moeRouteSelect !== 'sort' && s.moeRouteSelect !== 'merge')
-      throw new Error(`--sweep: entry ${i}: moeRouteSelect '${s.moeRouteSelect}', expected 'sort' or 'merge'`);
+    for (const [k, x] of [
+      ['moeRouteSelect', s.moeRouteSelect],
+      ['routeTailSelect', s.routeTailSelect],
+    ] as const)
+      if (x !== undefined && !isRouteSelect(x))
+        throw new Error(`--sweep: entry ${i}: ${k} '${x}', expected 'sort', 'merge' or 'count'`);
     if (s.padDispatches !== undefined && !(Number.isInteger(s.padDispatches) && s.padDispatches >= 0))
       throw new Error(`--sweep: entry ${i}: padDispatches ${s.padDispatches}`);
     return s;
@@ -93,6 +101,7 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     rows: normGemvTuning.rows,
     unroll: decodeTuning.unroll,
     select: routeFoldTuning.select,
+    tail: routeTailTuning.select,
   };
   if (v.moeLanes) [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = v.moeLanes;
   if (v.moeRows) [moeDecodeTuning.rowsGateUp, moeDecodeTuning.rowsDown] = v.moeRows;
@@ -100,6 +109,7 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
   if (v.moePairGateUp !== undefined) moeDecodeTuning.pairGateUp = v.moePairGateUp;
   if (v.moePrefetchDown !== undefined) moeDecodeTuning.prefetchDown = v.moePrefetchDown;
   if (v.moeRouteSelect !== undefined) routeFoldTuning.select = v.moeRouteSelect;
+  if (v.routeTailSelect !== undefined) routeTailTuning.select = v.routeTailSelect;
   if (v.normGemvRows !== undefined) normGemvTuning.rows = v.normGemvRows;
   if (v.gemvUnroll !== undefined) decodeTuning.unroll = v.gemvUnroll;
   const restore = () => {
@@ -107,6 +117,7 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     normGemvTuning.rows = saved.rows;
     decodeTuning.unroll = saved.unroll;
     routeFoldTuning.select = saved.select;
+    routeTailTuning.select = saved.tail;
   };
   let out: T;
   try {

@@ -46,7 +46,7 @@ import {
   normGemvSharedBytes,
   normGemvWgsl,
 } from './normGemv.wgsl.js';
-import { routeTailWords } from './routeTail.wgsl.js';
+import { routeTailTuning, routeTailWords } from './routeTail.wgsl.js';
 import {
   addRmsnormReference,
   convStepReference,
@@ -427,7 +427,8 @@ export function addRmsnormLinear(
     ...(cv ? { conv: { W: cv.weight.shape[2], wDtype: cv.weight.dtype as FloatDType } } : {}),
   };
   const rt = opts.route;
-  if (rt && routeInNormApplies(gpu, rt, N, v)) v.route = { E: rt.cfg.numExperts, k: rt.cfg.topK, hasBias: !!rt.bias };
+  if (rt && routeInNormApplies(gpu, rt, N, v))
+    v.route = { E: rt.cfg.numExperts, k: rt.cfg.topK, hasBias: !!rt.bias, select: routeTailTuning.select };
   const normed = opts.keepNormed ? gpu.empty(x.shape) : undefined;
   const C = cv ? cv.weight.shape[0] : 0;
   const planes = cv?.planes ?? 1;

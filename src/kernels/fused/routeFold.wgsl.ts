@@ -23,6 +23,7 @@
  * One workgroup of each token (slot 0, row block 0) writes the token's picks and weights, for the down
  * dispatch after it. Needs E <= ROUTE_FOLD_MAX_E.
  */
+import { routeCountWgsl } from './routeCount.wgsl.js';
 import { routeMergeApplies, routeMergeWgsl, routeModuleHead } from './routeMerge.wgsl.js';
 
 export const ROUTE_FOLD_MAX_E = 1024;
@@ -42,13 +43,18 @@ export interface RouteFoldVariant {
   /**
    * How the workgroup finds the token's k best choices: 'sort' (the bitonic sort of all E, every thread taking
    * part) or 'merge' (routeMerge.wgsl.ts: per-thread sorted lists of L = k rounded up to a power of two,
-   * merged pairwise in a tree). Default routeFoldTuning.select; 'merge' falls back to 'sort' where it does
-   * not apply (routeMergeApplies). The same picks in the same order and the same weights either way.
+   * merged pairwise in a tree) or 'count' (routeCount.wgsl.ts: each expert's rank counted against all E).
+   * Default routeFoldTuning.select; 'merge' falls back to 'sort' where it does not apply (routeMergeApplies).
+   * The same picks in the same order and the same weights either way.
    */
   select?: RouteSelect;
 }
 
-export type RouteSelect = 'sort' | 'merge';
+export type RouteSelect = 'sort' | 'merge' | 'count';
+
+export function isRouteSelect(x: unknown): x is RouteSelect {
+  return x === 'sort' || x === 'merge' || x === 'count';
+}
 
 /**
  * Where routeToken reads logit e of its token when not from the binding RL (`RL[n * p.rld + p.rcol + e]`): a WGSL
@@ -71,11 +77,13 @@ export const routeFoldTuning: { select: RouteSelect } = { select: 'sort' };
 /** The selection the variant's WGSL runs in a workgroup of WG invocations (see RouteFoldVariant.select). */
 export function routeSelectOf(v: RouteFoldVariant, WG: number): RouteSelect {
   const s = v.select ?? routeFoldTuning.select;
+  if (s === 'count') return s;
   return s === 'merge' && routeMergeApplies(v.E, v.k, WG) ? 'merge' : 'sort';
 }
 
 export function routeFoldKey(v: RouteFoldVariant, WG: number): string {
-  return `rf_e${v.E}_k${v.k}_${v.hasBias ? 'b' : 'nb'}${routeSelectOf(v, WG) === 'merge' ? '_m' : ''}`;
+  const s = routeSelectOf(v, WG);
+  return `rf_e${v.E}_k${v.k}_${v.hasBias ? 'b' : 'nb'}${s === 'merge' ? '_m' : s === 'count' ? '_c' : ''}`;
 }
 
 /**
@@ -87,6 +95,7 @@ export function routeFoldKey(v: RouteFoldVariant, WG: number): string {
  */
 export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number, src?: RouteLogitSource): string {
   if (routeSelectOf(v, WG) === 'merge') return routeMergeWgsl(v, first, WG, src);
+  if (routeSelectOf(v, WG) === 'count') return routeCountWgsl(v, first, WG, src);
   const { E, k } = v;
   // P: E rounded up to a power of two (the sort's width).
   const P = 2 ** Math.ceil(Math.log2(Math.max(2, E)));

@@ -24,7 +24,13 @@
  * Exact: the ranked logits are the f32 values written to y (the same bits, in two halves), and the selection is
  * routeFold's (same picks, order and weights as routeRank.wgsl.ts).
  */
-import { type RouteFoldVariant, routeFoldKey, routeFoldWgsl } from './routeFold.wgsl.js';
+import { type RouteFoldVariant, type RouteSelect, routeFoldKey, routeFoldWgsl } from './routeFold.wgsl.js';
+
+/**
+ * The tail's selection (RouteFoldVariant.select of the variant addRmsnormLinear builds; bench decode
+ * --moe-route-tail-select): see routeCount.wgsl.ts for why 'count'.
+ */
+export const routeTailTuning: { select: RouteSelect } = { select: 'count' };
 
 /**
  * Re-reads of a logit's words before `routeLogit` takes them as they are (a guard against a hang should a store

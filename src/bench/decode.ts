@@ -388,6 +388,14 @@ export async function benchDecode(
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 }),
     ],
     normGemvRows: normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false }),
+    normGemvConvRows: normGemvRows({
+      K: 8,
+      deltas: 1,
+      normDtype: 'f32',
+      wDtype: 'bf16',
+      normed: false,
+      conv: { W: 4, wDtype: 'f32' },
+    }),
     gemvUnroll: decodeTuning.unroll,
     gemvPrefetch: decodeTuning.prefetch,
     moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
@@ -477,6 +485,10 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option('--norm-gemv-rows <n>', 'rows a workgroup in the fused norm + GEMV kernels (power of two <= 32; default 8)')
     .option(
+      '--norm-gemv-conv-rows <n>',
+      "rows a workgroup in the KDA input projection's norm + GEMV + conv kernel (normGemvTuning.convRows; --norm-gemv-rows overrides)",
+    )
+    .option(
       '--moe-unroll-gate-up <n>',
       "loads in flight per lane in the MoE decode gate_up's two row sweeps (default 1)",
     )
@@ -502,7 +514,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--sweep <json>',
-      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, gemvUnroll, padDispatches}',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, normGemvConvRows, gemvUnroll, padDispatches}',
     )
     .option(
       '--pad-dispatches <n>',
@@ -632,7 +644,9 @@ export function registerDecodeBench(bench: Command): void {
       moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
       if (opts.normGemvRows !== undefined) normGemvTuning.rows = parseList(opts.normGemvRows)[0];
+      if (opts.normGemvConvRows !== undefined) normGemvTuning.convRows = parseList(opts.normGemvConvRows)[0];
       normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false });
+      normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false, conv: { W: 4, wDtype: 'f32' } });
       // Not parseList: 0 (the default) is allowed.
       const pad = Number(opts.padDispatches);
       if (!(Number.isInteger(pad) && pad >= 0))

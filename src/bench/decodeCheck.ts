@@ -13,7 +13,7 @@ import { argmax } from '../kernels/reduce/index.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
-import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
+import { NG_ROWS_PER_WG, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { BatchSession, type BatchSessionOptions, routeInNormTuning } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
 
@@ -48,7 +48,7 @@ export interface DecodeCheck {
   session8LogitsMaxRelDiff: number;
   /**
    * The same against the default step of the ninth session's start: the MoE router inside gate_up's dispatch
-   * (BatchSession routeInNorm false), with the run's other settings (0 where routeInNorm is off anyway).
+   * (BatchSession routeInNorm false) and every norm GEMV at 8 rows a workgroup, with the run's other settings.
    */
   session9LogitsMaxRelDiff: number;
   /** Whether the checked default step ran the router at the end of the projection (routeInNormTuning.byDefault). */
@@ -133,7 +133,7 @@ export async function checkDecode(
     pairGateUp: undefined,
     prefetchDown: undefined,
   });
-  normGemvTuning.rows = undefined;
+  normGemvTuning.rows = NG_ROWS_PER_WG;
   const selectSaved = routeFoldTuning.select;
   routeFoldTuning.select = 'sort';
   let session7: Float32Array[];
@@ -153,7 +153,14 @@ export async function checkDecode(
     Object.assign(moeDecodeTuning, moeSaved);
     routeFoldTuning.select = selectSaved;
   }
-  const session9 = await logitsOf(true, true, true, decodeTuning.unroll, { routeInNorm: false });
+  // The ninth session's start: the router in gate_up, every norm GEMV at 8 rows a workgroup.
+  normGemvTuning.rows = NG_ROWS_PER_WG;
+  let session9: Float32Array[];
+  try {
+    session9 = await logitsOf(true, true, true, decodeTuning.unroll, { routeInNorm: false });
+  } finally {
+    normGemvTuning.rows = ngSaved;
+  }
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];

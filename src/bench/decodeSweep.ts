@@ -5,7 +5,7 @@
  * rows and undone after them; its rows carry its `label`.
  */
 import { decodeTuning } from '../kernels/fused/sweep.js';
-import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
+import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { moeDecodeRows, moeDecodeTuning, lanesOf } from '../kernels/moe/decode.wgsl.js';
 import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
@@ -27,8 +27,9 @@ export interface DecodeSweepVariant {
   moePrefetchDown?: boolean;
   /** routeFoldTuning.select: the folded router's selection ('sort' | 'merge'). */
   moeRouteSelect?: RouteSelect;
-  /** Rows a workgroup of the fused norm GEMVs. */
+  /** Rows a workgroup of the fused norm GEMVs (every kind), and of the KDA conv kind alone. */
   normGemvRows?: number;
+  normGemvConvRows?: number;
   /** decodeTuning.unroll (the decode GEMVs' loads in flight per lane). */
   gemvUnroll?: number;
   /** BatchSessionOptions.padDispatches. */
@@ -47,6 +48,7 @@ const KEYS = new Set([
   'moePrefetchDown',
   'moeRouteSelect',
   'normGemvRows',
+  'normGemvConvRows',
   'gemvUnroll',
   'padDispatches',
 ]);
@@ -66,10 +68,12 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       lanesOf({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
       moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
+      normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false, conv: { W: 4, wDtype: 'f32' } });
     });
     for (const [k, x] of [
       ['moeUnrollGateUp', s.moeUnrollGateUp],
       ['normGemvRows', s.normGemvRows],
+      ['normGemvConvRows', s.normGemvConvRows],
       ['gemvUnroll', s.gemvUnroll],
     ] as const) {
       if (x !== undefined && !(Number.isInteger(x) && x >= 1)) throw new Error(`--sweep: entry ${i}: ${k} ${x}`);
@@ -99,6 +103,7 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
   const saved = {
     moe: { ...moeDecodeTuning },
     rows: normGemvTuning.rows,
+    convRows: normGemvTuning.convRows,
     unroll: decodeTuning.unroll,
     select: routeFoldTuning.select,
     tail: routeTailTuning.select,
@@ -111,10 +116,12 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
   if (v.moeRouteSelect !== undefined) routeFoldTuning.select = v.moeRouteSelect;
   if (v.routeTailSelect !== undefined) routeTailTuning.select = v.routeTailSelect;
   if (v.normGemvRows !== undefined) normGemvTuning.rows = v.normGemvRows;
+  if (v.normGemvConvRows !== undefined) normGemvTuning.convRows = v.normGemvConvRows;
   if (v.gemvUnroll !== undefined) decodeTuning.unroll = v.gemvUnroll;
   const restore = () => {
     Object.assign(moeDecodeTuning, saved.moe);
     normGemvTuning.rows = saved.rows;
+    normGemvTuning.convRows = saved.convRows;
     decodeTuning.unroll = saved.unroll;
     routeFoldTuning.select = saved.select;
     routeTailTuning.select = saved.tail;

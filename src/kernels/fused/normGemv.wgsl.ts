@@ -38,7 +38,7 @@ export const NORM_GEMV_MAX_K = 3072;
  * rows a workgroup means fewer of those prologues: the LM head (163,840 rows at the 48B shapes) runs
  * 20,480 of them at 8 rows, ~0.5 GB of cache reads beside its 0.75 GB of weights.
  */
-export const normGemvTuning: { rows?: number } = {};
+export const normGemvTuning: { rows?: number; convRows?: number } = {};
 
 export interface NormGemvVariant {
   K: number;
@@ -74,9 +74,20 @@ export function normGemvSharedBytes(v: NormGemvVariant): number {
   return 4 * v.K + 8 * WG + (v.route ? 8 * P + 4 * v.route.E + 4 : 0);
 }
 
-/** The rows a workgroup of the variant computes (its grid is ceil(N / this) workgroups). */
+/**
+ * Rows a workgroup of the conv variant (KDA's input projection, 12,576 rows at the 48B shapes) computes unless
+ * normGemvTuning.rows or the variant says otherwise (normGemvTuning.convRows, bench decode --norm-gemv-conv-rows).
+ * Set by the ninth session's sitting; see normGemvRows.
+ */
+export const NG_CONV_ROWS = 8;
+
+/**
+ * The rows a workgroup of the variant computes (its grid is ceil(N / this) workgroups): v.rows, else
+ * normGemvTuning.rows (every kind), else for the conv variant normGemvTuning.convRows ?? NG_CONV_ROWS, else
+ * NG_ROWS_PER_WG.
+ */
 export function normGemvRows(v: NormGemvVariant): number {
-  const r = v.rows ?? normGemvTuning.rows ?? NG_ROWS_PER_WG;
+  const r = v.rows ?? normGemvTuning.rows ?? (v.conv ? (normGemvTuning.convRows ?? NG_CONV_ROWS) : NG_ROWS_PER_WG);
   if (!(Number.isInteger(r) && r >= 1 && r <= 32 && (r & (r - 1)) === 0))
     throw new Error(`normGemv: ${r} rows a workgroup, expected a power of two in 1..32`);
   return r;

@@ -123,7 +123,8 @@ export interface BatchSessionOptions {
   /**
    * The MoE router inside the routed experts' gate_up dispatch (fused/moeRoutedDecode), batches up to
    * ROUTE_FOLD_MAX_TOKENS (2), where the router logits sit in the packed projection and rankRoute and
-   * foldShared hold. Default true; false keeps the router a dispatch of its own (routeRanked).
+   * foldShared hold (at batch 1 routeInNorm, where on, ranks them instead). Default true; false keeps the
+   * router a dispatch of its own (routeRanked).
    */
   foldRoute?: boolean;
   /**
@@ -157,9 +158,14 @@ export interface BatchSessionOptions {
 /**
  * BatchSessionOptions.routeInNorm's default: the MoE router at the end of the packed projection's dispatch at
  * batch 1 (routeTail.wgsl.ts) instead of inside gate_up's (routeFold.wgsl.ts). Settable for measuring (bench
- * decode --route-in-norm).
+ * decode --route-in-norm). On since the ninth session: on the H200 (48B preset, batch 1, 4K, int8 cache, profiled
+ * ms a step over 26 MoE layers; bench/results/2026-12-02-h200-kmoe9-s{1,2}-*.json) gate_up 0.83 + the MoE layers'
+ * projection with the tail 0.585-0.606 against the folded gate_up 1.058-1.072 + their plain projection
+ * ~0.41 in three processes (-0.03 to -0.07 ms), and against 1.254-1.262 + ~0.41 in the one where the folded
+ * gate_up ran slow (-0.25 ms; its cost moves by ~0.2 ms between processes, the new pair's did not); TPOT never
+ * higher in the same process. The same picks and sums: bit-equal logits (--check session9 0 in sitting 1).
  */
-export const routeInNormTuning = { byDefault: false };
+export const routeInNormTuning = { byDefault: true };
 
 /**
  * The length bound the MLA decode kernels plan for in a replayed step: the length rounded up to a step

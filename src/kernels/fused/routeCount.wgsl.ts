@@ -4,11 +4,12 @@
  * (e = lid, lid + WG, ...) and counts the choices that beat e's; the experts of rank 0..k-1 are the picks, in
  * order (routeRank.wgsl.ts's one-pass router, as a selection of the shared routeToken contract).
  *
- * Why: in the route tail (routeTail.wgsl.ts) ONE workgroup of the dispatch ranks the token's choices, at the end
- * of the projection, on the critical path of the step: there the sort's 36 barrier-separated stages (E = 256)
- * cost more than E comparisons an invocation against broadcast workgroup-memory reads and two barriers. (Folded
- * into gate_up, where every one of ~1,000 workgroups repeats the selection, the count's ALU work was the reason
- * for the sort: routeFold.wgsl.ts.)
+ * Why it was written: in the route tail (routeTail.wgsl.ts) ONE workgroup of the dispatch ranks the token's
+ * choices, on the step's path, and the sort there is 36 barrier-separated stages (E = 256) against the count's
+ * two barriers. Measured slower on the H200 all the same (norm_gemv_route 0.703-0.707 ms a step over 26 layers
+ * against 0.598 with the sort, bench/results/2026-12-02-h200-kmoe9-s2-sweep.json): E comparisons an invocation
+ * are ~2.5x the sort's instructions, and one workgroup's ALU work is what the tail waits for. Kept opt-in
+ * (--moe-route-tail-select count).
  *
  * Exact: (choice desc, index asc) is a total order, so the ranks are a permutation and the k best in order are
  * the same whatever the algorithm; scores and choices are computed by the same expressions as the sort's, the

@@ -22,6 +22,10 @@
  *
  * One workgroup of each token (slot 0, row block 0) writes the token's picks and weights, for the down
  * dispatch after it. Needs E <= ROUTE_FOLD_MAX_E.
+ *
+ * At batch 1 the decode step ranks the router at the end of the projection's dispatch instead (routeTail.wgsl.ts,
+ * BatchSession routeInNorm, default since the ninth session), through this file's routeToken with the logits
+ * read from the tail's scratch (RouteLogitSource); the fold stays the path at batch 2 and with routeInNorm off.
  */
 import { routeCountWgsl } from './routeCount.wgsl.js';
 import { routeMergeApplies, routeMergeWgsl, routeModuleHead } from './routeMerge.wgsl.js';

@@ -23,14 +23,22 @@
  *
  * Exact: the ranked logits are the f32 values written to y (the same bits, in two halves), and the selection is
  * routeFold's (same picks, order and weights as routeRank.wgsl.ts).
+ *
+ * Measured (H200, 48B preset, batch 1, profiled ms a step over 26 MoE layers, bench/results/2026-12-02-h200-kmoe9-*):
+ * the tail costs the projection ~7.5 us a layer (norm_gemv_route 0.585-0.606 against ~0.41 for the same
+ * projection without it): the counter's and the logits' round trips through L2 and the sort, one workgroup on
+ * the step's path. gate_up without the fold: 0.83 (32 us a layer) against 1.06-1.26 with it.
  */
 import { type RouteFoldVariant, type RouteSelect, routeFoldKey, routeFoldWgsl } from './routeFold.wgsl.js';
 
 /**
  * The tail's selection (RouteFoldVariant.select of the variant addRmsnormLinear builds; bench decode
- * --moe-route-tail-select): see routeCount.wgsl.ts for why 'count'.
+ * --moe-route-tail-select). 'sort': on the H200 (48B preset, 4K, profiled norm_gemv_route ms a step over 26
+ * layers, bench/results/2026-12-02-h200-kmoe9-s{1,2}-sweep.json) the bitonic sort 0.582-0.598, the merged lists
+ * 0.730, the counted ranks 0.703-0.707: one workgroup's ALU work is on the step's path here, and the sort has the
+ * fewest instructions of the three.
  */
-export const routeTailTuning: { select: RouteSelect } = { select: 'count' };
+export const routeTailTuning: { select: RouteSelect } = { select: 'sort' };
 
 /**
  * Re-reads of a logit's words before `routeLogit` takes them as they are (a guard against a hang should a store

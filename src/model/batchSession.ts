@@ -160,10 +160,11 @@ export interface BatchSessionOptions {
  * batch 1 (routeTail.wgsl.ts) instead of inside gate_up's (routeFold.wgsl.ts). Settable for measuring (bench
  * decode --route-in-norm). On since the ninth session: on the H200 (48B preset, batch 1, 4K, int8 cache, profiled
  * ms a step over 26 MoE layers; bench/results/2026-12-02-h200-kmoe9-s{1,2}-*.json) gate_up 0.83 + the MoE layers'
- * projection with the tail 0.585-0.606 against the folded gate_up 1.058-1.072 + their plain projection
- * ~0.41 in three processes (-0.03 to -0.07 ms), and against 1.254-1.262 + ~0.41 in the one where the folded
- * gate_up ran slow (-0.25 ms; its cost moves by ~0.2 ms between processes, the new pair's did not); TPOT never
- * higher in the same process. The same picks and sums: bit-equal logits (--check session9 0 in sitting 1).
+ * projection with the tail 0.585-0.606 against the folded gate_up 1.058-1.072 + their plain projection ~0.41
+ * where the fold ran fast (sitting 1's own processes, sitting 2's sweep: -0.03 to -0.07 ms), and against
+ * 1.254-1.262 + ~0.41 where it ran slow (sitting 1's sweep: -0.25 ms; the fold's cost moves by ~0.2 ms between
+ * processes, the new pair's did not); TPOT never higher than the fold's in the same sitting. The same picks and
+ * sums: bit-equal logits (--check session9LogitsMaxRelDiff 0 in sitting 1).
  */
 export const routeInNormTuning = { byDefault: true };
 

@@ -163,7 +163,7 @@ export interface BatchSessionOptions {
  * projection with the tail 0.585-0.606 against the folded gate_up 1.058-1.072 + their plain projection ~0.41
  * where the fold ran fast (sitting 1's own processes, sitting 2's sweep: -0.03 to -0.07 ms), and against
  * 1.254-1.262 + ~0.41 where it ran slow (sitting 1's sweep: -0.25 ms; the fold's cost moves by ~0.2 ms between
- * processes, the new pair's did not); TPOT never higher than the fold's in the same sitting. The same picks and
+ * processes, the new pair's did not); TPOT with the sort tail never above the fold's in a sitting. The same picks and
  * sums: bit-equal logits (--check session9LogitsMaxRelDiff 0 in sitting 1).
  */
 export const routeInNormTuning = { byDefault: true };

@@ -79,10 +79,11 @@ export function normGemvSharedBytes(v: NormGemvVariant): number {
  * normGemvTuning.rows or the variant says otherwise (normGemvTuning.convRows, bench decode --norm-gemv-conv-rows;
  * see normGemvRows). 16 since the ninth session: half the workgroups, each repeating the row's add and norm
  * once for 16 rows of W. H200, 48B preset, 4K, profiled norm_gemv_conv ms a step over 19 dispatches (bench/
- * results/2026-12-02-h200-kmoe9-s{1,2}-sweep.json): 0.574-0.584 at 16 rows (five timed rows, two processes) against
- * 0.619-0.653 at 8 (19 rows, four processes). The norm's squares meet in a 512-invocation tree: equal within f32 rounding,
- * not bit-equal (--check session9LogitsMaxRelDiff 9.1e-7, greedy tokens equal). The other kinds stay at 8: at
- * 16 the plain projections gained ~0.015 ms a step and the one with the route tail none.
+ * results/2026-12-02-h200-kmoe9-s{1,2}-sweep.json): 0.574-0.584 at 16 rows (five timed rows, two processes)
+ * against 0.619-0.653 at 8 (19 rows, four processes). The norm's squares meet in a 512-invocation tree: equal
+ * within f32 rounding, not bit-equal (--check session9LogitsMaxRelDiff 9.1e-7, greedy tokens equal). The
+ * other kinds stay at 8: at 16 the plain projections gained ~0.015 ms a step and the one with the route tail
+ * none.
  */
 export const NG_CONV_ROWS = 16;
 
@@ -121,7 +122,8 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   // C: conv channels (the conv variant; unused otherwise). The route: see NormGemvVariant.route.
   L.push(
     v.route
-      ? 'struct Params { N: u32, K: u32, eps: f32, C: u32, rcol: u32, rg0: u32, rwg: u32, renorm: u32, scaling: f32, _a: u32, _b: u32, _c: u32 };'
+      ? 'struct Params { N: u32, K: u32, eps: f32, C: u32, rcol: u32, rg0: u32, rwg: u32, renorm: u32, scaling: f32,' +
+          ' _a: u32, _b: u32, _c: u32 };'
       : 'struct Params { N: u32, K: u32, eps: f32, C: u32 };',
   );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');

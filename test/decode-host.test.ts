@@ -295,3 +295,39 @@ describe.skipIf(!hasGpu)('the seventh session fusions in a step of the 48B struc
     weights.dispose();
   });
 });
+
+describe.skipIf(!hasGpu)('the ninth session: the MoE router at the end of the projection (tiny dims)', () => {
+  it('routeInNorm on and off: the same logits (bit-equal), as many dispatches; replayed as recorded; batch 2 unchanged', async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48Config();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    const run = (B: number, extra: object) => threeSteps(gpu, new KimiLinearModel(cfg, weights), B, extra);
+    // Later steps read the states and cache rows the earlier ones wrote: a wrong pick anywhere shows in the logits.
+    const on = await run(1, { routeInNorm: true });
+    const off = await run(1, { routeInNorm: false });
+    for (let i = 0; i < 3; i++) expectClose(on.out[i], off.out[i], 0, `step ${i}`);
+    // The ranking moved from gate_up's dispatch to the projection's: no dispatch more or fewer.
+    expect(on.dispatches).toBe(off.dispatches);
+    // Recorded from the model code, with the kernels each dispatch ran noted: the route's, not the fold's.
+    const names = new Set<string>();
+    const dispatch = gpu.dispatch;
+    gpu.dispatch = (a) => {
+      names.add(a.kernel.name);
+      return dispatch.call(gpu, a);
+    };
+    let recorded: Awaited<ReturnType<typeof run>>;
+    try {
+      recorded = await run(1, { routeInNorm: true, replay: false });
+    } finally {
+      gpu.dispatch = dispatch;
+    }
+    expect(names.has('norm_gemv_route') && names.has('moe_decode_gate_up')).toBe(true);
+    expect(names.has('moe_decode_gate_up_route')).toBe(false);
+    for (let i = 0; i < 3; i++) expectClose(on.out[i], recorded.out[i], 0, `replayed step ${i}`);
+    // Batch 2 keeps the router in gate_up (the norm GEMV is one row's).
+    const b2 = await run(2, { routeInNorm: true, replay: false });
+    const b2off = await run(2, { routeInNorm: false, replay: false });
+    for (let i = 0; i < 3; i++) expectClose(b2.out[i], b2off.out[i], 0, `batch 2 step ${i}`);
+    weights.dispose();
+  });
+});

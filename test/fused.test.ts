@@ -24,6 +24,7 @@ import { expertsInference, route } from '../src/kernels/moe/index.js';
 import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
 import { type RouteSelect, routeFoldTuning } from '../src/kernels/fused/routeFold.wgsl.js';
 import { normGemvTuning } from '../src/kernels/fused/normGemv.wgsl.js';
+import { routeTailTuning, routeTailWords } from '../src/kernels/fused/routeTail.wgsl.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
 import {
   addRmsnormReference,
@@ -37,7 +38,7 @@ import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device, Tensor } from '../src/tensor/tensor.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
-import { AWKWARD, expectClose, gpuContext, hasGpu } from './helpers.js';
+import { AWKWARD, expectClose, gpuContext, hasGpu, ROUTER_BASE } from './helpers.js';
 
 /** Tuning variants other than the defaults: compiled on lavapipe only with KIMI_SLOW_TESTS=1. */
 const slowVariants = !hasGpu || process.env.KIMI_SLOW_TESTS !== '1';
@@ -507,6 +508,102 @@ describe.skipIf(!hasGpu)('routeRanked (one-pass router) equals route()', () => {
       expect(Array.from(await got.weights.toFloat32()), what).toEqual(Array.from(await want.weights.toFloat32()));
       const ref = routeReference(logits, bias, N, cfg);
       expect(Array.from((await got.idx.read()) as Int32Array), `${what} vs reference`).toEqual(Array.from(ref.idx));
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('addRmsnormLinear with the route (routeTail.wgsl.ts: the last router workgroup ranks)', () => {
+  it('the same y as without it and the routes of routeRanked on its logits, exactly; the scratch left zero', async () => {
+    const gpu = (await gpuContext())!;
+    const saved = routeTailTuning.select;
+    // [E, k, bias, col, D, extra rows, select]: the 48B's E and k at column 0 (32 router workgroups of 8 rows);
+    // an E that is no power of two at an unaligned column (rows 7..71: 9 router workgroups, the first and last
+    // shared with other rows), k = 3; k = E = 7 inside one workgroup; the opt-in selections (counted ranks,
+    // merged lists) on the 48B case with KIMI_SLOW_TESTS=1.
+    const cases = [
+      [256, 8, true, 0, 64, 29, 'sort'],
+      [65, 3, false, 7, 40, 63, 'sort'],
+      [7, 7, true, 1, 8, 1, 'sort'],
+      ...(slowVariants
+        ? []
+        : ([
+            [256, 8, true, 0, 64, 29, 'count'],
+            [256, 8, true, 0, 64, 29, 'merge'],
+          ] as const)),
+    ] as const;
+    try {
+      const scratch = gpu.zeros([routeTailWords(256)], 'i32');
+      for (const [E, k, withBias, col, D, extra, select] of cases) {
+        routeTailTuning.select = select;
+        const N = col + E + extra;
+        const w = rand(N * D, N + D, 0.3);
+        // Router rows 2j + 1 copy rows 2j for j < 4: equal logits, so ties (the lower index first) are ranked too.
+        for (let j = 0; j < Math.min(4, E >> 1); j++)
+          w.copyWithin((col + 2 * j + 1) * D, (col + 2 * j) * D, (col + 2 * j + 1) * D);
+        const wt = gpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16');
+        const [x, d0, g] = [rand(D, D), rand(D, D + 1), rand(D, D + 3)];
+        const bias = withBias
+          ? gpu.fromHost(
+              Float32Array.from(rand(E, E), (v) => Math.round(v * 2) / 64),
+              [E],
+            )
+          : undefined;
+        const cfg = {
+          numExperts: E,
+          topK: k,
+          activation: 'sigmoid' as const,
+          renormalize: true,
+          scaling: 2.5,
+          numGroups: 1,
+          topkGroup: 1,
+        };
+        const what = `E ${E} k ${k}${withBias ? ' bias' : ''} col ${col} D ${D} N ${N} ${select}`;
+        const run = (route: boolean) =>
+          addRmsnormLinear(gpu.fromHost(x, [1, D]), [gpu.fromHost(d0, [1, D])], gpu.fromHost(g, [D]), 1e-5, wt, {
+            keepNormed: true,
+            route: route ? { col, bias, cfg, scratch } : undefined,
+          });
+        const plain = run(false);
+        const yPlain = await plain.y.toFloat32();
+        const want = routeRanked(plain.y.narrow(1, col, E), bias, cfg);
+        const wantIdx = Array.from((await want.idx.read()) as Int32Array);
+        const wantW = Array.from(await want.weights.toFloat32());
+        const ref = routeReference(
+          yPlain.slice(col, col + E),
+          withBias ? ((await bias!.toFloat32()) as Float32Array) : undefined,
+          1,
+          cfg,
+        );
+        expect(wantIdx, `${what}: routeRanked vs reference`).toEqual(Array.from(ref.idx));
+        // Twice with the same scratch: the first dispatch must leave it as it found it (zero).
+        for (let rep = 0; rep < 2; rep++) {
+          const r = run(true);
+          expect(r.routes, what).toBeDefined();
+          expectClose(await r.y.toFloat32(), yPlain, 0, `${what}: y`);
+          expectClose(await r.normed!.toFloat32(), await plain.normed!.toFloat32(), 0, `${what}: normed`);
+          expect(Array.from((await r.routes!.idx.read()) as Int32Array), `${what} rep ${rep}`).toEqual(wantIdx);
+          expect(Array.from(await r.routes!.weights.toFloat32()), `${what} rep ${rep}`).toEqual(wantW);
+          expect(
+            Array.from((await scratch.read()) as Int32Array).every((v) => v === 0),
+            `${what}: scratch zero`,
+          ).toBe(true);
+        }
+      }
+      // Where the route does not apply (grouped routing) the projection runs alone and no routes come back.
+      const wt = gpu.fromHost(rand(16 * 8, 3), [16, 8]);
+      const r = addRmsnormLinear(
+        gpu.fromHost(rand(8, 1), [1, 8]),
+        [gpu.fromHost(rand(8, 2), [1, 8])],
+        gpu.fromHost(rand(8, 4), [8]),
+        1e-5,
+        wt,
+        {
+          route: { col: 0, cfg: { ...ROUTER_BASE, numExperts: 8, topK: 2, numGroups: 4, topkGroup: 2 }, scratch },
+        },
+      );
+      expect(r.routes).toBeUndefined();
+    } finally {
+      routeTailTuning.select = saved;
     }
   });
 });

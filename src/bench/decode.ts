@@ -20,13 +20,14 @@ import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
 import { parseInt8SgmOptions } from './mla.js';
 import { lanesOf, MOE_DECODE_LANES, moeDecodeRows, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
-import { routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
+import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
+import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
 import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
-import { BatchSession } from '../model/batchSession.js';
+import { BatchSession, routeInNormTuning } from '../model/batchSession.js';
 import { decodeWeightBytes } from '../model/decodeWeights.js';
 import { poolBytes } from '../model/hybridCache.js';
 import { loadModelWeights } from '../model/weights.js';
@@ -82,6 +83,8 @@ export interface DecodeBenchOptions {
   foldShared?: boolean;
   /** BatchSessionOptions.foldRoute (default true): the MoE router inside the experts' gate_up dispatch. */
   foldRoute?: boolean;
+  /** BatchSessionOptions.routeInNorm (default routeInNormTuning.byDefault): the router at the projection's end. */
+  routeInNorm?: boolean;
   /** BatchSessionOptions.fuseCacheWrite (default true): MLA's latent norm and cache append in one dispatch. */
   fuseCacheWrite?: boolean;
   /** BatchSessionOptions.foldKdaGate (default true): KDA's f_b / g_b inside the recurrent step's dispatch. */
@@ -212,6 +215,7 @@ async function timeVariant(
         rankRoute: o.rankRoute,
         foldShared: o.foldShared,
         foldRoute: o.foldRoute,
+        routeInNorm: o.routeInNorm,
         fuseCacheWrite: o.fuseCacheWrite,
         foldKdaGate: o.foldKdaGate,
         padDispatches: o.padDispatches,
@@ -317,6 +321,7 @@ export async function benchDecode(
       const so = {
         ...o,
         foldKdaGate: sv.foldKdaGate ?? o.foldKdaGate,
+        routeInNorm: sv.routeInNorm ?? o.routeInNorm,
         padDispatches: sv.padDispatches ?? o.padDispatches,
       };
       const r = await withSweepVariant(sv, () => timeVariant(name, model, so, device, weights[name]));
@@ -367,6 +372,7 @@ export async function benchDecode(
     rankRoute: o.rankRoute !== false,
     foldShared: o.foldShared !== false,
     foldRoute: o.foldRoute !== false,
+    routeInNorm: o.routeInNorm ?? routeInNormTuning.byDefault,
     fuseCacheWrite: o.fuseCacheWrite !== false,
     foldKdaGate: o.foldKdaGate !== false,
     padDispatches: o.padDispatches ?? 0,
@@ -376,11 +382,20 @@ export async function benchDecode(
     moePairGateUp: moeDecodeTuning.pairGateUp ?? false,
     moePrefetchDown: moeDecodeTuning.prefetchDown ?? decodeTuning.prefetch,
     moeRouteSelect: routeFoldTuning.select,
+    moeRouteTailSelect: routeTailTuning.select,
     moeRows: [
       moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 }),
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 }),
     ],
     normGemvRows: normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false }),
+    normGemvConvRows: normGemvRows({
+      K: 8,
+      deltas: 1,
+      normDtype: 'f32',
+      wDtype: 'bf16',
+      normed: false,
+      conv: { W: 4, wDtype: 'f32' },
+    }),
     gemvUnroll: decodeTuning.unroll,
     gemvPrefetch: decodeTuning.prefetch,
     moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
@@ -470,6 +485,10 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option('--norm-gemv-rows <n>', 'rows a workgroup in the fused norm + GEMV kernels (power of two <= 32; default 8)')
     .option(
+      '--norm-gemv-conv-rows <n>',
+      "rows a workgroup in the KDA input projection's norm + GEMV + conv kernel (normGemvTuning.convRows; --norm-gemv-rows overrides)",
+    )
+    .option(
       '--moe-unroll-gate-up <n>',
       "loads in flight per lane in the MoE decode gate_up's two row sweeps (default 1)",
     )
@@ -482,12 +501,20 @@ export function registerDecodeBench(bench: Command): void {
       "the MoE decode down's shared-expert loads issued before the routes are read (moeDecodeTuning.prefetchDown)",
     )
     .option(
-      '--moe-route-select <sort|merge>',
+      '--route-in-norm <on|off>',
+      "at batch 1, the MoE router at the end of the packed projection's dispatch, not in gate_up's (BatchSession routeInNorm)",
+    )
+    .option(
+      '--moe-route-select <sort|merge|count>',
       'how the router folded into the MoE gate_up finds the k best experts (routeFoldTuning.select; default sort)',
     )
     .option(
+      '--moe-route-tail-select <sort|merge|count>',
+      "how the router at the projection's end (--route-in-norm) finds the k best experts (routeTailTuning.select)",
+    )
+    .option(
       '--sweep <json>',
-      'time several variants over the same weights: a JSON array of {label, foldKdaGate, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, gemvUnroll, padDispatches}',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, normGemvConvRows, gemvUnroll, padDispatches}',
     )
     .option(
       '--pad-dispatches <n>',
@@ -597,10 +624,17 @@ export function registerDecodeBench(bench: Command): void {
         moeDecodeTuning.pairGateUp = onOff('--moe-pair-gate-up', String(opts.moePairGateUp));
       if (opts.moePrefetchDown !== undefined)
         moeDecodeTuning.prefetchDown = onOff('--moe-prefetch-down', String(opts.moePrefetchDown));
-      if (opts.moeRouteSelect !== undefined) {
-        const sel = String(opts.moeRouteSelect);
-        if (sel !== 'sort' && sel !== 'merge') throw new Error(`--moe-route-select: '${sel}' is not 'sort' or 'merge'`);
-        routeFoldTuning.select = sel;
+      // The library default (what --check's default step runs too), like the tuning flags.
+      if (opts.routeInNorm !== undefined)
+        routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
+      for (const [flag, x, set] of [
+        ['--moe-route-select', opts.moeRouteSelect, (s: RouteSelect) => (routeFoldTuning.select = s)],
+        ['--moe-route-tail-select', opts.moeRouteTailSelect, (s: RouteSelect) => (routeTailTuning.select = s)],
+      ] as const) {
+        if (x === undefined) continue;
+        const sel = String(x);
+        if (!isRouteSelect(sel)) throw new Error(`${flag}: '${sel}' is not 'sort', 'merge' or 'count'`);
+        set(sel);
       }
       if (opts.moeRows !== undefined) {
         const rows = parseList(opts.moeRows);
@@ -610,7 +644,9 @@ export function registerDecodeBench(bench: Command): void {
       moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
       if (opts.normGemvRows !== undefined) normGemvTuning.rows = parseList(opts.normGemvRows)[0];
+      if (opts.normGemvConvRows !== undefined) normGemvTuning.convRows = parseList(opts.normGemvConvRows)[0];
       normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false });
+      normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false, conv: { W: 4, wDtype: 'f32' } });
       // Not parseList: 0 (the default) is allowed.
       const pad = Number(opts.padDispatches);
       if (!(Number.isInteger(pad) && pad >= 0))

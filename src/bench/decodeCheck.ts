@@ -13,8 +13,8 @@ import { argmax } from '../kernels/reduce/index.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
-import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
-import { BatchSession, type BatchSessionOptions } from '../model/batchSession.js';
+import { NG_ROWS_PER_WG, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
+import { BatchSession, type BatchSessionOptions, routeInNormTuning } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
 
 export interface DecodeCheck {
@@ -46,6 +46,13 @@ export interface DecodeCheck {
    * folded router's bitonic sort (routeFoldTuning.select 'sort'), with the run's other settings.
    */
   session8LogitsMaxRelDiff: number;
+  /**
+   * The same against the default step of the ninth session's start: the MoE router inside gate_up's dispatch
+   * (BatchSession routeInNorm false) and every norm GEMV at 8 rows a workgroup, with the run's other settings.
+   */
+  session9LogitsMaxRelDiff: number;
+  /** Whether the checked default step ran the router at the end of the projection (routeInNormTuning.byDefault). */
+  routeInNorm: boolean;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
   recordedTokens: number[];
   replayTokensEqual: boolean;
@@ -126,7 +133,7 @@ export async function checkDecode(
     pairGateUp: undefined,
     prefetchDown: undefined,
   });
-  normGemvTuning.rows = undefined;
+  normGemvTuning.rows = NG_ROWS_PER_WG;
   const selectSaved = routeFoldTuning.select;
   routeFoldTuning.select = 'sort';
   let session7: Float32Array[];
@@ -145,6 +152,14 @@ export async function checkDecode(
   } finally {
     Object.assign(moeDecodeTuning, moeSaved);
     routeFoldTuning.select = selectSaved;
+  }
+  // The ninth session's start: the router in gate_up, every norm GEMV at 8 rows a workgroup.
+  normGemvTuning.rows = NG_ROWS_PER_WG;
+  let session9: Float32Array[];
+  try {
+    session9 = await logitsOf(true, true, true, decodeTuning.unroll, { routeInNorm: false });
+  } finally {
+    normGemvTuning.rows = ngSaved;
   }
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
@@ -183,6 +198,8 @@ export async function checkDecode(
     session6LogitsMaxRelDiff: relDiff(fused, session6),
     session7LogitsMaxRelDiff: relDiff(fused, session7),
     session8LogitsMaxRelDiff: relDiff(fused, session8),
+    session9LogitsMaxRelDiff: relDiff(fused, session9),
+    routeInNorm: routeInNormTuning.byDefault,
     recordedTokens,
     replayTokensEqual:
       pipelinedTokens.length === recordedTokens.length && pipelinedTokens.every((t, i) => t === recordedTokens[i]),

@@ -5,14 +5,19 @@
  * rows and undone after them; its rows carry its `label`.
  */
 import { decodeTuning } from '../kernels/fused/sweep.js';
-import { normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
+import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { moeDecodeRows, moeDecodeTuning, lanesOf } from '../kernels/moe/decode.wgsl.js';
-import { type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
+import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
+import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
 
 export interface DecodeSweepVariant {
   label: string;
   /** BatchSessionOptions.foldKdaGate. */
   foldKdaGate?: boolean;
+  /** BatchSessionOptions.routeInNorm (the MoE router at the end of the projection's dispatch). */
+  routeInNorm?: boolean;
+  /** routeTailTuning.select: that router's selection ('sort' | 'merge' | 'count'). */
+  routeTailSelect?: RouteSelect;
   /** MoE decode lanes a row and rows a workgroup, [gate_up, down]; gate_up's unroll. */
   moeLanes?: [number, number];
   moeRows?: [number, number];
@@ -22,8 +27,9 @@ export interface DecodeSweepVariant {
   moePrefetchDown?: boolean;
   /** routeFoldTuning.select: the folded router's selection ('sort' | 'merge'). */
   moeRouteSelect?: RouteSelect;
-  /** Rows a workgroup of the fused norm GEMVs. */
+  /** Rows a workgroup of the fused norm GEMVs (every kind), and of the KDA conv kind alone. */
   normGemvRows?: number;
+  normGemvConvRows?: number;
   /** decodeTuning.unroll (the decode GEMVs' loads in flight per lane). */
   gemvUnroll?: number;
   /** BatchSessionOptions.padDispatches. */
@@ -33,6 +39,8 @@ export interface DecodeSweepVariant {
 const KEYS = new Set([
   'label',
   'foldKdaGate',
+  'routeInNorm',
+  'routeTailSelect',
   'moeLanes',
   'moeRows',
   'moeUnrollGateUp',
@@ -40,6 +48,7 @@ const KEYS = new Set([
   'moePrefetchDown',
   'moeRouteSelect',
   'normGemvRows',
+  'normGemvConvRows',
   'gemvUnroll',
   'padDispatches',
 ]);
@@ -59,10 +68,12 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       lanesOf({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
       moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
       moeDecodeRows({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
+      normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false, conv: { W: 4, wDtype: 'f32' } });
     });
     for (const [k, x] of [
       ['moeUnrollGateUp', s.moeUnrollGateUp],
       ['normGemvRows', s.normGemvRows],
+      ['normGemvConvRows', s.normGemvConvRows],
       ['gemvUnroll', s.gemvUnroll],
     ] as const) {
       if (x !== undefined && !(Number.isInteger(x) && x >= 1)) throw new Error(`--sweep: entry ${i}: ${k} ${x}`);
@@ -70,11 +81,17 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     for (const [k, x] of [
       ['moePairGateUp', s.moePairGateUp],
       ['moePrefetchDown', s.moePrefetchDown],
+      ['routeInNorm', s.routeInNorm],
+      ['foldKdaGate', s.foldKdaGate],
     ] as const)
       if (x !== undefined && typeof x !== 'boolean')
         throw new Error(`--sweep: entry ${i}: ${k} ${x}, expected a boolean`);
-    if (s.moeRouteSelect !== undefined && s.moeRouteSelect !== 'sort' && s.moeRouteSelect !== 'merge')
-      throw new Error(`--sweep: entry ${i}: moeRouteSelect '${s.moeRouteSelect}', expected 'sort' or 'merge'`);
+    for (const [k, x] of [
+      ['moeRouteSelect', s.moeRouteSelect],
+      ['routeTailSelect', s.routeTailSelect],
+    ] as const)
+      if (x !== undefined && !isRouteSelect(x))
+        throw new Error(`--sweep: entry ${i}: ${k} '${x}', expected 'sort', 'merge' or 'count'`);
     if (s.padDispatches !== undefined && !(Number.isInteger(s.padDispatches) && s.padDispatches >= 0))
       throw new Error(`--sweep: entry ${i}: padDispatches ${s.padDispatches}`);
     return s;
@@ -86,8 +103,10 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
   const saved = {
     moe: { ...moeDecodeTuning },
     rows: normGemvTuning.rows,
+    convRows: normGemvTuning.convRows,
     unroll: decodeTuning.unroll,
     select: routeFoldTuning.select,
+    tail: routeTailTuning.select,
   };
   if (v.moeLanes) [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = v.moeLanes;
   if (v.moeRows) [moeDecodeTuning.rowsGateUp, moeDecodeTuning.rowsDown] = v.moeRows;
@@ -95,13 +114,17 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
   if (v.moePairGateUp !== undefined) moeDecodeTuning.pairGateUp = v.moePairGateUp;
   if (v.moePrefetchDown !== undefined) moeDecodeTuning.prefetchDown = v.moePrefetchDown;
   if (v.moeRouteSelect !== undefined) routeFoldTuning.select = v.moeRouteSelect;
+  if (v.routeTailSelect !== undefined) routeTailTuning.select = v.routeTailSelect;
   if (v.normGemvRows !== undefined) normGemvTuning.rows = v.normGemvRows;
+  if (v.normGemvConvRows !== undefined) normGemvTuning.convRows = v.normGemvConvRows;
   if (v.gemvUnroll !== undefined) decodeTuning.unroll = v.gemvUnroll;
   const restore = () => {
     Object.assign(moeDecodeTuning, saved.moe);
     normGemvTuning.rows = saved.rows;
+    normGemvTuning.convRows = saved.convRows;
     decodeTuning.unroll = saved.unroll;
     routeFoldTuning.select = saved.select;
+    routeTailTuning.select = saved.tail;
   };
   let out: T;
   try {

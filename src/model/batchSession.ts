@@ -37,6 +37,7 @@ import {
   moeSharedDecode,
   type LatentCacheTarget,
   type NormLinearConv,
+  type NormLinearRoute,
   rmsnormCacheWrite,
   rmsnormConcat,
   routeRanked,
@@ -45,9 +46,10 @@ import {
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
 import { kdaRecurrentGated } from '../kernels/kda/recurrentGated.js';
 import { padDispatches } from '../kernels/fused/padDispatch.js';
+import { routeTailWords } from '../kernels/fused/routeTail.wgsl.js';
 import { linear } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
-import { expertsInference, route } from '../kernels/moe/index.js';
+import { expertsInference, type RoutesT, route } from '../kernels/moe/index.js';
 import { rmsnorm } from '../kernels/rmsnorm/index.js';
 import { rope } from '../kernels/rope/index.js';
 import { asGpu } from '../kernels/common.js';
@@ -121,9 +123,18 @@ export interface BatchSessionOptions {
   /**
    * The MoE router inside the routed experts' gate_up dispatch (fused/moeRoutedDecode), batches up to
    * ROUTE_FOLD_MAX_TOKENS (2), where the router logits sit in the packed projection and rankRoute and
-   * foldShared hold. Default true; false keeps the router a dispatch of its own (routeRanked).
+   * foldShared hold (at batch 1 routeInNorm, where on, ranks them instead). Default true; false keeps the
+   * router a dispatch of its own (routeRanked).
    */
   foldRoute?: boolean;
+  /**
+   * At batch 1, the MoE router at the end of the packed projection's dispatch (fused/addRmsnormLinear's route,
+   * routeTail.wgsl.ts: the last workgroup of the router rows ranks the logits), so that gate_up reads the picks
+   * instead of ranking them in each of its workgroups (foldRoute's path). Where foldRoute, rankRoute, foldShared
+   * and fuseNormGemv hold. Default ROUTE_IN_NORM_BY_DEFAULT; false keeps foldRoute's path (bench decode
+   * --route-in-norm off).
+   */
+  routeInNorm?: boolean;
   /**
    * MLA's latent row (kv_a_layernorm, k_pe appended) normed and appended to the cache in one dispatch
    * (fused/rmsnormCacheWrite) where the cache is one shard and fuseNormGemv holds (no rotary). Default
@@ -143,6 +154,19 @@ export interface BatchSessionOptions {
    */
   padDispatches?: number;
 }
+
+/**
+ * BatchSessionOptions.routeInNorm's default: the MoE router at the end of the packed projection's dispatch at
+ * batch 1 (routeTail.wgsl.ts) instead of inside gate_up's (routeFold.wgsl.ts). Settable for measuring (bench
+ * decode --route-in-norm). On since the ninth session: on the H200 (48B preset, batch 1, 4K, int8 cache, profiled
+ * ms a step over 26 MoE layers; bench/results/2026-12-02-h200-kmoe9-s{1,2}-*.json) gate_up 0.83 + the MoE layers'
+ * projection with the tail 0.585-0.606 against the folded gate_up 1.058-1.072 + their plain projection ~0.41
+ * where the fold ran fast (sitting 1's own processes, sitting 2's sweep: -0.03 to -0.07 ms), and against
+ * 1.254-1.262 + ~0.41 where it ran slow (sitting 1's sweep: -0.25 ms; the fold's cost moves by ~0.2 ms between
+ * processes, the new pair's did not); TPOT with the sort tail never above the fold's in a sitting. The same picks and
+ * sums: bit-equal logits (--check session9LogitsMaxRelDiff 0 in sitting 1).
+ */
+export const routeInNormTuning = { byDefault: true };
 
 /**
  * The length bound the MLA decode kernels plan for in a replayed step: the length rounded up to a step
@@ -230,6 +254,11 @@ export class BatchSession {
   private cuIds?: Tensor;
   /** i32 [B]: the ids the last stepOnDevice chose (stepOnDevice hands out aliases of it). */
   private tokenIds?: Tensor;
+  /**
+   * i32 [routeTailWords(E)], zero between dispatches: the route tail's scratch (routeInNorm, routeTail.wgsl.ts),
+   * made zero once and shared by every MoE layer (each dispatch that uses it leaves it zero).
+   */
+  private routeScratch?: Tensor;
   private readonly rows: number[] = [];
   /** The batch's page-table rows on the device (per shard group), and what they were made from. */
   private tables?: { t: Tensor[]; version: number; rows: string };
@@ -274,6 +303,9 @@ export class BatchSession {
       cacheDtype: opts.cacheDtype ?? 'f32',
       maxPoolBytes: opts.maxPoolBytes ?? bindingLimit(this.device),
     });
+    // Made here, not in a step: a clear recorded into a captured step would be replayed with it.
+    if (asGpu(this.device) && cfg.num_experts)
+      this.routeScratch = keep(this.device.zeros([routeTailWords(cfg.num_experts)], 'i32'));
   }
 
   /** The sequences of the decode batch (cache slots), in batch-row order. */
@@ -638,6 +670,8 @@ export class BatchSession {
     this.cuIds = undefined;
     this.tokenIds?.dispose();
     this.tokenIds = undefined;
+    this.routeScratch?.dispose();
+    this.routeScratch = undefined;
     for (const a of this.absorbed.values()) for (const t of [a.wUkT, a.wUv]) t.dispose();
     this.absorbed.clear();
     for (const t of this.tables?.t ?? []) t.dispose();
@@ -876,21 +910,32 @@ export class BatchSession {
     // projection is the router alone.
     const first = f ? f.inProj : w('block_sparse_moe.gate.weight');
     const post = w('post_attention_layernorm.weight');
-    const r = this.addNormLinear(x, [mixed], post, first, moe);
-    const mlp = (down: string) => swigluLinear(r.y, f!.gate, f!.up, w(down));
-    if (!moe) return { x: r.sum, terms: [mlp('mlp.down_proj.weight')] };
-    const h2 = r.normed!;
-    const E = cfg.num_experts!;
-    const bias = this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias');
-    const experts = this.model.weights.experts.get(i)!;
-    const sharedDown = 'block_sparse_moe.shared_experts.down_proj.weight';
-    if (
+    const bias = moe ? this.layerWeight(i, 'block_sparse_moe.gate.e_score_correction_bias') : undefined;
+    const folded =
+      moe &&
       f &&
       f.router >= 0 &&
       this.opts.foldRoute !== false &&
       this.opts.rankRoute !== false &&
-      this.opts.foldShared !== false
-    ) {
+      this.opts.foldShared !== false;
+    // At batch 1: the router ranked at the end of the projection's dispatch (addRmsnormLinear's route).
+    const routeHere =
+      folded && this.routeScratch && x.shape[0] === 1 && (this.opts.routeInNorm ?? routeInNormTuning.byDefault)
+        ? { col: f.router, bias, cfg: routerConfig(cfg), scratch: this.routeScratch }
+        : undefined;
+    const r = this.addNormLinear(x, [mixed], post, first, moe, undefined, routeHere);
+    const mlp = (down: string) => swigluLinear(r.y, f!.gate, f!.up, w(down));
+    if (!moe) return { x: r.sum, terms: [mlp('mlp.down_proj.weight')] };
+    const h2 = r.normed!;
+    const E = cfg.num_experts!;
+    const experts = this.model.weights.experts.get(i)!;
+    const sharedDown = 'block_sparse_moe.shared_experts.down_proj.weight';
+    if (f && r.routes) {
+      // Routed and shared experts of the token from the picks the projection's dispatch made (one term).
+      const shared = { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) };
+      return { x: r.sum, terms: moeSharedDecode(h2, r.routes, experts, shared) };
+    }
+    if (f && folded) {
       // The router inside gate_up's dispatch; at batch 1 routed and shared experts summed in down's (one term).
       const shared = { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) };
       const router = { x: r.y, col: f.router, bias, cfg: routerConfig(cfg) };
@@ -925,10 +970,15 @@ export class BatchSession {
     W: Tensor,
     keepNormed = false,
     conv?: NormLinearConv,
-  ): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor } {
+    route?: NormLinearRoute,
+  ): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor; routes?: RoutesT } {
     const eps = this.model.cfg.rms_norm_eps;
     if (this.opts.fuseNormGemv !== false)
-      return addRmsnormLinear(x, deltas, norm, eps, W, { keepNormed, conv: x.shape[0] === 1 ? conv : undefined });
+      return addRmsnormLinear(x, deltas, norm, eps, W, {
+        keepNormed,
+        conv: x.shape[0] === 1 ? conv : undefined,
+        route,
+      });
     const r = addRmsnorm(x, deltas, norm, eps);
     return { sum: r.sum, y: linear(r.normed, W), normed: r.normed };
   }

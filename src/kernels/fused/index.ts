@@ -13,6 +13,7 @@
  *   routeRanked(logits, bias, cfg) -> routes          moe route() in one pass (sigmoid, ungrouped)
  *   moeSharedDecode(h, routes, w, shared) -> [y]      routed + shared experts of a token in two dispatches
  *   moeRoutedDecode(h, router, w, shared) -> [y]      the router too, inside the first of those two
+ *   addRmsnormLinear(..., { route }) -> + routes       the router at the end of the projection's dispatch
  * They are inference-only: no autograd wrapper, and convStep mutates its tail.
  */
 import { Params } from '../../gpu/params.js';
@@ -37,7 +38,15 @@ import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWrite
 import { cacheWrite } from '../mla/index.js';
 import { int8RowLayout } from '../mla/int8Layout.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
-import { NORM_GEMV_MAX_K, type NormGemvVariant, normGemvKey, normGemvRows, normGemvWgsl } from './normGemv.wgsl.js';
+import {
+  NORM_GEMV_MAX_K,
+  type NormGemvVariant,
+  normGemvKey,
+  normGemvRows,
+  normGemvSharedBytes,
+  normGemvWgsl,
+} from './normGemv.wgsl.js';
+import { routeTailTuning, routeTailWords } from './routeTail.wgsl.js';
 import {
   addRmsnormReference,
   convStepReference,
@@ -338,9 +347,24 @@ export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tens
 }
 
 /**
+ * The MoE router on columns of addRmsnormLinear's output (the packed projection of a decode token): its logits
+ * at columns col..col+E-1 of y. `scratch` is an i32 tensor of at least routeTailWords(E) elements, zero when
+ * created and left zero by every dispatch that uses it (routeTail.wgsl.ts), so one can serve a whole session.
+ */
+export interface NormLinearRoute {
+  col: number;
+  bias?: Tensor;
+  cfg: RouterConfig;
+  scratch: Tensor;
+}
+
+/**
  * addRmsnorm(x, deltas, normWeight, eps) followed by linear(normed, weight [N, D]): returns the residual
  * sum, y [rows, N] and, with `keepNormed`, the normed rows. One dispatch for a single row at decode
- * shapes (normGemv.wgsl.ts); otherwise the two ops.
+ * shapes (normGemv.wgsl.ts); otherwise the two ops. With `route`, where the one dispatch applies (and the
+ * router's shape does: see routeInNormApplies), that dispatch also ranks the router logits among y's columns
+ * and returns the token's routes (the same as routeRanked of those columns); elsewhere `routes` is absent and
+ * the caller routes.
  */
 export function addRmsnormLinear(
   x: Tensor,
@@ -348,8 +372,8 @@ export function addRmsnormLinear(
   normWeight: Tensor,
   eps: number,
   weight: Tensor,
-  opts: { keepNormed?: boolean; conv?: NormLinearConv } = {},
-): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor } {
+  opts: { keepNormed?: boolean; conv?: NormLinearConv; route?: NormLinearRoute } = {},
+): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor; routes?: RoutesT } {
   const op = 'addRmsnormLinear';
   const device = deviceOf(op, x, ...deltas, normWeight, weight);
   expectDType(op, 'weight', weight, ['f32', 'bf16']);
@@ -402,6 +426,9 @@ export function addRmsnormLinear(
     normed: !!opts.keepNormed,
     ...(cv ? { conv: { W: cv.weight.shape[2], wDtype: cv.weight.dtype as FloatDType } } : {}),
   };
+  const rt = opts.route;
+  if (rt && routeInNormApplies(gpu, rt, N, v))
+    v.route = { E: rt.cfg.numExperts, k: rt.cfg.topK, hasBias: !!rt.bias, select: routeTailTuning.select };
   const normed = opts.keepNormed ? gpu.empty(x.shape) : undefined;
   const C = cv ? cv.weight.shape[0] : 0;
   const planes = cv?.planes ?? 1;
@@ -410,15 +437,66 @@ export function addRmsnormLinear(
   const conv = cv ? gpu.empty([planes, 1, C / planes]) : undefined;
   const cw = cv ? contiguous(cv.weight) : undefined;
   const tensors = [...ins, weight, sum, y, ...(normed ? [normed] : []), ...(cv ? [cw!, cv.tail, conv!] : [])];
+  const params = new Params().u32(N, D).f32(eps).u32(C);
+  let routes: RoutesT | undefined;
+  if (v.route && rt) {
+    // The router workgroups: those whose rows meet col..col+E-1.
+    const R = normGemvRows(v);
+    const { E, k } = v.route;
+    const rg0 = Math.floor(rt.col / R);
+    routes = { idx: gpu.empty([1, k], 'i32'), weights: gpu.empty([1, k]) };
+    tensors.push(rt.scratch, ...(rt.bias ? [rt.bias] : []), routes.idx, routes.weights);
+    params
+      .u32(rt.col, rg0, Math.ceil((rt.col + E) / R) - rg0, rt.cfg.renormalize ? 1 : 0)
+      .f32(rt.cfg.scaling)
+      .u32(0, 0, 0);
+  }
   gpu.dispatch({
-    kernel: { name: cv ? 'norm_gemv_conv' : 'norm_gemv', key: normGemvKey(v), code: () => normGemvWgsl(v) },
+    kernel: {
+      name: cv ? 'norm_gemv_conv' : v.route ? 'norm_gemv_route' : 'norm_gemv',
+      key: normGemvKey(v),
+      code: () => normGemvWgsl(v),
+    },
     tensors,
-    params: new Params().u32(N, D).f32(eps).u32(C),
+    params,
     workgroups: grid1d(N, normGemvRows(v)),
   });
   for (const t of ins) t.dispose();
   cw?.dispose();
-  return { sum, y, ...(normed ? { normed } : {}), ...(conv ? { conv } : {}) };
+  return { sum, y, ...(normed ? { normed } : {}), ...(conv ? { conv } : {}), ...(routes ? { routes } : {}) };
+}
+
+/**
+ * Whether addRmsnormLinear's one dispatch (variant v, N outputs) can rank the router's logits at its end: sigmoid
+ * scores without a group limit, E within ROUTE_FOLD_MAX_E, the logits among y's columns, an f32 bias of E, the
+ * scratch large enough, and the route's workgroup arrays within the device's workgroup memory.
+ */
+function routeInNormApplies(
+  gpu: NonNullable<ReturnType<typeof asGpu>>,
+  rt: NormLinearRoute,
+  N: number,
+  v: NormGemvVariant,
+): boolean {
+  const { cfg, bias, scratch } = rt;
+  const E = cfg.numExperts;
+  const grouped = cfg.numGroups > 1 && cfg.topkGroup < cfg.numGroups;
+  return (
+    !grouped &&
+    cfg.activation === 'sigmoid' &&
+    E >= 1 &&
+    E <= ROUTE_FOLD_MAX_E &&
+    cfg.topK >= 1 &&
+    cfg.topK <= E &&
+    Number.isInteger(rt.col) &&
+    rt.col >= 0 &&
+    rt.col + E <= N &&
+    (!bias || (bias.dtype === 'f32' && bias.numel === E && gpu.isBindable(bias))) &&
+    scratch.dtype === 'i32' &&
+    scratch.numel >= routeTailWords(E) &&
+    gpu.isBindable(scratch) &&
+    normGemvSharedBytes({ ...v, route: { E, k: cfg.topK, hasBias: !!bias } }) <=
+      gpu.limits.maxComputeWorkgroupStorageSize
+  );
 }
 
 /**

@@ -16,6 +16,8 @@
  * the conv costs no dispatch and no extra pass over the projection.
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import type { RouteFoldVariant } from './routeFold.wgsl.js';
+import { routeTailKey, routeTailWgsl } from './routeTail.wgsl.js';
 import {
   bf16ChunkDot,
   decodeTuning,
@@ -36,7 +38,7 @@ export const NORM_GEMV_MAX_K = 3072;
  * rows a workgroup means fewer of those prologues: the LM head (163,840 rows at the 48B shapes) runs
  * 20,480 of them at 8 rows, ~0.5 GB of cache reads beside its 0.75 GB of weights.
  */
-export const normGemvTuning: { rows?: number } = {};
+export const normGemvTuning: { rows?: number; convRows?: number } = {};
 
 export interface NormGemvVariant {
   K: number;
@@ -57,11 +59,41 @@ export interface NormGemvVariant {
    * another tree (equal within f32 rounding, not bit-equal).
    */
   rows?: number;
+  /**
+   * The MoE router on outputs rcol..rcol+E-1 (the router logits of the packed projection; rcol, the router
+   * workgroups' first index rg0 and count rwg in the uniforms): the last router workgroup to finish ranks them
+   * and writes the token's picks and weights (routeTail.wgsl.ts). One row (the decode token) only.
+   */
+  route?: RouteFoldVariant;
 }
 
-/** The rows a workgroup of the variant computes (its grid is ceil(N / this) workgroups). */
+/** Workgroup memory of a variant's kernel, bytes: the staged row, the dot and norm trees, the route's arrays. */
+export function normGemvSharedBytes(v: NormGemvVariant): number {
+  const WG = NG_LANES * normGemvRows(v);
+  const P = v.route ? 2 ** Math.ceil(Math.log2(Math.max(2, v.route.E, v.route.k))) : 0;
+  return 4 * v.K + 8 * WG + (v.route ? 8 * P + 4 * v.route.E + 4 : 0);
+}
+
+/**
+ * Rows a workgroup of the conv variant (KDA's input projection, 12,576 rows at the 48B shapes) computes unless
+ * normGemvTuning.rows or the variant says otherwise (normGemvTuning.convRows, bench decode --norm-gemv-conv-rows;
+ * see normGemvRows). 16 since the ninth session: half the workgroups, each repeating the row's add and norm
+ * once for 16 rows of W. H200, 48B preset, 4K, profiled norm_gemv_conv ms a step over 19 dispatches (bench/
+ * results/2026-12-02-h200-kmoe9-s{1,2}-sweep.json): 0.574-0.584 at 16 rows (five timed rows, two processes)
+ * against 0.619-0.653 at 8 (19 rows, four processes). The norm's squares meet in a 512-invocation tree: equal
+ * within f32 rounding, not bit-equal (--check session9LogitsMaxRelDiff 9.1e-7, greedy tokens equal). The
+ * other kinds stay at 8: at 16 the plain projections gained ~0.015 ms a step and the one with the route tail
+ * none.
+ */
+export const NG_CONV_ROWS = 16;
+
+/**
+ * The rows a workgroup of the variant computes (its grid is ceil(N / this) workgroups): v.rows, else
+ * normGemvTuning.rows (every kind), else for the conv variant normGemvTuning.convRows ?? NG_CONV_ROWS, else
+ * NG_ROWS_PER_WG.
+ */
 export function normGemvRows(v: NormGemvVariant): number {
-  const r = v.rows ?? normGemvTuning.rows ?? NG_ROWS_PER_WG;
+  const r = v.rows ?? normGemvTuning.rows ?? (v.conv ? (normGemvTuning.convRows ?? NG_CONV_ROWS) : NG_ROWS_PER_WG);
   if (!(Number.isInteger(r) && r >= 1 && r <= 32 && (r & (r - 1)) === 0))
     throw new Error(`normGemv: ${r} rows a workgroup, expected a power of two in 1..32`);
   return r;
@@ -75,7 +107,8 @@ export function normGemvKey(v: NormGemvVariant): string {
   const conv = v.conv ? `_conv${v.conv.W}${v.conv.wDtype}` : '';
   const u = unrollOf(v);
   const r = normGemvRows(v);
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}`;
+  const route = v.route ? `_${routeTailKey(v.route, NG_LANES * r)}` : '';
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
@@ -86,8 +119,13 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   const K4 = v.K / 4;
   const nb = two ? 4 : 3;
   const L: string[] = [];
-  // C: conv channels (the conv variant; unused otherwise).
-  L.push('struct Params { N: u32, K: u32, eps: f32, C: u32 };');
+  // C: conv channels (the conv variant; unused otherwise). The route: see NormGemvVariant.route.
+  L.push(
+    v.route
+      ? 'struct Params { N: u32, K: u32, eps: f32, C: u32, rcol: u32, rg0: u32, rwg: u32, renorm: u32, scaling: f32,' +
+          ' _a: u32, _b: u32, _c: u32 };'
+      : 'struct Params { N: u32, K: u32, eps: f32, C: u32 };',
+  );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;');
   L.push('@group(0) @binding(2) var<storage, read> D0: array<vec4<f32>>;');
@@ -104,6 +142,7 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     L.push(`@group(0) @binding(${cb + 2}) var<storage, read_write> CY: array<f32>;`);
     L.push(loadFn('convWeight', 'CW', v.conv.wDtype));
   }
+  if (v.route) L.push(routeTailWgsl(v.route, v.conv ? cb + 3 : cb, WG));
   L.push(loadFn('normWeight', 'NW', v.normDtype));
   L.push(`var<workgroup> row: array<vec4<f32>, ${K4}>;`);
   L.push(`var<workgroup> dots: array<f32, ${WG}>;`);
@@ -173,6 +212,15 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     for (let j = 0; j < W - 2; j++) L.push(`      TAIL[${j}u * p.C + n] = t${j + 1};`);
     L.push(`      TAIL[${W - 2}u * p.C + n] = xv;`);
     L.push('    }');
+    L.push('  }');
+  }
+  if (v.route) {
+    // g is uniform (workgroup id): the router workgroups publish their logits (the values Y got), and the last
+    // of them to arrive ranks the token's choices.
+    const E = v.route.E;
+    L.push('  if (g >= p.rg0 && g < p.rg0 + p.rwg) {');
+    L.push(`    if (lane == 0u && n >= p.rcol && n < p.rcol + ${E}u) { routePublish(n - p.rcol, dots[lid]); }`);
+    L.push('    if (routeArrive(lid, p.rwg)) { routeToken(lid, 0u, true); }');
     L.push('  }');
   }
   L.push('}');

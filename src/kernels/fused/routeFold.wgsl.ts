@@ -22,7 +22,12 @@
  *
  * One workgroup of each token (slot 0, row block 0) writes the token's picks and weights, for the down
  * dispatch after it. Needs E <= ROUTE_FOLD_MAX_E.
+ *
+ * At batch 1 the decode step ranks the router at the end of the projection's dispatch instead (routeTail.wgsl.ts,
+ * BatchSession routeInNorm, default since the ninth session), through this file's routeToken with the logits
+ * read from the tail's scratch (RouteLogitSource); the fold stays the path at batch 2 and with routeInNorm off.
  */
+import { routeCountWgsl } from './routeCount.wgsl.js';
 import { routeMergeApplies, routeMergeWgsl, routeModuleHead } from './routeMerge.wgsl.js';
 
 export const ROUTE_FOLD_MAX_E = 1024;
@@ -42,13 +47,27 @@ export interface RouteFoldVariant {
   /**
    * How the workgroup finds the token's k best choices: 'sort' (the bitonic sort of all E, every thread taking
    * part) or 'merge' (routeMerge.wgsl.ts: per-thread sorted lists of L = k rounded up to a power of two,
-   * merged pairwise in a tree). Default routeFoldTuning.select; 'merge' falls back to 'sort' where it does
-   * not apply (routeMergeApplies). The same picks in the same order and the same weights either way.
+   * merged pairwise in a tree) or 'count' (routeCount.wgsl.ts: each expert's rank counted against all E).
+   * Default routeFoldTuning.select; 'merge' falls back to 'sort' where it does not apply (routeMergeApplies).
+   * The same picks in the same order and the same weights either way.
    */
   select?: RouteSelect;
 }
 
-export type RouteSelect = 'sort' | 'merge';
+export type RouteSelect = 'sort' | 'merge' | 'count';
+
+export function isRouteSelect(x: unknown): x is RouteSelect {
+  return x === 'sort' || x === 'merge' || x === 'count';
+}
+
+/**
+ * Where routeToken reads logit e of its token when not from the binding RL (`RL[n * p.rld + p.rcol + e]`): a WGSL
+ * expression of the u32 expression `e` (routeTail.wgsl.ts: the logits published by other workgroups of the
+ * dispatch). Each e in 0..E-1 is read exactly once per routeToken call, by one invocation.
+ */
+export interface RouteLogitSource {
+  read: (e: string) => string;
+}
 
 /**
  * The selection a variant's kernel uses (bench decode --moe-route-select). 'sort' by default: on the H200 (48B
@@ -62,11 +81,13 @@ export const routeFoldTuning: { select: RouteSelect } = { select: 'sort' };
 /** The selection the variant's WGSL runs in a workgroup of WG invocations (see RouteFoldVariant.select). */
 export function routeSelectOf(v: RouteFoldVariant, WG: number): RouteSelect {
   const s = v.select ?? routeFoldTuning.select;
+  if (s === 'count') return s;
   return s === 'merge' && routeMergeApplies(v.E, v.k, WG) ? 'merge' : 'sort';
 }
 
 export function routeFoldKey(v: RouteFoldVariant, WG: number): string {
-  return `rf_e${v.E}_k${v.k}_${v.hasBias ? 'b' : 'nb'}${routeSelectOf(v, WG) === 'merge' ? '_m' : ''}`;
+  const s = routeSelectOf(v, WG);
+  return `rf_e${v.E}_k${v.k}_${v.hasBias ? 'b' : 'nb'}${s === 'merge' ? '_m' : s === 'count' ? '_c' : ''}`;
 }
 
 /**
@@ -76,19 +97,20 @@ export function routeFoldKey(v: RouteFoldVariant, WG: number): string {
  * call it from uniform control flow). The Params struct must hold `rld` (logits row stride) and
  * `rcol` (column of logit 0), both u32, and `renorm` (u32) and `scaling` (f32).
  */
-export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number): string {
-  if (routeSelectOf(v, WG) === 'merge') return routeMergeWgsl(v, first, WG);
+export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number, src?: RouteLogitSource): string {
+  if (routeSelectOf(v, WG) === 'merge') return routeMergeWgsl(v, first, WG, src);
+  if (routeSelectOf(v, WG) === 'count') return routeCountWgsl(v, first, WG, src);
   const { E, k } = v;
   // P: E rounded up to a power of two (the sort's width).
   const P = 2 ** Math.ceil(Math.log2(Math.max(2, E)));
-  const L = routeModuleHead(v.hasBias, first, P, E);
+  const L = routeModuleHead(v.hasBias, first, P, E, !src);
   L.push(/* wgsl */ `
 fn routeToken(lid: u32, n: u32, writer: bool) {
-  let row = n * p.rld + p.rcol;
+  ${src ? '' : 'let row = n * p.rld + p.rcol;'}
   for (var e = lid; e < ${P}u; e += ${WG}u) {
     var c = bitcast<f32>(0xff7fffffu);
     if (e < ${E}u) {
-      let s = 1.0 / (1.0 + exp(-RL[row + e]));
+      let s = 1.0 / (1.0 + exp(-${src ? src.read('e') : 'RL[row + e]'}));
       rScore[e] = s;
       c = s${v.hasBias ? ' + RB[e]' : ''};
     }

@@ -18,17 +18,17 @@
  * same whatever the algorithm; scores and choices are computed by the same expressions as the sort's, and
  * the weights summed by one thread in pick order as there. Padding past E is -f32::MAX, as there.
  */
-import type { RouteFoldVariant } from './routeFold.wgsl.js';
+import type { RouteFoldVariant, RouteLogitSource } from './routeFold.wgsl.js';
 
 /**
- * What both selections declare at module scope: the bindings RL, RB (with a bias), RIdx and RW from `first` on,
- * the workgroup arrays rKey / rId (P slots) and rScore (E), and routeBeats (the order of the picks: higher score
- * first, lower expert id on ties).
+ * What both selections declare at module scope: the bindings RL (unless the logits come from a RouteLogitSource),
+ * RB (with a bias), RIdx and RW from `first` on, the workgroup arrays rKey / rId (P slots) and rScore (E), and
+ * routeBeats (the order of the picks: higher score first, lower expert id on ties).
  */
-export function routeModuleHead(hasBias: boolean, first: number, P: number, E: number): string[] {
+export function routeModuleHead(hasBias: boolean, first: number, P: number, E: number, withRL = true): string[] {
   let b = first;
   const H: string[] = [];
-  H.push(`@group(0) @binding(${b++}) var<storage, read> RL: array<f32>;`);
+  if (withRL) H.push(`@group(0) @binding(${b++}) var<storage, read> RL: array<f32>;`);
   if (hasBias) H.push(`@group(0) @binding(${b++}) var<storage, read> RB: array<f32>;`);
   H.push(`@group(0) @binding(${b++}) var<storage, read_write> RIdx: array<i32>;`);
   H.push(`@group(0) @binding(${b++}) var<storage, read_write> RW: array<f32>;`);
@@ -82,7 +82,7 @@ function bitonicClean(L: number): string[] {
 }
 
 /** routeFoldWgsl's module-scope WGSL (same bindings and `routeToken` contract) with the merge selection. */
-export function routeMergeWgsl(v: RouteFoldVariant, first: number, WG: number): string {
+export function routeMergeWgsl(v: RouteFoldVariant, first: number, WG: number, src?: RouteLogitSource): string {
   const { E, k } = v;
   const L = listLength(k);
   const P = Math.max(L, 2 ** Math.ceil(Math.log2(Math.max(2, E))));
@@ -90,15 +90,16 @@ export function routeMergeWgsl(v: RouteFoldVariant, first: number, WG: number): 
   if (!routeMergeApplies(E, k, WG)) throw new Error(`routeMerge: E ${E}, k ${k} in ${WG} invocations does not apply`);
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   // rKey / rId: the published lists (thread t's at t * L); rId[0..L) the final one (slot 0 is never published).
-  const B = routeModuleHead(v.hasBias, first, P, E);
+  const B = routeModuleHead(v.hasBias, first, P, E, !src);
+  const logit = src?.read ?? ((e: string) => `RL[row + ${e}]`);
   const F: string[] = [];
   F.push('fn routeToken(lid: u32, n: u32, writer: bool) {');
-  F.push('  let row = n * p.rld + p.rcol;');
+  if (!src) F.push('  let row = n * p.rld + p.rcol;');
   for (const m of range(L)) F.push(`  var lk${m} = bitcast<f32>(0xff7fffffu); var li${m} = lid + ${m * T}u;`);
   F.push(`  if (lid < ${T}u) {`);
   for (const m of range(L)) {
     F.push(`    if (li${m} < ${E}u) {`);
-    F.push(`      let s = 1.0 / (1.0 + exp(-RL[row + li${m}]));`);
+    F.push(`      let s = 1.0 / (1.0 + exp(-${logit(`li${m}`)}));`);
     F.push(`      rScore[li${m}] = s;`);
     F.push(`      lk${m} = s${v.hasBias ? ` + RB[li${m}]` : ''};`);
     F.push('    }');

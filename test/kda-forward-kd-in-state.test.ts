@@ -94,10 +94,11 @@ describe('kda chunked forward: Kd computed in the tiled state pass', () => {
 
 /**
  * The tiled state pass alone (kdFromK: W, U, k, gc in; the final state, hB, V' out) over sequences bounded by cu,
- * in f32 and in bf16 storage on the same bf16-representable W, U, k (gc and the initial state f32 as in both).
- * Returns each run's final state, V' and the used chunk slots' hB, as f32 bits (f32 run) or bf16 bits (bf16 run).
+ * variant `f32v` in f32 and `bf16v` (bf16 set) in bf16 storage, on the same bf16-representable W, U, k (gc and the
+ * initial state f32 as in both). Returns each run's final state, V' and the used chunk slots' hB, as f32 bits (f32
+ * run) or bf16 bits (bf16 run).
  */
-async function stateAlone(v: Omit<StateTiledVariant, 'bf16'>, cu: number[], seed: number) {
+async function stateAlone(f32v: StateTiledVariant, bf16v: StateTiledVariant, cu: number[], seed: number) {
   const gpu = (await gpuContext())!;
   const rng = new Rng(seed);
   const N = cu.length - 1;
@@ -117,8 +118,8 @@ async function stateAlone(v: Omit<StateTiledVariant, 'bf16'>, cu: number[], seed
   for (let n = 0; n < N; n++)
     for (let j = 0; j * 64 < cu[n + 1] - cu[n]; j++) used.push(Math.floor(cu[n] / 64) + n + j);
   const out: Record<'S' | 'Vp' | 'h', Uint32Array | Uint16Array>[] = [];
-  for (const bf16 of [false, true]) {
-    const tv: StateTiledVariant = { ...v, bf16 };
+  for (const tv of [f32v, bf16v]) {
+    const bf16 = tv.bf16 === true;
     const up = (a: Uint16Array, shape: number[]) =>
       bf16 ? gpu.fromHost(a, shape, 'bf16') : gpu.fromHost(bf16ArrayToF32(a), shape);
     const dt = bf16 ? 'bf16' : 'f32';
@@ -136,7 +137,7 @@ async function stateAlone(v: Omit<StateTiledVariant, 'bf16'>, cu: number[], seed
       kernel: { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
       tensors: [...ins, state, h, Vp],
       params: groupParams({ Ttot: T, N, H, K, V, GK: K, B: 1, T }, K ** -0.5, { h0: 0, HB: H }),
-      workgroups: [V / v.BV, H, N],
+      workgroups: [V / tv.BV, H, N],
     });
     // Raw bits: bf16 tensors read as their Uint16 patterns, f32 ones viewed as Uint32.
     const bits = async (t: typeof h) => {
@@ -156,7 +157,15 @@ async function stateAlone(v: Omit<StateTiledVariant, 'bf16'>, cu: number[], seed
 /** f32 bit patterns rounded to bf16 as f32ToBf16Bits does. */
 const roundBits = (a: Uint32Array) => f32ArrayToBf16(new Float32Array(a.buffer, a.byteOffset, a.length));
 
-async function expectStateBf16Exact(v: Omit<StateTiledVariant, 'bf16'>) {
+/**
+ * `bf16v` (bf16 storage; default: v's) = `f32v` (default: v) rounded: the final state bit for bit, hB and V' the f32
+ * variant's rounded to bf16.
+ */
+async function expectStateBf16Exact(
+  v: StateTiledVariant,
+  bf16v: StateTiledVariant = { ...v, bf16: true },
+  f32v: StateTiledVariant = v,
+) {
   for (const cu of [
     [0, 1],
     [0, 7],
@@ -165,8 +174,8 @@ async function expectStateBf16Exact(v: Omit<StateTiledVariant, 'bf16'>) {
     [0, 130],
     [0, 5, 75, 75, 133],
   ]) {
-    const r = await stateAlone(v, cu, cu[cu.length - 1] + 40);
-    const what = `${stateTiledKey({ ...v, bf16: true })}, cu=${cu}`;
+    const r = await stateAlone(f32v, bf16v, cu, cu[cu.length - 1] + 40);
+    const what = `${stateTiledKey(bf16v)} against ${stateTiledKey(f32v)}, cu=${cu}`;
     expect(Array.from(r.bf16.S), `final state (f32) = f32 variant's, ${what}`).toEqual(Array.from(r.f32.S));
     for (const n of ['Vp', 'h'] as const) {
       const want = roundBits(r.f32[n] as Uint32Array);
@@ -182,12 +191,38 @@ async function expectStateBf16Exact(v: Omit<StateTiledVariant, 'bf16'>) {
 
 describe('kda tiled state pass: bf16 storage = f32 variant rounded', () => {
   const tv = { K, V, GK: K, BV: 8, RA: 2 as const, wg: 256, kdFromK: true };
-  it.skipIf(!hasGpu)("plain V' sum (lavapipe default): K=16, V=8", { timeout: 300_000 }, async () => {
+  // The bf16 variant stores hB and V' from the idle threads by default (StateTiledVariant.idleStores).
+  it.skipIf(!hasGpu)("plain V' sum (lavapipe default), idle stores: K=16, V=8", { timeout: 300_000 }, async () => {
+    expect(stateTiledKey({ ...tv, bf16: true })).toMatch(/_bf16_is$/);
     await expectStateBf16Exact({ ...tv, fma: false });
   });
 
-  it.skipIf(slow)("fma V' sum (GPU default): K=16, V=8", { timeout: 300_000 }, async () => {
+  it.skipIf(slow)("fma V' sum (GPU default), idle stores: K=16, V=8", { timeout: 300_000 }, async () => {
     await expectStateBf16Exact({ ...tv, fma: true });
+  });
+
+  it.skipIf(slow)('stores by the computing threads (idleStores false): K=16, V=8', { timeout: 300_000 }, async () => {
+    await expectStateBf16Exact(tv, { ...tv, bf16: true, idleStores: false });
+  });
+
+  it.skipIf(slow)('f32 with idle stores = f32 as before, bit for bit: K=16, V=8', { timeout: 300_000 }, async () => {
+    for (const cu of [
+      [0, 1],
+      [0, 130],
+      [0, 5, 75, 75, 133],
+    ]) {
+      const r = await stateAlone(tv, { ...tv, idleStores: true }, cu, cu[cu.length - 1] + 41);
+      for (const n of ['S', 'Vp', 'h'] as const)
+        expect(Array.from(r.bf16[n]), `${n} (f32, idle stores = before), cu=${cu}`).toEqual(Array.from(r.f32[n]));
+    }
+  });
+
+  it('idle stores only where both phases leave threads idle', () => {
+    // 64 threads at K=16, RA=2: all of them in the V' phase.
+    expect(stateTiledKey({ ...tv, wg: 64, bf16: true })).toMatch(/_bf16$/);
+    expect(() => stateTiledWgsl({ ...tv, wg: 64, idleStores: true })).toThrow(/idle stores need threads idle/);
+    expect(stateTiledKey({ ...tv, idleStores: true })).toMatch(/_is$/);
+    expect(stateTiledKey(tv)).not.toMatch(/_is$/);
   });
 
   it('bf16 needs kdFromK and no probe', () => {

@@ -108,6 +108,8 @@ export interface KdaBenchOptions {
   fwdIntraWuChunks?: 1 | 2;
   /** The tiled state pass's V' as fma chains (kdaForwardTuning.stateFma; default on GPUs). */
   fwdStateFma?: boolean;
+  /** The tiled state pass's hB and V' stored by idle threads (kdaForwardTuning.stateIdleStores; default in bf16). */
+  fwdStateIdleStores?: boolean;
   /** The eighth session's output and W | U choices (forwardTuningOut8). */
   fwdIntraWuStatic?: boolean;
   fwdIntraWuAhead?: 1 | 2 | 3;
@@ -259,7 +261,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
 
 /** The eighth session's state-pass choices the options ask for (kdaForwardTuning; undefined: the default). */
 function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
-  return { stateFma: o.fwdStateFma };
+  return { stateFma: o.fwdStateFma, stateIdleStores: o.fwdStateIdleStores };
 }
 
 /** The eighth session's output and W | U choices the options ask for (kdaForwardTuning; undefined: the default). */
@@ -816,6 +818,10 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--fwd-state-fma <on|off>', "forward tiled state pass: V' summed as fma chains (default on GPUs)")
     .option(
+      '--fwd-state-idle-stores <on|off>',
+      "forward tiled state pass: hB and V' stored by the threads idle in a phase (default on with --dtype bf16)",
+    )
+    .option(
       '--fwd-state-probe <probe,...>',
       `profiling only: also profile the forward with the tiled state pass changed (${STATE_PROBES.join(', ')})`,
     )
@@ -974,6 +980,7 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
+        fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
         fwdIntraWuStatic: parseOnOff('--fwd-intra-wu-static', opts.fwdIntraWuStatic),
         fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2', '3'] as const)
           ? (Number(opts.fwdIntraWuAhead) as 1 | 2 | 3)

@@ -172,6 +172,11 @@ export const kdaForwardTuning: {
    */
   stateFma?: boolean;
   /**
+   * The tiled state pass's hB and V' stored by the threads idle in a phase (StateTiledVariant.idleStores; bench kda
+   * --fwd-state-idle-stores on|off). Unset: in the bf16 storage mode (stateTiledIdleStores). The same values stored.
+   */
+  stateIdleStores?: boolean;
+  /**
    * The vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
    * [W | U] = T Diag(beta) [exp(gc) K | V] (intraWU.wgsl.ts), each with a smaller register allocation than the
    * one-pass kernel; false: the one-pass kernel (bench kda --fwd-intra-two-pass off). The default on GPUs
@@ -566,6 +571,7 @@ function chunkForward(
     wg: maxWg,
     kdFromK: kdInState,
     fma: kdaForwardTuning.stateFma ?? stateFmaByDefault(gpu),
+    idleStores: kdaForwardTuning.stateIdleStores,
     probe: kdaForwardTuning.stateProbe,
     bf16: bf16 || undefined,
   };

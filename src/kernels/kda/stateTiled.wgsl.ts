@@ -79,6 +79,16 @@ export interface StateTiledVariant {
    * pass's f32 Kd has no bf16 form) and no probe.
    */
   bf16?: boolean;
+  /**
+   * The stores of hB and V' by the threads idle in a phase, from workgroup memory, instead of by the computing
+   * threads from their registers: hB (S entering the chunk, as in Ssh) by the threads past the V' phase's during
+   * that phase, V' (as in Vsh) by the threads past the state phase's during that phase. The same values stored
+   * (the results equal bit for bit); what moves is the stores' instructions (with bf16 the rounding and packing,
+   * ~130 a computing thread a step, on the sequential pass's critical path) to threads that would wait at the
+   * next barrier anyway, for more workgroup-memory reads (Ssh and Vsh once more). Unset: with bf16 where threads
+   * are idle in both phases (stateTiledIdleStores). Not with a probe.
+   */
+  idleStores?: boolean;
   /** Profiling only (wrong results): see StateProbe. */
   probe?: StateProbe;
 }
@@ -115,7 +125,21 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+
+/**
+ * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: with bf16 where
+ * both phases leave threads idle). Throws where asked for without idle threads or with a probe.
+ */
+export function stateTiledIdleStores(v: StateTiledVariant): boolean {
+  const g = tiledGeometry(v);
+  const possible = g.wg > g.P1N && g.wg > g.P2N && !v.probe;
+  if (v.idleStores && !possible)
+    throw new Error(
+      `kda state pass (tiled): idle stores need threads idle in both phases (${g.wg} threads, V' phase ${g.P1N}, state phase ${g.P2N}) and no probe`,
+    );
+  return v.idleStores ?? (v.bf16 === true && possible);
+}
 
 /*
  * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
@@ -256,14 +280,15 @@ export const tiledRowsFetch = (g: TiledGeometry, buf: string, ts: string, Ln: st
  * WGSL: the V' phase, acc[a] `op` (tile row) . (slab) over the K channels for rows b + R1 a (the tile's row `x`
  * times 4 slab rows per step of 4 channels), then acc to Vsh and, rows inside the chunk (L), to `out`. With `fma`
  * each channel's product goes into acc by its own fma, in channel order (StateTiledVariant.fma), instead of the 4
- * channels' sum added at once. With `bf16` the stores to `out` round to bf16 (Vsh keeps the f32 acc).
+ * channels' sum added at once. With `bf16` the stores to `out` round to bf16 (Vsh keeps the f32 acc); with `out`
+ * null only Vsh is written (StateTiledVariant.idleStores: idleRowsStore stores it).
  */
 export const tiledRowsPhase = (
   g: TiledGeometry,
   slab: string,
   x: string,
   op: '+=' | '-=',
-  out: string,
+  out: string | null,
   fma = false,
   bf16 = false,
 ) => `if (is1) {
@@ -286,7 +311,29 @@ export const tiledRowsPhase = (
       for (var a = 0u; a < ${g.RA}u; a++) {
         let i = b + a * ${g.R1}u;
         Vsh[i * ${g.BV4}u + cb] = acc[a];
-        if (i < L) { ${store4(out, `((ts + i) * H + h) * ${g.V4}u + col4`, 'acc[a]', bf16)} }
+        ${out === null ? '' : `if (i < L) { ${store4(out, `((ts + i) * H + h) * ${g.V4}u + col4`, 'acc[a]', bf16)} }`}
+      }
+    }`;
+
+/**
+ * WGSL (StateTiledVariant.idleStores): the threads from `first` on (idle in the phase this runs in) store the slab
+ * Ssh (S entering chunk `slot`) to hB, rounded with `bf16`; each K x BV4 element once.
+ */
+export const idleSlabStore = (g: TiledGeometry, K: number, first: number, bf16: boolean) => `if (lid >= ${first}u) {
+      let hbase = (slot * p.HB + hb) * ${K * g.V4}u + vt * ${g.BV4}u;
+      for (var e = lid - ${first}u; e < ${K * g.BV4}u; e += ${g.wg - first}u) {
+        ${store4('hB', `hbase + (e / ${g.BV4}u) * ${g.V4}u + e % ${g.BV4}u`, `Ssh[e]`, bf16)}
+      }
+    }`;
+
+/**
+ * WGSL (StateTiledVariant.idleStores): the threads from `first` on (idle in the phase this runs in) store the chunk's
+ * V' rows (Vsh, rows inside the chunk) to Vp, rounded with `bf16`; each 64 x BV4 element once.
+ */
+export const idleRowsStore = (g: TiledGeometry, first: number, bf16: boolean) => `if (lid >= ${first}u) {
+      for (var e = lid - ${first}u; e < ${64 * g.BV4}u; e += ${g.wg - first}u) {
+        let i = e / ${g.BV4}u;
+        if (i < L) { ${store4('Vp', `((ts + i) * H + h) * ${g.V4}u + vt * ${g.BV4}u + e % ${g.BV4}u`, 'Vsh[e]', bf16)} }
       }
     }`;
 
@@ -339,6 +386,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       `kda state pass (tiled): Kd from k needs GK = K and K / 4 dividing the threads, got GK=${GK}, K=${K}`,
     );
   const bf16 = v.bf16 === true;
+  const idle = stateTiledIdleStores(v);
   if (bf16 && (!v.kdFromK || v.probe))
     throw new Error(
       `kda state pass (tiled): bf16 storage needs kdFromK (k read as bf16, Kd formed here) and no probe, got kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
@@ -369,7 +417,9 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
         if (i < L) { Vp[((ts + i) * H + h) * ${g.V4}u + col4] = acc[a]; }
       }
     }`
-      : tiledRowsPhase(g, 'Ssh', 'w', '-=', 'Vp', v.fma === true, bf16);
+      : `${tiledRowsPhase(g, 'Ssh', 'w', '-=', idle ? null : 'Vp', v.fma === true, bf16)}${
+          idle ? `\n    ${idleSlabStore(g, K, g.P1N, bf16)}` : ''
+        }`;
   const columnSum =
     pr === 'nostate'
       ? `var sacc: array<vec4<f32>, 4>;
@@ -393,6 +443,13 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       }`;
   // nohb: a store that never runs (p._a is 0), so hB stays a used binding.
   const hbStore = pr === 'nohb' ? 'is2 && p._a == 12345u' : pr === 'pair' ? '(j & 1u) == 0u && is2' : 'is2';
+  // With idle stores hB is stored in the V' phase (rowsPhase) and V' in the state phase, by idle threads.
+  const hbStoreHere = idle
+    ? ''
+    : `if (${hbStore}) {
+      let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
+      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', bf16)}
+    }`;
   const header = v.kdFromK
     ? tiledHeader(
         g,
@@ -431,10 +488,7 @@ ${header}
       ${tiledRowsFetch(g, 'U', 'tn', 'Ln', bf16)}
       ${gFetch('tn', 'Ln')}
     }
-    if (${hbStore}) {
-      let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
-      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', bf16)}
-    }
+    ${hbStoreHere}
     ${barrier}
     // V' = U - W S
     ${rowsPhase}
@@ -448,6 +502,11 @@ ${header}
     if (is2) {
       ${columnSum}
       ${update}
+    }${
+      idle
+        ? `
+    ${idleRowsStore(g, g.P2N, bf16)}`
+        : ''
     }
   }
   if (is2) {

@@ -85,8 +85,11 @@ export interface StateTiledVariant {
    * that phase, V' (as in Vsh) by the threads past the state phase's during that phase. The same values stored
    * (the results equal bit for bit); what moves is the stores' instructions (with bf16 the rounding and packing,
    * ~130 a computing thread a step, on the sequential pass's critical path) to threads that would wait at the
-   * next barrier anyway, for more workgroup-memory reads (Ssh and Vsh once more). Unset: with bf16 where threads
-   * are idle in both phases (stateTiledIdleStores). Not with a probe.
+   * next barrier anyway, for more workgroup-memory reads (Ssh and Vsh once more) and the idle warps' instructions
+   * beside the computing ones. Unset: with bf16 where threads are idle in both phases (stateTiledIdleStores). Not
+   * with a probe. H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-02-h200-bfstate-summary.txt): bf16
+   * 2.789 / 2.789 / 2.789 ms against 2.842 / 2.844 (forward 5.462-5.468 against 5.518-5.522); in f32, whose stores
+   * cost no rounding, slower: 2.740 against 2.696 (so not its default).
    */
   idleStores?: boolean;
   /** Profiling only (wrong results): see StateProbe. */

@@ -647,15 +647,26 @@ describe('kda forward, bf16 storage: the gc pass and the two intra kernels', () 
 
   // The gc pass without Kd (the inference forward's: the tiled state pass forms Kd) and with it (g and k in bf16).
   // With KIMI_SLOW_TESTS=1 also one gate per head.
+  // A gate per channel runs the pair kernel (gcPairsWgsl): at K = 16 one workgroup of 8 live threads, at K = 128
+  // (d = 128, the device's) two of 32.
   it.skipIf(!hasGpu)('gc pass: = f32 variant bit for bit, T = 1, 7, 63, 65, 130', { timeout: 300_000 }, async () => {
-    for (const GK of slow ? [K] : [K, 1]) {
+    for (const [Kc, GK] of slow
+      ? [
+          [K, K],
+          [128, 128],
+        ]
+      : [
+          [K, K],
+          [128, 128],
+          [K, 1],
+        ]) {
       for (const cu of batches) {
-        const c = roundedCase(randomCase(cu.length * 7 + GK, cu[cu.length - 1], H, K, V, GK));
+        const c = roundedCase(randomCase(cu.length * 7 + GK, cu[cu.length - 1], H, Kc, V, GK));
         const sum = gcRunningSum(c, cu);
         for (const kd of [false, true]) {
           const f32 = await gcAlone(c, cu, kd, false);
           const bf = await gcAlone(c, cu, kd, true);
-          const what = `GK=${GK}, cu=${cu}, kd=${kd}`;
+          const what = `K=${Kc}, GK=${GK}, cu=${cu}, kd=${kd}`;
           expectBits(f32.gc, sum, `gc (f32 pass = running sum, ${what})`);
           expectBits(bf.gc, f32.gc, `gc (bf16 = f32, ${what})`);
           if (kd) expectBits(bf.Kd!, f32.Kd!, `Kd (bf16 = f32, ${what})`);

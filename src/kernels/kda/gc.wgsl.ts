@@ -15,7 +15,8 @@
  * array<u32>); gc and Kd stay f32. Only the loads change (each widened exactly where its value is read), the
  * sums and exps are the same expressions in the same order: on bf16-representable g and k, gc and Kd equal the
  * f32 kernel's bit for bit, so the f32 reference is the bf16 variant's too. Memory: g is read twice (the two
- * walks), so the inference forward's gc pass (kd false) moves 2 + 2 + 4 bytes an element instead of 12.
+ * walks), so the inference forward's gc pass (kd false) moves 2 + 2 + 4 bytes an element instead of 12. With a gate
+ * per channel the bf16 pass is gcPairsWgsl (a thread per channel pair); one gate per head keeps this kernel.
  */
 import { bf16Scalar } from './bf16.wgsl.js';
 import { bindings, chunkSlotPrologue, LOCATE } from './wgslParts.js';
@@ -38,6 +39,7 @@ export function gcWgsl(K: number, GK: number, qg = false, kd = true, bf16 = fals
   if (qg && !kd) throw new Error('kda gc pass: Qg without Kd is not a variant');
   if (qg && bf16)
     throw new Error('kda gc pass: bf16 storage with Qg (the fused state-and-output pass) is not a variant');
+  if (bf16 && GK === K) return gcPairsWgsl(K, kd, GC_PAIRS_RB);
   // An element of g or k: f32, or widened from its half of the bf16 pair's word (i even: the low half).
   const gAt = (i: string) => (bf16 ? `gBf(${i})` : `g[${i}]`);
   const kAt = (i: string) => (bf16 ? `kBf(${i})` : `k[${i}]`);
@@ -80,6 +82,54 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       if (${ok(u)}) {
         ${GK === 1 ? 'if (c == 0u) { ' : ''}gcB[${gi(`i0 + ${u}u`)}] = acc;${GK === 1 ? ' }' : ''}
         ${kd ? `Kd[${ki(`i0 + ${u}u`)}] = k${u} * exp(last - acc);` : ''}${qg ? `\n        Qg[${ki(`i0 + ${u}u`)}] = q${u} * exp(acc) * p.scale;` : ''}
+      }`,
+    )}
+  }
+}`;
+}
+
+/** Rows whose loads the bf16 pair kernel issues together (gcPairsWgsl; 16 ran the same on the H200, 0.119 ms). */
+export const GC_PAIRS_RB = 32;
+
+/**
+ * The bf16 gc pass with a gate per channel (GK = K): one thread per channel pair (one 32-bit word of g and of k),
+ * 32 threads a workgroup over the same grid (64 channels a workgroup). Why: with a thread per channel the bf16
+ * kernel issued the f32 kernel's loads, each moving half the bytes (two threads a word), and ran in the f32 time
+ * (H200, T=32768: 0.143 against 0.146 ms): the pass waits on memory latency with a fixed number of loads in flight.
+ * A thread per word issues half the loads for the same bytes; `rb` rows' loads issued together (32, twice the f32
+ * kernel's 16, for the workgroups of one warp: 32 a SM at most). H200 (H=16, d=128, T=32768, kd false, one sitting,
+ * bench/results/2026-12-02-h200-bfin-*): 0.118-0.119 ms against 0.143 for a thread per channel (f32: 0.145); with 16
+ * rows 0.119. Each channel's sums are the f32 kernel's (a vec2 add is two scalar adds, in the same row order), so gc
+ * and Kd equal its values bit for bit.
+ */
+function gcPairsWgsl(K: number, kd: boolean, rb: number): string {
+  const K2 = K / 2;
+  const wi = (r: string) => `((t0 + ${r}) * H + h) * ${K2}u + c2`;
+  const rows = (body: (u: number) => string) => Array.from({ length: rb }, (_, u) => body(u)).join('\n      ');
+  const at = (u: number) => `min(i0 + ${u}u, L - 1u)`;
+  const ok = (u: number) => `i0 + ${u}u < L`;
+  return /* wgsl */ `
+${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', ...(kd ? ['k: u32'] : []), 'g: u32'], ['gcB: vec2<f32>', ...(kd ? ['Kd: vec2<f32>'] : [])])}
+${LOCATE}
+fn bf2(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
+
+@compute @workgroup_size(32)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  ${chunkSlotPrologue(['slot', 'h', 'cb'])}
+  // Channels 2 c2 and 2 c2 + 1.
+  let c2 = cb * 32u + lid;
+  if (c2 >= ${K2}u) { return; }
+  var last = vec2<f32>(0.0);
+  for (var i0 = 0u; i0 < L; i0 += ${rb}u) {
+    ${rows((u) => `last += select(vec2<f32>(0.0), bf2(g[${wi(at(u))}]), ${ok(u)});`)}
+  }
+  var acc = vec2<f32>(0.0);
+  for (var i0 = 0u; i0 < L; i0 += ${rb}u) {
+    ${rows((u) => `let g${u} = g[${wi(at(u))}];${kd ? `\n      let k${u} = k[${wi(at(u))}];` : ''}`)}
+    ${rows(
+      (u) => `acc += select(vec2<f32>(0.0), bf2(g${u}), ${ok(u)});
+      if (${ok(u)}) {
+        gcB[${wi(`i0 + ${u}u`)}] = acc;${kd ? `\n        Kd[${wi(`i0 + ${u}u`)}] = bf2(k${u}) * exp(last - acc);` : ''}
       }`,
     )}
   }

@@ -898,6 +898,10 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--fwd-sweep-rounds <n>', 'rounds of --fwd-sweep (every name once a round; default 2)')
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
+    .option(
+      '--fresh-device',
+      "each T's chunked rows on a GPU device of its own (opened after the previous T's is destroyed): the order effect",
+    )
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option(
       '--dtype <f32|bf16>',
@@ -922,13 +926,14 @@ export function registerKdaBench(bench: Command): void {
           check?: boolean;
           fwdFused?: boolean;
           decodeProbe?: boolean;
+          freshDevice?: boolean;
         },
     ) => {
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
         throw new Error(`--backend: '${opts.backend}' is not webgpu or cpu`);
       }
       const dev: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
-      const result = await benchKda(dev, {
+      const bo: KdaBenchOptions = {
         T: parseList(opts.T),
         dtype: parseSkip('--dtype', opts.dtype, ['f32', 'bf16'] as const),
         batch: parseList(opts.batch),
@@ -1013,7 +1018,19 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraGramSecondary: parseOnOff('--fwd-intra-gram-secondary', opts.fwdIntraGramSecondary),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
-      });
+      };
+      // --fresh-device: the decode rows (and checks) on the first device, then each T's chunked rows on a device
+      // of its own, so no earlier size's runs precede it.
+      const fresh = !!opts.freshDevice && dev.backend === 'webgpu';
+      const result = await benchKda(dev, fresh ? { ...bo, T: [] } : bo);
+      if (fresh) {
+        for (const T of bo.T) {
+          const d = await openBenchDevice(opts);
+          const r = await benchKda(d, { ...bo, T: [T], batch: [], bwdCheck: false, decodeProbe: false });
+          result.chunked.push(...r.chunked.map((row) => ({ ...row, freshDevice: true })));
+          d.destroy();
+        }
+      }
       if (dev.backend === 'webgpu') (dev as GpuContext).destroy();
       if (opts.json) return printJson(result);
       console.log(`kda on ${String((result.machine as { adapter?: string }).adapter ?? dev.backend)}`);

@@ -16,7 +16,7 @@
  * weights summed by one invocation in pick order as there.
  */
 import type { RouteFoldVariant, RouteLogitSource } from './routeFold.wgsl.js';
-import { routeModuleHead } from './routeMerge.wgsl.js';
+import { routeModuleHead, routeWriteOut } from './routeMerge.wgsl.js';
 
 /** routeFoldWgsl's module-scope WGSL (same bindings and `routeToken` contract) with the counting selection. */
 export function routeCountWgsl(v: RouteFoldVariant, first: number, WG: number, src?: RouteLogitSource): string {
@@ -43,16 +43,7 @@ fn routeToken(lid: u32, n: u32, writer: bool) {
     if (rank < ${k}u) { rId[rank] = e; }
   }
   workgroupBarrier();
-  if (writer && lid == 0u) {
-    var total = 0.0;
-    for (var j = 0u; j < ${k}u; j++) { total += rScore[rId[j]]; }
-    for (var j = 0u; j < ${k}u; j++) {
-      var w = rScore[rId[j]];
-      if (${k}u > 1u && p.renorm == 1u) { w = w / (total + 1e-20); }
-      RIdx[n * ${k}u + j] = i32(rId[j]);
-      RW[n * ${k}u + j] = w * p.scaling;
-    }
-  }
+${routeWriteOut(k)}
 }`);
   return L.join('\n');
 }

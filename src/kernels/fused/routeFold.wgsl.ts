@@ -28,7 +28,7 @@
  * read from the tail's scratch (RouteLogitSource); the fold stays the path at batch 2 and with routeInNorm off.
  */
 import { routeCountWgsl } from './routeCount.wgsl.js';
-import { routeMergeApplies, routeMergeWgsl, routeModuleHead } from './routeMerge.wgsl.js';
+import { routeMergeApplies, routeMergeWgsl, routeModuleHead, routeWriteOut } from './routeMerge.wgsl.js';
 
 export const ROUTE_FOLD_MAX_E = 1024;
 /**
@@ -133,16 +133,7 @@ fn routeToken(lid: u32, n: u32, writer: bool) {
       workgroupBarrier();
     }
   }
-  if (writer && lid == 0u) {
-    var total = 0.0;
-    for (var j = 0u; j < ${k}u; j++) { total += rScore[rId[j]]; }
-    for (var j = 0u; j < ${k}u; j++) {
-      var w = rScore[rId[j]];
-      if (${k}u > 1u && p.renorm == 1u) { w = w / (total + 1e-20); }
-      RIdx[n * ${k}u + j] = i32(rId[j]);
-      RW[n * ${k}u + j] = w * p.scaling;
-    }
-  }
+${routeWriteOut(k)}
 }`);
   return L.join('\n');
 }

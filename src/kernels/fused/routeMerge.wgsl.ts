@@ -25,6 +25,24 @@ import type { RouteFoldVariant, RouteLogitSource } from './routeFold.wgsl.js';
  * RB (with a bias), RIdx and RW from `first` on, the workgroup arrays rKey / rId (P slots) and rScore (E), and
  * routeBeats (the order of the picks: higher score first, lower expert id on ties).
  */
+/**
+ * WGSL statement of routeToken's end, the same for every selection: the writer's first invocation writes token n's
+ * k picks (rId[0..k), best first) to RIdx and their weights (sigmoid scores, renormalised when p.renorm, times
+ * p.scaling) to RW.
+ */
+export function routeWriteOut(k: number): string {
+  return `  if (writer && lid == 0u) {
+    var total = 0.0;
+    for (var j = 0u; j < ${k}u; j++) { total += rScore[rId[j]]; }
+    for (var j = 0u; j < ${k}u; j++) {
+      var w = rScore[rId[j]];
+      if (${k}u > 1u && p.renorm == 1u) { w = w / (total + 1e-20); }
+      RIdx[n * ${k}u + j] = i32(rId[j]);
+      RW[n * ${k}u + j] = w * p.scaling;
+    }
+  }`;
+}
+
 export function routeModuleHead(hasBias: boolean, first: number, P: number, E: number, withRL = true): string[] {
   let b = first;
   const H: string[] = [];
@@ -128,16 +146,7 @@ export function routeMergeWgsl(v: RouteFoldVariant, first: number, WG: number, s
   for (const m of range(L)) F.push(`    rId[${m}u] = li${m};`);
   F.push('  }');
   F.push('  workgroupBarrier();');
-  F.push('  if (writer && lid == 0u) {');
-  F.push('    var total = 0.0;');
-  F.push(`    for (var j = 0u; j < ${k}u; j++) { total += rScore[rId[j]]; }`);
-  F.push(`    for (var j = 0u; j < ${k}u; j++) {`);
-  F.push('      var w = rScore[rId[j]];');
-  F.push(`      if (${k}u > 1u && p.renorm == 1u) { w = w / (total + 1e-20); }`);
-  F.push(`      RIdx[n * ${k}u + j] = i32(rId[j]);`);
-  F.push(`      RW[n * ${k}u + j] = w * p.scaling;`);
-  F.push('    }');
-  F.push('  }');
+  F.push(routeWriteOut(k));
   F.push('}');
   return [...B, ...F].join('\n');
 }

@@ -14,7 +14,11 @@ import { cacheWriteInt8Reference } from '../src/kernels/mla/int8Reference.js';
 import { int8RowWords } from '../src/kernels/mla/int8Layout.js';
 import { mlaDecodeReference } from '../src/kernels/mla/reference.js';
 import { Rng } from '../src/util/random.js';
-import { relErr } from './helpers.js';
+import { mlaInt8SgmWgsl } from '../src/kernels/mla/decodeInt8Sgm.wgsl.js';
+import { mlaDecodeInt8SgmEmulate } from '../src/kernels/mla/int8SgmEmulate.js';
+import { mlaInt8SgmKey, planMlaInt8Sgm } from '../src/kernels/mla/int8SgmPlan.js';
+import { sgmStubWgsl } from '../src/kernels/mla/int8SgmStub.js';
+import { gpuContext, hasGpu, relErr } from './helpers.js';
 
 /**
  * The lazy P x V scheme (int8LazyReference.ts) against exact attention and the current per-block scheme, CPU only.
@@ -74,6 +78,24 @@ function measure(c: Case, opts: LazyPvOptions) {
   const stats: LazyPvStats = { rescales: 0, maxAcc: 0 };
   const lazy = relErr(lazyPv(c.s, c.sL, c.codes, Rv, opts, stats), exact);
   return { lazy, block: relErr(blockPv(c.s, c.sL, c.codes, Rv), exact), ...stats };
+}
+
+/** A paged int8 pool of random rows (k_pe 4x larger), pages scrambled. */
+function makePool(rng: Rng, lengths: Int32Array, R: number, Rv: number, pageSize: number) {
+  const B = lengths.length;
+  const maxPages = Math.max(1, ...Array.from(lengths, (T) => Math.ceil(T / pageSize)));
+  const numPages = B * maxPages;
+  const pageTable = Int32Array.from({ length: numPages }, (_, i) => (i * 5 + 3) % numPages);
+  const pool = new Int32Array(numPages * pageSize * int8RowWords(R, Rv));
+  for (let b = 0; b < B; b++) {
+    const T = lengths[b];
+    const x = rng.normalArray(T * R);
+    for (let t = 0; t < T; t++) for (let c = Rv; c < R; c++) x[t * R + c] *= 4;
+    const seq = new Int32Array(T).fill(b);
+    const pos = Int32Array.from({ length: T }, (_, t) => t);
+    cacheWriteInt8Reference(pool, x, seq, pos, pageTable, { R, Rv, pageSize, maxPages });
+  }
+  return { pool, pageTable, maxPages };
 }
 
 describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 attention', () => {
@@ -143,6 +165,57 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
     }
     expect(Math.abs(sum / 4096 - 0.5)).toBeLessThan(0.02);
   });
+  it('the full decode over a paged int8 pool, lazy tensor-core kernel emulated: equals the lazy reference', () => {
+    // The lazy form's layout (wide, 16 heads a workgroup: c_kv of 128 splits over its 8 subgroups), emulated
+    // fragment by fragment (int8SgmEmulate.ts), against int8LazyReference.ts with the same chunks.
+    const rng = new Rng(11);
+    const R = 192;
+    const RvD = 128;
+    const H = 20;
+    const pageSize = 16;
+    const lengths = Int32Array.from([300, 1, 0, 65]);
+    const x = makePool(rng, lengths, R, RvD, pageSize);
+    const q = rng.normalArray(lengths.length * H * R, 3);
+    const d = { B: lengths.length, H, R, Rv: RvD, pageSize, maxPages: x.maxPages, scale: 0.11 };
+    const variant = { syntax: 'template', units: 'words' } as const;
+    const plan = planMlaInt8Sgm({ H, R, Rv: RvD, variant, heads: 16, wide: true, lazy: true }, 49152);
+    expect(mlaInt8SgmKey(plan)).toContain('_lazy1');
+    const noFlush = planMlaInt8Sgm(
+      { H, R, Rv: RvD, variant, heads: 16, wide: true, lazy: true, lazyFlush: false },
+      49152,
+    );
+    for (const chunkLen of [64, 256]) {
+      const got = mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, plan, chunkLen);
+      const ref = mlaDecodeInt8LazyReference(q, x.pool, x.pageTable, lengths, d, { ...LAZY_PV_DEFAULTS, chunkLen });
+      // Measured 3.3e-7 (chunks of 64) and 3.6e-7 (256): f32 rounding (the reference's flush and merge in f64);
+      // 5.0e-3 from the int8 reference; without the flush 0.97 and 1.77.
+      expect(relErr(got, ref)).toBeLessThan(1e-5);
+      expect(relErr(got, mlaDecodeInt8Reference(q, x.pool, x.pageTable, lengths, d))).toBeLessThan(1e-2);
+      // The rescales' flush matters here (a growing max within a chunk): without it the output is wrong.
+      const bad = mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, noFlush, chunkLen);
+      expect(relErr(bad, ref)).toBeGreaterThan(1e-2);
+    }
+  });
+
+  it.skipIf(!hasGpu)(
+    'the lazy kernel compiles with stand-in builtins (48B shapes: with and without the flush)',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const variant = { syntax: 'template', units: 'words' } as const;
+      for (const more of [{}, { lazyFlush: false, prefetch: false }]) {
+        const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, lazy: true, ...more }, 49152);
+        expect(p.wide).toBe(true);
+        expect(p.sharedBytes).toBeLessThanOrEqual(49152);
+        const code = mlaInt8SgmWgsl(p);
+        // No per-block fold: the only result stores are the scores' two and the flushes' (hi and lo per fragment).
+        expect(code.match(/subgroupMatrixMultiply</g)).toBeNull();
+        const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(code) }).getCompilationInfo();
+        expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
+      }
+      expect(() => planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, lazy: true, wide: false }, 49152)).toThrow(/wide/);
+    },
+  );
+
   it('the full decode over a paged int8 pool agrees with the int8 reference and f32 attention', () => {
     const rng = new Rng(3);
     const R = 24;

@@ -129,6 +129,7 @@ import {
   sgmRoles,
 } from './int8SgmPlan.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
+import { lazyDitherWgsl, lazyFlushWgsl, lazyPrologue, lazyPv, lazySoftmax } from './decodeInt8SgmLazy.wgsl.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW, HT } = pl;
@@ -201,7 +202,12 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`var<workgroup> sc: array<i32, ${SCW}>;`);
   l(`var<workgroup> pw: array<i32, ${PWW}>;`);
   l(`var<workgroup> alphaS: array<${VF}, ${HW / HT}>;`);
-  l(`var<workgroup> sigmaS: array<${VF}, ${HW / HT}>;`);
+  if (pl.lazy) {
+    // The rescale flag of a block (any head's max above m_ref + tau) and the chunk's s_ref reduction.
+    l('var<workgroup> flag: u32;');
+    l(`var<workgroup> sRefS: array<f32, ${pl.NS}>;`);
+    L.push(...lazyDitherWgsl(HT));
+  } else l(`var<workgroup> sigmaS: array<${VF}, ${HW / HT}>;`);
   L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
   // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the
   // end: another size poisons m with NaN, as the dp4a kernel does).
@@ -231,6 +237,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     F.query.forEach((fr, i) => {
       l(`  let q${i} = ${ld(LT, '&qr', fr)};`);
     });
+  if (pl.lazy) lazyPrologue(pl, F, l);
   l(`  if (t0 < t1) {`);
   fetch('t0', '    ');
   l(`  }`);
@@ -274,7 +281,8 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     `sc[${F.scoreWord(part, par, 0, 0)}u + (${HT}u * hq + ${k}u) * ${pl.SS}u + t]`;
   const pars = (part: 'L' | 'R', k: number) =>
     Array.from({ length: F.partials[part] }, (_, par) => sw(part, par, k)).join(' + ');
-  if (skip('softmax')) {
+  if (pl.lazy) lazySoftmax(pl, l, pars);
+  else if (skip('softmax')) {
     // One word of sc into each P8 word, alpha = sigma = 1: the softmax's exp2, reductions and rounding gone.
     l(`    {`);
     l(`      if ((t & 3u) == 0u) {`);
@@ -318,114 +326,133 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     l(`      if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
     l(`    }`);
   }
-  l(`    workgroupBarrier();`);
-  // ---- P x V: rounds of one MMA, folded into the f32 O of the lanes ----
-  l(`    {`);
-  for (let m = 0; m < MH; m++) {
-    if (pl.foldSpread) {
-      // Heads 16 m + 8 a + 2 i + fhi (i < 4): element (16 m + 8 a + 2 i) % HT + fhi of vector (16 m + 8 a + 2 i) / HT.
-      const head = (a: number, i: number, arr: string) => {
-        const h = 16 * m + 8 * a + 2 * i;
-        return `${arr}[${Math.floor(h / HT)}u][${h % HT ? `${h % HT}u + ` : ''}fhi]`;
-      };
-      for (let a = 0; a < 2; a++)
-        for (const [name, arr] of [
-          ['al', 'alphaS'],
-          ['sg', 'sigmaS'],
-        ])
-          l(`      let ${name}${m}_${a} = vec4<f32>(${[0, 1, 2, 3].map((i) => head(a, i, arr)).join(', ')});`);
-      continue;
+  if (pl.lazy) {
+    // The flag's uniform load is the softmax's barrier (and makes the rescale branch workgroup-uniform).
+    l(`    let fl = workgroupUniformLoad(&flag);`);
+    lazyPv(pl, F, l, ld, st);
+    l(`    workgroupBarrier();`);
+    // Every thread has read flag (before the barrier above): cleared for the next block's softmax.
+    l(`    if (lid == 0u) { flag = 0u; }`);
+    if (!skip('stage')) {
+      l(`    if (tn < t1) {`);
+      if (!pl.prefetch) fetch('tn', '      ');
+      stage('      ');
+      l(`    }`);
     }
-    const sh = Math.log2(HT);
-    l(`      let al${m} = alphaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
-    l(`      let sg${m} = sigmaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
+    l(`    workgroupBarrier();`);
+    l(`  }`);
+    lazyFlushWgsl(pl, F, l, st, '  ', false);
   }
-  // P8 of each head half once a block; each value fragment once, at its first use.
-  if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
-  const loaded = new Set<number>();
-  const stageEarly = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.kvSlots;
-  // Without the prefetch, where the rows are loaded ahead of the products (pvAhead: staged early, or kvSlots).
-  const fetchAhead = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.prefetch;
-  function stageNext() {
-    if (skip('stage')) return;
-    l(`    if (tn < t1) {`);
-    if (!pl.prefetch && !fetchAhead) fetch('tn', '      ');
-    stage('      ');
-    l(`    }`);
-  }
-  // Staged early without the prefetch: the rows are loaded here, ahead of the products, to be stored past
-  // the first round's barrier (in registers through the products only, not through S and the softmax).
-  if (fetchAhead && !skip('stage')) {
-    l(`      if (tn < t1) {`);
-    fetch('tn', '        ');
-    l(`      }`);
-  }
-  // pvAhead: every value fragment and product of the subgroup first (independent: the loads and the MMAs
-  // overlap), then the rounds only store, wait and fold.
-  if (pl.pvAhead && !skip('pv'))
-    for (let r = 0; r < F.rounds; r++)
-      F.roundFrags(r).forEach(({ j, m }) => {
+  // ---- P x V: rounds of one MMA, folded into the f32 O of the lanes (lazy: above) ----
+  if (!pl.lazy) {
+    l(`    workgroupBarrier();`);
+    l(`    {`);
+    for (let m = 0; m < MH; m++) {
+      if (pl.foldSpread) {
+        // Heads 16 m + 8 a + 2 i + fhi (i < 4): element (16 m + 8 a + 2 i) % HT + fhi of vector (16 m + 8 a + 2 i) / HT.
+        const head = (a: number, i: number, arr: string) => {
+          const h = 16 * m + 8 * a + 2 * i;
+          return `${arr}[${Math.floor(h / HT)}u][${h % HT ? `${h % HT}u + ` : ''}fhi]`;
+        };
+        for (let a = 0; a < 2; a++)
+          for (const [name, arr] of [
+            ['al', 'alphaS'],
+            ['sg', 'sigmaS'],
+          ])
+            l(`      let ${name}${m}_${a} = vec4<f32>(${[0, 1, 2, 3].map((i) => head(a, i, arr)).join(', ')});`);
+        continue;
+      }
+      const sh = Math.log2(HT);
+      l(`      let al${m} = alphaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
+      l(`      let sg${m} = sigmaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
+    }
+    // P8 of each head half once a block; each value fragment once, at its first use.
+    if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
+    const loaded = new Set<number>();
+    const stageEarly = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.kvSlots;
+    // Without the prefetch, where the rows are loaded ahead of the products (pvAhead: staged early, or kvSlots).
+    const fetchAhead = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.prefetch;
+    const stageNext = () => {
+      if (skip('stage')) return;
+      l(`    if (tn < t1) {`);
+      if (!pl.prefetch && !fetchAhead) fetch('tn', '      ');
+      stage('      ');
+      l(`    }`);
+    };
+    // Staged early without the prefetch: the rows are loaded here, ahead of the products, to be stored past
+    // the first round's barrier (in registers through the products only, not through S and the softmax).
+    if (fetchAhead && !skip('stage')) {
+      l(`      if (tn < t1) {`);
+      fetch('tn', '        ');
+      l(`      }`);
+    }
+    // pvAhead: every value fragment and product of the subgroup first (independent: the loads and the MMAs
+    // overlap), then the rounds only store, wait and fold.
+    if (pl.pvAhead && !skip('pv'))
+      for (let r = 0; r < F.rounds; r++)
+        F.roundFrags(r).forEach(({ j, m }) => {
+          if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
+          loaded.add(j);
+          l(`      let cv${m}_${j} = subgroupMatrixMultiply<i32>(pL${m}, v${j});`);
+        });
+    for (let r = 0; r < F.rounds; r++) {
+      const fr = F.roundFrags(r);
+      fr.forEach(({ j, m }, k) => {
+        if (skip('pv')) {
+          l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `${ST}()`)};`);
+          return;
+        }
+        if (pl.pvAhead) {
+          l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `cv${m}_${j}`)};`);
+          return;
+        }
         if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
         loaded.add(j);
-        l(`      let cv${m}_${j} = subgroupMatrixMultiply<i32>(pL${m}, v${j});`);
+        l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
       });
-  for (let r = 0; r < F.rounds; r++) {
-    const fr = F.roundFrags(r);
-    fr.forEach(({ j, m }, k) => {
-      if (skip('pv')) {
-        l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `${ST}()`)};`);
-        return;
+      if (pl.foldBarrier) l(`      workgroupBarrier();`);
+      // pvAhead: every subgroup's products (all its reads of kv) precede its first store, so past the first
+      // round's barrier kv is free: the next block's rows go in while the rounds fold.
+      if (r === 0 && stageEarly) stageNext();
+      // One set of slots: the next round's stores wait for every lane's fold of this round (the last round's
+      // for the block's closing barrier).
+      const after = pl.slotSets === 1 && r + 1 < F.rounds ? '      workgroupBarrier();' : '';
+      if (skip('fold')) {
+        if (after) l(after);
+        continue;
       }
-      if (pl.pvAhead) {
-        l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `cv${m}_${j}`)};`);
-        return;
-      }
-      if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
-      loaded.add(j);
-      l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
-    });
-    if (pl.foldBarrier) l(`      workgroupBarrier();`);
-    // pvAhead: every subgroup's products (all its reads of kv) precede its first store, so past the first
-    // round's barrier kv is free: the next block's rows go in while the rounds fold.
-    if (r === 0 && stageEarly) stageNext();
-    // One set of slots: the next round's stores wait for every lane's fold of this round (the last round's
-    // for the block's closing barrier).
-    const after = pl.slotSets === 1 && r + 1 < F.rounds ? '      workgroupBarrier();' : '';
-    if (skip('fold')) {
-      if (after) l(after);
-      continue;
-    }
-    l(`      {`);
-    fr.forEach(({ j, m }, k) => {
-      if (pl.foldSpread) {
-        // The same fma per element as below; 32 consecutive words a load instruction: no bank conflict.
-        l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + lane;`);
+      l(`      {`);
+      fr.forEach(({ j, m }, k) => {
+        if (pl.foldSpread) {
+          // The same fma per element as below; 32 consecutive words a load instruction: no bank conflict.
+          l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + lane;`);
+          for (let a = 0; a < 2; a++) {
+            const c = `c${k}_${a}`;
+            const e = (i: number) => `${F.slotArray(r)}[e${k} + ${32 * (4 * a + i)}u]`;
+            l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
+            l(`        o${m}_${j}_${a} = fma(sg${m}_${a}, vec4<f32>(${c}), o${m}_${j}_${a} * al${m}_${a});`);
+          }
+          return;
+        }
+        l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
         for (let a = 0; a < 2; a++) {
           const c = `c${k}_${a}`;
-          const e = (i: number) => `${F.slotArray(r)}[e${k} + ${32 * (4 * a + i)}u]`;
+          const e = (i: number) => `${F.slotArray(r)}[e${k} + ${4 * a + i}u]`;
           l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
-          l(`        o${m}_${j}_${a} = fma(sg${m}_${a}, vec4<f32>(${c}), o${m}_${j}_${a} * al${m}_${a});`);
+          l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(${c}), o${m}_${j}_${a} * al${m});`);
         }
-        return;
-      }
-      l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
-      for (let a = 0; a < 2; a++) {
-        const c = `c${k}_${a}`;
-        const e = (i: number) => `${F.slotArray(r)}[e${k} + ${4 * a + i}u]`;
-        l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
-        l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(${c}), o${m}_${j}_${a} * al${m});`);
-      }
-    });
-    l(`      }`);
-    if (after) l(after);
+      });
+      l(`      }`);
+      if (after) l(after);
+    }
+    l(`    }`);
+    // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in (kvSlots: once
+    // every lane has folded the last round's slots there).
+    if (pl.kvSlots && F.slotArray(F.rounds - 1) === 'kv') l(`    workgroupBarrier();`);
+    if (!stageEarly) stageNext();
+    l(`    workgroupBarrier();`);
+    l(`  }`);
   }
-  l(`    }`);
-  // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in (kvSlots: once
-  // every lane has folded the last round's slots there).
-  if (pl.kvSlots && F.slotArray(F.rounds - 1) === 'kv') l(`    workgroupBarrier();`);
-  if (!stageEarly) stageNext();
-  l(`    workgroupBarrier();`);
-  l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  let lt = subgroupAdd(lRun);`);
   for (const line of partialStats(H, Rv, 32, HT)) l(line);

@@ -192,6 +192,14 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
       expect(relErr(got, ref)).toBeLessThan(1e-5);
       expect(relErr(got, mlaDecodeInt8Reference(q, x.pool, x.pageTable, lengths, d))).toBeLessThan(1e-2);
       // The rescales' flush matters here (a growing max within a chunk): without it the output is wrong.
+      // The device-check diagnostic without any carry (lazyEvery): the same outputs up to f32 rounding.
+      const every = planMlaInt8Sgm(
+        { H, R, Rv: RvD, variant, heads: 16, wide: true, lazy: true, lazyEvery: true },
+        49152,
+      );
+      expect(relErr(mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, every, chunkLen), ref)).toBeLessThan(
+        1e-5,
+      );
       const bad = mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, noFlush, chunkLen);
       expect(relErr(bad, ref)).toBeGreaterThan(1e-2);
     }
@@ -202,7 +210,7 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
     async () => {
       const gpu = (await gpuContext())!;
       const variant = { syntax: 'template', units: 'words' } as const;
-      for (const more of [{}, { lazyFlush: false, prefetch: false }]) {
+      for (const more of [{}, { lazyFlush: false, prefetch: false }, { lazyEvery: true, lazyBarrier: true }]) {
         const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, lazy: true, ...more }, 49152);
         expect(p.wide).toBe(true);
         expect(p.sharedBytes).toBeLessThanOrEqual(49152);

@@ -65,9 +65,9 @@ export interface MlaBenchOptions {
   /**
    * int8 cache: the variants swept at the largest context (`--int8-variants`): 'all' (INT8_VARIANTS), or
    * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants), 'sgm-wide'
-   * (SGM_WIDE_VARIANTS), 'sgm-lazy' (SGM_LAZY_VARIANTS), or 'none'.
+   * (SGM_WIDE_VARIANTS), 'sgm-lazy' (SGM_LAZY_VARIANTS), 'sgm-lazy-check' (SGM_LAZY_CHECK_VARIANTS), or 'none'.
    */
-  int8VariantSet?: 'all' | 'sgm-stages' | 'sgm-wide' | 'sgm-lazy' | 'none';
+  int8VariantSet?: 'all' | 'sgm-stages' | 'sgm-wide' | 'sgm-lazy' | 'sgm-lazy-check' | 'none';
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
 }
@@ -92,6 +92,8 @@ export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
     'kvSlots',
     'lazy',
     'lazyFlush',
+    'lazyEvery',
+    'lazyBarrier',
   ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2], lazyTau: [0, 1, 2, 3] };
   for (const item of text.split(',').filter(Boolean)) {
@@ -235,6 +237,21 @@ export const SGM_LAZY_VARIANTS: Partial<MlaDecodeOptions>[] = (
   ] as MlaInt8SgmOptions[]
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 
+/**
+ * `--int8-variants sgm-lazy-check`: the lazy form's device check (its first sitting found it 0.72 of max |o| off the
+ * int8 reference at 4K where the emulation agrees to 3e-7): with a plain barrier before the flag's uniform load,
+ * without any accumulator carried across blocks (lazyEvery), both, and the control.
+ */
+export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
+  [
+    { lazy: true },
+    { lazy: true, lazyBarrier: true },
+    { lazy: true, lazyEvery: true },
+    { lazy: true, lazyEvery: true, lazyBarrier: true },
+    { lazy: true, lazyBarrier: true, lazyFlush: false },
+  ] as MlaInt8SgmOptions[]
+).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
+
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { sHalves: false, lateFetch: false },
@@ -337,6 +354,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'sgm-stages': sgmStageVariants(o.int8Sgm),
     'sgm-wide': SGM_WIDE_VARIANTS,
     'sgm-lazy': SGM_LAZY_VARIANTS,
+    'sgm-lazy-check': SGM_LAZY_CHECK_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -599,7 +617,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks) or none',
+      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics) or none',
       'all',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
@@ -633,9 +651,9 @@ export function registerMlaBench(bench: Command): void {
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
       int8VariantSet: ((v) => {
-        if (v !== 'all' && v !== 'sgm-stages' && v !== 'sgm-wide' && v !== 'sgm-lazy' && v !== 'none')
-          throw new Error(`--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy or none`);
-        return v;
+        if (!['all', 'sgm-stages', 'sgm-wide', 'sgm-lazy', 'sgm-lazy-check', 'none'].includes(v))
+          throw new Error(`--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check or none`);
+        return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),
       int8VariantChunks: opts.int8VariantChunks ? parseList(opts.int8VariantChunks)[0] : undefined,
     });

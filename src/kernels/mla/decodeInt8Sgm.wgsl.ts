@@ -328,6 +328,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   }
   if (pl.lazy) {
     // The flag's uniform load is the softmax's barrier (and makes the rescale branch workgroup-uniform).
+    if (pl.lazyBarrier) l(`    workgroupBarrier();`);
     l(`    let fl = workgroupUniformLoad(&flag);`);
     lazyPv(pl, F, l, ld, st);
     l(`    workgroupBarrier();`);

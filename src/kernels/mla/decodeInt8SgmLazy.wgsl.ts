@@ -147,7 +147,8 @@ export function lazyFlushWgsl(pl: MlaInt8SgmPlan, F: Frags, l: Emit, st: St, ind
 /** The block's P x V: a rescale's flush first (if any), then each fragment's two digits' products accumulated. */
 export function lazyPv(pl: MlaInt8SgmPlan, F: Frags, l: Emit, ld: Ld, st: St): void {
   l(`    {`);
-  if (pl.lazyFlush) {
+  if (pl.lazyEvery) lazyFlushWgsl(pl, F, l, st, '      ', true);
+  else if (pl.lazyFlush) {
     l(`      if (fl != 0u) {`);
     lazyFlushWgsl(pl, F, l, st, '        ', true);
     l(`      }`);
@@ -163,5 +164,7 @@ export function lazyPv(pl: MlaInt8SgmPlan, F: Frags, l: Emit, ld: Ld, st: St): v
     l(`      aH${m}_${j} = subgroupMatrixMultiplyAccumulate(pH${m}, v${j}, aH${m}_${j});`);
     l(`      aL${m}_${j} = subgroupMatrixMultiplyAccumulate(pL${m}, v${j}, aL${m}_${j});`);
   }
+  // lazyEvery: this block's products into O at once (o rescaled above with the accumulators empty): no carry.
+  if (pl.lazyEvery) lazyFlushWgsl(pl, F, l, st, '      ', false);
   l(`    }`);
 }

@@ -238,7 +238,7 @@ export function mlaDecodeInt8SgmEmulate(
             sigmaS[h] = f(pm * f(1 / 127));
           }
           if (pl.lazy) {
-            if (rescaled && pl.lazyFlush) flush(true);
+            if ((rescaled && pl.lazyFlush) || pl.lazyEvery) flush(true);
             for (let sgi = 0; sgi < NS; sgi++)
               for (const [k, { j, m: mm }] of allFrags.entries())
                 for (const digit of [0, 1])
@@ -247,6 +247,7 @@ export function mlaDecodeInt8SgmEmulate(
                     load(kv, F.v(j), { sgi }, 32, 16),
                     acc[sgi][k][digit],
                   );
+            if (pl.lazyEvery) flush(false);
             continue;
           }
           // P x V rounds, folded by the lanes. The subgroups run at once on the GPU, with one barrier

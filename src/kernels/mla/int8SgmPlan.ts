@@ -133,6 +133,9 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   lazyTau: number;
   /** lazy: rescales inside the chunk (false: a diagnostic, MlaInt8SgmOptions.lazyFlush). */
   lazyFlush: boolean;
+  /** lazy, diagnostics of its device check (MlaInt8SgmOptions.lazyEvery, lazyBarrier). */
+  lazyEvery: boolean;
+  lazyBarrier: boolean;
   variant: SgmVariant;
   /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
   SCW: number;
@@ -259,6 +262,14 @@ export interface MlaInt8SgmOptions {
    * without its rare branch. Default true.
    */
   lazyFlush?: boolean;
+  /**
+   * Diagnostic (correct outputs, slow): O rescaled at every block before its products (alpha 1 where no rescale;
+   * the accumulators empty) and the block's products flushed into O after them, so no accumulator is carried
+   * across the block loop's iterations: separates the carry from the rest of the lazy path.
+   */
+  lazyEvery?: boolean;
+  /** A workgroupBarrier before the rescale flag's workgroupUniformLoad (the softmax's writes to pw ordered by it). */
+  lazyBarrier?: boolean;
 }
 
 /** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
@@ -386,6 +397,8 @@ export function planMlaInt8Sgm(
     lazy,
     lazyTau,
     lazyFlush: v.lazyFlush ?? true,
+    lazyEvery: v.lazyEvery ?? false,
+    lazyBarrier: v.lazyBarrier ?? false,
     variant: v.variant,
     SCW,
     PWW,
@@ -395,7 +408,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */

@@ -3,7 +3,7 @@
 import json, os, sys
 
 d = sys.argv[1]
-for name in ['var1', 'lazy', 'noflush', 'var2']:
+for name in ['var1', 'lazy', 'noflush', 'var2', 'chk']:
     p = os.path.join(d, name + '.json')
     try:
         j = json.load(open(p))

@@ -112,6 +112,31 @@
  *   Still ~6.7x the cache's bandwidth floor: the next steps are those timings, then fewer phases a block (the
  *   workgroup memory, 47.9 KiB of 48, is what keeps the block at 32 rows and the P x V results in rounds).
  *
+ * Ninth session (mlalazy, issue #4): the lazy P x V form (`lazy`, decodeInt8SgmLazy.wgsl.ts; numerics
+ * int8LazyReference.ts): P quantised in two dithered int8 digits against a stale running max (rescaled only past
+ * tau = 1, log2) and the chunk's largest value scale, so the P x V products accumulate in i32 result matrices across
+ * the blocks (8 a subgroup, 64 registers a lane) and go through the slots into O only on a rescale and at the chunk's
+ * end: 4 barriers a block instead of 10. Numerics (CPU, test/mla-int8-lazy.test.ts): within 1e-2 of f64 attention on
+ * every case tried, better than the per-block scheme except on an adversarial outlier + diffuse 64K tail (5.6e-3
+ * against 6e-4); the emulation (int8SgmEmulate.ts) equals the lazy reference to 3.6e-7.
+ * Measured (H200, 1M, 132 chunks; bench/results/2026-12-02-h200-mlalazy-*): the default 1.069-1.072 ms (kernel);
+ * lazy 1.365 (kernel; 1.38-1.385 total), slower: with 32 heads a workgroup any head's rescale flushes all 8
+ * accumulators (16 barriers), and on random rows a chunk's running max still grows often enough (tau 0: 1.61);
+ * without the flush (lazyFlush=false, a diagnostic) 0.889 (kernel; 0.899-0.906 total), and without the prefetch too
+ * 0.817 total: the ceiling of this form is ~0.82-0.90 against 1.07, i.e. 16-24%, ~1.2-1.8 ms of TPOT over 7 layers,
+ * not the 6 ms target. Hybrid TPOT at 1M with lazy 14.92 ms against 11.54.
+ * NOT CORRECT ON THE DEVICE: every lazy variant is 0.7245 of max |o| off the int8 reference at 4K (tau 0: 0.484),
+ * identical to 16 digits across lazy, lazyFlush=false, prefetch=false, stageSpread, lazyBarrier (a plain barrier
+ * before the flag's workgroupUniformLoad) and lazyEvery (every block's products flushed at once: no accumulator
+ * carried across the loop), while the emulation of the same plan at the same geometry agrees with the lazy reference
+ * to 3e-7 (and 3.4e-4 from the int8 reference on bench-like rows). So neither the carry, nor that barrier, nor the
+ * flush schedule is the cause; what all share and the emulation cannot model: accumulate-into-a-function-scope
+ * result matrix (subgroupMatrixMultiplyAccumulate with P from pw, where the default uses subgroupMatrixMultiply),
+ * the s_ref prologue (subgroupMax of a scalar over a non-uniform loop, then sRefS), the digits' P words. Next
+ * device check (one sitting, 4K only, --int8-variants with variants that each swap one of those for the default's
+ * form: P8 as now in one digit with lazyEvery, s_ref = 1, accumulators declared in the loop body) before any
+ * further timing; then, if the form is kept, fewer flushes (per head half, or m_ref from a first S pass).
+ *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be
  * workgroup-uniform (llama.cpp's and ONNX Runtime's WebGPU kernels do the same); every subgroup runs the
@@ -350,7 +375,8 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     l(`    {`);
     for (let m = 0; m < MH; m++) {
       if (pl.foldSpread) {
-        // Heads 16 m + 8 a + 2 i + fhi (i < 4): element (16 m + 8 a + 2 i) % HT + fhi of vector (16 m + 8 a + 2 i) / HT.
+        // Heads 16 m + 8 a + 2 i + fhi (i < 4): element (16 m + 8 a + 2 i) % HT + fhi of vector
+        // (16 m + 8 a + 2 i) / HT.
         const head = (a: number, i: number, arr: string) => {
           const h = 16 * m + 8 * a + 2 * i;
           return `${arr}[${Math.floor(h / HT)}u][${h % HT ? `${h % HT}u + ` : ''}fhi]`;

@@ -11,17 +11,19 @@
  *           max exceeds it by more than tau; then m_ref = that block's max (a rescale: the accumulators are
  *           folded into the f32 partial, o = o 2^(m_old - m_new), and cleared);
  *   x_t   = 2^(s_t' - m_ref - tau) s_t / s_ref in [0, 1]       (s_t' the score, s_t the value scale)
- *   Q_t   = round_half_even(QMAX x_t), QMAX = 127 (one int8 digit) or 128 * 127 + 127 = 16383 (two: hi = Q >> 7,
- *           lo = Q & 127, both in [0, 127]);
+ *   Q_t   = floor(QMAX x_t + u_t) (dithered, u_t = lazyDither(t, h) in [0, 1); or round_half_even(QMAX x_t)),
+ *           QMAX = 127 (one int8 digit) or 128 * 127 + 127 = 16383 (two: hi = Q >> 7, lo = Q & 127, both in [0, 127]);
  *   A_hi += hi_t C8_t, A_lo += lo_t C8_t        (C8_t the row's c_kv codes; i32, exact: |A| <= 127 * 127 * tokens,
  *                                                below 2^31 up to 133K tokens a chunk)
  *   o     = (128 A_hi + A_lo) * 2^tau s_ref / QMAX at the chunk's end (in f32), l = sum_t 2^(s_t' - m_ref) (f32,
  *           unquantised, as now), m = m_ref.
- * The weight a token gets is exact up to half a unit, 2^tau s_ref / (2 QMAX) (relative to 2^m_ref), the same for every
- * token of the chunk: a token far below the chunk's max (a diffuse tail) or with a small s_t keeps only the digits
- * it has, which is why one digit is not enough (a weight below 1 / 254 of the top rounds to 0) and two are
- * (1 / 32766). tau trades rescales (each one a fold of every accumulator through workgroup memory) for
- * resolution (x <= 1 needs the 2^-tau, so tau bits of QMAX are lost). Measured in test/mla-int8-lazy.test.ts.
+ * The weight a token gets is exact up to one unit, 2^tau s_ref / QMAX (relative to 2^m_ref; half a unit rounded to
+ * nearest), the same for every token of the chunk: a token far below the chunk's max (a diffuse tail) or with a small
+ * s_t keeps only the digits it has, which is why one digit is not enough (a weight below 1 / 254 of the top rounds to
+ * 0) and why two digits are dithered: rounded to nearest, weights below 1 / 32766 of the top are all dropped, a bias
+ * that adds up over a 64K-token tail (4.7e-1 of max |o| in one chunk); dithered, each is kept on average. tau trades
+ * rescales (each one a fold of every accumulator through workgroup memory) for resolution (x <= 1 needs the 2^-tau,
+ * so tau bits of QMAX are lost). Measured in test/mla-int8-lazy.test.ts.
  */
 import { int8RowLayout } from './int8Layout.js';
 import { MLA_INT8_TT, quantizeRowInt8, roundHalfEven } from './int8Reference.js';
@@ -165,7 +167,7 @@ function mergeParts(parts: { m: number; l: number; o: Float64Array }[], Rv: numb
   return out;
 }
 
-/** The current scheme on the same inputs (int8Reference.ts: P8 per block of MLA_INT8_TT against the block's max of p'). */
+/** The current scheme on the same inputs (int8Reference.ts: P8 per block of MLA_INT8_TT against its max of p'). */
 export function blockPv(s: ArrayLike<number>, sL: ArrayLike<number>, codes: Int8Array, Rv: number): Float64Array {
   const T = s.length;
   let max = Number.NEGATIVE_INFINITY;

@@ -94,6 +94,8 @@ export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
     'lazyFlush',
     'lazyEvery',
     'lazyBarrier',
+    'lazyMultiply',
+    'lazySRef1',
   ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2], lazyTau: [0, 1, 2, 3] };
   for (const item of text.split(',').filter(Boolean)) {
@@ -249,6 +251,10 @@ export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
     { lazy: true, lazyEvery: true },
     { lazy: true, lazyEvery: true, lazyBarrier: true },
     { lazy: true, lazyBarrier: true, lazyFlush: false },
+    // After the second sitting (all of the above 0.7245 off): the prologue, and the accumulate, each swapped out.
+    { lazy: true, lazySRef1: true },
+    { lazy: true, lazyEvery: true, lazyMultiply: true },
+    { lazy: true, lazyEvery: true, lazyMultiply: true, lazySRef1: true },
   ] as MlaInt8SgmOptions[]
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 

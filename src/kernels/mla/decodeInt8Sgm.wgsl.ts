@@ -132,10 +132,13 @@
  * to 3e-7 (and 3.4e-4 from the int8 reference on bench-like rows). So neither the carry, nor that barrier, nor the
  * flush schedule is the cause; what all share and the emulation cannot model: accumulate-into-a-function-scope
  * result matrix (subgroupMatrixMultiplyAccumulate with P from pw, where the default uses subgroupMatrixMultiply),
- * the s_ref prologue (subgroupMax of a scalar over a non-uniform loop, then sRefS), the digits' P words. Next
- * device check (one sitting, 4K only, --int8-variants with variants that each swap one of those for the default's
- * form: P8 as now in one digit with lazyEvery, s_ref = 1, accumulators declared in the loop body) before any
- * further timing; then, if the form is kept, fewer flushes (per head half, or m_ref from a first S pass).
+ * the s_ref prologue (subgroupMax of a scalar over a non-uniform loop, then sRefS), the digits' P words. (The
+ * "identical to 16 digits" is weaker than it looks: the emulation's lazy and lazyEvery outputs are bit-identical in
+ * half the elements.) Next device check, written and emulated but not run (no device time left): bench mla
+ * --context 4096 --int8-kernels subgroup-matrix --int8-variants sgm-lazy-check, whose last three rows swap the
+ * prologue (lazySRef1: s_ref = 1) and the accumulate (lazyEvery + lazyMultiply: subgroupMatrixMultiply into fresh
+ * results, as the default does) for known-good forms; then, if the form is kept, fewer flushes (per head half, or
+ * m_ref from a first S pass) before any further timing.
  *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be

@@ -47,10 +47,11 @@ function frags(F: Frags): { j: number; m: number }[] {
  * a thread at 8K-token chunks), the digits' unit 2^tau s_ref / QMAX, the flag cleared, the accumulators zero.
  */
 export function lazyPrologue(pl: MlaInt8SgmPlan, F: Frags, l: Emit): void {
-  l(`  var sr = 0.0;`);
-  l(
-    `  for (var tt = t0 + lid; tt < t1; tt += ${pl.WG}u) { sr = max(sr, bitcast<f32>(pool[rowOf(b, tt) * ${pl.RW / 4}u + ${pl.NC}u].x)); }`,
-  );
+  l(`  var sr = ${pl.lazySRef1 ? '1.0' : '0.0'};`);
+  if (!pl.lazySRef1)
+    l(
+      `  for (var tt = t0 + lid; tt < t1; tt += ${pl.WG}u) { sr = max(sr, bitcast<f32>(pool[rowOf(b, tt) * ${pl.RW / 4}u + ${pl.NC}u].x)); }`,
+    );
   l(`  sr = subgroupMax(sr);`);
   l(`  if (lane == 0u) { sRefS[sgi] = sr; }`);
   l(`  if (lid == 0u) { flag = 0u; }`);
@@ -161,8 +162,11 @@ export function lazyPv(pl: MlaInt8SgmPlan, F: Frags, l: Emit, ld: Ld, st: St): v
   for (const { j, m } of frags(F)) {
     if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
     loaded.add(j);
-    l(`      aH${m}_${j} = subgroupMatrixMultiplyAccumulate(pH${m}, v${j}, aH${m}_${j});`);
-    l(`      aL${m}_${j} = subgroupMatrixMultiplyAccumulate(pL${m}, v${j}, aL${m}_${j});`);
+    for (const d of ['H', 'L']) {
+      const a = `a${d}${m}_${j}`;
+      if (pl.lazyMultiply) l(`      ${a} = subgroupMatrixMultiply<i32>(p${d}${m}, v${j});`);
+      else l(`      ${a} = subgroupMatrixMultiplyAccumulate(p${d}${m}, v${j}, ${a});`);
+    }
   }
   // lazyEvery: this block's products into O at once (o rescaled above with the accumulators empty): no carry.
   if (pl.lazyEvery) lazyFlushWgsl(pl, F, l, st, '      ', false);

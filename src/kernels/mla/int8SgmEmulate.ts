@@ -123,8 +123,8 @@ export function mlaDecodeInt8SgmEmulate(
         // lazy (decodeInt8SgmLazy.wgsl.ts): s_ref of the chunk, the digits' unit, the i32 accumulators of every
         // subgroup's fragments (hi, lo), and the flush through the subgroup's slot into O.
         const QMAX = 128 * 127 + 127;
-        let sRef = 0;
-        for (let t = t0; t < t1; t++) {
+        let sRef = pl.lazySRef1 ? 1 : 0;
+        for (let t = t0; t < t1 && !pl.lazySRef1; t++) {
           const row = pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize);
           sRef = Math.max(sRef, new Float32Array(pool.buffer, pool.byteOffset)[row * RW + SW]);
         }

@@ -136,6 +136,8 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   /** lazy, diagnostics of its device check (MlaInt8SgmOptions.lazyEvery, lazyBarrier). */
   lazyEvery: boolean;
   lazyBarrier: boolean;
+  lazyMultiply: boolean;
+  lazySRef1: boolean;
   variant: SgmVariant;
   /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
   SCW: number;
@@ -272,6 +274,17 @@ export interface MlaInt8SgmOptions {
   lazyEvery?: boolean;
   /** A workgroupBarrier before the rescale flag's workgroupUniformLoad (the softmax's writes to pw ordered by it). */
   lazyBarrier?: boolean;
+  /**
+   * Diagnostic, with lazyEvery (where the accumulators are empty before each block's products, so the same values):
+   * the products by subgroupMatrixMultiply into fresh results, as the default kernel makes them, instead of
+   * subgroupMatrixMultiplyAccumulate into the accumulators.
+   */
+  lazyMultiply?: boolean;
+  /**
+   * Diagnostic: s_ref = 1 instead of the chunk's largest value scale (no prologue over the chunk's rows): correct
+   * outputs with fewer levels of x (c_kv scales are ~1e-2), so it tells whether the prologue is what goes wrong.
+   */
+  lazySRef1?: boolean;
 }
 
 /** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
@@ -349,6 +362,8 @@ export function planMlaInt8Sgm(
     );
   if (lazy && v.skip?.some((st) => st !== 'scores' && st !== 'stage'))
     throw new Error('mlaDecode (int8, subgroup-matrix): lazy leaves out only the scores or the staging');
+  if (lazy && v.lazyMultiply && !v.lazyEvery)
+    throw new Error('mlaDecode (int8, subgroup-matrix): lazyMultiply needs lazyEvery (empty accumulators each block)');
   const lazyTau = v.lazyTau ?? 1;
   if (!(lazyTau >= 0 && lazyTau <= 8))
     throw new Error(`mlaDecode (int8, subgroup-matrix): lazyTau in [0, 8], got ${lazyTau}`);
@@ -401,6 +416,8 @@ export function planMlaInt8Sgm(
     lazyFlush: v.lazyFlush ?? true,
     lazyEvery: v.lazyEvery ?? false,
     lazyBarrier: v.lazyBarrier ?? false,
+    lazyMultiply: v.lazyMultiply ?? false,
+    lazySRef1: v.lazySRef1 ?? false,
     variant: v.variant,
     SCW,
     PWW,
@@ -410,7 +427,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */

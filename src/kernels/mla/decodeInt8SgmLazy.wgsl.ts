@@ -164,7 +164,8 @@ export function lazyPv(pl: MlaInt8SgmPlan, F: Frags, l: Emit, ld: Ld, st: St): v
     loaded.add(j);
     for (const d of ['H', 'L']) {
       const a = `a${d}${m}_${j}`;
-      if (pl.lazyMultiply) l(`      ${a} = subgroupMatrixMultiply<i32>(p${d}${m}, v${j});`);
+      // lazyMultiply: a block-local result shadowing the accumulator (as the default's products are), flushed below.
+      if (pl.lazyMultiply) l(`      var ${a} = subgroupMatrixMultiply<i32>(p${d}${m}, v${j});`);
       else l(`      ${a} = subgroupMatrixMultiplyAccumulate(p${d}${m}, v${j}, ${a});`);
     }
   }

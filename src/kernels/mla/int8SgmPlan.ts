@@ -276,8 +276,9 @@ export interface MlaInt8SgmOptions {
   lazyBarrier?: boolean;
   /**
    * Diagnostic, with lazyEvery (where the accumulators are empty before each block's products, so the same values):
-   * the products by subgroupMatrixMultiply into fresh results, as the default kernel makes them, instead of
-   * subgroupMatrixMultiplyAccumulate into the accumulators.
+   * the products by subgroupMatrixMultiply into fresh block-local results (shadowing the function-scope
+   * accumulators), as the default kernel makes them, instead of subgroupMatrixMultiplyAccumulate into the
+   * accumulators: isolates the accumulate and the function-scope result matrices.
    */
   lazyMultiply?: boolean;
   /**

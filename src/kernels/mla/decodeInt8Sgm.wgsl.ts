@@ -120,9 +120,12 @@
  * every case tried, better than the per-block scheme except on an adversarial outlier + diffuse 64K tail (5.6e-3
  * against 6e-4); the emulation (int8SgmEmulate.ts) equals the lazy reference to 3.6e-7.
  * Measured (H200, 1M, 132 chunks; bench/results/2026-12-02-h200-mlalazy-*): the default 1.069-1.072 ms (kernel);
- * lazy 1.365 (kernel; 1.38-1.385 total), slower: with 32 heads a workgroup any head's rescale flushes all 8
- * accumulators (16 barriers), and on random rows a chunk's running max still grows often enough (tau 0: 1.61);
- * without the flush (lazyFlush=false, a diagnostic) 0.889 (kernel; 0.899-0.906 total), and without the prefetch too
+ * lazy 1.365 (kernel; 1.38-1.385 total), slower. Not from the flushes' number, it seems: with 32 heads a workgroup
+ * any head's rescale flushes all 8 accumulators (16 barriers), but the bench's scores (std ~0.42 in log2 units,
+ * estimated from its uniform rows and query, not measured) give ~3 flushes in a chunk's 256 blocks at tau 1 (~81 at
+ * tau 0: 1.61 ms); more likely the flush code's presence: O's 32 registers live through the loop beside the
+ * accumulators' 64 (spills; not read from the compiler).
+ * Without the flush (lazyFlush=false, a diagnostic) 0.889 (kernel; 0.899-0.906 total), and without the prefetch too
  * 0.817 total: the ceiling of this form is ~0.82-0.90 against 1.07, i.e. 16-24%, ~1.2-1.8 ms of TPOT over 7 layers,
  * not the 6 ms target. Hybrid TPOT at 1M with lazy 14.92 ms against 11.54.
  * NOT CORRECT ON THE DEVICE: every lazy variant is 0.7245 of max |o| off the int8 reference at 4K (tau 0: 0.484),

@@ -112,6 +112,37 @@
  *   Still ~6.7x the cache's bandwidth floor: the next steps are those timings, then fewer phases a block (the
  *   workgroup memory, 47.9 KiB of 48, is what keeps the block at 32 rows and the P x V results in rounds).
  *
+ * Ninth session (mlalazy, issue #4): the lazy P x V form (`lazy`, decodeInt8SgmLazy.wgsl.ts; numerics
+ * int8LazyReference.ts): P quantised in two dithered int8 digits against a stale running max (rescaled only past
+ * tau = 1, log2) and the chunk's largest value scale, so the P x V products accumulate in i32 result matrices across
+ * the blocks (8 a subgroup, 64 registers a lane) and go through the slots into O only on a rescale and at the chunk's
+ * end: 4 barriers a block instead of 10. Numerics (CPU, test/mla-int8-lazy.test.ts): within 1e-2 of f64 attention on
+ * every case tried, better than the per-block scheme except on an adversarial outlier + diffuse 64K tail (5.6e-3
+ * against 6e-4); the emulation (int8SgmEmulate.ts) equals the lazy reference to 3.6e-7.
+ * Measured (H200, 1M, 132 chunks; bench/results/2026-12-02-h200-mlalazy-*): the default 1.069-1.072 ms (kernel);
+ * lazy 1.365 (kernel; 1.38-1.385 total), slower. Not from the flushes' number, it seems: with 32 heads a workgroup
+ * any head's rescale flushes all 8 accumulators (16 barriers), but the bench's scores (std ~0.42 in log2 units,
+ * estimated from its uniform rows and query, not measured) give ~3 flushes in a chunk's 256 blocks at tau 1 (~81 at
+ * tau 0: 1.61 ms); more likely the flush code's presence: O's 32 registers live through the loop beside the
+ * accumulators' 64 (spills; not read from the compiler).
+ * Without the flush (lazyFlush=false, a diagnostic) 0.889 (kernel; 0.899-0.906 total), and without the prefetch too
+ * 0.817 total: the ceiling of this form is ~0.82-0.90 against 1.07, i.e. 16-24%, ~1.2-1.8 ms of TPOT over 7 layers,
+ * not the 6 ms target. Hybrid TPOT at 1M with lazy 14.92 ms against 11.54.
+ * NOT CORRECT ON THE DEVICE: every lazy variant is 0.7245 of max |o| off the int8 reference at 4K (tau 0: 0.484),
+ * identical to 16 digits across lazy, lazyFlush=false, prefetch=false, stageSpread, lazyBarrier (a plain barrier
+ * before the flag's workgroupUniformLoad) and lazyEvery (every block's products flushed at once: no accumulator
+ * carried across the loop), while the emulation of the same plan at the same geometry agrees with the lazy reference
+ * to 3e-7 (and 3.4e-4 from the int8 reference on bench-like rows). So neither the carry, nor that barrier, nor the
+ * flush schedule is the cause; what all share and the emulation cannot model: accumulate-into-a-function-scope
+ * result matrix (subgroupMatrixMultiplyAccumulate with P from pw, where the default uses subgroupMatrixMultiply),
+ * the s_ref prologue (subgroupMax of a scalar over a non-uniform loop, then sRefS), the digits' P words. (The
+ * "identical to 16 digits" is weaker than it looks: the emulation's lazy and lazyEvery outputs are bit-identical in
+ * half the elements.) Next device check, written and emulated but not run (no device time left): bench mla
+ * --context 4096 --int8-kernels subgroup-matrix --int8-variants sgm-lazy-check, whose last three rows swap the
+ * prologue (lazySRef1: s_ref = 1) and the accumulate (lazyEvery + lazyMultiply: subgroupMatrixMultiply into fresh
+ * results, as the default does) for known-good forms; then, if the form is kept, fewer flushes (per head half, or
+ * m_ref from a first S pass) before any further timing.
+ *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be
  * workgroup-uniform (llama.cpp's and ONNX Runtime's WebGPU kernels do the same); every subgroup runs the
@@ -129,6 +160,7 @@ import {
   sgmRoles,
 } from './int8SgmPlan.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
+import { lazyDitherWgsl, lazyFlushWgsl, lazyPrologue, lazyPv, lazySoftmax } from './decodeInt8SgmLazy.wgsl.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW, HT } = pl;
@@ -201,7 +233,12 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`var<workgroup> sc: array<i32, ${SCW}>;`);
   l(`var<workgroup> pw: array<i32, ${PWW}>;`);
   l(`var<workgroup> alphaS: array<${VF}, ${HW / HT}>;`);
-  l(`var<workgroup> sigmaS: array<${VF}, ${HW / HT}>;`);
+  if (pl.lazy) {
+    // The rescale flag of a block (any head's max above m_ref + tau) and the chunk's s_ref reduction.
+    l('var<workgroup> flag: u32;');
+    l(`var<workgroup> sRefS: array<f32, ${pl.NS}>;`);
+    L.push(...lazyDitherWgsl(HT));
+  } else l(`var<workgroup> sigmaS: array<${VF}, ${HW / HT}>;`);
   L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
   // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the
   // end: another size poisons m with NaN, as the dp4a kernel does).
@@ -231,6 +268,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     F.query.forEach((fr, i) => {
       l(`  let q${i} = ${ld(LT, '&qr', fr)};`);
     });
+  if (pl.lazy) lazyPrologue(pl, F, l);
   l(`  if (t0 < t1) {`);
   fetch('t0', '    ');
   l(`  }`);
@@ -274,7 +312,8 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     `sc[${F.scoreWord(part, par, 0, 0)}u + (${HT}u * hq + ${k}u) * ${pl.SS}u + t]`;
   const pars = (part: 'L' | 'R', k: number) =>
     Array.from({ length: F.partials[part] }, (_, par) => sw(part, par, k)).join(' + ');
-  if (skip('softmax')) {
+  if (pl.lazy) lazySoftmax(pl, l, pars);
+  else if (skip('softmax')) {
     // One word of sc into each P8 word, alpha = sigma = 1: the softmax's exp2, reductions and rounding gone.
     l(`    {`);
     l(`      if ((t & 3u) == 0u) {`);
@@ -318,114 +357,135 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     l(`      if (t == 0u) { alphaS[hq] = alpha; sigmaS[hq] = pm * ${1 / 127}; }`);
     l(`    }`);
   }
-  l(`    workgroupBarrier();`);
-  // ---- P x V: rounds of one MMA, folded into the f32 O of the lanes ----
-  l(`    {`);
-  for (let m = 0; m < MH; m++) {
-    if (pl.foldSpread) {
-      // Heads 16 m + 8 a + 2 i + fhi (i < 4): element (16 m + 8 a + 2 i) % HT + fhi of vector (16 m + 8 a + 2 i) / HT.
-      const head = (a: number, i: number, arr: string) => {
-        const h = 16 * m + 8 * a + 2 * i;
-        return `${arr}[${Math.floor(h / HT)}u][${h % HT ? `${h % HT}u + ` : ''}fhi]`;
-      };
-      for (let a = 0; a < 2; a++)
-        for (const [name, arr] of [
-          ['al', 'alphaS'],
-          ['sg', 'sigmaS'],
-        ])
-          l(`      let ${name}${m}_${a} = vec4<f32>(${[0, 1, 2, 3].map((i) => head(a, i, arr)).join(', ')});`);
-      continue;
+  if (pl.lazy) {
+    // The flag's uniform load is the softmax's barrier (and makes the rescale branch workgroup-uniform).
+    if (pl.lazyBarrier) l(`    workgroupBarrier();`);
+    l(`    let fl = workgroupUniformLoad(&flag);`);
+    lazyPv(pl, F, l, ld, st);
+    l(`    workgroupBarrier();`);
+    // Every thread has read flag (before the barrier above): cleared for the next block's softmax.
+    l(`    if (lid == 0u) { flag = 0u; }`);
+    if (!skip('stage')) {
+      l(`    if (tn < t1) {`);
+      if (!pl.prefetch) fetch('tn', '      ');
+      stage('      ');
+      l(`    }`);
     }
-    const sh = Math.log2(HT);
-    l(`      let al${m} = alphaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
-    l(`      let sg${m} = sigmaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
+    l(`    workgroupBarrier();`);
+    l(`  }`);
+    lazyFlushWgsl(pl, F, l, st, '  ', false);
   }
-  // P8 of each head half once a block; each value fragment once, at its first use.
-  if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
-  const loaded = new Set<number>();
-  const stageEarly = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.kvSlots;
-  // Without the prefetch, where the rows are loaded ahead of the products (pvAhead: staged early, or kvSlots).
-  const fetchAhead = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.prefetch;
-  function stageNext() {
-    if (skip('stage')) return;
-    l(`    if (tn < t1) {`);
-    if (!pl.prefetch && !fetchAhead) fetch('tn', '      ');
-    stage('      ');
-    l(`    }`);
-  }
-  // Staged early without the prefetch: the rows are loaded here, ahead of the products, to be stored past
-  // the first round's barrier (in registers through the products only, not through S and the softmax).
-  if (fetchAhead && !skip('stage')) {
-    l(`      if (tn < t1) {`);
-    fetch('tn', '        ');
-    l(`      }`);
-  }
-  // pvAhead: every value fragment and product of the subgroup first (independent: the loads and the MMAs
-  // overlap), then the rounds only store, wait and fold.
-  if (pl.pvAhead && !skip('pv'))
-    for (let r = 0; r < F.rounds; r++)
-      F.roundFrags(r).forEach(({ j, m }) => {
+  // ---- P x V: rounds of one MMA, folded into the f32 O of the lanes (lazy: above) ----
+  if (!pl.lazy) {
+    l(`    workgroupBarrier();`);
+    l(`    {`);
+    for (let m = 0; m < MH; m++) {
+      if (pl.foldSpread) {
+        // Heads 16 m + 8 a + 2 i + fhi (i < 4): element (16 m + 8 a + 2 i) % HT + fhi of vector
+        // (16 m + 8 a + 2 i) / HT.
+        const head = (a: number, i: number, arr: string) => {
+          const h = 16 * m + 8 * a + 2 * i;
+          return `${arr}[${Math.floor(h / HT)}u][${h % HT ? `${h % HT}u + ` : ''}fhi]`;
+        };
+        for (let a = 0; a < 2; a++)
+          for (const [name, arr] of [
+            ['al', 'alphaS'],
+            ['sg', 'sigmaS'],
+          ])
+            l(`      let ${name}${m}_${a} = vec4<f32>(${[0, 1, 2, 3].map((i) => head(a, i, arr)).join(', ')});`);
+        continue;
+      }
+      const sh = Math.log2(HT);
+      l(`      let al${m} = alphaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
+      l(`      let sg${m} = sigmaS[${(16 * m) / HT}u + (orow >> ${sh}u)][orow & ${HT - 1}u];`);
+    }
+    // P8 of each head half once a block; each value fragment once, at its first use.
+    if (!skip('pv')) for (let m = 0; m < MH; m++) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m))};`);
+    const loaded = new Set<number>();
+    const stageEarly = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.kvSlots;
+    // Without the prefetch, where the rows are loaded ahead of the products (pvAhead: staged early, or kvSlots).
+    const fetchAhead = pl.pvAhead && pl.foldBarrier && !skip('pv') && !pl.prefetch;
+    const stageNext = () => {
+      if (skip('stage')) return;
+      l(`    if (tn < t1) {`);
+      if (!pl.prefetch && !fetchAhead) fetch('tn', '      ');
+      stage('      ');
+      l(`    }`);
+    };
+    // Staged early without the prefetch: the rows are loaded here, ahead of the products, to be stored past
+    // the first round's barrier (in registers through the products only, not through S and the softmax).
+    if (fetchAhead && !skip('stage')) {
+      l(`      if (tn < t1) {`);
+      fetch('tn', '        ');
+      l(`      }`);
+    }
+    // pvAhead: every value fragment and product of the subgroup first (independent: the loads and the MMAs
+    // overlap), then the rounds only store, wait and fold.
+    if (pl.pvAhead && !skip('pv'))
+      for (let r = 0; r < F.rounds; r++)
+        F.roundFrags(r).forEach(({ j, m }) => {
+          if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
+          loaded.add(j);
+          l(`      let cv${m}_${j} = subgroupMatrixMultiply<i32>(pL${m}, v${j});`);
+        });
+    for (let r = 0; r < F.rounds; r++) {
+      const fr = F.roundFrags(r);
+      fr.forEach(({ j, m }, k) => {
+        if (skip('pv')) {
+          l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `${ST}()`)};`);
+          return;
+        }
+        if (pl.pvAhead) {
+          l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `cv${m}_${j}`)};`);
+          return;
+        }
         if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
         loaded.add(j);
-        l(`      let cv${m}_${j} = subgroupMatrixMultiply<i32>(pL${m}, v${j});`);
+        l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
       });
-  for (let r = 0; r < F.rounds; r++) {
-    const fr = F.roundFrags(r);
-    fr.forEach(({ j, m }, k) => {
-      if (skip('pv')) {
-        l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `${ST}()`)};`);
-        return;
+      if (pl.foldBarrier) l(`      workgroupBarrier();`);
+      // pvAhead: every subgroup's products (all its reads of kv) precede its first store, so past the first
+      // round's barrier kv is free: the next block's rows go in while the rounds fold.
+      if (r === 0 && stageEarly) stageNext();
+      // One set of slots: the next round's stores wait for every lane's fold of this round (the last round's
+      // for the block's closing barrier).
+      const after = pl.slotSets === 1 && r + 1 < F.rounds ? '      workgroupBarrier();' : '';
+      if (skip('fold')) {
+        if (after) l(after);
+        continue;
       }
-      if (pl.pvAhead) {
-        l(`      ${st(`&${F.slotArray(r)}`, F.slot(r, k), `cv${m}_${j}`)};`);
-        return;
-      }
-      if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
-      loaded.add(j);
-      l(`      ${st('&sc', F.slot(r, k), `subgroupMatrixMultiply<i32>(pL${m}, v${j})`)};`);
-    });
-    if (pl.foldBarrier) l(`      workgroupBarrier();`);
-    // pvAhead: every subgroup's products (all its reads of kv) precede its first store, so past the first
-    // round's barrier kv is free: the next block's rows go in while the rounds fold.
-    if (r === 0 && stageEarly) stageNext();
-    // One set of slots: the next round's stores wait for every lane's fold of this round (the last round's
-    // for the block's closing barrier).
-    const after = pl.slotSets === 1 && r + 1 < F.rounds ? '      workgroupBarrier();' : '';
-    if (skip('fold')) {
-      if (after) l(after);
-      continue;
-    }
-    l(`      {`);
-    fr.forEach(({ j, m }, k) => {
-      if (pl.foldSpread) {
-        // The same fma per element as below; 32 consecutive words a load instruction: no bank conflict.
-        l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + lane;`);
+      l(`      {`);
+      fr.forEach(({ j, m }, k) => {
+        if (pl.foldSpread) {
+          // The same fma per element as below; 32 consecutive words a load instruction: no bank conflict.
+          l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + lane;`);
+          for (let a = 0; a < 2; a++) {
+            const c = `c${k}_${a}`;
+            const e = (i: number) => `${F.slotArray(r)}[e${k} + ${32 * (4 * a + i)}u]`;
+            l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
+            l(`        o${m}_${j}_${a} = fma(sg${m}_${a}, vec4<f32>(${c}), o${m}_${j}_${a} * al${m}_${a});`);
+          }
+          return;
+        }
+        l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
         for (let a = 0; a < 2; a++) {
           const c = `c${k}_${a}`;
-          const e = (i: number) => `${F.slotArray(r)}[e${k} + ${32 * (4 * a + i)}u]`;
+          const e = (i: number) => `${F.slotArray(r)}[e${k} + ${4 * a + i}u]`;
           l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
-          l(`        o${m}_${j}_${a} = fma(sg${m}_${a}, vec4<f32>(${c}), o${m}_${j}_${a} * al${m}_${a});`);
+          l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(${c}), o${m}_${j}_${a} * al${m});`);
         }
-        return;
-      }
-      l(`        let e${k} = ${affWgsl(F.slot(r, k).offset)} + orow * 16u + ocol;`);
-      for (let a = 0; a < 2; a++) {
-        const c = `c${k}_${a}`;
-        const e = (i: number) => `${F.slotArray(r)}[e${k} + ${4 * a + i}u]`;
-        l(`        let ${c} = vec4<i32>(${e(0)}, ${e(1)}, ${e(2)}, ${e(3)});`);
-        l(`        o${m}_${j}_${a} = fma(vec4<f32>(sg${m}), vec4<f32>(${c}), o${m}_${j}_${a} * al${m});`);
-      }
-    });
-    l(`      }`);
-    if (after) l(after);
+      });
+      l(`      }`);
+      if (after) l(after);
+    }
+    l(`    }`);
+    // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in (kvSlots: once
+    // every lane has folded the last round's slots there).
+    if (pl.kvSlots && F.slotArray(F.rounds - 1) === 'kv') l(`    workgroupBarrier();`);
+    if (!stageEarly) stageNext();
+    l(`    workgroupBarrier();`);
+    l(`  }`);
   }
-  l(`    }`);
-  // Every MMA of the block has read kv (the last round's barrier): the next block's rows go in (kvSlots: once
-  // every lane has folded the last round's slots there).
-  if (pl.kvSlots && F.slotArray(F.rounds - 1) === 'kv') l(`    workgroupBarrier();`);
-  if (!stageEarly) stageNext();
-  l(`    workgroupBarrier();`);
-  l(`  }`);
   // ---- partial[b, chunk, h] = (m, l, o[Rv]); a subgroup of another size poisons m ----
   l(`  let lt = subgroupAdd(lRun);`);
   for (const line of partialStats(H, Rv, 32, HT)) l(line);

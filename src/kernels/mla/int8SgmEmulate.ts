@@ -11,6 +11,7 @@
 import { int8RowLayout } from './int8Layout.js';
 import { type MlaInt8Dims, quantizeRowInt8, roundHalfEven } from './int8Reference.js';
 import { affEval, type Frag, type MlaInt8SgmPlan, sgmFrags, sgmRoleEnv } from './int8SgmPlan.js';
+import { lazyDither } from './int8LazyReference.js';
 
 const f = Math.fround;
 
@@ -119,6 +120,47 @@ export function mlaDecodeInt8SgmEmulate(
         const alphaS = new Float32Array(HW);
         const sigmaS = new Float32Array(HW);
         const sq = (h: number, k: number) => qrF[(b * HP + g * HW + h) * RW + SW + k];
+        // lazy (decodeInt8SgmLazy.wgsl.ts): s_ref of the chunk, the digits' unit, the i32 accumulators of every
+        // subgroup's fragments (hi, lo), and the flush through the subgroup's slot into O.
+        const QMAX = 128 * 127 + 127;
+        let sRef = pl.lazySRef1 ? 1 : 0;
+        for (let t = t0; t < t1 && !pl.lazySRef1; t++) {
+          const row = pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize);
+          sRef = Math.max(sRef, new Float32Array(pool.buffer, pool.byteOffset)[row * RW + SW]);
+        }
+        const xScale = sRef > 0 ? f(2 ** -pl.lazyTau / sRef) : 0;
+        const unit = f(sRef * f(2 ** pl.lazyTau / QMAX));
+        const allFrags = Array.from({ length: F.rounds }, (_, r) => F.roundFrags(r)).flat();
+        const acc = Array.from({ length: NS }, () => allFrags.map(() => [new Int32Array(256), new Int32Array(256)]));
+        const flush = (rescale: boolean) => {
+          const slot = new Set<number>();
+          for (let sgi = 0; sgi < NS; sgi++) {
+            const base = affEval(F.slot(0, 0).offset, { sgi });
+            for (let w = base; w < base + 256; w++)
+              if (slot.has(w) || w >= pl.SCW) throw new Error(`lazy flush: slot word ${w} shared or past sc`);
+              else slot.add(w);
+            allFrags.forEach(({ j, m: mm }, k) => {
+              const c = acc[sgi][k].map((a) => {
+                storeTile(sc, F.slot(0, 0), { sgi }, a);
+                const x = new Float32Array(256);
+                for (let lane = 0; lane < 32; lane++)
+                  for (let e = 0; e < 8; e++) {
+                    const { row, col } = F.foldLane(lane, e);
+                    x[row * 16 + col] = sc[base + lane + 32 * e];
+                  }
+                a.fill(0);
+                return x;
+              });
+              for (let row = 0; row < 16; row++)
+                for (let col = 0; col < 16; col++) {
+                  const h = 16 * mm + row;
+                  const dd = (CFS * sgi + j) * 16 + col;
+                  const sum = f(O[h * ND + dd] + f(unit * f(f(128 * c[0][row * 16 + col]) + c[1][row * 16 + col])));
+                  O[h * ND + dd] = rescale ? f(sum * alphaS[h]) : sum;
+                }
+            });
+          }
+        };
         for (let tb = t0; tb < t1; tb += TT) {
           kv.fill(0);
           for (let r = 0; r < TT; r++) {
@@ -141,6 +183,7 @@ export function mlaDecodeInt8SgmEmulate(
           }
           // softmax, per head over the block's tokens
           pw.fill(0);
+          let rescaled = false;
           for (let h = 0; h < HW; h++) {
             const s = new Float32Array(TT);
             const valid = (t: number) => tb + t < t1;
@@ -161,6 +204,23 @@ export function mlaDecodeInt8SgmEmulate(
               s[t] = valid(t) ? f(f(aL * f(sq(h, 0) * skL)) + f(aR * f(sq(h, 1) * skR))) : -3.0e38;
               mx = Math.max(mx, s[t]);
             }
+            if (pl.lazy) {
+              const up = mx > f(mRun[h] + pl.lazyTau);
+              const mRef = up ? mx : mRun[h];
+              const alpha = f(2 ** f(mRun[h] - mRef));
+              for (let t = 0; t < TT; t++) {
+                const pr = valid(t) ? f(2 ** f(s[t] - mRef)) : 0;
+                lRun[h * TT + t] = f(f(lRun[h * TT + t] * alpha) + pr);
+                const x = Math.min(1, f(pr * f(kvF[t * RW + SW] * xScale)));
+                const Q = Math.min(QMAX, Math.floor(f(f(x * QMAX) + f(lazyDither(tb + t, g * HW + h)))));
+                pw[F.pWord(h, t >> 2)] |= (Q >> 7) << (8 * (t & 3));
+                pw[(HW * TT) / 4 + F.pWord(h, t >> 2)] |= (Q & 127) << (8 * (t & 3));
+              }
+              mRun[h] = mRef;
+              alphaS[h] = alpha;
+              if (up) rescaled = true;
+              continue;
+            }
             const mNew = Math.max(mRun[h], mx);
             const alpha = f(2 ** (mRun[h] - mNew));
             const pv = new Float32Array(TT);
@@ -176,6 +236,19 @@ export function mlaDecodeInt8SgmEmulate(
             for (let t = 0; t < TT; t++) pw[F.pWord(h, t >> 2)] |= roundHalfEven(f(pv[t] * inv)) << (8 * (t & 3));
             alphaS[h] = alpha;
             sigmaS[h] = f(pm * f(1 / 127));
+          }
+          if (pl.lazy) {
+            if ((rescaled && pl.lazyFlush) || pl.lazyEvery) flush(true);
+            for (let sgi = 0; sgi < NS; sgi++)
+              for (const [k, { j, m: mm }] of allFrags.entries())
+                for (const digit of [0, 1])
+                  mma(
+                    load(pw, F.pLeft(mm, digit), { sgi }, 16, 32),
+                    load(kv, F.v(j), { sgi }, 32, 16),
+                    acc[sgi][k][digit],
+                  );
+            if (pl.lazyEvery) flush(false);
+            continue;
           }
           // P x V rounds, folded by the lanes. The subgroups run at once on the GPU, with one barrier
           // between a round's stores and its folds: a round's slots must not overlap each other or, with two
@@ -230,6 +303,7 @@ export function mlaDecodeInt8SgmEmulate(
               }
           }
         }
+        if (pl.lazy) flush(false);
         for (let h = 0; h < HW; h++) {
           m[g * HW + h] = mRun[h];
           let lt = 0;

@@ -127,6 +127,17 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   foldSpread: boolean;
   /** Diagnostic only (wrong outputs): stages of a block left out (MlaInt8SgmOptions.skip). */
   skip: SgmStage[];
+  /** P x V in i32 accumulators across the blocks of a chunk (MlaInt8SgmOptions.lazy; int8LazyReference.ts). */
+  lazy: boolean;
+  /** lazy: staleness of the reference max before a rescale, log2 units (int8LazyReference.ts tau). */
+  lazyTau: number;
+  /** lazy: rescales inside the chunk (false: a diagnostic, MlaInt8SgmOptions.lazyFlush). */
+  lazyFlush: boolean;
+  /** lazy, diagnostics of its device check (MlaInt8SgmOptions.lazyEvery, lazyBarrier). */
+  lazyEvery: boolean;
+  lazyBarrier: boolean;
+  lazyMultiply: boolean;
+  lazySRef1: boolean;
   variant: SgmVariant;
   /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
   SCW: number;
@@ -234,6 +245,47 @@ export interface MlaInt8SgmOptions {
    * barriers kept, to measure what each costs (bench mla --int8-variants sgm-stages).
    */
   skip?: SgmStage[];
+  /**
+   * The lazy P x V scheme (issue #4; numerics: int8LazyReference.ts, LAZY_PV_DEFAULTS): p quantised against a stale
+   * running max m_ref (rescaled only where a block's max exceeds it by more than lazyTau) and the chunk's largest
+   * value scale s_ref, in two dithered int8 digits, so the P x V products accumulate in i32 subgroup-matrix results
+   * (hi and lo, 8 a subgroup when wide) across the blocks of a chunk: no per-block slot stores, rounds of barriers
+   * or fold; the accumulators go through the slots into the f32 O only on a rescale (rare) and at the chunk's end.
+   * A block: S, barrier, softmax (one subgroup reduction: the block max), the rescale flag's uniform load, P x V
+   * products, barrier, staging, barrier (4 barriers against 10). Not bit-identical to the dp4a kernel: the emulation
+   * is within int8LazyReference.ts's error (5e-3 of the int8 reference at small shapes), but ON THE H200 THE OUTPUTS
+   * ARE WRONG (0.72 of max |o| at 4K, cause not found: decodeInt8Sgm.wgsl.ts's header), and it is slower there (1.37
+   * ms a layer at 1M against 1.07). Opt-in, for measuring only. Needs wide. Default false.
+   */
+  lazy?: boolean;
+  /** lazy: tau (log2 units, >= 0), the staleness allowed to m_ref; default 1 (LAZY_PV_DEFAULTS). */
+  lazyTau?: number;
+  /**
+   * Diagnostic only when false (wrong outputs where a block raises the max by more than tau after a chunk's first
+   * block): the accumulators folded into O at the chunk's end only, never on a rescale: what the lazy block costs
+   * without its rare branch. Default true.
+   */
+  lazyFlush?: boolean;
+  /**
+   * Diagnostic (correct outputs, slow): O rescaled at every block before its products (alpha 1 where no rescale;
+   * the accumulators empty) and the block's products flushed into O after them, so no accumulator is carried
+   * across the block loop's iterations: separates the carry from the rest of the lazy path.
+   */
+  lazyEvery?: boolean;
+  /** A workgroupBarrier before the rescale flag's workgroupUniformLoad (the softmax's writes to pw ordered by it). */
+  lazyBarrier?: boolean;
+  /**
+   * Diagnostic, with lazyEvery (where the accumulators are empty before each block's products, so the same values):
+   * the products by subgroupMatrixMultiply into fresh block-local results (shadowing the function-scope
+   * accumulators), as the default kernel makes them, instead of subgroupMatrixMultiplyAccumulate into the
+   * accumulators: isolates the accumulate and the function-scope result matrices.
+   */
+  lazyMultiply?: boolean;
+  /**
+   * Diagnostic: s_ref = 1 instead of the chunk's largest value scale (no prologue over the chunk's rows): correct
+   * outputs with fewer levels of x (c_kv scales are ~1e-2), so it tells whether the prologue is what goes wrong.
+   */
+  lazySRef1?: boolean;
 }
 
 /** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
@@ -303,7 +355,20 @@ export function planMlaInt8Sgm(
   // scores: [HW heads, TT tokens] tiles of partial dot products, 2 parities each of c_kv and k_pe (the
   // parity layout), or 4 quarters of c_kv and 2 parities of k_pe (the quarter layout); P x V: 2 x fold
   // slots x NS subgroups x 256 words (the same words).
-  const PWW = HW * (TT / 4);
+  // lazy: P in two digits, hi then lo ([HW heads, TT / 4 words] each).
+  const lazy = v.lazy ?? false;
+  if (lazy && !(wide && (v.foldSpread ?? true) && !v.pvAhead && !kvSlots && !v.maxAhead))
+    throw new Error(
+      'mlaDecode (int8, subgroup-matrix): lazy needs wide and foldSpread, without pvAhead, kvSlots or maxAhead',
+    );
+  if (lazy && v.skip?.some((st) => st !== 'scores' && st !== 'stage'))
+    throw new Error('mlaDecode (int8, subgroup-matrix): lazy leaves out only the scores or the staging');
+  if (lazy && v.lazyMultiply && !v.lazyEvery)
+    throw new Error('mlaDecode (int8, subgroup-matrix): lazyMultiply needs lazyEvery (empty accumulators each block)');
+  const lazyTau = v.lazyTau ?? 1;
+  if (!(lazyTau >= 0 && lazyTau <= 8))
+    throw new Error(`mlaDecode (int8, subgroup-matrix): lazyTau in [0, 8], got ${lazyTau}`);
+  const PWW = HW * (TT / 4) * (lazy ? 2 : 1);
   const KVW = TT * L.RW;
   const bytesFor = (SS: number) =>
     4 * (Math.max((queryResident ? 6 : 4) * HW * SS, scSets * fold * NS * 256) + PWW + KVW) + 2 * 16 * (HW / 4);
@@ -347,6 +412,13 @@ export function planMlaInt8Sgm(
     SS,
     foldSpread: v.foldSpread ?? true,
     skip: SGM_STAGES.filter((st) => v.skip?.includes(st)),
+    lazy,
+    lazyTau,
+    lazyFlush: v.lazyFlush ?? true,
+    lazyEvery: v.lazyEvery ?? false,
+    lazyBarrier: v.lazyBarrier ?? false,
+    lazyMultiply: v.lazyMultiply ?? false,
+    lazySRef1: v.lazySRef1 ?? false,
     variant: v.variant,
     SCW,
     PWW,
@@ -356,7 +428,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */
@@ -462,8 +534,12 @@ export function sgmFrags(p: MlaInt8SgmPlan) {
     scoreWord: (part: 'L' | 'R', par: number, h: number, t: number) => partialBase(part, par) + h * SS + t,
     /** softmax: word of pw holding P8 of head h, tokens 4 q .. 4 q + 3. */
     pWord: (h: number, q: number) => h * (p.TT / 4) + q,
-    /** P x V: P8 of head half m, row-major [16 heads, TT tokens]. */
-    pLeft: (m: number): Frag => ({ offset: { '': 16 * m * (p.TT / 4) }, stride: p.TT / 4, colMajor: false }),
+    /** P x V: P8 of head half m, row-major [16 heads, TT tokens] (lazy: digit 1 is lo, after the HW heads' hi). */
+    pLeft: (m: number, digit = 0): Frag => ({
+      offset: { '': (16 * m + digit * p.HW) * (p.TT / 4) },
+      stride: p.TT / 4,
+      colMajor: false,
+    }),
     /** P x V: value columns of fragment cf = CFS sgi + j of the staged rows, row-major [TT tokens, 16]. */
     v: (j: number): Frag => ({ offset: { sgi: 4 * p.CFS, '': 4 * j }, stride: RW, colMajor: false }),
     /** P x V: slot k of round r of the subgroup in sc (i32 row-major [16 heads, 16 columns]). */

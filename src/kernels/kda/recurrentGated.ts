@@ -19,6 +19,13 @@ import {
   recurrentGatedKey,
   recurrentGatedWgsl,
 } from './recurrentGated.wgsl.js';
+import {
+  type GatedNorm,
+  type GatedProbe,
+  type RecurrentGatedPrefetchVariant,
+  recurrentGatedPrefetchKey,
+  recurrentGatedPrefetchWgsl,
+} from './recurrentGatedPrefetch.wgsl.js';
 import { recurrentBV, recurrentTuning } from './slots.js';
 
 export interface KdaGatedInputs {
@@ -37,8 +44,35 @@ export interface KdaGatedInputs {
   dt_bias: Tensor;
 }
 
-/** Folding off (false) keeps the GEMV and kdaRecurrentSlots apart (for measuring; bench decode --no-fold-kda-gate). */
-export const recurrentGatedTuning = { fold: true };
+/**
+ * Folding off (false) keeps the GEMV and kdaRecurrentSlots apart (for measuring; bench decode --no-fold-kda-gate).
+ * `kernel`: 'prefetch' (recurrentGatedPrefetch.wgsl.ts, every load before the first barrier) or 'v1' (the
+ * eighth session's recurrentGated.wgsl.ts, for comparison); `bv` its value tile (default: gatedBV); `norm`
+ * and `probe` as in recurrentGatedPrefetch.wgsl.ts (probes: profiling only, wrong results).
+ */
+export const recurrentGatedTuning: {
+  fold: boolean;
+  kernel: 'prefetch' | 'v1';
+  bv?: number;
+  norm: GatedNorm;
+  probe?: GatedProbe;
+} = { fold: true, kernel: 'prefetch', norm: 'one' };
+
+/**
+ * Value tile of the prefetch kernel: 32 columns where V allows. Every workgroup repeats its head's f_b
+ * products (128 rows of 128 at the 48B shapes) and sums k^T S over NRG = 128 / (BV / 4) row groups, so the
+ * narrow tiles the core step takes at batch 1 (recurrentBV: 8, 512 workgroups) multiply that work by 4
+ * against 32 (128 workgroups, still one an SM on the H200).
+ */
+export function gatedBV(p: { N: number; H: number; V: number }): number {
+  const forced = recurrentGatedTuning.bv;
+  if (forced !== undefined) {
+    if (!(Number.isInteger(forced) && forced > 0 && p.V % forced === 0))
+      throw new Error(`kdaRecurrentGated: value tile ${forced} does not divide V=${p.V}`);
+    return forced;
+  }
+  return p.V % 32 === 0 ? 32 : recurrentBV(p);
+}
 
 /**
  * Sequences up to which the fold applies. Every workgroup recomputes its head's g (H * K * rf products, the
@@ -85,10 +119,11 @@ export function kdaRecurrentGated(
   }
   const scale = opts.scale ?? K ** -0.5;
   const gpu = asGpu(device);
+  const v1 = recurrentGatedTuning.kernel === 'v1';
   const v: RecurrentGatedVariant = {
     K,
     V,
-    BV: recurrentBV({ N, H, V }),
+    BV: v1 ? recurrentBV({ N, H, V }) : gatedBV({ N, H, V }),
     rf,
     rg,
     wDtype: x.fB.dtype as 'f32' | 'bf16',
@@ -106,8 +141,15 @@ export function kdaRecurrentGated(
   const ins = [slots, x.qkv, x.proj, x.fB, x.gB, x.A_log, x.dt_bias].map(contiguous);
   const o = gpu.empty([N, 1, H, V]);
   const gate = gpu.empty([N, H * V]);
+  const pf: RecurrentGatedPrefetchVariant = {
+    ...v,
+    norm: recurrentGatedTuning.norm,
+    probe: recurrentGatedTuning.probe,
+  };
   gpu.dispatch({
-    kernel: { name: 'kda_recurrent_gated', key: recurrentGatedKey(v), code: () => recurrentGatedWgsl(v) },
+    kernel: v1
+      ? { name: 'kda_recurrent_gated', key: recurrentGatedKey(v), code: () => recurrentGatedWgsl(v) }
+      : { name: 'kda_recurrent_gated', key: recurrentGatedPrefetchKey(pf), code: () => recurrentGatedPrefetchWgsl(pf) },
     tensors: [...ins, pool, o, gate],
     params: new Params()
       .u32(H, ld, x.fA, x.gA, x.beta, N * H * K)

@@ -25,7 +25,7 @@ interface Case {
   slots: number[];
   /** Only the default kernel (against the two-op path), not 'v1'. */
   defaultOnly?: boolean;
-  /** Also the prefetch kernel at the whole V (16) with norm 'all'. */
+  /** Also the prefetch kernel at the whole V (16) with norm 'all', and with norm 'one'. */
   others?: boolean;
 }
 
@@ -106,7 +106,7 @@ describe('kdaRecurrentGated', () => {
         // The eighth session's kernel first: the others are checked against it too.
         const list: Partial<typeof recurrentGatedTuning>[] = [{}];
         if (fits && !c.defaultOnly) list.unshift({ kernel: 'v1' });
-        if (fits && c.others) list.push({ bv: 16, norm: 'all' });
+        if (fits && c.others) list.push({ bv: 16, norm: 'all' }, { norm: 'one' });
         const runs = [];
         for (const t of list) runs.push({ t, r: await runWith(t) });
         const fused = runs[list.length > 1 ? 1 : 0].r;

@@ -36,7 +36,7 @@ export interface DecodeSweepVariant {
   gemvUnroll?: number;
   /** BatchSessionOptions.padDispatches. */
   padDispatches?: number;
-  /** The folded KDA step's kernel (recurrentGatedTuning), as bench kda --decode-gated: 'v1' or 'pf[:bvN][:one|:all]'. */
+  /** The folded KDA step's kernel (recurrentGatedTuning), as bench kda --decode-gated: 'v1' or 'pf[:bvN][:one|:split|:all]'. */
   kdaGated?: string;
 }
 

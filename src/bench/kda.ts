@@ -918,7 +918,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-sweep-rounds <n>', 'rounds of --fwd-sweep (every name once a round; default 2)')
     .option(
       '--decode-gated <spec,...>',
-      "the 48B decode's KDA step beside the core one: core, layer, two-ops, v1, pf[:bvN][:one|:all][:probe-fold|norm|update]",
+      "the 48B decode's KDA step beside the core one: core, layer, two-ops, v1, pf[:bvN][:one|:split|:all][:probe-fold|norm|update]",
     )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option(

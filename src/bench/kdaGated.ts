@@ -6,7 +6,7 @@
  *   layer           the layer-mode step alone (l2norm, gate and sigmoid inside; g given raw)
  *   two-ops         the two dispatches the fold replaced: the f_b / g_b GEMVs, then the layer-mode step
  *   v1              the eighth session's folded kernel (recurrentGated.wgsl.ts)
- *   pf[:bvN][:one|:all][:probe-fold|:probe-norm|:probe-update]
+ *   pf[:bvN][:one|:split|:all][:probe-fold|:probe-norm|:probe-update]
  *                   the prefetch kernel (recurrentGatedPrefetch.wgsl.ts) with that tile, norm and probe
  *                   (probes: profiling only, wrong results)
  * Timed like the decode rows: timestamps around one compute pass of reps dispatches, median of trials.
@@ -35,14 +35,19 @@ export function parseGatedSpecs(s: string | undefined): GatedSpec[] | undefined 
   return s.split(',').map((text) => {
     const [kind, ...mods] = text.trim().split(':');
     if (!['core', 'layer', 'two-ops', 'v1', 'pf'].includes(kind))
-      throw new Error(`--decode-gated: '${text}' is not core, layer, two-ops, v1 or pf[:bvN][:one|:all][:probe-...]`);
+      throw new Error(
+        `--decode-gated: '${text}' is not core, layer, two-ops, v1 or pf[:bvN][:one|:split|:all][:probe-...]`,
+      );
     const spec: GatedSpec = { text: text.trim(), kind: kind as GatedSpec['kind'] };
     for (const m of mods) {
       if (kind !== 'pf') throw new Error(`--decode-gated: '${text}': only pf takes modifiers`);
       if (/^bv\d+$/.test(m)) spec.bv = Number(m.slice(2));
-      else if (m === 'one' || m === 'all') spec.norm = m;
+      else if (m === 'one' || m === 'split' || m === 'all') spec.norm = m;
       else if (m === 'probe-fold' || m === 'probe-norm' || m === 'probe-update') spec.probe = m.slice(6) as GatedProbe;
-      else throw new Error(`--decode-gated: '${text}': modifier '${m}' is not bvN, one, all or probe-fold|norm|update`);
+      else
+        throw new Error(
+          `--decode-gated: '${text}': modifier '${m}' is not bvN, one, split, all or probe-fold|norm|update`,
+        );
     }
     return spec;
   });

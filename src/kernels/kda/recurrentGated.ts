@@ -22,10 +22,12 @@ import {
 import {
   type GatedNorm,
   type GatedProbe,
+  gatedNormFits,
   type RecurrentGatedPrefetchVariant,
   recurrentGatedPrefetchKey,
   recurrentGatedPrefetchWgsl,
 } from './recurrentGatedPrefetch.wgsl.js';
+import { recurrentVecGeometry } from './recurrent.wgsl.js';
 import { recurrentBV, recurrentTuning } from './slots.js';
 
 export interface KdaGatedInputs {
@@ -56,7 +58,7 @@ export const recurrentGatedTuning: {
   bv?: number;
   norm: GatedNorm;
   probe?: GatedProbe;
-} = { fold: true, kernel: 'prefetch', norm: 'one' };
+} = { fold: true, kernel: 'prefetch', norm: 'split' };
 
 /**
  * Value tile of the prefetch kernel: 32 columns where V allows. Every workgroup repeats its head's f_b
@@ -141,11 +143,10 @@ export function kdaRecurrentGated(
   const ins = [slots, x.qkv, x.proj, x.fB, x.gB, x.A_log, x.dt_bias].map(contiguous);
   const o = gpu.empty([N, 1, H, V]);
   const gate = gpu.empty([N, H * V]);
-  const pf: RecurrentGatedPrefetchVariant = {
-    ...v,
-    norm: recurrentGatedTuning.norm,
-    probe: recurrentGatedTuning.probe,
-  };
+  // Norm 'split' needs K / 8 threads a half workgroup; 'one' (the same values as 'all') where it does not fit.
+  const { WG } = recurrentVecGeometry(K, v.BV);
+  const norm = gatedNormFits(recurrentGatedTuning.norm, K, WG) ? recurrentGatedTuning.norm : 'one';
+  const pf: RecurrentGatedPrefetchVariant = { ...v, norm, probe: recurrentGatedTuning.probe };
   gpu.dispatch({
     kernel: v1
       ? { name: 'kda_recurrent_gated', key: recurrentGatedKey(v), code: () => recurrentGatedWgsl(v) }

@@ -15,11 +15,14 @@
  *  - f_a | g_a are staged as vec4s, so each chunk's inputs are one or two 16-byte workgroup loads;
  *  - norm 'one': q^T q and k^T k are summed by one thread each (of different warps on any GPU with subgroups
  *    of WG / 2 lanes or fewer) between the two barriers, overlapping the f_b products, and shared through
- *    workgroup memory; 'all' keeps every thread summing them after the second barrier (as before).
+ *    workgroup memory; 'split': in blocks of 8 squares by K / 8 threads each between the barriers, the
+ *    blocks' sums added by every thread after (a chain of 8 + K / 8 instead of K, another summation order);
+ *    'all' keeps every thread summing them after the second barrier (as before).
  *
  * Exactness: the same expressions in the same order as the eighth-session kernel (so the two-dispatch path's
  * values up to the compiler's contraction of multiply-adds): f's and the gate's partials and trees are
- * rowDot's, q^T q and k^T k the same serial sums, and the token update is vec4TokenUpdate. Only the value
+ * rowDot's, q^T q and k^T k the same serial sums (but with norm 'split'), and the token update is
+ * vec4TokenUpdate. Only the value
  * tile may differ (BV 32 by default where the eighth-session kernel had recurrentBV's 8 at batch 1), which
  * regroups k^T S and q^T S over the rows (NRG partials of RPT rows): a reassociation, checked at 1e-6 of max
  * |value| against the two-op path (test/kda-recurrent-gated.test.ts).
@@ -31,7 +34,15 @@
 import { GATED_GEMV_LANES, type RecurrentGatedVariant } from './recurrentGated.wgsl.js';
 import { PREP_FNS, recurrentVecGeometry, vec4TokenUpdate } from './recurrent.wgsl.js';
 
-export type GatedNorm = 'one' | 'all';
+export type GatedNorm = 'one' | 'split' | 'all';
+
+/** Squares a thread of norm 'split' sums (q^T q and k^T k in K / 8 blocks). */
+const NORM_BLOCK = 8;
+
+/** Whether the norm fits the geometry: 'split' needs K / 8 threads for q and as many for k in each half. */
+export function gatedNormFits(norm: GatedNorm, K: number, WG: number): boolean {
+  return norm !== 'split' || (K % NORM_BLOCK === 0 && K / NORM_BLOCK <= WG / 2);
+}
 export type GatedProbe = 'fold' | 'norm' | 'update';
 
 export interface RecurrentGatedPrefetchVariant extends RecurrentGatedVariant {
@@ -112,24 +123,45 @@ ${tree('    ', (j) => `gp[c * ${cg}u + ${j}u]`, cg, cf)}
     : `  for (var c = lid; c < ${BV}u; c += ${WG}u) { gate[n * H * ${V}u + h * ${V}u + vt * ${BV}u + c] = gp[c]; }`;
   const qqLoop = `var qq = 0.0;\n  for (var i = 0u; i < ${K}u; i++) { qq += qs[i] * qs[i]; }`;
   const kkLoop = `var kk = 0.0;\n  for (var i = 0u; i < ${K}u; i++) { kk += ks[i] * ks[i]; }`;
-  // The norms: 'one' between the barriers by two threads (nrm in workgroup memory), 'all' after them.
-  const normOne =
-    probe === 'norm' || norm !== 'one'
+  // The norms. 'one': between the barriers by two threads, shared through nrm. 'split': between the barriers,
+  // K / 8 threads sum 8 squares of q each (and as many of k), every thread adds those partials after them.
+  // 'all': every thread sums all of them after the barriers (the eighth-session kernel).
+  const S = K / NORM_BLOCK;
+  const normMid =
+    probe === 'norm' || norm === 'all'
       ? ''
-      : `  if (lid == 0u) {
+      : norm === 'one'
+        ? `  if (lid == 0u) {
   ${qqLoop}
     nrm.x = inverseSqrt(qq + 1e-6) * p.scale;
   }
   if (lid == ${WG - 1}u) {
   ${kkLoop}
     nrm.y = inverseSqrt(kk + 1e-6);
+  }`
+        : `  if (lid < ${S}u) {
+    var a = 0.0;
+    for (var i = 0u; i < ${NORM_BLOCK}u; i++) { let x = qs[${NORM_BLOCK}u * lid + i]; a += x * x; }
+    qkp[lid] = a;
+  }
+  if (lid >= ${WG / 2}u && lid < ${WG / 2 + S}u) {
+    let j = lid - ${WG / 2}u;
+    var a = 0.0;
+    for (var i = 0u; i < ${NORM_BLOCK}u; i++) { let x = ks[${NORM_BLOCK}u * j + i]; a += x * x; }
+    qkp[${S}u + j] = a;
   }`;
   const normAfter =
     probe === 'norm'
       ? '  let qn = p.scale;\n  let kn = 1.0;'
       : norm === 'one'
         ? '  let qn = nrm.x;\n  let kn = nrm.y;'
-        : `  ${qqLoop}\n  ${kkLoop}\n  let qn = inverseSqrt(qq + 1e-6) * p.scale;\n  let kn = inverseSqrt(kk + 1e-6);`;
+        : norm === 'split'
+          ? `  var qq = 0.0;
+  var kk = 0.0;
+  for (var j = 0u; j < ${S}u; j++) { qq += qkp[j]; kk += qkp[${S}u + j]; }
+  let qn = inverseSqrt(qq + 1e-6) * p.scale;
+  let kn = inverseSqrt(kk + 1e-6);`
+          : `  ${qqLoop}\n  ${kkLoop}\n  let qn = inverseSqrt(qq + 1e-6) * p.scale;\n  let kn = inverseSqrt(kk + 1e-6);`;
   const update =
     probe === 'update'
       ? `  if (rg == 0u) { o[row * ${V4}u + vt * ${QW}u + cq] = s[0] * qn * kn * bs * ga[0] * vs[0] * qs[0] * ks[0]; }`
@@ -163,6 +195,7 @@ var<workgroup> red1: array<vec4<f32>, ${WG}>;
 var<workgroup> red2: array<vec4<f32>, ${WG}>;
 var<workgroup> bs: f32;
 var<workgroup> nrm: vec2<f32>;
+var<workgroup> qkp: array<f32, ${Math.max(2, (2 * K) / NORM_BLOCK)}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -192,7 +225,7 @@ ${pre.join('\n')}
   workgroupBarrier();
   // g of the head's channels and the gate's chunk partials of this tile (and the norms, norm 'one').
 ${fwork.join('\n')}
-${normOne}
+${normMid}
   workgroupBarrier();
 ${gateOut}
 ${normAfter}

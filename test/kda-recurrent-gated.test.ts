@@ -1,11 +1,11 @@
 /**
  * kdaRecurrentGated (the KDA decode step with f_b / g_b folded into the recurrent kernel) against its
  * definition: the two GEMVs of the low-rank columns, then kdaRecurrentSlots in layer mode. On WebGPU the
- * fused kernels (the prefetch kernel at its default tile and norm, at the whole V and norm 'all', and the
- * eighth session's 'v1') must give the two-dispatch path's values to the last bits (they reproduce the
- * GEMV's summation; only the compiler's contraction of multiply-adds and, for another value tile, the
- * grouping of the sums over rows may differ); all must match the cpu reference (the same ops in plain TS)
- * within 1e-4 of max |value|.
+ * fused kernels (the eighth session's 'v1'; the prefetch kernel at its defaults, BV 32 where V allows and
+ * norm 'split', and with norm 'one', and at BV 16 with norm 'all') must give the two-dispatch path's values
+ * to the last bits (they reproduce the GEMV's summation; only the compiler's contraction of multiply-adds,
+ * the norm's blocks and, for another value tile, the grouping of the sums over rows may differ): within 1e-6
+ * of max |value|, of 'v1' too; all must match the cpu reference (the same ops in plain TS) within 1e-4.
  */
 import { describe, expect, it } from 'vitest';
 import { recurrentGatedTuning, kdaRecurrentGated } from '../src/kernels/kda/recurrentGated.js';

@@ -3,9 +3,10 @@
  * decay logits g = f_b f_a(h) and the output gate gate = g_b g_a(h), then the recurrent step over a pool
  * of state slots (kdaRecurrentSlots in layer mode), returning o and the gate for the gated o_norm.
  *
- * On WebGPU it is one dispatch (recurrentGated.wgsl.ts) where that kernel applies, the same values as the
- * two ops it replaces (the GEMV of the low-rank columns, then kdaRecurrentSlots); elsewhere it is those
- * two ops (on cpu: their references, which are this op's definition).
+ * On WebGPU it is one dispatch (recurrentGatedPrefetch.wgsl.ts, or the eighth session's recurrentGated.wgsl.ts
+ * with recurrentGatedTuning.kernel 'v1') where that kernel applies, the values of the two ops it replaces
+ * (the GEMV of the low-rank columns, then kdaRecurrentSlots) up to reassociation; elsewhere it is those two
+ * ops (on cpu: their references, which are this op's definition).
  */
 import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -48,8 +49,10 @@ export interface KdaGatedInputs {
 
 /**
  * Folding off (false) keeps the GEMV and kdaRecurrentSlots apart (for measuring; bench decode --no-fold-kda-gate).
- * `kernel`: 'prefetch' (recurrentGatedPrefetch.wgsl.ts, every load before the first barrier) or 'v1' (the
- * eighth session's recurrentGated.wgsl.ts, for comparison); `bv` its value tile (default: gatedBV); `norm`
+ * `kernel`: 'prefetch' (recurrentGatedPrefetch.wgsl.ts, every load before the first barrier; 6.1 against
+ * 14.5 us a dispatch on the H200 at the 48B shapes, batch 1, and the 48B decode's TPOT at 4K 3.89 against
+ * 4.07 ms) or 'v1' (the eighth session's recurrentGated.wgsl.ts, for comparison: bench kda --decode-gated v1,
+ * bench decode --sweep '[{"label":"v1","kdaGated":"v1"}]'); `bv` its value tile (default: gatedBV); `norm`
  * and `probe` as in recurrentGatedPrefetch.wgsl.ts (probes: profiling only, wrong results).
  */
 export const recurrentGatedTuning: {
@@ -64,7 +67,8 @@ export const recurrentGatedTuning: {
  * Value tile of the prefetch kernel: 32 columns where V allows. Every workgroup repeats its head's f_b
  * products (128 rows of 128 at the 48B shapes) and sums k^T S over NRG = 128 / (BV / 4) row groups, so the
  * narrow tiles the core step takes at batch 1 (recurrentBV: 8, 512 workgroups) multiply that work by 4
- * against 32 (128 workgroups, still one an SM on the H200).
+ * against 32 (128 workgroups, still one an SM on the H200). H200, H = 32, d = 128, batch 1 / 8: BV 32
+ * 6.06 / 24.0 us, 16 7.45 / 37.0, 8 11.0 / 67.9 (bench kda --decode-gated).
  */
 export function gatedBV(p: { N: number; H: number; V: number }): number {
   const forced = recurrentGatedTuning.bv;

@@ -19,13 +19,21 @@
  *    blocks' sums added by every thread after (a chain of 8 + K / 8 instead of K, another summation order);
  *    'all' keeps every thread summing them after the second barrier (as before).
  *
- * Exactness: the same expressions in the same order as the eighth-session kernel (so the two-dispatch path's
- * values up to the compiler's contraction of multiply-adds): f's and the gate's partials and trees are
- * rowDot's, q^T q and k^T k the same serial sums (but with norm 'split'), and the token update is
- * vec4TokenUpdate. Only the value
- * tile may differ (BV 32 by default where the eighth-session kernel had recurrentBV's 8 at batch 1), which
- * regroups k^T S and q^T S over the rows (NRG partials of RPT rows): a reassociation, checked at 1e-6 of max
- * |value| against the two-op path (test/kda-recurrent-gated.test.ts).
+ * Exactness: the eighth-session kernel's expressions (so the two-dispatch path's values up to the compiler's
+ * contraction of multiply-adds): f's and the gate's partials and trees are rowDot's, and the token update is
+ * vec4TokenUpdate. Two reassociations: q^T q and k^T k in blocks with norm 'split' (the default; 'one' and
+ * 'all' keep the serial sums), and the value tile (BV 32 by default where the eighth-session kernel had
+ * recurrentBV's 8 at batch 1), which regroups k^T S and q^T S over the rows (NRG partials of RPT rows). Checked
+ * at 1e-6 of max |value| against the two-op path (test/kda-recurrent-gated.test.ts); in the 48B decode on the
+ * H200 (bench decode --check, 4K, int8) the logits are within 3.5e-6 of the unfused step's (2.6e-6 with the
+ * eighth-session kernel), greedy tokens equal.
+ *
+ * H200 (bench kda --decode-gated, H = 32, d = r = 128, bf16 f_b / g_b; us a dispatch, back to back), batch 1 /
+ * 8: eighth-session kernel 14.49 / 28.43; this one 6.06-6.09 / 24.0 (norm 'one' 6.24 / 25.0, 'all' 6.49 /
+ * 25.2; BV 16: 7.45 / 37.0, BV 8: 11.0 / 67.9); the core step 5.65 / 10.8, the layer-mode step alone 7.95 /
+ * 13.4, the GEMVs + layer-mode step 14.27 / 26.9. Probes at batch 1 / 8: without the fold 4.70 / 11.4, without
+ * the norms 5.89 / 23.1, without the update 5.61 / 21.6: the fold is what remains (1.4 us at batch 1; at batch
+ * 8 its registers, ~64 a thread for the f_b row, leave fewer workgroups an SM for 1024 workgroups).
  *
  * Probes (profiling only, wrong results; bench kda --decode-gated): 'fold' skips the f_b / g_b products and
  * their loads (g = 0, gate = 0), 'norm' the l2 norms (qn = scale, kn = 1), 'update' the state update (the

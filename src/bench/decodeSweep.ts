@@ -9,6 +9,8 @@ import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js'
 import { moeDecodeRows, moeDecodeTuning, lanesOf } from '../kernels/moe/decode.wgsl.js';
 import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
+import { recurrentGatedTuning } from '../kernels/kda/recurrentGated.js';
+import { parseGatedSpecs } from './kdaGated.js';
 
 export interface DecodeSweepVariant {
   label: string;
@@ -34,6 +36,8 @@ export interface DecodeSweepVariant {
   gemvUnroll?: number;
   /** BatchSessionOptions.padDispatches. */
   padDispatches?: number;
+  /** The folded KDA step's kernel (recurrentGatedTuning), as bench kda --decode-gated: 'v1' or 'pf[:bvN][:one|:split|:all]'. */
+  kdaGated?: string;
 }
 
 const KEYS = new Set([
@@ -51,7 +55,20 @@ const KEYS = new Set([
   'normGemvConvRows',
   'gemvUnroll',
   'padDispatches',
+  'kdaGated',
 ]);
+
+/** recurrentGatedTuning's fields for a kdaGated spec (v1 or pf with its modifiers). */
+function kdaGatedTuning(spec: string): Partial<typeof recurrentGatedTuning> {
+  const [g] = parseGatedSpecs(spec) ?? [];
+  if (g.kind !== 'v1' && g.kind !== 'pf') throw new Error(`--sweep: kdaGated '${spec}' is not v1 or pf[...]`);
+  return {
+    kernel: g.kind === 'v1' ? 'v1' : 'prefetch',
+    bv: g.bv,
+    norm: g.norm ?? recurrentGatedTuning.norm,
+    probe: g.probe,
+  };
+}
 
 /** Parses --sweep's JSON array, checking every knob's value (by applying it once and undoing it). */
 export function parseSweep(text: string): DecodeSweepVariant[] {
@@ -94,6 +111,7 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
         throw new Error(`--sweep: entry ${i}: ${k} '${x}', expected 'sort', 'merge' or 'count'`);
     if (s.padDispatches !== undefined && !(Number.isInteger(s.padDispatches) && s.padDispatches >= 0))
       throw new Error(`--sweep: entry ${i}: padDispatches ${s.padDispatches}`);
+    if (s.kdaGated !== undefined) kdaGatedTuning(String(s.kdaGated));
     return s;
   });
 }
@@ -107,7 +125,9 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     unroll: decodeTuning.unroll,
     select: routeFoldTuning.select,
     tail: routeTailTuning.select,
+    gated: { ...recurrentGatedTuning },
   };
+  if (v.kdaGated !== undefined) Object.assign(recurrentGatedTuning, kdaGatedTuning(v.kdaGated));
   if (v.moeLanes) [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = v.moeLanes;
   if (v.moeRows) [moeDecodeTuning.rowsGateUp, moeDecodeTuning.rowsDown] = v.moeRows;
   if (v.moeUnrollGateUp !== undefined) moeDecodeTuning.unrollGateUp = v.moeUnrollGateUp;
@@ -125,6 +145,7 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     decodeTuning.unroll = saved.unroll;
     routeFoldTuning.select = saved.select;
     routeTailTuning.select = saved.tail;
+    Object.assign(recurrentGatedTuning, saved.gated);
   };
   let out: T;
   try {

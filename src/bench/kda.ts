@@ -25,6 +25,7 @@ import { cpu } from '../tensor/cpuDevice.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { maxRelDiff } from '../util/relDiff.js';
 import { parseFwdSweep, sweepForward, withTuningAsync } from './kdaForwardSweep.js';
+import { type GatedSpec, parseGatedSpecs, timeDecodeGated } from './kdaGated.js';
 import { machine, openBenchDevice, parseList, profileKernels, type Timing, timeGpu } from './harness.js';
 
 export interface KdaBenchOptions {
@@ -134,6 +135,8 @@ export interface KdaBenchOptions {
    * trimmed (decodeProbe in the result): how much the chunked runs' leftovers slow the decode step.
    */
   decodeProbe?: boolean;
+  /** The 48B decode's KDA step (kdaRecurrentGated) and its variants beside the core step (kdaGated.ts). */
+  decodeGated?: GatedSpec[];
   /** Compare the chunked forward with the recurrent kernel on the bench inputs (o and final state). */
   check?: boolean;
   /** Profiling only: leave one step of the vec4 intra kernel out (its results are then wrong). */
@@ -501,6 +504,21 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
   const decode: Record<string, unknown>[] = [];
   for (const batch of o.batch)
     for (const bv of o.decodeBV ?? [undefined]) decode.push(await timeDecode(dev, o, batch, bv));
+  const decodeGated: Record<string, unknown>[] = [];
+  if (o.decodeGated && dev.backend === 'webgpu') {
+    for (const batch of o.batch)
+      for (const spec of o.decodeGated) {
+        const at = { batch, H: o.decodeHeads, d: o.d, reps: o.reps, trials: o.trials };
+        // One failing variant (a probe that does not compile, say) is reported, not fatal to the rest.
+        decodeGated.push(
+          await timeDecodeGated(dev as GpuContext, spec, at).catch((e: Error) => ({
+            spec: spec.text,
+            batch,
+            error: e.message,
+          })),
+        );
+      }
+  }
   const chunked: Record<string, unknown>[] = [];
   setLegacy(o.bwdLegacy);
   if (o.bwdPrev) {
@@ -687,6 +705,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     ...(seqTiledVsPrev ? { seqTiledVsPrev, pairsScanVsTail, utRowsVsPrev, utTriangularVsSquare } : {}),
     ...(o.bwdTune ? { backwardTuning: o.bwdTune } : {}),
     decode,
+    ...(decodeGated.length ? { decodeGated } : {}),
     ...(probe ? { decodeProbe: { batch: 64, ...probe } } : {}),
     targets: {
       note: 'H200 targets: forward T=32768 <= 5.0 ms, fwd+bwd <= 25 ms, decode batch 64 <= 87 us, batch 1 < 60 us',
@@ -897,6 +916,10 @@ export function registerKdaBench(bench: Command): void {
       'also time and profile the forward with each named choice set in this process (kdaForwardSweep.ts FWD_SWEEP)',
     )
     .option('--fwd-sweep-rounds <n>', 'rounds of --fwd-sweep (every name once a round; default 2)')
+    .option(
+      '--decode-gated <spec,...>',
+      "the 48B decode's KDA step beside the core one: core, layer, two-ops, v1, pf[:bvN][:one|:split|:all][:probe-fold|norm|update]",
+    )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option(
       '--fresh-device',
@@ -1018,6 +1041,7 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraGramSecondary: parseOnOff('--fwd-intra-gram-secondary', opts.fwdIntraGramSecondary),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
+        decodeGated: parseGatedSpecs(opts.decodeGated),
       };
       // --fresh-device: the decode rows (and checks) on the first device, then each T's chunked rows on a device
       // of its own, so no earlier size's runs precede it.
@@ -1046,6 +1070,7 @@ export function registerKdaBench(bench: Command): void {
       );
       if (kernels.length) console.log(renderTable(kernels));
       console.log(renderTable(result.decode));
+      if (result.decodeGated) console.log(renderTable(result.decodeGated));
     },
   );
 }

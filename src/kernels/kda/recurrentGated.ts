@@ -3,9 +3,10 @@
  * decay logits g = f_b f_a(h) and the output gate gate = g_b g_a(h), then the recurrent step over a pool
  * of state slots (kdaRecurrentSlots in layer mode), returning o and the gate for the gated o_norm.
  *
- * On WebGPU it is one dispatch (recurrentGated.wgsl.ts) where that kernel applies, the same values as the
- * two ops it replaces (the GEMV of the low-rank columns, then kdaRecurrentSlots); elsewhere it is those
- * two ops (on cpu: their references, which are this op's definition).
+ * On WebGPU it is one dispatch (recurrentGatedPrefetch.wgsl.ts, or the eighth session's recurrentGated.wgsl.ts
+ * with recurrentGatedTuning.kernel 'v1') where that kernel applies, the values of the two ops it replaces
+ * (the GEMV of the low-rank columns, then kdaRecurrentSlots) up to reassociation; elsewhere it is those two
+ * ops (on cpu: their references, which are this op's definition).
  */
 import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -19,6 +20,15 @@ import {
   recurrentGatedKey,
   recurrentGatedWgsl,
 } from './recurrentGated.wgsl.js';
+import {
+  type GatedNorm,
+  type GatedProbe,
+  gatedNormFits,
+  type RecurrentGatedPrefetchVariant,
+  recurrentGatedPrefetchKey,
+  recurrentGatedPrefetchWgsl,
+} from './recurrentGatedPrefetch.wgsl.js';
+import { recurrentVecGeometry } from './recurrent.wgsl.js';
 import { recurrentBV, recurrentTuning } from './slots.js';
 
 export interface KdaGatedInputs {
@@ -37,8 +47,38 @@ export interface KdaGatedInputs {
   dt_bias: Tensor;
 }
 
-/** Folding off (false) keeps the GEMV and kdaRecurrentSlots apart (for measuring; bench decode --no-fold-kda-gate). */
-export const recurrentGatedTuning = { fold: true };
+/**
+ * Folding off (false) keeps the GEMV and kdaRecurrentSlots apart (for measuring; bench decode --no-fold-kda-gate).
+ * `kernel`: 'prefetch' (recurrentGatedPrefetch.wgsl.ts, every load before the first barrier; 6.1 against
+ * 14.5 us a dispatch on the H200 at the 48B shapes, batch 1, and the 48B decode's TPOT at 4K 3.89 against
+ * 4.07 ms) or 'v1' (the eighth session's recurrentGated.wgsl.ts, for comparison: bench kda --decode-gated v1,
+ * bench decode --sweep '[{"label":"v1","kdaGated":"v1"}]'); `bv` its value tile (default: gatedBV); `norm`
+ * and `probe` as in recurrentGatedPrefetch.wgsl.ts (probes: profiling only, wrong results).
+ */
+export const recurrentGatedTuning: {
+  fold: boolean;
+  kernel: 'prefetch' | 'v1';
+  bv?: number;
+  norm: GatedNorm;
+  probe?: GatedProbe;
+} = { fold: true, kernel: 'prefetch', norm: 'split' };
+
+/**
+ * Value tile of the prefetch kernel: 32 columns where V allows. Every workgroup repeats its head's f_b
+ * products (128 rows of 128 at the 48B shapes) and sums k^T S over NRG = 128 / (BV / 4) row groups, so the
+ * narrow tiles the core step takes at batch 1 (recurrentBV: 8, 512 workgroups) multiply that work by 4
+ * against 32 (128 workgroups, still one an SM on the H200). H200, H = 32, d = 128, batch 1 / 8: BV 32
+ * 6.06 / 24.0 us, 16 7.45 / 37.0, 8 11.0 / 67.9 (bench kda --decode-gated).
+ */
+export function gatedBV(p: { N: number; H: number; V: number }): number {
+  const forced = recurrentGatedTuning.bv;
+  if (forced !== undefined) {
+    if (!(Number.isInteger(forced) && forced > 0 && p.V % forced === 0))
+      throw new Error(`kdaRecurrentGated: value tile ${forced} does not divide V=${p.V}`);
+    return forced;
+  }
+  return p.V % 32 === 0 ? 32 : recurrentBV(p);
+}
 
 /**
  * Sequences up to which the fold applies. Every workgroup recomputes its head's g (H * K * rf products, the
@@ -85,10 +125,11 @@ export function kdaRecurrentGated(
   }
   const scale = opts.scale ?? K ** -0.5;
   const gpu = asGpu(device);
+  const v1 = recurrentGatedTuning.kernel === 'v1';
   const v: RecurrentGatedVariant = {
     K,
     V,
-    BV: recurrentBV({ N, H, V }),
+    BV: v1 ? recurrentBV({ N, H, V }) : gatedBV({ N, H, V }),
     rf,
     rg,
     wDtype: x.fB.dtype as 'f32' | 'bf16',
@@ -106,8 +147,14 @@ export function kdaRecurrentGated(
   const ins = [slots, x.qkv, x.proj, x.fB, x.gB, x.A_log, x.dt_bias].map(contiguous);
   const o = gpu.empty([N, 1, H, V]);
   const gate = gpu.empty([N, H * V]);
+  // Norm 'split' needs K / 8 threads a half workgroup; 'one' (the same values as 'all') where it does not fit.
+  const { WG } = recurrentVecGeometry(K, v.BV);
+  const norm = gatedNormFits(recurrentGatedTuning.norm, K, WG) ? recurrentGatedTuning.norm : 'one';
+  const pf: RecurrentGatedPrefetchVariant = { ...v, norm, probe: recurrentGatedTuning.probe };
   gpu.dispatch({
-    kernel: { name: 'kda_recurrent_gated', key: recurrentGatedKey(v), code: () => recurrentGatedWgsl(v) },
+    kernel: v1
+      ? { name: 'kda_recurrent_gated', key: recurrentGatedKey(v), code: () => recurrentGatedWgsl(v) }
+      : { name: 'kda_recurrent_gated', key: recurrentGatedPrefetchKey(pf), code: () => recurrentGatedPrefetchWgsl(pf) },
     tensors: [...ins, pool, o, gate],
     params: new Params()
       .u32(H, ld, x.fA, x.gA, x.beta, N * H * K)

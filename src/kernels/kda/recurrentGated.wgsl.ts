@@ -17,6 +17,10 @@
  * two-dispatch path's up to how the shader compiler contracts multiply-adds in each kernel (lavapipe:
  * last-bit differences, test/kda-recurrent-gated.test.ts checks 1e-6 of max |value|).
  *
+ * Since the ninth session the default is recurrentGatedPrefetch.wgsl.ts (every load before the first barrier,
+ * the gate GEMV over all threads, 32-column tiles: 6.1 against this kernel's 14.5 us on the H200 at the 48B
+ * shapes, batch 1); this one stays for comparison (recurrentGatedTuning.kernel 'v1').
+ *
  * Grid (V / BV, H, N); thread layout, state traffic and barriers as recurrentVec4Wgsl. Sequence n's token
  * is batch row n: q, k, v in planes 0, 1, 2 of the conv output [3, N, H * K]; f_a, g_a and beta in the
  * projection row [N, ld] at columns fA, gA, beta.

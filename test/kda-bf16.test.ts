@@ -138,3 +138,33 @@ describe('kda: bf16 storage mode', () => {
     expect(() => kdaCore(x.q, k32, x.v, x.g, x.beta, opts)).toThrow(/k \(like q\) has dtype f32, expected bf16/);
   });
 });
+
+describe('bench kda --dtype bf16 (CLI)', () => {
+  it.skipIf(!hasGpu)(
+    'times the bf16 forward with its check, each T on a device of its own; --same-device keeps one',
+    async () => {
+      const { cli } = await import('./helpers.js');
+      const base = ['bench', 'kda', '--json', '--T', '7,70', '--batch', '1', '--skip-backward', '--reps', '1'];
+      const small = ['--trials', '1', '--chunk-heads', '2', '--decode-heads', '2', '--d', '16', '--dtype', 'bf16'];
+      const r = await cli(...base, ...small, '--check');
+      expect(r.code, r.stderr).toBe(0);
+      const rows = JSON.parse(r.stdout).chunked as Record<string, unknown>[];
+      expect(rows.map((x) => [x.T, x.dtype, x.freshDevice])).toEqual([
+        [7, 'bf16', true],
+        [70, 'bf16', true],
+      ]);
+      for (const x of rows) {
+        const c = x.check as { vsF32: { oRelDiff: number; stateRelDiff: number } };
+        expect(c.vsF32.oRelDiff).toBeLessThan(1e-2);
+        expect(c.vsF32.stateRelDiff).toBeLessThan(1e-2);
+      }
+      const one = await cli(...base, ...small, '--same-device');
+      expect(one.code, one.stderr).toBe(0);
+      expect((JSON.parse(one.stdout).chunked as Record<string, unknown>[]).map((x) => x.freshDevice)).toEqual([
+        undefined,
+        undefined,
+      ]);
+    },
+    120_000,
+  );
+});

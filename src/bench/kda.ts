@@ -922,8 +922,8 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--decode-probe', 'also time decode at batch 64 after the chunked runs, and again after a pool trim')
     .option(
-      '--fresh-device',
-      "each T's chunked rows on a GPU device of its own (opened after the previous T's is destroyed): the order effect",
+      '--same-device',
+      "every T's chunked rows on one GPU device (default with several T: each T on a device of its own, opened after the previous T's is destroyed; on one device a size timed after others reads slower, see bench/RESULTS.md)",
     )
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option(
@@ -949,7 +949,7 @@ export function registerKdaBench(bench: Command): void {
           check?: boolean;
           fwdFused?: boolean;
           decodeProbe?: boolean;
-          freshDevice?: boolean;
+          sameDevice?: boolean;
         },
     ) => {
       if (opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
@@ -1043,9 +1043,11 @@ export function registerKdaBench(bench: Command): void {
         decodeProbe: !!opts.decodeProbe,
         decodeGated: parseGatedSpecs(opts.decodeGated),
       };
-      // --fresh-device: the decode rows (and checks) on the first device, then each T's chunked rows on a device
-      // of its own, so no earlier size's runs precede it.
-      const fresh = !!opts.freshDevice && dev.backend === 'webgpu';
+      // With several T (unless --same-device): the decode rows (and checks) on the first device, then each T's
+      // chunked rows on a device of its own, so no earlier size's runs precede it. On one device a size timed after
+      // the others reads slower (H200, ninth session: the T=32768 forward 6.04 ms after T=2048 and 8192, 5.45 on a
+      // fresh device in the same process): per-device state, not the clocks (eighth session) nor the process.
+      const fresh = !opts.sameDevice && bo.T.length > 1 && dev.backend === 'webgpu';
       const result = await benchKda(dev, fresh ? { ...bo, T: [] } : bo);
       if (fresh) {
         for (const T of bo.T) {

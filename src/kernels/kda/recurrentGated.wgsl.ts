@@ -53,6 +53,37 @@ export function recurrentGatedFits(v: RecurrentGatedVariant): boolean {
 export const recurrentGatedKey = (v: RecurrentGatedVariant) =>
   `kda_rec_gated_k${v.K}_v${v.V}_bv${v.BV}_rf${v.rf}_rg${v.rg}_${v.wDtype}`;
 
+/**
+ * WGSL both gated step kernels (this file's and recurrentGatedPrefetch.wgsl.ts) open with: Params, the bindings
+ * (slots, the conv planes qkv, the projection row proj, f_b and g_b as vec4 of bf16 pairs or f32, A_log, dt_bias, the
+ * state pool, o, gate), the prep functions, bf16 widening, and the workgroup arrays of q, k, the decay and v.
+ */
+export function gatedModuleHead(v: RecurrentGatedVariant): string {
+  const { K, BV } = v;
+  const bf16 = v.wDtype === 'bf16';
+  const wElem = bf16 ? 'vec4<u32>' : 'vec4<f32>';
+  return `struct Params { H: u32, ld: u32, fA: u32, gA: u32, beta: u32, plane: u32, scale: f32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> slots: array<i32>;
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;
+@group(0) @binding(3) var<storage, read> proj: array<f32>;
+@group(0) @binding(4) var<storage, read> FB: array<${wElem}>;
+@group(0) @binding(5) var<storage, read> GB: array<${wElem}>;
+@group(0) @binding(6) var<storage, read> A_log: array<f32>;
+@group(0) @binding(7) var<storage, read> dt_bias: array<f32>;
+@group(0) @binding(8) var<storage, read_write> state: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> o: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read_write> gate: array<f32>;
+
+${PREP_FNS.trim()}
+${bf16 ? 'fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }\nfn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }' : ''}
+
+var<workgroup> qs: array<f32, ${K}>;
+var<workgroup> ks: array<f32, ${K}>;
+var<workgroup> ga: array<f32, ${K}>;
+var<workgroup> vs: array<f32, ${BV}>;`;
+}
+
 export function recurrentGatedWgsl(v: RecurrentGatedVariant): string {
   const { K, V, BV, rf, rg } = v;
   const { WG, QW, NRG, RPT } = recurrentVecGeometry(K, BV);
@@ -61,7 +92,6 @@ export function recurrentGatedWgsl(v: RecurrentGatedVariant): string {
   const per = bf16 ? 8 : 4;
   const cf = rf / per;
   const cg = rg / per;
-  const wElem = bf16 ? 'vec4<u32>' : 'vec4<f32>';
   // The GEMV lane's term for chunk c of a row (W value w) against the staged inputs starting at x0.
   const term = (w: string, x0: string) =>
     bf16
@@ -87,26 +117,7 @@ export function recurrentGatedWgsl(v: RecurrentGatedVariant): string {
     return L.join('\n');
   };
   return /* wgsl */ `
-struct Params { H: u32, ld: u32, fA: u32, gA: u32, beta: u32, plane: u32, scale: f32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> slots: array<i32>;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;
-@group(0) @binding(3) var<storage, read> proj: array<f32>;
-@group(0) @binding(4) var<storage, read> FB: array<${wElem}>;
-@group(0) @binding(5) var<storage, read> GB: array<${wElem}>;
-@group(0) @binding(6) var<storage, read> A_log: array<f32>;
-@group(0) @binding(7) var<storage, read> dt_bias: array<f32>;
-@group(0) @binding(8) var<storage, read_write> state: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read_write> o: array<vec4<f32>>;
-@group(0) @binding(10) var<storage, read_write> gate: array<f32>;
-
-${PREP_FNS.trim()}
-${bf16 ? 'fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }\nfn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }' : ''}
-
-var<workgroup> qs: array<f32, ${K}>;
-var<workgroup> ks: array<f32, ${K}>;
-var<workgroup> ga: array<f32, ${K}>;
-var<workgroup> vs: array<f32, ${BV}>;
+${gatedModuleHead(v)}
 // f_a then g_a of the token (the GEMV's input row).
 var<workgroup> xa: array<f32, ${rf + rg}>;
 var<workgroup> red1: array<vec4<f32>, ${WG}>;

@@ -39,8 +39,8 @@
  * their loads (g = 0, gate = 0), 'norm' the l2 norms (qn = scale, kn = 1), 'update' the state update (the
  * slab is loaded and stored back, o = its first rows).
  */
-import { GATED_GEMV_LANES, type RecurrentGatedVariant } from './recurrentGated.wgsl.js';
-import { PREP_FNS, recurrentVecGeometry, vec4TokenUpdate } from './recurrent.wgsl.js';
+import { GATED_GEMV_LANES, gatedModuleHead, type RecurrentGatedVariant } from './recurrentGated.wgsl.js';
+import { recurrentVecGeometry, vec4TokenUpdate } from './recurrent.wgsl.js';
 
 export type GatedNorm = 'one' | 'split' | 'all';
 
@@ -70,7 +70,6 @@ export function recurrentGatedPrefetchWgsl(v: RecurrentGatedPrefetchVariant): st
   const cf = rf / per;
   const cg = rg / per;
   const X4 = (rf + rg) / 4;
-  const wElem = bf16 ? 'vec4<u32>' : 'vec4<f32>';
   const fold = probe !== 'fold';
   // The GEMV lane's term for a chunk (W value w) against the staged inputs from vec4 i4 of xa (the same
   // dot products as recurrentGated.wgsl.ts's, whose xin(x0) is xa[x0 / 4] here).
@@ -175,26 +174,7 @@ ${tree('    ', (j) => `gp[c * ${cg}u + ${j}u]`, cg, cf)}
       ? `  if (rg == 0u) { o[row * ${V4}u + vt * ${QW}u + cq] = s[0] * qn * kn * bs * ga[0] * vs[0] * qs[0] * ks[0]; }`
       : vec4TokenUpdate({ QW, NRG, RPT }, V4, '  ');
   return /* wgsl */ `
-struct Params { H: u32, ld: u32, fA: u32, gA: u32, beta: u32, plane: u32, scale: f32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> slots: array<i32>;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;
-@group(0) @binding(3) var<storage, read> proj: array<f32>;
-@group(0) @binding(4) var<storage, read> FB: array<${wElem}>;
-@group(0) @binding(5) var<storage, read> GB: array<${wElem}>;
-@group(0) @binding(6) var<storage, read> A_log: array<f32>;
-@group(0) @binding(7) var<storage, read> dt_bias: array<f32>;
-@group(0) @binding(8) var<storage, read_write> state: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read_write> o: array<vec4<f32>>;
-@group(0) @binding(10) var<storage, read_write> gate: array<f32>;
-
-${PREP_FNS.trim()}
-${bf16 ? 'fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }\nfn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }' : ''}
-
-var<workgroup> qs: array<f32, ${K}>;
-var<workgroup> ks: array<f32, ${K}>;
-var<workgroup> ga: array<f32, ${K}>;
-var<workgroup> vs: array<f32, ${BV}>;
+${gatedModuleHead(v)}
 // f_a then g_a of the token (the GEMV's input row), as vec4s.
 var<workgroup> xa: array<vec4<f32>, ${X4}>;
 // The gate's chunk partials, column-major by chunk (column c's at c * ${cg} ..).

@@ -25,8 +25,7 @@
  * rescales (each one a fold of every accumulator through workgroup memory) for resolution (x <= 1 needs the 2^-tau,
  * so tau bits of QMAX are lost). Measured in test/mla-int8-lazy.test.ts.
  */
-import { int8RowLayout } from './int8Layout.js';
-import { MLA_INT8_TT, quantizeRowInt8, roundHalfEven } from './int8Reference.js';
+import { int8PoolView, MLA_INT8_TT, quantizeRowInt8, roundHalfEven } from './int8Reference.js';
 import type { MlaDecodeDims } from './reference.js';
 
 export interface LazyPvOptions {
@@ -219,14 +218,12 @@ export function mlaDecodeInt8LazyReference(
   d: MlaDecodeDims,
   opts: LazyPvOptions = LAZY_PV_DEFAULTS,
 ): Float32Array {
-  const { B, H, R, Rv, pageSize, maxPages, scale } = d;
-  const L = int8RowLayout(R, Rv);
-  const poolF = new Float32Array(pool.buffer, pool.byteOffset, pool.length);
-  const byte = (w: number, i: number) => (pool[w + (i >> 2)] << (24 - 8 * (i & 3))) >> 24;
+  const { B, H, R, Rv, scale } = d;
+  const { L, poolF, byte, rowOf } = int8PoolView(pool, pageTable, d);
   const out = new Float32Array(B * H * Rv);
   for (let b = 0; b < B; b++) {
     const T = lengths[b];
-    const row = (t: number) => (pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize)) * L.RW;
+    const row = (t: number) => rowOf(b, t);
     const sL = new Float64Array(T);
     const codes = new Int8Array(T * Rv);
     for (let t = 0; t < T; t++) {

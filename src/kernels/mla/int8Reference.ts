@@ -80,6 +80,25 @@ export function cacheWriteInt8Reference(
 export type MlaInt8Dims = MlaDecodeDims;
 
 /**
+ * A paged int8 pool read as the kernels read it: the row layout, the words as f32 (the scales), the signed byte i of
+ * the row starting at word w, and the first word of sequence b's row t (through its page table).
+ */
+export function int8PoolView(
+  pool: Int32Array,
+  pageTable: Int32Array,
+  d: Pick<MlaInt8Dims, 'R' | 'Rv' | 'pageSize' | 'maxPages'>,
+) {
+  const L = int8RowLayout(d.R, d.Rv);
+  return {
+    L,
+    poolF: new Float32Array(pool.buffer, pool.byteOffset, pool.length),
+    byte: (w: number, i: number) => (pool[w + (i >> 2)] << (24 - 8 * (i & 3))) >> 24,
+    rowOf: (b: number, t: number) =>
+      (pageTable[b * d.maxPages + Math.floor(t / d.pageSize)] * d.pageSize + (t % d.pageSize)) * L.RW,
+  };
+}
+
+/**
  * Absorbed MLA decode over an int8 pool (words), quantised as the kernel does; o_lat [B, H, Rv].
  * `pv: 'f32'` leaves p unquantised (the kernel's f32 P x values variant).
  */
@@ -92,14 +111,12 @@ export function mlaDecodeInt8Reference(
   opts: { pv?: 'dp4a' | 'f32' } = {},
 ): Float32Array {
   const f32P = opts.pv === 'f32';
-  const { B, H, R, Rv, pageSize, maxPages, scale } = d;
-  const L = int8RowLayout(R, Rv);
-  const poolF = new Float32Array(pool.buffer, pool.byteOffset, pool.length);
-  const byte = (w: number, i: number) => (pool[w + (i >> 2)] << (24 - 8 * (i & 3))) >> 24;
+  const { B, H, R, Rv, scale } = d;
+  const { L, poolF, byte, rowOf } = int8PoolView(pool, pageTable, d);
   const out = new Float32Array(B * H * Rv);
   for (let b = 0; b < B; b++) {
     const T = lengths[b];
-    const row = (t: number) => (pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize)) * L.RW;
+    const row = (t: number) => rowOf(b, t);
     for (let h = 0; h < H; h++) {
       const qw = quantizeRowInt8(qFull.subarray((b * H + h) * R, (b * H + h + 1) * R), R, Rv);
       const qf = new Float32Array(qw.buffer);

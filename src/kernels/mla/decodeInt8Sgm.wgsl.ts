@@ -236,8 +236,9 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   if (pl.lazy) {
     // The rescale flag of a block (any head's max above m_ref + tau) and the chunk's s_ref reduction.
     l('var<workgroup> flag: u32;');
-    l(`var<workgroup> sRefS: array<f32, ${pl.NS}>;`);
-    L.push(...lazyDitherWgsl(HT));
+    if (pl.lazySRefAtomic) l('var<workgroup> sRefA: atomic<u32>;');
+    else l(`var<workgroup> sRefS: array<f32, ${pl.NS}>;`);
+    if (!pl.lazyNoDither) L.push(...lazyDitherWgsl(HT));
   } else l(`var<workgroup> sigmaS: array<${VF}, ${HW / HT}>;`);
   L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
   // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the

@@ -47,17 +47,26 @@ function frags(F: Frags): { j: number; m: number }[] {
  * a thread at 8K-token chunks), the digits' unit 2^tau s_ref / QMAX, the flag cleared, the accumulators zero.
  */
 export function lazyPrologue(pl: MlaInt8SgmPlan, F: Frags, l: Emit): void {
-  l(`  var sr = ${pl.lazySRef1 ? '1.0' : '0.0'};`);
-  if (!pl.lazySRef1)
-    l(
-      `  for (var tt = t0 + lid; tt < t1; tt += ${pl.WG}u) { sr = max(sr, bitcast<f32>(pool[rowOf(b, tt) * ${pl.RW / 4}u + ${pl.NC}u].x)); }`,
-    );
-  l(`  sr = subgroupMax(sr);`);
-  l(`  if (lane == 0u) { sRefS[sgi] = sr; }`);
-  l(`  if (lid == 0u) { flag = 0u; }`);
-  l(`  workgroupBarrier();`);
-  l(`  var sRef = 0.0;`);
-  l(`  for (var i = 0u; i < ${pl.NS}u; i++) { sRef = max(sRef, sRefS[i]); }`);
+  const scan = `  for (var tt = t0 + lid; tt < t1; tt += ${pl.WG}u) { sr = max(sr, bitcast<f32>(pool[rowOf(b, tt) * ${pl.RW / 4}u + ${pl.NC}u].x)); }`;
+  if (pl.lazySRefAtomic) {
+    // The scales are >= 0, whose f32 bits order as u32: one atomicMax a thread, no subgroup reduction.
+    l(`  if (lid == 0u) { flag = 0u; atomicStore(&sRefA, 0u); }`);
+    l(`  workgroupBarrier();`);
+    l(`  var sr = 0.0;`);
+    l(scan);
+    l(`  atomicMax(&sRefA, bitcast<u32>(sr));`);
+    l(`  workgroupBarrier();`);
+    l(`  let sRef = bitcast<f32>(atomicLoad(&sRefA));`);
+  } else {
+    l(`  var sr = ${pl.lazySRef1 ? '1.0' : '0.0'};`);
+    if (!pl.lazySRef1) l(scan);
+    l(`  sr = subgroupMax(sr);`);
+    l(`  if (lane == 0u) { sRefS[sgi] = sr; }`);
+    l(`  if (lid == 0u) { flag = 0u; }`);
+    l(`  workgroupBarrier();`);
+    l(`  var sRef = 0.0;`);
+    l(`  for (var i = 0u; i < ${pl.NS}u; i++) { sRef = max(sRef, sRefS[i]); }`);
+  }
   // x = p 2^-tau s_t / s_ref: the 2^-tau folded into the reciprocal (a power of two: exact).
   l(`  let xScale = select(0.0, ${2 ** -pl.lazyTau} / sRef, sRef > 0.0);`);
   l(`  let unit = sRef * ${2 ** pl.lazyTau / QMAX};`);
@@ -88,8 +97,9 @@ export function lazySoftmax(pl: MlaInt8SgmPlan, l: Emit, pars: (part: 'L' | 'R',
   l(`      lRun = lRun * alpha + pr;`);
   l(`      mRun = mNew;`);
   l(`      let x = min(${VF}(1.0), pr * (sk.x * xScale));`);
-  l(`      let hd = ${VU}(${hts.map((k) => `qh + ${k}u`).join(', ')});`);
-  l(`      let q = min(${VU}(${QMAX}u), ${VU}(floor(x * ${QMAX}.0 + lazyDither(tb + t, hd))));`);
+  if (!pl.lazyNoDither) l(`      let hd = ${VU}(${hts.map((k) => `qh + ${k}u`).join(', ')});`);
+  const u = pl.lazyNoDither ? `${VF}(0.5)` : 'lazyDither(tb + t, hd)';
+  l(`      let q = min(${VU}(${QMAX}u), ${VU}(floor(x * ${QMAX}.0 + ${u})));`);
   l(`      var wh = (q >> ${VU}(7u)) << ${VU}(8u * (t & 3u));`);
   l(`      var wl = (q & ${VU}(127u)) << ${VU}(8u * (t & 3u));`);
   l(`      wh |= subgroupShuffleXor(wh, 1u); wl |= subgroupShuffleXor(wl, 1u);`);

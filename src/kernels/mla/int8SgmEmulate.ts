@@ -212,7 +212,8 @@ export function mlaDecodeInt8SgmEmulate(
                 const pr = valid(t) ? f(2 ** f(s[t] - mRef)) : 0;
                 lRun[h * TT + t] = f(f(lRun[h * TT + t] * alpha) + pr);
                 const x = Math.min(1, f(pr * f(kvF[t * RW + SW] * xScale)));
-                const Q = Math.min(QMAX, Math.floor(f(f(x * QMAX) + f(lazyDither(tb + t, g * HW + h)))));
+                const u = pl.lazyNoDither ? 0.5 : f(lazyDither(tb + t, g * HW + h));
+                const Q = Math.min(QMAX, Math.floor(f(f(x * QMAX) + u)));
                 pw[F.pWord(h, t >> 2)] |= (Q >> 7) << (8 * (t & 3));
                 pw[(HW * TT) / 4 + F.pWord(h, t >> 2)] |= (Q & 127) << (8 * (t & 3));
               }

@@ -214,6 +214,19 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
         49152,
       );
       expect(mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, atomic, chunkLen)).toEqual(got);
+      // One digit (the register-pressure diagnostic): the lazy reference with digits 1.
+      const one1 = planMlaInt8Sgm(
+        { H, R, Rv: RvD, variant, heads: 16, wide: true, lazy: true, lazyOneDigit: true },
+        49152,
+      );
+      const ref1 = mlaDecodeInt8LazyReference(q, x.pool, x.pageTable, lengths, d, {
+        ...LAZY_PV_DEFAULTS,
+        chunkLen,
+        digits: 1,
+      });
+      expect(relErr(mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, one1, chunkLen), ref1)).toBeLessThan(
+        1e-5,
+      );
       const plain = planMlaInt8Sgm(
         { H, R, Rv: RvD, variant, heads: 16, wide: true, lazy: true, lazyNoDither: true },
         49152,
@@ -257,7 +270,7 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
       const checks = [
         { lazyEvery: true, lazyBarrier: true },
         { lazyEvery: true, lazyMultiply: true, lazySRef1: true },
-        { lazySRefAtomic: true, lazyNoDither: true },
+        { lazySRefAtomic: true, lazyNoDither: true, lazyOneDigit: true },
       ];
       for (const more of [{}, { lazyFlush: false, prefetch: false }, ...checks]) {
         const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, lazy: true, ...more }, 49152);

@@ -98,6 +98,7 @@ export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
     'lazySRef1',
     'lazySRefAtomic',
     'lazyNoDither',
+    'lazyOneDigit',
   ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2], lazyTau: [0, 1, 2, 3] };
   for (const item of text.split(',').filter(Boolean)) {
@@ -249,6 +250,10 @@ export const SGM_LAZY_VARIANTS: Partial<MlaDecodeOptions>[] = (
 export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
   [
     { lazy: true },
+    // After mlalazy2's first sitting (the error is none of the swaps below): the register pressure (one digit: 4
+    // accumulators, not 8; ~6e-2 of max |o| expected from the one digit alone), with and without the prefetch.
+    { lazy: true, lazyOneDigit: true },
+    { lazy: true, lazyOneDigit: true, prefetch: false },
     // After the second sitting (lazy, lazyBarrier, lazyEvery, both, lazyFlush=false: all 0.7245 off; those rows are
     // left out here): the prologue, the dither and the accumulate, each swapped out (mlalazy2).
     { lazy: true, lazySRef1: true },

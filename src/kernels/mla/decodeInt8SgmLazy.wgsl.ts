@@ -22,8 +22,10 @@ type St = (ptr: string, f: Frag, value: string) => string;
 const LT = 'subgroup_matrix_left<i8, 32, 16>';
 const RT = 'subgroup_matrix_right<i8, 16, 32>';
 const ST = 'subgroup_matrix_result<i32, 16, 16>';
-/** Two int8 digits of 7 bits: Q = 128 hi + lo in [0, 16383] (int8LazyReference.ts, digits 2). */
-const QMAX = 128 * 127 + 127;
+/** Two int8 digits of 7 bits: Q = 128 hi + lo in [0, 16383] (int8LazyReference.ts, digits 2); lazyOneDigit: 127. */
+export const lazyQmax = (pl: MlaInt8SgmPlan) => (pl.lazyOneDigit ? 127 : 128 * 127 + 127);
+/** The digits' accumulators, hi then lo (lazyOneDigit: hi alone, Q itself). */
+const digitsOf = (pl: MlaInt8SgmPlan) => (pl.lazyOneDigit ? ['H'] : ['H', 'L']);
 
 /** lazyDither (int8LazyReference.ts) per head of a softmax thread: the hash of t + h 2^20, a fraction in [0, 1). */
 export function lazyDitherWgsl(HT: number): string[] {
@@ -69,8 +71,13 @@ export function lazyPrologue(pl: MlaInt8SgmPlan, F: Frags, l: Emit): void {
   }
   // x = p 2^-tau s_t / s_ref: the 2^-tau folded into the reciprocal (a power of two: exact).
   l(`  let xScale = select(0.0, ${2 ** -pl.lazyTau} / sRef, sRef > 0.0);`);
-  l(`  let unit = sRef * ${2 ** pl.lazyTau / QMAX};`);
-  for (const { j, m } of frags(F)) l(`  var aH${m}_${j} = ${ST}(); var aL${m}_${j} = ${ST}();`);
+  l(`  let unit = sRef * ${2 ** pl.lazyTau / lazyQmax(pl)};`);
+  for (const { j, m } of frags(F))
+    l(
+      `  ${digitsOf(pl)
+        .map((d) => `var a${d}${m}_${j} = ${ST}();`)
+        .join(' ')}`,
+    );
 }
 
 /**
@@ -99,8 +106,9 @@ export function lazySoftmax(pl: MlaInt8SgmPlan, l: Emit, pars: (part: 'L' | 'R',
   l(`      let x = min(${VF}(1.0), pr * (sk.x * xScale));`);
   if (!pl.lazyNoDither) l(`      let hd = ${VU}(${hts.map((k) => `qh + ${k}u`).join(', ')});`);
   const u = pl.lazyNoDither ? `${VF}(0.5)` : 'lazyDither(tb + t, hd)';
+  const QMAX = lazyQmax(pl);
   l(`      let q = min(${VU}(${QMAX}u), ${VU}(floor(x * ${QMAX}.0 + ${u})));`);
-  l(`      var wh = (q >> ${VU}(7u)) << ${VU}(8u * (t & 3u));`);
+  l(`      var wh = (q >> ${VU}(${pl.lazyOneDigit ? 0 : 7}u)) << ${VU}(8u * (t & 3u));`);
   l(`      var wl = (q & ${VU}(127u)) << ${VU}(8u * (t & 3u));`);
   l(`      wh |= subgroupShuffleXor(wh, 1u); wl |= subgroupShuffleXor(wl, 1u);`);
   l(`      wh |= subgroupShuffleXor(wh, 2u); wl |= subgroupShuffleXor(wl, 2u);`);
@@ -130,7 +138,7 @@ export function lazyFlushWgsl(pl: MlaInt8SgmPlan, F: Frags, l: Emit, st: St, ind
   for (const { j, m } of frags(F)) {
     l(`${ind}  {`);
     const digits: string[] = [];
-    for (const d of ['H', 'L']) {
+    for (const d of digitsOf(pl)) {
       l(`${ind}    ${st('&sc', slot, `a${d}${m}_${j}`)};`);
       l(`${ind}    workgroupBarrier();`);
       for (let a = 0; a < 2; a++) {
@@ -147,7 +155,7 @@ export function lazyFlushWgsl(pl: MlaInt8SgmPlan, F: Frags, l: Emit, st: St, ind
         const h = 16 * m + 8 * a + 2 * i;
         return `alphaS[${Math.floor(h / HT)}u][${h % HT ? `${h % HT}u + ` : ''}fhi]`;
       });
-      const sum = `(o${m}_${j}_${a} + unit * (128.0 * cH${a} + cL${a}))`;
+      const sum = `(o${m}_${j}_${a} + unit * ${pl.lazyOneDigit ? `cH${a}` : `(128.0 * cH${a} + cL${a})`})`;
       l(`${ind}    o${m}_${j}_${a} = ${rescale ? `${sum} * vec4<f32>(${al.join(', ')})` : sum};`);
     }
     l(`${ind}  }`);
@@ -166,13 +174,13 @@ export function lazyPv(pl: MlaInt8SgmPlan, F: Frags, l: Emit, ld: Ld, st: St): v
   }
   for (let m = 0; m < pl.MH; m++) {
     l(`      let pH${m} = ${ld(LT, '&pw', F.pLeft(m, 0))};`);
-    l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m, 1))};`);
+    if (!pl.lazyOneDigit) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m, 1))};`);
   }
   const loaded = new Set<number>();
   for (const { j, m } of frags(F)) {
     if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
     loaded.add(j);
-    for (const d of ['H', 'L']) {
+    for (const d of digitsOf(pl)) {
       const a = `a${d}${m}_${j}`;
       // lazyMultiply: a block-local result shadowing the accumulator (as the default's products are), flushed below.
       if (pl.lazyMultiply) l(`      var ${a} = subgroupMatrixMultiply<i32>(p${d}${m}, v${j});`);

@@ -67,7 +67,7 @@ export interface MlaBenchOptions {
    * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants), 'sgm-wide'
    * (SGM_WIDE_VARIANTS), 'sgm-lazy' (SGM_LAZY_VARIANTS), 'sgm-lazy-check' (SGM_LAZY_CHECK_VARIANTS), or 'none'.
    */
-  int8VariantSet?: 'all' | 'sgm-stages' | 'sgm-wide' | 'sgm-lazy' | 'sgm-lazy-check' | 'none';
+  int8VariantSet?: 'all' | 'sgm-stages' | 'sgm-wide' | 'sgm-lazy' | 'sgm-lazy-check' | 'sgm-lazy-regs' | 'none';
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
 }
@@ -266,6 +266,15 @@ export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
   ] as MlaInt8SgmOptions[]
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 
+/** `--int8-variants sgm-lazy-regs`: the register-pressure rows of sgm-lazy-check alone, beside the lazy form (a short sitting). */
+export const SGM_LAZY_REGS_VARIANTS: Partial<MlaDecodeOptions>[] = (
+  [
+    { lazy: true },
+    { lazy: true, lazyOneDigit: true },
+    { lazy: true, lazyOneDigit: true, prefetch: false },
+  ] as MlaInt8SgmOptions[]
+).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
+
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { sHalves: false, lateFetch: false },
@@ -411,6 +420,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'sgm-wide': SGM_WIDE_VARIANTS,
     'sgm-lazy': SGM_LAZY_VARIANTS,
     'sgm-lazy-check': SGM_LAZY_CHECK_VARIANTS,
+    'sgm-lazy-regs': SGM_LAZY_REGS_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -675,7 +685,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics) or none',
+      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows) or none',
       'all',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
@@ -709,8 +719,10 @@ export function registerMlaBench(bench: Command): void {
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
       int8VariantSet: ((v) => {
-        if (!['all', 'sgm-stages', 'sgm-wide', 'sgm-lazy', 'sgm-lazy-check', 'none'].includes(v))
-          throw new Error(`--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check or none`);
+        if (!['all', 'sgm-stages', 'sgm-wide', 'sgm-lazy', 'sgm-lazy-check', 'sgm-lazy-regs', 'none'].includes(v))
+          throw new Error(
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs or none`,
+          );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),
       int8VariantChunks: opts.int8VariantChunks ? parseList(opts.int8VariantChunks)[0] : undefined,

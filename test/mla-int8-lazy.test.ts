@@ -270,7 +270,7 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
       const checks = [
         { lazyEvery: true, lazyBarrier: true },
         { lazyEvery: true, lazyMultiply: true, lazySRef1: true },
-        { lazySRefAtomic: true, lazyNoDither: true, lazyOneDigit: true },
+        { lazySRefAtomic: true, lazyNoDither: true, lazyOneDigit: true, lazyPwFirst: true, lazyLoArray: true },
       ];
       for (const more of [{}, { lazyFlush: false, prefetch: false }, ...checks]) {
         const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, lazy: true, ...more }, 49152);

@@ -99,6 +99,8 @@ export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
     'lazySRefAtomic',
     'lazyNoDither',
     'lazyOneDigit',
+    'lazyPwFirst',
+    'lazyLoArray',
   ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2], lazyTau: [0, 1, 2, 3] };
   for (const item of text.split(',').filter(Boolean)) {
@@ -254,6 +256,9 @@ export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
     // accumulators, not 8; ~6e-2 of max |o| expected from the one digit alone), with and without the prefetch.
     { lazy: true, lazyOneDigit: true },
     { lazy: true, lazyOneDigit: true, prefetch: false },
+    // After mlalazy2's second sitting (one digit: the same error): the workgroup layout of P.
+    { lazy: true, lazyPwFirst: true },
+    { lazy: true, lazyLoArray: true },
     // After the second sitting (lazy, lazyBarrier, lazyEvery, both, lazyFlush=false: all 0.7245 off; those rows are
     // left out here): the prologue, the dither and the accumulate, each swapped out (mlalazy2).
     { lazy: true, lazySRef1: true },

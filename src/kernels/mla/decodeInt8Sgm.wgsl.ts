@@ -229,9 +229,13 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`@group(0) @binding(3) var<storage, read> pageTable: array<i32>;`);
   l(`@group(0) @binding(4) var<storage, read> lengths: array<i32>;`);
   l(`@group(0) @binding(5) var<storage, read_write> partial: array<f32>;`);
+  // lazyLoArray: the lo digits in their own array (pwl), pw the hi digits alone; lazyPwFirst: pw declared first.
+  const pwDecl = `var<workgroup> pw: array<i32, ${pl.lazyLoArray ? PWW / 2 : PWW}>;`;
+  if (pl.lazyPwFirst) l(pwDecl);
   l(`var<workgroup> kv: array<i32, ${KVW}>;`);
   l(`var<workgroup> sc: array<i32, ${SCW}>;`);
-  l(`var<workgroup> pw: array<i32, ${PWW}>;`);
+  if (!pl.lazyPwFirst) l(pwDecl);
+  if (pl.lazyLoArray) l(`var<workgroup> pwl: array<i32, ${PWW / 2}>;`);
   l(`var<workgroup> alphaS: array<${VF}, ${HW / HT}>;`);
   if (pl.lazy) {
     // The rescale flag of a block (any head's max above m_ref + tau) and the chunk's s_ref reduction.

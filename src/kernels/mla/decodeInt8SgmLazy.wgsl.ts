@@ -115,7 +115,8 @@ export function lazySoftmax(pl: MlaInt8SgmPlan, l: Emit, pars: (part: 'L' | 'R',
   l(`      if ((t & 3u) == 0u) {`);
   for (const k of hts) {
     const w = `(${HT}u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)`;
-    l(`        pw[${w}] = bitcast<i32>(wh[${k}]); pw[${(HW * TT) / 4}u + ${w}] = bitcast<i32>(wl[${k}]);`);
+    const lo = pl.lazyLoArray ? `pwl[${w}]` : `pw[${(HW * TT) / 4}u + ${w}]`;
+    l(`        pw[${w}] = bitcast<i32>(wh[${k}]); ${lo} = bitcast<i32>(wl[${k}]);`);
   }
   l(`      }`);
   l(`      if (t == 0u) { alphaS[hq] = alpha; }`);
@@ -174,7 +175,8 @@ export function lazyPv(pl: MlaInt8SgmPlan, F: Frags, l: Emit, ld: Ld, st: St): v
   }
   for (let m = 0; m < pl.MH; m++) {
     l(`      let pH${m} = ${ld(LT, '&pw', F.pLeft(m, 0))};`);
-    if (!pl.lazyOneDigit) l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m, 1))};`);
+    if (!pl.lazyOneDigit)
+      l(`      let pL${m} = ${pl.lazyLoArray ? ld(LT, '&pwl', F.pLeft(m, 0)) : ld(LT, '&pw', F.pLeft(m, 1))};`);
   }
   const loaded = new Set<number>();
   for (const { j, m } of frags(F)) {

@@ -141,6 +141,8 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   lazySRefAtomic: boolean;
   lazyNoDither: boolean;
   lazyOneDigit: boolean;
+  lazyPwFirst: boolean;
+  lazyLoArray: boolean;
   variant: SgmVariant;
   /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
   SCW: number;
@@ -306,6 +308,14 @@ export interface MlaInt8SgmOptions {
    * device's error follows the register pressure of the 8 loop-carried result matrices.
    */
   lazyOneDigit?: boolean;
+  /**
+   * Diagnostics of the workgroup layout (mlalazy2, written after its sittings, not yet run): the device's error looks
+   * like P read from the wrong words (head half 0's hi digits P-independent, every head's P x V token-misaligned), so
+   * `pw` declared first (before kv and sc), and the lo digits in their own array `pwl` (pw as the default's 256 words).
+   * The same values: the emulation is unchanged.
+   */
+  lazyPwFirst?: boolean;
+  lazyLoArray?: boolean;
 }
 
 /** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
@@ -444,6 +454,8 @@ export function planMlaInt8Sgm(
     lazySRefAtomic: v.lazySRefAtomic ?? false,
     lazyNoDither: v.lazyNoDither ?? false,
     lazyOneDigit: v.lazyOneDigit ?? false,
+    lazyPwFirst: v.lazyPwFirst ?? false,
+    lazyLoArray: v.lazyLoArray ?? false,
     variant: v.variant,
     SCW,
     PWW,
@@ -453,7 +465,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}${p.lazySRefAtomic ? '_srefat' : ''}${p.lazyNoDither ? '_nodither' : ''}${p.lazyOneDigit ? '_1digit' : ''}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}${p.lazySRefAtomic ? '_srefat' : ''}${p.lazyNoDither ? '_nodither' : ''}${p.lazyOneDigit ? '_1digit' : ''}${p.lazyPwFirst ? '_pwfirst' : ''}${p.lazyLoArray ? '_loarr' : ''}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */

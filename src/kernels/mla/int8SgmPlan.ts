@@ -259,8 +259,9 @@ export interface MlaInt8SgmOptions {
    * A block: S, barrier, softmax (one subgroup reduction: the block max), the rescale flag's uniform load, P x V
    * products, barrier, staging, barrier (4 barriers against 10). Not bit-identical to the dp4a kernel: the emulation
    * is within int8LazyReference.ts's error (5e-3 of the int8 reference at small shapes), but ON THE H200 THE OUTPUTS
-   * ARE WRONG (0.72 of max |o| at 4K, cause not found: decodeInt8Sgm.wgsl.ts's header), and it is slower there (1.37
-   * ms a layer at 1M against 1.07). Opt-in, for measuring only. Needs wide. Default false.
+   * ARE WRONG (0.72 of max |o| at 4K, cause not found: decodeInt8Sgm.wgsl.ts's header; not the s_ref prologue, the
+   * dither, the accumulate or the register pressure, mlalazy2), and it is slower there (1.37 ms a layer at 1M against
+   * 1.07). Opt-in, for measuring only. Needs wide. Default false.
    */
   lazy?: boolean;
   /** lazy: tau (log2 units, >= 0), the staleness allowed to m_ref; default 1 (LAZY_PV_DEFAULTS). */

@@ -207,7 +207,59 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
       expect(e1).toBeLessThan(2e-2);
       const bad = mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, noFlush, chunkLen);
       expect(relErr(bad, ref)).toBeGreaterThan(1e-2);
+      // The device check's fix candidates (mlalazy2): s_ref by an atomicMax is the same s_ref (the same outputs);
+      // the constant 0.5 instead of the dither rounds to nearest (measured 5.1e-3, 4.7e-3 from the int8 reference).
+      const atomic = planMlaInt8Sgm(
+        { H, R, Rv: RvD, variant, heads: 16, wide: true, lazy: true, lazySRefAtomic: true },
+        49152,
+      );
+      expect(mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, atomic, chunkLen)).toEqual(got);
+      // One digit (the register-pressure diagnostic): the lazy reference with digits 1.
+      const one1 = planMlaInt8Sgm(
+        { H, R, Rv: RvD, variant, heads: 16, wide: true, lazy: true, lazyOneDigit: true },
+        49152,
+      );
+      const ref1 = mlaDecodeInt8LazyReference(q, x.pool, x.pageTable, lengths, d, {
+        ...LAZY_PV_DEFAULTS,
+        chunkLen,
+        digits: 1,
+      });
+      expect(relErr(mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, one1, chunkLen), ref1)).toBeLessThan(
+        1e-5,
+      );
+      const plain = planMlaInt8Sgm(
+        { H, R, Rv: RvD, variant, heads: 16, wide: true, lazy: true, lazyNoDither: true },
+        49152,
+      );
+      expect(relErr(mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, plain, chunkLen), i8)).toBeLessThan(
+        1e-2,
+      );
     }
+  });
+
+  it('the 48B layout (32 heads a workgroup: two head halves, the form the device runs) emulated equals the lazy reference', () => {
+    // The case above has one head half (MH = 1); the H200 runs MH = 2 (pw holds 4 left fragments: hi, lo per half).
+    const rng = new Rng(5);
+    const R = 576;
+    const RvD = 512;
+    const H = 32;
+    const pageSize = 64;
+    const lengths = Int32Array.from([200]);
+    const x = makePool(rng, lengths, R, RvD, pageSize);
+    const q = rng.normalArray(H * R, 0.5);
+    const d = { B: 1, H, R, Rv: RvD, pageSize, maxPages: x.maxPages, scale: 0.07 };
+    const plan = planMlaInt8Sgm({ H, R, Rv: RvD, variant: { syntax: 'template', units: 'words' }, lazy: true }, 49152);
+    expect(plan.MH).toBe(2);
+    const got = mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, plan, 64);
+    const ref = mlaDecodeInt8LazyReference(q, x.pool, x.pageTable, lengths, d, { ...LAZY_PV_DEFAULTS, chunkLen: 64 });
+    // Measured 5.3e-5: the reference forms x in f64, the kernel in f32, so a digit can land one step (2 s_ref / 16383
+    // of a token's weight) apart; the 16-head layout (checked above) does the same f32 arithmetic per element.
+    expect(relErr(got, ref)).toBeLessThan(2e-4);
+    const half = planMlaInt8Sgm(
+      { H, R, Rv: RvD, variant: { syntax: 'template', units: 'words' }, lazy: true, heads: 16, wide: true },
+      49152,
+    );
+    expect(got).toEqual(mlaDecodeInt8SgmEmulate(q, x.pool, x.pageTable, lengths, d, half, 64));
   });
 
   it.skipIf(!hasGpu)(
@@ -218,6 +270,7 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
       const checks = [
         { lazyEvery: true, lazyBarrier: true },
         { lazyEvery: true, lazyMultiply: true, lazySRef1: true },
+        { lazySRefAtomic: true, lazyNoDither: true, lazyOneDigit: true, lazyPwFirst: true, lazyLoArray: true },
       ];
       for (const more of [{}, { lazyFlush: false, prefetch: false }, ...checks]) {
         const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, lazy: true, ...more }, 49152);

@@ -67,7 +67,7 @@ export interface MlaBenchOptions {
    * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants), 'sgm-wide'
    * (SGM_WIDE_VARIANTS), 'sgm-lazy' (SGM_LAZY_VARIANTS), 'sgm-lazy-check' (SGM_LAZY_CHECK_VARIANTS), or 'none'.
    */
-  int8VariantSet?: 'all' | 'sgm-stages' | 'sgm-wide' | 'sgm-lazy' | 'sgm-lazy-check' | 'none';
+  int8VariantSet?: 'all' | 'sgm-stages' | 'sgm-wide' | 'sgm-lazy' | 'sgm-lazy-check' | 'sgm-lazy-regs' | 'none';
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
 }
@@ -96,6 +96,11 @@ export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
     'lazyBarrier',
     'lazyMultiply',
     'lazySRef1',
+    'lazySRefAtomic',
+    'lazyNoDither',
+    'lazyOneDigit',
+    'lazyPwFirst',
+    'lazyLoArray',
   ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2], lazyTau: [0, 1, 2, 3] };
   for (const item of text.split(',').filter(Boolean)) {
@@ -247,14 +252,31 @@ export const SGM_LAZY_VARIANTS: Partial<MlaDecodeOptions>[] = (
 export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
   [
     { lazy: true },
-    { lazy: true, lazyBarrier: true },
-    { lazy: true, lazyEvery: true },
-    { lazy: true, lazyEvery: true, lazyBarrier: true },
-    { lazy: true, lazyBarrier: true, lazyFlush: false },
-    // After the second sitting (all of the above 0.7245 off): the prologue, and the accumulate, each swapped out.
+    // After mlalazy2's first sitting (the error is none of the swaps below): the register pressure (one digit: 4
+    // accumulators, not 8; ~6e-2 of max |o| expected from the one digit alone), with and without the prefetch.
+    { lazy: true, lazyOneDigit: true },
+    { lazy: true, lazyOneDigit: true, prefetch: false },
+    // After mlalazy2's second sitting (one digit: the same error): the workgroup layout of P.
+    { lazy: true, lazyPwFirst: true },
+    { lazy: true, lazyLoArray: true },
+    // After the second sitting (lazy, lazyBarrier, lazyEvery, both, lazyFlush=false: all 0.7245 off; those rows are
+    // left out here): the prologue, the dither and the accumulate, each swapped out (mlalazy2).
     { lazy: true, lazySRef1: true },
+    { lazy: true, lazySRefAtomic: true },
+    { lazy: true, lazyNoDither: true },
+    { lazy: true, lazySRefAtomic: true, lazyNoDither: true },
     { lazy: true, lazyEvery: true, lazyMultiply: true },
     { lazy: true, lazyEvery: true, lazyMultiply: true, lazySRef1: true },
+    { lazy: true, lazyEvery: true, lazyMultiply: true, lazySRefAtomic: true, lazyNoDither: true },
+  ] as MlaInt8SgmOptions[]
+).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
+
+/** `--int8-variants sgm-lazy-regs`: the register-pressure rows of sgm-lazy-check alone, beside the lazy form (a short sitting). */
+export const SGM_LAZY_REGS_VARIANTS: Partial<MlaDecodeOptions>[] = (
+  [
+    { lazy: true },
+    { lazy: true, lazyOneDigit: true },
+    { lazy: true, lazyOneDigit: true, prefetch: false },
   ] as MlaInt8SgmOptions[]
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 
@@ -278,6 +300,48 @@ interface Inputs {
 
 /** Rows quantised per cacheWrite call (a [n, R] f32 staging tensor stays far below the binding limit). */
 const INT8_FILL_ROWS = 65536;
+
+/**
+ * Where an output differs from its reference, for the lazy form's device check (its error was 0.72 of max |o| on the
+ * H200 with the emulation exact): the least-squares scale k of got against ref and what is left after it (a pure
+ * scale error leaves ~0), the error by head half (the two P x V left fragments) and by the value columns' fragment
+ * parity (a subgroup's two value fragments j = 0, 1), the worst element, and the exact zeros.
+ */
+function lazyDiag(got: Float32Array, ref: Float32Array, H: number, Rv: number) {
+  let gr = 0;
+  let rr = 0;
+  let maxRef = 0;
+  for (let i = 0; i < ref.length; i++) {
+    gr += got[i] * ref[i];
+    rr += ref[i] * ref[i];
+    maxRef = Math.max(maxRef, Math.abs(ref[i]));
+  }
+  const k = rr > 0 ? gr / rr : 0;
+  const part = (keep: (h: number, d: number) => boolean, scale = 1) => {
+    let e = 0;
+    for (let i = 0; i < ref.length; i++) {
+      const h = Math.floor(i / Rv) % H;
+      if (keep(h, i % Rv)) e = Math.max(e, Math.abs(got[i] - scale * ref[i]));
+    }
+    return Number((e / maxRef).toPrecision(4));
+  };
+  let worst = 0;
+  let zeros = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (Math.abs(got[i] - ref[i]) > Math.abs(got[worst] - ref[worst])) worst = i;
+    if (got[i] === 0 && ref[i] !== 0) zeros++;
+  }
+  return {
+    k: Number(k.toPrecision(6)),
+    afterK: part(() => true, k),
+    heads0to15: part((h) => h % 32 < 16),
+    heads16to31: part((h) => h % 32 >= 16),
+    colsJ0: part((_, d) => ((d >> 4) & 1) === 0),
+    colsJ1: part((_, d) => ((d >> 4) & 1) === 1),
+    worst: { head: Math.floor(worst / Rv) % H, d: worst % Rv, got: got[worst], ref: ref[worst] },
+    zeros,
+  };
+}
 
 async function makeInputs(gpu: GpuContext, o: MlaBenchOptions, T: number): Promise<Inputs> {
   const R = o.rank + o.rope;
@@ -361,6 +425,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'sgm-wide': SGM_WIDE_VARIANTS,
     'sgm-lazy': SGM_LAZY_VARIANTS,
     'sgm-lazy-check': SGM_LAZY_CHECK_VARIANTS,
+    'sgm-lazy-regs': SGM_LAZY_REGS_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -532,6 +597,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           kernel: `int8-${v.int8Kernel ?? 'dp4a'}`,
           ...v,
           vsInt8Reference: err(got, ref),
+          // The lazy form's device check: where its error lies (mlalazy2).
+          lazyDiag: v.int8Sgm?.lazy ? lazyDiag(got, ref, H, Rv) : undefined,
           vsDp4aKernel: v.int8Pv ? undefined : err(got, dp4a),
           vsF32Attention: err(got, exact),
           int8ReferenceVsF32Attention: err(ref, exact),
@@ -623,7 +690,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics) or none',
+      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows) or none',
       'all',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
@@ -657,8 +724,10 @@ export function registerMlaBench(bench: Command): void {
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
       int8VariantSet: ((v) => {
-        if (!['all', 'sgm-stages', 'sgm-wide', 'sgm-lazy', 'sgm-lazy-check', 'none'].includes(v))
-          throw new Error(`--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check or none`);
+        if (!['all', 'sgm-stages', 'sgm-wide', 'sgm-lazy', 'sgm-lazy-check', 'sgm-lazy-regs', 'none'].includes(v))
+          throw new Error(
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs or none`,
+          );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),
       int8VariantChunks: opts.int8VariantChunks ? parseList(opts.int8VariantChunks)[0] : undefined,

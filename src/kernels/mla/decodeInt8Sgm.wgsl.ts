@@ -142,6 +142,31 @@
  * prologue (lazySRef1: s_ref = 1) and the accumulate (lazyEvery + lazyMultiply: subgroupMatrixMultiply into fresh
  * results, as the default does) for known-good forms; then, if the form is kept, fewer flushes (per head half, or
  * m_ref from a first S pass) before any further timing.
+ * mlalazy2 (ninth session, two sittings at 4K, bench/results/2026-12-02-h200-mlalazy2-{chk,regs}.json, bench mla's
+ * new lazyDiag per check row): STILL WRONG, and none of the suspects of that paragraph is the cause: swapping out the
+ * s_ref prologue (lazySRefAtomic: atomicMax instead of subgroupMax, the same s_ref), the dither (lazyNoDither), the
+ * accumulate (lazyEvery + lazyMultiply) or the register pressure (lazyOneDigit: 4 accumulators, with and without the
+ * prefetch) leaves the same error (0.7245-0.7260, the same worst element: head 0, column 41, 0.02045 against
+ * -0.01580). Read line by line against the emulation (the WGSL generated at the 48B shapes), no semantic difference
+ * was found: every MultiplyAccumulate is assigned back, the loads' layouts and strides are the default's, the digits'
+ * words are packed as the default's P8, the flag's branch is uniform, the slots' stores and reads are between
+ * barriers; the emulation at the device's layout (32 heads a workgroup, two head halves: a new test) equals the lazy
+ * reference and, bit for bit, the 16-head layout. What the diagnostics show instead (lazyDiag):
+ *   - every head's output is P x V with the weights on the wrong tokens (or heads): the least-squares scale of the
+ *     output on the reference is k = 0.603, what a permutation of the tokens within a block gives in the CPU
+ *     simulation of the bench's own inputs (k 0.604-0.607, 0.46-0.50 of max |o|; heads 16-31: 0.479 on the device);
+ *   - heads 0-15 (head half 0) carry besides a term independent of P's scale in their HI digit's products: with
+ *     s_ref = 1 (lazySRef1: x ~127x smaller, unit 127x larger) their error is 51.4 (x ~71), heads 16-31 unchanged
+ *     (0.481); with one digit (unit 129x larger, the hi digit = Q) the output is the same as with two.
+ *   So the hi digits of head half 0 as the left-matrix load sees them hold bytes that are not P (what the simulation
+ *   of a left load from a few words before pw reproduces in kind, not in size), and all P rows are misaligned with
+ *   the value rows. What differs from the default's P x V, which reads P8 from pw exactly so and is exact: pw is twice
+ *   as long (512 words, the lo digits at 256-511), the workgroup variables (flag, sRefS, no sigmaS) and so the
+ *   layout. Next device check (written, compiled with the stand-ins, not run: this session's device time is spent):
+ *   bench mla --json --unsafe-apis --cache-dtype int8 --int8-kernels subgroup-matrix --sweep-chunks '' --context 4096
+ *   --int8-variants sgm-lazy-check, whose rows lazyPwFirst (pw declared before kv and sc) and lazyLoArray (the lo
+ *   digits in their own array, pw the default's 256 words) test the layout; if neither is right, dump pw and the
+ *   left fragments (subgroupMatrixStore of pH0 into partial) beside the emulation's.
  *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be
@@ -229,15 +254,20 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   l(`@group(0) @binding(3) var<storage, read> pageTable: array<i32>;`);
   l(`@group(0) @binding(4) var<storage, read> lengths: array<i32>;`);
   l(`@group(0) @binding(5) var<storage, read_write> partial: array<f32>;`);
+  // lazyLoArray: the lo digits in their own array (pwl), pw the hi digits alone; lazyPwFirst: pw declared first.
+  const pwDecl = `var<workgroup> pw: array<i32, ${pl.lazyLoArray ? PWW / 2 : PWW}>;`;
+  if (pl.lazyPwFirst) l(pwDecl);
   l(`var<workgroup> kv: array<i32, ${KVW}>;`);
   l(`var<workgroup> sc: array<i32, ${SCW}>;`);
-  l(`var<workgroup> pw: array<i32, ${PWW}>;`);
+  if (!pl.lazyPwFirst) l(pwDecl);
+  if (pl.lazyLoArray) l(`var<workgroup> pwl: array<i32, ${PWW / 2}>;`);
   l(`var<workgroup> alphaS: array<${VF}, ${HW / HT}>;`);
   if (pl.lazy) {
     // The rescale flag of a block (any head's max above m_ref + tau) and the chunk's s_ref reduction.
     l('var<workgroup> flag: u32;');
-    l(`var<workgroup> sRefS: array<f32, ${pl.NS}>;`);
-    L.push(...lazyDitherWgsl(HT));
+    if (pl.lazySRefAtomic) l('var<workgroup> sRefA: atomic<u32>;');
+    else l(`var<workgroup> sRefS: array<f32, ${pl.NS}>;`);
+    if (!pl.lazyNoDither) L.push(...lazyDitherWgsl(HT));
   } else l(`var<workgroup> sigmaS: array<${VF}, ${HW / HT}>;`);
   L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
   // Subgroup index from the invocation index: the kernel is written for subgroups of 32 (checked at the

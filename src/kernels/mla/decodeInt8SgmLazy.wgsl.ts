@@ -22,8 +22,10 @@ type St = (ptr: string, f: Frag, value: string) => string;
 const LT = 'subgroup_matrix_left<i8, 32, 16>';
 const RT = 'subgroup_matrix_right<i8, 16, 32>';
 const ST = 'subgroup_matrix_result<i32, 16, 16>';
-/** Two int8 digits of 7 bits: Q = 128 hi + lo in [0, 16383] (int8LazyReference.ts, digits 2). */
-const QMAX = 128 * 127 + 127;
+/** Two int8 digits of 7 bits: Q = 128 hi + lo in [0, 16383] (int8LazyReference.ts, digits 2); lazyOneDigit: 127. */
+export const lazyQmax = (pl: MlaInt8SgmPlan) => (pl.lazyOneDigit ? 127 : 128 * 127 + 127);
+/** The digits' accumulators, hi then lo (lazyOneDigit: hi alone, Q itself). */
+const digitsOf = (pl: MlaInt8SgmPlan) => (pl.lazyOneDigit ? ['H'] : ['H', 'L']);
 
 /** lazyDither (int8LazyReference.ts) per head of a softmax thread: the hash of t + h 2^20, a fraction in [0, 1). */
 export function lazyDitherWgsl(HT: number): string[] {
@@ -47,21 +49,35 @@ function frags(F: Frags): { j: number; m: number }[] {
  * a thread at 8K-token chunks), the digits' unit 2^tau s_ref / QMAX, the flag cleared, the accumulators zero.
  */
 export function lazyPrologue(pl: MlaInt8SgmPlan, F: Frags, l: Emit): void {
-  l(`  var sr = ${pl.lazySRef1 ? '1.0' : '0.0'};`);
-  if (!pl.lazySRef1)
-    l(
-      `  for (var tt = t0 + lid; tt < t1; tt += ${pl.WG}u) { sr = max(sr, bitcast<f32>(pool[rowOf(b, tt) * ${pl.RW / 4}u + ${pl.NC}u].x)); }`,
-    );
-  l(`  sr = subgroupMax(sr);`);
-  l(`  if (lane == 0u) { sRefS[sgi] = sr; }`);
-  l(`  if (lid == 0u) { flag = 0u; }`);
-  l(`  workgroupBarrier();`);
-  l(`  var sRef = 0.0;`);
-  l(`  for (var i = 0u; i < ${pl.NS}u; i++) { sRef = max(sRef, sRefS[i]); }`);
+  const scan = `  for (var tt = t0 + lid; tt < t1; tt += ${pl.WG}u) { sr = max(sr, bitcast<f32>(pool[rowOf(b, tt) * ${pl.RW / 4}u + ${pl.NC}u].x)); }`;
+  if (pl.lazySRefAtomic) {
+    // The scales are >= 0, whose f32 bits order as u32: one atomicMax a thread, no subgroup reduction.
+    l(`  if (lid == 0u) { flag = 0u; atomicStore(&sRefA, 0u); }`);
+    l(`  workgroupBarrier();`);
+    l(`  var sr = 0.0;`);
+    l(scan);
+    l(`  atomicMax(&sRefA, bitcast<u32>(sr));`);
+    l(`  workgroupBarrier();`);
+    l(`  let sRef = bitcast<f32>(atomicLoad(&sRefA));`);
+  } else {
+    l(`  var sr = ${pl.lazySRef1 ? '1.0' : '0.0'};`);
+    if (!pl.lazySRef1) l(scan);
+    l(`  sr = subgroupMax(sr);`);
+    l(`  if (lane == 0u) { sRefS[sgi] = sr; }`);
+    l(`  if (lid == 0u) { flag = 0u; }`);
+    l(`  workgroupBarrier();`);
+    l(`  var sRef = 0.0;`);
+    l(`  for (var i = 0u; i < ${pl.NS}u; i++) { sRef = max(sRef, sRefS[i]); }`);
+  }
   // x = p 2^-tau s_t / s_ref: the 2^-tau folded into the reciprocal (a power of two: exact).
   l(`  let xScale = select(0.0, ${2 ** -pl.lazyTau} / sRef, sRef > 0.0);`);
-  l(`  let unit = sRef * ${2 ** pl.lazyTau / QMAX};`);
-  for (const { j, m } of frags(F)) l(`  var aH${m}_${j} = ${ST}(); var aL${m}_${j} = ${ST}();`);
+  l(`  let unit = sRef * ${2 ** pl.lazyTau / lazyQmax(pl)};`);
+  for (const { j, m } of frags(F))
+    l(
+      `  ${digitsOf(pl)
+        .map((d) => `var a${d}${m}_${j} = ${ST}();`)
+        .join(' ')}`,
+    );
 }
 
 /**
@@ -88,16 +104,19 @@ export function lazySoftmax(pl: MlaInt8SgmPlan, l: Emit, pars: (part: 'L' | 'R',
   l(`      lRun = lRun * alpha + pr;`);
   l(`      mRun = mNew;`);
   l(`      let x = min(${VF}(1.0), pr * (sk.x * xScale));`);
-  l(`      let hd = ${VU}(${hts.map((k) => `qh + ${k}u`).join(', ')});`);
-  l(`      let q = min(${VU}(${QMAX}u), ${VU}(floor(x * ${QMAX}.0 + lazyDither(tb + t, hd))));`);
-  l(`      var wh = (q >> ${VU}(7u)) << ${VU}(8u * (t & 3u));`);
+  if (!pl.lazyNoDither) l(`      let hd = ${VU}(${hts.map((k) => `qh + ${k}u`).join(', ')});`);
+  const u = pl.lazyNoDither ? `${VF}(0.5)` : 'lazyDither(tb + t, hd)';
+  const QMAX = lazyQmax(pl);
+  l(`      let q = min(${VU}(${QMAX}u), ${VU}(floor(x * ${QMAX}.0 + ${u})));`);
+  l(`      var wh = (q >> ${VU}(${pl.lazyOneDigit ? 0 : 7}u)) << ${VU}(8u * (t & 3u));`);
   l(`      var wl = (q & ${VU}(127u)) << ${VU}(8u * (t & 3u));`);
   l(`      wh |= subgroupShuffleXor(wh, 1u); wl |= subgroupShuffleXor(wl, 1u);`);
   l(`      wh |= subgroupShuffleXor(wh, 2u); wl |= subgroupShuffleXor(wl, 2u);`);
   l(`      if ((t & 3u) == 0u) {`);
   for (const k of hts) {
     const w = `(${HT}u * hq + ${k}u) * ${TT / 4}u + (t >> 2u)`;
-    l(`        pw[${w}] = bitcast<i32>(wh[${k}]); pw[${(HW * TT) / 4}u + ${w}] = bitcast<i32>(wl[${k}]);`);
+    const lo = pl.lazyLoArray ? `pwl[${w}]` : `pw[${(HW * TT) / 4}u + ${w}]`;
+    l(`        pw[${w}] = bitcast<i32>(wh[${k}]); ${lo} = bitcast<i32>(wl[${k}]);`);
   }
   l(`      }`);
   l(`      if (t == 0u) { alphaS[hq] = alpha; }`);
@@ -120,7 +139,7 @@ export function lazyFlushWgsl(pl: MlaInt8SgmPlan, F: Frags, l: Emit, st: St, ind
   for (const { j, m } of frags(F)) {
     l(`${ind}  {`);
     const digits: string[] = [];
-    for (const d of ['H', 'L']) {
+    for (const d of digitsOf(pl)) {
       l(`${ind}    ${st('&sc', slot, `a${d}${m}_${j}`)};`);
       l(`${ind}    workgroupBarrier();`);
       for (let a = 0; a < 2; a++) {
@@ -137,7 +156,7 @@ export function lazyFlushWgsl(pl: MlaInt8SgmPlan, F: Frags, l: Emit, st: St, ind
         const h = 16 * m + 8 * a + 2 * i;
         return `alphaS[${Math.floor(h / HT)}u][${h % HT ? `${h % HT}u + ` : ''}fhi]`;
       });
-      const sum = `(o${m}_${j}_${a} + unit * (128.0 * cH${a} + cL${a}))`;
+      const sum = `(o${m}_${j}_${a} + unit * ${pl.lazyOneDigit ? `cH${a}` : `(128.0 * cH${a} + cL${a})`})`;
       l(`${ind}    o${m}_${j}_${a} = ${rescale ? `${sum} * vec4<f32>(${al.join(', ')})` : sum};`);
     }
     l(`${ind}  }`);
@@ -156,13 +175,14 @@ export function lazyPv(pl: MlaInt8SgmPlan, F: Frags, l: Emit, ld: Ld, st: St): v
   }
   for (let m = 0; m < pl.MH; m++) {
     l(`      let pH${m} = ${ld(LT, '&pw', F.pLeft(m, 0))};`);
-    l(`      let pL${m} = ${ld(LT, '&pw', F.pLeft(m, 1))};`);
+    if (!pl.lazyOneDigit)
+      l(`      let pL${m} = ${pl.lazyLoArray ? ld(LT, '&pwl', F.pLeft(m, 0)) : ld(LT, '&pw', F.pLeft(m, 1))};`);
   }
   const loaded = new Set<number>();
   for (const { j, m } of frags(F)) {
     if (!loaded.has(j)) l(`      let v${j} = ${ld(RT, '&kv', F.v(j))};`);
     loaded.add(j);
-    for (const d of ['H', 'L']) {
+    for (const d of digitsOf(pl)) {
       const a = `a${d}${m}_${j}`;
       // lazyMultiply: a block-local result shadowing the accumulator (as the default's products are), flushed below.
       if (pl.lazyMultiply) l(`      var ${a} = subgroupMatrixMultiply<i32>(p${d}${m}, v${j});`);

@@ -122,7 +122,7 @@ export function mlaDecodeInt8SgmEmulate(
         const sq = (h: number, k: number) => qrF[(b * HP + g * HW + h) * RW + SW + k];
         // lazy (decodeInt8SgmLazy.wgsl.ts): s_ref of the chunk, the digits' unit, the i32 accumulators of every
         // subgroup's fragments (hi, lo), and the flush through the subgroup's slot into O.
-        const QMAX = 128 * 127 + 127;
+        const QMAX = pl.lazyOneDigit ? 127 : 128 * 127 + 127;
         let sRef = pl.lazySRef1 ? 1 : 0;
         for (let t = t0; t < t1 && !pl.lazySRef1; t++) {
           const row = pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize);
@@ -155,7 +155,10 @@ export function mlaDecodeInt8SgmEmulate(
                 for (let col = 0; col < 16; col++) {
                   const h = 16 * mm + row;
                   const dd = (CFS * sgi + j) * 16 + col;
-                  const sum = f(O[h * ND + dd] + f(unit * f(f(128 * c[0][row * 16 + col]) + c[1][row * 16 + col])));
+                  const a = pl.lazyOneDigit
+                    ? c[0][row * 16 + col]
+                    : f(f(128 * c[0][row * 16 + col]) + c[1][row * 16 + col]);
+                  const sum = f(O[h * ND + dd] + f(unit * a));
                   O[h * ND + dd] = rescale ? f(sum * alphaS[h]) : sum;
                 }
             });
@@ -212,8 +215,9 @@ export function mlaDecodeInt8SgmEmulate(
                 const pr = valid(t) ? f(2 ** f(s[t] - mRef)) : 0;
                 lRun[h * TT + t] = f(f(lRun[h * TT + t] * alpha) + pr);
                 const x = Math.min(1, f(pr * f(kvF[t * RW + SW] * xScale)));
-                const Q = Math.min(QMAX, Math.floor(f(f(x * QMAX) + f(lazyDither(tb + t, g * HW + h)))));
-                pw[F.pWord(h, t >> 2)] |= (Q >> 7) << (8 * (t & 3));
+                const u = pl.lazyNoDither ? 0.5 : f(lazyDither(tb + t, g * HW + h));
+                const Q = Math.min(QMAX, Math.floor(f(f(x * QMAX) + u)));
+                pw[F.pWord(h, t >> 2)] |= (pl.lazyOneDigit ? Q : Q >> 7) << (8 * (t & 3));
                 pw[(HW * TT) / 4 + F.pWord(h, t >> 2)] |= (Q & 127) << (8 * (t & 3));
               }
               mRun[h] = mRef;

@@ -138,6 +138,11 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   lazyBarrier: boolean;
   lazyMultiply: boolean;
   lazySRef1: boolean;
+  lazySRefAtomic: boolean;
+  lazyNoDither: boolean;
+  lazyOneDigit: boolean;
+  lazyPwFirst: boolean;
+  lazyLoArray: boolean;
   variant: SgmVariant;
   /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
   SCW: number;
@@ -254,8 +259,9 @@ export interface MlaInt8SgmOptions {
    * A block: S, barrier, softmax (one subgroup reduction: the block max), the rescale flag's uniform load, P x V
    * products, barrier, staging, barrier (4 barriers against 10). Not bit-identical to the dp4a kernel: the emulation
    * is within int8LazyReference.ts's error (5e-3 of the int8 reference at small shapes), but ON THE H200 THE OUTPUTS
-   * ARE WRONG (0.72 of max |o| at 4K, cause not found: decodeInt8Sgm.wgsl.ts's header), and it is slower there (1.37
-   * ms a layer at 1M against 1.07). Opt-in, for measuring only. Needs wide. Default false.
+   * ARE WRONG (0.72 of max |o| at 4K, cause not found: decodeInt8Sgm.wgsl.ts's header; not the s_ref prologue, the
+   * dither, the accumulate or the register pressure, mlalazy2), and it is slower there (1.37 ms a layer at 1M against
+   * 1.07). Opt-in, for measuring only. Needs wide. Default false.
    */
   lazy?: boolean;
   /** lazy: tau (log2 units, >= 0), the staleness allowed to m_ref; default 1 (LAZY_PV_DEFAULTS). */
@@ -286,6 +292,31 @@ export interface MlaInt8SgmOptions {
    * outputs with fewer levels of x (c_kv scales are ~1e-2), so it tells whether the prologue is what goes wrong.
    */
   lazySRef1?: boolean;
+  /**
+   * Diagnostic and fix candidate of the device check (mlalazy2): s_ref reduced through a workgroup atomicMax on its
+   * f32 bits (non-negative floats order as their u32 bits) instead of subgroupMax and a workgroup array: the same
+   * s_ref, so the same outputs; tells whether the prologue's subgroup reduction is what goes wrong on the device.
+   */
+  lazySRefAtomic?: boolean;
+  /**
+   * Diagnostic (mlalazy2): the digits rounded with a constant 0.5 (floor(x QMAX + 0.5)) instead of the hashed dither:
+   * no lazyDither call; slightly biased on a diffuse tail, within 1e-2 of the int8 reference on the bench's rows.
+   */
+  lazyNoDither?: boolean;
+  /**
+   * Diagnostic (mlalazy2): one int8 digit (QMAX 127, ~6e-2 of max |o| from the int8 reference by
+   * int8LazyReference.ts) and so 4 accumulators a subgroup instead of 8 (32 registers a lane fewer): tells whether the
+   * device's error follows the register pressure of the 8 loop-carried result matrices.
+   */
+  lazyOneDigit?: boolean;
+  /**
+   * Diagnostics of the workgroup layout (mlalazy2, written after its sittings, not yet run): the device's error looks
+   * like P read from the wrong words (head half 0's hi digits P-independent, every head's P x V token-misaligned), so
+   * `pw` declared first (before kv and sc), and the lo digits in their own array `pwl` (pw as the default's 256 words).
+   * The same values: the emulation is unchanged.
+   */
+  lazyPwFirst?: boolean;
+  lazyLoArray?: boolean;
 }
 
 /** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
@@ -363,6 +394,8 @@ export function planMlaInt8Sgm(
     );
   if (lazy && v.skip?.some((st) => st !== 'scores' && st !== 'stage'))
     throw new Error('mlaDecode (int8, subgroup-matrix): lazy leaves out only the scores or the staging');
+  if (lazy && v.lazySRef1 && v.lazySRefAtomic)
+    throw new Error('mlaDecode (int8, subgroup-matrix): lazySRef1 and lazySRefAtomic are two forms of s_ref, not both');
   if (lazy && v.lazyMultiply && !v.lazyEvery)
     throw new Error('mlaDecode (int8, subgroup-matrix): lazyMultiply needs lazyEvery (empty accumulators each block)');
   const lazyTau = v.lazyTau ?? 1;
@@ -419,6 +452,11 @@ export function planMlaInt8Sgm(
     lazyBarrier: v.lazyBarrier ?? false,
     lazyMultiply: v.lazyMultiply ?? false,
     lazySRef1: v.lazySRef1 ?? false,
+    lazySRefAtomic: v.lazySRefAtomic ?? false,
+    lazyNoDither: v.lazyNoDither ?? false,
+    lazyOneDigit: v.lazyOneDigit ?? false,
+    lazyPwFirst: v.lazyPwFirst ?? false,
+    lazyLoArray: v.lazyLoArray ?? false,
     variant: v.variant,
     SCW,
     PWW,
@@ -428,7 +466,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}${p.lazySRefAtomic ? '_srefat' : ''}${p.lazyNoDither ? '_nodither' : ''}${p.lazyOneDigit ? '_1digit' : ''}${p.lazyPwFirst ? '_pwfirst' : ''}${p.lazyLoArray ? '_loarr' : ''}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */

@@ -219,7 +219,11 @@ function gpuProblem(s: Shape, o: KdaOptions): GpuProblem {
   return { Ttot: s.B * s.T, N: s.N, H: s.H, K: s.K, V: s.V, GK: s.GK, B: s.B, T: s.T, cuSeqlens: o.cuSeqlens };
 }
 
-/** The core op: q, k unit-norm, g log decay, beta in (0, 1). */
+/**
+ * The core op: q, k unit-norm, g log decay, beta in (0, 1). q, k, v, g in f32, or all four in bf16 for the forward
+ * only (inference): o is then bf16 and the chunked forward stores its intermediates in bf16 as the Triton kernels do
+ * (chunk.ts dispatchChunkForward); beta in f32 or bf16 either way.
+ */
 export function kdaCore(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, opts: KdaOptions = {}): KdaResult {
   const device = deviceOf('kdaCore', q, k, v, g, beta);
   const s = check('kdaCore', q, k, v, g, beta, opts);

@@ -130,15 +130,13 @@ ${computeMain(WG)}
   let cq = lid % ${QW}u;
   let rg = lid / ${QW}u;
   ${SEQUENCE_BOUNDS}
-  let base = (u32(slots[n]) * H + h) * ${K * V4}u + vt * ${QW}u + cq;
-  var s: array<vec4<f32>, ${RPT}>;
-  for (var j = 0u; j < ${RPT}u; j++) { s[j] = state[base + (rg + j * ${NRG}u) * ${V4}u]; }
+${vec4StateLoad({ QW, NRG, RPT }, K, V4)}
   for (var t = t0; t < t1; t++) {
     let row = t * H + h;
 ${stageToken(v, WG)}
 ${vec4TokenUpdate(recurrentVecGeometry(K, BV), V4, '    ')}
   }
-  for (var j = 0u; j < ${RPT}u; j++) { state[base + (rg + j * ${NRG}u) * ${V4}u] = s[j]; }
+${vec4StateStore({ NRG, RPT }, V4)}
 }`;
 }
 
@@ -149,6 +147,20 @@ ${vec4TokenUpdate(recurrentVecGeometry(K, BV), V4, '    ')}
  * Shared by recurrentVec4Wgsl and the gate-folding decode kernel (recurrentGated.wgsl.ts), so both run the
  * same arithmetic. `ind` indents the lines.
  */
+/**
+ * WGSL (indented 2): thread (rg, cq)'s rows rg + j NRG of the vec4 state tile (value tile vt of head h in slot
+ * slots[n]) into `s`, and `base`, the tile's first vec4 for this thread; vec4StateStore writes them back. Shared by
+ * the vec4 recurrent kernel and the gated decode kernels (recurrentGated*.wgsl.ts), which own the same tiles.
+ */
+export const vec4StateLoad = (g: { QW: number; NRG: number; RPT: number }, K: number, V4: number): string =>
+  `  let base = (u32(slots[n]) * H + h) * ${K * V4}u + vt * ${g.QW}u + cq;
+  var s: array<vec4<f32>, ${g.RPT}>;
+  for (var j = 0u; j < ${g.RPT}u; j++) { s[j] = state[base + (rg + j * ${g.NRG}u) * ${V4}u]; }`;
+
+/** WGSL (indented 2): `s` back to the thread's rows of the vec4 state tile (see vec4StateLoad). */
+export const vec4StateStore = (g: { NRG: number; RPT: number }, V4: number): string =>
+  `  for (var j = 0u; j < ${g.RPT}u; j++) { state[base + (rg + j * ${g.NRG}u) * ${V4}u] = s[j]; }`;
+
 export function vec4TokenUpdate(g: { QW: number; NRG: number; RPT: number }, V4: number, ind: string): string {
   const { QW, NRG, RPT } = g;
   const body = `var acc = vec4<f32>(0.0);

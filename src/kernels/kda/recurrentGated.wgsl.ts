@@ -25,7 +25,7 @@
  * is batch row n: q, k, v in planes 0, 1, 2 of the conv output [3, N, H * K]; f_a, g_a and beta in the
  * projection row [N, ld] at columns fA, gA, beta.
  */
-import { PREP_FNS, recurrentVecGeometry, vec4TokenUpdate } from './recurrent.wgsl.js';
+import { PREP_FNS, recurrentVecGeometry, vec4StateLoad, vec4StateStore, vec4TokenUpdate } from './recurrent.wgsl.js';
 
 export interface RecurrentGatedVariant {
   K: number;
@@ -134,9 +134,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let H = p.H;
   let cq = lid % ${QW}u;
   let rg = lid / ${QW}u;
-  let base = (u32(slots[n]) * H + h) * ${K * V4}u + vt * ${QW}u + cq;
-  var s: array<vec4<f32>, ${RPT}>;
-  for (var j = 0u; j < ${RPT}u; j++) { s[j] = state[base + (rg + j * ${NRG}u) * ${V4}u]; }
+${vec4StateLoad({ QW, NRG, RPT }, K, V4)}
   let row = n * H + h;
   let pr = n * p.ld;
   for (var i = lid; i < ${rf}u; i += ${WG}u) { xa[i] = proj[pr + p.fA + i]; }
@@ -164,6 +162,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let qn = inverseSqrt(qq + 1e-6) * p.scale;
   let kn = inverseSqrt(kk + 1e-6);
 ${vec4TokenUpdate({ QW, NRG, RPT }, V4, '  ')}
-  for (var j = 0u; j < ${RPT}u; j++) { state[base + (rg + j * ${NRG}u) * ${V4}u] = s[j]; }
+${vec4StateStore({ NRG, RPT }, V4)}
 }`;
 }

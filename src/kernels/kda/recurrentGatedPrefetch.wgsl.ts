@@ -40,7 +40,7 @@
  * slab is loaded and stored back, o = its first rows).
  */
 import { GATED_GEMV_LANES, gatedModuleHead, type RecurrentGatedVariant } from './recurrentGated.wgsl.js';
-import { recurrentVecGeometry, vec4TokenUpdate } from './recurrent.wgsl.js';
+import { recurrentVecGeometry, vec4StateLoad, vec4StateStore, vec4TokenUpdate } from './recurrent.wgsl.js';
 
 export type GatedNorm = 'one' | 'split' | 'all';
 
@@ -191,9 +191,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let H = p.H;
   let cq = lid % ${QW}u;
   let rg = lid / ${QW}u;
-  let base = (u32(slots[n]) * H + h) * ${K * V4}u + vt * ${QW}u + cq;
-  var s: array<vec4<f32>, ${RPT}>;
-  for (var j = 0u; j < ${RPT}u; j++) { s[j] = state[base + (rg + j * ${NRG}u) * ${V4}u]; }
+${vec4StateLoad({ QW, NRG, RPT }, K, V4)}
   // Every other global load of the step, before the first barrier (one trip to memory).
 ${pre.join('\n')}
   let aExp = exp(A_log[h]);
@@ -218,6 +216,6 @@ ${normMid}
 ${gateOut}
 ${normAfter}
 ${update}
-  for (var j = 0u; j < ${RPT}u; j++) { state[base + (rg + j * ${NRG}u) * ${V4}u] = s[j]; }
+${vec4StateStore({ NRG, RPT }, V4)}
 }`;
 }

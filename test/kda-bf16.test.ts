@@ -11,7 +11,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
-import { kdaCore, kdaRecurrentReference } from '../src/kernels/kda/index.js';
+import { kdaCore, kdaCoreBackward, kdaRecurrentReference, kdaRecurrentSlots } from '../src/kernels/kda/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import type { Device } from '../src/tensor/tensor.js';
@@ -124,7 +124,7 @@ describe('kda: bf16 storage mode', () => {
     for (const t of [...Object.values(x), r.o, r.finalState, opts.cuSeqlens, opts.initialState]) t?.dispose();
   });
 
-  it('cpu: bf16 in gives o in bf16 (the reference rounded); bf16 with saveForBackward is refused', async () => {
+  it('cpu: bf16 in gives o in bf16 (the reference rounded); bf16 with saveForBackward, the backward or the slots op is refused', async () => {
     const x = upload(cpu, c.bits, 'bf16');
     const opts = { mode: 'recurrent' as const, cuSeqlens: cpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
     const S0 = cpu.fromHost(c.S0, [N, H, K, V]);
@@ -133,6 +133,20 @@ describe('kda: bf16 storage mode', () => {
     expect(Array.from(await r.o.read())).toEqual(Array.from(f32ArrayToBf16(c.want.o)));
     expect(() => kdaCore(x.q, x.k, x.v, x.g, x.beta, { ...opts, saveForBackward: true })).toThrow(
       /bf16, which runs the forward only; saveForBackward needs them in f32/,
+    );
+    // The backward and the slots op read f32 only (their kernels have no bf16 variants).
+    const dO = cpu.fromHost(new Float32Array(T * H * V), [1, T, H, V]);
+    expect(() => kdaCoreBackward(x.q, x.k, x.v, x.g, x.beta, dO, opts)).toThrow(
+      /kdaCoreBackward: q has dtype bf16, expected f32/,
+    );
+    const pool = cpu.fromHost(new Float32Array(N * H * K * V), [N, H, K, V]);
+    const slots = cpu.fromHost(
+      Int32Array.from({ length: N }, (_, i) => i),
+      [N],
+      'i32',
+    );
+    expect(() => kdaRecurrentSlots(pool, slots, x.q, x.k, x.v, x.g, x.beta)).toThrow(
+      /kdaRecurrentSlots: q has dtype bf16, expected f32/,
     );
     const k32 = cpu.fromHost(c.wide.k, [1, T, H, K]);
     expect(() => kdaCore(x.q, k32, x.v, x.g, x.beta, opts)).toThrow(/k \(like q\) has dtype f32, expected bf16/);

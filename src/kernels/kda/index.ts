@@ -160,16 +160,27 @@ interface Shape {
   N: number;
 }
 
-function check(op: string, q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, o: KdaOptions): Shape {
-  // f32, or bf16 storage (forward only, see KdaOptions): q, k, v, g share one dtype; beta either.
-  expectDType(op, 'q', q, ['f32', 'bf16']);
+function check(
+  op: string,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  g: Tensor,
+  beta: Tensor,
+  o: KdaOptions,
+  /** Whether the op takes bf16 inputs too: the forward ops (kdaCore, kdaLayer); the backward and the slots op f32 only. */
+  bf16: boolean,
+): Shape {
+  // f32, or (bf16 ops) bf16 storage (see kdaCore): q, k, v, g share one dtype; beta either.
+  const floats = bf16 ? (['f32', 'bf16'] as const) : (['f32'] as const);
+  expectDType(op, 'q', q, floats);
   for (const [n, t] of [
     ['k', k],
     ['v', v],
     ['g', g],
   ] as const)
     expectDType(op, `${n} (like q)`, t, [q.dtype]);
-  expectDType(op, 'beta', beta, ['f32', 'bf16']);
+  expectDType(op, 'beta', beta, floats);
   if (q.dtype === 'bf16' && o.saveForBackward) {
     throw new TypeError(`${op}: q, k, v, g are bf16, which runs the forward only; saveForBackward needs them in f32`);
   }
@@ -226,7 +237,7 @@ function gpuProblem(s: Shape, o: KdaOptions): GpuProblem {
  */
 export function kdaCore(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, opts: KdaOptions = {}): KdaResult {
   const device = deviceOf('kdaCore', q, k, v, g, beta);
-  const s = check('kdaCore', q, k, v, g, beta, opts);
+  const s = check('kdaCore', q, k, v, g, beta, opts, true);
   const scale = opts.scale ?? s.K ** -0.5;
   const wantState = opts.outputFinalState ?? true;
   const gpu = asGpu(device);
@@ -271,7 +282,7 @@ export function kdaLayer(
   opts: KdaOptions = {},
 ): KdaResult {
   const device = deviceOf('kdaLayer', q, k, v, g_raw, beta_raw, A_log, dt_bias);
-  const s = check('kdaLayer', q, k, v, g_raw, beta_raw, opts);
+  const s = check('kdaLayer', q, k, v, g_raw, beta_raw, opts, true);
   checkLayer('kdaLayer', s, A_log, dt_bias);
   if (q.dtype === 'bf16' || beta_raw.dtype === 'bf16') {
     // The layer's prep (l2norm, gate, sigmoid) reads f32: widen, run, and give o back in q's dtype.
@@ -342,7 +353,7 @@ export function kdaCoreBackward(
   opts: KdaBackwardOptions = {},
 ): KdaCoreGrads {
   const device = deviceOf('kdaCoreBackward', q, k, v, g, beta, dO);
-  const s = check('kdaCoreBackward', q, k, v, g, beta, opts);
+  const s = check('kdaCoreBackward', q, k, v, g, beta, opts, false);
   checkBackward('kdaCoreBackward', s, dO, opts.dS);
   const scale = opts.scale ?? s.K ** -0.5;
   const gpu = asGpu(device);
@@ -392,7 +403,7 @@ export function kdaLayerBackward(
   opts: KdaBackwardOptions = {},
 ): KdaLayerGrads {
   const device = deviceOf('kdaLayerBackward', q, k, v, g_raw, beta_raw, A_log, dt_bias, dO);
-  const s = check('kdaLayerBackward', q, k, v, g_raw, beta_raw, opts);
+  const s = check('kdaLayerBackward', q, k, v, g_raw, beta_raw, opts, false);
   checkLayer('kdaLayerBackward', s, A_log, dt_bias);
   checkBackward('kdaLayerBackward', s, dO, opts.dS);
   const gpu = asGpu(device);
@@ -468,7 +479,7 @@ export function kdaRecurrentSlots(
 ): Tensor {
   const op = 'kdaRecurrentSlots';
   const device = deviceOf(op, pool, slots, q, k, v, g, beta);
-  const s = check(op, q, k, v, g, beta, opts);
+  const s = check(op, q, k, v, g, beta, opts, false);
   expectDType(op, 'pool', pool, ['f32']);
   expectShape(op, 'pool', pool, [null, s.H, s.K, s.V]);
   expectDType(op, 'slots', slots, ['i32']);

@@ -440,7 +440,7 @@ export interface ChunkSaved {
  * per-chunk states and V' are stored in bf16 between the passes where the GPU inference path runs (the vec4
  * two-pass intra, the tiled state pass forming Kd, the pipelined output pass: bf16Path below); anywhere else (keep,
  * other kernels or tunings) the inputs are cast to f32, the f32 forward runs and o is rounded to bf16 at the end.
- * beta is read in f32 (cast here when given in bf16: T x H values).
+ * beta is f32 (gpu.ts kdaForwardGpu widens a bf16 one for every GPU path).
  */
 export function dispatchChunkForward(
   gpu: GpuContext,
@@ -458,25 +458,26 @@ export function dispatchChunkForward(
     if (n !== 'beta' && (t.dtype === 'bf16') !== bf16)
       throw new Error(`kda chunked: q is ${x.q.dtype} but ${n} is ${t.dtype}: q, k, v and g share one dtype`);
   }
+  if (x.beta.dtype !== 'f32') throw new Error(`kda chunked: beta is ${x.beta.dtype}, expected f32`);
   if (out && out.dtype !== (bf16 ? 'bf16' : 'f32'))
     throw new Error(`kda chunked: o is ${out.dtype}, expected ${bf16 ? 'bf16' : 'f32'} like q`);
   if (!bf16) return chunkForward(gpu, p, cu, x, state, out, scale, keep, false);
-  const beta = castTo(x.beta, 'f32');
+  if (out && !keep && bf16Path(gpu, p)) return chunkForward(gpu, p, cu, x, state, out, scale, keep, true);
+  // Elsewhere: the f32 forward on widened inputs, o rounded at the end.
+  const xf = {
+    q: castTo(x.q, 'f32'),
+    k: castTo(x.k, 'f32'),
+    v: castTo(x.v, 'f32'),
+    g: castTo(x.g, 'f32'),
+    beta: x.beta,
+  };
+  const of = out ? gpu.empty(out.shape) : undefined;
   try {
-    const xb = { ...x, beta };
-    if (out && !keep && bf16Path(gpu, p)) return chunkForward(gpu, p, cu, xb, state, out, scale, keep, true);
-    // Elsewhere: the f32 forward on widened inputs, o rounded at the end.
-    const xf = { q: castTo(x.q, 'f32'), k: castTo(x.k, 'f32'), v: castTo(x.v, 'f32'), g: castTo(x.g, 'f32'), beta };
-    const of = out ? gpu.empty(out.shape) : undefined;
-    try {
-      const saved = chunkForward(gpu, p, cu, xf, state, of, scale, keep, false);
-      if (out && of) castTo(of, 'bf16', out);
-      return saved;
-    } finally {
-      for (const t of [xf.q, xf.k, xf.v, xf.g, of]) t?.dispose();
-    }
+    const saved = chunkForward(gpu, p, cu, xf, state, of, scale, keep, false);
+    if (out && of) castTo(of, 'bf16', out);
+    return saved;
   } finally {
-    beta.dispose();
+    for (const t of [xf.q, xf.k, xf.v, xf.g, of]) t?.dispose();
   }
 }
 

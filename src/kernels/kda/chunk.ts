@@ -464,13 +464,7 @@ export function dispatchChunkForward(
   if (!bf16) return chunkForward(gpu, p, cu, x, state, out, scale, keep, false);
   if (out && !keep && bf16Path(gpu, p)) return chunkForward(gpu, p, cu, x, state, out, scale, keep, true);
   // Elsewhere: the f32 forward on widened inputs, o rounded at the end.
-  const xf = {
-    q: castTo(x.q, 'f32'),
-    k: castTo(x.k, 'f32'),
-    v: castTo(x.v, 'f32'),
-    g: castTo(x.g, 'f32'),
-    beta: x.beta,
-  };
+  const xf = widenInputs(x);
   const of = out ? gpu.empty(out.shape) : undefined;
   try {
     const saved = chunkForward(gpu, p, cu, xf, state, of, scale, keep, false);
@@ -479,6 +473,11 @@ export function dispatchChunkForward(
   } finally {
     for (const t of [xf.q, xf.k, xf.v, xf.g, of]) t?.dispose();
   }
+}
+
+/** q, k, v, g as new f32 tensors (bf16 widened; the caller disposes them); beta as given (f32). */
+export function widenInputs(x: KdaInputs): KdaInputs {
+  return { q: castTo(x.q, 'f32'), k: castTo(x.k, 'f32'), v: castTo(x.v, 'f32'), g: castTo(x.g, 'f32'), beta: x.beta };
 }
 
 /**

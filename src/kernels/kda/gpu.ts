@@ -12,7 +12,7 @@ import type { GpuContext } from '../../gpu/context.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous, copyInto } from '../copy/index.js';
 import { castTo } from '../copy/cast.js';
-import { type ChunkSaved, dispatchChunkForward, disposeSaved, savedTensors } from './chunk.js';
+import { type ChunkSaved, dispatchChunkForward, disposeSaved, savedTensors, widenInputs } from './chunk.js';
 import { dispatchPrep } from './prep.js';
 import { cuTensor, dispatchRecurrent } from './slots.js';
 import { zerosF32 } from './zeros.js';
@@ -102,17 +102,6 @@ function startState(gpu: GpuContext, p: GpuProblem, initialState?: Tensor): Tens
   return s;
 }
 
-/** q, k, v, g, beta as new f32 tensors (bf16 widened). */
-function castInputs(x: KdaInputs): KdaInputs {
-  return {
-    q: castTo(x.q, 'f32'),
-    k: castTo(x.k, 'f32'),
-    v: castTo(x.v, 'f32'),
-    g: castTo(x.g, 'f32'),
-    beta: castTo(x.beta, 'f32'),
-  };
-}
-
 export function kdaForwardGpu(
   gpu: GpuContext,
   p: GpuProblem,
@@ -136,12 +125,12 @@ export function kdaForwardGpu(
   if (recurrent) {
     const slots = identitySlots(gpu, p.N);
     // The recurrent kernels read and write f32: bf16 inputs widened, o rounded at the end.
-    const xr = bf16 ? castInputs(x) : x;
+    const xr = bf16 ? widenInputs(x) : x;
     const or = bf16 ? gpu.empty(out.shape) : out;
     dispatchRecurrent(gpu, p, cu, slots, xr, layer, state, or, o.scale);
     if (bf16) {
       castTo(or, 'bf16', out);
-      for (const t of [xr.q, xr.k, xr.v, xr.g, xr.beta, or]) t.dispose();
+      for (const t of [xr.q, xr.k, xr.v, xr.g, or]) t.dispose();
     }
     slots.dispose();
   } else {

@@ -359,12 +359,7 @@ function bf16Inputs(x: ReturnType<typeof inputs>): ReturnType<typeof inputs> {
  * it measures is the bf16 storage of W, U, the per-chunk states, V' and o.
  */
 async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
-  const run = async (y: ReturnType<typeof inputs>, mode: 'chunk' | 'recurrent') => {
-    const r = kdaCore(y.q, y.k, y.v, y.g, y.beta, { mode, initialState: S0 });
-    const out = { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
-    disposeAll(r.o, r.finalState);
-    return out;
-  };
+  const run = (y: ReturnType<typeof inputs>, mode: 'chunk' | 'recurrent') => forwardOS(y, S0, mode);
   const w = {
     q: castTo(x.q, 'f32'),
     k: castTo(x.k, 'f32'),
@@ -376,12 +371,22 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
   const f = await run(w, 'chunk');
   const rec = await run(w, 'recurrent');
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
-  return {
-    vsF32: { oRelDiff: maxRelDiff(a.o, f.o), stateRelDiff: maxRelDiff(a.S, f.S) },
-    vsRecurrent: { oRelDiff: maxRelDiff(a.o, rec.o), stateRelDiff: maxRelDiff(a.S, rec.S) },
-    f32VsRecurrent: { oRelDiff: maxRelDiff(f.o, rec.o), stateRelDiff: maxRelDiff(f.S, rec.S) },
-  };
+  return { vsF32: diffOS(a, f), vsRecurrent: diffOS(a, rec), f32VsRecurrent: diffOS(f, rec) };
 }
+
+/** kdaCore on x from S0 in `mode`: o and the final state read back as f32 (the tensors disposed). */
+async function forwardOS(x: ReturnType<typeof inputs>, S0: Tensor, mode: 'chunk' | 'recurrent') {
+  const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode, initialState: S0 });
+  const out = { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
+  disposeAll(r.o, r.finalState);
+  return out;
+}
+
+/** Relative max differences of o and of the final state between two forwardOS results. */
+const diffOS = (a: { o: Float32Array; S: Float32Array }, b: { o: Float32Array; S: Float32Array }) => ({
+  oRelDiff: maxRelDiff(a.o, b.o),
+  stateRelDiff: maxRelDiff(a.S, b.S),
+});
 
 async function timeOn(dev: Device, body: () => void, reps: number, trials: number): Promise<Timing> {
   if (dev.backend === 'webgpu') return timeGpu(dev as GpuContext, body, reps, trials);
@@ -406,41 +411,29 @@ async function timeOn(dev: Device, body: () => void, reps: number, trials: numbe
  * `twoPassVsOne`: the intra pass as two kernels against the one-pass kernel.
  */
 async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
-  const chunk = (tuning: Partial<typeof kdaForwardTuning>) =>
-    withTuningAsync(tuning, async () => {
-      const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState: S0 });
-      const out = { o: await r.o.toFloat32(), S: await r.finalState!.toFloat32() };
-      disposeAll(r.o, r.finalState);
-      return out;
-    });
-  const diff = (a: { o: Float32Array; S: Float32Array }, b: { o: Float32Array; S: Float32Array }) => ({
-    oRelDiff: maxRelDiff(a.o, b.o),
-    stateRelDiff: maxRelDiff(a.S, b.S),
-  });
+  const chunk = (tuning: Partial<typeof kdaForwardTuning>) => withTuningAsync(tuning, () => forwardOS(x, S0, 'chunk'));
   const a = await chunk({});
-  const b = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'recurrent', initialState: S0 });
-  const rec = { o: await b.o.toFloat32(), S: await b.finalState!.toFloat32() };
-  disposeAll(b.o, b.finalState);
+  const rec = await forwardOS(x, S0, 'recurrent');
   return {
-    ...diff(a, rec),
-    vsOld: diff(a, await chunk({ fused: false, state: 'prefetch', outputBV: 64, outputPipelined: false })),
-    fusedVsSeparate: diff(await chunk({ fused: true }), await chunk({ fused: false })),
-    tiledVsPrefetch: diff(
+    ...diffOS(a, rec),
+    vsOld: diffOS(a, await chunk({ fused: false, state: 'prefetch', outputBV: 64, outputPipelined: false })),
+    fusedVsSeparate: diffOS(await chunk({ fused: true }), await chunk({ fused: false })),
+    tiledVsPrefetch: diffOS(
       await chunk({ fused: false, state: 'tiled' }),
       await chunk({ fused: false, state: 'prefetch' }),
     ),
     // The forward as tuned against the fifth session's starting kernels (tiled state pass, gc pass, output
     // accumulators in an array).
-    vsSessionStart: diff(
+    vsSessionStart: diffOS(
       a,
       await chunk({ state: 'tiled', gcInIntra: false, outputNamed: false, outputPipelined: false, intraSplit: false }),
     ),
     // The intra and tiled state passes in one pipeline (statePipeline.ts) against the two kernels as they are.
-    sharedVsSeparate: diff(await chunk({ sharedPipeline: true }), await chunk({ sharedPipeline: false })),
+    sharedVsSeparate: diffOS(await chunk({ sharedPipeline: true }), await chunk({ sharedPipeline: false })),
     // The intra pass as two kernels (intraGram + intraWU) against the one-pass kernel, the rest as tuned.
-    twoPassVsOne: diff(await chunk({ intraTwoPass: true }), await chunk({ intraTwoPass: false })),
+    twoPassVsOne: diffOS(await chunk({ intraTwoPass: true }), await chunk({ intraTwoPass: false })),
     // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
-    vsDefault: diff(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
+    vsDefault: diffOS(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
 }
 

@@ -18,6 +18,13 @@ import { mlaInt8SgmWgsl } from '../src/kernels/mla/decodeInt8Sgm.wgsl.js';
 import { mlaDecodeInt8SgmEmulate } from '../src/kernels/mla/int8SgmEmulate.js';
 import { mlaInt8SgmKey, planMlaInt8Sgm } from '../src/kernels/mla/int8SgmPlan.js';
 import { sgmStubWgsl } from '../src/kernels/mla/int8SgmStub.js';
+import {
+  ALIGN_PROBE_CASES,
+  alignProbeInputs,
+  alignProbeWgsl,
+  analyseAlignProbe,
+  probeByte,
+} from '../src/kernels/mla/int8SgmAlignProbe.js';
 import { gpuContext, hasGpu, relErr } from './helpers.js';
 
 /**
@@ -271,6 +278,7 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
         { lazyEvery: true, lazyBarrier: true },
         { lazyEvery: true, lazyMultiply: true, lazySRef1: true },
         { lazySRefAtomic: true, lazyNoDither: true, lazyOneDigit: true, lazyPwFirst: true, lazyLoArray: true },
+        { lazySRefAtomic: true, lazyAlign: false },
       ];
       for (const more of [{}, { lazyFlush: false, prefetch: false }, ...checks]) {
         const p = planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, lazy: true, ...more }, 49152);
@@ -283,8 +291,77 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
         expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
       }
       expect(() => planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, lazy: true, wide: false }, 49152)).toThrow(/wide/);
+      // The alignment probe (int8SgmAlignProbe.ts), a pad before and two after its array, in both offset units.
+      for (const [v, c] of [
+        [variant, ALIGN_PROBE_CASES.find((c) => c.name === 'before2')!],
+        [
+          { syntax: 'template', units: 'elements' } as const,
+          ALIGN_PROBE_CASES.find((c) => c.name === 'lazyVarsAligned')!,
+        ],
+      ] as const) {
+        const code = alignProbeWgsl(v, c);
+        const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(code) }).getCompilationInfo();
+        expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
+      }
     },
   );
+
+  it('every workgroup variable is a multiple of 16 bytes (lazyAlign, issue #4), and was not in the old layout', () => {
+    // Vulkan wants a cooperative-matrix load's pointer 16-byte aligned; the driver packs the variables, so each must
+    // keep the next one aligned whatever their order. Sizes from the declarations of the generated WGSL.
+    const size = (t: string): number => {
+      const a = /^array<(.+), (\d+)>$/.exec(t);
+      if (a) return size(a[1]) * Number(a[2]);
+      const v = /^vec([234])<(.+)>$/.exec(t);
+      if (v) return Number(v[1]) * size(v[2]);
+      const at = /^atomic<(.+)>$/.exec(t);
+      if (at) return size(at[1]);
+      if (['i32', 'u32', 'f32'].includes(t)) return 4;
+      throw new Error(`no size for ${t}`);
+    };
+    const vars = (code: string) =>
+      [...code.matchAll(/^var<workgroup> (\w+): (.+);$/gm)].map(([, name, t]) => ({ name, bytes: size(t) }));
+    const variant = { syntax: 'template', units: 'words' } as const;
+    const plan = (more: object) => planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, ...more }, 49152);
+    for (const more of [
+      {},
+      { lazy: true },
+      { lazy: true, lazySRefAtomic: true },
+      { lazy: true, lazyLoArray: true, lazyPwFirst: true },
+      { lazy: true, heads: 16, wide: true },
+    ]) {
+      const v = vars(mlaInt8SgmWgsl(plan(more)));
+      expect(v.length).toBeGreaterThanOrEqual(4);
+      expect(v.filter((x) => x.bytes % 16)).toEqual([]);
+    }
+    // The old layout: a 4-byte flag (and a 4-byte atomic): 68 bytes of small variables, pw / sc / kv 4 or 8 off 16.
+    const old = vars(mlaInt8SgmWgsl(plan({ lazy: true, lazyAlign: false })));
+    expect(old.filter((x) => x.bytes % 16).map((x) => x.name)).toEqual(['flag']);
+  });
+
+  it('the alignment probe analysis: finds a load that reads where it should, and one that reads 8 bytes early', () => {
+    const { src } = alignProbeInputs();
+    const m = new Int8Array(src.buffer);
+    // What the probe's kernel leaves in dst if its fragment loads read m's bytes from `at + shift` (below m: the pad
+    // markers 121, as a load from before the array would read the variable laid out there).
+    const run = (shift: number) => {
+      const dst = new Int32Array(1024 + 32);
+      for (let f = 0; f < 2; f++)
+        for (let h = 0; h < 2; h++)
+          for (let r = 0; r < 16; r++)
+            for (let n = 0; n < 16; n++) {
+              const j = 4 * (128 * f + 8 * r) + n + 16 * h + shift;
+              dst[256 * (2 * f + h) + 16 * r + n] = j < 0 ? 121 : m[j];
+            }
+      return dst;
+    };
+    expect(m[5]).toBe(probeByte(5));
+    expect(analyseAlignProbe('ok', run(0))).toMatchObject({ exact: true, wrong: 0, shiftBytes: 0, shiftMatches: 1024 });
+    const early = analyseAlignProbe('early', run(-8));
+    expect(early).toMatchObject({ exact: false, shiftBytes: -8, padBytes: 8 });
+    expect(early.wrong).toBeGreaterThan(1000);
+    expect(early.shiftMatches).toBe(1024 - 8);
+  });
 
   it('the full decode over a paged int8 pool agrees with the int8 reference and f32 attention', () => {
     const rng = new Rng(3);

@@ -32,6 +32,8 @@ import {
 } from '../kernels/mla/index.js';
 import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
 import { type MlaInt8SgmOptions, SGM_STAGES, type SgmStage } from '../kernels/mla/int8SgmPlan.js';
+import { runSgmAlignProbe } from '../kernels/mla/int8SgmAlignProbe.js';
+import { mlaInt8SgmState } from '../kernels/mla/int8SgmState.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
@@ -101,6 +103,7 @@ export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
     'lazyOneDigit',
     'lazyPwFirst',
     'lazyLoArray',
+    'lazyAlign',
   ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2], lazyTau: [0, 1, 2, 3] };
   for (const item of text.split(',').filter(Boolean)) {
@@ -245,29 +248,22 @@ export const SGM_LAZY_VARIANTS: Partial<MlaDecodeOptions>[] = (
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 
 /**
- * `--int8-variants sgm-lazy-check`: the lazy form's device check (its first sitting found it 0.72 of max |o| off the
- * int8 reference at 4K where the emulation agrees to 3e-7): with a plain barrier before the flag's uniform load,
- * without any accumulator carried across blocks (lazyEvery), both, and the control.
+ * `--int8-variants sgm-lazy-check`: the lazy form's device check. Its error (0.72 of max |o| at 4K, the emulation
+ * exact) was the workgroup layout (mlalazy3: MlaInt8SgmOptions.lazyAlign): the lazy form with its variables padded to
+ * 16 bytes (the default now), the old layout (lazyAlign=false, the control: expected 0.7245 again), s_ref = 1 (which
+ * amplified the misread P 71x: a sensitive check that nothing of it is left), the atomic s_ref (its other variable),
+ * and without the flush (timed beside), between two default rows. bench mla also runs the alignment probe
+ * (int8SgmAlignProbe.ts) with this set, and compares every lazy row with the default kernel at every context.
  */
 export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
   [
+    { wide: true },
     { lazy: true },
-    // After mlalazy2's first sitting (the error is none of the swaps below): the register pressure (one digit: 4
-    // accumulators, not 8; ~6e-2 of max |o| expected from the one digit alone), with and without the prefetch.
-    { lazy: true, lazyOneDigit: true },
-    { lazy: true, lazyOneDigit: true, prefetch: false },
-    // After mlalazy2's second sitting (one digit: the same error): the workgroup layout of P.
-    { lazy: true, lazyPwFirst: true },
-    { lazy: true, lazyLoArray: true },
-    // After the second sitting (lazy, lazyBarrier, lazyEvery, both, lazyFlush=false: all 0.7245 off; those rows are
-    // left out here): the prologue, the dither and the accumulate, each swapped out (mlalazy2).
+    { lazy: true, lazyAlign: false },
     { lazy: true, lazySRef1: true },
     { lazy: true, lazySRefAtomic: true },
-    { lazy: true, lazyNoDither: true },
-    { lazy: true, lazySRefAtomic: true, lazyNoDither: true },
-    { lazy: true, lazyEvery: true, lazyMultiply: true },
-    { lazy: true, lazyEvery: true, lazyMultiply: true, lazySRef1: true },
-    { lazy: true, lazyEvery: true, lazyMultiply: true, lazySRefAtomic: true, lazyNoDither: true },
+    { lazy: true, lazyFlush: false },
+    { wide: true },
   ] as MlaInt8SgmOptions[]
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 
@@ -407,6 +403,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   const rows: Record<string, unknown>[] = [];
   const sweep: Record<string, unknown>[] = [];
   const checks: Record<string, unknown>[] = [];
+  // The lazy rows against the default tensor-core kernel at every context (the int8 reference is checked at 4K only).
+  const lazyVsDefault: Record<string, unknown>[] = [];
   // Kernels this device cannot run (tiled without subgroups) are left out, not failed.
   // int8: the tensor-core kernel where prepareMlaInt8Sgm finds it working and exact on this device.
   const sgmPrep = int8 ? await prepareMlaInt8Sgm(gpu) : undefined;
@@ -431,6 +429,10 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
     o.int8VariantChunks && v.chunks === undefined ? { ...v, chunks: o.int8VariantChunks } : v,
   );
+  // Issue #4's device check: where a subgroup-matrix load from workgroup memory reads beside unaligned variables.
+  const sgmVariant = sgmPrep?.kernel === 'subgroup-matrix' ? mlaInt8SgmState.get(gpu)?.variant : undefined;
+  const alignProbe =
+    o.int8VariantSet === 'sgm-lazy-check' && sgmVariant ? await runSgmAlignProbe(gpu, sgmVariant) : undefined;
   for (const T of o.context) {
     try {
       await contextRun(T);
@@ -495,6 +497,35 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         kernelsMs: await profileKernels(gpu, call(kernel), 3, { warmUp: false }),
         timer: t.source,
       });
+    }
+    const lazyRuns = int8Variants.filter((v) => v.int8Sgm?.lazy && int8Runs(v));
+    if (lazyRuns.length) {
+      const read = async (v: Partial<MlaDecodeOptions>) => {
+        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, ...v });
+        const got = (await out.read()) as Float32Array;
+        out.dispose();
+        return got;
+      };
+      const base = await read({ int8Kernel: 'subgroup-matrix', int8Sgm: o.int8Sgm });
+      for (const v of lazyRuns) {
+        try {
+          const got = await read(v);
+          let maxAbs = 0;
+          let maxRef = 0;
+          for (let i = 0; i < base.length; i++) {
+            maxAbs = Math.max(maxAbs, Math.abs(got[i] - base[i]));
+            maxRef = Math.max(maxRef, Math.abs(base[i]));
+          }
+          lazyVsDefault.push({
+            context: T,
+            int8Sgm: v.int8Sgm,
+            relToMax: maxAbs / maxRef,
+            finite: got.every(Number.isFinite),
+          });
+        } catch (e) {
+          lazyVsDefault.push({ context: T, int8Sgm: v.int8Sgm, error: (e as Error).message });
+        }
+      }
     }
     if (T === longest) {
       const kernel = kernels[0];
@@ -657,6 +688,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     decode: rows,
     sweep,
     checks,
+    lazyVsDefault: lazyVsDefault.length ? lazyVsDefault : undefined,
+    alignProbe,
     targets: { note: 'H200, 48B preset (H=32, R=576, Rv=512, bf16): <= 5 ms per layer at 1M context (>= 14 TFLOP/s)' },
   };
 }

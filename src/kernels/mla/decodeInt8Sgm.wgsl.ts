@@ -185,7 +185,16 @@ import {
   sgmRoles,
 } from './int8SgmPlan.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
-import { lazyDitherWgsl, lazyFlushWgsl, lazyPrologue, lazyPv, lazySoftmax } from './decodeInt8SgmLazy.wgsl.js';
+import {
+  lazyDitherWgsl,
+  lazyFlag,
+  lazyFlagLoad,
+  lazyFlushWgsl,
+  lazyPrologue,
+  lazyPv,
+  lazySoftmax,
+  lazyWorkgroupVars,
+} from './decodeInt8SgmLazy.wgsl.js';
 
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW, HT } = pl;
@@ -263,10 +272,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   if (pl.lazyLoArray) l(`var<workgroup> pwl: array<i32, ${PWW / 2}>;`);
   l(`var<workgroup> alphaS: array<${VF}, ${HW / HT}>;`);
   if (pl.lazy) {
-    // The rescale flag of a block (any head's max above m_ref + tau) and the chunk's s_ref reduction.
-    l('var<workgroup> flag: u32;');
-    if (pl.lazySRefAtomic) l('var<workgroup> sRefA: atomic<u32>;');
-    else l(`var<workgroup> sRefS: array<f32, ${pl.NS}>;`);
+    L.push(...lazyWorkgroupVars(pl));
     if (!pl.lazyNoDither) L.push(...lazyDitherWgsl(HT));
   } else l(`var<workgroup> sigmaS: array<${VF}, ${HW / HT}>;`);
   L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
@@ -390,11 +396,11 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   if (pl.lazy) {
     // The flag's uniform load is the softmax's barrier (and makes the rescale branch workgroup-uniform).
     if (pl.lazyBarrier) l(`    workgroupBarrier();`);
-    l(`    let fl = workgroupUniformLoad(&flag);`);
+    l(`    let fl = ${lazyFlagLoad(pl)};`);
     lazyPv(pl, F, l, ld, st);
     l(`    workgroupBarrier();`);
     // Every thread has read flag (before the barrier above): cleared for the next block's softmax.
-    l(`    if (lid == 0u) { flag = 0u; }`);
+    l(`    if (lid == 0u) { ${lazyFlag(pl)} = 0u; }`);
     if (!skip('stage')) {
       l(`    if (tn < t1) {`);
       if (!pl.prefetch) fetch('tn', '      ');

@@ -39,6 +39,28 @@ export function lazyDitherWgsl(HT: number): string[] {
   ];
 }
 
+/**
+ * The workgroup variables the lazy form adds: the rescale flag of a block (any head's max above m_ref + tau) and the
+ * chunk's s_ref reduction. lazyAlign (the default): each a multiple of 16 bytes, as the kernel's other variables are.
+ * Why (issue #4, mlalazy3): Vulkan wants the pointer of a cooperative-matrix load or store 16-byte aligned, WGSL has no
+ * way to align a workgroup variable, and the driver packs the variables; a 4-byte flag beside a 64-byte array put pw,
+ * sc and kv 8 bytes off 16 on the H200, and the left and right fragments loaded from them came out shifted.
+ */
+export function lazyWorkgroupVars(pl: MlaInt8SgmPlan): string[] {
+  const L = [pl.lazyAlign ? 'var<workgroup> flag: vec4<u32>;' : 'var<workgroup> flag: u32;'];
+  if (pl.lazySRefAtomic)
+    L.push(pl.lazyAlign ? 'var<workgroup> sRefA: array<atomic<u32>, 4>;' : 'var<workgroup> sRefA: atomic<u32>;');
+  else L.push(`var<workgroup> sRefS: array<f32, ${pl.lazyAlign ? Math.ceil(pl.NS / 4) * 4 : pl.NS}>;`);
+  return L;
+}
+
+/** The flag as a reference (lazyAlign: the first word of its vec4). */
+export const lazyFlag = (pl: MlaInt8SgmPlan) => (pl.lazyAlign ? 'flag.x' : 'flag');
+
+/** The flag's uniform load (the softmax's barrier): a u32 either way. */
+export const lazyFlagLoad = (pl: MlaInt8SgmPlan) =>
+  pl.lazyAlign ? 'workgroupUniformLoad(&flag).x' : 'workgroupUniformLoad(&flag)';
+
 /** The subgroup's P x V fragments (value fragment j, head half m), in round order. */
 function frags(F: Frags): { j: number; m: number }[] {
   return Array.from({ length: F.rounds }, (_, r) => F.roundFrags(r)).flat();
@@ -52,19 +74,20 @@ export function lazyPrologue(pl: MlaInt8SgmPlan, F: Frags, l: Emit): void {
   const scan = `  for (var tt = t0 + lid; tt < t1; tt += ${pl.WG}u) { sr = max(sr, bitcast<f32>(pool[rowOf(b, tt) * ${pl.RW / 4}u + ${pl.NC}u].x)); }`;
   if (pl.lazySRefAtomic) {
     // The scales are >= 0, whose f32 bits order as u32: one atomicMax a thread, no subgroup reduction.
-    l(`  if (lid == 0u) { flag = 0u; atomicStore(&sRefA, 0u); }`);
+    const a = pl.lazyAlign ? '&sRefA[0]' : '&sRefA';
+    l(`  if (lid == 0u) { ${lazyFlag(pl)} = 0u; atomicStore(${a}, 0u); }`);
     l(`  workgroupBarrier();`);
     l(`  var sr = 0.0;`);
     l(scan);
-    l(`  atomicMax(&sRefA, bitcast<u32>(sr));`);
+    l(`  atomicMax(${a}, bitcast<u32>(sr));`);
     l(`  workgroupBarrier();`);
-    l(`  let sRef = bitcast<f32>(atomicLoad(&sRefA));`);
+    l(`  let sRef = bitcast<f32>(atomicLoad(${a}));`);
   } else {
     l(`  var sr = ${pl.lazySRef1 ? '1.0' : '0.0'};`);
     if (!pl.lazySRef1) l(scan);
     l(`  sr = subgroupMax(sr);`);
     l(`  if (lane == 0u) { sRefS[sgi] = sr; }`);
-    l(`  if (lid == 0u) { flag = 0u; }`);
+    l(`  if (lid == 0u) { ${lazyFlag(pl)} = 0u; }`);
     l(`  workgroupBarrier();`);
     l(`  var sRef = 0.0;`);
     l(`  for (var i = 0u; i < ${pl.NS}u; i++) { sRef = max(sRef, sRefS[i]); }`);
@@ -121,7 +144,7 @@ export function lazySoftmax(pl: MlaInt8SgmPlan, l: Emit, pars: (part: 'L' | 'R',
   l(`      }`);
   l(`      if (t == 0u) { alphaS[hq] = alpha; }`);
   // Several threads may store the same 1: the flag is read only past the next barrier (workgroupUniformLoad).
-  l(`      if (t == 0u && any(up)) { flag = 1u; }`);
+  l(`      if (t == 0u && any(up)) { ${lazyFlag(pl)} = 1u; }`);
   l(`    }`);
 }
 

@@ -143,6 +143,8 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   lazyOneDigit: boolean;
   lazyPwFirst: boolean;
   lazyLoArray: boolean;
+  /** lazy: every workgroup variable a multiple of 16 bytes (MlaInt8SgmOptions.lazyAlign). */
+  lazyAlign: boolean;
   variant: SgmVariant;
   /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
   SCW: number;
@@ -317,6 +319,14 @@ export interface MlaInt8SgmOptions {
    */
   lazyPwFirst?: boolean;
   lazyLoArray?: boolean;
+  /**
+   * lazy: the workgroup variables it adds to the default's (the rescale flag, the s_ref reduction) padded to multiples
+   * of 16 bytes (flag a vec4<u32>, sRefA an array of 4 atomics), as every other workgroup variable of the kernel is.
+   * The fix of issue #4 (mlalazy3): Vulkan wants a cooperative-matrix load's pointer 16-byte aligned, WGSL cannot
+   * align a workgroup variable, and the NVIDIA driver packs them (4 + 64 bytes there put pw, sc and kv off 16 bytes:
+   * the fragments read from them came out shifted, 0.72 of max |o| off). Default true; false is the old layout.
+   */
+  lazyAlign?: boolean;
 }
 
 /** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
@@ -457,6 +467,7 @@ export function planMlaInt8Sgm(
     lazyOneDigit: v.lazyOneDigit ?? false,
     lazyPwFirst: v.lazyPwFirst ?? false,
     lazyLoArray: v.lazyLoArray ?? false,
+    lazyAlign: v.lazyAlign ?? true,
     variant: v.variant,
     SCW,
     PWW,
@@ -466,7 +477,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}${p.lazySRefAtomic ? '_srefat' : ''}${p.lazyNoDither ? '_nodither' : ''}${p.lazyOneDigit ? '_1digit' : ''}${p.lazyPwFirst ? '_pwfirst' : ''}${p.lazyLoArray ? '_loarr' : ''}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}${p.lazySRefAtomic ? '_srefat' : ''}${p.lazyNoDither ? '_nodither' : ''}${p.lazyOneDigit ? '_1digit' : ''}${p.lazyPwFirst ? '_pwfirst' : ''}${p.lazyLoArray ? '_loarr' : ''}${p.lazyAlign ? '' : '_noalign'}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */

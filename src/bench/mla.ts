@@ -252,7 +252,7 @@ export const SGM_LAZY_VARIANTS: Partial<MlaDecodeOptions>[] = (
  * exact) was the workgroup layout (mlalazy3: MlaInt8SgmOptions.lazyAlign): the lazy form with its variables padded to
  * 16 bytes (the default now), the old layout (lazyAlign=false, the control: expected 0.7245 again), s_ref = 1 (which
  * amplified the misread P 71x: a sensitive check that nothing of it is left), the atomic s_ref (its other variable),
- * and without the flush (timed beside), between two default rows. bench mla also runs the alignment probe
+ * and without the flush (timed beside), between two default rows, the lazy form again last. bench mla also runs the alignment probe
  * (int8SgmAlignProbe.ts) with this set, and compares every lazy row with the default kernel at every context.
  */
 export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
@@ -264,6 +264,7 @@ export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
     { lazy: true, lazySRefAtomic: true },
     { lazy: true, lazyFlush: false },
     { wide: true },
+    { lazy: true },
   ] as MlaInt8SgmOptions[]
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 

@@ -252,8 +252,10 @@ export const SGM_LAZY_VARIANTS: Partial<MlaDecodeOptions>[] = (
  * exact) was the workgroup layout (mlalazy3: MlaInt8SgmOptions.lazyAlign): the lazy form with its variables padded to
  * 16 bytes (the default now), the old layout (lazyAlign=false, the control: expected 0.7245 again), s_ref = 1 (which
  * amplified the misread P 71x: a sensitive check that nothing of it is left), the atomic s_ref (its other variable),
- * and without the flush (timed beside), between two default rows, the lazy form again last. bench mla also runs the alignment probe
- * (int8SgmAlignProbe.ts) with this set, and compares every lazy row with the default kernel at every context.
+ * and without the flush (timed beside), between two default rows, the lazy form again last. bench mla also runs the
+ * alignment probe (int8SgmAlignProbe.ts) with this set. Measured (H200, bench/results/2026-12-02-h200-mlalazy3-chk.json):
+ * 2.99e-3, 0.7245, 9.0e-3, 2.99e-3 and 5.7e-2 (no flush: wrong where a rescale happens) of max |o| at 4K.
+ * (Every lazy row of any set is also compared with the default kernel at every context: lazyVsDefault.)
  */
 export const SGM_LAZY_CHECK_VARIANTS: Partial<MlaDecodeOptions>[] = (
   [

@@ -119,54 +119,32 @@
  * end: 4 barriers a block instead of 10. Numerics (CPU, test/mla-int8-lazy.test.ts): within 1e-2 of f64 attention on
  * every case tried, better than the per-block scheme except on an adversarial outlier + diffuse 64K tail (5.6e-3
  * against 6e-4); the emulation (int8SgmEmulate.ts) equals the lazy reference to 3.6e-7.
- * Measured (H200, 1M, 132 chunks; bench/results/2026-12-02-h200-mlalazy-*): the default 1.069-1.072 ms (kernel);
- * lazy 1.365 (kernel; 1.38-1.385 total), slower. Not from the flushes' number, it seems: with 32 heads a workgroup
- * any head's rescale flushes all 8 accumulators (16 barriers), but the bench's scores (std ~0.42 in log2 units,
- * estimated from its uniform rows and query, not measured) give ~3 flushes in a chunk's 256 blocks at tau 1 (~81 at
- * tau 0: 1.61 ms); more likely the flush code's presence: O's 32 registers live through the loop beside the
- * accumulators' 64 (spills; not read from the compiler).
- * Without the flush (lazyFlush=false, a diagnostic) 0.889 (kernel; 0.899-0.906 total), and without the prefetch too
- * 0.817 total: the ceiling of this form is ~0.82-0.90 against 1.07, i.e. 16-24%, ~1.2-1.8 ms of TPOT over 7 layers,
- * not the 6 ms target. Hybrid TPOT at 1M with lazy 14.92 ms against 11.54.
- * NOT CORRECT ON THE DEVICE: every lazy variant is 0.7245 of max |o| off the int8 reference at 4K (tau 0: 0.484),
- * identical to 16 digits across lazy, lazyFlush=false, prefetch=false, stageSpread, lazyBarrier (a plain barrier
- * before the flag's workgroupUniformLoad) and lazyEvery (every block's products flushed at once: no accumulator
- * carried across the loop), while the emulation of the same plan at the same geometry agrees with the lazy reference
- * to 3e-7 (and 3.4e-4 from the int8 reference on bench-like rows). So neither the carry, nor that barrier, nor the
- * flush schedule is the cause; what all share and the emulation cannot model: accumulate-into-a-function-scope
- * result matrix (subgroupMatrixMultiplyAccumulate with P from pw, where the default uses subgroupMatrixMultiply),
- * the s_ref prologue (subgroupMax of a scalar over a non-uniform loop, then sRefS), the digits' P words. (The
- * "identical to 16 digits" is weaker than it looks: the emulation's lazy and lazyEvery outputs are bit-identical in
- * half the elements.) Next device check, written and emulated but not run (no device time left): bench mla
- * --context 4096 --int8-kernels subgroup-matrix --int8-variants sgm-lazy-check, whose last three rows swap the
- * prologue (lazySRef1: s_ref = 1) and the accumulate (lazyEvery + lazyMultiply: subgroupMatrixMultiply into fresh
- * results, as the default does) for known-good forms; then, if the form is kept, fewer flushes (per head half, or
- * m_ref from a first S pass) before any further timing.
- * mlalazy2 (ninth session, two sittings at 4K, bench/results/2026-12-02-h200-mlalazy2-{chk,regs}.json, bench mla's
- * new lazyDiag per check row): STILL WRONG, and none of the suspects of that paragraph is the cause: swapping out the
- * s_ref prologue (lazySRefAtomic: atomicMax instead of subgroupMax, the same s_ref), the dither (lazyNoDither), the
- * accumulate (lazyEvery + lazyMultiply) or the register pressure (lazyOneDigit: 4 accumulators, with and without the
- * prefetch) leaves the same error (0.7245-0.7260, the same worst element: head 0, column 41, 0.02045 against
- * -0.01580). Read line by line against the emulation (the WGSL generated at the 48B shapes), no semantic difference
- * was found: every MultiplyAccumulate is assigned back, the loads' layouts and strides are the default's, the digits'
- * words are packed as the default's P8, the flag's branch is uniform, the slots' stores and reads are between
- * barriers; the emulation at the device's layout (32 heads a workgroup, two head halves: a new test) equals the lazy
- * reference and, bit for bit, the 16-head layout. What the diagnostics show instead (lazyDiag):
- *   - every head's output is P x V with the weights on the wrong tokens (or heads): the least-squares scale of the
- *     output on the reference is k = 0.603, what a permutation of the tokens within a block gives in the CPU
- *     simulation of the bench's own inputs (k 0.604-0.607, 0.46-0.50 of max |o|; heads 16-31: 0.479 on the device);
- *   - heads 0-15 (head half 0) carry besides a term independent of P's scale in their HI digit's products: with
- *     s_ref = 1 (lazySRef1: x ~127x smaller, unit 127x larger) their error is 51.4 (x ~71), heads 16-31 unchanged
- *     (0.481); with one digit (unit 129x larger, the hi digit = Q) the output is the same as with two.
- *   So the hi digits of head half 0 as the left-matrix load sees them hold bytes that are not P (what the simulation
- *   of a left load from a few words before pw reproduces in kind, not in size), and all P rows are misaligned with
- *   the value rows. What differs from the default's P x V, which reads P8 from pw exactly so and is exact: pw is twice
- *   as long (512 words, the lo digits at 256-511), the workgroup variables (flag, sRefS, no sigmaS) and so the
- *   layout. Next device check (written, compiled with the stand-ins, not run: this session's device time is spent):
- *   bench mla --json --unsafe-apis --cache-dtype int8 --int8-kernels subgroup-matrix --sweep-chunks '' --context 4096
- *   --int8-variants sgm-lazy-check, whose rows lazyPwFirst (pw declared before kv and sc) and lazyLoArray (the lo
- *   digits in their own array, pw the default's 256 words) test the layout; if neither is right, dump pw and the
- *   left fragments (subgroupMatrixStore of pH0 into partial) beside the emulation's.
+ * It was wrong on the H200 (0.7245 of max |o| at 4K) through two sessions of diagnostics (mlalazy, mlalazy2: not the
+ * s_ref prologue, the dither, the accumulate, the flush schedule or register pressure). The cause (mlalazy3, tenth
+ * session, bench/results/2026-12-02-h200-mlalazy3-chk.json) was the workgroup layout, not the kernel's arithmetic:
+ * the lazy form added a 4-byte `flag` and a 64-byte s_ref array to the default's variables, which are all multiples
+ * of 16 bytes. The NVIDIA driver (580.159) places later-declared workgroup variables first, packed at their own
+ * alignment, so pw, sc and kv started off 16 bytes (8 off by that model, alphaS being 8-byte aligned; not read from
+ * the driver); a cooperative-matrix load from an address that is not 16-byte aligned (Vulkan requires it; WGSL cannot
+ * align a workgroup variable) reads from it rounded down to 16, silently. Every P fragment and every key and value
+ * fragment came out shifted by those bytes (tokens and channels misaligned: the k = 0.6 "permutation" of mlalazy2),
+ * and head half 0's hi digits began with the bytes of the variable laid out before pw (alphaS's last alphas, by that
+ * model): the P-independent term that s_ref = 1 amplified 71x. The probe
+ * (int8SgmAlignProbe.ts, run by bench mla --int8-variants sgm-lazy-check) shows it directly: a fragment load from a
+ * workgroup array reads 4 / 8 / 12 bytes early with 1 / 2 / 3 words of another variable declared after the array,
+ * exactly with 4 words after or any pad declared before. The fix (`lazyAlign`, the default): the flag a vec4<u32>
+ * (the atomic s_ref an array of 4), so every variable is a multiple of 16 bytes; test/mla-int8-lazy.test.ts checks
+ * that of the generated WGSL for the default and the lazy forms. lazyAlign=false (the old layout) gives 0.7245 again.
+ * Measured (H200, 48B shapes, batch 1, 2026-12-02-h200-mlalazy3-{chk,long}.json): correct now: 2.99e-3 of max |o| from
+ * the int8 reference at 4K (the default kernel 2.2e-7), 1.4e-3 and 6.4e-4 from the default kernel at 128K and 1M;
+ * but not faster: at 1M (132 chunks) 1.30 ms a layer (1.19 without the prefetch) against the default's 1.063 in
+ * the same process (that sitting's first default rows were in a host burst: 4.06; the ninth session, with the wrong
+ * layout: lazy 1.365 against 1.07), 0.189 against 0.139 at 4K. Without the flush (lazyFlush=false, a diagnostic,
+ * wrong wherever a rescale happens) 0.81-0.82: the flush code is what costs (with 32 heads a workgroup any head's
+ * rescale flushes all 8 accumulators through 16 barriers, and O's 32 registers live beside the accumulators' 64).
+ * Next, if the form is kept: fewer flushes (per head half, or m_ref from a first S pass) and fewer live registers
+ * before any further timing; the ceiling measured so far (0.81 ms) is ~24% below the default, ~1.7 ms of TPOT over 7
+ * layers at 1M.
  *
  * Each subgroup computes its own fragments, so the builtins' offsets depend on the subgroup index:
  * `diagnostic(off, chromium.subgroup_matrix_uniformity)` lifts Tint's requirement that they be

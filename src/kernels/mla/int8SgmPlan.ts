@@ -260,10 +260,10 @@ export interface MlaInt8SgmOptions {
    * or fold; the accumulators go through the slots into the f32 O only on a rescale (rare) and at the chunk's end.
    * A block: S, barrier, softmax (one subgroup reduction: the block max), the rescale flag's uniform load, P x V
    * products, barrier, staging, barrier (4 barriers against 10). Not bit-identical to the dp4a kernel: the emulation
-   * is within int8LazyReference.ts's error (5e-3 of the int8 reference at small shapes), but ON THE H200 THE OUTPUTS
-   * ARE WRONG (0.72 of max |o| at 4K, cause not found: decodeInt8Sgm.wgsl.ts's header; not the s_ref prologue, the
-   * dither, the accumulate or the register pressure, mlalazy2), and it is slower there (1.37 ms a layer at 1M against
-   * 1.07). Opt-in, for measuring only. Needs wide. Default false.
+   * is within int8LazyReference.ts's error (5e-3 of the int8 reference at small shapes); on the H200 3.0e-3 of max |o|
+   * from the int8 reference at 4K since its workgroup variables are aligned (lazyAlign, the tenth session's fix of
+   * its 0.72 error), but slower there (1.19-1.30 ms a layer at 1M against 1.06: decodeInt8Sgm.wgsl.ts's header).
+   * Opt-in, for measuring only. Needs wide. Default false.
    */
   lazy?: boolean;
   /** lazy: tau (log2 units, >= 0), the staleness allowed to m_ref; default 1 (LAZY_PV_DEFAULTS). */
@@ -312,10 +312,10 @@ export interface MlaInt8SgmOptions {
    */
   lazyOneDigit?: boolean;
   /**
-   * Diagnostics of the workgroup layout (mlalazy2, written after its sittings, not yet run): the device's error looks
-   * like P read from the wrong words (head half 0's hi digits P-independent, every head's P x V token-misaligned), so
-   * `pw` declared first (before kv and sc), and the lo digits in their own array `pwl` (pw as the default's 256 words).
-   * The same values: the emulation is unchanged.
+   * Diagnostics of the workgroup layout (mlalazy2): `pw` declared first (before kv and sc), and the lo digits in their
+   * own array `pwl` (pw as the default's 256 words). The same values: the emulation is unchanged. Run by the tenth
+   * session's lead with the old layout (lazyAlign false then): 0.48 and 0.55 of max |o| against 0.72, heads 16-31
+   * 0.4787 in all three: the misaligned layout moved, not removed (the lazyAlign doc below).
    */
   lazyPwFirst?: boolean;
   lazyLoArray?: boolean;
@@ -323,8 +323,10 @@ export interface MlaInt8SgmOptions {
    * lazy: the workgroup variables it adds to the default's (the rescale flag, the s_ref reduction) padded to multiples
    * of 16 bytes (flag a vec4<u32>, sRefA an array of 4 atomics), as every other workgroup variable of the kernel is.
    * The fix of issue #4 (mlalazy3): Vulkan wants a cooperative-matrix load's pointer 16-byte aligned, WGSL cannot
-   * align a workgroup variable, and the NVIDIA driver packs them (4 + 64 bytes there put pw, sc and kv off 16 bytes:
-   * the fragments read from them came out shifted, 0.72 of max |o| off). Default true; false is the old layout.
+   * align a workgroup variable, and the H200's driver lays later-declared variables out first, packed, so the 4-byte
+   * flag put pw, sc and kv off 16 bytes and their fragment loads read from the address rounded down (shown by
+   * int8SgmAlignProbe.ts; 0.7245 of max |o| off at 4K, 3.0e-3 with the padding). Default true; false: the old layout,
+   * a control that the device still shows the error.
    */
   lazyAlign?: boolean;
 }

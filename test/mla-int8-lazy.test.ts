@@ -325,6 +325,9 @@ describe('int8 MLA decode, lazy P x V (int8LazyReference.ts): error against f64 
     const plan = (more: object) => planMlaInt8Sgm({ H: 32, R: 576, Rv: 512, variant, ...more }, 49152);
     for (const more of [
       {},
+      { heads: 16 },
+      { wide: false },
+      { queryResident: false },
       { lazy: true },
       { lazy: true, lazySRefAtomic: true },
       { lazy: true, lazyLoArray: true, lazyPwFirst: true },

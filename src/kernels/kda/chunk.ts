@@ -268,7 +268,20 @@ export const kdaForwardTuning: {
    * (outputFmaChainByDefault); false: the sums as before (bench kda --fwd-output-fma-chain off).
    */
   outputFmaChain?: boolean;
+  /**
+   * With bf16 q, k, v, g (the bf16 path, bf16Path): how W, U, the per-chunk states and V' are stored between the
+   * passes. 'bf16': the ninth session's storage mode (as Triton stores them); 'f32': the mixed mode, bf16 inputs
+   * only (the gc and intraGram passes' bf16 variants, the W | U, state and output passes reading k, v, q as bf16
+   * with f32 intermediates; o rounded to bf16 at its store). Unset: BF16_INTERMEDIATES (bench kda
+   * --bf16-intermediates bf16|f32).
+   */
+  bf16Intermediates?: 'bf16' | 'f32';
 } = {};
+
+/**
+ * How the bf16 path stores its intermediates when kdaForwardTuning.bf16Intermediates is unset (see there).
+ */
+export const BF16_INTERMEDIATES: 'bf16' | 'f32' = 'f32';
 
 /**
  * A hardware adapter, not a software one (lavapipe): where the forward's GPU-tuned defaults below apply. On a
@@ -436,8 +449,9 @@ export interface ChunkSaved {
 }
 
 /**
- * The chunked forward. With bf16 q, k, v, g (the bf16 storage mode, bf16.wgsl.ts) `out` is bf16 too: W, U, the
- * per-chunk states and V' are stored in bf16 between the passes where the GPU inference path runs (the vec4
+ * The chunked forward. With bf16 q, k, v, g (the bf16 path, bf16.wgsl.ts) `out` is bf16 too, and where the GPU
+ * inference path runs the passes read the bf16 inputs themselves; W, U, the per-chunk states and V' are stored in
+ * bf16 (the storage mode) or f32 (the mixed mode: kdaForwardTuning.bf16Intermediates) between the passes (the vec4
  * two-pass intra, the tiled state pass forming Kd, the pipelined output pass: bf16Path below); anywhere else (keep,
  * other kernels or tunings) the inputs are cast to f32, the f32 forward runs and o is rounded to bf16 at the end.
  * beta is f32 (gpu.ts kdaForwardGpu widens a bf16 one for every GPU path).
@@ -535,12 +549,17 @@ function chunkForward(
   out: Tensor | undefined,
   scale: number,
   keep: boolean,
-  /** The bf16 storage mode (bf16Path holds): W, U, h, V', o and the inputs q, k, v, g in bf16. */
+  /**
+   * The bf16 path (bf16Path holds): the inputs q, k, v, g and o in bf16; W, U, h, V' too in the storage mode
+   * (kdaForwardTuning.bf16Intermediates 'bf16'), f32 in the mixed mode.
+   */
   bf16: boolean,
 ): ChunkSaved | undefined {
   const { H, K, V, GK, Ttot, N } = p;
   const NS = chunkSlots(p);
   const v = { K, V, GK };
+  // The bf16 path's intermediates in bf16 (the storage mode) or f32 (the mixed mode): kdaForwardTuning.bf16Intermediates.
+  const midBf16 = bf16 && (kdaForwardTuning.bf16Intermediates ?? BF16_INTERMEDIATES) === 'bf16';
   const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
   if (kdaForwardTuning.intra === 'vec4' && !intraVecFits(v))
@@ -574,6 +593,7 @@ function chunkForward(
     idleStores: kdaForwardTuning.stateIdleStores,
     probe: kdaForwardTuning.stateProbe,
     bf16: bf16 || undefined,
+    midF32: (bf16 && !midBf16) || undefined,
   };
   const hv = {
     ...tv,
@@ -592,9 +612,10 @@ function chunkForward(
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
   const needH = keep || !fused;
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
-  const groups = needH ? headGroups(gpu, p, bf16 ? 2 : 4) : [{ h0: 0, HB: H }];
-  // In the bf16 mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts).
-  const mid = bf16 ? 'bf16' : 'f32';
+  const groups = needH ? headGroups(gpu, p, midBf16 ? 2 : 4) : [{ h0: 0, HB: H }];
+  // In the bf16 storage mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts); in the mixed
+  // mode (bf16 inputs, bf16Intermediates 'f32') and the f32 forward in f32.
+  const mid = midBf16 ? 'bf16' : 'f32';
   const saved: MaybeSaved = {
     gc: gpu.empty([Ttot, H, GK]),
     W: gpu.empty([Ttot, H, K], mid),
@@ -674,11 +695,12 @@ function chunkForward(
     doubleBuffer: kdaForwardTuning.outputDoubleBuffer,
     fmaChain: kdaForwardTuning.outputFmaChain ?? outputFmaChainByDefault(gpu),
     bf16: bf16 || undefined,
+    midF32: tv.midF32,
   };
   const pv: OutputPipelinedVariant =
     outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem
       ? pvTuned
-      : { ...pv0, bf16: pvTuned.bf16 };
+      : { ...pv0, bf16: pvTuned.bf16, midF32: pvTuned.midF32 };
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
   // `grid`: the pipelined pass's variant where its grid differs (head first, two chunks a workgroup).
@@ -732,7 +754,8 @@ function chunkForward(
         workgroups: [NS, H, gcWorkgroups(K)],
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
-    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16);
+    if (twoPass)
+      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16, midBf16);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -835,8 +858,10 @@ function dispatchIntraTwoPass(
   scale: number,
   /** gc formed by the first kernel from g (IntraGramVariant.gcFromG), Kd too where `kd`; undefined: gc read. */
   gram: { g: Tensor; kd: boolean; keep: boolean } | undefined,
-  /** The bf16 storage mode: q, k, v read and W, U written in bf16. */
+  /** The bf16 path: q, k, v read in bf16. */
   bf16: boolean,
+  /** With bf16: W, U written in bf16 (the storage mode), else f32 (the mixed mode). */
+  midBf16: boolean,
 ): void {
   const { H, N, K, V, GK } = p;
   const gv: IntraGramVariant = {
@@ -880,6 +905,7 @@ function dispatchIntraTwoPass(
   const wv: IntraWUVariant = {
     ...intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize),
     bf16: bf16 || undefined,
+    midF32: (bf16 && !midBf16) || undefined,
   };
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);

@@ -81,12 +81,21 @@ export interface IntraWUVariant {
   headFirst?: boolean;
   /** k and v read, W and U written in bf16 storage (see the header); every other tensor and the arithmetic f32. */
   bf16?: boolean;
+  /**
+   * With bf16: W and U written in f32 (the forward's mixed mode, chunk.ts kdaForwardTuning.bf16Intermediates
+   * 'f32'): only the loads of k and v are bf16. W and U are then the f32 kernel's on the widened k and v, bit for
+   * bit (the same expressions on the same values, no rounding).
+   */
+  midF32?: boolean;
 }
+
+/** Whether the variant stores W and U in bf16 (bf16 without midF32). */
+export const intraWUStoresBf16 = (v: IntraWUVariant): boolean => v.bf16 === true && v.midF32 !== true;
 
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
@@ -150,10 +159,11 @@ export function intraWUHeader(v: IntraWUVariant): string {
   const { GK } = v;
   const K4 = v.K / 4;
   const x = vec4Elem(v.bf16);
+  const y = vec4Elem(intraWUStoresBf16(v));
   return `${bindings(
     'H: u32, N: u32, scale: f32, storeT: u32',
     ['cu: i32', `k: ${x}`, `vv: ${x}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta', 'Tt: vec4<f32>'],
-    [`W: ${x}`, `U: ${x}`],
+    [`W: ${y}`, `U: ${y}`],
   )}
 ${LOCATE}${v.bf16 ? `\n${WGSL_BF16}` : ''}
 fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`;
@@ -219,6 +229,6 @@ ${computeMain(WG)}
   }
   workgroupBarrier();
   ${wuTileProduct('rg + 1u', '  ')}
-  ${wuTileStore(K4, V4, '  ', v.bf16)}
+  ${wuTileStore(K4, V4, '  ', intraWUStoresBf16(v))}
 }`;
 }

@@ -80,6 +80,12 @@ export interface StateTiledVariant {
    */
   bf16?: boolean;
   /**
+   * With bf16: W, U read and hB, V' written in f32 (the forward's mixed mode, chunk.ts
+   * kdaForwardTuning.bf16Intermediates 'f32'): only k is read as bf16 (widened exactly when Kd is formed). The
+   * results are then the f32 kernel's on the widened k, bit for bit.
+   */
+  midF32?: boolean;
+  /**
    * The stores of hB and V' by the threads idle in a phase, from workgroup memory, instead of by the computing
    * threads from their registers: hB (S entering the chunk, as in Ssh) by the threads past the V' phase's during
    * that phase, V' (as in Vsh) by the threads past the state phase's during that phase. The same values stored
@@ -128,7 +134,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /**
  * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: with bf16 where
@@ -141,8 +147,11 @@ export function stateTiledIdleStores(v: StateTiledVariant): boolean {
     throw new Error(
       `kda state pass (tiled): idle stores need threads idle in both phases (${g.wg} threads, V' phase ${g.P1N}, state phase ${g.P2N}) and no probe`,
     );
-  return v.idleStores ?? (v.bf16 === true && possible);
+  return v.idleStores ?? (stateTiledMidBf16(v) && possible);
 }
+
+/** Whether W, U, hB and V' are bf16 (bf16 without midF32; k is bf16 with bf16). */
+export const stateTiledMidBf16 = (v: StateTiledVariant): boolean => v.bf16 === true && v.midF32 !== true;
 
 /*
  * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
@@ -388,7 +397,9 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     throw new Error(
       `kda state pass (tiled): Kd from k needs GK = K and K / 4 dividing the threads, got GK=${GK}, K=${K}`,
     );
+  // bf16: k read as bf16; mid: W, U read and hB, V' written as bf16 too (not in the mixed mode, midF32).
   const bf16 = v.bf16 === true;
+  const mid = stateTiledMidBf16(v);
   const idle = stateTiledIdleStores(v);
   if (bf16 && (!v.kdFromK || v.probe))
     throw new Error(
@@ -407,7 +418,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       ? constFetch(dst)
       : v.kdFromK && buf === 'Kd'
         ? kdFetch(g, dst, ts, Ln, bf16)
-        : tileFetch(g, dst, buf, ts, Ln, bf16);
+        : tileFetch(g, dst, buf, ts, Ln, mid);
   const barrier = pr === 'nobarrier' ? '' : 'workgroupBarrier();';
   const stage = (s: string) => (pr === 'nostage' ? '' : s);
   // V' phase without its products (probe novp): acc = U to Vsh and V'.
@@ -420,8 +431,8 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
         if (i < L) { Vp[((ts + i) * H + h) * ${g.V4}u + col4] = acc[a]; }
       }
     }`
-      : `${tiledRowsPhase(g, 'Ssh', 'w', '-=', idle ? null : 'Vp', v.fma === true, bf16)}${
-          idle ? `\n    ${idleSlabStore(g, K, g.P1N, bf16)}` : ''
+      : `${tiledRowsPhase(g, 'Ssh', 'w', '-=', idle ? null : 'Vp', v.fma === true, mid)}${
+          idle ? `\n    ${idleSlabStore(g, K, g.P1N, mid)}` : ''
         }`;
   const columnSum =
     pr === 'nostate'
@@ -451,14 +462,14 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     ? ''
     : `if (${hbStore}) {
       let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
-      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', bf16)}
+      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', mid)}
     }`;
   const header = v.kdFromK
     ? tiledHeader(
         g,
         GK,
-        ['cu: i32', `W: ${vec4Elem(bf16)}`, `U: ${vec4Elem(bf16)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>'],
-        ['state: vec4<f32>', `hB: ${vec4Elem(bf16)}`, `Vp: ${vec4Elem(bf16)}`],
+        ['cu: i32', `W: ${vec4Elem(mid)}`, `U: ${vec4Elem(mid)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>'],
+        ['state: vec4<f32>', `hB: ${vec4Elem(mid)}`, `Vp: ${vec4Elem(mid)}`],
         'Ssh',
       )
     : forwardTiledHeader(g, GK);
@@ -469,9 +480,9 @@ ${header}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
   ${tiledPrologue(g, K, 'state', 'sreg', 'Ssh')}
   ${SEQUENCE_CHUNKS}
-  var wpre: array<${vec4Elem(bf16)}, ${PF}>;
+  var wpre: array<${vec4Elem(mid)}, ${PF}>;
   var kpre: array<${vec4Elem(bf16)}, ${PF}>;
-  var upre: array<${vec4Elem(bf16)}, ${v.RA}>;
+  var upre: array<${vec4Elem(mid)}, ${v.RA}>;
   var gpre: array<f32, 4>;${pr === 'pair' ? '\n  var spair: array<vec4<f32>, 4>;' : ''}${
     v.kdFromK
       ? `
@@ -479,16 +490,16 @@ ${header}
   var klast: vec4<f32>;`
       : ''
   }
-  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0', bf16), gFetch('t0', 'L0')])}
+  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0', mid), gFetch('t0', 'L0')])}
     ${barrier}
-    ${stage(tileStore(g, 'wpre', undefined, bf16))}
+    ${stage(tileStore(g, 'wpre', undefined, mid))}
     var acc: array<vec4<f32>, ${v.RA}>;
-    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', bf16)}; }
+    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', mid)}; }
     var decay: array<f32, 4>;
     for (var a = 0u; a < 4u; a++) { decay[a] = exp(gpre[a]); }
     if (Ln > 0u) {
       ${fetch('wpre', 'W', 'tn', 'Ln')}
-      ${tiledRowsFetch(g, 'U', 'tn', 'Ln', bf16)}
+      ${tiledRowsFetch(g, 'U', 'tn', 'Ln', mid)}
       ${gFetch('tn', 'Ln')}
     }
     ${hbStoreHere}
@@ -508,7 +519,7 @@ ${header}
     }${
       idle
         ? `
-    ${idleRowsStore(g, g.P2N, bf16)}`
+    ${idleRowsStore(g, g.P2N, mid)}`
         : ''
     }
   }

@@ -1,0 +1,132 @@
+/**
+ * The chunked forward's Kt form (src/kernels/kda/ktFormReference.ts): V' = T Y, S_next = D S + Kt^T Y,
+ * o = Qg S + M Y with Kt = T^T Kd, M = A_qk T, Y = Diag(beta) (V - exp(gc) K S). Plain TS (f64), no GPU:
+ *  - per chunk, against the intra pass's W and U (intraReference.ts): T Y = U - W S, Kt^T Y = Kd^T V', M Y = A_qk V',
+ *    to f64 rounding (1e-12 relative), on awkward chunk lengths and both gate widths;
+ *  - the whole forward against the recurrence and against the chunked reference (1e-6: both f64 inside, o and S
+ *    returned as f32), on packed sequences of awkward lengths with an initial state;
+ *  - the golden fixtures' core cases within the chunked tolerance (2e-3, fixtures/golden/README.md).
+ */
+import { describe, expect, it } from 'vitest';
+import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
+import { kdaChunkKtReference, ktChunkReference, ktStateChunkReference } from '../src/kernels/kda/ktFormReference.js';
+import { kdaChunkReference, kdaRecurrentReference } from '../src/kernels/kda/reference.js';
+import { Rng } from '../src/util/random.js';
+import { expectClose } from './helpers.js';
+import { kdaGolden } from './kda-golden.js';
+import { randomCase } from './kda-random.js';
+
+describe('kda Kt form (reference)', () => {
+  for (const GK of [16, 1]) {
+    for (const L of [1, 7, 63, 64]) {
+      it(`one chunk, L=${L}, GK=${GK}: T Y = U - W S, Kt^T Y = Kd^T V', M Y = A_qk V'`, () => {
+        const [K, V] = [16, 8];
+        const c = randomCase(100 + L, L, 1, K, V, GK);
+        // gc: the chunk's cumulative log decay, as the gc pass gives it.
+        const gc = new Float64Array(L * GK);
+        for (let ch = 0; ch < GK; ch++) {
+          for (let i = 0, acc = 0; i < L; i++) gc[i * GK + ch] = acc += c.g[i * GK + ch];
+        }
+        const chunk = { L, K, V, q: c.q, k: c.k, v: c.v, gc, GK, beta: c.beta, scale: K ** -0.5 };
+        const S = new Rng(7).normalArray(K * V, 0.5);
+        const { W, U, Aqk } = intraChunkReference(chunk);
+        const pre = ktChunkReference(chunk);
+        expect(Array.from(pre.Aqk)).toEqual(Array.from(Aqk));
+        const { Y, S: Snext } = ktStateChunkReference({
+          L,
+          K,
+          V,
+          S,
+          Kb: pre.Kb,
+          Kt: pre.Kt,
+          v: c.v,
+          beta: c.beta,
+          gcLast: pre.gcLast,
+        });
+        const g = (i: number, ch: number) => gc[GK === 1 ? i : i * K + ch];
+        // The existing form: V' = U - W S, S_next = exp(gc_last) S + Kd^T V', A_qk V'.
+        const Vp = new Float64Array(L * V);
+        const TY = new Float64Array(L * V);
+        const MY = new Float64Array(L * V);
+        const AV = new Float64Array(L * V);
+        for (let i = 0; i < L; i++) {
+          for (let col = 0; col < V; col++) {
+            let s = U[i * V + col];
+            for (let r = 0; r < K; r++) s -= W[i * K + r] * S[r * V + col];
+            Vp[i * V + col] = s;
+            let t = Y[i * V + col];
+            for (let j = 0; j < i; j++) t += pre.T[i * 64 + j] * Y[j * V + col];
+            TY[i * V + col] = t;
+          }
+        }
+        for (let i = 0; i < L; i++) {
+          for (let col = 0; col < V; col++) {
+            let a = 0;
+            let m = 0;
+            for (let j = 0; j <= i; j++) {
+              a += Aqk[i * 64 + j] * Vp[j * V + col];
+              m += pre.M[i * 64 + j] * Y[j * V + col];
+            }
+            AV[i * V + col] = a;
+            MY[i * V + col] = m;
+          }
+        }
+        const Sd = new Float64Array(K * V);
+        for (let r = 0; r < K; r++) {
+          for (let col = 0; col < V; col++) {
+            let s = Math.exp(g(L - 1, r)) * S[r * V + col];
+            for (let j = 0; j < L; j++) s += c.k[j * K + r] * Math.exp(g(L - 1, r) - g(j, r)) * Vp[j * V + col];
+            Sd[r * V + col] = s;
+          }
+        }
+        expectClose(TY, Vp, 1e-12, "T Y against V'");
+        expectClose(Snext, Sd, 1e-12, 'S_next');
+        expectClose(MY, AV, 1e-12, "M Y against A_qk V'");
+        // M is lower triangular (the output pass reads j <= i only) and zero past row L.
+        for (let i = 0; i < 64; i++) for (let j = i + 1; j < 64; j++) expect(pre.M[i * 64 + j]).toBe(0);
+        for (let i = L; i < 64; i++) for (let j = 0; j < 64; j++) expect(pre.M[i * 64 + j]).toBe(0);
+      });
+    }
+  }
+
+  it('whole forward on packed sequences 1, 7, 63, 65, 130 from an initial state: the recurrence and the chunked reference', () => {
+    const lens = [1, 7, 63, 65, 130];
+    const cu = [0];
+    for (const l of lens) cu.push(cu[cu.length - 1] + l);
+    const T = cu[cu.length - 1];
+    for (const GK of [16, 1]) {
+      const [H, K, V] = [2, 16, 8];
+      const c = randomCase(31 + GK, T, H, K, V, GK);
+      const S0 = new Rng(9).normalArray(lens.length * H * K * V, 0.5);
+      const d = { H, K, V, GK, cu };
+      const got = kdaChunkKtReference(c.q, c.k, c.v, c.g, c.beta, d, K ** -0.5, S0);
+      const rec = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, d, K ** -0.5, S0);
+      const chk = kdaChunkReference(c.q, c.k, c.v, c.g, c.beta, d, K ** -0.5, S0);
+      expectClose(got.o, rec.o, 1e-6, `o against the recurrence (GK=${GK})`);
+      expectClose(got.S, rec.S, 1e-6, `S against the recurrence (GK=${GK})`);
+      expectClose(got.o, chk.o, 1e-6, `o against the chunked reference (GK=${GK})`);
+      expectClose(got.S, chk.S, 1e-6, `S against the chunked reference (GK=${GK})`);
+    }
+  });
+
+  it('golden core cases (kda-op.safetensors) within the chunked tolerance 2e-3', async () => {
+    const golden = await kdaGolden();
+    for (const cs of ['a', 'b']) {
+      const x = (n: string) => golden.get(`${cs}.core.${n}`);
+      const [B, T, H, K] = x('q').shape;
+      const V = x('v').shape[3];
+      const cu = Array.from({ length: B + 1 }, (_, i) => i * T);
+      const r = kdaChunkKtReference(
+        x('q').data,
+        x('k').data,
+        x('v').data,
+        x('g').data,
+        x('beta').data,
+        { H, K, V, GK: K, cu },
+        K ** -0.5,
+      );
+      expectClose(r.o, x('o').data, 2e-3, `${cs}.core.o`);
+      expectClose(r.S, x('S').data, 2e-3, `${cs}.core.S`);
+    }
+  });
+});

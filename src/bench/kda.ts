@@ -41,6 +41,8 @@ export interface KdaBenchOptions {
    * (kdaForwardTuning.bf16Intermediates; default chunk.ts BF16_INTERMEDIATES).
    */
   bf16Intermediates?: 'bf16' | 'f32';
+  /** The forward in the Kt form (kdaForwardTuning.ktForm; f32, forward only). */
+  fwdKtForm?: boolean;
   batch: number[];
   chunkHeads: number;
   decodeHeads: number;
@@ -269,7 +271,12 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
 
 /** The eighth session's state-pass choices the options ask for (kdaForwardTuning; undefined: the default). */
 function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
-  return { stateFma: o.fwdStateFma, stateIdleStores: o.fwdStateIdleStores, bf16Intermediates: o.bf16Intermediates };
+  return {
+    stateFma: o.fwdStateFma,
+    stateIdleStores: o.fwdStateIdleStores,
+    bf16Intermediates: o.bf16Intermediates,
+    ktForm: o.fwdKtForm,
+  };
 }
 
 /** The eighth session's output and W | U choices the options ask for (kdaForwardTuning; undefined: the default). */
@@ -448,6 +455,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     sharedVsSeparate: diffOS(await chunk({ sharedPipeline: true }), await chunk({ sharedPipeline: false })),
     // The intra pass as two kernels (intraGram + intraWU) against the one-pass kernel, the rest as tuned.
     twoPassVsOne: diffOS(await chunk({ intraTwoPass: true }), await chunk({ intraTwoPass: false })),
+    // The Kt form (ktFormReference.ts) against the W | U form, the rest as tuned.
+    ktFormVsWU: diffOS(await chunk({ ktForm: true }), await chunk({ ktForm: false })),
     // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
     vsDefault: diffOS(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
@@ -941,6 +950,10 @@ export function registerKdaBench(bench: Command): void {
       'f32',
     )
     .option(
+      '--fwd-kt-form <on|off>',
+      'forward in the Kt form: Kt = T^T Kd and M = A_qk T instead of W and U (f32, forward only; default off)',
+    )
+    .option(
       '--bf16-intermediates <bf16|f32>',
       "with --dtype bf16: W, U, the per-chunk states and V' stored in bf16 (the storage mode) or f32 (the mixed mode; the default)",
     )
@@ -1023,6 +1036,7 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
+        fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
         fwdIntraWuStatic: parseOnOff('--fwd-intra-wu-static', opts.fwdIntraWuStatic),
         fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2', '3'] as const)
           ? (Number(opts.fwdIntraWuAhead) as 1 | 2 | 3)

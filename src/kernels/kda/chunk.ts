@@ -276,6 +276,15 @@ export const kdaForwardTuning: {
    * --bf16-intermediates bf16|f32).
    */
   bf16Intermediates?: 'bf16' | 'f32';
+  /**
+   * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
+   * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
+   * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'
+   * (bench kda --fwd-kt-form on). The forward only: refused with keep (saveForBackward); f32 inputs, and only where
+   * the default GPU path runs (the two-pass intra with the gc pass, the tiled state pass forming its operands from
+   * k: GK = K), else the usual forward runs. Exact algebra, different rounding.
+   */
+  ktForm?: boolean;
 } = {};
 
 /**
@@ -581,6 +590,23 @@ function chunkForward(
     kdaForwardTuning.state !== 'prefetch' &&
     !kdaForwardTuning.overlapProbe &&
     intraVecFits(v);
+  if (kdaForwardTuning.ktForm === true && keep)
+    throw new Error(
+      'kda chunked: the Kt form (kdaForwardTuning.ktForm) runs the forward only, not with keep (saveForBackward)',
+    );
+  // The Kt form where its kernels apply (checked again below, once the passes are chosen).
+  const ktForm =
+    kdaForwardTuning.ktForm === true &&
+    !bf16 &&
+    out !== undefined &&
+    kdInState &&
+    (kdaForwardTuning.state ?? 'tiled') === 'tiled' &&
+    kdaForwardTuning.stateProbe === undefined &&
+    kdaForwardTuning.intraTwoPass !== false &&
+    kdaForwardTuning.gcInGram !== true &&
+    kdaForwardTuning.intraSkip === undefined &&
+    kdaForwardTuning.intraSplit !== true &&
+    kdaForwardTuning.sharedOutput !== true;
   const tv = {
     K,
     V,
@@ -588,7 +614,8 @@ function chunkForward(
     BV,
     RA: kdaForwardTuning.stateRows ?? 2,
     wg: maxWg,
-    kdFromK: kdInState,
+    kdFromK: kdInState && !ktForm,
+    ktForm: ktForm || undefined,
     fma: kdaForwardTuning.stateFma ?? stateFmaByDefault(gpu),
     idleStores: kdaForwardTuning.stateIdleStores,
     probe: kdaForwardTuning.stateProbe,
@@ -627,6 +654,8 @@ function chunkForward(
     T: gpu.empty([NS, H, CHUNK, CHUNK]),
     Kd: gpu.empty([Ttot, H, K]),
   };
+  // The Kt form: Kt in W's place, Y in V''s, M beside A_qk (no U).
+  const M = ktForm ? gpu.empty([NS, H, CHUNK, CHUNK]) : undefined;
   const Qg = fused ? gpu.empty([Ttot, H, K]) : undefined;
   // The vec4 intra pass's and the separate state pass's bindings, uniforms and grids.
   const intra = {
@@ -638,9 +667,11 @@ function chunkForward(
     workgroups: [NS, H] as const,
   };
   const stateDispatch = (gi: number) => ({
-    tensors: tv.kdFromK
-      ? [cu, saved.W, saved.U, k, saved.gc, saved.gc, state, saved.h[gi], saved.Vp as Tensor]
-      : [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
+    tensors: ktForm
+      ? [cu, saved.W, vv, k, saved.gc, saved.gc, beta, state, saved.h[gi], saved.Vp as Tensor]
+      : tv.kdFromK
+        ? [cu, saved.W, saved.U, k, saved.gc, saved.gc, state, saved.h[gi], saved.Vp as Tensor]
+        : [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
     params: groupParams(p, scale, groups[gi]),
     workgroups: [V / BV, groups[gi].HB, N] as const,
   });
@@ -649,13 +680,14 @@ function chunkForward(
   // split variants of the one-pass kernel.
   // (The bf16 mode runs the two-pass intra on every adapter: its W | U kernel is the one that writes bf16.)
   const twoPass =
-    (kdaForwardTuning.intraTwoPass ?? (bf16 || intraTwoPassByDefault(gpu))) &&
+    (kdaForwardTuning.intraTwoPass ?? (bf16 || ktForm || intraTwoPassByDefault(gpu))) &&
     vec4Intra &&
     !gcInIntra &&
     kdaForwardTuning.intraSkip === undefined &&
     kdaForwardTuning.intraSplit !== true;
   // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
-  const gcInGram = twoPass && !fused && GK === K && (kdaForwardTuning.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
+  const gcInGram =
+    !ktForm && twoPass && !fused && GK === K && (kdaForwardTuning.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
   const vv4: IntraVecVariant = {
     ...v,
     skip: kdaForwardTuning.intraSkip,
@@ -705,7 +737,7 @@ function chunkForward(
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
   // `grid`: the pipelined pass's variant where its grid differs (head first, two chunks a workgroup).
   const outputDispatch = (gi: number, o: Tensor, tiles: number, grid: OutputPipelinedVariant = v) => ({
-    tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, o],
+    tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, M ?? saved.Aqk, o],
     params: groupParams(p, scale, groups[gi]),
     workgroups: outputPipelinedGrid(grid, NS, tiles, groups[gi].HB),
   });
@@ -723,7 +755,10 @@ function chunkForward(
     throw new Error('kda chunked: the bf16 storage mode reached a path without bf16 kernels (bf16Path disagrees)');
   // The shared pipeline's intra part is idle in the state dispatches; in the bf16 mode it is bound to scratch
   // tensors (statePipeline.ts idleIntraTensors), so that the fused module binds each bf16 tensor with one type.
-  const idle = bf16 ? idleIntraTensors(gpu, cu, GK) : undefined;
+  if (ktForm && !(vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && !sharedOut))
+    throw new Error('kda chunked: the Kt form reached a path without its kernels');
+  // (The Kt form's state part binds v, beta and Kt where the intra part binds its own tensors: scratch ones too.)
+  const idle = bf16 || ktForm ? idleIntraTensors(gpu, cu, GK) : undefined;
   const sharedIntra = idle ? { ...intra, tensors: idle.tensors } : intra;
   const sharedDispatches = (gi: number) => ({
     intra: sharedIntra,
@@ -741,7 +776,7 @@ function chunkForward(
     });
   } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
-    const kd = !tv.kdFromK;
+    const kd = !tv.kdFromK && !ktForm;
     if (!gcInGram)
       gpu.dispatch({
         kernel: {
@@ -755,7 +790,7 @@ function chunkForward(
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
     if (twoPass)
-      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16, midBf16);
+      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16, midBf16, M);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -836,7 +871,7 @@ function chunkForward(
       });
     }
   }
-  for (const t of [q, k, vv, g, beta, ...(idle?.scratch ?? [])]) t.dispose();
+  for (const t of [q, k, vv, g, beta, ...(idle?.scratch ?? []), ...(M ? [M] : [])]) t.dispose();
   // keep implies needH, so Vp exists.
   if (keep) return saved as ChunkSaved;
   disposeSaved(saved);
@@ -862,6 +897,8 @@ function dispatchIntraTwoPass(
   bf16: boolean,
   /** With bf16: W, U written in bf16 (the storage mode), else f32 (the mixed mode). */
   midBf16: boolean,
+  /** The Kt form's M (kdaForwardTuning.ktForm): the second kernel writes Kt (to saved.W) and M instead of W and U. */
+  M?: Tensor,
 ): void {
   const { H, N, K, V, GK } = p;
   const gv: IntraGramVariant = {
@@ -902,17 +939,21 @@ function dispatchIntraTwoPass(
       : { tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T], params }),
     workgroups: [NS, H],
   });
-  const wv: IntraWUVariant = {
-    ...intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize),
-    bf16: bf16 || undefined,
-    midF32: (bf16 && !midBf16) || undefined,
-  };
+  const wv: IntraWUVariant = M
+    ? { K, V, GK, ktForm: true }
+    : {
+        ...intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize),
+        bf16: bf16 || undefined,
+        midF32: (bf16 && !midBf16) || undefined,
+      };
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
   }
   gpu.dispatch({
     kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(wv), code: () => intraWUWgsl(wv) },
-    tensors: [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],
+    tensors: M
+      ? [x.cu, x.k, saved.gc, saved.Aqk, Tt, saved.W, M]
+      : [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],
     params,
     workgroups: intraWUGrid(wv, NS, H),
   });

@@ -22,6 +22,7 @@
  * reference is the f32 reference followed by that rounding (f32ToBf16Bits). Both this kernel and the walk.
  */
 import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
+import { intraWUKtWgsl } from './intraWUKt.wgsl.js';
 import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
 import { wuTileProduct, wuTileStore } from './intraVec.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
@@ -87,6 +88,12 @@ export interface IntraWUVariant {
    * bit (the same expressions on the same values, no rounding).
    */
   midF32?: boolean;
+  /**
+   * The Kt form (ktFormReference.ts, intraWUKt.wgsl.ts): Kt = T^T Kd and M = A_qk T instead of W and U, one
+   * workgroup a chunk walking the Kt tiles and M (grid intraWUGrid: [1, slots, heads]); bindings cu, k, gc, A_qk,
+   * T, then Kt, M. f32 only, no other option.
+   */
+  ktForm?: boolean;
 }
 
 /** Whether the variant stores W and U in bf16 (bf16 without midF32). */
@@ -95,10 +102,18 @@ export const intraWUStoresBf16 = (v: IntraWUVariant): boolean => v.bf16 === true
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
+  if (v.ktForm)
+    return (
+      v.K % 4 === 0 &&
+      (v.GK === 1 || v.GK === v.K) &&
+      [v.bf16, v.loads, v.walk, v.chunks, v.doubleB, v.staticTiles, v.ahead, v.headFirst].every(
+        (o) => o === undefined || o === false || o === 1,
+      )
+    );
   return (
     v.K % 4 === 0 &&
     v.V % 4 === 0 &&
@@ -143,7 +158,11 @@ export const intraWUGroups = (v: IntraWUVariant): number => Math.ceil(intraWUTil
 
 /** The grid over NS chunk slots and H heads: tile groups, groups of `chunks` slots, heads. */
 export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] =>
-  v.headFirst ? [H, NS, intraWUGroups(v)] : [intraWUGroups(v), Math.ceil(NS / (v.chunks ?? 1)), H];
+  v.ktForm
+    ? [1, NS, H]
+    : v.headFirst
+      ? [H, NS, intraWUGroups(v)]
+      : [intraWUGroups(v), Math.ceil(NS / (v.chunks ?? 1)), H];
 
 const R4 = [0, 1, 2, 3];
 
@@ -174,6 +193,7 @@ export function intraWUWgsl(v: IntraWUVariant): string {
   if (!intraWUFits(v)) {
     throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}, walk=${v.walk}, loads=${v.loads}`);
   }
+  if (v.ktForm) return intraWUKtWgsl(v);
   if ((v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1) return intraWUWalkWgsl(v);
   const K4 = K / 4;
   const V4 = V / 4;

@@ -86,6 +86,14 @@ export interface StateTiledVariant {
    */
   midF32?: boolean;
   /**
+   * The Kt form (ktFormReference.ts; the forward's kdaForwardTuning.ktForm): per chunk Y = Diag(beta) (V - Kb S)
+   * with Kb = k exp(gc) formed here while staging (from k and gc loaded a chunk ahead, as kdFromK forms Kd), stored
+   * in V''s place, and S = exp(gc_last) S + Kt^T Y with the pre-pass's Kt (intraWUKt.wgsl.ts) in Kd's place.
+   * Bindings: cu, Kt, v, k, gc as f32, gc as vec4, beta, then state, hB, Y. The same steps, barriers and products;
+   * beta's loads ride with v's and each Y row is scaled once. f32 only (not with bf16, kdFromK or a probe); GK = K.
+   */
+  ktForm?: boolean;
+  /**
    * The stores of hB and V' by the threads idle in a phase, from workgroup memory, instead of by the computing
    * threads from their registers: hB (S entering the chunk, as in Ssh) by the threads past the V' phase's during
    * that phase, V' (as in Vsh) by the threads past the state phase's during that phase. The same values stored
@@ -134,7 +142,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /**
  * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: with bf16 where
@@ -303,6 +311,8 @@ export const tiledRowsPhase = (
   out: string | null,
   fma = false,
   bf16 = false,
+  /** WGSL factor of row a's sums before they are stored (the Kt form's beta: Y = Diag(beta) (V - Kb S)). */
+  rowScale?: string,
 ) => `if (is1) {
       for (var k4 = 0u; k4 < ${g.K4}u; k4++) {
         let s0 = ${slab}[(4u * k4) * ${g.BV4}u + cb];
@@ -321,7 +331,12 @@ export const tiledRowsPhase = (
         }
       }
       for (var a = 0u; a < ${g.RA}u; a++) {
-        let i = b + a * ${g.R1}u;
+        let i = b + a * ${g.R1}u;${
+          rowScale
+            ? `
+        acc[a] = acc[a] * ${rowScale};`
+            : ''
+        }
         Vsh[i * ${g.BV4}u + cb] = acc[a];
         ${out === null ? '' : `if (i < L) { ${store4(out, `((ts + i) * H + h) * ${g.V4}u + col4`, 'acc[a]', bf16)} }`}
       }
@@ -390,6 +405,30 @@ export const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string, b
 export const kdStore = (g: TiledGeometry, src: string, bf16?: boolean) =>
   tileStore(g, src, 'exp(klast - kgc[m])', bf16);
 
+/**
+ * WGSL (the Kt form): rows ts .. ts + Ln - 1 of k into registers dst[m] (0 past Ln) and their gc into wgc[m]: Kb =
+ * k exp(gc), formed when the tile is staged (tileStore with factor exp(wgc[m])). gc <= 0 (the chunk's cumulative
+ * log decay from its first row): the exp never overflows.
+ */
+export const kbFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
+      for (var m = 0u; m < ${g.PF}u; m++) {
+        let e = lid + m * ${g.wg}u;
+        let i = e / ${g.K4}u;
+        let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u;
+        ${dst}[m] = select(vec4<f32>(0.0), kk[r], i < ${Ln});
+        wgc[m] = gc4[r];
+      }`;
+
+/** WGSL (the Kt form): tiledRowsFetch of v into upre, with the rows' beta into bpre (0 past Ln). */
+export const ktRowsFetch = (g: TiledGeometry, ts: string, Ln: string) => `if (is1) {
+        for (var a = 0u; a < ${g.RA}u; a++) {
+          let i = b + a * ${g.R1}u;
+          let r = (${ts} + min(i, ${Ln} - 1u)) * H + h;
+          upre[a] = select(vec4<f32>(0.0), vv[r * ${g.V4}u + col4], i < ${Ln});
+          bpre[a] = select(0.0, beta[r], i < ${Ln});
+        }
+      }`;
+
 export function stateTiledWgsl(v: StateTiledVariant): string {
   const { K, GK } = v;
   const g = tiledGeometry(v);
@@ -405,6 +444,11 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     throw new Error(
       `kda state pass (tiled): bf16 storage needs kdFromK (k read as bf16, Kd formed here) and no probe, got kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
     );
+  if (v.ktForm && (GK !== K || bf16 || v.kdFromK || v.probe))
+    throw new Error(
+      `kda state pass (tiled): the Kt form needs GK = K, f32, no kdFromK and no probe, got GK=${GK}, K=${K}, bf16=${bf16}, kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
+    );
+  const kt = v.ktForm === true;
   const { BV4, R1, PF } = g;
   const pr = v.probe;
   const constFetch = (dst: string) =>
@@ -416,9 +460,13 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   const fetch = (dst: string, buf: string, ts: string, Ln: string) =>
     pr === 'noload' && ts === 'tn' // the first chunk's loads stay: the bindings must stay used (layout auto)
       ? constFetch(dst)
-      : v.kdFromK && buf === 'Kd'
-        ? kdFetch(g, dst, ts, Ln, bf16)
-        : tileFetch(g, dst, buf, ts, Ln, mid);
+      : kt
+        ? buf === 'W'
+          ? kbFetch(g, dst, ts, Ln)
+          : tileFetch(g, dst, 'Kt', ts, Ln)
+        : v.kdFromK && buf === 'Kd'
+          ? kdFetch(g, dst, ts, Ln, bf16)
+          : tileFetch(g, dst, buf, ts, Ln, mid);
   const barrier = pr === 'nobarrier' ? '' : 'workgroupBarrier();';
   const stage = (s: string) => (pr === 'nostage' ? '' : s);
   // V' phase without its products (probe novp): acc = U to Vsh and V'.
@@ -431,7 +479,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
         if (i < L) { Vp[((ts + i) * H + h) * ${g.V4}u + col4] = acc[a]; }
       }
     }`
-      : `${tiledRowsPhase(g, 'Ssh', 'w', '-=', idle ? null : 'Vp', v.fma === true, mid)}${
+      : `${tiledRowsPhase(g, 'Ssh', 'w', '-=', idle ? null : 'Vp', v.fma === true, mid, kt ? 'bcur[a]' : undefined)}${
           idle ? `\n    ${idleSlabStore(g, K, g.P1N, mid)}` : ''
         }`;
   const columnSum =
@@ -464,15 +512,25 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
       ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', mid)}
     }`;
-  const header = v.kdFromK
+  const header = kt
     ? tiledHeader(
         g,
         GK,
-        ['cu: i32', `W: ${vec4Elem(mid)}`, `U: ${vec4Elem(mid)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>'],
-        ['state: vec4<f32>', `hB: ${vec4Elem(mid)}`, `Vp: ${vec4Elem(mid)}`],
+        ['cu: i32', 'Kt: vec4<f32>', 'vv: vec4<f32>', 'kk: vec4<f32>', 'gcB', 'gc4: vec4<f32>', 'beta'],
+        ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'],
         'Ssh',
       )
-    : forwardTiledHeader(g, GK);
+    : v.kdFromK
+      ? tiledHeader(
+          g,
+          GK,
+          ['cu: i32', `W: ${vec4Elem(mid)}`, `U: ${vec4Elem(mid)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>'],
+          ['state: vec4<f32>', `hB: ${vec4Elem(mid)}`, `Vp: ${vec4Elem(mid)}`],
+          'Ssh',
+        )
+      : forwardTiledHeader(g, GK);
+  // The V' phase's rows: U, or in the Kt form v and beta (ktRowsFetch).
+  const rowsFetch = (ts: string, Ln: string) => (kt ? ktRowsFetch(g, ts, Ln) : tiledRowsFetch(g, 'U', ts, Ln, mid));
   const gFetch = (ts: string, Ln: string) =>
     `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
   return /* wgsl */ `${bf16 ? `\n${WGSL_BF16}` : ''}
@@ -489,17 +547,29 @@ ${header}
   var kgc: array<vec4<f32>, ${PF}>;
   var klast: vec4<f32>;`
       : ''
+  }${
+    kt
+      ? `
+  var wgc: array<vec4<f32>, ${PF}>;
+  var bpre: array<f32, ${v.RA}>;
+  var bcur: array<f32, ${v.RA}>;`
+      : ''
   }
-  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0', mid), gFetch('t0', 'L0')])}
+  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), rowsFetch('t0', 'L0'), gFetch('t0', 'L0')])}
     ${barrier}
-    ${stage(tileStore(g, 'wpre', undefined, mid))}
+    ${stage(tileStore(g, 'wpre', kt ? 'exp(wgc[m])' : undefined, mid))}
     var acc: array<vec4<f32>, ${v.RA}>;
-    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', mid)}; }
+    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', mid)}; }${
+      kt
+        ? `
+    for (var a = 0u; a < ${v.RA}u; a++) { bcur[a] = bpre[a]; }`
+        : ''
+    }
     var decay: array<f32, 4>;
     for (var a = 0u; a < 4u; a++) { decay[a] = exp(gpre[a]); }
     if (Ln > 0u) {
       ${fetch('wpre', 'W', 'tn', 'Ln')}
-      ${tiledRowsFetch(g, 'U', 'tn', 'Ln', mid)}
+      ${rowsFetch('tn', 'Ln')}
       ${gFetch('tn', 'Ln')}
     }
     ${hbStoreHere}

@@ -17,7 +17,10 @@
  *    of rows m, so each term is a dot of two vec4 over m; the 4x4 block of rows 4 rg .., columns 4 cg .. sums
  *    m4 from cg to rg (outside that range A_qk's upper part or T's is 0). Written for all 64 rows (A_qk is 0
  *    past the chunk, so M is).
- * Workgroup memory: 32 KiB (T, the operand tile), as the one-tile W | U kernel.
+ * Workgroup memory: 32 KiB (T, the operand tile), as the one-tile W | U kernel. T is staged swizzled, column j's
+ * vec4 m4 at j * 16 + (m4 ^ (j / 4)): M's reads of T (columns 4 cg + b, the same m4 across a subgroup's 16 column
+ * groups) would otherwise all fall on one bank (a stride of 64 vec4), 16 ways; swizzled, the 16 fall on 8 banks
+ * twice, as a contiguous read. Kt's reads (columns 4 rg + a: two addresses a subgroup) are broadcasts either way.
  */
 import type { IntraWUVariant } from './intraWU.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
@@ -60,7 +63,7 @@ export function intraWUKtWgsl(v: IntraWUVariant): string {
   ) => `${R4.map((a) => `var acc${i}_${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n  ')}
   for (var i4 = rg; i4 < (L + 3u) / 4u; i4++) {
     ${R4.map((x) => `let b${x} = sm[${BT}u + (4u * i4 + ${x}u) * 16u + cg];`).join('\n    ')}
-    ${R4.map((a) => `let t${a} = sm[${MT}u + (4u * rg + ${a}u) * 16u + i4];`).join('\n    ')}
+    ${R4.map((a) => `let t${a} = sm[${MT}u + (4u * rg + ${a}u) * 16u + (i4 ^ rg)];`).join('\n    ')}
     ${R4.flatMap((a) => R4.map((x) => `acc${i}_${a} = fma(vec4<f32>(t${a}.${X[x]}), b${x}, acc${i}_${a});`)).join('\n    ')}
   }
   ${R4.map(
@@ -70,7 +73,7 @@ export function intraWUKtWgsl(v: IntraWUVariant): string {
   const mProducts = `${R4.map((a) => `var macc${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + cg];`).join('\n  ')}
   for (var m4 = cg; m4 <= rg; m4++) {
     ${R4.map((a) => `let av${a} = sm[${BT}u + (4u * rg + ${a}u) * 16u + m4];`).join('\n    ')}
-    ${R4.map((b) => `let tv${b} = sm[${MT}u + (4u * cg + ${b}u) * 16u + m4];`).join('\n    ')}
+    ${R4.map((b) => `let tv${b} = sm[${MT}u + (4u * cg + ${b}u) * 16u + (m4 ^ cg)];`).join('\n    ')}
     ${R4.map((a) => `macc${a} += vec4<f32>(${R4.map((b) => `dot(av${a}, tv${b})`).join(', ')});`).join('\n    ')}
   }
   ${R4.map((a) => `M[abase + (4u * rg + ${a}u) * 16u + cg] = macc${a};`).join('\n  ')}`;
@@ -101,7 +104,8 @@ ${computeMain(WG)}
   ${R4.map((m) => `let i${m} = lid / 16u + ${16 * m}u;\n  let row${m} = (t0 + min(i${m}, L - 1u)) * H + h;`).join('\n  ')}
   ${R4.map((m) => `let tt${m} = Tt[abase + lid + ${m * WG}u];`).join('\n  ')}
   ${loads(0)}
-  ${R4.map((m) => `sm[${MT}u + lid + ${m * WG}u] = tt${m};`).join('\n  ')}
+  // T swizzled: column j's vec4 m4 at j * 16 + (m4 ^ (j / 4)).
+  ${R4.map((m) => `sm[${MT}u + ((lid + ${m * WG}u) & ~15u) + ((lid & 15u) ^ (((lid + ${m * WG}u) >> 6u) & 15u))] = tt${m};`).join('\n  ')}
   ${stage(0)}
   workgroupBarrier();
   ${items.join('\n  ')}

@@ -8,7 +8,8 @@
  *  - the golden fixtures' core cases within the chunked tolerance (2e-3, fixtures/golden/README.md).
  * And the WebGPU forward in the Kt form (kdaForwardTuning.ktForm: intraWUKt.wgsl.ts, stateTiled's ktForm, the
  * output pass on M and Y) on the same packed sequences, K16/V8 (the geometry the other KDA tests compile), against
- * this reference (f32 against f64: 1e-5 of max |value|) and against the usual GPU forward.
+ * this reference (f32 against f64: 1e-5 of max |value|) and against the usual GPU forward; with bf16 inputs (the
+ * mixed mode) bit for bit its f32 run on the widened inputs, o rounded.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
@@ -16,6 +17,7 @@ import { kdaCore } from '../src/kernels/kda/index.js';
 import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
 import { kdaChunkKtReference, ktChunkReference, ktStateChunkReference } from '../src/kernels/kda/ktFormReference.js';
 import { kdaChunkReference, kdaRecurrentReference } from '../src/kernels/kda/reference.js';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { kdaGolden } from './kda-golden.js';
@@ -137,58 +139,100 @@ describe('kda Kt form (reference)', () => {
 
   afterEach(() => {
     kdaForwardTuning.ktForm = undefined;
+    kdaForwardTuning.bf16Intermediates = undefined;
   });
 
-  it.skipIf(!hasGpu)('webgpu forward in the Kt form: the reference, the usual forward; keep refused', async () => {
-    const gpu = (await gpuContext())!;
-    const lens = [1, 7, 63, 65, 130];
-    const cu = [0];
-    for (const l of lens) cu.push(cu[cu.length - 1] + l);
-    const T = cu[cu.length - 1];
-    const [H, K, V, N] = [2, 16, 8, lens.length];
-    const c = randomCase(53, T, H, K, V);
-    const S0 = new Rng(11).normalArray(N * H * K * V, 0.5);
-    const want = kdaChunkKtReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
-    const x = {
-      q: gpu.fromHost(c.q, [1, T, H, K]),
-      k: gpu.fromHost(c.k, [1, T, H, K]),
-      v: gpu.fromHost(c.v, [1, T, H, V]),
-      g: gpu.fromHost(c.g, [1, T, H, K]),
-      beta: gpu.fromHost(c.beta, [1, T, H]),
-    };
-    const opts = {
-      mode: 'chunk' as const,
-      cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-      initialState: gpu.fromHost(S0, [N, H, K, V]),
-    };
-    kdaForwardTuning.ktForm = true;
-    const keys: string[] = [];
-    const dispatch = gpu.dispatch.bind(gpu);
-    gpu.dispatch = (a) => {
-      keys.push(a.kernel.key ?? a.kernel.name);
-      dispatch(a);
-    };
-    let r: ReturnType<typeof kdaCore>;
-    try {
-      r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-    } finally {
-      gpu.dispatch = dispatch;
-    }
-    for (const name of ['kda_chunk_intra_wu', 'kda_chunk_state_tiled'])
-      expect(
-        keys.some((k) => k.startsWith(name) && k.endsWith('_kt')),
-        keys.join(', '),
-      ).toBe(true);
-    const o = await r.o.toFloat32();
-    const S = await r.finalState!.toFloat32();
-    expectClose(o, want.o, 1e-5, 'o against the reference');
-    expectClose(S, want.S, 1e-5, 'final state against the reference');
-    expect(() => kdaCore(x.q, x.k, x.v, x.g, x.beta, { ...opts, saveForBackward: true })).toThrow(/forward only/);
-    kdaForwardTuning.ktForm = undefined;
-    const f = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-    expectClose(o, await f.o.toFloat32(), 1e-5, 'o against the usual forward');
-    expectClose(S, await f.finalState!.toFloat32(), 1e-5, 'final state against the usual forward');
-    for (const t of [...Object.values(x), r.o, r.finalState, f.o, f.finalState, opts.cuSeqlens, opts.initialState])
-      t?.dispose();
-  });
+  it.skipIf(!hasGpu)(
+    'webgpu forward in the Kt form: the reference, the usual forward, bf16 inputs; keep refused',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const lens = [1, 7, 63, 65, 130];
+      const cu = [0];
+      for (const l of lens) cu.push(cu[cu.length - 1] + l);
+      const T = cu[cu.length - 1];
+      const [H, K, V, N] = [2, 16, 8, lens.length];
+      const c = randomCase(53, T, H, K, V);
+      const S0 = new Rng(11).normalArray(N * H * K * V, 0.5);
+      const want = kdaChunkKtReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
+      const x = {
+        q: gpu.fromHost(c.q, [1, T, H, K]),
+        k: gpu.fromHost(c.k, [1, T, H, K]),
+        v: gpu.fromHost(c.v, [1, T, H, V]),
+        g: gpu.fromHost(c.g, [1, T, H, K]),
+        beta: gpu.fromHost(c.beta, [1, T, H]),
+      };
+      const opts = {
+        mode: 'chunk' as const,
+        cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+        initialState: gpu.fromHost(S0, [N, H, K, V]),
+      };
+      kdaForwardTuning.ktForm = true;
+      const keys: string[] = [];
+      const dispatch = gpu.dispatch.bind(gpu);
+      gpu.dispatch = (a) => {
+        keys.push(a.kernel.key ?? a.kernel.name);
+        dispatch(a);
+      };
+      let r: ReturnType<typeof kdaCore>;
+      try {
+        r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+      } finally {
+        gpu.dispatch = dispatch;
+      }
+      for (const name of ['kda_chunk_intra_wu', 'kda_chunk_state_tiled'])
+        expect(
+          keys.some((k) => k.startsWith(name) && k.endsWith('_kt')),
+          keys.join(', '),
+        ).toBe(true);
+      const o = await r.o.toFloat32();
+      const S = await r.finalState!.toFloat32();
+      expectClose(o, want.o, 1e-5, 'o against the reference');
+      expectClose(S, want.S, 1e-5, 'final state against the reference');
+      expect(() => kdaCore(x.q, x.k, x.v, x.g, x.beta, { ...opts, saveForBackward: true })).toThrow(/forward only/);
+      kdaForwardTuning.ktForm = undefined;
+      const f = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+      expectClose(o, await f.o.toFloat32(), 1e-5, 'o against the usual forward');
+      expectClose(S, await f.finalState!.toFloat32(), 1e-5, 'final state against the usual forward');
+      // bf16 inputs (the mixed mode: f32 intermediates): the Kt form's f32 forward on the widened values, o rounded,
+      // bit for bit (each kernel widens its bf16 loads exactly and computes as its f32 variant).
+      const bits = { q: f32ArrayToBf16(c.q), k: f32ArrayToBf16(c.k), v: f32ArrayToBf16(c.v), g: f32ArrayToBf16(c.g) };
+      const xb = {
+        q: gpu.fromHost(bits.q, [1, T, H, K], 'bf16'),
+        k: gpu.fromHost(bits.k, [1, T, H, K], 'bf16'),
+        v: gpu.fromHost(bits.v, [1, T, H, V], 'bf16'),
+        g: gpu.fromHost(bits.g, [1, T, H, K], 'bf16'),
+      };
+      const xw = {
+        q: gpu.fromHost(bf16ArrayToF32(bits.q), [1, T, H, K]),
+        k: gpu.fromHost(bf16ArrayToF32(bits.k), [1, T, H, K]),
+        v: gpu.fromHost(bf16ArrayToF32(bits.v), [1, T, H, V]),
+        g: gpu.fromHost(bf16ArrayToF32(bits.g), [1, T, H, K]),
+      };
+      kdaForwardTuning.ktForm = true;
+      kdaForwardTuning.bf16Intermediates = 'f32';
+      const bk: string[] = [];
+      gpu.dispatch = (a) => {
+        bk.push(a.kernel.key ?? a.kernel.name);
+        dispatch(a);
+      };
+      let rb: ReturnType<typeof kdaCore>;
+      try {
+        rb = kdaCore(xb.q, xb.k, xb.v, xb.g, x.beta, opts);
+      } finally {
+        gpu.dispatch = dispatch;
+      }
+      for (const name of ['kda_chunk_intra_wu', 'kda_chunk_state_tiled'])
+        expect(
+          bk.some((k) => k.startsWith(name) && k.includes('_bf16') && k.endsWith('_kt')),
+          bk.join(', '),
+        ).toBe(true);
+      const fw = kdaCore(xw.q, xw.k, xw.v, xw.g, x.beta, opts);
+      expect(Array.from(await rb.o.read())).toEqual(Array.from(f32ArrayToBf16(await fw.o.toFloat32())));
+      expect(Array.from(await rb.finalState!.read())).toEqual(Array.from(await fw.finalState!.read()));
+      for (const t of [...Object.values(xb), ...Object.values(xw), rb.o, rb.finalState, fw.o, fw.finalState])
+        t?.dispose();
+      for (const t of [...Object.values(x), r.o, r.finalState, f.o, f.finalState, opts.cuSeqlens, opts.initialState])
+        t?.dispose();
+    },
+  );
 });

@@ -280,7 +280,8 @@ export const kdaForwardTuning: {
    * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
    * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
    * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'
-   * (bench kda --fwd-kt-form on). The forward only: refused with keep (saveForBackward); f32 inputs, and only where
+   * (bench kda --fwd-kt-form on). The forward only: refused with keep (saveForBackward); f32 inputs or bf16 ones in
+   * the mixed mode (bf16Intermediates 'f32': k, v, q read as bf16; not the bf16 storage mode), and only where
    * the default GPU path runs (the two-pass intra with the gc pass, the tiled state pass forming its operands from
    * k: GK = K), else the usual forward runs. Exact algebra, different rounding.
    */
@@ -597,7 +598,7 @@ function chunkForward(
   // The Kt form where its kernels apply (checked again below, once the passes are chosen).
   const ktForm =
     kdaForwardTuning.ktForm === true &&
-    !bf16 &&
+    !midBf16 &&
     out !== undefined &&
     kdInState &&
     (kdaForwardTuning.state ?? 'tiled') === 'tiled' &&
@@ -750,7 +751,17 @@ function chunkForward(
   if (sharedOut) sharedKernels.output = { key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) };
   if (
     bf16 &&
-    !(vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && tv.kdFromK && pipelinedOutput && !sharedOut)
+    !(
+      vec4Intra &&
+      twoPass &&
+      !gcInIntra &&
+      !gcInGram &&
+      !fused &&
+      tiled &&
+      (tv.kdFromK || ktForm) &&
+      pipelinedOutput &&
+      !sharedOut
+    )
   )
     throw new Error('kda chunked: the bf16 storage mode reached a path without bf16 kernels (bf16Path disagrees)');
   // The shared pipeline's intra part is idle in the state dispatches; in the bf16 mode it is bound to scratch
@@ -940,7 +951,7 @@ function dispatchIntraTwoPass(
     workgroups: [NS, H],
   });
   const wv: IntraWUVariant = M
-    ? { K, V, GK, ktForm: true }
+    ? { K, V, GK, ktForm: true, bf16: bf16 || undefined, midF32: bf16 || undefined }
     : {
         ...intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize),
         bf16: bf16 || undefined,

@@ -91,7 +91,7 @@ export interface IntraWUVariant {
   /**
    * The Kt form (ktFormReference.ts, intraWUKt.wgsl.ts): Kt = T^T Kd and M = A_qk T instead of W and U, one
    * workgroup a chunk walking the Kt tiles and M (grid intraWUGrid: [1, slots, heads]); bindings cu, k, gc, A_qk,
-   * T, then Kt, M. f32 only, no other option.
+   * T, then Kt, M. Kt and M f32 (with bf16 inputs only with midF32: k read as bf16), no other option.
    */
   ktForm?: boolean;
 }
@@ -110,7 +110,8 @@ export function intraWUFits(v: IntraWUVariant): boolean {
     return (
       v.K % 4 === 0 &&
       (v.GK === 1 || v.GK === v.K) &&
-      [v.bf16, v.loads, v.walk, v.chunks, v.doubleB, v.staticTiles, v.ahead, v.headFirst].every(
+      (!v.bf16 || v.midF32 === true) &&
+      [v.loads, v.walk, v.chunks, v.doubleB, v.staticTiles, v.ahead, v.headFirst].every(
         (o) => o === undefined || o === false || o === 1,
       )
     );

@@ -17,12 +17,15 @@
  *    of rows m, so each term is a dot of two vec4 over m; the 4x4 block of rows 4 rg .., columns 4 cg .. sums
  *    m4 from cg to rg (outside that range A_qk's upper part or T's is 0). Written for all 64 rows (A_qk is 0
  *    past the chunk, so M is).
+ * With bf16 (the forward's mixed mode: bf16 inputs, f32 intermediates) k is read as bf16 and widened when staged;
+ * Kt and M are f32.
  * Workgroup memory: 32 KiB (T, the operand tile), as the one-tile W | U kernel. T is staged swizzled, column j's
  * vec4 m4 at j * 16 + (m4 ^ (j / 4)): M's reads of T (columns 4 cg + b, the same m4 across a subgroup's 16 column
  * groups) would otherwise all fall on one bank (a stride of 64 vec4), 16 ways; swizzled, the 16 fall on 8 banks
  * twice, as a contiguous read. Kt's reads (columns 4 rg + a: two addresses a subgroup) are broadcasts either way.
  */
-import type { IntraWUVariant } from './intraWU.wgsl.js';
+import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
+import { type IntraWUVariant, widenLoaded } from './intraWU.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
 
 const WG = 256;
@@ -55,7 +58,7 @@ export function intraWUKtWgsl(v: IntraWUVariant): string {
     i < KT
       ? R4.map(
           (m) =>
-            `sm[${BT}u + lid + ${m * WG}u] = select(vec4<f32>(0.0), kx${i}_${m}, i${m} < L) * exp(gl_${i} - gx${i}_${m});`,
+            `sm[${BT}u + lid + ${m * WG}u] = select(vec4<f32>(0.0), ${widenLoaded(`kx${i}_${m}`, v.bf16)}, i${m} < L) * exp(gl_${i} - gx${i}_${m});`,
         ).join('\n  ')
       : R4.map((m) => `sm[${BT}u + lid + ${m * WG}u] = ax_${m};`).join('\n  ');
   const ktProducts = (
@@ -87,10 +90,10 @@ export function intraWUKtWgsl(v: IntraWUVariant): string {
   return /* wgsl */ `
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
-  ['cu: i32', 'k: vec4<f32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'Aqk: vec4<f32>', 'Tt: vec4<f32>'],
+  ['cu: i32', `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'Aqk: vec4<f32>', 'Tt: vec4<f32>'],
   ['Kt: vec4<f32>', 'M: vec4<f32>'],
 )}
-${LOCATE}
+${LOCATE}${v.bf16 ? `\n${WGSL_BF16}` : ''}
 fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
 var<workgroup> sm: array<vec4<f32>, 2048>;
 

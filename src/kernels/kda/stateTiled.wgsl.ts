@@ -90,7 +90,8 @@ export interface StateTiledVariant {
    * with Kb = k exp(gc) formed here while staging (from k and gc loaded a chunk ahead, as kdFromK forms Kd), stored
    * in V''s place, and S = exp(gc_last) S + Kt^T Y with the pre-pass's Kt (intraWUKt.wgsl.ts) in Kd's place.
    * Bindings: cu, Kt, v, k, gc as f32, gc as vec4, beta, then state, hB, Y. The same steps, barriers and products;
-   * beta's loads ride with v's and each Y row is scaled once. f32 only (not with bf16, kdFromK or a probe); GK = K.
+   * beta's loads ride with v's and each Y row is scaled once. With bf16 (inputs) k and v read as bf16, widened when
+   * staged; f32 intermediates only (midF32), not with kdFromK or a probe; GK = K.
    */
   ktForm?: boolean;
   /**
@@ -410,21 +411,21 @@ export const kdStore = (g: TiledGeometry, src: string, bf16?: boolean) =>
  * k exp(gc), formed when the tile is staged (tileStore with factor exp(wgc[m])). gc <= 0 (the chunk's cumulative
  * log decay from its first row): the exp never overflows.
  */
-export const kbFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string) => `
+export const kbFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string, bf16?: boolean) => `
       for (var m = 0u; m < ${g.PF}u; m++) {
         let e = lid + m * ${g.wg}u;
         let i = e / ${g.K4}u;
         let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u;
-        ${dst}[m] = select(vec4<f32>(0.0), kk[r], i < ${Ln});
+        ${dst}[m] = select(${zero4(bf16)}, kk[r], i < ${Ln});
         wgc[m] = gc4[r];
       }`;
 
-/** WGSL (the Kt form): tiledRowsFetch of v into upre, with the rows' beta into bpre (0 past Ln). */
-export const ktRowsFetch = (g: TiledGeometry, ts: string, Ln: string) => `if (is1) {
+/** WGSL (the Kt form): tiledRowsFetch of v into upre, with the rows' beta into bpre (0 past Ln); `bf16`: v packed. */
+export const ktRowsFetch = (g: TiledGeometry, ts: string, Ln: string, bf16?: boolean) => `if (is1) {
         for (var a = 0u; a < ${g.RA}u; a++) {
           let i = b + a * ${g.R1}u;
           let r = (${ts} + min(i, ${Ln} - 1u)) * H + h;
-          upre[a] = select(vec4<f32>(0.0), vv[r * ${g.V4}u + col4], i < ${Ln});
+          upre[a] = select(${zero4(bf16)}, vv[r * ${g.V4}u + col4], i < ${Ln});
           bpre[a] = select(0.0, beta[r], i < ${Ln});
         }
       }`;
@@ -440,15 +441,17 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   const bf16 = v.bf16 === true;
   const mid = stateTiledMidBf16(v);
   const idle = stateTiledIdleStores(v);
-  if (bf16 && (!v.kdFromK || v.probe))
+  if (bf16 && (!(v.kdFromK || v.ktForm) || v.probe))
     throw new Error(
-      `kda state pass (tiled): bf16 storage needs kdFromK (k read as bf16, Kd formed here) and no probe, got kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
+      `kda state pass (tiled): bf16 storage needs kdFromK (k read as bf16, Kd formed here) or the Kt form and no probe, got kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
     );
-  if (v.ktForm && (GK !== K || bf16 || v.kdFromK || v.probe))
+  if (v.ktForm && (GK !== K || mid || v.kdFromK || v.probe))
     throw new Error(
-      `kda state pass (tiled): the Kt form needs GK = K, f32, no kdFromK and no probe, got GK=${GK}, K=${K}, bf16=${bf16}, kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
+      `kda state pass (tiled): the Kt form needs GK = K, f32 intermediates, no kdFromK and no probe, got GK=${GK}, K=${K}, bf16 intermediates=${mid}, kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
     );
   const kt = v.ktForm === true;
+  // The registers of the V' phase's operands: W and U (mid), or in the Kt form k and v (bf16 with bf16 inputs).
+  const rowsBf16 = kt ? bf16 : mid;
   const { BV4, R1, PF } = g;
   const pr = v.probe;
   const constFetch = (dst: string) =>
@@ -462,7 +465,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       ? constFetch(dst)
       : kt
         ? buf === 'W'
-          ? kbFetch(g, dst, ts, Ln)
+          ? kbFetch(g, dst, ts, Ln, bf16)
           : tileFetch(g, dst, 'Kt', ts, Ln)
         : v.kdFromK && buf === 'Kd'
           ? kdFetch(g, dst, ts, Ln, bf16)
@@ -516,7 +519,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     ? tiledHeader(
         g,
         GK,
-        ['cu: i32', 'Kt: vec4<f32>', 'vv: vec4<f32>', 'kk: vec4<f32>', 'gcB', 'gc4: vec4<f32>', 'beta'],
+        ['cu: i32', 'Kt: vec4<f32>', `vv: ${vec4Elem(bf16)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>', 'beta'],
         ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'],
         'Ssh',
       )
@@ -530,7 +533,8 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
         )
       : forwardTiledHeader(g, GK);
   // The V' phase's rows: U, or in the Kt form v and beta (ktRowsFetch).
-  const rowsFetch = (ts: string, Ln: string) => (kt ? ktRowsFetch(g, ts, Ln) : tiledRowsFetch(g, 'U', ts, Ln, mid));
+  const rowsFetch = (ts: string, Ln: string) =>
+    kt ? ktRowsFetch(g, ts, Ln, bf16) : tiledRowsFetch(g, 'U', ts, Ln, mid);
   const gFetch = (ts: string, Ln: string) =>
     `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
   return /* wgsl */ `${bf16 ? `\n${WGSL_BF16}` : ''}
@@ -538,9 +542,9 @@ ${header}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
   ${tiledPrologue(g, K, 'state', 'sreg', 'Ssh')}
   ${SEQUENCE_CHUNKS}
-  var wpre: array<${vec4Elem(mid)}, ${PF}>;
-  var kpre: array<${vec4Elem(bf16)}, ${PF}>;
-  var upre: array<${vec4Elem(mid)}, ${v.RA}>;
+  var wpre: array<${vec4Elem(rowsBf16)}, ${PF}>;
+  var kpre: array<${vec4Elem(bf16 && !kt)}, ${PF}>;
+  var upre: array<${vec4Elem(rowsBf16)}, ${v.RA}>;
   var gpre: array<f32, 4>;${pr === 'pair' ? '\n  var spair: array<vec4<f32>, 4>;' : ''}${
     v.kdFromK
       ? `
@@ -557,9 +561,9 @@ ${header}
   }
   ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), rowsFetch('t0', 'L0'), gFetch('t0', 'L0')])}
     ${barrier}
-    ${stage(tileStore(g, 'wpre', kt ? 'exp(wgc[m])' : undefined, mid))}
+    ${stage(tileStore(g, 'wpre', kt ? 'exp(wgc[m])' : undefined, rowsBf16))}
     var acc: array<vec4<f32>, ${v.RA}>;
-    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', mid)}; }${
+    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', rowsBf16)}; }${
       kt
         ? `
     for (var a = 0u; a < ${v.RA}u; a++) { bcur[a] = bpre[a]; }`

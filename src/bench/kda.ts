@@ -43,6 +43,8 @@ export interface KdaBenchOptions {
   bf16Intermediates?: 'bf16' | 'f32';
   /** The forward in the Kt form (kdaForwardTuning.ktForm; f32, forward only). */
   fwdKtForm?: boolean;
+  /** The shared pipeline's idle intra part on scratch tensors (kdaForwardTuning.sharedIdleScratch). */
+  fwdSharedIdleScratch?: boolean;
   batch: number[];
   chunkHeads: number;
   decodeHeads: number;
@@ -276,6 +278,7 @@ function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     stateIdleStores: o.fwdStateIdleStores,
     bf16Intermediates: o.bf16Intermediates,
     ktForm: o.fwdKtForm,
+    sharedIdleScratch: o.fwdSharedIdleScratch,
   };
 }
 
@@ -954,6 +957,10 @@ export function registerKdaBench(bench: Command): void {
       'forward in the Kt form: Kt = T^T Kd and M = A_qk T instead of W and U (f32, forward only; default off)',
     )
     .option(
+      '--fwd-shared-idle-scratch <on|off>',
+      "forward shared pipeline: its idle intra part bound to scratch tensors (the state part's bindings its own; always in the bf16 storage mode)",
+    )
+    .option(
       '--bf16-intermediates <bf16|f32>',
       "with --dtype bf16: W, U, the per-chunk states and V' stored in bf16 (the storage mode) or f32 (the mixed mode; the default)",
     )
@@ -1037,6 +1044,7 @@ export function registerKdaBench(bench: Command): void {
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
+        fwdSharedIdleScratch: parseOnOff('--fwd-shared-idle-scratch', opts.fwdSharedIdleScratch),
         fwdIntraWuStatic: parseOnOff('--fwd-intra-wu-static', opts.fwdIntraWuStatic),
         fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2', '3'] as const)
           ? (Number(opts.fwdIntraWuAhead) as 1 | 2 | 3)

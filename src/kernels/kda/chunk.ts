@@ -286,6 +286,14 @@ export const kdaForwardTuning: {
    * k: GK = K), else the usual forward runs. Exact algebra, different rounding.
    */
   ktForm?: boolean;
+  /**
+   * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
+   * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its
+   * own, read-only where it only reads (W, U, k, gc; with the real tensors they are merged with the intra part's
+   * read_write ones). Always so in the bf16 storage mode (else 18 buffers); unset elsewhere: the real tensors
+   * (bench kda --fwd-shared-idle-scratch on|off). The same values computed.
+   */
+  sharedIdleScratch?: boolean;
 } = {};
 
 /**
@@ -768,8 +776,11 @@ function chunkForward(
   // tensors (statePipeline.ts idleIntraTensors), so that the fused module binds each bf16 tensor with one type.
   if (ktForm && !(vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && !sharedOut))
     throw new Error('kda chunked: the Kt form reached a path without its kernels');
-  // (The Kt form's state part binds v, beta and Kt where the intra part binds its own tensors: scratch ones too.)
-  const idle = bf16 || ktForm ? idleIntraTensors(gpu, cu, GK) : undefined;
+  // The shared pipeline's idle intra part bound to scratch tensors (statePipeline.ts idleIntraTensors): in the bf16
+  // storage mode (else 18 buffers), or asked for (kdaForwardTuning.sharedIdleScratch) where the intra part is never
+  // dispatched (the two-pass intra).
+  const idle =
+    midBf16 || (twoPass && kdaForwardTuning.sharedIdleScratch === true) ? idleIntraTensors(gpu, cu, GK) : undefined;
   const sharedIntra = idle ? { ...intra, tensors: idle.tensors } : intra;
   const sharedDispatches = (gi: number) => ({
     intra: sharedIntra,

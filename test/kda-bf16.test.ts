@@ -1,6 +1,7 @@
 /**
- * The chunked KDA forward's bf16 storage mode (chunk.ts, bf16.wgsl.ts): bf16 q, k, v, g in, W, U, the per-chunk
- * states and V' stored in bf16 between the passes, o out in bf16, arithmetic and the carried state in f32.
+ * The chunked KDA forward with bf16 inputs (chunk.ts, bf16.wgsl.ts): bf16 q, k, v, g in, o out in bf16, arithmetic
+ * and the carried state in f32; W, U, the per-chunk states and V' stored in bf16 between the passes (the storage
+ * mode) or in f32 (the mixed mode, the default: bit for bit the f32 forward on the widened inputs, o rounded).
  * Sequences of 1, 7, 65 and 130 tokens packed along time (one set of compiles, K16/V8).
  * Tolerance against the f64 recurrence on the same (bf16-representable) values: 1e-2 relative to max |value|,
  * for the bf16 storage's rounding (2^-9 relative per stored value) through one chunk's products and o's own

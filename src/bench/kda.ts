@@ -31,9 +31,9 @@ import { machine, openBenchDevice, parseList, profileKernels, type Timing, timeG
 export interface KdaBenchOptions {
   T: number[];
   /**
-   * The chunked forward's input dtype: 'bf16' runs the bf16 storage mode (q, k, v, g, beta and o in bf16, W, U,
-   * the per-chunk states and V' stored in bf16: chunk.ts, bf16.wgsl.ts), like the Triton reference's bf16 inputs;
-   * its inputs are the f32 ones rounded. The forward+backward rows stay f32 (bf16 is forward only). Default f32.
+   * The chunked forward's input dtype: 'bf16' runs the bf16 path (q, k, v, g, beta and o in bf16; W, U, the
+   * per-chunk states and V' in f32, the mixed mode, or with bf16Intermediates 'bf16' in bf16, the storage mode:
+   * chunk.ts, bf16.wgsl.ts), like the Triton reference's bf16 inputs; its inputs are the f32 ones rounded. The forward+backward rows stay f32 (bf16 is forward only). Default f32.
    */
   dtype?: 'f32' | 'bf16';
   /**
@@ -949,7 +949,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option(
       '--dtype <f32|bf16>',
-      "chunked forward inputs: bf16 runs the bf16 storage mode (the Triton reference's inputs); the backward rows stay f32",
+      "chunked forward inputs: bf16 runs the bf16 path (the Triton reference's inputs; intermediates per --bf16-intermediates); the backward rows stay f32",
       'f32',
     )
     .option(

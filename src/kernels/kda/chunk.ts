@@ -280,7 +280,14 @@ export const kdaForwardTuning: {
    * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
    * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
    * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'
-   * (bench kda --fwd-kt-form on). The forward only: refused with keep (saveForBackward); f32 inputs or bf16 ones in
+   * (bench kda --fwd-kt-form on). Not the default: slower on the H200 (B=1, H=16, d=128, T=32768, tenth session,
+   * bench/results/2026-12-02-h200-kda10-s{1,2}-*): the second kernel 0.600 ms against the W | U walk's 0.723, but
+   * the state pass 3.018-3.024 against 2.695 (2.948-2.951 with the idle intra part on scratch tensors), forward
+   * 5.667-5.670 against 5.470 in f32; with bf16 inputs 5.437-5.446 against the mixed mode's 5.277. Why its state
+   * pass is slower is not known: it runs the same steps, products and barriers; what moved is the exp (into the
+   * first staging, Kb, from the second, Kd), beta's loads and a multiply a row, and which bindings the shared
+   * pipeline merges (see sharedIdleScratch). --check (T=2048): o 6.9e-7, final state 6.7e-7 from the recurrent
+   * kernel, 7.6e-7 / 4.6e-7 from the W | U form. The forward only: refused with keep (saveForBackward); f32 inputs or bf16 ones in
    * the mixed mode (bf16Intermediates 'f32': k, v, q read as bf16; not the bf16 storage mode), and only where
    * the default GPU path runs (the two-pass intra with the gc pass, the tiled state pass forming its operands from
    * k: GK = K), else the usual forward runs. Exact algebra, different rounding.
@@ -291,13 +298,24 @@ export const kdaForwardTuning: {
    * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its
    * own, read-only where it only reads (W, U, k, gc; with the real tensors they are merged with the intra part's
    * read_write ones). Always so in the bf16 storage mode (else 18 buffers); unset elsewhere: the real tensors
-   * (bench kda --fwd-shared-idle-scratch on|off). The same values computed.
+   * (bench kda --fwd-shared-idle-scratch on|off). The same values computed. Why it matters: with the scratch
+   * tensors the f32 forward's state pass took 2.939 ms against 2.695 (H200, T=32768, one sitting,
+   * bench/results/2026-12-02-h200-kda10-s2-*): the only difference in the state part's WGSL is that W and U are
+   * bound read-only instead of read_write (merged with the intra part's writes), so presumably the driver then moves
+   * or routes those loads differently (the pass issues them a chunk ahead of their use); not examined further. The
+   * bf16 storage mode (2.79 ms there) pays this too: a way for it to bind W and U read_write would be worth a try.
    */
   sharedIdleScratch?: boolean;
 } = {};
 
 /**
- * How the bf16 path stores its intermediates when kdaForwardTuning.bf16Intermediates is unset (see there).
+ * How the bf16 path stores its intermediates when kdaForwardTuning.bf16Intermediates is unset (see there): f32, the
+ * mixed mode, since the tenth session. H200 (B=1, H=16, d=128, T=32768, own processes,
+ * bench/results/2026-12-02-h200-kda10-s{1,2}-*): forward 5.277 ms (gc 0.119, intraGram 1.065, W | U 0.729, state
+ * 2.628, output 0.762) against the storage mode's 5.440 / 5.442 and f32's 5.470-5.476; o within 2.83e-3 of the f32
+ * forward (o's own rounding), the final state equal to it (0) at T=2048. (Its first form bound the shared
+ * pipeline's idle intra part to scratch tensors, as the storage mode must: 5.587 / 5.589, the state pass 2.935: see
+ * sharedIdleScratch.)
  */
 export const BF16_INTERMEDIATES: 'bf16' | 'f32' = 'f32';
 

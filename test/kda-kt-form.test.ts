@@ -140,6 +140,7 @@ describe('kda Kt form (reference)', () => {
   afterEach(() => {
     kdaForwardTuning.ktForm = undefined;
     kdaForwardTuning.bf16Intermediates = undefined;
+    kdaForwardTuning.stateRwOperands = undefined;
   });
 
   it.skipIf(!hasGpu)(
@@ -189,6 +190,13 @@ describe('kda Kt form (reference)', () => {
       expectClose(o, want.o, 1e-5, 'o against the reference');
       expectClose(S, want.S, 1e-5, 'final state against the reference');
       expect(() => kdaCore(x.q, x.k, x.v, x.g, x.beta, { ...opts, saveForBackward: true })).toThrow(/forward only/);
+      // Kt and v bound read_write (kdaForwardTuning.stateRwOperands): the same results, bit for bit.
+      kdaForwardTuning.stateRwOperands = true;
+      const rw = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+      kdaForwardTuning.stateRwOperands = undefined;
+      expect(Array.from(await rw.o.toFloat32())).toEqual(Array.from(o));
+      expect(Array.from(await rw.finalState!.toFloat32())).toEqual(Array.from(S));
+      for (const t of [rw.o, rw.finalState]) t?.dispose();
       kdaForwardTuning.ktForm = undefined;
       const f = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
       expectClose(o, await f.o.toFloat32(), 1e-5, 'o against the usual forward');

@@ -45,6 +45,8 @@ export interface KdaBenchOptions {
   fwdKtForm?: boolean;
   /** The shared pipeline's idle intra part on scratch tensors (kdaForwardTuning.sharedIdleScratch). */
   fwdSharedIdleScratch?: boolean;
+  /** The tiled state pass's W and U (Kt and v) bound read_write (kdaForwardTuning.stateRwOperands). */
+  fwdStateRwOperands?: boolean;
   batch: number[];
   chunkHeads: number;
   decodeHeads: number;
@@ -279,6 +281,7 @@ function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     bf16Intermediates: o.bf16Intermediates,
     ktForm: o.fwdKtForm,
     sharedIdleScratch: o.fwdSharedIdleScratch,
+    stateRwOperands: o.fwdStateRwOperands,
   };
 }
 
@@ -961,6 +964,10 @@ export function registerKdaBench(bench: Command): void {
       "forward shared pipeline: its idle intra part bound to scratch tensors (the state part's bindings its own; always in the bf16 storage mode)",
     )
     .option(
+      '--fwd-state-rw-operands <on|off>',
+      'forward tiled state pass: W and U (Kt and v in the Kt form) bound read_write (default off)',
+    )
+    .option(
       '--bf16-intermediates <bf16|f32>',
       "with --dtype bf16: W, U, the per-chunk states and V' stored in bf16 (the storage mode) or f32 (the mixed mode; the default)",
     )
@@ -1045,6 +1052,7 @@ export function registerKdaBench(bench: Command): void {
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
         fwdSharedIdleScratch: parseOnOff('--fwd-shared-idle-scratch', opts.fwdSharedIdleScratch),
+        fwdStateRwOperands: parseOnOff('--fwd-state-rw-operands', opts.fwdStateRwOperands),
         fwdIntraWuStatic: parseOnOff('--fwd-intra-wu-static', opts.fwdIntraWuStatic),
         fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2', '3'] as const)
           ? (Number(opts.fwdIntraWuAhead) as 1 | 2 | 3)

@@ -306,6 +306,13 @@ export const kdaForwardTuning: {
    * bf16 storage mode (2.79 ms there) pays this too: a way for it to bind W and U read_write would be worth a try.
    */
   sharedIdleScratch?: boolean;
+  /**
+   * The tiled state pass with W and U (Kt and v in the Kt form) bound read_write (StateTiledVariant.rwOperands;
+   * bench kda --fwd-state-rw-operands on|off; default off). Not measured yet: see there. With bf16 inputs in the Kt
+   * form it binds the shared pipeline's idle intra part to scratch tensors (v as packed bf16 and written cannot
+   * share the intra part's f32 binding).
+   */
+  stateRwOperands?: boolean;
 } = {};
 
 /**
@@ -643,6 +650,7 @@ function chunkForward(
     wg: maxWg,
     kdFromK: kdInState && !ktForm,
     ktForm: ktForm || undefined,
+    rwOperands: (kdaForwardTuning.stateRwOperands === true && (ktForm || kdInState)) || undefined,
     fma: kdaForwardTuning.stateFma ?? stateFmaByDefault(gpu),
     idleStores: kdaForwardTuning.stateIdleStores,
     probe: kdaForwardTuning.stateProbe,
@@ -798,7 +806,9 @@ function chunkForward(
   // storage mode (else 18 buffers), or asked for (kdaForwardTuning.sharedIdleScratch) where the intra part is never
   // dispatched (the two-pass intra).
   const idle =
-    midBf16 || (twoPass && kdaForwardTuning.sharedIdleScratch === true) ? idleIntraTensors(gpu, cu, GK) : undefined;
+    midBf16 || (twoPass && kdaForwardTuning.sharedIdleScratch === true) || (ktForm && bf16 && tv.rwOperands)
+      ? idleIntraTensors(gpu, cu, GK)
+      : undefined;
   const sharedIntra = idle ? { ...intra, tensors: idle.tensors } : intra;
   const sharedDispatches = (gi: number) => ({
     intra: sharedIntra,

@@ -95,6 +95,15 @@ export interface StateTiledVariant {
    */
   ktForm?: boolean;
   /**
+   * W and U (in the Kt form Kt and v) bound read_write instead of read, nothing else changed (the kernel never
+   * writes them). Why (untested on the device yet): in the shared pipeline with the forward's own tensors these
+   * bindings are merged with the intra part's read_write W and U, and the H200 ran this pass at 2.695 ms so against
+   * 2.939 with them read-only (the idle intra part on scratch tensors, chunk.ts kdaForwardTuning.sharedIdleScratch);
+   * this asks for the read_write binding where no merge gives it (the bf16 storage mode, the Kt form's v, this
+   * kernel in its own pipeline). Needs kdFromK or ktForm (the bindings it names). The same results.
+   */
+  rwOperands?: boolean;
+  /**
    * The stores of hB and V' by the threads idle in a phase, from workgroup memory, instead of by the computing
    * threads from their registers: hB (S entering the chunk, as in Ssh) by the threads past the V' phase's during
    * that phase, V' (as in Vsh) by the threads past the state phase's during that phase. The same values stored
@@ -143,7 +152,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /**
  * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: with bf16 where
@@ -535,10 +544,20 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   // The V' phase's rows: U, or in the Kt form v and beta (ktRowsFetch).
   const rowsFetch = (ts: string, Ln: string) =>
     kt ? ktRowsFetch(g, ts, Ln, bf16) : tiledRowsFetch(g, 'U', ts, Ln, mid);
+  if (v.rwOperands && !v.kdFromK && !kt)
+    throw new Error('kda state pass (tiled): rwOperands needs kdFromK or the Kt form');
+  // rwOperands: the V' phase's row operand and the tile read a chunk ahead beside it bound read_write.
+  const rwHeader = v.rwOperands
+    ? (kt ? ['Kt', 'vv'] : ['W', 'U']).reduce((hd, n) => {
+        const from = `var<storage, read> ${n}:`;
+        if (!hd.includes(from)) throw new Error(`kda state pass (tiled): no read binding ${n} to make read_write`);
+        return hd.replace(from, `var<storage, read_write> ${n}:`);
+      }, header)
+    : header;
   const gFetch = (ts: string, Ln: string) =>
     `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
   return /* wgsl */ `${bf16 ? `\n${WGSL_BF16}` : ''}
-${header}
+${rwHeader}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
   ${tiledPrologue(g, K, 'state', 'sreg', 'Ssh')}
   ${SEQUENCE_CHUNKS}

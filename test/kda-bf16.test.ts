@@ -1,6 +1,7 @@
 /**
- * The chunked KDA forward's bf16 storage mode (chunk.ts, bf16.wgsl.ts): bf16 q, k, v, g in, W, U, the per-chunk
- * states and V' stored in bf16 between the passes, o out in bf16, arithmetic and the carried state in f32.
+ * The chunked KDA forward with bf16 inputs (chunk.ts, bf16.wgsl.ts): bf16 q, k, v, g in, o out in bf16, arithmetic
+ * and the carried state in f32; W, U, the per-chunk states and V' stored in bf16 between the passes (the storage
+ * mode) or in f32 (the mixed mode, the default: bit for bit the f32 forward on the widened inputs, o rounded).
  * Sequences of 1, 7, 65 and 130 tokens packed along time (one set of compiles, K16/V8).
  * Tolerance against the f64 recurrence on the same (bf16-representable) values: 1e-2 relative to max |value|,
  * for the bf16 storage's rounding (2^-9 relative per stored value) through one chunk's products and o's own
@@ -62,10 +63,13 @@ describe('kda: bf16 storage mode', () => {
   const c = bf16Case();
   afterEach(() => {
     kdaForwardTuning.intraTwoPass = undefined;
+    kdaForwardTuning.bf16Intermediates = undefined;
   });
 
   it.skipIf(!hasGpu)('webgpu chunk: runs the bf16 kernels, o (bf16) and final state within 1e-2 of f64', async () => {
     const gpu = (await gpuContext())!;
+    // The storage mode (W, U, the per-chunk states and V' in bf16); the mixed mode below.
+    kdaForwardTuning.bf16Intermediates = 'bf16';
     const x = upload(gpu, c.bits, 'bf16');
     const opts = {
       mode: 'chunk' as const,
@@ -94,6 +98,7 @@ describe('kda: bf16 storage mode', () => {
     // The same values through the f32 forward (bf16 widened): the bf16 mode differs from it by storage rounding only.
     const xf = upload(gpu, c.wide, 'f32');
     const f = kdaCore(xf.q, xf.k, xf.v, xf.g, xf.beta, opts);
+    expect(keys.filter((k) => k.includes('_m32'))).toEqual([]);
     expectClose(await r.o.toFloat32(), await f.o.toFloat32(), TOL, 'o against the f32 forward');
 
     // Off the bf16 path (here: the one-pass intra) the inputs are widened, the f32 forward runs, o is rounded: the
@@ -108,6 +113,57 @@ describe('kda: bf16 storage mode', () => {
       t?.dispose();
     for (const t of [w.finalState, f1.o, f1.finalState, opts.cuSeqlens, opts.initialState]) t?.dispose();
   });
+
+  it.skipIf(!hasGpu)(
+    'webgpu chunk, mixed mode (bf16 inputs, f32 intermediates): the f32 forward on the widened inputs, o rounded, bit for bit',
+    async () => {
+      const gpu = (await gpuContext())!;
+      kdaForwardTuning.bf16Intermediates = 'f32';
+      const x = upload(gpu, c.bits, 'bf16');
+      const opts = {
+        mode: 'chunk' as const,
+        cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+        initialState: gpu.fromHost(c.S0, [N, H, K, V]),
+      };
+      const keys: string[] = [];
+      const dispatch = gpu.dispatch.bind(gpu);
+      gpu.dispatch = (a) => {
+        keys.push(a.kernel.key ?? a.kernel.name);
+        dispatch(a);
+      };
+      let r: ReturnType<typeof kdaCore>;
+      try {
+        r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+      } finally {
+        gpu.dispatch = dispatch;
+      }
+      // gc and intraGram read bf16 (their variants have no intermediates); W | U, state and output read bf16 inputs
+      // with f32 intermediates.
+      const all = keys.join(', ');
+      for (const name of ['kda_chunk_gc', 'kda_chunk_intra_gram'])
+        expect(
+          keys.some((k) => k.startsWith(name) && k.endsWith('_bf16')),
+          all,
+        ).toBe(true);
+      for (const name of ['kda_chunk_intra_wu', 'kda_chunk_state_tiled', 'kda_chunk_output_pipe'])
+        expect(
+          keys.some((k) => k.startsWith(name) && k.includes('_bf16_m32')),
+          all,
+        ).toBe(true);
+      expect(r.o.dtype).toBe('bf16');
+      expectClose(await r.o.toFloat32(), c.want.o, TOL, 'o');
+      expectClose(await r.finalState!.toFloat32(), c.want.S, TOL, 'final state');
+      // Every pass widens its bf16 loads exactly and computes as its f32 variant, with nothing rounded in between:
+      // the f32 forward (the same kernels: the two-pass intra) on the widened values, o rounded at its store.
+      kdaForwardTuning.intraTwoPass = true;
+      const xf = upload(gpu, c.wide, 'f32');
+      const f = kdaCore(xf.q, xf.k, xf.v, xf.g, xf.beta, opts);
+      expect(Array.from(await r.o.read())).toEqual(Array.from(f32ArrayToBf16(await f.o.toFloat32())));
+      expect(Array.from(await r.finalState!.read())).toEqual(Array.from(await f.finalState!.read()));
+      for (const t of [...Object.values(x), ...Object.values(xf), r.o, r.finalState, f.o, f.finalState]) t?.dispose();
+      for (const t of [opts.cuSeqlens, opts.initialState]) t.dispose();
+    },
+  );
 
   it.skipIf(!hasGpu)('webgpu recurrent with bf16 inputs: o in bf16 within 1e-2 of f64', async () => {
     const gpu = (await gpuContext())!;

@@ -225,6 +225,34 @@ describe('kda tiled state pass: bf16 storage = f32 variant rounded', () => {
     expect(stateTiledKey(tv)).not.toMatch(/_is$/);
   });
 
+  it('rwOperands: W and U (Kt and v in the Kt form) bound read_write, nothing else; needs kdFromK or ktForm', () => {
+    const rw = (w: string) => [...w.matchAll(/var<storage, read_write> (\w+):/g)].map((m) => m[1]);
+    expect(rw(stateTiledWgsl({ ...tv, rwOperands: true }))).toEqual(['W', 'U', 'state', 'hB', 'Vp']);
+    expect(rw(stateTiledWgsl({ ...tv, kdFromK: false, ktForm: true, rwOperands: true }))).toEqual([
+      'Kt',
+      'vv',
+      'state',
+      'hB',
+      'Vp',
+    ]);
+    expect(rw(stateTiledWgsl(tv))).toEqual(['state', 'hB', 'Vp']);
+    expect(stateTiledWgsl({ ...tv, rwOperands: true }).replace(/read_write> (W|U):/g, 'read> $1:')).toBe(
+      stateTiledWgsl(tv),
+    );
+    expect(() => stateTiledWgsl({ ...tv, kdFromK: false, rwOperands: true })).toThrow(/rwOperands needs kdFromK/);
+  });
+
+  it.skipIf(!hasGpu)('rwOperands: the forward unchanged, bit for bit: T=65', { timeout: 300_000 }, async () => {
+    const c = randomCase(23, 65, H, K, V);
+    const S0 = new Rng(24).normalArray(H * K * V, 0.5);
+    const base = await run(c, [0, 65], S0, {});
+    const got = await run(c, [0, 65], S0, { stateRwOperands: true });
+    expect(got.keys.some((k) => k.startsWith('kda_chunk_state_tiled') && k.includes('_kdk') && k.includes('_rw'))).toBe(
+      true,
+    );
+    for (const n of ['o', 'S'] as const) expect(Array.from(got.got[n]), n).toEqual(Array.from(base.got[n]));
+  });
+
   it('bf16 needs kdFromK and no probe', () => {
     expect(() => stateTiledWgsl({ ...tv, kdFromK: false, bf16: true })).toThrow(/bf16 storage needs kdFromK/);
     expect(() => stateTiledWgsl({ ...tv, probe: 'nohb', bf16: true })).toThrow(/bf16 storage needs kdFromK/);

@@ -17,7 +17,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { castTo } from '../kernels/copy/cast.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentSlots, kdaSavedBytes } from '../kernels/kda/index.js';
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
-import { kdaForwardTuning } from '../kernels/kda/chunk.js';
+import { BF16_INTERMEDIATES, kdaForwardTuning } from '../kernels/kda/chunk.js';
 import { STATE_PROBES, type StateProbe } from '../kernels/kda/stateTiled.wgsl.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
@@ -31,11 +31,22 @@ import { machine, openBenchDevice, parseList, profileKernels, type Timing, timeG
 export interface KdaBenchOptions {
   T: number[];
   /**
-   * The chunked forward's input dtype: 'bf16' runs the bf16 storage mode (q, k, v, g, beta and o in bf16, W, U,
-   * the per-chunk states and V' stored in bf16: chunk.ts, bf16.wgsl.ts), like the Triton reference's bf16 inputs;
-   * its inputs are the f32 ones rounded. The forward+backward rows stay f32 (bf16 is forward only). Default f32.
+   * The chunked forward's input dtype: 'bf16' runs the bf16 path (q, k, v, g, beta and o in bf16; W, U, the
+   * per-chunk states and V' in f32, the mixed mode, or with bf16Intermediates 'bf16' in bf16, the storage mode:
+   * chunk.ts, bf16.wgsl.ts), like the Triton reference's bf16 inputs; its inputs are the f32 ones rounded. The forward+backward rows stay f32 (bf16 is forward only). Default f32.
    */
   dtype?: 'f32' | 'bf16';
+  /**
+   * With dtype bf16: W, U, the per-chunk states and V' stored in bf16 (the storage mode) or f32 (the mixed mode)
+   * (kdaForwardTuning.bf16Intermediates; default chunk.ts BF16_INTERMEDIATES).
+   */
+  bf16Intermediates?: 'bf16' | 'f32';
+  /** The forward in the Kt form (kdaForwardTuning.ktForm; f32, forward only). */
+  fwdKtForm?: boolean;
+  /** The shared pipeline's idle intra part on scratch tensors (kdaForwardTuning.sharedIdleScratch). */
+  fwdSharedIdleScratch?: boolean;
+  /** The tiled state pass's W and U (Kt and v) bound read_write (kdaForwardTuning.stateRwOperands). */
+  fwdStateRwOperands?: boolean;
   batch: number[];
   chunkHeads: number;
   decodeHeads: number;
@@ -264,7 +275,14 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
 
 /** The eighth session's state-pass choices the options ask for (kdaForwardTuning; undefined: the default). */
 function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning> {
-  return { stateFma: o.fwdStateFma, stateIdleStores: o.fwdStateIdleStores };
+  return {
+    stateFma: o.fwdStateFma,
+    stateIdleStores: o.fwdStateIdleStores,
+    bf16Intermediates: o.bf16Intermediates,
+    ktForm: o.fwdKtForm,
+    sharedIdleScratch: o.fwdSharedIdleScratch,
+    stateRwOperands: o.fwdStateRwOperands,
+  };
 }
 
 /** The eighth session's output and W | U choices the options ask for (kdaForwardTuning; undefined: the default). */
@@ -355,8 +373,9 @@ function bf16Inputs(x: ReturnType<typeof inputs>): ReturnType<typeof inputs> {
 
 /**
  * The bf16 storage mode's forward (bench kda --dtype bf16 --check) against the f32 forward and the recurrent
- * kernel on the same values (the bf16 inputs widened): relative max difference of o and of the final state. What
- * it measures is the bf16 storage of W, U, the per-chunk states, V' and o.
+ * kernel on the same values (the bf16 inputs widened): relative max difference of o and of the final state (what the
+ * bf16 storage of o, and of W, U, the per-chunk states and V' in the storage mode, costs), and against the bf16
+ * forward storing its intermediates the other way (the mixed mode against the storage mode, or the reverse).
  */
 async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
   const run = (y: ReturnType<typeof inputs>, mode: 'chunk' | 'recurrent') => forwardOS(y, S0, mode);
@@ -370,8 +389,18 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
   const a = await run(x, 'chunk');
   const f = await run(w, 'chunk');
   const rec = await run(w, 'recurrent');
+  // The other way of storing the intermediates (bf16 against f32, kdaForwardTuning.bf16Intermediates).
+  const mode = kdaForwardTuning.bf16Intermediates ?? BF16_INTERMEDIATES;
+  const other = mode === 'bf16' ? 'f32' : 'bf16';
+  const b = await withTuningAsync({ bf16Intermediates: other }, () => run(x, 'chunk'));
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
-  return { vsF32: diffOS(a, f), vsRecurrent: diffOS(a, rec), f32VsRecurrent: diffOS(f, rec) };
+  return {
+    intermediates: mode,
+    vsF32: diffOS(a, f),
+    vsRecurrent: diffOS(a, rec),
+    f32VsRecurrent: diffOS(f, rec),
+    [`vsIntermediates${other === 'f32' ? 'F32' : 'Bf16'}`]: diffOS(a, b),
+  };
 }
 
 /** kdaCore on x from S0 in `mode`: o and the final state read back as f32 (the tensors disposed). */
@@ -432,6 +461,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     sharedVsSeparate: diffOS(await chunk({ sharedPipeline: true }), await chunk({ sharedPipeline: false })),
     // The intra pass as two kernels (intraGram + intraWU) against the one-pass kernel, the rest as tuned.
     twoPassVsOne: diffOS(await chunk({ intraTwoPass: true }), await chunk({ intraTwoPass: false })),
+    // The Kt form (ktFormReference.ts) against the W | U form, the rest as tuned.
+    ktFormVsWU: diffOS(await chunk({ ktForm: true }), await chunk({ ktForm: false })),
     // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
     vsDefault: diffOS(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
@@ -921,8 +952,24 @@ export function registerKdaBench(bench: Command): void {
     .option('--backend <b>', 'webgpu or cpu (the reference; use small --T)', 'webgpu')
     .option(
       '--dtype <f32|bf16>',
-      "chunked forward inputs: bf16 runs the bf16 storage mode (the Triton reference's inputs); the backward rows stay f32",
+      "chunked forward inputs: bf16 runs the bf16 path (the Triton reference's inputs; intermediates per --bf16-intermediates); the backward rows stay f32",
       'f32',
+    )
+    .option(
+      '--fwd-kt-form <on|off>',
+      'forward in the Kt form: Kt = T^T Kd and M = A_qk T instead of W and U (f32, forward only; default off)',
+    )
+    .option(
+      '--fwd-shared-idle-scratch <on|off>',
+      "forward shared pipeline: its idle intra part bound to scratch tensors (the state part's bindings its own; always in the bf16 storage mode)",
+    )
+    .option(
+      '--fwd-state-rw-operands <on|off>',
+      'forward tiled state pass: W and U (Kt and v in the Kt form) bound read_write (default off)',
+    )
+    .option(
+      '--bf16-intermediates <bf16|f32>',
+      "with --dtype bf16: W, U, the per-chunk states and V' stored in bf16 (the storage mode) or f32 (the mixed mode; the default)",
     )
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
@@ -952,6 +999,7 @@ export function registerKdaBench(bench: Command): void {
       const bo: KdaBenchOptions = {
         T: parseList(opts.T),
         dtype: parseSkip('--dtype', opts.dtype, ['f32', 'bf16'] as const),
+        bf16Intermediates: parseSkip('--bf16-intermediates', opts.bf16Intermediates, ['bf16', 'f32'] as const),
         batch: parseList(opts.batch),
         chunkHeads: parseList(opts.chunkHeads)[0],
         decodeHeads: parseList(opts.decodeHeads)[0],
@@ -1002,6 +1050,9 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
+        fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
+        fwdSharedIdleScratch: parseOnOff('--fwd-shared-idle-scratch', opts.fwdSharedIdleScratch),
+        fwdStateRwOperands: parseOnOff('--fwd-state-rw-operands', opts.fwdStateRwOperands),
         fwdIntraWuStatic: parseOnOff('--fwd-intra-wu-static', opts.fwdIntraWuStatic),
         fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2', '3'] as const)
           ? (Number(opts.fwdIntraWuAhead) as 1 | 2 | 3)

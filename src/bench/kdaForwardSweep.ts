@@ -54,6 +54,11 @@ export const FWD_SWEEP: Record<string, Tuning> = {
     intraWUDoubleB: false,
     intraWUHeadFirst: true,
   },
+  // The Kt form (tenth session, kdaForwardTuning.ktForm: Kt = T^T Kd and M = A_qk T instead of W and U; f32).
+  'kt-form': { ktForm: true },
+  // With --dtype bf16: the intermediates in bf16 (the ninth session's storage mode) or f32 (the mixed mode).
+  'bf16-storage': { bf16Intermediates: 'bf16' },
+  'bf16-mixed': { bf16Intermediates: 'f32' },
   // Both passes' variants together.
   'both-fma-seventh': { outputFmaChain: true, intraWUStatic: false },
   'both-square-static': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },

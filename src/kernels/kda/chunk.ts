@@ -268,7 +268,63 @@ export const kdaForwardTuning: {
    * (outputFmaChainByDefault); false: the sums as before (bench kda --fwd-output-fma-chain off).
    */
   outputFmaChain?: boolean;
+  /**
+   * With bf16 q, k, v, g (the bf16 path, bf16Path): how W, U, the per-chunk states and V' are stored between the
+   * passes. 'bf16': the ninth session's storage mode (as Triton stores them); 'f32': the mixed mode, bf16 inputs
+   * only (the gc and intraGram passes' bf16 variants, the W | U, state and output passes reading k, v, q as bf16
+   * with f32 intermediates; o rounded to bf16 at its store). Unset: BF16_INTERMEDIATES (bench kda
+   * --bf16-intermediates bf16|f32).
+   */
+  bf16Intermediates?: 'bf16' | 'f32';
+  /**
+   * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
+   * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
+   * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'
+   * (bench kda --fwd-kt-form on). Not the default: slower on the H200 (B=1, H=16, d=128, T=32768, tenth session,
+   * bench/results/2026-12-02-h200-kda10-s{1,2}-*): the second kernel 0.600 ms against the W | U walk's 0.723, but
+   * the state pass 3.018-3.024 against 2.695 (2.948-2.951 with the idle intra part on scratch tensors), forward
+   * 5.667-5.670 against 5.470 in f32; with bf16 inputs 5.437-5.446 against the mixed mode's 5.277. Why its state
+   * pass is slower is not known: it runs the same steps, products and barriers; what moved is the exp (into the
+   * first staging, Kb, from the second, Kd), beta's loads and a multiply a row, and which bindings the shared
+   * pipeline merges (see sharedIdleScratch). --check (T=2048): o 6.9e-7, final state 6.7e-7 from the recurrent
+   * kernel, 7.6e-7 / 4.6e-7 from the W | U form. The forward only: refused with keep (saveForBackward); f32 inputs or bf16 ones in
+   * the mixed mode (bf16Intermediates 'f32': k, v, q read as bf16; not the bf16 storage mode), and only where
+   * the default GPU path runs (the two-pass intra with the gc pass, the tiled state pass forming its operands from
+   * k: GK = K), else the usual forward runs. Exact algebra, different rounding.
+   */
+  ktForm?: boolean;
+  /**
+   * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
+   * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its
+   * own, read-only where it only reads (W, U, k, gc; with the real tensors they are merged with the intra part's
+   * read_write ones). Always so in the bf16 storage mode (else 18 buffers); unset elsewhere: the real tensors
+   * (bench kda --fwd-shared-idle-scratch on|off). The same values computed. Why it matters: with the scratch
+   * tensors the f32 forward's state pass took 2.939 ms against 2.695 (H200, T=32768, one sitting,
+   * bench/results/2026-12-02-h200-kda10-s2-*): the only difference in the state part's WGSL is that W and U are
+   * bound read-only instead of read_write (merged with the intra part's writes), so presumably the driver then moves
+   * or routes those loads differently (the pass issues them a chunk ahead of their use); not examined further. The
+   * bf16 storage mode (2.79 ms there) pays this too: a way for it to bind W and U read_write would be worth a try.
+   */
+  sharedIdleScratch?: boolean;
+  /**
+   * The tiled state pass with W and U (Kt and v in the Kt form) bound read_write (StateTiledVariant.rwOperands;
+   * bench kda --fwd-state-rw-operands on|off; default off). Not measured yet: see there. With bf16 inputs in the Kt
+   * form it binds the shared pipeline's idle intra part to scratch tensors (v as packed bf16 and written cannot
+   * share the intra part's f32 binding).
+   */
+  stateRwOperands?: boolean;
 } = {};
+
+/**
+ * How the bf16 path stores its intermediates when kdaForwardTuning.bf16Intermediates is unset (see there): f32, the
+ * mixed mode, since the tenth session. H200 (B=1, H=16, d=128, T=32768, own processes,
+ * bench/results/2026-12-02-h200-kda10-s{1,2}-*): forward 5.277 ms (gc 0.119, intraGram 1.065, W | U 0.729, state
+ * 2.628, output 0.762) against the storage mode's 5.440 / 5.442 and f32's 5.470-5.476; o within 2.83e-3 of the f32
+ * forward (o's own rounding), the final state equal to it (0) at T=2048. (Its first form bound the shared
+ * pipeline's idle intra part to scratch tensors, as the storage mode must: 5.587 / 5.589, the state pass 2.935: see
+ * sharedIdleScratch.)
+ */
+export const BF16_INTERMEDIATES: 'bf16' | 'f32' = 'f32';
 
 /**
  * A hardware adapter, not a software one (lavapipe): where the forward's GPU-tuned defaults below apply. On a
@@ -436,8 +492,9 @@ export interface ChunkSaved {
 }
 
 /**
- * The chunked forward. With bf16 q, k, v, g (the bf16 storage mode, bf16.wgsl.ts) `out` is bf16 too: W, U, the
- * per-chunk states and V' are stored in bf16 between the passes where the GPU inference path runs (the vec4
+ * The chunked forward. With bf16 q, k, v, g (the bf16 path, bf16.wgsl.ts) `out` is bf16 too, and where the GPU
+ * inference path runs the passes read the bf16 inputs themselves; W, U, the per-chunk states and V' are stored in
+ * bf16 (the storage mode) or f32 (the mixed mode: kdaForwardTuning.bf16Intermediates) between the passes (the vec4
  * two-pass intra, the tiled state pass forming Kd, the pipelined output pass: bf16Path below); anywhere else (keep,
  * other kernels or tunings) the inputs are cast to f32, the f32 forward runs and o is rounded to bf16 at the end.
  * beta is f32 (gpu.ts kdaForwardGpu widens a bf16 one for every GPU path).
@@ -535,12 +592,17 @@ function chunkForward(
   out: Tensor | undefined,
   scale: number,
   keep: boolean,
-  /** The bf16 storage mode (bf16Path holds): W, U, h, V', o and the inputs q, k, v, g in bf16. */
+  /**
+   * The bf16 path (bf16Path holds): the inputs q, k, v, g and o in bf16; W, U, h, V' too in the storage mode
+   * (kdaForwardTuning.bf16Intermediates 'bf16'), f32 in the mixed mode.
+   */
   bf16: boolean,
 ): ChunkSaved | undefined {
   const { H, K, V, GK, Ttot, N } = p;
   const NS = chunkSlots(p);
   const v = { K, V, GK };
+  // The bf16 path's intermediates in bf16 (the storage mode) or f32 (the mixed mode): kdaForwardTuning.bf16Intermediates.
+  const midBf16 = bf16 && (kdaForwardTuning.bf16Intermediates ?? BF16_INTERMEDIATES) === 'bf16';
   const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
   if (kdaForwardTuning.intra === 'vec4' && !intraVecFits(v))
@@ -562,6 +624,23 @@ function chunkForward(
     kdaForwardTuning.state !== 'prefetch' &&
     !kdaForwardTuning.overlapProbe &&
     intraVecFits(v);
+  if (kdaForwardTuning.ktForm === true && keep)
+    throw new Error(
+      'kda chunked: the Kt form (kdaForwardTuning.ktForm) runs the forward only, not with keep (saveForBackward)',
+    );
+  // The Kt form where its kernels apply (checked again below, once the passes are chosen).
+  const ktForm =
+    kdaForwardTuning.ktForm === true &&
+    !midBf16 &&
+    out !== undefined &&
+    kdInState &&
+    (kdaForwardTuning.state ?? 'tiled') === 'tiled' &&
+    kdaForwardTuning.stateProbe === undefined &&
+    kdaForwardTuning.intraTwoPass !== false &&
+    kdaForwardTuning.gcInGram !== true &&
+    kdaForwardTuning.intraSkip === undefined &&
+    kdaForwardTuning.intraSplit !== true &&
+    kdaForwardTuning.sharedOutput !== true;
   const tv = {
     K,
     V,
@@ -569,11 +648,14 @@ function chunkForward(
     BV,
     RA: kdaForwardTuning.stateRows ?? 2,
     wg: maxWg,
-    kdFromK: kdInState,
+    kdFromK: kdInState && !ktForm,
+    ktForm: ktForm || undefined,
+    rwOperands: (kdaForwardTuning.stateRwOperands === true && (ktForm || kdInState)) || undefined,
     fma: kdaForwardTuning.stateFma ?? stateFmaByDefault(gpu),
     idleStores: kdaForwardTuning.stateIdleStores,
     probe: kdaForwardTuning.stateProbe,
     bf16: bf16 || undefined,
+    midF32: (bf16 && !midBf16) || undefined,
   };
   const hv = {
     ...tv,
@@ -592,9 +674,10 @@ function chunkForward(
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
   const needH = keep || !fused;
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
-  const groups = needH ? headGroups(gpu, p, bf16 ? 2 : 4) : [{ h0: 0, HB: H }];
-  // In the bf16 mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts).
-  const mid = bf16 ? 'bf16' : 'f32';
+  const groups = needH ? headGroups(gpu, p, midBf16 ? 2 : 4) : [{ h0: 0, HB: H }];
+  // In the bf16 storage mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts); in the mixed
+  // mode (bf16 inputs, bf16Intermediates 'f32') and the f32 forward in f32.
+  const mid = midBf16 ? 'bf16' : 'f32';
   const saved: MaybeSaved = {
     gc: gpu.empty([Ttot, H, GK]),
     W: gpu.empty([Ttot, H, K], mid),
@@ -606,6 +689,8 @@ function chunkForward(
     T: gpu.empty([NS, H, CHUNK, CHUNK]),
     Kd: gpu.empty([Ttot, H, K]),
   };
+  // The Kt form: Kt in W's place, Y in V''s, M beside A_qk (no U).
+  const M = ktForm ? gpu.empty([NS, H, CHUNK, CHUNK]) : undefined;
   const Qg = fused ? gpu.empty([Ttot, H, K]) : undefined;
   // The vec4 intra pass's and the separate state pass's bindings, uniforms and grids.
   const intra = {
@@ -617,9 +702,11 @@ function chunkForward(
     workgroups: [NS, H] as const,
   };
   const stateDispatch = (gi: number) => ({
-    tensors: tv.kdFromK
-      ? [cu, saved.W, saved.U, k, saved.gc, saved.gc, state, saved.h[gi], saved.Vp as Tensor]
-      : [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
+    tensors: ktForm
+      ? [cu, saved.W, vv, k, saved.gc, saved.gc, beta, state, saved.h[gi], saved.Vp as Tensor]
+      : tv.kdFromK
+        ? [cu, saved.W, saved.U, k, saved.gc, saved.gc, state, saved.h[gi], saved.Vp as Tensor]
+        : [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
     params: groupParams(p, scale, groups[gi]),
     workgroups: [V / BV, groups[gi].HB, N] as const,
   });
@@ -628,13 +715,14 @@ function chunkForward(
   // split variants of the one-pass kernel.
   // (The bf16 mode runs the two-pass intra on every adapter: its W | U kernel is the one that writes bf16.)
   const twoPass =
-    (kdaForwardTuning.intraTwoPass ?? (bf16 || intraTwoPassByDefault(gpu))) &&
+    (kdaForwardTuning.intraTwoPass ?? (bf16 || ktForm || intraTwoPassByDefault(gpu))) &&
     vec4Intra &&
     !gcInIntra &&
     kdaForwardTuning.intraSkip === undefined &&
     kdaForwardTuning.intraSplit !== true;
   // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
-  const gcInGram = twoPass && !fused && GK === K && (kdaForwardTuning.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
+  const gcInGram =
+    !ktForm && twoPass && !fused && GK === K && (kdaForwardTuning.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
   const vv4: IntraVecVariant = {
     ...v,
     skip: kdaForwardTuning.intraSkip,
@@ -674,16 +762,17 @@ function chunkForward(
     doubleBuffer: kdaForwardTuning.outputDoubleBuffer,
     fmaChain: kdaForwardTuning.outputFmaChain ?? outputFmaChainByDefault(gpu),
     bf16: bf16 || undefined,
+    midF32: tv.midF32,
   };
   const pv: OutputPipelinedVariant =
     outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem
       ? pvTuned
-      : { ...pv0, bf16: pvTuned.bf16 };
+      : { ...pv0, bf16: pvTuned.bf16, midF32: pvTuned.midF32 };
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
   // `grid`: the pipelined pass's variant where its grid differs (head first, two chunks a workgroup).
   const outputDispatch = (gi: number, o: Tensor, tiles: number, grid: OutputPipelinedVariant = v) => ({
-    tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, saved.Aqk, o],
+    tensors: [cu, q, saved.gc, saved.h[gi], saved.Vp as Tensor, M ?? saved.Aqk, o],
     params: groupParams(p, scale, groups[gi]),
     workgroups: outputPipelinedGrid(grid, NS, tiles, groups[gi].HB),
   });
@@ -696,12 +785,30 @@ function chunkForward(
   if (sharedOut) sharedKernels.output = { key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) };
   if (
     bf16 &&
-    !(vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && tv.kdFromK && pipelinedOutput && !sharedOut)
+    !(
+      vec4Intra &&
+      twoPass &&
+      !gcInIntra &&
+      !gcInGram &&
+      !fused &&
+      tiled &&
+      (tv.kdFromK || ktForm) &&
+      pipelinedOutput &&
+      !sharedOut
+    )
   )
     throw new Error('kda chunked: the bf16 storage mode reached a path without bf16 kernels (bf16Path disagrees)');
   // The shared pipeline's intra part is idle in the state dispatches; in the bf16 mode it is bound to scratch
   // tensors (statePipeline.ts idleIntraTensors), so that the fused module binds each bf16 tensor with one type.
-  const idle = bf16 ? idleIntraTensors(gpu, cu, GK) : undefined;
+  if (ktForm && !(vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && !sharedOut))
+    throw new Error('kda chunked: the Kt form reached a path without its kernels');
+  // The shared pipeline's idle intra part bound to scratch tensors (statePipeline.ts idleIntraTensors): in the bf16
+  // storage mode (else 18 buffers), or asked for (kdaForwardTuning.sharedIdleScratch) where the intra part is never
+  // dispatched (the two-pass intra).
+  const idle =
+    midBf16 || (twoPass && kdaForwardTuning.sharedIdleScratch === true) || (ktForm && bf16 && tv.rwOperands)
+      ? idleIntraTensors(gpu, cu, GK)
+      : undefined;
   const sharedIntra = idle ? { ...intra, tensors: idle.tensors } : intra;
   const sharedDispatches = (gi: number) => ({
     intra: sharedIntra,
@@ -719,7 +826,7 @@ function chunkForward(
     });
   } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
-    const kd = !tv.kdFromK;
+    const kd = !tv.kdFromK && !ktForm;
     if (!gcInGram)
       gpu.dispatch({
         kernel: {
@@ -732,7 +839,8 @@ function chunkForward(
         workgroups: [NS, H, gcWorkgroups(K)],
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
-    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16);
+    if (twoPass)
+      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16, midBf16, M);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -813,7 +921,7 @@ function chunkForward(
       });
     }
   }
-  for (const t of [q, k, vv, g, beta, ...(idle?.scratch ?? [])]) t.dispose();
+  for (const t of [q, k, vv, g, beta, ...(idle?.scratch ?? []), ...(M ? [M] : [])]) t.dispose();
   // keep implies needH, so Vp exists.
   if (keep) return saved as ChunkSaved;
   disposeSaved(saved);
@@ -835,8 +943,12 @@ function dispatchIntraTwoPass(
   scale: number,
   /** gc formed by the first kernel from g (IntraGramVariant.gcFromG), Kd too where `kd`; undefined: gc read. */
   gram: { g: Tensor; kd: boolean; keep: boolean } | undefined,
-  /** The bf16 storage mode: q, k, v read and W, U written in bf16. */
+  /** The bf16 path: q, k, v read in bf16. */
   bf16: boolean,
+  /** With bf16: W, U written in bf16 (the storage mode), else f32 (the mixed mode). */
+  midBf16: boolean,
+  /** The Kt form's M (kdaForwardTuning.ktForm): the second kernel writes Kt (to saved.W) and M instead of W and U. */
+  M?: Tensor,
 ): void {
   const { H, N, K, V, GK } = p;
   const gv: IntraGramVariant = {
@@ -877,16 +989,21 @@ function dispatchIntraTwoPass(
       : { tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T], params }),
     workgroups: [NS, H],
   });
-  const wv: IntraWUVariant = {
-    ...intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize),
-    bf16: bf16 || undefined,
-  };
+  const wv: IntraWUVariant = M
+    ? { K, V, GK, ktForm: true, bf16: bf16 || undefined, midF32: bf16 || undefined }
+    : {
+        ...intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize),
+        bf16: bf16 || undefined,
+        midF32: (bf16 && !midBf16) || undefined,
+      };
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
   }
   gpu.dispatch({
     kernel: { name: 'kda_chunk_intra_wu', key: intraWUKey(wv), code: () => intraWUWgsl(wv) },
-    tensors: [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],
+    tensors: M
+      ? [x.cu, x.k, saved.gc, saved.Aqk, Tt, saved.W, M]
+      : [x.cu, x.k, x.vv, saved.gc, x.beta, Tt, saved.W, saved.U],
     params,
     workgroups: intraWUGrid(wv, NS, H),
   });

@@ -22,6 +22,7 @@
  * reference is the f32 reference followed by that rounding (f32ToBf16Bits). Both this kernel and the walk.
  */
 import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
+import { intraWUKtWgsl } from './intraWUKt.wgsl.js';
 import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
 import { wuTileProduct, wuTileStore } from './intraVec.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
@@ -81,15 +82,39 @@ export interface IntraWUVariant {
   headFirst?: boolean;
   /** k and v read, W and U written in bf16 storage (see the header); every other tensor and the arithmetic f32. */
   bf16?: boolean;
+  /**
+   * With bf16: W and U written in f32 (the forward's mixed mode, chunk.ts kdaForwardTuning.bf16Intermediates
+   * 'f32'): only the loads of k and v are bf16. W and U are then the f32 kernel's on the widened k and v, bit for
+   * bit (the same expressions on the same values, no rounding).
+   */
+  midF32?: boolean;
+  /**
+   * The Kt form (ktFormReference.ts, intraWUKt.wgsl.ts): Kt = T^T Kd and M = A_qk T instead of W and U, one
+   * workgroup a chunk walking the Kt tiles and M (grid intraWUGrid: [1, slots, heads]); bindings cu, k, gc, A_qk,
+   * T, then Kt, M. Kt and M f32 (with bf16 inputs only with midF32: k read as bf16), no other option.
+   */
+  ktForm?: boolean;
 }
+
+/** Whether the variant stores W and U in bf16 (bf16 without midF32). */
+export const intraWUStoresBf16 = (v: IntraWUVariant): boolean => v.bf16 === true && v.midF32 !== true;
 
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
+  if (v.ktForm)
+    return (
+      v.K % 4 === 0 &&
+      (v.GK === 1 || v.GK === v.K) &&
+      (!v.bf16 || v.midF32 === true) &&
+      [v.loads, v.walk, v.chunks, v.doubleB, v.staticTiles, v.ahead, v.headFirst].every(
+        (o) => o === undefined || o === false || o === 1,
+      )
+    );
   return (
     v.K % 4 === 0 &&
     v.V % 4 === 0 &&
@@ -134,7 +159,11 @@ export const intraWUGroups = (v: IntraWUVariant): number => Math.ceil(intraWUTil
 
 /** The grid over NS chunk slots and H heads: tile groups, groups of `chunks` slots, heads. */
 export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] =>
-  v.headFirst ? [H, NS, intraWUGroups(v)] : [intraWUGroups(v), Math.ceil(NS / (v.chunks ?? 1)), H];
+  v.ktForm
+    ? [1, NS, H]
+    : v.headFirst
+      ? [H, NS, intraWUGroups(v)]
+      : [intraWUGroups(v), Math.ceil(NS / (v.chunks ?? 1)), H];
 
 const R4 = [0, 1, 2, 3];
 
@@ -150,10 +179,11 @@ export function intraWUHeader(v: IntraWUVariant): string {
   const { GK } = v;
   const K4 = v.K / 4;
   const x = vec4Elem(v.bf16);
+  const y = vec4Elem(intraWUStoresBf16(v));
   return `${bindings(
     'H: u32, N: u32, scale: f32, storeT: u32',
     ['cu: i32', `k: ${x}`, `vv: ${x}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta', 'Tt: vec4<f32>'],
-    [`W: ${x}`, `U: ${x}`],
+    [`W: ${y}`, `U: ${y}`],
   )}
 ${LOCATE}${v.bf16 ? `\n${WGSL_BF16}` : ''}
 fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`;
@@ -164,6 +194,7 @@ export function intraWUWgsl(v: IntraWUVariant): string {
   if (!intraWUFits(v)) {
     throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}, walk=${v.walk}, loads=${v.loads}`);
   }
+  if (v.ktForm) return intraWUKtWgsl(v);
   if ((v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1) return intraWUWalkWgsl(v);
   const K4 = K / 4;
   const V4 = V / 4;
@@ -219,6 +250,6 @@ ${computeMain(WG)}
   }
   workgroupBarrier();
   ${wuTileProduct('rg + 1u', '  ')}
-  ${wuTileStore(K4, V4, '  ', v.bf16)}
+  ${wuTileStore(K4, V4, '  ', intraWUStoresBf16(v))}
 }`;
 }

@@ -34,7 +34,13 @@
  * tiles unchanged), widened where the operand is staged; the stores rounded and packed. The same arithmetic.
  */
 import { store4 } from './bf16.wgsl.js';
-import { type IntraWUVariant, intraWUHeader, intraWUTileOrder, widenLoaded } from './intraWU.wgsl.js';
+import {
+  type IntraWUVariant,
+  intraWUHeader,
+  intraWUStoresBf16,
+  intraWUTileOrder,
+  widenLoaded,
+} from './intraWU.wgsl.js';
 import { chunkSlotPrologue, computeMain } from './wgslParts.js';
 
 const WG = 256;
@@ -134,9 +140,9 @@ export function intraWUWalkWgsl(v: IntraWUVariant): string {
     (a) => `if (${C > 1 ? `ok_${c} && ` : ''}4u * rg + ${a}u < L_${c}) {
     let row = (t0_${c} + 4u * rg + ${a}u) * H + h;
     if (c4_${i} < ${K4}u) {
-      ${store4('W', `row * ${K4}u + c4_${i}`, `acc${i}_${a}`, v.bf16)}
+      ${store4('W', `row * ${K4}u + c4_${i}`, `acc${i}_${a}`, intraWUStoresBf16(v))}
     } else if (c4_${i} < ${K4 + V4}u) {
-      ${store4('U', `row * ${V4}u + c4_${i} - ${K4}u`, `acc${i}_${a}`, v.bf16)}
+      ${store4('U', `row * ${V4}u + c4_${i} - ${K4}u`, `acc${i}_${a}`, intraWUStoresBf16(v))}
     }
   }`,
   ).join('\n  ')}`;

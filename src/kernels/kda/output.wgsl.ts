@@ -75,8 +75,9 @@ type OutputGeometry = ReturnType<typeof outputGeometry>;
  * groups, `sw` = rg % 4 the XOR key of the thread's rows in the left operand's swizzled layout. `headFirst`: the
  * grid is [heads, slots, value tiles] (outputPipelinedGrid) instead of [slots, value tiles, heads].
  * `slotPrologue`: the workgroup's ids and chunk location in place of one chunk slot's (outputPipelined.wgsl.ts,
- * two chunks a workgroup); `buffers`: copies of the stage layout in workgroup memory. `bf16`: q, hB, V' and o
- * bound as packed bf16 (`array<vec2<u32>>`, bf16.wgsl.ts; outputPipelined.wgsl.ts's bf16 variant).
+ * two chunks a workgroup); `buffers`: copies of the stage layout in workgroup memory. `bf16`: q and o bound as
+ * packed bf16 (`array<vec2<u32>>`, bf16.wgsl.ts; outputPipelined.wgsl.ts's bf16 variant), and hB and V' too where
+ * `midBf16` (its default; false in the mixed mode, OutputPipelinedVariant.midF32).
  */
 export const outputPrologue = (
   GK: number,
@@ -86,8 +87,9 @@ export const outputPrologue = (
   slotPrologue?: string,
   buffers = 1,
   bf16 = false,
+  midBf16 = bf16,
 ) => `
-${bindings(GROUP_PARAMS, ['cu: i32', `q: ${vec4Elem(bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', `hB: ${vec4Elem(bf16)}`, `Vp: ${vec4Elem(bf16)}`, 'Aqk: vec4<f32>'], [`o: ${vec4Elem(bf16)}`])}
+${bindings(GROUP_PARAMS, ['cu: i32', `q: ${vec4Elem(bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', `hB: ${vec4Elem(midBf16)}`, `Vp: ${vec4Elem(midBf16)}`, 'Aqk: vec4<f32>'], [`o: ${vec4Elem(bf16)}`])}
 ${LOCATE}
 var<workgroup> sv: array<vec4<f32>, ${g.size * buffers}>;
 

@@ -100,6 +100,11 @@ export interface OutputPipelinedVariant {
    * BV and fmaChain as any.
    */
   bf16?: boolean;
+  /**
+   * With bf16: hB and V' read in f32 (the forward's mixed mode, chunk.ts kdaForwardTuning.bf16Intermediates
+   * 'f32'): only q is read and o written as bf16. o is then the f32 variant's on the widened q, rounded.
+   */
+  midF32?: boolean;
 }
 
 /** Value columns per workgroup. */
@@ -110,7 +115,7 @@ export const outputPipelinedKey = (v: OutputPipelinedVariant) =>
     v.wg === 512 ? '_wg512' : ''
   }${v.lanes === 'square' ? '_sq' : ''}${v.headFirst ? '_hf' : ''}${(v.chunks ?? 1) > 1 ? `_c${v.chunks}` : ''}${
     v.doubleBuffer ? '_db' : ''
-  }${v.fmaChain ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}`;
+  }${v.fmaChain ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}`;
 
 /** The grid over NS chunk slots, `tiles` value tiles and HB heads (the head first with headFirst). */
 export const outputPipelinedGrid = (
@@ -168,10 +173,12 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   const g = outputPipelinedGeometry(v);
   const { BK, CG, wg, RPT, K4, V4, BK4, QA } = g;
   const square = v.lanes === 'square';
+  // bf16: q read and o written as bf16; mid: hB and V' read as bf16 too (not in the mixed mode, midF32).
   const bf16 = v.bf16 === true;
-  // The registers lr (S, V') hold f32, or with bf16 the packed words, widened when staged.
-  const zeroR = bf16 ? 'vec2<u32>(0u)' : 'vec4<f32>(0.0)';
-  const widen = (x: string) => (bf16 ? `bf4(${x})` : x);
+  const mid = bf16 && v.midF32 !== true;
+  // The registers lr (S, V') hold f32, or with bf16 hB and V' the packed words, widened when staged.
+  const zeroR = mid ? 'vec2<u32>(0u)' : 'vec4<f32>(0.0)';
+  const widen = (x: string) => (mid ? `bf4(${x})` : x);
   // Where element e of a left-operand tile of `w` vec4 a row (Qg: BK4, A_qk: 8) goes in workgroup memory, and
   // where thread row r0 + a reads column `col`: row-major, with 'square' lanes the column XOR the row group % 4.
   const leftAt = (e: string, w: number) =>
@@ -337,7 +344,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   let abase_${c} = (select(fslot, slot_${c}, ok_${c}) * H + h) * 1024u;`,
     )
     .join('\n  ')}`;
-  return /* wgsl */ `${bf16 ? `${WGSL_BF16}\n` : ''}${outputPrologue(GK, g, square, v.headFirst === true, C === 1 ? undefined : pairPrologue, v.doubleBuffer ? 2 : 1, bf16)}
+  return /* wgsl */ `${bf16 ? `${WGSL_BF16}\n` : ''}${outputPrologue(GK, g, square, v.headFirst === true, C === 1 ? undefined : pairPrologue, v.doubleBuffer ? 2 : 1, bf16, mid)}
   ${C === 1 ? `let hbase = (slot * p.HB + hb) * ${K * V4}u;\n  let abase = (slot * H + h) * 1024u;` : ''}
   ${rep(RPT, (a) => `var acc${a} = vec4<f32>(0.0);`, '\n  ')}
   ${rep(NL, (m) => `var la${m} = vec4<f32>(0.0);\n  var lg${m} = vec4<f32>(0.0);`, '\n  ')}

@@ -53,7 +53,10 @@ export interface PartDispatch {
  * adapter's too, bench/results/2026-12-01-h200-info.json); so every vec4<f32> binding gets one scratch tensor and
  * every f32 binding (beta, and gc where GK = 1) another: 2 buffers beside cu (the fusion binds a tensor once per
  * element type, read_write if any part writes it), 11 in all with the state part's 9. The part never runs, so
- * nothing reads or writes them; they are the caller's to dispose (`scratch`).
+ * nothing reads or writes them; they are the caller's to dispose (`scratch`). Not free: the state part's W and U
+ * are then bound read-only rather than merged with the intra part's read_write W and U, and the H200 ran the f32
+ * state pass 0.24 ms slower so (chunk.ts kdaForwardTuning.sharedIdleScratch); the forward uses them only in the bf16
+ * storage mode, or when asked.
  */
 export function idleIntraTensors(gpu: GpuContext, cu: Tensor, GK: number): { tensors: Tensor[]; scratch: Tensor[] } {
   const v4 = gpu.empty([4]);

@@ -80,6 +80,30 @@ export interface StateTiledVariant {
    */
   bf16?: boolean;
   /**
+   * With bf16: W, U read and hB, V' written in f32 (the forward's mixed mode, chunk.ts
+   * kdaForwardTuning.bf16Intermediates 'f32'): only k is read as bf16 (widened exactly when Kd is formed). The
+   * results are then the f32 kernel's on the widened k, bit for bit.
+   */
+  midF32?: boolean;
+  /**
+   * The Kt form (ktFormReference.ts; the forward's kdaForwardTuning.ktForm): per chunk Y = Diag(beta) (V - Kb S)
+   * with Kb = k exp(gc) formed here while staging (from k and gc loaded a chunk ahead, as kdFromK forms Kd), stored
+   * in V''s place, and S = exp(gc_last) S + Kt^T Y with the pre-pass's Kt (intraWUKt.wgsl.ts) in Kd's place.
+   * Bindings: cu, Kt, v, k, gc as f32, gc as vec4, beta, then state, hB, Y. The same steps, barriers and products;
+   * beta's loads ride with v's and each Y row is scaled once. With bf16 (inputs) k and v read as bf16, widened when
+   * staged; f32 intermediates only (midF32), not with kdFromK or a probe; GK = K.
+   */
+  ktForm?: boolean;
+  /**
+   * W and U (in the Kt form Kt and v) bound read_write instead of read, nothing else changed (the kernel never
+   * writes them). Why (untested on the device yet): in the shared pipeline with the forward's own tensors these
+   * bindings are merged with the intra part's read_write W and U, and the H200 ran this pass at 2.695 ms so against
+   * 2.939 with them read-only (the idle intra part on scratch tensors, chunk.ts kdaForwardTuning.sharedIdleScratch);
+   * this asks for the read_write binding where no merge gives it (the bf16 storage mode, the Kt form's v, this
+   * kernel in its own pipeline). Needs kdFromK or ktForm (the bindings it names). The same results.
+   */
+  rwOperands?: boolean;
+  /**
    * The stores of hB and V' by the threads idle in a phase, from workgroup memory, instead of by the computing
    * threads from their registers: hB (S entering the chunk, as in Ssh) by the threads past the V' phase's during
    * that phase, V' (as in Vsh) by the threads past the state phase's during that phase. The same values stored
@@ -128,7 +152,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /**
  * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: with bf16 where
@@ -141,8 +165,11 @@ export function stateTiledIdleStores(v: StateTiledVariant): boolean {
     throw new Error(
       `kda state pass (tiled): idle stores need threads idle in both phases (${g.wg} threads, V' phase ${g.P1N}, state phase ${g.P2N}) and no probe`,
     );
-  return v.idleStores ?? (v.bf16 === true && possible);
+  return v.idleStores ?? (stateTiledMidBf16(v) && possible);
 }
+
+/** Whether W, U, hB and V' are bf16 (bf16 without midF32; k is bf16 with bf16). */
+export const stateTiledMidBf16 = (v: StateTiledVariant): boolean => v.bf16 === true && v.midF32 !== true;
 
 /*
  * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
@@ -294,6 +321,8 @@ export const tiledRowsPhase = (
   out: string | null,
   fma = false,
   bf16 = false,
+  /** WGSL factor of row a's sums before they are stored (the Kt form's beta: Y = Diag(beta) (V - Kb S)). */
+  rowScale?: string,
 ) => `if (is1) {
       for (var k4 = 0u; k4 < ${g.K4}u; k4++) {
         let s0 = ${slab}[(4u * k4) * ${g.BV4}u + cb];
@@ -312,7 +341,12 @@ export const tiledRowsPhase = (
         }
       }
       for (var a = 0u; a < ${g.RA}u; a++) {
-        let i = b + a * ${g.R1}u;
+        let i = b + a * ${g.R1}u;${
+          rowScale
+            ? `
+        acc[a] = acc[a] * ${rowScale};`
+            : ''
+        }
         Vsh[i * ${g.BV4}u + cb] = acc[a];
         ${out === null ? '' : `if (i < L) { ${store4(out, `((ts + i) * H + h) * ${g.V4}u + col4`, 'acc[a]', bf16)} }`}
       }
@@ -381,6 +415,30 @@ export const kdFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string, b
 export const kdStore = (g: TiledGeometry, src: string, bf16?: boolean) =>
   tileStore(g, src, 'exp(klast - kgc[m])', bf16);
 
+/**
+ * WGSL (the Kt form): rows ts .. ts + Ln - 1 of k into registers dst[m] (0 past Ln) and their gc into wgc[m]: Kb =
+ * k exp(gc), formed when the tile is staged (tileStore with factor exp(wgc[m])). gc <= 0 (the chunk's cumulative
+ * log decay from its first row): the exp never overflows.
+ */
+export const kbFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string, bf16?: boolean) => `
+      for (var m = 0u; m < ${g.PF}u; m++) {
+        let e = lid + m * ${g.wg}u;
+        let i = e / ${g.K4}u;
+        let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u;
+        ${dst}[m] = select(${zero4(bf16)}, kk[r], i < ${Ln});
+        wgc[m] = gc4[r];
+      }`;
+
+/** WGSL (the Kt form): tiledRowsFetch of v into upre, with the rows' beta into bpre (0 past Ln); `bf16`: v packed. */
+export const ktRowsFetch = (g: TiledGeometry, ts: string, Ln: string, bf16?: boolean) => `if (is1) {
+        for (var a = 0u; a < ${g.RA}u; a++) {
+          let i = b + a * ${g.R1}u;
+          let r = (${ts} + min(i, ${Ln} - 1u)) * H + h;
+          upre[a] = select(${zero4(bf16)}, vv[r * ${g.V4}u + col4], i < ${Ln});
+          bpre[a] = select(0.0, beta[r], i < ${Ln});
+        }
+      }`;
+
 export function stateTiledWgsl(v: StateTiledVariant): string {
   const { K, GK } = v;
   const g = tiledGeometry(v);
@@ -388,12 +446,21 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     throw new Error(
       `kda state pass (tiled): Kd from k needs GK = K and K / 4 dividing the threads, got GK=${GK}, K=${K}`,
     );
+  // bf16: k read as bf16; mid: W, U read and hB, V' written as bf16 too (not in the mixed mode, midF32).
   const bf16 = v.bf16 === true;
+  const mid = stateTiledMidBf16(v);
   const idle = stateTiledIdleStores(v);
-  if (bf16 && (!v.kdFromK || v.probe))
+  if (bf16 && (!(v.kdFromK || v.ktForm) || v.probe))
     throw new Error(
-      `kda state pass (tiled): bf16 storage needs kdFromK (k read as bf16, Kd formed here) and no probe, got kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
+      `kda state pass (tiled): bf16 storage needs kdFromK (k read as bf16, Kd formed here) or the Kt form and no probe, got kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
     );
+  if (v.ktForm && (GK !== K || mid || v.kdFromK || v.probe))
+    throw new Error(
+      `kda state pass (tiled): the Kt form needs GK = K, f32 intermediates, no kdFromK and no probe, got GK=${GK}, K=${K}, bf16 intermediates=${mid}, kdFromK=${v.kdFromK === true}, probe=${v.probe ?? 'none'}`,
+    );
+  const kt = v.ktForm === true;
+  // The registers of the V' phase's operands: W and U (mid), or in the Kt form k and v (bf16 with bf16 inputs).
+  const rowsBf16 = kt ? bf16 : mid;
   const { BV4, R1, PF } = g;
   const pr = v.probe;
   const constFetch = (dst: string) =>
@@ -405,9 +472,13 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   const fetch = (dst: string, buf: string, ts: string, Ln: string) =>
     pr === 'noload' && ts === 'tn' // the first chunk's loads stay: the bindings must stay used (layout auto)
       ? constFetch(dst)
-      : v.kdFromK && buf === 'Kd'
-        ? kdFetch(g, dst, ts, Ln, bf16)
-        : tileFetch(g, dst, buf, ts, Ln, bf16);
+      : kt
+        ? buf === 'W'
+          ? kbFetch(g, dst, ts, Ln, bf16)
+          : tileFetch(g, dst, 'Kt', ts, Ln)
+        : v.kdFromK && buf === 'Kd'
+          ? kdFetch(g, dst, ts, Ln, bf16)
+          : tileFetch(g, dst, buf, ts, Ln, mid);
   const barrier = pr === 'nobarrier' ? '' : 'workgroupBarrier();';
   const stage = (s: string) => (pr === 'nostage' ? '' : s);
   // V' phase without its products (probe novp): acc = U to Vsh and V'.
@@ -420,8 +491,8 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
         if (i < L) { Vp[((ts + i) * H + h) * ${g.V4}u + col4] = acc[a]; }
       }
     }`
-      : `${tiledRowsPhase(g, 'Ssh', 'w', '-=', idle ? null : 'Vp', v.fma === true, bf16)}${
-          idle ? `\n    ${idleSlabStore(g, K, g.P1N, bf16)}` : ''
+      : `${tiledRowsPhase(g, 'Ssh', 'w', '-=', idle ? null : 'Vp', v.fma === true, mid, kt ? 'bcur[a]' : undefined)}${
+          idle ? `\n    ${idleSlabStore(g, K, g.P1N, mid)}` : ''
         }`;
   const columnSum =
     pr === 'nostate'
@@ -451,44 +522,77 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     ? ''
     : `if (${hbStore}) {
       let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
-      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', bf16)}
+      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', mid)}
     }`;
-  const header = v.kdFromK
+  const header = kt
     ? tiledHeader(
         g,
         GK,
-        ['cu: i32', `W: ${vec4Elem(bf16)}`, `U: ${vec4Elem(bf16)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>'],
-        ['state: vec4<f32>', `hB: ${vec4Elem(bf16)}`, `Vp: ${vec4Elem(bf16)}`],
+        ['cu: i32', 'Kt: vec4<f32>', `vv: ${vec4Elem(bf16)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>', 'beta'],
+        ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'],
         'Ssh',
       )
-    : forwardTiledHeader(g, GK);
+    : v.kdFromK
+      ? tiledHeader(
+          g,
+          GK,
+          ['cu: i32', `W: ${vec4Elem(mid)}`, `U: ${vec4Elem(mid)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>'],
+          ['state: vec4<f32>', `hB: ${vec4Elem(mid)}`, `Vp: ${vec4Elem(mid)}`],
+          'Ssh',
+        )
+      : forwardTiledHeader(g, GK);
+  // The V' phase's rows: U, or in the Kt form v and beta (ktRowsFetch).
+  const rowsFetch = (ts: string, Ln: string) =>
+    kt ? ktRowsFetch(g, ts, Ln, bf16) : tiledRowsFetch(g, 'U', ts, Ln, mid);
+  if (v.rwOperands && !v.kdFromK && !kt)
+    throw new Error('kda state pass (tiled): rwOperands needs kdFromK or the Kt form');
+  // rwOperands: the V' phase's row operand and the tile read a chunk ahead beside it bound read_write.
+  const rwHeader = v.rwOperands
+    ? (kt ? ['Kt', 'vv'] : ['W', 'U']).reduce((hd, n) => {
+        const from = `var<storage, read> ${n}:`;
+        if (!hd.includes(from)) throw new Error(`kda state pass (tiled): no read binding ${n} to make read_write`);
+        return hd.replace(from, `var<storage, read_write> ${n}:`);
+      }, header)
+    : header;
   const gFetch = (ts: string, Ln: string) =>
     `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
   return /* wgsl */ `${bf16 ? `\n${WGSL_BF16}` : ''}
-${header}
+${rwHeader}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
   ${tiledPrologue(g, K, 'state', 'sreg', 'Ssh')}
   ${SEQUENCE_CHUNKS}
-  var wpre: array<${vec4Elem(bf16)}, ${PF}>;
-  var kpre: array<${vec4Elem(bf16)}, ${PF}>;
-  var upre: array<${vec4Elem(bf16)}, ${v.RA}>;
+  var wpre: array<${vec4Elem(rowsBf16)}, ${PF}>;
+  var kpre: array<${vec4Elem(bf16 && !kt)}, ${PF}>;
+  var upre: array<${vec4Elem(rowsBf16)}, ${v.RA}>;
   var gpre: array<f32, 4>;${pr === 'pair' ? '\n  var spair: array<vec4<f32>, 4>;' : ''}${
     v.kdFromK
       ? `
   var kgc: array<vec4<f32>, ${PF}>;
   var klast: vec4<f32>;`
       : ''
+  }${
+    kt
+      ? `
+  var wgc: array<vec4<f32>, ${PF}>;
+  var bpre: array<f32, ${v.RA}>;
+  var bcur: array<f32, ${v.RA}>;`
+      : ''
   }
-  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), tiledRowsFetch(g, 'U', 't0', 'L0', bf16), gFetch('t0', 'L0')])}
+  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), rowsFetch('t0', 'L0'), gFetch('t0', 'L0')])}
     ${barrier}
-    ${stage(tileStore(g, 'wpre', undefined, bf16))}
+    ${stage(tileStore(g, 'wpre', kt ? 'exp(wgc[m])' : undefined, rowsBf16))}
     var acc: array<vec4<f32>, ${v.RA}>;
-    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', bf16)}; }
+    for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', rowsBf16)}; }${
+      kt
+        ? `
+    for (var a = 0u; a < ${v.RA}u; a++) { bcur[a] = bpre[a]; }`
+        : ''
+    }
     var decay: array<f32, 4>;
     for (var a = 0u; a < 4u; a++) { decay[a] = exp(gpre[a]); }
     if (Ln > 0u) {
       ${fetch('wpre', 'W', 'tn', 'Ln')}
-      ${tiledRowsFetch(g, 'U', 'tn', 'Ln', bf16)}
+      ${rowsFetch('tn', 'Ln')}
       ${gFetch('tn', 'Ln')}
     }
     ${hbStoreHere}
@@ -508,7 +612,7 @@ ${header}
     }${
       idle
         ? `
-    ${idleRowsStore(g, g.P2N, bf16)}`
+    ${idleRowsStore(g, g.P2N, mid)}`
         : ''
     }
   }

@@ -11,6 +11,7 @@ import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fus
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
 import { recurrentGatedTuning } from '../kernels/kda/recurrentGated.js';
 import { parseGatedSpecs } from './kdaGated.js';
+import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
 
 export interface DecodeSweepVariant {
   label: string;
@@ -38,6 +39,10 @@ export interface DecodeSweepVariant {
   padDispatches?: number;
   /** The folded KDA step's kernel (recurrentGatedTuning), as bench kda --decode-gated: 'v1' or 'pf[:bvN][:one|:split|:all]'. */
   kdaGated?: string;
+  /** l2PrefetchTuning: the sites ('off', 'all' or a comma list, as --l2-prefetch), workgroups, next's megabytes. */
+  l2Prefetch?: string;
+  l2PrefetchWgs?: number;
+  l2PrefetchNextMB?: number;
 }
 
 const KEYS = new Set([
@@ -56,6 +61,9 @@ const KEYS = new Set([
   'gemvUnroll',
   'padDispatches',
   'kdaGated',
+  'l2Prefetch',
+  'l2PrefetchWgs',
+  'l2PrefetchNextMB',
 ]);
 
 /** recurrentGatedTuning's fields for a kdaGated spec (v1 or pf with its modifiers). */
@@ -92,6 +100,7 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       ['normGemvRows', s.normGemvRows],
       ['normGemvConvRows', s.normGemvConvRows],
       ['gemvUnroll', s.gemvUnroll],
+      ['l2PrefetchWgs', s.l2PrefetchWgs],
     ] as const) {
       if (x !== undefined && !(Number.isInteger(x) && x >= 1)) throw new Error(`--sweep: entry ${i}: ${k} ${x}`);
     }
@@ -112,6 +121,9 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     if (s.padDispatches !== undefined && !(Number.isInteger(s.padDispatches) && s.padDispatches >= 0))
       throw new Error(`--sweep: entry ${i}: padDispatches ${s.padDispatches}`);
     if (s.kdaGated !== undefined) kdaGatedTuning(String(s.kdaGated));
+    if (s.l2Prefetch !== undefined) parseL2PrefetchSites(String(s.l2Prefetch));
+    if (s.l2PrefetchNextMB !== undefined && !(typeof s.l2PrefetchNextMB === 'number' && s.l2PrefetchNextMB > 0))
+      throw new Error(`--sweep: entry ${i}: l2PrefetchNextMB ${s.l2PrefetchNextMB}`);
     return s;
   });
 }
@@ -126,7 +138,11 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     select: routeFoldTuning.select,
     tail: routeTailTuning.select,
     gated: { ...recurrentGatedTuning },
+    l2: { ...l2PrefetchTuning, sites: { ...l2PrefetchTuning.sites } },
   };
+  if (v.l2Prefetch !== undefined) l2PrefetchTuning.sites = parseL2PrefetchSites(v.l2Prefetch);
+  if (v.l2PrefetchWgs !== undefined) l2PrefetchTuning.wgs = v.l2PrefetchWgs;
+  if (v.l2PrefetchNextMB !== undefined) l2PrefetchTuning.nextMB = v.l2PrefetchNextMB;
   if (v.kdaGated !== undefined) Object.assign(recurrentGatedTuning, kdaGatedTuning(v.kdaGated));
   if (v.moeLanes) [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = v.moeLanes;
   if (v.moeRows) [moeDecodeTuning.rowsGateUp, moeDecodeTuning.rowsDown] = v.moeRows;
@@ -146,6 +162,7 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     routeFoldTuning.select = saved.select;
     routeTailTuning.select = saved.tail;
     Object.assign(recurrentGatedTuning, saved.gated);
+    Object.assign(l2PrefetchTuning, saved.l2);
   };
   let out: T;
   try {

@@ -10,6 +10,7 @@
  * Needs d % 4 == 0, H | 256, and K = H * d % 8 == 0 (bf16 W) or % 4 == 0 (f32 W).
  */
 import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
+import { l2PrefetchWgsl } from './l2Prefetch.js';
 import {
   bf16ChunkDot,
   decodeTuning,
@@ -39,6 +40,11 @@ export interface GatedNormGemvVariant {
   staged?: boolean;
   /** The sweep's first loads issued before the norms (sweep.ts prefetchOf); default decodeTuning.prefetch. */
   prefetch?: boolean;
+  /**
+   * L2 prefetch workgroups after the grid's own (l2Prefetch.ts): bindings 6 (the next kernel's weights) and 7
+   * (the sink), the uniforms' last word the sink's guard. The outputs are unchanged.
+   */
+  l2?: boolean;
 }
 
 /** Workgroup bytes of the staged variant (the row beside the reductions). */
@@ -52,7 +58,7 @@ function unrollOf(v: GatedNormGemvVariant): number {
 
 export function gatedNormGemvKey(v: GatedNormGemvVariant): string {
   const u = unrollOf(v);
-  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}`;
+  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}${v.l2 ? '_l2' : ''}`;
 }
 
 export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
@@ -62,7 +68,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   const K = H * d;
   const bf16 = v.wDtype === 'bf16';
   const L: string[] = [];
-  L.push('struct Params { N: u32, K: u32, eps: f32, _p: u32 };');
+  L.push(`struct Params { N: u32, K: u32, eps: f32, ${v.l2 ? 'guard' : '_p'}: u32 };`);
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> O: array<vec4<f32>>;');
   L.push('@group(0) @binding(2) var<storage, read> G: array<vec4<f32>>;');
@@ -70,6 +76,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push(`@group(0) @binding(4) var<storage, read> W: array<${bf16 ? 'vec4<u32>' : 'vec4<f32>'}>;`);
   L.push('@group(0) @binding(5) var<storage, read_write> Y: array<f32>;');
   L.push(loadFn('normWeight', 'NW', v.normDtype));
+  if (v.l2) L.push(l2PrefetchWgsl(6, GNG_WG));
   L.push(`var<workgroup> part: array<f32, ${GNG_WG}>;`);
   L.push(`var<workgroup> inv: array<f32, ${H}>;`);
   L.push(`var<workgroup> dots: array<f32, ${GNG_WG}>;`);
@@ -88,6 +95,11 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
   L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
   L.push('  let g = wid.x + wid.y * nwg.x;');
+  if (v.l2) {
+    // The grid's own workgroups first; the rest prefetch (uniform: the whole workgroup returns).
+    L.push(`  let own = (p.N + ${GNG_ROWS_PER_WG - 1}u) / ${GNG_ROWS_PER_WG}u;`);
+    L.push('  if (g >= own) { l2Prefetch(0u, 0xffffffffu, g - own, nwg.x * nwg.y - own, lid, p.guard); return; }');
+  }
   const per = bf16 ? 8 : 4;
   const pre = prefetchOf(v);
   const x = (c: string) => (v.staged ? `row[${c}]` : `xin(${c})`);

@@ -16,6 +16,7 @@
  * the conv costs no dispatch and no extra pass over the projection.
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import { l2PrefetchWgsl } from './l2Prefetch.js';
 import type { RouteFoldVariant } from './routeFold.wgsl.js';
 import { routeTailKey, routeTailWgsl } from './routeTail.wgsl.js';
 import {
@@ -65,6 +66,12 @@ export interface NormGemvVariant {
    * and writes the token's picks and weights (routeTail.wgsl.ts). One row (the decode token) only.
    */
   route?: RouteFoldVariant;
+  /**
+   * L2 prefetch workgroups after the grid's own (l2Prefetch.ts): two bindings after all others (the next
+   * kernel's weights, the sink); the sink's guard is the uniforms' `guard` (without a route, four more words
+   * after C; with one, its first spare word). The outputs are unchanged.
+   */
+  l2?: boolean;
 }
 
 /** Workgroup memory of a variant's kernel, bytes: the staged row, the dot and norm trees, the route's arrays. */
@@ -108,7 +115,7 @@ export function normGemvKey(v: NormGemvVariant): string {
   const u = unrollOf(v);
   const r = normGemvRows(v);
   const route = v.route ? `_${routeTailKey(v.route, NG_LANES * r)}` : '';
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}`;
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}${v.l2 ? '_l2' : ''}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
@@ -123,8 +130,8 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push(
     v.route
       ? 'struct Params { N: u32, K: u32, eps: f32, C: u32, rcol: u32, rg0: u32, rwg: u32, renorm: u32, scaling: f32,' +
-          ' _a: u32, _b: u32, _c: u32 };'
-      : 'struct Params { N: u32, K: u32, eps: f32, C: u32 };',
+          ` ${v.l2 ? 'guard' : '_a'}: u32, _b: u32, _c: u32 };`
+      : `struct Params { N: u32, K: u32, eps: f32, C: u32${v.l2 ? ', guard: u32, _a: u32, _b: u32, _c: u32' : ''} };`,
   );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;');
@@ -142,7 +149,10 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     L.push(`@group(0) @binding(${cb + 2}) var<storage, read_write> CY: array<f32>;`);
     L.push(loadFn('convWeight', 'CW', v.conv.wDtype));
   }
-  if (v.route) L.push(routeTailWgsl(v.route, v.conv ? cb + 3 : cb, WG));
+  const rb = v.conv ? cb + 3 : cb;
+  if (v.route) L.push(routeTailWgsl(v.route, rb, WG));
+  // After the route's RT, RB (with a bias), RIdx and RW.
+  if (v.l2) L.push(l2PrefetchWgsl(v.route ? rb + (v.route.hasBias ? 4 : 3) : rb, WG));
   L.push(loadFn('normWeight', 'NW', v.normDtype));
   L.push(`var<workgroup> row: array<vec4<f32>, ${K4}>;`);
   L.push(`var<workgroup> dots: array<f32, ${WG}>;`);
@@ -155,6 +165,11 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
   L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
   L.push('  let g = wid.x + wid.y * nwg.x;');
+  if (v.l2) {
+    // The grid's own workgroups first; the rest prefetch (uniform: the whole workgroup returns).
+    L.push(`  let own = (p.N + ${ROWS - 1}u) / ${ROWS}u;`);
+    L.push('  if (g >= own) { l2Prefetch(0u, 0xffffffffu, g - own, nwg.x * nwg.y - own, lid, p.guard); return; }');
+  }
   const per = bf16 ? 8 : 4;
   const pre = prefetchOf(v);
   L.push(`  let lane = lid % ${NG_LANES}u; let r = lid / ${NG_LANES}u;`);

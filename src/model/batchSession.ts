@@ -897,7 +897,7 @@ export class BatchSession {
         : layerMixer(cfg, i) === 'kda'
           ? this.packed.kda.get(i)?.inProj
           : this.packed.mla.get(i);
-    if (!W || W.rank !== 2) return undefined;
+    if (W?.rank !== 2) return undefined;
     const rowBytes = W.shape[1] * (W.dtype === 'bf16' ? 2 : 4);
     const rows = Math.min(W.shape[0], Math.max(1, Math.floor((l2PrefetchTuning.nextMB * 1e6) / rowBytes)));
     return rows === W.shape[0] ? W : W.narrow(0, 0, rows);

@@ -1076,3 +1076,59 @@ describe.skipIf(!hasGpu)('L2 prefetch workgroups: outputs unchanged, every secto
     expect(await sinkOf(sink)).toBe(ref);
   });
 });
+
+/**
+ * The norm GEMVs' eager prologues (decodeTuning.eager: every prologue load issued before its first use) give the
+ * same bits as the loops: gatedRmsnormLinear (staged), addRmsnormLinear with two deltas and the normed row at a
+ * width whose second round of chunks is partial (K4 = 258 over 256 invocations), and with the KDA conv.
+ */
+describe.skipIf(!hasGpu)('eager norm GEMV prologues: bit-equal to the loops', () => {
+  it('gatedRmsnormLinear, addRmsnormLinear (two deltas, normed; conv)', async () => {
+    const gpu = (await gpuContext())!;
+    const run = async (eager: boolean) => {
+      const saved = decodeTuning.eager;
+      decodeTuning.eager = eager;
+      try {
+        const [H, d, N] = [4, 16, 65];
+        const K = H * d;
+        const { t: wo } = await weightOf(gpu, rand(N * K, N + K, 0.3), [N, K], 'bf16');
+        const y = gatedRmsnormLinear(
+          gpu.fromHost(rand(K, K, 2), [1, K]),
+          gpu.fromHost(rand(K, K + 1, 3), [1, K]),
+          gpu.fromHost(rand(d, K + 2), [d]),
+          1e-5,
+          wo,
+          H,
+        );
+        const D = 1032;
+        const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+        const r = addRmsnormLinear(
+          gpu.fromHost(rand(D, 1), [1, D]),
+          [gpu.fromHost(rand(D, 2), [1, D]), gpu.fromHost(rand(D, 3), [1, D])],
+          bf(rand(D, 4), [D]),
+          1e-5,
+          bf(rand(7 * D, 5, 0.3), [7, D]),
+          { keepNormed: true },
+        );
+        const [Dc, M, planes, Cp, W] = [64, 65, 3, 7, 4];
+        const C = planes * Cp;
+        const tail = gpu.fromHost(rand((W - 1) * C, 6), [1, W - 1, C]);
+        const rc = addRmsnormLinear(
+          gpu.fromHost(rand(Dc, 7), [1, Dc]),
+          [gpu.fromHost(rand(Dc, 8), [1, Dc])],
+          gpu.fromHost(rand(Dc, 9), [Dc]),
+          1e-5,
+          bf(rand(M * Dc, 10, 0.3), [M, Dc]),
+          { conv: { weight: bf(rand(C * W, 11, 0.5), [C, 1, W]), tail, planes } },
+        );
+        const outs = [y, r.y, r.sum, r.normed!, rc.y, rc.sum, rc.conv!, tail];
+        return await Promise.all(outs.map((t) => t.toFloat32() as Promise<Float32Array>));
+      } finally {
+        decodeTuning.eager = saved;
+      }
+    };
+    const loops = await run(false);
+    const eager = await run(true);
+    for (let i = 0; i < loops.length; i++) expectClose(eager[i], loops[i], 0, `output ${i}`);
+  });
+});

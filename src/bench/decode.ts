@@ -17,6 +17,7 @@ import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/sh
 import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
+import { gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
 import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
 import { parseInt8SgmOptions } from './mla.js';
@@ -399,6 +400,11 @@ export async function benchDecode(
     }),
     gemvUnroll: decodeTuning.unroll,
     gemvPrefetch: decodeTuning.prefetch,
+    eagerPrologue: decodeTuning.eager,
+    gatedUnroll: gatedNormGemvTuning.unroll ?? decodeTuning.unroll,
+    normGemvUnroll: normGemvTuning.unroll ?? decodeTuning.unroll,
+    l2Prefetch: l2PrefetchTuning.sites,
+    l2PrefetchWgs: l2PrefetchTuning.wgs,
     moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
@@ -500,6 +506,18 @@ export function registerDecodeBench(bench: Command): void {
     .option(
       '--moe-prefetch-down <on|off>',
       "the MoE decode down's shared-expert loads issued before the routes are read (moeDecodeTuning.prefetchDown)",
+    )
+    .option(
+      '--eager-prologue',
+      "issue the norm GEMVs' prologue loads (x + deltas, norm weights; o, gate) together, not one chunk a loop iteration (decodeTuning.eager)",
+    )
+    .option(
+      '--gated-unroll <n>',
+      "loads in flight per lane in KDA's gated norm + o_proj sweep (gatedNormGemvTuning.unroll)",
+    )
+    .option(
+      '--norm-gemv-unroll <n>',
+      'loads in flight per lane in the fused norm + GEMV sweeps (normGemvTuning.unroll)',
     )
     .option(
       '--l2-prefetch <sites>',
@@ -637,6 +655,16 @@ export function registerDecodeBench(bench: Command): void {
       // The library default (what --check's default step runs too), like the tuning flags.
       if (opts.routeInNorm !== undefined)
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
+      if (opts.eagerPrologue) decodeTuning.eager = true;
+      for (const [flag, x, set] of [
+        ['--gated-unroll', opts.gatedUnroll, (n: number) => (gatedNormGemvTuning.unroll = n)],
+        ['--norm-gemv-unroll', opts.normGemvUnroll, (n: number) => (normGemvTuning.unroll = n)],
+      ] as const) {
+        if (x === undefined) continue;
+        const n = parseList(String(x))[0];
+        if (!(Number.isInteger(n) && n >= 1)) throw new Error(`${flag}: '${x}' is not an integer >= 1`);
+        set(n);
+      }
       if (opts.l2Prefetch !== undefined) l2PrefetchTuning.sites = parseL2PrefetchSites(String(opts.l2Prefetch));
       if (opts.l2PrefetchWgs !== undefined) {
         const n = parseList(opts.l2PrefetchWgs)[0];

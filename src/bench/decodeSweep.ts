@@ -11,6 +11,7 @@ import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fus
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
 import { recurrentGatedTuning } from '../kernels/kda/recurrentGated.js';
 import { parseGatedSpecs } from './kdaGated.js';
+import { gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
 import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
 
 export interface DecodeSweepVariant {
@@ -43,6 +44,11 @@ export interface DecodeSweepVariant {
   l2Prefetch?: string;
   l2PrefetchWgs?: number;
   l2PrefetchNextMB?: number;
+  /** decodeTuning.eager (the norm GEMVs' prologue loads issued together). */
+  eagerPrologue?: boolean;
+  /** gatedNormGemvTuning.unroll and normGemvTuning.unroll (loads in flight per lane in those sweeps). */
+  gatedUnroll?: number;
+  normGemvUnroll?: number;
 }
 
 const KEYS = new Set([
@@ -64,6 +70,9 @@ const KEYS = new Set([
   'l2Prefetch',
   'l2PrefetchWgs',
   'l2PrefetchNextMB',
+  'eagerPrologue',
+  'gatedUnroll',
+  'normGemvUnroll',
 ]);
 
 /** recurrentGatedTuning's fields for a kdaGated spec (v1 or pf with its modifiers). */
@@ -101,6 +110,8 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       ['normGemvConvRows', s.normGemvConvRows],
       ['gemvUnroll', s.gemvUnroll],
       ['l2PrefetchWgs', s.l2PrefetchWgs],
+      ['gatedUnroll', s.gatedUnroll],
+      ['normGemvUnroll', s.normGemvUnroll],
     ] as const) {
       if (x !== undefined && !(Number.isInteger(x) && x >= 1)) throw new Error(`--sweep: entry ${i}: ${k} ${x}`);
     }
@@ -109,6 +120,7 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       ['moePrefetchDown', s.moePrefetchDown],
       ['routeInNorm', s.routeInNorm],
       ['foldKdaGate', s.foldKdaGate],
+      ['eagerPrologue', s.eagerPrologue],
     ] as const)
       if (x !== undefined && typeof x !== 'boolean')
         throw new Error(`--sweep: entry ${i}: ${k} ${x}, expected a boolean`);
@@ -139,7 +151,13 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     tail: routeTailTuning.select,
     gated: { ...recurrentGatedTuning },
     l2: { ...l2PrefetchTuning, sites: { ...l2PrefetchTuning.sites } },
+    eager: decodeTuning.eager,
+    gatedUnroll: gatedNormGemvTuning.unroll,
+    normUnroll: normGemvTuning.unroll,
   };
+  if (v.eagerPrologue !== undefined) decodeTuning.eager = v.eagerPrologue;
+  if (v.gatedUnroll !== undefined) gatedNormGemvTuning.unroll = v.gatedUnroll;
+  if (v.normGemvUnroll !== undefined) normGemvTuning.unroll = v.normGemvUnroll;
   if (v.l2Prefetch !== undefined) l2PrefetchTuning.sites = parseL2PrefetchSites(v.l2Prefetch);
   if (v.l2PrefetchWgs !== undefined) l2PrefetchTuning.wgs = v.l2PrefetchWgs;
   if (v.l2PrefetchNextMB !== undefined) l2PrefetchTuning.nextMB = v.l2PrefetchNextMB;
@@ -163,6 +181,9 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     routeTailTuning.select = saved.tail;
     Object.assign(recurrentGatedTuning, saved.gated);
     Object.assign(l2PrefetchTuning, saved.l2);
+    decodeTuning.eager = saved.eager;
+    gatedNormGemvTuning.unroll = saved.gatedUnroll;
+    normGemvTuning.unroll = saved.normUnroll;
   };
   let out: T;
   try {

@@ -13,7 +13,15 @@
  * `decodeTuning.unroll` picks U for every kernel generated after it is set (pipeline keys include it);
  * 1 gives the plain loop of before (bench decode --gemv-unroll 1).
  */
-export const decodeTuning = { unroll: 4, prefetch: false };
+export const decodeTuning = {
+  unroll: 4,
+  prefetch: false,
+  /**
+   * The norm GEMVs' prologues with their loads issued together (normGemv.wgsl.ts / gatedNormGemv.wgsl.ts `eager`;
+   * bench decode --eager-prologue): bit-equal.
+   */
+  eager: false,
+};
 
 /**
  * Prefetch (decodeTuning.prefetch, off by default, bench decode --gemv-prefetch): the kernels whose workgroups run a

@@ -508,8 +508,8 @@ export function registerDecodeBench(bench: Command): void {
       "the MoE decode down's shared-expert loads issued before the routes are read (moeDecodeTuning.prefetchDown)",
     )
     .option(
-      '--eager-prologue',
-      "issue the norm GEMVs' prologue loads (x + deltas, norm weights; o, gate) together, not one chunk a loop iteration (decodeTuning.eager)",
+      '--eager-prologue <on|off>',
+      "the norm GEMVs' prologue loads (x + deltas, norm weights; o, gate) issued together, not one chunk a loop iteration (decodeTuning.eager; default on)",
     )
     .option(
       '--gated-unroll <n>',
@@ -655,7 +655,7 @@ export function registerDecodeBench(bench: Command): void {
       // The library default (what --check's default step runs too), like the tuning flags.
       if (opts.routeInNorm !== undefined)
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
-      if (opts.eagerPrologue) decodeTuning.eager = true;
+      if (opts.eagerPrologue !== undefined) decodeTuning.eager = onOff('--eager-prologue', String(opts.eagerPrologue));
       for (const [flag, x, set] of [
         ['--gated-unroll', opts.gatedUnroll, (n: number) => (gatedNormGemvTuning.unroll = n)],
         ['--norm-gemv-unroll', opts.normGemvUnroll, (n: number) => (normGemvTuning.unroll = n)],

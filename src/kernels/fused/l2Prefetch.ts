@@ -16,6 +16,16 @@
  *
  * A prefetch changes no result of its host kernel: its workgroups return before any of the host's work
  * (whole workgroups: workgroup_id is uniform, so the host's barriers stay in uniform control flow).
+ *
+ * Off by default: on the H200 it does not pay (48B preset, batch 1, int8 cache, 4K, one process, profiled ms a
+ * step, bench/results/2026-12-02-h200-gemv10-s1-sweep4k.json; without it 0.406 / 0.409 gated_norm_gemv, 0.614 /
+ * 0.597 norm_gemv_route, 0.682 / 0.672 down_shared, 0.603 / 0.583 norm_gemv_conv, 0.839 / 0.832 gate_up). The
+ * consumers do read faster from L2, but by less than their hosts slow down: oproj gated_norm_gemv 0.368 while
+ * norm_gemv_conv 0.657; route norm_gemv_route 0.566 while gated_norm_gemv 0.447; down down_shared 0.549 while
+ * gate_up 1.102 (37.7 MB more in ~10 us: gate_up is near bandwidth); next norm_gemv_conv 0.567 while down_shared
+ * 0.721. TPOT 3.884-3.890 for one site, 4.025 (down), 4.139-4.145 (all) against 3.863-3.865. So the per-layer
+ * GEMVs are not bound by their weights' trips to HBM (2 us of ~16 a dispatch), but by their prologues, trees
+ * and the dispatch boundary.
  */
 import type { Tensor } from '../../tensor/tensor.js';
 

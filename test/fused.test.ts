@@ -17,6 +17,7 @@ import {
   swigluRows,
 } from '../src/kernels/fused/index.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
+import { l2PrefetchReference, l2PrefetchTuning } from '../src/kernels/fused/l2Prefetch.js';
 import { linear } from '../src/kernels/matmul/index.js';
 import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
@@ -959,5 +960,175 @@ describe.skipIf(!hasGpu)('decode GEMV prefetch (sweep.ts: first loads before the
       };
       expectClose(await run(true), await run(false), 0, `D ${D} I ${I} Is ${Is}`);
     }
+  });
+});
+
+/**
+ * L2 prefetch workgroups (fused/l2Prefetch.ts) on the decode kernels that host them: the host's outputs are the
+ * same bits as without them, and with the sink's guard on (tests only) the sink holds the reference's sum of
+ * one word of every 32-byte sector of the range, each once (ranges with a partial last sector, one workgroup
+ * running the unrolled loop, several interleaved, the picked experts' rows of W2).
+ */
+describe.skipIf(!hasGpu)('L2 prefetch workgroups: outputs unchanged, every sector read once', () => {
+  const wordsOf = (a: Float32Array | Uint16Array) =>
+    new Uint32Array(a.buffer, a.byteOffset, Math.floor(a.byteLength / 4));
+  async function sinkOf(t: Tensor): Promise<number> {
+    return ((await t.read()) as Int32Array)[0] >>> 0;
+  }
+  async function withGuard<T>(body: () => Promise<T>): Promise<T> {
+    const saved = l2PrefetchTuning.guard;
+    l2PrefetchTuning.guard = 1;
+    try {
+      return await body();
+    } finally {
+      l2PrefetchTuning.guard = saved;
+    }
+  }
+
+  it('gatedRmsnormLinear and addRmsnormLinear with the KDA conv', async () => {
+    const gpu = (await gpuContext())!;
+    // A range of 20,001 words (2,501 sectors, the last partial): at one workgroup of 256 its unrolled loop runs.
+    const range = rand(20001, 11);
+    for (const wgs of [1, 3]) {
+      // gatedRmsnormLinear: H 4, d 16, N 65 (the shapes of its own test), bf16 W.
+      const [H, d, N] = [4, 16, 65];
+      const K = H * d;
+      const [o, gate, nw] = [rand(K, K, 2), rand(K, K + 1, 3), rand(d, K + 2)];
+      const { t: wt } = await weightOf(gpu, rand(N * K, N + K, 0.3), [N, K], 'bf16');
+      const args = () =>
+        [gpu.fromHost(o, [1, K]), gpu.fromHost(gate, [1, K]), gpu.fromHost(nw, [d]), 1e-5, wt, H] as const;
+      const want = await gatedRmsnormLinear(...args()).toFloat32();
+      const sink = gpu.zeros([1], 'i32');
+      const got = await withGuard(() =>
+        gatedRmsnormLinear(...args(), { range: gpu.fromHost(range, [range.length]), sink, wgs }).toFloat32(),
+      );
+      expectClose(got, want, 0, `gated, ${wgs} prefetch workgroups`);
+      expect(await sinkOf(sink), `gated sink, ${wgs} workgroups`).toBe(l2PrefetchReference(wordsOf(range), 0, 1e9));
+
+      // addRmsnormLinear with the conv (16 rows a workgroup, the KDA input projection's kernel), bf16 W and conv weight.
+      const [D, M, planes, Cp, W] = [64, 65, 3, 7, 4];
+      const C = planes * Cp;
+      const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+      const wp = bf(rand(M * D, 4, 0.3), [M, D]);
+      const cw = bf(rand(C * W, 5, 0.5), [C, 1, W]);
+      const run = async (pf: boolean) => {
+        const tail = gpu.fromHost(rand((W - 1) * C, 6), [1, W - 1, C]);
+        const psink = gpu.zeros([1], 'i32');
+        const r = addRmsnormLinear(
+          gpu.fromHost(rand(D, 1), [1, D]),
+          [gpu.fromHost(rand(D, 2), [1, D])],
+          gpu.fromHost(rand(D, 3), [D]),
+          1e-5,
+          wp,
+          {
+            conv: { weight: cw, tail, planes },
+            ...(pf ? { prefetch: { range: gpu.fromHost(range, [range.length]), sink: psink, wgs } } : {}),
+          },
+        );
+        const outs = await Promise.all([r.y, r.sum, r.conv!, tail].map((t) => t.toFloat32() as Promise<Float32Array>));
+        return { outs, sink: await sinkOf(psink) };
+      };
+      const base = await run(false);
+      const pf = await withGuard(() => run(true));
+      for (let i = 0; i < base.outs.length; i++) expectClose(pf.outs[i], base.outs[i], 0, `conv output ${i}, ${wgs}`);
+      expect(pf.sink, `conv sink, ${wgs} workgroups`).toBe(l2PrefetchReference(wordsOf(range), 0, 1e9));
+      expect(base.sink, 'no prefetch, no sink').toBe(0);
+    }
+  });
+
+  it("moeSharedDecode: gate_up reads the picked experts' down rows, down a given range", async () => {
+    const gpu = (await gpuContext())!;
+    // moeSharedDecode's own test shapes (one row): D 64, I 32, Is 40, E 8, k 2.
+    const [D, I, Is, E, k] = [64, 32, 40, 8, 2];
+    const w2Host = f32ArrayToBf16(rand(E * D * I, 3, 0.2));
+    const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+    const h = gpu.fromHost(rand(D, D), [1, D]);
+    const w = {
+      w1: bf(rand(E * I * D, 1, 0.2), [E, I, D]),
+      w3: bf(rand(E * I * D, 2, 0.2), [E, I, D]),
+      w2: gpu.fromHost(w2Host, [E, D, I], 'bf16'),
+    };
+    const picks = [5, 2];
+    const routes = {
+      idx: gpu.fromHost(Int32Array.from(picks), [1, k], 'i32'),
+      weights: gpu.fromHost(Float32Array.from([0.3, 0.5]), [1, k]),
+    };
+    const gate = 8;
+    const x = gpu.fromHost(rand(gate + 2 * Is, 7), [1, gate + 2 * Is]);
+    const shared = { x, gate, up: gate + Is, down: bf(rand(D * Is, 8, 0.3), [D, Is]) };
+    // 999 bf16 values: 499.5 words bound as 500, the last sector partial.
+    const nextHost = f32ArrayToBf16(rand(1000, 9)).subarray(0, 999);
+    const next = gpu.fromHost(nextHost, [999], 'bf16');
+    const want = await moeSharedDecode(h, routes, w, shared)[0].toFloat32();
+    const sink = gpu.zeros([1], 'i32');
+    const got = await withGuard(() =>
+      moeSharedDecode(h, routes, w, shared, { sink, down: true, next, wgs: 5 })[0].toFloat32(),
+    );
+    expectClose(got, want, 0, 'routed + shared with the prefetches');
+    // Each expert's down rows are D * I bf16 = 128 sectors; `next` is 500 words (padded) = 63 sectors.
+    const w2Words = wordsOf(w2Host);
+    const per = (D * I * 2) / 32;
+    let ref = 0;
+    for (const e of picks) ref = l2PrefetchReference(w2Words, e * per, per, ref);
+    const nextWords = new Uint32Array(500);
+    new Uint16Array(nextWords.buffer).set(nextHost);
+    ref = l2PrefetchReference(nextWords, 0, 1e9, ref);
+    expect(await sinkOf(sink)).toBe(ref);
+  });
+});
+
+/**
+ * The norm GEMVs' eager prologues (decodeTuning.eager: every prologue load issued before its first use) give the
+ * same bits as the loops: gatedRmsnormLinear (staged), addRmsnormLinear with two deltas and the normed row at a
+ * width whose second round of chunks is partial (K4 = 258 over 256 invocations), and with the KDA conv.
+ */
+describe.skipIf(!hasGpu)('eager norm GEMV prologues: bit-equal to the loops', () => {
+  it('gatedRmsnormLinear, addRmsnormLinear (two deltas, normed; conv)', async () => {
+    const gpu = (await gpuContext())!;
+    const run = async (eager: boolean) => {
+      const saved = decodeTuning.eager;
+      decodeTuning.eager = eager;
+      try {
+        const [H, d, N] = [4, 16, 65];
+        const K = H * d;
+        const { t: wo } = await weightOf(gpu, rand(N * K, N + K, 0.3), [N, K], 'bf16');
+        const y = gatedRmsnormLinear(
+          gpu.fromHost(rand(K, K, 2), [1, K]),
+          gpu.fromHost(rand(K, K + 1, 3), [1, K]),
+          gpu.fromHost(rand(d, K + 2), [d]),
+          1e-5,
+          wo,
+          H,
+        );
+        const D = 1032;
+        const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+        const r = addRmsnormLinear(
+          gpu.fromHost(rand(D, 1), [1, D]),
+          [gpu.fromHost(rand(D, 2), [1, D]), gpu.fromHost(rand(D, 3), [1, D])],
+          bf(rand(D, 4), [D]),
+          1e-5,
+          bf(rand(7 * D, 5, 0.3), [7, D]),
+          { keepNormed: true },
+        );
+        const [Dc, M, planes, Cp, W] = [64, 65, 3, 7, 4];
+        const C = planes * Cp;
+        const tail = gpu.fromHost(rand((W - 1) * C, 6), [1, W - 1, C]);
+        const rc = addRmsnormLinear(
+          gpu.fromHost(rand(Dc, 7), [1, Dc]),
+          [gpu.fromHost(rand(Dc, 8), [1, Dc])],
+          gpu.fromHost(rand(Dc, 9), [Dc]),
+          1e-5,
+          bf(rand(M * Dc, 10, 0.3), [M, Dc]),
+          { conv: { weight: bf(rand(C * W, 11, 0.5), [C, 1, W]), tail, planes } },
+        );
+        const outs = [y, r.y, r.sum, r.normed!, rc.y, rc.sum, rc.conv!, tail];
+        return await Promise.all(outs.map((t) => t.toFloat32() as Promise<Float32Array>));
+      } finally {
+        decodeTuning.eager = saved;
+      }
+    };
+    const loops = await run(false);
+    const eager = await run(true);
+    for (let i = 0; i < loops.length; i++) expectClose(eager[i], loops[i], 0, `output ${i}`);
   });
 });

@@ -16,6 +16,8 @@ import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
+import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
+import { gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
 import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
 import { parseInt8SgmOptions } from './mla.js';
@@ -398,6 +400,11 @@ export async function benchDecode(
     }),
     gemvUnroll: decodeTuning.unroll,
     gemvPrefetch: decodeTuning.prefetch,
+    eagerPrologue: decodeTuning.eager,
+    gatedUnroll: gatedNormGemvTuning.unroll ?? decodeTuning.unroll,
+    normGemvUnroll: normGemvTuning.unroll ?? decodeTuning.unroll,
+    l2Prefetch: l2PrefetchTuning.sites,
+    l2PrefetchWgs: l2PrefetchTuning.wgs,
     moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
@@ -501,6 +508,27 @@ export function registerDecodeBench(bench: Command): void {
       "the MoE decode down's shared-expert loads issued before the routes are read (moeDecodeTuning.prefetchDown)",
     )
     .option(
+      '--eager-prologue <on|off>',
+      "the norm GEMVs' prologue loads (x + deltas, norm weights; o, gate) issued together, not one chunk a loop iteration (decodeTuning.eager; default on)",
+    )
+    .option(
+      '--gated-unroll <n>',
+      "loads in flight per lane in KDA's gated norm + o_proj sweep (gatedNormGemvTuning.unroll)",
+    )
+    .option(
+      '--norm-gemv-unroll <n>',
+      'loads in flight per lane in the fused norm + GEMV sweeps (normGemvTuning.unroll)',
+    )
+    .option(
+      '--l2-prefetch <sites>',
+      "at batch 1, extra workgroups that read the next kernel's weights into L2: off, all, or a comma list of oproj, route, down, next (l2PrefetchTuning.sites)",
+    )
+    .option('--l2-prefetch-wgs <n>', 'workgroups each prefetching dispatch adds (l2PrefetchTuning.wgs; default 132)')
+    .option(
+      '--l2-prefetch-next-mb <mb>',
+      "megabytes of the next layer's projection the 'next' prefetch reads (l2PrefetchTuning.nextMB; default 16)",
+    )
+    .option(
       '--route-in-norm <on|off>',
       "at batch 1, the MoE router at the end of the packed projection's dispatch, not in gate_up's (BatchSession routeInNorm)",
     )
@@ -514,7 +542,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--sweep <json>',
-      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, normGemvConvRows, gemvUnroll, padDispatches}',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, normGemvConvRows, gemvUnroll, padDispatches, kdaGated, l2Prefetch, l2PrefetchWgs, l2PrefetchNextMB}',
     )
     .option(
       '--pad-dispatches <n>',
@@ -627,6 +655,28 @@ export function registerDecodeBench(bench: Command): void {
       // The library default (what --check's default step runs too), like the tuning flags.
       if (opts.routeInNorm !== undefined)
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
+      if (opts.eagerPrologue !== undefined) decodeTuning.eager = onOff('--eager-prologue', String(opts.eagerPrologue));
+      for (const [flag, x, set] of [
+        ['--gated-unroll', opts.gatedUnroll, (n: number) => (gatedNormGemvTuning.unroll = n)],
+        ['--norm-gemv-unroll', opts.normGemvUnroll, (n: number) => (normGemvTuning.unroll = n)],
+      ] as const) {
+        if (x === undefined) continue;
+        const n = parseList(String(x))[0];
+        if (!(Number.isInteger(n) && n >= 1)) throw new Error(`${flag}: '${x}' is not an integer >= 1`);
+        set(n);
+      }
+      if (opts.l2Prefetch !== undefined) l2PrefetchTuning.sites = parseL2PrefetchSites(String(opts.l2Prefetch));
+      if (opts.l2PrefetchWgs !== undefined) {
+        const n = parseList(opts.l2PrefetchWgs)[0];
+        if (!(Number.isInteger(n) && n >= 1))
+          throw new Error(`--l2-prefetch-wgs: '${opts.l2PrefetchWgs}' is not an integer >= 1`);
+        l2PrefetchTuning.wgs = n;
+      }
+      if (opts.l2PrefetchNextMb !== undefined) {
+        const mb = parseList(opts.l2PrefetchNextMb)[0];
+        if (!(mb > 0)) throw new Error(`--l2-prefetch-next-mb: '${opts.l2PrefetchNextMb}' is not a number > 0`);
+        l2PrefetchTuning.nextMB = mb;
+      }
       for (const [flag, x, set] of [
         ['--moe-route-select', opts.moeRouteSelect, (s: RouteSelect) => (routeFoldTuning.select = s)],
         ['--moe-route-tail-select', opts.moeRouteTailSelect, (s: RouteSelect) => (routeTailTuning.select = s)],

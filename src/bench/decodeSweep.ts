@@ -11,6 +11,8 @@ import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fus
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
 import { recurrentGatedTuning } from '../kernels/kda/recurrentGated.js';
 import { parseGatedSpecs } from './kdaGated.js';
+import { gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
+import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
 
 export interface DecodeSweepVariant {
   label: string;
@@ -38,6 +40,15 @@ export interface DecodeSweepVariant {
   padDispatches?: number;
   /** The folded KDA step's kernel (recurrentGatedTuning), as bench kda --decode-gated: 'v1' or 'pf[:bvN][:one|:split|:all]'. */
   kdaGated?: string;
+  /** l2PrefetchTuning: the sites ('off', 'all' or a comma list, as --l2-prefetch), workgroups, next's megabytes. */
+  l2Prefetch?: string;
+  l2PrefetchWgs?: number;
+  l2PrefetchNextMB?: number;
+  /** decodeTuning.eager (the norm GEMVs' prologue loads issued together). */
+  eagerPrologue?: boolean;
+  /** gatedNormGemvTuning.unroll and normGemvTuning.unroll (loads in flight per lane in those sweeps). */
+  gatedUnroll?: number;
+  normGemvUnroll?: number;
 }
 
 const KEYS = new Set([
@@ -56,6 +67,12 @@ const KEYS = new Set([
   'gemvUnroll',
   'padDispatches',
   'kdaGated',
+  'l2Prefetch',
+  'l2PrefetchWgs',
+  'l2PrefetchNextMB',
+  'eagerPrologue',
+  'gatedUnroll',
+  'normGemvUnroll',
 ]);
 
 /** recurrentGatedTuning's fields for a kdaGated spec (v1 or pf with its modifiers). */
@@ -92,6 +109,9 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       ['normGemvRows', s.normGemvRows],
       ['normGemvConvRows', s.normGemvConvRows],
       ['gemvUnroll', s.gemvUnroll],
+      ['l2PrefetchWgs', s.l2PrefetchWgs],
+      ['gatedUnroll', s.gatedUnroll],
+      ['normGemvUnroll', s.normGemvUnroll],
     ] as const) {
       if (x !== undefined && !(Number.isInteger(x) && x >= 1)) throw new Error(`--sweep: entry ${i}: ${k} ${x}`);
     }
@@ -100,6 +120,7 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       ['moePrefetchDown', s.moePrefetchDown],
       ['routeInNorm', s.routeInNorm],
       ['foldKdaGate', s.foldKdaGate],
+      ['eagerPrologue', s.eagerPrologue],
     ] as const)
       if (x !== undefined && typeof x !== 'boolean')
         throw new Error(`--sweep: entry ${i}: ${k} ${x}, expected a boolean`);
@@ -112,6 +133,9 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     if (s.padDispatches !== undefined && !(Number.isInteger(s.padDispatches) && s.padDispatches >= 0))
       throw new Error(`--sweep: entry ${i}: padDispatches ${s.padDispatches}`);
     if (s.kdaGated !== undefined) kdaGatedTuning(String(s.kdaGated));
+    if (s.l2Prefetch !== undefined) parseL2PrefetchSites(String(s.l2Prefetch));
+    if (s.l2PrefetchNextMB !== undefined && !(typeof s.l2PrefetchNextMB === 'number' && s.l2PrefetchNextMB > 0))
+      throw new Error(`--sweep: entry ${i}: l2PrefetchNextMB ${s.l2PrefetchNextMB}`);
     return s;
   });
 }
@@ -126,7 +150,17 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     select: routeFoldTuning.select,
     tail: routeTailTuning.select,
     gated: { ...recurrentGatedTuning },
+    l2: { ...l2PrefetchTuning, sites: { ...l2PrefetchTuning.sites } },
+    eager: decodeTuning.eager,
+    gatedUnroll: gatedNormGemvTuning.unroll,
+    normUnroll: normGemvTuning.unroll,
   };
+  if (v.eagerPrologue !== undefined) decodeTuning.eager = v.eagerPrologue;
+  if (v.gatedUnroll !== undefined) gatedNormGemvTuning.unroll = v.gatedUnroll;
+  if (v.normGemvUnroll !== undefined) normGemvTuning.unroll = v.normGemvUnroll;
+  if (v.l2Prefetch !== undefined) l2PrefetchTuning.sites = parseL2PrefetchSites(v.l2Prefetch);
+  if (v.l2PrefetchWgs !== undefined) l2PrefetchTuning.wgs = v.l2PrefetchWgs;
+  if (v.l2PrefetchNextMB !== undefined) l2PrefetchTuning.nextMB = v.l2PrefetchNextMB;
   if (v.kdaGated !== undefined) Object.assign(recurrentGatedTuning, kdaGatedTuning(v.kdaGated));
   if (v.moeLanes) [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = v.moeLanes;
   if (v.moeRows) [moeDecodeTuning.rowsGateUp, moeDecodeTuning.rowsDown] = v.moeRows;
@@ -146,6 +180,10 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     routeFoldTuning.select = saved.select;
     routeTailTuning.select = saved.tail;
     Object.assign(recurrentGatedTuning, saved.gated);
+    Object.assign(l2PrefetchTuning, saved.l2);
+    decodeTuning.eager = saved.eager;
+    gatedNormGemvTuning.unroll = saved.gatedUnroll;
+    normGemvTuning.unroll = saved.normUnroll;
   };
   let out: T;
   try {

@@ -57,6 +57,7 @@ import type { GpuContext, StepRecording } from '../gpu/context.js';
 import { keep, scope } from '../tensor/scope.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
 import { isMoeLayer, layerMixer, routerConfig } from './config.js';
+import { l2PrefetchTuning } from '../kernels/fused/l2Prefetch.js';
 import { DecodeWeights, type KdaPacked } from './decodeWeights.js';
 import type { KdaCarry, KimiLinearModel } from './forward.js';
 import { HybridCache } from './hybridCache.js';
@@ -70,7 +71,7 @@ import { HybridCache } from './hybridCache.js';
  * A layer's first projection of its normalised input (the residual add and norm fused in, see recordLayers);
  * with `conv`, the KDA short conv of its q|k|v outputs too, where it can be fused in (else `conv` is absent).
  */
-type Project = (weight: Tensor, conv?: NormLinearConv) => { y: Tensor; conv?: Tensor };
+type Project = (weight: Tensor, conv?: NormLinearConv, prefetch?: Tensor) => { y: Tensor; conv?: Tensor };
 
 interface DecodeCarry {
   state: Tensor;
@@ -259,6 +260,8 @@ export class BatchSession {
    * made zero once and shared by every MoE layer (each dispatch that uses it leaves it zero).
    */
   private routeScratch?: Tensor;
+  /** i32 [1], zero: the L2 prefetches' sink (fused/l2Prefetch.ts; never written with the guard at 0). */
+  private l2Sink?: Tensor;
   private readonly rows: number[] = [];
   /** The batch's page-table rows on the device (per shard group), and what they were made from. */
   private tables?: { t: Tensor[]; version: number; rows: string };
@@ -306,6 +309,7 @@ export class BatchSession {
     // Made here, not in a step: a clear recorded into a captured step would be replayed with it.
     if (asGpu(this.device) && cfg.num_experts)
       this.routeScratch = keep(this.device.zeros([routeTailWords(cfg.num_experts)], 'i32'));
+    if (asGpu(this.device)) this.l2Sink = keep(this.device.zeros([1], 'i32'));
   }
 
   /** The sequences of the decode batch (cache slots), in batch-row order. */
@@ -592,9 +596,9 @@ export class BatchSession {
     for (let i = 0; i < L; i++) {
       const norm = this.lw(i, 'input_layernorm.weight');
       // The mixer's input projection of rmsnorm(x + pending); called once per layer.
-      const project: Project = (W, conv) => {
+      const project: Project = (W, conv, prefetch) => {
         if (!pending) return { y: linear(rmsnorm(x, norm, eps), W) };
-        const r = this.addNormLinear(x, pending, norm, W, false, conv);
+        const r = this.addNormLinear(x, pending, norm, W, false, conv, undefined, prefetch);
         x = r.sum;
         pending = undefined;
         return r;
@@ -672,6 +676,8 @@ export class BatchSession {
     this.tokenIds = undefined;
     this.routeScratch?.dispose();
     this.routeScratch = undefined;
+    this.l2Sink?.dispose();
+    this.l2Sink = undefined;
     for (const a of this.absorbed.values()) for (const t of [a.wUkT, a.wUv]) t.dispose();
     this.absorbed.clear();
     for (const t of this.tables?.t ?? []) t.dispose();
@@ -825,7 +831,12 @@ export class BatchSession {
     const c = this.carries.get(i)!;
     // The conv of q|k|v rides on the projection's dispatch (addRmsnormLinear's conv) unless opts.fuseConv
     // is false or the projection has no fused form here (the first layer, batches > 1).
-    const p = project(k.inProj, this.opts.fuseConv === false ? undefined : { weight: k.conv, tail: c.tail, planes: 3 });
+    // l2Prefetch 'oproj': the projection's extra workgroups read o_proj's weights (read after the KDA step).
+    const p = project(
+      k.inProj,
+      this.opts.fuseConv === false ? undefined : { weight: k.conv, tail: c.tail, planes: 3 },
+      B === 1 && l2PrefetchTuning.sites.oproj ? w('o_proj.weight') : undefined,
+    );
     const proj = p.y;
     const qkv = p.conv ?? convStep(proj, k.conv, c.tail, { planes: 3 });
     let o: Tensor;
@@ -858,7 +869,38 @@ export class BatchSession {
       cfg.rms_norm_eps,
       w('o_proj.weight'),
       H,
+      // l2Prefetch 'route': its extra workgroups read the FFN's first projection (the next dispatch's weights).
+      this.l2Sink && B === 1 && l2PrefetchTuning.sites.route
+        ? { range: this.ffnFirstProjection(i), sink: this.l2Sink }
+        : undefined,
     );
+  }
+
+  /** The weights of layer i's first FFN projection (the packed one, or the router alone; ffnStep's `first`). */
+  private ffnFirstProjection(i: number): Tensor {
+    const f = this.packed.ffn.get(i);
+    return f ? f.inProj : this.lw(i, 'block_sparse_moe.gate.weight');
+  }
+
+  /**
+   * The first rows of the weights the step projects layer i's input with (the LM head past the last layer),
+   * up to l2PrefetchTuning.nextMB megabytes: what l2Prefetch 'next' reads in the layer before.
+   */
+  private inputProjectionHead(i: number): Tensor | undefined {
+    const cfg = this.model.cfg;
+    const model = this.model;
+    const W =
+      i >= cfg.num_hidden_layers
+        ? cfg.tie_word_embeddings
+          ? model.w('model.embed_tokens.weight')
+          : model.w('lm_head.weight')
+        : layerMixer(cfg, i) === 'kda'
+          ? this.packed.kda.get(i)?.inProj
+          : this.packed.mla.get(i);
+    if (W?.rank !== 2) return undefined;
+    const rowBytes = W.shape[1] * (W.dtype === 'bf16' ? 2 : 4);
+    const rows = Math.min(W.shape[0], Math.max(1, Math.floor((l2PrefetchTuning.nextMB * 1e6) / rowBytes)));
+    return rows === W.shape[0] ? W : W.narrow(0, 0, rows);
   }
 
   /** The low-rank gate projections as a GEMV, then the recurrent step (the path before kdaRecurrentGated). */
@@ -933,7 +975,14 @@ export class BatchSession {
     if (f && r.routes) {
       // Routed and shared experts of the token from the picks the projection's dispatch made (one term).
       const shared = { x: r.y, gate: f.gate, up: f.up, down: w(sharedDown) };
-      return { x: r.sum, terms: moeSharedDecode(h2, r.routes, experts, shared) };
+      // l2Prefetch 'down' and 'next': gate_up reads the picked experts' down rows, down the next layer's projection.
+      const sites = l2PrefetchTuning.sites;
+      const next = sites.next ? this.inputProjectionHead(i + 1) : undefined;
+      const pf =
+        this.l2Sink && (sites.down || next)
+          ? { sink: this.l2Sink, down: sites.down, ...(next ? { next } : {}) }
+          : undefined;
+      return { x: r.sum, terms: moeSharedDecode(h2, r.routes, experts, shared, pf) };
     }
     if (f && folded) {
       // The router inside gate_up's dispatch; at batch 1 routed and shared experts summed in down's (one term).
@@ -971,6 +1020,7 @@ export class BatchSession {
     keepNormed = false,
     conv?: NormLinearConv,
     route?: NormLinearRoute,
+    prefetch?: Tensor,
   ): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor; routes?: RoutesT } {
     const eps = this.model.cfg.rms_norm_eps;
     if (this.opts.fuseNormGemv !== false)
@@ -978,6 +1028,7 @@ export class BatchSession {
         keepNormed,
         conv: x.shape[0] === 1 ? conv : undefined,
         route,
+        ...(prefetch && this.l2Sink && x.shape[0] === 1 ? { prefetch: { range: prefetch, sink: this.l2Sink } } : {}),
       });
     const r = addRmsnorm(x, deltas, norm, eps);
     return { sum: r.sum, y: linear(r.normed, W), normed: r.normed };

@@ -10,6 +10,7 @@
  * Needs d % 4 == 0, H | 256, and K = H * d % 8 == 0 (bf16 W) or % 4 == 0 (f32 W).
  */
 import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
+import { l2PrefetchWgsl } from './l2Prefetch.js';
 import {
   bf16ChunkDot,
   decodeTuning,
@@ -39,7 +40,21 @@ export interface GatedNormGemvVariant {
   staged?: boolean;
   /** The sweep's first loads issued before the norms (sweep.ts prefetchOf); default decodeTuning.prefetch. */
   prefetch?: boolean;
+  /**
+   * L2 prefetch workgroups after the grid's own (l2Prefetch.ts): bindings 6 (the next kernel's weights) and 7
+   * (the sink), the uniforms' last word the sink's guard. The outputs are unchanged.
+   */
+  l2?: boolean;
+  /**
+   * Staged only: the prologue's loads issued together (default decodeTuning.eager): the head norms' o chunks and
+   * the staged chunks' o, gate and norm weights are all loaded (and the gates' 1 + exp(-gate) formed) before the
+   * first barrier, instead of one chunk a loop iteration; the same operations on the same values (bit-equal).
+   */
+  eager?: boolean;
 }
+
+/** Loads per lane in flight in the row sweep unless the variant says (else decodeTuning.unroll). */
+export const gatedNormGemvTuning: { unroll?: number } = {};
 
 /** Workgroup bytes of the staged variant (the row beside the reductions). */
 export function gatedNormGemvStagedBytes(H: number, d: number): number {
@@ -47,12 +62,16 @@ export function gatedNormGemvStagedBytes(H: number, d: number): number {
 }
 
 function unrollOf(v: GatedNormGemvVariant): number {
-  return Math.max(1, v.unroll ?? decodeTuning.unroll);
+  return Math.max(1, v.unroll ?? gatedNormGemvTuning.unroll ?? decodeTuning.unroll);
+}
+
+function eagerOf(v: GatedNormGemvVariant): boolean {
+  return !!v.staged && (v.eager ?? decodeTuning.eager);
 }
 
 export function gatedNormGemvKey(v: GatedNormGemvVariant): string {
   const u = unrollOf(v);
-  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}`;
+  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}`;
 }
 
 export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
@@ -62,7 +81,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   const K = H * d;
   const bf16 = v.wDtype === 'bf16';
   const L: string[] = [];
-  L.push('struct Params { N: u32, K: u32, eps: f32, _p: u32 };');
+  L.push(`struct Params { N: u32, K: u32, eps: f32, ${v.l2 ? 'guard' : '_p'}: u32 };`);
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> O: array<vec4<f32>>;');
   L.push('@group(0) @binding(2) var<storage, read> G: array<vec4<f32>>;');
@@ -70,6 +89,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push(`@group(0) @binding(4) var<storage, read> W: array<${bf16 ? 'vec4<u32>' : 'vec4<f32>'}>;`);
   L.push('@group(0) @binding(5) var<storage, read_write> Y: array<f32>;');
   L.push(loadFn('normWeight', 'NW', v.normDtype));
+  if (v.l2) L.push(l2PrefetchWgsl(6, GNG_WG));
   L.push(`var<workgroup> part: array<f32, ${GNG_WG}>;`);
   L.push(`var<workgroup> inv: array<f32, ${H}>;`);
   L.push(`var<workgroup> dots: array<f32, ${GNG_WG}>;`);
@@ -88,6 +108,11 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
   L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
   L.push('  let g = wid.x + wid.y * nwg.x;');
+  if (v.l2) {
+    // The grid's own workgroups first; the rest prefetch (uniform: the whole workgroup returns).
+    L.push(`  let own = (p.N + ${GNG_ROWS_PER_WG - 1}u) / ${GNG_ROWS_PER_WG}u;`);
+    L.push('  if (g >= own) { l2Prefetch(0u, 0xffffffffu, g - own, nwg.x * nwg.y - own, lid, p.guard); return; }');
+  }
   const per = bf16 ? 8 : 4;
   const pre = prefetchOf(v);
   const x = (c: string) => (v.staged ? `row[${c}]` : `xin(${c})`);
@@ -110,7 +135,28 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   if (pre) L.push(...sweepPreloadWgsl({ ...sweep, indent: '  ' }, 'n < p.N', bf16 ? 'vec4<u32>()' : 'vec4<f32>()'));
   L.push(`  let h = lid / ${TPH}u; let t = lid % ${TPH}u;`);
   L.push('  var ss = 0.0;');
-  L.push(`  for (var c = t; c < ${d4}u; c += ${TPH}u) { let x = O[h * ${d4}u + c]; ss += dot(x, x); }`);
+  const eager = eagerOf(v);
+  // Eager: the staged chunks c_i = lid + i * WG, their o, gate and norm weight (and 1 + exp(-gate)) loaded here.
+  const IT = Math.ceil(K / 4 / GNG_WG);
+  if (eager) {
+    const IS = Math.ceil(d4 / TPH);
+    for (let i = 0; i < IS; i++) {
+      L.push(`  var x${i} = vec4<f32>();`);
+      L.push(`  if (t + ${i * TPH}u < ${d4}u) { x${i} = O[h * ${d4}u + t + ${i * TPH}u]; }`);
+    }
+    for (let i = 0; i < IT; i++) {
+      L.push(`  let c${i} = lid + ${i * GNG_WG}u; let j${i} = (4u * c${i}) % ${d}u;`);
+      L.push(`  var o${i} = vec4<f32>(); var e${i} = vec4<f32>(1.0); var w${i} = vec4<f32>();`);
+      L.push(`  if (c${i} < ${K / 4}u) {`);
+      L.push(`    o${i} = O[c${i}];`);
+      L.push(
+        `    w${i} = vec4<f32>(normWeight(j${i}), normWeight(j${i} + 1u), normWeight(j${i} + 2u), normWeight(j${i} + 3u));`,
+      );
+      L.push(`    e${i} = vec4<f32>(1.0) + exp(-G[c${i}]);`);
+      L.push('  }');
+    }
+    for (let i = 0; i < IS; i++) L.push(`  if (t + ${i * TPH}u < ${d4}u) { ss += dot(x${i}, x${i}); }`);
+  } else L.push(`  for (var c = t; c < ${d4}u; c += ${TPH}u) { let x = O[h * ${d4}u + c]; ss += dot(x, x); }`);
   L.push('  part[lid] = ss;');
   L.push('  workgroupBarrier();');
   L.push('  if (t == 0u) {');
@@ -119,7 +165,12 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push(`    inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps);`);
   L.push('  }');
   L.push('  workgroupBarrier();');
-  if (v.staged) {
+  if (eager) {
+    // xin's operations in its order: w * o * inv / (1 + exp(-gate)).
+    for (let i = 0; i < IT; i++)
+      L.push(`  if (c${i} < ${K / 4}u) { row[c${i}] = w${i} * o${i} * inv[(4u * c${i}) / ${d}u] / e${i}; }`);
+    L.push('  workgroupBarrier();');
+  } else if (v.staged) {
     L.push(`  for (var c = lid; c < ${K / 4}u; c += ${GNG_WG}u) { row[c] = xin(c); }`);
     L.push('  workgroupBarrier();');
   }

@@ -33,6 +33,7 @@ import {
   gatedNormGemvStagedBytes,
   gatedNormGemvWgsl,
 } from './gatedNormGemv.wgsl.js';
+import { type L2Prefetch, l2PrefetchTuning, prefetchWorkgroups } from './l2Prefetch.js';
 import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
 import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWriteWgsl } from './normCacheWrite.wgsl.js';
 import { cacheWrite } from '../mla/index.js';
@@ -372,7 +373,7 @@ export function addRmsnormLinear(
   normWeight: Tensor,
   eps: number,
   weight: Tensor,
-  opts: { keepNormed?: boolean; conv?: NormLinearConv; route?: NormLinearRoute } = {},
+  opts: { keepNormed?: boolean; conv?: NormLinearConv; route?: NormLinearRoute; prefetch?: L2Prefetch } = {},
 ): { sum: Tensor; y: Tensor; normed?: Tensor; conv?: Tensor; routes?: RoutesT } {
   const op = 'addRmsnormLinear';
   const device = deviceOf(op, x, ...deltas, normWeight, weight);
@@ -437,6 +438,14 @@ export function addRmsnormLinear(
   const conv = cv ? gpu.empty([planes, 1, C / planes]) : undefined;
   const cw = cv ? contiguous(cv.weight) : undefined;
   const tensors = [...ins, weight, sum, y, ...(normed ? [normed] : []), ...(cv ? [cw!, cv.tail, conv!] : [])];
+  let workgroups = grid1d(N, normGemvRows(v));
+  // L2 prefetch workgroups after the grid's own (l2Prefetch.ts), where the grid is one row of workgroups.
+  const pf = opts.prefetch && workgroups[1] === 1 && l2PrefetchApplies(gpu, opts.prefetch) ? opts.prefetch : undefined;
+  if (pf) {
+    v.l2 = true;
+    workgroups = [workgroups[0] + prefetchWorkgroups(pf), 1];
+  }
+  const guard = l2PrefetchTuning.guard;
   const params = new Params().u32(N, D).f32(eps).u32(C);
   let routes: RoutesT | undefined;
   if (v.route && rt) {
@@ -449,8 +458,9 @@ export function addRmsnormLinear(
     params
       .u32(rt.col, rg0, Math.ceil((rt.col + E) / R) - rg0, rt.cfg.renormalize ? 1 : 0)
       .f32(rt.cfg.scaling)
-      .u32(0, 0, 0);
-  }
+      .u32(pf ? guard : 0, 0, 0);
+  } else if (pf) params.u32(guard, 0, 0, 0);
+  if (pf) tensors.push(pf.range, pf.sink);
   gpu.dispatch({
     kernel: {
       name: cv ? 'norm_gemv_conv' : v.route ? 'norm_gemv_route' : 'norm_gemv',
@@ -459,11 +469,23 @@ export function addRmsnormLinear(
     },
     tensors,
     params,
-    workgroups: grid1d(N, normGemvRows(v)),
+    workgroups,
   });
   for (const t of ins) t.dispose();
   cw?.dispose();
   return { sum, y, ...(normed ? { normed } : {}), ...(conv ? { conv } : {}), ...(routes ? { routes } : {}) };
+}
+
+/** Whether a prefetch's range and sink can be bound (contiguous, aligned; the sink an i32 word at least). */
+function l2PrefetchApplies(gpu: NonNullable<ReturnType<typeof asGpu>>, pf: L2Prefetch): boolean {
+  return (
+    pf.range.numel > 0 &&
+    gpu.isBindable(pf.range) &&
+    deviceOf('l2Prefetch', pf.range, pf.sink) === gpu &&
+    pf.sink.dtype === 'i32' &&
+    pf.sink.numel >= 1 &&
+    gpu.isBindable(pf.sink)
+  );
 }
 
 /**
@@ -524,6 +546,7 @@ export function gatedRmsnormLinear(
   eps: number,
   weight: Tensor,
   H: number,
+  prefetch?: L2Prefetch,
 ): Tensor {
   const op = 'gatedRmsnormLinear';
   const device = deviceOf(op, o, gate, normWeight, weight);
@@ -567,11 +590,21 @@ export function gatedRmsnormLinear(
     staged: gatedNormGemvStagedBytes(H, d) <= gpu.limits.maxComputeWorkgroupStorageSize,
   };
   if (N > 0) {
+    let workgroups = grid1d(N, GNG_ROWS_PER_WG);
+    // L2 prefetch workgroups after the grid's own (l2Prefetch.ts), where the grid is one row of workgroups.
+    const pf = prefetch && workgroups[1] === 1 && l2PrefetchApplies(gpu, prefetch) ? prefetch : undefined;
+    if (pf) {
+      v.l2 = true;
+      workgroups = [workgroups[0] + prefetchWorkgroups(pf), 1];
+    }
     gpu.dispatch({
       kernel: { name: 'gated_norm_gemv', key: gatedNormGemvKey(v), code: () => gatedNormGemvWgsl(v) },
-      tensors: [...ins, weight, y],
-      params: new Params().u32(N, K).f32(eps).u32(0),
-      workgroups: grid1d(N, GNG_ROWS_PER_WG),
+      tensors: [...ins, weight, y, ...(pf ? [pf.range, pf.sink] : [])],
+      params: new Params()
+        .u32(N, K)
+        .f32(eps)
+        .u32(pf ? l2PrefetchTuning.guard : 0),
+      workgroups,
     });
   }
   for (const t of ins) t.dispose();
@@ -694,7 +727,25 @@ export interface SharedExpertInput {
  * Returns [sum], or where that path does not apply (cpu, more rows, odd widths, unroll 1) the two
  * terms [routed, shared] from the separate ops.
  */
-export function moeSharedDecode(h: Tensor, routes: RoutesT, w: ExpertWeights, shared: SharedExpertInput): Tensor[] {
+/**
+ * moeSharedDecode's L2 prefetch (l2Prefetch.ts; the outputs are unchanged): `down`, gate_up's extra workgroups
+ * read the picked experts' down rows (the next dispatch's weights); `next`, down's extra workgroups read that
+ * range (the next layer's projection). `wgs` (default l2PrefetchTuning.wgs) is gate_up's total over its k pairs.
+ */
+export interface MoeDecodePrefetch {
+  sink: Tensor;
+  down?: boolean;
+  next?: Tensor;
+  wgs?: number;
+}
+
+export function moeSharedDecode(
+  h: Tensor,
+  routes: RoutesT,
+  w: ExpertWeights,
+  shared: SharedExpertInput,
+  prefetch?: MoeDecodePrefetch,
+): Tensor[] {
   const gpu = asGpu(deviceOf('moeSharedDecode', h, routes.idx, routes.weights, w.w1, shared.x, shared.down));
   const k = routes.idx.shape[1];
   const plan = sharedDecodePlan(gpu, h, w, shared, k);
@@ -706,14 +757,26 @@ export function moeSharedDecode(h: Tensor, routes: RoutesT, w: ExpertWeights, sh
   const idx = contiguous(routes.idx);
   const rw = contiguous(routes.weights);
   const hid = gpu.empty([k, I]);
-  const gu: MoeDecodeVariant = { mode: 'gateUp', wDtype: plan.wDtype, vec: true, k };
+  const pfDown = prefetch?.down && l2PrefetchApplies(gpu, { range: w.w2, sink: prefetch.sink }) ? prefetch : undefined;
+  const gu: MoeDecodeVariant = { mode: 'gateUp', wDtype: plan.wDtype, vec: true, k, ...(pfDown ? { l2: true } : {}) };
+  const own = Math.ceil(I / moeDecodeRows(gu));
+  // With the prefetch: each pair's extra workgroups, and W2's 32-byte sectors an expert (l2Prefetch.ts).
+  const pfWgs = pfDown ? Math.max(1, Math.round(prefetchWorkgroups(pfDown) / k)) : 0;
+  const bytesPerExpert = D * I * (plan.wDtype === 'bf16' ? 2 : 4);
   gpu.dispatch({
     kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
-    tensors: [xc, idx, w.w1, w.w3, hid],
-    params: new Params().u32(D, I, 0, 0),
-    workgroups: [Math.ceil(I / moeDecodeRows(gu)), k],
+    tensors: [xc, idx, w.w1, w.w3, hid, ...(pfDown ? [w.w2, pfDown.sink] : [])],
+    params: pfDown
+      ? new Params().u32(D, I, l2PrefetchTuning.guard, Math.ceil(bytesPerExpert / 32))
+      : new Params().u32(D, I, 0, 0),
+    workgroups: [own + pfWgs, k],
   });
-  const y = sharedDown(gpu, plan, hid, idx, rw, w, shared);
+  const next = prefetch?.next;
+  const pfNext =
+    prefetch && next && l2PrefetchApplies(gpu, { range: next, sink: prefetch.sink })
+      ? { range: next, sink: prefetch.sink, wgs: prefetch.wgs }
+      : undefined;
+  const y = sharedDown(gpu, plan, hid, idx, rw, w, shared, pfNext);
   for (const t of [xc, idx, rw, hid]) t.dispose();
   return [y];
 }
@@ -767,15 +830,28 @@ function sharedDown(
   rw: Tensor,
   w: ExpertWeights,
   shared: SharedExpertInput,
+  pf?: L2Prefetch,
 ): Tensor {
-  const { I, D, down } = plan;
+  const { I, D } = plan;
+  const down: MoeDecodeVariant = pf ? { ...plan.down, l2: true } : plan.down;
   const sx = contiguous(shared.x);
   const y = gpu.empty([1, D]);
+  const own = Math.ceil(D / moeDecodeRows(down));
   gpu.dispatch({
     kernel: { name: 'moe_decode_down_shared', key: moeDecodeKey(down), code: () => moeDecodeWgsl(down) },
-    tensors: [hid, idx, w.w2, rw, y, sx, shared.down],
-    params: new Params().u32(I, D, shared.down.shape[1], shared.gate / 4, shared.up / 4, 0, 0, 0),
-    workgroups: [Math.ceil(D / moeDecodeRows(down)), 1],
+    tensors: [hid, idx, w.w2, rw, y, sx, shared.down, ...(pf ? [pf.range, pf.sink] : [])],
+    params: new Params().u32(
+      I,
+      D,
+      shared.down.shape[1],
+      shared.gate / 4,
+      shared.up / 4,
+      pf ? l2PrefetchTuning.guard : 0,
+      0,
+      0,
+    ),
+    // The prefetch workgroups (l2Prefetch.ts) after the grid's own.
+    workgroups: [own + (pf ? prefetchWorkgroups(pf) : 0), 1],
   });
   sx.dispose();
   return y;

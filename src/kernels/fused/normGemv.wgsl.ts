@@ -16,6 +16,7 @@
  * the conv costs no dispatch and no extra pass over the projection.
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import { l2PrefetchWgsl } from './l2Prefetch.js';
 import type { RouteFoldVariant } from './routeFold.wgsl.js';
 import { routeTailKey, routeTailWgsl } from './routeTail.wgsl.js';
 import {
@@ -38,7 +39,12 @@ export const NORM_GEMV_MAX_K = 3072;
  * rows a workgroup means fewer of those prologues: the LM head (163,840 rows at the 48B shapes) runs
  * 20,480 of them at 8 rows, ~0.5 GB of cache reads beside its 0.75 GB of weights.
  */
-export const normGemvTuning: { rows?: number; convRows?: number } = {};
+export const normGemvTuning: {
+  rows?: number;
+  convRows?: number;
+  /** Loads per lane in flight in every kind's row sweep (NormGemvVariant.unroll's default; else decodeTuning.unroll). */
+  unroll?: number;
+} = {};
 
 export interface NormGemvVariant {
   K: number;
@@ -65,6 +71,18 @@ export interface NormGemvVariant {
    * and writes the token's picks and weights (routeTail.wgsl.ts). One row (the decode token) only.
    */
   route?: RouteFoldVariant;
+  /**
+   * L2 prefetch workgroups after the grid's own (l2Prefetch.ts): two bindings after all others (the next
+   * kernel's weights, the sink); the sink's guard is the uniforms' `guard` (without a route, four more words
+   * after C; with one, its first spare word). The outputs are unchanged.
+   */
+  l2?: boolean;
+  /**
+   * The prologue's loads issued together (default decodeTuning.eager): each invocation's x + deltas chunks and
+   * norm weights are loaded before any is used, instead of one chunk a loop iteration (a trip to cache each); the
+   * same values in the same order (bit-equal).
+   */
+  eager?: boolean;
 }
 
 /** Workgroup memory of a variant's kernel, bytes: the staged row, the dot and norm trees, the route's arrays. */
@@ -100,7 +118,11 @@ export function normGemvRows(v: NormGemvVariant): number {
 }
 
 function unrollOf(v: NormGemvVariant): number {
-  return Math.max(1, v.unroll ?? decodeTuning.unroll);
+  return Math.max(1, v.unroll ?? normGemvTuning.unroll ?? decodeTuning.unroll);
+}
+
+function eagerOf(v: NormGemvVariant): boolean {
+  return v.eager ?? decodeTuning.eager;
 }
 
 export function normGemvKey(v: NormGemvVariant): string {
@@ -108,7 +130,7 @@ export function normGemvKey(v: NormGemvVariant): string {
   const u = unrollOf(v);
   const r = normGemvRows(v);
   const route = v.route ? `_${routeTailKey(v.route, NG_LANES * r)}` : '';
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}`;
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
@@ -123,8 +145,8 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push(
     v.route
       ? 'struct Params { N: u32, K: u32, eps: f32, C: u32, rcol: u32, rg0: u32, rwg: u32, renorm: u32, scaling: f32,' +
-          ' _a: u32, _b: u32, _c: u32 };'
-      : 'struct Params { N: u32, K: u32, eps: f32, C: u32 };',
+          ` ${v.l2 ? 'guard' : '_a'}: u32, _b: u32, _c: u32 };`
+      : `struct Params { N: u32, K: u32, eps: f32, C: u32${v.l2 ? ', guard: u32, _a: u32, _b: u32, _c: u32' : ''} };`,
   );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;');
@@ -142,7 +164,10 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     L.push(`@group(0) @binding(${cb + 2}) var<storage, read_write> CY: array<f32>;`);
     L.push(loadFn('convWeight', 'CW', v.conv.wDtype));
   }
-  if (v.route) L.push(routeTailWgsl(v.route, v.conv ? cb + 3 : cb, WG));
+  const rb = v.conv ? cb + 3 : cb;
+  if (v.route) L.push(routeTailWgsl(v.route, rb, WG));
+  // After the route's RT, RB (with a bias), RIdx and RW.
+  if (v.l2) L.push(l2PrefetchWgsl(v.route ? rb + (v.route.hasBias ? 4 : 3) : rb, WG));
   L.push(loadFn('normWeight', 'NW', v.normDtype));
   L.push(`var<workgroup> row: array<vec4<f32>, ${K4}>;`);
   L.push(`var<workgroup> dots: array<f32, ${WG}>;`);
@@ -155,6 +180,11 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
   L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
   L.push('  let g = wid.x + wid.y * nwg.x;');
+  if (v.l2) {
+    // The grid's own workgroups first; the rest prefetch (uniform: the whole workgroup returns).
+    L.push(`  let own = (p.N + ${ROWS - 1}u) / ${ROWS}u;`);
+    L.push('  if (g >= own) { l2Prefetch(0u, 0xffffffffu, g - own, nwg.x * nwg.y - own, lid, p.guard); return; }');
+  }
   const per = bf16 ? 8 : 4;
   const pre = prefetchOf(v);
   L.push(`  let lane = lid % ${NG_LANES}u; let r = lid / ${NG_LANES}u;`);
@@ -174,21 +204,24 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     preloaded: pre,
   };
   if (pre) L.push(...sweepPreloadWgsl({ ...sweep, indent: '  ' }, 'n < p.N', bf16 ? 'vec4<u32>()' : 'vec4<f32>()'));
-  L.push('  var ss = 0.0;');
-  L.push(`  for (var c = lid; c < ${K4}u; c += ${WG}u) {`);
-  L.push(`    let s = X[c] + ${two ? '(D0[c] + D1[c])' : 'D0[c]'};`);
-  L.push('    row[c] = s;');
-  L.push('    if (g == 0u) { S[c] = s; }');
-  L.push('    ss += dot(s, s);');
-  L.push('  }');
-  L.push('  let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.K) + p.eps);');
-  L.push(`  for (var c = lid; c < ${K4}u; c += ${WG}u) {`);
-  L.push(
-    '    let w = vec4<f32>(normWeight(4u * c), normWeight(4u * c + 1u), normWeight(4u * c + 2u), normWeight(4u * c + 3u));',
-  );
-  L.push('    row[c] = w * (row[c] * inv);');
-  if (v.normed) L.push('    if (g == 0u) { NR[c] = row[c]; }');
-  L.push('  }');
+  if (eagerOf(v)) L.push(...eagerPrologue(v, K4, WG, two));
+  else {
+    L.push('  var ss = 0.0;');
+    L.push(`  for (var c = lid; c < ${K4}u; c += ${WG}u) {`);
+    L.push(`    let s = X[c] + ${two ? '(D0[c] + D1[c])' : 'D0[c]'};`);
+    L.push('    row[c] = s;');
+    L.push('    if (g == 0u) { S[c] = s; }');
+    L.push('    ss += dot(s, s);');
+    L.push('  }');
+    L.push('  let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.K) + p.eps);');
+    L.push(`  for (var c = lid; c < ${K4}u; c += ${WG}u) {`);
+    L.push(
+      '    let w = vec4<f32>(normWeight(4u * c), normWeight(4u * c + 1u), normWeight(4u * c + 2u), normWeight(4u * c + 3u));',
+    );
+    L.push('    row[c] = w * (row[c] * inv);');
+    if (v.normed) L.push('    if (g == 0u) { NR[c] = row[c]; }');
+    L.push('  }');
+  }
   L.push('  workgroupBarrier();');
   L.push('  var acc = 0.0;');
   L.push('  if (n < p.N) {');
@@ -225,4 +258,42 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   }
   L.push('}');
   return L.join('\n');
+}
+
+/**
+ * normGemvWgsl's prologue with its loads issued together (NormGemvVariant.eager): invocation lid's chunks
+ * c_i = lid + i * WG (i < ceil(K4 / WG)) of x + deltas and of the norm weight are all loaded first, then summed
+ * into ss in the loop's order, staged and scaled as the loop does (bit-equal: the same operations on the same
+ * values; row[c_i] is s_i, which this invocation wrote).
+ */
+function eagerPrologue(v: NormGemvVariant, K4: number, WG: number, two: boolean): string[] {
+  const IT = Math.ceil(K4 / WG);
+  const L: string[] = [];
+  const c = (i: number) => `lid + ${i * WG}u`;
+  for (let i = 0; i < IT; i++) {
+    L.push(`  let c${i} = ${c(i)};`);
+    L.push(`  var s${i} = vec4<f32>(); var w${i} = vec4<f32>();`);
+    L.push(`  if (c${i} < ${K4}u) {`);
+    L.push(`    s${i} = X[c${i}] + ${two ? `(D0[c${i}] + D1[c${i}])` : `D0[c${i}]`};`);
+    L.push(
+      `    w${i} = vec4<f32>(normWeight(4u * c${i}), normWeight(4u * c${i} + 1u), normWeight(4u * c${i} + 2u), normWeight(4u * c${i} + 3u));`,
+    );
+    L.push('  }');
+  }
+  L.push('  var ss = 0.0;');
+  for (let i = 0; i < IT; i++) {
+    L.push(`  if (c${i} < ${K4}u) {`);
+    L.push(`    row[c${i}] = s${i};`);
+    L.push(`    if (g == 0u) { S[c${i}] = s${i}; }`);
+    L.push(`    ss += dot(s${i}, s${i});`);
+    L.push('  }');
+  }
+  L.push('  let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.K) + p.eps);');
+  for (let i = 0; i < IT; i++) {
+    L.push(`  if (c${i} < ${K4}u) {`);
+    L.push(`    row[c${i}] = w${i} * (s${i} * inv);`);
+    if (v.normed) L.push(`    if (g == 0u) { NR[c${i}] = row[c${i}]; }`);
+    L.push('  }');
+  }
+  return L;
 }

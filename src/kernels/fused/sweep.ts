@@ -13,7 +13,19 @@
  * `decodeTuning.unroll` picks U for every kernel generated after it is set (pipeline keys include it);
  * 1 gives the plain loop of before (bench decode --gemv-unroll 1).
  */
-export const decodeTuning = { unroll: 4, prefetch: false };
+export const decodeTuning = {
+  unroll: 4,
+  prefetch: false,
+  /**
+   * The norm GEMVs' prologues with their loads issued together (normGemv.wgsl.ts / gatedNormGemv.wgsl.ts `eager`;
+   * bench decode --eager-prologue on|off): bit-equal to the loops. On since the tenth session: H200, 48B preset,
+   * batch 1, int8 cache, 4K, one process (bench/results/2026-12-02-h200-gemv10-s2-sweep4k.json): TPOT 3.768 /
+   * 3.770 ms against 3.884 / 3.888 with the loops; profiled ms a step norm_gemv_route 0.560 (0.617 / 0.602),
+   * norm_gemv_conv 0.557 / 0.560 (0.604 / 0.587), norm_gemv 0.436 (0.461 / 0.451), gated_norm_gemv 0.387 / 0.385
+   * (0.410 / 0.404). Each prologue was a chain of trips to cache, one chunk a loop iteration.
+   */
+  eager: true,
+};
 
 /**
  * Prefetch (decodeTuning.prefetch, off by default, bench decode --gemv-prefetch): the kernels whose workgroups run a

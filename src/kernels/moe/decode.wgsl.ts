@@ -13,6 +13,7 @@
 import { WGSL_MATH } from '../elementwise/elementwise.wgsl.js';
 import { type RouteFoldVariant, routeFoldKey, routeFoldWgsl } from '../fused/routeFold.wgsl.js';
 import { bf16ChunkDot, decodeTuning, prefetchOf, type SweepSpec, sweepPreloadWgsl, sweepWgsl } from '../fused/sweep.js';
+import { l2PrefetchWgsl } from '../fused/l2Prefetch.js';
 
 export const MOE_DECODE_LANES = 32;
 export const MOE_DECODE_ROWS = 8;
@@ -109,6 +110,14 @@ export interface MoeDecodeVariant {
    * two loops (bit-equal). Default moeDecodeTuning.pairGateUp.
    */
   pair?: boolean;
+  /**
+   * L2 prefetch workgroups after the grid's own (fused/l2Prefetch.ts; the outputs are unchanged). gateUp without
+   * the folded router: each pair j's extra workgroups read the down rows W2[idx[j]] (the next dispatch's), with
+   * W2 and the sink as bindings 6 and 7 and the uniforms' spare words the guard and W2's 32-byte sectors an
+   * expert. down with the shared expert: a given range (the next layer's projection) and the sink as bindings 8
+   * and 9, the guard in the first spare word.
+   */
+  l2?: boolean;
 }
 
 /** Whether a gateUp variant sweeps W1 and W3 in one loop (see MoeDecodeVariant.pair). */
@@ -164,7 +173,12 @@ export function moeDecodeKey(v: MoeDecodeVariant): string {
   const l = lanesOf(v);
   const rw = moeDecodeRows(v);
   const rowsTag = rw * l !== MOE_DECODE_LANES * MOE_DECODE_ROWS ? `_r${rw}` : '';
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}`;
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}${l2Of(v) ? '_l2' : ''}`;
+}
+
+/** Whether the variant prefetches (MoeDecodeVariant.l2): gateUp without the router, or down with the shared expert. */
+export function l2Of(v: MoeDecodeVariant): boolean {
+  return !!v.l2 && ((v.mode === 'gateUp' && !routeOf(v)) || sharedOf(v));
 }
 
 /** The folded router of a gateUp variant (its k must be the variant's). */
@@ -191,12 +205,13 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   const shared = sharedOf(v);
   const route = routeOf(v);
   // sK, gate4, up4: the shared expert's width and its gate / up columns in SX (vec4 units).
+  const l2 = l2Of(v);
   L.push(
     shared
-      ? 'struct Params { Kin: u32, Nout: u32, sK: u32, gate4: u32, up4: u32, _a: u32, _b: u32, _c: u32 };'
+      ? `struct Params { Kin: u32, Nout: u32, sK: u32, gate4: u32, up4: u32, ${l2 ? 'guard' : '_a'}: u32, _b: u32, _c: u32 };`
       : route
         ? 'struct Params { Kin: u32, Nout: u32, rld: u32, rcol: u32, renorm: u32, scaling: f32, _a: u32, _b: u32 };'
-        : 'struct Params { Kin: u32, Nout: u32, _a: u32, _b: u32 };',
+        : `struct Params { Kin: u32, Nout: u32, ${l2 ? 'guard: u32, pfSectors: u32' : '_a: u32, _b: u32'} };`,
   );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push(`@group(0) @binding(1) var<storage, read> X: array<${xElem}>;`);
@@ -229,6 +244,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       L.push('}');
     }
   }
+  if (l2) L.push(l2PrefetchWgsl(gateUp ? 6 : 8, WG));
   if (bf16) {
     L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
     L.push('fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }');
@@ -286,7 +302,21 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push(dot('W3'));
   } else L.push(dot('W2'));
   L.push(`@compute @workgroup_size(${WG})`);
-  L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {');
+  L.push(
+    `fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>${l2 ? ', @builtin(num_workgroups) nwg: vec3<u32>' : ''}) {`,
+  );
+  if (l2) {
+    // The grid's own row blocks first; the rest prefetch (uniform: the whole workgroup returns). gateUp: pair
+    // wid.y's expert's down rows; down: the given range.
+    L.push(`  let own = (p.Nout + ${ROWS - 1}u) / ${ROWS}u;`);
+    L.push('  if (wid.x >= own) {');
+    if (gateUp) {
+      L.push('    let pe = u32(idx[wid.y]);');
+      L.push('    l2Prefetch(pe * p.pfSectors, p.pfSectors, wid.x - own, nwg.x - own, lid, p.guard);');
+    } else L.push('    l2Prefetch(0u, 0xffffffffu, wid.x - own, nwg.x - own, lid, p.guard);');
+    L.push('    return;');
+    L.push('  }');
+  }
   L.push(`  let lane = lid % ${LANES}u;`);
   L.push(`  let row = wid.x * ${ROWS}u + lid / ${LANES}u;`);
   L.push('  let live = row < p.Nout;');

@@ -1,0 +1,229 @@
+/**
+ * The two-pass int8 MLA decode on the tensor cores (issue #4): the work layout of its two streaming kernels and every
+ * fragment offset they use, as affine expressions (int8SgmPlan.ts's Aff / Frag) read by both the WGSL generators
+ * (decodeInt8Scores.wgsl.ts, decodeInt8Pv.wgsl.ts) and the plain-TS emulation (int8TwoPassEmulate.ts).
+ *
+ * Why two passes: the fused kernel (decodeInt8Sgm.wgsl.ts) runs per 32-token block a chain of ~10 latency-bound
+ * phases between barriers (stage, S, softmax, P x V, the fold of every block's i32 products into an f32 O through
+ * workgroup memory), ~6.7x the cache's bandwidth floor at 1M. Split in two, each kernel has ~2-3 phases a block and
+ * the P x V products never leave their i32 accumulators inside a chunk, because the chunk's max is known before P is
+ * quantised (no rescale; int8LazyReference.ts with mRef 'chunkMax', tau 0: TWO_PASS_PV):
+ *   A (scores) workgroup (chunkA, b, head group of 32): per block of TT = 32 staged rows, S = q . k as int8 MMAs
+ *     (c_kv and k_pe apart: their own row scales), formed into f32 base-2 scores exactly as the fused kernel forms
+ *     them, written to `scores` [B, HP, Tpad] (f32), plus each (block, head)'s max and the block's largest value scale
+ *     (c_kv's) to `stats` [B, nBlk, SA]. 8 subgroups: sgi = 4 kh + 2 nt + mh takes head half mh, token half nt, and
+ *     the c_kv K-steps [kh LK / 2, (kh + 1) LK / 2) and the k_pe steps kh + 2 i, its query fragments held in registers
+ *     from before the loop; the i32 tiles meet in `sc` (c_kv partial kh, then k_pe partial kh), where thread
+ *     (head lid >> 3, tokens 4 (lid & 7) ..) sums them and forms the scores. Streams the cache once (RW words a token).
+ *   B (P x V) workgroup (chunk, b, head group x column split): m = its chunk's max per head and s_ref = its largest
+ *     value scale, both from A's block stats (a subgroup reduction, no barrier); per block, thread (lane = token,
+ *     subgroup = HT heads) makes p = 2^(s - m), x = min(1, p s_t / s_ref), Q = floor(16383 x + u_t) (dithered,
+ *     lazyDither) and writes its two 7-bit digits to `pw` (hi: words [0, 256), lo: [256, 512), [32 heads, 8 words]
+ *     row-major as the fused kernel's P8); the block's c_kv codes are staged to `kv` (the workgroup's columns only,
+ *     rows KSB words apart); then each subgroup accumulates P_hi x V and P_lo x V into i32 result matrices (its CFS
+ *     value fragments x MH head halves x 2 digits) that live across the whole chunk. At the chunk's end each
+ *     accumulator goes once through the subgroup's slot in kv into o = unit (128 A_hi + A_lo), unit = s_ref / 16383,
+ *     written with m and l (sum of p, f32) as the partials merge.wgsl.ts takes. Streams S (4 HP bytes a token) and the
+ *     c_kv codes (Rv bytes + the scale a token).
+ * Offsets and strides in 32-bit words (as Dawn in npm webgpu 0.6.2 counts int8 operands read from array<i32>); the
+ * generators multiply the int8 operands' by 4 for a Dawn that counts elements.
+ */
+import type { SgmVariant } from '../int8/subgroupMatrix.wgsl.js';
+import { int8RowLayout, type Int8RowLayout } from './int8Layout.js';
+import { MLA_INT8_TT } from './int8Reference.js';
+import type { Frag } from './int8SgmPlan.js';
+import { mlaInt8SgmUnsupported } from './int8SgmPlan.js';
+
+/** Heads a workgroup of either kernel (two head halves of 16: the MMA's M). */
+export const TWO_PASS_HW = 32;
+/** Subgroups of the scores kernel: 2 head halves x 2 token halves x 2 K halves. */
+export const SCORES_NS = 8;
+/** Q's largest value: two 7-bit digits (int8LazyReference.ts digits 2). */
+export const TWO_PASS_QMAX = 128 * 127 + 127;
+
+export interface MlaInt8TwoPassOptions {
+  /** P x V: value-column splits (workgroups a chunk and head group; 1 or 2): fewer accumulators a lane. Default 1. */
+  colSplit?: 1 | 2;
+  /** P x V: subgroups a workgroup (8 or 16; default 16 where the columns split over them). */
+  pvSubgroups?: 8 | 16;
+  /** Scores: chunks a sequence (workgroups a head group); default 4 a SM of an H200 (scoresChunks). */
+  scoresChunks?: number;
+}
+
+export interface MlaInt8TwoPassPlan extends Int8RowLayout {
+  H: number;
+  NG: number;
+  HP: number;
+  TT: number;
+  /** Scores: c_kv and k_pe K-steps of 32 channels (LK even, RK even: split over the two K halves). */
+  LK: number;
+  RK: number;
+  /** Scores: words between score tiles' head rows in sc (TT + 4: the tile stores spread over the banks), sc words. */
+  SS: number;
+  SCW: number;
+  /** Scores: staged rows (TT x RW words). */
+  KVA: number;
+  /** stats row: HP head maxima then the block's largest c_kv scale (word HP), padded to a multiple of 4. */
+  SA: number;
+  /** P x V: column splits, subgroups, threads, heads a thread (P), value fragments a workgroup and a subgroup. */
+  CS: number;
+  NSB: number;
+  WGB: number;
+  HT: number;
+  NCFW: number;
+  CFS: number;
+  /** P x V: c_kv words a workgroup stages a row, the staged row stride (padded), kv words (rows or the flush slots). */
+  WC: number;
+  KSB: number;
+  KVB: number;
+  variant: SgmVariant;
+  scoresChunks?: number;
+  sharedBytesA: number;
+  sharedBytesB: number;
+}
+
+export function planMlaInt8TwoPass(
+  o: { H: number; R: number; Rv: number; variant: SgmVariant } & MlaInt8TwoPassOptions,
+  maxSharedBytes: number,
+  maxInvocations = 1024,
+): MlaInt8TwoPassPlan {
+  const { H, R, Rv } = o;
+  const why = mlaInt8SgmUnsupported(R, Rv);
+  if (why) throw new Error(`mlaDecode (int8, two-pass): ${why}`);
+  const L = int8RowLayout(R, Rv);
+  const TT = MLA_INT8_TT;
+  const HW = TWO_PASS_HW;
+  const NG = Math.ceil(H / HW);
+  const LK = L.LWp / 8;
+  const RK = L.RWp / 8;
+  if (LK % 2 || RK % 2)
+    throw new Error(
+      `mlaDecode (int8, two-pass): the scores split c_kv and k_pe K-steps over two K halves; got ${LK} and ${RK} steps of 32 channels`,
+    );
+  const SS = TT + 4;
+  const SCW = 4 * HW * SS;
+  const KVA = TT * L.RW;
+  const CS = o.colSplit ?? 1;
+  if (CS !== 1 && CS !== 2) throw new Error(`mlaDecode (int8, two-pass): colSplit 1 or 2, got ${CS}`);
+  const NCF = L.LWp / 4;
+  if (NCF % CS) throw new Error(`mlaDecode (int8, two-pass): ${NCF} value fragments do not split in ${CS}`);
+  const NCFW = NCF / CS;
+  const NSB = o.pvSubgroups ?? (NCFW % 16 === 0 && maxInvocations >= 512 ? 16 : 8);
+  // 8 subgroups at least: P's thread takes HW / NSB heads as a WGSL vector (at most 4).
+  if (NSB !== 8 && NSB !== 16) throw new Error(`mlaDecode (int8, two-pass): pvSubgroups 8 or 16, got ${NSB}`);
+  if (32 * NSB > maxInvocations)
+    throw new Error(`mlaDecode (int8, two-pass): ${32 * NSB} threads a workgroup, the device allows ${maxInvocations}`);
+  if (NCFW % NSB)
+    throw new Error(
+      `mlaDecode (int8, two-pass): ${NCFW} value fragments a workgroup do not split over ${NSB} subgroups`,
+    );
+  const WC = L.LWp / CS;
+  // Rows 4 words longer than the columns staged: a fragment's 32 token rows over the banks (stride % 32 = 4).
+  const KSB = WC + 4;
+  const KVB = Math.max(TT * KSB, NSB * 256);
+  const SA = Math.ceil((NG * HW + 1) / 4) * 4;
+  const sharedBytesA = 4 * (KVA + SCW);
+  const sharedBytesB = 4 * (KVB + 2 * HW * (TT / 4));
+  for (const [k, bytes] of [
+    ['scores', sharedBytesA],
+    ['P x V', sharedBytesB],
+  ] as const)
+    if (bytes > maxSharedBytes)
+      throw new Error(
+        `mlaDecode (int8, two-pass): the ${k} kernel needs ${bytes} bytes of workgroup memory, the device allows ${maxSharedBytes}`,
+      );
+  if (o.scoresChunks !== undefined && !(Number.isInteger(o.scoresChunks) && o.scoresChunks >= 1))
+    throw new Error(`mlaDecode (int8, two-pass): scoresChunks must be a positive integer, got ${o.scoresChunks}`);
+  return {
+    ...L,
+    H,
+    NG,
+    HP: NG * HW,
+    TT,
+    LK,
+    RK,
+    SS,
+    SCW,
+    KVA,
+    SA,
+    CS,
+    NSB,
+    WGB: 32 * NSB,
+    HT: HW / NSB,
+    NCFW,
+    CFS: NCFW / NSB,
+    WC,
+    KSB,
+    KVB,
+    variant: o.variant,
+    scoresChunks: o.scoresChunks,
+    sharedBytesA,
+    sharedBytesB,
+  };
+}
+
+export function mlaInt8ScoresKey(p: MlaInt8TwoPassPlan): string {
+  return `mla_int8_scores_h${p.H}_r${p.R}_rv${p.Rv}_${p.variant.syntax}_${p.variant.units}`;
+}
+
+export function mlaInt8PvKey(p: MlaInt8TwoPassPlan): string {
+  return `mla_int8_pv_h${p.H}_r${p.R}_rv${p.Rv}_cs${p.CS}_ns${p.NSB}_${p.variant.syntax}_${p.variant.units}`;
+}
+
+/**
+ * Chunks of the scores kernel: ~4 workgroups a SM of an H200 (528; its outputs are per token, so more chunks cost
+ * no merge), at least one block each.
+ */
+export function defaultScoresChunks(maxLength: number, B: number, NG: number): number {
+  return Math.max(1, Math.min(Math.ceil(maxLength / MLA_INT8_TT), Math.ceil(528 / (B * NG))));
+}
+
+/**
+ * The fragments. Runtime names: b (sequence), g (head group), and the scores' roles mh, nt, kh of subgroup sgi
+ * (scoresRoles), or the P x V subgroup sgi. qr: query rows [B, HP, RW]; kv: staged rows; sc: score tiles; pw: digits.
+ */
+export function twoPassFrags(p: MlaInt8TwoPassPlan) {
+  const { RW, HP, SS, LK, RK, LWp, KSB, CFS } = p;
+  const HW = TWO_PASS_HW;
+  const qRow = { b: HP * RW, g: HW * RW, mh: 16 * RW };
+  const steps = (n: number) => Array.from({ length: n }, (_, j) => j);
+  return {
+    /** Scores: the subgroup's query fragments (c_kv steps kh LK / 2 + j, then k_pe steps kh + 2 i), row-major. */
+    query: [
+      ...steps(LK / 2).map((j): Frag => ({ offset: { ...qRow, kh: 4 * LK, '': 8 * j }, stride: RW, colMajor: false })),
+      ...steps(RK / 2).map(
+        (i): Frag => ({ offset: { ...qRow, kh: 8, '': LWp + 16 * i }, stride: RW, colMajor: false }),
+      ),
+    ],
+    /** Scores: the key fragment of query fragment i (the 16 staged rows of token half nt, column-major). */
+    key: (i: number): Frag =>
+      i < LK / 2
+        ? { offset: { nt: 16 * RW, kh: 4 * LK, '': 8 * i }, stride: RW, colMajor: true }
+        : { offset: { nt: 16 * RW, kh: 8, '': LWp + 16 * (i - LK / 2) }, stride: RW, colMajor: true },
+    /** Scores: query fragments of c_kv (the first LK / 2), the rest k_pe. */
+    lq: LK / 2,
+    /** Scores: where the subgroup's c_kv (part 0) or k_pe (part 1) tile of [heads, tokens] goes in sc. */
+    tile: (part: 0 | 1): Frag => ({
+      offset: { '': 2 * part * HW * SS, kh: HW * SS, mh: 16 * SS, nt: 16 },
+      stride: SS,
+      colMajor: false,
+    }),
+    /** Scores: word of sc holding partial kh of part (0 c_kv, 1 k_pe) for head h, token t. */
+    scoreWord: (part: 0 | 1, kh: number, h: number, t: number) => (2 * part + kh) * HW * SS + h * SS + t,
+    /** P x V: digit d (0 hi, 1 lo) of head half m, row-major [16 heads, TT tokens]. */
+    pLeft: (m: number, d: number): Frag => ({
+      offset: { '': d * HW * (p.TT / 4) + 16 * m * (p.TT / 4) },
+      stride: p.TT / 4,
+      colMajor: false,
+    }),
+    /** P x V: value fragment j of subgroup sgi, row-major [TT tokens, 16 columns] of the staged codes. */
+    v: (j: number): Frag => ({ offset: { sgi: 4 * CFS, '': 4 * j }, stride: KSB, colMajor: false }),
+    /** P x V flush: the subgroup's 16 x 16 i32 slot in kv. */
+    slot: { offset: { sgi: 256 }, stride: 16, colMajor: false } as Frag,
+  };
+}
+
+/** The scores kernel's roles of subgroup sgi: head half mh, token half nt, K half kh. */
+export function scoresRoles(sgi: number): { mh: number; nt: number; kh: number } {
+  return { mh: sgi & 1, nt: (sgi >> 1) & 1, kh: sgi >> 2 };
+}

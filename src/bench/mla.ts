@@ -32,6 +32,7 @@ import {
 } from '../kernels/mla/index.js';
 import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
 import { type MlaInt8SgmOptions, SGM_STAGES, type SgmStage } from '../kernels/mla/int8SgmPlan.js';
+import { mlaDecodeInt8LazyReference, TWO_PASS_PV } from '../kernels/mla/int8LazyReference.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
@@ -67,7 +68,15 @@ export interface MlaBenchOptions {
    * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants), 'sgm-wide'
    * (SGM_WIDE_VARIANTS), 'sgm-lazy' (SGM_LAZY_VARIANTS), 'sgm-lazy-check' (SGM_LAZY_CHECK_VARIANTS), or 'none'.
    */
-  int8VariantSet?: 'all' | 'sgm-stages' | 'sgm-wide' | 'sgm-lazy' | 'sgm-lazy-check' | 'sgm-lazy-regs' | 'none';
+  int8VariantSet?:
+    | 'all'
+    | 'sgm-stages'
+    | 'sgm-wide'
+    | 'sgm-lazy'
+    | 'sgm-lazy-check'
+    | 'sgm-lazy-regs'
+    | 'two-pass'
+    | 'none';
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
 }
@@ -280,6 +289,21 @@ export const SGM_LAZY_REGS_VARIANTS: Partial<MlaDecodeOptions>[] = (
   ] as MlaInt8SgmOptions[]
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 
+/**
+ * `--int8-variants two-pass`: the two-pass kernels' (int8TwoPassPlan.ts) layout choices beside its default: the value
+ * columns split over two workgroups (half the accumulators a lane: more workgroups an SM), 8 P x V subgroups, the
+ * scores' and the P x V pass's chunk counts.
+ */
+export const TWO_PASS_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2, pvSubgroups: 8 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { pvSubgroups: 8 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresChunks: 132 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', chunks: 264 },
+  { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2 }, chunks: 264 },
+];
+
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { sHalves: false, lateFetch: false },
@@ -414,7 +438,9 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     (k) => k === 'dp4a' || sgmPrep?.kernel === 'subgroup-matrix',
   );
   const int8Runs = (v: Partial<MlaDecodeOptions>) =>
-    v.int8Kernel === 'subgroup-matrix' ? sgmPrep?.kernel === 'subgroup-matrix' : int8Kernels.includes('dp4a');
+    v.int8Kernel === 'subgroup-matrix' || v.int8Kernel === 'two-pass'
+      ? sgmPrep?.kernel === 'subgroup-matrix'
+      : int8Kernels.includes('dp4a');
   const kernels = int8
     ? (int8Kernels as unknown as MlaDecodeKernel[])
     : o.kernels.filter((k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k);
@@ -426,6 +452,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'sgm-lazy': SGM_LAZY_VARIANTS,
     'sgm-lazy-check': SGM_LAZY_CHECK_VARIANTS,
     'sgm-lazy-regs': SGM_LAZY_REGS_VARIANTS,
+    'two-pass': TWO_PASS_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -459,10 +486,10 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       let layout: Record<string, unknown>;
       if (int8) {
         const NG = Math.ceil(H / 32);
-        const sgm = (kernel as string) === 'subgroup-matrix';
+        const sgm = (kernel as string) === 'subgroup-matrix' || (kernel as string) === 'two-pass';
         layout = {
           kernel: `int8-${kernel}`,
-          int8Sgm: sgm ? o.int8Sgm : undefined,
+          int8Sgm: (kernel as string) === 'subgroup-matrix' ? o.int8Sgm : undefined,
           blockTokens: 32,
           chunks: sgm ? defaultInt8SgmChunks(T, o.batch, NG) : defaultInt8Chunks(T, o.batch, NG),
         };
@@ -573,6 +600,19 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         dp4a: mlaDecodeInt8Reference(q, words, table, lengths, d),
         f32: mlaDecodeInt8Reference(q, words, table, lengths, d, { pv: 'f32' }),
       };
+      // The two-pass kernels' own scheme (int8LazyReference.ts TWO_PASS_PV) at the P x V pass's chunk length.
+      const twoPassRefs = new Map<number, Float32Array>();
+      const twoPassRef = (chunks?: number) => {
+        const NG = Math.ceil(H / 32);
+        const want = chunks ?? defaultInt8SgmChunks(T, o.batch, NG);
+        const chunkLen = Math.ceil(T / want / 32) * 32;
+        let r = twoPassRefs.get(chunkLen);
+        if (!r) {
+          r = mlaDecodeInt8LazyReference(q, words, table, lengths, d, { ...TWO_PASS_PV, chunkLen });
+          twoPassRefs.set(chunkLen, r);
+        }
+        return r;
+      };
       // The dp4a kernel's default output: the tensor-core kernel must match it to f32 rounding.
       const dp4aOut = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Kernel: 'dp4a' });
       const dp4a = (await dp4aOut.read()) as Float32Array;
@@ -597,6 +637,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           kernel: `int8-${v.int8Kernel ?? 'dp4a'}`,
           ...v,
           vsInt8Reference: err(got, ref),
+          vsTwoPassReference: v.int8Kernel === 'two-pass' ? err(got, twoPassRef(v.chunks)) : undefined,
           // The lazy form's device check: where its error lies (mlalazy2).
           lazyDiag: v.int8Sgm?.lazy ? lazyDiag(got, ref, H, Rv) : undefined,
           vsDp4aKernel: v.int8Pv ? undefined : err(got, dp4a),
@@ -680,7 +721,7 @@ export function registerMlaBench(bench: Command): void {
     .option('--subgroup-size <n>', 'tiled kernel: subgroup size to compile for if the adapter reports a range')
     .option(
       '--int8-kernels <k,...>',
-      'int8 cache: kernels to time, dp4a and subgroup-matrix (tensor cores: needs --unsafe-apis and a device that has them)',
+      'int8 cache: kernels to time, dp4a, subgroup-matrix and two-pass (tensor cores: need --unsafe-apis and a device that has them)',
       'subgroup-matrix,dp4a',
     )
     .option(
@@ -690,7 +731,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows) or none',
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices) or none",
       'all',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
@@ -718,15 +759,26 @@ export function registerMlaBench(bench: Command): void {
       sweepBlocks: opts.sweepBlocks ? parseList(opts.sweepBlocks) : [],
       subgroupSize: opts.subgroupSize ? parseList(opts.subgroupSize)[0] : undefined,
       int8Kernels: opts.int8Kernels.split(',').map((k) => {
-        if (k !== 'dp4a' && k !== 'subgroup-matrix')
-          throw new Error(`--int8-kernels: '${k}' is not dp4a or subgroup-matrix`);
+        if (k !== 'dp4a' && k !== 'subgroup-matrix' && k !== 'two-pass')
+          throw new Error(`--int8-kernels: '${k}' is not dp4a, subgroup-matrix or two-pass`);
         return k;
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
       int8VariantSet: ((v) => {
-        if (!['all', 'sgm-stages', 'sgm-wide', 'sgm-lazy', 'sgm-lazy-check', 'sgm-lazy-regs', 'none'].includes(v))
+        if (
+          ![
+            'all',
+            'sgm-stages',
+            'sgm-wide',
+            'sgm-lazy',
+            'sgm-lazy-check',
+            'sgm-lazy-regs',
+            'two-pass',
+            'none',
+          ].includes(v)
+        )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

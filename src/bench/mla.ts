@@ -33,6 +33,8 @@ import {
 import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
 import { type MlaInt8SgmOptions, SGM_STAGES, type SgmStage } from '../kernels/mla/int8SgmPlan.js';
 import { mlaDecodeInt8LazyReference, TWO_PASS_PV } from '../kernels/mla/int8LazyReference.js';
+import { int8TwoPassScores } from '../kernels/mla/int8TwoPassDecode.js';
+import { emulateScores } from '../kernels/mla/int8TwoPassEmulate.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
@@ -303,6 +305,36 @@ export const TWO_PASS_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'two-pass', chunks: 264 },
   { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2 }, chunks: 264 },
 ];
+
+/**
+ * The two-pass scores (or block stats) from the device against their emulation, over the entries the emulation
+ * wrote (finite, not the -3e38 past a sequence: those must be equal): max |diff| / max |expected|, and the first
+ * entry off by more than 1e-4 of max |expected| as (row, column) of rows of `cols` (a score's: sequence x head, token).
+ */
+export function scoreDiff(got: Float32Array, want: Float32Array, cols: number) {
+  let maxAbs = 0;
+  let maxRef = 0;
+  let compared = 0;
+  let sentinelMismatch = 0;
+  for (let i = 0; i < want.length; i++) {
+    if (Number.isNaN(want[i])) continue;
+    if (Math.abs(want[i]) > 1e30) {
+      if (got[i] !== want[i]) sentinelMismatch++;
+      continue;
+    }
+    compared++;
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+    const d = Math.abs(got[i] - want[i]);
+    maxAbs = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(maxAbs, d);
+  }
+  let firstBad: Record<string, number> | undefined;
+  for (let i = 0; i < want.length && !firstBad; i++) {
+    if (Number.isNaN(want[i]) || Math.abs(want[i]) > 1e30) continue;
+    if (!(Math.abs(got[i] - want[i]) <= 1e-4 * maxRef))
+      firstBad = { row: Math.floor(i / cols), col: i % cols, got: got[i], want: want[i] };
+  }
+  return { compared, relToMax: maxAbs / maxRef, sentinelMismatch, firstBad };
+}
 
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
@@ -621,6 +653,26 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         ...int8Kernels.map((k) => ({ int8Kernel: k, int8Sgm: k === 'subgroup-matrix' ? o.int8Sgm : undefined })),
         ...int8Variants.filter(int8Runs),
       ];
+      // The two-pass kernels' first pass alone against its emulation (int8TwoPassEmulate.ts) on the same words: every
+      // score and block stat, so a wrong A + B output can be placed in one kernel.
+      if (int8Kernels.includes('two-pass')) {
+        try {
+          const a = int8TwoPassScores(gpu, x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T });
+          const gotS = (await a.scores.read()) as Float32Array;
+          const gotStats = (await a.stats.read()) as Float32Array;
+          a.scores.dispose();
+          a.stats.dispose();
+          const em = emulateScores(q, words, table, lengths, d, a.plan, a.chunkLenA);
+          checks.push({
+            context: T,
+            kernel: 'int8-two-pass-scores',
+            scoresVsEmulation: scoreDiff(gotS, em.scores, a.Tpad),
+            statsVsEmulation: scoreDiff(gotStats, em.stats, a.plan.SA),
+          });
+        } catch (e) {
+          checks.push({ context: T, kernel: 'int8-two-pass-scores', error: (e as Error).message });
+        }
+      }
       for (const v of runs) {
         const ref = refs[v.int8Pv ?? 'dp4a'];
         let got: Float32Array;

@@ -27,6 +27,43 @@ import {
 /** What bench decode's `--mla-int8-two-pass` sets for every call that leaves it unset (int8SgmPlan's overrides' kin). */
 export const mlaInt8TwoPassOverrides: { options?: MlaInt8TwoPassOptions } = {};
 
+/** Kernel A alone: scores [B, HP, Tpad] and stats [B, nBlk, SA] (bench mla's device check of the first pass). */
+export function int8TwoPassScores(
+  gpu: GpuContext,
+  qFull: Tensor,
+  pool: Tensor,
+  pageTable: Tensor,
+  lengths: Tensor,
+  opts: MlaDecodeOptions,
+) {
+  const [B, H, R] = qFull.shape;
+  const { Rv, scale } = opts;
+  const state = mlaInt8SgmState.get(gpu);
+  if (!state?.variant) throw new Error('mlaDecode (int8, two-pass): call prepareMlaInt8Sgm(gpu) first');
+  const plan = planMlaInt8TwoPass(
+    { H, R, Rv, variant: state.variant, ...mlaInt8TwoPassOverrides.options, ...opts.int8TwoPass },
+    gpu.limits.maxComputeWorkgroupStorageSize,
+    gpu.limits.maxComputeInvocationsPerWorkgroup,
+  );
+  const { NG, HP, TT, SA } = plan;
+  const maxLen = Math.max(1, opts.maxLength);
+  // Kernel A's own split (its outputs are per token: more workgroups than B's chunks cost no merge).
+  const a = splitSequence(gpu, maxLen, plan.scoresChunks ?? defaultScoresChunks(maxLen, B, NG), TT);
+  const Tpad = a.chunks * a.chunkLen;
+  const nBlk = Tpad / TT;
+  const qr = int8QueryRows(qFull, { Rv, HP, scale });
+  const scores = gpu.empty([B, HP, Tpad]);
+  const stats = gpu.empty([B, nBlk, SA]);
+  gpu.dispatch({
+    kernel: { name: 'mla_decode_int8_scores', key: mlaInt8ScoresKey(plan), code: () => mlaInt8ScoresWgsl(plan) },
+    tensors: [qr, pool, pageTable, lengths, scores, stats],
+    params: pagedChunkParams(pageTable, pool.shape[1], a.chunks, a.chunkLen, [Tpad, nBlk, 0]),
+    workgroups: [a.chunks, B, NG],
+  });
+  qr.dispose();
+  return { plan, scores, stats, Tpad, nBlk, chunkLenA: a.chunkLen };
+}
+
 export function int8TwoPassDecode(
   gpu: GpuContext,
   qFull: Tensor,
@@ -35,38 +72,22 @@ export function int8TwoPassDecode(
   lengths: Tensor,
   opts: MlaDecodeOptions,
 ): Tensor {
-  const [B, H, R] = qFull.shape;
-  const { Rv, scale } = opts;
-  const state = mlaInt8SgmState.get(gpu)!;
-  const plan = planMlaInt8TwoPass(
-    { H, R, Rv, variant: state.variant!, ...mlaInt8TwoPassOverrides.options, ...opts.int8TwoPass },
-    gpu.limits.maxComputeWorkgroupStorageSize,
-    gpu.limits.maxComputeInvocationsPerWorkgroup,
-  );
-  const { NG, HP, TT, SA } = plan;
+  const [B, H] = qFull.shape;
+  const { Rv } = opts;
+  const { plan, scores, stats, Tpad, nBlk } = int8TwoPassScores(gpu, qFull, pool, pageTable, lengths, opts);
   const maxLen = Math.max(1, opts.maxLength);
-  const pageSize = pool.shape[1];
-  // Kernel A's own split (its outputs are per token: more workgroups than B's chunks cost no merge).
-  const a = splitSequence(gpu, maxLen, plan.scoresChunks ?? defaultScoresChunks(maxLen, B, NG), TT);
-  const Tpad = a.chunks * a.chunkLen;
-  const nBlk = Tpad / TT;
-  const { chunkLen, chunks } = splitSequence(gpu, maxLen, opts.chunks ?? defaultInt8SgmChunks(maxLen, B, NG), TT);
-  const qr = int8QueryRows(qFull, { Rv, HP, scale });
-  const scores = gpu.empty([B, HP, Tpad]);
-  const stats = gpu.empty([B, nBlk, SA]);
-  gpu.dispatch({
-    kernel: { name: 'mla_decode_int8_scores', key: mlaInt8ScoresKey(plan), code: () => mlaInt8ScoresWgsl(plan) },
-    tensors: [qr, pool, pageTable, lengths, scores, stats],
-    params: pagedChunkParams(pageTable, pageSize, a.chunks, a.chunkLen, [Tpad, nBlk, 0]),
-    workgroups: [a.chunks, B, NG],
-  });
-  qr.dispose();
+  const { chunkLen, chunks } = splitSequence(
+    gpu,
+    maxLen,
+    opts.chunks ?? defaultInt8SgmChunks(maxLen, B, plan.NG),
+    plan.TT,
+  );
   const partial = gpu.empty([B, chunks, H, Rv + 2]);
   gpu.dispatch({
     kernel: { name: 'mla_decode_int8_pv', key: mlaInt8PvKey(plan), code: () => mlaInt8PvWgsl(plan) },
     tensors: [scores, stats, pool, pageTable, lengths, partial],
-    params: pagedChunkParams(pageTable, pageSize, chunks, chunkLen, [Tpad, nBlk, 0]),
-    workgroups: [chunks, B, NG * plan.CS],
+    params: pagedChunkParams(pageTable, pool.shape[1], chunks, chunkLen, [Tpad, nBlk, 0]),
+    workgroups: [chunks, B, plan.NG * plan.CS],
   });
   scores.dispose();
   stats.dispose();

@@ -122,6 +122,12 @@ export function planMlaInt8TwoPass(
   const KSB = WC + 4;
   const KVB = Math.max(TT * KSB, NSB * 256);
   const SA = Math.ceil((NG * HW + 1) / 4) * 4;
+  // Every workgroup array a multiple of 16 bytes: Vulkan wants a cooperative-matrix load's pointer 16-byte aligned,
+  // and WGSL cannot place a variable (mlalazy3's suspect for the lazy kernel's wrong outputs, tenth session: its
+  // 4-byte flag and 64-byte s_ref array beside the arrays would leave them 8 bytes off). No scalars in either kernel.
+  for (const words of [KVA, SCW, KVB, 2 * HW * (TT / 4)])
+    if (words % 4)
+      throw new Error(`mlaDecode (int8, two-pass): a workgroup array of ${words} words is not 16-byte sized`);
   const sharedBytesA = 4 * (KVA + SCW);
   const sharedBytesB = 4 * (KVB + 2 * HW * (TT / 4));
   for (const [k, bytes] of [

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseTwoPassOptions } from '../src/bench/mla.js';
 import { mlaInt8PvWgsl } from '../src/kernels/mla/decodeInt8Pv.wgsl.js';
 import { mlaInt8ScoresWgsl } from '../src/kernels/mla/decodeInt8Scores.wgsl.js';
 import { mlaInt8KernelFor } from '../src/kernels/mla/index.js';
@@ -136,6 +137,15 @@ describe('int8 MLA decode, two passes: the kernels emulated = the two-pass refer
       lengths: [63, 161],
       more: { colSplit: 2, pvSubgroups: 8 },
     },
+    // 4 scores subgroups (both token halves each), 2 blocks a P x V step (chunks of 96: a last step of one block).
+    {
+      name: 'small, 4 scores subgroups, 2 blocks a step',
+      R: 192,
+      Rv: 128,
+      H: 40,
+      lengths: [300, 1, 0, 65],
+      more: { scoresSubgroups: 4, pvBlocks: 2 },
+    },
     // The 48B layout the device runs: 16 P x V subgroups of 2 fragments, two head halves.
     { name: '48B shapes', R: 576, Rv: 512, H: 32, lengths: [200] },
   ];
@@ -206,14 +216,44 @@ describe('int8 MLA decode, two passes: plan and WGSL', () => {
     expect(() => planMlaInt8TwoPass({ H: 32, R: 96, Rv: 64, variant: WORDS }, 49152)).toThrow(/multiple of 128/);
     expect(() => planMlaInt8TwoPass({ H: 32, R: 576, Rv: 512, variant: WORDS }, 32768)).toThrow(/workgroup memory/);
     expect(mlaInt8PvKey(p)).not.toBe(mlaInt8PvKey(p2));
+    expect(mlaInt8PvKey(planMlaInt8Two({ stageSpread: true }))).toContain('_sts');
+    // The diagnostic skips have no emulation (their outputs are wrong by design).
+    const noP = planMlaInt8Two({ skip: ['p'] });
+    expect(noP.skip).toEqual(['p']);
+    const d1 = { B: 1, H: 32, R: 576, Rv: 512, pageSize: 1, maxPages: 1, scale: 1 };
+    const one = Int32Array.from([1]);
+    const zero = Int32Array.from([0]);
+    expect(() =>
+      mlaDecodeInt8TwoPassEmulate(new Float32Array(32 * 576), new Int32Array(148), zero, one, d1, noP, 32, 32),
+    ).toThrow(/no emulation/);
     // ~4 scores workgroups a SM of an H200 at long contexts, one block at least each at short ones.
     expect(defaultScoresChunks(1 << 20, 1, 1)).toBe(528);
     expect(defaultScoresChunks(100, 1, 1)).toBe(4);
   });
 
+  it('bench decode --mla-int8-two-pass: parses the options, refuses the rest naming the item', () => {
+    expect(parseTwoPassOptions('scoresSubgroups=4,pvBlocks=2,prefetch=false,stageSpread,scoresChunks=1056')).toEqual({
+      scoresSubgroups: 4,
+      pvBlocks: 2,
+      prefetch: false,
+      stageSpread: true,
+      scoresChunks: 1056,
+    });
+    expect(parseTwoPassOptions('')).toEqual({});
+    expect(() => parseTwoPassOptions('pvBlocks=3')).toThrow(/'pvBlocks=3' is not/);
+    expect(() => parseTwoPassOptions('lazy')).toThrow(/'lazy' is not/);
+  });
+
   it.skipIf(!hasGpu)('both kernels compile with stand-ins for the subgroup matrices (48B shapes)', async () => {
     const gpu = (await gpuContext())!;
-    for (const more of [{}, { colSplit: 2 as const, pvSubgroups: 8 as const }]) {
+    const variants: MlaInt8TwoPassOptions[] = [
+      {},
+      { colSplit: 2, pvSubgroups: 8, prefetch: false, stageSpread: true },
+      { scoresSubgroups: 4, pvBlocks: 2 },
+      // Every diagnostic skip at once (each alone is a subset of this code).
+      { skip: ['scores', 'combine', 'stage', 'p', 'pv'] },
+    ];
+    for (const more of variants) {
       const p = planMlaInt8Two(more);
       for (const code of [mlaInt8ScoresWgsl(p), mlaInt8PvWgsl(p)]) {
         const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(code) }).getCompilationInfo();

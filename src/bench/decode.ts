@@ -16,9 +16,9 @@ import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
-import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
+import { mlaInt8KernelOverrides, mlaInt8TwoPassOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
-import { parseInt8SgmOptions } from './mla.js';
+import { parseInt8SgmOptions, parseTwoPassOptions } from './mla.js';
 import { lanesOf, MOE_DECODE_LANES, moeDecodeRows, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
@@ -537,6 +537,11 @@ export function registerDecodeBench(bench: Command): void {
       'int8 cache: MLA decode kernel, dp4a, subgroup-matrix or two-pass (tensor cores: need --unsafe-apis; the builtins checked against dp4a first)',
     )
     .option('--mla-int8-sgm <k=v,...>', 'int8 cache: options of the tensor-core kernel (as bench mla --int8-sgm)', '')
+    .option(
+      '--mla-int8-two-pass <k=v,...>',
+      'int8 cache, --mla-int8-kernel two-pass: its options (colSplit=2, pvSubgroups=8, scoresSubgroups=4, pvBlocks=2, scoresChunks=n, prefetch=false, stageSpread)',
+      '',
+    )
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
@@ -589,6 +594,7 @@ export function registerDecodeBench(bench: Command): void {
         throw new Error(`--mla-int8-kernel: '${mlaInt8Kernel}' is not dp4a, subgroup-matrix or two-pass`);
       mlaInt8KernelOverrides.kernel = mlaInt8Kernel;
       mlaInt8KernelOverrides.sgm = parseInt8SgmOptions(opts.mlaInt8Sgm ?? '');
+      mlaInt8TwoPassOverrides.options = parseTwoPassOptions(opts.mlaInt8TwoPass ?? '');
       // With the options above: prepareMlaInt8Sgm checks this very variant against dp4a on the device. Asked for,
       // the tensor-core kernel must be available; by default it is taken where the device offers Dawn's int8
       // subgroup matrices (--unsafe-apis) and the check passes (MLA_INT8_SGM_BY_DEFAULT), else dp4a runs.
@@ -698,6 +704,7 @@ export function registerDecodeBench(bench: Command): void {
           ? {
               mlaInt8Kernel: mlaInt8Kernel ?? (prep?.kernel === 'subgroup-matrix' ? 'subgroup-matrix' : 'dp4a'),
               mlaInt8Sgm: mlaInt8KernelOverrides.sgm,
+              mlaInt8TwoPass: mlaInt8Kernel === 'two-pass' ? mlaInt8TwoPassOverrides.options : undefined,
               ...(prep?.reason ? { mlaInt8SgmUnavailable: prep.reason } : {}),
             }
           : {};

@@ -34,6 +34,7 @@ import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
 import { type MlaInt8SgmOptions, SGM_STAGES, type SgmStage } from '../kernels/mla/int8SgmPlan.js';
 import { mlaDecodeInt8LazyReference, TWO_PASS_PV } from '../kernels/mla/int8LazyReference.js';
 import { int8TwoPassScores } from '../kernels/mla/int8TwoPassDecode.js';
+import { type MlaInt8TwoPassOptions, TWO_PASS_STAGES } from '../kernels/mla/int8TwoPassPlan.js';
 import { emulateScores } from '../kernels/mla/int8TwoPassEmulate.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
@@ -78,6 +79,7 @@ export interface MlaBenchOptions {
     | 'sgm-lazy-check'
     | 'sgm-lazy-regs'
     | 'two-pass'
+    | 'two-pass-stages'
     | 'none';
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
@@ -87,6 +89,44 @@ export interface MlaBenchOptions {
  * `--int8-sgm k=v,...`: the tensor-core kernel's options, e.g. `queryResident` (a bare key is true),
  * `heads=16`, `fold=1`, `prefetch=false`, `qRegs`, `foldBarrier=false`.
  */
+/**
+ * `--mla-int8-two-pass` (bench decode): the two-pass kernels' options as `k=v` items: colSplit=1|2,
+ * pvSubgroups=8|16, scoresSubgroups=4|8, pvBlocks=1|2, scoresChunks=n, prefetch=false, stageSpread.
+ */
+export function parseTwoPassOptions(text: string): MlaInt8TwoPassOptions {
+  const o: Record<string, boolean | number> = {};
+  const numbers: Record<string, number[] | 'any'> = {
+    colSplit: [1, 2],
+    pvSubgroups: [8, 16],
+    scoresSubgroups: [4, 8],
+    pvBlocks: [1, 2],
+    scoresChunks: 'any',
+  };
+  for (const item of text.split(',').filter(Boolean)) {
+    const [k, v, ...rest] = item.split('=');
+    const allowed = numbers[k];
+    if (allowed && v !== undefined && !rest.length) {
+      const n = Number(v);
+      if (allowed === 'any' ? Number.isInteger(n) && n >= 1 : allowed.includes(n)) {
+        o[k] = n;
+        continue;
+      }
+    }
+    if (
+      (k === 'prefetch' || k === 'stageSpread') &&
+      !rest.length &&
+      (v === undefined || v === 'true' || v === 'false')
+    ) {
+      o[k] = v !== 'false';
+      continue;
+    }
+    throw new Error(
+      `--mla-int8-two-pass: '${item}' is not colSplit=1|2, pvSubgroups=8|16, scoresSubgroups=4|8, pvBlocks=1|2, scoresChunks=n, prefetch[=false] or stageSpread[=false]`,
+    );
+  }
+  return o as MlaInt8TwoPassOptions;
+}
+
 export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
   const o: Record<string, boolean | number | string[]> = {};
   const flags = [
@@ -297,6 +337,14 @@ export const SGM_LAZY_REGS_VARIANTS: Partial<MlaDecodeOptions>[] = (
  * scores' and the P x V pass's chunk counts.
  */
 export const TWO_PASS_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  // After the first sitting (default 0.80 + 0.53 ms at 1M, both latency-bound): more workgroups an SM for the scores
+  // (4 subgroups), half the barriers of P x V (2 blocks a step).
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresSubgroups: 4 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresSubgroups: 4, scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresSubgroups: 4, prefetch: false, scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { pvBlocks: 2 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { pvBlocks: 2, pvSubgroups: 8 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresSubgroups: 4, pvBlocks: 2 } },
   { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2 } },
   { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2, pvSubgroups: 8 } },
   { int8Kernel: 'two-pass', int8TwoPass: { pvSubgroups: 8 } },
@@ -305,6 +353,21 @@ export const TWO_PASS_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'two-pass', chunks: 264 },
   { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2 }, chunks: 264 },
 ];
+
+/**
+ * `--int8-variants two-pass-stages`: what limits the two-pass kernels: each stage of a block left out alone
+ * (int8TwoPassPlan.ts TWO_PASS_STAGES, diagnostics: wrong outputs; the per-kernel times say which kernel gains), the
+ * loads without the prefetch, and the staging stores spread over the banks (stageSpread, exact).
+ */
+export const TWO_PASS_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = (
+  [
+    ...TWO_PASS_STAGES.map((st) => ({ skip: [st] })),
+    { skip: ['scores', 'combine'] },
+    { skip: ['p', 'pv'] },
+    { prefetch: false },
+    { stageSpread: true },
+  ] as MlaInt8TwoPassOptions[]
+).map((int8TwoPass) => ({ int8Kernel: 'two-pass', int8TwoPass }));
 
 /**
  * The two-pass scores (or block stats) from the device against their emulation, over the entries the emulation
@@ -485,6 +548,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'sgm-lazy-check': SGM_LAZY_CHECK_VARIANTS,
     'sgm-lazy-regs': SGM_LAZY_REGS_VARIANTS,
     'two-pass': TWO_PASS_VARIANTS,
+    'two-pass-stages': TWO_PASS_STAGE_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -567,7 +631,12 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           const k = v.int8Kernel ?? 'dp4a';
           try {
             const tv = await timeGpu(gpu, call(k as unknown as MlaDecodeKernel, v), o.reps, o.trials);
-            sweep.push({ context: T, kernel: `int8-${k}`, ...v, ...rate(T, tv.ms) });
+            // The two-pass rows with each kernel's time (which of the two a variant changes).
+            const kernelsMs =
+              k === 'two-pass'
+                ? await profileKernels(gpu, call(k as unknown as MlaDecodeKernel, v), 3, { warmUp: false })
+                : undefined;
+            sweep.push({ context: T, kernel: `int8-${k}`, ...v, ...rate(T, tv.ms), kernelsMs });
           } catch (e) {
             // A variant that does not compile or run on this device must not lose the others' numbers.
             sweep.push({ context: T, kernel: `int8-${k}`, ...v, error: (e as Error).message });
@@ -783,7 +852,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices) or none",
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics) or none",
       'all',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
@@ -826,11 +895,12 @@ export function registerMlaBench(bench: Command): void {
             'sgm-lazy-check',
             'sgm-lazy-regs',
             'two-pass',
+            'two-pass-stages',
             'none',
           ].includes(v)
         )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

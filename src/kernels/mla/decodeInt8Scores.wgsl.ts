@@ -10,7 +10,7 @@
 import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 import { affWgsl, type Frag } from './int8SgmPlan.js';
-import { type MlaInt8TwoPassPlan, SCORES_NS, twoPassFrags } from './int8TwoPassPlan.js';
+import { fixFrag, type MlaInt8TwoPassPlan, twoPassFrags } from './int8TwoPassPlan.js';
 
 const LT = 'subgroup_matrix_left<i8, 32, 16>';
 const RT = 'subgroup_matrix_right<i8, 16, 32>';
@@ -31,12 +31,23 @@ export function twoPassFragIo(pl: MlaInt8TwoPassPlan) {
   };
 }
 
+/**
+ * The store of a staged vec4 `x` (a lane's) at kv word `w`: in order, or rotated (stageSpread: component (k + lane / 8)
+ * % 4 at store k, `sts` = (lid >> 3) & 3) so the 32 lanes of a store fall on 32 banks.
+ */
+export function stageStoreWgsl(pl: MlaInt8TwoPassPlan): string {
+  return pl.stageSpread
+    ? [0, 1, 2, 3].map((k) => `{ let c = (${k ? `${k}u + ` : ''}sts) & 3u; kv[w + c] = x[c]; }`).join(' ')
+    : 'kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w;';
+}
+
 export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
-  const { RW, SW, TT, HP, SA, KVA, SCW } = pl;
-  const WG = 32 * SCORES_NS;
+  const { RW, SW, TT, HP, SA, KVA, SCW, LPH, TPL } = pl;
+  const WG = pl.WGA;
   const F = twoPassFrags(pl);
   const { ld, st } = twoPassFragIo(pl);
   const RW4 = RW / 4;
+  const skip = (st: string) => (pl.skip as string[]).includes(st);
   const NV4 = TT * RW4;
   const slots = Math.ceil(NV4 / WG);
   const L: string[] = [];
@@ -56,15 +67,18 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   l(`var<workgroup> sc: array<i32, ${SCW}>;`);
   L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
   l('  let sgi = lid / 32u;');
-  l('  let mh = sgi & 1u; let nt = (sgi >> 1u) & 1u; let kh = sgi >> 2u;');
-  // The scores' thread: head hq of the group, tokens 4 tq .. 4 tq + 3 of the block (8 lanes a head).
-  l('  let hq = lid >> 3u; let tq = lid & 7u;');
+  // The roles (scoresRoles): 8 subgroups take one token half nt each, 4 both (nt a constant of the code below).
+  if (pl.NSA === 8) l('  let mh = sgi & 1u; let nt = (sgi >> 1u) & 1u; let kh = sgi >> 2u;');
+  else l('  let mh = sgi & 1u; let kh = sgi >> 1u;');
+  // The scores' thread: head hq of the group, tokens TPL tq .. TPL tq + TPL - 1 of the block (LPH lanes a head).
+  l(`  let hq = lid / ${LPH}u; let tq = lid % ${LPH}u;`);
   l(`  let qh = g * 32u + hq;`);
   l(`  let qb = (b * ${HP}u + qh) * ${RW}u;`);
   l(`  let sq = bitcast<vec2<f32>>(vec2<i32>(qr[qb + ${SW}u], qr[qb + ${SW + 1}u]));`);
   // A subgroup of another size than 32 computes garbage: its scores are poisoned with NaN (as the fused kernel's m).
   l(`  let poison = select(0.0, bitcast<f32>(0x7fc00000u + 0u * sgs), sgs != 32u);`);
   l(`  let rowS = (b * ${HP}u + qh) * (p.Tpad / 4u);`);
+  if (pl.stageSpread) l('  let sts = (lid >> 3u) & 3u;');
   F.query.forEach((fr, i) => {
     l(`  let q${i} = ${ld('L', '&qr', fr)};`);
   });
@@ -83,7 +97,7 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
       l(
         `${ind}${guard}{ let w = (si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
       );
-      l(`${ind}  kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w; }`);
+      l(`${ind}  ${stageStoreWgsl(pl)} }`);
     }
   };
   l('  if (t0 < t1) {');
@@ -93,54 +107,71 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   l('  workgroupBarrier();');
   l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
   l(`    let tn = tb + ${TT}u;`);
-  l('    if (tn < t1) {');
-  fetch('tn', '      ');
-  l('    }');
+  if (pl.prefetch && !skip('stage')) {
+    l('    if (tn < t1) {');
+    fetch('tn', '      ');
+    l('    }');
+  }
   // ---- S: the subgroup's c_kv and k_pe partial tiles ----
   l('    {');
+  // 4 subgroups: both token halves' chains interleaved (independent products sharing each query fragment).
+  const nts = pl.NSA === 8 ? [undefined] : [0, 1];
+  const at = (f: Frag, nt: number | undefined) => (nt === undefined ? f : fixFrag(f, 'nt', nt));
   for (const [part, from, to] of [
     [0, 0, F.lq],
     [1, F.lq, F.query.length],
   ] as const) {
-    l(`      var a${part} = ${ST}();`);
-    for (let i = from; i < to; i++)
-      l(`      a${part} = subgroupMatrixMultiplyAccumulate(q${i}, ${ld('R', '&kv', F.key(i))}, a${part});`);
-    l(`      ${st('&sc', F.tile(part), `a${part}`)};`);
+    const acc = (nt: number | undefined) => `a${part}${nt ?? ''}`;
+    for (const nt of nts) l(`      var ${acc(nt)} = ${ST}();`);
+    for (let i = from; i < (skip('scores') ? from : to); i++)
+      for (const nt of nts)
+        l(
+          `      ${acc(nt)} = subgroupMatrixMultiplyAccumulate(q${i}, ${ld('R', '&kv', at(F.key(i), nt))}, ${acc(nt)});`,
+        );
+    for (const nt of nts) l(`      ${st('&sc', at(F.tile(part), nt), acc(nt))};`);
   }
   l('    }');
   l('    workgroupBarrier();');
   // ---- the scores of head hq, tokens 4 tq + i: the partials' integer sums, then the fused kernel's f32 form ----
-  l('    {');
-  const w4 = (part: 0 | 1, kh: number) => {
+  l(skip('combine') ? '    if (false) {' : '    {');
+  const w4 = (part: 0 | 1, kh: number, v: number) => {
     const w = F.scoreWord(part, kh, 0, 0);
-    return `vec4<i32>(${[0, 1, 2, 3].map((i) => `sc[${w}u + hq * ${pl.SS}u + 4u * tq + ${i}u]`).join(', ')})`;
+    return `vec4<i32>(${[0, 1, 2, 3].map((i) => `sc[${w}u + hq * ${pl.SS}u + ${TPL}u * tq + ${4 * v + i}u]`).join(', ')})`;
   };
-  l(`      let aL = ${w4(0, 0)} + ${w4(0, 1)};`);
-  l(`      let aR = ${w4(1, 0)} + ${w4(1, 1)};`);
-  l(`      var s = vec4<f32>(0.0);`);
-  l(`      var vx = 0.0;`);
-  for (let i = 0; i < 4; i++) {
-    l(`      { let t = 4u * tq + ${i}u;`);
-    l(`        let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
-    l(
-      `        s[${i}] = select(-3.0e38, f32(aL[${i}]) * (sq.x * sk.x) + f32(aR[${i}]) * (sq.y * sk.y), tb + t < t1) + poison;`,
-    );
-    l('        vx = max(vx, sk.x); }');
+  l('      var mx = -3.0e38;');
+  l('      var vx = 0.0;');
+  for (let v = 0; v < TPL / 4; v++) {
+    l('      {');
+    l(`        let aL = ${w4(0, 0, v)} + ${w4(0, 1, v)};`);
+    l(`        let aR = ${w4(1, 0, v)} + ${w4(1, 1, v)};`);
+    l('        var s = vec4<f32>(0.0);');
+    for (let i = 0; i < 4; i++) {
+      l(`        { let t = ${TPL}u * tq + ${4 * v + i}u;`);
+      l(`          let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
+      l(
+        `          s[${i}] = select(-3.0e38, f32(aL[${i}]) * (sq.x * sk.x) + f32(aR[${i}]) * (sq.y * sk.y), tb + t < t1) + poison;`,
+      );
+      l('          vx = max(vx, sk.x); }');
+    }
+    l(`        scores[rowS + tb / 4u + ${TPL / 4}u * tq + ${v}u] = s;`);
+    l('        mx = max(mx, max(max(s.x, s.y), max(s.z, s.w)));');
+    l('      }');
   }
-  l('      scores[rowS + tb / 4u + tq] = s;');
-  // The block's max of head hq and its largest c_kv scale (rows past the sequence are staged as zeros): the 8 lanes
+  // The block's max of head hq and its largest c_kv scale (rows past the sequence are staged as zeros): the LPH lanes
   // of the head.
-  l('      var mx = max(max(s.x, s.y), max(s.z, s.w));');
-  for (const k of [1, 2, 4])
+  for (let k = 1; k < LPH; k *= 2)
     l(`      mx = max(mx, subgroupShuffleXor(mx, ${k}u)); vx = max(vx, subgroupShuffleXor(vx, ${k}u));`);
   l(`      let sb = (b * p.nBlk + tb / ${TT}u) * ${SA}u;`);
   l('      if (tq == 0u) { stats[sb + qh] = mx; }');
   l(`      if (lid == 0u && g == 0u) { stats[sb + ${HP}u] = vx; }`);
   l('    }');
   l('    workgroupBarrier();');
-  l('    if (tn < t1) {');
-  stage('      ');
-  l('    }');
+  if (!skip('stage')) {
+    l('    if (tn < t1) {');
+    if (!pl.prefetch) fetch('tn', '      ');
+    stage('      ');
+    l('    }');
+  }
   l('    workgroupBarrier();');
   l('  }');
   l('}');

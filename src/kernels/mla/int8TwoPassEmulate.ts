@@ -9,14 +9,7 @@
 import type { MlaInt8Dims } from './int8Reference.js';
 import { lazyDither } from './int8LazyReference.js';
 import { int8QueryRowsReference, load, mma, storeTile } from './int8SgmEmulate.js';
-import {
-  type MlaInt8TwoPassPlan,
-  SCORES_NS,
-  scoresRoles,
-  TWO_PASS_HW,
-  TWO_PASS_QMAX,
-  twoPassFrags,
-} from './int8TwoPassPlan.js';
+import { type MlaInt8TwoPassPlan, scoresRoles, TWO_PASS_HW, TWO_PASS_QMAX, twoPassFrags } from './int8TwoPassPlan.js';
 
 const f = Math.fround;
 
@@ -33,6 +26,8 @@ export function emulateScores(
   const { B, pageSize, maxPages } = d;
   const { RW, SW, TT, HP, SA, NG } = pl;
   if (chunkLenA % TT) throw new Error(`emulateScores: chunkLen ${chunkLenA} is not a multiple of ${TT}`);
+  // The diagnostic skips compute wrong outputs by design (prefetch and stageSpread change no value: not modelled).
+  if (pl.skip.length) throw new Error(`emulateScores: the diagnostic skip (${pl.skip.join(', ')}) has no emulation`);
   const F = twoPassFrags(pl);
   const qr = int8QueryRowsReference(qFull, d, HP, d.scale * Math.LOG2E);
   const qrF = new Float32Array(qr.buffer);
@@ -57,16 +52,19 @@ export function emulateScores(
           for (let t = tb; t < Math.min(t1, tb + TT); t++)
             kv.set(pool.subarray(rowOf(b, t), rowOf(b, t) + RW), (t - tb) * RW);
           sc.fill(-0x80000000);
-          for (let sgi = 0; sgi < SCORES_NS; sgi++) {
-            const env = { b, g, ...scoresRoles(sgi) };
-            for (const [part, from, to] of [
-              [0, 0, F.lq],
-              [1, F.lq, F.query.length],
-            ] as const) {
-              const acc = new Int32Array(256);
-              for (let i = from; i < to; i++)
-                mma(load(qr, F.query[i], env, 16, 32), load(kv, F.key(i), env, 32, 16), acc);
-              storeTile(sc, F.tile(part), env, acc, true);
+          for (let sgi = 0; sgi < pl.NSA; sgi++) {
+            const { mh, kh, nts } = scoresRoles(sgi, pl.NSA);
+            for (const nt of nts) {
+              const env = { b, g, mh, kh, nt };
+              for (const [part, from, to] of [
+                [0, 0, F.lq],
+                [1, F.lq, F.query.length],
+              ] as const) {
+                const acc = new Int32Array(256);
+                for (let i = from; i < to; i++)
+                  mma(load(qr, F.query[i], env, 16, 32), load(kv, F.key(i), env, 32, 16), acc);
+                storeTile(sc, F.tile(part), env, acc, true);
+              }
             }
           }
           const sb = (b * nBlk + tb / TT) * SA;
@@ -122,7 +120,7 @@ export function mlaDecodeInt8TwoPassEmulate(
   const MH = TWO_PASS_HW / 16;
   const out = new Float32Array(B * H * Rv);
   const kv = new Int32Array(pl.KVB);
-  const pw = new Int32Array(2 * TWO_PASS_HW * (TT / 4));
+  const pw = new Int32Array(pl.NB * 2 * TWO_PASS_HW * (TT / 4));
   for (let b = 0; b < B; b++) {
     const parts: { m: Float32Array; l: Float32Array; o: Float32Array }[] = [];
     for (let chunk = 0; chunk < chunks; chunk++) {
@@ -148,10 +146,10 @@ export function mlaDecodeInt8TwoPassEmulate(
             Array.from({ length: MH * CFS * 2 }, () => new Int32Array(256)),
           );
           const ai = (m: number, j: number, dg: number) => (m * CFS + j) * 2 + dg;
-          for (let tb = t0; tb < t1; tb += TT) {
+          for (let tb = t0; tb < t1; tb += pl.TS) {
             pw.fill(0);
             kv.fill(0);
-            for (let t = 0; t < TT; t++) {
+            for (let t = 0; t < pl.TS; t++) {
               const valid = tb + t < t1;
               const sl = valid ? poolF[rowOf(b, tb + t) + SW] : 0;
               if (valid) kv.set(pool.subarray(rowOf(b, tb + t) + cs * WC, rowOf(b, tb + t) + (cs + 1) * WC), t * KSB);
@@ -161,19 +159,21 @@ export function mlaDecodeInt8TwoPassEmulate(
                 if (cs === 0) l[hl] += pr;
                 const x = Math.min(1, f(pr * f(sl * xScale)));
                 const q = Math.min(TWO_PASS_QMAX, Math.floor(f(f(x * TWO_PASS_QMAX) + lazyDither(tb + t, h))));
-                const w = hl * (TT / 4) + (t >> 2);
+                // Block k = t / TT of the step: its hi digits' words, then its lo digits'.
+                const w = 2 * (t >> 5) * TWO_PASS_HW * (TT / 4) + hl * (TT / 4) + ((t & 31) >> 2);
                 pw[w] |= (q >> 7) << (8 * (t & 3));
                 pw[TWO_PASS_HW * (TT / 4) + w] |= (q & 127) << (8 * (t & 3));
               }
             }
             for (let sgi = 0; sgi < NSB; sgi++) {
               const env = { sgi };
-              for (let j = 0; j < CFS; j++) {
-                const v = load(kv, F.v(j), env, 32, 16);
-                for (let mm = 0; mm < MH; mm++)
-                  for (let dg = 0; dg < 2; dg++)
-                    mma(load(pw, F.pLeft(mm, dg), env, 16, 32), v, acc[sgi][ai(mm, j, dg)]);
-              }
+              for (let k = 0; k < pl.NB; k++)
+                for (let j = 0; j < CFS; j++) {
+                  const v = load(kv, F.v(j, k), env, 32, 16);
+                  for (let mm = 0; mm < MH; mm++)
+                    for (let dg = 0; dg < 2; dg++)
+                      mma(load(pw, F.pLeft(mm, dg, k), env, 16, 32), v, acc[sgi][ai(mm, j, dg)]);
+                }
             }
           }
           // The flush: each accumulator through the subgroup's slot, lane reading words lane + 32 e.

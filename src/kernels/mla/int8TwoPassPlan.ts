@@ -36,7 +36,7 @@ import { mlaInt8SgmUnsupported } from './int8SgmPlan.js';
 
 /** Heads a workgroup of either kernel (two head halves of 16: the MMA's M). */
 export const TWO_PASS_HW = 32;
-/** Subgroups of the scores kernel: 2 head halves x 2 token halves x 2 K halves. */
+/** Subgroups of the scores kernel by default: 2 head halves x 2 token halves x 2 K halves. */
 export const SCORES_NS = 8;
 /** Q's largest value: two 7-bit digits (int8LazyReference.ts digits 2). */
 export const TWO_PASS_QMAX = 128 * 127 + 127;
@@ -48,7 +48,42 @@ export interface MlaInt8TwoPassOptions {
   pvSubgroups?: 8 | 16;
   /** Scores: chunks a sequence (workgroups a head group); default 4 a SM of an H200 (scoresChunks). */
   scoresChunks?: number;
+  /**
+   * Scores: subgroups a workgroup, 8 (the default: each one token half) or 4 (each both token halves with the same
+   * query fragments: 128 threads, half the registers a workgroup, so more workgroups an SM hide each other's latency).
+   */
+  scoresSubgroups?: 4 | 8;
+  /**
+   * P x V: 32-token blocks a step between barriers, 1 (default) or 2 (each thread P of two tokens, twice the products
+   * and the staged rows a step: half the barriers and more independent work in each phase).
+   */
+  pvBlocks?: 1 | 2;
+  /**
+   * Both kernels: the next block's rows loaded into registers during this block's work (default true); false loads
+   * them where they are staged (fewer registers a thread, the loads' latency exposed).
+   */
+  prefetch?: boolean;
+  /**
+   * Both kernels: the staging stores of a lane's vec4 in a rotated order (component (k + lane / 8) % 4 at store k),
+   * so a store instruction's 32 lanes fall on 32 banks instead of 8 (as int8SgmPlan.ts stageSpread). The same words.
+   */
+  stageSpread?: boolean;
+  /**
+   * Diagnostic only (wrong outputs): stages left out, barriers kept, to measure what each costs (TWO_PASS_STAGES).
+   */
+  skip?: TwoPassStage[];
 }
+
+/**
+ * The stages of a block, named for the diagnostic `skip`:
+ *   scores   A: the S products and their key fragments' loads (zero tiles stored)
+ *   combine  A: the partials' sums, the scores' f32 form, their stores and the block maxima
+ *   stage    A and B: the next block's storage loads and their stores to kv
+ *   p        B: P (exp2, dither, digits, shuffles): constant digit words stored to pw instead
+ *   pv       B: the P x V products and their fragments' loads
+ */
+export const TWO_PASS_STAGES = ['scores', 'combine', 'stage', 'p', 'pv'] as const;
+export type TwoPassStage = (typeof TWO_PASS_STAGES)[number];
 
 export interface MlaInt8TwoPassPlan extends Int8RowLayout {
   H: number;
@@ -65,6 +100,14 @@ export interface MlaInt8TwoPassPlan extends Int8RowLayout {
   KVA: number;
   /** stats row: HP head maxima then the block's largest c_kv scale (word HP), padded to a multiple of 4. */
   SA: number;
+  /** Scores: subgroups and threads a workgroup, lanes a head in the scores' combine (LPH) and tokens a lane (TPL). */
+  NSA: number;
+  WGA: number;
+  LPH: number;
+  TPL: number;
+  /** P x V: 32-token blocks a step (NB) and the step's tokens (TS = 32 NB). */
+  NB: number;
+  TS: number;
   /** P x V: column splits, subgroups, threads, heads a thread (P), value fragments a workgroup and a subgroup. */
   CS: number;
   NSB: number;
@@ -78,6 +121,9 @@ export interface MlaInt8TwoPassPlan extends Int8RowLayout {
   KVB: number;
   variant: SgmVariant;
   scoresChunks?: number;
+  prefetch: boolean;
+  stageSpread: boolean;
+  skip: TwoPassStage[];
   sharedBytesA: number;
   sharedBytesB: number;
 }
@@ -120,16 +166,25 @@ export function planMlaInt8TwoPass(
   const WC = L.LWp / CS;
   // Rows 4 words longer than the columns staged: a fragment's 32 token rows over the banks (stride % 32 = 4).
   const KSB = WC + 4;
-  const KVB = Math.max(TT * KSB, NSB * 256);
+  const NB = o.pvBlocks ?? 1;
+  if (NB !== 1 && NB !== 2) throw new Error(`mlaDecode (int8, two-pass): pvBlocks 1 or 2, got ${NB}`);
+  const TS = NB * TT;
+  const KVB = Math.max(TS * KSB, NSB * 256);
+  const NSA = o.scoresSubgroups ?? SCORES_NS;
+  if (NSA !== 4 && NSA !== 8) throw new Error(`mlaDecode (int8, two-pass): scoresSubgroups 4 or 8, got ${NSA}`);
+  const WGA = 32 * NSA;
+  // The combine: 32 heads x TT tokens over the threads, a head's tokens on consecutive lanes.
+  const TPL = (HW * TT) / WGA;
+  const LPH = TT / TPL;
   const SA = Math.ceil((NG * HW + 1) / 4) * 4;
   // Every workgroup array a multiple of 16 bytes: Vulkan wants a cooperative-matrix load's pointer 16-byte aligned,
   // and WGSL cannot place a variable (mlalazy3's suspect for the lazy kernel's wrong outputs, tenth session: its
   // 4-byte flag and 64-byte s_ref array beside the arrays would leave them 8 bytes off). No scalars in either kernel.
-  for (const words of [KVA, SCW, KVB, 2 * HW * (TT / 4)])
+  for (const words of [KVA, SCW, KVB, NB * 2 * HW * (TT / 4)])
     if (words % 4)
       throw new Error(`mlaDecode (int8, two-pass): a workgroup array of ${words} words is not 16-byte sized`);
   const sharedBytesA = 4 * (KVA + SCW);
-  const sharedBytesB = 4 * (KVB + 2 * HW * (TT / 4));
+  const sharedBytesB = 4 * (KVB + NB * 2 * HW * (TT / 4));
   for (const [k, bytes] of [
     ['scores', sharedBytesA],
     ['P x V', sharedBytesB],
@@ -152,6 +207,12 @@ export function planMlaInt8TwoPass(
     SCW,
     KVA,
     SA,
+    NSA,
+    WGA,
+    LPH,
+    TPL,
+    NB,
+    TS,
     CS,
     NSB,
     WGB: 32 * NSB,
@@ -163,17 +224,24 @@ export function planMlaInt8TwoPass(
     KVB,
     variant: o.variant,
     scoresChunks: o.scoresChunks,
+    prefetch: o.prefetch ?? true,
+    stageSpread: o.stageSpread ?? false,
+    skip: TWO_PASS_STAGES.filter((st) => o.skip?.includes(st)),
     sharedBytesA,
     sharedBytesB,
   };
 }
 
+/** What both kernels' WGSL shares from the options: prefetch, stageSpread and the diagnostic skips. */
+const codeOptions = (p: MlaInt8TwoPassPlan) =>
+  `${p.prefetch ? '' : '_nopf'}${p.stageSpread ? '_sts' : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+
 export function mlaInt8ScoresKey(p: MlaInt8TwoPassPlan): string {
-  return `mla_int8_scores_h${p.H}_r${p.R}_rv${p.Rv}_${p.variant.syntax}_${p.variant.units}`;
+  return `mla_int8_scores_h${p.H}_r${p.R}_rv${p.Rv}_ns${p.NSA}_${p.variant.syntax}_${p.variant.units}${codeOptions(p)}`;
 }
 
 export function mlaInt8PvKey(p: MlaInt8TwoPassPlan): string {
-  return `mla_int8_pv_h${p.H}_r${p.R}_rv${p.Rv}_cs${p.CS}_ns${p.NSB}_${p.variant.syntax}_${p.variant.units}`;
+  return `mla_int8_pv_h${p.H}_r${p.R}_rv${p.Rv}_cs${p.CS}_ns${p.NSB}_nb${p.NB}_${p.variant.syntax}_${p.variant.units}${codeOptions(p)}`;
 }
 
 /**
@@ -216,20 +284,33 @@ export function twoPassFrags(p: MlaInt8TwoPassPlan) {
     }),
     /** Scores: word of sc holding partial kh of part (0 c_kv, 1 k_pe) for head h, token t. */
     scoreWord: (part: 0 | 1, kh: number, h: number, t: number) => (2 * part + kh) * HW * SS + h * SS + t,
-    /** P x V: digit d (0 hi, 1 lo) of head half m, row-major [16 heads, TT tokens]. */
-    pLeft: (m: number, d: number): Frag => ({
-      offset: { '': d * HW * (p.TT / 4) + 16 * m * (p.TT / 4) },
+    /** P x V: digit d (0 hi, 1 lo) of head half m of the step's block k, row-major [16 heads, TT tokens]. */
+    pLeft: (m: number, d: number, k = 0): Frag => ({
+      offset: { '': (2 * k + d) * HW * (p.TT / 4) + 16 * m * (p.TT / 4) },
       stride: p.TT / 4,
       colMajor: false,
     }),
-    /** P x V: value fragment j of subgroup sgi, row-major [TT tokens, 16 columns] of the staged codes. */
-    v: (j: number): Frag => ({ offset: { sgi: 4 * CFS, '': 4 * j }, stride: KSB, colMajor: false }),
+    /** P x V: value fragment j of subgroup sgi, row-major [TT tokens, 16 columns] of the step's block k's codes. */
+    v: (j: number, k = 0): Frag => ({
+      offset: { sgi: 4 * CFS, '': 4 * j + k * p.TT * KSB },
+      stride: KSB,
+      colMajor: false,
+    }),
     /** P x V flush: the subgroup's 16 x 16 i32 slot in kv. */
     slot: { offset: { sgi: 256 }, stride: 16, colMajor: false } as Frag,
   };
 }
 
-/** The scores kernel's roles of subgroup sgi: head half mh, token half nt, K half kh. */
-export function scoresRoles(sgi: number): { mh: number; nt: number; kh: number } {
-  return { mh: sgi & 1, nt: (sgi >> 1) & 1, kh: sgi >> 2 };
+/**
+ * The scores kernel's roles of subgroup sgi: head half mh, K half kh, and the token halves it takes (8 subgroups: one,
+ * nt = (sgi >> 1) & 1; 4 subgroups: both, with the same query fragments).
+ */
+export function scoresRoles(sgi: number, NSA = SCORES_NS): { mh: number; kh: number; nts: number[] } {
+  return NSA === 8 ? { mh: sgi & 1, kh: sgi >> 2, nts: [(sgi >> 1) & 1] } : { mh: sgi & 1, kh: sgi >> 1, nts: [0, 1] };
+}
+
+/** A fragment with one runtime name fixed to a value (folded into the constant). */
+export function fixFrag(f: Frag, name: string, value: number): Frag {
+  const { [name]: k = 0, ...rest } = f.offset;
+  return { ...f, offset: { ...rest, '': (rest[''] ?? 0) + k * value } };
 }

@@ -146,6 +146,8 @@ describe('int8 MLA decode, two passes: the kernels emulated = the two-pass refer
       lengths: [300, 1, 0, 65],
       more: { scoresSubgroups: 4, pvBlocks: 2 },
     },
+    // Each scores subgroup a whole tile's K (18 query fragments at the 48B shapes), two staging buffers.
+    { name: '48B shapes, full-K scores', R: 576, Rv: 512, H: 32, lengths: [63, 161], more: { scoresFullK: true } },
     // The 48B layout the device runs: 16 P x V subgroups of 2 fragments, two head halves.
     { name: '48B shapes', R: 576, Rv: 512, H: 32, lengths: [200] },
   ];
@@ -250,6 +252,8 @@ describe('int8 MLA decode, two passes: plan and WGSL', () => {
       {},
       { colSplit: 2, pvSubgroups: 8, prefetch: false, stageSpread: true },
       { scoresSubgroups: 4, pvBlocks: 2 },
+      { scoresFullK: true, stageSpread: true },
+      { scoresFullK: true, prefetch: false, skip: ['combine'] },
       // Every diagnostic skip at once (each alone is a subset of this code).
       { skip: ['scores', 'combine', 'stage', 'p', 'pv'] },
     ];

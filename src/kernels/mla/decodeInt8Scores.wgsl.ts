@@ -42,7 +42,7 @@ export function stageStoreWgsl(pl: MlaInt8TwoPassPlan): string {
 }
 
 export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
-  const { RW, SW, TT, HP, SA, KVA, SCW, LPH, TPL } = pl;
+  const { RW, SW, TT, HP, SA, KVA, SCW, LPH, TPL, KV1, KP, fullK } = pl;
   const WG = pl.WGA;
   const F = twoPassFrags(pl);
   const { ld, st } = twoPassFragIo(pl);
@@ -68,7 +68,8 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
   l('  let sgi = lid / 32u;');
   // The roles (scoresRoles): 8 subgroups take one token half nt each, 4 both (nt a constant of the code below).
-  if (pl.NSA === 8) l('  let mh = sgi & 1u; let nt = (sgi >> 1u) & 1u; let kh = sgi >> 2u;');
+  if (fullK) l('  let mh = sgi & 1u; let nt = sgi >> 1u;');
+  else if (pl.NSA === 8) l('  let mh = sgi & 1u; let nt = (sgi >> 1u) & 1u; let kh = sgi >> 2u;');
   else l('  let mh = sgi & 1u; let kh = sgi >> 1u;');
   // The scores' thread: head hq of the group, tokens TPL tq .. TPL tq + TPL - 1 of the block (LPH lanes a head).
   l(`  let hq = lid / ${LPH}u; let tq = lid % ${LPH}u;`);
@@ -91,11 +92,12 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
       l(`${ind}  if (${guard}t < t1) { pf${n} = pool[rowOf(b, t) * ${RW4}u + si${n} % ${RW4}u]; } }`);
     }
   };
-  const stage = (ind: string) => {
+  // The rows into kv at word `base` (fullK: the buffer the block goes to).
+  const stage = (ind: string, base = '') => {
     for (let n = 0; n < slots; n++) {
       const guard = (n + 1) * WG > NV4 ? `if (si${n} < ${NV4}u) ` : '';
       l(
-        `${ind}${guard}{ let w = (si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
+        `${ind}${guard}{ let w = ${base}(si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
       );
       l(`${ind}  ${stageStoreWgsl(pl)} }`);
     }
@@ -105,6 +107,8 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   l('  }');
   stage('  ');
   l('  workgroupBarrier();');
+  // fullK: the block's buffer (words 0 or KV1 of kv), the next block staged into the other one.
+  if (fullK) l('  var kvb = 0u;');
   l(`  for (var tb = t0; tb < t1; tb += ${TT}u) {`);
   l(`    let tn = tb + ${TT}u;`);
   if (pl.prefetch && !skip('stage')) {
@@ -114,8 +118,8 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   }
   // ---- S: the subgroup's c_kv and k_pe partial tiles ----
   l('    {');
-  // 4 subgroups: both token halves' chains interleaved (independent products sharing each query fragment).
-  const nts = pl.NSA === 8 ? [undefined] : [0, 1];
+  // 4 subgroups (not fullK): both token halves' chains interleaved (independent products sharing each query fragment).
+  const nts = pl.NSA === 8 || fullK ? [undefined] : [0, 1];
   const at = (f: Frag, nt: number | undefined) => (nt === undefined ? f : fixFrag(f, 'nt', nt));
   for (const [part, from, to] of [
     [0, 0, F.lq],
@@ -138,16 +142,20 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
     const w = F.scoreWord(part, kh, 0, 0);
     return `vec4<i32>(${[0, 1, 2, 3].map((i) => `sc[${w}u + hq * ${pl.SS}u + ${TPL}u * tq + ${4 * v + i}u]`).join(', ')})`;
   };
+  const sum4 = (part: 0 | 1, v: number) => Array.from({ length: KP }, (_, kh) => w4(part, kh, v)).join(' + ');
+  const kvBase = fullK ? 'kvb + ' : '';
   l('      var mx = -3.0e38;');
   l('      var vx = 0.0;');
   for (let v = 0; v < TPL / 4; v++) {
     l('      {');
-    l(`        let aL = ${w4(0, 0, v)} + ${w4(0, 1, v)};`);
-    l(`        let aR = ${w4(1, 0, v)} + ${w4(1, 1, v)};`);
+    l(`        let aL = ${sum4(0, v)};`);
+    l(`        let aR = ${sum4(1, v)};`);
     l('        var s = vec4<f32>(0.0);');
     for (let i = 0; i < 4; i++) {
       l(`        { let t = ${TPL}u * tq + ${4 * v + i}u;`);
-      l(`          let sk = bitcast<vec2<f32>>(vec2<i32>(kv[t * ${RW}u + ${SW}u], kv[t * ${RW}u + ${SW + 1}u]));`);
+      l(
+        `          let sk = bitcast<vec2<f32>>(vec2<i32>(kv[${kvBase}t * ${RW}u + ${SW}u], kv[${kvBase}t * ${RW}u + ${SW + 1}u]));`,
+      );
       l(
         `          s[${i}] = select(-3.0e38, f32(aL[${i}]) * (sq.x * sk.x) + f32(aR[${i}]) * (sq.y * sk.y), tb + t < t1) + poison;`,
       );
@@ -165,15 +173,28 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   l('      if (tq == 0u) { stats[sb + qh] = mx; }');
   l(`      if (lid == 0u && g == 0u) { stats[sb + ${HP}u] = vx; }`);
   l('    }');
-  l('    workgroupBarrier();');
-  if (!skip('stage')) {
-    l('    if (tn < t1) {');
-    if (!pl.prefetch) fetch('tn', '      ');
-    stage('      ');
-    l('    }');
+  if (fullK) {
+    // The other buffer's last readers (the previous block's scores and combine) are past the last barrier.
+    if (!skip('stage')) {
+      l('    if (tn < t1) {');
+      if (!pl.prefetch) fetch('tn', '      ');
+      stage('      ', `${KV1}u - kvb + `);
+      l('    }');
+    }
+    l('    workgroupBarrier();');
+    l(`    kvb = ${KV1}u - kvb;`);
+    l('  }');
+  } else {
+    l('    workgroupBarrier();');
+    if (!skip('stage')) {
+      l('    if (tn < t1) {');
+      if (!pl.prefetch) fetch('tn', '      ');
+      stage('      ');
+      l('    }');
+    }
+    l('    workgroupBarrier();');
+    l('  }');
   }
-  l('    workgroupBarrier();');
-  l('  }');
   l('}');
   return L.join('\n');
 }

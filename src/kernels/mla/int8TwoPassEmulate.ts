@@ -37,7 +37,7 @@ export function emulateScores(
   const nBlk = Tpad / TT;
   const scores = new Float32Array(B * HP * Tpad).fill(Number.NaN);
   const stats = new Float32Array(B * nBlk * SA).fill(Number.NaN);
-  const kv = new Int32Array(pl.KVA);
+  const kv = new Int32Array(pl.KV1);
   const kvF = new Float32Array(kv.buffer);
   const sc = new Int32Array(pl.SCW);
   const rowOf = (b: number, t: number) =>
@@ -53,9 +53,10 @@ export function emulateScores(
             kv.set(pool.subarray(rowOf(b, t), rowOf(b, t) + RW), (t - tb) * RW);
           sc.fill(-0x80000000);
           for (let sgi = 0; sgi < pl.NSA; sgi++) {
-            const { mh, kh, nts } = scoresRoles(sgi, pl.NSA);
+            const { mh, kh, nts } = scoresRoles(sgi, pl.NSA, pl.fullK);
             for (const nt of nts) {
-              const env = { b, g, mh, kh, nt };
+              // One staged block here (kvb 0): the kernel's second buffer (fullK) holds the next block's rows.
+              const env = { b, g, mh, kh, nt, kvb: 0 };
               for (const [part, from, to] of [
                 [0, 0, F.lq],
                 [1, F.lq, F.query.length],
@@ -77,8 +78,13 @@ export function emulateScores(
             const sqy = qrF[(b * HP + qh) * RW + SW + 1];
             let mx = -3.0e38;
             for (let t = 0; t < TT; t++) {
-              const aL = sc[F.scoreWord(0, 0, hq, t)] + sc[F.scoreWord(0, 1, hq, t)];
-              const aR = sc[F.scoreWord(1, 0, hq, t)] + sc[F.scoreWord(1, 1, hq, t)];
+              const sum = (part: 0 | 1) => {
+                let a = 0;
+                for (let kh = 0; kh < pl.KP; kh++) a += sc[F.scoreWord(part, kh, hq, t)];
+                return a;
+              };
+              const aL = sum(0);
+              const aR = sum(1);
               const s =
                 tb + t < t1
                   ? f(f(f(aL) * f(sqx * kvF[t * RW + SW])) + f(f(aR) * f(sqy * kvF[t * RW + SW + 1])))

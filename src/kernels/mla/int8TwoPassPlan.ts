@@ -31,7 +31,7 @@
 import type { SgmVariant } from '../int8/subgroupMatrix.wgsl.js';
 import { int8RowLayout, type Int8RowLayout } from './int8Layout.js';
 import { MLA_INT8_TT } from './int8Reference.js';
-import type { Frag } from './int8SgmPlan.js';
+import type { Aff, Frag } from './int8SgmPlan.js';
 import { mlaInt8SgmUnsupported } from './int8SgmPlan.js';
 
 /** Heads a workgroup of either kernel (two head halves of 16: the MMA's M). */
@@ -53,6 +53,12 @@ export interface MlaInt8TwoPassOptions {
    * query fragments: 128 threads, half the registers a workgroup, so more workgroups an SM hide each other's latency).
    */
   scoresSubgroups?: 4 | 8;
+  /**
+   * Scores: 4 subgroups, each a whole tile's K (head half mh, token half nt: all c_kv and k_pe steps, 18 query
+   * fragments at the 48B shapes), so sc holds one partial a part (9 KiB) and kv fits twice: the next block's rows are
+   * staged into the other buffer during this block's scores, 2 barriers a block instead of 3.
+   */
+  scoresFullK?: boolean;
   /**
    * P x V: 32-token blocks a step between barriers, 1 (default) or 2 (each thread P of two tokens, twice the products
    * and the staged rows a step: half the barriers and more independent work in each phase).
@@ -100,6 +106,11 @@ export interface MlaInt8TwoPassPlan extends Int8RowLayout {
   KVA: number;
   /** stats row: HP head maxima then the block's largest c_kv scale (word HP), padded to a multiple of 4. */
   SA: number;
+  /** Scores: the full-K layout (MlaInt8TwoPassOptions.scoresFullK), its partials a part (KP: 1, else 2 K halves). */
+  fullK: boolean;
+  KP: number;
+  /** Scores: words of one staged block (TT x RW; kv holds KVA = 2 KV1 with fullK). */
+  KV1: number;
   /** Scores: subgroups and threads a workgroup, lanes a head in the scores' combine (LPH) and tokens a lane (TPL). */
   NSA: number;
   WGA: number;
@@ -147,8 +158,13 @@ export function planMlaInt8TwoPass(
       `mlaDecode (int8, two-pass): the scores split c_kv and k_pe K-steps over two K halves; got ${LK} and ${RK} steps of 32 channels`,
     );
   const SS = TT + 4;
-  const SCW = 4 * HW * SS;
-  const KVA = TT * L.RW;
+  const fullK = o.scoresFullK ?? false;
+  if (fullK && o.scoresSubgroups === 8)
+    throw new Error('mlaDecode (int8, two-pass): scoresFullK takes 4 subgroups (a whole tile each)');
+  const KP = fullK ? 1 : 2;
+  const SCW = 2 * KP * HW * SS;
+  const KV1 = TT * L.RW;
+  const KVA = fullK ? 2 * KV1 : KV1;
   const CS = o.colSplit ?? 1;
   if (CS !== 1 && CS !== 2) throw new Error(`mlaDecode (int8, two-pass): colSplit 1 or 2, got ${CS}`);
   const NCF = L.LWp / 4;
@@ -170,7 +186,7 @@ export function planMlaInt8TwoPass(
   if (NB !== 1 && NB !== 2) throw new Error(`mlaDecode (int8, two-pass): pvBlocks 1 or 2, got ${NB}`);
   const TS = NB * TT;
   const KVB = Math.max(TS * KSB, NSB * 256);
-  const NSA = o.scoresSubgroups ?? SCORES_NS;
+  const NSA = fullK ? 4 : (o.scoresSubgroups ?? SCORES_NS);
   if (NSA !== 4 && NSA !== 8) throw new Error(`mlaDecode (int8, two-pass): scoresSubgroups 4 or 8, got ${NSA}`);
   const WGA = 32 * NSA;
   // The combine: 32 heads x TT tokens over the threads, a head's tokens on consecutive lanes.
@@ -206,6 +222,9 @@ export function planMlaInt8TwoPass(
     SS,
     SCW,
     KVA,
+    fullK,
+    KP,
+    KV1,
     SA,
     NSA,
     WGA,
@@ -237,7 +256,7 @@ const codeOptions = (p: MlaInt8TwoPassPlan) =>
   `${p.prefetch ? '' : '_nopf'}${p.stageSpread ? '_sts' : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
 
 export function mlaInt8ScoresKey(p: MlaInt8TwoPassPlan): string {
-  return `mla_int8_scores_h${p.H}_r${p.R}_rv${p.Rv}_ns${p.NSA}_${p.variant.syntax}_${p.variant.units}${codeOptions(p)}`;
+  return `mla_int8_scores_h${p.H}_r${p.R}_rv${p.Rv}_ns${p.NSA}${p.fullK ? '_fullk' : ''}_${p.variant.syntax}_${p.variant.units}${codeOptions(p)}`;
 }
 
 export function mlaInt8PvKey(p: MlaInt8TwoPassPlan): string {
@@ -261,29 +280,35 @@ export function twoPassFrags(p: MlaInt8TwoPassPlan) {
   const HW = TWO_PASS_HW;
   const qRow = { b: HP * RW, g: HW * RW, mh: 16 * RW };
   const steps = (n: number) => Array.from({ length: n }, (_, j) => j);
+  const { KP } = p;
+  // K halves (kh: c_kv steps kh LK / 2 + j, k_pe steps kh + 2 i) or, fullK, every step (kh absent); the staged block
+  // at kv word kvb (fullK: 0 or KV1, the buffer of the block).
+  const [lq, rq, kStep, kRope] = p.fullK ? [LK, RK, 0, 0] : [LK / 2, RK / 2, 4 * LK, 8];
+  const rStep = p.fullK ? 8 : 16;
+  const kvb: Aff = p.fullK ? { kvb: 1 } : {};
   return {
-    /** Scores: the subgroup's query fragments (c_kv steps kh LK / 2 + j, then k_pe steps kh + 2 i), row-major. */
+    /** Scores: the subgroup's query fragments (c_kv steps, then k_pe steps), row-major. */
     query: [
-      ...steps(LK / 2).map((j): Frag => ({ offset: { ...qRow, kh: 4 * LK, '': 8 * j }, stride: RW, colMajor: false })),
-      ...steps(RK / 2).map(
-        (i): Frag => ({ offset: { ...qRow, kh: 8, '': LWp + 16 * i }, stride: RW, colMajor: false }),
+      ...steps(lq).map((j): Frag => ({ offset: { ...qRow, kh: kStep, '': 8 * j }, stride: RW, colMajor: false })),
+      ...steps(rq).map(
+        (i): Frag => ({ offset: { ...qRow, kh: kRope, '': LWp + rStep * i }, stride: RW, colMajor: false }),
       ),
     ],
     /** Scores: the key fragment of query fragment i (the 16 staged rows of token half nt, column-major). */
     key: (i: number): Frag =>
-      i < LK / 2
-        ? { offset: { nt: 16 * RW, kh: 4 * LK, '': 8 * i }, stride: RW, colMajor: true }
-        : { offset: { nt: 16 * RW, kh: 8, '': LWp + 16 * (i - LK / 2) }, stride: RW, colMajor: true },
-    /** Scores: query fragments of c_kv (the first LK / 2), the rest k_pe. */
-    lq: LK / 2,
+      i < lq
+        ? { offset: { ...kvb, nt: 16 * RW, kh: kStep, '': 8 * i }, stride: RW, colMajor: true }
+        : { offset: { ...kvb, nt: 16 * RW, kh: kRope, '': LWp + rStep * (i - lq) }, stride: RW, colMajor: true },
+    /** Scores: query fragments of c_kv (the first lq), the rest k_pe. */
+    lq,
     /** Scores: where the subgroup's c_kv (part 0) or k_pe (part 1) tile of [heads, tokens] goes in sc. */
     tile: (part: 0 | 1): Frag => ({
-      offset: { '': 2 * part * HW * SS, kh: HW * SS, mh: 16 * SS, nt: 16 },
+      offset: { '': KP * part * HW * SS, kh: KP === 2 ? HW * SS : 0, mh: 16 * SS, nt: 16 },
       stride: SS,
       colMajor: false,
     }),
-    /** Scores: word of sc holding partial kh of part (0 c_kv, 1 k_pe) for head h, token t. */
-    scoreWord: (part: 0 | 1, kh: number, h: number, t: number) => (2 * part + kh) * HW * SS + h * SS + t,
+    /** Scores: word of sc holding partial kh (< KP) of part (0 c_kv, 1 k_pe) for head h, token t. */
+    scoreWord: (part: 0 | 1, kh: number, h: number, t: number) => (KP * part + kh) * HW * SS + h * SS + t,
     /** P x V: digit d (0 hi, 1 lo) of head half m of the step's block k, row-major [16 heads, TT tokens]. */
     pLeft: (m: number, d: number, k = 0): Frag => ({
       offset: { '': (2 * k + d) * HW * (p.TT / 4) + 16 * m * (p.TT / 4) },
@@ -305,7 +330,8 @@ export function twoPassFrags(p: MlaInt8TwoPassPlan) {
  * The scores kernel's roles of subgroup sgi: head half mh, K half kh, and the token halves it takes (8 subgroups: one,
  * nt = (sgi >> 1) & 1; 4 subgroups: both, with the same query fragments).
  */
-export function scoresRoles(sgi: number, NSA = SCORES_NS): { mh: number; kh: number; nts: number[] } {
+export function scoresRoles(sgi: number, NSA = SCORES_NS, fullK = false): { mh: number; kh: number; nts: number[] } {
+  if (fullK) return { mh: sgi & 1, kh: 0, nts: [sgi >> 1] };
   return NSA === 8 ? { mh: sgi & 1, kh: sgi >> 2, nts: [(sgi >> 1) & 1] } : { mh: sgi & 1, kh: sgi >> 1, nts: [0, 1] };
 }
 

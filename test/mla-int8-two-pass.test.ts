@@ -242,6 +242,7 @@ describe('int8 MLA decode, two passes: plan and WGSL', () => {
       scoresChunks: 1056,
     });
     expect(parseTwoPassOptions('')).toEqual({});
+    expect(parseTwoPassOptions('scoresFullK')).toEqual({ scoresFullK: true });
     expect(() => parseTwoPassOptions('pvBlocks=3')).toThrow(/'pvBlocks=3' is not/);
     expect(() => parseTwoPassOptions('lazy')).toThrow(/'lazy' is not/);
   });

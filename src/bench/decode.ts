@@ -539,7 +539,7 @@ export function registerDecodeBench(bench: Command): void {
     .option('--mla-int8-sgm <k=v,...>', 'int8 cache: options of the tensor-core kernel (as bench mla --int8-sgm)', '')
     .option(
       '--mla-int8-two-pass <k=v,...>',
-      'int8 cache, --mla-int8-kernel two-pass: its options (colSplit=2, pvSubgroups=8, scoresSubgroups=4, pvBlocks=2, scoresChunks=n, prefetch=false, stageSpread)',
+      'int8 cache, --mla-int8-kernel two-pass: its options (colSplit=2, pvSubgroups=8, scoresSubgroups=4, pvBlocks=2, scoresChunks=n, prefetch=false, stageSpread, scoresFullK)',
       '',
     )
     .option('--json', 'print a JSON object');

@@ -91,7 +91,7 @@ export interface MlaBenchOptions {
  */
 /**
  * `--mla-int8-two-pass` (bench decode): the two-pass kernels' options as `k=v` items: colSplit=1|2,
- * pvSubgroups=8|16, scoresSubgroups=4|8, pvBlocks=1|2, scoresChunks=n, prefetch=false, stageSpread.
+ * pvSubgroups=8|16, scoresSubgroups=4|8, pvBlocks=1|2, scoresChunks=n, prefetch=false, stageSpread, scoresFullK.
  */
 export function parseTwoPassOptions(text: string): MlaInt8TwoPassOptions {
   const o: Record<string, boolean | number> = {};
@@ -113,7 +113,7 @@ export function parseTwoPassOptions(text: string): MlaInt8TwoPassOptions {
       }
     }
     if (
-      (k === 'prefetch' || k === 'stageSpread') &&
+      ['prefetch', 'stageSpread', 'scoresFullK'].includes(k) &&
       !rest.length &&
       (v === undefined || v === 'true' || v === 'false')
     ) {
@@ -121,7 +121,7 @@ export function parseTwoPassOptions(text: string): MlaInt8TwoPassOptions {
       continue;
     }
     throw new Error(
-      `--mla-int8-two-pass: '${item}' is not colSplit=1|2, pvSubgroups=8|16, scoresSubgroups=4|8, pvBlocks=1|2, scoresChunks=n, prefetch[=false] or stageSpread[=false]`,
+      `--mla-int8-two-pass: '${item}' is not colSplit=1|2, pvSubgroups=8|16, scoresSubgroups=4|8, pvBlocks=1|2, scoresChunks=n, prefetch[=false], stageSpread[=false] or scoresFullK[=false]`,
     );
   }
   return o as MlaInt8TwoPassOptions;
@@ -345,6 +345,12 @@ export const TWO_PASS_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'two-pass', int8TwoPass: { pvBlocks: 2 } },
   { int8Kernel: 'two-pass', int8TwoPass: { pvBlocks: 2, pvSubgroups: 8 } },
   { int8Kernel: 'two-pass', int8TwoPass: { scoresSubgroups: 4, pvBlocks: 2 } },
+  // Each scores subgroup a whole tile's K, two staging buffers: 2 barriers a block.
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true, scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true, prefetch: false, scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true, pvBlocks: 2 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true, pvBlocks: 2, stageSpread: true } },
   { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2 } },
   { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2, pvSubgroups: 8 } },
   { int8Kernel: 'two-pass', int8TwoPass: { pvSubgroups: 8 } },

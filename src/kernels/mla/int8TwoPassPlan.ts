@@ -11,10 +11,12 @@
  *   A (scores) workgroup (chunkA, b, head group of 32): per block of TT = 32 staged rows, S = q . k as int8 MMAs
  *     (c_kv and k_pe apart: their own row scales), formed into f32 base-2 scores exactly as the fused kernel forms
  *     them, written to `scores` [B, HP, Tpad] (f32), plus each (block, head)'s max and the block's largest value scale
- *     (c_kv's) to `stats` [B, nBlk, SA]. 8 subgroups: sgi = 4 kh + 2 nt + mh takes head half mh, token half nt, and
- *     the c_kv K-steps [kh LK / 2, (kh + 1) LK / 2) and the k_pe steps kh + 2 i, its query fragments held in registers
- *     from before the loop; the i32 tiles meet in `sc` (c_kv partial kh, then k_pe partial kh), where thread
- *     (head lid >> 3, tokens 4 (lid & 7) ..) sums them and forms the scores. Streams the cache once (RW words a token).
+ *     (c_kv's) to `stats` [B, nBlk, SA]. 4 subgroups (the default, 128 threads): sgi = 2 kh + mh takes head half mh
+ *     and the c_kv K-steps [kh LK / 2, (kh + 1) LK / 2) and the k_pe steps kh + 2 i for both token halves (two
+ *     independent chains sharing each query fragment, held in registers from before the loop); or 8 (sgi = 4 kh +
+ *     2 nt + mh: one token half each). The i32 tiles meet in `sc` (c_kv partial kh, then k_pe partial kh), where the
+ *     threads (LPH lanes a head, TPL tokens a lane) sum them and form the scores. Streams the cache once (RW words a
+ *     token).
  *   B (P x V) workgroup (chunk, b, head group x column split): m = its chunk's max per head and s_ref = its largest
  *     value scale, both from A's block stats (a subgroup reduction, no barrier); per block, thread (lane = token,
  *     subgroup = HT heads) makes p = 2^(s - m), x = min(1, p s_t / s_ref), Q = floor(16383 x + u_t) (dithered,
@@ -27,6 +29,23 @@
  *     c_kv codes (Rv bytes + the scale a token).
  * Offsets and strides in 32-bit words (as Dawn in npm webgpu 0.6.2 counts int8 operands read from array<i32>); the
  * generators multiply the int8 operands' by 4 for a Dawn that counts elements.
+ *
+ * Measured (tenth session, mla2k; H200, 48B shapes, batch 1, int8 cache; bench/results/2026-12-02-h200-mla2k-s*):
+ *   EXACT on the device: within 3.0e-3 of max |o| of the int8 reference at 4K (the fused kernel's scheme; the two-pass
+ *   reference int8LazyReference.ts TWO_PASS_PV: 3.2e-6), every variant below alike; kernel A's scores and block stats
+ *   equal their emulation to 6.3e-8 / 6.9e-8 (f32 rounding). No sign of the lazy kernel's device error (every
+ *   workgroup array here is 16-byte sized, mlalazy3's suspect).
+ *   NOT FASTER: at 1M, per layer (decode profile, 7 layers): 8 scores subgroups 0.795 (A) + 0.531 (B) = 1.33 ms, 4
+ *   subgroups (the default since) 0.565 + 0.533 = 1.10 ms, against 1.071 for the fused kernel; hybrid TPOT at 1M
+ *   13.17 / 11.44 against 11.35-11.36 ms (same sittings). Both kernels are latency-bound chains again, far from the
+ *   ~0.16 ms a kernel their bytes need: A takes ~6.4k SM cycles a block (8 subgroups), B ~4.1k. What each stage costs
+ *   (bench mla --int8-variants two-pass-stages at 1M, 8 scores subgroups: A 0.70, B 0.53 ms): A without its products
+ *   0.385, without the combine 0.450, without the staging 0.388, without products and combine 0.309; B without P
+ *   0.375, without the products 0.340, without the staging 0.438, without P and products 0.236. Every stage costs
+ *   about as much as the others (as in the fused kernel: the sum of what each saves exceeds what they take together).
+ *   Not better: B with 2 blocks a step (0.546), 8 P x V subgroups (0.518-0.529), columns split (0.72), 264 chunks
+ *   (0.538); A without the prefetch (0.72), more or fewer chunks (132: 0.665, 1056: 0.71), stageSpread (1.68: its
+ *   dynamic vector index), the full-K layout (4.0: 18 query fragments a subgroup, registers spilt, it seems).
  */
 import type { SgmVariant } from '../int8/subgroupMatrix.wgsl.js';
 import { int8RowLayout, type Int8RowLayout } from './int8Layout.js';
@@ -36,7 +55,7 @@ import { mlaInt8SgmUnsupported } from './int8SgmPlan.js';
 
 /** Heads a workgroup of either kernel (two head halves of 16: the MMA's M). */
 export const TWO_PASS_HW = 32;
-/** Subgroups of the scores kernel by default: 2 head halves x 2 token halves x 2 K halves. */
+/** Subgroups of the scores kernel's first layout (scoresSubgroups 8): 2 head halves x 2 token halves x 2 K halves. */
 export const SCORES_NS = 8;
 /** Q's largest value: two 7-bit digits (int8LazyReference.ts digits 2). */
 export const TWO_PASS_QMAX = 128 * 127 + 127;
@@ -49,8 +68,8 @@ export interface MlaInt8TwoPassOptions {
   /** Scores: chunks a sequence (workgroups a head group); default 4 a SM of an H200 (scoresChunks). */
   scoresChunks?: number;
   /**
-   * Scores: subgroups a workgroup, 8 (the default: each one token half) or 4 (each both token halves with the same
-   * query fragments: 128 threads, half the registers a workgroup, so more workgroups an SM hide each other's latency).
+   * Scores: subgroups a workgroup, 4 (the default: each both token halves with the same query fragments, 128 threads,
+   * so more workgroups an SM hide each other's latency; 0.565 ms a layer at 1M) or 8 (each one token half; 0.70-0.80).
    */
   scoresSubgroups?: 4 | 8;
   /**
@@ -186,7 +205,8 @@ export function planMlaInt8TwoPass(
   if (NB !== 1 && NB !== 2) throw new Error(`mlaDecode (int8, two-pass): pvBlocks 1 or 2, got ${NB}`);
   const TS = NB * TT;
   const KVB = Math.max(TS * KSB, NSB * 256);
-  const NSA = fullK ? 4 : (o.scoresSubgroups ?? SCORES_NS);
+  // 4 by default since the tenth session's sitting (bench/results/2026-12-02-h200-mla2k-s3-*): the same outputs.
+  const NSA = fullK ? 4 : (o.scoresSubgroups ?? 4);
   if (NSA !== 4 && NSA !== 8) throw new Error(`mlaDecode (int8, two-pass): scoresSubgroups 4 or 8, got ${NSA}`);
   const WGA = 32 * NSA;
   // The combine: 32 heads x TT tokens over the threads, a head's tokens on consecutive lanes.

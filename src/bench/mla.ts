@@ -14,6 +14,9 @@
  * With `--unsafe-apis` where the device has int8 subgroup matrices, the tensor-core kernel
  * (decodeInt8Sgm.wgsl.ts) is timed beside dp4a (`--int8-kernels`), its variants swept at the largest
  * context and each checked against the int8 reference and the dp4a kernel's output (`vsDp4aKernel`).
+ * `--int8-kernels ...,two-pass`: the two-pass kernels (int8TwoPassPlan.ts) too, checked against the int8 reference
+ * and their own scheme (`vsTwoPassReference`), their first pass alone against its emulation (`int8-two-pass-scores`);
+ * `--int8-variants two-pass` / `two-pass-stages` sweep their layouts / stage diagnostics with per-kernel times.
  */
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';

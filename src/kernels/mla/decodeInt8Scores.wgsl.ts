@@ -5,7 +5,8 @@
  * (decodeInt8Sgm.wgsl.ts: f32(aL) (sqL skL) + f32(aR) (sqR skR), -3e38 past the sequence), written to
  * scores [B, HP, Tpad]; each (block, head)'s max and the block's largest c_kv scale to stats [B, nBlk, SA].
  * Block: [S products -> sc] barrier [scores, maxima -> storage] barrier [next rows -> kv] barrier; the next
- * block's rows are loaded into registers at the block's top.
+ * block's rows are loaded into registers at the block's top (prefetch). The full-K layout (scoresFullK): two kv
+ * buffers, the next rows staged into the other one beside the scores' combine, 2 barriers a block.
  */
 import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTwoPassOptions } from '../src/bench/mla.js';
+import { parseTwoPassOptions, scoreDiff } from '../src/bench/mla.js';
 import { mlaInt8PvWgsl } from '../src/kernels/mla/decodeInt8Pv.wgsl.js';
 import { mlaInt8ScoresWgsl } from '../src/kernels/mla/decodeInt8Scores.wgsl.js';
 import { mlaInt8KernelFor } from '../src/kernels/mla/index.js';
@@ -253,6 +253,24 @@ describe('int8 MLA decode, two passes: plan and WGSL', () => {
     expect(parseTwoPassOptions('scoresFullK')).toEqual({ scoresFullK: true });
     expect(() => parseTwoPassOptions('pvBlocks=3')).toThrow(/'pvBlocks=3' is not/);
     expect(() => parseTwoPassOptions('lazy')).toThrow(/'lazy' is not/);
+  });
+
+  it("bench mla's device check of the scores (scoreDiff): where they differ, sentinels apart, unwritten entries skipped", () => {
+    const want = Float32Array.from([1, 2, Math.fround(-3e38), Number.NaN, 4, -8]);
+    expect(scoreDiff(want.slice(), want, 3)).toEqual({
+      compared: 4,
+      relToMax: 0,
+      sentinelMismatch: 0,
+      firstBad: undefined,
+    });
+    const got = want.slice();
+    got[3] = 123; // unwritten by the emulation: not compared
+    got[4] = 4.01;
+    got[2] = 0;
+    const d = scoreDiff(got, want, 3);
+    expect(d.relToMax).toBeCloseTo(0.01 / 8, 6);
+    expect(d.sentinelMismatch).toBe(1);
+    expect(d.firstBad).toMatchObject({ row: 1, col: 1 });
   });
 
   it.skipIf(!hasGpu)('both kernels compile with stand-ins for the subgroup matrices (48B shapes)', async () => {

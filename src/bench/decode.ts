@@ -18,9 +18,9 @@ import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
 import { gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
-import { mlaInt8KernelOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
+import { mlaInt8KernelOverrides, mlaInt8TwoPassOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
-import { parseInt8SgmOptions } from './mla.js';
+import { parseInt8SgmOptions, parseTwoPassOptions } from './mla.js';
 import { lanesOf, MOE_DECODE_LANES, moeDecodeRows, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
@@ -562,9 +562,14 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--mla-int8-kernel <k>',
-      'int8 cache: MLA decode kernel, dp4a or subgroup-matrix (tensor cores: needs --unsafe-apis; checked against dp4a first)',
+      'int8 cache: MLA decode kernel, dp4a, subgroup-matrix or two-pass (tensor cores: need --unsafe-apis; the builtins checked against dp4a first)',
     )
     .option('--mla-int8-sgm <k=v,...>', 'int8 cache: options of the tensor-core kernel (as bench mla --int8-sgm)', '')
+    .option(
+      '--mla-int8-two-pass <k=v,...>',
+      'int8 cache, --mla-int8-kernel two-pass: its options (colSplit=2, pvSubgroups=8, scoresSubgroups=4, pvBlocks=2, scoresChunks=n, prefetch=false, stageSpread, scoresFullK)',
+      '',
+    )
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (
@@ -608,14 +613,21 @@ export function registerDecodeBench(bench: Command): void {
         throw new Error(`--mla-int8-variant: '${opts.mlaInt8Variant}' is not a JSON object`);
       Object.assign(mlaInt8Overrides, mlaInt8Variant);
       const mlaInt8Kernel = opts.mlaInt8Kernel;
-      if (mlaInt8Kernel !== undefined && mlaInt8Kernel !== 'dp4a' && mlaInt8Kernel !== 'subgroup-matrix')
-        throw new Error(`--mla-int8-kernel: '${mlaInt8Kernel}' is not dp4a or subgroup-matrix`);
+      if (
+        mlaInt8Kernel !== undefined &&
+        mlaInt8Kernel !== 'dp4a' &&
+        mlaInt8Kernel !== 'subgroup-matrix' &&
+        mlaInt8Kernel !== 'two-pass'
+      )
+        throw new Error(`--mla-int8-kernel: '${mlaInt8Kernel}' is not dp4a, subgroup-matrix or two-pass`);
       mlaInt8KernelOverrides.kernel = mlaInt8Kernel;
       mlaInt8KernelOverrides.sgm = parseInt8SgmOptions(opts.mlaInt8Sgm ?? '');
+      mlaInt8TwoPassOverrides.options = parseTwoPassOptions(opts.mlaInt8TwoPass ?? '');
       // With the options above: prepareMlaInt8Sgm checks this very variant against dp4a on the device. Asked for,
       // the tensor-core kernel must be available; by default it is taken where the device offers Dawn's int8
       // subgroup matrices (--unsafe-apis) and the check passes (MLA_INT8_SGM_BY_DEFAULT), else dp4a runs.
-      const wantSgm = mlaInt8Kernel === 'subgroup-matrix';
+      // two-pass runs on the same prepared builtins (opt-in; bench mla checks its outputs).
+      const wantSgm = mlaInt8Kernel === 'subgroup-matrix' || mlaInt8Kernel === 'two-pass';
       const prep =
         opts.cacheDtype === 'int8' &&
         device instanceof GpuContext &&
@@ -623,7 +635,7 @@ export function registerDecodeBench(bench: Command): void {
           ? await prepareMlaInt8Sgm(device)
           : undefined;
       if (wantSgm && prep?.kernel !== 'subgroup-matrix')
-        throw new Error(`--mla-int8-kernel subgroup-matrix: not available here: ${prep?.reason ?? 'not a GPU'}`);
+        throw new Error(`--mla-int8-kernel ${mlaInt8Kernel}: not available here: ${prep?.reason ?? 'not a GPU'}`);
       decodeTuning.prefetch = !!opts.gemvPrefetch;
       const moeMax = parseList(opts.moeDecodeMaxTokens)[0];
       if (!(Number.isInteger(moeMax) && moeMax >= 0))
@@ -742,6 +754,7 @@ export function registerDecodeBench(bench: Command): void {
           ? {
               mlaInt8Kernel: mlaInt8Kernel ?? (prep?.kernel === 'subgroup-matrix' ? 'subgroup-matrix' : 'dp4a'),
               mlaInt8Sgm: mlaInt8KernelOverrides.sgm,
+              mlaInt8TwoPass: mlaInt8Kernel === 'two-pass' ? mlaInt8TwoPassOverrides.options : undefined,
               ...(prep?.reason ? { mlaInt8SgmUnavailable: prep.reason } : {}),
             }
           : {};

@@ -14,6 +14,9 @@
  * With `--unsafe-apis` where the device has int8 subgroup matrices, the tensor-core kernel
  * (decodeInt8Sgm.wgsl.ts) is timed beside dp4a (`--int8-kernels`), its variants swept at the largest
  * context and each checked against the int8 reference and the dp4a kernel's output (`vsDp4aKernel`).
+ * `--int8-kernels ...,two-pass`: the two-pass kernels (int8TwoPassPlan.ts) too, checked against the int8 reference
+ * and their own scheme (`vsTwoPassReference`), their first pass alone against its emulation (`int8-two-pass-scores`);
+ * `--int8-variants two-pass` / `two-pass-stages` sweep their layouts / stage diagnostics with per-kernel times.
  */
 import type { Command } from 'commander';
 import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
@@ -34,6 +37,10 @@ import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
 import { type MlaInt8SgmOptions, SGM_STAGES, type SgmStage } from '../kernels/mla/int8SgmPlan.js';
 import { runSgmAlignProbe } from '../kernels/mla/int8SgmAlignProbe.js';
 import { mlaInt8SgmState } from '../kernels/mla/int8SgmState.js';
+import { mlaDecodeInt8LazyReference, TWO_PASS_PV } from '../kernels/mla/int8LazyReference.js';
+import { int8TwoPassScores } from '../kernels/mla/int8TwoPassDecode.js';
+import { type MlaInt8TwoPassOptions, TWO_PASS_STAGES } from '../kernels/mla/int8TwoPassPlan.js';
+import { emulateScores } from '../kernels/mla/int8TwoPassEmulate.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
@@ -69,7 +76,16 @@ export interface MlaBenchOptions {
    * 'sgm-stages' (the tensor-core kernel with `int8Sgm` less one stage at a time, sgmStageVariants), 'sgm-wide'
    * (SGM_WIDE_VARIANTS), 'sgm-lazy' (SGM_LAZY_VARIANTS), 'sgm-lazy-check' (SGM_LAZY_CHECK_VARIANTS), or 'none'.
    */
-  int8VariantSet?: 'all' | 'sgm-stages' | 'sgm-wide' | 'sgm-lazy' | 'sgm-lazy-check' | 'sgm-lazy-regs' | 'none';
+  int8VariantSet?:
+    | 'all'
+    | 'sgm-stages'
+    | 'sgm-wide'
+    | 'sgm-lazy'
+    | 'sgm-lazy-check'
+    | 'sgm-lazy-regs'
+    | 'two-pass'
+    | 'two-pass-stages'
+    | 'none';
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
 }
@@ -78,6 +94,44 @@ export interface MlaBenchOptions {
  * `--int8-sgm k=v,...`: the tensor-core kernel's options, e.g. `queryResident` (a bare key is true),
  * `heads=16`, `fold=1`, `prefetch=false`, `qRegs`, `foldBarrier=false`.
  */
+/**
+ * `--mla-int8-two-pass` (bench decode): the two-pass kernels' options as `k=v` items: colSplit=1|2,
+ * pvSubgroups=8|16, scoresSubgroups=4|8, pvBlocks=1|2, scoresChunks=n, prefetch=false, stageSpread, scoresFullK.
+ */
+export function parseTwoPassOptions(text: string): MlaInt8TwoPassOptions {
+  const o: Record<string, boolean | number> = {};
+  const numbers: Record<string, number[] | 'any'> = {
+    colSplit: [1, 2],
+    pvSubgroups: [8, 16],
+    scoresSubgroups: [4, 8],
+    pvBlocks: [1, 2],
+    scoresChunks: 'any',
+  };
+  for (const item of text.split(',').filter(Boolean)) {
+    const [k, v, ...rest] = item.split('=');
+    const allowed = numbers[k];
+    if (allowed && v !== undefined && !rest.length) {
+      const n = Number(v);
+      if (allowed === 'any' ? Number.isInteger(n) && n >= 1 : allowed.includes(n)) {
+        o[k] = n;
+        continue;
+      }
+    }
+    if (
+      ['prefetch', 'stageSpread', 'scoresFullK'].includes(k) &&
+      !rest.length &&
+      (v === undefined || v === 'true' || v === 'false')
+    ) {
+      o[k] = v !== 'false';
+      continue;
+    }
+    throw new Error(
+      `--mla-int8-two-pass: '${item}' is not colSplit=1|2, pvSubgroups=8|16, scoresSubgroups=4|8, pvBlocks=1|2, scoresChunks=n, prefetch[=false], stageSpread[=false] or scoresFullK[=false]`,
+    );
+  }
+  return o as MlaInt8TwoPassOptions;
+}
+
 export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
   const o: Record<string, boolean | number | string[]> = {};
   const flags = [
@@ -279,6 +333,80 @@ export const SGM_LAZY_REGS_VARIANTS: Partial<MlaDecodeOptions>[] = (
   ] as MlaInt8SgmOptions[]
 ).map((int8Sgm) => ({ int8Kernel: 'subgroup-matrix', int8Sgm }));
 
+/**
+ * `--int8-variants two-pass`: the two-pass kernels' (int8TwoPassPlan.ts) layout choices beside its default: the value
+ * columns split over two workgroups (half the accumulators a lane: more workgroups an SM), 8 P x V subgroups, the
+ * scores' and the P x V pass's chunk counts.
+ */
+export const TWO_PASS_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  // After the first sitting (default 0.80 + 0.53 ms at 1M, both latency-bound): more workgroups an SM for the scores
+  // (4 subgroups), half the barriers of P x V (2 blocks a step).
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresSubgroups: 4 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresSubgroups: 4, scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresSubgroups: 4, prefetch: false, scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { pvBlocks: 2 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { pvBlocks: 2, pvSubgroups: 8 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresSubgroups: 4, pvBlocks: 2 } },
+  // Each scores subgroup a whole tile's K, two staging buffers: 2 barriers a block.
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true, scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true, prefetch: false, scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true, pvBlocks: 2 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresFullK: true, pvBlocks: 2, stageSpread: true } },
+  { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2, pvSubgroups: 8 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { pvSubgroups: 8 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresChunks: 132 } },
+  { int8Kernel: 'two-pass', int8TwoPass: { scoresChunks: 1056 } },
+  { int8Kernel: 'two-pass', chunks: 264 },
+  { int8Kernel: 'two-pass', int8TwoPass: { colSplit: 2 }, chunks: 264 },
+];
+
+/**
+ * `--int8-variants two-pass-stages`: what limits the two-pass kernels: each stage of a block left out alone
+ * (int8TwoPassPlan.ts TWO_PASS_STAGES, diagnostics: wrong outputs; the per-kernel times say which kernel gains), the
+ * loads without the prefetch, and the staging stores spread over the banks (stageSpread, exact).
+ */
+export const TWO_PASS_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = (
+  [
+    ...TWO_PASS_STAGES.map((st) => ({ skip: [st] })),
+    { skip: ['scores', 'combine'] },
+    { skip: ['p', 'pv'] },
+    { prefetch: false },
+    { stageSpread: true },
+  ] as MlaInt8TwoPassOptions[]
+).map((int8TwoPass) => ({ int8Kernel: 'two-pass', int8TwoPass }));
+
+/**
+ * The two-pass scores (or block stats) from the device against their emulation, over the entries the emulation
+ * wrote (finite, not the -3e38 past a sequence: those must be equal): max |diff| / max |expected|, and the first
+ * entry off by more than 1e-4 of max |expected| as (row, column) of rows of `cols` (a score's: sequence x head, token).
+ */
+export function scoreDiff(got: Float32Array, want: Float32Array, cols: number) {
+  let maxAbs = 0;
+  let maxRef = 0;
+  let compared = 0;
+  let sentinelMismatch = 0;
+  for (let i = 0; i < want.length; i++) {
+    if (Number.isNaN(want[i])) continue;
+    if (Math.abs(want[i]) > 1e30) {
+      if (got[i] !== want[i]) sentinelMismatch++;
+      continue;
+    }
+    compared++;
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+    const d = Math.abs(got[i] - want[i]);
+    maxAbs = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(maxAbs, d);
+  }
+  let firstBad: Record<string, number> | undefined;
+  for (let i = 0; i < want.length && !firstBad; i++) {
+    if (Number.isNaN(want[i]) || Math.abs(want[i]) > 1e30) continue;
+    if (!(Math.abs(got[i] - want[i]) <= 1e-4 * maxRef))
+      firstBad = { row: Math.floor(i / cols), col: i % cols, got: got[i], want: want[i] };
+  }
+  return { compared, relToMax: maxAbs / maxRef, sentinelMismatch, firstBad };
+}
+
 /** Tiled-kernel variants timed (and checked) beside its default at the largest (smallest) context. */
 const TILED_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { sHalves: false, lateFetch: false },
@@ -415,7 +543,9 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     (k) => k === 'dp4a' || sgmPrep?.kernel === 'subgroup-matrix',
   );
   const int8Runs = (v: Partial<MlaDecodeOptions>) =>
-    v.int8Kernel === 'subgroup-matrix' ? sgmPrep?.kernel === 'subgroup-matrix' : int8Kernels.includes('dp4a');
+    v.int8Kernel === 'subgroup-matrix' || v.int8Kernel === 'two-pass'
+      ? sgmPrep?.kernel === 'subgroup-matrix'
+      : int8Kernels.includes('dp4a');
   const kernels = int8
     ? (int8Kernels as unknown as MlaDecodeKernel[])
     : o.kernels.filter((k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k);
@@ -427,6 +557,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'sgm-lazy': SGM_LAZY_VARIANTS,
     'sgm-lazy-check': SGM_LAZY_CHECK_VARIANTS,
     'sgm-lazy-regs': SGM_LAZY_REGS_VARIANTS,
+    'two-pass': TWO_PASS_VARIANTS,
+    'two-pass-stages': TWO_PASS_STAGE_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -464,10 +596,10 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       let layout: Record<string, unknown>;
       if (int8) {
         const NG = Math.ceil(H / 32);
-        const sgm = (kernel as string) === 'subgroup-matrix';
+        const sgm = (kernel as string) === 'subgroup-matrix' || (kernel as string) === 'two-pass';
         layout = {
           kernel: `int8-${kernel}`,
-          int8Sgm: sgm ? o.int8Sgm : undefined,
+          int8Sgm: (kernel as string) === 'subgroup-matrix' ? o.int8Sgm : undefined,
           blockTokens: 32,
           chunks: sgm ? defaultInt8SgmChunks(T, o.batch, NG) : defaultInt8Chunks(T, o.batch, NG),
         };
@@ -542,7 +674,12 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           const k = v.int8Kernel ?? 'dp4a';
           try {
             const tv = await timeGpu(gpu, call(k as unknown as MlaDecodeKernel, v), o.reps, o.trials);
-            sweep.push({ context: T, kernel: `int8-${k}`, ...v, ...rate(T, tv.ms) });
+            // The two-pass rows with each kernel's time (which of the two a variant changes).
+            const kernelsMs =
+              k === 'two-pass'
+                ? await profileKernels(gpu, call(k as unknown as MlaDecodeKernel, v), 3, { warmUp: false })
+                : undefined;
+            sweep.push({ context: T, kernel: `int8-${k}`, ...v, ...rate(T, tv.ms), kernelsMs });
           } catch (e) {
             // A variant that does not compile or run on this device must not lose the others' numbers.
             sweep.push({ context: T, kernel: `int8-${k}`, ...v, error: (e as Error).message });
@@ -607,6 +744,19 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         dp4a: mlaDecodeInt8Reference(q, words, table, lengths, d),
         f32: mlaDecodeInt8Reference(q, words, table, lengths, d, { pv: 'f32' }),
       };
+      // The two-pass kernels' own scheme (int8LazyReference.ts TWO_PASS_PV) at the P x V pass's chunk length.
+      const twoPassRefs = new Map<number, Float32Array>();
+      const twoPassRef = (chunks?: number) => {
+        const NG = Math.ceil(H / 32);
+        const want = chunks ?? defaultInt8SgmChunks(T, o.batch, NG);
+        const chunkLen = Math.ceil(T / want / 32) * 32;
+        let r = twoPassRefs.get(chunkLen);
+        if (!r) {
+          r = mlaDecodeInt8LazyReference(q, words, table, lengths, d, { ...TWO_PASS_PV, chunkLen });
+          twoPassRefs.set(chunkLen, r);
+        }
+        return r;
+      };
       // The dp4a kernel's default output: the tensor-core kernel must match it to f32 rounding.
       const dp4aOut = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Kernel: 'dp4a' });
       const dp4a = (await dp4aOut.read()) as Float32Array;
@@ -615,6 +765,26 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         ...int8Kernels.map((k) => ({ int8Kernel: k, int8Sgm: k === 'subgroup-matrix' ? o.int8Sgm : undefined })),
         ...int8Variants.filter(int8Runs),
       ];
+      // The two-pass kernels' first pass alone against its emulation (int8TwoPassEmulate.ts) on the same words: every
+      // score and block stat, so a wrong A + B output can be placed in one kernel.
+      if (int8Kernels.includes('two-pass')) {
+        try {
+          const a = int8TwoPassScores(gpu, x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T });
+          const gotS = (await a.scores.read()) as Float32Array;
+          const gotStats = (await a.stats.read()) as Float32Array;
+          a.scores.dispose();
+          a.stats.dispose();
+          const em = emulateScores(q, words, table, lengths, d, a.plan, a.chunkLenA);
+          checks.push({
+            context: T,
+            kernel: 'int8-two-pass-scores',
+            scoresVsEmulation: scoreDiff(gotS, em.scores, a.Tpad),
+            statsVsEmulation: scoreDiff(gotStats, em.stats, a.plan.SA),
+          });
+        } catch (e) {
+          checks.push({ context: T, kernel: 'int8-two-pass-scores', error: (e as Error).message });
+        }
+      }
       for (const v of runs) {
         const ref = refs[v.int8Pv ?? 'dp4a'];
         let got: Float32Array;
@@ -631,6 +801,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           kernel: `int8-${v.int8Kernel ?? 'dp4a'}`,
           ...v,
           vsInt8Reference: err(got, ref),
+          vsTwoPassReference: v.int8Kernel === 'two-pass' ? err(got, twoPassRef(v.chunks)) : undefined,
           // The lazy form's device check: where its error lies (mlalazy2).
           lazyDiag: v.int8Sgm?.lazy ? lazyDiag(got, ref, H, Rv) : undefined,
           vsDp4aKernel: v.int8Pv ? undefined : err(got, dp4a),
@@ -716,7 +887,7 @@ export function registerMlaBench(bench: Command): void {
     .option('--subgroup-size <n>', 'tiled kernel: subgroup size to compile for if the adapter reports a range')
     .option(
       '--int8-kernels <k,...>',
-      'int8 cache: kernels to time, dp4a and subgroup-matrix (tensor cores: needs --unsafe-apis and a device that has them)',
+      'int8 cache: kernels to time, dp4a, subgroup-matrix and two-pass (tensor cores: need --unsafe-apis and a device that has them)',
       'subgroup-matrix,dp4a',
     )
     .option(
@@ -726,7 +897,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      'int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows) or none',
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics) or none",
       'all',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
@@ -754,15 +925,27 @@ export function registerMlaBench(bench: Command): void {
       sweepBlocks: opts.sweepBlocks ? parseList(opts.sweepBlocks) : [],
       subgroupSize: opts.subgroupSize ? parseList(opts.subgroupSize)[0] : undefined,
       int8Kernels: opts.int8Kernels.split(',').map((k) => {
-        if (k !== 'dp4a' && k !== 'subgroup-matrix')
-          throw new Error(`--int8-kernels: '${k}' is not dp4a or subgroup-matrix`);
+        if (k !== 'dp4a' && k !== 'subgroup-matrix' && k !== 'two-pass')
+          throw new Error(`--int8-kernels: '${k}' is not dp4a, subgroup-matrix or two-pass`);
         return k;
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
       int8VariantSet: ((v) => {
-        if (!['all', 'sgm-stages', 'sgm-wide', 'sgm-lazy', 'sgm-lazy-check', 'sgm-lazy-regs', 'none'].includes(v))
+        if (
+          ![
+            'all',
+            'sgm-stages',
+            'sgm-wide',
+            'sgm-lazy',
+            'sgm-lazy-check',
+            'sgm-lazy-regs',
+            'two-pass',
+            'two-pass-stages',
+            'none',
+          ].includes(v)
+        )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

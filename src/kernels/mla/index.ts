@@ -33,16 +33,21 @@ import { type MlaInt8SgmOptions, mlaInt8SgmKey, mlaInt8SgmUnsupported, planMlaIn
 import { mlaInt8SgmWgsl } from './decodeInt8Sgm.wgsl.js';
 import { mlaInt8SgmState } from './int8SgmState.js';
 import { int8QueryRowsReference } from './int8SgmEmulate.js';
+import { int8TwoPassDecode } from './int8TwoPassDecode.js';
+import type { MlaInt8TwoPassOptions } from './int8TwoPassPlan.js';
 
 export { int8RowWords, type MlaCacheDtype } from './int8Layout.js';
 export { prepareMlaInt8Sgm } from './int8SgmPrepare.js';
+export { mlaInt8TwoPassOverrides } from './int8TwoPassDecode.js';
 
 /**
  * The int8 cache's decode kernels: `dp4a` (integer dot products, decodeInt8.wgsl.ts; every device with
  * fixed-size subgroups) and `subgroup-matrix` (tensor cores, decodeInt8Sgm.wgsl.ts; where
- * prepareMlaInt8Sgm found Dawn's int8 subgroup matrices working and exact).
+ * prepareMlaInt8Sgm found Dawn's int8 subgroup matrices working and exact), and `two-pass` (tensor cores, scores
+ * then P x V in two streaming kernels, int8TwoPassPlan.ts; opt-in where subgroup-matrix may run: exact on the H200
+ * but not faster, 1.10 against 1.07 ms a layer at 1M).
  */
-export type MlaInt8Kernel = 'dp4a' | 'subgroup-matrix';
+export type MlaInt8Kernel = 'dp4a' | 'subgroup-matrix' | 'two-pass';
 
 /** The decode kernels: `tiled` (decodeTiled.wgsl.ts, needs subgroups of a fixed size 8-32), `split` (decode.wgsl.ts). */
 export type MlaDecodeKernel = 'tiled' | 'split';
@@ -83,6 +88,8 @@ export interface MlaDecodeOptions {
   int8Kernel?: MlaInt8Kernel;
   /** int8 cache, tensor-core kernel: code-generation variants (int8SgmPlan.ts), for measuring. */
   int8Sgm?: MlaInt8SgmOptions;
+  /** int8 cache, two-pass kernels: options (int8TwoPassPlan.ts), for measuring. */
+  int8TwoPass?: MlaInt8TwoPassOptions;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -110,7 +117,7 @@ function prepQuery(gpu: GpuContext, qFull: Tensor, HP: number, scale: number): T
 }
 
 /** Combine the per-chunk partial results [B, chunks, H, Rv + 2] into o [B, H, Rv] (and free them). */
-function mergeChunks(gpu: GpuContext, partial: Tensor, Rv: number): Tensor {
+export function mergeChunks(gpu: GpuContext, partial: Tensor, Rv: number): Tensor {
   const [B, chunks, H] = partial.shape;
   const out = gpu.empty([B, H, Rv]);
   gpu.dispatch({
@@ -124,7 +131,7 @@ function mergeChunks(gpu: GpuContext, partial: Tensor, Rv: number): Tensor {
 }
 
 /** Split each sequence into `wanted` chunks of whole TT-row blocks, one decode workgroup column each. */
-function splitSequence(
+export function splitSequence(
   gpu: GpuContext,
   maxLen: number,
   wanted: number,
@@ -233,9 +240,16 @@ function tiledSubgroupSizeOf(gpu: GpuContext, opts: { subgroupSize?: number }): 
  * chunk count and length, and pageShift = log2(pageSize) for a power of two (a shift and a mask instead of a
  * division in the kernel), else 32.
  */
-function pagedChunkParams(pageTable: Tensor, pageSize: number, chunks: number, chunkLen: number): Params {
+export function pagedChunkParams(
+  pageTable: Tensor,
+  pageSize: number,
+  chunks: number,
+  chunkLen: number,
+  /** The last three u32 (zero unless a kernel takes more: the two-pass kernels' Tpad, nBlk). */
+  tail: [number, number, number] = [0, 0, 0],
+): Params {
   const pageShift = (pageSize & (pageSize - 1)) === 0 ? Math.log2(pageSize) : 32;
-  return new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, 0, 0, 0);
+  return new Params().u32(pageTable.shape[1], pageSize, chunks, chunkLen, pageShift, ...tail);
 }
 
 /**
@@ -324,8 +338,9 @@ function int8Decode(
   }
   if (pool.offset % 4)
     throw new Error(`mlaDecode: an int8 pool must start on a 16-byte boundary (offset ${pool.offset})`);
-  if (mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: opts.int8Kernel }) === 'subgroup-matrix')
-    return int8SgmDecode(gpu, qFull, pool, pageTable, lengths, opts);
+  const int8Kernel = mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: opts.int8Kernel });
+  if (int8Kernel === 'subgroup-matrix') return int8SgmDecode(gpu, qFull, pool, pageTable, lengths, opts);
+  if (int8Kernel === 'two-pass') return int8TwoPassDecode(gpu, qFull, pool, pageTable, lengths, opts);
   const plan = planMlaInt8(
     { H, R, Rv, SG, pv: opts.int8Pv, ...opts.int8Variant },
     gpu.limits.maxComputeWorkgroupStorageSize,
@@ -398,9 +413,10 @@ export function mlaInt8KernelFor(
       ? 'call prepareMlaInt8Sgm(gpu) first'
       : (state.reason ??
         (SG !== 32 ? `needs subgroups of 32, this device has ${SG}` : mlaInt8SgmUnsupported(o.R, o.Rv)));
-  if (why === undefined) return 'subgroup-matrix';
-  if (asked === 'subgroup-matrix')
-    throw new Error(`mlaDecode: the int8 subgroup-matrix kernel is not available: ${why}`);
+  // two-pass: opt-in only, on the tensor cores where the fused kernel may run (the same prepared builtins).
+  if (why === undefined) return asked === 'two-pass' ? 'two-pass' : 'subgroup-matrix';
+  if (asked === 'subgroup-matrix' || asked === 'two-pass')
+    throw new Error(`mlaDecode: the int8 ${asked} kernel is not available: ${why}`);
   return 'dp4a';
 }
 

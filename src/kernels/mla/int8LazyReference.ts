@@ -41,6 +41,12 @@ export interface LazyPvOptions {
    * (lazyDither): unbiased, each token's error within one unit, the tail's sum correct on average).
    */
   rounding?: 'nearest' | 'dither';
+  /**
+   * Where m_ref comes from: 'running' (the lazy scheme above: the running max, rescaled past tau), or 'chunkMax'
+   * (the two-pass scheme, decodeInt8Scores / decodeInt8Pv: every score of the chunk is known before P is quantised,
+   * so m_ref is the chunk's max from the start and no rescale ever happens; with tau 0, x <= 1 holds exactly).
+   */
+  mRef?: 'running' | 'chunkMax';
 }
 
 /**
@@ -64,6 +70,12 @@ export function lazyDither(t: number, h = 0): number {
  * against 20 on a ramp; tau = 3 costs 3 bits). 8192-token chunks are the 1M default's (~132 chunks).
  */
 export const LAZY_PV_DEFAULTS: LazyPvOptions = { tau: 1, digits: 2, chunkLen: 8192, rounding: 'dither' };
+
+/**
+ * The two-pass kernels' scheme (int8TwoPassPlan.ts): m_ref the chunk's max (known from the scores pass), tau 0 (no
+ * staleness to leave room for: every x <= 1), two dithered digits. Measured in test/mla-int8-two-pass.test.ts.
+ */
+export const TWO_PASS_PV: LazyPvOptions = { tau: 0, digits: 2, chunkLen: 8192, rounding: 'dither', mRef: 'chunkMax' };
 
 export interface LazyPvStats {
   /** Rescales after a chunk's first block (its first block always sets m_ref). */
@@ -103,6 +115,8 @@ export function lazyPv(
     const aHi = new Float64Array(Rv);
     const aLo = new Float64Array(Rv);
     let mRef = Number.NEGATIVE_INFINITY;
+    // chunkMax: m_ref known up front, so no block raises it (mx <= m_ref) and only the chunk's end flushes.
+    if (opts.mRef === 'chunkMax') for (let t = c0; t < c1; t++) mRef = Math.max(mRef, s[t]);
     let l = 0;
     let first = true;
     // The accumulators into o (f32 per element, as a lane folds them) relative to 2^mRef, then o scaled to mNew.

@@ -40,7 +40,7 @@ const byte = (w: number, i: number) => (w << (24 - 8 * i)) >> 24;
 type Mat = Int32Array; // row-major, rows x cols
 
 /** subgroupMatrixLoad of an int8 operand from words: rows x cols, element (r, c). */
-function load(src: Int32Array, fr: Frag, env: Record<string, number>, rows: number, cols: number): Mat {
+export function load(src: Int32Array, fr: Frag, env: Record<string, number>, rows: number, cols: number): Mat {
   const off = affEval(fr.offset, env);
   const m = new Int32Array(rows * cols);
   for (let r = 0; r < rows; r++)
@@ -54,7 +54,7 @@ function load(src: Int32Array, fr: Frag, env: Record<string, number>, rows: numb
   return m;
 }
 
-function mma(a: Mat, b: Mat, c: Mat): void {
+export function mma(a: Mat, b: Mat, c: Mat): void {
   for (let i = 0; i < 16; i++)
     for (let j = 0; j < 16; j++) {
       let s = c[i * 16 + j];
@@ -67,7 +67,7 @@ function mma(a: Mat, b: Mat, c: Mat): void {
 const SC_UNSET = -0x80000000;
 
 /** subgroupMatrixStore of a result tile; `once`: the words must not have been written since SC_UNSET. */
-function storeTile(dst: Int32Array, fr: Frag, env: Record<string, number>, c: Mat, once = false): void {
+export function storeTile(dst: Int32Array, fr: Frag, env: Record<string, number>, c: Mat, once = false): void {
   const off = affEval(fr.offset, env);
   for (let i = 0; i < 16; i++)
     for (let j = 0; j < 16; j++) {

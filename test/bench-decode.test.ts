@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { benchDecode, cachePerSequence, largestBatch } from '../src/bench/decode.js';
+import { checkDecode } from '../src/bench/decodeCheck.js';
+import { loadModel } from '../src/model/load.js';
 import { parseKimiConfig } from '../src/model/config.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, gpuContext, hasGpu } from './helpers.js';
 
 describe('bench decode', () => {
   it('times hybrid and all-MLA at each context and reports their ratio (tiny config, random weights, cpu)', async () => {
@@ -79,4 +81,29 @@ describe('bench decode --batch / --max-batch', () => {
     });
     expect(largestBatch(cfg, 1000, { ...base, memoryBytes: 1e5 }).batch).toBe(0);
   });
+});
+
+describe('bench decode --check (the decode step against its earlier forms, on the device)', () => {
+  it.skipIf(!hasGpu)(
+    'tiny-kimi, WebGPU: the fused step agrees with the unfused one, replay and every earlier default',
+    async () => {
+      const model = await loadModel(`${FIXTURES}/tiny-kimi`, (await gpuContext())!);
+      const c = await checkDecode(model, { context: 32, steps: 8, cacheDtype: 'bf16' });
+      model.weights.dispose();
+      expect(c.tokensEqual).toBe(true);
+      expect(c.replayTokensEqual).toBe(true);
+      expect(c.replayLogitsMaxRelDiff).toBe(0);
+      // Changes that reorder sums (fused GEMVs, folded gates) stay within f32 rounding of the logits' scale ...
+      for (const k of [
+        'logitsMaxRelDiff',
+        'beforeLogitsMaxRelDiff',
+        'session6LogitsMaxRelDiff',
+        'session7LogitsMaxRelDiff',
+      ] as const)
+        expect(c[k], k).toBeLessThan(1e-5);
+      // ... and those meant to be bit-equal (the route tail, the eager prologues) are.
+      expect(c.session9LogitsMaxRelDiff).toBe(0);
+      expect(c.session10LogitsMaxRelDiff).toBe(0);
+    },
+  );
 });

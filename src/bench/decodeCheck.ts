@@ -51,6 +51,11 @@ export interface DecodeCheck {
    * (BatchSession routeInNorm false) and every norm GEMV at 8 rows a workgroup, with the run's other settings.
    */
   session9LogitsMaxRelDiff: number;
+  /**
+   * The same against the default step of the tenth session's start: the norm GEMVs' prologue loads in loops
+   * (decodeTuning.eager false), with the run's other settings. The eager prologues are meant to be bit-equal: 0.
+   */
+  session10LogitsMaxRelDiff: number;
   /** Whether the checked default step ran the router at the end of the projection (routeInNormTuning.byDefault). */
   routeInNorm: boolean;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
@@ -161,6 +166,15 @@ export async function checkDecode(
   } finally {
     normGemvTuning.rows = ngSaved;
   }
+  // The tenth session's start: every norm GEMV's prologue loads in loops.
+  let session10: Float32Array[];
+  const eagerSaved = decodeTuning.eager;
+  decodeTuning.eager = false;
+  try {
+    session10 = await logitsOf(true);
+  } finally {
+    decodeTuning.eager = eagerSaved;
+  }
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];
@@ -199,6 +213,7 @@ export async function checkDecode(
     session7LogitsMaxRelDiff: relDiff(fused, session7),
     session8LogitsMaxRelDiff: relDiff(fused, session8),
     session9LogitsMaxRelDiff: relDiff(fused, session9),
+    session10LogitsMaxRelDiff: relDiff(fused, session10),
     routeInNorm: routeInNormTuning.byDefault,
     recordedTokens,
     replayTokensEqual:

@@ -313,7 +313,26 @@ export const kdaForwardTuning: {
    * share the intra part's f32 binding).
    */
   stateRwOperands?: boolean;
+  /**
+   * The passes whose every input binding is read_write instead of read (readWriteBindings; bench kda --fwd-rw
+   * <list|all|none>): 'state' the tiled state pass (StateTiledVariant.rwInputs: cu, W, U, k, gc, and in the Kt form
+   * v, beta; where it forms Kd or Kb from k), 'output' the pipelined output pass, 'gram' and 'wu' the two-pass
+   * intra's kernels (IntraGramVariant.rw, not the secondary form; IntraWUVariant.rw). The same code and results bit
+   * for bit. Unset: rwByDefault. With bf16 inputs, a read_write state pass binds the shared pipeline's idle intra
+   * part to scratch tensors (its packed k cannot be a written tensor of the intra part's f32 type).
+   */
+  rw?: readonly RwPass[];
 } = {};
+
+/** A forward pass that can bind its inputs read_write (kdaForwardTuning.rw). */
+export type RwPass = 'state' | 'output' | 'gram' | 'wu';
+export const RW_PASSES: readonly RwPass[] = ['state', 'output', 'gram', 'wu'];
+
+/**
+ * The passes binding their inputs read_write when kdaForwardTuning.rw is unset: none yet (see the tenth session's
+ * H200 measurement in kdaForwardTuning.rw's history; on a software adapter nothing to gain).
+ */
+export const rwByDefault = (_gpu: GpuContext): readonly RwPass[] => [];
 
 /**
  * How the bf16 path stores its intermediates when kdaForwardTuning.bf16Intermediates is unset (see there): f32, the
@@ -603,6 +622,8 @@ function chunkForward(
   const v = { K, V, GK };
   // The bf16 path's intermediates in bf16 (the storage mode) or f32 (the mixed mode): kdaForwardTuning.bf16Intermediates.
   const midBf16 = bf16 && (kdaForwardTuning.bf16Intermediates ?? BF16_INTERMEDIATES) === 'bf16';
+  // The passes binding their inputs read_write (kdaForwardTuning.rw).
+  const rw = new Set(kdaForwardTuning.rw ?? rwByDefault(gpu));
   const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
   if (kdaForwardTuning.intra === 'vec4' && !intraVecFits(v))
@@ -651,6 +672,7 @@ function chunkForward(
     kdFromK: kdInState && !ktForm,
     ktForm: ktForm || undefined,
     rwOperands: (kdaForwardTuning.stateRwOperands === true && (ktForm || kdInState)) || undefined,
+    rwInputs: (rw.has('state') && (ktForm || kdInState) && kdaForwardTuning.stateProbe === undefined) || undefined,
     fma: kdaForwardTuning.stateFma ?? stateFmaByDefault(gpu),
     idleStores: kdaForwardTuning.stateIdleStores,
     probe: kdaForwardTuning.stateProbe,
@@ -669,6 +691,8 @@ function chunkForward(
   const tiled = !halves && !regw && !overlap && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
   // Kd from k in the state pass only where that pass is the tiled (or regw, overlap) one (else the gc pass writes Kd).
   if (!tiled && !regw && !overlap) tv.kdFromK = false;
+  // Every state input read_write only in the tiled pass (the others bind gc twice).
+  if (!tiled) tv.rwInputs = undefined;
   // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
   const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
@@ -701,11 +725,13 @@ function chunkForward(
       .u32(keep ? 1 : 0),
     workgroups: [NS, H] as const,
   };
+  const gcTwice = tv.rwInputs ? [saved.gc] : [saved.gc, saved.gc];
   const stateDispatch = (gi: number) => ({
+    // gc as f32 (gcAt) and as vec4; with rwInputs once, as vec4.
     tensors: ktForm
-      ? [cu, saved.W, vv, k, saved.gc, saved.gc, beta, state, saved.h[gi], saved.Vp as Tensor]
+      ? [cu, saved.W, vv, k, ...gcTwice, beta, state, saved.h[gi], saved.Vp as Tensor]
       : tv.kdFromK
-        ? [cu, saved.W, saved.U, k, saved.gc, saved.gc, state, saved.h[gi], saved.Vp as Tensor]
+        ? [cu, saved.W, saved.U, k, ...gcTwice, state, saved.h[gi], saved.Vp as Tensor]
         : [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
     params: groupParams(p, scale, groups[gi]),
     workgroups: [V / BV, groups[gi].HB, N] as const,
@@ -763,11 +789,12 @@ function chunkForward(
     fmaChain: kdaForwardTuning.outputFmaChain ?? outputFmaChainByDefault(gpu),
     bf16: bf16 || undefined,
     midF32: tv.midF32,
+    rw: rw.has('output') || undefined,
   };
   const pv: OutputPipelinedVariant =
     outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem
       ? pvTuned
-      : { ...pv0, bf16: pvTuned.bf16, midF32: pvTuned.midF32 };
+      : { ...pv0, bf16: pvTuned.bf16, midF32: pvTuned.midF32, rw: pvTuned.rw };
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
   // `grid`: the pipelined pass's variant where its grid differs (head first, two chunks a workgroup).
@@ -806,7 +833,10 @@ function chunkForward(
   // storage mode (else 18 buffers), or asked for (kdaForwardTuning.sharedIdleScratch) where the intra part is never
   // dispatched (the two-pass intra).
   const idle =
-    midBf16 || (twoPass && kdaForwardTuning.sharedIdleScratch === true) || (ktForm && bf16 && tv.rwOperands)
+    midBf16 ||
+    (twoPass && kdaForwardTuning.sharedIdleScratch === true) ||
+    (ktForm && bf16 && tv.rwOperands) ||
+    (bf16 && tv.rwInputs)
       ? idleIntraTensors(gpu, cu, GK)
       : undefined;
   const sharedIntra = idle ? { ...intra, tensors: idle.tensors } : intra;
@@ -840,7 +870,7 @@ function chunkForward(
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
     if (twoPass)
-      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16, midBf16, M);
+      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16, midBf16, M, rw);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -949,6 +979,8 @@ function dispatchIntraTwoPass(
   midBf16: boolean,
   /** The Kt form's M (kdaForwardTuning.ktForm): the second kernel writes Kt (to saved.W) and M instead of W and U. */
   M?: Tensor,
+  /** The passes binding their inputs read_write (kdaForwardTuning.rw): 'gram', 'wu' here. */
+  rw: ReadonlySet<RwPass> = new Set(),
 ): void {
   const { H, N, K, V, GK } = p;
   const gv: IntraGramVariant = {
@@ -967,6 +999,7 @@ function dispatchIntraTwoPass(
   if (kdaForwardTuning.intraGramSecondary === true && !gv.gcFromG && !gv.stagedStores && !gv.lean && !gv.diagSplit) {
     gv.secondary = true;
   }
+  if (rw.has('gram') && !gv.secondary) gv.rw = true;
   if (!(gv.secondary ? intraGramSecondaryFits(gv) : intraGramFits(gv)))
     throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
@@ -996,6 +1029,7 @@ function dispatchIntraTwoPass(
         bf16: bf16 || undefined,
         midF32: (bf16 && !midBf16) || undefined,
       };
+  if (rw.has('wu')) wv.rw = true;
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
   }

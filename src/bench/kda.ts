@@ -980,11 +980,11 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-state-rw-operands <on|off>',
-      'forward tiled state pass: W and U (Kt and v in the Kt form) bound read_write (default off)',
+      'forward tiled state pass: W and U (Kt and v in the Kt form) bound read_write (default on GPUs, off on lavapipe)',
     )
     .option(
       '--fwd-rw <passes>',
-      'forward passes binding every input read_write: a comma list of state, output, gram, wu, or all or none (default: the GPU default, rwByDefault)',
+      'forward passes binding every input but cu read_write: a comma list of state, output, gram, wu, or all or none (default: wu on GPUs, none on lavapipe)',
     )
     .option(
       '--bf16-intermediates <bf16|f32>',

@@ -97,11 +97,16 @@ export interface StateTiledVariant {
   ktForm?: boolean;
   /**
    * W and U (in the Kt form Kt and v) bound read_write instead of read, nothing else changed (the kernel never
-   * writes them). Why (untested on the device yet): in the shared pipeline with the forward's own tensors these
-   * bindings are merged with the intra part's read_write W and U, and the H200 ran this pass at 2.695 ms so against
-   * 2.939 with them read-only (the idle intra part on scratch tensors, chunk.ts kdaForwardTuning.sharedIdleScratch);
-   * this asks for the read_write binding where no merge gives it (the bf16 storage mode, the Kt form's v, this
-   * kernel in its own pipeline). Needs kdFromK or ktForm (the bindings it names). The same results.
+   * writes them). Why: in the shared pipeline with the forward's own tensors these bindings are merged with the
+   * intra part's read_write W and U, and the H200 ran this pass at 2.695 ms so against 2.939 with them read-only
+   * (the idle intra part on scratch tensors, chunk.ts kdaForwardTuning.sharedIdleScratch); this asks for the
+   * read_write binding where no merge gives it (the bf16 storage mode, the Kt form, this kernel in its own
+   * pipeline). H200 (tenth session, bench/results/2026-12-02-h200-kbind-*): own pipeline 2.686 ms against 2.941,
+   * scratch-bound shared pipeline 2.697, the Kt form 2.729 against 3.02: the default on GPUs
+   * (chunk.ts stateRwOperandsByDefault). The loads it speeds up are the ones issued a chunk ahead (wpre, upre);
+   * presumably the driver routes a read-only binding's loads through the non-coherent path, whose latency the
+   * 512-step chain does not hide (not examined further). Needs kdFromK or ktForm (the bindings it names). The same
+   * results.
    */
   rwOperands?: boolean;
   /**
@@ -110,7 +115,9 @@ export interface StateTiledVariant {
    * instead of 4 gcAt loads from the f32 binding (the same values), since one buffer may not be a writable binding
    * and a second binding of the same dispatch (WebGPU), nor a written tensor of two element types in the shared
    * pipeline (horizontalFusion.ts). Bindings: cu, W, U, k, gc4, then the outputs (Kt form: cu, Kt, v, k, gc4, beta,
-   * then the outputs). Needs kdFromK or ktForm (GK = K). The same results bit for bit.
+   * then the outputs). Needs kdFromK or ktForm (GK = K). The same results bit for bit. Not the default: no gain over
+   * rwOperands on the H200 (2.734 ms against 2.696 in the shared pipeline, 2.685 against 2.686 in its own;
+   * chunk.ts rwByDefault).
    */
   rwInputs?: boolean;
   /**

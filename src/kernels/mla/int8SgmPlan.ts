@@ -334,7 +334,9 @@ export interface MlaInt8SgmOptions {
   /**
    * The cache pool bound read_write instead of read (never written here; the same code and results): whether this
    * driver serves the latency-bound kernel's pool loads faster from a writable binding, as the KDA state pass's
-   * (kda chunk.ts kdaForwardTuning.rw). Default false.
+   * (kda chunk.ts kdaForwardTuning.rw). Default false. H200 (tenth session, bench/results/2026-12-02-h200-kbind-*,
+   * `bench mla --int8-sgm poolRw`): 4K 0.0238 ms against 0.0234, exact against dp4a (0); the 1M row ran in a slow
+   * burst (every kernel of that process 2.6-4x slow, 4.40 against 1.07): no gain seen, 1M not measured cleanly.
    */
   poolRw?: boolean;
 }

@@ -348,8 +348,9 @@ export type RwPass = 'state' | 'output' | 'gram' | 'wu';
 export const RW_PASSES: readonly RwPass[] = ['state', 'output', 'gram', 'wu'];
 
 /**
- * The passes binding their inputs read_write when kdaForwardTuning.rw is unset: on GPUs the W | U kernel ('wu'),
- * nothing on a software adapter (lavapipe: nothing to gain; the tests compile the read-only kernels and compare).
+ * The passes binding their inputs read_write when kdaForwardTuning.rw is unset: on GPUs the W | U kernel ('wu'), but
+ * not with Dawn's disable_robustness (there it loses, below); nothing on a software adapter (lavapipe: nothing to
+ * gain; the tests compile the read-only kernels and compare).
  * H200 (B=1, H=16, d=128, T=32768, one sitting, tenth session, bench/results/2026-12-02-h200-kbind-*; per-kernel
  * times of `--fwd-rw all` against the default in the same sitting, each pass's own kernel):
  *   wu      0.707 / 0.717 ms (f32 / bf16 inputs) against 0.724 / 0.729: kept. With --disable-robustness 0.694
@@ -361,7 +362,8 @@ export const RW_PASSES: readonly RwPass[] = ['state', 'output', 'gram', 'wu'];
  * --check (T=2048) with every pass read_write: vsDefault o 0, state 0 (f32), the bf16 mixed mode's o and state
  * equal to its f32 forward's as before.
  */
-export const rwByDefault = (gpu: GpuContext): readonly RwPass[] => (onHardware(gpu) ? ['wu'] : []);
+export const rwByDefault = (gpu: GpuContext): readonly RwPass[] =>
+  onHardware(gpu) && !gpu.acquired.toggles.includes('disable_robustness') ? ['wu'] : [];
 
 /**
  * Whether the tiled state pass binds W and U (Kt and v) read_write when kdaForwardTuning.stateRwOperands is unset: on

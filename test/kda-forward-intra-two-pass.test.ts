@@ -249,6 +249,33 @@ describe('kda chunked forward: the intra pass as two kernels', () => {
     });
   });
 
+  // Every input read_write (kdaForwardTuning.rw: the state pass's W, U, k, gc bound once as vec4; the output pass's,
+  // the two intra kernels'): the inference forward's kernels, varlen 1, 7, 63, 65 from an initial state, o and the
+  // final state equal bit for bit to the read-only bindings' (the same code, another binding kind), each pass's
+  // kernel the rw variant. With the GPU's default first kernel (the diagonal chain) as compiled just above.
+  it.skipIf(!hasGpu)(
+    'every input read_write = read-only, bit for bit: varlen (1, 7, 63, 65)',
+    { timeout: 300_000 },
+    async () => {
+      const cu = [0, 1, 8, 71, 136];
+      const c = randomCase(62, cu[4], H, K, V);
+      const S0 = new Rng(64).normalArray(4 * H * K * V, 0.5);
+      const base = { intraTwoPass: true, gcInGram: false, intraGramDiagChain: true, sharedPipeline: false };
+      const ro = await run(c, cu, S0, false, { ...base, rw: [] });
+      const rw = await run(c, cu, S0, false, { ...base, rw: ['state', 'output', 'gram', 'wu'] });
+      for (const name of ['kda_chunk_intra_gram', 'kda_chunk_intra_wu', 'kda_chunk_output_pipe'])
+        expect(
+          rw.keys.filter((k) => k.startsWith(name) && k.endsWith('_rw')).length,
+          `${name}: ${rw.keys.join(', ')}`,
+        ).toBe(1);
+      expect(
+        rw.keys.filter((k) => k.startsWith('kda_chunk_state_tiled') && k.includes('_kdk') && k.includes('_rwi')).length,
+      ).toBe(1);
+      expect(ro.keys.some((k) => k.includes('_rw'))).toBe(false);
+      for (const n of ['o', 'S']) expect(Array.from(rw.got[n]), n).toEqual(Array.from(ro.got[n]));
+    },
+  );
+
   // FLA's secondary chunking (16-row blocks; the cross-block tiles read operands scaled against the block's first
   // row, K tiles of 8 channels): varlen 1, 7, 63, 65 (rows past the end, partial 16-row blocks), keep (against the
   // reference) and not (one compiled kernel: storeT is a uniform); K = 64 (eight K tiles) without the loads a tile

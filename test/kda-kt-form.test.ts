@@ -141,6 +141,7 @@ describe('kda Kt form (reference)', () => {
     kdaForwardTuning.ktForm = undefined;
     kdaForwardTuning.bf16Intermediates = undefined;
     kdaForwardTuning.stateRwOperands = undefined;
+    kdaForwardTuning.rw = undefined;
   });
 
   it.skipIf(!hasGpu)(
@@ -197,6 +198,28 @@ describe('kda Kt form (reference)', () => {
       expect(Array.from(await rw.o.toFloat32())).toEqual(Array.from(o));
       expect(Array.from(await rw.finalState!.toFloat32())).toEqual(Array.from(S));
       for (const t of [rw.o, rw.finalState]) t?.dispose();
+      // Every input read_write (kdaForwardTuning.rw: the state pass's Kt, v, k, gc once as vec4, beta; the Kt
+      // kernel's; the output pass's): the same results, bit for bit.
+      kdaForwardTuning.rw = ['state', 'wu', 'output'];
+      const rwKeys: string[] = [];
+      gpu.dispatch = (a) => {
+        rwKeys.push(a.kernel.key ?? a.kernel.name);
+        dispatch(a);
+      };
+      let all: ReturnType<typeof kdaCore>;
+      try {
+        all = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+      } finally {
+        gpu.dispatch = dispatch;
+        kdaForwardTuning.rw = undefined;
+      }
+      expect(rwKeys.some((k) => k.startsWith('kda_chunk_state_tiled') && k.includes('_kt') && k.includes('_rwi'))).toBe(
+        true,
+      );
+      expect(rwKeys.some((k) => k.startsWith('kda_chunk_intra_wu') && k.endsWith('_kt_rw'))).toBe(true);
+      expect(Array.from(await all.o.toFloat32())).toEqual(Array.from(o));
+      expect(Array.from(await all.finalState!.toFloat32())).toEqual(Array.from(S));
+      for (const t of [all.o, all.finalState]) t?.dispose();
       kdaForwardTuning.ktForm = undefined;
       const f = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
       expectClose(o, await f.o.toFloat32(), 1e-5, 'o against the usual forward');

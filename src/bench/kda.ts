@@ -17,7 +17,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { castTo } from '../kernels/copy/cast.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentSlots, kdaSavedBytes } from '../kernels/kda/index.js';
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
-import { BF16_INTERMEDIATES, kdaForwardTuning } from '../kernels/kda/chunk.js';
+import { BF16_INTERMEDIATES, kdaForwardTuning, RW_PASSES, type RwPass } from '../kernels/kda/chunk.js';
 import { STATE_PROBES, type StateProbe } from '../kernels/kda/stateTiled.wgsl.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
@@ -47,6 +47,8 @@ export interface KdaBenchOptions {
   fwdSharedIdleScratch?: boolean;
   /** The tiled state pass's W and U (Kt and v) bound read_write (kdaForwardTuning.stateRwOperands). */
   fwdStateRwOperands?: boolean;
+  /** The forward passes binding their inputs read_write (kdaForwardTuning.rw; --fwd-rw). */
+  fwdRw?: readonly RwPass[];
   batch: number[];
   chunkHeads: number;
   decodeHeads: number;
@@ -282,6 +284,7 @@ function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     ktForm: o.fwdKtForm,
     sharedIdleScratch: o.fwdSharedIdleScratch,
     stateRwOperands: o.fwdStateRwOperands,
+    rw: o.fwdRw,
   };
 }
 
@@ -778,6 +781,18 @@ function parseStateRows(s: string | undefined): 1 | 2 | 4 | undefined {
   throw new Error(`--fwd-state-rows: '${s}' is not 1, 2 or 4`);
 }
 
+/** --fwd-rw: a comma list of RW_PASSES, 'all' or 'none' (undefined: the default). */
+function parseRw(s: string | undefined): readonly RwPass[] | undefined {
+  if (s === undefined) return undefined;
+  if (s === 'all') return RW_PASSES;
+  if (s === 'none') return [];
+  const list = s.split(',').map((x) => x.trim());
+  for (const x of list)
+    if (!(RW_PASSES as readonly string[]).includes(x))
+      throw new Error(`--fwd-rw: '${x}' is not one of ${RW_PASSES.join(', ')}, all, none`);
+  return list as RwPass[];
+}
+
 function parseSkip<S extends string>(flag: string, s: string | undefined, steps: readonly S[]): S | undefined {
   if (s === undefined || (steps as readonly string[]).includes(s)) return s as S | undefined;
   throw new Error(`${flag}: '${s}' is not one of ${steps.join(', ')}`);
@@ -965,7 +980,11 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-state-rw-operands <on|off>',
-      'forward tiled state pass: W and U (Kt and v in the Kt form) bound read_write (default off)',
+      'forward tiled state pass: W and U (Kt and v in the Kt form) bound read_write (default on GPUs, off on lavapipe)',
+    )
+    .option(
+      '--fwd-rw <passes>',
+      'forward passes binding every input but cu read_write: a comma list of state, output, gram, wu, or all or none (default: wu on GPUs, none on lavapipe)',
     )
     .option(
       '--bf16-intermediates <bf16|f32>',
@@ -1053,6 +1072,7 @@ export function registerKdaBench(bench: Command): void {
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
         fwdSharedIdleScratch: parseOnOff('--fwd-shared-idle-scratch', opts.fwdSharedIdleScratch),
         fwdStateRwOperands: parseOnOff('--fwd-state-rw-operands', opts.fwdStateRwOperands),
+        fwdRw: parseRw(opts.fwdRw),
         fwdIntraWuStatic: parseOnOff('--fwd-intra-wu-static', opts.fwdIntraWuStatic),
         fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2', '3'] as const)
           ? (Number(opts.fwdIntraWuAhead) as 1 | 2 | 3)

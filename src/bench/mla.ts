@@ -158,6 +158,7 @@ export function parseInt8SgmOptions(text: string): MlaInt8SgmOptions {
     'lazyPwFirst',
     'lazyLoArray',
     'lazyAlign',
+    'poolRw',
   ];
   const numbers: Record<string, number[]> = { heads: [16, 32], fold: [1, 2], lazyTau: [0, 1, 2, 3] };
   for (const item of text.split(',').filter(Boolean)) {

@@ -140,6 +140,11 @@ export const kdaForwardTuning: {
    * (--check: sharedVsSeparate 0). Not the default on a software adapter (sharedPipelineByDefault): a CPU
    * driver has no per-pipeline register allocation to gain from, and compiling the joined module there
    * (lavapipe) takes far longer than the two kernels (the test suite's KDA files 2-8x slower with it).
+   * Tenth session (bench/results/2026-12-02-h200-kbind-*): the gain was not the register allocation but the
+   * binding kind: the merge with the intra part's writes binds the state part's W and U read_write, and the state
+   * pass in its own pipeline with them read_write (stateRwOperands, now the default) took 2.686 ms against 2.941
+   * read-only and 2.696 here (forward 5.460 against 5.470 here, one row each). Kept the default (no loss, unmeasured
+   * beyond one row); `--fwd-shared-pipeline off` compares.
    */
   sharedPipeline?: boolean;
   /**
@@ -291,6 +296,12 @@ export const kdaForwardTuning: {
    * the mixed mode (bf16Intermediates 'f32': k, v, q read as bf16; not the bf16 storage mode), and only where
    * the default GPU path runs (the two-pass intra with the gc pass, the tiled state pass forming its operands from
    * k: GK = K), else the usual forward runs. Exact algebra, different rounding.
+   * Tenth session, kbind (bench/results/2026-12-02-h200-kbind-*, one row): with every pass's inputs read_write
+   * (`--fwd-kt-form on --fwd-rw all`, the state pass's Kt and v read_write as stateRwOperands now does by default)
+   * its state pass took 2.729 ms (3.02 read-only), forward 5.393 against the default's 5.470 in the same sitting
+   * (W | U 0.604 against 0.724; output 0.785 with its inputs read_write, which cost it ~0.01). So the slowness
+   * above was the read-only Kt and v. A candidate default (not bit-equal: see the --check numbers above), not made
+   * one on a single row; the bf16 mixed mode's Kt form with read_write bindings is unmeasured.
    */
   ktForm?: boolean;
   /**
@@ -304,16 +315,61 @@ export const kdaForwardTuning: {
    * bound read-only instead of read_write (merged with the intra part's writes), so presumably the driver then moves
    * or routes those loads differently (the pass issues them a chunk ahead of their use); not examined further. The
    * bf16 storage mode (2.79 ms there) pays this too: a way for it to bind W and U read_write would be worth a try.
+   * Confirmed and fixed in the tenth session (kbind): with W and U declared read_write in the state part
+   * (stateRwOperands, the default on GPUs) the scratch binding's state pass took 2.697 ms against 2.696 on the
+   * forward's own tensors.
    */
   sharedIdleScratch?: boolean;
   /**
    * The tiled state pass with W and U (Kt and v in the Kt form) bound read_write (StateTiledVariant.rwOperands;
-   * bench kda --fwd-state-rw-operands on|off; default off). Not measured yet: see there. With bf16 inputs in the Kt
+   * bench kda --fwd-state-rw-operands on|off). Unset: stateRwOperandsByDefault (on GPUs). With bf16 inputs in the Kt
    * form it binds the shared pipeline's idle intra part to scratch tensors (v as packed bf16 and written cannot
-   * share the intra part's f32 binding).
+   * share the intra part's f32 binding). The same results bit for bit. H200 (B=1, H=16, d=128, T=32768, one
+   * sitting, tenth session, bench/results/2026-12-02-h200-kbind-*): the f32 state pass in its own pipeline 2.686 ms
+   * against 2.941 read-only (forward 5.460 against 5.722), with the shared pipeline's idle intra part on scratch
+   * tensors 2.697 (kda10's 2.939 read-only); the shared pipeline on the forward's own tensors already bound them
+   * read_write through the merge with the intra part's writes (2.696). So the shared pipeline's gain over two
+   * pipelines (sharedPipeline) was this binding, not intra's register allocation.
    */
   stateRwOperands?: boolean;
+  /**
+   * The passes whose every input binding is read_write instead of read (readWriteBindings; bench kda --fwd-rw
+   * <list|all|none>): 'state' the tiled state pass (StateTiledVariant.rwInputs: cu, W, U, k, gc, and in the Kt form
+   * v, beta; where it forms Kd or Kb from k), 'output' the pipelined output pass, 'gram' and 'wu' the two-pass
+   * intra's kernels (IntraGramVariant.rw, not the secondary form; IntraWUVariant.rw). The same code and results bit
+   * for bit. Unset: rwByDefault. With bf16 inputs, a read_write state pass binds the shared pipeline's idle intra
+   * part to scratch tensors (its packed k cannot be a written tensor of the intra part's f32 type).
+   */
+  rw?: readonly RwPass[];
 } = {};
+
+/** A forward pass that can bind its inputs read_write (kdaForwardTuning.rw). */
+export type RwPass = 'state' | 'output' | 'gram' | 'wu';
+export const RW_PASSES: readonly RwPass[] = ['state', 'output', 'gram', 'wu'];
+
+/**
+ * The passes binding their inputs read_write when kdaForwardTuning.rw is unset: on GPUs the W | U kernel ('wu'), but
+ * not with Dawn's disable_robustness (there it loses, below); nothing on a software adapter (lavapipe: nothing to
+ * gain; the tests compile the read-only kernels and compare).
+ * H200 (B=1, H=16, d=128, T=32768, one sitting, tenth session, bench/results/2026-12-02-h200-kbind-*; per-kernel
+ * times of `--fwd-rw all` against the default in the same sitting, each pass's own kernel):
+ *   wu      0.707 / 0.717 ms (f32 / bf16 inputs) against 0.724 / 0.729: kept. With --disable-robustness 0.694
+ *           against 0.643 (f32): read_write loses there, so the gain is in how the compiler schedules the clamped loads;
+ *   state   every input (k, gc too, StateTiledVariant.rwInputs) 2.734 / 2.637 against 2.696 / 2.632 (W and U already
+ *           read_write by the merge): nothing beyond W and U (stateRwOperands); in its own pipeline 2.685 = 2.686;
+ *   output  0.784 / 0.757 against 0.773 / 0.761 (0.754 against 0.747 without robustness): no;
+ *   gram    1.167 / 1.067 against 1.162 / 1.065: no.
+ * --check (T=2048) with every pass read_write: vsDefault o 0, state 0 (f32), the bf16 mixed mode's o and state
+ * equal to its f32 forward's as before.
+ */
+export const rwByDefault = (gpu: GpuContext): readonly RwPass[] =>
+  onHardware(gpu) && !gpu.acquired.toggles.includes('disable_robustness') ? ['wu'] : [];
+
+/**
+ * Whether the tiled state pass binds W and U (Kt and v) read_write when kdaForwardTuning.stateRwOperands is unset: on
+ * GPUs (see there), not on lavapipe (its tests compile the read-only kernel; kda-kt-form.test.ts compares them).
+ */
+export const stateRwOperandsByDefault = (gpu: GpuContext): boolean => onHardware(gpu);
 
 /**
  * How the bf16 path stores its intermediates when kdaForwardTuning.bf16Intermediates is unset (see there): f32, the
@@ -603,6 +659,8 @@ function chunkForward(
   const v = { K, V, GK };
   // The bf16 path's intermediates in bf16 (the storage mode) or f32 (the mixed mode): kdaForwardTuning.bf16Intermediates.
   const midBf16 = bf16 && (kdaForwardTuning.bf16Intermediates ?? BF16_INTERMEDIATES) === 'bf16';
+  // The passes binding their inputs read_write (kdaForwardTuning.rw).
+  const rw = new Set(kdaForwardTuning.rw ?? rwByDefault(gpu));
   const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
   if (kdaForwardTuning.intra === 'vec4' && !intraVecFits(v))
@@ -650,7 +708,9 @@ function chunkForward(
     wg: maxWg,
     kdFromK: kdInState && !ktForm,
     ktForm: ktForm || undefined,
-    rwOperands: (kdaForwardTuning.stateRwOperands === true && (ktForm || kdInState)) || undefined,
+    rwOperands:
+      ((kdaForwardTuning.stateRwOperands ?? stateRwOperandsByDefault(gpu)) && (ktForm || kdInState)) || undefined,
+    rwInputs: (rw.has('state') && (ktForm || kdInState) && kdaForwardTuning.stateProbe === undefined) || undefined,
     fma: kdaForwardTuning.stateFma ?? stateFmaByDefault(gpu),
     idleStores: kdaForwardTuning.stateIdleStores,
     probe: kdaForwardTuning.stateProbe,
@@ -669,6 +729,11 @@ function chunkForward(
   const tiled = !halves && !regw && !overlap && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
   // Kd from k in the state pass only where that pass is the tiled (or regw, overlap) one (else the gc pass writes Kd).
   if (!tiled && !regw && !overlap) tv.kdFromK = false;
+  // Inputs read_write only in the tiled pass (the others bind gc twice, or never read the flags).
+  if (!tiled) {
+    tv.rwInputs = undefined;
+    tv.rwOperands = undefined;
+  }
   // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
   const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
@@ -701,11 +766,13 @@ function chunkForward(
       .u32(keep ? 1 : 0),
     workgroups: [NS, H] as const,
   };
+  const gcTwice = tv.rwInputs ? [saved.gc] : [saved.gc, saved.gc];
   const stateDispatch = (gi: number) => ({
+    // gc as f32 (gcAt) and as vec4; with rwInputs once, as vec4.
     tensors: ktForm
-      ? [cu, saved.W, vv, k, saved.gc, saved.gc, beta, state, saved.h[gi], saved.Vp as Tensor]
+      ? [cu, saved.W, vv, k, ...gcTwice, beta, state, saved.h[gi], saved.Vp as Tensor]
       : tv.kdFromK
-        ? [cu, saved.W, saved.U, k, saved.gc, saved.gc, state, saved.h[gi], saved.Vp as Tensor]
+        ? [cu, saved.W, saved.U, k, ...gcTwice, state, saved.h[gi], saved.Vp as Tensor]
         : [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
     params: groupParams(p, scale, groups[gi]),
     workgroups: [V / BV, groups[gi].HB, N] as const,
@@ -763,11 +830,12 @@ function chunkForward(
     fmaChain: kdaForwardTuning.outputFmaChain ?? outputFmaChainByDefault(gpu),
     bf16: bf16 || undefined,
     midF32: tv.midF32,
+    rw: rw.has('output') || undefined,
   };
   const pv: OutputPipelinedVariant =
     outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem
       ? pvTuned
-      : { ...pv0, bf16: pvTuned.bf16, midF32: pvTuned.midF32 };
+      : { ...pv0, bf16: pvTuned.bf16, midF32: pvTuned.midF32, rw: pvTuned.rw };
   const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
   // `grid`: the pipelined pass's variant where its grid differs (head first, two chunks a workgroup).
@@ -806,7 +874,10 @@ function chunkForward(
   // storage mode (else 18 buffers), or asked for (kdaForwardTuning.sharedIdleScratch) where the intra part is never
   // dispatched (the two-pass intra).
   const idle =
-    midBf16 || (twoPass && kdaForwardTuning.sharedIdleScratch === true) || (ktForm && bf16 && tv.rwOperands)
+    midBf16 ||
+    (twoPass && kdaForwardTuning.sharedIdleScratch === true) ||
+    (ktForm && bf16 && tv.rwOperands) ||
+    (bf16 && tv.rwInputs)
       ? idleIntraTensors(gpu, cu, GK)
       : undefined;
   const sharedIntra = idle ? { ...intra, tensors: idle.tensors } : intra;
@@ -840,7 +911,7 @@ function chunkForward(
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
     if (twoPass)
-      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16, midBf16, M);
+      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16, midBf16, M, rw);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -949,6 +1020,8 @@ function dispatchIntraTwoPass(
   midBf16: boolean,
   /** The Kt form's M (kdaForwardTuning.ktForm): the second kernel writes Kt (to saved.W) and M instead of W and U. */
   M?: Tensor,
+  /** The passes binding their inputs read_write (kdaForwardTuning.rw): 'gram', 'wu' here. */
+  rw: ReadonlySet<RwPass> = new Set(),
 ): void {
   const { H, N, K, V, GK } = p;
   const gv: IntraGramVariant = {
@@ -967,6 +1040,7 @@ function dispatchIntraTwoPass(
   if (kdaForwardTuning.intraGramSecondary === true && !gv.gcFromG && !gv.stagedStores && !gv.lean && !gv.diagSplit) {
     gv.secondary = true;
   }
+  if (rw.has('gram') && !gv.secondary) gv.rw = true;
   if (!(gv.secondary ? intraGramSecondaryFits(gv) : intraGramFits(gv)))
     throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
@@ -996,6 +1070,7 @@ function dispatchIntraTwoPass(
         bf16: bf16 || undefined,
         midF32: (bf16 && !midBf16) || undefined,
       };
+  if (rw.has('wu')) wv.rw = true;
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
   }

@@ -68,7 +68,7 @@ import {
   stepALoad,
 } from './intraVec.wgsl.js';
 import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
+import { bindings, chunkSlotPrologue, computeMain, LOCATE, readWriteBindings } from './wgslParts.js';
 
 const WG = 256;
 /** Channels per staged K tile, and the swizzled [row][4] vec4 layout of each staged array (intraVec.wgsl.ts). */
@@ -82,6 +82,12 @@ export interface IntraGramVariant {
   K: number;
   V: number;
   GK: number;
+  /**
+   * Every input binding read_write instead of read (wgslParts readWriteBindings; kdaForwardTuning.rw): the same
+   * code and results, another binding kind for the driver (on the H200 the tiled state pass ran 0.24 ms faster
+   * with W and U read_write). Needs every tensor bound once in a dispatch (as the forward binds them).
+   */
+  rw?: boolean;
   /**
    * true: the global loads of K tile kt + 1 are issued before tile kt's products (register double buffering,
    * as intraVec.wgsl.ts); false: each tile is loaded after the barrier that ends the previous one, for a
@@ -170,7 +176,7 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -290,6 +296,7 @@ function gcStage(K4: number, NKT: number): string {
 }
 
 export function intraGramWgsl(v: IntraGramVariant): string {
+  if (v.rw) return readWriteBindings(intraGramWgsl({ ...v, rw: undefined }));
   const { K, GK } = v;
   if (v.bf16 && !bf16Fits(v)) {
     throw new Error(

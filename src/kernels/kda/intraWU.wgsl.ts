@@ -25,7 +25,7 @@ import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
 import { intraWUKtWgsl } from './intraWUKt.wgsl.js';
 import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
 import { wuTileProduct, wuTileStore } from './intraVec.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
+import { bindings, chunkSlotPrologue, computeMain, LOCATE, readWriteBindings } from './wgslParts.js';
 
 const WG = 256;
 /** vec4 offsets: T (transposed, 1024 vec4), then the operand tile B (64 rows x 16 vec4). */
@@ -36,6 +36,12 @@ export interface IntraWUVariant {
   K: number;
   V: number;
   GK: number;
+  /**
+   * Every input binding read_write instead of read (wgslParts readWriteBindings; kdaForwardTuning.rw): the same
+   * code and results, another binding kind for the driver (on the H200 the tiled state pass ran 0.24 ms faster
+   * with W and U read_write). Needs every tensor bound once in a dispatch (as the forward binds them).
+   */
+  rw?: boolean;
   /**
    * The operand loads: 'all' (k, gc and v for every column, the unused ones at one address a row) or
    * 'uniform' (a tile wholly of K columns loads k and gc only, one wholly of V columns v only, each branch
@@ -102,7 +108,7 @@ export const intraWUStoresBf16 = (v: IntraWUVariant): boolean => v.bf16 === true
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
@@ -190,6 +196,7 @@ fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row]
 }
 
 export function intraWUWgsl(v: IntraWUVariant): string {
+  if (v.rw) return readWriteBindings(intraWUWgsl({ ...v, rw: undefined }));
   const { K, V, GK } = v;
   if (!intraWUFits(v)) {
     throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}, walk=${v.walk}, loads=${v.loads}`);

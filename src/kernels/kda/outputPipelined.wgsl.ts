@@ -28,7 +28,7 @@
  */
 import { load4, store4, WGSL_BF16 } from './bf16.wgsl.js';
 import { outputGc4, outputGeometry, outputPrologue } from './output.wgsl.js';
-import { workgroupIds } from './wgslParts.js';
+import { readWriteBindings, workgroupIds } from './wgslParts.js';
 
 export interface OutputPipelinedVariant {
   K: number;
@@ -105,6 +105,12 @@ export interface OutputPipelinedVariant {
    * 'f32'): only q is read and o written as bf16. o is then the f32 variant's on the widened q, rounded.
    */
   midF32?: boolean;
+  /**
+   * Every input binding read_write instead of read (wgslParts readWriteBindings; kdaForwardTuning.rw): the same
+   * code and results, another binding kind for the driver (on the H200 the tiled state pass ran 0.24 ms faster
+   * with W and U read_write). Needs every tensor bound once in a dispatch (as the forward binds them).
+   */
+  rw?: boolean;
 }
 
 /** Value columns per workgroup. */
@@ -115,7 +121,7 @@ export const outputPipelinedKey = (v: OutputPipelinedVariant) =>
     v.wg === 512 ? '_wg512' : ''
   }${v.lanes === 'square' ? '_sq' : ''}${v.headFirst ? '_hf' : ''}${(v.chunks ?? 1) > 1 ? `_c${v.chunks}` : ''}${
     v.doubleBuffer ? '_db' : ''
-  }${v.fmaChain ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}`;
+  }${v.fmaChain ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.rw ? '_rw' : ''}`;
 
 /** The grid over NS chunk slots, `tiles` value tiles and HB heads (the head first with headFirst). */
 export const outputPipelinedGrid = (
@@ -164,6 +170,7 @@ export function outputPipelinedFits(v: OutputPipelinedVariant): boolean {
 }
 
 export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
+  if (v.rw) return readWriteBindings(outputPipelinedWgsl({ ...v, rw: undefined }));
   const { K, V, GK } = v;
   const bf16Problem = outputPipelinedBf16Problem(v);
   if (bf16Problem) throw new Error(bf16Problem);

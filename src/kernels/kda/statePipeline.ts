@@ -23,6 +23,11 @@
  * state pass keeps the allocation measured above (H200, same sitting: state 2.728 / 2.728 ms with the two-pass
  * intra against 2.740 / 2.730 with the one-pass kernel in this pipeline, bench/results/2026-12-01-h200-kintra-s2).
  *
+ * Tenth session (kbind, bench/results/2026-12-02-h200-kbind-*): what the state part gained here was the binding
+ * kind, not the allocation: merged with the intra part's writes, its W and U are bound read_write; in its own
+ * pipeline with them declared read_write (StateTiledVariant.rwOperands, the default on GPUs since) the state pass
+ * took 2.686 ms, read-only 2.941, here 2.696. The pipeline stays the default (no loss).
+ *
  * Running the two side by side instead (overlapProbe.ts) gains nothing for the same reason: at intra's
  * allocation a 256-thread workgroup takes more than half an SM's registers, so no intra workgroup fits beside
  * a state workgroup and only the 4 SMs without one (132 - 128) run intra meanwhile: 4.92 ms fused against

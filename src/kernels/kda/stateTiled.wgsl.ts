@@ -36,6 +36,7 @@ import {
   forwardChunkWalk,
   GROUP_PARAMS,
   gcAtFn,
+  readWriteBindings,
   SEQUENCE_CHUNKS,
   workgroupIds,
 } from './wgslParts.js';
@@ -96,13 +97,29 @@ export interface StateTiledVariant {
   ktForm?: boolean;
   /**
    * W and U (in the Kt form Kt and v) bound read_write instead of read, nothing else changed (the kernel never
-   * writes them). Why (untested on the device yet): in the shared pipeline with the forward's own tensors these
-   * bindings are merged with the intra part's read_write W and U, and the H200 ran this pass at 2.695 ms so against
-   * 2.939 with them read-only (the idle intra part on scratch tensors, chunk.ts kdaForwardTuning.sharedIdleScratch);
-   * this asks for the read_write binding where no merge gives it (the bf16 storage mode, the Kt form's v, this
-   * kernel in its own pipeline). Needs kdFromK or ktForm (the bindings it names). The same results.
+   * writes them). Why: in the shared pipeline with the forward's own tensors these bindings are merged with the
+   * intra part's read_write W and U, and the H200 ran this pass at 2.695 ms so against 2.939 with them read-only
+   * (the idle intra part on scratch tensors, chunk.ts kdaForwardTuning.sharedIdleScratch); this asks for the
+   * read_write binding where no merge gives it (the bf16 storage mode, the Kt form, this kernel in its own
+   * pipeline). H200 (tenth session, bench/results/2026-12-02-h200-kbind-*): own pipeline 2.686 ms against 2.941,
+   * scratch-bound shared pipeline 2.697, the Kt form 2.729 against 3.02: the default on GPUs
+   * (chunk.ts stateRwOperandsByDefault). The loads it speeds up are the ones issued a chunk ahead (wpre, upre);
+   * presumably the driver routes a read-only binding's loads through the non-coherent path, whose latency the
+   * 512-step chain does not hide (not examined further). Needs kdFromK or ktForm (the bindings it names). The same
+   * results.
    */
   rwOperands?: boolean;
+  /**
+   * Every input binding read_write (cu, W, U, k, gc; in the Kt form cu, Kt, v, k, gc, beta), not only W and U
+   * (rwOperands). gc is then bound once, as vec4 (gc4): gc_last of the state phase's 4 rows is one vec4 load of it
+   * instead of 4 gcAt loads from the f32 binding (the same values), since one buffer may not be a writable binding
+   * and a second binding of the same dispatch (WebGPU), nor a written tensor of two element types in the shared
+   * pipeline (horizontalFusion.ts). Bindings: cu, W, U, k, gc4, then the outputs (Kt form: cu, Kt, v, k, gc4, beta,
+   * then the outputs). Needs kdFromK or ktForm (GK = K). The same results bit for bit. Not the default: no gain over
+   * rwOperands on the H200 (2.734 ms against 2.696 in the shared pipeline, 2.685 against 2.686 in its own;
+   * chunk.ts rwByDefault).
+   */
+  rwInputs?: boolean;
   /**
    * The stores of hB and V' by the threads idle in a phase, from workgroup memory, instead of by the computing
    * threads from their registers: hB (S entering the chunk, as in Ssh) by the threads past the V' phase's during
@@ -152,7 +169,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${v.rwInputs ? '_rwi' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /**
  * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: with bf16 where
@@ -224,9 +241,17 @@ var<workgroup> Vsh: array<vec4<f32>, ${64 * g.BV4}>;`;
  * WGSL: a tiled state pass's bindings (`read` then `write`, as wgslParts bindings), gcAt, workgroup arrays (the
  * slab named `slab`), entry point and workgroup ids (value tile vt, head h, sequence n).
  */
-export const tiledHeader = (g: TiledGeometry, GK: number, read: string[], write: string[], slab: string) =>
+export const tiledHeader = (
+  g: TiledGeometry,
+  GK: number,
+  read: string[],
+  write: string[],
+  slab: string,
+  /** false: no gcAt (no gcB binding: StateTiledVariant.rwInputs). */
+  gcFn = true,
+) =>
   `${bindings(GROUP_PARAMS, read, write)}
-${gcAtFn(GK)}
+${gcFn ? gcAtFn(GK) : ''}
 ${tiledWorkgroupArrays(g, slab)}
 
 ${computeMain(g.wg)}
@@ -524,21 +549,34 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
       ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', mid)}
     }`;
+  if (v.rwInputs && !v.kdFromK && !kt) throw new Error('kda state pass (tiled): rwInputs needs kdFromK or the Kt form');
+  // rwInputs: gc bound once, as vec4 (gc4), no gcB.
+  const gcB = v.rwInputs ? [] : ['gcB'];
   const header = kt
     ? tiledHeader(
         g,
         GK,
-        ['cu: i32', 'Kt: vec4<f32>', `vv: ${vec4Elem(bf16)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>', 'beta'],
+        [
+          'cu: i32',
+          'Kt: vec4<f32>',
+          `vv: ${vec4Elem(bf16)}`,
+          `kk: ${vec4Elem(bf16)}`,
+          ...gcB,
+          'gc4: vec4<f32>',
+          'beta',
+        ],
         ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'],
         'Ssh',
+        !v.rwInputs,
       )
     : v.kdFromK
       ? tiledHeader(
           g,
           GK,
-          ['cu: i32', `W: ${vec4Elem(mid)}`, `U: ${vec4Elem(mid)}`, `kk: ${vec4Elem(bf16)}`, 'gcB', 'gc4: vec4<f32>'],
+          ['cu: i32', `W: ${vec4Elem(mid)}`, `U: ${vec4Elem(mid)}`, `kk: ${vec4Elem(bf16)}`, ...gcB, 'gc4: vec4<f32>'],
           ['state: vec4<f32>', `hB: ${vec4Elem(mid)}`, `Vp: ${vec4Elem(mid)}`],
           'Ssh',
+          !v.rwInputs,
         )
       : forwardTiledHeader(g, GK);
   // The V' phase's rows: U, or in the Kt form v and beta (ktRowsFetch).
@@ -547,15 +585,17 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   if (v.rwOperands && !v.kdFromK && !kt)
     throw new Error('kda state pass (tiled): rwOperands needs kdFromK or the Kt form');
   // rwOperands: the V' phase's row operand and the tile read a chunk ahead beside it bound read_write.
-  const rwHeader = v.rwOperands
-    ? (kt ? ['Kt', 'vv'] : ['W', 'U']).reduce((hd, n) => {
-        const from = `var<storage, read> ${n}:`;
-        if (!hd.includes(from)) throw new Error(`kda state pass (tiled): no read binding ${n} to make read_write`);
-        return hd.replace(from, `var<storage, read_write> ${n}:`);
-      }, header)
-    : header;
+  // rwInputs: every input (the header's read bindings).
+  const rwHeader = v.rwInputs
+    ? readWriteBindings(header)
+    : v.rwOperands
+      ? readWriteBindings(header, kt ? ['Kt', 'vv'] : ['W', 'U'])
+      : header;
+  // gc_last of the state phase's rows 4 b .. 4 b + 3: 4 gcAt loads, or (rwInputs, no gcB) gc4's vec4 b.
   const gFetch = (ts: string, Ln: string) =>
-    `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
+    v.rwInputs
+      ? `if (is2) { let gl = gc4[((${ts} + ${Ln} - 1u) * H + h) * ${g.K4}u + b]; for (var a = 0u; a < 4u; a++) { gpre[a] = gl[a]; } }`
+      : `if (is2) { for (var a = 0u; a < 4u; a++) { gpre[a] = gcAt(${ts} + ${Ln} - 1u, h, 4u * b + a); } }`;
   return /* wgsl */ `${bf16 ? `\n${WGSL_BF16}` : ''}
 ${rwHeader}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.

@@ -30,6 +30,29 @@ export function bindings(
   return lines.join('\n');
 }
 
+/**
+ * WGSL `code` with every `var<storage, read>` binding declared `read_write` instead (nothing else changed: the
+ * kernel still never writes them), but `cu`, or only the bindings named in `names` (each must exist). Not `cu`:
+ * the sequence bounds read from it steer the loops around the kernels' barriers, and WGSL's uniformity analysis
+ * takes a load from a read_write binding as non-uniform (a barrier there fails to compile). Why: on the H200
+ * (Dawn, NVIDIA 580) the tiled state pass ran 0.24 ms slower with its W and U bound read-only than read_write
+ * (chunk.ts kdaForwardTuning.sharedIdleScratch); the forward's kernels take this per pass (kdaForwardTuning.rw).
+ * WebGPU allows a buffer in one dispatch as one writable binding or as read-only ones, so a caller binding one
+ * tensor twice (as two element types) must not ask for both, and the horizontal fusion refuses a written tensor
+ * bound as two types.
+ */
+export function readWriteBindings(code: string, names?: readonly string[]): string {
+  if (!names)
+    return code.replace(/var<storage, read> (\w+):/g, (m, n: string) =>
+      n === 'cu' ? m : `var<storage, read_write> ${n}:`,
+    );
+  return names.reduce((c, n) => {
+    const from = new RegExp(`var<storage, read> ${n}:`);
+    if (!from.test(c)) throw new Error(`readWriteBindings: no read binding ${n} to make read_write`);
+    return c.replace(from, `var<storage, read_write> ${n}:`);
+  }, code);
+}
+
 /** WGSL: the entry point's header, `wg` threads, with the builtins `lid` and `wid`. */
 export const computeMain = (wg: number) => `@compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {`;

@@ -237,7 +237,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   );
   l(`@group(0) @binding(0) var<uniform> p: Params;`);
   l(`@group(0) @binding(1) var<storage, read> qr: array<i32>;`);
-  l(`@group(0) @binding(2) var<storage, read> pool: array<vec4<u32>>;`);
+  l(`@group(0) @binding(2) var<storage, ${pl.poolRw ? 'read_write' : 'read'}> pool: array<vec4<u32>>;`);
   l(`@group(0) @binding(3) var<storage, read> pageTable: array<i32>;`);
   l(`@group(0) @binding(4) var<storage, read> lengths: array<i32>;`);
   l(`@group(0) @binding(5) var<storage, read_write> partial: array<f32>;`);

@@ -145,6 +145,8 @@ export interface MlaInt8SgmPlan extends Int8RowLayout {
   lazyLoArray: boolean;
   /** lazy: every workgroup variable a multiple of 16 bytes (MlaInt8SgmOptions.lazyAlign). */
   lazyAlign: boolean;
+  /** The pool bound read_write (MlaInt8SgmOptions.poolRw). */
+  poolRw: boolean;
   variant: SgmVariant;
   /** Words of `sc` (scores, then the P x V slots), `pw` and `kv`. */
   SCW: number;
@@ -329,6 +331,14 @@ export interface MlaInt8SgmOptions {
    * a control that the device still shows the error.
    */
   lazyAlign?: boolean;
+  /**
+   * The cache pool bound read_write instead of read (never written here; the same code and results): whether this
+   * driver serves the latency-bound kernel's pool loads faster from a writable binding, as the KDA state pass's
+   * (kda chunk.ts kdaForwardTuning.rw). Default false. H200 (tenth session, bench/results/2026-12-02-h200-kbind-*,
+   * `bench mla --int8-sgm poolRw`): 4K 0.0238 ms against 0.0234, exact against dp4a (0); the 1M row ran in a slow
+   * burst (every kernel of that process 2.6-4x slow, 4.40 against 1.07): no gain seen, 1M not measured cleanly.
+   */
+  poolRw?: boolean;
 }
 
 /** Why these latent shapes cannot take the tensor-core kernel, or undefined when they can. */
@@ -470,6 +480,7 @@ export function planMlaInt8Sgm(
     lazyPwFirst: v.lazyPwFirst ?? false,
     lazyLoArray: v.lazyLoArray ?? false,
     lazyAlign: v.lazyAlign ?? true,
+    poolRw: v.poolRw ?? false,
     variant: v.variant,
     SCW,
     PWW,
@@ -479,7 +490,7 @@ export function planMlaInt8Sgm(
 }
 
 export function mlaInt8SgmKey(p: MlaInt8SgmPlan): string {
-  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}${p.lazySRefAtomic ? '_srefat' : ''}${p.lazyNoDither ? '_nodither' : ''}${p.lazyOneDigit ? '_1digit' : ''}${p.lazyPwFirst ? '_pwfirst' : ''}${p.lazyLoArray ? '_loarr' : ''}${p.lazyAlign ? '' : '_noalign'}` : ''}${p.skip.map((st) => `_no${st}`).join('')}`;
+  return `mla_int8_sgm_h${p.H}_r${p.R}_rv${p.Rv}_hw${p.HW}_f${p.fold}_${p.variant.syntax}_${p.variant.units}${p.queryResident ? '_qres' : p.qRegs ? '_qr' : ''}${p.prefetch ? '_pf' : ''}${p.foldBarrier ? '' : '_racy'}${p.foldSpread ? '_fs' : ''}${p.wide ? '_wide' : ''}${p.stageSpread ? '_sts' : ''}${p.pvAhead ? '_pva' : ''}${p.maxAhead ? '_mxa' : ''}${p.kvSlots ? '_kvs' : ''}${p.SS !== p.TT ? `_ss${p.SS}` : ''}${p.lazy ? `_lazy${p.lazyTau}${p.lazyFlush ? '' : '_noflush'}${p.lazyEvery ? '_every' : ''}${p.lazyBarrier ? '_bar' : ''}${p.lazyMultiply ? '_mul' : ''}${p.lazySRef1 ? '_sref1' : ''}${p.lazySRefAtomic ? '_srefat' : ''}${p.lazyNoDither ? '_nodither' : ''}${p.lazyOneDigit ? '_1digit' : ''}${p.lazyPwFirst ? '_pwfirst' : ''}${p.lazyLoArray ? '_loarr' : ''}${p.lazyAlign ? '' : '_noalign'}` : ''}${p.skip.map((st) => `_no${st}`).join('')}${p.poolRw ? '_poolrw' : ''}`;
 }
 
 /** A runtime role of a subgroup in S: (sgi / div) % mod, named for the affine offsets. */

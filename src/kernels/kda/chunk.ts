@@ -285,7 +285,8 @@ export const kdaForwardTuning: {
    * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
    * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
    * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'
-   * (bench kda --fwd-kt-form on). Not the default: slower on the H200 (B=1, H=16, d=128, T=32768, tenth session,
+   * (bench kda --fwd-kt-form on|off). Unset: ktFormByDefault (on GPUs since the end of the tenth session, see there).
+   * At first slower on the H200 (B=1, H=16, d=128, T=32768, tenth session,
    * bench/results/2026-12-02-h200-kda10-s{1,2}-*): the second kernel 0.600 ms against the W | U walk's 0.723, but
    * the state pass 3.018-3.024 against 2.695 (2.948-2.951 with the idle intra part on scratch tensors), forward
    * 5.667-5.670 against 5.470 in f32; with bf16 inputs 5.437-5.446 against the mixed mode's 5.277. Why its state
@@ -300,8 +301,7 @@ export const kdaForwardTuning: {
    * (`--fwd-kt-form on --fwd-rw all`, the state pass's Kt and v read_write as stateRwOperands now does by default)
    * its state pass took 2.729 ms (3.02 read-only), forward 5.393 against the default's 5.470 in the same sitting
    * (W | U 0.604 against 0.724; output 0.785 with its inputs read_write, which cost it ~0.01). So the slowness
-   * above was the read-only Kt and v. A candidate default (not bit-equal: see the --check numbers above), not made
-   * one on a single row; the bf16 mixed mode's Kt form with read_write bindings is unmeasured.
+   * above was the read-only Kt and v (stateRwOperands, now the default on GPUs, binds them read_write).
    */
   ktForm?: boolean;
   /**
@@ -404,6 +404,18 @@ export const sharedPipelineByDefault = onHardware;
  * from the plain sum (StateTiledVariant.fma).
  */
 export const stateFmaByDefault = onHardware;
+
+/**
+ * Whether the inference forward (no keep) takes the Kt form when kdaForwardTuning.ktForm is unset: on GPUs, not on a
+ * software adapter (lavapipe), where the suite's forward files keep the W | U form's kernels and
+ * kda-kt-form.test.ts compares the two. The lead's final sitting of the tenth session (H200, B=1, H=16, d=128,
+ * T=32768, each row its own process, bench/results/2026-12-02-h200-s10-lead1-*): f32 forward 5.350 / 5.352 ms
+ * against the W | U form's 5.436 / 5.433 (W | U 0.600 against 0.706, state 2.703 against 2.681, output 0.771 /
+ * 0.774); bf16 inputs (mixed mode) 5.160 / 5.165 against 5.252 / 5.258; without bounds clamps 5.272 and 5.084
+ * against 5.344 and 5.116. --check (T=2048): o 6.9e-7 and final state 6.7e-7 from the recurrent kernel (the W | U
+ * form 8.6e-7 / 6.7e-7), 7.6e-7 / 4.6e-7 from the W | U form. Exact algebra, different rounding.
+ */
+export const ktFormByDefault = (gpu: GpuContext): boolean => onHardware(gpu);
 
 /**
  * Whether the forward runs the intra pass as two kernels when kdaForwardTuning.intraTwoPass is unset: on GPUs
@@ -686,9 +698,12 @@ function chunkForward(
     throw new Error(
       'kda chunked: the Kt form (kdaForwardTuning.ktForm) runs the forward only, not with keep (saveForBackward)',
     );
-  // The Kt form where its kernels apply (checked again below, once the passes are chosen).
+  // The Kt form where its kernels apply (checked again below, once the passes are chosen): asked for, or by
+  // default on GPUs (ktFormByDefault) for a forward without keep, where the tiled state pass fits.
+  const RA = kdaForwardTuning.stateRows ?? 2;
   const ktForm =
-    kdaForwardTuning.ktForm === true &&
+    (kdaForwardTuning.ktForm ?? ktFormByDefault(gpu)) === true &&
+    stateTiledFits({ K, V, BV, RA, wg: maxWg }, smem) &&
     !midBf16 &&
     out !== undefined &&
     kdInState &&
@@ -704,7 +719,7 @@ function chunkForward(
     V,
     GK,
     BV,
-    RA: kdaForwardTuning.stateRows ?? 2,
+    RA,
     wg: maxWg,
     kdFromK: kdInState && !ktForm,
     ktForm: ktForm || undefined,

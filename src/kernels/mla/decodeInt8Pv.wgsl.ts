@@ -7,7 +7,8 @@
  * Block: [P digits -> pw, staged codes -> kv] barrier [next block's S, scales and codes -> registers; MMAs] barrier.
  */
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
-import { stageStoreWgsl, TWO_PASS_PARAMS, twoPassFragIo } from './decodeInt8Scores.wgsl.js';
+import { TWO_PASS_PARAMS, twoPassFragIo } from './decodeInt8Scores.wgsl.js';
+import { stageStoreWgsl } from './decodeInt8Sgm.wgsl.js';
 import { lazyDitherWgsl } from './decodeInt8SgmLazy.wgsl.js';
 import { affWgsl } from './int8SgmPlan.js';
 import { type MlaInt8TwoPassPlan, TWO_PASS_HW, TWO_PASS_QMAX, twoPassFrags } from './int8TwoPassPlan.js';

@@ -18,9 +18,19 @@ const LT = 'subgroup_matrix_left<i8, 32, 16>';
 const RT = 'subgroup_matrix_right<i8, 16, 32>';
 const ST = 'subgroup_matrix_result<i32, 16, 16>';
 
-/** The two kernels' uniforms: pagedChunkParams' (index.ts) then Tpad (score row length) and nBlk (Tpad / TT). */
-export const TWO_PASS_PARAMS =
-  'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, Tpad: u32, nBlk: u32, _c: u32 };';
+/**
+ * The two kernels' first lines: the subgroup-matrix extensions, and their uniforms, pagedChunkParams' (index.ts) then
+ * Tpad (score row length) and nBlk (Tpad / TT), at binding 0.
+ */
+export function twoPassHeadWgsl(): string[] {
+  return [
+    'enable subgroups;',
+    'enable chromium_experimental_subgroup_matrix;',
+    'diagnostic(off, chromium.subgroup_matrix_uniformity);',
+    'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, Tpad: u32, nBlk: u32, _c: u32 };',
+    '@group(0) @binding(0) var<uniform> p: Params;',
+  ];
+}
 
 /** subgroupMatrixLoad / Store in the plan's builtin form and offset units (int8 operands x 4 for element units). */
 export function twoPassFragIo(pl: MlaInt8TwoPassPlan) {
@@ -43,11 +53,7 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   const l = (s: string) => L.push(s);
   // stage's base (fullK): the kv buffer the block goes to.
   const { declare, fetch, stage } = blockRowsWgsl(l, pl, WG);
-  l('enable subgroups;');
-  l('enable chromium_experimental_subgroup_matrix;');
-  l('diagnostic(off, chromium.subgroup_matrix_uniformity);');
-  l(TWO_PASS_PARAMS);
-  l('@group(0) @binding(0) var<uniform> p: Params;');
+  L.push(...twoPassHeadWgsl());
   l('@group(0) @binding(1) var<storage, read> qr: array<i32>;');
   l('@group(0) @binding(2) var<storage, read> pool: array<vec4<u32>>;');
   l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');

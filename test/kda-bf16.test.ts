@@ -11,6 +11,7 @@
  * kernel's own test; here the whole forward, that it runs the bf16 kernels, and the paths around it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../src/gpu/context.js';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentReference, kdaRecurrentSlots } from '../src/kernels/kda/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
@@ -18,6 +19,7 @@ import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import type { Device } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { withDispatchKeys } from './kda-forward-run.js';
 import { randomCase } from './kda-random.js';
 
 const lens = [1, 7, 65, 130];
@@ -59,6 +61,15 @@ function upload(
   };
 }
 
+/** The packed sequences' bounds and initial states on the GPU, for kdaCore in `mode`. */
+function gpuOpts(gpu: GpuContext, mode: 'chunk' | 'recurrent', S0: Float32Array) {
+  return {
+    mode,
+    cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+    initialState: gpu.fromHost(S0, [N, H, K, V]),
+  };
+}
+
 describe('kda: bf16 storage mode', () => {
   const c = bf16Case();
   afterEach(() => {
@@ -71,24 +82,10 @@ describe('kda: bf16 storage mode', () => {
     // The storage mode (W, U, the per-chunk states and V' in bf16); the mixed mode below.
     kdaForwardTuning.bf16Intermediates = 'bf16';
     const x = upload(gpu, c.bits, 'bf16');
-    const opts = {
-      mode: 'chunk' as const,
-      cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-      initialState: gpu.fromHost(c.S0, [N, H, K, V]),
-    };
+    const opts = gpuOpts(gpu, 'chunk', c.S0);
     // Which kernels ran: every pass of the GPU inference path in its bf16 variant (keys end in _bf16 or hold it).
-    const keys: string[] = [];
-    const dispatch = gpu.dispatch.bind(gpu);
-    gpu.dispatch = (a) => {
-      keys.push(a.kernel.key ?? a.kernel.name);
-      dispatch(a);
-    };
-    let r: ReturnType<typeof kdaCore>;
-    try {
-      r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-    } finally {
-      gpu.dispatch = dispatch;
-    }
+    const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
+    const { keys } = r;
     const bf16Keys = keys.filter((k) => k.includes('bf16'));
     expect(bf16Keys.length, `kernels: ${keys.join(', ')}`).toBeGreaterThanOrEqual(5);
     expect(r.o.dtype).toBe('bf16');
@@ -120,23 +117,9 @@ describe('kda: bf16 storage mode', () => {
       const gpu = (await gpuContext())!;
       kdaForwardTuning.bf16Intermediates = 'f32';
       const x = upload(gpu, c.bits, 'bf16');
-      const opts = {
-        mode: 'chunk' as const,
-        cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-        initialState: gpu.fromHost(c.S0, [N, H, K, V]),
-      };
-      const keys: string[] = [];
-      const dispatch = gpu.dispatch.bind(gpu);
-      gpu.dispatch = (a) => {
-        keys.push(a.kernel.key ?? a.kernel.name);
-        dispatch(a);
-      };
-      let r: ReturnType<typeof kdaCore>;
-      try {
-        r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-      } finally {
-        gpu.dispatch = dispatch;
-      }
+      const opts = gpuOpts(gpu, 'chunk', c.S0);
+      const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
+      const { keys } = r;
       // gc and intraGram read bf16 (their variants have no intermediates); W | U, state and output read bf16 inputs
       // with f32 intermediates.
       const all = keys.join(', ');
@@ -168,11 +151,7 @@ describe('kda: bf16 storage mode', () => {
   it.skipIf(!hasGpu)('webgpu recurrent with bf16 inputs: o in bf16 within 1e-2 of f64', async () => {
     const gpu = (await gpuContext())!;
     const x = upload(gpu, c.bits, 'bf16');
-    const opts = {
-      mode: 'recurrent' as const,
-      cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-      initialState: gpu.fromHost(c.S0, [N, H, K, V]),
-    };
+    const opts = gpuOpts(gpu, 'recurrent', c.S0);
     const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
     expect(r.o.dtype).toBe('bf16');
     expectClose(await r.o.toFloat32(), c.want.o, TOL, 'o');

@@ -20,7 +20,7 @@ import { kdaChunkReference, kdaRecurrentReference } from '../src/kernels/kda/ref
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
-import { withDispatchKeys } from './kda-forward-run.js';
+import { uploadBatched, withDispatchKeys } from './kda-forward-run.js';
 import { kdaGolden } from './kda-golden.js';
 import { randomCase } from './kda-random.js';
 
@@ -157,13 +157,7 @@ describe('kda Kt form (reference)', () => {
       const c = randomCase(53, T, H, K, V);
       const S0 = new Rng(11).normalArray(N * H * K * V, 0.5);
       const want = kdaChunkKtReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
-      const x = {
-        q: gpu.fromHost(c.q, [1, T, H, K]),
-        k: gpu.fromHost(c.k, [1, T, H, K]),
-        v: gpu.fromHost(c.v, [1, T, H, V]),
-        g: gpu.fromHost(c.g, [1, T, H, K]),
-        beta: gpu.fromHost(c.beta, [1, T, H]),
-      };
+      const x = uploadBatched(gpu, c, c);
       const opts = {
         mode: 'chunk' as const,
         cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),

@@ -51,7 +51,7 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   const skip = (st: string) => (pl.skip as string[]).includes(st);
   const L: string[] = [];
   const l = (s: string) => L.push(s);
-  // stage's base (fullK): the kv buffer the block goes to.
+  // The block rows' code, emitted where called (stage's base, fullK: the kv buffer the block goes to).
   const { declare, fetch, stage } = blockRowsWgsl(l, pl, WG);
   L.push(...twoPassHeadWgsl());
   l('@group(0) @binding(1) var<storage, read> qr: array<i32>;');

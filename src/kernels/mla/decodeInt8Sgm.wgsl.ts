@@ -200,7 +200,6 @@ export function blockRowsWgsl(
   const NV4 = TT * RW4; // vec4 of a block's rows
   const slots = Math.ceil(NV4 / WG);
   return {
-    slots,
     declare: () => {
       for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
     },

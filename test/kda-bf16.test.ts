@@ -11,13 +11,14 @@
  * kernel's own test; here the whole forward, that it runs the bf16 kernels, and the paths around it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../src/gpu/context.js';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentReference, kdaRecurrentSlots } from '../src/kernels/kda/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
-import type { Device } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { uploadBatched, withDispatchKeys } from './kda-forward-run.js';
 import { randomCase } from './kda-random.js';
 
 const lens = [1, 7, 65, 130];
@@ -27,6 +28,7 @@ const T = cu[cu.length - 1];
 const [H, K, V] = [2, 16, 8];
 const N = lens.length;
 const TOL = 1e-2;
+const DIMS = { T, H, K, V };
 
 /** A random case rounded to bf16: the bf16 bits and their exact f32 values. */
 function bf16Case() {
@@ -45,17 +47,12 @@ function bf16Case() {
   return { bits, wide, S0, want };
 }
 
-function upload(
-  d: Device,
-  x: Record<'q' | 'k' | 'v' | 'g' | 'beta', Uint16Array | Float32Array>,
-  dtype: 'bf16' | 'f32',
-) {
+/** The packed sequences' bounds and initial states on the GPU, for kdaCore in `mode`. */
+function gpuOpts(gpu: GpuContext, mode: 'chunk' | 'recurrent', S0: Float32Array) {
   return {
-    q: d.fromHost(x.q, [1, T, H, K], dtype),
-    k: d.fromHost(x.k, [1, T, H, K], dtype),
-    v: d.fromHost(x.v, [1, T, H, V], dtype),
-    g: d.fromHost(x.g, [1, T, H, K], dtype),
-    beta: d.fromHost(x.beta, [1, T, H], dtype),
+    mode,
+    cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+    initialState: gpu.fromHost(S0, [N, H, K, V]),
   };
 }
 
@@ -70,25 +67,11 @@ describe('kda: bf16 storage mode', () => {
     const gpu = (await gpuContext())!;
     // The storage mode (W, U, the per-chunk states and V' in bf16); the mixed mode below.
     kdaForwardTuning.bf16Intermediates = 'bf16';
-    const x = upload(gpu, c.bits, 'bf16');
-    const opts = {
-      mode: 'chunk' as const,
-      cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-      initialState: gpu.fromHost(c.S0, [N, H, K, V]),
-    };
+    const x = uploadBatched(gpu, c.bits, DIMS, 'bf16');
+    const opts = gpuOpts(gpu, 'chunk', c.S0);
     // Which kernels ran: every pass of the GPU inference path in its bf16 variant (keys end in _bf16 or hold it).
-    const keys: string[] = [];
-    const dispatch = gpu.dispatch.bind(gpu);
-    gpu.dispatch = (a) => {
-      keys.push(a.kernel.key ?? a.kernel.name);
-      dispatch(a);
-    };
-    let r: ReturnType<typeof kdaCore>;
-    try {
-      r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-    } finally {
-      gpu.dispatch = dispatch;
-    }
+    const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
+    const { keys } = r;
     const bf16Keys = keys.filter((k) => k.includes('bf16'));
     expect(bf16Keys.length, `kernels: ${keys.join(', ')}`).toBeGreaterThanOrEqual(5);
     expect(r.o.dtype).toBe('bf16');
@@ -96,7 +79,7 @@ describe('kda: bf16 storage mode', () => {
     expectClose(await r.finalState!.toFloat32(), c.want.S, TOL, 'final state');
 
     // The same values through the f32 forward (bf16 widened): the bf16 mode differs from it by storage rounding only.
-    const xf = upload(gpu, c.wide, 'f32');
+    const xf = uploadBatched(gpu, c.wide, DIMS);
     const f = kdaCore(xf.q, xf.k, xf.v, xf.g, xf.beta, opts);
     expect(keys.filter((k) => k.includes('_m32'))).toEqual([]);
     expectClose(await r.o.toFloat32(), await f.o.toFloat32(), TOL, 'o against the f32 forward');
@@ -119,24 +102,10 @@ describe('kda: bf16 storage mode', () => {
     async () => {
       const gpu = (await gpuContext())!;
       kdaForwardTuning.bf16Intermediates = 'f32';
-      const x = upload(gpu, c.bits, 'bf16');
-      const opts = {
-        mode: 'chunk' as const,
-        cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-        initialState: gpu.fromHost(c.S0, [N, H, K, V]),
-      };
-      const keys: string[] = [];
-      const dispatch = gpu.dispatch.bind(gpu);
-      gpu.dispatch = (a) => {
-        keys.push(a.kernel.key ?? a.kernel.name);
-        dispatch(a);
-      };
-      let r: ReturnType<typeof kdaCore>;
-      try {
-        r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-      } finally {
-        gpu.dispatch = dispatch;
-      }
+      const x = uploadBatched(gpu, c.bits, DIMS, 'bf16');
+      const opts = gpuOpts(gpu, 'chunk', c.S0);
+      const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
+      const { keys } = r;
       // gc and intraGram read bf16 (their variants have no intermediates); W | U, state and output read bf16 inputs
       // with f32 intermediates.
       const all = keys.join(', ');
@@ -156,7 +125,7 @@ describe('kda: bf16 storage mode', () => {
       // Every pass widens its bf16 loads exactly and computes as its f32 variant, with nothing rounded in between:
       // the f32 forward (the same kernels: the two-pass intra) on the widened values, o rounded at its store.
       kdaForwardTuning.intraTwoPass = true;
-      const xf = upload(gpu, c.wide, 'f32');
+      const xf = uploadBatched(gpu, c.wide, DIMS);
       const f = kdaCore(xf.q, xf.k, xf.v, xf.g, xf.beta, opts);
       expect(Array.from(await r.o.read())).toEqual(Array.from(f32ArrayToBf16(await f.o.toFloat32())));
       expect(Array.from(await r.finalState!.read())).toEqual(Array.from(await f.finalState!.read()));
@@ -167,12 +136,8 @@ describe('kda: bf16 storage mode', () => {
 
   it.skipIf(!hasGpu)('webgpu recurrent with bf16 inputs: o in bf16 within 1e-2 of f64', async () => {
     const gpu = (await gpuContext())!;
-    const x = upload(gpu, c.bits, 'bf16');
-    const opts = {
-      mode: 'recurrent' as const,
-      cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-      initialState: gpu.fromHost(c.S0, [N, H, K, V]),
-    };
+    const x = uploadBatched(gpu, c.bits, DIMS, 'bf16');
+    const opts = gpuOpts(gpu, 'recurrent', c.S0);
     const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
     expect(r.o.dtype).toBe('bf16');
     expectClose(await r.o.toFloat32(), c.want.o, TOL, 'o');
@@ -181,7 +146,7 @@ describe('kda: bf16 storage mode', () => {
   });
 
   it('cpu: bf16 in gives o in bf16 (the reference rounded); bf16 with saveForBackward, the backward or the slots op is refused', async () => {
-    const x = upload(cpu, c.bits, 'bf16');
+    const x = uploadBatched(cpu, c.bits, DIMS, 'bf16');
     const opts = { mode: 'recurrent' as const, cuSeqlens: cpu.fromHost(Int32Array.from(cu), [N + 1], 'i32') };
     const S0 = cpu.fromHost(c.S0, [N, H, K, V]);
     const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { ...opts, initialState: S0 });

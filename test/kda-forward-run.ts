@@ -3,12 +3,14 @@
  * dispatchChunkForward with keep, and everything it produced read back (o, the final state, every kept
  * intermediate; per-chunk buffers restricted to the chunk slots in use, since the others hold whatever the
  * buffer pool gave); the kernel keys a run dispatched; forward tunings applied for one run. Shared by the tests
- * that compare forward variants (kda-forward-halves, -shared, -shared-output, -kd-in-state).
+ * that compare forward variants (kda-forward-halves, -shared, -shared-output, -kd-in-state); and kdaCore's
+ * batched upload (uploadBatched).
  */
 import type { DispatchArgs, GpuContext } from '../src/gpu/context.js';
 import { dispatchChunkForward, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import type { KdaInputs } from '../src/kernels/kda/gpu.js';
 import { cuTensor } from '../src/kernels/kda/slots.js';
+import type { Device } from '../src/tensor/tensor.js';
 import type { KdaCase } from './kda-random.js';
 
 /** q, k, v, g, beta of case c in the packed layout ([T, H, K], g [T, H] where GK = 1). */
@@ -20,6 +22,25 @@ export function uploadPacked(gpu: GpuContext, c: KdaCase): KdaInputs {
     v: gpu.fromHost(c.v, [T, H, V]),
     g: gpu.fromHost(c.g, GK === 1 ? [T, H] : [T, H, K]),
     beta: gpu.fromHost(c.beta, [T, H]),
+  };
+}
+
+/**
+ * q, k, v, g (per channel), beta in kdaCore's batched layout ([1, T, H, K]) on device d, as `dtype` (bf16: the raw
+ * bits given). Shared by the tests that call kdaCore on one batch (kda-bf16, -kt-form, -profile, -split).
+ */
+export function uploadBatched(
+  d: Device,
+  x: Record<'q' | 'k' | 'v' | 'g' | 'beta', Float32Array | Uint16Array>,
+  { T, H, K, V }: { T: number; H: number; K: number; V: number },
+  dtype: 'f32' | 'bf16' = 'f32',
+) {
+  return {
+    q: d.fromHost(x.q, [1, T, H, K], dtype),
+    k: d.fromHost(x.k, [1, T, H, K], dtype),
+    v: d.fromHost(x.v, [1, T, H, V], dtype),
+    g: d.fromHost(x.g, [1, T, H, K], dtype),
+    beta: d.fromHost(x.beta, [1, T, H], dtype),
   };
 }
 

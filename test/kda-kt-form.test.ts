@@ -20,6 +20,7 @@ import { kdaChunkReference, kdaRecurrentReference } from '../src/kernels/kda/ref
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { uploadBatched, withDispatchKeys } from './kda-forward-run.js';
 import { kdaGolden } from './kda-golden.js';
 import { randomCase } from './kda-random.js';
 
@@ -156,35 +157,18 @@ describe('kda Kt form (reference)', () => {
       const c = randomCase(53, T, H, K, V);
       const S0 = new Rng(11).normalArray(N * H * K * V, 0.5);
       const want = kdaChunkKtReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
-      const x = {
-        q: gpu.fromHost(c.q, [1, T, H, K]),
-        k: gpu.fromHost(c.k, [1, T, H, K]),
-        v: gpu.fromHost(c.v, [1, T, H, V]),
-        g: gpu.fromHost(c.g, [1, T, H, K]),
-        beta: gpu.fromHost(c.beta, [1, T, H]),
-      };
+      const x = uploadBatched(gpu, c, c);
       const opts = {
         mode: 'chunk' as const,
         cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
         initialState: gpu.fromHost(S0, [N, H, K, V]),
       };
       kdaForwardTuning.ktForm = true;
-      const keys: string[] = [];
-      const dispatch = gpu.dispatch.bind(gpu);
-      gpu.dispatch = (a) => {
-        keys.push(a.kernel.key ?? a.kernel.name);
-        dispatch(a);
-      };
-      let r: ReturnType<typeof kdaCore>;
-      try {
-        r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-      } finally {
-        gpu.dispatch = dispatch;
-      }
+      const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
       for (const name of ['kda_chunk_intra_wu', 'kda_chunk_state_tiled'])
         expect(
-          keys.some((k) => k.startsWith(name) && k.endsWith('_kt')),
-          keys.join(', '),
+          r.keys.some((k) => k.startsWith(name) && k.endsWith('_kt')),
+          r.keys.join(', '),
         ).toBe(true);
       const o = await r.o.toFloat32();
       const S = await r.finalState!.toFloat32();
@@ -201,18 +185,10 @@ describe('kda Kt form (reference)', () => {
       // Every input read_write (kdaForwardTuning.rw: the state pass's Kt, v, k, gc once as vec4, beta; the Kt
       // kernel's; the output pass's): the same results, bit for bit.
       kdaForwardTuning.rw = ['state', 'wu', 'output'];
-      const rwKeys: string[] = [];
-      gpu.dispatch = (a) => {
-        rwKeys.push(a.kernel.key ?? a.kernel.name);
-        dispatch(a);
-      };
-      let all: ReturnType<typeof kdaCore>;
-      try {
-        all = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
-      } finally {
-        gpu.dispatch = dispatch;
+      const all = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts)).finally(() => {
         kdaForwardTuning.rw = undefined;
-      }
+      });
+      const rwKeys = all.keys;
       expect(rwKeys.some((k) => k.startsWith('kda_chunk_state_tiled') && k.includes('_kt') && k.includes('_rwi'))).toBe(
         true,
       );
@@ -241,21 +217,11 @@ describe('kda Kt form (reference)', () => {
       };
       kdaForwardTuning.ktForm = true;
       kdaForwardTuning.bf16Intermediates = 'f32';
-      const bk: string[] = [];
-      gpu.dispatch = (a) => {
-        bk.push(a.kernel.key ?? a.kernel.name);
-        dispatch(a);
-      };
-      let rb: ReturnType<typeof kdaCore>;
-      try {
-        rb = kdaCore(xb.q, xb.k, xb.v, xb.g, x.beta, opts);
-      } finally {
-        gpu.dispatch = dispatch;
-      }
+      const rb = await withDispatchKeys(gpu, async () => kdaCore(xb.q, xb.k, xb.v, xb.g, x.beta, opts));
       for (const name of ['kda_chunk_intra_wu', 'kda_chunk_state_tiled'])
         expect(
-          bk.some((k) => k.startsWith(name) && k.includes('_bf16') && k.endsWith('_kt')),
-          bk.join(', '),
+          rb.keys.some((k) => k.startsWith(name) && k.includes('_bf16') && k.endsWith('_kt')),
+          rb.keys.join(', '),
         ).toBe(true);
       const fw = kdaCore(xw.q, xw.k, xw.v, xw.g, x.beta, opts);
       expect(Array.from(await rb.o.read())).toEqual(Array.from(f32ArrayToBf16(await fw.o.toFloat32())));

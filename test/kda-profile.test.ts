@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
 import { kdaCore, kdaCoreBackward } from '../src/kernels/kda/index.js';
 import { gpuContext, hasGpu } from './helpers.js';
+import { uploadBatched } from './kda-forward-run.js';
 import { randomCase } from './kda-random.js';
 
 const [T, H, K, V] = [70, 2, 16, 16];
@@ -22,14 +23,7 @@ afterEach(() => {
 async function setup() {
   const gpu = (await gpuContext())!;
   const c = randomCase(3, T, H, K, V);
-  const x = {
-    q: gpu.fromHost(c.q, [1, T, H, K]),
-    k: gpu.fromHost(c.k, [1, T, H, K]),
-    v: gpu.fromHost(c.v, [1, T, H, V]),
-    g: gpu.fromHost(c.g, [1, T, H, K]),
-    beta: gpu.fromHost(c.beta, [1, T, H]),
-    dO: gpu.fromHost(c.dO, [1, T, H, V]),
-  };
+  const x = { ...uploadBatched(gpu, c, c), dO: gpu.fromHost(c.dO, [1, T, H, V]) };
   return { gpu, x };
 }
 

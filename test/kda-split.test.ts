@@ -9,6 +9,7 @@ import { headGroups, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
 import { kdaBackwardReference, kdaCore, kdaCoreBackward, kdaRecurrentReference } from '../src/kernels/kda/index.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { uploadBatched } from './kda-forward-run.js';
 import { expectCoreGrads, randomCase } from './kda-random.js';
 
 const [T, H, K, V] = [70, 5, 16, 16];
@@ -44,13 +45,7 @@ describe('kda: head-group split of the chunk states', () => {
       const dims = { H, K, V, GK: K, cu: [0, T] };
       const ref = kdaRecurrentReference(c.q, c.k, c.v, c.g, c.beta, dims, K ** -0.5, S0);
       const gr = kdaBackwardReference(c.q, c.k, c.v, c.g, c.beta, c.dO, dims, K ** -0.5, S0, dS);
-      const x = {
-        q: gpu.fromHost(c.q, [1, T, H, K]),
-        k: gpu.fromHost(c.k, [1, T, H, K]),
-        v: gpu.fromHost(c.v, [1, T, H, V]),
-        g: gpu.fromHost(c.g, [1, T, H, K]),
-        beta: gpu.fromHost(c.beta, [1, T, H]),
-      };
+      const x = uploadBatched(gpu, c, c);
       const initialState = gpu.fromHost(S0, [1, H, K, V]);
       const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, { mode: 'chunk', initialState });
       expectClose(await r.o.toFloat32(), ref.o, 2e-3, 'o');

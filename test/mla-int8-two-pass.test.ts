@@ -3,7 +3,6 @@ import { parseTwoPassOptions, scoreDiff } from '../src/bench/mla.js';
 import { mlaInt8PvWgsl } from '../src/kernels/mla/decodeInt8Pv.wgsl.js';
 import { mlaInt8ScoresWgsl } from '../src/kernels/mla/decodeInt8Scores.wgsl.js';
 import { mlaInt8KernelFor } from '../src/kernels/mla/index.js';
-import { int8RowWords } from '../src/kernels/mla/int8Layout.js';
 import {
   exactPv,
   LAZY_PV_DEFAULTS,
@@ -12,7 +11,7 @@ import {
   mlaDecodeInt8LazyReference,
   TWO_PASS_PV,
 } from '../src/kernels/mla/int8LazyReference.js';
-import { cacheWriteInt8Reference, mlaDecodeInt8Reference } from '../src/kernels/mla/int8Reference.js';
+import { mlaDecodeInt8Reference } from '../src/kernels/mla/int8Reference.js';
 import { sgmStubWgsl } from '../src/kernels/mla/int8SgmStub.js';
 import { emulateScores, mlaDecodeInt8TwoPassEmulate } from '../src/kernels/mla/int8TwoPassEmulate.js';
 import {
@@ -24,69 +23,15 @@ import {
 import type { SgmVariant } from '../src/kernels/int8/subgroupMatrix.wgsl.js';
 import { Rng } from '../src/util/random.js';
 import { gpuContext, hasGpu, relErr } from './helpers.js';
+import { cases, makePool, Rv } from './mla-int8-cases.js';
 
 const WORDS: SgmVariant = { syntax: 'template', units: 'words' };
 
 /**
  * The two-pass scheme (int8LazyReference.ts lazyPv with TWO_PASS_PV: m_ref the chunk's max, tau 0, two dithered
- * digits) on the lazy test's score cases (test/mla-int8-lazy.test.ts, rebuilt here with the same generators and
- * seed), one head, 16 value channels.
+ * digits) on the lazy test's score cases (mla-int8-cases.ts, the same generators and seed), one head, 16 value
+ * channels.
  */
-const Rv = 16;
-
-function codesOf(rng: Rng, T: number, bias: (t: number) => number): Int8Array {
-  const c = new Int8Array(T * Rv);
-  for (let t = 0; t < T; t++)
-    for (let j = 0; j < Rv; j++) c[t * Rv + j] = Math.max(-127, Math.min(127, Math.round(bias(t) + 50 * rng.normal())));
-  return c;
-}
-
-const cases: Record<string, (rng: Rng) => { s: Float64Array; sL: Float64Array; codes: Int8Array }> = {
-  random: (rng) => {
-    const T = 4096;
-    const s = Float64Array.from({ length: T }, () => 2 * rng.normal());
-    const sL = Float64Array.from({ length: T }, () => rng.uniform(0.01, 0.02));
-    return { s, sL, codes: codesOf(rng, T, () => 0) };
-  },
-  outlierTail: (rng) => {
-    const T = 65536;
-    const s = Float64Array.from({ length: T }, () => -14 + 0.5 * rng.normal());
-    s[100] = 0;
-    const sL = Float64Array.from({ length: T }, () => rng.uniform(0.01, 0.02));
-    return { s, sL, codes: codesOf(rng, T, (t) => (t === 100 ? -100 : 40)) };
-  },
-  scales: (rng) => {
-    const T = 8192;
-    const s = Float64Array.from({ length: T }, () => 2 * rng.normal());
-    const sL = Float64Array.from({ length: T }, () => 10 ** rng.uniform(-3, 0));
-    return { s, sL, codes: codesOf(rng, T, () => 10) };
-  },
-  ramp: (rng) => {
-    const T = 16384;
-    const s = Float64Array.from({ length: T }, (_, t) => (24 * t) / T + rng.normal());
-    const sL = Float64Array.from({ length: T }, () => rng.uniform(0.01, 0.02));
-    return { s, sL, codes: codesOf(rng, T, (t) => (t < T / 2 ? -30 : 30)) };
-  },
-};
-
-/** A paged int8 pool of random rows (k_pe 4x larger), pages scrambled (as the lazy test's). */
-function makePool(rng: Rng, lengths: Int32Array, R: number, RvD: number, pageSize: number) {
-  const B = lengths.length;
-  const maxPages = Math.max(1, ...Array.from(lengths, (T) => Math.ceil(T / pageSize)));
-  const numPages = B * maxPages;
-  const pageTable = Int32Array.from({ length: numPages }, (_, i) => (i * 5 + 3) % numPages);
-  const pool = new Int32Array(numPages * pageSize * int8RowWords(R, RvD));
-  for (let b = 0; b < B; b++) {
-    const T = lengths[b];
-    const x = rng.normalArray(T * R);
-    for (let t = 0; t < T; t++) for (let c = RvD; c < R; c++) x[t * R + c] *= 4;
-    const seq = new Int32Array(T).fill(b);
-    const pos = Int32Array.from({ length: T }, (_, t) => t);
-    cacheWriteInt8Reference(pool, x, seq, pos, pageTable, { R, Rv: RvD, pageSize, maxPages });
-  }
-  return { pool, pageTable, maxPages };
-}
-
 describe('int8 MLA decode, two passes: the scheme (TWO_PASS_PV) against f64 attention', () => {
   // Measured (relative to max |o| of f64 attention, seed 7; KIMI_LAZY_TABLE=1 prints it), 8192-token chunks:
   //   case         two-pass   lazy (tau 1)   two-pass, one chunk

@@ -7,7 +7,8 @@
  * Block: [P digits -> pw, staged codes -> kv] barrier [next block's S, scales and codes -> registers; MMAs] barrier.
  */
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
-import { stageStoreWgsl, TWO_PASS_PARAMS, twoPassFragIo } from './decodeInt8Scores.wgsl.js';
+import { twoPassFragIo, twoPassHeadWgsl } from './decodeInt8Scores.wgsl.js';
+import { stageStoreWgsl } from './decodeInt8Sgm.wgsl.js';
 import { lazyDitherWgsl } from './decodeInt8SgmLazy.wgsl.js';
 import { affWgsl } from './int8SgmPlan.js';
 import { type MlaInt8TwoPassPlan, TWO_PASS_HW, TWO_PASS_QMAX, twoPassFrags } from './int8TwoPassPlan.js';
@@ -32,11 +33,7 @@ export function mlaInt8PvWgsl(pl: MlaInt8TwoPassPlan): string {
   const slots = Math.ceil(NV4 / WG);
   const L: string[] = [];
   const l = (s: string) => L.push(s);
-  l('enable subgroups;');
-  l('enable chromium_experimental_subgroup_matrix;');
-  l('diagnostic(off, chromium.subgroup_matrix_uniformity);');
-  l(TWO_PASS_PARAMS);
-  l('@group(0) @binding(0) var<uniform> p: Params;');
+  L.push(...twoPassHeadWgsl());
   l('@group(0) @binding(1) var<storage, read> scores: array<f32>;');
   l('@group(0) @binding(2) var<storage, read> stats: array<f32>;');
   l('@group(0) @binding(3) var<storage, read> pool: array<vec4<u32>>;');

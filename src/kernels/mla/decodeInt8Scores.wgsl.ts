@@ -10,6 +10,7 @@
  */
 import { sgmLoad, sgmStore } from '../int8/subgroupMatrix.wgsl.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
+import { blockRowsWgsl } from './decodeInt8Sgm.wgsl.js';
 import { affWgsl, type Frag } from './int8SgmPlan.js';
 import { fixFrag, type MlaInt8TwoPassPlan, twoPassFrags } from './int8TwoPassPlan.js';
 
@@ -17,9 +18,19 @@ const LT = 'subgroup_matrix_left<i8, 32, 16>';
 const RT = 'subgroup_matrix_right<i8, 16, 32>';
 const ST = 'subgroup_matrix_result<i32, 16, 16>';
 
-/** The two kernels' uniforms: pagedChunkParams' (index.ts) then Tpad (score row length) and nBlk (Tpad / TT). */
-export const TWO_PASS_PARAMS =
-  'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, Tpad: u32, nBlk: u32, _c: u32 };';
+/**
+ * The two kernels' first lines: the subgroup-matrix extensions, and their uniforms, pagedChunkParams' (index.ts) then
+ * Tpad (score row length) and nBlk (Tpad / TT), at binding 0.
+ */
+export function twoPassHeadWgsl(): string[] {
+  return [
+    'enable subgroups;',
+    'enable chromium_experimental_subgroup_matrix;',
+    'diagnostic(off, chromium.subgroup_matrix_uniformity);',
+    'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, Tpad: u32, nBlk: u32, _c: u32 };',
+    '@group(0) @binding(0) var<uniform> p: Params;',
+  ];
+}
 
 /** subgroupMatrixLoad / Store in the plan's builtin form and offset units (int8 operands x 4 for element units). */
 export function twoPassFragIo(pl: MlaInt8TwoPassPlan) {
@@ -32,32 +43,17 @@ export function twoPassFragIo(pl: MlaInt8TwoPassPlan) {
   };
 }
 
-/**
- * The store of a staged vec4 `x` (a lane's) at kv word `w`: in order, or rotated (stageSpread: component (k + lane / 8)
- * % 4 at store k, `sts` = (lid >> 3) & 3) so the 32 lanes of a store fall on 32 banks.
- */
-export function stageStoreWgsl(pl: MlaInt8TwoPassPlan): string {
-  return pl.stageSpread
-    ? [0, 1, 2, 3].map((k) => `{ let c = (${k ? `${k}u + ` : ''}sts) & 3u; kv[w + c] = x[c]; }`).join(' ')
-    : 'kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w;';
-}
-
 export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   const { RW, SW, TT, HP, SA, KVA, SCW, LPH, TPL, KV1, KP, fullK } = pl;
   const WG = pl.WGA;
   const F = twoPassFrags(pl);
   const { ld, st } = twoPassFragIo(pl);
-  const RW4 = RW / 4;
   const skip = (st: string) => (pl.skip as string[]).includes(st);
-  const NV4 = TT * RW4;
-  const slots = Math.ceil(NV4 / WG);
   const L: string[] = [];
   const l = (s: string) => L.push(s);
-  l('enable subgroups;');
-  l('enable chromium_experimental_subgroup_matrix;');
-  l('diagnostic(off, chromium.subgroup_matrix_uniformity);');
-  l(TWO_PASS_PARAMS);
-  l('@group(0) @binding(0) var<uniform> p: Params;');
+  // The block rows' code, emitted where called (stage's base, fullK: the kv buffer the block goes to).
+  const { declare, fetch, stage } = blockRowsWgsl(l, pl, WG);
+  L.push(...twoPassHeadWgsl());
   l('@group(0) @binding(1) var<storage, read> qr: array<i32>;');
   l('@group(0) @binding(2) var<storage, read> pool: array<vec4<u32>>;');
   l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');
@@ -84,25 +80,7 @@ export function mlaInt8ScoresWgsl(pl: MlaInt8TwoPassPlan): string {
   F.query.forEach((fr, i) => {
     l(`  let q${i} = ${ld('L', '&qr', fr)};`);
   });
-  for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
-  const fetch = (tbX: string, ind: string) => {
-    for (let n = 0; n < slots; n++) {
-      const guard = (n + 1) * WG > NV4 ? `si${n} < ${NV4}u && ` : '';
-      l(`${ind}pf${n} = vec4<u32>(0u);`);
-      l(`${ind}{ let t = ${tbX} + si${n} / ${RW4}u;`);
-      l(`${ind}  if (${guard}t < t1) { pf${n} = pool[rowOf(b, t) * ${RW4}u + si${n} % ${RW4}u]; } }`);
-    }
-  };
-  // The rows into kv at word `base` (fullK: the buffer the block goes to).
-  const stage = (ind: string, base = '') => {
-    for (let n = 0; n < slots; n++) {
-      const guard = (n + 1) * WG > NV4 ? `if (si${n} < ${NV4}u) ` : '';
-      l(
-        `${ind}${guard}{ let w = ${base}(si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
-      );
-      l(`${ind}  ${stageStoreWgsl(pl)} }`);
-    }
-  };
+  declare();
   l('  if (t0 < t1) {');
   fetch('t0', '    ');
   l('  }');

@@ -174,6 +174,55 @@ import {
   lazyWorkgroupVars,
 } from './decodeInt8SgmLazy.wgsl.js';
 
+/**
+ * The store of a staged vec4 `x` (a lane's) at kv word `w`: in order, or rotated (stageSpread: component (k + lane / 8)
+ * % 4 at store k, `sts` = (lid >> 3) & 3) so the 32 lanes of a store fall on 32 banks.
+ */
+export function stageStoreWgsl(pl: { stageSpread: boolean }): string {
+  return pl.stageSpread
+    ? [0, 1, 2, 3].map((k) => `{ let c = (${k ? `${k}u + ` : ''}sts) & 3u; kv[w + c] = x[c]; }`).join(' ')
+    : 'kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w;';
+}
+
+/**
+ * A block's TT cache rows (RW words each) through registers into kv, as vec4 slots of the WG threads (this kernel's
+ * and the two-pass scores kernel's, decodeInt8Scores.wgsl.ts): `declare` the lane's slot indices si<n> and registers
+ * pf<n>, `fetch` the rows of the block at token `tbX` into them (zeros past the sequence's end t1), `stage` them to kv
+ * from word `base` on (stageStoreWgsl's order). Each appends its lines through `l` at the indent `ind`.
+ */
+export function blockRowsWgsl(
+  l: (s: string) => void,
+  pl: { TT: number; RW: number; stageSpread: boolean },
+  WG: number,
+) {
+  const { TT, RW } = pl;
+  const RW4 = RW / 4;
+  const NV4 = TT * RW4; // vec4 of a block's rows
+  const slots = Math.ceil(NV4 / WG);
+  return {
+    declare: () => {
+      for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
+    },
+    fetch: (tbX: string, ind: string) => {
+      for (let n = 0; n < slots; n++) {
+        const guard = (n + 1) * WG > NV4 ? `si${n} < ${NV4}u && ` : '';
+        l(`${ind}pf${n} = vec4<u32>(0u);`);
+        l(`${ind}{ let t = ${tbX} + si${n} / ${RW4}u;`);
+        l(`${ind}  if (${guard}t < t1) { pf${n} = pool[rowOf(b, t) * ${RW4}u + si${n} % ${RW4}u]; } }`);
+      }
+    },
+    stage: (ind: string, base = '') => {
+      for (let n = 0; n < slots; n++) {
+        const guard = (n + 1) * WG > NV4 ? `if (si${n} < ${NV4}u) ` : '';
+        l(
+          `${ind}${guard}{ let w = ${base}(si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
+        );
+        l(`${ind}  ${stageStoreWgsl(pl)} }`);
+      }
+    },
+  };
+}
+
 export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const { H, Rv, TT, HP, HW, MH, RW, SW, WG, CFS, KVW, SCW, PWW, HT } = pl;
   // The softmax's heads a thread (4, or 2 when wide) as WGSL vectors.
@@ -185,7 +234,6 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   const F = sgmFrags(pl);
   // Diagnostic (int8SgmPlan.ts SGM_STAGES): a stage left out, its barriers kept.
   const skip = (stage: SgmStage) => pl.skip.includes(stage);
-  const RW4 = RW / 4;
   const LT = 'subgroup_matrix_left<i8, 32, 16>';
   const RT = 'subgroup_matrix_right<i8, 16, 32>';
   const ST = 'subgroup_matrix_result<i32, 16, 16>';
@@ -202,31 +250,9 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
     );
   const st = (ptr: string, f: Frag, value: string) => sgmStore(syntax, ptr, affWgsl(f.offset), value, `${f.stride}u`);
 
-  const NV4 = TT * RW4; // vec4 of a block's rows
-  const slots = Math.ceil(NV4 / WG);
   const L: string[] = [];
   const l = (s: string) => L.push(s);
-  const fetch = (tbX: string, ind: string) => {
-    for (let n = 0; n < slots; n++) {
-      const guard = (n + 1) * WG > NV4 ? `si${n} < ${NV4}u && ` : '';
-      l(`${ind}pf${n} = vec4<u32>(0u);`);
-      l(`${ind}{ let t = ${tbX} + si${n} / ${RW4}u;`);
-      l(`${ind}  if (${guard}t < t1) { pf${n} = pool[rowOf(b, t) * ${RW4}u + si${n} % ${RW4}u]; } }`);
-    }
-  };
-  const stage = (ind: string) => {
-    for (let n = 0; n < slots; n++) {
-      const guard = (n + 1) * WG > NV4 ? `if (si${n} < ${NV4}u) ` : '';
-      l(
-        `${ind}${guard}{ let w = (si${n} / ${RW4}u) * ${RW}u + 4u * (si${n} % ${RW4}u); let x = bitcast<vec4<i32>>(pf${n});`,
-      );
-      if (pl.stageSpread)
-        l(
-          `${ind}  ${[0, 1, 2, 3].map((k) => `{ let c = (${k ? `${k}u + ` : ''}sts) & 3u; kv[w + c] = x[c]; }`).join(' ')} }`,
-        );
-      else l(`${ind}  kv[w] = x.x; kv[w + 1u] = x.y; kv[w + 2u] = x.z; kv[w + 3u] = x.w; }`);
-    }
-  };
+  const { declare, fetch, stage } = blockRowsWgsl(l, pl, WG);
 
   l('enable subgroups;');
   l('enable chromium_experimental_subgroup_matrix;');
@@ -276,7 +302,7 @@ export function mlaInt8SgmWgsl(pl: MlaInt8SgmPlan): string {
   else l(`  let orow = lane & 15u; let ocol = 8u * (lane >> 4u);`);
   for (let m = 0; m < MH; m++)
     for (let j = 0; j < CFS; j++) for (let a = 0; a < 2; a++) l(`  var o${m}_${j}_${a} = vec4<f32>(0.0);`);
-  for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u);`);
+  declare();
   // The query's fragments are loop-invariant: held in registers (qRegs, queryResident), loaded once here.
   if (pl.qRegs)
     F.query.forEach((fr, i) => {

@@ -257,11 +257,13 @@ export function pagedChunkParams(
  * layout (pagedChunkParams), grid and merge: the sequence split into chunks (opts.chunks, else the
  * kernel's default), the prepared query (`query()`, run only once the split is valid) bound before pool,
  * page table and lengths and partial [B, chunks, H, Rv + 2], one workgroup per (chunk, sequence, head
- * group of the plan's NG), the query freed, the partials merged.
+ * group of the plan's NG), the query freed, the partials merged. The two-pass kernels' second pass
+ * (int8TwoPassDecode.ts) binds kernel A's scores and stats as its `query`, takes `groups` workgroups a chunk and
+ * sequence (its head groups times column splits) and the uniforms' `tail` (Tpad, nBlk).
  */
-function pagedChunkDecode(
+export function pagedChunkDecode(
   gpu: GpuContext,
-  d: { B: number; H: number; Rv: number; NG: number; TT: number },
+  d: { B: number; H: number; Rv: number; NG: number; TT: number; groups?: number; tail?: [number, number, number] },
   opts: MlaDecodeOptions,
   defaultChunksOf: (maxLength: number, B: number, NG: number) => number,
   kernel: KernelSpec,
@@ -277,8 +279,8 @@ function pagedChunkDecode(
   gpu.dispatch({
     kernel,
     tensors: [...q, ...paged, partial],
-    params: pagedChunkParams(pageTable, pool.shape[1], chunks, chunkLen),
-    workgroups: [chunks, B, NG],
+    params: pagedChunkParams(pageTable, pool.shape[1], chunks, chunkLen, d.tail),
+    workgroups: [chunks, B, d.groups ?? NG],
   });
   for (const t of q) t.dispose();
   return mergeChunks(gpu, partial, Rv);

@@ -11,7 +11,7 @@ import {
   defaultInt8SgmChunks,
   int8QueryRows,
   type MlaDecodeOptions,
-  mergeChunks,
+  pagedChunkDecode,
   pagedChunkParams,
   splitSequence,
 } from './index.js';
@@ -73,23 +73,15 @@ export function int8TwoPassDecode(
   opts: MlaDecodeOptions,
 ): Tensor {
   const [B, H] = qFull.shape;
-  const { Rv } = opts;
   const { plan, scores, stats, Tpad, nBlk } = int8TwoPassScores(gpu, qFull, pool, pageTable, lengths, opts);
-  const maxLen = Math.max(1, opts.maxLength);
-  const { chunkLen, chunks } = splitSequence(
+  // Kernel B over B's own chunks: the scores and stats bound first (freed after the dispatch), NG CS workgroups.
+  return pagedChunkDecode(
     gpu,
-    maxLen,
-    opts.chunks ?? defaultInt8SgmChunks(maxLen, B, plan.NG),
-    plan.TT,
+    { B, H, Rv: opts.Rv, NG: plan.NG, TT: plan.TT, groups: plan.NG * plan.CS, tail: [Tpad, nBlk, 0] },
+    opts,
+    defaultInt8SgmChunks,
+    { name: 'mla_decode_int8_pv', key: mlaInt8PvKey(plan), code: () => mlaInt8PvWgsl(plan) },
+    () => [scores, stats],
+    [pool, pageTable, lengths],
   );
-  const partial = gpu.empty([B, chunks, H, Rv + 2]);
-  gpu.dispatch({
-    kernel: { name: 'mla_decode_int8_pv', key: mlaInt8PvKey(plan), code: () => mlaInt8PvWgsl(plan) },
-    tensors: [scores, stats, pool, pageTable, lengths, partial],
-    params: pagedChunkParams(pageTable, pool.shape[1], chunks, chunkLen, [Tpad, nBlk, 0]),
-    workgroups: [chunks, B, plan.NG * plan.CS],
-  });
-  scores.dispose();
-  stats.dispose();
-  return mergeChunks(gpu, partial, Rv);
 }

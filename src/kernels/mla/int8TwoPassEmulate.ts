@@ -13,6 +13,13 @@ import { type MlaInt8TwoPassPlan, scoresRoles, TWO_PASS_HW, TWO_PASS_QMAX, twoPa
 
 const f = Math.fround;
 
+/** The first word of sequence b's token t in the paged pool of RW-word rows: the kernels' rowOf (chunkEntry.wgsl.ts) x RW. */
+function pagedRowOf(pageTable: Int32Array, d: MlaInt8Dims, RW: number) {
+  const { pageSize, maxPages } = d;
+  return (b: number, t: number) =>
+    (pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize)) * RW;
+}
+
 /** What kernel A leaves: scores [B, HP, Tpad] and stats [B, nBlk, SA] (NaN where it writes nothing). */
 export function emulateScores(
   qFull: Float32Array,
@@ -23,7 +30,7 @@ export function emulateScores(
   pl: MlaInt8TwoPassPlan,
   chunkLenA: number,
 ): { scores: Float32Array; stats: Float32Array; Tpad: number; nBlk: number } {
-  const { B, pageSize, maxPages } = d;
+  const { B } = d;
   const { RW, SW, TT, HP, SA, NG } = pl;
   if (chunkLenA % TT) throw new Error(`emulateScores: chunkLen ${chunkLenA} is not a multiple of ${TT}`);
   // The diagnostic skips compute wrong outputs by design (prefetch and stageSpread change no value: not modelled).
@@ -40,8 +47,7 @@ export function emulateScores(
   const kv = new Int32Array(pl.KV1);
   const kvF = new Float32Array(kv.buffer);
   const sc = new Int32Array(pl.SCW);
-  const rowOf = (b: number, t: number) =>
-    (pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize)) * RW;
+  const rowOf = pagedRowOf(pageTable, d, RW);
   for (let b = 0; b < B; b++)
     for (let chunk = 0; chunk < chunks; chunk++)
       for (let g = 0; g < NG; g++) {
@@ -113,14 +119,13 @@ export function mlaDecodeInt8TwoPassEmulate(
   chunkLenA: number,
   chunkLenB: number,
 ): Float32Array {
-  const { B, H, Rv, pageSize, maxPages } = d;
+  const { B, H, Rv } = d;
   const { RW, SW, TT, HP, SA, NG, CS, NSB, CFS, WC, KSB, NCFW } = pl;
   if (chunkLenB % TT) throw new Error(`mlaDecodeInt8TwoPassEmulate: chunkLen ${chunkLenB} is not a multiple of ${TT}`);
   const { scores, stats, Tpad, nBlk } = emulateScores(qFull, pool, pageTable, lengths, d, pl, chunkLenA);
   const F = twoPassFrags(pl);
   const poolF = new Float32Array(pool.buffer, pool.byteOffset, pool.length);
-  const rowOf = (b: number, t: number) =>
-    (pageTable[b * maxPages + Math.floor(t / pageSize)] * pageSize + (t % pageSize)) * RW;
+  const rowOf = pagedRowOf(pageTable, d, RW);
   const maxLen = Math.max(1, ...lengths);
   const chunks = Math.ceil(maxLen / chunkLenB);
   const MH = TWO_PASS_HW / 16;

@@ -383,6 +383,17 @@ export const TWO_PASS_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = (
  * wrote (finite, not the -3e38 past a sequence: those must be equal): max |diff| / max |expected|, and the first
  * entry off by more than 1e-4 of max |expected| as (row, column) of rows of `cols` (a score's: sequence x head, token).
  */
+/** The largest |got - want| and that relative to max |want| (the checks' error measure). */
+function maxErr(got: Float32Array, want: Float32Array): { maxAbsErr: number; relToMax: number } {
+  let maxAbs = 0;
+  let maxRef = 0;
+  for (let i = 0; i < want.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(got[i] - want[i]));
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+  }
+  return { maxAbsErr: maxAbs, relToMax: maxAbs / maxRef };
+}
+
 export function scoreDiff(got: Float32Array, want: Float32Array, cols: number) {
   let maxAbs = 0;
   let maxRef = 0;
@@ -646,16 +657,10 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       for (const v of lazyRuns) {
         try {
           const got = await read(v);
-          let maxAbs = 0;
-          let maxRef = 0;
-          for (let i = 0; i < base.length; i++) {
-            maxAbs = Math.max(maxAbs, Math.abs(got[i] - base[i]));
-            maxRef = Math.max(maxRef, Math.abs(base[i]));
-          }
           lazyVsDefault.push({
             context: T,
             int8Sgm: v.int8Sgm,
-            relToMax: maxAbs / maxRef,
+            relToMax: maxErr(got, base).relToMax,
             finite: got.every(Number.isFinite),
           });
         } catch (e) {
@@ -732,15 +737,6 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         }
       const exact = mlaDecodeReference(q, f32Pool, table, lengths, d);
       const words = (await x.pool.read()) as Int32Array;
-      const err = (a: Float32Array, b: Float32Array) => {
-        let maxAbs = 0;
-        let maxRef = 0;
-        for (let i = 0; i < a.length; i++) {
-          maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
-          maxRef = Math.max(maxRef, Math.abs(b[i]));
-        }
-        return { maxAbsErr: maxAbs, relToMax: maxAbs / maxRef };
-      };
       const refs = {
         dp4a: mlaDecodeInt8Reference(q, words, table, lengths, d),
         f32: mlaDecodeInt8Reference(q, words, table, lengths, d, { pv: 'f32' }),
@@ -801,13 +797,13 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           context: T,
           kernel: `int8-${v.int8Kernel ?? 'dp4a'}`,
           ...v,
-          vsInt8Reference: err(got, ref),
-          vsTwoPassReference: v.int8Kernel === 'two-pass' ? err(got, twoPassRef(v.chunks)) : undefined,
+          vsInt8Reference: maxErr(got, ref),
+          vsTwoPassReference: v.int8Kernel === 'two-pass' ? maxErr(got, twoPassRef(v.chunks)) : undefined,
           // The lazy form's device check: where its error lies (mlalazy2).
           lazyDiag: v.int8Sgm?.lazy ? lazyDiag(got, ref, H, Rv) : undefined,
-          vsDp4aKernel: v.int8Pv ? undefined : err(got, dp4a),
-          vsF32Attention: err(got, exact),
-          int8ReferenceVsF32Attention: err(ref, exact),
+          vsDp4aKernel: v.int8Pv ? undefined : maxErr(got, dp4a),
+          vsF32Attention: maxErr(got, exact),
+          int8ReferenceVsF32Attention: maxErr(ref, exact),
           finite: got.every(Number.isFinite),
         });
       }
@@ -836,18 +832,11 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         });
         const got = (await out.read()) as Float32Array;
         out.dispose();
-        let maxAbs = 0;
-        let maxRef = 0;
-        for (let i = 0; i < ref.length; i++) {
-          maxAbs = Math.max(maxAbs, Math.abs(got[i] - ref[i]));
-          maxRef = Math.max(maxRef, Math.abs(ref[i]));
-        }
         checks.push({
           context: T,
           kernel,
           ...v,
-          maxAbsErr: maxAbs,
-          relToMax: maxAbs / maxRef,
+          ...maxErr(got, ref),
           finite: got.every(Number.isFinite),
         });
       }

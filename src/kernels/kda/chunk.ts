@@ -3,7 +3,8 @@
  * pass (or, asked for, the fused state-and-output pass: no per-chunk states in global memory unless kept;
  * slower on the H200, see kdaForwardTuning.fused), over buffers sized on the host.
  * `dispatchChunkForward` keeps gc, W, U, V' and the per-chunk incoming states when asked (the backward
- * reuses them).
+ * reuses them). Which kernels run, in which variants, is decided once per call by forwardPlan.ts
+ * (planChunkForward); chunkForward dispatches from that plan.
  */
 import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
@@ -15,27 +16,22 @@ import {
   chunkKey,
   outputScalarBV,
   outputWgslScalar,
-  stateBK,
-  stateBV,
   stateWgsl,
   stateFuseKey,
   stateWgslPrefetch,
 } from './chunk.wgsl.js';
-import { outputBV, outputKey, outputVec4Fits, outputWgsl } from './output.wgsl.js';
+import { outputBV, outputKey, outputWgsl } from './output.wgsl.js';
 import {
   type OutputPipelinedVariant,
   outputPipelinedBV,
-  outputPipelinedFits,
-  outputPipelinedGeometry,
   outputPipelinedGrid,
-  outputPipelinedSharedBytes,
   outputPipelinedKey,
   outputPipelinedWgsl,
 } from './outputPipelined.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
-import { type IntraVecVariant, intraVecFits, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
+import { type IntraVecVariant, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
 import { type IntraGramVariant, intraGramFits, intraGramKey, intraGramWgsl } from './intraGram.wgsl.js';
 import { intraGramSecondaryFits, intraGramSecondaryWgsl } from './intraGramSecondary.wgsl.js';
 import {
@@ -47,12 +43,13 @@ import {
   intraWUTiles,
   intraWUWgsl,
 } from './intraWU.wgsl.js';
-import { stateHalvesFits, stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
-import { type StateProbe, stateTiledFits, stateTiledKey, stateTiledWgsl, tiledGeometry } from './stateTiled.wgsl.js';
-import { stateRegWFits, stateRegWKey, stateRegWWgsl } from './stateRegW.wgsl.js';
-import { stateOverlapFits, stateOverlapKey, stateOverlapWgsl } from './stateOverlap.wgsl.js';
+import { stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
+import { type StateProbe, stateTiledKey, stateTiledWgsl } from './stateTiled.wgsl.js';
+import { stateRegWKey, stateRegWWgsl } from './stateRegW.wgsl.js';
+import { stateOverlapKey, stateOverlapWgsl } from './stateOverlap.wgsl.js';
 import { dispatchStateIntra, idleIntraTensors } from './statePipeline.js';
 import { dispatchOverlapProbe } from './overlapProbe.js';
+import { type ChunkForwardPlan, type ForwardDevice, planChunkForward } from './forwardPlan.js';
 
 /**
  * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
@@ -274,7 +271,7 @@ export const kdaForwardTuning: {
    */
   outputFmaChain?: boolean;
   /**
-   * With bf16 q, k, v, g (the bf16 path, bf16Path): how W, U, the per-chunk states and V' are stored between the
+   * With bf16 q, k, v, g (the bf16 path, forwardPlan.ts bf16Kernels): how W, U, the per-chunk states and V' are stored between the
    * passes. 'bf16': the ninth session's storage mode (as Triton stores them); 'f32': the mixed mode, bf16 inputs
    * only (the gc and intraGram passes' bf16 variants, the W | U, state and output passes reading k, v, q as bf16
    * with f32 intermediates; o rounded to bf16 at its store). Unset: BF16_INTERMEDIATES (bench kda
@@ -362,14 +359,14 @@ export const RW_PASSES: readonly RwPass[] = ['state', 'output', 'gram', 'wu'];
  * --check (T=2048) with every pass read_write: vsDefault o 0, state 0 (f32), the bf16 mixed mode's o and state
  * equal to its f32 forward's as before.
  */
-export const rwByDefault = (gpu: GpuContext): readonly RwPass[] =>
+export const rwByDefault = (gpu: ForwardDevice): readonly RwPass[] =>
   onHardware(gpu) && !gpu.acquired.toggles.includes('disable_robustness') ? ['wu'] : [];
 
 /**
  * Whether the tiled state pass binds W and U (Kt and v) read_write when kdaForwardTuning.stateRwOperands is unset: on
  * GPUs (see there), not on lavapipe (its tests compile the read-only kernel; kda-kt-form.test.ts compares them).
  */
-export const stateRwOperandsByDefault = (gpu: GpuContext): boolean => onHardware(gpu);
+export const stateRwOperandsByDefault = (gpu: ForwardDevice): boolean => onHardware(gpu);
 
 /**
  * How the bf16 path stores its intermediates when kdaForwardTuning.bf16Intermediates is unset (see there): f32, the
@@ -387,7 +384,7 @@ export const BF16_INTERMEDIATES: 'bf16' | 'f32' = 'f32';
  * software adapter the test suite keeps the kernels (and shader cache) it had, and each choice's own test compares
  * the two paths there.
  */
-const onHardware = (gpu: GpuContext): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+const onHardware = (gpu: ForwardDevice): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
 
 /**
  * Whether the forward compiles intra and the state pass as one pipeline when kdaForwardTuning.sharedPipeline
@@ -415,7 +412,7 @@ export const stateFmaByDefault = onHardware;
  * against 5.344 and 5.116. --check (T=2048): o 6.9e-7 and final state 6.7e-7 from the recurrent kernel (the W | U
  * form 8.6e-7 / 6.7e-7), 7.6e-7 / 4.6e-7 from the W | U form. Exact algebra, different rounding.
  */
-export const ktFormByDefault = (gpu: GpuContext): boolean => onHardware(gpu);
+export const ktFormByDefault = (gpu: ForwardDevice): boolean => onHardware(gpu);
 
 /**
  * Whether the forward runs the intra pass as two kernels when kdaForwardTuning.intraTwoPass is unset: on GPUs
@@ -471,8 +468,11 @@ export const gcInGramByDefault = (kd: boolean): boolean => kd;
  * at T=2048). Alone: static tiles 0.789, with loads 2 ahead 0.738, double-buffered 0.755, 3 ahead 0.737 (0.731
  * double-buffered). `--fwd-intra-wu-static off` gives the seventh session's walk.
  */
-export function intraWUVariantFor(v: { K: number; V: number; GK: number }, smem: number): IntraWUVariant {
-  const t = kdaForwardTuning;
+export function intraWUVariantFor(
+  v: { K: number; V: number; GK: number },
+  smem: number,
+  t: Readonly<typeof kdaForwardTuning> = kdaForwardTuning,
+): IntraWUVariant {
   const base: IntraWUVariant = {
     ...v,
     loads: t.intraWULoads,
@@ -563,7 +563,7 @@ export interface ChunkSaved {
  * The chunked forward. With bf16 q, k, v, g (the bf16 path, bf16.wgsl.ts) `out` is bf16 too, and where the GPU
  * inference path runs the passes read the bf16 inputs themselves; W, U, the per-chunk states and V' are stored in
  * bf16 (the storage mode) or f32 (the mixed mode: kdaForwardTuning.bf16Intermediates) between the passes (the vec4
- * two-pass intra, the tiled state pass forming Kd, the pipelined output pass: bf16Path below); anywhere else (keep,
+ * two-pass intra, the tiled state pass forming Kd, the pipelined output pass: ChunkForwardPlan.bf16Kernels); anywhere else (keep,
  * other kernels or tunings) the inputs are cast to f32, the f32 forward runs and o is rounded to bf16 at the end.
  * beta is f32 (gpu.ts kdaForwardGpu widens a bf16 one for every GPU path).
  */
@@ -586,13 +586,18 @@ export function dispatchChunkForward(
   if (x.beta.dtype !== 'f32') throw new Error(`kda chunked: beta is ${x.beta.dtype}, expected f32`);
   if (out && out.dtype !== (bf16 ? 'bf16' : 'f32'))
     throw new Error(`kda chunked: o is ${out.dtype}, expected ${bf16 ? 'bf16' : 'f32'} like q`);
-  if (!bf16) return chunkForward(gpu, p, cu, x, state, out, scale, keep, false);
-  if (out && !keep && bf16Path(gpu, p)) return chunkForward(gpu, p, cu, x, state, out, scale, keep, true);
+  const plan = (b: boolean) => planChunkForward(gpu, p, { keep, out: out !== undefined, bf16: b }, kdaForwardTuning);
+  if (!bf16) return chunkForward(gpu, p, cu, x, state, out, scale, keep, plan(false));
+  // The bf16 kernels where they exist (the GPU inference path: ChunkForwardPlan.bf16Kernels).
+  if (out && !keep) {
+    const bf16Plan = plan(true);
+    if (bf16Plan.bf16Kernels) return chunkForward(gpu, p, cu, x, state, out, scale, keep, bf16Plan);
+  }
   // Elsewhere: the f32 forward on widened inputs, o rounded at the end.
   const xf = widenInputs(x);
   const of = out ? gpu.empty(out.shape) : undefined;
   try {
-    const saved = chunkForward(gpu, p, cu, xf, state, of, scale, keep, false);
+    const saved = chunkForward(gpu, p, cu, xf, state, of, scale, keep, plan(false));
     if (out && of) castTo(of, 'bf16', out);
     return saved;
   } finally {
@@ -605,52 +610,6 @@ export function widenInputs(x: KdaInputs): KdaInputs {
   return { q: castTo(x.q, 'f32'), k: castTo(x.k, 'f32'), v: castTo(x.v, 'f32'), g: castTo(x.g, 'f32'), beta: x.beta };
 }
 
-/**
- * Whether the bf16 storage mode runs its own kernels for this problem and kdaForwardTuning (else the inputs are
- * widened and the f32 forward runs): the GPU inference path only, as chunkForward picks it: the vec4 two-pass intra
- * reading gc from the gc pass, the tiled state pass forming Kd from k, the pipelined output pass in its own
- * pipeline, none of the profiling or alternative kernels. chunkForward checks that it took that path.
- */
-function bf16Path(gpu: GpuContext, p: GpuProblem): boolean {
-  const t = kdaForwardTuning;
-  const v = { K: p.K, V: p.V, GK: p.GK };
-  const smem = gpu.limits.maxComputeWorkgroupStorageSize;
-  const BV = t.stateBV ?? stateBV(p.V, p.N, p.H, p.K, smem);
-  const tv = {
-    ...v,
-    BV,
-    RA: t.stateRows ?? 2,
-    wg: Math.min(t.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup),
-  };
-  const alternatives = [
-    t.intra === 'scalar',
-    t.fused === true,
-    t.gcInIntra === true,
-    t.intraTwoPass === false,
-    t.gcInGram === true,
-    t.state !== undefined && t.state !== 'tiled',
-    t.stateProbe !== undefined,
-    t.overlapProbe === true,
-    t.kdInState === false,
-    t.intraSkip !== undefined,
-    t.intraSplit === true,
-    t.intraGramLean === true,
-    t.intraGramSecondary === true,
-    t.intraGramDiagSplit !== undefined,
-    t.intraGramStagedStores === true,
-    t.intraGramSkip !== undefined,
-    t.outputPipelined === false,
-    t.sharedOutput === true,
-  ];
-  return (
-    p.GK === p.K &&
-    intraVecFits(v) &&
-    !alternatives.includes(true) &&
-    stateTiledFits(tv, smem) &&
-    outputPipelinedFits({ ...v, BV: t.outputBV ?? (p.V % 128 === 0 ? 128 : undefined) })
-  );
-}
-
 function chunkForward(
   gpu: GpuContext,
   p: GpuProblem,
@@ -661,98 +620,21 @@ function chunkForward(
   scale: number,
   keep: boolean,
   /**
-   * The bf16 path (bf16Path holds): the inputs q, k, v, g and o in bf16; W, U, h, V' too in the storage mode
-   * (kdaForwardTuning.bf16Intermediates 'bf16'), f32 in the mixed mode.
+   * The path (forwardPlan.ts), planned for this call's keep, out and dtype. plan.bf16: the bf16 path (bf16Kernels
+   * holds): the inputs q, k, v, g and o in bf16; W, U, h, V' too in the storage mode (plan.midBf16), f32 in the mixed
+   * mode.
    */
-  bf16: boolean,
+  plan: ChunkForwardPlan,
 ): ChunkSaved | undefined {
   const { H, K, V, GK, Ttot, N } = p;
   const NS = chunkSlots(p);
   const v = { K, V, GK };
-  // The bf16 path's intermediates in bf16 (the storage mode) or f32 (the mixed mode): kdaForwardTuning.bf16Intermediates.
-  const midBf16 = bf16 && (kdaForwardTuning.bf16Intermediates ?? BF16_INTERMEDIATES) === 'bf16';
-  // The passes binding their inputs read_write (kdaForwardTuning.rw).
-  const rw = new Set(kdaForwardTuning.rw ?? rwByDefault(gpu));
-  const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
+  const { bf16, midBf16, vec4Intra, BV, BK, maxWg, wgS, usePrefetch, ktForm, tv, hv } = plan;
+  const { halves, regw, overlap, tiled, fused, needH, gcInIntra, twoPass, gcInGram, vv4, shared } = plan;
+  const { pv, pipelinedOutput, sharedOut } = plan;
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
-  if (kdaForwardTuning.intra === 'vec4' && !intraVecFits(v))
-    throw new Error(`kda: vec4 intra forced, K=${K} V=${V} GK=${GK} do not fit`);
-  const vec4Intra = kdaForwardTuning.intra !== 'scalar' && intraVecFits(v);
-  const BV = kdaForwardTuning.stateBV ?? stateBV(V, N, H, K, smem);
-  const BK = stateBK(K, BV, smem);
-  const maxWg = Math.min(kdaForwardTuning.stateWg ?? 256, gpu.limits.maxComputeInvocationsPerWorkgroup);
-  const wgS = Math.min(maxWg, BV * Math.min(K, 64));
-  const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
-  const kdInState =
-    kdaForwardTuning.kdInState !== false &&
-    !keep &&
-    GK === K &&
-    kdaForwardTuning.intra !== 'scalar' &&
-    kdaForwardTuning.gcInIntra !== true &&
-    kdaForwardTuning.fused !== true &&
-    kdaForwardTuning.state !== 'halves' &&
-    kdaForwardTuning.state !== 'prefetch' &&
-    !kdaForwardTuning.overlapProbe &&
-    intraVecFits(v);
-  if (kdaForwardTuning.ktForm === true && keep)
-    throw new Error(
-      'kda chunked: the Kt form (kdaForwardTuning.ktForm) runs the forward only, not with keep (saveForBackward)',
-    );
-  // The Kt form where its kernels apply (checked again below, once the passes are chosen): asked for, or by
-  // default on GPUs (ktFormByDefault) for a forward without keep, where the tiled state pass fits.
-  const RA = kdaForwardTuning.stateRows ?? 2;
-  const ktForm =
-    (kdaForwardTuning.ktForm ?? ktFormByDefault(gpu)) === true &&
-    stateTiledFits({ K, V, BV, RA, wg: maxWg }, smem) &&
-    !midBf16 &&
-    out !== undefined &&
-    kdInState &&
-    (kdaForwardTuning.state ?? 'tiled') === 'tiled' &&
-    kdaForwardTuning.stateProbe === undefined &&
-    kdaForwardTuning.intraTwoPass !== false &&
-    kdaForwardTuning.gcInGram !== true &&
-    kdaForwardTuning.intraSkip === undefined &&
-    kdaForwardTuning.intraSplit !== true &&
-    kdaForwardTuning.sharedOutput !== true;
-  const tv = {
-    K,
-    V,
-    GK,
-    BV,
-    RA,
-    wg: maxWg,
-    kdFromK: kdInState && !ktForm,
-    ktForm: ktForm || undefined,
-    rwOperands:
-      ((kdaForwardTuning.stateRwOperands ?? stateRwOperandsByDefault(gpu)) && (ktForm || kdInState)) || undefined,
-    rwInputs: (rw.has('state') && (ktForm || kdInState) && kdaForwardTuning.stateProbe === undefined) || undefined,
-    fma: kdaForwardTuning.stateFma ?? stateFmaByDefault(gpu),
-    idleStores: kdaForwardTuning.stateIdleStores,
-    probe: kdaForwardTuning.stateProbe,
-    bf16: bf16 || undefined,
-    midF32: (bf16 && !midBf16) || undefined,
-  };
-  const hv = {
-    ...tv,
-    halves: kdaForwardTuning.stateHalves ?? 2,
-    UK: kdaForwardTuning.stateUK,
-    UI: kdaForwardTuning.stateUI,
-  };
-  const halves = kdaForwardTuning.state === 'halves' && stateHalvesFits(hv, smem);
-  const regw = kdaForwardTuning.state === 'regw' && !tv.probe && stateRegWFits(tv, smem, gpu.features.subgroups);
-  const overlap = kdaForwardTuning.state === 'overlap' && !tv.probe && stateOverlapFits(tv, smem);
-  const tiled = !halves && !regw && !overlap && kdaForwardTuning.state !== 'prefetch' && stateTiledFits(tv, smem);
-  // Kd from k in the state pass only where that pass is the tiled (or regw, overlap) one (else the gc pass writes Kd).
-  if (!tiled && !regw && !overlap) tv.kdFromK = false;
-  // Inputs read_write only in the tiled pass (the others bind gc twice, or never read the flags).
-  if (!tiled) {
-    tv.rwInputs = undefined;
-    tv.rwOperands = undefined;
-  }
-  // The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
-  const fused = out !== undefined && vec4Intra && usePrefetch && kdaForwardTuning.fused === true;
-  // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
-  const needH = keep || !fused;
+  const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
+  if (plan.refusal) throw new Error(plan.refusal);
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
   const groups = needH ? headGroups(gpu, p, midBf16 ? 2 : 4) : [{ h0: 0, HB: H }];
   // In the bf16 storage mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts); in the mixed
@@ -792,34 +674,6 @@ function chunkForward(
     params: groupParams(p, scale, groups[gi]),
     workgroups: [V / BV, groups[gi].HB, N] as const,
   });
-  const gcInIntra = vec4Intra && !fused && kdaForwardTuning.gcInIntra === true;
-  // The intra pass as two kernels (kdaForwardTuning.intraTwoPass; the default on GPUs): not with the profiling or
-  // split variants of the one-pass kernel.
-  // (The bf16 mode runs the two-pass intra on every adapter: its W | U kernel is the one that writes bf16.)
-  const twoPass =
-    (kdaForwardTuning.intraTwoPass ?? (bf16 || ktForm || intraTwoPassByDefault(gpu))) &&
-    vec4Intra &&
-    !gcInIntra &&
-    kdaForwardTuning.intraSkip === undefined &&
-    kdaForwardTuning.intraSplit !== true;
-  // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
-  const gcInGram =
-    !ktForm && twoPass && !fused && GK === K && (kdaForwardTuning.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
-  const vv4: IntraVecVariant = {
-    ...v,
-    skip: kdaForwardTuning.intraSkip,
-    splitProducts: kdaForwardTuning.intraSplit === true,
-  };
-  // The intra and tiled (or halves) state passes as one pipeline (statePipeline.ts), where both exist with
-  // 256 threads.
-  const shared =
-    (kdaForwardTuning.sharedPipeline ?? sharedPipelineByDefault(gpu)) &&
-    vec4Intra &&
-    !gcInIntra &&
-    !fused &&
-    (tiled || halves || regw || overlap) &&
-    tiledGeometry(tv).wg === 256 &&
-    !kdaForwardTuning.overlapProbe;
   const sharedKernels: Parameters<typeof dispatchStateIntra>[1] = {
     intra: { key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
     state: halves
@@ -830,28 +684,6 @@ function chunkForward(
           ? { key: stateOverlapKey(tv), code: () => stateOverlapWgsl(tv) }
           : { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) },
   };
-  // The output pass as the shared pipeline's third part (kdaForwardTuning.sharedOutput): its kernel and
-  // per-group dispatch, as the separate output pass below takes them.
-  const pv0 = { ...v, BV: kdaForwardTuning.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
-  const pvTuned = {
-    ...pv0,
-    BK: kdaForwardTuning.outputBK,
-    wg: kdaForwardTuning.outputWg,
-    lanes: kdaForwardTuning.outputLanes,
-    // Not under the overlap probe, which dispatches the output kernel over its own [slots, tiles, heads] grid.
-    headFirst: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputHeadFirst,
-    chunks: kdaForwardTuning.overlapProbe ? undefined : kdaForwardTuning.outputChunks,
-    doubleBuffer: kdaForwardTuning.outputDoubleBuffer,
-    fmaChain: kdaForwardTuning.outputFmaChain ?? outputFmaChainByDefault(gpu),
-    bf16: bf16 || undefined,
-    midF32: tv.midF32,
-    rw: rw.has('output') || undefined,
-  };
-  const pv: OutputPipelinedVariant =
-    outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem
-      ? pvTuned
-      : { ...pv0, bf16: pvTuned.bf16, midF32: pvTuned.midF32, rw: pvTuned.rw };
-  const pipelinedOutput = kdaForwardTuning.outputPipelined !== false && outputPipelinedFits(pv);
   // The output pass's dispatch for head group gi, `tiles` value tiles per chunk (its kernel's column width).
   // `grid`: the pipelined pass's variant where its grid differs (head first, two chunks a workgroup).
   const outputDispatch = (gi: number, o: Tensor, tiles: number, grid: OutputPipelinedVariant = v) => ({
@@ -859,42 +691,12 @@ function chunkForward(
     params: groupParams(p, scale, groups[gi]),
     workgroups: outputPipelinedGrid(grid, NS, tiles, groups[gi].HB),
   });
-  const sharedOut =
-    shared &&
-    out !== undefined &&
-    kdaForwardTuning.sharedOutput === true &&
-    pipelinedOutput &&
-    outputPipelinedGeometry(pv).wg === 256;
   if (sharedOut) sharedKernels.output = { key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) };
-  if (
-    bf16 &&
-    !(
-      vec4Intra &&
-      twoPass &&
-      !gcInIntra &&
-      !gcInGram &&
-      !fused &&
-      tiled &&
-      (tv.kdFromK || ktForm) &&
-      pipelinedOutput &&
-      !sharedOut
-    )
-  )
-    throw new Error('kda chunked: the bf16 storage mode reached a path without bf16 kernels (bf16Path disagrees)');
-  // The shared pipeline's intra part is idle in the state dispatches; in the bf16 mode it is bound to scratch
-  // tensors (statePipeline.ts idleIntraTensors), so that the fused module binds each bf16 tensor with one type.
-  if (ktForm && !(vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && !sharedOut))
-    throw new Error('kda chunked: the Kt form reached a path without its kernels');
-  // The shared pipeline's idle intra part bound to scratch tensors (statePipeline.ts idleIntraTensors): in the bf16
-  // storage mode (else 18 buffers), or asked for (kdaForwardTuning.sharedIdleScratch) where the intra part is never
-  // dispatched (the two-pass intra).
-  const idle =
-    midBf16 ||
-    (twoPass && kdaForwardTuning.sharedIdleScratch === true) ||
-    (ktForm && bf16 && tv.rwOperands) ||
-    (bf16 && tv.rwInputs)
-      ? idleIntraTensors(gpu, cu, GK)
-      : undefined;
+  // A path the bf16 or Kt-form kernels are not written for (cannot happen while the plan decides as it does).
+  if (plan.inconsistency) throw new Error(plan.inconsistency);
+  // The shared pipeline's idle intra part bound to scratch tensors (statePipeline.ts idleIntraTensors; see
+  // ChunkForwardPlan.idleScratch).
+  const idle = plan.idleScratch ? idleIntraTensors(gpu, cu, GK) : undefined;
   const sharedIntra = idle ? { ...intra, tensors: idle.tensors } : intra;
   const sharedDispatches = (gi: number) => ({
     intra: sharedIntra,
@@ -912,8 +714,8 @@ function chunkForward(
     });
   } else if (vec4Intra) {
     // gc and Kd first (one thread per channel walks the chunk), then the intra products on whole vec4 tiles.
-    const kd = !tv.kdFromK && !ktForm;
-    if (!gcInGram)
+    const kd = plan.gcKd;
+    if (plan.gcPass)
       gpu.dispatch({
         kernel: {
           name: 'kda_chunk_gc',
@@ -925,8 +727,7 @@ function chunkForward(
         workgroups: [NS, H, gcWorkgroups(K)],
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
-    if (twoPass)
-      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, bf16, midBf16, M, rw);
+    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, plan, M);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -983,8 +784,8 @@ function chunkForward(
     }
   }
   if (out && !fused) {
-    const vec4 = outputVec4Fits(v);
-    const ov = { ...v, BV: kdaForwardTuning.outputBV, named: kdaForwardTuning.outputNamed === true };
+    const vec4 = plan.outputVec4;
+    const ov = plan.ov;
     const kernel = pipelinedOutput
       ? { name: 'kda_chunk_output', key: outputPipelinedKey(pv), code: () => outputPipelinedWgsl(pv) }
       : vec4
@@ -995,8 +796,9 @@ function chunkForward(
       if (sharedOut) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
       else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv), pipelinedOutput ? pv : v) });
     }
-    if (kdaForwardTuning.overlapProbe && tiled && vec4Intra && !gcInIntra && groups.length === 1) {
-      const vv4: IntraVecVariant = { ...v, splitProducts: kdaForwardTuning.intraSplit === true };
+    if (plan.overlapProbe && groups.length === 1) {
+      // The intra kernel as the probe measures it: the vec4 one-pass kernel, without profiling skips.
+      const vv4: IntraVecVariant = { ...v, splitProducts: plan.vv4.splitProducts };
       dispatchOverlapProbe(gpu, p, scale, {
         state: { key: stateTiledKey(tv), code: () => stateTiledWgsl(tv), BV },
         intra: { key: intraVecKey(vv4), code: () => intraVecWgsl(vv4) },
@@ -1029,33 +831,13 @@ function dispatchIntraTwoPass(
   scale: number,
   /** gc formed by the first kernel from g (IntraGramVariant.gcFromG), Kd too where `kd`; undefined: gc read. */
   gram: { g: Tensor; kd: boolean; keep: boolean } | undefined,
-  /** The bf16 path: q, k, v read in bf16. */
-  bf16: boolean,
-  /** With bf16: W, U written in bf16 (the storage mode), else f32 (the mixed mode). */
-  midBf16: boolean,
+  /** The forward's plan: its two kernels' variants (plan.gram, plan.wu). */
+  plan: ChunkForwardPlan,
   /** The Kt form's M (kdaForwardTuning.ktForm): the second kernel writes Kt (to saved.W) and M instead of W and U. */
   M?: Tensor,
-  /** The passes binding their inputs read_write (kdaForwardTuning.rw): 'gram', 'wu' here. */
-  rw: ReadonlySet<RwPass> = new Set(),
 ): void {
   const { H, N, K, V, GK } = p;
-  const gv: IntraGramVariant = {
-    K,
-    V,
-    GK,
-    prefetch: kdaForwardTuning.intraGramPrefetch !== false,
-    stagedStores: kdaForwardTuning.intraGramStagedStores,
-    gcFromG: gram !== undefined,
-    lean: kdaForwardTuning.intraGramLean === true && gram === undefined && !kdaForwardTuning.intraGramStagedStores,
-    skip: kdaForwardTuning.intraGramSkip,
-    diagChain: kdaForwardTuning.intraGramDiagChain ?? gram === undefined,
-    bf16: bf16 || undefined,
-  };
-  if (!gv.gcFromG && !gv.stagedStores && !gv.lean) gv.diagSplit = kdaForwardTuning.intraGramDiagSplit;
-  if (kdaForwardTuning.intraGramSecondary === true && !gv.gcFromG && !gv.stagedStores && !gv.lean && !gv.diagSplit) {
-    gv.secondary = true;
-  }
-  if (rw.has('gram') && !gv.secondary) gv.rw = true;
+  const gv = plan.gram as IntraGramVariant;
   if (!(gv.secondary ? intraGramSecondaryFits(gv) : intraGramFits(gv)))
     throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
@@ -1078,14 +860,7 @@ function dispatchIntraTwoPass(
       : { tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T], params }),
     workgroups: [NS, H],
   });
-  const wv: IntraWUVariant = M
-    ? { K, V, GK, ktForm: true, bf16: bf16 || undefined, midF32: bf16 || undefined }
-    : {
-        ...intraWUVariantFor({ K, V, GK }, gpu.limits.maxComputeWorkgroupStorageSize),
-        bf16: bf16 || undefined,
-        midF32: (bf16 && !midBf16) || undefined,
-      };
-  if (rw.has('wu')) wv.rw = true;
+  const wv = plan.wu as IntraWUVariant;
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(`kda: two-pass intra W|U variant ${intraWUKey(wv)} does not fit`);
   }

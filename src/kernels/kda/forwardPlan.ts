@@ -1,0 +1,408 @@
+/**
+ * The chunked forward's path (chunk.ts chunkForward), decided once, as data: which kernel runs each pass and in
+ * which variant, from kdaForwardTuning, the device's facts, the problem's shape and what the caller asks for (keep,
+ * o written or not, bf16 inputs). chunkForward dispatches from it; dispatchChunkForward asks it whether the bf16
+ * kernels apply (bf16Kernels) and hands the same plan on. Pure: the device enters as plain facts (ForwardDevice,
+ * which a GpuContext is), so tests can plan without a GPU.
+ *
+ * The decisions, in the order they are taken (each reads only the ones above it):
+ *  1. midBf16 (bf16 intermediates: the storage mode) and the passes binding their inputs read_write (rw).
+ *  2. vec4Intra (the vec4 intra kernels, where K and V fit), the state pass's tile (BV, BK, threads maxWg / wgS)
+ *     and whether its prefetching kernel applies (usePrefetch).
+ *  3. kdInState (the state pass forms Kd from k; no keep, GK = K, the vec4 intra and gc pass), then ktForm (the Kt
+ *     form: a forward without keep writing o, over the tiled state pass's default path).
+ *  4. The state variant tv (and the halves pass's hv), then the separate state pass: halves, regw or overlap
+ *     where asked for and fitting, else tiled where it fits, else prefetch or plain; kdFromK and the read_write
+ *     flags only where the tiled (kdFromK: or regw, overlap) pass runs.
+ *  5. fused (the state-and-output pass; needs usePrefetch), and so needH (per-chunk states and V' exist).
+ *  6. The intra pass: gcInIntra (the vec4 kernel forms gc), twoPass (gram then W | U kernels), gcInGram (the gram
+ *     kernel forms gc: no gc pass), their variants (vv4, gram, wu), and shared (intra and state in one pipeline).
+ *  7. The output pass: the pipelined variant pv (the tuned one where it fits, else the default one),
+ *     pipelinedOutput, sharedOut (the output pass as the shared pipeline's third part).
+ *  8. idleScratch: the shared pipeline's idle intra part bound to scratch tensors.
+ *  9. bf16Kernels: whether the bf16 inputs' own kernels exist for this problem and tuning (the GPU inference
+ *     path only); else dispatchChunkForward widens the inputs and plans the f32 forward.
+ * The errors keep the order and place chunkForward threw them in before the plan existed: `refusal` (thrown
+ * before anything is allocated) and `inconsistency` (a path the bf16 or Kt-form kernels do not cover: cannot
+ * happen while bf16Kernels and ktForm are decided as below; thrown after the head groups are formed).
+ */
+import type { StateHalvesVariant } from './stateHalves.wgsl.js';
+import { stateHalvesFits } from './stateHalves.wgsl.js';
+import { stateBK, stateBV } from './chunk.wgsl.js';
+import {
+  BF16_INTERMEDIATES,
+  gcInGramByDefault,
+  intraTwoPassByDefault,
+  intraWUVariantFor,
+  ktFormByDefault,
+  outputFmaChainByDefault,
+  type RwPass,
+  rwByDefault,
+  sharedPipelineByDefault,
+  stateFmaByDefault,
+  stateRwOperandsByDefault,
+  type kdaForwardTuning,
+} from './chunk.js';
+import type { IntraGramVariant } from './intraGram.wgsl.js';
+import { type IntraVecVariant, intraVecFits } from './intraVec.wgsl.js';
+import type { IntraWUVariant } from './intraWU.wgsl.js';
+import { outputVec4Fits, type OutputVariant } from './output.wgsl.js';
+import {
+  type OutputPipelinedVariant,
+  outputPipelinedFits,
+  outputPipelinedGeometry,
+  outputPipelinedSharedBytes,
+} from './outputPipelined.wgsl.js';
+import { stateOverlapFits } from './stateOverlap.wgsl.js';
+import { stateRegWFits } from './stateRegW.wgsl.js';
+import { type StateTiledVariant, stateTiledFits, tiledGeometry } from './stateTiled.wgsl.js';
+
+/** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
+export interface ForwardDevice {
+  readonly adapterInfo: { readonly isFallbackAdapter?: boolean };
+  readonly acquired: { readonly toggles: readonly string[] };
+  readonly limits: {
+    readonly maxComputeWorkgroupStorageSize: number;
+    readonly maxComputeInvocationsPerWorkgroup: number;
+  };
+  readonly features: { readonly subgroups: boolean };
+}
+
+/** The problem's dimensions the plan reads. */
+export interface ForwardShape {
+  H: number;
+  N: number;
+  K: number;
+  V: number;
+  GK: number;
+}
+
+export type ForwardTuning = typeof kdaForwardTuning;
+
+export interface ChunkForwardPlan {
+  /** Thrown by chunkForward before anything is allocated (a tuning that cannot run here). */
+  refusal?: string;
+  /** Thrown by chunkForward after the head groups are formed: a path without the bf16 or Kt-form kernels. */
+  inconsistency?: string;
+  /** The bf16 inputs' own kernels run (the plan was asked for bf16; dispatchChunkForward only does where bf16Kernels). */
+  bf16: boolean;
+  /** W, U, the per-chunk states and V' stored in bf16 (the storage mode). */
+  midBf16: boolean;
+  /** Whether the bf16 kernels exist for this problem and tuning (the GPU inference path only). */
+  bf16Kernels: boolean;
+  rw: ReadonlySet<RwPass>;
+  vec4Intra: boolean;
+  /** The state pass's value tile, channel tile, threads (asked for, within the device) and its prefetch kernel's. */
+  BV: number;
+  BK: number;
+  maxWg: number;
+  wgS: number;
+  usePrefetch: boolean;
+  kdInState: boolean;
+  ktForm: boolean;
+  tv: StateTiledVariant;
+  hv: StateHalvesVariant;
+  /** The separate state pass's kernel (fused aside): halves, regw, overlap, tiled, else prefetch (usePrefetch) or plain. */
+  halves: boolean;
+  regw: boolean;
+  overlap: boolean;
+  tiled: boolean;
+  fused: boolean;
+  needH: boolean;
+  gcInIntra: boolean;
+  twoPass: boolean;
+  gcInGram: boolean;
+  /** The gc pass runs (the vec4 intra without gcInIntra and gcInGram), writing Kd where gcKd. */
+  gcPass: boolean;
+  gcKd: boolean;
+  vv4: IntraVecVariant;
+  /** The two-pass intra's kernels' variants (twoPass only). */
+  gram?: IntraGramVariant;
+  wu?: IntraWUVariant;
+  shared: boolean;
+  pv: OutputPipelinedVariant;
+  pipelinedOutput: boolean;
+  /** The output pass's kernel where not pipelined: output.wgsl.ts's (ov) where it fits, else the scalar one. */
+  outputVec4: boolean;
+  ov: OutputVariant;
+  sharedOut: boolean;
+  idleScratch: boolean;
+  /** The overlap probe runs after the forward (with one head group). */
+  overlapProbe: boolean;
+}
+
+/**
+ * The forward's plan for problem p on device dev with tuning t: `keep` (the backward's intermediates kept), `out`
+ * (o written), `bf16` (the bf16 inputs' kernels; only where bf16Kernels, see dispatchChunkForward). Never throws:
+ * what chunkForward must refuse is in refusal / inconsistency.
+ */
+export function planChunkForward(
+  dev: ForwardDevice,
+  p: ForwardShape,
+  o: { keep: boolean; out: boolean; bf16: boolean },
+  t: Readonly<ForwardTuning>,
+): ChunkForwardPlan {
+  const { H, K, V, GK, N } = p;
+  const { keep, out, bf16 } = o;
+  const v = { K, V, GK };
+  const smem = dev.limits.maxComputeWorkgroupStorageSize;
+  const refusals: string[] = [];
+  // 1. The bf16 path's intermediates in bf16 (the storage mode) or f32 (the mixed mode); the read_write passes.
+  const midBf16 = bf16 && (t.bf16Intermediates ?? BF16_INTERMEDIATES) === 'bf16';
+  const rw = new Set(t.rw ?? rwByDefault(dev));
+  // 2. The intra kernel family and the state pass's tile.
+  if (t.intra === 'vec4' && !intraVecFits(v))
+    refusals.push(`kda: vec4 intra forced, K=${K} V=${V} GK=${GK} do not fit`);
+  const vec4Intra = t.intra !== 'scalar' && intraVecFits(v);
+  const BV = t.stateBV ?? stateBV(V, N, H, K, smem);
+  // stateBK throws where K does not tile (chunkBK); the refusal keeps its message and place.
+  let BK = 0;
+  try {
+    BK = stateBK(K, BV, smem);
+  } catch (e) {
+    refusals.push((e as Error).message);
+  }
+  const maxWg = Math.min(t.stateWg ?? 256, dev.limits.maxComputeInvocationsPerWorkgroup);
+  const wgS = Math.min(maxWg, BV * Math.min(K, 64));
+  const usePrefetch = BK === K && K % 4 === 0 && (16 * K) % wgS === 0;
+  // 3. Kd formed by the tiled state pass (kdaForwardTuning.kdInState), then the Kt form.
+  const kdInState =
+    t.kdInState !== false &&
+    !keep &&
+    GK === K &&
+    t.intra !== 'scalar' &&
+    t.gcInIntra !== true &&
+    t.fused !== true &&
+    t.state !== 'halves' &&
+    t.state !== 'prefetch' &&
+    !t.overlapProbe &&
+    intraVecFits(v);
+  if (t.ktForm === true && keep)
+    refusals.push(
+      'kda chunked: the Kt form (kdaForwardTuning.ktForm) runs the forward only, not with keep (saveForBackward)',
+    );
+  // The Kt form where its kernels apply: asked for, or by default on GPUs (ktFormByDefault) for a forward without
+  // keep, where the tiled state pass fits.
+  const RA = t.stateRows ?? 2;
+  const ktForm =
+    (t.ktForm ?? ktFormByDefault(dev)) === true &&
+    stateTiledFits({ K, V, BV, RA, wg: maxWg }, smem) &&
+    !midBf16 &&
+    out &&
+    kdInState &&
+    (t.state ?? 'tiled') === 'tiled' &&
+    t.stateProbe === undefined &&
+    t.intraTwoPass !== false &&
+    t.gcInGram !== true &&
+    t.intraSkip === undefined &&
+    t.intraSplit !== true &&
+    t.sharedOutput !== true;
+  // 4. The state variant and the separate state pass's kernel.
+  const tv: StateTiledVariant = {
+    K,
+    V,
+    GK,
+    BV,
+    RA,
+    wg: maxWg,
+    kdFromK: kdInState && !ktForm,
+    ktForm: ktForm || undefined,
+    rwOperands: ((t.stateRwOperands ?? stateRwOperandsByDefault(dev)) && (ktForm || kdInState)) || undefined,
+    rwInputs: (rw.has('state') && (ktForm || kdInState) && t.stateProbe === undefined) || undefined,
+    fma: t.stateFma ?? stateFmaByDefault(dev),
+    idleStores: t.stateIdleStores,
+    probe: t.stateProbe,
+    bf16: bf16 || undefined,
+    midF32: (bf16 && !midBf16) || undefined,
+  };
+  const hv: StateHalvesVariant = { ...tv, halves: t.stateHalves ?? 2, UK: t.stateUK, UI: t.stateUI };
+  const halves = t.state === 'halves' && stateHalvesFits(hv, smem);
+  const regw = t.state === 'regw' && !tv.probe && stateRegWFits(tv, smem, dev.features.subgroups);
+  const overlap = t.state === 'overlap' && !tv.probe && stateOverlapFits(tv, smem);
+  const tiled = !halves && !regw && !overlap && t.state !== 'prefetch' && stateTiledFits(tv, smem);
+  // Kd from k in the state pass only where that pass is the tiled (or regw, overlap) one (else the gc pass writes Kd).
+  if (!tiled && !regw && !overlap) tv.kdFromK = false;
+  // Inputs read_write only in the tiled pass (the others bind gc twice, or never read the flags).
+  if (!tiled) {
+    tv.rwInputs = undefined;
+    tv.rwOperands = undefined;
+  }
+  // 5. The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
+  const fused = out && vec4Intra && usePrefetch && t.fused === true;
+  // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
+  const needH = keep || !fused;
+  // 6. The intra pass.
+  const gcInIntra = vec4Intra && !fused && t.gcInIntra === true;
+  // The intra pass as two kernels (kdaForwardTuning.intraTwoPass; the default on GPUs): not with the profiling or
+  // split variants of the one-pass kernel. (The bf16 mode runs the two-pass intra on every adapter: its W | U
+  // kernel is the one that writes bf16.)
+  const twoPass =
+    (t.intraTwoPass ?? (bf16 || ktForm || intraTwoPassByDefault(dev))) &&
+    vec4Intra &&
+    !gcInIntra &&
+    t.intraSkip === undefined &&
+    t.intraSplit !== true;
+  // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
+  const gcInGram = !ktForm && twoPass && !fused && GK === K && (t.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
+  const vv4: IntraVecVariant = { ...v, skip: t.intraSkip, splitProducts: t.intraSplit === true };
+  const twoPassVariants = twoPass ? intraTwoPassVariants(dev, p, t, gcInGram, bf16, midBf16, ktForm, rw) : {};
+  // The intra and tiled (or halves, regw, overlap) state passes as one pipeline (statePipeline.ts), where both
+  // exist with 256 threads.
+  const shared =
+    (t.sharedPipeline ?? sharedPipelineByDefault(dev)) &&
+    vec4Intra &&
+    !gcInIntra &&
+    !fused &&
+    (tiled || halves || regw || overlap) &&
+    tiledGeometry(tv).wg === 256 &&
+    !t.overlapProbe;
+  // 7. The output pass: the pipelined one in the tuned variant where it fits, else in the default one.
+  const pv0 = { ...v, BV: t.outputBV ?? (V % 128 === 0 ? 128 : undefined) };
+  const pvTuned: OutputPipelinedVariant = {
+    ...pv0,
+    BK: t.outputBK,
+    wg: t.outputWg,
+    lanes: t.outputLanes,
+    // Not under the overlap probe, which dispatches the output kernel over its own [slots, tiles, heads] grid.
+    headFirst: t.overlapProbe ? undefined : t.outputHeadFirst,
+    chunks: t.overlapProbe ? undefined : t.outputChunks,
+    doubleBuffer: t.outputDoubleBuffer,
+    fmaChain: t.outputFmaChain ?? outputFmaChainByDefault(dev),
+    bf16: bf16 || undefined,
+    midF32: tv.midF32,
+    rw: rw.has('output') || undefined,
+  };
+  const pv: OutputPipelinedVariant =
+    outputPipelinedFits(pvTuned) && outputPipelinedSharedBytes(pvTuned) <= smem
+      ? pvTuned
+      : { ...pv0, bf16: pvTuned.bf16, midF32: pvTuned.midF32, rw: pvTuned.rw };
+  const pipelinedOutput = t.outputPipelined !== false && outputPipelinedFits(pv);
+  const sharedOut =
+    shared && out && t.sharedOutput === true && pipelinedOutput && outputPipelinedGeometry(pv).wg === 256;
+  // 8. The shared pipeline's idle intra part bound to scratch tensors (statePipeline.ts idleIntraTensors): in the
+  // bf16 storage mode (else 18 buffers), asked for (kdaForwardTuning.sharedIdleScratch) where the intra part is
+  // never dispatched (the two-pass intra), and where a read_write state part binds a bf16 tensor the intra part
+  // binds as f32.
+  const idleScratch = Boolean(
+    midBf16 || (twoPass && t.sharedIdleScratch === true) || (ktForm && bf16 && tv.rwOperands) || (bf16 && tv.rwInputs),
+  );
+  // 9. The bf16 inputs' own kernels: the GPU inference path only (the vec4 two-pass intra reading gc from the gc
+  // pass, the tiled state pass forming Kd from k, the pipelined output pass in its own pipeline), none of the
+  // profiling or alternative kernels.
+  const alternatives = [
+    t.intra === 'scalar',
+    t.fused === true,
+    t.gcInIntra === true,
+    t.intraTwoPass === false,
+    t.gcInGram === true,
+    t.state !== undefined && t.state !== 'tiled',
+    t.stateProbe !== undefined,
+    t.overlapProbe === true,
+    t.kdInState === false,
+    t.intraSkip !== undefined,
+    t.intraSplit === true,
+    t.intraGramLean === true,
+    t.intraGramSecondary === true,
+    t.intraGramDiagSplit !== undefined,
+    t.intraGramStagedStores === true,
+    t.intraGramSkip !== undefined,
+    t.outputPipelined === false,
+    t.sharedOutput === true,
+  ];
+  const bf16Kernels =
+    GK === K &&
+    vec4Intra &&
+    !alternatives.includes(true) &&
+    stateTiledFits({ ...v, BV, RA, wg: maxWg }, smem) &&
+    outputPipelinedFits(pv0);
+  // The path the bf16 and Kt-form kernels are written for (implied by bf16Kernels and ktForm above; checked).
+  const inferencePath = vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && !sharedOut;
+  const inconsistency =
+    bf16 && !(inferencePath && (tv.kdFromK || ktForm) && pipelinedOutput)
+      ? 'kda chunked: the bf16 storage mode reached a path without bf16 kernels (the plan's bf16Kernels disagrees)'
+      : ktForm && !inferencePath
+        ? 'kda chunked: the Kt form reached a path without its kernels'
+        : undefined;
+  return {
+    refusal: refusals[0],
+    inconsistency,
+    bf16,
+    midBf16,
+    bf16Kernels,
+    rw,
+    vec4Intra,
+    BV,
+    BK,
+    maxWg,
+    wgS,
+    usePrefetch,
+    kdInState,
+    ktForm,
+    tv,
+    hv,
+    halves,
+    regw,
+    overlap,
+    tiled,
+    fused,
+    needH,
+    gcInIntra,
+    twoPass,
+    gcInGram,
+    gcPass: vec4Intra && !gcInIntra && !gcInGram,
+    gcKd: !tv.kdFromK && !ktForm,
+    vv4,
+    ...twoPassVariants,
+    shared,
+    pv,
+    pipelinedOutput,
+    outputVec4: outputVec4Fits(v),
+    ov: { ...v, BV: t.outputBV, named: t.outputNamed === true },
+    sharedOut,
+    idleScratch,
+    overlapProbe: t.overlapProbe === true && tiled && vec4Intra && !gcInIntra,
+  };
+}
+
+/**
+ * The two-pass intra's kernels' variants: the first (A_qk and T; forming gc from g where gcInGram) and the second
+ * (W | U, or Kt and M in the Kt form). Whether they fit is checked where they are dispatched.
+ */
+function intraTwoPassVariants(
+  dev: ForwardDevice,
+  p: ForwardShape,
+  t: Readonly<ForwardTuning>,
+  gcInGram: boolean,
+  bf16: boolean,
+  midBf16: boolean,
+  ktForm: boolean,
+  rw: ReadonlySet<RwPass>,
+): { gram: IntraGramVariant; wu: IntraWUVariant } {
+  const { K, V, GK } = p;
+  const gram: IntraGramVariant = {
+    K,
+    V,
+    GK,
+    prefetch: t.intraGramPrefetch !== false,
+    stagedStores: t.intraGramStagedStores,
+    gcFromG: gcInGram,
+    lean: t.intraGramLean === true && !gcInGram && !t.intraGramStagedStores,
+    skip: t.intraGramSkip,
+    diagChain: t.intraGramDiagChain ?? !gcInGram,
+    bf16: bf16 || undefined,
+  };
+  if (!gram.gcFromG && !gram.stagedStores && !gram.lean) gram.diagSplit = t.intraGramDiagSplit;
+  if (t.intraGramSecondary === true && !gram.gcFromG && !gram.stagedStores && !gram.lean && !gram.diagSplit) {
+    gram.secondary = true;
+  }
+  if (rw.has('gram') && !gram.secondary) gram.rw = true;
+  const wu: IntraWUVariant = ktForm
+    ? { K, V, GK, ktForm: true, bf16: bf16 || undefined, midF32: bf16 || undefined }
+    : {
+        ...intraWUVariantFor({ K, V, GK }, dev.limits.maxComputeWorkgroupStorageSize, t),
+        bf16: bf16 || undefined,
+        midF32: (bf16 && !midBf16) || undefined,
+      };
+  if (rw.has('wu')) wu.rw = true;
+  return { gram, wu };
+}

@@ -319,7 +319,7 @@ export function planChunkForward(
   const inferencePath = vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && !sharedOut;
   const inconsistency =
     bf16 && !(inferencePath && (tv.kdFromK || ktForm) && pipelinedOutput)
-      ? 'kda chunked: the bf16 storage mode reached a path without bf16 kernels (the plan's bf16Kernels disagrees)'
+      ? 'kda chunked: the bf16 storage mode reached a path without bf16 kernels (bf16Kernels disagrees)'
       : ktForm && !inferencePath
         ? 'kda chunked: the Kt form reached a path without its kernels'
         : undefined;

@@ -42,7 +42,8 @@ import {
   stateFmaByDefault,
   stateRwOperandsByDefault,
   type kdaForwardTuning,
-} from './chunk.js';
+  type ForwardDevice,
+} from './forwardTuning.js';
 import type { IntraGramVariant } from './intraGram.wgsl.js';
 import { type IntraVecVariant, intraVecFits } from './intraVec.wgsl.js';
 import type { IntraWUVariant } from './intraWU.wgsl.js';
@@ -57,16 +58,7 @@ import { stateOverlapFits } from './stateOverlap.wgsl.js';
 import { stateRegWFits } from './stateRegW.wgsl.js';
 import { type StateTiledVariant, stateTiledFits, tiledGeometry } from './stateTiled.wgsl.js';
 
-/** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
-export interface ForwardDevice {
-  readonly adapterInfo: { readonly isFallbackAdapter?: boolean };
-  readonly acquired: { readonly toggles: readonly string[] };
-  readonly limits: {
-    readonly maxComputeWorkgroupStorageSize: number;
-    readonly maxComputeInvocationsPerWorkgroup: number;
-  };
-  readonly features: { readonly subgroups: boolean };
-}
+export type { ForwardDevice } from './forwardTuning.js';
 
 /** The problem's dimensions the plan reads. */
 export interface ForwardShape {

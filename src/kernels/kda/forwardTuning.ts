@@ -1,0 +1,465 @@
+/**
+ * The chunked KDA forward's tuning (kdaForwardTuning: every kernel choice a benchmark or test can force) and the
+ * default rule of each choice where it is unset (the *ByDefault functions and the constants beside them: on a
+ * hardware adapter the GPU-tuned kernels, on a software one such as lavapipe the suite's), with the measurements that
+ * chose them. forwardPlan.ts reads these to plan a call's path and chunk.ts dispatches that plan; this is their own
+ * module so that both import it and neither imports the other.
+ */
+import type { IntraVecVariant } from './intraVec.wgsl.js';
+import type { IntraGramVariant } from './intraGram.wgsl.js';
+import { type IntraWUVariant, intraWUFits, intraWUSharedBytes, intraWUTiles } from './intraWU.wgsl.js';
+import type { StateProbe } from './stateTiled.wgsl.js';
+
+/** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
+export interface ForwardDevice {
+  readonly adapterInfo: { readonly isFallbackAdapter?: boolean };
+  readonly acquired: { readonly toggles: readonly string[] };
+  readonly limits: {
+    readonly maxComputeWorkgroupStorageSize: number;
+    readonly maxComputeInvocationsPerWorkgroup: number;
+  };
+  readonly features: { readonly subgroups: boolean };
+}
+
+/**
+ * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
+ * + intraVec.wgsl.ts, where K is a multiple of 16 and V of 4) or 'scalar' (intra.wgsl.ts, any shape).
+ * `stateWg`: threads per workgroup of the state pass (256; more where the device allows). `stateBV`: its
+ * value-tile width.
+ */
+export const kdaForwardTuning: {
+  intra?: 'vec4' | 'scalar';
+  stateWg?: number;
+  stateBV?: number;
+  /** Profiling only: see IntraVecVariant.skip (wrong results). */
+  intraSkip?: IntraVecVariant['skip'];
+  /**
+   * true: the fused state-and-output pass where it fits (bench kda --fwd-fused). Not the default: on the H200
+   * (H=16, d=128, T=32768) it took 10.4 ms against 3.37 + 1.30 for the separate passes, since the output's
+   * operands (Qg, A_qk) do not fit beside the W/Kd tile in 48 KiB of workgroup memory and are read from
+   * global memory inside the sequential loop, where nothing hides the latency.
+   */
+  fused?: boolean;
+  /**
+   * The separate state pass: 'tiled' (stateTiled.wgsl.ts, register tiles; the default where it fits: H200,
+   * H=16, d=128, T=32768: 2.82 ms), 'prefetch' (chunk.wgsl.ts, one column per thread, 3.36 ms; bench kda
+   * --fwd-state prefetch) or 'halves' (stateHalves.wgsl.ts, 2.77-2.78 ms at best: no gain, see there). Where 'tiled' does not fit (K or BV not a multiple of 4, or over the workgroup
+   * memory: lavapipe's 32 KiB at d=128) the prefetch or plain kernel runs. 'regw' (stateRegW.wgsl.ts: W in
+   * registers, two barriers a chunk; needs subgroups; bench kda --fwd-state regw) where it fits, else as unset;
+   * in the shared pipeline with intra as the tiled pass is (statePipeline.ts) unless sharedPipeline is off. Not
+   * the default: H200 2.948 ms against the tiled 2.755 (shared pipeline), 2.967 against 2.990 (own pipelines).
+   * 'overlap' (stateOverlap.wgsl.ts: the tiled pass's sums, W and Kd staged as half tiles into two buffers, each
+   * while the products on the other run; bench kda --fwd-state overlap) where it fits, else as unset; in the
+   * shared pipeline as the tiled pass. Not the default: H200 3.215 / 3.209 ms against the tiled 2.751 / 2.755 (see
+   * there).
+   */
+  state?: 'tiled' | 'prefetch' | 'halves' | 'regw' | 'overlap';
+  /**
+   * The 'halves' state pass (stateHalves.wgsl.ts; state = 'halves', not the default: no gain on the H200):
+   * 2 (both halves of the threads compute, each half of the reduction, the default) or 1 (stateTiled's split
+   * in named registers); its unrolled steps (UK channel vec4, default 2; UI rows, default 4).
+   */
+  stateHalves?: 1 | 2;
+  stateUK?: number;
+  stateUI?: number;
+  /**
+   * true: the vec4 intra pass computes gc and Kd itself (intraVec.wgsl.ts fuseGc) instead of the gc pass
+   * (gc.wgsl.ts) running first. Not the default (H200: no gain, see IntraVecVariant.fuseGc).
+   */
+  gcInIntra?: boolean;
+  /** Step A of the vec4 intra pass on all its threads (IntraVecVariant.splitProducts; slower on the H200). */
+  intraSplit?: boolean;
+  /** The vec4 output pass's (outputPipelined false) accumulators as named variables (OutputVariant.named). */
+  outputNamed?: boolean;
+  /**
+   * The output pass: with its loads a stage ahead (outputPipelined.wgsl.ts; the default where it fits, with
+   * 128 value columns per workgroup where V is a multiple of 128: H200, H=16, d=128, T=32768: 0.83 ms against
+   * 1.30 for output.wgsl.ts, 1.06 pipelined with 64 columns) or, false, output.wgsl.ts (bench kda
+   * --fwd-output-pipelined off).
+   */
+  outputPipelined?: boolean;
+  /**
+   * Value columns per workgroup of the output pass (OutputVariant.BV, OutputPipelinedVariant.BV; default: 128
+   * for the pipelined pass where V is a multiple of 128, else min(V, 64)).
+   */
+  outputBV?: number;
+  /**
+   * V' rows per thread of the tiled state pass (default 2; StateTiledVariant.RA). In the shared pipeline too, 2
+   * stays best: RA = 1 took intra + state 5.40 ms against 4.98 (H200, T=32768, kfwd6-run1-summary.txt), as
+   * did the 'halves' state pass there (UK 16, UI 32: 5.42).
+   */
+  stateRows?: 1 | 2 | 4;
+  /**
+   * Profiling only (bench kda --fwd-overlap probe): after the forward, also dispatch the tiled state pass beside
+   * the vec4 intra pass, and beside the output pass, over the whole sequence as horizontally fused dispatches
+   * (overlapProbe.ts), and each alone through the fused pipeline, into scratch buffers: whether running them
+   * side by side on the same SMs gives max() or the sum (H200: the sum, see there). The forward's results are
+   * unchanged.
+   */
+  overlapProbe?: boolean;
+  /**
+   * The vec4 intra pass and the tiled state pass compiled as ONE pipeline (statePipeline.ts), each of their
+   * dispatches running one part: the default where both apply (false: two pipelines, bench kda
+   * --fwd-shared-pipeline off). Why it is faster: one pipeline gets one register allocation, intra's, larger
+   * than the state pass's own; the state pass runs one workgroup per SM, so the extra registers cost it no
+   * occupancy and give its latency-bound loop more room. H200 (H=16, d=128, T=32768, one sitting, sixth
+   * session): forward 6.175 ms against 6.363 (state 2.83 -> ~2.6), outputs equal to the separate kernels'
+   * (--check: sharedVsSeparate 0). Not the default on a software adapter (sharedPipelineByDefault): a CPU
+   * driver has no per-pipeline register allocation to gain from, and compiling the joined module there
+   * (lavapipe) takes far longer than the two kernels (the test suite's KDA files 2-8x slower with it).
+   * Tenth session (bench/results/2026-12-02-h200-kbind-*): the gain was not the register allocation but the
+   * binding kind: the merge with the intra part's writes binds the state part's W and U read_write, and the state
+   * pass in its own pipeline with them read_write (stateRwOperands, now the default) took 2.686 ms against 2.941
+   * read-only and 2.696 here (forward 5.460 against 5.470 here, one row each). Kept the default (no loss, unmeasured
+   * beyond one row); `--fwd-shared-pipeline off` compares.
+   */
+  sharedPipeline?: boolean;
+  /**
+   * true: the pipelined output pass is a third part of the shared pipeline (statePipeline.ts), so it too runs
+   * at that pipeline's register allocation (bench kda --fwd-shared-output on). Only where the shared pipeline
+   * runs and the output pass is the pipelined one with 256 threads. Not the default: slower on the H200 (H=16,
+   * d=128, T=32768, bench/results/2026-12-01-h200-kfwd6-run{1,2}-summary.txt): the output pass 1.178 ms against
+   * 0.826 in its own pipeline (presumably: at intra's allocation one 256-thread workgroup fits an SM, where it
+   * needs several to hide its loads; not measured), forward 6.502 against 6.136.
+   */
+  sharedOutput?: boolean;
+  /**
+   * The forward without keep writes no Kd: the gc pass computes gc only and the tiled state pass computes
+   * Kd = k exp(gc_last - gc) while staging its tile (StateTiledVariant.kdFromK). The default where the vec4
+   * intra pass, the gc pass and the tiled state pass run and GK = K (false: the gc pass writes Kd, bench kda
+   * --fwd-kd-in-state off). It saves the gc pass's k loads and Kd store for a second load per tile vec4 (gc
+   * beside k) in the state pass, issued a chunk ahead like the rest, and an exp when the tile is staged.
+   * H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-01-h200-kfwd6-run2-*): forward 6.083 / 6.086
+   * ms against 6.134 / 6.132 (gc 0.353 -> 0.145, intra + state 4.98 -> 5.14); --check vsDefault 0 (o and final
+   * state equal: the gc pass's expression on the same values). With the exp taken at the fetch the state pass
+   * waited on those loads: 6.371 (run1-summary.txt).
+   */
+  kdInState?: boolean;
+  /** Profiling only (wrong results): the tiled state pass with a part changed (stateTiled.wgsl.ts StateProbe). */
+  stateProbe?: StateProbe;
+  /**
+   * The V' sum of the tiled state pass (and of the overlap pass) as fma chains (StateTiledVariant.fma;
+   * bench kda --fwd-state-fma on|off): the default on GPUs (stateFmaByDefault). V', S and o differ from the plain
+   * sum by rounding (H200, T=2048, --check: see stateFmaByDefault).
+   */
+  stateFma?: boolean;
+  /**
+   * The tiled state pass's hB and V' stored by the threads idle in a phase (StateTiledVariant.idleStores; bench kda
+   * --fwd-state-idle-stores on|off). Unset: in the bf16 storage mode (stateTiledIdleStores). The same values stored.
+   */
+  stateIdleStores?: boolean;
+  /**
+   * The vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
+   * [W | U] = T Diag(beta) [exp(gc) K | V] (intraWU.wgsl.ts), each with a smaller register allocation than the
+   * one-pass kernel; false: the one-pass kernel (bench kda --fwd-intra-two-pass off). The default on GPUs
+   * (intraTwoPassByDefault). The same arithmetic in the same order (bench kda --check twoPassVsOne 0 on the
+   * H200). Where the shared pipeline runs, the state pass keeps it (with the one-pass intra kernel as its idle
+   * part, for that kernel's register allocation, statePipeline.ts); only the intra dispatches leave it.
+   * H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-01-h200-kintra-s2-*): forward 5.887 / 5.886 ms
+   * against 6.078 / 6.094 with the one-pass kernel; intra 1.197 + 1.013 (the W | U kernel) against 2.406.
+   */
+  intraTwoPass?: boolean;
+  /** The two-pass intra's first kernel with its K-tile loads a tile ahead (IntraGramVariant.prefetch; default on). */
+  intraGramPrefetch?: boolean;
+  /** The two-pass intra's first kernel storing A_qk and T from workgroup memory (IntraGramVariant.stagedStores). */
+  intraGramStagedStores?: boolean;
+  /**
+   * The two-pass intra's first kernel in 16 KiB of workgroup memory (IntraGramVariant.lean) where it reads gc
+   * (not with gcInGram or intraGramStagedStores, which keep their layouts). The same values.
+   */
+  intraGramLean?: boolean;
+  /** Profiling only (wrong results): the two-pass intra's first kernel without one step (IntraGramVariant.skip). */
+  intraGramSkip?: IntraGramVariant['skip'];
+  /**
+   * The two-pass intra's first kernel with its diagonal blocks on a warp of their own, this many threads a block
+   * (IntraGramVariant.diagSplit), where it reads gc (not with gcInGram, intraGramStagedStores or intraGramLean).
+   */
+  intraGramDiagSplit?: 1 | 2 | 4;
+  /**
+   * The two-pass intra's first kernel's diagonal decays as products of neighbouring rows' factors
+   * (IntraGramVariant.diagChain: 3 exps a column group, not 6, on the warp that runs both branches). Default
+   * (unset): on where the kernel reads gc (the inference forward), off with gcInGram (the forward that keeps what
+   * the backward reads: its T unchanged, unmeasured there). H200 (H=16, d=128, T=32768, one sitting,
+   * bench/results/2026-12-02-h200-kgram2-s3-diagchain.txt): kda_chunk_intra 1.1636 / 1.1638 ms against
+   * 1.1981 / 1.1981, forward 5.664 / 5.667 against 5.702 / 5.699; --check (T=2048) against the recurrent o 6.04e-7,
+   * state 7.30e-7, against the old path (vsDefault) o 2.16e-7, state 1.12e-7 (the decays equal to a few ulps).
+   */
+  intraGramDiagChain?: boolean;
+  /**
+   * The two-pass intra's first kernel with FLA's secondary chunking (IntraGramVariant.secondary,
+   * intraGramSecondary.wgsl.ts: the cross-16-row-block tiles without the middle factor's exp), where it reads gc
+   * (not with gcInGram, intraGramStagedStores, intraGramLean or intraGramDiagSplit). Default off: slower on the
+   * H200 (kda_chunk_intra 1.332 against 1.164 ms at H=16, d=128, T=32768; see its header).
+   */
+  intraGramSecondary?: boolean;
+  /**
+   * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
+   * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only
+   * where the two-pass intra runs with GK = K and not the fused state-and-output pass (which needs the gc pass's
+   * Qg). Default (gcInGramByDefault): where the gc pass would write Kd too (the forward that keeps what the backward
+   * reads, or a state pass that reads Kd). gc and Kd equal the gc pass's bit for bit (its sums in its order).
+   */
+  gcInGram?: boolean;
+  /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
+  intraWULoads?: 'all' | 'uniform';
+  /**
+   * Column tiles each workgroup of the two-pass intra's second kernel walks, T staged once and the next tile's
+   * loads in flight during this one's products (IntraWUVariant.walk, intraWUWalk.wgsl.ts; default
+   * INTRA_WU_WALK, 1: one tile a workgroup). W and U equal to the one-tile kernel's (the same expressions in the
+   * same order).
+   */
+  intraWUWalk?: 1 | 2 | 4;
+  /** With intraWUWalk > 1: the operand tile double-buffered in workgroup memory (IntraWUVariant.doubleB). */
+  intraWUDoubleB?: boolean;
+  /** Chunk slots each workgroup of the second kernel walks in sequence (IntraWUVariant.chunks; default 1). */
+  intraWUChunks?: 1 | 2;
+  /**
+   * The second kernel's walk with each tile's kind fixed by the generator, V and K tiles alternating
+   * (IntraWUVariant.staticTiles; only where the walk covers every column tile), and its tiles of loads in flight
+   * (IntraWUVariant.ahead, 1, 2 or 3). Unset: on where it fits, 2 ahead, the operand double-buffered where the
+   * workgroup memory allows (intraWUVariantFor); false: the seventh session's walk.
+   */
+  intraWUStatic?: boolean;
+  intraWUAhead?: 1 | 2 | 3;
+  /**
+   * The pipelined output pass's channels a stage (OutputPipelinedVariant.BK, 16 or 32), threads a workgroup
+   * (wg, 256 or 512) and subgroup layout (lanes, 'rows' or 'square'). Where the variant does not fit, the
+   * default pipelined pass runs.
+   */
+  outputBK?: 16 | 32;
+  outputWg?: 256 | 512;
+  outputLanes?: 'rows' | 'square';
+  /** The pipelined output pass's and the W | U walk's grids with the head fastest (their variants' headFirst). */
+  outputHeadFirst?: boolean;
+  intraWUHeadFirst?: boolean;
+  /** The pipelined output pass's chunk slots a workgroup (chunks) and double-buffered stages (doubleBuffer). */
+  outputChunks?: 1 | 2;
+  outputDoubleBuffer?: boolean;
+  /**
+   * The pipelined output pass's row updates as FMA chains (OutputPipelinedVariant.fmaChain). Unset: on GPUs
+   * (outputFmaChainByDefault); false: the sums as before (bench kda --fwd-output-fma-chain off).
+   */
+  outputFmaChain?: boolean;
+  /**
+   * With bf16 q, k, v, g (the bf16 path, forwardPlan.ts bf16Kernels): how W, U, the per-chunk states and V' are stored between the
+   * passes. 'bf16': the ninth session's storage mode (as Triton stores them); 'f32': the mixed mode, bf16 inputs
+   * only (the gc and intraGram passes' bf16 variants, the W | U, state and output passes reading k, v, q as bf16
+   * with f32 intermediates; o rounded to bf16 at its store). Unset: BF16_INTERMEDIATES (bench kda
+   * --bf16-intermediates bf16|f32).
+   */
+  bf16Intermediates?: 'bf16' | 'f32';
+  /**
+   * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
+   * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
+   * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'
+   * (bench kda --fwd-kt-form on|off). Unset: ktFormByDefault (on GPUs since the end of the tenth session, see there).
+   * At first slower on the H200 (B=1, H=16, d=128, T=32768, tenth session,
+   * bench/results/2026-12-02-h200-kda10-s{1,2}-*): the second kernel 0.600 ms against the W | U walk's 0.723, but
+   * the state pass 3.018-3.024 against 2.695 (2.948-2.951 with the idle intra part on scratch tensors), forward
+   * 5.667-5.670 against 5.470 in f32; with bf16 inputs 5.437-5.446 against the mixed mode's 5.277. Why its state
+   * pass is slower is not known: it runs the same steps, products and barriers; what moved is the exp (into the
+   * first staging, Kb, from the second, Kd), beta's loads and a multiply a row, and which bindings the shared
+   * pipeline merges (see sharedIdleScratch). --check (T=2048): o 6.9e-7, final state 6.7e-7 from the recurrent
+   * kernel, 7.6e-7 / 4.6e-7 from the W | U form. The forward only: refused with keep (saveForBackward); f32 inputs or bf16 ones in
+   * the mixed mode (bf16Intermediates 'f32': k, v, q read as bf16; not the bf16 storage mode), and only where
+   * the default GPU path runs (the two-pass intra with the gc pass, the tiled state pass forming its operands from
+   * k: GK = K), else the usual forward runs. Exact algebra, different rounding.
+   * Tenth session, kbind (bench/results/2026-12-02-h200-kbind-*, one row): with every pass's inputs read_write
+   * (`--fwd-kt-form on --fwd-rw all`, the state pass's Kt and v read_write as stateRwOperands now does by default)
+   * its state pass took 2.729 ms (3.02 read-only), forward 5.393 against the default's 5.470 in the same sitting
+   * (W | U 0.604 against 0.724; output 0.785 with its inputs read_write, which cost it ~0.01). So the slowness
+   * above was the read-only Kt and v (stateRwOperands, now the default on GPUs, binds them read_write).
+   */
+  ktForm?: boolean;
+  /**
+   * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
+   * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its
+   * own, read-only where it only reads (W, U, k, gc; with the real tensors they are merged with the intra part's
+   * read_write ones). Always so in the bf16 storage mode (else 18 buffers); unset elsewhere: the real tensors
+   * (bench kda --fwd-shared-idle-scratch on|off). The same values computed. Why it matters: with the scratch
+   * tensors the f32 forward's state pass took 2.939 ms against 2.695 (H200, T=32768, one sitting,
+   * bench/results/2026-12-02-h200-kda10-s2-*): the only difference in the state part's WGSL is that W and U are
+   * bound read-only instead of read_write (merged with the intra part's writes), so presumably the driver then moves
+   * or routes those loads differently (the pass issues them a chunk ahead of their use); not examined further. The
+   * bf16 storage mode (2.79 ms there) pays this too: a way for it to bind W and U read_write would be worth a try.
+   * Confirmed and fixed in the tenth session (kbind): with W and U declared read_write in the state part
+   * (stateRwOperands, the default on GPUs) the scratch binding's state pass took 2.697 ms against 2.696 on the
+   * forward's own tensors.
+   */
+  sharedIdleScratch?: boolean;
+  /**
+   * The tiled state pass with W and U (Kt and v in the Kt form) bound read_write (StateTiledVariant.rwOperands;
+   * bench kda --fwd-state-rw-operands on|off). Unset: stateRwOperandsByDefault (on GPUs). With bf16 inputs in the Kt
+   * form it binds the shared pipeline's idle intra part to scratch tensors (v as packed bf16 and written cannot
+   * share the intra part's f32 binding). The same results bit for bit. H200 (B=1, H=16, d=128, T=32768, one
+   * sitting, tenth session, bench/results/2026-12-02-h200-kbind-*): the f32 state pass in its own pipeline 2.686 ms
+   * against 2.941 read-only (forward 5.460 against 5.722), with the shared pipeline's idle intra part on scratch
+   * tensors 2.697 (kda10's 2.939 read-only); the shared pipeline on the forward's own tensors already bound them
+   * read_write through the merge with the intra part's writes (2.696). So the shared pipeline's gain over two
+   * pipelines (sharedPipeline) was this binding, not intra's register allocation.
+   */
+  stateRwOperands?: boolean;
+  /**
+   * The passes whose every input binding is read_write instead of read (readWriteBindings; bench kda --fwd-rw
+   * <list|all|none>): 'state' the tiled state pass (StateTiledVariant.rwInputs: cu, W, U, k, gc, and in the Kt form
+   * v, beta; where it forms Kd or Kb from k), 'output' the pipelined output pass, 'gram' and 'wu' the two-pass
+   * intra's kernels (IntraGramVariant.rw, not the secondary form; IntraWUVariant.rw). The same code and results bit
+   * for bit. Unset: rwByDefault. With bf16 inputs, a read_write state pass binds the shared pipeline's idle intra
+   * part to scratch tensors (its packed k cannot be a written tensor of the intra part's f32 type).
+   */
+  rw?: readonly RwPass[];
+} = {};
+
+/** A forward pass that can bind its inputs read_write (kdaForwardTuning.rw). */
+export type RwPass = 'state' | 'output' | 'gram' | 'wu';
+export const RW_PASSES: readonly RwPass[] = ['state', 'output', 'gram', 'wu'];
+
+/**
+ * The passes binding their inputs read_write when kdaForwardTuning.rw is unset: on GPUs the W | U kernel ('wu'), but
+ * not with Dawn's disable_robustness (there it loses, below); nothing on a software adapter (lavapipe: nothing to
+ * gain; the tests compile the read-only kernels and compare).
+ * H200 (B=1, H=16, d=128, T=32768, one sitting, tenth session, bench/results/2026-12-02-h200-kbind-*; per-kernel
+ * times of `--fwd-rw all` against the default in the same sitting, each pass's own kernel):
+ *   wu      0.707 / 0.717 ms (f32 / bf16 inputs) against 0.724 / 0.729: kept. With --disable-robustness 0.694
+ *           against 0.643 (f32): read_write loses there, so the gain is in how the compiler schedules the clamped loads;
+ *   state   every input (k, gc too, StateTiledVariant.rwInputs) 2.734 / 2.637 against 2.696 / 2.632 (W and U already
+ *           read_write by the merge): nothing beyond W and U (stateRwOperands); in its own pipeline 2.685 = 2.686;
+ *   output  0.784 / 0.757 against 0.773 / 0.761 (0.754 against 0.747 without robustness): no;
+ *   gram    1.167 / 1.067 against 1.162 / 1.065: no.
+ * --check (T=2048) with every pass read_write: vsDefault o 0, state 0 (f32), the bf16 mixed mode's o and state
+ * equal to its f32 forward's as before.
+ */
+export const rwByDefault = (gpu: ForwardDevice): readonly RwPass[] =>
+  onHardware(gpu) && !gpu.acquired.toggles.includes('disable_robustness') ? ['wu'] : [];
+
+/**
+ * Whether the tiled state pass binds W and U (Kt and v) read_write when kdaForwardTuning.stateRwOperands is unset: on
+ * GPUs (see there), not on lavapipe (its tests compile the read-only kernel; kda-kt-form.test.ts compares them).
+ */
+export const stateRwOperandsByDefault = (gpu: ForwardDevice): boolean => onHardware(gpu);
+
+/**
+ * How the bf16 path stores its intermediates when kdaForwardTuning.bf16Intermediates is unset (see there): f32, the
+ * mixed mode, since the tenth session. H200 (B=1, H=16, d=128, T=32768, own processes,
+ * bench/results/2026-12-02-h200-kda10-s{1,2}-*): forward 5.277 ms (gc 0.119, intraGram 1.065, W | U 0.729, state
+ * 2.628, output 0.762) against the storage mode's 5.440 / 5.442 and f32's 5.470-5.476; o within 2.83e-3 of the f32
+ * forward (o's own rounding), the final state equal to it (0) at T=2048. (Its first form bound the shared
+ * pipeline's idle intra part to scratch tensors, as the storage mode must: 5.587 / 5.589, the state pass 2.935: see
+ * sharedIdleScratch.)
+ */
+export const BF16_INTERMEDIATES: 'bf16' | 'f32' = 'f32';
+
+/**
+ * A hardware adapter, not a software one (lavapipe): where the forward's GPU-tuned defaults below apply. On a
+ * software adapter the test suite keeps the kernels (and shader cache) it had, and each choice's own test compares
+ * the two paths there.
+ */
+const onHardware = (gpu: ForwardDevice): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+
+/**
+ * Whether the forward compiles intra and the state pass as one pipeline when kdaForwardTuning.sharedPipeline
+ * is unset: on GPUs, not on a software (fallback) adapter such as lavapipe (see sharedPipeline).
+ */
+export const sharedPipelineByDefault = onHardware;
+
+/**
+ * Whether the tiled state pass sums V' as fma chains when kdaForwardTuning.stateFma is unset: on GPUs, not on a
+ * software adapter (lavapipe), where the other tests' kernels stay the plain sum's and kda-forward-regw.test.ts
+ * compares the two. H200 (H=16, d=128, T=32768, one sitting, eighth session, bench/results/2026-12-02-h200-kstate3-
+ * s2-*): state pass 2.680-2.686 ms against 2.728-2.737, forward 5.613-5.617 against 5.670-5.672, forward+backward
+ * 21.857 against 21.897; T=2048 --check: o 7.3e-7, final state 6.7e-7 from the recurrent kernel, 6.9e-7 and 3.9e-7
+ * from the plain sum (StateTiledVariant.fma).
+ */
+export const stateFmaByDefault = onHardware;
+
+/**
+ * Whether the inference forward (no keep) takes the Kt form when kdaForwardTuning.ktForm is unset: on GPUs, not on a
+ * software adapter (lavapipe), where the suite's forward files keep the W | U form's kernels and
+ * kda-kt-form.test.ts compares the two. The lead's final sitting of the tenth session (H200, B=1, H=16, d=128,
+ * T=32768, each row its own process, bench/results/2026-12-02-h200-s10-lead1-*): f32 forward 5.350 / 5.352 ms
+ * against the W | U form's 5.436 / 5.433 (W | U 0.600 against 0.706, state 2.703 against 2.681, output 0.771 /
+ * 0.774); bf16 inputs (mixed mode) 5.160 / 5.165 against 5.252 / 5.258; without bounds clamps 5.272 and 5.084
+ * against 5.344 and 5.116. --check (T=2048): o 6.9e-7 and final state 6.7e-7 from the recurrent kernel (the W | U
+ * form 8.6e-7 / 6.7e-7), 7.6e-7 / 4.6e-7 from the W | U form. Exact algebra, different rounding.
+ */
+export const ktFormByDefault = (gpu: ForwardDevice): boolean => onHardware(gpu);
+
+/**
+ * Whether the forward runs the intra pass as two kernels when kdaForwardTuning.intraTwoPass is unset: on GPUs
+ * (faster on the H200, see intraTwoPass), not on a software adapter (lavapipe), where the test suite's other
+ * files compile the one-pass kernel and kda-forward-intra-two-pass.test.ts compares the two.
+ */
+export const intraTwoPassByDefault = onHardware;
+
+/**
+ * Whether the pipelined output pass's row updates are FMA chains when kdaForwardTuning.outputFmaChain is unset: on
+ * GPUs since the eighth session, not on a software adapter (lavapipe), where the test suite's forward files keep
+ * the kernels (and the shader cache) they had; kda-forward-vec.test.ts tests the chains there. H200 (H=16, d=128,
+ * T=32768, one sitting, bench/results/2026-12-02-h200-kout-sweep3.json, 3 rounds in one process):
+ * kda_chunk_output 0.773 ms against 0.825 (forward 5.532-5.537 against 5.579-5.588 in the same rounds); o within
+ * 5.2e-7 (relative to max |o|) of the sums as before at T=2048, the final state equal.
+ */
+export const outputFmaChainByDefault = onHardware;
+
+/**
+ * The two-pass intra's W | U column tiles a workgroup walks by default: 4 since the seventh session. H200 (H=16,
+ * d=128, T=32768, one sitting, bench/results/2026-12-01-h200-s7-lead2-*): kda_chunk_intra_wu 0.803 ms against
+ * 1.013 for one tile a workgroup, forward 5.669 against 5.877-5.890; 'uniform' loads 0.834, 2 chunk slots 0.797,
+ * the operand double-buffered 0.788 (48 KiB of workgroup memory: not on lavapipe's 32), all within noise of it;
+ * --check against one tile a workgroup 0 (o and final state). Never more than the problem's column tiles
+ * (intraWUWalkFor): at K + V <= 64 (the tests' K16/V8) one tile, where a walk would only add tiles past the end.
+ */
+export const INTRA_WU_WALK = 4;
+
+/** The default walk for K + V columns: INTRA_WU_WALK, or the largest of 2, 1 within the column tiles. */
+export function intraWUWalkFor(K: number, V: number): 1 | 2 | 4 {
+  const tiles = intraWUTiles({ K, V, GK: K });
+  return ([4, 2, 1] as const).find((w) => w <= INTRA_WU_WALK && w <= tiles) ?? 1;
+}
+
+/**
+ * Whether the two-pass intra's first kernel forms gc (and Kd) itself when kdaForwardTuning.gcInGram is unset, given
+ * whether the forward needs Kd (`kd`: the gc pass would write it). H200 (H=16, d=128, T=32768, one sitting, three
+ * runs each, bench/results/2026-12-02-h200-kgram-s2-all.txt): with Kd (forward+backward) the first kernel 1.498 ms
+ * against 0.361 (gc pass with Kd) + 1.259, forward+backward 21.79 against 21.90 ms; without Kd (the inference
+ * forward, where the tiled state pass forms Kd) 1.383-1.385 ms against 0.146 + 1.195, forward 5.714 against
+ * 5.663-5.676: there the walk and the gc stores cost more inside the latency-bound kernel than the bandwidth-bound
+ * gc pass they replace.
+ */
+export const gcInGramByDefault = (kd: boolean): boolean => kd;
+
+/**
+ * The two-pass intra's W | U kernel as the forward runs it: kdaForwardTuning's choices, and where they are unset
+ * the default walk (intraWUWalkFor) with static tile kinds, loads INTRA_WU_AHEAD tiles ahead and the operand
+ * double-buffered where the walk covers every column tile and `smem` bytes of workgroup memory allow (eighth
+ * session). H200 (H=16, d=128, T=32768, two sittings, bench/results/2026-12-02-h200-kout-sweep{1,2}.json, each
+ * row 3 rounds in one process): kda_chunk_intra_wu 0.721 / 0.723 ms against 0.802 / 0.807 for the seventh
+ * session's walk (static off), forward 5.587 / 5.618 against 5.661 / 5.702; o and the final state equal to it (0
+ * at T=2048). Alone: static tiles 0.789, with loads 2 ahead 0.738, double-buffered 0.755, 3 ahead 0.737 (0.731
+ * double-buffered). `--fwd-intra-wu-static off` gives the seventh session's walk.
+ */
+export function intraWUVariantFor(
+  v: { K: number; V: number; GK: number },
+  smem: number,
+  t: Readonly<typeof kdaForwardTuning> = kdaForwardTuning,
+): IntraWUVariant {
+  const base: IntraWUVariant = {
+    ...v,
+    loads: t.intraWULoads,
+    walk: t.intraWUWalk ?? intraWUWalkFor(v.K, v.V),
+    chunks: t.intraWUChunks,
+    headFirst: t.intraWUHeadFirst,
+  };
+  const staticTiles = t.intraWUStatic ?? intraWUFits({ ...base, staticTiles: true, ahead: INTRA_WU_AHEAD });
+  const doubleB =
+    t.intraWUDoubleB ?? (staticTiles && intraWUSharedBytes({ ...base, doubleB: true }) <= smem ? true : undefined);
+  return {
+    ...base,
+    staticTiles: staticTiles || undefined,
+    ahead: t.intraWUAhead ?? (staticTiles ? INTRA_WU_AHEAD : undefined),
+    doubleB,
+  };
+}
+
+/** Tiles of W | U loads in flight during a tile's products in the default static walk (IntraWUVariant.ahead). */
+export const INTRA_WU_AHEAD = 2;

@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { type ForwardDevice, type ForwardTuning, planChunkForward } from '../src/kernels/kda/forwardPlan.js';
+import { stateTiledWgsl } from '../src/kernels/kda/stateTiled.wgsl.js';
 
 const device = (hardware: boolean, toggles: string[] = []): ForwardDevice => ({
   adapterInfo: { isFallbackAdapter: !hardware },
@@ -136,5 +137,18 @@ describe('kda forward plan', () => {
     } finally {
       delete kdaForwardTuning.intra;
     }
+  });
+
+  it('plans a tiled state pass its generator takes at every K that tiles (K / 4 not dividing the threads: Kd from the gc pass)', () => {
+    for (const dev of [lavapipe, h200])
+      for (const K of [16, 32, 64, 96, 128, 160, 192])
+        for (const keep of [false, true]) {
+          const plan = planChunkForward(dev, { H: 2, N: 1, K, V: 16, GK: K }, { keep, out: true, bf16: false }, {});
+          if (!plan.tiled) continue;
+          expect(() => stateTiledWgsl(plan.tv), `K=${K} keep=${keep}`).not.toThrow();
+          // At 256 threads: K = 96, 160 and 192 leave K / 4 not dividing them.
+          if (plan.tv.kdFromK) expect(256 % (K / 4), `K=${K}`).toBe(0);
+          if ([96, 160, 192].includes(K)) expect(plan.gcKd || plan.ktForm || plan.gcInGram, `K=${K}`).toBe(true);
+        }
   });
 });

@@ -232,4 +232,33 @@ describe('kda Kt form (reference)', () => {
         t?.dispose();
     },
   );
+
+  // ~100 s of shader compiles on lavapipe at K = 96: opt-in (KIMI_SLOW_TESTS=1); the plan's choice for these shapes
+  // is checked without a GPU in kda-forward-plan.test.ts.
+  it.skipIf(!hasGpu || process.env.KIMI_SLOW_TESTS !== '1')(
+    'webgpu forward at K = 96 (K / 4 does not divide the 256 threads: Kd from the gc pass), the usual form and the Kt form',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const cu = [0, 1, 66];
+      const [H, K, V, N, T] = [1, 96, 8, 2, 66];
+      const c = randomCase(59, T, H, K, V);
+      const S0 = new Rng(13).normalArray(N * H * K * V, 0.5);
+      const want = kdaChunkReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu }, K ** -0.5, S0);
+      const x = uploadBatched(gpu, c, c);
+      const opts = {
+        mode: 'chunk' as const,
+        cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+        initialState: gpu.fromHost(S0, [N, H, K, V]),
+      };
+      // The default path on this adapter, then the Kt form (whose state pass reads gc per row).
+      for (const kt of [undefined, true]) {
+        kdaForwardTuning.ktForm = kt;
+        const r = kdaCore(x.q, x.k, x.v, x.g, x.beta, opts);
+        expectClose(await r.o.toFloat32(), want.o, 1e-5, `o (ktForm ${kt})`);
+        expectClose(await r.finalState!.toFloat32(), want.S, 1e-5, `final state (ktForm ${kt})`);
+        for (const t of [r.o, r.finalState]) t?.dispose();
+      }
+      for (const t of [...Object.values(x), opts.cuSeqlens, opts.initialState]) t?.dispose();
+    },
+  );
 });

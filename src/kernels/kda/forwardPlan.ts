@@ -207,6 +207,17 @@ export function planChunkForward(
     bf16: bf16 || undefined,
     midF32: (bf16 && !midBf16) || undefined,
   };
+  // Kd from k needs each thread's channel vec4 to stay the same over its staging rounds (the threads a multiple of
+  // K / 4: kdFetch reads gc_last once; e.g. not K = 48, 80 or 96 at 256 threads); else the gc pass writes Kd, as for
+  // the passes that cannot form it, and the read_write flags that need kdFromK go with it (the Kt form reads gc
+  // per row and needs neither).
+  if (tv.kdFromK && tiledGeometry(tv).wg % (K / 4) !== 0) {
+    tv.kdFromK = false;
+    if (!ktForm) {
+      tv.rwInputs = undefined;
+      tv.rwOperands = undefined;
+    }
+  }
   const hv: StateHalvesVariant = { ...tv, halves: t.stateHalves ?? 2, UK: t.stateUK, UI: t.stateUI };
   const halves = t.state === 'halves' && stateHalvesFits(hv, smem);
   const regw = t.state === 'regw' && !tv.probe && stateRegWFits(tv, smem, dev.features.subgroups);

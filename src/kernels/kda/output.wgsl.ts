@@ -40,7 +40,9 @@ export const outputKey = (v: OutputVariant) =>
   `kda_chunk_output4_k${v.K}_v${v.V}_gk${v.GK}${outputBV(v.V, v.BV) === Math.min(v.V, 64) ? '' : `_bv${outputBV(v.V, v.BV)}`}${v.named ? '_named' : ''}`;
 
 export function outputVec4Fits(v: OutputVariant): boolean {
-  return v.K % 4 === 0 && v.V % 4 === 0;
+  // Qg S runs over K in stages of min(K, 32) channels (outputGeometry's BK): K = 48 or 80 does not tile (the scalar
+  // pass takes those).
+  return v.K % 4 === 0 && v.V % 4 === 0 && v.K % Math.min(v.K, 32) === 0;
 }
 
 /*

@@ -149,6 +149,18 @@ describe('kda forward plan', () => {
           // At 256 threads: K = 96, 160 and 192 leave K / 4 not dividing them.
           if (plan.tv.kdFromK) expect(256 % (K / 4), `K=${K}`).toBe(0);
           if ([96, 160, 192].includes(K)) expect(plan.gcKd || plan.ktForm || plan.gcInGram, `K=${K}`).toBe(true);
+          // bf16 inputs: their kernels planned only where the path has them (both storage modes).
+          for (const bf16Intermediates of ['f32', 'bf16'] as const) {
+            const b = planChunkForward(
+              dev,
+              { H: 2, N: 1, K, V: 16, GK: K },
+              { keep, out: true, bf16: true },
+              {
+                bf16Intermediates,
+              },
+            );
+            if (b.bf16Kernels && !keep) expect(b.inconsistency, `bf16 K=${K} ${bf16Intermediates}`).toBeUndefined();
+          }
         }
   });
 });

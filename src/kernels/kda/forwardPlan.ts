@@ -189,6 +189,11 @@ export function planChunkForward(
     t.intraSkip === undefined &&
     t.intraSplit !== true &&
     t.sharedOutput !== true;
+  // Kd from k (the tiled pass forming it while staging) needs each thread's channel vec4 to stay the same over its
+  // staging rounds, i.e. the threads a multiple of K / 4 (kdFetch reads gc_last once): not K = 96, 160 or 192 at 256
+  // threads, where the gc pass writes Kd instead. The Kt form reads gc per row and needs neither.
+  const kdFromKFits = tiledGeometry({ K, V, BV, RA, wg: maxWg }).wg % (K / 4) === 0;
+  const kdFromK = kdInState && !ktForm && kdFromKFits;
   // 4. The state variant and the separate state pass's kernel.
   const tv: StateTiledVariant = {
     K,
@@ -197,27 +202,16 @@ export function planChunkForward(
     BV,
     RA,
     wg: maxWg,
-    kdFromK: kdInState && !ktForm,
+    kdFromK,
     ktForm: ktForm || undefined,
-    rwOperands: ((t.stateRwOperands ?? stateRwOperandsByDefault(dev)) && (ktForm || kdInState)) || undefined,
-    rwInputs: (rw.has('state') && (ktForm || kdInState) && t.stateProbe === undefined) || undefined,
+    rwOperands: ((t.stateRwOperands ?? stateRwOperandsByDefault(dev)) && (ktForm || kdFromK)) || undefined,
+    rwInputs: (rw.has('state') && (ktForm || kdFromK) && t.stateProbe === undefined) || undefined,
     fma: t.stateFma ?? stateFmaByDefault(dev),
     idleStores: t.stateIdleStores,
     probe: t.stateProbe,
     bf16: bf16 || undefined,
     midF32: (bf16 && !midBf16) || undefined,
   };
-  // Kd from k needs each thread's channel vec4 to stay the same over its staging rounds (the threads a multiple of
-  // K / 4: kdFetch reads gc_last once; e.g. not K = 48, 80 or 96 at 256 threads); else the gc pass writes Kd, as for
-  // the passes that cannot form it, and the read_write flags that need kdFromK go with it (the Kt form reads gc
-  // per row and needs neither).
-  if (tv.kdFromK && tiledGeometry(tv).wg % (K / 4) !== 0) {
-    tv.kdFromK = false;
-    if (!ktForm) {
-      tv.rwInputs = undefined;
-      tv.rwOperands = undefined;
-    }
-  }
   const hv: StateHalvesVariant = { ...tv, halves: t.stateHalves ?? 2, UK: t.stateUK, UI: t.stateUI };
   const halves = t.state === 'halves' && stateHalvesFits(hv, smem);
   const regw = t.state === 'regw' && !tv.probe && stateRegWFits(tv, smem, dev.features.subgroups);
@@ -317,6 +311,7 @@ export function planChunkForward(
     vec4Intra &&
     !alternatives.includes(true) &&
     stateTiledFits({ ...v, BV, RA, wg: maxWg }, smem) &&
+    (ktForm || kdFromKFits) &&
     outputPipelinedFits(pv0);
   // The path the bf16 and Kt-form kernels are written for (implied by bf16Kernels and ktForm above; checked).
   const inferencePath = vec4Intra && twoPass && !gcInIntra && !gcInGram && !fused && tiled && !sharedOut;

@@ -438,13 +438,8 @@ export function addRmsnormLinear(
   const conv = cv ? gpu.empty([planes, 1, C / planes]) : undefined;
   const cw = cv ? contiguous(cv.weight) : undefined;
   const tensors = [...ins, weight, sum, y, ...(normed ? [normed] : []), ...(cv ? [cw!, cv.tail, conv!] : [])];
-  let workgroups = grid1d(N, normGemvRows(v));
-  // L2 prefetch workgroups after the grid's own (l2Prefetch.ts), where the grid is one row of workgroups.
-  const pf = opts.prefetch && workgroups[1] === 1 && l2PrefetchApplies(gpu, opts.prefetch) ? opts.prefetch : undefined;
-  if (pf) {
-    v.l2 = true;
-    workgroups = [workgroups[0] + prefetchWorkgroups(pf), 1];
-  }
+  const { pf, workgroups } = prefetchGrid(gpu, grid1d(N, normGemvRows(v)), opts.prefetch);
+  if (pf) v.l2 = true;
   const guard = l2PrefetchTuning.guard;
   const params = new Params().u32(N, D).f32(eps).u32(C);
   let routes: RoutesT | undefined;
@@ -474,6 +469,19 @@ export function addRmsnormLinear(
   for (const t of ins) t.dispose();
   cw?.dispose();
   return { sum, y, ...(normed ? { normed } : {}), ...(conv ? { conv } : {}), ...(routes ? { routes } : {}) };
+}
+
+/**
+ * A norm GEMV's grid with an L2 prefetch's workgroups after its own (l2Prefetch.ts), where the prefetch is asked for,
+ * can be bound and the grid is one row of workgroups; `pf` the prefetch that runs (undefined: none).
+ */
+function prefetchGrid(
+  gpu: NonNullable<ReturnType<typeof asGpu>>,
+  grid: readonly [number, number],
+  prefetch: L2Prefetch | undefined,
+): { pf?: L2Prefetch; workgroups: readonly [number, number] } {
+  if (!prefetch || grid[1] !== 1 || !l2PrefetchApplies(gpu, prefetch)) return { workgroups: grid };
+  return { pf: prefetch, workgroups: [grid[0] + prefetchWorkgroups(prefetch), 1] };
 }
 
 /** Whether a prefetch's range and sink can be bound (contiguous, aligned; the sink an i32 word at least). */
@@ -590,13 +598,8 @@ export function gatedRmsnormLinear(
     staged: gatedNormGemvStagedBytes(H, d) <= gpu.limits.maxComputeWorkgroupStorageSize,
   };
   if (N > 0) {
-    let workgroups = grid1d(N, GNG_ROWS_PER_WG);
-    // L2 prefetch workgroups after the grid's own (l2Prefetch.ts), where the grid is one row of workgroups.
-    const pf = prefetch && workgroups[1] === 1 && l2PrefetchApplies(gpu, prefetch) ? prefetch : undefined;
-    if (pf) {
-      v.l2 = true;
-      workgroups = [workgroups[0] + prefetchWorkgroups(pf), 1];
-    }
+    const { pf, workgroups } = prefetchGrid(gpu, grid1d(N, GNG_ROWS_PER_WG), prefetch);
+    if (pf) v.l2 = true;
     gpu.dispatch({
       kernel: { name: 'gated_norm_gemv', key: gatedNormGemvKey(v), code: () => gatedNormGemvWgsl(v) },
       tensors: [...ins, weight, y, ...(pf ? [pf.range, pf.sink] : [])],

@@ -17,7 +17,7 @@ import { Rng } from '../src/util/random.js';
 import { mlaInt8SgmWgsl } from '../src/kernels/mla/decodeInt8Sgm.wgsl.js';
 import { mlaDecodeInt8SgmEmulate } from '../src/kernels/mla/int8SgmEmulate.js';
 import { mlaInt8SgmKey, planMlaInt8Sgm } from '../src/kernels/mla/int8SgmPlan.js';
-import { sgmStubWgsl } from '../src/kernels/mla/int8SgmStub.js';
+import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import {
   ALIGN_PROBE_CASES,
   alignProbeInputs,

@@ -27,7 +27,7 @@ import {
   sgmFrags,
 } from '../src/kernels/mla/int8SgmPlan.js';
 import { mlaInt8SgmWgsl } from '../src/kernels/mla/decodeInt8Sgm.wgsl.js';
-import { sgmStubWgsl } from '../src/kernels/mla/int8SgmStub.js';
+import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import type { SgmVariant } from '../src/kernels/int8/subgroupMatrix.wgsl.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device } from '../src/tensor/tensor.js';

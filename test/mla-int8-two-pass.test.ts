@@ -12,7 +12,7 @@ import {
   TWO_PASS_PV,
 } from '../src/kernels/mla/int8LazyReference.js';
 import { mlaDecodeInt8Reference } from '../src/kernels/mla/int8Reference.js';
-import { sgmStubWgsl } from '../src/kernels/mla/int8SgmStub.js';
+import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { emulateScores, mlaDecodeInt8TwoPassEmulate } from '../src/kernels/mla/int8TwoPassEmulate.js';
 import {
   defaultScoresChunks,

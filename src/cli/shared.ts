@@ -1,12 +1,13 @@
 /** Options and output helpers every command shares. */
 import Table from 'cli-table3';
 import type { Command } from 'commander';
-import type { AcquireOptions, DawnToggle } from '../gpu/acquire.js';
+import { type AcquireOptions, type DawnToggle, parseDawnToggles } from '../gpu/acquire.js';
 
 export interface GpuFlagOptions {
   unsafeApis?: boolean;
   disableRobustness?: boolean;
   skipValidation?: boolean;
+  dawnToggles?: string;
   powerPreference?: string;
 }
 
@@ -22,6 +23,10 @@ export function gpuFlags(cmd: Command): Command {
       '--skip-validation',
       "enable Dawn's skip_validation (no per-command validation: less host time per dispatch)",
     )
+    .option(
+      '--dawn-toggles <names>',
+      'more Dawn toggles, comma-separated (see `kimi-linear info --toggles` for the known ones and which are safe)',
+    )
     .option('--power-preference <p>', 'adapter choice: high-performance | low-power', 'high-performance');
 }
 
@@ -30,6 +35,9 @@ export function acquireOptions(opts: GpuFlagOptions): AcquireOptions {
   if (opts.unsafeApis) toggles.push('allow_unsafe_apis');
   if (opts.disableRobustness) toggles.push('disable_robustness');
   if (opts.skipValidation) toggles.push('skip_validation');
+  if (opts.dawnToggles) {
+    for (const t of parseDawnToggles(opts.dawnToggles)) if (!toggles.includes(t)) toggles.push(t);
+  }
   const pp = opts.powerPreference;
   if (pp !== undefined && pp !== 'high-performance' && pp !== 'low-power') {
     throw new Error(`--power-preference: '${pp}' is not high-performance or low-power`);

@@ -5,17 +5,85 @@
  */
 
 /**
- * Dawn toggles a user may opt into; all are off unless asked for. `skip_validation` drops Dawn's
- * per-command checks (bind-group compatibility, usage scopes), which are host time on every dispatch
- * of a decode step; only for code whose dispatches the test suite has already validated.
+ * Dawn toggles a user may opt into; all are off unless asked for. Each says whether it keeps WebGPU's
+ * guarantee that a shader cannot read or write outside its buffers (`safe`), and why one would want it.
+ * Toggles a backend does not have, or whose driver feature is missing, Dawn ignores.
  */
-export type DawnToggle = 'allow_unsafe_apis' | 'disable_robustness' | 'skip_validation';
+export const DAWN_TOGGLES = {
+  allow_unsafe_apis: {
+    safe: false,
+    why: 'experimental features such as subgroup matrices (the tensor cores)',
+  },
+  disable_robustness: {
+    safe: false,
+    why: 'no bounds clamps at all: faster, but a bad index reads or writes out of bounds',
+  },
+  skip_validation: {
+    safe: false,
+    why: 'no per-command validation (bind-group compatibility, usage scopes): less host time per dispatch; only for dispatches the tests have validated',
+  },
+  vulkan_use_buffer_robust_access_2: {
+    safe: true,
+    why: "Vulkan: no clamps on runtime-sized storage arrays where the driver bounds-checks them itself (VK_EXT_robustness2's robustBufferAccess2)",
+  },
+  enable_integer_range_analysis_in_robustness: {
+    safe: true,
+    why: 'no clamp where integer range analysis proves the index in bounds',
+  },
+  vulkan_use_cooperative_matrix_robust_access: {
+    safe: true,
+    why: 'Vulkan: no clamps on subgroup-matrix loads and stores where the driver bounds-checks them (cooperativeMatrixRobustBufferAccess)',
+  },
+  use_vulkan_zero_initialize_workgroup_memory_extension: {
+    safe: true,
+    why: "Vulkan: workgroup memory zeroed by the driver (VK_KHR_zero_initialize_workgroup_memory) instead of by code at each shader's start",
+  },
+  disable_workgroup_init: {
+    safe: false,
+    why: 'workgroup memory not zeroed at a shader start: a shader reading before writing sees stale data',
+  },
+  vulkan_enable_f16_on_nvidia: {
+    safe: true,
+    why: 'Vulkan on NVIDIA: offer shader-f16, which Dawn otherwise withholds there',
+  },
+} as const satisfies Record<string, { safe: boolean; why: string }>;
+
+export type DawnToggle = keyof typeof DAWN_TOGGLES;
+
+/**
+ * Toggles asked for by default in Node. vulkan_enable_f16_on_nvidia: Dawn withholds shader-f16 on NVIDIA over
+ * Vulkan (the driver lacks 16-bit shader input/output, which only render pipelines use); with it the H200 offers
+ * shader-f16 and, with allow_unsafe_apis, f16 subgroup matrices (tensor cores, f32 results: probe-f16.mjs,
+ * ~600 TFLOP/s on register fragments against 65 for f32 fma). Only kernels that ask for f16 use it.
+ */
+export const DEFAULT_NODE_TOGGLES: readonly DawnToggle[] = ['vulkan_enable_f16_on_nvidia'];
+
+/** Parses a comma-separated list of toggle names, naming the one not known and the known ones. */
+export function parseDawnToggles(list: string, what = '--dawn-toggles'): DawnToggle[] {
+  const names = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names) {
+    if (!(n in DAWN_TOGGLES)) {
+      throw new Error(
+        `${what}: '${n}' is not a Dawn toggle kimi-linear knows; known: ${Object.keys(DAWN_TOGGLES).join(', ')}`,
+      );
+    }
+  }
+  return names as DawnToggle[];
+}
 
 export interface AcquireOptions {
   powerPreference?: GPUPowerPreference;
   /** Prefer a software adapter (lavapipe / SwiftShader) if several are present. */
   forceFallbackAdapter?: boolean;
   toggles?: readonly DawnToggle[];
+  /**
+   * Node only: also ask for DEFAULT_NODE_TOGGLES (default true). They only offer what the driver has (shader-f16
+   * on NVIDIA over Vulkan), so nothing changes for code that does not ask for the feature.
+   */
+  defaultToggles?: boolean;
   /** Node only: extra Dawn flags, e.g. `backend=vulkan` or `adapter=NVIDIA`. */
   dawnFlags?: readonly string[];
 }
@@ -27,7 +95,30 @@ export interface AcquiredDevice {
   limits: GPUSupportedLimits;
   info: AdapterSummary;
   toggles: readonly DawnToggle[];
+  /** The adapter's subgroup-matrix configurations (empty without the feature). */
+  subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
   runtime: 'node' | 'browser';
+}
+
+/** One subgroup-matrix configuration: operand and result component types and the M x N x K shape. */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** Dawn's config objects keep their fields in getters, which spreading and JSON.stringify do not see. */
+function subgroupMatrixConfigs(adapter: GPUAdapter): SubgroupMatrixConfig[] {
+  const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: readonly Record<string, unknown>[] };
+  return (info.subgroupMatrixConfigs ?? []).map((c) => ({
+    componentType: String(c.componentType),
+    resultComponentType: String(c.resultComponentType),
+    M: Number(c.M),
+    N: Number(c.N),
+    K: Number(c.K),
+  }));
 }
 
 export interface AdapterSummary {
@@ -74,6 +165,13 @@ async function nodeGpu(flags: string[]): Promise<GPU> {
   return gpu;
 }
 
+/** The toggles a Node device is created with: the user's, then the defaults (unless turned off). */
+export function nodeToggles(options: AcquireOptions): DawnToggle[] {
+  const out = [...(options.toggles ?? [])];
+  if (options.defaultToggles !== false) for (const t of DEFAULT_NODE_TOGGLES) if (!out.includes(t)) out.push(t);
+  return out;
+}
+
 export function isNode(): boolean {
   return typeof process !== 'undefined' && !!process.versions?.node;
 }
@@ -85,7 +183,8 @@ export async function getGpu(options: AcquireOptions = {}): Promise<{ gpu: GPU; 
     return { gpu: nav.gpu, runtime: 'browser' };
   }
   const flags = [...(options.dawnFlags ?? [])];
-  if (options.toggles?.length) flags.push(`enable-dawn-features=${options.toggles.join(',')}`);
+  const toggles = nodeToggles(options);
+  if (toggles.length) flags.push(`enable-dawn-features=${toggles.join(',')}`);
   return { gpu: await nodeGpu(flags), runtime: 'node' };
 }
 
@@ -142,7 +241,8 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
     features: new Set([...device.features]),
     limits: device.limits,
     info: summarize(adapter),
-    toggles: options.toggles ?? [],
+    toggles: runtime === 'node' ? nodeToggles(options) : (options.toggles ?? []),
+    subgroupMatrixConfigs: subgroupMatrixConfigs(adapter),
     runtime,
   };
 }

@@ -49,6 +49,11 @@ export interface GpuFeatures {
   timestampQuery: boolean;
   /** Tensor-core int8 matmul through Dawn's experimental subgroup matrices (needs allow_unsafe_apis). */
   subgroupMatrixInt8: boolean;
+  /**
+   * Tensor-core f16 products with f32 results, 16 x 16 x 16 (shader-f16 and subgroup matrices with that config:
+   * on the H200 with allow_unsafe_apis and vulkan_enable_f16_on_nvidia, a Node default).
+   */
+  subgroupMatrixF16: boolean;
 }
 
 export interface DispatchArgs {
@@ -201,6 +206,12 @@ export class GpuContext implements Device {
       subgroups: f.has('subgroups'),
       timestampQuery: f.has('timestamp-query'),
       subgroupMatrixInt8: f.has('chromium-experimental-subgroup-matrix'),
+      subgroupMatrixF16:
+        f.has('chromium-experimental-subgroup-matrix') &&
+        f.has('shader-f16') &&
+        acquired.subgroupMatrixConfigs.some(
+          (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16,
+        ),
     };
     // Errors outside any error scope (e.g. a bind group that does not match its shader) arrive here;
     // they are the root cause of the "invalid due to a previous error" a batch then reports.

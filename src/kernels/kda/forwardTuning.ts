@@ -18,8 +18,17 @@ export interface ForwardDevice {
     readonly maxComputeWorkgroupStorageSize: number;
     readonly maxComputeInvocationsPerWorkgroup: number;
   };
-  readonly features: { readonly subgroups: boolean };
+  readonly features: { readonly subgroups: boolean; readonly subgroupMatrixF16?: boolean };
 }
+
+/**
+ * Whether the f16 tensor-core kernels (f16mma.ts; kdaForwardTuning.tc16*) may run: bf16 inputs, whose precision
+ * they keep (f16 operands carry more mantissa than bf16; products accumulate in f32, as the open Triton kernels'
+ * bf16 tensor-core products do), on a device with f16 subgroup matrices (the H200 with --unsafe-apis). Never for
+ * f32 inputs: their forward keeps f32 products.
+ */
+export const tc16Applies = (gpu: ForwardDevice, bf16: boolean): boolean =>
+  bf16 && gpu.features.subgroupMatrixF16 === true;
 
 /**
  * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts

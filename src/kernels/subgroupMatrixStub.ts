@@ -45,7 +45,7 @@ export function sgmStubWgsl(code: string): string {
       fns.push(`fn smLoad${m[1]}_${m[2]}(o: u32, s: u32) -> ${m[1]} { return ${m[1]}(${T}(${m[2]}[o]) + ${T}(s)); }`);
     else fns.push(`fn smStore_${m[3]}(o: u32, v: SmC, s: u32) { ${m[3]}[o + s] = ${elem(m[3])}(v.v); }`);
   }
-  // Insert the stand-ins after the last module-scope declaration that precedes the first function.
-  const at = c.indexOf('\nfn ');
+  // Insert the stand-ins after the last module-scope declaration that precedes the first function (or entry point).
+  const at = c.search(/\n(?:fn |@compute)/);
   return `${c.slice(0, at)}\n${fns.join('\n')}${c.slice(at)}`;
 }

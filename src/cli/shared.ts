@@ -8,6 +8,8 @@ export interface GpuFlagOptions {
   disableRobustness?: boolean;
   skipValidation?: boolean;
   dawnToggles?: string;
+  /** false with --no-default-toggles. */
+  defaultToggles?: boolean;
   powerPreference?: string;
 }
 
@@ -27,6 +29,7 @@ export function gpuFlags(cmd: Command): Command {
       '--dawn-toggles <names>',
       'more Dawn toggles, comma-separated (see `kimi-linear info --toggles` for the known ones and which are safe)',
     )
+    .option('--no-default-toggles', "without the Dawn toggles asked for by default in Node (vulkan_enable_f16_on_nvidia)")
     .option('--power-preference <p>', 'adapter choice: high-performance | low-power', 'high-performance');
 }
 
@@ -42,7 +45,11 @@ export function acquireOptions(opts: GpuFlagOptions): AcquireOptions {
   if (pp !== undefined && pp !== 'high-performance' && pp !== 'low-power') {
     throw new Error(`--power-preference: '${pp}' is not high-performance or low-power`);
   }
-  return { toggles, powerPreference: pp as GPUPowerPreference | undefined };
+  return {
+    toggles,
+    defaultToggles: opts.defaultToggles !== false,
+    powerPreference: pp as GPUPowerPreference | undefined,
+  };
 }
 
 export function printJson(value: unknown): void {

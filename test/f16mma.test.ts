@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DAWN_TOGGLES, DEFAULT_NODE_TOGGLES, nodeToggles, parseDawnToggles } from '../src/gpu/acquire.js';
+import { acquireOptions } from '../src/cli/shared.js';
+import { DAWN_TOGGLES, parseDawnToggles } from '../src/gpu/acquire.js';
 import { C32, F16_MMA_HEAD, f16Round, ld16, st32 } from '../src/kernels/f16mma.js';
 import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { Rng } from '../src/util/random.js';
@@ -22,7 +23,7 @@ describe('f16Round: the f16 kernels references round as WGSL f16(x) does', () =>
     expect(f16Round(1 + 3 * 2 ** -11)).toBe(1 + 2 ** -9); // a tie: up to the even mantissa
     expect(f16Round(1 + 2 ** -11 + 2 ** -20)).toBe(1 + 2 ** -10); // past the tie
     expect(f16Round(0.1)).toBe(0.0999755859375);
-    expect(f16Round(-3.14159)).toBe(-3.140625);
+    expect(f16Round(-3.1416)).toBe(-3.140625);
     expect(f16Round(65504)).toBe(65504);
     expect(f16Round(65519)).toBe(65504);
     expect(f16Round(65520)).toBe(Number.POSITIVE_INFINITY);
@@ -102,7 +103,7 @@ var<workgroup> sm: array<f16, 2048>;
 });
 
 describe('Dawn toggles', () => {
-  it('parses a known list, names an unknown one, and adds the Node defaults once', () => {
+  it('parses a known list, names an unknown one; --f16 asks for vulkan_enable_f16_on_nvidia once', () => {
     expect(parseDawnToggles('vulkan_use_buffer_robust_access_2, disable_robustness')).toEqual([
       'vulkan_use_buffer_robust_access_2',
       'disable_robustness',
@@ -110,9 +111,10 @@ describe('Dawn toggles', () => {
     expect(() => parseDawnToggles('disable_robustness,no_such_toggle')).toThrow(
       /--dawn-toggles: 'no_such_toggle' is not a Dawn toggle kimi-linear knows; known: allow_unsafe_apis/,
     );
-    expect(nodeToggles({ toggles: ['allow_unsafe_apis'] })).toEqual(['allow_unsafe_apis', ...DEFAULT_NODE_TOGGLES]);
-    expect(nodeToggles({ toggles: ['vulkan_enable_f16_on_nvidia'] })).toEqual(['vulkan_enable_f16_on_nvidia']);
-    expect(nodeToggles({ defaultToggles: false })).toEqual([]);
-    for (const t of DEFAULT_NODE_TOGGLES) expect(DAWN_TOGGLES[t].safe).toBe(true);
+    expect(acquireOptions({ unsafeApis: true, f16: true, dawnToggles: 'vulkan_enable_f16_on_nvidia' }).toggles).toEqual(
+      ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'],
+    );
+    expect(acquireOptions({}).toggles).toEqual([]);
+    expect(DAWN_TOGGLES.vulkan_enable_f16_on_nvidia.safe).toBe(true);
   });
 });

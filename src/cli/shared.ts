@@ -8,8 +8,7 @@ export interface GpuFlagOptions {
   disableRobustness?: boolean;
   skipValidation?: boolean;
   dawnToggles?: string;
-  /** false with --no-default-toggles. */
-  defaultToggles?: boolean;
+  f16?: boolean;
   powerPreference?: string;
 }
 
@@ -29,7 +28,10 @@ export function gpuFlags(cmd: Command): Command {
       '--dawn-toggles <names>',
       'more Dawn toggles, comma-separated (see `kimi-linear info --toggles` for the known ones and which are safe)',
     )
-    .option('--no-default-toggles', "without the Dawn toggles asked for by default in Node (vulkan_enable_f16_on_nvidia)")
+    .option(
+      '--f16',
+      'shader-f16 where Dawn withholds it (vulkan_enable_f16_on_nvidia: NVIDIA over Vulkan); with --unsafe-apis the f16 tensor cores the opt-in --fwd-tc16-* kernels use',
+    )
     .option('--power-preference <p>', 'adapter choice: high-performance | low-power', 'high-performance');
 }
 
@@ -38,6 +40,7 @@ export function acquireOptions(opts: GpuFlagOptions): AcquireOptions {
   if (opts.unsafeApis) toggles.push('allow_unsafe_apis');
   if (opts.disableRobustness) toggles.push('disable_robustness');
   if (opts.skipValidation) toggles.push('skip_validation');
+  if (opts.f16) toggles.push('vulkan_enable_f16_on_nvidia');
   if (opts.dawnToggles) {
     for (const t of parseDawnToggles(opts.dawnToggles)) if (!toggles.includes(t)) toggles.push(t);
   }
@@ -45,11 +48,7 @@ export function acquireOptions(opts: GpuFlagOptions): AcquireOptions {
   if (pp !== undefined && pp !== 'high-performance' && pp !== 'low-power') {
     throw new Error(`--power-preference: '${pp}' is not high-performance or low-power`);
   }
-  return {
-    toggles,
-    defaultToggles: opts.defaultToggles !== false,
-    powerPreference: pp as GPUPowerPreference | undefined,
-  };
+  return { toggles, powerPreference: pp as GPUPowerPreference | undefined };
 }
 
 export function printJson(value: unknown): void {

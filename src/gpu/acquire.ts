@@ -44,19 +44,11 @@ export const DAWN_TOGGLES = {
   },
   vulkan_enable_f16_on_nvidia: {
     safe: true,
-    why: 'Vulkan on NVIDIA: offer shader-f16, which Dawn otherwise withholds there',
+    why: 'Vulkan on NVIDIA: offer shader-f16, which Dawn otherwise withholds there (and, with allow_unsafe_apis, f16 subgroup matrices: the tensor cores); --f16',
   },
 } as const satisfies Record<string, { safe: boolean; why: string }>;
 
 export type DawnToggle = keyof typeof DAWN_TOGGLES;
-
-/**
- * Toggles asked for by default in Node. vulkan_enable_f16_on_nvidia: Dawn withholds shader-f16 on NVIDIA over
- * Vulkan (the driver lacks 16-bit shader input/output, which only render pipelines use); with it the H200 offers
- * shader-f16 and, with allow_unsafe_apis, f16 subgroup matrices (tensor cores, f32 results: probe-f16.mjs,
- * ~600 TFLOP/s on register fragments against 65 for f32 fma). Only kernels that ask for f16 use it.
- */
-export const DEFAULT_NODE_TOGGLES: readonly DawnToggle[] = ['vulkan_enable_f16_on_nvidia'];
 
 /** Parses a comma-separated list of toggle names, naming the one not known and the known ones. */
 export function parseDawnToggles(list: string, what = '--dawn-toggles'): DawnToggle[] {
@@ -79,11 +71,6 @@ export interface AcquireOptions {
   /** Prefer a software adapter (lavapipe / SwiftShader) if several are present. */
   forceFallbackAdapter?: boolean;
   toggles?: readonly DawnToggle[];
-  /**
-   * Node only: also ask for DEFAULT_NODE_TOGGLES (default true). They only offer what the driver has (shader-f16
-   * on NVIDIA over Vulkan), so nothing changes for code that does not ask for the feature.
-   */
-  defaultToggles?: boolean;
   /** Node only: extra Dawn flags, e.g. `backend=vulkan` or `adapter=NVIDIA`. */
   dawnFlags?: readonly string[];
 }
@@ -165,13 +152,6 @@ async function nodeGpu(flags: string[]): Promise<GPU> {
   return gpu;
 }
 
-/** The toggles a Node device is created with: the user's, then the defaults (unless turned off). */
-export function nodeToggles(options: AcquireOptions): DawnToggle[] {
-  const out = [...(options.toggles ?? [])];
-  if (options.defaultToggles !== false) for (const t of DEFAULT_NODE_TOGGLES) if (!out.includes(t)) out.push(t);
-  return out;
-}
-
 export function isNode(): boolean {
   return typeof process !== 'undefined' && !!process.versions?.node;
 }
@@ -183,8 +163,7 @@ export async function getGpu(options: AcquireOptions = {}): Promise<{ gpu: GPU; 
     return { gpu: nav.gpu, runtime: 'browser' };
   }
   const flags = [...(options.dawnFlags ?? [])];
-  const toggles = nodeToggles(options);
-  if (toggles.length) flags.push(`enable-dawn-features=${toggles.join(',')}`);
+  if (options.toggles?.length) flags.push(`enable-dawn-features=${options.toggles.join(',')}`);
   return { gpu: await nodeGpu(flags), runtime: 'node' };
 }
 
@@ -241,7 +220,7 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
     features: new Set([...device.features]),
     limits: device.limits,
     info: summarize(adapter),
-    toggles: runtime === 'node' ? nodeToggles(options) : (options.toggles ?? []),
+    toggles: options.toggles ?? [],
     subgroupMatrixConfigs: subgroupMatrixConfigs(adapter),
     runtime,
   };

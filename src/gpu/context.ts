@@ -51,7 +51,7 @@ export interface GpuFeatures {
   subgroupMatrixInt8: boolean;
   /**
    * Tensor-core f16 products with f32 results, 16 x 16 x 16 (shader-f16 and subgroup matrices with that config:
-   * on the H200 with allow_unsafe_apis and vulkan_enable_f16_on_nvidia, a Node default).
+   * on the H200 with allow_unsafe_apis and vulkan_enable_f16_on_nvidia: --unsafe-apis --f16).
    */
   subgroupMatrixF16: boolean;
 }

@@ -3,7 +3,7 @@
  * kernels share, and the rounding their plain-TS references apply.
  *
  * What the H200 offers (scripts/probe-f16.mjs, bench/results/2026-12-02-h200-s11-f16probe.jsonl): with the
- * toggles allow_unsafe_apis and vulkan_enable_f16_on_nvidia (a Node default, src/gpu/acquire.ts) the configs
+ * toggles allow_unsafe_apis and vulkan_enable_f16_on_nvidia (`--unsafe-apis --f16`) the configs
  * f16 x f16 -> f32 (and -> f16) at 16x16x16, 16x8x16, 16x8x8; products of small integers exact; ~600 TFLOP/s on
  * register-resident fragments (wall clock, one subgroup a workgroup, 4 accumulators) against 65 TFLOP/s of f32
  * fma chains and the same 65 for f16 vec4 fma (no packed-half gain). Offsets and strides count f16 elements

@@ -281,6 +281,14 @@ export const kdaForwardTuning: {
    */
   ktForm?: boolean;
   /**
+   * true: the Kt form's pre-pass (Kt = T^T Kd, M = A_qk T) on the f16 tensor cores (intraKtTc16.wgsl.ts; bench kda
+   * --fwd-tc16-kt on|off), where tc16Applies (bf16 inputs, f16 subgroup matrices: the H200 with --unsafe-apis), the
+   * Kt form runs (mixed mode) and the kernel fits (K a multiple of 16, subgroups); else the f32 kernel
+   * (intraWUKt.wgsl.ts). Not the default. The same tensors read and written; T, A_qk and Kd rounded to f16 (each
+   * times a power of two of its chunk), products accumulated in f32.
+   */
+  tc16Kt?: boolean;
+  /**
    * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
    * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its
    * own, read-only where it only reads (W, U, k, gc; with the real tensors they are merged with the intra part's

@@ -22,6 +22,7 @@
  * reference is the f32 reference followed by that rounding (f32ToBf16Bits). Both this kernel and the walk.
  */
 import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
+import { intraKtTc16Fits, intraKtTc16Wgsl } from './intraKtTc16.wgsl.js';
 import { intraWUKtWgsl } from './intraWUKt.wgsl.js';
 import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
 import { wuTileProduct, wuTileStore } from './intraVec.wgsl.js';
@@ -100,6 +101,12 @@ export interface IntraWUVariant {
    * T, then Kt, M. Kt and M f32 (with bf16 inputs only with midF32: k read as bf16), no other option.
    */
   ktForm?: boolean;
+  /**
+   * With ktForm: its products on the f16 tensor cores (intraKtTc16.wgsl.ts; kdaForwardTuning.tc16Kt): the same
+   * bindings and tensors. Only with bf16 inputs in the mixed mode, K a multiple of 16, on a device with f16 subgroup
+   * matrices (the plan's tc16Kt).
+   */
+  tc16?: boolean;
 }
 
 /** Whether the variant stores W and U in bf16 (bf16 without midF32). */
@@ -108,10 +115,11 @@ export const intraWUStoresBf16 = (v: IntraWUVariant): boolean => v.bf16 === true
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.rw ? '_rw' : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.tc16 ? '_tc16' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
+  if (v.tc16 && !intraKtTc16Fits(v)) return false;
   if (v.ktForm)
     return (
       v.K % 4 === 0 &&
@@ -201,7 +209,7 @@ export function intraWUWgsl(v: IntraWUVariant): string {
   if (!intraWUFits(v)) {
     throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}, walk=${v.walk}, loads=${v.loads}`);
   }
-  if (v.ktForm) return intraWUKtWgsl(v);
+  if (v.ktForm) return v.tc16 ? intraKtTc16Wgsl(v) : intraWUKtWgsl(v);
   if ((v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1) return intraWUWalkWgsl(v);
   const K4 = K / 4;
   const V4 = V / 4;

@@ -99,6 +99,11 @@ describe('kda Kt pre-pass on f16 tensor cores: reference', () => {
         const em = emulateIntraKtTc16(tc);
         expect(Array.from(em.Kt)).toEqual(Array.from(r.Kt));
         expect(Array.from(em.M)).toEqual(Array.from(r.M));
+        if (K <= 128) {
+          const ew = emulateIntraKtTc16(tc, 8, 'walk');
+          expect(Array.from(ew.Kt)).toEqual(Array.from(r.Kt));
+          expect(Array.from(ew.M)).toEqual(Array.from(r.M));
+        }
       });
     }
   }
@@ -132,25 +137,26 @@ describe('kda Kt pre-pass on f16 tensor cores: reference', () => {
 
 describe('kda Kt pre-pass on f16 tensor cores: work layout', () => {
   for (const nsg of [8, 4, 16, 3]) {
-    it(`${nsg} subgroups: every result element stored once (M's upper blocks never), emulation = reference`, () => {
-      for (const [K, GK] of SHAPES) {
-        const { tc } = chunk(700 + K, 64, K, GK);
-        const em = emulateIntraKtTc16(tc, nsg);
-        expect(em.writes.length).toBe(ktItems(K) + 1);
-        em.writes.forEach((count, it) => {
-          const last = it === ktItems(K);
-          const cols = last ? 64 : Math.min(64, K - 64 * it);
-          for (let i = 0; i < 64; i++)
-            for (let j = 0; j < 64; j++) {
-              const want = last ? (Math.floor(j / 16) <= Math.floor(i / 16) ? 1 : 0) : j < cols ? 1 : 0;
-              expect(count[i * 64 + j], `item ${it} (${i}, ${j})`).toBe(want);
-            }
-        });
-        const r = ktTc16ChunkReference(tc);
-        expect(Array.from(em.Kt)).toEqual(Array.from(r.Kt));
-        expect(Array.from(em.M)).toEqual(Array.from(r.M));
-      }
-    });
+    for (const layout of ['one', 'walk'] as const)
+      it(`${nsg} subgroups, ${layout} layout: every result element stored once (M's upper blocks never), emulation = reference`, () => {
+        for (const [K, GK] of SHAPES) {
+          const { tc } = chunk(700 + K, 64, K, GK);
+          const em = emulateIntraKtTc16(tc, nsg, layout);
+          expect(em.writes.length).toBe(ktItems(K) + 1);
+          em.writes.forEach((count, it) => {
+            const last = it === ktItems(K);
+            const cols = last ? 64 : Math.min(64, K - 64 * it);
+            for (let i = 0; i < 64; i++)
+              for (let j = 0; j < 64; j++) {
+                const want = last ? (Math.floor(j / 16) <= Math.floor(i / 16) ? 1 : 0) : j < cols ? 1 : 0;
+                expect(count[i * 64 + j], `item ${it} (${i}, ${j})`).toBe(want);
+              }
+          });
+          const r = ktTc16ChunkReference(tc);
+          expect(Array.from(em.Kt)).toEqual(Array.from(r.Kt));
+          expect(Array.from(em.M)).toEqual(Array.from(r.M));
+        }
+      });
   }
 
   it('8 subgroups: no subgroup multiplies more than 5 products an item (the load balance the order gives)', () => {
@@ -173,8 +179,15 @@ describe('kda Kt pre-pass on f16 tensor cores: WGSL and plan', () => {
   it.skipIf(!hasGpu)('compiles with stand-ins for the subgroup matrices (each variant)', async () => {
     const gpu = (await gpuContext())!;
     for (const [K, GK] of SHAPES) {
-      for (const rw of [undefined, true]) {
-        const v = { K, V: 128, GK, ktForm: true, bf16: true, midF32: true, tc16: true, rw };
+      for (const [rw, chunks] of [
+        [undefined, undefined],
+        [true, undefined],
+        [true, 2],
+        [undefined, 2],
+      ] as const) {
+        // The walk (chunks 2) only where K <= 128; its 48 KiB are over lavapipe's 32 for a pipeline, not a module.
+        if (chunks && K > 128) continue;
+        const v = { K, V: 128, GK, ktForm: true, bf16: true, midF32: true, tc16: true, rw, chunks };
         expect(intraWUKey(v)).toContain('_tc16');
         const code = sgmStubWgsl(intraWUWgsl(v));
         expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
@@ -212,5 +225,10 @@ describe('kda Kt pre-pass on f16 tensor cores: WGSL and plan', () => {
     expect(plan(dev(true), { tc16Kt: true, ktForm: false }).tc16Kt).toBe(false);
     expect(plan(dev(true), { tc16Kt: true, bf16Intermediates: 'bf16' }).tc16Kt).toBe(false);
     expect(plan(dev(true), { tc16Kt: true }, { ...p, K: 120, GK: 120 }).tc16Kt).toBe(false);
+    expect(plan(dev(true), { tc16Kt: true, tc16KtChunks: 2 }).wu?.chunks).toBe(2);
+    expect(plan(dev(true), { tc16Kt: true }).wu?.chunks).toBeUndefined();
+    const small = { ...dev(true), limits: { ...dev(true).limits, maxComputeWorkgroupStorageSize: 32768 } };
+    expect(plan(small, { tc16Kt: true, tc16KtChunks: 2 }).wu?.chunks).toBeUndefined();
+    expect(plan(dev(true), { tc16KtChunks: 2 }).wu?.chunks).toBeUndefined();
   });
 });

@@ -47,6 +47,7 @@ import {
 } from './forwardTuning.js';
 import type { IntraGramVariant } from './intraGram.wgsl.js';
 import { intraKtTc16Fits } from './intraKtTc16.wgsl.js';
+import { intraKtTc16WalkBytes } from './intraKtTc16Walk.wgsl.js';
 import { type IntraVecVariant, intraVecFits } from './intraVec.wgsl.js';
 import type { IntraWUVariant } from './intraWU.wgsl.js';
 import { outputVec4Fits, type OutputVariant } from './output.wgsl.js';
@@ -376,6 +377,10 @@ export function planChunkForward(
   };
 }
 
+/** Whether the tensor-core Kt pre-pass walks two chunk slots a workgroup (kdaForwardTuning.tc16KtChunks, where it fits). */
+const tc16KtWalks = (K: number, t: Readonly<ForwardTuning>, dev: ForwardDevice): boolean =>
+  t.tc16KtChunks === 2 && K <= 128 && intraKtTc16WalkBytes(K) <= dev.limits.maxComputeWorkgroupStorageSize;
+
 /**
  * The two-pass intra's kernels' variants: the first (A_qk and T; forming gc from g where gcInGram) and the second
  * (W | U, or Kt and M in the Kt form). Whether they fit is checked where they are dispatched.
@@ -410,7 +415,16 @@ function intraTwoPassVariants(
   }
   if (rw.has('gram') && !gram.secondary) gram.rw = true;
   const wu: IntraWUVariant = ktForm
-    ? { K, V, GK, ktForm: true, bf16: bf16 || undefined, midF32: bf16 || undefined, tc16: tc16Kt || undefined }
+    ? {
+        K,
+        V,
+        GK,
+        ktForm: true,
+        bf16: bf16 || undefined,
+        midF32: bf16 || undefined,
+        tc16: tc16Kt || undefined,
+        chunks: tc16Kt && tc16KtWalks(K, t, dev) ? 2 : undefined,
+      }
     : {
         ...intraWUVariantFor({ K, V, GK }, dev.limits.maxComputeWorkgroupStorageSize, t),
         bf16: bf16 || undefined,

@@ -289,6 +289,12 @@ export const kdaForwardTuning: {
    */
   tc16Kt?: boolean;
   /**
+   * With tc16Kt: chunk slots a workgroup walks (2: intraKtTc16Walk.wgsl.ts, the next slot's loads in flight during
+   * this one's products, 48 KiB of workgroup memory at K = 128; where it fits, else 1). Default 1. bench kda
+   * --fwd-tc16-kt-chunks 1|2. The same results.
+   */
+  tc16KtChunks?: 1 | 2;
+  /**
    * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
    * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its
    * own, read-only where it only reads (W, U, k, gc; with the real tensors they are merged with the intra part's

@@ -88,9 +88,59 @@ export function tileShift(m: number): number {
 export const intraKtTc16Fits = (v: IntraWUVariant): boolean =>
   v.ktForm === true && v.bf16 === true && v.midF32 === true && v.K % 16 === 0 && (v.GK === 1 || v.GK === v.K);
 
+/**
+ * WGSL: the module head of the tensor-core pre-pass kernels (this one and the chunk walk, intraKtTc16Walk.wgsl.ts):
+ * the directives, intraWUKt's bindings, the locator, bf16 widening, gc4, M's fragment order, workgroup memory (a16 of
+ * `a16Len` f16, r32 of 64 x 64 f32) and the scaling helpers.
+ */
+export function intraKtTc16Head(v: IntraWUVariant, a16Len: number): string {
+  const { K, GK } = v;
+  const K4 = K / 4;
+  return `enable subgroups;
+${F16_MMA_HEAD}
+${bindings(
+  'H: u32, N: u32, scale: f32, storeT: u32',
+  ['cu: i32', `k: ${vec4Elem(true)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'Aqk: vec4<f32>', 'Tt: vec4<f32>'],
+  ['Kt: vec4<f32>', 'M: vec4<f32>'],
+)}
+${LOCATE}
+${WGSL_BF16}
+fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
+/** M's lower blocks (ib, jb) as ib * 4 + jb, in the order the subgroups take them (intraKtTc16.wgsl.ts M_FRAGMENTS). */
+const MFRAG = array<u32, 10>(${M_FRAGMENTS.map(([ib, jb]) => `${ib * 4 + jb}u`).join(', ')});
+var<workgroup> a16: array<f16, ${a16Len}>;
+var<workgroup> r32: array<f32, 4096>;
+
+/** floor(log2 m) - 14, clamped: 2^-e brings the largest magnitude m into [2^14, 2^15); 0 for 0, NaN, inf. */
+fn tileShift(m: f32) -> i32 {
+  if (!(m > 0.0) || !(m <= 3.4028234e38)) { return 0; }
+  return clamp(frexp(m).exp - 15, ${E_MIN}, ${E_MAX});
+}
+/** x 2^e in two exact steps, each argument within f32's exponent range. */
+fn scaleOut(x: vec4<f32>, e: i32) -> vec4<f32> {
+  let e1 = clamp(e, -126, 126);
+  return ldexp(ldexp(x, vec4<i32>(e1)), vec4<i32>(e - e1));
+}
+fn r32v(o: u32) -> vec4<f32> { return vec4<f32>(r32[o], r32[o + 1u], r32[o + 2u], r32[o + 3u]); }
+`;
+}
+
+/** WGSL: max |x| over the components of vec4 expressions xs. */
+export const maxAbsOf = (xs: string[]): string =>
+  xs
+    .map((x) => `max(max(abs(${x}.x), abs(${x}.y)), max(abs(${x}.z), abs(${x}.w)))`)
+    .reduce((a, b) => `max(${a}, ${b})`);
+
+/** WGSL: 4 vec4 a thread (x(m): element lid + 256 m of a 64-column tile) stored as f16 times 2^-e from f16 offset at. */
+export const stageF16 = (x: (m: number) => string, at: number, e: string): string =>
+  R4.map(
+    (m) =>
+      `{ let s = vec4<f16>(ldexp(${x(m)}, vec4<i32>(-${e}))); let o = ${at}u + 4u * (lid + ${m * WG}u); a16[o] = s.x; a16[o + 1u] = s.y; a16[o + 2u] = s.z; a16[o + 3u] = s.w; }`,
+  ).join('\n  ');
+
 export function intraKtTc16Wgsl(v: IntraWUVariant): string {
   if (!intraKtTc16Fits(v)) throw new Error(`kda Kt tc16: K=${v.K} (a multiple of 16), GK=${v.GK}, bf16 mixed mode`);
-  const { K, GK } = v;
+  const { K } = v;
   const K4 = K / 4;
   const KT = ktItems(K);
   const items = Array.from({ length: KT }, (_, i) => i);
@@ -103,14 +153,8 @@ export function intraKtTc16Wgsl(v: IntraWUVariant): string {
           `let kd${i}_${m} = select(vec4<f32>(0.0), bf4(k[row${m} * ${K4}u + kc_${i}]), i${m} < L && ${i * 16}u + cg < ${K4}u) * exp(gl_${i} - gc4(row${m}, kc_${i}));`,
       ),
     ].join('\n  ');
-  const max4 = (x: string) => `max(max(abs(${x}.x), abs(${x}.y)), max(abs(${x}.z), abs(${x}.w)))`;
-  const maxOf = (xs: string[]) => xs.map(max4).reduce((a, b) => `max(${a}, ${b})`);
-  /** WGSL: stage 4 vec4 a thread (element lid + 256 m of a 64 x 64 tile) as f16 times 2^-e at f16 offset `at`. */
-  const stage = (x: (m: number) => string, at: number, e: string) =>
-    R4.map(
-      (m) =>
-        `{ let s = vec4<f16>(ldexp(${x(m)}, vec4<i32>(-${e}))); let o = ${at}u + 4u * (lid + ${m * WG}u); a16[o] = s.x; a16[o + 1u] = s.y; a16[o + 2u] = s.z; a16[o + 3u] = s.w; }`,
-    ).join('\n  ');
+  const maxOf = maxAbsOf;
+  const stage = stageF16;
   const r4 = (m: number) => `r32v(4u * (lid + ${m * WG}u))`;
   const ktProducts = (i: number) => {
     const CB = ktColumnBlocks(K, i);
@@ -157,33 +201,7 @@ export function intraKtTc16Wgsl(v: IntraWUVariant): string {
   ${ktStores(i)}
   workgroupBarrier();`);
   }
-  return /* wgsl */ `enable subgroups;
-${F16_MMA_HEAD}
-${bindings(
-  'H: u32, N: u32, scale: f32, storeT: u32',
-  ['cu: i32', `k: ${vec4Elem(true)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'Aqk: vec4<f32>', 'Tt: vec4<f32>'],
-  ['Kt: vec4<f32>', 'M: vec4<f32>'],
-)}
-${LOCATE}
-${WGSL_BF16}
-fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
-/** M's lower blocks (ib, jb) as ib * 4 + jb, in the order the subgroups take them (intraKtTc16.wgsl.ts M_FRAGMENTS). */
-const MFRAG = array<u32, 10>(${M_FRAGMENTS.map(([ib, jb]) => `${ib * 4 + jb}u`).join(', ')});
-var<workgroup> a16: array<f16, 8192>;
-var<workgroup> r32: array<f32, 4096>;
-
-/** floor(log2 m) - 14, clamped: 2^-e brings the largest magnitude m into [2^14, 2^15); 0 for 0, NaN, inf. */
-fn tileShift(m: f32) -> i32 {
-  if (!(m > 0.0) || !(m <= 3.4028234e38)) { return 0; }
-  return clamp(frexp(m).exp - 15, ${E_MIN}, ${E_MAX});
-}
-/** x 2^e in two exact steps, each argument within f32's exponent range. */
-fn scaleOut(x: vec4<f32>, e: i32) -> vec4<f32> {
-  let e1 = clamp(e, -126, 126);
-  return ldexp(ldexp(x, vec4<i32>(e1)), vec4<i32>(e - e1));
-}
-fn r32v(o: u32) -> vec4<f32> { return vec4<f32>(r32[o], r32[o + 1u], r32[o + 2u], r32[o + 3u]); }
-
+  return /* wgsl */ `${intraKtTc16Head(v, 8192)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_size) sgs: u32) {
   ${chunkSlotPrologue(['tg', 'slot', 'h'])}

@@ -28,6 +28,7 @@ import {
   tileShift,
   X16,
 } from './intraKtTc16.wgsl.js';
+import { WALK_A, WALK_KD } from './intraKtTc16Walk.wgsl.js';
 
 export interface KtTc16Chunk {
   L: number;
@@ -140,20 +141,30 @@ export interface KtTc16Emulation extends KtTc16Result {
   writes: Int32Array[];
 }
 
-/** The kernel's walk with `nsg` subgroups (8 on the H200: 256 threads of 32). */
-export function emulateIntraKtTc16(c: KtTc16Chunk, nsg = 8): KtTc16Emulation {
+/**
+ * The kernel's walk with `nsg` subgroups (8 on the H200: 256 threads of 32), in the one-slot kernel's layout (T^T at
+ * 0, the item's operand, Kd item or A_qk, at X16, stride 64) or the chunk walk's (intraKtTc16Walk.wgsl.ts: T^T at 0,
+ * A_qk at WALK_A, the whole Kd at WALK_KD with stride K, all staged before the products).
+ */
+export function emulateIntraKtTc16(c: KtTc16Chunk, nsg = 8, layout: 'one' | 'walk' = 'one'): KtTc16Emulation {
   const { L, K } = c;
   const { Tt, A, Kd } = operands(c);
   const [eT, eA, eK] = [tileShift(maxAbs(Tt)), tileShift(maxAbs(A)), tileShift(maxAbs(Kd))];
-  const a16 = new Float64Array(8192);
+  const walk = layout === 'walk';
+  const a16 = new Float64Array(walk ? WALK_KD + 64 * K : 8192);
   a16.set(staged(Tt, eT), 0);
+  if (walk) {
+    a16.set(staged(A, eA), WALK_A);
+    a16.set(staged(Kd, eK), WALK_KD);
+  }
   const r32 = new Float32Array(4096);
   const writers: Int32Array[] = [];
   const writes: Int32Array[] = [];
   /** One item: `frags` fragments, fragment f's products and result block. */
   const item = (
     n: number,
-    frag: (f: number) => { rb: number; cb: number; prods: [number, number, boolean][] },
+    /** Fragment f: its result block and products (left offset, right offset, right column-major, right stride). */
+    frag: (f: number) => { rb: number; cb: number; prods: [number, number, boolean, number][] },
   ): void => {
     r32.fill(Number.NaN); // what a fragment never stores must never reach the output
     const who = new Int32Array(4096).fill(-1);
@@ -162,7 +173,7 @@ export function emulateIntraKtTc16(c: KtTc16Chunk, nsg = 8): KtTc16Emulation {
       for (let f = sg; f < n; f += nsg) {
         const { rb, cb, prods } = frag(f);
         const acc = new Float64Array(256);
-        for (const [lo, ro, rColMajor] of prods) mma(acc, load16(a16, lo, 64), load16(a16, ro, 64, rColMajor));
+        for (const [lo, ro, rColMajor, rs] of prods) mma(acc, load16(a16, lo, 64), load16(a16, ro, rs, rColMajor));
         const at = resultAt(rb, cb);
         for (let r = 0; r < 16; r++)
           for (let col = 0; col < 16; col++) {
@@ -178,26 +189,33 @@ export function emulateIntraKtTc16(c: KtTc16Chunk, nsg = 8): KtTc16Emulation {
   const Kt = new Float32Array(L * K).fill(Number.NaN);
   for (let it = 0; it < ktItems(K); it++) {
     const CB = ktColumnBlocks(K, it);
-    // Kd item it staged row-major at X16 (columns past K: 0).
-    for (let i = 0; i < 64; i++)
-      for (let col = 0; col < 64; col++) {
-        const ch = 64 * it + col;
-        a16[X16 + i * 64 + col] = ch < K ? f16Round(Kd[i * K + ch] * 2 ** -eK) : 0;
-      }
+    // Kd item it staged row-major at X16 (columns past K: 0), or all of Kd already at WALK_KD.
+    if (!walk)
+      for (let i = 0; i < 64; i++)
+        for (let col = 0; col < 64; col++) {
+          const ch = 64 * it + col;
+          a16[X16 + i * 64 + col] = ch < K ? f16Round(Kd[i * K + ch] * 2 ** -eK) : 0;
+        }
     item(4 * CB, (f) => {
       const { jb, cb } = ktFragment(f, CB);
-      const prods: [number, number, boolean][] = [];
-      for (let ib = jb; ib < 4; ib++) prods.push([ktLeft(jb, ib), ktRight(ib, cb), false]);
+      const prods: [number, number, boolean, number][] = [];
+      for (let ib = jb; ib < 4; ib++)
+        prods.push(
+          walk
+            ? [ktLeft(jb, ib), WALK_KD + ib * 16 * K + 64 * it + cb * 16, false, K]
+            : [ktLeft(jb, ib), ktRight(ib, cb), false, 64],
+        );
       return { rb: jb, cb, prods };
     });
     for (let j = 0; j < L; j++)
       for (let col = 0; col < 16 * CB; col++) Kt[j * K + 64 * it + col] = scaleOut(r32[j * 64 + col], eT + eK);
   }
-  a16.set(staged(A, eA), X16);
+  if (!walk) a16.set(staged(A, eA), X16);
   item(M_FRAGMENTS.length, (f) => {
     const [ib, jb] = M_FRAGMENTS[f];
-    const prods: [number, number, boolean][] = [];
-    for (let mb = jb; mb <= ib; mb++) prods.push([mLeft(ib, mb), mRight(mb, jb), true]);
+    const prods: [number, number, boolean, number][] = [];
+    for (let mb = jb; mb <= ib; mb++)
+      prods.push([walk ? WALK_A + ib * 1024 + mb * 16 : mLeft(ib, mb), mRight(mb, jb), true, 64]);
     return { rb: ib, cb: jb, prods };
   });
   const M = new Float32Array(64 * 64);

@@ -23,6 +23,7 @@
  */
 import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
 import { intraKtTc16Fits, intraKtTc16Wgsl } from './intraKtTc16.wgsl.js';
+import { intraKtTc16WalkBytes, intraKtTc16WalkFits, intraKtTc16WalkWgsl } from './intraKtTc16Walk.wgsl.js';
 import { intraWUKtWgsl } from './intraWUKt.wgsl.js';
 import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
 import { wuTileProduct, wuTileStore } from './intraVec.wgsl.js';
@@ -104,7 +105,7 @@ export interface IntraWUVariant {
   /**
    * With ktForm: its products on the f16 tensor cores (intraKtTc16.wgsl.ts; kdaForwardTuning.tc16Kt): the same
    * bindings and tensors. Only with bf16 inputs in the mixed mode, K a multiple of 16, on a device with f16 subgroup
-   * matrices (the plan's tc16Kt).
+   * matrices (the plan's tc16Kt). With chunks 2: the walk over two chunk slots (intraKtTc16Walk.wgsl.ts, 48 KiB).
    */
   tc16?: boolean;
 }
@@ -119,7 +120,13 @@ export const intraWUKey = (v: IntraWUVariant) =>
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
-  if (v.tc16 && !intraKtTc16Fits(v)) return false;
+  if (v.tc16)
+    return (v.chunks ?? 1) > 1
+      ? intraKtTc16WalkFits(v)
+      : intraKtTc16Fits(v) &&
+          [v.loads, v.walk, v.chunks, v.doubleB, v.staticTiles, v.ahead, v.headFirst].every(
+            (o) => o === undefined || o === false || o === 1,
+          );
   if (v.ktForm)
     return (
       v.K % 4 === 0 &&
@@ -163,7 +170,8 @@ export function intraWUTileOrder(v: IntraWUVariant): number[] {
 }
 
 /** Workgroup memory in bytes: T and the operand tile, 16 KiB each (the operand twice with doubleB). */
-export const intraWUSharedBytes = (v: IntraWUVariant): number => (v.doubleB ? 3 : 2) * 16384;
+export const intraWUSharedBytes = (v: IntraWUVariant): number =>
+  v.tc16 && (v.chunks ?? 1) > 1 ? intraKtTc16WalkBytes(v.K) : (v.doubleB ? 3 : 2) * 16384;
 
 /** Column tiles of 64 (16 vec4) over the K + V columns of [W | U]. */
 export const intraWUTiles = (v: IntraWUVariant): number => Math.ceil((v.K / 4 + v.V / 4) / 16);
@@ -174,7 +182,7 @@ export const intraWUGroups = (v: IntraWUVariant): number => Math.ceil(intraWUTil
 /** The grid over NS chunk slots and H heads: tile groups, groups of `chunks` slots, heads. */
 export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] =>
   v.ktForm
-    ? [1, NS, H]
+    ? [1, Math.ceil(NS / (v.chunks ?? 1)), H]
     : v.headFirst
       ? [H, NS, intraWUGroups(v)]
       : [intraWUGroups(v), Math.ceil(NS / (v.chunks ?? 1)), H];
@@ -209,7 +217,8 @@ export function intraWUWgsl(v: IntraWUVariant): string {
   if (!intraWUFits(v)) {
     throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}, walk=${v.walk}, loads=${v.loads}`);
   }
-  if (v.ktForm) return v.tc16 ? intraKtTc16Wgsl(v) : intraWUKtWgsl(v);
+  if (v.tc16) return (v.chunks ?? 1) > 1 ? intraKtTc16WalkWgsl(v) : intraKtTc16Wgsl(v);
+  if (v.ktForm) return intraWUKtWgsl(v);
   if ((v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1) return intraWUWalkWgsl(v);
   const K4 = K / 4;
   const V4 = V / 4;

@@ -16,7 +16,12 @@
 import { describe, expect, it } from 'vitest';
 import { planChunkForward } from '../src/kernels/kda/forwardPlan.js';
 import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
-import { intraKtTc16Fits, intraKtTc16Wgsl, ktItems } from '../src/kernels/kda/intraKtTc16.wgsl.js';
+import {
+  intraKtTc16Fits,
+  intraKtTc16ProbeWgsl,
+  intraKtTc16Wgsl,
+  ktItems,
+} from '../src/kernels/kda/intraKtTc16.wgsl.js';
 import { emulateIntraKtTc16, type KtTc16Chunk, ktTc16ChunkReference } from '../src/kernels/kda/intraKtTc16Reference.js';
 import { intraWUKey, intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
 import { ktChunkReference } from '../src/kernels/kda/ktFormReference.js';
@@ -194,6 +199,15 @@ describe('kda Kt pre-pass on f16 tensor cores: WGSL and plan', () => {
         const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
         expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
       }
+    }
+    // The profiling probes (wrong results) at d = 128.
+    for (const probe of ['nomma', 'noload', 'rowM', 'uniform'] as const) {
+      const v = { K: 128, V: 128, GK: 128, ktForm: true, bf16: true, midF32: true, tc16: true };
+      const code = sgmStubWgsl(intraKtTc16ProbeWgsl(v, probe));
+      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error').map((m) => `${probe} ${m.lineNum}: ${m.message}`)).toEqual(
+        [],
+      );
     }
   });
 

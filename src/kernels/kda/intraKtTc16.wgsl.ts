@@ -32,7 +32,19 @@
  * limit: its stub compile is CI's check). Subgroups are taken as runs of subgroup_size consecutive invocations
  * (as the MLA int8 kernels take them), so subgroup sg = lid / subgroup_size multiplies fragments sg, sg + nsg, ...
  *
- * H200 (B=1, H=16, d=128, T=32768, bf16 inputs): see the session's results (bench/results/2026-12-02-h200-ktckt-*).
+ * H200 (B=1, H=16, d=128, T=32768, bf16 inputs, eleventh session, bench/results/2026-12-02-h200-ktckt-*, each row its
+ * own process, on against off in the same sitting): CORRECT BUT SLOWER. kda_chunk_intra_wu 1.895 / 1.893 ms against
+ * the f32 kernel's 0.603 / 0.603 (forward 6.491 / 6.498 against 5.199 / 5.194). --check (T=2048): final state 2.02e-4
+ * from the f32 forward (off: 0; this is f16's rounding of T, A_qk and Kd), 2.02e-4 from the recurrent kernel; o
+ * 2.94e-3 against 2.83e-3 off (o's own bf16 rounding dominates); T=65: state 2.60e-4, o 3.10e-3. Where the time goes
+ * (probes, intraKtTc16ProbeWgsl, same sitting): without Dawn's bounds clamps (--disable-robustness) 1.361 ms; without
+ * the products (nomma) 0.801, i.e. the loads, exps, reduction, f16 staging and result stores alone already cost more
+ * than the whole f32 kernel, and the ~40 products a subgroup (on ~14 fragments) add ~1.1 ms (0.5 of it robustness:
+ * per-load clamps on subgroupMatrixLoad); M's right operand row-major instead of column-major (rowM) 1.883: not it;
+ * fixed trip counts with the zero blocks multiplied too ('uniform') 2.138: the extra products cost, the divergent
+ * loops do not. Not examined further (no profiler there): why a 16x16x16 product from workgroup memory costs this
+ * much here when the probe's register-resident ones ran at ~600 TFLOP/s, and why the non-product part is slower
+ * than the f32 kernel's (registers: all of a chunk's loads are held at once; the f16 staging's scalar 2-byte stores).
  */
 import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
 import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
@@ -138,7 +150,31 @@ export const stageF16 = (x: (m: number) => string, at: number, e: string): strin
       `{ let s = vec4<f16>(ldexp(${x(m)}, vec4<i32>(-${e}))); let o = ${at}u + 4u * (lid + ${m * WG}u); a16[o] = s.x; a16[o + 1u] = s.y; a16[o + 2u] = s.z; a16[o + 3u] = s.w; }`,
   ).join('\n  ');
 
-export function intraKtTc16Wgsl(v: IntraWUVariant): string {
+/**
+ * Profiling only (wrong results): the kernel with a part changed, to find what its time goes to. 'nomma': no
+ * products (nor their stores to r32); 'noload': no global loads (T, A_qk, k, gc synthesized from the thread
+ * index); 'rowM': M's right operand loaded row-major (what the column-major load costs).
+ */
+export type KtTc16Probe = 'nomma' | 'noload' | 'rowM' | 'uniform';
+
+export function intraKtTc16ProbeWgsl(v: IntraWUVariant, probe: KtTc16Probe): string {
+  let code = intraKtTc16Wgsl(v, probe === 'uniform');
+  if (probe === 'nomma')
+    code = code.replace(/for \(var f = sg;[\s\S]*?subgroupMatrixStore[^;]*;\n {2}\}/g, '// (probe: no products)');
+  if (probe === 'noload')
+    code = code
+      .replace(/Tt\[[^\]]*\]/g, 'vec4<f32>(f32(lid) * 0.001)')
+      .replace(/Aqk\[[^\]]*\]/g, 'vec4<f32>(f32(lid) * 0.002)')
+      .replace(/\bk\[row[^\]]*\]/g, 'vec2<u32>(lid * 65537u, lid)')
+      .replace(
+        /fn gc4\(row: u32, c4: u32\) -> vec4<f32> \{[^\n]*\}/,
+        'fn gc4(row: u32, c4: u32) -> vec4<f32> { return vec4<f32>(-f32(row % 7u)); }',
+      );
+  if (probe === 'rowM') code = code.replace(/, col_major>/g, ', row_major>');
+  return code;
+}
+
+export function intraKtTc16Wgsl(v: IntraWUVariant, uniform = false): string {
   if (!intraKtTc16Fits(v)) throw new Error(`kda Kt tc16: K=${v.K} (a multiple of 16), GK=${v.GK}, bf16 mixed mode`);
   const { K } = v;
   const K4 = K / 4;
@@ -156,8 +192,34 @@ export function intraKtTc16Wgsl(v: IntraWUVariant): string {
   const maxOf = maxAbsOf;
   const stage = stageF16;
   const r4 = (m: number) => `r32v(4u * (lid + ${m * WG}u))`;
+  /**
+   * 'uniform': every loop's trip count fixed (8 subgroups of 32 assumed): 2 fragments a subgroup, each summing all 4
+   * blocks (the blocks outside the triangle are zero, so the sums are the same); M's 16 blocks (its upper ones 0).
+   */
+  const uniformKt = `for (var q = 0u; q < 2u; q++) {
+    let f = sg + 8u * q;
+    let rb = f / 4u;
+    let jb = rb ^ (rb >> 1u);
+    let cb = f % 4u;
+    var acc = ${C32}();
+    for (var ib = 0u; ib < 4u; ib++) {
+      acc = subgroupMatrixMultiplyAccumulate(${ld16('left', '&a16', 'jb * 1024u + ib * 16u', '64u')}, ${ld16('right', '&a16', `${X16}u + ib * 1024u + cb * 16u`, '64u')}, acc);
+    }
+    ${st32('&r32', 'jb * 1024u + cb * 16u', 'acc', '64u')};
+  }`;
+  const uniformM = `for (var q = 0u; q < 2u; q++) {
+    let f = sg + 8u * q;
+    let ib = f / 4u;
+    let jb = f % 4u;
+    var acc = ${C32}();
+    for (var mb = 0u; mb < 4u; mb++) {
+      acc = subgroupMatrixMultiplyAccumulate(${ld16('left', '&a16', `${X16}u + ib * 1024u + mb * 16u`, '64u')}, ${ld16('right', '&a16', 'jb * 1024u + mb * 16u', '64u', true)}, acc);
+    }
+    ${st32('&r32', 'ib * 1024u + jb * 16u', 'acc', '64u')};
+  }`;
   const ktProducts = (i: number) => {
     const CB = ktColumnBlocks(K, i);
+    if (uniform && CB === 4) return uniformKt;
     return `for (var f = sg; f < ${4 * CB}u; f += nsg) {
     let rb = f / ${CB}u;
     let jb = rb ^ (rb >> 1u);
@@ -174,7 +236,9 @@ export function intraKtTc16Wgsl(v: IntraWUVariant): string {
       (m) =>
         `if (i${m} < L && ${i * 16}u + cg < ${K4}u) { Kt[((t0 + i${m}) * H + h) * ${K4}u + ${i * 16}u + cg] = scaleOut(${r4(m)}, eT + eK); }`,
     ).join('\n  ');
-  const mProducts = `for (var f = sg; f < 10u; f += nsg) {
+  const mProducts = uniform
+    ? uniformM
+    : `for (var f = sg; f < 10u; f += nsg) {
     let ij = MFRAG[f];
     let ib = ij >> 2u;
     let jb = ij & 3u;

@@ -43,6 +43,10 @@ export interface KdaBenchOptions {
   bf16Intermediates?: 'bf16' | 'f32';
   /** The forward in the Kt form (kdaForwardTuning.ktForm; f32, forward only). */
   fwdKtForm?: boolean;
+  /** The Kt form's pre-pass on the f16 tensor cores (kdaForwardTuning.tc16Kt; bf16 inputs, --unsafe-apis). */
+  fwdTc16Kt?: boolean;
+  /** With it: chunk slots a workgroup walks (kdaForwardTuning.tc16KtChunks). */
+  fwdTc16KtChunks?: 1 | 2;
   /** The shared pipeline's idle intra part on scratch tensors (kdaForwardTuning.sharedIdleScratch). */
   fwdSharedIdleScratch?: boolean;
   /** The tiled state pass's W and U (Kt and v) bound read_write (kdaForwardTuning.stateRwOperands). */
@@ -282,6 +286,8 @@ function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     stateIdleStores: o.fwdStateIdleStores,
     bf16Intermediates: o.bf16Intermediates,
     ktForm: o.fwdKtForm,
+    tc16Kt: o.fwdTc16Kt,
+    tc16KtChunks: o.fwdTc16KtChunks,
     sharedIdleScratch: o.fwdSharedIdleScratch,
     stateRwOperands: o.fwdStateRwOperands,
     rw: o.fwdRw,
@@ -403,6 +409,10 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
     vsRecurrent: diffOS(a, rec),
     f32VsRecurrent: diffOS(f, rec),
     [`vsIntermediates${other === 'f32' ? 'F32' : 'Bf16'}`]: diffOS(a, b),
+    // The Kt pre-pass on the f16 tensor cores (kdaForwardTuning.tc16Kt) as asked against the f32 kernel, the rest as tuned.
+    ...(kdaForwardTuning.tc16Kt
+      ? { tc16KtVsOff: diffOS(a, await withTuningAsync({ tc16Kt: false }, () => run(x, 'chunk'))) }
+      : {}),
   };
 }
 
@@ -975,6 +985,11 @@ export function registerKdaBench(bench: Command): void {
       'forward in the Kt form: Kt = T^T Kd and M = A_qk T instead of W and U (f32, forward only; default off)',
     )
     .option(
+      '--fwd-tc16-kt <on|off>',
+      "the Kt form's pre-pass (Kt = T^T Kd, M = A_qk T) on the f16 tensor cores (bf16 inputs, --unsafe-apis; default off)",
+    )
+    .option('--fwd-tc16-kt-chunks <1|2>', 'with --fwd-tc16-kt on: chunk slots a workgroup walks (2: 48 KiB)')
+    .option(
       '--fwd-shared-idle-scratch <on|off>',
       "forward shared pipeline: its idle intra part bound to scratch tensors (the state part's bindings its own; always in the bf16 storage mode)",
     )
@@ -1070,6 +1085,10 @@ export function registerKdaBench(bench: Command): void {
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
+        fwdTc16Kt: parseOnOff('--fwd-tc16-kt', opts.fwdTc16Kt),
+        fwdTc16KtChunks: parseSkip('--fwd-tc16-kt-chunks', opts.fwdTc16KtChunks, ['1', '2'] as const)
+          ? (Number(opts.fwdTc16KtChunks) as 1 | 2)
+          : undefined,
         fwdSharedIdleScratch: parseOnOff('--fwd-shared-idle-scratch', opts.fwdSharedIdleScratch),
         fwdStateRwOperands: parseOnOff('--fwd-state-rw-operands', opts.fwdStateRwOperands),
         fwdRw: parseRw(opts.fwdRw),

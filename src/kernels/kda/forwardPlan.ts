@@ -41,10 +41,13 @@ import {
   sharedPipelineByDefault,
   stateFmaByDefault,
   stateRwOperandsByDefault,
+  tc16Applies,
   type kdaForwardTuning,
   type ForwardDevice,
 } from './forwardTuning.js';
 import type { IntraGramVariant } from './intraGram.wgsl.js';
+import { intraKtTc16Fits } from './intraKtTc16.wgsl.js';
+import { intraKtTc16WalkBytes } from './intraKtTc16Walk.wgsl.js';
 import { type IntraVecVariant, intraVecFits } from './intraVec.wgsl.js';
 import type { IntraWUVariant } from './intraWU.wgsl.js';
 import { outputVec4Fits, type OutputVariant } from './output.wgsl.js';
@@ -92,6 +95,8 @@ export interface ChunkForwardPlan {
   usePrefetch: boolean;
   kdInState: boolean;
   ktForm: boolean;
+  /** The Kt form's pre-pass on the f16 tensor cores (kdaForwardTuning.tc16Kt; wu.tc16). */
+  tc16Kt: boolean;
   tv: StateTiledVariant;
   hv: StateHalvesVariant;
   /** The separate state pass's kernel (fused aside): halves, regw, overlap, tiled, else prefetch (usePrefetch) or plain. */
@@ -242,7 +247,16 @@ export function planChunkForward(
   // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
   const gcInGram = !ktForm && twoPass && !fused && GK === K && (t.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
   const vv4: IntraVecVariant = { ...v, skip: t.intraSkip, splitProducts: t.intraSplit === true };
-  const twoPassVariants = twoPass ? intraTwoPassVariants(dev, p, t, gcInGram, bf16, midBf16, ktForm, rw) : {};
+  // The Kt form's pre-pass on the f16 tensor cores: asked for, bf16 inputs on a device with f16 subgroup matrices
+  // (and subgroups, for its reduction), the Kt form with the two-pass intra, and the kernel fits.
+  const tc16Kt =
+    t.tc16Kt === true &&
+    tc16Applies(dev, bf16) &&
+    dev.features.subgroups &&
+    ktForm &&
+    twoPass &&
+    intraKtTc16Fits({ K, V, GK, ktForm: true, bf16: true, midF32: true });
+  const twoPassVariants = twoPass ? intraTwoPassVariants(dev, p, t, gcInGram, bf16, midBf16, ktForm, rw, tc16Kt) : {};
   // The intra and tiled (or halves, regw, overlap) state passes as one pipeline (statePipeline.ts), where both
   // exist with 256 threads.
   const shared =
@@ -336,6 +350,7 @@ export function planChunkForward(
     usePrefetch,
     kdInState,
     ktForm,
+    tc16Kt,
     tv,
     hv,
     halves,
@@ -362,6 +377,10 @@ export function planChunkForward(
   };
 }
 
+/** Whether the tensor-core Kt pre-pass walks two chunk slots a workgroup (kdaForwardTuning.tc16KtChunks, where it fits). */
+const tc16KtWalks = (K: number, t: Readonly<ForwardTuning>, dev: ForwardDevice): boolean =>
+  t.tc16KtChunks === 2 && K <= 128 && intraKtTc16WalkBytes(K) <= dev.limits.maxComputeWorkgroupStorageSize;
+
 /**
  * The two-pass intra's kernels' variants: the first (A_qk and T; forming gc from g where gcInGram) and the second
  * (W | U, or Kt and M in the Kt form). Whether they fit is checked where they are dispatched.
@@ -375,6 +394,7 @@ function intraTwoPassVariants(
   midBf16: boolean,
   ktForm: boolean,
   rw: ReadonlySet<RwPass>,
+  tc16Kt: boolean,
 ): { gram: IntraGramVariant; wu: IntraWUVariant } {
   const { K, V, GK } = p;
   const gram: IntraGramVariant = {
@@ -395,7 +415,16 @@ function intraTwoPassVariants(
   }
   if (rw.has('gram') && !gram.secondary) gram.rw = true;
   const wu: IntraWUVariant = ktForm
-    ? { K, V, GK, ktForm: true, bf16: bf16 || undefined, midF32: bf16 || undefined }
+    ? {
+        K,
+        V,
+        GK,
+        ktForm: true,
+        bf16: bf16 || undefined,
+        midF32: bf16 || undefined,
+        tc16: tc16Kt || undefined,
+        chunks: tc16Kt && tc16KtWalks(K, t, dev) ? 2 : undefined,
+      }
     : {
         ...intraWUVariantFor({ K, V, GK }, dev.limits.maxComputeWorkgroupStorageSize, t),
         bf16: bf16 || undefined,

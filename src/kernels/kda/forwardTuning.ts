@@ -281,6 +281,23 @@ export const kdaForwardTuning: {
    */
   ktForm?: boolean;
   /**
+   * true: the Kt form's pre-pass (Kt = T^T Kd, M = A_qk T) on the f16 tensor cores (intraKtTc16.wgsl.ts; bench kda
+   * --fwd-tc16-kt on|off), where tc16Applies (bf16 inputs, f16 subgroup matrices: the H200 with --unsafe-apis), the
+   * Kt form runs (mixed mode) and the kernel fits (K a multiple of 16, subgroups); else the f32 kernel
+   * (intraWUKt.wgsl.ts). Not the default: slower. The same tensors read and written; T, A_qk and Kd rounded to f16
+   * (each times a power of two of its chunk), products accumulated in f32. H200 (B=1, H=16, d=128, T=32768, bf16,
+   * eleventh session, bench/results/2026-12-02-h200-ktckt-s2-*): the pass 1.895 ms against 0.603, forward 6.49 against
+   * 5.20; --check (T=2048) final state 2.02e-4 from the f32 forward (0 off), o 2.94e-3 (2.83e-3 off). See the kernel's
+   * header for the probes (without robustness 1.36 ms, without products 0.80).
+   */
+  tc16Kt?: boolean;
+  /**
+   * With tc16Kt: chunk slots a workgroup walks (2: intraKtTc16Walk.wgsl.ts, the next slot's loads in flight during
+   * this one's products, 48 KiB of workgroup memory at K = 128; where it fits, else 1). Default 1. bench kda
+   * --fwd-tc16-kt-chunks 1|2. The same results. H200: 3.25 ms against the one-slot kernel's 1.90 (see there).
+   */
+  tc16KtChunks?: 1 | 2;
+  /**
    * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
    * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its
    * own, read-only where it only reads (W, U, k, gc; with the real tensors they are merged with the intra part's

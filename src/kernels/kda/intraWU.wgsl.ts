@@ -22,6 +22,8 @@
  * reference is the f32 reference followed by that rounding (f32ToBf16Bits). Both this kernel and the walk.
  */
 import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
+import { intraKtTc16Fits, intraKtTc16Wgsl } from './intraKtTc16.wgsl.js';
+import { intraKtTc16WalkBytes, intraKtTc16WalkFits, intraKtTc16WalkWgsl } from './intraKtTc16Walk.wgsl.js';
 import { intraWUKtWgsl } from './intraWUKt.wgsl.js';
 import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
 import { wuTileProduct, wuTileStore } from './intraVec.wgsl.js';
@@ -100,6 +102,12 @@ export interface IntraWUVariant {
    * T, then Kt, M. Kt and M f32 (with bf16 inputs only with midF32: k read as bf16), no other option.
    */
   ktForm?: boolean;
+  /**
+   * With ktForm: its products on the f16 tensor cores (intraKtTc16.wgsl.ts; kdaForwardTuning.tc16Kt): the same
+   * bindings and tensors. Only with bf16 inputs in the mixed mode, K a multiple of 16, on a device with f16 subgroup
+   * matrices (the plan's tc16Kt). With chunks 2: the walk over two chunk slots (intraKtTc16Walk.wgsl.ts, 48 KiB).
+   */
+  tc16?: boolean;
 }
 
 /** Whether the variant stores W and U in bf16 (bf16 without midF32). */
@@ -108,10 +116,17 @@ export const intraWUStoresBf16 = (v: IntraWUVariant): boolean => v.bf16 === true
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.rw ? '_rw' : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.tc16 ? '_tc16' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
+  if (v.tc16)
+    return (v.chunks ?? 1) > 1
+      ? intraKtTc16WalkFits(v)
+      : intraKtTc16Fits(v) &&
+          [v.loads, v.walk, v.chunks, v.doubleB, v.staticTiles, v.ahead, v.headFirst].every(
+            (o) => o === undefined || o === false || o === 1,
+          );
   if (v.ktForm)
     return (
       v.K % 4 === 0 &&
@@ -155,7 +170,8 @@ export function intraWUTileOrder(v: IntraWUVariant): number[] {
 }
 
 /** Workgroup memory in bytes: T and the operand tile, 16 KiB each (the operand twice with doubleB). */
-export const intraWUSharedBytes = (v: IntraWUVariant): number => (v.doubleB ? 3 : 2) * 16384;
+export const intraWUSharedBytes = (v: IntraWUVariant): number =>
+  v.tc16 && (v.chunks ?? 1) > 1 ? intraKtTc16WalkBytes(v.K) : (v.doubleB ? 3 : 2) * 16384;
 
 /** Column tiles of 64 (16 vec4) over the K + V columns of [W | U]. */
 export const intraWUTiles = (v: IntraWUVariant): number => Math.ceil((v.K / 4 + v.V / 4) / 16);
@@ -166,7 +182,7 @@ export const intraWUGroups = (v: IntraWUVariant): number => Math.ceil(intraWUTil
 /** The grid over NS chunk slots and H heads: tile groups, groups of `chunks` slots, heads. */
 export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] =>
   v.ktForm
-    ? [1, NS, H]
+    ? [1, Math.ceil(NS / (v.chunks ?? 1)), H]
     : v.headFirst
       ? [H, NS, intraWUGroups(v)]
       : [intraWUGroups(v), Math.ceil(NS / (v.chunks ?? 1)), H];
@@ -201,6 +217,7 @@ export function intraWUWgsl(v: IntraWUVariant): string {
   if (!intraWUFits(v)) {
     throw new Error(`kda intra W|U: K=${K}, V=${V} (multiples of 4), GK=${GK}, walk=${v.walk}, loads=${v.loads}`);
   }
+  if (v.tc16) return (v.chunks ?? 1) > 1 ? intraKtTc16WalkWgsl(v) : intraKtTc16Wgsl(v);
   if (v.ktForm) return intraWUKtWgsl(v);
   if ((v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1) return intraWUWalkWgsl(v);
   const K4 = K / 4;

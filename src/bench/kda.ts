@@ -117,6 +117,8 @@ export interface KdaBenchOptions {
   fwdIntraGramDiagChain?: boolean;
   /** The first kernel with FLA's secondary chunking of the decays (intraGramSecondary). */
   fwdIntraGramSecondary?: boolean;
+  /** The first kernel's cross-block products on the f16 tensor cores (tc16Gram). */
+  fwdTc16Gram?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -272,6 +274,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraGramDiagSplit: o.fwdIntraGramDiagSplit,
     intraGramDiagChain: o.fwdIntraGramDiagChain,
     intraGramSecondary: o.fwdIntraGramSecondary,
+    tc16Gram: o.fwdTc16Gram,
   };
 }
 
@@ -917,6 +920,10 @@ export function registerKdaBench(bench: Command): void {
       "two-pass intra reading gc: the first kernel with FLA's secondary chunking (16-row blocks; cross-block tiles without the middle factor's exp; default off)",
     )
     .option(
+      '--fwd-tc16-gram <on|off>',
+      'bf16 inputs with --unsafe-apis: the two-pass intra first kernel with its cross-16-row-block products on the f16 tensor cores (intraGramTc16.wgsl.ts; default off)',
+    )
+    .option(
       '--fwd-intra-gram-diag-chain <on|off>',
       "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default on where it reads gc)",
     )
@@ -1103,6 +1110,7 @@ export function registerKdaBench(bench: Command): void {
           : undefined,
         fwdIntraGramDiagChain: parseOnOff('--fwd-intra-gram-diag-chain', opts.fwdIntraGramDiagChain),
         fwdIntraGramSecondary: parseOnOff('--fwd-intra-gram-secondary', opts.fwdIntraGramSecondary),
+        fwdTc16Gram: parseOnOff('--fwd-tc16-gram', opts.fwdTc16Gram),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
         decodeGated: parseGatedSpecs(opts.decodeGated),

@@ -41,10 +41,12 @@ import {
   sharedPipelineByDefault,
   stateFmaByDefault,
   stateRwOperandsByDefault,
+  tc16Applies,
   type kdaForwardTuning,
   type ForwardDevice,
 } from './forwardTuning.js';
 import type { IntraGramVariant } from './intraGram.wgsl.js';
+import { INTRA_GRAM_TC16_SHARED_BYTES, intraGramTc16Fits } from './intraGramTc16.wgsl.js';
 import { type IntraVecVariant, intraVecFits } from './intraVec.wgsl.js';
 import type { IntraWUVariant } from './intraWU.wgsl.js';
 import { outputVec4Fits, type OutputVariant } from './output.wgsl.js';
@@ -110,6 +112,11 @@ export interface ChunkForwardPlan {
   vv4: IntraVecVariant;
   /** The two-pass intra's kernels' variants (twoPass only). */
   gram?: IntraGramVariant;
+  /**
+   * The first kernel on the f16 tensor cores (intraGramTc16.wgsl.ts, kdaForwardTuning.tc16Gram): true only where the
+   * tuning asks, tc16Applies, the two-pass intra runs its bf16 inference variant and the kernel fits.
+   */
+  tc16Gram: boolean;
   wu?: IntraWUVariant;
   shared: boolean;
   pv: OutputPipelinedVariant;
@@ -242,7 +249,10 @@ export function planChunkForward(
   // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
   const gcInGram = !ktForm && twoPass && !fused && GK === K && (t.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
   const vv4: IntraVecVariant = { ...v, skip: t.intraSkip, splitProducts: t.intraSplit === true };
-  const twoPassVariants = twoPass ? intraTwoPassVariants(dev, p, t, gcInGram, bf16, midBf16, ktForm, rw) : {};
+  const twoPassVariants: { gram?: IntraGramVariant; wu?: IntraWUVariant } = twoPass
+    ? intraTwoPassVariants(dev, p, t, gcInGram, bf16, midBf16, ktForm, rw)
+    : {};
+  const tc16Gram = twoPassVariants.gram !== undefined && t.tc16Gram === true && tc16GramFits(dev, twoPassVariants.gram);
   // The intra and tiled (or halves, regw, overlap) state passes as one pipeline (statePipeline.ts), where both
   // exist with 256 threads.
   const shared =
@@ -351,6 +361,7 @@ export function planChunkForward(
     gcKd: !tv.kdFromK && !ktForm,
     vv4,
     ...twoPassVariants,
+    tc16Gram,
     shared,
     pv,
     pipelinedOutput,
@@ -360,6 +371,28 @@ export function planChunkForward(
     idleScratch,
     overlapProbe: t.overlapProbe === true && tiled && vec4Intra && !gcInIntra,
   };
+}
+
+/**
+ * Whether the tensor-core first kernel (intraGramTc16.wgsl.ts) can replace intraGram's variant `g` on dev: f16
+ * subgroup matrices and bf16 inputs (tc16Applies), the inference variant (gc read, bf16 loads; no profiling or
+ * alternative layout), subgroups of exactly 32 (its roles are laid out by subgroup) and its workgroup memory.
+ */
+function tc16GramFits(dev: ForwardDevice, g: IntraGramVariant): boolean {
+  return (
+    tc16Applies(dev, g.bf16 === true) &&
+    !g.gcFromG &&
+    !g.secondary &&
+    !g.lean &&
+    !g.stagedStores &&
+    !g.diagSplit &&
+    g.skip === undefined &&
+    g.prefetch &&
+    dev.adapterInfo.subgroupMinSize === 32 &&
+    dev.adapterInfo.subgroupMaxSize === 32 &&
+    intraGramTc16Fits(g) &&
+    INTRA_GRAM_TC16_SHARED_BYTES <= dev.limits.maxComputeWorkgroupStorageSize
+  );
 }
 
 /**

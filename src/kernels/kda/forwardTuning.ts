@@ -12,7 +12,11 @@ import type { StateProbe } from './stateTiled.wgsl.js';
 
 /** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
 export interface ForwardDevice {
-  readonly adapterInfo: { readonly isFallbackAdapter?: boolean };
+  readonly adapterInfo: {
+    readonly isFallbackAdapter?: boolean;
+    readonly subgroupMinSize?: number;
+    readonly subgroupMaxSize?: number;
+  };
   readonly acquired: { readonly toggles: readonly string[] };
   readonly limits: {
     readonly maxComputeWorkgroupStorageSize: number;
@@ -201,6 +205,14 @@ export const kdaForwardTuning: {
    * H200 (kda_chunk_intra 1.332 against 1.164 ms at H=16, d=128, T=32768; see its header).
    */
   intraGramSecondary?: boolean;
+  /**
+   * true: the two-pass intra's first kernel with its products between different 16-row blocks on the f16 tensor
+   * cores (intraGramTc16.wgsl.ts: FLA's secondary chunking, per-row power-of-two scales of q and k; A_qk and T in
+   * intraGram's layouts), where tc16Applies (bf16 inputs, f16 subgroup matrices), the first kernel is the inference
+   * variant (reads gc; bf16), the subgroup size is 32 and its 36 KiB of workgroup memory fit (bench kda
+   * --fwd-tc16-gram on). Opt-in (undefined or false: intraGram.wgsl.ts).
+   */
+  tc16Gram?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

@@ -175,9 +175,7 @@ export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
       ${st16(`${HQ}u + si * ${BK}u`, 'qx * fN')}
       ${st16(`${HK}u + si * ${BK}u`, 'kx * fN')}
       ${[1, 2, 3]
-        .map(
-          (I) => `if (si < ${16 * I}u) ${st16(`${knRow0(I) * BK}u + si * ${BK}u`, `kx * exp(gb${I} - gv)`)}`,
-        )
+        .map((I) => `if (si < ${16 * I}u) ${st16(`${knRow0(I) * BK}u + si * ${BK}u`, `kx * exp(gb${I} - gv)`)}`)
         .join('\n      ')}
     }`;
   return /* wgsl */ `${F16_MMA_HEAD}
@@ -313,7 +311,9 @@ ${computeMain(WG)}
     ${akkDiagonalToShared('acc')}
   } else if (isQ) {
     ${R4.map(
-      (a) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
+      (
+        a,
+      ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
     Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
     ).join('\n    ')}
   } else {
@@ -335,7 +335,9 @@ ${computeMain(WG)}
     ${R4.map((a) => `let acc${a} = vec4<f32>(${R4.map((b) => `smr[rb + ${a * 16 + b}u]`).join(', ')}) * smr[rowScale + ${a}u] * colScale;`).join('\n    ')}
     if (tq) {
       ${R4.map(
-        (a) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
+        (
+          a,
+        ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
       Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
       ).join('\n      ')}
     } else {

@@ -20,6 +20,8 @@ export interface IntraGramResult {
   Aqk: Float64Array;
   /** [64, 64] strictly lower part of T, zero past row L. */
   T: Float64Array;
+  /** [64, 64] A_kk, strictly lower (beta not applied), zero past row L: what T inverts. */
+  Akk: Float64Array;
 }
 
 const fr = Math.fround;
@@ -41,8 +43,7 @@ export function tc16RowExponent(row: ArrayLike<number>): number {
 function tc16Operands(c: IntraChunk) {
   const { L, K } = c;
   const g = (i: number, ch: number) => (c.GK === 1 ? c.gc[Math.min(i, L - 1)] : c.gc[Math.min(i, L - 1) * K + ch]);
-  const row = (x: ArrayLike<number>, i: number) =>
-    Array.from({ length: K }, (_, ch) => (i < L ? x[i * K + ch] : 0));
+  const row = (x: ArrayLike<number>, i: number) => Array.from({ length: K }, (_, ch) => (i < L ? x[i * K + ch] : 0));
   const eq = Array.from({ length: 64 }, (_, i) => tc16RowExponent(row(c.q, i)));
   const ek = Array.from({ length: 64 }, (_, i) => tc16RowExponent(row(c.k, i)));
   /** f16(x 2^-e exp(a - b)), the product rounded through f32 as the kernel forms it. */
@@ -60,6 +61,7 @@ export function intraGramTc16Reference(c: IntraChunk): IntraGramResult {
   const g = (i: number, ch: number) => (c.GK === 1 ? c.gc[i] : c.gc[i * K + ch]);
   const { eq, ek, qs, ks, kn } = tc16Operands(c);
   const Aqk = new Float64Array(64 * 64);
+  const Akk = new Float64Array(64 * 64);
   const N = new Float64Array(64 * 64); // Diag(beta) A_kk, strictly lower
   for (let i = 0; i < L; i++) {
     const I = Math.floor(i / 16);
@@ -82,10 +84,13 @@ export function intraGramTc16Reference(c: IntraChunk): IntraGramResult {
         }
       }
       Aqk[i * 64 + j] = c.scale * sq;
-      if (j < i) N[i * 64 + j] = c.beta[i] * sk;
+      if (j < i) {
+        Akk[i * 64 + j] = sk;
+        N[i * 64 + j] = c.beta[i] * sk;
+      }
     }
   }
-  return { Aqk, T: unitLowerInverse(N, L) };
+  return { Aqk, T: unitLowerInverse(N, L), Akk };
 }
 
 /** The strictly lower part of (I + N)^-1, N strictly lower (forward substitution, as intraChunkReference). */

@@ -13,7 +13,7 @@
 import { describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/forwardTuning.js';
 import { planChunkForward } from '../src/kernels/kda/forwardPlan.js';
-import { INTRA_GRAM_TC16_SHARED_BYTES, intraGramTc16Wgsl } from '../src/kernels/kda/intraGramTc16.wgsl.js';
+import { intraGramTc16SharedBytes, intraGramTc16Wgsl, vec4View } from '../src/kernels/kda/intraGramTc16.wgsl.js';
 import {
   intraGramTc16Layout,
   intraGramTc16Reference,
@@ -166,13 +166,21 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
     const shape = { H: 16, N: 1, K: 128, V: 128, GK: 128 };
     const run = { keep: false, out: true, bf16: true };
     const t = { ...kdaForwardTuning, tc16Gram: true };
-    expect(INTRA_GRAM_TC16_SHARED_BYTES).toBe(36 * 1024);
+    expect(intraGramTc16SharedBytes({})).toBe(35.25 * 1024);
+    expect(intraGramTc16SharedBytes({ compact: true })).toBe(23.25 * 1024);
     expect(planChunkForward(dev(true), shape, run, t).tc16Gram).toBe(true);
     expect(planChunkForward(dev(true), shape, run, {}).tc16Gram).toBe(false);
     expect(planChunkForward(dev(false), shape, run, t).tc16Gram).toBe(false);
     expect(planChunkForward(dev(true), shape, { ...run, bf16: false }, t).tc16Gram).toBe(false);
     expect(planChunkForward(dev(true, 64), shape, run, t).tc16Gram).toBe(false);
     expect(planChunkForward(dev(true, 32, 32768), shape, run, t).tc16Gram).toBe(false);
+    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramCompact: true }).tc16?.compact).toBe(true);
+  });
+
+  it('vec4View rewrites the vec4 array accesses', () => {
+    expect(vec4View('sm[a + b[1]] = x * sm[c][2];\nlet y = sm[d] == z; smr[3] = 1;')).toBe(
+      'smSt(a + b[1], x * smLd(c)[2]);\nlet y = smLd(d) == z; smr[3] = 1;',
+    );
   });
 
   it.skipIf(!hasGpu)('compiles (subgroup matrices stubbed) for each variant', async () => {
@@ -183,6 +191,8 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
       { K: 16, V: 8, GK: 16 },
       { K: 64, V: 8, GK: 1 },
       { K: 128, V: 128, GK: 128, rw: true },
+      { K: 128, V: 128, GK: 128, compact: true },
+      { K: 64, V: 8, GK: 1, compact: true, rw: true },
     ]) {
       const code = intraGramTc16Wgsl(v);
       expect(code.match(/subgroupMatrixMultiplyAccumulate/g)?.length).toBe(12);

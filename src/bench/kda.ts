@@ -119,6 +119,7 @@ export interface KdaBenchOptions {
   fwdIntraGramSecondary?: boolean;
   /** The first kernel's cross-block products on the f16 tensor cores (tc16Gram). */
   fwdTc16Gram?: boolean;
+  fwdTc16GramCompact?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -275,6 +276,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraGramDiagChain: o.fwdIntraGramDiagChain,
     intraGramSecondary: o.fwdIntraGramSecondary,
     tc16Gram: o.fwdTc16Gram,
+    tc16GramCompact: o.fwdTc16GramCompact,
   };
 }
 
@@ -924,6 +926,10 @@ export function registerKdaBench(bench: Command): void {
       'bf16 inputs with --unsafe-apis: the two-pass intra first kernel with its cross-16-row-block products on the f16 tensor cores (intraGramTc16.wgsl.ts; default off)',
     )
     .option(
+      '--fwd-tc16-gram-compact <on|off>',
+      'with --fwd-tc16-gram on: its compact variant (23.25 KiB of workgroup memory instead of 35.25; default off)',
+    )
+    .option(
       '--fwd-intra-gram-diag-chain <on|off>',
       "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default on where it reads gc)",
     )
@@ -1111,6 +1117,7 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraGramDiagChain: parseOnOff('--fwd-intra-gram-diag-chain', opts.fwdIntraGramDiagChain),
         fwdIntraGramSecondary: parseOnOff('--fwd-intra-gram-secondary', opts.fwdIntraGramSecondary),
         fwdTc16Gram: parseOnOff('--fwd-tc16-gram', opts.fwdTc16Gram),
+        fwdTc16GramCompact: parseOnOff('--fwd-tc16-gram-compact', opts.fwdTc16GramCompact),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
         decodeGated: parseGatedSpecs(opts.decodeGated),

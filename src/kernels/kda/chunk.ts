@@ -404,7 +404,7 @@ function dispatchIntraTwoPass(
     throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
   // The tensor-core first kernel (plan.tc16Gram: gc read, so the same bindings and params as intraGram's).
-  const tc = plan.tc16Gram ? { K, V, GK, rw: gv.rw } : undefined;
+  const tc = plan.tc16Gram ? plan.tc16 : undefined;
   gpu.dispatch({
     kernel: tc
       ? { name: 'kda_chunk_intra', key: intraGramTc16Key(tc), code: () => intraGramTc16Wgsl(tc) }

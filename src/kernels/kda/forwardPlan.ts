@@ -46,7 +46,7 @@ import {
   type ForwardDevice,
 } from './forwardTuning.js';
 import type { IntraGramVariant } from './intraGram.wgsl.js';
-import { INTRA_GRAM_TC16_SHARED_BYTES, intraGramTc16Fits } from './intraGramTc16.wgsl.js';
+import { type IntraGramTc16Variant, intraGramTc16Fits, intraGramTc16SharedBytes } from './intraGramTc16.wgsl.js';
 import { type IntraVecVariant, intraVecFits } from './intraVec.wgsl.js';
 import type { IntraWUVariant } from './intraWU.wgsl.js';
 import { outputVec4Fits, type OutputVariant } from './output.wgsl.js';
@@ -117,6 +117,8 @@ export interface ChunkForwardPlan {
    * tuning asks, tc16Applies, the two-pass intra runs its bf16 inference variant and the kernel fits.
    */
   tc16Gram: boolean;
+  /** Its variant where tc16Gram (compact: kdaForwardTuning.tc16GramCompact; rw as the first kernel's). */
+  tc16?: IntraGramTc16Variant;
   wu?: IntraWUVariant;
   shared: boolean;
   pv: OutputPipelinedVariant;
@@ -252,7 +254,15 @@ export function planChunkForward(
   const twoPassVariants: { gram?: IntraGramVariant; wu?: IntraWUVariant } = twoPass
     ? intraTwoPassVariants(dev, p, t, gcInGram, bf16, midBf16, ktForm, rw)
     : {};
-  const tc16Gram = twoPassVariants.gram !== undefined && t.tc16Gram === true && tc16GramFits(dev, twoPassVariants.gram);
+  const tc16: IntraGramTc16Variant | undefined = twoPassVariants.gram && {
+    K,
+    V,
+    GK,
+    compact: t.tc16GramCompact === true || undefined,
+    rw: twoPassVariants.gram.rw,
+  };
+  const tc16Gram =
+    twoPassVariants.gram !== undefined && t.tc16Gram === true && tc16GramFits(dev, twoPassVariants.gram, tc16!);
   // The intra and tiled (or halves, regw, overlap) state passes as one pipeline (statePipeline.ts), where both
   // exist with 256 threads.
   const shared =
@@ -362,6 +372,7 @@ export function planChunkForward(
     vv4,
     ...twoPassVariants,
     tc16Gram,
+    tc16: tc16Gram ? tc16 : undefined,
     shared,
     pv,
     pipelinedOutput,
@@ -378,7 +389,7 @@ export function planChunkForward(
  * subgroup matrices and bf16 inputs (tc16Applies), the inference variant (gc read, bf16 loads; no profiling or
  * alternative layout), subgroups of exactly 32 (its roles are laid out by subgroup) and its workgroup memory.
  */
-function tc16GramFits(dev: ForwardDevice, g: IntraGramVariant): boolean {
+function tc16GramFits(dev: ForwardDevice, g: IntraGramVariant, tc: IntraGramTc16Variant): boolean {
   return (
     tc16Applies(dev, g.bf16 === true) &&
     !g.gcFromG &&
@@ -390,8 +401,8 @@ function tc16GramFits(dev: ForwardDevice, g: IntraGramVariant): boolean {
     g.prefetch &&
     dev.adapterInfo.subgroupMinSize === 32 &&
     dev.adapterInfo.subgroupMaxSize === 32 &&
-    intraGramTc16Fits(g) &&
-    INTRA_GRAM_TC16_SHARED_BYTES <= dev.limits.maxComputeWorkgroupStorageSize
+    intraGramTc16Fits(tc) &&
+    intraGramTc16SharedBytes(tc) <= dev.limits.maxComputeWorkgroupStorageSize
   );
 }
 

@@ -213,6 +213,8 @@ export const kdaForwardTuning: {
    * --fwd-tc16-gram on). Opt-in (undefined or false: intraGram.wgsl.ts).
    */
   tc16Gram?: boolean;
+  /** With tc16Gram: its compact variant (IntraGramTc16Variant.compact: 23.25 KiB of workgroup memory, not 35.25). */
+  tc16GramCompact?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

@@ -63,10 +63,11 @@ const SM_VEC4 = 4 * ARR;
 const HQ = 0;
 const HK = 64 * BK;
 const SH_F16 = (128 + 96) * BK;
-/** Result blocks (f32): pair P's A_kk at 512 P, its A_qk at 512 P + 256 (16 x 16 row-major); then the row scales. */
-const RS = 12 * 256;
-/** Row scales: 2^e (unscale) of q's rows at RS, of k's at RS + 64; 2^-e (scale) at RS + 128 / RS + 192. */
-const SMR_F32 = RS + 256;
+/** The row exponents e (f16: integers, |e| <= 126, exact), q's rows at SE, k's at SE + 64, past the f16 staging. */
+const SE = SH_F16;
+const SH_SIZE = SH_F16 + 128;
+/** Result blocks (f32): pair P's A_kk at 512 P, its A_qk at 512 P + 256 (16 x 16 row-major). */
+const SMR_F32 = 12 * 256;
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
 
@@ -76,17 +77,60 @@ export interface IntraGramTc16Variant {
   GK: number;
   /** Every input binding read_write (IntraGramVariant.rw). */
   rw?: boolean;
+  /**
+   * The f32 staging, T and the result blocks in one array<f32> (the f32 kernel's vec4 accesses rewritten as four
+   * scalar ones, vec4View): 23.25 KiB of workgroup memory instead of 35.25, as intraGram's 24 (past 24 KiB its
+   * variants ran ~1.4x slower on the H200). The same values.
+   */
+  compact?: boolean;
 }
 
 export const intraGramTc16Key = (v: IntraGramTc16Variant) =>
-  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraGramTc16Fits(v: IntraGramTc16Variant): boolean {
   return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
 }
 
 /** The kernel's workgroup memory in bytes. */
-export const INTRA_GRAM_TC16_SHARED_BYTES = SM_VEC4 * 16 + SH_F16 * 2 + SMR_F32 * 4;
+export const intraGramTc16SharedBytes = (v: Pick<IntraGramTc16Variant, 'compact'>) =>
+  SM_VEC4 * 16 + SH_SIZE * 2 + (v.compact ? 0 : SMR_F32 * 4);
+
+/**
+ * WGSL: `code` with every access to the vec4 array `sm` rewritten for an array<f32> `smf` of 4 times its length
+ * (reads smLd(i), stores smSt(i, v); the compact variant, whose result blocks need an f32 array there).
+ */
+export function vec4View(code: string): string {
+  let out = '';
+  let at = 0;
+  const re = /\bsm\[/g;
+  for (let m = re.exec(code); m; m = re.exec(code)) {
+    let depth = 1;
+    let e = m.index + 3;
+    for (; depth > 0; e++) depth += code[e] === '[' ? 1 : code[e] === ']' ? -1 : 0;
+    const index = code.slice(m.index + 3, e - 1);
+    const assign = /^\s*=(?!=)\s*/.exec(code.slice(e));
+    out += code.slice(at, m.index);
+    if (assign) {
+      const v0 = e + assign[0].length;
+      const end = code.indexOf(';', v0);
+      out += `smSt(${vec4View(index)}, ${vec4View(code.slice(v0, end))})`;
+      at = end;
+    } else {
+      out += `smLd(${vec4View(index)})`;
+      at = e;
+    }
+    re.lastIndex = at;
+  }
+  return out + code.slice(at);
+}
+const VEC4_VIEW_FNS = `fn smLd(i: u32) -> vec4<f32> { return vec4<f32>(smf[4u * i], smf[4u * i + 1u], smf[4u * i + 2u], smf[4u * i + 3u]); }
+fn smSt(i: u32, v: vec4<f32>) {
+  smf[4u * i] = v.x;
+  smf[4u * i + 1u] = v.y;
+  smf[4u * i + 2u] = v.z;
+  smf[4u * i + 3u] = v.w;
+}`;
 
 /** Block pair P (0 .. 5) of (I, J), J < I, row-major: (1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2). */
 export const TC16_PAIRS: readonly (readonly [number, number])[] = [
@@ -131,6 +175,10 @@ export const TC16_STAGING = {
 
 export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
   if (v.rw) return readWriteBindings(intraGramTc16Wgsl({ ...v, rw: undefined }));
+  if (v.compact) return vec4View(intraGramTc16Wgsl({ ...v, compact: undefined, viewed: true } as IntraGramTc16Variant));
+  // After vec4View: the f32 array smf for sm and the result blocks (`viewed`, internal).
+  const viewed = (v as { viewed?: boolean }).viewed === true;
+  const RES = viewed ? 'smf' : 'smr';
   const { K, GK } = v;
   if (!intraGramTc16Fits(v)) throw new Error(`kda intra gram tc16: K=${K} (multiple of 16), V=${v.V}, GK=${GK}`);
   const K4 = K / 4;
@@ -187,9 +235,12 @@ ${bindings(
 ${LOCATE}
 ${WGSL_BF16}
 fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
-var<workgroup> sm: array<vec4<f32>, ${SM_VEC4}>;
-var<workgroup> sh: array<f16, ${SH_F16}>;
-var<workgroup> smr: array<f32, ${SMR_F32}>;
+${
+  viewed
+    ? `var<workgroup> smf: array<f32, ${4 * SM_VEC4}>;\n${VEC4_VIEW_FNS}`
+    : `var<workgroup> sm: array<vec4<f32>, ${SM_VEC4}>;\nvar<workgroup> smr: array<f32, ${SMR_F32}>;`
+}
+var<workgroup> sh: array<f16, ${SH_SIZE}>;
 
 ${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
@@ -231,21 +282,20 @@ ${computeMain(WG)}
         mk = max(mk, max(max(b.x, b.y), max(b.z, b.w)));
       }
     }
-    smr[lid] = mq;
-    smr[${WG}u + lid] = mk;
+    ${RES}[lid] = mq;
+    ${RES}[${WG}u + lid] = mk;
   }
   workgroupBarrier();
   if (lid < 128u) {
     let b = select(0u, ${WG}u, lid >= 64u) + (lid % 64u) * 4u;
-    let m = max(max(smr[b], smr[b + 1u]), max(smr[b + 2u], smr[b + 3u]));
+    let m = max(max(${RES}[b], ${RES}[b + 1u]), max(${RES}[b + 2u], ${RES}[b + 3u]));
     // m = f 2^x, f in [0.5, 1): e = x - 8 puts the scaled maximum in [128, 256); 0 gives e = -8 (any scale works).
     let e = clamp(frexp(m).exp - 8, -126, 126);
-    smr[${RS}u + lid] = ldexp(1.0, e);
-    smr[${RS + 128}u + lid] = ldexp(1.0, -e);
+    sh[${SE}u + lid] = f16(e);
   }
   workgroupBarrier();
-  let qScale = smr[${RS + 128}u + si];
-  let kScale = smr[${RS + 192}u + si];
+  let qScale = ldexp(1.0, -i32(sh[${SE}u + si]));
+  let kScale = ldexp(1.0, -i32(sh[${SE + 64}u + si]));
   var qv: vec4<f32>;
   var kv: vec4<f32>;
   var gv: vec4<f32>;
@@ -301,12 +351,32 @@ ${computeMain(WG)}
     workgroupBarrier();
   }
   let abase = (slot * H + h) * 1024u;
-  // The tensor-core blocks to workgroup memory; the in-block tiles and diagonal blocks as intraGram stores them.
+  // The tensor-core blocks to workgroup memory (the staging is dead after the loop's last barrier), then the 4x4
+  // tile t = lid % 96 of pair t / 16 (row group (t % 16) / 4, column group t % 4 inside the block; A_qk's for
+  // lid >= 96) of each thread lid < 192 read back and unscaled, before anything writes T's matrix (in the compact
+  // variant the blocks lie where it goes).
   if (mma) {
     // tc16Fragments(P).outK = 512 P, outQ = 512 P + 256.
-    ${st32('&smr', '(sg - 2u) * 512u', 'ckk', '16u')};
-    ${st32('&smr', '(sg - 2u) * 512u + 256u', 'cqk', '16u')};
-  } else if (diag) {
+    ${st32(`&${RES}`, '(sg - 2u) * 512u', 'ckk', '16u')};
+    ${st32(`&${RES}`, '(sg - 2u) * 512u + 256u', 'cqk', '16u')};
+  }
+  workgroupBarrier();
+  let tq = lid >= 96u;
+  let ct = lid % 96u;
+  ${R4.map((a) => `var cx${a} = vec4<f32>(0.0);`).join('\n  ')}
+  if (lid < 192u) {
+    let pr = ct / 16u;
+    ${pairIJ('pr')}
+    let I4 = 4u * I16 + (ct % 16u) / 4u;
+    let J4 = 4u * J16 + ct % 4u;
+    let rb = pr * 512u + select(0u, 256u, tq) + (4u * (I4 % 4u)) * 16u + 4u * (J4 % 4u);
+    let colScale = vec4<f32>(${R4.map((b) => `ldexp(1.0, i32(sh[${SE + 64}u + 4u * J4 + ${b}u]))`).join(', ')});
+    let rowExp = select(${SE + 64}u, ${SE}u, tq) + 4u * I4;
+    ${R4.map((a) => `cx${a} = vec4<f32>(${R4.map((b) => `${RES}[rb + ${a * 16 + b}u]`).join(', ')}) * ldexp(1.0, i32(sh[rowExp + ${a}u])) * colScale;`).join('\n    ')}
+  }
+  workgroupBarrier();
+  // The in-block tiles and diagonal blocks as intraGram stores them.
+  if (diag) {
     ${aqkDiagonalStore('aqk')}
     ${akkDiagonalToShared('acc')}
   } else if (isQ) {
@@ -316,33 +386,25 @@ ${computeMain(WG)}
       ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
     Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
     ).join('\n    ')}
-  } else {
+  } else if (!mma) {
     ${akkTileToShared('acc')}
   }
-  workgroupBarrier();
-  // The tensor-core blocks' 4x4 tiles, unscaled: tile t = lid % 96 of pair t / 16 (row group (t % 16) / 4, column
-  // group t % 4 inside the block), A_qk's for lid >= 96.
+  // The tensor-core blocks' tiles, as intraGram stores its off-diagonal tiles.
   if (lid < 192u) {
-    let tq = lid >= 96u;
-    let t = lid % 96u;
-    let pr = t / 16u;
+    let pr = ct / 16u;
     ${pairIJ('pr')}
-    let I4 = 4u * I16 + (t % 16u) / 4u;
-    let J4 = 4u * J16 + t % 4u;
-    let rb = pr * 512u + select(0u, 256u, tq) + (4u * (I4 % 4u)) * 16u + 4u * (J4 % 4u);
-    let colScale = vec4<f32>(${R4.map((b) => `smr[${RS + 64}u + 4u * J4 + ${b}u]`).join(', ')});
-    let rowScale = select(${RS + 64}u, ${RS}u, tq) + 4u * I4;
-    ${R4.map((a) => `let acc${a} = vec4<f32>(${R4.map((b) => `smr[rb + ${a * 16 + b}u]`).join(', ')}) * smr[rowScale + ${a}u] * colScale;`).join('\n    ')}
+    let I4 = 4u * I16 + (ct % 16u) / 4u;
+    let J4 = 4u * J16 + ct % 4u;
     if (tq) {
       ${R4.map(
         (
           a,
-        ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
+        ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), cx${a} * p.scale, 4u * I4 + ${a}u < L);
       Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
       ).join('\n      ')}
     } else {
       let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, beta[(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h], 4u * I4 + ${a}u < L)`).join(',\n        ')});
-      ${akkTileToShared('acc')}
+      ${akkTileToShared('cx')}
     }
   }
   workgroupBarrier();

@@ -120,6 +120,7 @@ export interface KdaBenchOptions {
   /** The first kernel's cross-block products on the f16 tensor cores (tc16Gram). */
   fwdTc16Gram?: boolean;
   fwdTc16GramCompact?: boolean;
+  fwdTc16GramDiagMma?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -277,6 +278,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraGramSecondary: o.fwdIntraGramSecondary,
     tc16Gram: o.fwdTc16Gram,
     tc16GramCompact: o.fwdTc16GramCompact,
+    tc16GramDiagWithMma: o.fwdTc16GramDiagMma,
   };
 }
 
@@ -930,6 +932,10 @@ export function registerKdaBench(bench: Command): void {
       'with --fwd-tc16-gram on: its compact variant (23.25 KiB of workgroup memory instead of 35.25; default off)',
     )
     .option(
+      '--fwd-tc16-gram-diag-mma <on|off>',
+      'with --fwd-tc16-gram on: the diagonal blocks on the first products subgroup, not beside in-block tiles (default off)',
+    )
+    .option(
       '--fwd-intra-gram-diag-chain <on|off>',
       "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default on where it reads gc)",
     )
@@ -1118,6 +1124,7 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraGramSecondary: parseOnOff('--fwd-intra-gram-secondary', opts.fwdIntraGramSecondary),
         fwdTc16Gram: parseOnOff('--fwd-tc16-gram', opts.fwdTc16Gram),
         fwdTc16GramCompact: parseOnOff('--fwd-tc16-gram-compact', opts.fwdTc16GramCompact),
+        fwdTc16GramDiagMma: parseOnOff('--fwd-tc16-gram-diag-mma', opts.fwdTc16GramDiagMma),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
         decodeGated: parseGatedSpecs(opts.decodeGated),

@@ -259,6 +259,7 @@ export function planChunkForward(
     V,
     GK,
     compact: t.tc16GramCompact === true || undefined,
+    diagWithMma: t.tc16GramDiagWithMma === true || undefined,
     rw: twoPassVariants.gram.rw,
   };
   const tc16Gram =

@@ -215,6 +215,8 @@ export const kdaForwardTuning: {
   tc16Gram?: boolean;
   /** With tc16Gram: its compact variant (IntraGramTc16Variant.compact: 23.25 KiB of workgroup memory, not 35.25). */
   tc16GramCompact?: boolean;
+  /** With tc16Gram: the diagonal blocks on the first products subgroup (IntraGramTc16Variant.diagWithMma). */
+  tc16GramDiagWithMma?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

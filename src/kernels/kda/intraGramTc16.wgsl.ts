@@ -83,10 +83,16 @@ export interface IntraGramTc16Variant {
    * variants ran ~1.4x slower on the H200). The same values.
    */
   compact?: boolean;
+  /**
+   * The 16 diagonal-block threads on lanes 0 .. 15 of subgroup 2 (after its block pair's products, which are short)
+   * instead of threads 48 .. 63: subgroup 1 then runs 16 in-block tiles only, not those and the diagonal blocks in
+   * turn (the branch every K tile's barrier waits for). The same values.
+   */
+  diagWithMma?: boolean;
 }
 
 export const intraGramTc16Key = (v: IntraGramTc16Variant) =>
-  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraGramTc16Fits(v: IntraGramTc16Variant): boolean {
   return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
@@ -247,11 +253,13 @@ ${computeMain(WG)}
   // Roles (see the header): the in-block tiles and diagonal blocks on subgroups 0, 1; block pair sg - 2 on the rest.
   let sg = lid / 32u;
   let mma = lid >= 64u;
-  let diag = lid >= 48u && !mma;
-  let isQ = lid >= 24u && !diag && !mma;
-  var I4 = select(0u, lid - 48u, diag);
+  // The in-block tiles' threads (lid < 48: A_kk's, then A_qk's) and the diagonal blocks' (see diagWithMma).
+  let tile = lid < 48u;
+  let diag = ${v.diagWithMma ? 'lid >= 64u && lid < 80u' : 'lid >= 48u && lid < 64u'};
+  let isQ = lid >= 24u && tile;
+  var I4 = select(0u, lid - ${v.diagWithMma ? 64 : 48}u, diag);
   var J4 = I4;
-  if (!diag && !mma) {
+  if (tile) {
     let tw = select(lid, lid - 24u, isQ);
     let pw = tw % 6u;
     let ia = 1u + select(0u, 1u, pw >= 1u) + select(0u, 1u, pw >= 3u);
@@ -327,7 +335,8 @@ ${computeMain(WG)}
           .join('\n        ')}
         default: {}
       }
-    } else if (!diag) {
+    }
+    if (tile) {
       // intraGram's off-diagonal tile (rows of one 16-row block): one exp a channel for the middle factor.
       for (var c4 = 0u; c4 < 4u; c4++) {
         let ci = c4 ^ (I4 & 3u);
@@ -337,7 +346,7 @@ ${computeMain(WG)}
         ${R4.map((b) => `let kn${b} = ${at(AKN, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
         ${R4.flatMap((a) => R4.map((b) => `acc${a}.${X[b]} += dot(x${a}, kn${b});`)).join('\n        ')}
       }
-    } else {
+    } else if (diag) {
       // intraGram's diagonal block (diagChain), q and k read from global memory.
       for (var c4 = 0u; c4 < 4u; c4++) {
         let ci = c4 ^ (I4 & 3u);
@@ -386,7 +395,7 @@ ${computeMain(WG)}
       ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
     Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
     ).join('\n    ')}
-  } else if (!mma) {
+  } else if (tile) {
     ${akkTileToShared('acc')}
   }
   // The tensor-core blocks' tiles, as intraGram stores its off-diagonal tiles.

@@ -195,6 +195,8 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
       { K: 64, V: 8, GK: 1, compact: true, rw: true },
       { K: 128, V: 128, GK: 128, compact: true, diagWithMma: true },
       { K: 32, V: 8, GK: 32, diagWithMma: true },
+      { K: 128, V: 128, GK: 128, split: true },
+      { K: 64, V: 8, GK: 1, split: true, rw: true },
     ]) {
       const code = intraGramTc16Wgsl(v);
       expect(code.match(/subgroupMatrixMultiplyAccumulate/g)?.length).toBe(12);

@@ -121,6 +121,7 @@ export interface KdaBenchOptions {
   fwdTc16Gram?: boolean;
   fwdTc16GramCompact?: boolean;
   fwdTc16GramDiagMma?: boolean;
+  fwdTc16GramSplit?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -279,6 +280,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     tc16Gram: o.fwdTc16Gram,
     tc16GramCompact: o.fwdTc16GramCompact,
     tc16GramDiagWithMma: o.fwdTc16GramDiagMma,
+    tc16GramSplit: o.fwdTc16GramSplit,
   };
 }
 
@@ -936,6 +938,10 @@ export function registerKdaBench(bench: Command): void {
       'with --fwd-tc16-gram on: the diagonal blocks on the first products subgroup, not beside in-block tiles (default off)',
     )
     .option(
+      '--fwd-tc16-gram-split <on|off>',
+      'with --fwd-tc16-gram on: the f32 in-block tiles and diagonal blocks split over all threads, four a unit (default off)',
+    )
+    .option(
       '--fwd-intra-gram-diag-chain <on|off>',
       "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default on where it reads gc)",
     )
@@ -1125,6 +1131,7 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16Gram: parseOnOff('--fwd-tc16-gram', opts.fwdTc16Gram),
         fwdTc16GramCompact: parseOnOff('--fwd-tc16-gram-compact', opts.fwdTc16GramCompact),
         fwdTc16GramDiagMma: parseOnOff('--fwd-tc16-gram-diag-mma', opts.fwdTc16GramDiagMma),
+        fwdTc16GramSplit: parseOnOff('--fwd-tc16-gram-split', opts.fwdTc16GramSplit),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
         decodeGated: parseGatedSpecs(opts.decodeGated),

@@ -260,6 +260,7 @@ export function planChunkForward(
     GK,
     compact: t.tc16GramCompact === true || undefined,
     diagWithMma: t.tc16GramDiagWithMma === true || undefined,
+    split: (t.tc16GramSplit === true && dev.features.subgroups) || undefined,
     rw: twoPassVariants.gram.rw,
   };
   const tc16Gram =

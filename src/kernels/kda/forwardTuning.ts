@@ -217,6 +217,8 @@ export const kdaForwardTuning: {
   tc16GramCompact?: boolean;
   /** With tc16Gram: the diagonal blocks on the first products subgroup (IntraGramTc16Variant.diagWithMma). */
   tc16GramDiagWithMma?: boolean;
+  /** With tc16Gram: the f32 units split over all threads (IntraGramTc16Variant.split; needs subgroups). */
+  tc16GramSplit?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

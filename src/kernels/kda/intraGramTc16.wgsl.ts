@@ -89,13 +89,21 @@ export interface IntraGramTc16Variant {
    * turn (the branch every K tile's barrier waits for). The same values.
    */
   diagWithMma?: boolean;
+  /**
+   * The in-block tiles and diagonal blocks split over all 256 threads, four a unit (tile or diagonal block), each
+   * one of a K tile's four channel groups; the parts added after the K loop by subgroup shuffles (needs subgroups).
+   * Units 0 .. 23 A_kk's in-block tiles, 24 .. 47 A_qk's, 48 .. 63 the diagonal blocks (threads 4 u .. 4 u + 3):
+   * a quarter of the f32 work a thread each K tile, beside the products subgroups' short tensor-core part. Not with
+   * diagWithMma. Sums in another order (parts, then (p0 + p1) + (p2 + p3)): equal to a few ulps.
+   */
+  split?: boolean;
 }
 
 export const intraGramTc16Key = (v: IntraGramTc16Variant) =>
-  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraGramTc16Fits(v: IntraGramTc16Variant): boolean {
-  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K);
+  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K) && !(v.split && v.diagWithMma);
 }
 
 /** The kernel's workgroup memory in bytes. */
@@ -232,7 +240,9 @@ export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
         .map((I) => `if (si < ${16 * I}u) ${st16(`${knRow0(I) * BK}u + si * ${BK}u`, `kx * exp(gb${I} - gv)`)}`)
         .join('\n      ')}
     }`;
-  return /* wgsl */ `${F16_MMA_HEAD}
+  // split: unit u of four threads (part = the channel group), else one thread a unit.
+  const U = v.split ? 'un' : 'lid';
+  return /* wgsl */ `${F16_MMA_HEAD}${v.split ? 'enable subgroups;\n' : ''}
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
   ['cu: i32', 'q: vec2<u32>', 'k: vec2<u32>', GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
@@ -254,13 +264,14 @@ ${computeMain(WG)}
   let sg = lid / 32u;
   let mma = lid >= 64u;
   // The in-block tiles' threads (lid < 48: A_kk's, then A_qk's) and the diagonal blocks' (see diagWithMma).
-  let tile = lid < 48u;
-  let diag = ${v.diagWithMma ? 'lid >= 64u && lid < 80u' : 'lid >= 48u && lid < 64u'};
-  let isQ = lid >= 24u && tile;
-  var I4 = select(0u, lid - ${v.diagWithMma ? 64 : 48}u, diag);
+  ${v.split ? 'let un = lid / 4u;\n  let part = lid % 4u;' : ''}
+  let tile = ${U} < 48u;
+  let diag = ${v.diagWithMma ? 'lid >= 64u && lid < 80u' : `${U} >= 48u && ${U} < 64u`};
+  let isQ = ${U} >= 24u && tile;
+  var I4 = select(0u, ${U} - ${v.diagWithMma ? 64 : 48}u, diag);
   var J4 = I4;
   if (tile) {
-    let tw = select(lid, lid - 24u, isQ);
+    let tw = select(${U}, ${U} - 24u, isQ);
     let pw = tw % 6u;
     let ia = 1u + select(0u, 1u, pw >= 1u) + select(0u, 1u, pw >= 3u);
     I4 = 4u * (tw / 6u) + ia;
@@ -338,7 +349,7 @@ ${computeMain(WG)}
     }
     if (tile) {
       // intraGram's off-diagonal tile (rows of one 16-row block): one exp a channel for the middle factor.
-      for (var c4 = 0u; c4 < 4u; c4++) {
+      for (var c4 = ${v.split ? 'part' : '0u'}; c4 < ${v.split ? 'part + 1u' : '4u'}; c4++) {
         let ci = c4 ^ (I4 & 3u);
         let cj = c4 ^ (J4 & 3u);
         ${R4.map((a) => `let x${a} = sm[rowsArr + (4u * I4 + ${a}u) * 4u + ci];`).join('\n        ')}
@@ -348,7 +359,7 @@ ${computeMain(WG)}
       }
     } else if (diag) {
       // intraGram's diagonal block (diagChain), q and k read from global memory.
-      for (var c4 = 0u; c4 < 4u; c4++) {
+      for (var c4 = ${v.split ? 'part' : '0u'}; c4 < ${v.split ? 'part + 1u' : '4u'}; c4++) {
         let ci = c4 ^ (I4 & 3u);
         ${R4.map((a) => `let q${a} = ${diagQK('q', a)};\n        let k${a} = ${diagQK('k', a)};\n        let g${a} = ${at(AG, `4u * I4 + ${a}u`, 'ci')};`).join('\n        ')}
         {
@@ -384,8 +395,15 @@ ${computeMain(WG)}
     ${R4.map((a) => `cx${a} = vec4<f32>(${R4.map((b) => `${RES}[rb + ${a * 16 + b}u]`).join(', ')}) * ldexp(1.0, i32(sh[rowExp + ${a}u])) * colScale;`).join('\n    ')}
   }
   workgroupBarrier();
-  // The in-block tiles and diagonal blocks as intraGram stores them.
-  if (diag) {
+${
+  v.split
+    ? `  // The four parts of each unit added (every lane of the four then holds the sum; part 0 stores it).
+  ${R4.map((a) => `acc${a} += subgroupShuffleXor(acc${a}, 1u);\n  acc${a} += subgroupShuffleXor(acc${a}, 2u);\n  aqk${a} += subgroupShuffleXor(aqk${a}, 1u);\n  aqk${a} += subgroupShuffleXor(aqk${a}, 2u);`).join('\n  ')}
+`
+    : ''
+}  // The in-block tiles and diagonal blocks as intraGram stores them.
+  if (${v.split ? 'part != 0u' : 'false'}) {
+  } else if (diag) {
     ${aqkDiagonalStore('aqk')}
     ${akkDiagonalToShared('acc')}
   } else if (isQ) {

@@ -197,9 +197,10 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
       { K: 32, V: 8, GK: 32, diagWithMma: true },
       { K: 128, V: 128, GK: 128, split: true },
       { K: 64, V: 8, GK: 1, split: true, rw: true },
+      ...(['scale', 'f16', 'mma', 'f32'] as const).map((skip) => ({ K: 32, V: 8, GK: 32, split: true, skip })),
     ]) {
       const code = intraGramTc16Wgsl(v);
-      expect(code.match(/subgroupMatrixMultiplyAccumulate/g)?.length).toBe(12);
+      expect(code.match(/subgroupMatrixMultiplyAccumulate/g)?.length).toBe(12); // each pair's two, also with skip
       const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(code) }).getCompilationInfo();
       expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
     }

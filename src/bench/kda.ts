@@ -122,6 +122,7 @@ export interface KdaBenchOptions {
   fwdTc16GramCompact?: boolean;
   fwdTc16GramDiagMma?: boolean;
   fwdTc16GramSplit?: boolean;
+  fwdTc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -281,6 +282,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     tc16GramCompact: o.fwdTc16GramCompact,
     tc16GramDiagWithMma: o.fwdTc16GramDiagMma,
     tc16GramSplit: o.fwdTc16GramSplit,
+    tc16GramSkip: o.fwdTc16GramSkip,
   };
 }
 
@@ -942,6 +944,10 @@ export function registerKdaBench(bench: Command): void {
       'with --fwd-tc16-gram on: the f32 in-block tiles and diagonal blocks split over all threads, four a unit (default off)',
     )
     .option(
+      '--fwd-tc16-gram-skip <scale|f16|mma|f32>',
+      'profiling only (wrong results): the tc16 kernel without its row scales, f16 staging, tensor-core or f32 products',
+    )
+    .option(
       '--fwd-intra-gram-diag-chain <on|off>',
       "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default on where it reads gc)",
     )
@@ -1132,6 +1138,12 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16GramCompact: parseOnOff('--fwd-tc16-gram-compact', opts.fwdTc16GramCompact),
         fwdTc16GramDiagMma: parseOnOff('--fwd-tc16-gram-diag-mma', opts.fwdTc16GramDiagMma),
         fwdTc16GramSplit: parseOnOff('--fwd-tc16-gram-split', opts.fwdTc16GramSplit),
+        fwdTc16GramSkip: parseSkip('--fwd-tc16-gram-skip', opts.fwdTc16GramSkip, [
+          'scale',
+          'f16',
+          'mma',
+          'f32',
+        ] as const),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
         decodeGated: parseGatedSpecs(opts.decodeGated),

@@ -261,6 +261,7 @@ export function planChunkForward(
     compact: t.tc16GramCompact === true || undefined,
     diagWithMma: t.tc16GramDiagWithMma === true || undefined,
     split: (t.tc16GramSplit === true && dev.features.subgroups) || undefined,
+    skip: t.tc16GramSkip,
     rw: twoPassVariants.gram.rw,
   };
   const tc16Gram =

@@ -219,6 +219,8 @@ export const kdaForwardTuning: {
   tc16GramDiagWithMma?: boolean;
   /** With tc16Gram: the f32 units split over all threads (IntraGramTc16Variant.split; needs subgroups). */
   tc16GramSplit?: boolean;
+  /** Profiling only (wrong results): the tc16 kernel without one part (IntraGramTc16Variant.skip). */
+  tc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

@@ -97,10 +97,16 @@ export interface IntraGramTc16Variant {
    * diagWithMma. Sums in another order (parts, then (p0 + p1) + (p2 + p3)): equal to a few ulps.
    */
   split?: boolean;
+  /**
+   * Profiling only (bench kda --fwd-tc16-gram-skip; wrong results): leave out the row scales' extra loads
+   * ('scale'), the f16 staging ('f16'), the tensor-core products ('mma') or the f32 in-block products ('f32'),
+   * barriers kept, so that part's time is the difference.
+   */
+  skip?: 'scale' | 'f16' | 'mma' | 'f32';
 }
 
 export const intraGramTc16Key = (v: IntraGramTc16Variant) =>
-  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraGramTc16Fits(v: IntraGramTc16Variant): boolean {
   return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K) && !(v.split && v.diagWithMma);
@@ -229,6 +235,7 @@ export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
       sm[${AKS}u + sp] = kv * f;
       sm[${AKN}u + sp] = kv * exp(gm - gv);
       // f16, the 16-row factoring (the tensor-core blocks), on the row-scaled q and k.
+      ${v.skip === 'f16' ? 'if (false) {' : ''}
       let qx = qv * qScale;
       let kx = kv * kScale;
       let b16 = si / 16u;
@@ -239,6 +246,7 @@ export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
       ${[1, 2, 3]
         .map((I) => `if (si < ${16 * I}u) ${st16(`${knRow0(I) * BK}u + si * ${BK}u`, `kx * exp(gb${I} - gv)`)}`)
         .join('\n      ')}
+      ${v.skip === 'f16' ? '}' : ''}
     }`;
   // split: unit u of four threads (part = the channel group), else one thread a unit.
   const U = v.split ? 'un' : 'lid';
@@ -293,7 +301,7 @@ ${computeMain(WG)}
   {
     var mq = 0.0;
     var mk = 0.0;
-    if (si < L) {
+    if (si < L${v.skip === 'scale' ? ' && false' : ''}) {
       for (var t = 0u; t < ${NKT}u; t++) {
         let a = abs(bf4(q[srow * ${K4}u + t * 4u + sc4]));
         let b = abs(bf4(k[srow * ${K4}u + t * 4u + sc4]));
@@ -330,7 +338,7 @@ ${computeMain(WG)}
     if (kt + 1u < ${NKT}u) {
       ${stageLoad('(kt + 1u)')}
     }
-    if (mma) {
+    if (mma${v.skip === 'mma' ? ' && false' : ''}) {
       // Block pair sg - 2 (tc16Fragments): KN_{I,J} (rows 16 J .. 16 J + 15 of KN_I) column-major as the right
       // operand (channels x rows j), KS_I and QS_I (rows 16 I ..) row-major as the left ones.
       switch sg {
@@ -347,7 +355,7 @@ ${computeMain(WG)}
         default: {}
       }
     }
-    if (tile) {
+    if (tile${v.skip === 'f32' ? ' && false' : ''}) {
       // intraGram's off-diagonal tile (rows of one 16-row block): one exp a channel for the middle factor.
       for (var c4 = ${v.split ? 'part' : '0u'}; c4 < ${v.split ? 'part + 1u' : '4u'}; c4++) {
         let ci = c4 ^ (I4 & 3u);
@@ -357,7 +365,7 @@ ${computeMain(WG)}
         ${R4.map((b) => `let kn${b} = ${at(AKN, `4u * J4 + ${b}u`, 'cj')} * e;`).join('\n        ')}
         ${R4.flatMap((a) => R4.map((b) => `acc${a}.${X[b]} += dot(x${a}, kn${b});`)).join('\n        ')}
       }
-    } else if (diag) {
+    } else if (diag${v.skip === 'f32' ? ' && false' : ''}) {
       // intraGram's diagonal block (diagChain), q and k read from global memory.
       for (var c4 = ${v.split ? 'part' : '0u'}; c4 < ${v.split ? 'part + 1u' : '4u'}; c4++) {
         let ci = c4 ^ (I4 & 3u);

@@ -127,12 +127,14 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
   }
 
   it('the work layout (staging offsets, fragments, result blocks, epilogue tiles) gives the reference', () => {
-    for (const [L, mag, K] of [
-      [64, 1, 32],
-      [37, 1e5, 16],
+    for (const [L, mag, K, knT] of [
+      [64, 1, 32, false],
+      [37, 1e5, 16, false],
+      [64, 1, 32, true],
+      [50, 1e-5, 16, true],
     ] as const) {
       const c = chunk(L + K, L, K, mag);
-      const lay = intraGramTc16Layout(c);
+      const lay = intraGramTc16Layout(c, knT);
       const r = intraGramTc16Reference(c);
       for (let i = 0; i < L; i++)
         for (let j = 0; j < i; j++)
@@ -197,6 +199,7 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
       { K: 32, V: 8, GK: 32, diagWithMma: true },
       { K: 128, V: 128, GK: 128, split: true },
       { K: 64, V: 8, GK: 1, split: true, rw: true },
+      { K: 128, V: 128, GK: 128, split: true, knT: true },
       ...(['scale', 'f16', 'mma', 'f32'] as const).map((skip) => ({ K: 32, V: 8, GK: 32, split: true, skip })),
     ]) {
       const code = intraGramTc16Wgsl(v);

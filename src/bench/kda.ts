@@ -123,6 +123,7 @@ export interface KdaBenchOptions {
   fwdTc16GramDiagMma?: boolean;
   fwdTc16GramSplit?: boolean;
   fwdTc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
+  fwdTc16GramKnT?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -283,6 +284,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     tc16GramDiagWithMma: o.fwdTc16GramDiagMma,
     tc16GramSplit: o.fwdTc16GramSplit,
     tc16GramSkip: o.fwdTc16GramSkip,
+    tc16GramKnT: o.fwdTc16GramKnT,
   };
 }
 
@@ -944,6 +946,10 @@ export function registerKdaBench(bench: Command): void {
       'with --fwd-tc16-gram on: the f32 in-block tiles and diagonal blocks split over all threads, four a unit (default off)',
     )
     .option(
+      '--fwd-tc16-gram-knt <on|off>',
+      'with --fwd-tc16-gram on: KN staged transposed (a row-major right operand; default off)',
+    )
+    .option(
       '--fwd-tc16-gram-skip <scale|f16|mma|f32>',
       'profiling only (wrong results): the tc16 kernel without its row scales, f16 staging, tensor-core or f32 products',
     )
@@ -1138,6 +1144,7 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16GramCompact: parseOnOff('--fwd-tc16-gram-compact', opts.fwdTc16GramCompact),
         fwdTc16GramDiagMma: parseOnOff('--fwd-tc16-gram-diag-mma', opts.fwdTc16GramDiagMma),
         fwdTc16GramSplit: parseOnOff('--fwd-tc16-gram-split', opts.fwdTc16GramSplit),
+        fwdTc16GramKnT: parseOnOff('--fwd-tc16-gram-knt', opts.fwdTc16GramKnt),
         fwdTc16GramSkip: parseSkip('--fwd-tc16-gram-skip', opts.fwdTc16GramSkip, [
           'scale',
           'f16',

@@ -262,6 +262,7 @@ export function planChunkForward(
     diagWithMma: t.tc16GramDiagWithMma === true || undefined,
     split: (t.tc16GramSplit === true && dev.features.subgroups) || undefined,
     skip: t.tc16GramSkip,
+    knT: t.tc16GramKnT === true || undefined,
     rw: twoPassVariants.gram.rw,
   };
   const tc16Gram =

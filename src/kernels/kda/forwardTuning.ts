@@ -221,6 +221,8 @@ export const kdaForwardTuning: {
   tc16GramSplit?: boolean;
   /** Profiling only (wrong results): the tc16 kernel without one part (IntraGramTc16Variant.skip). */
   tc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
+  /** With tc16Gram: KN staged transposed, a row-major right operand (IntraGramTc16Variant.knT). */
+  tc16GramKnT?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

@@ -103,10 +103,16 @@ export interface IntraGramTc16Variant {
    * barriers kept, so that part's time is the difference.
    */
   skip?: 'scale' | 'f16' | 'mma' | 'f32';
+  /**
+   * KN_I stored transposed (channel-major: 16 rows of 16 I columns at knTBase(I)), so that KN_{I,J} is a row-major
+   * right operand (stride 16 I) instead of a column-major one (stride 16). The staging's scalar f16 stores go to
+   * other addresses; the same values.
+   */
+  knT?: boolean;
 }
 
 export const intraGramTc16Key = (v: IntraGramTc16Variant) =>
-  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.knT ? '_knt' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraGramTc16Fits(v: IntraGramTc16Variant): boolean {
   return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K) && !(v.split && v.diagWithMma);
@@ -173,23 +179,28 @@ export const knRow0 = (I: number) => 128 + 8 * I * (I - 1);
  * and where its A_kk and A_qk results go in the result array (row-major, stride 16). The kernel and the layout's
  * emulation (intraGramTc16Reference.ts) both read these.
  */
-export function tc16Fragments(P: number) {
+export function tc16Fragments(P: number, knT = false) {
   const [I, J] = TC16_PAIRS[P];
   return {
     I,
     J,
-    right: (knRow0(I) + 16 * J) * BK,
+    right: knT ? knTBase(I) + 16 * J : (knRow0(I) + 16 * J) * BK,
+    /** The right operand's stride and layout (knT: row-major, stride 16 I). */
+    rightStride: knT ? 16 * I : BK,
+    rightColMajor: !knT,
     leftK: HK + 16 * I * BK,
     leftQ: HQ + 16 * I * BK,
     outK: 512 * P,
     outQ: 512 * P + 256,
   };
 }
-/** The f16 staging's offsets (elements): QS row r, KS row r, KN_I row r (r < 16 I). */
+/** With knT: where KN_I^T (16 channels x 16 I rows of k) starts in the f16 staging. */
+export const knTBase = (I: number) => 128 * BK + 128 * I * (I - 1);
+/** The f16 staging's offsets (elements): QS row r, KS row r, channel c (of the K tile); KN_I row r (r < 16 I). */
 export const TC16_STAGING = {
-  qs: (r: number) => HQ + r * BK,
-  ks: (r: number) => HK + r * BK,
-  kn: (I: number, r: number) => (knRow0(I) + r) * BK,
+  qs: (r: number, c: number) => HQ + r * BK + c,
+  ks: (r: number, c: number) => HK + r * BK + c,
+  kn: (I: number, r: number, c: number, knT = false) => (knT ? knTBase(I) + c * 16 * I + r : (knRow0(I) + r) * BK + c),
   size: SH_F16,
 };
 
@@ -244,7 +255,14 @@ export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
       ${st16(`${HQ}u + si * ${BK}u`, 'qx * fN')}
       ${st16(`${HK}u + si * ${BK}u`, 'kx * fN')}
       ${[1, 2, 3]
-        .map((I) => `if (si < ${16 * I}u) ${st16(`${knRow0(I) * BK}u + si * ${BK}u`, `kx * exp(gb${I} - gv)`)}`)
+        .map((I) =>
+          v.knT
+            ? `if (si < ${16 * I}u) {
+        let hx = vec4<f16>(kx * exp(gb${I} - gv));
+        ${R4.map((u) => `sh[${knTBase(I)}u + (sc4 * 4u + ${u}u) * ${16 * I}u + si] = hx.${X[u]};`).join('\n        ')}
+      }`
+            : `if (si < ${16 * I}u) ${st16(`${knRow0(I) * BK}u + si * ${BK}u`, `kx * exp(gb${I} - gv)`)}`,
+        )
         .join('\n      ')}
       ${v.skip === 'f16' ? '}' : ''}
     }`;
@@ -344,9 +362,9 @@ ${computeMain(WG)}
       switch sg {
         ${[0, 1, 2, 3, 4, 5]
           .map((P) => {
-            const f = tc16Fragments(P);
+            const f = tc16Fragments(P, v.knT);
             return `case ${P + 2}u: {
-          let rk = ${ld16('right', '&sh', `${f.right}u`, `${BK}u`, true)};
+          let rk = ${ld16('right', '&sh', `${f.right}u`, `${f.rightStride}u`, f.rightColMajor)};
           ckk = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `${f.leftK}u`, `${BK}u`)}, rk, ckk);
           cqk = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `${f.leftQ}u`, `${BK}u`)}, rk, cqk);
         }`;

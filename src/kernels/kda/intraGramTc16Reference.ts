@@ -113,7 +113,7 @@ function unitLowerInverse(N: Float64Array, L: number): Float64Array {
  * stride 16), its products accumulated into the result array at outK / outQ, then the epilogue's tile t = lid % 96 of
  * thread lid < 192 mapped back to (row, column) and unscaled as the kernel does.
  */
-export function intraGramTc16Layout(c: IntraChunk): { Akk: Float64Array; Aqk: Float64Array } {
+export function intraGramTc16Layout(c: IntraChunk, knT = false): { Akk: Float64Array; Aqk: Float64Array } {
   const { K } = c;
   const { eq, ek, qs, ks, kn } = tc16Operands(c);
   const BK = 16;
@@ -124,14 +124,17 @@ export function intraGramTc16Layout(c: IntraChunk): { Akk: Float64Array; Aqk: Fl
     for (let si = 0; si < 64; si++) {
       for (let cc = 0; cc < BK; cc++) {
         const ch = kt * BK + cc;
-        sh[TC16_STAGING.qs(si) + cc] = qs(si, ch);
-        sh[TC16_STAGING.ks(si) + cc] = ks(si, ch);
-        for (let I = 1; I <= 3; I++) if (si < 16 * I) sh[TC16_STAGING.kn(I, si) + cc] = kn(I, si, ch);
+        sh[TC16_STAGING.qs(si, cc)] = qs(si, ch);
+        sh[TC16_STAGING.ks(si, cc)] = ks(si, ch);
+        for (let I = 1; I <= 3; I++) if (si < 16 * I) sh[TC16_STAGING.kn(I, si, cc, knT)] = kn(I, si, ch);
       }
     }
-    // Subgroup P + 2: C += A B, A (16 x 16) row-major at left, B (16 x 16) column-major at right, stride BK.
+    // Subgroup P + 2: C += A B, A (16 x 16) row-major at left (stride BK), B (16 x 16) at right: element (x, col)
+    // at right + col stride + x (column-major) or right + x stride + col (row-major).
     for (let P = 0; P < TC16_PAIRS.length; P++) {
-      const f = tc16Fragments(P);
+      const f = tc16Fragments(P, knT);
+      const B = (x: number, col: number) =>
+        sh[f.right + (f.rightColMajor ? col * f.rightStride + x : x * f.rightStride + col)];
       for (const [left, out] of [
         [f.leftK, f.outK],
         [f.leftQ, f.outQ],
@@ -139,7 +142,7 @@ export function intraGramTc16Layout(c: IntraChunk): { Akk: Float64Array; Aqk: Fl
         for (let r = 0; r < 16; r++) {
           for (let col = 0; col < 16; col++) {
             let s = 0;
-            for (let x = 0; x < 16; x++) s += sh[left + r * BK + x] * sh[f.right + col * BK + x];
+            for (let x = 0; x < 16; x++) s += sh[left + r * BK + x] * B(x, col);
             res[out + r * 16 + col] += s;
           }
         }

@@ -171,6 +171,10 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
     expect(intraGramTc16SharedBytes({})).toBe(35.25 * 1024);
     expect(intraGramTc16SharedBytes({ compact: true })).toBe(23.25 * 1024);
     expect(planChunkForward(dev(true), shape, run, t).tc16Gram).toBe(true);
+    // split: the default form where tc16Gram runs; off when asked or with diagWithMma.
+    expect(planChunkForward(dev(true), shape, run, t).tc16?.split).toBe(true);
+    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramSplit: false }).tc16?.split).toBeUndefined();
+    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramDiagWithMma: true }).tc16?.split).toBeUndefined();
     expect(planChunkForward(dev(true), shape, run, {}).tc16Gram).toBe(false);
     expect(planChunkForward(dev(false), shape, run, t).tc16Gram).toBe(false);
     expect(planChunkForward(dev(true), shape, { ...run, bf16: false }, t).tc16Gram).toBe(false);

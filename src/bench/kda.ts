@@ -943,7 +943,7 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-tc16-gram-split <on|off>',
-      'with --fwd-tc16-gram on: the f32 in-block tiles and diagonal blocks split over all threads, four a unit (default off)',
+      'with --fwd-tc16-gram on: the f32 in-block tiles and diagonal blocks split over all threads, four a unit (default on)',
     )
     .option(
       '--fwd-tc16-gram-knt <on|off>',

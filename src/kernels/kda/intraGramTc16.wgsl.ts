@@ -29,16 +29,36 @@
  * Roles (256 threads, 8 subgroups of 32; the H200's subgroup size, which the plan requires):
  *  - subgroups 2 .. 7: block pair P = sg - 2 of (1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2): its A_kk and A_qk
  *    blocks (two result matrices, one right operand KN_{I,J} shared);
- *  - threads 0 .. 23: A_kk's 4x4 tiles inside a 16-row block below the diagonal 4x4 blocks (6 a block), 24 .. 47
- *    A_qk's, 48 .. 63 the 16 diagonal 4x4 blocks of both (intraGram's code for those roles);
+ *  - the f32 units: A_kk's 24 4x4 tiles inside a 16-row block below the diagonal 4x4 blocks (6 a block), A_qk's 24,
+ *    the 16 diagonal 4x4 blocks of both (intraGram's code for those roles). With `split` (the default where
+ *    tc16Gram runs) four threads a unit, each one channel group of a K tile, summed by subgroup shuffles after the
+ *    loop (units 0 .. 23, 24 .. 47, 48 .. 63 on threads 4 u .. 4 u + 3); else one thread a unit (threads 0 .. 63, or
+ *    the diagonal blocks on lanes 0 .. 15 of subgroup 2 with diagWithMma);
  *  - every thread stages one (row, 4-channel group) slot of each K tile, f32 (gc, qs4, ks4, kn4: intraGram's 4-row
  *    factoring for the in-block tiles) and f16 (QS, KS, and KN_{I, row} for every I with 16 I > row).
  * After the K loop the result matrices go through workgroup memory (st32; a result is opaque) and threads 0 .. 191
- * each unscale one 4x4 tile of them into intraGram's epilogue (A_qk to global memory, Diag(beta) A_kk transposed
- * into step B's matrix).
+ * each read back and unscale one 4x4 tile of them into intraGram's epilogue (A_qk to global memory, Diag(beta) A_kk
+ * transposed into step B's matrix).
  *
  * Workgroup memory: 16 KiB f32 staging (then T, step B's scratch in T's zero upper part: intraGram's lean layout),
- * 7 KiB f16 staging, 13 KiB result blocks and row scales: 36 KiB (intraGram: 24).
+ * 7.25 KiB f16 staging and row exponents, 12 KiB result blocks: 35.25 KiB (intraGram: 24); compact: 23.25 KiB.
+ *
+ * H200 (B=1, H=16, d=128, T=32768, bf16 inputs; bench/results/2026-12-02-h200-ktcgram-s{1,2,3}-*): CORRECT BUT
+ * SLOWER than intraGram.wgsl.ts, whose kda_chunk_intra took 1.066-1.069 ms in the same sittings (forward 5.193-5.200):
+ *    split (the default form)  1.235 / 1.237 / 1.240 / 1.240 ms   forward 5.369 / 5.371 / 5.381 / 5.370
+ *    split, knT                1.248 / 1.247                      forward 5.383 / 5.376
+ *    one thread a unit         1.892 / 1.885 / 1.883 (knT 1.884)  forward 6.021 / 6.016 / 6.016
+ *    diagWithMma               1.669 / 1.671 / 1.657              forward 5.805 / 5.800 / 5.792
+ *    compact                   2.359 / 2.364 (diagWithMma 2.021 / 2.011): the vec4 accesses as scalar ones cost more
+ *                              than 12 KiB of workgroup memory saves
+ * Where the time goes (one thread a unit, 1.883 ms, each part left out with `skip`, wrong results): the f32 in-block
+ * products 0.79 (without them 1.089: the 64 threads that run them are the barrier's critical path, which `split`
+ * spreads over all threads), the tensor-core part 0.24 (1.643 without: loads from workgroup memory and two dependent
+ * products a K tile between barriers), the f16 staging 0.21 (1.676: one more exp a row, up to three for KN, 8 to
+ * 20 scalar f16 stores a thread), the row scales' extra loads 0.08 (1.805). So the parts the tensor cores add cost
+ * about what the f32 products they replace saved; in split the kernel stays ~0.17 ms behind intraGram.
+ * --check at T=2048 (every variant the same): o against the f32 forward 2.900e-3 (off: 2.830e-3, o's own bf16
+ * rounding), final state 2.51e-5 (off: 0); against the recurrent kernel o 2.901e-3, state 2.51e-5 (off 5.3e-7).
  */
 import { F16_MMA_HEAD, C32, ld16, st32 } from '../f16mma.js';
 import { WGSL_BF16 } from './bf16.wgsl.js';

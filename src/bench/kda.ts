@@ -121,6 +121,13 @@ export interface KdaBenchOptions {
   fwdIntraGramDiagChain?: boolean;
   /** The first kernel with FLA's secondary chunking of the decays (intraGramSecondary). */
   fwdIntraGramSecondary?: boolean;
+  /** The first kernel's cross-block products on the f16 tensor cores (tc16Gram). */
+  fwdTc16Gram?: boolean;
+  fwdTc16GramCompact?: boolean;
+  fwdTc16GramDiagMma?: boolean;
+  fwdTc16GramSplit?: boolean;
+  fwdTc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
+  fwdTc16GramKnT?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -276,6 +283,12 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     intraGramDiagSplit: o.fwdIntraGramDiagSplit,
     intraGramDiagChain: o.fwdIntraGramDiagChain,
     intraGramSecondary: o.fwdIntraGramSecondary,
+    tc16Gram: o.fwdTc16Gram,
+    tc16GramCompact: o.fwdTc16GramCompact,
+    tc16GramDiagWithMma: o.fwdTc16GramDiagMma,
+    tc16GramSplit: o.fwdTc16GramSplit,
+    tc16GramSkip: o.fwdTc16GramSkip,
+    tc16GramKnT: o.fwdTc16GramKnT,
   };
 }
 
@@ -927,6 +940,30 @@ export function registerKdaBench(bench: Command): void {
       "two-pass intra reading gc: the first kernel with FLA's secondary chunking (16-row blocks; cross-block tiles without the middle factor's exp; default off)",
     )
     .option(
+      '--fwd-tc16-gram <on|off>',
+      'bf16 inputs with --unsafe-apis: the two-pass intra first kernel with its cross-16-row-block products on the f16 tensor cores (intraGramTc16.wgsl.ts; default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-compact <on|off>',
+      'with --fwd-tc16-gram on: its compact variant (23.25 KiB of workgroup memory instead of 35.25; default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-diag-mma <on|off>',
+      'with --fwd-tc16-gram on: the diagonal blocks on the first products subgroup, not beside in-block tiles (default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-split <on|off>',
+      'with --fwd-tc16-gram on: the f32 in-block tiles and diagonal blocks split over all threads, four a unit (default on)',
+    )
+    .option(
+      '--fwd-tc16-gram-knt <on|off>',
+      'with --fwd-tc16-gram on: KN staged transposed (a row-major right operand; default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-skip <scale|f16|mma|f32>',
+      'profiling only (wrong results): the tc16 kernel without its row scales, f16 staging, tensor-core or f32 products',
+    )
+    .option(
       '--fwd-intra-gram-diag-chain <on|off>',
       "two-pass intra: the first kernel's diagonal decays as products of neighbouring rows' (3 exps, not 6; default on where it reads gc)",
     )
@@ -1122,6 +1159,17 @@ export function registerKdaBench(bench: Command): void {
           : undefined,
         fwdIntraGramDiagChain: parseOnOff('--fwd-intra-gram-diag-chain', opts.fwdIntraGramDiagChain),
         fwdIntraGramSecondary: parseOnOff('--fwd-intra-gram-secondary', opts.fwdIntraGramSecondary),
+        fwdTc16Gram: parseOnOff('--fwd-tc16-gram', opts.fwdTc16Gram),
+        fwdTc16GramCompact: parseOnOff('--fwd-tc16-gram-compact', opts.fwdTc16GramCompact),
+        fwdTc16GramDiagMma: parseOnOff('--fwd-tc16-gram-diag-mma', opts.fwdTc16GramDiagMma),
+        fwdTc16GramSplit: parseOnOff('--fwd-tc16-gram-split', opts.fwdTc16GramSplit),
+        fwdTc16GramKnT: parseOnOff('--fwd-tc16-gram-knt', opts.fwdTc16GramKnt),
+        fwdTc16GramSkip: parseSkip('--fwd-tc16-gram-skip', opts.fwdTc16GramSkip, [
+          'scale',
+          'f16',
+          'mma',
+          'f32',
+        ] as const),
         fwdIntraGramSkip: parseSkip('--fwd-intra-gram-skip', opts.fwdIntraGramSkip, ['products', 'inverse'] as const),
         decodeProbe: !!opts.decodeProbe,
         decodeGated: parseGatedSpecs(opts.decodeGated),

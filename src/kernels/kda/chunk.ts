@@ -35,6 +35,7 @@ import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
 import { type IntraGramVariant, intraGramFits, intraGramKey, intraGramWgsl } from './intraGram.wgsl.js';
 import { intraGramSecondaryFits, intraGramSecondaryWgsl } from './intraGramSecondary.wgsl.js';
+import { intraGramTc16Key, intraGramTc16Wgsl } from './intraGramTc16.wgsl.js';
 import {
   type IntraWUVariant,
   intraWUFits,
@@ -402,12 +403,16 @@ function dispatchIntraTwoPass(
   if (!(gv.secondary ? intraGramSecondaryFits(gv) : intraGramFits(gv)))
     throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
+  // The tensor-core first kernel (plan.tc16Gram: gc read, so the same bindings and params as intraGram's).
+  const tc = plan.tc16Gram ? plan.tc16 : undefined;
   gpu.dispatch({
-    kernel: {
-      name: 'kda_chunk_intra',
-      key: intraGramKey(gv),
-      code: () => (gv.secondary ? intraGramSecondaryWgsl(gv) : intraGramWgsl(gv)),
-    },
+    kernel: tc
+      ? { name: 'kda_chunk_intra', key: intraGramTc16Key(tc), code: () => intraGramTc16Wgsl(tc) }
+      : {
+          name: 'kda_chunk_intra',
+          key: intraGramKey(gv),
+          code: () => (gv.secondary ? intraGramSecondaryWgsl(gv) : intraGramWgsl(gv)),
+        },
     // saved.T (allocated with or without keep) written only with keep (params' storeT); saved.Kd only where the
     // forward needs it (storeKd).
     ...(gram

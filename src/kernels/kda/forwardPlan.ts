@@ -46,6 +46,7 @@ import {
   type ForwardDevice,
 } from './forwardTuning.js';
 import type { IntraGramVariant } from './intraGram.wgsl.js';
+import { type IntraGramTc16Variant, intraGramTc16Fits, intraGramTc16SharedBytes } from './intraGramTc16.wgsl.js';
 import { intraKtTc16Fits } from './intraKtTc16.wgsl.js';
 import { intraKtTc16WalkBytes } from './intraKtTc16Walk.wgsl.js';
 import { type IntraVecVariant, intraVecFits } from './intraVec.wgsl.js';
@@ -115,6 +116,13 @@ export interface ChunkForwardPlan {
   vv4: IntraVecVariant;
   /** The two-pass intra's kernels' variants (twoPass only). */
   gram?: IntraGramVariant;
+  /**
+   * The first kernel on the f16 tensor cores (intraGramTc16.wgsl.ts, kdaForwardTuning.tc16Gram): true only where the
+   * tuning asks, tc16Applies, the two-pass intra runs its bf16 inference variant and the kernel fits.
+   */
+  tc16Gram: boolean;
+  /** Its variant where tc16Gram (compact: kdaForwardTuning.tc16GramCompact; rw as the first kernel's). */
+  tc16?: IntraGramTc16Variant;
   wu?: IntraWUVariant;
   shared: boolean;
   pv: OutputPipelinedVariant;
@@ -256,7 +264,23 @@ export function planChunkForward(
     ktForm &&
     twoPass &&
     intraKtTc16Fits({ K, V, GK, ktForm: true, bf16: true, midF32: true });
-  const twoPassVariants = twoPass ? intraTwoPassVariants(dev, p, t, gcInGram, bf16, midBf16, ktForm, rw, tc16Kt) : {};
+  const twoPassVariants: { gram?: IntraGramVariant; wu?: IntraWUVariant } = twoPass
+    ? intraTwoPassVariants(dev, p, t, gcInGram, bf16, midBf16, ktForm, rw, tc16Kt)
+    : {};
+  const tc16: IntraGramTc16Variant | undefined = twoPassVariants.gram && {
+    K,
+    V,
+    GK,
+    compact: t.tc16GramCompact === true || undefined,
+    diagWithMma: t.tc16GramDiagWithMma === true || undefined,
+    // split: the default form (the fastest on the H200), where the device has subgroups.
+    split: ((t.tc16GramSplit ?? true) && dev.features.subgroups && !t.tc16GramDiagWithMma) || undefined,
+    skip: t.tc16GramSkip,
+    knT: t.tc16GramKnT === true || undefined,
+    rw: twoPassVariants.gram.rw,
+  };
+  const tc16Gram =
+    twoPassVariants.gram !== undefined && t.tc16Gram === true && tc16GramFits(dev, twoPassVariants.gram, tc16!);
   // The intra and tiled (or halves, regw, overlap) state passes as one pipeline (statePipeline.ts), where both
   // exist with 256 threads.
   const shared =
@@ -366,6 +390,8 @@ export function planChunkForward(
     gcKd: !tv.kdFromK && !ktForm,
     vv4,
     ...twoPassVariants,
+    tc16Gram,
+    tc16: tc16Gram ? tc16 : undefined,
     shared,
     pv,
     pipelinedOutput,
@@ -380,6 +406,28 @@ export function planChunkForward(
 /** Whether the tensor-core Kt pre-pass walks two chunk slots a workgroup (kdaForwardTuning.tc16KtChunks, where it fits). */
 const tc16KtWalks = (K: number, t: Readonly<ForwardTuning>, dev: ForwardDevice): boolean =>
   t.tc16KtChunks === 2 && K <= 128 && intraKtTc16WalkBytes(K) <= dev.limits.maxComputeWorkgroupStorageSize;
+
+/**
+ * Whether the tensor-core first kernel (intraGramTc16.wgsl.ts) can replace intraGram's variant `g` on dev: f16
+ * subgroup matrices and bf16 inputs (tc16Applies), the inference variant (gc read, bf16 loads; no profiling or
+ * alternative layout), subgroups of exactly 32 (its roles are laid out by subgroup) and its workgroup memory.
+ */
+function tc16GramFits(dev: ForwardDevice, g: IntraGramVariant, tc: IntraGramTc16Variant): boolean {
+  return (
+    tc16Applies(dev, g.bf16 === true) &&
+    !g.gcFromG &&
+    !g.secondary &&
+    !g.lean &&
+    !g.stagedStores &&
+    !g.diagSplit &&
+    g.skip === undefined &&
+    g.prefetch &&
+    dev.adapterInfo.subgroupMinSize === 32 &&
+    dev.adapterInfo.subgroupMaxSize === 32 &&
+    intraGramTc16Fits(tc) &&
+    intraGramTc16SharedBytes(tc) <= dev.limits.maxComputeWorkgroupStorageSize
+  );
+}
 
 /**
  * The two-pass intra's kernels' variants: the first (A_qk and T; forming gc from g where gcInGram) and the second

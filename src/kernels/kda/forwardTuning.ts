@@ -12,7 +12,11 @@ import type { StateProbe } from './stateTiled.wgsl.js';
 
 /** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
 export interface ForwardDevice {
-  readonly adapterInfo: { readonly isFallbackAdapter?: boolean };
+  readonly adapterInfo: {
+    readonly isFallbackAdapter?: boolean;
+    readonly subgroupMinSize?: number;
+    readonly subgroupMaxSize?: number;
+  };
   readonly acquired: { readonly toggles: readonly string[] };
   readonly limits: {
     readonly maxComputeWorkgroupStorageSize: number;
@@ -201,6 +205,29 @@ export const kdaForwardTuning: {
    * H200 (kda_chunk_intra 1.332 against 1.164 ms at H=16, d=128, T=32768; see its header).
    */
   intraGramSecondary?: boolean;
+  /**
+   * true: the two-pass intra's first kernel with its products between different 16-row blocks on the f16 tensor
+   * cores (intraGramTc16.wgsl.ts: FLA's secondary chunking, per-row power-of-two scales of q and k; A_qk and T in
+   * intraGram's layouts), where tc16Applies (bf16 inputs, f16 subgroup matrices), the first kernel is the inference
+   * variant (reads gc; bf16), the subgroup size is 32 and its workgroup memory fits (bench kda --fwd-tc16-gram on).
+   * Opt-in, not the default: correct but slower on the H200 (B=1, H=16, d=128, T=32768, bf16): kda_chunk_intra
+   * 1.235-1.240 ms (its split form) against 1.066-1.069 for intraGram, forward 5.369-5.381 against 5.193-5.200
+   * (bench/results/2026-12-02-h200-ktcgram-s{2,3}-*; the kernel's header says where the time goes).
+   */
+  tc16Gram?: boolean;
+  /** With tc16Gram: its compact variant (IntraGramTc16Variant.compact: 23.25 KiB of workgroup memory, not 35.25). */
+  tc16GramCompact?: boolean;
+  /** With tc16Gram: the diagonal blocks on the first products subgroup (IntraGramTc16Variant.diagWithMma; not split). */
+  tc16GramDiagWithMma?: boolean;
+  /**
+   * With tc16Gram: the f32 units split over all threads (IntraGramTc16Variant.split; needs subgroups). Unset: on
+   * (1.24 ms against 1.88 with one thread a unit); false: one thread a unit (--fwd-tc16-gram-split off).
+   */
+  tc16GramSplit?: boolean;
+  /** Profiling only (wrong results): the tc16 kernel without one part (IntraGramTc16Variant.skip). */
+  tc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
+  /** With tc16Gram: KN staged transposed, a row-major right operand (IntraGramTc16Variant.knT). */
+  tc16GramKnT?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

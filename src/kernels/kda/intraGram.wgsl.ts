@@ -220,7 +220,7 @@ const LEAN = { QS: 0, KS: ARR, KN: 2 * ARR, GN: 3 * ARR, GM: 3 * ARR + 64, SIZE:
  * STORE_T_ROW_MAJOR for the lean layout: row i's vec4 of columns 4 j4 .. 4 j4 + 3 is zero where i / 4 < j4 (step
  * B's scratch lay there); the lean Tt store masks the same vec4 (row group e % 16 below column e / 16's group).
  */
-const STORE_T_ROW_MAJOR_LEAN = `if (p.storeT != 0u) {
+export const STORE_T_ROW_MAJOR_LEAN = `if (p.storeT != 0u) {
     for (var e = lid; e < 1024u; e += ${WG}u) {
       let i = e / 16u;
       let j = (e % 16u) * 4u;

@@ -43,6 +43,10 @@ export interface KdaBenchOptions {
   bf16Intermediates?: 'bf16' | 'f32';
   /** The forward in the Kt form (kdaForwardTuning.ktForm; f32, forward only). */
   fwdKtForm?: boolean;
+  /** The Kt form's state pass on f16 tensor cores (kdaForwardTuning.tc16State; bf16 inputs, --unsafe-apis). */
+  fwdTc16State?: boolean;
+  /** Profiling only: that pass's skeleton (kdaForwardTuning.tc16StateProbe; wrong results). */
+  fwdTc16StateProbe?: 'skeleton';
   /** The shared pipeline's idle intra part on scratch tensors (kdaForwardTuning.sharedIdleScratch). */
   fwdSharedIdleScratch?: boolean;
   /** The tiled state pass's W and U (Kt and v) bound read_write (kdaForwardTuning.stateRwOperands). */
@@ -282,6 +286,8 @@ function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     stateIdleStores: o.fwdStateIdleStores,
     bf16Intermediates: o.bf16Intermediates,
     ktForm: o.fwdKtForm,
+    tc16State: o.fwdTc16State,
+    tc16StateProbe: o.fwdTc16StateProbe,
     sharedIdleScratch: o.fwdSharedIdleScratch,
     stateRwOperands: o.fwdStateRwOperands,
     rw: o.fwdRw,
@@ -396,8 +402,14 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
   const mode = kdaForwardTuning.bf16Intermediates ?? BF16_INTERMEDIATES;
   const other = mode === 'bf16' ? 'f32' : 'bf16';
   const b = await withTuningAsync({ bf16Intermediates: other }, () => run(x, 'chunk'));
+  // With the tc16 state pass asked for (--fwd-tc16-state on): the same forward with it off.
+  const tc16Off =
+    kdaForwardTuning.tc16State === true
+      ? { vsTc16StateOff: diffOS(a, await withTuningAsync({ tc16State: false }, () => run(x, 'chunk'))) }
+      : {};
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
   return {
+    ...tc16Off,
     intermediates: mode,
     vsF32: diffOS(a, f),
     vsRecurrent: diffOS(a, rec),
@@ -975,6 +987,14 @@ export function registerKdaBench(bench: Command): void {
       'forward in the Kt form: Kt = T^T Kd and M = A_qk T instead of W and U (f32, forward only; default off)',
     )
     .option(
+      '--fwd-tc16-state <on|off>',
+      "the Kt form's state pass on f16 tensor cores (stateTc16.wgsl.ts; bf16 inputs on a device with f16 subgroup matrices: --unsafe-apis; default off)",
+    )
+    .option(
+      '--fwd-tc16-state-probe <skeleton>',
+      'profiling only: the tc16 state pass without its exact math (wrong results)',
+    )
+    .option(
       '--fwd-shared-idle-scratch <on|off>',
       "forward shared pipeline: its idle intra part bound to scratch tensors (the state part's bindings its own; always in the bf16 storage mode)",
     )
@@ -1070,6 +1090,8 @@ export function registerKdaBench(bench: Command): void {
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
+        fwdTc16State: parseOnOff('--fwd-tc16-state', opts.fwdTc16State),
+        fwdTc16StateProbe: parseSkip('--fwd-tc16-state-probe', opts.fwdTc16StateProbe, ['skeleton'] as const),
         fwdSharedIdleScratch: parseOnOff('--fwd-shared-idle-scratch', opts.fwdSharedIdleScratch),
         fwdStateRwOperands: parseOnOff('--fwd-state-rw-operands', opts.fwdStateRwOperands),
         fwdRw: parseRw(opts.fwdRw),

@@ -281,6 +281,15 @@ export const kdaForwardTuning: {
    */
   ktForm?: boolean;
   /**
+   * true: the Kt form's state pass on f16 tensor cores (stateTc16.wgsl.ts) where tc16Applies (bf16 inputs, f16
+   * subgroup matrices), the Kt form runs with the tiled state pass and the kernel fits (K = 128); else as unset
+   * (bench kda --fwd-tc16-state on|off). Same tensors read and written; operands rounded to f16 with per-row /
+   * per-column power-of-two scales, f32 sums and state. Not the default (opt-in while measured).
+   */
+  tc16State?: boolean;
+  /** Profiling only (wrong results): the tc16 state pass's skeleton (stateTc16.wgsl.ts StateTc16Variant.probe). */
+  tc16StateProbe?: 'skeleton';
+  /**
    * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
    * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its
    * own, read-only where it only reads (W, U, k, gc; with the real tensors they are merged with the intra part's

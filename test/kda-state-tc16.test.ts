@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { type ForwardDevice, planChunkForward } from '../src/kernels/kda/forwardPlan.js';
 import { ktChunkReference, ktStateChunkReference } from '../src/kernels/kda/ktFormReference.js';
 import { stateTc16Bytes, stateTc16Wgsl } from '../src/kernels/kda/stateTc16.wgsl.js';
+import { stateTc16Emulate } from '../src/kernels/kda/stateTc16Emulate.js';
 import { frexpExp, stateTc16ChunkReference } from '../src/kernels/kda/stateTc16Reference.js';
 import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { Rng } from '../src/util/random.js';
@@ -84,6 +85,45 @@ describe('kda state pass on f16 tensor cores (reference)', () => {
           expectClose(got, want, 3e-3, what);
         }
       });
+});
+
+describe('kda state pass on f16 tensor cores (work layout emulated)', () => {
+  for (const T of [1, 7, 63, 65, 130])
+    it(`T=${T}: the fragments, staging and lane maps give the reference's results (to f32 summation order)`, () => {
+      const rng = new Rng(900 + T);
+      const c = randomCase(800 + T, T, 1, K, V, K);
+      // gc per chunk (cumulative from each chunk's first row), Kt of large and small rows and channels.
+      const gc = new Float32Array(T * K);
+      for (let i = 0; i < T; i++)
+        for (let ch = 0; ch < K; ch++) gc[i * K + ch] = (i % 64 === 0 ? 0 : gc[(i - 1) * K + ch]) + c.g[i * K + ch];
+      const Kt = rng.normalArray(T * K).map((x, e) => x * 10 ** ((e % 7) - 3));
+      const v = c.v.map((x) => x * 1e3);
+      const S0 = rng.normalArray(K * V, 1);
+      const emu = stateTc16Emulate({ T, Kt, k: c.k, gc, v, beta: c.beta, S0 });
+      // Each chunk from the state the emulation entered it with (hB), so that f32 summation order, which may flip
+      // an f16 rounding of S16 or Y16, does not accumulate over chunks.
+      expectClose(emu.hB[0], S0, 0, 'hB 0');
+      for (let t0 = 0, j = 0; t0 < T; t0 += 64, j++) {
+        const L = Math.min(64, T - t0);
+        const rows = (x: ArrayLike<number>, W: number) => Float64Array.from({ length: L * W }, (_, e) => x[t0 * W + e]);
+        const Kb = rows(c.k, K).map((x, e) => Math.fround(x * Math.fround(Math.exp(gc[t0 * K + e]))));
+        const gcLast = Float64Array.from({ length: K }, (_, ch) => gc[(t0 + L - 1) * K + ch]);
+        const S = emu.hB[j];
+        const r = stateTc16ChunkReference({
+          L,
+          K,
+          V,
+          S,
+          Kb,
+          Kt: rows(Kt, K),
+          v: rows(v, V),
+          beta: rows(c.beta, 1),
+          gcLast,
+        });
+        expectClose(emu.Y.subarray(t0 * V, (t0 + L) * V), r.Y, 1e-5, `Y ${j}`);
+        expectClose(t0 + 64 < T ? emu.hB[j + 1] : emu.S, r.S, 5e-5, `S after ${j}`);
+      }
+    });
 });
 
 const device = (f16: boolean): ForwardDevice => ({

@@ -45,9 +45,11 @@ export interface StateTc16Variant {
 export const TC16_BV = 16;
 const WG = 256;
 /** Tile row stride in f16 (128 + 8: 16-byte aligned rows on shifted banks). */
-const TS = 136;
+export const TC16_TS = 136;
 /** RA / RB row stride in f32. */
-const RS = 20;
+export const TC16_RS = 20;
+const TS = TC16_TS;
+const RS = TC16_RS;
 
 export const stateTc16Key = (v: StateTc16Variant) => `kda_state_tc16_k${v.K}_v${v.V}${v.probe ? `_${v.probe}` : ''}`;
 

@@ -149,7 +149,7 @@ describe('kda state pass on f16 tensor cores (plan)', () => {
 });
 
 describe.skipIf(!hasGpu)('kda state pass on f16 tensor cores (WGSL, subgroup matrices stubbed)', () => {
-  for (const probe of [undefined, 'skeleton'] as const)
+  for (const probe of [undefined, 'skeleton', 'nomma'] as const)
     it(`compiles (${probe ?? 'exact'})`, async () => {
       const gpu = await gpuContext();
       if (!gpu) throw new Error('no GPU');

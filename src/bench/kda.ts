@@ -46,7 +46,7 @@ export interface KdaBenchOptions {
   /** The Kt form's state pass on f16 tensor cores (kdaForwardTuning.tc16State; bf16 inputs, --unsafe-apis). */
   fwdTc16State?: boolean;
   /** Profiling only: that pass's skeleton (kdaForwardTuning.tc16StateProbe; wrong results). */
-  fwdTc16StateProbe?: 'skeleton';
+  fwdTc16StateProbe?: 'skeleton' | 'nomma';
   /** The shared pipeline's idle intra part on scratch tensors (kdaForwardTuning.sharedIdleScratch). */
   fwdSharedIdleScratch?: boolean;
   /** The tiled state pass's W and U (Kt and v) bound read_write (kdaForwardTuning.stateRwOperands). */
@@ -1091,7 +1091,7 @@ export function registerKdaBench(bench: Command): void {
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
         fwdTc16State: parseOnOff('--fwd-tc16-state', opts.fwdTc16State),
-        fwdTc16StateProbe: parseSkip('--fwd-tc16-state-probe', opts.fwdTc16StateProbe, ['skeleton'] as const),
+        fwdTc16StateProbe: parseSkip('--fwd-tc16-state-probe', opts.fwdTc16StateProbe, ['skeleton', 'nomma'] as const),
         fwdSharedIdleScratch: parseOnOff('--fwd-shared-idle-scratch', opts.fwdSharedIdleScratch),
         fwdStateRwOperands: parseOnOff('--fwd-state-rw-operands', opts.fwdStateRwOperands),
         fwdRw: parseRw(opts.fwdRw),

@@ -288,7 +288,7 @@ export const kdaForwardTuning: {
    */
   tc16State?: boolean;
   /** Profiling only (wrong results): the tc16 state pass's skeleton (stateTc16.wgsl.ts StateTc16Variant.probe). */
-  tc16StateProbe?: 'skeleton';
+  tc16StateProbe?: 'skeleton' | 'nomma';
   /**
    * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
    * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its

@@ -37,9 +37,10 @@ export interface StateTc16Variant {
   V: number;
   /**
    * Profiling only (wrong results): 'skeleton', the loads, stores, staging, MMAs and barriers without the exact
-   * math (no maxima or scales, no exp, Y = RA, S = S + RB): what a step costs beside the lanes' arithmetic.
+   * math (no maxima or scales, no exp, Y = RA, S = S + RB): what a step costs beside the lanes' arithmetic;
+   * 'nomma', the exact kernel with the two products' loads and MMAs left out (zero results stored): what they cost.
    */
-  probe?: 'skeleton';
+  probe?: 'skeleton' | 'nomma';
 }
 
 export const TC16_BV = 16;
@@ -70,6 +71,8 @@ export function stateTc16Wgsl(v: StateTc16Variant): string {
   const { K, V } = v;
   const K4 = K / 4;
   const sk = v.probe === 'skeleton';
+  // nomma: the K-step loops run no iteration (p._a is 0), so the fragments' loads and MMAs are left out.
+  const ksEnd = v.probe === 'nomma' ? 'p._a' : '64u';
   // Bindings: cu, Kt, v (bf16 pairs), k (bf16 x4), gc (vec4), beta, then state, hB, Y; inputs read_write (the
   // tiled pass's rwInputs: the loads issued a chunk ahead are faster so on the H200).
   const head = readWriteBindings(
@@ -206,7 +209,7 @@ ${computeMain(WG)}
       let mt = (sg % 4u) * 16u;
       let kh = (sg / 4u) * 64u;
       var acc = ${C32}();
-      for (var ks = 0u; ks < 64u; ks += 16u) {
+      for (var ks = 0u; ks < ${ksEnd}; ks += 16u) {
         let a = ${ld16('left', '&tile', `mt * ${TS}u + kh + ks`, `${TS}u`)};
         let b = ${ld16('right', '&sy', '(kh + ks) * 16u', '16u')};
         acc = subgroupMatrixMultiplyAccumulate(a, b, acc);
@@ -244,7 +247,7 @@ ${computeMain(WG)}
     // 3. RB = Kt16^T Y16: subgroup sg the channels 16 sg .. (Kt's tile read column-major), 4 K-steps over the rows.
     {
       var acc = ${C32}();
-      for (var ks = 0u; ks < 64u; ks += 16u) {
+      for (var ks = 0u; ks < ${ksEnd}; ks += 16u) {
         let a = ${ld16('left', '&tile', `ks * ${TS}u + 16u * sg`, `${TS}u`, true)};
         let b = ${ld16('right', '&sy', 'ks * 16u', '16u')};
         acc = subgroupMatrixMultiplyAccumulate(a, b, acc);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# ktcstate sitting 1: the tc16 state pass (--fwd-tc16-state on) against off, each in its own process, alternated;
+# ktcstate sitting 1 (run from the main checkout, the bundle carried as .device-ktcstate; this file as .device-ktcstate/run.sh): the tc16 state pass (--fwd-tc16-state on) against off, each in its own process, alternated;
 # its skeleton (--fwd-tc16-state-probe skeleton: loads, staging, MMAs, barriers without the exact math) and nomma (the
 # exact kernel without its fragment loads and MMAs); --check at
 # T=2048 (vs f32 forward, vs recurrent, vs tc16 off).
-E="bash .device/enter.sh"; C=".device/app/cli.mjs"; R=/tmp/r; mkdir -p $R; START=$(date +%s)
+E="bash .device-ktcstate/enter.sh"; C=".device-ktcstate/app/cli.mjs"; R=/tmp/r; mkdir -p $R; START=$(date +%s)
 t() { if [ $(( $(date +%s) - START )) -gt 120 ]; then echo "[skipped: time] $1" >> $OUT/times.txt; return; fi; local s=$(date +%s); local n=$1; shift; timeout $1 "${@:2}" > $R/$n.json 2> $R/$n.err; local rc=$?; echo "[$(( $(date +%s) - s )) s rc=$rc] $n" >> $OUT/times.txt; grep -v Warning $R/$n.err | tail -c 600 | sed "s/^/  $n: /" >> $OUT/times.txt; tar -C $R -czf $OUT/raw.tgz .; }
 K="$E node $C bench kda --json --T 32768 --batch 1 --skip-recompute --profile --skip-backward --dtype bf16 --unsafe-apis"
 CK="$E node $C bench kda --json --T 2048 --batch 1 --skip-recompute --check --skip-backward --dtype bf16 --unsafe-apis"

@@ -12,7 +12,7 @@
 import { describe, expect, it } from 'vitest';
 import { type ForwardDevice, planChunkForward } from '../src/kernels/kda/forwardPlan.js';
 import { ktChunkReference, ktStateChunkReference } from '../src/kernels/kda/ktFormReference.js';
-import { stateTc16Bytes, stateTc16Wgsl } from '../src/kernels/kda/stateTc16.wgsl.js';
+import { stateTc16Bytes, stateTc16Wgsl, TC16_STATE_PROBES } from '../src/kernels/kda/stateTc16.wgsl.js';
 import { stateTc16Emulate } from '../src/kernels/kda/stateTc16Emulate.js';
 import { frexpExp, stateTc16ChunkReference } from '../src/kernels/kda/stateTc16Reference.js';
 import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
@@ -149,13 +149,14 @@ describe('kda state pass on f16 tensor cores (plan)', () => {
 });
 
 describe.skipIf(!hasGpu)('kda state pass on f16 tensor cores (WGSL, subgroup matrices stubbed)', () => {
-  for (const probe of [undefined, 'skeleton', 'nomma'] as const)
-    it(`compiles (${probe ?? 'exact'})`, async () => {
-      const gpu = await gpuContext();
-      if (!gpu) throw new Error('no GPU');
-      const code = sgmStubWgsl(stateTc16Wgsl({ K, V: 128, probe }));
-      expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
-      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-      expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
-    });
+  for (const probe of [undefined, ...TC16_STATE_PROBES])
+    for (const bitScale of [false, true])
+      it(`compiles (${probe ?? 'exact'}${bitScale ? ', bit scales' : ''})`, async () => {
+        const gpu = await gpuContext();
+        if (!gpu) throw new Error('no GPU');
+        const code = sgmStubWgsl(stateTc16Wgsl({ K, V: 128, probe, bitScale }));
+        expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
+        const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+        expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
+      });
 });

@@ -19,6 +19,7 @@ import { kdaCore, kdaCoreBackward, kdaRecurrentSlots, kdaSavedBytes } from '../k
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
 import { BF16_INTERMEDIATES, kdaForwardTuning, RW_PASSES, type RwPass } from '../kernels/kda/chunk.js';
 import { STATE_PROBES, type StateProbe } from '../kernels/kda/stateTiled.wgsl.js';
+import { TC16_STATE_PROBES, type Tc16StateProbe } from '../kernels/kda/stateTc16.wgsl.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
@@ -46,7 +47,9 @@ export interface KdaBenchOptions {
   /** The Kt form's state pass on f16 tensor cores (kdaForwardTuning.tc16State; bf16 inputs, --unsafe-apis). */
   fwdTc16State?: boolean;
   /** Profiling only: that pass's skeleton (kdaForwardTuning.tc16StateProbe; wrong results). */
-  fwdTc16StateProbe?: 'skeleton' | 'nomma';
+  fwdTc16StateProbe?: Tc16StateProbe;
+  /** The tc16 state pass's scales from the f32 bits (kdaForwardTuning.tc16StateBitScale). */
+  fwdTc16StateBitScale?: boolean;
   /** The shared pipeline's idle intra part on scratch tensors (kdaForwardTuning.sharedIdleScratch). */
   fwdSharedIdleScratch?: boolean;
   /** The tiled state pass's W and U (Kt and v) bound read_write (kdaForwardTuning.stateRwOperands). */
@@ -288,6 +291,7 @@ function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     ktForm: o.fwdKtForm,
     tc16State: o.fwdTc16State,
     tc16StateProbe: o.fwdTc16StateProbe,
+    tc16StateBitScale: o.fwdTc16StateBitScale,
     sharedIdleScratch: o.fwdSharedIdleScratch,
     stateRwOperands: o.fwdStateRwOperands,
     rw: o.fwdRw,
@@ -994,6 +998,7 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-tc16-state-probe <skeleton>',
       'profiling only: the tc16 state pass without its exact math (wrong results)',
     )
+    .option('--fwd-tc16-state-bit-scale <on|off>', "the tc16 state pass's scales from the f32 bits, not frexp / ldexp")
     .option(
       '--fwd-shared-idle-scratch <on|off>',
       "forward shared pipeline: its idle intra part bound to scratch tensors (the state part's bindings its own; always in the bf16 storage mode)",
@@ -1091,7 +1096,8 @@ export function registerKdaBench(bench: Command): void {
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
         fwdTc16State: parseOnOff('--fwd-tc16-state', opts.fwdTc16State),
-        fwdTc16StateProbe: parseSkip('--fwd-tc16-state-probe', opts.fwdTc16StateProbe, ['skeleton', 'nomma'] as const),
+        fwdTc16StateBitScale: parseOnOff('--fwd-tc16-state-bit-scale', opts.fwdTc16StateBitScale),
+        fwdTc16StateProbe: parseSkip('--fwd-tc16-state-probe', opts.fwdTc16StateProbe, TC16_STATE_PROBES),
         fwdSharedIdleScratch: parseOnOff('--fwd-shared-idle-scratch', opts.fwdSharedIdleScratch),
         fwdStateRwOperands: parseOnOff('--fwd-state-rw-operands', opts.fwdStateRwOperands),
         fwdRw: parseRw(opts.fwdRw),

@@ -9,6 +9,7 @@ import type { IntraVecVariant } from './intraVec.wgsl.js';
 import type { IntraGramVariant } from './intraGram.wgsl.js';
 import { type IntraWUVariant, intraWUFits, intraWUSharedBytes, intraWUTiles } from './intraWU.wgsl.js';
 import type { StateProbe } from './stateTiled.wgsl.js';
+import type { Tc16StateProbe } from './stateTc16.wgsl.js';
 
 /** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
 export interface ForwardDevice {
@@ -288,7 +289,9 @@ export const kdaForwardTuning: {
    */
   tc16State?: boolean;
   /** Profiling only (wrong results): the tc16 state pass's skeleton (stateTc16.wgsl.ts StateTc16Variant.probe). */
-  tc16StateProbe?: 'skeleton' | 'nomma';
+  tc16StateProbe?: Tc16StateProbe;
+  /** The tc16 state pass's scales from the f32 bits, not frexp / ldexp (StateTc16Variant.bitScale). */
+  tc16StateBitScale?: boolean;
   /**
    * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
    * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its

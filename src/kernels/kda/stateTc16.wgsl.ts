@@ -40,8 +40,22 @@ export interface StateTc16Variant {
    * math (no maxima or scales, no exp, Y = RA, S = S + RB): what a step costs beside the lanes' arithmetic;
    * 'nomma', the exact kernel with the two products' loads and MMAs left out (zero results stored): what they cost.
    */
-  probe?: 'skeleton' | 'nomma';
+  probe?: Tc16StateProbe;
+  /**
+   * The scales' exponents and powers of two from the f32 bits (exponent field, clamped to [-100, 100]; 2^e built as
+   * bits) instead of WGSL's frexp and ldexp. The same values where the maxima are normal f32 and the exponents
+   * within the clamp (zero rows or columns: any finite scale gives 0).
+   */
+  bitScale?: boolean;
 }
+
+/**
+ * Profiling only (wrong results): 'skeleton' and 'nomma' (see StateTc16Variant.probe); 'nokbmax': Kb's row maxima
+ * (subgroupMax) left out (exponent 0); 'nocolmax': the column maxima of S and Y taken per lane (no shuffles);
+ * 'noktmax': Kt's channel maxima per lane (no shuffles).
+ */
+export type Tc16StateProbe = 'skeleton' | 'nomma' | 'nokbmax' | 'nocolmax' | 'noktmax';
+export const TC16_STATE_PROBES: readonly Tc16StateProbe[] = ['skeleton', 'nomma', 'nokbmax', 'nocolmax', 'noktmax'];
 
 export const TC16_BV = 16;
 const WG = 256;
@@ -52,7 +66,8 @@ export const TC16_RS = 20;
 const TS = TC16_TS;
 const RS = TC16_RS;
 
-export const stateTc16Key = (v: StateTc16Variant) => `kda_state_tc16_k${v.K}_v${v.V}${v.probe ? `_${v.probe}` : ''}`;
+export const stateTc16Key = (v: StateTc16Variant) =>
+  `kda_state_tc16_k${v.K}_v${v.V}${v.probe ? `_${v.probe}` : ''}${v.bitScale ? '_bits' : ''}`;
 
 /** Workgroup bytes: the f16 tile [64][136], S16 | Y16 [128][16] f16, RA | RB [128][20] f32, kbE[64], ktE[K]. */
 export const stateTc16Bytes = (v: Pick<StateTc16Variant, 'K'>) =>
@@ -98,8 +113,8 @@ export function stateTc16Wgsl(v: StateTc16Variant): string {
     : `for (var m = 0u; m < 8u; m++) {
         let x = bf4(kpre[m]) * exp(kgc[m]);
         let ax = abs(x);
-        let e = frexp(subgroupMax(max(max(ax.x, ax.y), max(ax.z, ax.w)))).exp;
-        let y = ldexp(x, vec4<i32>(-e));
+        let e = ${v.probe === 'nokbmax' ? '0i' : 'ex(subgroupMax(max(max(ax.x, ax.y), max(ax.z, ax.w))))'};
+        let y = x * p2(-e);
         let i = sg + 8u * m;
         let o = i * ${TS}u + 4u * ln;
         tile[o] = f16(y.x); tile[o + 1u] = f16(y.y); tile[o + 2u] = f16(y.z); tile[o + 3u] = f16(y.w);
@@ -118,13 +133,17 @@ export function stateTc16Wgsl(v: StateTc16Variant): string {
       }`
     : `var kmx = vec4<f32>(0.0);
       for (var m = 0u; m < 8u; m++) { kmx = max(kmx, abs(ktpre[m])); }
-      kmx = max(kmx, subgroupShuffleXor(kmx, 4u));
+${
+  v.probe === 'noktmax'
+    ? ''
+    : `      kmx = max(kmx, subgroupShuffleXor(kmx, 4u));
       kmx = max(kmx, subgroupShuffleXor(kmx, 8u));
-      kmx = max(kmx, subgroupShuffleXor(kmx, 16u));
-      let ke = frexp(kmx).exp;
+      kmx = max(kmx, subgroupShuffleXor(kmx, 16u));`
+}
+      let ke = vec4<i32>(ex(kmx.x), ex(kmx.y), ex(kmx.z), ex(kmx.w));
       for (var m = 0u; m < 8u; m++) {
         let o = (ln / 4u + 8u * m) * ${TS}u + 16u * sg + 4u * (ln % 4u);
-        let y = ldexp(ktpre[m], -ke);
+        let y = ktpre[m] * vec4<f32>(p2(-ke.x), p2(-ke.y), p2(-ke.z), p2(-ke.w));
         tile[o] = f16(y.x); tile[o + 1u] = f16(y.y); tile[o + 2u] = f16(y.z); tile[o + 3u] = f16(y.w);
       }
       if (ln < 4u) { for (var q = 0u; q < 4u; q++) { ktE[16u * sg + 4u * ln + q] = ke[q]; } }`;
@@ -141,14 +160,14 @@ export function stateTc16Wgsl(v: StateTc16Variant): string {
         glpre[m] = gc4[x / 4u][x % 4u];
       }`;
   // The max over the 16 lanes of column c (lanes differing in bits 0..3), as frexp's exponent.
-  const colExp = (x: string) => `frexp(colMax(${x})).exp`;
+  const colExp = (x: string) => `ex(colMax(${x}))`;
   // S (f32 registers) into S16 with its column scale sE.
   const sToF16 = sk
     ? `for (var m = 0u; m < 8u; m++) { sy[(r + 16u * m) * 16u + c] = f16(sreg[m]); }`
     : `var smx = 0.0;
     for (var m = 0u; m < 8u; m++) { smx = max(smx, abs(sreg[m])); }
     sE = ${colExp('smx')};
-    for (var m = 0u; m < 8u; m++) { sy[(r + 16u * m) * 16u + c] = f16(ldexp(sreg[m], -sE)); }`;
+    for (var m = 0u; m < 8u; m++) { sy[(r + 16u * m) * 16u + c] = f16(sreg[m] * p2(-sE)); }`;
   return /* wgsl */ `enable subgroups;
 ${F16_MMA_HEAD}${WGSL_BF16}
 ${head}
@@ -158,7 +177,15 @@ var<workgroup> rr: array<f32, ${K * RS}>;
 var<workgroup> kbE: array<i32, 64>;
 var<workgroup> ktE: array<i32, ${K}>;
 
-fn colMax(x: f32) -> f32 {
+${
+  v.bitScale
+    ? `// The exponent e of m's f32 bits with m 2^-e in [0.5, 1) (frexp's for normal m), clamped; 2^e from its bits.
+fn ex(m: f32) -> i32 { return clamp(i32((bitcast<u32>(m) >> 23u) & 0xffu) - 126, -100, 100); }
+fn p2(e: i32) -> f32 { return bitcast<f32>(u32(clamp(e, -126, 127) + 127) << 23u); }`
+    : `fn ex(m: f32) -> i32 { return frexp(m).exp; }
+fn p2(e: i32) -> f32 { return ldexp(1.0, e); }`
+}
+fn colMax(x: f32) -> f32 {${v.probe === 'nocolmax' ? '\n  return x;\n}\nfn colMaxUnused(x: f32) -> f32 {' : ''}
   var y = max(x, subgroupShuffleXor(x, 1u));
   y = max(y, subgroupShuffleXor(y, 2u));
   y = max(y, subgroupShuffleXor(y, 4u));
@@ -226,7 +253,7 @@ ${computeMain(WG)}
       var ymx = 0.0;
       for (var a = 0u; a < 4u; a++) {
         let i = r + 16u * a;
-        let kbs = ${sk ? 'rr[i * RSu + c] + rr[(64u + i) * RSu + c]' : 'ldexp(rr[i * RSu + c] + rr[(64u + i) * RSu + c], kbE[i] + sE)'};
+        let kbs = ${sk ? 'rr[i * RSu + c] + rr[(64u + i) * RSu + c]' : '(rr[i * RSu + c] + rr[(64u + i) * RSu + c]) * p2(kbE[i] + sE)'};
         let w = vpre[a];
         let vi = select(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u), (col & 1u) == 1u);
         y[a] = ${sk ? 'vi - kbs' : 'bpre[a] * (vi - kbs)'};
@@ -234,7 +261,7 @@ ${computeMain(WG)}
         if (i < L) { Vp[(ts + i) * H * ${V}u + h * ${V}u + col] = y[a]; }
       }
       ${sk ? '' : `yE = ${colExp('ymx')};`}
-      for (var a = 0u; a < 4u; a++) { sy[(r + 16u * a) * 16u + c] = f16(${sk ? 'y[a]' : 'ldexp(y[a], -yE)'}); }
+      for (var a = 0u; a < 4u; a++) { sy[(r + 16u * a) * 16u + c] = f16(${sk ? 'y[a]' : 'y[a] * p2(-yE)'}); }
     }
     {
       ${stageKt}
@@ -258,7 +285,7 @@ ${computeMain(WG)}
     // 4. S = exp(gc_last) S + Kt^T Y (f32), S16; the next chunk's Kb staged, its k loaded.
     for (var m = 0u; m < 8u; m++) {
       let k = r + 16u * m;
-      sreg[m] = ${sk ? 'sreg[m] + rr[k * RSu + c]' : 'exp(glpre[m]) * sreg[m] + ldexp(rr[k * RSu + c], ktE[k] + yE)'};
+      sreg[m] = ${sk ? 'sreg[m] + rr[k * RSu + c]' : 'exp(glpre[m]) * sreg[m] + rr[k * RSu + c] * p2(ktE[k] + yE)'};
     }
     ${sToF16}
     if (Ln > 0u) {

@@ -233,7 +233,7 @@ export function planChunkForward(
     tv.rwOperands = undefined;
   }
   // The Kt form's state pass on f16 tensor cores, where asked for and it applies (kdaForwardTuning.tc16State).
-  const tc16v: StateTc16Variant = { K, V, probe: t.tc16StateProbe, bitScale: t.tc16StateBitScale };
+  const tc16v: StateTc16Variant = { K, V, probe: t.tc16StateProbe, bitScale: t.tc16StateBitScale ?? true };
   const tc16State =
     t.tc16State === true && tc16Applies(dev, bf16) && ktForm && !midBf16 && tiled && stateTc16Fits(tc16v, smem);
   // 5. The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.

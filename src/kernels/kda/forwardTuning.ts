@@ -290,7 +290,10 @@ export const kdaForwardTuning: {
   tc16State?: boolean;
   /** Profiling only (wrong results): the tc16 state pass's skeleton (stateTc16.wgsl.ts StateTc16Variant.probe). */
   tc16StateProbe?: Tc16StateProbe;
-  /** The tc16 state pass's scales from the f32 bits, not frexp / ldexp (StateTc16Variant.bitScale). */
+  /**
+   * The tc16 state pass's scales from the f32 bits, not frexp / ldexp (StateTc16Variant.bitScale). Unset: true (H200,
+   * T=32768: the pass 4.173 ms against 5.743 with frexp, bench/results/2026-12-02-h200-ktcstate-s2-summary.txt).
+   */
   tc16StateBitScale?: boolean;
   /**
    * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors

@@ -113,7 +113,9 @@ export function stateTc16Wgsl(v: StateTc16Variant): string {
     : `for (var m = 0u; m < 8u; m++) {
         let x = bf4(kpre[m]) * exp(kgc[m]);
         let ax = abs(x);
-        let e = ${v.probe === 'nokbmax' ? '0i' : 'ex(subgroupMax(max(max(ax.x, ax.y), max(ax.z, ax.w))))'};
+        // The row's max as an integer max of the f32 bits (non-negative floats order as their bits: one REDUX on
+        // NVIDIA, where a float subgroupMax is a chain of shuffles: 1.0 ms more a pass, sitting 2's nokbmax).
+        let e = ${v.probe === 'nokbmax' ? '0i' : 'ex(bitcast<f32>(subgroupMax(bitcast<u32>(max(max(ax.x, ax.y), max(ax.z, ax.w))))))'};
         let y = x * p2(-e);
         let i = sg + 8u * m;
         let o = i * ${TS}u + 4u * ln;

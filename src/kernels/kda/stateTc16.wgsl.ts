@@ -27,6 +27,23 @@
  * Lane layouts: phase 2 thread t owns column c = t / 16 and rows (t % 16) + 16 a (a < 4); phase 4 the same
  * column and rows (t % 16) + 16 m (m < 8). RA / RB rows are padded to 20 floats (80 bytes, 16-byte aligned
  * matrix stores) so the 16 lanes of a column read distinct banks (2-way at most), the tile's rows to 136 f16.
+ *
+ * Measured (H200, H=16, d=128, T=32768, bf16 inputs, this pass in ms; the tiled f32 pass it replaces: 2.670-2.675;
+ * bench/results/2026-12-02-h200-ktcstate-s{1,2}-summary.txt): SLOWER so far, not a default.
+ *  - sitting 1, scales by WGSL frexp and ldexp(x, e): 6.856 / 6.870 (forward 9.40 against 5.19); the skeleton
+ *    (probe: loads, staging, f16 stores, MMAs, barriers, no maxima, scales or exp) 2.316, i.e. ~4.5 us a step
+ *    against the f32 kernel's 5.2: the floor of this layout; without the MMAs (nomma) 5.868 (the two 4-MMA chains
+ *    with their fragment loads and stores ~2 us a step).
+ *  - sitting 2, 2^e as ldexp(1.0, e) times x: 5.743; the exponents and powers of two from the f32 bits (bitScale,
+ *    now the default) 4.173; without Kb's row maxima (float subgroupMax, 8 a thread a step) 4.778, and with bit
+ *    scales 2.966; without the column maxima (16-lane butterflies) 5.657; without Kt's channel maxima 5.693.
+ *    So the row maxima (~1.2 ms) and frexp / ldexp (~1.6 ms) were most of the excess over the skeleton; the row max
+ *    is now a u32 subgroupMax of the bits (REDUX on NVIDIA; not yet measured). Even at the skeleton's 2.3 ms the
+ *    gain over f32 would be ~0.35 ms: a step stays a chain of four barriers, two MMA chains whose results go
+ *    through workgroup memory, and the lanes' elementwise work, each ~1 us.
+ * Correct on the H200 (bench kda --check --dtype bf16, T=2048 and 2047): final state 2.7e-4 / 2.9e-4 from the
+ * recurrent kernel and from the f32 forward (the f16 operands; off: ~6e-7), o 2.85e-3 (its own bf16 rounding, as
+ * off), o 5.6e-3 and state 2.7e-4 from the same forward with this pass off.
  */
 import { F16_MMA_HEAD, C32, ld16, st32 } from '../f16mma.js';
 import { WGSL_BF16 } from './bf16.wgsl.js';

@@ -29,7 +29,7 @@
  * matrix stores) so the 16 lanes of a column read distinct banks (2-way at most), the tile's rows to 136 f16.
  *
  * Measured (H200, H=16, d=128, T=32768, bf16 inputs, this pass in ms; the tiled f32 pass it replaces: 2.670-2.675;
- * bench/results/2026-12-02-h200-ktcstate-s{1,2}-summary.txt): SLOWER so far, not a default.
+ * bench/results/2026-12-02-h200-ktcstate-s{1,2,3}-summary.txt): SLOWER so far, not a default.
  *  - sitting 1, scales by WGSL frexp and ldexp(x, e): 6.856 / 6.870 (forward 9.40 against 5.19); the skeleton
  *    (probe: loads, staging, f16 stores, MMAs, barriers, no maxima, scales or exp) 2.316, i.e. ~4.5 us a step
  *    against the f32 kernel's 5.2: the floor of this layout; without the MMAs (nomma) 5.868 (the two 4-MMA chains
@@ -37,11 +37,15 @@
  *  - sitting 2, 2^e as ldexp(1.0, e) times x: 5.743; the exponents and powers of two from the f32 bits (bitScale,
  *    now the default) 4.173; without Kb's row maxima (float subgroupMax, 8 a thread a step) 4.778, and with bit
  *    scales 2.966; without the column maxima (16-lane butterflies) 5.657; without Kt's channel maxima 5.693.
- *    So the row maxima (~1.2 ms) and frexp / ldexp (~1.6 ms) were most of the excess over the skeleton; the row max
- *    is now a u32 subgroupMax of the bits (REDUX on NVIDIA; not yet measured). Even at the skeleton's 2.3 ms the
- *    gain over f32 would be ~0.35 ms: a step stays a chain of four barriers, two MMA chains whose results go
- *    through workgroup memory, and the lanes' elementwise work, each ~1 us.
- * Correct on the H200 (bench kda --check --dtype bf16, T=2048 and 2047): final state 2.7e-4 / 2.9e-4 from the
+ *    So the row maxima (~1.2 ms) and frexp / ldexp (~1.6 ms) were most of the excess over the skeleton.
+ *  - sitting 3 (as now: bit scales, the row max a u32 subgroupMax of the bits): 3.914 / 3.915 against off 2.645 /
+ *    2.648 (forward 6.428 / 6.430 against 5.165 / 5.157); without the row maxima 2.933: the u32 reduction still
+ *    costs ~1 ms (~2 us a step for 8 reductions a thread, each feeding its row's stores). Next: one reduction a
+ *    thread (a per-tile Kb scale: one subgroupMax over the 8 rows, the 8 subgroups' maxima exchanged through
+ *    workgroup memory a barrier ahead, the k loads being a chunk ahead), or rows unrolled so the 8 overlap. Even at
+ *    the skeleton's 2.3 ms the gain over f32 would be ~0.35 ms: a step stays a chain of four barriers, two MMA
+ *    chains whose results go through workgroup memory, and the lanes' elementwise work, each ~1 us.
+ * Correct on the H200 (bench kda --check --dtype bf16, T=2048, 2047, 65): final state 2.7e-4 / 2.9e-4 / 3.2e-4 from the
  * recurrent kernel and from the f32 forward (the f16 operands; off: ~6e-7), o 2.85e-3 (its own bf16 rounding, as
  * off), o 5.6e-3 and state 2.7e-4 from the same forward with this pass off.
  */

@@ -19,6 +19,7 @@ import { kdaCore, kdaCoreBackward, kdaRecurrentSlots, kdaSavedBytes } from '../k
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
 import { BF16_INTERMEDIATES, kdaForwardTuning, RW_PASSES, type RwPass } from '../kernels/kda/chunk.js';
 import { STATE_PROBES, type StateProbe } from '../kernels/kda/stateTiled.wgsl.js';
+import { TC16_STATE_PROBES, type Tc16StateProbe } from '../kernels/kda/stateTc16.wgsl.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
@@ -47,6 +48,12 @@ export interface KdaBenchOptions {
   fwdTc16Kt?: boolean;
   /** With it: chunk slots a workgroup walks (kdaForwardTuning.tc16KtChunks). */
   fwdTc16KtChunks?: 1 | 2;
+  /** The Kt form's state pass on f16 tensor cores (kdaForwardTuning.tc16State; bf16 inputs, --unsafe-apis). */
+  fwdTc16State?: boolean;
+  /** Profiling only: that pass's skeleton (kdaForwardTuning.tc16StateProbe; wrong results). */
+  fwdTc16StateProbe?: Tc16StateProbe;
+  /** The tc16 state pass's scales from the f32 bits (kdaForwardTuning.tc16StateBitScale). */
+  fwdTc16StateBitScale?: boolean;
   /** The shared pipeline's idle intra part on scratch tensors (kdaForwardTuning.sharedIdleScratch). */
   fwdSharedIdleScratch?: boolean;
   /** The tiled state pass's W and U (Kt and v) bound read_write (kdaForwardTuning.stateRwOperands). */
@@ -301,6 +308,9 @@ function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     ktForm: o.fwdKtForm,
     tc16Kt: o.fwdTc16Kt,
     tc16KtChunks: o.fwdTc16KtChunks,
+    tc16State: o.fwdTc16State,
+    tc16StateProbe: o.fwdTc16StateProbe,
+    tc16StateBitScale: o.fwdTc16StateBitScale,
     sharedIdleScratch: o.fwdSharedIdleScratch,
     stateRwOperands: o.fwdStateRwOperands,
     rw: o.fwdRw,
@@ -415,8 +425,14 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
   const mode = kdaForwardTuning.bf16Intermediates ?? BF16_INTERMEDIATES;
   const other = mode === 'bf16' ? 'f32' : 'bf16';
   const b = await withTuningAsync({ bf16Intermediates: other }, () => run(x, 'chunk'));
+  // With the tc16 state pass asked for (--fwd-tc16-state on): the same forward with it off.
+  const tc16Off =
+    kdaForwardTuning.tc16State === true
+      ? { vsTc16StateOff: diffOS(a, await withTuningAsync({ tc16State: false }, () => run(x, 'chunk'))) }
+      : {};
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
   return {
+    ...tc16Off,
     intermediates: mode,
     vsF32: diffOS(a, f),
     vsRecurrent: diffOS(a, rec),
@@ -1027,6 +1043,15 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--fwd-tc16-kt-chunks <1|2>', 'with --fwd-tc16-kt on: chunk slots a workgroup walks (2: 48 KiB)')
     .option(
+      '--fwd-tc16-state <on|off>',
+      "the Kt form's state pass on f16 tensor cores (stateTc16.wgsl.ts; bf16 inputs on a device with f16 subgroup matrices: --unsafe-apis; default off)",
+    )
+    .option(
+      '--fwd-tc16-state-probe <skeleton>',
+      'profiling only: the tc16 state pass without its exact math (wrong results)',
+    )
+    .option('--fwd-tc16-state-bit-scale <on|off>', "the tc16 state pass's scales from the f32 bits, not frexp / ldexp")
+    .option(
       '--fwd-shared-idle-scratch <on|off>',
       "forward shared pipeline: its idle intra part bound to scratch tensors (the state part's bindings its own; always in the bf16 storage mode)",
     )
@@ -1126,6 +1151,9 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16KtChunks: parseSkip('--fwd-tc16-kt-chunks', opts.fwdTc16KtChunks, ['1', '2'] as const)
           ? (Number(opts.fwdTc16KtChunks) as 1 | 2)
           : undefined,
+        fwdTc16State: parseOnOff('--fwd-tc16-state', opts.fwdTc16State),
+        fwdTc16StateBitScale: parseOnOff('--fwd-tc16-state-bit-scale', opts.fwdTc16StateBitScale),
+        fwdTc16StateProbe: parseSkip('--fwd-tc16-state-probe', opts.fwdTc16StateProbe, TC16_STATE_PROBES),
         fwdSharedIdleScratch: parseOnOff('--fwd-shared-idle-scratch', opts.fwdSharedIdleScratch),
         fwdStateRwOperands: parseOnOff('--fwd-state-rw-operands', opts.fwdStateRwOperands),
         fwdRw: parseRw(opts.fwdRw),

@@ -46,6 +46,7 @@ import {
 } from './intraWU.wgsl.js';
 import { stateHalvesKey, stateHalvesWgsl } from './stateHalves.wgsl.js';
 import { stateTiledKey, stateTiledWgsl } from './stateTiled.wgsl.js';
+import { stateTc16Grid, stateTc16Key, stateTc16Wgsl } from './stateTc16.wgsl.js';
 import { stateRegWKey, stateRegWWgsl } from './stateRegW.wgsl.js';
 import { stateOverlapKey, stateOverlapWgsl } from './stateOverlap.wgsl.js';
 import { dispatchStateIntra, idleIntraTensors } from './statePipeline.js';
@@ -316,9 +317,11 @@ function chunkForward(
       ? { name: 'kda_chunk_state', key: stateRegWKey(tv), code: () => stateRegWWgsl(tv) }
       : overlap
         ? { name: 'kda_chunk_state', key: stateOverlapKey(tv), code: () => stateOverlapWgsl(tv) }
-        : tiled
-          ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
-          : stateKernel();
+        : plan.tc16State
+          ? { name: 'kda_chunk_state', key: stateTc16Key(plan.tc16v), code: () => stateTc16Wgsl(plan.tc16v) }
+          : tiled
+            ? { name: 'kda_chunk_state', key: stateTiledKey(tv), code: () => stateTiledWgsl(tv) }
+            : stateKernel();
   if (fused && out && Qg) {
     const base = [cu, saved.W, saved.U, saved.Kd, saved.gc, Qg, saved.Aqk, state];
     if (keep) {
@@ -342,6 +345,14 @@ function chunkForward(
   } else {
     for (const gi of groups.keys()) {
       if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'state');
+      else if (plan.tc16State)
+        // The f16 tensor-core kernel (stateTc16.wgsl.ts): the Kt form's tensors, gc bound once (as vec4).
+        gpu.dispatch({
+          kernel: separateState,
+          tensors: [cu, saved.W, vv, k, saved.gc, beta, state, saved.h[gi], saved.Vp as Tensor],
+          params: groupParams(p, scale, groups[gi]),
+          workgroups: stateTc16Grid(V, groups[gi].HB, N),
+        });
       else gpu.dispatch({ kernel: separateState, ...stateDispatch(gi) });
     }
   }

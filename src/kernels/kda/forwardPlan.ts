@@ -61,6 +61,7 @@ import {
 import { stateOverlapFits } from './stateOverlap.wgsl.js';
 import { stateRegWFits } from './stateRegW.wgsl.js';
 import { type StateTiledVariant, stateTiledFits, tiledGeometry } from './stateTiled.wgsl.js';
+import { type StateTc16Variant, stateTc16Fits } from './stateTc16.wgsl.js';
 
 export type { ForwardDevice } from './forwardTuning.js';
 
@@ -98,6 +99,12 @@ export interface ChunkForwardPlan {
   ktForm: boolean;
   /** The Kt form's pre-pass on the f16 tensor cores (kdaForwardTuning.tc16Kt; wu.tc16). */
   tc16Kt: boolean;
+  /**
+   * The Kt form's state pass on f16 tensor cores (stateTc16.wgsl.ts, tc16v) instead of the tiled kernel: asked for
+   * (kdaForwardTuning.tc16State), tc16Applies, the Kt form with the tiled pass, and the kernel fits.
+   */
+  tc16State: boolean;
+  tc16v: StateTc16Variant;
   tv: StateTiledVariant;
   hv: StateHalvesVariant;
   /** The separate state pass's kernel (fused aside): halves, regw, overlap, tiled, else prefetch (usePrefetch) or plain. */
@@ -237,6 +244,10 @@ export function planChunkForward(
     tv.rwInputs = undefined;
     tv.rwOperands = undefined;
   }
+  // The Kt form's state pass on f16 tensor cores, where asked for and it applies (kdaForwardTuning.tc16State).
+  const tc16v: StateTc16Variant = { K, V, probe: t.tc16StateProbe, bitScale: t.tc16StateBitScale ?? true };
+  const tc16State =
+    t.tc16State === true && tc16Applies(dev, bf16) && ktForm && !midBf16 && tiled && stateTc16Fits(tc16v, smem);
   // 5. The fused pass needs Qg from the vec4 path's gc pass and the prefetching state kernel.
   const fused = out && vec4Intra && usePrefetch && t.fused === true;
   // Per-chunk states and V' exist only where something reads them: the output pass, or the caller (keep).
@@ -288,6 +299,7 @@ export function planChunkForward(
     vec4Intra &&
     !gcInIntra &&
     !fused &&
+    !tc16State &&
     (tiled || halves || regw || overlap) &&
     tiledGeometry(tv).wg === 256 &&
     !t.overlapProbe;
@@ -375,6 +387,8 @@ export function planChunkForward(
     kdInState,
     ktForm,
     tc16Kt,
+    tc16State,
+    tc16v,
     tv,
     hv,
     halves,

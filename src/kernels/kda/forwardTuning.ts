@@ -9,6 +9,7 @@ import type { IntraVecVariant } from './intraVec.wgsl.js';
 import type { IntraGramVariant } from './intraGram.wgsl.js';
 import { type IntraWUVariant, intraWUFits, intraWUSharedBytes, intraWUTiles } from './intraWU.wgsl.js';
 import type { StateProbe } from './stateTiled.wgsl.js';
+import type { Tc16StateProbe } from './stateTc16.wgsl.js';
 
 /** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
 export interface ForwardDevice {
@@ -324,6 +325,20 @@ export const kdaForwardTuning: {
    * --fwd-tc16-kt-chunks 1|2. The same results. H200: 3.25 ms against the one-slot kernel's 1.90 (see there).
    */
   tc16KtChunks?: 1 | 2;
+  /**
+   * true: the Kt form's state pass on f16 tensor cores (stateTc16.wgsl.ts) where tc16Applies (bf16 inputs, f16
+   * subgroup matrices), the Kt form runs with the tiled state pass and the kernel fits (K = 128); else as unset
+   * (bench kda --fwd-tc16-state on|off). Same tensors read and written; operands rounded to f16 with per-row /
+   * per-column power-of-two scales, f32 sums and state. Not the default (opt-in while measured).
+   */
+  tc16State?: boolean;
+  /** Profiling only (wrong results): the tc16 state pass's skeleton (stateTc16.wgsl.ts StateTc16Variant.probe). */
+  tc16StateProbe?: Tc16StateProbe;
+  /**
+   * The tc16 state pass's scales from the f32 bits, not frexp / ldexp (StateTc16Variant.bitScale). Unset: true (H200,
+   * T=32768: the pass 4.173 ms against 5.743 with frexp, bench/results/2026-12-02-h200-ktcstate-s2-summary.txt).
+   */
+  tc16StateBitScale?: boolean;
   /**
    * true: the shared pipeline's intra part (never dispatched with the two-pass intra) bound to scratch tensors
    * (statePipeline.ts idleIntraTensors) instead of the forward's own, so that the state part's bindings are its

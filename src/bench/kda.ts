@@ -135,6 +135,8 @@ export interface KdaBenchOptions {
   fwdOutputChunks?: 1 | 2;
   fwdOutputDoubleBuffer?: boolean;
   fwdOutputFmaChain?: boolean;
+  /** The output pass on f16 tensor cores (kdaForwardTuning.tc16Output; bf16 inputs with --unsafe-apis). */
+  fwdTc16Output?: boolean;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -301,6 +303,7 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     outputChunks: o.fwdOutputChunks,
     outputDoubleBuffer: o.fwdOutputDoubleBuffer,
     outputFmaChain: o.fwdOutputFmaChain,
+    tc16Output: o.fwdTc16Output,
   };
 }
 
@@ -396,8 +399,13 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
   const mode = kdaForwardTuning.bf16Intermediates ?? BF16_INTERMEDIATES;
   const other = mode === 'bf16' ? 'f32' : 'bf16';
   const b = await withTuningAsync({ bf16Intermediates: other }, () => run(x, 'chunk'));
+  // The f16 tensor-core output pass against the pipelined one (kdaForwardTuning.tc16Output), where asked for.
+  const tc16 = kdaForwardTuning.tc16Output
+    ? await withTuningAsync({ tc16Output: false }, () => run(x, 'chunk'))
+    : undefined;
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
   return {
+    ...(tc16 ? { vsTc16OutputOff: diffOS(a, tc16) } : {}),
     intermediates: mode,
     vsF32: diffOS(a, f),
     vsRecurrent: diffOS(a, rec),
@@ -949,6 +957,10 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-output-fma-chain <on|off>',
       "pipelined output pass: each row's update one FMA chain (default on GPUs)",
     )
+    .option(
+      '--fwd-tc16-output <on|off>',
+      'the output pass on f16 tensor cores (bf16 inputs, --unsafe-apis; default off)',
+    )
     .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(
       '--fwd-sweep <name,...>',
@@ -1091,6 +1103,7 @@ export function registerKdaBench(bench: Command): void {
           : undefined,
         fwdOutputDoubleBuffer: parseOnOff('--fwd-output-double-buffer', opts.fwdOutputDoubleBuffer),
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
+        fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
         fwdIntraGramLean: parseOnOff('--fwd-intra-gram-lean', opts.fwdIntraGramLean),

@@ -18,7 +18,8 @@
  *  6. The intra pass: gcInIntra (the vec4 kernel forms gc), twoPass (gram then W | U kernels), gcInGram (the gram
  *     kernel forms gc: no gc pass), their variants (vv4, gram, wu), and shared (intra and state in one pipeline).
  *  7. The output pass: the pipelined variant pv (the tuned one where it fits, else the default one),
- *     pipelinedOutput, sharedOut (the output pass as the shared pipeline's third part).
+ *     pipelinedOutput, sharedOut (the output pass as the shared pipeline's third part), tc16Output (the f16
+ *     tensor-core kernel in the pipelined one's place).
  *  8. idleScratch: the shared pipeline's idle intra part bound to scratch tensors.
  *  9. bf16Kernels: whether the bf16 inputs' own kernels exist for this problem and tuning (the GPU inference
  *     path only); else dispatchChunkForward widens the inputs and plans the f32 forward.
@@ -41,6 +42,7 @@ import {
   sharedPipelineByDefault,
   stateFmaByDefault,
   stateRwOperandsByDefault,
+  tc16Applies,
   type kdaForwardTuning,
   type ForwardDevice,
 } from './forwardTuning.js';
@@ -54,6 +56,7 @@ import {
   outputPipelinedGeometry,
   outputPipelinedSharedBytes,
 } from './outputPipelined.wgsl.js';
+import { type OutputTc16Variant, outputTc16Fits, outputTc16SharedBytes } from './outputTc16.wgsl.js';
 import { stateOverlapFits } from './stateOverlap.wgsl.js';
 import { stateRegWFits } from './stateRegW.wgsl.js';
 import { type StateTiledVariant, stateTiledFits, tiledGeometry } from './stateTiled.wgsl.js';
@@ -118,6 +121,12 @@ export interface ChunkForwardPlan {
   outputVec4: boolean;
   ov: OutputVariant;
   sharedOut: boolean;
+  /**
+   * The output pass on f16 tensor cores (outputTc16.wgsl.ts, variant tc16) in the pipelined pass's place: where
+   * kdaForwardTuning.tc16Output asks, tc16Applies, in the mixed mode, and its kernel fits.
+   */
+  tc16Output: boolean;
+  tc16: OutputTc16Variant;
   idleScratch: boolean;
   /** The overlap probe runs after the forward (with one head group). */
   overlapProbe: boolean;
@@ -276,6 +285,20 @@ export function planChunkForward(
   const pipelinedOutput = t.outputPipelined !== false && outputPipelinedFits(pv);
   const sharedOut =
     shared && out && t.sharedOutput === true && pipelinedOutput && outputPipelinedGeometry(pv).wg === 256;
+  // The f16 tensor-core output pass (bf16 inputs in the mixed mode: it reads hB and V' as f32) in the separate
+  // pipelined pass's place.
+  const tc16: OutputTc16Variant = { ...v, rw: rw.has('output') || undefined };
+  const tc16Output =
+    t.tc16Output === true &&
+    tc16Applies(dev, bf16) &&
+    !midBf16 &&
+    out &&
+    pipelinedOutput &&
+    !sharedOut &&
+    !fused &&
+    dev.features.subgroups &&
+    outputTc16Fits(tc16) &&
+    outputTc16SharedBytes(tc16) <= smem;
   // 8. The shared pipeline's idle intra part bound to scratch tensors (statePipeline.ts idleIntraTensors): in the
   // bf16 storage mode (else 18 buffers), asked for (kdaForwardTuning.sharedIdleScratch) where the intra part is
   // never dispatched (the two-pass intra), and where a read_write state part binds a bf16 tensor the intra part
@@ -357,6 +380,8 @@ export function planChunkForward(
     outputVec4: outputVec4Fits(v),
     ov: { ...v, BV: t.outputBV, named: t.outputNamed === true },
     sharedOut,
+    tc16Output,
+    tc16,
     idleScratch,
     overlapProbe: t.overlapProbe === true && tiled && vec4Intra && !gcInIntra,
   };

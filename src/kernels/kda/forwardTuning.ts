@@ -250,6 +250,13 @@ export const kdaForwardTuning: {
    */
   outputFmaChain?: boolean;
   /**
+   * true: the output pass on f16 tensor cores (outputTc16.wgsl.ts; bench kda --fwd-tc16-output on) where
+   * tc16Applies (bf16 inputs, f16 subgroup matrices), in the mixed mode (f32 intermediates) and where its kernel
+   * fits (K a multiple of 16 up to 128, V of 64, GK = K, 48 KiB of workgroup memory, subgroups). Reads and writes
+   * what the pipelined output pass does. Not the default (the lead decides from the H200 numbers in its header).
+   */
+  tc16Output?: boolean;
+  /**
    * With bf16 q, k, v, g (the bf16 path, forwardPlan.ts bf16Kernels): how W, U, the per-chunk states and V' are stored between the
    * passes. 'bf16': the ninth session's storage mode (as Triton stores them); 'f32': the mixed mode, bf16 inputs
    * only (the gc and intraGram passes' bf16 variants, the W | U, state and output passes reading k, v, q as bf16

@@ -1,0 +1,196 @@
+/**
+ * Pass 3 of the chunked KDA forward on f16 tensor cores (f16mma.ts), for bf16 inputs in the mixed mode (q read as
+ * bf16, gc, the per-chunk states hB, V' (Y in the Kt form) and A_qk (M in the Kt form) as f32, o written as bf16:
+ * the bindings, dtypes and layouts of outputPipelined.wgsl.ts's bf16 + midF32 variant, so it drops into its place):
+ *    O = Qg S_in + A_qk V'        (Qg = scale q exp(gc); A_qk lower triangular)
+ * for a tile of 64 rows x 64 value columns of one chunk and head.
+ *
+ * Range. The products take f16 operands (10-bit mantissa, max 65504) and accumulate in f32. Of the four operands
+ * only exp(gc) is bounded by construction; q (user-given), S, V' and A_qk are not. So each operand gets its own
+ * power-of-two scale over the workgroup's tile, 2^a with a = 14 - floor(log2 max |x|) (clamped so 2^a and 2^-a
+ * are normal f32): the tile's largest element lands in [2^14, 2^15), every product is exact in scale, and the
+ * scale comes off exactly (two multiplications by powers of two) when the results are combined. Qg S and A_qk V'
+ * have different scales, so each is accumulated in its own result matrices and read back through workgroup memory
+ * (result matrices are opaque); the output's lanes add the two scaled back. An element far below its tile's
+ * maximum loses relative precision (f16 subnormals below 2^-14 of 2^14: 2^-38 of the maximum and less), which
+ * bounds the error by the tile's maxima: see outputTc16Reference.ts (the plain-TS reference) and its test.
+ *
+ * Layout (256 threads, 8 subgroups of 32; one workgroup per chunk slot, head and 64 columns; grid [V / 64, slots,
+ * heads], the column tile fastest so that the two tiles of one chunk read q, gc and A_qk from L2 side by side):
+ *  1. Every thread loads its share of all four operands into registers (q and gc as Qg: K / 16 vec4, S: K / 16,
+ *     A_qk: 4 with its rows past the chunk's end and its elements above the diagonal zeroed, V': 4 with its rows
+ *     past the end zeroed), takes the maxima of |x| per operand, subgroupMax, and the 8 subgroups' maxima meet in
+ *     workgroup memory (a barrier).
+ *  2. Qg [64][K] and S [K][64] staged as scaled f16 (a barrier); subgroup sg multiplies the 16 x 16 output
+ *     fragments (row block a, column block cb) and (3 - a, cb), a = sg % 2, cb = sg / 2 (outputTc16Fragments),
+ *     K / 16 steps each; the two results stored to an f32 tile [64][64] (a barrier); each thread reads its 16
+ *     elements back, scaled.
+ *  3. A_qk [64][64] and V' [64][64] staged as scaled f16 where Qg was (a barrier); the same fragments, the causal
+ *     steps only (column blocks jb <= the row block: a + 1 and 4 - a steps, 5 a subgroup for either a); the
+ *     results stored again (a barrier); each thread adds its 16 elements, scaled, and stores o as bf16 (rows < L).
+ * Workgroup memory: max(64 K + 64 K, 8192) f16 + 4096 f32 = 48 KiB at K = 128 (the limit). Needs K a multiple of
+ * 16 up to 128, V a multiple of 64, GK = K.
+ */
+import { WGSL_BF16 } from './bf16.wgsl.js';
+import { F16_MMA_HEAD, C32, ld16, st32 } from '../f16mma.js';
+import { bindings, GROUP_PARAMS, LOCATE, readWriteBindings, workgroupIds } from './wgslParts.js';
+
+export interface OutputTc16Variant {
+  K: number;
+  V: number;
+  GK: number;
+  /** Every input binding read_write (wgslParts readWriteBindings; kdaForwardTuning.rw has 'output'). */
+  rw?: boolean;
+}
+
+/** Value columns a workgroup. */
+export const OUTPUT_TC16_BV = 64;
+const WG = 256;
+
+export const outputTc16Key = (v: OutputTc16Variant) =>
+  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.rw ? '_rw' : ''}`;
+
+export const outputTc16Fits = (v: OutputTc16Variant): boolean =>
+  v.GK === v.K && v.K % 16 === 0 && v.K >= 16 && v.K <= 128 && v.V % OUTPUT_TC16_BV === 0;
+
+/** Workgroup memory in bytes: the f16 operands (Qg and S, then A_qk and V' in Qg's place) and the f32 results. */
+export const outputTc16SharedBytes = (v: OutputTc16Variant): number => f16Elements(v.K) * 2 + 4096 * 4;
+const f16Elements = (K: number) => Math.max(128 * K, 8192);
+
+/** The grid over NS chunk slots and HB heads: [value tiles, slots, heads]. */
+export const outputTc16Grid = (v: OutputTc16Variant, NS: number, HB: number): [number, number, number] => [
+  v.V / OUTPUT_TC16_BV,
+  NS,
+  HB,
+];
+
+/**
+ * The 16 x 16 output fragments of subgroup sg (0 .. 7): row blocks a and 3 - a (a = sg % 2) of column block
+ * sg / 2, so that the causal product's steps (a + 1 and 4 - a) are 5 for every subgroup. The WGSL below computes
+ * the same (`let a = sg % 2u; let cb = sg / 2u;`); outputTc16Emulate walks this.
+ */
+export const outputTc16Fragments = (sg: number): { rows: [number, number]; cb: number } => ({
+  rows: [sg % 2, 3 - (sg % 2)],
+  cb: Math.floor(sg / 2),
+});
+
+export function outputTc16Wgsl(v: OutputTc16Variant): string {
+  if (v.rw) return readWriteBindings(outputTc16Wgsl({ ...v, rw: undefined }));
+  if (!outputTc16Fits(v)) throw new Error(`kda output (tc16): K=${v.K} V=${v.V} GK=${v.GK} do not fit`);
+  const { K, V } = v;
+  const K4 = K / 4;
+  const V4 = V / 4;
+  const NQ = K / 16; // vec4 of Qg a thread (64 K / 4 / 256), and of S (K 64 / 4 / 256)
+  const SA = 64 * K; // S's offset in sh (f16 elements)
+  const rep = (n: number, f: (m: number) => string, sep = '\n  ') =>
+    Array.from({ length: n }, (_, m) => f(m)).join(sep);
+  // Four f16 stores of the vec4 `x` scaled by 2^a at sh[base + 4 e ..].
+  const stage = (base: number, x: string, a: string) =>
+    `{ let y = ${x} * pow2(${a}); let b = ${base ? `${base}u + ` : ''}4u * e; sh[b] = f16(y.x); sh[b + 1u] = f16(y.y); sh[b + 2u] = f16(y.z); sh[b + 3u] = f16(y.w); }`;
+  // Thread lid's m-th vec4 of the [64][64] result tile: element index 4 e, row e / 16, column group e % 16.
+  const res4 = 'vec4<f32>(res[4u * e], res[4u * e + 1u], res[4u * e + 2u], res[4u * e + 3u])';
+  const products = (left: string, leftStride: number, right: number, steps: (rb: string) => string) =>
+    [0, 1]
+      .map(
+        (f) => `var acc${f} = ${C32}();
+    for (var s = 0u; s < ${steps(`rb${f}`)}; s++) {
+      let l = ${ld16('left', '&sh', `${left}rb${f} * ${16 * leftStride}u + s * 16u`, `${leftStride}u`)};
+      let r = ${ld16('right', '&sh', `${right}u + s * ${16 * 64}u + cb * 16u`, '64u')};
+      acc${f} = subgroupMatrixMultiplyAccumulate(l, r, acc${f});
+    }
+    ${st32('&res', `rb${f} * 1024u + cb * 16u`, `acc${f}`, '64u')};`,
+      )
+      .join('\n    ');
+  return /* wgsl */ `${F16_MMA_HEAD}enable subgroups;
+${WGSL_BF16}
+${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec2<u32>', 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec2<u32>'])}
+${LOCATE}
+// Qg [64][K] at 0 and S [K][64] at ${SA} (phase A), then A_qk [64][64] at 0 and V' [64][64] at 4096 (phase B).
+var<workgroup> sh: array<f16, ${f16Elements(K)}>;
+// A [64][64] result tile; first the 8 subgroups' maxima.
+var<workgroup> res: array<f32, 4096>;
+
+/** 2^a for a in -126 .. 127 (a normal f32, exact). */
+fn pow2(a: i32) -> f32 { return bitcast<f32>(u32(a + 127) << 23u); }
+/** The scale exponent of a tile whose max |x| is m: 14 - floor(log2 m), clamped (m = 0: 126). */
+fn scaleExp(m: f32) -> i32 { return clamp(14 - (i32((bitcast<u32>(m) >> 23u) & 0xffu) - 127), -114, 126); }
+fn max4(x: vec4<f32>) -> f32 { let y = abs(x); return max(max(y.x, y.y), max(y.z, y.w)); }
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  ${workgroupIds(['vt', 'slot', 'h'], true)}
+  let loc = locate(slot, p.N);
+  if (loc.x == 0u) { return; }
+  let t0 = loc.y;
+  let L = loc.z;
+  let sg = lid / 32u;
+  let hbase = (slot * p.HB + hb) * ${K * V4}u;
+  let abase = (slot * H + h) * 1024u;
+  // 1. Loads (Qg, S, A_qk masked, V' masked) and their maxima.
+  ${rep(
+    NQ,
+    (m) => `var qv${m}: vec4<f32>;
+  var sv${m}: vec4<f32>;
+  {
+    let e = lid + ${m * WG}u;
+    let i = e / ${K4}u;
+    let row = (t0 + min(i, L - 1u)) * H + h;
+    let x = bf4(q[row * ${K4}u + e % ${K4}u]) * exp(gcB[row * ${K4}u + e % ${K4}u]) * p.scale;
+    qv${m} = select(vec4<f32>(0.0), x, i < L);
+    sv${m} = hB[hbase + (e / 16u) * ${V4}u + vt * 16u + e % 16u];
+  }`,
+  )}
+  ${rep(
+    4,
+    (m) => `var mv${m}: vec4<f32>;
+  var yv${m}: vec4<f32>;
+  {
+    let e = lid + ${m * WG}u;
+    let i = e / 16u;
+    let jv = vec4<u32>(4u * (e % 16u)) + vec4<u32>(0u, 1u, 2u, 3u);
+    mv${m} = select(vec4<f32>(0.0), Aqk[abase + e], (jv <= vec4<u32>(i)) & vec4<bool>(i < L));
+    yv${m} = select(vec4<f32>(0.0), Vp[((t0 + min(i, L - 1u)) * H + h) * ${V4}u + vt * 16u + e % 16u], i < L);
+  }`,
+  )}
+  var mx = vec4<f32>(0.0);
+  ${rep(NQ, (m) => `mx = max(mx, vec4<f32>(max4(qv${m}), max4(sv${m}), 0.0, 0.0));`)}
+  ${rep(4, (m) => `mx = max(mx, vec4<f32>(0.0, 0.0, max4(mv${m}), max4(yv${m})));`)}
+  mx = subgroupMax(mx);
+  if (lid % 32u == 0u) { res[sg * 4u] = mx.x; res[sg * 4u + 1u] = mx.y; res[sg * 4u + 2u] = mx.z; res[sg * 4u + 3u] = mx.w; }
+  workgroupBarrier();
+  var mxa = vec4<f32>(0.0);
+  for (var s = 0u; s < 8u; s++) { mxa = max(mxa, vec4<f32>(res[s * 4u], res[s * 4u + 1u], res[s * 4u + 2u], res[s * 4u + 3u])); }
+  let aQ = scaleExp(mxa.x);
+  let aS = scaleExp(mxa.y);
+  let aM = scaleExp(mxa.z);
+  let aY = scaleExp(mxa.w);
+  // 2. Qg S.
+  ${rep(NQ, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `qv${m}`, 'aQ')} ${stage(SA, `sv${m}`, 'aS')} }`)}
+  workgroupBarrier();
+  let a = sg % 2u;
+  let cb = sg / 2u;
+  let rb0 = a;
+  let rb1 = 3u - a;
+  {
+    ${products('', K, SA, () => `${K / 16}u`)}
+  }
+  workgroupBarrier();
+  ${rep(4, (m) => `var ov${m}: vec4<f32>;\n  { let e = lid + ${m * WG}u; ov${m} = ${res4} * pow2(-aQ) * pow2(-aS); }`)}
+  // 3. A_qk V' (Qg's and S's staged values all read: the barrier above).
+  ${rep(4, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `mv${m}`, 'aM')} ${stage(4096, `yv${m}`, 'aY')} }`)}
+  workgroupBarrier();
+  {
+    ${products('', 64, 4096, (rb) => `${rb} + 1u`)}
+  }
+  workgroupBarrier();
+  ${rep(
+    4,
+    (m) => `{
+    let e = lid + ${m * WG}u;
+    let i = e / 16u;
+    let x = ov${m} + ${res4} * pow2(-aM) * pow2(-aY);
+    if (i < L) { o[((t0 + i) * H + h) * ${V4}u + vt * 16u + e % 16u] = pbf4(x); }
+  }`,
+  )}
+}`;
+}

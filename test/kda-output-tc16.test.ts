@@ -142,6 +142,9 @@ describe('kda output pass on f16 tensor cores', () => {
       { K: 64, V: 64, GK: 64 },
       { K: 16, V: 192, GK: 16 },
       { K: 96, V: 64, GK: 96 },
+      { K: 128, V: 128, GK: 128, split: true },
+      { K: 64, V: 64, GK: 64, split: true, rw: true },
+      { K: 16, V: 64, GK: 16, split: true },
     ] as OutputTc16Variant[]) {
       const code = sgmStubWgsl(outputTc16Wgsl(v));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
@@ -169,5 +172,6 @@ describe('kda output pass on f16 tensor cores', () => {
     expect(plan(dev(true), bf16, { bf16Intermediates: 'bf16' }).tc16Output).toBe(false);
     expect(plan(dev(true), bf16, {}, { ...d128, V: 96 }).tc16Output).toBe(false);
     expect(plan(dev(true), bf16, { rw: ['output'] }).tc16.rw).toBe(true);
+    expect(plan(dev(true), bf16, { tc16OutputSplit: true }).tc16.split).toBe(true);
   });
 });

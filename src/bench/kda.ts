@@ -137,6 +137,7 @@ export interface KdaBenchOptions {
   fwdOutputFmaChain?: boolean;
   /** The output pass on f16 tensor cores (kdaForwardTuning.tc16Output; bf16 inputs with --unsafe-apis). */
   fwdTc16Output?: boolean;
+  fwdTc16OutputSplit?: boolean;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -304,6 +305,7 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     outputDoubleBuffer: o.fwdOutputDoubleBuffer,
     outputFmaChain: o.fwdOutputFmaChain,
     tc16Output: o.fwdTc16Output,
+    tc16OutputSplit: o.fwdTc16OutputSplit,
   };
 }
 
@@ -961,6 +963,10 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-tc16-output <on|off>',
       'the output pass on f16 tensor cores (bf16 inputs, --unsafe-apis; default off)',
     )
+    .option(
+      '--fwd-tc16-output-split <on|off>',
+      "the tensor-core output pass: A_qk's and V''s loads during Qg S (default off)",
+    )
     .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(
       '--fwd-sweep <name,...>',
@@ -1104,6 +1110,7 @@ export function registerKdaBench(bench: Command): void {
         fwdOutputDoubleBuffer: parseOnOff('--fwd-output-double-buffer', opts.fwdOutputDoubleBuffer),
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
         fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
+        fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
         fwdIntraGramLean: parseOnOff('--fwd-intra-gram-lean', opts.fwdIntraGramLean),

@@ -287,7 +287,7 @@ export function planChunkForward(
     shared && out && t.sharedOutput === true && pipelinedOutput && outputPipelinedGeometry(pv).wg === 256;
   // The f16 tensor-core output pass (bf16 inputs in the mixed mode: it reads hB and V' as f32) in the separate
   // pipelined pass's place.
-  const tc16: OutputTc16Variant = { ...v, rw: rw.has('output') || undefined };
+  const tc16: OutputTc16Variant = { ...v, split: t.tc16OutputSplit || undefined, rw: rw.has('output') || undefined };
   const tc16Output =
     t.tc16Output === true &&
     tc16Applies(dev, bf16) &&

@@ -256,6 +256,8 @@ export const kdaForwardTuning: {
    * what the pipelined output pass does. Not the default (the lead decides from the H200 numbers in its header).
    */
   tc16Output?: boolean;
+  /** The tensor-core output pass's A_qk and V' loaded during Qg S (OutputTc16Variant.split; --fwd-tc16-output-split). */
+  tc16OutputSplit?: boolean;
   /**
    * With bf16 q, k, v, g (the bf16 path, forwardPlan.ts bf16Kernels): how W, U, the per-chunk states and V' are stored between the
    * passes. 'bf16': the ninth session's storage mode (as Triton stores them); 'f32': the mixed mode, bf16 inputs

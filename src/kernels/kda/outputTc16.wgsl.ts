@@ -41,6 +41,13 @@ export interface OutputTc16Variant {
   GK: number;
   /** Every input binding read_write (wgslParts readWriteBindings; kdaForwardTuning.rw has 'output'). */
   rw?: boolean;
+  /**
+   * A_qk and V' loaded after Qg and S are staged, while Qg S runs (their maxima meet after it, as f16 exponents in
+   * workgroup memory past A_qk and V', one barrier more): half the registers of loads in flight at once (Qg and S,
+   * then A_qk and V', against all four), the second operands' loads overlapping the first products
+   * (kdaForwardTuning.tc16OutputSplit). The same sums.
+   */
+  split?: boolean;
 }
 
 /** Value columns a workgroup. */
@@ -48,14 +55,15 @@ export const OUTPUT_TC16_BV = 64;
 const WG = 256;
 
 export const outputTc16Key = (v: OutputTc16Variant) =>
-  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.rw ? '_rw' : ''}`;
 
 export const outputTc16Fits = (v: OutputTc16Variant): boolean =>
   v.GK === v.K && v.K % 16 === 0 && v.K >= 16 && v.K <= 128 && v.V % OUTPUT_TC16_BV === 0;
 
 /** Workgroup memory in bytes: the f16 operands (Qg and S, then A_qk and V' in Qg's place) and the f32 results. */
-export const outputTc16SharedBytes = (v: OutputTc16Variant): number => f16Elements(v.K) * 2 + 4096 * 4;
-const f16Elements = (K: number) => Math.max(128 * K, 8192);
+export const outputTc16SharedBytes = (v: OutputTc16Variant): number => f16Elements(v) * 2 + 4096 * 4;
+// split: the 8 subgroups' two exponents at 8192, past A_qk and V'.
+const f16Elements = (v: OutputTc16Variant) => Math.max(128 * v.K, v.split ? 8192 + 16 : 8192);
 
 /** The grid over NS chunk slots and HB heads: [value tiles, slots, heads]. */
 export const outputTc16Grid = (v: OutputTc16Variant, NS: number, HB: number): [number, number, number] => [
@@ -101,19 +109,58 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
     ${st32('&res', `rb${f} * 1024u + cb * 16u`, `acc${f}`, '64u')};`,
       )
       .join('\n    ');
+  const split = v.split === true;
+  const loadQS = rep(
+    NQ,
+    (m) => `var qv${m}: vec4<f32>;
+  var sv${m}: vec4<f32>;
+  {
+    let e = lid + ${m * WG}u;
+    let i = e / ${K4}u;
+    let row = (t0 + min(i, L - 1u)) * H + h;
+    let x = bf4(q[row * ${K4}u + e % ${K4}u]) * exp(gcB[row * ${K4}u + e % ${K4}u]) * p.scale;
+    qv${m} = select(vec4<f32>(0.0), x, i < L);
+    sv${m} = hB[hbase + (e / 16u) * ${V4}u + vt * 16u + e % 16u];
+  }`,
+  );
+  const loadAY = rep(
+    4,
+    (m) => `var mv${m}: vec4<f32>;
+  var yv${m}: vec4<f32>;
+  {
+    let e = lid + ${m * WG}u;
+    let i = e / 16u;
+    let jv = vec4<u32>(4u * (e % 16u)) + vec4<u32>(0u, 1u, 2u, 3u);
+    mv${m} = select(vec4<f32>(0.0), Aqk[abase + e], (jv <= vec4<u32>(i)) & vec4<bool>(i < L));
+    yv${m} = select(vec4<f32>(0.0), Vp[((t0 + min(i, L - 1u)) * H + h) * ${V4}u + vt * 16u + e % 16u], i < L);
+  }`,
+  );
+  // split: A_qk's and V''s maxima after Qg S, each subgroup's f32 exponents (exact in f16) at sh[8192 + 2 sg ..].
+  const splitScales = `{
+    var mb = vec2<f32>(0.0);
+    ${rep(4, (m) => `mb = max(mb, vec2<f32>(max4(mv${m}), max4(yv${m})));`, '\n    ')}
+    mb = subgroupMax(mb);
+    if (lid % 32u == 0u) { sh[8192u + 2u * sg] = f16(f32(f32Exp(mb.x))); sh[8192u + 2u * sg + 1u] = f16(f32(f32Exp(mb.y))); }
+  }
+  workgroupBarrier();
+  var eb = vec2<i32>(-127);
+  for (var s = 0u; s < 8u; s++) { eb = max(eb, vec2<i32>(i32(sh[8192u + 2u * s]), i32(sh[8192u + 2u * s + 1u]))); }
+  let aM = clamp(14 - eb.x, -114, 126);
+  let aY = clamp(14 - eb.y, -114, 126);`;
   return /* wgsl */ `${F16_MMA_HEAD}enable subgroups;
 ${WGSL_BF16}
 ${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec2<u32>', 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec2<u32>'])}
 ${LOCATE}
 // Qg [64][K] at 0 and S [K][64] at ${SA} (phase A), then A_qk [64][64] at 0 and V' [64][64] at 4096 (phase B).
-var<workgroup> sh: array<f16, ${f16Elements(K)}>;
+var<workgroup> sh: array<f16, ${f16Elements(v)}>;
 // A [64][64] result tile; first the 8 subgroups' maxima.
 var<workgroup> res: array<f32, 4096>;
 
 /** 2^a for a in -126 .. 127 (a normal f32, exact). */
 fn pow2(a: i32) -> f32 { return bitcast<f32>(u32(a + 127) << 23u); }
 /** The scale exponent of a tile whose max |x| is m: 14 - floor(log2 m), clamped (m = 0: 126). */
-fn scaleExp(m: f32) -> i32 { return clamp(14 - (i32((bitcast<u32>(m) >> 23u) & 0xffu) - 127), -114, 126); }
+fn f32Exp(m: f32) -> i32 { return i32((bitcast<u32>(m) >> 23u) & 0xffu) - 127; }
+fn scaleExp(m: f32) -> i32 { return clamp(14 - f32Exp(m), -114, 126); }
 fn max4(x: vec4<f32>) -> f32 { let y = abs(x); return max(max(y.x, y.y), max(y.z, y.w)); }
 
 @compute @workgroup_size(${WG})
@@ -126,35 +173,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let sg = lid / 32u;
   let hbase = (slot * p.HB + hb) * ${K * V4}u;
   let abase = (slot * H + h) * 1024u;
-  // 1. Loads (Qg, S, A_qk masked, V' masked) and their maxima.
-  ${rep(
-    NQ,
-    (m) => `var qv${m}: vec4<f32>;
-  var sv${m}: vec4<f32>;
-  {
-    let e = lid + ${m * WG}u;
-    let i = e / ${K4}u;
-    let row = (t0 + min(i, L - 1u)) * H + h;
-    let x = bf4(q[row * ${K4}u + e % ${K4}u]) * exp(gcB[row * ${K4}u + e % ${K4}u]) * p.scale;
-    qv${m} = select(vec4<f32>(0.0), x, i < L);
-    sv${m} = hB[hbase + (e / 16u) * ${V4}u + vt * 16u + e % 16u];
-  }`,
-  )}
-  ${rep(
-    4,
-    (m) => `var mv${m}: vec4<f32>;
-  var yv${m}: vec4<f32>;
-  {
-    let e = lid + ${m * WG}u;
-    let i = e / 16u;
-    let jv = vec4<u32>(4u * (e % 16u)) + vec4<u32>(0u, 1u, 2u, 3u);
-    mv${m} = select(vec4<f32>(0.0), Aqk[abase + e], (jv <= vec4<u32>(i)) & vec4<bool>(i < L));
-    yv${m} = select(vec4<f32>(0.0), Vp[((t0 + min(i, L - 1u)) * H + h) * ${V4}u + vt * 16u + e % 16u], i < L);
-  }`,
-  )}
+  // 1. Loads (Qg, S${split ? '' : ", A_qk masked, V' masked"}) and their maxima.
+  ${loadQS}
+  ${split ? '' : loadAY}
   var mx = vec4<f32>(0.0);
   ${rep(NQ, (m) => `mx = max(mx, vec4<f32>(max4(qv${m}), max4(sv${m}), 0.0, 0.0));`)}
-  ${rep(4, (m) => `mx = max(mx, vec4<f32>(0.0, 0.0, max4(mv${m}), max4(yv${m})));`)}
+  ${split ? '' : rep(4, (m) => `mx = max(mx, vec4<f32>(0.0, 0.0, max4(mv${m}), max4(yv${m})));`)}
   mx = subgroupMax(mx);
   if (lid % 32u == 0u) { res[sg * 4u] = mx.x; res[sg * 4u + 1u] = mx.y; res[sg * 4u + 2u] = mx.z; res[sg * 4u + 3u] = mx.w; }
   workgroupBarrier();
@@ -162,10 +186,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   for (var s = 0u; s < 8u; s++) { mxa = max(mxa, vec4<f32>(res[s * 4u], res[s * 4u + 1u], res[s * 4u + 2u], res[s * 4u + 3u])); }
   let aQ = scaleExp(mxa.x);
   let aS = scaleExp(mxa.y);
-  let aM = scaleExp(mxa.z);
-  let aY = scaleExp(mxa.w);
-  // 2. Qg S.
+  ${split ? '' : 'let aM = scaleExp(mxa.z);\n  let aY = scaleExp(mxa.w);'}
+  // 2. Qg S${split ? " (A_qk's and V''s loads in flight)" : ''}.
   ${rep(NQ, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `qv${m}`, 'aQ')} ${stage(SA, `sv${m}`, 'aS')} }`)}
+  ${split ? loadAY : ''}
   workgroupBarrier();
   let a = sg % 2u;
   let cb = sg / 2u;
@@ -177,6 +201,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   workgroupBarrier();
   ${rep(4, (m) => `var ov${m}: vec4<f32>;\n  { let e = lid + ${m * WG}u; ov${m} = ${res4} * pow2(-aQ) * pow2(-aS); }`)}
   // 3. A_qk V' (Qg's and S's staged values all read: the barrier above).
+  ${split ? splitScales : ''}
   ${rep(4, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `mv${m}`, 'aM')} ${stage(4096, `yv${m}`, 'aY')} }`)}
   workgroupBarrier();
   {

@@ -116,12 +116,15 @@ describe('kda output pass on f16 tensor cores', () => {
       [1, 16, 64],
     ]) {
       const c = chunk(L, K, V, L + K);
-      const emu = outputTc16Emulate(c);
       const ref = outputTc16Reference(c);
       // The emulation sums in f32 per 16-step fragment: within f32 rounding of the f64 sums (2^-20 of the bound's sums).
       const bound = outputTc16Bound(c).map((b) => b * 2 ** -9);
-      withinBound(emu, ref, bound);
+      for (const subgroups of [8, 16] as const) withinBound(outputTc16Emulate(c, subgroups), ref, bound);
     }
+    const seen16 = new Set(
+      Array.from({ length: 16 }, (_, sg) => outputTc16Fragments(sg, 16)).map((f) => `${f.rows},${f.cb}`),
+    );
+    expect(seen16.size).toBe(16);
   });
 
   it('fits K a multiple of 16 up to 128, V of 64, in 48 KiB', () => {
@@ -131,6 +134,8 @@ describe('kda output pass on f16 tensor cores', () => {
     expect(outputTc16Fits({ K: 128, V: 96, GK: 128 })).toBe(false);
     expect(outputTc16Fits({ K: 192, V: 128, GK: 192 })).toBe(false);
     expect(outputTc16Fits({ K: 128, V: 128, GK: 1 })).toBe(false);
+    expect(outputTc16Fits({ K: 48, V: 64, GK: 48, wg: 512 })).toBe(false);
+    expect(outputTc16SharedBytes({ K: 128, V: 128, GK: 128, wg: 512, split: true })).toBe(49152);
   });
 
   it.skipIf(!hasGpu)('its WGSL compiles (subgroup matrices stood in) for each variant', async () => {
@@ -145,6 +150,8 @@ describe('kda output pass on f16 tensor cores', () => {
       { K: 128, V: 128, GK: 128, split: true },
       { K: 64, V: 64, GK: 64, split: true, rw: true },
       { K: 16, V: 64, GK: 16, split: true },
+      { K: 128, V: 128, GK: 128, wg: 512 },
+      { K: 32, V: 64, GK: 32, wg: 512, split: true, rw: true },
     ] as OutputTc16Variant[]) {
       const code = sgmStubWgsl(outputTc16Wgsl(v));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
@@ -173,5 +180,6 @@ describe('kda output pass on f16 tensor cores', () => {
     expect(plan(dev(true), bf16, {}, { ...d128, V: 96 }).tc16Output).toBe(false);
     expect(plan(dev(true), bf16, { rw: ['output'] }).tc16.rw).toBe(true);
     expect(plan(dev(true), bf16, { tc16OutputSplit: true }).tc16.split).toBe(true);
+    expect(plan(dev(true), bf16, { tc16OutputWg: 512 }).tc16Output).toBe(true);
   });
 });

@@ -138,6 +138,7 @@ export interface KdaBenchOptions {
   /** The output pass on f16 tensor cores (kdaForwardTuning.tc16Output; bf16 inputs with --unsafe-apis). */
   fwdTc16Output?: boolean;
   fwdTc16OutputSplit?: boolean;
+  fwdTc16OutputWg?: 256 | 512;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -306,6 +307,7 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     outputFmaChain: o.fwdOutputFmaChain,
     tc16Output: o.fwdTc16Output,
     tc16OutputSplit: o.fwdTc16OutputSplit,
+    tc16OutputWg: o.fwdTc16OutputWg,
   };
 }
 
@@ -963,6 +965,7 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-tc16-output <on|off>',
       'the output pass on f16 tensor cores (bf16 inputs, --unsafe-apis; default off)',
     )
+    .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(
       '--fwd-tc16-output-split <on|off>',
       "the tensor-core output pass: A_qk's and V''s loads during Qg S (default off)",
@@ -1111,6 +1114,9 @@ export function registerKdaBench(bench: Command): void {
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
         fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
         fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
+        fwdTc16OutputWg: parseSkip('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, ['256', '512'] as const)
+          ? (Number(opts.fwdTc16OutputWg) as 256 | 512)
+          : undefined,
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
         fwdIntraGramLean: parseOnOff('--fwd-intra-gram-lean', opts.fwdIntraGramLean),

@@ -287,7 +287,12 @@ export function planChunkForward(
     shared && out && t.sharedOutput === true && pipelinedOutput && outputPipelinedGeometry(pv).wg === 256;
   // The f16 tensor-core output pass (bf16 inputs in the mixed mode: it reads hB and V' as f32) in the separate
   // pipelined pass's place.
-  const tc16: OutputTc16Variant = { ...v, split: t.tc16OutputSplit || undefined, rw: rw.has('output') || undefined };
+  const tc16: OutputTc16Variant = {
+    ...v,
+    split: t.tc16OutputSplit || undefined,
+    wg: t.tc16OutputWg,
+    rw: rw.has('output') || undefined,
+  };
   const tc16Output =
     t.tc16Output === true &&
     tc16Applies(dev, bf16) &&
@@ -297,6 +302,7 @@ export function planChunkForward(
     !sharedOut &&
     !fused &&
     dev.features.subgroups &&
+    (tc16.wg ?? 256) <= dev.limits.maxComputeInvocationsPerWorkgroup &&
     outputTc16Fits(tc16) &&
     outputTc16SharedBytes(tc16) <= smem;
   // 8. The shared pipeline's idle intra part bound to scratch tensors (statePipeline.ts idleIntraTensors): in the

@@ -258,6 +258,8 @@ export const kdaForwardTuning: {
   tc16Output?: boolean;
   /** The tensor-core output pass's A_qk and V' loaded during Qg S (OutputTc16Variant.split; --fwd-tc16-output-split). */
   tc16OutputSplit?: boolean;
+  /** The tensor-core output pass's threads (OutputTc16Variant.wg, 256 or 512; --fwd-tc16-output-wg). */
+  tc16OutputWg?: 256 | 512;
   /**
    * With bf16 q, k, v, g (the bf16 path, forwardPlan.ts bf16Kernels): how W, U, the per-chunk states and V' are stored between the
    * passes. 'bf16': the ninth session's storage mode (as Triton stores them); 'f32': the mixed mode, bf16 inputs

@@ -48,22 +48,34 @@ export interface OutputTc16Variant {
    * (kdaForwardTuning.tc16OutputSplit). The same sums.
    */
   split?: boolean;
+  /**
+   * Threads a workgroup: 256 (default; 8 subgroups, two fragments each) or 512 (16 subgroups, one fragment each:
+   * row block sg / 4, column block sg % 4; half the loads a thread, so about half the registers, for two workgroups
+   * an SM where 256 threads' registers allow one). Needs K a multiple of 32. The same sums.
+   */
+  wg?: 256 | 512;
 }
 
 /** Value columns a workgroup. */
 export const OUTPUT_TC16_BV = 64;
-const WG = 256;
+/** Threads and subgroups (of 32) a workgroup. */
+const threads = (v: OutputTc16Variant) => v.wg ?? 256;
 
 export const outputTc16Key = (v: OutputTc16Variant) =>
-  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.wg === 512 ? '_wg512' : ''}${v.rw ? '_rw' : ''}`;
 
 export const outputTc16Fits = (v: OutputTc16Variant): boolean =>
-  v.GK === v.K && v.K % 16 === 0 && v.K >= 16 && v.K <= 128 && v.V % OUTPUT_TC16_BV === 0;
+  v.GK === v.K &&
+  v.K % (v.wg === 512 ? 32 : 16) === 0 &&
+  v.K >= 16 &&
+  v.K <= 128 &&
+  v.V % OUTPUT_TC16_BV === 0 &&
+  [undefined, 256, 512].includes(v.wg);
 
 /** Workgroup memory in bytes: the f16 operands (Qg and S, then A_qk and V' in Qg's place) and the f32 results. */
 export const outputTc16SharedBytes = (v: OutputTc16Variant): number => f16Elements(v) * 2 + 4096 * 4;
 // split: the 8 subgroups' two exponents at 8192, past A_qk and V'.
-const f16Elements = (v: OutputTc16Variant) => Math.max(128 * v.K, v.split ? 8192 + 16 : 8192);
+const f16Elements = (v: OutputTc16Variant) => Math.max(128 * v.K, v.split ? 8192 + 32 : 8192);
 
 /** The grid over NS chunk slots and HB heads: [value tiles, slots, heads]. */
 export const outputTc16Grid = (v: OutputTc16Variant, NS: number, HB: number): [number, number, number] => [
@@ -73,14 +85,19 @@ export const outputTc16Grid = (v: OutputTc16Variant, NS: number, HB: number): [n
 ];
 
 /**
- * The 16 x 16 output fragments of subgroup sg (0 .. 7): row blocks a and 3 - a (a = sg % 2) of column block
- * sg / 2, so that the causal product's steps (a + 1 and 4 - a) are 5 for every subgroup. The WGSL below computes
- * the same (`let a = sg % 2u; let cb = sg / 2u;`); outputTc16Emulate walks this.
+ * The 16 x 16 output fragments of subgroup sg: with 8 subgroups (256 threads) row blocks a and 3 - a (a = sg % 2)
+ * of column block sg / 2, so that the causal product's steps (a + 1 and 4 - a) are 5 for every subgroup; with 16
+ * (512 threads) row block sg / 4 of column block sg % 4. The WGSL below computes the same (fragmentIds);
+ * outputTc16Emulate walks this.
  */
-export const outputTc16Fragments = (sg: number): { rows: [number, number]; cb: number } => ({
-  rows: [sg % 2, 3 - (sg % 2)],
-  cb: Math.floor(sg / 2),
-});
+export const outputTc16Fragments = (sg: number, subgroups = 8): { rows: number[]; cb: number } =>
+  subgroups === 16
+    ? { rows: [Math.floor(sg / 4)], cb: sg % 4 }
+    : { rows: [sg % 2, 3 - (sg % 2)], cb: Math.floor(sg / 2) };
+const fragmentIds = (subgroups: number) =>
+  subgroups === 16
+    ? 'let cb = sg % 4u;\n  let rb0 = sg / 4u;'
+    : 'let a = sg % 2u;\n  let cb = sg / 2u;\n  let rb0 = a;\n  let rb1 = 3u - a;';
 
 export function outputTc16Wgsl(v: OutputTc16Variant): string {
   if (v.rw) return readWriteBindings(outputTc16Wgsl({ ...v, rw: undefined }));
@@ -88,7 +105,10 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
   const { K, V } = v;
   const K4 = K / 4;
   const V4 = V / 4;
-  const NQ = K / 16; // vec4 of Qg a thread (64 K / 4 / 256), and of S (K 64 / 4 / 256)
+  const WG = threads(v);
+  const SG = WG / 32;
+  const NQ = (16 * K) / WG; // vec4 of Qg a thread (64 K / 4 / WG), and of S (K 64 / 4 / WG)
+  const NA = 1024 / WG; // vec4 of A_qk a thread, of V', and of the result tile
   const SA = 64 * K; // S's offset in sh (f16 elements)
   const rep = (n: number, f: (m: number) => string, sep = '\n  ') =>
     Array.from({ length: n }, (_, m) => f(m)).join(sep);
@@ -98,7 +118,7 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
   // Thread lid's m-th vec4 of the [64][64] result tile: element index 4 e, row e / 16, column group e % 16.
   const res4 = 'vec4<f32>(res[4u * e], res[4u * e + 1u], res[4u * e + 2u], res[4u * e + 3u])';
   const products = (left: string, leftStride: number, right: number, steps: (rb: string) => string) =>
-    [0, 1]
+    Array.from({ length: 16 / SG }, (_, f) => f)
       .map(
         (f) => `var acc${f} = ${C32}();
     for (var s = 0u; s < ${steps(`rb${f}`)}; s++) {
@@ -124,7 +144,7 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
   }`,
   );
   const loadAY = rep(
-    4,
+    NA,
     (m) => `var mv${m}: vec4<f32>;
   var yv${m}: vec4<f32>;
   {
@@ -138,13 +158,13 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
   // split: A_qk's and V''s maxima after Qg S, each subgroup's f32 exponents (exact in f16) at sh[8192 + 2 sg ..].
   const splitScales = `{
     var mb = vec2<f32>(0.0);
-    ${rep(4, (m) => `mb = max(mb, vec2<f32>(max4(mv${m}), max4(yv${m})));`, '\n    ')}
+    ${rep(NA, (m) => `mb = max(mb, vec2<f32>(max4(mv${m}), max4(yv${m})));`, '\n    ')}
     mb = subgroupMax(mb);
     if (lid % 32u == 0u) { sh[8192u + 2u * sg] = f16(f32(f32Exp(mb.x))); sh[8192u + 2u * sg + 1u] = f16(f32(f32Exp(mb.y))); }
   }
   workgroupBarrier();
   var eb = vec2<i32>(-127);
-  for (var s = 0u; s < 8u; s++) { eb = max(eb, vec2<i32>(i32(sh[8192u + 2u * s]), i32(sh[8192u + 2u * s + 1u]))); }
+  for (var s = 0u; s < ${SG}u; s++) { eb = max(eb, vec2<i32>(i32(sh[8192u + 2u * s]), i32(sh[8192u + 2u * s + 1u]))); }
   let aM = clamp(14 - eb.x, -114, 126);
   let aY = clamp(14 - eb.y, -114, 126);`;
   return /* wgsl */ `${F16_MMA_HEAD}enable subgroups;
@@ -178,12 +198,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   ${split ? '' : loadAY}
   var mx = vec4<f32>(0.0);
   ${rep(NQ, (m) => `mx = max(mx, vec4<f32>(max4(qv${m}), max4(sv${m}), 0.0, 0.0));`)}
-  ${split ? '' : rep(4, (m) => `mx = max(mx, vec4<f32>(0.0, 0.0, max4(mv${m}), max4(yv${m})));`)}
+  ${split ? '' : rep(NA, (m) => `mx = max(mx, vec4<f32>(0.0, 0.0, max4(mv${m}), max4(yv${m})));`)}
   mx = subgroupMax(mx);
   if (lid % 32u == 0u) { res[sg * 4u] = mx.x; res[sg * 4u + 1u] = mx.y; res[sg * 4u + 2u] = mx.z; res[sg * 4u + 3u] = mx.w; }
   workgroupBarrier();
   var mxa = vec4<f32>(0.0);
-  for (var s = 0u; s < 8u; s++) { mxa = max(mxa, vec4<f32>(res[s * 4u], res[s * 4u + 1u], res[s * 4u + 2u], res[s * 4u + 3u])); }
+  for (var s = 0u; s < ${SG}u; s++) { mxa = max(mxa, vec4<f32>(res[s * 4u], res[s * 4u + 1u], res[s * 4u + 2u], res[s * 4u + 3u])); }
   let aQ = scaleExp(mxa.x);
   let aS = scaleExp(mxa.y);
   ${split ? '' : 'let aM = scaleExp(mxa.z);\n  let aY = scaleExp(mxa.w);'}
@@ -191,25 +211,22 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   ${rep(NQ, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `qv${m}`, 'aQ')} ${stage(SA, `sv${m}`, 'aS')} }`)}
   ${split ? loadAY : ''}
   workgroupBarrier();
-  let a = sg % 2u;
-  let cb = sg / 2u;
-  let rb0 = a;
-  let rb1 = 3u - a;
+  ${fragmentIds(SG)}
   {
     ${products('', K, SA, () => `${K / 16}u`)}
   }
   workgroupBarrier();
-  ${rep(4, (m) => `var ov${m}: vec4<f32>;\n  { let e = lid + ${m * WG}u; ov${m} = ${res4} * pow2(-aQ) * pow2(-aS); }`)}
+  ${rep(NA, (m) => `var ov${m}: vec4<f32>;\n  { let e = lid + ${m * WG}u; ov${m} = ${res4} * pow2(-aQ) * pow2(-aS); }`)}
   // 3. A_qk V' (Qg's and S's staged values all read: the barrier above).
   ${split ? splitScales : ''}
-  ${rep(4, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `mv${m}`, 'aM')} ${stage(4096, `yv${m}`, 'aY')} }`)}
+  ${rep(NA, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `mv${m}`, 'aM')} ${stage(4096, `yv${m}`, 'aY')} }`)}
   workgroupBarrier();
   {
     ${products('', 64, 4096, (rb) => `${rb} + 1u`)}
   }
   workgroupBarrier();
   ${rep(
-    4,
+    NA,
     (m) => `{
     let e = lid + ${m * WG}u;
     let i = e / 16u;

@@ -79,7 +79,7 @@ export function outputTc16Reference(c: OutputChunk): Float64Array {
  * results stored to the [64][64] tile and scaled back as the lanes do. Throws where a fragment is written twice or
  * never. Returns o [L, V] (f32 values, before bf16 rounding).
  */
-export function outputTc16Emulate(c: OutputChunk): Float64Array {
+export function outputTc16Emulate(c: OutputChunk, subgroups: 8 | 16 = 8): Float64Array {
   const { L, K, V } = c;
   const BV = OUTPUT_TC16_BV;
   const fr = Math.fround;
@@ -101,8 +101,8 @@ export function outputTc16Emulate(c: OutputChunk): Float64Array {
     };
     const phase = (left: Float64Array, ls: number, right: Float64Array, causal: boolean) => {
       const res = new Float64Array(64 * 64).fill(Number.NaN);
-      for (let sg = 0; sg < 8; sg++) {
-        const { rows, cb } = outputTc16Fragments(sg);
+      for (let sg = 0; sg < subgroups; sg++) {
+        const { rows, cb } = outputTc16Fragments(sg, subgroups);
         for (const rb of rows) {
           const acc = product(left, ls, right, rb, cb, causal ? rb + 1 : K / 16);
           for (let r = 0; r < 16; r++)

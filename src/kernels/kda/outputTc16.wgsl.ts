@@ -30,6 +30,8 @@
  *     results stored again (a barrier); each thread adds its 16 elements, scaled, and stores o as bf16 (rows < L).
  * Workgroup memory: max(64 K + 64 K, 8192) f16 + 4096 f32 = 48 KiB at K = 128 (the limit). Needs K a multiple of
  * 16 up to 128, V a multiple of 64, GK = K.
+ * Variants (the same sums): split (A_qk and V' loaded while Qg S runs, their scales after it: fewer registers of
+ * loads at once), wg 512 (16 subgroups of one fragment each, half the loads a thread).
  */
 import { WGSL_BF16 } from './bf16.wgsl.js';
 import { F16_MMA_HEAD, C32, ld16, st32 } from '../f16mma.js';

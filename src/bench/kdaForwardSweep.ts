@@ -59,6 +59,11 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   // With --dtype bf16: the intermediates in bf16 (the ninth session's storage mode) or f32 (the mixed mode).
   'bf16-storage': { bf16Intermediates: 'bf16' },
   'bf16-mixed': { bf16Intermediates: 'f32' },
+  // With --dtype bf16 --unsafe-apis: the output pass on f16 tensor cores (outputTc16.wgsl.ts; eleventh session).
+  'tc16-out': { tc16Output: true },
+  'tc16-out-split': { tc16Output: true, tc16OutputSplit: true },
+  'tc16-out-wg512': { tc16Output: true, tc16OutputWg: 512 },
+  'tc16-out-wg512-split': { tc16Output: true, tc16OutputWg: 512, tc16OutputSplit: true },
   // Both passes' variants together.
   'both-fma-seventh': { outputFmaChain: true, intraWUStatic: false },
   'both-square-static': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },

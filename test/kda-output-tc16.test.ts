@@ -152,6 +152,9 @@ describe('kda output pass on f16 tensor cores', () => {
       { K: 16, V: 64, GK: 16, split: true },
       { K: 128, V: 128, GK: 128, wg: 512 },
       { K: 32, V: 64, GK: 32, wg: 512, split: true, rw: true },
+      { K: 128, V: 128, GK: 128, probe: 'products' },
+      { K: 128, V: 128, GK: 128, probe: 'loads', split: true },
+      { K: 128, V: 128, GK: 128, probe: 'stage' },
     ] as OutputTc16Variant[]) {
       const code = sgmStubWgsl(outputTc16Wgsl(v));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);

@@ -64,6 +64,10 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   'tc16-out-split': { tc16Output: true, tc16OutputSplit: true },
   'tc16-out-wg512': { tc16Output: true, tc16OutputWg: 512 },
   'tc16-out-wg512-split': { tc16Output: true, tc16OutputWg: 512, tc16OutputSplit: true },
+  // Profiling only (wrong results): the tensor-core output pass without one of its steps.
+  'tc16-out-no-products': { tc16Output: true, tc16OutputProbe: 'products' },
+  'tc16-out-no-loads': { tc16Output: true, tc16OutputProbe: 'loads' },
+  'tc16-out-no-stage': { tc16Output: true, tc16OutputProbe: 'stage' },
   // Both passes' variants together.
   'both-fma-seventh': { outputFmaChain: true, intraWUStatic: false },
   'both-square-static': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },

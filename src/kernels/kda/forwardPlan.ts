@@ -291,6 +291,7 @@ export function planChunkForward(
     ...v,
     split: t.tc16OutputSplit || undefined,
     wg: t.tc16OutputWg,
+    probe: t.tc16OutputProbe,
     rw: rw.has('output') || undefined,
   };
   const tc16Output =

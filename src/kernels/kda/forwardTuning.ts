@@ -260,6 +260,8 @@ export const kdaForwardTuning: {
   tc16OutputSplit?: boolean;
   /** The tensor-core output pass's threads (OutputTc16Variant.wg, 256 or 512; --fwd-tc16-output-wg). */
   tc16OutputWg?: 256 | 512;
+  /** Profiling only (wrong results): OutputTc16Variant.probe (bench kda --fwd-sweep tc16-out-no-*). */
+  tc16OutputProbe?: 'products' | 'loads' | 'stage';
   /**
    * With bf16 q, k, v, g (the bf16 path, forwardPlan.ts bf16Kernels): how W, U, the per-chunk states and V' are stored between the
    * passes. 'bf16': the ninth session's storage mode (as Triton stores them); 'f32': the mixed mode, bf16 inputs

@@ -56,6 +56,12 @@ export interface OutputTc16Variant {
    * an SM where 256 threads' registers allow one). Needs K a multiple of 32. The same sums.
    */
   wg?: 256 | 512;
+  /**
+   * Profiling only (wrong results): leave one step out, to see what the pass's time is made of: 'products' (the
+   * tensor-core products and their result stores), 'loads' (the global loads of q, gc, S, A_qk, V': values made up
+   * from the thread index), 'stage' (the f16 staging stores).
+   */
+  probe?: 'products' | 'loads' | 'stage';
 }
 
 /** Value columns a workgroup. */
@@ -64,7 +70,7 @@ export const OUTPUT_TC16_BV = 64;
 const threads = (v: OutputTc16Variant) => v.wg ?? 256;
 
 export const outputTc16Key = (v: OutputTc16Variant) =>
-  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.wg === 512 ? '_wg512' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.wg === 512 ? '_wg512' : ''}${v.probe ? `_no${v.probe}` : ''}${v.rw ? '_rw' : ''}`;
 
 export const outputTc16Fits = (v: OutputTc16Variant): boolean =>
   v.GK === v.K &&
@@ -116,11 +122,13 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
     Array.from({ length: n }, (_, m) => f(m)).join(sep);
   // Four f16 stores of the vec4 `x` scaled by 2^a at sh[base + 4 e ..].
   const stage = (base: number, x: string, a: string) =>
-    `{ let y = ${x} * pow2(${a}); let b = ${base ? `${base}u + ` : ''}4u * e; sh[b] = f16(y.x); sh[b + 1u] = f16(y.y); sh[b + 2u] = f16(y.z); sh[b + 3u] = f16(y.w); }`;
+    v.probe === 'stage'
+      ? ''
+      : `{ let y = ${x} * pow2(${a}); let b = ${base ? `${base}u + ` : ''}4u * e; sh[b] = f16(y.x); sh[b + 1u] = f16(y.y); sh[b + 2u] = f16(y.z); sh[b + 3u] = f16(y.w); }`;
   // Thread lid's m-th vec4 of the [64][64] result tile: element index 4 e, row e / 16, column group e % 16.
   const res4 = 'vec4<f32>(res[4u * e], res[4u * e + 1u], res[4u * e + 2u], res[4u * e + 3u])';
   const products = (left: string, leftStride: number, right: number, steps: (rb: string) => string) =>
-    Array.from({ length: 16 / SG }, (_, f) => f)
+    Array.from({ length: v.probe === 'products' ? 0 : 16 / SG }, (_, f) => f)
       .map(
         (f) => `var acc${f} = ${C32}();
     for (var s = 0u; s < ${steps(`rb${f}`)}; s++) {
@@ -132,6 +140,7 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
       )
       .join('\n    ');
   const split = v.split === true;
+  const noLoads = v.probe === 'loads';
   const loadQS = rep(
     NQ,
     (m) => `var qv${m}: vec4<f32>;
@@ -140,9 +149,14 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
     let e = lid + ${m * WG}u;
     let i = e / ${K4}u;
     let row = (t0 + min(i, L - 1u)) * H + h;
-    let x = bf4(q[row * ${K4}u + e % ${K4}u]) * exp(gcB[row * ${K4}u + e % ${K4}u]) * p.scale;
+    ${
+      noLoads
+        ? `qv${m} = vec4<f32>(f32(e + row) * 1e-3);
+    sv${m} = vec4<f32>(f32(e + hbase) * 1e-3);`
+        : `let x = bf4(q[row * ${K4}u + e % ${K4}u]) * exp(gcB[row * ${K4}u + e % ${K4}u]) * p.scale;
     qv${m} = select(vec4<f32>(0.0), x, i < L);
-    sv${m} = hB[hbase + (e / 16u) * ${V4}u + vt * 16u + e % 16u];
+    sv${m} = hB[hbase + (e / 16u) * ${V4}u + vt * 16u + e % 16u];`
+    }
   }`,
   );
   const loadAY = rep(
@@ -153,8 +167,8 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
     let e = lid + ${m * WG}u;
     let i = e / 16u;
     let jv = vec4<u32>(4u * (e % 16u)) + vec4<u32>(0u, 1u, 2u, 3u);
-    mv${m} = select(vec4<f32>(0.0), Aqk[abase + e], (jv <= vec4<u32>(i)) & vec4<bool>(i < L));
-    yv${m} = select(vec4<f32>(0.0), Vp[((t0 + min(i, L - 1u)) * H + h) * ${V4}u + vt * 16u + e % 16u], i < L);
+    mv${m} = select(vec4<f32>(0.0), ${noLoads ? 'vec4<f32>(f32(abase + e) * 1e-3)' : 'Aqk[abase + e]'}, (jv <= vec4<u32>(i)) & vec4<bool>(i < L));
+    yv${m} = select(vec4<f32>(0.0), ${noLoads ? 'vec4<f32>(f32(t0 + e) * 1e-3)' : `Vp[((t0 + min(i, L - 1u)) * H + h) * ${V4}u + vt * 16u + e % 16u]`}, i < L);
   }`,
   );
   // split: A_qk's and V''s maxima after Qg S, each subgroup's f32 exponents (exact in f16) at sh[8192 + 2 sg ..].

@@ -212,6 +212,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   // 1. Loads (Qg, S${split ? '' : ", A_qk masked, V' masked"}) and their maxima.
   ${loadQS}
   ${split ? '' : loadAY}
+  ${
+    noLoads
+      ? `// Every binding still used (the pipeline's layout is the dispatch's), on a branch never taken.
+  if (L > 64u) { qv0 = bf4(q[0]) + gcB[0] + hB[0] + Vp[0] + Aqk[0]; }`
+      : ''
+  }
   var mx = vec4<f32>(0.0);
   ${rep(NQ, (m) => `mx = max(mx, vec4<f32>(max4(qv${m}), max4(sv${m}), 0.0, 0.0));`)}
   ${split ? '' : rep(NA, (m) => `mx = max(mx, vec4<f32>(0.0, 0.0, max4(mv${m}), max4(yv${m})));`)}

@@ -32,6 +32,17 @@
  * 16 up to 128, V a multiple of 64, GK = K.
  * Variants (the same sums): split (A_qk and V' loaded while Qg S runs, their scales after it: fewer registers of
  * loads at once), wg 512 (16 subgroups of one fragment each, half the loads a thread).
+ *
+ * H200 (eleventh session; B=1, H=16, d=128, bf16 inputs, mixed mode, --unsafe-apis; bench/results/
+ * 2026-12-02-h200-ktcout-s1-*.json, each bench its own process, and a --fwd-sweep of 3 rounds in one process):
+ * CORRECT, SLOWER. T=2048 --check: o vs the f32 forward 2.97e-3 (pass off: 2.83e-3, o's own bf16 rounding), vs the
+ * recurrent kernel 2.97e-3, vs this pass off 5.6e-3 (a bf16 ulp of o where the two round differently), final state
+ * unchanged (0). T=32768: kda_chunk_output 1.39-1.40 ms against 0.765 for the pipelined f32 pass, forward 5.83-5.84
+ * against 5.19-5.20; split 1.45, wg 512 1.39, wg 512 + split 1.46; without bounds clamps (--disable-robustness,
+ * s2) 1.31 / wg 512 1.27 against 0.723. Its bytes (~1.5 GB with q, gc and A_qk read by both column tiles) would
+ * take ~0.4 ms at the copy rate: it is neither bandwidth- nor tensor-bound. Each workgroup runs its phases in
+ * series (all loads, a reduction, staging, products, a result round trip, staging, products, another) with
+ * ~110 registers of loads a thread and 48 KiB of workgroup memory, so few workgroups share an SM to hide them.
  */
 import { WGSL_BF16 } from './bf16.wgsl.js';
 import { F16_MMA_HEAD, C32, ld16, st32 } from '../f16mma.js';
@@ -127,18 +138,28 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
       : `{ let y = ${x} * pow2(${a}); let b = ${base ? `${base}u + ` : ''}4u * e; sh[b] = f16(y.x); sh[b + 1u] = f16(y.y); sh[b + 2u] = f16(y.z); sh[b + 3u] = f16(y.w); }`;
   // Thread lid's m-th vec4 of the [64][64] result tile: element index 4 e, row e / 16, column group e % 16.
   const res4 = 'vec4<f32>(res[4u * e], res[4u * e + 1u], res[4u * e + 2u], res[4u * e + 3u])';
-  const products = (left: string, leftStride: number, right: number, steps: (rb: string) => string) =>
-    Array.from({ length: v.probe === 'products' ? 0 : 16 / SG }, (_, f) => f)
-      .map(
-        (f) => `var acc${f} = ${C32}();
-    for (var s = 0u; s < ${steps(`rb${f}`)}; s++) {
-      let l = ${ld16('left', '&sh', `${left}rb${f} * ${16 * leftStride}u + s * 16u`, `${leftStride}u`)};
-      let r = ${ld16('right', '&sh', `${right}u + s * ${16 * 64}u + cb * 16u`, '64u')};
-      acc${f} = subgroupMatrixMultiplyAccumulate(l, r, acc${f});
-    }
-    ${st32('&res', `rb${f} * 1024u + cb * 16u`, `acc${f}`, '64u')};`,
-      )
-      .join('\n    ');
+  // The products of one phase, unrolled by the generator: at step s each subgroup loads the right operand (s, cb)
+  // once and the left operand of each of its fragments, then multiplies them into independent accumulators (the
+  // driver may issue the next step's loads under this step's products). The causal phase (`causal`: steps s <= the
+  // fragment's row block) guards its steps per fragment (uniform in each subgroup). A step's sums per fragment go in
+  // the order s = 0, 1, ...
+  const F = v.probe === 'products' ? 0 : 16 / SG;
+  const products = (leftStride: number, right: number, steps: number, causal: boolean) =>
+    `${rep(F, (f) => `var acc${f} = ${C32}();`, '\n    ')}
+    ${rep(
+      steps,
+      (s) => `{
+      let r = ${ld16('right', '&sh', `${right + s * 16 * 64}u + cb * 16u`, '64u')};
+      ${rep(
+        F,
+        (f) =>
+          `${causal ? `if (${s}u <= rb${f}) ` : ''}{ acc${f} = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `rb${f} * ${16 * leftStride}u + ${s * 16}u`, `${leftStride}u`)}, r, acc${f}); }`,
+        '\n      ',
+      )}
+    }`,
+      '\n    ',
+    )}
+    ${rep(F, (f) => `${st32('&res', `rb${f} * 1024u + cb * 16u`, `acc${f}`, '64u')};`, '\n    ')}`;
   const split = v.split === true;
   const noLoads = v.probe === 'loads';
   const loadQS = rep(
@@ -235,7 +256,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   workgroupBarrier();
   ${fragmentIds(SG)}
   {
-    ${products('', K, SA, () => `${K / 16}u`)}
+    ${products(K, SA, K / 16, false)}
   }
   workgroupBarrier();
   ${rep(NA, (m) => `var ov${m}: vec4<f32>;\n  { let e = lid + ${m * WG}u; ov${m} = ${res4} * pow2(-aQ) * pow2(-aS); }`)}
@@ -244,7 +265,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   ${rep(NA, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `mv${m}`, 'aM')} ${stage(4096, `yv${m}`, 'aY')} }`)}
   workgroupBarrier();
   {
-    ${products('', 64, 4096, (rb) => `${rb} + 1u`)}
+    ${products(64, 4096, 4, true)}
   }
   workgroupBarrier();
   ${rep(

@@ -136,6 +136,9 @@ describe('kda output pass on f16 tensor cores', () => {
     expect(outputTc16Fits({ K: 128, V: 128, GK: 1 })).toBe(false);
     expect(outputTc16Fits({ K: 48, V: 64, GK: 48, wg: 512 })).toBe(false);
     expect(outputTc16SharedBytes({ K: 128, V: 128, GK: 128, wg: 512, split: true })).toBe(49152);
+    expect(outputTc16SharedBytes({ K: 128, V: 128, GK: 128, pad: true, split: true })).toBe(
+      2 * (9216 + 32) + 64 * 68 * 4,
+    );
   });
 
   it.skipIf(!hasGpu)('its WGSL compiles (subgroup matrices stood in) for each variant', async () => {
@@ -155,6 +158,9 @@ describe('kda output pass on f16 tensor cores', () => {
       { K: 128, V: 128, GK: 128, probe: 'products' },
       { K: 128, V: 128, GK: 128, probe: 'loads', split: true },
       { K: 128, V: 128, GK: 128, probe: 'stage' },
+      { K: 128, V: 128, GK: 128, pad: true },
+      { K: 128, V: 128, GK: 128, pad: true, wg: 512, split: true },
+      { K: 32, V: 64, GK: 32, pad: true },
     ] as OutputTc16Variant[]) {
       const code = sgmStubWgsl(outputTc16Wgsl(v));
       expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);

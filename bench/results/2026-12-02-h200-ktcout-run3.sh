@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # ktcout sitting 4: the tensor-core output pass with its products unrolled and interleaved (one right-operand load a
 # step, the fragments' products independent), against off; variants and the no-products probe in one process; the
-# --check at T=2048.
+# --check at T=2048; padded workgroup-memory rows (--fwd-tc16-output-pad on, Qg S in halves of 64 channels).
 E="bash .device-ktcout/enter.sh"; C=".device-ktcout/app/cli.mjs"; R=/tmp/ktcout4; rm -rf $R; mkdir -p $R; START=$(date +%s)
 t() { if [ $(( $(date +%s) - START )) -gt ${GUARD:-100} ]; then echo "[skipped: time] $1" >> $OUT/times.txt; return; fi; local s=$(date +%s); local n=$1; shift; timeout $1 "${@:2}" > $R/$n.json 2> $R/$n.err; local rc=$?; echo "[$(( $(date +%s) - s )) s rc=$rc] $n" >> $OUT/times.txt; grep -v Warning $R/$n.err | tail -c 600 | sed "s/^/  $n: /" >> $OUT/times.txt; tar -C $R -czf $OUT/raw.tgz .; }
 K="$E node $C bench kda --json --T 32768 --batch 1 --skip-recompute --profile --skip-backward --dtype bf16 --unsafe-apis"
 CK="$E node $C bench kda --json --T 2048 --batch 1 --skip-recompute --check --skip-backward --dtype bf16 --unsafe-apis"
 t chk-on 40 $CK --fwd-tc16-output on
-t sweep 90 $K --fwd-sweep tc16-out,tc16-out-wg512,tc16-out-split,tc16-out-wg512-split,tc16-out-no-products --fwd-sweep-rounds 2
-t on 30 $K --fwd-tc16-output on
+t chk-pad 30 $CK --fwd-tc16-output on --fwd-tc16-output-pad on
+t sweep 90 $K --fwd-sweep tc16-out,tc16-out-pad,tc16-out-pad-wg512,tc16-out-pad-split,tc16-out-wg512,tc16-out-pad-no-products --fwd-sweep-rounds 2
+t on 30 $K --fwd-tc16-output on --fwd-tc16-output-pad on
 t off 30 $K --fwd-tc16-output off
-t chk-w512 30 $CK --fwd-tc16-output on --fwd-tc16-output-wg 512
+t chk-padw 30 $CK --fwd-tc16-output on --fwd-tc16-output-pad on --fwd-tc16-output-wg 512 --fwd-tc16-output-split on
 python3 - > $OUT/summary.txt <<'PY'
 import json
 O='/tmp/ktcout4'
 def g(n):
     try: return json.load(open(f'{O}/{n}.json'))
     except Exception as e: return {}
-for n in ('chk-on','sweep','on','off','chk-w512'):
+for n in ('chk-on','chk-pad','sweep','on','off','chk-padw'):
     for r in g(n).get('chunked',[]):
         print(n, r.get('pass'), r.get('dtype',''), r.get('T'), round(r.get('ms',0),3), {a: round(b,3) for a,b in (r.get('kernelsMs') or {}).items()})
         if r.get('check'): print(n, 'check', json.dumps(r['check'])[:900])

@@ -139,6 +139,7 @@ export interface KdaBenchOptions {
   fwdTc16Output?: boolean;
   fwdTc16OutputSplit?: boolean;
   fwdTc16OutputWg?: 256 | 512;
+  fwdTc16OutputPad?: boolean;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -308,6 +309,7 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     tc16Output: o.fwdTc16Output,
     tc16OutputSplit: o.fwdTc16OutputSplit,
     tc16OutputWg: o.fwdTc16OutputWg,
+    tc16OutputPad: o.fwdTc16OutputPad,
   };
 }
 
@@ -965,6 +967,7 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-tc16-output <on|off>',
       'the output pass on f16 tensor cores (bf16 inputs, --unsafe-apis; default off)',
     )
+    .option('--fwd-tc16-output-pad <on|off>', 'the tensor-core output pass: padded workgroup-memory rows (default off)')
     .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(
       '--fwd-tc16-output-split <on|off>',
@@ -1114,6 +1117,7 @@ export function registerKdaBench(bench: Command): void {
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
         fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
         fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
+        fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
         fwdTc16OutputWg: parseSkip('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, ['256', '512'] as const)
           ? (Number(opts.fwdTc16OutputWg) as 256 | 512)
           : undefined,

@@ -64,6 +64,10 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   'tc16-out-split': { tc16Output: true, tc16OutputSplit: true },
   'tc16-out-wg512': { tc16Output: true, tc16OutputWg: 512 },
   'tc16-out-wg512-split': { tc16Output: true, tc16OutputWg: 512, tc16OutputSplit: true },
+  'tc16-out-pad': { tc16Output: true, tc16OutputPad: true },
+  'tc16-out-pad-wg512': { tc16Output: true, tc16OutputPad: true, tc16OutputWg: 512 },
+  'tc16-out-pad-split': { tc16Output: true, tc16OutputPad: true, tc16OutputSplit: true },
+  'tc16-out-pad-no-products': { tc16Output: true, tc16OutputPad: true, tc16OutputProbe: 'products' },
   // Profiling only (wrong results): the tensor-core output pass without one of its steps.
   'tc16-out-no-products': { tc16Output: true, tc16OutputProbe: 'products' },
   'tc16-out-no-loads': { tc16Output: true, tc16OutputProbe: 'loads' },

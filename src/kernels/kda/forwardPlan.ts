@@ -292,6 +292,7 @@ export function planChunkForward(
     split: t.tc16OutputSplit || undefined,
     wg: t.tc16OutputWg,
     probe: t.tc16OutputProbe,
+    pad: t.tc16OutputPad,
     rw: rw.has('output') || undefined,
   };
   const tc16Output =

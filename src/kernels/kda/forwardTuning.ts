@@ -260,6 +260,8 @@ export const kdaForwardTuning: {
   tc16OutputSplit?: boolean;
   /** The tensor-core output pass's threads (OutputTc16Variant.wg, 256 or 512; --fwd-tc16-output-wg). */
   tc16OutputWg?: 256 | 512;
+  /** The tensor-core output pass's padded workgroup-memory rows (OutputTc16Variant.pad; --fwd-tc16-output-pad). */
+  tc16OutputPad?: boolean;
   /** Profiling only (wrong results): OutputTc16Variant.probe (bench kda --fwd-sweep tc16-out-no-*). */
   tc16OutputProbe?: 'products' | 'loads' | 'stage';
   /**

@@ -73,6 +73,13 @@ export interface OutputTc16Variant {
    * from the thread index), 'stage' (the f16 staging stores).
    */
   probe?: 'products' | 'loads' | 'stage';
+  /**
+   * Padded workgroup-memory rows, so that a fragment's 16 rows fall in different banks: the f16 operands' rows
+   * 8 elements (16 bytes) longer than their 64 (128 bytes: every row on the same banks without), the result tile's
+   * 4 floats; Qg S staged and multiplied in halves of 64 channels (the padding does not fit 48 KiB otherwise: 35 KiB
+   * with it). The same sums in the same order.
+   */
+  pad?: boolean;
 }
 
 /** Value columns a workgroup. */
@@ -81,7 +88,7 @@ export const OUTPUT_TC16_BV = 64;
 const threads = (v: OutputTc16Variant) => v.wg ?? 256;
 
 export const outputTc16Key = (v: OutputTc16Variant) =>
-  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.wg === 512 ? '_wg512' : ''}${v.probe ? `_no${v.probe}` : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.wg === 512 ? '_wg512' : ''}${v.probe ? `_no${v.probe}` : ''}${v.pad ? '_pad' : ''}${v.rw ? '_rw' : ''}`;
 
 export const outputTc16Fits = (v: OutputTc16Variant): boolean =>
   v.GK === v.K &&
@@ -92,9 +99,27 @@ export const outputTc16Fits = (v: OutputTc16Variant): boolean =>
   [undefined, 256, 512].includes(v.wg);
 
 /** Workgroup memory in bytes: the f16 operands (Qg and S, then A_qk and V' in Qg's place) and the f32 results. */
-export const outputTc16SharedBytes = (v: OutputTc16Variant): number => f16Elements(v) * 2 + 4096 * 4;
-// split: the 8 subgroups' two exponents at 8192, past A_qk and V'.
-const f16Elements = (v: OutputTc16Variant) => Math.max(128 * v.K, v.split ? 8192 + 32 : 8192);
+export const outputTc16SharedBytes = (v: OutputTc16Variant): number => {
+  const l = tc16Layout(v);
+  return l.f16 * 2 + 64 * l.RS * 4;
+};
+
+/**
+ * Where the staged operands lie in workgroup memory (f16 elements): Qg [64][KH] rows QS apart at 0 and S [KH][64]
+ * rows SS apart at SA (KH channels a part: all K, or halves of 64 with pad), then A_qk rows MS apart at 0 and V'
+ * rows MS apart at YA; with split the subgroups' exponents at EX; the f32 result tile's rows RS apart.
+ */
+function tc16Layout(v: OutputTc16Variant) {
+  const KH = v.pad ? Math.min(v.K, 64) : v.K;
+  const QS = v.pad ? KH + 8 : KH;
+  const SS = v.pad ? 72 : 64;
+  const MS = SS;
+  const SA = 64 * QS;
+  const YA = 64 * MS;
+  const EX = 2 * YA;
+  const f16 = Math.max(SA + KH * SS, v.split ? EX + 32 : EX);
+  return { KH, QS, SS, MS, SA, YA, EX, f16, RS: v.pad ? 68 : 64 };
+}
 
 /** The grid over NS chunk slots and HB heads: [value tiles, slots, heads]. */
 export const outputTc16Grid = (v: OutputTc16Variant, NS: number, HB: number): [number, number, number] => [
@@ -128,38 +153,50 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
   const SG = WG / 32;
   const NQ = (16 * K) / WG; // vec4 of Qg a thread (64 K / 4 / WG), and of S (K 64 / 4 / WG)
   const NA = 1024 / WG; // vec4 of A_qk a thread, of V', and of the result tile
-  const SA = 64 * K; // S's offset in sh (f16 elements)
+  const lay = tc16Layout(v);
+  const { KH, QS, SS, MS, SA, YA, EX, RS } = lay;
   const rep = (n: number, f: (m: number) => string, sep = '\n  ') =>
     Array.from({ length: n }, (_, m) => f(m)).join(sep);
   // Four f16 stores of the vec4 `x` scaled by 2^a at sh[base + 4 e ..].
-  const stage = (base: number, x: string, a: string) =>
+  // Four f16 stores of the vec4 \`x\` scaled by 2^a at sh[at ..].
+  const stage = (at: string, x: string, a: string) =>
     v.probe === 'stage'
       ? ''
-      : `{ let y = ${x} * pow2(${a}); let b = ${base ? `${base}u + ` : ''}4u * e; sh[b] = f16(y.x); sh[b + 1u] = f16(y.y); sh[b + 2u] = f16(y.z); sh[b + 3u] = f16(y.w); }`;
+      : `{ let y = ${x} * pow2(${a}); let b = ${at}; sh[b] = f16(y.x); sh[b + 1u] = f16(y.y); sh[b + 2u] = f16(y.z); sh[b + 3u] = f16(y.w); }`;
+  // Thread lid's m-th vec4 e of Qg (row e / K4, channel 4 (e % K4)) and of S (row e / 16, column 4 (e % 16)) in
+  // channel part p (of KH channels): staged only where it belongs to p.
+  const stageQS = (m: number, part: number) => `{
+    let e = lid + ${m * WG}u;
+    let k = 4u * (e % ${K4}u);
+    if (k / ${KH}u == ${part}u) { ${stage(`(e / ${K4}u) * ${QS}u + k % ${KH}u`, `qv${m}`, 'aQ')} }
+    let j = e / 16u;
+    if (j / ${KH}u == ${part}u) { ${stage(`${SA}u + (j % ${KH}u) * ${SS}u + 4u * (e % 16u)`, `sv${m}`, 'aS')} }
+  }`;
   // Thread lid's m-th vec4 of the [64][64] result tile: element index 4 e, row e / 16, column group e % 16.
-  const res4 = 'vec4<f32>(res[4u * e], res[4u * e + 1u], res[4u * e + 2u], res[4u * e + 3u])';
+  const resAt = `(e / 16u) * ${RS}u + 4u * (e % 16u)`;
+  const res4 = `vec4<f32>(res[${resAt}], res[${resAt} + 1u], res[${resAt} + 2u], res[${resAt} + 3u])`;
   // The products of one phase, unrolled by the generator: at step s each subgroup loads the right operand (s, cb)
   // once and the left operand of each of its fragments, then multiplies them into independent accumulators (the
   // driver may issue the next step's loads under this step's products). The causal phase (`causal`: steps s <= the
   // fragment's row block) guards its steps per fragment (uniform in each subgroup). A step's sums per fragment go in
   // the order s = 0, 1, ...
   const F = v.probe === 'products' ? 0 : 16 / SG;
-  const products = (leftStride: number, right: number, steps: number, causal: boolean) =>
-    `${rep(F, (f) => `var acc${f} = ${C32}();`, '\n    ')}
-    ${rep(
+  const accs = rep(F, (f) => `var acc${f} = ${C32}();`, '\n  ');
+  const stores = rep(F, (f) => `${st32('&res', `rb${f} * ${16 * RS}u + cb * 16u`, `acc${f}`, `${RS}u`)};`, '\n  ');
+  const products = (leftStride: number, right: number, rightStride: number, steps: number, causal: boolean) =>
+    rep(
       steps,
       (s) => `{
-      let r = ${ld16('right', '&sh', `${right + s * 16 * 64}u + cb * 16u`, '64u')};
-      ${rep(
-        F,
-        (f) =>
-          `${causal ? `if (${s}u <= rb${f}) ` : ''}{ acc${f} = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `rb${f} * ${16 * leftStride}u + ${s * 16}u`, `${leftStride}u`)}, r, acc${f}); }`,
-        '\n      ',
-      )}
-    }`,
+    let r = ${ld16('right', '&sh', `${right + s * 16 * rightStride}u + cb * 16u`, `${rightStride}u`)};
+    ${rep(
+      F,
+      (f) =>
+        `${causal ? `if (${s}u <= rb${f}) ` : ''}{ acc${f} = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `rb${f} * ${16 * leftStride}u + ${s * 16}u`, `${leftStride}u`)}, r, acc${f}); }`,
       '\n    ',
     )}
-    ${rep(F, (f) => `${st32('&res', `rb${f} * 1024u + cb * 16u`, `acc${f}`, '64u')};`, '\n    ')}`;
+  }`,
+      '\n  ',
+    );
   const split = v.split === true;
   const noLoads = v.probe === 'loads';
   const loadQS = rep(
@@ -197,11 +234,11 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
     var mb = vec2<f32>(0.0);
     ${rep(NA, (m) => `mb = max(mb, vec2<f32>(max4(mv${m}), max4(yv${m})));`, '\n    ')}
     mb = subgroupMax(mb);
-    if (lid % 32u == 0u) { sh[8192u + 2u * sg] = f16(f32(f32Exp(mb.x))); sh[8192u + 2u * sg + 1u] = f16(f32(f32Exp(mb.y))); }
+    if (lid % 32u == 0u) { sh[${EX}u + 2u * sg] = f16(f32(f32Exp(mb.x))); sh[${EX}u + 2u * sg + 1u] = f16(f32(f32Exp(mb.y))); }
   }
   workgroupBarrier();
   var eb = vec2<i32>(-127);
-  for (var s = 0u; s < ${SG}u; s++) { eb = max(eb, vec2<i32>(i32(sh[8192u + 2u * s]), i32(sh[8192u + 2u * s + 1u]))); }
+  for (var s = 0u; s < ${SG}u; s++) { eb = max(eb, vec2<i32>(i32(sh[${EX}u + 2u * s]), i32(sh[${EX}u + 2u * s + 1u]))); }
   let aM = clamp(14 - eb.x, -114, 126);
   let aY = clamp(14 - eb.y, -114, 126);`;
   return /* wgsl */ `${F16_MMA_HEAD}enable subgroups;
@@ -209,9 +246,9 @@ ${WGSL_BF16}
 ${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec2<u32>', 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec2<u32>'])}
 ${LOCATE}
 // Qg [64][K] at 0 and S [K][64] at ${SA} (phase A), then A_qk [64][64] at 0 and V' [64][64] at 4096 (phase B).
-var<workgroup> sh: array<f16, ${f16Elements(v)}>;
+var<workgroup> sh: array<f16, ${lay.f16}>;
 // A [64][64] result tile; first the 8 subgroups' maxima.
-var<workgroup> res: array<f32, 4096>;
+var<workgroup> res: array<f32, ${64 * RS}>;
 
 /** 2^a for a in -126 .. 127 (a normal f32, exact). */
 fn pow2(a: i32) -> f32 { return bitcast<f32>(u32(a + 127) << 23u); }
@@ -250,23 +287,26 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let aQ = scaleExp(mxa.x);
   let aS = scaleExp(mxa.y);
   ${split ? '' : 'let aM = scaleExp(mxa.z);\n  let aY = scaleExp(mxa.w);'}
-  // 2. Qg S${split ? " (A_qk's and V''s loads in flight)" : ''}.
-  ${rep(NQ, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `qv${m}`, 'aQ')} ${stage(SA, `sv${m}`, 'aS')} }`)}
-  ${split ? loadAY : ''}
-  workgroupBarrier();
+  // 2. Qg S${split ? " (A_qk's and V''s loads in flight)" : ''}${K > KH ? `, in ${K / KH} parts of ${KH} channels` : ''}.
   ${fragmentIds(SG)}
-  {
-    ${products(K, SA, K / 16, false)}
-  }
+  ${accs}
+  ${Array.from(
+    { length: K / KH },
+    (_, part) => `${part > 0 ? 'workgroupBarrier();\n  ' : ''}${rep(NQ, (m) => stageQS(m, part))}
+  ${part === 0 && split ? loadAY : ''}
+  workgroupBarrier();
+  ${products(QS, SA, SS, KH / 16, false)}`,
+  ).join('\n  ')}
+  ${stores}
   workgroupBarrier();
   ${rep(NA, (m) => `var ov${m}: vec4<f32>;\n  { let e = lid + ${m * WG}u; ov${m} = ${res4} * pow2(-aQ) * pow2(-aS); }`)}
   // 3. A_qk V' (Qg's and S's staged values all read: the barrier above).
   ${split ? splitScales : ''}
-  ${rep(NA, (m) => `{ let e = lid + ${m * WG}u; ${stage(0, `mv${m}`, 'aM')} ${stage(4096, `yv${m}`, 'aY')} }`)}
+  ${rep(NA, (m) => `{ let e = lid + ${m * WG}u; ${stage(`(e / 16u) * ${MS}u + 4u * (e % 16u)`, `mv${m}`, 'aM')} ${stage(`${YA}u + (e / 16u) * ${MS}u + 4u * (e % 16u)`, `yv${m}`, 'aY')} }`)}
   workgroupBarrier();
-  {
-    ${products(64, 4096, 4, true)}
-  }
+  ${rep(F, (f) => `acc${f} = ${C32}();`, '\n  ')}
+  ${products(MS, YA, MS, 4, true)}
+  ${stores}
   workgroupBarrier();
   ${rep(
     NA,

@@ -31,7 +31,9 @@
  * Workgroup memory: max(64 K + 64 K, 8192) f16 + 4096 f32 = 48 KiB at K = 128 (the limit). Needs K a multiple of
  * 16 up to 128, V a multiple of 64, GK = K.
  * Variants (the same sums): split (A_qk and V' loaded while Qg S runs, their scales after it: fewer registers of
- * loads at once), wg 512 (16 subgroups of one fragment each, half the loads a thread).
+ * loads at once), wg 512 (16 subgroups of one fragment each, half the loads a thread), pad (rows of the staged
+ * operands 16 bytes longer than a multiple of 128, so a fragment's rows fall in different banks; Qg S in halves of 64
+ * channels to fit: 35 KiB).
  *
  * H200 (eleventh session; B=1, H=16, d=128, bf16 inputs, mixed mode, --unsafe-apis; bench/results/
  * 2026-12-02-h200-ktcout-s1-*.json, each bench its own process, and a --fwd-sweep of 3 rounds in one process):
@@ -229,7 +231,7 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
     yv${m} = select(vec4<f32>(0.0), ${noLoads ? 'vec4<f32>(f32(t0 + e) * 1e-3)' : `Vp[((t0 + min(i, L - 1u)) * H + h) * ${V4}u + vt * 16u + e % 16u]`}, i < L);
   }`,
   );
-  // split: A_qk's and V''s maxima after Qg S, each subgroup's f32 exponents (exact in f16) at sh[8192 + 2 sg ..].
+  // split: A_qk's and V''s maxima after Qg S, each subgroup's f32 exponents (exact in f16) at sh[EX + 2 sg ..].
   const splitScales = `{
     var mb = vec2<f32>(0.0);
     ${rep(NA, (m) => `mb = max(mb, vec2<f32>(max4(mv${m}), max4(yv${m})));`, '\n    ')}
@@ -245,7 +247,8 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
 ${WGSL_BF16}
 ${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec2<u32>', 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec2<u32>'])}
 ${LOCATE}
-// Qg [64][K] at 0 and S [K][64] at ${SA} (phase A), then A_qk [64][64] at 0 and V' [64][64] at 4096 (phase B).
+// Qg [64][${KH}] rows ${QS} apart at 0 and S [${KH}][64] rows ${SS} apart at ${SA} (phase A, a part of ${KH} channels at a
+// time), then A_qk [64][64] and V' [64][64] rows ${MS} apart at 0 and ${YA} (phase B).
 var<workgroup> sh: array<f16, ${lay.f16}>;
 // A [64][64] result tile; first the 8 subgroups' maxima.
 var<workgroup> res: array<f32, ${64 * RS}>;

@@ -3,15 +3,14 @@
 # step, the fragments' products independent), against off; variants and the no-products probe in one process; the
 # --check at T=2048; padded workgroup-memory rows (--fwd-tc16-output-pad on, Qg S in halves of 64 channels).
 E="bash .device-ktcout/enter.sh"; C=".device-ktcout/app/cli.mjs"; R=/tmp/ktcout4; rm -rf $R; mkdir -p $R; START=$(date +%s)
-t() { if [ $(( $(date +%s) - START )) -gt ${GUARD:-100} ]; then echo "[skipped: time] $1" >> $OUT/times.txt; return; fi; local s=$(date +%s); local n=$1; shift; timeout $1 "${@:2}" > $R/$n.json 2> $R/$n.err; local rc=$?; echo "[$(( $(date +%s) - s )) s rc=$rc] $n" >> $OUT/times.txt; grep -v Warning $R/$n.err | tail -c 600 | sed "s/^/  $n: /" >> $OUT/times.txt; tar -C $R -czf $OUT/raw.tgz .; }
+t() { if [ $(( $(date +%s) - START )) -gt ${GUARD:-60} ]; then echo "[skipped: time] $1" >> $OUT/times.txt; return; fi; local s=$(date +%s); local n=$1; shift; timeout $1 "${@:2}" > $R/$n.json 2> $R/$n.err; local rc=$?; echo "[$(( $(date +%s) - s )) s rc=$rc] $n" >> $OUT/times.txt; grep -v Warning $R/$n.err | tail -c 600 | sed "s/^/  $n: /" >> $OUT/times.txt; tar -C $R -czf $OUT/raw.tgz .; }
 K="$E node $C bench kda --json --T 32768 --batch 1 --skip-recompute --profile --skip-backward --dtype bf16 --unsafe-apis"
 CK="$E node $C bench kda --json --T 2048 --batch 1 --skip-recompute --check --skip-backward --dtype bf16 --unsafe-apis"
-t chk-on 40 $CK --fwd-tc16-output on
 t chk-pad 30 $CK --fwd-tc16-output on --fwd-tc16-output-pad on
-t sweep 90 $K --fwd-sweep tc16-out,tc16-out-pad,tc16-out-pad-wg512,tc16-out-pad-split,tc16-out-wg512,tc16-out-pad-no-products --fwd-sweep-rounds 2
+t sweep 60 $K --fwd-sweep tc16-out,tc16-out-pad,tc16-out-pad-wg512,tc16-out-pad-split,tc16-out-pad-no-products --fwd-sweep-rounds 2
 t on 30 $K --fwd-tc16-output on --fwd-tc16-output-pad on
 t off 30 $K --fwd-tc16-output off
-t chk-padw 30 $CK --fwd-tc16-output on --fwd-tc16-output-pad on --fwd-tc16-output-wg 512 --fwd-tc16-output-split on
+t chk-on 30 $CK --fwd-tc16-output on
 python3 - > $OUT/summary.txt <<'PY'
 import json
 O='/tmp/ktcout4'

@@ -189,6 +189,10 @@ describe('kda output pass on f16 tensor cores', () => {
     expect(plan(dev(true), bf16, {}, { ...d128, V: 96 }).tc16Output).toBe(false);
     expect(plan(dev(true), bf16, { rw: ['output'] }).tc16.rw).toBe(true);
     expect(plan(dev(true), bf16, { tc16OutputSplit: true }).tc16.split).toBe(true);
-    expect(plan(dev(true), bf16, { tc16OutputWg: 512 }).tc16Output).toBe(true);
+    expect(plan(dev(true), bf16, { tc16OutputWg: 256 }).tc16Output).toBe(true);
+    // The pass's own defaults: padded rows, 512 threads (where K is a multiple of 32).
+    expect([plan(dev(true)).tc16.pad, plan(dev(true)).tc16.wg]).toEqual([true, 512]);
+    expect(plan(dev(true), bf16, {}, { ...d128, K: 112, GK: 112 }).tc16.wg).toBe(undefined);
+    expect(plan(dev(true), bf16, { tc16OutputPad: false }).tc16.pad).toBe(false);
   });
 });

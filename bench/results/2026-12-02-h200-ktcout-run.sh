@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
+# Run as .device-ktcout/run*.sh from the main checkout's copy (the device runs /work/main's tree; the bundle
+# travelled as the ignored folder .device-ktcout, so the paths below read .device-ktcout where the first draft had .device).
 # ktcout sitting (eleventh session): the f16 tensor-core output pass (--fwd-tc16-output on, and its split variant)
 # against the pipelined one (off), bf16 inputs (mixed mode), T=32768 profiled, each bench in its own process; the
 # --check at T=2048 (vsF32, vsRecurrent, vsTc16OutputOff); the variants (split, 512 threads) in one process (--fwd-sweep).
-E="bash .device/enter.sh"; C=".device/app/cli.mjs"; R=/tmp/r; mkdir -p $R; START=$(date +%s)
+E="bash .device-ktcout/enter.sh"; C=".device-ktcout/app/cli.mjs"; R=/tmp/r; mkdir -p $R; START=$(date +%s)
 t() { if [ $(( $(date +%s) - START )) -gt ${GUARD:-170} ]; then echo "[skipped: time] $1" >> $OUT/times.txt; return; fi; local s=$(date +%s); local n=$1; shift; timeout $1 "${@:2}" > $R/$n.json 2> $R/$n.err; local rc=$?; echo "[$(( $(date +%s) - s )) s rc=$rc] $n" >> $OUT/times.txt; grep -v Warning $R/$n.err | tail -c 600 | sed "s/^/  $n: /" >> $OUT/times.txt; tar -C $R -czf $OUT/raw.tgz .; }
 K="$E node $C bench kda --json --T 32768 --batch 1 --skip-recompute --profile --skip-backward --dtype bf16 --unsafe-apis"
 CK="$E node $C bench kda --json --T 2048 --batch 1 --skip-recompute --check --skip-backward --dtype bf16 --unsafe-apis"

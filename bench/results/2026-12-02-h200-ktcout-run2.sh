@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Run as .device-ktcout/run*.sh from the main checkout's copy (the device runs /work/main's tree; the bundle
+# travelled as the ignored folder .device-ktcout, so the paths below read .device-ktcout where the first draft had .device).
 # ktcout sitting 2: what the tensor-core output pass's time is made of (profiling probes, wrong results: no
 # products, no global loads, no f16 staging stores) in one process (s2: on against off without bounds clamps, --disable-robustness: that line ran once, then gave way to the fixed probes, s3).
 E="bash .device-ktcout/enter.sh"; C=".device-ktcout/app/cli.mjs"; R=/tmp/r; mkdir -p $R; START=$(date +%s)

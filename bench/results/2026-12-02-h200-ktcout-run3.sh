@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Run as .device-ktcout/run*.sh from the main checkout's copy (the device runs /work/main's tree; the bundle
+# travelled as the ignored folder .device-ktcout, so the paths below read .device-ktcout where the first draft had .device).
 # ktcout sitting 4: the tensor-core output pass with its products unrolled and interleaved (one right-operand load a
 # step, the fragments' products independent), against off; variants and the no-products probe in one process; the
 # --check at T=2048; padded workgroup-memory rows (--fwd-tc16-output-pad on, Qg S in halves of 64 channels).

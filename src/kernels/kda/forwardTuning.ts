@@ -258,9 +258,12 @@ export const kdaForwardTuning: {
   tc16Output?: boolean;
   /** The tensor-core output pass's A_qk and V' loaded during Qg S (OutputTc16Variant.split; --fwd-tc16-output-split). */
   tc16OutputSplit?: boolean;
-  /** The tensor-core output pass's threads (OutputTc16Variant.wg, 256 or 512; --fwd-tc16-output-wg). */
+  /**
+   * The tensor-core output pass's threads (OutputTc16Variant.wg, 256 or 512; --fwd-tc16-output-wg). Unset: 512
+   * where K is a multiple of 32 and the device allows it.
+   */
   tc16OutputWg?: 256 | 512;
-  /** The tensor-core output pass's padded workgroup-memory rows (OutputTc16Variant.pad; --fwd-tc16-output-pad). */
+  /** The tensor-core output pass's padded workgroup-memory rows (OutputTc16Variant.pad; --fwd-tc16-output-pad; unset: on). */
   tc16OutputPad?: boolean;
   /** Profiling only (wrong results): OutputTc16Variant.probe (bench kda --fwd-sweep tc16-out-no-*). */
   tc16OutputProbe?: 'products' | 'loads' | 'stage';

@@ -28,23 +28,26 @@
  *  3. A_qk [64][64] and V' [64][64] staged as scaled f16 where Qg was (a barrier); the same fragments, the causal
  *     steps only (column blocks jb <= the row block: a + 1 and 4 - a steps, 5 a subgroup for either a); the
  *     results stored again (a barrier); each thread adds its 16 elements, scaled, and stores o as bf16 (rows < L).
- * Workgroup memory: max(64 K + 64 K, 8192) f16 + 4096 f32 = 48 KiB at K = 128 (the limit). Needs K a multiple of
- * 16 up to 128, V a multiple of 64, GK = K.
+ * Workgroup memory: max(64 K + 64 K, 8192) f16 + 4096 f32 = 48 KiB at K = 128 (the limit; 35 KiB padded). Needs K
+ * a multiple of 16 (of 32 with 512 threads) up to 128, V a multiple of 64, GK = K.
  * Variants (the same sums): split (A_qk and V' loaded while Qg S runs, their scales after it: fewer registers of
  * loads at once), wg 512 (16 subgroups of one fragment each, half the loads a thread), pad (rows of the staged
  * operands 16 bytes longer than a multiple of 128, so a fragment's rows fall in different banks; Qg S in halves of 64
  * channels to fit: 35 KiB).
  *
  * H200 (eleventh session; B=1, H=16, d=128, bf16 inputs, mixed mode, --unsafe-apis; bench/results/
- * 2026-12-02-h200-ktcout-s1-*.json, each bench its own process, and a --fwd-sweep of 3 rounds in one process):
- * CORRECT, SLOWER. T=2048 --check: o vs the f32 forward 2.97e-3 (pass off: 2.83e-3, o's own bf16 rounding), vs the
- * recurrent kernel 2.97e-3, vs this pass off 5.6e-3 (a bf16 ulp of o where the two round differently), final state
- * unchanged (0). T=32768: kda_chunk_output 1.39-1.40 ms against 0.765 for the pipelined f32 pass, forward 5.83-5.84
- * against 5.19-5.20; split 1.45, wg 512 1.39, wg 512 + split 1.46; without bounds clamps (--disable-robustness,
- * s2) 1.31 / wg 512 1.27 against 0.723. Its bytes (~1.5 GB with q, gc and A_qk read by both column tiles) would
- * take ~0.4 ms at the copy rate: it is neither bandwidth- nor tensor-bound. Each workgroup runs its phases in
- * series (all loads, a reduction, staging, products, a result round trip, staging, products, another) with
- * ~110 registers of loads a thread and 48 KiB of workgroup memory, so few workgroups share an SM to hide them.
+ * 2026-12-02-h200-ktcout-s{1..5}-*.json; each bench its own process, variants in one process by --fwd-sweep):
+ *  - Correct: T=2048 --check, every variant: o vs the f32 forward 2.97e-3 (pass off: 2.83e-3, o's own bf16
+ *    rounding), vs the recurrent kernel 2.97e-3, vs this pass off 5.6e-3 (a bf16 ulp of o where the two round
+ *    differently), final state unchanged (0).
+ *  - T=32768, kda_chunk_output: padded rows with 512 threads (the pass's defaults) 0.669 ms against 0.762-0.763 for
+ *    the pipelined f32 pass, forward 5.071 against 5.161 (s5, own processes); padded 256 threads 0.717, + split
+ *    0.689 (s4 sweep). Unpadded: 1.39-1.40 with the products as loops (s1; wg 512 1.39, split 1.45), 1.15 unrolled
+ *    (s4). Profiling probes (s3, unpadded loops): without the products 0.507, without the loads 1.17, without the
+ *    staging stores 1.40: the products were the cost, and that was bank conflicts: a 16 x 16 fragment of rows 128
+ *    or 256 bytes apart puts all its rows on the same banks. With padding, without the products 0.59 (s4): the
+ *    products now cost ~0.1 ms; the rest is loads, staging and the serial phases (bytes ~1.5 GB: ~0.4 ms at the
+ *    copy rate).
  */
 import { WGSL_BF16 } from './bf16.wgsl.js';
 import { F16_MMA_HEAD, C32, ld16, st32 } from '../f16mma.js';

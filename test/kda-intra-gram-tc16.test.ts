@@ -172,15 +172,15 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
     expect(intraGramTc16SharedBytes({ compact: true })).toBe(23.25 * 1024);
     expect(planChunkForward(dev(true), shape, run, t).tc16Gram).toBe(true);
     // split: the default form where tc16Gram runs; off when asked or with diagWithMma.
-    expect(planChunkForward(dev(true), shape, run, t).tc16?.split).toBe(true);
-    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramSplit: false }).tc16?.split).toBeUndefined();
-    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramDiagWithMma: true }).tc16?.split).toBeUndefined();
+    expect(planChunkForward(dev(true), shape, run, t).tc16g?.split).toBe(true);
+    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramSplit: false }).tc16g?.split).toBeUndefined();
+    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramDiagWithMma: true }).tc16g?.split).toBeUndefined();
     expect(planChunkForward(dev(true), shape, run, {}).tc16Gram).toBe(false);
     expect(planChunkForward(dev(false), shape, run, t).tc16Gram).toBe(false);
     expect(planChunkForward(dev(true), shape, { ...run, bf16: false }, t).tc16Gram).toBe(false);
     expect(planChunkForward(dev(true, 64), shape, run, t).tc16Gram).toBe(false);
     expect(planChunkForward(dev(true, 32, 32768), shape, run, t).tc16Gram).toBe(false);
-    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramCompact: true }).tc16?.compact).toBe(true);
+    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramCompact: true }).tc16g?.compact).toBe(true);
   });
 
   it('vec4View rewrites the vec4 array accesses', () => {

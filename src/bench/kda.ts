@@ -153,6 +153,11 @@ export interface KdaBenchOptions {
   fwdOutputChunks?: 1 | 2;
   fwdOutputDoubleBuffer?: boolean;
   fwdOutputFmaChain?: boolean;
+  /** The output pass on f16 tensor cores (kdaForwardTuning.tc16Output; bf16 inputs with --unsafe-apis). */
+  fwdTc16Output?: boolean;
+  fwdTc16OutputSplit?: boolean;
+  fwdTc16OutputWg?: 256 | 512;
+  fwdTc16OutputPad?: boolean;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -330,6 +335,10 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     outputChunks: o.fwdOutputChunks,
     outputDoubleBuffer: o.fwdOutputDoubleBuffer,
     outputFmaChain: o.fwdOutputFmaChain,
+    tc16Output: o.fwdTc16Output,
+    tc16OutputSplit: o.fwdTc16OutputSplit,
+    tc16OutputWg: o.fwdTc16OutputWg,
+    tc16OutputPad: o.fwdTc16OutputPad,
   };
 }
 
@@ -430,9 +439,14 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
     kdaForwardTuning.tc16State === true
       ? { vsTc16StateOff: diffOS(a, await withTuningAsync({ tc16State: false }, () => run(x, 'chunk'))) }
       : {};
+  // The f16 tensor-core output pass against the pipelined one (kdaForwardTuning.tc16Output), where asked for.
+  const tc16 = kdaForwardTuning.tc16Output
+    ? await withTuningAsync({ tc16Output: false }, () => run(x, 'chunk'))
+    : undefined;
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
   return {
     ...tc16Off,
+    ...(tc16 ? { vsTc16OutputOff: diffOS(a, tc16) } : {}),
     intermediates: mode,
     vsF32: diffOS(a, f),
     vsRecurrent: diffOS(a, rec),
@@ -1012,6 +1026,16 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-output-fma-chain <on|off>',
       "pipelined output pass: each row's update one FMA chain (default on GPUs)",
     )
+    .option(
+      '--fwd-tc16-output <on|off>',
+      'the output pass on f16 tensor cores (bf16 inputs, --unsafe-apis; default off)',
+    )
+    .option('--fwd-tc16-output-pad <on|off>', 'the tensor-core output pass: padded workgroup-memory rows (default off)')
+    .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
+    .option(
+      '--fwd-tc16-output-split <on|off>',
+      "the tensor-core output pass: A_qk's and V''s loads during Qg S (default off)",
+    )
     .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(
       '--fwd-sweep <name,...>',
@@ -1175,6 +1199,12 @@ export function registerKdaBench(bench: Command): void {
           : undefined,
         fwdOutputDoubleBuffer: parseOnOff('--fwd-output-double-buffer', opts.fwdOutputDoubleBuffer),
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
+        fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
+        fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
+        fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
+        fwdTc16OutputWg: parseSkip('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, ['256', '512'] as const)
+          ? (Number(opts.fwdTc16OutputWg) as 256 | 512)
+          : undefined,
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
         fwdIntraGramLean: parseOnOff('--fwd-intra-gram-lean', opts.fwdIntraGramLean),

@@ -59,6 +59,23 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   // With --dtype bf16: the intermediates in bf16 (the ninth session's storage mode) or f32 (the mixed mode).
   'bf16-storage': { bf16Intermediates: 'bf16' },
   'bf16-mixed': { bf16Intermediates: 'f32' },
+  // With --dtype bf16 --unsafe-apis: the output pass on f16 tensor cores (outputTc16.wgsl.ts; eleventh session).
+  // (tc16Output alone takes the pass's own defaults since sitting 4: padded rows, 512 threads; the names below give
+  // every choice explicitly.)
+  'tc16-out': { tc16Output: true },
+  'tc16-out-unpadded': { tc16Output: true, tc16OutputPad: false, tc16OutputWg: 256 },
+  'tc16-out-split': { tc16Output: true, tc16OutputSplit: true, tc16OutputPad: false, tc16OutputWg: 256 },
+  'tc16-out-wg512': { tc16Output: true, tc16OutputWg: 512, tc16OutputPad: false },
+  'tc16-out-wg512-split': { tc16Output: true, tc16OutputWg: 512, tc16OutputSplit: true, tc16OutputPad: false },
+  'tc16-out-pad': { tc16Output: true, tc16OutputPad: true, tc16OutputWg: 256 },
+  'tc16-out-pad-wg512': { tc16Output: true, tc16OutputPad: true, tc16OutputWg: 512 },
+  'tc16-out-pad-split': { tc16Output: true, tc16OutputPad: true, tc16OutputSplit: true, tc16OutputWg: 256 },
+  'tc16-out-pad-wg512-split': { tc16Output: true, tc16OutputPad: true, tc16OutputSplit: true, tc16OutputWg: 512 },
+  // Profiling only (wrong results): the tensor-core output pass without one of its steps.
+  'tc16-out-no-products': { tc16Output: true, tc16OutputProbe: 'products', tc16OutputPad: false, tc16OutputWg: 256 },
+  'tc16-out-no-loads': { tc16Output: true, tc16OutputProbe: 'loads', tc16OutputPad: false, tc16OutputWg: 256 },
+  'tc16-out-no-stage': { tc16Output: true, tc16OutputProbe: 'stage', tc16OutputPad: false, tc16OutputWg: 256 },
+  'tc16-out-pad-no-products': { tc16Output: true, tc16OutputPad: true, tc16OutputProbe: 'products', tc16OutputWg: 256 },
   // Both passes' variants together.
   'both-fma-seventh': { outputFmaChain: true, intraWUStatic: false },
   'both-square-static': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },

@@ -29,6 +29,7 @@ import {
   outputPipelinedKey,
   outputPipelinedWgsl,
 } from './outputPipelined.wgsl.js';
+import { outputTc16Grid, outputTc16Key, outputTc16Wgsl } from './outputTc16.wgsl.js';
 import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
@@ -365,8 +366,15 @@ function chunkForward(
         ? { name: 'kda_chunk_output', key: outputKey(ov), code: () => outputWgsl(ov) }
         : { name: 'kda_chunk_output', key: chunkKey('kda_chunk_output', v), code: () => outputWgslScalar(v) };
     const obv = pipelinedOutput ? outputPipelinedBV(V, pv.BV) : vec4 ? outputBV(V, ov.BV) : outputScalarBV(V);
+    const tc16 = plan.tc16o;
     for (const gi of groups.keys()) {
-      if (sharedOut) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
+      if (plan.tc16Output)
+        gpu.dispatch({
+          kernel: { name: 'kda_chunk_output', key: outputTc16Key(tc16), code: () => outputTc16Wgsl(tc16) },
+          ...outputDispatch(gi, out, 1),
+          workgroups: outputTc16Grid(tc16, NS, groups[gi].HB),
+        });
+      else if (sharedOut) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(gi), 'output');
       else gpu.dispatch({ kernel, ...outputDispatch(gi, out, Math.ceil(V / obv), pipelinedOutput ? pv : v) });
     }
     if (plan.overlapProbe && groups.length === 1) {
@@ -415,7 +423,7 @@ function dispatchIntraTwoPass(
     throw new Error(`kda: two-pass intra, K=${K} V=${V} GK=${GK} do not fit`);
   const Tt = gpu.empty([NS, H, CHUNK, CHUNK]);
   // The tensor-core first kernel (plan.tc16Gram: gc read, so the same bindings and params as intraGram's).
-  const tc = plan.tc16Gram ? plan.tc16 : undefined;
+  const tc = plan.tc16Gram ? plan.tc16g : undefined;
   gpu.dispatch({
     kernel: tc
       ? { name: 'kda_chunk_intra', key: intraGramTc16Key(tc), code: () => intraGramTc16Wgsl(tc) }

@@ -18,7 +18,8 @@
  *  6. The intra pass: gcInIntra (the vec4 kernel forms gc), twoPass (gram then W | U kernels), gcInGram (the gram
  *     kernel forms gc: no gc pass), their variants (vv4, gram, wu), and shared (intra and state in one pipeline).
  *  7. The output pass: the pipelined variant pv (the tuned one where it fits, else the default one),
- *     pipelinedOutput, sharedOut (the output pass as the shared pipeline's third part).
+ *     pipelinedOutput, sharedOut (the output pass as the shared pipeline's third part), tc16Output (the f16
+ *     tensor-core kernel in the pipelined one's place).
  *  8. idleScratch: the shared pipeline's idle intra part bound to scratch tensors.
  *  9. bf16Kernels: whether the bf16 inputs' own kernels exist for this problem and tuning (the GPU inference
  *     path only); else dispatchChunkForward widens the inputs and plans the f32 forward.
@@ -58,6 +59,7 @@ import {
   outputPipelinedGeometry,
   outputPipelinedSharedBytes,
 } from './outputPipelined.wgsl.js';
+import { type OutputTc16Variant, outputTc16Fits, outputTc16SharedBytes } from './outputTc16.wgsl.js';
 import { stateOverlapFits } from './stateOverlap.wgsl.js';
 import { stateRegWFits } from './stateRegW.wgsl.js';
 import { type StateTiledVariant, stateTiledFits, tiledGeometry } from './stateTiled.wgsl.js';
@@ -129,7 +131,7 @@ export interface ChunkForwardPlan {
    */
   tc16Gram: boolean;
   /** Its variant where tc16Gram (compact: kdaForwardTuning.tc16GramCompact; rw as the first kernel's). */
-  tc16?: IntraGramTc16Variant;
+  tc16g?: IntraGramTc16Variant;
   wu?: IntraWUVariant;
   shared: boolean;
   pv: OutputPipelinedVariant;
@@ -138,6 +140,12 @@ export interface ChunkForwardPlan {
   outputVec4: boolean;
   ov: OutputVariant;
   sharedOut: boolean;
+  /**
+   * The output pass on f16 tensor cores (outputTc16.wgsl.ts, variant tc16o) in the pipelined pass's place: where
+   * kdaForwardTuning.tc16Output asks, tc16Applies, in the mixed mode, and its kernel fits.
+   */
+  tc16Output: boolean;
+  tc16o: OutputTc16Variant;
   idleScratch: boolean;
   /** The overlap probe runs after the forward (with one head group). */
   overlapProbe: boolean;
@@ -326,6 +334,30 @@ export function planChunkForward(
   const pipelinedOutput = t.outputPipelined !== false && outputPipelinedFits(pv);
   const sharedOut =
     shared && out && t.sharedOutput === true && pipelinedOutput && outputPipelinedGeometry(pv).wg === 256;
+  // The f16 tensor-core output pass (bf16 inputs in the mixed mode: it reads hB and V' as f32) in the separate
+  // pipelined pass's place.
+  const tc16o: OutputTc16Variant = {
+    ...v,
+    split: t.tc16OutputSplit || undefined,
+    // 512 threads and padded rows unless asked otherwise (outputTc16.wgsl.ts: 0.669 ms on the H200 against 0.717
+    // with 256 threads, 1.15 unpadded).
+    wg: t.tc16OutputWg ?? (K % 32 === 0 && dev.limits.maxComputeInvocationsPerWorkgroup >= 512 ? 512 : undefined),
+    probe: t.tc16OutputProbe,
+    pad: t.tc16OutputPad ?? true,
+    rw: rw.has('output') || undefined,
+  };
+  const tc16Output =
+    t.tc16Output === true &&
+    tc16Applies(dev, bf16) &&
+    !midBf16 &&
+    out &&
+    pipelinedOutput &&
+    !sharedOut &&
+    !fused &&
+    dev.features.subgroups &&
+    (tc16o.wg ?? 256) <= dev.limits.maxComputeInvocationsPerWorkgroup &&
+    outputTc16Fits(tc16o) &&
+    outputTc16SharedBytes(tc16o) <= smem;
   // 8. The shared pipeline's idle intra part bound to scratch tensors (statePipeline.ts idleIntraTensors): in the
   // bf16 storage mode (else 18 buffers), asked for (kdaForwardTuning.sharedIdleScratch) where the intra part is
   // never dispatched (the two-pass intra), and where a read_write state part binds a bf16 tensor the intra part
@@ -405,13 +437,15 @@ export function planChunkForward(
     vv4,
     ...twoPassVariants,
     tc16Gram,
-    tc16: tc16Gram ? tc16 : undefined,
+    tc16g: tc16Gram ? tc16 : undefined,
     shared,
     pv,
     pipelinedOutput,
     outputVec4: outputVec4Fits(v),
     ov: { ...v, BV: t.outputBV, named: t.outputNamed === true },
     sharedOut,
+    tc16Output,
+    tc16o,
     idleScratch,
     overlapProbe: t.overlapProbe === true && tiled && vec4Intra && !gcInIntra,
   };

@@ -278,6 +278,24 @@ export const kdaForwardTuning: {
    */
   outputFmaChain?: boolean;
   /**
+   * true: the output pass on f16 tensor cores (outputTc16.wgsl.ts; bench kda --fwd-tc16-output on) where
+   * tc16Applies (bf16 inputs, f16 subgroup matrices), in the mixed mode (f32 intermediates) and where its kernel
+   * fits (K a multiple of 16 up to 128, V of 64, GK = K, 48 KiB of workgroup memory, subgroups). Reads and writes
+   * what the pipelined output pass does. Not the default (the lead decides from the H200 numbers in its header).
+   */
+  tc16Output?: boolean;
+  /** The tensor-core output pass's A_qk and V' loaded during Qg S (OutputTc16Variant.split; --fwd-tc16-output-split). */
+  tc16OutputSplit?: boolean;
+  /**
+   * The tensor-core output pass's threads (OutputTc16Variant.wg, 256 or 512; --fwd-tc16-output-wg). Unset: 512
+   * where K is a multiple of 32 and the device allows it.
+   */
+  tc16OutputWg?: 256 | 512;
+  /** The tensor-core output pass's padded workgroup-memory rows (OutputTc16Variant.pad; --fwd-tc16-output-pad; unset: on). */
+  tc16OutputPad?: boolean;
+  /** Profiling only (wrong results): OutputTc16Variant.probe (bench kda --fwd-sweep tc16-out-no-*). */
+  tc16OutputProbe?: 'products' | 'loads' | 'stage';
+  /**
    * With bf16 q, k, v, g (the bf16 path, forwardPlan.ts bf16Kernels): how W, U, the per-chunk states and V' are stored between the
    * passes. 'bf16': the ninth session's storage mode (as Triton stores them); 'f32': the mixed mode, bf16 inputs
    * only (the gc and intraGram passes' bf16 variants, the W | U, state and output passes reading k, v, q as bf16

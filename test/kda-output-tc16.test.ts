@@ -169,7 +169,7 @@ describe('kda output pass on f16 tensor cores', () => {
     }
   });
 
-  it('is planned only where asked for, tc16Applies (bf16, f16 subgroup matrices), the mixed mode and it fits', () => {
+  it('is planned where it applies unless turned off: tc16Applies (bf16, f16 subgroup matrices), the mixed mode and it fits', () => {
     const dev = (f16: boolean): ForwardDevice => ({
       adapterInfo: { isFallbackAdapter: false },
       acquired: { toggles: [] },
@@ -182,7 +182,10 @@ describe('kda output pass on f16 tensor cores', () => {
       planChunkForward(d, p, o, { tc16Output: true, ...t });
     expect(plan(dev(true)).tc16Output).toBe(true);
     expect(plan(dev(true)).bf16Kernels).toBe(true);
-    expect(planChunkForward(dev(true), d128, bf16, {}).tc16Output).toBe(false);
+    // The default where it applies (tc16OutputByDefault); off when asked.
+    expect(planChunkForward(dev(true), d128, bf16, {}).tc16Output).toBe(true);
+    expect(planChunkForward(dev(true), d128, bf16, { tc16Output: false }).tc16Output).toBe(false);
+    expect(planChunkForward(dev(true), d128, { ...bf16, bf16: false }, {}).tc16Output).toBe(false);
     expect(plan(dev(false)).tc16Output).toBe(false);
     expect(plan(dev(true), { ...bf16, bf16: false }).tc16Output).toBe(false);
     expect(plan(dev(true), bf16, { bf16Intermediates: 'bf16' }).tc16Output).toBe(false);

@@ -851,6 +851,31 @@ function parseSkip<S extends string>(flag: string, s: string | undefined, steps:
   throw new Error(`${flag}: '${s}' is not one of ${steps.join(', ')}`);
 }
 
+/**
+ * A --fwd-tc16-* flag turned on where its kernels cannot run is an error, not a silent f32 run: they need bf16
+ * inputs and f16 subgroup matrices (on the H200: --unsafe-apis --f16).
+ */
+function requireTc16(dev: Device, bo: KdaBenchOptions): void {
+  const asked = (
+    [
+      ['--fwd-tc16-output', bo.fwdTc16Output],
+      ['--fwd-tc16-kt', bo.fwdTc16Kt],
+      ['--fwd-tc16-gram', bo.fwdTc16Gram],
+      ['--fwd-tc16-state', bo.fwdTc16State],
+    ] as const
+  )
+    .filter(([, on]) => on === true)
+    .map(([flag]) => flag);
+  if (!asked.length) return;
+  if (bo.dtype !== 'bf16')
+    throw new Error(`${asked.join(', ')} on: the f16 tensor-core kernels take bf16 inputs (--dtype bf16)`);
+  const f16 = dev.backend === 'webgpu' && (dev as GpuContext).features.subgroupMatrixF16;
+  if (!f16)
+    throw new Error(
+      `${asked.join(', ')} on: this device offers no f16 subgroup matrices (features.subgroupMatrixF16 false; on the H200 add --unsafe-apis --f16)`,
+    );
+}
+
 export function registerKdaBench(bench: Command): void {
   const cmd = bench
     .command('kda')
@@ -1232,6 +1257,7 @@ export function registerKdaBench(bench: Command): void {
         decodeProbe: !!opts.decodeProbe,
         decodeGated: parseGatedSpecs(opts.decodeGated),
       };
+      requireTc16(dev, bo);
       // With several T (unless --same-device): the decode rows (and checks) on the first device, then each T's
       // chunked rows on a device of its own, so no earlier size's runs precede it. On one device a size timed after
       // the others reads slower (H200, ninth session: the T=32768 forward 6.04 ms after T=2048 and 8192, 5.45 on a

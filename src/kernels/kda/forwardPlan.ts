@@ -45,6 +45,7 @@ import {
   tc16Applies,
   type kdaForwardTuning,
   type ForwardDevice,
+  tc16OutputByDefault,
 } from './forwardTuning.js';
 import type { IntraGramVariant } from './intraGram.wgsl.js';
 import { type IntraGramTc16Variant, intraGramTc16Fits, intraGramTc16SharedBytes } from './intraGramTc16.wgsl.js';
@@ -347,7 +348,7 @@ export function planChunkForward(
     rw: rw.has('output') || undefined,
   };
   const tc16Output =
-    t.tc16Output === true &&
+    (t.tc16Output ?? tc16OutputByDefault) === true &&
     tc16Applies(dev, bf16) &&
     !midBf16 &&
     out &&

@@ -36,6 +36,17 @@ export const tc16Applies = (gpu: ForwardDevice, bf16: boolean): boolean =>
   bf16 && gpu.features.subgroupMatrixF16 === true;
 
 /**
+ * Whether the output pass runs on the f16 tensor cores (outputTc16.wgsl.ts) when kdaForwardTuning.tc16Output is
+ * unset, wherever it applies (tc16Applies: bf16 inputs on a device with f16 subgroup matrices, i.e. the H200 with
+ * --unsafe-apis --f16; the plan's other conditions). The one tensor-core pass that wins (eleventh session, H200,
+ * B=1, H=16, d=128, T=32768, bf16, bench/results/2026-12-02-h200-ktcout-s5-*): the pass 0.669 ms against the
+ * pipelined f32 pass's 0.763, the forward 5.071 against 5.161; o within 2.97e-3 of the f32 forward (2.83e-3 with
+ * the f32 pass: o's own bf16 rounding). The other passes' tensor-core kernels are slower and stay opt-in (tc16Kt
+ * 1.895 against 0.603 ms, tc16Gram 1.235 against 1.066, tc16State 3.914 against 2.645).
+ */
+export const tc16OutputByDefault = true;
+
+/**
  * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
  * + intraVec.wgsl.ts, where K is a multiple of 16 and V of 4) or 'scalar' (intra.wgsl.ts, any shape).
  * `stateWg`: threads per workgroup of the state pass (256; more where the device allows). `stateBV`: its
@@ -281,7 +292,7 @@ export const kdaForwardTuning: {
    * true: the output pass on f16 tensor cores (outputTc16.wgsl.ts; bench kda --fwd-tc16-output on) where
    * tc16Applies (bf16 inputs, f16 subgroup matrices), in the mixed mode (f32 intermediates) and where its kernel
    * fits (K a multiple of 16 up to 128, V of 64, GK = K, 48 KiB of workgroup memory, subgroups). Reads and writes
-   * what the pipelined output pass does. Not the default (the lead decides from the H200 numbers in its header).
+   * what the pipelined output pass does. Unset: tc16OutputByDefault (where it applies); false: the pipelined pass.
    */
   tc16Output?: boolean;
   /** The tensor-core output pass's A_qk and V' loaded during Qg S (OutputTc16Variant.split; --fwd-tc16-output-split). */

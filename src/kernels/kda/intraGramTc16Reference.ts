@@ -12,7 +12,7 @@
  * the epilogue's tile mapping, so a test can check that the layout and this reference agree.
  */
 import { f16Round } from '../f16mma.js';
-import type { IntraChunk } from './intraReference.js';
+import { type IntraChunk, unitLowerInverse } from './intraReference.js';
 import { TC16_PAIRS, TC16_STAGING, tc16Fragments } from './intraGramTc16.wgsl.js';
 
 export interface IntraGramResult {
@@ -91,19 +91,6 @@ export function intraGramTc16Reference(c: IntraChunk): IntraGramResult {
     }
   }
   return { Aqk, T: unitLowerInverse(N, L), Akk };
-}
-
-/** The strictly lower part of (I + N)^-1, N strictly lower (forward substitution, as intraChunkReference). */
-function unitLowerInverse(N: Float64Array, L: number): Float64Array {
-  const T = new Float64Array(64 * 64);
-  for (let i = 0; i < L; i++) {
-    for (let j = 0; j < i; j++) {
-      let s = N[i * 64 + j];
-      for (let m = j + 1; m < i; m++) s += N[i * 64 + m] * T[m * 64 + j];
-      T[i * 64 + j] = -s;
-    }
-  }
-  return T;
 }
 
 /**

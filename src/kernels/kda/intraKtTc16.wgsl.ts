@@ -97,6 +97,22 @@ export function tileShift(m: number): number {
 }
 
 /** Whether the kernel covers the variant: the Kt form with bf16 inputs (mixed mode), K a multiple of 16. */
+/**
+ * WGSL: M's 10 lower 16 x 16 blocks (MFRAG), spread over the subgroups: block (ib, jb) sums A_qk[ib, mb] T[mb, jb]
+ * over jb <= mb <= ib, A_qk staged at `aAt` in a16 (row-major, 64 wide), T^T at 0 (read column-major), the result to
+ * r32. Shared by the one-slot kernel and the walk (intraKtTc16Walk.wgsl.ts), which stage A_qk at different offsets.
+ */
+export const mFragmentProducts = (aAt: number): string => `for (var f = sg; f < 10u; f += nsg) {
+    let ij = MFRAG[f];
+    let ib = ij >> 2u;
+    let jb = ij & 3u;
+    var acc = ${C32}();
+    for (var mb = jb; mb <= ib; mb++) {
+      acc = subgroupMatrixMultiplyAccumulate(${ld16('left', '&a16', `${aAt}u + ib * 1024u + mb * 16u`, '64u')}, ${ld16('right', '&a16', 'jb * 1024u + mb * 16u', '64u', true)}, acc);
+    }
+    ${st32('&r32', 'ib * 1024u + jb * 16u', 'acc', '64u')};
+  }`;
+
 export const intraKtTc16Fits = (v: IntraWUVariant): boolean =>
   v.ktForm === true && v.bf16 === true && v.midF32 === true && v.K % 16 === 0 && (v.GK === 1 || v.GK === v.K);
 
@@ -236,18 +252,7 @@ export function intraKtTc16Wgsl(v: IntraWUVariant, uniform = false): string {
       (m) =>
         `if (i${m} < L && ${i * 16}u + cg < ${K4}u) { Kt[((t0 + i${m}) * H + h) * ${K4}u + ${i * 16}u + cg] = scaleOut(${r4(m)}, eT + eK); }`,
     ).join('\n  ');
-  const mProducts = uniform
-    ? uniformM
-    : `for (var f = sg; f < 10u; f += nsg) {
-    let ij = MFRAG[f];
-    let ib = ij >> 2u;
-    let jb = ij & 3u;
-    var acc = ${C32}();
-    for (var mb = jb; mb <= ib; mb++) {
-      acc = subgroupMatrixMultiplyAccumulate(${ld16('left', '&a16', `${X16}u + ib * 1024u + mb * 16u`, '64u')}, ${ld16('right', '&a16', 'jb * 1024u + mb * 16u', '64u', true)}, acc);
-    }
-    ${st32('&r32', 'ib * 1024u + jb * 16u', 'acc', '64u')};
-  }`;
+  const mProducts = uniform ? uniformM : mFragmentProducts(X16);
   // M's blocks above the diagonal (column block cg / 4 > row block i / 16) are 0 and were never multiplied.
   const mStores = R4.map(
     (m) => `M[abase + lid + ${m * WG}u] = select(vec4<f32>(0.0), scaleOut(${r4(m)}, eA + eT), cg / 4u <= i${m} / 16u);`,

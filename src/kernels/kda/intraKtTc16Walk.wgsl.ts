@@ -16,7 +16,15 @@
  */
 import { C32, ld16, st32 } from '../f16mma.js';
 import type { IntraWUVariant } from './intraWU.wgsl.js';
-import { intraKtTc16Fits, intraKtTc16Head, ktColumnBlocks, ktItems, maxAbsOf, stageF16 } from './intraKtTc16.wgsl.js';
+import {
+  intraKtTc16Fits,
+  intraKtTc16Head,
+  ktColumnBlocks,
+  ktItems,
+  maxAbsOf,
+  mFragmentProducts,
+  stageF16,
+} from './intraKtTc16.wgsl.js';
 
 const WG = 256;
 const R4 = [0, 1, 2, 3];
@@ -70,16 +78,7 @@ export function intraKtTc16WalkWgsl(v: IntraWUVariant): string {
   ).join('\n  ')}
   workgroupBarrier();`;
     };
-    const mProducts = `for (var f = sg; f < 10u; f += nsg) {
-    let ij = MFRAG[f];
-    let ib = ij >> 2u;
-    let jb = ij & 3u;
-    var acc = ${C32}();
-    for (var mb = jb; mb <= ib; mb++) {
-      acc = subgroupMatrixMultiplyAccumulate(${ld16('left', '&a16', `${WALK_A}u + ib * 1024u + mb * 16u`, '64u')}, ${ld16('right', '&a16', 'jb * 1024u + mb * 16u', '64u', true)}, acc);
-    }
-    ${st32('&r32', 'ib * 1024u + jb * 16u', 'acc', '64u')};
-  }
+    const mProducts = `${mFragmentProducts(WALK_A)}
   workgroupBarrier();
   ${R4.map(
     (m) =>

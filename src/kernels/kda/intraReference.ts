@@ -34,6 +34,22 @@ export interface IntraChunkResult {
   U: Float64Array;
 }
 
+/**
+ * The strictly lower part of (I + N)^-1 for N strictly lower ([64, 64] row-major, rows below L zero), by forward
+ * substitution row by row: T[i, j] = -(N[i, j] + sum_{j < m < i} N[i, m] T[m, j]).
+ */
+export function unitLowerInverse(N: Float64Array, L: number): Float64Array {
+  const T = new Float64Array(64 * 64);
+  for (let i = 0; i < L; i++) {
+    for (let j = 0; j < i; j++) {
+      let s = N[i * 64 + j];
+      for (let m = j + 1; m < i; m++) s += N[i * 64 + m] * T[m * 64 + j];
+      T[i * 64 + j] = -s;
+    }
+  }
+  return T;
+}
+
 export function intraChunkReference(c: IntraChunk): IntraChunkResult {
   const { L, K, V } = c;
   const g = (i: number, ch: number) => (c.GK === 1 ? c.gc[i] : c.gc[i * K + ch]);
@@ -52,15 +68,7 @@ export function intraChunkReference(c: IntraChunk): IntraChunkResult {
       if (j < i) N[i * 64 + j] = c.beta[i] * sk;
     }
   }
-  // Forward substitution, row by row: T[i, j] = -(N[i, j] + sum_{j < m < i} N[i, m] T[m, j]).
-  const T = new Float64Array(64 * 64);
-  for (let i = 0; i < L; i++) {
-    for (let j = 0; j < i; j++) {
-      let s = N[i * 64 + j];
-      for (let m = j + 1; m < i; m++) s += N[i * 64 + m] * T[m * 64 + j];
-      T[i * 64 + j] = -s;
-    }
-  }
+  const T = unitLowerInverse(N, L);
   // B = Diag(beta) [exp(gc) K | V]; [W | U] = (I + strictly lower T) B.
   const W = new Float64Array(L * K);
   const U = new Float64Array(L * V);

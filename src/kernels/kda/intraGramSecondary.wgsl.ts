@@ -43,6 +43,7 @@ import {
   akkDiagonalToShared,
   akkTileToShared,
   aqkDiagonalStore,
+  aqkTileStore,
   diagonalPairs,
   INVERSE_DIAGONAL_BLOCKS,
   inverseLevelWith,
@@ -234,12 +235,7 @@ ${computeMain(WG)}
     ${aqkDiagonalStore('aqk')}
     ${akkDiagonalToShared('acc')}
   } else if (isQ) {
-    ${R4.map(
-      (
-        a,
-      ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
-    Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
-    ).join('\n    ')}
+    ${aqkTileStore('acc')}
   } else {
     ${akkTileToShared('acc')}
   }

@@ -67,6 +67,7 @@ import {
   akkDiagonalToShared,
   akkTileToShared,
   aqkDiagonalStore,
+  aqkTileStore,
   INVERSE_DIAGONAL_BLOCKS,
   inverseLevelWith,
 } from './intraVec.wgsl.js';
@@ -453,12 +454,7 @@ ${
     ${aqkDiagonalStore('aqk')}
     ${akkDiagonalToShared('acc')}
   } else if (isQ) {
-    ${R4.map(
-      (
-        a,
-      ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), acc${a} * p.scale, 4u * I4 + ${a}u < L);
-    Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
-    ).join('\n    ')}
+    ${aqkTileStore('acc')}
   } else if (tile) {
     ${akkTileToShared('acc')}
   }
@@ -469,12 +465,7 @@ ${
     let I4 = 4u * I16 + (ct % 16u) / 4u;
     let J4 = 4u * J16 + ct % 4u;
     if (tq) {
-      ${R4.map(
-        (
-          a,
-        ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), cx${a} * p.scale, 4u * I4 + ${a}u < L);
-      Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
-      ).join('\n      ')}
+      ${aqkTileStore('cx', '      ')}
     } else {
       let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, beta[(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h], 4u * I4 + ${a}u < L)`).join(',\n        ')});
       ${akkTileToShared('cx')}

@@ -70,6 +70,15 @@ export const akkDiagonalToShared = (acc: string) =>
     (b) =>
       `sm[${MT}u + (4u * I4 + ${b}u) * 16u + I4] = vec4<f32>(${R4.map((a) => (a > b ? `${acc}${a}.${X[b]} * beta4.${X[a]}` : '0.0')).join(', ')});`,
   ).join('\n    ');
+/**
+ * A_qk's tile (I4, J4), I4 > J4, from rows `${aqk}0..3`: scaled, zero past the end; and the zero tile (J4, I4) above
+ * the diagonal. `indent`: the generated lines' indentation (the callers' nesting).
+ */
+export const aqkTileStore = (aqk: string, indent = '    ') =>
+  R4.map(
+    (a) =>
+      `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), ${aqk}${a} * p.scale, 4u * I4 + ${a}u < L);\n${indent}Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
+  ).join(`\n${indent}`);
 /** Diag(beta) A_kk's tile (I4, J4), I4 > J4, from rows `${acc}0..3`, and the zero tile (J4, I4) above the diagonal. */
 export const akkTileToShared = (acc: string) =>
   R4.map(
@@ -474,12 +483,7 @@ ${
   var beta4 = vec4<f32>(0.0);
   ${R4.map((a) => `if (4u * I4 + ${a}u < L) { beta4.${X[a]} = beta[(t0 + 4u * I4 + ${a}u) * H + h]; }`).join('\n  ')}
   if (role == 1u) {
-    ${R4.map(
-      (
-        a,
-      ) => `Aqk[abase + (4u * I4 + ${a}u) * 16u + J4] = select(vec4<f32>(0.0), aqk${a} * p.scale, 4u * I4 + ${a}u < L);
-    Aqk[abase + (4u * J4 + ${a}u) * 16u + I4] = vec4<f32>(0.0);`,
-    ).join('\n    ')}
+    ${aqkTileStore('aqk')}
     ${akkTileToShared('akk')}
   } else if (role == 2u) {
     ${aqkDiagonalStore('aqk')}

@@ -818,14 +818,13 @@ function parseOnOff(flag: string, s: string | undefined): boolean | undefined {
   throw new Error(`${flag}: '${s}' is not on or off`);
 }
 
-function parseWalk(s: string | undefined): 1 | 2 | 4 | undefined {
-  const w = parseSkip('--fwd-intra-wu-walk', s, ['1', '2', '4'] as const);
-  return w === undefined ? undefined : (Number(w) as 1 | 2 | 4);
-}
-
-function parseChunks(s: string | undefined): 1 | 2 | undefined {
-  const c = parseSkip('--fwd-intra-wu-chunks', s, ['1', '2'] as const);
-  return c === undefined ? undefined : (Number(c) as 1 | 2);
+/** A numeric flag with a few allowed values (parseSkip's check and message on their decimal forms). */
+function parseNumberChoice<N extends number>(
+  flag: string,
+  s: string | undefined,
+  choices: readonly N[],
+): N | undefined {
+  return parseSkip(flag, s, choices.map(String)) === undefined ? undefined : (Number(s) as N);
 }
 
 function parseStateRows(s: string | undefined): 1 | 2 | 4 | undefined {
@@ -1172,9 +1171,7 @@ export function registerKdaBench(bench: Command): void {
         fwdState: parseStateKind(opts.fwdState),
         fwdStateRows: parseStateRows(opts.fwdStateRows),
         fwdOutputBV: opts.fwdOutputBv ? parseList(opts.fwdOutputBv)[0] : undefined,
-        fwdStateHalves: parseSkip('--fwd-state-halves', opts.fwdStateHalves, ['1', '2'] as const)
-          ? (Number(opts.fwdStateHalves) as 1 | 2)
-          : undefined,
+        fwdStateHalves: parseNumberChoice('--fwd-state-halves', opts.fwdStateHalves, [1, 2] as const),
         fwdStateUK: opts.fwdStateUk ? parseList(opts.fwdStateUk)[0] : undefined,
         fwdStateUI: opts.fwdStateUi ? parseList(opts.fwdStateUi)[0] : undefined,
         fwdGc: parseSkip('--fwd-gc', opts.fwdGc, ['pass', 'intra', 'gram'] as const),
@@ -1189,17 +1186,15 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraTwoPass: parseOnOff('--fwd-intra-two-pass', opts.fwdIntraTwoPass),
         fwdIntraGramPrefetch: parseOnOff('--fwd-intra-gram-prefetch', opts.fwdIntraGramPrefetch),
         fwdIntraWuLoads: parseSkip('--fwd-intra-wu-loads', opts.fwdIntraWuLoads, ['all', 'uniform'] as const),
-        fwdIntraWuWalk: parseWalk(opts.fwdIntraWuWalk),
+        fwdIntraWuWalk: parseNumberChoice('--fwd-intra-wu-walk', opts.fwdIntraWuWalk, [1, 2, 4] as const),
         fwdIntraGramStagedStores: parseOnOff('--fwd-intra-gram-staged-stores', opts.fwdIntraGramStagedStores),
         fwdIntraWuDoubleB: parseOnOff('--fwd-intra-wu-double-b', opts.fwdIntraWuDoubleB),
-        fwdIntraWuChunks: parseChunks(opts.fwdIntraWuChunks),
+        fwdIntraWuChunks: parseNumberChoice('--fwd-intra-wu-chunks', opts.fwdIntraWuChunks, [1, 2] as const),
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
         fwdTc16Kt: parseOnOff('--fwd-tc16-kt', opts.fwdTc16Kt),
-        fwdTc16KtChunks: parseSkip('--fwd-tc16-kt-chunks', opts.fwdTc16KtChunks, ['1', '2'] as const)
-          ? (Number(opts.fwdTc16KtChunks) as 1 | 2)
-          : undefined,
+        fwdTc16KtChunks: parseNumberChoice('--fwd-tc16-kt-chunks', opts.fwdTc16KtChunks, [1, 2] as const),
         fwdTc16State: parseOnOff('--fwd-tc16-state', opts.fwdTc16State),
         fwdTc16StateBitScale: parseOnOff('--fwd-tc16-state-bit-scale', opts.fwdTc16StateBitScale),
         fwdTc16StateProbe: parseSkip('--fwd-tc16-state-probe', opts.fwdTc16StateProbe, TC16_STATE_PROBES),
@@ -1207,39 +1202,25 @@ export function registerKdaBench(bench: Command): void {
         fwdStateRwOperands: parseOnOff('--fwd-state-rw-operands', opts.fwdStateRwOperands),
         fwdRw: parseRw(opts.fwdRw),
         fwdIntraWuStatic: parseOnOff('--fwd-intra-wu-static', opts.fwdIntraWuStatic),
-        fwdIntraWuAhead: parseSkip('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, ['1', '2', '3'] as const)
-          ? (Number(opts.fwdIntraWuAhead) as 1 | 2 | 3)
-          : undefined,
-        fwdOutputBK: parseSkip('--fwd-output-bk', opts.fwdOutputBk, ['16', '32'] as const)
-          ? (Number(opts.fwdOutputBk) as 16 | 32)
-          : undefined,
-        fwdOutputWg: parseSkip('--fwd-output-wg', opts.fwdOutputWg, ['256', '512'] as const)
-          ? (Number(opts.fwdOutputWg) as 256 | 512)
-          : undefined,
+        fwdIntraWuAhead: parseNumberChoice('--fwd-intra-wu-ahead', opts.fwdIntraWuAhead, [1, 2, 3] as const),
+        fwdOutputBK: parseNumberChoice('--fwd-output-bk', opts.fwdOutputBk, [16, 32] as const),
+        fwdOutputWg: parseNumberChoice('--fwd-output-wg', opts.fwdOutputWg, [256, 512] as const),
         fwdOutputLanes: parseSkip('--fwd-output-lanes', opts.fwdOutputLanes, ['rows', 'square'] as const),
         fwdOutputHeadFirst: parseOnOff('--fwd-output-head-first', opts.fwdOutputHeadFirst),
         fwdIntraWuHeadFirst: parseOnOff('--fwd-intra-wu-head-first', opts.fwdIntraWuHeadFirst),
-        fwdOutputChunks: parseSkip('--fwd-output-chunks', opts.fwdOutputChunks, ['1', '2'] as const)
-          ? (Number(opts.fwdOutputChunks) as 1 | 2)
-          : undefined,
+        fwdOutputChunks: parseNumberChoice('--fwd-output-chunks', opts.fwdOutputChunks, [1, 2] as const),
         fwdOutputDoubleBuffer: parseOnOff('--fwd-output-double-buffer', opts.fwdOutputDoubleBuffer),
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
         fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
         fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
         fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
-        fwdTc16OutputWg: parseSkip('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, ['256', '512'] as const)
-          ? (Number(opts.fwdTc16OutputWg) as 256 | 512)
-          : undefined,
+        fwdTc16OutputWg: parseNumberChoice('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, [256, 512] as const),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,
         fwdIntraGramLean: parseOnOff('--fwd-intra-gram-lean', opts.fwdIntraGramLean),
-        fwdIntraGramDiagSplit: parseSkip('--fwd-intra-gram-diag-split', opts.fwdIntraGramDiagSplit, [
-          '1',
-          '2',
-          '4',
-        ] as const)
-          ? (Number(opts.fwdIntraGramDiagSplit) as 1 | 2 | 4)
-          : undefined,
+        fwdIntraGramDiagSplit: parseNumberChoice('--fwd-intra-gram-diag-split', opts.fwdIntraGramDiagSplit, [
+          1, 2, 4,
+        ] as const),
         fwdIntraGramDiagChain: parseOnOff('--fwd-intra-gram-diag-chain', opts.fwdIntraGramDiagChain),
         fwdIntraGramSecondary: parseOnOff('--fwd-intra-gram-secondary', opts.fwdIntraGramSecondary),
         fwdTc16Gram: parseOnOff('--fwd-tc16-gram', opts.fwdTc16Gram),

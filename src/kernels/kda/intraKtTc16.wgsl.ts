@@ -98,6 +98,26 @@ export function tileShift(m: number): number {
 
 /** Whether the kernel covers the variant: the Kt form with bf16 inputs (mixed mode), K a multiple of 16. */
 /**
+ * WGSL: one Kt item's 4 x CB fragments, spread over the subgroups: fragment (jb, cb) sums T^T[jb, ib] Kd[ib, cb] over
+ * ib >= jb (T^T at 0 in a16, 64 wide), Kd read at `kdAt` (a WGSL offset in ib and cb) with row stride `kdStride`;
+ * the result to r32. Shared by the one-slot kernel and the walk, which stage Kd differently.
+ */
+export const ktFragmentProducts = (
+  CB: number,
+  kdAt: string,
+  kdStride: string,
+): string => `for (var f = sg; f < ${4 * CB}u; f += nsg) {
+    let rb = f / ${CB}u;
+    let jb = rb ^ (rb >> 1u);
+    let cb = f % ${CB}u;
+    var acc = ${C32}();
+    for (var ib = jb; ib < 4u; ib++) {
+      acc = subgroupMatrixMultiplyAccumulate(${ld16('left', '&a16', 'jb * 1024u + ib * 16u', '64u')}, ${ld16('right', '&a16', kdAt, kdStride)}, acc);
+    }
+    ${st32('&r32', 'jb * 1024u + cb * 16u', 'acc', '64u')};
+  }`;
+
+/**
  * WGSL: M's 10 lower 16 x 16 blocks (MFRAG), spread over the subgroups: block (ib, jb) sums A_qk[ib, mb] T[mb, jb]
  * over jb <= mb <= ib, A_qk staged at `aAt` in a16 (row-major, 64 wide), T^T at 0 (read column-major), the result to
  * r32. Shared by the one-slot kernel and the walk (intraKtTc16Walk.wgsl.ts), which stage A_qk at different offsets.
@@ -236,16 +256,7 @@ export function intraKtTc16Wgsl(v: IntraWUVariant, uniform = false): string {
   const ktProducts = (i: number) => {
     const CB = ktColumnBlocks(K, i);
     if (uniform && CB === 4) return uniformKt;
-    return `for (var f = sg; f < ${4 * CB}u; f += nsg) {
-    let rb = f / ${CB}u;
-    let jb = rb ^ (rb >> 1u);
-    let cb = f % ${CB}u;
-    var acc = ${C32}();
-    for (var ib = jb; ib < 4u; ib++) {
-      acc = subgroupMatrixMultiplyAccumulate(${ld16('left', '&a16', 'jb * 1024u + ib * 16u', '64u')}, ${ld16('right', '&a16', `${X16}u + ib * 1024u + cb * 16u`, '64u')}, acc);
-    }
-    ${st32('&r32', 'jb * 1024u + cb * 16u', 'acc', '64u')};
-  }`;
+    return ktFragmentProducts(CB, `${X16}u + ib * 1024u + cb * 16u`, '64u');
   };
   const ktStores = (i: number) =>
     R4.map(

@@ -14,12 +14,12 @@
  * one-slot kernel's 1.895 and the f32 kernel's 0.603: slower still (the next slot's loads held in registers beside
  * this slot's work; 48 KiB a workgroup); --check equal to the one-slot kernel's (state 2.02e-4 from the f32 forward).
  */
-import { C32, ld16, st32 } from '../f16mma.js';
 import type { IntraWUVariant } from './intraWU.wgsl.js';
 import {
   intraKtTc16Fits,
   intraKtTc16Head,
   ktColumnBlocks,
+  ktFragmentProducts,
   ktItems,
   maxAbsOf,
   mFragmentProducts,
@@ -61,16 +61,7 @@ export function intraKtTc16WalkWgsl(v: IntraWUVariant): string {
     const kd = (i: number, m: number) => `kd${c}_${i}_${m}`;
     const ktProducts = (i: number) => {
       const CB = ktColumnBlocks(K, i);
-      return `for (var f = sg; f < ${4 * CB}u; f += nsg) {
-    let rb = f / ${CB}u;
-    let jb = rb ^ (rb >> 1u);
-    let cb = f % ${CB}u;
-    var acc = ${C32}();
-    for (var ib = jb; ib < 4u; ib++) {
-      acc = subgroupMatrixMultiplyAccumulate(${ld16('left', '&a16', 'jb * 1024u + ib * 16u', '64u')}, ${ld16('right', '&a16', `${WALK_KD + 64 * i}u + ib * ${16 * K}u + cb * 16u`, `${K}u`)}, acc);
-    }
-    ${st32('&r32', 'jb * 1024u + cb * 16u', 'acc', '64u')};
-  }
+      return `${ktFragmentProducts(CB, `${WALK_KD + 64 * i}u + ib * ${16 * K}u + cb * 16u`, `${K}u`)}
   workgroupBarrier();
   ${R4.map(
     (m) =>

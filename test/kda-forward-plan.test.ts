@@ -9,16 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { type ForwardDevice, type ForwardTuning, planChunkForward } from '../src/kernels/kda/forwardPlan.js';
 import { stateTiledWgsl } from '../src/kernels/kda/stateTiled.wgsl.js';
+import { forwardDeviceFacts } from './kda-devices.js';
 
-const device = (hardware: boolean, toggles: string[] = []): ForwardDevice => ({
-  adapterInfo: { isFallbackAdapter: !hardware },
-  acquired: { toggles },
-  limits: {
-    maxComputeWorkgroupStorageSize: hardware ? 49152 : 32768,
-    maxComputeInvocationsPerWorkgroup: hardware ? 1024 : 256,
-  },
-  features: { subgroups: hardware },
-});
+const device = (hardware: boolean, toggles: string[] = []): ForwardDevice => forwardDeviceFacts({ hardware, toggles });
 const lavapipe = device(false);
 const h200 = device(true);
 const d128 = { H: 2, N: 1, K: 128, V: 128, GK: 128 };

@@ -23,6 +23,7 @@ import { type IntraChunk, intraChunkReference } from '../src/kernels/kda/intraRe
 import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { Rng } from '../src/util/random.js';
 import { gpuContext, hasGpu } from './helpers.js';
+import { forwardDeviceFacts } from './kda-devices.js';
 
 /** One chunk of L rows: unit-norm q and k rows times `mag`, gates in [-gMax, 0), bf16-like inputs not needed here. */
 function chunk(seed: number, L: number, K: number, mag: number, gMax = 0.5, GK = K): IntraChunk {
@@ -159,12 +160,7 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
   });
 
   it('plans the kernel only where asked, tc16Applies and it fits', () => {
-    const dev = (f16: boolean, sg = 32, smem = 49152) => ({
-      adapterInfo: { isFallbackAdapter: false, subgroupMinSize: sg, subgroupMaxSize: sg },
-      acquired: { toggles: [] },
-      limits: { maxComputeWorkgroupStorageSize: smem, maxComputeInvocationsPerWorkgroup: 1024 },
-      features: { subgroups: true, subgroupMatrixF16: f16 },
-    });
+    const dev = (f16: boolean, sg = 32, smem = 49152) => forwardDeviceFacts({ f16, subgroupSize: sg, smem });
     const shape = { H: 16, N: 1, K: 128, V: 128, GK: 128 };
     const run = { keep: false, out: true, bf16: true };
     const t = { ...kdaForwardTuning, tc16Gram: true };

@@ -29,6 +29,7 @@ import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { gpuContext, hasGpu } from './helpers.js';
 import { randomCase } from './kda-random.js';
+import { forwardDeviceFacts } from './kda-devices.js';
 
 /** A chunk of L rows: T and A_qk from the intra reference (f64, as f32), k rounded to bf16, gc its cumsum. */
 function chunk(seed: number, L: number, K: number, GK: number) {
@@ -221,12 +222,7 @@ describe('kda Kt pre-pass on f16 tensor cores: WGSL and plan', () => {
   });
 
   it('plans tc16Kt only where asked, tc16Applies, the Kt form runs and the kernel fits', () => {
-    const dev = (sgm: boolean) => ({
-      adapterInfo: { isFallbackAdapter: false },
-      acquired: { toggles: [] },
-      limits: { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 },
-      features: { subgroups: true, subgroupMatrixF16: sgm },
-    });
+    const dev = (sgm: boolean) => forwardDeviceFacts({ f16: sgm });
     const p = { H: 16, N: 1, K: 128, V: 128, GK: 128 };
     const o = { keep: false, out: true, bf16: true };
     const plan = (d: ReturnType<typeof dev>, t: object, shape = p, opts = o) => planChunkForward(d, shape, opts, t);

@@ -24,6 +24,7 @@ import {
 } from '../src/kernels/kda/outputTc16Reference.js';
 import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { gpuContext, hasGpu } from './helpers.js';
+import { forwardDeviceFacts } from './kda-devices.js';
 
 /** A deterministic generator in [-1, 1). */
 function rng(seed: number) {
@@ -170,12 +171,7 @@ describe('kda output pass on f16 tensor cores', () => {
   });
 
   it('is planned where it applies unless turned off: tc16Applies (bf16, f16 subgroup matrices), the mixed mode and it fits', () => {
-    const dev = (f16: boolean): ForwardDevice => ({
-      adapterInfo: { isFallbackAdapter: false },
-      acquired: { toggles: [] },
-      limits: { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 },
-      features: { subgroups: true, subgroupMatrixF16: f16 },
-    });
+    const dev = (f16: boolean): ForwardDevice => forwardDeviceFacts({ f16 });
     const d128 = { H: 2, N: 1, K: 128, V: 128, GK: 128 };
     const bf16 = { keep: false, out: true, bf16: true };
     const plan = (d: ForwardDevice, o = bf16, t = {}, p = d128) =>

@@ -19,6 +19,7 @@ import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { randomCase } from './kda-random.js';
+import { forwardDeviceFacts } from './kda-devices.js';
 
 const [K, V] = [128, 16];
 
@@ -126,12 +127,7 @@ describe('kda state pass on f16 tensor cores (work layout emulated)', () => {
     });
 });
 
-const device = (f16: boolean): ForwardDevice => ({
-  adapterInfo: { isFallbackAdapter: false },
-  acquired: { toggles: [] },
-  limits: { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 },
-  features: { subgroups: true, subgroupMatrixF16: f16 },
-});
+const device = (f16: boolean): ForwardDevice => forwardDeviceFacts({ f16 });
 
 describe('kda state pass on f16 tensor cores (plan)', () => {
   const d128 = { H: 2, N: 1, K: 128, V: 128, GK: 128 };

@@ -50,18 +50,9 @@ async function check(gpu: GpuContext, kernel: Int8Kernel, M: number, N: number, 
   return { a: at, b: bt, wrong, checked };
 }
 
-/** Dawn's config objects keep their fields in getters, which JSON.stringify does not see. */
-function describeConfig(c: unknown): Record<string, unknown> {
-  const o = c as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const k of ['componentType', 'resultComponentType', 'M', 'N', 'K']) out[k] = o[k];
-  return out;
-}
-
 export async function benchInt8(gpu: GpuContext, o: { size: number[]; reps: number }) {
   const prep = await prepareSubgroupMatrix(gpu);
   const kernels: Int8Kernel[] = prep.variant ? ['dp4a', 'subgroup-matrix'] : ['dp4a'];
-  const adapterInfo = gpu.acquired.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: unknown[] };
   const rows: Record<string, unknown>[] = [];
   for (const kernel of kernels) {
     const small = await check(gpu, kernel, 128, 256, 512);
@@ -91,7 +82,7 @@ export async function benchInt8(gpu: GpuContext, o: { size: number[]; reps: numb
       feature: gpu.features.subgroupMatrixInt8,
       variant: prep.variant,
       errors: prep.errors,
-      configs: (adapterInfo.subgroupMatrixConfigs ?? []).map(describeConfig),
+      configs: gpu.acquired.subgroupMatrixConfigs,
     },
     rows,
   };

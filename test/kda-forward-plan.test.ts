@@ -56,6 +56,26 @@ describe('kda forward plan', () => {
     ]);
   });
 
+  it('allocates U, T and Kd only where a pass of the plan touches them', () => {
+    // The H200's inference forward (Kt form, two-pass intra, Kb from k in the state pass): none of the three.
+    expect(planChunkForward(h200, d128, inference, {}).unused).toEqual({ U: true, T: true, Kd: true });
+    // The W | U form writes U; the state pass still forms Kd from k where it tiles (kdFromK).
+    const wu = planChunkForward(h200, d128, inference, { ktForm: false });
+    expect([wu.unused.U, wu.unused.T, wu.unused.Kd]).toEqual([false, true, wu.gcKd === false]);
+    // Kept for a backward, every intermediate is real.
+    expect(planChunkForward(h200, d128, { keep: true, out: true, bf16: false }, {}).unused).toEqual({
+      U: false,
+      T: false,
+      Kd: false,
+    });
+    // Lavapipe's d = 128 forward (one-pass intra, the gc pass writing Kd): every intermediate is written.
+    expect(planChunkForward(lavapipe, d128, inference, {}).unused).toEqual({ U: false, T: false, Kd: false });
+    // The fused state-and-output pass binds the whole set.
+    const fused = planChunkForward(h200, d128, inference, { ktForm: false, fused: true, state: 'prefetch' });
+    expect(fused.fused).toBe(true);
+    expect(fused.unused).toEqual({ U: false, T: false, Kd: false });
+  });
+
   it('plans the bf16 and Kt-form kernels only on the path they cover', () => {
     const tunings: Partial<ForwardTuning>[] = [
       {},

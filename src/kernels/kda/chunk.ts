@@ -67,6 +67,12 @@ export function chunkSlots(p: GpuProblem): number {
  * Lowers the per-binding byte limit the head-group split works to (below the device's
  * maxStorageBufferBindingSize), so tests can run the split path at small shapes. Undefined: the device's.
  */
+/**
+ * Elements of a placeholder for an intermediate the plan never touches (plan.unused): 16 bytes, the largest element
+ * any binding of these kernels declares (vec4<f32>), so every binding's minimum size holds.
+ */
+const PLACEHOLDER_ELEMENTS = 4;
+
 export const kdaSplitLimit: { maxBindingBytes?: number } = {};
 
 /** Heads h0 .. h0 + HB - 1 whose per-chunk states share one buffer. */
@@ -204,16 +210,20 @@ function chunkForward(
   // In the bf16 storage mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts); in the mixed
   // mode (bf16 inputs, bf16Intermediates 'f32') and the f32 forward in f32.
   const mid = midBf16 ? 'bf16' : 'f32';
+  // What no pass of this plan touches is a 16-byte placeholder for the bindings that still name it (plan.unused).
+  const { unused } = plan;
+  const intermediate = (skip: boolean, shape: number[], dtype: 'f32' | 'bf16' = 'f32') =>
+    gpu.empty(skip ? [PLACEHOLDER_ELEMENTS] : shape, skip ? 'f32' : dtype);
   const saved: MaybeSaved = {
     gc: gpu.empty([Ttot, H, GK]),
     W: gpu.empty([Ttot, H, K], mid),
-    U: gpu.empty([Ttot, H, V], mid),
+    U: intermediate(unused.U, [Ttot, H, V], mid),
     Aqk: gpu.empty([NS, H, CHUNK, CHUNK]),
     h: needH ? groups.map((gr) => gpu.empty([NS, gr.HB, K, V], mid)) : [],
     groups,
     Vp: needH ? gpu.empty([Ttot, H, V], mid) : undefined,
-    T: gpu.empty([NS, H, CHUNK, CHUNK]),
-    Kd: gpu.empty([Ttot, H, K]),
+    T: intermediate(unused.T, [NS, H, CHUNK, CHUNK]),
+    Kd: intermediate(unused.Kd, [Ttot, H, K]),
   };
   // The Kt form: Kt in W's place, Y in V''s, M beside A_qk (no U).
   const M = ktForm ? gpu.empty([NS, H, CHUNK, CHUNK]) : undefined;

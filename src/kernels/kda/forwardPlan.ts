@@ -150,6 +150,36 @@ export interface ChunkForwardPlan {
   idleScratch: boolean;
   /** The overlap probe runs after the forward (with one head group). */
   overlapProbe: boolean;
+  /**
+   * The intermediates no pass of this plan reads or writes (unusedIntermediates): chunkForward allocates them as
+   * 16-byte placeholders (some bindings still name them) instead of [T, H, d] tensors: ~268 MB each of U and Kd
+   * and 134 MB of T at T = 32768, H = 16, d = 128.
+   */
+  unused: UnusedIntermediates;
+}
+
+/** Which of ChunkSaved's T-sized intermediates a forward never touches (ChunkForwardPlan.unused). */
+export interface UnusedIntermediates {
+  U: boolean;
+  T: boolean;
+  Kd: boolean;
+}
+
+/**
+ * Without keep (nothing goes to a backward), on the two-pass intra (no one-pass intra kernel, which writes all of
+ * them) and outside the fused pass and the overlap probe (both bind the kept set as a whole):
+ *  - T: the two-pass first kernel stores the row-major T only with keep (storeT); the W | U kernel reads its own
+ *    scratch layout. The shared pipeline's intra part binds saved.T but is never dispatched on this path.
+ *  - U: the Kt form writes Kt into W's place and M beside A_qk; no U (ktFormReference.ts).
+ *  - Kd: where the gc pass (or gc in the first kernel) does not write it (gcKd) the state pass forms it from k and
+ *    gc (kdFromK, or Kb in the Kt form); no other pass of this path binds it.
+ */
+export function unusedIntermediates(
+  plan: Pick<ChunkForwardPlan, 'twoPass' | 'fused' | 'gcInIntra' | 'overlapProbe' | 'ktForm' | 'gcKd'>,
+  keep: boolean,
+): UnusedIntermediates {
+  const inference = !keep && plan.twoPass && !plan.fused && !plan.gcInIntra && !plan.overlapProbe;
+  return { U: inference && plan.ktForm, T: inference, Kd: inference && !plan.gcKd };
 }
 
 /**
@@ -404,6 +434,8 @@ export function planChunkForward(
       : ktForm && !inferencePath
         ? 'kda chunked: the Kt form reached a path without its kernels'
         : undefined;
+  const overlapProbe = t.overlapProbe === true && tiled && vec4Intra && !gcInIntra;
+  const gcKd = !tv.kdFromK && !ktForm;
   return {
     refusal: refusals[0],
     inconsistency,
@@ -434,7 +466,7 @@ export function planChunkForward(
     twoPass,
     gcInGram,
     gcPass: vec4Intra && !gcInIntra && !gcInGram,
-    gcKd: !tv.kdFromK && !ktForm,
+    gcKd,
     vv4,
     ...twoPassVariants,
     tc16Gram,
@@ -448,7 +480,8 @@ export function planChunkForward(
     tc16Output,
     tc16o,
     idleScratch,
-    overlapProbe: t.overlapProbe === true && tiled && vec4Intra && !gcInIntra,
+    overlapProbe,
+    unused: unusedIntermediates({ twoPass, fused, gcInIntra, overlapProbe, ktForm, gcKd }, keep),
   };
 }
 

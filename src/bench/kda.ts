@@ -17,7 +17,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { castTo } from '../kernels/copy/cast.js';
 import { kdaCore, kdaCoreBackward, kdaRecurrentSlots, kdaSavedBytes } from '../kernels/kda/index.js';
 import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
-import { BF16_INTERMEDIATES, kdaForwardTuning, RW_PASSES, type RwPass } from '../kernels/kda/chunk.js';
+import { BF16_INTERMEDIATES, hbBf16ByDefault, kdaForwardTuning, RW_PASSES, type RwPass } from '../kernels/kda/chunk.js';
 import { STATE_PROBES, type StateProbe } from '../kernels/kda/stateTiled.wgsl.js';
 import { TC16_STATE_PROBES, type Tc16StateProbe } from '../kernels/kda/stateTc16.wgsl.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
@@ -158,6 +158,8 @@ export interface KdaBenchOptions {
   fwdTc16OutputSplit?: boolean;
   fwdTc16OutputWg?: 256 | 512;
   fwdTc16OutputPad?: boolean;
+  /** The mixed mode's per-chunk states hB stored and read as bf16 (kdaForwardTuning.hbBf16; --fwd-hb-bf16 on|off). */
+  fwdHbBf16?: boolean;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -339,6 +341,7 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     tc16OutputSplit: o.fwdTc16OutputSplit,
     tc16OutputWg: o.fwdTc16OutputWg,
     tc16OutputPad: o.fwdTc16OutputPad,
+    hbBf16: o.fwdHbBf16,
   };
 }
 
@@ -443,8 +446,14 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
   const tc16 = kdaForwardTuning.tc16Output
     ? await withTuningAsync({ tc16Output: false }, () => run(x, 'chunk'))
     : undefined;
+  // hB in bf16 (kdaForwardTuning.hbBf16) as asked against the other setting (the plan applies it in the mixed mode
+  // on the inference path only: elsewhere the two runs are the same forward).
+  const hbBf16 = kdaForwardTuning.hbBf16 ?? hbBf16ByDefault;
+  const hbOther = await withTuningAsync({ hbBf16: !hbBf16 }, () => run(x, 'chunk'));
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
   return {
+    hbBf16,
+    [`vsHbBf16${hbBf16 ? 'Off' : 'On'}`]: diffOS(a, hbOther),
     ...tc16Off,
     ...(tc16 ? { vsTc16OutputOff: diffOS(a, tc16) } : {}),
     intermediates: mode,
@@ -1060,6 +1069,10 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-tc16-output-split <on|off>',
       "the tensor-core output pass: A_qk's and V''s loads during Qg S (default off)",
     )
+    .option(
+      '--fwd-hb-bf16 <on|off>',
+      'bf16 inputs, mixed mode: the per-chunk states hB stored and read as bf16 (default: chunk.ts hbBf16ByDefault)',
+    )
     .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(
       '--fwd-sweep <name,...>',
@@ -1214,6 +1227,7 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
         fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
         fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
+        fwdHbBf16: parseOnOff('--fwd-hb-bf16', opts.fwdHbBf16),
         fwdTc16OutputWg: parseNumberChoice('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, [256, 512] as const),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,

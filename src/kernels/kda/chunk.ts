@@ -206,7 +206,7 @@ function chunkForward(
   const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
   if (plan.refusal) throw new Error(plan.refusal);
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
-  const groups = needH ? headGroups(gpu, p, midBf16 ? 2 : 4) : [{ h0: 0, HB: H }];
+  const groups = needH ? headGroups(gpu, p, midBf16 || plan.hbBf16 ? 2 : 4) : [{ h0: 0, HB: H }];
   // In the bf16 storage mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts); in the mixed
   // mode (bf16 inputs, bf16Intermediates 'f32') and the f32 forward in f32.
   const mid = midBf16 ? 'bf16' : 'f32';
@@ -219,7 +219,8 @@ function chunkForward(
     W: gpu.empty([Ttot, H, K], mid),
     U: intermediate(unused.U, [Ttot, H, V], mid),
     Aqk: gpu.empty([NS, H, CHUNK, CHUNK]),
-    h: needH ? groups.map((gr) => gpu.empty([NS, gr.HB, K, V], mid)) : [],
+    // hB also in bf16 in the mixed mode where the plan says (kdaForwardTuning.hbBf16).
+    h: needH ? groups.map((gr) => gpu.empty([NS, gr.HB, K, V], plan.hbBf16 ? 'bf16' : mid)) : [],
     groups,
     Vp: needH ? gpu.empty([Ttot, H, V], mid) : undefined,
     T: intermediate(unused.T, [NS, H, CHUNK, CHUNK]),

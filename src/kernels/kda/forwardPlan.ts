@@ -23,6 +23,7 @@
  *  8. idleScratch: the shared pipeline's idle intra part bound to scratch tensors.
  *  9. bf16Kernels: whether the bf16 inputs' own kernels exist for this problem and tuning (the GPU inference
  *     path only); else dispatchChunkForward widens the inputs and plans the f32 forward.
+ * 10. hbBf16: the mixed mode's per-chunk states stored and read as bf16 (set on tv, pv and tc16o where it holds).
  * The errors keep the order and place chunkForward threw them in before the plan existed: `refusal` (thrown
  * before anything is allocated) and `inconsistency` (a path the bf16 or Kt-form kernels do not cover: cannot
  * happen while bf16Kernels and ktForm are decided as below; thrown after the head groups are formed).
@@ -33,6 +34,7 @@ import { stateBK, stateBV } from './chunk.wgsl.js';
 import {
   BF16_INTERMEDIATES,
   gcInGramByDefault,
+  hbBf16ByDefault,
   intraTwoPassByDefault,
   intraWUVariantFor,
   ktFormByDefault,
@@ -147,6 +149,13 @@ export interface ChunkForwardPlan {
    */
   tc16Output: boolean;
   tc16o: OutputTc16Variant;
+  /**
+   * The per-chunk states hB stored as bf16 in the mixed mode (kdaForwardTuning.hbBf16, unset: hbBf16ByDefault): bf16
+   * inputs with f32 intermediates, no keep, o written by the separate pipelined or tensor-core output pass, the tiled
+   * state pass (its f32 kernels otherwise). Where true, tv, pv and tc16o have hbBf16 set and chunkForward allocates
+   * hB as bf16. (The storage mode, midBf16, stores hB as bf16 anyway.)
+   */
+  hbBf16: boolean;
   idleScratch: boolean;
   /** The overlap probe runs after the forward (with one head group). */
   overlapProbe: boolean;
@@ -436,6 +445,27 @@ export function planChunkForward(
         : undefined;
   const overlapProbe = t.overlapProbe === true && tiled && vec4Intra && !gcInIntra;
   const gcKd = !tv.kdFromK && !ktForm;
+  // 10. hB in bf16 in the mixed mode: only where the tiled state pass (not the tensor-core one, no probe) writes it
+  // and the separate output pass (pipelined or tensor-core, with their hbBf16 variants) alone reads it.
+  const hbBf16 =
+    (t.hbBf16 ?? hbBf16ByDefault) === true &&
+    bf16 &&
+    !midBf16 &&
+    !keep &&
+    out &&
+    !fused &&
+    tiled &&
+    !tc16State &&
+    tv.probe === undefined &&
+    (tv.kdFromK || ktForm) &&
+    pipelinedOutput &&
+    !sharedOut &&
+    !overlapProbe;
+  if (hbBf16) {
+    tv.hbBf16 = true;
+    pv.hbBf16 = true;
+    tc16o.hbBf16 = true;
+  }
   return {
     refusal: refusals[0],
     inconsistency,
@@ -479,6 +509,7 @@ export function planChunkForward(
     sharedOut,
     tc16Output,
     tc16o,
+    hbBf16,
     idleScratch,
     overlapProbe,
     unused: unusedIntermediates({ twoPass, fused, gcInIntra, overlapProbe, ktForm, gcKd }, keep),

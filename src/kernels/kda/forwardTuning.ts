@@ -315,6 +315,15 @@ export const kdaForwardTuning: {
    */
   bf16Intermediates?: 'bf16' | 'f32';
   /**
+   * In the mixed mode (bf16 inputs, bf16Intermediates 'f32'): the per-chunk states hB stored as bf16 by the tiled
+   * state pass (StateTiledVariant.hbBf16) and read as bf16 by the output pass (the pipelined one's and the f16
+   * tensor-core one's hbBf16), everything else as in the mixed mode (W or Kt, U, V' or Y, gc, A_qk or M in f32; the
+   * carried and final states f32, never rounded). Half of hB's bytes (268 MB written and read less at T = 32768,
+   * H = 16, d = 128). Only on the inference path whose kernels have the variant (no keep, the tiled state pass, the
+   * separate pipelined or tensor-core output pass). Unset: hbBf16ByDefault (bench kda --fwd-hb-bf16 on|off).
+   */
+  hbBf16?: boolean;
+  /**
    * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
    * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
    * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'
@@ -445,6 +454,15 @@ export const stateRwOperandsByDefault = (gpu: ForwardDevice): boolean => onHardw
  * sharedIdleScratch.)
  */
 export const BF16_INTERMEDIATES: 'bf16' | 'f32' = 'f32';
+
+/**
+ * Whether the mixed mode stores the per-chunk states hB as bf16 (kdaForwardTuning.hbBf16) when the tuning leaves it
+ * unset. The open Triton kernels do: FLA's chunk_kda_fwd (fla/ops/kda/chunk_fwd.py) takes h from
+ * chunk_gated_delta_rule_fwd_h (fla/ops/common/chunk_delta_h.py), which allocates it as k.new_empty(B, NT, HV, K, V)
+ * (k's dtype: bf16 for bf16 inputs) and stores b_h.to(p_h.dtype.element_ty), the final state in float32;
+ * chunk_gla_fwd_o_gk reads that bf16 h.
+ */
+export const hbBf16ByDefault = false;
 
 /**
  * A hardware adapter, not a software one (lavapipe): where the forward's GPU-tuned defaults below apply. On a

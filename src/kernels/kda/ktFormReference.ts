@@ -16,7 +16,7 @@
  * is divided by a decay.
  */
 import { type IntraChunk, intraChunkReference } from './intraReference.js';
-import { outputChunkReference } from './outputReference.js';
+import { bf16State, outputChunkReference } from './outputReference.js';
 import type { KdaDims, KdaForwardResult } from './reference.js';
 
 export interface KtChunkResult {
@@ -111,7 +111,9 @@ export function ktStateChunkReference(c: KtStateChunk): { Y: Float64Array; S: Fl
 /**
  * The whole chunked forward in the Kt form (chunk 64; sequences packed along time as in reference.ts): per chunk
  * the pre-pass (ktChunkReference), the state step (ktStateChunkReference), and the output pass's reference
- * (outputChunkReference) with M and Y in place of A_qk and V'.
+ * (outputChunkReference) with M and Y in place of A_qk and V'. `hbBf16`: the output pass reads the state entering
+ * each chunk rounded to bf16 (kdaForwardTuning.hbBf16: the state pass stores hB so; bf16State), the carried state
+ * and the final one not rounded.
  */
 export function kdaChunkKtReference(
   q: ArrayLike<number>,
@@ -122,6 +124,7 @@ export function kdaChunkKtReference(
   d: KdaDims,
   scale: number,
   S0?: ArrayLike<number>,
+  opts: { hbBf16?: boolean } = {},
 ): KdaForwardResult {
   const { H, K, V, GK, cu } = d;
   const N = cu.length - 1;
@@ -152,7 +155,8 @@ export function kdaChunkKtReference(
         const bc = rows(beta, 1, t0, L, h);
         const pre = ktChunkReference({ L, K, V, q: qc, k: rows(k, K, t0, L, h), v: vc, gc, GK, beta: bc, scale });
         const step = ktStateChunkReference({ L, K, V, S, Kb: pre.Kb, Kt: pre.Kt, v: vc, beta: bc, gcLast: pre.gcLast });
-        const oc = outputChunkReference({ L, K, V, q: qc, gc, GK, S, Aqk: pre.M, Vp: step.Y, scale });
+        const oChunk = { L, K, V, q: qc, gc, GK, S, Aqk: pre.M, Vp: step.Y, scale };
+        const oc = outputChunkReference(opts.hbBf16 ? bf16State(oChunk) : oChunk);
         for (let e = 0; e < L * V; e++) o[((t0 + Math.floor(e / V)) * H + h) * V + (e % V)] = oc[e];
         S = step.S;
       }

@@ -90,8 +90,10 @@ export const outputPrologue = (
   buffers = 1,
   bf16 = false,
   midBf16 = bf16,
+  /** hB bound as packed bf16 (default: with midBf16; also in the mixed mode's hbBf16, OutputPipelinedVariant.hbBf16). */
+  hbBf16 = midBf16,
 ) => `
-${bindings(GROUP_PARAMS, ['cu: i32', `q: ${vec4Elem(bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', `hB: ${vec4Elem(midBf16)}`, `Vp: ${vec4Elem(midBf16)}`, 'Aqk: vec4<f32>'], [`o: ${vec4Elem(bf16)}`])}
+${bindings(GROUP_PARAMS, ['cu: i32', `q: ${vec4Elem(bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', `hB: ${vec4Elem(hbBf16)}`, `Vp: ${vec4Elem(midBf16)}`, 'Aqk: vec4<f32>'], [`o: ${vec4Elem(bf16)}`])}
 ${LOCATE}
 var<workgroup> sv: array<vec4<f32>, ${g.size * buffers}>;
 

@@ -106,6 +106,13 @@ export interface OutputPipelinedVariant {
    */
   midF32?: boolean;
   /**
+   * With bf16 and midF32 (the mixed mode): hB read as bf16 after all (kdaForwardTuning.hbBf16: the state pass's
+   * StateTiledVariant.hbBf16 stores it so), widened exactly at its load (the registers stay f32, V' is f32 in them
+   * too); V' and A_qk f32. o is then the midF32 variant's on the widened hB, bit for bit
+   * (test/kda-forward-hb-bf16.test.ts).
+   */
+  hbBf16?: boolean;
+  /**
    * Every input binding read_write instead of read (wgslParts readWriteBindings; kdaForwardTuning.rw): the same
    * code and results, another binding kind for the driver (on the H200 the tiled state pass ran 0.24 ms faster
    * with W and U read_write). Needs every tensor bound once in a dispatch (as the forward binds them).
@@ -121,7 +128,11 @@ export const outputPipelinedKey = (v: OutputPipelinedVariant) =>
     v.wg === 512 ? '_wg512' : ''
   }${v.lanes === 'square' ? '_sq' : ''}${v.headFirst ? '_hf' : ''}${(v.chunks ?? 1) > 1 ? `_c${v.chunks}` : ''}${
     v.doubleBuffer ? '_db' : ''
-  }${v.fmaChain ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.rw ? '_rw' : ''}`;
+  }${v.fmaChain ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${outputPipelinedHbBf16(v) && v.midF32 ? '_hb16' : ''}${v.rw ? '_rw' : ''}`;
+
+/** Whether hB is read as bf16: in the storage mode (bf16 without midF32) or the mixed mode's hbBf16. */
+export const outputPipelinedHbBf16 = (v: OutputPipelinedVariant): boolean =>
+  v.bf16 === true && (v.midF32 !== true || v.hbBf16 === true);
 
 /** The grid over NS chunk slots, `tiles` value tiles and HB heads (the head first with headFirst). */
 export const outputPipelinedGrid = (
@@ -183,6 +194,9 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   // bf16: q read and o written as bf16; mid: hB and V' read as bf16 too (not in the mixed mode, midF32).
   const bf16 = v.bf16 === true;
   const mid = bf16 && v.midF32 !== true;
+  // hB bf16 in the mixed mode (hbBf16): widened at its load, so the registers lr stay f32 as V''s.
+  const hbWiden = outputPipelinedHbBf16(v) && !mid;
+  if (v.hbBf16 && !bf16) throw new Error('kda output (pipelined): hbBf16 needs bf16 inputs (the mixed mode)');
   // The registers lr (S, V') hold f32, or with bf16 hB and V' the packed words, widened when staged.
   const zeroR = mid ? 'vec2<u32>(0u)' : 'vec4<f32>(0.0)';
   const widen = (x: string) => (mid ? `bf4(${x})` : x);
@@ -230,7 +244,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
       NS,
       (m) => `{
       let e = lid + ${m * wg}u;
-      if (${inside('e', BK * CG)}) { lr${m} = hB[hbase${sfx(c)} + (${kt * BK}u + e / ${CG}u) * ${V4}u + vt * ${CG}u + e % ${CG}u]; }
+      if (${inside('e', BK * CG)}) { lr${m} = ${load4('hB', `hbase${sfx(c)} + (${kt * BK}u + e / ${CG}u) * ${V4}u + vt * ${CG}u + e % ${CG}u`, hbWiden)}; }
     }`,
     )}`;
   };
@@ -351,7 +365,7 @@ export function outputPipelinedWgsl(v: OutputPipelinedVariant): string {
   let abase_${c} = (select(fslot, slot_${c}, ok_${c}) * H + h) * 1024u;`,
     )
     .join('\n  ')}`;
-  return /* wgsl */ `${bf16 ? `${WGSL_BF16}\n` : ''}${outputPrologue(GK, g, square, v.headFirst === true, C === 1 ? undefined : pairPrologue, v.doubleBuffer ? 2 : 1, bf16, mid)}
+  return /* wgsl */ `${bf16 ? `${WGSL_BF16}\n` : ''}${outputPrologue(GK, g, square, v.headFirst === true, C === 1 ? undefined : pairPrologue, v.doubleBuffer ? 2 : 1, bf16, mid, mid || hbWiden)}
   ${C === 1 ? `let hbase = (slot * p.HB + hb) * ${K * V4}u;\n  let abase = (slot * H + h) * 1024u;` : ''}
   ${rep(RPT, (a) => `var acc${a} = vec4<f32>(0.0);`, '\n  ')}
   ${rep(NL, (m) => `var la${m} = vec4<f32>(0.0);\n  var lg${m} = vec4<f32>(0.0);`, '\n  ')}

@@ -5,6 +5,7 @@
  * S_in is the state entering the chunk ([K, V]), A_qk the chunk's masked and already scaled [64, 64] block (as
  * the intra pass stores it: zero above the diagonal), V' the chunk-corrected values U - W S_in.
  */
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../../tensor/dtype.js';
 
 export interface OutputChunk {
   /** Rows of the chunk (1 .. 64). */
@@ -40,4 +41,13 @@ export function outputChunkReference(c: OutputChunk): Float64Array {
     }
   }
   return o;
+}
+
+/**
+ * The chunk with its entering state S rounded to bf16 (round to nearest even, f32ToBf16Bits): what the output pass
+ * reads where the state pass stores hB as bf16 (kdaForwardTuning.hbBf16, and the storage mode). The output passes'
+ * references (outputChunkReference, outputTc16Reference.ts) on it are theirs for a bf16 hB.
+ */
+export function bf16State(c: OutputChunk): OutputChunk {
+  return { ...c, S: bf16ArrayToF32(f32ArrayToBf16(Float32Array.from(c.S))) };
 }

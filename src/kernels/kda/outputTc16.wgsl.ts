@@ -85,6 +85,15 @@ export interface OutputTc16Variant {
    * with it). The same sums in the same order.
    */
   pad?: boolean;
+  /**
+   * hB bound as packed bf16 (kdaForwardTuning.hbBf16: the state pass stores it so), widened exactly at its load; the
+   * rest as before. S's operand is then the bf16 state widened, scaled by its power of two and rounded to f16 as
+   * before: the f16 staging is then exact for every element from 2^-17 up once scaled (an f16 holds a bf16's 8
+   * significant bits there; 2^aS puts the tile's maximum in [2^14, 2^15), so that is all but those below ~2^-31 of the
+   * maximum): S's f16 rounding (2^-11) is replaced by bf16's (2^-9). Reference: outputTc16Reference on the chunk
+   * with S rounded to bf16 (outputReference.ts bf16State).
+   */
+  hbBf16?: boolean;
 }
 
 /** Value columns a workgroup. */
@@ -93,7 +102,7 @@ export const OUTPUT_TC16_BV = 64;
 const threads = (v: OutputTc16Variant) => v.wg ?? 256;
 
 export const outputTc16Key = (v: OutputTc16Variant) =>
-  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.wg === 512 ? '_wg512' : ''}${v.probe ? `_no${v.probe}` : ''}${v.pad ? '_pad' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.wg === 512 ? '_wg512' : ''}${v.probe ? `_no${v.probe}` : ''}${v.pad ? '_pad' : ''}${v.hbBf16 ? '_hb16' : ''}${v.rw ? '_rw' : ''}`;
 
 export const outputTc16Fits = (v: OutputTc16Variant): boolean =>
   v.GK === v.K &&
@@ -218,7 +227,7 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
     sv${m} = vec4<f32>(f32(e + hbase) * 1e-3);`
         : `let x = bf4(q[row * ${K4}u + e % ${K4}u]) * exp(gcB[row * ${K4}u + e % ${K4}u]) * p.scale;
     qv${m} = select(vec4<f32>(0.0), x, i < L);
-    sv${m} = hB[hbase + (e / 16u) * ${V4}u + vt * 16u + e % 16u];`
+    sv${m} = ${v.hbBf16 ? 'bf4(' : ''}hB[hbase + (e / 16u) * ${V4}u + vt * 16u + e % 16u]${v.hbBf16 ? ')' : ''};`
     }
   }`,
   );
@@ -248,7 +257,7 @@ export function outputTc16Wgsl(v: OutputTc16Variant): string {
   let aY = clamp(14 - eb.y, -114, 126);`;
   return /* wgsl */ `${F16_MMA_HEAD}enable subgroups;
 ${WGSL_BF16}
-${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec2<u32>', 'gcB: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec2<u32>'])}
+${bindings(GROUP_PARAMS, ['cu: i32', 'q: vec2<u32>', 'gcB: vec4<f32>', `hB: ${v.hbBf16 ? 'vec2<u32>' : 'vec4<f32>'}`, 'Vp: vec4<f32>', 'Aqk: vec4<f32>'], ['o: vec2<u32>'])}
 ${LOCATE}
 // Qg [64][${KH}] rows ${QS} apart at 0 and S [${KH}][64] rows ${SS} apart at ${SA} (phase A, a part of ${KH} channels at a
 // time), then A_qk [64][64] and V' [64][64] rows ${MS} apart at 0 and ${YA} (phase B).
@@ -279,7 +288,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   ${
     noLoads
       ? `// Every binding still used (the pipeline's layout is the dispatch's), on a branch never taken.
-  if (L > 64u) { qv0 = bf4(q[0]) + gcB[0] + hB[0] + Vp[0] + Aqk[0]; }`
+  if (L > 64u) { qv0 = bf4(q[0]) + gcB[0] + ${v.hbBf16 ? 'bf4(hB[0])' : 'hB[0]'} + Vp[0] + Aqk[0]; }`
       : ''
   }
   var mx = vec4<f32>(0.0);

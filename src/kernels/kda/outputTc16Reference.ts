@@ -128,8 +128,13 @@ export function outputTc16Emulate(c: OutputChunk, subgroups: 8 | 16 = 8): Float6
   return o;
 }
 
-/** The error bound stated above for element (i, x) of o: |Qg||S| + |A||V'| sums and the subnormal floors. */
-export function outputTc16Bound(c: OutputChunk): Float64Array {
+/**
+ * The error bound stated above for element (i, x) of o: |Qg||S| + |A||V'| sums and the subnormal floors. With
+ * `hbBf16` (the kernel reading hB as bf16, OutputTc16Variant.hbBf16; run on bf16State(c)) against the exact sums on
+ * c's unrounded S: S's relative rounding is bf16's 2^-9 (its f16 staging then exact, see there) instead of f16's
+ * 2^-11, so the |Qg||S| sum's factor is 2^-9 + 2^-10 (Qg's 2^-11 and the f32 sums' slack) instead of 2^-10.
+ */
+export function outputTc16Bound(c: OutputChunk, o: { hbBf16?: boolean } = {}): Float64Array {
   const { L, K, V } = c;
   const BV = OUTPUT_TC16_BV;
   const b = new Float64Array(L * V);
@@ -138,10 +143,11 @@ export function outputTc16Bound(c: OutputChunk): Float64Array {
     const floor = 2 ** -23 * (2 ** (-a.Q - a.S) * K + 2 ** (-a.M - a.Y) * 64);
     for (let i = 0; i < L; i++)
       for (let x = 0; x < BV; x++) {
-        let s = 0;
-        for (let k = 0; k < K; k++) s += Math.abs(Qg[i * K + k] * S[k * BV + x]);
-        for (let j = 0; j <= i; j++) s += Math.abs(A[i * 64 + j] * Y[j * BV + x]);
-        b[i * V + vt * BV + x] = 2 ** -10 * s + floor;
+        let sq = 0;
+        for (let k = 0; k < K; k++) sq += Math.abs(Qg[i * K + k] * S[k * BV + x]);
+        let sa = 0;
+        for (let j = 0; j <= i; j++) sa += Math.abs(A[i * 64 + j] * Y[j * BV + x]);
+        b[i * V + vt * BV + x] = (o.hbBf16 ? 2 ** -9 + 2 ** -10 : 2 ** -10) * sq + 2 ** -10 * sa + floor;
       }
   }
   return b;

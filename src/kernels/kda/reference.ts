@@ -13,6 +13,7 @@
  * The recurrence (per head; S [K, V]):
  *   S = Diag(exp g_t) S;   S = S + beta_t k_t (v_t - S^T k_t)^T;   o_t = S^T (scale q_t)
  */
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../../tensor/dtype.js';
 
 export interface KdaDims {
   /** Heads, key size, value size. */
@@ -275,6 +276,11 @@ export function kdaChunkReference(
   scale: number,
   S0?: ArrayLike<number>,
   C = KDA_CHUNK,
+  /**
+   * hbBf16: the outputs read the state entering each chunk rounded to bf16 (round to nearest even), as the GPU's
+   * output pass does where the state pass stores hB as bf16 (kdaForwardTuning.hbBf16); the carried state is not.
+   */
+  opts: { hbBf16?: boolean } = {},
 ): KdaForwardResult {
   const { H, K, V, cu } = d;
   const { o, S: Sout } = newForwardResult(d);
@@ -286,7 +292,8 @@ export function kdaChunkReference(
       for (let t0 = cu[n]; t0 < cu[n + 1]; t0 += C) {
         const L = Math.min(C, cu[n + 1] - t0);
         // gc, V' and the carried state; Sin is the state the chunk started from.
-        const { gc, Vp, S: Sin } = chunkForward(k, v, g, beta, d, t0, L, h, S);
+        const { gc, Vp, S: S_in } = chunkForward(k, v, g, beta, d, t0, L, h, S);
+        const Sin = opts.hbBf16 ? bf16ArrayToF32(f32ArrayToBf16(S_in)) : S_in;
         const kk = (i: number, c: number) => k[((t0 + i) * H + h) * K + c];
         const qq = (i: number, c: number) => q[((t0 + i) * H + h) * K + c];
         // Outputs: the incoming state seen through the decay, plus the chunk's own causal part.

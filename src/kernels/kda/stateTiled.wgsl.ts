@@ -87,6 +87,14 @@ export interface StateTiledVariant {
    */
   midF32?: boolean;
   /**
+   * With bf16 and midF32 (the mixed mode): the per-chunk states hB stored as bf16 after all (kdaForwardTuning.hbBf16),
+   * by the same rounding stores as the storage mode's (tiledRegsStore / idleSlabStore with bf16: round to nearest
+   * even, bf16.wgsl.ts); V' (Y), the carried S and the final state stay f32. Half of hB's bytes for the state pass to
+   * write and the output pass to read (its variants' hbBf16). Plain-TS reference: the midF32 variant's results with
+   * hB rounded to bf16 (f32ToBf16Bits), bit for bit (test/kda-forward-kd-in-state.test.ts).
+   */
+  hbBf16?: boolean;
+  /**
    * The Kt form (ktFormReference.ts; the forward's kdaForwardTuning.ktForm): per chunk Y = Diag(beta) (V - Kb S)
    * with Kb = k exp(gc) formed here while staging (from k and gc loaded a chunk ahead, as kdFromK forms Kd), stored
    * in V''s place, and S = exp(gc_last) S + Kt^T Y with the pre-pass's Kt (intraWUKt.wgsl.ts) in Kd's place.
@@ -169,7 +177,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${v.rwInputs ? '_rwi' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${stateTiledHbBf16(v) && !stateTiledMidBf16(v) ? '_hb16' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${v.rwInputs ? '_rwi' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /**
  * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: with bf16 where
@@ -187,6 +195,10 @@ export function stateTiledIdleStores(v: StateTiledVariant): boolean {
 
 /** Whether W, U, hB and V' are bf16 (bf16 without midF32; k is bf16 with bf16). */
 export const stateTiledMidBf16 = (v: StateTiledVariant): boolean => v.bf16 === true && v.midF32 !== true;
+
+/** Whether hB is stored as bf16: in the storage mode (stateTiledMidBf16) or the mixed mode's hbBf16. */
+export const stateTiledHbBf16 = (v: StateTiledVariant): boolean =>
+  stateTiledMidBf16(v) || (v.bf16 === true && v.hbBf16 === true);
 
 /*
  * The tiles of this file are shared with the kernels written after it: stateHalves.wgsl.ts (the same tiles
@@ -474,6 +486,9 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   // bf16: k read as bf16; mid: W, U read and hB, V' written as bf16 too (not in the mixed mode, midF32).
   const bf16 = v.bf16 === true;
   const mid = stateTiledMidBf16(v);
+  // hB's stores round to bf16 in the storage mode and with hbBf16 (the mixed mode's option): the same store code.
+  const hb16 = stateTiledHbBf16(v);
+  if (v.hbBf16 && !bf16) throw new Error('kda state pass (tiled): hbBf16 needs bf16 inputs (the mixed mode)');
   const idle = stateTiledIdleStores(v);
   if (bf16 && (!(v.kdFromK || v.ktForm) || v.probe))
     throw new Error(
@@ -517,7 +532,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       }
     }`
       : `${tiledRowsPhase(g, 'Ssh', 'w', '-=', idle ? null : 'Vp', v.fma === true, mid, kt ? 'bcur[a]' : undefined)}${
-          idle ? `\n    ${idleSlabStore(g, K, g.P1N, mid)}` : ''
+          idle ? `\n    ${idleSlabStore(g, K, g.P1N, hb16)}` : ''
         }`;
   const columnSum =
     pr === 'nostate'
@@ -547,7 +562,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     ? ''
     : `if (${hbStore}) {
       let hbase = (slot * p.HB + hb) * ${K * g.V4}u + col4;
-      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', mid)}
+      ${tiledRegsStore(g, 'hB', 'hbase', 'sreg', hb16)}
     }`;
   if (v.rwInputs && !v.kdFromK && !kt) throw new Error('kda state pass (tiled): rwInputs needs kdFromK or the Kt form');
   // rwInputs: gc bound once, as vec4 (gc4), no gcB.
@@ -565,7 +580,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
           'gc4: vec4<f32>',
           'beta',
         ],
-        ['state: vec4<f32>', 'hB: vec4<f32>', 'Vp: vec4<f32>'],
+        ['state: vec4<f32>', `hB: ${vec4Elem(hb16)}`, 'Vp: vec4<f32>'],
         'Ssh',
         !v.rwInputs,
       )
@@ -574,7 +589,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
           g,
           GK,
           ['cu: i32', `W: ${vec4Elem(mid)}`, `U: ${vec4Elem(mid)}`, `kk: ${vec4Elem(bf16)}`, ...gcB, 'gc4: vec4<f32>'],
-          ['state: vec4<f32>', `hB: ${vec4Elem(mid)}`, `Vp: ${vec4Elem(mid)}`],
+          ['state: vec4<f32>', `hB: ${vec4Elem(hb16)}`, `Vp: ${vec4Elem(mid)}`],
           'Ssh',
           !v.rwInputs,
         )

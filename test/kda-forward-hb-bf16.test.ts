@@ -123,13 +123,20 @@ describe('kda mixed mode, hB in bf16: the tiled state pass', () => {
     ['Kt form', { ...base, ktForm: true }],
   ] as const) {
     it.skipIf(!hasGpu)(
-      `${form}: final state and V' bit for bit, hB the f32 one's rounded to bf16`,
+      `${form}: final state and V' bit for bit, hB the f32 one's rounded to bf16 (idle-thread stores and not)`,
       { timeout: 300_000 },
       async () => {
-        const hv = { ...tv, hbBf16: true };
-        expect(stateTiledKey(hv)).toContain('_m32_hb16');
-        expect(stateTiledKey(tv)).not.toContain('_hb16');
-        for (const cu of CUS) {
+        // Stores by the idle threads by default where hB is bf16 (stateTiledIdleStores), and by the computing ones.
+        const hvs = [
+          { ...tv, hbBf16: true },
+          { ...tv, hbBf16: true, idleStores: false },
+        ];
+        expect(stateTiledKey(hvs[0])).toContain('_m32_hb16');
+        expect(stateTiledKey(hvs[0])).toMatch(/_is$/);
+        expect(stateTiledKey(hvs[1])).not.toMatch(/_is$/);
+        expect(stateTiledKey(tv)).not.toMatch(/_hb16|_is$/);
+        for (const [i, cu] of CUS.entries()) {
+          const hv = hvs[i % 2];
           const seed = cu[cu.length - 1] + 60;
           const [f, b] = [await stateAlone(tv, cu, seed), await stateAlone(hv, cu, seed)];
           const what = `${stateTiledKey(hv)}, cu=${cu}`;
@@ -370,6 +377,17 @@ describe('kda mixed mode, hB in bf16: the plan', () => {
   const d128 = { H: 2, N: 1, K: 128, V: 128, GK: 128 };
   const bf16 = { keep: false, out: true, bf16: true };
   const plan = (dev: ForwardDevice, o = bf16, t = {}) => planChunkForward(dev, d128, o, { hbBf16: true, ...t });
+  it('the default on GPUs (hbBf16ByDefault), not on a software adapter (the mixed mode stays the f32 forward)', () => {
+    const none = (dev: ForwardDevice) => planChunkForward(dev, d128, bf16, {});
+    expect(none(forwardDeviceFacts({ f16: true })).hbBf16).toBe(true);
+    expect(none(forwardDeviceFacts({ f16: false })).hbBf16).toBe(true);
+    expect(planChunkForward(forwardDeviceFacts(), d128, bf16, { hbBf16: false }).hbBf16).toBe(false);
+    // A lavapipe-like adapter (32 KiB: the tiled state pass at K16/V8, the suite's shapes): off unless asked for.
+    const lp = forwardDeviceFacts({ hardware: false });
+    const small = { H: 2, N: 1, K: 16, V: 8, GK: 16 };
+    expect(planChunkForward(lp, small, bf16, {}).hbBf16).toBe(false);
+    expect(planChunkForward(lp, small, bf16, { hbBf16: true }).hbBf16).toBe(true);
+  });
   it('applies in the mixed mode on the inference path, to the state pass and both output passes', () => {
     for (const f16 of [true, false]) {
       const p = plan(forwardDeviceFacts({ f16 }));

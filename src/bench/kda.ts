@@ -421,7 +421,7 @@ function bf16Inputs(x: ReturnType<typeof inputs>): ReturnType<typeof inputs> {
  * bf16 storage of o, and of W, U, the per-chunk states and V' in the storage mode, costs), and against the bf16
  * forward storing its intermediates the other way (the mixed mode against the storage mode, or the reverse).
  */
-async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
+async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) {
   const run = (y: ReturnType<typeof inputs>, mode: 'chunk' | 'recurrent') => forwardOS(y, S0, mode);
   const w = {
     q: castTo(x.q, 'f32'),
@@ -448,7 +448,7 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
     : undefined;
   // hB in bf16 (kdaForwardTuning.hbBf16) as asked against the other setting (the plan applies it in the mixed mode
   // on the inference path only: elsewhere the two runs are the same forward).
-  const hbBf16 = kdaForwardTuning.hbBf16 ?? hbBf16ByDefault;
+  const hbBf16 = kdaForwardTuning.hbBf16 ?? (dev.backend === 'webgpu' && hbBf16ByDefault(dev as GpuContext));
   const hbOther = await withTuningAsync({ hbBf16: !hbBf16 }, () => run(x, 'chunk'));
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
   return {
@@ -637,7 +637,7 @@ export async function benchKda(dev: Device, o: KdaBenchOptions) {
     };
     const reps = Math.max(1, Math.round((o.reps * 8192) / Math.max(T, 8192)));
     const tf = await timeOn(dev, fwd, reps, o.trials);
-    const check = o.check ? await (bf16 ? checkBf16(xf, S0) : checkChunked(x, S0)) : undefined;
+    const check = o.check ? await (bf16 ? checkBf16(xf, S0, dev) : checkChunked(x, S0)) : undefined;
     // Bytes the forward must move at least: q, k, v, g and o (bf16 or f32), beta, the initial and final state (f32).
     const ioBytes = (bf16 ? 2 : 4) * T * H * 5 * d + 4 * (T * H + 2 * H * d * d);
     chunked.push({
@@ -1071,7 +1071,7 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-hb-bf16 <on|off>',
-      'bf16 inputs, mixed mode: the per-chunk states hB stored and read as bf16 (default: chunk.ts hbBf16ByDefault)',
+      'bf16 inputs, mixed mode: the per-chunk states hB stored and read as bf16 (default on GPUs: hbBf16ByDefault)',
     )
     .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(

@@ -2,7 +2,8 @@
  * bf16 storage for the chunked KDA forward (kdaForward with bf16 inputs): q, k, v, g in and o out are bf16; in the
  * storage mode the intermediates W, U, the per-chunk states and V' between the passes are stored as bf16 too, as
  * the open Triton kernels store them, in the mixed mode (the default since the tenth session, chunk.ts
- * BF16_INTERMEDIATES) they are f32; every product, sum and exp, the carried state S, gc, A_qk, T and beta stay f32.
+ * BF16_INTERMEDIATES) they are f32 (on GPUs but for the per-chunk states, bf16 there too: kdaForwardTuning.hbBf16);
+ * every product, sum and exp, the carried state S, gc, A_qk, T and beta stay f32.
  *
  * Layout: the project's bf16 storage (src/tensor/dtype.ts): element 2i in the low 16 bits of 32-bit word i,
  * element 2i + 1 in the high bits. A kernel that binds an f32 tensor as `array<vec4<f32>>` binds its bf16 form

@@ -374,8 +374,8 @@ export function planChunkForward(
   const pipelinedOutput = t.outputPipelined !== false && outputPipelinedFits(pv);
   const sharedOut =
     shared && out && t.sharedOutput === true && pipelinedOutput && outputPipelinedGeometry(pv).wg === 256;
-  // The f16 tensor-core output pass (bf16 inputs in the mixed mode: it reads hB and V' as f32) in the separate
-  // pipelined pass's place.
+  // The f16 tensor-core output pass (bf16 inputs in the mixed mode: it reads V' as f32, hB as f32 or, with hbBf16
+  // below, bf16) in the separate pipelined pass's place.
   const tc16o: OutputTc16Variant = {
     ...v,
     split: t.tc16OutputSplit || undefined,
@@ -448,7 +448,7 @@ export function planChunkForward(
   // 10. hB in bf16 in the mixed mode: only where the tiled state pass (not the tensor-core one, no probe) writes it
   // and the separate output pass (pipelined or tensor-core, with their hbBf16 variants) alone reads it.
   const hbBf16 =
-    (t.hbBf16 ?? hbBf16ByDefault) === true &&
+    (t.hbBf16 ?? hbBf16ByDefault(dev)) === true &&
     bf16 &&
     !midBf16 &&
     !keep &&

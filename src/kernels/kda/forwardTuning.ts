@@ -320,7 +320,7 @@ export const kdaForwardTuning: {
    * tensor-core one's hbBf16), everything else as in the mixed mode (W or Kt, U, V' or Y, gc, A_qk or M in f32; the
    * carried and final states f32, never rounded). Half of hB's bytes (268 MB written and read less at T = 32768,
    * H = 16, d = 128). Only on the inference path whose kernels have the variant (no keep, the tiled state pass, the
-   * separate pipelined or tensor-core output pass). Unset: hbBf16ByDefault (bench kda --fwd-hb-bf16 on|off).
+   * separate pipelined or tensor-core output pass). Unset: hbBf16ByDefault (on GPUs; bench kda --fwd-hb-bf16 on|off).
    */
   hbBf16?: boolean;
   /**
@@ -456,20 +456,30 @@ export const stateRwOperandsByDefault = (gpu: ForwardDevice): boolean => onHardw
 export const BF16_INTERMEDIATES: 'bf16' | 'f32' = 'f32';
 
 /**
- * Whether the mixed mode stores the per-chunk states hB as bf16 (kdaForwardTuning.hbBf16) when the tuning leaves it
- * unset. The open Triton kernels do: FLA's chunk_kda_fwd (fla/ops/kda/chunk_fwd.py) takes h from
- * chunk_gated_delta_rule_fwd_h (fla/ops/common/chunk_delta_h.py), which allocates it as k.new_empty(B, NT, HV, K, V)
- * (k's dtype: bf16 for bf16 inputs) and stores b_h.to(p_h.dtype.element_ty), the final state in float32;
- * chunk_gla_fwd_o_gk reads that bf16 h.
- */
-export const hbBf16ByDefault = false;
-
-/**
  * A hardware adapter, not a software one (lavapipe): where the forward's GPU-tuned defaults below apply. On a
  * software adapter the test suite keeps the kernels (and shader cache) it had, and each choice's own test compares
  * the two paths there.
  */
 const onHardware = (gpu: ForwardDevice): boolean => gpu.adapterInfo.isFallbackAdapter !== true;
+
+/**
+ * Whether the mixed mode stores the per-chunk states hB as bf16 (kdaForwardTuning.hbBf16) when the tuning leaves it
+ * unset: on GPUs (a software adapter keeps the mixed mode bit for bit the f32 forward on the widened inputs, which
+ * the suite's bf16 tests check; kda-forward-hb-bf16.test.ts sets the option). The open Triton kernels store h so:
+ * FLA's chunk_kda_fwd (fla/ops/kda/chunk_fwd.py) takes h from chunk_gated_delta_rule_fwd_h
+ * (fla/ops/common/chunk_delta_h.py), which allocates it as k.new_empty(B, NT, HV, K, V) (k's dtype: bf16 for bf16
+ * inputs) and stores b_h.to(p_h.dtype.element_ty), the final state in float32; chunk_gla_fwd_o_gk reads that h.
+ * H200 (twelfth session, B=1, H=16, d=128, bf16, --unsafe-apis --f16, each bench its own process,
+ * bench/results/2026-12-03-h200-s12-hbf16-*): with the state pass's stores by its idle threads (the default where
+ * hB is bf16, stateTiled.wgsl.ts stateTiledIdleStores) the forward 5.036 / 5.041 / 5.039 ms against 5.075 / 5.072 /
+ * 5.074 / 5.073 off (state pass 2.604-2.614 against 2.643-2.648, the tensor-core output pass 0.664-0.665 against
+ * 0.668-0.670); idle stores with f32 hB 5.054 (state 2.621); bf16 hB stored by the computing threads 5.101 / 5.108
+ * (state 2.677 / 2.685: the rounding on the sequential pass's path costs more than the halved bytes save). The
+ * output pass gains little (0.003 ms: its bytes are not what bounds it); with the pipelined f32 output pass
+ * (--fwd-tc16-output off) 0.752 against 0.759. T=2048 --check: o vs the f32 forward 3.18e-3 against 2.97e-3 off,
+ * final state 0 (unchanged: the carried state is never rounded); o vs hB f32 5.6e-3 (a bf16 ulp of o).
+ */
+export const hbBf16ByDefault = (gpu: ForwardDevice): boolean => onHardware(gpu);
 
 /**
  * Whether the forward compiles intra and the state pass as one pipeline when kdaForwardTuning.sharedPipeline

@@ -1,6 +1,6 @@
 /**
  * Pass 3 of the chunked KDA forward on f16 tensor cores (f16mma.ts), for bf16 inputs in the mixed mode (q read as
- * bf16, gc, the per-chunk states hB, V' (Y in the Kt form) and A_qk (M in the Kt form) as f32, o written as bf16:
+ * bf16, gc, the per-chunk states hB (bf16 with hbBf16), V' (Y in the Kt form) and A_qk (M in the Kt form) as f32, o written as bf16:
  * the bindings, dtypes and layouts of outputPipelined.wgsl.ts's bf16 + midF32 variant, so it drops into its place):
  *    O = Qg S_in + A_qk V'        (Qg = scale q exp(gc); A_qk lower triangular)
  * for a tile of 64 rows x 64 value columns of one chunk and head.

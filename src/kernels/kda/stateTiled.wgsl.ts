@@ -138,7 +138,9 @@ export interface StateTiledVariant {
    * beside the computing ones. Unset: with bf16 where threads are idle in both phases (stateTiledIdleStores). Not
    * with a probe. H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-02-h200-bfstate-summary.txt): bf16
    * 2.789 / 2.789 / 2.789 ms against 2.842 / 2.844 (forward 5.462-5.468 against 5.518-5.522); in f32, whose stores
-   * cost no rounding, slower: 2.740 against 2.696 (so not its default).
+   * cost no rounding, slower: 2.740 against 2.696 (so not its default). The mixed mode's hbBf16 in the Kt form
+   * (twelfth session, bench/results/2026-12-03-h200-s12-hbf16-*): 2.604-2.614 with idle stores against 2.677 / 2.685
+   * without (f32 hB: 2.643-2.648, with idle stores 2.621): the default wherever hB is bf16.
    */
   idleStores?: boolean;
   /** Profiling only (wrong results): see StateProbe. */
@@ -180,8 +182,8 @@ export const stateTiledKey = (v: StateTiledVariant) =>
   `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${stateTiledHbBf16(v) && !stateTiledMidBf16(v) ? '_hb16' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${v.rwInputs ? '_rwi' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /**
- * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: with bf16 where
- * both phases leave threads idle). Throws where asked for without idle threads or with a probe.
+ * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: where hB is bf16,
+ * in the storage mode or with hbBf16, and both phases leave threads idle). Throws where asked for without idle threads or with a probe.
  */
 export function stateTiledIdleStores(v: StateTiledVariant): boolean {
   const g = tiledGeometry(v);
@@ -190,7 +192,7 @@ export function stateTiledIdleStores(v: StateTiledVariant): boolean {
     throw new Error(
       `kda state pass (tiled): idle stores need threads idle in both phases (${g.wg} threads, V' phase ${g.P1N}, state phase ${g.P2N}) and no probe`,
     );
-  return v.idleStores ?? (stateTiledMidBf16(v) && possible);
+  return v.idleStores ?? (stateTiledHbBf16(v) && possible);
 }
 
 /** Whether W, U, hB and V' are bf16 (bf16 without midF32; k is bf16 with bf16). */

@@ -135,6 +135,9 @@ export interface KdaBenchOptions {
   fwdTc16GramSplit?: boolean;
   fwdTc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
   fwdTc16GramKnT?: boolean;
+  fwdTc16GramPad?: boolean;
+  fwdTc16GramHalves?: boolean;
+  fwdTc16GramDiagPrefetch?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -301,6 +304,9 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     tc16GramSplit: o.fwdTc16GramSplit,
     tc16GramSkip: o.fwdTc16GramSkip,
     tc16GramKnT: o.fwdTc16GramKnT,
+    tc16GramPad: o.fwdTc16GramPad,
+    tc16GramHalves: o.fwdTc16GramHalves,
+    tc16GramDiagPrefetch: o.fwdTc16GramDiagPrefetch,
   };
 }
 
@@ -443,10 +449,15 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
   const tc16 = kdaForwardTuning.tc16Output
     ? await withTuningAsync({ tc16Output: false }, () => run(x, 'chunk'))
     : undefined;
+  // The f16 tensor-core first kernel against intraGram (kdaForwardTuning.tc16Gram), where asked for.
+  const gramOff = kdaForwardTuning.tc16Gram
+    ? await withTuningAsync({ tc16Gram: false }, () => run(x, 'chunk'))
+    : undefined;
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
   return {
     ...tc16Off,
     ...(tc16 ? { vsTc16OutputOff: diffOS(a, tc16) } : {}),
+    ...(gramOff ? { vsTc16GramOff: diffOS(a, gramOff) } : {}),
     intermediates: mode,
     vsF32: diffOS(a, f),
     vsRecurrent: diffOS(a, rec),
@@ -1014,6 +1025,18 @@ export function registerKdaBench(bench: Command): void {
       'with --fwd-tc16-gram on: KN staged transposed (a row-major right operand; default off)',
     )
     .option(
+      '--fwd-tc16-gram-pad <on|off>',
+      'with --fwd-tc16-gram on: f16 staging rows padded to 48 bytes against bank conflicts (default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-halves <on|off>',
+      'with --fwd-tc16-gram on: the result blocks in two rounds through 6 KiB of workgroup memory (default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-diag-prefetch <on|off>',
+      "with --fwd-tc16-gram on (split): the diagonal threads' q and k loaded a K tile ahead (default off)",
+    )
+    .option(
       '--fwd-tc16-gram-skip <scale|f16|mma|f32>',
       'profiling only (wrong results): the tc16 kernel without its row scales, f16 staging, tensor-core or f32 products',
     )
@@ -1228,6 +1251,9 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16GramDiagMma: parseOnOff('--fwd-tc16-gram-diag-mma', opts.fwdTc16GramDiagMma),
         fwdTc16GramSplit: parseOnOff('--fwd-tc16-gram-split', opts.fwdTc16GramSplit),
         fwdTc16GramKnT: parseOnOff('--fwd-tc16-gram-knt', opts.fwdTc16GramKnt),
+        fwdTc16GramPad: parseOnOff('--fwd-tc16-gram-pad', opts.fwdTc16GramPad),
+        fwdTc16GramHalves: parseOnOff('--fwd-tc16-gram-halves', opts.fwdTc16GramHalves),
+        fwdTc16GramDiagPrefetch: parseOnOff('--fwd-tc16-gram-diag-prefetch', opts.fwdTc16GramDiagPrefetch),
         fwdTc16GramSkip: parseSkip('--fwd-tc16-gram-skip', opts.fwdTc16GramSkip, [
           'scale',
           'f16',

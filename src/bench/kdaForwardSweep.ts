@@ -76,6 +76,23 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   'tc16-out-no-loads': { tc16Output: true, tc16OutputProbe: 'loads', tc16OutputPad: false, tc16OutputWg: 256 },
   'tc16-out-no-stage': { tc16Output: true, tc16OutputProbe: 'stage', tc16OutputPad: false, tc16OutputWg: 256 },
   'tc16-out-pad-no-products': { tc16Output: true, tc16OutputPad: true, tc16OutputProbe: 'products', tc16OutputWg: 256 },
+  // With --dtype bf16 --unsafe-apis: the two-pass intra's first kernel on f16 tensor cores (intraGramTc16.wgsl.ts;
+  // twelfth session: padded staging rows, the results in two rounds, the diagonal threads' loads a tile ahead).
+  'tc16-gram-off': { tc16Gram: false },
+  'tc16-gram': { tc16Gram: true, tc16GramPad: false, tc16GramHalves: false, tc16GramDiagPrefetch: false },
+  'tc16-gram-pad': { tc16Gram: true, tc16GramPad: true, tc16GramHalves: false, tc16GramDiagPrefetch: false },
+  'tc16-gram-halves': { tc16Gram: true, tc16GramPad: false, tc16GramHalves: true, tc16GramDiagPrefetch: false },
+  'tc16-gram-dp': { tc16Gram: true, tc16GramPad: false, tc16GramHalves: false, tc16GramDiagPrefetch: true },
+  'tc16-gram-pad-halves': { tc16Gram: true, tc16GramPad: true, tc16GramHalves: true, tc16GramDiagPrefetch: false },
+  'tc16-gram-halves-dp': { tc16Gram: true, tc16GramPad: false, tc16GramHalves: true, tc16GramDiagPrefetch: true },
+  'tc16-gram-pad-halves-dp': { tc16Gram: true, tc16GramPad: true, tc16GramHalves: true, tc16GramDiagPrefetch: true },
+  // Profiling only (wrong results): the padded two-round form without one part (IntraGramTc16Variant.skip).
+  ...Object.fromEntries(
+    (['scale', 'f16', 'mma', 'f32'] as const).map((skip) => [
+      `tc16-gram-pad-halves-dp-no-${skip}`,
+      { tc16Gram: true, tc16GramPad: true, tc16GramHalves: true, tc16GramDiagPrefetch: true, tc16GramSkip: skip },
+    ]),
+  ),
   // Both passes' variants together.
   'both-fma-seventh': { outputFmaChain: true, intraWUStatic: false },
   'both-square-static': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },

@@ -297,8 +297,12 @@ export function planChunkForward(
     split: ((t.tc16GramSplit ?? true) && dev.features.subgroups && !t.tc16GramDiagWithMma) || undefined,
     skip: t.tc16GramSkip,
     knT: t.tc16GramKnT === true || undefined,
+    pad: t.tc16GramPad === true || undefined,
+    halves: (t.tc16GramHalves === true && t.tc16GramCompact !== true) || undefined,
     rw: twoPassVariants.gram.rw,
   };
+  // diagPrefetch: the split form's only (one thread a unit would hold four times the words).
+  if (tc16 && t.tc16GramDiagPrefetch === true && tc16.split) tc16.diagPrefetch = true;
   const tc16Gram =
     twoPassVariants.gram !== undefined && t.tc16Gram === true && tc16GramFits(dev, twoPassVariants.gram, tc16!);
   // The intra and tiled (or halves, regw, overlap) state passes as one pipeline (statePipeline.ts), where both

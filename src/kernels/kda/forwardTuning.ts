@@ -240,6 +240,12 @@ export const kdaForwardTuning: {
   tc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
   /** With tc16Gram: KN staged transposed, a row-major right operand (IntraGramTc16Variant.knT). */
   tc16GramKnT?: boolean;
+  /** With tc16Gram: padded f16 staging rows against bank conflicts (IntraGramTc16Variant.pad; not with knT). */
+  tc16GramPad?: boolean;
+  /** With tc16Gram: the result blocks in two rounds through 6 KiB (IntraGramTc16Variant.halves; not compact). */
+  tc16GramHalves?: boolean;
+  /** With tc16Gram (split): the diagonal threads' q and k loaded a K tile ahead (IntraGramTc16Variant.diagPrefetch). */
+  tc16GramDiagPrefetch?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

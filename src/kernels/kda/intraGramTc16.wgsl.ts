@@ -80,15 +80,9 @@ const BK = 16;
 const ARR = 64 * (BK / 4);
 const [AG, AQS, AKS, AKN] = [0, 1, 2, 3].map((m) => m * ARR);
 const SM_VEC4 = 4 * ARR;
-/** f16 staging (f16 units, rows of 16 channels): QS (rows 0 .. 63), KS (64 .. 127), KN_I (16 I rows from knRow0(I)). */
-const HQ = 0;
-const HK = 64 * BK;
-const SH_F16 = (128 + 96) * BK;
-/** The row exponents e (f16: integers, |e| <= 126, exact), q's rows at SE, k's at SE + 64, past the f16 staging. */
-const SE = SH_F16;
-const SH_SIZE = SH_F16 + 128;
-/** Result blocks (f32): pair P's A_kk at 512 P, its A_qk at 512 P + 256 (16 x 16 row-major). */
-const SMR_F32 = 12 * 256;
+/** Result blocks (f32, 16 x 16 row-major): all 12 at once (pair P's A_kk at 512 P, its A_qk at 512 P + 256), or
+ * with `halves` the 6 A_kk blocks, then the 6 A_qk blocks, at 256 P. */
+const resultFloats = (v: Pick<IntraGramTc16Variant, 'halves'>) => (v.halves ? 6 : 12) * 256;
 const R4 = [0, 1, 2, 3];
 const X = 'xyzw';
 
@@ -130,18 +124,46 @@ export interface IntraGramTc16Variant {
    * other addresses; the same values.
    */
   knT?: boolean;
+  /**
+   * Padded f16 staging rows: 24 elements (48 bytes, an odd multiple of 16) apart instead of 16 (32 bytes), so that
+   * the 8 rows of 16 bytes a fragment load reads at a time fall on 8 different 4-bank groups (at 32 bytes rows 0 and
+   * 4 share banks: two-way conflicts). outputTc16's `pad` for this kernel's 16-channel rows. Not with knT or
+   * compact. The same values.
+   */
+  pad?: boolean;
+  /**
+   * The result blocks through workgroup memory in two rounds (the 6 A_kk blocks, read back by threads 0 .. 95,
+   * then the 6 A_qk blocks, by threads 96 .. 191): 6 KiB of result array instead of 12, two barriers more once a
+   * workgroup. For occupancy: intraGram ran ~1.4x slower past 24 KiB (one workgroup an SM fewer); 35.25 KiB
+   * leaves room for two workgroups where 24 leaves four, about 29 for three. Not with compact. The same values.
+   */
+  halves?: boolean;
+  /**
+   * The diagonal-block threads' rows of q and k for K tile kt + 1 loaded at the end of tile kt (after their
+   * products, so one set of 8 registers) instead of after tile kt + 1's first barrier, where their latency lies on
+   * the path every K tile's second barrier waits for. With split only. The same values.
+   */
+  diagPrefetch?: boolean;
 }
 
 export const intraGramTc16Key = (v: IntraGramTc16Variant) =>
-  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.knT ? '_knt' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.knT ? '_knt' : ''}${v.pad ? '_pad' : ''}${v.halves ? '_halves' : ''}${v.diagPrefetch ? '_dp' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraGramTc16Fits(v: IntraGramTc16Variant): boolean {
-  return v.K % BK === 0 && v.V % 4 === 0 && (v.GK === 1 || v.GK === v.K) && !(v.split && v.diagWithMma);
+  return (
+    v.K % BK === 0 &&
+    v.V % 4 === 0 &&
+    (v.GK === 1 || v.GK === v.K) &&
+    !(v.split && v.diagWithMma) &&
+    !(v.pad && (v.knT || v.compact)) &&
+    !(v.halves && v.compact) &&
+    !(v.diagPrefetch && !v.split)
+  );
 }
 
 /** The kernel's workgroup memory in bytes. */
-export const intraGramTc16SharedBytes = (v: Pick<IntraGramTc16Variant, 'compact'>) =>
-  SM_VEC4 * 16 + SH_SIZE * 2 + (v.compact ? 0 : SMR_F32 * 4);
+export const intraGramTc16SharedBytes = (v: Pick<IntraGramTc16Variant, 'compact' | 'pad' | 'halves'>) =>
+  SM_VEC4 * 16 + tc16Staging(v).size * 2 + (v.compact ? 0 : resultFloats(v) * 4);
 
 /**
  * WGSL: `code` with every access to the vec4 array `sm` rewritten for an array<f32> `smf` of 4 times its length
@@ -191,39 +213,55 @@ export const TC16_PAIRS: readonly (readonly [number, number])[] = [
 /** WGSL: I and J of pair `pr` (the order of TC16_PAIRS). */
 const pairIJ = (pr: string) => `let I16 = 1u + select(0u, 1u, ${pr} >= 1u) + select(0u, 1u, ${pr} >= 3u);
     let J16 = ${pr} - I16 * (I16 - 1u) / 2u;`;
-/** The row of the f16 staging where KN_I's first row lies (rows 0 .. 16 I - 1 of k, decayed to row 16 I). */
-export const knRow0 = (I: number) => 128 + 8 * I * (I - 1);
+/**
+ * The f16 staging (f16 elements, rows of BK = 16 channels SR apart: 16, or 24 with pad) for variant v. Only the rows
+ * a product reads: QS and KS of rows 16 .. 63 (block 0 is never a left operand) at staging rows 0 .. 47 and
+ * 48 .. 95, KN_I (rows 0 .. 16 I - 1 of k decayed to row 16 I) from staging row knRow0(I) = 96 + 8 I (I - 1):
+ * 192 rows; with knT, KN_I^T (16 channel rows of 16 I columns) from knTBase(I) instead. Then the row exponents e
+ * (f16: integers, |e| <= 126, exact), q's rows at SE, k's at SE + 64. Every row start a multiple of 8 elements
+ * (16 bytes: subgroup-matrix loads from workgroup memory must be 16-byte aligned).
+ */
+export function tc16Staging(v: Pick<IntraGramTc16Variant, 'pad' | 'knT'>) {
+  const SR = v.pad ? 24 : BK;
+  const knRow0 = (I: number) => 96 + 8 * I * (I - 1);
+  const knTBase = (I: number) => 96 * BK + 128 * I * (I - 1);
+  const SE = 192 * SR;
+  return {
+    SR,
+    knRow0,
+    knTBase,
+    /** QS row r >= 16, KS row r >= 16, channel c of the K tile; KN_I row r < 16 I. */
+    qs: (r: number, c: number) => (r - 16) * SR + c,
+    ks: (r: number, c: number) => (r + 32) * SR + c,
+    kn: (I: number, r: number, c: number) => (v.knT ? knTBase(I) + c * 16 * I + r : (knRow0(I) + r) * SR + c),
+    SE,
+    size: SE + 128,
+  };
+}
 
 /**
  * The fragments of block pair P (run by subgroup P + 2), in f16 / f32 elements: its right operand KN_{I,J}
- * (column-major, stride BK: column j = row 16 J + j of KN_I), its left operands KS_I and QS_I (row-major, stride BK),
- * and where its A_kk and A_qk results go in the result array (row-major, stride 16). The kernel and the layout's
- * emulation (intraGramTc16Reference.ts) both read these.
+ * (column-major, stride SR: column j = row 16 J + j of KN_I), its left operands KS_I and QS_I (row-major, stride
+ * SR), and where its A_kk and A_qk results go in the result array (row-major, stride 16; with halves both at 256 P,
+ * in their two rounds). The kernel and the layout's emulation (intraGramTc16Reference.ts) both read these.
  */
-export function tc16Fragments(P: number, knT = false) {
+export function tc16Fragments(P: number, v: Pick<IntraGramTc16Variant, 'pad' | 'knT' | 'halves'> = {}) {
   const [I, J] = TC16_PAIRS[P];
+  const st = tc16Staging(v);
   return {
     I,
     J,
-    right: knT ? knTBase(I) + 16 * J : (knRow0(I) + 16 * J) * BK,
+    right: st.kn(I, 16 * J, 0),
     /** The right operand's stride and layout (knT: row-major, stride 16 I). */
-    rightStride: knT ? 16 * I : BK,
-    rightColMajor: !knT,
-    leftK: HK + 16 * I * BK,
-    leftQ: HQ + 16 * I * BK,
-    outK: 512 * P,
-    outQ: 512 * P + 256,
+    rightStride: v.knT ? 16 * I : st.SR,
+    rightColMajor: !v.knT,
+    leftK: st.ks(16 * I, 0),
+    leftQ: st.qs(16 * I, 0),
+    leftStride: st.SR,
+    outK: v.halves ? 256 * P : 512 * P,
+    outQ: v.halves ? 256 * P : 512 * P + 256,
   };
 }
-/** With knT: where KN_I^T (16 channels x 16 I rows of k) starts in the f16 staging. */
-export const knTBase = (I: number) => 128 * BK + 128 * I * (I - 1);
-/** The f16 staging's offsets (elements): QS row r, KS row r, channel c (of the K tile); KN_I row r (r < 16 I). */
-export const TC16_STAGING = {
-  qs: (r: number, c: number) => HQ + r * BK + c,
-  ks: (r: number, c: number) => HK + r * BK + c,
-  kn: (I: number, r: number, c: number, knT = false) => (knT ? knTBase(I) + c * 16 * I + r : (knRow0(I) + r) * BK + c),
-  size: SH_F16,
-};
 
 export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
   if (v.rw) return readWriteBindings(intraGramTc16Wgsl({ ...v, rw: undefined }));
@@ -236,11 +274,21 @@ export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
   const K4 = K / 4;
   const NKT = K / BK;
   const at = (arr: number, r: string, ci: string) => `sm[${arr}u + (${r}) * 4u + ${ci}]`;
+  const stg = tc16Staging(v);
+  const { SR, SE } = stg;
   // A diagonal thread's row 4 I4 + a of q or k (tile kt, column group c4): from global memory, widened (zero past
-  // the end), as intraGram's lean layout reads them; its gc from the staged tile.
+  // the end), as intraGram's lean layout reads them (with diagPrefetch: the words loaded at the end of the previous
+  // tile, dq / dk); its gc from the staged tile.
+  const diagRow = (x: 'q' | 'k', a: number, t: string, c: string) =>
+    `${x}[((t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h) * ${K4}u + ${t} * 4u + ${c}]`;
   const diagQK = (x: 'q' | 'k', a: number) =>
-    `select(vec4<f32>(0.0), bf4(${x}[((t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h) * ${K4}u + kt * 4u + c4]), 4u * I4 + ${a}u < L)`;
-  // gc rows 0, 16, 32, 48 (clamped to L - 1): the 16-row blocks' first rows, the references of QS, KS and KN.
+    `select(vec4<f32>(0.0), bf4(${v.diagPrefetch ? `d${x}${a}` : diagRow(x, a, 'kt', 'c4')}), 4u * I4 + ${a}u < L)`;
+  const diagLoad = (t: string) =>
+    `if (diag) {
+      ${R4.flatMap((a) => (['q', 'k'] as const).map((x) => `d${x}${a} = ${diagRow(x, a, t, 'part')};`)).join('\n      ')}
+    }`;
+  // gc rows 16, 32, 48 (clamped to L - 1): the 16-row blocks' first rows, the references of QS, KS and KN.
+  const GB = [1, 2, 3];
   const gbRow = (b: number) => `(t0 + min(${16 * b}u, L - 1u)) * H + h`;
   const stageLoad = (t: string) => `{
     let cc = ${t === '0u' ? 'sc4' : `${t} * 4u + sc4`};
@@ -249,7 +297,7 @@ export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
     gv = gc4(srow, cc);
     gn = gc4(nrow, cc);
     gm = gc4(mrow, cc);
-    ${R4.map((b) => `gb${b} = gc4(${gbRow(b)}, cc);`).join('\n    ')}
+    ${GB.map((b) => `gb${b} = gc4(${gbRow(b)}, cc);`).join('\n    ')}
   }`;
   // f16 row `r` (channels 4 sc4 .. 4 sc4 + 3) of the f16 staging array at `base`.
   const st16 = (base: string, x: string) =>
@@ -266,25 +314,25 @@ export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
       sm[${AQS}u + sp] = qv * f;
       sm[${AKS}u + sp] = kv * f;
       sm[${AKN}u + sp] = kv * exp(gm - gv);
-      // f16, the 16-row factoring (the tensor-core blocks), on the row-scaled q and k.
+      // f16, the 16-row factoring (the tensor-core blocks), on the row-scaled q and k (tc16Staging: QS and KS of
+      // rows 16 .. 63 only; KN_I of rows below 16 I).
       ${v.skip === 'f16' ? 'if (false) {' : ''}
       let qx = qv * qScale;
       let kx = kv * kScale;
-      let b16 = si / 16u;
-      let gN = select(select(gb0, gb1, b16 == 1u), select(gb2, gb3, b16 == 3u), b16 >= 2u);
-      let fN = exp(gv - gN);
-      ${st16(`${HQ}u + si * ${BK}u`, 'qx * fN')}
-      ${st16(`${HK}u + si * ${BK}u`, 'kx * fN')}
-      ${[1, 2, 3]
-        .map((I) =>
-          v.knT
-            ? `if (si < ${16 * I}u) {
+      if (si >= 16u) {
+        let b16 = si / 16u;
+        let fN = exp(gv - select(gb1, select(gb2, gb3, b16 == 3u), b16 >= 2u));
+        ${st16(`(si - 16u) * ${SR}u`, 'qx * fN')}
+        ${st16(`(si + 32u) * ${SR}u`, 'kx * fN')}
+      }
+      ${GB.map((I) =>
+        v.knT
+          ? `if (si < ${16 * I}u) {
         let hx = vec4<f16>(kx * exp(gb${I} - gv));
-        ${R4.map((u) => `sh[${knTBase(I)}u + (sc4 * 4u + ${u}u) * ${16 * I}u + si] = hx.${X[u]};`).join('\n        ')}
+        ${R4.map((u) => `sh[${stg.knTBase(I)}u + (sc4 * 4u + ${u}u) * ${16 * I}u + si] = hx.${X[u]};`).join('\n        ')}
       }`
-            : `if (si < ${16 * I}u) ${st16(`${knRow0(I) * BK}u + si * ${BK}u`, `kx * exp(gb${I} - gv)`)}`,
-        )
-        .join('\n      ')}
+          : `if (si < ${16 * I}u) ${st16(`${stg.knRow0(I) * SR}u + si * ${SR}u`, `kx * exp(gb${I} - gv)`)}`,
+      ).join('\n      ')}
       ${v.skip === 'f16' ? '}' : ''}
     }`;
   // split: unit u of four threads (part = the channel group), else one thread a unit.
@@ -301,9 +349,9 @@ fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row]
 ${
   viewed
     ? `var<workgroup> smf: array<f32, ${4 * SM_VEC4}>;\n${VEC4_VIEW_FNS}`
-    : `var<workgroup> sm: array<vec4<f32>, ${SM_VEC4}>;\nvar<workgroup> smr: array<f32, ${SMR_F32}>;`
+    : `var<workgroup> sm: array<vec4<f32>, ${SM_VEC4}>;\nvar<workgroup> smr: array<f32, ${resultFloats(v)}>;`
 }
-var<workgroup> sh: array<f16, ${SH_SIZE}>;
+var<workgroup> sh: array<f16, ${stg.size}>;
 
 ${computeMain(WG)}
   ${chunkSlotPrologue(['slot', 'h'])}
@@ -367,10 +415,16 @@ ${computeMain(WG)}
   var gv: vec4<f32>;
   var gn: vec4<f32>;
   var gm: vec4<f32>;
-  ${R4.map((b) => `var gb${b}: vec4<f32>;`).join('\n  ')}
+  ${GB.map((b) => `var gb${b}: vec4<f32>;`).join('\n  ')}
   var qw: vec2<u32>;
   var kw: vec2<u32>;
-  ${stageLoad('0u')}
+  ${stageLoad('0u')}${
+    v.diagPrefetch
+      ? `
+  ${R4.map((a) => `var dq${a}: vec2<u32>;\n  var dk${a}: vec2<u32>;`).join('\n  ')}
+  ${diagLoad('0u')}`
+      : ''
+  }
   for (var kt = 0u; kt < ${NKT}u; kt++) {
     ${stageTile}
     workgroupBarrier();
@@ -383,11 +437,11 @@ ${computeMain(WG)}
       switch sg {
         ${[0, 1, 2, 3, 4, 5]
           .map((P) => {
-            const f = tc16Fragments(P, v.knT);
+            const f = tc16Fragments(P, v);
             return `case ${P + 2}u: {
           let rk = ${ld16('right', '&sh', `${f.right}u`, `${f.rightStride}u`, f.rightColMajor)};
-          ckk = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `${f.leftK}u`, `${BK}u`)}, rk, ckk);
-          cqk = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `${f.leftQ}u`, `${BK}u`)}, rk, cqk);
+          ckk = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `${f.leftK}u`, `${f.leftStride}u`)}, rk, ckk);
+          cqk = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `${f.leftQ}u`, `${f.leftStride}u`)}, rk, cqk);
         }`;
           })
           .join('\n        ')}
@@ -414,6 +468,13 @@ ${computeMain(WG)}
         }
         ${R4.map((a) => `aqk${a}.${X[a]} += dot(q${a}, k${a});`).join('\n        ')}
       }
+    }${
+      v.diagPrefetch
+        ? `
+    if (kt + 1u < ${NKT}u) {
+      ${diagLoad('(kt + 1u)')}
+    }`
+        : ''
     }
     workgroupBarrier();
   }
@@ -421,27 +482,43 @@ ${computeMain(WG)}
   // The tensor-core blocks to workgroup memory (the staging is dead after the loop's last barrier), then the 4x4
   // tile t = lid % 96 of pair t / 16 (row group (t % 16) / 4, column group t % 4 inside the block; A_qk's for
   // lid >= 96) of each thread lid < 192 read back and unscaled, before anything writes T's matrix (in the compact
-  // variant the blocks lie where it goes).
-  if (mma) {
-    // tc16Fragments(P).outK = 512 P, outQ = 512 P + 256.
-    ${st32(`&${RES}`, '(sg - 2u) * 512u', 'ckk', '16u')};
-    ${st32(`&${RES}`, '(sg - 2u) * 512u + 256u', 'cqk', '16u')};
-  }
-  workgroupBarrier();
+  // variant the blocks lie where it goes). With halves in two rounds: A_kk's blocks for threads 0 .. 95, then
+  // A_qk's for 96 .. 191, each at 256 P (tc16Fragments' outK, outQ).
   let tq = lid >= 96u;
   let ct = lid % 96u;
   ${R4.map((a) => `var cx${a} = vec4<f32>(0.0);`).join('\n  ')}
-  if (lid < 192u) {
+  ${(v.halves
+    ? [
+        [`${st32('&smr', '(sg - 2u) * 256u', 'ckk', '16u')};`, 'lid < 96u', 'pr * 256u'],
+        [`${st32('&smr', '(sg - 2u) * 256u', 'cqk', '16u')};`, 'tq && lid < 192u', 'pr * 256u'],
+      ]
+    : [
+        [
+          `${st32(`&${RES}`, '(sg - 2u) * 512u', 'ckk', '16u')};
+    ${st32(`&${RES}`, '(sg - 2u) * 512u + 256u', 'cqk', '16u')};`,
+          'lid < 192u',
+          'pr * 512u + select(0u, 256u, tq)',
+        ],
+      ]
+  )
+    .map(
+      ([store, readers, base]) => `if (mma) {
+    ${store}
+  }
+  workgroupBarrier();
+  if (${readers}) {
     let pr = ct / 16u;
     ${pairIJ('pr')}
     let I4 = 4u * I16 + (ct % 16u) / 4u;
     let J4 = 4u * J16 + ct % 4u;
-    let rb = pr * 512u + select(0u, 256u, tq) + (4u * (I4 % 4u)) * 16u + 4u * (J4 % 4u);
+    let rb = ${base} + (4u * (I4 % 4u)) * 16u + 4u * (J4 % 4u);
     let colScale = vec4<f32>(${R4.map((b) => `ldexp(1.0, i32(sh[${SE + 64}u + 4u * J4 + ${b}u]))`).join(', ')});
     let rowExp = select(${SE + 64}u, ${SE}u, tq) + 4u * I4;
     ${R4.map((a) => `cx${a} = vec4<f32>(${R4.map((b) => `${RES}[rb + ${a * 16 + b}u]`).join(', ')}) * ldexp(1.0, i32(sh[rowExp + ${a}u])) * colScale;`).join('\n    ')}
   }
-  workgroupBarrier();
+  workgroupBarrier();`,
+    )
+    .join('\n  ')}
 ${
   v.split
     ? `  // The four parts of each unit added (every lane of the four then holds the sum; part 0 stores it).

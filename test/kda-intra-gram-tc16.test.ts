@@ -13,7 +13,12 @@
 import { describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/forwardTuning.js';
 import { planChunkForward } from '../src/kernels/kda/forwardPlan.js';
-import { intraGramTc16SharedBytes, intraGramTc16Wgsl, vec4View } from '../src/kernels/kda/intraGramTc16.wgsl.js';
+import {
+  intraGramTc16SharedBytes,
+  intraGramTc16Wgsl,
+  tc16RotChannel,
+  vec4View,
+} from '../src/kernels/kda/intraGramTc16.wgsl.js';
 import {
   intraGramTc16Layout,
   intraGramTc16Reference,
@@ -196,6 +201,31 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
       planChunkForward(dev(true), shape, run, { ...all, tc16GramSplit: false }).tc16g?.diagPrefetch,
     ).toBeUndefined();
     expect(planChunkForward(dev(true), shape, run, { ...all, tc16GramCompact: true }).tc16g?.halves).toBeUndefined();
+    const sr = { ...t, tc16GramShuffleScale: true, tc16GramRot: true };
+    expect(planChunkForward(dev(true), shape, run, sr).tc16g).toMatchObject({ shuffleScale: true, rot: true });
+    expect(
+      planChunkForward(dev(true), shape, run, { ...sr, tc16GramSplit: false }).tc16g?.shuffleScale,
+    ).toBeUndefined();
+    expect(planChunkForward(dev(true), shape, run, { ...sr, tc16GramPad: true }).tc16g?.rot).toBeUndefined();
+  });
+
+  it("rot: each lane writes its four channels once, and a store's 32 lanes hit 32 different banks", () => {
+    for (let si = 0; si < 64; si++)
+      for (let sc4 = 0; sc4 < 4; sc4++) {
+        const ch = [0, 1, 2, 3].map((u) => tc16RotChannel(si, sc4, u));
+        expect([...ch].sort((a, b) => a - b)).toEqual([0, 1, 2, 3].map((x) => 4 * sc4 + x));
+      }
+    // Subgroup w: lanes 32 w .. 32 w + 31 = rows 8 w .. 8 w + 7, channel groups 0 .. 3; rows 16 f16 (8 words) apart,
+    // every staged array's first row a multiple of 8 rows (tc16Staging), so the bank is (8 row + channel / 2) % 32.
+    for (let w = 0; w < 8; w++)
+      for (let u = 0; u < 4; u++) {
+        const banks = new Set<number>();
+        for (let lane = 0; lane < 32; lane++) {
+          const si = 8 * w + (lane >> 2);
+          banks.add((8 * si + (tc16RotChannel(si, lane & 3, u) >> 1)) % 32);
+        }
+        expect(banks.size).toBe(32);
+      }
   });
 
   it('vec4View rewrites the vec4 array accesses', () => {
@@ -225,6 +255,10 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
       { K: 64, V: 8, GK: 1, split: true, halves: true, diagPrefetch: true, rw: true },
       { K: 32, V: 8, GK: 32, pad: true, halves: true },
       { K: 16, V: 8, GK: 16, split: true, knT: true, halves: true, diagPrefetch: true },
+      { K: 128, V: 128, GK: 128, split: true, diagPrefetch: true, shuffleScale: true, rot: true },
+      { K: 64, V: 8, GK: 1, split: true, shuffleScale: true, halves: true, rw: true },
+      { K: 32, V: 8, GK: 32, rot: true },
+      { K: 16, V: 8, GK: 16, split: true, rot: true, knT: true, skip: 'scale' as const, shuffleScale: true },
       ...(['scale', 'f16', 'mma', 'f32'] as const).map((skip) => ({ K: 32, V: 8, GK: 32, split: true, skip })),
     ]) {
       const code = intraGramTc16Wgsl(v);

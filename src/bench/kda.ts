@@ -138,6 +138,8 @@ export interface KdaBenchOptions {
   fwdTc16GramPad?: boolean;
   fwdTc16GramHalves?: boolean;
   fwdTc16GramDiagPrefetch?: boolean;
+  fwdTc16GramShuffleScale?: boolean;
+  fwdTc16GramRot?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -307,6 +309,8 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     tc16GramPad: o.fwdTc16GramPad,
     tc16GramHalves: o.fwdTc16GramHalves,
     tc16GramDiagPrefetch: o.fwdTc16GramDiagPrefetch,
+    tc16GramShuffleScale: o.fwdTc16GramShuffleScale,
+    tc16GramRot: o.fwdTc16GramRot,
   };
 }
 
@@ -1037,6 +1041,14 @@ export function registerKdaBench(bench: Command): void {
       "with --fwd-tc16-gram on (split): the diagonal threads' q and k loaded a K tile ahead (default off)",
     )
     .option(
+      '--fwd-tc16-gram-shuffle-scale <on|off>',
+      "with --fwd-tc16-gram on (split): the row scales' maxima by subgroup shuffles, no barriers (default off)",
+    )
+    .option(
+      '--fwd-tc16-gram-rot <on|off>',
+      'with --fwd-tc16-gram on: the f16 staging stores in a bank-conflict-free rotated order (not with pad; default off)',
+    )
+    .option(
       '--fwd-tc16-gram-skip <scale|f16|mma|f32>',
       'profiling only (wrong results): the tc16 kernel without its row scales, f16 staging, tensor-core or f32 products',
     )
@@ -1254,6 +1266,8 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16GramPad: parseOnOff('--fwd-tc16-gram-pad', opts.fwdTc16GramPad),
         fwdTc16GramHalves: parseOnOff('--fwd-tc16-gram-halves', opts.fwdTc16GramHalves),
         fwdTc16GramDiagPrefetch: parseOnOff('--fwd-tc16-gram-diag-prefetch', opts.fwdTc16GramDiagPrefetch),
+        fwdTc16GramShuffleScale: parseOnOff('--fwd-tc16-gram-shuffle-scale', opts.fwdTc16GramShuffleScale),
+        fwdTc16GramRot: parseOnOff('--fwd-tc16-gram-rot', opts.fwdTc16GramRot),
         fwdTc16GramSkip: parseSkip('--fwd-tc16-gram-skip', opts.fwdTc16GramSkip, [
           'scale',
           'f16',

@@ -303,6 +303,9 @@ export function planChunkForward(
   };
   // diagPrefetch: the split form's only (one thread a unit would hold four times the words).
   if (tc16 && t.tc16GramDiagPrefetch === true && tc16.split) tc16.diagPrefetch = true;
+  // shuffleScale: the split form's only (subgroups); rot: rows 16 elements apart only (not with pad).
+  if (tc16 && t.tc16GramShuffleScale === true && tc16.split) tc16.shuffleScale = true;
+  if (tc16 && t.tc16GramRot === true && !tc16.pad) tc16.rot = true;
   const tc16Gram =
     twoPassVariants.gram !== undefined && t.tc16Gram === true && tc16GramFits(dev, twoPassVariants.gram, tc16!);
   // The intra and tiled (or halves, regw, overlap) state passes as one pipeline (statePipeline.ts), where both

@@ -246,6 +246,10 @@ export const kdaForwardTuning: {
   tc16GramHalves?: boolean;
   /** With tc16Gram (split): the diagonal threads' q and k loaded a K tile ahead (IntraGramTc16Variant.diagPrefetch). */
   tc16GramDiagPrefetch?: boolean;
+  /** With tc16Gram (split): the row scales by subgroup shuffles, no barriers (IntraGramTc16Variant.shuffleScale). */
+  tc16GramShuffleScale?: boolean;
+  /** With tc16Gram: the f16 staging stores in a bank-conflict-free rotated order (IntraGramTc16Variant.rot; no pad). */
+  tc16GramRot?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

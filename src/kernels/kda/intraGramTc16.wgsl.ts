@@ -144,10 +144,23 @@ export interface IntraGramTc16Variant {
    * the path every K tile's second barrier waits for. With split only. The same values.
    */
   diagPrefetch?: boolean;
+  /**
+   * The row scales' maxima combined by subgroup shuffles among a row's four lanes (the four slots of a row are
+   * lanes 4 si .. 4 si + 3 of one subgroup) instead of through workgroup memory: the prologue's two barriers go,
+   * and K tile 0's loads are issued before the scale loads. With split only (subgroups). The same values.
+   */
+  shuffleScale?: boolean;
+  /**
+   * The f16 staging's scalar stores in a rotated order: at store u the lane of row si, channel group sc4 writes
+   * element (u + sc4 + 2 ((si / 4) % 2)) % 4 of its four, so that the 32 lanes of a store hit 32 different banks
+   * (in order, a store's lanes write channels 4 apart, 8 bytes: two lanes a bank at best). Rows 16 elements apart
+   * (not with pad). The same values.
+   */
+  rot?: boolean;
 }
 
 export const intraGramTc16Key = (v: IntraGramTc16Variant) =>
-  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.knT ? '_knt' : ''}${v.pad ? '_pad' : ''}${v.halves ? '_halves' : ''}${v.diagPrefetch ? '_dp' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.knT ? '_knt' : ''}${v.pad ? '_pad' : ''}${v.halves ? '_halves' : ''}${v.diagPrefetch ? '_dp' : ''}${v.shuffleScale ? '_sgs' : ''}${v.rot ? '_rot' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraGramTc16Fits(v: IntraGramTc16Variant): boolean {
   return (
@@ -157,7 +170,8 @@ export function intraGramTc16Fits(v: IntraGramTc16Variant): boolean {
     !(v.split && v.diagWithMma) &&
     !(v.pad && (v.knT || v.compact)) &&
     !(v.halves && v.compact) &&
-    !(v.diagPrefetch && !v.split)
+    !((v.diagPrefetch || v.shuffleScale) && !v.split) &&
+    !(v.rot && v.pad)
   );
 }
 
@@ -240,6 +254,13 @@ export function tc16Staging(v: Pick<IntraGramTc16Variant, 'pad' | 'knT'>) {
 }
 
 /**
+ * With rot: the channel (of 16) that the lane of staging row si and channel group sc4 writes at its f16 store u
+ * (0 .. 3): 4 sc4 + (u + rs) % 4, rs = (sc4 + 2 ((si / 4) % 2)) % 4, as the kernel's ro0 .. ro3.
+ */
+export const tc16RotChannel = (si: number, sc4: number, u: number): number =>
+  4 * sc4 + ((u + ((sc4 + 2 * ((si >> 2) & 1)) & 3)) & 3);
+
+/**
  * The fragments of block pair P (run by subgroup P + 2), in f16 / f32 elements: its right operand KN_{I,J}
  * (column-major, stride SR: column j = row 16 J + j of KN_I), its left operands KS_I and QS_I (row-major, stride
  * SR), and where its A_kk and A_qk results go in the result array (row-major, stride 16; with halves both at 256 P,
@@ -300,8 +321,14 @@ export function intraGramTc16Wgsl(v: IntraGramTc16Variant): string {
     ${GB.map((b) => `gb${b} = gc4(${gbRow(b)}, cc);`).join('\n    ')}
   }`;
   // f16 row `r` (channels 4 sc4 .. 4 sc4 + 3) of the f16 staging array at `base`.
+  // With rot: element (u + rs) % 4 at store u (rot4, ro0 .. ro3: see the variant and tc16RotChannel).
   const st16 = (base: string, x: string) =>
-    `{
+    v.rot
+      ? `{
+      let hx = vec4<f16>(rot4(${x}, rs));
+      ${R4.map((u) => `sh[${base} + ro${u}] = hx.${X[u]};`).join('\n      ')}
+    }`
+      : `{
       let hx = vec4<f16>(${x});
       ${R4.map((u) => `sh[${base} + sc4 * 4u + ${u}u] = hx.${X[u]};`).join('\n      ')}
     }`;
@@ -345,7 +372,16 @@ ${bindings(
 )}
 ${LOCATE}
 ${WGSL_BF16}
-fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
+${
+  v.rot
+    ? `/** x rotated by r: element u is x[(u + r) % 4]. */
+fn rot4(x: vec4<f32>, r: u32) -> vec4<f32> {
+  let a = select(x, x.yzwx, (r & 1u) != 0u);
+  return select(a, a.zwxy, (r & 2u) != 0u);
+}
+`
+    : ''
+}fn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }
 ${
   viewed
     ? `var<workgroup> smf: array<f32, ${4 * SM_VEC4}>;\n${VEC4_VIEW_FNS}`
@@ -382,34 +418,16 @@ ${computeMain(WG)}
   let sp = si * 4u + (sc4 ^ ((si >> 2u) & 3u));
   let srow = (t0 + min(si, L - 1u)) * H + h;
   let nrow = (t0 + min(si & 0xfffffffcu, L - 1u)) * H + h;
-  let mrow = (t0 + min(si | 3u, L - 1u)) * H + h;
+  let mrow = (t0 + min(si | 3u, L - 1u)) * H + h;${
+    v.rot
+      ? `
+  // rot: this lane's rotation and the four channels its stores u = 0 .. 3 write.
+  let rs = (sc4 + 2u * ((si >> 2u) & 1u)) & 3u;
+  ${R4.map((u) => `let ro${u} = sc4 * 4u + ((${u}u + rs) & 3u);`).join('\n  ')}`
+      : ''
+  }
   let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, beta[(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h], 4u * I4 + ${a}u < L)`).join(',\n    ')});
-  // The row scales (see the header): each slot's largest |q| and |k| over all K tiles, the row's over its 4 slots.
-  {
-    var mq = 0.0;
-    var mk = 0.0;
-    if (si < L${v.skip === 'scale' ? ' && false' : ''}) {
-      for (var t = 0u; t < ${NKT}u; t++) {
-        let a = abs(bf4(q[srow * ${K4}u + t * 4u + sc4]));
-        let b = abs(bf4(k[srow * ${K4}u + t * 4u + sc4]));
-        mq = max(mq, max(max(a.x, a.y), max(a.z, a.w)));
-        mk = max(mk, max(max(b.x, b.y), max(b.z, b.w)));
-      }
-    }
-    ${RES}[lid] = mq;
-    ${RES}[${WG}u + lid] = mk;
-  }
-  workgroupBarrier();
-  if (lid < 128u) {
-    let b = select(0u, ${WG}u, lid >= 64u) + (lid % 64u) * 4u;
-    let m = max(max(${RES}[b], ${RES}[b + 1u]), max(${RES}[b + 2u], ${RES}[b + 3u]));
-    // m = f 2^x, f in [0.5, 1): e = x - 8 puts the scaled maximum in [128, 256); 0 gives e = -8 (any scale works).
-    let e = clamp(frexp(m).exp - 8, -126, 126);
-    sh[${SE}u + lid] = f16(e);
-  }
-  workgroupBarrier();
-  let qScale = ldexp(1.0, -i32(sh[${SE}u + si]));
-  let kScale = ldexp(1.0, -i32(sh[${SE + 64}u + si]));
+  // The staging registers (K tile kt's loads, widened at its staging).
   var qv: vec4<f32>;
   var kv: vec4<f32>;
   var gv: vec4<f32>;
@@ -418,13 +436,54 @@ ${computeMain(WG)}
   ${GB.map((b) => `var gb${b}: vec4<f32>;`).join('\n  ')}
   var qw: vec2<u32>;
   var kw: vec2<u32>;
-  ${stageLoad('0u')}${
-    v.diagPrefetch
-      ? `
+  ${v.shuffleScale ? `${stageLoad('0u')}\n  ` : ''}// The row scales (see the header): each slot's largest |q| and |k| over all K tiles, the row's over its 4 slots.
+  var mq = 0.0;
+  var mk = 0.0;
+  if (si < L${v.skip === 'scale' ? ' && false' : ''}) {
+    for (var t = 0u; t < ${NKT}u; t++) {
+      let a = abs(bf4(q[srow * ${K4}u + t * 4u + sc4]));
+      let b = abs(bf4(k[srow * ${K4}u + t * 4u + sc4]));
+      mq = max(mq, max(max(a.x, a.y), max(a.z, a.w)));
+      mk = max(mk, max(max(b.x, b.y), max(b.z, b.w)));
+    }
+  }
+  // m = f 2^x, f in [0.5, 1): e = x - 8 puts the scaled maximum in [128, 256); 0 gives e = -8 (any scale works).
+${
+  v.shuffleScale
+    ? `  // The row's four lanes (4 si .. 4 si + 3 of this subgroup) exchange their maxima; lane sc4 = 0 keeps the
+  // exponents for the epilogue (read after the K loop's barriers).
+  mq = max(mq, subgroupShuffleXor(mq, 1u));
+  mq = max(mq, subgroupShuffleXor(mq, 2u));
+  mk = max(mk, subgroupShuffleXor(mk, 1u));
+  mk = max(mk, subgroupShuffleXor(mk, 2u));
+  let eq = clamp(frexp(mq).exp - 8, -126, 126);
+  let ek = clamp(frexp(mk).exp - 8, -126, 126);
+  if (sc4 == 0u) {
+    sh[${SE}u + si] = f16(eq);
+    sh[${SE + 64}u + si] = f16(ek);
+  }
+  let qScale = ldexp(1.0, -eq);
+  let kScale = ldexp(1.0, -ek);`
+    : `  ${RES}[lid] = mq;
+  ${RES}[${WG}u + lid] = mk;
+  workgroupBarrier();
+  if (lid < 128u) {
+    let b = select(0u, ${WG}u, lid >= 64u) + (lid % 64u) * 4u;
+    let m = max(max(${RES}[b], ${RES}[b + 1u]), max(${RES}[b + 2u], ${RES}[b + 3u]));
+    let e = clamp(frexp(m).exp - 8, -126, 126);
+    sh[${SE}u + lid] = f16(e);
+  }
+  workgroupBarrier();
+  let qScale = ldexp(1.0, -i32(sh[${SE}u + si]));
+  let kScale = ldexp(1.0, -i32(sh[${SE + 64}u + si]));`
+}
+${v.shuffleScale ? '' : `  ${stageLoad('0u')}`}${
+  v.diagPrefetch
+    ? `
   ${R4.map((a) => `var dq${a}: vec2<u32>;\n  var dk${a}: vec2<u32>;`).join('\n  ')}
   ${diagLoad('0u')}`
-      : ''
-  }
+    : ''
+}
   for (var kt = 0u; kt < ${NKT}u; kt++) {
     ${stageTile}
     workgroupBarrier();

@@ -258,11 +258,14 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
       { K: 128, V: 128, GK: 128, split: true, diagPrefetch: true, shuffleScale: true, rot: true },
       { K: 64, V: 8, GK: 1, split: true, shuffleScale: true, halves: true, rw: true },
       { K: 32, V: 8, GK: 32, rot: true },
+      { K: 128, V: 128, GK: 128, split: true, diagPrefetch: true, shuffleScale: true, rot: true, mmaOverlap: true },
+      { K: 32, V: 8, GK: 1, mmaOverlap: true, knT: true, skip: 'mma' as const },
       { K: 16, V: 8, GK: 16, split: true, rot: true, knT: true, skip: 'scale' as const, shuffleScale: true },
       ...(['scale', 'f16', 'mma', 'f32'] as const).map((skip) => ({ K: 32, V: 8, GK: 32, split: true, skip })),
     ]) {
       const code = intraGramTc16Wgsl(v);
-      expect(code.match(/subgroupMatrixMultiplyAccumulate/g)?.length).toBe(12); // each pair's two, also with skip
+      // Each pair's two, also with skip (mmaOverlap: the two once, after the f32 units, on every pair's fragments).
+      expect(code.match(/subgroupMatrixMultiplyAccumulate/g)?.length).toBe('mmaOverlap' in v ? 2 : 12);
       const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(code) }).getCompilationInfo();
       expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
     }

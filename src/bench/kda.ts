@@ -140,6 +140,7 @@ export interface KdaBenchOptions {
   fwdTc16GramDiagPrefetch?: boolean;
   fwdTc16GramShuffleScale?: boolean;
   fwdTc16GramRot?: boolean;
+  fwdTc16GramMmaOverlap?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -311,6 +312,7 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     tc16GramDiagPrefetch: o.fwdTc16GramDiagPrefetch,
     tc16GramShuffleScale: o.fwdTc16GramShuffleScale,
     tc16GramRot: o.fwdTc16GramRot,
+    tc16GramMmaOverlap: o.fwdTc16GramMmaOverlap,
   };
 }
 
@@ -1049,6 +1051,10 @@ export function registerKdaBench(bench: Command): void {
       'with --fwd-tc16-gram on: the f16 staging stores in a bank-conflict-free rotated order (not with pad; default off)',
     )
     .option(
+      '--fwd-tc16-gram-mma-overlap <on|off>',
+      "with --fwd-tc16-gram on: a K tile's fragments loaded before the f32 units' work, multiplied after it (default off)",
+    )
+    .option(
       '--fwd-tc16-gram-skip <scale|f16|mma|f32>',
       'profiling only (wrong results): the tc16 kernel without its row scales, f16 staging, tensor-core or f32 products',
     )
@@ -1268,6 +1274,7 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16GramDiagPrefetch: parseOnOff('--fwd-tc16-gram-diag-prefetch', opts.fwdTc16GramDiagPrefetch),
         fwdTc16GramShuffleScale: parseOnOff('--fwd-tc16-gram-shuffle-scale', opts.fwdTc16GramShuffleScale),
         fwdTc16GramRot: parseOnOff('--fwd-tc16-gram-rot', opts.fwdTc16GramRot),
+        fwdTc16GramMmaOverlap: parseOnOff('--fwd-tc16-gram-mma-overlap', opts.fwdTc16GramMmaOverlap),
         fwdTc16GramSkip: parseSkip('--fwd-tc16-gram-skip', opts.fwdTc16GramSkip, [
           'scale',
           'f16',

@@ -78,7 +78,8 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   'tc16-out-pad-no-products': { tc16Output: true, tc16OutputPad: true, tc16OutputProbe: 'products', tc16OutputWg: 256 },
   // With --dtype bf16 --unsafe-apis: the two-pass intra's first kernel on f16 tensor cores (intraGramTc16.wgsl.ts;
   // twelfth session: padded staging rows, the results in two rounds, the diagonal threads' loads a tile ahead, the
-  // row scales by shuffles, rotated staging stores; every choice explicit). '-no-<part>': profiling probes.
+  // row scales by shuffles, rotated staging stores and read-back, fragments loaded before the f32 units; every choice
+  // explicit). '-no-<part>': profiling probes.
   'tc16-gram-off': { tc16Gram: false },
   ...Object.fromEntries(
     [
@@ -97,9 +98,13 @@ export const FWD_SWEEP: Record<string, Tuning> = {
       '-pad-halves-dp-no-f16',
       '-pad-halves-dp-no-mma',
       '-pad-halves-dp-no-f32',
-      '-dp-sgs-rot-no-f16',
-      '-dp-sgs-rot-no-mma',
-      '-dp-sgs-rot-no-f32',
+      '-dp-mo',
+      '-dp-sgs-rot-mo',
+      '-pad-dp-sgs-mo',
+      '-dp-sgs-rot-mo-no-scale',
+      '-dp-sgs-rot-mo-no-f16',
+      '-dp-sgs-rot-mo-no-mma',
+      '-dp-sgs-rot-mo-no-f32',
     ].map((f) => [`tc16-gram${f}`, gramTuning(f)]),
   ),
   // Both passes' variants together.
@@ -126,7 +131,7 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   },
 };
 
-/** The tensor-core first kernel's choices named by `-pad`, `-halves`, `-dp`, `-sgs`, `-rot`, `-no-<part>` in f. */
+/** The tensor-core first kernel's choices named by `-pad`, `-halves`, `-dp`, `-sgs`, `-rot`, `-mo`, `-no-<part>` in f. */
 function gramTuning(f: string): Tuning {
   const skip = /-no-(scale|f16|mma|f32)$/.exec(f)?.[1] as Tuning['tc16GramSkip'];
   return {
@@ -136,6 +141,7 @@ function gramTuning(f: string): Tuning {
     tc16GramDiagPrefetch: f.includes('-dp'),
     tc16GramShuffleScale: f.includes('-sgs'),
     tc16GramRot: f.includes('-rot'),
+    tc16GramMmaOverlap: f.includes('-mo'),
     ...(skip ? { tc16GramSkip: skip } : {}),
   };
 }

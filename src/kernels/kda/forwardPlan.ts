@@ -299,6 +299,7 @@ export function planChunkForward(
     knT: t.tc16GramKnT === true || undefined,
     pad: t.tc16GramPad === true || undefined,
     halves: (t.tc16GramHalves === true && t.tc16GramCompact !== true) || undefined,
+    mmaOverlap: t.tc16GramMmaOverlap === true || undefined,
     rw: twoPassVariants.gram.rw,
   };
   // diagPrefetch: the split form's only (one thread a unit would hold four times the words).

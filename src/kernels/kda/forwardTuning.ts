@@ -250,6 +250,8 @@ export const kdaForwardTuning: {
   tc16GramShuffleScale?: boolean;
   /** With tc16Gram: the f16 staging stores in a bank-conflict-free rotated order (IntraGramTc16Variant.rot; no pad). */
   tc16GramRot?: boolean;
+  /** With tc16Gram: fragments loaded before the f32 units, multiplied after (IntraGramTc16Variant.mmaOverlap). */
+  tc16GramMmaOverlap?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

@@ -60,7 +60,7 @@
  * --check at T=2048 (every variant the same): o against the f32 forward 2.900e-3 (off: 2.830e-3, o's own bf16
  * rounding), final state 2.51e-5 (off: 0); against the recurrent kernel o 2.901e-3, state 2.51e-5 (off 5.3e-7).
  */
-import { F16_MMA_HEAD, C32, ld16, st32 } from '../f16mma.js';
+import { C32, F16_MMA_HEAD, L16, ld16, R16, st32 } from '../f16mma.js';
 import { WGSL_BF16 } from './bf16.wgsl.js';
 import { DIAG_CHAIN_PAIRS, STORE_T_ROW_MAJOR_LEAN } from './intraGram.wgsl.js';
 import {
@@ -154,13 +154,19 @@ export interface IntraGramTc16Variant {
    * The f16 staging's scalar stores in a rotated order: at store u the lane of row si, channel group sc4 writes
    * element (u + sc4 + 2 ((si / 4) % 2)) % 4 of its four, so that the 32 lanes of a store hit 32 different banks
    * (in order, a store's lanes write channels 4 apart, 8 bytes: two lanes a bank at best). Rows 16 elements apart
-   * (not with pad). The same values.
+   * (not with pad). Likewise the result blocks' read-back: a tile's column (b + rg) % 4 at step b, rg its row group
+   * (in order, the lanes of a load in 4 row groups and 2 pairs share banks 8 ways; so 2). The same values.
    */
   rot?: boolean;
+  /**
+   * A K tile's fragments loaded before the f32 units' work and multiplied after it (their load latency under that
+   * work, three fragments held across it) instead of loaded and multiplied at once. The same sums.
+   */
+  mmaOverlap?: boolean;
 }
 
 export const intraGramTc16Key = (v: IntraGramTc16Variant) =>
-  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.knT ? '_knt' : ''}${v.pad ? '_pad' : ''}${v.halves ? '_halves' : ''}${v.diagPrefetch ? '_dp' : ''}${v.shuffleScale ? '_sgs' : ''}${v.rot ? '_rot' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.compact ? '_compact' : ''}${v.diagWithMma ? '_dm' : ''}${v.split ? '_split' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.knT ? '_knt' : ''}${v.pad ? '_pad' : ''}${v.halves ? '_halves' : ''}${v.diagPrefetch ? '_dp' : ''}${v.shuffleScale ? '_sgs' : ''}${v.rot ? '_rot' : ''}${v.mmaOverlap ? '_mo' : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraGramTc16Fits(v: IntraGramTc16Variant): boolean {
   return (
@@ -411,7 +417,7 @@ ${computeMain(WG)}
   let rowsArr = select(${AKS}u, ${AQS}u, isQ);
   ${R4.map((a) => `var acc${a} = vec4<f32>(0.0);\n  var aqk${a} = vec4<f32>(0.0);`).join('\n  ')}
   var ckk = ${C32}();
-  var cqk = ${C32}();
+  var cqk = ${C32}();${v.mmaOverlap ? `\n  var rk = ${R16}();\n  var lk = ${L16}();\n  var lq = ${L16}();` : ''}
   // Staging role: row si, channels 4 sc4 .. 4 sc4 + 3 of the tile (intraGram's swizzled slot sp).
   let si = lid / 4u;
   let sc4 = lid % 4u;
@@ -492,15 +498,24 @@ ${v.shuffleScale ? '' : `  ${stageLoad('0u')}`}${
     }
     if (mma${v.skip === 'mma' ? ' && false' : ''}) {
       // Block pair sg - 2 (tc16Fragments): KN_{I,J} (rows 16 J .. 16 J + 15 of KN_I) column-major as the right
-      // operand (channels x rows j), KS_I and QS_I (rows 16 I ..) row-major as the left ones.
+      // operand (channels x rows j), KS_I and QS_I (rows 16 I ..) row-major as the left ones.${v.mmaOverlap ? ' Loaded here, multiplied after the f32 units (mmaOverlap).' : ''}
       switch sg {
         ${[0, 1, 2, 3, 4, 5]
           .map((P) => {
             const f = tc16Fragments(P, v);
-            return `case ${P + 2}u: {
-          let rk = ${ld16('right', '&sh', `${f.right}u`, `${f.rightStride}u`, f.rightColMajor)};
-          ckk = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `${f.leftK}u`, `${f.leftStride}u`)}, rk, ckk);
-          cqk = subgroupMatrixMultiplyAccumulate(${ld16('left', '&sh', `${f.leftQ}u`, `${f.leftStride}u`)}, rk, cqk);
+            const right = ld16('right', '&sh', `${f.right}u`, `${f.rightStride}u`, f.rightColMajor);
+            const lk = ld16('left', '&sh', `${f.leftK}u`, `${f.leftStride}u`);
+            const lq = ld16('left', '&sh', `${f.leftQ}u`, `${f.leftStride}u`);
+            return v.mmaOverlap
+              ? `case ${P + 2}u: {
+          rk = ${right};
+          lk = ${lk};
+          lq = ${lq};
+        }`
+              : `case ${P + 2}u: {
+          let rk = ${right};
+          ckk = subgroupMatrixMultiplyAccumulate(${lk}, rk, ckk);
+          cqk = subgroupMatrixMultiplyAccumulate(${lq}, rk, cqk);
         }`;
           })
           .join('\n        ')}
@@ -527,6 +542,14 @@ ${v.shuffleScale ? '' : `  ${stageLoad('0u')}`}${
         }
         ${R4.map((a) => `aqk${a}.${X[a]} += dot(q${a}, k${a});`).join('\n        ')}
       }
+    }${
+      v.mmaOverlap
+        ? `
+    if (mma${v.skip === 'mma' ? ' && false' : ''}) {
+      ckk = subgroupMatrixMultiplyAccumulate(lk, rk, ckk);
+      cqk = subgroupMatrixMultiplyAccumulate(lq, rk, cqk);
+    }`
+        : ''
     }${
       v.diagPrefetch
         ? `
@@ -573,7 +596,18 @@ ${v.shuffleScale ? '' : `  ${stageLoad('0u')}`}${
     let rb = ${base} + (4u * (I4 % 4u)) * 16u + 4u * (J4 % 4u);
     let colScale = vec4<f32>(${R4.map((b) => `ldexp(1.0, i32(sh[${SE + 64}u + 4u * J4 + ${b}u]))`).join(', ')});
     let rowExp = select(${SE + 64}u, ${SE}u, tq) + 4u * I4;
-    ${R4.map((a) => `cx${a} = vec4<f32>(${R4.map((b) => `${RES}[rb + ${a * 16 + b}u]`).join(', ')}) * ldexp(1.0, i32(sh[rowExp + ${a}u])) * colScale;`).join('\n    ')}
+    ${
+      v.rot
+        ? `// rot: column (b + rg) % 4 read at step b (rg = the tile's row group: lanes of a store's other row groups
+    // on other banks), the vector rotated back.
+    let rg = (ct % 16u) / 4u;
+    ${R4.map((b) => `let rc${b} = (${b}u + rg) & 3u;`).join('\n    ')}
+    ${R4.map((a) => `cx${a} = rot4(vec4<f32>(${R4.map((b) => `${RES}[rb + ${a * 16}u + rc${b}]`).join(', ')}), (4u - rg) & 3u) * ldexp(1.0, i32(sh[rowExp + ${a}u])) * colScale;`).join('\n    ')}`
+        : R4.map(
+            (a) =>
+              `cx${a} = vec4<f32>(${R4.map((b) => `${RES}[rb + ${a * 16 + b}u]`).join(', ')}) * ldexp(1.0, i32(sh[rowExp + ${a}u])) * colScale;`,
+          ).join('\n    ')
+    }
   }
   workgroupBarrier();`,
     )

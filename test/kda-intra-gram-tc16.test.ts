@@ -197,6 +197,14 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
     expect(planChunkForward(dev(true), shape, run, all).tc16g).toMatchObject({ pad: true, halves: true, split: true });
     expect(planChunkForward(dev(true), shape, run, all).tc16g?.diagPrefetch).toBe(true);
     expect(planChunkForward(dev(true), shape, run, t).tc16g?.pad).toBeUndefined();
+    // diagPrefetch and shuffleScale: on unless asked off (the split form's).
+    expect(planChunkForward(dev(true), shape, run, t).tc16g).toMatchObject({ diagPrefetch: true, shuffleScale: true });
+    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramDiagPrefetch: false }).tc16g?.diagPrefetch).toBe(
+      undefined,
+    );
+    expect(
+      planChunkForward(dev(true), shape, run, { ...t, tc16GramShuffleScale: false }).tc16g?.shuffleScale,
+    ).toBeUndefined();
     expect(
       planChunkForward(dev(true), shape, run, { ...all, tc16GramSplit: false }).tc16g?.diagPrefetch,
     ).toBeUndefined();

@@ -1016,7 +1016,7 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-tc16-gram-compact <on|off>',
-      'with --fwd-tc16-gram on: its compact variant (23.25 KiB of workgroup memory instead of 35.25; default off)',
+      'with --fwd-tc16-gram on: its compact variant (22.25 KiB of workgroup memory instead of 34.25; default off)',
     )
     .option(
       '--fwd-tc16-gram-diag-mma <on|off>',
@@ -1040,11 +1040,11 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-tc16-gram-diag-prefetch <on|off>',
-      "with --fwd-tc16-gram on (split): the diagonal threads' q and k loaded a K tile ahead (default off)",
+      "with --fwd-tc16-gram on (split): the diagonal threads' q and k loaded a K tile ahead (default on)",
     )
     .option(
       '--fwd-tc16-gram-shuffle-scale <on|off>',
-      "with --fwd-tc16-gram on (split): the row scales' maxima by subgroup shuffles, no barriers (default off)",
+      "with --fwd-tc16-gram on (split): the row scales' maxima by subgroup shuffles, no barriers (default on)",
     )
     .option(
       '--fwd-tc16-gram-rot <on|off>',

@@ -302,10 +302,11 @@ export function planChunkForward(
     mmaOverlap: t.tc16GramMmaOverlap === true || undefined,
     rw: twoPassVariants.gram.rw,
   };
-  // diagPrefetch: the split form's only (one thread a unit would hold four times the words).
-  if (tc16 && t.tc16GramDiagPrefetch === true && tc16.split) tc16.diagPrefetch = true;
-  // shuffleScale: the split form's only (subgroups); rot: rows 16 elements apart only (not with pad).
-  if (tc16 && t.tc16GramShuffleScale === true && tc16.split) tc16.shuffleScale = true;
+  // diagPrefetch and shuffleScale: on unless asked off, in the split form only (one thread a unit would hold four
+  // times the words; the shuffles need subgroups); the kernel's fastest form on the H200 (twelfth session).
+  if (tc16 && (t.tc16GramDiagPrefetch ?? true) && tc16.split) tc16.diagPrefetch = true;
+  if (tc16 && (t.tc16GramShuffleScale ?? true) && tc16.split) tc16.shuffleScale = true;
+  // rot: rows 16 elements apart only (not with pad).
   if (tc16 && t.tc16GramRot === true && !tc16.pad) tc16.rot = true;
   const tc16Gram =
     twoPassVariants.gram !== undefined && t.tc16Gram === true && tc16GramFits(dev, twoPassVariants.gram, tc16!);

@@ -35,13 +35,15 @@
  *    loop (units 0 .. 23, 24 .. 47, 48 .. 63 on threads 4 u .. 4 u + 3); else one thread a unit (threads 0 .. 63, or
  *    the diagonal blocks on lanes 0 .. 15 of subgroup 2 with diagWithMma);
  *  - every thread stages one (row, 4-channel group) slot of each K tile, f32 (gc, qs4, ks4, kn4: intraGram's 4-row
- *    factoring for the in-block tiles) and f16 (QS, KS, and KN_{I, row} for every I with 16 I > row).
+ *    factoring for the in-block tiles) and f16 (QS and KS for rows 16 .. 63, the only left operands, and
+ *    KN_{I, row} for every I with 16 I > row: tc16Staging).
  * After the K loop the result matrices go through workgroup memory (st32; a result is opaque) and threads 0 .. 191
  * each read back and unscale one 4x4 tile of them into intraGram's epilogue (A_qk to global memory, Diag(beta) A_kk
  * transposed into step B's matrix).
  *
  * Workgroup memory: 16 KiB f32 staging (then T, step B's scratch in T's zero upper part: intraGram's lean layout),
- * 7.25 KiB f16 staging and row exponents, 12 KiB result blocks: 35.25 KiB (intraGram: 24); compact: 23.25 KiB.
+ * 6.25 KiB f16 staging (192 rows) and row exponents, 12 KiB result blocks: 34.25 KiB (intraGram: 24); compact:
+ * 22.25; halves 28.25; pad 37.25 (pad + halves 31.25).
  *
  * H200 (B=1, H=16, d=128, T=32768, bf16 inputs; bench/results/2026-12-02-h200-ktcgram-s{1,2,3}-*): CORRECT BUT
  * SLOWER than intraGram.wgsl.ts, whose kda_chunk_intra took 1.066-1.069 ms in the same sittings (forward 5.193-5.200):
@@ -59,6 +61,25 @@
  * about what the f32 products they replace saved; in split the kernel stays ~0.17 ms behind intraGram.
  * --check at T=2048 (every variant the same): o against the f32 forward 2.900e-3 (off: 2.830e-3, o's own bf16
  * rounding), final state 2.51e-5 (off: 0); against the recurrent kernel o 2.901e-3, state 2.51e-5 (off 5.3e-7).
+ *
+ * Twelfth session (H200, same shape; bench/results/2026-12-03-h200-s12-gram-s{1,2}-*: --fwd-sweep rounds, then the
+ * fastest form and the f32 kernel each in its own process twice). STILL SLOWER: the default form where tc16Gram runs
+ * (split + diagPrefetch + shuffleScale) 1.161 / 1.161 ms against intraGram's 1.065 / 1.066 (forward 5.169 / 5.170
+ * against 5.076 / 5.076). Sweep (kda_chunk_intra, two rounds each):
+ *    split (the 192-row staging)   1.238 / 1.235      + pad 1.226 / 1.226   + halves 1.269 / 1.267
+ *    split + diagPrefetch (dp)     1.196 / 1.194 (s1), 1.188 / 1.184 (s2)   dp + halves 1.223, + pad + halves 1.220
+ *    dp + shuffleScale (sgs)       1.160 / 1.154      + pad + mmaOverlap 1.182 / 1.177
+ *    dp + rot 1.241 / 1.236, dp + sgs + rot 1.223 / 1.220, dp + mmaOverlap 1.196 / 1.190, all four 1.219 / 1.215.
+ * Readings: padding, which won the output pass (its rows 128 bytes apart: 8-way conflicts), gains 0.01 here (rows
+ * 32 bytes apart: 2-way at most). halves (6 KiB less) is slower: workgroup memory does not bound this kernel's
+ * occupancy at 34 KiB. The rotated stores are slower by 0.05: presumably the driver merges a lane's four in-order
+ * scalar f16 stores into one wider store, which the rotation prevents. Probes of dp + sgs + rot + mmaOverlap
+ * (1.215-1.219): without the row scales 1.145-1.150, without the f16 staging 1.078-1.079, without the products
+ * 1.098-1.100, without the f32 units 1.103-1.105: even with the f16 staging free the kernel would only tie intraGram,
+ * so this layout (the tensor cores taking 192 of the 240 off-diagonal 4x4 tiles of both matrices) cannot win by
+ * tuning alone. --check at T=2048, every form: o against this kernel off 5.65e-3 (a bf16 ulp of o where the two
+ * round differently), against the f32 forward 2.97e-3 (as with intraGram: 2.97e-3, bench/results/
+ * 2026-12-02-h200-ktcout-s4-summary.txt: o's own bf16 rounding), final state 2.51e-5.
  */
 import { C32, F16_MMA_HEAD, L16, ld16, R16, st32 } from '../f16mma.js';
 import { WGSL_BF16 } from './bf16.wgsl.js';

@@ -13,7 +13,12 @@
 import { describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/forwardTuning.js';
 import { planChunkForward } from '../src/kernels/kda/forwardPlan.js';
-import { intraGramTc16SharedBytes, intraGramTc16Wgsl, vec4View } from '../src/kernels/kda/intraGramTc16.wgsl.js';
+import {
+  intraGramTc16SharedBytes,
+  intraGramTc16Wgsl,
+  tc16RotChannel,
+  vec4View,
+} from '../src/kernels/kda/intraGramTc16.wgsl.js';
 import {
   intraGramTc16Layout,
   intraGramTc16Reference,
@@ -128,14 +133,20 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
   }
 
   it('the work layout (staging offsets, fragments, result blocks, epilogue tiles) gives the reference', () => {
-    for (const [L, mag, K, knT] of [
-      [64, 1, 32, false],
-      [37, 1e5, 16, false],
-      [64, 1, 32, true],
-      [50, 1e-5, 16, true],
+    for (const [L, mag, K, v] of [
+      [64, 1, 32, {}],
+      [37, 1e5, 16, {}],
+      [64, 1, 32, { knT: true }],
+      [50, 1e-5, 16, { knT: true }],
+      // The padded rows and the two result rounds (the twelfth session's forms), on awkward chunk lengths.
+      [63, 1, 32, { pad: true }],
+      [17, 1e3, 16, { halves: true }],
+      [64, 1, 48, { pad: true, halves: true }],
+      [33, 1e-4, 16, { pad: true, halves: true }],
+      [49, 1, 32, { knT: true, halves: true }],
     ] as const) {
       const c = chunk(L + K, L, K, mag);
-      const lay = intraGramTc16Layout(c, knT);
+      const lay = intraGramTc16Layout(c, v);
       const r = intraGramTc16Reference(c);
       for (let i = 0; i < L; i++)
         for (let j = 0; j < i; j++)
@@ -164,8 +175,12 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
     const shape = { H: 16, N: 1, K: 128, V: 128, GK: 128 };
     const run = { keep: false, out: true, bf16: true };
     const t = { ...kdaForwardTuning, tc16Gram: true };
-    expect(intraGramTc16SharedBytes({})).toBe(35.25 * 1024);
-    expect(intraGramTc16SharedBytes({ compact: true })).toBe(23.25 * 1024);
+    // 16 KiB f32 staging (then T) + f16 staging (192 rows of 32 or 48 bytes, 256 bytes of exponents) + results.
+    expect(intraGramTc16SharedBytes({})).toBe(34.25 * 1024);
+    expect(intraGramTc16SharedBytes({ compact: true })).toBe(22.25 * 1024);
+    expect(intraGramTc16SharedBytes({ halves: true })).toBe(28.25 * 1024);
+    expect(intraGramTc16SharedBytes({ pad: true })).toBe(37.25 * 1024);
+    expect(intraGramTc16SharedBytes({ pad: true, halves: true })).toBe(31.25 * 1024);
     expect(planChunkForward(dev(true), shape, run, t).tc16Gram).toBe(true);
     // split: the default form where tc16Gram runs; off when asked or with diagWithMma.
     expect(planChunkForward(dev(true), shape, run, t).tc16g?.split).toBe(true);
@@ -177,6 +192,48 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
     expect(planChunkForward(dev(true, 64), shape, run, t).tc16Gram).toBe(false);
     expect(planChunkForward(dev(true, 32, 32768), shape, run, t).tc16Gram).toBe(false);
     expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramCompact: true }).tc16g?.compact).toBe(true);
+    // The twelfth session's forms: each where asked; diagPrefetch only with split, halves not with compact.
+    const all = { ...t, tc16GramPad: true, tc16GramHalves: true, tc16GramDiagPrefetch: true };
+    expect(planChunkForward(dev(true), shape, run, all).tc16g).toMatchObject({ pad: true, halves: true, split: true });
+    expect(planChunkForward(dev(true), shape, run, all).tc16g?.diagPrefetch).toBe(true);
+    expect(planChunkForward(dev(true), shape, run, t).tc16g?.pad).toBeUndefined();
+    // diagPrefetch and shuffleScale: on unless asked off (the split form's).
+    expect(planChunkForward(dev(true), shape, run, t).tc16g).toMatchObject({ diagPrefetch: true, shuffleScale: true });
+    expect(planChunkForward(dev(true), shape, run, { ...t, tc16GramDiagPrefetch: false }).tc16g?.diagPrefetch).toBe(
+      undefined,
+    );
+    expect(
+      planChunkForward(dev(true), shape, run, { ...t, tc16GramShuffleScale: false }).tc16g?.shuffleScale,
+    ).toBeUndefined();
+    expect(
+      planChunkForward(dev(true), shape, run, { ...all, tc16GramSplit: false }).tc16g?.diagPrefetch,
+    ).toBeUndefined();
+    expect(planChunkForward(dev(true), shape, run, { ...all, tc16GramCompact: true }).tc16g?.halves).toBeUndefined();
+    const sr = { ...t, tc16GramShuffleScale: true, tc16GramRot: true };
+    expect(planChunkForward(dev(true), shape, run, sr).tc16g).toMatchObject({ shuffleScale: true, rot: true });
+    expect(
+      planChunkForward(dev(true), shape, run, { ...sr, tc16GramSplit: false }).tc16g?.shuffleScale,
+    ).toBeUndefined();
+    expect(planChunkForward(dev(true), shape, run, { ...sr, tc16GramPad: true }).tc16g?.rot).toBeUndefined();
+  });
+
+  it("rot: each lane writes its four channels once, and a store's 32 lanes hit 32 different banks", () => {
+    for (let si = 0; si < 64; si++)
+      for (let sc4 = 0; sc4 < 4; sc4++) {
+        const ch = [0, 1, 2, 3].map((u) => tc16RotChannel(si, sc4, u));
+        expect([...ch].sort((a, b) => a - b)).toEqual([0, 1, 2, 3].map((x) => 4 * sc4 + x));
+      }
+    // Subgroup w: lanes 32 w .. 32 w + 31 = rows 8 w .. 8 w + 7, channel groups 0 .. 3; rows 16 f16 (8 words) apart,
+    // every staged array's first row a multiple of 8 rows (tc16Staging), so the bank is (8 row + channel / 2) % 32.
+    for (let w = 0; w < 8; w++)
+      for (let u = 0; u < 4; u++) {
+        const banks = new Set<number>();
+        for (let lane = 0; lane < 32; lane++) {
+          const si = 8 * w + (lane >> 2);
+          banks.add((8 * si + (tc16RotChannel(si, lane & 3, u) >> 1)) % 32);
+        }
+        expect(banks.size).toBe(32);
+      }
   });
 
   it('vec4View rewrites the vec4 array accesses', () => {
@@ -200,10 +257,23 @@ describe('KDA intra gram on f16 tensor cores (reference, layout, WGSL)', () => {
       { K: 128, V: 128, GK: 128, split: true },
       { K: 64, V: 8, GK: 1, split: true, rw: true },
       { K: 128, V: 128, GK: 128, split: true, knT: true },
+      { K: 128, V: 128, GK: 128, split: true, pad: true },
+      { K: 128, V: 128, GK: 128, split: true, halves: true },
+      { K: 128, V: 128, GK: 128, split: true, pad: true, halves: true, diagPrefetch: true },
+      { K: 64, V: 8, GK: 1, split: true, halves: true, diagPrefetch: true, rw: true },
+      { K: 32, V: 8, GK: 32, pad: true, halves: true },
+      { K: 16, V: 8, GK: 16, split: true, knT: true, halves: true, diagPrefetch: true },
+      { K: 128, V: 128, GK: 128, split: true, diagPrefetch: true, shuffleScale: true, rot: true },
+      { K: 64, V: 8, GK: 1, split: true, shuffleScale: true, halves: true, rw: true },
+      { K: 32, V: 8, GK: 32, rot: true },
+      { K: 128, V: 128, GK: 128, split: true, diagPrefetch: true, shuffleScale: true, rot: true, mmaOverlap: true },
+      { K: 32, V: 8, GK: 1, mmaOverlap: true, knT: true, skip: 'mma' as const },
+      { K: 16, V: 8, GK: 16, split: true, rot: true, knT: true, skip: 'scale' as const, shuffleScale: true },
       ...(['scale', 'f16', 'mma', 'f32'] as const).map((skip) => ({ K: 32, V: 8, GK: 32, split: true, skip })),
     ]) {
       const code = intraGramTc16Wgsl(v);
-      expect(code.match(/subgroupMatrixMultiplyAccumulate/g)?.length).toBe(12); // each pair's two, also with skip
+      // Each pair's two, also with skip (mmaOverlap: the two once, after the f32 units, on every pair's fragments).
+      expect(code.match(/subgroupMatrixMultiplyAccumulate/g)?.length).toBe('mmaOverlap' in v ? 2 : 12);
       const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(code) }).getCompilationInfo();
       expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
     }

@@ -135,6 +135,12 @@ export interface KdaBenchOptions {
   fwdTc16GramSplit?: boolean;
   fwdTc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
   fwdTc16GramKnT?: boolean;
+  fwdTc16GramPad?: boolean;
+  fwdTc16GramHalves?: boolean;
+  fwdTc16GramDiagPrefetch?: boolean;
+  fwdTc16GramShuffleScale?: boolean;
+  fwdTc16GramRot?: boolean;
+  fwdTc16GramMmaOverlap?: boolean;
   fwdIntraWuDoubleB?: boolean;
   /** Chunk slots a workgroup of the second kernel walks (intraWUChunks). */
   fwdIntraWuChunks?: 1 | 2;
@@ -303,6 +309,12 @@ function forwardTuningIntra7(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
     tc16GramSplit: o.fwdTc16GramSplit,
     tc16GramSkip: o.fwdTc16GramSkip,
     tc16GramKnT: o.fwdTc16GramKnT,
+    tc16GramPad: o.fwdTc16GramPad,
+    tc16GramHalves: o.fwdTc16GramHalves,
+    tc16GramDiagPrefetch: o.fwdTc16GramDiagPrefetch,
+    tc16GramShuffleScale: o.fwdTc16GramShuffleScale,
+    tc16GramRot: o.fwdTc16GramRot,
+    tc16GramMmaOverlap: o.fwdTc16GramMmaOverlap,
   };
 }
 
@@ -450,12 +462,17 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) 
   // on the inference path only: elsewhere the two runs are the same forward).
   const hbBf16 = kdaForwardTuning.hbBf16 ?? (dev.backend === 'webgpu' && hbBf16ByDefault(dev as GpuContext));
   const hbOther = await withTuningAsync({ hbBf16: !hbBf16 }, () => run(x, 'chunk'));
+  // The f16 tensor-core first kernel against intraGram (kdaForwardTuning.tc16Gram), where asked for.
+  const gramOff = kdaForwardTuning.tc16Gram
+    ? await withTuningAsync({ tc16Gram: false }, () => run(x, 'chunk'))
+    : undefined;
   disposeAll(w.q, w.k, w.v, w.g, w.beta);
   return {
     hbBf16,
     [`vsHbBf16${hbBf16 ? 'Off' : 'On'}`]: diffOS(a, hbOther),
     ...tc16Off,
     ...(tc16 ? { vsTc16OutputOff: diffOS(a, tc16) } : {}),
+    ...(gramOff ? { vsTc16GramOff: diffOS(a, gramOff) } : {}),
     intermediates: mode,
     vsF32: diffOS(a, f),
     vsRecurrent: diffOS(a, rec),
@@ -1008,7 +1025,7 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-tc16-gram-compact <on|off>',
-      'with --fwd-tc16-gram on: its compact variant (23.25 KiB of workgroup memory instead of 35.25; default off)',
+      'with --fwd-tc16-gram on: its compact variant (22.25 KiB of workgroup memory instead of 34.25; default off)',
     )
     .option(
       '--fwd-tc16-gram-diag-mma <on|off>',
@@ -1021,6 +1038,30 @@ export function registerKdaBench(bench: Command): void {
     .option(
       '--fwd-tc16-gram-knt <on|off>',
       'with --fwd-tc16-gram on: KN staged transposed (a row-major right operand; default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-pad <on|off>',
+      'with --fwd-tc16-gram on: f16 staging rows padded to 48 bytes against bank conflicts (default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-halves <on|off>',
+      'with --fwd-tc16-gram on: the result blocks in two rounds through 6 KiB of workgroup memory (default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-diag-prefetch <on|off>',
+      "with --fwd-tc16-gram on (split): the diagonal threads' q and k loaded a K tile ahead (default on)",
+    )
+    .option(
+      '--fwd-tc16-gram-shuffle-scale <on|off>',
+      "with --fwd-tc16-gram on (split): the row scales' maxima by subgroup shuffles, no barriers (default on)",
+    )
+    .option(
+      '--fwd-tc16-gram-rot <on|off>',
+      'with --fwd-tc16-gram on: the f16 staging stores in a bank-conflict-free rotated order (not with pad; default off)',
+    )
+    .option(
+      '--fwd-tc16-gram-mma-overlap <on|off>',
+      "with --fwd-tc16-gram on: a K tile's fragments loaded before the f32 units' work, multiplied after it (default off)",
     )
     .option(
       '--fwd-tc16-gram-skip <scale|f16|mma|f32>',
@@ -1242,6 +1283,12 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16GramDiagMma: parseOnOff('--fwd-tc16-gram-diag-mma', opts.fwdTc16GramDiagMma),
         fwdTc16GramSplit: parseOnOff('--fwd-tc16-gram-split', opts.fwdTc16GramSplit),
         fwdTc16GramKnT: parseOnOff('--fwd-tc16-gram-knt', opts.fwdTc16GramKnt),
+        fwdTc16GramPad: parseOnOff('--fwd-tc16-gram-pad', opts.fwdTc16GramPad),
+        fwdTc16GramHalves: parseOnOff('--fwd-tc16-gram-halves', opts.fwdTc16GramHalves),
+        fwdTc16GramDiagPrefetch: parseOnOff('--fwd-tc16-gram-diag-prefetch', opts.fwdTc16GramDiagPrefetch),
+        fwdTc16GramShuffleScale: parseOnOff('--fwd-tc16-gram-shuffle-scale', opts.fwdTc16GramShuffleScale),
+        fwdTc16GramRot: parseOnOff('--fwd-tc16-gram-rot', opts.fwdTc16GramRot),
+        fwdTc16GramMmaOverlap: parseOnOff('--fwd-tc16-gram-mma-overlap', opts.fwdTc16GramMmaOverlap),
         fwdTc16GramSkip: parseSkip('--fwd-tc16-gram-skip', opts.fwdTc16GramSkip, [
           'scale',
           'f16',

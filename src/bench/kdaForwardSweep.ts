@@ -76,6 +76,37 @@ export const FWD_SWEEP: Record<string, Tuning> = {
   'tc16-out-no-loads': { tc16Output: true, tc16OutputProbe: 'loads', tc16OutputPad: false, tc16OutputWg: 256 },
   'tc16-out-no-stage': { tc16Output: true, tc16OutputProbe: 'stage', tc16OutputPad: false, tc16OutputWg: 256 },
   'tc16-out-pad-no-products': { tc16Output: true, tc16OutputPad: true, tc16OutputProbe: 'products', tc16OutputWg: 256 },
+  // With --dtype bf16 --unsafe-apis: the two-pass intra's first kernel on f16 tensor cores (intraGramTc16.wgsl.ts;
+  // twelfth session: padded staging rows, the results in two rounds, the diagonal threads' loads a tile ahead, the
+  // row scales by shuffles, rotated staging stores and read-back, fragments loaded before the f32 units; every choice
+  // explicit). '-no-<part>': profiling probes.
+  'tc16-gram-off': { tc16Gram: false },
+  ...Object.fromEntries(
+    [
+      '',
+      '-pad',
+      '-halves',
+      '-dp',
+      '-pad-halves',
+      '-halves-dp',
+      '-pad-halves-dp',
+      '-dp-sgs',
+      '-dp-rot',
+      '-dp-sgs-rot',
+      '-pad-dp-sgs',
+      '-pad-halves-dp-no-scale',
+      '-pad-halves-dp-no-f16',
+      '-pad-halves-dp-no-mma',
+      '-pad-halves-dp-no-f32',
+      '-dp-mo',
+      '-dp-sgs-rot-mo',
+      '-pad-dp-sgs-mo',
+      '-dp-sgs-rot-mo-no-scale',
+      '-dp-sgs-rot-mo-no-f16',
+      '-dp-sgs-rot-mo-no-mma',
+      '-dp-sgs-rot-mo-no-f32',
+    ].map((f) => [`tc16-gram${f}`, gramTuning(f)]),
+  ),
   // Both passes' variants together.
   'both-fma-seventh': { outputFmaChain: true, intraWUStatic: false },
   'both-square-static': { outputLanes: 'square', intraWUStatic: true, intraWUAhead: 1, intraWUDoubleB: false },
@@ -99,6 +130,21 @@ export const FWD_SWEEP: Record<string, Tuning> = {
     intraWUDoubleB: true,
   },
 };
+
+/** The tensor-core first kernel's choices named by `-pad`, `-halves`, `-dp`, `-sgs`, `-rot`, `-mo`, `-no-<part>` in f. */
+function gramTuning(f: string): Tuning {
+  const skip = /-no-(scale|f16|mma|f32)$/.exec(f)?.[1] as Tuning['tc16GramSkip'];
+  return {
+    tc16Gram: true,
+    tc16GramPad: f.includes('-pad'),
+    tc16GramHalves: f.includes('-halves'),
+    tc16GramDiagPrefetch: f.includes('-dp'),
+    tc16GramShuffleScale: f.includes('-sgs'),
+    tc16GramRot: f.includes('-rot'),
+    tc16GramMmaOverlap: f.includes('-mo'),
+    ...(skip ? { tc16GramSkip: skip } : {}),
+  };
+}
 
 export function parseFwdSweep(s: string | undefined): string[] | undefined {
   if (s === undefined) return undefined;

@@ -336,8 +336,17 @@ export function planChunkForward(
     split: ((t.tc16GramSplit ?? true) && dev.features.subgroups && !t.tc16GramDiagWithMma) || undefined,
     skip: t.tc16GramSkip,
     knT: t.tc16GramKnT === true || undefined,
+    pad: t.tc16GramPad === true || undefined,
+    halves: (t.tc16GramHalves === true && t.tc16GramCompact !== true) || undefined,
+    mmaOverlap: t.tc16GramMmaOverlap === true || undefined,
     rw: twoPassVariants.gram.rw,
   };
+  // diagPrefetch and shuffleScale: on unless asked off, in the split form only (one thread a unit would hold four
+  // times the words; the shuffles need subgroups); the kernel's fastest form on the H200 (twelfth session).
+  if (tc16 && (t.tc16GramDiagPrefetch ?? true) && tc16.split) tc16.diagPrefetch = true;
+  if (tc16 && (t.tc16GramShuffleScale ?? true) && tc16.split) tc16.shuffleScale = true;
+  // rot: rows 16 elements apart only (not with pad).
+  if (tc16 && t.tc16GramRot === true && !tc16.pad) tc16.rot = true;
   const tc16Gram =
     twoPassVariants.gram !== undefined && t.tc16Gram === true && tc16GramFits(dev, twoPassVariants.gram, tc16!);
   // The intra and tiled (or halves, regw, overlap) state passes as one pipeline (statePipeline.ts), where both

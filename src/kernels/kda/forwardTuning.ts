@@ -224,10 +224,12 @@ export const kdaForwardTuning: {
    * variant (reads gc; bf16), the subgroup size is 32 and its workgroup memory fits (bench kda --fwd-tc16-gram on).
    * Opt-in, not the default: correct but slower on the H200 (B=1, H=16, d=128, T=32768, bf16): kda_chunk_intra
    * 1.235-1.240 ms (its split form) against 1.066-1.069 for intraGram, forward 5.369-5.381 against 5.193-5.200
-   * (bench/results/2026-12-02-h200-ktcgram-s{2,3}-*; the kernel's header says where the time goes).
+   * (bench/results/2026-12-02-h200-ktcgram-s{2,3}-*); twelfth session, its default form now (split, diagPrefetch,
+   * shuffleScale) 1.161 / 1.161 ms against 1.065 / 1.066, forward 5.169 / 5.170 against 5.076 / 5.076
+   * (bench/results/2026-12-03-h200-s12-gram-s2-*; the kernel's header says where the time goes).
    */
   tc16Gram?: boolean;
-  /** With tc16Gram: its compact variant (IntraGramTc16Variant.compact: 23.25 KiB of workgroup memory, not 35.25). */
+  /** With tc16Gram: its compact variant (IntraGramTc16Variant.compact: 22.25 KiB of workgroup memory, not 34.25). */
   tc16GramCompact?: boolean;
   /** With tc16Gram: the diagonal blocks on the first products subgroup (IntraGramTc16Variant.diagWithMma; not split). */
   tc16GramDiagWithMma?: boolean;
@@ -240,6 +242,24 @@ export const kdaForwardTuning: {
   tc16GramSkip?: 'scale' | 'f16' | 'mma' | 'f32';
   /** With tc16Gram: KN staged transposed, a row-major right operand (IntraGramTc16Variant.knT). */
   tc16GramKnT?: boolean;
+  /** With tc16Gram: padded f16 staging rows against bank conflicts (IntraGramTc16Variant.pad; not with knT). */
+  tc16GramPad?: boolean;
+  /** With tc16Gram: the result blocks in two rounds through 6 KiB (IntraGramTc16Variant.halves; not compact). */
+  tc16GramHalves?: boolean;
+  /**
+   * With tc16Gram (split): the diagonal threads' q and k loaded a K tile ahead (IntraGramTc16Variant.diagPrefetch).
+   * Unset: on (1.184-1.196 ms against 1.226-1.238 without, s12 sittings); false: off.
+   */
+  tc16GramDiagPrefetch?: boolean;
+  /**
+   * With tc16Gram (split): the row scales by subgroup shuffles, no barriers (IntraGramTc16Variant.shuffleScale).
+   * Unset: on (with diagPrefetch 1.154-1.161 ms against 1.184-1.188 without); false: off.
+   */
+  tc16GramShuffleScale?: boolean;
+  /** With tc16Gram: the f16 staging stores in a bank-conflict-free rotated order (IntraGramTc16Variant.rot; no pad). */
+  tc16GramRot?: boolean;
+  /** With tc16Gram: fragments loaded before the f32 units, multiplied after (IntraGramTc16Variant.mmaOverlap). */
+  tc16GramMmaOverlap?: boolean;
   /**
    * true: the two-pass intra's first kernel forms gc (and Kd, where the forward needs it) from g itself
    * (IntraGramVariant.gcFromG) and the gc pass does not run; false: the gc pass (bench kda --fwd-gc pass). Only

@@ -13,7 +13,7 @@
  */
 import { f16Round } from '../f16mma.js';
 import { type IntraChunk, unitLowerInverse } from './intraReference.js';
-import { TC16_PAIRS, TC16_STAGING, tc16Fragments } from './intraGramTc16.wgsl.js';
+import { type IntraGramTc16Variant, TC16_PAIRS, tc16Fragments, tc16Staging } from './intraGramTc16.wgsl.js';
 
 export interface IntraGramResult {
   /** [64, 64], zero above the diagonal and past row L. */
@@ -95,41 +95,52 @@ export function intraGramTc16Reference(c: IntraChunk): IntraGramResult {
 
 /**
  * The cross-block entries of A_kk and A_qk ([64, 64] each, zero elsewhere; A_qk without `scale`) through the
- * kernel's work layout: the staging threads' stores into the f16 array (TC16_STAGING offsets, one K tile of 16
- * channels at a time), each subgroup's fragments read where tc16Fragments says (left row-major, right column-major,
- * stride 16), its products accumulated into the result array at outK / outQ, then the epilogue's tile t = lid % 96 of
- * thread lid < 192 mapped back to (row, column) and unscaled as the kernel does.
+ * kernel's work layout for the layout choices of `v` (pad, knT, halves): the staging threads' stores into the f16
+ * array (tc16Staging offsets, one K tile of 16 channels at a time; the rows no product reads are never stored, so
+ * they stay NaN and poison any fragment that reaches them), each subgroup's fragments read where tc16Fragments
+ * says (left row-major, right column-major or row-major, at their strides), its products accumulated into the
+ * result array at outK / outQ (with halves two arrays, one a round; else one, so overlapping blocks would show),
+ * then the epilogue's tile t = lid % 96 of thread lid < 192 mapped back to (row, column) and unscaled as the kernel
+ * does.
  */
-export function intraGramTc16Layout(c: IntraChunk, knT = false): { Akk: Float64Array; Aqk: Float64Array } {
+export function intraGramTc16Layout(
+  c: IntraChunk,
+  v: Pick<IntraGramTc16Variant, 'pad' | 'knT' | 'halves'> = {},
+): { Akk: Float64Array; Aqk: Float64Array } {
   const { K } = c;
   const { eq, ek, qs, ks, kn } = tc16Operands(c);
   const BK = 16;
-  const res = new Float64Array(12 * 256);
+  const st = tc16Staging(v);
+  const resK = new Float64Array(12 * 256);
+  const resQ = v.halves ? new Float64Array(12 * 256) : resK;
   for (let kt = 0; kt < K / BK; kt++) {
     // Staging: row si, channels 16 kt .. 16 kt + 15 (the kernel's four threads of a row, one 4-channel group each).
-    const sh = new Float64Array(TC16_STAGING.size).fill(Number.NaN);
+    const sh = new Float64Array(st.size).fill(Number.NaN);
     for (let si = 0; si < 64; si++) {
       for (let cc = 0; cc < BK; cc++) {
         const ch = kt * BK + cc;
-        sh[TC16_STAGING.qs(si, cc)] = qs(si, ch);
-        sh[TC16_STAGING.ks(si, cc)] = ks(si, ch);
-        for (let I = 1; I <= 3; I++) if (si < 16 * I) sh[TC16_STAGING.kn(I, si, cc, knT)] = kn(I, si, ch);
+        if (si >= 16) {
+          sh[st.qs(si, cc)] = qs(si, ch);
+          sh[st.ks(si, cc)] = ks(si, ch);
+        }
+        for (let I = 1; I <= 3; I++) if (si < 16 * I) sh[st.kn(I, si, cc)] = kn(I, si, ch);
       }
     }
-    // Subgroup P + 2: C += A B, A (16 x 16) row-major at left (stride BK), B (16 x 16) at right: element (x, col)
-    // at right + col stride + x (column-major) or right + x stride + col (row-major).
+    // Subgroup P + 2: C += A B, A (16 x 16) row-major at left (stride leftStride), B (16 x 16) at right: element
+    // (x, col) at right + col stride + x (column-major) or right + x stride + col (row-major).
     for (let P = 0; P < TC16_PAIRS.length; P++) {
-      const f = tc16Fragments(P, knT);
+      const f = tc16Fragments(P, v);
+      for (const o of [f.right, f.leftK, f.leftQ, f.leftStride, f.rightStride]) expect16Bytes(o);
       const B = (x: number, col: number) =>
         sh[f.right + (f.rightColMajor ? col * f.rightStride + x : x * f.rightStride + col)];
-      for (const [left, out] of [
-        [f.leftK, f.outK],
-        [f.leftQ, f.outQ],
-      ]) {
+      for (const [left, out, res] of [
+        [f.leftK, f.outK, resK],
+        [f.leftQ, f.outQ, resQ],
+      ] as const) {
         for (let r = 0; r < 16; r++) {
           for (let col = 0; col < 16; col++) {
             let s = 0;
-            for (let x = 0; x < 16; x++) s += sh[left + r * BK + x] * B(x, col);
+            for (let x = 0; x < 16; x++) s += sh[left + r * f.leftStride + x] * B(x, col);
             res[out + r * 16 + col] += s;
           }
         }
@@ -147,15 +158,20 @@ export function intraGramTc16Layout(c: IntraChunk, knT = false): { Akk: Float64A
     const J16 = pr - (I16 * (I16 - 1)) / 2;
     const I4 = 4 * I16 + Math.floor((t % 16) / 4);
     const J4 = 4 * J16 + (t % 4);
-    const rb = pr * 512 + (tq ? 256 : 0) + 4 * (I4 % 4) * 16 + 4 * (J4 % 4);
+    const rb = (v.halves ? pr * 256 : pr * 512 + (tq ? 256 : 0)) + 4 * (I4 % 4) * 16 + 4 * (J4 % 4);
     for (let a = 0; a < 4; a++) {
       for (let b = 0; b < 4; b++) {
         const i = 4 * I4 + a;
         const j = 4 * J4 + b;
-        const v = res[rb + a * 16 + b] * 2 ** (tq ? eq[i] : ek[i]) * 2 ** ek[j];
-        (tq ? Aqk : Akk)[i * 64 + j] = v;
+        const val = (tq ? resQ : resK)[rb + a * 16 + b] * 2 ** (tq ? eq[i] : ek[i]) * 2 ** ek[j];
+        (tq ? Aqk : Akk)[i * 64 + j] = val;
       }
     }
   }
   return { Akk, Aqk };
+}
+
+/** Subgroup-matrix loads from workgroup memory must start 16-byte aligned (f16mma.ts): offsets, strides of 8 f16. */
+function expect16Bytes(elements: number): void {
+  if (elements % 8 !== 0) throw new Error(`tc16 gram layout: ${elements} f16 elements is not 16-byte aligned`);
 }

@@ -1,0 +1,154 @@
+/**
+ * The int8 cache's decode on f16 tensor cores (`int8Kernel: 'f16'`, decodeInt8F16.wgsl.ts): the layout the kernel,
+ * its emulation (int8F16Emulate.ts) and the host side share. One workgroup of 256 threads (8 subgroups of 32) takes
+ * one chunk of one sequence for 32 heads (a head group g), in blocks of TB = 16 tokens.
+ *
+ * Values. Each staged cache row is its int8 codes times their part's scale, rounded to f16 (c_kv and k_pe alike:
+ * the per-token scales go into the operand, so one product gives the whole score and the same staged rows are the
+ * values of P x V). The query is q * scale * log2(e) in f16 (int8F16QueryWgsl). So for head h, token t:
+ *   s = sum_c q16[h, c] k16[t, c]                      (f16 x f16 -> f32 on the tensor cores)
+ *   p = f16(2^(s - mRef[h])), l += p, O[h] += p k16[t, :Rv]
+ * with mRef a lazy running max (int8F16Reference.ts): set by the chunk's first block, raised only when a block's
+ * max exceeds it by more than tau (log2 units), so p <= 2^tau stays inside f16 and O is rescaled rarely.
+ *
+ * Workgroup memory (f16 and f32 arrays, each a multiple of 16 bytes; fragment loads from 16-byte aligned offsets):
+ *   kv    2 x TB rows of KS = R + 8 f16 (two buffers: block n is read while block n + 1 is staged; rows 16 bytes
+ *         longer than a multiple of 128 so a fragment's rows fall on different banks, as outputTc16's pad)
+ *   part  8 tiles of 16 x 16 f32: the scores' partial products of subgroup sgi = 2 kq + mh (K quarter kq, head
+ *         half mh); also each subgroup's scratch tile for the rescale and the chunk's output
+ *   pw    P [32 heads][PS = TB + 8] f16
+ *   alpha the block's rescale factor per head; flag [4] u32 (flag[0]: some head rescales this block)
+ * At the 48B shapes (R 576): 37376 + 8192 + 1536 + 128 + 16 = 47248 bytes.
+ */
+import { int8RowLayout } from './int8Layout.js';
+
+/** Stages a diagnostic leaves out (wrong results; to see what the block's time is made of). */
+export const F16_STAGES = ['scores', 'softmax', 'stage', 'pv'] as const;
+export type F16Stage = (typeof F16_STAGES)[number];
+
+export interface MlaInt8F16Options {
+  /** Lazy max threshold in log2 units (p <= 2^tau; f16 holds up to 65504): default 14. */
+  tau?: number;
+  /** Diagnostics: stages left out. */
+  skip?: F16Stage[];
+  /** Chunks per sequence (default defaultF16Chunks). */
+  chunks?: number;
+}
+
+export interface MlaInt8F16Plan {
+  H: number;
+  R: number;
+  Rv: number;
+  /** Head groups of 32 and heads padded to them. */
+  NG: number;
+  HP: number;
+  /** Cache row words, the scales' word, latent code words, vec4 of codes a row (R / 16). */
+  RW: number;
+  SW: number;
+  LC: number;
+  NCV: number;
+  /** Tokens a block, threads a workgroup. */
+  TB: number;
+  WG: number;
+  /** f16 stride of a staged row, of a P row. */
+  KS: number;
+  PS: number;
+  /** K steps of 16 channels (R / 16) and a quarter's (R / 64). */
+  KST: number;
+  KPQ: number;
+  /** Value column tiles of 16 a subgroup (Rv / 128), for each head half. */
+  CPS: number;
+  /** Staging items (vec4 of codes) a block and register slots a thread. */
+  items: number;
+  slots: number;
+  tau: number;
+  skip: F16Stage[];
+  /** Workgroup memory in bytes. */
+  sharedBytes: number;
+}
+
+export const MLA_INT8_F16_TB = 16;
+export const MLA_INT8_F16_TAU = 14;
+
+/** Why these shapes cannot run the f16 kernel, or undefined. */
+export function mlaInt8F16Unsupported(R: number, Rv: number): string | undefined {
+  if (Rv % 128 !== 0) return `needs kv_lora_rank a multiple of 128, got ${Rv}`;
+  if ((R - Rv) % 16 !== 0) return `needs rope dims a multiple of 16, got ${R - Rv}`;
+  if (R % 64 !== 0) return `needs R = kv_lora_rank + rope a multiple of 64, got ${R}`;
+  return undefined;
+}
+
+export function planMlaInt8F16(
+  o: { H: number; R: number; Rv: number } & MlaInt8F16Options,
+  maxShared = 49152,
+): MlaInt8F16Plan {
+  const { H, R, Rv } = o;
+  const why = mlaInt8F16Unsupported(R, Rv);
+  if (why) throw new Error(`mlaDecode (int8, f16): ${why}`);
+  const L = int8RowLayout(R, Rv);
+  const TB = MLA_INT8_F16_TB;
+  const WG = 256;
+  const NG = Math.ceil(H / 32);
+  const KS = R + 8;
+  const PS = TB + 8;
+  const NCV = R / 16;
+  const items = TB * NCV;
+  const tau = o.tau ?? MLA_INT8_F16_TAU;
+  if (!(tau >= 0 && tau <= 15)) throw new Error(`mlaDecode (int8, f16): tau must be in [0, 15], got ${tau}`);
+  const sharedBytes = 2 * (2 * TB * KS) + 4 * 8 * 256 + 2 * 32 * PS + 4 * 32 + 16;
+  if (sharedBytes > maxShared)
+    throw new Error(
+      `mlaDecode (int8, f16): needs ${sharedBytes} bytes of workgroup memory, the device has ${maxShared}`,
+    );
+  return {
+    H,
+    R,
+    Rv,
+    NG,
+    HP: 32 * NG,
+    RW: L.RW,
+    SW: L.SW,
+    LC: L.LC,
+    NCV,
+    TB,
+    WG,
+    KS,
+    PS,
+    KST: R / 16,
+    KPQ: R / 64,
+    CPS: Rv / 128,
+    items,
+    slots: Math.ceil(items / WG),
+    tau,
+    skip: [...(o.skip ?? [])],
+    sharedBytes,
+  };
+}
+
+export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+
+/**
+ * Chunks per sequence: two workgroups an SM of an H200 (132 SMs) at long contexts, at least 16 blocks a chunk at
+ * short ones (a chunk's fixed cost: the query's fragments, the output's trip through workgroup memory).
+ */
+export function defaultF16Chunks(maxLength: number, B: number, NG: number): number {
+  const target = Math.max(1, Math.floor(264 / (B * NG)));
+  return Math.max(1, Math.min(target, Math.ceil(maxLength / (16 * MLA_INT8_F16_TB))));
+}
+
+/**
+ * Fragment offsets (f16 elements in kv / pw, f32 elements in part), for the WGSL and the emulation alike:
+ *  - query (left, row-major, stride R, storage qh [B][HP][R]): head half mh, K step ks of head group g
+ *  - key (right, col-major: element (channel k, token n) at offset + n KS + k): kv buffer kb, K step ks
+ *  - value (right, row-major: element (token k, column n)): kv buffer kb, column tile ct
+ *  - P (left, row-major, stride PS): head half mh
+ *  - part tile of subgroup sgi (row-major, stride 16)
+ */
+export const f16Frags = (p: MlaInt8F16Plan) => ({
+  query: (b: number, g: number, mh: number, ks: number) => (b * p.HP + 32 * g + 16 * mh) * p.R + 16 * ks,
+  key: (kb: number, ks: number) => kb * p.TB * p.KS + 16 * ks,
+  value: (kb: number, ct: number) => kb * p.TB * p.KS + 16 * ct,
+  p: (mh: number) => 16 * mh * p.PS,
+  tile: (sgi: number) => 256 * sgi,
+});

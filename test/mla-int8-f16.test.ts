@@ -110,14 +110,15 @@ describe('int8 MLA decode on f16 tensor cores: the kernel fragments (emulation) 
     ['40 heads (two groups), Rv 256', [63], 40, 320, 256, 32, 0],
   ];
   for (const [name, lens, H, R, Rv, chunkLen, tau] of cases)
-    it(name, () => {
-      const x = problem(lens[0] + H, lens, H, R, Rv, 3);
-      const pl = planMlaInt8F16({ H, R, Rv, tau });
-      const emu = mlaDecodeInt8F16Emulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
-      const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau });
-      expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
-      expect(emu.out.every(Number.isFinite)).toBe(true);
-    });
+    for (const stage of ['words', 'vec4'] as const)
+      it(`${name}, staged as ${stage}`, () => {
+        const x = problem(lens[0] + H, lens, H, R, Rv, 3);
+        const pl = planMlaInt8F16({ H, R, Rv, tau, stage });
+        const emu = mlaDecodeInt8F16Emulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
+        const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau });
+        expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
+        expect(emu.out.every(Number.isFinite)).toBe(true);
+      });
 });
 
 describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
@@ -126,13 +127,15 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
     expect(p.sharedBytes).toBe(47248);
     expect(p.KPQ).toBe(9);
     expect(p.CPS).toBe(4);
-    expect(p.slots).toBe(3);
+    expect(p.slots).toBe(9);
+    expect(planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'vec4' }).slots).toBe(3);
     expect(mlaInt8F16Unsupported(576, 512)).toBeUndefined();
     expect(mlaInt8F16Unsupported(560, 512)).toMatch(/multiple of 64/);
     expect(mlaInt8F16Unsupported(192, 96)).toMatch(/multiple of 128/);
     expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, tau: 16 })).toThrow(/tau/);
     expect(defaultF16Chunks(1 << 20, 1, 1)).toBe(264);
-    expect(defaultF16Chunks(1000, 1, 1)).toBe(4);
+    expect(defaultF16Chunks(1000, 1, 1)).toBe(32);
+    expect(defaultF16Chunks(4096, 1, 1)).toBe(128);
   });
 
   it('every workgroup array is a multiple of 16 bytes (unaligned fragment loads read rounded down)', () => {
@@ -158,6 +161,12 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
         planMlaInt8F16({ H: 32, R: 576, Rv: 512 }),
         planMlaInt8F16({ H: 20, R: 192, Rv: 128, tau: 0 }),
         ...F16_STAGES.map((s) => planMlaInt8F16({ H: 32, R: 576, Rv: 512, skip: [s] })),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'vec4', skip: ['stage'] }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'vec4', prefetch: false, qPerBlock: true }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, prefetch: false, qPerBlock: true }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'rows' }),
+        planMlaInt8F16({ H: 20, R: 192, Rv: 128, stage: 'rows', prefetch: false }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'rows', skip: ['stage'] }),
       ];
       for (const pl of plans) {
         const code = sgmStubWgsl(mlaInt8F16Wgsl(pl));

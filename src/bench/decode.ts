@@ -576,7 +576,11 @@ export function registerDecodeBench(bench: Command): void {
       'int8 cache, --mla-int8-kernel two-pass: its options (colSplit=2, pvSubgroups=8, scoresSubgroups=4, pvBlocks=2, scoresChunks=n, prefetch=false, stageSpread, scoresFullK)',
       '',
     )
-    .option('--mla-int8-f16 <k=v,...>', 'int8 cache, --mla-int8-kernel f16: its options (chunks=n, tau=n)', '')
+    .option(
+      '--mla-int8-f16 <k=v,...>',
+      'int8 cache, --mla-int8-kernel f16: its options (chunks=n, tau=n, stage=words|vec4|rows, prefetch=false, qPerBlock)',
+      '',
+    )
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(
     async (

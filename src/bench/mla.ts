@@ -89,7 +89,10 @@ export interface MlaBenchOptions {
     | 'two-pass-stages'
     | 'f16'
     | 'f16-stages'
+    | 'f16-all'
     | 'none';
+  /** int8 cache: the f16 kernel's options (int8F16Plan.ts) in its rows at every context (`--int8-f16`). */
+  int8F16?: MlaInt8F16Options;
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
 }
@@ -98,7 +101,10 @@ export interface MlaBenchOptions {
  * `--int8-sgm k=v,...`: the tensor-core kernel's options, e.g. `queryResident` (a bare key is true),
  * `heads=16`, `fold=1`, `prefetch=false`, `qRegs`, `foldBarrier=false`.
  */
-/** `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15). */
+/**
+ * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
+ * stage=words|vec4|rows, prefetch=false, qPerBlock.
+ */
 export function parseF16Options(text: string): MlaInt8F16Options {
   const o: MlaInt8F16Options = {};
   for (const item of text.split(',').filter(Boolean)) {
@@ -106,7 +112,13 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     const n = Number(v);
     if (k === 'chunks' && !rest.length && Number.isInteger(n) && n >= 1) o.chunks = n;
     else if (k === 'tau' && !rest.length && Number.isInteger(n) && n >= 0 && n <= 15) o.tau = n;
-    else throw new Error(`--mla-int8-f16: '${item}' is not chunks=n or tau=0..15`);
+    else if (k === 'stage' && !rest.length && (v === 'words' || v === 'vec4' || v === 'rows')) o.stage = v;
+    else if (k === 'prefetch' && v === 'false' && !rest.length) o.prefetch = false;
+    else if (k === 'qPerBlock' && v === undefined) o.qPerBlock = true;
+    else
+      throw new Error(
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false or qPerBlock`,
+      );
   }
   return o;
 }
@@ -397,14 +409,19 @@ export const TWO_PASS_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = (
 
 /**
  * `--int8-variants f16`: the f16 tensor-core kernel (int8F16Plan.ts) at other chunk counts (132 = one workgroup an
- * SM, the default 264, more), and with tau 0 (a rescale in most blocks: what the rare path costs).
+ * SM; the default 264), its staging forms and register savers, and tau 0 (rescales: what the rare path costs).
  * `--int8-variants f16-stages`: each stage of a block left out (diagnostics: wrong outputs).
  */
 export const F16_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', chunks: 132 },
-  { int8Kernel: 'f16', chunks: 396 },
   { int8Kernel: 'f16', chunks: 528 },
-  { int8Kernel: 'f16', chunks: 1056 },
+  { int8Kernel: 'f16', int8F16: { stage: 'vec4' } },
+  { int8Kernel: 'f16', int8F16: { stage: 'rows' } },
+  { int8Kernel: 'f16', int8F16: { stage: 'rows', prefetch: false } },
+  { int8Kernel: 'f16', int8F16: { stage: 'rows', qPerBlock: true } },
+  { int8Kernel: 'f16', int8F16: { prefetch: false } },
+  { int8Kernel: 'f16', int8F16: { qPerBlock: true } },
+  { int8Kernel: 'f16', int8F16: { prefetch: false, qPerBlock: true } },
   { int8Kernel: 'f16', int8F16: { tau: 0 } },
 ];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [
@@ -612,6 +629,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'two-pass-stages': TWO_PASS_STAGE_VARIANTS,
     f16: F16_VARIANTS,
     'f16-stages': F16_STAGE_VARIANTS,
+    'f16-all': [...F16_VARIANTS, ...F16_STAGE_VARIANTS],
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -642,6 +660,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           kernel: int8 ? undefined : kernel,
           int8Kernel: int8 ? (kernel as unknown as MlaInt8Kernel) : undefined,
           int8Sgm: o.int8Sgm,
+          int8F16: o.int8F16,
           subgroupSize: o.subgroupSize,
           ...more,
         }).dispose();
@@ -941,8 +960,13 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics) or none",
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both) or none",
       'all',
+    )
+    .option(
+      '--int8-f16 <k=v,...>',
+      'int8 cache: options of the f16 kernel in its rows (as bench decode --mla-int8-f16)',
+      '',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
     .option('--json', 'print a JSON object');
@@ -974,6 +998,7 @@ export function registerMlaBench(bench: Command): void {
         return k;
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
+      int8F16: parseF16Options(opts.int8F16 ?? ''),
       int8VariantSet: ((v) => {
         if (
           ![
@@ -987,11 +1012,12 @@ export function registerMlaBench(bench: Command): void {
             'two-pass-stages',
             'f16',
             'f16-stages',
+            'f16-all',
             'none',
           ].includes(v)
         )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

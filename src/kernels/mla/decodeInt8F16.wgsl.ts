@@ -25,7 +25,10 @@ import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
 
 export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
-  const { H, Rv, R, RW, SW, LC, NCV, TB, WG, KS, PS, KPQ, CPS, HP, items, slots, tau } = pl;
+  const { H, Rv, R, RW, SW, LC, TB, WG, KS, PS, KPQ, CPS, HP, items, slots, tau, rowItems } = pl;
+  const words = pl.stage !== 'vec4';
+  const rows = pl.stage === 'rows';
+  if (rows && TB * 16 !== WG) throw new Error('mlaInt8F16Wgsl: stage rows needs TB x 16 threads');
   const F = f16Frags(pl);
   const skip = (s: string) => (pl.skip as string[]).includes(s);
   const L: string[] = [];
@@ -36,7 +39,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   );
   l('@group(0) @binding(0) var<uniform> p: Params;');
   l('@group(0) @binding(1) var<storage, read> qh: array<f16>;');
-  l('@group(0) @binding(2) var<storage, read> pool: array<vec4<u32>>;');
+  l(`@group(0) @binding(2) var<storage, read> pool: array<${words ? 'u32' : 'vec4<u32>'}>;`);
   l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');
   l('@group(0) @binding(4) var<storage, read> lengths: array<i32>;');
   l('@group(0) @binding(5) var<storage, read_write> partial: array<f32>;');
@@ -50,31 +53,70 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   l('  let mh = sgi & 1u; let kq = sgi >> 1u;');
   l('  let hq = lid >> 3u; let tq = lid & 7u; let mhq = hq >> 4u; let hr = hq & 15u;');
   l('  let poison = select(0.0, bitcast<f32>(0x7fc00000u + 0u * sgs), sgs != 32u);');
+  // Without the staging (a diagnostic) the pool and page table would leave the layout: a use that never runs.
+  if (skip('stage'))
+    l(`  if (T == 0xffffffffu) { partial[0] = bitcast<f32>(pool[rowOf(b, 0u)]${words ? '' : '.x'}); }`);
   // The query's KPQ fragments of this subgroup's head half and K quarter (F.query), for the whole chunk.
   l(`  let qb = (b * ${HP}u + 32u * g + 16u * mh) * ${R}u + ${16 * KPQ}u * kq;`);
-  for (let j = 0; j < KPQ; j++) l(`  let q${j} = ${ld16('left', '&qh', `qb + ${16 * j}u`, `${R}u`)};`);
+  const qFrag = (j: number) => ld16('left', '&qh', `qb + ${16 * j}u`, `${R}u`);
+  if (!pl.qPerBlock) for (let j = 0; j < KPQ; j++) l(`  let q${j} = ${qFrag(j)};`);
   for (let m = 0; m < 2; m++) for (let c = 0; c < CPS; c++) l(`  var o${m}_${c} = ${C32}();`);
   l('  var mRef = -3.0e38; var lRun = 0.0;');
-  for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = vec4<u32>(0u); var ps${n} = 0.0;`);
-  // The codes (vec4 column si % NCV of row tt) and their part's scale; zeros past the sequence.
+  const PF = words ? 'u32' : 'vec4<u32>';
+  if (rows) {
+    // Thread lid: row lid / 16, words lid % 16 + 16 n (slot n's part is known here: LWp a multiple of 16).
+    for (let n = 0; n < rowItems / 16; n++) l(`  var pf${n} = 0u;`);
+    l('  var psL = 0.0; var psR = 0.0; let rowT = lid >> 4u; let colW = lid & 15u;');
+  } else
+    for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = ${PF}(0u); var ps${n} = 0.0;`);
+  // The codes (item si % rowItems of row tt: a u32 or a vec4 of them) and their part's scale; zeros past the
+  // sequence.
   const fetch = (tbX: string, ind: string) => {
     if (skip('stage')) return;
+    if (rows) {
+      l(`${ind}{ let tt = ${tbX} + rowT;`);
+      for (let n = 0; n < rowItems / 16; n++) l(`${ind}  pf${n} = 0u;`);
+      l(`${ind}  if (tt < t1) { let r = rowOf(b, tt) * ${RW}u;`);
+      for (let n = 0; n < rowItems / 16; n++) l(`${ind}    pf${n} = pool[r + colW + ${16 * n}u];`);
+      l(`${ind}    psL = bitcast<f32>(pool[r + ${SW}u]); psR = bitcast<f32>(pool[r + ${SW + 1}u]); } }`);
+      return;
+    }
     for (let n = 0; n < slots; n++) {
       const guard = (n + 1) * WG > items ? `si${n} < ${items}u && ` : '';
-      l(`${ind}pf${n} = vec4<u32>(0u); ps${n} = 0.0;`);
-      l(`${ind}{ let tt = ${tbX} + si${n} / ${NCV}u; let c4 = si${n} % ${NCV}u;`);
-      l(`${ind}  if (${guard}tt < t1) { let r = rowOf(b, tt) * ${RW / 4}u; pf${n} = pool[r + c4];`);
-      l(`${ind}    let sk = pool[r + ${SW / 4}u]; ps${n} = bitcast<f32>(select(sk.y, sk.x, c4 < ${LC}u)); } }`);
+      l(`${ind}pf${n} = ${PF}(0u); ps${n} = 0.0;`);
+      l(`${ind}{ let tt = ${tbX} + si${n} / ${rowItems}u; let c = si${n} % ${rowItems}u;`);
+      if (words) {
+        l(`${ind}  if (${guard}tt < t1) { let r = rowOf(b, tt) * ${RW}u; pf${n} = pool[r + c];`);
+        l(`${ind}    ps${n} = bitcast<f32>(pool[r + ${SW}u + select(1u, 0u, c < ${4 * LC}u)]); } }`);
+      } else {
+        l(`${ind}  if (${guard}tt < t1) { let r = rowOf(b, tt) * ${RW / 4}u; pf${n} = pool[r + c];`);
+        l(`${ind}    let sk = pool[r + ${SW / 4}u]; ps${n} = bitcast<f32>(select(sk.y, sk.x, c < ${LC}u)); } }`);
+      }
     }
   };
-  // Codes x scale -> f16 into buffer kbX: row si / NCV, channels 16 (si % NCV) + 0..15.
+  // Codes x scale -> f16 into buffer kbX: row si / rowItems, channels (4 or 16) (si % rowItems) + 0..3 (or 15).
   const stage = (kbX: string, ind: string) => {
     if (skip('stage')) return;
+    if (rows) {
+      l(`${ind}{ let base = ${kbX} * ${TB * KS}u + rowT * ${KS}u + 4u * colW;`);
+      for (let n = 0; n < rowItems / 16; n++) {
+        const sc = 16 * n < 4 * LC ? 'psL' : 'psR';
+        l(
+          `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(pf${n}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${sc});`,
+        );
+        const e = (i: number) => `base + ${64 * n + i}u`;
+        l(`${ind}    kv[${e(0)}] = c.x; kv[${e(1)}] = c.y; kv[${e(2)}] = c.z; kv[${e(3)}] = c.w; }`);
+      }
+      l(`${ind}}`);
+      return;
+    }
     for (let n = 0; n < slots; n++) {
       const guard = (n + 1) * WG > items ? `if (si${n} < ${items}u) ` : '';
-      l(`${ind}${guard}{ let base = ${kbX} * ${TB * KS}u + (si${n} / ${NCV}u) * ${KS}u + 16u * (si${n} % ${NCV}u);`);
-      for (let w = 0; w < 4; w++) {
-        const word = `pf${n}[${w}]`;
+      l(
+        `${ind}${guard}{ let base = ${kbX} * ${TB * KS}u + (si${n} / ${rowItems}u) * ${KS}u + ${words ? 4 : 16}u * (si${n} % ${rowItems}u);`,
+      );
+      for (let w = 0; w < (words ? 1 : 4); w++) {
+        const word = words ? `pf${n}` : `pf${n}[${w}]`;
         l(
           `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(${word}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ps${n});`,
         );
@@ -93,16 +135,18 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   l('  var kb = 0u;');
   l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
   l(`    let tn = tb + ${TB}u;`);
-  l('    if (tn < t1) {');
-  fetch('tn', '      ');
-  l('    }');
+  if (pl.prefetch) {
+    l('    if (tn < t1) {');
+    fetch('tn', '      ');
+    l('    }');
+  }
   // ---- scores: this subgroup's partial tile ----
   l('    {');
   l(`      var a = ${C32}();`);
   if (!skip('scores'))
     for (let j = 0; j < KPQ; j++)
       l(
-        `      a = subgroupMatrixMultiplyAccumulate(q${j}, ${ld16('right', '&kv', `kb * ${TB * KS}u + ${16 * KPQ}u * kq + ${16 * j}u`, `${KS}u`, true)}, a);`,
+        `      a = subgroupMatrixMultiplyAccumulate(${pl.qPerBlock ? qFrag(j) : `q${j}`}, ${ld16('right', '&kv', `kb * ${TB * KS}u + ${16 * KPQ}u * kq + ${16 * j}u`, `${KS}u`, true)}, a);`,
       );
   l(`      ${st32('&part', `${F.tile(1)}u * sgi`, 'a', '16u')};`);
   l('    }');
@@ -128,6 +172,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   l(`      pw[hq * ${PS}u + 2u * tq] = ph.x; pw[hq * ${PS}u + 2u * tq + 1u] = ph.y;`);
   l('    }');
   l('    if (tn < t1) {');
+  if (!pl.prefetch) fetch('tn', '      ');
   stage('(1u - kb)', '      ');
   l('    }');
   l('    let fl = workgroupUniformLoad(&flag);');

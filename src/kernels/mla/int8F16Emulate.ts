@@ -66,18 +66,20 @@ export function mlaDecodeInt8F16Emulate(
         const part = new Float32Array(2048);
         const pw = new Float32Array(32 * PS);
         const alpha = new Float32Array(32);
-        // Staging: item i = row i / NCV, codes 16 (i % NCV) .. + 15 times their part's scale, as f16.
+        // Staging: item i = row i / rowItems, its `width` codes (4 or 16) from channel width (i % rowItems), times
+        // their part's scale, as f16.
+        const width = R / pl.rowItems;
         const stage = (tb: number, kb: number) => {
           for (let i = 0; i < pl.items; i++) {
-            const tt = tb + Math.floor(i / pl.NCV);
-            const c4 = i % pl.NCV;
-            const base = kb * TB * KS + Math.floor(i / pl.NCV) * KS + 16 * c4;
-            for (let k = 0; k < 16; k++) {
+            const tt = tb + Math.floor(i / pl.rowItems);
+            const c = i % pl.rowItems;
+            const base = kb * TB * KS + Math.floor(i / pl.rowItems) * KS + width * c;
+            for (let k = 0; k < width; k++) {
               let x = 0;
               if (tt < t1) {
                 const row = view.rowOf(b, tt);
-                const sk = poolF[row + L.SW + (c4 < pl.LC ? 0 : 1)];
-                x = f16Round(Math.fround(byte(row + 4 * c4, k) * sk));
+                const sk = poolF[row + L.SW + (width * c < Rv ? 0 : 1)];
+                x = f16Round(Math.fround(byte(row + (width / 4) * c, k) * sk));
               }
               kv[base + k] = x;
             }

@@ -33,6 +33,19 @@ export interface MlaInt8F16Options {
   skip?: F16Stage[];
   /** Chunks per sequence (default defaultF16Chunks). */
   chunks?: number;
+  /**
+   * How a block's codes are staged: 'words' (default: a thread a u32 of 4 codes, its 4 f16 stores 2-way on the
+   * banks) or 'vec4' (a thread 16 codes, 16 f16 stores lanes 32 bytes apart: 8-way; the first sitting's form,
+   * 1.33 ms of a 1.73 ms layer at 1M with nothing else in the block). WGSL cannot store two f16 at once into the
+   * array<f16> that fragments load from, so the stores' bank pattern is what can be chosen. 'rows': words too, but
+   * thread lid takes row lid / 16 and words lid % 16 + 16 n (needs TB x 16 = 256 threads), so it looks its row up
+   * in the page table and loads its two scales once a block instead of once a word.
+   */
+  stage?: 'words' | 'vec4' | 'rows';
+  /** The next block's codes loaded at the block's top (default) or just before they are staged. */
+  prefetch?: boolean;
+  /** The query's fragments loaded from storage for every block instead of held in registers (fewer registers). */
+  qPerBlock?: boolean;
 }
 
 export interface MlaInt8F16Plan {
@@ -58,9 +71,13 @@ export interface MlaInt8F16Plan {
   KPQ: number;
   /** Value column tiles of 16 a subgroup (Rv / 128), for each head half. */
   CPS: number;
-  /** Staging items (vec4 of codes) a block and register slots a thread. */
+  /** Staging items (u32 or vec4 of codes) a block and register slots a thread; items a row. */
   items: number;
   slots: number;
+  rowItems: number;
+  stage: 'words' | 'vec4' | 'rows';
+  prefetch: boolean;
+  qPerBlock: boolean;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -92,7 +109,9 @@ export function planMlaInt8F16(
   const KS = R + 8;
   const PS = TB + 8;
   const NCV = R / 16;
-  const items = TB * NCV;
+  const stage = o.stage ?? 'words';
+  const rowItems = stage === 'vec4' ? NCV : R / 4;
+  const items = TB * rowItems;
   const tau = o.tau ?? MLA_INT8_F16_TAU;
   if (!(tau >= 0 && tau <= 15)) throw new Error(`mlaDecode (int8, f16): tau must be in [0, 15], got ${tau}`);
   const sharedBytes = 2 * (2 * TB * KS) + 4 * 8 * 256 + 2 * 32 * PS + 4 * 32 + 16;
@@ -119,6 +138,10 @@ export function planMlaInt8F16(
     CPS: Rv / 128,
     items,
     slots: Math.ceil(items / WG),
+    rowItems,
+    stage,
+    prefetch: o.prefetch ?? true,
+    qPerBlock: o.qPerBlock ?? false,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -126,15 +149,16 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
- * Chunks per sequence: two workgroups an SM of an H200 (132 SMs) at long contexts, at least 16 blocks a chunk at
- * short ones (a chunk's fixed cost: the query's fragments, the output's trip through workgroup memory).
+ * Chunks per sequence: two workgroups an SM of an H200 (132 SMs) at long contexts (132, 264 and 528 took 1.70,
+ * 1.73, 1.78 ms at 1M in the first sitting), at least 2 blocks a chunk at short ones (with 16 blocks a chunk, 4K ran
+ * 16 workgroups: 0.26 ms).
  */
 export function defaultF16Chunks(maxLength: number, B: number, NG: number): number {
   const target = Math.max(1, Math.floor(264 / (B * NG)));
-  return Math.max(1, Math.min(target, Math.ceil(maxLength / (16 * MLA_INT8_F16_TB))));
+  return Math.max(1, Math.min(target, Math.ceil(maxLength / (2 * MLA_INT8_F16_TB))));
 }
 
 /**

@@ -133,9 +133,12 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
     expect(mlaInt8F16Unsupported(560, 512)).toMatch(/multiple of 64/);
     expect(mlaInt8F16Unsupported(192, 96)).toMatch(/multiple of 128/);
     expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, tau: 16 })).toThrow(/tau/);
-    expect(defaultF16Chunks(1 << 20, 1, 1)).toBe(264);
+    expect(defaultF16Chunks(1 << 20, 1, 1)).toBe(132);
+    expect(p.ahead).toBe(2);
+    expect(planMlaInt8F16({ H: 32, R: 576, Rv: 512, prefetch: false }).ahead).toBe(1);
     expect(defaultF16Chunks(1000, 1, 1)).toBe(32);
     expect(defaultF16Chunks(4096, 1, 1)).toBe(128);
+    expect(defaultF16Chunks(1 << 20, 1, 2)).toBe(66);
   });
 
   it('every workgroup array is a multiple of 16 bytes (unaligned fragment loads read rounded down)', () => {
@@ -167,6 +170,8 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'rows' }),
         planMlaInt8F16({ H: 20, R: 192, Rv: 128, stage: 'rows', prefetch: false }),
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'rows', skip: ['stage'] }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, ahead: 1 }),
+        planMlaInt8F16({ H: 20, R: 192, Rv: 128, stage: 'vec4', ahead: 1, tau: 3 }),
       ];
       for (const pl of plans) {
         const code = sgmStubWgsl(mlaInt8F16Wgsl(pl));

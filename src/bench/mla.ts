@@ -103,7 +103,7 @@ export interface MlaBenchOptions {
  */
 /**
  * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
- * stage=words|vec4|rows, prefetch=false, qPerBlock.
+ * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2.
  */
 export function parseF16Options(text: string): MlaInt8F16Options {
   const o: MlaInt8F16Options = {};
@@ -115,9 +115,10 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'stage' && !rest.length && (v === 'words' || v === 'vec4' || v === 'rows')) o.stage = v;
     else if (k === 'prefetch' && v === 'false' && !rest.length) o.prefetch = false;
     else if (k === 'qPerBlock' && v === undefined) o.qPerBlock = true;
+    else if (k === 'ahead' && (v === '1' || v === '2') && !rest.length) o.ahead = n as 1 | 2;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false or qPerBlock`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock or ahead=1|2`,
       );
   }
   return o;
@@ -413,15 +414,13 @@ export const TWO_PASS_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = (
  * `--int8-variants f16-stages`: each stage of a block left out (diagnostics: wrong outputs).
  */
 export const F16_VARIANTS: Partial<MlaDecodeOptions>[] = [
-  { int8Kernel: 'f16', chunks: 132 },
-  { int8Kernel: 'f16', chunks: 528 },
-  { int8Kernel: 'f16', int8F16: { stage: 'vec4' } },
+  { int8Kernel: 'f16', chunks: 264 },
+  { int8Kernel: 'f16', int8F16: { ahead: 1 } },
+  { int8Kernel: 'f16', int8F16: { ahead: 1 }, chunks: 264 },
   { int8Kernel: 'f16', int8F16: { stage: 'rows' } },
-  { int8Kernel: 'f16', int8F16: { stage: 'rows', prefetch: false } },
-  { int8Kernel: 'f16', int8F16: { stage: 'rows', qPerBlock: true } },
+  { int8Kernel: 'f16', int8F16: { stage: 'vec4' } },
   { int8Kernel: 'f16', int8F16: { prefetch: false } },
   { int8Kernel: 'f16', int8F16: { qPerBlock: true } },
-  { int8Kernel: 'f16', int8F16: { prefetch: false, qPerBlock: true } },
   { int8Kernel: 'f16', int8F16: { tau: 0 } },
 ];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [

@@ -63,46 +63,53 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   for (let m = 0; m < 2; m++) for (let c = 0; c < CPS; c++) l(`  var o${m}_${c} = ${C32}();`);
   l('  var mRef = -3.0e38; var lRun = 0.0;');
   const PF = words ? 'u32' : 'vec4<u32>';
+  // Register sets of fetched blocks: one ('') or two ('a', 'b': blocks alternate, ahead 2).
+  const sets = pl.ahead === 2 ? ['a', 'b'] : [''];
   if (rows) {
     // Thread lid: row lid / 16, words lid % 16 + 16 n (slot n's part is known here: LWp a multiple of 16).
-    for (let n = 0; n < rowItems / 16; n++) l(`  var pf${n} = 0u;`);
-    l('  var psL = 0.0; var psR = 0.0; let rowT = lid >> 4u; let colW = lid & 15u;');
-  } else
-    for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u; var pf${n} = ${PF}(0u); var ps${n} = 0.0;`);
+    l('  let rowT = lid >> 4u; let colW = lid & 15u;');
+    for (const S of sets) {
+      for (let n = 0; n < rowItems / 16; n++) l(`  var pf${S}${n} = 0u;`);
+      l(`  var psL${S} = 0.0; var psR${S} = 0.0;`);
+    }
+  } else {
+    for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u;`);
+    for (const S of sets) for (let n = 0; n < slots; n++) l(`  var pf${S}${n} = ${PF}(0u); var ps${S}${n} = 0.0;`);
+  }
   // The codes (item si % rowItems of row tt: a u32 or a vec4 of them) and their part's scale; zeros past the
   // sequence.
-  const fetch = (tbX: string, ind: string) => {
+  const fetch = (tbX: string, ind: string, S: string) => {
     if (skip('stage')) return;
     if (rows) {
       l(`${ind}{ let tt = ${tbX} + rowT;`);
-      for (let n = 0; n < rowItems / 16; n++) l(`${ind}  pf${n} = 0u;`);
+      for (let n = 0; n < rowItems / 16; n++) l(`${ind}  pf${S}${n} = 0u;`);
       l(`${ind}  if (tt < t1) { let r = rowOf(b, tt) * ${RW}u;`);
-      for (let n = 0; n < rowItems / 16; n++) l(`${ind}    pf${n} = pool[r + colW + ${16 * n}u];`);
-      l(`${ind}    psL = bitcast<f32>(pool[r + ${SW}u]); psR = bitcast<f32>(pool[r + ${SW + 1}u]); } }`);
+      for (let n = 0; n < rowItems / 16; n++) l(`${ind}    pf${S}${n} = pool[r + colW + ${16 * n}u];`);
+      l(`${ind}    psL${S} = bitcast<f32>(pool[r + ${SW}u]); psR${S} = bitcast<f32>(pool[r + ${SW + 1}u]); } }`);
       return;
     }
     for (let n = 0; n < slots; n++) {
       const guard = (n + 1) * WG > items ? `si${n} < ${items}u && ` : '';
-      l(`${ind}pf${n} = ${PF}(0u); ps${n} = 0.0;`);
+      l(`${ind}pf${S}${n} = ${PF}(0u); ps${S}${n} = 0.0;`);
       l(`${ind}{ let tt = ${tbX} + si${n} / ${rowItems}u; let c = si${n} % ${rowItems}u;`);
       if (words) {
-        l(`${ind}  if (${guard}tt < t1) { let r = rowOf(b, tt) * ${RW}u; pf${n} = pool[r + c];`);
-        l(`${ind}    ps${n} = bitcast<f32>(pool[r + ${SW}u + select(1u, 0u, c < ${4 * LC}u)]); } }`);
+        l(`${ind}  if (${guard}tt < t1) { let r = rowOf(b, tt) * ${RW}u; pf${S}${n} = pool[r + c];`);
+        l(`${ind}    ps${S}${n} = bitcast<f32>(pool[r + ${SW}u + select(1u, 0u, c < ${4 * LC}u)]); } }`);
       } else {
-        l(`${ind}  if (${guard}tt < t1) { let r = rowOf(b, tt) * ${RW / 4}u; pf${n} = pool[r + c];`);
-        l(`${ind}    let sk = pool[r + ${SW / 4}u]; ps${n} = bitcast<f32>(select(sk.y, sk.x, c < ${LC}u)); } }`);
+        l(`${ind}  if (${guard}tt < t1) { let r = rowOf(b, tt) * ${RW / 4}u; pf${S}${n} = pool[r + c];`);
+        l(`${ind}    let sk = pool[r + ${SW / 4}u]; ps${S}${n} = bitcast<f32>(select(sk.y, sk.x, c < ${LC}u)); } }`);
       }
     }
   };
   // Codes x scale -> f16 into buffer kbX: row si / rowItems, channels (4 or 16) (si % rowItems) + 0..3 (or 15).
-  const stage = (kbX: string, ind: string) => {
+  const stage = (kbX: string, ind: string, S: string) => {
     if (skip('stage')) return;
     if (rows) {
       l(`${ind}{ let base = ${kbX} * ${TB * KS}u + rowT * ${KS}u + 4u * colW;`);
       for (let n = 0; n < rowItems / 16; n++) {
-        const sc = 16 * n < 4 * LC ? 'psL' : 'psR';
+        const sc = 16 * n < 4 * LC ? `psL${S}` : `psR${S}`;
         l(
-          `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(pf${n}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${sc});`,
+          `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(pf${S}${n}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${sc});`,
         );
         const e = (i: number) => `base + ${64 * n + i}u`;
         l(`${ind}    kv[${e(0)}] = c.x; kv[${e(1)}] = c.y; kv[${e(2)}] = c.z; kv[${e(3)}] = c.w; }`);
@@ -116,9 +123,9 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
         `${ind}${guard}{ let base = ${kbX} * ${TB * KS}u + (si${n} / ${rowItems}u) * ${KS}u + ${words ? 4 : 16}u * (si${n} % ${rowItems}u);`,
       );
       for (let w = 0; w < (words ? 1 : 4); w++) {
-        const word = words ? `pf${n}` : `pf${n}[${w}]`;
+        const word = words ? `pf${S}${n}` : `pf${S}${n}[${w}]`;
         l(
-          `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(${word}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ps${n});`,
+          `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(${word}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ps${S}${n});`,
         );
         l(
           `${ind}    kv[base + ${4 * w}u] = c.x; kv[base + ${4 * w + 1}u] = c.y; kv[base + ${4 * w + 2}u] = c.z; kv[base + ${4 * w + 3}u] = c.w; }`,
@@ -127,81 +134,109 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
       l(`${ind}}`);
     }
   };
-  l('  if (t0 < t1) {');
-  fetch('t0', '    ');
-  l('  }');
-  stage('0u', '  ');
-  l('  workgroupBarrier();');
-  l('  var kb = 0u;');
-  l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
-  l(`    let tn = tb + ${TB}u;`);
-  if (pl.prefetch) {
-    l('    if (tn < t1) {');
-    fetch('tn', '      ');
-    l('    }');
-  }
-  // ---- scores: this subgroup's partial tile ----
-  l('    {');
-  l(`      var a = ${C32}();`);
-  if (!skip('scores'))
-    for (let j = 0; j < KPQ; j++)
-      l(
-        `      a = subgroupMatrixMultiplyAccumulate(${pl.qPerBlock ? qFrag(j) : `q${j}`}, ${ld16('right', '&kv', `kb * ${TB * KS}u + ${16 * KPQ}u * kq + ${16 * j}u`, `${KS}u`, true)}, a);`,
-      );
-  l(`      ${st32('&part', `${F.tile(1)}u * sgi`, 'a', '16u')};`);
-  l('    }');
-  l('    workgroupBarrier();');
-  // ---- softmax: head hq, tokens 2 tq and 2 tq + 1 ----
-  l(skip('softmax') ? '    if (false) {' : '    {');
-  l('      let nv = t1 - tb;');
-  l('      var s = vec2<f32>(0.0);');
-  for (let k = 0; k < 4; k++)
-    l(`      { let e = ${256 * 2 * k}u + 256u * mhq + 16u * hr + 2u * tq; s += vec2<f32>(part[e], part[e + 1u]); }`);
-  l('      s = select(vec2<f32>(-3.0e38), s, vec2<bool>(2u * tq < nv, 2u * tq + 1u < nv));');
-  l('      var bm = max(s.x, s.y);');
-  l(
-    '      bm = max(bm, subgroupShuffleXor(bm, 1u)); bm = max(bm, subgroupShuffleXor(bm, 2u)); bm = max(bm, subgroupShuffleXor(bm, 4u));',
-  );
-  l('      var al = 1.0;');
-  l(
-    `      if (mRef < -1.0e38) { mRef = bm; } else if (bm > mRef + ${tau.toFixed(1)}) { al = exp2(mRef - bm); mRef = bm; flag[0] = 1u; }`,
-  );
-  l('      if (tq == 0u) { alpha[hq] = al; }');
-  l('      let ph = vec2<f16>(exp2(s - vec2<f32>(mRef)));');
-  l('      lRun = lRun * al + f32(ph.x) + f32(ph.y);');
-  l(`      pw[hq * ${PS}u + 2u * tq] = ph.x; pw[hq * ${PS}u + 2u * tq + 1u] = ph.y;`);
-  l('    }');
-  l('    if (tn < t1) {');
-  if (!pl.prefetch) fetch('tn', '      ');
-  stage('(1u - kb)', '      ');
-  l('    }');
-  l('    let fl = workgroupUniformLoad(&flag);');
-  // ---- the rare rescale: O[h] *= alpha[h], each tile through the subgroup's part tile ----
-  l('    if (fl[0] != 0u) {');
-  for (let m = 0; m < 2; m++)
-    for (let c = 0; c < CPS; c++) {
-      l(`      ${st32('&part', '256u * sgi', `o${m}_${c}`, '16u')};`);
-      l('      workgroupBarrier();');
-      if (m === 0 && c === 0) l('      if (lid == 0u) { flag[0] = 0u; }');
-      l(
-        `      for (var i = 0u; i < 8u; i++) { let e = 256u * sgi + lane + 32u * i; part[e] = part[e] * alpha[${16 * m}u + ((lane + 32u * i) >> 4u)]; }`,
-      );
-      l('      workgroupBarrier();');
-      l(`      o${m}_${c} = subgroupMatrixLoad<${C32}, row_major>(&part, 256u * sgi, 16u);`);
-      l('      workgroupBarrier();');
+  // One block at tbX (kv buffer kbX): its scores, softmax, the staging of the next block from register set Sn (and,
+  // ahead 2, the fetch of the block after it into set Sf, which this block's rows just left), rescale, P x V.
+  const block = (tbX: string, kbX: string, Sf: string, Sn: string, I: string) => {
+    const ahead = pl.ahead * TB;
+    l(`${I}{`);
+    l(`${I}  let tn = ${tbX} + ${TB}u;`);
+    if (pl.prefetch) {
+      l(`${I}  if (${tbX} + ${ahead}u < t1) {`);
+      fetch(`${tbX} + ${ahead}u`, `${I}    `, Sf);
+      l(`${I}  }`);
     }
-  l('    }');
-  // ---- P x V ----
-  l(skip('pv') ? '    if (false) {' : '    {');
-  for (let m = 0; m < 2; m++) l(`      let p${m} = ${ld16('left', '&pw', `${F.p(m)}u`, `${PS}u`)};`);
-  for (let c = 0; c < CPS; c++) {
-    l(`      { let v = ${ld16('right', '&kv', `kb * ${TB * KS}u + ${16 * CPS}u * sgi + ${16 * c}u`, `${KS}u`)};`);
-    for (let m = 0; m < 2; m++) l(`        o${m}_${c} = subgroupMatrixMultiplyAccumulate(p${m}, v, o${m}_${c});`);
-    l('      }');
-  }
-  l('    }');
-  l('    kb = 1u - kb;');
+    // ---- scores: this subgroup's partial tile ----
+    l(`${I}  {`);
+    l(`${I}    var a = ${C32}();`);
+    if (!skip('scores'))
+      for (let j = 0; j < KPQ; j++)
+        l(
+          `${I}    a = subgroupMatrixMultiplyAccumulate(${pl.qPerBlock ? qFrag(j) : `q${j}`}, ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * KPQ}u * kq + ${16 * j}u`, `${KS}u`, true)}, a);`,
+        );
+    l(`${I}    ${st32('&part', `${F.tile(1)}u * sgi`, 'a', '16u')};`);
+    l(`${I}  }`);
+    l(`${I}  workgroupBarrier();`);
+    // ---- softmax: head hq, tokens 2 tq and 2 tq + 1 ----
+    l(skip('softmax') ? `${I}  if (false) {` : `${I}  {`);
+    l(`${I}    let nv = t1 - ${tbX};`);
+    l(`${I}    var s = vec2<f32>(0.0);`);
+    for (let k = 0; k < 4; k++)
+      l(
+        `${I}    { let e = ${256 * 2 * k}u + 256u * mhq + 16u * hr + 2u * tq; s += vec2<f32>(part[e], part[e + 1u]); }`,
+      );
+    l(`${I}    s = select(vec2<f32>(-3.0e38), s, vec2<bool>(2u * tq < nv, 2u * tq + 1u < nv));`);
+    l(`${I}    var bm = max(s.x, s.y);`);
+    l(
+      `${I}    bm = max(bm, subgroupShuffleXor(bm, 1u)); bm = max(bm, subgroupShuffleXor(bm, 2u)); bm = max(bm, subgroupShuffleXor(bm, 4u));`,
+    );
+    l(`${I}    var al = 1.0;`);
+    l(
+      `${I}    if (mRef < -1.0e38) { mRef = bm; } else if (bm > mRef + ${tau.toFixed(1)}) { al = exp2(mRef - bm); mRef = bm; flag[0] = 1u; }`,
+    );
+    l(`${I}    if (tq == 0u) { alpha[hq] = al; }`);
+    l(`${I}    let ph = vec2<f16>(exp2(s - vec2<f32>(mRef)));`);
+    l(`${I}    lRun = lRun * al + f32(ph.x) + f32(ph.y);`);
+    l(`${I}    pw[hq * ${PS}u + 2u * tq] = ph.x; pw[hq * ${PS}u + 2u * tq + 1u] = ph.y;`);
+    l(`${I}  }`);
+    l(`${I}  if (tn < t1) {`);
+    if (!pl.prefetch) fetch('tn', `${I}    `, Sn);
+    stage(`(1u - ${kbX})`, `${I}    `, Sn);
+    l(`${I}  }`);
+    l(`${I}  let fl = workgroupUniformLoad(&flag);`);
+    // ---- the rare rescale: O[h] *= alpha[h], each tile through the subgroup's part tile ----
+    l(`${I}  if (fl[0] != 0u) {`);
+    for (let m = 0; m < 2; m++)
+      for (let c = 0; c < CPS; c++) {
+        l(`${I}    ${st32('&part', '256u * sgi', `o${m}_${c}`, '16u')};`);
+        l(`${I}    workgroupBarrier();`);
+        if (m === 0 && c === 0) l(`${I}    if (lid == 0u) { flag[0] = 0u; }`);
+        l(
+          `${I}    for (var i = 0u; i < 8u; i++) { let e = 256u * sgi + lane + 32u * i; part[e] = part[e] * alpha[${16 * m}u + ((lane + 32u * i) >> 4u)]; }`,
+        );
+        l(`${I}    workgroupBarrier();`);
+        l(`${I}    o${m}_${c} = subgroupMatrixLoad<${C32}, row_major>(&part, 256u * sgi, 16u);`);
+        l(`${I}    workgroupBarrier();`);
+      }
+    l(`${I}  }`);
+    // ---- P x V ----
+    l(skip('pv') ? `${I}  if (false) {` : `${I}  {`);
+    for (let m = 0; m < 2; m++) l(`${I}    let p${m} = ${ld16('left', '&pw', `${F.p(m)}u`, `${PS}u`)};`);
+    for (let c = 0; c < CPS; c++) {
+      l(
+        `${I}    { let v = ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * CPS}u * sgi + ${16 * c}u`, `${KS}u`)};`,
+      );
+      for (let m = 0; m < 2; m++) l(`${I}      o${m}_${c} = subgroupMatrixMultiplyAccumulate(p${m}, v, o${m}_${c});`);
+      l(`${I}    }`);
+    }
+    l(`${I}  }`);
+    l(`${I}}`);
+  };
+  const [Sa, Sb] = pl.ahead === 2 ? ['a', 'b'] : ['', ''];
+  l('  if (t0 < t1) {');
+  fetch('t0', '    ', Sa);
   l('  }');
+  stage('0u', '  ', Sa);
+  if (pl.ahead === 2 && pl.prefetch) {
+    l(`  if (t0 + ${TB}u < t1) {`);
+    fetch(`t0 + ${TB}u`, '    ', Sb);
+    l('  }');
+  }
+  l('  workgroupBarrier();');
+  if (pl.ahead === 2) {
+    // Two blocks an iteration: even blocks in kv buffer 0 and register set a, odd ones in buffer 1 and set b.
+    l(`  for (var tb = t0; tb < t1; tb += ${2 * TB}u) {`);
+    block('tb', '0u', 'a', 'b', '    ');
+    l(`    if (tb + ${TB}u < t1) {`);
+    block(`(tb + ${TB}u)`, '1u', 'b', 'a', '      ');
+    l('    }');
+    l('  }');
+  } else {
+    l('  var kb = 0u;');
+    l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
+    block('tb', 'kb', '', '', '    ');
+    l('    kb = 1u - kb;');
+    l('  }');
+  }
   // ---- the chunk's partials: O through the subgroup's part tile, then m and l ----
   l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
   for (let m = 0; m < 2; m++)

@@ -46,6 +46,12 @@ export interface MlaInt8F16Options {
   prefetch?: boolean;
   /** The query's fragments loaded from storage for every block instead of held in registers (fewer registers). */
   qPerBlock?: boolean;
+  /**
+   * Blocks fetched ahead (with prefetch): 1, or 2 (default: two register sets, the loop unrolled by two; the first
+   * two sittings' stage diagnostics had the staging alone at ~0.8 of ~1.35 ms at 1M with one block of loads in flight
+   * an SM, ~9.5 KB: too few bytes in flight to cover the memory latency at one workgroup an SM).
+   */
+  ahead?: 1 | 2;
 }
 
 export interface MlaInt8F16Plan {
@@ -78,6 +84,7 @@ export interface MlaInt8F16Plan {
   stage: 'words' | 'vec4' | 'rows';
   prefetch: boolean;
   qPerBlock: boolean;
+  ahead: 1 | 2;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -142,6 +149,7 @@ export function planMlaInt8F16(
     stage,
     prefetch: o.prefetch ?? true,
     qPerBlock: o.qPerBlock ?? false,
+    ahead: o.prefetch === false ? 1 : (o.ahead ?? 2),
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -149,15 +157,16 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
- * Chunks per sequence: two workgroups an SM of an H200 (132 SMs) at long contexts (132, 264 and 528 took 1.70,
- * 1.73, 1.78 ms at 1M in the first sitting), at least 2 blocks a chunk at short ones (with 16 blocks a chunk, 4K ran
- * 16 workgroups: 0.26 ms).
+ * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,
+ * 264, 528 took 1.70, 1.73, 1.78 ms at 1M in the first sitting with vec4 staging; 132 and 528 1.33 and 1.41 with
+ * words in the second), at least 2 blocks a chunk at short ones (with 16 blocks a chunk, 4K ran 16 workgroups:
+ * 0.26 ms; with 2, 0.026 ms).
  */
 export function defaultF16Chunks(maxLength: number, B: number, NG: number): number {
-  const target = Math.max(1, Math.floor(264 / (B * NG)));
+  const target = Math.max(1, Math.floor(132 / (B * NG)));
   return Math.max(1, Math.min(target, Math.ceil(maxLength / (2 * MLA_INT8_F16_TB))));
 }
 

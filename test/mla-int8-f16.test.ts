@@ -109,8 +109,10 @@ describe('int8 MLA decode on f16 tensor cores: the kernel fragments (emulation) 
     ['20 heads (padded group)', [65, 7], 20, 192, 128, 32, 14],
     ['40 heads (two groups), Rv 256', [63], 40, 320, 256, 32, 0],
   ];
+  // rows and words stage the same u32 items (only which thread takes which differs: the WGSL test below), vec4 16
+  // codes an item.
   for (const [name, lens, H, R, Rv, chunkLen, tau] of cases)
-    for (const stage of ['words', 'vec4'] as const)
+    for (const stage of ['rows', 'vec4'] as const)
       it(`${name}, staged as ${stage}`, () => {
         const x = problem(lens[0] + H, lens, H, R, Rv, 3);
         const pl = planMlaInt8F16({ H, R, Rv, tau, stage });
@@ -141,6 +143,31 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
     expect(defaultF16Chunks(1 << 20, 1, 2)).toBe(66);
   });
 
+  it('rows staging: thread lid takes row lid / 16 and words lid % 16 + 16 n, every word of the block once', () => {
+    for (const [R, Rv] of [
+      [576, 512],
+      [192, 128],
+    ]) {
+      const pl = planMlaInt8F16({ H: 32, R, Rv });
+      expect(pl.stage).toBe('rows');
+      const code = mlaInt8F16Wgsl(pl);
+      expect(code).toContain('let rowT = lid >> 4u; let colW = lid & 15u;');
+      // The fetch's word offsets (colW + 16 n) and the staging's f16 offsets (base + 64 n + i) of set a.
+      const words = [...code.matchAll(/pfa(\d+) = pool\[r \+ colW \+ (\d+)u\]/g)].map((m) => [+m[1], +m[2]]);
+      const n = R / 64;
+      expect(words.slice(0, n)).toEqual(Array.from({ length: n }, (_, k) => [k, 16 * k]));
+      const seen = new Uint8Array(pl.TB * (R / 4));
+      for (let lid = 0; lid < pl.WG; lid++)
+        for (const [, off] of words.slice(0, n)) seen[(lid >> 4) * (R / 4) + (lid & 15) + off]++;
+      expect([...seen].every((x) => x === 1)).toBe(true);
+      // Each slot scaled by its own part (slots below Rv / 64 by the c_kv scale).
+      for (let k = 0; k < n; k++)
+        expect(code).toContain(
+          `vec4<u32>(pfa${k}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${k < Rv / 64 ? 'psLa' : 'psRa'})`,
+        );
+    }
+  });
+
   it('every workgroup array is a multiple of 16 bytes (unaligned fragment loads read rounded down)', () => {
     const code = mlaInt8F16Wgsl(planMlaInt8F16({ H: 32, R: 576, Rv: 512 }));
     const bytes: Record<string, number> = { f16: 2, f32: 4, u32: 4, i32: 4 };
@@ -167,7 +194,7 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'vec4', skip: ['stage'] }),
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'vec4', prefetch: false, qPerBlock: true }),
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, prefetch: false, qPerBlock: true }),
-        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'rows' }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'words' }),
         planMlaInt8F16({ H: 20, R: 192, Rv: 128, stage: 'rows', prefetch: false }),
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'rows', skip: ['stage'] }),
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, ahead: 1 }),

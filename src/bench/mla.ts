@@ -417,7 +417,7 @@ export const F16_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', chunks: 264 },
   { int8Kernel: 'f16', int8F16: { ahead: 1 } },
   { int8Kernel: 'f16', int8F16: { ahead: 1 }, chunks: 264 },
-  { int8Kernel: 'f16', int8F16: { stage: 'rows' } },
+  { int8Kernel: 'f16', int8F16: { stage: 'words' } },
   { int8Kernel: 'f16', int8F16: { stage: 'vec4' } },
   { int8Kernel: 'f16', int8F16: { prefetch: false } },
   { int8Kernel: 'f16', int8F16: { qPerBlock: true } },

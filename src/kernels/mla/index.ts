@@ -50,7 +50,7 @@ export { mlaInt8F16Overrides } from './int8F16Decode.js';
  * then P x V in two streaming kernels, int8TwoPassPlan.ts; opt-in where subgroup-matrix may run: exact on the H200
  * but not faster, 1.10 against 1.07 ms a layer at 1M), and `f16` (f16 tensor cores over the int8 codes times their
  * scales, a lazy max, P x V accumulated in registers across the chunk: int8F16Plan.ts; opt-in where the device has
- * f16 subgroup matrices, `--unsafe-apis --f16` on the H200).
+ * f16 subgroup matrices, `--unsafe-apis --f16` on the H200: 0.70 ms a layer at 1M, hybrid TPOT 8.52 ms).
  */
 export type MlaInt8Kernel = 'dp4a' | 'subgroup-matrix' | 'two-pass' | 'f16';
 

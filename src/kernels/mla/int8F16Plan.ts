@@ -19,6 +19,17 @@
  *   pw    P [32 heads][PS = TB + 8] f16
  *   alpha the block's rescale factor per head; flag [4] u32 (flag[0]: some head rescales this block)
  * At the 48B shapes (R 576): 37376 + 8192 + 1536 + 128 + 16 = 47248 bytes.
+ *
+ * Measured (H200, 48B shapes, batch 1, int8 cache; bench/results/2026-12-03-h200-s12-mlaf16-run{1,2,3}-*, the
+ * defaults: rows staging, two blocks ahead, 132 chunks): 0.704 ms a layer at 1M (kernel 0.699; the default int8
+ * tensor-core kernel 1.07 in the same sitting), 0.026 ms at 4K (0.031), 0.63 at 128K in a bursty row (the int8
+ * kernel's read 0.90 there, 0.18 in earlier sessions: not a clean comparison); hybrid TPOT at 1M 8.52 ms with it
+ * (bench decode --mla-int8-kernel f16, --unsafe-apis --f16) against 11.19 with the int8 kernel, 3.754 at 4K
+ * (3.739). Outputs within 7.5e-6 of max |o| of this scheme's reference (int8F16Reference.ts), 3.5e-3 of the int8
+ * reference, 2.8e-3 of f32 attention over the rows (the int8 reference: 4.6e-3) at 4K. Stage diagnostics at 1M
+ * (words staging, two ahead, 264 chunks: 1.03 ms): without the staging 0.39, the staging alone 0.90, the loop and
+ * its barriers alone 0.12: the staging's loads were the limit; rows cut its dependent page-table look-ups from 9
+ * to 1 a thread a block.
  */
 import { int8RowLayout } from './int8Layout.js';
 
@@ -34,12 +45,13 @@ export interface MlaInt8F16Options {
   /** Chunks per sequence (default defaultF16Chunks). */
   chunks?: number;
   /**
-   * How a block's codes are staged: 'words' (default: a thread a u32 of 4 codes, its 4 f16 stores 2-way on the
-   * banks) or 'vec4' (a thread 16 codes, 16 f16 stores lanes 32 bytes apart: 8-way; the first sitting's form,
-   * 1.33 ms of a 1.73 ms layer at 1M with nothing else in the block). WGSL cannot store two f16 at once into the
-   * array<f16> that fragments load from, so the stores' bank pattern is what can be chosen. 'rows': words too, but
-   * thread lid takes row lid / 16 and words lid % 16 + 16 n (needs TB x 16 = 256 threads), so it looks its row up
-   * in the page table and loads its two scales once a block instead of once a word.
+   * How a block's codes are staged. 'rows' (default): thread lid takes row lid / 16 and its u32 words lid % 16 + 16 n
+   * (4 codes each; needs TB x 16 = 256 threads), so it looks its row up in the page table and loads its two scales
+   * once a block. 'words': thread i a u32 word i + 256 n of the block, each word with its own page-table look-up
+   * (a load the pool load depends on) and scale load. 'vec4': a thread 16 codes, its 16 f16 stores lanes 32 bytes
+   * apart (8-way on the banks; WGSL cannot store two f16 at once into the array<f16> the fragments load from).
+   * H200, 1M, 48B shapes, ahead 2, 132 chunks (third sitting): rows 0.704 ms a layer, vec4 1.293, words 1.026
+   * (264 chunks); with ahead 1 words 1.332 and in the first sitting vec4 1.70 (its staging alone 1.33).
    */
   stage?: 'words' | 'vec4' | 'rows';
   /** The next block's codes loaded at the block's top (default) or just before they are staged. */
@@ -47,9 +59,10 @@ export interface MlaInt8F16Options {
   /** The query's fragments loaded from storage for every block instead of held in registers (fewer registers). */
   qPerBlock?: boolean;
   /**
-   * Blocks fetched ahead (with prefetch): 1, or 2 (default: two register sets, the loop unrolled by two; the first
-   * two sittings' stage diagnostics had the staging alone at ~0.8 of ~1.35 ms at 1M with one block of loads in flight
-   * an SM, ~9.5 KB: too few bytes in flight to cover the memory latency at one workgroup an SM).
+   * Blocks fetched ahead (with prefetch): 1, or 2 (default: two register sets, the loop unrolled by two). The second
+   * sitting's stage diagnostics had the staging alone at ~0.8 of ~1.35 ms at 1M with one block of loads in flight
+   * an SM (~9.5 KB at one workgroup an SM: too few bytes to cover the memory latency); with two, words staging
+   * 1.33 -> 1.03 ms a layer, and rows 0.70 (third sitting). Without prefetch 1.58.
    */
   ahead?: 1 | 2;
 }
@@ -116,7 +129,7 @@ export function planMlaInt8F16(
   const KS = R + 8;
   const PS = TB + 8;
   const NCV = R / 16;
-  const stage = o.stage ?? 'words';
+  const stage = o.stage ?? 'rows';
   const rowItems = stage === 'vec4' ? NCV : R / 4;
   const items = TB * rowItems;
   const tau = o.tau ?? MLA_INT8_F16_TAU;

@@ -18,9 +18,15 @@ import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
 import { gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
-import { mlaInt8KernelOverrides, mlaInt8TwoPassOverrides, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
+import {
+  mlaInt8F16Overrides,
+  mlaInt8KernelOverrides,
+  mlaInt8TwoPassOverrides,
+  prepareMlaInt8Sgm,
+} from '../kernels/mla/index.js';
+import { mlaInt8F16DeviceUnsupported } from '../kernels/mla/int8F16Decode.js';
 import { type MlaInt8Variant, mlaInt8Overrides } from '../kernels/mla/int8Plan.js';
-import { parseInt8SgmOptions, parseTwoPassOptions } from './mla.js';
+import { parseF16Options, parseInt8SgmOptions, parseTwoPassOptions } from './mla.js';
 import { lanesOf, MOE_DECODE_LANES, moeDecodeRows, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
@@ -562,12 +568,17 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--mla-int8-kernel <k>',
-      'int8 cache: MLA decode kernel, dp4a, subgroup-matrix or two-pass (tensor cores: need --unsafe-apis; the builtins checked against dp4a first)',
+      'int8 cache: MLA decode kernel, dp4a, subgroup-matrix, two-pass or f16 (tensor cores: need --unsafe-apis, f16 also --f16; the int8 builtins checked against dp4a first)',
     )
     .option('--mla-int8-sgm <k=v,...>', 'int8 cache: options of the tensor-core kernel (as bench mla --int8-sgm)', '')
     .option(
       '--mla-int8-two-pass <k=v,...>',
       'int8 cache, --mla-int8-kernel two-pass: its options (colSplit=2, pvSubgroups=8, scoresSubgroups=4, pvBlocks=2, scoresChunks=n, prefetch=false, stageSpread, scoresFullK)',
+      '',
+    )
+    .option(
+      '--mla-int8-f16 <k=v,...>',
+      'int8 cache, --mla-int8-kernel f16: its options (chunks=n, tau=n, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2)',
       '',
     )
     .option('--json', 'print a JSON object');
@@ -617,12 +628,19 @@ export function registerDecodeBench(bench: Command): void {
         mlaInt8Kernel !== undefined &&
         mlaInt8Kernel !== 'dp4a' &&
         mlaInt8Kernel !== 'subgroup-matrix' &&
-        mlaInt8Kernel !== 'two-pass'
+        mlaInt8Kernel !== 'two-pass' &&
+        mlaInt8Kernel !== 'f16'
       )
-        throw new Error(`--mla-int8-kernel: '${mlaInt8Kernel}' is not dp4a, subgroup-matrix or two-pass`);
+        throw new Error(`--mla-int8-kernel: '${mlaInt8Kernel}' is not dp4a, subgroup-matrix, two-pass or f16`);
       mlaInt8KernelOverrides.kernel = mlaInt8Kernel;
       mlaInt8KernelOverrides.sgm = parseInt8SgmOptions(opts.mlaInt8Sgm ?? '');
       mlaInt8TwoPassOverrides.options = parseTwoPassOptions(opts.mlaInt8TwoPass ?? '');
+      mlaInt8F16Overrides.options = parseF16Options(opts.mlaInt8F16 ?? '');
+      // f16: no prepare step (no int8 builtins); the device must offer f16 subgroup matrices (--unsafe-apis --f16).
+      if (mlaInt8Kernel === 'f16') {
+        const why = device instanceof GpuContext ? mlaInt8F16DeviceUnsupported(device) : 'not a GPU';
+        if (why) throw new Error(`--mla-int8-kernel f16: not available here: ${why}`);
+      }
       // With the options above: prepareMlaInt8Sgm checks this very variant against dp4a on the device. Asked for,
       // the tensor-core kernel must be available; by default it is taken where the device offers Dawn's int8
       // subgroup matrices (--unsafe-apis) and the check passes (MLA_INT8_SGM_BY_DEFAULT), else dp4a runs.
@@ -755,6 +773,7 @@ export function registerDecodeBench(bench: Command): void {
               mlaInt8Kernel: mlaInt8Kernel ?? (prep?.kernel === 'subgroup-matrix' ? 'subgroup-matrix' : 'dp4a'),
               mlaInt8Sgm: mlaInt8KernelOverrides.sgm,
               mlaInt8TwoPass: mlaInt8Kernel === 'two-pass' ? mlaInt8TwoPassOverrides.options : undefined,
+              mlaInt8F16: mlaInt8Kernel === 'f16' ? mlaInt8F16Overrides.options : undefined,
               ...(prep?.reason ? { mlaInt8SgmUnavailable: prep.reason } : {}),
             }
           : {};

@@ -42,6 +42,8 @@ import { int8TwoPassScores } from '../kernels/mla/int8TwoPassDecode.js';
 import { type MlaInt8TwoPassOptions, TWO_PASS_STAGES } from '../kernels/mla/int8TwoPassPlan.js';
 import { emulateScores } from '../kernels/mla/int8TwoPassEmulate.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
+import { defaultF16Chunks, F16_STAGES, MLA_INT8_F16_TB, type MlaInt8F16Options } from '../kernels/mla/int8F16Plan.js';
+import { mlaDecodeInt8F16Reference } from '../kernels/mla/int8F16Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
 import { mlaDecodeReference } from '../kernels/mla/reference.js';
@@ -85,7 +87,12 @@ export interface MlaBenchOptions {
     | 'sgm-lazy-regs'
     | 'two-pass'
     | 'two-pass-stages'
+    | 'f16'
+    | 'f16-stages'
+    | 'f16-all'
     | 'none';
+  /** int8 cache: the f16 kernel's options (int8F16Plan.ts) in its rows at every context (`--int8-f16`). */
+  int8F16?: MlaInt8F16Options;
   /** int8 cache: chunks per sequence for the swept variants that name none (`--int8-variant-chunks`). */
   int8VariantChunks?: number;
 }
@@ -94,6 +101,29 @@ export interface MlaBenchOptions {
  * `--int8-sgm k=v,...`: the tensor-core kernel's options, e.g. `queryResident` (a bare key is true),
  * `heads=16`, `fold=1`, `prefetch=false`, `qRegs`, `foldBarrier=false`.
  */
+/**
+ * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
+ * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2.
+ */
+export function parseF16Options(text: string): MlaInt8F16Options {
+  const o: MlaInt8F16Options = {};
+  for (const item of text.split(',').filter(Boolean)) {
+    const [k, v, ...rest] = item.split('=');
+    const n = Number(v);
+    if (k === 'chunks' && !rest.length && Number.isInteger(n) && n >= 1) o.chunks = n;
+    else if (k === 'tau' && !rest.length && Number.isInteger(n) && n >= 0 && n <= 15) o.tau = n;
+    else if (k === 'stage' && !rest.length && (v === 'words' || v === 'vec4' || v === 'rows')) o.stage = v;
+    else if (k === 'prefetch' && v === 'false' && !rest.length) o.prefetch = false;
+    else if (k === 'qPerBlock' && v === undefined) o.qPerBlock = true;
+    else if (k === 'ahead' && (v === '1' || v === '2') && !rest.length) o.ahead = n as 1 | 2;
+    else
+      throw new Error(
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock or ahead=1|2`,
+      );
+  }
+  return o;
+}
+
 /**
  * `--mla-int8-two-pass` (bench decode): the two-pass kernels' options as `k=v` items: colSplit=1|2,
  * pvSubgroups=8|16, scoresSubgroups=4|8, pvBlocks=1|2, scoresChunks=n, prefetch=false, stageSpread, scoresFullK.
@@ -379,6 +409,27 @@ export const TWO_PASS_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = (
 ).map((int8TwoPass) => ({ int8Kernel: 'two-pass', int8TwoPass }));
 
 /**
+ * `--int8-variants f16`: the f16 tensor-core kernel (int8F16Plan.ts) at other chunk counts (132 = one workgroup an
+ * SM; the default 264), its staging forms and register savers, and tau 0 (rescales: what the rare path costs).
+ * `--int8-variants f16-stages`: each stage of a block left out (diagnostics: wrong outputs).
+ */
+export const F16_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Kernel: 'f16', chunks: 264 },
+  { int8Kernel: 'f16', int8F16: { ahead: 1 } },
+  { int8Kernel: 'f16', int8F16: { ahead: 1 }, chunks: 264 },
+  { int8Kernel: 'f16', int8F16: { stage: 'words' } },
+  { int8Kernel: 'f16', int8F16: { stage: 'vec4' } },
+  { int8Kernel: 'f16', int8F16: { prefetch: false } },
+  { int8Kernel: 'f16', int8F16: { qPerBlock: true } },
+  { int8Kernel: 'f16', int8F16: { tau: 0 } },
+];
+export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  ...F16_STAGES.map((s) => ({ int8Kernel: 'f16' as const, int8F16: { skip: [s] } })),
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv', 'stage'] } },
+];
+
+/**
  * The two-pass scores (or block stats) from the device against their emulation, over the entries the emulation
  * wrote (finite, not the -3e38 past a sequence: those must be equal): max |diff| / max |expected|, and the first
  * entry off by more than 1e-4 of max |expected| as (row, column) of rows of `cols` (a score's: sequence x head, token).
@@ -551,13 +602,17 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   // Kernels this device cannot run (tiled without subgroups) are left out, not failed.
   // int8: the tensor-core kernel where prepareMlaInt8Sgm finds it working and exact on this device.
   const sgmPrep = int8 ? await prepareMlaInt8Sgm(gpu) : undefined;
-  const int8Kernels = (o.int8Kernels ?? ['subgroup-matrix', 'dp4a']).filter(
-    (k) => k === 'dp4a' || sgmPrep?.kernel === 'subgroup-matrix',
+  // f16: where the device has f16 subgroup matrices (`--unsafe-apis --f16` on the H200; no prepare step).
+  const f16Ok = gpu.features.subgroupMatrixF16 && gpu.adapterInfo.subgroupMinSize === 32;
+  const int8Kernels = (o.int8Kernels ?? ['subgroup-matrix', 'dp4a']).filter((k) =>
+    k === 'f16' ? f16Ok : k === 'dp4a' || sgmPrep?.kernel === 'subgroup-matrix',
   );
   const int8Runs = (v: Partial<MlaDecodeOptions>) =>
-    v.int8Kernel === 'subgroup-matrix' || v.int8Kernel === 'two-pass'
-      ? sgmPrep?.kernel === 'subgroup-matrix'
-      : int8Kernels.includes('dp4a');
+    v.int8Kernel === 'f16'
+      ? f16Ok
+      : v.int8Kernel === 'subgroup-matrix' || v.int8Kernel === 'two-pass'
+        ? sgmPrep?.kernel === 'subgroup-matrix'
+        : int8Kernels.includes('dp4a');
   const kernels = int8
     ? (int8Kernels as unknown as MlaDecodeKernel[])
     : o.kernels.filter((k) => mlaDecodeKernelFor(gpu, { kernel: k === 'split' ? 'split' : undefined }) === k);
@@ -571,6 +626,9 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'sgm-lazy-regs': SGM_LAZY_REGS_VARIANTS,
     'two-pass': TWO_PASS_VARIANTS,
     'two-pass-stages': TWO_PASS_STAGE_VARIANTS,
+    f16: F16_VARIANTS,
+    'f16-stages': F16_STAGE_VARIANTS,
+    'f16-all': [...F16_VARIANTS, ...F16_STAGE_VARIANTS],
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -601,6 +659,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           kernel: int8 ? undefined : kernel,
           int8Kernel: int8 ? (kernel as unknown as MlaInt8Kernel) : undefined,
           int8Sgm: o.int8Sgm,
+          int8F16: o.int8F16,
           subgroupSize: o.subgroupSize,
           ...more,
         }).dispose();
@@ -609,11 +668,16 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
       if (int8) {
         const NG = Math.ceil(H / 32);
         const sgm = (kernel as string) === 'subgroup-matrix' || (kernel as string) === 'two-pass';
+        const f16 = (kernel as string) === 'f16';
         layout = {
           kernel: `int8-${kernel}`,
           int8Sgm: (kernel as string) === 'subgroup-matrix' ? o.int8Sgm : undefined,
-          blockTokens: 32,
-          chunks: sgm ? defaultInt8SgmChunks(T, o.batch, NG) : defaultInt8Chunks(T, o.batch, NG),
+          blockTokens: f16 ? MLA_INT8_F16_TB : 32,
+          chunks: f16
+            ? defaultF16Chunks(T, o.batch, NG)
+            : sgm
+              ? defaultInt8SgmChunks(T, o.batch, NG)
+              : defaultInt8Chunks(T, o.batch, NG),
         };
       } else if (kernel === 'tiled') {
         const SG = o.subgroupSize ?? gpu.adapterInfo.subgroupMinSize!;
@@ -682,7 +746,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
             const tv = await timeGpu(gpu, call(k as unknown as MlaDecodeKernel, v), o.reps, o.trials);
             // The two-pass rows with each kernel's time (which of the two a variant changes).
             const kernelsMs =
-              k === 'two-pass'
+              k === 'two-pass' || k === 'f16'
                 ? await profileKernels(gpu, call(k as unknown as MlaDecodeKernel, v), 3, { warmUp: false })
                 : undefined;
             sweep.push({ context: T, kernel: `int8-${k}`, ...v, ...rate(T, tv.ms), kernelsMs });
@@ -754,6 +818,13 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         }
         return r;
       };
+      // The f16 kernel's own scheme (int8F16Reference.ts) at its chunk length and tau.
+      const f16Ref = (v: Partial<MlaDecodeOptions>) => {
+        const NG = Math.ceil(H / 32);
+        const want = v.chunks ?? v.int8F16?.chunks ?? defaultF16Chunks(T, o.batch, NG);
+        const chunkLen = Math.ceil(T / want / MLA_INT8_F16_TB) * MLA_INT8_F16_TB;
+        return mlaDecodeInt8F16Reference(q, words, table, lengths, d, { chunkLen, tau: v.int8F16?.tau });
+      };
       // The dp4a kernel's default output: the tensor-core kernel must match it to f32 rounding.
       const dp4aOut = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Kernel: 'dp4a' });
       const dp4a = (await dp4aOut.read()) as Float32Array;
@@ -799,6 +870,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
           ...v,
           vsInt8Reference: maxErr(got, ref),
           vsTwoPassReference: v.int8Kernel === 'two-pass' ? maxErr(got, twoPassRef(v.chunks)) : undefined,
+          vsF16Reference: v.int8Kernel === 'f16' ? maxErr(got, f16Ref(v)) : undefined,
           // The lazy form's device check: where its error lies (mlalazy2).
           lazyDiag: v.int8Sgm?.lazy ? lazyDiag(got, ref, H, Rv) : undefined,
           vsDp4aKernel: v.int8Pv ? undefined : maxErr(got, dp4a),
@@ -877,7 +949,7 @@ export function registerMlaBench(bench: Command): void {
     .option('--subgroup-size <n>', 'tiled kernel: subgroup size to compile for if the adapter reports a range')
     .option(
       '--int8-kernels <k,...>',
-      'int8 cache: kernels to time, dp4a, subgroup-matrix and two-pass (tensor cores: need --unsafe-apis and a device that has them)',
+      'int8 cache: kernels to time, dp4a, subgroup-matrix, two-pass and f16 (tensor cores: need --unsafe-apis, f16 also --f16, and a device that has them)',
       'subgroup-matrix,dp4a',
     )
     .option(
@@ -887,8 +959,13 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics) or none",
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both) or none",
       'all',
+    )
+    .option(
+      '--int8-f16 <k=v,...>',
+      'int8 cache: options of the f16 kernel in its rows (as bench decode --mla-int8-f16)',
+      '',
     )
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
     .option('--json', 'print a JSON object');
@@ -915,11 +992,12 @@ export function registerMlaBench(bench: Command): void {
       sweepBlocks: opts.sweepBlocks ? parseList(opts.sweepBlocks) : [],
       subgroupSize: opts.subgroupSize ? parseList(opts.subgroupSize)[0] : undefined,
       int8Kernels: opts.int8Kernels.split(',').map((k) => {
-        if (k !== 'dp4a' && k !== 'subgroup-matrix' && k !== 'two-pass')
-          throw new Error(`--int8-kernels: '${k}' is not dp4a, subgroup-matrix or two-pass`);
+        if (k !== 'dp4a' && k !== 'subgroup-matrix' && k !== 'two-pass' && k !== 'f16')
+          throw new Error(`--int8-kernels: '${k}' is not dp4a, subgroup-matrix, two-pass or f16`);
         return k;
       }),
       int8Sgm: parseInt8SgmOptions(opts.int8Sgm),
+      int8F16: parseF16Options(opts.int8F16 ?? ''),
       int8VariantSet: ((v) => {
         if (
           ![
@@ -931,11 +1009,14 @@ export function registerMlaBench(bench: Command): void {
             'sgm-lazy-regs',
             'two-pass',
             'two-pass-stages',
+            'f16',
+            'f16-stages',
+            'f16-all',
             'none',
           ].includes(v)
         )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

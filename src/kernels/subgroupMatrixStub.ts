@@ -16,7 +16,7 @@ export function sgmStubWgsl(code: string): string {
   c = c.replace(/subgroup_matrix_(left|right|result)<[^>]*>\(\)/g, (_, k: string) => `${kinds[k]}(0)`);
   // subgroupMatrixLoad<subgroup_matrix_KIND<..>, layout>(&arr, offset, stride) or <..>>(&arr, offset, bool, stride)
   c = c.replace(
-    /subgroupMatrixLoad<subgroup_matrix_(left|right)<[^>]*>(?:, (?:row|col)_major)?>\(&(\w+), /g,
+    /subgroupMatrixLoad<subgroup_matrix_(left|right|result)<[^>]*>(?:, (?:row|col)_major)?>\(&(\w+), /g,
     (_, k: string, arr: string) => `smLoad${kinds[k]}_${arr}(`,
   );
   c = c.replace(/subgroupMatrixStore(?:<(?:row|col)_major>)?\(&(\w+), /g, (_, arr: string) => `smStore_${arr}(`);
@@ -38,7 +38,7 @@ export function sgmStubWgsl(code: string): string {
     return t && ['i32', 'u32', 'f32', 'f16'].includes(t) ? t : '';
   };
   const seen = new Set<string>();
-  for (const m of c.matchAll(/smLoad(Sm[LR])_(\w+)\(|smStore_(\w+)\(/g)) {
+  for (const m of c.matchAll(/smLoad(Sm[LRC])_(\w+)\(|smStore_(\w+)\(/g)) {
     if (seen.has(m[0])) continue;
     seen.add(m[0]);
     if (m[1])

@@ -35,19 +35,24 @@ import { mlaInt8SgmState } from './int8SgmState.js';
 import { int8QueryRowsReference } from './int8SgmEmulate.js';
 import { int8TwoPassDecode } from './int8TwoPassDecode.js';
 import type { MlaInt8TwoPassOptions } from './int8TwoPassPlan.js';
+import { int8F16Decode, mlaInt8F16DeviceUnsupported } from './int8F16Decode.js';
+import { type MlaInt8F16Options, mlaInt8F16Unsupported } from './int8F16Plan.js';
 
 export { int8RowWords, type MlaCacheDtype } from './int8Layout.js';
 export { prepareMlaInt8Sgm } from './int8SgmPrepare.js';
 export { mlaInt8TwoPassOverrides } from './int8TwoPassDecode.js';
+export { mlaInt8F16Overrides } from './int8F16Decode.js';
 
 /**
  * The int8 cache's decode kernels: `dp4a` (integer dot products, decodeInt8.wgsl.ts; every device with
  * fixed-size subgroups) and `subgroup-matrix` (tensor cores, decodeInt8Sgm.wgsl.ts; where
  * prepareMlaInt8Sgm found Dawn's int8 subgroup matrices working and exact), and `two-pass` (tensor cores, scores
  * then P x V in two streaming kernels, int8TwoPassPlan.ts; opt-in where subgroup-matrix may run: exact on the H200
- * but not faster, 1.10 against 1.07 ms a layer at 1M).
+ * but not faster, 1.10 against 1.07 ms a layer at 1M), and `f16` (f16 tensor cores over the int8 codes times their
+ * scales, a lazy max, P x V accumulated in registers across the chunk: int8F16Plan.ts; opt-in where the device has
+ * f16 subgroup matrices, `--unsafe-apis --f16` on the H200: 0.70 ms a layer at 1M, hybrid TPOT 8.52 ms).
  */
-export type MlaInt8Kernel = 'dp4a' | 'subgroup-matrix' | 'two-pass';
+export type MlaInt8Kernel = 'dp4a' | 'subgroup-matrix' | 'two-pass' | 'f16';
 
 /** The decode kernels: `tiled` (decodeTiled.wgsl.ts, needs subgroups of a fixed size 8-32), `split` (decode.wgsl.ts). */
 export type MlaDecodeKernel = 'tiled' | 'split';
@@ -90,6 +95,8 @@ export interface MlaDecodeOptions {
   int8Sgm?: MlaInt8SgmOptions;
   /** int8 cache, two-pass kernels: options (int8TwoPassPlan.ts), for measuring. */
   int8TwoPass?: MlaInt8TwoPassOptions;
+  /** int8 cache, f16 tensor-core kernel: options (int8F16Plan.ts), for measuring. */
+  int8F16?: MlaInt8F16Options;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -341,6 +348,7 @@ function int8Decode(
   if (pool.offset % 4)
     throw new Error(`mlaDecode: an int8 pool must start on a 16-byte boundary (offset ${pool.offset})`);
   const int8Kernel = mlaInt8KernelFor(gpu, { H, R, Rv, int8Kernel: opts.int8Kernel });
+  if (int8Kernel === 'f16') return int8F16Decode(gpu, qFull, pool, pageTable, lengths, opts);
   if (int8Kernel === 'subgroup-matrix') return int8SgmDecode(gpu, qFull, pool, pageTable, lengths, opts);
   if (int8Kernel === 'two-pass') return int8TwoPassDecode(gpu, qFull, pool, pageTable, lengths, opts);
   const plan = planMlaInt8(
@@ -408,6 +416,15 @@ export function mlaInt8KernelFor(
 ): MlaInt8Kernel {
   const asked = o.int8Kernel ?? mlaInt8KernelOverrides.kernel;
   if (asked === 'dp4a' || (asked === undefined && !MLA_INT8_SGM_BY_DEFAULT)) return 'dp4a';
+  // f16: opt-in only, where the device has f16 subgroup matrices (no prepare step: no int8 builtins involved).
+  if (asked === 'f16') {
+    const SG = tiledSubgroupSizeOf(gpu, o);
+    const why =
+      mlaInt8F16DeviceUnsupported(gpu) ??
+      (SG !== 32 ? `needs subgroups of 32, this device has ${SG}` : mlaInt8F16Unsupported(o.R, o.Rv));
+    if (why) throw new Error(`mlaDecode: the int8 f16 kernel is not available: ${why}`);
+    return 'f16';
+  }
   const state = mlaInt8SgmState.get(gpu);
   const SG = tiledSubgroupSizeOf(gpu, o);
   const why =

@@ -1,0 +1,287 @@
+/**
+ * Absorbed MLA decode over the int8 latent cache on f16 tensor cores (`int8Kernel: 'f16'`; layout and values:
+ * int8F16Plan.ts; numerics: int8F16Reference.ts; the same fragments walked in plain TS: int8F16Emulate.ts). Pass 1
+ * of flash-decoding: per chunk, head group and sequence the partials (m, l, o[Rv]) merge.wgsl.ts combines.
+ *
+ * Why f16: the int8 kernels' P x V must quantise p per block to int8 and fold each block's i32 results into an f32
+ * O through workgroup memory (the flash rescale differs per block), ~10 barriers a block. With f16 operands and f32
+ * results, P goes in as f16 against a lazy max (rescaled only past tau), so the P x V results accumulate in
+ * subgroup-matrix registers across the whole chunk and a block needs two barriers:
+ *
+ *   top      next block's codes and scales -> registers (prefetch)
+ *   scores   subgroup (kq, mh): its head half's K quarter, KPQ products, query fragments held in registers
+ *            since the chunk's start -> its part tile                                                   barrier B
+ *   softmax  thread (head hq, tokens 2 tq, 2 tq + 1): the 4 partial tiles summed, the head's block max over its
+ *            8 lanes, the lazy max (flag + alpha when it rises past tau), p = 2^(s - mRef) as f16 -> pw;
+ *            the registers' next block converted (code x scale -> f16) into the other kv buffer
+ *            workgroupUniformLoad(flag)                                                                 barrier C
+ *   [rare]   flag set: each O tile through the subgroup's part tile, scaled per head row, loaded back
+ *   P x V    subgroup sgi: its CPS value column tiles for both head halves, O += P V
+ *
+ * Past the sequence, staged rows are zero and scores -3e38 (p = 0). A subgroup size other than 32 poisons m (NaN).
+ * With `ahead` 2 (default) the loop runs two blocks an iteration (kv buffers 0 and 1, register sets a and b), each
+ * block's top fetching the block two ahead into the set its own rows just left.
+ * Measured: int8F16Plan.ts (0.70 ms a layer at 1M on the H200 against the int8 tensor-core kernel's 1.07).
+ */
+import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
+import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
+import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
+
+export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
+  const { H, Rv, R, RW, SW, LC, TB, WG, KS, PS, KPQ, CPS, HP, items, slots, tau, rowItems } = pl;
+  const words = pl.stage !== 'vec4';
+  const rows = pl.stage === 'rows';
+  if (rows && TB * 16 !== WG) throw new Error('mlaInt8F16Wgsl: stage rows needs TB x 16 threads');
+  const F = f16Frags(pl);
+  const skip = (s: string) => (pl.skip as string[]).includes(s);
+  const L: string[] = [];
+  const l = (s: string) => L.push(s);
+  L.push(F16_MMA_HEAD + 'enable subgroups;');
+  l(
+    'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };',
+  );
+  l('@group(0) @binding(0) var<uniform> p: Params;');
+  l('@group(0) @binding(1) var<storage, read> qh: array<f16>;');
+  l(`@group(0) @binding(2) var<storage, read> pool: array<${words ? 'u32' : 'vec4<u32>'}>;`);
+  l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');
+  l('@group(0) @binding(4) var<storage, read> lengths: array<i32>;');
+  l('@group(0) @binding(5) var<storage, read_write> partial: array<f32>;');
+  l(`var<workgroup> kv: array<f16, ${2 * TB * KS}>;`);
+  l('var<workgroup> part: array<f32, 2048>;');
+  l(`var<workgroup> pw: array<f16, ${32 * PS}>;`);
+  l('var<workgroup> alpha: array<f32, 32>;');
+  l('var<workgroup> flag: array<u32, 4>;');
+  L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
+  l('  let sgi = lid / 32u; let lane = lid % 32u;');
+  l('  let mh = sgi & 1u; let kq = sgi >> 1u;');
+  l('  let hq = lid >> 3u; let tq = lid & 7u; let mhq = hq >> 4u; let hr = hq & 15u;');
+  l('  let poison = select(0.0, bitcast<f32>(0x7fc00000u + 0u * sgs), sgs != 32u);');
+  // Without the staging (a diagnostic) the pool and page table would leave the layout: a use that never runs.
+  if (skip('stage'))
+    l(`  if (T == 0xffffffffu) { partial[0] = bitcast<f32>(pool[rowOf(b, 0u)]${words ? '' : '.x'}); }`);
+  // The query's KPQ fragments of this subgroup's head half and K quarter (F.query), for the whole chunk.
+  l(`  let qb = (b * ${HP}u + 32u * g + 16u * mh) * ${R}u + ${16 * KPQ}u * kq;`);
+  const qFrag = (j: number) => ld16('left', '&qh', `qb + ${16 * j}u`, `${R}u`);
+  if (!pl.qPerBlock) for (let j = 0; j < KPQ; j++) l(`  let q${j} = ${qFrag(j)};`);
+  for (let m = 0; m < 2; m++) for (let c = 0; c < CPS; c++) l(`  var o${m}_${c} = ${C32}();`);
+  l('  var mRef = -3.0e38; var lRun = 0.0;');
+  const PF = words ? 'u32' : 'vec4<u32>';
+  // Register sets of fetched blocks: one ('') or two ('a', 'b': blocks alternate, ahead 2).
+  const sets = pl.ahead === 2 ? ['a', 'b'] : [''];
+  if (rows) {
+    // Thread lid: row lid / 16, words lid % 16 + 16 n (slot n's part is known here: LWp a multiple of 16).
+    l('  let rowT = lid >> 4u; let colW = lid & 15u;');
+    for (const S of sets) {
+      for (let n = 0; n < rowItems / 16; n++) l(`  var pf${S}${n} = 0u;`);
+      l(`  var psL${S} = 0.0; var psR${S} = 0.0;`);
+    }
+  } else {
+    for (let n = 0; n < slots; n++) l(`  let si${n} = lid + ${n * WG}u;`);
+    for (const S of sets) for (let n = 0; n < slots; n++) l(`  var pf${S}${n} = ${PF}(0u); var ps${S}${n} = 0.0;`);
+  }
+  // The codes (item si % rowItems of row tt: a u32 or a vec4 of them) and their part's scale; zeros past the
+  // sequence.
+  const fetch = (tbX: string, ind: string, S: string) => {
+    if (skip('stage')) return;
+    if (rows) {
+      l(`${ind}{ let tt = ${tbX} + rowT;`);
+      for (let n = 0; n < rowItems / 16; n++) l(`${ind}  pf${S}${n} = 0u;`);
+      l(`${ind}  if (tt < t1) { let r = rowOf(b, tt) * ${RW}u;`);
+      for (let n = 0; n < rowItems / 16; n++) l(`${ind}    pf${S}${n} = pool[r + colW + ${16 * n}u];`);
+      l(`${ind}    psL${S} = bitcast<f32>(pool[r + ${SW}u]); psR${S} = bitcast<f32>(pool[r + ${SW + 1}u]); } }`);
+      return;
+    }
+    for (let n = 0; n < slots; n++) {
+      const guard = (n + 1) * WG > items ? `si${n} < ${items}u && ` : '';
+      l(`${ind}pf${S}${n} = ${PF}(0u); ps${S}${n} = 0.0;`);
+      l(`${ind}{ let tt = ${tbX} + si${n} / ${rowItems}u; let c = si${n} % ${rowItems}u;`);
+      if (words) {
+        l(`${ind}  if (${guard}tt < t1) { let r = rowOf(b, tt) * ${RW}u; pf${S}${n} = pool[r + c];`);
+        l(`${ind}    ps${S}${n} = bitcast<f32>(pool[r + ${SW}u + select(1u, 0u, c < ${4 * LC}u)]); } }`);
+      } else {
+        l(`${ind}  if (${guard}tt < t1) { let r = rowOf(b, tt) * ${RW / 4}u; pf${S}${n} = pool[r + c];`);
+        l(`${ind}    let sk = pool[r + ${SW / 4}u]; ps${S}${n} = bitcast<f32>(select(sk.y, sk.x, c < ${LC}u)); } }`);
+      }
+    }
+  };
+  // Codes x scale -> f16 into buffer kbX: row si / rowItems, channels (4 or 16) (si % rowItems) + 0..3 (or 15).
+  const stage = (kbX: string, ind: string, S: string) => {
+    if (skip('stage')) return;
+    if (rows) {
+      l(`${ind}{ let base = ${kbX} * ${TB * KS}u + rowT * ${KS}u + 4u * colW;`);
+      for (let n = 0; n < rowItems / 16; n++) {
+        const sc = 16 * n < 4 * LC ? `psL${S}` : `psR${S}`;
+        l(
+          `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(pf${S}${n}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${sc});`,
+        );
+        const e = (i: number) => `base + ${64 * n + i}u`;
+        l(`${ind}    kv[${e(0)}] = c.x; kv[${e(1)}] = c.y; kv[${e(2)}] = c.z; kv[${e(3)}] = c.w; }`);
+      }
+      l(`${ind}}`);
+      return;
+    }
+    for (let n = 0; n < slots; n++) {
+      const guard = (n + 1) * WG > items ? `if (si${n} < ${items}u) ` : '';
+      l(
+        `${ind}${guard}{ let base = ${kbX} * ${TB * KS}u + (si${n} / ${rowItems}u) * ${KS}u + ${words ? 4 : 16}u * (si${n} % ${rowItems}u);`,
+      );
+      for (let w = 0; w < (words ? 1 : 4); w++) {
+        const word = words ? `pf${S}${n}` : `pf${S}${n}[${w}]`;
+        l(
+          `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(${word}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ps${S}${n});`,
+        );
+        l(
+          `${ind}    kv[base + ${4 * w}u] = c.x; kv[base + ${4 * w + 1}u] = c.y; kv[base + ${4 * w + 2}u] = c.z; kv[base + ${4 * w + 3}u] = c.w; }`,
+        );
+      }
+      l(`${ind}}`);
+    }
+  };
+  // One block at tbX (kv buffer kbX): its scores, softmax, the staging of the next block from register set Sn (and,
+  // ahead 2, the fetch of the block after it into set Sf, which this block's rows just left), rescale, P x V.
+  const block = (tbX: string, kbX: string, Sf: string, Sn: string, I: string) => {
+    const ahead = pl.ahead * TB;
+    l(`${I}{`);
+    l(`${I}  let tn = ${tbX} + ${TB}u;`);
+    if (pl.prefetch) {
+      l(`${I}  if (${tbX} + ${ahead}u < t1) {`);
+      fetch(`${tbX} + ${ahead}u`, `${I}    `, Sf);
+      l(`${I}  }`);
+    }
+    // ---- scores: this subgroup's partial tile ----
+    l(`${I}  {`);
+    l(`${I}    var a = ${C32}();`);
+    if (!skip('scores'))
+      for (let j = 0; j < KPQ; j++)
+        l(
+          `${I}    a = subgroupMatrixMultiplyAccumulate(${pl.qPerBlock ? qFrag(j) : `q${j}`}, ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * KPQ}u * kq + ${16 * j}u`, `${KS}u`, true)}, a);`,
+        );
+    l(`${I}    ${st32('&part', `${F.tile(1)}u * sgi`, 'a', '16u')};`);
+    l(`${I}  }`);
+    l(`${I}  workgroupBarrier();`);
+    // ---- softmax: head hq, tokens 2 tq and 2 tq + 1 ----
+    l(skip('softmax') ? `${I}  if (false) {` : `${I}  {`);
+    l(`${I}    let nv = t1 - ${tbX};`);
+    l(`${I}    var s = vec2<f32>(0.0);`);
+    for (let k = 0; k < 4; k++)
+      l(
+        `${I}    { let e = ${256 * 2 * k}u + 256u * mhq + 16u * hr + 2u * tq; s += vec2<f32>(part[e], part[e + 1u]); }`,
+      );
+    l(`${I}    s = select(vec2<f32>(-3.0e38), s, vec2<bool>(2u * tq < nv, 2u * tq + 1u < nv));`);
+    l(`${I}    var bm = max(s.x, s.y);`);
+    l(
+      `${I}    bm = max(bm, subgroupShuffleXor(bm, 1u)); bm = max(bm, subgroupShuffleXor(bm, 2u)); bm = max(bm, subgroupShuffleXor(bm, 4u));`,
+    );
+    l(`${I}    var al = 1.0;`);
+    l(
+      `${I}    if (mRef < -1.0e38) { mRef = bm; } else if (bm > mRef + ${tau.toFixed(1)}) { al = exp2(mRef - bm); mRef = bm; flag[0] = 1u; }`,
+    );
+    l(`${I}    if (tq == 0u) { alpha[hq] = al; }`);
+    l(`${I}    let ph = vec2<f16>(exp2(s - vec2<f32>(mRef)));`);
+    l(`${I}    lRun = lRun * al + f32(ph.x) + f32(ph.y);`);
+    l(`${I}    pw[hq * ${PS}u + 2u * tq] = ph.x; pw[hq * ${PS}u + 2u * tq + 1u] = ph.y;`);
+    l(`${I}  }`);
+    l(`${I}  if (tn < t1) {`);
+    if (!pl.prefetch) fetch('tn', `${I}    `, Sn);
+    stage(`(1u - ${kbX})`, `${I}    `, Sn);
+    l(`${I}  }`);
+    l(`${I}  let fl = workgroupUniformLoad(&flag);`);
+    // ---- the rare rescale: O[h] *= alpha[h], each tile through the subgroup's part tile ----
+    l(`${I}  if (fl[0] != 0u) {`);
+    for (let m = 0; m < 2; m++)
+      for (let c = 0; c < CPS; c++) {
+        l(`${I}    ${st32('&part', '256u * sgi', `o${m}_${c}`, '16u')};`);
+        l(`${I}    workgroupBarrier();`);
+        if (m === 0 && c === 0) l(`${I}    if (lid == 0u) { flag[0] = 0u; }`);
+        l(
+          `${I}    for (var i = 0u; i < 8u; i++) { let e = 256u * sgi + lane + 32u * i; part[e] = part[e] * alpha[${16 * m}u + ((lane + 32u * i) >> 4u)]; }`,
+        );
+        l(`${I}    workgroupBarrier();`);
+        l(`${I}    o${m}_${c} = subgroupMatrixLoad<${C32}, row_major>(&part, 256u * sgi, 16u);`);
+        l(`${I}    workgroupBarrier();`);
+      }
+    l(`${I}  }`);
+    // ---- P x V ----
+    l(skip('pv') ? `${I}  if (false) {` : `${I}  {`);
+    for (let m = 0; m < 2; m++) l(`${I}    let p${m} = ${ld16('left', '&pw', `${F.p(m)}u`, `${PS}u`)};`);
+    for (let c = 0; c < CPS; c++) {
+      l(
+        `${I}    { let v = ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * CPS}u * sgi + ${16 * c}u`, `${KS}u`)};`,
+      );
+      for (let m = 0; m < 2; m++) l(`${I}      o${m}_${c} = subgroupMatrixMultiplyAccumulate(p${m}, v, o${m}_${c});`);
+      l(`${I}    }`);
+    }
+    l(`${I}  }`);
+    l(`${I}}`);
+  };
+  const [Sa, Sb] = pl.ahead === 2 ? ['a', 'b'] : ['', ''];
+  l('  if (t0 < t1) {');
+  fetch('t0', '    ', Sa);
+  l('  }');
+  stage('0u', '  ', Sa);
+  if (pl.ahead === 2 && pl.prefetch) {
+    l(`  if (t0 + ${TB}u < t1) {`);
+    fetch(`t0 + ${TB}u`, '    ', Sb);
+    l('  }');
+  }
+  l('  workgroupBarrier();');
+  if (pl.ahead === 2) {
+    // Two blocks an iteration: even blocks in kv buffer 0 and register set a, odd ones in buffer 1 and set b.
+    l(`  for (var tb = t0; tb < t1; tb += ${2 * TB}u) {`);
+    block('tb', '0u', 'a', 'b', '    ');
+    l(`    if (tb + ${TB}u < t1) {`);
+    block(`(tb + ${TB}u)`, '1u', 'b', 'a', '      ');
+    l('    }');
+    l('  }');
+  } else {
+    l('  var kb = 0u;');
+    l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
+    block('tb', 'kb', '', '', '    ');
+    l('    kb = 1u - kb;');
+    l('  }');
+  }
+  // ---- the chunk's partials: O through the subgroup's part tile, then m and l ----
+  l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
+  for (let m = 0; m < 2; m++)
+    for (let c = 0; c < CPS; c++) {
+      l('  workgroupBarrier();');
+      l(`  ${st32('&part', '256u * sgi', `o${m}_${c}`, '16u')};`);
+      l('  workgroupBarrier();');
+      l('  for (var i = 0u; i < 8u; i++) {');
+      l('    let e = lane + 32u * i;');
+      l(`    let h = 32u * g + ${16 * m}u + (e >> 4u); let d = ${16 * CPS}u * sgi + ${16 * c}u + (e & 15u);`);
+      l(`    if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u + 2u + d] = part[256u * sgi + e]; }`);
+      l('  }');
+    }
+  l('  var lt = lRun;');
+  l('  lt += subgroupShuffleXor(lt, 1u); lt += subgroupShuffleXor(lt, 2u); lt += subgroupShuffleXor(lt, 4u);');
+  l('  let h = 32u * g + hq;');
+  l(
+    `  if (tq == 0u && h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mRef + poison; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt; }`,
+  );
+  l('}');
+  return L.join('\n');
+}
+
+/**
+ * The query as the f16 kernel reads it: qh [B, HP, R] f16 (two a u32 word), q * c with c = scale * log2(e) rounded
+ * to f16, heads past H zero. Workgroup (h, b), 64 threads over the row's R / 2 words.
+ */
+export function int8F16QueryWgsl(H: number, HP: number, R: number): string {
+  return `struct Params { c: f32, _a: u32, _b: u32, _c: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read_write> qh: array<u32>;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let h = wid.x; let b = wid.y;
+  for (var j = lid; j < ${R / 2}u; j += 64u) {
+    var w = 0u;
+    if (h < ${H}u) {
+      let i = (b * ${H}u + h) * ${R}u + 2u * j;
+      w = pack2x16float(vec2<f32>(q[i], q[i + 1u]) * p.c);
+    }
+    qh[(b * ${HP}u + h) * ${R / 2}u + j] = w;
+  }
+}`;
+}

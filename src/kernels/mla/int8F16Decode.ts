@@ -1,0 +1,61 @@
+/**
+ * The int8 cache's decode on f16 tensor cores (`int8Kernel: 'f16'`; int8F16Plan.ts): the query as f16 rows
+ * (int8F16QueryWgsl), the chunks' partials (decodeInt8F16.wgsl.ts), the merge (merge.wgsl.ts).
+ */
+import type { GpuContext } from '../../gpu/context.js';
+import { Params } from '../../gpu/params.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { contiguous } from '../copy/index.js';
+import { int8F16QueryWgsl, mlaInt8F16Wgsl } from './decodeInt8F16.wgsl.js';
+import { type MlaDecodeOptions, pagedChunkDecode } from './index.js';
+import { defaultF16Chunks, type MlaInt8F16Options, mlaInt8F16Key, planMlaInt8F16 } from './int8F16Plan.js';
+
+/** What bench decode's `--mla-int8-f16` sets for every call that leaves it unset. */
+export const mlaInt8F16Overrides: { options?: MlaInt8F16Options } = {};
+
+/** Why this device cannot run the f16 kernel, or undefined. */
+export function mlaInt8F16DeviceUnsupported(gpu: GpuContext): string | undefined {
+  if (!gpu.features.subgroupMatrixF16)
+    return 'this device offers no f16 subgroup matrices (on the H200: --unsafe-apis --f16)';
+  if (!gpu.features.subgroups) return 'needs subgroups';
+  return undefined;
+}
+
+export function int8F16Decode(
+  gpu: GpuContext,
+  qFull: Tensor,
+  pool: Tensor,
+  pageTable: Tensor,
+  lengths: Tensor,
+  opts: MlaDecodeOptions & { int8F16?: MlaInt8F16Options },
+): Tensor {
+  const [B, H, R] = qFull.shape;
+  const { Rv, scale } = opts;
+  const o = { ...mlaInt8F16Overrides.options, ...opts.int8F16 };
+  const plan = planMlaInt8F16({ H, R, Rv, ...o }, gpu.limits.maxComputeWorkgroupStorageSize);
+  const query = () => {
+    const q = contiguous(qFull);
+    const qh = gpu.empty([B, plan.HP, R / 2], 'i32');
+    gpu.dispatch({
+      kernel: {
+        name: 'mla_int8_f16_query',
+        key: `mla_int8_f16_query_h${H}_hp${plan.HP}_r${R}`,
+        code: () => int8F16QueryWgsl(H, plan.HP, R),
+      },
+      tensors: [q, qh],
+      params: new Params().f32(scale * Math.LOG2E).u32(0, 0, 0),
+      workgroups: [plan.HP, B],
+    });
+    q.dispose();
+    return [qh];
+  };
+  return pagedChunkDecode(
+    gpu,
+    { B, H, Rv, NG: plan.NG, TT: plan.TB },
+    { ...opts, chunks: opts.chunks ?? o.chunks },
+    defaultF16Chunks,
+    { name: 'mla_decode_int8_f16', key: mlaInt8F16Key(plan), code: () => mlaInt8F16Wgsl(plan) },
+    query,
+    [pool, pageTable, lengths],
+  );
+}

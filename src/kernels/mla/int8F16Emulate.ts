@@ -1,0 +1,191 @@
+/**
+ * The f16 tensor-core decode kernel (decodeInt8F16.wgsl.ts) walked in plain TS: the same workgroup arrays (kv, part,
+ * pw, alpha), the same fragment offsets and strides (int8F16Plan.ts f16Frags), the same phases, subgroups and
+ * threads, each product a 16 x 16 x 16 fragment product summed in f64 and rounded to f32 (the tensor cores' f32
+ * results; their internal order is not WGSL's to fix). What it checks that the reference (int8F16Reference.ts)
+ * cannot: that the fragments the kernel loads and stores are the ones the scheme means. Returns the partials
+ * [B, chunks, H, Rv + 2] the kernel writes and o [B, H, Rv] merged as merge.wgsl.ts does.
+ */
+import { f16Round } from '../f16mma.js';
+import { int8F16Query } from './int8F16Reference.js';
+import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
+import { int8PoolView, type MlaInt8Dims } from './int8Reference.js';
+
+type Frag = Float64Array;
+
+function load(a: Float32Array, off: number, stride: number, colMajor = false): Frag {
+  const f = new Float64Array(256);
+  for (let r = 0; r < 16; r++)
+    for (let c = 0; c < 16; c++) f[16 * r + c] = colMajor ? a[off + c * stride + r] : a[off + r * stride + c];
+  return f;
+}
+
+function mma(A: Frag, B: Frag, C: Frag): Frag {
+  const out = new Float64Array(256);
+  for (let r = 0; r < 16; r++)
+    for (let c = 0; c < 16; c++) {
+      let x = C[16 * r + c];
+      for (let k = 0; k < 16; k++) x += A[16 * r + k] * B[16 * k + c];
+      out[16 * r + c] = Math.fround(x);
+    }
+  return out;
+}
+
+function store(a: Float32Array, off: number, f: Frag, stride: number): void {
+  for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) a[off + r * stride + c] = f[16 * r + c];
+}
+
+export function mlaDecodeInt8F16Emulate(
+  pl: MlaInt8F16Plan,
+  qFull: Float32Array,
+  pool: Int32Array,
+  pageTable: Int32Array,
+  lengths: Int32Array,
+  d: MlaInt8Dims,
+  chunkLen: number,
+): { partial: Float32Array; out: Float32Array; chunks: number } {
+  const { B, H, R, Rv } = d;
+  const { TB, KS, PS, KPQ, CPS, HP, NG, tau } = pl;
+  const F = f16Frags(pl);
+  const view = int8PoolView(pool, pageTable, d);
+  const { L, poolF, byte } = view;
+  const maxLen = Math.max(1, ...Array.from(lengths));
+  const chunks = Math.ceil(maxLen / chunkLen);
+  // qh [B, HP, R]: the query kernel's rows, heads past H zero.
+  const q16 = int8F16Query(qFull, d);
+  const qh = new Float32Array(B * HP * R);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) qh.set(q16.subarray((b * H + h) * R, (b * H + h + 1) * R), (b * HP + h) * R);
+  const partial = new Float32Array(B * chunks * H * (Rv + 2));
+  for (let b = 0; b < B; b++)
+    for (let chunk = 0; chunk < chunks; chunk++)
+      for (let g = 0; g < NG; g++) {
+        const t0 = chunk * chunkLen;
+        const t1 = Math.min(lengths[b], t0 + chunkLen);
+        const kv = new Float32Array(2 * TB * KS);
+        const part = new Float32Array(2048);
+        const pw = new Float32Array(32 * PS);
+        const alpha = new Float32Array(32);
+        // Staging: item i = row i / rowItems, its `width` codes (4 or 16) from channel width (i % rowItems), times
+        // their part's scale, as f16.
+        const width = R / pl.rowItems;
+        const stage = (tb: number, kb: number) => {
+          for (let i = 0; i < pl.items; i++) {
+            const tt = tb + Math.floor(i / pl.rowItems);
+            const c = i % pl.rowItems;
+            const base = kb * TB * KS + Math.floor(i / pl.rowItems) * KS + width * c;
+            for (let k = 0; k < width; k++) {
+              let x = 0;
+              if (tt < t1) {
+                const row = view.rowOf(b, tt);
+                const sk = poolF[row + L.SW + (width * c < Rv ? 0 : 1)];
+                x = f16Round(Math.fround(byte(row + (width / 4) * c, k) * sk));
+              }
+              kv[base + k] = x;
+            }
+          }
+        };
+        const q = Array.from({ length: 8 }, (_, sgi) =>
+          Array.from({ length: KPQ }, (_, j) => load(qh, F.query(b, g, sgi & 1, KPQ * (sgi >> 1) + j), R)),
+        );
+        const o: Frag[][] = Array.from({ length: 8 }, () =>
+          Array.from({ length: 2 * CPS }, () => new Float64Array(256)),
+        );
+        const mRef = new Float64Array(32).fill(-3e38);
+        const lRun = new Float64Array(256);
+        if (t0 < t1) stage(t0, 0);
+        let kb = 0;
+        for (let tb = t0; tb < t1; tb += TB) {
+          // scores: subgroup sgi = 2 kq + mh, its head half's K quarter into its part tile.
+          for (let sgi = 0; sgi < 8; sgi++) {
+            let a: Frag = new Float64Array(256);
+            for (let j = 0; j < KPQ; j++) a = mma(q[sgi][j], load(kv, F.key(kb, KPQ * (sgi >> 1) + j), KS, true), a);
+            store(part, F.tile(sgi), a, 16);
+          }
+          // softmax: thread lid = 8 hq + tq.
+          let flag = false;
+          const nv = t1 - tb;
+          const sv: number[][] = [];
+          for (let lid = 0; lid < 256; lid++) {
+            const hq = lid >> 3;
+            const tq = lid & 7;
+            const s = [0, 0];
+            for (let k = 0; k < 4; k++)
+              for (let i = 0; i < 2; i++)
+                s[i] = Math.fround(s[i] + part[F.tile(2 * k + (hq >> 4)) + 16 * (hq & 15) + 2 * tq + i]);
+            for (let i = 0; i < 2; i++) if (2 * tq + i >= nv) s[i] = -3e38;
+            sv.push(s);
+          }
+          for (let hq = 0; hq < 32; hq++) {
+            let bm = -3e38;
+            for (let tq = 0; tq < 8; tq++) bm = Math.max(bm, ...sv[8 * hq + tq]);
+            let al = 1;
+            if (mRef[hq] < -1e38) mRef[hq] = bm;
+            else if (bm > mRef[hq] + tau) {
+              al = Math.fround(2 ** (mRef[hq] - bm));
+              mRef[hq] = bm;
+              flag = true;
+            }
+            alpha[hq] = al;
+            for (let tq = 0; tq < 8; tq++) {
+              const lid = 8 * hq + tq;
+              const ph = sv[lid].map((x) => f16Round(Math.fround(2 ** (x - mRef[hq]))));
+              lRun[lid] = Math.fround(Math.fround(Math.fround(lRun[lid] * al) + ph[0]) + ph[1]);
+              pw[hq * PS + 2 * tq] = ph[0];
+              pw[hq * PS + 2 * tq + 1] = ph[1];
+            }
+          }
+          if (tb + TB < t1) stage(tb + TB, 1 - kb);
+          if (flag)
+            for (let sgi = 0; sgi < 8; sgi++)
+              for (let m = 0; m < 2; m++)
+                for (let c = 0; c < CPS; c++) {
+                  const t = o[sgi][m * CPS + c];
+                  for (let e = 0; e < 256; e++) t[e] = Math.fround(t[e] * alpha[16 * m + (e >> 4)]);
+                }
+          // P x V: subgroup sgi, value column tiles CPS sgi + c, both head halves.
+          for (let sgi = 0; sgi < 8; sgi++) {
+            const p = [0, 1].map((m) => load(pw, F.p(m), PS));
+            for (let c = 0; c < CPS; c++) {
+              const v = load(kv, F.value(kb, CPS * sgi + c), KS);
+              for (let m = 0; m < 2; m++) o[sgi][m * CPS + c] = mma(p[m], v, o[sgi][m * CPS + c]);
+            }
+          }
+          kb = 1 - kb;
+        }
+        // The partials: heads past H dropped.
+        const pBase = (b * chunks + chunk) * H;
+        for (let sgi = 0; sgi < 8; sgi++)
+          for (let m = 0; m < 2; m++)
+            for (let c = 0; c < CPS; c++)
+              for (let e = 0; e < 256; e++) {
+                const h = 32 * g + 16 * m + (e >> 4);
+                const dd = 16 * CPS * sgi + 16 * c + (e & 15);
+                if (h < H) partial[(pBase + h) * (Rv + 2) + 2 + dd] = o[sgi][m * CPS + c][e];
+              }
+        for (let hq = 0; hq < 32; hq++) {
+          const h = 32 * g + hq;
+          if (h >= H) continue;
+          let lt = 0;
+          for (let tq = 0; tq < 8; tq++) lt += lRun[8 * hq + tq];
+          partial[(pBase + h) * (Rv + 2)] = mRef[hq];
+          partial[(pBase + h) * (Rv + 2) + 1] = lt;
+        }
+      }
+  // The merge (merge.wgsl.ts), in f64.
+  const out = new Float32Array(B * H * Rv);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const at = (c: number) => ((b * chunks + c) * H + h) * (Rv + 2);
+      let M = -3e38;
+      for (let c = 0; c < chunks; c++) M = Math.max(M, partial[at(c)]);
+      let Ls = 0;
+      for (let c = 0; c < chunks; c++) Ls += partial[at(c) + 1] * 2 ** (partial[at(c)] - M);
+      for (let dd = 0; dd < Rv; dd++) {
+        let x = 0;
+        for (let c = 0; c < chunks; c++) x += partial[at(c) + 2 + dd] * 2 ** (partial[at(c)] - M);
+        out[(b * H + h) * Rv + dd] = Ls > 0 ? x / Ls : 0;
+      }
+    }
+  return { partial, out, chunks };
+}

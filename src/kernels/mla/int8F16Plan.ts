@@ -1,0 +1,200 @@
+/**
+ * The int8 cache's decode on f16 tensor cores (`int8Kernel: 'f16'`, decodeInt8F16.wgsl.ts): the layout the kernel,
+ * its emulation (int8F16Emulate.ts) and the host side share. One workgroup of 256 threads (8 subgroups of 32) takes
+ * one chunk of one sequence for 32 heads (a head group g), in blocks of TB = 16 tokens.
+ *
+ * Values. Each staged cache row is its int8 codes times their part's scale, rounded to f16 (c_kv and k_pe alike:
+ * the per-token scales go into the operand, so one product gives the whole score and the same staged rows are the
+ * values of P x V). The query is q * scale * log2(e) in f16 (int8F16QueryWgsl). So for head h, token t:
+ *   s = sum_c q16[h, c] k16[t, c]                      (f16 x f16 -> f32 on the tensor cores)
+ *   p = f16(2^(s - mRef[h])), l += p, O[h] += p k16[t, :Rv]
+ * with mRef a lazy running max (int8F16Reference.ts): set by the chunk's first block, raised only when a block's
+ * max exceeds it by more than tau (log2 units), so p <= 2^tau stays inside f16 and O is rescaled rarely.
+ *
+ * Workgroup memory (f16 and f32 arrays, each a multiple of 16 bytes; fragment loads from 16-byte aligned offsets):
+ *   kv    2 x TB rows of KS = R + 8 f16 (two buffers: block n is read while block n + 1 is staged; rows 16 bytes
+ *         longer than a multiple of 128 so a fragment's rows fall on different banks, as outputTc16's pad)
+ *   part  8 tiles of 16 x 16 f32: the scores' partial products of subgroup sgi = 2 kq + mh (K quarter kq, head
+ *         half mh); also each subgroup's scratch tile for the rescale and the chunk's output
+ *   pw    P [32 heads][PS = TB + 8] f16
+ *   alpha the block's rescale factor per head; flag [4] u32 (flag[0]: some head rescales this block)
+ * At the 48B shapes (R 576): 37376 + 8192 + 1536 + 128 + 16 = 47248 bytes.
+ *
+ * Measured (H200, 48B shapes, batch 1, int8 cache; bench/results/2026-12-03-h200-s12-mlaf16-run{1,2,3}-*, the
+ * defaults: rows staging, two blocks ahead, 132 chunks): 0.704 ms a layer at 1M (kernel 0.699; the default int8
+ * tensor-core kernel 1.07 in the same sitting), 0.026 ms at 4K (0.031), 0.63 at 128K in a bursty row (the int8
+ * kernel's read 0.90 there, 0.18 in earlier sessions: not a clean comparison); hybrid TPOT at 1M 8.52 ms with it
+ * (bench decode --mla-int8-kernel f16, --unsafe-apis --f16) against 11.19 with the int8 kernel, 3.754 at 4K
+ * (3.739). Outputs within 7.5e-6 of max |o| of this scheme's reference (int8F16Reference.ts), 3.5e-3 of the int8
+ * reference, 2.8e-3 of f32 attention over the rows (the int8 reference: 4.6e-3) at 4K. Stage diagnostics at 1M
+ * (words staging, two ahead, 264 chunks: 1.03 ms): without the staging 0.39, the staging alone 0.90, the loop and
+ * its barriers alone 0.12: the staging's loads were the limit; rows cut its dependent page-table look-ups from 9
+ * to 1 a thread a block.
+ */
+import { int8RowLayout } from './int8Layout.js';
+
+/** Stages a diagnostic leaves out (wrong results; to see what the block's time is made of). */
+export const F16_STAGES = ['scores', 'softmax', 'stage', 'pv'] as const;
+export type F16Stage = (typeof F16_STAGES)[number];
+
+export interface MlaInt8F16Options {
+  /** Lazy max threshold in log2 units (p <= 2^tau; f16 holds up to 65504): default 14. */
+  tau?: number;
+  /** Diagnostics: stages left out. */
+  skip?: F16Stage[];
+  /** Chunks per sequence (default defaultF16Chunks). */
+  chunks?: number;
+  /**
+   * How a block's codes are staged. 'rows' (default): thread lid takes row lid / 16 and its u32 words lid % 16 + 16 n
+   * (4 codes each; needs TB x 16 = 256 threads), so it looks its row up in the page table and loads its two scales
+   * once a block. 'words': thread i a u32 word i + 256 n of the block, each word with its own page-table look-up
+   * (a load the pool load depends on) and scale load. 'vec4': a thread 16 codes, its 16 f16 stores lanes 32 bytes
+   * apart (8-way on the banks; WGSL cannot store two f16 at once into the array<f16> the fragments load from).
+   * H200, 1M, 48B shapes, ahead 2, 132 chunks (third sitting): rows 0.704 ms a layer, vec4 1.293, words 1.026
+   * (264 chunks); with ahead 1 words 1.332 and in the first sitting vec4 1.70 (its staging alone 1.33).
+   */
+  stage?: 'words' | 'vec4' | 'rows';
+  /** The next block's codes loaded at the block's top (default) or just before they are staged. */
+  prefetch?: boolean;
+  /** The query's fragments loaded from storage for every block instead of held in registers (fewer registers). */
+  qPerBlock?: boolean;
+  /**
+   * Blocks fetched ahead (with prefetch): 1, or 2 (default: two register sets, the loop unrolled by two). The second
+   * sitting's stage diagnostics had the staging alone at ~0.8 of ~1.35 ms at 1M with one block of loads in flight
+   * an SM (~9.5 KB at one workgroup an SM: too few bytes to cover the memory latency); with two, words staging
+   * 1.33 -> 1.03 ms a layer, and rows 0.70 (third sitting). Without prefetch 1.58.
+   */
+  ahead?: 1 | 2;
+}
+
+export interface MlaInt8F16Plan {
+  H: number;
+  R: number;
+  Rv: number;
+  /** Head groups of 32 and heads padded to them. */
+  NG: number;
+  HP: number;
+  /** Cache row words, the scales' word, latent code words, vec4 of codes a row (R / 16). */
+  RW: number;
+  SW: number;
+  LC: number;
+  NCV: number;
+  /** Tokens a block, threads a workgroup. */
+  TB: number;
+  WG: number;
+  /** f16 stride of a staged row, of a P row. */
+  KS: number;
+  PS: number;
+  /** K steps of 16 channels (R / 16) and a quarter's (R / 64). */
+  KST: number;
+  KPQ: number;
+  /** Value column tiles of 16 a subgroup (Rv / 128), for each head half. */
+  CPS: number;
+  /** Staging items (u32 or vec4 of codes) a block and register slots a thread; items a row. */
+  items: number;
+  slots: number;
+  rowItems: number;
+  stage: 'words' | 'vec4' | 'rows';
+  prefetch: boolean;
+  qPerBlock: boolean;
+  ahead: 1 | 2;
+  tau: number;
+  skip: F16Stage[];
+  /** Workgroup memory in bytes. */
+  sharedBytes: number;
+}
+
+export const MLA_INT8_F16_TB = 16;
+export const MLA_INT8_F16_TAU = 14;
+
+/** Why these shapes cannot run the f16 kernel, or undefined. */
+export function mlaInt8F16Unsupported(R: number, Rv: number): string | undefined {
+  if (Rv % 128 !== 0) return `needs kv_lora_rank a multiple of 128, got ${Rv}`;
+  if ((R - Rv) % 16 !== 0) return `needs rope dims a multiple of 16, got ${R - Rv}`;
+  if (R % 64 !== 0) return `needs R = kv_lora_rank + rope a multiple of 64, got ${R}`;
+  return undefined;
+}
+
+export function planMlaInt8F16(
+  o: { H: number; R: number; Rv: number } & MlaInt8F16Options,
+  maxShared = 49152,
+): MlaInt8F16Plan {
+  const { H, R, Rv } = o;
+  const why = mlaInt8F16Unsupported(R, Rv);
+  if (why) throw new Error(`mlaDecode (int8, f16): ${why}`);
+  const L = int8RowLayout(R, Rv);
+  const TB = MLA_INT8_F16_TB;
+  const WG = 256;
+  const NG = Math.ceil(H / 32);
+  const KS = R + 8;
+  const PS = TB + 8;
+  const NCV = R / 16;
+  const stage = o.stage ?? 'rows';
+  const rowItems = stage === 'vec4' ? NCV : R / 4;
+  const items = TB * rowItems;
+  const tau = o.tau ?? MLA_INT8_F16_TAU;
+  if (!(tau >= 0 && tau <= 15)) throw new Error(`mlaDecode (int8, f16): tau must be in [0, 15], got ${tau}`);
+  const sharedBytes = 2 * (2 * TB * KS) + 4 * 8 * 256 + 2 * 32 * PS + 4 * 32 + 16;
+  if (sharedBytes > maxShared)
+    throw new Error(
+      `mlaDecode (int8, f16): needs ${sharedBytes} bytes of workgroup memory, the device has ${maxShared}`,
+    );
+  return {
+    H,
+    R,
+    Rv,
+    NG,
+    HP: 32 * NG,
+    RW: L.RW,
+    SW: L.SW,
+    LC: L.LC,
+    NCV,
+    TB,
+    WG,
+    KS,
+    PS,
+    KST: R / 16,
+    KPQ: R / 64,
+    CPS: Rv / 128,
+    items,
+    slots: Math.ceil(items / WG),
+    rowItems,
+    stage,
+    prefetch: o.prefetch ?? true,
+    qPerBlock: o.qPerBlock ?? false,
+    ahead: o.prefetch === false ? 1 : (o.ahead ?? 2),
+    tau,
+    skip: [...(o.skip ?? [])],
+    sharedBytes,
+  };
+}
+
+export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+
+/**
+ * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,
+ * 264, 528 took 1.70, 1.73, 1.78 ms at 1M in the first sitting with vec4 staging; 132 and 528 1.33 and 1.41 with
+ * words in the second), at least 2 blocks a chunk at short ones (with 16 blocks a chunk, 4K ran 16 workgroups:
+ * 0.26 ms; with 2, 0.026 ms).
+ */
+export function defaultF16Chunks(maxLength: number, B: number, NG: number): number {
+  const target = Math.max(1, Math.floor(132 / (B * NG)));
+  return Math.max(1, Math.min(target, Math.ceil(maxLength / (2 * MLA_INT8_F16_TB))));
+}
+
+/**
+ * Fragment offsets (f16 elements in kv / pw, f32 elements in part), for the WGSL and the emulation alike:
+ *  - query (left, row-major, stride R, storage qh [B][HP][R]): head half mh, K step ks of head group g
+ *  - key (right, col-major: element (channel k, token n) at offset + n KS + k): kv buffer kb, K step ks
+ *  - value (right, row-major: element (token k, column n)): kv buffer kb, column tile ct
+ *  - P (left, row-major, stride PS): head half mh
+ *  - part tile of subgroup sgi (row-major, stride 16)
+ */
+export const f16Frags = (p: MlaInt8F16Plan) => ({
+  query: (b: number, g: number, mh: number, ks: number) => (b * p.HP + 32 * g + 16 * mh) * p.R + 16 * ks,
+  key: (kb: number, ks: number) => kb * p.TB * p.KS + 16 * ks,
+  value: (kb: number, ct: number) => kb * p.TB * p.KS + 16 * ct,
+  p: (mh: number) => 16 * mh * p.PS,
+  tile: (sgi: number) => 256 * sgi,
+});

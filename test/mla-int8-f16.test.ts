@@ -1,0 +1,247 @@
+/**
+ * The int8 cache's decode on f16 tensor cores (int8Kernel 'f16'; int8F16Plan.ts, decodeInt8F16.wgsl.ts):
+ *  - the scheme (int8F16Reference.ts) against f64 attention over the rows the int8 codes stand for, with and without
+ *    the lazy max's rescales;
+ *  - the kernel's fragments walked in plain TS (int8F16Emulate.ts) against the scheme, on awkward lengths, head
+ *    counts (padded groups, two groups) and chunk lengths;
+ *  - the WGSL compiling on lavapipe through the subgroup-matrix stand-ins, its workgroup arrays 16-byte multiples;
+ *  - the query kernel (no subgroup matrices) on lavapipe against int8F16Query.
+ * The kernel itself runs only where f16 subgroup matrices exist (the H200: bench mla --int8-kernels f16 checks it
+ * against the int8 reference and this scheme).
+ */
+import { describe, expect, it } from 'vitest';
+import { int8F16QueryWgsl, mlaInt8F16Wgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
+import { mlaInt8KernelFor } from '../src/kernels/mla/index.js';
+import { mlaDecodeInt8F16Emulate } from '../src/kernels/mla/int8F16Emulate.js';
+import { defaultF16Chunks, F16_STAGES, mlaInt8F16Unsupported, planMlaInt8F16 } from '../src/kernels/mla/int8F16Plan.js';
+import { type F16SchemeStats, int8F16Query, mlaDecodeInt8F16Reference } from '../src/kernels/mla/int8F16Reference.js';
+import { int8PoolView, mlaDecodeInt8Reference } from '../src/kernels/mla/int8Reference.js';
+import { dequantizeRowInt8 } from '../src/kernels/mla/int8Reference.js';
+import { int8RowLayout } from '../src/kernels/mla/int8Layout.js';
+import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
+import { Params } from '../src/gpu/params.js';
+import { Rng } from '../src/util/random.js';
+import { AWKWARD, gpuContext, hasGpu, relErr } from './helpers.js';
+import { makePool } from './mla-int8-cases.js';
+
+const PAGE = 16;
+
+/** A problem: q [B, H, R] (scaled up so the softmax is not flat), an int8 pool of normal rows. */
+function problem(seed: number, lengths: number[], H: number, R: number, Rv: number, qStd = 1) {
+  const rng = new Rng(seed);
+  const len = Int32Array.from(lengths);
+  const B = len.length;
+  const { pool, pageTable, maxPages } = makePool(rng, len, R, Rv, PAGE);
+  const q = rng.normalArray(B * H * R, qStd);
+  const d = { B, H, R, Rv, pageSize: PAGE, maxPages, scale: 1 / Math.sqrt(192) };
+  return { q, pool, pageTable, lengths: len, d };
+}
+
+/** f64 attention over the dequantised rows (the values the int8 cache stands for). */
+function exactAttention(x: ReturnType<typeof problem>): Float32Array {
+  const { B, H, R, Rv, scale } = x.d;
+  const view = int8PoolView(x.pool, x.pageTable, x.d);
+  const out = new Float32Array(B * H * Rv);
+  for (let b = 0; b < B; b++) {
+    const T = x.lengths[b];
+    const L = int8RowLayout(R, Rv);
+    const rows = Array.from({ length: T }, (_, t) => {
+      const o = view.rowOf(b, t);
+      return dequantizeRowInt8(x.pool.subarray(o, o + L.RW), R, Rv);
+    });
+    for (let h = 0; h < H; h++) {
+      const q = x.q.subarray((b * H + h) * R, (b * H + h + 1) * R);
+      const s = rows.map((k) => {
+        let v = 0;
+        for (let c = 0; c < R; c++) v += q[c] * k[c];
+        return v * scale;
+      });
+      const m = Math.max(...s);
+      const p = s.map((v) => Math.exp(v - m));
+      const l = p.reduce((a, v) => a + v, 0);
+      for (let c = 0; c < Rv; c++) {
+        let v = 0;
+        for (let t = 0; t < T; t++) v += p[t] * rows[t][c];
+        out[(b * H + h) * Rv + c] = v / l;
+      }
+    }
+  }
+  return out;
+}
+
+describe('int8 MLA decode on f16 tensor cores: the scheme', () => {
+  it('is within 3e-3 of f64 attention on awkward lengths, with and without rescales', () => {
+    for (const T of AWKWARD) {
+      const x = problem(T, [T], 32, 192, 128, 3);
+      const exact = exactAttention(x);
+      for (const [tau, chunkLen] of [
+        [14, 256],
+        [0, 64],
+        [14, 16],
+      ]) {
+        const st: F16SchemeStats = { rescales: 0, maxP: 0 };
+        const got = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau, stats: st });
+        const e = relErr(got, exact);
+        expect(e, `T=${T} tau=${tau} chunk=${chunkLen}`).toBeLessThan(3e-3);
+        expect(st.maxP).toBeLessThanOrEqual(2 ** tau);
+        if (tau === 0 && T >= 1000) expect(st.rescales).toBeGreaterThan(0);
+      }
+      // The int8 kernels' scheme on the same words is as far from f64 attention (its q and p are int8).
+      const i8 = mlaDecodeInt8Reference(x.q, x.pool, x.pageTable, x.lengths, x.d);
+      expect(relErr(i8, exact)).toBeLessThan(3e-2);
+    }
+  });
+
+  it('a large query (sharp softmax) still matches f64 attention', () => {
+    const x = problem(5, [1000, 65], 32, 192, 128, 12);
+    const got = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen: 128 });
+    expect(relErr(got, exactAttention(x))).toBeLessThan(5e-3);
+  });
+});
+
+describe('int8 MLA decode on f16 tensor cores: the kernel fragments (emulation) against the scheme', () => {
+  const cases: [string, number[], number, number, number, number, number][] = [
+    // name, lengths, H, R, Rv, chunkLen, tau
+    ['awkward 1', [1], 32, 192, 128, 64, 14],
+    ['awkward 7, 63', [7, 63], 32, 192, 128, 32, 14],
+    ['65, two chunks', [65], 32, 192, 128, 48, 14],
+    ['1000, rescales (tau 0)', [1000], 32, 192, 128, 256, 0],
+    ['20 heads (padded group)', [65, 7], 20, 192, 128, 32, 14],
+    ['40 heads (two groups), Rv 256', [63], 40, 320, 256, 32, 0],
+  ];
+  // rows and words stage the same u32 items (only which thread takes which differs: the WGSL test below), vec4 16
+  // codes an item.
+  for (const [name, lens, H, R, Rv, chunkLen, tau] of cases)
+    for (const stage of ['rows', 'vec4'] as const)
+      it(`${name}, staged as ${stage}`, () => {
+        const x = problem(lens[0] + H, lens, H, R, Rv, 3);
+        const pl = planMlaInt8F16({ H, R, Rv, tau, stage });
+        const emu = mlaDecodeInt8F16Emulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
+        const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau });
+        expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
+        expect(emu.out.every(Number.isFinite)).toBe(true);
+      });
+});
+
+describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
+  it('fits 48 KiB at the 48B shapes, refuses shapes it does not cover', () => {
+    const p = planMlaInt8F16({ H: 32, R: 576, Rv: 512 });
+    expect(p.sharedBytes).toBe(47248);
+    expect(p.KPQ).toBe(9);
+    expect(p.CPS).toBe(4);
+    expect(p.slots).toBe(9);
+    expect(planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'vec4' }).slots).toBe(3);
+    expect(mlaInt8F16Unsupported(576, 512)).toBeUndefined();
+    expect(mlaInt8F16Unsupported(560, 512)).toMatch(/multiple of 64/);
+    expect(mlaInt8F16Unsupported(192, 96)).toMatch(/multiple of 128/);
+    expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, tau: 16 })).toThrow(/tau/);
+    expect(defaultF16Chunks(1 << 20, 1, 1)).toBe(132);
+    expect(p.ahead).toBe(2);
+    expect(planMlaInt8F16({ H: 32, R: 576, Rv: 512, prefetch: false }).ahead).toBe(1);
+    expect(defaultF16Chunks(1000, 1, 1)).toBe(32);
+    expect(defaultF16Chunks(4096, 1, 1)).toBe(128);
+    expect(defaultF16Chunks(1 << 20, 1, 2)).toBe(66);
+  });
+
+  it('rows staging: thread lid takes row lid / 16 and words lid % 16 + 16 n, every word of the block once', () => {
+    for (const [R, Rv] of [
+      [576, 512],
+      [192, 128],
+    ]) {
+      const pl = planMlaInt8F16({ H: 32, R, Rv });
+      expect(pl.stage).toBe('rows');
+      const code = mlaInt8F16Wgsl(pl);
+      expect(code).toContain('let rowT = lid >> 4u; let colW = lid & 15u;');
+      // The fetch's word offsets (colW + 16 n) and the staging's f16 offsets (base + 64 n + i) of set a.
+      const words = [...code.matchAll(/pfa(\d+) = pool\[r \+ colW \+ (\d+)u\]/g)].map((m) => [+m[1], +m[2]]);
+      const n = R / 64;
+      expect(words.slice(0, n)).toEqual(Array.from({ length: n }, (_, k) => [k, 16 * k]));
+      const seen = new Uint8Array(pl.TB * (R / 4));
+      for (let lid = 0; lid < pl.WG; lid++)
+        for (const [, off] of words.slice(0, n)) seen[(lid >> 4) * (R / 4) + (lid & 15) + off]++;
+      expect([...seen].every((x) => x === 1)).toBe(true);
+      // Each slot scaled by its own part (slots below Rv / 64 by the c_kv scale).
+      for (let k = 0; k < n; k++)
+        expect(code).toContain(
+          `vec4<u32>(pfa${k}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${k < Rv / 64 ? 'psLa' : 'psRa'})`,
+        );
+    }
+  });
+
+  it('every workgroup array is a multiple of 16 bytes (unaligned fragment loads read rounded down)', () => {
+    const code = mlaInt8F16Wgsl(planMlaInt8F16({ H: 32, R: 576, Rv: 512 }));
+    const bytes: Record<string, number> = { f16: 2, f32: 4, u32: 4, i32: 4 };
+    const decls = [...code.matchAll(/var<workgroup> (\w+): array<(\w+), (\d+)>/g)];
+    expect(decls.length).toBe(5);
+    for (const [, , t, n] of decls) expect((bytes[t] * Number(n)) % 16).toBe(0);
+  });
+
+  it('is refused where the device has no f16 subgroup matrices', async () => {
+    const gpu = await gpuContext();
+    if (!gpu || gpu.features.subgroupMatrixF16) return;
+    expect(() => mlaInt8KernelFor(gpu, { H: 32, R: 576, Rv: 512, int8Kernel: 'f16' })).toThrow(/f16 kernel/);
+  });
+
+  it.skipIf(!hasGpu)(
+    'compiles with stand-ins for the subgroup matrices (48B shapes, small ones, each probe)',
+    async () => {
+      const gpu = await gpuContext();
+      if (!gpu?.features.shaderF16 || !gpu.features.subgroups) return;
+      const plans = [
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512 }),
+        planMlaInt8F16({ H: 20, R: 192, Rv: 128, tau: 0 }),
+        ...F16_STAGES.map((s) => planMlaInt8F16({ H: 32, R: 576, Rv: 512, skip: [s] })),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'vec4', skip: ['stage'] }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'vec4', prefetch: false, qPerBlock: true }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, prefetch: false, qPerBlock: true }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'words' }),
+        planMlaInt8F16({ H: 20, R: 192, Rv: 128, stage: 'rows', prefetch: false }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'rows', skip: ['stage'] }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, ahead: 1 }),
+        planMlaInt8F16({ H: 20, R: 192, Rv: 128, stage: 'vec4', ahead: 1, tau: 3 }),
+      ];
+      for (const pl of plans) {
+        const code = sgmStubWgsl(mlaInt8F16Wgsl(pl));
+        expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
+        const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+        expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
+      }
+    },
+  );
+
+  it.skipIf(!hasGpu)('the query kernel writes f16(q scale log2 e), heads past H zero', async () => {
+    const gpu = await gpuContext();
+    if (!gpu) return;
+    const [B, H, HP, R] = [2, 5, 32, 192];
+    const q = new Rng(3).normalArray(B * H * R, 4);
+    const scale = 1 / Math.sqrt(192);
+    const qt = gpu.fromHost(q, [B, H, R]);
+    const qh = gpu.empty([B, HP, R / 2], 'i32');
+    gpu.dispatch({
+      kernel: { name: 'f16q_test', key: `f16q_test_${H}_${HP}_${R}`, code: () => int8F16QueryWgsl(H, HP, R) },
+      tensors: [qt, qh],
+      params: new Params().f32(scale * Math.LOG2E).u32(0, 0, 0),
+      workgroups: [HP, B],
+    });
+    const words = new Uint32Array(((await qh.read()) as Int32Array).buffer);
+    const want = int8F16Query(q, { B, H, R, scale });
+    const half = (u: number) => {
+      const s = u & 0x8000 ? -1 : 1;
+      const e = (u >> 10) & 31;
+      const m = u & 1023;
+      return s * (e ? 2 ** (e - 15) * (1 + m / 1024) : 2 ** -14 * (m / 1024));
+    };
+    let bad = 0;
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < HP; h++)
+        for (let c = 0; c < R; c++) {
+          const w = words[((b * HP + h) * R + c) >> 1];
+          const got = half(c & 1 ? w >>> 16 : w & 0xffff);
+          const ref = h < H ? want[(b * H + h) * R + c] : 0;
+          if (got !== ref) bad++;
+        }
+    expect(bad).toBe(0);
+    qt.dispose();
+    qh.dispose();
+  });
+});

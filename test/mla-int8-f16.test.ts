@@ -9,9 +9,10 @@
  * The kernel itself runs only where f16 subgroup matrices exist (the H200: bench mla --int8-kernels f16 checks it
  * against the int8 reference and this scheme).
  */
+import type { GpuContext } from '../src/gpu/context.js';
 import { describe, expect, it } from 'vitest';
 import { int8F16QueryWgsl, mlaInt8F16Wgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
-import { mlaInt8KernelFor } from '../src/kernels/mla/index.js';
+import { MLA_INT8_F16_BY_DEFAULT, mlaInt8KernelFor } from '../src/kernels/mla/index.js';
 import { mlaDecodeInt8F16Emulate } from '../src/kernels/mla/int8F16Emulate.js';
 import { defaultF16Chunks, F16_STAGES, mlaInt8F16Unsupported, planMlaInt8F16 } from '../src/kernels/mla/int8F16Plan.js';
 import { type F16SchemeStats, int8F16Query, mlaDecodeInt8F16Reference } from '../src/kernels/mla/int8F16Reference.js';
@@ -180,6 +181,28 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
     const gpu = await gpuContext();
     if (!gpu || gpu.features.subgroupMatrixF16) return;
     expect(() => mlaInt8KernelFor(gpu, { H: 32, R: 576, Rv: 512, int8Kernel: 'f16' })).toThrow(/f16 kernel/);
+  });
+
+  it('is the int8 kernel by default where the device offers f16 subgroup matrices of 32 lanes, else not', () => {
+    // The device facts mlaInt8KernelFor reads (an H200 under --unsafe-apis --f16, and without --f16).
+    const device = (f16: boolean, lanes: number) =>
+      ({
+        features: { subgroupMatrixF16: f16, subgroups: true },
+        adapterInfo: { subgroupMinSize: lanes, subgroupMaxSize: lanes },
+      }) as unknown as GpuContext;
+    const d48 = { H: 32, R: 576, Rv: 512 };
+    expect(MLA_INT8_F16_BY_DEFAULT).toBe(true);
+    expect(mlaInt8KernelFor(device(true, 32), d48)).toBe('f16');
+    // A caller's choice wins over the default; shapes the kernel does not cover fall back (no error unasked).
+    expect(mlaInt8KernelFor(device(true, 32), { ...d48, int8Kernel: 'dp4a' })).toBe('dp4a');
+    expect(mlaInt8KernelFor(device(true, 32), { H: 4, R: 72, Rv: 64 })).toBe('dp4a');
+    expect(() => mlaInt8KernelFor(device(true, 32), { H: 4, R: 72, Rv: 64, int8Kernel: 'f16' })).toThrow(
+      /multiple of 128/,
+    );
+    // No f16 subgroup matrices, or subgroups of 16: the int8 kernels decide (dp4a where none was prepared).
+    expect(mlaInt8KernelFor(device(false, 32), d48)).toBe('dp4a');
+    expect(mlaInt8KernelFor(device(true, 16), d48)).toBe('dp4a');
+    expect(() => mlaInt8KernelFor(device(true, 16), { ...d48, int8Kernel: 'f16' })).toThrow(/subgroups of 32/);
   });
 
   it.skipIf(!hasGpu)(

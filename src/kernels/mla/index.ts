@@ -399,6 +399,15 @@ function int8Decode(
 export const MLA_INT8_SGM_BY_DEFAULT = true;
 
 /**
+ * The int8 cache's decode on f16 tensor cores (int8F16Plan.ts, decodeInt8F16.wgsl.ts) wherever the device offers
+ * f16 subgroup matrices (on the H200: `--unsafe-apis --f16`), before the int8 tensor-core kernel: 0.704 ms a
+ * layer at 1M context against 1.074, 0.63 against 0.90 at 128K, equal at 4K; hybrid TPOT at 1M 8.52 ms against
+ * 11.19 (twelfth session, bench/results/2026-12-03-h200-s12-mlaf16-run3-*). o within 3.5e-3 of max |o| of the
+ * int8 reference, 2.8e-3 of f32 attention on the same cache.
+ */
+export const MLA_INT8_F16_BY_DEFAULT = true;
+
+/**
  * What mlaDecode's callers leave unset for an int8 cache takes from here (as int8Plan.ts mlaInt8Overrides
  * does for the dp4a kernel's variant): the kernel, and the tensor-core kernel's options. How `bench decode
  * --mla-int8-kernel subgroup-matrix --mla-int8-sgm queryResident,...` times whole steps with it (after
@@ -415,16 +424,17 @@ export function mlaInt8KernelFor(
   o: { H: number; R: number; Rv: number; int8Kernel?: MlaInt8Kernel; subgroupSize?: number },
 ): MlaInt8Kernel {
   const asked = o.int8Kernel ?? mlaInt8KernelOverrides.kernel;
-  if (asked === 'dp4a' || (asked === undefined && !MLA_INT8_SGM_BY_DEFAULT)) return 'dp4a';
-  // f16: opt-in only, where the device has f16 subgroup matrices (no prepare step: no int8 builtins involved).
-  if (asked === 'f16') {
+  // f16: where the device has f16 subgroup matrices (no prepare step: no int8 builtins involved); the default
+  // there (MLA_INT8_F16_BY_DEFAULT), asked for elsewhere an error that says why not.
+  if (asked === 'f16' || (asked === undefined && MLA_INT8_F16_BY_DEFAULT)) {
     const SG = tiledSubgroupSizeOf(gpu, o);
     const why =
       mlaInt8F16DeviceUnsupported(gpu) ??
       (SG !== 32 ? `needs subgroups of 32, this device has ${SG}` : mlaInt8F16Unsupported(o.R, o.Rv));
-    if (why) throw new Error(`mlaDecode: the int8 f16 kernel is not available: ${why}`);
-    return 'f16';
+    if (why === undefined) return 'f16';
+    if (asked === 'f16') throw new Error(`mlaDecode: the int8 f16 kernel is not available: ${why}`);
   }
+  if (asked === 'dp4a' || (asked === undefined && !MLA_INT8_SGM_BY_DEFAULT)) return 'dp4a';
   const state = mlaInt8SgmState.get(gpu);
   const SG = tiledSubgroupSizeOf(gpu, o);
   const why =

@@ -30,6 +30,9 @@ describe('kda forward plan', () => {
     ]);
     expect([...hw.rw]).toEqual(['wu']);
     expect(hw.gcKd).toBe(false);
+    // The Kt form's state pass stores hB and V' from its idle threads on GPUs (stateIdleStoresByDefault); asked off, not.
+    expect(hw.tv.idleStores).toBe(true);
+    expect(planChunkForward(h200, d128, inference, { stateIdleStores: false }).tv.idleStores).toBe(false);
     const sw = planChunkForward(lavapipe, d128, inference, {});
     // At d = 128 lavapipe's 32 KiB hold no tiled state pass: the plain one runs and the gc pass writes Kd.
     expect([sw.ktForm, sw.twoPass, sw.shared, sw.tiled, sw.usePrefetch, sw.gcKd]).toEqual([
@@ -47,6 +50,7 @@ describe('kda forward plan', () => {
     expect([...planChunkForward(device(true, ['disable_robustness']), d128, inference, {}).rw]).toEqual([]);
     // With keep: no Kt form, no Kd from k; the gram kernel forms gc and Kd (gcInGramByDefault).
     const kept = planChunkForward(h200, d128, { keep: true, out: true, bf16: false }, {});
+    expect(kept.tv.idleStores).toBeUndefined();
     expect([kept.ktForm, kept.tv.kdFromK, kept.gcInGram, kept.gcPass, kept.needH]).toEqual([
       false,
       false,

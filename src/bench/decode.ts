@@ -20,6 +20,7 @@ import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefe
 import { gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
 import {
   mlaInt8F16Overrides,
+  mlaInt8KernelFor,
   mlaInt8KernelOverrides,
   mlaInt8TwoPassOverrides,
   prepareMlaInt8Sgm,
@@ -766,11 +767,21 @@ export function registerDecodeBench(bench: Command): void {
         },
         opts.model,
       );
-      // Which int8 attention kernel the steps ran (the tensor cores where prepared, else dp4a).
+      // Which int8 attention kernel the steps ran: the one mlaDecode picks for the config's MLA shapes (f16 tensor
+      // cores where offered, else the int8 ones where prepared, else dp4a), or the one asked for.
+      const mlaShapes = parseKimiConfig(json, 'decode config');
       const mlaInt8 =
         opts.cacheDtype === 'int8'
           ? {
-              mlaInt8Kernel: mlaInt8Kernel ?? (prep?.kernel === 'subgroup-matrix' ? 'subgroup-matrix' : 'dp4a'),
+              mlaInt8Kernel:
+                device instanceof GpuContext
+                  ? mlaInt8KernelFor(device, {
+                      H: mlaShapes.num_attention_heads,
+                      R: (mlaShapes.kv_lora_rank ?? 0) + (mlaShapes.qk_rope_head_dim ?? 0),
+                      Rv: mlaShapes.kv_lora_rank ?? 0,
+                      int8Kernel: mlaInt8Kernel,
+                    })
+                  : 'dp4a',
               mlaInt8Sgm: mlaInt8KernelOverrides.sgm,
               mlaInt8TwoPass: mlaInt8Kernel === 'two-pass' ? mlaInt8TwoPassOverrides.options : undefined,
               mlaInt8F16: mlaInt8Kernel === 'f16' ? mlaInt8F16Overrides.options : undefined,

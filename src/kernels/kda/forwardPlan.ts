@@ -24,6 +24,7 @@
  *  9. bf16Kernels: whether the bf16 inputs' own kernels exist for this problem and tuning (the GPU inference
  *     path only); else dispatchChunkForward widens the inputs and plans the f32 forward.
  * 10. hbBf16: the mixed mode's per-chunk states stored and read as bf16 (set on tv, pv and tc16o where it holds).
+ * 11. The tiled state pass's stores by its idle threads (tv.idleStores) where not asked either way.
  * The errors keep the order and place chunkForward threw them in before the plan existed: `refusal` (thrown
  * before anything is allocated) and `inconsistency` (a path the bf16 or Kt-form kernels do not cover: cannot
  * happen while bf16Kernels and ktForm are decided as below; thrown after the head groups are formed).
@@ -35,6 +36,7 @@ import {
   BF16_INTERMEDIATES,
   gcInGramByDefault,
   hbBf16ByDefault,
+  stateIdleStoresByDefault,
   intraTwoPassByDefault,
   intraWUVariantFor,
   ktFormByDefault,
@@ -65,7 +67,12 @@ import {
 import { type OutputTc16Variant, outputTc16Fits, outputTc16SharedBytes } from './outputTc16.wgsl.js';
 import { stateOverlapFits } from './stateOverlap.wgsl.js';
 import { stateRegWFits } from './stateRegW.wgsl.js';
-import { type StateTiledVariant, stateTiledFits, tiledGeometry } from './stateTiled.wgsl.js';
+import {
+  type StateTiledVariant,
+  stateTiledFits,
+  stateTiledIdleStoresPossible,
+  tiledGeometry,
+} from './stateTiled.wgsl.js';
 import { type StateTc16Variant, stateTc16Fits } from './stateTc16.wgsl.js';
 
 export type { ForwardDevice } from './forwardTuning.js';
@@ -475,6 +482,17 @@ export function planChunkForward(
     pv.hbBf16 = true;
     tc16o.hbBf16 = true;
   }
+  // 11. The tiled state pass's hB and V' stored by its idle threads: by default where hB is bf16
+  // (stateTiledIdleStores) and, on GPUs, in the Kt form with f32 hB too (stateIdleStoresByDefault), where both of
+  // its phases leave threads idle. The same values stored.
+  if (
+    tv.idleStores === undefined &&
+    ktForm &&
+    tiled &&
+    stateIdleStoresByDefault(dev) &&
+    stateTiledIdleStoresPossible(tv)
+  )
+    tv.idleStores = true;
   return {
     refusal: refusals[0],
     inconsistency,

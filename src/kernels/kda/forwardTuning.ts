@@ -502,6 +502,15 @@ const onHardware = (gpu: ForwardDevice): boolean => gpu.adapterInfo.isFallbackAd
 export const hbBf16ByDefault = (gpu: ForwardDevice): boolean => onHardware(gpu);
 
 /**
+ * The Kt form's tiled state pass with hB and V' stored by its idle threads (StateTiledVariant.idleStores) also with
+ * f32 hB, where kdaForwardTuning.stateIdleStores is unset: on GPUs. H200 (twelfth session, B=1, H=16, d=128,
+ * T=32768, f32, each bench its own process; bench/results/2026-12-02-h200-s12-lead1-*): forward 5.314 ms against
+ * 5.354 / 5.360 (state pass 2.672 against 2.707 / 2.717); with bf16 inputs and f32 hB 5.054 against 5.072-5.075
+ * (hbf16's sitting). The same values stored (test/kda-forward-hb-bf16.test.ts: the state pass alone, bit for bit).
+ */
+export const stateIdleStoresByDefault = (gpu: ForwardDevice): boolean => onHardware(gpu);
+
+/**
  * Whether the forward compiles intra and the state pass as one pipeline when kdaForwardTuning.sharedPipeline
  * is unset: on GPUs, not on a software (fallback) adapter such as lavapipe (see sharedPipeline).
  */

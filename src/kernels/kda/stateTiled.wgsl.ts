@@ -187,12 +187,18 @@ export const stateTiledKey = (v: StateTiledVariant) =>
  */
 export function stateTiledIdleStores(v: StateTiledVariant): boolean {
   const g = tiledGeometry(v);
-  const possible = g.wg > g.P1N && g.wg > g.P2N && !v.probe;
+  const possible = stateTiledIdleStoresPossible(v);
   if (v.idleStores && !possible)
     throw new Error(
       `kda state pass (tiled): idle stores need threads idle in both phases (${g.wg} threads, V' phase ${g.P1N}, state phase ${g.P2N}) and no probe`,
     );
   return v.idleStores ?? (stateTiledHbBf16(v) && possible);
+}
+
+/** Whether both phases of the variant leave threads idle to store hB and V' (and no probe changes its phases). */
+export function stateTiledIdleStoresPossible(v: StateTiledVariant): boolean {
+  const g = tiledGeometry(v);
+  return g.wg > g.P1N && g.wg > g.P2N && !v.probe;
 }
 
 /** Whether W, U, hB and V' are bf16 (bf16 without midF32; k is bf16 with bf16). */

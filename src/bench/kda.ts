@@ -158,6 +158,8 @@ export interface KdaBenchOptions {
   fwdTc16OutputSplit?: boolean;
   fwdTc16OutputWg?: 256 | 512;
   fwdTc16OutputPad?: boolean;
+  /** gc formed in the two-pass intra's first kernel's prologue, no gc pass (kdaForwardTuning.gramGcPrologue). */
+  fwdGramGcPrologue?: boolean;
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -339,6 +341,7 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     tc16OutputSplit: o.fwdTc16OutputSplit,
     tc16OutputWg: o.fwdTc16OutputWg,
     tc16OutputPad: o.fwdTc16OutputPad,
+    gramGcPrologue: o.fwdGramGcPrologue,
   };
 }
 
@@ -453,6 +456,11 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor) {
     f32VsRecurrent: diffOS(f, rec),
     [`vsIntermediates${other === 'f32' ? 'F32' : 'Bf16'}`]: diffOS(a, b),
     // The Kt pre-pass on the f16 tensor cores (kdaForwardTuning.tc16Kt) as asked against the f32 kernel, the rest as tuned.
+    // gc in the first kernel's prologue against the gc pass (kdaForwardTuning.gramGcPrologue): equal bit for bit.
+    gramGcVsPass: diffOS(
+      await withTuningAsync({ gramGcPrologue: true }, () => run(x, 'chunk')),
+      await withTuningAsync({ gramGcPrologue: false }, () => run(x, 'chunk')),
+    ),
     ...(kdaForwardTuning.tc16Kt
       ? { tc16KtVsOff: diffOS(a, await withTuningAsync({ tc16Kt: false }, () => run(x, 'chunk'))) }
       : {}),
@@ -519,6 +527,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     twoPassVsOne: diffOS(await chunk({ intraTwoPass: true }), await chunk({ intraTwoPass: false })),
     // The Kt form (ktFormReference.ts) against the W | U form, the rest as tuned.
     ktFormVsWU: diffOS(await chunk({ ktForm: true }), await chunk({ ktForm: false })),
+    // gc in the first kernel's prologue against the gc pass (kdaForwardTuning.gramGcPrologue): equal bit for bit.
+    gramGcVsPass: diffOS(await chunk({ gramGcPrologue: true }), await chunk({ gramGcPrologue: false })),
     // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
     vsDefault: diffOS(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
@@ -1054,6 +1064,10 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-tc16-output <on|off>',
       'the output pass on f16 tensor cores (bf16 inputs, --unsafe-apis; default off)',
     )
+    .option(
+      '--fwd-gram-gc-prologue <on|off>',
+      "gc formed in the two-pass intra's first kernel's prologue, no gc pass (forward without keep, GK = K)",
+    )
     .option('--fwd-tc16-output-pad <on|off>', 'the tensor-core output pass: padded workgroup-memory rows (default off)')
     .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(
@@ -1212,6 +1226,7 @@ export function registerKdaBench(bench: Command): void {
         fwdOutputDoubleBuffer: parseOnOff('--fwd-output-double-buffer', opts.fwdOutputDoubleBuffer),
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
         fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
+        fwdGramGcPrologue: parseOnOff('--fwd-gram-gc-prologue', opts.fwdGramGcPrologue),
         fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
         fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
         fwdTc16OutputWg: parseNumberChoice('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, [256, 512] as const),

@@ -248,6 +248,16 @@ export const kdaForwardTuning: {
    * reads, or a state pass that reads Kd). gc and Kd equal the gc pass's bit for bit (its sums in its order).
    */
   gcInGram?: boolean;
+  /**
+   * true: the two-pass intra's first kernel forms gc from g in a prologue before its K loop (IntraGramVariant.
+   * gcPrologue: the whole chunk's g loaded at once, one 64-row walk of K / 4 threads, gc stored, then read back as
+   * the gc-reading kernel does), so the gc pass does not run (bench kda --fwd-gram-gc-prologue on|off). Only where
+   * the forward needs no Kd from the gc pass (the state pass forms its operands from k: kdFromK or the Kt form, so
+   * not with keep), with GK = K, the first kernel's gc-reading layout (not lean, staged stores, diagSplit,
+   * secondary or tensor cores) and not gcInGram; f32 or bf16 g. gc equals the gc pass's bit for bit (its sums in
+   * its order), so every later pass is unchanged. Unset: gramGcPrologueByDefault.
+   */
+  gramGcPrologue?: boolean;
   /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
   intraWULoads?: 'all' | 'uniform';
   /**
@@ -524,6 +534,12 @@ export function intraWUWalkFor(K: number, V: number): 1 | 2 | 4 {
  * gc pass they replace.
  */
 export const gcInGramByDefault = (kd: boolean): boolean => kd;
+
+/**
+ * Whether the first kernel forms gc in its prologue (kdaForwardTuning.gramGcPrologue) when unset: not yet (being
+ * measured).
+ */
+export const gramGcPrologueByDefault = (_gpu: ForwardDevice): boolean => false;
 
 /**
  * The two-pass intra's W | U kernel as the forward runs it: kdaForwardTuning's choices, and where they are unset

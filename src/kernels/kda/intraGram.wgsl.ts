@@ -108,6 +108,18 @@ export interface IntraGramVariant {
    */
   gcFromG?: boolean;
   /**
+   * gc formed here from raw g in a prologue, before the K loop (see GC_PROLOGUE in the header), and stored for the
+   * later passes; the K loop then reads it back as the gc-reading kernel does (L1/L2-hot). GK = K, the gc-reading
+   * layout only (prefetch; not gcFromG, stagedStores, lean, diagSplit or secondary); f32 or bf16 g. No Kd: for the
+   * forwards whose state pass forms its operands from k (kdFromK, the Kt form). Binds g after k and gcB read_write.
+   */
+  gcPrologue?: boolean;
+  /**
+   * With gcPrologue: rows a stage of its walk (default gcPrologueRows(K), the most that fit). Fewer only so that the
+   * tests run the multi-stage walk and its guarded stores at a small K (the device's K = 128 has two stages).
+   */
+  gcStageRows?: 16 | 32 | 64;
+  /**
    * 16 KiB of workgroup memory instead of 24 (see LEAN): only qs, ks, kn and the block-boundary rows of gc are
    * staged (the diagonal threads read their rows' q, k and gc from global memory), and step B's scratch lies in
    * the upper part of T's own tile. Not with gcFromG or stagedStores. The same values (exact).
@@ -176,7 +188,7 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -185,6 +197,18 @@ const AQKS = 1280;
 const bf16Fits = (v: IntraGramVariant): boolean =>
   v.prefetch && v.diagChain === true && !v.gcFromG && !v.stagedStores && !v.lean && !v.diagSplit && !v.secondary;
 
+/** Whether the gc prologue applies to variant v (IntraGramVariant.gcPrologue): see there. */
+const gcPrologueFits = (v: IntraGramVariant): boolean =>
+  v.GK === v.K &&
+  v.prefetch &&
+  !v.gcFromG &&
+  !v.stagedStores &&
+  !v.lean &&
+  !v.diagSplit &&
+  !v.secondary &&
+  v.K <= 4 * WG &&
+  (v.gcStageRows ?? 0) <= gcPrologueRows(v.K);
+
 export function intraGramFits(v: IntraGramVariant): boolean {
   return (
     (!v.bf16 || bf16Fits(v)) &&
@@ -192,6 +216,7 @@ export function intraGramFits(v: IntraGramVariant): boolean {
     v.V % 4 === 0 &&
     (v.GK === 1 || v.GK === v.K) &&
     (!v.gcFromG || v.GK === v.K) &&
+    (!v.gcPrologue || gcPrologueFits(v)) &&
     (!v.lean || (!v.gcFromG && !v.stagedStores)) &&
     (!v.diagSplit || (!v.gcFromG && !v.stagedStores && !v.lean))
   );
@@ -295,6 +320,91 @@ function gcStage(K4: number, NKT: number): string {
     }`;
 }
 
+/**
+ * WGSL (gcPrologue): tile 0's loads as stageLoad('0u') issues them, in two parts: q and k (issued with the prologue's
+ * g loads) and gc (after the prologue has stored it).
+ */
+const TILE0_QK = (K4: number, bf16: boolean | undefined) =>
+  bf16
+    ? `qw = q[srow * ${K4}u + sc4];
+  kw = k[srow * ${K4}u + sc4];`
+    : `qv = select(vec4<f32>(0.0), q[srow * ${K4}u + sc4], si < L);
+  kv = select(vec4<f32>(0.0), k[srow * ${K4}u + sc4], si < L);`;
+const TILE0_GC = `gv = gc4(srow, sc4);
+  gn = gc4(nrow, sc4);
+  gm = gc4(mrow, sc4);`;
+
+/** Workgroup memory (vec4) the gc prologue stages raw g in: the whole of the kernel's 24 KiB (dead before the K loop). */
+const GC_STAGE_CAP = 6 * ARR;
+
+/**
+ * The gc prologue's rows a stage (IntraGramVariant.gcPrologue): the largest power of two up to 64 whose rows of all
+ * K / 4 column groups fit GC_STAGE_CAP (64 up to K = 96, 32 up to K = 192, so 2 stages at K = 128).
+ */
+export const gcPrologueRows = (K: number): number => {
+  let rs = 64;
+  while (rs * (K / 4) > GC_STAGE_CAP) rs /= 2;
+  return rs;
+};
+
+/**
+ * WGSL (gcPrologue): gc of the whole chunk, before the K loop. Every thread loads its K / 16 vec4 of the chunk's raw
+ * g (element e = lid + 256 j of the [64 rows][K / 4 column groups] block, rows clamped to L - 1) at once, with tile
+ * 0's q and k (`qkLoad0`), so the kernel waits on global memory once. Then, RS rows at a time (gcPrologueRows), the
+ * threads stage g (widened where bf16: exact) into workgroup memory and threads 0 .. K / 4 - 1, a vec4 column group
+ * each, walk its rows: acc += g_i, gc of rows below L stored to gcB, the running sum kept in registers across the
+ * stages. The walk is the gc pass's (gc.wgsl.ts): acc = 0, then per channel one f32 add a row in row order (a vec4
+ * add is four scalar adds), so gc equals its values bit for bit (rows past the end only add after the last store).
+ * A storage barrier then makes gcB visible to the whole workgroup, and `gcLoad0` loads tile 0's gc as the gc-reading
+ * kernel does.
+ */
+function gcPrologueCode(K4: number, RS: number, bf16: boolean | undefined, qkLoad0: string, gcLoad0: string): string {
+  const J = K4 / 4;
+  const SPAN = RS * K4;
+  const stages = 64 / RS;
+  const rb = Math.min(WALK_RB, RS);
+  const js = Array.from({ length: J }, (_, j) => j);
+  // Element e of thread lid's j-th load: row e / K4, column group e % K4.
+  const loads = js.map(
+    (j) => `let ge${j} = lid + ${256 * j}u;
+  let gp${j} = g[((t0 + min(ge${j} / ${K4}u, L - 1u)) * H + h) * ${K4}u + ge${j} % ${K4}u];`,
+  );
+  const widen = (j: number) => (bf16 ? `bf4(gp${j})` : `gp${j}`);
+  const stage = (st: number) => {
+    const [lo, hi] = [st * SPAN, (st + 1) * SPAN];
+    return js
+      .filter((j) => 256 * j < hi && 256 * j + 255 >= lo)
+      .map((j) => {
+        const store = `sm[ge${j} - ${lo}u] = ${widen(j)};`;
+        // A load wholly inside the stage's elements stores unconditionally; one across its bounds where it lies.
+        return 256 * j >= lo && 256 * j + 255 < hi ? store : `if (ge${j} >= ${lo}u && ge${j} < ${hi}u) { ${store} }`;
+      })
+      .join('\n  ');
+  };
+  const rows = (body: (u: number) => string) => Array.from({ length: rb }, (_, u) => body(u)).join('\n      ');
+  const walk = (st: number) => `if (lid < ${K4}u) {
+    for (var r0 = ${st * RS}u; r0 < ${(st + 1) * RS}u; r0 += ${rb}u) {
+      ${rows((u) => `let w${u} = sm[(r0 + ${u}u - ${st * RS}u) * ${K4}u + lid];`)}
+      ${rows((u) => `gacc += w${u};\n      if (r0 + ${u}u < L) { gcB[((t0 + r0 + ${u}u) * H + h) * ${K4}u + lid] = gacc; }`)}
+    }
+  }`;
+  return `// gc of the chunk from g first (gcPrologueCode): the loads of g and of tile 0's q and k together.
+  ${loads.join('\n  ')}
+  ${qkLoad0}
+  var gacc = vec4<f32>(0.0);
+  ${Array.from(
+    { length: stages },
+    (_, st) => `// Rows ${st * RS} .. ${(st + 1) * RS - 1}: staged, then walked by threads 0 .. ${K4 - 1}.
+  ${stage(st)}
+  workgroupBarrier();
+  ${walk(st)}
+  workgroupBarrier();`,
+  ).join('\n  ')}
+  // gc stored by the walk, visible to every thread of the workgroup before tile 0's gc loads.
+  storageBarrier();
+  ${gcLoad0}`;
+}
+
 export function intraGramWgsl(v: IntraGramVariant): string {
   if (v.rw) return readWriteBindings(intraGramWgsl({ ...v, rw: undefined }));
   const { K, GK } = v;
@@ -376,11 +486,17 @@ ${
         ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', 'g: vec4<f32>', 'beta'],
         ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>', 'gcB: vec4<f32>', 'Kd: vec4<f32>'],
       )
-    : bindings(
-        'H: u32, N: u32, scale: f32, storeT: u32',
-        ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
-        ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
-      )
+    : v.gcPrologue
+      ? bindings(
+          'H: u32, N: u32, scale: f32, storeT: u32',
+          ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, `g: ${vec4Elem(v.bf16)}`, 'beta'],
+          ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>', 'gcB: vec4<f32>'],
+        )
+      : bindings(
+          'H: u32, N: u32, scale: f32, storeT: u32',
+          ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
+          ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
+        )
 }
 ${LOCATE}${v.bf16 ? `\n${WGSL_BF16}` : ''}${v.gcFromG ? '' : `\nfn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`}
 var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : v.lean ? LEAN.SIZE : 6 * ARR}>;
@@ -441,9 +557,11 @@ ${computeMain(WGS)}
   workgroupBarrier();
   if (lid < 4u) ${gcWalk(`${AG}u`)}
   workgroupBarrier();`
-      : v.prefetch
-        ? onlyStaging(stageLoad('0u'))
-        : ''
+      : v.gcPrologue
+        ? gcPrologueCode(K4, v.gcStageRows ?? gcPrologueRows(K), v.bf16, TILE0_QK(K4, v.bf16), TILE0_GC)
+        : v.prefetch
+          ? onlyStaging(stageLoad('0u'))
+          : ''
   }
   for (var kt = 0u; kt < ${NKT}u; kt++) {${
     v.gcFromG

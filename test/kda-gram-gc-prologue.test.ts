@@ -74,12 +74,18 @@ function expectBits(got: Float32Array, want: Float32Array, what: string) {
  * else the gc pass then the gc-reading variant. A_qk, Tt, Tb ([slots, H, 64, 64], zero where unused) and gc ([T, H, K],
  * zero where nothing is stored).
  */
-async function firstKernel(c: KdaCase, cu: number[], prologue: boolean, bf16: boolean) {
+async function firstKernel(
+  c: KdaCase,
+  cu: number[],
+  prologue: boolean,
+  bf16: boolean,
+  extra: Partial<IntraGramVariant> = {},
+) {
   const gpu = (await gpuContext())!;
   const { T, K } = c;
   const NS = Math.floor(T / 64) + cu.length - 1;
   const v: IntraGramVariant = { K, V, GK: K, prefetch: true, diagChain: true, bf16: bf16 || undefined };
-  const gv: IntraGramVariant = prologue ? { ...v, gcPrologue: true } : v;
+  const gv: IntraGramVariant = prologue ? { ...v, gcPrologue: true, ...extra } : v;
   const cuT = gpu.fromHost(Int32Array.from(cu), [cu.length], 'i32');
   const [q, k, g] = [c.q, c.k, c.g].map((a) => upload(gpu, a, [T, H, K], bf16));
   const beta = gpu.fromHost(c.beta, [T, H]);
@@ -116,14 +122,17 @@ async function firstKernel(c: KdaCase, cu: number[], prologue: boolean, bf16: bo
 }
 
 /** The prologue kernel = gc pass + gc-reading kernel, bit for bit, at K for f32 and bf16 g, on both batches. */
-async function expectKernelEqual(K: number) {
+async function expectKernelEqual(K: number, extras: Partial<IntraGramVariant>[] = [{}]) {
   for (const cu of BATCHES) {
     const c = roundedCase(randomCase(cu.length * 13 + K, cu[cu.length - 1], H, K, V));
     for (const bf16 of [false, true]) {
       const want = await firstKernel(c, cu, false, bf16);
-      const got = await firstKernel(c, cu, true, bf16);
-      for (const n of ['gc', 'Aqk', 'Tt', 'Tb'] as const)
-        expectBits(got[n], want[n], `${n} (prologue = gc pass, K=${K}, bf16=${bf16}, cu=${cu})`);
+      for (const extra of extras) {
+        const got = await firstKernel(c, cu, true, bf16, extra);
+        const what = `K=${K}, bf16=${bf16}, ${JSON.stringify(extra)}, cu=${cu}`;
+        for (const n of ['gc', 'Aqk', 'Tt', 'Tb'] as const)
+          expectBits(got[n], want[n], `${n} (prologue = gc pass, ${what})`);
+      }
     }
   }
 }
@@ -145,7 +154,9 @@ describe('kda first kernel: gc formed in its prologue', () => {
     ])
       expect(intraGramFits({ ...v, ...other }), JSON.stringify(other)).toBe(false);
     expect(intraGramKey(v)).toContain('_gcp');
-    expect([16, 96, 112, 128, 192, 256].map(gcPrologueRows)).toEqual([64, 64, 32, 32, 32, 16]);
+    expect([16, 96, 112, 128, 192, 256].map((k) => gcPrologueRows(k))).toEqual([64, 64, 32, 32, 32, 16]);
+    expect([80, 96, 128].map((k) => gcPrologueRows(k, true))).toEqual([64, 32, 32]);
+    expect(intraGramFits({ ...v, gcDirect: true, gcTile0Shared: true })).toBe(false);
   });
 
   // The plan: the prologue where asked and nothing needs the gc pass's Kd; the gc pass exactly where it does not run.
@@ -178,8 +189,18 @@ describe('kda first kernel: gc formed in its prologue', () => {
   it.skipIf(!hasGpu)('alone = gc pass + gc-reading kernel, bit for bit: K = 16', { timeout: 300_000 }, async () => {
     await expectKernelEqual(16);
   });
-  it.skipIf(!hasGpu)('alone = gc pass + gc-reading kernel, bit for bit: K = 128', { timeout: 600_000 }, async () => {
-    await expectKernelEqual(128);
+  // The multi-stage walk at K = 16: 32 and 16 rows a stage (a thread's 256 elements then span 2 or 4 stages: the
+  // guarded stores), tile 0's gc from workgroup memory, and the walk loading g itself.
+  for (const extra of [{ gcStageRows: 16 }, { gcTile0Shared: true }, { gcDirect: true }] as Partial<IntraGramVariant>[])
+    it.skipIf(!hasGpu)(
+      `alone = gc pass + gc-reading kernel, bit for bit: K = 16, ${JSON.stringify(extra)}`,
+      { timeout: 900_000 },
+      async () => {
+        await expectKernelEqual(16, [extra]);
+      },
+    );
+  it.skipIf(slow)('alone = gc pass + gc-reading kernel, bit for bit: K = 128', { timeout: 900_000 }, async () => {
+    await expectKernelEqual(128, [{}, { gcTile0Shared: true }, { gcDirect: true }]);
   });
   it.skipIf(slow)('alone = gc pass + gc-reading kernel, bit for bit: K = 112', { timeout: 600_000 }, async () => {
     await expectKernelEqual(112);

@@ -160,6 +160,9 @@ export interface KdaBenchOptions {
   fwdTc16OutputPad?: boolean;
   /** gc formed in the two-pass intra's first kernel's prologue, no gc pass (kdaForwardTuning.gramGcPrologue). */
   fwdGramGcPrologue?: boolean;
+  fwdGramGcTile0?: boolean;
+  fwdGramGcDirect?: boolean;
+  fwdGramGcProbe?: 'all' | 'fence' | 'walk' | 'loads';
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -342,6 +345,9 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     tc16OutputWg: o.fwdTc16OutputWg,
     tc16OutputPad: o.fwdTc16OutputPad,
     gramGcPrologue: o.fwdGramGcPrologue,
+    gramGcTile0: o.fwdGramGcTile0,
+    gramGcDirect: o.fwdGramGcDirect,
+    gramGcProbe: o.fwdGramGcProbe,
   };
 }
 
@@ -1068,6 +1074,9 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-gram-gc-prologue <on|off>',
       "gc formed in the two-pass intra's first kernel's prologue, no gc pass (forward without keep, GK = K)",
     )
+    .option('--fwd-gram-gc-tile0 <on|off>', "with the gc prologue: tile 0's gc from workgroup memory")
+    .option('--fwd-gram-gc-direct <on|off>', 'with the gc prologue: its walk loads g itself (no staging)')
+    .option('--fwd-gram-gc-probe <part>', 'profiling only: the gc prologue without all, fence, walk or loads')
     .option('--fwd-tc16-output-pad <on|off>', 'the tensor-core output pass: padded workgroup-memory rows (default off)')
     .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(
@@ -1227,6 +1236,14 @@ export function registerKdaBench(bench: Command): void {
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
         fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
         fwdGramGcPrologue: parseOnOff('--fwd-gram-gc-prologue', opts.fwdGramGcPrologue),
+        fwdGramGcTile0: parseOnOff('--fwd-gram-gc-tile0', opts.fwdGramGcTile0),
+        fwdGramGcDirect: parseOnOff('--fwd-gram-gc-direct', opts.fwdGramGcDirect),
+        fwdGramGcProbe: parseSkip('--fwd-gram-gc-probe', opts.fwdGramGcProbe, [
+          'all',
+          'fence',
+          'walk',
+          'loads',
+        ] as const),
         fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
         fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
         fwdTc16OutputWg: parseNumberChoice('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, [256, 512] as const),

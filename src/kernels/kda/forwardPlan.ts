@@ -533,7 +533,16 @@ function intraTwoPassVariants(
     gram.secondary = true;
   }
   if (rw.has('gram') && !gram.secondary) gram.rw = true;
-  if (gcPrologue && intraGramFits({ ...gram, gcPrologue: true })) gram.gcPrologue = true;
+  if (gcPrologue) {
+    const gp: IntraGramVariant = {
+      ...gram,
+      gcPrologue: true,
+      gcTile0Shared: t.gramGcTile0 || undefined,
+      gcDirect: t.gramGcDirect || undefined,
+      gcProbe: t.gramGcProbe,
+    };
+    if (intraGramFits(gp)) Object.assign(gram, gp);
+  }
   const wu: IntraWUVariant = ktForm
     ? {
         K,

@@ -258,6 +258,12 @@ export const kdaForwardTuning: {
    * its order), so every later pass is unchanged. Unset: gramGcPrologueByDefault.
    */
   gramGcPrologue?: boolean;
+  /** With gramGcPrologue: tile 0's gc from workgroup memory (IntraGramVariant.gcTile0Shared). */
+  gramGcTile0?: boolean;
+  /** With gramGcPrologue: the walk's threads load g themselves, no staging (IntraGramVariant.gcDirect). */
+  gramGcDirect?: boolean;
+  /** Profiling only (wrong results): the prologue without one part (IntraGramVariant.gcProbe). */
+  gramGcProbe?: IntraGramVariant['gcProbe'];
   /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
   intraWULoads?: 'all' | 'uniform';
   /**

@@ -120,6 +120,22 @@ export interface IntraGramVariant {
    */
   gcStageRows?: 16 | 32 | 64;
   /**
+   * With gcPrologue: tile 0's gc from workgroup memory (threads 0 .. 3 of the walk also store their rows there), not
+   * read back from gcB, and the storage barrier deferred to the K loop's first barrier (before tile 1's loads).
+   */
+  gcTile0Shared?: boolean;
+  /**
+   * With gcPrologue: the walk's threads load their column group's g from global memory themselves, 16 rows at a time
+   * (bf16; 8 in f32), instead of all threads staging it through workgroup memory (no stages, no barriers there).
+   */
+  gcDirect?: boolean;
+  /**
+   * Profiling only (wrong results): the prologue without one part: 'all' (none of it: tile 0's loads as the
+   * gc-reading kernel, gc never stored), 'fence' (no storage barrier), 'walk' (no walk: nothing stored), 'loads'
+   * (g not loaded: zeros staged).
+   */
+  gcProbe?: 'all' | 'fence' | 'walk' | 'loads';
+  /**
    * 16 KiB of workgroup memory instead of 24 (see LEAN): only qs, ks, kn and the block-boundary rows of gc are
    * staged (the diagonal threads read their rows' q, k and gc from global memory), and step B's scratch lies in
    * the upper part of T's own tile. Not with gcFromG or stagedStores. The same values (exact).
@@ -188,7 +204,7 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -207,7 +223,8 @@ const gcPrologueFits = (v: IntraGramVariant): boolean =>
   !v.diagSplit &&
   !v.secondary &&
   v.K <= 4 * WG &&
-  (v.gcStageRows ?? 0) <= gcPrologueRows(v.K);
+  (v.gcStageRows ?? 0) <= gcPrologueRows(v.K, v.gcTile0Shared) &&
+  !(v.gcDirect && (v.gcTile0Shared || v.gcStageRows));
 
 export function intraGramFits(v: IntraGramVariant): boolean {
   return (
@@ -341,11 +358,13 @@ const GC_STAGE_CAP = 6 * ARR;
  * The gc prologue's rows a stage (IntraGramVariant.gcPrologue): the largest power of two up to 64 whose rows of all
  * K / 4 column groups fit GC_STAGE_CAP (64 up to K = 96, 32 up to K = 192, so 2 stages at K = 128).
  */
-export const gcPrologueRows = (K: number): number => {
+export const gcPrologueRows = (K: number, tile0Shared?: boolean): number => {
   let rs = 64;
-  while (rs * (K / 4) > GC_STAGE_CAP) rs /= 2;
+  while (rs * (K / 4) > (tile0Shared ? GC_TILE0 : GC_STAGE_CAP)) rs /= 2;
   return rs;
 };
+/** With gcTile0Shared: tile 0's gc (64 rows x 4 column groups) past the staged g, in AKN's place. */
+const GC_TILE0 = AKN;
 
 /**
  * WGSL (gcPrologue): gc of the whole chunk, before the K loop. Every thread loads its K / 16 vec4 of the chunk's raw
@@ -358,7 +377,12 @@ export const gcPrologueRows = (K: number): number => {
  * A storage barrier then makes gcB visible to the whole workgroup, and `gcLoad0` loads tile 0's gc as the gc-reading
  * kernel does.
  */
-function gcPrologueCode(K4: number, RS: number, bf16: boolean | undefined, qkLoad0: string, gcLoad0: string): string {
+function gcPrologueCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): string {
+  const K4 = v.K / 4;
+  const RS = v.gcStageRows ?? gcPrologueRows(v.K, v.gcTile0Shared);
+  const { bf16, gcProbe: probe } = v;
+  if (probe === 'all') return `${qkLoad0}\n  ${gcLoad0}`;
+  if (v.gcDirect) return gcDirectCode(v, qkLoad0, gcLoad0);
   const J = K4 / 4;
   const SPAN = RS * K4;
   const stages = 64 / RS;
@@ -367,7 +391,7 @@ function gcPrologueCode(K4: number, RS: number, bf16: boolean | undefined, qkLoa
   // Element e of thread lid's j-th load: row e / K4, column group e % K4.
   const loads = js.map(
     (j) => `let ge${j} = lid + ${256 * j}u;
-  let gp${j} = g[((t0 + min(ge${j} / ${K4}u, L - 1u)) * H + h) * ${K4}u + ge${j} % ${K4}u];`,
+  let gp${j} = ${probe === 'loads' ? (bf16 ? 'vec2<u32>(0u)' : 'vec4<f32>(0.0)') : `g[((t0 + min(ge${j} / ${K4}u, L - 1u)) * H + h) * ${K4}u + ge${j} % ${K4}u]`};`,
   );
   const widen = (j: number) => (bf16 ? `bf4(gp${j})` : `gp${j}`);
   const stage = (st: number) => {
@@ -382,12 +406,28 @@ function gcPrologueCode(K4: number, RS: number, bf16: boolean | undefined, qkLoa
       .join('\n  ');
   };
   const rows = (body: (u: number) => string) => Array.from({ length: rb }, (_, u) => body(u)).join('\n      ');
-  const walk = (st: number) => `if (lid < ${K4}u) {
+  // gcTile0Shared: threads 0 .. 3 (tile 0's column groups) also keep every row's gc in workgroup memory.
+  const keep0 = (u: number) =>
+    v.gcTile0Shared ? `\n      if (lid < 4u) { sm[${GC_TILE0}u + (r0 + ${u}u) * 4u + lid] = gacc; }` : '';
+  const walk = (st: number) =>
+    probe === 'walk'
+      ? ''
+      : `if (lid < ${K4}u) {
     for (var r0 = ${st * RS}u; r0 < ${(st + 1) * RS}u; r0 += ${rb}u) {
       ${rows((u) => `let w${u} = sm[(r0 + ${u}u - ${st * RS}u) * ${K4}u + lid];`)}
-      ${rows((u) => `gacc += w${u};\n      if (r0 + ${u}u < L) { gcB[((t0 + r0 + ${u}u) * H + h) * ${K4}u + lid] = gacc; }`)}
+      ${rows((u) => `gacc += w${u};\n      if (r0 + ${u}u < L) { gcB[((t0 + r0 + ${u}u) * H + h) * ${K4}u + lid] = gacc; }${keep0(u)}`)}
     }
   }`;
+  // Tile 0's gc: read back from gcB after a storage barrier, or (gcTile0Shared) from workgroup memory, then a barrier
+  // before tile 0's staging overwrites it (the storage barrier comes with the K loop's first barrier).
+  const tile0 = v.gcTile0Shared
+    ? `gv = sm[${GC_TILE0}u + min(si, L - 1u) * 4u + sc4];
+  gn = sm[${GC_TILE0}u + min(si & 0xfffffffcu, L - 1u) * 4u + sc4];
+  gm = sm[${GC_TILE0}u + min(si | 3u, L - 1u) * 4u + sc4];
+  workgroupBarrier();`
+    : `// gc stored by the walk, visible to every thread of the workgroup before tile 0's gc loads.
+  ${probe === 'fence' ? '' : 'storageBarrier();'}
+  ${gcLoad0}`;
   return `// gc of the chunk from g first (gcPrologueCode): the loads of g and of tile 0's q and k together.
   ${loads.join('\n  ')}
   ${qkLoad0}
@@ -400,8 +440,25 @@ function gcPrologueCode(K4: number, RS: number, bf16: boolean | undefined, qkLoa
   ${walk(st)}
   workgroupBarrier();`,
   ).join('\n  ')}
-  // gc stored by the walk, visible to every thread of the workgroup before tile 0's gc loads.
-  storageBarrier();
+  ${tile0}`;
+}
+
+/** WGSL (gcPrologue, gcDirect): the walk threads load g themselves, `rb` rows at a time, no staging. */
+function gcDirectCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): string {
+  const K4 = v.K / 4;
+  const rb = v.bf16 ? 16 : 8;
+  const rows = (body: (u: number) => string) => Array.from({ length: rb }, (_, u) => body(u)).join('\n      ');
+  const gAt = (u: number) => `g[((t0 + min(r0 + ${u}u, L - 1u)) * H + h) * ${K4}u + lid]`;
+  return `// gc of the chunk from g first (gcDirectCode): threads 0 .. ${K4 - 1} walk their column group's rows.
+  ${qkLoad0}
+  if (lid < ${K4}u) {
+    var gacc = vec4<f32>(0.0);
+    for (var r0 = 0u; r0 < L; r0 += ${rb}u) {
+      ${rows((u) => `let w${u} = ${gAt(u)};`)}
+      ${rows((u) => `gacc += ${v.bf16 ? `bf4(w${u})` : `w${u}`};\n      if (r0 + ${u}u < L) { gcB[((t0 + r0 + ${u}u) * H + h) * ${K4}u + lid] = gacc; }`)}
+    }
+  }
+  ${v.gcProbe === 'fence' ? '' : 'storageBarrier();'}
   ${gcLoad0}`;
 }
 
@@ -558,7 +615,7 @@ ${computeMain(WGS)}
   if (lid < 4u) ${gcWalk(`${AG}u`)}
   workgroupBarrier();`
       : v.gcPrologue
-        ? gcPrologueCode(K4, v.gcStageRows ?? gcPrologueRows(K), v.bf16, TILE0_QK(K4, v.bf16), TILE0_GC)
+        ? gcPrologueCode(v, TILE0_QK(K4, v.bf16), TILE0_GC)
         : v.prefetch
           ? onlyStaging(stageLoad('0u'))
           : ''
@@ -574,7 +631,13 @@ ${computeMain(WGS)}
   }
     ${onlyStaging(`${v.prefetch ? '' : stageLoad('kt')}
     ${stageTile}`)}
-    workgroupBarrier();
+    workgroupBarrier();${
+      v.gcTile0Shared && v.gcProbe !== 'fence'
+        ? `
+    // The prologue's gc stores visible before tile 1's loads (gcTile0Shared: tile 0 read its gc from workgroup memory).
+    if (kt == 0u) { storageBarrier(); }`
+        : ''
+    }
     ${
       v.prefetch
         ? `if (${DS ? `lid < ${WG}u && ` : ''}kt + 1u < ${NKT}u) {

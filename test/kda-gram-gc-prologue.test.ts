@@ -5,8 +5,11 @@
  * the f64 reference in kda-forward-intra-two-pass.test.ts). The prologue adds the gc pass's f32 sums in the gc
  * pass's order, so everything must be equal bit for bit:
  *  - the kernel alone against the gc pass + the gc-reading kernel, f32 and bf16 g, on a varlen batch of 1, 7, 63 and
- *    65 tokens and on 130 tokens: gc, A_qk, T (both layouts). K = 16 (one stage of 64 rows), K = 128 (two stages of
- *    32 rows: the device's d), K = 112 (two stages whose elements split a thread's load: the guarded stores);
+ *    65 tokens and on 130 tokens: gc, A_qk, T (both layouts). K = 16 (one stage of 64 rows; forced stages of 16 rows,
+ *    whose elements split a thread's load: the guarded stores), tile 0's gc from workgroup memory, the walk loading g
+ *    itself; K = 80 with the walk spread over the warps (3 column groups a warp, the last one short). With
+ *    KIMI_SLOW_TESTS=1 also K = 128 (two stages of 32 rows: the device's d; 6 minutes of lavapipe compiles) in every
+ *    variant and K = 112;
  *  - the forward without keep (what inference runs): o and the final state with the prologue = without it, at
  *    T = 1, 7, 63, 65, 130 and a varlen batch with an empty sequence (f32, K16/V8), in bf16 and in the Kt form
  *    (the H200's default path), and that the gc pass is absent exactly where the prologue runs.
@@ -157,6 +160,8 @@ describe('kda first kernel: gc formed in its prologue', () => {
     expect([16, 96, 112, 128, 192, 256].map((k) => gcPrologueRows(k))).toEqual([64, 64, 32, 32, 32, 16]);
     expect([80, 96, 128].map((k) => gcPrologueRows(k, true))).toEqual([64, 32, 32]);
     expect(intraGramFits({ ...v, gcDirect: true, gcTile0Shared: true })).toBe(false);
+    expect(intraGramFits({ ...v, gcDirect: true, gcWalkSpread: true })).toBe(false);
+    expect(intraGramKey({ ...v, gcWalkSpread: true, gcStageRows: 16 })).toContain('_gcp16_spr');
   });
 
   // The plan: the prologue where asked and nothing needs the gc pass's Kd; the gc pass exactly where it does not run.
@@ -199,8 +204,17 @@ describe('kda first kernel: gc formed in its prologue', () => {
         await expectKernelEqual(16, [extra]);
       },
     );
+  // The walk spread over the warps (gcWalkSpread) at K = 80: 20 column groups, 3 a warp (the last warp's third lane
+  // idle), in stages of 16 rows (320 elements a stage: a thread's load across two stages).
+  it.skipIf(!hasGpu)(
+    'alone = gc pass + gc-reading kernel, bit for bit: K = 80, walk spread, 16-row stages',
+    { timeout: 900_000 },
+    async () => {
+      await expectKernelEqual(80, [{ gcWalkSpread: true, gcStageRows: 16 }]);
+    },
+  );
   it.skipIf(slow)('alone = gc pass + gc-reading kernel, bit for bit: K = 128', { timeout: 900_000 }, async () => {
-    await expectKernelEqual(128, [{}, { gcTile0Shared: true }, { gcDirect: true }]);
+    await expectKernelEqual(128, [{}, { gcTile0Shared: true }, { gcDirect: true }, { gcWalkSpread: true }]);
   });
   it.skipIf(slow)('alone = gc pass + gc-reading kernel, bit for bit: K = 112', { timeout: 600_000 }, async () => {
     await expectKernelEqual(112);

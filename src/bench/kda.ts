@@ -162,6 +162,7 @@ export interface KdaBenchOptions {
   fwdGramGcPrologue?: boolean;
   fwdGramGcTile0?: boolean;
   fwdGramGcDirect?: boolean;
+  fwdGramGcSpread?: boolean;
   fwdGramGcProbe?: 'all' | 'fence' | 'walk' | 'loads';
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
@@ -347,6 +348,7 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     gramGcPrologue: o.fwdGramGcPrologue,
     gramGcTile0: o.fwdGramGcTile0,
     gramGcDirect: o.fwdGramGcDirect,
+    gramGcSpread: o.fwdGramGcSpread,
     gramGcProbe: o.fwdGramGcProbe,
   };
 }
@@ -1076,6 +1078,7 @@ export function registerKdaBench(bench: Command): void {
     )
     .option('--fwd-gram-gc-tile0 <on|off>', "with the gc prologue: tile 0's gc from workgroup memory")
     .option('--fwd-gram-gc-direct <on|off>', 'with the gc prologue: its walk loads g itself (no staging)')
+    .option('--fwd-gram-gc-spread <on|off>', "with the gc prologue: its walk's column groups over all 8 warps")
     .option('--fwd-gram-gc-probe <part>', 'profiling only: the gc prologue without all, fence, walk or loads')
     .option('--fwd-tc16-output-pad <on|off>', 'the tensor-core output pass: padded workgroup-memory rows (default off)')
     .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
@@ -1238,6 +1241,7 @@ export function registerKdaBench(bench: Command): void {
         fwdGramGcPrologue: parseOnOff('--fwd-gram-gc-prologue', opts.fwdGramGcPrologue),
         fwdGramGcTile0: parseOnOff('--fwd-gram-gc-tile0', opts.fwdGramGcTile0),
         fwdGramGcDirect: parseOnOff('--fwd-gram-gc-direct', opts.fwdGramGcDirect),
+        fwdGramGcSpread: parseOnOff('--fwd-gram-gc-spread', opts.fwdGramGcSpread),
         fwdGramGcProbe: parseSkip('--fwd-gram-gc-probe', opts.fwdGramGcProbe, [
           'all',
           'fence',

@@ -539,6 +539,7 @@ function intraTwoPassVariants(
       gcPrologue: true,
       gcTile0Shared: t.gramGcTile0 || undefined,
       gcDirect: t.gramGcDirect || undefined,
+      gcWalkSpread: t.gramGcSpread || undefined,
       gcProbe: t.gramGcProbe,
     };
     if (intraGramFits(gp)) Object.assign(gram, gp);

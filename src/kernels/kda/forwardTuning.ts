@@ -262,6 +262,8 @@ export const kdaForwardTuning: {
   gramGcTile0?: boolean;
   /** With gramGcPrologue: the walk's threads load g themselves, no staging (IntraGramVariant.gcDirect). */
   gramGcDirect?: boolean;
+  /** With gramGcPrologue: the walk's column groups spread over the 8 warps (IntraGramVariant.gcWalkSpread). */
+  gramGcSpread?: boolean;
   /** Profiling only (wrong results): the prologue without one part (IntraGramVariant.gcProbe). */
   gramGcProbe?: IntraGramVariant['gcProbe'];
   /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
@@ -542,8 +544,12 @@ export function intraWUWalkFor(K: number, V: number): 1 | 2 | 4 {
 export const gcInGramByDefault = (kd: boolean): boolean => kd;
 
 /**
- * Whether the first kernel forms gc in its prologue (kdaForwardTuning.gramGcPrologue) when unset: not yet (being
- * measured).
+ * Whether the first kernel forms gc in its prologue (kdaForwardTuning.gramGcPrologue) when unset: never. H200 (B=1,
+ * H=16, d=128, T=32768, each row its own process, twelfth session, bench/results/2026-12-03-h200-s12-gcfuse-s1-*):
+ * bf16 inputs (--unsafe-apis --f16) forward 5.091 / 5.093 ms against 5.071 / 5.073 with the gc pass
+ * (kda_chunk_intra 1.198 against 0.118 + 1.066); f32 5.346 / 5.349 against 5.349 / 5.351 (1.297 against
+ * 0.146 + 1.158). --check (T=2048): o and the final state equal to the gc pass's forward (0), bf16 and f32. Where
+ * the time goes: IntraGramVariant.gcPrologue.
  */
 export const gramGcPrologueByDefault = (_gpu: ForwardDevice): boolean => false;
 

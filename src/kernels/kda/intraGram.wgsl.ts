@@ -54,6 +54,23 @@
  * and k, A_qk and T equal the f32 kernel's bit for bit, and the f32 reference is the bf16 variant's too. The
  * inference forward's variant only (prefetch and diagChain on; not gcFromG, stagedStores, lean, diagSplit or
  * secondary, whose extra global reads of q and k would need the same widening).
+ *
+ * With `gcPrologue` (GK = K, the inference forward's layout, f32 or bf16 g; kdaForwardTuning.gramGcPrologue) the
+ * kernel forms gc itself before its K loop and stores it for the later passes, so the gc pass does not run
+ * (gcPrologueCode): the whole chunk's g loaded at once beside tile 0's q and k, staged through workgroup memory (two
+ * stages of 32 rows at K = 128), one 64-row walk of K / 4 threads (the gc pass's sums in its order: gc equal bit for
+ * bit), a storage barrier, then tile 0's gc read back from gcB (L2-hot) and the K loop as the gc-reading kernel. Unlike
+ * gcFromG (a walk per K tile, on warp 0, inside the loop) the chain of 64 dependent adds runs once, and there is no Kd.
+ * Not the default: slower on the H200 (B=1, H=16, d=128, T=32768, twelfth session,
+ * bench/results/2026-12-03-h200-s12-gcfuse-s{1,2}-*): bf16 inputs (--unsafe-apis --f16) kda_chunk_intra 1.198 ms
+ * against 1.066 + 0.118 for the gc pass, forward 5.091-5.093 against 5.071-5.075; f32 1.297 against 1.158 + 0.146,
+ * forward 5.346 / 5.349 against 5.349 / 5.351 (within noise). Probes (gcProbe, bf16): without the storage barrier
+ * 1.197 (free), without the walk (and so the gc stores) 1.098: the walk costs 0.100 ms, g's loads, staging and
+ * barriers ~0.03. Tile 0's gc from workgroup memory (gcTile0Shared) 1.206; the walk loading g itself, 16 rows at a
+ * time (gcDirect: four global round trips on the walk) 1.274. Why the walk costs that much (~6 us a workgroup over
+ * ~15.5 waves of 528 workgroups, for 64 dependent vec4 adds) is not known; a guess is that the one walking warp waits
+ * for issue slots behind the other workgroups' products while its own 7 warps idle at the barrier, which
+ * gcWalkSpread (the chains on all 8 warps) would test (unmeasured: the sitting's device time was spent).
  */
 import {
   akkDiagonalToShared,
@@ -108,7 +125,7 @@ export interface IntraGramVariant {
    */
   gcFromG?: boolean;
   /**
-   * gc formed here from raw g in a prologue, before the K loop (see GC_PROLOGUE in the header), and stored for the
+   * gc formed here from raw g in a prologue, before the K loop (see the header, gcPrologueCode), and stored for the
    * later passes; the K loop then reads it back as the gc-reading kernel does (L1/L2-hot). GK = K, the gc-reading
    * layout only (prefetch; not gcFromG, stagedStores, lean, diagSplit or secondary); f32 or bf16 g. No Kd: for the
    * forwards whose state pass forms its operands from k (kdFromK, the Kt form). Binds g after k and gcB read_write.
@@ -129,6 +146,14 @@ export interface IntraGramVariant {
    * (bf16; 8 in f32), instead of all threads staging it through workgroup memory (no stages, no barriers there).
    */
   gcDirect?: boolean;
+  /**
+   * With gcPrologue (staged, not gcDirect): the walk's column groups spread over the 8 warps (warp w, lane l walks
+   * group w ceil(K / 32) + l) instead of all on threads 0 .. K / 4 - 1 (warp 0 at K = 128). Why: on the H200 the
+   * walk cost the kernel 0.100 ms (probe 'walk'), far more than its 64 dependent adds a group; presumably the one
+   * walking warp waits for issue slots behind the other workgroups' products while its own 7 warps idle at the
+   * barrier, so the same chains on 8 warps (4 schedulers) should finish sooner. Unmeasured.
+   */
+  gcWalkSpread?: boolean;
   /**
    * Profiling only (wrong results): the prologue without one part: 'all' (none of it: tile 0's loads as the
    * gc-reading kernel, gc never stored), 'fence' (no storage barrier), 'walk' (no walk: nothing stored), 'loads'
@@ -204,7 +229,7 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -224,7 +249,7 @@ const gcPrologueFits = (v: IntraGramVariant): boolean =>
   !v.secondary &&
   v.K <= 4 * WG &&
   (v.gcStageRows ?? 0) <= gcPrologueRows(v.K, v.gcTile0Shared) &&
-  !(v.gcDirect && (v.gcTile0Shared || v.gcStageRows));
+  !(v.gcDirect && (v.gcTile0Shared || v.gcStageRows || v.gcWalkSpread));
 
 export function intraGramFits(v: IntraGramVariant): boolean {
   return (
@@ -381,7 +406,8 @@ function gcPrologueCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): 
   const K4 = v.K / 4;
   const RS = v.gcStageRows ?? gcPrologueRows(v.K, v.gcTile0Shared);
   const { bf16, gcProbe: probe } = v;
-  if (probe === 'all') return `${qkLoad0}\n  ${gcLoad0}`;
+  // (The probes that never read g keep it bound: the forward binds it, and an unused binding leaves the layout.)
+  if (probe === 'all') return `_ = g[0];\n  ${qkLoad0}\n  ${gcLoad0}`;
   if (v.gcDirect) return gcDirectCode(v, qkLoad0, gcLoad0);
   const J = K4 / 4;
   const SPAN = RS * K4;
@@ -406,16 +432,21 @@ function gcPrologueCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): 
       .join('\n  ');
   };
   const rows = (body: (u: number) => string) => Array.from({ length: rb }, (_, u) => body(u)).join('\n      ');
-  // gcTile0Shared: threads 0 .. 3 (tile 0's column groups) also keep every row's gc in workgroup memory.
+  // The walking thread's column group wc: the thread's index (threads 0 .. K4 - 1), or with gcWalkSpread lane l of
+  // warp w walks group w G + l (G = ceil(K4 / 8): consecutive groups on a warp's lanes, conflict-free reads).
+  const G = Math.ceil(K4 / 8);
+  const wc = v.gcWalkSpread ? `(lid / 32u) * ${G}u + lid % 32u` : 'lid';
+  const walking = v.gcWalkSpread ? `lid % 32u < ${G}u && wc < ${K4}u` : `lid < ${K4}u`;
+  // gcTile0Shared: the walkers of groups 0 .. 3 (tile 0's) also keep every row's gc in workgroup memory.
   const keep0 = (u: number) =>
-    v.gcTile0Shared ? `\n      if (lid < 4u) { sm[${GC_TILE0}u + (r0 + ${u}u) * 4u + lid] = gacc; }` : '';
+    v.gcTile0Shared ? `\n      if (wc < 4u) { sm[${GC_TILE0}u + (r0 + ${u}u) * 4u + wc] = gacc; }` : '';
   const walk = (st: number) =>
     probe === 'walk'
       ? ''
-      : `if (lid < ${K4}u) {
+      : `if (${walking}) {
     for (var r0 = ${st * RS}u; r0 < ${(st + 1) * RS}u; r0 += ${rb}u) {
-      ${rows((u) => `let w${u} = sm[(r0 + ${u}u - ${st * RS}u) * ${K4}u + lid];`)}
-      ${rows((u) => `gacc += w${u};\n      if (r0 + ${u}u < L) { gcB[((t0 + r0 + ${u}u) * H + h) * ${K4}u + lid] = gacc; }${keep0(u)}`)}
+      ${rows((u) => `let w${u} = sm[(r0 + ${u}u - ${st * RS}u) * ${K4}u + wc];`)}
+      ${rows((u) => `gacc += w${u};\n      if (r0 + ${u}u < L) { gcB[((t0 + r0 + ${u}u) * H + h) * ${K4}u + wc] = gacc; }${keep0(u)}`)}
     }
   }`;
   // Tile 0's gc: read back from gcB after a storage barrier, or (gcTile0Shared) from workgroup memory, then a barrier
@@ -428,13 +459,14 @@ function gcPrologueCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): 
     : `// gc stored by the walk, visible to every thread of the workgroup before tile 0's gc loads.
   ${probe === 'fence' ? '' : 'storageBarrier();'}
   ${gcLoad0}`;
-  return `// gc of the chunk from g first (gcPrologueCode): the loads of g and of tile 0's q and k together.
+  return `// gc of the chunk from g first (gcPrologueCode): the loads of g and of tile 0's q and k together.${probe === 'loads' ? '\n  _ = g[0];' : ''}
   ${loads.join('\n  ')}
   ${qkLoad0}
+  let wc = ${wc};
   var gacc = vec4<f32>(0.0);
   ${Array.from(
     { length: stages },
-    (_, st) => `// Rows ${st * RS} .. ${(st + 1) * RS - 1}: staged, then walked by threads 0 .. ${K4 - 1}.
+    (_, st) => `// Rows ${st * RS} .. ${(st + 1) * RS - 1}: staged, then walked (a thread a column group wc).
   ${stage(st)}
   workgroupBarrier();
   ${walk(st)}

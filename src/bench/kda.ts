@@ -166,6 +166,12 @@ export interface KdaBenchOptions {
   fwdTc16OutputPad?: boolean;
   /** The mixed mode's per-chunk states hB stored and read as bf16 (kdaForwardTuning.hbBf16; --fwd-hb-bf16 on|off). */
   fwdHbBf16?: boolean;
+  /** gc formed in the two-pass intra's first kernel's prologue, no gc pass (kdaForwardTuning.gramGcPrologue). */
+  fwdGramGcPrologue?: boolean;
+  fwdGramGcTile0?: boolean;
+  fwdGramGcDirect?: boolean;
+  fwdGramGcSpread?: boolean;
+  fwdGramGcProbe?: 'all' | 'fence' | 'walk' | 'loads';
   /** Named forward choices timed and profiled in this process after each forward row (kdaForwardSweep.ts). */
   fwdSweep?: string[];
   fwdSweepRounds?: number;
@@ -354,6 +360,11 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     tc16OutputWg: o.fwdTc16OutputWg,
     tc16OutputPad: o.fwdTc16OutputPad,
     hbBf16: o.fwdHbBf16,
+    gramGcPrologue: o.fwdGramGcPrologue,
+    gramGcTile0: o.fwdGramGcTile0,
+    gramGcDirect: o.fwdGramGcDirect,
+    gramGcSpread: o.fwdGramGcSpread,
+    gramGcProbe: o.fwdGramGcProbe,
   };
 }
 
@@ -479,6 +490,11 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) 
     f32VsRecurrent: diffOS(f, rec),
     [`vsIntermediates${other === 'f32' ? 'F32' : 'Bf16'}`]: diffOS(a, b),
     // The Kt pre-pass on the f16 tensor cores (kdaForwardTuning.tc16Kt) as asked against the f32 kernel, the rest as tuned.
+    // gc in the first kernel's prologue against the gc pass (kdaForwardTuning.gramGcPrologue): equal bit for bit.
+    gramGcVsPass: diffOS(
+      await withTuningAsync({ gramGcPrologue: true }, () => run(x, 'chunk')),
+      await withTuningAsync({ gramGcPrologue: false }, () => run(x, 'chunk')),
+    ),
     ...(kdaForwardTuning.tc16Kt
       ? { tc16KtVsOff: diffOS(a, await withTuningAsync({ tc16Kt: false }, () => run(x, 'chunk'))) }
       : {}),
@@ -545,6 +561,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     twoPassVsOne: diffOS(await chunk({ intraTwoPass: true }), await chunk({ intraTwoPass: false })),
     // The Kt form (ktFormReference.ts) against the W | U form, the rest as tuned.
     ktFormVsWU: diffOS(await chunk({ ktForm: true }), await chunk({ ktForm: false })),
+    // gc in the first kernel's prologue against the gc pass (kdaForwardTuning.gramGcPrologue): equal bit for bit.
+    gramGcVsPass: diffOS(await chunk({ gramGcPrologue: true }), await chunk({ gramGcPrologue: false })),
     // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
     vsDefault: diffOS(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
@@ -1104,6 +1122,14 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-tc16-output <on|off>',
       'the output pass on f16 tensor cores (bf16 inputs, --unsafe-apis; default off)',
     )
+    .option(
+      '--fwd-gram-gc-prologue <on|off>',
+      "gc formed in the two-pass intra's first kernel's prologue, no gc pass (forward without keep, GK = K)",
+    )
+    .option('--fwd-gram-gc-tile0 <on|off>', "with the gc prologue: tile 0's gc from workgroup memory")
+    .option('--fwd-gram-gc-direct <on|off>', 'with the gc prologue: its walk loads g itself (no staging)')
+    .option('--fwd-gram-gc-spread <on|off>', "with the gc prologue: its walk's column groups over all 8 warps")
+    .option('--fwd-gram-gc-probe <part>', 'profiling only: the gc prologue without all, fence, walk or loads')
     .option('--fwd-tc16-output-pad <on|off>', 'the tensor-core output pass: padded workgroup-memory rows (default off)')
     .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(
@@ -1266,6 +1292,16 @@ export function registerKdaBench(bench: Command): void {
         fwdOutputDoubleBuffer: parseOnOff('--fwd-output-double-buffer', opts.fwdOutputDoubleBuffer),
         fwdOutputFmaChain: parseOnOff('--fwd-output-fma-chain', opts.fwdOutputFmaChain),
         fwdTc16Output: parseOnOff('--fwd-tc16-output', opts.fwdTc16Output),
+        fwdGramGcPrologue: parseOnOff('--fwd-gram-gc-prologue', opts.fwdGramGcPrologue),
+        fwdGramGcTile0: parseOnOff('--fwd-gram-gc-tile0', opts.fwdGramGcTile0),
+        fwdGramGcDirect: parseOnOff('--fwd-gram-gc-direct', opts.fwdGramGcDirect),
+        fwdGramGcSpread: parseOnOff('--fwd-gram-gc-spread', opts.fwdGramGcSpread),
+        fwdGramGcProbe: parseSkip('--fwd-gram-gc-probe', opts.fwdGramGcProbe, [
+          'all',
+          'fence',
+          'walk',
+          'loads',
+        ] as const),
         fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
         fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
         fwdHbBf16: parseOnOff('--fwd-hb-bf16', opts.fwdHbBf16),

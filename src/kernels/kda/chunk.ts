@@ -302,7 +302,7 @@ function chunkForward(
         workgroups: [NS, H, gcWorkgroups(K)],
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
-    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, beta }, saved, intra.params, scale, gram, plan, M);
+    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, g, beta }, saved, intra.params, scale, gram, plan, M);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -417,7 +417,7 @@ function dispatchIntraTwoPass(
   gpu: GpuContext,
   p: GpuProblem,
   NS: number,
-  x: { cu: Tensor; q: Tensor; k: Tensor; vv: Tensor; beta: Tensor },
+  x: { cu: Tensor; q: Tensor; k: Tensor; vv: Tensor; g: Tensor; beta: Tensor },
   saved: MaybeSaved,
   params: Params,
   scale: number,
@@ -453,7 +453,10 @@ function dispatchIntraTwoPass(
             .f32(scale)
             .u32(gram.keep ? 1 : 0, gram.kd ? 1 : 0),
         }
-      : { tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T], params }),
+      : gv.gcPrologue
+        ? // gc formed in the prologue from g (IntraGramVariant.gcPrologue): g read, gc written (no gc pass ran).
+          { tensors: [x.cu, x.q, x.k, x.g, x.beta, saved.Aqk, Tt, saved.T, saved.gc], params }
+        : { tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T], params }),
     workgroups: [NS, H],
   });
   const wv = plan.wu as IntraWUVariant;

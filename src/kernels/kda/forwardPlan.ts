@@ -16,7 +16,8 @@
  *     flags only where the tiled (kdFromK: or regw, overlap) pass runs.
  *  5. fused (the state-and-output pass; needs usePrefetch), and so needH (per-chunk states and V' exist).
  *  6. The intra pass: gcInIntra (the vec4 kernel forms gc), twoPass (gram then W | U kernels), gcInGram (the gram
- *     kernel forms gc: no gc pass), their variants (vv4, gram, wu), and shared (intra and state in one pipeline).
+ *     kernel forms gc: no gc pass), their variants (vv4, gram, wu), gramGc (the gram kernel forms gc in a prologue:
+ *     no gc pass), and shared (intra and state in one pipeline).
  *  7. The output pass: the pipelined variant pv (the tuned one where it fits, else the default one),
  *     pipelinedOutput, sharedOut (the output pass as the shared pipeline's third part), tc16Output (the f16
  *     tensor-core kernel in the pipelined one's place).
@@ -37,6 +38,7 @@ import {
   gcInGramByDefault,
   hbBf16ByDefault,
   stateIdleStoresByDefault,
+  gramGcPrologueByDefault,
   intraTwoPassByDefault,
   intraWUVariantFor,
   ktFormByDefault,
@@ -51,7 +53,7 @@ import {
   type ForwardDevice,
   tc16OutputByDefault,
 } from './forwardTuning.js';
-import type { IntraGramVariant } from './intraGram.wgsl.js';
+import { type IntraGramVariant, intraGramFits } from './intraGram.wgsl.js';
 import { type IntraGramTc16Variant, intraGramTc16Fits, intraGramTc16SharedBytes } from './intraGramTc16.wgsl.js';
 import { intraKtTc16Fits } from './intraKtTc16.wgsl.js';
 import { intraKtTc16WalkBytes } from './intraKtTc16Walk.wgsl.js';
@@ -129,7 +131,12 @@ export interface ChunkForwardPlan {
   gcInIntra: boolean;
   twoPass: boolean;
   gcInGram: boolean;
-  /** The gc pass runs (the vec4 intra without gcInIntra and gcInGram), writing Kd where gcKd. */
+  /**
+   * The two-pass intra's first kernel forms gc from g in its prologue (kdaForwardTuning.gramGcPrologue;
+   * IntraGramVariant.gcPrologue), so the gc pass does not run.
+   */
+  gramGc: boolean;
+  /** The gc pass runs (the vec4 intra without gcInIntra, gcInGram and gramGc), writing Kd where gcKd. */
   gcPass: boolean;
   gcKd: boolean;
   vv4: IntraVecVariant;
@@ -320,6 +327,16 @@ export function planChunkForward(
     t.intraSplit !== true;
   // gc (and Kd) in the two-pass intra's first kernel instead of the gc pass (kdaForwardTuning.gcInGram).
   const gcInGram = !ktForm && twoPass && !fused && GK === K && (t.gcInGram ?? gcInGramByDefault(!tv.kdFromK));
+  // gc in the first kernel's prologue instead (kdaForwardTuning.gramGcPrologue): where nothing needs the gc pass's
+  // Kd (the state pass forms its operands from k), not with the opt-in tensor-core first kernel (which reads gc).
+  const gramGcAsked =
+    twoPass &&
+    !gcInGram &&
+    !fused &&
+    GK === K &&
+    (tv.kdFromK || ktForm) &&
+    t.tc16Gram !== true &&
+    (t.gramGcPrologue ?? gramGcPrologueByDefault(dev));
   const vv4: IntraVecVariant = { ...v, skip: t.intraSkip, splitProducts: t.intraSplit === true };
   // The Kt form's pre-pass on the f16 tensor cores: asked for, bf16 inputs on a device with f16 subgroup matrices
   // (and subgroups, for its reduction), the Kt form with the two-pass intra, and the kernel fits.
@@ -331,8 +348,9 @@ export function planChunkForward(
     twoPass &&
     intraKtTc16Fits({ K, V, GK, ktForm: true, bf16: true, midF32: true });
   const twoPassVariants: { gram?: IntraGramVariant; wu?: IntraWUVariant } = twoPass
-    ? intraTwoPassVariants(dev, p, t, gcInGram, bf16, midBf16, ktForm, rw, tc16Kt)
+    ? intraTwoPassVariants(dev, p, t, gcInGram, gramGcAsked, bf16, midBf16, ktForm, rw, tc16Kt)
     : {};
+  const gramGc = twoPassVariants.gram?.gcPrologue === true;
   const tc16: IntraGramTc16Variant | undefined = twoPassVariants.gram && {
     K,
     V,
@@ -522,7 +540,8 @@ export function planChunkForward(
     gcInIntra,
     twoPass,
     gcInGram,
-    gcPass: vec4Intra && !gcInIntra && !gcInGram,
+    gramGc,
+    gcPass: vec4Intra && !gcInIntra && !gcInGram && !gramGc,
     gcKd,
     vv4,
     ...twoPassVariants,
@@ -556,6 +575,7 @@ function tc16GramFits(dev: ForwardDevice, g: IntraGramVariant, tc: IntraGramTc16
   return (
     tc16Applies(dev, g.bf16 === true) &&
     !g.gcFromG &&
+    !g.gcPrologue &&
     !g.secondary &&
     !g.lean &&
     !g.stagedStores &&
@@ -578,6 +598,8 @@ function intraTwoPassVariants(
   p: ForwardShape,
   t: Readonly<ForwardTuning>,
   gcInGram: boolean,
+  /** gc in the first kernel's prologue, asked for and allowed by the plan (applied where the variant has the layout). */
+  gcPrologue: boolean,
   bf16: boolean,
   midBf16: boolean,
   ktForm: boolean,
@@ -602,6 +624,17 @@ function intraTwoPassVariants(
     gram.secondary = true;
   }
   if (rw.has('gram') && !gram.secondary) gram.rw = true;
+  if (gcPrologue) {
+    const gp: IntraGramVariant = {
+      ...gram,
+      gcPrologue: true,
+      gcTile0Shared: t.gramGcTile0 || undefined,
+      gcDirect: t.gramGcDirect || undefined,
+      gcWalkSpread: t.gramGcSpread || undefined,
+      gcProbe: t.gramGcProbe,
+    };
+    if (intraGramFits(gp)) Object.assign(gram, gp);
+  }
   const wu: IntraWUVariant = ktForm
     ? {
         K,

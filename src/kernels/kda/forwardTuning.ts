@@ -268,6 +268,24 @@ export const kdaForwardTuning: {
    * reads, or a state pass that reads Kd). gc and Kd equal the gc pass's bit for bit (its sums in its order).
    */
   gcInGram?: boolean;
+  /**
+   * true: the two-pass intra's first kernel forms gc from g in a prologue before its K loop (IntraGramVariant.
+   * gcPrologue: the whole chunk's g loaded at once, one 64-row walk of K / 4 threads, gc stored, then read back as
+   * the gc-reading kernel does), so the gc pass does not run (bench kda --fwd-gram-gc-prologue on|off). Only where
+   * the forward needs no Kd from the gc pass (the state pass forms its operands from k: kdFromK or the Kt form, so
+   * not with keep), with GK = K, the first kernel's gc-reading layout (not lean, staged stores, diagSplit,
+   * secondary or tensor cores) and not gcInGram; f32 or bf16 g. gc equals the gc pass's bit for bit (its sums in
+   * its order), so every later pass is unchanged. Unset: gramGcPrologueByDefault.
+   */
+  gramGcPrologue?: boolean;
+  /** With gramGcPrologue: tile 0's gc from workgroup memory (IntraGramVariant.gcTile0Shared). */
+  gramGcTile0?: boolean;
+  /** With gramGcPrologue: the walk's threads load g themselves, no staging (IntraGramVariant.gcDirect). */
+  gramGcDirect?: boolean;
+  /** With gramGcPrologue: the walk's column groups spread over the 8 warps (IntraGramVariant.gcWalkSpread). */
+  gramGcSpread?: boolean;
+  /** Profiling only (wrong results): the prologue without one part (IntraGramVariant.gcProbe). */
+  gramGcProbe?: IntraGramVariant['gcProbe'];
   /** The two-pass intra's second kernel's operand loads (IntraWUVariant.loads; default 'all'). */
   intraWULoads?: 'all' | 'uniform';
   /**
@@ -581,6 +599,16 @@ export function intraWUWalkFor(K: number, V: number): 1 | 2 | 4 {
  * gc pass they replace.
  */
 export const gcInGramByDefault = (kd: boolean): boolean => kd;
+
+/**
+ * Whether the first kernel forms gc in its prologue (kdaForwardTuning.gramGcPrologue) when unset: never. H200 (B=1,
+ * H=16, d=128, T=32768, each row its own process, twelfth session, bench/results/2026-12-03-h200-s12-gcfuse-s1-*):
+ * bf16 inputs (--unsafe-apis --f16) forward 5.091 / 5.093 ms against 5.071 / 5.073 with the gc pass
+ * (kda_chunk_intra 1.198 against 0.118 + 1.066); f32 5.346 / 5.349 against 5.349 / 5.351 (1.297 against
+ * 0.146 + 1.158). --check (T=2048): o and the final state equal to the gc pass's forward (0), bf16 and f32. Where
+ * the time goes: IntraGramVariant.gcPrologue.
+ */
+export const gramGcPrologueByDefault = (_gpu: ForwardDevice): boolean => false;
 
 /**
  * The two-pass intra's W | U kernel as the forward runs it: kdaForwardTuning's choices, and where they are unset

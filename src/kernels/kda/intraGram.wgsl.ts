@@ -54,6 +54,23 @@
  * and k, A_qk and T equal the f32 kernel's bit for bit, and the f32 reference is the bf16 variant's too. The
  * inference forward's variant only (prefetch and diagChain on; not gcFromG, stagedStores, lean, diagSplit or
  * secondary, whose extra global reads of q and k would need the same widening).
+ *
+ * With `gcPrologue` (GK = K, the inference forward's layout, f32 or bf16 g; kdaForwardTuning.gramGcPrologue) the
+ * kernel forms gc itself before its K loop and stores it for the later passes, so the gc pass does not run
+ * (gcPrologueCode): the whole chunk's g loaded at once beside tile 0's q and k, staged through workgroup memory (two
+ * stages of 32 rows at K = 128), one 64-row walk of K / 4 threads (the gc pass's sums in its order: gc equal bit for
+ * bit), a storage barrier, then tile 0's gc read back from gcB (L2-hot) and the K loop as the gc-reading kernel. Unlike
+ * gcFromG (a walk per K tile, on warp 0, inside the loop) the chain of 64 dependent adds runs once, and there is no Kd.
+ * Not the default: slower on the H200 (B=1, H=16, d=128, T=32768, twelfth session,
+ * bench/results/2026-12-03-h200-s12-gcfuse-s{1,2}-*): bf16 inputs (--unsafe-apis --f16) kda_chunk_intra 1.198 ms
+ * against 1.066 + 0.118 for the gc pass, forward 5.091-5.093 against 5.071-5.075; f32 1.297 against 1.158 + 0.146,
+ * forward 5.346 / 5.349 against 5.349 / 5.351 (within noise). Probes (gcProbe, bf16): without the storage barrier
+ * 1.197 (free), without the walk (and so the gc stores) 1.098: the walk costs 0.100 ms, g's loads, staging and
+ * barriers ~0.03. Tile 0's gc from workgroup memory (gcTile0Shared) 1.206; the walk loading g itself, 16 rows at a
+ * time (gcDirect: four global round trips on the walk) 1.274. Why the walk costs that much (~6 us a workgroup over
+ * ~15.5 waves of 528 workgroups, for 64 dependent vec4 adds) is not known; a guess is that the one walking warp waits
+ * for issue slots behind the other workgroups' products while its own 7 warps idle at the barrier, which
+ * gcWalkSpread (the chains on all 8 warps) would test (unmeasured: the sitting's device time was spent).
  */
 import {
   akkDiagonalToShared,
@@ -107,6 +124,42 @@ export interface IntraGramVariant {
    * (beside the products) for one pass and the gc pass's reads and writes less.
    */
   gcFromG?: boolean;
+  /**
+   * gc formed here from raw g in a prologue, before the K loop (see the header, gcPrologueCode), and stored for the
+   * later passes; the K loop then reads it back as the gc-reading kernel does (L1/L2-hot). GK = K, the gc-reading
+   * layout only (prefetch; not gcFromG, stagedStores, lean, diagSplit or secondary); f32 or bf16 g. No Kd: for the
+   * forwards whose state pass forms its operands from k (kdFromK, the Kt form). Binds g after k and gcB read_write.
+   */
+  gcPrologue?: boolean;
+  /**
+   * With gcPrologue: rows a stage of its walk (default gcPrologueRows(K), the most that fit). Fewer only so that the
+   * tests run the multi-stage walk and its guarded stores at a small K (the device's K = 128 has two stages).
+   */
+  gcStageRows?: 16 | 32 | 64;
+  /**
+   * With gcPrologue: tile 0's gc from workgroup memory (threads 0 .. 3 of the walk also store their rows there), not
+   * read back from gcB, and the storage barrier deferred to the K loop's first barrier (before tile 1's loads).
+   */
+  gcTile0Shared?: boolean;
+  /**
+   * With gcPrologue: the walk's threads load their column group's g from global memory themselves, 16 rows at a time
+   * (bf16; 8 in f32), instead of all threads staging it through workgroup memory (no stages, no barriers there).
+   */
+  gcDirect?: boolean;
+  /**
+   * With gcPrologue (staged, not gcDirect): the walk's column groups spread over the 8 warps (warp w, lane l walks
+   * group w ceil(K / 32) + l) instead of all on threads 0 .. K / 4 - 1 (warp 0 at K = 128). Why: on the H200 the
+   * walk cost the kernel 0.100 ms (probe 'walk'), far more than its 64 dependent adds a group; presumably the one
+   * walking warp waits for issue slots behind the other workgroups' products while its own 7 warps idle at the
+   * barrier, so the same chains on 8 warps (4 schedulers) should finish sooner. Unmeasured.
+   */
+  gcWalkSpread?: boolean;
+  /**
+   * Profiling only (wrong results): the prologue without one part: 'all' (none of it: tile 0's loads as the
+   * gc-reading kernel, gc never stored), 'fence' (no storage barrier), 'walk' (no walk: nothing stored), 'loads'
+   * (g not loaded: zeros staged).
+   */
+  gcProbe?: 'all' | 'fence' | 'walk' | 'loads';
   /**
    * 16 KiB of workgroup memory instead of 24 (see LEAN): only qs, ks, kn and the block-boundary rows of gc are
    * staged (the diagonal threads read their rows' q, k and gc from global memory), and step B's scratch lies in
@@ -176,7 +229,7 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -185,6 +238,19 @@ const AQKS = 1280;
 const bf16Fits = (v: IntraGramVariant): boolean =>
   v.prefetch && v.diagChain === true && !v.gcFromG && !v.stagedStores && !v.lean && !v.diagSplit && !v.secondary;
 
+/** Whether the gc prologue applies to variant v (IntraGramVariant.gcPrologue): see there. */
+const gcPrologueFits = (v: IntraGramVariant): boolean =>
+  v.GK === v.K &&
+  v.prefetch &&
+  !v.gcFromG &&
+  !v.stagedStores &&
+  !v.lean &&
+  !v.diagSplit &&
+  !v.secondary &&
+  v.K <= 4 * WG &&
+  (v.gcStageRows ?? 0) <= gcPrologueRows(v.K, v.gcTile0Shared) &&
+  !(v.gcDirect && (v.gcTile0Shared || v.gcStageRows || v.gcWalkSpread));
+
 export function intraGramFits(v: IntraGramVariant): boolean {
   return (
     (!v.bf16 || bf16Fits(v)) &&
@@ -192,6 +258,7 @@ export function intraGramFits(v: IntraGramVariant): boolean {
     v.V % 4 === 0 &&
     (v.GK === 1 || v.GK === v.K) &&
     (!v.gcFromG || v.GK === v.K) &&
+    (!v.gcPrologue || gcPrologueFits(v)) &&
     (!v.lean || (!v.gcFromG && !v.stagedStores)) &&
     (!v.diagSplit || (!v.gcFromG && !v.stagedStores && !v.lean))
   );
@@ -295,6 +362,138 @@ function gcStage(K4: number, NKT: number): string {
     }`;
 }
 
+/**
+ * WGSL (gcPrologue): tile 0's loads as stageLoad('0u') issues them, in two parts: q and k (issued with the prologue's
+ * g loads) and gc (after the prologue has stored it).
+ */
+const TILE0_QK = (K4: number, bf16: boolean | undefined) =>
+  bf16
+    ? `qw = q[srow * ${K4}u + sc4];
+  kw = k[srow * ${K4}u + sc4];`
+    : `qv = select(vec4<f32>(0.0), q[srow * ${K4}u + sc4], si < L);
+  kv = select(vec4<f32>(0.0), k[srow * ${K4}u + sc4], si < L);`;
+const TILE0_GC = `gv = gc4(srow, sc4);
+  gn = gc4(nrow, sc4);
+  gm = gc4(mrow, sc4);`;
+
+/** Workgroup memory (vec4) the gc prologue stages raw g in: the whole of the kernel's 24 KiB (dead before the K loop). */
+const GC_STAGE_CAP = 6 * ARR;
+
+/**
+ * The gc prologue's rows a stage (IntraGramVariant.gcPrologue): the largest power of two up to 64 whose rows of all
+ * K / 4 column groups fit GC_STAGE_CAP (64 up to K = 96, 32 up to K = 192, so 2 stages at K = 128).
+ */
+export const gcPrologueRows = (K: number, tile0Shared?: boolean): number => {
+  let rs = 64;
+  while (rs * (K / 4) > (tile0Shared ? GC_TILE0 : GC_STAGE_CAP)) rs /= 2;
+  return rs;
+};
+/** With gcTile0Shared: tile 0's gc (64 rows x 4 column groups) past the staged g, in AKN's place. */
+const GC_TILE0 = AKN;
+
+/**
+ * WGSL (gcPrologue): gc of the whole chunk, before the K loop. Every thread loads its K / 16 vec4 of the chunk's raw
+ * g (element e = lid + 256 j of the [64 rows][K / 4 column groups] block, rows clamped to L - 1) at once, with tile
+ * 0's q and k (`qkLoad0`), so the kernel waits on global memory once. Then, RS rows at a time (gcPrologueRows), the
+ * threads stage g (widened where bf16: exact) into workgroup memory and threads 0 .. K / 4 - 1, a vec4 column group
+ * each, walk its rows: acc += g_i, gc of rows below L stored to gcB, the running sum kept in registers across the
+ * stages. The walk is the gc pass's (gc.wgsl.ts): acc = 0, then per channel one f32 add a row in row order (a vec4
+ * add is four scalar adds), so gc equals its values bit for bit (rows past the end only add after the last store).
+ * A storage barrier then makes gcB visible to the whole workgroup, and `gcLoad0` loads tile 0's gc as the gc-reading
+ * kernel does.
+ */
+function gcPrologueCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): string {
+  const K4 = v.K / 4;
+  const RS = v.gcStageRows ?? gcPrologueRows(v.K, v.gcTile0Shared);
+  const { bf16, gcProbe: probe } = v;
+  // (The probes that never read g keep it bound: the forward binds it, and an unused binding leaves the layout.)
+  if (probe === 'all') return `_ = g[0];\n  ${qkLoad0}\n  ${gcLoad0}`;
+  if (v.gcDirect) return gcDirectCode(v, qkLoad0, gcLoad0);
+  const J = K4 / 4;
+  const SPAN = RS * K4;
+  const stages = 64 / RS;
+  const rb = Math.min(WALK_RB, RS);
+  const js = Array.from({ length: J }, (_, j) => j);
+  // Element e of thread lid's j-th load: row e / K4, column group e % K4.
+  const loads = js.map(
+    (j) => `let ge${j} = lid + ${256 * j}u;
+  let gp${j} = ${probe === 'loads' ? (bf16 ? 'vec2<u32>(0u)' : 'vec4<f32>(0.0)') : `g[((t0 + min(ge${j} / ${K4}u, L - 1u)) * H + h) * ${K4}u + ge${j} % ${K4}u]`};`,
+  );
+  const widen = (j: number) => (bf16 ? `bf4(gp${j})` : `gp${j}`);
+  const stage = (st: number) => {
+    const [lo, hi] = [st * SPAN, (st + 1) * SPAN];
+    return js
+      .filter((j) => 256 * j < hi && 256 * j + 255 >= lo)
+      .map((j) => {
+        const store = `sm[ge${j} - ${lo}u] = ${widen(j)};`;
+        // A load wholly inside the stage's elements stores unconditionally; one across its bounds where it lies.
+        return 256 * j >= lo && 256 * j + 255 < hi ? store : `if (ge${j} >= ${lo}u && ge${j} < ${hi}u) { ${store} }`;
+      })
+      .join('\n  ');
+  };
+  const rows = (body: (u: number) => string) => Array.from({ length: rb }, (_, u) => body(u)).join('\n      ');
+  // The walking thread's column group wc: the thread's index (threads 0 .. K4 - 1), or with gcWalkSpread lane l of
+  // warp w walks group w G + l (G = ceil(K4 / 8): consecutive groups on a warp's lanes, conflict-free reads).
+  const G = Math.ceil(K4 / 8);
+  const wc = v.gcWalkSpread ? `(lid / 32u) * ${G}u + lid % 32u` : 'lid';
+  const walking = v.gcWalkSpread ? `lid % 32u < ${G}u && wc < ${K4}u` : `lid < ${K4}u`;
+  // gcTile0Shared: the walkers of groups 0 .. 3 (tile 0's) also keep every row's gc in workgroup memory.
+  const keep0 = (u: number) =>
+    v.gcTile0Shared ? `\n      if (wc < 4u) { sm[${GC_TILE0}u + (r0 + ${u}u) * 4u + wc] = gacc; }` : '';
+  const walk = (st: number) =>
+    probe === 'walk'
+      ? ''
+      : `if (${walking}) {
+    for (var r0 = ${st * RS}u; r0 < ${(st + 1) * RS}u; r0 += ${rb}u) {
+      ${rows((u) => `let w${u} = sm[(r0 + ${u}u - ${st * RS}u) * ${K4}u + wc];`)}
+      ${rows((u) => `gacc += w${u};\n      if (r0 + ${u}u < L) { gcB[((t0 + r0 + ${u}u) * H + h) * ${K4}u + wc] = gacc; }${keep0(u)}`)}
+    }
+  }`;
+  // Tile 0's gc: read back from gcB after a storage barrier, or (gcTile0Shared) from workgroup memory, then a barrier
+  // before tile 0's staging overwrites it (the storage barrier comes with the K loop's first barrier).
+  const tile0 = v.gcTile0Shared
+    ? `gv = sm[${GC_TILE0}u + min(si, L - 1u) * 4u + sc4];
+  gn = sm[${GC_TILE0}u + min(si & 0xfffffffcu, L - 1u) * 4u + sc4];
+  gm = sm[${GC_TILE0}u + min(si | 3u, L - 1u) * 4u + sc4];
+  workgroupBarrier();`
+    : `// gc stored by the walk, visible to every thread of the workgroup before tile 0's gc loads.
+  ${probe === 'fence' ? '' : 'storageBarrier();'}
+  ${gcLoad0}`;
+  return `// gc of the chunk from g first (gcPrologueCode): the loads of g and of tile 0's q and k together.${probe === 'loads' ? '\n  _ = g[0];' : ''}
+  ${loads.join('\n  ')}
+  ${qkLoad0}
+  let wc = ${wc};
+  var gacc = vec4<f32>(0.0);
+  ${Array.from(
+    { length: stages },
+    (_, st) => `// Rows ${st * RS} .. ${(st + 1) * RS - 1}: staged, then walked (a thread a column group wc).
+  ${stage(st)}
+  workgroupBarrier();
+  ${walk(st)}
+  workgroupBarrier();`,
+  ).join('\n  ')}
+  ${tile0}`;
+}
+
+/** WGSL (gcPrologue, gcDirect): the walk threads load g themselves, `rb` rows at a time, no staging. */
+function gcDirectCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): string {
+  const K4 = v.K / 4;
+  const rb = v.bf16 ? 16 : 8;
+  const rows = (body: (u: number) => string) => Array.from({ length: rb }, (_, u) => body(u)).join('\n      ');
+  const gAt = (u: number) => `g[((t0 + min(r0 + ${u}u, L - 1u)) * H + h) * ${K4}u + lid]`;
+  return `// gc of the chunk from g first (gcDirectCode): threads 0 .. ${K4 - 1} walk their column group's rows.
+  ${qkLoad0}
+  if (lid < ${K4}u) {
+    var gacc = vec4<f32>(0.0);
+    for (var r0 = 0u; r0 < L; r0 += ${rb}u) {
+      ${rows((u) => `let w${u} = ${gAt(u)};`)}
+      ${rows((u) => `gacc += ${v.bf16 ? `bf4(w${u})` : `w${u}`};\n      if (r0 + ${u}u < L) { gcB[((t0 + r0 + ${u}u) * H + h) * ${K4}u + lid] = gacc; }`)}
+    }
+  }
+  ${v.gcProbe === 'fence' ? '' : 'storageBarrier();'}
+  ${gcLoad0}`;
+}
+
 export function intraGramWgsl(v: IntraGramVariant): string {
   if (v.rw) return readWriteBindings(intraGramWgsl({ ...v, rw: undefined }));
   const { K, GK } = v;
@@ -376,11 +575,17 @@ ${
         ['cu: i32', 'q: vec4<f32>', 'k: vec4<f32>', 'g: vec4<f32>', 'beta'],
         ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>', 'gcB: vec4<f32>', 'Kd: vec4<f32>'],
       )
-    : bindings(
-        'H: u32, N: u32, scale: f32, storeT: u32',
-        ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
-        ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
-      )
+    : v.gcPrologue
+      ? bindings(
+          'H: u32, N: u32, scale: f32, storeT: u32',
+          ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, `g: ${vec4Elem(v.bf16)}`, 'beta'],
+          ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>', 'gcB: vec4<f32>'],
+        )
+      : bindings(
+          'H: u32, N: u32, scale: f32, storeT: u32',
+          ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
+          ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
+        )
 }
 ${LOCATE}${v.bf16 ? `\n${WGSL_BF16}` : ''}${v.gcFromG ? '' : `\nfn gc4(row: u32, c4: u32) -> vec4<f32> { return ${GK === 1 ? 'vec4<f32>(gcB[row])' : `gcB[row * ${K4}u + c4]`}; }`}
 var<workgroup> sm: array<vec4<f32>, ${v.stagedStores ? AQKS + 136 * 4 : v.lean ? LEAN.SIZE : 6 * ARR}>;
@@ -441,9 +646,11 @@ ${computeMain(WGS)}
   workgroupBarrier();
   if (lid < 4u) ${gcWalk(`${AG}u`)}
   workgroupBarrier();`
-      : v.prefetch
-        ? onlyStaging(stageLoad('0u'))
-        : ''
+      : v.gcPrologue
+        ? gcPrologueCode(v, TILE0_QK(K4, v.bf16), TILE0_GC)
+        : v.prefetch
+          ? onlyStaging(stageLoad('0u'))
+          : ''
   }
   for (var kt = 0u; kt < ${NKT}u; kt++) {${
     v.gcFromG
@@ -456,7 +663,13 @@ ${computeMain(WGS)}
   }
     ${onlyStaging(`${v.prefetch ? '' : stageLoad('kt')}
     ${stageTile}`)}
-    workgroupBarrier();
+    workgroupBarrier();${
+      v.gcTile0Shared && v.gcProbe !== 'fence'
+        ? `
+    // The prologue's gc stores visible before tile 1's loads (gcTile0Shared: tile 0 read its gc from workgroup memory).
+    if (kt == 0u) { storageBarrier(); }`
+        : ''
+    }
     ${
       v.prefetch
         ? `if (${DS ? `lid < ${WG}u && ` : ''}kt + 1u < ${NKT}u) {

@@ -226,7 +226,7 @@ export const kdaForwardTuning: {
    * 1.235-1.240 ms (its split form) against 1.066-1.069 for intraGram, forward 5.369-5.381 against 5.193-5.200
    * (bench/results/2026-12-02-h200-ktcgram-s{2,3}-*); twelfth session, its default form now (split, diagPrefetch,
    * shuffleScale) 1.161 / 1.161 ms against 1.065 / 1.066, forward 5.169 / 5.170 against 5.076 / 5.076
-   * (bench/results/2026-12-03-h200-s12-gram-s2-*; the kernel's header says where the time goes).
+   * (bench/results/2026-12-02-h200-s12-gram-s2-*; the kernel's header says where the time goes).
    */
   tc16Gram?: boolean;
   /** With tc16Gram: its compact variant (IntraGramTc16Variant.compact: 22.25 KiB of workgroup memory, not 34.25). */
@@ -508,7 +508,7 @@ const onHardware = (gpu: ForwardDevice): boolean => gpu.adapterInfo.isFallbackAd
  * (fla/ops/common/chunk_delta_h.py), which allocates it as k.new_empty(B, NT, HV, K, V) (k's dtype: bf16 for bf16
  * inputs) and stores b_h.to(p_h.dtype.element_ty), the final state in float32; chunk_gla_fwd_o_gk reads that h.
  * H200 (twelfth session, B=1, H=16, d=128, bf16, --unsafe-apis --f16, each bench its own process,
- * bench/results/2026-12-03-h200-s12-hbf16-*): with the state pass's stores by its idle threads (the default where
+ * bench/results/2026-12-02-h200-s12-hbf16-*): with the state pass's stores by its idle threads (the default where
  * hB is bf16, stateTiled.wgsl.ts stateTiledIdleStores) the forward 5.036 / 5.041 / 5.039 ms against 5.075 / 5.072 /
  * 5.074 / 5.073 off (state pass 2.604-2.614 against 2.643-2.648, the tensor-core output pass 0.664-0.665 against
  * 0.668-0.670); idle stores with f32 hB 5.054 (state 2.621); bf16 hB stored by the computing threads 5.101 / 5.108
@@ -602,7 +602,7 @@ export const gcInGramByDefault = (kd: boolean): boolean => kd;
 
 /**
  * Whether the first kernel forms gc in its prologue (kdaForwardTuning.gramGcPrologue) when unset: never. H200 (B=1,
- * H=16, d=128, T=32768, each row its own process, twelfth session, bench/results/2026-12-03-h200-s12-gcfuse-s1-*):
+ * H=16, d=128, T=32768, each row its own process, twelfth session, bench/results/2026-12-02-h200-s12-gcfuse-s1-*):
  * bf16 inputs (--unsafe-apis --f16) forward 5.091 / 5.093 ms against 5.071 / 5.073 with the gc pass
  * (kda_chunk_intra 1.198 against 0.118 + 1.066); f32 5.346 / 5.349 against 5.349 / 5.351 (1.297 against
  * 0.146 + 1.158). --check (T=2048): o and the final state equal to the gc pass's forward (0), bf16 and f32. Where

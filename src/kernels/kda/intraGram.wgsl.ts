@@ -62,7 +62,7 @@
  * bit), a storage barrier, then tile 0's gc read back from gcB (L2-hot) and the K loop as the gc-reading kernel. Unlike
  * gcFromG (a walk per K tile, on warp 0, inside the loop) the chain of 64 dependent adds runs once, and there is no Kd.
  * Not the default: slower on the H200 (B=1, H=16, d=128, T=32768, twelfth session,
- * bench/results/2026-12-03-h200-s12-gcfuse-s{1,2}-*): bf16 inputs (--unsafe-apis --f16) kda_chunk_intra 1.198 ms
+ * bench/results/2026-12-02-h200-s12-gcfuse-s{1,2}-*): bf16 inputs (--unsafe-apis --f16) kda_chunk_intra 1.198 ms
  * against 1.066 + 0.118 for the gc pass, forward 5.091-5.093 against 5.071-5.075; f32 1.297 against 1.158 + 0.146,
  * forward 5.346 / 5.349 against 5.349 / 5.351 (within noise). Probes (gcProbe, bf16): without the storage barrier
  * 1.197 (free), without the walk (and so the gc stores) 1.098: the walk costs 0.100 ms, g's loads, staging and

@@ -62,7 +62,7 @@
  * --check at T=2048 (every variant the same): o against the f32 forward 2.900e-3 (off: 2.830e-3, o's own bf16
  * rounding), final state 2.51e-5 (off: 0); against the recurrent kernel o 2.901e-3, state 2.51e-5 (off 5.3e-7).
  *
- * Twelfth session (H200, same shape; bench/results/2026-12-03-h200-s12-gram-s{1,2}-*: --fwd-sweep rounds, then the
+ * Twelfth session (H200, same shape; bench/results/2026-12-02-h200-s12-gram-s{1,2}-*: --fwd-sweep rounds, then the
  * fastest form and the f32 kernel each in its own process twice). STILL SLOWER: the default form where tc16Gram runs
  * (split + diagPrefetch + shuffleScale) 1.161 / 1.161 ms against intraGram's 1.065 / 1.066 (forward 5.169 / 5.170
  * against 5.076 / 5.076). Sweep (kda_chunk_intra, two rounds each):

@@ -139,7 +139,7 @@ export interface StateTiledVariant {
    * with a probe. H200 (H=16, d=128, T=32768, one sitting, bench/results/2026-12-02-h200-bfstate-summary.txt): bf16
    * 2.789 / 2.789 / 2.789 ms against 2.842 / 2.844 (forward 5.462-5.468 against 5.518-5.522); in f32, whose stores
    * cost no rounding, slower: 2.740 against 2.696 (so not its default). The mixed mode's hbBf16 in the Kt form
-   * (twelfth session, bench/results/2026-12-03-h200-s12-hbf16-*): 2.604-2.614 with idle stores against 2.677 / 2.685
+   * (twelfth session, bench/results/2026-12-02-h200-s12-hbf16-*): 2.604-2.614 with idle stores against 2.677 / 2.685
    * without (f32 hB: 2.643-2.648, with idle stores 2.621): the default wherever hB is bf16.
    */
   idleStores?: boolean;

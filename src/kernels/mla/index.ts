@@ -402,7 +402,7 @@ export const MLA_INT8_SGM_BY_DEFAULT = true;
  * The int8 cache's decode on f16 tensor cores (int8F16Plan.ts, decodeInt8F16.wgsl.ts) wherever the device offers
  * f16 subgroup matrices (on the H200: `--unsafe-apis --f16`), before the int8 tensor-core kernel: 0.704 ms a
  * layer at 1M context against 1.074, 0.63 against 0.90 at 128K, equal at 4K; hybrid TPOT at 1M 8.52 ms against
- * 11.19 (twelfth session, bench/results/2026-12-03-h200-s12-mlaf16-run3-*). o within 3.5e-3 of max |o| of the
+ * 11.19 (twelfth session, bench/results/2026-12-02-h200-s12-mlaf16-run3-*). o within 3.5e-3 of max |o| of the
  * int8 reference, 2.8e-3 of f32 attention on the same cache.
  */
 export const MLA_INT8_F16_BY_DEFAULT = true;

@@ -20,7 +20,7 @@
  *   alpha the block's rescale factor per head; flag [4] u32 (flag[0]: some head rescales this block)
  * At the 48B shapes (R 576): 37376 + 8192 + 1536 + 128 + 16 = 47248 bytes.
  *
- * Measured (H200, 48B shapes, batch 1, int8 cache; bench/results/2026-12-03-h200-s12-mlaf16-run{1,2,3}-*, the
+ * Measured (H200, 48B shapes, batch 1, int8 cache; bench/results/2026-12-02-h200-s12-mlaf16-run{1,2,3}-*, the
  * defaults: rows staging, two blocks ahead, 132 chunks): 0.704 ms a layer at 1M (kernel 0.699; the default int8
  * tensor-core kernel 1.07 in the same sitting), 0.026 ms at 4K (0.031), 0.63 at 128K in a bursty row (the int8
  * kernel's read 0.90 there, 0.18 in earlier sessions: not a clean comparison); hybrid TPOT at 1M 8.52 ms with it

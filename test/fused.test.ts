@@ -54,6 +54,16 @@ async function weightOf(gpu: GpuContext, w: Float32Array, shape: number[], wd: '
   return { host, t: gpu.fromHost(f32ArrayToBf16(w), shape, 'bf16') };
 }
 
+/**
+ * Weight dtypes of a fused GEMV case. Each (baked shape, weight dtype) is a lavapipe compile, so where a kernel
+ * bakes the shape in (row length, heads, rows) the dtypes are covered as variant x shape: every shape in bf16 (the
+ * checkpoints' dtype, what decode runs) and f32 on the cases marked `both` (at least one per kernel and option).
+ * Fallback cases (other kernels) keep both.
+ */
+function weightDtypes(both: boolean): ('f32' | 'bf16')[] {
+  return both ? ['f32', 'bf16'] : ['bf16'];
+}
+
 function rand(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
   return Float32Array.from({ length: n }, () => {
@@ -181,17 +191,18 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
 
   it('swigluLinear: the one-GEMV path (<= 8 rows, aligned) and the fallback, f32 and bf16 weights', async () => {
     const gpu = (await gpuContext())!;
-    for (const [rows, I, N, gate, up] of [
-      [1, 8, 1, 0, 8],
-      [1, 64, 63, 8, 72],
-      [3, 1000, 65, 1000, 0],
-      [9, 16, 7, 4, 20],
-      [3, 63, 7, 1, 64],
+    // The last column: f32 weights too (the 3-row GEMV in bf16 only; one row in both).
+    for (const [rows, I, N, gate, up, both] of [
+      [1, 8, 1, 0, 8, 1],
+      [1, 64, 63, 8, 72, 1],
+      [3, 1000, 65, 1000, 0, 0],
+      [9, 16, 7, 4, 20, 1],
+      [3, 63, 7, 1, 64, 1],
     ]) {
       const ld = Math.max(gate, up) + I + 4;
       const x = rand(rows * ld, I + N, 2);
       const w = rand(N * I, I * N + 1, 0.2);
-      for (const wd of ['f32', 'bf16'] as const) {
+      for (const wd of weightDtypes(!!both)) {
         const { host: wHost, t: wt } = await weightOf(gpu, w, [N, I], wd);
         const h = swigluRowsReference(x, rows, ld, gate, up, I);
         const ref = matmulReference(h, wHost, {
@@ -212,17 +223,18 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
 
   it('headGemv: per-head GEMV with pass-through columns, the one-dispatch path and the fallback', async () => {
     const gpu = (await gpuContext())!;
-    // [B, H, N, K, xs, xOff, P, ptOff]; the last two need the fallback (K % 8, B > 8).
-    for (const [B, H, N, K, xs, xOff, P, ptOff] of [
-      [1, 1, 1, 8, 8, 0, 0, 0],
-      [1, 4, 65, 16, 24, 0, 8, 16],
-      [3, 7, 63, 64, 72, 4, 1, 1],
-      [1, 3, 7, 63, 65, 1, 2, 63],
-      [9, 2, 5, 8, 8, 0, 0, 0],
+    // [B, H, N, K, xs, xOff, P, ptOff, both]; the last two need the fallback (K % 8, B > 8). f32 weights on the
+    // one-row kernel with pass-through columns and the fallbacks.
+    for (const [B, H, N, K, xs, xOff, P, ptOff, both] of [
+      [1, 1, 1, 8, 8, 0, 0, 0, 0],
+      [1, 4, 65, 16, 24, 0, 8, 16, 1],
+      [3, 7, 63, 64, 72, 4, 1, 1, 0],
+      [1, 3, 7, 63, 65, 1, 2, 63, 1],
+      [9, 2, 5, 8, 8, 0, 0, 0, 1],
     ]) {
       const x = rand(B * H * xs, B + H + N);
       const w = rand(H * N * K, K + N, 0.3);
-      for (const wd of ['f32', 'bf16'] as const) {
+      for (const wd of weightDtypes(!!both)) {
         const { host: wHost, t: wt } = await weightOf(gpu, w, [H, N, K], wd);
         const xt = gpu.fromHost(x, [B, H, xs]);
         const ref = headGemvReference(x, wHost, x, { B, H, N, K, xs, xOff, P, ps: xs, ptOff });
@@ -235,17 +247,18 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
 
   it('addRmsnormLinear: one dispatch for a row (one and two deltas), the fallback for more rows or odd widths', async () => {
     const gpu = (await gpuContext())!;
-    for (const [rows, D, N, nd] of [
-      [1, 8, 1, 1],
-      [1, 64, 65, 2],
-      [1, 1000, 63, 1],
-      [2, 64, 7, 2],
-      [1, 63, 7, 1],
+    // [rows, D, N, deltas, both]: f32 weights too at D = 8 (one delta) and 64 (two), and on the fallbacks.
+    for (const [rows, D, N, nd, both] of [
+      [1, 8, 1, 1, 1],
+      [1, 64, 65, 2, 1],
+      [1, 1000, 63, 1, 0],
+      [2, 64, 7, 2, 1],
+      [1, 63, 7, 1, 1],
     ]) {
       const [x, d0, d1, g] = [rand(rows * D, D), rand(rows * D, D + 1), rand(rows * D, D + 2), rand(D, D + 3)];
       const deltas = nd === 2 ? [d0, d1] : [d0];
       const w = rand(N * D, N + D, 0.3);
-      for (const wd of ['f32', 'bf16'] as const) {
+      for (const wd of weightDtypes(!!both)) {
         const { host: wHost, t: wt } = await weightOf(gpu, w, [N, D], wd);
         const ref = addRmsnormReference(x, deltas, g, rows, D, 1e-5);
         const yRef = matmulReference(ref.normed, wHost, {
@@ -363,20 +376,21 @@ describe.skipIf(!hasGpu)('fused kernels on WebGPU match their references (awkwar
 
   it('gatedRmsnormLinear: one dispatch for a row (per-head norm, sigmoid gate, GEMV), the fallback otherwise', async () => {
     const gpu = (await gpuContext())!;
-    // [rows, H, d, N]: the fused path (rows 1, d % 4 == 0, H | 256) and fallbacks (2 rows; d = 6; H = 3).
-    for (const [rows, H, d, N] of [
-      [1, 4, 16, 1],
-      [1, 4, 16, 65],
-      [1, 1, 8, 7],
-      [1, 2, 64, 63],
-      [2, 4, 16, 7],
-      [1, 4, 6, 7],
-      [1, 3, 8, 1000],
+    // [rows, H, d, N, both]: the fused path (rows 1, d % 4 == 0, H | 256) and fallbacks (2 rows; d = 6; H = 3);
+    // f32 weights too at 4 heads of 16 and on the fallbacks.
+    for (const [rows, H, d, N, both] of [
+      [1, 4, 16, 1, 1],
+      [1, 4, 16, 65, 1],
+      [1, 1, 8, 7, 0],
+      [1, 2, 64, 63, 0],
+      [2, 4, 16, 7, 1],
+      [1, 4, 6, 7, 1],
+      [1, 3, 8, 1000, 1],
     ]) {
       const K = H * d;
       const [o, gate, nw] = [rand(rows * K, K, 2), rand(rows * K, K + 1, 3), rand(d, K + 2)];
       const w = rand(N * K, N + K, 0.3);
-      for (const wd of ['f32', 'bf16'] as const) {
+      for (const wd of weightDtypes(!!both)) {
         if (wd === 'bf16' && K % 2) continue;
         const { host: wHost, t: wt } = await weightOf(gpu, w, [N, K], wd);
         const ref = gatedRmsnormLinearReference(o, gate, nw, wHost, { rows, H, d, N, eps: 1e-5 });

@@ -1,9 +1,9 @@
 /**
  * The chunked forward's kernel variants (chunk.ts kdaForwardTuning) against the f64 recurrent reference:
- * the vec4 intra pass (gc.wgsl.ts + intraVec.wgsl.ts, the default where K % 16 == 0 and V % 4 == 0), the
- * scalar one it replaces on those shapes (outputs, and every intermediate the later passes and the backward
- * read). T not a multiple of the chunk (1, 7, 63, 65, 130), a per-head gate (GK = 1), and a varlen batch
- * with an empty sequence. The pipelined output pass alone (outputPipelined.wgsl.ts) in its layout variants
+ * the vec4 intra pass (gc.wgsl.ts + intraVec.wgsl.ts, the default where K % 16 == 0 and V % 4 == 0) and the
+ * scalar one it replaces on those shapes (outputs, against each other too); at K = 64, V = 128 every intermediate
+ * of the vec4 pass that the later passes and the backward read, against the f64 intra reference. T not a multiple
+ * of the chunk (1, 7, 63, 65, 130), a per-head gate (GK = 1), and a varlen batch with an empty sequence. The pipelined output pass alone (outputPipelined.wgsl.ts) in its layout variants
  * against its f64 reference (outputReference.ts) and the default layout; its bf16 storage variant
  * (OutputPipelinedVariant.bf16: q, hB, V' in, o out as bf16) against its f32 variant on bf16-representable inputs:
  * o the f32 variant's rounded to bf16 (f32ToBf16Bits) bit for bit.
@@ -18,6 +18,7 @@ import {
   outputPipelinedKey,
   outputPipelinedWgsl,
 } from '../src/kernels/kda/outputPipelined.wgsl.js';
+import { intraChunkReference } from '../src/kernels/kda/intraReference.js';
 import { outputChunkReference } from '../src/kernels/kda/outputReference.js';
 import { kdaCore, kdaRecurrentReference } from '../src/kernels/kda/index.js';
 import { cuTensor } from '../src/kernels/kda/slots.js';
@@ -100,22 +101,61 @@ describe('kda chunked forward: kernel variants = reference', () => {
   });
 
   // K = 64, V = 128: 4 K tiles in step A and 3 column tiles of [W | U] in step C (two of U), each fetched
-  // while the one before it computes; every intermediate the later passes and the backward read.
-  it.skipIf(!hasGpu)('vec4 intra intermediates = scalar intra: T=130, K=64, V=128', { timeout: 300_000 }, async () => {
+  // while the one before it computes. The intra kernel's outputs (A_qk, T, W, U: what the later passes and the
+  // backward read) against the f64 reference (intraReference.ts) per chunk, the gc pass's gc against the f32
+  // running sum bit for bit. (Against the scalar intra kernel before: a second lavapipe compile at this shape,
+  // ~1.5x the vec4 one's; the scalar kernel is checked against the vec4 one and the reference above, at K16/V8.)
+  it.skipIf(!hasGpu)('vec4 intra intermediates = reference: T=130, K=64, V=128', { timeout: 300_000 }, async () => {
     const gpu = (await gpuContext())!;
     const [T, H, K, V] = [130, 1, 64, 128];
     const c = randomCase(13, T, H, K, V);
     const p = { Ttot: T, N: 1, H, K, V, GK: K, B: 1, T };
-    const got: Record<string, Float32Array>[] = [];
-    for (const intra of ['scalar', 'vec4'] as const) {
-      kdaForwardTuning.intra = intra;
-      const x = uploadPacked(gpu, c);
-      const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, gpu.zeros([1, H, K, V]), undefined, K ** -0.5, true);
-      const r: Record<string, Float32Array> = {};
-      for (const n of ['gc', 'Kd', 'W', 'U', 'Aqk', 'T', 'Vp'] as const) r[n] = await s![n].toFloat32();
-      got.push(r);
+    kdaForwardTuning.intra = 'vec4';
+    const x = uploadPacked(gpu, c);
+    const s = dispatchChunkForward(gpu, p, cuTensor(gpu, p), x, gpu.zeros([1, H, K, V]), undefined, K ** -0.5, true);
+    const got: Record<string, Float32Array> = {};
+    for (const n of ['gc', 'W', 'U', 'Aqk', 'T'] as const) got[n] = await s![n].toFloat32();
+    // One sequence: chunk slot j holds rows 64 j .. 64 j + 63 (slots 0, 1, 2; the last of 2 rows).
+    const Aqk = new Float64Array(3 * 4096);
+    const Tm = new Float64Array(3 * 4096);
+    const W = new Float64Array(T * K);
+    const U = new Float64Array(T * V);
+    const gc = new Float32Array(T * K);
+    for (let j = 0; j * 64 < T; j++) {
+      const [t0, L] = [64 * j, Math.min(64, T - 64 * j)];
+      const rows = (a: Float32Array, w: number) => Float64Array.from(a.subarray(t0 * w, (t0 + L) * w));
+      const g = new Float64Array(L * K);
+      for (let ch = 0; ch < K; ch++) {
+        let acc = 0;
+        for (let i = 0; i < L; i++) {
+          acc = Math.fround(acc + c.g[(t0 + i) * K + ch]);
+          gc[(t0 + i) * K + ch] = acc;
+          g[i * K + ch] = acc;
+        }
+      }
+      const r = intraChunkReference({
+        L,
+        K,
+        V,
+        GK: K,
+        q: rows(c.q, K),
+        k: rows(c.k, K),
+        v: rows(c.v, V),
+        gc: g,
+        beta: rows(c.beta, 1),
+        scale: K ** -0.5,
+      });
+      Aqk.set(r.Aqk, j * 4096);
+      Tm.set(r.T, j * 4096);
+      W.set(r.W, t0 * K);
+      U.set(r.U, t0 * V);
     }
-    for (const n of Object.keys(got[0])) expectClose(got[1][n], got[0][n], 1e-5, n);
+    expect(Array.from(got.gc), 'gc (the f32 running sum)').toEqual(Array.from(gc));
+    const want: Record<string, Float64Array> = { Aqk, T: Tm, W, U };
+    for (const n of Object.keys(want)) {
+      expect(got[n].every(Number.isFinite), `${n} finite`).toBe(true);
+      expectClose(got[n], want[n], 1e-5, `${n} (vec4 intra = reference)`);
+    }
   });
 });
 

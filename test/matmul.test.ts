@@ -97,24 +97,36 @@ describe.skipIf(!hasGpu)('matmul on WebGPU vs reference', () => {
     );
   });
 
-  // The 128 x 64 and 64 x 128 tiles chooseTile takes for mid-sized products, forced at awkward shapes.
+  // The 128 x 64 and 64 x 128 tiles chooseTile takes for mid-sized products, forced at awkward shapes. Each
+  // (tile, layout, load path) is a lavapipe compile, so the layouts are covered pairwise: the aligned path in all
+  // four layouts on both tiles (256 x 128 x 64; the cases above also take 128 x 64 aligned and edge in all four),
+  // the checked path (scalar loads, the code the 64 x 64 tile runs in all four layouts above) in two layouts per
+  // tile, together all four: A^T B^T at M = 1 and A B at 65 x 130 x 63 on 128 x 64, A B^T and A^T B on 64 x 128.
+  const layoutsFor = (tile: TileConfig, M: number): (readonly [boolean, boolean])[] =>
+    M === 256
+      ? [
+          [false, false],
+          [false, true],
+          [true, false],
+          [true, true],
+        ]
+      : tile === TALL_TILE
+        ? [M === 1 ? [true, true] : [false, false]]
+        : [M === 1 ? [false, true] : [true, false]];
   for (const tile of [TALL_TILE, WIDE_TILE]) {
     for (const [M, N, K] of [
       [1, 7, 5],
       [65, 130, 63],
       [256, 128, 64],
     ] as const) {
-      it(`tile ${tile.BM}x${tile.BN}: M=${M} N=${N} K=${K}, all layouts`, async () => {
+      const layouts = layoutsFor(tile, M);
+      const named = layouts.length === 4 ? 'all layouts' : layouts.map(([a, b]) => (a ? 'T' : 'N') + (b ? 'T' : 'N'));
+      it(`tile ${tile.BM}x${tile.BN}: M=${M} N=${N} K=${K}, ${named}`, async () => {
         const gpu = (await gpuContext())!;
         const rng = new Rng(M + N * 3 + K * 7 + tile.BN);
         const a = rng.normalArray(M * K);
         const b = rng.normalArray(K * N);
-        for (const [transA, transB] of [
-          [false, false],
-          [false, true],
-          [true, false],
-          [true, true],
-        ] as const) {
+        for (const [transA, transB] of layouts) {
           const ga = gpu.fromHost(a, transA ? [K, M] : [M, K]);
           const gb = gpu.fromHost(b, transB ? [N, K] : [K, N]);
           const c = matmul(ga, gb, { transA, transB, tile });
@@ -153,15 +165,22 @@ describe.skipIf(!hasGpu)('matmul on WebGPU vs reference', () => {
     });
   }
 
+  // Each (rows, weight dtype, load path) is a lavapipe compile; rows and dtype enter the generated code
+  // independently (the per-row accumulators; the weight load), so the weight dtypes are covered pairwise: one row
+  // (the decode step's GEMV) with both dtypes on both paths, 3 rows with bf16 on the vector path (K % 8 == 0) and
+  // f32 on the scalar one (K = 1001), 8 rows the other way round.
+  const gemvDtypes = (rows: number, K: number): ('f32' | 'bf16')[] =>
+    rows === 1 ? ['f32', 'bf16'] : (K % 8 === 0) === (rows === 3) ? ['bf16'] : ['f32'];
   for (const rows of [1, 3, 8]) {
     for (const K of [64, 72, 1000, 1001, 1008]) {
-      it(`GEMV path (linear) rows=${rows} K=${K} N=65 for f32 and bf16 weights`, async () => {
+      const dtypes = gemvDtypes(rows, K);
+      it(`GEMV path (linear) rows=${rows} K=${K} N=65 for ${dtypes.join(' and ')} weights`, async () => {
         const gpu = (await gpuContext())!;
         const rng = new Rng(rows * 100 + K);
         const N = 65;
         const x = rng.normalArray(rows * K);
         const w = rng.normalArray(N * K);
-        for (const dtype of ['f32', 'bf16'] as const) {
+        for (const dtype of dtypes) {
           const wHost = dtype === 'bf16' ? f32ArrayToBf16(w) : w;
           const wVals = dtype === 'bf16' ? bf16ArrayToF32(wHost as Uint16Array) : w;
           const gx = gpu.fromHost(x, [rows, K]);

@@ -44,6 +44,7 @@ import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { runChunkForward, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
 import { type KdaCase, randomCase } from './kda-random.js';
+import { expectBits } from './bits.js';
 
 afterEach(() => {
   for (const key of Object.keys(kdaForwardTuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
@@ -538,26 +539,6 @@ function roundedCase(c: KdaCase): KdaCase {
 /** a (bf16-representable where `bf16`) uploaded in f32, or in bf16 storage. */
 function upload(gpu: GpuContext, a: Float32Array, shape: number[], bf16: boolean | undefined): Tensor {
   return bf16 ? gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16') : gpu.fromHost(a, shape);
-}
-
-/** got = want bit for bit (f32 as u32 patterns, bf16 as u16), with the count and first place of a difference. */
-function expectBits(got: Float32Array | Uint16Array, want: Float32Array | Uint16Array, what: string) {
-  const bits = (a: Float32Array | Uint16Array) =>
-    a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a;
-  const [g, w] = [bits(got), bits(want)];
-  expect(g.length, `${what}: length`).toBe(w.length);
-  let diff = 0;
-  let first = -1;
-  for (let i = 0; i < g.length; i++) {
-    if (g[i] !== w[i]) {
-      diff++;
-      if (first < 0) first = i;
-    }
-  }
-  expect(
-    diff,
-    `${what}: ${diff} of ${g.length} differ, the first at ${first} (${got[first]} against ${want[first]})`,
-  ).toBe(0);
 }
 
 /** Chunk slots a varlen batch uses (chunk.wgsl.ts: sequence s's chunks from floor(cu[s] / 64) + s). */

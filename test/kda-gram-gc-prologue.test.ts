@@ -35,6 +35,7 @@ import { gpuContext, hasGpu } from './helpers.js';
 import { forwardDeviceFacts } from './kda-devices.js';
 import { runChunkForward, withDispatchKeys, withForwardTuning } from './kda-forward-run.js';
 import { type KdaCase, randomCase } from './kda-random.js';
+import { expectBits } from './bits.js';
 
 afterEach(() => {
   for (const key of Object.keys(kdaForwardTuning) as (keyof typeof kdaForwardTuning)[]) delete kdaForwardTuning[key];
@@ -56,21 +57,6 @@ function roundedCase(c: KdaCase): KdaCase {
 /** a (bf16-representable where `bf16`) uploaded in f32, or in bf16 storage. */
 const upload = (gpu: GpuContext, a: Float32Array, shape: number[], bf16: boolean | undefined): Tensor =>
   bf16 ? gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16') : gpu.fromHost(a, shape);
-
-/** got = want bit for bit (as u32 patterns), with the count and first place of a difference. */
-function expectBits(got: Float32Array, want: Float32Array, what: string) {
-  const [g, w] = [new Uint32Array(got.buffer, got.byteOffset, got.length), new Uint32Array(want.buffer)];
-  expect(g.length, `${what}: length`).toBe(w.length);
-  let diff = 0;
-  let first = -1;
-  for (let i = 0; i < g.length; i++) {
-    if (g[i] !== w[i]) {
-      diff++;
-      if (first < 0) first = i;
-    }
-  }
-  expect(diff, `${what}: ${diff} of ${g.length} differ, the first at ${first} (${got[first]}, ${want[first]})`).toBe(0);
-}
 
 /**
  * The first kernel alone on case c over sequences cu: with `prologue` its gc-forming variant (reads g, writes gc),

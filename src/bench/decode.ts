@@ -33,7 +33,7 @@ import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fus
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
 import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
-import { type KimiLinearConfig, layerMixer, parseKimiConfig } from '../model/config.js';
+import { type KimiLinearConfig, layerMixer, mlaLatentDim, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
 import { BatchSession, routeInNormTuning } from '../model/batchSession.js';
@@ -149,7 +149,7 @@ export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDty
   let mla = 0;
   let kda = 0;
   for (let i = 0; i < cfg.num_hidden_layers; i++) layerMixer(cfg, i) === 'mla' ? mla++ : kda++;
-  const latent = (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0);
+  const latent = mlaLatentDim(cfg);
   const rows = Math.ceil(tokens / PAGE_SIZE) * PAGE_SIZE;
   const perLayer =
     cacheDtype === 'int8'
@@ -777,7 +777,7 @@ export function registerDecodeBench(bench: Command): void {
                 device instanceof GpuContext
                   ? mlaInt8KernelFor(device, {
                       H: mlaShapes.num_attention_heads,
-                      R: (mlaShapes.kv_lora_rank ?? 0) + (mlaShapes.qk_rope_head_dim ?? 0),
+                      R: mlaLatentDim(mlaShapes),
                       Rv: mlaShapes.kv_lora_rank ?? 0,
                       int8Kernel: mlaInt8Kernel,
                     })

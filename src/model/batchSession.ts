@@ -56,7 +56,7 @@ import { asGpu } from '../kernels/common.js';
 import type { GpuContext, StepRecording } from '../gpu/context.js';
 import { keep, scope } from '../tensor/scope.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
-import { isMoeLayer, layerMixer, routerConfig } from './config.js';
+import { isMoeLayer, layerMixer, mlaLatentDim, routerConfig } from './config.js';
 import { l2PrefetchTuning } from '../kernels/fused/l2Prefetch.js';
 import { DecodeWeights, type KdaPacked } from './decodeWeights.js';
 import type { KdaCarry, KimiLinearModel } from './forward.js';
@@ -297,7 +297,7 @@ export class BatchSession {
       kdaHeads: 0,
       kdaHeadDim: 0,
       convSize: 1,
-      latentDim: (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0),
+      latentDim: mlaLatentDim(cfg),
       latentRank: cfg.kv_lora_rank ?? undefined,
       maxSequences: opts.maxSequences,
       pageSize,

@@ -226,6 +226,13 @@ function checkRequired(cfg: KimiLinearConfig, file: string): void {
   }
 }
 
+/**
+ * Values an MLA layer caches per token: the compressed latent (kv_lora_rank) and the rotary key part
+ * (qk_rope_head_dim). Either may be null in a config without MLA layers (0 then).
+ */
+export function mlaLatentDim(cfg: KimiLinearConfig): number {
+  return (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0);
+}
 export function layerMixer(cfg: KimiLinearConfig, i: number): MixerKind {
   if (!Number.isInteger(i) || i < 0 || i >= cfg.num_hidden_layers) {
     throw new RangeError(`layer ${i} out of range 0..${cfg.num_hidden_layers - 1}`);

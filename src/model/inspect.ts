@@ -25,7 +25,7 @@
  */
 import { int8RowWords } from '../kernels/mla/int8Layout.js';
 import { numel } from '../tensor/shape.js';
-import { type KimiLinearConfig, type LayerSpec, layerMap } from './config.js';
+import { type KimiLinearConfig, type LayerSpec, layerMap, mlaLatentDim } from './config.js';
 
 export type CacheDType = 'bf16' | 'f32' | 'int8';
 
@@ -177,7 +177,7 @@ export function cacheSizes(cfg: KimiLinearConfig, dtype: CacheDType = 'bf16'): C
   const mlaLayers = layers.filter((l) => l.mixer === 'mla').length;
   const kdaLayers = layers.length - mlaLayers;
   // An all-MLA model needs the latent sizes even when this config has no MLA layer (then they may be null).
-  const latent = (cfg.kv_lora_rank ?? 0) + (cfg.qk_rope_head_dim ?? 0);
+  const latent = mlaLatentDim(cfg);
   const lac = cfg.linear_attn_config;
   const H = lac?.num_heads ?? 0;
   const d = lac?.head_dim ?? 0;

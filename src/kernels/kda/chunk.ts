@@ -64,15 +64,15 @@ export function chunkSlots(p: GpuProblem): number {
 }
 
 /**
- * Lowers the per-binding byte limit the head-group split works to (below the device's
- * maxStorageBufferBindingSize), so tests can run the split path at small shapes. Undefined: the device's.
- */
-/**
  * Elements of a placeholder for an intermediate the plan never touches (plan.unused): 16 bytes, the largest element
  * any binding of these kernels declares (vec4<f32>), so every binding's minimum size holds.
  */
 const PLACEHOLDER_ELEMENTS = 4;
 
+/**
+ * Lowers the per-binding byte limit the head-group split works to (below the device's
+ * maxStorageBufferBindingSize), so tests can run the split path at small shapes. Undefined: the device's.
+ */
 export const kdaSplitLimit: { maxBindingBytes?: number } = {};
 
 /** Heads h0 .. h0 + HB - 1 whose per-chunk states share one buffer. */

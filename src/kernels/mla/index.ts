@@ -49,8 +49,8 @@ export { mlaInt8F16Overrides } from './int8F16Decode.js';
  * prepareMlaInt8Sgm found Dawn's int8 subgroup matrices working and exact), and `two-pass` (tensor cores, scores
  * then P x V in two streaming kernels, int8TwoPassPlan.ts; opt-in where subgroup-matrix may run: exact on the H200
  * but not faster, 1.10 against 1.07 ms a layer at 1M), and `f16` (f16 tensor cores over the int8 codes times their
- * scales, a lazy max, P x V accumulated in registers across the chunk: int8F16Plan.ts; opt-in where the device has
- * f16 subgroup matrices, `--unsafe-apis --f16` on the H200: 0.70 ms a layer at 1M, hybrid TPOT 8.52 ms).
+ * scales, a lazy max, P x V accumulated in registers across the chunk: int8F16Plan.ts; the default where the device
+ * has f16 subgroup matrices of 32 lanes, `--unsafe-apis --f16` on the H200: 0.70 ms a layer at 1M, hybrid TPOT 8.52 ms).
  */
 export type MlaInt8Kernel = 'dp4a' | 'subgroup-matrix' | 'two-pass' | 'f16';
 
@@ -416,8 +416,9 @@ export const MLA_INT8_F16_BY_DEFAULT = true;
 export const mlaInt8KernelOverrides: { kernel?: MlaInt8Kernel; sgm?: MlaInt8SgmOptions } = {};
 
 /**
- * The int8 kernel mlaDecode runs for these shapes: the one asked for (an error where it cannot run), else
- * `subgroup-matrix` where prepared and possible and MLA_INT8_SGM_BY_DEFAULT, else `dp4a`.
+ * The int8 kernel mlaDecode runs for these shapes: the one asked for (an error where it cannot run), else `f16`
+ * where possible and MLA_INT8_F16_BY_DEFAULT, else `subgroup-matrix` where prepared and possible and
+ * MLA_INT8_SGM_BY_DEFAULT, else `dp4a`.
  */
 export function mlaInt8KernelFor(
   gpu: GpuContext,

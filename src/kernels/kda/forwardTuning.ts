@@ -362,6 +362,23 @@ export const kdaForwardTuning: {
    */
   hbBf16?: boolean;
   /**
+   * The tiled state pass (Kt form or kdFromK) reads the initial state from a binding of its own, or starts from zeros
+   * without a load (StateTiledVariant.start), and writes only the final state: gpu.ts's copy of the initial state
+   * into the state buffer (copy_dense), or its zero fill (kda_zero_fill), a dispatch before the forward, is gone.
+   * Elsewhere (other state kernels, keep's W | U form, the recurrent path) that dispatch stays. The same values: the
+   * results equal bit for bit. Unset: on (bench kda --fwd-state-start on|off).
+   */
+  stateStart?: boolean;
+  /**
+   * bf16 beta read as bf16 by the kernels that read it (intraGram and the Kt form's tiled state pass:
+   * IntraGramVariant.betaBf16, StateTiledVariant.betaBf16; widened where loaded, exact) instead of widened to f32 by
+   * a dispatch of its own before the forward (cast_f32). Only on the bf16 inference path in the Kt form with those
+   * two kernels (not the tensor-core first or state kernels, nor the shared pipeline's intra part bound to the real
+   * tensors); elsewhere beta is widened as before. The same values: the results equal bit for bit. Unset: on (bench
+   * kda --fwd-beta-bf16 on|off).
+   */
+  betaBf16?: boolean;
+  /**
    * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
    * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
    * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'

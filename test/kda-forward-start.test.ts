@@ -2,11 +2,13 @@
  * Two dispatches off the chunked forward's path (kdaForwardTuning.stateStart, betaBf16): the tiled state pass reads
  * the initial state from its own binding or starts from zeros (StateTiledVariant.start: no copy of the initial state
  * into the state buffer, no zero fill), and bf16 beta is read as bf16 by intraGram and the Kt form's state pass
- * (IntraGramVariant.betaBf16, StateTiledVariant.betaBf16: no widening dispatch). K16/V8 on lavapipe, T = 1, 7, 63,
+ * (IntraGramVariant.betaBf16, StateTiledVariant.betaBf16: no widening dispatch), or widened for intraGram by the gc
+ * pass (kdaForwardTuning.gcBeta, gc.wgsl.ts beta: the default). K16/V8 on lavapipe, T = 1, 7, 63,
  * 65, 130 and an empty sequence packed in one batch from an initial state, T = 130 from zeros:
  *  - bf16 inputs and bf16 beta in the Kt form (the GPU inference path), and f32 inputs with Kd formed in the state
  *    pass (lavapipe's default path): o and the final state bit for bit the forward with both options off (the copy
- *    or zero fill and the widening dispatched as before), the dispatches gone, and the f32 runs against the plain-TS
+ *    or zero fill and the widening dispatched as before; with bf16 beta with and without gcBeta), the dispatches gone,
+ *    and the f32 runs against the plain-TS
  *    chunked reference (f32 against f64: 1e-5 of max |value|);
  *  - the plan: where each option applies.
  */
@@ -67,8 +69,8 @@ describe('kda forward: the state pass takes the start, bf16 beta read as bf16', 
             cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
             initialState: S0 ? gpu.fromHost(S0, [N, H, K, V]) : undefined,
           };
-          const run = async (on: boolean) => {
-            Object.assign(kdaForwardTuning, { stateStart: on, betaBf16: on, ktForm: bf16 || undefined });
+          const run = async (on: boolean, gcBeta?: boolean) => {
+            Object.assign(kdaForwardTuning, { stateStart: on, betaBf16: on, gcBeta, ktForm: bf16 || undefined });
             const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
             const out = {
               o: (await r.o.read()) as Float32Array | Uint16Array,
@@ -91,7 +93,15 @@ describe('kda forward: the state pass takes the start, bf16 beta read as bf16', 
           if (bf16) {
             expect(off.keys, where).toContain('cast_f32');
             expect(state).toContain('_b16');
-            expect(on.keys.some((k) => k.startsWith('kda_chunk_intra_gram') && k.includes('_b16'))).toBe(true);
+            // beta widened by the gc pass for intraGram (gcBeta, the default), or read as bf16 there too.
+            const gram = (keys: string[]) => keys.find((k) => k.startsWith('kda_chunk_intra_gram')) ?? '';
+            expect(on.keys.some((k) => k.startsWith('kda_chunk_gc') && k.endsWith('_bf16_beta'))).toBe(true);
+            expect(gram(on.keys)).not.toContain('_b16');
+            const own = await run(true, false);
+            expectBits(own.o, off.o, `o, intraGram reading bf16 beta, ${where}`);
+            expectBits(own.S, off.S, `final state, intraGram reading bf16 beta, ${where}`);
+            expect(gram(own.keys)).toContain('_b16');
+            for (const name of GONE) expect(own.keys, where).not.toContain(name);
           } else {
             // The f32 forward against the plain-TS reference (f64 inside).
             const want = kdaChunkReference(c.q, c.k, c.v, c.g, c.beta, { H, K, V, GK: K, cu: [...cu] }, K ** -0.5, S0);
@@ -105,20 +115,25 @@ describe('kda forward: the state pass takes the start, bf16 beta read as bf16', 
   }
 });
 
-describe('kda forward plan: stateStart and betaBf16', () => {
+describe('kda forward plan: stateStart, betaBf16 and gcBeta', () => {
   const dev = forwardDeviceFacts({ hardware: true, f16: true, subgroupSize: 32 });
   const p = { H: 16, N: 1, K: 128, V: 128, GK: 128 };
   const plan = (o: Partial<Parameters<typeof planChunkForward>[2]>, t: Partial<typeof kdaForwardTuning> = {}) =>
     planChunkForward(dev, p, { keep: false, out: true, bf16: true, start: 'h0', beta16: true, ...o }, t);
   it('the GPU inference path: both on, the variants set', () => {
     const a = plan({});
-    expect([a.stateStart, a.betaBf16, a.tv.start, a.tv.betaBf16, a.gram?.betaBf16]).toEqual([
+    expect([a.stateStart, a.betaBf16, a.gcBeta, a.tv.start, a.tv.betaBf16, a.gram?.betaBf16]).toEqual([
+      true,
       true,
       true,
       'h0',
       true,
-      true,
+      undefined,
     ]);
+    // intraGram reads bf16 beta where the gc pass does not widen it: asked so, or gc formed in its prologue.
+    expect(plan({}, { gcBeta: false }).gram?.betaBf16).toBe(true);
+    const gcp = plan({}, { gramGcPrologue: true });
+    expect([gcp.gcPass, gcp.gcBeta, gcp.gram?.betaBf16]).toEqual([false, false, true]);
     expect(plan({ start: 'zero' }).tv.start).toBe('zero');
   });
   it('off where not asked, not handed the start, beta in f32, keep, or other state kernels', () => {

@@ -170,6 +170,8 @@ export interface KdaBenchOptions {
   fwdStateStart?: boolean;
   /** bf16 beta read as bf16, no widening dispatch (kdaForwardTuning.betaBf16; --fwd-beta-bf16 on|off). */
   fwdBetaBf16?: boolean;
+  /** With it, the gc pass widens beta for intraGram (kdaForwardTuning.gcBeta; --fwd-gc-beta on|off). */
+  fwdGcBeta?: boolean;
   /** gc formed in the two-pass intra's first kernel's prologue, no gc pass (kdaForwardTuning.gramGcPrologue). */
   fwdGramGcPrologue?: boolean;
   fwdGramGcTile0?: boolean;
@@ -366,6 +368,7 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     hbBf16: o.fwdHbBf16,
     stateStart: o.fwdStateStart,
     betaBf16: o.fwdBetaBf16,
+    gcBeta: o.fwdGcBeta,
     gramGcPrologue: o.fwdGramGcPrologue,
     gramGcTile0: o.fwdGramGcTile0,
     gramGcDirect: o.fwdGramGcDirect,
@@ -1156,6 +1159,7 @@ export function registerKdaBench(bench: Command): void {
       'the tiled state pass reads the initial state itself (no copy or zero fill before the forward; default on)',
     )
     .option('--fwd-beta-bf16 <on|off>', 'bf16 inputs: beta read as bf16 by its kernels, no widening (default on)')
+    .option('--fwd-gc-beta <on|off>', 'with --fwd-beta-bf16: the gc pass widens beta for intraGram (default on)')
     .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(
       '--fwd-sweep <name,...>',
@@ -1323,6 +1327,7 @@ export function registerKdaBench(bench: Command): void {
         fwdHbBf16: parseOnOff('--fwd-hb-bf16', opts.fwdHbBf16),
         fwdStateStart: parseOnOff('--fwd-state-start', opts.fwdStateStart),
         fwdBetaBf16: parseOnOff('--fwd-beta-bf16', opts.fwdBetaBf16),
+        fwdGcBeta: parseOnOff('--fwd-gc-beta', opts.fwdGcBeta),
         fwdTc16OutputWg: parseNumberChoice('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, [256, 512] as const),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,

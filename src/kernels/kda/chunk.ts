@@ -240,6 +240,8 @@ function chunkForward(
     else zeroFill(gpu, state);
   }
   const S0bound = plan.stateStart && S0 ? [S0] : [];
+  // bf16 beta widened by the gc pass for intraGram (plan.gcBeta).
+  const betaF = plan.gcBeta ? gpu.empty([Ttot, H]) : undefined;
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
   const groups = needH ? headGroups(gpu, p, midBf16 || plan.hbBf16 ? 2 : 4) : [{ h0: 0, HB: H }];
   // In the bf16 storage mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts); in the mixed
@@ -329,15 +331,24 @@ function chunkForward(
       gpu.dispatch({
         kernel: {
           name: 'kda_chunk_gc',
-          key: gcKey(K, GK, fused, kd, bf16),
-          code: () => gcWgsl(K, GK, fused, kd, bf16),
+          key: gcKey(K, GK, fused, kd, bf16, betaF !== undefined),
+          code: () => gcWgsl(K, GK, fused, kd, bf16, betaF !== undefined),
         },
-        tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : kd ? [cu, k, g, saved.gc, saved.Kd] : [cu, g, saved.gc],
+        tensors: Qg
+          ? [cu, k, g, q, saved.gc, saved.Kd, Qg]
+          : kd
+            ? [cu, k, g, saved.gc, saved.Kd]
+            : betaF
+              ? [cu, g, beta, saved.gc, betaF]
+              : [cu, g, saved.gc],
         params: new Params().u32(H, N).f32(scale).u32(0),
         workgroups: [NS, H, gcWorkgroups(K)],
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
-    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, g, beta }, saved, intra.params, scale, gram, plan, M);
+    // intraGram reads the gc pass's f32 beta where it widened one (plan.gcBeta; nothing else binds it).
+    const gramBeta = betaF ?? beta;
+    if (twoPass)
+      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, g, beta: gramBeta }, saved, intra.params, scale, gram, plan, M);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -436,7 +447,18 @@ function chunkForward(
       });
     }
   }
-  for (const t of [q, k, vv, g, beta, ...(idle?.scratch ?? []), ...(M ? [M] : []), ...(S0 ? [S0] : [])]) t.dispose();
+  for (const t of [
+    q,
+    k,
+    vv,
+    g,
+    beta,
+    ...(idle?.scratch ?? []),
+    ...(M ? [M] : []),
+    ...(S0 ? [S0] : []),
+    ...(betaF ? [betaF] : []),
+  ])
+    t.dispose();
   // keep implies needH, so Vp exists.
   if (keep) return saved as ChunkSaved;
   disposeSaved(saved);

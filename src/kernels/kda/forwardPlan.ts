@@ -184,6 +184,11 @@ export interface ChunkForwardPlan {
    * tv.betaBf16 set): the bf16 inference path in the Kt form with those kernels; elsewhere beta is widened to f32.
    */
   betaBf16: boolean;
+  /**
+   * With betaBf16: the gc pass (its bf16 pair kernel) widens beta into an f32 tensor that intraGram reads
+   * (kdaForwardTuning.gcBeta; gram.betaBf16 then unset): no dispatch of its own for it.
+   */
+  gcBeta: boolean;
   idleScratch: boolean;
   /** The overlap probe runs after the forward (with one head group). */
   overlapProbe: boolean;
@@ -560,9 +565,12 @@ export function planChunkForward(
     !twoPassVariants.gram.gcFromG &&
     !twoPassVariants.gram.secondary &&
     (!shared || idleScratch);
+  // The gc pass widening beta for intraGram where it runs (the bf16 pair kernel: GK = K), else intraGram reads bf16.
+  const gcPass = vec4Intra && !gcInIntra && !gcInGram && !gramGc;
+  const gcBeta = betaBf16 && gcPass && GK === K && (t.gcBeta ?? true);
   if (betaBf16) {
     tv.betaBf16 = true;
-    (twoPassVariants.gram as IntraGramVariant).betaBf16 = true;
+    if (!gcBeta) (twoPassVariants.gram as IntraGramVariant).betaBf16 = true;
   }
   return {
     refusal: refusals[0],
@@ -594,7 +602,8 @@ export function planChunkForward(
     twoPass,
     gcInGram,
     gramGc,
-    gcPass: vec4Intra && !gcInIntra && !gcInGram && !gramGc,
+    gcPass,
+    gcBeta,
     gcKd,
     vv4,
     ...twoPassVariants,

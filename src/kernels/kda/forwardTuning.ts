@@ -379,6 +379,14 @@ export const kdaForwardTuning: {
    */
   betaBf16?: boolean;
   /**
+   * With betaBf16, where the bf16 gc pass runs (gc.wgsl.ts gcPairsWgsl): that pass also widens beta into an f32
+   * tensor, which intraGram reads (the Kt state pass still reads the bf16 beta). Why: intraGram reading bf16 beta
+   * itself ran 0.011 ms slower on the H200 (1.077 against 1.066, three processes each, thirteenth session,
+   * bench/results/2026-12-02-h200-s13-kdagc-s1-*), more than the widening dispatch cost. Unset: on (bench kda
+   * --fwd-gc-beta on|off).
+   */
+  gcBeta?: boolean;
+  /**
    * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
    * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
    * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'

@@ -43,12 +43,7 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
       };
       const f = await gpu.profile(fwd);
       // No zero fill of the state: the tiled state pass starts from zeros itself (kdaForwardTuning.stateStart).
-      expect(kdaKernels(f)).toEqual([
-        'kda_chunk_gc',
-        'kda_chunk_intra',
-        'kda_chunk_state',
-        'kda_chunk_output',
-      ]);
+      expect(kdaKernels(f)).toEqual(['kda_chunk_gc', 'kda_chunk_intra', 'kda_chunk_state', 'kda_chunk_output']);
       for (const d of f) expect(d.ms).toBeGreaterThanOrEqual(0);
       kdaForwardTuning.fused = true;
       expect(kdaKernels(await gpu.profile(fwd))).toEqual([

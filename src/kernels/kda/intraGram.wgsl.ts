@@ -69,8 +69,10 @@
  * barriers ~0.03. Tile 0's gc from workgroup memory (gcTile0Shared) 1.206; the walk loading g itself, 16 rows at a
  * time (gcDirect: four global round trips on the walk) 1.274. Why the walk costs that much (~6 us a workgroup over
  * ~15.5 waves of 528 workgroups, for 64 dependent vec4 adds) is not known; a guess is that the one walking warp waits
- * for issue slots behind the other workgroups' products while its own 7 warps idle at the barrier, which
- * gcWalkSpread (the chains on all 8 warps) would test (unmeasured: the sitting's device time was spent).
+ * for issue slots behind the other workgroups' products while its own 7 warps idle at the barrier; gcWalkSpread (the
+ * chains on all 8 warps) tested it and lost (1.245 ms against 1.200, thirteenth session), so that guess is wrong.
+ * In that sitting the one-warp prologue tied with the gc pass (1.200 against 0.119 + 1.077, forward 5.031 against
+ * 5.020-5.023).
  */
 import {
   akkDiagonalToShared,
@@ -151,7 +153,10 @@ export interface IntraGramVariant {
    * group w ceil(K / 32) + l) instead of all on threads 0 .. K / 4 - 1 (warp 0 at K = 128). Why: on the H200 the
    * walk cost the kernel 0.100 ms (probe 'walk'), far more than its 64 dependent adds a group; presumably the one
    * walking warp waits for issue slots behind the other workgroups' products while its own 7 warps idle at the
-   * barrier, so the same chains on 8 warps (4 schedulers) should finish sooner. Unmeasured.
+   * barrier, so the same chains on 8 warps (4 schedulers) should finish sooner. Measured slower: H200 (thirteenth
+   * session, bf16, B=1, H=16, d=128, T=32768, bench/results/2026-12-02-h200-s13-kdagc-s1-spr*) this kernel 1.244-
+   * 1.245 ms against 1.200 with the one-warp walk, forward 5.074-5.075 against 5.031 (the default, gc pass, 5.020-
+   * 5.023); with gcTile0Shared 1.250. So the walk's cost is not its one warp's issue slots; the guess is open.
    */
   gcWalkSpread?: boolean;
   /**
@@ -202,7 +207,9 @@ export interface IntraGramVariant {
   /**
    * With bf16: beta bound as packed bf16 too (array<u32>, bf16.wgsl.ts bf16Scalar) and widened where loaded (exact),
    * instead of the f32 copy gpu.ts made for it in a dispatch of its own (kdaForwardTuning.betaBf16). The same values:
-   * A_qk and T equal bit for bit. Not with gcFromG (its f32 bindings).
+   * A_qk and T equal bit for bit. Not with gcFromG (its f32 bindings). On the H200 0.011 ms slower than the f32 loads
+   * (1.077 against 1.066 ms, thirteenth session): where the gc pass runs it widens beta for this kernel instead
+   * (kdaForwardTuning.gcBeta); this variant remains for the gc prologue (no gc pass) and --fwd-gc-beta off.
    */
   betaBf16?: boolean;
 }

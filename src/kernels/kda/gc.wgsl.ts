@@ -17,6 +17,9 @@
  * f32 kernel's bit for bit, so the f32 reference is the bf16 variant's too. Memory: g is read twice (the two
  * walks), so the inference forward's gc pass (kd false) moves 2 + 2 + 4 bytes an element instead of 12. With a gate
  * per channel the bf16 pass is gcPairsWgsl (a thread per channel pair); one gate per head keeps this kernel.
+ *
+ * With `beta` (the bf16 pair kernel only; kdaForwardTuning.gcBeta) it also widens bf16 beta into an f32 tensor for
+ * intraGram, so that no dispatch of its own does (widening is exact: the values the cast gave).
  */
 import { bf16Scalar } from './bf16.wgsl.js';
 import { bindings, chunkSlotPrologue, LOCATE } from './wgslParts.js';

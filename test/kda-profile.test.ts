@@ -2,9 +2,10 @@
  * What the chunked KDA records on the GPU, as `bench kda --profile` sees it (GpuContext.profile: one
  * timestamped pass per dispatch): the forward is gc -> intra -> state -> output (gc: the vec4 intra's
  * cumulative decays, K % 16 == 0 here), or with the fused pass (kdaForwardTuning.fused = true)
- * gc -> intra -> state-and-output; the backward does not run the output pass, and with the per-chunk states
- * split into head groups the separate state and output passes run once per group (the fused pass, which
- * stores no per-chunk state, still runs once).
+ * zero fill -> gc -> intra -> state-and-output (the separate tiled state pass starts from zeros itself, the fused
+ * one from a zero-filled state: kdaForwardTuning.stateStart); the backward does not run the output pass, and with
+ * the per-chunk states split into head groups the separate state and output passes run once per group (the fused
+ * pass, which stores no per-chunk state, still runs once).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { kdaForwardTuning, kdaSplitLimit } from '../src/kernels/kda/chunk.js';
@@ -41,13 +42,8 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
         r.finalState?.dispose();
       };
       const f = await gpu.profile(fwd);
-      expect(kdaKernels(f)).toEqual([
-        'kda_zero_fill',
-        'kda_chunk_gc',
-        'kda_chunk_intra',
-        'kda_chunk_state',
-        'kda_chunk_output',
-      ]);
+      // No zero fill of the state: the tiled state pass starts from zeros itself (kdaForwardTuning.stateStart).
+      expect(kdaKernels(f)).toEqual(['kda_chunk_gc', 'kda_chunk_intra', 'kda_chunk_state', 'kda_chunk_output']);
       for (const d of f) expect(d.ms).toBeGreaterThanOrEqual(0);
       kdaForwardTuning.fused = true;
       expect(kdaKernels(await gpu.profile(fwd))).toEqual([
@@ -84,7 +80,6 @@ describe('kda: dispatch sequence (per-kernel profile)', () => {
       kdaForwardTuning.fused = undefined;
       const s = await gpu.profile(fwd);
       expect(kdaKernels(s)).toEqual([
-        'kda_zero_fill',
         'kda_chunk_gc',
         'kda_chunk_intra',
         'kda_chunk_state',

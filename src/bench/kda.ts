@@ -166,6 +166,12 @@ export interface KdaBenchOptions {
   fwdTc16OutputPad?: boolean;
   /** The mixed mode's per-chunk states hB stored and read as bf16 (kdaForwardTuning.hbBf16; --fwd-hb-bf16 on|off). */
   fwdHbBf16?: boolean;
+  /** The tiled state pass reads the initial state itself, no copy (kdaForwardTuning.stateStart; --fwd-state-start). */
+  fwdStateStart?: boolean;
+  /** bf16 beta read as bf16, no widening dispatch (kdaForwardTuning.betaBf16; --fwd-beta-bf16 on|off). */
+  fwdBetaBf16?: boolean;
+  /** With it, the gc pass widens beta for intraGram (kdaForwardTuning.gcBeta; --fwd-gc-beta on|off). */
+  fwdGcBeta?: boolean;
   /** gc formed in the two-pass intra's first kernel's prologue, no gc pass (kdaForwardTuning.gramGcPrologue). */
   fwdGramGcPrologue?: boolean;
   fwdGramGcTile0?: boolean;
@@ -360,6 +366,9 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     tc16OutputWg: o.fwdTc16OutputWg,
     tc16OutputPad: o.fwdTc16OutputPad,
     hbBf16: o.fwdHbBf16,
+    stateStart: o.fwdStateStart,
+    betaBf16: o.fwdBetaBf16,
+    gcBeta: o.fwdGcBeta,
     gramGcPrologue: o.fwdGramGcPrologue,
     gramGcTile0: o.fwdGramGcTile0,
     gramGcDirect: o.fwdGramGcDirect,
@@ -491,6 +500,9 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) 
     [`vsIntermediates${other === 'f32' ? 'F32' : 'Bf16'}`]: diffOS(a, b),
     // The Kt pre-pass on the f16 tensor cores (kdaForwardTuning.tc16Kt) as asked against the f32 kernel, the rest as tuned.
     // gc in the first kernel's prologue against the gc pass (kdaForwardTuning.gramGcPrologue): equal bit for bit.
+    // The state pass reading the start itself and bf16 beta read as bf16, as tuned, against both off (the copy and
+    // the widening dispatches): equal bit for bit.
+    startBetaVsCopy: diffOS(a, await withTuningAsync({ stateStart: false, betaBf16: false }, () => run(x, 'chunk'))),
     gramGcVsPass: diffOS(
       await withTuningAsync({ gramGcPrologue: true }, () => run(x, 'chunk')),
       await withTuningAsync({ gramGcPrologue: false }, () => run(x, 'chunk')),
@@ -563,6 +575,8 @@ async function checkChunked(x: ReturnType<typeof inputs>, S0: Tensor) {
     ktFormVsWU: diffOS(await chunk({ ktForm: true }), await chunk({ ktForm: false })),
     // gc in the first kernel's prologue against the gc pass (kdaForwardTuning.gramGcPrologue): equal bit for bit.
     gramGcVsPass: diffOS(await chunk({ gramGcPrologue: true }), await chunk({ gramGcPrologue: false })),
+    // The tiled state pass reading the start itself against the copy before the forward: equal bit for bit.
+    startVsCopy: diffOS(await chunk({ stateStart: true }), await chunk({ stateStart: false })),
     // The forward as the options ask against the shipped defaults (every choice unset): a new path's exactness.
     vsDefault: diffOS(a, await chunk(Object.fromEntries(Object.keys(kdaForwardTuning).map((key) => [key, undefined])))),
   };
@@ -1140,6 +1154,12 @@ export function registerKdaBench(bench: Command): void {
       '--fwd-hb-bf16 <on|off>',
       'bf16 inputs, mixed mode: the per-chunk states hB stored and read as bf16 (default on GPUs: hbBf16ByDefault)',
     )
+    .option(
+      '--fwd-state-start <on|off>',
+      'the tiled state pass reads the initial state itself (no copy or zero fill before the forward; default on)',
+    )
+    .option('--fwd-beta-bf16 <on|off>', 'bf16 inputs: beta read as bf16 by its kernels, no widening (default on)')
+    .option('--fwd-gc-beta <on|off>', 'with --fwd-beta-bf16: the gc pass widens beta for intraGram (default on)')
     .option('--fwd-intra-wu-head-first <on|off>', 'two-pass intra, walk: grid with the head fastest (default off)')
     .option(
       '--fwd-sweep <name,...>',
@@ -1305,6 +1325,9 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
         fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
         fwdHbBf16: parseOnOff('--fwd-hb-bf16', opts.fwdHbBf16),
+        fwdStateStart: parseOnOff('--fwd-state-start', opts.fwdStateStart),
+        fwdBetaBf16: parseOnOff('--fwd-beta-bf16', opts.fwdBetaBf16),
+        fwdGcBeta: parseOnOff('--fwd-gc-beta', opts.fwdGcBeta),
         fwdTc16OutputWg: parseNumberChoice('--fwd-tc16-output-wg', opts.fwdTc16OutputWg, [256, 512] as const),
         fwdSweep: parseFwdSweep(opts.fwdSweep),
         fwdSweepRounds: opts.fwdSweepRounds ? parseList(opts.fwdSweepRounds)[0] : undefined,

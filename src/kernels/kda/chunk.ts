@@ -11,7 +11,7 @@ import type { GpuContext } from '../../gpu/context.js';
 import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { castTo } from '../copy/cast.js';
-import { contiguous } from '../copy/index.js';
+import { contiguous, copyInto } from '../copy/index.js';
 import {
   CHUNK,
   chunkKey,
@@ -54,6 +54,7 @@ import { dispatchStateIntra, idleIntraTensors } from './statePipeline.js';
 import { dispatchOverlapProbe } from './overlapProbe.js';
 import { type ChunkForwardPlan, planChunkForward } from './forwardPlan.js';
 import { kdaForwardTuning } from './forwardTuning.js';
+import { zeroFill } from './zeros.js';
 
 // The tuning and its defaults live in forwardTuning.ts; re-exported here, where callers have always found them.
 export * from './forwardTuning.js';
@@ -130,12 +131,21 @@ export interface ChunkSaved {
 }
 
 /**
+ * Where the forward starts (dispatchChunkForward's `start`): the caller's initial state ([N, H, K, V] f32), or zeros
+ * where undefined. Given, the state buffer the caller hands over is uninitialised: the tiled state pass reads the start
+ * itself where the plan says (stateStart), else the state buffer is filled first (a copy or a zero fill).
+ */
+export interface ForwardStart {
+  initial?: Tensor;
+}
+
+/**
  * The chunked forward. With bf16 q, k, v, g (the bf16 path, bf16.wgsl.ts) `out` is bf16 too, and where the GPU
  * inference path runs the passes read the bf16 inputs themselves; W, U, the per-chunk states and V' are stored in
  * bf16 (the storage mode) or f32 (the mixed mode: kdaForwardTuning.bf16Intermediates) between the passes (the vec4
  * two-pass intra, the tiled state pass forming Kd, the pipelined output pass: ChunkForwardPlan.bf16Kernels); anywhere else (keep,
  * other kernels or tunings) the inputs are cast to f32, the f32 forward runs and o is rounded to bf16 at the end.
- * beta is f32 (gpu.ts kdaForwardGpu widens a bf16 one for every GPU path).
+ * beta is f32, or bf16 (read so where plan.betaBf16, else widened here: kdaForwardTuning.betaBf16).
  */
 export function dispatchChunkForward(
   gpu: GpuContext,
@@ -147,27 +157,42 @@ export function dispatchChunkForward(
   out: Tensor | undefined,
   scale: number,
   keep = false,
+  /** Undefined: `state` holds the start already (the backward's use); else see ForwardStart. */
+  start?: ForwardStart,
 ): ChunkSaved | undefined {
   const bf16 = x.q.dtype === 'bf16';
   for (const [n, t] of Object.entries(x) as [string, Tensor][]) {
     if (n !== 'beta' && (t.dtype === 'bf16') !== bf16)
       throw new Error(`kda chunked: q is ${x.q.dtype} but ${n} is ${t.dtype}: q, k, v and g share one dtype`);
   }
-  if (x.beta.dtype !== 'f32') throw new Error(`kda chunked: beta is ${x.beta.dtype}, expected f32`);
+  if (x.beta.dtype !== 'f32' && x.beta.dtype !== 'bf16')
+    throw new Error(`kda chunked: beta is ${x.beta.dtype}, expected f32 or bf16`);
   if (out && out.dtype !== (bf16 ? 'bf16' : 'f32'))
     throw new Error(`kda chunked: o is ${out.dtype}, expected ${bf16 ? 'bf16' : 'f32'} like q`);
-  const plan = (b: boolean) => planChunkForward(gpu, p, { keep, out: out !== undefined, bf16: b }, kdaForwardTuning);
-  if (!bf16) return chunkForward(gpu, p, cu, x, state, out, scale, keep, plan(false));
+  const beta16 = x.beta.dtype === 'bf16';
+  const startKind = start ? (start.initial ? 'h0' : 'zero') : undefined;
+  const plan = (b: boolean) =>
+    planChunkForward(gpu, p, { keep, out: out !== undefined, bf16: b, start: startKind, beta16 }, kdaForwardTuning);
+  // bf16 beta as it is where the plan's kernels read it so (plan.betaBf16), else widened here (the caller disposes x).
+  const run = (y: KdaInputs, o: Tensor | undefined, pl: ChunkForwardPlan) => {
+    const yb = beta16 && !pl.betaBf16 ? { ...y, beta: castTo(y.beta, 'f32') } : y;
+    try {
+      return chunkForward(gpu, p, cu, yb, state, o, scale, keep, pl, start);
+    } finally {
+      if (yb !== y) yb.beta.dispose();
+    }
+  };
+  if (!bf16) return run(x, out, plan(false));
   // The bf16 kernels where they exist (the GPU inference path: ChunkForwardPlan.bf16Kernels).
   if (out && !keep) {
     const bf16Plan = plan(true);
-    if (bf16Plan.bf16Kernels) return chunkForward(gpu, p, cu, x, state, out, scale, keep, bf16Plan);
+    if (bf16Plan.bf16Kernels) return run(x, out, bf16Plan);
   }
   // Elsewhere: the f32 forward on widened inputs, o rounded at the end.
   const xf = widenInputs(x);
   const of = out ? gpu.empty(out.shape) : undefined;
   try {
-    const saved = chunkForward(gpu, p, cu, xf, state, of, scale, keep, plan(false));
+    const saved = run(xf, of, plan(false));
     if (out && of) castTo(of, 'bf16', out);
     return saved;
   } finally {
@@ -195,6 +220,8 @@ function chunkForward(
    * mode.
    */
   plan: ChunkForwardPlan,
+  /** See dispatchChunkForward. */
+  start?: ForwardStart,
 ): ChunkSaved | undefined {
   const { H, K, V, GK, Ttot, N } = p;
   const NS = chunkSlots(p);
@@ -205,6 +232,16 @@ function chunkForward(
   const smem = gpu.limits.maxComputeWorkgroupStorageSize;
   const [q, k, vv, g, beta] = [x.q, x.k, x.v, x.g, x.beta].map(contiguous);
   if (plan.refusal) throw new Error(plan.refusal);
+  // The start: read by the tiled state pass itself (plan.stateStart: S0 bound, or zeros), else put into the state
+  // buffer now (a copy of the initial state or a zero fill: one dispatch).
+  const S0 = start?.initial ? contiguous(start.initial) : undefined;
+  if (start && !plan.stateStart) {
+    if (S0) copyInto(S0, state);
+    else zeroFill(gpu, state);
+  }
+  const S0bound = plan.stateStart && S0 ? [S0] : [];
+  // bf16 beta widened by the gc pass for intraGram (plan.gcBeta).
+  const betaF = plan.gcBeta ? gpu.empty([Ttot, H]) : undefined;
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
   const groups = needH ? headGroups(gpu, p, midBf16 || plan.hbBf16 ? 2 : 4) : [{ h0: 0, HB: H }];
   // In the bf16 storage mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts); in the mixed
@@ -242,9 +279,9 @@ function chunkForward(
   const stateDispatch = (gi: number) => ({
     // gc as f32 (gcAt) and as vec4; with rwInputs once, as vec4.
     tensors: ktForm
-      ? [cu, saved.W, vv, k, ...gcTwice, beta, state, saved.h[gi], saved.Vp as Tensor]
+      ? [cu, saved.W, vv, k, ...gcTwice, beta, ...S0bound, state, saved.h[gi], saved.Vp as Tensor]
       : tv.kdFromK
-        ? [cu, saved.W, saved.U, k, ...gcTwice, state, saved.h[gi], saved.Vp as Tensor]
+        ? [cu, saved.W, saved.U, k, ...gcTwice, ...S0bound, state, saved.h[gi], saved.Vp as Tensor]
         : [cu, saved.W, saved.U, saved.Kd, saved.gc, state, saved.h[gi], saved.Vp as Tensor],
     params: groupParams(p, scale, groups[gi]),
     workgroups: [V / BV, groups[gi].HB, N] as const,
@@ -294,15 +331,24 @@ function chunkForward(
       gpu.dispatch({
         kernel: {
           name: 'kda_chunk_gc',
-          key: gcKey(K, GK, fused, kd, bf16),
-          code: () => gcWgsl(K, GK, fused, kd, bf16),
+          key: gcKey(K, GK, fused, kd, bf16, betaF !== undefined),
+          code: () => gcWgsl(K, GK, fused, kd, bf16, betaF !== undefined),
         },
-        tensors: Qg ? [cu, k, g, q, saved.gc, saved.Kd, Qg] : kd ? [cu, k, g, saved.gc, saved.Kd] : [cu, g, saved.gc],
+        tensors: Qg
+          ? [cu, k, g, q, saved.gc, saved.Kd, Qg]
+          : kd
+            ? [cu, k, g, saved.gc, saved.Kd]
+            : betaF
+              ? [cu, g, beta, saved.gc, betaF]
+              : [cu, g, saved.gc],
         params: new Params().u32(H, N).f32(scale).u32(0),
         workgroups: [NS, H, gcWorkgroups(K)],
       });
     const gram = gcInGram ? { g, kd, keep } : undefined;
-    if (twoPass) dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, g, beta }, saved, intra.params, scale, gram, plan, M);
+    // intraGram reads the gc pass's f32 beta where it widened one (plan.gcBeta; nothing else binds it).
+    const gramBeta = betaF ?? beta;
+    if (twoPass)
+      dispatchIntraTwoPass(gpu, p, NS, { cu, q, k, vv, g, beta: gramBeta }, saved, intra.params, scale, gram, plan, M);
     else if (shared) dispatchStateIntra(gpu, sharedKernels, sharedDispatches(0), 'intra');
     else
       gpu.dispatch({
@@ -401,7 +447,18 @@ function chunkForward(
       });
     }
   }
-  for (const t of [q, k, vv, g, beta, ...(idle?.scratch ?? []), ...(M ? [M] : [])]) t.dispose();
+  for (const t of [
+    q,
+    k,
+    vv,
+    g,
+    beta,
+    ...(idle?.scratch ?? []),
+    ...(M ? [M] : []),
+    ...(S0 ? [S0] : []),
+    ...(betaF ? [betaF] : []),
+  ])
+    t.dispose();
   // keep implies needH, so Vp exists.
   if (keep) return saved as ChunkSaved;
   disposeSaved(saved);

@@ -26,6 +26,8 @@
  *     path only); else dispatchChunkForward widens the inputs and plans the f32 forward.
  * 10. hbBf16: the mixed mode's per-chunk states stored and read as bf16 (set on tv, pv and tc16o where it holds).
  * 11. The tiled state pass's stores by its idle threads (tv.idleStores) where not asked either way.
+ * 12. stateStart (the tiled state pass reads the initial state itself: no copy or zero fill before the forward) and
+ *     betaBf16 (bf16 beta read as bf16: no widening dispatch), where the caller and the kernels allow.
  * The errors keep the order and place chunkForward threw them in before the plan existed: `refusal` (thrown
  * before anything is allocated) and `inconsistency` (a path the bf16 or Kt-form kernels do not cover: cannot
  * happen while bf16Kernels and ktForm are decided as below; thrown after the head groups are formed).
@@ -170,6 +172,23 @@ export interface ChunkForwardPlan {
    * hB as bf16. (The storage mode, midBf16, stores hB as bf16 anyway.)
    */
   hbBf16: boolean;
+  /**
+   * The tiled state pass takes the forward's start itself (kdaForwardTuning.stateStart; tv.start set): it reads the
+   * initial state from its own binding (or starts from zeros), so chunkForward fills no state buffer beforehand.
+   * Only where the caller hands the start over (planChunkForward's `start`) and the tiled pass in the Kt form or with
+   * kdFromK runs (not fused, the tensor-core state pass or the overlap probe).
+   */
+  stateStart: boolean;
+  /**
+   * bf16 beta read as bf16 by intraGram and the Kt form's state pass (kdaForwardTuning.betaBf16; gram.betaBf16 and
+   * tv.betaBf16 set): the bf16 inference path in the Kt form with those kernels; elsewhere beta is widened to f32.
+   */
+  betaBf16: boolean;
+  /**
+   * With betaBf16: the gc pass (its bf16 pair kernel) widens beta into an f32 tensor that intraGram reads
+   * (kdaForwardTuning.gcBeta; gram.betaBf16 then unset): no dispatch of its own for it.
+   */
+  gcBeta: boolean;
   idleScratch: boolean;
   /** The overlap probe runs after the forward (with one head group). */
   overlapProbe: boolean;
@@ -213,7 +232,18 @@ export function unusedIntermediates(
 export function planChunkForward(
   dev: ForwardDevice,
   p: ForwardShape,
-  o: { keep: boolean; out: boolean; bf16: boolean },
+  o: {
+    keep: boolean;
+    out: boolean;
+    bf16: boolean;
+    /**
+     * The state buffer is not filled: the forward starts from the caller's initial state ('h0') or from zeros
+     * ('zero'), and the plan says who puts it there (stateStart). Unset: the buffer already holds the start.
+     */
+    start?: 'h0' | 'zero';
+    /** beta is given in bf16 (else f32): betaBf16 only then. */
+    beta16?: boolean;
+  },
   t: Readonly<ForwardTuning>,
 ): ChunkForwardPlan {
   const { H, K, V, GK, N } = p;
@@ -511,6 +541,37 @@ export function planChunkForward(
     stateTiledIdleStoresPossible(tv)
   )
     tv.idleStores = true;
+  // 12. The state pass's start from its own binding (or zeros), and bf16 beta read as bf16.
+  const stateStart =
+    o.start !== undefined &&
+    (t.stateStart ?? true) &&
+    tiled &&
+    !fused &&
+    !tc16State &&
+    !overlapProbe &&
+    (ktForm || tv.kdFromK === true);
+  if (stateStart) tv.start = o.start;
+  const betaBf16 =
+    (t.betaBf16 ?? true) &&
+    o.beta16 === true &&
+    bf16 &&
+    ktForm &&
+    twoPass &&
+    tiled &&
+    !fused &&
+    !tc16State &&
+    !tc16Gram &&
+    twoPassVariants.gram !== undefined &&
+    !twoPassVariants.gram.gcFromG &&
+    !twoPassVariants.gram.secondary &&
+    (!shared || idleScratch);
+  // The gc pass widening beta for intraGram where it runs (the bf16 pair kernel: GK = K), else intraGram reads bf16.
+  const gcPass = vec4Intra && !gcInIntra && !gcInGram && !gramGc;
+  const gcBeta = betaBf16 && gcPass && GK === K && (t.gcBeta ?? true);
+  if (betaBf16) {
+    tv.betaBf16 = true;
+    if (!gcBeta) (twoPassVariants.gram as IntraGramVariant).betaBf16 = true;
+  }
   return {
     refusal: refusals[0],
     inconsistency,
@@ -541,7 +602,8 @@ export function planChunkForward(
     twoPass,
     gcInGram,
     gramGc,
-    gcPass: vec4Intra && !gcInIntra && !gcInGram && !gramGc,
+    gcPass,
+    gcBeta,
     gcKd,
     vv4,
     ...twoPassVariants,
@@ -556,6 +618,8 @@ export function planChunkForward(
     tc16Output,
     tc16o,
     hbBf16,
+    stateStart,
+    betaBf16,
     idleScratch,
     overlapProbe,
     unused: unusedIntermediates({ twoPass, fused, gcInIntra, overlapProbe, ktForm, gcKd }, keep),

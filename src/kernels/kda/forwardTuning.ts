@@ -49,8 +49,9 @@ export const tc16OutputByDefault = true;
 /**
  * Forward kernel choices, for benchmarks and tests (undefined: the default rule). `intra`: 'vec4' (gc.wgsl.ts
  * + intraVec.wgsl.ts, where K is a multiple of 16 and V of 4) or 'scalar' (intra.wgsl.ts, any shape).
- * `stateWg`: threads per workgroup of the state pass (256; more where the device allows). `stateBV`: its
- * value-tile width.
+ * `stateWg`: threads per workgroup of the state pass (256; more where the device allows; H200, thirteenth session,
+ * bf16 Kt form: 512 threads 2.691 ms against 2.598, with stateRows 1 3.106, bench/results/2026-12-02-h200-s13-kdagc-
+ * s2-s512*). `stateBV`: its value-tile width.
  */
 export const kdaForwardTuning: {
   intra?: 'vec4' | 'scalar';
@@ -136,7 +137,9 @@ export const kdaForwardTuning: {
    * binding kind: the merge with the intra part's writes binds the state part's W and U read_write, and the state
    * pass in its own pipeline with them read_write (stateRwOperands, now the default) took 2.686 ms against 2.941
    * read-only and 2.696 here (forward 5.460 against 5.470 here, one row each). Kept the default (no loss, unmeasured
-   * beyond one row); `--fwd-shared-pipeline off` compares.
+   * beyond one row); `--fwd-shared-pipeline off` compares. Thirteenth session (bf16 inputs, the Kt form with idle
+   * stores, the idle intra part on scratch; bench/results/2026-12-02-h200-s13-kdagc-s2-shared-off*): off 5.057-5.058
+   * ms against 5.018-5.024 (the state pass 2.631-2.634 against 2.597-2.599): still the default.
    */
   sharedPipeline?: boolean;
   /**
@@ -333,7 +336,11 @@ export const kdaForwardTuning: {
    * what the pipelined output pass does. Unset: tc16OutputByDefault (where it applies); false: the pipelined pass.
    */
   tc16Output?: boolean;
-  /** The tensor-core output pass's A_qk and V' loaded during Qg S (OutputTc16Variant.split; --fwd-tc16-output-split). */
+  /**
+   * The tensor-core output pass's A_qk and V' loaded during Qg S (OutputTc16Variant.split; --fwd-tc16-output-split).
+   * Not with the default 512 threads and padding: 0.733 ms against 0.664 (thirteenth session, H200, bf16,
+   * bench/results/2026-12-02-h200-s13-kdagc-s2-split*: forward 5.088-5.094 against 5.018-5.024).
+   */
   tc16OutputSplit?: boolean;
   /**
    * The tensor-core output pass's threads (OutputTc16Variant.wg, 256 or 512; --fwd-tc16-output-wg). Unset: 512
@@ -361,6 +368,42 @@ export const kdaForwardTuning: {
    * separate pipelined or tensor-core output pass). Unset: hbBf16ByDefault (on GPUs; bench kda --fwd-hb-bf16 on|off).
    */
   hbBf16?: boolean;
+  /**
+   * The tiled state pass (Kt form or kdFromK) reads the initial state from a binding of its own, or starts from zeros
+   * without a load (StateTiledVariant.start), and writes only the final state: gpu.ts's copy of the initial state
+   * into the state buffer (copy_dense), or its zero fill (kda_zero_fill), a dispatch before the forward, is gone.
+   * Elsewhere (other state kernels, keep's W | U form, the recurrent path) that dispatch stays. The same values: the
+   * results equal bit for bit. Unset: on (bench kda --fwd-state-start on|off). H200 (thirteenth session, B=1, H=16,
+   * d=128, T=32768, each bench its own process, bench/results/2026-12-02-h200-s13-kdagc-s{1,2}-*): f32 forward 5.301
+   * ms against 5.306 off (copy_dense 0.008); with betaBf16 (bf16 inputs) below. --check (T=2048, bf16 and f32): o and
+   * the final state equal to the copy's forward (0).
+   */
+  stateStart?: boolean;
+  /**
+   * bf16 beta read as bf16 by the kernels that read it (intraGram and the Kt form's tiled state pass:
+   * IntraGramVariant.betaBf16, StateTiledVariant.betaBf16; widened where loaded, exact) instead of widened to f32 by
+   * a dispatch of its own before the forward (cast_f32). Only on the bf16 inference path in the Kt form with those
+   * two kernels (not the tensor-core first or state kernels, nor the shared pipeline's intra part bound to the real
+   * tensors); elsewhere beta is widened as before. The same values: the results equal bit for bit. Unset: on (bench
+   * kda --fwd-beta-bf16 on|off). H200 (thirteenth session, bf16 inputs, --unsafe-apis --f16, B=1, H=16, d=128,
+   * T=32768, each bench its own process, bench/results/2026-12-02-h200-s13-kdagc-s2-*): with stateStart and gcBeta
+   * (the defaults) the forward 5.022 / 5.018 / 5.024 ms against 5.034 / 5.026 / 5.026 with both off in the same
+   * sitting (copy_dense 0.008 and cast_f32 0.009 gone; the state pass 2.597-2.599 against 2.603-2.608); sitting 1
+   * (intraGram reading bf16 beta itself) 5.023 / 5.020 / 5.023 against 5.029 / 5.023 / 5.029. --check (T=2048):
+   * startBetaVsCopy 0 (o and final state).
+   */
+  betaBf16?: boolean;
+  /**
+   * With betaBf16, where the bf16 gc pass runs (gc.wgsl.ts gcPairsWgsl): that pass also widens beta into an f32
+   * tensor, which intraGram reads (the Kt state pass still reads the bf16 beta). Why: intraGram reading bf16 beta
+   * itself ran 0.011 ms slower on the H200 (1.077 against 1.066, three processes each, thirteenth session,
+   * bench/results/2026-12-02-h200-s13-kdagc-s1-*), more than the widening dispatch cost. But the gc pass widening it
+   * runs 0.127 ms against 0.118 (sitting 2, bench/results/2026-12-02-h200-s13-kdagc-s2-*): the forward 5.018-5.024
+   * ms against 5.023 / 5.024 with gcBeta off, gc + intraGram 1.193 against 1.196, within noise of each other. Kept
+   * on for that; a gc pass loading beta only in its first workgroup of a chunk (cb = 0: all load it now) is untried.
+   * Unset: on (bench kda --fwd-gc-beta on|off).
+   */
+  gcBeta?: boolean;
   /**
    * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
    * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
@@ -606,7 +649,10 @@ export const gcInGramByDefault = (kd: boolean): boolean => kd;
  * bf16 inputs (--unsafe-apis --f16) forward 5.091 / 5.093 ms against 5.071 / 5.073 with the gc pass
  * (kda_chunk_intra 1.198 against 0.118 + 1.066); f32 5.346 / 5.349 against 5.349 / 5.351 (1.297 against
  * 0.146 + 1.158). --check (T=2048): o and the final state equal to the gc pass's forward (0), bf16 and f32. Where
- * the time goes: IntraGramVariant.gcPrologue.
+ * the time goes: IntraGramVariant.gcPrologue. Thirteenth session (bench/results/2026-12-02-h200-s13-kdagc-s1-*, bf16,
+ * beside the new default's 5.020-5.023): the one-warp walk 5.031 (kda_chunk_intra 1.200 against 0.119 + 1.077, a
+ * tie); the walk spread over the 8 warps (gcWalkSpread) 5.074-5.075 (1.244-1.245), with tile 0 from workgroup
+ * memory 5.079: the spread walk loses.
  */
 export const gramGcPrologueByDefault = (_gpu: ForwardDevice): boolean => false;
 

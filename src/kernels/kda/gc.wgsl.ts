@@ -17,6 +17,9 @@
  * f32 kernel's bit for bit, so the f32 reference is the bf16 variant's too. Memory: g is read twice (the two
  * walks), so the inference forward's gc pass (kd false) moves 2 + 2 + 4 bytes an element instead of 12. With a gate
  * per channel the bf16 pass is gcPairsWgsl (a thread per channel pair); one gate per head keeps this kernel.
+ *
+ * With `beta` (the bf16 pair kernel only; kdaForwardTuning.gcBeta) it also widens bf16 beta into an f32 tensor for
+ * intraGram, so that no dispatch of its own does (widening is exact: the values the cast gave).
  */
 import { bf16Scalar } from './bf16.wgsl.js';
 import { bindings, chunkSlotPrologue, LOCATE } from './wgslParts.js';
@@ -25,21 +28,23 @@ const WG = 64;
 /** Rows whose loads are issued together. */
 const RB = 16;
 
-export const gcKey = (K: number, GK: number, qg = false, kd = true, bf16 = false) =>
-  `kda_chunk_gc_k${K}_gk${GK}${qg ? '_qg' : ''}${kd ? '' : '_nokd'}${bf16 ? '_bf16' : ''}`;
+export const gcKey = (K: number, GK: number, qg = false, kd = true, bf16 = false, beta = false) =>
+  `kda_chunk_gc_k${K}_gk${GK}${qg ? '_qg' : ''}${kd ? '' : '_nokd'}${bf16 ? '_bf16' : ''}${beta ? '_beta' : ''}`;
 
 export const gcWorkgroups = (K: number) => Math.ceil(K / WG);
 
 /**
  * `kd` false: gc only (no k read, no Kd written), for the forward whose state pass computes Kd from k and gc
  * while staging its tile (stateTiled.wgsl.ts kdFromK); reads g, writes gc. `bf16`: g and k in bf16 storage
- * (not with qg: the fused state-and-output pass has no bf16 variant).
+ * (not with qg: the fused state-and-output pass has no bf16 variant). `beta` (bf16 with GK = K: gcPairsWgsl): bf16
+ * beta widened to f32 as well (bindings `beta16` after g, `betaF` after the outputs; kdaForwardTuning.gcBeta).
  */
-export function gcWgsl(K: number, GK: number, qg = false, kd = true, bf16 = false): string {
+export function gcWgsl(K: number, GK: number, qg = false, kd = true, bf16 = false, beta = false): string {
   if (qg && !kd) throw new Error('kda gc pass: Qg without Kd is not a variant');
   if (qg && bf16)
     throw new Error('kda gc pass: bf16 storage with Qg (the fused state-and-output pass) is not a variant');
-  if (bf16 && GK === K) return gcPairsWgsl(K, kd, GC_PAIRS_RB);
+  if (beta && !(bf16 && GK === K)) throw new Error('kda gc pass: beta widened only by the bf16 pair kernel (GK = K)');
+  if (bf16 && GK === K) return gcPairsWgsl(K, kd, GC_PAIRS_RB, beta);
   // An element of g or k: f32, or widened from its half of the bf16 pair's word (i even: the low half).
   const gAt = (i: string) => (bf16 ? `gBf(${i})` : `g[${i}]`);
   const kAt = (i: string) => (bf16 ? `kBf(${i})` : `k[${i}]`);
@@ -102,23 +107,44 @@ export const GC_PAIRS_RB = 32;
  * rows 0.119. Each channel's sums are the f32 kernel's (a vec2 add is two scalar adds, in the same row order), so gc
  * and Kd equal its values bit for bit.
  */
-function gcPairsWgsl(K: number, kd: boolean, rb: number): string {
+function gcPairsWgsl(K: number, kd: boolean, rb: number, beta = false): string {
   const K2 = K / 2;
   const wi = (r: string) => `((t0 + ${r}) * H + h) * ${K2}u + c2`;
   const rows = (body: (u: number) => string) => Array.from({ length: rb }, (_, u) => body(u)).join('\n      ');
   const at = (u: number) => `min(i0 + ${u}u, L - 1u)`;
   const ok = (u: number) => `i0 + ${u}u < L`;
   return /* wgsl */ `
-${bindings('H: u32, N: u32, scale: f32, _a: u32', ['cu: i32', ...(kd ? ['k: u32'] : []), 'g: u32'], ['gcB: vec2<f32>', ...(kd ? ['Kd: vec2<f32>'] : [])])}
+${bindings(
+  'H: u32, N: u32, scale: f32, _a: u32',
+  ['cu: i32', ...(kd ? ['k: u32'] : []), 'g: u32', ...(beta ? ['beta16: u32'] : [])],
+  ['gcB: vec2<f32>', ...(kd ? ['Kd: vec2<f32>'] : []), ...(beta ? ['betaF'] : [])],
+)}
 ${LOCATE}
-fn bf2(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
+fn bf2(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }${
+    beta
+      ? `
+fn storeBeta(bw: bool, lid: u32, t0: u32, L: u32, H: u32, h: u32, b0: f32, b1: f32) {
+  if (bw && lid < L) { betaF[(t0 + lid) * H + h] = b0; }
+  if (bw && lid + 32u < L) { betaF[(t0 + lid + 32u) * H + h] = b1; }
+}`
+      : ''
+  }
 
 @compute @workgroup_size(32)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   ${chunkSlotPrologue(['slot', 'h', 'cb'])}
   // Channels 2 c2 and 2 c2 + 1.
-  let c2 = cb * 32u + lid;
-  if (c2 >= ${K2}u) { return; }
+  let c2 = cb * 32u + lid;${
+    beta
+      ? `
+  // beta (bf16) widened to f32 for the later passes, by the chunk's first workgroup: rows lid and lid + 32, loaded
+  // here and stored after the walks, so that nothing waits on these loads.
+  let bw = cb == 0u;
+  let b0 = ${bf16Scalar('beta16', '(t0 + min(lid, L - 1u)) * H + h')};
+  let b1 = ${bf16Scalar('beta16', '(t0 + min(lid + 32u, L - 1u)) * H + h')};`
+      : ''
+  }
+  if (c2 >= ${K2}u) {${beta ? ' storeBeta(bw, lid, t0, L, H, h, b0, b1);' : ''} return; }
   var last = vec2<f32>(0.0);
   for (var i0 = 0u; i0 < L; i0 += ${rb}u) {
     ${rows((u) => `last += select(vec2<f32>(0.0), bf2(g[${wi(at(u))}]), ${ok(u)});`)}
@@ -132,6 +158,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         gcB[${wi(`i0 + ${u}u`)}] = acc;${kd ? `\n        Kd[${wi(`i0 + ${u}u`)}] = bf2(k${u}) * exp(last - acc);` : ''}
       }`,
     )}
-  }
+  }${beta ? '\n  storeBeta(bw, lid, t0, L, H, h, b0, b1);' : ''}
 }`;
 }

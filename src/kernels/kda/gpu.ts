@@ -2,8 +2,8 @@
  * WebGPU orchestration of the KDA forward and backward: which kernels run, in which order, on which
  * intermediate buffers. Everything is recorded into the context's command buffer; nothing is read back.
  *   forward, recurrent: [prep] -> state copy -> recurrent kernel (in place on the final-state buffer)
- *   forward, chunked:   [prep] -> state copy -> intra-chunk (all chunks x heads) -> inter-chunk state
- *                       recurrence (per sequence, head, value tile) -> outputs (all chunks x heads)
+ *   forward, chunked:   [prep] -> intra-chunk (all chunks x heads) -> inter-chunk state recurrence (per sequence,
+ *                       head, value tile; reading the initial state itself, or after a state copy) -> outputs
  *   backward:           [prep] -> chunked forward states -> reverse pass (backward.wgsl.ts) -> [prep backward]
  * A training forward may keep the chunked forward's intermediates (`save`: a GpuSaved); the backward then
  * starts at the reverse pass instead of running [prep] and the chunked forward again.
@@ -110,17 +110,21 @@ export function kdaForwardGpu(
   o: { scale: number; initialState?: Tensor; wantState: boolean; mode: KdaMode; save?: boolean },
 ): { o: Tensor; finalState?: Tensor; saved?: GpuSaved } {
   const cu = cuTensor(gpu, p);
-  const state = startState(gpu, p, o.initialState);
   // bf16 q, k, v, g (kdaCore's bf16 storage mode; kdaLayer widens its own): o in bf16 too.
   const bf16 = x.q.dtype === 'bf16';
   if (bf16 && (layer || o.save)) throw new Error('kda: bf16 inputs run the core forward only (no layer prep, no save)');
-  // beta is read in f32 by every kernel (T x H values: widened here when given in bf16).
-  const beta16 = x.beta.dtype === 'bf16' ? x.beta : undefined;
-  if (beta16) x = { ...x, beta: castTo(beta16, 'f32') };
-  const out = gpu.empty([p.B, p.T, p.H, p.V], bf16 ? 'bf16' : 'f32');
   // Saving makes 'auto' chunked at any length: the backward is the chunked one, and its intermediates are
   // the chunked forward's.
   const recurrent = o.mode === 'recurrent' || (o.mode === 'auto' && !o.save && p.Ttot <= RECURRENT_MAX_LEN * p.N);
+  // The recurrent kernels update the state in place: it starts as a copy of the initial state (or zeros). The
+  // chunked forward takes the start itself (chunk.ts ForwardStart): its state pass may read it from the initial
+  // state's own buffer, no copy (kdaForwardTuning.stateStart).
+  const state = recurrent ? startState(gpu, p, o.initialState) : gpu.empty([p.N, p.H, p.K, p.V]);
+  // beta is read in f32 by the recurrent kernels and the layer's prep (T x H values: widened here when given in
+  // bf16); the chunked core forward widens it only where its kernels do not read bf16 (kdaForwardTuning.betaBf16).
+  const beta16 = x.beta.dtype === 'bf16' && (recurrent || layer) ? x.beta : undefined;
+  if (beta16) x = { ...x, beta: castTo(beta16, 'f32') };
+  const out = gpu.empty([p.B, p.T, p.H, p.V], bf16 ? 'bf16' : 'f32');
   let saved: GpuSaved | undefined;
   if (recurrent) {
     const slots = identitySlots(gpu, p.N);
@@ -135,7 +139,9 @@ export function kdaForwardGpu(
     slots.dispose();
   } else {
     const core = layer ? dispatchPrep(gpu, p, x, layer) : x;
-    const chunk = dispatchChunkForward(gpu, p, cu, core, state, out, o.scale, !!o.save);
+    const chunk = dispatchChunkForward(gpu, p, cu, core, state, out, o.scale, !!o.save, {
+      initial: o.initialState,
+    });
     if (chunk) saved = makeSaved(p, o.scale, chunk, layer ? { q: core.q, k: core.k, beta: core.beta } : undefined);
     if (layer) for (const t of saved ? [core.v, core.g] : [core.q, core.k, core.v, core.g, core.beta]) t.dispose();
   }

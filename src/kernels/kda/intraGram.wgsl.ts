@@ -69,8 +69,10 @@
  * barriers ~0.03. Tile 0's gc from workgroup memory (gcTile0Shared) 1.206; the walk loading g itself, 16 rows at a
  * time (gcDirect: four global round trips on the walk) 1.274. Why the walk costs that much (~6 us a workgroup over
  * ~15.5 waves of 528 workgroups, for 64 dependent vec4 adds) is not known; a guess is that the one walking warp waits
- * for issue slots behind the other workgroups' products while its own 7 warps idle at the barrier, which
- * gcWalkSpread (the chains on all 8 warps) would test (unmeasured: the sitting's device time was spent).
+ * for issue slots behind the other workgroups' products while its own 7 warps idle at the barrier; gcWalkSpread (the
+ * chains on all 8 warps) tested it and lost (1.245 ms against 1.200, thirteenth session), so that guess is wrong.
+ * In that sitting the one-warp prologue tied with the gc pass (1.200 against 0.119 + 1.077, forward 5.031 against
+ * 5.020-5.023).
  */
 import {
   akkDiagonalToShared,
@@ -84,7 +86,7 @@ import {
   STORE_T_ROW_MAJOR,
   stepALoad,
 } from './intraVec.wgsl.js';
-import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
+import { bf16Scalar, vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
 import { bindings, chunkSlotPrologue, computeMain, LOCATE, readWriteBindings } from './wgslParts.js';
 
 const WG = 256;
@@ -151,7 +153,10 @@ export interface IntraGramVariant {
    * group w ceil(K / 32) + l) instead of all on threads 0 .. K / 4 - 1 (warp 0 at K = 128). Why: on the H200 the
    * walk cost the kernel 0.100 ms (probe 'walk'), far more than its 64 dependent adds a group; presumably the one
    * walking warp waits for issue slots behind the other workgroups' products while its own 7 warps idle at the
-   * barrier, so the same chains on 8 warps (4 schedulers) should finish sooner. Unmeasured.
+   * barrier, so the same chains on 8 warps (4 schedulers) should finish sooner. Measured slower: H200 (thirteenth
+   * session, bf16, B=1, H=16, d=128, T=32768, bench/results/2026-12-02-h200-s13-kdagc-s1-spr*) this kernel 1.244-
+   * 1.245 ms against 1.200 with the one-warp walk, forward 5.074-5.075 against 5.031 (the default, gc pass, 5.020-
+   * 5.023); with gcTile0Shared 1.250. So the walk's cost is not its one warp's issue slots; the guess is open.
    */
   gcWalkSpread?: boolean;
   /**
@@ -199,6 +204,14 @@ export interface IntraGramVariant {
    * forward's variant only: prefetch and diagChain on, no gcFromG, stagedStores, lean, diagSplit or secondary.
    */
   bf16?: boolean;
+  /**
+   * With bf16: beta bound as packed bf16 too (array<u32>, bf16.wgsl.ts bf16Scalar) and widened where loaded (exact),
+   * instead of the f32 copy gpu.ts made for it in a dispatch of its own (kdaForwardTuning.betaBf16). The same values:
+   * A_qk and T equal bit for bit. Not with gcFromG (its f32 bindings). On the H200 0.011 ms slower than the f32 loads
+   * (1.077 against 1.066 ms, thirteenth session): where the gc pass runs it widens beta for this kernel instead
+   * (kdaForwardTuning.gcBeta); this variant remains for the gc prologue (no gc pass) and --fwd-gc-beta off.
+   */
+  betaBf16?: boolean;
 }
 
 /**
@@ -229,7 +242,7 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.betaBf16 ? '_b16' : ''}${v.rw ? '_rw' : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -566,6 +579,10 @@ export function intraGramWgsl(v: IntraGramVariant): string {
   const WGS = DS ? WG + 16 * DS : WG;
   const C4N = DS ? 4 / DS : 4;
   const partAt = (pt: string, a: number) => `sm[1024u + ((${pt} - 1u) * 16u + I4) * 8u + ${a}u]`;
+  // beta's binding and loads: f32, or packed bf16 widened (betaBf16).
+  if (v.betaBf16 && (!v.bf16 || v.gcFromG)) throw new Error('kda intra gram: betaBf16 needs bf16 inputs, not gcFromG');
+  const betaB = v.betaBf16 ? 'beta: u32' : 'beta';
+  const betaAt = (i: string) => (v.betaBf16 ? bf16Scalar('beta', i) : `beta[${i}]`);
   const onlyStaging = (code: string) => (DS ? `if (lid < ${WG}u) {\n    ${code}\n    }` : code);
   return /* wgsl */ `
 ${
@@ -578,12 +595,12 @@ ${
     : v.gcPrologue
       ? bindings(
           'H: u32, N: u32, scale: f32, storeT: u32',
-          ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, `g: ${vec4Elem(v.bf16)}`, 'beta'],
+          ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, `g: ${vec4Elem(v.bf16)}`, betaB],
           ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>', 'gcB: vec4<f32>'],
         )
       : bindings(
           'H: u32, N: u32, scale: f32, storeT: u32',
-          ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'beta'],
+          ['cu: i32', `q: ${vec4Elem(v.bf16)}`, `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', betaB],
           ['Aqk: vec4<f32>', 'Tt: vec4<f32>', 'Tb: vec4<f32>'],
         )
 }
@@ -621,7 +638,7 @@ ${computeMain(WGS)}
   ${STAGING_ROLES}
   // beta of rows 4 I4 .. 4 I4 + 3 (0 past the end), for Diag(beta) A_kk after the K loop: loaded now, without
   // branches, so its latency hides behind step A (after the loop it was one more wait for every workgroup).
-  let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, beta[(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h], 4u * I4 + ${a}u < L)`).join(',\n    ')});
+  let beta4 = vec4<f32>(${R4.map((a) => `select(0.0, ${betaAt(`(t0 + min(4u * I4 + ${a}u, L - 1u)) * H + h`)}, 4u * I4 + ${a}u < L)`).join(',\n    ')});
   var qv: vec4<f32>;
   var kv: vec4<f32>;
   var gv: vec4<f32>;${

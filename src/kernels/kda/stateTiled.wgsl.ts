@@ -29,7 +29,7 @@
  * ms (2-D, own pipeline; this kernel in its own pipeline 2.983) and 3.660 (flat, shared pipeline; this kernel 2.751),
  * with the fma V' sum 3.048 / 3.052 and 3.309. Unrolled straight-line code costs more than the clamps it removes.
  */
-import { load4, store4, vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
+import { bf16Scalar, load4, store4, vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
 import {
   bindings,
   computeMain,
@@ -143,6 +143,21 @@ export interface StateTiledVariant {
    * without (f32 hB: 2.643-2.648, with idle stores 2.621): the default wherever hB is bf16.
    */
   idleStores?: boolean;
+  /**
+   * Where the state entering sequence n's first chunk comes from (the forward's kdaForwardTuning.stateStart; Kt form or
+   * kdFromK only). Unset: the `state` binding, which the caller filled beforehand (gpu.ts copied the initial state or
+   * zero-filled it: one dispatch of its own before the forward). 'h0': a read binding `S0` ([N, H, K, V] f32, the
+   * caller's initial state as it is) after the other inputs; 'zero': no load, S starts at 0. Either way `state` is only
+   * written (the final state, at the end), so the forward's copy or zero fill is gone. The same values: the results
+   * equal bit for bit.
+   */
+  start?: 'h0' | 'zero';
+  /**
+   * The Kt form with bf16 inputs: beta bound as packed bf16 (`array<u32>`, bf16.wgsl.ts bf16Scalar) and widened where
+   * loaded (exact), instead of an f32 copy that gpu.ts made in a dispatch of its own (kdaForwardTuning.betaBf16). The
+   * same values: the results equal bit for bit.
+   */
+  betaBf16?: boolean;
   /** Profiling only (wrong results): see StateProbe. */
   probe?: StateProbe;
 }
@@ -179,7 +194,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${stateTiledHbBf16(v) && !stateTiledMidBf16(v) ? '_hb16' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${v.rwInputs ? '_rwi' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${stateTiledHbBf16(v) && !stateTiledMidBf16(v) ? '_hb16' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${v.rwInputs ? '_rwi' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.start ? `_s${v.start}` : ''}${v.betaBf16 ? '_b16' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /**
  * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: where hB is bf16,
@@ -319,6 +334,8 @@ export const tiledPrologue = (
   global: string,
   reg: string,
   slab: string,
+  /** 'zero': the registers and slab start at 0, nothing loaded (StateTiledVariant.start); else loaded from `global`. */
+  from: 'load' | 'zero' = 'load',
 ) => `let is1 = lid < ${g.P1N}u;
   let is2 = lid < ${g.P2N}u;
   let cb = lid % ${g.BV4}u;
@@ -328,7 +345,7 @@ export const tiledPrologue = (
   var ${reg}: array<vec4<f32>, 4>;
   if (is2) {
     for (var a = 0u; a < 4u; a++) {
-      ${reg}[a] = ${global}[sbase + (4u * b + a) * ${g.V4}u];
+      ${reg}[a] = ${from === 'zero' ? 'vec4<f32>(0.0)' : `${global}[sbase + (4u * b + a) * ${g.V4}u]`};
       ${slab}[(4u * b + a) * ${g.BV4}u + cb] = ${reg}[a];
     }
   }`;
@@ -474,13 +491,16 @@ export const kbFetch = (g: TiledGeometry, dst: string, ts: string, Ln: string, b
         wgc[m] = gc4[r];
       }`;
 
-/** WGSL (the Kt form): tiledRowsFetch of v into upre, with the rows' beta into bpre (0 past Ln); `bf16`: v packed. */
-export const ktRowsFetch = (g: TiledGeometry, ts: string, Ln: string, bf16?: boolean) => `if (is1) {
+/**
+ * WGSL (the Kt form): tiledRowsFetch of v into upre, with the rows' beta into bpre (0 past Ln); `bf16`: v packed;
+ * `betaBf16`: beta packed bf16 (array<u32>), widened here.
+ */
+export const ktRowsFetch = (g: TiledGeometry, ts: string, Ln: string, bf16?: boolean, betaBf16?: boolean) => `if (is1) {
         for (var a = 0u; a < ${g.RA}u; a++) {
           let i = b + a * ${g.R1}u;
           let r = (${ts} + min(i, ${Ln} - 1u)) * H + h;
           upre[a] = select(${zero4(bf16)}, vv[r * ${g.V4}u + col4], i < ${Ln});
-          bpre[a] = select(0.0, beta[r], i < ${Ln});
+          bpre[a] = select(0.0, ${betaBf16 ? bf16Scalar('beta', 'r') : 'beta[r]'}, i < ${Ln});
         }
       }`;
 
@@ -575,6 +595,12 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   if (v.rwInputs && !v.kdFromK && !kt) throw new Error('kda state pass (tiled): rwInputs needs kdFromK or the Kt form');
   // rwInputs: gc bound once, as vec4 (gc4), no gcB.
   const gcB = v.rwInputs ? [] : ['gcB'];
+  // start 'h0': the initial state read from a binding of its own after the inputs (`state` only written).
+  if (v.start && !(kt || v.kdFromK))
+    throw new Error('kda state pass (tiled): start (h0 or zero) needs the Kt form or kdFromK (their bindings)');
+  if (v.betaBf16 && !(kt && bf16))
+    throw new Error('kda state pass (tiled): betaBf16 needs the Kt form with bf16 inputs');
+  const h0Binding = v.start === 'h0' ? ['S0: vec4<f32>'] : [];
   const header = kt
     ? tiledHeader(
         g,
@@ -586,7 +612,8 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
           `kk: ${vec4Elem(bf16)}`,
           ...gcB,
           'gc4: vec4<f32>',
-          'beta',
+          v.betaBf16 ? 'beta: u32' : 'beta',
+          ...h0Binding,
         ],
         ['state: vec4<f32>', `hB: ${vec4Elem(hb16)}`, 'Vp: vec4<f32>'],
         'Ssh',
@@ -596,7 +623,15 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       ? tiledHeader(
           g,
           GK,
-          ['cu: i32', `W: ${vec4Elem(mid)}`, `U: ${vec4Elem(mid)}`, `kk: ${vec4Elem(bf16)}`, ...gcB, 'gc4: vec4<f32>'],
+          [
+            'cu: i32',
+            `W: ${vec4Elem(mid)}`,
+            `U: ${vec4Elem(mid)}`,
+            `kk: ${vec4Elem(bf16)}`,
+            ...gcB,
+            'gc4: vec4<f32>',
+            ...h0Binding,
+          ],
           ['state: vec4<f32>', `hB: ${vec4Elem(hb16)}`, `Vp: ${vec4Elem(mid)}`],
           'Ssh',
           !v.rwInputs,
@@ -604,7 +639,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       : forwardTiledHeader(g, GK);
   // The V' phase's rows: U, or in the Kt form v and beta (ktRowsFetch).
   const rowsFetch = (ts: string, Ln: string) =>
-    kt ? ktRowsFetch(g, ts, Ln, bf16) : tiledRowsFetch(g, 'U', ts, Ln, mid);
+    kt ? ktRowsFetch(g, ts, Ln, bf16, v.betaBf16) : tiledRowsFetch(g, 'U', ts, Ln, mid);
   if (v.rwOperands && !v.kdFromK && !kt)
     throw new Error('kda state pass (tiled): rwOperands needs kdFromK or the Kt form');
   // rwOperands: the V' phase's row operand and the tile read a chunk ahead beside it bound read_write.
@@ -622,7 +657,7 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   return /* wgsl */ `${bf16 ? `\n${WGSL_BF16}` : ''}
 ${rwHeader}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
-  ${tiledPrologue(g, K, 'state', 'sreg', 'Ssh')}
+  ${tiledPrologue(g, K, v.start === 'h0' ? 'S0' : 'state', 'sreg', 'Ssh', v.start === 'zero' ? 'zero' : 'load')}
   ${SEQUENCE_CHUNKS}
   var wpre: array<${vec4Elem(rowsBf16)}, ${PF}>;
   var kpre: array<${vec4Elem(bf16 && !kt)}, ${PF}>;

@@ -23,11 +23,17 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 
 export function zerosF32(gpu: GpuContext, shape: Shape): Tensor {
   const t = gpu.empty(shape);
+  zeroFill(gpu, t);
+  return t;
+}
+
+/** Zeros into the f32 tensor `t` (all of it), by one dispatch. */
+export function zeroFill(gpu: GpuContext, t: Tensor): void {
+  if (t.dtype !== 'f32') throw new Error(`zeroFill: ${t.dtype} tensor, expected f32`);
   gpu.dispatch({
     kernel: { name: 'kda_zero_fill', code },
     tensors: [t],
     params: new Params().u32(t.numel, 0, 0, 0),
     workgroups: grid1d(t.numel, WG),
   });
-  return t;
 }

@@ -258,11 +258,19 @@ describe.skipIf(!hasGpu)('decode kernels with subgroup sums equal the tree sums 
 
 /** Guards the test above against silently testing the trees: lavapipe and the H200 both offer one subgroup size. */
 describe.skipIf(!hasGpu)('decodeSubgroupSize', () => {
-  it('is the adapter size where min = max and the knob is on, undefined with the knob off', async () => {
+  it('is the adapter size where min = max and the knob is on, undefined with it off, 32 only with auto', async () => {
     const gpu = (await gpuContext()) as GpuContext;
     const { subgroupMinSize: a, subgroupMaxSize: b } = gpu.adapterInfo;
     const one = gpu.features.subgroups && a !== undefined && a === b;
     await withSubgroups(true, async () => expect(decodeSubgroupSize(gpu)).toBe(one ? a : undefined));
     await withSubgroups(false, async () => expect(decodeSubgroupSize(gpu)).toBeUndefined());
+    // 'auto' (the default): only on 32-lane subgroups, the size measured.
+    const saved = decodeTuning.subgroupSums;
+    decodeTuning.subgroupSums = 'auto';
+    try {
+      expect(decodeSubgroupSize(gpu)).toBe(one && a === 32 ? 32 : undefined);
+    } finally {
+      decodeTuning.subgroupSums = saved;
+    }
   });
 });

@@ -522,11 +522,11 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--subgroup-sums <on|off>',
-      "the decode GEMVs' row sums and the norm GEMVs' sum of squares by subgroup shuffles, not workgroup-memory trees (decodeTuning.subgroupSums; where the device's subgroups have one size)",
+      "the decode GEMVs' row sums and the norm GEMVs' sum of squares by subgroup shuffles, not workgroup-memory trees (decodeTuning.subgroupSums; on: where the device's subgroups have one size; default: where they are 32 lanes)",
     )
     .option(
       '--subgroup-sort <on|off>',
-      "the MoE router's bitonic sort with its short strides by subgroup shuffles between registers, not workgroup memory between barriers (decodeTuning.subgroupSort; the same picks)",
+      "the MoE router's bitonic sort with its short strides by subgroup shuffles between registers, not workgroup memory between barriers (decodeTuning.subgroupSort; the same picks; default: where subgroups are 32 lanes)",
     )
     .option(
       '--gated-unroll <n>',

@@ -29,25 +29,36 @@ export const decodeTuning = {
    * The decode GEMVs' row sums (32 or 64 lanes a row) and the norm GEMVs' sum of squares by subgroup shuffles
    * instead of workgroup-memory trees (subgroupRowSumWgsl, subgroupReduceWgsl; bench decode --subgroup-sums):
    * a tree is one barrier and a workgroup-memory round trip a level (5 for a 32-lane row, 8 for the norm's 256
-   * invocations), on every workgroup's path at the end of the kernel; shuffles within a subgroup need none. Applies
-   * where the device's subgroups have one size (decodeSubgroupSize). Another summation order than the trees (equal
-   * within f32 rounding, not bit-equal).
+   * invocations), on every workgroup's path at the end of the kernel; shuffles within a subgroup need none. Another
+   * summation order than the trees (equal within f32 rounding, not bit-equal). true: wherever the device's subgroups
+   * have one size; 'auto' (the default since the thirteenth session): where they are 32 lanes, as measured; false:
+   * the trees.
+   * Measured (H200, 48B preset, batch 1, int8 cache, --unsafe-apis --f16; bench/results/2026-12-02-h200-s13-
+   * decrest-*): with subgroupSort, TPOT 3.616 / 3.616 ms at 4K against 3.780 / 3.783 with the trees (own processes),
+   * 8.387 against 8.541 at 1M; in one profiled sweep process 3.556 / 3.631 against 3.794 / 3.811, the sums alone
+   * 3.689 / 3.697, the sort alone 3.735 / 3.760. Profiled ms a step (sweep, both against base): norm_gemv 0.391 /
+   * 0.390 against 0.441 / 0.430, norm_gemv_conv 0.547 / 0.550 against 0.578 / 0.563, norm_gemv_route 0.533 / 0.537
+   * against 0.576 / 0.569, moe_decode_down_shared 0.661 / 0.666 against 0.695 / 0.678; TPOT fell more than the
+   * kernels' profiled sum (the trees' barriers also sat in each dispatch's drain). --check: greedy tokens equal,
+   * logits within 3.1e-6 of the unfused ops.
    */
-  subgroupSums: false,
+  subgroupSums: 'auto' as boolean | 'auto',
   /**
    * The MoE router's bitonic sort (routeFold.wgsl.ts 'sort', run by the route tail at the end of the packed
    * projection and by gate_up's folded router) with its stages of stride < the subgroup size by subgroup shuffles
    * between registers instead of through workgroup memory between barriers (RouteFoldVariant.sg; bench decode
    * --subgroup-sort): 30 of its 36 barrier stages at E = 256 on 32-lane subgroups. The same picks and weights.
+   * true / 'auto' (default) / false as subgroupSums; measured with it (above): norm_gemv_route 0.547 / 0.551 ms a
+   * step alone against 0.576 / 0.569.
    */
-  subgroupSort: false,
+  subgroupSort: 'auto' as boolean | 'auto',
 };
 
 /**
  * The subgroup size the decode kernels' shuffle sums (or, `what` 'sort', the router's sort) assume on this device
- * (decodeTuning.subgroupSums / subgroupSort), or
- * undefined (the workgroup-memory trees): the device must offer subgroups of one size (min = max), a power of
- * two >= 4, so that the size the WGSL is generated for is the size it runs with.
+ * (decodeTuning.subgroupSums / subgroupSort), or undefined (the workgroup-memory trees): the device must offer
+ * subgroups of one size (min = max), a power of two >= 4, so that the size the WGSL is generated for is the size it
+ * runs with; with the knob 'auto', 32 (the size measured).
  */
 export function decodeSubgroupSize(
   gpu: {
@@ -59,7 +70,8 @@ export function decodeSubgroupSize(
   const on = what === 'sums' ? decodeTuning.subgroupSums : decodeTuning.subgroupSort;
   if (!on || !gpu.features.subgroups) return undefined;
   const { subgroupMinSize: a, subgroupMaxSize: b } = gpu.adapterInfo;
-  return a !== undefined && a === b && a >= 4 && a <= 128 && (a & (a - 1)) === 0 ? a : undefined;
+  const size = a !== undefined && a === b && a >= 4 && a <= 128 && (a & (a - 1)) === 0 ? a : undefined;
+  return on === 'auto' && size !== 32 ? undefined : size;
 }
 
 /**

@@ -408,6 +408,8 @@ export async function benchDecode(
     gemvUnroll: decodeTuning.unroll,
     gemvPrefetch: decodeTuning.prefetch,
     eagerPrologue: decodeTuning.eager,
+    subgroupSums: decodeTuning.subgroupSums,
+    subgroupSort: decodeTuning.subgroupSort,
     gatedUnroll: gatedNormGemvTuning.unroll ?? decodeTuning.unroll,
     normGemvUnroll: normGemvTuning.unroll ?? decodeTuning.unroll,
     l2Prefetch: l2PrefetchTuning.sites,
@@ -517,6 +519,14 @@ export function registerDecodeBench(bench: Command): void {
     .option(
       '--eager-prologue <on|off>',
       "the norm GEMVs' prologue loads (x + deltas, norm weights; o, gate) issued together, not one chunk a loop iteration (decodeTuning.eager; default on)",
+    )
+    .option(
+      '--subgroup-sums <on|off>',
+      "the decode GEMVs' row sums and the norm GEMVs' sum of squares by subgroup shuffles, not workgroup-memory trees (decodeTuning.subgroupSums; on: where the device's subgroups have one size; default: where they are 32 lanes)",
+    )
+    .option(
+      '--subgroup-sort <on|off>',
+      "the MoE router's bitonic sort with its short strides by subgroup shuffles between registers, not workgroup memory between barriers (decodeTuning.subgroupSort; the same picks; default: where subgroups are 32 lanes)",
     )
     .option(
       '--gated-unroll <n>',
@@ -687,6 +697,10 @@ export function registerDecodeBench(bench: Command): void {
       if (opts.routeInNorm !== undefined)
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
       if (opts.eagerPrologue !== undefined) decodeTuning.eager = onOff('--eager-prologue', String(opts.eagerPrologue));
+      if (opts.subgroupSums !== undefined)
+        decodeTuning.subgroupSums = onOff('--subgroup-sums', String(opts.subgroupSums));
+      if (opts.subgroupSort !== undefined)
+        decodeTuning.subgroupSort = onOff('--subgroup-sort', String(opts.subgroupSort));
       for (const [flag, x, set] of [
         ['--gated-unroll', opts.gatedUnroll, (n: number) => (gatedNormGemvTuning.unroll = n)],
         ['--norm-gemv-unroll', opts.normGemvUnroll, (n: number) => (normGemvTuning.unroll = n)],

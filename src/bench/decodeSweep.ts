@@ -46,6 +46,10 @@ export interface DecodeSweepVariant {
   l2PrefetchNextMB?: number;
   /** decodeTuning.eager (the norm GEMVs' prologue loads issued together). */
   eagerPrologue?: boolean;
+  /** decodeTuning.subgroupSums (the decode GEMVs' sums by subgroup shuffles). */
+  subgroupSums?: boolean;
+  /** decodeTuning.subgroupSort (the router's sort with subgroup shuffles). */
+  subgroupSort?: boolean;
   /** gatedNormGemvTuning.unroll and normGemvTuning.unroll (loads in flight per lane in those sweeps). */
   gatedUnroll?: number;
   normGemvUnroll?: number;
@@ -71,6 +75,8 @@ const KEYS = new Set([
   'l2PrefetchWgs',
   'l2PrefetchNextMB',
   'eagerPrologue',
+  'subgroupSums',
+  'subgroupSort',
   'gatedUnroll',
   'normGemvUnroll',
 ]);
@@ -121,6 +127,8 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       ['routeInNorm', s.routeInNorm],
       ['foldKdaGate', s.foldKdaGate],
       ['eagerPrologue', s.eagerPrologue],
+      ['subgroupSums', s.subgroupSums],
+      ['subgroupSort', s.subgroupSort],
     ] as const)
       if (x !== undefined && typeof x !== 'boolean')
         throw new Error(`--sweep: entry ${i}: ${k} ${x}, expected a boolean`);
@@ -152,10 +160,14 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     gated: { ...recurrentGatedTuning },
     l2: { ...l2PrefetchTuning, sites: { ...l2PrefetchTuning.sites } },
     eager: decodeTuning.eager,
+    subgroupSums: decodeTuning.subgroupSums,
+    subgroupSort: decodeTuning.subgroupSort,
     gatedUnroll: gatedNormGemvTuning.unroll,
     normUnroll: normGemvTuning.unroll,
   };
   if (v.eagerPrologue !== undefined) decodeTuning.eager = v.eagerPrologue;
+  if (v.subgroupSums !== undefined) decodeTuning.subgroupSums = v.subgroupSums;
+  if (v.subgroupSort !== undefined) decodeTuning.subgroupSort = v.subgroupSort;
   if (v.gatedUnroll !== undefined) gatedNormGemvTuning.unroll = v.gatedUnroll;
   if (v.normGemvUnroll !== undefined) normGemvTuning.unroll = v.normGemvUnroll;
   if (v.l2Prefetch !== undefined) l2PrefetchTuning.sites = parseL2PrefetchSites(v.l2Prefetch);
@@ -182,6 +194,8 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     Object.assign(recurrentGatedTuning, saved.gated);
     Object.assign(l2PrefetchTuning, saved.l2);
     decodeTuning.eager = saved.eager;
+    decodeTuning.subgroupSums = saved.subgroupSums;
+    decodeTuning.subgroupSort = saved.subgroupSort;
     gatedNormGemvTuning.unroll = saved.gatedUnroll;
     normGemvTuning.unroll = saved.normUnroll;
   };

@@ -18,6 +18,7 @@ import {
   prefetchOf,
   type SweepSpec,
   sweepPreloadWgsl,
+  subgroupRowSumWgsl,
   sweepWgsl,
 } from './sweep.js';
 
@@ -51,6 +52,8 @@ export interface GatedNormGemvVariant {
    * first barrier, instead of one chunk a loop iteration; the same operations on the same values (bit-equal).
    */
   eager?: boolean;
+  /** The row sums by subgroup shuffles for subgroups of this size (sweep.ts decodeSubgroupSize); unset: the tree. */
+  sg?: number;
 }
 
 /** Loads per lane in flight in the row sweep unless the variant says (else decodeTuning.unroll). */
@@ -71,7 +74,7 @@ function eagerOf(v: GatedNormGemvVariant): boolean {
 
 export function gatedNormGemvKey(v: GatedNormGemvVariant): string {
   const u = unrollOf(v);
-  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}`;
+  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
 }
 
 export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
@@ -81,6 +84,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   const K = H * d;
   const bf16 = v.wDtype === 'bf16';
   const L: string[] = [];
+  if (v.sg) L.push('enable subgroups;');
   L.push(`struct Params { N: u32, K: u32, eps: f32, ${v.l2 ? 'guard' : '_p'}: u32 };`);
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> O: array<vec4<f32>>;');
@@ -178,7 +182,9 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push('  if (n < p.N) {');
   L.push(...sweepWgsl(sweep));
   L.push('  }');
-  L.push(...laneTreeSum(GNG_LANES));
+  L.push(
+    ...(v.sg ? subgroupRowSumWgsl([{ v: 'acc', slot: (i) => `dots[${i}]` }], GNG_LANES, v.sg) : laneTreeSum(GNG_LANES)),
+  );
   L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
   L.push('}');
   return L.join('\n');

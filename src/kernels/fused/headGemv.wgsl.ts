@@ -7,6 +7,7 @@
  *
  * Needs K % 8 == 0 (bf16 W) or K % 4 == 0 (f32 W), and x's head stride and xOff multiples of 4.
  */
+import { subgroupRowSumWgsl } from './sweep.js';
 export const HG_LANES = 32;
 export const HG_ROWS_PER_WG = 8;
 export const HG_MAX_M = 8;
@@ -15,10 +16,12 @@ export interface HeadGemvVariant {
   M: number;
   wDtype: 'f32' | 'bf16';
   pass: boolean;
+  /** The rows' sums by subgroup shuffles for subgroups of this size (sweep.ts decodeSubgroupSize); unset: the tree. */
+  sg?: number;
 }
 
 export function headGemvKey(v: HeadGemvVariant): string {
-  return `head_gemv_${v.wDtype}_m${v.M}${v.pass ? '_pass' : ''}`;
+  return `head_gemv_${v.wDtype}_m${v.M}${v.pass ? '_pass' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
 }
 
 export function headGemvWgsl(v: HeadGemvVariant): string {
@@ -26,6 +29,7 @@ export function headGemvWgsl(v: HeadGemvVariant): string {
   const WG = HG_LANES * HG_ROWS_PER_WG;
   const bf16 = v.wDtype === 'bf16';
   const L: string[] = [];
+  if (v.sg) L.push('enable subgroups;');
   L.push('struct Params { N: u32, K: u32, H: u32, xs4: u32, xOff4: u32, P: u32, ps: u32, ptOff: u32 };');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;');
@@ -64,13 +68,18 @@ export function headGemvWgsl(v: HeadGemvVariant): string {
   }
   L.push('    }');
   L.push('  }');
-  for (let m = 0; m < M; m++) L.push(`  red[${m * WG}u + lid] = acc${m};`);
-  L.push('  workgroupBarrier();');
-  for (let s = HG_LANES / 2; s >= 1; s /= 2) {
-    L.push(`  if (lane < ${s}u) {`);
-    for (let m = 0; m < M; m++) L.push(`    red[${m * WG}u + lid] += red[${m * WG}u + lid + ${s}u];`);
-    L.push('  }');
+  if (v.sg) {
+    const vals = Array.from({ length: M }, (_, m) => ({ v: `acc${m}`, slot: (i: string) => `red[${m * WG}u + ${i}]` }));
+    L.push(...subgroupRowSumWgsl(vals, HG_LANES, v.sg));
+  } else {
+    for (let m = 0; m < M; m++) L.push(`  red[${m * WG}u + lid] = acc${m};`);
     L.push('  workgroupBarrier();');
+    for (let s = HG_LANES / 2; s >= 1; s /= 2) {
+      L.push(`  if (lane < ${s}u) {`);
+      for (let m = 0; m < M; m++) L.push(`    red[${m * WG}u + lid] += red[${m * WG}u + lid + ${s}u];`);
+      L.push('  }');
+      L.push('  workgroupBarrier();');
+    }
   }
   L.push('  if (lane == 0u && n < p.N) {');
   for (let m = 0; m < M; m++) L.push(`    Y[(${m}u * p.H + h) * ld + n] = red[${m * WG}u + lid];`);

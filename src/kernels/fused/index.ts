@@ -34,6 +34,7 @@ import {
   gatedNormGemvWgsl,
 } from './gatedNormGemv.wgsl.js';
 import { type L2Prefetch, l2PrefetchTuning, prefetchWorkgroups } from './l2Prefetch.js';
+import { decodeSubgroupSize } from './sweep.js';
 import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
 import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWriteWgsl } from './normCacheWrite.wgsl.js';
 import { cacheWrite } from '../mla/index.js';
@@ -336,7 +337,7 @@ export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tens
   const wc = contiguous(w);
   const pc = pass ? contiguous(pass.t) : undefined;
   const y = gpu.empty([B, H, N + P]);
-  const v = { M: B, wDtype: w.dtype as 'f32' | 'bf16', pass: !!pass };
+  const v = { M: B, wDtype: w.dtype as 'f32' | 'bf16', pass: !!pass, ...sgOf(gpu) };
   gpu.dispatch({
     kernel: { name: 'head_gemv', key: headGemvKey(v), code: () => headGemvWgsl(v) },
     tensors: pc ? [xc, wc, pc, y] : [xc, wc, y],
@@ -426,10 +427,17 @@ export function addRmsnormLinear(
     wDtype: weight.dtype as 'f32' | 'bf16',
     normed: !!opts.keepNormed,
     ...(cv ? { conv: { W: cv.weight.shape[2], wDtype: cv.weight.dtype as FloatDType } } : {}),
+    ...sgOf(gpu),
   };
   const rt = opts.route;
   if (rt && routeInNormApplies(gpu, rt, N, v))
-    v.route = { E: rt.cfg.numExperts, k: rt.cfg.topK, hasBias: !!rt.bias, select: routeTailTuning.select };
+    v.route = {
+      E: rt.cfg.numExperts,
+      k: rt.cfg.topK,
+      hasBias: !!rt.bias,
+      select: routeTailTuning.select,
+      ...sortSgOf(gpu),
+    };
   const normed = opts.keepNormed ? gpu.empty(x.shape) : undefined;
   const C = cv ? cv.weight.shape[0] : 0;
   const planes = cv?.planes ?? 1;
@@ -596,6 +604,7 @@ export function gatedRmsnormLinear(
     normDtype: normWeight.dtype as FloatDType,
     wDtype: weight.dtype as 'f32' | 'bf16',
     staged: gatedNormGemvStagedBytes(H, d) <= gpu.limits.maxComputeWorkgroupStorageSize,
+    ...sgOf(gpu),
   };
   if (N > 0) {
     const { pf, workgroups } = prefetchGrid(gpu, grid1d(N, GNG_ROWS_PER_WG), prefetch);
@@ -761,7 +770,14 @@ export function moeSharedDecode(
   const rw = contiguous(routes.weights);
   const hid = gpu.empty([k, I]);
   const pfDown = prefetch?.down && l2PrefetchApplies(gpu, { range: w.w2, sink: prefetch.sink }) ? prefetch : undefined;
-  const gu: MoeDecodeVariant = { mode: 'gateUp', wDtype: plan.wDtype, vec: true, k, ...(pfDown ? { l2: true } : {}) };
+  const gu: MoeDecodeVariant = {
+    mode: 'gateUp',
+    wDtype: plan.wDtype,
+    vec: true,
+    k,
+    ...(pfDown ? { l2: true } : {}),
+    ...sgOf(gpu),
+  };
   const own = Math.ceil(I / moeDecodeRows(gu));
   // With the prefetch: each pair's extra workgroups, and W2's 32-byte sectors an expert (l2Prefetch.ts).
   const pfWgs = pfDown ? Math.max(1, Math.round(prefetchWorkgroups(pfDown) / k)) : 0;
@@ -804,7 +820,14 @@ function sharedDecodePlan(
   const per = wDtype === 'bf16' ? 8 : 4;
   const [Ds, Is] = shared.down.shape;
   const ld = shared.x.shape[shared.x.rank - 1];
-  const down: MoeDecodeVariant = { mode: 'down', wDtype, vec: I % per === 0, k, shared: true };
+  const down: MoeDecodeVariant = {
+    mode: 'down',
+    wDtype,
+    vec: I % per === 0,
+    k,
+    shared: true,
+    ...(gpu ? sgOf(gpu) : {}),
+  };
   const fits =
     gpu &&
     h.shape[0] === 1 &&
@@ -931,7 +954,8 @@ export function moeRoutedDecode(
     // As expertsDecode (moe/index.ts) picks it, so that the hidden rows are the same for N > 1 too.
     vec: plan ? true : D % 8 === 0,
     k,
-    route: { E, k, hasBias: !!bias },
+    route: { E, k, hasBias: !!bias, ...sortSgOf(gpu) },
+    ...sgOf(gpu),
   };
   gpu.dispatch({
     kernel: { name: 'moe_decode_gate_up_route', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
@@ -1015,4 +1039,21 @@ export function rmsnormCacheWrite(
     });
   }
   for (const t of [xc, wc, seq, pos, table]) t.dispose();
+}
+
+/** The decode kernels' subgroup size for their shuffle sums on this device, as a variant field (or none). */
+function sgOf(gpu: {
+  features: { subgroups: boolean };
+  adapterInfo: { subgroupMinSize?: number; subgroupMaxSize?: number };
+}): {
+  sg?: number;
+} {
+  const sg = decodeSubgroupSize(gpu);
+  return sg ? { sg } : {};
+}
+
+/** The router sort's subgroup size on this device (decodeTuning.subgroupSort), as a RouteFoldVariant field. */
+function sortSgOf(gpu: Parameters<typeof decodeSubgroupSize>[0]): { sg?: number } {
+  const sg = decodeSubgroupSize(gpu, 'sort');
+  return sg ? { sg } : {};
 }

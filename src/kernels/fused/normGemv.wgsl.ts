@@ -17,7 +17,7 @@
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
 import { l2PrefetchWgsl } from './l2Prefetch.js';
-import type { RouteFoldVariant } from './routeFold.wgsl.js';
+import { type RouteFoldVariant, routeNeedsSubgroups } from './routeFold.wgsl.js';
 import { routeTailKey, routeTailWgsl } from './routeTail.wgsl.js';
 import {
   bf16ChunkDot,
@@ -26,6 +26,8 @@ import {
   prefetchOf,
   type SweepSpec,
   sweepPreloadWgsl,
+  subgroupReduceWgsl,
+  subgroupRowSumWgsl,
   sweepWgsl,
 } from './sweep.js';
 
@@ -83,6 +85,11 @@ export interface NormGemvVariant {
    * same values in the same order (bit-equal).
    */
   eager?: boolean;
+  /**
+   * The subgroup size the kernel's sums are generated for (sweep.ts decodeSubgroupSize): the row sums and the
+   * norm's sum of squares by subgroup shuffles instead of workgroup-memory trees; unset: the trees.
+   */
+  sg?: number;
 }
 
 /** Workgroup memory of a variant's kernel, bytes: the staged row, the dot and norm trees, the route's arrays. */
@@ -130,7 +137,7 @@ export function normGemvKey(v: NormGemvVariant): string {
   const u = unrollOf(v);
   const r = normGemvRows(v);
   const route = v.route ? `_${routeTailKey(v.route, NG_LANES * r)}` : '';
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}`;
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
@@ -141,6 +148,7 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   const K4 = v.K / 4;
   const nb = two ? 4 : 3;
   const L: string[] = [];
+  if (v.sg || routeNeedsSubgroups(v.route, WG)) L.push('enable subgroups;');
   // C: conv channels (the conv variant; unused otherwise). The route: see NormGemvVariant.route.
   L.push(
     v.route
@@ -171,7 +179,7 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push(loadFn('normWeight', 'NW', v.normDtype));
   L.push(`var<workgroup> row: array<vec4<f32>, ${K4}>;`);
   L.push(`var<workgroup> dots: array<f32, ${WG}>;`);
-  L.push(workgroupReduce('red', WG, 'f32', 'a + b'));
+  L.push(v.sg ? subgroupReduceWgsl('red', WG, v.sg) : workgroupReduce('red', WG, 'f32', 'a + b'));
   if (bf16) {
     L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
     L.push('fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }');
@@ -227,7 +235,9 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push('  if (n < p.N) {');
   L.push(...sweepWgsl(sweep));
   L.push('  }');
-  L.push(...laneTreeSum(NG_LANES));
+  L.push(
+    ...(v.sg ? subgroupRowSumWgsl([{ v: 'acc', slot: (i) => `dots[${i}]` }], NG_LANES, v.sg) : laneTreeSum(NG_LANES)),
+  );
   if (!v.conv) L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
   else {
     const W = v.conv.W;

@@ -52,6 +52,14 @@ export interface RouteFoldVariant {
    * The same picks in the same order and the same weights either way.
    */
   select?: RouteSelect;
+  /**
+   * 'sort' in a workgroup of exactly P invocations (one choice each): the subgroup size the sort's stages of
+   * stride < sg are generated for (compare-exchanges by subgroupShuffleXor between registers, no barrier), the
+   * stages of stride >= sg through workgroup memory (two barriers each): at E = 256 and sg = 32, 30 of the 36
+   * stages need no barrier. The same network and comparisons as the workgroup-memory sort (the same picks).
+   * Set by the caller from fused/sweep.ts decodeSubgroupSize(gpu, 'sort'); unset: the workgroup-memory sort.
+   */
+  sg?: number;
 }
 
 export type RouteSelect = 'sort' | 'merge' | 'count';
@@ -87,7 +95,28 @@ export function routeSelectOf(v: RouteFoldVariant, WG: number): RouteSelect {
 
 export function routeFoldKey(v: RouteFoldVariant, WG: number): string {
   const s = routeSelectOf(v, WG);
-  return `rf_e${v.E}_k${v.k}_${v.hasBias ? 'b' : 'nb'}${s === 'merge' ? '_m' : s === 'count' ? '_c' : ''}`;
+  const sgs = routeSortSubgroup(v, WG);
+  return `rf_e${v.E}_k${v.k}_${v.hasBias ? 'b' : 'nb'}${s === 'merge' ? '_m' : s === 'count' ? '_c' : ''}${sgs ? `_sgs${sgs}` : ''}`;
+}
+
+/** The sort's width: E rounded up to a power of two. */
+function sortWidth(E: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(2, E)));
+}
+
+/**
+ * The subgroup size the variant's sort runs its short strides with (RouteFoldVariant.sg), where it applies: the
+ * 'sort' selection, one choice an invocation (WG = P), subgroups within the workgroup; else undefined.
+ */
+export function routeSortSubgroup(v: RouteFoldVariant, WG: number): number | undefined {
+  const sg = v.sg;
+  if (!sg || routeSelectOf(v, WG) !== 'sort') return undefined;
+  return WG === sortWidth(v.E) && sg >= 2 && sg <= WG && (sg & (sg - 1)) === 0 ? sg : undefined;
+}
+
+/** Whether a module holding the variant's router must enable subgroups. */
+export function routeNeedsSubgroups(v: RouteFoldVariant | undefined, WG: number): boolean {
+  return !!v && routeSortSubgroup(v, WG) !== undefined;
 }
 
 /**
@@ -102,8 +131,13 @@ export function routeFoldWgsl(v: RouteFoldVariant, first: number, WG: number, sr
   if (routeSelectOf(v, WG) === 'count') return routeCountWgsl(v, first, WG, src);
   const { E, k } = v;
   // P: E rounded up to a power of two (the sort's width).
-  const P = 2 ** Math.ceil(Math.log2(Math.max(2, E)));
+  const P = sortWidth(E);
   const L = routeModuleHead(v.hasBias, first, P, E, !src);
+  const sgs = routeSortSubgroup(v, WG);
+  if (sgs) {
+    L.push(registerSortWgsl(v, P, sgs, src));
+    return L.join('\n');
+  }
   L.push(/* wgsl */ `
 fn routeToken(lid: u32, n: u32, writer: bool) {
   ${src ? '' : 'let row = n * p.rld + p.rcol;'}
@@ -135,5 +169,50 @@ fn routeToken(lid: u32, n: u32, writer: bool) {
   }
 ${routeWriteOut(k)}
 }`);
+  return L.join('\n');
+}
+
+/**
+ * routeToken as the bitonic sort above with invocation lid holding choice lid in registers (WG = P): each stage's
+ * partner (lid ^ stride) read by subgroupShuffleXor where stride < sg (the pair within one subgroup), else through
+ * rKey / rId between two barriers; each invocation keeps the pair's better (best first in a block whose bit
+ * `size` is 0) or worse member as its position asks: the swap rule of the workgroup-memory sort, applied by both
+ * members of a pair. The stages are unrolled (constant strides: the branch on them is resolved here).
+ */
+function registerSortWgsl(v: RouteFoldVariant, P: number, sg: number, src?: RouteLogitSource): string {
+  const { E, k } = v;
+  const L: string[] = [];
+  L.push('fn routeToken(lid: u32, n: u32, writer: bool) {');
+  if (!src) L.push('  let row = n * p.rld + p.rcol;');
+  L.push('  var c = bitcast<f32>(0xff7fffffu);');
+  L.push('  var id = lid;');
+  L.push(`  if (lid < ${E}u) {`);
+  L.push(`    let s = 1.0 / (1.0 + exp(-${src ? src.read('lid') : 'RL[row + lid]'}));`);
+  L.push('    rScore[lid] = s;');
+  L.push(`    c = s${v.hasBias ? ' + RB[lid]' : ''};`);
+  L.push('  }');
+  for (let size = 2; size <= P; size <<= 1) {
+    for (let stride = size >> 1; stride > 0; stride >>= 1) {
+      L.push('  {');
+      if (stride < sg) {
+        L.push(`    let pk = subgroupShuffleXor(c, ${stride}u); let pi = subgroupShuffleXor(id, ${stride}u);`);
+      } else {
+        L.push('    rKey[lid] = c; rId[lid] = id;');
+        L.push('    workgroupBarrier();');
+        L.push(`    let pk = rKey[lid ^ ${stride}u]; let pi = rId[lid ^ ${stride}u];`);
+        L.push('    workgroupBarrier();');
+      }
+      // (ki, ii) at the pair's lower index i, (kj, ij) at j = i + stride; swapped where j's beats i's == desc.
+      L.push(`    let low = (lid & ${stride}u) == 0u;`);
+      L.push('    let ki = select(pk, c, low); let ii = select(pi, id, low);');
+      L.push('    let kj = select(c, pk, low); let ij = select(id, pi, low);');
+      L.push(`    if (routeBeats(kj, ij, ki, ii) == ((lid & ${size}u) == 0u)) { c = pk; id = pi; }`);
+      L.push('  }');
+    }
+  }
+  L.push('  rKey[lid] = c; rId[lid] = id;');
+  L.push('  workgroupBarrier();');
+  L.push(routeWriteOut(k));
+  L.push('}');
   return L.join('\n');
 }

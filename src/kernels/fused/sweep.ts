@@ -25,7 +25,54 @@ export const decodeTuning = {
    * (0.410 / 0.404). Each prologue was a chain of trips to cache, one chunk a loop iteration.
    */
   eager: true,
+  /**
+   * The decode GEMVs' row sums (32 or 64 lanes a row) and the norm GEMVs' sum of squares by subgroup shuffles
+   * instead of workgroup-memory trees (subgroupRowSumWgsl, subgroupReduceWgsl; bench decode --subgroup-sums):
+   * a tree is one barrier and a workgroup-memory round trip a level (5 for a 32-lane row, 8 for the norm's 256
+   * invocations), on every workgroup's path at the end of the kernel; shuffles within a subgroup need none. Another
+   * summation order than the trees (equal within f32 rounding, not bit-equal). true: wherever the device's subgroups
+   * have one size; 'auto' (the default since the thirteenth session): where they are 32 lanes, as measured; false:
+   * the trees.
+   * Measured (H200, 48B preset, batch 1, int8 cache, --unsafe-apis --f16; bench/results/2026-12-02-h200-s13-
+   * decrest-*): with subgroupSort, TPOT 3.616 / 3.616 ms at 4K against 3.780 / 3.783 with the trees (own processes),
+   * 8.387 against 8.541 at 1M; in one profiled sweep process 3.556 / 3.631 against 3.794 / 3.811, the sums alone
+   * 3.689 / 3.697, the sort alone 3.735 / 3.760. Profiled ms a step (sweep, both against base): norm_gemv 0.391 /
+   * 0.390 against 0.441 / 0.430, norm_gemv_conv 0.547 / 0.550 against 0.578 / 0.563, norm_gemv_route 0.533 / 0.537
+   * against 0.576 / 0.569, moe_decode_down_shared 0.661 / 0.666 against 0.695 / 0.678; TPOT fell more than the
+   * kernels' profiled sum (the trees' barriers also sat in each dispatch's drain). --check: greedy tokens equal,
+   * logits within 3.1e-6 of the unfused ops.
+   */
+  subgroupSums: 'auto' as boolean | 'auto',
+  /**
+   * The MoE router's bitonic sort (routeFold.wgsl.ts 'sort', run by the route tail at the end of the packed
+   * projection and by gate_up's folded router) with its stages of stride < the subgroup size by subgroup shuffles
+   * between registers instead of through workgroup memory between barriers (RouteFoldVariant.sg; bench decode
+   * --subgroup-sort): 30 of its 36 barrier stages at E = 256 on 32-lane subgroups. The same picks and weights.
+   * true / 'auto' (default) / false as subgroupSums; measured with it (above): norm_gemv_route 0.547 / 0.551 ms a
+   * step alone against 0.576 / 0.569.
+   */
+  subgroupSort: 'auto' as boolean | 'auto',
 };
+
+/**
+ * The subgroup size the decode kernels' shuffle sums (or, `what` 'sort', the router's sort) assume on this device
+ * (decodeTuning.subgroupSums / subgroupSort), or undefined (the workgroup-memory trees): the device must offer
+ * subgroups of one size (min = max), a power of two >= 4, so that the size the WGSL is generated for is the size it
+ * runs with; with the knob 'auto', 32 (the size measured).
+ */
+export function decodeSubgroupSize(
+  gpu: {
+    features: { subgroups: boolean };
+    adapterInfo: { subgroupMinSize?: number; subgroupMaxSize?: number };
+  },
+  what: 'sums' | 'sort' = 'sums',
+): number | undefined {
+  const on = what === 'sums' ? decodeTuning.subgroupSums : decodeTuning.subgroupSort;
+  if (!on || !gpu.features.subgroups) return undefined;
+  const { subgroupMinSize: a, subgroupMaxSize: b } = gpu.adapterInfo;
+  const size = a !== undefined && a === b && a >= 4 && a <= 128 && (a & (a - 1)) === 0 ? a : undefined;
+  return on === 'auto' && size !== 32 ? undefined : size;
+}
 
 /**
  * Prefetch (decodeTuning.prefetch, off by default, bench decode --gemv-prefetch): the kernels whose workgroups run a
@@ -164,6 +211,70 @@ export function laneTreeSum(lanes: number): string[] {
     L.push('  workgroupBarrier();');
   }
   return L;
+}
+
+/**
+ * subgroupRowSumWgsl: the end of a row sweep by subgroup shuffles (decodeTuning.subgroupSums). Rows are `lanes`
+ * consecutive invocations (lane = lid % lanes), subgroups `sg` consecutive ones (so a row is whole subgroups or a
+ * part of one). Each value's partials are summed by xor shuffles over min(lanes, sg) lanes (every lane of the
+ * segment ends with its sum); where a row spans several subgroups, each subgroup's first lane stores its sum at
+ * slot(lid), and after a barrier lane 0 adds the row's subgroups' sums in order. The row's total is left in
+ * slot('lid') of its lane 0 (that invocation's own store: no barrier needed to read it there), as laneTreeSum
+ * leaves it. `vals`: the f32 values (WGSL names) and their workgroup-memory slots (an lvalue of an index
+ * expression). Call from uniform control flow.
+ */
+export function subgroupRowSumWgsl(
+  vals: { v: string; slot: (i: string) => string }[],
+  lanes: number,
+  sg: number,
+  indent = '  ',
+): string[] {
+  const i = indent;
+  const L: string[] = [];
+  const seg = Math.min(lanes, sg);
+  vals.forEach((x, j) => {
+    L.push(`${i}var rs${j} = ${x.v};`);
+    for (let s = seg / 2; s >= 1; s /= 2) L.push(`${i}rs${j} += subgroupShuffleXor(rs${j}, ${s}u);`);
+  });
+  if (lanes <= sg) {
+    L.push(`${i}if (lid % ${lanes}u == 0u) {`);
+    for (const [j, x] of vals.entries()) L.push(`${i}  ${x.slot('lid')} = rs${j};`);
+    L.push(`${i}}`);
+    return L;
+  }
+  L.push(`${i}if (lid % ${sg}u == 0u) {`);
+  for (const [j, x] of vals.entries()) L.push(`${i}  ${x.slot('lid')} = rs${j};`);
+  L.push(`${i}}`);
+  L.push(`${i}workgroupBarrier();`);
+  L.push(`${i}if (lid % ${lanes}u == 0u) {`);
+  vals.forEach((x, j) => {
+    const parts = Array.from({ length: lanes / sg }, (_, q) => (q === 0 ? 'rs' + j : x.slot(`lid + ${q * sg}u`)));
+    L.push(`${i}  ${x.slot('lid')} = ${parts.join(' + ')};`);
+  });
+  L.push(`${i}}`);
+  return L;
+}
+
+/**
+ * `fn ${name}Reduce(lid, v) -> f32`: the sum of v over a workgroup of `wg` invocations (a multiple of sg) by
+ * subgroup xor shuffles, each subgroup's sum stored at ${name}[lid / sg], one barrier, then every invocation adds
+ * the wg / sg sums in order (the same value everywhere). workgroupReduce's signature for an f32 sum; its array is
+ * not to be reused after the call (no barrier after the reads). Call from uniform control flow.
+ */
+export function subgroupReduceWgsl(name: string, wg: number, sg: number): string {
+  const n = wg / sg;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`subgroupReduceWgsl: workgroup ${wg} is not a multiple of ${sg}`);
+  const sh = Array.from({ length: Math.log2(sg) }, (_, q) => `  s += subgroupShuffleXor(s, ${sg >> (q + 1)}u);`);
+  return `var<workgroup> ${name}: array<f32, ${n}>;
+fn ${name}Reduce(lid: u32, v: f32) -> f32 {
+  var s = v;
+${sh.join('\n')}
+  if (lid % ${sg}u == 0u) { ${name}[lid / ${sg}u] = s; }
+  workgroupBarrier();
+  var t = ${name}[0];
+  for (var j = 1u; j < ${n}u; j++) { t += ${name}[j]; }
+  return t;
+}`;
 }
 
 /** ((a + b) + (c + d)) ...: a fixed summation order for the partial sums. */

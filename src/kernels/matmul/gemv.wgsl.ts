@@ -7,7 +7,7 @@
  *
  * `vec` variant needs K % 8 == 0; the scalar variant takes any K (bf16 rows may start mid-word).
  */
-import { bf16ChunkDot, decodeTuning, sweepWgsl } from '../fused/sweep.js';
+import { bf16ChunkDot, decodeTuning, subgroupRowSumWgsl, sweepWgsl } from '../fused/sweep.js';
 
 export const GEMV_LANES = 32;
 export const GEMV_ROWS_PER_WG = 8;
@@ -22,6 +22,8 @@ export interface GemvVariant {
    * decodeTuning.unroll at the time the key and code are made.
    */
   unroll?: number;
+  /** The rows' sums by subgroup shuffles for subgroups of this size (fused/sweep.ts decodeSubgroupSize); unset: the tree. */
+  sg?: number;
 }
 
 /** The unroll a variant really gets (fused/sweep.ts; only the one-row vector sweep is unrolled). */
@@ -31,7 +33,7 @@ function unrollOf(v: GemvVariant): number {
 
 export function gemvKey(v: GemvVariant): string {
   const u = unrollOf(v);
-  return `gemv_${v.wDtype}_m${v.M}_${v.vec ? 'v' : 's'}${u > 1 ? `_u${u}` : ''}`;
+  return `gemv_${v.wDtype}_m${v.M}_${v.vec ? 'v' : 's'}${u > 1 ? `_u${u}` : ''}${v.sg ? `_sg${v.sg}` : ''}`;
 }
 
 export function gemvWgsl(v: GemvVariant): string {
@@ -40,6 +42,7 @@ export function gemvWgsl(v: GemvVariant): string {
   const bf16 = v.wDtype === 'bf16';
   const accs = Array.from({ length: M }, (_, m) => `acc${m}`);
   const L: string[] = [];
+  if (v.sg) L.push('enable subgroups;');
   L.push(`struct Params { N: u32, K: u32, _p0: u32, _p1: u32 };`);
   L.push(`@group(0) @binding(0) var<uniform> p: Params;`);
   L.push(`@group(0) @binding(1) var<storage, read> X: array<${v.vec ? 'vec4<f32>' : 'f32'}>;`);
@@ -104,14 +107,19 @@ export function gemvWgsl(v: GemvVariant): string {
     L.push(`    }`);
   }
   L.push(`  }`);
-  for (let m = 0; m < M; m++) L.push(`  red[${m * WG}u + lid] = acc${m};`);
-  L.push(`  workgroupBarrier();`);
-  // Tree over the 32 lanes of each row group, all groups at once.
-  for (let s = GEMV_LANES / 2; s >= 1; s /= 2) {
-    L.push(`  if (lane < ${s}u) {`);
-    for (let m = 0; m < M; m++) L.push(`    red[${m * WG}u + lid] += red[${m * WG}u + lid + ${s}u];`);
-    L.push(`  }`);
+  if (v.sg) {
+    const vals = accs.map((a, m) => ({ v: a, slot: (i: string) => `red[${m * WG}u + ${i}]` }));
+    L.push(...subgroupRowSumWgsl(vals, GEMV_LANES, v.sg));
+  } else {
+    for (let m = 0; m < M; m++) L.push(`  red[${m * WG}u + lid] = acc${m};`);
     L.push(`  workgroupBarrier();`);
+    // Tree over the 32 lanes of each row group, all groups at once.
+    for (let s = GEMV_LANES / 2; s >= 1; s /= 2) {
+      L.push(`  if (lane < ${s}u) {`);
+      for (let m = 0; m < M; m++) L.push(`    red[${m * WG}u + lid] += red[${m * WG}u + lid + ${s}u];`);
+      L.push(`  }`);
+      L.push(`  workgroupBarrier();`);
+    }
   }
   L.push(`  if (lane == 0u && n < p.N) {`);
   for (let m = 0; m < M; m++) L.push(`    Y[${m}u * p.N + n] = red[${m * WG}u + lid];`);

@@ -13,6 +13,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, grid1d, hostF32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { GEMV_MAX_M, GEMV_ROWS_PER_WG, gemvKey, gemvWgsl } from './gemv.wgsl.js';
+import { decodeSubgroupSize } from '../fused/sweep.js';
 import { type MatmulDims, matmulReference } from './reference.js';
 import { SPLITK_SUM_WG, splitKSlices, splitKSumWgsl } from './splitK.js';
 import {
@@ -337,7 +338,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         throw new Error('matmul: the GEMV kernel needs <= 8 rows of untransposed A against a shared [N, K] weight');
       }
       const wDtype = b.dtype as 'f32' | 'bf16';
-      const v = { M: rowsTotal, wDtype, vec: K % 8 === 0 };
+      const sg = decodeSubgroupSize(gpu);
+      const v = { M: rowsTotal, wDtype, vec: K % 8 === 0, ...(sg ? { sg } : {}) };
       gpu.dispatch({
         kernel: { name: 'gemv', key: gemvKey(v), code: () => gemvWgsl(v) },
         tensors: [A.t, B.t, out],

@@ -11,8 +11,16 @@
  * `vec` needs the reduced dimension (D for gateUp, I for down) % 8 == 0; otherwise scalar loads.
  */
 import { WGSL_MATH } from '../elementwise/elementwise.wgsl.js';
-import { type RouteFoldVariant, routeFoldKey, routeFoldWgsl } from '../fused/routeFold.wgsl.js';
-import { bf16ChunkDot, decodeTuning, prefetchOf, type SweepSpec, sweepPreloadWgsl, sweepWgsl } from '../fused/sweep.js';
+import { type RouteFoldVariant, routeFoldKey, routeFoldWgsl, routeNeedsSubgroups } from '../fused/routeFold.wgsl.js';
+import {
+  bf16ChunkDot,
+  decodeTuning,
+  prefetchOf,
+  type SweepSpec,
+  subgroupRowSumWgsl,
+  sweepPreloadWgsl,
+  sweepWgsl,
+} from '../fused/sweep.js';
 import { l2PrefetchWgsl } from '../fused/l2Prefetch.js';
 
 export const MOE_DECODE_LANES = 32;
@@ -118,6 +126,11 @@ export interface MoeDecodeVariant {
    * and 9, the guard in the first spare word.
    */
   l2?: boolean;
+  /**
+   * The rows' partial sums met by subgroup shuffles for subgroups of this size (fused/sweep.ts decodeSubgroupSize,
+   * subgroupRowSumWgsl) instead of the workgroup-memory tree; unset: the tree.
+   */
+  sg?: number;
 }
 
 /** Whether a gateUp variant sweeps W1 and W3 in one loop (see MoeDecodeVariant.pair). */
@@ -173,7 +186,7 @@ export function moeDecodeKey(v: MoeDecodeVariant): string {
   const l = lanesOf(v);
   const rw = moeDecodeRows(v);
   const rowsTag = rw * l !== MOE_DECODE_LANES * MOE_DECODE_ROWS ? `_r${rw}` : '';
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}${l2Of(v) ? '_l2' : ''}`;
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}${l2Of(v) ? '_l2' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
 }
 
 /** Whether the variant prefetches (MoeDecodeVariant.l2): gateUp without the router, or down with the shared expert. */
@@ -204,6 +217,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   // Kin: the reduced length (D for gateUp, I for down); Nout: rows per expert (I, D).
   const shared = sharedOf(v);
   const route = routeOf(v);
+  if (v.sg || routeNeedsSubgroups(route, WG)) L.push('enable subgroups;');
   // sK, gate4, up4: the shared expert's width and its gate / up columns in SX (vec4 units).
   const l2 = l2Of(v);
   L.push(
@@ -393,13 +407,20 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push('  }');
     L.push('  red[lid] = acc;');
   }
-  L.push('  workgroupBarrier();');
-  for (let s = LANES / 2; s >= 1; s /= 2) {
-    L.push(`  if (lane < ${s}u) {`);
-    L.push(`    red[lid] += red[lid + ${s}u];`);
-    if (gateUp || shared) L.push(`    red[${WG}u + lid] += red[${WG}u + lid + ${s}u];`);
-    L.push('  }');
+  if (v.sg) {
+    // The partials stored in red above are read back by their own invocations (no barrier needed).
+    const vals = [{ v: 'red[lid]', slot: (i: string) => `red[${i}]` }];
+    if (gateUp || shared) vals.push({ v: `red[${WG}u + lid]`, slot: (i: string) => `red[${WG}u + ${i}]` });
+    L.push(...subgroupRowSumWgsl(vals, LANES, v.sg));
+  } else {
     L.push('  workgroupBarrier();');
+    for (let s = LANES / 2; s >= 1; s /= 2) {
+      L.push(`  if (lane < ${s}u) {`);
+      L.push(`    red[lid] += red[lid + ${s}u];`);
+      if (gateUp || shared) L.push(`    red[${WG}u + lid] += red[${WG}u + lid + ${s}u];`);
+      L.push('  }');
+      L.push('  workgroupBarrier();');
+    }
   }
   L.push('  if (lane == 0u && live) {');
   if (gateUp) {

@@ -11,6 +11,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, hostF32, hostI32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { GROUPED_BM, GROUPED_BN, combineWgsl, groupedKey, groupedWgsl } from './grouped.wgsl.js';
+import { decodeSubgroupSize } from '../fused/sweep.js';
 import { countsWgsl, moeDecodeKey, moeDecodeRows, moeDecodeTuning, moeDecodeWgsl } from './decode.wgsl.js';
 import { planExperts } from './plan.js';
 import { expertsReference, type RouterConfig, routeReference } from './reference.js';
@@ -185,7 +186,8 @@ function expertsDecode(gpu: GpuContext, x: Tensor, routes: RoutesT, w: ExpertWei
     });
   }
   const h = gpu.empty([N * k, I]);
-  const gu = { mode: 'gateUp' as const, wDtype, vec: D % 8 === 0, k };
+  const sg = decodeSubgroupSize(gpu);
+  const gu = { mode: 'gateUp' as const, wDtype, vec: D % 8 === 0, k, ...(sg ? { sg } : {}) };
   gpu.dispatch({
     kernel: { name: 'moe_decode_gate_up', key: moeDecodeKey(gu), code: () => moeDecodeWgsl(gu) },
     tensors: [xc, idx, w.w1, w.w3, h],
@@ -205,7 +207,14 @@ export function expertsDecodeDown(gpu: GpuContext, h: Tensor, idx: Tensor, rw: T
   const [, I, D] = w.w1.shape;
   const [N, k] = idx.shape;
   const y = gpu.empty([N, D]);
-  const dn = { mode: 'down' as const, wDtype: w.w1.dtype as 'f32' | 'bf16', vec: I % 8 === 0, k };
+  const sg = decodeSubgroupSize(gpu);
+  const dn = {
+    mode: 'down' as const,
+    wDtype: w.w1.dtype as 'f32' | 'bf16',
+    vec: I % 8 === 0,
+    k,
+    ...(sg ? { sg } : {}),
+  };
   gpu.dispatch({
     kernel: { name: 'moe_decode_down', key: moeDecodeKey(dn), code: () => moeDecodeWgsl(dn) },
     tensors: [h, idx, w.w2, rw, y],

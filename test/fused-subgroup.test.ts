@@ -1,0 +1,276 @@
+/**
+ * The decode kernels' subgroup forms (fused/sweep.ts decodeTuning.subgroupSums / subgroupSort): the row sums and
+ * the norm's sum of squares by subgroup shuffles, and the router's sort with its short strides in registers. On
+ * lavapipe subgroups are 8 lanes, so a 32- or 64-lane row spans several subgroups (the shuffles, then the
+ * subgroups' sums through workgroup memory); on the H200 (32 lanes) a 32-lane row is one subgroup, the path the
+ * decode bench's --check covers there.
+ */
+import { describe, expect, it } from 'vitest';
+import type { GpuContext } from '../src/gpu/context.js';
+import {
+  addRmsnormLinear,
+  gatedRmsnormLinear,
+  headGemv,
+  moeRoutedDecode,
+  moeSharedDecode,
+  routeRanked,
+} from '../src/kernels/fused/index.js';
+import { gatedRmsnormLinearReference, headGemvReference } from '../src/kernels/fused/reference.js';
+import { linear } from '../src/kernels/matmul/index.js';
+import { decodeSubgroupSize, decodeTuning } from '../src/kernels/fused/sweep.js';
+import { routeTailWords } from '../src/kernels/fused/routeTail.wgsl.js';
+import { matmulReference } from '../src/kernels/matmul/reference.js';
+import { expertsInference } from '../src/kernels/moe/index.js';
+import { routeReference } from '../src/kernels/moe/reference.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
+import { expectClose, gpuContext, hasGpu } from './helpers.js';
+
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * 2 * scale;
+  });
+}
+
+/** Runs body with the subgroup forms on or off (the sums and the sort, or as `sort` says), restoring them after. */
+async function withSubgroups<T>(on: boolean, body: () => Promise<T>, sort = on): Promise<T> {
+  const saved = { sums: decodeTuning.subgroupSums, sort: decodeTuning.subgroupSort };
+  decodeTuning.subgroupSums = on;
+  decodeTuning.subgroupSort = sort;
+  try {
+    return await body();
+  } finally {
+    decodeTuning.subgroupSums = saved.sums;
+    decodeTuning.subgroupSort = saved.sort;
+  }
+}
+
+const read = (ts: Tensor[]) => Promise.all(ts.map((t) => t.toFloat32() as Promise<Float32Array>));
+
+const subgroupsHere = async () => {
+  const gpu = await gpuContext();
+  return (
+    !!gpu &&
+    withSubgroups(
+      true,
+      async () => decodeSubgroupSize(gpu) !== undefined && decodeSubgroupSize(gpu, 'sort') !== undefined,
+    )
+  );
+};
+
+describe.skipIf(!hasGpu)('decode kernels with subgroup sums equal the tree sums and the references', async () => {
+  const here = await subgroupsHere();
+  it.skipIf(!here)(
+    'addRmsnormLinear (conv; two deltas), gatedRmsnormLinear, moeSharedDecode, expertsInference, linear, headGemv',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+      const bfHost = async (a: Float32Array) =>
+        (await gpu.fromHost(f32ArrayToBf16(a), [a.length], 'bf16').toFloat32()) as Float32Array;
+      // Awkward shapes: 65 rows (a last workgroup with one row), K = 1032 (129 chunks: rounds of 4 and a tail),
+      // a conv of 3 planes of 7 channels; the MoE at 1032 (two rounds of k loads at 64 lanes) and 40 wide rows.
+      const [K, N] = [1032, 65];
+      const x = rand(K, 1);
+      const d0 = rand(K, 2);
+      const d1 = rand(K, 3);
+      const nw = rand(K, 4);
+      const w = rand(N * K, 5, 0.3);
+      const [H, d] = [4, 16];
+      const o = rand(H * d, 6, 2);
+      const g = rand(H * d, 7, 3);
+      const onw = rand(d, 8);
+      const wo = rand(N * H * d, 9, 0.3);
+      const [C, W] = [21, 4];
+      const cw = rand(C * W, 10, 0.5);
+      const tail0 = rand((W - 1) * C, 11);
+      const [D, I, Is, E, k] = [1032, 40, 48, 5, 3];
+      const h = rand(D, 12);
+      const e1 = rand(E * I * D, 13, 0.2);
+      const e3 = rand(E * I * D, 14, 0.2);
+      const e2 = rand(E * D * I, 15, 0.2);
+      const gate = 8;
+      const sx = rand(gate + 2 * Is, 16);
+      const sdown = rand(D * Is, 17, 0.3);
+      const hxHost = rand(3 * 72, 19);
+      const hw = rand(3 * N * 64, 20, 0.3);
+      const run = () =>
+        withSubgroups(on, async () => {
+          const tail = gpu.fromHost(tail0, [1, W - 1, C]);
+          const r = addRmsnormLinear(
+            gpu.fromHost(x, [1, K]),
+            [gpu.fromHost(d0, [1, K]), gpu.fromHost(d1, [1, K])],
+            gpu.fromHost(nw, [K]),
+            1e-5,
+            bf(w, [N, K]),
+            { keepNormed: true, conv: { weight: bf(cw, [C, 1, W]), tail, planes: 3 } },
+          );
+          const y = gatedRmsnormLinear(
+            gpu.fromHost(o, [1, H * d]),
+            gpu.fromHost(g, [1, H * d]),
+            gpu.fromHost(onw, [d]),
+            1e-5,
+            bf(wo, [N, H * d]),
+            H,
+          );
+          const experts = { w1: bf(e1, [E, I, D]), w3: bf(e3, [E, I, D]), w2: bf(e2, [E, D, I]) };
+          const routes = {
+            idx: gpu.fromHost(Int32Array.from([3, 0, 4]), [1, k], 'i32'),
+            weights: gpu.fromHost(Float32Array.from([0.5, 0.3, 0.2]), [1, k]),
+          };
+          const hh = gpu.fromHost(h, [1, D]);
+          const terms = moeSharedDecode(hh, routes, experts, {
+            x: gpu.fromHost(sx, [1, gate + 2 * Is]),
+            gate,
+            up: gate + Is,
+            down: bf(sdown, [D, Is]),
+          });
+          expect(terms.length).toBe(1);
+          // The plain GEMV (two rows: two sums a lane) and the per-head GEMV with pass-through columns.
+          const lin = linear(gpu.fromHost(rand(2 * K, 18), [2, K]), bf(w, [N, K]));
+          const hx = gpu.fromHost(hxHost, [1, 3, 72]);
+          const hg = headGemv(hx, bf(hw, [3, N, 64]), { xOff: 4, pass: { t: hx, offset: 1, count: 2 } });
+          const moe = expertsInference(hh, routes, experts);
+          return read([r.y, r.sum, r.normed!, r.conv!, tail, y, terms[0], moe, lin, hg]);
+        });
+      let on = false;
+      const trees = await run();
+      on = true;
+      const shuffles = await run();
+      const names = ['y', 'sum', 'normed', 'conv', 'tail', 'gated', 'moe shared', 'experts', 'linear', 'headGemv'];
+      for (let i = 0; i < names.length; i++) expectClose(shuffles[i], trees[i], 2e-6, `${names[i]}: shuffles vs trees`);
+      // The plain-TS references: the norm GEMV's y from its normed row, the gated output projection.
+      const wh = await bfHost(w);
+      const yRef = matmulReference(shuffles[2], wh, {
+        batch: 1,
+        M: 1,
+        N,
+        K,
+        transA: false,
+        transB: true,
+        batchStrideB: 0,
+      });
+      expectClose(shuffles[0], yRef, 2e-6, 'y vs reference');
+      const woh = await bfHost(wo);
+      const ref = gatedRmsnormLinearReference(o, g, onw, woh, { rows: 1, H, d, N, eps: 1e-5 });
+      expectClose(shuffles[5], ref, 2e-5, 'gated vs reference');
+      const hwh = await bfHost(hw);
+      const hgRef = headGemvReference(hxHost, hwh, hxHost, {
+        B: 1,
+        H: 3,
+        N,
+        K: 64,
+        xs: 72,
+        xOff: 4,
+        P: 2,
+        ps: 72,
+        ptOff: 1,
+      });
+      expectClose(shuffles[9], hgRef, 1e-5, 'headGemv vs reference');
+    },
+  );
+
+  it.skipIf(!here)(
+    'the router in the projection and in gate_up: the picks of routeRanked and the reference, exactly',
+    async () => {
+      const gpu = (await gpuContext())!;
+      // The 48B's E and k (256 choices: the register sort, one an invocation), ties among the router rows.
+      const [E, k, D, extra] = [256, 8, 64, 29];
+      const N = E + extra;
+      const w = rand(N * D, N + D, 0.3);
+      for (let j = 0; j < 4; j++) w.copyWithin((2 * j + 1) * D, 2 * j * D, (2 * j + 1) * D);
+      const wt = gpu.fromHost(f32ArrayToBf16(w), [N, D], 'bf16');
+      const [x, d0, nw] = [rand(D, D), rand(D, D + 1), rand(D, D + 3)];
+      const biasHost = Float32Array.from(rand(E, E), (v) => Math.round(v * 2) / 64);
+      const bias = gpu.fromHost(biasHost, [E]);
+      const cfg = {
+        numExperts: E,
+        topK: k,
+        activation: 'sigmoid' as const,
+        renormalize: true,
+        scaling: 2.5,
+        numGroups: 1,
+        topkGroup: 1,
+      };
+      const scratch = gpu.zeros([routeTailWords(E)], 'i32');
+      const plain = addRmsnormLinear(
+        gpu.fromHost(x, [1, D]),
+        [gpu.fromHost(d0, [1, D])],
+        gpu.fromHost(nw, [D]),
+        1e-5,
+        wt,
+      );
+      const logits = ((await plain.y.toFloat32()) as Float32Array).slice(0, E);
+      const ref = routeReference(logits, biasHost, 1, cfg);
+      const want = routeRanked(plain.y.narrow(1, 0, E), bias, cfg);
+      const wantIdx = Array.from((await want.idx.read()) as Int32Array);
+      const wantW = Array.from(await want.weights.toFloat32());
+      expect(wantIdx, 'routeRanked vs reference').toEqual(Array.from(ref.idx));
+      // The sort alone (the sums would change the logits' last bits, and so the weights).
+      await withSubgroups(
+        false,
+        async () => {
+          const r = addRmsnormLinear(
+            gpu.fromHost(x, [1, D]),
+            [gpu.fromHost(d0, [1, D])],
+            gpu.fromHost(nw, [D]),
+            1e-5,
+            wt,
+            {
+              route: { col: 0, bias, cfg, scratch },
+            },
+          );
+          expect(r.routes).toBeDefined();
+          expect(Array.from((await r.routes!.idx.read()) as Int32Array), 'tail picks').toEqual(wantIdx);
+          expect(Array.from(await r.routes!.weights.toFloat32()), 'tail weights').toEqual(wantW);
+          expect(
+            Array.from((await scratch.read()) as Int32Array).every((v) => v === 0),
+            'scratch zero',
+          ).toBe(true);
+          // gate_up's folded router (moeRoutedDecode) on the same logits: the same picks and weights.
+          const [Dm, I, Is] = [64, 16, 8];
+          const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+          const experts = {
+            w1: bf(rand(E * I * Dm, 1, 0.2), [E, I, Dm]),
+            w3: bf(rand(E * I * Dm, 2, 0.2), [E, I, Dm]),
+            w2: bf(rand(E * Dm * I, 3, 0.2), [E, Dm, I]),
+          };
+          const packed = new Float32Array(E + 2 * Is);
+          packed.set(logits);
+          packed.set(rand(2 * Is, 4), E);
+          const px = gpu.fromHost(packed, [1, E + 2 * Is]);
+          const shared = { x: px, gate: E, up: E + Is, down: bf(rand(Dm * Is, 5, 0.3), [Dm, Is]) };
+          const folded = moeRoutedDecode(
+            gpu.fromHost(rand(Dm, 6), [1, Dm]),
+            { x: px, col: 0, bias, cfg },
+            experts,
+            shared,
+          );
+          expect(Array.from((await folded.routes.idx.read()) as Int32Array), 'folded picks').toEqual(wantIdx);
+          expect(Array.from(await folded.routes.weights.toFloat32()), 'folded weights').toEqual(wantW);
+        },
+        true,
+      );
+    },
+  );
+});
+
+/** Guards the test above against silently testing the trees: lavapipe and the H200 both offer one subgroup size. */
+describe.skipIf(!hasGpu)('decodeSubgroupSize', () => {
+  it('is the adapter size where min = max and the knob is on, undefined with it off, 32 only with auto', async () => {
+    const gpu = (await gpuContext()) as GpuContext;
+    const { subgroupMinSize: a, subgroupMaxSize: b } = gpu.adapterInfo;
+    const one = gpu.features.subgroups && a !== undefined && a === b;
+    await withSubgroups(true, async () => expect(decodeSubgroupSize(gpu)).toBe(one ? a : undefined));
+    await withSubgroups(false, async () => expect(decodeSubgroupSize(gpu)).toBeUndefined());
+    // 'auto' (the default): only on 32-lane subgroups, the size measured.
+    const saved = decodeTuning.subgroupSums;
+    decodeTuning.subgroupSums = 'auto';
+    try {
+      expect(decodeSubgroupSize(gpu)).toBe(one && a === 32 ? 32 : undefined);
+    } finally {
+      decodeTuning.subgroupSums = saved;
+    }
+  });
+});

@@ -111,12 +111,16 @@ describe('int8 MLA decode on f16 tensor cores: the kernel fragments (emulation) 
     ['40 heads (two groups), Rv 256', [63], 40, 320, 256, 32, 0],
   ];
   // rows and words stage the same u32 items (only which thread takes which differs: the WGSL test below), vec4 16
-  // codes an item.
+  // codes an item; qFold loads the query's fragments from its rows staged in kv (stride KS).
   for (const [name, lens, H, R, Rv, chunkLen, tau] of cases)
-    for (const stage of ['rows', 'vec4'] as const)
-      it(`${name}, staged as ${stage}`, () => {
+    for (const [stage, qFold] of [
+      ['rows', false],
+      ['vec4', false],
+      ['rows', true],
+    ] as const)
+      it(`${name}, staged as ${stage}${qFold ? ', query folded' : ''}`, () => {
         const x = problem(lens[0] + H, lens, H, R, Rv, 3);
-        const pl = planMlaInt8F16({ H, R, Rv, tau, stage });
+        const pl = planMlaInt8F16({ H, R, Rv, tau, stage, qFold });
         const emu = mlaDecodeInt8F16Emulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
         const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau });
         expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
@@ -167,6 +171,17 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
           `vec4<u32>(pfa${k}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${k < Rv / 64 ? 'psLa' : 'psRa'})`,
         );
     }
+  });
+
+  it('swizzle: odd rows store channels 2, 3, 0, 1 of each word, every channel of the row once', () => {
+    const pl = planMlaInt8F16({ H: 32, R: 576, Rv: 512, swizzle: true });
+    const code = mlaInt8F16Wgsl(pl);
+    expect(code).toContain('let swz = (rowT & 1u) << 1u;');
+    expect(code).toContain('let c2 = select(c, c.zwxy, swz != 0u);');
+    // Store k of word n writes channel (64 n + k) ^ swz the value c2[k] = c[k ^ swz]: each value at its own channel.
+    expect(code).toMatch(/kv\[base \+ \(64u \^ swz\)\] = c2\.x; kv\[base \+ \(65u \^ swz\)\] = c2\.y;/);
+    expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, swizzle: true, stage: 'words' })).toThrow(/rows/);
+    expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, qFold: true, qPerBlock: true })).toThrow(/qPerBlock/);
   });
 
   it('every workgroup array is a multiple of 16 bytes (unaligned fragment loads read rounded down)', () => {
@@ -222,6 +237,9 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'rows', skip: ['stage'] }),
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, ahead: 1 }),
         planMlaInt8F16({ H: 20, R: 192, Rv: 128, stage: 'vec4', ahead: 1, tau: 3 }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, swizzle: true }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, qFold: true }),
+        planMlaInt8F16({ H: 20, R: 192, Rv: 128, swizzle: true, qFold: true, ahead: 1 }),
       ];
       for (const pl of plans) {
         const code = sgmStubWgsl(mlaInt8F16Wgsl(pl));

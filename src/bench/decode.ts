@@ -278,6 +278,7 @@ async function timeVariant(
         recordMs: recordMs / o.steps,
         // Dependent steps: recording plus the step's last submit and the readback's copy (all host time).
         ...(timing.hostMs !== undefined ? { hostMs: timing.hostMs } : {}),
+        ...(timing.stepMs ? { stepMs: timing.stepMs } : {}),
         ...(bindGroups ? { dispatchesPerStep, bindGroups } : {}),
         // Steps of the session recorded from the model code, captured, replayed (warm-up and profiles included).
         stepCounts: { ...s.stepCounts },
@@ -579,7 +580,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--mla-int8-f16 <k=v,...>',
-      'int8 cache, --mla-int8-kernel f16: its options (chunks=n, tau=n, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2)',
+      'int8 cache, --mla-int8-kernel f16: its options (chunks=n, tau=n, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold)',
       '',
     )
     .option('--json', 'print a JSON object');

@@ -16,6 +16,11 @@ export interface StepTiming {
   recordMs: number;
   /** Dependent steps: host time per step in all (recording, the submit and the readback's copy). */
   hostMs?: number;
+  /**
+   * Dependent steps: wall ms of each timed step (from one step's ids arriving to the next's), to tell a slow
+   * start (a transient) from a uniformly slow row.
+   */
+  stepMs?: number[];
 }
 
 export async function timeIndependentSteps(
@@ -61,11 +66,17 @@ export async function timeDependentSteps(
   hostMs = 0;
   const t0 = performance.now();
   let recordMs = 0;
-  for (let i = 0; i < steps; i++) recordMs += await advance();
+  const stepMs: number[] = [];
+  for (let i = 0, last = t0; i < steps; i++) {
+    recordMs += await advance();
+    const now = performance.now();
+    stepMs.push(Number((now - last).toFixed(3)));
+    last = now;
+  }
   const ms = (performance.now() - t0) / steps;
   flight.next.dispose();
   out.push(Array.from(await flight.tokens));
-  return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, tokens: out };
+  return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, stepMs, tokens: out };
 }
 
 /** `count` steps of pipelined greedy generation from `first`, untimed; returns their summed recording ms. */

@@ -65,6 +65,20 @@ export interface MlaInt8F16Options {
    * 1.33 -> 1.03 ms a layer, and rows 0.70 (third sitting). Without prefetch 1.58.
    */
   ahead?: 1 | 2;
+  /**
+   * Rows staging: threads of odd rows store their four f16 in the order z, w, x, y (exact; only the order of the
+   * stores changes). A warp stages two rows KS f16 apart (an odd multiple of 16 bytes: the banks shift by 4), so with
+   * one order its 32 lanes' 2-byte stores fall on the 16 even (or odd) banks twice; with the rows' orders swapped
+   * one row takes the even banks and the other the odd ones.
+   */
+  swizzle?: boolean;
+  /**
+   * The query's f16 rows made inside the kernel (no query kernel): each workgroup reads q [B, H, R] f32, stages
+   * f16(q c) (c = scale log2 e, the uniforms' spare word) for its 32 heads in the kv buffers at stride KS, loads
+   * its fragments from there into registers, then stages the cache as before. Exact (the query kernel's rounding).
+   * Not with qPerBlock (the fragments would be reloaded from kv after it holds cache rows).
+   */
+  qFold?: boolean;
 }
 
 export interface MlaInt8F16Plan {
@@ -98,6 +112,8 @@ export interface MlaInt8F16Plan {
   prefetch: boolean;
   qPerBlock: boolean;
   ahead: 1 | 2;
+  swizzle: boolean;
+  qFold: boolean;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -135,6 +151,10 @@ export function planMlaInt8F16(
   const tau = o.tau ?? MLA_INT8_F16_TAU;
   if (!(tau >= 0 && tau <= 15)) throw new Error(`mlaDecode (int8, f16): tau must be in [0, 15], got ${tau}`);
   const sharedBytes = 2 * (2 * TB * KS) + 4 * 8 * 256 + 2 * 32 * PS + 4 * 32 + 16;
+  if (o.qFold && o.qPerBlock) throw new Error('mlaDecode (int8, f16): qFold and qPerBlock do not combine');
+  if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
+  // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
+  if (o.qFold && 2 * TB < 32) throw new Error('mlaDecode (int8, f16): qFold needs 2 TB >= 32');
   if (sharedBytes > maxShared)
     throw new Error(
       `mlaDecode (int8, f16): needs ${sharedBytes} bytes of workgroup memory, the device has ${maxShared}`,
@@ -163,6 +183,8 @@ export function planMlaInt8F16(
     prefetch: o.prefetch ?? true,
     qPerBlock: o.qPerBlock ?? false,
     ahead: o.prefetch === false ? 1 : (o.ahead ?? 2),
+    swizzle: o.swizzle ?? false,
+    qFold: o.qFold ?? false,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -170,7 +192,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,
@@ -186,6 +208,7 @@ export function defaultF16Chunks(maxLength: number, B: number, NG: number): numb
 /**
  * Fragment offsets (f16 elements in kv / pw, f32 elements in part), for the WGSL and the emulation alike:
  *  - query (left, row-major, stride R, storage qh [B][HP][R]): head half mh, K step ks of head group g
+ *  - query staged in kv (qFold; left, row-major, stride KS): head half mh, K step ks
  *  - key (right, col-major: element (channel k, token n) at offset + n KS + k): kv buffer kb, K step ks
  *  - value (right, row-major: element (token k, column n)): kv buffer kb, column tile ct
  *  - P (left, row-major, stride PS): head half mh
@@ -193,6 +216,7 @@ export function defaultF16Chunks(maxLength: number, B: number, NG: number): numb
  */
 export const f16Frags = (p: MlaInt8F16Plan) => ({
   query: (b: number, g: number, mh: number, ks: number) => (b * p.HP + 32 * g + 16 * mh) * p.R + 16 * ks,
+  queryKv: (mh: number, ks: number) => 16 * mh * p.KS + 16 * ks,
   key: (kb: number, ks: number) => kb * p.TB * p.KS + 16 * ks,
   value: (kb: number, ct: number) => kb * p.TB * p.KS + 16 * ct,
   p: (mh: number) => 16 * mh * p.PS,

@@ -104,7 +104,7 @@ export interface MlaBenchOptions {
  */
 /**
  * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
- * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold.
+ * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold, wide.
  */
 export function parseF16Options(text: string): MlaInt8F16Options {
   const o: MlaInt8F16Options = {};
@@ -119,9 +119,10 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'ahead' && (v === '1' || v === '2') && !rest.length) o.ahead = n as 1 | 2;
     else if (k === 'swizzle' && v === undefined) o.swizzle = true;
     else if (k === 'qFold' && v === undefined) o.qFold = true;
+    else if (k === 'wide' && v === undefined) o.wide = true;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle or qFold`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold or wide`,
       );
   }
   return o;
@@ -429,8 +430,8 @@ export const F16_VARIANTS: Partial<MlaDecodeOptions>[] = [
 /**
  * `--int8-variants f16-s13`: the thirteenth session's candidates beside the default (repeated first and last: a
  * transient after the pool's fill shows as a first row slower than the last): the rows staging's stores in
- * row-parity order (swizzle), the query made inside the kernel (qFold), both, and the register savers that might let
- * two workgroups share an SM (qPerBlock, ahead 1) at 264 chunks.
+ * row-parity order (swizzle), the query made inside the kernel (qFold), both, the register savers that might let
+ * two workgroups share an SM (qPerBlock, ahead 1) at 264 chunks, and the 512-thread layout (wide).
  */
 export const F16_S13_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16' },
@@ -442,6 +443,12 @@ export const F16_S13_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', chunks: 264, int8F16: { ahead: 1 } },
   { int8Kernel: 'f16', int8F16: { ahead: 1 } },
   { int8Kernel: 'f16', chunks: 264, int8F16: { swizzle: true, qFold: true } },
+  // 512 threads (decodeInt8F16Wide.wgsl.ts)
+  { int8Kernel: 'f16', int8F16: { wide: true } },
+  { int8Kernel: 'f16', int8F16: { wide: true, swizzle: true } },
+  { int8Kernel: 'f16', int8F16: { wide: true, swizzle: true, qFold: true } },
+  { int8Kernel: 'f16', int8F16: { wide: true, ahead: 1 } },
+  { int8Kernel: 'f16', chunks: 264, int8F16: { wide: true, swizzle: true } },
   { int8Kernel: 'f16' },
 ];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [

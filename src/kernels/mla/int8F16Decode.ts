@@ -7,6 +7,7 @@ import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous } from '../copy/index.js';
 import { int8F16QueryWgsl, mlaInt8F16Wgsl } from './decodeInt8F16.wgsl.js';
+import { mlaInt8F16WideWgsl } from './decodeInt8F16Wide.wgsl.js';
 import { type MlaDecodeOptions, pagedChunkDecode } from './index.js';
 import { defaultF16Chunks, type MlaInt8F16Options, mlaInt8F16Key, planMlaInt8F16 } from './int8F16Plan.js';
 
@@ -62,7 +63,11 @@ export function int8F16Decode(
     { B, H, Rv, NG: plan.NG, TT: plan.TB, tail: plan.qFold ? [f32Bits(c), 0, 0] : undefined },
     { ...opts, chunks: opts.chunks ?? o.chunks },
     defaultF16Chunks,
-    { name: 'mla_decode_int8_f16', key: mlaInt8F16Key(plan), code: () => mlaInt8F16Wgsl(plan) },
+    {
+      name: 'mla_decode_int8_f16',
+      key: mlaInt8F16Key(plan),
+      code: () => (plan.wide ? mlaInt8F16WideWgsl(plan) : mlaInt8F16Wgsl(plan)),
+    },
     query,
     [pool, pageTable, lengths],
   );

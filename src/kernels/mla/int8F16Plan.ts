@@ -79,6 +79,14 @@ export interface MlaInt8F16Options {
    * Not with qPerBlock (the fragments would be reloaded from kv after it holds cache rows).
    */
   qFold?: boolean;
+  /**
+   * 512 threads (16 subgroups) a workgroup (decodeInt8F16Wide.wgsl.ts): twice the subgroups an SM to hide each
+   * phase's latency with the same registers in all (a subgroup holds 4 O tiles, not 8). Scores in 16 x 8 tiles
+   * (subgroup (kq, mh, nh): K quarter, head half, token half), softmax a token a thread, a row's 144 words staged by
+   * one subgroup (32 lanes, 4-5 words each), P x V Rv / 256 column tiles a subgroup. Needs Rv a multiple of 256; rows
+   * staging, prefetch, the query in registers.
+   */
+  wide?: boolean;
 }
 
 export interface MlaInt8F16Plan {
@@ -114,6 +122,9 @@ export interface MlaInt8F16Plan {
   ahead: 1 | 2;
   swizzle: boolean;
   qFold: boolean;
+  wide: boolean;
+  /** wide: value column tiles of 16 a subgroup (Rv / 256), for each head half. */
+  CPW: number;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -140,7 +151,8 @@ export function planMlaInt8F16(
   if (why) throw new Error(`mlaDecode (int8, f16): ${why}`);
   const L = int8RowLayout(R, Rv);
   const TB = MLA_INT8_F16_TB;
-  const WG = 256;
+  const wide = o.wide ?? false;
+  const WG = wide ? 512 : 256;
   const NG = Math.ceil(H / 32);
   const KS = R + 8;
   const PS = TB + 8;
@@ -151,6 +163,9 @@ export function planMlaInt8F16(
   const tau = o.tau ?? MLA_INT8_F16_TAU;
   if (!(tau >= 0 && tau <= 15)) throw new Error(`mlaDecode (int8, f16): tau must be in [0, 15], got ${tau}`);
   const sharedBytes = 2 * (2 * TB * KS) + 4 * 8 * 256 + 2 * 32 * PS + 4 * 32 + 16;
+  if (wide && Rv % 256 !== 0) throw new Error(`mlaDecode (int8, f16): wide needs Rv a multiple of 256, got ${Rv}`);
+  if (wide && (stage !== 'rows' || o.prefetch === false || o.qPerBlock))
+    throw new Error('mlaDecode (int8, f16): wide runs rows staging with prefetch and the query in registers');
   if (o.qFold && o.qPerBlock) throw new Error('mlaDecode (int8, f16): qFold and qPerBlock do not combine');
   if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
   // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
@@ -185,6 +200,8 @@ export function planMlaInt8F16(
     ahead: o.prefetch === false ? 1 : (o.ahead ?? 2),
     swizzle: o.swizzle ?? false,
     qFold: o.qFold ?? false,
+    wide,
+    CPW: Rv / 256,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -192,7 +209,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,
@@ -221,4 +238,8 @@ export const f16Frags = (p: MlaInt8F16Plan) => ({
   value: (kb: number, ct: number) => kb * p.TB * p.KS + 16 * ct,
   p: (mh: number) => 16 * mh * p.PS,
   tile: (sgi: number) => 256 * sgi,
+  /** wide: key 16 x 8 (right, col-major, stride KS): kv buffer kb, token half nh, K step ks */
+  key8: (kb: number, nh: number, ks: number) => kb * p.TB * p.KS + 8 * nh * p.KS + 16 * ks,
+  /** wide: the 16 x 8 score partial of (K quarter kq, head half mh, token half nh) in part [kq][32 heads][16] */
+  tile8: (kq: number, mh: number, nh: number) => 512 * kq + 256 * mh + 8 * nh,
 });

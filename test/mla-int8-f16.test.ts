@@ -12,7 +12,7 @@
 import type { GpuContext } from '../src/gpu/context.js';
 import { describe, expect, it } from 'vitest';
 import { int8F16QueryWgsl, mlaInt8F16Wgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
-import { MLA_INT8_F16_BY_DEFAULT, mlaInt8KernelFor } from '../src/kernels/mla/index.js';
+import { MLA_INT8_F16_BY_DEFAULT, mergeChunks, mlaInt8KernelFor } from '../src/kernels/mla/index.js';
 import { mlaDecodeInt8F16Emulate } from '../src/kernels/mla/int8F16Emulate.js';
 import { mlaDecodeInt8F16WideEmulate } from '../src/kernels/mla/int8F16WideEmulate.js';
 import { mlaInt8F16WideWgsl } from '../src/kernels/mla/decodeInt8F16Wide.wgsl.js';
@@ -305,6 +305,49 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
       }
     },
   );
+
+  it.skipIf(!hasGpu)('the merge with its loads four chunks at a time is bit-identical to one at a time', async () => {
+    const gpu = await gpuContext();
+    if (!gpu) return;
+    // Partials [B, chunks, H, Rv + 2]: m in log2 units (some chunks empty: -3e38, l = o = 0), l > 0, o any.
+    for (const chunks of [1, 7, 37, 132]) {
+      const [B, H, Rv] = [2, 3, 128];
+      const rng = new Rng(chunks);
+      const x = new Float32Array(B * chunks * H * (Rv + 2));
+      for (let i = 0; i < B * chunks * H; i++) {
+        const at = i * (Rv + 2);
+        const empty = chunks > 1 && i % 5 === 3;
+        x[at] = empty ? -3e38 : 4 * rng.normal();
+        x[at + 1] = empty ? 0 : 1 + Math.abs(rng.normal());
+        for (let d = 0; d < Rv; d++) x[at + 2 + d] = empty ? 0 : rng.normal();
+      }
+      const run = async (loads: number) => {
+        const out = mergeChunks(gpu, gpu.fromHost(x, [B, chunks, H, Rv + 2]), Rv, loads);
+        const got = (await out.read()) as Float32Array;
+        out.dispose();
+        return got;
+      };
+      const one = await run(1);
+      const four = await run(4);
+      expect(new Uint32Array(four.buffer)).toEqual(new Uint32Array(one.buffer));
+      // And against the merge's formula in f64.
+      const want = new Float32Array(B * H * Rv);
+      for (let b = 0; b < B; b++)
+        for (let h = 0; h < H; h++) {
+          const at = (c: number) => ((b * chunks + c) * H + h) * (Rv + 2);
+          let M = -3e38;
+          for (let c = 0; c < chunks; c++) M = Math.max(M, x[at(c)]);
+          let L = 0;
+          for (let c = 0; c < chunks; c++) L += x[at(c) + 1] * 2 ** (x[at(c)] - M);
+          for (let d = 0; d < Rv; d++) {
+            let o = 0;
+            for (let c = 0; c < chunks; c++) o += x[at(c) + 2 + d] * 2 ** (x[at(c)] - M);
+            want[(b * H + h) * Rv + d] = o / L;
+          }
+        }
+      expect(relErr(one, want)).toBeLessThan(1e-5);
+    }
+  });
 
   it.skipIf(!hasGpu)('the query kernel writes f16(q scale log2 e), heads past H zero', async () => {
     const gpu = await gpuContext();

@@ -104,7 +104,7 @@ export interface MlaBenchOptions {
  */
 /**
  * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
- * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold, wide.
+ * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold, wide, mergeLoads=n.
  */
 export function parseF16Options(text: string): MlaInt8F16Options {
   const o: MlaInt8F16Options = {};
@@ -120,9 +120,10 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'swizzle' && v === undefined) o.swizzle = true;
     else if (k === 'qFold' && v === undefined) o.qFold = true;
     else if (k === 'wide' && v === undefined) o.wide = true;
+    else if (k === 'mergeLoads' && !rest.length && Number.isInteger(n) && n >= 1 && n <= 8) o.mergeLoads = n;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold or wide`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold, wide or mergeLoads=1..8`,
       );
   }
   return o;
@@ -431,7 +432,7 @@ export const F16_VARIANTS: Partial<MlaDecodeOptions>[] = [
  * `--int8-variants f16-s13`: the thirteenth session's candidates beside the default (repeated first and last: a
  * transient after the pool's fill shows as a first row slower than the last): the rows staging's stores in
  * row-parity order (swizzle), the query made inside the kernel (qFold), both, the register savers that might let
- * two workgroups share an SM (qPerBlock, ahead 1) at 264 chunks, and the 512-thread layout (wide).
+ * two workgroups share an SM (qPerBlock) at 264 chunks, and the 512-thread layout (wide).
  */
 export const F16_S13_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16' },
@@ -440,15 +441,15 @@ export const F16_S13_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', int8F16: { swizzle: true, qFold: true } },
   { int8Kernel: 'f16', chunks: 264 },
   { int8Kernel: 'f16', chunks: 264, int8F16: { qPerBlock: true } },
-  { int8Kernel: 'f16', chunks: 264, int8F16: { ahead: 1 } },
-  { int8Kernel: 'f16', int8F16: { ahead: 1 } },
-  { int8Kernel: 'f16', chunks: 264, int8F16: { swizzle: true, qFold: true } },
   // 512 threads (decodeInt8F16Wide.wgsl.ts)
   { int8Kernel: 'f16', int8F16: { wide: true } },
   { int8Kernel: 'f16', int8F16: { wide: true, swizzle: true } },
   { int8Kernel: 'f16', int8F16: { wide: true, swizzle: true, qFold: true } },
-  { int8Kernel: 'f16', int8F16: { wide: true, ahead: 1 } },
   { int8Kernel: 'f16', chunks: 264, int8F16: { wide: true, swizzle: true } },
+  // the merge's loads four chunks at a time (bit-identical), alone and with the rest
+  { int8Kernel: 'f16', int8F16: { mergeLoads: 4 } },
+  { int8Kernel: 'f16', int8F16: { wide: true, swizzle: true, qFold: true, mergeLoads: 4 } },
+  { int8Kernel: 'f16', int8F16: { swizzle: true, qFold: true, mergeLoads: 4 } },
   { int8Kernel: 'f16' },
 ];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [

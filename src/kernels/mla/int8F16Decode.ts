@@ -60,7 +60,15 @@ export function int8F16Decode(
   };
   return pagedChunkDecode(
     gpu,
-    { B, H, Rv, NG: plan.NG, TT: plan.TB, tail: plan.qFold ? [f32Bits(c), 0, 0] : undefined },
+    {
+      B,
+      H,
+      Rv,
+      NG: plan.NG,
+      TT: plan.TB,
+      tail: plan.qFold ? [f32Bits(c), 0, 0] : undefined,
+      mergeLoads: plan.mergeLoads,
+    },
     { ...opts, chunks: opts.chunks ?? o.chunks },
     defaultF16Chunks,
     {

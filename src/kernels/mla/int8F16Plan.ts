@@ -87,6 +87,8 @@ export interface MlaInt8F16Options {
    * staging, prefetch, the query in registers.
    */
   wide?: boolean;
+  /** The merge's loads in flight a lane (merge.wgsl.ts `loads`; bit-identical): default 1. */
+  mergeLoads?: number;
 }
 
 export interface MlaInt8F16Plan {
@@ -125,6 +127,7 @@ export interface MlaInt8F16Plan {
   wide: boolean;
   /** wide: value column tiles of 16 a subgroup (Rv / 256), for each head half. */
   CPW: number;
+  mergeLoads: number;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -202,6 +205,7 @@ export function planMlaInt8F16(
     qFold: o.qFold ?? false,
     wide,
     CPW: Rv / 256,
+    mergeLoads: o.mergeLoads ?? 1,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,

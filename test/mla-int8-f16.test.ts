@@ -194,6 +194,7 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
     expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, tau: 16 })).toThrow(/tau/);
     expect(defaultF16Chunks(1 << 20, 1, 1)).toBe(132);
     expect(p.ahead).toBe(2);
+    expect(p.mergeLoads).toBe(4);
     expect(planMlaInt8F16({ H: 32, R: 576, Rv: 512, prefetch: false }).ahead).toBe(1);
     expect(defaultF16Chunks(1000, 1, 1)).toBe(32);
     expect(defaultF16Chunks(4096, 1, 1)).toBe(128);

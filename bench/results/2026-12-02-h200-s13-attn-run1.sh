@@ -11,14 +11,13 @@ done
 export PATH=/tmp/nodebin:$PATH
 C=".device-attn/app/cli.mjs"; R=/tmp/r; mkdir -p $R; START=$(date +%s)
 (command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,utilization.gpu --format=csv -lms 100 > $R/smi.csv 2>&1) & SMI=$!
-t() { if [ $(( $(date +%s) - START )) -gt ${GUARD:-200} ]; then echo "[skipped: time] $1" >> $OUT/times.txt; return; fi; local s=$(date +%s); local n=$1; shift; echo "$n start $(date +%T.%N)" >> $R/marks.txt; timeout $1 "${@:2}" > $R/$n.json 2> $R/$n.err; local rc=$?; echo "$n end $(date +%T.%N)" >> $R/marks.txt; echo "[$(( $(date +%s) - s )) s rc=$rc] $n" >> $OUT/times.txt; grep -v Warning $R/$n.err | tail -c 400 | sed "s/^/  $n: /" >> $OUT/times.txt; tar -C $R -czf $OUT/raw.tgz .; }
+t() { if [ $(( $(date +%s) - START )) -gt ${GUARD:-165} ]; then echo "[skipped: time] $1" >> $OUT/times.txt; return; fi; local s=$(date +%s); local n=$1; shift; echo "$n start $(date +%T.%N)" >> $R/marks.txt; timeout $1 "${@:2}" > $R/$n.json 2> $R/$n.err; local rc=$?; echo "$n end $(date +%T.%N)" >> $R/marks.txt; echo "[$(( $(date +%s) - s )) s rc=$rc] $n" >> $OUT/times.txt; grep -v Warning $R/$n.err | tail -c 400 | sed "s/^/  $n: /" >> $OUT/times.txt; tar -C $R -czf $OUT/raw.tgz .; }
 U="--unsafe-apis --f16"
 D="node $C bench decode --preset kimi-linear-48b-a3b --json --steps 8 --variants hybrid --cache-dtype int8 $U"
 M="node $C bench mla --json --cache-dtype int8 $U"
 t d-chk 60 $D --context 4096,131072,1048576 --check --profile
-t d-1m4k1m 50 $D --context 1048576,4096,1048576 --profile
-t mla 110 $M --context 4096,131072,1048576 --int8-kernels f16,subgroup-matrix,f16 --int8-variants f16-s13 --sweep-chunks ''
-t d-nochk 45 $D --context 4096,131072,1048576
+t mla 90 $M --context 4096,131072,1048576 --int8-kernels f16,subgroup-matrix,f16 --int8-variants f16-s13 --sweep-chunks ''
+t d-1m4k1m 45 $D --context 1048576,4096,1048576 --profile
 BEST=$(python3 - <<'PY'
 import json
 try:
@@ -40,10 +39,10 @@ PY
 )
 echo "best: '$BEST'" >> $OUT/times.txt
 if [ -n "$BEST" ]; then
-  t mla-best 40 $M --context 4096,131072,1048576 --int8-kernels f16 --int8-variants none --sweep-chunks '' --int8-f16 "$BEST"
-  t d-best 40 $D --context 1048576,131072,4096 --mla-int8-f16 "$BEST"
-  t d-def 40 $D --context 1048576,131072,4096
+  t d-best 35 $D --context 1048576,131072,4096 --mla-int8-f16 "$BEST"
+  t mla-best 30 $M --context 4096,131072,1048576 --int8-kernels f16 --int8-variants none --sweep-chunks '' --int8-f16 "$BEST"
 fi
+t d-nochk 40 $D --context 4096,131072,1048576
 kill $SMI 2>/dev/null
 cp $R/smi.csv $R/marks.txt $OUT/ 2>/dev/null
 tar -C $R -czf $OUT/raw.tgz .

@@ -22,10 +22,31 @@ export interface Timing {
   source: 'timestamp' | 'host';
 }
 
+/**
+ * The GPU's clocks after the host has kept it idle: on the H200 the SM clock falls to 345-435 MHz within ~0.1 s of
+ * idling and climbs back to 1980 MHz only ~0.3-0.4 s after work resumes (nvidia-smi every 100 ms,
+ * bench/results/2026-12-02-h200-s13-attn-s1-smi.csv): a row timed right after a long host-side step (a reference
+ * check, a large fill) read ~5x slow for every kernel (bench mla's "first 1M row" of the twelfth session: 4-7 ms
+ * against 0.70). So a timing that starts more than IDLE_MS after the last one first keeps the GPU busy for WARM_MS.
+ */
+export const BENCH_IDLE_MS = 50;
+export const BENCH_WARM_MS = 500;
+let lastTimedAt = Number.NEGATIVE_INFINITY;
+
+/** Warm-up: compiles pipelines and touches every buffer once; after an idle gap, keeps the GPU busy WARM_MS. */
+async function warmUp(gpu: GpuContext, body: () => void, reps: number): Promise<void> {
+  const t0 = performance.now();
+  const idle = t0 - lastTimedAt > BENCH_IDLE_MS;
+  await gpu.time(body);
+  while (idle && performance.now() - t0 < BENCH_WARM_MS)
+    await gpu.time(() => {
+      for (let i = 0; i < reps; i++) body();
+    });
+}
+
 /** Time `body` (which records one repetition of the work) `reps` times per trial, `trials` trials. */
 export async function timeGpu(gpu: GpuContext, body: () => void, reps: number, trials = 5): Promise<Timing> {
-  // Warm-up: compiles pipelines and touches every buffer once.
-  await gpu.time(body);
+  await warmUp(gpu, body, reps);
   const per: number[] = [];
   let source: Timing['source'] = 'timestamp';
   for (let t = 0; t < trials; t++) {
@@ -35,6 +56,7 @@ export async function timeGpu(gpu: GpuContext, body: () => void, reps: number, t
     source = r.source;
     per.push(r.gpuMs / reps);
   }
+  lastTimedAt = performance.now();
   return { ms: median(per), trials: per, source };
 }
 
@@ -82,13 +104,14 @@ export async function profileKernels(
   trials: number,
   opts: { warmUp: boolean },
 ): Promise<Record<string, number>> {
-  if (opts.warmUp) await gpu.time(body);
+  if (opts.warmUp) await warmUp(gpu, body, 1);
   const runs: Record<string, number>[] = [];
   for (let t = 0; t < trials; t++) {
     const byName: Record<string, number> = {};
     for (const k of sumByKernel(await gpu.profile(body))) byName[k.name] = k.ms;
     runs.push(byName);
   }
+  lastTimedAt = performance.now();
   const out: Record<string, number> = {};
   for (const name of Object.keys(runs[0])) out[name] = Number(median(runs.map((r) => r[name])).toFixed(4));
   return out;

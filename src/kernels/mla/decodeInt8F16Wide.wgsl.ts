@@ -20,6 +20,12 @@
  *
  * The chunk's partials leave through part as the O tiles do in the rare path. Past the sequence, staged rows are
  * zero and scores -3e38 (p = 0). A subgroup size other than 32 poisons m (NaN).
+ *
+ * Measured (H200, 48B shapes, 1M, 132 chunks; bench/results/2026-12-02-h200-s13-attn-s1-mla.json): correct (7.5e-6 of
+ * the scheme's reference, 3.5e-3 of the int8 reference at 4K) but slower than the 256-thread kernel: 1.172 ms a layer
+ * against 0.697-0.704 (swizzle 1.249, swizzle + qFold 1.226, 264 chunks 1.279). Not known why (not measured apart):
+ * registers past the 128 a lane that 512 threads allow (spills), or the 16 x 8 products' chain (9 a block, as long
+ * as the 256-thread kernel's 16 x 16 one). Kept opt-in (`wide`) for stage diagnostics (`skip`).
  */
 import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';

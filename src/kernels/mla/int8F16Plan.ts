@@ -69,14 +69,16 @@ export interface MlaInt8F16Options {
    * Rows staging: threads of odd rows store their four f16 in the order z, w, x, y (exact; only the order of the
    * stores changes). A warp stages two rows KS f16 apart (an odd multiple of 16 bytes: the banks shift by 4), so with
    * one order its 32 lanes' 2-byte stores fall on the 16 even (or odd) banks twice; with the rows' orders swapped
-   * one row takes the even banks and the other the odd ones.
+   * one row takes the even banks and the other the odd ones. Measured slower (H200, 1M: 0.761 ms a layer against
+   * 0.697-0.704; bench/results/2026-12-02-h200-s13-attn-s1-mla.json): the selects cost more than the conflicts.
    */
   swizzle?: boolean;
   /**
    * The query's f16 rows made inside the kernel (no query kernel): each workgroup reads q [B, H, R] f32, stages
    * f16(q c) (c = scale log2 e, the uniforms' spare word) for its 32 heads in the kv buffers at stride KS, loads
    * its fragments from there into registers, then stages the cache as before. Exact (the query kernel's rounding).
-   * Not with qPerBlock (the fragments would be reloaded from kv after it holds cache rows).
+   * Not with qPerBlock (the fragments would be reloaded from kv after it holds cache rows). Measured even (H200,
+   * 1M: 0.705 ms a layer in all against 0.697-0.704 with the query kernel's 0.0095): one dispatch less a layer.
    */
   qFold?: boolean;
   /**
@@ -84,10 +86,16 @@ export interface MlaInt8F16Options {
    * phase's latency with the same registers in all (a subgroup holds 4 O tiles, not 8). Scores in 16 x 8 tiles
    * (subgroup (kq, mh, nh): K quarter, head half, token half), softmax a token a thread, a row's 144 words staged by
    * one subgroup (32 lanes, 4-5 words each), P x V Rv / 256 column tiles a subgroup. Needs Rv a multiple of 256; rows
-   * staging, prefetch, the query in registers.
+   * staging, prefetch, the query in registers. Correct on the H200 (7.5e-6 of this scheme's reference at 4K) but
+   * slower: 1.172 ms a layer at 1M (1.249 with swizzle, 1.226 with qFold too, 1.279 at 264 chunks) against 0.70.
    */
   wide?: boolean;
-  /** The merge's loads in flight a lane (merge.wgsl.ts `loads`; bit-identical): default 1. */
+  /**
+   * The merge's loads in flight a lane (merge.wgsl.ts `loads`; bit-identical): default MLA_INT8_F16_MERGE_LOADS (4).
+   * H200, 48B shapes (bench/results/2026-12-02-h200-s13-attn-s1-*): mla_merge 0.0187 -> 0.0144 ms at 1M, 0.018 ->
+   * 0.0126 at 4K, 0.0135 at 128K; hybrid TPOT 8.465 / 4.327 / 3.723 ms at 1M / 128K / 4K against 8.506 / 4.358 /
+   * 3.749-3.762 with 1.
+   */
   mergeLoads?: number;
 }
 
@@ -135,6 +143,7 @@ export interface MlaInt8F16Plan {
 }
 
 export const MLA_INT8_F16_TB = 16;
+export const MLA_INT8_F16_MERGE_LOADS = 4;
 export const MLA_INT8_F16_TAU = 14;
 
 /** Why these shapes cannot run the f16 kernel, or undefined. */
@@ -205,7 +214,7 @@ export function planMlaInt8F16(
     qFold: o.qFold ?? false,
     wide,
     CPW: Rv / 256,
-    mergeLoads: o.mergeLoads ?? 1,
+    mergeLoads: o.mergeLoads ?? MLA_INT8_F16_MERGE_LOADS,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,

@@ -287,7 +287,7 @@ async function timeVariant(
         recordMs: recordMs / o.steps,
         // Dependent steps: recording plus the step's last submit and the readback's copy (all host time).
         ...(timing.hostMs !== undefined ? { hostMs: timing.hostMs } : {}),
-        ...(timing.stepMs ? { stepMs: timing.stepMs } : {}),
+        ...(timing.stepMs ? { stepMs: timing.stepMs, medianStepMs: timing.medianStepMs } : {}),
         ...(bindGroups ? { dispatchesPerStep, bindGroups } : {}),
         // Steps of the session recorded from the model code, captured, replayed (warm-up and profiles included).
         stepCounts: { ...s.stepCounts },

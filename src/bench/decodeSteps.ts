@@ -21,6 +21,11 @@ export interface StepTiming {
    * start (a transient) from a uniformly slow row.
    */
   stepMs?: number[];
+  /**
+   * Dependent steps: the median of stepMs. The mean (ms) counts every host stall: one step of 118.8 ms among 31 of
+   * 8.52-8.59 read 11.853 at 1M (bench/results/2026-12-02-h200-s13-attn-s2-dec-1m.json); the median does not.
+   */
+  medianStepMs?: number;
 }
 
 export async function timeIndependentSteps(
@@ -86,7 +91,9 @@ export async function timeDependentSteps(
   const ms = (performance.now() - t0) / steps;
   flight.next.dispose();
   out.push(Array.from(await flight.tokens));
-  return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, stepMs, tokens: out };
+  const sorted = [...stepMs].sort((a, b) => a - b);
+  const medianStepMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined;
+  return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, stepMs, medianStepMs, tokens: out };
 }
 
 /** `count` steps of pipelined greedy generation from `first`, untimed; returns their summed recording ms. */

@@ -30,6 +30,12 @@
  * (words staging, two ahead, 264 chunks: 1.03 ms): without the staging 0.39, the staging alone 0.90, the loop and
  * its barriers alone 0.12: the staging's loads were the limit; rows cut its dependent page-table look-ups from 9
  * to 1 a thread a block.
+ * Thirteenth session (bench/results/2026-12-02-h200-s13-attn-s{1,2}-*): 0.694 ms a layer at 1M with the merge's loads
+ * four chunks at a time (mergeLoads, now the default: mla_merge 0.0187 -> 0.0133), 0.113 at 128K, 0.0276 at 4K (bench
+ * mla, query + kernel + merge); in the decode step's profile at 1M 0.697 + 0.009 (query) + 0.014 (merge) a layer.
+ * Tried and slower or even at 1M: store swizzle 0.761, qFold 0.705 (even), 264 chunks 0.711-0.728, qPerBlock at 264
+ * chunks 2.31, ahead 1 1.40, 512 threads (`wide`) 1.17. The f16 output matches the int8 tensor-core kernel's within
+ * 3.8e-3 of max |o| at 128K and 1M (the int8 reference itself runs at 4K only: 3.5e-3).
  */
 import { int8RowLayout } from './int8Layout.js';
 

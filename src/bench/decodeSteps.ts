@@ -22,8 +22,8 @@ export interface StepTiming {
    */
   stepMs?: number[];
   /**
-   * Dependent steps: the median of stepMs. The mean (ms) counts every host stall: one step of 118.8 ms among 31 of
-   * 8.52-8.59 read 11.853 at 1M (bench/results/2026-12-02-h200-s13-attn-s2-dec-1m.json); the median does not.
+   * Dependent steps: the median of stepMs. The mean (ms) counts every host stall: one step of 118.8 ms among 31
+   * others read 11.853 at 1M, the median 8.539 (bench/results/2026-12-02-h200-s13-attn-s2-dec-1m.json).
    */
   medianStepMs?: number;
 }

@@ -12,8 +12,10 @@
 import type { GpuContext } from '../src/gpu/context.js';
 import { describe, expect, it } from 'vitest';
 import { int8F16QueryWgsl, mlaInt8F16Wgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
-import { MLA_INT8_F16_BY_DEFAULT, mlaInt8KernelFor } from '../src/kernels/mla/index.js';
+import { MLA_INT8_F16_BY_DEFAULT, mergeChunks, mlaInt8KernelFor } from '../src/kernels/mla/index.js';
 import { mlaDecodeInt8F16Emulate } from '../src/kernels/mla/int8F16Emulate.js';
+import { mlaDecodeInt8F16WideEmulate } from '../src/kernels/mla/int8F16WideEmulate.js';
+import { mlaInt8F16WideWgsl } from '../src/kernels/mla/decodeInt8F16Wide.wgsl.js';
 import { defaultF16Chunks, F16_STAGES, mlaInt8F16Unsupported, planMlaInt8F16 } from '../src/kernels/mla/int8F16Plan.js';
 import { type F16SchemeStats, int8F16Query, mlaDecodeInt8F16Reference } from '../src/kernels/mla/int8F16Reference.js';
 import { int8PoolView, mlaDecodeInt8Reference } from '../src/kernels/mla/int8Reference.js';
@@ -111,12 +113,16 @@ describe('int8 MLA decode on f16 tensor cores: the kernel fragments (emulation) 
     ['40 heads (two groups), Rv 256', [63], 40, 320, 256, 32, 0],
   ];
   // rows and words stage the same u32 items (only which thread takes which differs: the WGSL test below), vec4 16
-  // codes an item.
+  // codes an item; qFold loads the query's fragments from its rows staged in kv (stride KS).
   for (const [name, lens, H, R, Rv, chunkLen, tau] of cases)
-    for (const stage of ['rows', 'vec4'] as const)
-      it(`${name}, staged as ${stage}`, () => {
+    for (const [stage, qFold] of [
+      ['rows', false],
+      ['vec4', false],
+      ['rows', true],
+    ] as const)
+      it(`${name}, staged as ${stage}${qFold ? ', query folded' : ''}`, () => {
         const x = problem(lens[0] + H, lens, H, R, Rv, 3);
-        const pl = planMlaInt8F16({ H, R, Rv, tau, stage });
+        const pl = planMlaInt8F16({ H, R, Rv, tau, stage, qFold });
         const emu = mlaDecodeInt8F16Emulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
         const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau });
         expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
@@ -124,7 +130,57 @@ describe('int8 MLA decode on f16 tensor cores: the kernel fragments (emulation) 
       });
 });
 
+describe('int8 MLA decode on f16 tensor cores, 512 threads (wide): the fragments (emulation) against the scheme', () => {
+  // Rv a multiple of 256 (each of 16 subgroups takes Rv / 256 value column tiles); R 320: 80 words a row, the last
+  // word set partial (lanes 0-15).
+  const cases: [string, number[], number, number, number, number, number, boolean][] = [
+    // name, lengths, H, R, Rv, chunkLen, tau, qFold
+    ['awkward 1', [1], 32, 320, 256, 64, 14, false],
+    ['awkward 7, 63', [7, 63], 32, 320, 256, 32, 14, true],
+    ['65, two chunks', [65], 32, 320, 256, 48, 14, false],
+    ['1000, rescales (tau 0)', [1000], 32, 320, 256, 256, 0, true],
+    ['20 heads (padded group), 48B row', [65, 7], 20, 576, 512, 32, 14, false],
+    ['40 heads (two groups)', [63], 40, 320, 256, 32, 0, true],
+  ];
+  for (const [name, lens, H, R, Rv, chunkLen, tau, qFold] of cases)
+    it(`${name}${qFold ? ', query folded' : ''}`, () => {
+      const x = problem(lens[0] + H, lens, H, R, Rv, 3);
+      const pl = planMlaInt8F16({ H, R, Rv, tau, wide: true, qFold });
+      const emu = mlaDecodeInt8F16WideEmulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
+      const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau });
+      expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
+      expect(emu.out.every(Number.isFinite)).toBe(true);
+    });
+});
+
 describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
+  it('wide: 512 threads, Rv a multiple of 256, every word of a row staged once, workgroup arrays 16-byte multiples', () => {
+    const pl = planMlaInt8F16({ H: 32, R: 576, Rv: 512, wide: true });
+    expect(pl.WG).toBe(512);
+    expect(pl.CPW).toBe(2);
+    expect(pl.sharedBytes).toBe(47248);
+    expect(() => planMlaInt8F16({ H: 32, R: 192, Rv: 128, wide: true })).toThrow(/multiple of 256/);
+    expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, wide: true, qPerBlock: true })).toThrow(/wide/);
+    const code = mlaInt8F16WideWgsl(pl);
+    expect(code).toContain('@workgroup_size(512)');
+    // The fetch's word offsets colW + 32 n (n < 5; the last for lanes 0-15 only) cover the 144 words of a row once.
+    const offs = [...code.matchAll(/pfa(\d+) = pool\[r \+ colW \+ (\d+)u\]/g)].map((m) => +m[2]).slice(0, 5);
+    expect(offs).toEqual([0, 32, 64, 96, 128]);
+    expect(code).toContain('if (colW + 128u < 144u) { pfa4 = pool[r + colW + 128u]; }');
+    const seen = new Uint8Array(144);
+    for (let colW = 0; colW < 32; colW++) for (const o of offs) if (colW + o < 144) seen[colW + o]++;
+    expect([...seen].every((v) => v === 1)).toBe(true);
+    // Sets 0-3 are c_kv words (scale L), set 4 the rope's (scale R).
+    expect(code).toMatch(/vec4<u32>\(pfa3\)[^;]*\* psLa\)/);
+    expect(code).toMatch(/vec4<u32>\(pfa4\)[^;]*\* psRa\)/);
+    const bytes: Record<string, number> = { f16: 2, f32: 4, u32: 4, i32: 4 };
+    for (const [, , t, n] of code.matchAll(/var<workgroup> (\w+): array<(\w+), (\d+)>/g))
+      expect((bytes[t] * Number(n)) % 16).toBe(0);
+    expect(mlaInt8F16WideWgsl(planMlaInt8F16({ H: 32, R: 576, Rv: 512, wide: true, swizzle: true }))).toContain(
+      'let swz = select(0u, 2u, colW >= 16u);',
+    );
+  });
+
   it('fits 48 KiB at the 48B shapes, refuses shapes it does not cover', () => {
     const p = planMlaInt8F16({ H: 32, R: 576, Rv: 512 });
     expect(p.sharedBytes).toBe(47248);
@@ -138,6 +194,7 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
     expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, tau: 16 })).toThrow(/tau/);
     expect(defaultF16Chunks(1 << 20, 1, 1)).toBe(132);
     expect(p.ahead).toBe(2);
+    expect(p.mergeLoads).toBe(4);
     expect(planMlaInt8F16({ H: 32, R: 576, Rv: 512, prefetch: false }).ahead).toBe(1);
     expect(defaultF16Chunks(1000, 1, 1)).toBe(32);
     expect(defaultF16Chunks(4096, 1, 1)).toBe(128);
@@ -167,6 +224,17 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
           `vec4<u32>(pfa${k}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${k < Rv / 64 ? 'psLa' : 'psRa'})`,
         );
     }
+  });
+
+  it('swizzle: odd rows store channels 2, 3, 0, 1 of each word, every channel of the row once', () => {
+    const pl = planMlaInt8F16({ H: 32, R: 576, Rv: 512, swizzle: true });
+    const code = mlaInt8F16Wgsl(pl);
+    expect(code).toContain('let swz = (rowT & 1u) << 1u;');
+    expect(code).toContain('let c2 = select(c, c.zwxy, swz != 0u);');
+    // Store k of word n writes channel (64 n + k) ^ swz the value c2[k] = c[k ^ swz]: each value at its own channel.
+    expect(code).toMatch(/kv\[base \+ \(64u \^ swz\)\] = c2\.x; kv\[base \+ \(65u \^ swz\)\] = c2\.y;/);
+    expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, swizzle: true, stage: 'words' })).toThrow(/rows/);
+    expect(() => planMlaInt8F16({ H: 32, R: 576, Rv: 512, qFold: true, qPerBlock: true })).toThrow(/qPerBlock/);
   });
 
   it('every workgroup array is a multiple of 16 bytes (unaligned fragment loads read rounded down)', () => {
@@ -222,15 +290,65 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'rows', skip: ['stage'] }),
         planMlaInt8F16({ H: 32, R: 576, Rv: 512, ahead: 1 }),
         planMlaInt8F16({ H: 20, R: 192, Rv: 128, stage: 'vec4', ahead: 1, tau: 3 }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, swizzle: true }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, qFold: true }),
+        planMlaInt8F16({ H: 20, R: 192, Rv: 128, swizzle: true, qFold: true, ahead: 1 }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, wide: true }),
+        planMlaInt8F16({ H: 32, R: 576, Rv: 512, wide: true, swizzle: true, qFold: true }),
+        planMlaInt8F16({ H: 20, R: 320, Rv: 256, wide: true, ahead: 1, tau: 0 }),
+        ...F16_STAGES.map((s) => planMlaInt8F16({ H: 32, R: 576, Rv: 512, wide: true, skip: [s] })),
       ];
       for (const pl of plans) {
-        const code = sgmStubWgsl(mlaInt8F16Wgsl(pl));
+        const code = sgmStubWgsl(pl.wide ? mlaInt8F16WideWgsl(pl) : mlaInt8F16Wgsl(pl));
         expect(code).not.toMatch(/subgroupMatrix|subgroup_matrix/);
         const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
         expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
       }
     },
   );
+
+  it.skipIf(!hasGpu)('the merge with its loads four chunks at a time is bit-identical to one at a time', async () => {
+    const gpu = await gpuContext();
+    if (!gpu) return;
+    // Partials [B, chunks, H, Rv + 2]: m in log2 units (some chunks empty: -3e38, l = o = 0), l > 0, o any.
+    for (const chunks of [1, 7, 37, 132]) {
+      const [B, H, Rv] = [2, 3, 128];
+      const rng = new Rng(chunks);
+      const x = new Float32Array(B * chunks * H * (Rv + 2));
+      for (let i = 0; i < B * chunks * H; i++) {
+        const at = i * (Rv + 2);
+        const empty = chunks > 1 && i % 5 === 3;
+        x[at] = empty ? -3e38 : 4 * rng.normal();
+        x[at + 1] = empty ? 0 : 1 + Math.abs(rng.normal());
+        for (let d = 0; d < Rv; d++) x[at + 2 + d] = empty ? 0 : rng.normal();
+      }
+      const run = async (loads: number) => {
+        const out = mergeChunks(gpu, gpu.fromHost(x, [B, chunks, H, Rv + 2]), Rv, loads);
+        const got = (await out.read()) as Float32Array;
+        out.dispose();
+        return got;
+      };
+      const one = await run(1);
+      const four = await run(4);
+      expect(new Uint32Array(four.buffer)).toEqual(new Uint32Array(one.buffer));
+      // And against the merge's formula in f64.
+      const want = new Float32Array(B * H * Rv);
+      for (let b = 0; b < B; b++)
+        for (let h = 0; h < H; h++) {
+          const at = (c: number) => ((b * chunks + c) * H + h) * (Rv + 2);
+          let M = -3e38;
+          for (let c = 0; c < chunks; c++) M = Math.max(M, x[at(c)]);
+          let L = 0;
+          for (let c = 0; c < chunks; c++) L += x[at(c) + 1] * 2 ** (x[at(c)] - M);
+          for (let d = 0; d < Rv; d++) {
+            let o = 0;
+            for (let c = 0; c < chunks; c++) o += x[at(c) + 2 + d] * 2 ** (x[at(c)] - M);
+            want[(b * H + h) * Rv + d] = o / L;
+          }
+        }
+      expect(relErr(one, want)).toBeLessThan(1e-5);
+    }
+  });
 
   it.skipIf(!hasGpu)('the query kernel writes f16(q scale log2 e), heads past H zero', async () => {
     const gpu = await gpuContext();

@@ -16,6 +16,16 @@ export interface StepTiming {
   recordMs: number;
   /** Dependent steps: host time per step in all (recording, the submit and the readback's copy). */
   hostMs?: number;
+  /**
+   * Dependent steps: wall ms of each timed step (from one step's ids arriving to the next's), to tell a slow
+   * start (a transient) from a uniformly slow row.
+   */
+  stepMs?: number[];
+  /**
+   * Dependent steps: the median of stepMs. The mean (ms) counts every host stall: one step of 118.8 ms among 31
+   * others read 11.853 at 1M, the median 8.539 (bench/results/2026-12-02-h200-s13-attn-s2-dec-1m.json).
+   */
+  medianStepMs?: number;
 }
 
 export async function timeIndependentSteps(
@@ -36,13 +46,17 @@ export async function timeIndependentSteps(
   return { ms: (performance.now() - t0) / steps, recordMs: recordMs / steps };
 }
 
-/** Greedy dependent generation from `first` (one id per sequence); uses warmup + steps + 1 steps of cache. */
+/**
+ * Greedy dependent generation from `first` (one id per sequence); uses warmup + steps + 1 steps of cache (and up to
+ * warm.maxExtra more).
+ */
 export async function timeDependentSteps(
   s: BatchSession,
   first: number[],
   warmup: number,
   steps: number,
   onTimed?: () => void,
+  warm?: { ms: number; maxExtra: number },
 ): Promise<StepTiming & { tokens: number[][] }> {
   let flight = s.stepOnDevice(first, argmax);
   const out: number[][] = [];
@@ -56,16 +70,30 @@ export async function timeDependentSteps(
     flight = next;
     return recordMs;
   };
-  for (let i = 0; i < warmup; i++) await advance();
+  // At least `warmup` steps, then more while the warm-up is younger than warm.ms (at most warm.maxExtra more): the
+  // GPU's clocks climb back only ~0.4 s after an idle host step (harness.ts BENCH_WARM_MS).
+  const w0 = performance.now();
+  for (let i = 0; i < warmup + (warm?.maxExtra ?? 0); i++) {
+    if (i >= warmup && performance.now() - w0 >= (warm?.ms ?? 0)) break;
+    await advance();
+  }
   onTimed?.();
   hostMs = 0;
   const t0 = performance.now();
   let recordMs = 0;
-  for (let i = 0; i < steps; i++) recordMs += await advance();
+  const stepMs: number[] = [];
+  for (let i = 0, last = t0; i < steps; i++) {
+    recordMs += await advance();
+    const now = performance.now();
+    stepMs.push(Number((now - last).toFixed(3)));
+    last = now;
+  }
   const ms = (performance.now() - t0) / steps;
   flight.next.dispose();
   out.push(Array.from(await flight.tokens));
-  return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, tokens: out };
+  const sorted = [...stepMs].sort((a, b) => a - b);
+  const medianStepMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined;
+  return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, stepMs, medianStepMs, tokens: out };
 }
 
 /** `count` steps of pipelined greedy generation from `first`, untimed; returns their summed recording ms. */

@@ -22,10 +22,40 @@ export interface Timing {
   source: 'timestamp' | 'host';
 }
 
+/**
+ * The GPU's clocks follow its load: on the H200 the SM clock falls to 345-435 MHz within ~0.1-0.2 s of low
+ * utilisation and climbs back to 1980 MHz only ~0.2-0.4 s after sustained work resumes (nvidia-smi every 100 ms,
+ * bench/results/2026-12-02-h200-s13-attn-s{1,2}-smi.csv). Rows timed right after a long host-side step (the
+ * reference checks, a large fill) read ~5x slow for every kernel (1980 / 345 = 5.7): bench mla's "first 1M row" of
+ * the twelfth session (4-7 ms against 0.70), its 128K rows after the 4K checks (0.59 against 0.113). Small kernels
+ * timed a few calls a submission (4K: 0.03 ms) never raise the utilisation enough to lift the clock: the 4K rows of
+ * a process whose start left the clock low read 0.113 against 0.0325 (s2). So a timing that starts more than
+ * IDLE_MS after the last one first keeps the GPU busy for WARM_MS with submissions of ~WARM_BATCH_MS each.
+ */
+export const BENCH_IDLE_MS = 50;
+export const BENCH_WARM_MS = 500;
+export const BENCH_WARM_BATCH_MS = 10;
+let lastTimedAt = Number.NEGATIVE_INFINITY;
+
+/** Warm-up: compiles pipelines and touches every buffer once; after an idle gap, keeps the GPU busy WARM_MS. */
+async function warmUp(gpu: GpuContext, body: () => void): Promise<void> {
+  const t0 = performance.now();
+  const idle = t0 - lastTimedAt > BENCH_IDLE_MS;
+  await gpu.time(body);
+  // Submissions of n calls, n doubled until one takes WARM_BATCH_MS of wall time (so a slow device, lavapipe, never
+  // queues more than about twice that at once).
+  for (let n = 1; idle && performance.now() - t0 < BENCH_WARM_MS; ) {
+    const b0 = performance.now();
+    await gpu.time(() => {
+      for (let i = 0; i < n; i++) body();
+    });
+    if (performance.now() - b0 < BENCH_WARM_BATCH_MS && n < 4096) n *= 2;
+  }
+}
+
 /** Time `body` (which records one repetition of the work) `reps` times per trial, `trials` trials. */
 export async function timeGpu(gpu: GpuContext, body: () => void, reps: number, trials = 5): Promise<Timing> {
-  // Warm-up: compiles pipelines and touches every buffer once.
-  await gpu.time(body);
+  await warmUp(gpu, body);
   const per: number[] = [];
   let source: Timing['source'] = 'timestamp';
   for (let t = 0; t < trials; t++) {
@@ -35,6 +65,7 @@ export async function timeGpu(gpu: GpuContext, body: () => void, reps: number, t
     source = r.source;
     per.push(r.gpuMs / reps);
   }
+  lastTimedAt = performance.now();
   return { ms: median(per), trials: per, source };
 }
 
@@ -82,13 +113,14 @@ export async function profileKernels(
   trials: number,
   opts: { warmUp: boolean },
 ): Promise<Record<string, number>> {
-  if (opts.warmUp) await gpu.time(body);
+  if (opts.warmUp) await warmUp(gpu, body);
   const runs: Record<string, number>[] = [];
   for (let t = 0; t < trials; t++) {
     const byName: Record<string, number> = {};
     for (const k of sumByKernel(await gpu.profile(body))) byName[k.name] = k.ms;
     runs.push(byName);
   }
+  lastTimedAt = performance.now();
   const out: Record<string, number> = {};
   for (const name of Object.keys(runs[0])) out[name] = Number(median(runs.map((r) => r[name])).toFixed(4));
   return out;

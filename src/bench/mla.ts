@@ -90,6 +90,7 @@ export interface MlaBenchOptions {
     | 'f16'
     | 'f16-stages'
     | 'f16-all'
+    | 'f16-s13'
     | 'none';
   /** int8 cache: the f16 kernel's options (int8F16Plan.ts) in its rows at every context (`--int8-f16`). */
   int8F16?: MlaInt8F16Options;
@@ -103,7 +104,7 @@ export interface MlaBenchOptions {
  */
 /**
  * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
- * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2.
+ * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold, wide, mergeLoads=n.
  */
 export function parseF16Options(text: string): MlaInt8F16Options {
   const o: MlaInt8F16Options = {};
@@ -116,9 +117,13 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'prefetch' && v === 'false' && !rest.length) o.prefetch = false;
     else if (k === 'qPerBlock' && v === undefined) o.qPerBlock = true;
     else if (k === 'ahead' && (v === '1' || v === '2') && !rest.length) o.ahead = n as 1 | 2;
+    else if (k === 'swizzle' && v === undefined) o.swizzle = true;
+    else if (k === 'qFold' && v === undefined) o.qFold = true;
+    else if (k === 'wide' && v === undefined) o.wide = true;
+    else if (k === 'mergeLoads' && !rest.length && Number.isInteger(n) && n >= 1 && n <= 8) o.mergeLoads = n;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock or ahead=1|2`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold, wide or mergeLoads=1..8`,
       );
   }
   return o;
@@ -423,6 +428,30 @@ export const F16_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', int8F16: { qPerBlock: true } },
   { int8Kernel: 'f16', int8F16: { tau: 0 } },
 ];
+/**
+ * `--int8-variants f16-s13`: the thirteenth session's candidates beside the default (repeated first and last: a
+ * transient after the pool's fill shows as a first row slower than the last): the rows staging's stores in
+ * row-parity order (swizzle), the query made inside the kernel (qFold), both, the register savers that might let
+ * two workgroups share an SM (qPerBlock) at 264 chunks, and the 512-thread layout (wide).
+ */
+export const F16_S13_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { swizzle: true } },
+  { int8Kernel: 'f16', int8F16: { qFold: true } },
+  { int8Kernel: 'f16', int8F16: { swizzle: true, qFold: true } },
+  { int8Kernel: 'f16', chunks: 264 },
+  { int8Kernel: 'f16', chunks: 264, int8F16: { qPerBlock: true } },
+  // 512 threads (decodeInt8F16Wide.wgsl.ts)
+  { int8Kernel: 'f16', int8F16: { wide: true } },
+  { int8Kernel: 'f16', int8F16: { wide: true, swizzle: true } },
+  { int8Kernel: 'f16', int8F16: { wide: true, swizzle: true, qFold: true } },
+  { int8Kernel: 'f16', chunks: 264, int8F16: { wide: true, swizzle: true } },
+  // the merge's loads four chunks at a time (bit-identical), alone and with the rest
+  { int8Kernel: 'f16', int8F16: { mergeLoads: 4 } },
+  { int8Kernel: 'f16', int8F16: { wide: true, swizzle: true, qFold: true, mergeLoads: 4 } },
+  { int8Kernel: 'f16', int8F16: { swizzle: true, qFold: true, mergeLoads: 4 } },
+  { int8Kernel: 'f16' },
+];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [
   ...F16_STAGES.map((s) => ({ int8Kernel: 'f16' as const, int8F16: { skip: [s] } })),
   { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
@@ -599,6 +628,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   const checks: Record<string, unknown>[] = [];
   // The lazy rows against the default tensor-core kernel at every context (the int8 reference is checked at 4K only).
   const lazyVsDefault: Record<string, unknown>[] = [];
+  // The f16 kernel against the other int8 kernels' outputs at every context.
+  const crossChecks: Record<string, unknown>[] = [];
   // Kernels this device cannot run (tiled without subgroups) are left out, not failed.
   // int8: the tensor-core kernel where prepareMlaInt8Sgm finds it working and exact on this device.
   const sgmPrep = int8 ? await prepareMlaInt8Sgm(gpu) : undefined;
@@ -629,6 +660,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     f16: F16_VARIANTS,
     'f16-stages': F16_STAGE_VARIANTS,
     'f16-all': [...F16_VARIANTS, ...F16_STAGE_VARIANTS],
+    'f16-s13': F16_S13_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -704,10 +736,42 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         cache: o.cacheDtype,
         ...layout,
         ...rate(T, t.ms),
+        // Each trial's ms a call, in order (a slow start after the pool's fill shows as a falling sequence).
+        trialsMs: t.trials.map((x) => Number(x.toFixed(4))),
         // No warm-up: timeGpu above just ran this call.
         kernelsMs: await profileKernels(gpu, call(kernel), 3, { warmUp: false }),
         timer: t.source,
       });
+    }
+    // The f16 kernel against the other int8 kernels timed here, at every context (the int8 reference itself runs
+    // at the smallest only: at 1M it would take the host minutes): max |diff| / max |other|.
+    if (int8 && kernels.includes('f16' as MlaDecodeKernel)) {
+      const read = async (k: MlaInt8Kernel) => {
+        const out = mlaDecode(x.q, x.pool, x.table, x.lengths, {
+          Rv,
+          scale,
+          maxLength: T,
+          int8Kernel: k,
+          int8Sgm: o.int8Sgm,
+          int8F16: o.int8F16,
+        });
+        const got = (await out.read()) as Float32Array;
+        out.dispose();
+        return got;
+      };
+      const f16 = await read('f16');
+      for (const k of new Set(kernels as unknown as MlaInt8Kernel[])) {
+        if (k === 'f16' || k === 'two-pass') continue;
+        const other = await read(k);
+        crossChecks.push({
+          context: T,
+          kernel: 'int8-f16',
+          int8F16: o.int8F16,
+          against: `int8-${k}`,
+          ...maxErr(f16, other),
+          finite: f16.every(Number.isFinite),
+        });
+      }
     }
     const lazyRuns = int8Variants.filter((v) => v.int8Sgm?.lazy && int8Runs(v));
     if (lazyRuns.length) {
@@ -749,7 +813,14 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
               k === 'two-pass' || k === 'f16'
                 ? await profileKernels(gpu, call(k as unknown as MlaDecodeKernel, v), 3, { warmUp: false })
                 : undefined;
-            sweep.push({ context: T, kernel: `int8-${k}`, ...v, ...rate(T, tv.ms), kernelsMs });
+            sweep.push({
+              context: T,
+              kernel: `int8-${k}`,
+              ...v,
+              ...rate(T, tv.ms),
+              trialsMs: tv.trials.map((x) => Number(x.toFixed(4))),
+              kernelsMs,
+            });
           } catch (e) {
             // A variant that does not compile or run on this device must not lose the others' numbers.
             sweep.push({ context: T, kernel: `int8-${k}`, ...v, error: (e as Error).message });
@@ -925,6 +996,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     sweep,
     checks,
     lazyVsDefault: lazyVsDefault.length ? lazyVsDefault : undefined,
+    crossChecks: crossChecks.length ? crossChecks : undefined,
     alignProbe,
     targets: { note: 'H200, 48B preset (H=32, R=576, Rv=512, bf16): <= 5 ms per layer at 1M context (>= 14 TFLOP/s)' },
   };
@@ -959,7 +1031,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both) or none",
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both), f16-s13 (the thirteenth session's candidates) or none",
       'all',
     )
     .option(
@@ -1012,11 +1084,12 @@ export function registerMlaBench(bench: Command): void {
             'f16',
             'f16-stages',
             'f16-all',
+            'f16-s13',
             'none',
           ].includes(v)
         )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all, f16-s13 or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

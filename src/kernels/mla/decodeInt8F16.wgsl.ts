@@ -41,7 +41,12 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };',
   );
   l('@group(0) @binding(0) var<uniform> p: Params;');
-  l('@group(0) @binding(1) var<storage, read> qh: array<f16>;');
+  // qFold: the f32 query [B, H, R] (made f16 here); else the query kernel's f16 rows qh [B, HP, R].
+  l(
+    pl.qFold
+      ? '@group(0) @binding(1) var<storage, read> q: array<f32>;'
+      : '@group(0) @binding(1) var<storage, read> qh: array<f16>;',
+  );
   l(`@group(0) @binding(2) var<storage, read> pool: array<${words ? 'u32' : 'vec4<u32>'}>;`);
   l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');
   l('@group(0) @binding(4) var<storage, read> lengths: array<i32>;');
@@ -60,9 +65,31 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   if (skip('stage'))
     l(`  if (T == 0xffffffffu) { partial[0] = bitcast<f32>(pool[rowOf(b, 0u)]${words ? '' : '.x'}); }`);
   // The query's KPQ fragments of this subgroup's head half and K quarter (F.query), for the whole chunk.
-  l(`  let qb = (b * ${HP}u + 32u * g + 16u * mh) * ${R}u + ${16 * KPQ}u * kq;`);
-  const qFrag = (j: number) => ld16('left', '&qh', `qb + ${16 * j}u`, `${R}u`);
+  let qFrag: (j: number) => string;
+  if (pl.qFold) {
+    // f16(q c) of the group's 32 heads into kv at stride KS (F.queryKv; heads past H zero), four channels a step.
+    l('  { let qc = bitcast<f32>(p._a);');
+    l(`    for (var i = lid; i < ${8 * R}u; i += ${WG}u) {`);
+    l(`      let hq = i / ${R / 4}u; let c = 4u * (i % ${R / 4}u); let h = 32u * g + hq;`);
+    l('      var v = vec4<f32>(0.0);');
+    l(
+      `      if (h < ${H}u) { let s = (b * ${H}u + h) * ${R}u + c; v = vec4<f32>(q[s], q[s + 1u], q[s + 2u], q[s + 3u]) * qc; }`,
+    );
+    l(
+      `      let e = hq * ${KS}u + c; kv[e] = f16(v.x); kv[e + 1u] = f16(v.y); kv[e + 2u] = f16(v.z); kv[e + 3u] = f16(v.w);`,
+    );
+    l('    }');
+    l('  }');
+    l('  workgroupBarrier();');
+    l(`  let qb = 16u * mh * ${KS}u + ${16 * KPQ}u * kq;`);
+    qFrag = (j: number) => ld16('left', '&kv', `qb + ${16 * j}u`, `${KS}u`);
+  } else {
+    l(`  let qb = (b * ${HP}u + 32u * g + 16u * mh) * ${R}u + ${16 * KPQ}u * kq;`);
+    qFrag = (j: number) => ld16('left', '&qh', `qb + ${16 * j}u`, `${R}u`);
+  }
   if (!pl.qPerBlock) for (let j = 0; j < KPQ; j++) l(`  let q${j} = ${qFrag(j)};`);
+  // The fragments are in registers before the first block's rows overwrite the staged query.
+  if (pl.qFold) l('  workgroupBarrier();');
   for (let m = 0; m < 2; m++) for (let c = 0; c < CPS; c++) l(`  var o${m}_${c} = ${C32}();`);
   l('  var mRef = -3.0e38; var lRun = 0.0;');
   const PF = words ? 'u32' : 'vec4<u32>';
@@ -71,6 +98,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   if (rows) {
     // Thread lid: row lid / 16, words lid % 16 + 16 n (slot n's part is known here: LWp a multiple of 16).
     l('  let rowT = lid >> 4u; let colW = lid & 15u;');
+    if (pl.swizzle) l('  let swz = (rowT & 1u) << 1u;');
     for (const S of sets) {
       for (let n = 0; n < rowItems / 16; n++) l(`  var pf${S}${n} = 0u;`);
       l(`  var psL${S} = 0.0; var psR${S} = 0.0;`);
@@ -114,6 +142,13 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
         l(
           `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(pf${S}${n}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${sc});`,
         );
+        if (pl.swizzle) {
+          // Odd rows (swz 2): channels 2, 3, 0, 1 in that order (c2 = c.zwxy there): store k goes to channel k ^ swz.
+          l(`${ind}    let c2 = select(c, c.zwxy, swz != 0u);`);
+          const e = (i: number) => `base + (${64 * n + i}u ^ swz)`;
+          l(`${ind}    kv[${e(0)}] = c2.x; kv[${e(1)}] = c2.y; kv[${e(2)}] = c2.z; kv[${e(3)}] = c2.w; }`);
+          continue;
+        }
         const e = (i: number) => `base + ${64 * n + i}u`;
         l(`${ind}    kv[${e(0)}] = c.x; kv[${e(1)}] = c.y; kv[${e(2)}] = c.z; kv[${e(3)}] = c.w; }`);
       }

@@ -124,11 +124,15 @@ function prepQuery(gpu: GpuContext, qFull: Tensor, HP: number, scale: number): T
 }
 
 /** Combine the per-chunk partial results [B, chunks, H, Rv + 2] into o [B, H, Rv] (and free them). */
-export function mergeChunks(gpu: GpuContext, partial: Tensor, Rv: number): Tensor {
+export function mergeChunks(gpu: GpuContext, partial: Tensor, Rv: number, loads = 1): Tensor {
   const [B, chunks, H] = partial.shape;
   const out = gpu.empty([B, H, Rv]);
   gpu.dispatch({
-    kernel: { name: 'mla_merge', key: `mla_merge_h${H}_rv${Rv}`, code: () => mlaMergeWgsl(H, Rv) },
+    kernel: {
+      name: 'mla_merge',
+      key: `mla_merge_h${H}_rv${Rv}${loads > 1 ? `_l${loads}` : ''}`,
+      code: () => mlaMergeWgsl(H, Rv, loads),
+    },
     tensors: [partial, out],
     params: new Params().u32(chunks, 0, 0, 0),
     workgroups: [H, B, Math.ceil(Rv / MERGE_DV)],
@@ -270,7 +274,17 @@ export function pagedChunkParams(
  */
 export function pagedChunkDecode(
   gpu: GpuContext,
-  d: { B: number; H: number; Rv: number; NG: number; TT: number; groups?: number; tail?: [number, number, number] },
+  d: {
+    B: number;
+    H: number;
+    Rv: number;
+    NG: number;
+    TT: number;
+    groups?: number;
+    tail?: [number, number, number];
+    /** The merge's loads in flight a lane (mlaMergeWgsl; 1 by default). */
+    mergeLoads?: number;
+  },
   opts: MlaDecodeOptions,
   defaultChunksOf: (maxLength: number, B: number, NG: number) => number,
   kernel: KernelSpec,
@@ -290,7 +304,7 @@ export function pagedChunkDecode(
     workgroups: [chunks, B, d.groups ?? NG],
   });
   for (const t of q) t.dispose();
-  return mergeChunks(gpu, partial, Rv);
+  return mergeChunks(gpu, partial, Rv, d.mergeLoads);
 }
 
 function tiledDecode(

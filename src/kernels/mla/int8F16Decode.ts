@@ -7,8 +7,14 @@ import { Params } from '../../gpu/params.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous } from '../copy/index.js';
 import { int8F16QueryWgsl, mlaInt8F16Wgsl } from './decodeInt8F16.wgsl.js';
+import { mlaInt8F16WideWgsl } from './decodeInt8F16Wide.wgsl.js';
 import { type MlaDecodeOptions, pagedChunkDecode } from './index.js';
 import { defaultF16Chunks, type MlaInt8F16Options, mlaInt8F16Key, planMlaInt8F16 } from './int8F16Plan.js';
+
+/** The bits of x as an f32 (a uniform u32 the kernel bitcasts back). */
+function f32Bits(x: number): number {
+  return new Uint32Array(Float32Array.of(x).buffer)[0];
+}
 
 /** What bench decode's `--mla-int8-f16` sets for every call that leaves it unset. */
 export const mlaInt8F16Overrides: { options?: MlaInt8F16Options } = {};
@@ -33,7 +39,10 @@ export function int8F16Decode(
   const { Rv, scale } = opts;
   const o = { ...mlaInt8F16Overrides.options, ...opts.int8F16 };
   const plan = planMlaInt8F16({ H, R, Rv, ...o }, gpu.limits.maxComputeWorkgroupStorageSize);
+  // qFold: the kernel makes the f16 query itself from q f32 (c in the uniforms' spare word).
+  const c = scale * Math.LOG2E;
   const query = () => {
+    if (plan.qFold) return [contiguous(qFull)];
     const q = contiguous(qFull);
     const qh = gpu.empty([B, plan.HP, R / 2], 'i32');
     gpu.dispatch({
@@ -43,7 +52,7 @@ export function int8F16Decode(
         code: () => int8F16QueryWgsl(H, plan.HP, R),
       },
       tensors: [q, qh],
-      params: new Params().f32(scale * Math.LOG2E).u32(0, 0, 0),
+      params: new Params().f32(c).u32(0, 0, 0),
       workgroups: [plan.HP, B],
     });
     q.dispose();
@@ -51,10 +60,22 @@ export function int8F16Decode(
   };
   return pagedChunkDecode(
     gpu,
-    { B, H, Rv, NG: plan.NG, TT: plan.TB },
+    {
+      B,
+      H,
+      Rv,
+      NG: plan.NG,
+      TT: plan.TB,
+      tail: plan.qFold ? [f32Bits(c), 0, 0] : undefined,
+      mergeLoads: plan.mergeLoads,
+    },
     { ...opts, chunks: opts.chunks ?? o.chunks },
     defaultF16Chunks,
-    { name: 'mla_decode_int8_f16', key: mlaInt8F16Key(plan), code: () => mlaInt8F16Wgsl(plan) },
+    {
+      name: 'mla_decode_int8_f16',
+      key: mlaInt8F16Key(plan),
+      code: () => (plan.wide ? mlaInt8F16WideWgsl(plan) : mlaInt8F16Wgsl(plan)),
+    },
     query,
     [pool, pageTable, lengths],
   );

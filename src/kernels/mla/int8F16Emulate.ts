@@ -85,8 +85,17 @@ export function mlaDecodeInt8F16Emulate(
             }
           }
         };
+        // qFold: the group's 32 head rows staged in kv at stride KS (heads past H zero), the fragments loaded from there.
+        const qkv = new Float32Array(2 * TB * KS);
+        if (pl.qFold)
+          for (let hq = 0; hq < 32; hq++)
+            qkv.set(qh.subarray((b * HP + 32 * g + hq) * R, (b * HP + 32 * g + hq + 1) * R), hq * KS);
         const q = Array.from({ length: 8 }, (_, sgi) =>
-          Array.from({ length: KPQ }, (_, j) => load(qh, F.query(b, g, sgi & 1, KPQ * (sgi >> 1) + j), R)),
+          Array.from({ length: KPQ }, (_, j) =>
+            pl.qFold
+              ? load(qkv, F.queryKv(sgi & 1, KPQ * (sgi >> 1) + j), KS)
+              : load(qh, F.query(b, g, sgi & 1, KPQ * (sgi >> 1) + j), R),
+          ),
         );
         const o: Frag[][] = Array.from({ length: 8 }, () =>
           Array.from({ length: 2 * CPS }, () => new Float64Array(256)),

@@ -30,6 +30,12 @@
  * (words staging, two ahead, 264 chunks: 1.03 ms): without the staging 0.39, the staging alone 0.90, the loop and
  * its barriers alone 0.12: the staging's loads were the limit; rows cut its dependent page-table look-ups from 9
  * to 1 a thread a block.
+ * Thirteenth session (bench/results/2026-12-02-h200-s13-attn-s{1,2}-*): 0.694 ms a layer at 1M with the merge's loads
+ * four chunks at a time (mergeLoads, now the default: mla_merge 0.0187 -> 0.0133), 0.113 at 128K, 0.0276 at 4K (bench
+ * mla, query + kernel + merge); in the decode step's profile at 1M 0.697 + 0.009 (query) + 0.014 (merge) a layer.
+ * Tried and slower or even at 1M: store swizzle 0.761, qFold 0.705 (even), 264 chunks 0.711-0.728, qPerBlock at 264
+ * chunks 2.31, ahead 1 1.40, 512 threads (`wide`) 1.17. The f16 output matches the int8 tensor-core kernel's within
+ * 3.8e-3 of max |o| at 128K and 1M (the int8 reference itself runs at 4K only: 3.5e-3).
  */
 import { int8RowLayout } from './int8Layout.js';
 
@@ -65,6 +71,38 @@ export interface MlaInt8F16Options {
    * 1.33 -> 1.03 ms a layer, and rows 0.70 (third sitting). Without prefetch 1.58.
    */
   ahead?: 1 | 2;
+  /**
+   * Rows staging: threads of odd rows store their four f16 in the order z, w, x, y (exact; only the order of the
+   * stores changes). A warp stages two rows KS f16 apart (an odd multiple of 16 bytes: the banks shift by 4), so with
+   * one order its 32 lanes' 2-byte stores fall on the 16 even (or odd) banks twice; with the rows' orders swapped
+   * one row takes the even banks and the other the odd ones. Measured slower (H200, 1M: 0.761 ms a layer against
+   * 0.697-0.704; bench/results/2026-12-02-h200-s13-attn-s1-mla.json): the selects cost more than the conflicts.
+   */
+  swizzle?: boolean;
+  /**
+   * The query's f16 rows made inside the kernel (no query kernel): each workgroup reads q [B, H, R] f32, stages
+   * f16(q c) (c = scale log2 e, the uniforms' spare word) for its 32 heads in the kv buffers at stride KS, loads
+   * its fragments from there into registers, then stages the cache as before. Exact (the query kernel's rounding).
+   * Not with qPerBlock (the fragments would be reloaded from kv after it holds cache rows). Measured even (H200,
+   * 1M: 0.705 ms a layer in all against 0.697-0.704 with the query kernel's 0.0095): one dispatch less a layer.
+   */
+  qFold?: boolean;
+  /**
+   * 512 threads (16 subgroups) a workgroup (decodeInt8F16Wide.wgsl.ts): twice the subgroups an SM to hide each
+   * phase's latency with the same registers in all (a subgroup holds 4 O tiles, not 8). Scores in 16 x 8 tiles
+   * (subgroup (kq, mh, nh): K quarter, head half, token half), softmax a token a thread, a row's 144 words staged by
+   * one subgroup (32 lanes, 4-5 words each), P x V Rv / 256 column tiles a subgroup. Needs Rv a multiple of 256; rows
+   * staging, prefetch, the query in registers. Correct on the H200 (7.5e-6 of this scheme's reference at 4K) but
+   * slower: 1.172 ms a layer at 1M (1.249 with swizzle, 1.226 with qFold too, 1.279 at 264 chunks) against 0.70.
+   */
+  wide?: boolean;
+  /**
+   * The merge's loads in flight a lane (merge.wgsl.ts `loads`; bit-identical): default MLA_INT8_F16_MERGE_LOADS (4).
+   * H200, 48B shapes (bench/results/2026-12-02-h200-s13-attn-s1-*): mla_merge 0.0187 -> 0.0144 ms at 1M, 0.018 ->
+   * 0.0126 at 4K, 0.0135 at 128K; hybrid TPOT 8.465 / 4.327 / 3.723 ms at 1M / 128K / 4K against 8.506 / 4.358 /
+   * 3.749-3.762 with 1.
+   */
+  mergeLoads?: number;
 }
 
 export interface MlaInt8F16Plan {
@@ -98,6 +136,12 @@ export interface MlaInt8F16Plan {
   prefetch: boolean;
   qPerBlock: boolean;
   ahead: 1 | 2;
+  swizzle: boolean;
+  qFold: boolean;
+  wide: boolean;
+  /** wide: value column tiles of 16 a subgroup (Rv / 256), for each head half. */
+  CPW: number;
+  mergeLoads: number;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -105,6 +149,7 @@ export interface MlaInt8F16Plan {
 }
 
 export const MLA_INT8_F16_TB = 16;
+export const MLA_INT8_F16_MERGE_LOADS = 4;
 export const MLA_INT8_F16_TAU = 14;
 
 /** Why these shapes cannot run the f16 kernel, or undefined. */
@@ -124,7 +169,8 @@ export function planMlaInt8F16(
   if (why) throw new Error(`mlaDecode (int8, f16): ${why}`);
   const L = int8RowLayout(R, Rv);
   const TB = MLA_INT8_F16_TB;
-  const WG = 256;
+  const wide = o.wide ?? false;
+  const WG = wide ? 512 : 256;
   const NG = Math.ceil(H / 32);
   const KS = R + 8;
   const PS = TB + 8;
@@ -135,6 +181,13 @@ export function planMlaInt8F16(
   const tau = o.tau ?? MLA_INT8_F16_TAU;
   if (!(tau >= 0 && tau <= 15)) throw new Error(`mlaDecode (int8, f16): tau must be in [0, 15], got ${tau}`);
   const sharedBytes = 2 * (2 * TB * KS) + 4 * 8 * 256 + 2 * 32 * PS + 4 * 32 + 16;
+  if (wide && Rv % 256 !== 0) throw new Error(`mlaDecode (int8, f16): wide needs Rv a multiple of 256, got ${Rv}`);
+  if (wide && (stage !== 'rows' || o.prefetch === false || o.qPerBlock))
+    throw new Error('mlaDecode (int8, f16): wide runs rows staging with prefetch and the query in registers');
+  if (o.qFold && o.qPerBlock) throw new Error('mlaDecode (int8, f16): qFold and qPerBlock do not combine');
+  if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
+  // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
+  if (o.qFold && 2 * TB < 32) throw new Error('mlaDecode (int8, f16): qFold needs 2 TB >= 32');
   if (sharedBytes > maxShared)
     throw new Error(
       `mlaDecode (int8, f16): needs ${sharedBytes} bytes of workgroup memory, the device has ${maxShared}`,
@@ -163,6 +216,11 @@ export function planMlaInt8F16(
     prefetch: o.prefetch ?? true,
     qPerBlock: o.qPerBlock ?? false,
     ahead: o.prefetch === false ? 1 : (o.ahead ?? 2),
+    swizzle: o.swizzle ?? false,
+    qFold: o.qFold ?? false,
+    wide,
+    CPW: Rv / 256,
+    mergeLoads: o.mergeLoads ?? MLA_INT8_F16_MERGE_LOADS,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -170,7 +228,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,
@@ -186,6 +244,7 @@ export function defaultF16Chunks(maxLength: number, B: number, NG: number): numb
 /**
  * Fragment offsets (f16 elements in kv / pw, f32 elements in part), for the WGSL and the emulation alike:
  *  - query (left, row-major, stride R, storage qh [B][HP][R]): head half mh, K step ks of head group g
+ *  - query staged in kv (qFold; left, row-major, stride KS): head half mh, K step ks
  *  - key (right, col-major: element (channel k, token n) at offset + n KS + k): kv buffer kb, K step ks
  *  - value (right, row-major: element (token k, column n)): kv buffer kb, column tile ct
  *  - P (left, row-major, stride PS): head half mh
@@ -193,8 +252,13 @@ export function defaultF16Chunks(maxLength: number, B: number, NG: number): numb
  */
 export const f16Frags = (p: MlaInt8F16Plan) => ({
   query: (b: number, g: number, mh: number, ks: number) => (b * p.HP + 32 * g + 16 * mh) * p.R + 16 * ks,
+  queryKv: (mh: number, ks: number) => 16 * mh * p.KS + 16 * ks,
   key: (kb: number, ks: number) => kb * p.TB * p.KS + 16 * ks,
   value: (kb: number, ct: number) => kb * p.TB * p.KS + 16 * ct,
   p: (mh: number) => 16 * mh * p.PS,
   tile: (sgi: number) => 256 * sgi,
+  /** wide: key 16 x 8 (right, col-major, stride KS): kv buffer kb, token half nh, K step ks */
+  key8: (kb: number, nh: number, ks: number) => kb * p.TB * p.KS + 8 * nh * p.KS + 16 * ks,
+  /** wide: the 16 x 8 score partial of (K quarter kq, head half mh, token half nh) in part [kq][32 heads][16] */
+  tile8: (kq: number, mh: number, nh: number) => 512 * kq + 256 * mh + 8 * nh,
 });

@@ -1,21 +1,35 @@
 /**
- * The decode kernels' subgroup forms (fused/sweep.ts decodeTuning.subgroupSums / subgroupSort): the row sums and
- * the norm's sum of squares by subgroup shuffles, and the router's sort with its short strides in registers. On
- * lavapipe subgroups are 8 lanes, so a 32- or 64-lane row spans several subgroups (the shuffles, then the
+ * The decode kernels' subgroup forms (fused/sweep.ts decodeTuning.subgroupSums / subgroupSort / subgroupSumsRest):
+ * the row sums and the norm's sum of squares by subgroup shuffles, the router's sort with its short strides in
+ * registers, and the step's other sums (KDA's head norm, norm_cache_write, add_rmsnorm, rmsnorm, swiglu_gemv). On
+ * lavapipe subgroups are 4 lanes (8 without LP_NATIVE_VECTOR_WIDTH=128), so a 32- or 64-lane row spans several subgroups (the shuffles, then the
  * subgroups' sums through workgroup memory); on the H200 (32 lanes) a 32-lane row is one subgroup, the path the
  * decode bench's --check covers there.
  */
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../src/gpu/context.js';
+import { GNG_WG, headNormSubgroup } from '../src/kernels/fused/gatedNormGemv.wgsl.js';
 import {
+  addRmsnorm,
   addRmsnormLinear,
   gatedRmsnormLinear,
   headGemv,
   moeRoutedDecode,
   moeSharedDecode,
+  rmsnormCacheWrite,
   routeRanked,
+  swigluLinear,
 } from '../src/kernels/fused/index.js';
-import { gatedRmsnormLinearReference, headGemvReference } from '../src/kernels/fused/reference.js';
+import {
+  addRmsnormReference,
+  gatedRmsnormLinearReference,
+  headGemvReference,
+  normConcatReference,
+  swigluRowsReference,
+} from '../src/kernels/fused/reference.js';
+import { int8RowWords } from '../src/kernels/mla/index.js';
+import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
+import { rmsnormReference } from '../src/kernels/rmsnorm/reference.js';
 import { linear } from '../src/kernels/matmul/index.js';
 import { decodeSubgroupSize, decodeTuning } from '../src/kernels/fused/sweep.js';
 import { routeTailWords } from '../src/kernels/fused/routeTail.wgsl.js';
@@ -44,6 +58,17 @@ async function withSubgroups<T>(on: boolean, body: () => Promise<T>, sort = on):
   } finally {
     decodeTuning.subgroupSums = saved.sums;
     decodeTuning.subgroupSort = saved.sort;
+  }
+}
+
+/** Runs body with decodeTuning.subgroupSumsRest on or off (the other two knobs off), restoring the three after. */
+async function withRest<T>(on: boolean, body: () => Promise<T>): Promise<T> {
+  const saved = { ...decodeTuning };
+  Object.assign(decodeTuning, { subgroupSums: false, subgroupSort: false, subgroupSumsRest: on });
+  try {
+    return await body();
+  } finally {
+    Object.assign(decodeTuning, saved);
   }
 }
 
@@ -252,6 +277,128 @@ describe.skipIf(!hasGpu)('decode kernels with subgroup sums equal the tree sums 
         },
         true,
       );
+    },
+  );
+});
+
+describe.skipIf(!hasGpu)("the decode step's other sums by subgroup shuffles (subgroupSumsRest)", async () => {
+  const gpu = await gpuContext();
+  const sg = gpu ? await withRest(true, async () => decodeSubgroupSize(gpu, 'rest')) : undefined;
+  it.skipIf(!sg)(
+    'gatedRmsnormLinear (head norm in one subgroup and across), rmsnormCacheWrite, addRmsnorm, rmsnorm, swigluLinear',
+    async () => {
+      const g = gpu!;
+      const bf = (a: Float32Array, shape: number[]) => g.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+      const bfHost = async (a: Float32Array) =>
+        (await g.fromHost(f32ArrayToBf16(a), [a.length], 'bf16').toFloat32()) as Float32Array;
+      // KDA's head norm: 64 heads of 8 (4 invocations a head: within a subgroup of 4 or 32, the shuffle form),
+      // and 2 heads of 8 (128 a head: larger than the subgroup, so the partials; its result must not move).
+      const heads = [
+        [64, 8],
+        [2, 8],
+      ] as const;
+      expect(headNormSubgroup({ H: 64, d: 8, normDtype: 'f32', wDtype: 'bf16', normSg: sg }), 'shuffle form').toBe(sg);
+      expect(GNG_WG / 2 > sg!, 'the partials case').toBe(true);
+      const N = 65;
+      const gated = heads.map(([H, d], j) => ({
+        H,
+        d,
+        o: rand(H * d, 30 + j, 2),
+        gate: rand(H * d, 40 + j, 3),
+        nw: rand(d, 50 + j),
+        w: rand(N * H * d, 60 + j, 0.3),
+      }));
+      // The MLA latent row: 2 rows of 60 columns, the normed 40 from column 5, 8 passed through, an f32 pool.
+      const [B, ld, off, r, pass, pages, pageSize, maxPages] = [2, 60, 5, 40, 8, 4, 4, 2];
+      const R = r + pass;
+      const lx = rand(B * ld, 70);
+      const lw = rand(r, 71);
+      // addRmsnorm and rmsnorm: 3 rows of 1000 (not a multiple of the 256 invocations); swiglu: I = 72, N = 65.
+      const [rows, D] = [3, 1000];
+      const [ax, a0, a1, aw] = [rand(rows * D, 80), rand(rows * D, 81), rand(rows * D, 82), rand(D, 83)];
+      const [I, sgate, sup, sld] = [72, 4, 80, 156];
+      const sx = rand(2 * sld, 90);
+      const sw = rand(N * I, 91, 0.3);
+      const run = (on: boolean) =>
+        withRest(on, async () => {
+          const ys = gated.map((c) =>
+            gatedRmsnormLinear(
+              g.fromHost(c.o, [1, c.H * c.d]),
+              g.fromHost(c.gate, [1, c.H * c.d]),
+              g.fromHost(c.nw, [c.d]),
+              1e-5,
+              bf(c.w, [N, c.H * c.d]),
+              c.H,
+            ),
+          );
+          const pool = g.zeros([pages, pageSize, R]);
+          const i8 = g.zeros([pages, pageSize, int8RowWords(R, r)], 'i32');
+          for (const to of [pool, i8])
+            rmsnormCacheWrite(g.fromHost(lx, [B, ld]), off, r, pass, g.fromHost(lw, [r]), 1e-6, {
+              pool: to,
+              seq: g.fromHost(Int32Array.from([0, 1]), [B], 'i32'),
+              pos: g.fromHost(Int32Array.from([1, 6]), [B], 'i32'),
+              pageTable: g.fromHost(Int32Array.from([2, 0, 1, 3]), [2, maxPages], 'i32'),
+              Rv: r,
+            });
+          words.push(Array.from((await i8.read()) as Int32Array));
+          const an = addRmsnorm(
+            g.fromHost(ax, [rows, D]),
+            [g.fromHost(a0, [rows, D]), g.fromHost(a1, [rows, D])],
+            bf(aw, [D]),
+            1e-5,
+          );
+          const rn = rmsnorm(g.fromHost(ax, [rows, D]), g.fromHost(aw, [D]), 1e-5, { decode: true });
+          const sy = swigluLinear(g.fromHost(sx, [2, sld]), sgate, sup, bf(sw, [N, I]));
+          return read([...ys, pool, an.sum, an.normed, rn, sy]);
+        });
+      const words: number[][] = [];
+      const trees = await run(false);
+      const shuffles = await run(true);
+      // The int8 pool (the H200's default cache): the same codes; a scale word may move by its last bits.
+      const moved = words[0].filter((w, i) => w !== words[1][i]).length;
+      expect(words[1].some((w) => w !== 0) && moved <= 2 * B, `int8 words moved: ${moved}`).toBe(true);
+      const names = ['gated 64x8', 'gated 2x8', 'cache pool', 'add sum', 'add normed', 'rmsnorm', 'swiglu'];
+      for (let i = 0; i < names.length; i++) expectClose(shuffles[i], trees[i], 2e-6, `${names[i]}: shuffles vs trees`);
+      // The plain-TS references.
+      for (const [j, c] of gated.entries()) {
+        const ref = gatedRmsnormLinearReference(c.o, c.gate, c.nw, await bfHost(c.w), {
+          rows: 1,
+          H: c.H,
+          d: c.d,
+          N,
+          eps: 1e-5,
+        });
+        expectClose(shuffles[j], ref, 2e-5, `${names[j]} vs reference`);
+      }
+      const lat = normConcatReference(lx, lw, { B, ld, off, r, pass, eps: 1e-6 });
+      const pool = shuffles[2];
+      // Row 0 at page 2 slot 1, row 1 at page 3 slot 2 (table row b, entry pos / pageSize); the rest stays zero.
+      const slots = [2 * pageSize + 1, 3 * pageSize + 2];
+      for (let b = 0; b < B; b++)
+        expectClose(
+          pool.subarray(slots[b] * R, (slots[b] + 1) * R),
+          lat.subarray(b * R, (b + 1) * R),
+          2e-6,
+          `row ${b}`,
+        );
+      expect(pool.filter((v) => v !== 0).length, 'untouched slots').toBeLessThanOrEqual(B * R);
+      const awh = await bfHost(aw);
+      const add = addRmsnormReference(ax, [a0, a1], awh, rows, D, 1e-5);
+      expectClose(shuffles[3], add.sum, 1e-7, 'add sum vs reference');
+      expectClose(shuffles[4], add.normed, 2e-6, 'add normed vs reference');
+      expectClose(shuffles[5], rmsnormReference(ax, aw, rows, D, 1e-5), 2e-6, 'rmsnorm vs reference');
+      const h = swigluRowsReference(sx, 2, sld, sgate, sup, I);
+      const swRef = matmulReference(h, await bfHost(sw), {
+        batch: 1,
+        M: 2,
+        N,
+        K: I,
+        transA: false,
+        transB: true,
+        batchStrideB: 0,
+      });
+      expectClose(shuffles[6], swRef, 2e-5, 'swiglu vs reference');
     },
   );
 });

@@ -420,6 +420,7 @@ export async function benchDecode(
     eagerPrologue: decodeTuning.eager,
     subgroupSums: decodeTuning.subgroupSums,
     subgroupSort: decodeTuning.subgroupSort,
+    subgroupSumsRest: decodeTuning.subgroupSumsRest,
     gatedUnroll: gatedNormGemvTuning.unroll ?? decodeTuning.unroll,
     normGemvUnroll: normGemvTuning.unroll ?? decodeTuning.unroll,
     l2Prefetch: l2PrefetchTuning.sites,
@@ -537,6 +538,10 @@ export function registerDecodeBench(bench: Command): void {
     .option(
       '--subgroup-sort <on|off>',
       "the MoE router's bitonic sort with its short strides by subgroup shuffles between registers, not workgroup memory between barriers (decodeTuning.subgroupSort; the same picks; default: where subgroups are 32 lanes)",
+    )
+    .option(
+      '--subgroup-sums-rest <on|off>',
+      "the decode step's other sums by subgroup shuffles: KDA's o_norm in gated_norm_gemv (one barrier, not two), the sums of squares of norm_cache_write, add_rmsnorm and the step's rmsnorm, swiglu_gemv's row sums (decodeTuning.subgroupSumsRest; on: where the device's subgroups have one size; default: where they are 32 lanes)",
     )
     .option(
       '--gated-unroll <n>',
@@ -711,6 +716,8 @@ export function registerDecodeBench(bench: Command): void {
         decodeTuning.subgroupSums = onOff('--subgroup-sums', String(opts.subgroupSums));
       if (opts.subgroupSort !== undefined)
         decodeTuning.subgroupSort = onOff('--subgroup-sort', String(opts.subgroupSort));
+      if (opts.subgroupSumsRest !== undefined)
+        decodeTuning.subgroupSumsRest = onOff('--subgroup-sums-rest', String(opts.subgroupSumsRest));
       for (const [flag, x, set] of [
         ['--gated-unroll', opts.gatedUnroll, (n: number) => (gatedNormGemvTuning.unroll = n)],
         ['--norm-gemv-unroll', opts.normGemvUnroll, (n: number) => (normGemvTuning.unroll = n)],

@@ -50,6 +50,8 @@ export interface DecodeSweepVariant {
   subgroupSums?: boolean;
   /** decodeTuning.subgroupSort (the router's sort with subgroup shuffles). */
   subgroupSort?: boolean;
+  /** decodeTuning.subgroupSumsRest (the decode step's other sums by subgroup shuffles). */
+  subgroupSumsRest?: boolean;
   /** gatedNormGemvTuning.unroll and normGemvTuning.unroll (loads in flight per lane in those sweeps). */
   gatedUnroll?: number;
   normGemvUnroll?: number;
@@ -77,6 +79,7 @@ const KEYS = new Set([
   'eagerPrologue',
   'subgroupSums',
   'subgroupSort',
+  'subgroupSumsRest',
   'gatedUnroll',
   'normGemvUnroll',
 ]);
@@ -129,6 +132,7 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       ['eagerPrologue', s.eagerPrologue],
       ['subgroupSums', s.subgroupSums],
       ['subgroupSort', s.subgroupSort],
+      ['subgroupSumsRest', s.subgroupSumsRest],
     ] as const)
       if (x !== undefined && typeof x !== 'boolean')
         throw new Error(`--sweep: entry ${i}: ${k} ${x}, expected a boolean`);
@@ -162,12 +166,14 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     eager: decodeTuning.eager,
     subgroupSums: decodeTuning.subgroupSums,
     subgroupSort: decodeTuning.subgroupSort,
+    subgroupSumsRest: decodeTuning.subgroupSumsRest,
     gatedUnroll: gatedNormGemvTuning.unroll,
     normUnroll: normGemvTuning.unroll,
   };
   if (v.eagerPrologue !== undefined) decodeTuning.eager = v.eagerPrologue;
   if (v.subgroupSums !== undefined) decodeTuning.subgroupSums = v.subgroupSums;
   if (v.subgroupSort !== undefined) decodeTuning.subgroupSort = v.subgroupSort;
+  if (v.subgroupSumsRest !== undefined) decodeTuning.subgroupSumsRest = v.subgroupSumsRest;
   if (v.gatedUnroll !== undefined) gatedNormGemvTuning.unroll = v.gatedUnroll;
   if (v.normGemvUnroll !== undefined) normGemvTuning.unroll = v.normGemvUnroll;
   if (v.l2Prefetch !== undefined) l2PrefetchTuning.sites = parseL2PrefetchSites(v.l2Prefetch);
@@ -196,6 +202,7 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     decodeTuning.eager = saved.eager;
     decodeTuning.subgroupSums = saved.subgroupSums;
     decodeTuning.subgroupSort = saved.subgroupSort;
+    decodeTuning.subgroupSumsRest = saved.subgroupSumsRest;
     gatedNormGemvTuning.unroll = saved.gatedUnroll;
     normGemvTuning.unroll = saved.normUnroll;
   };

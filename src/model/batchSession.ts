@@ -597,7 +597,7 @@ export class BatchSession {
       const norm = this.lw(i, 'input_layernorm.weight');
       // The mixer's input projection of rmsnorm(x + pending); called once per layer.
       const project: Project = (W, conv, prefetch) => {
-        if (!pending) return { y: linear(rmsnorm(x, norm, eps), W) };
+        if (!pending) return { y: linear(rmsnorm(x, norm, eps, { decode: true }), W) };
         const r = this.addNormLinear(x, pending, norm, W, false, conv, undefined, prefetch);
         x = r.sum;
         pending = undefined;
@@ -613,7 +613,9 @@ export class BatchSession {
     }
     const final = model.w('model.norm.weight');
     const head = cfg.tie_word_embeddings ? model.w('model.embed_tokens.weight') : model.w('lm_head.weight');
-    const logits = pending ? this.addNormLinear(x, pending, final, head).y : linear(rmsnorm(x, final, eps), head);
+    const logits = pending
+      ? this.addNormLinear(x, pending, final, head).y
+      : linear(rmsnorm(x, final, eps, { decode: true }), head);
     if (this.opts.padDispatches) padDispatches(x, this.opts.padDispatches);
     return logits;
   }

@@ -6,22 +6,25 @@
  */
 import { linearGroup } from '../common.js';
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
+import { subgroupReduceWgsl } from './sweep.js';
 
 export const ADD_NORM_WG = 256;
 
 export interface AddNormVariant {
   deltas: 1 | 2;
   wDtype: FloatDType;
+  /** The sum of squares by subgroup shuffles for subgroups of this size (decodeTuning.subgroupSumsRest); unset: the tree. */
+  sg?: number;
 }
 
 export function addNormKey(v: AddNormVariant): string {
-  return `add_rmsnorm_d${v.deltas}_${v.wDtype}`;
+  return `add_rmsnorm_d${v.deltas}_${v.wDtype}${v.sg ? `_sg${v.sg}` : ''}`;
 }
 
 export function addNormWgsl(v: AddNormVariant): string {
   const two = v.deltas === 2;
   const wb = two ? 4 : 3;
-  return /* wgsl */ `
+  return /* wgsl */ `${v.sg ? '\nenable subgroups;' : ''}
 struct Params { rows: u32, D: u32, eps: f32, _p: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -31,7 +34,7 @@ ${two ? '@group(0) @binding(3) var<storage, read> d1: array<f32>;' : ''}
 @group(0) @binding(${wb + 1}) var<storage, read_write> y: array<f32>;
 @group(0) @binding(${wb + 2}) var<storage, read_write> n: array<f32>;
 ${loadFn('weight', 'w', v.wDtype)}
-${workgroupReduce('red', ADD_NORM_WG, 'f32', 'a + b')}
+${v.sg ? subgroupReduceWgsl('red', ADD_NORM_WG, v.sg) : workgroupReduce('red', ADD_NORM_WG, 'f32', 'a + b')}
 @compute @workgroup_size(${ADD_NORM_WG})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {

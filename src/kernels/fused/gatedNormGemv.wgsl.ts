@@ -54,6 +54,20 @@ export interface GatedNormGemvVariant {
   eager?: boolean;
   /** The row sums by subgroup shuffles for subgroups of this size (sweep.ts decodeSubgroupSize); unset: the tree. */
   sg?: number;
+  /**
+   * The per-head o_norm's sum of squares by subgroup shuffles for subgroups of this size (decodeTuning.
+   * subgroupSumsRest): each head's GNG_WG / H invocations lie in one subgroup, so a shuffle sum over them leaves the
+   * head's sum in its first invocation, which writes inv[h]: one barrier instead of the partials' two. Used where
+   * GNG_WG / H is a power of two no larger than it (headNormSubgroup); else the partials in workgroup memory.
+   */
+  normSg?: number;
+}
+
+/** The subgroup size the variant's head norm sums with (GatedNormGemvVariant.normSg), where it applies. */
+export function headNormSubgroup(v: GatedNormGemvVariant): number | undefined {
+  const tph = GNG_WG / v.H;
+  const sg = v.normSg;
+  return sg && Number.isInteger(tph) && (tph & (tph - 1)) === 0 && tph <= sg ? sg : undefined;
 }
 
 /** Loads per lane in flight in the row sweep unless the variant says (else decodeTuning.unroll). */
@@ -74,7 +88,7 @@ function eagerOf(v: GatedNormGemvVariant): boolean {
 
 export function gatedNormGemvKey(v: GatedNormGemvVariant): string {
   const u = unrollOf(v);
-  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
+  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}${v.sg ? `_sg${v.sg}` : ''}${headNormSubgroup(v) ? `_hs${headNormSubgroup(v)}` : ''}`;
 }
 
 export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
@@ -84,7 +98,8 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   const K = H * d;
   const bf16 = v.wDtype === 'bf16';
   const L: string[] = [];
-  if (v.sg) L.push('enable subgroups;');
+  const hs = headNormSubgroup(v);
+  if (v.sg || hs) L.push('enable subgroups;');
   L.push(`struct Params { N: u32, K: u32, eps: f32, ${v.l2 ? 'guard' : '_p'}: u32 };`);
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> O: array<vec4<f32>>;');
@@ -94,7 +109,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push('@group(0) @binding(5) var<storage, read_write> Y: array<f32>;');
   L.push(loadFn('normWeight', 'NW', v.normDtype));
   if (v.l2) L.push(l2PrefetchWgsl(6, GNG_WG));
-  L.push(`var<workgroup> part: array<f32, ${GNG_WG}>;`);
+  if (!hs) L.push(`var<workgroup> part: array<f32, ${GNG_WG}>;`);
   L.push(`var<workgroup> inv: array<f32, ${H}>;`);
   L.push(`var<workgroup> dots: array<f32, ${GNG_WG}>;`);
   if (v.staged) L.push(`var<workgroup> row: array<vec4<f32>, ${K / 4}>;`);
@@ -161,14 +176,22 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
     }
     for (let i = 0; i < IS; i++) L.push(`  if (t + ${i * TPH}u < ${d4}u) { ss += dot(x${i}, x${i}); }`);
   } else L.push(`  for (var c = t; c < ${d4}u; c += ${TPH}u) { let x = O[h * ${d4}u + c]; ss += dot(x, x); }`);
-  L.push('  part[lid] = ss;');
-  L.push('  workgroupBarrier();');
-  L.push('  if (t == 0u) {');
-  L.push('    var s = 0.0;');
-  L.push(`    for (var k = 0u; k < ${TPH}u; k++) { s += part[lid + k]; }`);
-  L.push(`    inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps);`);
-  L.push('  }');
-  L.push('  workgroupBarrier();');
+  if (hs) {
+    // The head's TPH invocations are consecutive within one subgroup (TPH divides hs): xor shuffles sum them.
+    L.push('  var s = ss;');
+    for (let q = TPH / 2; q >= 1; q /= 2) L.push(`  s += subgroupShuffleXor(s, ${q}u);`);
+    L.push(`  if (t == 0u) { inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps); }`);
+    L.push('  workgroupBarrier();');
+  } else {
+    L.push('  part[lid] = ss;');
+    L.push('  workgroupBarrier();');
+    L.push('  if (t == 0u) {');
+    L.push('    var s = 0.0;');
+    L.push(`    for (var k = 0u; k < ${TPH}u; k++) { s += part[lid + k]; }`);
+    L.push(`    inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps);`);
+    L.push('  }');
+    L.push('  workgroupBarrier();');
+  }
   if (eager) {
     // xin's operations in its order: w * o * inv / (1 + exp(-gate)).
     for (let i = 0; i < IT; i++)

@@ -104,7 +104,7 @@ export function addRmsnorm(
   const ins = [x, ...deltas, weight].map(contiguous);
   const sum = gpu.empty(x.shape);
   const normed = gpu.empty(x.shape);
-  const v: AddNormVariant = { deltas: deltas.length as 1 | 2, wDtype: weight.dtype as FloatDType };
+  const v: AddNormVariant = { deltas: deltas.length as 1 | 2, wDtype: weight.dtype as FloatDType, ...restSgOf(gpu) };
   if (rows > 0 && D > 0) {
     gpu.dispatch({
       kernel: { name: 'add_rmsnorm', key: addNormKey(v), code: () => addNormWgsl(v) },
@@ -255,7 +255,7 @@ export function swigluLinear(x: Tensor, gate: number, up: number, weight: Tensor
   }
   const xc = contiguous(x);
   const y = gpu.empty([rows, N]);
-  const v = { M: rows, wDtype: weight.dtype as 'f32' | 'bf16' };
+  const v = { M: rows, wDtype: weight.dtype as 'f32' | 'bf16', ...restSgOf(gpu) };
   if (N > 0) {
     gpu.dispatch({
       kernel: { name: 'swiglu_gemv', key: swigluGemvKey(v), code: () => swigluGemvWgsl(v) },
@@ -605,6 +605,7 @@ export function gatedRmsnormLinear(
     wDtype: weight.dtype as 'f32' | 'bf16',
     staged: gatedNormGemvStagedBytes(H, d) <= gpu.limits.maxComputeWorkgroupStorageSize,
     ...sgOf(gpu),
+    ...(decodeSubgroupSize(gpu, 'rest') ? { normSg: decodeSubgroupSize(gpu, 'rest') } : {}),
   };
   if (N > 0) {
     const { pf, workgroups } = prefetchGrid(gpu, grid1d(N, GNG_ROWS_PER_WG), prefetch);
@@ -1026,12 +1027,13 @@ export function rmsnormCacheWrite(
   const xc = contiguous(x);
   const wc = contiguous(weight);
   const [seq, pos, table] = [to.seq, to.pos, to.pageTable].map(contiguous);
+  const sg = decodeSubgroupSize(gpu, 'rest');
   if (B > 0) {
     gpu.dispatch({
       kernel: {
         name: 'norm_cache_write',
-        key: normCacheWriteKey(wDtype, pool),
-        code: () => normCacheWriteWgsl(wDtype, pool),
+        key: normCacheWriteKey(wDtype, pool, sg),
+        code: () => normCacheWriteWgsl(wDtype, pool, sg),
       },
       tensors: [xc, wc, seq, pos, table, to.pool],
       params: new Params().u32(ld, off, r, pass).f32(eps).u32(to.pageTable.shape[1], to.pool.shape[1], 0),
@@ -1049,6 +1051,12 @@ function sgOf(gpu: {
   sg?: number;
 } {
   const sg = decodeSubgroupSize(gpu);
+  return sg ? { sg } : {};
+}
+
+/** The subgroup size of decodeTuning.subgroupSumsRest's sums on this device, as a variant field (or none). */
+function restSgOf(gpu: Parameters<typeof decodeSubgroupSize>[0]): { sg?: number } {
+  const sg = decodeSubgroupSize(gpu, 'rest');
   return sg ? { sg } : {};
 }
 

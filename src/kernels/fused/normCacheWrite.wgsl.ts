@@ -15,18 +15,23 @@ import type { Int8RowLayout } from '../mla/int8Layout.js';
 import { int8RowStore, quantizeBody } from '../mla/int8Quantize.wgsl.js';
 import { type FloatDType, loadFn, storageElem, WGSL_TO_BF16, workgroupReduce } from '../wgslLib.js';
 import { NORM_CONCAT_WG, normConcatRow } from './normConcat.wgsl.js';
+import { subgroupReduceWgsl } from './sweep.js';
 
 /** The row lives in workgroup memory (4 bytes a value) beside the reductions: within 16 KB. */
 export const NORM_CACHE_MAX_R = 3072;
 
 export type NormCachePool = { dtype: 'f32' | 'bf16'; R: number } | { dtype: 'int8'; L: Int8RowLayout };
 
-export function normCacheWriteKey(wDtype: FloatDType, pool: NormCachePool): string {
+/**
+ * `sg`: the norm's sum of squares by subgroup shuffles for subgroups of this size (fused/sweep.ts
+ * decodeTuning.subgroupSumsRest); unset: normConcat's tree. The int8 absmax stays int8Quantize's tree (mla/).
+ */
+export function normCacheWriteKey(wDtype: FloatDType, pool: NormCachePool, sg?: number): string {
   const where = pool.dtype === 'int8' ? `i8_r${pool.L.R}_rv${pool.L.Rv}` : `${pool.dtype}_r${pool.R}`;
-  return `norm_cache_write_${wDtype}_${where}`;
+  return `norm_cache_write_${wDtype}_${where}${sg ? `_sg${sg}` : ''}`;
 }
 
-export function normCacheWriteWgsl(wDtype: FloatDType, pool: NormCachePool): string {
+export function normCacheWriteWgsl(wDtype: FloatDType, pool: NormCachePool, sg?: number): string {
   const WG = NORM_CONCAT_WG;
   const R = pool.dtype === 'int8' ? pool.L.R : pool.R;
   const poolElem = pool.dtype === 'f32' ? 'f32' : 'u32';
@@ -43,7 +48,7 @@ export function normCacheWriteWgsl(wDtype: FloatDType, pool: NormCachePool): str
   let qinv = select(vec2<f32>(0.0), 127.0 / am, am > vec2<f32>(0.0));
 ${int8RowStore(pool.L, WG, '0u', `dst * ${pool.L.RW}u`, 'am', 'qinv')}`;
   } else store = '';
-  return /* wgsl */ `
+  return /* wgsl */ `${sg ? '\nenable subgroups;' : ''}
 struct Params { ld: u32, off: u32, r: u32, np: u32, eps: f32, maxPages: u32, pageSize: u32, _a: u32 };
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
@@ -53,7 +58,7 @@ struct Params { ld: u32, off: u32, r: u32, np: u32, eps: f32, maxPages: u32, pag
 @group(0) @binding(5) var<storage, read> pageTable: array<i32>;
 @group(0) @binding(6) var<storage, read_write> pool: array<${poolElem}>;
 ${loadFn('normWeight', 'NW', wDtype)}
-${workgroupReduce('red', WG, 'f32', 'a + b')}
+${sg ? subgroupReduceWgsl('red', WG, sg) : workgroupReduce('red', WG, 'f32', 'a + b')}
 var<workgroup> row: array<f32, ${R}>;
 ${pool.dtype === 'bf16' ? WGSL_TO_BF16 : ''}
 ${pool.dtype === 'int8' ? quantizeBody(pool.L, { WG, value: (_src, c) => `row[${c}]`, red: 'amax' }) : ''}

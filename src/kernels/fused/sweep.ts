@@ -52,11 +52,22 @@ export const decodeTuning = {
    * step alone against 0.576 / 0.569.
    */
   subgroupSort: 'auto' as boolean | 'auto',
+  /**
+   * The decode step's remaining workgroup-memory sums by subgroup shuffles (bench decode --subgroup-sums-rest),
+   * a knob of its own so that it is measured against subgroupSums alone: KDA's per-head o_norm in gated_norm_gemv
+   * (a shuffle sum over each head's invocations, then one barrier instead of two), the sums of squares of
+   * norm_cache_write (MLA's kv_a_layernorm), add_rmsnorm and the decode step's plain rmsnorm (subgroupReduceWgsl),
+   * and swiglu_gemv's row sums (subgroupRowSumWgsl). Another summation order than the trees (equal within f32
+   * rounding, not bit-equal). true / 'auto' (default: where subgroups are 32 lanes) / false as subgroupSums.
+   * Not measured on the H200 yet (thirteenth session, second task).
+   */
+  subgroupSumsRest: 'auto' as boolean | 'auto',
 };
 
 /**
- * The subgroup size the decode kernels' shuffle sums (or, `what` 'sort', the router's sort) assume on this device
- * (decodeTuning.subgroupSums / subgroupSort), or undefined (the workgroup-memory trees): the device must offer
+ * The subgroup size the decode kernels' shuffle sums (or, `what` 'sort', the router's sort; 'rest', the sums of
+ * decodeTuning.subgroupSumsRest) assume on this device (decodeTuning.subgroupSums / subgroupSort /
+ * subgroupSumsRest), or undefined (the workgroup-memory trees): the device must offer
  * subgroups of one size (min = max), a power of two >= 4, so that the size the WGSL is generated for is the size it
  * runs with; with the knob 'auto', 32 (the size measured).
  */
@@ -65,9 +76,14 @@ export function decodeSubgroupSize(
     features: { subgroups: boolean };
     adapterInfo: { subgroupMinSize?: number; subgroupMaxSize?: number };
   },
-  what: 'sums' | 'sort' = 'sums',
+  what: 'sums' | 'sort' | 'rest' = 'sums',
 ): number | undefined {
-  const on = what === 'sums' ? decodeTuning.subgroupSums : decodeTuning.subgroupSort;
+  const on =
+    what === 'sums'
+      ? decodeTuning.subgroupSums
+      : what === 'sort'
+        ? decodeTuning.subgroupSort
+        : decodeTuning.subgroupSumsRest;
   if (!on || !gpu.features.subgroups) return undefined;
   const { subgroupMinSize: a, subgroupMaxSize: b } = gpu.adapterInfo;
   const size = a !== undefined && a === b && a >= 4 && a <= 128 && (a & (a - 1)) === 0 ? a : undefined;

@@ -9,7 +9,7 @@
  * Needs K % 8 == 0 (bf16) or K % 4 == 0 (f32) and gate, up, ld multiples of 4 (16-byte x loads).
  */
 import { WGSL_MATH } from '../elementwise/elementwise.wgsl.js';
-import { bf16ChunkDot, decodeTuning, sweepWgsl } from './sweep.js';
+import { bf16ChunkDot, decodeTuning, subgroupRowSumWgsl, sweepWgsl } from './sweep.js';
 
 export const SG_LANES = 32;
 export const SG_ROWS_PER_WG = 8;
@@ -20,6 +20,8 @@ export interface SwigluGemvVariant {
   wDtype: 'f32' | 'bf16';
   /** Loads per lane in flight in the row sweep (sweep.ts), one row only; default decodeTuning.unroll. */
   unroll?: number;
+  /** The rows' sums by subgroup shuffles for subgroups of this size (decodeTuning.subgroupSumsRest); unset: the tree. */
+  sg?: number;
 }
 
 function unrollOf(v: SwigluGemvVariant): number {
@@ -28,7 +30,7 @@ function unrollOf(v: SwigluGemvVariant): number {
 
 export function swigluGemvKey(v: SwigluGemvVariant): string {
   const u = unrollOf(v);
-  return `swiglu_gemv_${v.wDtype}_m${v.M}${u > 1 ? `_u${u}` : ''}`;
+  return `swiglu_gemv_${v.wDtype}_m${v.M}${u > 1 ? `_u${u}` : ''}${v.sg ? `_sg${v.sg}` : ''}`;
 }
 
 export function swigluGemvWgsl(v: SwigluGemvVariant): string {
@@ -36,6 +38,7 @@ export function swigluGemvWgsl(v: SwigluGemvVariant): string {
   const WG = SG_LANES * SG_ROWS_PER_WG;
   const bf16 = v.wDtype === 'bf16';
   const L: string[] = [];
+  if (v.sg) L.push('enable subgroups;');
   L.push('struct Params { N: u32, K: u32, ld4: u32, gate4: u32, up4: u32, _p0: u32, _p1: u32, _p2: u32 };');
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;');
@@ -93,13 +96,18 @@ export function swigluGemvWgsl(v: SwigluGemvVariant): string {
     L.push('    }');
     L.push('  }');
   }
-  for (let m = 0; m < M; m++) L.push(`  red[${m * WG}u + lid] = acc${m};`);
-  L.push('  workgroupBarrier();');
-  for (let s = SG_LANES / 2; s >= 1; s /= 2) {
-    L.push(`  if (lane < ${s}u) {`);
-    for (let m = 0; m < M; m++) L.push(`    red[${m * WG}u + lid] += red[${m * WG}u + lid + ${s}u];`);
-    L.push('  }');
+  if (v.sg) {
+    const vals = Array.from({ length: M }, (_, m) => ({ v: `acc${m}`, slot: (i: string) => `red[${m * WG}u + ${i}]` }));
+    L.push(...subgroupRowSumWgsl(vals, SG_LANES, v.sg));
+  } else {
+    for (let m = 0; m < M; m++) L.push(`  red[${m * WG}u + lid] = acc${m};`);
     L.push('  workgroupBarrier();');
+    for (let s = SG_LANES / 2; s >= 1; s /= 2) {
+      L.push(`  if (lane < ${s}u) {`);
+      for (let m = 0; m < M; m++) L.push(`    red[${m * WG}u + lid] += red[${m * WG}u + lid + ${s}u];`);
+      L.push('  }');
+      L.push('  workgroupBarrier();');
+    }
   }
   L.push('  if (lane == 0u && n < p.N) {');
   for (let m = 0; m < M; m++) L.push(`    Y[${m}u * p.N + n] = red[${m * WG}u + lid];`);

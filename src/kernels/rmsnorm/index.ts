@@ -8,6 +8,7 @@ import { cpu } from '../../tensor/cpuDevice.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
+import { decodeSubgroupSize } from '../fused/sweep.js';
 import { type FloatDType, rowsOf } from '../wgslLib.js';
 import { rmsnormReference } from './reference.js';
 import { type NormVariant, normKey, normWgsl } from './rmsnorm.wgsl.js';
@@ -15,6 +16,11 @@ import { type NormVariant, normKey, normWgsl } from './rmsnorm.wgsl.js';
 export interface RmsnormOptions {
   /** Multiply the result by sigmoid(gate); same shape as x, f32. */
   gate?: Tensor;
+  /**
+   * A decode step's norm: the sum of squares by subgroup shuffles where fused/sweep.ts decodeTuning.
+   * subgroupSumsRest applies on this device (decodeSubgroupSize 'rest'); else (and by default) the tree.
+   */
+  decode?: boolean;
 }
 
 export function rmsnorm(x: Tensor, weight: Tensor, eps: number, opts: RmsnormOptions = {}): Tensor {
@@ -39,7 +45,8 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number, opts: RmsnormOpt
   const wc = contiguous(weight);
   const gc = gate ? contiguous(gate) : undefined;
   const out = gpu.empty(x.shape);
-  const v: NormVariant = { kind: 'rms', wDtype: weight.dtype as FloatDType, gated: !!gate };
+  const sg = opts.decode ? decodeSubgroupSize(gpu, 'rest') : undefined;
+  const v: NormVariant = { kind: 'rms', wDtype: weight.dtype as FloatDType, gated: !!gate, ...(sg ? { sg } : {}) };
   if (rows > 0 && D > 0) {
     gpu.dispatch({
       kernel: { name: 'rmsnorm', key: normKey(v), code: () => normWgsl(v) },

@@ -448,6 +448,7 @@ export function planChunkForward(
     wg: t.tc16OutputWg ?? (K % 32 === 0 && dev.limits.maxComputeInvocationsPerWorkgroup >= 512 ? 512 : undefined),
     probe: t.tc16OutputProbe,
     pad: t.tc16OutputPad ?? true,
+    slots: (t.outputSlots ?? 1) > 1 ? t.outputSlots : undefined,
     rw: rw.has('output') || undefined,
   };
   const tc16Output =
@@ -709,6 +710,8 @@ function intraTwoPassVariants(
         midF32: bf16 || undefined,
         tc16: tc16Kt || undefined,
         chunks: tc16Kt && tc16KtWalks(K, t, dev) ? 2 : undefined,
+        // The f32 kernel's slots a workgroup (kdaForwardTuning.ktSlots; the tensor-core kernel has its own walk).
+        slots: !tc16Kt && (t.ktSlots ?? 1) > 1 ? t.ktSlots : undefined,
       }
     : {
         ...intraWUVariantFor({ K, V, GK }, dev.limits.maxComputeWorkgroupStorageSize, t),

@@ -7,11 +7,14 @@
  *  - the Kt pre-pass with S = 2 and 4: o and the final state bit for bit S = 1 with bf16 inputs (the GPU inference
  *    path); with f32 inputs S = 2 on the packed batch, bit for bit S = 1 and against the plain-TS chunked reference
  *    (f32 against f64: 1e-5 of max |value|);
- *  - the tensor-core output pass (cannot run on lavapipe): its WGSL with S = 2 and 4 compiling through the
- *    subgroup-matrix stand-ins (barrier uniformity included), the grid and key; S = 1 the same text as before;
+ *  - the tensor-core output pass (its products cannot run on lavapipe): its WGSL with S = 2 and 4 compiling through
+ *    the subgroup-matrix stand-ins (barrier uniformity included), the grid and key, S = 1 the same text as before;
+ *    and run through stand-ins that write whole fragments (the products made up, the walk real): o with S = 2 and 4
+ *    bit for bit S = 1 on both batches;
  *  - the plan: where each option applies.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Params } from '../src/gpu/params.js';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { planChunkForward } from '../src/kernels/kda/forwardPlan.js';
 import { kdaCore } from '../src/kernels/kda/index.js';
@@ -144,6 +147,67 @@ describe('the slot walk (slotLoop) and the tensor-core output pass with it', () 
       expect(code).toContain('fn chunkSlot(');
       const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
       expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
+    }
+  });
+});
+
+/**
+ * The output pass's WGSL through the stand-ins, runnable on lavapipe: each stand-in store writes its whole 16 x 16
+ * fragment (the real store does; sgmStubWgsl's writes one element, which would leave the result tile's other
+ * elements as the previous slot left them). The products are stand-ins (not o): what this run checks is the walk
+ * around them -- every slot's rows of o written once, its workgroup memory written before it is read.
+ */
+function runnableStub(code: string): string {
+  return sgmStubWgsl(code).replace(
+    /fn smStore_(\w+)\(o: u32, v: SmC, s: u32\) \{ \w+\[o \+ s\] = (\w*)\(v\.v\); \}/g,
+    (_, arr: string, t: string) =>
+      `fn smStore_${arr}(o: u32, v: SmC, s: u32) { for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { ${arr}[o + r * s + c] = ${t}(v.v + f32(r * 16u + c)); } } }`,
+  );
+}
+
+describe('the tensor-core output pass walking S chunk slots, run through the stand-ins on lavapipe', () => {
+  it.skipIf(!hasGpu)('S = 2 and 4: o bit for bit S = 1 (the packed batch, and 130 alone: a tail)', async () => {
+    const gpu = await gpuContext();
+    if (!gpu?.features.shaderF16 || !gpu.features.subgroups) return;
+    const [Ho, Ko, Vo] = [2, 32, 64];
+    const rng = new Rng(77);
+    for (const cu of CUS) {
+      const N = cu.length - 1;
+      const T = cu[N];
+      const NS = Math.floor(T / 64) + N;
+      const q = gpu.fromHost(f32ArrayToBf16(rng.normalArray(T * Ho * Ko, 1)), [T, Ho, Ko], 'bf16');
+      const gc = gpu.fromHost(rng.normalArray(T * Ho * Ko, 0.1), [T, Ho, Ko]);
+      const hB = gpu.fromHost(rng.normalArray(NS * Ho * Ko * Vo, 1), [NS, Ho, Ko, Vo]);
+      const Vp = gpu.fromHost(rng.normalArray(T * Ho * Vo, 1), [T, Ho, Vo]);
+      const Aqk = gpu.fromHost(rng.normalArray(NS * Ho * 64 * 64, 1), [NS, Ho, 64, 64]);
+      const cuT = gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32');
+      const run = async (v: OutputTc16Variant) => {
+        const o = gpu.fromHost(new Uint16Array(T * Ho * Vo), [T, Ho, Vo], 'bf16');
+        gpu.dispatch({
+          kernel: {
+            name: 'kda_chunk_output',
+            key: `stub_run_${outputTc16Key(v)}`,
+            code: () => runnableStub(outputTc16Wgsl(v)),
+          },
+          tensors: [cuT, q, gc, hB, Vp, Aqk, o],
+          params: new Params()
+            .u32(Ho, N)
+            .f32(Ko ** -0.5)
+            .u32(0, Ho, 0, 0, 0),
+          workgroups: outputTc16Grid(v, NS, Ho),
+        });
+        const bits = (await o.read()) as Uint16Array;
+        o.dispose();
+        return bits;
+      };
+      // Unpadded, not split: padded rows or split need more than lavapipe's 32 KiB of workgroup memory (compiled
+      // above only).
+      const base: OutputTc16Variant = { K: Ko, V: Vo, GK: Ko };
+      const one = await run(base);
+      // Every token's o written (the stand-in products leave no row at 0).
+      expect(one.filter((b) => b === 0).length, `zeros in o, cu ${cu.join(',')}`).toBeLessThan(one.length / 100);
+      for (const S of [2, 4]) expectBits(await run({ ...base, slots: S }), one, `o, cu ${cu.join(',')}, S = ${S}`);
+      for (const t of [q, gc, hB, Vp, Aqk, cuT]) t.dispose();
     }
   });
 });

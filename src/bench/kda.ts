@@ -516,6 +516,11 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) 
     ...(kdaForwardTuning.tc16Kt
       ? { tc16KtVsOff: diffOS(a, await withTuningAsync({ tc16Kt: false }, () => run(x, 'chunk'))) }
       : {}),
+    // Chunk slots a workgroup (kdaForwardTuning.ktSlots, outputSlots; wgslParts slotLoop) as asked against one
+    // slot a workgroup: equal bit for bit (0).
+    ...((kdaForwardTuning.ktSlots ?? 1) > 1 || (kdaForwardTuning.outputSlots ?? 1) > 1
+      ? { slotsVsOne: diffOS(a, await withTuningAsync({ ktSlots: 1, outputSlots: 1 }, () => run(x, 'chunk'))) }
+      : {}),
   };
 }
 

@@ -189,6 +189,8 @@ export interface ChunkForwardPlan {
    * (kdaForwardTuning.gcBeta; gram.betaBf16 then unset): no dispatch of its own for it.
    */
   gcBeta: boolean;
+  /** With gcBeta: beta loaded by each chunk's first gc workgroup only (kdaForwardTuning.gcBetaFirst; gc.wgsl.ts). */
+  gcBetaFirst: boolean;
   idleScratch: boolean;
   /** The overlap probe runs after the forward (with one head group). */
   overlapProbe: boolean;
@@ -605,6 +607,7 @@ export function planChunkForward(
     gramGc,
     gcPass,
     gcBeta,
+    gcBetaFirst: gcBeta && t.gcBetaFirst === true,
     gcKd,
     vv4,
     ...twoPassVariants,

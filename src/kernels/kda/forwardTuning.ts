@@ -412,6 +412,12 @@ export const kdaForwardTuning: {
    */
   gcBeta?: boolean;
   /**
+   * With gcBeta: bf16 beta loaded by each chunk's first gc workgroup only, the one that stores it (gc.wgsl.ts beta
+   * 'first'; bench kda --fwd-gc-beta-first on|off; unset: off): at K = 128 the other workgroup's loads were never
+   * used. The same values stored. Not measured yet.
+   */
+  gcBetaFirst?: boolean;
+  /**
    * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
    * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
    * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'

@@ -3,7 +3,8 @@
  * the initial state from its own binding or starts from zeros (StateTiledVariant.start: no copy of the initial state
  * into the state buffer, no zero fill), and bf16 beta is read as bf16 by intraGram and the Kt form's state pass
  * (IntraGramVariant.betaBf16, StateTiledVariant.betaBf16: no widening dispatch), or widened for intraGram by the gc
- * pass (kdaForwardTuning.gcBeta, gc.wgsl.ts beta: the default). K16/V8 on lavapipe, T = 1, 7, 63,
+ * pass (kdaForwardTuning.gcBeta, gc.wgsl.ts beta: the default; loaded by each chunk's first gc workgroup only with
+ * gcBetaFirst). K16/V8 on lavapipe, T = 1, 7, 63,
  * 65, 130 and an empty sequence packed in one batch from an initial state, T = 130 from zeros:
  *  - bf16 inputs and bf16 beta in the Kt form (the GPU inference path), and f32 inputs with Kd formed in the state
  *    pass (lavapipe's default path): o and the final state bit for bit the forward with both options off (the copy
@@ -69,8 +70,14 @@ describe('kda forward: the state pass takes the start, bf16 beta read as bf16', 
             cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
             initialState: S0 ? gpu.fromHost(S0, [N, H, K, V]) : undefined,
           };
-          const run = async (on: boolean, gcBeta?: boolean) => {
-            Object.assign(kdaForwardTuning, { stateStart: on, betaBf16: on, gcBeta, ktForm: bf16 || undefined });
+          const run = async (on: boolean, gcBeta?: boolean, gcBetaFirst?: boolean) => {
+            Object.assign(kdaForwardTuning, {
+              stateStart: on,
+              betaBf16: on,
+              gcBeta,
+              gcBetaFirst,
+              ktForm: bf16 || undefined,
+            });
             const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
             const out = {
               o: (await r.o.read()) as Float32Array | Uint16Array,
@@ -97,6 +104,11 @@ describe('kda forward: the state pass takes the start, bf16 beta read as bf16', 
             const gram = (keys: string[]) => keys.find((k) => k.startsWith('kda_chunk_intra_gram')) ?? '';
             expect(on.keys.some((k) => k.startsWith('kda_chunk_gc') && k.endsWith('_bf16_beta'))).toBe(true);
             expect(gram(on.keys)).not.toContain('_b16');
+            // beta loaded by each chunk's first gc workgroup only (gcBetaFirst): the same values stored.
+            const first = await run(true, undefined, true);
+            expectBits(first.o, off.o, `o, gc beta loaded by the first workgroup, ${where}`);
+            expectBits(first.S, off.S, `final state, gc beta loaded by the first workgroup, ${where}`);
+            expect(first.keys.some((k) => k.startsWith('kda_chunk_gc') && k.endsWith('_bf16_beta1'))).toBe(true);
             const own = await run(true, false);
             expectBits(own.o, off.o, `o, intraGram reading bf16 beta, ${where}`);
             expectBits(own.S, off.S, `final state, intraGram reading bf16 beta, ${where}`);

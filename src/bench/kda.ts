@@ -164,6 +164,12 @@ export interface KdaBenchOptions {
   fwdTc16OutputSplit?: boolean;
   fwdTc16OutputWg?: 256 | 512;
   fwdTc16OutputPad?: boolean;
+  /** Chunk slots a workgroup of the tensor-core output pass (kdaForwardTuning.outputSlots). */
+  fwdOutputSlots?: 1 | 2 | 4;
+  /** Chunk slots a workgroup of the Kt form's f32 pre-pass (kdaForwardTuning.ktSlots). */
+  fwdKtSlots?: 1 | 2 | 4;
+  /** bf16 beta loaded by each chunk's first gc workgroup only (kdaForwardTuning.gcBetaFirst). */
+  fwdGcBetaFirst?: boolean;
   /** The mixed mode's per-chunk states hB stored and read as bf16 (kdaForwardTuning.hbBf16; --fwd-hb-bf16 on|off). */
   fwdHbBf16?: boolean;
   /** The tiled state pass reads the initial state itself, no copy (kdaForwardTuning.stateStart; --fwd-state-start). */
@@ -365,6 +371,9 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     tc16OutputSplit: o.fwdTc16OutputSplit,
     tc16OutputWg: o.fwdTc16OutputWg,
     tc16OutputPad: o.fwdTc16OutputPad,
+    outputSlots: o.fwdOutputSlots,
+    ktSlots: o.fwdKtSlots,
+    gcBetaFirst: o.fwdGcBetaFirst,
     hbBf16: o.fwdHbBf16,
     stateStart: o.fwdStateStart,
     betaBf16: o.fwdBetaBf16,
@@ -509,6 +518,15 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) 
     ),
     ...(kdaForwardTuning.tc16Kt
       ? { tc16KtVsOff: diffOS(a, await withTuningAsync({ tc16Kt: false }, () => run(x, 'chunk'))) }
+      : {}),
+    // Chunk slots a workgroup (kdaForwardTuning.ktSlots, outputSlots; wgslParts slotLoop) as asked against one
+    // slot a workgroup: equal bit for bit (0).
+    // beta loaded by each chunk's first gc workgroup only (kdaForwardTuning.gcBetaFirst) as asked against all: 0.
+    ...(kdaForwardTuning.gcBetaFirst
+      ? { gcBetaFirstVsAll: diffOS(a, await withTuningAsync({ gcBetaFirst: false }, () => run(x, 'chunk'))) }
+      : {}),
+    ...((kdaForwardTuning.ktSlots ?? 1) > 1 || (kdaForwardTuning.outputSlots ?? 1) > 1
+      ? { slotsVsOne: diffOS(a, await withTuningAsync({ ktSlots: 1, outputSlots: 1 }, () => run(x, 'chunk'))) }
       : {}),
   };
 }
@@ -1144,6 +1162,9 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-gram-gc-direct <on|off>', 'with the gc prologue: its walk loads g itself (no staging)')
     .option('--fwd-gram-gc-spread <on|off>', "with the gc prologue: its walk's column groups over all 8 warps")
     .option('--fwd-gram-gc-probe <part>', 'profiling only: the gc prologue without all, fence, walk or loads')
+    .option('--fwd-gc-beta-first <on|off>', "with --fwd-gc-beta: beta loaded by each chunk's first gc workgroup only")
+    .option('--fwd-output-slots <1|2|4>', 'the tensor-core output pass: chunk slots a workgroup (default 1)')
+    .option('--fwd-kt-slots <1|2|4>', "the Kt form's f32 pre-pass (Kt | M): chunk slots a workgroup (default 1)")
     .option('--fwd-tc16-output-pad <on|off>', 'the tensor-core output pass: padded workgroup-memory rows (default off)')
     .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(
@@ -1324,6 +1345,9 @@ export function registerKdaBench(bench: Command): void {
         ] as const),
         fwdTc16OutputSplit: parseOnOff('--fwd-tc16-output-split', opts.fwdTc16OutputSplit),
         fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
+        fwdOutputSlots: parseNumberChoice('--fwd-output-slots', opts.fwdOutputSlots, [1, 2, 4] as const),
+        fwdKtSlots: parseNumberChoice('--fwd-kt-slots', opts.fwdKtSlots, [1, 2, 4] as const),
+        fwdGcBetaFirst: parseOnOff('--fwd-gc-beta-first', opts.fwdGcBetaFirst),
         fwdHbBf16: parseOnOff('--fwd-hb-bf16', opts.fwdHbBf16),
         fwdStateStart: parseOnOff('--fwd-state-start', opts.fwdStateStart),
         fwdBetaBf16: parseOnOff('--fwd-beta-bf16', opts.fwdBetaBf16),

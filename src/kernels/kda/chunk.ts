@@ -242,6 +242,8 @@ function chunkForward(
   const S0bound = plan.stateStart && S0 ? [S0] : [];
   // bf16 beta widened by the gc pass for intraGram (plan.gcBeta).
   const betaF = plan.gcBeta ? gpu.empty([Ttot, H]) : undefined;
+  // The gc pass's beta: widened (loaded by every workgroup of a chunk, or by its first only: plan.gcBetaFirst) or not.
+  const gcBetaMode = betaF === undefined ? false : plan.gcBetaFirst ? 'first' : true;
   // Head groups bound the per-chunk state buffers; the fused pass without them runs all heads at once.
   const groups = needH ? headGroups(gpu, p, midBf16 || plan.hbBf16 ? 2 : 4) : [{ h0: 0, HB: H }];
   // In the bf16 storage mode W, U, the per-chunk states and V' are stored in bf16 (bf16.wgsl.ts); in the mixed
@@ -331,8 +333,8 @@ function chunkForward(
       gpu.dispatch({
         kernel: {
           name: 'kda_chunk_gc',
-          key: gcKey(K, GK, fused, kd, bf16, betaF !== undefined),
-          code: () => gcWgsl(K, GK, fused, kd, bf16, betaF !== undefined),
+          key: gcKey(K, GK, fused, kd, bf16, gcBetaMode),
+          code: () => gcWgsl(K, GK, fused, kd, bf16, gcBetaMode),
         },
         tensors: Qg
           ? [cu, k, g, q, saved.gc, saved.Kd, Qg]

@@ -189,6 +189,8 @@ export interface ChunkForwardPlan {
    * (kdaForwardTuning.gcBeta; gram.betaBf16 then unset): no dispatch of its own for it.
    */
   gcBeta: boolean;
+  /** With gcBeta: beta loaded by each chunk's first gc workgroup only (kdaForwardTuning.gcBetaFirst; gc.wgsl.ts). */
+  gcBetaFirst: boolean;
   idleScratch: boolean;
   /** The overlap probe runs after the forward (with one head group). */
   overlapProbe: boolean;
@@ -448,6 +450,7 @@ export function planChunkForward(
     wg: t.tc16OutputWg ?? (K % 32 === 0 && dev.limits.maxComputeInvocationsPerWorkgroup >= 512 ? 512 : undefined),
     probe: t.tc16OutputProbe,
     pad: t.tc16OutputPad ?? true,
+    slots: (t.outputSlots ?? 1) > 1 ? t.outputSlots : undefined,
     rw: rw.has('output') || undefined,
   };
   const tc16Output =
@@ -604,6 +607,7 @@ export function planChunkForward(
     gramGc,
     gcPass,
     gcBeta,
+    gcBetaFirst: gcBeta && t.gcBetaFirst === true,
     gcKd,
     vv4,
     ...twoPassVariants,
@@ -709,6 +713,8 @@ function intraTwoPassVariants(
         midF32: bf16 || undefined,
         tc16: tc16Kt || undefined,
         chunks: tc16Kt && tc16KtWalks(K, t, dev) ? 2 : undefined,
+        // The f32 kernel's slots a workgroup (kdaForwardTuning.ktSlots; the tensor-core kernel has its own walk).
+        slots: !tc16Kt && (t.ktSlots ?? 1) > 1 ? t.ktSlots : undefined,
       }
     : {
         ...intraWUVariantFor({ K, V, GK }, dev.limits.maxComputeWorkgroupStorageSize, t),

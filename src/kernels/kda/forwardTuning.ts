@@ -349,6 +349,13 @@ export const kdaForwardTuning: {
   tc16OutputWg?: 256 | 512;
   /** The tensor-core output pass's padded workgroup-memory rows (OutputTc16Variant.pad; --fwd-tc16-output-pad; unset: on). */
   tc16OutputPad?: boolean;
+  /**
+   * The tensor-core output pass's chunk slots a workgroup (OutputTc16Variant.slots, wgslParts slotLoop; bench kda
+   * --fwd-output-slots 1|2|4; unset: 1). Why: Tint zeroes a workgroup's memory at its start (35 KiB padded), and
+   * with disable_workgroup_init the pass ran 0.013 ms faster at T = 32768 on the H200 (s13 kdagc sitting 2); S slots
+   * a workgroup pay that and the prologue 1 / S as often, safely. The same results bit for bit. Not measured yet.
+   */
+  outputSlots?: 1 | 2 | 4;
   /** Profiling only (wrong results): OutputTc16Variant.probe (bench kda --fwd-sweep tc16-out-no-*). */
   tc16OutputProbe?: 'products' | 'loads' | 'stage';
   /**
@@ -405,6 +412,12 @@ export const kdaForwardTuning: {
    */
   gcBeta?: boolean;
   /**
+   * With gcBeta: bf16 beta loaded by each chunk's first gc workgroup only, the one that stores it (gc.wgsl.ts beta
+   * 'first'; bench kda --fwd-gc-beta-first on|off; unset: off): at K = 128 the other workgroup's loads were never
+   * used. The same values stored. Not measured yet.
+   */
+  gcBetaFirst?: boolean;
+  /**
    * true: the Kt form (ktFormReference.ts): the two-pass intra's second kernel forms Kt = T^T Kd and M = A_qk T
    * (intraWUKt.wgsl.ts) instead of W and U, the tiled state pass reads Kb = k exp(gc), Kt, v and beta and stores
    * Y = Diag(beta) (V - Kb S) (StateTiledVariant.ktForm), the output pass reads M and Y in place of A_qk and V'
@@ -444,6 +457,13 @@ export const kdaForwardTuning: {
    * --fwd-tc16-kt-chunks 1|2. The same results. H200: 3.25 ms against the one-slot kernel's 1.90 (see there).
    */
   tc16KtChunks?: 1 | 2;
+  /**
+   * The Kt form's f32 pre-pass (intraWUKt.wgsl.ts, not tc16Kt): chunk slots a workgroup (IntraWUVariant.slots,
+   * wgslParts slotLoop; bench kda --fwd-kt-slots 1|2|4; unset: 1). Why: Tint's zeroing of the 32 KiB of workgroup
+   * memory at every workgroup's start cost ~0.011 ms of the pass at T = 32768 on the H200 (disable_workgroup_init,
+   * s13 kdagc sitting 2); S slots a workgroup pay it 1 / S as often. The same results bit for bit. Not measured yet.
+   */
+  ktSlots?: 1 | 2 | 4;
   /**
    * true: the Kt form's state pass on f16 tensor cores (stateTc16.wgsl.ts) where tc16Applies (bf16 inputs, f16
    * subgroup matrices), the Kt form runs with the tiled state pass and the kernel fits (K = 128); else as unset

@@ -28,8 +28,14 @@ const WG = 64;
 /** Rows whose loads are issued together. */
 const RB = 16;
 
-export const gcKey = (K: number, GK: number, qg = false, kd = true, bf16 = false, beta = false) =>
-  `kda_chunk_gc_k${K}_gk${GK}${qg ? '_qg' : ''}${kd ? '' : '_nokd'}${bf16 ? '_bf16' : ''}${beta ? '_beta' : ''}`;
+/**
+ * How the gc pass handles beta: false (not at all), true (bf16 beta widened to f32: every workgroup of a chunk loads
+ * it, its first stores it), 'first' (the same, loaded by the chunk's first workgroup only; kdaForwardTuning.gcBetaFirst).
+ */
+export type GcBeta = boolean | 'first';
+
+export const gcKey = (K: number, GK: number, qg = false, kd = true, bf16 = false, beta: GcBeta = false) =>
+  `kda_chunk_gc_k${K}_gk${GK}${qg ? '_qg' : ''}${kd ? '' : '_nokd'}${bf16 ? '_bf16' : ''}${beta ? '_beta' : ''}${beta === 'first' ? '1' : ''}`;
 
 export const gcWorkgroups = (K: number) => Math.ceil(K / WG);
 
@@ -39,7 +45,7 @@ export const gcWorkgroups = (K: number) => Math.ceil(K / WG);
  * (not with qg: the fused state-and-output pass has no bf16 variant). `beta` (bf16 with GK = K: gcPairsWgsl): bf16
  * beta widened to f32 as well (bindings `beta16` after g, `betaF` after the outputs; kdaForwardTuning.gcBeta).
  */
-export function gcWgsl(K: number, GK: number, qg = false, kd = true, bf16 = false, beta = false): string {
+export function gcWgsl(K: number, GK: number, qg = false, kd = true, bf16 = false, beta: GcBeta = false): string {
   if (qg && !kd) throw new Error('kda gc pass: Qg without Kd is not a variant');
   if (qg && bf16)
     throw new Error('kda gc pass: bf16 storage with Qg (the fused state-and-output pass) is not a variant');
@@ -107,7 +113,7 @@ export const GC_PAIRS_RB = 32;
  * rows 0.119. Each channel's sums are the f32 kernel's (a vec2 add is two scalar adds, in the same row order), so gc
  * and Kd equal its values bit for bit.
  */
-function gcPairsWgsl(K: number, kd: boolean, rb: number, beta = false): string {
+function gcPairsWgsl(K: number, kd: boolean, rb: number, beta: GcBeta = false): string {
   const K2 = K / 2;
   const wi = (r: string) => `((t0 + ${r}) * H + h) * ${K2}u + c2`;
   const rows = (body: (u: number) => string) => Array.from({ length: rb }, (_, u) => body(u)).join('\n      ');
@@ -139,9 +145,20 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       ? `
   // beta (bf16) widened to f32 for the later passes, by the chunk's first workgroup: rows lid and lid + 32, loaded
   // here and stored after the walks, so that nothing waits on these loads.
-  let bw = cb == 0u;
+  let bw = cb == 0u;${
+    beta === 'first'
+      ? `
+  // Loaded by that workgroup only (the others' loads were never stored): a branch uniform in the workgroup.
+  var b0 = 0.0;
+  var b1 = 0.0;
+  if (bw) {
+    b0 = ${bf16Scalar('beta16', '(t0 + min(lid, L - 1u)) * H + h')};
+    b1 = ${bf16Scalar('beta16', '(t0 + min(lid + 32u, L - 1u)) * H + h')};
+  }`
+      : `
   let b0 = ${bf16Scalar('beta16', '(t0 + min(lid, L - 1u)) * H + h')};
   let b1 = ${bf16Scalar('beta16', '(t0 + min(lid + 32u, L - 1u)) * H + h')};`
+  }`
       : ''
   }
   if (c2 >= ${K2}u) {${beta ? ' storeBeta(bw, lid, t0, L, H, h, b0, b1);' : ''} return; }

@@ -108,6 +108,12 @@ export interface IntraWUVariant {
    * matrices (the plan's tc16Kt). With chunks 2: the walk over two chunk slots (intraKtTc16Walk.wgsl.ts, 48 KiB).
    */
   tc16?: boolean;
+  /**
+   * With ktForm (the f32 kernel, not tc16): chunk slots a workgroup, one after the other (intraWUKt.wgsl.ts,
+   * wgslParts slotLoop; kdaForwardTuning.ktSlots): the grid's slot axis divided by it, rounded up. Default 1 (the
+   * one-slot kernel, the same text). The same results bit for bit.
+   */
+  slots?: number;
 }
 
 /** Whether the variant stores W and U in bf16 (bf16 without midF32). */
@@ -116,10 +122,12 @@ export const intraWUStoresBf16 = (v: IntraWUVariant): boolean => v.bf16 === true
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.tc16 ? '_tc16' : ''}${v.rw ? '_rw' : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.tc16 ? '_tc16' : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}${v.rw ? '_rw' : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
+  const slots = v.slots ?? 1;
+  if (!Number.isInteger(slots) || slots < 1 || (slots > 1 && (!v.ktForm || v.tc16))) return false;
   if (v.tc16)
     return (v.chunks ?? 1) > 1
       ? intraKtTc16WalkFits(v)
@@ -182,7 +190,7 @@ export const intraWUGroups = (v: IntraWUVariant): number => Math.ceil(intraWUTil
 /** The grid over NS chunk slots and H heads: tile groups, groups of `chunks` slots, heads. */
 export const intraWUGrid = (v: IntraWUVariant, NS: number, H: number): [number, number, number] =>
   v.ktForm
-    ? [1, Math.ceil(NS / (v.chunks ?? 1)), H]
+    ? [1, Math.ceil(NS / ((v.chunks ?? 1) * (v.slots ?? 1))), H]
     : v.headFirst
       ? [H, NS, intraWUGroups(v)]
       : [intraWUGroups(v), Math.ceil(NS / (v.chunks ?? 1)), H];

@@ -19,6 +19,9 @@
  *    past the chunk, so M is).
  * With bf16 (the forward's mixed mode: bf16 inputs, f32 intermediates) k is read as bf16 and widened when staged;
  * Kt and M are f32.
+ * With `slots` (IntraWUVariant.slots, kdaForwardTuning.ktSlots) S chunk slots a workgroup, one after the other
+ * (wgslParts slotLoop: the grid's slot axis divided by S; the per-workgroup prologue, Tint's zeroing of the 32 KiB
+ * included, 1 / S as often), the same sums per slot.
  * Workgroup memory: 32 KiB (T, the operand tile), as the one-tile W | U kernel. T is staged swizzled, column j's
  * vec4 m4 at j * 16 + (m4 ^ (j / 4)): M's reads of T (columns 4 cg + b, the same m4 across a subgroup's 16 column
  * groups) would otherwise all fall on one bank (a stride of 64 vec4), 16 ways; swizzled, the 16 fall on 8 banks
@@ -26,7 +29,7 @@
  */
 import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
 import { type IntraWUVariant, widenLoaded } from './intraWU.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, LOCATE } from './wgslParts.js';
+import { bindings, chunkSlotPrologue, computeMain, LOCATE, slotLoop } from './wgslParts.js';
 
 const WG = 256;
 const MT = 0;
@@ -87,7 +90,9 @@ export function intraWUKtWgsl(v: IntraWUVariant): string {
   ${i < KT ? ktProducts(i) : mProducts}
   ${i + 1 < n ? `workgroupBarrier();\n  ${stage(i + 1)}\n  workgroupBarrier();` : ''}`);
   }
-  return /* wgsl */ `
+  // With slots S > 1: S chunk slots a workgroup (wgslParts slotLoop; IntraWUVariant.slots), each the code below.
+  return slotLoop(
+    /* wgsl */ `
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
   ['cu: i32', `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'Aqk: vec4<f32>', 'Tt: vec4<f32>'],
@@ -112,5 +117,8 @@ ${computeMain(WG)}
   ${stage(0)}
   workgroupBarrier();
   ${items.join('\n  ')}
-}`;
+}`,
+    v.slots ?? 1,
+    'y',
+  );
 }

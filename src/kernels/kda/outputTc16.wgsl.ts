@@ -51,7 +51,7 @@
  */
 import { WGSL_BF16 } from './bf16.wgsl.js';
 import { F16_MMA_HEAD, C32, ld16, st32 } from '../f16mma.js';
-import { bindings, GROUP_PARAMS, LOCATE, readWriteBindings, workgroupIds } from './wgslParts.js';
+import { bindings, GROUP_PARAMS, LOCATE, readWriteBindings, slotLoop, workgroupIds } from './wgslParts.js';
 
 export interface OutputTc16Variant {
   K: number;
@@ -94,6 +94,13 @@ export interface OutputTc16Variant {
    * with S rounded to bf16 (outputReference.ts bf16State).
    */
   hbBf16?: boolean;
+  /**
+   * Chunk slots a workgroup, one after the other (wgslParts slotLoop; kdaForwardTuning.outputSlots): the grid's slot
+   * axis divided by it, rounded up; the per-workgroup prologue (Tint's zeroing of the 35-48 KiB of workgroup memory)
+   * 1 / slots as often. Default 1 (the same text as without). Every element of sh and res a slot reads it wrote (the
+   * maxima before their barrier, the staged operands, the result tiles), so the same results bit for bit.
+   */
+  slots?: number;
 }
 
 /** Value columns a workgroup. */
@@ -102,7 +109,7 @@ export const OUTPUT_TC16_BV = 64;
 const threads = (v: OutputTc16Variant) => v.wg ?? 256;
 
 export const outputTc16Key = (v: OutputTc16Variant) =>
-  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.wg === 512 ? '_wg512' : ''}${v.probe ? `_no${v.probe}` : ''}${v.pad ? '_pad' : ''}${v.hbBf16 ? '_hb16' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_output_tc16_k${v.K}_v${v.V}_gk${v.GK}${v.split ? '_split' : ''}${v.wg === 512 ? '_wg512' : ''}${v.probe ? `_no${v.probe}` : ''}${v.pad ? '_pad' : ''}${v.hbBf16 ? '_hb16' : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}${v.rw ? '_rw' : ''}`;
 
 export const outputTc16Fits = (v: OutputTc16Variant): boolean =>
   v.GK === v.K &&
@@ -110,7 +117,9 @@ export const outputTc16Fits = (v: OutputTc16Variant): boolean =>
   v.K >= 16 &&
   v.K <= 128 &&
   v.V % OUTPUT_TC16_BV === 0 &&
-  [undefined, 256, 512].includes(v.wg);
+  [undefined, 256, 512].includes(v.wg) &&
+  Number.isInteger(v.slots ?? 1) &&
+  (v.slots ?? 1) >= 1;
 
 /** Workgroup memory in bytes: the f16 operands (Qg and S, then A_qk and V' in Qg's place) and the f32 results. */
 export const outputTc16SharedBytes = (v: OutputTc16Variant): number => {
@@ -135,10 +144,10 @@ function tc16Layout(v: OutputTc16Variant) {
   return { KH, QS, SS, MS, SA, YA, EX, f16, RS: v.pad ? 68 : 64 };
 }
 
-/** The grid over NS chunk slots and HB heads: [value tiles, slots, heads]. */
+/** The grid over NS chunk slots and HB heads: [value tiles, slot groups (of `slots`, rounded up), heads]. */
 export const outputTc16Grid = (v: OutputTc16Variant, NS: number, HB: number): [number, number, number] => [
   v.V / OUTPUT_TC16_BV,
-  NS,
+  Math.ceil(NS / (v.slots ?? 1)),
   HB,
 ];
 
@@ -160,6 +169,8 @@ const fragmentIds = (subgroups: number) =>
 export function outputTc16Wgsl(v: OutputTc16Variant): string {
   if (v.rw) return readWriteBindings(outputTc16Wgsl({ ...v, rw: undefined }));
   if (!outputTc16Fits(v)) throw new Error(`kda output (tc16): K=${v.K} V=${v.V} GK=${v.GK} do not fit`);
+  // slots > 1: the one-slot kernel below walked over S slots a workgroup (slot = wid.y).
+  if ((v.slots ?? 1) > 1) return slotLoop(outputTc16Wgsl({ ...v, slots: undefined }), v.slots ?? 1, 'y');
   const { K, V } = v;
   const K4 = K / 4;
   const V4 = V / 4;

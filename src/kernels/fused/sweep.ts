@@ -58,10 +58,12 @@ export const decodeTuning = {
    * (a shuffle sum over each head's invocations, then one barrier instead of two), the sums of squares of
    * norm_cache_write (MLA's kv_a_layernorm), add_rmsnorm and the decode step's plain rmsnorm (subgroupReduceWgsl),
    * and swiglu_gemv's row sums (subgroupRowSumWgsl). Another summation order than the trees (equal within f32
-   * rounding, not bit-equal). true / 'auto' (default: where subgroups are 32 lanes) / false as subgroupSums.
-   * Not measured on the H200 yet (thirteenth session, second task).
+   * rounding, not bit-equal). true / 'auto' (where subgroups are 32 lanes) / false (default) as subgroupSums.
+   * Off by default: a tie on the H200 (48B preset, batch 1, int8 cache, 4K, own processes, lead's sitting,
+   * bench/results/2026-12-02-h200-s13-lead1-*): TPOT 3.532 / 3.542 ms with it against 3.552 / 3.534 without;
+   * --check with it: greedy tokens equal, logits within 3.05e-6 of the unfused ops.
    */
-  subgroupSumsRest: 'auto' as boolean | 'auto',
+  subgroupSumsRest: false as boolean | 'auto',
 };
 
 /**

@@ -353,7 +353,10 @@ export const kdaForwardTuning: {
    * The tensor-core output pass's chunk slots a workgroup (OutputTc16Variant.slots, wgslParts slotLoop; bench kda
    * --fwd-output-slots 1|2|4; unset: 1). Why: Tint zeroes a workgroup's memory at its start (35 KiB padded), and
    * with disable_workgroup_init the pass ran 0.013 ms faster at T = 32768 on the H200 (s13 kdagc sitting 2); S slots
-   * a workgroup pay that and the prologue 1 / S as often, safely. The same results bit for bit. Not measured yet.
+   * a workgroup pay that and the prologue 1 / S as often, safely. The same results bit for bit. Measured slower
+   * (H200, bf16, T = 32768, lead's sitting, bench/results/2026-12-02-h200-s13-lead1-ks-*): the pass 0.814-0.816 ms
+   * with 2 or 4 slots against 0.663-0.665, the forward 5.171-5.178 against 5.020-5.022: half the workgroups leave too
+   * little parallel slack (one chunk's loads no longer overlap another workgroup's products). Kept for measuring.
    */
   outputSlots?: 1 | 2 | 4;
   /** Profiling only (wrong results): OutputTc16Variant.probe (bench kda --fwd-sweep tc16-out-no-*). */
@@ -414,7 +417,8 @@ export const kdaForwardTuning: {
   /**
    * With gcBeta: bf16 beta loaded by each chunk's first gc workgroup only, the one that stores it (gc.wgsl.ts beta
    * 'first'; bench kda --fwd-gc-beta-first on|off; unset: off): at K = 128 the other workgroup's loads were never
-   * used. The same values stored. Not measured yet.
+   * used. The same values stored. Measured (lead's sitting, with both slot options at 2): gc 0.1236 / 0.1244 ms against
+   * 0.1252 / 0.1253, forward within noise (5.183 / 5.187 against 5.188 / 5.187): left off.
    */
   gcBetaFirst?: boolean;
   /**
@@ -461,7 +465,9 @@ export const kdaForwardTuning: {
    * The Kt form's f32 pre-pass (intraWUKt.wgsl.ts, not tc16Kt): chunk slots a workgroup (IntraWUVariant.slots,
    * wgslParts slotLoop; bench kda --fwd-kt-slots 1|2|4; unset: 1). Why: Tint's zeroing of the 32 KiB of workgroup
    * memory at every workgroup's start cost ~0.011 ms of the pass at T = 32768 on the H200 (disable_workgroup_init,
-   * s13 kdagc sitting 2); S slots a workgroup pay it 1 / S as often. The same results bit for bit. Not measured yet.
+   * s13 kdagc sitting 2); S slots a workgroup pay it 1 / S as often. The same results bit for bit. Measured slower
+   * (lead's sitting, bench/results/2026-12-02-h200-s13-lead1-ks-*): the pass 0.618 / 0.618 / 0.619 ms with 2, 2, 4
+   * slots against 0.600-0.601, forward 5.039-5.044 against 5.020-5.022. Kept for measuring.
    */
   ktSlots?: 1 | 2 | 4;
   /**

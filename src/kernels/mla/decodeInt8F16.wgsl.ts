@@ -249,32 +249,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     l(`${I}  }`);
     l(`${I}}`);
   };
-  const [Sa, Sb] = pl.ahead === 2 ? ['a', 'b'] : ['', ''];
-  l('  if (t0 < t1) {');
-  fetch('t0', '    ', Sa);
-  l('  }');
-  stage('0u', '  ', Sa);
-  if (pl.ahead === 2 && pl.prefetch) {
-    l(`  if (t0 + ${TB}u < t1) {`);
-    fetch(`t0 + ${TB}u`, '    ', Sb);
-    l('  }');
-  }
-  l('  workgroupBarrier();');
-  if (pl.ahead === 2) {
-    // Two blocks an iteration: even blocks in kv buffer 0 and register set a, odd ones in buffer 1 and set b.
-    l(`  for (var tb = t0; tb < t1; tb += ${2 * TB}u) {`);
-    block('tb', '0u', 'a', 'b', '    ');
-    l(`    if (tb + ${TB}u < t1) {`);
-    block(`(tb + ${TB}u)`, '1u', 'b', 'a', '      ');
-    l('    }');
-    l('  }');
-  } else {
-    l('  var kb = 0u;');
-    l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
-    block('tb', 'kb', '', '', '    ');
-    l('    kb = 1u - kb;');
-    l('  }');
-  }
+  blockLoopWgsl(l, pl, fetch, stage, block);
   // ---- the chunk's partials: O through the subgroup's part tile, then m and l ----
   l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
   for (let m = 0; m < 2; m++)
@@ -288,14 +263,66 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
       l(`    if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u + 2u + d] = part[256u * sgi + e]; }`);
       l('  }');
     }
+  mlWgsl(l, pl, 8);
+  l('}');
+  return L.join('\n');
+}
+
+/**
+ * The block loop of both f16 kernels (this file's and decodeInt8F16Wide.wgsl.ts): the chunk's first block fetched
+ * and staged into kv buffer 0 (with two ahead and prefetch, the second block fetched too, into register set b),
+ * then the blocks: two an iteration with two ahead (even blocks in kv buffer 0 and register set a, odd ones in
+ * buffer 1 and set b), else one an iteration alternating kv buffers kb. fetch(tb, indent, set), stage(kb, indent,
+ * set) and block(tb, kb, set, next set, indent) emit the kernel's own steps.
+ */
+export function blockLoopWgsl(
+  l: (s: string) => void,
+  pl: Pick<MlaInt8F16Plan, 'TB' | 'ahead' | 'prefetch'>,
+  fetch: (tbX: string, ind: string, S: string) => void,
+  stage: (kbX: string, ind: string, S: string) => void,
+  block: (tbX: string, kbX: string, Sf: string, Sn: string, I: string) => void,
+): void {
+  const { TB } = pl;
+  const [Sa, Sb] = pl.ahead === 2 ? ['a', 'b'] : ['', ''];
+  l('  if (t0 < t1) {');
+  fetch('t0', '    ', Sa);
+  l('  }');
+  stage('0u', '  ', Sa);
+  if (pl.ahead === 2 && pl.prefetch) {
+    l(`  if (t0 + ${TB}u < t1) {`);
+    fetch(`t0 + ${TB}u`, '    ', Sb);
+    l('  }');
+  }
+  l('  workgroupBarrier();');
+  if (pl.ahead === 2) {
+    l(`  for (var tb = t0; tb < t1; tb += ${2 * TB}u) {`);
+    block('tb', '0u', 'a', 'b', '    ');
+    l(`    if (tb + ${TB}u < t1) {`);
+    block(`(tb + ${TB}u)`, '1u', 'b', 'a', '      ');
+    l('    }');
+    l('  }');
+  } else {
+    l('  var kb = 0u;');
+    l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
+    block('tb', 'kb', '', '', '    ');
+    l('    kb = 1u - kb;');
+    l('  }');
+  }
+}
+
+/**
+ * The chunk's m and l of head hq: l summed over the head's `threads` softmax threads (8 or 16 adjacent lanes, tq),
+ * written by thread tq 0 (heads past H dropped); m poisoned (NaN) where the subgroup size is not 32.
+ */
+export function mlWgsl(l: (s: string) => void, pl: Pick<MlaInt8F16Plan, 'H' | 'Rv'>, threads: 8 | 16): void {
+  const { H, Rv } = pl;
   l('  var lt = lRun;');
-  l('  lt += subgroupShuffleXor(lt, 1u); lt += subgroupShuffleXor(lt, 2u); lt += subgroupShuffleXor(lt, 4u);');
+  const xor = (threads === 8 ? [1, 2, 4] : [1, 2, 4, 8]).map((k) => `lt += subgroupShuffleXor(lt, ${k}u);`);
+  l(`  ${xor.join(' ')}`);
   l('  let h = 32u * g + hq;');
   l(
     `  if (tq == 0u && h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mRef + poison; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt; }`,
   );
-  l('}');
-  return L.join('\n');
 }
 
 /**

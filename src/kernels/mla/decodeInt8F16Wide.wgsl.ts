@@ -29,6 +29,7 @@
  */
 import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
+import { blockLoopWgsl, mlWgsl } from './decodeInt8F16.wgsl.js';
 import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
 
 /** Key operand 16 channels x 8 tokens, and the 16 heads x 8 tokens score result. */
@@ -220,31 +221,7 @@ export function mlaInt8F16WideWgsl(pl: MlaInt8F16Plan): string {
     l(`${I}  }`);
     l(`${I}}`);
   };
-  const [Sa, Sb] = pl.ahead === 2 ? ['a', 'b'] : ['', ''];
-  l('  if (t0 < t1) {');
-  fetch('t0', '    ', Sa);
-  l('  }');
-  stage('0u', '  ', Sa);
-  if (pl.ahead === 2) {
-    l(`  if (t0 + ${TB}u < t1) {`);
-    fetch(`t0 + ${TB}u`, '    ', Sb);
-    l('  }');
-  }
-  l('  workgroupBarrier();');
-  if (pl.ahead === 2) {
-    l(`  for (var tb = t0; tb < t1; tb += ${2 * TB}u) {`);
-    block('tb', '0u', 'a', 'b', '    ');
-    l(`    if (tb + ${TB}u < t1) {`);
-    block(`(tb + ${TB}u)`, '1u', 'b', 'a', '      ');
-    l('    }');
-    l('  }');
-  } else {
-    l('  var kb = 0u;');
-    l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
-    block('tb', 'kb', '', '', '    ');
-    l('    kb = 1u - kb;');
-    l('  }');
-  }
+  blockLoopWgsl(l, pl, fetch, stage, block);
   // ---- the chunk's partials: O tiles through part, then m and l ----
   l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
   l('  workgroupBarrier();');
@@ -259,14 +236,7 @@ export function mlaInt8F16WideWgsl(pl: MlaInt8F16Plan): string {
     },
     false,
   );
-  l('  var lt = lRun;');
-  l(
-    '  lt += subgroupShuffleXor(lt, 1u); lt += subgroupShuffleXor(lt, 2u); lt += subgroupShuffleXor(lt, 4u); lt += subgroupShuffleXor(lt, 8u);',
-  );
-  l('  let h = 32u * g + hq;');
-  l(
-    `  if (tq == 0u && h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mRef + poison; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt; }`,
-  );
+  mlWgsl(l, pl, 16);
   l('}');
   return L.join('\n');
 }

@@ -237,16 +237,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
       }
     l(`${I}  }`);
     // ---- P x V ----
-    l(skip('pv') ? `${I}  if (false) {` : `${I}  {`);
-    for (let m = 0; m < 2; m++) l(`${I}    let p${m} = ${ld16('left', '&pw', `${F.p(m)}u`, `${PS}u`)};`);
-    for (let c = 0; c < CPS; c++) {
-      l(
-        `${I}    { let v = ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * CPS}u * sgi + ${16 * c}u`, `${KS}u`)};`,
-      );
-      for (let m = 0; m < 2; m++) l(`${I}      o${m}_${c} = subgroupMatrixMultiplyAccumulate(p${m}, v, o${m}_${c});`);
-      l(`${I}    }`);
-    }
-    l(`${I}  }`);
+    pvWgsl(l, I, kbX, pl, F.p, CPS, skip('pv'));
     l(`${I}}`);
   };
   blockLoopWgsl(l, pl, fetch, stage, block);
@@ -266,6 +257,31 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   mlWgsl(l, pl, 8);
   l('}');
   return L.join('\n');
+}
+
+/**
+ * P x V of both f16 kernels (indent I): the subgroup's p fragments of the two head halves (pw at pAt(m), stride PS)
+ * times its value column tiles cp sgi + c (kv buffer kbX, stride KS), accumulated into o{m}_{c}; `skip`: the
+ * products left out (a stage diagnostic).
+ */
+export function pvWgsl(
+  l: (s: string) => void,
+  I: string,
+  kbX: string,
+  pl: Pick<MlaInt8F16Plan, 'TB' | 'KS' | 'PS'>,
+  pAt: (m: number) => number,
+  cp: number,
+  skip: boolean,
+): void {
+  const { TB, KS, PS } = pl;
+  l(skip ? `${I}  if (false) {` : `${I}  {`);
+  for (let m = 0; m < 2; m++) l(`${I}    let p${m} = ${ld16('left', '&pw', `${pAt(m)}u`, `${PS}u`)};`);
+  for (let c = 0; c < cp; c++) {
+    l(`${I}    { let v = ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * cp}u * sgi + ${16 * c}u`, `${KS}u`)};`);
+    for (let m = 0; m < 2; m++) l(`${I}      o${m}_${c} = subgroupMatrixMultiplyAccumulate(p${m}, v, o${m}_${c});`);
+    l(`${I}    }`);
+  }
+  l(`${I}  }`);
 }
 
 /**

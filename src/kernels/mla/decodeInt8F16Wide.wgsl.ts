@@ -29,7 +29,7 @@
  */
 import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
-import { blockLoopWgsl, mlWgsl } from './decodeInt8F16.wgsl.js';
+import { blockLoopWgsl, mlWgsl, pvWgsl } from './decodeInt8F16.wgsl.js';
 import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
 
 /** Key operand 16 channels x 8 tokens, and the 16 heads x 8 tokens score result. */
@@ -209,16 +209,7 @@ export function mlaInt8F16WideWgsl(pl: MlaInt8F16Plan): string {
     );
     l(`${I}  }`);
     // ---- P x V ----
-    l(skip('pv') ? `${I}  if (false) {` : `${I}  {`);
-    for (let m = 0; m < 2; m++) l(`${I}    let p${m} = ${ld16('left', '&pw', `${F.p(m)}u`, `${PS}u`)};`);
-    for (let c = 0; c < CPW; c++) {
-      l(
-        `${I}    { let v = ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * CPW}u * sgi + ${16 * c}u`, `${KS}u`)};`,
-      );
-      for (let m = 0; m < 2; m++) l(`${I}      o${m}_${c} = subgroupMatrixMultiplyAccumulate(p${m}, v, o${m}_${c});`);
-      l(`${I}    }`);
-    }
-    l(`${I}  }`);
+    pvWgsl(l, I, kbX, pl, F.p, CPW, skip('pv'));
     l(`${I}}`);
   };
   blockLoopWgsl(l, pl, fetch, stage, block);

@@ -13,13 +13,14 @@ import {
   loadFrag as load,
   mergePartials,
   mmaFrag as mma,
-  paddedQuery,
+  emulationStart,
   rescaleO,
   storeFrag as store,
+  workgroupArrays,
   writePartials,
 } from './int8F16EmulateParts.js';
-import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
-import { int8PoolView, type MlaInt8Dims } from './int8Reference.js';
+import type { MlaInt8F16Plan } from './int8F16Plan.js';
+import type { MlaInt8Dims } from './int8Reference.js';
 
 type Frag = Float64Array;
 
@@ -34,23 +35,14 @@ export function mlaDecodeInt8F16Emulate(
 ): { partial: Float32Array; out: Float32Array; chunks: number } {
   const { B, H, R, Rv } = d;
   const { TB, KS, PS, KPQ, CPS, HP, NG, tau } = pl;
-  const F = f16Frags(pl);
-  const view = int8PoolView(pool, pageTable, d);
+  const { F, view, chunks, qh, partial } = emulationStart(pl, qFull, pool, pageTable, lengths, d, chunkLen);
   const { L, poolF, byte } = view;
-  const maxLen = Math.max(1, ...Array.from(lengths));
-  const chunks = Math.ceil(maxLen / chunkLen);
-  // qh [B, HP, R]: the query kernel's rows, heads past H zero.
-  const qh = paddedQuery(qFull, d, HP);
-  const partial = new Float32Array(B * chunks * H * (Rv + 2));
   for (let b = 0; b < B; b++)
     for (let chunk = 0; chunk < chunks; chunk++)
       for (let g = 0; g < NG; g++) {
         const t0 = chunk * chunkLen;
         const t1 = Math.min(lengths[b], t0 + chunkLen);
-        const kv = new Float32Array(2 * TB * KS);
-        const part = new Float32Array(2048);
-        const pw = new Float32Array(32 * PS);
-        const alpha = new Float32Array(32);
+        const { kv, part, pw, alpha } = workgroupArrays(pl);
         // Staging: item i = row i / rowItems, its `width` codes (4 or 16) from channel width (i % rowItems), times
         // their part's scale, as f16.
         const width = R / pl.rowItems;

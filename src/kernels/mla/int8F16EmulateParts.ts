@@ -1,11 +1,12 @@
 /**
  * The pieces the two f16 decode emulations (int8F16Emulate.ts, 256 threads; int8F16WideEmulate.ts, 512 threads) walk
  * the same way: fragment load / product / store, the padded query rows, the O rescale, the partials' write-out and
- * the cross-chunk merge. Each fragment is a rows x cols block, row-major in a Float64Array; products are summed in f64
+ * the cross-chunk merge, and what they set up before the walk. Each fragment is a rows x cols block, row-major in a Float64Array; products are summed in f64
  * and rounded to f32 (the tensor cores' f32 results).
  */
+import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
 import { int8F16Query } from './int8F16Reference.js';
-import type { MlaInt8Dims } from './int8Reference.js';
+import { int8PoolView, type MlaInt8Dims } from './int8Reference.js';
 
 /** A rows x cols fragment (row-major in the array), loaded row- or column-major. */
 export function loadFrag(
@@ -47,6 +48,39 @@ export function paddedQuery(qFull: Float32Array, d: MlaInt8Dims, HP: number): Fl
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++) qh.set(q16.subarray((b * H + h) * R, (b * H + h + 1) * R), (b * HP + h) * R);
   return qh;
+}
+
+/**
+ * What both emulations set up before the walk: the fragment offsets, the pool view, the chunk count (of the longest
+ * sequence, at least one), the padded query rows and the partials [B, chunks, H, Rv + 2] to fill.
+ */
+export function emulationStart(
+  pl: MlaInt8F16Plan,
+  qFull: Float32Array,
+  pool: Int32Array,
+  pageTable: Int32Array,
+  lengths: Int32Array,
+  d: MlaInt8Dims,
+  chunkLen: number,
+) {
+  const chunks = Math.ceil(Math.max(1, ...Array.from(lengths)) / chunkLen);
+  return {
+    F: f16Frags(pl),
+    view: int8PoolView(pool, pageTable, d),
+    chunks,
+    qh: paddedQuery(qFull, d, pl.HP),
+    partial: new Float32Array(d.B * chunks * d.H * (d.Rv + 2)),
+  };
+}
+
+/** One workgroup's arrays: kv (two blocks of TB rows at stride KS), part (score / O tiles), pw (p, f16), alpha. */
+export function workgroupArrays(pl: MlaInt8F16Plan) {
+  return {
+    kv: new Float32Array(2 * pl.TB * pl.KS),
+    part: new Float32Array(2048),
+    pw: new Float32Array(32 * pl.PS),
+    alpha: new Float32Array(32),
+  };
 }
 
 /** qFold: group g's 32 head rows of batch b staged at stride KS in a kv-sized array (heads past H zero). */

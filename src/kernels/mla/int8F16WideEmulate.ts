@@ -12,13 +12,14 @@ import {
   loadFrag as load,
   mergePartials,
   mmaFrag as mma,
-  paddedQuery,
+  emulationStart,
   rescaleO,
   storeFrag as store,
+  workgroupArrays,
   writePartials,
 } from './int8F16EmulateParts.js';
-import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
-import { int8PoolView, type MlaInt8Dims } from './int8Reference.js';
+import type { MlaInt8F16Plan } from './int8F16Plan.js';
+import type { MlaInt8Dims } from './int8Reference.js';
 
 export function mlaDecodeInt8F16WideEmulate(
   pl: MlaInt8F16Plan,
@@ -32,23 +33,15 @@ export function mlaDecodeInt8F16WideEmulate(
   const { B, H, R, Rv } = d;
   const { TB, KS, PS, KPQ, CPW, HP, NG, tau } = pl;
   if (!pl.wide) throw new Error('mlaDecodeInt8F16WideEmulate: needs a wide plan');
-  const F = f16Frags(pl);
-  const view = int8PoolView(pool, pageTable, d);
+  const { F, view, chunks, qh, partial } = emulationStart(pl, qFull, pool, pageTable, lengths, d, chunkLen);
   const { L, poolF, byte } = view;
-  const maxLen = Math.max(1, ...Array.from(lengths));
-  const chunks = Math.ceil(maxLen / chunkLen);
-  const qh = paddedQuery(qFull, d, HP);
   const W4 = R / 4;
-  const partial = new Float32Array(B * chunks * H * (Rv + 2));
   for (let b = 0; b < B; b++)
     for (let chunk = 0; chunk < chunks; chunk++)
       for (let g = 0; g < NG; g++) {
         const t0 = chunk * chunkLen;
         const t1 = Math.min(lengths[b], t0 + chunkLen);
-        const kv = new Float32Array(2 * TB * KS);
-        const part = new Float32Array(2048);
-        const pw = new Float32Array(32 * PS);
-        const alpha = new Float32Array(32);
+        const { kv, part, pw, alpha } = workgroupArrays(pl);
         // Staging: thread lid (row lid / 32, words lid % 32 + 32 n): word w's 4 codes x their part's scale as f16 at
         // channels 4 w.. of the row (the store order, swizzled or not, does not change where a value lands).
         const stage = (tb: number, kb: number) => {

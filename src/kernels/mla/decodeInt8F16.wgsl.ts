@@ -36,27 +36,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   const skip = (s: string) => (pl.skip as string[]).includes(s);
   const L: string[] = [];
   const l = (s: string) => L.push(s);
-  L.push(F16_MMA_HEAD + 'enable subgroups;');
-  l(
-    'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };',
-  );
-  l('@group(0) @binding(0) var<uniform> p: Params;');
-  // qFold: the f32 query [B, H, R] (made f16 here); else the query kernel's f16 rows qh [B, HP, R].
-  l(
-    pl.qFold
-      ? '@group(0) @binding(1) var<storage, read> q: array<f32>;'
-      : '@group(0) @binding(1) var<storage, read> qh: array<f16>;',
-  );
-  l(`@group(0) @binding(2) var<storage, read> pool: array<${words ? 'u32' : 'vec4<u32>'}>;`);
-  l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');
-  l('@group(0) @binding(4) var<storage, read> lengths: array<i32>;');
-  l('@group(0) @binding(5) var<storage, read_write> partial: array<f32>;');
-  l(`var<workgroup> kv: array<f16, ${2 * TB * KS}>;`);
-  l('var<workgroup> part: array<f32, 2048>;');
-  l(`var<workgroup> pw: array<f16, ${32 * PS}>;`);
-  l('var<workgroup> alpha: array<f32, 32>;');
-  l('var<workgroup> flag: array<u32, 4>;');
-  L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
+  L.push(...headWgsl(pl, words ? 'u32' : 'vec4<u32>'));
   l('  let sgi = lid / 32u; let lane = lid % 32u;');
   l('  let mh = sgi & 1u; let kq = sgi >> 1u;');
   l('  let hq = lid >> 3u; let tq = lid & 7u; let mhq = hq >> 4u; let hr = hq & 15u;');
@@ -257,6 +237,38 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   mlWgsl(l, pl, 8);
   l('}');
   return L.join('\n');
+}
+
+/**
+ * The head of both f16 kernels (this file's and decodeInt8F16Wide.wgsl.ts) up to the chunk entry's first lines: the
+ * params, the bindings (qFold: the f32 query [B, H, R], made f16 in the kernel; else the query kernel's f16 rows
+ * qh [B, HP, R]; the pool as `poolType` words), the workgroup arrays (kv: two blocks of TB rows at stride KS; part:
+ * score / O tiles; pw: p as f16; alpha; the rescale flag), rowOf and the chunk entry (chunkEntry.wgsl.ts).
+ */
+export function headWgsl(pl: MlaInt8F16Plan, poolType: string): string[] {
+  const { TB, KS, PS, WG } = pl;
+  const L: string[] = [`${F16_MMA_HEAD}enable subgroups;`];
+  const l = (s: string) => L.push(s);
+  l(
+    'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };',
+  );
+  l('@group(0) @binding(0) var<uniform> p: Params;');
+  l(
+    pl.qFold
+      ? '@group(0) @binding(1) var<storage, read> q: array<f32>;'
+      : '@group(0) @binding(1) var<storage, read> qh: array<f16>;',
+  );
+  l(`@group(0) @binding(2) var<storage, read> pool: array<${poolType}>;`);
+  l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');
+  l('@group(0) @binding(4) var<storage, read> lengths: array<i32>;');
+  l('@group(0) @binding(5) var<storage, read_write> partial: array<f32>;');
+  l(`var<workgroup> kv: array<f16, ${2 * TB * KS}>;`);
+  l('var<workgroup> part: array<f32, 2048>;');
+  l(`var<workgroup> pw: array<f16, ${32 * PS}>;`);
+  l('var<workgroup> alpha: array<f32, 32>;');
+  l('var<workgroup> flag: array<u32, 4>;');
+  L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
+  return L;
 }
 
 /**

@@ -9,7 +9,9 @@
 import type { DispatchArgs, GpuContext } from '../src/gpu/context.js';
 import { dispatchChunkForward, kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import type { KdaInputs } from '../src/kernels/kda/gpu.js';
+import { kdaCore } from '../src/kernels/kda/index.js';
 import { cuTensor } from '../src/kernels/kda/slots.js';
+import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import type { Device } from '../src/tensor/tensor.js';
 import type { KdaCase } from './kda-random.js';
 
@@ -27,7 +29,7 @@ export function uploadPacked(gpu: GpuContext, c: KdaCase): KdaInputs {
 
 /**
  * q, k, v, g (per channel), beta in kdaCore's batched layout ([1, T, H, K]) on device d, as `dtype` (bf16: the raw
- * bits given). Shared by the tests that call kdaCore on one batch (kda-bf16, -kt-form, -profile, -split).
+ * bits given). Shared by the tests that call kdaCore on one batch (kda-bf16, -kt-form, -profile, -split; kdaCoreRunner).
  */
 export function uploadBatched(
   d: Device,
@@ -118,3 +120,40 @@ export async function runChunkForward(
 /** runChunkForward with keep: o, S and every kept intermediate. */
 export const runChunkForwardKept = (gpu: GpuContext, c: KdaCase, cu: readonly number[], S0: Float32Array) =>
   runChunkForward(gpu, c, cu, S0, true);
+
+/**
+ * kdaCore in chunk mode over case c's sequences bounded by cu, from initial states S0 ([N, H, K, V]) or zeros, its
+ * inputs uploaded once in the batched layout (bf16: rounded to bf16). run() dispatches it with the current
+ * kdaForwardTuning and reads back o, the final state S and the kernel keys; dispose() frees the inputs. Shared by
+ * the tests that compare forward options bit for bit (kda-forward-slots, -start).
+ */
+export function kdaCoreRunner(gpu: GpuContext, c: KdaCase, cu: readonly number[], S0?: Float32Array, bf16 = false) {
+  const { H, K, V } = c;
+  const N = cu.length - 1;
+  const cast = (a: Float32Array) => (bf16 ? f32ArrayToBf16(a) : a);
+  const x = uploadBatched(
+    gpu,
+    { q: cast(c.q), k: cast(c.k), v: cast(c.v), g: cast(c.g), beta: cast(c.beta) },
+    c,
+    bf16 ? 'bf16' : 'f32',
+  );
+  const opts = {
+    mode: 'chunk' as const,
+    cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
+    initialState: S0 ? gpu.fromHost(S0, [N, H, K, V]) : undefined,
+  };
+  const run = async () => {
+    const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
+    const out = {
+      o: (await r.o.read()) as Float32Array | Uint16Array,
+      S: (await r.finalState!.read()) as Float32Array,
+      keys: r.keys,
+    };
+    for (const t of [r.o, r.finalState]) t?.dispose();
+    return out;
+  };
+  const dispose = () => {
+    for (const t of [...Object.values(x), opts.cuSeqlens, opts.initialState]) t?.dispose();
+  };
+  return { run, dispose };
+}

@@ -17,7 +17,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Params } from '../src/gpu/params.js';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { planChunkForward } from '../src/kernels/kda/forwardPlan.js';
-import { kdaCore } from '../src/kernels/kda/index.js';
 import { intraWUFits, intraWUGrid, intraWUKey, intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
 import {
   type OutputTc16Variant,
@@ -33,7 +32,7 @@ import { Rng } from '../src/util/random.js';
 import { expectBits } from './bits.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { forwardDeviceFacts } from './kda-devices.js';
-import { withDispatchKeys } from './kda-forward-run.js';
+import { kdaCoreRunner } from './kda-forward-run.js';
 import { randomCase } from './kda-random.js';
 
 const [H, K, V] = [2, 16, 8];
@@ -60,30 +59,10 @@ describe('kda forward: the Kt pre-pass walking S chunk slots a workgroup', () =>
           const T = cu[N];
           const c = randomCase(500 + i, T, H, K, V);
           const S0 = i === 0 ? new Rng(60 + i).normalArray(N * H * K * V, 0.5) : undefined;
-          const up = (a: Float32Array, shape: number[]) =>
-            bf16 ? gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16') : gpu.fromHost(a, shape);
-          const x = {
-            q: up(c.q, [1, T, H, K]),
-            k: up(c.k, [1, T, H, K]),
-            v: up(c.v, [1, T, H, V]),
-            g: up(c.g, [1, T, H, K]),
-            beta: up(c.beta, [1, T, H]),
-          };
-          const opts = {
-            mode: 'chunk' as const,
-            cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-            initialState: S0 ? gpu.fromHost(S0, [N, H, K, V]) : undefined,
-          };
+          const core = kdaCoreRunner(gpu, c, cu, S0, bf16);
           const run = async (ktSlots: 1 | 2 | 4) => {
             Object.assign(kdaForwardTuning, { ktForm: true, ktSlots });
-            const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
-            const out = {
-              o: (await r.o.read()) as Float32Array | Uint16Array,
-              S: (await r.finalState!.read()) as Float32Array,
-              keys: r.keys,
-            };
-            for (const t of [r.o, r.finalState]) t?.dispose();
-            return out;
+            return core.run();
           };
           const one = await run(1);
           const wu = (keys: string[]) => keys.find((k) => k.startsWith('kda_chunk_intra_wu')) ?? '';
@@ -100,7 +79,7 @@ describe('kda forward: the Kt pre-pass walking S chunk slots a workgroup', () =>
             expectClose(one.o as Float32Array, want.o, 1e-5, `o against the reference, cu ${cu.join(',')}`);
             expectClose(one.S as Float32Array, want.S, 1e-5, `final state against the reference, cu ${cu.join(',')}`);
           }
-          for (const t of [...Object.values(x), opts.cuSeqlens, opts.initialState]) t?.dispose();
+          core.dispose();
         }
       },
     );

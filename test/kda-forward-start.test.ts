@@ -16,14 +16,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { planChunkForward } from '../src/kernels/kda/forwardPlan.js';
-import { kdaCore } from '../src/kernels/kda/index.js';
 import { kdaChunkReference } from '../src/kernels/kda/reference.js';
-import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { Rng } from '../src/util/random.js';
 import { expectBits } from './bits.js';
 import { expectClose, gpuContext, hasGpu } from './helpers.js';
 import { forwardDeviceFacts } from './kda-devices.js';
-import { withDispatchKeys } from './kda-forward-run.js';
+import { kdaCoreRunner } from './kda-forward-run.js';
 import { randomCase } from './kda-random.js';
 
 const [H, K, V] = [2, 16, 8];
@@ -56,20 +54,7 @@ describe('kda forward: the state pass takes the start, bf16 beta read as bf16', 
           // The packed batch from an initial state, the single sequence from zeros.
           const S0 = i % 2 === 0 ? new Rng(40 + i).normalArray(N * H * K * V, 0.5) : undefined;
           const dt = bf16 ? 'bf16' : 'f32';
-          const up = (a: Float32Array, shape: number[]) =>
-            bf16 ? gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16') : gpu.fromHost(a, shape);
-          const x = {
-            q: up(c.q, [1, T, H, K]),
-            k: up(c.k, [1, T, H, K]),
-            v: up(c.v, [1, T, H, V]),
-            g: up(c.g, [1, T, H, K]),
-            beta: up(c.beta, [1, T, H]),
-          };
-          const opts = {
-            mode: 'chunk' as const,
-            cuSeqlens: gpu.fromHost(Int32Array.from(cu), [N + 1], 'i32'),
-            initialState: S0 ? gpu.fromHost(S0, [N, H, K, V]) : undefined,
-          };
+          const core = kdaCoreRunner(gpu, c, cu, S0, bf16);
           const run = async (on: boolean, gcBeta?: boolean, gcBetaFirst?: boolean) => {
             Object.assign(kdaForwardTuning, {
               stateStart: on,
@@ -78,14 +63,7 @@ describe('kda forward: the state pass takes the start, bf16 beta read as bf16', 
               gcBetaFirst,
               ktForm: bf16 || undefined,
             });
-            const r = await withDispatchKeys(gpu, async () => kdaCore(x.q, x.k, x.v, x.g, x.beta, opts));
-            const out = {
-              o: (await r.o.read()) as Float32Array | Uint16Array,
-              S: (await r.finalState!.read()) as Float32Array,
-              keys: r.keys,
-            };
-            for (const t of [r.o, r.finalState]) t?.dispose();
-            return out;
+            return core.run();
           };
           const on = await run(true);
           const off = await run(false);
@@ -120,7 +98,7 @@ describe('kda forward: the state pass takes the start, bf16 beta read as bf16', 
             expectClose(on.o as Float32Array, want.o, 1e-5, `o against the reference, ${where}`);
             expectClose(on.S as Float32Array, want.S, 1e-5, `final state against the reference, ${where}`);
           }
-          for (const t of [...Object.values(x), opts.cuSeqlens, opts.initialState]) t?.dispose();
+          core.dispose();
         }
       },
     );

@@ -36,27 +36,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   const skip = (s: string) => (pl.skip as string[]).includes(s);
   const L: string[] = [];
   const l = (s: string) => L.push(s);
-  L.push(F16_MMA_HEAD + 'enable subgroups;');
-  l(
-    'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };',
-  );
-  l('@group(0) @binding(0) var<uniform> p: Params;');
-  // qFold: the f32 query [B, H, R] (made f16 here); else the query kernel's f16 rows qh [B, HP, R].
-  l(
-    pl.qFold
-      ? '@group(0) @binding(1) var<storage, read> q: array<f32>;'
-      : '@group(0) @binding(1) var<storage, read> qh: array<f16>;',
-  );
-  l(`@group(0) @binding(2) var<storage, read> pool: array<${words ? 'u32' : 'vec4<u32>'}>;`);
-  l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');
-  l('@group(0) @binding(4) var<storage, read> lengths: array<i32>;');
-  l('@group(0) @binding(5) var<storage, read_write> partial: array<f32>;');
-  l(`var<workgroup> kv: array<f16, ${2 * TB * KS}>;`);
-  l('var<workgroup> part: array<f32, 2048>;');
-  l(`var<workgroup> pw: array<f16, ${32 * PS}>;`);
-  l('var<workgroup> alpha: array<f32, 32>;');
-  l('var<workgroup> flag: array<u32, 4>;');
-  L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
+  L.push(...headWgsl(pl, words ? 'u32' : 'vec4<u32>'));
   l('  let sgi = lid / 32u; let lane = lid % 32u;');
   l('  let mh = sgi & 1u; let kq = sgi >> 1u;');
   l('  let hq = lid >> 3u; let tq = lid & 7u; let mhq = hq >> 4u; let hr = hq & 15u;');
@@ -237,44 +217,10 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
       }
     l(`${I}  }`);
     // ---- P x V ----
-    l(skip('pv') ? `${I}  if (false) {` : `${I}  {`);
-    for (let m = 0; m < 2; m++) l(`${I}    let p${m} = ${ld16('left', '&pw', `${F.p(m)}u`, `${PS}u`)};`);
-    for (let c = 0; c < CPS; c++) {
-      l(
-        `${I}    { let v = ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * CPS}u * sgi + ${16 * c}u`, `${KS}u`)};`,
-      );
-      for (let m = 0; m < 2; m++) l(`${I}      o${m}_${c} = subgroupMatrixMultiplyAccumulate(p${m}, v, o${m}_${c});`);
-      l(`${I}    }`);
-    }
-    l(`${I}  }`);
+    pvWgsl(l, I, kbX, pl, F.p, CPS, skip('pv'));
     l(`${I}}`);
   };
-  const [Sa, Sb] = pl.ahead === 2 ? ['a', 'b'] : ['', ''];
-  l('  if (t0 < t1) {');
-  fetch('t0', '    ', Sa);
-  l('  }');
-  stage('0u', '  ', Sa);
-  if (pl.ahead === 2 && pl.prefetch) {
-    l(`  if (t0 + ${TB}u < t1) {`);
-    fetch(`t0 + ${TB}u`, '    ', Sb);
-    l('  }');
-  }
-  l('  workgroupBarrier();');
-  if (pl.ahead === 2) {
-    // Two blocks an iteration: even blocks in kv buffer 0 and register set a, odd ones in buffer 1 and set b.
-    l(`  for (var tb = t0; tb < t1; tb += ${2 * TB}u) {`);
-    block('tb', '0u', 'a', 'b', '    ');
-    l(`    if (tb + ${TB}u < t1) {`);
-    block(`(tb + ${TB}u)`, '1u', 'b', 'a', '      ');
-    l('    }');
-    l('  }');
-  } else {
-    l('  var kb = 0u;');
-    l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
-    block('tb', 'kb', '', '', '    ');
-    l('    kb = 1u - kb;');
-    l('  }');
-  }
+  blockLoopWgsl(l, pl, fetch, stage, block);
   // ---- the chunk's partials: O through the subgroup's part tile, then m and l ----
   l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
   for (let m = 0; m < 2; m++)
@@ -288,14 +234,123 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
       l(`    if (h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u + 2u + d] = part[256u * sgi + e]; }`);
       l('  }');
     }
+  mlWgsl(l, pl, 8);
+  l('}');
+  return L.join('\n');
+}
+
+/**
+ * The head of both f16 kernels (this file's and decodeInt8F16Wide.wgsl.ts) up to the chunk entry's first lines: the
+ * params, the bindings (qFold: the f32 query [B, H, R], made f16 in the kernel; else the query kernel's f16 rows
+ * qh [B, HP, R]; the pool as `poolType` words), the workgroup arrays (kv: two blocks of TB rows at stride KS; part:
+ * score / O tiles; pw: p as f16; alpha; the rescale flag), rowOf and the chunk entry (chunkEntry.wgsl.ts).
+ */
+export function headWgsl(pl: MlaInt8F16Plan, poolType: string): string[] {
+  const { TB, KS, PS, WG } = pl;
+  const L: string[] = [`${F16_MMA_HEAD}enable subgroups;`];
+  const l = (s: string) => L.push(s);
+  l(
+    'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };',
+  );
+  l('@group(0) @binding(0) var<uniform> p: Params;');
+  l(
+    pl.qFold
+      ? '@group(0) @binding(1) var<storage, read> q: array<f32>;'
+      : '@group(0) @binding(1) var<storage, read> qh: array<f16>;',
+  );
+  l(`@group(0) @binding(2) var<storage, read> pool: array<${poolType}>;`);
+  l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');
+  l('@group(0) @binding(4) var<storage, read> lengths: array<i32>;');
+  l('@group(0) @binding(5) var<storage, read_write> partial: array<f32>;');
+  l(`var<workgroup> kv: array<f16, ${2 * TB * KS}>;`);
+  l('var<workgroup> part: array<f32, 2048>;');
+  l(`var<workgroup> pw: array<f16, ${32 * PS}>;`);
+  l('var<workgroup> alpha: array<f32, 32>;');
+  l('var<workgroup> flag: array<u32, 4>;');
+  L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
+  return L;
+}
+
+/**
+ * P x V of both f16 kernels (indent I): the subgroup's p fragments of the two head halves (pw at pAt(m), stride PS)
+ * times its value column tiles cp sgi + c (kv buffer kbX, stride KS), accumulated into o{m}_{c}; `skip`: the
+ * products left out (a stage diagnostic).
+ */
+export function pvWgsl(
+  l: (s: string) => void,
+  I: string,
+  kbX: string,
+  pl: Pick<MlaInt8F16Plan, 'TB' | 'KS' | 'PS'>,
+  pAt: (m: number) => number,
+  cp: number,
+  skip: boolean,
+): void {
+  const { TB, KS, PS } = pl;
+  l(skip ? `${I}  if (false) {` : `${I}  {`);
+  for (let m = 0; m < 2; m++) l(`${I}    let p${m} = ${ld16('left', '&pw', `${pAt(m)}u`, `${PS}u`)};`);
+  for (let c = 0; c < cp; c++) {
+    l(`${I}    { let v = ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * cp}u * sgi + ${16 * c}u`, `${KS}u`)};`);
+    for (let m = 0; m < 2; m++) l(`${I}      o${m}_${c} = subgroupMatrixMultiplyAccumulate(p${m}, v, o${m}_${c});`);
+    l(`${I}    }`);
+  }
+  l(`${I}  }`);
+}
+
+/**
+ * The block loop of both f16 kernels (this file's and decodeInt8F16Wide.wgsl.ts): the chunk's first block fetched
+ * and staged into kv buffer 0 (with two ahead and prefetch, the second block fetched too, into register set b),
+ * then the blocks: two an iteration with two ahead (even blocks in kv buffer 0 and register set a, odd ones in
+ * buffer 1 and set b), else one an iteration alternating kv buffers kb. fetch(tb, indent, set), stage(kb, indent,
+ * set) and block(tb, kb, set, next set, indent) emit the kernel's own steps.
+ */
+export function blockLoopWgsl(
+  l: (s: string) => void,
+  pl: Pick<MlaInt8F16Plan, 'TB' | 'ahead' | 'prefetch'>,
+  fetch: (tbX: string, ind: string, S: string) => void,
+  stage: (kbX: string, ind: string, S: string) => void,
+  block: (tbX: string, kbX: string, Sf: string, Sn: string, I: string) => void,
+): void {
+  const { TB } = pl;
+  const [Sa, Sb] = pl.ahead === 2 ? ['a', 'b'] : ['', ''];
+  l('  if (t0 < t1) {');
+  fetch('t0', '    ', Sa);
+  l('  }');
+  stage('0u', '  ', Sa);
+  if (pl.ahead === 2 && pl.prefetch) {
+    l(`  if (t0 + ${TB}u < t1) {`);
+    fetch(`t0 + ${TB}u`, '    ', Sb);
+    l('  }');
+  }
+  l('  workgroupBarrier();');
+  if (pl.ahead === 2) {
+    l(`  for (var tb = t0; tb < t1; tb += ${2 * TB}u) {`);
+    block('tb', '0u', 'a', 'b', '    ');
+    l(`    if (tb + ${TB}u < t1) {`);
+    block(`(tb + ${TB}u)`, '1u', 'b', 'a', '      ');
+    l('    }');
+    l('  }');
+  } else {
+    l('  var kb = 0u;');
+    l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
+    block('tb', 'kb', '', '', '    ');
+    l('    kb = 1u - kb;');
+    l('  }');
+  }
+}
+
+/**
+ * The chunk's m and l of head hq: l summed over the head's `threads` softmax threads (8 or 16 adjacent lanes, tq),
+ * written by thread tq 0 (heads past H dropped); m poisoned (NaN) where the subgroup size is not 32.
+ */
+export function mlWgsl(l: (s: string) => void, pl: Pick<MlaInt8F16Plan, 'H' | 'Rv'>, threads: 8 | 16): void {
+  const { H, Rv } = pl;
   l('  var lt = lRun;');
-  l('  lt += subgroupShuffleXor(lt, 1u); lt += subgroupShuffleXor(lt, 2u); lt += subgroupShuffleXor(lt, 4u);');
+  const xor = (threads === 8 ? [1, 2, 4] : [1, 2, 4, 8]).map((k) => `lt += subgroupShuffleXor(lt, ${k}u);`);
+  l(`  ${xor.join(' ')}`);
   l('  let h = 32u * g + hq;');
   l(
     `  if (tq == 0u && h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mRef + poison; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt; }`,
   );
-  l('}');
-  return L.join('\n');
 }
 
 /**

@@ -27,8 +27,8 @@
  * registers past the 128 a lane that 512 threads allow (spills), or the 16 x 8 products' chain (9 a block, as long
  * as the 256-thread kernel's 16 x 16 one). Kept opt-in (`wide`) for stage diagnostics (`skip`).
  */
-import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
-import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
+import { C32, ld16, st32 } from '../f16mma.js';
+import { blockLoopWgsl, headWgsl, mlWgsl, pvWgsl } from './decodeInt8F16.wgsl.js';
 import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
 
 /** Key operand 16 channels x 8 tokens, and the 16 heads x 8 tokens score result. */
@@ -45,26 +45,7 @@ export function mlaInt8F16WideWgsl(pl: MlaInt8F16Plan): string {
   const NSET = Math.ceil(W4 / 32); // word slots a thread: colW + 32 n
   const L: string[] = [];
   const l = (s: string) => L.push(s);
-  L.push(`${F16_MMA_HEAD}enable subgroups;`);
-  l(
-    'struct Params { maxPages: u32, pageSize: u32, chunks: u32, chunkLen: u32, pageShift: u32, _a: u32, _b: u32, _c: u32 };',
-  );
-  l('@group(0) @binding(0) var<uniform> p: Params;');
-  l(
-    pl.qFold
-      ? '@group(0) @binding(1) var<storage, read> q: array<f32>;'
-      : '@group(0) @binding(1) var<storage, read> qh: array<f16>;',
-  );
-  l('@group(0) @binding(2) var<storage, read> pool: array<u32>;');
-  l('@group(0) @binding(3) var<storage, read> pageTable: array<i32>;');
-  l('@group(0) @binding(4) var<storage, read> lengths: array<i32>;');
-  l('@group(0) @binding(5) var<storage, read_write> partial: array<f32>;');
-  l(`var<workgroup> kv: array<f16, ${2 * TB * KS}>;`);
-  l('var<workgroup> part: array<f32, 2048>;');
-  l(`var<workgroup> pw: array<f16, ${32 * PS}>;`);
-  l('var<workgroup> alpha: array<f32, 32>;');
-  l('var<workgroup> flag: array<u32, 4>;');
-  L.push(...pagedRowOfWgsl(), ...chunkMainWgsl(WG, false));
+  L.push(...headWgsl(pl, 'u32'));
   l('  let sgi = lid / 32u; let lane = lid % 32u;');
   l('  let nh = sgi & 1u; let mh = (sgi >> 1u) & 1u; let kq = sgi >> 2u;');
   l('  let hq = lid >> 4u; let tq = lid & 15u;');
@@ -208,43 +189,10 @@ export function mlaInt8F16WideWgsl(pl: MlaInt8F16Plan): string {
     );
     l(`${I}  }`);
     // ---- P x V ----
-    l(skip('pv') ? `${I}  if (false) {` : `${I}  {`);
-    for (let m = 0; m < 2; m++) l(`${I}    let p${m} = ${ld16('left', '&pw', `${F.p(m)}u`, `${PS}u`)};`);
-    for (let c = 0; c < CPW; c++) {
-      l(
-        `${I}    { let v = ${ld16('right', '&kv', `${kbX} * ${TB * KS}u + ${16 * CPW}u * sgi + ${16 * c}u`, `${KS}u`)};`,
-      );
-      for (let m = 0; m < 2; m++) l(`${I}      o${m}_${c} = subgroupMatrixMultiplyAccumulate(p${m}, v, o${m}_${c});`);
-      l(`${I}    }`);
-    }
-    l(`${I}  }`);
+    pvWgsl(l, I, kbX, pl, F.p, CPW, skip('pv'));
     l(`${I}}`);
   };
-  const [Sa, Sb] = pl.ahead === 2 ? ['a', 'b'] : ['', ''];
-  l('  if (t0 < t1) {');
-  fetch('t0', '    ', Sa);
-  l('  }');
-  stage('0u', '  ', Sa);
-  if (pl.ahead === 2) {
-    l(`  if (t0 + ${TB}u < t1) {`);
-    fetch(`t0 + ${TB}u`, '    ', Sb);
-    l('  }');
-  }
-  l('  workgroupBarrier();');
-  if (pl.ahead === 2) {
-    l(`  for (var tb = t0; tb < t1; tb += ${2 * TB}u) {`);
-    block('tb', '0u', 'a', 'b', '    ');
-    l(`    if (tb + ${TB}u < t1) {`);
-    block(`(tb + ${TB}u)`, '1u', 'b', 'a', '      ');
-    l('    }');
-    l('  }');
-  } else {
-    l('  var kb = 0u;');
-    l(`  for (var tb = t0; tb < t1; tb += ${TB}u) {`);
-    block('tb', 'kb', '', '', '    ');
-    l('    kb = 1u - kb;');
-    l('  }');
-  }
+  blockLoopWgsl(l, pl, fetch, stage, block);
   // ---- the chunk's partials: O tiles through part, then m and l ----
   l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
   l('  workgroupBarrier();');
@@ -259,14 +207,7 @@ export function mlaInt8F16WideWgsl(pl: MlaInt8F16Plan): string {
     },
     false,
   );
-  l('  var lt = lRun;');
-  l(
-    '  lt += subgroupShuffleXor(lt, 1u); lt += subgroupShuffleXor(lt, 2u); lt += subgroupShuffleXor(lt, 4u); lt += subgroupShuffleXor(lt, 8u);',
-  );
-  l('  let h = 32u * g + hq;');
-  l(
-    `  if (tq == 0u && h < ${H}u) { partial[(pBase + h) * ${Rv + 2}u] = mRef + poison; partial[(pBase + h) * ${Rv + 2}u + 1u] = lt; }`,
-  );
+  mlWgsl(l, pl, 16);
   l('}');
   return L.join('\n');
 }

@@ -7,33 +7,22 @@
  * [B, chunks, H, Rv + 2] the kernel writes and o [B, H, Rv] merged as merge.wgsl.ts does.
  */
 import { f16Round } from '../f16mma.js';
-import { int8F16Query } from './int8F16Reference.js';
-import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
-import { int8PoolView, type MlaInt8Dims } from './int8Reference.js';
+import {
+  foldedQuery,
+  lazyMax,
+  loadFrag as load,
+  mergePartials,
+  mmaFrag as mma,
+  emulationStart,
+  rescaleO,
+  storeFrag as store,
+  workgroupArrays,
+  writePartials,
+} from './int8F16EmulateParts.js';
+import type { MlaInt8F16Plan } from './int8F16Plan.js';
+import type { MlaInt8Dims } from './int8Reference.js';
 
 type Frag = Float64Array;
-
-function load(a: Float32Array, off: number, stride: number, colMajor = false): Frag {
-  const f = new Float64Array(256);
-  for (let r = 0; r < 16; r++)
-    for (let c = 0; c < 16; c++) f[16 * r + c] = colMajor ? a[off + c * stride + r] : a[off + r * stride + c];
-  return f;
-}
-
-function mma(A: Frag, B: Frag, C: Frag): Frag {
-  const out = new Float64Array(256);
-  for (let r = 0; r < 16; r++)
-    for (let c = 0; c < 16; c++) {
-      let x = C[16 * r + c];
-      for (let k = 0; k < 16; k++) x += A[16 * r + k] * B[16 * k + c];
-      out[16 * r + c] = Math.fround(x);
-    }
-  return out;
-}
-
-function store(a: Float32Array, off: number, f: Frag, stride: number): void {
-  for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) a[off + r * stride + c] = f[16 * r + c];
-}
 
 export function mlaDecodeInt8F16Emulate(
   pl: MlaInt8F16Plan,
@@ -46,26 +35,14 @@ export function mlaDecodeInt8F16Emulate(
 ): { partial: Float32Array; out: Float32Array; chunks: number } {
   const { B, H, R, Rv } = d;
   const { TB, KS, PS, KPQ, CPS, HP, NG, tau } = pl;
-  const F = f16Frags(pl);
-  const view = int8PoolView(pool, pageTable, d);
+  const { F, view, chunks, qh, partial } = emulationStart(pl, qFull, pool, pageTable, lengths, d, chunkLen);
   const { L, poolF, byte } = view;
-  const maxLen = Math.max(1, ...Array.from(lengths));
-  const chunks = Math.ceil(maxLen / chunkLen);
-  // qh [B, HP, R]: the query kernel's rows, heads past H zero.
-  const q16 = int8F16Query(qFull, d);
-  const qh = new Float32Array(B * HP * R);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++) qh.set(q16.subarray((b * H + h) * R, (b * H + h + 1) * R), (b * HP + h) * R);
-  const partial = new Float32Array(B * chunks * H * (Rv + 2));
   for (let b = 0; b < B; b++)
     for (let chunk = 0; chunk < chunks; chunk++)
       for (let g = 0; g < NG; g++) {
         const t0 = chunk * chunkLen;
         const t1 = Math.min(lengths[b], t0 + chunkLen);
-        const kv = new Float32Array(2 * TB * KS);
-        const part = new Float32Array(2048);
-        const pw = new Float32Array(32 * PS);
-        const alpha = new Float32Array(32);
+        const { kv, part, pw, alpha } = workgroupArrays(pl);
         // Staging: item i = row i / rowItems, its `width` codes (4 or 16) from channel width (i % rowItems), times
         // their part's scale, as f16.
         const width = R / pl.rowItems;
@@ -86,10 +63,7 @@ export function mlaDecodeInt8F16Emulate(
           }
         };
         // qFold: the group's 32 head rows staged in kv at stride KS (heads past H zero), the fragments loaded from there.
-        const qkv = new Float32Array(2 * TB * KS);
-        if (pl.qFold)
-          for (let hq = 0; hq < 32; hq++)
-            qkv.set(qh.subarray((b * HP + 32 * g + hq) * R, (b * HP + 32 * g + hq + 1) * R), hq * KS);
+        const qkv = pl.qFold ? foldedQuery(qh, b, g, HP, R, TB, KS) : qh;
         const q = Array.from({ length: 8 }, (_, sgi) =>
           Array.from({ length: KPQ }, (_, j) =>
             pl.qFold
@@ -108,7 +82,8 @@ export function mlaDecodeInt8F16Emulate(
           // scores: subgroup sgi = 2 kq + mh, its head half's K quarter into its part tile.
           for (let sgi = 0; sgi < 8; sgi++) {
             let a: Frag = new Float64Array(256);
-            for (let j = 0; j < KPQ; j++) a = mma(q[sgi][j], load(kv, F.key(kb, KPQ * (sgi >> 1) + j), KS, true), a);
+            for (let j = 0; j < KPQ; j++)
+              a = mma(q[sgi][j], load(kv, F.key(kb, KPQ * (sgi >> 1) + j), KS, 16, 16, true), a);
             store(part, F.tile(sgi), a, 16);
           }
           // softmax: thread lid = 8 hq + tq.
@@ -128,13 +103,8 @@ export function mlaDecodeInt8F16Emulate(
           for (let hq = 0; hq < 32; hq++) {
             let bm = -3e38;
             for (let tq = 0; tq < 8; tq++) bm = Math.max(bm, ...sv[8 * hq + tq]);
-            let al = 1;
-            if (mRef[hq] < -1e38) mRef[hq] = bm;
-            else if (bm > mRef[hq] + tau) {
-              al = Math.fround(2 ** (mRef[hq] - bm));
-              mRef[hq] = bm;
-              flag = true;
-            }
+            const { al, moved } = lazyMax(mRef, hq, bm, tau);
+            if (moved) flag = true;
             alpha[hq] = al;
             for (let tq = 0; tq < 8; tq++) {
               const lid = 8 * hq + tq;
@@ -145,13 +115,7 @@ export function mlaDecodeInt8F16Emulate(
             }
           }
           if (tb + TB < t1) stage(tb + TB, 1 - kb);
-          if (flag)
-            for (let sgi = 0; sgi < 8; sgi++)
-              for (let m = 0; m < 2; m++)
-                for (let c = 0; c < CPS; c++) {
-                  const t = o[sgi][m * CPS + c];
-                  for (let e = 0; e < 256; e++) t[e] = Math.fround(t[e] * alpha[16 * m + (e >> 4)]);
-                }
+          if (flag) rescaleO(o, alpha, CPS);
           // P x V: subgroup sgi, value column tiles CPS sgi + c, both head halves.
           for (let sgi = 0; sgi < 8; sgi++) {
             const p = [0, 1].map((m) => load(pw, F.p(m), PS));
@@ -163,38 +127,9 @@ export function mlaDecodeInt8F16Emulate(
           kb = 1 - kb;
         }
         // The partials: heads past H dropped.
-        const pBase = (b * chunks + chunk) * H;
-        for (let sgi = 0; sgi < 8; sgi++)
-          for (let m = 0; m < 2; m++)
-            for (let c = 0; c < CPS; c++)
-              for (let e = 0; e < 256; e++) {
-                const h = 32 * g + 16 * m + (e >> 4);
-                const dd = 16 * CPS * sgi + 16 * c + (e & 15);
-                if (h < H) partial[(pBase + h) * (Rv + 2) + 2 + dd] = o[sgi][m * CPS + c][e];
-              }
-        for (let hq = 0; hq < 32; hq++) {
-          const h = 32 * g + hq;
-          if (h >= H) continue;
-          let lt = 0;
-          for (let tq = 0; tq < 8; tq++) lt += lRun[8 * hq + tq];
-          partial[(pBase + h) * (Rv + 2)] = mRef[hq];
-          partial[(pBase + h) * (Rv + 2) + 1] = lt;
-        }
+        writePartials(partial, (b * chunks + chunk) * H, H, Rv, g, o, CPS, mRef, lRun, 8);
       }
   // The merge (merge.wgsl.ts), in f64.
-  const out = new Float32Array(B * H * Rv);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++) {
-      const at = (c: number) => ((b * chunks + c) * H + h) * (Rv + 2);
-      let M = -3e38;
-      for (let c = 0; c < chunks; c++) M = Math.max(M, partial[at(c)]);
-      let Ls = 0;
-      for (let c = 0; c < chunks; c++) Ls += partial[at(c) + 1] * 2 ** (partial[at(c)] - M);
-      for (let dd = 0; dd < Rv; dd++) {
-        let x = 0;
-        for (let c = 0; c < chunks; c++) x += partial[at(c) + 2 + dd] * 2 ** (partial[at(c)] - M);
-        out[(b * H + h) * Rv + dd] = Ls > 0 ? x / Ls : 0;
-      }
-    }
+  const out = mergePartials(partial, B, H, Rv, chunks);
   return { partial, out, chunks };
 }

@@ -6,33 +6,20 @@
  * ones the scheme means. Returns the partials [B, chunks, H, Rv + 2] and o [B, H, Rv] merged as merge.wgsl.ts does.
  */
 import { f16Round } from '../f16mma.js';
-import { int8F16Query } from './int8F16Reference.js';
-import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
-import { int8PoolView, type MlaInt8Dims } from './int8Reference.js';
-
-/** A rows x cols fragment (row-major in the array), loaded row- or column-major. */
-function load(a: Float32Array, off: number, stride: number, rows: number, cols: number, colMajor = false) {
-  const f = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++)
-    for (let c = 0; c < cols; c++) f[cols * r + c] = colMajor ? a[off + c * stride + r] : a[off + r * stride + c];
-  return f;
-}
-
-/** C (16 x n) += A (16 x 16) B (16 x n), f32 results. */
-function mma(A: Float64Array, B: Float64Array, C: Float64Array, n: number): Float64Array {
-  const out = new Float64Array(16 * n);
-  for (let r = 0; r < 16; r++)
-    for (let c = 0; c < n; c++) {
-      let x = C[n * r + c];
-      for (let k = 0; k < 16; k++) x += A[16 * r + k] * B[n * k + c];
-      out[n * r + c] = Math.fround(x);
-    }
-  return out;
-}
-
-function store(a: Float32Array, off: number, f: Float64Array, stride: number, n: number): void {
-  for (let r = 0; r < 16; r++) for (let c = 0; c < n; c++) a[off + r * stride + c] = f[n * r + c];
-}
+import {
+  foldedQuery,
+  lazyMax,
+  loadFrag as load,
+  mergePartials,
+  mmaFrag as mma,
+  emulationStart,
+  rescaleO,
+  storeFrag as store,
+  workgroupArrays,
+  writePartials,
+} from './int8F16EmulateParts.js';
+import type { MlaInt8F16Plan } from './int8F16Plan.js';
+import type { MlaInt8Dims } from './int8Reference.js';
 
 export function mlaDecodeInt8F16WideEmulate(
   pl: MlaInt8F16Plan,
@@ -46,26 +33,15 @@ export function mlaDecodeInt8F16WideEmulate(
   const { B, H, R, Rv } = d;
   const { TB, KS, PS, KPQ, CPW, HP, NG, tau } = pl;
   if (!pl.wide) throw new Error('mlaDecodeInt8F16WideEmulate: needs a wide plan');
-  const F = f16Frags(pl);
-  const view = int8PoolView(pool, pageTable, d);
+  const { F, view, chunks, qh, partial } = emulationStart(pl, qFull, pool, pageTable, lengths, d, chunkLen);
   const { L, poolF, byte } = view;
-  const maxLen = Math.max(1, ...Array.from(lengths));
-  const chunks = Math.ceil(maxLen / chunkLen);
-  const q16 = int8F16Query(qFull, d);
-  const qh = new Float32Array(B * HP * R);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++) qh.set(q16.subarray((b * H + h) * R, (b * H + h + 1) * R), (b * HP + h) * R);
   const W4 = R / 4;
-  const partial = new Float32Array(B * chunks * H * (Rv + 2));
   for (let b = 0; b < B; b++)
     for (let chunk = 0; chunk < chunks; chunk++)
       for (let g = 0; g < NG; g++) {
         const t0 = chunk * chunkLen;
         const t1 = Math.min(lengths[b], t0 + chunkLen);
-        const kv = new Float32Array(2 * TB * KS);
-        const part = new Float32Array(2048);
-        const pw = new Float32Array(32 * PS);
-        const alpha = new Float32Array(32);
+        const { kv, part, pw, alpha } = workgroupArrays(pl);
         // Staging: thread lid (row lid / 32, words lid % 32 + 32 n): word w's 4 codes x their part's scale as f16 at
         // channels 4 w.. of the row (the store order, swizzled or not, does not change where a value lands).
         const stage = (tb: number, kb: number) => {
@@ -89,10 +65,7 @@ export function mlaDecodeInt8F16WideEmulate(
           }
         };
         // The query fragments of subgroup sgi = 4 kq + 2 mh + nh: head half mh, K quarter kq (qFold: from kv).
-        const qkv = new Float32Array(2 * TB * KS);
-        if (pl.qFold)
-          for (let hq = 0; hq < 32; hq++)
-            qkv.set(qh.subarray((b * HP + 32 * g + hq) * R, (b * HP + 32 * g + hq + 1) * R), hq * KS);
+        const qkv = pl.qFold ? foldedQuery(qh, b, g, HP, R, TB, KS) : qh;
         const q = Array.from({ length: 16 }, (_, sgi) => {
           const mh = (sgi >> 1) & 1;
           const kq = sgi >> 2;
@@ -133,13 +106,8 @@ export function mlaDecodeInt8F16WideEmulate(
           for (let hq = 0; hq < 32; hq++) {
             let bm = -3e38;
             for (let tq = 0; tq < 16; tq++) bm = Math.max(bm, sv[16 * hq + tq]);
-            let al = 1;
-            if (mRef[hq] < -1e38) mRef[hq] = bm;
-            else if (bm > mRef[hq] + tau) {
-              al = Math.fround(2 ** (mRef[hq] - bm));
-              mRef[hq] = bm;
-              flag = true;
-            }
+            const { al, moved } = lazyMax(mRef, hq, bm, tau);
+            if (moved) flag = true;
             alpha[hq] = al;
             for (let tq = 0; tq < 16; tq++) {
               const lid = 16 * hq + tq;
@@ -149,13 +117,7 @@ export function mlaDecodeInt8F16WideEmulate(
             }
           }
           if (tb + TB < t1) stage(tb + TB, 1 - kb);
-          if (flag)
-            for (let sgi = 0; sgi < 16; sgi++)
-              for (let m = 0; m < 2; m++)
-                for (let c = 0; c < CPW; c++) {
-                  const t = o[sgi][m * CPW + c];
-                  for (let e = 0; e < 256; e++) t[e] = Math.fround(t[e] * alpha[16 * m + (e >> 4)]);
-                }
+          if (flag) rescaleO(o, alpha, CPW);
           for (let sgi = 0; sgi < 16; sgi++) {
             const p = [0, 1].map((m) => load(pw, F.p(m), PS, 16, 16));
             for (let c = 0; c < CPW; c++) {
@@ -165,37 +127,8 @@ export function mlaDecodeInt8F16WideEmulate(
           }
           kb = 1 - kb;
         }
-        const pBase = (b * chunks + chunk) * H;
-        for (let sgi = 0; sgi < 16; sgi++)
-          for (let m = 0; m < 2; m++)
-            for (let c = 0; c < CPW; c++)
-              for (let e = 0; e < 256; e++) {
-                const h = 32 * g + 16 * m + (e >> 4);
-                const dd = 16 * CPW * sgi + 16 * c + (e & 15);
-                if (h < H) partial[(pBase + h) * (Rv + 2) + 2 + dd] = o[sgi][m * CPW + c][e];
-              }
-        for (let hq = 0; hq < 32; hq++) {
-          const h = 32 * g + hq;
-          if (h >= H) continue;
-          let lt = 0;
-          for (let tq = 0; tq < 16; tq++) lt += lRun[16 * hq + tq];
-          partial[(pBase + h) * (Rv + 2)] = mRef[hq];
-          partial[(pBase + h) * (Rv + 2) + 1] = lt;
-        }
+        writePartials(partial, (b * chunks + chunk) * H, H, Rv, g, o, CPW, mRef, lRun, 16);
       }
-  const out = new Float32Array(B * H * Rv);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++) {
-      const at = (c: number) => ((b * chunks + c) * H + h) * (Rv + 2);
-      let M = -3e38;
-      for (let c = 0; c < chunks; c++) M = Math.max(M, partial[at(c)]);
-      let Ls = 0;
-      for (let c = 0; c < chunks; c++) Ls += partial[at(c) + 1] * 2 ** (partial[at(c)] - M);
-      for (let dd = 0; dd < Rv; dd++) {
-        let x = 0;
-        for (let c = 0; c < chunks; c++) x += partial[at(c) + 2 + dd] * 2 ** (partial[at(c)] - M);
-        out[(b * H + h) * Rv + dd] = Ls > 0 ? x / Ls : 0;
-      }
-    }
+  const out = mergePartials(partial, B, H, Rv, chunks);
   return { partial, out, chunks };
 }

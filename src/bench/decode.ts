@@ -49,6 +49,14 @@ import { runDependentSteps, timeDependentSteps, timeIndependentSteps } from './d
 import { BENCH_WARM_MS, machine, openBenchDevice, parseList } from './harness.js';
 import { allMlaConfig, readBenchConfig } from './modelConfig.js';
 
+/** A row's tokens/s by its median step (batch / median step), where the row has per-step times. */
+function medianTokensPerS(r: Record<string, unknown>): number | undefined {
+  const ms = r.medianStepMs as number | undefined;
+  return ms ? (1000 * (r.batch as number)) / ms : undefined;
+}
+
+const ratioOrNull = (a: number | undefined, b: number | undefined) => (a && b ? a / b : null);
+
 const PRESETS: Record<string, string> = {
   'kimi-linear-48b-a3b': '../../fixtures/configs/kimi-linear-48b-a3b.json',
 };
@@ -359,15 +367,14 @@ export async function benchDecode(
       if (!h || !m) return [];
       // Also by the median step: one host stall of ~0.1 s (seen on the H200 at 1M, cause unknown) moves a mean of
       // 8-32 steps by several ms, and the first timed steps of a pipelined run can read short.
-      const median = (r: Record<string, unknown>) => r.medianStepMs as number | undefined;
-      const mh = median(h);
-      const mm = median(m);
+      const mh = medianTokensPerS(h);
+      const mm = medianTokensPerS(m);
       return [
         {
           context: C,
           batch: B,
           allMlaOverHybrid: (m.tpotMs as number) / (h.tpotMs as number),
-          ...(mh && mm ? { allMlaOverHybridMedian: mm / mh } : {}),
+          ...(mh && mm ? { allMlaOverHybridMedian: mh / mm } : {}),
         },
       ];
     }),
@@ -386,11 +393,8 @@ export async function benchDecode(
             allMlaBatch: m?.batch ?? 0,
             allMlaTokensPerS: m?.tokensPerS ?? 0,
             hybridOverAllMla: h && m ? (h.tokensPerS as number) / (m.tokensPerS as number) : null,
-            // The same by the median step (tokens/s = batch / median step).
-            hybridOverAllMlaMedian:
-              h?.medianStepMs && m?.medianStepMs
-                ? (h.batch as number) / (h.medianStepMs as number) / ((m.batch as number) / (m.medianStepMs as number))
-                : null,
+            // The same by the median step.
+            hybridOverAllMlaMedian: h && m ? ratioOrNull(medianTokensPerS(h), medianTokensPerS(m)) : null,
           },
         ];
       })

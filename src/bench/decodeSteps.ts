@@ -10,6 +10,7 @@
  */
 import { argmax } from '../kernels/reduce/index.js';
 import type { BatchSession } from '../model/batchSession.js';
+import { median } from './harness.js';
 
 export interface StepTiming {
   ms: number;
@@ -91,8 +92,7 @@ export async function timeDependentSteps(
   const ms = (performance.now() - t0) / steps;
   flight.next.dispose();
   out.push(Array.from(await flight.tokens));
-  const sorted = [...stepMs].sort((a, b) => a - b);
-  const medianStepMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined;
+  const medianStepMs = stepMs.length ? median(stepMs) : undefined;
   return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, stepMs, medianStepMs, tokens: out };
 }
 

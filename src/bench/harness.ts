@@ -126,7 +126,8 @@ export async function profileKernels(
   return out;
 }
 
-function median(values: number[]): number {
+/** The upper middle value (the bench's median: one of the values, never an average of two). */
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
 }

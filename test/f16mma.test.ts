@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { acquireOptions } from '../src/cli/shared.js';
-import { DAWN_TOGGLES, parseDawnToggles } from '../src/gpu/acquire.js';
+import { DAWN_TOGGLES, dawnFlagsOf, parseDawnToggles } from '../src/gpu/acquire.js';
 import { C32, F16_MMA_HEAD, f16Round, ld16, st32 } from '../src/kernels/f16mma.js';
 import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { Rng } from '../src/util/random.js';
@@ -116,5 +116,26 @@ describe('Dawn toggles', () => {
     );
     expect(acquireOptions({}).toggles).toEqual([]);
     expect(DAWN_TOGGLES.vulkan_enable_f16_on_nvidia.safe).toBe(true);
+  });
+
+  it('--dawn-toggles-off turns toggles off, joined with the bench flag that turns one off, and refuses a toggle turned both ways', () => {
+    const zeroExt = 'use_vulkan_zero_initialize_workgroup_memory_extension';
+    const o = acquireOptions({ unsafeApis: true, dawnTogglesOff: zeroExt });
+    expect(o.disabledToggles).toEqual([zeroExt]);
+    expect(acquireOptions({}).disabledToggles).toEqual([]);
+    expect(
+      dawnFlagsOf({ ...o, dawnFlags: ['backend=vulkan', 'disable-dawn-features=timestamp_quantization'] }),
+    ).toEqual([
+      'backend=vulkan',
+      'enable-dawn-features=allow_unsafe_apis',
+      `disable-dawn-features=timestamp_quantization,${zeroExt}`,
+    ]);
+    expect(dawnFlagsOf({})).toEqual([]);
+    expect(() => acquireOptions({ dawnTogglesOff: 'no_such' })).toThrow(
+      /--dawn-toggles-off: 'no_such' is not a Dawn toggle/,
+    );
+    expect(() => acquireOptions({ unsafeApis: true, dawnTogglesOff: 'allow_unsafe_apis' })).toThrow(
+      /--dawn-toggles-off: 'allow_unsafe_apis' is also turned on/,
+    );
   });
 });

@@ -139,6 +139,7 @@ export function machine(gpu: GpuContext): Record<string, unknown> {
     architecture: gpu.adapterInfo.architecture,
     date: new Date().toISOString(),
     toggles: gpu.acquired.toggles,
+    ...(gpu.acquired.disabledToggles.length ? { togglesOff: gpu.acquired.disabledToggles } : {}),
   };
 }
 

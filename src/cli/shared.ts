@@ -8,6 +8,7 @@ export interface GpuFlagOptions {
   disableRobustness?: boolean;
   skipValidation?: boolean;
   dawnToggles?: string;
+  dawnTogglesOff?: string;
   f16?: boolean;
   powerPreference?: string;
 }
@@ -29,6 +30,10 @@ export function gpuFlags(cmd: Command): Command {
       'more Dawn toggles, comma-separated (see `kimi-linear info --toggles` for the known ones and which are safe)',
     )
     .option(
+      '--dawn-toggles-off <names>',
+      "Dawn toggles to turn off, comma-separated (e.g. use_vulkan_zero_initialize_workgroup_memory_extension, on by Dawn's default where the driver has it)",
+    )
+    .option(
       '--f16',
       'shader-f16 where Dawn withholds it (vulkan_enable_f16_on_nvidia: NVIDIA over Vulkan); with --unsafe-apis the f16 tensor cores the opt-in --fwd-tc16-* kernels use',
     )
@@ -44,11 +49,15 @@ export function acquireOptions(opts: GpuFlagOptions): AcquireOptions {
   if (opts.dawnToggles) {
     for (const t of parseDawnToggles(opts.dawnToggles)) if (!toggles.includes(t)) toggles.push(t);
   }
+  const disabledToggles = opts.dawnTogglesOff ? parseDawnToggles(opts.dawnTogglesOff, '--dawn-toggles-off') : [];
+  for (const t of disabledToggles) {
+    if (toggles.includes(t)) throw new Error(`--dawn-toggles-off: '${t}' is also turned on (--dawn-toggles or a flag)`);
+  }
   const pp = opts.powerPreference;
   if (pp !== undefined && pp !== 'high-performance' && pp !== 'low-power') {
     throw new Error(`--power-preference: '${pp}' is not high-performance or low-power`);
   }
-  return { toggles, powerPreference: pp as GPUPowerPreference | undefined };
+  return { toggles, disabledToggles, powerPreference: pp as GPUPowerPreference | undefined };
 }
 
 export function printJson(value: unknown): void {

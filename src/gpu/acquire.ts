@@ -5,9 +5,10 @@
  */
 
 /**
- * Dawn toggles a user may opt into; all are off unless asked for. Each says whether it keeps WebGPU's
- * guarantee that a shader cannot read or write outside its buffers (`safe`), and why one would want it.
- * Toggles a backend does not have, or whose driver feature is missing, Dawn ignores.
+ * Dawn toggles a user may turn on (`--dawn-toggles`) or off (`--dawn-toggles-off`); all keep Dawn's own default
+ * unless asked for. Each says whether turning it on keeps WebGPU's guarantee that a shader cannot read or write
+ * outside its buffers (`safe`), and why one would want it. Toggles a backend does not have, or whose driver
+ * feature is missing, Dawn ignores.
  */
 export const DAWN_TOGGLES = {
   allow_unsafe_apis: {
@@ -36,7 +37,7 @@ export const DAWN_TOGGLES = {
   },
   use_vulkan_zero_initialize_workgroup_memory_extension: {
     safe: true,
-    why: "Vulkan: workgroup memory zeroed by the driver (VK_KHR_zero_initialize_workgroup_memory) instead of by code at each shader's start",
+    why: "Vulkan: workgroup memory zeroed by the driver (VK_KHR_zero_initialize_workgroup_memory) instead of by Tint's code at each shader's start; Dawn's default where the driver has the feature, so the choice that matters is --dawn-toggles-off (Tint zeroes: still safe)",
   },
   disable_workgroup_init: {
     safe: false,
@@ -52,6 +53,7 @@ export type DawnToggle = keyof typeof DAWN_TOGGLES;
 
 /** Parses a comma-separated list of toggle names, naming the one not known and the known ones. */
 export function parseDawnToggles(list: string, what = '--dawn-toggles'): DawnToggle[] {
+  // Turning a toggle off is always as safe as Dawn's default; the names are checked the same way.
   const names = list
     .split(',')
     .map((s) => s.trim())
@@ -71,6 +73,8 @@ export interface AcquireOptions {
   /** Prefer a software adapter (lavapipe / SwiftShader) if several are present. */
   forceFallbackAdapter?: boolean;
   toggles?: readonly DawnToggle[];
+  /** Toggles turned off (Node only: Dawn's `disable-dawn-features`), e.g. a default Dawn turns on. */
+  disabledToggles?: readonly DawnToggle[];
   /** Node only: extra Dawn flags, e.g. `backend=vulkan` or `adapter=NVIDIA`. */
   dawnFlags?: readonly string[];
 }
@@ -82,6 +86,7 @@ export interface AcquiredDevice {
   limits: GPUSupportedLimits;
   info: AdapterSummary;
   toggles: readonly DawnToggle[];
+  disabledToggles: readonly DawnToggle[];
   /** The adapter's subgroup-matrix configurations (empty without the feature). */
   subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
   runtime: 'node' | 'browser';
@@ -162,9 +167,24 @@ export async function getGpu(options: AcquireOptions = {}): Promise<{ gpu: GPU; 
     if (!nav?.gpu) throw new NoAdapterError('this browser has no WebGPU (navigator.gpu is undefined)');
     return { gpu: nav.gpu, runtime: 'browser' };
   }
-  const flags = [...(options.dawnFlags ?? [])];
+  return { gpu: await nodeGpu(dawnFlagsOf(options)), runtime: 'node' };
+}
+
+/**
+ * The flags Dawn's Node binding is created with: the extra flags, the toggles turned on, and the toggles turned
+ * off joined with any `disable-dawn-features=` flag given (Dawn keeps only the last value of a flag).
+ */
+export function dawnFlagsOf(options: AcquireOptions): string[] {
+  const DISABLE = 'disable-dawn-features=';
+  const given = options.dawnFlags ?? [];
+  const flags = given.filter((f) => !f.startsWith(DISABLE));
+  const disabled = [
+    ...given.filter((f) => f.startsWith(DISABLE)).flatMap((f) => f.slice(DISABLE.length).split(',')),
+    ...(options.disabledToggles ?? []),
+  ];
   if (options.toggles?.length) flags.push(`enable-dawn-features=${options.toggles.join(',')}`);
-  return { gpu: await nodeGpu(flags), runtime: 'node' };
+  if (disabled.length) flags.push(`${DISABLE}${disabled.join(',')}`);
+  return flags;
 }
 
 function summarize(adapter: GPUAdapter): AdapterSummary {
@@ -221,6 +241,7 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
     limits: device.limits,
     info: summarize(adapter),
     toggles: options.toggles ?? [],
+    disabledToggles: options.disabledToggles ?? [],
     subgroupMatrixConfigs: subgroupMatrixConfigs(adapter),
     runtime,
   };

@@ -42,8 +42,7 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU (4 lanes)', () => {
     for (const N of [5, 7, 8]) {
       const x = randomUniform(gpu, [N, D], { seed: 14 + N, lo: -1, hi: 1 });
       const logits = randomUniform(gpu, [N, E], { seed: 15 + N, lo: -1, hi: 1 });
-      const cfg = { numExperts: E, topK: k, activation: 'sigmoid' as const, renormalize: true, scaling: 1 };
-      const r = route(logits, undefined, { ...cfg, numGroups: 1, topkGroup: 1 });
+      const r = route(logits, undefined, { ...ROUTER_BASE, numExperts: E, topK: k, scaling: 1 });
       const saved = moeDecodeTuning.maxTokens;
       try {
         moeDecodeTuning.maxTokens = 4;

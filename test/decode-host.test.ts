@@ -111,9 +111,11 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
     const run = async (ahead: number) => {
       const s = new BatchSession(model, { maxSequences: 1, maxLength: 256, cacheDtype: 'bf16' });
       s.addSynthetic(40);
-      const r = await timeDependentSteps(s, [3], 2, 5, undefined, undefined, ahead);
-      s.dispose();
-      return r;
+      try {
+        return await timeDependentSteps(s, [3], 2, 5, undefined, undefined, ahead);
+      } finally {
+        s.dispose();
+      }
     };
     const one = await run(1);
     const two = await run(2);

@@ -209,7 +209,7 @@ async function timeVariant(
   const maxBinding =
     device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize : Number.POSITIVE_INFINITY;
   for (const C of o.contexts) {
-    // The pipelined loop primes one step ahead, --profile records one more, --host-profile a few.
+    // The pipelined loop queues stepsAhead steps beyond the timed ones, --profile records one more, --host-profile a few.
     const held = C + WARMUP + WARMUP_EXTRA + o.steps + 1 + (o.stepsAhead ?? 1) + HOST_PROFILE_STEPS;
     const fit = largestBatch(model.cfg, held, {
       cacheDtype: o.cacheDtype,

@@ -70,7 +70,18 @@ export interface MlaInt8F16Options {
    * an SM (~9.5 KB at one workgroup an SM: too few bytes to cover the memory latency); with two, words staging
    * 1.33 -> 1.03 ms a layer, and rows 0.70 (third sitting). Without prefetch 1.58.
    */
-  ahead?: 1 | 2;
+  ahead?: 1 | 2 | 3 | 4;
+  /**
+   * How a staged word's four int8 codes become f16 (rows staging). 'cvt' (default): shifted to i32, converted to f32,
+   * times the f32 scale, converted to f16: two conversions a code, and the H200's conversion units do 16 an SM a
+   * clock (a block's 9216 codes: ~1150 clocks, near the whole staging cost the stage diagnostics measured). 'bits':
+   * the same values without the int -> float conversion (the code + 128 as the low mantissa byte of 2^23, minus
+   * 2^23 + 128: exact) and the f32 -> f16 roundings two at a time (pack2x16float): bit-identical to 'cvt'. 'half':
+   * all in packed f16 arithmetic: code + 1152 from the bits 0x6400 | (code + 128) (exact: ulp 1 in [1024, 2048)),
+   * minus 1152, times the scale rounded to f16, two channels an operation; the staged value is
+   * f16(code x f16(scale)), at most one f16 ulp from 'cvt'.
+   */
+  convert?: 'cvt' | 'bits' | 'half';
   /**
    * Rows staging: threads of odd rows store their four f16 in the order z, w, x, y (exact; only the order of the
    * stores changes). A warp stages two rows KS f16 apart (an odd multiple of 16 bytes: the banks shift by 4), so with
@@ -135,7 +146,8 @@ export interface MlaInt8F16Plan {
   stage: 'words' | 'vec4' | 'rows';
   prefetch: boolean;
   qPerBlock: boolean;
-  ahead: 1 | 2;
+  ahead: 1 | 2 | 3 | 4;
+  convert: 'cvt' | 'bits' | 'half';
   swizzle: boolean;
   qFold: boolean;
   wide: boolean;
@@ -185,6 +197,14 @@ export function planMlaInt8F16(
   if (wide && (stage !== 'rows' || o.prefetch === false || o.qPerBlock))
     throw new Error('mlaDecode (int8, f16): wide runs rows staging with prefetch and the query in registers');
   if (o.qFold && o.qPerBlock) throw new Error('mlaDecode (int8, f16): qFold and qPerBlock do not combine');
+  const ahead = o.prefetch === false ? 1 : (o.ahead ?? 2);
+  if (![1, 2, 3, 4].includes(ahead)) throw new Error(`mlaDecode (int8, f16): ahead must be 1, 2, 3 or 4, got ${ahead}`);
+  if (wide && ahead > 2) throw new Error('mlaDecode (int8, f16): wide runs ahead 1 or 2');
+  const convert = o.convert ?? 'cvt';
+  if (!['cvt', 'bits', 'half'].includes(convert))
+    throw new Error(`mlaDecode (int8, f16): convert must be cvt, bits or half, got ${convert}`);
+  if (convert !== 'cvt' && (stage !== 'rows' || wide || o.swizzle))
+    throw new Error('mlaDecode (int8, f16): convert bits / half need rows staging (not wide, not swizzle)');
   if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
   // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
   if (o.qFold && 2 * TB < 32) throw new Error('mlaDecode (int8, f16): qFold needs 2 TB >= 32');
@@ -215,7 +235,8 @@ export function planMlaInt8F16(
     stage,
     prefetch: o.prefetch ?? true,
     qPerBlock: o.qPerBlock ?? false,
-    ahead: o.prefetch === false ? 1 : (o.ahead ?? 2),
+    ahead,
+    convert,
     swizzle: o.swizzle ?? false,
     qFold: o.qFold ?? false,
     wide,
@@ -228,7 +249,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,

@@ -476,6 +476,8 @@ export const F16_S14_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', int8F16: { convert: 'half', skip: ['scores', 'softmax', 'pv'] } },
   { int8Kernel: 'f16', int8F16: { convert: 'bits', skip: ['scores', 'softmax', 'pv'] } },
   { int8Kernel: 'f16', int8F16: { skip: ['stage'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['rescale'] } },
+  { int8Kernel: 'f16', int8F16: { convert: 'half', skip: ['rescale'] } },
   { int8Kernel: 'f16' },
 ];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [

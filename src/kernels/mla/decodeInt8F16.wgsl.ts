@@ -207,9 +207,11 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     if (!pl.prefetch) fetch('tn', `${I}    `, Sn);
     stage(`(1u - ${kbX})`, `${I}    `, Sn);
     l(`${I}  }`);
-    l(`${I}  let fl = workgroupUniformLoad(&flag);`);
+    // skip rescale (a diagnostic): a plain barrier C and no rescale path (what the flag's second barrier costs).
+    if (skip('rescale')) l(`${I}  workgroupBarrier();`);
+    else l(`${I}  let fl = workgroupUniformLoad(&flag);`);
     // ---- the rare rescale: O[h] *= alpha[h], each tile through the subgroup's part tile ----
-    l(`${I}  if (fl[0] != 0u) {`);
+    l(skip('rescale') ? `${I}  if (false) {` : `${I}  if (fl[0] != 0u) {`);
     for (let m = 0; m < 2; m++)
       for (let c = 0; c < CPS; c++) {
         l(`${I}    ${st32('&part', '256u * sgi', `o${m}_${c}`, '16u')};`);

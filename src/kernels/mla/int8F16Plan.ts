@@ -39,8 +39,11 @@
  */
 import { int8RowLayout } from './int8Layout.js';
 
-/** Stages a diagnostic leaves out (wrong results; to see what the block's time is made of). */
-export const F16_STAGES = ['scores', 'softmax', 'stage', 'pv'] as const;
+/**
+ * Stages a diagnostic leaves out (wrong results; to see what the block's time is made of). 'rescale': barrier C a
+ * plain barrier instead of workgroupUniformLoad(flag) (two), no rescale path (wrong only where a max rises past tau).
+ */
+export const F16_STAGES = ['scores', 'softmax', 'stage', 'pv', 'rescale'] as const;
 export type F16Stage = (typeof F16_STAGES)[number];
 
 export interface MlaInt8F16Options {

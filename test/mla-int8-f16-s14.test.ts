@@ -209,6 +209,51 @@ describe('f16 MLA decode, ahead 3 and 4: the block loop', () => {
       } else expect(blocks.map((b) => b.kvRead)).toEqual(sets.map((_, j) => `${j % 2}u`));
     });
 
+  for (const A of [2, 4] as const)
+    it(`pageAhead, ahead ${A}: each loop fetch takes the row looked up a block before, for the block it fetches`, () => {
+      const pl = planMlaInt8F16({ H: 32, R: 576, Rv: 512, ahead: A, pageAhead: true });
+      const code = mlaInt8F16Wgsl(pl).split('\n');
+      const TB = pl.TB;
+      const norm = (e: string) => e.replace(/[()\s]/g, '');
+      const loop = code.findIndex((x) => x.includes('for (var tb = t0; tb < t1;'));
+      // Before the loop: rn is block A's row (the loop's first fetch); the prologue's fetches look up their own.
+      const init = code.findIndex((x) => x.includes('var rn = 0u;'));
+      expect(init).toBeGreaterThan(-1);
+      expect(init).toBeLessThan(loop);
+      expect(code[init]).toContain(`rn = rowOf(b, t0 + ${A * TB}u + rowT) * ${pl.RW}u;`);
+      expect(code.slice(0, loop).filter((x) => x.includes('let r = rowOf(b, tt)')).length).toBe(A);
+      // In the loop, block at X fetches X + A TB with r = rn, then looks up X + (A + 1) TB: the next block's fetch.
+      const fetches = code.slice(loop).filter((x) => x.includes('let r = rn;')).length;
+      expect(fetches).toBe(A);
+      const ats = code
+        .slice(loop)
+        .map((x) => /let tn = (.*) \+ 16u;/.exec(x)?.[1])
+        .filter((x): x is string => !!x)
+        .map(norm);
+      const looks = code
+        .slice(loop)
+        .map((x) => /let tr = (.*) \+ rowT; if \(tr < t1\) \{ rn = rowOf\(b, tr\)/.exec(x)?.[1])
+        .filter((x): x is string => !!x)
+        .map(norm);
+      expect(looks).toEqual(ats.map((at) => `${at}+${(A + 1) * TB}u`));
+      expect(code.slice(loop).filter((x) => x.includes('rowOf(b, tt)')).length).toBe(0);
+    });
+
+  it('pageAhead: rows staging with prefetch only, its own key, the same WGSL otherwise', () => {
+    const s = { H: 32, R: 576, Rv: 512 };
+    expect(() => planMlaInt8F16({ ...s, pageAhead: true, stage: 'words' })).toThrow(/pageAhead/);
+    expect(() => planMlaInt8F16({ ...s, pageAhead: true, prefetch: false })).toThrow(/pageAhead/);
+    expect(mlaInt8F16Key(planMlaInt8F16({ ...s, pageAhead: true }))).toContain('_pga');
+    // Without the look-ups the kernels are the same lines (the values are the default's).
+    const strip = (c: string) =>
+      c
+        .split('\n')
+        .filter((x) => !x.includes('rn = rowOf'))
+        .map((x) => x.replace('let r = rn;', 'let r = rowOf(b, tt) * 148u;'))
+        .join('\n');
+    expect(strip(mlaInt8F16Wgsl(planMlaInt8F16({ ...s, pageAhead: true })))).toBe(mlaInt8F16Wgsl(planMlaInt8F16(s)));
+  });
+
   it.skipIf(!hasGpu)('compiles with stand-ins (ahead 3 / 4, convert bits / half, small and 48B shapes)', async () => {
     const gpu = await gpuContext();
     if (!gpu?.features.shaderF16 || !gpu.features.subgroups) return;
@@ -219,6 +264,9 @@ describe('f16 MLA decode, ahead 3 and 4: the block loop', () => {
       planMlaInt8F16({ H: 32, R: 576, Rv: 512, convert: 'half' }),
       planMlaInt8F16({ H: 32, R: 576, Rv: 512, convert: 'bits', skip: ['scores', 'softmax', 'pv'] }),
       planMlaInt8F16({ H: 32, R: 576, Rv: 512, stage: 'words', ahead: 3 }),
+      planMlaInt8F16({ H: 32, R: 576, Rv: 512, pageAhead: true }),
+      planMlaInt8F16({ H: 20, R: 192, Rv: 128, pageAhead: true, convert: 'half', ahead: 4, tau: 0 }),
+      planMlaInt8F16({ H: 32, R: 576, Rv: 512, pageAhead: true, skip: ['scores', 'softmax', 'pv', 'rescale'] }),
     ];
     for (const pl of plans) {
       const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(mlaInt8F16Wgsl(pl)) }).getCompilationInfo();

@@ -92,6 +92,7 @@ export interface MlaBenchOptions {
     | 'f16-all'
     | 'f16-s13'
     | 'f16-s14'
+    | 'f16-s14b'
     | 'none';
   /** int8 cache: the f16 kernel's options (int8F16Plan.ts) in its rows at every context (`--int8-f16`). */
   int8F16?: MlaInt8F16Options;
@@ -105,7 +106,7 @@ export interface MlaBenchOptions {
  */
 /**
  * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
- * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, swizzle, qFold, wide,
+ * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, swizzle, qFold, wide,
  * mergeLoads=n.
  */
 export function parseF16Options(text: string): MlaInt8F16Options {
@@ -119,6 +120,7 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'prefetch' && v === 'false' && !rest.length) o.prefetch = false;
     else if (k === 'qPerBlock' && v === undefined) o.qPerBlock = true;
     else if (k === 'ahead' && ['1', '2', '3', '4'].includes(v) && !rest.length) o.ahead = n as 1 | 2 | 3 | 4;
+    else if (k === 'pageAhead' && v === undefined) o.pageAhead = true;
     else if (k === 'convert' && (v === 'cvt' || v === 'bits' || v === 'half') && !rest.length) o.convert = v;
     else if (k === 'swizzle' && v === undefined) o.swizzle = true;
     else if (k === 'qFold' && v === undefined) o.qFold = true;
@@ -126,7 +128,7 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'mergeLoads' && !rest.length && Number.isInteger(n) && n >= 1 && n <= 8) o.mergeLoads = n;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, swizzle, qFold, wide or mergeLoads=1..8`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, swizzle, qFold, wide or mergeLoads=1..8`,
       );
   }
   return o;
@@ -480,6 +482,28 @@ export const F16_S14_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', int8F16: { convert: 'half', skip: ['rescale'] } },
   { int8Kernel: 'f16' },
 ];
+/**
+ * `--int8-variants f16-s14b`: the fourteenth session's second set (after the first sitting: convert and ahead 4
+ * even, the staging alone 0.57 of 0.70 ms, bounds clamps 0.07-0.12): the page-table look-ups a block ahead
+ * (pageAhead) alone and with convert half / bits and ahead 4, and the loop's skeleton (everything left out) with
+ * and without the rescale flag's second barrier.
+ */
+export const F16_S14B_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'half' } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, ahead: 4 } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'half', ahead: 4 } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'bits' } },
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'half' } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'half', skip: ['rescale'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'stage', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'stage', 'pv', 'rescale'] } },
+  { int8Kernel: 'f16' },
+];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [
   ...F16_STAGES.map((s) => ({ int8Kernel: 'f16' as const, int8F16: { skip: [s] } })),
   { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
@@ -690,6 +714,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'f16-all': [...F16_VARIANTS, ...F16_STAGE_VARIANTS],
     'f16-s13': F16_S13_VARIANTS,
     'f16-s14': F16_S14_VARIANTS,
+    'f16-s14b': F16_S14B_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -1061,7 +1086,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both), f16-s13 (the thirteenth session's candidates), f16-s14 (the fourteenth's: convert, ahead 3 / 4) or none",
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both), f16-s13 (the thirteenth session's candidates), f16-s14 (the fourteenth's: convert, ahead 3 / 4), f16-s14b (its second: pageAhead) or none",
       'all',
     )
     .option(
@@ -1116,11 +1141,12 @@ export function registerMlaBench(bench: Command): void {
             'f16-all',
             'f16-s13',
             'f16-s14',
+            'f16-s14b',
             'none',
           ].includes(v)
         )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all, f16-s13, f16-s14 or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all, f16-s13, f16-s14, f16-s14b or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

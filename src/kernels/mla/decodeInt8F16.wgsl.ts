@@ -89,12 +89,13 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   }
   // The codes (item si % rowItems of row tt: a u32 or a vec4 of them) and their part's scale; zeros past the
   // sequence.
-  const fetch = (tbX: string, ind: string, S: string) => {
+  // pageAhead: the loop's fetches take their row from rn, looked up in the page table a block earlier.
+  const fetch = (tbX: string, ind: string, S: string, rowVar?: string) => {
     if (skip('stage')) return;
     if (rows) {
       l(`${ind}{ let tt = ${tbX} + rowT;`);
       for (let n = 0; n < rowItems / 16; n++) l(`${ind}  pf${S}${n} = 0u;`);
-      l(`${ind}  if (tt < t1) { let r = rowOf(b, tt) * ${RW}u;`);
+      l(`${ind}  if (tt < t1) { let r = ${rowVar ?? `rowOf(b, tt) * ${RW}u`};`);
       for (let n = 0; n < rowItems / 16; n++) l(`${ind}    pf${S}${n} = pool[r + colW + ${16 * n}u];`);
       l(`${ind}    psL${S} = bitcast<f32>(pool[r + ${SW}u]); psR${S} = bitcast<f32>(pool[r + ${SW + 1}u]); } }`);
       return;
@@ -167,8 +168,11 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     l(`${I}  let tn = ${tbX} + ${TB}u;`);
     if (pl.prefetch) {
       l(`${I}  if (${tbX} + ${ahead}u < t1) {`);
-      fetch(`${tbX} + ${ahead}u`, `${I}    `, Sf);
+      fetch(`${tbX} + ${ahead}u`, `${I}    `, Sf, pl.pageAhead ? 'rn' : undefined);
       l(`${I}  }`);
+      // pageAhead: the next fetch's page-table look-up now; its pool loads need it only at the next block's top.
+      if (pl.pageAhead && !skip('stage'))
+        l(`${I}  { let tr = ${tbX} + ${ahead + TB}u + rowT; if (tr < t1) { rn = rowOf(b, tr) * ${RW}u; } }`);
     }
     // ---- scores: this subgroup's partial tile ----
     l(`${I}  {`);
@@ -229,6 +233,10 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     pvWgsl(l, I, kbX, pl, F.p, CPS, skip('pv'));
     l(`${I}}`);
   };
+  if (pl.pageAhead && !skip('stage')) {
+    const tr = `t0 + ${pl.ahead * TB}u + rowT`;
+    l(`  var rn = 0u; if (${tr} < t1) { rn = rowOf(b, ${tr}) * ${RW}u; }`);
+  }
   blockLoopWgsl(l, pl, fetch, stage, block);
   // ---- the chunk's partials: O through the subgroup's part tile, then m and l ----
   l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);

@@ -86,6 +86,12 @@ export interface MlaInt8F16Options {
    */
   convert?: 'cvt' | 'bits' | 'half';
   /**
+   * Rows staging with prefetch: the page-table look-up of each fetched row a block before its codes are loaded (a
+   * register rn), so the block's top issues its pool loads at once instead of waiting for the page table's load
+   * first (a dependent load every warp of the workgroup waited on together, once a block). Same values.
+   */
+  pageAhead?: boolean;
+  /**
    * Rows staging: threads of odd rows store their four f16 in the order z, w, x, y (exact; only the order of the
    * stores changes). A warp stages two rows KS f16 apart (an odd multiple of 16 bytes: the banks shift by 4), so with
    * one order its 32 lanes' 2-byte stores fall on the 16 even (or odd) banks twice; with the rows' orders swapped
@@ -151,6 +157,7 @@ export interface MlaInt8F16Plan {
   qPerBlock: boolean;
   ahead: 1 | 2 | 3 | 4;
   convert: 'cvt' | 'bits' | 'half';
+  pageAhead: boolean;
   swizzle: boolean;
   qFold: boolean;
   wide: boolean;
@@ -208,6 +215,8 @@ export function planMlaInt8F16(
     throw new Error(`mlaDecode (int8, f16): convert must be cvt, bits or half, got ${convert}`);
   if (convert !== 'cvt' && (stage !== 'rows' || wide || o.swizzle))
     throw new Error('mlaDecode (int8, f16): convert bits / half need rows staging (not wide, not swizzle)');
+  if (o.pageAhead && (stage !== 'rows' || wide || o.prefetch === false))
+    throw new Error('mlaDecode (int8, f16): pageAhead needs rows staging with prefetch (not wide)');
   if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
   // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
   if (o.qFold && 2 * TB < 32) throw new Error('mlaDecode (int8, f16): qFold needs 2 TB >= 32');
@@ -240,6 +249,7 @@ export function planMlaInt8F16(
     qPerBlock: o.qPerBlock ?? false,
     ahead,
     convert,
+    pageAhead: o.pageAhead ?? false,
     swizzle: o.swizzle ?? false,
     qFold: o.qFold ?? false,
     wide,
@@ -252,7 +262,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,

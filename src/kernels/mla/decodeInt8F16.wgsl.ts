@@ -19,8 +19,8 @@
  *   P x V    subgroup sgi: its CPS value column tiles for both head halves, O += P V
  *
  * Past the sequence, staged rows are zero and scores -3e38 (p = 0). A subgroup size other than 32 poisons m (NaN).
- * With `ahead` 2 (default) the loop runs two blocks an iteration (kv buffers 0 and 1, register sets a and b), each
- * block's top fetching the block two ahead into the set its own rows just left.
+ * With `ahead` A >= 2 (default 2) the loop runs A blocks an iteration (register sets a, b, ...: block n's codes in
+ * set n % A; kv buffers alternating), each block's top fetching the block A ahead into the set its own rows left.
  * Measured: int8F16Plan.ts (0.70 ms a layer at 1M on the H200 against the int8 tensor-core kernel's 1.07).
  */
 import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
@@ -161,7 +161,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     }
   };
   // One block at tbX (kv buffer kbX): its scores, softmax, the staging of the next block from register set Sn (and,
-  // ahead 2, the fetch of the block after it into set Sf, which this block's rows just left), rescale, P x V.
+  // ahead A >= 2, the fetch of the block A ahead into set Sf, which this block's rows left), rescale, P x V.
   const block = (tbX: string, kbX: string, Sf: string, Sn: string, I: string) => {
     const ahead = pl.ahead * TB;
     l(`${I}{`);

@@ -36,6 +36,17 @@
  * Tried and slower or even at 1M: store swizzle 0.761, qFold 0.705 (even), 264 chunks 0.711-0.728, qPerBlock at 264
  * chunks 2.31, ahead 1 1.40, 512 threads (`wide`) 1.17. The f16 output matches the int8 tensor-core kernel's within
  * 3.8e-3 of max |o| at 128K and 1M (the int8 reference itself runs at 4K only: 3.5e-3).
+ * Fourteenth session (bench/results/2026-12-02-h200-s14-mla-s{1,2}-*, bench mla at 1M, query + kernel + merge; the
+ * default 0.696-0.699 in both sittings): nothing beat the default, which stays. convert half 0.701, bits 0.709; ahead
+ * 4 0.704, ahead 3 1.097; pageAhead 0.712 (with half 0.725); hybrid TPOT at 1M (median step) 8.32-8.36 ms default,
+ * 8.34 half, 8.39 bits, 8.47 pageAhead, 8.55 pageAhead + half. Stage diagnostics: the staging alone (scores,
+ * softmax, P x V left out) 0.577 (half 0.566, bits 0.594, pageAhead 0.498), without the staging 0.387, the loop's
+ * skeleton (all four left out) 0.117 and 0.053 without the rescale flag's barriers (skip rescale; in the full
+ * kernel skip rescale saves 0.01-0.02). Without bounds clamps (--disable-robustness, unsafe: a diagnostic) the
+ * default 0.625-0.631 and convert half 0.578-0.579: the clamps cost 0.07 and keep half's packed results from paying
+ * off. The safe toggles enable_integer_range_analysis_in_robustness + vulkan_use_buffer_robust_access_2 change
+ * nothing (0.699). So the conversion units are not the limit (half removes them and gains nothing with clamps), nor
+ * bytes in flight (ahead 4), nor the page table's dependent load in the full kernel (pageAhead).
  */
 import { int8RowLayout } from './int8Layout.js';
 
@@ -71,7 +82,9 @@ export interface MlaInt8F16Options {
    * Blocks fetched ahead (with prefetch): 1, or 2 (default: two register sets, the loop unrolled by two). The second
    * sitting's stage diagnostics had the staging alone at ~0.8 of ~1.35 ms at 1M with one block of loads in flight
    * an SM (~9.5 KB at one workgroup an SM: too few bytes to cover the memory latency); with two, words staging
-   * 1.33 -> 1.03 ms a layer, and rows 0.70 (third sitting). Without prefetch 1.58.
+   * 1.33 -> 1.03 ms a layer, and rows 0.70 (third sitting). Without prefetch 1.58. 3 and 4 (fourteenth session:
+   * block n's codes in set n % ahead, the loop unrolled by ahead; odd ahead alternates the kv buffers through a
+   * variable): 1.097 and 0.704 against 0.697 at 1M (bench/results/2026-12-02-h200-s14-mla-s1-sweep.json).
    */
   ahead?: 1 | 2 | 3 | 4;
   /**
@@ -82,13 +95,21 @@ export interface MlaInt8F16Options {
    * 2^23 + 128: exact) and the f32 -> f16 roundings two at a time (pack2x16float): bit-identical to 'cvt'. 'half':
    * all in packed f16 arithmetic: code + 1152 from the bits 0x6400 | (code + 128) (exact: ulp 1 in [1024, 2048)),
    * minus 1152, times the scale rounded to f16, two channels an operation; the staged value is
-   * f16(code x f16(scale)), at most one f16 ulp from 'cvt'.
+   * f16(code x f16(scale)), at most one f16 ulp from 'cvt' where the scale is an f16 normal (>= 2^-14); the scale's
+   * rounding moves a row part's scores together (4K device check: 9.3e-6 of max |o| from its scheme, 3.42e-3 from
+   * the int8 reference against 3.47e-3 for cvt; tokens equal in bench decode --check).
+   * H200, 1M (bench/results/2026-12-02-h200-s14-mla-s1-*): half 0.701, bits 0.709 against 0.697 ms a layer; the
+   * staging alone 0.566 / 0.594 / 0.577. Without bounds clamps (--disable-robustness, unsafe) half 0.578 against
+   * 0.625: with the clamps on every f16 store the packed results do not pay off.
    */
   convert?: 'cvt' | 'bits' | 'half';
   /**
    * Rows staging with prefetch: the page-table look-up of each fetched row a block before its codes are loaded (a
    * register rn), so the block's top issues its pool loads at once instead of waiting for the page table's load
    * first (a dependent load every warp of the workgroup waited on together, once a block). Same values.
+   * H200, 1M (bench/results/2026-12-02-h200-s14-mla-s2-*): slower, 0.712 against 0.698 ms a layer (hybrid TPOT 8.47
+   * against 8.36), though the staging alone gains (0.498 against 0.577): in the full kernel the look-up's latency
+   * was already hidden, and the kept register or the changed schedule costs more.
    */
   pageAhead?: boolean;
   /**

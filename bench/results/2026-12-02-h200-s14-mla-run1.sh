@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Run as .device-mla/runN.sh: the device tool sends the session's checkout (/work/main), so the bundle and this script
+# were copied into its ignored folder .device-mla/ and carried.
 # Fourteenth session, mla's first sitting (branch s14-mla): the f16 MLA kernel's candidates at 1M (bench mla
 # --int8-variants f16-s14: convert bits / half, ahead 3 / 4, staging-alone and rescale-path diagnostics; each
 # variant checked at 4K against int8F16Reference), bounds clamps off (unsafe: how much the clamps cost), then

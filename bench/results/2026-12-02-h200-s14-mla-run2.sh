@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Run as .device-mla/runN.sh: the device tool sends the session's checkout (/work/main), so the bundle and this script
+# were copied into its ignored folder .device-mla/ and carried.
 # Fourteenth session, mla's second sitting (branch s14-mla): pageAhead (page-table look-ups a block ahead) with and
 # without convert half / bits and ahead 4, the loop skeleton diagnostics (bench mla --int8-variants f16-s14b, each
 # checked at 4K against int8F16Reference); the same set under the safe robustness toggles and without bounds clamps

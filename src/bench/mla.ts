@@ -91,6 +91,8 @@ export interface MlaBenchOptions {
     | 'f16-stages'
     | 'f16-all'
     | 'f16-s13'
+    | 'f16-s14'
+    | 'f16-s14b'
     | 'none';
   /** int8 cache: the f16 kernel's options (int8F16Plan.ts) in its rows at every context (`--int8-f16`). */
   int8F16?: MlaInt8F16Options;
@@ -104,7 +106,8 @@ export interface MlaBenchOptions {
  */
 /**
  * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
- * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold, wide, mergeLoads=n.
+ * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, swizzle, qFold, wide,
+ * mergeLoads=n.
  */
 export function parseF16Options(text: string): MlaInt8F16Options {
   const o: MlaInt8F16Options = {};
@@ -116,14 +119,16 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'stage' && !rest.length && (v === 'words' || v === 'vec4' || v === 'rows')) o.stage = v;
     else if (k === 'prefetch' && v === 'false' && !rest.length) o.prefetch = false;
     else if (k === 'qPerBlock' && v === undefined) o.qPerBlock = true;
-    else if (k === 'ahead' && (v === '1' || v === '2') && !rest.length) o.ahead = n as 1 | 2;
+    else if (k === 'ahead' && ['1', '2', '3', '4'].includes(v) && !rest.length) o.ahead = n as 1 | 2 | 3 | 4;
+    else if (k === 'pageAhead' && v === undefined) o.pageAhead = true;
+    else if (k === 'convert' && (v === 'cvt' || v === 'bits' || v === 'half') && !rest.length) o.convert = v;
     else if (k === 'swizzle' && v === undefined) o.swizzle = true;
     else if (k === 'qFold' && v === undefined) o.qFold = true;
     else if (k === 'wide' && v === undefined) o.wide = true;
     else if (k === 'mergeLoads' && !rest.length && Number.isInteger(n) && n >= 1 && n <= 8) o.mergeLoads = n;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1|2, swizzle, qFold, wide or mergeLoads=1..8`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, swizzle, qFold, wide or mergeLoads=1..8`,
       );
   }
   return o;
@@ -452,6 +457,53 @@ export const F16_S13_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', int8F16: { swizzle: true, qFold: true, mergeLoads: 4 } },
   { int8Kernel: 'f16' },
 ];
+/**
+ * `--int8-variants f16-s14`: the fourteenth session's candidates beside the default (repeated first, in the middle
+ * and last): the codes made f16 without the conversion units (convert bits: the same values; half: packed f16
+ * arithmetic, the scale rounded to f16), three and four blocks of codes in flight (ahead), their pairs, and the
+ * staging alone (scores, softmax and P x V left out: diagnostics) with each convert.
+ */
+export const F16_S14_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { convert: 'half' } },
+  { int8Kernel: 'f16', int8F16: { convert: 'bits' } },
+  { int8Kernel: 'f16', int8F16: { ahead: 3 } },
+  { int8Kernel: 'f16', int8F16: { ahead: 4 } },
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { convert: 'half', ahead: 3 } },
+  { int8Kernel: 'f16', int8F16: { convert: 'half', ahead: 4 } },
+  { int8Kernel: 'f16', int8F16: { convert: 'bits', ahead: 4 } },
+  { int8Kernel: 'f16', int8F16: { convert: 'half' } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { convert: 'half', skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { convert: 'bits', skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['stage'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['rescale'] } },
+  { int8Kernel: 'f16', int8F16: { convert: 'half', skip: ['rescale'] } },
+  { int8Kernel: 'f16' },
+];
+/**
+ * `--int8-variants f16-s14b`: the fourteenth session's second set (after the first sitting: convert and ahead 4
+ * even, the staging alone 0.57 of 0.70 ms, bounds clamps 0.07-0.12): the page-table look-ups a block ahead
+ * (pageAhead) alone and with convert half / bits and ahead 4, and the loop's skeleton (everything left out) with
+ * and without the rescale flag's second barrier.
+ */
+export const F16_S14B_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'half' } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, ahead: 4 } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'half', ahead: 4 } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'bits' } },
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'half' } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { pageAhead: true, convert: 'half', skip: ['rescale'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'stage', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'stage', 'pv', 'rescale'] } },
+  { int8Kernel: 'f16' },
+];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [
   ...F16_STAGES.map((s) => ({ int8Kernel: 'f16' as const, int8F16: { skip: [s] } })),
   { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
@@ -661,6 +713,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'f16-stages': F16_STAGE_VARIANTS,
     'f16-all': [...F16_VARIANTS, ...F16_STAGE_VARIANTS],
     'f16-s13': F16_S13_VARIANTS,
+    'f16-s14': F16_S14_VARIANTS,
+    'f16-s14b': F16_S14B_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -894,7 +948,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         const NG = Math.ceil(H / 32);
         const want = v.chunks ?? v.int8F16?.chunks ?? defaultF16Chunks(T, o.batch, NG);
         const chunkLen = Math.ceil(T / want / MLA_INT8_F16_TB) * MLA_INT8_F16_TB;
-        return mlaDecodeInt8F16Reference(q, words, table, lengths, d, { chunkLen, tau: v.int8F16?.tau });
+        const f = v.int8F16 ?? o.int8F16;
+        return mlaDecodeInt8F16Reference(q, words, table, lengths, d, { chunkLen, tau: f?.tau, convert: f?.convert });
       };
       // The dp4a kernel's default output: the tensor-core kernel must match it to f32 rounding.
       const dp4aOut = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Kernel: 'dp4a' });
@@ -1031,7 +1086,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both), f16-s13 (the thirteenth session's candidates) or none",
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both), f16-s13 (the thirteenth session's candidates), f16-s14 (the fourteenth's: convert, ahead 3 / 4), f16-s14b (its second: pageAhead) or none",
       'all',
     )
     .option(
@@ -1085,11 +1140,13 @@ export function registerMlaBench(bench: Command): void {
             'f16-stages',
             'f16-all',
             'f16-s13',
+            'f16-s14',
+            'f16-s14b',
             'none',
           ].includes(v)
         )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all, f16-s13 or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all, f16-s13, f16-s14, f16-s14b or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

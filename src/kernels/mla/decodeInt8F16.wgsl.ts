@@ -19,8 +19,8 @@
  *   P x V    subgroup sgi: its CPS value column tiles for both head halves, O += P V
  *
  * Past the sequence, staged rows are zero and scores -3e38 (p = 0). A subgroup size other than 32 poisons m (NaN).
- * With `ahead` 2 (default) the loop runs two blocks an iteration (kv buffers 0 and 1, register sets a and b), each
- * block's top fetching the block two ahead into the set its own rows just left.
+ * With `ahead` A >= 2 (default 2) the loop runs A blocks an iteration (register sets a, b, ...: block n's codes in
+ * set n % A; kv buffers alternating), each block's top fetching the block A ahead into the set its own rows left.
  * Measured: int8F16Plan.ts (0.70 ms a layer at 1M on the H200 against the int8 tensor-core kernel's 1.07).
  */
 import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
@@ -73,8 +73,8 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   for (let m = 0; m < 2; m++) for (let c = 0; c < CPS; c++) l(`  var o${m}_${c} = ${C32}();`);
   l('  var mRef = -3.0e38; var lRun = 0.0;');
   const PF = words ? 'u32' : 'vec4<u32>';
-  // Register sets of fetched blocks: one ('') or two ('a', 'b': blocks alternate, ahead 2).
-  const sets = pl.ahead === 2 ? ['a', 'b'] : [''];
+  // Register sets of fetched blocks: one (''), or `ahead` ('a', 'b', ...: block n's codes in set n % ahead).
+  const sets = f16Sets(pl.ahead);
   if (rows) {
     // Thread lid: row lid / 16, words lid % 16 + 16 n (slot n's part is known here: LWp a multiple of 16).
     l('  let rowT = lid >> 4u; let colW = lid & 15u;');
@@ -89,12 +89,13 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   }
   // The codes (item si % rowItems of row tt: a u32 or a vec4 of them) and their part's scale; zeros past the
   // sequence.
-  const fetch = (tbX: string, ind: string, S: string) => {
+  // pageAhead: the loop's fetches take their row from rn, looked up in the page table a block earlier.
+  const fetch = (tbX: string, ind: string, S: string, rowVar?: string) => {
     if (skip('stage')) return;
     if (rows) {
       l(`${ind}{ let tt = ${tbX} + rowT;`);
       for (let n = 0; n < rowItems / 16; n++) l(`${ind}  pf${S}${n} = 0u;`);
-      l(`${ind}  if (tt < t1) { let r = rowOf(b, tt) * ${RW}u;`);
+      l(`${ind}  if (tt < t1) { let r = ${rowVar ?? `rowOf(b, tt) * ${RW}u`};`);
       for (let n = 0; n < rowItems / 16; n++) l(`${ind}    pf${S}${n} = pool[r + colW + ${16 * n}u];`);
       l(`${ind}    psL${S} = bitcast<f32>(pool[r + ${SW}u]); psR${S} = bitcast<f32>(pool[r + ${SW + 1}u]); } }`);
       return;
@@ -117,19 +118,26 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     if (skip('stage')) return;
     if (rows) {
       l(`${ind}{ let base = ${kbX} * ${TB * KS}u + rowT * ${KS}u + 4u * colW;`);
+      // convert half: the scales rounded to f16 once a block, two channels a packed operation.
+      if (pl.convert === 'half') l(`${ind}  let hL = vec2<f16>(f16(psL${S})); let hR = vec2<f16>(f16(psR${S}));`);
       for (let n = 0; n < rowItems / 16; n++) {
         const sc = 16 * n < 4 * LC ? `psL${S}` : `psR${S}`;
+        const e = (i: number) => `base + ${64 * n + i}u`;
+        if (pl.convert !== 'cvt') {
+          const h = 16 * n < 4 * LC ? 'hL' : 'hR';
+          for (const x of stageWordWgsl(pl.convert, `pf${S}${n}`, pl.convert === 'half' ? h : sc, e)) l(`${ind}  ${x}`);
+          continue;
+        }
         l(
           `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(pf${S}${n}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${sc});`,
         );
         if (pl.swizzle) {
           // Odd rows (swz 2): channels 2, 3, 0, 1 in that order (c2 = c.zwxy there): store k goes to channel k ^ swz.
           l(`${ind}    let c2 = select(c, c.zwxy, swz != 0u);`);
-          const e = (i: number) => `base + (${64 * n + i}u ^ swz)`;
-          l(`${ind}    kv[${e(0)}] = c2.x; kv[${e(1)}] = c2.y; kv[${e(2)}] = c2.z; kv[${e(3)}] = c2.w; }`);
+          const es = (i: number) => `base + (${64 * n + i}u ^ swz)`;
+          l(`${ind}    kv[${es(0)}] = c2.x; kv[${es(1)}] = c2.y; kv[${es(2)}] = c2.z; kv[${es(3)}] = c2.w; }`);
           continue;
         }
-        const e = (i: number) => `base + ${64 * n + i}u`;
         l(`${ind}    kv[${e(0)}] = c.x; kv[${e(1)}] = c.y; kv[${e(2)}] = c.z; kv[${e(3)}] = c.w; }`);
       }
       l(`${ind}}`);
@@ -153,15 +161,18 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     }
   };
   // One block at tbX (kv buffer kbX): its scores, softmax, the staging of the next block from register set Sn (and,
-  // ahead 2, the fetch of the block after it into set Sf, which this block's rows just left), rescale, P x V.
+  // ahead A >= 2, the fetch of the block A ahead into set Sf, which this block's rows left), rescale, P x V.
   const block = (tbX: string, kbX: string, Sf: string, Sn: string, I: string) => {
     const ahead = pl.ahead * TB;
     l(`${I}{`);
     l(`${I}  let tn = ${tbX} + ${TB}u;`);
     if (pl.prefetch) {
       l(`${I}  if (${tbX} + ${ahead}u < t1) {`);
-      fetch(`${tbX} + ${ahead}u`, `${I}    `, Sf);
+      fetch(`${tbX} + ${ahead}u`, `${I}    `, Sf, pl.pageAhead ? 'rn' : undefined);
       l(`${I}  }`);
+      // pageAhead: the next fetch's page-table look-up now; its pool loads need it only at the next block's top.
+      if (pl.pageAhead && !skip('stage'))
+        l(`${I}  { let tr = ${tbX} + ${ahead + TB}u + rowT; if (tr < t1) { rn = rowOf(b, tr) * ${RW}u; } }`);
     }
     // ---- scores: this subgroup's partial tile ----
     l(`${I}  {`);
@@ -200,9 +211,11 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     if (!pl.prefetch) fetch('tn', `${I}    `, Sn);
     stage(`(1u - ${kbX})`, `${I}    `, Sn);
     l(`${I}  }`);
-    l(`${I}  let fl = workgroupUniformLoad(&flag);`);
+    // skip rescale (a diagnostic): a plain barrier C and no rescale path (what the flag's second barrier costs).
+    if (skip('rescale')) l(`${I}  workgroupBarrier();`);
+    else l(`${I}  let fl = workgroupUniformLoad(&flag);`);
     // ---- the rare rescale: O[h] *= alpha[h], each tile through the subgroup's part tile ----
-    l(`${I}  if (fl[0] != 0u) {`);
+    l(skip('rescale') ? `${I}  if (false) {` : `${I}  if (fl[0] != 0u) {`);
     for (let m = 0; m < 2; m++)
       for (let c = 0; c < CPS; c++) {
         l(`${I}    ${st32('&part', '256u * sgi', `o${m}_${c}`, '16u')};`);
@@ -220,6 +233,10 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     pvWgsl(l, I, kbX, pl, F.p, CPS, skip('pv'));
     l(`${I}}`);
   };
+  if (pl.pageAhead && !skip('stage')) {
+    const tr = `t0 + ${pl.ahead * TB}u + rowT`;
+    l(`  var rn = 0u; if (${tr} < t1) { rn = rowOf(b, ${tr}) * ${RW}u; }`);
+  }
   blockLoopWgsl(l, pl, fetch, stage, block);
   // ---- the chunk's partials: O through the subgroup's part tile, then m and l ----
   l(`  let pBase = (b * p.chunks + chunk) * ${H}u;`);
@@ -297,11 +314,44 @@ export function pvWgsl(
 }
 
 /**
+ * One staged word's four codes (channel k in byte k) times their scale into kv[e(0..3)] as f16, by `convert`
+ * (int8F16Plan.ts): 'bits' (scale an f32) or 'half' (scale a vec2<f16> of the f16-rounded scale). Shared with the
+ * conversion test's kernel (test/mla-int8-f16-s14.test.ts), which runs these lines on lavapipe.
+ */
+export function stageWordWgsl(
+  convert: 'bits' | 'half',
+  word: string,
+  scale: string,
+  e: (i: number) => string,
+): string[] {
+  if (convert === 'half') {
+    // Bytes 0, 2 (channels 0, 2) and 1, 3 as f16 1024 + (code + 128), minus 1152: the codes, exactly.
+    const half = (w: string) =>
+      `(bitcast<vec2<f16>>((${w} & 0x00ff00ffu) ^ 0x64806480u) - vec2<f16>(1152.0)) * ${scale}`;
+    return [
+      `{ let x = ${half(word)}; let y = ${half(`(${word} >> 8u)`)};`,
+      `  kv[${e(0)}] = x.x; kv[${e(1)}] = y.x; kv[${e(2)}] = x.y; kv[${e(3)}] = y.y; }`,
+    ];
+  }
+  // Byte k + 128 as the low mantissa byte of 2^23, minus 2^23 + 128: code k as f32, exactly.
+  return [
+    `{ let c = (bitcast<vec4<f32>>(((vec4<u32>(${word} ^ 0x80808080u) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(255u)) | vec4<u32>(0x4b000000u)) - vec4<f32>(8388736.0)) * ${scale};`,
+    '  let lo = bitcast<vec2<f16>>(pack2x16float(c.xy)); let hi = bitcast<vec2<f16>>(pack2x16float(c.zw));',
+    `  kv[${e(0)}] = lo.x; kv[${e(1)}] = lo.y; kv[${e(2)}] = hi.x; kv[${e(3)}] = hi.y; }`,
+  ];
+}
+
+/** The register sets of `ahead` fetched blocks: '' for one, else 'a', 'b', ... (block n's codes in set n % ahead). */
+export const f16Sets = (ahead: number): string[] => (ahead >= 2 ? ['a', 'b', 'c', 'd'].slice(0, ahead) : ['']);
+
+/**
  * The block loop of both f16 kernels (this file's and decodeInt8F16Wide.wgsl.ts): the chunk's first block fetched
- * and staged into kv buffer 0 (with two ahead and prefetch, the second block fetched too, into register set b),
- * then the blocks: two an iteration with two ahead (even blocks in kv buffer 0 and register set a, odd ones in
- * buffer 1 and set b), else one an iteration alternating kv buffers kb. fetch(tb, indent, set), stage(kb, indent,
- * set) and block(tb, kb, set, next set, indent) emit the kernel's own steps.
+ * and staged into kv buffer 0 (with A = ahead >= 2 and prefetch, blocks 1 .. A - 1 fetched too, into register sets
+ * 1 .. A - 1), then the blocks: A an iteration with A >= 2 (block j of the iteration in set j, staging the next
+ * block from set j + 1 mod A, and fetching the block A ahead into set j, which its rows left at the block before;
+ * kv buffers alternate: constants j % 2 for even A, a variable kb for odd A), else one an iteration alternating kv
+ * buffers kb. fetch(tb, indent, set), stage(kb, indent, set) and block(tb, kb, set, next set, indent) emit the
+ * kernel's own steps.
  */
 export function blockLoopWgsl(
   l: (s: string) => void,
@@ -311,23 +361,35 @@ export function blockLoopWgsl(
   block: (tbX: string, kbX: string, Sf: string, Sn: string, I: string) => void,
 ): void {
   const { TB } = pl;
-  const [Sa, Sb] = pl.ahead === 2 ? ['a', 'b'] : ['', ''];
+  const A = pl.ahead;
+  const S = f16Sets(A);
   l('  if (t0 < t1) {');
-  fetch('t0', '    ', Sa);
+  fetch('t0', '    ', S[0]);
   l('  }');
-  stage('0u', '  ', Sa);
-  if (pl.ahead === 2 && pl.prefetch) {
-    l(`  if (t0 + ${TB}u < t1) {`);
-    fetch(`t0 + ${TB}u`, '    ', Sb);
-    l('  }');
-  }
+  stage('0u', '  ', S[0]);
+  if (A >= 2 && pl.prefetch)
+    for (let j = 1; j < A; j++) {
+      l(`  if (t0 + ${j * TB}u < t1) {`);
+      fetch(`t0 + ${j * TB}u`, '    ', S[j]);
+      l('  }');
+    }
   l('  workgroupBarrier();');
-  if (pl.ahead === 2) {
-    l(`  for (var tb = t0; tb < t1; tb += ${2 * TB}u) {`);
-    block('tb', '0u', 'a', 'b', '    ');
-    l(`    if (tb + ${TB}u < t1) {`);
-    block(`(tb + ${TB}u)`, '1u', 'b', 'a', '      ');
-    l('    }');
+  if (A >= 2) {
+    if (A % 2) l('  var kb = 0u;');
+    l(`  for (var tb = t0; tb < t1; tb += ${A * TB}u) {`);
+    let I = '    ';
+    for (let j = 0; j < A; j++) {
+      if (j) {
+        l(`${I}if (tb + ${j * TB}u < t1) {`);
+        I += '  ';
+      }
+      block(j ? `(tb + ${j * TB}u)` : 'tb', A % 2 ? 'kb' : `${j % 2}u`, S[j], S[(j + 1) % A], I);
+      if (A % 2) l(`${I}kb = 1u - kb;`);
+    }
+    for (let j = A - 1; j >= 1; j--) {
+      I = I.slice(2);
+      l(`${I}}`);
+    }
     l('  }');
   } else {
     l('  var kb = 0u;');

@@ -173,9 +173,11 @@ export function mlaInt8F16WideWgsl(pl: MlaInt8F16Plan): string {
     l(`${I}  if (tn < t1) {`);
     stage(`(1u - ${kbX})`, `${I}    `, Sn);
     l(`${I}  }`);
-    l(`${I}  let fl = workgroupUniformLoad(&flag);`);
+    // skip rescale (a diagnostic): a plain barrier C and no rescale path (what the flag's second barrier costs).
+    if (skip('rescale')) l(`${I}  workgroupBarrier();`);
+    else l(`${I}  let fl = workgroupUniformLoad(&flag);`);
     // ---- the rare rescale ----
-    l(`${I}  if (fl[0] != 0u) {`);
+    l(skip('rescale') ? `${I}  if (false) {` : `${I}  if (fl[0] != 0u) {`);
     // Every thread has read the flag (workgroupUniformLoad) before it is cleared for the next block.
     l(`${I}    workgroupBarrier();`);
     l(`${I}    if (lid == 0u) { flag[0] = 0u; }`);

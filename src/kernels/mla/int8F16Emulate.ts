@@ -20,6 +20,7 @@ import {
   writePartials,
 } from './int8F16EmulateParts.js';
 import type { MlaInt8F16Plan } from './int8F16Plan.js';
+import { int8F16Stage } from './int8F16Reference.js';
 import type { MlaInt8Dims } from './int8Reference.js';
 
 type Frag = Float64Array;
@@ -56,7 +57,7 @@ export function mlaDecodeInt8F16Emulate(
               if (tt < t1) {
                 const row = view.rowOf(b, tt);
                 const sk = poolF[row + L.SW + (width * c < Rv ? 0 : 1)];
-                x = f16Round(Math.fround(byte(row + (width / 4) * c, k) * sk));
+                x = int8F16Stage(byte(row + (width / 4) * c, k), sk, pl.convert);
               }
               kv[base + k] = x;
             }

@@ -36,11 +36,25 @@
  * Tried and slower or even at 1M: store swizzle 0.761, qFold 0.705 (even), 264 chunks 0.711-0.728, qPerBlock at 264
  * chunks 2.31, ahead 1 1.40, 512 threads (`wide`) 1.17. The f16 output matches the int8 tensor-core kernel's within
  * 3.8e-3 of max |o| at 128K and 1M (the int8 reference itself runs at 4K only: 3.5e-3).
+ * Fourteenth session (bench/results/2026-12-02-h200-s14-mla-s{1,2}-*, bench mla at 1M, query + kernel + merge; the
+ * default 0.696-0.699 in both sittings): nothing beat the default, which stays. convert half 0.701, bits 0.709; ahead
+ * 4 0.704, ahead 3 1.097; pageAhead 0.712 (with half 0.725); hybrid TPOT at 1M (median step) 8.32-8.36 ms default,
+ * 8.34 half, 8.39 bits, 8.47 pageAhead, 8.55 pageAhead + half. Stage diagnostics: the staging alone (scores,
+ * softmax, P x V left out) 0.577 (half 0.566, bits 0.594, pageAhead 0.498), without the staging 0.387, the loop's
+ * skeleton (all four left out) 0.117 and 0.053 without the rescale flag's barriers (skip rescale; in the full
+ * kernel skip rescale saves 0.01-0.02). Without bounds clamps (--disable-robustness, unsafe: a diagnostic) the
+ * default 0.625-0.631 and convert half 0.578-0.579: the clamps cost 0.07 and keep half's packed results from paying
+ * off. The safe toggles enable_integer_range_analysis_in_robustness + vulkan_use_buffer_robust_access_2 change
+ * nothing (0.699). So the conversion units are not the limit (half removes them and gains nothing with clamps), nor
+ * bytes in flight (ahead 4), nor the page table's dependent load in the full kernel (pageAhead).
  */
 import { int8RowLayout } from './int8Layout.js';
 
-/** Stages a diagnostic leaves out (wrong results; to see what the block's time is made of). */
-export const F16_STAGES = ['scores', 'softmax', 'stage', 'pv'] as const;
+/**
+ * Stages a diagnostic leaves out (wrong results; to see what the block's time is made of). 'rescale': barrier C a
+ * plain barrier instead of workgroupUniformLoad(flag) (two), no rescale path (wrong only where a max rises past tau).
+ */
+export const F16_STAGES = ['scores', 'softmax', 'stage', 'pv', 'rescale'] as const;
 export type F16Stage = (typeof F16_STAGES)[number];
 
 export interface MlaInt8F16Options {
@@ -68,9 +82,36 @@ export interface MlaInt8F16Options {
    * Blocks fetched ahead (with prefetch): 1, or 2 (default: two register sets, the loop unrolled by two). The second
    * sitting's stage diagnostics had the staging alone at ~0.8 of ~1.35 ms at 1M with one block of loads in flight
    * an SM (~9.5 KB at one workgroup an SM: too few bytes to cover the memory latency); with two, words staging
-   * 1.33 -> 1.03 ms a layer, and rows 0.70 (third sitting). Without prefetch 1.58.
+   * 1.33 -> 1.03 ms a layer, and rows 0.70 (third sitting). Without prefetch 1.58. 3 and 4 (fourteenth session:
+   * block n's codes in set n % ahead, the loop unrolled by ahead; odd ahead alternates the kv buffers through a
+   * variable): 1.097 and 0.704 against 0.697 at 1M (bench/results/2026-12-02-h200-s14-mla-s1-sweep.json).
    */
-  ahead?: 1 | 2;
+  ahead?: 1 | 2 | 3 | 4;
+  /**
+   * How a staged word's four int8 codes become f16 (rows staging). 'cvt' (default): shifted to i32, converted to f32,
+   * times the f32 scale, converted to f16: two conversions a code, and the H200's conversion units do 16 an SM a
+   * clock (a block's 9216 codes: ~1150 clocks, near the whole staging cost the stage diagnostics measured). 'bits':
+   * the same values without the int -> float conversion (the code + 128 as the low mantissa byte of 2^23, minus
+   * 2^23 + 128: exact) and the f32 -> f16 roundings two at a time (pack2x16float): bit-identical to 'cvt'. 'half':
+   * all in packed f16 arithmetic: code + 1152 from the bits 0x6400 | (code + 128) (exact: ulp 1 in [1024, 2048)),
+   * minus 1152, times the scale rounded to f16, two channels an operation; the staged value is
+   * f16(code x f16(scale)), at most one f16 ulp from 'cvt' where the scale is an f16 normal (>= 2^-14); the scale's
+   * rounding moves a row part's scores together (4K device check: 9.3e-6 of max |o| from its scheme, 3.42e-3 from
+   * the int8 reference against 3.47e-3 for cvt; tokens equal in bench decode --check).
+   * H200, 1M (bench/results/2026-12-02-h200-s14-mla-s1-*): half 0.701, bits 0.709 against 0.697 ms a layer; the
+   * staging alone 0.566 / 0.594 / 0.577. Without bounds clamps (--disable-robustness, unsafe) half 0.578 against
+   * 0.625: with the clamps on every f16 store the packed results do not pay off.
+   */
+  convert?: 'cvt' | 'bits' | 'half';
+  /**
+   * Rows staging with prefetch: the page-table look-up of each fetched row a block before its codes are loaded (a
+   * register rn), so the block's top issues its pool loads at once instead of waiting for the page table's load
+   * first (a dependent load every warp of the workgroup waited on together, once a block). Same values.
+   * H200, 1M (bench/results/2026-12-02-h200-s14-mla-s2-*): slower, 0.712 against 0.698 ms a layer (hybrid TPOT 8.47
+   * against 8.36), though the staging alone gains (0.498 against 0.577): in the full kernel the look-up's latency
+   * was already hidden, and the kept register or the changed schedule costs more.
+   */
+  pageAhead?: boolean;
   /**
    * Rows staging: threads of odd rows store their four f16 in the order z, w, x, y (exact; only the order of the
    * stores changes). A warp stages two rows KS f16 apart (an odd multiple of 16 bytes: the banks shift by 4), so with
@@ -135,7 +176,9 @@ export interface MlaInt8F16Plan {
   stage: 'words' | 'vec4' | 'rows';
   prefetch: boolean;
   qPerBlock: boolean;
-  ahead: 1 | 2;
+  ahead: 1 | 2 | 3 | 4;
+  convert: 'cvt' | 'bits' | 'half';
+  pageAhead: boolean;
   swizzle: boolean;
   qFold: boolean;
   wide: boolean;
@@ -185,6 +228,16 @@ export function planMlaInt8F16(
   if (wide && (stage !== 'rows' || o.prefetch === false || o.qPerBlock))
     throw new Error('mlaDecode (int8, f16): wide runs rows staging with prefetch and the query in registers');
   if (o.qFold && o.qPerBlock) throw new Error('mlaDecode (int8, f16): qFold and qPerBlock do not combine');
+  const ahead = o.prefetch === false ? 1 : (o.ahead ?? 2);
+  if (![1, 2, 3, 4].includes(ahead)) throw new Error(`mlaDecode (int8, f16): ahead must be 1, 2, 3 or 4, got ${ahead}`);
+  if (wide && ahead > 2) throw new Error('mlaDecode (int8, f16): wide runs ahead 1 or 2');
+  const convert = o.convert ?? 'cvt';
+  if (!['cvt', 'bits', 'half'].includes(convert))
+    throw new Error(`mlaDecode (int8, f16): convert must be cvt, bits or half, got ${convert}`);
+  if (convert !== 'cvt' && (stage !== 'rows' || wide || o.swizzle))
+    throw new Error('mlaDecode (int8, f16): convert bits / half need rows staging (not wide, not swizzle)');
+  if (o.pageAhead && (stage !== 'rows' || wide || o.prefetch === false))
+    throw new Error('mlaDecode (int8, f16): pageAhead needs rows staging with prefetch (not wide)');
   if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
   // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
   if (o.qFold && 2 * TB < 32) throw new Error('mlaDecode (int8, f16): qFold needs 2 TB >= 32');
@@ -215,7 +268,9 @@ export function planMlaInt8F16(
     stage,
     prefetch: o.prefetch ?? true,
     qPerBlock: o.qPerBlock ?? false,
-    ahead: o.prefetch === false ? 1 : (o.ahead ?? 2),
+    ahead,
+    convert,
+    pageAhead: o.pageAhead ?? false,
     swizzle: o.swizzle ?? false,
     qFold: o.qFold ?? false,
     wide,
@@ -228,7 +283,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,

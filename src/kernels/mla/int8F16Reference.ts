@@ -4,7 +4,8 @@
  *
  * For sequence b, head h, over chunks of chunkLen tokens, each in blocks of TB:
  *   q16[c]    = f16(f32(q[c] * scale * log2 e))            (the query kernel's pack2x16float)
- *   k16[t, c] = f16(f32(code[t, c] * scale_part[t]))       (staging: code x its part's scale)
+ *   k16[t, c] = f16(f32(code[t, c] * scale_part[t]))       (staging: code x its part's scale; with convert
+ *                                                            'half' f16(code * f16(scale_part[t])))
  *   s[t]      = sum_c q16[c] k16[t, c]                      (tensor cores: exact products, f32 sums)
  *   the lazy max: mRef = the chunk's first block's max; a later block whose max bm > mRef + tau sets
  *     alpha = 2^(mRef - bm), mRef = bm, and l, o are scaled by alpha (the kernel's rare rescale)
@@ -23,14 +24,28 @@ export function int8F16Query(q: Float32Array, d: { B: number; H: number; R: numb
   return Float32Array.from(q.subarray(0, d.B * d.H * d.R), (x) => f16Round(Math.fround(x * c)));
 }
 
-/** Cached row t of sequence b as the kernel stages it: f16(code x its part's scale), [R]. */
-export function int8F16Row(view: ReturnType<typeof int8PoolView>, row: number, R: number, Rv: number): Float32Array {
+/**
+ * One code as the kernel stages it: f16(f32(code x scale)), or with convert 'half' (int8F16Plan.ts)
+ * f16(code x f16(scale)) (the f16 multiply of the exact code by the rounded scale, rounded once).
+ */
+export function int8F16Stage(code: number, scale: number, convert: 'cvt' | 'bits' | 'half' = 'cvt'): number {
+  return convert === 'half' ? f16Round(code * f16Round(scale)) : f16Round(Math.fround(code * scale));
+}
+
+/** Cached row t of sequence b as the kernel stages it: f16(code x its part's scale) (int8F16Stage), [R]. */
+export function int8F16Row(
+  view: ReturnType<typeof int8PoolView>,
+  row: number,
+  R: number,
+  Rv: number,
+  convert: 'cvt' | 'bits' | 'half' = 'cvt',
+): Float32Array {
   const { L, poolF, byte } = view;
   const out = new Float32Array(R);
   const sL = poolF[row + L.SW];
   const sR = poolF[row + L.SW + 1];
-  for (let c = 0; c < Rv; c++) out[c] = f16Round(Math.fround(byte(row, c) * sL));
-  for (let c = Rv; c < R; c++) out[c] = f16Round(Math.fround(byte(row + L.LWp, c - Rv) * sR));
+  for (let c = 0; c < Rv; c++) out[c] = int8F16Stage(byte(row, c), sL, convert);
+  for (let c = Rv; c < R; c++) out[c] = int8F16Stage(byte(row + L.LWp, c - Rv), sR, convert);
   return out;
 }
 
@@ -48,7 +63,7 @@ export function mlaDecodeInt8F16Reference(
   pageTable: Int32Array,
   lengths: Int32Array,
   d: MlaInt8Dims,
-  o: { chunkLen: number; tau?: number; stats?: F16SchemeStats },
+  o: { chunkLen: number; tau?: number; stats?: F16SchemeStats; convert?: 'cvt' | 'bits' | 'half' },
 ): Float32Array {
   const { B, H, R, Rv } = d;
   const TB = MLA_INT8_F16_TB;
@@ -59,7 +74,7 @@ export function mlaDecodeInt8F16Reference(
   for (let b = 0; b < B; b++) {
     const T = lengths[b];
     const rows: Float32Array[] = [];
-    for (let t = 0; t < T; t++) rows.push(int8F16Row(view, view.rowOf(b, t), R, Rv));
+    for (let t = 0; t < T; t++) rows.push(int8F16Row(view, view.rowOf(b, t), R, Rv, o.convert));
     for (let h = 0; h < H; h++) {
       const q = q16.subarray((b * H + h) * R, (b * H + h + 1) * R);
       const s = rows.map((k) => {

@@ -10,6 +10,7 @@ import type { IntraGramVariant } from './intraGram.wgsl.js';
 import { type IntraWUVariant, intraWUFits, intraWUSharedBytes, intraWUTiles } from './intraWU.wgsl.js';
 import type { StateProbe } from './stateTiled.wgsl.js';
 import type { Tc16StateProbe } from './stateTc16.wgsl.js';
+import type { WorkgroupArrayForm } from './wgslParts.js';
 
 /** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
 export interface ForwardDevice {
@@ -213,6 +214,15 @@ export const kdaForwardTuning: {
    * state 7.30e-7, against the old path (vsDefault) o 2.16e-7, state 1.12e-7 (the decays equal to a few ulps).
    */
   intraGramDiagChain?: boolean;
+  /**
+   * How the two-pass intra's first kernel (intraGram.wgsl.ts, not the secondary or tensor-core forms) declares its
+   * workgroup memory (IntraGramVariant.smForm, wgslParts WorkgroupArrayForm; bench kda --fwd-gram-sm
+   * vec4|nested|u32|f32; unset: 'vec4'), and the Kt form's f32 pre-pass likewise (IntraWUVariant.smForm; --fwd-kt-sm).
+   * The same values bit for bit; what differs is the declaration the driver zeroes at each workgroup's start (see
+   * WorkgroupArrayForm).
+   */
+  gramSmForm?: WorkgroupArrayForm;
+  ktSmForm?: WorkgroupArrayForm;
   /**
    * The two-pass intra's first kernel with FLA's secondary chunking (IntraGramVariant.secondary,
    * intraGramSecondary.wgsl.ts: the cross-16-row-block tiles without the middle factor's exp), where it reads gc

@@ -87,7 +87,15 @@ import {
   stepALoad,
 } from './intraVec.wgsl.js';
 import { bf16Scalar, vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, LOCATE, readWriteBindings } from './wgslParts.js';
+import {
+  bindings,
+  chunkSlotPrologue,
+  computeMain,
+  LOCATE,
+  readWriteBindings,
+  type WorkgroupArrayForm,
+  workgroupArrayAs,
+} from './wgslParts.js';
 
 const WG = 256;
 /** Channels per staged K tile, and the swizzled [row][4] vec4 layout of each staged array (intraVec.wgsl.ts). */
@@ -205,6 +213,12 @@ export interface IntraGramVariant {
    */
   bf16?: boolean;
   /**
+   * How its workgroup memory `sm` is declared (wgslParts WorkgroupArrayForm, workgroupArrayAs; kdaForwardTuning.
+   * gramSmForm): 'vec4' (unset: the array of vec4 the code indexes) or the same bytes as nested arrays, vec4<u32> or
+   * f32, for what the driver's zeroing of it at each workgroup's start costs. The same values (bit for bit).
+   */
+  smForm?: WorkgroupArrayForm;
+  /**
    * With bf16: beta bound as packed bf16 too (array<u32>, bf16.wgsl.ts bf16Scalar) and widened where loaded (exact),
    * instead of the f32 copy gpu.ts made for it in a dispatch of its own (kdaForwardTuning.betaBf16). The same values:
    * A_qk and T equal bit for bit. Not with gcFromG (its f32 bindings). On the H200 0.011 ms slower than the f32 loads
@@ -242,7 +256,7 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.betaBf16 ? '_b16' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.betaBf16 ? '_b16' : ''}${v.rw ? '_rw' : ''}${v.smForm && v.smForm !== 'vec4' ? `_sm${v.smForm}` : ''}`;
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -509,6 +523,8 @@ function gcDirectCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): st
 
 export function intraGramWgsl(v: IntraGramVariant): string {
   if (v.rw) return readWriteBindings(intraGramWgsl({ ...v, rw: undefined }));
+  if (v.smForm && v.smForm !== 'vec4')
+    return workgroupArrayAs(intraGramWgsl({ ...v, smForm: undefined }), 'sm', v.smForm);
   const { K, GK } = v;
   if (v.bf16 && !bf16Fits(v)) {
     throw new Error(

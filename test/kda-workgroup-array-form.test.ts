@@ -1,5 +1,6 @@
 /**
- * The workgroup memory of intraGram and of the Kt form's f32 pre-pass declared in another form (wgslParts
+ * intraGram's chunk slots a workgroup (kdaForwardTuning.gramSlots) and the entry points begun with a barrier or a
+ * zeroing loop (smEntry) are checked here too, the same way. The workgroup memory of intraGram and of the Kt form's f32 pre-pass declared in another form (wgslParts
  * workgroupArrayAs; kdaForwardTuning.gramSmForm, ktSmForm: nested arrays, vec4<u32>, f32 instead of vec4<f32>):
  *  - the rewrite itself on a small text: reads, stores (values and indices with accesses of their own), a component
  *    read, comments left alone; what it cannot rewrite refused; 'vec4' the text unchanged;
@@ -11,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
 import { intraGramWgsl } from '../src/kernels/kda/intraGram.wgsl.js';
 import { intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
-import { type WorkgroupArrayForm, workgroupArrayAs } from '../src/kernels/kda/wgslParts.js';
+import { type SmEntry, smEntry, type WorkgroupArrayForm, workgroupArrayAs } from '../src/kernels/kda/wgslParts.js';
 import { Rng } from '../src/util/random.js';
 import { expectBits } from './bits.js';
 import { gpuContext, hasGpu } from './helpers.js';
@@ -68,6 +69,30 @@ describe('workgroupArrayAs', () => {
   });
 });
 
+describe('smEntry', () => {
+  const g = { K: 128, V: 128, GK: 128, prefetch: true, diagChain: true, bf16: true };
+  it("'none' is the kernel as written; 'barrier' and 'loop' begin its entry point", () => {
+    const plain = intraGramWgsl(g);
+    expect(intraGramWgsl({ ...g, smEntry: 'none' })).toBe(plain);
+    const head = '@builtin(workgroup_id) wid: vec3<u32>) {';
+    const at = plain.indexOf(head) + head.length;
+    const loop = intraGramWgsl({ ...g, smEntry: 'loop' });
+    expect(loop).toBe(
+      `${plain.slice(0, at)}\n  // smEntry 'loop' (wgslParts SmEntry).\n  for (var zi = lid; zi < 1536u; zi += 256u) { sm[zi] = vec4<f32>(0.0); }\n  workgroupBarrier();${plain.slice(at)}`,
+    );
+    expect(intraGramWgsl({ ...g, smEntry: 'barrier' })).toBe(
+      `${plain.slice(0, at)}\n  // smEntry 'barrier' (wgslParts SmEntry).\n  workgroupBarrier();${plain.slice(at)}`,
+    );
+    expect(() => smEntry('fn f() {}', 'sm', 'loop')).toThrow(/no computeMain/);
+    expect(() => smEntry(plain, 'tile', 'loop')).toThrow(/no 'var<workgroup> tile/);
+    // With a slot walk the entry is the walk's: once a workgroup.
+    const kt = { K: 128, V: 128, GK: 128, ktForm: true, bf16: true, midF32: true, slots: 2, smEntry: 'loop' as const };
+    const w = intraWUWgsl(kt);
+    expect(w.split('zi < 2048u').length).toBe(2);
+    expect(w.indexOf('zi < 2048u')).toBeGreaterThan(w.indexOf('fn chunkSlot('));
+  });
+});
+
 const [H, K, V] = [2, 16, 8];
 const CU = [0, 1, 8, 71, 136, 136, 266];
 
@@ -95,6 +120,23 @@ describe('kda forward: workgroup memory declared otherwise', () => {
         expect(has(got.keys, 'kda_chunk_intra_wu'), form).toMatch(new RegExp(`_sm${form}$`));
         expectBits(got.o, base.o, `o, ${form}`);
         expectBits(got.S, base.S, `final state, ${form}`);
+      }
+      for (const entry of ['barrier', 'loop'] as const satisfies readonly SmEntry[]) {
+        Object.assign(kdaForwardTuning, { gramSmForm: 'vec4', ktSmForm: 'vec4', gramSmEntry: entry, ktSmEntry: entry });
+        const got = await core.run();
+        expect(has(got.keys, 'kda_chunk_intra_gram'), entry).toMatch(new RegExp(`_se${entry}$`));
+        expect(has(got.keys, 'kda_chunk_intra_wu'), entry).toMatch(new RegExp(`_se${entry}$`));
+        expectBits(got.o, base.o, `o, ${entry}`);
+        expectBits(got.S, base.S, `final state, ${entry}`);
+      }
+      // intraGram walking 2 and 4 chunk slots a workgroup (kdaForwardTuning.gramSlots): its memory not zeroed again
+      // between slots, so a read of an element the slot did not write would see the previous slot's values.
+      for (const gramSlots of [2, 4] as const) {
+        Object.assign(kdaForwardTuning, { gramSmEntry: 'none', ktSmEntry: 'none', gramSlots });
+        const got = await core.run();
+        expect(has(got.keys, 'kda_chunk_intra_gram'), `slots ${gramSlots}`).toMatch(new RegExp(`_s${gramSlots}$`));
+        expectBits(got.o, base.o, `o, gram slots ${gramSlots}`);
+        expectBits(got.S, base.S, `final state, gram slots ${gramSlots}`);
       }
       core.dispose();
     },

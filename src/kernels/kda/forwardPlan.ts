@@ -693,6 +693,8 @@ function intraTwoPassVariants(
   }
   if (rw.has('gram') && !gram.secondary) gram.rw = true;
   if (t.gramSmForm && t.gramSmForm !== 'vec4' && !gram.secondary) gram.smForm = t.gramSmForm;
+  if (t.gramSmEntry && t.gramSmEntry !== 'none' && !gram.secondary) gram.smEntry = t.gramSmEntry;
+  if ((t.gramSlots ?? 1) > 1 && !gram.secondary) gram.slots = t.gramSlots;
   if (gcPrologue) {
     const gp: IntraGramVariant = {
       ...gram,
@@ -717,6 +719,7 @@ function intraTwoPassVariants(
         // The f32 kernel's slots a workgroup (kdaForwardTuning.ktSlots; the tensor-core kernel has its own walk).
         slots: !tc16Kt && (t.ktSlots ?? 1) > 1 ? t.ktSlots : undefined,
         smForm: !tc16Kt && t.ktSmForm && t.ktSmForm !== 'vec4' ? t.ktSmForm : undefined,
+        smEntry: !tc16Kt && t.ktSmEntry && t.ktSmEntry !== 'none' ? t.ktSmEntry : undefined,
       }
     : {
         ...intraWUVariantFor({ K, V, GK }, dev.limits.maxComputeWorkgroupStorageSize, t),

@@ -10,7 +10,7 @@ import type { IntraGramVariant } from './intraGram.wgsl.js';
 import { type IntraWUVariant, intraWUFits, intraWUSharedBytes, intraWUTiles } from './intraWU.wgsl.js';
 import type { StateProbe } from './stateTiled.wgsl.js';
 import type { Tc16StateProbe } from './stateTc16.wgsl.js';
-import type { WorkgroupArrayForm } from './wgslParts.js';
+import type { SmEntry, WorkgroupArrayForm } from './wgslParts.js';
 
 /** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
 export interface ForwardDevice {
@@ -223,6 +223,19 @@ export const kdaForwardTuning: {
    */
   gramSmForm?: WorkgroupArrayForm;
   ktSmForm?: WorkgroupArrayForm;
+  /**
+   * How intraGram's entry point begins (IntraGramVariant.smEntry, wgslParts SmEntry: 'none', 'barrier', or 'loop',
+   * Tint's zeroing written into the kernel under the driver's; bench kda --fwd-gram-sm-entry; unset 'none'), and
+   * the Kt form's f32 pre-pass likewise (IntraWUVariant.smEntry; --fwd-kt-sm-entry). The same values bit for bit.
+   */
+  gramSmEntry?: SmEntry;
+  ktSmEntry?: SmEntry;
+  /**
+   * intraGram's chunk slots a workgroup (IntraGramVariant.slots, wgslParts slotLoop; bench kda --fwd-gram-slots
+   * 1|2|4; unset: 1), where the kernel is intraGram.wgsl.ts's (not the secondary or tensor-core forms). The same
+   * results bit for bit.
+   */
+  gramSlots?: 1 | 2 | 4;
   /**
    * The two-pass intra's first kernel with FLA's secondary chunking (IntraGramVariant.secondary,
    * intraGramSecondary.wgsl.ts: the cross-16-row-block tiles without the middle factor's exp), where it reads gc

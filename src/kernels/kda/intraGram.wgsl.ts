@@ -93,6 +93,9 @@ import {
   computeMain,
   LOCATE,
   readWriteBindings,
+  type SmEntry,
+  slotLoop,
+  smEntry,
   type WorkgroupArrayForm,
   workgroupArrayAs,
 } from './wgslParts.js';
@@ -218,6 +221,15 @@ export interface IntraGramVariant {
    * f32, for what the driver's zeroing of it at each workgroup's start costs. The same values (bit for bit).
    */
   smForm?: WorkgroupArrayForm;
+  /** How its entry point begins (wgslParts SmEntry, smEntry; kdaForwardTuning.gramSmEntry; unset 'none'). */
+  smEntry?: SmEntry;
+  /**
+   * Chunk slots a workgroup, one after the other (wgslParts slotLoop; kdaForwardTuning.gramSlots; the grid's slot
+   * axis divided by it, rounded up: intraGramGrid): the per-workgroup prologue (the driver's zeroing of its 24 KiB
+   * included) 1 / slots as often. Every element of sm a slot reads it wrote (the staged tiles each K tile, all of
+   * T's blocks, step B's scratch before its reads), so the same results bit for bit. Default 1.
+   */
+  slots?: number;
   /**
    * With bf16: beta bound as packed bf16 too (array<u32>, bf16.wgsl.ts bf16Scalar) and widened where loaded (exact),
    * instead of the f32 copy gpu.ts made for it in a dispatch of its own (kdaForwardTuning.betaBf16). The same values:
@@ -256,7 +268,13 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.betaBf16 ? '_b16' : ''}${v.rw ? '_rw' : ''}${v.smForm && v.smForm !== 'vec4' ? `_sm${v.smForm}` : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.betaBf16 ? '_b16' : ''}${v.rw ? '_rw' : ''}${v.smForm && v.smForm !== 'vec4' ? `_sm${v.smForm}` : ''}${v.smEntry && v.smEntry !== 'none' ? `_se${v.smEntry}` : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}`;
+
+/** The first kernel's grid over NS chunk slots and H heads: [slot groups (of IntraGramVariant.slots), heads]. */
+export const intraGramGrid = (v: IntraGramVariant, NS: number, H: number): [number, number] => [
+  Math.ceil(NS / (v.slots ?? 1)),
+  H,
+];
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -284,6 +302,8 @@ export function intraGramFits(v: IntraGramVariant): boolean {
     v.K % BK === 0 &&
     v.V % 4 === 0 &&
     (v.GK === 1 || v.GK === v.K) &&
+    Number.isInteger(v.slots ?? 1) &&
+    (v.slots ?? 1) >= 1 &&
     (!v.gcFromG || v.GK === v.K) &&
     (!v.gcPrologue || gcPrologueFits(v)) &&
     (!v.lean || (!v.gcFromG && !v.stagedStores)) &&
@@ -525,6 +545,8 @@ export function intraGramWgsl(v: IntraGramVariant): string {
   if (v.rw) return readWriteBindings(intraGramWgsl({ ...v, rw: undefined }));
   if (v.smForm && v.smForm !== 'vec4')
     return workgroupArrayAs(intraGramWgsl({ ...v, smForm: undefined }), 'sm', v.smForm);
+  if (v.smEntry && v.smEntry !== 'none') return smEntry(intraGramWgsl({ ...v, smEntry: undefined }), 'sm', v.smEntry);
+  if ((v.slots ?? 1) > 1) return slotLoop(intraGramWgsl({ ...v, slots: undefined }), v.slots ?? 1, 'x');
   const { K, GK } = v;
   if (v.bf16 && !bf16Fits(v)) {
     throw new Error(

@@ -33,6 +33,7 @@ import {
   computeMain,
   LOCATE,
   readWriteBindings,
+  type SmEntry,
   type WorkgroupArrayForm,
 } from './wgslParts.js';
 
@@ -126,6 +127,8 @@ export interface IntraWUVariant {
    * WorkgroupArrayForm; kdaForwardTuning.ktSmForm; unset 'vec4'). The same values (bit for bit).
    */
   smForm?: WorkgroupArrayForm;
+  /** The Kt form's f32 kernel only: how its entry point begins (wgslParts SmEntry; kdaForwardTuning.ktSmEntry). */
+  smEntry?: SmEntry;
 }
 
 /** Whether the variant stores W and U in bf16 (bf16 without midF32). */
@@ -134,13 +137,13 @@ export const intraWUStoresBf16 = (v: IntraWUVariant): boolean => v.bf16 === true
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.tc16 ? '_tc16' : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}${v.rw ? '_rw' : ''}${v.smForm && v.smForm !== 'vec4' ? `_sm${v.smForm}` : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.tc16 ? '_tc16' : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}${v.rw ? '_rw' : ''}${v.smForm && v.smForm !== 'vec4' ? `_sm${v.smForm}` : ''}${v.smEntry && v.smEntry !== 'none' ? `_se${v.smEntry}` : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
   const slots = v.slots ?? 1;
   if (!Number.isInteger(slots) || slots < 1 || (slots > 1 && (!v.ktForm || v.tc16))) return false;
-  if (v.smForm && v.smForm !== 'vec4' && (!v.ktForm || v.tc16)) return false;
+  if (((v.smForm ?? 'vec4') !== 'vec4' || (v.smEntry ?? 'none') !== 'none') && (!v.ktForm || v.tc16)) return false;
   if (v.tc16)
     return (v.chunks ?? 1) > 1
       ? intraKtTc16WalkFits(v)

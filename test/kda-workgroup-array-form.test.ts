@@ -10,12 +10,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { kdaForwardTuning } from '../src/kernels/kda/chunk.js';
+import { planChunkForward } from '../src/kernels/kda/forwardPlan.js';
 import { intraGramWgsl } from '../src/kernels/kda/intraGram.wgsl.js';
 import { intraWUWgsl } from '../src/kernels/kda/intraWU.wgsl.js';
 import { type SmEntry, smEntry, type WorkgroupArrayForm, workgroupArrayAs } from '../src/kernels/kda/wgslParts.js';
 import { Rng } from '../src/util/random.js';
 import { expectBits } from './bits.js';
 import { gpuContext, hasGpu } from './helpers.js';
+import { forwardDeviceFacts } from './kda-devices.js';
 import { kdaCoreRunner } from './kda-forward-run.js';
 import { randomCase } from './kda-random.js';
 
@@ -90,6 +92,29 @@ describe('smEntry', () => {
     const w = intraWUWgsl(kt);
     expect(w.split('zi < 2048u').length).toBe(2);
     expect(w.indexOf('zi < 2048u')).toBeGreaterThan(w.indexOf('fn chunkSlot('));
+  });
+});
+
+describe('the plan: intraGram begun with its zeroing loop by default (gramSmEntryByDefault)', () => {
+  const p = { H: 16, N: 1, K: 128, V: 128, GK: 128 };
+  const plan = (o: { hardware?: boolean; keep?: boolean; bf16?: boolean }, t: Partial<typeof kdaForwardTuning> = {}) =>
+    planChunkForward(
+      forwardDeviceFacts({ hardware: o.hardware ?? true, f16: true, subgroupSize: 32 }),
+      p,
+      { keep: !!o.keep, out: true, bf16: o.bf16 ?? true },
+      t,
+    );
+  it('on GPUs for the bf16 inference variant only; the Kt pre-pass as written; asked for, as asked', () => {
+    expect(plan({}).gram?.smEntry).toBe('loop');
+    expect(plan({}).wu?.smEntry).toBeUndefined();
+    expect(plan({ bf16: false }).gram?.smEntry).toBeUndefined();
+    expect(plan({ keep: true }).gram?.gcFromG).toBe(true);
+    expect(plan({ keep: true }).gram?.smEntry).toBeUndefined();
+    expect(plan({}, { gramGcPrologue: true }).gram?.smEntry).toBeUndefined();
+    expect(plan({ hardware: false }, { intraTwoPass: true }).gram?.smEntry).toBeUndefined();
+    expect(plan({}, { gramSmEntry: 'none' }).gram?.smEntry).toBeUndefined();
+    expect(plan({ bf16: false }, { gramSmEntry: 'barrier', ktSmEntry: 'loop' }).gram?.smEntry).toBe('barrier');
+    expect(plan({}, { ktSmEntry: 'loop' }).wu?.smEntry).toBe('loop');
   });
 });
 

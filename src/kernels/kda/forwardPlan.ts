@@ -41,6 +41,7 @@ import {
   hbBf16ByDefault,
   stateIdleStoresByDefault,
   gramGcPrologueByDefault,
+  gramSmEntryByDefault,
   intraTwoPassByDefault,
   intraWUVariantFor,
   ktFormByDefault,
@@ -693,7 +694,6 @@ function intraTwoPassVariants(
   }
   if (rw.has('gram') && !gram.secondary) gram.rw = true;
   if (t.gramSmForm && t.gramSmForm !== 'vec4' && !gram.secondary) gram.smForm = t.gramSmForm;
-  if (t.gramSmEntry && t.gramSmEntry !== 'none' && !gram.secondary) gram.smEntry = t.gramSmEntry;
   if ((t.gramSlots ?? 1) > 1 && !gram.secondary) gram.slots = t.gramSlots;
   if (gcPrologue) {
     const gp: IntraGramVariant = {
@@ -706,6 +706,9 @@ function intraTwoPassVariants(
     };
     if (intraGramFits(gp)) Object.assign(gram, gp);
   }
+  // The entry point's own zeroing loop (IntraGramVariant.smEntry): as asked, else gramSmEntryByDefault.
+  const entry = t.gramSmEntry ?? (gramSmEntryByDefault(dev, gram) ? 'loop' : 'none');
+  if (entry !== 'none' && !gram.secondary) gram.smEntry = entry;
   const wu: IntraWUVariant = ktForm
     ? {
         K,

@@ -225,8 +225,9 @@ export const kdaForwardTuning: {
   ktSmForm?: WorkgroupArrayForm;
   /**
    * How intraGram's entry point begins (IntraGramVariant.smEntry, wgslParts SmEntry: 'none', 'barrier', or 'loop',
-   * Tint's zeroing written into the kernel under the driver's; bench kda --fwd-gram-sm-entry; unset 'none'), and
-   * the Kt form's f32 pre-pass likewise (IntraWUVariant.smEntry; --fwd-kt-sm-entry). The same values bit for bit.
+   * Tint's zeroing written into the kernel under the driver's; bench kda --fwd-gram-sm-entry; unset:
+   * gramSmEntryByDefault), and the Kt form's f32 pre-pass likewise (IntraWUVariant.smEntry; --fwd-kt-sm-entry; unset
+   * 'none': the loop cost it 0.013 ms, see gramSmEntryByDefault). The same values bit for bit.
    */
   gramSmEntry?: SmEntry;
   ktSmEntry?: SmEntry;
@@ -704,6 +705,26 @@ export const gcInGramByDefault = (kd: boolean): boolean => kd;
  * memory 5.079: the spread walk loses.
  */
 export const gramGcPrologueByDefault = (_gpu: ForwardDevice): boolean => false;
+
+/**
+ * Whether intraGram begins with its own zeroing loop (IntraGramVariant.smEntry 'loop', wgslParts smEntry: a vec4 of
+ * zeros a thread over its 24 KiB, then a barrier, although the driver zeroes it too) when kdaForwardTuning.gramSmEntry
+ * is unset: on GPUs, for the variant measured (the bf16 inference forward's: gc read, not gcFromG, the prologue or
+ * the secondary form); elsewhere (f32 inputs, keep's gcFromG, lavapipe) as written. Why it helps is not known: on the
+ * H200 Tint's zeroing (Dawn's use_vulkan_zero_initialize_workgroup_memory_extension off, per device) ran this kernel
+ * 0.018 ms faster than the driver's (Dawn's default there) but the state and output passes slower (fourteenth
+ * session, bench/results/2026-12-02-h200-s14-lead1-*); the same loop written into the kernel, under the driver's
+ * zeroing, keeps part of that gain. H200 (fourteenth session, B=1, H=16, d=128, T=32768, bf16, each bench its own
+ * process, bench/results/2026-12-02-h200-s14-kfwd-s2-*): kda_chunk_intra 1.0568 / 1.0587 / 1.0584 / 1.0596 ms
+ * (mean 1.0584) against 1.0658 / 1.0650 / 1.0648 / 1.0666 / 1.0650 (mean 1.0654) as written; a barrier alone
+ * ('barrier') 1.0636-1.0646. Those runs had the Kt pre-pass begun the same way, where the loop lost (0.612-0.613
+ * against 0.599-0.600), so their forwards (5.019-5.027 against 5.013-5.021) do not show the gain; this kernel alone
+ * is a separate dispatch, so its 0.007 ms is expected on the forward (not yet measured so). --check (T=2048): o and
+ * the final state equal to as written (smEntryVsNone 0). Declaring the memory otherwise (WorkgroupArrayForm) did not
+ * help (s1: u32 1.066-1.069, nested 1.541, f32 1.686 against 1.064-1.068).
+ */
+export const gramSmEntryByDefault = (gpu: ForwardDevice, g: IntraGramVariant): boolean =>
+  onHardware(gpu) && g.bf16 === true && !g.gcFromG && !g.gcPrologue && !g.secondary;
 
 /**
  * The two-pass intra's W | U kernel as the forward runs it: kdaForwardTuning's choices, and where they are unset

@@ -20,7 +20,7 @@ import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
 import { BF16_INTERMEDIATES, hbBf16ByDefault, kdaForwardTuning, RW_PASSES, type RwPass } from '../kernels/kda/chunk.js';
 import { STATE_PROBES, type StateProbe } from '../kernels/kda/stateTiled.wgsl.js';
 import { TC16_STATE_PROBES, type Tc16StateProbe } from '../kernels/kda/stateTc16.wgsl.js';
-import { SM_ENTRIES, type SmEntry, WORKGROUP_ARRAY_FORMS, type WorkgroupArrayForm } from '../kernels/kda/wgslParts.js';
+import { SM_ENTRIES, type SmEntry } from '../kernels/kda/wgslParts.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
@@ -169,9 +169,6 @@ export interface KdaBenchOptions {
   fwdOutputSlots?: 1 | 2 | 4;
   /** Chunk slots a workgroup of the Kt form's f32 pre-pass (kdaForwardTuning.ktSlots). */
   fwdKtSlots?: 1 | 2 | 4;
-  /** How intraGram and the Kt form's f32 pre-pass declare their workgroup memory (gramSmForm, ktSmForm). */
-  fwdGramSm?: WorkgroupArrayForm;
-  fwdKtSm?: WorkgroupArrayForm;
   /** How intraGram's and the Kt pre-pass's entry points begin (gramSmEntry, ktSmEntry). */
   fwdGramSmEntry?: SmEntry;
   fwdKtSmEntry?: SmEntry;
@@ -382,8 +379,6 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     tc16OutputPad: o.fwdTc16OutputPad,
     outputSlots: o.fwdOutputSlots,
     ktSlots: o.fwdKtSlots,
-    gramSmForm: o.fwdGramSm,
-    ktSmForm: o.fwdKtSm,
     gramSmEntry: o.fwdGramSmEntry,
     ktSmEntry: o.fwdKtSmEntry,
     gramSlots: o.fwdGramSlots,
@@ -546,15 +541,6 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) 
           slotsVsOne: diffOS(
             a,
             await withTuningAsync({ ktSlots: 1, outputSlots: 1, gramSlots: 1 }, () => run(x, 'chunk')),
-          ),
-        }
-      : {}),
-    // Workgroup memory declared otherwise (kdaForwardTuning.gramSmForm, ktSmForm) against the vec4 arrays: 0.
-    ...((kdaForwardTuning.gramSmForm ?? 'vec4') !== 'vec4' || (kdaForwardTuning.ktSmForm ?? 'vec4') !== 'vec4'
-      ? {
-          smFormVsVec4: diffOS(
-            a,
-            await withTuningAsync({ gramSmForm: 'vec4', ktSmForm: 'vec4' }, () => run(x, 'chunk')),
           ),
         }
       : {}),
@@ -1198,14 +1184,12 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-gc-beta-first <on|off>', "with --fwd-gc-beta: beta loaded by each chunk's first gc workgroup only")
     .option('--fwd-output-slots <1|2|4>', 'the tensor-core output pass: chunk slots a workgroup (default 1)')
     .option('--fwd-kt-slots <1|2|4>', "the Kt form's f32 pre-pass (Kt | M): chunk slots a workgroup (default 1)")
-    .option('--fwd-gram-sm <form>', "intraGram's workgroup memory declared as vec4 (default), nested, u32 or f32")
     .option(
       '--fwd-gram-sm-entry <e>',
       "intraGram's entry: none (default), barrier, or loop (zeroing its memory itself)",
     )
     .option('--fwd-gram-slots <1|2|4>', 'the first intra kernel (intraGram): chunk slots a workgroup (default 1)')
     .option('--fwd-kt-sm-entry <e>', "the Kt form's f32 pre-pass's entry: none (default), barrier, or loop")
-    .option('--fwd-kt-sm <form>', "the Kt form's f32 pre-pass's workgroup memory as vec4 (default), nested, u32 or f32")
     .option('--fwd-tc16-output-pad <on|off>', 'the tensor-core output pass: padded workgroup-memory rows (default off)')
     .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(
@@ -1388,8 +1372,6 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
         fwdOutputSlots: parseNumberChoice('--fwd-output-slots', opts.fwdOutputSlots, [1, 2, 4] as const),
         fwdKtSlots: parseNumberChoice('--fwd-kt-slots', opts.fwdKtSlots, [1, 2, 4] as const),
-        fwdGramSm: parseSkip('--fwd-gram-sm', opts.fwdGramSm, WORKGROUP_ARRAY_FORMS),
-        fwdKtSm: parseSkip('--fwd-kt-sm', opts.fwdKtSm, WORKGROUP_ARRAY_FORMS),
         fwdGramSmEntry: parseSkip('--fwd-gram-sm-entry', opts.fwdGramSmEntry, SM_ENTRIES),
         fwdKtSmEntry: parseSkip('--fwd-kt-sm-entry', opts.fwdKtSmEntry, SM_ENTRIES),
         fwdGramSlots: parseNumberChoice('--fwd-gram-slots', opts.fwdGramSlots, [1, 2, 4] as const),

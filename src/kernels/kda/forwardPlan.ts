@@ -693,7 +693,6 @@ function intraTwoPassVariants(
     gram.secondary = true;
   }
   if (rw.has('gram') && !gram.secondary) gram.rw = true;
-  if (t.gramSmForm && t.gramSmForm !== 'vec4' && !gram.secondary) gram.smForm = t.gramSmForm;
   if ((t.gramSlots ?? 1) > 1 && !gram.secondary) gram.slots = t.gramSlots;
   if (gcPrologue) {
     const gp: IntraGramVariant = {
@@ -721,7 +720,6 @@ function intraTwoPassVariants(
         chunks: tc16Kt && tc16KtWalks(K, t, dev) ? 2 : undefined,
         // The f32 kernel's slots a workgroup (kdaForwardTuning.ktSlots; the tensor-core kernel has its own walk).
         slots: !tc16Kt && (t.ktSlots ?? 1) > 1 ? t.ktSlots : undefined,
-        smForm: !tc16Kt && t.ktSmForm && t.ktSmForm !== 'vec4' ? t.ktSmForm : undefined,
         smEntry: !tc16Kt && t.ktSmEntry && t.ktSmEntry !== 'none' ? t.ktSmEntry : undefined,
       }
     : {

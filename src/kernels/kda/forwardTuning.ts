@@ -10,7 +10,7 @@ import type { IntraGramVariant } from './intraGram.wgsl.js';
 import { type IntraWUVariant, intraWUFits, intraWUSharedBytes, intraWUTiles } from './intraWU.wgsl.js';
 import type { StateProbe } from './stateTiled.wgsl.js';
 import type { Tc16StateProbe } from './stateTc16.wgsl.js';
-import type { SmEntry, WorkgroupArrayForm } from './wgslParts.js';
+import type { SmEntry } from './wgslParts.js';
 
 /** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
 export interface ForwardDevice {
@@ -215,15 +215,6 @@ export const kdaForwardTuning: {
    */
   intraGramDiagChain?: boolean;
   /**
-   * How the two-pass intra's first kernel (intraGram.wgsl.ts, not the secondary or tensor-core forms) declares its
-   * workgroup memory (IntraGramVariant.smForm, wgslParts WorkgroupArrayForm; bench kda --fwd-gram-sm
-   * vec4|nested|u32|f32; unset: 'vec4'), and the Kt form's f32 pre-pass likewise (IntraWUVariant.smForm; --fwd-kt-sm).
-   * The same values bit for bit; what differs is the declaration the driver zeroes at each workgroup's start (see
-   * WorkgroupArrayForm).
-   */
-  gramSmForm?: WorkgroupArrayForm;
-  ktSmForm?: WorkgroupArrayForm;
-  /**
    * How intraGram's entry point begins (IntraGramVariant.smEntry, wgslParts SmEntry: 'none', 'barrier', or 'loop',
    * Tint's zeroing written into the kernel under the driver's; bench kda --fwd-gram-sm-entry; unset:
    * gramSmEntryByDefault), and the Kt form's f32 pre-pass likewise (IntraWUVariant.smEntry; --fwd-kt-sm-entry; unset
@@ -234,7 +225,9 @@ export const kdaForwardTuning: {
   /**
    * intraGram's chunk slots a workgroup (IntraGramVariant.slots, wgslParts slotLoop; bench kda --fwd-gram-slots
    * 1|2|4; unset: 1), where the kernel is intraGram.wgsl.ts's (not the secondary or tensor-core forms). The same
-   * results bit for bit.
+   * results bit for bit (--check slotsVsOne 0). Not the default: no gain on the H200 (fourteenth session, bf16,
+   * T=32768, bench/results/2026-12-02-h200-s14-kfwd-s2-*): kda_chunk_intra 1.0659 / 1.0657 ms with 2 slots, 1.0782
+   * with 4, against 1.0648-1.0666 with 1 (the driver's zeroing and the prologue paid half as often buy nothing here).
    */
   gramSlots?: 1 | 2 | 4;
   /**
@@ -566,6 +559,10 @@ export const RW_PASSES: readonly RwPass[] = ['state', 'output', 'gram', 'wu'];
  * --check (T=2048) with every pass read_write: vsDefault o 0, state 0 (f32), the bf16 mixed mode's o and state
  * equal to its f32 forward's as before.
  */
+/*
+ * Fourteenth session (Kt form, bf16 inputs, bench/results/2026-12-02-h200-s14-kfwd-s2-rwn-*): `--fwd-rw none` (the Kt
+ * pre-pass, which took the 'wu' slot, read-only) 0.6009 / 0.6026 ms against 0.5991-0.6001 with 'wu': still kept.
+ */
 export const rwByDefault = (gpu: ForwardDevice): readonly RwPass[] =>
   onHardware(gpu) && !gpu.acquired.toggles.includes('disable_robustness') ? ['wu'] : [];
 
@@ -720,8 +717,9 @@ export const gramGcPrologueByDefault = (_gpu: ForwardDevice): boolean => false;
  * ('barrier') 1.0636-1.0646. Those runs had the Kt pre-pass begun the same way, where the loop lost (0.612-0.613
  * against 0.599-0.600), so their forwards (5.019-5.027 against 5.013-5.021) do not show the gain; this kernel alone
  * is a separate dispatch, so its 0.007 ms is expected on the forward (not yet measured so). --check (T=2048): o and
- * the final state equal to as written (smEntryVsNone 0). Declaring the memory otherwise (WorkgroupArrayForm) did not
- * help (s1: u32 1.066-1.069, nested 1.541, f32 1.686 against 1.064-1.068).
+ * the final state equal to as written (smEntryVsNone 0). Declaring the same bytes otherwise did not help (s1, both
+ * kernels, the generic rewrite removed again, commit c863941): vec4<u32> 1.066-1.069 (Kt 0.603-0.604), nested
+ * arrays 1.541-1.543 (0.681), f32 1.685-1.687 (1.030-1.031) against 1.064-1.068 (0.600).
  */
 export const gramSmEntryByDefault = (gpu: ForwardDevice, g: IntraGramVariant): boolean =>
   onHardware(gpu) && g.bf16 === true && !g.gcFromG && !g.gcPrologue && !g.secondary;

@@ -96,8 +96,6 @@ import {
   type SmEntry,
   slotLoop,
   smEntry,
-  type WorkgroupArrayForm,
-  workgroupArrayAs,
 } from './wgslParts.js';
 
 const WG = 256;
@@ -215,12 +213,6 @@ export interface IntraGramVariant {
    * forward's variant only: prefetch and diagChain on, no gcFromG, stagedStores, lean, diagSplit or secondary.
    */
   bf16?: boolean;
-  /**
-   * How its workgroup memory `sm` is declared (wgslParts WorkgroupArrayForm, workgroupArrayAs; kdaForwardTuning.
-   * gramSmForm): 'vec4' (unset: the array of vec4 the code indexes) or the same bytes as nested arrays, vec4<u32> or
-   * f32, for what the driver's zeroing of it at each workgroup's start costs. The same values (bit for bit).
-   */
-  smForm?: WorkgroupArrayForm;
   /** How its entry point begins (wgslParts SmEntry, smEntry; kdaForwardTuning.gramSmEntry; unset 'none'). */
   smEntry?: SmEntry;
   /**
@@ -268,7 +260,7 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.betaBf16 ? '_b16' : ''}${v.rw ? '_rw' : ''}${v.smForm && v.smForm !== 'vec4' ? `_sm${v.smForm}` : ''}${v.smEntry && v.smEntry !== 'none' ? `_se${v.smEntry}` : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.betaBf16 ? '_b16' : ''}${v.rw ? '_rw' : ''}${v.smEntry && v.smEntry !== 'none' ? `_se${v.smEntry}` : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}`;
 
 /** The first kernel's grid over NS chunk slots and H heads: [slot groups (of IntraGramVariant.slots), heads]. */
 export const intraGramGrid = (v: IntraGramVariant, NS: number, H: number): [number, number] => [
@@ -543,8 +535,6 @@ function gcDirectCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): st
 
 export function intraGramWgsl(v: IntraGramVariant): string {
   if (v.rw) return readWriteBindings(intraGramWgsl({ ...v, rw: undefined }));
-  if (v.smForm && v.smForm !== 'vec4')
-    return workgroupArrayAs(intraGramWgsl({ ...v, smForm: undefined }), 'sm', v.smForm);
   if (v.smEntry && v.smEntry !== 'none') return smEntry(intraGramWgsl({ ...v, smEntry: undefined }), 'sm', v.smEntry);
   if ((v.slots ?? 1) > 1) return slotLoop(intraGramWgsl({ ...v, slots: undefined }), v.slots ?? 1, 'x');
   const { K, GK } = v;

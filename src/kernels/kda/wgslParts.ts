@@ -337,109 +337,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }
 
 /**
- * How a kernel declares its one `array<vec4<f32>, N>` of workgroup memory (workgroupArrayAs): 'vec4' as written (the
- * default, the text unchanged), 'nested' as `array<array<vec4<f32>, 256>, N / 256>`, 'u32' as `array<vec4<u32>, N>`
- * (bitcast at each access), 'f32' as `array<f32, 4 N>` (four scalar accesses a vec4). The same bytes holding the same
- * values, so the same results bit for bit; only the declaration the driver zeroes at each workgroup's start differs.
- * Why: on the H200 the driver's zeroing (VK_KHR_zero_initialize_workgroup_memory, Dawn's default there) of intraGram's
- * 24 KiB cost ~0.018 ms more than Tint's own zeroing loop (fourteenth session, bench/results/2026-12-02-h200-s14-
- * lead1-*), and the toggle between the two is per device; whether another declaration of the same bytes changes
- * what the driver does is what these forms measure.
- */
-export type WorkgroupArrayForm = 'vec4' | 'nested' | 'u32' | 'f32';
-export const WORKGROUP_ARRAY_FORMS: readonly WorkgroupArrayForm[] = ['vec4', 'nested', 'u32', 'f32'];
-
-/** The index just past the bracket or parenthesis that closes the one opened at `open` in `s`. */
-function closeOf(s: string, open: number): number {
-  let depth = 0;
-  for (let i = open; i < s.length; i++) {
-    const c = s[i];
-    if (c === '[' || c === '(') depth++;
-    else if (c === ']' || c === ')') {
-      depth--;
-      if (depth === 0) return i + 1;
-    }
-  }
-  throw new Error(`workgroupArrayAs: unbalanced brackets from ${s.slice(open, open + 40)}`);
-}
-
-/** The index of the `;` that ends the expression starting at `from` (outside brackets and parentheses). */
-function statementEnd(s: string, from: number): number {
-  let depth = 0;
-  for (let i = from; i < s.length; i++) {
-    const c = s[i];
-    if (c === '[' || c === '(') depth++;
-    else if (c === ']' || c === ')') depth--;
-    else if (c === ';' && depth === 0) return i;
-  }
-  throw new Error(`workgroupArrayAs: no ';' after ${s.slice(from, from + 40)}`);
-}
-
-/**
- * `code` (WGSL) with its workgroup array `name` (declared `var<workgroup> name: array<vec4<f32>, N>;`) declared in
- * form `form` (WorkgroupArrayForm): every read `name[i]` becomes `nameLd(i)` and every plain store `name[i] = x;`
- * becomes `nameSt(i, x);`, two functions added after the declaration that address the new declaration. Throws where
- * the code uses the array otherwise (a pointer to it, a compound assignment, a component store), so that a kernel it
- * cannot rewrite fails to build rather than computing something else. 'vec4' returns `code` itself.
- */
-export function workgroupArrayAs(code: string, name: string, form: WorkgroupArrayForm): string {
-  if (form === 'vec4') return code;
-  const decl = new RegExp(`var<workgroup> ${name}: array<vec4<f32>, (\\d+)>;`);
-  const m = decl.exec(code);
-  if (!m) throw new Error(`workgroupArrayAs: no 'var<workgroup> ${name}: array<vec4<f32>, N>;' in the kernel`);
-  const N = Number(m[1]);
-  if (form === 'nested' && N % 256 !== 0)
-    throw new Error(`workgroupArrayAs: nested needs N a multiple of 256, not ${N}`);
-  if (new RegExp(`&${name}\\b`).test(code)) throw new Error(`workgroupArrayAs: a pointer to ${name}`);
-  const ld = `${name}Ld`;
-  const st = `${name}St`;
-  const fns: Record<Exclude<WorkgroupArrayForm, 'vec4'>, string> = {
-    nested: `var<workgroup> ${name}: array<array<vec4<f32>, 256>, ${N / 256}>;
-fn ${ld}(i: u32) -> vec4<f32> { return ${name}[i >> 8u][i & 255u]; }
-fn ${st}(i: u32, x: vec4<f32>) { ${name}[i >> 8u][i & 255u] = x; }`,
-    u32: `var<workgroup> ${name}: array<vec4<u32>, ${N}>;
-fn ${ld}(i: u32) -> vec4<f32> { return bitcast<vec4<f32>>(${name}[i]); }
-fn ${st}(i: u32, x: vec4<f32>) { ${name}[i] = bitcast<vec4<u32>>(x); }`,
-    f32: `var<workgroup> ${name}: array<f32, ${4 * N}>;
-fn ${ld}(i: u32) -> vec4<f32> { let b = 4u * i; return vec4<f32>(${name}[b], ${name}[b + 1u], ${name}[b + 2u], ${name}[b + 3u]); }
-fn ${st}(i: u32, x: vec4<f32>) { let b = 4u * i; ${name}[b] = x.x; ${name}[b + 1u] = x.y; ${name}[b + 2u] = x.z; ${name}[b + 3u] = x.w; }`,
-  };
-  const access = new RegExp(`(?<![\\w.])${name}\\[`, 'g');
-  /** `s` with every access rewritten (recursively inside indices and stored values). */
-  const rewrite = (s: string): string => {
-    let out = '';
-    let at = 0;
-    access.lastIndex = 0;
-    for (let hit = access.exec(s); hit; hit = access.exec(s)) {
-      // In a comment: left as it is.
-      if (s.slice(s.lastIndexOf('\n', hit.index) + 1, hit.index).includes('//')) continue;
-      const open = hit.index + name.length;
-      const close = closeOf(s, open);
-      const index = rewrite(s.slice(open + 1, close - 1));
-      const rest = s.slice(close);
-      const assign = /^\s*([-+*/%&|^]?)=(?!=)/.exec(rest);
-      if (/^\s*\./.test(rest) && /^\s*\.\w+\s*=(?!=)/.test(rest))
-        throw new Error(`workgroupArrayAs: a component store to ${name}`);
-      if (assign?.[1]) throw new Error(`workgroupArrayAs: a compound assignment to ${name}`);
-      out += s.slice(at, hit.index);
-      if (assign) {
-        const from = close + assign[0].length;
-        const end = statementEnd(s, from);
-        out += `${st}(${index}, ${rewrite(s.slice(from, end).trim())})`;
-        at = end;
-      } else {
-        out += `${ld}(${index})`;
-        at = close;
-      }
-      access.lastIndex = at;
-    }
-    return out + s.slice(at);
-  };
-  const [before, after] = [code.slice(0, m.index), code.slice(m.index + m[0].length)];
-  return `${before}${fns[form]}${rewrite(after)}`;
-}
-
-/**
  * How a kernel's entry point begins (smEntry; kdaForwardTuning.gramSmEntry, ktSmEntry): 'none' as written (the
  * default), 'barrier' with a workgroupBarrier() first, 'loop' with Tint's own zeroing of its `array<vec4<f32>, N>`
  * (a vec4 of zeros a thread, strided by the workgroup size, then the barrier) although the driver zeroes it too. The
@@ -447,7 +344,10 @@ fn ${st}(i: u32, x: vec4<f32>) { let b = 4u * i; ${name}[b] = x.x; ${name}[b + 1
  * with Tint's zeroing (Dawn's use_vulkan_zero_initialize_workgroup_memory_extension off, a per-device toggle)
  * intraGram ran 0.018 ms faster than with the driver's (its default), while the state and output passes ran
  * slower (fourteenth session, bench/results/2026-12-02-h200-s14-lead1-*): 'loop' asks whether that kernel's gain
- * comes with the loop under the driver's zeroing too, 'barrier' whether the barrier alone gives it.
+ * comes with the loop under the driver's zeroing too, 'barrier' whether the barrier alone gives it. Measured
+ * (bench/results/2026-12-02-h200-s14-kfwd-s2-*): intraGram 1.058 ms with 'loop' (the default there since,
+ * forwardTuning.ts gramSmEntryByDefault), 1.064 with 'barrier', 1.065 as written; the Kt pre-pass 0.612, 0.601 and
+ * 0.600: why the same loop helps one kernel and costs the other is not known.
  */
 export type SmEntry = 'none' | 'barrier' | 'loop';
 export const SM_ENTRIES: readonly SmEntry[] = ['none', 'barrier', 'loop'];

@@ -11,7 +11,7 @@ import { randomUniform } from '../src/kernels/random/index.js';
 import { BatchSession } from '../src/model/batchSession.js';
 import { KimiLinearModel } from '../src/model/forward.js';
 import { randomModelWeights } from '../src/model/randomWeights.js';
-import { expectClose, gpuContext, hasGpu, tiny48Config } from './helpers.js';
+import { expectClose, gpuContext, hasGpu, tiny48Config, ROUTER_BASE } from './helpers.js';
 
 describe.skipIf(!hasGpu)('decode host path on WebGPU (4 lanes)', () => {
   it('expertsInference equals experts().y (decode kernels and the grouped path)', async () => {
@@ -25,15 +25,7 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU (4 lanes)', () => {
     for (const N of [1, 7, 65]) {
       const x = randomUniform(gpu, [N, D], { seed: 4 + N, lo: -1, hi: 1 });
       const logits = randomUniform(gpu, [N, E], { seed: 5 + N, lo: -1, hi: 1 });
-      const r = route(logits, undefined, {
-        numExperts: E,
-        topK: 2,
-        activation: 'sigmoid',
-        renormalize: true,
-        scaling: 1,
-        numGroups: 1,
-        topkGroup: 1,
-      });
+      const r = route(logits, undefined, { ...ROUTER_BASE, numExperts: E, topK: 2, scaling: 1 });
       const full = experts(x, r, w);
       expectClose(await expertsInference(x, r, w).toFloat32(), await full.y.toFloat32(), 0, `N=${N}`);
     }

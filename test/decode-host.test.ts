@@ -11,6 +11,7 @@ import { linear } from '../src/kernels/matmul/index.js';
 import { argmax } from '../src/kernels/reduce/index.js';
 import { randomUniform } from '../src/kernels/random/index.js';
 import { SESSION6_OFF, SESSION7_OFF } from '../src/bench/decodeCheck.js';
+import { timeDependentSteps } from '../src/bench/decodeSteps.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
 import { BatchSession } from '../src/model/batchSession.js';
 import type { GpuContext } from '../src/gpu/context.js';
@@ -99,6 +100,29 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
       expect(s.cacheBytes()).toBe(bytes);
       s.dispose();
     }
+    weights.dispose();
+  });
+
+  it('bench decode --steps-ahead 2 (two steps queued beyond the awaited one) gives the tokens of one ahead', async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48Config();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    const model = new KimiLinearModel(cfg, weights);
+    const run = async (ahead: number) => {
+      const s = new BatchSession(model, { maxSequences: 1, maxLength: 256, cacheDtype: 'bf16' });
+      s.addSynthetic(40);
+      const r = await timeDependentSteps(s, [3], 2, 5, undefined, undefined, ahead);
+      s.dispose();
+      return r;
+    };
+    const one = await run(1);
+    const two = await run(2);
+    // warm-up 2 + timed 5 + the steps still queued at the end (1 or 2).
+    expect(one.tokens).toHaveLength(8);
+    expect(two.tokens).toHaveLength(9);
+    expect(two.tokens.slice(0, 8)).toEqual(one.tokens);
+    expect(two.stepMs).toHaveLength(5);
+    await expect(run(0)).rejects.toThrow(/ahead = 0, expected an integer >= 1/);
     weights.dispose();
   });
 

@@ -38,7 +38,7 @@ import { expertsInference } from '../src/kernels/moe/index.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
-import { expectClose, gpuContext, hasGpu } from './helpers.js';
+import { expectClose, gpuContext, hasGpu, ROUTER_BASE } from './helpers.js';
 
 function rand(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
@@ -209,15 +209,7 @@ describe.skipIf(!hasGpu)('decode kernels with subgroup sums equal the tree sums 
       const [x, d0, nw] = [rand(D, D), rand(D, D + 1), rand(D, D + 3)];
       const biasHost = Float32Array.from(rand(E, E), (v) => Math.round(v * 2) / 64);
       const bias = gpu.fromHost(biasHost, [E]);
-      const cfg = {
-        numExperts: E,
-        topK: k,
-        activation: 'sigmoid' as const,
-        renormalize: true,
-        scaling: 2.5,
-        numGroups: 1,
-        topkGroup: 1,
-      };
+      const cfg = { ...ROUTER_BASE, numExperts: E, topK: k, scaling: 2.5 };
       const scratch = gpu.zeros([routeTailWords(E)], 'i32');
       const plain = addRmsnormLinear(
         gpu.fromHost(x, [1, D]),

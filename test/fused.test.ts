@@ -563,15 +563,7 @@ describe.skipIf(!hasGpu)('addRmsnormLinear with the route (routeTail.wgsl.ts: th
               [E],
             )
           : undefined;
-        const cfg = {
-          numExperts: E,
-          topK: k,
-          activation: 'sigmoid' as const,
-          renormalize: true,
-          scaling: 2.5,
-          numGroups: 1,
-          topkGroup: 1,
-        };
+        const cfg = { ...ROUTER_BASE, numExperts: E, topK: k, scaling: 2.5 };
         const what = `E ${E} k ${k}${withBias ? ' bias' : ''} col ${col} D ${D} N ${N} ${select}`;
         const run = (route: boolean) =>
           addRmsnormLinear(gpu.fromHost(x, [1, D]), [gpu.fromHost(d0, [1, D])], gpu.fromHost(g, [D]), 1e-5, wt, {
@@ -779,15 +771,7 @@ describe.skipIf(slowVariants)(
     it('16, 64, 128 and 256 lanes (gate_up also in one loop unrolled by 3) = the cpu ops: routed + shared at one row, routed at two', async () => {
       const gpu = (await gpuContext())!;
       const [E, k, D, I, Is] = [64, 4, 72, 40, 24];
-      const cfg = {
-        numExperts: E,
-        topK: k,
-        activation: 'sigmoid' as const,
-        renormalize: true,
-        scaling: 2.5,
-        numGroups: 1,
-        topkGroup: 1,
-      };
+      const cfg = { ...ROUTER_BASE, numExperts: E, topK: k, scaling: 2.5 };
       // The same inputs on a device (against the cpu ops, not the 32-lane kernels: fewer lavapipe compiles).
       const inputs = (d: Device, rows: number) => {
         const bf = (a: Float32Array, shape: number[]) => d.fromHost(f32ArrayToBf16(a), shape, 'bf16');

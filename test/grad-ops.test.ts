@@ -13,6 +13,7 @@ import { noGrad, Tape, withTape } from '../src/autograd/tape.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
+import { ROUTER_BASE } from './helpers.js';
 
 const EPS = 1e-3;
 const TOL = 1e-2;
@@ -171,15 +172,7 @@ describe('finite-difference gradients of the op wrappers (cpu)', () => {
     );
   });
   it('MoE: experts and router weights (selection held fixed)', async () => {
-    const cfg = {
-      numExperts: 4,
-      topK: 2,
-      activation: 'sigmoid' as const,
-      renormalize: true,
-      scaling: 1.5,
-      numGroups: 1,
-      topkGroup: 1,
-    };
+    const cfg = { ...ROUTER_BASE, numExperts: 4, topK: 2, scaling: 1.5 };
     // Logits far apart, so the +-eps perturbations never change which experts are chosen.
     const logits = Float32Array.from({ length: 3 * 4 }, (_, i) => ((i * 7) % 12) * 0.4 - 2);
     await gradcheck(

@@ -13,7 +13,7 @@
  * at the batch its cache allows.
  */
 import type { Command } from 'commander';
-import { type GpuFlagOptions, gpuFlags, printJson, renderTable } from '../cli/shared.js';
+import { type GpuFlagOptions, gpuFlags, intOption, printJson, renderTable } from '../cli/shared.js';
 import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
@@ -112,6 +112,8 @@ export interface DecodeBenchOptions {
   sweep?: DecodeSweepVariant[];
   /** Time independent steps with host token ids and a logits readback each (the pre-pipelining measure). */
   independentSteps?: boolean;
+  /** Dependent steps: steps submitted beyond the one whose ids are awaited (1, as generate runs; decodeSteps.ts). */
+  stepsAhead?: number;
   /** Also time every WebGPU call of a few steps per context: Dawn's share of the host time (hostApis). */
   hostProfile?: boolean;
   /** Check the default path against the unfused and unpipelined ones at the first context (decodeCheck.ts). */
@@ -208,7 +210,7 @@ async function timeVariant(
     device instanceof GpuContext ? device.limits.maxStorageBufferBindingSize : Number.POSITIVE_INFINITY;
   for (const C of o.contexts) {
     // The pipelined loop primes one step ahead, --profile records one more, --host-profile a few.
-    const held = C + WARMUP + WARMUP_EXTRA + o.steps + 2 + HOST_PROFILE_STEPS;
+    const held = C + WARMUP + WARMUP_EXTRA + o.steps + 1 + (o.stepsAhead ?? 1) + HOST_PROFILE_STEPS;
     const fit = largestBatch(model.cfg, held, {
       cacheDtype: o.cacheDtype,
       // The decode step's packed projections (decodeWeightsGB) are device memory beside the weights too.
@@ -257,10 +259,18 @@ async function timeVariant(
       };
       const timing = o.independentSteps
         ? await timeIndependentSteps(s, tokens, WARMUP, o.steps, countFrom)
-        : await timeDependentSteps(s, tokens(0), WARMUP, o.steps, countFrom, {
-            ms: BENCH_WARM_MS,
-            maxExtra: WARMUP_EXTRA,
-          });
+        : await timeDependentSteps(
+            s,
+            tokens(0),
+            WARMUP,
+            o.steps,
+            countFrom,
+            {
+              ms: BENCH_WARM_MS,
+              maxExtra: WARMUP_EXTRA,
+            },
+            o.stepsAhead ?? 1,
+          );
       const recordMs = timing.recordMs * o.steps;
       // Bind groups looked up during the timed steps: a miss creates one (the largest host cost of a
       // dispatch), so a steady decode step should hit nearly always.
@@ -450,7 +460,7 @@ export async function benchDecode(
     moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
     steps: o.independentSteps
       ? 'independent: host token ids, each step recorded, run and its logits read back before the next (--independent-steps)'
-      : "dependent: greedy generation, each step fed the previous step's argmax on the device, step n + 1 recorded while step n runs, ids read back one step late",
+      : `dependent: greedy generation, each step fed the previous step's argmax on the device, step n + ${o.stepsAhead ?? 1} recorded while step n runs, ids read back ${o.stepsAhead ?? 1} step(s) late`,
     ...(device instanceof GpuContext
       ? { dispatchesPerSubmit: device.maxDispatchesPerBatch, firstDispatchesPerSubmit: device.firstDispatchesPerBatch }
       : {}),
@@ -607,6 +617,11 @@ export function registerDecodeBench(bench: Command): void {
       '--independent-steps',
       'time steps fed host token ids, each read back before the next (the measure before pipelined generation)',
     )
+    .option(
+      '--steps-ahead <n>',
+      'dependent steps: steps submitted beyond the one whose ids are awaited (1, as generate runs; 2 absorbs a host stall up to two steps long)',
+      intOption('--steps-ahead'),
+    )
     .option('--check', 'check the default step against the unfused ops and pipelined against plain greedy tokens')
     .option('--host-profile', "also time every WebGPU call of a few steps per context (Dawn's share of host time)")
     .option('--dispatches-per-submit <n>', 'submit recorded work every n dispatches (GpuContext.maxDispatchesPerBatch)')
@@ -647,6 +662,7 @@ export function registerDecodeBench(bench: Command): void {
           foldKdaGate?: boolean;
           gemvPrefetch?: boolean;
           independentSteps?: boolean;
+          stepsAhead?: number;
           hostProfile?: boolean;
           check?: boolean;
         },
@@ -811,6 +827,7 @@ export function registerDecodeBench(bench: Command): void {
           padDispatches: pad,
           ...(opts.sweep !== undefined ? { sweep: parseSweep(opts.sweep) } : {}),
           independentSteps: !!opts.independentSteps,
+          ...(opts.stepsAhead !== undefined ? { stepsAhead: opts.stepsAhead } : {}),
           hostProfile: !!opts.hostProfile,
           check: !!opts.check,
           variants: opts.variants.split(',').map((v) => {

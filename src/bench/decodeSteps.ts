@@ -48,8 +48,11 @@ export async function timeIndependentSteps(
 }
 
 /**
- * Greedy dependent generation from `first` (one id per sequence); uses warmup + steps + 1 steps of cache (and up to
- * warm.maxExtra more).
+ * Greedy dependent generation from `first` (one id per sequence); uses warmup + steps + ahead steps of cache (and up
+ * to warm.maxExtra more). `ahead`: steps recorded and submitted beyond the one whose ids are awaited (1, as generate
+ * runs, or more). Why more: a host stall longer than a step (single ~0.1 s stalls in timed 1M runs, cause not found;
+ * bench/results/2026-12-02-h200-s13-attn-s2-dec-1m.json) leaves the GPU idle once the one step queued ahead has
+ * run; with two queued, a stall up to two steps long is absorbed. The ids, and so the tokens, are the same.
  */
 export async function timeDependentSteps(
   s: BatchSession,
@@ -58,17 +61,27 @@ export async function timeDependentSteps(
   steps: number,
   onTimed?: () => void,
   warm?: { ms: number; maxExtra: number },
+  ahead = 1,
 ): Promise<StepTiming & { tokens: number[][] }> {
-  let flight = s.stepOnDevice(first, argmax);
+  if (!(Number.isInteger(ahead) && ahead >= 1))
+    throw new RangeError(`timeDependentSteps: ahead = ${ahead}, expected an integer >= 1`);
+  // The steps submitted whose ids are not read yet, oldest first; each one's `next` feeds the step after it and is
+  // dropped once that step is recorded.
+  const flights = [s.stepOnDevice(first, argmax)];
+  for (let i = 1; i < ahead; i++) {
+    flights.push(s.stepOnDevice(flights[i - 1].next, argmax));
+    flights[i - 1].next.dispose();
+  }
   const out: number[][] = [];
   let hostMs = 0;
   const advance = async () => {
-    const next = s.stepOnDevice(flight.next, argmax);
+    const newest = flights[flights.length - 1];
+    const next = s.stepOnDevice(newest.next, argmax);
     const recordMs = s.lastStep.recordMs;
     hostMs += s.lastStep.totalMs;
-    flight.next.dispose();
-    out.push(Array.from(await flight.tokens));
-    flight = next;
+    newest.next.dispose();
+    flights.push(next);
+    out.push(Array.from(await flights.shift()!.tokens));
     return recordMs;
   };
   // At least `warmup` steps, then more while the warm-up is younger than warm.ms (at most warm.maxExtra more): the
@@ -90,8 +103,8 @@ export async function timeDependentSteps(
     last = now;
   }
   const ms = (performance.now() - t0) / steps;
-  flight.next.dispose();
-  out.push(Array.from(await flight.tokens));
+  flights[flights.length - 1].next.dispose();
+  for (const f of flights) out.push(Array.from(await f.tokens));
   const medianStepMs = stepMs.length ? median(stepMs) : undefined;
   return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, stepMs, medianStepMs, tokens: out };
 }

@@ -1186,7 +1186,7 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-kt-slots <1|2|4>', "the Kt form's f32 pre-pass (Kt | M): chunk slots a workgroup (default 1)")
     .option(
       '--fwd-gram-sm-entry <e>',
-      "intraGram's entry: none (default), barrier, or loop (zeroing its memory itself)",
+      "intraGram's entry: none, barrier, or loop (its own zeroing; default on GPUs with bf16 inputs, else none)",
     )
     .option('--fwd-gram-slots <1|2|4>', 'the first intra kernel (intraGram): chunk slots a workgroup (default 1)')
     .option('--fwd-kt-sm-entry <e>', "the Kt form's f32 pre-pass's entry: none (default), barrier, or loop")

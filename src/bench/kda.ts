@@ -20,6 +20,7 @@ import { kdaBackwardTuning } from '../kernels/kda/backwardGpu.js';
 import { BF16_INTERMEDIATES, hbBf16ByDefault, kdaForwardTuning, RW_PASSES, type RwPass } from '../kernels/kda/chunk.js';
 import { STATE_PROBES, type StateProbe } from '../kernels/kda/stateTiled.wgsl.js';
 import { TC16_STATE_PROBES, type Tc16StateProbe } from '../kernels/kda/stateTc16.wgsl.js';
+import { SM_ENTRIES, type SmEntry } from '../kernels/kda/wgslParts.js';
 import { recurrentTuning } from '../kernels/kda/slots.js';
 import { randomUniform } from '../kernels/random/index.js';
 import { cpu } from '../tensor/cpuDevice.js';
@@ -168,6 +169,11 @@ export interface KdaBenchOptions {
   fwdOutputSlots?: 1 | 2 | 4;
   /** Chunk slots a workgroup of the Kt form's f32 pre-pass (kdaForwardTuning.ktSlots). */
   fwdKtSlots?: 1 | 2 | 4;
+  /** How intraGram's and the Kt pre-pass's entry points begin (gramSmEntry, ktSmEntry). */
+  fwdGramSmEntry?: SmEntry;
+  fwdKtSmEntry?: SmEntry;
+  /** intraGram's chunk slots a workgroup (kdaForwardTuning.gramSlots). */
+  fwdGramSlots?: 1 | 2 | 4;
   /** bf16 beta loaded by each chunk's first gc workgroup only (kdaForwardTuning.gcBetaFirst). */
   fwdGcBetaFirst?: boolean;
   /** The mixed mode's per-chunk states hB stored and read as bf16 (kdaForwardTuning.hbBf16; --fwd-hb-bf16 on|off). */
@@ -373,6 +379,9 @@ function forwardTuningOut8(o: KdaBenchOptions): Partial<typeof kdaForwardTuning>
     tc16OutputPad: o.fwdTc16OutputPad,
     outputSlots: o.fwdOutputSlots,
     ktSlots: o.fwdKtSlots,
+    gramSmEntry: o.fwdGramSmEntry,
+    ktSmEntry: o.fwdKtSmEntry,
+    gramSlots: o.fwdGramSlots,
     gcBetaFirst: o.fwdGcBetaFirst,
     hbBf16: o.fwdHbBf16,
     stateStart: o.fwdStateStart,
@@ -525,9 +534,19 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) 
     ...(kdaForwardTuning.gcBetaFirst
       ? { gcBetaFirstVsAll: diffOS(a, await withTuningAsync({ gcBetaFirst: false }, () => run(x, 'chunk'))) }
       : {}),
-    ...((kdaForwardTuning.ktSlots ?? 1) > 1 || (kdaForwardTuning.outputSlots ?? 1) > 1
-      ? { slotsVsOne: diffOS(a, await withTuningAsync({ ktSlots: 1, outputSlots: 1 }, () => run(x, 'chunk'))) }
+    ...((kdaForwardTuning.ktSlots ?? 1) > 1 ||
+    (kdaForwardTuning.outputSlots ?? 1) > 1 ||
+    (kdaForwardTuning.gramSlots ?? 1) > 1
+      ? {
+          slotsVsOne: diffOS(
+            a,
+            await withTuningAsync({ ktSlots: 1, outputSlots: 1, gramSlots: 1 }, () => run(x, 'chunk')),
+          ),
+        }
       : {}),
+    // The entry points as tuned or by default (kdaForwardTuning.gramSmEntry, ktSmEntry; gramSmEntryByDefault)
+    // against as written: 0.
+    smEntryVsNone: diffOS(a, await withTuningAsync({ gramSmEntry: 'none', ktSmEntry: 'none' }, () => run(x, 'chunk'))),
   };
 }
 
@@ -1165,6 +1184,12 @@ export function registerKdaBench(bench: Command): void {
     .option('--fwd-gc-beta-first <on|off>', "with --fwd-gc-beta: beta loaded by each chunk's first gc workgroup only")
     .option('--fwd-output-slots <1|2|4>', 'the tensor-core output pass: chunk slots a workgroup (default 1)')
     .option('--fwd-kt-slots <1|2|4>', "the Kt form's f32 pre-pass (Kt | M): chunk slots a workgroup (default 1)")
+    .option(
+      '--fwd-gram-sm-entry <e>',
+      "intraGram's entry: none, barrier, or loop (its own zeroing; default on GPUs with bf16 inputs, else none)",
+    )
+    .option('--fwd-gram-slots <1|2|4>', 'the first intra kernel (intraGram): chunk slots a workgroup (default 1)')
+    .option('--fwd-kt-sm-entry <e>', "the Kt form's f32 pre-pass's entry: none (default), barrier, or loop")
     .option('--fwd-tc16-output-pad <on|off>', 'the tensor-core output pass: padded workgroup-memory rows (default off)')
     .option('--fwd-tc16-output-wg <n>', 'the tensor-core output pass: threads a workgroup, 256 or 512 (default 256)')
     .option(
@@ -1347,6 +1372,9 @@ export function registerKdaBench(bench: Command): void {
         fwdTc16OutputPad: parseOnOff('--fwd-tc16-output-pad', opts.fwdTc16OutputPad),
         fwdOutputSlots: parseNumberChoice('--fwd-output-slots', opts.fwdOutputSlots, [1, 2, 4] as const),
         fwdKtSlots: parseNumberChoice('--fwd-kt-slots', opts.fwdKtSlots, [1, 2, 4] as const),
+        fwdGramSmEntry: parseSkip('--fwd-gram-sm-entry', opts.fwdGramSmEntry, SM_ENTRIES),
+        fwdKtSmEntry: parseSkip('--fwd-kt-sm-entry', opts.fwdKtSmEntry, SM_ENTRIES),
+        fwdGramSlots: parseNumberChoice('--fwd-gram-slots', opts.fwdGramSlots, [1, 2, 4] as const),
         fwdGcBetaFirst: parseOnOff('--fwd-gc-beta-first', opts.fwdGcBetaFirst),
         fwdHbBf16: parseOnOff('--fwd-hb-bf16', opts.fwdHbBf16),
         fwdStateStart: parseOnOff('--fwd-state-start', opts.fwdStateStart),

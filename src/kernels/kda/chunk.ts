@@ -34,7 +34,7 @@ import type { GpuProblem, KdaInputs } from './gpu.js';
 import { intraBC, intraKey, intraWgsl } from './intra.wgsl.js';
 import { gcKey, gcWgsl, gcWorkgroups } from './gc.wgsl.js';
 import { type IntraVecVariant, intraVecKey, intraVecWgsl } from './intraVec.wgsl.js';
-import { type IntraGramVariant, intraGramFits, intraGramKey, intraGramWgsl } from './intraGram.wgsl.js';
+import { type IntraGramVariant, intraGramFits, intraGramGrid, intraGramKey, intraGramWgsl } from './intraGram.wgsl.js';
 import { intraGramSecondaryFits, intraGramSecondaryWgsl } from './intraGramSecondary.wgsl.js';
 import { intraGramTc16Key, intraGramTc16Wgsl } from './intraGramTc16.wgsl.js';
 import {
@@ -516,7 +516,7 @@ function dispatchIntraTwoPass(
         ? // gc formed in the prologue from g (IntraGramVariant.gcPrologue): g read, gc written (no gc pass ran).
           { tensors: [x.cu, x.q, x.k, x.g, x.beta, saved.Aqk, Tt, saved.T, saved.gc], params }
         : { tensors: [x.cu, x.q, x.k, saved.gc, x.beta, saved.Aqk, Tt, saved.T], params }),
-    workgroups: [NS, H],
+    workgroups: tc ? [NS, H] : intraGramGrid(gv, NS, H),
   });
   const wv = plan.wu as IntraWUVariant;
   if (!intraWUFits(wv) || intraWUSharedBytes(wv) > gpu.limits.maxComputeWorkgroupStorageSize) {

@@ -41,6 +41,7 @@ import {
   hbBf16ByDefault,
   stateIdleStoresByDefault,
   gramGcPrologueByDefault,
+  gramSmEntryByDefault,
   intraTwoPassByDefault,
   intraWUVariantFor,
   ktFormByDefault,
@@ -692,6 +693,7 @@ function intraTwoPassVariants(
     gram.secondary = true;
   }
   if (rw.has('gram') && !gram.secondary) gram.rw = true;
+  if ((t.gramSlots ?? 1) > 1 && !gram.secondary) gram.slots = t.gramSlots;
   if (gcPrologue) {
     const gp: IntraGramVariant = {
       ...gram,
@@ -703,6 +705,9 @@ function intraTwoPassVariants(
     };
     if (intraGramFits(gp)) Object.assign(gram, gp);
   }
+  // The entry point's own zeroing loop (IntraGramVariant.smEntry): as asked, else gramSmEntryByDefault.
+  const entry = t.gramSmEntry ?? (gramSmEntryByDefault(dev, gram) ? 'loop' : 'none');
+  if (entry !== 'none' && !gram.secondary) gram.smEntry = entry;
   const wu: IntraWUVariant = ktForm
     ? {
         K,
@@ -715,6 +720,7 @@ function intraTwoPassVariants(
         chunks: tc16Kt && tc16KtWalks(K, t, dev) ? 2 : undefined,
         // The f32 kernel's slots a workgroup (kdaForwardTuning.ktSlots; the tensor-core kernel has its own walk).
         slots: !tc16Kt && (t.ktSlots ?? 1) > 1 ? t.ktSlots : undefined,
+        smEntry: !tc16Kt && t.ktSmEntry && t.ktSmEntry !== 'none' ? t.ktSmEntry : undefined,
       }
     : {
         ...intraWUVariantFor({ K, V, GK }, dev.limits.maxComputeWorkgroupStorageSize, t),

@@ -10,6 +10,7 @@ import type { IntraGramVariant } from './intraGram.wgsl.js';
 import { type IntraWUVariant, intraWUFits, intraWUSharedBytes, intraWUTiles } from './intraWU.wgsl.js';
 import type { StateProbe } from './stateTiled.wgsl.js';
 import type { Tc16StateProbe } from './stateTc16.wgsl.js';
+import type { SmEntry } from './wgslParts.js';
 
 /** The device facts the plan reads (a GpuContext has them; tests pass plain data). */
 export interface ForwardDevice {
@@ -213,6 +214,22 @@ export const kdaForwardTuning: {
    * state 7.30e-7, against the old path (vsDefault) o 2.16e-7, state 1.12e-7 (the decays equal to a few ulps).
    */
   intraGramDiagChain?: boolean;
+  /**
+   * How intraGram's entry point begins (IntraGramVariant.smEntry, wgslParts SmEntry: 'none', 'barrier', or 'loop',
+   * Tint's zeroing written into the kernel under the driver's; bench kda --fwd-gram-sm-entry; unset:
+   * gramSmEntryByDefault), and the Kt form's f32 pre-pass likewise (IntraWUVariant.smEntry; --fwd-kt-sm-entry; unset
+   * 'none': the loop cost it 0.013 ms, see gramSmEntryByDefault). The same values bit for bit.
+   */
+  gramSmEntry?: SmEntry;
+  ktSmEntry?: SmEntry;
+  /**
+   * intraGram's chunk slots a workgroup (IntraGramVariant.slots, wgslParts slotLoop; bench kda --fwd-gram-slots
+   * 1|2|4; unset: 1), where the kernel is intraGram.wgsl.ts's (not the secondary or tensor-core forms). The same
+   * results bit for bit (--check slotsVsOne 0). Not the default: no gain on the H200 (fourteenth session, bf16,
+   * T=32768, bench/results/2026-12-02-h200-s14-kfwd-s2-*): kda_chunk_intra 1.0659 / 1.0657 ms with 2 slots, 1.0782
+   * with 4, against 1.0648-1.0666 with 1 (the driver's zeroing and the prologue paid half as often buy nothing here).
+   */
+  gramSlots?: 1 | 2 | 4;
   /**
    * The two-pass intra's first kernel with FLA's secondary chunking (IntraGramVariant.secondary,
    * intraGramSecondary.wgsl.ts: the cross-16-row-block tiles without the middle factor's exp), where it reads gc
@@ -542,6 +559,10 @@ export const RW_PASSES: readonly RwPass[] = ['state', 'output', 'gram', 'wu'];
  * --check (T=2048) with every pass read_write: vsDefault o 0, state 0 (f32), the bf16 mixed mode's o and state
  * equal to its f32 forward's as before.
  */
+/*
+ * Fourteenth session (Kt form, bf16 inputs, bench/results/2026-12-02-h200-s14-kfwd-s2-rwn-*): `--fwd-rw none` (the Kt
+ * pre-pass, which took the 'wu' slot, read-only) 0.6009 / 0.6026 ms against 0.5991-0.6001 with 'wu': still kept.
+ */
 export const rwByDefault = (gpu: ForwardDevice): readonly RwPass[] =>
   onHardware(gpu) && !gpu.acquired.toggles.includes('disable_robustness') ? ['wu'] : [];
 
@@ -681,6 +702,27 @@ export const gcInGramByDefault = (kd: boolean): boolean => kd;
  * memory 5.079: the spread walk loses.
  */
 export const gramGcPrologueByDefault = (_gpu: ForwardDevice): boolean => false;
+
+/**
+ * Whether intraGram begins with its own zeroing loop (IntraGramVariant.smEntry 'loop', wgslParts smEntry: a vec4 of
+ * zeros a thread over its 24 KiB, then a barrier, although the driver zeroes it too) when kdaForwardTuning.gramSmEntry
+ * is unset: on GPUs, for the variant measured (the bf16 inference forward's: gc read, not gcFromG, the prologue or
+ * the secondary form); elsewhere (f32 inputs, keep's gcFromG, lavapipe) as written. Why it helps is not known: on the
+ * H200 Tint's zeroing (Dawn's use_vulkan_zero_initialize_workgroup_memory_extension off, per device) ran this kernel
+ * 0.018 ms faster than the driver's (Dawn's default there) but the state and output passes slower (fourteenth
+ * session, bench/results/2026-12-02-h200-s14-lead1-*); the same loop written into the kernel, under the driver's
+ * zeroing, keeps part of that gain. H200 (fourteenth session, B=1, H=16, d=128, T=32768, bf16, each bench its own
+ * process, bench/results/2026-12-02-h200-s14-kfwd-s2-*): kda_chunk_intra 1.0568 / 1.0587 / 1.0584 / 1.0596 ms
+ * (mean 1.0584) against 1.0658 / 1.0650 / 1.0648 / 1.0666 / 1.0650 (mean 1.0654) as written; a barrier alone
+ * ('barrier') 1.0636-1.0646. Those runs had the Kt pre-pass begun the same way, where the loop lost (0.612-0.613
+ * against 0.599-0.600), so their forwards (5.019-5.027 against 5.013-5.021) do not show the gain; this kernel alone
+ * is a separate dispatch, so its 0.007 ms is expected on the forward (not yet measured so). --check (T=2048): o and
+ * the final state equal to as written (smEntryVsNone 0). Declaring the same bytes otherwise did not help (s1, both
+ * kernels, the generic rewrite removed again, commit c863941): vec4<u32> 1.066-1.069 (Kt 0.603-0.604), nested
+ * arrays 1.541-1.543 (0.681), f32 1.685-1.687 (1.030-1.031) against 1.064-1.068 (0.600).
+ */
+export const gramSmEntryByDefault = (gpu: ForwardDevice, g: IntraGramVariant): boolean =>
+  onHardware(gpu) && g.bf16 === true && !g.gcFromG && !g.gcPrologue && !g.secondary;
 
 /**
  * The two-pass intra's W | U kernel as the forward runs it: kdaForwardTuning's choices, and where they are unset

@@ -87,7 +87,16 @@ import {
   stepALoad,
 } from './intraVec.wgsl.js';
 import { bf16Scalar, vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, LOCATE, readWriteBindings } from './wgslParts.js';
+import {
+  bindings,
+  chunkSlotPrologue,
+  computeMain,
+  LOCATE,
+  readWriteBindings,
+  type SmEntry,
+  slotLoop,
+  smEntry,
+} from './wgslParts.js';
 
 const WG = 256;
 /** Channels per staged K tile, and the swizzled [row][4] vec4 layout of each staged array (intraVec.wgsl.ts). */
@@ -204,6 +213,15 @@ export interface IntraGramVariant {
    * forward's variant only: prefetch and diagChain on, no gcFromG, stagedStores, lean, diagSplit or secondary.
    */
   bf16?: boolean;
+  /** How its entry point begins (wgslParts SmEntry, smEntry; kdaForwardTuning.gramSmEntry; unset 'none'). */
+  smEntry?: SmEntry;
+  /**
+   * Chunk slots a workgroup, one after the other (wgslParts slotLoop; kdaForwardTuning.gramSlots; the grid's slot
+   * axis divided by it, rounded up: intraGramGrid): the per-workgroup prologue (the driver's zeroing of its 24 KiB
+   * included) 1 / slots as often. Every element of sm a slot reads it wrote (the staged tiles each K tile, all of
+   * T's blocks, step B's scratch before its reads), so the same results bit for bit. Default 1.
+   */
+  slots?: number;
   /**
    * With bf16: beta bound as packed bf16 too (array<u32>, bf16.wgsl.ts bf16Scalar) and widened where loaded (exact),
    * instead of the f32 copy gpu.ts made for it in a dispatch of its own (kdaForwardTuning.betaBf16). The same values:
@@ -242,7 +260,13 @@ export const DIAG_CHAIN_PAIRS = `let d1 = exp(g1 - g0);
             .join('\n          ')}`;
 
 export const intraGramKey = (v: IntraGramVariant) =>
-  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.betaBf16 ? '_b16' : ''}${v.rw ? '_rw' : ''}`;
+  `kda_chunk_intra_gram_k${v.K}_v${v.V}_gk${v.GK}${v.prefetch ? '_pf' : ''}${v.stagedStores ? '_ss' : ''}${v.gcFromG ? '_gcg' : ''}${v.gcPrologue ? `_gcp${v.gcStageRows ?? ''}${v.gcTile0Shared ? '_t0' : ''}${v.gcDirect ? '_dir' : ''}${v.gcWalkSpread ? '_spr' : ''}${v.gcProbe ? `_${v.gcProbe}` : ''}` : ''}${v.lean ? '_lean' : ''}${v.skip ? `_skip_${v.skip}` : ''}${v.diagSplit ? `_ds${v.diagSplit}` : ''}${v.diagChain ? '_dc' : ''}${v.secondary ? '_sec' : ''}${v.bf16 ? '_bf16' : ''}${v.betaBf16 ? '_b16' : ''}${v.rw ? '_rw' : ''}${v.smEntry && v.smEntry !== 'none' ? `_se${v.smEntry}` : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}`;
+
+/** The first kernel's grid over NS chunk slots and H heads: [slot groups (of IntraGramVariant.slots), heads]. */
+export const intraGramGrid = (v: IntraGramVariant, NS: number, H: number): [number, number] => [
+  Math.ceil(NS / (v.slots ?? 1)),
+  H,
+];
 
 /** With stagedStores: A_qk's packed lower blocks (vec4 4 P + a, P = I4 (I4 + 1) / 2 + J4) past step B's scratch. */
 const AQKS = 1280;
@@ -270,6 +294,8 @@ export function intraGramFits(v: IntraGramVariant): boolean {
     v.K % BK === 0 &&
     v.V % 4 === 0 &&
     (v.GK === 1 || v.GK === v.K) &&
+    Number.isInteger(v.slots ?? 1) &&
+    (v.slots ?? 1) >= 1 &&
     (!v.gcFromG || v.GK === v.K) &&
     (!v.gcPrologue || gcPrologueFits(v)) &&
     (!v.lean || (!v.gcFromG && !v.stagedStores)) &&
@@ -509,6 +535,8 @@ function gcDirectCode(v: IntraGramVariant, qkLoad0: string, gcLoad0: string): st
 
 export function intraGramWgsl(v: IntraGramVariant): string {
   if (v.rw) return readWriteBindings(intraGramWgsl({ ...v, rw: undefined }));
+  if (v.smEntry && v.smEntry !== 'none') return smEntry(intraGramWgsl({ ...v, smEntry: undefined }), 'sm', v.smEntry);
+  if ((v.slots ?? 1) > 1) return slotLoop(intraGramWgsl({ ...v, slots: undefined }), v.slots ?? 1, 'x');
   const { K, GK } = v;
   if (v.bf16 && !bf16Fits(v)) {
     throw new Error(

@@ -27,7 +27,7 @@ import { intraKtTc16WalkBytes, intraKtTc16WalkFits, intraKtTc16WalkWgsl } from '
 import { intraWUKtWgsl } from './intraWUKt.wgsl.js';
 import { intraWUWalkWgsl } from './intraWUWalk.wgsl.js';
 import { wuTileProduct, wuTileStore } from './intraVec.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, LOCATE, readWriteBindings } from './wgslParts.js';
+import { bindings, chunkSlotPrologue, computeMain, LOCATE, readWriteBindings, type SmEntry } from './wgslParts.js';
 
 const WG = 256;
 /** vec4 offsets: T (transposed, 1024 vec4), then the operand tile B (64 rows x 16 vec4). */
@@ -114,6 +114,8 @@ export interface IntraWUVariant {
    * one-slot kernel, the same text). The same results bit for bit.
    */
   slots?: number;
+  /** The Kt form's f32 kernel only: how its entry point begins (wgslParts SmEntry; kdaForwardTuning.ktSmEntry). */
+  smEntry?: SmEntry;
 }
 
 /** Whether the variant stores W and U in bf16 (bf16 without midF32). */
@@ -122,12 +124,13 @@ export const intraWUStoresBf16 = (v: IntraWUVariant): boolean => v.bf16 === true
 export const intraWUKey = (v: IntraWUVariant) =>
   `kda_chunk_intra_wu_k${v.K}_v${v.V}_gk${v.GK}${v.loads === 'uniform' ? '_uni' : ''}${
     (v.walk ?? 1) > 1 || (v.chunks ?? 1) > 1 ? `_walk${v.walk ?? 1}x${v.chunks ?? 1}${v.doubleB ? '_db' : ''}` : ''
-  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.tc16 ? '_tc16' : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}${v.rw ? '_rw' : ''}`;
+  }${v.staticTiles ? `_static_a${v.ahead ?? 1}` : ''}${v.headFirst ? '_hf' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${v.ktForm ? '_kt' : ''}${v.tc16 ? '_tc16' : ''}${(v.slots ?? 1) > 1 ? `_s${v.slots}` : ''}${v.rw ? '_rw' : ''}${v.smEntry && v.smEntry !== 'none' ? `_se${v.smEntry}` : ''}`;
 
 export function intraWUFits(v: IntraWUVariant): boolean {
   const walk = v.walk ?? 1;
   const slots = v.slots ?? 1;
   if (!Number.isInteger(slots) || slots < 1 || (slots > 1 && (!v.ktForm || v.tc16))) return false;
+  if ((v.smEntry ?? 'none') !== 'none' && (!v.ktForm || v.tc16)) return false;
   if (v.tc16)
     return (v.chunks ?? 1) > 1
       ? intraKtTc16WalkFits(v)

@@ -29,7 +29,7 @@
  */
 import { vec4Elem, WGSL_BF16 } from './bf16.wgsl.js';
 import { type IntraWUVariant, widenLoaded } from './intraWU.wgsl.js';
-import { bindings, chunkSlotPrologue, computeMain, LOCATE, slotLoop } from './wgslParts.js';
+import { bindings, chunkSlotPrologue, computeMain, LOCATE, slotLoop, smEntry } from './wgslParts.js';
 
 const WG = 256;
 const MT = 0;
@@ -90,9 +90,11 @@ export function intraWUKtWgsl(v: IntraWUVariant): string {
   ${i < KT ? ktProducts(i) : mProducts}
   ${i + 1 < n ? `workgroupBarrier();\n  ${stage(i + 1)}\n  workgroupBarrier();` : ''}`);
   }
-  // With slots S > 1: S chunk slots a workgroup (wgslParts slotLoop; IntraWUVariant.slots), each the code below.
-  return slotLoop(
-    /* wgsl */ `
+  // With slots S > 1: S chunk slots a workgroup (wgslParts slotLoop; IntraWUVariant.slots), each the code below;
+  // the entry as IntraWUVariant.smEntry says (wgslParts smEntry).
+  return smEntry(
+    slotLoop(
+      /* wgsl */ `
 ${bindings(
   'H: u32, N: u32, scale: f32, storeT: u32',
   ['cu: i32', `k: ${vec4Elem(v.bf16)}`, GK === 1 ? 'gcB' : 'gcB: vec4<f32>', 'Aqk: vec4<f32>', 'Tt: vec4<f32>'],
@@ -118,7 +120,10 @@ ${computeMain(WG)}
   workgroupBarrier();
   ${items.join('\n  ')}
 }`,
-    v.slots ?? 1,
-    'y',
+      v.slots ?? 1,
+      'y',
+    ),
+    'sm',
+    v.smEntry ?? 'none',
   );
 }

@@ -335,3 +335,33 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }
 `;
 }
+
+/**
+ * How a kernel's entry point begins (smEntry; kdaForwardTuning.gramSmEntry, ktSmEntry): 'none' as written (the
+ * default), 'barrier' with a workgroupBarrier() first, 'loop' with Tint's own zeroing of its `array<vec4<f32>, N>`
+ * (a vec4 of zeros a thread, strided by the workgroup size, then the barrier) although the driver zeroes it too. The
+ * same values (the memory holds zeros at the start either way), so the same results bit for bit. Why: on the H200
+ * with Tint's zeroing (Dawn's use_vulkan_zero_initialize_workgroup_memory_extension off, a per-device toggle)
+ * intraGram ran 0.018 ms faster than with the driver's (its default), while the state and output passes ran
+ * slower (fourteenth session, bench/results/2026-12-02-h200-s14-lead1-*): 'loop' asks whether that kernel's gain
+ * comes with the loop under the driver's zeroing too, 'barrier' whether the barrier alone gives it. Measured
+ * (bench/results/2026-12-02-h200-s14-kfwd-s2-*): intraGram 1.058 ms with 'loop' (the default there since,
+ * forwardTuning.ts gramSmEntryByDefault), 1.064 with 'barrier', 1.065 as written; the Kt pre-pass 0.612, 0.601 and
+ * 0.600: why the same loop helps one kernel and costs the other is not known.
+ */
+export type SmEntry = 'none' | 'barrier' | 'loop';
+export const SM_ENTRIES: readonly SmEntry[] = ['none', 'barrier', 'loop'];
+
+/** `code` (a computeMain kernel of `wg` threads with workgroup array `name`) beginning as `entry` says (SmEntry). */
+export function smEntry(code: string, name: string, entry: SmEntry): string {
+  if (entry === 'none') return code;
+  const m = MAIN_HEADER.exec(code);
+  if (!m) throw new Error('smEntry: no computeMain entry point in the kernel');
+  const decl = new RegExp(`var<workgroup> ${name}: array<vec4<f32>, (\\d+)>;`).exec(code);
+  if (!decl) throw new Error(`smEntry: no 'var<workgroup> ${name}: array<vec4<f32>, N>;' in the kernel`);
+  const loop = `for (var zi = lid; zi < ${decl[1]}u; zi += ${m[1]}u) { ${name}[zi] = vec4<f32>(0.0); }\n  `;
+  return code.replace(
+    MAIN_HEADER,
+    `${m[0]}\n  // smEntry '${entry}' (wgslParts SmEntry).\n  ${entry === 'loop' ? loop : ''}workgroupBarrier();`,
+  );
+}

@@ -149,6 +149,9 @@ export interface KdaBenchOptions {
   fwdStateFma?: boolean;
   /** The tiled state pass's hB and V' stored by idle threads (kdaForwardTuning.stateIdleStores; default in bf16). */
   fwdStateIdleStores?: boolean;
+  /** The Kt form's state pass forming Kb early (kdaForwardTuning.stateKbEarly). */
+  fwdStateKbEarly?: 'none' | 'idle' | 'all';
+  fwdStateDecayIs2?: boolean;
   /** The eighth session's output and W | U choices (forwardTuningOut8). */
   fwdIntraWuStatic?: boolean;
   fwdIntraWuAhead?: 1 | 2 | 3;
@@ -347,6 +350,8 @@ function forwardTuningState8(o: KdaBenchOptions): Partial<typeof kdaForwardTunin
   return {
     stateFma: o.fwdStateFma,
     stateIdleStores: o.fwdStateIdleStores,
+    stateKbEarly: o.fwdStateKbEarly,
+    stateDecayIs2: o.fwdStateDecayIs2,
     bf16Intermediates: o.bf16Intermediates,
     ktForm: o.fwdKtForm,
     tc16Kt: o.fwdTc16Kt,
@@ -547,6 +552,17 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) 
     // The entry points as tuned or by default (kdaForwardTuning.gramSmEntry, ktSmEntry; gramSmEntryByDefault)
     // against as written: 0.
     smEntryVsNone: diffOS(a, await withTuningAsync({ gramSmEntry: 'none', ktSmEntry: 'none' }, () => run(x, 'chunk'))),
+    // The Kt form's Kb formed early by the state pass (kdaForwardTuning.stateKbEarly), as tuned or each way, against
+    // formed when staged: 0.
+    kbEarlyVsNone: diffOS(a, await withTuningAsync({ stateKbEarly: 'none' }, () => run(x, 'chunk'))),
+    decayIs2VsAll: diffOS(
+      a,
+      await withTuningAsync({ stateDecayIs2: !kdaForwardTuning.stateDecayIs2 }, () => run(x, 'chunk')),
+    ),
+    kbEarlyIdleVsAll: diffOS(
+      await withTuningAsync({ stateKbEarly: 'idle' }, () => run(x, 'chunk')),
+      await withTuningAsync({ stateKbEarly: 'all' }, () => run(x, 'chunk')),
+    ),
   };
 }
 
@@ -1052,6 +1068,14 @@ export function registerKdaBench(bench: Command): void {
       "forward tiled state pass: hB and V' stored by the threads idle in a phase (default on with --dtype bf16)",
     )
     .option(
+      '--fwd-state-decay-is2 <on|off>',
+      'forward tiled state pass: the decays exp(gc_last) taken by the state-phase threads only (default off)',
+    )
+    .option(
+      '--fwd-state-kb-early <e>',
+      "the Kt form's state pass: the next chunk's Kb = k exp(gc) formed at the end of a step by the threads idle in the state phase (idle) or all (all); none (default): when staged",
+    )
+    .option(
       '--fwd-state-probe <probe,...>',
       `profiling only: also profile the forward with the tiled state pass changed (${STATE_PROBES.join(', ')})`,
     )
@@ -1338,6 +1362,8 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuChunks: parseNumberChoice('--fwd-intra-wu-chunks', opts.fwdIntraWuChunks, [1, 2] as const),
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
+        fwdStateKbEarly: parseSkip('--fwd-state-kb-early', opts.fwdStateKbEarly, ['none', 'idle', 'all'] as const),
+        fwdStateDecayIs2: parseOnOff('--fwd-state-decay-is2', opts.fwdStateDecayIs2),
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
         fwdTc16Kt: parseOnOff('--fwd-tc16-kt', opts.fwdTc16Kt),
         fwdTc16KtChunks: parseNumberChoice('--fwd-tc16-kt-chunks', opts.fwdTc16KtChunks, [1, 2] as const),

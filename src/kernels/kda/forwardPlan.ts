@@ -555,6 +555,18 @@ export function planChunkForward(
     !overlapProbe &&
     (ktForm || tv.kdFromK === true);
   if (stateStart) tv.start = o.start;
+  // 12b. The Kt form's Kb formed early (StateTiledVariant.kbEarly), where asked for and it fits ('idle': threads idle
+  // in the state phase). The same values.
+  const kbEarly = t.stateKbEarly ?? 'none';
+  if (
+    kbEarly !== 'none' &&
+    ktForm &&
+    tiled &&
+    !tc16State &&
+    (kbEarly === 'all' || tiledGeometry(tv).wg > tiledGeometry(tv).P2N)
+  )
+    tv.kbEarly = kbEarly;
+  if (t.stateDecayIs2 === true && tiled && !tc16State) tv.decayIs2 = true;
   const betaBf16 =
     (t.betaBf16 ?? true) &&
     o.beta16 === true &&

@@ -178,6 +178,15 @@ export const kdaForwardTuning: {
    */
   stateIdleStores?: boolean;
   /**
+   * The Kt form's tiled state pass forming the next chunk's Kb = k exp(gc) in registers at the end of a step, by the
+   * threads idle in its state phase ('idle') or by all ('all'), instead of when the tile is staged after the step's
+   * first barrier ('none'): StateTiledVariant.kbEarly; bench kda --fwd-state-kb-early none|idle|all. The same values
+   * bit for bit (--check kbEarlyVsNone). Unset: 'none'.
+   */
+  stateKbEarly?: 'none' | 'idle' | 'all';
+  /** The tiled state pass's decays taken by its state-phase threads only (StateTiledVariant.decayIs2; --fwd-state-decay-is2). */
+  stateDecayIs2?: boolean;
+  /**
    * The vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
    * [W | U] = T Diag(beta) [exp(gc) K | V] (intraWU.wgsl.ts), each with a smaller register allocation than the
    * one-pass kernel; false: the one-pass kernel (bench kda --fwd-intra-two-pass off). The default on GPUs

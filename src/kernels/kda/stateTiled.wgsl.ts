@@ -158,6 +158,22 @@ export interface StateTiledVariant {
    * same values: the results equal bit for bit.
    */
   betaBf16?: boolean;
+  /**
+   * The Kt form: Kb = k exp(gc) of the next chunk formed in registers (over wgc, the fetched gc) at the end of this
+   * chunk's step, after the state phase, by the threads idle in that phase ('idle': lid >= P2N) or by all threads
+   * ('all'), instead of by every thread when the tile is staged after the step's first barrier; those threads then
+   * stage the registers as they are. Why: the staging's exps (K / 4 * 64 * 4 = 8192 a step at K = 128, on the SM's
+   * 16 special-function lanes: ~512 cycles a step) lie between two barriers on the sequential pass's path, while the
+   * threads past the state phase's wait at the next barrier with nothing to do; the loads they read were issued a
+   * whole step earlier. The same expression on the same values: the results equal bit for bit. Needs the Kt form
+   * and, with 'idle', threads idle in the state phase (wg > P2N). The first chunk's Kb is formed after its loads.
+   */
+  kbEarly?: 'idle' | 'all';
+  /**
+   * The chunk's decays exp(gc_last) taken by the state phase's threads only (is2), not by every thread: the others
+   * never read them, and their exps sit between the step's first two barriers with the staging's. The same values.
+   */
+  decayIs2?: boolean;
   /** Profiling only (wrong results): see StateProbe. */
   probe?: StateProbe;
 }
@@ -194,7 +210,7 @@ export const STATE_PROBES: readonly StateProbe[] = [
 const WG = 256;
 
 export const stateTiledKey = (v: StateTiledVariant) =>
-  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${stateTiledHbBf16(v) && !stateTiledMidBf16(v) ? '_hb16' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${v.rwInputs ? '_rwi' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.start ? `_s${v.start}` : ''}${v.betaBf16 ? '_b16' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
+  `kda_chunk_state_tiled_k${v.K}_v${v.V}_gk${v.GK}_bv${v.BV}_ra${v.RA}_wg${tiledGeometry(v).wg}${v.kdFromK ? '_kdk' : ''}${v.fma ? '_fma' : ''}${v.bf16 ? '_bf16' : ''}${v.bf16 && v.midF32 ? '_m32' : ''}${stateTiledHbBf16(v) && !stateTiledMidBf16(v) ? '_hb16' : ''}${v.ktForm ? '_kt' : ''}${v.rwOperands ? '_rw' : ''}${v.rwInputs ? '_rwi' : ''}${stateTiledIdleStores(v) ? '_is' : ''}${v.start ? `_s${v.start}` : ''}${v.betaBf16 ? '_b16' : ''}${v.kbEarly ? `_kbe${v.kbEarly}` : ''}${v.decayIs2 ? '_d2' : ''}${v.probe ? `_probe_${v.probe}` : ''}`;
 
 /**
  * Whether the variant stores hB and V' from the idle threads (StateTiledVariant.idleStores; unset: where hB is bf16,
@@ -601,6 +617,30 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
   if (v.betaBf16 && !(kt && bf16))
     throw new Error('kda state pass (tiled): betaBf16 needs the Kt form with bf16 inputs');
   const h0Binding = v.start === 'h0' ? ['S0: vec4<f32>'] : [];
+  // kbEarly: the threads from kbFirst on form Kb in wgc at the end of a step (kbForm) and stage it as it is.
+  if (v.kbEarly && (!kt || (v.kbEarly === 'idle' && g.wg <= g.P2N)))
+    throw new Error(
+      `kda state pass (tiled): kbEarly needs the Kt form and, with 'idle', threads idle in the state phase, got ktForm=${kt}, kbEarly=${v.kbEarly}, ${g.wg} threads, state phase ${g.P2N}`,
+    );
+  const kbFirst = v.kbEarly === 'idle' ? g.P2N : 0;
+  const kbGuard = (c: string) => (kbFirst > 0 ? `${c} && lid >= ${kbFirst}u` : c);
+  const kbForm = `for (var m = 0u; m < ${PF}u; m++) { wgc[m] = ${load4('wpre', 'm', rowsBf16)} * exp(wgc[m]); }`;
+  const kbStage = !v.kbEarly
+    ? tileStore(g, 'wpre', kt ? 'exp(wgc[m])' : undefined, rowsBf16)
+    : kbFirst === 0
+      ? `for (var m = 0u; m < ${PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = wgc[m]; }`
+      : `if (lid >= ${kbFirst}u) {
+      for (var m = 0u; m < ${PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = wgc[m]; }
+    } else {
+      ${tileStore(g, 'wpre', 'exp(wgc[m])', rowsBf16)}
+    }`;
+  const kbFirstForm = v.kbEarly ? [kbFirst > 0 ? `if (lid >= ${kbFirst}u) { ${kbForm} }` : kbForm] : [];
+  const kbLateForm = v.kbEarly
+    ? `
+    if (${kbGuard('Ln > 0u')}) {
+      ${kbForm}
+    }`
+    : '';
   const header = kt
     ? tiledHeader(
         g,
@@ -676,9 +716,9 @@ ${rwHeader}
   var bcur: array<f32, ${v.RA}>;`
       : ''
   }
-  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), rowsFetch('t0', 'L0'), gFetch('t0', 'L0')])}
+  ${forwardChunkWalk([fetch('wpre', 'W', 't0', 'L0'), fetch('kpre', 'Kd', 't0', 'L0'), rowsFetch('t0', 'L0'), gFetch('t0', 'L0'), ...kbFirstForm])}
     ${barrier}
-    ${stage(tileStore(g, 'wpre', kt ? 'exp(wgc[m])' : undefined, rowsBf16))}
+    ${stage(kbStage)}
     var acc: array<vec4<f32>, ${v.RA}>;
     for (var a = 0u; a < ${v.RA}u; a++) { acc[a] = ${load4('upre', 'a', rowsBf16)}; }${
       kt
@@ -687,7 +727,7 @@ ${rwHeader}
         : ''
     }
     var decay: array<f32, 4>;
-    for (var a = 0u; a < 4u; a++) { decay[a] = exp(gpre[a]); }
+    ${v.decayIs2 ? 'if (is2) { for (var a = 0u; a < 4u; a++) { decay[a] = exp(gpre[a]); } }' : 'for (var a = 0u; a < 4u; a++) { decay[a] = exp(gpre[a]); }'}
     if (Ln > 0u) {
       ${fetch('wpre', 'W', 'tn', 'Ln')}
       ${rowsFetch('tn', 'Ln')}
@@ -712,7 +752,7 @@ ${rwHeader}
         ? `
     ${idleRowsStore(g, g.P2N, mid)}`
         : ''
-    }
+    }${kbLateForm}
   }
   if (is2) {
     ${tiledRegsStore(g, 'state', 'sbase', 'sreg')}

@@ -1,7 +1,7 @@
 /**
  * The Kt form's tiled state pass forming the next chunk's Kb = k exp(gc) early, at the end of a step
  * (StateTiledVariant.kbEarly, kdaForwardTuning.stateKbEarly: by the threads idle in the state phase, 'idle', or by
- * all, 'all'), and taking the decays exp(gc_last) on the state phase's threads only (decayIs2): the same expressions
+ * all, 'all'; the whole tile by the idle threads, 'idleAll'), and taking the decays exp(gc_last) on the state phase's threads only (decayIs2): the same expressions
  * on the same values, so o and the final state equal the pass as written bit for bit. K16/V8 on lavapipe, sequences
  * of 1, 7, 63, 65, 130 and an empty one packed in one batch from an initial state, bf16 inputs (the GPU inference
  * path: bf16 k packed in the fetch registers) and f32 inputs; plus the generator's refusals and the plan.
@@ -39,6 +39,11 @@ describe('stateTiledWgsl kbEarly, decayIs2', () => {
     expect(all).not.toContain('lid >= 128u) { for (var m');
     expect(all).not.toContain(staged);
     expect(stateTiledWgsl(base)).not.toContain('wgc[m] = bf4');
+    // idleAll: the 128 idle threads hold the whole tile's 2048 vec4, 16 each; the busy ones fetch none of it.
+    const ia = stateTiledWgsl({ ...base, kbEarly: 'idleAll' });
+    expect(ia).toContain('var wgc: array<vec4<f32>, 16>;');
+    expect(ia).toContain('let e = lid - 128u + m * 128u;');
+    expect(ia).not.toContain(staged);
     expect(stateTiledWgsl({ ...base, decayIs2: true })).toContain(
       'if (is2) { for (var a = 0u; a < 4u; a++) { decay[a]',
     );
@@ -86,6 +91,7 @@ describe('kda forward: Kb formed early, decays on the state threads', () => {
           ['idle', false],
           ['all', false],
           ['idle', true],
+          ['idleAll', false],
           ['none', true],
         ] as const) {
           Object.assign(kdaForwardTuning, { stateKbEarly: kb, stateDecayIs2: d2 });

@@ -150,7 +150,7 @@ export interface KdaBenchOptions {
   /** The tiled state pass's hB and V' stored by idle threads (kdaForwardTuning.stateIdleStores; default in bf16). */
   fwdStateIdleStores?: boolean;
   /** The Kt form's state pass forming Kb early (kdaForwardTuning.stateKbEarly). */
-  fwdStateKbEarly?: 'none' | 'idle' | 'all';
+  fwdStateKbEarly?: 'none' | 'idle' | 'all' | 'idleAll';
   fwdStateDecayIs2?: boolean;
   /** The eighth session's output and W | U choices (forwardTuningOut8). */
   fwdIntraWuStatic?: boolean;
@@ -562,6 +562,10 @@ async function checkBf16(x: ReturnType<typeof inputs>, S0: Tensor, dev: Device) 
     kbEarlyIdleVsAll: diffOS(
       await withTuningAsync({ stateKbEarly: 'idle' }, () => run(x, 'chunk')),
       await withTuningAsync({ stateKbEarly: 'all' }, () => run(x, 'chunk')),
+    ),
+    kbEarlyIdleAllVsNone: diffOS(
+      await withTuningAsync({ stateKbEarly: 'idleAll' }, () => run(x, 'chunk')),
+      await withTuningAsync({ stateKbEarly: 'none' }, () => run(x, 'chunk')),
     ),
   };
 }
@@ -1073,7 +1077,7 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-state-kb-early <e>',
-      "the Kt form's state pass: the next chunk's Kb = k exp(gc) formed at the end of a step by the threads idle in the state phase (idle) or all (all); none (default): when staged",
+      "the Kt form's state pass: the next chunk's Kb = k exp(gc) formed at the end of a step by the threads idle in the state phase (idle) or all (all), or the whole tile by the idle threads (idleAll); none (default): when staged",
     )
     .option(
       '--fwd-state-probe <probe,...>',
@@ -1362,7 +1366,12 @@ export function registerKdaBench(bench: Command): void {
         fwdIntraWuChunks: parseNumberChoice('--fwd-intra-wu-chunks', opts.fwdIntraWuChunks, [1, 2] as const),
         fwdStateFma: parseOnOff('--fwd-state-fma', opts.fwdStateFma),
         fwdStateIdleStores: parseOnOff('--fwd-state-idle-stores', opts.fwdStateIdleStores),
-        fwdStateKbEarly: parseSkip('--fwd-state-kb-early', opts.fwdStateKbEarly, ['none', 'idle', 'all'] as const),
+        fwdStateKbEarly: parseSkip('--fwd-state-kb-early', opts.fwdStateKbEarly, [
+          'none',
+          'idle',
+          'all',
+          'idleAll',
+        ] as const),
         fwdStateDecayIs2: parseOnOff('--fwd-state-decay-is2', opts.fwdStateDecayIs2),
         fwdKtForm: parseOnOff('--fwd-kt-form', opts.fwdKtForm),
         fwdTc16Kt: parseOnOff('--fwd-tc16-kt', opts.fwdTc16Kt),

@@ -76,6 +76,7 @@ import {
   type StateTiledVariant,
   stateTiledFits,
   stateTiledIdleStoresPossible,
+  stateTiledKbEarlyFits,
   tiledGeometry,
 } from './stateTiled.wgsl.js';
 import { type StateTc16Variant, stateTc16Fits } from './stateTc16.wgsl.js';
@@ -558,14 +559,7 @@ export function planChunkForward(
   // 12b. The Kt form's Kb formed early (StateTiledVariant.kbEarly), where asked for and it fits ('idle': threads idle
   // in the state phase). The same values.
   const kbEarly = t.stateKbEarly ?? 'none';
-  if (
-    kbEarly !== 'none' &&
-    ktForm &&
-    tiled &&
-    !tc16State &&
-    (kbEarly === 'all' || tiledGeometry(tv).wg > tiledGeometry(tv).P2N)
-  )
-    tv.kbEarly = kbEarly;
+  if (kbEarly !== 'none' && ktForm && tiled && !tc16State && stateTiledKbEarlyFits(tv, kbEarly)) tv.kbEarly = kbEarly;
   if (t.stateDecayIs2 === true && tiled && !tc16State) tv.decayIs2 = true;
   const betaBf16 =
     (t.betaBf16 ?? true) &&

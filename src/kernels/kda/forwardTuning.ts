@@ -179,11 +179,11 @@ export const kdaForwardTuning: {
   stateIdleStores?: boolean;
   /**
    * The Kt form's tiled state pass forming the next chunk's Kb = k exp(gc) in registers at the end of a step, by the
-   * threads idle in its state phase ('idle') or by all ('all'), instead of when the tile is staged after the step's
+   * threads idle in its state phase ('idle'), by all ('all') or the whole tile by the idle threads ('idleAll'), instead of when the tile is staged after the step's
    * first barrier ('none'): StateTiledVariant.kbEarly; bench kda --fwd-state-kb-early none|idle|all. The same values
    * bit for bit (--check kbEarlyVsNone). Unset: 'none'.
    */
-  stateKbEarly?: 'none' | 'idle' | 'all';
+  stateKbEarly?: 'none' | 'idle' | 'all' | 'idleAll';
   /** The tiled state pass's decays taken by its state-phase threads only (StateTiledVariant.decayIs2; --fwd-state-decay-is2). */
   stateDecayIs2?: boolean;
   /**

@@ -167,8 +167,11 @@ export interface StateTiledVariant {
    * threads past the state phase's wait at the next barrier with nothing to do; the loads they read were issued a
    * whole step earlier. The same expression on the same values: the results equal bit for bit. Needs the Kt form
    * and, with 'idle', threads idle in the state phase (wg > P2N). The first chunk's Kb is formed after its loads.
+   * 'idleAll': the threads idle in the state phase fetch, form and stage the whole Kb tile (64 K / 4 / (wg - P2N) vec4
+   * each, twice the registers of PF at 256 threads and K = 128), the others none of it, so no exp of Kb is left
+   * between the barriers at all (where the idle threads do not divide the tile, the last round's excess skipped).
    */
-  kbEarly?: 'idle' | 'all';
+  kbEarly?: 'idle' | 'all' | 'idleAll';
   /**
    * The chunk's decays exp(gc_last) taken by the state phase's threads only (is2), not by every thread: the others
    * never read them, and their exps sit between the step's first two barriers with the staging's. The same values.
@@ -224,6 +227,13 @@ export function stateTiledIdleStores(v: StateTiledVariant): boolean {
       `kda state pass (tiled): idle stores need threads idle in both phases (${g.wg} threads, V' phase ${g.P1N}, state phase ${g.P2N}) and no probe`,
     );
   return v.idleStores ?? (stateTiledHbBf16(v) && possible);
+}
+
+/** Whether the variant's Kb can be formed early as `mode` asks (StateTiledVariant.kbEarly; the Kt form aside). */
+export function stateTiledKbEarlyFits(v: TiledShape, mode: 'idle' | 'all' | 'idleAll'): boolean {
+  const g = tiledGeometry(v);
+  const idleN = g.wg - g.P2N;
+  return mode === 'all' || idleN > 0;
 }
 
 /** Whether both phases of the variant leave threads idle to store hB and V' (and no probe changes its phases). */
@@ -558,7 +568,9 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
       ? constFetch(dst)
       : kt
         ? buf === 'W'
-          ? kbFetch(g, dst, ts, Ln, bf16)
+          ? v.kbEarly === 'idleAll'
+            ? idleAllFetch(ts, Ln)
+            : kbFetch(g, dst, ts, Ln, bf16)
           : tileFetch(g, dst, 'Kt', ts, Ln)
         : v.kdFromK && buf === 'Kd'
           ? kdFetch(g, dst, ts, Ln, bf16)
@@ -618,18 +630,39 @@ export function stateTiledWgsl(v: StateTiledVariant): string {
     throw new Error('kda state pass (tiled): betaBf16 needs the Kt form with bf16 inputs');
   const h0Binding = v.start === 'h0' ? ['S0: vec4<f32>'] : [];
   // kbEarly: the threads from kbFirst on form Kb in wgc at the end of a step (kbForm) and stage it as it is.
-  if (v.kbEarly && (!kt || (v.kbEarly === 'idle' && g.wg <= g.P2N)))
+  const idleN = g.wg - g.P2N;
+  const idleAll = v.kbEarly === 'idleAll';
+  if (v.kbEarly && (!kt || (v.kbEarly !== 'all' && idleN <= 0)))
     throw new Error(
-      `kda state pass (tiled): kbEarly needs the Kt form and, with 'idle', threads idle in the state phase, got ktForm=${kt}, kbEarly=${v.kbEarly}, ${g.wg} threads, state phase ${g.P2N}`,
+      `kda state pass (tiled): kbEarly needs the Kt form and, with 'idle' or 'idleAll', threads idle in the state phase, got ktForm=${kt}, kbEarly=${v.kbEarly}, ${g.wg} threads, state phase ${g.P2N}`,
     );
-  const kbFirst = v.kbEarly === 'idle' ? g.P2N : 0;
+  const kbFirst = v.kbEarly === 'idle' || idleAll ? g.P2N : 0;
+  // The Kb registers a thread holds: PF, or with idleAll the whole tile over the idle threads.
+  const KPF = idleAll ? Math.ceil((64 * g.K4) / idleN) : PF;
+  // Where the idle threads do not divide the tile, the last round's elements past it are skipped.
+  const idleIn = (body: string) => ((64 * g.K4) % idleN === 0 ? body : `if (e < ${64 * g.K4}u) { ${body} }`);
   const kbGuard = (c: string) => (kbFirst > 0 ? `${c} && lid >= ${kbFirst}u` : c);
-  const kbForm = `for (var m = 0u; m < ${PF}u; m++) { wgc[m] = ${load4('wpre', 'm', rowsBf16)} * exp(wgc[m]); }`;
+  const kbForm = `for (var m = 0u; m < ${KPF}u; m++) { wgc[m] = ${load4('wpre', 'm', rowsBf16)} * exp(wgc[m]); }`;
+  // idleAll: idle thread lid - P2N's element m of the tile.
+  const idleE = `let e = lid - ${g.P2N}u + m * ${idleN}u;`;
+  const idleAllFetch = (ts: string, Ln: string) => `if (lid >= ${g.P2N}u) {
+      for (var m = 0u; m < ${KPF}u; m++) {
+        ${idleE}
+        ${idleIn(`let i = e / ${g.K4}u;
+        let r = ((${ts} + min(i, ${Ln} - 1u)) * H + h) * ${g.K4}u + e % ${g.K4}u;
+        wpre[m] = select(${zero4(bf16)}, kk[r], i < ${Ln});
+        wgc[m] = gc4[r];`)}
+      }
+    }`;
   const kbStage = !v.kbEarly
     ? tileStore(g, 'wpre', kt ? 'exp(wgc[m])' : undefined, rowsBf16)
-    : kbFirst === 0
-      ? `for (var m = 0u; m < ${PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = wgc[m]; }`
-      : `if (lid >= ${kbFirst}u) {
+    : idleAll
+      ? `if (lid >= ${g.P2N}u) {
+      for (var m = 0u; m < ${KPF}u; m++) { ${idleE} ${idleIn(`tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = wgc[m];`)} }
+    }`
+      : kbFirst === 0
+        ? `for (var m = 0u; m < ${PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = wgc[m]; }`
+        : `if (lid >= ${kbFirst}u) {
       for (var m = 0u; m < ${PF}u; m++) { let e = lid + m * ${g.wg}u; tile[(e / ${g.K4}u) * ${g.TS}u + e % ${g.K4}u] = wgc[m]; }
     } else {
       ${tileStore(g, 'wpre', 'exp(wgc[m])', rowsBf16)}
@@ -699,7 +732,7 @@ ${rwHeader}
   // V' phase: thread (b, cb), rows b + ${R1} a; state phase: thread (b, cb), state rows 4 b .. 4 b + 3.
   ${tiledPrologue(g, K, v.start === 'h0' ? 'S0' : 'state', 'sreg', 'Ssh', v.start === 'zero' ? 'zero' : 'load')}
   ${SEQUENCE_CHUNKS}
-  var wpre: array<${vec4Elem(rowsBf16)}, ${PF}>;
+  var wpre: array<${vec4Elem(rowsBf16)}, ${KPF}>;
   var kpre: array<${vec4Elem(bf16 && !kt)}, ${PF}>;
   var upre: array<${vec4Elem(rowsBf16)}, ${v.RA}>;
   var gpre: array<f32, 4>;${pr === 'pair' ? '\n  var spair: array<vec4<f32>, 4>;' : ''}${
@@ -711,7 +744,7 @@ ${rwHeader}
   }${
     kt
       ? `
-  var wgc: array<vec4<f32>, ${PF}>;
+  var wgc: array<vec4<f32>, ${KPF}>;
   var bpre: array<f32, ${v.RA}>;
   var bcur: array<f32, ${v.RA}>;`
       : ''

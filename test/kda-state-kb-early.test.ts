@@ -57,13 +57,20 @@ describe('stateTiledWgsl kbEarly, decayIs2', () => {
   });
 });
 
-describe('the plan: kbEarly and decayIs2 where asked for', () => {
+describe('the plan: kbEarly by default (stateKbEarlyByDefault), decayIs2 where asked for', () => {
   const dev = forwardDeviceFacts({ hardware: true, f16: true, subgroupSize: 32 });
   const p = { H: 16, N: 1, K: 128, V: 128, GK: 128 };
   const plan = (t: Partial<typeof kdaForwardTuning>) =>
     planChunkForward(dev, p, { keep: false, out: true, bf16: true, start: 'h0', beta16: true }, t);
-  it('off unless asked; as asked in the Kt form; never with keep or the tc16 state pass', () => {
-    expect([plan({}).tv.kbEarly, plan({}).tv.decayIs2]).toEqual([undefined, undefined]);
+  it("'idleAll' by default on GPUs with bf16 inputs, else as asked in the Kt form; decayIs2 only asked", () => {
+    expect([plan({}).tv.kbEarly, plan({}).tv.decayIs2]).toEqual(['idleAll', undefined]);
+    // f32 inputs (unmeasured) and a software adapter: the pass as written.
+    const f32 = planChunkForward(dev, p, { keep: false, out: true, bf16: false, start: 'h0' }, {});
+    expect([f32.tv.ktForm, f32.tv.kbEarly]).toEqual([true, undefined]);
+    const soft = forwardDeviceFacts({ hardware: false, f16: false, subgroupSize: 32 });
+    expect(planChunkForward(soft, p, { keep: false, out: true, bf16: true, start: 'h0' }, {}).tv.kbEarly).toBe(
+      undefined,
+    );
     expect(plan({ stateKbEarly: 'idle' }).tv.kbEarly).toBe('idle');
     expect(plan({ stateKbEarly: 'all', stateDecayIs2: true }).tv).toMatchObject({ kbEarly: 'all', decayIs2: true });
     expect(plan({ stateKbEarly: 'none' }).tv.kbEarly).toBeUndefined();

@@ -27,7 +27,9 @@
  * 10. hbBf16: the mixed mode's per-chunk states stored and read as bf16 (set on tv, pv and tc16o where it holds).
  * 11. The tiled state pass's stores by its idle threads (tv.idleStores) where not asked either way.
  * 12. stateStart (the tiled state pass reads the initial state itself: no copy or zero fill before the forward) and
- *     betaBf16 (bf16 beta read as bf16: no widening dispatch), where the caller and the kernels allow.
+ *     betaBf16 (bf16 beta read as bf16: no widening dispatch), where the caller and the kernels allow; the Kt form's
+ *     Kb formed early by the state pass's idle threads (tv.kbEarly) and its decays (tv.decayIs2) where asked or by
+ *     default.
  * The errors keep the order and place chunkForward threw them in before the plan existed: `refusal` (thrown
  * before anything is allocated) and `inconsistency` (a path the bf16 or Kt-form kernels do not cover: cannot
  * happen while bf16Kernels and ktForm are decided as below; thrown after the head groups are formed).
@@ -40,6 +42,7 @@ import {
   gcInGramByDefault,
   hbBf16ByDefault,
   stateIdleStoresByDefault,
+  stateKbEarlyByDefault,
   gramGcPrologueByDefault,
   gramSmEntryByDefault,
   intraTwoPassByDefault,
@@ -556,9 +559,10 @@ export function planChunkForward(
     !overlapProbe &&
     (ktForm || tv.kdFromK === true);
   if (stateStart) tv.start = o.start;
-  // 12b. The Kt form's Kb formed early (StateTiledVariant.kbEarly), where asked for and it fits ('idle': threads idle
-  // in the state phase). The same values.
-  const kbEarly = t.stateKbEarly ?? 'none';
+  // 12b. The Kt form's Kb formed early (StateTiledVariant.kbEarly), as asked for or by default (stateKbEarlyByDefault:
+  // 'idleAll' on GPUs with bf16 inputs), where it fits ('idle', 'idleAll': threads idle in the state phase). The same
+  // values.
+  const kbEarly = t.stateKbEarly ?? stateKbEarlyByDefault(dev, bf16);
   if (kbEarly !== 'none' && ktForm && tiled && !tc16State && stateTiledKbEarlyFits(tv, kbEarly)) tv.kbEarly = kbEarly;
   if (t.stateDecayIs2 === true && tiled && !tc16State) tv.decayIs2 = true;
   const betaBf16 =

@@ -179,12 +179,18 @@ export const kdaForwardTuning: {
   stateIdleStores?: boolean;
   /**
    * The Kt form's tiled state pass forming the next chunk's Kb = k exp(gc) in registers at the end of a step, by the
-   * threads idle in its state phase ('idle'), by all ('all') or the whole tile by the idle threads ('idleAll'), instead of when the tile is staged after the step's
-   * first barrier ('none'): StateTiledVariant.kbEarly; bench kda --fwd-state-kb-early none|idle|all. The same values
-   * bit for bit (--check kbEarlyVsNone). Unset: 'none'.
+   * threads idle in its state phase ('idle'), by all ('all') or the whole tile fetched, formed and staged by the idle
+   * threads ('idleAll'), instead of by every thread when the tile is staged after the step's first barrier ('none'):
+   * StateTiledVariant.kbEarly; bench kda --fwd-state-kb-early none|idle|all|idleAll. The same values bit for bit
+   * (--check kbEarlyVsNone, kbEarlyIdleAllVsNone 0). Unset: stateKbEarlyByDefault.
    */
   stateKbEarly?: 'none' | 'idle' | 'all' | 'idleAll';
-  /** The tiled state pass's decays taken by its state-phase threads only (StateTiledVariant.decayIs2; --fwd-state-decay-is2). */
+  /**
+   * The tiled state pass's decays taken by its state-phase threads only (StateTiledVariant.decayIs2;
+   * --fwd-state-decay-is2 on). Not the default: slower on the H200 (fifteenth session, bf16, T=32768,
+   * bench/results/2026-12-02-h200-s15-kfwd2-s1-*): the state pass 2.649 / 2.650 ms against 2.615-2.618, with idleAll
+   * 2.512 / 2.510 against 2.507-2.512 (no gain).
+   */
   stateDecayIs2?: boolean;
   /**
    * The vec4 intra pass as two kernels, A_kk, A_qk and T (intraGram.wgsl.ts, step A on all threads) then
@@ -654,6 +660,23 @@ export const stateFmaByDefault = onHardware;
  * form 8.6e-7 / 6.7e-7), 7.6e-7 / 4.6e-7 from the W | U form. Exact algebra, different rounding.
  */
 export const ktFormByDefault = (gpu: ForwardDevice): boolean => onHardware(gpu);
+
+/**
+ * How the Kt form's tiled state pass forms Kb = k exp(gc) when kdaForwardTuning.stateKbEarly is unset: 'idleAll' (the
+ * threads idle in its state phase fetch the whole next tile, form Kb in registers at the end of a step and stage it
+ * after the first barrier; StateTiledVariant.kbEarly) on GPUs with bf16 inputs, where it was measured; 'none' (every
+ * thread forms its part when staging) elsewhere, and on a software adapter (lavapipe), whose suite keeps the kernels
+ * it had and kda-state-kb-early.test.ts compares them bit for bit. Why: the tile's 8192 exps a step (K = 128) sat
+ * between the step's first two barriers on the sequential pass's path, on the SM's 16 special-function lanes, while
+ * half the threads wait through the state phase with only the idle stores to do. H200 (fifteenth session, B=1, H=16,
+ * d=128, T=32768, bf16, --unsafe-apis --f16, each bench its own process, bench/results/2026-12-02-h200-s15-kfwd2-s1-*):
+ * forward 4.928 / 4.931 / 4.931 / 4.933 ms against 5.037-5.043 (the state pass 2.507-2.512 against 2.615-2.618);
+ * 'idle' (the idle threads form their own part early, the others at the staging) 4.9995-5.0000 (2.576-2.578), 'all'
+ * (every thread early, at the end of its state phase) 5.045-5.050 (2.625-2.627). --check (T=2048): o and the final
+ * state equal to 'none' (0) for each.
+ */
+export const stateKbEarlyByDefault = (gpu: ForwardDevice, bf16: boolean): 'none' | 'idleAll' =>
+  onHardware(gpu) && bf16 ? 'idleAll' : 'none';
 
 /**
  * Whether the forward runs the intra pass as two kernels when kdaForwardTuning.intraTwoPass is unset: on GPUs

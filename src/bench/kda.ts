@@ -1073,11 +1073,11 @@ export function registerKdaBench(bench: Command): void {
     )
     .option(
       '--fwd-state-decay-is2 <on|off>',
-      'forward tiled state pass: the decays exp(gc_last) taken by the state-phase threads only (default off)',
+      'forward tiled state pass: the decays exp(gc_last) taken by the state-phase threads only (default off: slower on the H200)',
     )
     .option(
       '--fwd-state-kb-early <e>',
-      "the Kt form's state pass: the next chunk's Kb = k exp(gc) formed at the end of a step by the threads idle in the state phase (idle) or all (all), or the whole tile by the idle threads (idleAll); none (default): when staged",
+      "the Kt form's state pass: the next chunk's Kb = k exp(gc) formed at the end of a step by the threads idle in the state phase (idle) or all (all), or the whole tile by the idle threads (idleAll: the default on GPUs with bf16 inputs); none: when staged (elsewhere the default)",
     )
     .option(
       '--fwd-state-probe <probe,...>',

@@ -673,7 +673,11 @@ export const ktFormByDefault = (gpu: ForwardDevice): boolean => onHardware(gpu);
  * forward 4.928 / 4.931 / 4.931 / 4.933 ms against 5.037-5.043 (the state pass 2.507-2.512 against 2.615-2.618);
  * 'idle' (the idle threads form their own part early, the others at the staging) 4.9995-5.0000 (2.576-2.578), 'all'
  * (every thread early, at the end of its state phase) 5.045-5.050 (2.625-2.627). --check (T=2048): o and the final
- * state equal to 'none' (0) for each.
+ * state equal to 'none' (0) for each. Second sitting (...-s15-kfwd2-s2-*), the default in eight processes with the
+ * issue's exact command: 4.905-4.913 ms (state 2.489-2.495) against 5.014-5.017 with --fwd-state-kb-early none (state
+ * 2.595-2.600); --check (T=2048) kbEarlyVsNone 0. Not with f32 inputs: there idleAll took 5.342-5.350 ms against
+ * 5.301-5.306 (the state pass 2.702 against 2.660: the idle threads' f32 k registers, 16 vec4 more a thread; its
+ * --check vsDefault 0); nor the state pass at 512 threads with it (5.577 / 5.582, the state pass 3.162).
  */
 export const stateKbEarlyByDefault = (gpu: ForwardDevice, bf16: boolean): 'none' | 'idleAll' =>
   onHardware(gpu) && bf16 ? 'idleAll' : 'none';
@@ -748,7 +752,9 @@ export const gramGcPrologueByDefault = (_gpu: ForwardDevice): boolean => false;
  * (mean 1.0584) against 1.0658 / 1.0650 / 1.0648 / 1.0666 / 1.0650 (mean 1.0654) as written; a barrier alone
  * ('barrier') 1.0636-1.0646. Those runs had the Kt pre-pass begun the same way, where the loop lost (0.612-0.613
  * against 0.599-0.600), so their forwards (5.019-5.027 against 5.013-5.021) do not show the gain; this kernel alone
- * is a separate dispatch, so its 0.007 ms is expected on the forward (not yet measured so). --check (T=2048): o and
+ * is a separate dispatch, so its 0.007 ms is expected on the forward. Confirmed (fifteenth session, kfwd2's first
+ * sitting, bench/results/2026-12-02-h200-s15-kfwd2-s1-*, this change alone, alternating processes): forward 5.037-5.043
+ * ms (mean 5.039 of 5, kda_chunk_intra 1.058) against 5.044-5.047 (mean 5.046 of 4, 1.066) as written. --check (T=2048): o and
  * the final state equal to as written (smEntryVsNone 0). Declaring the same bytes otherwise did not help (s1, both
  * kernels, the generic rewrite removed again, commit c863941): vec4<u32> 1.066-1.069 (Kt 0.603-0.604), nested
  * arrays 1.541-1.543 (0.681), f32 1.685-1.687 (1.030-1.031) against 1.064-1.068 (0.600).

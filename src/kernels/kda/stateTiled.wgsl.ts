@@ -170,6 +170,9 @@ export interface StateTiledVariant {
    * 'idleAll': the threads idle in the state phase fetch, form and stage the whole Kb tile (64 K / 4 / (wg - P2N) vec4
    * each, twice the registers of PF at 256 threads and K = 128), the others none of it, so no exp of Kb is left
    * between the barriers at all (where the idle threads do not divide the tile, the last round's excess skipped).
+   * H200 (fifteenth session, bf16, T=32768, bench/results/2026-12-02-h200-s15-kfwd2-s{1,2}-*): this pass 2.489-2.512
+   * ms with 'idleAll' (the default there, forwardTuning.ts stateKbEarlyByDefault), 2.576-2.578 with 'idle', 2.625-2.627
+   * with 'all', against 2.595-2.618 as written; with f32 inputs 'idleAll' is slower (2.702 against 2.660).
    */
   kbEarly?: 'idle' | 'all' | 'idleAll';
   /**

@@ -144,6 +144,17 @@ export interface MlaInt8F16Options {
    * 3.749-3.762 with 1.
    */
   mergeLoads?: number;
+  /**
+   * Workgroup-memory indices of the block loop (the staging's f16 stores, the softmax's part loads, its pw and alpha
+   * stores) written in forms Tint's integer range analysis can bound: sums, products and quotients of
+   * local_invocation_index and constants (row lid / 16 and word 4 lid + (KS - 64)(lid / 16) instead of lid >> 4 and
+   * lid & 15; the analysis takes no shifts or masks), so with the safe Dawn toggle
+   * enable_integer_range_analysis_in_robustness Tint proves them in bounds and emits no clamp (a min and the address
+   * arithmetic it forces on each of the ~36 f16 stores a thread makes a block; without the toggle the clamps stay and
+   * the kernel is the same). Same values, same stores. The kv buffer must be a constant (ahead 2 or 4: even) for
+   * the staging's stores to lose theirs. Not with swizzle or the words / vec4 staging.
+   */
+  rangeIdx?: boolean;
 }
 
 export interface MlaInt8F16Plan {
@@ -185,6 +196,7 @@ export interface MlaInt8F16Plan {
   /** wide: value column tiles of 16 a subgroup (Rv / 256), for each head half. */
   CPW: number;
   mergeLoads: number;
+  rangeIdx: boolean;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -238,6 +250,8 @@ export function planMlaInt8F16(
     throw new Error('mlaDecode (int8, f16): convert bits / half need rows staging (not wide, not swizzle)');
   if (o.pageAhead && (stage !== 'rows' || wide || o.prefetch === false))
     throw new Error('mlaDecode (int8, f16): pageAhead needs rows staging with prefetch (not wide)');
+  if (o.rangeIdx && (stage !== 'rows' || wide || o.swizzle))
+    throw new Error('mlaDecode (int8, f16): rangeIdx needs rows staging (not wide, not swizzle)');
   if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
   // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
   if (o.qFold && 2 * TB < 32) throw new Error('mlaDecode (int8, f16): qFold needs 2 TB >= 32');
@@ -276,6 +290,7 @@ export function planMlaInt8F16(
     wide,
     CPW: Rv / 256,
     mergeLoads: o.mergeLoads ?? MLA_INT8_F16_MERGE_LOADS,
+    rangeIdx: o.rangeIdx ?? false,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -283,7 +298,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.rangeIdx ? '_ri' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,

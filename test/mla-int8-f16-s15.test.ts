@@ -1,5 +1,5 @@
 /**
- * The f16 MLA decode kernel's fifteenth-session variant (int8F16Plan.ts `rangeIdx`): the block loop's
+ * The f16 MLA decode kernel's fifteenth-session default (int8F16Plan.ts `rangeIdx`): the block loop's
  * workgroup-memory indices written with +, x and / of local_invocation_index (f16Idx), so Tint's integer range
  * analysis bounds them and emits no clamps. Only those index expressions change, so the kernel's values are the
  * default's (the emulation and the scheme's checks in mla-int8-f16*.test.ts cover them):
@@ -19,21 +19,23 @@ import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { gpuContext, hasGpu } from './helpers.js';
 
 describe('f16 MLA decode, rangeIdx: the plan and the WGSL', () => {
-  it('plans: rows staging only, its own key, off by default', () => {
+  it('plans: rows staging only, its own key, on by default where it applies', () => {
     const s = { H: 32, R: 576, Rv: 512 };
-    expect(planMlaInt8F16(s).rangeIdx).toBe(false);
-    expect(mlaInt8F16Key(planMlaInt8F16({ ...s, rangeIdx: true }))).toContain('_ri');
-    expect(mlaInt8F16Key(planMlaInt8F16(s))).not.toContain('_ri');
+    expect(planMlaInt8F16(s).rangeIdx).toBe(true);
+    for (const o of [{ stage: 'words' as const }, { stage: 'vec4' as const }, { swizzle: true }, { wide: true }])
+      expect(planMlaInt8F16({ ...s, ...o }).rangeIdx).toBe(false);
+    expect(mlaInt8F16Key(planMlaInt8F16(s))).toContain('_ri');
+    expect(mlaInt8F16Key(planMlaInt8F16({ ...s, rangeIdx: false }))).not.toContain('_ri');
     expect(() => planMlaInt8F16({ ...s, rangeIdx: true, stage: 'words' })).toThrow(/rangeIdx/);
     expect(() => planMlaInt8F16({ ...s, rangeIdx: true, stage: 'vec4' })).toThrow(/rangeIdx/);
     expect(() => planMlaInt8F16({ ...s, rangeIdx: true, swizzle: true })).toThrow(/rangeIdx/);
     expect(() => planMlaInt8F16({ ...s, rangeIdx: true, wide: true })).toThrow(/rangeIdx/);
   });
 
-  for (const o of [{}, { convert: 'half' as const }, { ahead: 4 as const }, { pageAhead: true }])
-    it(`only the index expressions differ from the default (${JSON.stringify(o)})`, () => {
+  for (const o of [{}, { convert: 'cvt' as const }, { ahead: 4 as const }, { pageAhead: true }])
+    it(`only the index expressions differ from the plain indices' (${JSON.stringify(o)})`, () => {
       const s = { H: 32, R: 576, Rv: 512, ...o };
-      const def = planMlaInt8F16(s);
+      const def = planMlaInt8F16({ ...s, rangeIdx: false });
       const ri = planMlaInt8F16({ ...s, rangeIdx: true });
       const A = f16Idx(def);
       const X = f16Idx(ri);

@@ -206,6 +206,13 @@ export interface MlaInt8F16Plan {
 export const MLA_INT8_F16_TB = 16;
 export const MLA_INT8_F16_MERGE_LOADS = 4;
 export const MLA_INT8_F16_TAU = 14;
+/**
+ * The default convert of rows staging (not wide, not swizzle): 'half' since the fifteenth session, where with
+ * rangeIdx (no clamps on its stores) it pays: 0.566 against 0.629 ms a layer at 1M (rangeIdx with cvt), hybrid
+ * TPOT 7.39-7.41 against 7.86 ms (bench/results/2026-12-02-h200-s15-mla3-s1-*); tokens equal in bench decode
+ * --check at 4K, 9.3e-6 of max |o| from its scheme, 3.42e-3 from the int8 reference (cvt 3.47e-3).
+ */
+export const MLA_INT8_F16_CONVERT = 'half' as const;
 
 /** Why these shapes cannot run the f16 kernel, or undefined. */
 export function mlaInt8F16Unsupported(R: number, Rv: number): string | undefined {
@@ -243,7 +250,10 @@ export function planMlaInt8F16(
   const ahead = o.prefetch === false ? 1 : (o.ahead ?? 2);
   if (![1, 2, 3, 4].includes(ahead)) throw new Error(`mlaDecode (int8, f16): ahead must be 1, 2, 3 or 4, got ${ahead}`);
   if (wide && ahead > 2) throw new Error('mlaDecode (int8, f16): wide runs ahead 1 or 2');
-  const convert = o.convert ?? 'cvt';
+  // The fifteenth session's defaults where they apply (rows staging, not wide, not swizzle): convert half and
+  // rangeIdx (bench/results/2026-12-02-h200-s15-mla3-*); the other staging forms keep cvt and the plain indices.
+  const rowsPlain = stage === 'rows' && !wide && !o.swizzle;
+  const convert = o.convert ?? (rowsPlain ? MLA_INT8_F16_CONVERT : 'cvt');
   if (!['cvt', 'bits', 'half'].includes(convert))
     throw new Error(`mlaDecode (int8, f16): convert must be cvt, bits or half, got ${convert}`);
   if (convert !== 'cvt' && (stage !== 'rows' || wide || o.swizzle))
@@ -290,7 +300,7 @@ export function planMlaInt8F16(
     wide,
     CPW: Rv / 256,
     mergeLoads: o.mergeLoads ?? MLA_INT8_F16_MERGE_LOADS,
-    rangeIdx: o.rangeIdx ?? false,
+    rangeIdx: o.rangeIdx ?? rowsPlain,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,

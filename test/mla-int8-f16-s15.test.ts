@@ -16,6 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { f16Idx, mlaInt8F16Wgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
 import { type MlaInt8F16Plan, mlaInt8F16Key, planMlaInt8F16 } from '../src/kernels/mla/int8F16Plan.js';
 import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
+import { parseF16Options } from '../src/bench/mla.js';
 import { gpuContext, hasGpu } from './helpers.js';
 
 describe('f16 MLA decode, rangeIdx: the plan and the WGSL', () => {
@@ -30,6 +31,10 @@ describe('f16 MLA decode, rangeIdx: the plan and the WGSL', () => {
     expect(() => planMlaInt8F16({ ...s, rangeIdx: true, stage: 'vec4' })).toThrow(/rangeIdx/);
     expect(() => planMlaInt8F16({ ...s, rangeIdx: true, swizzle: true })).toThrow(/rangeIdx/);
     expect(() => planMlaInt8F16({ ...s, rangeIdx: true, wide: true })).toThrow(/rangeIdx/);
+    // The bench flags: rangeIdx, rangeIdx=false (the fourteenth session's default with convert=cvt).
+    expect(parseF16Options('rangeIdx')).toEqual({ rangeIdx: true });
+    expect(parseF16Options('rangeIdx=false,convert=cvt')).toEqual({ rangeIdx: false, convert: 'cvt' });
+    expect(() => parseF16Options('rangeIdx=1')).toThrow(/rangeIdx\[=false\]/);
   });
 
   for (const o of [{}, { convert: 'cvt' as const }, { ahead: 4 as const }, { pageAhead: true }])

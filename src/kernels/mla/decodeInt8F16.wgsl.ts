@@ -21,7 +21,8 @@
  * Past the sequence, staged rows are zero and scores -3e38 (p = 0). A subgroup size other than 32 poisons m (NaN).
  * With `ahead` A >= 2 (default 2) the loop runs A blocks an iteration (register sets a, b, ...: block n's codes in
  * set n % A; kv buffers alternating), each block's top fetching the block A ahead into the set its own rows left.
- * Measured: int8F16Plan.ts (0.70 ms a layer at 1M on the H200 against the int8 tensor-core kernel's 1.07).
+ * Measured: int8F16Plan.ts (0.70 ms a layer at 1M on the H200 against the int8 tensor-core kernel's 1.07; 0.566 since
+ * the fifteenth session's rangeIdx and convert half: the block loop's workgroup stores without bounds clamps).
  */
 import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';

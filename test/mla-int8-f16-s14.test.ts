@@ -120,7 +120,7 @@ describe('f16 MLA decode, convert half: the emulation against the scheme', () =>
       });
       expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
       expect(emu.out.every(Number.isFinite)).toBe(true);
-      // The half scheme against the default's: the scale's f16 rounding (up to 2^-12 relative) moves a whole row
+      // The half scheme against cvt's: the scale's f16 rounding (up to 2^-12 relative) moves a whole row
       // part's scores together (not independent roundings that average out), so with this sharp softmax (query
       // std 3) the outputs move by about the f16 scheme's own error against f64 attention (< 3e-3 there).
       const def = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau });
@@ -129,9 +129,11 @@ describe('f16 MLA decode, convert half: the emulation against the scheme', () =>
 });
 
 describe('f16 MLA decode, ahead 3 and 4: the block loop', () => {
-  it('plans: ahead 1-4, convert on rows staging only, keys differ, the default unchanged', () => {
+  it('plans: ahead 1-4, convert on rows staging only, keys differ, the default (half since the fifteenth session)', () => {
     const s = { H: 32, R: 576, Rv: 512 };
-    expect(planMlaInt8F16(s).convert).toBe('cvt');
+    expect(planMlaInt8F16(s).convert).toBe('half');
+    expect(planMlaInt8F16({ ...s, stage: 'words' }).convert).toBe('cvt');
+    expect(planMlaInt8F16({ ...s, wide: true }).convert).toBe('cvt');
     expect(planMlaInt8F16({ ...s, ahead: 4 }).ahead).toBe(4);
     expect(() => planMlaInt8F16({ ...s, ahead: 5 as 4 })).toThrow(/ahead must be 1, 2, 3 or 4, got 5/);
     expect(() => planMlaInt8F16({ ...s, wide: true, ahead: 3 })).toThrow(/wide runs ahead 1 or 2/);
@@ -139,16 +141,17 @@ describe('f16 MLA decode, ahead 3 and 4: the block loop', () => {
     expect(() => planMlaInt8F16({ ...s, convert: 'f8' as 'half' })).toThrow(
       /convert must be cvt, bits or half, got f8/,
     );
-    const keys = [{}, { ahead: 3 }, { ahead: 4 }, { convert: 'half' }, { convert: 'bits' }].map((o) =>
+    const keys = [{}, { ahead: 3 }, { ahead: 4 }, { convert: 'cvt' }, { convert: 'bits' }].map((o) =>
       mlaInt8F16Key(planMlaInt8F16({ ...s, ...(o as object) })),
     );
     expect(new Set(keys).size).toBe(keys.length);
-    expect(keys[0]).toBe('mla_decode_int8_f16_h32_r576_rv512_tau14_rows_a2');
+    expect(keys[0]).toBe('mla_decode_int8_f16_h32_r576_rv512_tau14_rows_a2_cvhalf_ri');
   });
 
   for (const A of [2, 3, 4] as const)
     it(`ahead ${A}: block n stages block n + 1 from the set fetched for it, fetches block n + ${A} into its own`, () => {
-      const pl = planMlaInt8F16({ H: 32, R: 576, Rv: 512, ahead: A });
+      // cvt's staging lines and plain indices (the loop is the same with the fifteenth session's convert half, rangeIdx).
+      const pl = planMlaInt8F16({ H: 32, R: 576, Rv: 512, ahead: A, convert: 'cvt', rangeIdx: false });
       const code = mlaInt8F16Wgsl(pl).split('\n');
       const sets = ['a', 'b', 'c', 'd'].slice(0, A);
       const TB = pl.TB;

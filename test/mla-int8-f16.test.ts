@@ -124,7 +124,11 @@ describe('int8 MLA decode on f16 tensor cores: the kernel fragments (emulation) 
         const x = problem(lens[0] + H, lens, H, R, Rv, 3);
         const pl = planMlaInt8F16({ H, R, Rv, tau, stage, qFold });
         const emu = mlaDecodeInt8F16Emulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
-        const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau });
+        const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, {
+          chunkLen,
+          tau,
+          convert: pl.convert,
+        });
         expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
         expect(emu.out.every(Number.isFinite)).toBe(true);
       });
@@ -147,7 +151,11 @@ describe('int8 MLA decode on f16 tensor cores, 512 threads (wide): the fragments
       const x = problem(lens[0] + H, lens, H, R, Rv, 3);
       const pl = planMlaInt8F16({ H, R, Rv, tau, wide: true, qFold });
       const emu = mlaDecodeInt8F16WideEmulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
-      const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, { chunkLen, tau });
+      const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, {
+        chunkLen,
+        tau,
+        convert: pl.convert,
+      });
       expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
       expect(emu.out.every(Number.isFinite)).toBe(true);
     });
@@ -206,7 +214,8 @@ describe('int8 MLA decode on f16 tensor cores: plan and WGSL', () => {
       [576, 512],
       [192, 128],
     ]) {
-      const pl = planMlaInt8F16({ H: 32, R, Rv });
+      // cvt's staging lines (convert half, the default since the fifteenth session, stages the same words).
+      const pl = planMlaInt8F16({ H: 32, R, Rv, convert: 'cvt' });
       expect(pl.stage).toBe('rows');
       const code = mlaInt8F16Wgsl(pl);
       expect(code).toContain('let rowT = lid >> 4u; let colW = lid & 15u;');

@@ -42,7 +42,13 @@ import { int8TwoPassScores } from '../kernels/mla/int8TwoPassDecode.js';
 import { type MlaInt8TwoPassOptions, TWO_PASS_STAGES } from '../kernels/mla/int8TwoPassPlan.js';
 import { emulateScores } from '../kernels/mla/int8TwoPassEmulate.js';
 import { mlaDecodeInt8Reference } from '../kernels/mla/int8Reference.js';
-import { defaultF16Chunks, F16_STAGES, MLA_INT8_F16_TB, type MlaInt8F16Options } from '../kernels/mla/int8F16Plan.js';
+import {
+  defaultF16Chunks,
+  F16_STAGES,
+  MLA_INT8_F16_TB,
+  type MlaInt8F16Options,
+  planMlaInt8F16,
+} from '../kernels/mla/int8F16Plan.js';
 import { mlaDecodeInt8F16Reference } from '../kernels/mla/int8F16Reference.js';
 import { defaultChunks, planMlaDecode } from '../kernels/mla/plan.js';
 import { defaultTiledChunks, planMlaTiled } from '../kernels/mla/tiledPlan.js';
@@ -93,6 +99,8 @@ export interface MlaBenchOptions {
     | 'f16-s13'
     | 'f16-s14'
     | 'f16-s14b'
+    | 'f16-s15'
+    | 'f16-s15b'
     | 'none';
   /** int8 cache: the f16 kernel's options (int8F16Plan.ts) in its rows at every context (`--int8-f16`). */
   int8F16?: MlaInt8F16Options;
@@ -106,8 +114,8 @@ export interface MlaBenchOptions {
  */
 /**
  * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
- * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, swizzle, qFold, wide,
- * mergeLoads=n.
+ * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], swizzle, qFold,
+ * wide, mergeLoads=n.
  */
 export function parseF16Options(text: string): MlaInt8F16Options {
   const o: MlaInt8F16Options = {};
@@ -121,6 +129,7 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'qPerBlock' && v === undefined) o.qPerBlock = true;
     else if (k === 'ahead' && ['1', '2', '3', '4'].includes(v) && !rest.length) o.ahead = n as 1 | 2 | 3 | 4;
     else if (k === 'pageAhead' && v === undefined) o.pageAhead = true;
+    else if (k === 'rangeIdx' && (v === undefined || v === 'false') && !rest.length) o.rangeIdx = v === undefined;
     else if (k === 'convert' && (v === 'cvt' || v === 'bits' || v === 'half') && !rest.length) o.convert = v;
     else if (k === 'swizzle' && v === undefined) o.swizzle = true;
     else if (k === 'qFold' && v === undefined) o.qFold = true;
@@ -128,7 +137,7 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'mergeLoads' && !rest.length && Number.isInteger(n) && n >= 1 && n <= 8) o.mergeLoads = n;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, swizzle, qFold, wide or mergeLoads=1..8`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], swizzle, qFold, wide or mergeLoads=1..8`,
       );
   }
   return o;
@@ -504,6 +513,51 @@ export const F16_S14B_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'stage', 'pv', 'rescale'] } },
   { int8Kernel: 'f16' },
 ];
+/**
+ * `--int8-variants f16-s15`: the fifteenth session's set: the block loop's workgroup indices in forms Tint's range
+ * analysis bounds (rangeIdx: no bounds clamps on the staging's f16 stores, the softmax's part loads and pw stores)
+ * alone and with convert half / bits, ahead 4 and pageAhead (what the clamps hid in the fourteenth session), the
+ * staging alone with it (diagnostics), the default repeated first, in the middle and last.
+ */
+export const F16_S15_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, convert: 'half' } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, convert: 'bits' } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, ahead: 4 } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, convert: 'half', ahead: 4 } },
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, convert: 'half' } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, convert: 'half', pageAhead: true } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, convert: 'half', skip: ['rescale'] } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, convert: 'half', skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: true, skip: ['stage'] } },
+  { int8Kernel: 'f16' },
+];
+/**
+ * `--int8-variants f16-s15b`: the fifteenth session's second set, after rangeIdx and convert half became the
+ * default: the fourteenth session's default (plain indices, cvt) and rangeIdx with cvt beside it, ahead 4, 264
+ * chunks, and the new default's stages left out (diagnostics: the staging alone, without it, the loop's skeleton,
+ * the rescale flag's second barrier), the default repeated first, in the middle and last.
+ */
+export const F16_S15B_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: false, convert: 'cvt' } },
+  { int8Kernel: 'f16', int8F16: { convert: 'cvt' } },
+  { int8Kernel: 'f16', int8F16: { ahead: 4 } },
+  { int8Kernel: 'f16', chunks: 264 },
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { rangeIdx: false, convert: 'cvt' } },
+  { int8Kernel: 'f16', int8F16: { skip: ['rescale'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['stage'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'stage', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['pv'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores'] } },
+  { int8Kernel: 'f16' },
+];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [
   ...F16_STAGES.map((s) => ({ int8Kernel: 'f16' as const, int8F16: { skip: [s] } })),
   { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
@@ -715,6 +769,8 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'f16-s13': F16_S13_VARIANTS,
     'f16-s14': F16_S14_VARIANTS,
     'f16-s14b': F16_S14B_VARIANTS,
+    'f16-s15': F16_S15_VARIANTS,
+    'f16-s15b': F16_S15B_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -949,7 +1005,9 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
         const want = v.chunks ?? v.int8F16?.chunks ?? defaultF16Chunks(T, o.batch, NG);
         const chunkLen = Math.ceil(T / want / MLA_INT8_F16_TB) * MLA_INT8_F16_TB;
         const f = v.int8F16 ?? o.int8F16;
-        return mlaDecodeInt8F16Reference(q, words, table, lengths, d, { chunkLen, tau: f?.tau, convert: f?.convert });
+        // The convert the kernel's plan resolves (its default depends on the staging form).
+        const convert = planMlaInt8F16({ H, R: d.R, Rv: d.Rv, ...f }).convert;
+        return mlaDecodeInt8F16Reference(q, words, table, lengths, d, { chunkLen, tau: f?.tau, convert });
       };
       // The dp4a kernel's default output: the tensor-core kernel must match it to f32 rounding.
       const dp4aOut = mlaDecode(x.q, x.pool, x.table, x.lengths, { Rv, scale, maxLength: T, int8Kernel: 'dp4a' });
@@ -1086,7 +1144,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both), f16-s13 (the thirteenth session's candidates), f16-s14 (the fourteenth's: convert, ahead 3 / 4), f16-s14b (its second: pageAhead) or none",
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both), f16-s13 (the thirteenth session's candidates), f16-s14 (the fourteenth's: convert, ahead 3 / 4), f16-s14b (its second: pageAhead), f16-s15 (the fifteenth's: rangeIdx), f16-s15b (its second: the new default's diagnostics) or none",
       'all',
     )
     .option(
@@ -1142,11 +1200,13 @@ export function registerMlaBench(bench: Command): void {
             'f16-s13',
             'f16-s14',
             'f16-s14b',
+            'f16-s15',
+            'f16-s15b',
             'none',
           ].includes(v)
         )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all, f16-s13, f16-s14, f16-s14b or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all, f16-s13, f16-s14, f16-s14b, f16-s15, f16-s15b or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

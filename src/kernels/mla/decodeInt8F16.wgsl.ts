@@ -21,14 +21,15 @@
  * Past the sequence, staged rows are zero and scores -3e38 (p = 0). A subgroup size other than 32 poisons m (NaN).
  * With `ahead` A >= 2 (default 2) the loop runs A blocks an iteration (register sets a, b, ...: block n's codes in
  * set n % A; kv buffers alternating), each block's top fetching the block A ahead into the set its own rows left.
- * Measured: int8F16Plan.ts (0.70 ms a layer at 1M on the H200 against the int8 tensor-core kernel's 1.07).
+ * Measured: int8F16Plan.ts (0.70 ms a layer at 1M on the H200 against the int8 tensor-core kernel's 1.07; 0.566 since
+ * the fifteenth session's rangeIdx and convert half: the block loop's workgroup stores without bounds clamps).
  */
 import { C32, F16_MMA_HEAD, ld16, st32 } from '../f16mma.js';
 import { chunkMainWgsl, pagedRowOfWgsl } from './chunkEntry.wgsl.js';
 import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
 
 export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
-  const { H, Rv, R, RW, SW, LC, TB, WG, KS, PS, KPQ, CPS, HP, items, slots, tau, rowItems } = pl;
+  const { H, Rv, R, RW, SW, LC, TB, WG, KS, KPQ, CPS, HP, items, slots, tau, rowItems } = pl;
   const words = pl.stage !== 'vec4';
   const rows = pl.stage === 'rows';
   if (rows && TB * 16 !== WG) throw new Error('mlaInt8F16Wgsl: stage rows needs TB x 16 threads');
@@ -40,6 +41,9 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   l('  let sgi = lid / 32u; let lane = lid % 32u;');
   l('  let mh = sgi & 1u; let kq = sgi >> 1u;');
   l('  let hq = lid >> 3u; let tq = lid & 7u; let mhq = hq >> 4u; let hr = hq & 15u;');
+  // rangeIdx: the same indices from lid by +, x and / alone (F16Idx), which Tint's range analysis bounds.
+  const X = f16Idx(pl);
+  if (pl.rangeIdx) l('  let hqR = lid / 8u;');
   l('  let poison = select(0.0, bitcast<f32>(0x7fc00000u + 0u * sgs), sgs != 32u);');
   // Without the staging (a diagnostic) the pool and page table would leave the layout: a use that never runs.
   if (skip('stage'))
@@ -117,7 +121,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   const stage = (kbX: string, ind: string, S: string) => {
     if (skip('stage')) return;
     if (rows) {
-      l(`${ind}{ let base = ${kbX} * ${TB * KS}u + rowT * ${KS}u + 4u * colW;`);
+      l(`${ind}{ let base = ${X.stageBase(kbX)};`);
       // convert half: the scales rounded to f16 once a block, two channels a packed operation.
       if (pl.convert === 'half') l(`${ind}  let hL = vec2<f16>(f16(psL${S})); let hR = vec2<f16>(f16(psR${S}));`);
       for (let n = 0; n < rowItems / 16; n++) {
@@ -189,10 +193,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     l(skip('softmax') ? `${I}  if (false) {` : `${I}  {`);
     l(`${I}    let nv = t1 - ${tbX};`);
     l(`${I}    var s = vec2<f32>(0.0);`);
-    for (let k = 0; k < 4; k++)
-      l(
-        `${I}    { let e = ${256 * 2 * k}u + 256u * mhq + 16u * hr + 2u * tq; s += vec2<f32>(part[e], part[e + 1u]); }`,
-      );
+    for (let k = 0; k < 4; k++) l(`${I}    { let e = ${X.partSum(k)}; s += vec2<f32>(part[e], part[e + 1u]); }`);
     l(`${I}    s = select(vec2<f32>(-3.0e38), s, vec2<bool>(2u * tq < nv, 2u * tq + 1u < nv));`);
     l(`${I}    var bm = max(s.x, s.y);`);
     l(
@@ -202,10 +203,10 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
     l(
       `${I}    if (mRef < -1.0e38) { mRef = bm; } else if (bm > mRef + ${tau.toFixed(1)}) { al = exp2(mRef - bm); mRef = bm; flag[0] = 1u; }`,
     );
-    l(`${I}    if (tq == 0u) { alpha[hq] = al; }`);
+    l(`${I}    if (tq == 0u) { alpha[${X.head}] = al; }`);
     l(`${I}    let ph = vec2<f16>(exp2(s - vec2<f32>(mRef)));`);
     l(`${I}    lRun = lRun * al + f32(ph.x) + f32(ph.y);`);
-    l(`${I}    pw[hq * ${PS}u + 2u * tq] = ph.x; pw[hq * ${PS}u + 2u * tq + 1u] = ph.y;`);
+    l(`${I}    pw[${X.pw}] = ph.x; pw[${X.pw} + 1u] = ph.y;`);
     l(`${I}  }`);
     l(`${I}  if (tn < t1) {`);
     if (!pl.prefetch) fetch('tn', `${I}    `, Sn);
@@ -254,6 +255,36 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   mlWgsl(l, pl, 8);
   l('}');
   return L.join('\n');
+}
+
+/**
+ * The block loop's workgroup-memory indices of the rows staging and the softmax, as WGSL (thread lid; row rowT =
+ * lid / 16, word colW = lid % 16; head hq = lid / 8, tq = lid % 8; mhq = hq / 16, hr = hq % 16):
+ *  - stageBase(kb): kv buffer kb's element of the thread's first staged channel, kb TB KS + rowT KS + 4 colW
+ *    (its stores add the constants 64 n + i);
+ *  - partSum(k): the softmax's first score of K quarter k's partial tiles, 512 k + 256 mhq + 16 hr + 2 tq;
+ *  - pw: its first p, hq PS + 2 tq; head: hq.
+ * By default with the shifts and masks of the lets above. rangeIdx: the same numbers from lid with +, x and /
+ * only (rowT KS + 4 colW = 4 lid + (KS - 64) rowT, 256 mhq + 16 hr + 2 tq = 16 hq + 2 tq = 2 lid, hq PS + 2 tq =
+ * 2 lid + (PS - 16) hq), which Tint's integer range analysis bounds (it takes no shifts or masks): with
+ * enable_integer_range_analysis_in_robustness their accesses lose the bounds clamps. Checked equal for every lid
+ * on lavapipe (test/mla-int8-f16-s15.test.ts).
+ */
+export function f16Idx(pl: Pick<MlaInt8F16Plan, 'TB' | 'KS' | 'PS' | 'rangeIdx'>) {
+  const { TB, KS, PS } = pl;
+  if (pl.rangeIdx)
+    return {
+      stageBase: (kb: string) => `${kb} * ${TB * KS}u + 4u * lid + ${KS - 64}u * (lid / 16u)`,
+      partSum: (k: number) => `${512 * k}u + 2u * lid`,
+      pw: `2u * lid + ${PS - 16}u * hqR`,
+      head: 'hqR',
+    };
+  return {
+    stageBase: (kb: string) => `${kb} * ${TB * KS}u + rowT * ${KS}u + 4u * colW`,
+    partSum: (k: number) => `${512 * k}u + 256u * mhq + 16u * hr + 2u * tq`,
+    pw: `hq * ${PS}u + 2u * tq`,
+    head: 'hq',
+  };
 }
 
 /**

@@ -47,6 +47,18 @@
  * off. The safe toggles enable_integer_range_analysis_in_robustness + vulkan_use_buffer_robust_access_2 change
  * nothing (0.699). So the conversion units are not the limit (half removes them and gains nothing with clamps), nor
  * bytes in flight (ahead 4), nor the page table's dependent load in the full kernel (pageAhead).
+ * Fifteenth session (bench/results/2026-12-02-h200-s15-mla3-s{1,2}-*): the clamps were Tint's robustness on the
+ * workgroup arrays, kept because the indices went through shifts and masks (lid >> 4, lid & 15), which its integer
+ * range analysis does not follow; written with +, x and / of lid (rangeIdx, now the default) they are proved in
+ * bounds and dropped (the SPIR-V's UMin clamps 61 -> 5 at R 192, the rest outside the block loop), with Dawn's
+ * default toggles. bench mla at 1M (query + kernel + merge): 0.566-0.571 ms a layer with rangeIdx and convert half
+ * (the new default) against 0.693-0.696 for the fourteenth session's default in the same sittings, rangeIdx with
+ * cvt 0.628-0.632, with bits 0.640; ahead 4 0.560-0.565 (even), pageAhead 0.574, 264 chunks 0.590; 128K 0.099.
+ * Without any clamps (--disable-robustness) rangeIdx + half runs 0.583: nothing left to gain there. Hybrid TPOT at
+ * 1M (median step) 7.412-7.415 ms against 8.324-8.344 (A/B/A/B), all-MLA / hybrid 2.54x; bench decode --check at
+ * 4K: tokens equal. Stage diagnostics of the new default at 1M: the staging alone 0.500, without it 0.356, the
+ * loop's skeleton 0.117, without the rescale flag's second barrier (skip rescale) 0.534, without P x V 0.536,
+ * without the scores 0.512.
  */
 import { int8RowLayout } from './int8Layout.js';
 
@@ -88,8 +100,8 @@ export interface MlaInt8F16Options {
    */
   ahead?: 1 | 2 | 3 | 4;
   /**
-   * How a staged word's four int8 codes become f16 (rows staging). 'cvt' (default): shifted to i32, converted to f32,
-   * times the f32 scale, converted to f16: two conversions a code, and the H200's conversion units do 16 an SM a
+   * How a staged word's four int8 codes become f16 (rows staging). 'cvt' (the default before the fifteenth session,
+   * still that of words, vec4, wide and swizzle): shifted to i32, converted to f32, times the f32 scale, converted to f16: two conversions a code, and the H200's conversion units do 16 an SM a
    * clock (a block's 9216 codes: ~1150 clocks, near the whole staging cost the stage diagnostics measured). 'bits':
    * the same values without the int -> float conversion (the code + 128 as the low mantissa byte of 2^23, minus
    * 2^23 + 128: exact) and the f32 -> f16 roundings two at a time (pack2x16float): bit-identical to 'cvt'. 'half':
@@ -100,7 +112,9 @@ export interface MlaInt8F16Options {
    * the int8 reference against 3.47e-3 for cvt; tokens equal in bench decode --check).
    * H200, 1M (bench/results/2026-12-02-h200-s14-mla-s1-*): half 0.701, bits 0.709 against 0.697 ms a layer; the
    * staging alone 0.566 / 0.594 / 0.577. Without bounds clamps (--disable-robustness, unsafe) half 0.578 against
-   * 0.625: with the clamps on every f16 store the packed results do not pay off.
+   * 0.625: with the clamps on every f16 store the packed results do not pay off. Fifteenth session: with rangeIdx (no
+   * clamps) half 0.566 against cvt 0.628 and bits 0.640, so half is the default of rows staging
+   * (MLA_INT8_F16_CONVERT; words, vec4, wide and swizzle keep cvt).
    */
   convert?: 'cvt' | 'bits' | 'half';
   /**
@@ -144,6 +158,21 @@ export interface MlaInt8F16Options {
    * 3.749-3.762 with 1.
    */
   mergeLoads?: number;
+  /**
+   * Workgroup-memory indices of the block loop (the staging's f16 stores, the softmax's part loads, its pw and alpha
+   * stores) written in forms Tint's integer range analysis can bound: sums, products and quotients of
+   * local_invocation_index and constants (row lid / 16 and word 4 lid + (KS - 64)(lid / 16) instead of lid >> 4 and
+   * lid & 15; the analysis takes no shifts or masks), so with the safe Dawn toggle
+   * enable_integer_range_analysis_in_robustness Tint proves them in bounds and emits no clamp (a min and the address
+   * arithmetic it forces on each of the ~36 f16 stores a thread makes a block). The npm webgpu's Dawn runs the
+   * analysis without the toggle too (its SPIR-V dump on lavapipe: 61 UMin clamps -> 5 at R 192, none left in the
+   * block loop's staging and softmax). Same values, same stores. The kv buffer must be a constant (ahead 2 or 4:
+   * even) for the staging's stores to lose theirs. Default where it applies (rows staging, not wide, not swizzle);
+   * not with swizzle or the words / vec4 staging. H200, 1M (bench/results/2026-12-02-h200-s15-mla3-s1-*): 0.628-0.630
+   * against 0.692-0.693 ms a layer (cvt), with convert half 0.566 (the new default), hybrid TPOT 7.86 / 7.41 (half)
+   * against 8.32-8.34 ms.
+   */
+  rangeIdx?: boolean;
 }
 
 export interface MlaInt8F16Plan {
@@ -185,6 +214,7 @@ export interface MlaInt8F16Plan {
   /** wide: value column tiles of 16 a subgroup (Rv / 256), for each head half. */
   CPW: number;
   mergeLoads: number;
+  rangeIdx: boolean;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -194,6 +224,13 @@ export interface MlaInt8F16Plan {
 export const MLA_INT8_F16_TB = 16;
 export const MLA_INT8_F16_MERGE_LOADS = 4;
 export const MLA_INT8_F16_TAU = 14;
+/**
+ * The default convert of rows staging (not wide, not swizzle): 'half' since the fifteenth session, where with
+ * rangeIdx (no clamps on its stores) it pays: 0.566 against 0.629 ms a layer at 1M (rangeIdx with cvt), hybrid
+ * TPOT 7.39-7.41 against 7.86 ms (bench/results/2026-12-02-h200-s15-mla3-s1-*); tokens equal in bench decode
+ * --check at 4K, 9.3e-6 of max |o| from its scheme, 3.42e-3 from the int8 reference (cvt 3.47e-3).
+ */
+export const MLA_INT8_F16_CONVERT = 'half' as const;
 
 /** Why these shapes cannot run the f16 kernel, or undefined. */
 export function mlaInt8F16Unsupported(R: number, Rv: number): string | undefined {
@@ -231,13 +268,18 @@ export function planMlaInt8F16(
   const ahead = o.prefetch === false ? 1 : (o.ahead ?? 2);
   if (![1, 2, 3, 4].includes(ahead)) throw new Error(`mlaDecode (int8, f16): ahead must be 1, 2, 3 or 4, got ${ahead}`);
   if (wide && ahead > 2) throw new Error('mlaDecode (int8, f16): wide runs ahead 1 or 2');
-  const convert = o.convert ?? 'cvt';
+  // The fifteenth session's defaults where they apply (rows staging, not wide, not swizzle): convert half and
+  // rangeIdx (bench/results/2026-12-02-h200-s15-mla3-*); the other staging forms keep cvt and the plain indices.
+  const rowsPlain = stage === 'rows' && !wide && !o.swizzle;
+  const convert = o.convert ?? (rowsPlain ? MLA_INT8_F16_CONVERT : 'cvt');
   if (!['cvt', 'bits', 'half'].includes(convert))
     throw new Error(`mlaDecode (int8, f16): convert must be cvt, bits or half, got ${convert}`);
   if (convert !== 'cvt' && (stage !== 'rows' || wide || o.swizzle))
     throw new Error('mlaDecode (int8, f16): convert bits / half need rows staging (not wide, not swizzle)');
   if (o.pageAhead && (stage !== 'rows' || wide || o.prefetch === false))
     throw new Error('mlaDecode (int8, f16): pageAhead needs rows staging with prefetch (not wide)');
+  if (o.rangeIdx && (stage !== 'rows' || wide || o.swizzle))
+    throw new Error('mlaDecode (int8, f16): rangeIdx needs rows staging (not wide, not swizzle)');
   if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
   // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
   if (o.qFold && 2 * TB < 32) throw new Error('mlaDecode (int8, f16): qFold needs 2 TB >= 32');
@@ -276,6 +318,7 @@ export function planMlaInt8F16(
     wide,
     CPW: Rv / 256,
     mergeLoads: o.mergeLoads ?? MLA_INT8_F16_MERGE_LOADS,
+    rangeIdx: o.rangeIdx ?? rowsPlain,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -283,7 +326,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.rangeIdx ? '_ri' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,

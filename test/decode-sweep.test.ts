@@ -22,7 +22,14 @@ describe('bench decode --sweep variants', () => {
     const before = snapshot();
     const variants = parseSweep(
       JSON.stringify([
-        { label: 'a', moeRows: [4, 2], moePairGateUp: true, moeStage: [true, true], kdaGated: 'pf:bv16' },
+        {
+          label: 'a',
+          moeRows: [4, 2],
+          moePairGateUp: true,
+          moeStage: [true, true],
+          moeRegSums: true,
+          kdaGated: 'pf:bv16',
+        },
         { label: 'b', normGemvLanes: [64, 32, 64], gatedLanes: 64, moeUnrollGateUp: 2 },
       ]),
     );
@@ -35,6 +42,7 @@ describe('bench decode --sweep variants', () => {
       pairGateUp: true,
       stageGateUp: true,
       stageDown: true,
+      regSums: true,
       bv: 16,
     });
     const inside2 = withSweepVariant(variants[1], () => ({

@@ -433,6 +433,7 @@ export async function benchDecode(
     moePairGateUp: moeDecodeTuning.pairGateUp ?? false,
     moePrefetchDown: moeDecodeTuning.prefetchDown ?? decodeTuning.prefetch,
     moeStage: [moeDecodeTuning.stageGateUp ?? false, moeDecodeTuning.stageDown ?? false],
+    moeRegSums: moeDecodeTuning.regSums ?? false,
     moeRouteSelect: routeFoldTuning.select,
     moeRouteTailSelect: routeTailTuning.select,
     moeRows: [
@@ -567,6 +568,10 @@ export function registerDecodeBench(bench: Command): void {
       "the MoE decode kernels' input rows staged in workgroup memory (moeDecodeTuning.stageGateUp / stageDown; default off)",
     )
     .option(
+      '--moe-reg-sums <on|off>',
+      "the MoE decode kernels' partial dots kept in registers for the subgroup sums, no 2 KB workgroup array (moeDecodeTuning.regSums; default off)",
+    )
+    .option(
       '--moe-prefetch-down <on|off>',
       "the MoE decode down's shared-expert loads issued before the routes are read (moeDecodeTuning.prefetchDown)",
     )
@@ -625,7 +630,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--sweep <json>',
-      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeStage, moeRouteSelect, normGemvRows, normGemvConvRows, normGemvLanes, gatedLanes, gemvUnroll, padDispatches, kdaGated, l2Prefetch, l2PrefetchWgs, l2PrefetchNextMB}',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeStage, moeRegSums, moeRouteSelect, normGemvRows, normGemvConvRows, normGemvLanes, gatedLanes, gemvUnroll, padDispatches, kdaGated, l2Prefetch, l2PrefetchWgs, l2PrefetchNextMB}',
     )
     .option(
       '--pad-dispatches <n>',
@@ -765,6 +770,7 @@ export function registerDecodeBench(bench: Command): void {
         moeDecodeTuning.pairGateUp = onOff('--moe-pair-gate-up', String(opts.moePairGateUp));
       if (opts.moePrefetchDown !== undefined)
         moeDecodeTuning.prefetchDown = onOff('--moe-prefetch-down', String(opts.moePrefetchDown));
+      if (opts.moeRegSums !== undefined) moeDecodeTuning.regSums = onOff('--moe-reg-sums', String(opts.moeRegSums));
       if (opts.moeStageX !== undefined) {
         const x = String(opts.moeStageX);
         if (!['off', 'gate-up', 'down', 'both'].includes(x))

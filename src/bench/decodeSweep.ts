@@ -31,6 +31,8 @@ export interface DecodeSweepVariant {
   moePrefetchDown?: boolean;
   /** moeDecodeTuning.stageGateUp / stageDown (the MoE kernels' input rows staged in workgroup memory), [gate_up, down]. */
   moeStage?: [boolean, boolean];
+  /** moeDecodeTuning.regSums (the MoE kernels' partial dots in registers for the subgroup sums). */
+  moeRegSums?: boolean;
   /** routeFoldTuning.select: the folded router's selection ('sort' | 'merge'). */
   moeRouteSelect?: RouteSelect;
   /** Rows a workgroup of the fused norm GEMVs (every kind), and of the KDA conv kind alone. */
@@ -73,6 +75,7 @@ const KEYS = new Set([
   'moePairGateUp',
   'moePrefetchDown',
   'moeStage',
+  'moeRegSums',
   'moeRouteSelect',
   'normGemvRows',
   'normGemvConvRows',
@@ -153,6 +156,7 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     for (const [k, x] of [
       ['moePairGateUp', s.moePairGateUp],
       ['moePrefetchDown', s.moePrefetchDown],
+      ['moeRegSums', s.moeRegSums],
       ['routeInNorm', s.routeInNorm],
       ['foldKdaGate', s.foldKdaGate],
       ['eagerPrologue', s.eagerPrologue],
@@ -230,6 +234,7 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
   if (v.moePairGateUp !== undefined) moeDecodeTuning.pairGateUp = v.moePairGateUp;
   if (v.moePrefetchDown !== undefined) moeDecodeTuning.prefetchDown = v.moePrefetchDown;
   if (v.moeStage) [moeDecodeTuning.stageGateUp, moeDecodeTuning.stageDown] = v.moeStage;
+  if (v.moeRegSums !== undefined) moeDecodeTuning.regSums = v.moeRegSums;
   if (v.moeRouteSelect !== undefined) routeFoldTuning.select = v.moeRouteSelect;
   if (v.routeTailSelect !== undefined) routeTailTuning.select = v.routeTailSelect;
   if (v.normGemvRows !== undefined) normGemvTuning.rows = v.normGemvRows;

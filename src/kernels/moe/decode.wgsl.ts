@@ -60,6 +60,8 @@ export const moeDecodeTuning: {
    */
   stageGateUp?: boolean;
   stageDown?: boolean;
+  /** MoeDecodeVariant.regSums default (bench decode --moe-reg-sums; sweep moeRegSums). Off unless measured faster. */
+  regSums?: boolean;
   /*
    * lanesDown 128 since the seventh session: the down projection's rows at the 48B shapes are 128 chunks of 16
    * bytes, one load round a lane at 128 lanes against 4 at 32. H200, 48B preset, batch 1, 4K, one process over
@@ -147,6 +149,14 @@ export interface MoeDecodeVariant {
    */
   stage?: { kin: number; sK?: number };
   /**
+   * With subgroup sums (`sg`), no folded router: each lane's partial dots stay in registers for the shuffles, and
+   * only the per-subgroup sums of rows wider than a subgroup meet in workgroup memory (WG / min(lanes, sg) floats a
+   * value) instead of the 2 * WG-float `red` array the partials were stored to and read back from: the workgroup's
+   * memory (which Dawn has zeroed at every workgroup's start, one more barrier) shrinks from 2 KB to 64 bytes at
+   * the 48B shapes. The same shuffles and additions in the same order (bit-equal).
+   */
+  regSums?: boolean;
+  /**
    * The rows' partial sums met by subgroup shuffles for subgroups of this size (fused/sweep.ts decodeSubgroupSize,
    * subgroupRowSumWgsl) instead of the workgroup-memory tree; unset: the tree.
    */
@@ -177,6 +187,11 @@ export function moeDecodeSharedBytes(v: MoeDecodeVariant): number {
   const red = 4 * (v.mode === 'gateUp' || sharedOf(v) ? 2 * WG : WG);
   if (!st) return red;
   return red + 4 * (v.mode === 'gateUp' ? st.kin : v.k * st.kin) + 4 * (st.sK ?? 0);
+}
+
+/** Whether the variant keeps its partial dots in registers (MoeDecodeVariant.regSums, else moeDecodeTuning.regSums). */
+export function regSumsOf(v: MoeDecodeVariant): boolean {
+  return !!v.sg && !routeOf(v) && (v.regSums ?? moeDecodeTuning.regSums ?? false);
 }
 
 /** Whether a gateUp variant sweeps W1 and W3 in one loop (see MoeDecodeVariant.pair). */
@@ -232,7 +247,7 @@ export function moeDecodeKey(v: MoeDecodeVariant): string {
   const l = lanesOf(v);
   const rw = moeDecodeRows(v);
   const rowsTag = rw * l !== MOE_DECODE_LANES * MOE_DECODE_ROWS ? `_r${rw}` : '';
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}${l2Of(v) ? '_l2' : ''}${v.sg ? `_sg${v.sg}` : ''}${stageKey(v)}`;
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}${l2Of(v) ? '_l2' : ''}${v.sg ? `_sg${v.sg}` : ''}${stageKey(v)}${regSumsOf(v) ? '_rs' : ''}`;
 }
 
 function stageKey(v: MoeDecodeVariant): string {
@@ -289,16 +304,21 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push(`var<workgroup> red: array<f32, ${2 * WG}>;`);
     L.push(routeFoldWgsl(route, 5, WG));
   } else L.push('@group(0) @binding(2) var<storage, read> idx: array<i32>;');
+  // regSums: per value, one float a row segment of min(lanes, sg) invocations instead of `red`.
+  const reg = regSumsOf(v);
+  const seg = Math.min(LANES, v.sg ?? LANES);
+  const nVals = gateUp || shared ? 2 : 1;
+  if (reg) for (let i = 0; i < nVals; i++) L.push(`var<workgroup> part${i}: array<f32, ${WG / seg}>;`);
   if (gateUp && !route) {
     L.push(`@group(0) @binding(3) var<storage, read> W1: array<${wElem}>;`);
     L.push(`@group(0) @binding(4) var<storage, read> W3: array<${wElem}>;`);
     L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
-    L.push(`var<workgroup> red: array<f32, ${2 * WG}>;`);
+    if (!reg) L.push(`var<workgroup> red: array<f32, ${2 * WG}>;`);
   } else if (!gateUp) {
     L.push(`@group(0) @binding(3) var<storage, read> W2: array<${wElem}>;`);
     L.push('@group(0) @binding(4) var<storage, read> rw: array<f32>;');
     L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
-    L.push(`var<workgroup> red: array<f32, ${shared ? 2 * WG : WG}>;`);
+    if (!reg) L.push(`var<workgroup> red: array<f32, ${shared ? 2 * WG : WG}>;`);
     if (shared) {
       L.push('@group(0) @binding(6) var<storage, read> SX: array<vec4<f32>>;');
       L.push(`@group(0) @binding(7) var<storage, read> SW: array<${wElem}>;`);
@@ -375,6 +395,9 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push(dot('W1'));
     L.push(dot('W3'));
   } else L.push(dot('W2'));
+  // A row's partial dot i (0: W1 / routed, 1: W3 / shared): stored to red, or (regSums) kept in a register.
+  const put = (i: 0 | 1, e: string) =>
+    reg ? `  let v${i} = ${e};` : i === 0 ? `  red[lid] = ${e};` : `  red[${WG}u + lid] = ${e};`;
   L.push(`@compute @workgroup_size(${WG})`);
   L.push(
     `fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>${l2 ? ', @builtin(num_workgroups) nwg: vec3<u32>' : ''}) {`,
@@ -412,15 +435,15 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       L.push(`  if (lane < ${st.kin / per}u) { f1 = W1[wb + lane]; f3 = W3[wb + lane]; }`);
       L.push(`  for (var c = lid; c < ${st.kin / 4}u; c += ${WG}u) { xs[c] = X[${xBase('n')} + c]; }`);
       L.push('  workgroupBarrier();');
-      L.push('  red[lid] = dot_W1(wb, lane, f1);');
-      L.push(`  red[${WG}u + lid] = dot_W3(wb, lane, f3);`);
+      L.push(put(0, 'dot_W1(wb, lane, f1)'));
+      L.push(put(1, 'dot_W3(wb, lane, f3)'));
     } else if (pairOf(v)) {
       L.push(`  let gu = dot_pair(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
-      L.push('  red[lid] = gu.x;');
-      L.push(`  red[${WG}u + lid] = gu.y;`);
+      L.push(put(0, 'gu.x'));
+      L.push(put(1, 'gu.y'));
     } else {
-      L.push(`  red[lid] = dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
-      L.push(`  red[${WG}u + lid] = dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+      L.push(put(0, `dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane)`));
+      L.push(put(1, `dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane)`));
     }
   } else if (unrollOf(v) > 1) {
     // wid.y = token n. The k slots' rows are swept together: per chunk, k loads in flight (one per slot),
@@ -483,12 +506,12 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     );
     L.push(`    acc += ${terms.join(' + ')};`);
     L.push('  }');
-    L.push('  red[lid] = acc;');
+    L.push(put(0, 'acc'));
     if (shared) {
       L.push('  var sacc = 0.0;');
       if (!sweep.preloaded) L.push(`  let swRow = r * (p.sK / ${per}u);`);
       L.push(...sweepWgsl(sweep));
-      L.push(`  red[${WG}u + lid] = sacc;`);
+      L.push(put(1, 'sacc'));
     }
   } else {
     // wid.y = token n; its k slots summed in slot order with their routing weights.
@@ -499,12 +522,14 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push('    let e = u32(idx[j]);');
     L.push(`    acc += rw[j] * dot_W2(${rowBase('e * p.Nout + r')}, ${xBase('j')}, lane);`);
     L.push('  }');
-    L.push('  red[lid] = acc;');
+    L.push(put(0, 'acc'));
   }
   if (v.sg) {
     // The partials stored in red above are read back by their own invocations (no barrier needed).
-    const vals = [{ v: 'red[lid]', slot: (i: string) => `red[${i}]` }];
-    if (gateUp || shared) vals.push({ v: `red[${WG}u + lid]`, slot: (i: string) => `red[${WG}u + ${i}]` });
+    const vals = reg
+      ? Array.from({ length: nVals }, (_, i) => ({ v: `v${i}`, slot: (x: string) => `part${i}[(${x}) / ${seg}u]` }))
+      : [{ v: 'red[lid]', slot: (i: string) => `red[${i}]` }];
+    if (!reg && (gateUp || shared)) vals.push({ v: `red[${WG}u + lid]`, slot: (i: string) => `red[${WG}u + ${i}]` });
     L.push(...subgroupRowSumWgsl(vals, LANES, v.sg));
   } else {
     L.push('  workgroupBarrier();');
@@ -517,11 +542,13 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     }
   }
   L.push('  if (lane == 0u && live) {');
+  // The row's totals, left by the sums in lane 0's slots.
+  const tot = (i: 0 | 1) => (reg ? `part${i}[lid / ${seg}u]` : i === 0 ? 'red[lid]' : `red[${WG}u + lid]`);
   if (gateUp) {
-    L.push(`    let g = red[lid]; let u = red[${WG}u + lid];`);
+    L.push(`    let g = ${tot(0)}; let u = ${tot(1)};`);
     L.push('    Out[j * p.Nout + row] = g / (1.0 + exp(-g)) * u;');
-  } else if (shared) L.push(`    Out[n * p.Nout + row] = red[lid] + red[${WG}u + lid];`);
-  else L.push('    Out[n * p.Nout + row] = red[lid];');
+  } else if (shared) L.push(`    Out[n * p.Nout + row] = ${tot(0)} + ${tot(1)};`);
+  else L.push(`    Out[n * p.Nout + row] = ${tot(0)};`);
   L.push('  }');
   L.push('}');
   return L.join('\n');

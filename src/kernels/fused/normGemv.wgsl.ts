@@ -49,7 +49,10 @@ export const normGemvTuning: {
   /**
    * NormGemvVariant.lanes defaults by kind (bench decode --norm-gemv-lanes plain,conv,route; sweep normGemvLanes):
    * plain (no conv, no route), conv (KDA's input projection) and route (the MoE layer's packed projection with the
-   * route tail). Unset: NG_LANES.
+   * route tail). Unset: NG_LANES. At 64 lanes on the H200 (48B, batch 1, int8 cache, 4K, profiled ms a step,
+   * bench/results/2026-12-02-h200-s15-decrest3-s1-sweep.json): norm_gemv_route 0.500 against 0.515-0.527, but
+   * TPOT a tie in own processes (median step 3.564 / 3.564 against 3.561 / 3.558; 1M 8.337 against 8.325);
+   * norm_gemv 0.502 against 0.386-0.395 and norm_gemv_conv 0.581 against 0.535-0.562: slower. So 32 everywhere.
    */
   lanes?: { plain?: number; conv?: number; route?: number };
 } = {};

@@ -46,6 +46,9 @@ export const moeDecodeTuning: {
    * MoeDecodeVariant.pair default (bench decode --moe-pair-gate-up). Off: no faster on the H200 (4K sweep,
    * profiled gate_up 1.274 against 1.279 ms a step; with 3 rounds of 6 loads 1.208 against 1.211 paired alone;
    * bench/results/2026-12-02-h200-kmoe-s1-sweep.json): gate_up is not bound by the loads a lane has in flight.
+   * Caveat (fifteenth session): until then a sweep variant's optional knobs stayed set for every other row of
+   * the sweep (decodeSweep.ts restoreFields), so in that sweep every row ran paired, unrolled by 3, with
+   * prefetchDown and rows [16, 2]: this comparison, and prefetchDown's below, compared equal kernels. Unmeasured.
    */
   pairGateUp?: boolean;
   /**
@@ -56,11 +59,19 @@ export const moeDecodeTuning: {
   /**
    * MoeDecodeVariant.stage defaults (bench decode --moe-stage-x; sweep moeStage): gate_up's token row and down's k
    * hidden rows (with the shared expert's activation) staged in workgroup memory where they fit the device's
-   * limit. Off unless measured faster (see MoeDecodeVariant.stage).
+   * limit. Off: far slower on the H200 (48B preset, batch 1, int8 cache, 4K, profiled ms a step, fifteenth
+   * session, bench/results/2026-12-02-h200-s15-decrest3-s{1,2}-sweep*.json): gate_up 0.952 / 0.966 against
+   * 0.816-0.822, down 0.947 / 0.951 against 0.645-0.667, the same with Dawn's disable_workgroup_init (so not the
+   * zeroing of the staged arrays); TPOT 3.69 / 3.80-3.96 against 3.53-3.56.
    */
   stageGateUp?: boolean;
   stageDown?: boolean;
-  /** MoeDecodeVariant.regSums default (bench decode --moe-reg-sums; sweep moeRegSums). Off unless measured faster. */
+  /**
+   * MoeDecodeVariant.regSums default (bench decode --moe-reg-sums; sweep moeRegSums). Off: a tie on the H200 (48B,
+   * batch 1, int8 cache, 4K, own processes, bench/results/2026-12-02-h200-s15-decrest3-s2-*): median step 3.550 /
+   * 3.550 ms against 3.555 / 3.554; profiled gate_up 0.813 / 0.810 against 0.821 / 0.815, down 0.660 / 0.662
+   * against 0.658 / 0.645. --check with it: greedy tokens equal, logits within 3.1e-6 of the unfused ops.
+   */
   regSums?: boolean;
   /*
    * lanesDown 128 since the seventh session: the down projection's rows at the 48B shapes are 128 chunks of 16

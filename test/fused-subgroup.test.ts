@@ -35,6 +35,7 @@ import { decodeSubgroupSize, decodeTuning } from '../src/kernels/fused/sweep.js'
 import { routeTailWords } from '../src/kernels/fused/routeTail.wgsl.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference } from '../src/kernels/moe/index.js';
+import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
@@ -396,6 +397,69 @@ describe.skipIf(!hasGpu)("the decode step's other sums by subgroup shuffles (sub
 });
 
 /** Guards the test above against silently testing the trees: lavapipe and the H200 both offer one subgroup size. */
+/**
+ * moeDecodeTuning.regSums (MoeDecodeVariant.regSums): the MoE kernels' partial dots kept in registers for the
+ * shuffles, only the subgroups' sums in workgroup memory: the same bits as storing them to `red` first. On lavapipe
+ * (4-lane subgroups) every row spans several subgroups; the H200's 32-lane gate_up rows (one subgroup a row) are
+ * covered by the decode bench's --check there. Also the staged variant with it, and 16 and 128 lanes.
+ */
+describe.skipIf(!hasGpu)('MoE decode kernels with their partial dots in registers (regSums)', async () => {
+  const here = await subgroupsHere();
+  it.skipIf(!here)('moeSharedDecode and expertsInference: regSums on = off, bit for bit', async () => {
+    const gpu = (await gpuContext())!;
+    const bf = (a: Float32Array, shape: number[]) => gpu.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+    const [D, I, Is, E, k] = [1032, 40, 48, 5, 3];
+    const experts = {
+      w1: bf(rand(E * I * D, 13, 0.2), [E, I, D]),
+      w3: bf(rand(E * I * D, 14, 0.2), [E, I, D]),
+      w2: bf(rand(E * D * I, 15, 0.2), [E, D, I]),
+    };
+    const routes = {
+      idx: gpu.fromHost(Int32Array.from([3, 0, 4]), [1, k], 'i32'),
+      weights: gpu.fromHost(Float32Array.from([0.5, 0.3, 0.2]), [1, k]),
+    };
+    const hh = gpu.fromHost(rand(D, 12), [1, D]);
+    const shared = {
+      x: gpu.fromHost(rand(8 + 2 * Is, 16), [1, 8 + 2 * Is]),
+      gate: 8,
+      up: 8 + Is,
+      down: bf(rand(D * Is, 17, 0.3), [D, Is]),
+    };
+    // [regSums, lanes gate_up, lanes down, staged]
+    const run = (reg: boolean, lanes: [number, number] | undefined, stage: boolean) =>
+      withSubgroups(true, async () => {
+        const saved = { ...moeDecodeTuning };
+        Object.assign(moeDecodeTuning, { regSums: reg, stageGateUp: stage, stageDown: stage });
+        if (lanes) [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = lanes;
+        try {
+          const terms = moeSharedDecode(hh, routes, experts, shared);
+          expect(terms.length).toBe(1);
+          return await read([terms[0], expertsInference(hh, routes, experts)]);
+        } finally {
+          for (const key of Object.keys(moeDecodeTuning))
+            if (!(key in saved)) delete (moeDecodeTuning as Record<string, unknown>)[key];
+          Object.assign(moeDecodeTuning, saved);
+        }
+      });
+    for (const [lanes, stage] of [
+      [undefined, false],
+      [undefined, true],
+      [[16, 128], false],
+    ] as const) {
+      const what = `lanes ${lanes ?? 'default'} staged ${stage}`;
+      const [a, b] = [
+        await run(false, lanes ? [...lanes] : undefined, stage),
+        await run(true, lanes ? [...lanes] : undefined, stage),
+      ];
+      expectClose(b[0], a[0], 0, `${what}: shared decode`);
+      expectClose(b[1], a[1], 0, `${what}: experts`);
+    }
+    expect(
+      gpu.pipelines.keys().filter((key) => key.startsWith('moe_decode') && key.endsWith('_rs')).length,
+    ).toBeGreaterThanOrEqual(4);
+  });
+});
+
 describe.skipIf(!hasGpu)('decodeSubgroupSize', () => {
   it('is the adapter size where min = max and the knob is on, undefined with it off, 32 only with auto', async () => {
     const gpu = (await gpuContext()) as GpuContext;

@@ -22,9 +22,16 @@ import { linear } from '../src/kernels/matmul/index.js';
 import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference, route } from '../src/kernels/moe/index.js';
-import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
+import {
+  moeDecodeKey,
+  moeDecodeSharedBytes,
+  moeDecodeTuning,
+  moeDecodeWgsl,
+  stageOf,
+} from '../src/kernels/moe/decode.wgsl.js';
 import { type RouteSelect, routeFoldTuning } from '../src/kernels/fused/routeFold.wgsl.js';
 import { normGemvTuning } from '../src/kernels/fused/normGemv.wgsl.js';
+import { gatedNormGemvTuning } from '../src/kernels/fused/gatedNormGemv.wgsl.js';
 import { routeTailTuning, routeTailWords } from '../src/kernels/fused/routeTail.wgsl.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
 import {
@@ -615,6 +622,145 @@ describe.skipIf(!hasGpu)('addRmsnormLinear with the route (routeTail.wgsl.ts: th
   });
 });
 
+/**
+ * normGemvTuning.lanes / gatedNormGemvTuning.lanes: the norm GEMVs with 64 or 16 lanes a row (the workgroups keep
+ * their invocations: 4 or 16 rows, 8 or 32 with the conv) against the cpu ops and references; rows of K longer than
+ * a round of lanes with a partial round, N not a multiple of the rows; the route tail's router workgroups (rows of 4)
+ * rank exactly the logits the kernel wrote.
+ */
+describe.skipIf(!hasGpu)('norm GEMVs at other lane counts a row', () => {
+  const bfOn = (d: Device) => (a: Float32Array, shape: number[]) => d.fromHost(f32ArrayToBf16(a), shape, 'bf16');
+  async function withLanes<T>(
+    lanes: { plain?: number; conv?: number; route?: number; gated?: number },
+    body: () => Promise<T>,
+  ) {
+    const saved = { n: normGemvTuning.lanes, g: gatedNormGemvTuning.lanes };
+    normGemvTuning.lanes = { plain: lanes.plain, conv: lanes.conv, route: lanes.route };
+    gatedNormGemvTuning.lanes = lanes.gated;
+    try {
+      return await body();
+    } finally {
+      normGemvTuning.lanes = saved.n;
+      gatedNormGemvTuning.lanes = saved.g;
+    }
+  }
+
+  it('addRmsnormLinear (plain and with the KDA conv) at 64 and 16 lanes = the cpu ops', async () => {
+    const gpu = (await gpuContext())!;
+    const [planes, Cp, W] = [3, 7, 4];
+    const C = planes * Cp;
+    // [D, N, conv]: D = 1032 is 129 bf16 chunks (64 lanes: two rounds and one chunk), N = 65 rows.
+    const run = async (d: Device, D: number, N: number, conv: boolean) => {
+      const bf = bfOn(d);
+      const tail = d.fromHost(rand((W - 1) * C, 6), [1, W - 1, C]);
+      const cv = { weight: bf(rand(C * W, 5, 0.5), [C, 1, W]), tail, planes };
+      const r = addRmsnormLinear(
+        d.fromHost(rand(D, 1), [1, D]),
+        [d.fromHost(rand(D, 2), [1, D])],
+        d.fromHost(rand(D, 3), [D]),
+        1e-5,
+        bf(rand(N * D, 4, 0.3), [N, D]),
+        conv ? { conv: cv } : {},
+      );
+      const outs = [r.y, r.sum, ...(conv ? [r.conv!, tail] : [])];
+      return Promise.all(outs.map((t) => t.toFloat32() as Promise<Float32Array>));
+    };
+    for (const [D, N, conv, lanes] of [
+      [1032, 65, false, 64],
+      [1032, 65, false, 16],
+      [64, 65, true, 64],
+    ] as const) {
+      const want = await run(cpu, D, N, conv);
+      const got = await withLanes({ plain: lanes, conv: lanes }, () => run(gpu, D, N, conv));
+      for (let i = 0; i < got.length; i++)
+        expectClose(got[i], want[i], 1e-5, `D ${D} N ${N} conv ${conv} lanes ${lanes} output ${i}`);
+    }
+    // The kernels ran at those lanes (the key's _l suffix), the conv one with 8 rows of 64 (no _r: the default 8).
+    const keys = gpu.pipelines.keys().filter((key) => key.startsWith('norm_gemv'));
+    for (const tag of ['_l64', '_l16', '_conv4bf16'])
+      expect(
+        keys.some((key) => key.includes(tag)),
+        tag,
+      ).toBe(true);
+    expect(keys.some((key) => key.includes('_conv4bf16') && !key.includes('_r') && key.endsWith('_l64'))).toBe(true);
+  });
+
+  it('addRmsnormLinear with the route at 64 lanes: y as without the route, the routes of routeRanked on it', async () => {
+    const gpu = (await gpuContext())!;
+    const scratch = gpu.zeros([routeTailWords(256)], 'i32');
+    // [E, k, col, D, extra rows]: the 48B's E and k at column 0 (64 router workgroups of 4 rows), an E that is no
+    // power of two at an unaligned column.
+    for (const [E, k, col, D, extra] of [
+      [256, 8, 0, 64, 29],
+      [65, 3, 7, 1032, 63],
+    ] as const) {
+      const N = col + E + extra;
+      const wt = bfOn(gpu)(rand(N * D, N + D, 0.3), [N, D]);
+      const [x, d0, g] = [rand(D, D), rand(D, D + 1), rand(D, D + 3)];
+      const cfg = { ...ROUTER_BASE, numExperts: E, topK: k, scaling: 2.5 };
+      const run = (route: boolean) =>
+        addRmsnormLinear(gpu.fromHost(x, [1, D]), [gpu.fromHost(d0, [1, D])], gpu.fromHost(g, [D]), 1e-5, wt, {
+          route: route ? { col, cfg, scratch } : undefined,
+        });
+      const what = `E ${E} k ${k} col ${col} D ${D} N ${N}`;
+      await withLanes({ plain: 64, route: 64 }, async () => {
+        const plain = run(false);
+        const yPlain = await plain.y.toFloat32();
+        const want = routeRanked(plain.y.narrow(1, col, E), undefined, cfg);
+        const r = run(true);
+        expect(r.routes, what).toBeDefined();
+        expectClose(await r.y.toFloat32(), yPlain, 0, `${what}: y`);
+        expect(Array.from((await r.routes!.idx.read()) as Int32Array), what).toEqual(
+          Array.from((await want.idx.read()) as Int32Array),
+        );
+        expect(Array.from(await r.routes!.weights.toFloat32()), what).toEqual(
+          Array.from(await want.weights.toFloat32()),
+        );
+        expect(
+          Array.from((await scratch.read()) as Int32Array).every((v) => v === 0),
+          `${what}: scratch zero`,
+        ).toBe(true);
+      });
+      // And the 64-lane projection agrees with the 32-lane one within rounding.
+      expectClose(
+        await withLanes({ plain: 64 }, () => run(false).y.toFloat32()),
+        await run(false).y.toFloat32(),
+        1e-5,
+        `${what}: 64 vs 32 lanes`,
+      );
+    }
+  });
+
+  it('gatedRmsnormLinear at 64 and 16 lanes = the reference', async () => {
+    const gpu = (await gpuContext())!;
+    // [H, d, N, lanes]: K = 1040 (130 bf16 chunks: two rounds of 64 and two chunks), K = 256 in 32 heads.
+    for (const [H, d, N, lanes] of [
+      [2, 520, 7, 64],
+      [32, 8, 63, 64],
+      [4, 16, 65, 16],
+    ] as const) {
+      const K = H * d;
+      const [o, gate, nw] = [rand(K, K, 2), rand(K, K + 1, 3), rand(d, K + 2)];
+      const { host: wHost, t: wt } = await weightOf(gpu, rand(N * K, N + K, 0.3), [N, K], 'bf16');
+      const ref = gatedRmsnormLinearReference(o, gate, nw, wHost, { rows: 1, H, d, N, eps: 1e-5 });
+      const y = await withLanes({ gated: lanes }, () =>
+        gatedRmsnormLinear(
+          gpu.fromHost(o, [1, K]),
+          gpu.fromHost(gate, [1, K]),
+          gpu.fromHost(nw, [d]),
+          1e-5,
+          wt,
+          H,
+        ).toFloat32(),
+      );
+      expectClose(y, ref, 1e-5, `H ${H} d ${d} N ${N} lanes ${lanes}`);
+    }
+    expect(
+      gpu.pipelines.keys().filter((key) => key.startsWith('gated_norm_gemv') && /_l(64|16)$/.test(key)).length,
+    ).toBe(3);
+  });
+});
+
 describe.skipIf(!hasGpu)('moeSharedDecode (shared expert folded into the MoE down kernel)', () => {
   it('equals expertsInference + swigluLinear; the two separate terms where it does not apply', async () => {
     const gpu = (await gpuContext())!;
@@ -958,6 +1104,107 @@ describe.skipIf(!hasGpu)('decode GEMV prefetch (sweep.ts: first loads before the
       };
       expectClose(await run(true), await run(false), 0, `D ${D} I ${I} Is ${Is}`);
     }
+  });
+});
+
+/**
+ * moeDecodeTuning.stageGateUp / stageDown (MoeDecodeVariant.stage): the input rows staged in workgroup memory and
+ * each lane's first chunks loaded before the staging give the same bits as the unstaged kernels (the same terms in
+ * the same order), and equal the cpu ops; rows longer than a round of lanes and shorter than one (lanes with no
+ * chunk), f32 and bf16 weights, and a down whose staging exceeds the device's workgroup memory (falls back).
+ */
+describe.skipIf(!hasGpu)('MoE decode kernels with their input rows staged in workgroup memory', () => {
+  it('moeSharedDecode staged = unstaged bit for bit = the cpu ops', async () => {
+    const gpu = (await gpuContext())!;
+    const limit = gpu.limits.maxComputeWorkgroupStorageSize;
+    // [D, I, Is, E, k, wd]: D of 129 bf16 chunks (gate_up: 5 rounds, a partial one), I of 5 chunks (down at 64
+    // lanes: most lanes idle), Is not a multiple of the sweep's round; f32 weights; k * I too long to stage.
+    const cases: [number, number, number, number, number, 'f32' | 'bf16'][] = [
+      [1032, 40, 1032, 5, 3, 'bf16'],
+      [72, 136, 24, 4, 2, 'f32'],
+      [64, 8 * Math.ceil(limit / 64) + 8, 16, 3, 2, 'bf16'],
+    ];
+    for (const [D, I, Is, E, k, wd] of cases) {
+      const inputs = async (d: Device) => {
+        const wt = (a: Float32Array, shape: number[]) =>
+          wd === 'bf16' ? d.fromHost(f32ArrayToBf16(a), shape, 'bf16') : d.fromHost(a, shape);
+        const w = {
+          w1: wt(rand(E * I * D, 1, 0.2), [E, I, D]),
+          w3: wt(rand(E * I * D, 2, 0.2), [E, I, D]),
+          w2: wt(rand(E * D * I, 3, 0.2), [E, D, I]),
+        };
+        const routes = {
+          idx: d.fromHost(
+            Int32Array.from({ length: k }, (_, j) => (2 * j + 1) % E),
+            [1, k],
+            'i32',
+          ),
+          weights: d.fromHost(
+            Float32Array.from({ length: k }, (_, j) => 0.6 - 0.2 * j),
+            [1, k],
+          ),
+        };
+        const x = d.fromHost(rand(8 + 2 * Is, 7), [1, 8 + 2 * Is]);
+        return {
+          h: d.fromHost(rand(D, D), [1, D]),
+          routes,
+          w,
+          shared: { x, gate: 8, up: 8 + Is, down: wt(rand(D * Is, 8, 0.3), [D, Is]) },
+        };
+      };
+      const g = await inputs(gpu);
+      const run = async (stage: boolean) => {
+        const saved = { ...moeDecodeTuning };
+        Object.assign(moeDecodeTuning, { stageGateUp: stage, stageDown: stage });
+        try {
+          const terms = moeSharedDecode(g.h, g.routes, g.w, g.shared);
+          expect(terms.length).toBe(1);
+          return (await terms[0].toFloat32()) as Float32Array;
+        } finally {
+          Object.assign(moeDecodeTuning, saved);
+        }
+      };
+      const what = `D ${D} I ${I} Is ${Is} E ${E} k ${k} ${wd}`;
+      const staged = await run(true);
+      // gate_up staged always; down where its k hidden rows and the shared activation fit (not the third case).
+      const keys = gpu.pipelines.keys();
+      expect(
+        keys.some((key) => key.startsWith('moe_decode_gateUp') && key.endsWith(`_st${D}`)),
+        what,
+      ).toBe(true);
+      const downKey = `_st${I}_${Is}`;
+      expect(
+        keys.some((key) => key.startsWith('moe_decode_down') && key.endsWith(downKey)),
+        what,
+      ).toBe(4 * (k * I + Is + 2 * 256) <= limit);
+      expectClose(staged, await run(false), 0, what);
+      const c = await inputs(cpu);
+      const routed = (await expertsInference(c.h, c.routes, c.w).toFloat32()) as Float32Array;
+      const shared = (await swigluLinear(c.shared.x, 8, 8 + Is, c.shared.down).toFloat32()) as Float32Array;
+      expectClose(
+        staged,
+        routed.map((v, i) => v + shared[i]),
+        1e-5,
+        `${what} vs cpu`,
+      );
+    }
+  });
+
+  it('the kernels stage where asked and they fit, the key says so, bad lengths throw', () => {
+    const base = { mode: 'down' as const, wDtype: 'bf16' as const, vec: true, k: 8, shared: true };
+    const v = { ...base, stage: { kin: 1024, sK: 1024 } };
+    expect(stageOf(v)).toEqual({ kin: 1024, sK: 1024 });
+    expect(moeDecodeKey(v)).toContain('_st1024_1024');
+    // 8 hidden rows of 1024 f32, the shared activation, the two sum arrays of 256 invocations.
+    expect(moeDecodeSharedBytes(v)).toBe(4 * (8 * 1024 + 1024 + 2 * 256));
+    expect(moeDecodeWgsl(v)).toContain('var<workgroup> sa: array<vec4<f32>, 256>;');
+    // gate_up stages only its plain loops (no pair, unroll 1, no folded router).
+    const gu = { mode: 'gateUp' as const, wDtype: 'bf16' as const, vec: true, k: 8, stage: { kin: 2304 } };
+    expect(stageOf(gu)).toEqual({ kin: 2304 });
+    expect(stageOf({ ...gu, pair: true })).toBeUndefined();
+    expect(stageOf({ ...gu, unroll: 2 })).toBeUndefined();
+    expect(moeDecodeKey({ ...gu, stage: undefined })).not.toContain('_st');
+    expect(() => stageOf({ ...gu, stage: { kin: 2300 } })).toThrow(/stage kin 2300/);
   });
 });
 

@@ -17,7 +17,7 @@ import { type GpuFlagOptions, gpuFlags, intOption, printJson, renderTable } from
 import { GpuContext } from '../gpu/context.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
 import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
-import { gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
+import { GNG_LANES, gatedNormGemvLanes, gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
 import {
   mlaInt8F16Overrides,
   mlaInt8KernelFor,
@@ -31,7 +31,7 @@ import { parseF16Options, parseInt8SgmOptions, parseTwoPassOptions } from './mla
 import { lanesOf, MOE_DECODE_LANES, moeDecodeRows, moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
-import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
+import { NG_LANES, normGemvLanes, normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, mlaLatentDim, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
@@ -432,6 +432,8 @@ export async function benchDecode(
     moeUnrollGateUp: moeDecodeTuning.unrollGateUp ?? 1,
     moePairGateUp: moeDecodeTuning.pairGateUp ?? false,
     moePrefetchDown: moeDecodeTuning.prefetchDown ?? decodeTuning.prefetch,
+    moeStage: [moeDecodeTuning.stageGateUp ?? false, moeDecodeTuning.stageDown ?? false],
+    moeRegSums: moeDecodeTuning.regSums ?? false,
     moeRouteSelect: routeFoldTuning.select,
     moeRouteTailSelect: routeTailTuning.select,
     moeRows: [
@@ -455,6 +457,12 @@ export async function benchDecode(
     subgroupSumsRest: decodeTuning.subgroupSumsRest,
     gatedUnroll: gatedNormGemvTuning.unroll ?? decodeTuning.unroll,
     normGemvUnroll: normGemvTuning.unroll ?? decodeTuning.unroll,
+    gatedLanes: gatedNormGemvTuning.lanes ?? GNG_LANES,
+    normGemvLanes: [
+      normGemvTuning.lanes?.plain ?? NG_LANES,
+      normGemvTuning.lanes?.conv ?? NG_LANES,
+      normGemvTuning.lanes?.route ?? NG_LANES,
+    ],
     l2Prefetch: l2PrefetchTuning.sites,
     l2PrefetchWgs: l2PrefetchTuning.wgs,
     moeDecodeMaxTokens: moeDecodeTuning.maxTokens,
@@ -556,6 +564,14 @@ export function registerDecodeBench(bench: Command): void {
       "the MoE decode gate_up's W1 and W3 rows swept in one loop (moeDecodeTuning.pairGateUp; library default off)",
     )
     .option(
+      '--moe-stage-x <off|gate-up|down|both>',
+      "the MoE decode kernels' input rows staged in workgroup memory (moeDecodeTuning.stageGateUp / stageDown; default off)",
+    )
+    .option(
+      '--moe-reg-sums <on|off>',
+      "the MoE decode kernels' partial dots kept in registers for the subgroup sums, no 2 KB workgroup array (moeDecodeTuning.regSums; default off)",
+    )
+    .option(
       '--moe-prefetch-down <on|off>',
       "the MoE decode down's shared-expert loads issued before the routes are read (moeDecodeTuning.prefetchDown)",
     )
@@ -578,6 +594,14 @@ export function registerDecodeBench(bench: Command): void {
     .option(
       '--gated-unroll <n>',
       "loads in flight per lane in KDA's gated norm + o_proj sweep (gatedNormGemvTuning.unroll)",
+    )
+    .option(
+      '--gated-lanes <n>',
+      "lanes a row in KDA's gated norm + o_proj (gatedNormGemvTuning.lanes; 256-invocation workgroups; default 32)",
+    )
+    .option(
+      '--norm-gemv-lanes <plain,conv,route>',
+      'lanes a row in the fused norm + GEMV kernels by kind: plain, the KDA conv, the MoE route tail (normGemvTuning.lanes; the workgroups keep their size; default 32,32,32)',
     )
     .option(
       '--norm-gemv-unroll <n>',
@@ -606,7 +630,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--sweep <json>',
-      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRouteSelect, normGemvRows, normGemvConvRows, gemvUnroll, padDispatches, kdaGated, l2Prefetch, l2PrefetchWgs, l2PrefetchNextMB}',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeStage, moeRegSums, moeRouteSelect, normGemvRows, normGemvConvRows, normGemvLanes, gatedLanes, gemvUnroll, padDispatches, kdaGated, l2Prefetch, l2PrefetchWgs, l2PrefetchNextMB}',
     )
     .option(
       '--pad-dispatches <n>',
@@ -746,6 +770,14 @@ export function registerDecodeBench(bench: Command): void {
         moeDecodeTuning.pairGateUp = onOff('--moe-pair-gate-up', String(opts.moePairGateUp));
       if (opts.moePrefetchDown !== undefined)
         moeDecodeTuning.prefetchDown = onOff('--moe-prefetch-down', String(opts.moePrefetchDown));
+      if (opts.moeRegSums !== undefined) moeDecodeTuning.regSums = onOff('--moe-reg-sums', String(opts.moeRegSums));
+      if (opts.moeStageX !== undefined) {
+        const x = String(opts.moeStageX);
+        if (!['off', 'gate-up', 'down', 'both'].includes(x))
+          throw new Error(`--moe-stage-x: '${x}' is not one of off, gate-up, down, both`);
+        moeDecodeTuning.stageGateUp = x === 'gate-up' || x === 'both';
+        moeDecodeTuning.stageDown = x === 'down' || x === 'both';
+      }
       // The library default (what --check's default step runs too), like the tuning flags.
       if (opts.routeInNorm !== undefined)
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
@@ -764,6 +796,18 @@ export function registerDecodeBench(bench: Command): void {
         const n = parseList(String(x))[0];
         if (!(Number.isInteger(n) && n >= 1)) throw new Error(`${flag}: '${x}' is not an integer >= 1`);
         set(n);
+      }
+      if (opts.gatedLanes !== undefined) {
+        gatedNormGemvTuning.lanes = parseList(String(opts.gatedLanes))[0];
+        gatedNormGemvLanes({ H: 1, d: 4, normDtype: 'f32', wDtype: 'bf16' });
+      }
+      if (opts.normGemvLanes !== undefined) {
+        const l = parseList(String(opts.normGemvLanes));
+        if (l.length !== 3)
+          throw new Error(`--norm-gemv-lanes: '${opts.normGemvLanes}' is not three numbers (plain, conv, route)`);
+        normGemvTuning.lanes = { plain: l[0], conv: l[1], route: l[2] };
+        for (const n of l)
+          normGemvLanes({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false, lanes: n });
       }
       if (opts.l2Prefetch !== undefined) l2PrefetchTuning.sites = parseL2PrefetchSites(String(opts.l2Prefetch));
       if (opts.l2PrefetchWgs !== undefined) {

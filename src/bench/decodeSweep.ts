@@ -5,13 +5,13 @@
  * rows and undone after them; its rows carry its `label`.
  */
 import { decodeTuning } from '../kernels/fused/sweep.js';
-import { normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
+import { normGemvLanes, normGemvRows, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
 import { moeDecodeRows, moeDecodeTuning, lanesOf } from '../kernels/moe/decode.wgsl.js';
 import { isRouteSelect, type RouteSelect, routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { routeTailTuning } from '../kernels/fused/routeTail.wgsl.js';
 import { recurrentGatedTuning } from '../kernels/kda/recurrentGated.js';
 import { parseGatedSpecs } from './kdaGated.js';
-import { gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
+import { gatedNormGemvLanes, gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
 import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
 
 export interface DecodeSweepVariant {
@@ -29,6 +29,10 @@ export interface DecodeSweepVariant {
   /** moeDecodeTuning.pairGateUp (W1 and W3 swept in one loop) and .prefetchDown. */
   moePairGateUp?: boolean;
   moePrefetchDown?: boolean;
+  /** moeDecodeTuning.stageGateUp / stageDown (the MoE kernels' input rows staged in workgroup memory), [gate_up, down]. */
+  moeStage?: [boolean, boolean];
+  /** moeDecodeTuning.regSums (the MoE kernels' partial dots in registers for the subgroup sums). */
+  moeRegSums?: boolean;
   /** routeFoldTuning.select: the folded router's selection ('sort' | 'merge'). */
   moeRouteSelect?: RouteSelect;
   /** Rows a workgroup of the fused norm GEMVs (every kind), and of the KDA conv kind alone. */
@@ -55,6 +59,9 @@ export interface DecodeSweepVariant {
   /** gatedNormGemvTuning.unroll and normGemvTuning.unroll (loads in flight per lane in those sweeps). */
   gatedUnroll?: number;
   normGemvUnroll?: number;
+  /** gatedNormGemvTuning.lanes and normGemvTuning.lanes ([plain, conv, route]): lanes a row, workgroups kept. */
+  gatedLanes?: number;
+  normGemvLanes?: [number, number, number];
 }
 
 const KEYS = new Set([
@@ -67,6 +74,8 @@ const KEYS = new Set([
   'moeUnrollGateUp',
   'moePairGateUp',
   'moePrefetchDown',
+  'moeStage',
+  'moeRegSums',
   'moeRouteSelect',
   'normGemvRows',
   'normGemvConvRows',
@@ -82,6 +91,8 @@ const KEYS = new Set([
   'subgroupSumsRest',
   'gatedUnroll',
   'normGemvUnroll',
+  'gatedLanes',
+  'normGemvLanes',
 ]);
 
 /** recurrentGatedTuning's fields for a kdaGated spec (v1 or pf with its modifiers). */
@@ -106,7 +117,25 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     for (const k of Object.keys(v)) if (!KEYS.has(k)) throw new Error(`--sweep: entry ${i}: unknown key '${k}'`);
     const s = v as DecodeSweepVariant;
     if (typeof s.label !== 'string') throw new Error(`--sweep: entry ${i} has no string 'label'`);
+    if (
+      s.normGemvLanes !== undefined &&
+      !(Array.isArray(s.normGemvLanes) && s.normGemvLanes.length === 3 && s.normGemvLanes.every(Number.isInteger))
+    )
+      throw new Error(
+        `--sweep: entry ${i}: normGemvLanes ${JSON.stringify(s.normGemvLanes)}, expected [plain, conv, route]`,
+      );
     withSweepVariant(s, () => {
+      gatedNormGemvLanes({ H: 1, d: 4, normDtype: 'f32', wDtype: 'bf16' });
+      for (const kind of [{}, { conv: { W: 4, wDtype: 'f32' as const } }])
+        normGemvRows({ K: 8, deltas: 1, normDtype: 'f32', wDtype: 'bf16', normed: false, ...kind });
+      normGemvLanes({
+        K: 8,
+        deltas: 1,
+        normDtype: 'f32',
+        wDtype: 'bf16',
+        normed: false,
+        route: { E: 2, k: 1, hasBias: false, select: 'sort' },
+      });
       lanesOf({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
       lanesOf({ mode: 'down', wDtype: 'bf16', vec: true, k: 1 });
       moeDecodeRows({ mode: 'gateUp', wDtype: 'bf16', vec: true, k: 1 });
@@ -127,6 +156,7 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     for (const [k, x] of [
       ['moePairGateUp', s.moePairGateUp],
       ['moePrefetchDown', s.moePrefetchDown],
+      ['moeRegSums', s.moeRegSums],
       ['routeInNorm', s.routeInNorm],
       ['foldKdaGate', s.foldKdaGate],
       ['eagerPrologue', s.eagerPrologue],
@@ -142,6 +172,11 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     ] as const)
       if (x !== undefined && !isRouteSelect(x))
         throw new Error(`--sweep: entry ${i}: ${k} '${x}', expected 'sort', 'merge' or 'count'`);
+    if (
+      s.moeStage !== undefined &&
+      !(Array.isArray(s.moeStage) && s.moeStage.length === 2 && s.moeStage.every((b) => typeof b === 'boolean'))
+    )
+      throw new Error(`--sweep: entry ${i}: moeStage ${JSON.stringify(s.moeStage)}, expected [boolean, boolean]`);
     if (s.padDispatches !== undefined && !(Number.isInteger(s.padDispatches) && s.padDispatches >= 0))
       throw new Error(`--sweep: entry ${i}: padDispatches ${s.padDispatches}`);
     if (s.kdaGated !== undefined) kdaGatedTuning(String(s.kdaGated));
@@ -150,6 +185,12 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
       throw new Error(`--sweep: entry ${i}: l2PrefetchNextMB ${s.l2PrefetchNextMB}`);
     return s;
   });
+}
+
+/** Puts `target` back to `saved`: its fields, and no field that `saved` lacks. */
+function restoreFields<T extends object>(target: T, saved: T): void {
+  for (const k of Object.keys(target)) if (!(k in saved)) delete (target as Record<string, unknown>)[k];
+  Object.assign(target, saved);
 }
 
 /** Runs `body` with the variant's kernel tunings set, restoring the previous ones after (session options aside). */
@@ -169,7 +210,14 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     subgroupSumsRest: decodeTuning.subgroupSumsRest,
     gatedUnroll: gatedNormGemvTuning.unroll,
     normUnroll: normGemvTuning.unroll,
+    gatedLanes: gatedNormGemvTuning.lanes,
+    normLanes: normGemvTuning.lanes,
   };
+  if (v.gatedLanes !== undefined) gatedNormGemvTuning.lanes = v.gatedLanes;
+  if (v.normGemvLanes) {
+    const [plain, conv, route] = v.normGemvLanes;
+    normGemvTuning.lanes = { plain, conv, route };
+  }
   if (v.eagerPrologue !== undefined) decodeTuning.eager = v.eagerPrologue;
   if (v.subgroupSums !== undefined) decodeTuning.subgroupSums = v.subgroupSums;
   if (v.subgroupSort !== undefined) decodeTuning.subgroupSort = v.subgroupSort;
@@ -185,19 +233,23 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
   if (v.moeUnrollGateUp !== undefined) moeDecodeTuning.unrollGateUp = v.moeUnrollGateUp;
   if (v.moePairGateUp !== undefined) moeDecodeTuning.pairGateUp = v.moePairGateUp;
   if (v.moePrefetchDown !== undefined) moeDecodeTuning.prefetchDown = v.moePrefetchDown;
+  if (v.moeStage) [moeDecodeTuning.stageGateUp, moeDecodeTuning.stageDown] = v.moeStage;
+  if (v.moeRegSums !== undefined) moeDecodeTuning.regSums = v.moeRegSums;
   if (v.moeRouteSelect !== undefined) routeFoldTuning.select = v.moeRouteSelect;
   if (v.routeTailSelect !== undefined) routeTailTuning.select = v.routeTailSelect;
   if (v.normGemvRows !== undefined) normGemvTuning.rows = v.normGemvRows;
   if (v.normGemvConvRows !== undefined) normGemvTuning.convRows = v.normGemvConvRows;
   if (v.gemvUnroll !== undefined) decodeTuning.unroll = v.gemvUnroll;
   const restore = () => {
-    Object.assign(moeDecodeTuning, saved.moe);
+    // Optional knobs a variant set that were unset before are deleted, not left set (Object.assign alone kept them:
+    // a variant's moeRows or moePairGateUp, applied once by parseSweep's check, then held for every later row).
+    restoreFields(moeDecodeTuning, saved.moe);
+    restoreFields(recurrentGatedTuning, saved.gated);
     normGemvTuning.rows = saved.rows;
     normGemvTuning.convRows = saved.convRows;
     decodeTuning.unroll = saved.unroll;
     routeFoldTuning.select = saved.select;
     routeTailTuning.select = saved.tail;
-    Object.assign(recurrentGatedTuning, saved.gated);
     Object.assign(l2PrefetchTuning, saved.l2);
     decodeTuning.eager = saved.eager;
     decodeTuning.subgroupSums = saved.subgroupSums;
@@ -205,6 +257,8 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
     decodeTuning.subgroupSumsRest = saved.subgroupSumsRest;
     gatedNormGemvTuning.unroll = saved.gatedUnroll;
     normGemvTuning.unroll = saved.normUnroll;
+    gatedNormGemvTuning.lanes = saved.gatedLanes;
+    normGemvTuning.lanes = saved.normLanes;
   };
   let out: T;
   try {

@@ -34,6 +34,11 @@ export class PipelineCache {
     return this.cache.size;
   }
 
+  /** The keys of the pipelines compiled so far (tests: which variant of a kernel a call chose). */
+  keys(): string[] {
+    return [...this.cache.keys()];
+  }
+
   get(spec: KernelSpec): CompiledKernel {
     const key = spec.key ?? spec.name;
     const hit = this.cache.get(key);

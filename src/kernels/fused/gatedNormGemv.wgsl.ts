@@ -52,6 +52,12 @@ export interface GatedNormGemvVariant {
    * first barrier, instead of one chunk a loop iteration; the same operations on the same values (bit-equal).
    */
   eager?: boolean;
+  /**
+   * Lanes sweeping one output row (gatedNormGemvLanes; default 32): at 64, a K = 4096 bf16 row's 512 chunks are 8 a
+   * lane (2 rounds of loads at unroll 4, against 4 at 32 lanes) and the grid twice the workgroups of 4 rows. The
+   * row's partials meet over more lanes (equal within f32 rounding, not bit-equal).
+   */
+  lanes?: number;
   /** The row sums by subgroup shuffles for subgroups of this size (sweep.ts decodeSubgroupSize); unset: the tree. */
   sg?: number;
   /**
@@ -71,7 +77,31 @@ export function headNormSubgroup(v: GatedNormGemvVariant): number | undefined {
 }
 
 /** Loads per lane in flight in the row sweep unless the variant says (else decodeTuning.unroll). */
-export const gatedNormGemvTuning: { unroll?: number } = {};
+export const gatedNormGemvTuning: {
+  unroll?: number;
+  /**
+   * GatedNormGemvVariant.lanes default (bench decode --gated-lanes; sweep gatedLanes); unset: GNG_LANES. 64 measured
+   * no faster on the H200 (4K sweep, bench/results/2026-12-02-h200-s15-decrest3-s1-sweep.json): gated_norm_gemv
+   * 0.389 against 0.367-0.383 ms a step.
+   */
+  lanes?: number;
+} = {};
+
+/**
+ * Lanes a row of the variant (GatedNormGemvVariant.lanes, else gatedNormGemvTuning.lanes, else GNG_LANES): a power
+ * of two in 8..GNG_WG. The workgroup stays GNG_WG invocations (the head norms' layout), GNG_WG / lanes rows.
+ */
+export function gatedNormGemvLanes(v: GatedNormGemvVariant): number {
+  const l = v.lanes ?? gatedNormGemvTuning.lanes ?? GNG_LANES;
+  if (!(Number.isInteger(l) && l >= 8 && l <= GNG_WG && (l & (l - 1)) === 0))
+    throw new Error(`gatedNormGemv: ${l} lanes a row, expected a power of two in 8..${GNG_WG}`);
+  return l;
+}
+
+/** Output rows a workgroup of the variant computes (its grid is ceil(N / this) workgroups). */
+export function gatedNormGemvRows(v: GatedNormGemvVariant): number {
+  return GNG_WG / gatedNormGemvLanes(v);
+}
 
 /** Workgroup bytes of the staged variant (the row beside the reductions). */
 export function gatedNormGemvStagedBytes(H: number, d: number): number {
@@ -88,12 +118,14 @@ function eagerOf(v: GatedNormGemvVariant): boolean {
 
 export function gatedNormGemvKey(v: GatedNormGemvVariant): string {
   const u = unrollOf(v);
-  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}${v.sg ? `_sg${v.sg}` : ''}${headNormSubgroup(v) ? `_hs${headNormSubgroup(v)}` : ''}`;
+  return `gated_norm_gemv_h${v.H}_d${v.d}_${v.normDtype}_${v.wDtype}${u > 1 ? `_u${u}` : ''}${v.staged ? '_st' : ''}${prefetchOf(v) ? '_pf' : ''}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}${v.sg ? `_sg${v.sg}` : ''}${headNormSubgroup(v) ? `_hs${headNormSubgroup(v)}` : ''}${gatedNormGemvLanes(v) !== GNG_LANES ? `_l${gatedNormGemvLanes(v)}` : ''}`;
 }
 
 export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   const { H, d } = v;
   const TPH = GNG_WG / H;
+  const LANES = gatedNormGemvLanes(v);
+  const ROWS = gatedNormGemvRows(v);
   const d4 = d / 4;
   const K = H * d;
   const bf16 = v.wDtype === 'bf16';
@@ -129,20 +161,20 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push('  let g = wid.x + wid.y * nwg.x;');
   if (v.l2) {
     // The grid's own workgroups first; the rest prefetch (uniform: the whole workgroup returns).
-    L.push(`  let own = (p.N + ${GNG_ROWS_PER_WG - 1}u) / ${GNG_ROWS_PER_WG}u;`);
+    L.push(`  let own = (p.N + ${ROWS - 1}u) / ${ROWS}u;`);
     L.push('  if (g >= own) { l2Prefetch(0u, 0xffffffffu, g - own, nwg.x * nwg.y - own, lid, p.guard); return; }');
   }
   const per = bf16 ? 8 : 4;
   const pre = prefetchOf(v);
   const x = (c: string) => (v.staged ? `row[${c}]` : `xin(${c})`);
-  L.push(`  let lane = lid % ${GNG_LANES}u; let r = lid / ${GNG_LANES}u;`);
-  L.push(`  let n = g * ${GNG_ROWS_PER_WG}u + r;`);
+  L.push(`  let lane = lid % ${LANES}u; let r = lid / ${LANES}u;`);
+  L.push(`  let n = g * ${ROWS}u + r;`);
   L.push(`  let chunks = ${K / per}u;`);
   L.push('  let wRow = n * chunks;');
   const sweep: SweepSpec = {
     U: unrollOf(v),
     lane: 'lane',
-    lanes: GNG_LANES,
+    lanes: LANES,
     chunks: 'chunks',
     load: (c) => `W[wRow + ${c}]`,
     term: (c, w) => (bf16 ? bf16ChunkDot(w, x(`(${c}) * 2u`), x(`(${c}) * 2u + 1u`)) : `dot(${x(c)}, ${w})`),
@@ -205,9 +237,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push('  if (n < p.N) {');
   L.push(...sweepWgsl(sweep));
   L.push('  }');
-  L.push(
-    ...(v.sg ? subgroupRowSumWgsl([{ v: 'acc', slot: (i) => `dots[${i}]` }], GNG_LANES, v.sg) : laneTreeSum(GNG_LANES)),
-  );
+  L.push(...(v.sg ? subgroupRowSumWgsl([{ v: 'acc', slot: (i) => `dots[${i}]` }], LANES, v.sg) : laneTreeSum(LANES)));
   L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
   L.push('}');
   return L.join('\n');

@@ -46,6 +46,15 @@ export const normGemvTuning: {
   convRows?: number;
   /** Loads per lane in flight in every kind's row sweep (NormGemvVariant.unroll's default; else decodeTuning.unroll). */
   unroll?: number;
+  /**
+   * NormGemvVariant.lanes defaults by kind (bench decode --norm-gemv-lanes plain,conv,route; sweep normGemvLanes):
+   * plain (no conv, no route), conv (KDA's input projection) and route (the MoE layer's packed projection with the
+   * route tail). Unset: NG_LANES. At 64 lanes on the H200 (48B, batch 1, int8 cache, 4K, profiled ms a step,
+   * bench/results/2026-12-02-h200-s15-decrest3-s1-sweep.json): norm_gemv_route 0.500 against 0.515-0.527, but
+   * TPOT a tie in own processes (median step 3.564 / 3.564 against 3.561 / 3.558; 1M 8.337 against 8.325);
+   * norm_gemv 0.502 against 0.386-0.395 and norm_gemv_conv 0.581 against 0.535-0.562: slower. So 32 everywhere.
+   */
+  lanes?: { plain?: number; conv?: number; route?: number };
 } = {};
 
 export interface NormGemvVariant {
@@ -62,7 +71,15 @@ export interface NormGemvVariant {
   /** The sweep's first loads issued before the norm (sweep.ts prefetchOf); default decodeTuning.prefetch. */
   prefetch?: boolean;
   /**
-   * Output rows a workgroup computes, 32 lanes each (a power of two, at most 32: 1024 invocations);
+   * Lanes sweeping one output row (a power of two, 8..256; default normGemvTuning.lanes by kind, else NG_LANES).
+   * More lanes a row: fewer chunks a lane (a row of K = 2304 bf16 is 288 16-byte chunks: 9 a lane at 32 lanes, 3
+   * rounds of loads at unroll 4; 4.5 at 64, 2 rounds) and, at the same workgroup size, half the rows a workgroup and
+   * twice the workgroups (the MoE down projection gained this way: 0.865 -> 0.67 ms a step at 64 lanes). The row's
+   * partials meet over more lanes (another summation order: equal within f32 rounding, not bit-equal).
+   */
+  lanes?: number;
+  /**
+   * Output rows a workgroup computes, lanes (32) each (a power of two, at most 32: 1024 invocations);
    * default normGemvTuning.rows, else NG_ROWS_PER_WG. Another workgroup size sums the norm's squares in
    * another tree (equal within f32 rounding, not bit-equal).
    */
@@ -94,7 +111,7 @@ export interface NormGemvVariant {
 
 /** Workgroup memory of a variant's kernel, bytes: the staged row, the dot and norm trees, the route's arrays. */
 export function normGemvSharedBytes(v: NormGemvVariant): number {
-  const WG = NG_LANES * normGemvRows(v);
+  const WG = normGemvLanes(v) * normGemvRows(v);
   const P = v.route ? 2 ** Math.ceil(Math.log2(Math.max(2, v.route.E, v.route.k))) : 0;
   return 4 * v.K + 8 * WG + (v.route ? 8 * P + 4 * v.route.E + 4 : 0);
 }
@@ -118,10 +135,23 @@ export const NG_CONV_ROWS = 16;
  * NG_ROWS_PER_WG.
  */
 export function normGemvRows(v: NormGemvVariant): number {
-  const r = v.rows ?? normGemvTuning.rows ?? (v.conv ? (normGemvTuning.convRows ?? NG_CONV_ROWS) : NG_ROWS_PER_WG);
-  if (!(Number.isInteger(r) && r >= 1 && r <= 32 && (r & (r - 1)) === 0))
-    throw new Error(`normGemv: ${r} rows a workgroup, expected a power of two in 1..32`);
+  // The defaults are for 32 lanes a row: at other lane counts the same workgroup size (rows scaled, at least 1).
+  const scale = (r: number) => Math.max(1, (r * NG_LANES) / normGemvLanes(v));
+  const r = v.rows ?? normGemvTuning.rows ?? scale(v.conv ? (normGemvTuning.convRows ?? NG_CONV_ROWS) : NG_ROWS_PER_WG);
+  if (!(Number.isInteger(r) && r >= 1 && r <= 32 && (r & (r - 1)) === 0 && r * normGemvLanes(v) <= 1024))
+    throw new Error(
+      `normGemv: ${r} rows a workgroup of ${normGemvLanes(v)} lanes, expected a power of two in 1..32, <= 1024 invocations`,
+    );
   return r;
+}
+
+/** The lanes a row of the variant gets (NormGemvVariant.lanes, else normGemvTuning.lanes for its kind, else 32). */
+export function normGemvLanes(v: NormGemvVariant): number {
+  const t = normGemvTuning.lanes;
+  const l = v.lanes ?? (v.conv ? t?.conv : v.route ? t?.route : t?.plain) ?? NG_LANES;
+  if (!(Number.isInteger(l) && l >= 8 && l <= 256 && (l & (l - 1)) === 0))
+    throw new Error(`normGemv: ${l} lanes a row, expected a power of two in 8..256`);
+  return l;
 }
 
 function unrollOf(v: NormGemvVariant): number {
@@ -136,13 +166,15 @@ export function normGemvKey(v: NormGemvVariant): string {
   const conv = v.conv ? `_conv${v.conv.W}${v.conv.wDtype}` : '';
   const u = unrollOf(v);
   const r = normGemvRows(v);
-  const route = v.route ? `_${routeTailKey(v.route, NG_LANES * r)}` : '';
-  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
+  const lanes = normGemvLanes(v);
+  const route = v.route ? `_${routeTailKey(v.route, lanes * r)}` : '';
+  return `norm_gemv_k${v.K}_d${v.deltas}_${v.normDtype}_${v.wDtype}${v.normed ? '_n' : ''}${conv}${u > 1 ? `_u${u}` : ''}${prefetchOf(v) ? '_pf' : ''}${r !== NG_ROWS_PER_WG ? `_r${r}` : ''}${route}${v.l2 ? '_l2' : ''}${eagerOf(v) ? '_eg' : ''}${v.sg ? `_sg${v.sg}` : ''}${lanes !== NG_LANES ? `_l${lanes}` : ''}`;
 }
 
 export function normGemvWgsl(v: NormGemvVariant): string {
   const ROWS = normGemvRows(v);
-  const WG = NG_LANES * ROWS;
+  const LANES = normGemvLanes(v);
+  const WG = LANES * ROWS;
   const bf16 = v.wDtype === 'bf16';
   const two = v.deltas === 2;
   const K4 = v.K / 4;
@@ -195,14 +227,14 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   }
   const per = bf16 ? 8 : 4;
   const pre = prefetchOf(v);
-  L.push(`  let lane = lid % ${NG_LANES}u; let r = lid / ${NG_LANES}u;`);
+  L.push(`  let lane = lid % ${LANES}u; let r = lid / ${LANES}u;`);
   L.push(`  let n = g * ${ROWS}u + r;`);
   L.push(`  let chunks = p.K / ${per}u;`);
   L.push('  let wRow = n * chunks;');
   const sweep: SweepSpec = {
     U: unrollOf(v),
     lane: 'lane',
-    lanes: NG_LANES,
+    lanes: LANES,
     chunks: 'chunks',
     load: (c) => `W[wRow + ${c}]`,
     term: (c, w) => (bf16 ? bf16ChunkDot(w, `row[(${c}) * 2u]`, `row[(${c}) * 2u + 1u]`) : `dot(row[${c}], ${w})`),
@@ -235,9 +267,7 @@ export function normGemvWgsl(v: NormGemvVariant): string {
   L.push('  if (n < p.N) {');
   L.push(...sweepWgsl(sweep));
   L.push('  }');
-  L.push(
-    ...(v.sg ? subgroupRowSumWgsl([{ v: 'acc', slot: (i) => `dots[${i}]` }], NG_LANES, v.sg) : laneTreeSum(NG_LANES)),
-  );
+  L.push(...(v.sg ? subgroupRowSumWgsl([{ v: 'acc', slot: (i) => `dots[${i}]` }], LANES, v.sg) : laneTreeSum(LANES)));
   if (!v.conv) L.push('  if (lane == 0u && n < p.N) { Y[n] = dots[lid]; }');
   else {
     const W = v.conv.W;

@@ -46,6 +46,9 @@ export const moeDecodeTuning: {
    * MoeDecodeVariant.pair default (bench decode --moe-pair-gate-up). Off: no faster on the H200 (4K sweep,
    * profiled gate_up 1.274 against 1.279 ms a step; with 3 rounds of 6 loads 1.208 against 1.211 paired alone;
    * bench/results/2026-12-02-h200-kmoe-s1-sweep.json): gate_up is not bound by the loads a lane has in flight.
+   * Caveat (fifteenth session): until then a sweep variant's optional knobs stayed set for every other row of
+   * the sweep (decodeSweep.ts restoreFields), so in that sweep every row ran paired, unrolled by 3, with
+   * prefetchDown and rows [16, 2]: this comparison, and prefetchDown's below, compared equal kernels. Unmeasured.
    */
   pairGateUp?: boolean;
   /**
@@ -53,6 +56,23 @@ export const moeDecodeTuning: {
    * decodeTuning.prefetch (off). On it measured 0.761 against 0.762 ms a step (same sweep): no gain.
    */
   prefetchDown?: boolean;
+  /**
+   * MoeDecodeVariant.stage defaults (bench decode --moe-stage-x; sweep moeStage): gate_up's token row and down's k
+   * hidden rows (with the shared expert's activation) staged in workgroup memory where they fit the device's
+   * limit. Off: far slower on the H200 (48B preset, batch 1, int8 cache, 4K, profiled ms a step, fifteenth
+   * session, bench/results/2026-12-02-h200-s15-decrest3-s{1,2}-sweep*.json): gate_up 0.952 / 0.966 against
+   * 0.816-0.822, down 0.947 / 0.951 against 0.645-0.667, the same with Dawn's disable_workgroup_init (so not the
+   * zeroing of the staged arrays); TPOT 3.69 / 3.80-3.96 against 3.53-3.56.
+   */
+  stageGateUp?: boolean;
+  stageDown?: boolean;
+  /**
+   * MoeDecodeVariant.regSums default (bench decode --moe-reg-sums; sweep moeRegSums). Off: a tie on the H200 (48B,
+   * batch 1, int8 cache, 4K, own processes, bench/results/2026-12-02-h200-s15-decrest3-s2-*): median step 3.550 /
+   * 3.550 ms against 3.555 / 3.554; profiled gate_up 0.813 / 0.810 against 0.821 / 0.815, down 0.660 / 0.662
+   * against 0.658 / 0.645. --check with it: greedy tokens equal, logits within 3.1e-6 of the unfused ops.
+   */
+  regSums?: boolean;
   /*
    * lanesDown 128 since the seventh session: the down projection's rows at the 48B shapes are 128 chunks of 16
    * bytes, one load round a lane at 128 lanes against 4 at 32. H200, 48B preset, batch 1, 4K, one process over
@@ -127,10 +147,62 @@ export interface MoeDecodeVariant {
    */
   l2?: boolean;
   /**
+   * The input rows the sweep reads staged in workgroup memory (compile-time lengths: `kin`, the reduced length,
+   * = p.Kin; `sK`, down with the shared expert, the shared expert's width = p.sK). gateUp (vector loads, the two
+   * plain loops, no folded router): the token's row X[n] (kin f32). down (unrolled slots): the token's k hidden
+   * rows (k * kin f32) and, with `sK`, the shared expert's activation silu(gate) * up (sK f32, computed once a
+   * workgroup instead of once a row and chunk).
+   * Why: without it every lane reads 32 bytes of X from L1 / L2 per 16-byte weight chunk (twice the weight
+   * bytes, and again for W3), every row of the grid rereading the same few kilobytes; staged, the workgroup loads
+   * them once (gate_up 9 KB, down 32 + 4 KB at the 48B shapes) and the sweep reads workgroup memory. Each lane's
+   * first weight chunk(s) are loaded before the staging, so the first trip to memory overlaps it. The same terms
+   * in the same order as without it (bit-equal).
+   */
+  stage?: { kin: number; sK?: number };
+  /**
+   * With subgroup sums (`sg`), no folded router: each lane's partial dots stay in registers for the shuffles, and
+   * only the per-subgroup sums of rows wider than a subgroup meet in workgroup memory (WG / min(lanes, sg) floats a
+   * value) instead of the 2 * WG-float `red` array the partials were stored to and read back from: the workgroup's
+   * memory (which Dawn has zeroed at every workgroup's start, one more barrier) shrinks from 2 KB to 64 bytes at
+   * the 48B shapes. The same shuffles and additions in the same order (bit-equal).
+   */
+  regSums?: boolean;
+  /**
    * The rows' partial sums met by subgroup shuffles for subgroups of this size (fused/sweep.ts decodeSubgroupSize,
    * subgroupRowSumWgsl) instead of the workgroup-memory tree; unset: the tree.
    */
   sg?: number;
+}
+
+/**
+ * The variant's staging (MoeDecodeVariant.stage) where it applies: gateUp with vector loads, unroll 1, the two
+ * loops and no folded router; down with vector loads and unrolled slots (sK only with the shared expert).
+ * Throws where the lengths do not fit the vector loads.
+ */
+export function stageOf(v: MoeDecodeVariant): { kin: number; sK?: number } | undefined {
+  const st = v.stage;
+  if (!st || !v.vec) return undefined;
+  const per = v.wDtype === 'bf16' ? 8 : 4;
+  const ok = (n: number | undefined) => n === undefined || (Number.isInteger(n) && n > 0 && n % per === 0);
+  if (!ok(st.kin) || !ok(st.sK))
+    throw new Error(`moe decode: stage kin ${st.kin} / sK ${st.sK}, expected positive multiples of ${per}`);
+  if (v.mode === 'gateUp') return unrollOf(v) === 1 && !pairOf(v) && !routeOf(v) ? { kin: st.kin } : undefined;
+  if (unrollOf(v) <= 1) return undefined;
+  return sharedOf(v) && st.sK !== undefined ? { kin: st.kin, sK: st.sK } : { kin: st.kin };
+}
+
+/** Workgroup memory of the variant's kernel, bytes (its staging and its sum array; the folded router's aside). */
+export function moeDecodeSharedBytes(v: MoeDecodeVariant): number {
+  const WG = moeDecodeWorkgroup(v);
+  const st = stageOf(v);
+  const red = 4 * (v.mode === 'gateUp' || sharedOf(v) ? 2 * WG : WG);
+  if (!st) return red;
+  return red + 4 * (v.mode === 'gateUp' ? st.kin : v.k * st.kin) + 4 * (st.sK ?? 0);
+}
+
+/** Whether the variant keeps its partial dots in registers (MoeDecodeVariant.regSums, else moeDecodeTuning.regSums). */
+export function regSumsOf(v: MoeDecodeVariant): boolean {
+  return !!v.sg && !routeOf(v) && (v.regSums ?? moeDecodeTuning.regSums ?? false);
 }
 
 /** Whether a gateUp variant sweeps W1 and W3 in one loop (see MoeDecodeVariant.pair). */
@@ -186,7 +258,12 @@ export function moeDecodeKey(v: MoeDecodeVariant): string {
   const l = lanesOf(v);
   const rw = moeDecodeRows(v);
   const rowsTag = rw * l !== MOE_DECODE_LANES * MOE_DECODE_ROWS ? `_r${rw}` : '';
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}${l2Of(v) ? '_l2' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}${l2Of(v) ? '_l2' : ''}${v.sg ? `_sg${v.sg}` : ''}${stageKey(v)}${regSumsOf(v) ? '_rs' : ''}`;
+}
+
+function stageKey(v: MoeDecodeVariant): string {
+  const st = stageOf(v);
+  return st ? `_st${st.kin}${st.sK !== undefined ? `_${st.sK}` : ''}` : '';
 }
 
 /** Whether the variant prefetches (MoeDecodeVariant.l2): gateUp without the router, or down with the shared expert. */
@@ -217,6 +294,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   // Kin: the reduced length (D for gateUp, I for down); Nout: rows per expert (I, D).
   const shared = sharedOf(v);
   const route = routeOf(v);
+  const st = stageOf(v);
   if (v.sg || routeNeedsSubgroups(route, WG)) L.push('enable subgroups;');
   // sK, gate4, up4: the shared expert's width and its gate / up columns in SX (vec4 units).
   const l2 = l2Of(v);
@@ -237,16 +315,21 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push(`var<workgroup> red: array<f32, ${2 * WG}>;`);
     L.push(routeFoldWgsl(route, 5, WG));
   } else L.push('@group(0) @binding(2) var<storage, read> idx: array<i32>;');
+  // regSums: per value, one float a row segment of min(lanes, sg) invocations instead of `red`.
+  const reg = regSumsOf(v);
+  const seg = Math.min(LANES, v.sg ?? LANES);
+  const nVals = gateUp || shared ? 2 : 1;
+  if (reg) for (let i = 0; i < nVals; i++) L.push(`var<workgroup> part${i}: array<f32, ${WG / seg}>;`);
   if (gateUp && !route) {
     L.push(`@group(0) @binding(3) var<storage, read> W1: array<${wElem}>;`);
     L.push(`@group(0) @binding(4) var<storage, read> W3: array<${wElem}>;`);
     L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
-    L.push(`var<workgroup> red: array<f32, ${2 * WG}>;`);
+    if (!reg) L.push(`var<workgroup> red: array<f32, ${2 * WG}>;`);
   } else if (!gateUp) {
     L.push(`@group(0) @binding(3) var<storage, read> W2: array<${wElem}>;`);
     L.push('@group(0) @binding(4) var<storage, read> rw: array<f32>;');
     L.push('@group(0) @binding(5) var<storage, read_write> Out: array<f32>;');
-    L.push(`var<workgroup> red: array<f32, ${shared ? 2 * WG : WG}>;`);
+    if (!reg) L.push(`var<workgroup> red: array<f32, ${shared ? 2 * WG : WG}>;`);
     if (shared) {
       L.push('@group(0) @binding(6) var<storage, read> SX: array<vec4<f32>>;');
       L.push(`@group(0) @binding(7) var<storage, read> SW: array<${wElem}>;`);
@@ -257,6 +340,11 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       L.push('  return vec4<f32>(silu(g.x) * u.x, silu(g.y) * u.y, silu(g.z) * u.z, silu(g.w) * u.w);');
       L.push('}');
     }
+  }
+  if (st) {
+    // MoeDecodeVariant.stage: the rows the sweep reads (vec4 units), and the shared expert's activation.
+    L.push(`var<workgroup> xs: array<vec4<f32>, ${((gateUp ? 1 : v.k) * st.kin) / 4}>;`);
+    if (st.sK !== undefined) L.push(`var<workgroup> sa: array<vec4<f32>, ${st.sK / 4}>;`);
   }
   if (l2) L.push(l2PrefetchWgsl(gateUp ? 6 : 8, WG));
   if (bf16) {
@@ -310,11 +398,17 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   // Element offsets: a row of W is Kin elements, i.e. Kin/per array entries in the vec variant.
   const rowBase = (row: string) => (v.vec ? `(${row}) * (p.Kin / ${per}u)` : `(${row}) * p.Kin`);
   const xBase = (row: string) => (v.vec ? `(${row}) * (p.Kin / 4u)` : `(${row}) * p.Kin`);
-  if (gateUp && pairOf(v)) L.push(pairDotWgsl(unrollOf(v), LANES, bf16));
+  if (gateUp && st) {
+    L.push(stagedDotWgsl('W1', st.kin / per, LANES, bf16));
+    L.push(stagedDotWgsl('W3', st.kin / per, LANES, bf16));
+  } else if (gateUp && pairOf(v)) L.push(pairDotWgsl(unrollOf(v), LANES, bf16));
   else if (gateUp) {
     L.push(dot('W1'));
     L.push(dot('W3'));
   } else L.push(dot('W2'));
+  // A row's partial dot i (0: W1 / routed, 1: W3 / shared): stored to red, or (regSums) kept in a register.
+  const put = (i: 0 | 1, e: string) =>
+    reg ? `  let v${i} = ${e};` : i === 0 ? `  red[lid] = ${e};` : `  red[${WG}u + lid] = ${e};`;
   L.push(`@compute @workgroup_size(${WG})`);
   L.push(
     `fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>${l2 ? ', @builtin(num_workgroups) nwg: vec3<u32>' : ''}) {`,
@@ -344,13 +438,23 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       L.push(`  routeToken(lid, n, wid.x == 0u && j % ${v.k}u == 0u);`);
       L.push(`  let e = rId[j % ${v.k}u];`);
     } else L.push('  let e = u32(idx[j]);');
-    if (pairOf(v)) {
+    if (st) {
+      // Each lane's first W1 and W3 chunks loaded before the token's row is staged (MoeDecodeVariant.stage).
+      const zero = bf16 ? 'vec4<u32>()' : 'vec4<f32>()';
+      L.push(`  let wb = ${rowBase('e * p.Nout + r')};`);
+      L.push(`  var f1 = ${zero}; var f3 = ${zero};`);
+      L.push(`  if (lane < ${st.kin / per}u) { f1 = W1[wb + lane]; f3 = W3[wb + lane]; }`);
+      L.push(`  for (var c = lid; c < ${st.kin / 4}u; c += ${WG}u) { xs[c] = X[${xBase('n')} + c]; }`);
+      L.push('  workgroupBarrier();');
+      L.push(put(0, 'dot_W1(wb, lane, f1)'));
+      L.push(put(1, 'dot_W3(wb, lane, f3)'));
+    } else if (pairOf(v)) {
       L.push(`  let gu = dot_pair(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
-      L.push('  red[lid] = gu.x;');
-      L.push(`  red[${WG}u + lid] = gu.y;`);
+      L.push(put(0, 'gu.x'));
+      L.push(put(1, 'gu.y'));
     } else {
-      L.push(`  red[lid] = dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
-      L.push(`  red[${WG}u + lid] = dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
+      L.push(put(0, `dot_W1(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane)`));
+      L.push(put(1, `dot_W3(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane)`));
     }
   } else if (unrollOf(v) > 1) {
     // wid.y = token n. The k slots' rows are swept together: per chunk, k loads in flight (one per slot),
@@ -364,7 +468,11 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       lanes: LANES,
       chunks: `(p.sK / ${per}u)`,
       load: (c) => `SW[swRow + ${c}]`,
-      term: (c, w) => (bf16 ? bf16ChunkDot(w, `sact((${c}) * 2u)`, `sact((${c}) * 2u + 1u)`) : `dot(sact(${c}), ${w})`),
+      term: (c, w) => {
+        // The shared activation staged (MoeDecodeVariant.stage sK) or computed per chunk.
+        const a = (i: string) => (st?.sK !== undefined ? `sa[${i}]` : `sact(${i})`);
+        return bf16 ? bf16ChunkDot(w, a(`(${c}) * 2u`), a(`(${c}) * 2u + 1u`)) : `dot(${a(c)}, ${w})`;
+      },
       acc: 'sacc',
       tag: 'g',
       indent: '  ',
@@ -377,24 +485,44 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     }
     for (let j = 0; j < k; j++) {
       L.push(`  let e${j} = u32(idx[n * ${k}u + ${j}u]); let rw${j} = rw[n * ${k}u + ${j}u];`);
-      L.push(`  let wb${j} = ${rowBase(`e${j} * p.Nout + r`)}; let xb${j} = ${xBase(`n * ${k}u + ${j}u`)};`);
+      L.push(
+        `  let wb${j} = ${rowBase(`e${j} * p.Nout + r`)}; let xb${j} = ${st ? `${(j * st.kin) / 4}u` : xBase(`n * ${k}u + ${j}u`)};`,
+      );
+    }
+    // Staged (MoeDecodeVariant.stage): each lane's first chunk of the k rows loaded before the hidden rows (and
+    // the shared activation) are staged; X read from xs, slot j's row at j * kin / 4.
+    const XS = st ? 'xs' : 'X';
+    if (st) {
+      const zero = bf16 ? 'vec4<u32>()' : 'vec4<f32>()';
+      for (let j = 0; j < k; j++) L.push(`  var f${j} = ${zero};`);
+      L.push(`  if (lane < chunks) {`);
+      for (let j = 0; j < k; j++) L.push(`    f${j} = W2[wb${j} + lane];`);
+      L.push('  }');
+      L.push(`  for (var c = lid; c < ${(k * st.kin) / 4}u; c += ${WG}u) { xs[c] = X[${xBase(`n * ${k}u`)} + c]; }`);
+      if (st.sK !== undefined) L.push(`  for (var c = lid; c < ${st.sK / 4}u; c += ${WG}u) { sa[c] = sact(c); }`);
+      L.push('  workgroupBarrier();');
     }
     L.push('  var acc = 0.0;');
     L.push(`  for (var c = lane; c < chunks; c += ${LANES}u) {`);
-    for (let j = 0; j < k; j++) L.push(`    let w${j} = W2[wb${j} + c];`);
+    if (st) {
+      for (let j = 0; j < k; j++) L.push(`    var w${j} = f${j};`);
+      L.push('    if (c != lane) {');
+      for (let j = 0; j < k; j++) L.push(`      w${j} = W2[wb${j} + c];`);
+      L.push('    }');
+    } else for (let j = 0; j < k; j++) L.push(`    let w${j} = W2[wb${j} + c];`);
     const terms = Array.from({ length: k }, (_, j) =>
       bf16
-        ? `rw${j} * (${bf16ChunkDot(`w${j}`, `X[xb${j} + 2u * c]`, `X[xb${j} + 2u * c + 1u]`)})`
-        : `rw${j} * dot(X[xb${j} + c], w${j})`,
+        ? `rw${j} * (${bf16ChunkDot(`w${j}`, `${XS}[xb${j} + 2u * c]`, `${XS}[xb${j} + 2u * c + 1u]`)})`
+        : `rw${j} * dot(${XS}[xb${j} + c], w${j})`,
     );
     L.push(`    acc += ${terms.join(' + ')};`);
     L.push('  }');
-    L.push('  red[lid] = acc;');
+    L.push(put(0, 'acc'));
     if (shared) {
       L.push('  var sacc = 0.0;');
       if (!sweep.preloaded) L.push(`  let swRow = r * (p.sK / ${per}u);`);
       L.push(...sweepWgsl(sweep));
-      L.push(`  red[${WG}u + lid] = sacc;`);
+      L.push(put(1, 'sacc'));
     }
   } else {
     // wid.y = token n; its k slots summed in slot order with their routing weights.
@@ -405,12 +533,14 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     L.push('    let e = u32(idx[j]);');
     L.push(`    acc += rw[j] * dot_W2(${rowBase('e * p.Nout + r')}, ${xBase('j')}, lane);`);
     L.push('  }');
-    L.push('  red[lid] = acc;');
+    L.push(put(0, 'acc'));
   }
   if (v.sg) {
     // The partials stored in red above are read back by their own invocations (no barrier needed).
-    const vals = [{ v: 'red[lid]', slot: (i: string) => `red[${i}]` }];
-    if (gateUp || shared) vals.push({ v: `red[${WG}u + lid]`, slot: (i: string) => `red[${WG}u + ${i}]` });
+    const vals = reg
+      ? Array.from({ length: nVals }, (_, i) => ({ v: `v${i}`, slot: (x: string) => `part${i}[(${x}) / ${seg}u]` }))
+      : [{ v: 'red[lid]', slot: (i: string) => `red[${i}]` }];
+    if (!reg && (gateUp || shared)) vals.push({ v: `red[${WG}u + lid]`, slot: (i: string) => `red[${WG}u + ${i}]` });
     L.push(...subgroupRowSumWgsl(vals, LANES, v.sg));
   } else {
     L.push('  workgroupBarrier();');
@@ -423,14 +553,37 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     }
   }
   L.push('  if (lane == 0u && live) {');
+  // The row's totals, left by the sums in lane 0's slots.
+  const tot = (i: 0 | 1) => (reg ? `part${i}[lid / ${seg}u]` : i === 0 ? 'red[lid]' : `red[${WG}u + lid]`);
   if (gateUp) {
-    L.push(`    let g = red[lid]; let u = red[${WG}u + lid];`);
+    L.push(`    let g = ${tot(0)}; let u = ${tot(1)};`);
     L.push('    Out[j * p.Nout + row] = g / (1.0 + exp(-g)) * u;');
-  } else if (shared) L.push(`    Out[n * p.Nout + row] = red[lid] + red[${WG}u + lid];`);
-  else L.push('    Out[n * p.Nout + row] = red[lid];');
+  } else if (shared) L.push(`    Out[n * p.Nout + row] = ${tot(0)} + ${tot(1)};`);
+  else L.push(`    Out[n * p.Nout + row] = ${tot(0)};`);
   L.push('  }');
   L.push('}');
   return L.join('\n');
+}
+
+/**
+ * `fn dot_<W>(wBase, lane, w0) -> f32` of a staged gateUp (MoeDecodeVariant.stage): the plain loop's partial dot
+ * (the same terms in the same order, bit-equal) with the token's row from workgroup memory (xs) and the lane's
+ * first chunk w0 loaded by the caller before the staging. `chunks`: the row's 16-byte chunks (compile-time).
+ */
+function stagedDotWgsl(W: string, chunks: number, LANES: number, bf16: boolean): string {
+  const wT = bf16 ? 'vec4<u32>' : 'vec4<f32>';
+  const term = bf16 ? bf16ChunkDot('w', 'xs[2u * c]', 'xs[2u * c + 1u]') : 'dot(xs[c], w)';
+  return [
+    `fn dot_${W}(wBase: u32, lane: u32, w0: ${wT}) -> f32 {`,
+    '  var acc = 0.0;',
+    `  for (var c = lane; c < ${chunks}u; c += ${LANES}u) {`,
+    '    var w = w0;',
+    `    if (c != lane) { w = ${W}[wBase + c]; }`,
+    `    acc += ${term};`,
+    '  }',
+    '  return acc;',
+    '}',
+  ].join('\n');
 }
 
 /**

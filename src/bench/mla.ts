@@ -101,6 +101,7 @@ export interface MlaBenchOptions {
     | 'f16-s14b'
     | 'f16-s15'
     | 'f16-s15b'
+    | 'f16-s15c'
     | 'none';
   /** int8 cache: the f16 kernel's options (int8F16Plan.ts) in its rows at every context (`--int8-f16`). */
   int8F16?: MlaInt8F16Options;
@@ -114,7 +115,7 @@ export interface MlaBenchOptions {
  */
 /**
  * `--mla-int8-f16` (bench decode): the f16 kernel's options as `k=v` items: chunks=n, tau=n (0-15),
- * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], swizzle, qFold,
+ * stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], rowSwap, swizzle, qFold,
  * wide, mergeLoads=n.
  */
 export function parseF16Options(text: string): MlaInt8F16Options {
@@ -132,12 +133,13 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'rangeIdx' && (v === undefined || v === 'false') && !rest.length) o.rangeIdx = v === undefined;
     else if (k === 'convert' && (v === 'cvt' || v === 'bits' || v === 'half') && !rest.length) o.convert = v;
     else if (k === 'swizzle' && v === undefined) o.swizzle = true;
+    else if (k === 'rowSwap' && v === undefined) o.rowSwap = true;
     else if (k === 'qFold' && v === undefined) o.qFold = true;
     else if (k === 'wide' && v === undefined) o.wide = true;
     else if (k === 'mergeLoads' && !rest.length && Number.isInteger(n) && n >= 1 && n <= 8) o.mergeLoads = n;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], swizzle, qFold, wide or mergeLoads=1..8`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], rowSwap, swizzle, qFold, wide or mergeLoads=1..8`,
       );
   }
   return o;
@@ -558,6 +560,27 @@ export const F16_S15B_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', int8F16: { skip: ['scores'] } },
   { int8Kernel: 'f16' },
 ];
+/**
+ * `--int8-variants f16-s15c`: the fifteenth session's third set (candidates after rangeIdx + convert half, 0.566 ms a
+ * layer at 1M): the staging's f16 stores of a warp's two rows into banks of different parity (rowSwap), alone, with
+ * ahead 4 and with cvt (its stores' values made apart from the packed halves); fewer registers a thread (one block
+ * of codes in flight, ahead 1) at 264 chunks, where two workgroups might share an SM, beside 264 chunks with the
+ * default; the default repeated first, in the middle and last.
+ */
+export const F16_S15C_VARIANTS: Partial<MlaDecodeOptions>[] = [
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { rowSwap: true } },
+  { int8Kernel: 'f16', int8F16: { rowSwap: true, ahead: 4 } },
+  { int8Kernel: 'f16', int8F16: { rowSwap: true, convert: 'cvt' } },
+  { int8Kernel: 'f16' },
+  { int8Kernel: 'f16', int8F16: { rowSwap: true } },
+  { int8Kernel: 'f16', chunks: 264 },
+  { int8Kernel: 'f16', chunks: 264, int8F16: { ahead: 1 } },
+  { int8Kernel: 'f16', chunks: 264, int8F16: { rowSwap: true } },
+  { int8Kernel: 'f16', int8F16: { rowSwap: true, skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
+  { int8Kernel: 'f16' },
+];
 export const F16_STAGE_VARIANTS: Partial<MlaDecodeOptions>[] = [
   ...F16_STAGES.map((s) => ({ int8Kernel: 'f16' as const, int8F16: { skip: [s] } })),
   { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
@@ -771,6 +794,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     'f16-s14b': F16_S14B_VARIANTS,
     'f16-s15': F16_S15_VARIANTS,
     'f16-s15b': F16_S15B_VARIANTS,
+    'f16-s15c': F16_S15C_VARIANTS,
     none: [],
   };
   const int8Variants = variantSets[o.int8VariantSet ?? 'all'].map((v: Partial<MlaDecodeOptions>) =>
@@ -1144,7 +1168,7 @@ export function registerMlaBench(bench: Command): void {
     )
     .option(
       '--int8-variants <set>',
-      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both), f16-s13 (the thirteenth session's candidates), f16-s14 (the fourteenth's: convert, ahead 3 / 4), f16-s14b (its second: pageAhead), f16-s15 (the fifteenth's: rangeIdx), f16-s15b (its second: the new default's diagnostics) or none",
+      "int8 cache: variants swept at the largest context: all, sgm-stages (the tensor-core kernel less one stage at a time, diagnostics), sgm-wide (its latency-hiding candidates), sgm-lazy (P x V accumulated across blocks), sgm-lazy-check (its correctness diagnostics), sgm-lazy-regs (its register-pressure rows), two-pass (the two-pass kernels' layout choices), two-pass-stages (what limits them: a stage left out at a time, diagnostics), f16 (the f16 tensor-core kernel's chunk counts and its rescale path), f16-stages (its stages left out, diagnostics), f16-all (both), f16-s13 (the thirteenth session's candidates), f16-s14 (the fourteenth's: convert, ahead 3 / 4), f16-s14b (its second: pageAhead), f16-s15 (the fifteenth's: rangeIdx), f16-s15b (its second: the new default's diagnostics), f16-s15c (its third: rowSwap, ahead 1 at 264 chunks) or none",
       'all',
     )
     .option(
@@ -1202,11 +1226,12 @@ export function registerMlaBench(bench: Command): void {
             'f16-s14b',
             'f16-s15',
             'f16-s15b',
+            'f16-s15c',
             'none',
           ].includes(v)
         )
           throw new Error(
-            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all, f16-s13, f16-s14, f16-s14b, f16-s15, f16-s15b or none`,
+            `--int8-variants: '${v}' is not all, sgm-stages, sgm-wide, sgm-lazy, sgm-lazy-check, sgm-lazy-regs, two-pass, two-pass-stages, f16, f16-stages, f16-all, f16-s13, f16-s14, f16-s14b, f16-s15, f16-s15b, f16-s15c or none`,
           );
         return v as MlaBenchOptions['int8VariantSet'];
       })(opts.int8Variants),

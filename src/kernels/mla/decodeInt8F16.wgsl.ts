@@ -81,8 +81,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   const sets = f16Sets(pl.ahead);
   if (rows) {
     // Thread lid: row lid / 16, words lid % 16 + 16 n (slot n's part is known here: LWp a multiple of 16).
-    l('  let rowT = lid >> 4u; let colW = lid & 15u;');
-    if (pl.swizzle) l('  let swz = (rowT & 1u) << 1u;');
+    for (const x of rowsPreludeWgsl(pl)) l(`  ${x}`);
     for (const S of sets) {
       for (let n = 0; n < rowItems / 16; n++) l(`  var pf${S}${n} = 0u;`);
       l(`  var psL${S} = 0.0; var psR${S} = 0.0;`);
@@ -121,30 +120,7 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   const stage = (kbX: string, ind: string, S: string) => {
     if (skip('stage')) return;
     if (rows) {
-      l(`${ind}{ let base = ${X.stageBase(kbX)};`);
-      // convert half: the scales rounded to f16 once a block, two channels a packed operation.
-      if (pl.convert === 'half') l(`${ind}  let hL = vec2<f16>(f16(psL${S})); let hR = vec2<f16>(f16(psR${S}));`);
-      for (let n = 0; n < rowItems / 16; n++) {
-        const sc = 16 * n < 4 * LC ? `psL${S}` : `psR${S}`;
-        const e = (i: number) => `base + ${64 * n + i}u`;
-        if (pl.convert !== 'cvt') {
-          const h = 16 * n < 4 * LC ? 'hL' : 'hR';
-          for (const x of stageWordWgsl(pl.convert, `pf${S}${n}`, pl.convert === 'half' ? h : sc, e)) l(`${ind}  ${x}`);
-          continue;
-        }
-        l(
-          `${ind}  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(pf${S}${n}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${sc});`,
-        );
-        if (pl.swizzle) {
-          // Odd rows (swz 2): channels 2, 3, 0, 1 in that order (c2 = c.zwxy there): store k goes to channel k ^ swz.
-          l(`${ind}    let c2 = select(c, c.zwxy, swz != 0u);`);
-          const es = (i: number) => `base + (${64 * n + i}u ^ swz)`;
-          l(`${ind}    kv[${es(0)}] = c2.x; kv[${es(1)}] = c2.y; kv[${es(2)}] = c2.z; kv[${es(3)}] = c2.w; }`);
-          continue;
-        }
-        l(`${ind}    kv[${e(0)}] = c.x; kv[${e(1)}] = c.y; kv[${e(2)}] = c.z; kv[${e(3)}] = c.w; }`);
-      }
-      l(`${ind}}`);
+      for (const x of rowsStageWgsl(pl, kbX, S)) l(`${ind}${x}`);
       return;
     }
     for (let n = 0; n < slots; n++) {
@@ -255,6 +231,75 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   mlWgsl(l, pl, 8);
   l('}');
   return L.join('\n');
+}
+
+/**
+ * The rows staging's per-thread lets (thread lid: row rowT = lid / 16, word colW = lid % 16; swizzle: swz, 2 on odd
+ * rows; rowSwap: rsOdd, the row odd, and rsA / rsB, the thread's first and third channel within a kv buffer).
+ */
+export function rowsPreludeWgsl(pl: Pick<MlaInt8F16Plan, 'KS' | 'swizzle' | 'rowSwap'>): string[] {
+  const L = ['let rowT = lid >> 4u; let colW = lid & 15u;'];
+  if (pl.swizzle) L.push('let swz = (rowT & 1u) << 1u;');
+  if (pl.rowSwap) {
+    // rowSwap: in forms Tint's range analysis bounds (%, unlike - or & 1u, keeps the bound: checked on lavapipe's
+    // SPIR-V dump), so the stores stay without clamps. Even rows: A = channel 0, B = channel 2; odd: the reverse.
+    const row = `4u * lid + ${pl.KS - 64}u * (lid / 16u)`;
+    L.push('let rsOdd = (lid / 16u) % 2u == 1u;');
+    L.push(`let rsA = ${row} + 2u * ((lid / 16u) % 2u); let rsB = ${row} + 2u * ((lid / 16u + 1u) % 2u);`);
+  }
+  return L;
+}
+
+/**
+ * The rows staging of one block (kv buffer kbX, register set S: words pf{S}{n}, scales psL{S} / psR{S}): thread
+ * lid's words n = 0 .. R / 64 - 1 (word colW + 16 n of row rowT: channels 4 colW + 64 n + 0..3) made f16 by
+ * `convert` and stored. rowSwap: odd rows' words rotated by 16 bits (channels 2, 3, 0, 1 in bytes 0..3), their first
+ * two stores at channels 2, 3 and the last two at 0, 1: the same values at the same places, in another order, so
+ * that a warp's two rows (KS f16 apart: banks shifted by 4, the same parity) store into banks of different parity
+ * at each store (one row the even banks, the other the odd ones) and 4-byte pairs stay together.
+ */
+export function rowsStageWgsl(
+  pl: Pick<MlaInt8F16Plan, 'TB' | 'KS' | 'PS' | 'LC' | 'rowItems' | 'convert' | 'swizzle' | 'rowSwap' | 'rangeIdx'>,
+  kbX: string,
+  S: string,
+): string[] {
+  const { TB, KS, LC, rowItems } = pl;
+  const X = f16Idx(pl);
+  const L: string[] = [];
+  const l = (s: string) => L.push(s);
+  if (pl.rowSwap) l(`{ let bA = ${kbX} * ${TB * KS}u + rsA; let bB = ${kbX} * ${TB * KS}u + rsB;`);
+  else l(`{ let base = ${X.stageBase(kbX)};`);
+  // convert half: the scales rounded to f16 once a block, two channels a packed operation.
+  if (pl.convert === 'half') l(`  let hL = vec2<f16>(f16(psL${S})); let hR = vec2<f16>(f16(psR${S}));`);
+  for (let n = 0; n < rowItems / 16; n++) {
+    const sc = 16 * n < 4 * LC ? `psL${S}` : `psR${S}`;
+    const e = pl.rowSwap
+      ? (i: number) => (i < 2 ? `bA + ${64 * n + i}u` : `bB + ${64 * n + i - 2}u`)
+      : (i: number) => `base + ${64 * n + i}u`;
+    let word = `pf${S}${n}`;
+    if (pl.rowSwap) {
+      l(`  let w${n} = select(${word}, (${word} >> 16u) | (${word} << 16u), rsOdd);`);
+      word = `w${n}`;
+    }
+    if (pl.convert !== 'cvt') {
+      const h = 16 * n < 4 * LC ? 'hL' : 'hR';
+      for (const x of stageWordWgsl(pl.convert, word, pl.convert === 'half' ? h : sc, e)) l(`  ${x}`);
+      continue;
+    }
+    l(
+      `  { let c = vec4<f16>(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(${word}) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)) * ${sc});`,
+    );
+    if (pl.swizzle) {
+      // Odd rows (swz 2): channels 2, 3, 0, 1 in that order (c2 = c.zwxy there): store k goes to channel k ^ swz.
+      l('    let c2 = select(c, c.zwxy, swz != 0u);');
+      const es = (i: number) => `base + (${64 * n + i}u ^ swz)`;
+      l(`    kv[${es(0)}] = c2.x; kv[${es(1)}] = c2.y; kv[${es(2)}] = c2.z; kv[${es(3)}] = c2.w; }`);
+      continue;
+    }
+    l(`    kv[${e(0)}] = c.x; kv[${e(1)}] = c.y; kv[${e(2)}] = c.z; kv[${e(3)}] = c.w; }`);
+  }
+  l('}');
+  return L;
 }
 
 /**

@@ -173,6 +173,18 @@ export interface MlaInt8F16Options {
    * against 8.32-8.34 ms.
    */
   rangeIdx?: boolean;
+  /**
+   * Rows staging with rangeIdx (a fifteenth-session candidate, opt-in): odd rows' f16 stores in the order of channels
+   * 2, 3, 0, 1 (the word rotated by 16 bits, the store offsets swapped: rowsStageWgsl), so a warp's two rows
+   * (KS f16 apart, KS / 2 = 4 mod 32 words: the banks shift by 4 and keep their parity) store into the even and the
+   * odd banks at each of a word's four stores instead of both into the same half of them (2-way conflicts on each of
+   * the ~36 f16 stores a thread makes a block). The thirteenth session's `swizzle` did the same with a select of
+   * four channels and xor'ed offsets (clamped: xor defeats the range analysis); here the offsets are sums of lid /
+   * 16 terms and (lid / 16) % 2, which the analysis bounds (no clamps: lavapipe's SPIR-V dump), a select and a
+   * rotate a word, and 4-byte pairs (channels 2k, 2k + 1) stay together. Same values, same places (checked bit for
+   * bit against the default's staging on lavapipe: test/mla-int8-f16-s15c.test.ts). Unmeasured.
+   */
+  rowSwap?: boolean;
 }
 
 export interface MlaInt8F16Plan {
@@ -215,6 +227,7 @@ export interface MlaInt8F16Plan {
   CPW: number;
   mergeLoads: number;
   rangeIdx: boolean;
+  rowSwap: boolean;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -280,6 +293,8 @@ export function planMlaInt8F16(
     throw new Error('mlaDecode (int8, f16): pageAhead needs rows staging with prefetch (not wide)');
   if (o.rangeIdx && (stage !== 'rows' || wide || o.swizzle))
     throw new Error('mlaDecode (int8, f16): rangeIdx needs rows staging (not wide, not swizzle)');
+  if (o.rowSwap && (stage !== 'rows' || wide || o.swizzle || o.rangeIdx === false))
+    throw new Error('mlaDecode (int8, f16): rowSwap needs rows staging with rangeIdx (not wide, not swizzle)');
   if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
   // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
   if (o.qFold && 2 * TB < 32) throw new Error('mlaDecode (int8, f16): qFold needs 2 TB >= 32');
@@ -319,6 +334,7 @@ export function planMlaInt8F16(
     CPW: Rv / 256,
     mergeLoads: o.mergeLoads ?? MLA_INT8_F16_MERGE_LOADS,
     rangeIdx: o.rangeIdx ?? rowsPlain,
+    rowSwap: o.rowSwap ?? false,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -326,7 +342,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.rangeIdx ? '_ri' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.rangeIdx ? '_ri' : ''}${p.rowSwap ? '_rsw' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,

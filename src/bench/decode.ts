@@ -665,7 +665,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--mla-int8-f16 <k=v,...>',
-      'int8 cache, --mla-int8-kernel f16: its options (chunks=n, tau=n, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], swizzle, qFold, wide, mergeLoads=n)',
+      'int8 cache, --mla-int8-kernel f16: its options (chunks=n, tau=n, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], rowSwap, swizzle, qFold, wide, mergeLoads=n)',
       '',
     )
     .option('--json', 'print a JSON object');

@@ -5,7 +5,8 @@
  *  - the rows staging (rowsStageWgsl: the lines the kernel emits) of every thread of the workgroup, run on lavapipe
  *    with and without rowSwap for each convert and both kv buffers, gives equal buffers, and both equal the layout's
  *    placement of int8F16Stage (channel 4 colW + 64 n + k of row lid / 16 in buffer kb; no element left unwritten);
- *  - the full kernel with rowSwap compiles with stand-ins (48B and small shapes, convert cvt / half, ahead 4);
+ *  - the full kernel with rowSwap (and the skip-stores diagnostic) compiles with stand-ins (48B and small shapes,
+ *    each convert, ahead 3 / 4);
  *  - the plan refuses rowSwap where it does not apply; the bench parses the flag and the f16-s15c set plans.
  * The kernel runs only on the H200 (bench mla --int8-variants f16-s15c checks each variant there against
  * int8F16Reference at 4K).
@@ -38,6 +39,10 @@ describe('f16 MLA decode, rowSwap: the plan and the bench flags', () => {
     expect(parseF16Options('rowSwap')).toEqual({ rowSwap: true });
     expect(parseF16Options('rowSwap,ahead=4,convert=cvt')).toEqual({ rowSwap: true, ahead: 4, convert: 'cvt' });
     expect(() => parseF16Options('rowSwap=1')).toThrow(/rowSwap/);
+    // The stores diagnostic: rows staging only (the wide kernel and the other staging forms would ignore it).
+    for (const o of [{ stage: 'words' as const }, { wide: true }, { swizzle: true }])
+      expect(() => planMlaInt8F16({ ...s, ...o, skip: ['stores'] })).toThrow(/skip stores/);
+    expect(mlaInt8F16Key(planMlaInt8F16({ ...s, skip: ['stores'] }))).toContain('_nostores');
   });
 
   it('the f16-s15c set plans at the 48B shapes (the lead command: bench mla --int8-variants f16-s15c)', () => {
@@ -50,7 +55,7 @@ describe('f16 MLA decode, rowSwap: the plan and the bench flags', () => {
       keys.add(`${mlaInt8F16Key(pl)}_c${v.chunks ?? 'd'}`);
       expect(mlaInt8F16Wgsl(pl)).toContain('subgroupMatrixMultiplyAccumulate');
     }
-    // The default three times, its rowSwap twice: the rest distinct rows.
+    // The default three times, rowSwap twice: the rest distinct rows.
     expect(keys.size).toBe(F16_S15C_VARIANTS.length - 3);
   });
 });
@@ -152,6 +157,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
       planMlaInt8F16({ H: 32, R: 576, Rv: 512, rowSwap: true, ahead: 4 }),
       planMlaInt8F16({ H: 20, R: 192, Rv: 128, rowSwap: true, convert: 'bits', ahead: 3, tau: 0 }),
       planMlaInt8F16({ H: 32, R: 576, Rv: 512, rowSwap: true, skip: ['scores', 'softmax', 'pv'] }),
+      // the stores diagnostic with each convert
+      planMlaInt8F16({ H: 32, R: 576, Rv: 512, skip: ['stores'] }),
+      planMlaInt8F16({ H: 32, R: 576, Rv: 512, skip: ['stores'], convert: 'bits' }),
+      planMlaInt8F16({ H: 32, R: 576, Rv: 512, skip: ['stores'], convert: 'cvt', rowSwap: true }),
     ];
     for (const pl of plans) {
       const info = await gpu.device.createShaderModule({ code: sgmStubWgsl(mlaInt8F16Wgsl(pl)) }).getCompilationInfo();

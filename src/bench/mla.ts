@@ -565,7 +565,8 @@ export const F16_S15B_VARIANTS: Partial<MlaDecodeOptions>[] = [
  * layer at 1M): the staging's f16 stores of a warp's two rows into banks of different parity (rowSwap), alone, with
  * ahead 4 and with cvt (its stores' values made apart from the packed halves); fewer registers a thread (one block
  * of codes in flight, ahead 1) at 264 chunks, where two workgroups might share an SM, beside 264 chunks with the
- * default; the default repeated first, in the middle and last.
+ * default; diagnostics (wrong outputs): the staging's stores cut to one a word (skip stores: what the stores cost),
+ * the staging alone with and without rowSwap; the default repeated first, in the middle and last.
  */
 export const F16_S15C_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16' },
@@ -577,6 +578,7 @@ export const F16_S15C_VARIANTS: Partial<MlaDecodeOptions>[] = [
   { int8Kernel: 'f16', chunks: 264 },
   { int8Kernel: 'f16', chunks: 264, int8F16: { ahead: 1 } },
   { int8Kernel: 'f16', chunks: 264, int8F16: { rowSwap: true } },
+  { int8Kernel: 'f16', int8F16: { skip: ['stores'] } },
   { int8Kernel: 'f16', int8F16: { rowSwap: true, skip: ['scores', 'softmax', 'pv'] } },
   { int8Kernel: 'f16', int8F16: { skip: ['scores', 'softmax', 'pv'] } },
   { int8Kernel: 'f16' },

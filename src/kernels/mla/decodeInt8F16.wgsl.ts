@@ -259,12 +259,16 @@ export function rowsPreludeWgsl(pl: Pick<MlaInt8F16Plan, 'KS' | 'swizzle' | 'row
  * at each store (one row the even banks, the other the odd ones) and 4-byte pairs stay together.
  */
 export function rowsStageWgsl(
-  pl: Pick<MlaInt8F16Plan, 'TB' | 'KS' | 'PS' | 'LC' | 'rowItems' | 'convert' | 'swizzle' | 'rowSwap' | 'rangeIdx'>,
+  pl: Pick<
+    MlaInt8F16Plan,
+    'TB' | 'KS' | 'PS' | 'LC' | 'rowItems' | 'convert' | 'swizzle' | 'rowSwap' | 'rangeIdx' | 'skip'
+  >,
   kbX: string,
   S: string,
 ): string[] {
   const { TB, KS, LC, rowItems } = pl;
   const X = f16Idx(pl);
+  const stores1 = pl.skip.includes('stores');
   const L: string[] = [];
   const l = (s: string) => L.push(s);
   if (pl.rowSwap) l(`{ let bA = ${kbX} * ${TB * KS}u + rsA; let bB = ${kbX} * ${TB * KS}u + rsB;`);
@@ -283,7 +287,10 @@ export function rowsStageWgsl(
     }
     if (pl.convert !== 'cvt') {
       const h = 16 * n < 4 * LC ? 'hL' : 'hR';
-      for (const x of stageWordWgsl(pl.convert, word, pl.convert === 'half' ? h : sc, e)) l(`  ${x}`);
+      const lines = stageWordWgsl(pl.convert, word, pl.convert === 'half' ? h : sc, e);
+      // skip stores (a diagnostic): the word's four values summed into one store at channel 0.
+      if (stores1) lines[lines.length - 1] = storeSum(pl.convert, e(0));
+      for (const x of lines) l(`  ${x}`);
       continue;
     }
     l(
@@ -296,10 +303,18 @@ export function rowsStageWgsl(
       l(`    kv[${es(0)}] = c2.x; kv[${es(1)}] = c2.y; kv[${es(2)}] = c2.z; kv[${es(3)}] = c2.w; }`);
       continue;
     }
-    l(`    kv[${e(0)}] = c.x; kv[${e(1)}] = c.y; kv[${e(2)}] = c.z; kv[${e(3)}] = c.w; }`);
+    if (stores1) l(`    ${storeSum('cvt', e(0))}`);
+    else l(`    kv[${e(0)}] = c.x; kv[${e(1)}] = c.y; kv[${e(2)}] = c.z; kv[${e(3)}] = c.w; }`);
   }
   l('}');
   return L;
+}
+
+/** skip stores: the last line of a word's staging (stageWordWgsl's or cvt's), its four values in one store. */
+function storeSum(convert: 'cvt' | 'bits' | 'half', at: string): string {
+  if (convert === 'half') return `  kv[${at}] = x.x + y.x + x.y + y.y; }`;
+  if (convert === 'bits') return `  kv[${at}] = lo.x + lo.y + hi.x + hi.y; }`;
+  return `kv[${at}] = c.x + c.y + c.z + c.w; }`;
 }
 
 /**

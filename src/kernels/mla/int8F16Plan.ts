@@ -67,7 +67,12 @@ import { int8RowLayout } from './int8Layout.js';
  * plain barrier instead of workgroupUniformLoad(flag) (two), no rescale path (wrong only where a max rises past tau).
  */
 export const F16_STAGES = ['scores', 'softmax', 'stage', 'pv', 'rescale'] as const;
-export type F16Stage = (typeof F16_STAGES)[number];
+/**
+ * 'stores' (rows staging, not wide; a diagnostic apart from F16_STAGES): the staging's f16 stores cut to one a word
+ * (its four values summed into channel 0's: the loads and conversions kept, 3 of 4 stores gone), to see what the
+ * stores themselves cost (the case for rowSwap's bank parity).
+ */
+export type F16Stage = (typeof F16_STAGES)[number] | 'stores';
 
 export interface MlaInt8F16Options {
   /** Lazy max threshold in log2 units (p <= 2^tau; f16 holds up to 65504): default 14. */
@@ -295,6 +300,8 @@ export function planMlaInt8F16(
     throw new Error('mlaDecode (int8, f16): rangeIdx needs rows staging (not wide, not swizzle)');
   if (o.rowSwap && (stage !== 'rows' || wide || o.swizzle || o.rangeIdx === false))
     throw new Error('mlaDecode (int8, f16): rowSwap needs rows staging with rangeIdx (not wide, not swizzle)');
+  if (o.skip?.includes('stores') && (stage !== 'rows' || wide || o.swizzle))
+    throw new Error('mlaDecode (int8, f16): skip stores needs rows staging (not wide, not swizzle)');
   if (o.swizzle && stage !== 'rows') throw new Error('mlaDecode (int8, f16): swizzle needs rows staging');
   // qFold stages the query's 32 head rows at stride KS in the kv buffers (2 TB >= 32 rows).
   if (o.qFold && 2 * TB < 32) throw new Error('mlaDecode (int8, f16): qFold needs 2 TB >= 32');

@@ -176,8 +176,9 @@ export interface MlaInt8F16Options {
    * not with swizzle or the words / vec4 staging. H200, 1M (bench/results/2026-12-02-h200-s15-mla3-s1-*): 0.628-0.630
    * against 0.692-0.693 ms a layer (cvt), with convert half 0.566 (the new default), hybrid TPOT 7.86 / 7.41 (half)
    * against 8.32-8.34 ms.
-   * What is left (lavapipe's SPIR-V dump at R 192, the default): 5 UMin, all in the subgroup-matrix stand-ins
-   * (subgroupMatrixStub.ts), none on the pool, page table or uniforms (storage is not clamped here). The real
+   * What is left (lavapipe's SPIR-V dump at R 192, the default): 5 UMin, 4 of them clamps in the subgroup-matrix
+   * stand-ins (subgroupMatrixStub.ts), the fifth the chunk entry's own min(T, t0 + chunkLen); none on the pool, the
+   * page table or the uniforms (storage is not clamped here). The real
    * subgroupMatrixLoad / Store are not clamped but predicated (Tint's robustness wraps each in an if of offset +
    * 15 stride + 16 <= length), skipped only where offset, stride and length are all constants: the range analysis
    * does not apply to them, so no index form removes it (per-subgroup offsets would need a switch on sgi);

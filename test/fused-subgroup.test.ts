@@ -396,12 +396,11 @@ describe.skipIf(!hasGpu)("the decode step's other sums by subgroup shuffles (sub
   );
 });
 
-/** Guards the test above against silently testing the trees: lavapipe and the H200 both offer one subgroup size. */
 /**
  * moeDecodeTuning.regSums (MoeDecodeVariant.regSums): the MoE kernels' partial dots kept in registers for the
  * shuffles, only the subgroups' sums in workgroup memory: the same bits as storing them to `red` first. On lavapipe
  * (4-lane subgroups) every row spans several subgroups; the H200's 32-lane gate_up rows (one subgroup a row) are
- * covered by the decode bench's --check there. Also the staged variant with it, and 16 and 128 lanes.
+ * covered by the decode bench's --check there. Also at 16 and 128 lanes.
  */
 describe.skipIf(!hasGpu)('MoE decode kernels with their partial dots in registers (regSums)', async () => {
   const here = await subgroupsHere();
@@ -425,11 +424,11 @@ describe.skipIf(!hasGpu)('MoE decode kernels with their partial dots in register
       up: 8 + Is,
       down: bf(rand(D * Is, 17, 0.3), [D, Is]),
     };
-    // [regSums, lanes gate_up, lanes down, staged]
-    const run = (reg: boolean, lanes: [number, number] | undefined, stage: boolean) =>
+    // [regSums, lanes gate_up, lanes down]
+    const run = (reg: boolean, lanes: [number, number] | undefined) =>
       withSubgroups(true, async () => {
         const saved = { ...moeDecodeTuning };
-        Object.assign(moeDecodeTuning, { regSums: reg, stageGateUp: stage, stageDown: stage });
+        moeDecodeTuning.regSums = reg;
         if (lanes) [moeDecodeTuning.lanesGateUp, moeDecodeTuning.lanesDown] = lanes;
         try {
           const terms = moeSharedDecode(hh, routes, experts, shared);
@@ -441,15 +440,11 @@ describe.skipIf(!hasGpu)('MoE decode kernels with their partial dots in register
           Object.assign(moeDecodeTuning, saved);
         }
       });
-    for (const [lanes, stage] of [
-      [undefined, false],
-      [undefined, true],
-      [[16, 128], false],
-    ] as const) {
-      const what = `lanes ${lanes ?? 'default'} staged ${stage}`;
+    for (const lanes of [undefined, [16, 128]] as const) {
+      const what = `lanes ${lanes ?? 'default'}`;
       const [a, b] = [
-        await run(false, lanes ? [...lanes] : undefined, stage),
-        await run(true, lanes ? [...lanes] : undefined, stage),
+        await run(false, lanes ? [...lanes] : undefined),
+        await run(true, lanes ? [...lanes] : undefined),
       ];
       expectClose(b[0], a[0], 0, `${what}: shared decode`);
       expectClose(b[1], a[1], 0, `${what}: experts`);
@@ -460,6 +455,7 @@ describe.skipIf(!hasGpu)('MoE decode kernels with their partial dots in register
   });
 });
 
+/** Guards the test above against silently testing the trees: lavapipe and the H200 both offer one subgroup size. */
 describe.skipIf(!hasGpu)('decodeSubgroupSize', () => {
   it('is the adapter size where min = max and the knob is on, undefined with it off, 32 only with auto', async () => {
     const gpu = (await gpuContext()) as GpuContext;

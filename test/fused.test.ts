@@ -22,13 +22,7 @@ import { linear } from '../src/kernels/matmul/index.js';
 import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference, route } from '../src/kernels/moe/index.js';
-import {
-  moeDecodeKey,
-  moeDecodeSharedBytes,
-  moeDecodeTuning,
-  moeDecodeWgsl,
-  stageOf,
-} from '../src/kernels/moe/decode.wgsl.js';
+import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
 import { type RouteSelect, routeFoldTuning } from '../src/kernels/fused/routeFold.wgsl.js';
 import { normGemvTuning } from '../src/kernels/fused/normGemv.wgsl.js';
 import { gatedNormGemvTuning } from '../src/kernels/fused/gatedNormGemv.wgsl.js';
@@ -1104,107 +1098,6 @@ describe.skipIf(!hasGpu)('decode GEMV prefetch (sweep.ts: first loads before the
       };
       expectClose(await run(true), await run(false), 0, `D ${D} I ${I} Is ${Is}`);
     }
-  });
-});
-
-/**
- * moeDecodeTuning.stageGateUp / stageDown (MoeDecodeVariant.stage): the input rows staged in workgroup memory and
- * each lane's first chunks loaded before the staging give the same bits as the unstaged kernels (the same terms in
- * the same order), and equal the cpu ops; rows longer than a round of lanes and shorter than one (lanes with no
- * chunk), f32 and bf16 weights, and a down whose staging exceeds the device's workgroup memory (falls back).
- */
-describe.skipIf(!hasGpu)('MoE decode kernels with their input rows staged in workgroup memory', () => {
-  it('moeSharedDecode staged = unstaged bit for bit = the cpu ops', async () => {
-    const gpu = (await gpuContext())!;
-    const limit = gpu.limits.maxComputeWorkgroupStorageSize;
-    // [D, I, Is, E, k, wd]: D of 129 bf16 chunks (gate_up: 5 rounds, a partial one), I of 5 chunks (down at 64
-    // lanes: most lanes idle), Is not a multiple of the sweep's round; f32 weights; k * I too long to stage.
-    const cases: [number, number, number, number, number, 'f32' | 'bf16'][] = [
-      [1032, 40, 1032, 5, 3, 'bf16'],
-      [72, 136, 24, 4, 2, 'f32'],
-      [64, 8 * Math.ceil(limit / 64) + 8, 16, 3, 2, 'bf16'],
-    ];
-    for (const [D, I, Is, E, k, wd] of cases) {
-      const inputs = async (d: Device) => {
-        const wt = (a: Float32Array, shape: number[]) =>
-          wd === 'bf16' ? d.fromHost(f32ArrayToBf16(a), shape, 'bf16') : d.fromHost(a, shape);
-        const w = {
-          w1: wt(rand(E * I * D, 1, 0.2), [E, I, D]),
-          w3: wt(rand(E * I * D, 2, 0.2), [E, I, D]),
-          w2: wt(rand(E * D * I, 3, 0.2), [E, D, I]),
-        };
-        const routes = {
-          idx: d.fromHost(
-            Int32Array.from({ length: k }, (_, j) => (2 * j + 1) % E),
-            [1, k],
-            'i32',
-          ),
-          weights: d.fromHost(
-            Float32Array.from({ length: k }, (_, j) => 0.6 - 0.2 * j),
-            [1, k],
-          ),
-        };
-        const x = d.fromHost(rand(8 + 2 * Is, 7), [1, 8 + 2 * Is]);
-        return {
-          h: d.fromHost(rand(D, D), [1, D]),
-          routes,
-          w,
-          shared: { x, gate: 8, up: 8 + Is, down: wt(rand(D * Is, 8, 0.3), [D, Is]) },
-        };
-      };
-      const g = await inputs(gpu);
-      const run = async (stage: boolean) => {
-        const saved = { ...moeDecodeTuning };
-        Object.assign(moeDecodeTuning, { stageGateUp: stage, stageDown: stage });
-        try {
-          const terms = moeSharedDecode(g.h, g.routes, g.w, g.shared);
-          expect(terms.length).toBe(1);
-          return (await terms[0].toFloat32()) as Float32Array;
-        } finally {
-          Object.assign(moeDecodeTuning, saved);
-        }
-      };
-      const what = `D ${D} I ${I} Is ${Is} E ${E} k ${k} ${wd}`;
-      const staged = await run(true);
-      // gate_up staged always; down where its k hidden rows and the shared activation fit (not the third case).
-      const keys = gpu.pipelines.keys();
-      expect(
-        keys.some((key) => key.startsWith('moe_decode_gateUp') && key.endsWith(`_st${D}`)),
-        what,
-      ).toBe(true);
-      const downKey = `_st${I}_${Is}`;
-      expect(
-        keys.some((key) => key.startsWith('moe_decode_down') && key.endsWith(downKey)),
-        what,
-      ).toBe(4 * (k * I + Is + 2 * 256) <= limit);
-      expectClose(staged, await run(false), 0, what);
-      const c = await inputs(cpu);
-      const routed = (await expertsInference(c.h, c.routes, c.w).toFloat32()) as Float32Array;
-      const shared = (await swigluLinear(c.shared.x, 8, 8 + Is, c.shared.down).toFloat32()) as Float32Array;
-      expectClose(
-        staged,
-        routed.map((v, i) => v + shared[i]),
-        1e-5,
-        `${what} vs cpu`,
-      );
-    }
-  });
-
-  it('the kernels stage where asked and they fit, the key says so, bad lengths throw', () => {
-    const base = { mode: 'down' as const, wDtype: 'bf16' as const, vec: true, k: 8, shared: true };
-    const v = { ...base, stage: { kin: 1024, sK: 1024 } };
-    expect(stageOf(v)).toEqual({ kin: 1024, sK: 1024 });
-    expect(moeDecodeKey(v)).toContain('_st1024_1024');
-    // 8 hidden rows of 1024 f32, the shared activation, the two sum arrays of 256 invocations.
-    expect(moeDecodeSharedBytes(v)).toBe(4 * (8 * 1024 + 1024 + 2 * 256));
-    expect(moeDecodeWgsl(v)).toContain('var<workgroup> sa: array<vec4<f32>, 256>;');
-    // gate_up stages only its plain loops (no pair, unroll 1, no folded router).
-    const gu = { mode: 'gateUp' as const, wDtype: 'bf16' as const, vec: true, k: 8, stage: { kin: 2304 } };
-    expect(stageOf(gu)).toEqual({ kin: 2304 });
-    expect(stageOf({ ...gu, pair: true })).toBeUndefined();
-    expect(stageOf({ ...gu, unroll: 2 })).toBeUndefined();
-    expect(moeDecodeKey({ ...gu, stage: undefined })).not.toContain('_st');
-    expect(() => stageOf({ ...gu, stage: { kin: 2300 } })).toThrow(/stage kin 2300/);
   });
 });
 

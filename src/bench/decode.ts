@@ -432,7 +432,6 @@ export async function benchDecode(
     moeUnrollGateUp: moeDecodeTuning.unrollGateUp ?? 1,
     moePairGateUp: moeDecodeTuning.pairGateUp ?? false,
     moePrefetchDown: moeDecodeTuning.prefetchDown ?? decodeTuning.prefetch,
-    moeStage: [moeDecodeTuning.stageGateUp ?? false, moeDecodeTuning.stageDown ?? false],
     moeRegSums: moeDecodeTuning.regSums ?? false,
     moeRouteSelect: routeFoldTuning.select,
     moeRouteTailSelect: routeTailTuning.select,
@@ -564,10 +563,6 @@ export function registerDecodeBench(bench: Command): void {
       "the MoE decode gate_up's W1 and W3 rows swept in one loop (moeDecodeTuning.pairGateUp; library default off)",
     )
     .option(
-      '--moe-stage-x <off|gate-up|down|both>',
-      "the MoE decode kernels' input rows staged in workgroup memory (moeDecodeTuning.stageGateUp / stageDown; default off)",
-    )
-    .option(
       '--moe-reg-sums <on|off>',
       "the MoE decode kernels' partial dots kept in registers for the subgroup sums, no 2 KB workgroup array (moeDecodeTuning.regSums; default off)",
     )
@@ -630,7 +625,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--sweep <json>',
-      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeStage, moeRegSums, moeRouteSelect, normGemvRows, normGemvConvRows, normGemvLanes, gatedLanes, gemvUnroll, padDispatches, kdaGated, l2Prefetch, l2PrefetchWgs, l2PrefetchNextMB}',
+      'time several variants over the same weights: a JSON array of {label, foldKdaGate, routeInNorm, routeTailSelect, moeLanes, moeRows, moeUnrollGateUp, moePairGateUp, moePrefetchDown, moeRegSums, moeRouteSelect, normGemvRows, normGemvConvRows, normGemvLanes, gatedLanes, gemvUnroll, padDispatches, kdaGated, l2Prefetch, l2PrefetchWgs, l2PrefetchNextMB}',
     )
     .option(
       '--pad-dispatches <n>',
@@ -771,13 +766,6 @@ export function registerDecodeBench(bench: Command): void {
       if (opts.moePrefetchDown !== undefined)
         moeDecodeTuning.prefetchDown = onOff('--moe-prefetch-down', String(opts.moePrefetchDown));
       if (opts.moeRegSums !== undefined) moeDecodeTuning.regSums = onOff('--moe-reg-sums', String(opts.moeRegSums));
-      if (opts.moeStageX !== undefined) {
-        const x = String(opts.moeStageX);
-        if (!['off', 'gate-up', 'down', 'both'].includes(x))
-          throw new Error(`--moe-stage-x: '${x}' is not one of off, gate-up, down, both`);
-        moeDecodeTuning.stageGateUp = x === 'gate-up' || x === 'both';
-        moeDecodeTuning.stageDown = x === 'down' || x === 'both';
-      }
       // The library default (what --check's default step runs too), like the tuning flags.
       if (opts.routeInNorm !== undefined)
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));

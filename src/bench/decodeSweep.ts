@@ -29,8 +29,6 @@ export interface DecodeSweepVariant {
   /** moeDecodeTuning.pairGateUp (W1 and W3 swept in one loop) and .prefetchDown. */
   moePairGateUp?: boolean;
   moePrefetchDown?: boolean;
-  /** moeDecodeTuning.stageGateUp / stageDown (the MoE kernels' input rows staged in workgroup memory), [gate_up, down]. */
-  moeStage?: [boolean, boolean];
   /** moeDecodeTuning.regSums (the MoE kernels' partial dots in registers for the subgroup sums). */
   moeRegSums?: boolean;
   /** routeFoldTuning.select: the folded router's selection ('sort' | 'merge'). */
@@ -74,7 +72,6 @@ const KEYS = new Set([
   'moeUnrollGateUp',
   'moePairGateUp',
   'moePrefetchDown',
-  'moeStage',
   'moeRegSums',
   'moeRouteSelect',
   'normGemvRows',
@@ -172,11 +169,6 @@ export function parseSweep(text: string): DecodeSweepVariant[] {
     ] as const)
       if (x !== undefined && !isRouteSelect(x))
         throw new Error(`--sweep: entry ${i}: ${k} '${x}', expected 'sort', 'merge' or 'count'`);
-    if (
-      s.moeStage !== undefined &&
-      !(Array.isArray(s.moeStage) && s.moeStage.length === 2 && s.moeStage.every((b) => typeof b === 'boolean'))
-    )
-      throw new Error(`--sweep: entry ${i}: moeStage ${JSON.stringify(s.moeStage)}, expected [boolean, boolean]`);
     if (s.padDispatches !== undefined && !(Number.isInteger(s.padDispatches) && s.padDispatches >= 0))
       throw new Error(`--sweep: entry ${i}: padDispatches ${s.padDispatches}`);
     if (s.kdaGated !== undefined) kdaGatedTuning(String(s.kdaGated));
@@ -233,7 +225,6 @@ export function withSweepVariant<T>(v: DecodeSweepVariant, body: () => T): T {
   if (v.moeUnrollGateUp !== undefined) moeDecodeTuning.unrollGateUp = v.moeUnrollGateUp;
   if (v.moePairGateUp !== undefined) moeDecodeTuning.pairGateUp = v.moePairGateUp;
   if (v.moePrefetchDown !== undefined) moeDecodeTuning.prefetchDown = v.moePrefetchDown;
-  if (v.moeStage) [moeDecodeTuning.stageGateUp, moeDecodeTuning.stageDown] = v.moeStage;
   if (v.moeRegSums !== undefined) moeDecodeTuning.regSums = v.moeRegSums;
   if (v.moeRouteSelect !== undefined) routeFoldTuning.select = v.moeRouteSelect;
   if (v.routeTailSelect !== undefined) routeTailTuning.select = v.routeTailSelect;

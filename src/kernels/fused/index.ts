@@ -61,15 +61,7 @@ import { SG_MAX_M, SG_ROWS_PER_WG, swigluGemvKey, swigluGemvWgsl } from './swigl
 import { concatLast } from '../concat/index.js';
 import { linear, matmul } from '../matmul/index.js';
 import { rmsnorm } from '../rmsnorm/index.js';
-import {
-  type MoeDecodeVariant,
-  moeDecodeKey,
-  moeDecodeRows,
-  moeDecodeSharedBytes,
-  moeDecodeTuning,
-  moeDecodeWgsl,
-  sharedOf,
-} from '../moe/decode.wgsl.js';
+import { type MoeDecodeVariant, moeDecodeKey, moeDecodeRows, moeDecodeWgsl, sharedOf } from '../moe/decode.wgsl.js';
 import {
   type ExpertWeights,
   expertsDecodeDown,
@@ -786,7 +778,6 @@ export function moeSharedDecode(
     k,
     ...(pfDown ? { l2: true } : {}),
     ...sgOf(gpu),
-    ...stagedWhereFits(gpu, 'gateUp', { kin: D }),
   };
   const own = Math.ceil(I / moeDecodeRows(gu));
   // With the prefetch: each pair's extra workgroups, and W2's 32-byte sectors an expert (l2Prefetch.ts).
@@ -810,23 +801,6 @@ export function moeSharedDecode(
   return [y];
 }
 
-/**
- * MoeDecodeVariant.stage for moeSharedDecode's gate_up or down where moeDecodeTuning asks for it and the staged
- * rows fit the device's workgroup memory (checked on the variant with the stage: its sum array included).
- */
-function stagedWhereFits(
-  gpu: NonNullable<ReturnType<typeof asGpu>>,
-  mode: 'gateUp' | 'down',
-  stage: { kin: number; sK?: number },
-  v?: Omit<MoeDecodeVariant, 'stage'>,
-): { stage?: { kin: number; sK?: number } } {
-  const on = mode === 'gateUp' ? moeDecodeTuning.stageGateUp : moeDecodeTuning.stageDown;
-  if (!on) return {};
-  // gate_up's own fields do not change its sum array; down's (shared, k) do, so its variant is passed.
-  const probe: MoeDecodeVariant = v ? { ...v, stage } : { mode, wDtype: 'bf16', vec: true, k: 1, stage, ...sgOf(gpu) };
-  return moeDecodeSharedBytes(probe) <= gpu.limits.maxComputeWorkgroupStorageSize ? { stage } : {};
-}
-
 /** What moeSharedDecode's two dispatches need, or undefined where they do not apply. */
 interface SharedDecodePlan {
   I: number;
@@ -847,7 +821,7 @@ function sharedDecodePlan(
   const per = wDtype === 'bf16' ? 8 : 4;
   const [Ds, Is] = shared.down.shape;
   const ld = shared.x.shape[shared.x.rank - 1];
-  const down0: MoeDecodeVariant = {
+  const down: MoeDecodeVariant = {
     mode: 'down',
     wDtype,
     vec: I % per === 0,
@@ -855,11 +829,6 @@ function sharedDecodePlan(
     shared: true,
     ...(gpu ? sgOf(gpu) : {}),
   };
-  // Staged only where the lengths suit the vector loads (the plan's checks below; stageOf throws otherwise).
-  const down: MoeDecodeVariant =
-    gpu && down0.vec && Is % per === 0
-      ? { ...down0, ...stagedWhereFits(gpu, 'down', { kin: I, sK: Is }, down0) }
-      : down0;
   const fits =
     gpu &&
     h.shape[0] === 1 &&

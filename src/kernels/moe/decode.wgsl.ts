@@ -56,16 +56,9 @@ export const moeDecodeTuning: {
    * decodeTuning.prefetch (off). On it measured 0.761 against 0.762 ms a step (same sweep): no gain.
    */
   prefetchDown?: boolean;
-  /**
-   * MoeDecodeVariant.stage defaults (bench decode --moe-stage-x; sweep moeStage): gate_up's token row and down's k
-   * hidden rows (with the shared expert's activation) staged in workgroup memory where they fit the device's
-   * limit. Off: far slower on the H200 (48B preset, batch 1, int8 cache, 4K, profiled ms a step, fifteenth
-   * session, bench/results/2026-12-02-h200-s15-decrest3-s{1,2}-sweep*.json): gate_up 0.952 / 0.966 against
-   * 0.816-0.822, down 0.947 / 0.951 against 0.645-0.667, the same with Dawn's disable_workgroup_init (so not the
-   * zeroing of the staged arrays); TPOT 3.69 / 3.80-3.96 against 3.53-3.56.
-   */
-  stageGateUp?: boolean;
-  stageDown?: boolean;
+  // Removed in the fifteenth session: gate_up's / down's input rows staged in workgroup memory (stageGateUp /
+  // stageDown) were slower on the H200 (48B, 4K, profiled ms a step): gate_up 0.952 against 0.82, down 0.947
+  // against 0.66 (bench/results/2026-12-02-h200-s15-decrest3-s1-*).
   /**
    * MoeDecodeVariant.regSums default (bench decode --moe-reg-sums; sweep moeRegSums). Off: a tie on the H200 (48B,
    * batch 1, int8 cache, 4K, own processes, bench/results/2026-12-02-h200-s15-decrest3-s2-*): median step 3.550 /
@@ -147,19 +140,6 @@ export interface MoeDecodeVariant {
    */
   l2?: boolean;
   /**
-   * The input rows the sweep reads staged in workgroup memory (compile-time lengths: `kin`, the reduced length,
-   * = p.Kin; `sK`, down with the shared expert, the shared expert's width = p.sK). gateUp (vector loads, the two
-   * plain loops, no folded router): the token's row X[n] (kin f32). down (unrolled slots): the token's k hidden
-   * rows (k * kin f32) and, with `sK`, the shared expert's activation silu(gate) * up (sK f32, computed once a
-   * workgroup instead of once a row and chunk).
-   * Why: without it every lane reads 32 bytes of X from L1 / L2 per 16-byte weight chunk (twice the weight
-   * bytes, and again for W3), every row of the grid rereading the same few kilobytes; staged, the workgroup loads
-   * them once (gate_up 9 KB, down 32 + 4 KB at the 48B shapes) and the sweep reads workgroup memory. Each lane's
-   * first weight chunk(s) are loaded before the staging, so the first trip to memory overlaps it. The same terms
-   * in the same order as without it (bit-equal).
-   */
-  stage?: { kin: number; sK?: number };
-  /**
    * With subgroup sums (`sg`), no folded router: each lane's partial dots stay in registers for the shuffles, and
    * only the per-subgroup sums of rows wider than a subgroup meet in workgroup memory (WG / min(lanes, sg) floats a
    * value) instead of the 2 * WG-float `red` array the partials were stored to and read back from: the workgroup's
@@ -172,32 +152,6 @@ export interface MoeDecodeVariant {
    * subgroupRowSumWgsl) instead of the workgroup-memory tree; unset: the tree.
    */
   sg?: number;
-}
-
-/**
- * The variant's staging (MoeDecodeVariant.stage) where it applies: gateUp with vector loads, unroll 1, the two
- * loops and no folded router; down with vector loads and unrolled slots (sK only with the shared expert).
- * Throws where the lengths do not fit the vector loads.
- */
-export function stageOf(v: MoeDecodeVariant): { kin: number; sK?: number } | undefined {
-  const st = v.stage;
-  if (!st || !v.vec) return undefined;
-  const per = v.wDtype === 'bf16' ? 8 : 4;
-  const ok = (n: number | undefined) => n === undefined || (Number.isInteger(n) && n > 0 && n % per === 0);
-  if (!ok(st.kin) || !ok(st.sK))
-    throw new Error(`moe decode: stage kin ${st.kin} / sK ${st.sK}, expected positive multiples of ${per}`);
-  if (v.mode === 'gateUp') return unrollOf(v) === 1 && !pairOf(v) && !routeOf(v) ? { kin: st.kin } : undefined;
-  if (unrollOf(v) <= 1) return undefined;
-  return sharedOf(v) && st.sK !== undefined ? { kin: st.kin, sK: st.sK } : { kin: st.kin };
-}
-
-/** Workgroup memory of the variant's kernel, bytes (its staging and its sum array; the folded router's aside). */
-export function moeDecodeSharedBytes(v: MoeDecodeVariant): number {
-  const WG = moeDecodeWorkgroup(v);
-  const st = stageOf(v);
-  const red = 4 * (v.mode === 'gateUp' || sharedOf(v) ? 2 * WG : WG);
-  if (!st) return red;
-  return red + 4 * (v.mode === 'gateUp' ? st.kin : v.k * st.kin) + 4 * (st.sK ?? 0);
 }
 
 /** Whether the variant keeps its partial dots in registers (MoeDecodeVariant.regSums, else moeDecodeTuning.regSums). */
@@ -258,12 +212,7 @@ export function moeDecodeKey(v: MoeDecodeVariant): string {
   const l = lanesOf(v);
   const rw = moeDecodeRows(v);
   const rowsTag = rw * l !== MOE_DECODE_LANES * MOE_DECODE_ROWS ? `_r${rw}` : '';
-  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}${l2Of(v) ? '_l2' : ''}${v.sg ? `_sg${v.sg}` : ''}${stageKey(v)}${regSumsOf(v) ? '_rs' : ''}`;
-}
-
-function stageKey(v: MoeDecodeVariant): string {
-  const st = stageOf(v);
-  return st ? `_st${st.kin}${st.sK !== undefined ? `_${st.sK}` : ''}` : '';
+  return `moe_decode_${v.mode}_${v.wDtype}_${v.vec ? 'v' : 's'}_k${v.k}${u > 1 ? `_u${u}` : ''}${sharedOf(v) ? `_sh${prefetchDownOf(v) ? '_pf' : ''}` : ''}${r ? `_${routeFoldKey(r, l * rw)}` : ''}${l !== MOE_DECODE_LANES ? `_l${l}` : ''}${rowsTag}${pairOf(v) ? '_pr' : ''}${l2Of(v) ? '_l2' : ''}${v.sg ? `_sg${v.sg}` : ''}${regSumsOf(v) ? '_rs' : ''}`;
 }
 
 /** Whether the variant prefetches (MoeDecodeVariant.l2): gateUp without the router, or down with the shared expert. */
@@ -294,7 +243,6 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   // Kin: the reduced length (D for gateUp, I for down); Nout: rows per expert (I, D).
   const shared = sharedOf(v);
   const route = routeOf(v);
-  const st = stageOf(v);
   if (v.sg || routeNeedsSubgroups(route, WG)) L.push('enable subgroups;');
   // sK, gate4, up4: the shared expert's width and its gate / up columns in SX (vec4 units).
   const l2 = l2Of(v);
@@ -340,11 +288,6 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       L.push('  return vec4<f32>(silu(g.x) * u.x, silu(g.y) * u.y, silu(g.z) * u.z, silu(g.w) * u.w);');
       L.push('}');
     }
-  }
-  if (st) {
-    // MoeDecodeVariant.stage: the rows the sweep reads (vec4 units), and the shared expert's activation.
-    L.push(`var<workgroup> xs: array<vec4<f32>, ${((gateUp ? 1 : v.k) * st.kin) / 4}>;`);
-    if (st.sK !== undefined) L.push(`var<workgroup> sa: array<vec4<f32>, ${st.sK / 4}>;`);
   }
   if (l2) L.push(l2PrefetchWgsl(gateUp ? 6 : 8, WG));
   if (bf16) {
@@ -398,10 +341,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   // Element offsets: a row of W is Kin elements, i.e. Kin/per array entries in the vec variant.
   const rowBase = (row: string) => (v.vec ? `(${row}) * (p.Kin / ${per}u)` : `(${row}) * p.Kin`);
   const xBase = (row: string) => (v.vec ? `(${row}) * (p.Kin / 4u)` : `(${row}) * p.Kin`);
-  if (gateUp && st) {
-    L.push(stagedDotWgsl('W1', st.kin / per, LANES, bf16));
-    L.push(stagedDotWgsl('W3', st.kin / per, LANES, bf16));
-  } else if (gateUp && pairOf(v)) L.push(pairDotWgsl(unrollOf(v), LANES, bf16));
+  if (gateUp && pairOf(v)) L.push(pairDotWgsl(unrollOf(v), LANES, bf16));
   else if (gateUp) {
     L.push(dot('W1'));
     L.push(dot('W3'));
@@ -438,17 +378,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       L.push(`  routeToken(lid, n, wid.x == 0u && j % ${v.k}u == 0u);`);
       L.push(`  let e = rId[j % ${v.k}u];`);
     } else L.push('  let e = u32(idx[j]);');
-    if (st) {
-      // Each lane's first W1 and W3 chunks loaded before the token's row is staged (MoeDecodeVariant.stage).
-      const zero = bf16 ? 'vec4<u32>()' : 'vec4<f32>()';
-      L.push(`  let wb = ${rowBase('e * p.Nout + r')};`);
-      L.push(`  var f1 = ${zero}; var f3 = ${zero};`);
-      L.push(`  if (lane < ${st.kin / per}u) { f1 = W1[wb + lane]; f3 = W3[wb + lane]; }`);
-      L.push(`  for (var c = lid; c < ${st.kin / 4}u; c += ${WG}u) { xs[c] = X[${xBase('n')} + c]; }`);
-      L.push('  workgroupBarrier();');
-      L.push(put(0, 'dot_W1(wb, lane, f1)'));
-      L.push(put(1, 'dot_W3(wb, lane, f3)'));
-    } else if (pairOf(v)) {
+    if (pairOf(v)) {
       L.push(`  let gu = dot_pair(${rowBase('e * p.Nout + r')}, ${xBase('n')}, lane);`);
       L.push(put(0, 'gu.x'));
       L.push(put(1, 'gu.y'));
@@ -468,11 +398,7 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
       lanes: LANES,
       chunks: `(p.sK / ${per}u)`,
       load: (c) => `SW[swRow + ${c}]`,
-      term: (c, w) => {
-        // The shared activation staged (MoeDecodeVariant.stage sK) or computed per chunk.
-        const a = (i: string) => (st?.sK !== undefined ? `sa[${i}]` : `sact(${i})`);
-        return bf16 ? bf16ChunkDot(w, a(`(${c}) * 2u`), a(`(${c}) * 2u + 1u`)) : `dot(${a(c)}, ${w})`;
-      },
+      term: (c, w) => (bf16 ? bf16ChunkDot(w, `sact((${c}) * 2u)`, `sact((${c}) * 2u + 1u)`) : `dot(sact(${c}), ${w})`),
       acc: 'sacc',
       tag: 'g',
       indent: '  ',
@@ -485,35 +411,15 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
     }
     for (let j = 0; j < k; j++) {
       L.push(`  let e${j} = u32(idx[n * ${k}u + ${j}u]); let rw${j} = rw[n * ${k}u + ${j}u];`);
-      L.push(
-        `  let wb${j} = ${rowBase(`e${j} * p.Nout + r`)}; let xb${j} = ${st ? `${(j * st.kin) / 4}u` : xBase(`n * ${k}u + ${j}u`)};`,
-      );
-    }
-    // Staged (MoeDecodeVariant.stage): each lane's first chunk of the k rows loaded before the hidden rows (and
-    // the shared activation) are staged; X read from xs, slot j's row at j * kin / 4.
-    const XS = st ? 'xs' : 'X';
-    if (st) {
-      const zero = bf16 ? 'vec4<u32>()' : 'vec4<f32>()';
-      for (let j = 0; j < k; j++) L.push(`  var f${j} = ${zero};`);
-      L.push(`  if (lane < chunks) {`);
-      for (let j = 0; j < k; j++) L.push(`    f${j} = W2[wb${j} + lane];`);
-      L.push('  }');
-      L.push(`  for (var c = lid; c < ${(k * st.kin) / 4}u; c += ${WG}u) { xs[c] = X[${xBase(`n * ${k}u`)} + c]; }`);
-      if (st.sK !== undefined) L.push(`  for (var c = lid; c < ${st.sK / 4}u; c += ${WG}u) { sa[c] = sact(c); }`);
-      L.push('  workgroupBarrier();');
+      L.push(`  let wb${j} = ${rowBase(`e${j} * p.Nout + r`)}; let xb${j} = ${xBase(`n * ${k}u + ${j}u`)};`);
     }
     L.push('  var acc = 0.0;');
     L.push(`  for (var c = lane; c < chunks; c += ${LANES}u) {`);
-    if (st) {
-      for (let j = 0; j < k; j++) L.push(`    var w${j} = f${j};`);
-      L.push('    if (c != lane) {');
-      for (let j = 0; j < k; j++) L.push(`      w${j} = W2[wb${j} + c];`);
-      L.push('    }');
-    } else for (let j = 0; j < k; j++) L.push(`    let w${j} = W2[wb${j} + c];`);
+    for (let j = 0; j < k; j++) L.push(`    let w${j} = W2[wb${j} + c];`);
     const terms = Array.from({ length: k }, (_, j) =>
       bf16
-        ? `rw${j} * (${bf16ChunkDot(`w${j}`, `${XS}[xb${j} + 2u * c]`, `${XS}[xb${j} + 2u * c + 1u]`)})`
-        : `rw${j} * dot(${XS}[xb${j} + c], w${j})`,
+        ? `rw${j} * (${bf16ChunkDot(`w${j}`, `X[xb${j} + 2u * c]`, `X[xb${j} + 2u * c + 1u]`)})`
+        : `rw${j} * dot(X[xb${j} + c], w${j})`,
     );
     L.push(`    acc += ${terms.join(' + ')};`);
     L.push('  }');
@@ -563,27 +469,6 @@ export function moeDecodeWgsl(v: MoeDecodeVariant): string {
   L.push('  }');
   L.push('}');
   return L.join('\n');
-}
-
-/**
- * `fn dot_<W>(wBase, lane, w0) -> f32` of a staged gateUp (MoeDecodeVariant.stage): the plain loop's partial dot
- * (the same terms in the same order, bit-equal) with the token's row from workgroup memory (xs) and the lane's
- * first chunk w0 loaded by the caller before the staging. `chunks`: the row's 16-byte chunks (compile-time).
- */
-function stagedDotWgsl(W: string, chunks: number, LANES: number, bf16: boolean): string {
-  const wT = bf16 ? 'vec4<u32>' : 'vec4<f32>';
-  const term = bf16 ? bf16ChunkDot('w', 'xs[2u * c]', 'xs[2u * c + 1u]') : 'dot(xs[c], w)';
-  return [
-    `fn dot_${W}(wBase: u32, lane: u32, w0: ${wT}) -> f32 {`,
-    '  var acc = 0.0;',
-    `  for (var c = lane; c < ${chunks}u; c += ${LANES}u) {`,
-    '    var w = w0;',
-    `    if (c != lane) { w = ${W}[wBase + c]; }`,
-    `    acc += ${term};`,
-    '  }',
-    '  return acc;',
-    '}',
-  ].join('\n');
 }
 
 /**

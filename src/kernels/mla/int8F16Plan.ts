@@ -194,7 +194,10 @@ export interface MlaInt8F16Options {
    * four channels and xor'ed offsets (clamped: xor defeats the range analysis); here the offsets are sums of lid /
    * 16 terms and (lid / 16) % 2, which the analysis bounds (no clamps: lavapipe's SPIR-V dump), a select and a
    * rotate a word, and 4-byte pairs (channels 2k, 2k + 1) stay together. Same values, same places (checked bit for
-   * bit against the default's staging on lavapipe: test/mla-int8-f16-s15c.test.ts). Unmeasured.
+   * bit against the default's staging on lavapipe: test/mla-int8-f16-s15c.test.ts). Measured slower (sixteenth
+   * session, bench mla at 1M, the first rows of the sweep: 0.594 / 0.595 ms a layer against the default's 0.565 /
+   * 0.566; with ahead 4 0.608, with cvt 0.618; bench/results/2026-12-03-h200-s16-lead1-mla-s15c.json, whose later
+   * rows ran on a GPU slowed ~4x mid-sweep and are not comparisons): off.
    */
   rowSwap?: boolean;
 }

@@ -48,12 +48,16 @@ export const moeDecodeTuning: {
    * bench/results/2026-12-02-h200-kmoe-s1-sweep.json): gate_up is not bound by the loads a lane has in flight.
    * Caveat (fifteenth session): until then a sweep variant's optional knobs stayed set for every other row of
    * the sweep (decodeSweep.ts restoreFields), so in that sweep every row ran paired, unrolled by 3, with
-   * prefetchDown and rows [16, 2]: this comparison, and prefetchDown's below, compared equal kernels. Unmeasured.
+   * prefetchDown and rows [16, 2]: this comparison, and prefetchDown's below, compared equal kernels. Measured for
+   * real in the sixteenth session (4K, profiled, two rows each against three of the default; bench/results/
+   * 2026-12-03-h200-s16-lead1-moe-sweep.json): gate_up paired 0.840 / 0.840 against 0.820-0.835, unrolled by 2
+   * 0.832 / 0.827: a tie at best, so both stay off.
    */
   pairGateUp?: boolean;
   /**
    * MoeDecodeVariant.prefetch default for down with the shared expert (bench decode --moe-prefetch-down); unset:
-   * decodeTuning.prefetch (off). On it measured 0.761 against 0.762 ms a step (same sweep): no gain.
+   * decodeTuning.prefetch (off). On it measured 0.761 against 0.762 ms a step (same sweep, equal kernels: see
+   * pairGateUp); in the sixteenth session's real A/B down_shared 0.729 / 0.733 against 0.656-0.677: slower, off.
    */
   prefetchDown?: boolean;
   // Removed in the fifteenth session: gate_up's / down's input rows staged in workgroup memory (stageGateUp /

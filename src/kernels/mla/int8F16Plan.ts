@@ -197,6 +197,23 @@ export interface MlaInt8F16Options {
    * bit against the default's staging on lavapipe: test/mla-int8-f16-s15c.test.ts). Unmeasured.
    */
   rowSwap?: boolean;
+  /**
+   * The latent cache the kernel reads: 'int8' (default: codes and per-token scales, int8Layout.ts) or 'f16' (the f16
+   * cache, f16Layout.ts: rows of f16 already, i32 [pages, pageSize, R / 2]). f16: each row copied to workgroup memory
+   * as it is, no conversion and no scales: thread lid takes row lid / 16 and its vec4 (8 channels) colW + 16 n
+   * (n < ceil(R / 128); at R 576 72 vec4 a row, the fifth only for colW < 8), one page-table look-up a block, two
+   * blocks ahead as the int8 rows staging; each vec4 bitcast to 8 f16 and stored as 8 scalar f16 stores (WGSL stores
+   * no vectors into the array<f16> the fragments load from). Rows staging only (not wide, swizzle, rowSwap or
+   * pageAhead); convert does not apply. The query is the same f16 q * scale * log2(e) (int8F16QueryWgsl).
+   */
+  cache?: 'int8' | 'f16';
+  /**
+   * f16 cache: a thread's 8 f16 stores of a vec4 in an order rotated by t = colW / 8 + 2 (row % 2) words (the vec4
+   * rotated by two selects, the store offsets 2 ((k + t) % 4) + 0 / 1), so a warp's 32 lanes (two rows of 16 vec4,
+   * 16 bytes apart) store into 32 different banks at each store instead of 8 (the same word k of 16-byte apart vec4
+   * always falls in banks 4 c + k: 4-way conflicts). Same values, same places.
+   */
+  f16Rotate?: boolean;
 }
 
 export interface MlaInt8F16Plan {
@@ -240,6 +257,8 @@ export interface MlaInt8F16Plan {
   mergeLoads: number;
   rangeIdx: boolean;
   rowSwap: boolean;
+  cache: 'int8' | 'f16';
+  f16Rotate: boolean;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -281,7 +300,20 @@ export function planMlaInt8F16(
   const PS = TB + 8;
   const NCV = R / 16;
   const stage = o.stage ?? 'rows';
-  const rowItems = stage === 'vec4' ? NCV : R / 4;
+  const cache = o.cache ?? 'int8';
+  if (cache !== 'int8' && cache !== 'f16')
+    throw new Error(`mlaDecode (f16 kernel): cache must be int8 or f16, got ${cache}`);
+  const f16c = cache === 'f16';
+  if (f16c) {
+    if (stage !== 'rows' || o.wide || o.swizzle || o.rowSwap || o.pageAhead || o.convert !== undefined)
+      throw new Error(
+        'mlaDecode (f16 cache): stages rows of f16 (rows staging; not wide, swizzle, rowSwap, pageAhead or convert)',
+      );
+    if (o.skip?.includes('stores')) throw new Error('mlaDecode (f16 cache): skip stores is an int8 staging diagnostic');
+  }
+  if (o.f16Rotate && !f16c) throw new Error('mlaDecode (int8, f16): f16Rotate needs the f16 cache');
+  // Staging items a row: u32 words of 4 codes (rows, words), vec4 of 16 codes (vec4), or vec4 of 8 f16 (f16 cache).
+  const rowItems = f16c ? R / 8 : stage === 'vec4' ? NCV : R / 4;
   const items = TB * rowItems;
   const tau = o.tau ?? MLA_INT8_F16_TAU;
   if (!(tau >= 0 && tau <= 15)) throw new Error(`mlaDecode (int8, f16): tau must be in [0, 15], got ${tau}`);
@@ -322,7 +354,8 @@ export function planMlaInt8F16(
     Rv,
     NG,
     HP: 32 * NG,
-    RW: L.RW,
+    // f16 cache: R / 2 words a row (f16Layout.ts); no scales.
+    RW: f16c ? R / 2 : L.RW,
     SW: L.SW,
     LC: L.LC,
     NCV,
@@ -349,6 +382,8 @@ export function planMlaInt8F16(
     mergeLoads: o.mergeLoads ?? MLA_INT8_F16_MERGE_LOADS,
     rangeIdx: o.rangeIdx ?? rowsPlain,
     rowSwap: o.rowSwap ?? false,
+    cache,
+    f16Rotate: o.f16Rotate ?? false,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -356,7 +391,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.rangeIdx ? '_ri' : ''}${p.rowSwap ? '_rsw' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_${p.cache === 'f16' ? `f16c${p.f16Rotate ? '_rot' : ''}` : 'int8'}_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.rangeIdx ? '_ri' : ''}${p.rowSwap ? '_rsw' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,

@@ -85,8 +85,8 @@ export interface BatchSessionOptions {
   maxLength: number;
   /** Latent pages shared by all sequences; default enough for every sequence at maxLength. */
   numPages?: number;
-  /** MLA latent cache precision; bf16 halves the memory, int8 (quantised rows) quarters it. Default f32. */
-  cacheDtype?: 'f32' | 'bf16' | 'int8';
+  /** MLA latent cache precision; bf16 and f16 (binary16 rows, kernels/mla/f16Layout.ts) halve the memory, int8 (quantised rows) quarters it. Default f32. */
+  cacheDtype?: 'f32' | 'bf16' | 'int8' | 'f16';
   pageSize?: number;
   /**
    * Largest buffer a layer's latent pool may be; past it the pool is split into shards (HybridCache).

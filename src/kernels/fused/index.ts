@@ -1028,9 +1028,7 @@ export function rmsnormCacheWrite(
     return;
   }
   const wDtype = weight.dtype as FloatDType;
-  const pool: NormCachePool = L
-    ? { dtype: 'int8', L }
-    : { dtype: f16c ? 'f16' : (to.pool.dtype as 'f32' | 'bf16'), R };
+  const pool: NormCachePool = L ? { dtype: 'int8', L } : { dtype: f16c ? 'f16' : (to.pool.dtype as 'f32' | 'bf16'), R };
   const xc = contiguous(x);
   const wc = contiguous(weight);
   const [seq, pos, table] = [to.seq, to.pos, to.pageTable].map(contiguous);

@@ -86,9 +86,7 @@ export function mlaDecodeInt8F16Reference(
     const rows: Float32Array[] = [];
     for (let t = 0; t < T; t++)
       rows.push(
-        view16
-          ? f16PoolRow(view16, view16.rowOf(b, t), R)
-          : int8F16Row(view!, view!.rowOf(b, t), R, Rv, o.convert),
+        view16 ? f16PoolRow(view16, view16.rowOf(b, t), R) : int8F16Row(view!, view!.rowOf(b, t), R, Rv, o.convert),
       );
     for (let h = 0; h < H; h++) {
       const q = q16.subarray((b * H + h) * R, (b * H + h + 1) * R);

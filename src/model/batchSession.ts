@@ -1085,7 +1085,7 @@ export class BatchSession {
 
   private writeLatent(layer: number, rows: Tensor, g: ShardGroup): void {
     const to = this.latentTarget(layer, g);
-    cacheWrite(to.pool, contiguous(rows), to.seq, to.pos, to.pageTable, { Rv: to.Rv });
+    cacheWrite(to.pool, contiguous(rows), to.seq, to.pos, to.pageTable, { Rv: to.Rv, cacheDtype: to.cacheDtype });
   }
 
   /** Where layer `layer`'s latent rows of shard group g go: its pool shard, their slots and positions, the pages. */
@@ -1096,6 +1096,7 @@ export class BatchSession {
       pos: g.pos,
       pageTable: this.cache.pageTable,
       Rv: this.model.cfg.kv_lora_rank ?? undefined,
+      cacheDtype: this.cache.spec.cacheDtype,
     };
   }
 
@@ -1158,6 +1159,7 @@ export class BatchSession {
         Rv: r,
         scale: (dn + dr) ** -0.5,
         maxLength: g.end,
+        cacheDtype: this.cache.spec.cacheDtype,
       });
     });
     const oLat = at.inverse

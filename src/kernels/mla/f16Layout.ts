@@ -13,8 +13,10 @@
  * the rounding the f16 tensor-core kernel applies to every staged row anyway (an int8 row is coarser: 2^-8 of its
  * part's absmax). The size: 2 bytes a channel, a bf16 row's; about 2x an int8 row (592 bytes at R 576).
  *
- * An i32 pool is told apart from an int8 one (int8Layout.ts) by its row width: R / 2 words here, int8RowWords(R, Rv)
- * there; the two coincide only at tiny R (e.g. R 24, Rv 16), which f16Pool refuses.
+ * An i32 pool is the f16 cache where the caller says so (`cacheDtype: 'f16'` in mlaDecode's, cacheWrite's and
+ * rmsnormCacheWrite's options: the model's sessions always do), else told apart from an int8 one (int8Layout.ts) by
+ * its row width: R / 2 words here, int8RowWords(R, Rv) there. The two coincide at tiny R (R 24, Rv 16: the tiny test
+ * model), where a pool of unstated kind is taken as int8 (as before the f16 cache existed).
  */
 import { f16Round } from '../f16mma.js';
 import { int8RowWords } from './int8Layout.js';
@@ -26,24 +28,23 @@ export function f16RowWords(R: number): number {
   return R / 2;
 }
 
-/**
- * Checks that an f16 pool of rows R (latent rank Rv) can be told apart from an int8 one by its width, and returns
- * its row words. Errors name R and Rv.
- */
-export function f16PoolWords(R: number, Rv?: number): number {
-  const W = f16RowWords(R);
-  if (Rv !== undefined && int8RowWords(R, Rv) === W)
-    throw new Error(
-      `f16 latent cache: at R=${R}, Rv=${Rv} an f16 row (${W} words) is as wide as an int8 row: the pools could not be told apart`,
-    );
-  return W;
+/** Words a token of an f16 pool takes (f16RowWords; the pool is [pages, pageSize, this] i32). */
+export function f16PoolWords(R: number, _Rv?: number): number {
+  return f16RowWords(R);
 }
 
 /**
- * Which latent cache an i32 pool of `width` words a token holds for rows of R channels: 'int8' where width is the
- * int8 row's (int8RowWords(R, Rv), Rv given), 'f16' where it is R / 2, else undefined. An f32 / bf16 pool is its dtype.
+ * Which latent cache an i32 pool of `width` words a token holds for rows of R channels. `stated` (the caller's
+ * cacheDtype): 'f16' must have width R / 2 (an error naming both otherwise), 'int8' is int8; unstated: 'int8' where
+ * width is the int8 row's (int8RowWords(R, Rv), Rv given), else 'f16' where it is R / 2, else undefined.
  */
-export function i32PoolKind(width: number, R: number, Rv?: number): 'int8' | 'f16' | undefined {
+export function i32PoolKind(width: number, R: number, Rv?: number, stated?: string): 'int8' | 'f16' | undefined {
+  if (stated === 'f16') {
+    if (width !== R / 2)
+      throw new Error(`f16 latent cache: the pool's rows are ${width} words, R=${R} needs R / 2 = ${R / 2}`);
+    return 'f16';
+  }
+  if (stated === 'int8') return 'int8';
   if (Rv !== undefined && Rv >= 1 && Rv <= R && width === int8RowWords(R, Rv)) return 'int8';
   if (R % 2 === 0 && width === R / 2) return 'f16';
   return undefined;

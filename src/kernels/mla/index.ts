@@ -23,7 +23,7 @@ import { Q_PREP_WG, qPrepWgsl } from './qPrep.wgsl.js';
 import { cacheWriteReference, mlaDecodeReference } from './reference.js';
 import { mlaTiledWgsl } from './decodeTiled.wgsl.js';
 import { defaultTiledChunks, mlaTiledKey, planMlaTiled, tiledSubgroupSize } from './tiledPlan.js';
-import { int8RowLayout, int8RowWords } from './int8Layout.js';
+import { int8RowLayout, int8RowWords, type MlaCacheDtype } from './int8Layout.js';
 import { cacheWriteInt8Reference, mlaDecodeInt8Reference } from './int8Reference.js';
 import { int8CacheWriteWgsl, int8QueryWgsl } from './int8Quantize.wgsl.js';
 import { defaultInt8Chunks, type MlaInt8Variant, mlaInt8Key, planMlaInt8 } from './int8Plan.js';
@@ -98,6 +98,11 @@ export interface MlaDecodeOptions {
   int8TwoPass?: MlaInt8TwoPassOptions;
   /** int8 cache, f16 tensor-core kernel: options (int8F16Plan.ts), for measuring. */
   int8F16?: MlaInt8F16Options;
+  /**
+   * The pool's cache where it is i32: 'int8' or 'f16' (f16Layout.ts); unstated, told by its row width (int8 where
+   * the widths coincide). The model's sessions state it.
+   */
+  cacheDtype?: MlaCacheDtype;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -188,7 +193,7 @@ export function mlaDecode(
   const [B, H, R] = qFull.shape;
   expectShape('mlaDecode', 'qFull', qFull, [B, H, R]);
   // An i32 pool is the int8 cache (int8RowWords(R, Rv) words a row) or the f16 one (R / 2: f16Layout.ts).
-  const f16c = pool.dtype === 'i32' && i32PoolKind(pool.shape[2], R, opts.Rv) === 'f16';
+  const f16c = pool.dtype === 'i32' && i32PoolKind(pool.shape[2], R, opts.Rv, opts.cacheDtype) === 'f16';
   const int8 = pool.dtype === 'i32' && !f16c;
   expectShape('mlaDecode', 'cache pool', pool, [null, null, int8 ? int8RowWords(R, opts.Rv) : f16c ? R / 2 : R]);
   expectShape('mlaDecode', 'page table', pageTable, [B, null]);
@@ -587,10 +592,11 @@ export function cacheWrite(
   seq: Tensor,
   pos: Tensor,
   pageTable: Tensor,
-  opts: { Rv?: number } = {},
+  /** cacheDtype: the pool's cache where it is i32 (int8 or f16; unstated: told by its width, f16Layout.ts). */
+  opts: { Rv?: number; cacheDtype?: MlaCacheDtype } = {},
 ): void {
   const device = deviceOf('cacheWrite', pool, values, seq, pos, pageTable);
-  if (pool.dtype === 'i32' && i32PoolKind(pool.shape[2], values.shape[1], opts.Rv) === 'f16') {
+  if (pool.dtype === 'i32' && i32PoolKind(pool.shape[2], values.shape[1], opts.Rv, opts.cacheDtype) === 'f16') {
     cacheWriteF16(device, pool, values, seq, pos, pageTable);
     return;
   }

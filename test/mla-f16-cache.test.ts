@@ -150,8 +150,14 @@ describe('f16 cache on the f16 tensor-core kernel: plan, emulation and reference
     expect(p.RW).toBe(288);
     expect(p.rowItems).toBe(72);
     expect(p.sharedBytes).toBe(47248);
-    expect(mlaInt8F16Key(p)).toMatch(/^mla_decode_f16c_f16_/);
-    expect(mlaInt8F16Key(planMlaInt8F16({ ...s, cache: 'f16', f16Rotate: true }))).toMatch(/^mla_decode_f16c_rot_/);
+    // The f16 cache's defaults (MLA_F16_CACHE_DEFAULTS): f16Rotate, four blocks ahead.
+    expect([p.f16Rotate, p.ahead]).toEqual([true, 4]);
+    expect(mlaInt8F16Key(p)).toMatch(/^mla_decode_f16c_rot_f16_.*_a4/);
+    expect(mlaInt8F16Key(planMlaInt8F16({ ...s, cache: 'f16', f16Rotate: false, ahead: 2 }))).toMatch(
+      /^mla_decode_f16c_f16_.*_a2/,
+    );
+    // The int8 cache keeps its defaults.
+    expect([planMlaInt8F16(s).f16Rotate, planMlaInt8F16(s).ahead]).toEqual([false, 2]);
     expect(mlaInt8F16Key(planMlaInt8F16(s))).toMatch(/^mla_decode_int8_f16_/);
     for (const o of [
       { stage: 'words' as const },
@@ -165,6 +171,7 @@ describe('f16 cache on the f16 tensor-core kernel: plan, emulation and reference
     expect(() => planMlaInt8F16({ ...s, cache: 'f16', skip: ['stores'] })).toThrow(/stores/);
     expect(() => planMlaInt8F16({ ...s, f16Rotate: true })).toThrow(/f16Rotate/);
     expect(parseF16Options('f16Rotate,ahead=4')).toEqual({ f16Rotate: true, ahead: 4 });
+    expect(parseF16Options('f16Rotate=false')).toEqual({ f16Rotate: false });
   });
 
   const cases: [string, number[], number, number, number, number, number][] = [
@@ -275,7 +282,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
       const s = { H: 32, R: 576, Rv: 512, cache: 'f16' as const };
       const plans = [
         planMlaInt8F16(s),
-        planMlaInt8F16({ ...s, f16Rotate: true }),
+        planMlaInt8F16({ ...s, f16Rotate: false, ahead: 2 }),
+        planMlaInt8F16({ ...s, f16Rotate: true, ahead: 2 }),
         planMlaInt8F16({ ...s, ahead: 4, qFold: true }),
         planMlaInt8F16({ ...s, ahead: 1, f16Rotate: true }),
         planMlaInt8F16({ H: 20, R: 192, Rv: 128, cache: 'f16', ahead: 3, tau: 0, rangeIdx: false }),

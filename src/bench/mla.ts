@@ -137,13 +137,13 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'convert' && (v === 'cvt' || v === 'bits' || v === 'half') && !rest.length) o.convert = v;
     else if (k === 'swizzle' && v === undefined) o.swizzle = true;
     else if (k === 'rowSwap' && v === undefined) o.rowSwap = true;
-    else if (k === 'f16Rotate' && v === undefined) o.f16Rotate = true;
+    else if (k === 'f16Rotate' && (v === undefined || v === 'false') && !rest.length) o.f16Rotate = v === undefined;
     else if (k === 'qFold' && v === undefined) o.qFold = true;
     else if (k === 'wide' && v === undefined) o.wide = true;
     else if (k === 'mergeLoads' && !rest.length && Number.isInteger(n) && n >= 1 && n <= 8) o.mergeLoads = n;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], rowSwap, f16Rotate (f16 cache), swizzle, qFold, wide or mergeLoads=1..8`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], rowSwap, f16Rotate[=false] (f16 cache), swizzle, qFold, wide or mergeLoads=1..8`,
       );
   }
   return o;
@@ -1157,24 +1157,33 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
  * output against the tiled kernel reading the same words (mlaF16CacheOverrides.kernel 'plain').
  */
 export const F16_CACHE_VARIANTS: { name: string; int8F16: MlaInt8F16Options; diagnostic?: boolean }[] = [
-  { name: 'f16c', int8F16: {} },
-  { name: 'f16c-rot', int8F16: { f16Rotate: true } },
-  { name: 'f16c', int8F16: {} },
-  { name: 'f16c-rot', int8F16: { f16Rotate: true } },
+  { name: 'f16c', int8F16: { f16Rotate: false, ahead: 2 } },
+  { name: 'f16c-rot', int8F16: { f16Rotate: true, ahead: 2 } },
+  { name: 'f16c', int8F16: { f16Rotate: false, ahead: 2 } },
+  { name: 'f16c-rot', int8F16: { f16Rotate: true, ahead: 2 } },
   // Second sitting: twice the bytes in flight (four blocks fetched ahead; the first sitting's staging alone ran 0.569
-  // ms at 1M against the int8 rows' 0.50 with twice the bytes a row).
-  { name: 'f16c-a4', int8F16: { ahead: 4 } },
+  // ms at 1M against the int8 rows' 0.50 with twice the bytes a row). f16Rotate + ahead 4 is the f16 cache's default
+  // since (MLA_F16_CACHE_DEFAULTS).
+  { name: 'f16c-a4', int8F16: { f16Rotate: false, ahead: 4 } },
   { name: 'f16c-rot-a4', int8F16: { f16Rotate: true, ahead: 4 } },
-  { name: 'f16c-a4', int8F16: { ahead: 4 } },
+  { name: 'f16c-a4', int8F16: { f16Rotate: false, ahead: 4 } },
   { name: 'f16c-rot-a4', int8F16: { f16Rotate: true, ahead: 4 } },
-  { name: 'f16c-stage-only', int8F16: { skip: ['scores', 'softmax', 'pv'] }, diagnostic: true },
+  {
+    name: 'f16c-stage-only',
+    int8F16: { f16Rotate: false, ahead: 2, skip: ['scores', 'softmax', 'pv'] },
+    diagnostic: true,
+  },
   {
     name: 'f16c-rot-a4-stage-only',
     int8F16: { f16Rotate: true, ahead: 4, skip: ['scores', 'softmax', 'pv'] },
     diagnostic: true,
   },
-  { name: 'f16c-rot-stage-only', int8F16: { f16Rotate: true, skip: ['scores', 'softmax', 'pv'] }, diagnostic: true },
-  { name: 'f16c-no-stage', int8F16: { skip: ['stage'] }, diagnostic: true },
+  {
+    name: 'f16c-rot-stage-only',
+    int8F16: { f16Rotate: true, ahead: 2, skip: ['scores', 'softmax', 'pv'] },
+    diagnostic: true,
+  },
+  { name: 'f16c-no-stage', int8F16: { f16Rotate: false, ahead: 2, skip: ['stage'] }, diagnostic: true },
 ];
 
 async function benchMlaF16Cache(gpu: GpuContext, o: MlaBenchOptions) {

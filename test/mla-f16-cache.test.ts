@@ -41,6 +41,7 @@ import { parseF16Options } from '../src/bench/mla.js';
 import { openSafetensors } from '../src/io/safetensors/index.js';
 import { loadModel } from '../src/model/load.js';
 import { Session } from '../src/model/session.js';
+import { HybridCache, poolBytes } from '../src/model/hybridCache.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device } from '../src/tensor/tensor.js';
 import { Params } from '../src/gpu/params.js';
@@ -141,6 +142,32 @@ describe('f16 latent cache: layout and cache write', () => {
         for (let c = 0; c < R; c++) expect(back[at + c]).toBe(f16Round(v[i * R + c]));
       },
     );
+});
+
+describe('f16 latent cache: HybridCache pools and sizes', () => {
+  it("pools are i32 [pages, pageSize, R / 2], a bf16 pool's bytes; odd R refused naming R", () => {
+    const spec = {
+      kdaLayers: 0,
+      mlaLayers: 2,
+      kdaHeads: 0,
+      kdaHeadDim: 0,
+      convSize: 1,
+      latentDim: 576,
+      latentRank: 512,
+      maxSequences: 2,
+      pageSize: 16,
+      numPages: 6,
+      maxLength: 48,
+    };
+    const c = new HybridCache(cpu, { ...spec, cacheDtype: 'f16' });
+    expect(c.mlaPools[0][0].shape).toEqual([6, 16, 288]);
+    expect(c.mlaPools[1][0].dtype).toBe('i32');
+    const bf = new HybridCache(cpu, { ...spec, cacheDtype: 'bf16' });
+    expect(c.memory().mlaPoolBytes).toBe(bf.memory().mlaPoolBytes);
+    expect(poolBytes({ cacheDtype: 'f16', latentDim: 576 }, 10)).toBe(11520);
+    expect(() => new HybridCache(cpu, { ...spec, latentDim: 575, cacheDtype: 'f16' })).toThrow(/R=575/);
+    for (const x of [c, bf]) x.dispose();
+  });
 });
 
 describe('f16 cache on the f16 tensor-core kernel: plan, emulation and reference', () => {

@@ -138,7 +138,7 @@ describe('kimi-linear inspect (CLI)', () => {
       [[], /give --model DIR .* or --config FILE/],
       [['--config', join(tmp, 'none.json')], /none\.json: file not found/],
       [['--model', join(tmp, 'none')], /--model .*none: no such file or directory/],
-      [['--config', BIG, '--cache-dtype', 'f16'], /--cache-dtype: 'f16' is not bf16, f32 or int8/],
+      [['--config', BIG, '--cache-dtype', 'fp8'], /--cache-dtype: 'fp8' is not bf16, f32, int8 or f16/],
       [
         ['--config', join(tmp, 'gap.json')],
         /ConfigError: .*gap\.json: layer 1 \(number 2 in the 1-based lists\) is in neither/,

@@ -21,6 +21,7 @@ import { GNG_LANES, gatedNormGemvLanes, gatedNormGemvTuning } from '../kernels/f
 import {
   mlaInt8F16Overrides,
   mlaInt8KernelFor,
+  mlaF16CacheKernelFor,
   mlaInt8KernelOverrides,
   mlaInt8TwoPassOverrides,
   prepareMlaInt8Sgm,
@@ -74,7 +75,7 @@ function weightBytes(model: KimiLinearModel): number {
 export interface DecodeBenchOptions {
   contexts: number[];
   steps: number;
-  cacheDtype: 'f32' | 'bf16' | 'int8';
+  cacheDtype: 'f32' | 'bf16' | 'int8' | 'f16';
   weightsDtype: 'f32' | 'bf16';
   /** Which models to run (default both). */
   variants?: ('hybrid' | 'all-MLA')[];
@@ -161,7 +162,7 @@ export function memoryBudget(device: Device, memoryGB?: number): { gb: number; s
 }
 
 /** Cache bytes one sequence holding `tokens` tokens takes: MLA latent pages, KDA states and conv tails. */
-export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDtype: 'f32' | 'bf16' | 'int8') {
+export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDtype: 'f32' | 'bf16' | 'int8' | 'f16') {
   let mla = 0;
   let kda = 0;
   for (let i = 0; i < cfg.num_hidden_layers; i++) layerMixer(cfg, i) === 'mla' ? mla++ : kda++;
@@ -170,7 +171,7 @@ export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDty
   const perLayer =
     cacheDtype === 'int8'
       ? poolBytes({ cacheDtype, latentDim: latent, latentRank: cfg.kv_lora_rank ?? 0 }, rows)
-      : rows * latent * (cacheDtype === 'bf16' ? 2 : 4);
+      : rows * latent * (cacheDtype === 'bf16' || cacheDtype === 'f16' ? 2 : 4);
   const lac = cfg.linear_attn_config;
   const kdaPerLayer = lac
     ? (lac.num_heads * lac.head_dim ** 2 + 3 * (lac.short_conv_kernel_size - 1) * lac.num_heads * lac.head_dim) * 4
@@ -186,7 +187,13 @@ export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDty
 export function largestBatch(
   cfg: KimiLinearConfig,
   tokens: number,
-  o: { cacheDtype: 'f32' | 'bf16' | 'int8'; weightBytes: number; memoryBytes: number; maxBinding: number; cap: number },
+  o: {
+    cacheDtype: 'f32' | 'bf16' | 'int8' | 'f16';
+    weightBytes: number;
+    memoryBytes: number;
+    maxBinding: number;
+    cap: number;
+  },
 ): { batch: number; limitedBy: 'memory' | 'buffer binding' | 'cap'; perSequenceBytes: number } {
   const per = cachePerSequence(cfg, tokens, o.cacheDtype);
   const byMemory = Math.max(0, Math.floor((o.memoryBytes - o.weightBytes) / per.bytes));
@@ -508,7 +515,11 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option('--batch-cap <n>', 'upper bound on the largest batch', '256')
     .option('--steps <n>', 'timed decode steps per context', '16')
-    .option('--cache-dtype <d>', 'MLA latent cache: bf16 | f32 | int8 (quantised rows)', 'bf16')
+    .option(
+      '--cache-dtype <d>',
+      'MLA latent cache: bf16 | f32 | int8 (quantised rows) | f16 (binary16 rows: the f16 tensor-core kernel with --unsafe-apis --f16)',
+      'bf16',
+    )
     .option('--weights-dtype <d>', 'matrices: bf16 | f32', 'bf16')
     .option('--variants <list>', 'hybrid, all-MLA or both', 'hybrid,all-MLA')
     .option('--backend <b>', 'webgpu | cpu', 'webgpu')
@@ -693,8 +704,8 @@ export function registerDecodeBench(bench: Command): void {
         throw new Error(`--memory-gb: '${opts.memoryGb}' is not a positive number`);
       if (opts.weightsDtype !== 'bf16' && opts.weightsDtype !== 'f32')
         throw new Error(`--weights-dtype: '${opts.weightsDtype}' is not bf16 or f32`);
-      if (!['bf16', 'f32', 'int8'].includes(opts.cacheDtype))
-        throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16, f32 or int8`);
+      if (!['bf16', 'f32', 'int8', 'f16'].includes(opts.cacheDtype))
+        throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16, f32, int8 or f16`);
       const file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
       const json = await readBenchConfig(file, opts.preset, PRESETS);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -841,7 +852,7 @@ export function registerDecodeBench(bench: Command): void {
         {
           contexts: parseList(opts.context),
           steps: parseList(opts.steps)[0],
-          cacheDtype: opts.cacheDtype as 'bf16' | 'f32' | 'int8',
+          cacheDtype: opts.cacheDtype as 'bf16' | 'f32' | 'int8' | 'f16',
           weightsDtype: opts.weightsDtype as 'bf16' | 'f32',
           profile: !!opts.profile,
           batches: parseList(opts.batch),
@@ -889,7 +900,20 @@ export function registerDecodeBench(bench: Command): void {
               mlaInt8F16: mlaInt8Kernel === 'f16' ? mlaInt8F16Overrides.options : undefined,
               ...(prep?.reason ? { mlaInt8SgmUnavailable: prep.reason } : {}),
             }
-          : {};
+          : opts.cacheDtype === 'f16'
+            ? {
+                // The f16 cache's attention: the f16 tensor-core kernel's f16 staging where offered, else plain.
+                mlaF16CacheKernel:
+                  device instanceof GpuContext
+                    ? mlaF16CacheKernelFor(device, {
+                        H: mlaShapes.num_attention_heads,
+                        R: mlaLatentDim(mlaShapes),
+                        Rv: mlaShapes.kv_lora_rank ?? 0,
+                      })
+                    : 'reference',
+                mlaInt8F16: mlaInt8F16Overrides.options,
+              }
+            : {};
       if (opts.json)
         return printJson(mlaInt8Variant ? { ...result, mlaInt8Variant, ...mlaInt8 } : { ...result, ...mlaInt8 });
       console.log(renderTable(result.rows));

@@ -70,7 +70,7 @@ export const SESSION7_OFF: Partial<BatchSessionOptions> = { foldKdaGate: false }
 
 export async function checkDecode(
   model: KimiLinearModel,
-  o: { context: number; steps: number; cacheDtype: 'f32' | 'bf16' | 'int8' },
+  o: { context: number; steps: number; cacheDtype: 'f32' | 'bf16' | 'int8' | 'f16' },
 ): Promise<DecodeCheck> {
   const session = (fuseNormGemv = true, replay = true, fuseConv = true, extra: Partial<BatchSessionOptions> = {}) => {
     const s = new BatchSession(model, {

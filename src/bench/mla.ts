@@ -31,8 +31,11 @@ import {
   type MlaInt8Kernel,
   mlaDecode,
   mlaDecodeKernelFor,
+  mlaF16CacheKernelFor,
+  mlaF16CacheOverrides,
   prepareMlaInt8Sgm,
 } from '../kernels/mla/index.js';
+import { f16PoolToF32, f16PoolWords } from '../kernels/mla/f16Layout.js';
 import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
 import { type MlaInt8SgmOptions, SGM_STAGES, type SgmStage } from '../kernels/mla/int8SgmPlan.js';
 import { runSgmAlignProbe } from '../kernels/mla/int8SgmAlignProbe.js';
@@ -134,12 +137,13 @@ export function parseF16Options(text: string): MlaInt8F16Options {
     else if (k === 'convert' && (v === 'cvt' || v === 'bits' || v === 'half') && !rest.length) o.convert = v;
     else if (k === 'swizzle' && v === undefined) o.swizzle = true;
     else if (k === 'rowSwap' && v === undefined) o.rowSwap = true;
+    else if (k === 'f16Rotate' && (v === undefined || v === 'false') && !rest.length) o.f16Rotate = v === undefined;
     else if (k === 'qFold' && v === undefined) o.qFold = true;
     else if (k === 'wide' && v === undefined) o.wide = true;
     else if (k === 'mergeLoads' && !rest.length && Number.isInteger(n) && n >= 1 && n <= 8) o.mergeLoads = n;
     else
       throw new Error(
-        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], rowSwap, swizzle, qFold, wide or mergeLoads=1..8`,
+        `--mla-int8-f16: '${item}' is not chunks=n, tau=0..15, stage=words|vec4|rows, prefetch=false, qPerBlock, ahead=1..4, convert=cvt|bits|half, pageAhead, rangeIdx[=false], rowSwap, f16Rotate[=false] (f16 cache), swizzle, qFold, wide or mergeLoads=1..8`,
       );
   }
   return o;
@@ -704,12 +708,14 @@ async function makeInputs(gpu: GpuContext, o: MlaBenchOptions, T: number): Promi
     pool:
       o.cacheDtype === 'int8'
         ? gpu.zeros([o.batch * pagesPerSeq, o.pageSize, int8RowWords(R, o.rank)], 'i32')
-        : randomUniform(gpu, [o.batch * pagesPerSeq, o.pageSize, R], { seed: 2, dtype: o.cacheDtype }),
+        : o.cacheDtype === 'f16'
+          ? gpu.zeros([o.batch * pagesPerSeq, o.pageSize, f16PoolWords(R, o.rank)], 'i32')
+          : randomUniform(gpu, [o.batch * pagesPerSeq, o.pageSize, R], { seed: 2, dtype: o.cacheDtype }),
     table: gpu.fromHost(table, [o.batch, pagesPerSeq], 'i32'),
     lengths: gpu.fromHost(new Int32Array(o.batch).fill(T), [o.batch], 'i32'),
   };
-  if (o.cacheDtype !== 'int8') return x;
-  // The int8 pool: random rows quantised by the cache write the model uses, a piece at a time.
+  if (o.cacheDtype !== 'int8' && o.cacheDtype !== 'f16') return x;
+  // The int8 (f16) pool: random rows quantised (rounded) by the cache write the model uses, a piece at a time.
   const keep = o.batch * T <= 16384;
   const kept: Float32Array[] = [];
   let seed = 2;
@@ -739,6 +745,7 @@ async function makeInputs(gpu: GpuContext, o: MlaBenchOptions, T: number): Promi
 }
 
 export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
+  if (o.cacheDtype === 'f16') return benchMlaF16Cache(gpu, o);
   const R = o.rank + o.rope;
   const Rv = o.rank;
   const H = o.heads;
@@ -1141,6 +1148,200 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   };
 }
 
+/**
+ * The f16 cache's rows (bench mla --cache-dtype f16): per F16_CACHE_VARIANTS row (the f16 tensor-core kernel's f16
+ * staging: plain twice, f16Rotate twice, then the stage diagnostics: the staging alone, without it) the query +
+ * kernel + merge time and its kernels' profile; the int8 cache's default kernel is bench mla --cache-dtype int8. At
+ * the smallest context (batch x T <= 16384) each row's output against this scheme's reference (int8F16Reference.ts
+ * with cache 'f16') and f32 attention over the rows the cache was written from; at every context the tensor-core
+ * output against the tiled kernel reading the same words (mlaF16CacheOverrides.kernel 'plain').
+ */
+export const F16_CACHE_VARIANTS: { name: string; int8F16: MlaInt8F16Options; diagnostic?: boolean }[] = [
+  { name: 'f16c', int8F16: { f16Rotate: false, ahead: 2 } },
+  { name: 'f16c-rot', int8F16: { f16Rotate: true, ahead: 2 } },
+  { name: 'f16c', int8F16: { f16Rotate: false, ahead: 2 } },
+  { name: 'f16c-rot', int8F16: { f16Rotate: true, ahead: 2 } },
+  // Second sitting: twice the bytes in flight (four blocks fetched ahead; the first sitting's staging alone ran 0.569
+  // ms at 1M against the int8 rows' 0.50 with twice the bytes a row). f16Rotate + ahead 4 is the f16 cache's default
+  // since (MLA_F16_CACHE_DEFAULTS).
+  { name: 'f16c-a4', int8F16: { f16Rotate: false, ahead: 4 } },
+  { name: 'f16c-rot-a4', int8F16: { f16Rotate: true, ahead: 4 } },
+  { name: 'f16c-a4', int8F16: { f16Rotate: false, ahead: 4 } },
+  { name: 'f16c-rot-a4', int8F16: { f16Rotate: true, ahead: 4 } },
+  {
+    name: 'f16c-stage-only',
+    int8F16: { f16Rotate: false, ahead: 2, skip: ['scores', 'softmax', 'pv'] },
+    diagnostic: true,
+  },
+  {
+    name: 'f16c-rot-a4-stage-only',
+    int8F16: { f16Rotate: true, ahead: 4, skip: ['scores', 'softmax', 'pv'] },
+    diagnostic: true,
+  },
+  {
+    name: 'f16c-rot-stage-only',
+    int8F16: { f16Rotate: true, ahead: 2, skip: ['scores', 'softmax', 'pv'] },
+    diagnostic: true,
+  },
+  { name: 'f16c-no-stage', int8F16: { f16Rotate: false, ahead: 2, skip: ['stage'] }, diagnostic: true },
+];
+
+async function benchMlaF16Cache(gpu: GpuContext, o: MlaBenchOptions) {
+  const R = o.rank + o.rope;
+  const Rv = o.rank;
+  const H = o.heads;
+  const scale = (128 + o.rope) ** -0.5;
+  const rowBytes = 2 * R;
+  const rate = (T: number, ms: number) => ({
+    ms: Number(ms.toFixed(4)),
+    cacheGBps: Number(((o.batch * T * rowBytes) / (ms * 1e-3) / 1e9).toFixed(1)),
+    tflops: Number(((o.batch * T * H * (R + Rv) * 2) / (ms * 1e-3) / 1e12).toFixed(2)),
+  });
+  const tc = mlaF16CacheKernelFor(gpu, { H, R, Rv, subgroupSize: o.subgroupSize }) === 'f16';
+  const rows: Record<string, unknown>[] = [];
+  const checks: Record<string, unknown>[] = [];
+  const crossChecks: Record<string, unknown>[] = [];
+  const variants = F16_CACHE_VARIANTS.filter((v) => !v.diagnostic || o.int8VariantSet !== 'none');
+  // Each timed form (not the diagnostics) once in the checks.
+  const checked = F16_CACHE_VARIANTS.filter((v, i, a) => !v.diagnostic && a.findIndex((w) => w.name === v.name) === i);
+  for (const T of o.context) {
+    let x: Inputs | undefined;
+    try {
+      x = await makeInputs(gpu, o, T);
+      const xi = x;
+      const opts = (v: MlaInt8F16Options): MlaDecodeOptions => ({
+        Rv,
+        scale,
+        maxLength: T,
+        subgroupSize: o.subgroupSize,
+        int8F16: { ...o.int8F16, ...v },
+      });
+      const read = async (v: MlaInt8F16Options, kernel?: 'plain') => {
+        mlaF16CacheOverrides.kernel = kernel;
+        try {
+          const out = mlaDecode(xi.q, xi.pool, xi.table, xi.lengths, opts(v));
+          const got = (await out.read()) as Float32Array;
+          out.dispose();
+          return got;
+        } finally {
+          mlaF16CacheOverrides.kernel = undefined;
+        }
+      };
+      const NG = Math.ceil(H / 32);
+      for (const v of tc ? variants : []) {
+        const call = () => mlaDecode(xi.q, xi.pool, xi.table, xi.lengths, opts(v.int8F16)).dispose();
+        try {
+          const t = await timeGpu(gpu, call, o.reps, o.trials);
+          const pl = planMlaInt8F16({ H, R, Rv, cache: 'f16', ...o.int8F16, ...v.int8F16 });
+          rows.push({
+            context: T,
+            kernel: v.name,
+            batch: o.batch,
+            H,
+            R,
+            Rv,
+            cache: 'f16',
+            int8F16: { ...o.int8F16, ...v.int8F16 },
+            diagnostic: v.diagnostic,
+            chunks: o.int8F16?.chunks ?? defaultF16Chunks(T, o.batch, NG),
+            sharedBytes: pl.sharedBytes,
+            ...rate(T, t.ms),
+            trialsMs: t.trials.map((y) => Number(y.toFixed(4))),
+            kernelsMs: await profileKernels(gpu, call, 3, { warmUp: false }),
+            timer: t.source,
+          });
+        } catch (e) {
+          rows.push({ context: T, kernel: v.name, error: (e as Error).message });
+        }
+      }
+      // The plain kernel (tiled / split over the same words) timed once and its output as the cross-check's base.
+      mlaF16CacheOverrides.kernel = 'plain';
+      try {
+        const t = await timeGpu(
+          gpu,
+          () => mlaDecode(xi.q, xi.pool, xi.table, xi.lengths, opts({})).dispose(),
+          Math.min(o.reps, 2),
+          Math.min(o.trials, 3),
+        );
+        rows.push({ context: T, kernel: 'f16c-plain', batch: o.batch, H, R, Rv, cache: 'f16', ...rate(T, t.ms) });
+      } finally {
+        mlaF16CacheOverrides.kernel = undefined;
+      }
+      const plain = await read({}, 'plain');
+      if (tc)
+        for (const v of checked) {
+          const got = await read(v.int8F16);
+          crossChecks.push({
+            context: T,
+            kernel: v.name,
+            against: 'f16c-plain',
+            ...maxErr(got, plain),
+            finite: got.every(Number.isFinite),
+          });
+        }
+      if (!checks.length && x.rows) {
+        const q = (await x.q.read()) as Float32Array;
+        const table = (await x.table.read()) as Int32Array;
+        const lengths = (await x.lengths.read()) as Int32Array;
+        const d = { B: o.batch, H, R, Rv, pageSize: o.pageSize, maxPages: x.table.shape[1], scale };
+        const f32Pool = new Float32Array(x.pool.shape[0] * o.pageSize * R);
+        for (let b = 0; b < o.batch; b++)
+          for (let t = 0; t < T; t++) {
+            const page = table[b * d.maxPages + Math.floor(t / o.pageSize)];
+            f32Pool.set(
+              x.rows.subarray((b * T + t) * R, (b * T + t + 1) * R),
+              (page * o.pageSize + (t % o.pageSize)) * R,
+            );
+          }
+        const exact = mlaDecodeReference(q, f32Pool, table, lengths, d);
+        const words = (await x.pool.read()) as Int32Array;
+        const overF16 = mlaDecodeReference(q, f16PoolToF32(words, R), table, lengths, d);
+        const want = o.int8F16?.chunks ?? defaultF16Chunks(T, o.batch, NG);
+        const chunkLen = Math.ceil(T / want / MLA_INT8_F16_TB) * MLA_INT8_F16_TB;
+        const scheme = mlaDecodeInt8F16Reference(q, words, table, lengths, d, {
+          chunkLen,
+          tau: o.int8F16?.tau,
+          cache: 'f16',
+        });
+        checks.push({
+          context: T,
+          kernel: 'f16c-plain',
+          vsF32OverF16: maxErr(plain, overF16),
+          vsF32Attention: maxErr(plain, exact),
+        });
+        for (const v of tc ? checked : []) {
+          const got = await read(v.int8F16);
+          checks.push({
+            context: T,
+            kernel: v.name,
+            vsF16Reference: maxErr(got, scheme),
+            vsF32OverF16: maxErr(got, overF16),
+            vsF32Attention: maxErr(got, exact),
+            schemeVsF32Attention: maxErr(scheme, exact),
+            finite: got.every(Number.isFinite),
+          });
+        }
+      }
+    } catch (e) {
+      rows.push({ context: T, batch: o.batch, error: (e as Error).message });
+      console.error(e);
+    } finally {
+      if (x) for (const t of [x.q, x.pool, x.table, x.lengths]) t.dispose();
+    }
+  }
+  return {
+    bench: 'mla',
+    machine: machine(gpu),
+    subgroupSizes: [gpu.adapterInfo.subgroupMinSize, gpu.adapterInfo.subgroupMaxSize],
+    f16CacheKernel: tc ? 'f16' : 'plain',
+    options: o,
+    decode: rows,
+    sweep: [],
+    checks,
+    crossChecks,
+  };
+}
+
 export function registerMlaBench(bench: Command): void {
   const cmd = bench
     .command('mla')
@@ -1150,7 +1351,11 @@ export function registerMlaBench(bench: Command): void {
     .option('--heads <n>', 'attention heads', '32')
     .option('--rank <n>', 'kv_lora_rank (value dims Rv)', '512')
     .option('--rope <n>', 'qk_rope_head_dim (R = rank + rope)', '64')
-    .option('--cache-dtype <t>', 'bf16, f32 or int8 (quantised rows, the int8 kernel)', 'bf16')
+    .option(
+      '--cache-dtype <t>',
+      'bf16, f32, int8 (quantised rows, the int8 kernel) or f16 (binary16 rows: the f16 tensor-core kernel, F16_CACHE_VARIANTS, --int8-variants none leaves out its stage diagnostics)',
+      'bf16',
+    )
     .option('--page-size <n>', 'rows per cache page', '64')
     .option('--reps <n>', 'calls per timed trial', '5')
     .option('--trials <n>', 'timed trials (median reported)', '5')
@@ -1181,8 +1386,8 @@ export function registerMlaBench(bench: Command): void {
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
-    if (opts.cacheDtype !== 'bf16' && opts.cacheDtype !== 'f32' && opts.cacheDtype !== 'int8') {
-      throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16, f32 or int8`);
+    if (!['bf16', 'f32', 'int8', 'f16'].includes(opts.cacheDtype)) {
+      throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16, f32, int8 or f16`);
     }
     const gpu = await openBenchDevice(opts);
     const result = await benchMla(gpu, {

@@ -72,7 +72,11 @@ export function registerGenerate(program: Command): void {
     .option('--greedy', 'always take the most likely token')
     .option('--stop <ids>', 'comma-separated stop token ids')
     .option('--seed <n>', 'sampling seed (sequence i uses seed + i)', num('--seed'), 0)
-    .option('--cache-dtype <d>', 'MLA latent cache: f32 | bf16 | int8 (per-token absmax codes, ~half of bf16)', 'bf16')
+    .option(
+      '--cache-dtype <d>',
+      'MLA latent cache: f32 | bf16 | int8 (per-token absmax codes, ~half of bf16) | f16 (binary16 rows)',
+      'bf16',
+    )
     .option('--backend <name>', 'webgpu | cpu | auto', 'auto')
     .option(
       '--no-pipeline',
@@ -83,8 +87,8 @@ export function registerGenerate(program: Command): void {
     const texts = o.prompt as string[];
     if (!texts.length === !o.tokens)
       throw new Error('generate: give exactly one of --prompt or --tokens (--prompt may be repeated)');
-    if (o.cacheDtype !== 'f32' && o.cacheDtype !== 'bf16' && o.cacheDtype !== 'int8')
-      throw new Error(`--cache-dtype: '${o.cacheDtype}' is not f32, bf16 or int8`);
+    if (!['f32', 'bf16', 'int8', 'f16'].includes(o.cacheDtype as string))
+      throw new Error(`--cache-dtype: '${o.cacheDtype}' is not f32, bf16, int8 or f16`);
     const device = await openDevice({ backend: parseBackend(o.backend as string), ...acquireOptions(o) });
     // int8 cache: the tensor-core attention kernel where Dawn offers int8 subgroup matrices (--unsafe-apis) and
     // it checks exact against dp4a here (prepareMlaInt8Sgm); dp4a otherwise.
@@ -119,7 +123,7 @@ export function registerGenerate(program: Command): void {
       greedy: !!o.greedy,
       seed: o.seed as number,
       stopTokens: [...new Set(stop)],
-      cacheDtype: o.cacheDtype as 'f32' | 'bf16' | 'int8',
+      cacheDtype: o.cacheDtype as 'f32' | 'bf16' | 'int8' | 'f16',
       // Commander sets pipeline false for --no-pipeline; otherwise generate's default (on for webgpu).
       ...(o.pipeline === false ? { pipeline: false } : {}),
     });

@@ -62,8 +62,8 @@ async function resolveInputs(opts: InspectOptions): Promise<{ configPath: string
 
 export async function runInspect(opts: InspectOptions): Promise<InspectReport> {
   const cacheDtype = opts.cacheDtype;
-  if (cacheDtype !== 'bf16' && cacheDtype !== 'f32' && cacheDtype !== 'int8') {
-    throw new Error(`--cache-dtype: '${cacheDtype}' is not bf16, f32 or int8`);
+  if (cacheDtype !== 'bf16' && cacheDtype !== 'f32' && cacheDtype !== 'int8' && cacheDtype !== 'f16') {
+    throw new Error(`--cache-dtype: '${cacheDtype}' is not bf16, f32, int8 or f16`);
   }
   const { configPath, checkpointPath } = await resolveInputs(opts);
   const cfg = await loadKimiConfig(configPath);
@@ -139,7 +139,7 @@ export function registerInspect(program: Command): void {
     .description('layer map, parameter counts and cache sizes of a model config (and a checkpoint cross-check)')
     .option('--model <dir>', 'model directory: config.json plus model.safetensors or a sharded index')
     .option('--config <file>', 'a config.json to inspect on its own (or to use for --model)')
-    .option('--cache-dtype <dtype>', 'MLA latent cache dtype: bf16 | f32 | int8 (per-token absmax codes)', 'bf16')
+    .option('--cache-dtype <dtype>', 'MLA latent cache dtype: bf16 | f32 | int8 (per-token absmax codes) | f16', 'bf16')
     .option('--json', 'print a JSON object')
     .action(async (opts: InspectOptions) => {
       const report = await runInspect(opts);

@@ -19,7 +19,7 @@ import { TextStream } from './textStream.js';
 export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;
   stopTokens?: readonly number[];
-  cacheDtype?: 'f32' | 'bf16' | 'int8';
+  cacheDtype?: 'f32' | 'bf16' | 'int8' | 'f16';
   /**
    * Choose each next token on the device and record step n + 1 while step n runs, reading tokens back
    * one step late (BatchSession.stepOnDevice): the same tokens, in less time per token. Only where the

@@ -85,8 +85,8 @@ export interface BatchSessionOptions {
   maxLength: number;
   /** Latent pages shared by all sequences; default enough for every sequence at maxLength. */
   numPages?: number;
-  /** MLA latent cache precision; bf16 halves the memory, int8 (quantised rows) quarters it. Default f32. */
-  cacheDtype?: 'f32' | 'bf16' | 'int8';
+  /** MLA latent cache precision; bf16 and f16 (binary16 rows, kernels/mla/f16Layout.ts) halve the memory, int8 (quantised rows) quarters it. Default f32. */
+  cacheDtype?: 'f32' | 'bf16' | 'int8' | 'f16';
   pageSize?: number;
   /**
    * Largest buffer a layer's latent pool may be; past it the pool is split into shards (HybridCache).
@@ -1085,7 +1085,7 @@ export class BatchSession {
 
   private writeLatent(layer: number, rows: Tensor, g: ShardGroup): void {
     const to = this.latentTarget(layer, g);
-    cacheWrite(to.pool, contiguous(rows), to.seq, to.pos, to.pageTable, { Rv: to.Rv });
+    cacheWrite(to.pool, contiguous(rows), to.seq, to.pos, to.pageTable, { Rv: to.Rv, cacheDtype: to.cacheDtype });
   }
 
   /** Where layer `layer`'s latent rows of shard group g go: its pool shard, their slots and positions, the pages. */
@@ -1096,6 +1096,7 @@ export class BatchSession {
       pos: g.pos,
       pageTable: this.cache.pageTable,
       Rv: this.model.cfg.kv_lora_rank ?? undefined,
+      cacheDtype: this.cache.spec.cacheDtype,
     };
   }
 
@@ -1158,6 +1159,7 @@ export class BatchSession {
         Rv: r,
         scale: (dn + dr) ** -0.5,
         maxLength: g.end,
+        cacheDtype: this.cache.spec.cacheDtype,
       });
     });
     const oLat = at.inverse

@@ -14,6 +14,7 @@
  * sequence's pages all lie in its slot's shard (page-table entries are page numbers within it), so
  * decode runs once per shard over the sequences it holds.
  */
+import { f16PoolWords } from '../kernels/mla/f16Layout.js';
 import { int8RowWords, type MlaCacheDtype } from '../kernels/mla/int8Layout.js';
 import { storageBytes } from '../tensor/dtype.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
@@ -38,7 +39,9 @@ export interface HybridCacheSpec {
   maxLength: number;
   /**
    * f32 or bf16 rows as they are, or int8: each row quantised (two absmax scales, kernels/mla/int8Layout.ts),
-   * an i32 pool [pages, pageSize, int8RowWords(latentDim, latentRank)], about half a bf16 pool.
+   * an i32 pool [pages, pageSize, int8RowWords(latentDim, latentRank)], about half a bf16 pool; or f16: each value
+   * rounded to binary16, two a word, an i32 pool [pages, pageSize, latentDim / 2] (kernels/mla/f16Layout.ts; a bf16
+   * pool's size; latentDim even).
    */
   cacheDtype: MlaCacheDtype;
   /** kv_lora_rank (the c_kv part of latentDim); needed by the int8 cache, which scales c_kv and k_pe apart. */
@@ -105,7 +108,9 @@ export class HybridCache {
         shardPages.map((n) =>
           spec.cacheDtype === 'int8'
             ? device.zeros([n, spec.pageSize, int8RowWords(spec.latentDim, spec.latentRank!)], 'i32')
-            : device.zeros([n, spec.pageSize, spec.latentDim], spec.cacheDtype),
+            : spec.cacheDtype === 'f16'
+              ? device.zeros([n, spec.pageSize, f16PoolWords(spec.latentDim, spec.latentRank)], 'i32')
+              : device.zeros([n, spec.pageSize, spec.latentDim], spec.cacheDtype),
         ),
       );
     }
@@ -229,6 +234,7 @@ export function poolBytes(
   spec: Pick<HybridCacheSpec, 'cacheDtype' | 'latentDim' | 'latentRank'>,
   rows: number,
 ): number {
+  if (spec.cacheDtype === 'f16') return rows * 4 * f16PoolWords(spec.latentDim, spec.latentRank);
   if (spec.cacheDtype !== 'int8') return storageBytes(spec.cacheDtype, rows * spec.latentDim);
   if (spec.latentRank === undefined) throw new Error('HybridCache: an int8 cache needs latentRank (kv_lora_rank)');
   return rows * 4 * int8RowWords(spec.latentDim, spec.latentRank);

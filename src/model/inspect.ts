@@ -27,7 +27,7 @@ import { int8RowWords } from '../kernels/mla/int8Layout.js';
 import { numel } from '../tensor/shape.js';
 import { type KimiLinearConfig, type LayerSpec, layerMap, mlaLatentDim } from './config.js';
 
-export type CacheDType = 'bf16' | 'f32' | 'int8';
+export type CacheDType = 'bf16' | 'f32' | 'int8' | 'f16';
 
 export interface ExpectedTensor {
   name: string;
@@ -186,7 +186,9 @@ export function cacheSizes(cfg: KimiLinearConfig, dtype: CacheDType = 'bf16'): C
   const kdaConvBytesPerLayer = Math.max(W - 1, 0) * 3 * H * d * 4;
   // int8 rows hold packed codes plus two f32 scales, padded to 16 bytes (int8Layout.ts).
   const rowBytes =
-    dtype === 'int8' ? latent && 4 * int8RowWords(latent, cfg.kv_lora_rank ?? 0) : latent * (dtype === 'bf16' ? 2 : 4);
+    dtype === 'int8'
+      ? latent && 4 * int8RowWords(latent, cfg.kv_lora_rank ?? 0)
+      : latent * (dtype === 'bf16' || dtype === 'f16' ? 2 : 4);
   const mlaBytesPerToken = mlaLayers * rowBytes;
   const allMlaBytesPerToken = layers.length * rowBytes;
   return {

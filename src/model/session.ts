@@ -11,8 +11,8 @@ import type { KimiLinearModel } from './forward.js';
 export interface SessionOptions {
   /** Longest sequence (prompt + generated) this session may hold. */
   maxLength: number;
-  /** MLA latent cache precision; bf16 halves the memory, int8 (quantised rows) quarters it. Default f32. */
-  cacheDtype?: 'f32' | 'bf16' | 'int8';
+  /** MLA latent cache precision; bf16 and f16 (binary16 rows, kernels/mla/f16Layout.ts) halve the memory, int8 (quantised rows) quarters it. Default f32. */
+  cacheDtype?: 'f32' | 'bf16' | 'int8' | 'f16';
   pageSize?: number;
 }
 

@@ -39,6 +39,8 @@ import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
 import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWriteWgsl } from './normCacheWrite.wgsl.js';
 import { cacheWrite } from '../mla/index.js';
 import { int8RowLayout } from '../mla/int8Layout.js';
+import { i32PoolKind } from '../mla/f16Layout.js';
+import type { MlaCacheDtype } from '../mla/int8Layout.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
 import {
   NORM_GEMV_MAX_K,
@@ -989,6 +991,8 @@ export interface LatentCacheTarget {
   pageTable: Tensor;
   /** kv_lora_rank: the c_kv part of the row (needed for an int8 pool). */
   Rv?: number;
+  /** The pool's cache where it is i32 (int8 or f16, mla/f16Layout.ts); unstated, told by its width. */
+  cacheDtype?: MlaCacheDtype;
 }
 
 /**
@@ -1012,18 +1016,22 @@ export function rmsnormCacheWrite(
   expectShape(op, 'pos', to.pos, [B]);
   const R = r + pass;
   const gpu = asGpu(device);
-  const int8 = to.pool.dtype === 'i32';
+  // An i32 pool is the f16 cache where its rows are R / 2 words (mla/f16Layout.ts), else the int8 one.
+  const f16c = to.pool.dtype === 'i32' && i32PoolKind(to.pool.shape[2], R, to.Rv, to.cacheDtype) === 'f16';
+  const int8 = to.pool.dtype === 'i32' && !f16c;
   if (int8 && to.Rv === undefined) throw new Error(`${op}: an int8 (i32) pool needs Rv, the latent rank kv_lora_rank`);
   const L = int8 ? int8RowLayout(R, to.Rv!) : undefined;
-  const poolOk = L ? to.pool.shape[2] === L.RW : to.pool.shape[2] === R && (to.pool.dtype === 'f32' || R % 2 === 0);
+  const poolOk = L
+    ? to.pool.shape[2] === L.RW
+    : f16c || (to.pool.shape[2] === R && (to.pool.dtype === 'f32' || R % 2 === 0));
   if (!gpu || !poolOk || !gpu.isBindable(to.pool) || R > NORM_CACHE_MAX_R) {
     const latent = rmsnormConcat(x, off, r, pass, weight, eps);
-    cacheWrite(to.pool, latent, to.seq, to.pos, to.pageTable, { Rv: to.Rv });
+    cacheWrite(to.pool, latent, to.seq, to.pos, to.pageTable, { Rv: to.Rv, cacheDtype: to.cacheDtype });
     latent.dispose();
     return;
   }
   const wDtype = weight.dtype as FloatDType;
-  const pool: NormCachePool = L ? { dtype: 'int8', L } : { dtype: to.pool.dtype as 'f32' | 'bf16', R };
+  const pool: NormCachePool = L ? { dtype: 'int8', L } : { dtype: f16c ? 'f16' : (to.pool.dtype as 'f32' | 'bf16'), R };
   const xc = contiguous(x);
   const wc = contiguous(weight);
   const [seq, pos, table] = [to.seq, to.pos, to.pageTable].map(contiguous);

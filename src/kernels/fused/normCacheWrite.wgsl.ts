@@ -20,7 +20,8 @@ import { subgroupReduceWgsl } from './sweep.js';
 /** The row lives in workgroup memory (4 bytes a value) beside the reductions: within 16 KB. */
 export const NORM_CACHE_MAX_R = 3072;
 
-export type NormCachePool = { dtype: 'f32' | 'bf16'; R: number } | { dtype: 'int8'; L: Int8RowLayout };
+/** f16: the f16 cache's words (mla/f16Layout.ts), pack2x16float of channel pairs. */
+export type NormCachePool = { dtype: 'f32' | 'bf16' | 'f16'; R: number } | { dtype: 'int8'; L: Int8RowLayout };
 
 /**
  * `sg`: the norm's sum of squares by subgroup shuffles for subgroups of this size (fused/sweep.ts
@@ -41,6 +42,10 @@ export function normCacheWriteWgsl(wDtype: FloatDType, pool: NormCachePool, sg?:
   } else if (pool.dtype === 'bf16') {
     store = `  for (var c = lid * 2u; c < ${R}u; c += ${WG * 2}u) {
     pool[(dst * ${R}u + c) / 2u] = toBf16(row[c]) | (toBf16(row[c + 1u]) << 16u);
+  }`;
+  } else if (pool.dtype === 'f16') {
+    store = `  for (var c = lid * 2u; c < ${R}u; c += ${WG * 2}u) {
+    pool[(dst * ${R}u + c) / 2u] = pack2x16float(vec2<f32>(row[c], row[c + 1u]));
   }`;
   } else if (pool.dtype === 'int8') {
     // mla/int8Quantize.wgsl.ts's absmax, codes and word layout, on the row in workgroup memory.

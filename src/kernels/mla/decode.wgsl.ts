@@ -17,7 +17,8 @@ import type { MlaDecodePlan } from './plan.js';
 
 export function mlaDecodeWgsl(pl: MlaDecodePlan): string {
   const { WG, TT, W, RP, H, R, Rv, NHT, NTT, KS, SL, NSS, NWT, NVT, NHO, NOS, THo, DPW } = pl;
-  const bf16 = pl.cacheDtype === 'bf16';
+  // bf16 and f16 pools: two channels a u32 word (only lo / hi differ).
+  const bf16 = pl.cacheDtype !== 'f32';
   const WT = bf16 ? 'u32' : 'f32';
   const L: string[] = [];
   const l = (s: string) => L.push(s);
@@ -57,7 +58,10 @@ export function mlaDecodeWgsl(pl: MlaDecodePlan): string {
   l(`var<workgroup> alphaS: array<vec4<f32>, ${NHT}>;`);
   l(`var<workgroup> mS: array<vec4<f32>, ${NHT}>;`);
   l(`var<workgroup> lS: array<vec4<f32>, ${NHT}>;`);
-  if (bf16) {
+  if (pl.cacheDtype === 'f16') {
+    l('fn lo(w: u32) -> f32 { return unpack2x16float(w).x; }');
+    l('fn hi(w: u32) -> f32 { return unpack2x16float(w).y; }');
+  } else if (bf16) {
     l(`fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }`);
     l(`fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }`);
   }

@@ -30,7 +30,10 @@ import { f16Frags, type MlaInt8F16Plan } from './int8F16Plan.js';
 
 export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   const { H, Rv, R, RW, SW, LC, TB, WG, KS, KPQ, CPS, HP, items, slots, tau, rowItems } = pl;
-  const words = pl.stage !== 'vec4';
+  // f16 cache (pl.cache 'f16'): the rows staging of f16 rows (vec4 of 8 f16 copied as they are: f16RowsFetchWgsl,
+  // f16RowsStageWgsl); the pool bound as vec4<u32>.
+  const f16c = pl.cache === 'f16';
+  const words = pl.stage !== 'vec4' && !f16c;
   const rows = pl.stage === 'rows';
   if (rows && TB * 16 !== WG) throw new Error('mlaInt8F16Wgsl: stage rows needs TB x 16 threads');
   const F = f16Frags(pl);
@@ -79,7 +82,11 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   const PF = words ? 'u32' : 'vec4<u32>';
   // Register sets of fetched blocks: one (''), or `ahead` ('a', 'b', ...: block n's codes in set n % ahead).
   const sets = f16Sets(pl.ahead);
-  if (rows) {
+  if (f16c) {
+    for (const x of rowsPreludeWgsl(pl)) l(`  ${x}`);
+    for (const x of f16RowsPreludeWgsl(pl)) l(`  ${x}`);
+    for (const S of sets) for (let n = 0; n < f16RowSlots(pl); n++) l(`  var pf${S}${n} = vec4<u32>(0u);`);
+  } else if (rows) {
     // Thread lid: row lid / 16, words lid % 16 + 16 n (slot n's part is known here: LWp a multiple of 16).
     for (const x of rowsPreludeWgsl(pl)) l(`  ${x}`);
     for (const S of sets) {
@@ -95,6 +102,10 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   // pageAhead: the loop's fetches take their row from rn, looked up in the page table a block earlier.
   const fetch = (tbX: string, ind: string, S: string, rowVar?: string) => {
     if (skip('stage')) return;
+    if (f16c) {
+      for (const x of f16RowsFetchWgsl(pl, tbX, S)) l(`${ind}${x}`);
+      return;
+    }
     if (rows) {
       l(`${ind}{ let tt = ${tbX} + rowT;`);
       for (let n = 0; n < rowItems / 16; n++) l(`${ind}  pf${S}${n} = 0u;`);
@@ -119,6 +130,10 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   // Codes x scale -> f16 into buffer kbX: row si / rowItems, channels (4 or 16) (si % rowItems) + 0..3 (or 15).
   const stage = (kbX: string, ind: string, S: string) => {
     if (skip('stage')) return;
+    if (f16c) {
+      for (const x of f16RowsStageWgsl(pl, kbX, S)) l(`${ind}${x}`);
+      return;
+    }
     if (rows) {
       for (const x of rowsStageWgsl(pl, kbX, S)) l(`${ind}${x}`);
       return;
@@ -231,6 +246,82 @@ export function mlaInt8F16Wgsl(pl: MlaInt8F16Plan): string {
   mlWgsl(l, pl, 8);
   l('}');
   return L.join('\n');
+}
+
+/** f16 cache: the vec4 (8 f16) a thread fetches and stages a block, ceil(R / 128) (the last partial where R / 8 is not a multiple of 16). */
+export const f16RowSlots = (pl: Pick<MlaInt8F16Plan, 'rowItems'>) => Math.ceil(pl.rowItems / 16);
+
+/**
+ * f16 cache, f16Rotate: the thread's rotation t = colW / 8 + 2 (row % 2) (in words of its vec4) and the f16 offsets
+ * fo{k} = 2 ((k + t) % 4) of its four words' stores (forms Tint's range analysis bounds: / and %, no masks).
+ */
+export function f16RowsPreludeWgsl(pl: Pick<MlaInt8F16Plan, 'f16Rotate'>): string[] {
+  if (!pl.f16Rotate) return [];
+  return [
+    'let frt = (lid % 16u) / 8u + 2u * ((lid / 16u) % 2u);',
+    `let ${[0, 1, 2, 3].map((k) => `fo${k} = 2u * ((${k}u + frt) % 4u)`).join('; let ')};`,
+  ];
+}
+
+/**
+ * f16 cache: the fetch of one block's rows at tbX into register set S: thread lid's row rowT = lid / 16 (one
+ * page-table look-up), its vec4 colW + 16 n of the row (pool bound as vec4<u32>: R / 8 a row); zeros past the
+ * sequence (and past the row for the last slot's threads where R / 8 is not a multiple of 16).
+ */
+export function f16RowsFetchWgsl(pl: Pick<MlaInt8F16Plan, 'rowItems'>, tbX: string, S: string): string[] {
+  const NV = pl.rowItems;
+  const NF = f16RowSlots(pl);
+  const L = [`{ let tt = ${tbX} + rowT;`];
+  for (let n = 0; n < NF; n++) L.push(`  pf${S}${n} = vec4<u32>(0u);`);
+  L.push(`  if (tt < t1) { let r = rowOf(b, tt) * ${NV}u;`);
+  for (let n = 0; n < NF; n++) {
+    const ld = `pf${S}${n} = pool[r + colW + ${16 * n}u];`;
+    L.push(16 * (n + 1) > NV ? `    if (colW + ${16 * n}u < ${NV}u) { ${ld} }` : `    ${ld}`);
+  }
+  L.push('  } }');
+  return L;
+}
+
+/**
+ * f16 cache: the staging of one block (kv buffer kbX, register set S): vec4 n of thread lid, channels
+ * 8 colW + 128 n + 0..7 of row rowT, bitcast to f16 pairs and stored (8 scalar f16 stores) at kbX TB KS + rowT KS +
+ * 8 colW + 128 n + i; with rangeIdx the base as 8 lid + (KS - 128)(lid / 16) (Tint's range analysis bounds it).
+ * f16Rotate: the vec4 rotated by t words (w[k] = v[(k + t) % 4]) and word k stored at 2 ((k + t) % 4) + 0 / 1: the
+ * same values at the same places, a warp's stores on 32 banks.
+ */
+export function f16RowsStageWgsl(
+  pl: Pick<MlaInt8F16Plan, 'TB' | 'KS' | 'rowItems' | 'rangeIdx' | 'f16Rotate'>,
+  kbX: string,
+  S: string,
+): string[] {
+  const { TB, KS } = pl;
+  const NV = pl.rowItems;
+  const base = pl.rangeIdx
+    ? `${kbX} * ${TB * KS}u + 8u * lid + ${KS - 128}u * (lid / 16u)`
+    : `${kbX} * ${TB * KS}u + rowT * ${KS}u + 8u * colW`;
+  const L = [`{ let base = ${base};`];
+  for (let n = 0; n < f16RowSlots(pl); n++) {
+    const guard = 16 * (n + 1) > NV ? `if (colW + ${16 * n}u < ${NV}u) ` : '';
+    const o = 128 * n;
+    if (pl.f16Rotate) {
+      L.push(`  ${guard}{ let v1 = select(pf${S}${n}, pf${S}${n}.yzwx, frt % 2u == 1u);`);
+      L.push('    let v = select(v1, v1.zwxy, frt >= 2u);');
+      for (let k = 0; k < 4; k++)
+        L.push(
+          `    { let h = bitcast<vec2<f16>>(v[${k}]); let e = base + ${o}u + fo${k}; kv[e] = h.x; kv[e + 1u] = h.y; }`,
+        );
+      L.push('  }');
+      continue;
+    }
+    L.push(`  ${guard}{ let v = pf${S}${n};`);
+    for (let k = 0; k < 4; k++)
+      L.push(
+        `    { let h = bitcast<vec2<f16>>(v[${k}]); kv[base + ${o + 2 * k}u] = h.x; kv[base + ${o + 2 * k + 1}u] = h.y; }`,
+      );
+    L.push('  }');
+  }
+  L.push('}');
+  return L;
 }
 
 /**

@@ -22,7 +22,8 @@ import { chunkMainWgsl } from './chunkEntry.wgsl.js';
 
 export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   const { H, R, Rv, SG, WG, TT, HP, JS, NDG, NV2, RS2, UV, doubleBuffer } = pl;
-  const bf16 = pl.cacheDtype === 'bf16';
+  // bf16 and f16 pools: two channels a u32 word (only widen differs).
+  const bf16 = pl.cacheDtype !== 'f32';
   const W = bf16 ? R / 2 : R; // pool words per row
   const NHQ = HP / 4;
   const UPR = RS2 / UV; // staging units per (padded) row
@@ -97,7 +98,8 @@ export function mlaTiledWgsl(pl: MlaTiledPlan): string {
   const slots = pl.pipelined ? 2 : 1;
   l(`var<workgroup> P: array<vec4<f32>, ${slots * TT * 8}>;`);
   l(`var<workgroup> alphaS: array<vec4<f32>, ${slots * 8}>;`);
-  if (bf16)
+  if (pl.cacheDtype === 'f16') l('fn widen(w: u32) -> vec2<f32> { return unpack2x16float(w); }');
+  else if (bf16)
     l(`fn widen(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }`);
   L.push(...chunkMainWgsl(WG, true));
   // S thread: quad hq, lane's dims 2 (SG j + lane) + c, token tk and first head hb after the reduce-scatter.

@@ -23,7 +23,7 @@ import { Q_PREP_WG, qPrepWgsl } from './qPrep.wgsl.js';
 import { cacheWriteReference, mlaDecodeReference } from './reference.js';
 import { mlaTiledWgsl } from './decodeTiled.wgsl.js';
 import { defaultTiledChunks, mlaTiledKey, planMlaTiled, tiledSubgroupSize } from './tiledPlan.js';
-import { int8RowLayout, int8RowWords } from './int8Layout.js';
+import { int8RowLayout, int8RowWords, type MlaCacheDtype } from './int8Layout.js';
 import { cacheWriteInt8Reference, mlaDecodeInt8Reference } from './int8Reference.js';
 import { int8CacheWriteWgsl, int8QueryWgsl } from './int8Quantize.wgsl.js';
 import { defaultInt8Chunks, type MlaInt8Variant, mlaInt8Key, planMlaInt8 } from './int8Plan.js';
@@ -37,6 +37,7 @@ import { int8TwoPassDecode } from './int8TwoPassDecode.js';
 import type { MlaInt8TwoPassOptions } from './int8TwoPassPlan.js';
 import { int8F16Decode, mlaInt8F16DeviceUnsupported } from './int8F16Decode.js';
 import { type MlaInt8F16Options, mlaInt8F16Unsupported } from './int8F16Plan.js';
+import { cacheWriteF16Reference, f16PoolToF32, f16RowWords, i32PoolKind } from './f16Layout.js';
 
 export { int8RowWords, type MlaCacheDtype } from './int8Layout.js';
 export { prepareMlaInt8Sgm } from './int8SgmPrepare.js';
@@ -97,6 +98,11 @@ export interface MlaDecodeOptions {
   int8TwoPass?: MlaInt8TwoPassOptions;
   /** int8 cache, f16 tensor-core kernel: options (int8F16Plan.ts), for measuring. */
   int8F16?: MlaInt8F16Options;
+  /**
+   * The pool's cache where it is i32: 'int8' or 'f16' (f16Layout.ts); unstated, told by its row width (int8 where
+   * the widths coincide). The model's sessions state it.
+   */
+  cacheDtype?: MlaCacheDtype;
   /**
    * Tiled kernel: the subgroup size to compile for where the adapter does not report one fixed size (the
    * kernel writes NaN if the size it runs with differs).
@@ -186,8 +192,10 @@ export function mlaDecode(
   const device = deviceOf('mlaDecode', qFull, pool, pageTable, lengths);
   const [B, H, R] = qFull.shape;
   expectShape('mlaDecode', 'qFull', qFull, [B, H, R]);
-  const int8 = pool.dtype === 'i32';
-  expectShape('mlaDecode', 'cache pool', pool, [null, null, int8 ? int8RowWords(R, opts.Rv) : R]);
+  // An i32 pool is the int8 cache (int8RowWords(R, Rv) words a row) or the f16 one (R / 2: f16Layout.ts).
+  const f16c = pool.dtype === 'i32' && i32PoolKind(pool.shape[2], R, opts.Rv, opts.cacheDtype) === 'f16';
+  const int8 = pool.dtype === 'i32' && !f16c;
+  expectShape('mlaDecode', 'cache pool', pool, [null, null, int8 ? int8RowWords(R, opts.Rv) : f16c ? R / 2 : R]);
   expectShape('mlaDecode', 'page table', pageTable, [B, null]);
   expectShape('mlaDecode', 'lengths', lengths, [B]);
   expectDType('mlaDecode', 'page table', pageTable, ['i32']);
@@ -204,7 +212,9 @@ export function mlaDecode(
     return cpu.fromHost(out, [B, H, Rv]);
   }
   if (!gpu) {
-    const out = mlaDecodeReference(hostF32(qFull), hostF32(pool), hostI32(pageTable), hostI32(lengths), {
+    // The f16 cache's values are its f16 channels: f32 attention over them.
+    const rows = f16c ? f16PoolToF32(hostI32(pool), R) : hostF32(pool);
+    const out = mlaDecodeReference(hostF32(qFull), rows, hostI32(pageTable), hostI32(lengths), {
       B,
       H,
       R,
@@ -216,12 +226,23 @@ export function mlaDecode(
     return cpu.fromHost(out, [B, H, Rv]);
   }
   if (int8) return int8Decode(gpu, qFull, pool, pageTable, lengths, opts);
-  if (pool.dtype !== 'f32' && pool.dtype !== 'bf16') {
-    throw new Error(`mlaDecode: cache pool must be f32, bf16 or i32 (int8 codes), got ${pool.dtype}`);
+  if (pool.dtype !== 'f32' && pool.dtype !== 'bf16' && !f16c) {
+    throw new Error(`mlaDecode: cache pool must be f32, bf16 or i32 (int8 codes or f16 pairs), got ${pool.dtype}`);
+  }
+  // f16 cache: the f16 tensor-core kernel's f16 staging where the device and shapes allow it (mlaF16CacheKernelFor),
+  // else the tiled / split kernels reading its words as bf16's (unpack2x16float).
+  if (f16c && mlaF16CacheKernelFor(gpu, { H, R, Rv, subgroupSize: opts.subgroupSize }) === 'f16') {
+    if (pool.offset % 4)
+      throw new Error(`mlaDecode: an f16 pool must start on a 16-byte boundary (offset ${pool.offset} words)`);
+    return int8F16Decode(gpu, qFull, pool, pageTable, lengths, {
+      ...opts,
+      int8F16: { ...opts.int8F16, cache: 'f16' },
+    });
   }
   if (mlaDecodeKernelFor(gpu, opts) === 'tiled') return tiledDecode(gpu, qFull, pool, pageTable, lengths, opts);
   const maxShared = gpu.limits.maxComputeWorkgroupStorageSize;
-  const base = planMlaDecode({ H, R, Rv, cacheDtype: pool.dtype }, maxShared, opts.blockTokens, opts.prefetch);
+  const cacheDtype = f16c ? 'f16' : (pool.dtype as 'f32' | 'bf16');
+  const base = planMlaDecode({ H, R, Rv, cacheDtype }, maxShared, opts.blockTokens, opts.prefetch);
   // vec4 pool loads need the binding to start on a 16-byte boundary.
   const plan = { ...base, vecLoad: base.vecLoad && (pool.offset * (pool.dtype === 'bf16' ? 2 : 4)) % 16 === 0 };
   const maxLen = Math.max(1, opts.maxLength);
@@ -318,9 +339,10 @@ function tiledDecode(
   const [B, H, R] = qFull.shape;
   const { Rv, scale } = opts;
   const SG = tiledSubgroupSizeOf(gpu, opts)!;
-  const dtype = pool.dtype as 'f32' | 'bf16';
+  // An i32 pool here is the f16 cache (mlaDecode sends int8 pools elsewhere).
+  const dtype = pool.dtype === 'i32' ? 'f16' : (pool.dtype as 'f32' | 'bf16');
   // vec4 pool loads need the binding to start on a 16-byte boundary.
-  const vecAligned = (pool.offset * (dtype === 'bf16' ? 2 : 4)) % 16 === 0;
+  const vecAligned = (pool.offset * (pool.dtype === 'bf16' ? 2 : 4)) % 16 === 0;
   const plan = planMlaTiled({ H, R, Rv, cacheDtype: dtype, SG }, gpu.limits.maxComputeWorkgroupStorageSize, {
     vecAligned,
     doubleBuffer: opts.doubleBuffer,
@@ -465,6 +487,32 @@ export function mlaInt8KernelFor(
 }
 
 /**
+ * The kernel mlaDecode runs for an f16 cache (f16Layout.ts): 'f16', the f16 tensor-core kernel with its f16 rows
+ * staging (int8F16Plan.ts `cache: 'f16'`), where the device has f16 subgroup matrices and subgroups of 32 (the H200
+ * with `--unsafe-apis --f16`) and the shapes fit it (kv_lora_rank a multiple of 128, R a multiple of 64), unless
+ * `mlaF16CacheOverrides.kernel` says 'plain'; else 'plain': the tiled or split kernel reading the words as the bf16
+ * cache's, widened by unpack2x16float (core WGSL: no f16 extension needed). Asked for 'f16' where it cannot run: an
+ * error saying why.
+ */
+export function mlaF16CacheKernelFor(
+  gpu: GpuContext,
+  o: { H: number; R: number; Rv: number; subgroupSize?: number },
+): 'f16' | 'plain' {
+  const asked = mlaF16CacheOverrides.kernel;
+  if (asked === 'plain') return 'plain';
+  const SG = tiledSubgroupSizeOf(gpu, o);
+  const why =
+    mlaInt8F16DeviceUnsupported(gpu) ??
+    (SG !== 32 ? `needs subgroups of 32, this device has ${SG}` : mlaInt8F16Unsupported(o.R, o.Rv));
+  if (why === undefined) return 'f16';
+  if (asked === 'f16') throw new Error(`mlaDecode: the f16 cache's tensor-core kernel is not available: ${why}`);
+  return 'plain';
+}
+
+/** What bench / tests set for the f16 cache's kernel (mlaF16CacheKernelFor): unset = the tensor cores where possible. */
+export const mlaF16CacheOverrides: { kernel?: 'f16' | 'plain' } = {};
+
+/**
  * Chunks per sequence of the tensor-core kernel: one workgroup per SM of an H200, as for dp4a (at 1M:
  * 132 chunks 2.15 ms, 264 2.19, 528 2.27; bench/results/2026-12-01-h200-dec8-run1-mla.json).
  */
@@ -544,9 +592,14 @@ export function cacheWrite(
   seq: Tensor,
   pos: Tensor,
   pageTable: Tensor,
-  opts: { Rv?: number } = {},
+  /** cacheDtype: the pool's cache where it is i32 (int8 or f16; unstated: told by its width, f16Layout.ts). */
+  opts: { Rv?: number; cacheDtype?: MlaCacheDtype } = {},
 ): void {
   const device = deviceOf('cacheWrite', pool, values, seq, pos, pageTable);
+  if (pool.dtype === 'i32' && i32PoolKind(pool.shape[2], values.shape[1], opts.Rv, opts.cacheDtype) === 'f16') {
+    cacheWriteF16(device, pool, values, seq, pos, pageTable);
+    return;
+  }
   if (pool.dtype === 'i32') {
     cacheWriteInt8(device, pool, values, seq, pos, pageTable, opts.Rv);
     return;
@@ -574,6 +627,41 @@ export function cacheWrite(
       key: `mla_cache_write_r${R}_${pool.dtype}`,
       code: () => cacheWriteWgsl(R, pool.dtype as 'f32' | 'bf16'),
     },
+    tensors: [vc, seq, pos, pageTable, pool],
+    params: new Params().u32(N, maxPages, pageSize, 0),
+    workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
+  });
+  vc.dispose();
+}
+
+/** The f16 cache (f16Layout.ts): rows [N, R] rounded to nearest f16, two channels a word. */
+function cacheWriteF16(
+  device: ReturnType<typeof deviceOf>,
+  pool: Tensor,
+  values: Tensor,
+  seq: Tensor,
+  pos: Tensor,
+  pageTable: Tensor,
+): void {
+  const [N, R] = values.shape;
+  expectShape('cacheWrite', 'f16 pool', pool, [null, null, f16RowWords(R)]);
+  expectShape('cacheWrite', 'seq', seq, [N]);
+  expectShape('cacheWrite', 'pos', pos, [N]);
+  const pageSize = pool.shape[1];
+  const maxPages = pageTable.shape[1];
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const dst = (pool.storage as CpuStorage).data.subarray(pool.offset) as Int32Array;
+    cacheWriteF16Reference(dst, hostF32(values), hostI32(seq), hostI32(pos), hostI32(pageTable), {
+      R,
+      pageSize,
+      maxPages,
+    });
+    return;
+  }
+  const vc = contiguous(values);
+  gpu.dispatch({
+    kernel: { name: 'mla_cache_write', key: `mla_cache_write_r${R}_f16`, code: () => cacheWriteWgsl(R, 'f16') },
     tensors: [vc, seq, pos, pageTable, pool],
     params: new Params().u32(N, maxPages, pageSize, 0),
     workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],

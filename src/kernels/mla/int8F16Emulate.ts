@@ -21,6 +21,7 @@ import {
 } from './int8F16EmulateParts.js';
 import type { MlaInt8F16Plan } from './int8F16Plan.js';
 import { int8F16Stage } from './int8F16Reference.js';
+import { f16PoolView } from './f16Layout.js';
 import type { MlaInt8Dims } from './int8Reference.js';
 
 type Frag = Float64Array;
@@ -38,6 +39,8 @@ export function mlaDecodeInt8F16Emulate(
   const { TB, KS, PS, KPQ, CPS, HP, NG, tau } = pl;
   const { F, view, chunks, qh, partial } = emulationStart(pl, qFull, pool, pageTable, lengths, d, chunkLen);
   const { L, poolF, byte } = view;
+  // f16 cache: the staged values are the pool's f16 channels as they are (rows of R / 2 words).
+  const view16 = pl.cache === 'f16' ? f16PoolView(pool, pageTable, d) : undefined;
   for (let b = 0; b < B; b++)
     for (let chunk = 0; chunk < chunks; chunk++)
       for (let g = 0; g < NG; g++) {
@@ -54,7 +57,9 @@ export function mlaDecodeInt8F16Emulate(
             const base = kb * TB * KS + Math.floor(i / pl.rowItems) * KS + width * c;
             for (let k = 0; k < width; k++) {
               let x = 0;
-              if (tt < t1) {
+              if (tt < t1 && view16) {
+                x = view16.channel(view16.rowOf(b, tt), width * c + k);
+              } else if (tt < t1) {
                 const row = view.rowOf(b, tt);
                 const sk = poolF[row + L.SW + (width * c < Rv ? 0 : 1)];
                 x = int8F16Stage(byte(row + (width / 4) * c, k), sk, pl.convert);

@@ -200,6 +200,37 @@ export interface MlaInt8F16Options {
    * rows ran on a GPU slowed ~4x mid-sweep and are not comparisons): off.
    */
   rowSwap?: boolean;
+  /**
+   * The latent cache the kernel reads: 'int8' (default: codes and per-token scales, int8Layout.ts) or 'f16' (the f16
+   * cache, f16Layout.ts: rows of f16 already, i32 [pages, pageSize, R / 2]). f16: each row copied to workgroup memory
+   * as it is, no conversion and no scales: thread lid takes row lid / 16 and its vec4 (8 channels) colW + 16 n
+   * (n < ceil(R / 128); at R 576 72 vec4 a row, the fifth only for colW < 8), one page-table look-up a block, two
+   * blocks ahead as the int8 rows staging; each vec4 bitcast to 8 f16 and stored as 8 scalar f16 stores (WGSL stores
+   * no vectors into the array<f16> the fragments load from). Rows staging only (not wide, swizzle, rowSwap or
+   * pageAhead); convert does not apply. The query is the same f16 q * scale * log2(e) (int8F16QueryWgsl). Defaults
+   * of the f16 cache (MLA_F16_CACHE_DEFAULTS): f16Rotate and ahead 4, its fastest measured form.
+   * Measured (H200, 48B shapes, batch 1, bench/results/2026-12-03-h200-s16-f16c-s{1,2}-*; query + kernel + merge):
+   * SLOWER than the int8 cache on this kernel: 0.796-0.798 ms a layer at 1M (ahead 2), f16Rotate 0.790-0.793, ahead
+   * 4 0.794, f16Rotate + ahead 4 0.784-0.786, against the int8 rows' 0.567-0.568 in the same sittings; 4K even
+   * (0.0264-0.0266 against ~0.027). Stage diagnostics at 1M: the f16 staging alone 0.568 (f16Rotate 0.559, with ahead
+   * 4 0.549) against the int8 rows' 0.500 (fifteenth session), without the staging 0.356 (the same as int8's): a row
+   * is twice the bytes (1152 against 592) and the copy saves only the conversions, so the loads stay the limit, and
+   * the staging overlaps the products less (0.57 + 0.36 -> 0.79 against int8's 0.50 + 0.36 -> 0.57). Hybrid TPOT at
+   * 1M (median step, --steps 32): 9.00-9.02 ms (ahead 2), 8.95 f16Rotate, 9.01 ahead 4, 8.93 f16Rotate + ahead 4,
+   * against int8's 7.35-7.40; 128K 4.20 against 4.00; 4K 3.51 against 3.53. Outputs at 4K: 8.3e-6 of max |o| from
+   * this scheme's reference (int8F16Reference.ts, cache 'f16'), 1.9e-4 from f32 attention over the f16 values, 2.5e-4
+   * from f32 attention over the rows before rounding (the int8 cache on this kernel: 2.8e-3, twelfth session);
+   * bench decode --check at 4K tokens equal.
+   */
+  cache?: 'int8' | 'f16';
+  /**
+   * f16 cache: a thread's 8 f16 stores of a vec4 in an order rotated by t = colW / 8 + 2 (row % 2) words (the vec4
+   * rotated by two selects, the store offsets 2 ((k + t) % 4) + 0 / 1), so a warp's 32 lanes (two rows of 16 vec4,
+   * 16 bytes apart) store into 32 different banks at each store instead of 8 (the same word k of 16-byte apart vec4
+   * always falls in banks 4 c + k: 4-way conflicts). Same values, same places. The f16 cache's default
+   * (MLA_F16_CACHE_DEFAULTS): 0.790-0.793 against 0.796-0.798 ms a layer at 1M (staging alone 0.559 against 0.568).
+   */
+  f16Rotate?: boolean;
 }
 
 export interface MlaInt8F16Plan {
@@ -243,6 +274,8 @@ export interface MlaInt8F16Plan {
   mergeLoads: number;
   rangeIdx: boolean;
   rowSwap: boolean;
+  cache: 'int8' | 'f16';
+  f16Rotate: boolean;
   tau: number;
   skip: F16Stage[];
   /** Workgroup memory in bytes. */
@@ -259,6 +292,13 @@ export const MLA_INT8_F16_TAU = 14;
  * --check at 4K, 9.3e-6 of max |o| from its scheme, 3.42e-3 from the int8 reference (cvt 3.47e-3).
  */
 export const MLA_INT8_F16_CONVERT = 'half' as const;
+
+/**
+ * The f16 cache's staging defaults (cache 'f16'): f16Rotate and four blocks ahead, the fastest form measured (H200,
+ * 1M: 0.784-0.786 ms a layer against 0.796-0.798 with neither; hybrid TPOT median 8.93 against 9.00-9.02; bench
+ * decode --check at 4K tokens equal; bench/results/2026-12-03-h200-s16-f16c-s2-*). The int8 cache remains faster.
+ */
+export const MLA_F16_CACHE_DEFAULTS = { f16Rotate: true, ahead: 4 } as const;
 
 /** Why these shapes cannot run the f16 kernel, or undefined. */
 export function mlaInt8F16Unsupported(R: number, Rv: number): string | undefined {
@@ -284,7 +324,21 @@ export function planMlaInt8F16(
   const PS = TB + 8;
   const NCV = R / 16;
   const stage = o.stage ?? 'rows';
-  const rowItems = stage === 'vec4' ? NCV : R / 4;
+  const cache = o.cache ?? 'int8';
+  if (cache !== 'int8' && cache !== 'f16')
+    throw new Error(`mlaDecode (f16 kernel): cache must be int8 or f16, got ${cache}`);
+  const f16c = cache === 'f16';
+  if (f16c) {
+    if (stage !== 'rows' || o.wide || o.swizzle || o.rowSwap || o.pageAhead || o.convert !== undefined)
+      throw new Error(
+        'mlaDecode (f16 cache): stages rows of f16 (rows staging; not wide, swizzle, rowSwap, pageAhead or convert)',
+      );
+    if (o.skip?.includes('stores')) throw new Error('mlaDecode (f16 cache): skip stores is an int8 staging diagnostic');
+  }
+  if (o.f16Rotate && !f16c) throw new Error('mlaDecode (int8, f16): f16Rotate needs the f16 cache');
+  const f16Rotate = f16c && (o.f16Rotate ?? MLA_F16_CACHE_DEFAULTS.f16Rotate);
+  // Staging items a row: u32 words of 4 codes (rows, words), vec4 of 16 codes (vec4), or vec4 of 8 f16 (f16 cache).
+  const rowItems = f16c ? R / 8 : stage === 'vec4' ? NCV : R / 4;
   const items = TB * rowItems;
   const tau = o.tau ?? MLA_INT8_F16_TAU;
   if (!(tau >= 0 && tau <= 15)) throw new Error(`mlaDecode (int8, f16): tau must be in [0, 15], got ${tau}`);
@@ -293,7 +347,7 @@ export function planMlaInt8F16(
   if (wide && (stage !== 'rows' || o.prefetch === false || o.qPerBlock))
     throw new Error('mlaDecode (int8, f16): wide runs rows staging with prefetch and the query in registers');
   if (o.qFold && o.qPerBlock) throw new Error('mlaDecode (int8, f16): qFold and qPerBlock do not combine');
-  const ahead = o.prefetch === false ? 1 : (o.ahead ?? 2);
+  const ahead = o.prefetch === false ? 1 : (o.ahead ?? (f16c ? MLA_F16_CACHE_DEFAULTS.ahead : 2));
   if (![1, 2, 3, 4].includes(ahead)) throw new Error(`mlaDecode (int8, f16): ahead must be 1, 2, 3 or 4, got ${ahead}`);
   if (wide && ahead > 2) throw new Error('mlaDecode (int8, f16): wide runs ahead 1 or 2');
   // The fifteenth session's defaults where they apply (rows staging, not wide, not swizzle): convert half and
@@ -325,7 +379,8 @@ export function planMlaInt8F16(
     Rv,
     NG,
     HP: 32 * NG,
-    RW: L.RW,
+    // f16 cache: R / 2 words a row (f16Layout.ts); no scales.
+    RW: f16c ? R / 2 : L.RW,
     SW: L.SW,
     LC: L.LC,
     NCV,
@@ -352,6 +407,8 @@ export function planMlaInt8F16(
     mergeLoads: o.mergeLoads ?? MLA_INT8_F16_MERGE_LOADS,
     rangeIdx: o.rangeIdx ?? rowsPlain,
     rowSwap: o.rowSwap ?? false,
+    cache,
+    f16Rotate,
     tau,
     skip: [...(o.skip ?? [])],
     sharedBytes,
@@ -359,7 +416,7 @@ export function planMlaInt8F16(
 }
 
 export const mlaInt8F16Key = (p: MlaInt8F16Plan) =>
-  `mla_decode_int8_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.rangeIdx ? '_ri' : ''}${p.rowSwap ? '_rsw' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
+  `mla_decode_${p.cache === 'f16' ? `f16c${p.f16Rotate ? '_rot' : ''}` : 'int8'}_f16_h${p.H}_r${p.R}_rv${p.Rv}_tau${p.tau}_${p.stage}${p.prefetch ? '' : '_nopf'}${p.qPerBlock ? '_qpb' : ''}${p.swizzle ? '_swz' : ''}${p.qFold ? '_qf' : ''}${p.wide ? '_w512' : ''}_a${p.ahead}${p.convert === 'cvt' ? '' : `_cv${p.convert}`}${p.pageAhead ? '_pga' : ''}${p.rangeIdx ? '_ri' : ''}${p.rowSwap ? '_rsw' : ''}${p.skip.length ? `_no${p.skip.join('-')}` : ''}`;
 
 /**
  * Chunks per sequence: one workgroup an SM of an H200 (132 SMs; its registers allow one) at long contexts (132,

@@ -15,6 +15,7 @@
  * scaled codes (2^-11 relative, below the int8 codes' own 2^-8) and of p.
  */
 import { f16Round } from '../f16mma.js';
+import { f16PoolRow, f16PoolView } from './f16Layout.js';
 import { int8PoolView, type MlaInt8Dims } from './int8Reference.js';
 import { MLA_INT8_F16_TAU, MLA_INT8_F16_TB } from './int8F16Plan.js';
 
@@ -63,18 +64,30 @@ export function mlaDecodeInt8F16Reference(
   pageTable: Int32Array,
   lengths: Int32Array,
   d: MlaInt8Dims,
-  o: { chunkLen: number; tau?: number; stats?: F16SchemeStats; convert?: 'cvt' | 'bits' | 'half' },
+  o: {
+    chunkLen: number;
+    tau?: number;
+    stats?: F16SchemeStats;
+    convert?: 'cvt' | 'bits' | 'half';
+    /** The pool's cache: int8 (default) or f16 (f16Layout.ts: the staged rows are the pool's f16 values as they are). */
+    cache?: 'int8' | 'f16';
+  },
 ): Float32Array {
   const { B, H, R, Rv } = d;
   const TB = MLA_INT8_F16_TB;
   const tau = o.tau ?? MLA_INT8_F16_TAU;
-  const view = int8PoolView(pool, pageTable, d);
+  const f16c = o.cache === 'f16';
+  const view = f16c ? undefined : int8PoolView(pool, pageTable, d);
+  const view16 = f16c ? f16PoolView(pool, pageTable, d) : undefined;
   const q16 = int8F16Query(qFull, d);
   const out = new Float32Array(B * H * Rv);
   for (let b = 0; b < B; b++) {
     const T = lengths[b];
     const rows: Float32Array[] = [];
-    for (let t = 0; t < T; t++) rows.push(int8F16Row(view, view.rowOf(b, t), R, Rv, o.convert));
+    for (let t = 0; t < T; t++)
+      rows.push(
+        view16 ? f16PoolRow(view16, view16.rowOf(b, t), R) : int8F16Row(view!, view!.rowOf(b, t), R, Rv, o.convert),
+      );
     for (let h = 0; h < H; h++) {
       const q = q16.subarray((b * H + h) * R, (b * H + h + 1) * R);
       const s = rows.map((k) => {

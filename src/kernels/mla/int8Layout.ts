@@ -41,5 +41,8 @@ export function int8RowWords(R: number, Rv: number): number {
   return int8RowLayout(R, Rv).RW;
 }
 
-/** The MLA latent cache's element types: f32 and bf16 hold the rows as they are, int8 quantises them. */
-export type MlaCacheDtype = 'f32' | 'bf16' | 'int8';
+/**
+ * The MLA latent cache's element types: f32 and bf16 hold the rows as they are, int8 quantises them, f16 rounds them
+ * to binary16 pairs in an i32 pool (f16Layout.ts).
+ */
+export type MlaCacheDtype = 'f32' | 'bf16' | 'int8' | 'f16';

@@ -13,7 +13,8 @@ export interface MlaDecodeVariant {
   H: number;
   R: number;
   Rv: number;
-  cacheDtype: 'f32' | 'bf16';
+  /** f16: the f16 cache's words (f16Layout.ts), packed in pairs as bf16's and widened by unpack2x16float. */
+  cacheDtype: 'f32' | 'bf16' | 'f16';
 }
 
 export interface MlaDecodePlan extends MlaDecodeVariant {
@@ -59,8 +60,9 @@ export function planMlaDecode(
   if (!(H >= 1 && R >= 1 && Rv >= 1 && Rv <= R)) {
     throw new Error(`mlaDecode: need H >= 1 and 1 <= Rv <= R, got H=${H}, R=${R}, Rv=${Rv}`);
   }
-  const bf16 = cacheDtype === 'bf16';
-  if (bf16 && R % 2) throw new Error(`mlaDecode: a bf16 cache needs an even row size R, got ${R}`);
+  // bf16 and f16 rows: two channels a u32 word.
+  const bf16 = cacheDtype !== 'f32';
+  if (bf16 && R % 2) throw new Error(`mlaDecode: a ${cacheDtype} cache needs an even row size R, got ${R}`);
   const WG = MLA_SPLIT_WG;
   const DPW = bf16 ? 2 : 1;
   const W = R / DPW;

@@ -20,7 +20,8 @@ export interface MlaTiledVariant {
   H: number;
   R: number;
   Rv: number;
-  cacheDtype: 'f32' | 'bf16';
+  /** f16: the f16 cache's words (f16Layout.ts), staged as bf16's and widened by unpack2x16float. */
+  cacheDtype: 'f32' | 'bf16' | 'f16';
   /** Subgroup size of the device (fixed: min == max); 8, 16 or 32. */
   SG: number;
 }
@@ -76,7 +77,8 @@ export function planMlaTiled(
   if (!(H >= 1 && R >= 1 && Rv >= 1 && Rv <= R)) {
     throw new Error(`mlaDecode (tiled): need H >= 1 and 1 <= Rv <= R, got H=${H}, R=${R}, Rv=${Rv}`);
   }
-  if (cacheDtype === 'bf16' && R % 2) throw new Error(`mlaDecode (tiled): a bf16 cache needs an even R, got ${R}`);
+  if (cacheDtype !== 'f32' && R % 2)
+    throw new Error(`mlaDecode (tiled): a ${cacheDtype} cache needs an even R, got ${R}`);
   if (SG !== 8 && SG !== 16 && SG !== 32) throw new Error(`mlaDecode (tiled): subgroup size ${SG} is not 8, 16 or 32`);
   const TT = MLA_TILED_TT;
   const WG = 8 * SG;
@@ -84,7 +86,7 @@ export function planMlaTiled(
   const JS = Math.ceil(R / (2 * SG));
   const NDG = WG / 4;
   const NV2 = Math.ceil(Math.ceil(Rv / 2) / NDG);
-  const bf16 = cacheDtype === 'bf16';
+  const bf16 = cacheDtype !== 'f32';
   const vec = (opts.vecAligned ?? true) && (bf16 ? (R / 2) % 4 === 0 : R % 4 === 0);
   const UV = vec ? (bf16 ? 4 : 2) : 1;
   // Covers the S slices and the O columns, whole staging units.

@@ -596,12 +596,10 @@ export function cacheWrite(
   opts: { Rv?: number; cacheDtype?: MlaCacheDtype } = {},
 ): void {
   const device = deviceOf('cacheWrite', pool, values, seq, pos, pageTable);
-  if (pool.dtype === 'i32' && i32PoolKind(pool.shape[2], values.shape[1], opts.Rv, opts.cacheDtype) === 'f16') {
-    cacheWriteF16(device, pool, values, seq, pos, pageTable);
-    return;
-  }
   if (pool.dtype === 'i32') {
-    cacheWriteInt8(device, pool, values, seq, pos, pageTable, opts.Rv);
+    const R = values.shape[1];
+    const f16 = i32PoolKind(pool.shape[2], R, opts.Rv, opts.cacheDtype) === 'f16';
+    cacheWriteI32(device, pool, values, seq, pos, pageTable, f16 ? f16CacheWriter(R) : int8CacheWriter(R, opts.Rv));
     return;
   }
   const R = pool.shape[2];
@@ -627,37 +625,39 @@ export function cacheWrite(
   });
 }
 
+/** How an i32 cache writes its rows: what cacheWriteI32 needs besides the tensors. */
+interface I32CacheWriter {
+  /** The pool as the shape error names it ('f16 pool', 'int8 pool'). */
+  what: string;
+  /** i32 words a row. */
+  RW: number;
+  /** The CPU reference writer. */
+  reference: (
+    dst: Int32Array,
+    rows: Float32Array,
+    seq: Int32Array,
+    pos: Int32Array,
+    pageTable: Int32Array,
+    geom: { pageSize: number; maxPages: number },
+  ) => void;
+  kernel: KernelSpec;
+}
+
 /** The f16 cache (f16Layout.ts): rows [N, R] rounded to nearest f16, two channels a word. */
-function cacheWriteF16(
-  device: ReturnType<typeof deviceOf>,
-  pool: Tensor,
-  values: Tensor,
-  seq: Tensor,
-  pos: Tensor,
-  pageTable: Tensor,
-): void {
-  const R = values.shape[1];
-  cacheWriteI32(device, pool, values, seq, pos, pageTable, {
+function f16CacheWriter(R: number): I32CacheWriter {
+  return {
     what: 'f16 pool',
     RW: f16RowWords(R),
     reference: (dst, rows, s, p, pt, geom) => cacheWriteF16Reference(dst, rows, s, p, pt, { R, ...geom }),
     kernel: { name: 'mla_cache_write', key: `mla_cache_write_r${R}_f16`, code: () => cacheWriteWgsl(R, 'f16') },
-  });
+  };
 }
 
-function cacheWriteInt8(
-  device: ReturnType<typeof deviceOf>,
-  pool: Tensor,
-  values: Tensor,
-  seq: Tensor,
-  pos: Tensor,
-  pageTable: Tensor,
-  Rv: number | undefined,
-): void {
-  const R = values.shape[1];
+/** The int8 cache (int8Layout.ts): each row quantised, codes and two scales; needs Rv. */
+function int8CacheWriter(R: number, Rv: number | undefined): I32CacheWriter {
   if (Rv === undefined) throw new Error('cacheWrite: an int8 (i32) pool needs opts.Rv, the latent rank kv_lora_rank');
   const L = int8RowLayout(R, Rv);
-  cacheWriteI32(device, pool, values, seq, pos, pageTable, {
+  return {
     what: 'int8 pool',
     RW: L.RW,
     reference: (dst, rows, s, p, pt, geom) => cacheWriteInt8Reference(dst, rows, s, p, pt, { R, Rv, ...geom }),
@@ -666,7 +666,7 @@ function cacheWriteInt8(
       key: `mla_cache_write_int8_r${R}_rv${Rv}`,
       code: () => int8CacheWriteWgsl(L),
     },
-  });
+  };
 }
 
 /**
@@ -680,21 +680,7 @@ function cacheWriteI32(
   seq: Tensor,
   pos: Tensor,
   pageTable: Tensor,
-  cache: {
-    /** The pool as the shape error names it ('f16 pool', 'int8 pool'). */
-    what: string;
-    /** i32 words a row. */
-    RW: number;
-    reference: (
-      dst: Int32Array,
-      rows: Float32Array,
-      seq: Int32Array,
-      pos: Int32Array,
-      pageTable: Int32Array,
-      geom: { pageSize: number; maxPages: number },
-    ) => void;
-    kernel: KernelSpec;
-  },
+  cache: I32CacheWriter,
 ): void {
   const N = values.shape[0];
   expectShape('cacheWrite', cache.what, pool, [null, null, cache.RW]);

@@ -31,22 +31,18 @@ import {
   unpackF16Rows,
 } from '../src/kernels/mla/f16Layout.js';
 import { cacheWrite, mlaDecode } from '../src/kernels/mla/index.js';
-import { mlaDecodeInt8F16Emulate } from '../src/kernels/mla/int8F16Emulate.js';
 import { mlaInt8F16Key, planMlaInt8F16 } from '../src/kernels/mla/int8F16Plan.js';
-import { mlaDecodeInt8F16Reference } from '../src/kernels/mla/int8F16Reference.js';
 import { mlaDecodeReference } from '../src/kernels/mla/reference.js';
 import { f16Round } from '../src/kernels/f16mma.js';
 import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { parseF16Options } from '../src/bench/mla.js';
-import { openSafetensors } from '../src/io/safetensors/index.js';
-import { loadModel } from '../src/model/load.js';
-import { Session } from '../src/model/session.js';
 import { HybridCache, poolBytes } from '../src/model/hybridCache.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device } from '../src/tensor/tensor.js';
 import { Params } from '../src/gpu/params.js';
 import { Rng } from '../src/util/random.js';
-import { FIXTURES, gpuContext, hasGpu, relErr } from './helpers.js';
+import { gpuContext, hasGpu, relErr } from './helpers.js';
+import { compareLatentCache, expectEmulationMatchesScheme, mlaOnlyCacheSpec } from './mla-latent-cache.js';
 
 const PAGE = 16;
 
@@ -146,19 +142,7 @@ describe('f16 latent cache: layout and cache write', () => {
 
 describe('f16 latent cache: HybridCache pools and sizes', () => {
   it("pools are i32 [pages, pageSize, R / 2], a bf16 pool's bytes; odd R refused naming R", () => {
-    const spec = {
-      kdaLayers: 0,
-      mlaLayers: 2,
-      kdaHeads: 0,
-      kdaHeadDim: 0,
-      convSize: 1,
-      latentDim: 576,
-      latentRank: 512,
-      maxSequences: 2,
-      pageSize: 16,
-      numPages: 6,
-      maxLength: 48,
-    };
+    const spec = mlaOnlyCacheSpec({ latentRank: 512, pageSize: 16, numPages: 6, maxLength: 48 });
     const c = new HybridCache(cpu, { ...spec, cacheDtype: 'f16' });
     expect(c.mlaPools[0][0].shape).toEqual([6, 16, 288]);
     expect(c.mlaPools[1][0].dtype).toBe('i32');
@@ -215,14 +199,7 @@ describe('f16 cache on the f16 tensor-core kernel: plan, emulation and reference
       it(`${name}${qFold ? ', query folded' : ''}: emulation = scheme, scheme ~ f32 attention over the f16 rows`, () => {
         const x = problem(lens[0] + H, lens, H, R, Rv);
         const pl = planMlaInt8F16({ H, R, Rv, tau, qFold, cache: 'f16' });
-        const emu = mlaDecodeInt8F16Emulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
-        const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, {
-          chunkLen,
-          tau,
-          cache: 'f16',
-        });
-        expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
-        expect(emu.out.every(Number.isFinite)).toBe(true);
+        const ref = expectEmulationMatchesScheme(pl, x, chunkLen, { tau, cache: 'f16' });
         // f32 attention over the same f16 values: the scheme differs by q and p rounded to f16.
         const exact = mlaDecodeReference(x.q, f16PoolToF32(x.pool, R), x.pageTable, x.lengths, x.d);
         expect(relErr(ref, exact)).toBeLessThan(3e-3);
@@ -350,42 +327,16 @@ describe('mlaDecode over an f16 pool without f16 subgroup matrices (tiled, split
       );
 });
 
-const argmax = (x: Float32Array) => x.reduce((best, v, i) => (v > x[best] ? i : best), 0);
-
-/** The tiny model (R 24: an f16 row is as wide as an int8 one, so the session's stated dtype decides) f16 vs f32. */
-async function compare(device: Device, prompt: number, steps: number) {
-  const f = await openSafetensors(`${FIXTURES}/golden/tiny-kimi-golden.safetensors`);
-  const ids = (await f.readHost('case1.input_ids')).data as Int32Array;
-  await f.close();
-  const model = await loadModel(`${FIXTURES}/tiny-kimi`, device);
-  const ref = new Session(model, { maxLength: 200, cacheDtype: 'f32', pageSize: 16 });
-  const h = new Session(model, { maxLength: 200, cacheDtype: 'f16', pageSize: 16 });
-  let a = await ref.prefill(ids.subarray(0, prompt));
-  let b = await h.prefill(ids.subarray(0, prompt));
-  let worst = 0;
-  let agree = 0;
-  for (let s = 0; s < steps; s++) {
-    const next = argmax(a);
-    if (argmax(b) === next) agree++;
-    a = await ref.step(next);
-    b = await h.step(next);
-    worst = Math.max(worst, relErr(b, a));
-  }
-  for (const s of [ref, h]) s.dispose();
-  model.weights.dispose();
-  return { worst, agree };
-}
-
 describe('tiny-kimi with an f16 latent cache', () => {
   it('cpu: logits within 2e-3 of the f32 cache, greedy tokens agree', async () => {
-    const { worst, agree } = await compare(cpu, 40, 12);
+    const { worst, agree } = await compareLatentCache(cpu, 'f16', 40, 12);
     expect(worst).toBeLessThan(2e-3);
     expect(worst).toBeGreaterThan(0);
     expect(agree).toBe(12);
   });
   it.skipIf(!hasGpu)('WebGPU (cache write fused with the norm, tiled kernel): within 2e-3, tokens agree', async () => {
     const gpu = (await gpuContext())!;
-    const { worst, agree } = await compare(gpu, 40, 12);
+    const { worst, agree } = await compareLatentCache(gpu, 'f16', 40, 12);
     console.log(
       `f16 vs f32 latent cache, tiny-kimi, 12 greedy steps: max relative logit error ${worst.toExponential(2)}`,
     );

@@ -11,13 +11,13 @@
 import './lanes-default.js';
 import { describe, expect, it } from 'vitest';
 import { mlaInt8F16Wgsl, stageWordWgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
-import { mlaDecodeInt8F16Emulate } from '../src/kernels/mla/int8F16Emulate.js';
 import { mlaInt8F16Key, planMlaInt8F16 } from '../src/kernels/mla/int8F16Plan.js';
 import { int8F16Stage, mlaDecodeInt8F16Reference } from '../src/kernels/mla/int8F16Reference.js';
 import { sgmStubWgsl } from '../src/kernels/subgroupMatrixStub.js';
 import { Rng } from '../src/util/random.js';
 import { AWKWARD, gpuContext, hasGpu, relErr } from './helpers.js';
 import { makePool } from './mla-int8-cases.js';
+import { expectEmulationMatchesScheme } from './mla-latent-cache.js';
 
 const PAGE = 16;
 
@@ -112,14 +112,7 @@ describe('f16 MLA decode, convert half: the emulation against the scheme', () =>
     it(name, () => {
       const x = problem(lens[0] + H, lens, H, R, Rv);
       const pl = planMlaInt8F16({ H, R, Rv, tau, convert: 'half' });
-      const emu = mlaDecodeInt8F16Emulate(pl, x.q, x.pool, x.pageTable, x.lengths, x.d, chunkLen);
-      const ref = mlaDecodeInt8F16Reference(x.q, x.pool, x.pageTable, x.lengths, x.d, {
-        chunkLen,
-        tau,
-        convert: 'half',
-      });
-      expect(relErr(emu.out, ref)).toBeLessThan(2e-5);
-      expect(emu.out.every(Number.isFinite)).toBe(true);
+      const ref = expectEmulationMatchesScheme(pl, x, chunkLen, { tau, convert: 'half' });
       // The half scheme against cvt's: the scale's f16 rounding (up to 2^-12 relative) moves a whole row
       // part's scores together (not independent roundings that average out), so with this sharp softmax (query
       // std 3) the outputs move by about the f16 scheme's own error against f64 attention (< 3e-3 there).

@@ -27,6 +27,7 @@ import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device } from '../src/tensor/tensor.js';
 import { Rng } from '../src/util/random.js';
 import { expectClose, gpuContext, hasGpu, relErr } from './helpers.js';
+import { mlaOnlyCacheSpec } from './mla-latent-cache.js';
 
 /** Latent-like rows: c_kv of unit scale, k_pe `ropeScale` times larger (the parts get their own scales). */
 function latentRows(rng: Rng, T: number, R: number, Rv: number, ropeScale = 4): Float32Array {
@@ -117,18 +118,7 @@ describe('int8 latent cache: quantisation', () => {
 });
 
 describe('int8 latent cache: HybridCache', () => {
-  const spec = {
-    kdaLayers: 0,
-    mlaLayers: 2,
-    kdaHeads: 0,
-    kdaHeadDim: 0,
-    convSize: 1,
-    latentDim: 576,
-    maxSequences: 2,
-    pageSize: 64,
-    numPages: 8,
-    maxLength: 256,
-  };
+  const spec = mlaOnlyCacheSpec({ pageSize: 64, numPages: 8, maxLength: 256 });
   it('pools of i32 rows of 148 words: 0.51x the bf16 cache, 0.26x the f32 one', () => {
     const int8 = new HybridCache(cpu, { ...spec, cacheDtype: 'int8', latentRank: 512 });
     expect(int8.mlaPools[0][0].shape).toEqual([8, 64, 148]);

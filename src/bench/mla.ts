@@ -744,6 +744,32 @@ async function makeInputs(gpu: GpuContext, o: MlaBenchOptions, T: number): Promi
   return x;
 }
 
+/**
+ * An i32 (int8 / f16) pool's reference inputs read back: the query, page table and lengths, the reference's dims `d`,
+ * and `exact`, f32 attention over the rows [B, T, R] the pool was written from (placed in an f32 pool by the page
+ * table), the quantisation's (rounding's) error is measured against.
+ */
+async function readReference(
+  x: Inputs,
+  rows: Float32Array,
+  o: MlaBenchOptions,
+  T: number,
+  dims: { H: number; R: number; Rv: number; scale: number },
+) {
+  const { R } = dims;
+  const q = (await x.q.read()) as Float32Array;
+  const table = (await x.table.read()) as Int32Array;
+  const lengths = (await x.lengths.read()) as Int32Array;
+  const d = { B: o.batch, ...dims, pageSize: o.pageSize, maxPages: x.table.shape[1] };
+  const f32Pool = new Float32Array(x.pool.shape[0] * o.pageSize * R);
+  for (let b = 0; b < o.batch; b++)
+    for (let t = 0; t < T; t++) {
+      const page = table[b * d.maxPages + Math.floor(t / o.pageSize)];
+      f32Pool.set(rows.subarray((b * T + t) * R, (b * T + t + 1) * R), (page * o.pageSize + (t % o.pageSize)) * R);
+    }
+  return { q, table, lengths, d, exact: mlaDecodeReference(q, f32Pool, table, lengths, d) };
+}
+
 export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
   if (o.cacheDtype === 'f16') return benchMlaF16Cache(gpu, o);
   const R = o.rank + o.rope;
@@ -1000,20 +1026,7 @@ export async function benchMla(gpu: GpuContext, o: MlaBenchOptions) {
     if (int8 && !checks.length && x.rows) {
       // The int8 kernel against the int8 reference on the same words (its own arithmetic), and against
       // f32 attention over the rows it was quantised from (the quantisation error).
-      const q = (await x.q.read()) as Float32Array;
-      const table = (await x.table.read()) as Int32Array;
-      const lengths = (await x.lengths.read()) as Int32Array;
-      const d = { B: o.batch, H, R, Rv, pageSize: o.pageSize, maxPages: x.table.shape[1], scale };
-      const f32Pool = new Float32Array(x.pool.shape[0] * o.pageSize * R);
-      for (let b = 0; b < o.batch; b++)
-        for (let t = 0; t < T; t++) {
-          const page = table[b * d.maxPages + Math.floor(t / o.pageSize)];
-          f32Pool.set(
-            x.rows.subarray((b * T + t) * R, (b * T + t + 1) * R),
-            (page * o.pageSize + (t % o.pageSize)) * R,
-          );
-        }
-      const exact = mlaDecodeReference(q, f32Pool, table, lengths, d);
+      const { q, table, lengths, d, exact } = await readReference(x, x.rows, o, T, { H, R, Rv, scale });
       const words = (await x.pool.read()) as Int32Array;
       const refs = {
         dp4a: mlaDecodeInt8Reference(q, words, table, lengths, d),
@@ -1280,20 +1293,7 @@ async function benchMlaF16Cache(gpu: GpuContext, o: MlaBenchOptions) {
           });
         }
       if (!checks.length && x.rows) {
-        const q = (await x.q.read()) as Float32Array;
-        const table = (await x.table.read()) as Int32Array;
-        const lengths = (await x.lengths.read()) as Int32Array;
-        const d = { B: o.batch, H, R, Rv, pageSize: o.pageSize, maxPages: x.table.shape[1], scale };
-        const f32Pool = new Float32Array(x.pool.shape[0] * o.pageSize * R);
-        for (let b = 0; b < o.batch; b++)
-          for (let t = 0; t < T; t++) {
-            const page = table[b * d.maxPages + Math.floor(t / o.pageSize)];
-            f32Pool.set(
-              x.rows.subarray((b * T + t) * R, (b * T + t + 1) * R),
-              (page * o.pageSize + (t % o.pageSize)) * R,
-            );
-          }
-        const exact = mlaDecodeReference(q, f32Pool, table, lengths, d);
+        const { q, table, lengths, d, exact } = await readReference(x, x.rows, o, T, { H, R, Rv, scale });
         const words = (await x.pool.read()) as Int32Array;
         const overF16 = mlaDecodeReference(q, f16PoolToF32(words, R), table, lengths, d);
         const want = o.int8F16?.chunks ?? defaultF16Chunks(T, o.batch, NG);

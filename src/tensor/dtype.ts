@@ -60,6 +60,16 @@ export function bf16BitsToF32(bits: number): number {
   return f32Scratch[0];
 }
 
+/** An f16 bit pattern as a number (exact: f16 subnormals, infinities and NaN all widen losslessly). */
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
 export function f32ArrayToBf16(src: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = f32ToBf16Bits(src[i]);

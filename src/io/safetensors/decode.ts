@@ -2,20 +2,12 @@
  * Stored bytes -> host array of a tensor dtype (see dtypes.ts for the mapping), with an optional
  * conversion to another dtype: f32 <-> bf16 (round-to-nearest-even, as PyTorch), i32 -> f32/bf16.
  */
-import { bf16ArrayToF32, type DType, f32ArrayToBf16, type HostArray } from '../../tensor/dtype.js';
+import { bf16ArrayToF32, type DType, f16BitsToF32, f32ArrayToBf16, type HostArray } from '../../tensor/dtype.js';
 import { dtypeSize, loadedDType } from './dtypes.js';
 import { SafetensorsError } from './errors.js';
 import type { TensorInfo } from './header.js';
 
-/** An f16 bit pattern as a number (exact: f16 subnormals, infinities and NaN all widen losslessly). */
-export function f16BitsToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
+export { f16BitsToF32 } from '../../tensor/dtype.js';
 
 /** A typed view needs its byte offset aligned to the element size; copy when a source hands out odd offsets. */
 function aligned(bytes: Uint8Array, size: number): Uint8Array {

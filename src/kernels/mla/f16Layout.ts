@@ -20,6 +20,10 @@
  */
 import { f16Round } from '../f16mma.js';
 import { int8RowWords } from './int8Layout.js';
+import { f16BitsToF32 } from '../../tensor/dtype.js';
+
+/** The value of binary16 bits h (one definition for the cache and the safetensors reader: tensor/dtype.ts). */
+export { f16BitsToF32 };
 
 /** Words a cached token takes in an f16 pool: R / 2 (R must be even). */
 export function f16RowWords(R: number): number {
@@ -66,16 +70,6 @@ export function f32ToF16Bits(x: number): number {
   const e = ((u32[0] >>> 23) & 0xff) - 127;
   const m = Math.round((a / 2 ** e - 1) * 1024);
   return sign | ((e + 15) << 10) | m;
-}
-
-/** The value of binary16 bits h. */
-export function f16BitsToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return sign * m * 2 ** -24;
-  if (e === 31) return m ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 /** Rows [N, R] (f32 values) as f16 row words [N, R / 2] (channel 2w low, 2w + 1 high). */

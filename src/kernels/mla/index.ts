@@ -596,12 +596,10 @@ export function cacheWrite(
   opts: { Rv?: number; cacheDtype?: MlaCacheDtype } = {},
 ): void {
   const device = deviceOf('cacheWrite', pool, values, seq, pos, pageTable);
-  if (pool.dtype === 'i32' && i32PoolKind(pool.shape[2], values.shape[1], opts.Rv, opts.cacheDtype) === 'f16') {
-    cacheWriteF16(device, pool, values, seq, pos, pageTable);
-    return;
-  }
   if (pool.dtype === 'i32') {
-    cacheWriteInt8(device, pool, values, seq, pos, pageTable, opts.Rv);
+    const R = values.shape[1];
+    const f16 = i32PoolKind(pool.shape[2], R, opts.Rv, opts.cacheDtype) === 'f16';
+    cacheWriteI32(device, pool, values, seq, pos, pageTable, f16 ? f16CacheWriter(R) : int8CacheWriter(R, opts.Rv));
     return;
   }
   const R = pool.shape[2];
@@ -620,90 +618,98 @@ export function cacheWrite(
     cacheWriteReference(dst, rows, hostI32(seq), hostI32(pos), hostI32(pageTable), { R, pageSize, maxPages });
     return;
   }
-  const vc = contiguous(values);
-  gpu.dispatch({
-    kernel: {
-      name: 'mla_cache_write',
-      key: `mla_cache_write_r${R}_${pool.dtype}`,
-      code: () => cacheWriteWgsl(R, pool.dtype as 'f32' | 'bf16'),
-    },
-    tensors: [vc, seq, pos, pageTable, pool],
-    params: new Params().u32(N, maxPages, pageSize, 0),
-    workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
+  dispatchCacheWrite(gpu, values, seq, pos, pageTable, pool, {
+    name: 'mla_cache_write',
+    key: `mla_cache_write_r${R}_${pool.dtype}`,
+    code: () => cacheWriteWgsl(R, pool.dtype as 'f32' | 'bf16'),
   });
-  vc.dispose();
+}
+
+/** How an i32 cache writes its rows: what cacheWriteI32 needs besides the tensors. */
+interface I32CacheWriter {
+  /** The pool as the shape error names it ('f16 pool', 'int8 pool'). */
+  what: string;
+  /** i32 words a row. */
+  RW: number;
+  /** The CPU reference writer. */
+  reference: (
+    dst: Int32Array,
+    rows: Float32Array,
+    seq: Int32Array,
+    pos: Int32Array,
+    pageTable: Int32Array,
+    geom: { pageSize: number; maxPages: number },
+  ) => void;
+  kernel: KernelSpec;
 }
 
 /** The f16 cache (f16Layout.ts): rows [N, R] rounded to nearest f16, two channels a word. */
-function cacheWriteF16(
-  device: ReturnType<typeof deviceOf>,
-  pool: Tensor,
-  values: Tensor,
-  seq: Tensor,
-  pos: Tensor,
-  pageTable: Tensor,
-): void {
-  const [N, R] = values.shape;
-  expectShape('cacheWrite', 'f16 pool', pool, [null, null, f16RowWords(R)]);
-  expectShape('cacheWrite', 'seq', seq, [N]);
-  expectShape('cacheWrite', 'pos', pos, [N]);
-  const pageSize = pool.shape[1];
-  const maxPages = pageTable.shape[1];
-  const gpu = asGpu(device);
-  if (!gpu) {
-    const dst = (pool.storage as CpuStorage).data.subarray(pool.offset) as Int32Array;
-    cacheWriteF16Reference(dst, hostF32(values), hostI32(seq), hostI32(pos), hostI32(pageTable), {
-      R,
-      pageSize,
-      maxPages,
-    });
-    return;
-  }
-  const vc = contiguous(values);
-  gpu.dispatch({
+function f16CacheWriter(R: number): I32CacheWriter {
+  return {
+    what: 'f16 pool',
+    RW: f16RowWords(R),
+    reference: (dst, rows, s, p, pt, geom) => cacheWriteF16Reference(dst, rows, s, p, pt, { R, ...geom }),
     kernel: { name: 'mla_cache_write', key: `mla_cache_write_r${R}_f16`, code: () => cacheWriteWgsl(R, 'f16') },
-    tensors: [vc, seq, pos, pageTable, pool],
-    params: new Params().u32(N, maxPages, pageSize, 0),
-    workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],
-  });
-  vc.dispose();
+  };
 }
 
-function cacheWriteInt8(
-  device: ReturnType<typeof deviceOf>,
-  pool: Tensor,
-  values: Tensor,
-  seq: Tensor,
-  pos: Tensor,
-  pageTable: Tensor,
-  Rv: number | undefined,
-): void {
-  const [N, R] = values.shape;
+/** The int8 cache (int8Layout.ts): each row quantised, codes and two scales; needs Rv. */
+function int8CacheWriter(R: number, Rv: number | undefined): I32CacheWriter {
   if (Rv === undefined) throw new Error('cacheWrite: an int8 (i32) pool needs opts.Rv, the latent rank kv_lora_rank');
   const L = int8RowLayout(R, Rv);
-  expectShape('cacheWrite', 'int8 pool', pool, [null, null, L.RW]);
-  expectShape('cacheWrite', 'seq', seq, [N]);
-  expectShape('cacheWrite', 'pos', pos, [N]);
-  const pageSize = pool.shape[1];
-  const maxPages = pageTable.shape[1];
-  const gpu = asGpu(device);
-  if (!gpu) {
-    const dst = (pool.storage as CpuStorage).data.subarray(pool.offset) as Int32Array;
-    cacheWriteInt8Reference(dst, hostF32(values), hostI32(seq), hostI32(pos), hostI32(pageTable), {
-      R,
-      Rv,
-      pageSize,
-      maxPages,
-    });
-    return;
-  }
-  const vc = contiguous(values);
-  gpu.dispatch({
+  return {
+    what: 'int8 pool',
+    RW: L.RW,
+    reference: (dst, rows, s, p, pt, geom) => cacheWriteInt8Reference(dst, rows, s, p, pt, { R, Rv, ...geom }),
     kernel: {
       name: 'mla_cache_write_int8',
       key: `mla_cache_write_int8_r${R}_rv${Rv}`,
       code: () => int8CacheWriteWgsl(L),
     },
+  };
+}
+
+/**
+ * What the two i32 caches' writes (f16, int8) share: the pool [pages, pageSize, RW] and seq / pos [N] checked (the
+ * errors name the tensor and the expected shape), then on the CPU the cache's reference writer, on the GPU its kernel.
+ */
+function cacheWriteI32(
+  device: ReturnType<typeof deviceOf>,
+  pool: Tensor,
+  values: Tensor,
+  seq: Tensor,
+  pos: Tensor,
+  pageTable: Tensor,
+  cache: I32CacheWriter,
+): void {
+  const N = values.shape[0];
+  expectShape('cacheWrite', cache.what, pool, [null, null, cache.RW]);
+  expectShape('cacheWrite', 'seq', seq, [N]);
+  expectShape('cacheWrite', 'pos', pos, [N]);
+  const gpu = asGpu(device);
+  if (!gpu) {
+    const dst = (pool.storage as CpuStorage).data.subarray(pool.offset) as Int32Array;
+    const geom = { pageSize: pool.shape[1], maxPages: pageTable.shape[1] };
+    cache.reference(dst, hostF32(values), hostI32(seq), hostI32(pos), hostI32(pageTable), geom);
+    return;
+  }
+  dispatchCacheWrite(gpu, values, seq, pos, pageTable, pool, cache.kernel);
+}
+
+/** Every cache write's dispatch: one workgroup a row (N rows over x, then y past 65535), Params {N, maxPages, pageSize}. */
+function dispatchCacheWrite(
+  gpu: GpuContext,
+  values: Tensor,
+  seq: Tensor,
+  pos: Tensor,
+  pageTable: Tensor,
+  pool: Tensor,
+  kernel: KernelSpec,
+): void {
+  const [N, maxPages, pageSize] = [values.shape[0], pageTable.shape[1], pool.shape[1]];
+  const vc = contiguous(values);
+  gpu.dispatch({
+    kernel,
     tensors: [vc, seq, pos, pageTable, pool],
     params: new Params().u32(N, maxPages, pageSize, 0),
     workgroups: [Math.min(N, 65535), Math.ceil(N / 65535)],

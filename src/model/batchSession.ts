@@ -48,7 +48,7 @@ import { kdaRecurrentGated } from '../kernels/kda/recurrentGated.js';
 import { padDispatches } from '../kernels/fused/padDispatch.js';
 import { routeTailWords } from '../kernels/fused/routeTail.wgsl.js';
 import { linear } from '../kernels/matmul/index.js';
-import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
+import { cacheWrite, mlaDecode, mlaReadyQueryLayout } from '../kernels/mla/index.js';
 import { expertsInference, type RoutesT, route } from '../kernels/moe/index.js';
 import { rmsnorm } from '../kernels/rmsnorm/index.js';
 import { rope } from '../kernels/rope/index.js';
@@ -143,6 +143,13 @@ export interface BatchSessionOptions {
    */
   fuseCacheWrite?: boolean;
   /**
+   * MLA's query for the int8 cache's f16 kernel made by the W_uk absorption's dispatch (headGemv f16Query: q_lat |
+   * q_pe as f16 pairs of q * scale * log2(e), the bits mlaDecode's own query dispatch makes), so that dispatch
+   * leaves each MLA layer's step. Where the cache is one shard and that kernel runs with its query apart
+   * (mlaReadyQueryLayout). Default mlaFoldQueryTuning.byDefault; bench decode --mla-fold-query.
+   */
+  foldMlaQuery?: boolean;
+  /**
    * Each KDA layer's f_b / g_b projections inside its recurrent step's dispatch (kda/recurrentGated.ts),
    * where fuseNormGemv holds: g and gate summed as the GEMV before it sums them (equal up to the compiler's
    * multiply-add contraction), one dispatch fewer a layer (and at batch 2..8 four copies fewer), up to
@@ -168,6 +175,9 @@ export interface BatchSessionOptions {
  * sums: bit-equal logits (--check session9LogitsMaxRelDiff 0 in sitting 1).
  */
 export const routeInNormTuning = { byDefault: true };
+
+/** BatchSessionOptions.foldMlaQuery's default (bench decode --mla-fold-query sets it for measuring). */
+export const mlaFoldQueryTuning = { byDefault: false };
 
 /**
  * The length bound the MLA decode kernels plan for in a replayed step: the length rounded up to a step
@@ -1132,11 +1142,21 @@ export class BatchSession {
     const q = contiguous(qkv.narrow(1, 0, H * (dn + dr))).reshape([B, H, dn + dr]);
     // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], with q_pe appended: [B, H, r + dr] in one dispatch.
     const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;
-    const qFull = headGemv(q, wUkT, { pass: { t: qPe, offset: rotary ? 0 : dn, count: dr } });
+    const one = at.groups.length === 1 && !at.groups[0].idx ? at.groups[0] : undefined;
+    const scale = (dn + dr) ** -0.5;
+    const cacheDtype = this.cache.spec.cacheDtype;
+    // foldMlaQuery: the f16 kernel's query straight out of the absorption (one shard: no rows to pick).
+    const ready =
+      (this.opts.foldMlaQuery ?? mlaFoldQueryTuning.byDefault) && one
+        ? mlaReadyQueryLayout(this.device, { H, R: r + dr, Rv: r, scale, cacheDtype })
+        : undefined;
+    const qFull = headGemv(q, wUkT, {
+      pass: { t: qPe, offset: rotary ? 0 : dn, count: dr },
+      ...(ready ? { f16Query: ready } : {}),
+    });
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
     const kvNorm = this.lw(i, 'self_attn.kv_a_layernorm.weight');
     let latent: Tensor | undefined;
-    const one = at.groups.length === 1 && !at.groups[0].idx ? at.groups[0] : undefined;
     if (!rotary && this.opts.fuseNormGemv !== false && this.opts.fuseCacheWrite !== false && one) {
       // The latent row straight into the cache: never written to device memory as a row.
       rmsnormCacheWrite(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6, this.latentTarget(i, one));
@@ -1154,12 +1174,12 @@ export class BatchSession {
     const pick = (t: Tensor, g: ShardGroup) => (g.idx ? embedding(t.reshape([B, -1]), g.idx) : t);
     const outs = at.groups.map((g) => {
       if (latent) this.writeLatent(i, pick(latent, g), g);
-      const q = pick(qFull, g).reshape([g.n, H, r + dr]);
+      const q = ready ? { qh: qFull, H } : pick(qFull, g).reshape([g.n, H, r + dr]);
       return mlaDecode(q, this.cache.mlaPools[this.mlaIndex.get(i)!][g.shard], g.table!, g.lengths!, {
         Rv: r,
-        scale: (dn + dr) ** -0.5,
+        scale,
         maxLength: g.end,
-        cacheDtype: this.cache.spec.cacheDtype,
+        cacheDtype,
       });
     });
     const oLat = at.inverse

@@ -6,6 +6,12 @@
  * W is read once. (The tiled matmul it replaces computes a 128-row tile for one row of x.)
  *
  * Needs K % 8 == 0 (bf16 W) or K % 4 == 0 (f32 W), and x's head stride and xOff multiples of 4.
+ *
+ * f16q: the output is the int8 f16 MLA kernel's query instead (decodeInt8F16.wgsl.ts int8F16QueryWgsl's qh:
+ * [B, HP, (N + P) / 2] u32, f16 pairs of y * c, heads H..HP-1 zero), so that query dispatch leaves the decode
+ * step. The same f32 sums and the same f32 product and pack2x16float as that kernel applied to y: bit-identical.
+ * The grid's rows run to HP (padding heads only write their zeros). Needs N and P even: a pair never straddles a
+ * workgroup's 8 rows (n even, 8 even) or the GEMV / pass-through boundary.
  */
 import { subgroupRowSumWgsl } from './sweep.js';
 export const HG_LANES = 32;
@@ -16,12 +22,14 @@ export interface HeadGemvVariant {
   M: number;
   wDtype: 'f32' | 'bf16';
   pass: boolean;
+  /** Write the f16 query words (see above) instead of f32 y. */
+  f16q?: boolean;
   /** The rows' sums by subgroup shuffles for subgroups of this size (sweep.ts decodeSubgroupSize); unset: the tree. */
   sg?: number;
 }
 
 export function headGemvKey(v: HeadGemvVariant): string {
-  return `head_gemv_${v.wDtype}_m${v.M}${v.pass ? '_pass' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
+  return `head_gemv_${v.wDtype}_m${v.M}${v.pass ? '_pass' : ''}${v.f16q ? '_f16q' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
 }
 
 export function headGemvWgsl(v: HeadGemvVariant): string {
@@ -30,14 +38,18 @@ export function headGemvWgsl(v: HeadGemvVariant): string {
   const bf16 = v.wDtype === 'bf16';
   const L: string[] = [];
   if (v.sg) L.push('enable subgroups;');
-  L.push('struct Params { N: u32, K: u32, H: u32, xs4: u32, xOff4: u32, P: u32, ps: u32, ptOff: u32 };');
+  const f16q = !!v.f16q;
+  L.push(
+    `struct Params { N: u32, K: u32, H: u32, xs4: u32, xOff4: u32, P: u32, ps: u32, ptOff: u32${f16q ? ', HP: u32, c: f32, _a: u32, _b: u32' : ''} };`,
+  );
   L.push('@group(0) @binding(0) var<uniform> p: Params;');
   L.push('@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;');
   L.push(`@group(0) @binding(2) var<storage, read> W: array<${bf16 ? 'vec4<u32>' : 'vec4<f32>'}>;`);
+  const out = f16q ? 'QH: array<u32>' : 'Y: array<f32>';
   if (v.pass) {
     L.push('@group(0) @binding(3) var<storage, read> PT: array<f32>;');
-    L.push('@group(0) @binding(4) var<storage, read_write> Y: array<f32>;');
-  } else L.push('@group(0) @binding(3) var<storage, read_write> Y: array<f32>;');
+    L.push(`@group(0) @binding(4) var<storage, read_write> ${out};`);
+  } else L.push(`@group(0) @binding(3) var<storage, read_write> ${out};`);
   L.push(`var<workgroup> red: array<f32, ${WG * M}>;`);
   if (bf16) {
     L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
@@ -50,7 +62,8 @@ export function headGemvWgsl(v: HeadGemvVariant): string {
   L.push('  let h = wid.y;');
   L.push('  let ld = p.N + p.P;');
   for (let m = 0; m < M; m++) L.push(`  var acc${m} = 0.0;`);
-  L.push('  if (n < p.N) {');
+  // f16q: rows h >= H are the padding heads (no weights: their sums stay 0).
+  L.push(f16q ? '  if (n < p.N && h < p.H) {' : '  if (n < p.N) {');
   const per = bf16 ? 8 : 4;
   L.push(`    let chunks = p.K / ${per}u;`);
   L.push('    let wRow = (h * p.N + n) * chunks;');
@@ -81,6 +94,11 @@ export function headGemvWgsl(v: HeadGemvVariant): string {
       L.push('  workgroupBarrier();');
     }
   }
+  if (f16q) {
+    L.push(...f16qStores(M, WG, !!v.sg, v.pass));
+    L.push('}');
+    return L.join('\n');
+  }
   L.push('  if (lane == 0u && n < p.N) {');
   for (let m = 0; m < M; m++) L.push(`    Y[(${m}u * p.H + h) * ld + n] = red[${m * WG}u + lid];`);
   L.push('  }');
@@ -95,4 +113,39 @@ export function headGemvWgsl(v: HeadGemvVariant): string {
   }
   L.push('}');
   return L.join('\n');
+}
+
+/**
+ * f16q's stores: lane 0 of each even row packs its sum with the next row's (red[lid + lanes], the next row's
+ * lane 0: a barrier first where the subgroup sums left it unread by others), as int8F16QueryWgsl packs y[n], y[n + 1];
+ * the first workgroup of a head packs the pass-through pairs; padding heads write 0u as that kernel does.
+ */
+function f16qStores(M: number, WG: number, sg: boolean, pass: boolean): string[] {
+  const L: string[] = [];
+  if (sg) L.push('  workgroupBarrier();');
+  L.push('  let hw = ld / 2u;');
+  L.push(`  if (lane == 0u && r % 2u == 0u && n < p.N) {`);
+  for (let m = 0; m < M; m++) {
+    L.push(`    var w${m} = 0u;`);
+    L.push(
+      `    if (h < p.H) { w${m} = pack2x16float(vec2<f32>(red[${m * WG}u + lid], red[${m * WG}u + lid + ${HG_LANES}u]) * p.c); }`,
+    );
+    L.push(`    QH[(${m}u * p.HP + h) * hw + n / 2u] = w${m};`);
+  }
+  L.push('  }');
+  if (pass) {
+    L.push('  if (wid.x == 0u) {');
+    L.push(`    for (var j = lid; j < p.P / 2u; j += ${WG}u) {`);
+    for (let m = 0; m < M; m++) {
+      L.push(`      var w${m} = 0u;`);
+      L.push(`      if (h < p.H) {`);
+      L.push(`        let i = (${m}u * p.H + h) * p.ps + p.ptOff + 2u * j;`);
+      L.push(`        w${m} = pack2x16float(vec2<f32>(PT[i], PT[i + 1u]) * p.c);`);
+      L.push('      }');
+      L.push(`      QH[(${m}u * p.HP + h) * hw + p.N / 2u + j] = w${m};`);
+    }
+    L.push('    }');
+    L.push('  }');
+  }
+  return L;
 }

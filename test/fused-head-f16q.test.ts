@@ -1,0 +1,151 @@
+/**
+ * headGemv's f16Query (headGemv.wgsl.ts f16q): the W_uk absorption writing the int8 f16 MLA kernel's query
+ * directly must give the very words that headGemv's f32 y followed by that kernel's query dispatch
+ * (int8F16QueryWgsl, int8F16Decode's `query()`) gives: bit for bit, tree and subgroup sums, pass-through columns,
+ * padding heads, and the fallbacks (odd N, B > 8). The decode kernel that reads it needs f16 subgroup matrices
+ * (the H200's bench decode --check covers the whole step); mlaDecode's ready-query guard is checked here.
+ */
+import { describe, expect, it } from 'vitest';
+import type { GpuContext } from '../src/gpu/context.js';
+import { Params } from '../src/gpu/params.js';
+import { f16QueryReference, headGemv } from '../src/kernels/fused/index.js';
+import { headGemvReference } from '../src/kernels/fused/reference.js';
+import { decodeTuning } from '../src/kernels/fused/sweep.js';
+import { int8F16QueryWgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
+import { mlaDecode, mlaReadyQueryLayout } from '../src/kernels/mla/index.js';
+import { cpu } from '../src/tensor/cpuDevice.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
+import { gpuContext, hasGpu } from './helpers.js';
+
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * 2 * scale;
+  });
+}
+
+/** The two dispatches the fold replaces: y, then int8F16Decode's query dispatch over it. */
+function twoDispatches(gpu: GpuContext, y: Tensor, H: number, HP: number, c: number): Tensor {
+  const [B, , R] = y.shape;
+  const qh = gpu.empty([B, HP, R / 2], 'i32');
+  gpu.dispatch({
+    kernel: { name: 'f16q_ref', key: `f16q_ref_${H}_${HP}_${R}`, code: () => int8F16QueryWgsl(H, HP, R) },
+    tensors: [y, qh],
+    params: new Params().f32(c).u32(0, 0, 0),
+    workgroups: [HP, B],
+  });
+  return qh;
+}
+
+const half = (u: number) => {
+  const s = u & 0x8000 ? -1 : 1;
+  const e = (u >> 10) & 31;
+  const m = u & 1023;
+  return s * (e ? 2 ** (e - 15) * (1 + m / 1024) : 2 ** -14 * (m / 1024));
+};
+
+describe('headGemv f16Query', () => {
+  it('on the host: f16 pairs of y * c, padding heads zero (f16QueryReference)', async () => {
+    const [B, H, HP, N, K, P] = [2, 3, 32, 6, 8, 2];
+    const x = rand(B * H * K, 1);
+    const w = rand(H * N * K, 2, 0.3);
+    const pt = rand(B * H * 4, 3);
+    const c = (1 / Math.sqrt(192)) * Math.LOG2E;
+    const qh = headGemv(cpu.fromHost(x, [B, H, K]), cpu.fromHost(w, [H, N, K]), {
+      pass: { t: cpu.fromHost(pt, [B, H, 4]), offset: 1, count: P },
+      f16Query: { HP, c },
+    });
+    expect(qh.shape).toEqual([B, HP, (N + P) / 2]);
+    const words = new Uint32Array(((await qh.read()) as Int32Array).buffer);
+    const y = headGemvReference(x, w, pt, { B, H, N, K, xs: K, xOff: 0, P, ps: 4, ptOff: 1 });
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < HP; h++)
+        for (let j = 0; j < N + P; j++) {
+          const u = words[((b * HP + h) * (N + P) + j) >> 1];
+          const got = half(j & 1 ? u >>> 16 : u & 0xffff);
+          const want = h < H ? y[(b * H + h) * (N + P) + j] * c : 0;
+          expect(Math.abs(got - want)).toBeLessThanOrEqual(Math.abs(want) * 2 ** -10 + 2 ** -24);
+        }
+    expect(() => headGemv(cpu.fromHost(x, [B, H, K]), cpu.fromHost(w, [H, N, K]), { f16Query: { HP: 2, c } })).toThrow(
+      /HP must be an integer >= H = 3/,
+    );
+  });
+
+  it.skipIf(!hasGpu)(
+    'one dispatch = headGemv then the query dispatch, bit for bit (awkward shapes, tree and subgroup sums, fallbacks)',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const saved = decodeTuning.subgroupSums;
+      const c = (1 / Math.sqrt(192)) * Math.LOG2E;
+      try {
+        // [B, H, HP, N, K, xOff, P, ptOff]: x [B, H, xOff + K + 4] is also the pass-through source (as q is for q_pe).
+        // R = N + P: 46 and 138 are odd multiples of 2; N 7 / P 1 and B 9 take the fallback.
+        const cases = [
+          [1, 1, 32, 8, 8, 0, 0, 0],
+          [1, 3, 32, 40, 16, 4, 6, 0],
+          [2, 32, 32, 130, 24, 0, 8, 20],
+          [1, 3, 64, 24, 64, 8, 22, 2],
+          [3, 5, 32, 7, 8, 0, 1, 3],
+          [9, 2, 32, 6, 8, 0, 2, 0],
+        ];
+        for (const sums of [false, true] as const) {
+          decodeTuning.subgroupSums = sums;
+          for (const [B, H, HP, N, K, xOff, P, ptOff] of cases) {
+            const xs = xOff + K + 4 + (P > K + 4 ? P : 0);
+            const x = rand(B * H * xs, B * 7 + N, 2);
+            const w = rand(H * N * K, K + N, 0.3);
+            const xt = gpu.fromHost(x, [B, H, xs]);
+            const wt = gpu.fromHost(f32ArrayToBf16(w), [H, N, K], 'bf16');
+            const pass = P ? { t: xt, offset: ptOff, count: P } : undefined;
+            const y = headGemv(xt, wt, { xOff, pass });
+            const want = new Int32Array((await twoDispatches(gpu, y, H, HP, c).read()) as Int32Array);
+            const got = headGemv(xt, wt, { xOff, pass, f16Query: { HP, c } });
+            expect(got.shape).toEqual([B, HP, (N + P) / 2]);
+            expect(got.dtype).toBe('i32');
+            const g = (await got.read()) as Int32Array;
+            let bad = 0;
+            for (let i = 0; i < want.length; i++) if (g[i] !== want[i]) bad++;
+            expect(bad, `sums ${sums} B ${B} H ${H} HP ${HP} N ${N} K ${K} P ${P}`).toBe(0);
+            // Not vacuous: the heads' words are not all zero, the padding heads' are.
+            expect(want.some((v, i) => v !== 0 && Math.floor(i / ((N + P) / 2)) % HP < H)).toBe(true);
+            for (let b = 0; b < B; b++)
+              for (let h = H; h < HP; h++)
+                for (let j = 0; j < (N + P) / 2; j++) expect(g[(b * HP + h) * ((N + P) / 2) + j]).toBe(0);
+            // And near f16(y * c) from the f64 reference sums.
+            const ref = headGemvReference(x, await wt.toFloat32(), x, { B, H, N, K, xs, xOff, P, ps: xs, ptOff });
+            const refWords = new Uint32Array(f16QueryReference(ref, B, H, N + P, HP, c).buffer);
+            const gw = new Uint32Array(g.buffer);
+            for (let i = 0; i < gw.length; i++)
+              for (const sh of [0, 16]) {
+                const [a, b] = [half((gw[i] >>> sh) & 0xffff), half((refWords[i] >>> sh) & 0xffff)];
+                expect(Math.abs(a - b)).toBeLessThanOrEqual(Math.abs(b) * 2 ** -9 + 1e-5);
+              }
+            for (const t of [xt, wt, y, got]) t.dispose();
+          }
+        }
+      } finally {
+        decodeTuning.subgroupSums = saved;
+      }
+    },
+  );
+
+  it.skipIf(!hasGpu)("mlaDecode takes a ready query only where the int8 cache's f16 kernel runs", async () => {
+    const gpu = (await gpuContext())!;
+    const o = { H: 3, R: 64, Rv: 48, scale: 0.1 };
+    expect(mlaReadyQueryLayout(cpu, { ...o, cacheDtype: 'int8' })).toBeUndefined();
+    expect(mlaReadyQueryLayout(gpu, { ...o, cacheDtype: 'bf16' })).toBeUndefined();
+    // lavapipe has no f16 subgroup matrices: no ready layout, and a ready query is refused with the reason.
+    if (!gpu.features.subgroupMatrixF16) {
+      expect(mlaReadyQueryLayout(gpu, { ...o, cacheDtype: 'int8' })).toBeUndefined();
+      const qh = gpu.empty([1, 32, 32], 'i32');
+      const pool = gpu.empty([1, 16, 64], 'i32');
+      const table = gpu.fromHost(Int32Array.of(0), [1, 1], 'i32');
+      const len = gpu.fromHost(Int32Array.of(3), [1], 'i32');
+      expect(() =>
+        mlaDecode({ qh, H: 3 }, pool, table, len, { Rv: 48, scale: 0.1, maxLength: 3, cacheDtype: 'int8' }),
+      ).toThrow(/ready query needs the int8 cache's f16 kernel/);
+    }
+  });
+});

@@ -1121,7 +1121,7 @@ export function f16QueryReference(y: Float32Array, B: number, H: number, R: numb
         const i = (b * H + h) * R + 2 * j;
         const lo = f32ToF16Bits(Math.fround(y[i] * cf));
         const hi = f32ToF16Bits(Math.fround(y[i + 1] * cf));
-        out[(b * HP + h) * (R / 2) + j] = (lo | (hi << 16)) | 0;
+        out[(b * HP + h) * (R / 2) + j] = lo | (hi << 16) | 0;
       }
   return out;
 }

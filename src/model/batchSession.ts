@@ -146,7 +146,8 @@ export interface BatchSessionOptions {
    * MLA's query for the int8 cache's f16 kernel made by the W_uk absorption's dispatch (headGemv f16Query: q_lat |
    * q_pe as f16 pairs of q * scale * log2(e), the bits mlaDecode's own query dispatch makes), so that dispatch
    * leaves each MLA layer's step. Where the cache is one shard and that kernel runs with its query apart
-   * (mlaReadyQueryLayout). Default mlaFoldQueryTuning.byDefault; bench decode --mla-fold-query.
+   * (mlaReadyQueryLayout). Default mlaFoldQueryTuning.byDefault (on); bench decode --mla-fold-query off keeps the
+   * query dispatch.
    */
   foldMlaQuery?: boolean;
   /**
@@ -176,8 +177,15 @@ export interface BatchSessionOptions {
  */
 export const routeInNormTuning = { byDefault: true };
 
-/** BatchSessionOptions.foldMlaQuery's default (bench decode --mla-fold-query sets it for measuring). */
-export const mlaFoldQueryTuning = { byDefault: false };
+/**
+ * BatchSessionOptions.foldMlaQuery's default (bench decode --mla-fold-query sets it for measuring). On since the
+ * sixteenth session: on the H200 (48B preset, hybrid, batch 1, int8 cache, --unsafe-apis --f16, 32 steps, on / off
+ * in separate processes A/B/A/B/A/B; bench/results/2026-12-03-h200-s16-mlafold-*.json) TPOT at 1M 7.317 / 7.324 /
+ * 7.340 ms against 7.372 / 7.363 / 7.371 (-0.042 ms), median step at 4K 3.491 / 3.499 / 3.493 against 3.535 /
+ * 3.529 / 3.535 (-0.039 ms); profiled at 4K 193 dispatches against 200, head_gemv 0.151 ms either way (the
+ * query's 7 x ~9 us gone). The same bits: --check mlaFoldQueryLogitsMaxRelDiff 0.
+ */
+export const mlaFoldQueryTuning = { byDefault: true };
 
 /**
  * The length bound the MLA decode kernels plan for in a replayed step: the length rounded up to a step

@@ -625,7 +625,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--mla-fold-query <on|off>',
-      "MLA's f16 query made by the W_uk absorption's dispatch, not a dispatch of its own (BatchSession foldMlaQuery; int8 cache, f16 kernel)",
+      "MLA's f16 query made by the W_uk absorption's dispatch, not a dispatch of its own (BatchSession foldMlaQuery; int8 cache, f16 kernel; default on)",
     )
     .option(
       '--route-in-norm <on|off>',

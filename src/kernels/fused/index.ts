@@ -6,6 +6,7 @@
  *   swigluRows(x, gate, up, I) -> [rows, I]           SwiGLU over column ranges of a packed projection
  *   swigluLinear(x, gate, up, W) -> [rows, N]         that SwiGLU, then W (the down projection), in one GEMV
  *   headGemv(x, w, opts) -> [B, H, N + P]             per-head GEMV (absorbed MLA), optional pass-through columns
+ *   headGemv(x, w, {f16Query}) -> qh [B, HP, R / 2] i32  the same, written as the int8 f16 MLA kernel's query
  *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
  *   gatedRmsnormLinear(o, gate, w, eps, W, H) -> [rows, N] KDA's gated per-head o_norm, then o_proj
  *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended

@@ -8,11 +8,16 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../src/gpu/context.js';
 import { Params } from '../src/gpu/params.js';
-import { f16QueryReference, headGemv } from '../src/kernels/fused/index.js';
+import { f16QueryReference, headGemv, headGemvCacheWrite, rmsnormCacheWrite } from '../src/kernels/fused/index.js';
+import { headGemvWgsl } from '../src/kernels/fused/headGemv.wgsl.js';
+import { normCacheWriteWgsl } from '../src/kernels/fused/normCacheWrite.wgsl.js';
+import { int8RowLayout } from '../src/kernels/mla/int8Layout.js';
+import { int8RowWords } from '../src/kernels/mla/index.js';
 import { headGemvReference } from '../src/kernels/fused/reference.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
 import { int8F16QueryWgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
 import { mlaDecode, mlaReadyQueryLayout } from '../src/kernels/mla/index.js';
+import { contiguous } from '../src/kernels/copy/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
@@ -127,6 +132,134 @@ describe('headGemv f16Query', () => {
         }
       } finally {
         decodeTuning.subgroupSums = saved;
+      }
+    },
+  );
+
+  it.skipIf(!hasGpu)(
+    'headGemvCacheWrite: absorption, query and cache write in one dispatch, the same qh and cache bits as the two',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const saved = { ...decodeTuning };
+      const c = (1 / Math.sqrt(192)) * Math.LOG2E;
+      try {
+        // [B, H, N, K, P, r, pass, cache]: the packed projection row holds q (H x (K + P)) then the latent's
+        // c_kv (r) and k_pe (pass), as the MLA decode step's norm_gemv leaves it. Three rows to scattered pages.
+        // r past 128 and 256: the norm's loops run several rounds (the invocations past 128 must sit out).
+        const cases = [
+          [1, 3, 8, 8, 4, 32, 8, 'int8'],
+          [3, 2, 24, 16, 8, 63, 7, 'int8'],
+          [2, 5, 16, 8, 4, 257, 7, 'bf16'],
+          [1, 2, 8, 8, 4, 300, 12, 'int8'],
+          [1, 1, 8, 8, 0, 65, 3, 'f32'],
+        ] as const;
+        for (const [sums, rest] of [
+          [false, false],
+          [true, true],
+        ] as const) {
+          Object.assign(decodeTuning, { subgroupSums: sums, subgroupSumsRest: rest });
+          for (const [B, H, N, K, P, r, pass, dtype] of cases) {
+            const off = H * (K + P);
+            const ld = off + r + pass + 4;
+            const R = r + pass;
+            const [pages, pageSize, maxPages] = [6, 4, 3];
+            const width = dtype === 'int8' ? int8RowWords(R, r) : R;
+            const qkv = gpu.fromHost(rand(B * ld, B + r + N, 3), [B, ld]);
+            const q = contiguous(qkv.narrow(1, 0, off)).reshape([B, H, K + P]);
+            const w = gpu.fromHost(f32ArrayToBf16(rand(H * N * K, N + K, 0.3)), [H, N, K], 'bf16');
+            const nw = gpu.fromHost(f32ArrayToBf16(rand(r, 11, 1.5)), [r], 'bf16');
+            const seq = gpu.fromHost(
+              Int32Array.from({ length: B }, (_, b) => (2 * b + 1) % 3),
+              [B],
+              'i32',
+            );
+            const pos = gpu.fromHost(
+              Int32Array.from({ length: B }, (_, b) => 3 + 4 * b),
+              [B],
+              'i32',
+            );
+            const table = gpu.fromHost(
+              Int32Array.from({ length: 3 * maxPages }, (_, i) => (5 * i + 2) % pages),
+              [3, maxPages],
+              'i32',
+            );
+            const fill = Int32Array.from(rand(pages * pageSize * width, 17), (v) => Math.round(v * 1e6));
+            const shape = [pages, pageSize, width];
+            const poolOf = () =>
+              dtype === 'int8'
+                ? gpu.fromHost(fill, shape, 'i32')
+                : dtype === 'bf16'
+                  ? gpu.fromHost(
+                      Uint16Array.from(fill, (v) => v & 0x3fff),
+                      shape,
+                      'bf16',
+                    )
+                  : gpu.fromHost(
+                      Float32Array.from(fill, (v) => v / 1e6),
+                      shape,
+                    );
+            const [got, want] = [poolOf(), poolOf()];
+            const hopts = { pass: P ? { t: q, offset: K, count: P } : undefined, f16Query: { HP: 32, c } };
+            const cw = (pool: Tensor) => ({
+              x: qkv,
+              off,
+              r,
+              pass,
+              weight: nw,
+              eps: 1e-6,
+              to: { pool, seq, pos, pageTable: table, Rv: r },
+            });
+            const before = gpu.dispatchCount;
+            const qhGot = headGemvCacheWrite(q, w, hopts, cw(got));
+            const what = `sums ${sums} B ${B} H ${H} N ${N} K ${K} P ${P} r ${r} ${dtype}`;
+            expect(gpu.dispatchCount - before, what).toBe(1);
+            const qhWant = headGemv(q, w, hopts);
+            rmsnormCacheWrite(qkv, off, r, pass, nw, 1e-6, cw(want).to);
+            expect(Array.from((await qhGot.read()) as Int32Array), what).toEqual(
+              Array.from((await qhWant.read()) as Int32Array),
+            );
+            expect(Array.from(await got.read()), what).toEqual(Array.from(await want.read()));
+            // The cache write happened (the pool changed).
+            expect(Array.from(await got.read()), what).not.toEqual(Array.from(await poolOf().read()));
+          }
+        }
+      } finally {
+        Object.assign(decodeTuning, saved);
+      }
+    },
+  );
+
+  it('the cache write in a 256-invocation workgroup keeps the 128-invocation sums (generated code)', () => {
+    const L = int8RowLayout(72, 64);
+    const pool = { dtype: 'int8' as const, L };
+    const code = headGemvWgsl({ M: 1, wDtype: 'bf16', pass: true, f16q: true, cw: { wDtype: 'bf16', pool } });
+    // The norm's loops stride 128 with the invocations past 128 out; the reduction over 256.
+    expect(code).toMatch(/for \(var i = lid; lid < 128u && i < p\.c_r; i \+= 128u\)/);
+    expect(code).toMatch(/var<workgroup> cred: array<f32, 256>/);
+    expect(code).not.toMatch(/\bX\[src/);
+    // The standalone kernel is unchanged: 128 invocations, no guard.
+    const alone = normCacheWriteWgsl('bf16', pool);
+    expect(alone).toMatch(/@workgroup_size\(128\)/);
+    expect(alone).toMatch(/for \(var i = lid; i < p\.r; i \+= 128u\)/);
+  });
+
+  it.skipIf(!hasGpu)(
+    'the one-dispatch kernel at the 48B preset shapes compiles (int8 pool R 576, Rv 512)',
+    async () => {
+      const gpu = (await gpuContext())!;
+      const pool = { dtype: 'int8' as const, L: int8RowLayout(576, 512) };
+      for (const sg of [undefined, 32]) {
+        if (sg && !gpu.features.subgroups) continue;
+        const code = headGemvWgsl({
+          M: 1,
+          wDtype: 'bf16',
+          pass: true,
+          f16q: true,
+          sg,
+          cw: { wDtype: 'bf16', pool, sg },
+        });
+        const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+        expect(info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
       }
     },
   );

@@ -432,6 +432,7 @@ export async function benchDecode(
     foldRoute: o.foldRoute !== false,
     routeInNorm: o.routeInNorm ?? routeInNormTuning.byDefault,
     mlaFoldQuery: mlaFoldQueryTuning.byDefault,
+    mlaFoldCacheWrite: mlaFoldQueryTuning.cacheWrite,
     fuseCacheWrite: o.fuseCacheWrite !== false,
     foldKdaGate: o.foldKdaGate !== false,
     padDispatches: o.padDispatches ?? 0,
@@ -628,6 +629,10 @@ export function registerDecodeBench(bench: Command): void {
       "MLA's f16 query made by the W_uk absorption's dispatch, not a dispatch of its own (BatchSession foldMlaQuery; int8 cache, f16 kernel; default on)",
     )
     .option(
+      '--mla-fold-cache-write <on|off>',
+      "with --mla-fold-query: MLA's latent norm and cache append by extra workgroups of that same dispatch (BatchSession foldMlaCacheWrite; default off)",
+    )
+    .option(
       '--route-in-norm <on|off>',
       "at batch 1, the MoE router at the end of the packed projection's dispatch, not in gate_up's (BatchSession routeInNorm)",
     )
@@ -787,6 +792,8 @@ export function registerDecodeBench(bench: Command): void {
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
       if (opts.mlaFoldQuery !== undefined)
         mlaFoldQueryTuning.byDefault = onOff('--mla-fold-query', String(opts.mlaFoldQuery));
+      if (opts.mlaFoldCacheWrite !== undefined)
+        mlaFoldQueryTuning.cacheWrite = onOff('--mla-fold-cache-write', String(opts.mlaFoldCacheWrite));
       if (opts.eagerPrologue !== undefined) decodeTuning.eager = onOff('--eager-prologue', String(opts.eagerPrologue));
       if (opts.subgroupSums !== undefined)
         decodeTuning.subgroupSums = onOff('--subgroup-sums', String(opts.subgroupSums));

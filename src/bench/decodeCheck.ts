@@ -63,7 +63,8 @@ export interface DecodeCheck {
   session10LogitsMaxRelDiff: number;
   /**
    * The same against the step with MLA's f16 query the other way (BatchSession foldMlaQuery: made by the
-   * absorption's dispatch, or by a dispatch of its own): the same bits by construction, so 0.
+   * absorption's dispatch, or by a dispatch of its own; with --mla-fold-cache-write on, the cache write in that
+   * dispatch too, against neither): the same bits by construction, so 0.
    */
   mlaFoldQueryLogitsMaxRelDiff: number;
   /** Whether the checked default step made MLA's f16 query in the absorption (mlaFoldQueryTuning.byDefault). */

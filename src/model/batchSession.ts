@@ -33,6 +33,7 @@ import {
   convStep,
   gatedRmsnormLinear,
   headGemv,
+  headGemvCacheWrite,
   moeRoutedDecode,
   moeSharedDecode,
   type LatentCacheTarget,
@@ -151,6 +152,12 @@ export interface BatchSessionOptions {
    */
   foldMlaQuery?: boolean;
   /**
+   * Where foldMlaQuery and fuseCacheWrite both apply: the latent's norm and cache append run by extra workgroups
+   * of that same absorption dispatch (fused/headGemvCacheWrite; the same cache bits), one dispatch fewer again.
+   * Default mlaFoldQueryTuning.cacheWrite (off: not measured); bench decode --mla-fold-cache-write.
+   */
+  foldMlaCacheWrite?: boolean;
+  /**
    * Each KDA layer's f_b / g_b projections inside its recurrent step's dispatch (kda/recurrentGated.ts),
    * where fuseNormGemv holds: g and gate summed as the GEMV before it sums them (equal up to the compiler's
    * multiply-add contraction), one dispatch fewer a layer (and at batch 2..8 four copies fewer), up to
@@ -185,7 +192,14 @@ export const routeInNormTuning = { byDefault: true };
  * 3.529 / 3.535 (-0.039 ms); profiled at 4K 193 dispatches against 200, head_gemv 0.151 ms either way (the
  * query's 7 x ~9 us gone). The same bits: --check mlaFoldQueryLogitsMaxRelDiff 0.
  */
-export const mlaFoldQueryTuning = { byDefault: true };
+export const mlaFoldQueryTuning = {
+  byDefault: true,
+  /**
+   * BatchSessionOptions.foldMlaCacheWrite's default (bench decode --mla-fold-cache-write): off, not measured on
+   * the H200 yet (bit-identical on lavapipe: test/fused-head-f16q.test.ts).
+   */
+  cacheWrite: false,
+};
 
 /**
  * The length bound the MLA decode kernels plan for in a replayed step: the length rounded up to a step
@@ -1158,14 +1172,24 @@ export class BatchSession {
       (this.opts.foldMlaQuery ?? mlaFoldQueryTuning.byDefault) && one
         ? mlaReadyQueryLayout(this.device, { H, R: r + dr, Rv: r, scale, cacheDtype })
         : undefined;
-    const qFull = headGemv(q, wUkT, {
-      pass: { t: qPe, offset: rotary ? 0 : dn, count: dr },
-      ...(ready ? { f16Query: ready } : {}),
-    });
+    const pass = { t: qPe, offset: rotary ? 0 : dn, count: dr };
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
     const kvNorm = this.lw(i, 'self_attn.kv_a_layernorm.weight');
+    const fusedWrite = !rotary && this.opts.fuseNormGemv !== false && this.opts.fuseCacheWrite !== false && one;
+    // foldMlaCacheWrite: that cache write by extra workgroups of the absorption's dispatch (headGemvCacheWrite).
+    const foldWrite = ready && fusedWrite && (this.opts.foldMlaCacheWrite ?? mlaFoldQueryTuning.cacheWrite);
+    const qFull = foldWrite
+      ? headGemvCacheWrite(
+          q,
+          wUkT,
+          { pass, f16Query: ready },
+          { x: qkv, off: H * (dn + dr), r, pass: dr, weight: kvNorm, eps: 1e-6, to: this.latentTarget(i, one) },
+        )
+      : headGemv(q, wUkT, { pass, ...(ready ? { f16Query: ready } : {}) });
     let latent: Tensor | undefined;
-    if (!rotary && this.opts.fuseNormGemv !== false && this.opts.fuseCacheWrite !== false && one) {
+    if (foldWrite) {
+      // Written above.
+    } else if (fusedWrite) {
       // The latent row straight into the cache: never written to device memory as a row.
       rmsnormCacheWrite(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6, this.latentTarget(i, one));
     } else if (rotary || this.opts.fuseNormGemv === false) {

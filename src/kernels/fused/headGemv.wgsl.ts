@@ -13,6 +13,13 @@
  * The grid's rows run to HP (padding heads only write their zeros). Needs N and P even: a pair never straddles a
  * workgroup's 8 rows (n even, 8 even) or the GEMV / pass-through boundary.
  */
+import type { FloatDType } from '../wgslLib.js';
+import {
+  type NormCachePool,
+  normCacheWriteBindings,
+  normCacheWriteKey,
+  normCacheWriteParts,
+} from './normCacheWrite.wgsl.js';
 import { subgroupRowSumWgsl } from './sweep.js';
 export const HG_LANES = 32;
 export const HG_ROWS_PER_WG = 8;
@@ -24,15 +31,67 @@ export interface HeadGemvVariant {
   pass: boolean;
   /** Write the f16 query words (see above) instead of f32 y. */
   f16q?: boolean;
+  /**
+   * With f16q: the MLA latent row's norm and cache append (normCacheWrite.wgsl.ts) run by an extra row of
+   * workgroups (wid.y == HP, one a batch row), so absorption, query and cache write are one dispatch.
+   */
+  cw?: { wDtype: FloatDType; pool: NormCachePool; sg?: number };
   /** The rows' sums by subgroup shuffles for subgroups of this size (sweep.ts decodeSubgroupSize); unset: the tree. */
   sg?: number;
 }
 
 export function headGemvKey(v: HeadGemvVariant): string {
-  return `head_gemv_${v.wDtype}_m${v.M}${v.pass ? '_pass' : ''}${v.f16q ? '_f16q' : ''}${v.sg ? `_sg${v.sg}` : ''}`;
+  return `head_gemv_${v.wDtype}_m${v.M}${v.pass ? '_pass' : ''}${v.f16q ? '_f16q' : ''}${v.cw ? `_cw_${normCacheWriteKey(v.cw.wDtype, v.cw.pool, v.cw.sg)}` : ''}${v.sg ? `_sg${v.sg}` : ''}`;
+}
+
+/**
+ * f16q with cw: headGemvWgsl's kernel with its main renamed headPart, the cache write's declarations and body
+ * beside it (its names moved out of the way: Params fields c_*, X -> CX, red -> cred; its bindings after the
+ * head's), and a main that sends the workgroup row wid.y == HP to the cache write (workgroup-uniform branches).
+ * Params: the head's 12 words, then ld, off, r, np, eps, maxPages, pageSize, B of the cache write.
+ */
+export function headGemvCacheWriteWgsl(v: HeadGemvVariant): string {
+  if (!v.f16q || !v.cw) throw new Error('headGemvCacheWriteWgsl: needs f16q and cw');
+  const { wDtype, pool, sg } = v.cw;
+  const WG = HG_LANES * HG_ROWS_PER_WG;
+  const parts = normCacheWriteParts(wDtype, pool, sg, WG);
+  const first = v.pass ? 5 : 4;
+  const move = (c: string) =>
+    c
+      .replace(/\bp\.(\w+)/g, 'p.c_$1')
+      .replace(/\bX\[/g, 'CX[')
+      .replace(/var<storage, read> X:/g, 'var<storage, read> CX:')
+      .replace(/\bred(Reduce|Combine)?\b/g, 'cred$1');
+  let head = headGemvWgsl({ ...v, cw: undefined });
+  const main = 'fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {';
+  if (!head.includes(main)) throw new Error('headGemvCacheWriteWgsl: head_gemv main not found');
+  head = head
+    .replace(`@compute @workgroup_size(${WG})\n${main}`, 'fn headPart(lid: u32, wid: vec3<u32>) {')
+    .replace(
+      /ptOff: u32, HP: u32, c: f32, _a: u32, _b: u32 \};/,
+      'ptOff: u32, HP: u32, c: f32, _a: u32, _b: u32, c_ld: u32, c_off: u32, c_r: u32, c_np: u32, c_eps: f32, c_maxPages: u32, c_pageSize: u32, c_B: u32 };',
+    );
+  if (head.includes('enable subgroups;') || !sg) {
+    // one enable directive at most, first
+  } else head = `enable subgroups;\n${head}`;
+  return `${head}
+${move(normCacheWriteBindings(wDtype, pool, first))}
+${move(parts.decls)}
+fn cachePart(lid: u32, b: u32) {
+${move(parts.body)}
+}
+@compute @workgroup_size(${WG})
+${main}
+  if (wid.y == p.HP) {
+    if (wid.x < p.c_B) { cachePart(lid, wid.x); }
+    return;
+  }
+  headPart(lid, wid);
+}`;
 }
 
 export function headGemvWgsl(v: HeadGemvVariant): string {
+  if (v.cw) return headGemvCacheWriteWgsl(v);
   const { M } = v;
   const WG = HG_LANES * HG_ROWS_PER_WG;
   const bf16 = v.wDtype === 'bf16';

@@ -1086,6 +1086,111 @@ export function rmsnormCacheWrite(
   for (const t of [xc, wc, seq, pos, table]) t.dispose();
 }
 
+/** rmsnormCacheWrite's arguments, for headGemvCacheWrite. */
+export interface NormCacheWriteArgs {
+  x: Tensor;
+  off: number;
+  r: number;
+  pass: number;
+  weight: Tensor;
+  eps: number;
+  to: LatentCacheTarget;
+}
+
+/**
+ * headGemv with f16Query and rmsnormCacheWrite in one dispatch (headGemv.wgsl.ts cw: the cache write's workgroups
+ * are an extra row of the GEMV's grid; both depend only on the packed projection before them). The same qh and
+ * cache bits as the two calls, which it makes where the one dispatch does not apply (the host, shapes headGemv's
+ * kernel or the fused cache write does not take, more rows than a grid row has workgroups, too few storage
+ * bindings).
+ */
+export function headGemvCacheWrite(
+  x: Tensor,
+  w: Tensor,
+  opts: HeadGemvOptions & { f16Query: { HP: number; c: number } },
+  cw: NormCacheWriteArgs,
+): Tensor {
+  const op = 'headGemvCacheWrite';
+  const apart = () => {
+    const qh = headGemv(x, w, opts);
+    rmsnormCacheWrite(cw.x, cw.off, cw.r, cw.pass, cw.weight, cw.eps, cw.to);
+    return qh;
+  };
+  const gpu = asGpu(deviceOf(op, x, w, cw.x, cw.weight, cw.to.pool));
+  if (!gpu || x.rank !== 3 || w.rank !== 3) return apart();
+  const [B, H, xs] = x.shape;
+  const [, N, K] = w.shape;
+  const xOff = opts.xOff ?? 0;
+  const pass = opts.pass;
+  const P = pass?.count ?? 0;
+  const fq = opts.f16Query;
+  const bf16 = w.dtype === 'bf16';
+  const gridX = Math.max(1, Math.ceil(N / HG_ROWS_PER_WG));
+  const headFits =
+    x.dtype === 'f32' &&
+    (w.dtype === 'f32' || bf16) &&
+    w.shape[0] === H &&
+    B >= 1 &&
+    B <= HG_MAX_M &&
+    K % (bf16 ? 8 : 4) === 0 &&
+    xs % 4 === 0 &&
+    xOff % 4 === 0 &&
+    xOff + K <= xs &&
+    N % 2 === 0 &&
+    P % 2 === 0 &&
+    Number.isInteger(fq.HP) &&
+    fq.HP >= H &&
+    fq.HP < 65535 &&
+    (!pass || (pass.t.dtype === 'f32' && pass.t.rank === 3 && pass.offset + P <= pass.t.shape[2]));
+  const [Bc, ld] = checkNormSlice(op, cw.x, cw.off, cw.r, cw.pass, cw.weight, cw.eps);
+  const { to } = cw;
+  const R = cw.r + cw.pass;
+  const f16c = to.pool.dtype === 'i32' && i32PoolKind(to.pool.shape[2], R, to.Rv, to.cacheDtype) === 'f16';
+  const int8 = to.pool.dtype === 'i32' && !f16c;
+  const L = int8 && to.Rv !== undefined ? int8RowLayout(R, to.Rv) : undefined;
+  const poolOk = int8
+    ? !!L && to.pool.shape[2] === L.RW
+    : f16c || (to.pool.shape[2] === R && (to.pool.dtype === 'f32' || R % 2 === 0));
+  const bindings = (pass ? 4 : 3) + 6;
+  if (
+    !headFits ||
+    !poolOk ||
+    !gpu.isBindable(to.pool) ||
+    R > NORM_CACHE_MAX_R ||
+    Bc !== B ||
+    B > gridX ||
+    bindings > gpu.limits.maxStorageBuffersPerShaderStage
+  )
+    return apart();
+  expectShape(op, 'seq', to.seq, [B]);
+  expectShape(op, 'pos', to.pos, [B]);
+  const pool: NormCachePool = L ? { dtype: 'int8', L } : { dtype: f16c ? 'f16' : (to.pool.dtype as 'f32' | 'bf16'), R };
+  const v = {
+    M: B,
+    wDtype: w.dtype as 'f32' | 'bf16',
+    pass: !!pass,
+    f16q: true,
+    cw: { wDtype: cw.weight.dtype as FloatDType, pool, ...restSgOf(gpu) },
+    ...sgOf(gpu),
+  };
+  const ins = [x, w, ...(pass ? [pass.t] : [])].map(contiguous);
+  const cwIns = [cw.x, cw.weight, to.seq, to.pos, to.pageTable].map(contiguous);
+  const qh = gpu.empty([B, fq.HP, (N + P) / 2], 'i32');
+  gpu.dispatch({
+    kernel: { name: 'head_gemv', key: headGemvKey(v), code: () => headGemvWgsl(v) },
+    tensors: [...ins, qh, ...cwIns, to.pool],
+    params: new Params()
+      .u32(N, K, H, xs / 4, xOff / 4, P, pass ? pass.t.shape[2] : 0, pass?.offset ?? 0, fq.HP)
+      .f32(fq.c)
+      .u32(0, 0, ld, cw.off, cw.r, cw.pass)
+      .f32(cw.eps)
+      .u32(to.pageTable.shape[1], to.pool.shape[1], B),
+    workgroups: [gridX, fq.HP + 1],
+  });
+  for (const t of [...ins, ...cwIns]) t.dispose();
+  return qh;
+}
+
 /** The decode kernels' subgroup size for their shuffle sums on this device, as a variant field (or none). */
 function sgOf(gpu: {
   features: { subgroups: boolean };

@@ -9,7 +9,7 @@ for f in sorted(os.listdir(O)):
         s = open(f'{O}/{f}').read(); d = json.loads(s[s.index('{'):])
     except Exception as e:
         print(n, 'loadError', e); continue
-    print(n, 'mlaFoldQuery', d.get('mlaFoldQuery'), 'kernel', d.get('mlaInt8Kernel'))
+    print(n, 'mlaFoldQuery', d.get('mlaFoldQuery'), 'mlaFoldCacheWrite', d.get('mlaFoldCacheWrite'), 'kernel', d.get('mlaInt8Kernel'))
     for r in d.get('rows', []):
         st = sorted(r.get('stepMs') or [0])
         print(n, r.get('model'), r.get('context'), 'tpot', round(r.get('tpotMs', 0), 4), 'median', st[len(st)//2], 'dispatchesPerStep', r.get('dispatchesPerStep'))

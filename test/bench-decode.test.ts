@@ -104,6 +104,8 @@ describe('bench decode --check (the decode step against its earlier forms, on th
       // ... and those meant to be bit-equal (the route tail, the eager prologues) are.
       expect(c.session9LogitsMaxRelDiff).toBe(0);
       expect(c.session10LogitsMaxRelDiff).toBe(0);
+      // The MLA query fold (bf16 cache here: declined, the f16 kernel is int8-cache and H200-only) changes no bits.
+      expect(c.mlaFoldQueryLogitsMaxRelDiff).toBe(0);
     },
   );
 });

@@ -37,7 +37,7 @@ import { openCheckpoint } from '../io/safetensors/index.js';
 import { type KimiLinearConfig, layerMixer, mlaLatentDim, parseKimiConfig } from '../model/config.js';
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
-import { BatchSession, routeInNormTuning } from '../model/batchSession.js';
+import { BatchSession, mlaFoldQueryTuning, routeInNormTuning } from '../model/batchSession.js';
 import { decodeWeightBytes } from '../model/decodeWeights.js';
 import { poolBytes } from '../model/hybridCache.js';
 import { loadModelWeights } from '../model/weights.js';
@@ -431,6 +431,8 @@ export async function benchDecode(
     foldShared: o.foldShared !== false,
     foldRoute: o.foldRoute !== false,
     routeInNorm: o.routeInNorm ?? routeInNormTuning.byDefault,
+    mlaFoldQuery: mlaFoldQueryTuning.byDefault,
+    mlaFoldCacheWrite: mlaFoldQueryTuning.cacheWrite,
     fuseCacheWrite: o.fuseCacheWrite !== false,
     foldKdaGate: o.foldKdaGate !== false,
     padDispatches: o.padDispatches ?? 0,
@@ -623,6 +625,14 @@ export function registerDecodeBench(bench: Command): void {
       "megabytes of the next layer's projection the 'next' prefetch reads (l2PrefetchTuning.nextMB; default 16)",
     )
     .option(
+      '--mla-fold-query <on|off>',
+      "MLA's f16 query made by the W_uk absorption's dispatch, not a dispatch of its own (BatchSession foldMlaQuery; int8 cache, f16 kernel; default on)",
+    )
+    .option(
+      '--mla-fold-cache-write <on|off>',
+      "with --mla-fold-query: MLA's latent norm and cache append by extra workgroups of that same dispatch (BatchSession foldMlaCacheWrite; default off)",
+    )
+    .option(
       '--route-in-norm <on|off>',
       "at batch 1, the MoE router at the end of the packed projection's dispatch, not in gate_up's (BatchSession routeInNorm)",
     )
@@ -780,6 +790,10 @@ export function registerDecodeBench(bench: Command): void {
       // The library default (what --check's default step runs too), like the tuning flags.
       if (opts.routeInNorm !== undefined)
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
+      if (opts.mlaFoldQuery !== undefined)
+        mlaFoldQueryTuning.byDefault = onOff('--mla-fold-query', String(opts.mlaFoldQuery));
+      if (opts.mlaFoldCacheWrite !== undefined)
+        mlaFoldQueryTuning.cacheWrite = onOff('--mla-fold-cache-write', String(opts.mlaFoldCacheWrite));
       if (opts.eagerPrologue !== undefined) decodeTuning.eager = onOff('--eager-prologue', String(opts.eagerPrologue));
       if (opts.subgroupSums !== undefined)
         decodeTuning.subgroupSums = onOff('--subgroup-sums', String(opts.subgroupSums));

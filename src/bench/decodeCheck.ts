@@ -14,7 +14,12 @@ import { decodeTuning } from '../kernels/fused/sweep.js';
 import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { NG_ROWS_PER_WG, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
-import { BatchSession, type BatchSessionOptions, routeInNormTuning } from '../model/batchSession.js';
+import {
+  BatchSession,
+  type BatchSessionOptions,
+  mlaFoldQueryTuning,
+  routeInNormTuning,
+} from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
 
 export interface DecodeCheck {
@@ -56,6 +61,14 @@ export interface DecodeCheck {
    * (decodeTuning.eager false), with the run's other settings. The eager prologues are meant to be bit-equal: 0.
    */
   session10LogitsMaxRelDiff: number;
+  /**
+   * The same against the step with MLA's f16 query the other way (BatchSession foldMlaQuery: made by the
+   * absorption's dispatch, or by a dispatch of its own; with --mla-fold-cache-write on, the cache write in that
+   * dispatch too, against neither): the same bits by construction, so 0.
+   */
+  mlaFoldQueryLogitsMaxRelDiff: number;
+  /** Whether the checked default step made MLA's f16 query in the absorption (mlaFoldQueryTuning.byDefault). */
+  mlaFoldQuery: boolean;
   /** Whether the checked default step ran the router at the end of the projection (routeInNormTuning.byDefault). */
   routeInNorm: boolean;
   /** Greedy pipelined tokens without replay (the same as pipelinedTokens?). */
@@ -175,6 +188,10 @@ export async function checkDecode(
   } finally {
     decodeTuning.eager = eagerSaved;
   }
+  // The sixteenth session's MLA query fold, the other way round from the default step.
+  const foldOther = await logitsOf(true, true, true, decodeTuning.unroll, {
+    foldMlaQuery: !mlaFoldQueryTuning.byDefault,
+  });
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];
@@ -214,6 +231,8 @@ export async function checkDecode(
     session8LogitsMaxRelDiff: relDiff(fused, session8),
     session9LogitsMaxRelDiff: relDiff(fused, session9),
     session10LogitsMaxRelDiff: relDiff(fused, session10),
+    mlaFoldQueryLogitsMaxRelDiff: relDiff(fused, foldOther),
+    mlaFoldQuery: mlaFoldQueryTuning.byDefault,
     routeInNorm: routeInNormTuning.byDefault,
     recordedTokens,
     replayTokensEqual:

@@ -33,6 +33,7 @@ import {
   convStep,
   gatedRmsnormLinear,
   headGemv,
+  headGemvCacheWrite,
   moeRoutedDecode,
   moeSharedDecode,
   type LatentCacheTarget,
@@ -48,7 +49,7 @@ import { kdaRecurrentGated } from '../kernels/kda/recurrentGated.js';
 import { padDispatches } from '../kernels/fused/padDispatch.js';
 import { routeTailWords } from '../kernels/fused/routeTail.wgsl.js';
 import { linear } from '../kernels/matmul/index.js';
-import { cacheWrite, mlaDecode } from '../kernels/mla/index.js';
+import { cacheWrite, mlaDecode, mlaReadyQueryLayout } from '../kernels/mla/index.js';
 import { expertsInference, type RoutesT, route } from '../kernels/moe/index.js';
 import { rmsnorm } from '../kernels/rmsnorm/index.js';
 import { rope } from '../kernels/rope/index.js';
@@ -143,6 +144,20 @@ export interface BatchSessionOptions {
    */
   fuseCacheWrite?: boolean;
   /**
+   * MLA's query for the int8 cache's f16 kernel made by the W_uk absorption's dispatch (headGemv f16Query: q_lat |
+   * q_pe as f16 pairs of q * scale * log2(e), the bits mlaDecode's own query dispatch makes), so that dispatch
+   * leaves each MLA layer's step. Where the cache is one shard and that kernel runs with its query apart
+   * (mlaReadyQueryLayout). Default mlaFoldQueryTuning.byDefault (on); bench decode --mla-fold-query off keeps the
+   * query dispatch.
+   */
+  foldMlaQuery?: boolean;
+  /**
+   * Where foldMlaQuery and fuseCacheWrite both apply: the latent's norm and cache append run by extra workgroups
+   * of that same absorption dispatch (fused/headGemvCacheWrite; the same cache bits), one dispatch fewer again.
+   * Default mlaFoldQueryTuning.cacheWrite (off: not measured); bench decode --mla-fold-cache-write.
+   */
+  foldMlaCacheWrite?: boolean;
+  /**
    * Each KDA layer's f_b / g_b projections inside its recurrent step's dispatch (kda/recurrentGated.ts),
    * where fuseNormGemv holds: g and gate summed as the GEMV before it sums them (equal up to the compiler's
    * multiply-add contraction), one dispatch fewer a layer (and at batch 2..8 four copies fewer), up to
@@ -168,6 +183,23 @@ export interface BatchSessionOptions {
  * sums: bit-equal logits (--check session9LogitsMaxRelDiff 0 in sitting 1).
  */
 export const routeInNormTuning = { byDefault: true };
+
+/**
+ * BatchSessionOptions.foldMlaQuery's default (bench decode --mla-fold-query sets it for measuring). On since the
+ * sixteenth session: on the H200 (48B preset, hybrid, batch 1, int8 cache, --unsafe-apis --f16, 32 steps, on / off
+ * in separate processes A/B/A/B/A/B; bench/results/2026-12-03-h200-s16-mlafold-*.json) TPOT at 1M 7.317 / 7.324 /
+ * 7.340 ms against 7.372 / 7.363 / 7.371 (-0.042 ms), median step at 4K 3.491 / 3.499 / 3.493 against 3.535 /
+ * 3.529 / 3.535 (-0.039 ms); profiled at 4K 193 dispatches against 200, head_gemv 0.151 ms either way (the
+ * query's 7 x ~9 us gone). The same bits: --check mlaFoldQueryLogitsMaxRelDiff 0.
+ */
+export const mlaFoldQueryTuning = {
+  byDefault: true,
+  /**
+   * BatchSessionOptions.foldMlaCacheWrite's default (bench decode --mla-fold-cache-write): off, not measured on
+   * the H200 yet (bit-identical on lavapipe: test/fused-head-f16q.test.ts).
+   */
+  cacheWrite: false,
+};
 
 /**
  * The length bound the MLA decode kernels plan for in a replayed step: the length rounded up to a step
@@ -1132,12 +1164,32 @@ export class BatchSession {
     const q = contiguous(qkv.narrow(1, 0, H * (dn + dr))).reshape([B, H, dn + dr]);
     // Per head h: q_lat[b, h] = q_nope[b, h] W_uk[h], with q_pe appended: [B, H, r + dr] in one dispatch.
     const qPe = rotary ? rope(q.narrow(2, dn, dr).unsqueeze(1), at.pos, cfg.rope_theta).reshape([B, H, dr]) : q;
-    const qFull = headGemv(q, wUkT, { pass: { t: qPe, offset: rotary ? 0 : dn, count: dr } });
+    const one = at.groups.length === 1 && !at.groups[0].idx ? at.groups[0] : undefined;
+    const scale = (dn + dr) ** -0.5;
+    const cacheDtype = this.cache.spec.cacheDtype;
+    // foldMlaQuery: the f16 kernel's query straight out of the absorption (one shard: no rows to pick).
+    const ready =
+      (this.opts.foldMlaQuery ?? mlaFoldQueryTuning.byDefault) && one
+        ? mlaReadyQueryLayout(this.device, { H, R: r + dr, Rv: r, scale, cacheDtype })
+        : undefined;
+    const pass = { t: qPe, offset: rotary ? 0 : dn, count: dr };
     const ckr = qkv.narrow(1, H * (dn + dr), r + dr);
     const kvNorm = this.lw(i, 'self_attn.kv_a_layernorm.weight');
+    const fusedWrite = !rotary && this.opts.fuseNormGemv !== false && this.opts.fuseCacheWrite !== false && one;
+    // foldMlaCacheWrite: that cache write by extra workgroups of the absorption's dispatch (headGemvCacheWrite).
+    const foldWrite = ready && fusedWrite && (this.opts.foldMlaCacheWrite ?? mlaFoldQueryTuning.cacheWrite);
+    const qFull = foldWrite
+      ? headGemvCacheWrite(
+          q,
+          wUkT,
+          { pass, f16Query: ready },
+          { x: qkv, off: H * (dn + dr), r, pass: dr, weight: kvNorm, eps: 1e-6, to: this.latentTarget(i, one) },
+        )
+      : headGemv(q, wUkT, { pass, ...(ready ? { f16Query: ready } : {}) });
     let latent: Tensor | undefined;
-    const one = at.groups.length === 1 && !at.groups[0].idx ? at.groups[0] : undefined;
-    if (!rotary && this.opts.fuseNormGemv !== false && this.opts.fuseCacheWrite !== false && one) {
+    if (foldWrite) {
+      // Written above.
+    } else if (fusedWrite) {
       // The latent row straight into the cache: never written to device memory as a row.
       rmsnormCacheWrite(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6, this.latentTarget(i, one));
     } else if (rotary || this.opts.fuseNormGemv === false) {
@@ -1154,12 +1206,12 @@ export class BatchSession {
     const pick = (t: Tensor, g: ShardGroup) => (g.idx ? embedding(t.reshape([B, -1]), g.idx) : t);
     const outs = at.groups.map((g) => {
       if (latent) this.writeLatent(i, pick(latent, g), g);
-      const q = pick(qFull, g).reshape([g.n, H, r + dr]);
+      const q = ready ? { qh: qFull, H } : pick(qFull, g).reshape([g.n, H, r + dr]);
       return mlaDecode(q, this.cache.mlaPools[this.mlaIndex.get(i)!][g.shard], g.table!, g.lengths!, {
         Rv: r,
-        scale: (dn + dr) ** -0.5,
+        scale,
         maxLength: g.end,
-        cacheDtype: this.cache.spec.cacheDtype,
+        cacheDtype,
       });
     });
     const oLat = at.inverse

@@ -6,6 +6,7 @@
  *   swigluRows(x, gate, up, I) -> [rows, I]           SwiGLU over column ranges of a packed projection
  *   swigluLinear(x, gate, up, W) -> [rows, N]         that SwiGLU, then W (the down projection), in one GEMV
  *   headGemv(x, w, opts) -> [B, H, N + P]             per-head GEMV (absorbed MLA), optional pass-through columns
+ *   headGemv(x, w, {f16Query}) -> qh [B, HP, R / 2] i32  the same, written as the int8 f16 MLA kernel's query
  *   addRmsnormLinear(x, deltas, w, eps, W) -> { sum, y } addRmsnorm, then the projection of the normed row
  *   gatedRmsnormLinear(o, gate, w, eps, W, H) -> [rows, N] KDA's gated per-head o_norm, then o_proj
  *   rmsnormConcat(x, off, r, pass, w, eps) -> [B, r + pass] MLA's normed compressed kv with k_pe appended
@@ -39,9 +40,10 @@ import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
 import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWriteWgsl } from './normCacheWrite.wgsl.js';
 import { cacheWrite } from '../mla/index.js';
 import { int8RowLayout } from '../mla/int8Layout.js';
-import { i32PoolKind } from '../mla/f16Layout.js';
+import { f32ToF16Bits, i32PoolKind } from '../mla/f16Layout.js';
 import type { MlaCacheDtype } from '../mla/int8Layout.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
+import { int8F16QueryWgsl } from '../mla/decodeInt8F16.wgsl.js';
 import {
   NORM_GEMV_MAX_K,
   type NormGemvVariant,
@@ -275,6 +277,13 @@ export interface HeadGemvOptions {
   xOff?: number;
   /** Columns of another [B, H, ps] tensor copied after the N outputs of each head. */
   pass?: { t: Tensor; offset: number; count: number };
+  /**
+   * Return the int8 f16 MLA kernel's query instead of y: qh [B, HP, (N + P) / 2] i32, f16 pairs of y * c (c as f32)
+   * with heads H..HP-1 zero, bit for bit what int8F16QueryWgsl makes of y (int8F16Decode's query dispatch, which a
+   * ready qh then skips: mlaDecode with an MlaReadyQuery). One dispatch where y's would be and N, P are even; else
+   * y's path and that query dispatch.
+   */
+  f16Query?: { HP: number; c: number };
 }
 
 /**
@@ -300,6 +309,12 @@ export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tens
     expectShape(op, 'pass', pass.t, [B, H, null]);
     if (pass.offset + P > pass.t.shape[2]) throw new ShapeError(`${op}: pass-through columns pass its row`);
   }
+  const fq = opts.f16Query;
+  if (fq) {
+    if (!Number.isInteger(fq.HP) || fq.HP < H)
+      throw new ShapeError(`${op}: f16Query.HP must be an integer >= H = ${H}, got ${fq.HP}`);
+    if ((N + P) % 2) throw new ShapeError(`${op}: f16Query packs f16 pairs: N + P = ${N + P} must be even`);
+  }
   const gpu = asGpu(device);
   if (!gpu) {
     const xc = contiguous(x);
@@ -318,10 +333,28 @@ export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tens
     });
     xc.dispose();
     pc?.dispose();
+    if (fq) return cpu.fromHost(f16QueryReference(y, B, H, N + P, fq.HP, fq.c), [B, fq.HP, (N + P) / 2], 'i32');
     return cpu.fromHost(y, [B, H, N + P]);
   }
   const bf16 = w.dtype === 'bf16';
   const fits = B >= 1 && B <= HG_MAX_M && K % (bf16 ? 8 : 4) === 0 && xs % 4 === 0 && xOff % 4 === 0 && H <= 65535;
+  if (fq && !(fits && N % 2 === 0 && P % 2 === 0 && fq.HP <= 65535)) {
+    // y as usual, then the decode's own query dispatch on it.
+    const y = headGemv(x, w, { ...opts, f16Query: undefined });
+    const qh = gpu.empty([B, fq.HP, (N + P) / 2], 'i32');
+    gpu.dispatch({
+      kernel: {
+        name: 'mla_int8_f16_query',
+        key: `mla_int8_f16_query_h${H}_hp${fq.HP}_r${N + P}`,
+        code: () => int8F16QueryWgsl(H, fq.HP, N + P),
+      },
+      tensors: [y, qh],
+      params: new Params().f32(fq.c).u32(0, 0, 0),
+      workgroups: [fq.HP, B],
+    });
+    y.dispose();
+    return qh;
+  }
   if (!fits) {
     // [H, B, K] x [H, N, K]^T, back to [B, H, N], then the pass-through columns.
     const xk = contiguous(x.narrow(2, xOff, K).transpose(0, 1));
@@ -338,13 +371,15 @@ export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tens
   const xc = contiguous(x);
   const wc = contiguous(w);
   const pc = pass ? contiguous(pass.t) : undefined;
-  const y = gpu.empty([B, H, N + P]);
-  const v = { M: B, wDtype: w.dtype as 'f32' | 'bf16', pass: !!pass, ...sgOf(gpu) };
+  const y = fq ? gpu.empty([B, fq.HP, (N + P) / 2], 'i32') : gpu.empty([B, H, N + P]);
+  const v = { M: B, wDtype: w.dtype as 'f32' | 'bf16', pass: !!pass, ...(fq ? { f16q: true } : {}), ...sgOf(gpu) };
+  const params = new Params().u32(N, K, H, xs / 4, xOff / 4, P, pass ? pass.t.shape[2] : 0, pass?.offset ?? 0);
+  if (fq) params.u32(fq.HP).f32(fq.c).u32(0, 0);
   gpu.dispatch({
     kernel: { name: 'head_gemv', key: headGemvKey(v), code: () => headGemvWgsl(v) },
     tensors: pc ? [xc, wc, pc, y] : [xc, wc, y],
-    params: new Params().u32(N, K, H, xs / 4, xOff / 4, P, pass ? pass.t.shape[2] : 0, pass?.offset ?? 0),
-    workgroups: [Math.max(1, Math.ceil(N / HG_ROWS_PER_WG)), H],
+    params,
+    workgroups: [Math.max(1, Math.ceil(N / HG_ROWS_PER_WG)), fq ? fq.HP : H],
   });
   for (const t of [xc, wc, pc]) t?.dispose();
   return y;
@@ -1051,6 +1086,111 @@ export function rmsnormCacheWrite(
   for (const t of [xc, wc, seq, pos, table]) t.dispose();
 }
 
+/** rmsnormCacheWrite's arguments, for headGemvCacheWrite. */
+export interface NormCacheWriteArgs {
+  x: Tensor;
+  off: number;
+  r: number;
+  pass: number;
+  weight: Tensor;
+  eps: number;
+  to: LatentCacheTarget;
+}
+
+/**
+ * headGemv with f16Query and rmsnormCacheWrite in one dispatch (headGemv.wgsl.ts cw: the cache write's workgroups
+ * are an extra row of the GEMV's grid; both depend only on the packed projection before them). The same qh and
+ * cache bits as the two calls, which it makes where the one dispatch does not apply (the host, shapes headGemv's
+ * kernel or the fused cache write does not take, more rows than a grid row has workgroups, too few storage
+ * bindings).
+ */
+export function headGemvCacheWrite(
+  x: Tensor,
+  w: Tensor,
+  opts: HeadGemvOptions & { f16Query: { HP: number; c: number } },
+  cw: NormCacheWriteArgs,
+): Tensor {
+  const op = 'headGemvCacheWrite';
+  const apart = () => {
+    const qh = headGemv(x, w, opts);
+    rmsnormCacheWrite(cw.x, cw.off, cw.r, cw.pass, cw.weight, cw.eps, cw.to);
+    return qh;
+  };
+  const gpu = asGpu(deviceOf(op, x, w, cw.x, cw.weight, cw.to.pool));
+  if (!gpu || x.rank !== 3 || w.rank !== 3) return apart();
+  const [B, H, xs] = x.shape;
+  const [, N, K] = w.shape;
+  const xOff = opts.xOff ?? 0;
+  const pass = opts.pass;
+  const P = pass?.count ?? 0;
+  const fq = opts.f16Query;
+  const bf16 = w.dtype === 'bf16';
+  const gridX = Math.max(1, Math.ceil(N / HG_ROWS_PER_WG));
+  const headFits =
+    x.dtype === 'f32' &&
+    (w.dtype === 'f32' || bf16) &&
+    w.shape[0] === H &&
+    B >= 1 &&
+    B <= HG_MAX_M &&
+    K % (bf16 ? 8 : 4) === 0 &&
+    xs % 4 === 0 &&
+    xOff % 4 === 0 &&
+    xOff + K <= xs &&
+    N % 2 === 0 &&
+    P % 2 === 0 &&
+    Number.isInteger(fq.HP) &&
+    fq.HP >= H &&
+    fq.HP < 65535 &&
+    (!pass || (pass.t.dtype === 'f32' && pass.t.rank === 3 && pass.offset + P <= pass.t.shape[2]));
+  const [Bc, ld] = checkNormSlice(op, cw.x, cw.off, cw.r, cw.pass, cw.weight, cw.eps);
+  const { to } = cw;
+  const R = cw.r + cw.pass;
+  const f16c = to.pool.dtype === 'i32' && i32PoolKind(to.pool.shape[2], R, to.Rv, to.cacheDtype) === 'f16';
+  const int8 = to.pool.dtype === 'i32' && !f16c;
+  const L = int8 && to.Rv !== undefined ? int8RowLayout(R, to.Rv) : undefined;
+  const poolOk = int8
+    ? !!L && to.pool.shape[2] === L.RW
+    : f16c || (to.pool.shape[2] === R && (to.pool.dtype === 'f32' || R % 2 === 0));
+  const bindings = (pass ? 4 : 3) + 6;
+  if (
+    !headFits ||
+    !poolOk ||
+    !gpu.isBindable(to.pool) ||
+    R > NORM_CACHE_MAX_R ||
+    Bc !== B ||
+    B > gridX ||
+    bindings > gpu.limits.maxStorageBuffersPerShaderStage
+  )
+    return apart();
+  expectShape(op, 'seq', to.seq, [B]);
+  expectShape(op, 'pos', to.pos, [B]);
+  const pool: NormCachePool = L ? { dtype: 'int8', L } : { dtype: f16c ? 'f16' : (to.pool.dtype as 'f32' | 'bf16'), R };
+  const v = {
+    M: B,
+    wDtype: w.dtype as 'f32' | 'bf16',
+    pass: !!pass,
+    f16q: true,
+    cw: { wDtype: cw.weight.dtype as FloatDType, pool, ...restSgOf(gpu) },
+    ...sgOf(gpu),
+  };
+  const ins = [x, w, ...(pass ? [pass.t] : [])].map(contiguous);
+  const cwIns = [cw.x, cw.weight, to.seq, to.pos, to.pageTable].map(contiguous);
+  const qh = gpu.empty([B, fq.HP, (N + P) / 2], 'i32');
+  gpu.dispatch({
+    kernel: { name: 'head_gemv', key: headGemvKey(v), code: () => headGemvWgsl(v) },
+    tensors: [...ins, qh, ...cwIns, to.pool],
+    params: new Params()
+      .u32(N, K, H, xs / 4, xOff / 4, P, pass ? pass.t.shape[2] : 0, pass?.offset ?? 0, fq.HP)
+      .f32(fq.c)
+      .u32(0, 0, ld, cw.off, cw.r, cw.pass)
+      .f32(cw.eps)
+      .u32(to.pageTable.shape[1], to.pool.shape[1], B),
+    workgroups: [gridX, fq.HP + 1],
+  });
+  for (const t of [...ins, ...cwIns]) t.dispose();
+  return qh;
+}
+
 /** The decode kernels' subgroup size for their shuffle sums on this device, as a variant field (or none). */
 function sgOf(gpu: {
   features: { subgroups: boolean };
@@ -1072,4 +1212,22 @@ function restSgOf(gpu: Parameters<typeof decodeSubgroupSize>[0]): { sg?: number 
 function sortSgOf(gpu: Parameters<typeof decodeSubgroupSize>[0]): { sg?: number } {
   const sg = decodeSubgroupSize(gpu, 'sort');
   return sg ? { sg } : {};
+}
+
+/**
+ * headGemv's f16Query on the host: y [B, H, R] -> qh [B, HP, R / 2] words, f16(f32(y * f32(c))) pairs (low half
+ * the even column), heads H..HP-1 zero: int8F16QueryWgsl's arithmetic.
+ */
+export function f16QueryReference(y: Float32Array, B: number, H: number, R: number, HP: number, c: number): Int32Array {
+  const cf = Math.fround(c);
+  const out = new Int32Array(B * HP * (R / 2));
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let j = 0; j < R / 2; j++) {
+        const i = (b * H + h) * R + 2 * j;
+        const lo = f32ToF16Bits(Math.fround(y[i] * cf));
+        const hi = f32ToF16Bits(Math.fround(y[i + 1] * cf));
+        out[(b * HP + h) * (R / 2) + j] = lo | (hi << 16) | 0;
+      }
+  return out;
 }

@@ -33,9 +33,49 @@ export function normCacheWriteKey(wDtype: FloatDType, pool: NormCachePool, sg?: 
 }
 
 export function normCacheWriteWgsl(wDtype: FloatDType, pool: NormCachePool, sg?: number): string {
-  const WG = NORM_CONCAT_WG;
-  const R = pool.dtype === 'int8' ? pool.L.R : pool.R;
+  const { decls, body } = normCacheWriteParts(wDtype, pool, sg, NORM_CONCAT_WG);
+  return `${sg ? '\nenable subgroups;' : ''}
+struct Params { ld: u32, off: u32, r: u32, np: u32, eps: f32, maxPages: u32, pageSize: u32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+${normCacheWriteBindings(wDtype, pool, 1)}
+${decls}
+@compute @workgroup_size(${NORM_CONCAT_WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let b = wid.x;
+${body}
+}`;
+}
+
+/** The kernel's storage bindings from binding `first` on: X, NW, seq, pos, pageTable, pool. */
+export function normCacheWriteBindings(wDtype: FloatDType, pool: NormCachePool, first: number): string {
   const poolElem = pool.dtype === 'f32' ? 'f32' : 'u32';
+  return [
+    'X: array<f32>',
+    `NW: array<${storageElem(wDtype)}>`,
+    'seq: array<i32>',
+    'pos: array<i32>',
+    'pageTable: array<i32>',
+  ]
+    .map((d, i) => `@group(0) @binding(${first + i}) var<storage, read> ${d};`)
+    .concat(`@group(0) @binding(${first + 5}) var<storage, read_write> pool: array<${poolElem}>;`)
+    .join('\n');
+}
+
+/**
+ * The kernel's module-scope declarations (beside its bindings and Params p) and its body for row b (invocation
+ * lid), for a workgroup of `wg` >= 128 invocations: the norm's loops and sum as with 128 (the others add 0, see
+ * normConcatRow), the stores and the int8 absmax (a max: any order) spread over all wg. The same bits for any wg.
+ */
+export function normCacheWriteParts(
+  wDtype: FloatDType,
+  pool: NormCachePool,
+  sg: number | undefined,
+  wg: number,
+): { decls: string; body: string } {
+  if (wg < NORM_CONCAT_WG || wg & (wg - 1))
+    throw new Error(`normCacheWrite: workgroup ${wg}, expected a power of two >= ${NORM_CONCAT_WG}`);
+  const WG = wg;
+  const R = pool.dtype === 'int8' ? pool.L.R : pool.R;
   let store: string;
   if (pool.dtype === 'f32') {
     store = `  for (var c = lid; c < ${R}u; c += ${WG}u) { pool[dst * ${R}u + c] = row[c]; }`;
@@ -53,29 +93,17 @@ export function normCacheWriteWgsl(wDtype: FloatDType, pool: NormCachePool, sg?:
   let qinv = select(vec2<f32>(0.0), 127.0 / am, am > vec2<f32>(0.0));
 ${int8RowStore(pool.L, WG, '0u', `dst * ${pool.L.RW}u`, 'am', 'qinv')}`;
   } else store = '';
-  return /* wgsl */ `${sg ? '\nenable subgroups;' : ''}
-struct Params { ld: u32, off: u32, r: u32, np: u32, eps: f32, maxPages: u32, pageSize: u32, _a: u32 };
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> NW: array<${storageElem(wDtype)}>;
-@group(0) @binding(3) var<storage, read> seq: array<i32>;
-@group(0) @binding(4) var<storage, read> pos: array<i32>;
-@group(0) @binding(5) var<storage, read> pageTable: array<i32>;
-@group(0) @binding(6) var<storage, read_write> pool: array<${poolElem}>;
-${loadFn('normWeight', 'NW', wDtype)}
+  const decls = /* wgsl */ `${loadFn('normWeight', 'NW', wDtype)}
 ${sg ? subgroupReduceWgsl('red', WG, sg) : workgroupReduce('red', WG, 'f32', 'a + b')}
 var<workgroup> row: array<f32, ${R}>;
 ${pool.dtype === 'bf16' ? WGSL_TO_BF16 : ''}
-${pool.dtype === 'int8' ? quantizeBody(pool.L, { WG, value: (_src, c) => `row[${c}]`, red: 'amax' }) : ''}
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let b = wid.x;
-  let src = b * p.ld + p.off;
-${normConcatRow((i) => `row[${i}]`)}
+${pool.dtype === 'int8' ? quantizeBody(pool.L, { WG, value: (_src, c) => `row[${c}]`, red: 'amax' }) : ''}`;
+  const body = `  let src = b * p.ld + p.off;
+${normConcatRow((i) => `row[${i}]`, WG)}
   workgroupBarrier();
   let t = u32(pos[b]);
   let page = u32(pageTable[u32(seq[b]) * p.maxPages + t / p.pageSize]);
   let dst = page * p.pageSize + t % p.pageSize;
-${store}
-}`;
+${store}`;
+  return { decls, body };
 }

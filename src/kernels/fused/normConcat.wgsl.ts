@@ -35,11 +35,14 @@ ${normConcatRow((i) => `Y[dst + ${i}]`)}
  * row into `out(i)`, i < p.r + p.np; the sum of squares by redReduce (workgroupReduce 'red'). Shared with
  * normCacheWrite.wgsl.ts, which keeps the row in workgroup memory.
  */
-export function normConcatRow(out: (i: string) => string): string {
+export function normConcatRow(out: (i: string) => string, wg = NORM_CONCAT_WG): string {
   const WG = NORM_CONCAT_WG;
+  // Run by a larger workgroup (wg > WG: headGemv's cache-write workgroups), invocations past WG sit out the loops
+  // and add 0 to the sum of squares (the same tree of the first WG partials: the same bits).
+  const act = wg > WG ? `lid < ${WG}u && ` : '';
   return `  var ss = 0.0;
-  for (var i = lid; i < p.r; i += ${WG}u) { let v = X[src + i]; ss += v * v; }
+  for (var i = lid; ${act}i < p.r; i += ${WG}u) { let v = X[src + i]; ss += v * v; }
   let inv = 1.0 / sqrt(redReduce(lid, ss) / f32(p.r) + p.eps);
-  for (var i = lid; i < p.r; i += ${WG}u) { ${out('i')} = normWeight(i) * (X[src + i] * inv); }
-  for (var i = lid; i < p.np; i += ${WG}u) { ${out('p.r + i')} = X[src + p.r + i]; }`;
+  for (var i = lid; ${act}i < p.r; i += ${WG}u) { ${out('i')} = normWeight(i) * (X[src + i] * inv); }
+  for (var i = lid; ${act}i < p.np; i += ${WG}u) { ${out('p.r + i')} = X[src + p.r + i]; }`;
 }

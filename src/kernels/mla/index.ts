@@ -12,7 +12,7 @@ import { Params } from '../../gpu/params.js';
 import { cpu } from '../../tensor/cpuDevice.js';
 import { f32ArrayToBf16 } from '../../tensor/dtype.js';
 import type { CpuStorage } from '../../tensor/storage.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import type { Device, Tensor } from '../../tensor/tensor.js';
 import { asGpu, deviceOf, expectDType, expectShape, grid1d, hostF32, hostI32 } from '../common.js';
 import { contiguous } from '../copy/index.js';
 import { cacheWriteWgsl } from './cacheWrite.wgsl.js';
@@ -35,8 +35,8 @@ import { mlaInt8SgmState } from './int8SgmState.js';
 import { int8QueryRowsReference } from './int8SgmEmulate.js';
 import { int8TwoPassDecode } from './int8TwoPassDecode.js';
 import type { MlaInt8TwoPassOptions } from './int8TwoPassPlan.js';
-import { int8F16Decode, mlaInt8F16DeviceUnsupported } from './int8F16Decode.js';
-import { type MlaInt8F16Options, mlaInt8F16Unsupported } from './int8F16Plan.js';
+import { int8F16Decode, mlaInt8F16DeviceUnsupported, mlaInt8F16Overrides } from './int8F16Decode.js';
+import { type MlaInt8F16Options, mlaInt8F16Unsupported, planMlaInt8F16 } from './int8F16Plan.js';
 import { cacheWriteF16Reference, f16PoolToF32, f16RowWords, i32PoolKind } from './f16Layout.js';
 
 export { int8RowWords, type MlaCacheDtype } from './int8Layout.js';
@@ -182,13 +182,44 @@ export function mlaDecodeKernelFor(gpu: GpuContext, opts: { kernel?: MlaDecodeKe
   return sg === undefined ? 'split' : 'tiled';
 }
 
+/**
+ * The int8 f16 kernel's query made by the dispatch before it (headGemv's f16Query, at the layout
+ * mlaReadyQueryLayout gives): qh [B, HP, R / 2] i32 for H heads, f16 pairs of q * scale * log2(e). mlaDecode then
+ * runs no query dispatch of its own.
+ */
+export interface MlaReadyQuery {
+  qh: Tensor;
+  H: number;
+}
+
+/**
+ * Where mlaDecode with these options would run the int8 f16 kernel with a query dispatch of its own (int8 cache,
+ * a GPU device where mlaInt8KernelFor picks 'f16', no qFold), the layout a ready query must have: its padded head
+ * count HP and factor c (the f32 the query dispatch multiplies by). Else undefined (pass q f32 as usual).
+ */
+export function mlaReadyQueryLayout(
+  device: Device,
+  o: { H: number; R: number } & Pick<
+    MlaDecodeOptions,
+    'Rv' | 'scale' | 'cacheDtype' | 'int8Kernel' | 'int8F16' | 'subgroupSize'
+  >,
+): { HP: number; c: number } | undefined {
+  const gpu = asGpu(device);
+  if (!gpu || o.cacheDtype !== 'int8' || tiledSubgroupSizeOf(gpu, o) === undefined) return undefined;
+  if (mlaInt8KernelFor(gpu, o) !== 'f16') return undefined;
+  const f16o = { ...mlaInt8F16Overrides.options, ...o.int8F16 };
+  const plan = planMlaInt8F16({ H: o.H, R: o.R, Rv: o.Rv, ...f16o }, gpu.limits.maxComputeWorkgroupStorageSize);
+  return plan.qFold || plan.cache === 'f16' ? undefined : { HP: plan.HP, c: o.scale * Math.LOG2E };
+}
+
 export function mlaDecode(
-  qFull: Tensor,
+  qFull: Tensor | MlaReadyQuery,
   pool: Tensor,
   pageTable: Tensor,
   lengths: Tensor,
   opts: MlaDecodeOptions,
 ): Tensor {
+  if ('qh' in qFull) return mlaDecodeReady(qFull, pool, pageTable, lengths, opts);
   const device = deviceOf('mlaDecode', qFull, pool, pageTable, lengths);
   const [B, H, R] = qFull.shape;
   expectShape('mlaDecode', 'qFull', qFull, [B, H, R]);
@@ -257,6 +288,39 @@ export function mlaDecode(
   });
   qT.dispose();
   return mergeChunks(gpu, partial, Rv);
+}
+
+/** mlaDecode with a ready query: only the int8 cache's f16 kernel reads one (mlaReadyQueryLayout). */
+function mlaDecodeReady(
+  ready: MlaReadyQuery,
+  pool: Tensor,
+  pageTable: Tensor,
+  lengths: Tensor,
+  opts: MlaDecodeOptions,
+): Tensor {
+  const { qh, H } = ready;
+  const device = deviceOf('mlaDecode', qh, pool, pageTable, lengths);
+  expectDType('mlaDecode', 'ready query qh', qh, ['i32']);
+  if (qh.rank !== 3) throw new Error(`mlaDecode: a ready query qh must be [B, HP, R / 2], got rank ${qh.rank}`);
+  const [B, , RW] = qh.shape;
+  const R = 2 * RW;
+  const gpu = asGpu(device);
+  const layout = mlaReadyQueryLayout(device, { H, R, ...opts });
+  if (!gpu || !layout)
+    throw new Error(
+      "mlaDecode: a ready query needs the int8 cache's f16 kernel with its own query dispatch (mlaReadyQueryLayout)",
+    );
+  expectShape('mlaDecode', 'ready query qh', qh, [B, layout.HP, RW]);
+  expectShape('mlaDecode', 'cache pool', pool, [null, null, int8RowWords(R, opts.Rv)]);
+  expectShape('mlaDecode', 'page table', pageTable, [B, null]);
+  expectShape('mlaDecode', 'lengths', lengths, [B]);
+  expectDType('mlaDecode', 'page table', pageTable, ['i32']);
+  expectDType('mlaDecode', 'lengths', lengths, ['i32']);
+  if (pool.dtype !== 'i32' || i32PoolKind(pool.shape[2], R, opts.Rv, opts.cacheDtype) !== 'int8')
+    throw new Error('mlaDecode: a ready query needs an int8 cache pool');
+  if (pool.offset % 4)
+    throw new Error(`mlaDecode: an int8 pool must start on a 16-byte boundary (offset ${pool.offset})`);
+  return int8F16Decode(gpu, ready, pool, pageTable, lengths, opts);
 }
 
 function tiledSubgroupSizeOf(gpu: GpuContext, opts: { subgroupSize?: number }): number | undefined {

@@ -8,7 +8,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { contiguous } from '../copy/index.js';
 import { int8F16QueryWgsl, mlaInt8F16Wgsl } from './decodeInt8F16.wgsl.js';
 import { mlaInt8F16WideWgsl } from './decodeInt8F16Wide.wgsl.js';
-import { type MlaDecodeOptions, pagedChunkDecode } from './index.js';
+import { type MlaDecodeOptions, type MlaReadyQuery, pagedChunkDecode } from './index.js';
 import { defaultF16Chunks, type MlaInt8F16Options, mlaInt8F16Key, planMlaInt8F16 } from './int8F16Plan.js';
 
 /** The bits of x as an f32 (a uniform u32 the kernel bitcasts back). */
@@ -29,19 +29,27 @@ export function mlaInt8F16DeviceUnsupported(gpu: GpuContext): string | undefined
 
 export function int8F16Decode(
   gpu: GpuContext,
-  qFull: Tensor,
+  qIn: Tensor | MlaReadyQuery,
   pool: Tensor,
   pageTable: Tensor,
   lengths: Tensor,
   opts: MlaDecodeOptions & { int8F16?: MlaInt8F16Options },
 ): Tensor {
-  const [B, H, R] = qFull.shape;
+  // A ready query (mlaDecode's MlaReadyQuery: headGemv's f16Query) is qh as the query dispatch below makes it.
+  const ready = 'qh' in qIn ? qIn : undefined;
+  const [B, H, R] = ready ? [ready.qh.shape[0], ready.H, 2 * ready.qh.shape[2]] : (qIn as Tensor).shape;
   const { Rv, scale } = opts;
   const o = { ...mlaInt8F16Overrides.options, ...opts.int8F16 };
   const plan = planMlaInt8F16({ H, R, Rv, ...o }, gpu.limits.maxComputeWorkgroupStorageSize);
+  if (ready && (plan.qFold || ready.qh.shape[1] !== plan.HP))
+    throw new Error(
+      `mlaDecode (int8, f16): a ready query needs no qFold and HP = ${plan.HP} heads, got qFold ${plan.qFold}, HP ${ready.qh.shape[1]}`,
+    );
   // qFold: the kernel makes the f16 query itself from q f32 (c in the uniforms' spare word).
   const c = scale * Math.LOG2E;
   const query = () => {
+    if (ready) return [ready.qh.alias()];
+    const qFull = qIn as Tensor;
     if (plan.qFold) return [contiguous(qFull)];
     const q = contiguous(qFull);
     const qh = gpu.empty([B, plan.HP, R / 2], 'i32');

@@ -630,7 +630,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--mla-fold-cache-write <on|off>',
-      "with --mla-fold-query: MLA's latent norm and cache append by extra workgroups of that same dispatch (BatchSession foldMlaCacheWrite; default off)",
+      "with --mla-fold-query: MLA's latent norm and cache append by extra workgroups of that same dispatch (BatchSession foldMlaCacheWrite; default on)",
     )
     .option(
       '--route-in-norm <on|off>',

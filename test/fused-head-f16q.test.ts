@@ -12,7 +12,6 @@ import { f16QueryReference, headGemv, headGemvCacheWrite, rmsnormCacheWrite } fr
 import { headGemvWgsl } from '../src/kernels/fused/headGemv.wgsl.js';
 import { normCacheWriteWgsl } from '../src/kernels/fused/normCacheWrite.wgsl.js';
 import { int8RowLayout } from '../src/kernels/mla/int8Layout.js';
-import { int8RowWords } from '../src/kernels/mla/index.js';
 import { headGemvReference } from '../src/kernels/fused/reference.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
 import { int8F16QueryWgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
@@ -22,6 +21,7 @@ import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { gpuContext, hasGpu } from './helpers.js';
+import { pagedCacheTarget } from './paged-cache-target.js';
 
 function rand(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
@@ -162,42 +162,11 @@ describe('headGemv f16Query', () => {
             const off = H * (K + P);
             const ld = off + r + pass + 4;
             const R = r + pass;
-            const [pages, pageSize, maxPages] = [6, 4, 3];
-            const width = dtype === 'int8' ? int8RowWords(R, r) : R;
             const qkv = gpu.fromHost(rand(B * ld, B + r + N, 3), [B, ld]);
             const q = contiguous(qkv.narrow(1, 0, off)).reshape([B, H, K + P]);
             const w = gpu.fromHost(f32ArrayToBf16(rand(H * N * K, N + K, 0.3)), [H, N, K], 'bf16');
             const nw = gpu.fromHost(f32ArrayToBf16(rand(r, 11, 1.5)), [r], 'bf16');
-            const seq = gpu.fromHost(
-              Int32Array.from({ length: B }, (_, b) => (2 * b + 1) % 3),
-              [B],
-              'i32',
-            );
-            const pos = gpu.fromHost(
-              Int32Array.from({ length: B }, (_, b) => 3 + 4 * b),
-              [B],
-              'i32',
-            );
-            const table = gpu.fromHost(
-              Int32Array.from({ length: 3 * maxPages }, (_, i) => (5 * i + 2) % pages),
-              [3, maxPages],
-              'i32',
-            );
-            const fill = Int32Array.from(rand(pages * pageSize * width, 17), (v) => Math.round(v * 1e6));
-            const shape = [pages, pageSize, width];
-            const poolOf = () =>
-              dtype === 'int8'
-                ? gpu.fromHost(fill, shape, 'i32')
-                : dtype === 'bf16'
-                  ? gpu.fromHost(
-                      Uint16Array.from(fill, (v) => v & 0x3fff),
-                      shape,
-                      'bf16',
-                    )
-                  : gpu.fromHost(
-                      Float32Array.from(fill, (v) => v / 1e6),
-                      shape,
-                    );
+            const { seq, pos, table, poolOf } = pagedCacheTarget(gpu, B, R, r, dtype, rand);
             const [got, want] = [poolOf(), poolOf()];
             const hopts = { pass: P ? { t: q, offset: K, count: P } : undefined, f16Query: { HP: 32, c } };
             const cw = (pool: Tensor) => ({

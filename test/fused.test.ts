@@ -19,7 +19,7 @@ import {
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
 import { l2PrefetchReference, l2PrefetchTuning } from '../src/kernels/fused/l2Prefetch.js';
 import { linear } from '../src/kernels/matmul/index.js';
-import { cacheWrite, int8RowWords } from '../src/kernels/mla/index.js';
+import { cacheWrite } from '../src/kernels/mla/index.js';
 import { matmulReference } from '../src/kernels/matmul/reference.js';
 import { expertsInference, route } from '../src/kernels/moe/index.js';
 import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
@@ -41,6 +41,7 @@ import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device, Tensor } from '../src/tensor/tensor.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { AWKWARD, expectClose, gpuContext, hasGpu, ROUTER_BASE } from './helpers.js';
+import { pagedCacheTarget } from './paged-cache-target.js';
 
 /** Tuning variants other than the defaults: compiled on lavapipe only with KIMI_SLOW_TESTS=1. */
 const slowVariants = !hasGpu || process.env.KIMI_SLOW_TESTS !== '1';
@@ -980,40 +981,10 @@ describe.skipIf(!hasGpu)('rmsnormCacheWrite (MLA latent norm and cache append in
       const off = 5;
       const ld = off + r + pass + 9;
       const R = r + pass;
-      const [pages, pageSize, maxPages] = [6, 4, 3];
-      const width = dtype === 'int8' ? int8RowWords(R, r) : R;
       const x = gpu.fromHost(rand(B * ld, B + r, 3), [B, ld]);
       const w = gpu.fromHost(f32ArrayToBf16(rand(r, 11, 1.5)), [r], 'bf16');
-      const seq = gpu.fromHost(
-        Int32Array.from({ length: B }, (_, b) => (2 * b + 1) % 3),
-        [B],
-        'i32',
-      );
-      const pos = gpu.fromHost(
-        Int32Array.from({ length: B }, (_, b) => 3 + 4 * b),
-        [B],
-        'i32',
-      );
-      const table = gpu.fromHost(
-        Int32Array.from({ length: 3 * maxPages }, (_, i) => (5 * i + 2) % pages),
-        [3, maxPages],
-        'i32',
-      );
       // Both pools start from the same garbage, so untouched words must stay equal too.
-      const fill = Int32Array.from(rand(pages * pageSize * width, 17), (v) => Math.round(v * 1e6));
-      const poolOf = () =>
-        dtype === 'int8'
-          ? gpu.fromHost(fill, [pages, pageSize, width], 'i32')
-          : dtype === 'bf16'
-            ? gpu.fromHost(
-                Uint16Array.from(fill, (v) => v & 0x3fff),
-                [pages, pageSize, width],
-                'bf16',
-              )
-            : gpu.fromHost(
-                Float32Array.from(fill, (v) => v / 1e6),
-                [pages, pageSize, width],
-              );
+      const { seq, pos, table, poolOf } = pagedCacheTarget(gpu, B, R, r, dtype, rand);
       const got = poolOf();
       const want = poolOf();
       const before = gpu.dispatchCount;

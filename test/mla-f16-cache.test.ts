@@ -24,7 +24,6 @@ import {
 import {
   cacheWriteF16Reference,
   f16BitsToF32,
-  f16PoolToF32,
   f32ToF16Bits,
   i32PoolKind,
   packF16Rows,
@@ -131,7 +130,7 @@ describe('f16 latent cache: layout and cache write', () => {
         const got = (await pool.read()) as Int32Array;
         expect(Array.from(got)).toEqual(Array.from(want));
         // The rows read back are the values rounded to f16.
-        const back = f16PoolToF32(want, R);
+        const back = unpackF16Rows(want, R);
         const i = 3;
         const page = table[seq[i] * maxPages + Math.floor(pos[i] / PAGE)];
         const at = (page * PAGE + (pos[i] % PAGE)) * R;
@@ -201,7 +200,7 @@ describe('f16 cache on the f16 tensor-core kernel: plan, emulation and reference
         const pl = planMlaInt8F16({ H, R, Rv, tau, qFold, cache: 'f16' });
         const ref = expectEmulationMatchesScheme(pl, x, chunkLen, { tau, cache: 'f16' });
         // f32 attention over the same f16 values: the scheme differs by q and p rounded to f16.
-        const exact = mlaDecodeReference(x.q, f16PoolToF32(x.pool, R), x.pageTable, x.lengths, x.d);
+        const exact = mlaDecodeReference(x.q, unpackF16Rows(x.pool, R), x.pageTable, x.lengths, x.d);
         expect(relErr(ref, exact)).toBeLessThan(3e-3);
       });
 });
@@ -259,7 +258,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
           for (const t of [tp, tt, to]) t.dispose();
           const want = new Float32Array(N).fill(-7);
           const k0 = kb === '0u' ? 0 : 1;
-          const vals = f16PoolToF32(x.pool, R);
+          const vals = unpackF16Rows(x.pool, R);
           for (let r = 0; r < TB; r++)
             for (let c = 0; c < R; c++) {
               const t = tb + r;
@@ -320,7 +319,7 @@ describe('mlaDecode over an f16 pool without f16 subgroup matrices (tiled, split
             { Rv: 128, scale: x.d.scale, maxLength: 65, kernel, cacheDtype: 'f16' },
           );
           const got = (await out.read()) as Float32Array;
-          const exact = mlaDecodeReference(x.q, f16PoolToF32(x.pool, 192), x.pageTable, x.lengths, x.d);
+          const exact = mlaDecodeReference(x.q, unpackF16Rows(x.pool, 192), x.pageTable, x.lengths, x.d);
           // Measured: cpu exact (the same reference), tiled / split ~1e-7 (f32 sums in another order).
           expect(relErr(got, exact)).toBeLessThan(1e-5);
         },

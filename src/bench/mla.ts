@@ -35,7 +35,7 @@ import {
   mlaF16CacheOverrides,
   prepareMlaInt8Sgm,
 } from '../kernels/mla/index.js';
-import { f16PoolToF32, f16PoolWords } from '../kernels/mla/f16Layout.js';
+import { f16RowWords, unpackF16Rows } from '../kernels/mla/f16Layout.js';
 import { defaultInt8Chunks } from '../kernels/mla/int8Plan.js';
 import { type MlaInt8SgmOptions, SGM_STAGES, type SgmStage } from '../kernels/mla/int8SgmPlan.js';
 import { runSgmAlignProbe } from '../kernels/mla/int8SgmAlignProbe.js';
@@ -709,7 +709,7 @@ async function makeInputs(gpu: GpuContext, o: MlaBenchOptions, T: number): Promi
       o.cacheDtype === 'int8'
         ? gpu.zeros([o.batch * pagesPerSeq, o.pageSize, int8RowWords(R, o.rank)], 'i32')
         : o.cacheDtype === 'f16'
-          ? gpu.zeros([o.batch * pagesPerSeq, o.pageSize, f16PoolWords(R, o.rank)], 'i32')
+          ? gpu.zeros([o.batch * pagesPerSeq, o.pageSize, f16RowWords(R)], 'i32')
           : randomUniform(gpu, [o.batch * pagesPerSeq, o.pageSize, R], { seed: 2, dtype: o.cacheDtype }),
     table: gpu.fromHost(table, [o.batch, pagesPerSeq], 'i32'),
     lengths: gpu.fromHost(new Int32Array(o.batch).fill(T), [o.batch], 'i32'),
@@ -1295,7 +1295,7 @@ async function benchMlaF16Cache(gpu: GpuContext, o: MlaBenchOptions) {
       if (!checks.length && x.rows) {
         const { q, table, lengths, d, exact } = await readReference(x, x.rows, o, T, { H, R, Rv, scale });
         const words = (await x.pool.read()) as Int32Array;
-        const overF16 = mlaDecodeReference(q, f16PoolToF32(words, R), table, lengths, d);
+        const overF16 = mlaDecodeReference(q, unpackF16Rows(words, R), table, lengths, d);
         const want = o.int8F16?.chunks ?? defaultF16Chunks(T, o.batch, NG);
         const chunkLen = Math.ceil(T / want / MLA_INT8_F16_TB) * MLA_INT8_F16_TB;
         const scheme = mlaDecodeInt8F16Reference(q, words, table, lengths, d, {

@@ -14,7 +14,7 @@
  * sequence's pages all lie in its slot's shard (page-table entries are page numbers within it), so
  * decode runs once per shard over the sequences it holds.
  */
-import { f16PoolWords } from '../kernels/mla/f16Layout.js';
+import { f16RowWords } from '../kernels/mla/f16Layout.js';
 import { int8RowWords, type MlaCacheDtype } from '../kernels/mla/int8Layout.js';
 import { storageBytes } from '../tensor/dtype.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
@@ -109,7 +109,7 @@ export class HybridCache {
           spec.cacheDtype === 'int8'
             ? device.zeros([n, spec.pageSize, int8RowWords(spec.latentDim, spec.latentRank!)], 'i32')
             : spec.cacheDtype === 'f16'
-              ? device.zeros([n, spec.pageSize, f16PoolWords(spec.latentDim, spec.latentRank)], 'i32')
+              ? device.zeros([n, spec.pageSize, f16RowWords(spec.latentDim)], 'i32')
               : device.zeros([n, spec.pageSize, spec.latentDim], spec.cacheDtype),
         ),
       );
@@ -234,7 +234,7 @@ export function poolBytes(
   spec: Pick<HybridCacheSpec, 'cacheDtype' | 'latentDim' | 'latentRank'>,
   rows: number,
 ): number {
-  if (spec.cacheDtype === 'f16') return rows * 4 * f16PoolWords(spec.latentDim, spec.latentRank);
+  if (spec.cacheDtype === 'f16') return rows * 4 * f16RowWords(spec.latentDim);
   if (spec.cacheDtype !== 'int8') return storageBytes(spec.cacheDtype, rows * spec.latentDim);
   if (spec.latentRank === undefined) throw new Error('HybridCache: an int8 cache needs latentRank (kv_lora_rank)');
   return rows * 4 * int8RowWords(spec.latentDim, spec.latentRank);

@@ -40,7 +40,7 @@ import { normConcatKey, normConcatWgsl } from './normConcat.wgsl.js';
 import { NORM_CACHE_MAX_R, type NormCachePool, normCacheWriteKey, normCacheWriteWgsl } from './normCacheWrite.wgsl.js';
 import { cacheWrite } from '../mla/index.js';
 import { int8RowLayout } from '../mla/int8Layout.js';
-import { f32ToF16Bits, i32PoolKind } from '../mla/f16Layout.js';
+import { i32PoolKind, packF16Rows } from '../mla/f16Layout.js';
 import type { MlaCacheDtype } from '../mla/int8Layout.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
 import { int8F16QueryWgsl } from '../mla/decodeInt8F16.wgsl.js';
@@ -1220,14 +1220,13 @@ function sortSgOf(gpu: Parameters<typeof decodeSubgroupSize>[0]): { sg?: number 
  */
 export function f16QueryReference(y: Float32Array, B: number, H: number, R: number, HP: number, c: number): Int32Array {
   const cf = Math.fround(c);
-  const out = new Int32Array(B * HP * (R / 2));
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++)
-      for (let j = 0; j < R / 2; j++) {
-        const i = (b * H + h) * R + 2 * j;
-        const lo = f32ToF16Bits(Math.fround(y[i] * cf));
-        const hi = f32ToF16Bits(Math.fround(y[i + 1] * cf));
-        out[(b * HP + h) * (R / 2) + j] = lo | (hi << 16) | 0;
-      }
+  // f16Layout's row packing of the products (a Float32Array stores them rounded to f32, as the kernel holds them).
+  const rows = packF16Rows(
+    Float32Array.from(y.subarray(0, B * H * R), (v) => v * cf),
+    R,
+  );
+  const W = R / 2;
+  const out = new Int32Array(B * HP * W);
+  for (let b = 0; b < B; b++) out.set(rows.subarray(b * H * W, (b + 1) * H * W), b * HP * W);
   return out;
 }

@@ -32,11 +32,6 @@ export function f16RowWords(R: number): number {
   return R / 2;
 }
 
-/** Words a token of an f16 pool takes (f16RowWords; the pool is [pages, pageSize, this] i32). */
-export function f16PoolWords(R: number, _Rv?: number): number {
-  return f16RowWords(R);
-}
-
 /**
  * Which latent cache an i32 pool of `width` words a token holds for rows of R channels. `stated` (the caller's
  * cacheDtype): 'f16' must have width R / 2 (an error naming both otherwise), 'int8' is int8; unstated: 'int8' where
@@ -85,7 +80,7 @@ export function packF16Rows(values: ArrayLike<number>, R: number): Int32Array {
   return out;
 }
 
-/** f16 row words [N, R / 2] back to f32 values [N, R]. */
+/** f16 row words [N, R / 2] back to f32 values [N, R] (a whole pool's words: its rows for the f32 reference decode). */
 export function unpackF16Rows(words: Int32Array, R: number): Float32Array {
   const out = new Float32Array(2 * words.length);
   for (let i = 0; i < words.length; i++) {
@@ -139,9 +134,4 @@ export function f16PoolRow(view: ReturnType<typeof f16PoolView>, row: number, R:
   const out = new Float32Array(R);
   for (let c = 0; c < R; c++) out[c] = view.channel(row, c);
   return out;
-}
-
-/** A whole f16 pool's words as f32 values [numPages * pageSize * R] (for the f32 reference decode). */
-export function f16PoolToF32(pool: Int32Array, R: number): Float32Array {
-  return unpackF16Rows(pool, R);
 }

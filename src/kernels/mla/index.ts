@@ -37,7 +37,7 @@ import { int8TwoPassDecode } from './int8TwoPassDecode.js';
 import type { MlaInt8TwoPassOptions } from './int8TwoPassPlan.js';
 import { int8F16Decode, mlaInt8F16DeviceUnsupported, mlaInt8F16Overrides } from './int8F16Decode.js';
 import { type MlaInt8F16Options, mlaInt8F16Unsupported, planMlaInt8F16 } from './int8F16Plan.js';
-import { cacheWriteF16Reference, f16PoolToF32, f16RowWords, i32PoolKind } from './f16Layout.js';
+import { cacheWriteF16Reference, f16RowWords, i32PoolKind, unpackF16Rows } from './f16Layout.js';
 
 export { int8RowWords, type MlaCacheDtype } from './int8Layout.js';
 export { prepareMlaInt8Sgm } from './int8SgmPrepare.js';
@@ -244,7 +244,7 @@ export function mlaDecode(
   }
   if (!gpu) {
     // The f16 cache's values are its f16 channels: f32 attention over them.
-    const rows = f16c ? f16PoolToF32(hostI32(pool), R) : hostF32(pool);
+    const rows = f16c ? unpackF16Rows(hostI32(pool), R) : hostF32(pool);
     const out = mlaDecodeReference(hostF32(qFull), rows, hostI32(pageTable), hostI32(lengths), {
       B,
       H,

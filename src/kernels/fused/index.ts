@@ -43,7 +43,7 @@ import { int8RowLayout } from '../mla/int8Layout.js';
 import { i32PoolKind, packF16Rows } from '../mla/f16Layout.js';
 import type { MlaCacheDtype } from '../mla/int8Layout.js';
 import { HG_MAX_M, HG_ROWS_PER_WG, headGemvKey, headGemvWgsl } from './headGemv.wgsl.js';
-import { int8F16QueryWgsl } from '../mla/decodeInt8F16.wgsl.js';
+import { int8F16QueryDispatch } from '../mla/int8F16Decode.js';
 import {
   NORM_GEMV_MAX_K,
   type NormGemvVariant,
@@ -341,17 +341,7 @@ export function headGemv(x: Tensor, w: Tensor, opts: HeadGemvOptions = {}): Tens
   if (fq && !(fits && N % 2 === 0 && P % 2 === 0 && fq.HP <= 65535)) {
     // y as usual, then the decode's own query dispatch on it.
     const y = headGemv(x, w, { ...opts, f16Query: undefined });
-    const qh = gpu.empty([B, fq.HP, (N + P) / 2], 'i32');
-    gpu.dispatch({
-      kernel: {
-        name: 'mla_int8_f16_query',
-        key: `mla_int8_f16_query_h${H}_hp${fq.HP}_r${N + P}`,
-        code: () => int8F16QueryWgsl(H, fq.HP, N + P),
-      },
-      tensors: [y, qh],
-      params: new Params().f32(fq.c).u32(0, 0, 0),
-      workgroups: [fq.HP, B],
-    });
+    const qh = int8F16QueryDispatch(gpu, y, fq.HP, fq.c);
     y.dispose();
     return qh;
   }

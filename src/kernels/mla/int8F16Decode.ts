@@ -27,6 +27,26 @@ export function mlaInt8F16DeviceUnsupported(gpu: GpuContext): string | undefined
   return undefined;
 }
 
+/**
+ * The f16 kernel's query dispatch (int8F16QueryWgsl): q [B, H, R] f32 (contiguous) -> qh [B, HP, R / 2] i32, f16
+ * pairs of q * c, heads H..HP-1 zero. Also headGemv's f16Query where its one-dispatch form does not apply.
+ */
+export function int8F16QueryDispatch(gpu: GpuContext, q: Tensor, HP: number, c: number): Tensor {
+  const [B, H, R] = q.shape;
+  const qh = gpu.empty([B, HP, R / 2], 'i32');
+  gpu.dispatch({
+    kernel: {
+      name: 'mla_int8_f16_query',
+      key: `mla_int8_f16_query_h${H}_hp${HP}_r${R}`,
+      code: () => int8F16QueryWgsl(H, HP, R),
+    },
+    tensors: [q, qh],
+    params: new Params().f32(c).u32(0, 0, 0),
+    workgroups: [HP, B],
+  });
+  return qh;
+}
+
 export function int8F16Decode(
   gpu: GpuContext,
   qIn: Tensor | MlaReadyQuery,
@@ -52,17 +72,7 @@ export function int8F16Decode(
     const qFull = qIn as Tensor;
     if (plan.qFold) return [contiguous(qFull)];
     const q = contiguous(qFull);
-    const qh = gpu.empty([B, plan.HP, R / 2], 'i32');
-    gpu.dispatch({
-      kernel: {
-        name: 'mla_int8_f16_query',
-        key: `mla_int8_f16_query_h${H}_hp${plan.HP}_r${R}`,
-        code: () => int8F16QueryWgsl(H, plan.HP, R),
-      },
-      tensors: [q, qh],
-      params: new Params().f32(c).u32(0, 0, 0),
-      workgroups: [plan.HP, B],
-    });
+    const qh = int8F16QueryDispatch(gpu, q, plan.HP, c);
     q.dispose();
     return [qh];
   };

@@ -1191,11 +1191,10 @@ export class BatchSession {
         )
       : headGemv(q, wUkT, { pass, ...(ready ? { f16Query: ready } : {}) });
     let latent: Tensor | undefined;
-    if (foldWrite) {
-      // Written above.
-    } else if (fusedWrite) {
-      // The latent row straight into the cache: never written to device memory as a row.
-      rmsnormCacheWrite(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6, this.latentTarget(i, one));
+    if (fusedWrite) {
+      // The latent row straight into the cache (never written to device memory as a row): by extra workgroups of the
+      // absorption's dispatch above (foldWrite), else by a dispatch of its own.
+      if (!foldWrite) rmsnormCacheWrite(qkv, H * (dn + dr), r, dr, kvNorm, 1e-6, this.latentTarget(i, one));
     } else if (rotary || this.opts.fuseNormGemv === false) {
       const cNorm = rmsnorm(contiguous(ckr.narrow(1, 0, r)), kvNorm, 1e-6);
       const kPe = rotary

@@ -71,9 +71,8 @@ export function headGemvCacheWriteWgsl(v: HeadGemvVariant): string {
       /ptOff: u32, HP: u32, c: f32, _a: u32, _b: u32 \};/,
       'ptOff: u32, HP: u32, c: f32, _a: u32, _b: u32, c_ld: u32, c_off: u32, c_r: u32, c_np: u32, c_eps: f32, c_maxPages: u32, c_pageSize: u32, c_B: u32 };',
     );
-  if (head.includes('enable subgroups;') || !sg) {
-    // one enable directive at most, first
-  } else head = `enable subgroups;\n${head}`;
+  // The cache write's subgroup sums need the directive; one at most, first.
+  if (sg && !head.includes('enable subgroups;')) head = `enable subgroups;\n${head}`;
   return `${head}
 ${move(normCacheWriteBindings(wDtype, pool, first))}
 ${move(parts.decls)}

@@ -1041,22 +1041,14 @@ export function rmsnormCacheWrite(
   expectShape(op, 'pos', to.pos, [B]);
   const R = r + pass;
   const gpu = asGpu(device);
-  // An i32 pool is the f16 cache where its rows are R / 2 words (mla/f16Layout.ts), else the int8 one.
-  const f16c = to.pool.dtype === 'i32' && i32PoolKind(to.pool.shape[2], R, to.Rv, to.cacheDtype) === 'f16';
-  const int8 = to.pool.dtype === 'i32' && !f16c;
-  if (int8 && to.Rv === undefined) throw new Error(`${op}: an int8 (i32) pool needs Rv, the latent rank kv_lora_rank`);
-  const L = int8 ? int8RowLayout(R, to.Rv!) : undefined;
-  const poolOk = L
-    ? to.pool.shape[2] === L.RW
-    : f16c || (to.pool.shape[2] === R && (to.pool.dtype === 'f32' || R % 2 === 0));
-  if (!gpu || !poolOk || !gpu.isBindable(to.pool) || R > NORM_CACHE_MAX_R) {
+  const pool = fusedCachePool(op, to, R);
+  if (!gpu || !pool || !gpu.isBindable(to.pool) || R > NORM_CACHE_MAX_R) {
     const latent = rmsnormConcat(x, off, r, pass, weight, eps);
     cacheWrite(to.pool, latent, to.seq, to.pos, to.pageTable, { Rv: to.Rv, cacheDtype: to.cacheDtype });
     latent.dispose();
     return;
   }
   const wDtype = weight.dtype as FloatDType;
-  const pool: NormCachePool = L ? { dtype: 'int8', L } : { dtype: f16c ? 'f16' : (to.pool.dtype as 'f32' | 'bf16'), R };
   const xc = contiguous(x);
   const wc = contiguous(weight);
   const [seq, pos, table] = [to.seq, to.pos, to.pageTable].map(contiguous);
@@ -1074,6 +1066,23 @@ export function rmsnormCacheWrite(
     });
   }
   for (const t of [xc, wc, seq, pos, table]) t.dispose();
+}
+
+/**
+ * The fused cache write's view of a latent cache target (normCacheWrite.wgsl.ts NormCachePool), for
+ * rmsnormCacheWrite and headGemvCacheWrite: an i32 pool is the f16 cache where its rows are R / 2 words
+ * (mla/f16Layout.ts i32PoolKind), else the int8 one (which needs Rv). Undefined where the pool's rows do not suit the
+ * fused kernel: the callers then write through cacheWrite, whose checks name what is wrong.
+ */
+function fusedCachePool(op: string, to: LatentCacheTarget, R: number): NormCachePool | undefined {
+  if (to.pool.dtype === 'i32') {
+    if (i32PoolKind(to.pool.shape[2], R, to.Rv, to.cacheDtype) === 'f16') return { dtype: 'f16', R };
+    if (to.Rv === undefined) throw new Error(`${op}: an int8 (i32) pool needs Rv, the latent rank kv_lora_rank`);
+    const L = int8RowLayout(R, to.Rv);
+    return to.pool.shape[2] === L.RW ? { dtype: 'int8', L } : undefined;
+  }
+  const fits = to.pool.shape[2] === R && (to.pool.dtype === 'f32' || R % 2 === 0);
+  return fits ? { dtype: to.pool.dtype as 'f32' | 'bf16', R } : undefined;
 }
 
 /** rmsnormCacheWrite's arguments, for headGemvCacheWrite. */
@@ -1135,16 +1144,11 @@ export function headGemvCacheWrite(
   const [Bc, ld] = checkNormSlice(op, cw.x, cw.off, cw.r, cw.pass, cw.weight, cw.eps);
   const { to } = cw;
   const R = cw.r + cw.pass;
-  const f16c = to.pool.dtype === 'i32' && i32PoolKind(to.pool.shape[2], R, to.Rv, to.cacheDtype) === 'f16';
-  const int8 = to.pool.dtype === 'i32' && !f16c;
-  const L = int8 && to.Rv !== undefined ? int8RowLayout(R, to.Rv) : undefined;
-  const poolOk = int8
-    ? !!L && to.pool.shape[2] === L.RW
-    : f16c || (to.pool.shape[2] === R && (to.pool.dtype === 'f32' || R % 2 === 0));
+  const pool = fusedCachePool(op, to, R);
   const bindings = (pass ? 4 : 3) + 6;
   if (
     !headFits ||
-    !poolOk ||
+    !pool ||
     !gpu.isBindable(to.pool) ||
     R > NORM_CACHE_MAX_R ||
     Bc !== B ||
@@ -1154,7 +1158,6 @@ export function headGemvCacheWrite(
     return apart();
   expectShape(op, 'seq', to.seq, [B]);
   expectShape(op, 'pos', to.pos, [B]);
-  const pool: NormCachePool = L ? { dtype: 'int8', L } : { dtype: f16c ? 'f16' : (to.pool.dtype as 'f32' | 'bf16'), R };
   const v = {
     M: B,
     wDtype: w.dtype as 'f32' | 'bf16',

@@ -19,8 +19,10 @@ import { decodeTuning } from '../kernels/fused/sweep.js';
 import { l2PrefetchTuning, parseL2PrefetchSites } from '../kernels/fused/l2Prefetch.js';
 import { GNG_LANES, gatedNormGemvLanes, gatedNormGemvTuning } from '../kernels/fused/gatedNormGemv.wgsl.js';
 import {
+  type MlaCacheDtype,
   mlaInt8F16Overrides,
   mlaInt8KernelFor,
+  parseMlaCacheDtype,
   mlaF16CacheKernelFor,
   mlaInt8KernelOverrides,
   mlaInt8TwoPassOverrides,
@@ -75,7 +77,7 @@ function weightBytes(model: KimiLinearModel): number {
 export interface DecodeBenchOptions {
   contexts: number[];
   steps: number;
-  cacheDtype: 'f32' | 'bf16' | 'int8' | 'f16';
+  cacheDtype: MlaCacheDtype;
   weightsDtype: 'f32' | 'bf16';
   /** Which models to run (default both). */
   variants?: ('hybrid' | 'all-MLA')[];
@@ -162,7 +164,7 @@ export function memoryBudget(device: Device, memoryGB?: number): { gb: number; s
 }
 
 /** Cache bytes one sequence holding `tokens` tokens takes: MLA latent pages, KDA states and conv tails. */
-export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDtype: 'f32' | 'bf16' | 'int8' | 'f16') {
+export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDtype: MlaCacheDtype) {
   let mla = 0;
   let kda = 0;
   for (let i = 0; i < cfg.num_hidden_layers; i++) layerMixer(cfg, i) === 'mla' ? mla++ : kda++;
@@ -188,7 +190,7 @@ export function largestBatch(
   cfg: KimiLinearConfig,
   tokens: number,
   o: {
-    cacheDtype: 'f32' | 'bf16' | 'int8' | 'f16';
+    cacheDtype: MlaCacheDtype;
     weightBytes: number;
     memoryBytes: number;
     maxBinding: number;
@@ -714,8 +716,7 @@ export function registerDecodeBench(bench: Command): void {
         throw new Error(`--memory-gb: '${opts.memoryGb}' is not a positive number`);
       if (opts.weightsDtype !== 'bf16' && opts.weightsDtype !== 'f32')
         throw new Error(`--weights-dtype: '${opts.weightsDtype}' is not bf16 or f32`);
-      if (!['bf16', 'f32', 'int8', 'f16'].includes(opts.cacheDtype))
-        throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16, f32, int8 or f16`);
+      const cacheDtype = parseMlaCacheDtype('--cache-dtype', opts.cacheDtype);
       const file = opts.config ?? (opts.model ? `${opts.model}/config.json` : undefined);
       const json = await readBenchConfig(file, opts.preset, PRESETS);
       const device: Device = opts.backend === 'cpu' ? cpu : await openBenchDevice(opts);
@@ -866,7 +867,7 @@ export function registerDecodeBench(bench: Command): void {
         {
           contexts: parseList(opts.context),
           steps: parseList(opts.steps)[0],
-          cacheDtype: opts.cacheDtype as 'bf16' | 'f32' | 'int8' | 'f16',
+          cacheDtype,
           weightsDtype: opts.weightsDtype as 'bf16' | 'f32',
           profile: !!opts.profile,
           batches: parseList(opts.batch),

@@ -8,6 +8,7 @@
  * their greedy pipelined tokens; and the default step against the one before replay and the fused conv. Each run is a fresh session with the synthetic cache of `context` tokens,
  * so all of them start from the same state.
  */
+import type { MlaCacheDtype } from '../kernels/mla/int8Layout.js';
 import { argmax as hostArgmax } from '../generate/sampler.js';
 import { argmax } from '../kernels/reduce/index.js';
 import { decodeTuning } from '../kernels/fused/sweep.js';
@@ -83,7 +84,7 @@ export const SESSION7_OFF: Partial<BatchSessionOptions> = { foldKdaGate: false }
 
 export async function checkDecode(
   model: KimiLinearModel,
-  o: { context: number; steps: number; cacheDtype: 'f32' | 'bf16' | 'int8' | 'f16' },
+  o: { context: number; steps: number; cacheDtype: MlaCacheDtype },
 ): Promise<DecodeCheck> {
   const session = (fuseNormGemv = true, replay = true, fuseConv = true, extra: Partial<BatchSessionOptions> = {}) => {
     const s = new BatchSession(model, {

@@ -25,6 +25,7 @@ import {
   cacheWrite,
   int8RowWords,
   type MlaCacheDtype,
+  parseMlaCacheDtype,
   type MlaDecodeKernel,
   defaultInt8SgmChunks,
   type MlaDecodeOptions,
@@ -1386,9 +1387,7 @@ export function registerMlaBench(bench: Command): void {
     .option('--int8-variant-chunks <n>', 'int8 cache: chunks per sequence for the swept variants that name none')
     .option('--json', 'print a JSON object');
   gpuFlags(cmd).action(async (opts: Record<string, string> & GpuFlagOptions & { json?: boolean }) => {
-    if (!['bf16', 'f32', 'int8', 'f16'].includes(opts.cacheDtype)) {
-      throw new Error(`--cache-dtype: '${opts.cacheDtype}' is not bf16, f32, int8 or f16`);
-    }
+    const cacheDtype = parseMlaCacheDtype('--cache-dtype', opts.cacheDtype);
     const gpu = await openBenchDevice(opts);
     const result = await benchMla(gpu, {
       context: parseList(opts.context),
@@ -1396,7 +1395,7 @@ export function registerMlaBench(bench: Command): void {
       heads: parseList(opts.heads)[0],
       rank: parseList(opts.rank)[0],
       rope: parseList(opts.rope)[0],
-      cacheDtype: opts.cacheDtype as MlaCacheDtype,
+      cacheDtype,
       pageSize: parseList(opts.pageSize)[0],
       reps: parseList(opts.reps)[0],
       trials: parseList(opts.trials)[0],

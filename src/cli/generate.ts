@@ -10,7 +10,7 @@ import { GpuContext } from '../gpu/context.js';
 import { ByteTokenizer } from '../io/tokenizer/bytes.js';
 import { applyChatTemplate, loadTokenizer, TOKENIZER_FILES } from '../io/tokenizer/index.js';
 import type { Tokenizer } from '../io/tokenizer/types.js';
-import { prepareMlaInt8Sgm } from '../kernels/mla/index.js';
+import { parseMlaCacheDtype, prepareMlaInt8Sgm } from '../kernels/mla/index.js';
 import { loadModel } from '../model/load.js';
 import { openDevice, parseBackend } from '../runtime/backend.js';
 import { acquireOptions, type GpuFlagOptions, gpuFlags, numberOption, printJson } from './shared.js';
@@ -87,8 +87,7 @@ export function registerGenerate(program: Command): void {
     const texts = o.prompt as string[];
     if (!texts.length === !o.tokens)
       throw new Error('generate: give exactly one of --prompt or --tokens (--prompt may be repeated)');
-    if (!['f32', 'bf16', 'int8', 'f16'].includes(o.cacheDtype as string))
-      throw new Error(`--cache-dtype: '${o.cacheDtype}' is not f32, bf16, int8 or f16`);
+    const cacheDtype = parseMlaCacheDtype('--cache-dtype', o.cacheDtype);
     const device = await openDevice({ backend: parseBackend(o.backend as string), ...acquireOptions(o) });
     // int8 cache: the tensor-core attention kernel where Dawn offers int8 subgroup matrices (--unsafe-apis) and
     // it checks exact against dp4a here (prepareMlaInt8Sgm); dp4a otherwise.
@@ -123,7 +122,7 @@ export function registerGenerate(program: Command): void {
       greedy: !!o.greedy,
       seed: o.seed as number,
       stopTokens: [...new Set(stop)],
-      cacheDtype: o.cacheDtype as 'f32' | 'bf16' | 'int8' | 'f16',
+      cacheDtype,
       // Commander sets pipeline false for --no-pipeline; otherwise generate's default (on for webgpu).
       ...(o.pipeline === false ? { pipeline: false } : {}),
     });

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { type Checkpoint, INDEX_FILE, SINGLE_FILE } from '../io/safetensors/checkpoint.js';
 import { isFile, openCheckpoint } from '../io/safetensors/node.js';
-import { type CacheDType, type InspectReport, inspectConfig } from '../model/inspect.js';
+import { parseMlaCacheDtype } from '../kernels/mla/int8Layout.js';
+import { type InspectReport, inspectConfig } from '../model/inspect.js';
 import { loadKimiConfig } from '../model/loadConfig.js';
 import { printJson, renderTable } from './shared.js';
 
@@ -61,10 +62,7 @@ async function resolveInputs(opts: InspectOptions): Promise<{ configPath: string
 }
 
 export async function runInspect(opts: InspectOptions): Promise<InspectReport> {
-  const cacheDtype = opts.cacheDtype;
-  if (cacheDtype !== 'bf16' && cacheDtype !== 'f32' && cacheDtype !== 'int8' && cacheDtype !== 'f16') {
-    throw new Error(`--cache-dtype: '${cacheDtype}' is not bf16, f32, int8 or f16`);
-  }
+  const cacheDtype = parseMlaCacheDtype('--cache-dtype', opts.cacheDtype);
   const { configPath, checkpointPath } = await resolveInputs(opts);
   const cfg = await loadKimiConfig(configPath);
   let ckpt: Checkpoint | undefined;
@@ -74,7 +72,7 @@ export async function runInspect(opts: InspectOptions): Promise<InspectReport> {
       files: ckpt.files,
       tensors: ckpt.tensors().map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype })),
     };
-    return inspectConfig(cfg, configPath, { cacheDtype: cacheDtype as CacheDType, checkpoint: summary });
+    return inspectConfig(cfg, configPath, { cacheDtype, checkpoint: summary });
   } finally {
     await ckpt?.close();
   }

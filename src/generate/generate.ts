@@ -6,6 +6,7 @@
  * while the others go on. Sampling is per sequence: sequence i draws from its own generator seeded
  * `seed + i`, so a batch of one samples exactly as a single prompt does.
  */
+import type { MlaCacheDtype } from '../kernels/mla/int8Layout.js';
 import type { Tokenizer } from '../io/tokenizer/types.js';
 import { BatchSession } from '../model/batchSession.js';
 import type { KimiLinearModel } from '../model/forward.js';
@@ -19,7 +20,7 @@ import { TextStream } from './textStream.js';
 export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;
   stopTokens?: readonly number[];
-  cacheDtype?: 'f32' | 'bf16' | 'int8' | 'f16';
+  cacheDtype?: MlaCacheDtype;
   /**
    * Choose each next token on the device and record step n + 1 while step n runs, reading tokens back
    * one step late (BatchSession.stepOnDevice): the same tokens, in less time per token. Only where the

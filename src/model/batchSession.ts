@@ -24,6 +24,7 @@
  * once (GpuContext.capture) and replayed while the batch, its carries and the attention's length bound
  * stay the same; the host then spends only Dawn's per-command time on a step, not the model code's.
  */
+import type { MlaCacheDtype } from '../kernels/mla/int8Layout.js';
 import { concatLast } from '../kernels/concat/index.js';
 import { contiguous, copyInto, stackRows } from '../kernels/copy/index.js';
 import { embedding } from '../kernels/embedding/index.js';
@@ -87,7 +88,7 @@ export interface BatchSessionOptions {
   /** Latent pages shared by all sequences; default enough for every sequence at maxLength. */
   numPages?: number;
   /** MLA latent cache precision; bf16 and f16 (binary16 rows, kernels/mla/f16Layout.ts) halve the memory, int8 (quantised rows) quarters it. Default f32. */
-  cacheDtype?: 'f32' | 'bf16' | 'int8' | 'f16';
+  cacheDtype?: MlaCacheDtype;
   pageSize?: number;
   /**
    * Largest buffer a layer's latent pool may be; past it the pool is split into shards (HybridCache).

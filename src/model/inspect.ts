@@ -23,11 +23,11 @@
  *        in f32 (they are activations the conv kernel reads back as its state; HybridCache keeps them so).
  *        Constant in the sequence length.
  */
-import { int8RowWords } from '../kernels/mla/int8Layout.js';
+import { int8RowWords, type MlaCacheDtype } from '../kernels/mla/int8Layout.js';
 import { numel } from '../tensor/shape.js';
 import { type KimiLinearConfig, type LayerSpec, layerMap, mlaLatentDim } from './config.js';
 
-export type CacheDType = 'bf16' | 'f32' | 'int8' | 'f16';
+export type CacheDType = MlaCacheDtype;
 
 export interface ExpectedTensor {
   name: string;

@@ -5,6 +5,7 @@
  * paged latent cache. Every step's logits equal the full-sequence forward's at that position
  * (test/model-decode.test.ts).
  */
+import type { MlaCacheDtype } from '../kernels/mla/int8Layout.js';
 import { BatchSession } from './batchSession.js';
 import type { KimiLinearModel } from './forward.js';
 
@@ -12,7 +13,7 @@ export interface SessionOptions {
   /** Longest sequence (prompt + generated) this session may hold. */
   maxLength: number;
   /** MLA latent cache precision; bf16 and f16 (binary16 rows, kernels/mla/f16Layout.ts) halve the memory, int8 (quantised rows) quarters it. Default f32. */
-  cacheDtype?: 'f32' | 'bf16' | 'int8' | 'f16';
+  cacheDtype?: MlaCacheDtype;
   pageSize?: number;
 }
 

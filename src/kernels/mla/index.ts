@@ -39,7 +39,7 @@ import { int8F16Decode, mlaInt8F16DeviceUnsupported, mlaInt8F16Overrides } from 
 import { type MlaInt8F16Options, mlaInt8F16Unsupported, planMlaInt8F16 } from './int8F16Plan.js';
 import { cacheWriteF16Reference, f16RowWords, i32PoolKind, unpackF16Rows } from './f16Layout.js';
 
-export { int8RowWords, type MlaCacheDtype } from './int8Layout.js';
+export { int8RowWords, MLA_CACHE_DTYPES, type MlaCacheDtype, parseMlaCacheDtype } from './int8Layout.js';
 export { prepareMlaInt8Sgm } from './int8SgmPrepare.js';
 export { mlaInt8TwoPassOverrides } from './int8TwoPassDecode.js';
 export { mlaInt8F16Overrides } from './int8F16Decode.js';

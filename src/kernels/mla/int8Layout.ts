@@ -46,3 +46,14 @@ export function int8RowWords(R: number, Rv: number): number {
  * to binary16 pairs in an i32 pool (f16Layout.ts).
  */
 export type MlaCacheDtype = 'f32' | 'bf16' | 'int8' | 'f16';
+
+export const MLA_CACHE_DTYPES: readonly MlaCacheDtype[] = ['bf16', 'f32', 'int8', 'f16'];
+
+/** A command's --cache-dtype value, or an error naming the flag, the value and the choices. */
+export function parseMlaCacheDtype(flag: string, value: unknown): MlaCacheDtype {
+  if (!MLA_CACHE_DTYPES.includes(value as MlaCacheDtype))
+    throw new Error(
+      `${flag}: '${value}' is not ${MLA_CACHE_DTYPES.slice(0, -1).join(', ')} or ${MLA_CACHE_DTYPES.at(-1)}`,
+    );
+  return value as MlaCacheDtype;
+}

@@ -170,10 +170,7 @@ export function cachePerSequence(cfg: KimiLinearConfig, tokens: number, cacheDty
   for (let i = 0; i < cfg.num_hidden_layers; i++) layerMixer(cfg, i) === 'mla' ? mla++ : kda++;
   const latent = mlaLatentDim(cfg);
   const rows = Math.ceil(tokens / PAGE_SIZE) * PAGE_SIZE;
-  const perLayer =
-    cacheDtype === 'int8'
-      ? poolBytes({ cacheDtype, latentDim: latent, latentRank: cfg.kv_lora_rank ?? 0 }, rows)
-      : rows * latent * (cacheDtype === 'bf16' || cacheDtype === 'f16' ? 2 : 4);
+  const perLayer = poolBytes({ cacheDtype, latentDim: latent, latentRank: cfg.kv_lora_rank ?? 0 }, rows);
   const lac = cfg.linear_attn_config;
   const kdaPerLayer = lac
     ? (lac.num_heads * lac.head_dim ** 2 + 3 * (lac.short_conv_kernel_size - 1) * lac.num_heads * lac.head_dim) * 4

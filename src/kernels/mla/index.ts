@@ -227,10 +227,7 @@ export function mlaDecode(
   const f16c = pool.dtype === 'i32' && i32PoolKind(pool.shape[2], R, opts.Rv, opts.cacheDtype) === 'f16';
   const int8 = pool.dtype === 'i32' && !f16c;
   expectShape('mlaDecode', 'cache pool', pool, [null, null, int8 ? int8RowWords(R, opts.Rv) : f16c ? R / 2 : R]);
-  expectShape('mlaDecode', 'page table', pageTable, [B, null]);
-  expectShape('mlaDecode', 'lengths', lengths, [B]);
-  expectDType('mlaDecode', 'page table', pageTable, ['i32']);
-  expectDType('mlaDecode', 'lengths', lengths, ['i32']);
+  expectPaging(pageTable, lengths, B);
   const pageSize = pool.shape[1];
   const maxPages = pageTable.shape[1];
   const { Rv, scale } = opts;
@@ -290,6 +287,14 @@ export function mlaDecode(
   return mergeChunks(gpu, partial, Rv);
 }
 
+/** mlaDecode's page table [B, maxPages] and lengths [B], both i32 (errors name the tensor, the shape or dtype found). */
+function expectPaging(pageTable: Tensor, lengths: Tensor, B: number): void {
+  expectShape('mlaDecode', 'page table', pageTable, [B, null]);
+  expectShape('mlaDecode', 'lengths', lengths, [B]);
+  expectDType('mlaDecode', 'page table', pageTable, ['i32']);
+  expectDType('mlaDecode', 'lengths', lengths, ['i32']);
+}
+
 /** mlaDecode with a ready query: only the int8 cache's f16 kernel reads one (mlaReadyQueryLayout). */
 function mlaDecodeReady(
   ready: MlaReadyQuery,
@@ -312,10 +317,7 @@ function mlaDecodeReady(
     );
   expectShape('mlaDecode', 'ready query qh', qh, [B, layout.HP, RW]);
   expectShape('mlaDecode', 'cache pool', pool, [null, null, int8RowWords(R, opts.Rv)]);
-  expectShape('mlaDecode', 'page table', pageTable, [B, null]);
-  expectShape('mlaDecode', 'lengths', lengths, [B]);
-  expectDType('mlaDecode', 'page table', pageTable, ['i32']);
-  expectDType('mlaDecode', 'lengths', lengths, ['i32']);
+  expectPaging(pageTable, lengths, B);
   if (pool.dtype !== 'i32' || i32PoolKind(pool.shape[2], R, opts.Rv, opts.cacheDtype) !== 'int8')
     throw new Error('mlaDecode: a ready query needs an int8 cache pool');
   if (pool.offset % 4)

@@ -1230,17 +1230,22 @@ async function benchMlaF16Cache(gpu: GpuContext, o: MlaBenchOptions) {
         subgroupSize: o.subgroupSize,
         int8F16: { ...o.int8F16, ...v },
       });
-      const read = async (v: MlaInt8F16Options, kernel?: 'plain') => {
+      // kernel 'plain': the tiled / split kernel over the same words (mlaF16CacheOverrides), set for fn only.
+      const withKernel = async <R>(kernel: 'plain' | undefined, fn: () => Promise<R>): Promise<R> => {
         mlaF16CacheOverrides.kernel = kernel;
         try {
-          const out = mlaDecode(xi.q, xi.pool, xi.table, xi.lengths, opts(v));
-          const got = (await out.read()) as Float32Array;
-          out.dispose();
-          return got;
+          return await fn();
         } finally {
           mlaF16CacheOverrides.kernel = undefined;
         }
       };
+      const read = (v: MlaInt8F16Options, kernel?: 'plain') =>
+        withKernel(kernel, async () => {
+          const out = mlaDecode(xi.q, xi.pool, xi.table, xi.lengths, opts(v));
+          const got = (await out.read()) as Float32Array;
+          out.dispose();
+          return got;
+        });
       const NG = Math.ceil(H / 32);
       for (const v of tc ? variants : []) {
         const call = () => mlaDecode(xi.q, xi.pool, xi.table, xi.lengths, opts(v.int8F16)).dispose();
@@ -1269,8 +1274,7 @@ async function benchMlaF16Cache(gpu: GpuContext, o: MlaBenchOptions) {
         }
       }
       // The plain kernel (tiled / split over the same words) timed once and its output as the cross-check's base.
-      mlaF16CacheOverrides.kernel = 'plain';
-      try {
+      await withKernel('plain', async () => {
         const t = await timeGpu(
           gpu,
           () => mlaDecode(xi.q, xi.pool, xi.table, xi.lengths, opts({})).dispose(),
@@ -1278,9 +1282,7 @@ async function benchMlaF16Cache(gpu: GpuContext, o: MlaBenchOptions) {
           Math.min(o.trials, 3),
         );
         rows.push({ context: T, kernel: 'f16c-plain', batch: o.batch, H, R, Rv, cache: 'f16', ...rate(T, t.ms) });
-      } finally {
-        mlaF16CacheOverrides.kernel = undefined;
-      }
+      });
       const plain = await read({}, 'plain');
       if (tc)
         for (const v of checked) {

@@ -6,20 +6,18 @@
  * (the H200's bench decode --check covers the whole step); mlaDecode's ready-query guard is checked here.
  */
 import { describe, expect, it } from 'vitest';
-import type { GpuContext } from '../src/gpu/context.js';
-import { Params } from '../src/gpu/params.js';
 import { f16QueryReference, headGemv, headGemvCacheWrite, rmsnormCacheWrite } from '../src/kernels/fused/index.js';
 import { headGemvWgsl } from '../src/kernels/fused/headGemv.wgsl.js';
 import { normCacheWriteWgsl } from '../src/kernels/fused/normCacheWrite.wgsl.js';
 import { int8RowLayout } from '../src/kernels/mla/int8Layout.js';
 import { headGemvReference } from '../src/kernels/fused/reference.js';
 import { decodeTuning } from '../src/kernels/fused/sweep.js';
-import { int8F16QueryWgsl } from '../src/kernels/mla/decodeInt8F16.wgsl.js';
+import { int8F16QueryDispatch } from '../src/kernels/mla/int8F16Decode.js';
 import { mlaDecode, mlaReadyQueryLayout } from '../src/kernels/mla/index.js';
 import { contiguous } from '../src/kernels/copy/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
+import { f16BitsToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
 import { gpuContext, hasGpu } from './helpers.js';
 import { pagedCacheTarget } from './paged-cache-target.js';
 
@@ -30,26 +28,6 @@ function rand(n: number, seed: number, scale = 1): Float32Array {
     return (s / 2 ** 32 - 0.5) * 2 * scale;
   });
 }
-
-/** The two dispatches the fold replaces: y, then int8F16Decode's query dispatch over it. */
-function twoDispatches(gpu: GpuContext, y: Tensor, H: number, HP: number, c: number): Tensor {
-  const [B, , R] = y.shape;
-  const qh = gpu.empty([B, HP, R / 2], 'i32');
-  gpu.dispatch({
-    kernel: { name: 'f16q_ref', key: `f16q_ref_${H}_${HP}_${R}`, code: () => int8F16QueryWgsl(H, HP, R) },
-    tensors: [y, qh],
-    params: new Params().f32(c).u32(0, 0, 0),
-    workgroups: [HP, B],
-  });
-  return qh;
-}
-
-const half = (u: number) => {
-  const s = u & 0x8000 ? -1 : 1;
-  const e = (u >> 10) & 31;
-  const m = u & 1023;
-  return s * (e ? 2 ** (e - 15) * (1 + m / 1024) : 2 ** -14 * (m / 1024));
-};
 
 describe('headGemv f16Query', () => {
   it('on the host: f16 pairs of y * c, padding heads zero (f16QueryReference)', async () => {
@@ -69,7 +47,7 @@ describe('headGemv f16Query', () => {
       for (let h = 0; h < HP; h++)
         for (let j = 0; j < N + P; j++) {
           const u = words[((b * HP + h) * (N + P) + j) >> 1];
-          const got = half(j & 1 ? u >>> 16 : u & 0xffff);
+          const got = f16BitsToF32(j & 1 ? u >>> 16 : u & 0xffff);
           const want = h < H ? y[(b * H + h) * (N + P) + j] * c : 0;
           expect(Math.abs(got - want)).toBeLessThanOrEqual(Math.abs(want) * 2 ** -10 + 2 ** -24);
         }
@@ -105,7 +83,7 @@ describe('headGemv f16Query', () => {
             const wt = gpu.fromHost(f32ArrayToBf16(w), [H, N, K], 'bf16');
             const pass = P ? { t: xt, offset: ptOff, count: P } : undefined;
             const y = headGemv(xt, wt, { xOff, pass });
-            const want = new Int32Array((await twoDispatches(gpu, y, H, HP, c).read()) as Int32Array);
+            const want = new Int32Array((await int8F16QueryDispatch(gpu, y, HP, c).read()) as Int32Array);
             const got = headGemv(xt, wt, { xOff, pass, f16Query: { HP, c } });
             expect(got.shape).toEqual([B, HP, (N + P) / 2]);
             expect(got.dtype).toBe('i32');
@@ -124,7 +102,7 @@ describe('headGemv f16Query', () => {
             const gw = new Uint32Array(g.buffer);
             for (let i = 0; i < gw.length; i++)
               for (const sh of [0, 16]) {
-                const [a, b] = [half((gw[i] >>> sh) & 0xffff), half((refWords[i] >>> sh) & 0xffff)];
+                const [a, b] = [f16BitsToF32((gw[i] >>> sh) & 0xffff), f16BitsToF32((refWords[i] >>> sh) & 0xffff)];
                 expect(Math.abs(a - b)).toBeLessThanOrEqual(Math.abs(b) * 2 ** -9 + 1e-5);
               }
             for (const t of [xt, wt, y, got]) t.dispose();

@@ -162,8 +162,12 @@ export class GpuContext implements Device {
    * until the whole step is recorded. A submit costs far less than the recording it overlaps. Pipelined
    * decode needs it too: with one submit per step (1024 here) the H200 took 29.6 ms per token at 128K
    * against 14.5 ms with 128 in the same run (bench/results/2026-12-01-h200-host-pipelined-*-run2.json).
+   * 256 since the seventeenth session: with the decode step replayed (recorded once, so the host keeps ahead of the
+   * GPU), its 187 dispatches go out in two submits (32, then the rest) instead of three, and the H200's 48B decode
+   * step gained ~0.02 ms (median steps 3.452 / 3.452 ms at 4K and 7.316 / 7.312 at 1M against 3.478 / 3.485 and
+   * 7.327 / 7.336 with 128, A/B/A/B in one sitting: bench/results/2026-12-03-h200-s17-lead1-*).
    */
-  maxDispatchesPerBatch = 128;
+  maxDispatchesPerBatch = 256;
   /**
    * The batch limit while the queue is known to be empty (after a readback or sync): the first submit of
    * a step comes sooner, so the GPU starts after a few dispatches of recording instead of ~128 (at ~10 us

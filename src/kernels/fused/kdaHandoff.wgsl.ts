@@ -28,6 +28,18 @@
  * head sums over the same chunks in the same order, the sweep's partial sums as sweepWgsl's, the same row sums):
  * the same bits as the two dispatches up to the shader compiler's contraction of multiply-adds in another kernel.
  *
+ * Measured SLOWER, so off by default (H200, 48B preset, batch 1, int8 cache, --unsafe-apis --f16, own processes
+ * A/B/A/B, bench/results/2026-12-03-h200-s17-kdahand-*): median step 4.416 / 4.429 ms at 4K against 3.475 / 3.477
+ * with the two dispatches, 8.266 / 8.265 at 1M against 7.332 / 7.335, 167 dispatches a step against 187; profiled
+ * (4K) kda_handoff 1.546 ms a step over 20 layers (77 us a layer) where kda_recurrent_gated + gated_norm_gemv took
+ * 0.344 + 0.391 (s16 profile). --check with it on: logits bit-equal to the two dispatches (kdaHandoffLogitsMaxRelDiff
+ * 0), greedy tokens equal. Likely why (not measured apart): one pipeline's registers are the larger role's, the
+ * step's f_b row (64 a thread) and state (32) plus the GEMV's held W (64 at hold 16), so ~1 workgroup of 256 an SM:
+ * the 288 GEMV workgroups run in waves behind the 64 step ones instead of beside them, each wave a latency chain;
+ * and every GEMV invocation spins with RMWs on the same 16K words while the step runs (L2 atomics on shared lines).
+ * Next: --kda-handoff-hold 0 / 4 (bench/results/2026-12-03-h200-s17-kdahand-next.sh), one waiting invocation a
+ * GEMV workgroup on a producers-done count before the others read, fewer GEMV workgroups (more rows each).
+ *
  * Bindings: 0 params, 1..8 the step's (slots, qkv, proj, f_b, g_b, A_log, dt_bias, state), 9 the o_norm weight, 10
  * W (o_proj), 11 y, 12 the handoff scratch (handoffWords(2 H V) u32 words, zero between dispatches).
  */

@@ -1,7 +1,7 @@
 /**
  * The host side of a decode step: packed projections equal the separate ones, and a steady BatchSession step of
  * the 48B preset's layer structure (tiny dims) creates no bind group, allocates no buffer and keeps its KDA carries
- * in place; the fusions of the sixth, seventh and ninth sessions against the steps before them. The parts that need
+ * in place; the fusions of the sixth, seventh, ninth and seventeenth sessions against the steps before them. The parts that need
  * no subgroups (the inference MoE path, the unfused norms) run at 4 lanes in decode-host-narrow.test.ts.
  */
 // Before anything opens the GPU: this file's MLA decode needs 8-lane subgroups (lanes-default.ts).
@@ -277,6 +277,30 @@ describe.skipIf(!hasGpu)('the ninth session: the MoE router at the end of the pr
     const b2 = await run(2, { routeInNorm: true, replay: false });
     const b2off = await run(2, { routeInNorm: false, replay: false });
     for (let i = 0; i < 3; i++) expectClose(b2.out[i], b2off.out[i], 0, `batch 2 step ${i}`);
+    weights.dispose();
+  });
+});
+
+describe.skipIf(!hasGpu)('the seventeenth session: the KDA handoff (tiny dims)', () => {
+  it('kdaHandoff on and off: the same logits (bit-equal), one dispatch fewer per KDA layer at batch 1; replayed as recorded; batch 2 unchanged', async () => {
+    const gpu = (await gpuContext())!;
+    const cfg = tiny48Config();
+    const weights = randomModelWeights(cfg, gpu, 'bf16');
+    const run = (B: number, extra: object) => threeSteps(gpu, new KimiLinearModel(cfg, weights), B, extra);
+    const kda = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter(
+      (i) => layerMixer(cfg, i) === 'kda',
+    ).length;
+    // Later steps read the KDA states the earlier ones updated (in the fused dispatch's step role).
+    const on = await run(1, { kdaHandoff: true, replay: false });
+    const off = await run(1, { kdaHandoff: false, replay: false });
+    for (let i = 0; i < 3; i++) expectClose(on.out[i], off.out[i], 0, `step ${i}`);
+    expect(off.dispatches - on.dispatches).toBe(kda);
+    const replayed = await run(1, { kdaHandoff: true });
+    for (let i = 0; i < 3; i++) expectClose(replayed.out[i], on.out[i], 0, `replayed step ${i}`);
+    const b2 = await run(2, { kdaHandoff: true, replay: false });
+    const b2off = await run(2, { kdaHandoff: false, replay: false });
+    for (let i = 0; i < 3; i++) expectClose(b2.out[i], b2off.out[i], 0, `batch 2 step ${i}`);
+    expect(b2.dispatches).toBe(b2off.dispatches);
     weights.dispose();
   });
 });

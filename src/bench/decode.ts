@@ -40,6 +40,7 @@ import { type KimiLinearConfig, layerMixer, mlaLatentDim, parseKimiConfig } from
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
 import { BatchSession, mlaFoldQueryTuning, routeInNormTuning } from '../model/batchSession.js';
+import { kdaHandoffTuning } from '../kernels/fused/kdaHandoff.wgsl.js';
 import { decodeWeightBytes } from '../model/decodeWeights.js';
 import { poolBytes } from '../model/hybridCache.js';
 import { loadModelWeights } from '../model/weights.js';
@@ -432,6 +433,8 @@ export async function benchDecode(
     routeInNorm: o.routeInNorm ?? routeInNormTuning.byDefault,
     mlaFoldQuery: mlaFoldQueryTuning.byDefault,
     mlaFoldCacheWrite: mlaFoldQueryTuning.cacheWrite,
+    kdaHandoff: kdaHandoffTuning.on,
+    kdaHandoffHold: kdaHandoffTuning.hold,
     fuseCacheWrite: o.fuseCacheWrite !== false,
     foldKdaGate: o.foldKdaGate !== false,
     padDispatches: o.padDispatches ?? 0,
@@ -624,6 +627,14 @@ export function registerDecodeBench(bench: Command): void {
       "megabytes of the next layer's projection the 'next' prefetch reads (l2PrefetchTuning.nextMB; default 16)",
     )
     .option(
+      '--kda-handoff <on|off>',
+      "at batch 1, each KDA layer's recurrent step and its gated o_norm + o_proj as one dispatch (BatchSession kdaHandoff; kdaHandoffTuning.on)",
+    )
+    .option(
+      '--kda-handoff-hold <n>',
+      "with --kda-handoff on: W's 16-byte chunks each o_proj lane loads before it waits for the step (kdaHandoffTuning.hold; default 16)",
+    )
+    .option(
       '--mla-fold-query <on|off>',
       "MLA's f16 query made by the W_uk absorption's dispatch, not a dispatch of its own (BatchSession foldMlaQuery; int8 cache, f16 kernel; default on)",
     )
@@ -788,6 +799,13 @@ export function registerDecodeBench(bench: Command): void {
       // The library default (what --check's default step runs too), like the tuning flags.
       if (opts.routeInNorm !== undefined)
         routeInNormTuning.byDefault = onOff('--route-in-norm', String(opts.routeInNorm));
+      if (opts.kdaHandoff !== undefined) kdaHandoffTuning.on = onOff('--kda-handoff', String(opts.kdaHandoff));
+      if (opts.kdaHandoffHold !== undefined) {
+        const hold = Number(opts.kdaHandoffHold);
+        if (!(Number.isInteger(hold) && hold >= 0))
+          throw new Error(`--kda-handoff-hold: '${opts.kdaHandoffHold}' is not an integer >= 0`);
+        kdaHandoffTuning.hold = hold;
+      }
       if (opts.mlaFoldQuery !== undefined)
         mlaFoldQueryTuning.byDefault = onOff('--mla-fold-query', String(opts.mlaFoldQuery));
       if (opts.mlaFoldCacheWrite !== undefined)

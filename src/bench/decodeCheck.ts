@@ -15,6 +15,7 @@ import { decodeTuning } from '../kernels/fused/sweep.js';
 import { moeDecodeTuning } from '../kernels/moe/decode.wgsl.js';
 import { routeFoldTuning } from '../kernels/fused/routeFold.wgsl.js';
 import { NG_ROWS_PER_WG, normGemvTuning } from '../kernels/fused/normGemv.wgsl.js';
+import { kdaHandoffTuning } from '../kernels/fused/kdaHandoff.wgsl.js';
 import {
   BatchSession,
   type BatchSessionOptions,
@@ -68,6 +69,13 @@ export interface DecodeCheck {
    * dispatch too, against neither): the same bits by construction, so 0.
    */
   mlaFoldQueryLogitsMaxRelDiff: number;
+  /**
+   * The same against the step with the KDA handoff the other way round (BatchSession kdaHandoff: the recurrent step
+   * and the gated o_norm + o_proj as one dispatch, or two): the same arithmetic, so 0.
+   */
+  kdaHandoffLogitsMaxRelDiff: number;
+  /** Whether the checked default step ran the KDA handoff (kdaHandoffTuning.on). */
+  kdaHandoff: boolean;
   /** Whether the checked default step made MLA's f16 query in the absorption (mlaFoldQueryTuning.byDefault). */
   mlaFoldQuery: boolean;
   /** Whether the checked default step ran the router at the end of the projection (routeInNormTuning.byDefault). */
@@ -193,6 +201,8 @@ export async function checkDecode(
   const foldOther = await logitsOf(true, true, true, decodeTuning.unroll, {
     foldMlaQuery: !mlaFoldQueryTuning.byDefault,
   });
+  // The seventeenth session's KDA handoff, the other way round from the default step.
+  const kdaOther = await logitsOf(true, true, true, decodeTuning.unroll, { kdaHandoff: !kdaHandoffTuning.on });
   const pipelined = async (replay: boolean) => {
     const piped = session(true, replay);
     const tokens: number[] = [];
@@ -233,6 +243,8 @@ export async function checkDecode(
     session9LogitsMaxRelDiff: relDiff(fused, session9),
     session10LogitsMaxRelDiff: relDiff(fused, session10),
     mlaFoldQueryLogitsMaxRelDiff: relDiff(fused, foldOther),
+    kdaHandoffLogitsMaxRelDiff: relDiff(fused, kdaOther),
+    kdaHandoff: kdaHandoffTuning.on,
     mlaFoldQuery: mlaFoldQueryTuning.byDefault,
     routeInNorm: routeInNormTuning.byDefault,
     recordedTokens,

@@ -49,6 +49,8 @@ import { kdaRecurrentSlots } from '../kernels/kda/index.js';
 import { kdaRecurrentGated } from '../kernels/kda/recurrentGated.js';
 import { padDispatches } from '../kernels/fused/padDispatch.js';
 import { routeTailWords } from '../kernels/fused/routeTail.wgsl.js';
+import { kdaHandoffScratchWords, kdaStepGatedNormLinear } from '../kernels/fused/kdaHandoff.js';
+import { kdaHandoffTuning } from '../kernels/fused/kdaHandoff.wgsl.js';
 import { linear } from '../kernels/matmul/index.js';
 import { cacheWrite, mlaDecode, mlaReadyQueryLayout } from '../kernels/mla/index.js';
 import { expertsInference, type RoutesT, route } from '../kernels/moe/index.js';
@@ -165,6 +167,14 @@ export interface BatchSessionOptions {
    * RECURRENT_GATED_MAX_N (8) sequences. Default true; false keeps the block-diagonal GEMV a dispatch of its own.
    */
   foldKdaGate?: boolean;
+  /**
+   * At batch 1, where foldKdaGate and fuseNormGemv hold: each KDA layer's recurrent step and its gated o_norm +
+   * o_proj as ONE dispatch (fused/kdaHandoff.ts: the step's workgroups hand o and the gate to the GEMV's through a
+   * scratch buffer, the GEMV's weights loaded while they wait; the same bits), one dispatch fewer a KDA layer.
+   * Default kdaHandoffTuning.on (off: measured slower on the H200, 4.42 against 3.48 ms a step at 4K, 8.27 against
+   * 7.33 at 1M; kdaHandoff.wgsl.ts); bench decode --kda-handoff on|off.
+   */
+  kdaHandoff?: boolean;
   /**
    * For measuring only: this many empty dispatches after the step's LM head (fused/padDispatch.ts), each
    * waiting for the one before; the TPOT they add, per dispatch, is a dispatch boundary's fixed cost.
@@ -297,6 +307,8 @@ export class BatchSession {
    * made zero once and shared by every MoE layer (each dispatch that uses it leaves it zero).
    */
   private routeScratch?: Tensor;
+  /** i32 [kdaHandoffScratchWords(H, d)], zero between dispatches: the KDA handoff's (opts.kdaHandoff), shared likewise. */
+  private kdaScratch?: Tensor;
   /** i32 [1], zero: the L2 prefetches' sink (fused/l2Prefetch.ts; never written with the guard at 0). */
   private l2Sink?: Tensor;
   private readonly rows: number[] = [];
@@ -347,6 +359,9 @@ export class BatchSession {
     if (asGpu(this.device) && cfg.num_experts)
       this.routeScratch = keep(this.device.zeros([routeTailWords(cfg.num_experts)], 'i32'));
     if (asGpu(this.device)) this.l2Sink = keep(this.device.zeros([1], 'i32'));
+    const la = cfg.linear_attn_config;
+    if (asGpu(this.device) && la && this.kdaHandoffOn())
+      this.kdaScratch = keep(this.device.zeros([kdaHandoffScratchWords(la.num_heads, la.head_dim)], 'i32'));
   }
 
   /** The sequences of the decode batch (cache slots), in batch-row order. */
@@ -878,21 +893,33 @@ export class BatchSession {
     );
     const proj = p.y;
     const qkv = p.conv ?? convStep(proj, k.conv, c.tail, { planes: 3 });
+    const gated = {
+      qkv,
+      proj,
+      fA: k.fA,
+      gA: k.gA,
+      beta: k.beta,
+      fB: w('f_b_proj.weight'),
+      gB: w('g_b_proj.weight'),
+      A_log: w('A_log'),
+      dt_bias: w('dt_bias'),
+    };
+    if (B === 1 && this.kdaScratch && this.kdaHandoffOn()) {
+      // The step and the gated o_norm + o_proj in one dispatch (fused/kdaHandoff.ts).
+      return kdaStepGatedNormLinear(
+        c.state,
+        this.slotIds!,
+        gated,
+        { weight: w('o_norm.weight'), eps: cfg.rms_norm_eps },
+        w('o_proj.weight'),
+        { handoff: true, scratch: this.kdaScratch },
+      );
+    }
     let o: Tensor;
     let gate: Tensor;
     if (this.opts.foldKdaGate !== false && this.opts.fuseNormGemv !== false) {
       // f_b / g_b inside the recurrent step's dispatch (kda/recurrentGated.ts): one dispatch for the two.
-      const r = kdaRecurrentGated(c.state, this.slotIds!, {
-        qkv,
-        proj,
-        fA: k.fA,
-        gA: k.gA,
-        beta: k.beta,
-        fB: w('f_b_proj.weight'),
-        gB: w('g_b_proj.weight'),
-        A_log: w('A_log'),
-        dt_bias: w('dt_bias'),
-      });
+      const r = kdaRecurrentGated(c.state, this.slotIds!, gated);
       o = r.o;
       gate = r.gate;
     } else ({ o, gate } = this.kdaGateThenStep(i, k, c, proj, qkv, B));
@@ -913,6 +940,12 @@ export class BatchSession {
         ? { range: this.ffnFirstProjection(i), sink: this.l2Sink }
         : undefined,
     );
+  }
+
+  /** Whether KDA layers take the handoff at batch 1 (opts.kdaHandoff, where the fold and the fused norm GEMV hold). */
+  private kdaHandoffOn(): boolean {
+    const o = this.opts;
+    return (o.kdaHandoff ?? kdaHandoffTuning.on) && o.foldKdaGate !== false && o.fuseNormGemv !== false;
   }
 
   /** The weights of layer i's first FFN projection (the packed one, or the router alone; ffnStep's `first`). */

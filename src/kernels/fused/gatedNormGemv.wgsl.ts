@@ -108,7 +108,35 @@ export function gatedNormGemvStagedBytes(H: number, d: number): number {
   return 4 * (H * d + 2 * GNG_WG + H);
 }
 
-function unrollOf(v: GatedNormGemvVariant): number {
+/**
+ * The per-head inverse rms from each invocation's `ss` (its part of head h's sum of squares; invocations t = 0..TPH-1
+ * of head h consecutive) into inv[h], ending with a barrier (uses `part` without headNormSubgroup). Call from
+ * uniform control flow; `lid`, `h`, `t` and `p.eps` in scope.
+ */
+export function headInvWgsl(v: GatedNormGemvVariant): string[] {
+  const TPH = GNG_WG / v.H;
+  const { d } = v;
+  const L: string[] = [];
+  if (headNormSubgroup(v)) {
+    // The head's TPH invocations are consecutive within one subgroup (TPH divides hs): xor shuffles sum them.
+    L.push('  var s = ss;');
+    for (let q = TPH / 2; q >= 1; q /= 2) L.push(`  s += subgroupShuffleXor(s, ${q}u);`);
+    L.push(`  if (t == 0u) { inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps); }`);
+    L.push('  workgroupBarrier();');
+  } else {
+    L.push('  part[lid] = ss;');
+    L.push('  workgroupBarrier();');
+    L.push('  if (t == 0u) {');
+    L.push('    var s = 0.0;');
+    L.push(`    for (var k = 0u; k < ${TPH}u; k++) { s += part[lid + k]; }`);
+    L.push(`    inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps);`);
+    L.push('  }');
+    L.push('  workgroupBarrier();');
+  }
+  return L;
+}
+
+export function unrollOf(v: GatedNormGemvVariant): number {
   return Math.max(1, v.unroll ?? gatedNormGemvTuning.unroll ?? decodeTuning.unroll);
 }
 
@@ -208,22 +236,7 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
     }
     for (let i = 0; i < IS; i++) L.push(`  if (t + ${i * TPH}u < ${d4}u) { ss += dot(x${i}, x${i}); }`);
   } else L.push(`  for (var c = t; c < ${d4}u; c += ${TPH}u) { let x = O[h * ${d4}u + c]; ss += dot(x, x); }`);
-  if (hs) {
-    // The head's TPH invocations are consecutive within one subgroup (TPH divides hs): xor shuffles sum them.
-    L.push('  var s = ss;');
-    for (let q = TPH / 2; q >= 1; q /= 2) L.push(`  s += subgroupShuffleXor(s, ${q}u);`);
-    L.push(`  if (t == 0u) { inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps); }`);
-    L.push('  workgroupBarrier();');
-  } else {
-    L.push('  part[lid] = ss;');
-    L.push('  workgroupBarrier();');
-    L.push('  if (t == 0u) {');
-    L.push('    var s = 0.0;');
-    L.push(`    for (var k = 0u; k < ${TPH}u; k++) { s += part[lid + k]; }`);
-    L.push(`    inv[h] = 1.0 / sqrt(s / ${d}.0 + p.eps);`);
-    L.push('  }');
-    L.push('  workgroupBarrier();');
-  }
+  L.push(...headInvWgsl(v));
   if (eager) {
     // xin's operations in its order: w * o * inv / (1 + exp(-gate)).
     for (let i = 0; i < IT; i++)

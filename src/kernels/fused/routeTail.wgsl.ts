@@ -12,11 +12,11 @@
  *
  * How (no device-scope fences in WGSL, so no ordering between different addresses is relied on): each logit's
  * writer (the lane that writes y[n] for a router row) publishes it as two atomic words in the scratch buffer RT,
- * each holding one 16-bit half of the f32's bits and a tag bit (bit 16): a word read with the tag set holds this
+ * each holding one 16-bit half of the f32's bits and a tag bit (bit 16; the protocol and its WGSL are handoff.ts's): a word read with the tag set holds this
  * dispatch's half, whatever order other stores land in (single-location coherence is all it needs). Each router
  * workgroup then adds 1 to a counter (RT[2E]) after a barrier; the one that reads count - 1 (the last: all
  * the others have issued their stores) ranks the token's choices with routeFold's selection (sort or merge),
- * reading each logit through `routeLogit`, which waits until both tagged words of it are there (stores already
+ * reading each logit through `routeTake`, which waits until both tagged words of it are there (stores already
  * issued, so at most a short wait, never on a workgroup that has not run), and clears them; it writes the
  * picks and weights, then clears the counter. So RT is all zeros between dispatches: the caller zeroes it once
  * and can share it between every dispatch of the kind (they run in queue order).
@@ -29,6 +29,7 @@
  * projection without it): the counter's and the logits' round trips through L2 and the sort, one workgroup on
  * the step's path. gate_up without the fold: 0.83 (32 us a layer) against 1.06-1.26 with it.
  */
+import { handoffWgsl, handoffWords } from './handoff.js';
 import { type RouteFoldVariant, type RouteSelect, routeFoldKey, routeFoldWgsl } from './routeFold.wgsl.js';
 
 /**
@@ -40,15 +41,9 @@ import { type RouteFoldVariant, type RouteSelect, routeFoldKey, routeFoldWgsl } 
  */
 export const routeTailTuning: { select: RouteSelect } = { select: 'sort' };
 
-/**
- * Re-reads of a logit's words before `routeLogit` takes them as they are (a guard against a hang should a store
- * never land, which the protocol above does not allow: the picks would then be wrong, not the device stuck).
- */
-export const ROUTE_TAIL_SPIN = 1 << 16;
-
-/** u32 words of the scratch buffer a token's route tail needs: two a logit and the counter. */
+/** u32 words of the scratch buffer a token's route tail needs: two a logit and the counter (handoff.ts). */
 export function routeTailWords(E: number): number {
-  return 2 * E + 1;
+  return handoffWords(E);
 }
 
 export function routeTailKey(v: RouteFoldVariant, WG: number): string {
@@ -58,43 +53,16 @@ export function routeTailKey(v: RouteFoldVariant, WG: number): string {
 /**
  * Module-scope WGSL: the binding RT (array<atomic<u32>>, routeTailWords(E)) at `first`, then routeFold's RB (with
  * a bias), RIdx and RW; its workgroup arrays and `routeToken(lid, n, writer)` reading logits through
- * `routeLogit(e)`; `routePublish(e, x)` (a writer's store of logit e); `routeArrive(lid, count) -> bool` (call
- * from uniform control flow in each router workgroup after its publishes: true in the last of `count`). The
+ * `routeTake(e)` (handoff.ts: wait for the logit's words, clear them); `routePublish(e, x)` (a writer's store of
+ * logit e); `routeArrive(lid, count) -> bool` (call from uniform control flow in each router workgroup after its
+ * publishes: true in the last of `count`). The
  * Params struct must hold `renorm` (u32) and `scaling` (f32).
  */
 export function routeTailWgsl(v: RouteFoldVariant, first: number, WG: number): string {
   const { E } = v;
   const L: string[] = [];
   L.push(`@group(0) @binding(${first}) var<storage, read_write> RT: array<atomic<u32>>;`);
-  L.push(routeFoldWgsl(v, first + 1, WG, { read: (e) => `routeLogit(${e})` }));
-  L.push('var<workgroup> rLast: u32;');
-  L.push(/* wgsl */ `
-fn routePublish(e: u32, x: f32) {
-  let b = bitcast<u32>(x);
-  atomicStore(&RT[2u * e], 0x10000u | (b & 0xffffu));
-  atomicStore(&RT[2u * e + 1u], 0x10000u | (b >> 16u));
-}
-
-fn routeLogit(e: u32) -> f32 {
-  var lo = atomicLoad(&RT[2u * e]);
-  var hi = atomicLoad(&RT[2u * e + 1u]);
-  for (var t = 0u; t < ${ROUTE_TAIL_SPIN}u && (lo & hi & 0x10000u) == 0u; t++) {
-    lo = atomicLoad(&RT[2u * e]);
-    hi = atomicLoad(&RT[2u * e + 1u]);
-  }
-  atomicStore(&RT[2u * e], 0u);
-  atomicStore(&RT[2u * e + 1u], 0u);
-  return bitcast<f32>((hi << 16u) | (lo & 0xffffu));
-}
-
-fn routeArrive(lid: u32, count: u32) -> bool {
-  workgroupBarrier();
-  if (lid == 0u) {
-    let before = atomicAdd(&RT[${2 * E}u], 1u);
-    rLast = select(0u, 1u, before == count - 1u);
-    if (before == count - 1u) { atomicStore(&RT[${2 * E}u], 0u); }
-  }
-  return workgroupUniformLoad(&rLast) == 1u;
-}`);
+  L.push(routeFoldWgsl(v, first + 1, WG, { read: (e) => `routeTake(${e})` }));
+  L.push(handoffWgsl('RT', 'route', E));
   return L.join('\n');
 }

@@ -309,3 +309,57 @@ export function bf16ChunkDot(w: string, x0: string, x1: string): string {
     `dot(${x1}, vec4<f32>(lo(${w}.z), hi(${w}.z), lo(${w}.w), hi(${w}.w)))`
   );
 }
+
+/**
+ * The sweep with a lane's whole row of chunks loaded before anything else (`load`: registers `${tag}h<k>` for chunk
+ * lane + k lanes, k < min(hold, ceil(chunks / lanes)), the rest loaded where they are summed), and `sum`: the terms
+ * into the partial sums of sweepWgsl (U of them; U = 1: straight into acc) in its order (whole rounds of U chunks,
+ * round by round, then the lane's chunks past its last whole round into the first partial sum, then the partials
+ * pairwise), so the same value as sweepWgsl bit for bit. For kernels whose weights should stream while they wait for
+ * their inputs (fused/kdaHandoff.wgsl.ts). `chunks` (the spec's) must be the number `chunks` here; `guard` (WGSL)
+ * where the row exists (else `zero`); `sum` goes where the guard holds.
+ */
+export function sweepHeldWgsl(
+  s: SweepSpec,
+  chunks: number,
+  hold: number,
+  guard: string,
+  zero: string,
+): { load: string[]; sum: string[] } {
+  const { lanes, tag: t, indent: i } = s;
+  const U = Math.max(1, s.U);
+  const NC = Math.ceil(chunks / lanes);
+  const held = Math.min(NC, Math.max(0, hold));
+  const c = (k: number) => (k === 0 ? s.lane : `${s.lane} + ${k * lanes}u`);
+  const load: string[] = [];
+  for (let k = 0; k < held; k++) {
+    load.push(`${i}var ${t}h${k} = ${zero};`);
+    load.push(`${i}if (${guard} && ${c(k)} < ${chunks}u) { ${t}h${k} = ${s.load(c(k))}; }`);
+  }
+  const sum: string[] = [`${i}{`];
+  const part = (u: number) => (U === 1 ? s.acc : `${t}s${u}`);
+  if (U > 1) for (let u = 0; u < U; u++) sum.push(`${i}  var ${t}s${u} = 0.0;`);
+  // Whole rounds of this lane: the r with lane + (r U + U - 1) lanes < chunks (sweepWgsl's loop condition).
+  const whole = chunks % (U * lanes) === 0;
+  if (U > 1 && !whole) {
+    const top = chunks - 1 - (U - 1) * lanes;
+    sum.push(
+      top < 0
+        ? `${i}  let ${t}R = 0u;`
+        : `${i}  let ${t}R = select(0u, (${top}u - ${s.lane}) / ${U * lanes}u + 1u, ${s.lane} <= ${top}u);`,
+    );
+  }
+  for (let k = 0; k < NC; k++) {
+    const w = k < held ? `${t}h${k}` : `${t}w${k}`;
+    const body: string[] = [];
+    if (k >= held) body.push(`let ${t}w${k} = ${s.load(c(k))};`);
+    const term = s.term(c(k), w);
+    if (U === 1 || whole) body.push(`${part(k % U)} += ${term};`);
+    else body.push(`if (${Math.floor(k / U)}u < ${t}R) { ${part(k % U)} += ${term}; } else { ${part(0)} += ${term}; }`);
+    const exists = (k + 1) * lanes <= chunks ? '' : `${c(k)} < ${chunks}u`;
+    sum.push(exists ? `${i}  if (${exists}) { ${body.join(' ')} }` : `${i}  ${body.join(' ')}`);
+  }
+  if (U > 1) sum.push(`${i}  ${s.acc} += ${pairwise(Array.from({ length: U }, (_, u) => `${t}s${u}`))};`);
+  sum.push(`${i}}`);
+  return { load, sum };
+}

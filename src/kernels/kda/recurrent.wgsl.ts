@@ -145,7 +145,8 @@ ${vec4StateStore({ NRG, RPT }, V4)}
  * tile, rows rg + j NRG held in s[j]), from the staged qs, ks, ga, vs, bs and the norms qn, kn: decay, k^T S
  * reduced over the row groups (red1), u = beta (v - k^T S kn) kn, S += k u, q^T S reduced (red2), o stored.
  * Shared by recurrentVec4Wgsl and the gate-folding decode kernel (recurrentGated.wgsl.ts), so both run the
- * same arithmetic. `ind` indents the lines.
+ * same arithmetic. `ind` indents the lines; `store` writes o's vec4 at index i (default `o[i] = x;`: the fused KDA
+ * handoff publishes it instead, fused/kdaHandoff.wgsl.ts).
  */
 /**
  * WGSL (indented 2): thread (rg, cq)'s rows rg + j NRG of the vec4 state tile (value tile vt of head h in slot
@@ -157,11 +158,21 @@ export const vec4StateLoad = (g: { QW: number; NRG: number; RPT: number }, K: nu
   var s: array<vec4<f32>, ${g.RPT}>;
   for (var j = 0u; j < ${g.RPT}u; j++) { s[j] = state[base + (rg + j * ${g.NRG}u) * ${V4}u]; }`;
 
-/** WGSL (indented 2): `s` back to the thread's rows of the vec4 state tile (see vec4StateLoad). */
-export const vec4StateStore = (g: { NRG: number; RPT: number }, V4: number): string =>
-  `  for (var j = 0u; j < ${g.RPT}u; j++) { state[base + (rg + j * ${g.NRG}u) * ${V4}u] = s[j]; }`;
+/**
+ * WGSL (indented 2): `s` back to the thread's rows of the vec4 state tile (see vec4StateLoad), where `live` holds
+ * (a WGSL bool; the fused KDA handoff's idle invocations, which mirror a thread's rows, store nothing).
+ */
+export const vec4StateStore = (g: { NRG: number; RPT: number }, V4: number, live?: string): string =>
+  live
+    ? `  if (${live}) { for (var j = 0u; j < ${g.RPT}u; j++) { state[base + (rg + j * ${g.NRG}u) * ${V4}u] = s[j]; } }`
+    : `  for (var j = 0u; j < ${g.RPT}u; j++) { state[base + (rg + j * ${g.NRG}u) * ${V4}u] = s[j]; }`;
 
-export function vec4TokenUpdate(g: { QW: number; NRG: number; RPT: number }, V4: number, ind: string): string {
+export function vec4TokenUpdate(
+  g: { QW: number; NRG: number; RPT: number },
+  V4: number,
+  ind: string,
+  store: (i: string, x: string) => string = (i, x) => `o[${i}] = ${x};`,
+): string {
   const { QW, NRG, RPT } = g;
   const body = `var acc = vec4<f32>(0.0);
 for (var j = 0u; j < ${RPT}u; j++) {
@@ -186,7 +197,7 @@ workgroupBarrier();
 if (rg == 0u) {
   var os = vec4<f32>(0.0);
   for (var m = 0u; m < ${NRG}u; m++) { os += red2[m * ${QW}u + cq]; }
-  o[row * ${V4}u + vt * ${QW}u + cq] = os * qn;
+  ${store(`row * ${V4}u + vt * ${QW}u + cq`, 'os * qn')}
 }`;
   return body
     .split('\n')

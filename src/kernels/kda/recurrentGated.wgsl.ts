@@ -57,12 +57,20 @@ export const recurrentGatedKey = (v: RecurrentGatedVariant) =>
  * WGSL both gated step kernels (this file's and recurrentGatedPrefetch.wgsl.ts) open with: Params, the bindings
  * (slots, the conv planes qkv, the projection row proj, f_b and g_b as vec4 of bf16 pairs or f32, A_log, dt_bias, the
  * state pool, o, gate), the prep functions, bf16 widening, and the workgroup arrays of q, k, the decay and v.
+ * `fused`: another Params struct (WGSL, with the fields above), bindings 0..8 only, and a value tile of BV columns.
  */
-export function gatedModuleHead(v: RecurrentGatedVariant): string {
-  const { K, BV } = v;
+export function gatedModuleHead(v: RecurrentGatedVariant, fused?: { params: string; BV: number }): string {
+  const { K } = v;
+  const BV = fused?.BV ?? v.BV;
   const bf16 = v.wDtype === 'bf16';
   const wElem = bf16 ? 'vec4<u32>' : 'vec4<f32>';
-  return `struct Params { H: u32, ld: u32, fA: u32, gA: u32, beta: u32, plane: u32, scale: f32, _a: u32 };
+  // `fused` (fused/kdaHandoff.wgsl.ts): its own Params fields and no o / gate bindings (it publishes them).
+  const outputs = fused
+    ? ''
+    : `
+@group(0) @binding(9) var<storage, read_write> o: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read_write> gate: array<f32>;`;
+  return `${fused?.params ?? 'struct Params { H: u32, ld: u32, fA: u32, gA: u32, beta: u32, plane: u32, scale: f32, _a: u32 };'}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> slots: array<i32>;
 @group(0) @binding(2) var<storage, read> qkv: array<f32>;
@@ -71,9 +79,7 @@ export function gatedModuleHead(v: RecurrentGatedVariant): string {
 @group(0) @binding(5) var<storage, read> GB: array<${wElem}>;
 @group(0) @binding(6) var<storage, read> A_log: array<f32>;
 @group(0) @binding(7) var<storage, read> dt_bias: array<f32>;
-@group(0) @binding(8) var<storage, read_write> state: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read_write> o: array<vec4<f32>>;
-@group(0) @binding(10) var<storage, read_write> gate: array<f32>;
+@group(0) @binding(8) var<storage, read_write> state: array<vec4<f32>>;${outputs}
 
 ${PREP_FNS.trim()}
 ${bf16 ? 'fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }\nfn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }' : ''}

@@ -61,9 +61,58 @@ export interface RecurrentGatedPrefetchVariant extends RecurrentGatedVariant {
 export const recurrentGatedPrefetchKey = (v: RecurrentGatedPrefetchVariant) =>
   `kda_rec_gated_pf_k${v.K}_v${v.V}_bv${v.BV}_rf${v.rf}_rg${v.rg}_${v.wDtype}_n${v.norm}${v.probe ? `_probe_${v.probe}` : ''}`;
 
+/**
+ * How another kernel runs this step as one role of its workgroups (fused/kdaHandoff.wgsl.ts): the value tile of BV
+ * columns with the geometry `geo` (a tile of BV' = M BV columns with M times the invocations keeps NRG and RPT, so
+ * every sum has the terms and order of the BV tile's), in workgroups of `threads` invocations (>= geo.WG; the
+ * loads and the gate's work spread over all of them, those past geo.WG idle in the state update: they mirror the
+ * last row group's rows and store nothing), o and the gate written by `storeO` / `storeGate` (WGSL statements for
+ * index i and value x: o's vec4 index and the gate's f32 index, of sequence n's row as the o / gate buffers lay
+ * them out).
+ */
+export interface GatedStepRole {
+  BV: number;
+  geo: { WG: number; QW: number; NRG: number; RPT: number };
+  threads: number;
+  storeO: (i: string, x: string) => string;
+  storeGate: (i: string, x: string) => string;
+}
+
 export function recurrentGatedPrefetchWgsl(v: RecurrentGatedPrefetchVariant): string {
-  const { K, V, BV, rf, rg, norm, probe } = v;
-  const { WG, QW, NRG, RPT } = recurrentVecGeometry(K, BV);
+  const { decls, body } = gatedPrefetchParts(v);
+  const { WG } = recurrentVecGeometry(v.K, v.BV);
+  return /* wgsl */ `
+${gatedModuleHead(v)}
+${decls}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let vt = wid.x; let h = wid.y; let n = wid.z;
+  let H = p.H;
+${body}
+}`;
+}
+
+/**
+ * The step's module-scope workgroup arrays (after gatedModuleHead) and its body: statements run by invocation `lid`
+ * for value tile `vt` of head `h` of sequence `n` (with `H` bound), as recurrentGatedPrefetchWgsl's main runs them,
+ * or as `role` says.
+ */
+export function gatedPrefetchParts(
+  v: RecurrentGatedPrefetchVariant,
+  role?: GatedStepRole,
+): { decls: string; body: string } {
+  const { K, V, rf, rg, norm, probe } = v;
+  const BV = role?.BV ?? v.BV;
+  const { QW, NRG, RPT } = role?.geo ?? recurrentVecGeometry(K, BV);
+  // WG: the invocations the loads and the gate's work are spread over (the workgroup's).
+  const WG = role?.threads ?? recurrentVecGeometry(K, BV).WG;
+  // Invocations past the state geometry's (a role's idle ones): row groups clamped, no stores of s or o.
+  const idle = role !== undefined && role.threads > role.geo.WG;
+  const live = idle ? `lid < ${role.geo.WG}u` : undefined;
+  const storeGate = role?.storeGate ?? ((i: string, x: string) => `gate[${i}] = ${x};`);
+  const storeO = role?.storeO ?? ((i: string, x: string) => `o[${i}] = ${x};`);
+  const storeOLive = live ? (i: string, x: string) => `if (${live}) { ${storeO(i, x)} }` : storeO;
   const V4 = V / 4;
   const bf16 = v.wDtype === 'bf16';
   const per = bf16 ? 8 : 4;
@@ -125,9 +174,9 @@ export function recurrentGatedPrefetchWgsl(v: RecurrentGatedPrefetchVariant): st
   const gateOut = fold
     ? `  for (var c = lid; c < ${BV}u; c += ${WG}u) {
 ${tree('    ', (j) => `gp[c * ${cg}u + ${j}u]`, cg, cf)}
-    gate[n * H * ${V}u + h * ${V}u + vt * ${BV}u + c] = pl0;
+    ${storeGate(`n * H * ${V}u + h * ${V}u + vt * ${BV}u + c`, 'pl0')}
   }`
-    : `  for (var c = lid; c < ${BV}u; c += ${WG}u) { gate[n * H * ${V}u + h * ${V}u + vt * ${BV}u + c] = gp[c]; }`;
+    : `  for (var c = lid; c < ${BV}u; c += ${WG}u) { ${storeGate(`n * H * ${V}u + h * ${V}u + vt * ${BV}u + c`, 'gp[c]')} }`;
   const qqLoop = `var qq = 0.0;\n  for (var i = 0u; i < ${K}u; i++) { qq += qs[i] * qs[i]; }`;
   const kkLoop = `var kk = 0.0;\n  for (var i = 0u; i < ${K}u; i++) { kk += ks[i] * ks[i]; }`;
   // The norms. 'one': between the barriers by two threads, shared through nrm. 'split': between the barriers,
@@ -171,11 +220,9 @@ ${tree('    ', (j) => `gp[c * ${cg}u + ${j}u]`, cg, cf)}
           : `  ${qqLoop}\n  ${kkLoop}\n  let qn = inverseSqrt(qq + 1e-6) * p.scale;\n  let kn = inverseSqrt(kk + 1e-6);`;
   const update =
     probe === 'update'
-      ? `  if (rg == 0u) { o[row * ${V4}u + vt * ${QW}u + cq] = s[0] * qn * kn * bs * ga[0] * vs[0] * qs[0] * ks[0]; }`
-      : vec4TokenUpdate({ QW, NRG, RPT }, V4, '  ');
-  return /* wgsl */ `
-${gatedModuleHead(v)}
-// f_a then g_a of the token (the GEMV's input row), as vec4s.
+      ? `  if (rg == 0u) { ${storeOLive(`row * ${V4}u + vt * ${QW}u + cq`, 's[0] * qn * kn * bs * ga[0] * vs[0] * qs[0] * ks[0]')} }`
+      : vec4TokenUpdate({ QW, NRG, RPT }, V4, '  ', storeOLive);
+  const decls = `// f_a then g_a of the token (the GEMV's input row), as vec4s.
 var<workgroup> xa: array<vec4<f32>, ${X4}>;
 // The gate's chunk partials, column-major by chunk (column c's at c * ${cg} ..).
 var<workgroup> gp: array<f32, ${GP}>;
@@ -183,14 +230,9 @@ var<workgroup> red1: array<vec4<f32>, ${WG}>;
 var<workgroup> red2: array<vec4<f32>, ${WG}>;
 var<workgroup> bs: f32;
 var<workgroup> nrm: vec2<f32>;
-var<workgroup> qkp: array<f32, ${Math.max(2, (2 * K) / NORM_BLOCK)}>;
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let vt = wid.x; let h = wid.y; let n = wid.z;
-  let H = p.H;
-  let cq = lid % ${QW}u;
-  let rg = lid / ${QW}u;
+var<workgroup> qkp: array<f32, ${Math.max(2, (2 * K) / NORM_BLOCK)}>;`;
+  const body = `  let cq = lid % ${QW}u;
+  let rg = ${idle ? `min(lid / ${QW}u, ${NRG - 1}u)` : `lid / ${QW}u`};
 ${vec4StateLoad({ QW, NRG, RPT }, K, V4)}
   // Every other global load of the step, before the first barrier (one trip to memory).
 ${pre.join('\n')}
@@ -216,6 +258,6 @@ ${normMid}
 ${gateOut}
 ${normAfter}
 ${update}
-${vec4StateStore({ NRG, RPT }, V4)}
-}`;
+${vec4StateStore({ NRG, RPT }, V4, live)}`;
+  return { decls, body };
 }

@@ -37,8 +37,12 @@
  * step's f_b row (64 a thread) and state (32) plus the GEMV's held W (64 at hold 16), so ~1 workgroup of 256 an SM:
  * the 288 GEMV workgroups run in waves behind the 64 step ones instead of beside them, each wave a latency chain;
  * and every GEMV invocation spins with RMWs on the same 16K words while the step runs (L2 atomics on shared lines).
- * Next: --kda-handoff-hold 0 / 4 (bench/results/2026-12-03-h200-s17-kdahand-next.sh), one waiting invocation a
- * GEMV workgroup on a producers-done count before the others read, fewer GEMV workgroups (more rows each).
+ * The held W is not it: --kda-handoff-hold 0 (no W held) 4.356 ms and hold 4 4.334 against 4.416-4.429 at hold 16
+ * and 3.451 without the handoff, in one later sitting (bench/results/2026-12-03-h200-s17-lead5-h{0,4,off}.json).
+ * So the step's own registers and the spinning remain: the MoE router -> gate_up and the down -> next projection
+ * handoffs (branches s17-moehand, s17-reshand, not merged) lost the same way (+0.31 and +0.60 ms a step at 1M).
+ * Next: one waiting invocation a GEMV workgroup on a producers-done count before the others read (s17-reshand's
+ * `value` read form, unmeasured), fewer GEMV workgroups (more rows each).
  *
  * Bindings: 0 params, 1..8 the step's (slots, qkv, proj, f_b, g_b, A_log, dt_bias, state), 9 the o_norm weight, 10
  * W (o_proj), 11 y, 12 the handoff scratch (handoffWords(2 H V) u32 words, zero between dispatches).

@@ -103,13 +103,13 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
     weights.dispose();
   });
 
-  it('bench decode --steps-ahead 2 (two steps queued beyond the awaited one) gives the tokens of one ahead', async () => {
+  it('bench decode --steps-ahead 2 (two steps queued beyond the awaited one) gives the tokens of one ahead; paced reads the same', async () => {
     const gpu = (await gpuContext())!;
     const cfg = tiny48Config();
     const weights = randomModelWeights(cfg, gpu, 'bf16');
     const model = new KimiLinearModel(cfg, weights);
-    const run = async (ahead: number) => {
-      const s = new BatchSession(model, { maxSequences: 1, maxLength: 256, cacheDtype: 'bf16' });
+    const run = async (ahead: number, paceReadback?: boolean) => {
+      const s = new BatchSession(model, { maxSequences: 1, maxLength: 256, cacheDtype: 'bf16', paceReadback });
       s.addSynthetic(40);
       try {
         return await timeDependentSteps(s, [3], 2, 5, undefined, undefined, ahead);
@@ -124,6 +124,9 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
     expect(two.tokens).toHaveLength(9);
     expect(two.tokens.slice(0, 8)).toEqual(one.tokens);
     expect(two.stepMs).toHaveLength(5);
+    // Paced reads (readbackPacer.ts: the ids mapped after a timer once 4 reads have been timed): the same tokens.
+    expect((await run(1, true)).tokens).toEqual(one.tokens);
+    expect((await run(2, true)).tokens).toEqual(two.tokens);
     await expect(run(0)).rejects.toThrow(/ahead = 0, expected an integer >= 1/);
     weights.dispose();
   });

@@ -40,6 +40,7 @@ import { type KimiLinearConfig, layerMixer, mlaLatentDim, parseKimiConfig } from
 import { KimiLinearModel } from '../model/forward.js';
 import { randomModelWeights } from '../model/randomWeights.js';
 import { BatchSession, mlaFoldQueryTuning, routeInNormTuning } from '../model/batchSession.js';
+import { readbackPacerTuning } from '../model/readbackPacer.js';
 import { kdaHandoffTuning } from '../kernels/fused/kdaHandoff.wgsl.js';
 import { decodeWeightBytes } from '../model/decodeWeights.js';
 import { poolBytes } from '../model/hybridCache.js';
@@ -435,6 +436,7 @@ export async function benchDecode(
     mlaFoldCacheWrite: mlaFoldQueryTuning.cacheWrite,
     kdaHandoff: kdaHandoffTuning.on,
     kdaHandoffHold: kdaHandoffTuning.hold,
+    paceReadback: readbackPacerTuning.mode,
     fuseCacheWrite: o.fuseCacheWrite !== false,
     foldKdaGate: o.foldKdaGate !== false,
     padDispatches: o.padDispatches ?? 0,
@@ -635,6 +637,10 @@ export function registerDecodeBench(bench: Command): void {
       "with --kda-handoff on: W's 16-byte chunks each o_proj lane loads before it waits for the step (kdaHandoffTuning.hold; default 16)",
     )
     .option(
+      '--pace-readback <on|off|auto>',
+      "dependent steps: map each step's ids after a timer that ends shortly before the step should be done, not at once (BatchSession paceReadback: Dawn's bindings busy-poll while a map is pending; default auto: on but for a software adapter)",
+    )
+    .option(
       '--mla-fold-query <on|off>',
       "MLA's f16 query made by the W_uk absorption's dispatch, not a dispatch of its own (BatchSession foldMlaQuery; int8 cache, f16 kernel; default on)",
     )
@@ -805,6 +811,12 @@ export function registerDecodeBench(bench: Command): void {
         if (!(Number.isInteger(hold) && hold >= 0))
           throw new Error(`--kda-handoff-hold: '${opts.kdaHandoffHold}' is not an integer >= 0`);
         kdaHandoffTuning.hold = hold;
+      }
+      if (opts.paceReadback !== undefined) {
+        const m = String(opts.paceReadback);
+        if (m !== 'on' && m !== 'off' && m !== 'auto')
+          throw new Error(`--pace-readback: '${m}' is not on, off or auto`);
+        readbackPacerTuning.mode = m;
       }
       if (opts.mlaFoldQuery !== undefined)
         mlaFoldQueryTuning.byDefault = onOff('--mla-fold-query', String(opts.mlaFoldQuery));

@@ -666,8 +666,17 @@ export class GpuContext implements Device {
 
   // ---- readback -----------------------------------------------------------------------------------
 
-  /** Raw bytes [byteStart, byteEnd) of a buffer (both multiples of 4). */
-  async readBytes(buffer: GPUBuffer, byteStart: number, byteEnd: number): Promise<ArrayBuffer> {
+  /**
+   * Raw bytes [byteStart, byteEnd) of a buffer (both multiples of 4). `beforeMap`: awaited after the copy is
+   * submitted and before the map starts (model/readbackPacer.ts waits there on a timer: Dawn's bindings busy-poll
+   * while a map is pending).
+   */
+  async readBytes(
+    buffer: GPUBuffer,
+    byteStart: number,
+    byteEnd: number,
+    beforeMap?: () => Promise<void>,
+  ): Promise<ArrayBuffer> {
     if (this.capturing) throw new Error('GpuContext: a readback inside a capture (a captured step must not wait)');
     const size = byteEnd - byteStart;
     // Readbacks up to STAGING_REUSE_BYTES reuse mappable buffers: a decode step reads its ids or logits
@@ -685,6 +694,7 @@ export class GpuContext implements Device {
     this.pendingReads.add(id);
     let mapped = false;
     try {
+      if (beforeMap) await beforeMap();
       await staging.mapAsync(0x01 /* READ */, 0, size);
       mapped = true;
       // The copy was the last command submitted, so everything before it has finished too; unless more
@@ -716,7 +726,8 @@ export class GpuContext implements Device {
   /** Idle mappable readback buffers by size (readBytes). */
   private readonly stagingFree = new Map<number, GPUBuffer[]>();
 
-  async read(t: Tensor): Promise<HostArray> {
+  /** t's elements on the host; `beforeMap`: as readBytes'. */
+  async read(t: Tensor, beforeMap?: () => Promise<void>): Promise<HostArray> {
     const buffer = this.bufferOf(t);
     const bpe = bytesPerElement(t.dtype);
     // The element span the view touches (strides may be any sign-free layout we create).
@@ -727,7 +738,7 @@ export class GpuContext implements Device {
     if (t.numel === 0) return hostArrayView(t.dtype, new ArrayBuffer(0), 0, 0);
     const byteStart = Math.floor((lo * bpe) / 4) * 4;
     const byteEnd = Math.ceil((hi * bpe) / 4) * 4;
-    const raw = await this.readBytes(buffer, byteStart, byteEnd);
+    const raw = await this.readBytes(buffer, byteStart, byteEnd, beforeMap);
     const firstElem = byteStart / bpe;
     const span = hostArrayView(t.dtype, raw, 0, (byteEnd - byteStart) / bpe);
     lo = t.offset - firstElem;

@@ -46,6 +46,7 @@ import {
   swigluLinear,
 } from '../kernels/fused/index.js';
 import { kdaRecurrentSlots } from '../kernels/kda/index.js';
+import { pacesReadback, ReadbackPacer } from './readbackPacer.js';
 import { kdaRecurrentGated } from '../kernels/kda/recurrentGated.js';
 import { padDispatches } from '../kernels/fused/padDispatch.js';
 import { routeTailWords } from '../kernels/fused/routeTail.wgsl.js';
@@ -113,6 +114,12 @@ export interface BatchSessionOptions {
    * Default true on WebGPU for an unsharded cache; false records every step from the model code.
    */
   replay?: boolean;
+  /**
+   * Pipelined steps (stepOnDevice) on WebGPU: map each step's ids only after a timer that ends shortly before the
+   * step should be done (model/readbackPacer.ts), so the host does not busy-poll Dawn for the whole step. Default:
+   * readbackPacerTuning (on, but for a software adapter); false maps at once (bench decode --pace-readback).
+   */
+  paceReadback?: boolean;
   /**
    * Run each KDA layer's short conv step inside its input projection's dispatch (addRmsnormLinear's conv,
    * batch 1). Default true; false keeps convStep a dispatch of its own.
@@ -318,6 +325,8 @@ export class BatchSession {
   lastStep = { recordMs: 0, totalMs: 0 };
   /** The captured step replayed while its key holds (opts.replay). */
   private replayed?: Replay;
+  /** When pipelined steps map their ids (opts.paceReadback). */
+  private readonly pacer = new ReadbackPacer();
   private inputs?: StepInputs;
   /** Bumped whenever the KDA carries are replaced (join, remove): a recording binds them. */
   private carryVersion = 0;
@@ -697,8 +706,16 @@ export class BatchSession {
     });
     const next = this.tokenIds!.alias();
     const t1 = performance.now();
-    // The read records a copy of the 4-byte ids and submits everything recorded (the whole step).
-    const read = next.read().then((v) => Int32Array.from(v));
+    // The read records a copy of the 4-byte ids and submits everything recorded (the whole step); paced, it maps
+    // them only after a timer (readbackPacer.ts).
+    const gpu = asGpu(this.device);
+    const pacer =
+      gpu && pacesReadback(this.opts.paceReadback, gpu.adapterInfo.isFallbackAdapter === true) ? this.pacer : undefined;
+    const pace = pacer?.begin();
+    const read = (pace ? gpu!.read(next, pace.beforeMap) : next.read()).then((v) => {
+      pace?.done();
+      return Int32Array.from(v);
+    });
     // A caller that stops generating may drop the last step's promise unawaited: never an unhandled rejection.
     read.catch(() => undefined);
     this.lastStep = { recordMs: t1 - t0, totalMs: performance.now() - t0 };

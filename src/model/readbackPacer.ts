@@ -1,0 +1,88 @@
+/**
+ * When to start mapping a pipelined decode step's ids for reading, so the host does not busy-wait on the GPU.
+ *
+ * Why: Dawn's Node bindings (npm `webgpu`) poll the device with setImmediate for as long as any map or other
+ * promise of theirs is pending, a fresh Immediate each turn. A pipelined decode always has a step's readback
+ * pending, so the host spun for the whole step: ~1 MB of garbage a step on the tiny model (33 dispatches, lavapipe;
+ * `node --trace-gc-nvp`), thousands of turns a step on the H200, with periodic major collections of ~27 ms
+ * (bench/results/2026-12-03-h200-s17-lead5-gc1m-trace.txt) and a CPU core held at 100%. Starting the map later,
+ * after a timer, keeps the spin to the last stretch of each step.
+ *
+ * How: a read's time from its submit to its ids arriving is about its sleep plus its spin (from the map call to the
+ * promise resolving). Steps of one session in the same state take about the same time, so the next read sleeps the
+ * last one's sleep + spin less PACER_MARGIN_MS and then maps. The timer's lateness is left out of the estimate
+ * (else each late timer would lengthen the next sleep: on lavapipe, whose threads load the CPU, that ran away); a
+ * read whose ids were ready as soon as it mapped slept too long, by an unknown amount, and the estimate halves. The
+ * first PACER_WARM_READS reads map at once and the least of their times starts the estimate (a slow first step,
+ * compiling and capturing, taken as the estimate left the tiny model's steps alternating 1 / 76 ms on lavapipe for
+ * dozens of steps). A step faster than the last (a shorter context, fewer sequences) overshoots once or twice, then
+ * the estimate follows. Only timing changes: the same copies, submits and ids.
+ *
+ * Measured (H200, 48B preset, int8 cache, 64 steps a context, own processes on / off / on / off,
+ * bench/results/2026-12-03-h200-s17-lead6-*): median steps the same (1M 7.298 / 7.305 ms on against 7.297 / 7.312
+ * off; 4K 3.461 / 3.462 against 3.453 / 3.454), the means 7.323 / 7.305 against 9.007 / 7.312 at 1M and 4.308 /
+ * 3.525 against 5.457 / 3.918 at 4K, the longest step 8-26 ms on against 11-112 off (the ~0.1 s stalls of earlier
+ * sittings were in the off runs only; four runs are too few to say they are gone). On the tiny model (lavapipe) the
+ * garbage fell from ~740 to ~250 MB over 600 steps (`node --trace-gc-nvp`).
+ */
+export const PACER_MARGIN_MS = 1.5;
+/**
+ * BatchSessionOptions.paceReadback's default (bench decode --pace-readback on|off|auto): 'auto' paces on every adapter
+ * but a software one (lavapipe: its GPU is the CPU's threads, and paced the tiny model's steps kept their median,
+ * 12.7-12.8 against 12.3 ms, but their p90 rose from 19 to 32 ms; 600 steps, `bench decode --model fixtures/tiny-kimi`).
+ */
+export const readbackPacerTuning: { mode: 'auto' | 'on' | 'off' } = { mode: 'auto' };
+
+/** Whether a session paces its reads: its own option, else readbackPacerTuning on this adapter. */
+export function pacesReadback(option: boolean | undefined, softwareAdapter: boolean): boolean {
+  if (option !== undefined) return option;
+  return readbackPacerTuning.mode === 'auto' ? !softwareAdapter : readbackPacerTuning.mode === 'on';
+}
+/** No sleep below this: a timer's own lateness (~1 ms) would cost more than the spin it saves. */
+export const PACER_MIN_SLEEP_MS = 1;
+/** A map that resolves within this (ms) found its ids ready: the sleep before it was too long. */
+export const PACER_READY_MS = 0.5;
+/** Reads that map at once and only measure, before pacing starts (their least time is the first estimate). */
+export const PACER_WARM_READS = 4;
+
+export class ReadbackPacer {
+  /** Reads timed so far (the first PACER_WARM_READS map at once and only measure). */
+  private reads = 0;
+  /**
+   * The estimated time from a read's submit to its ids (ms). While warming: the least of the unpaced reads' (a first
+   * step that compiles and captures is slower than the rest). Then each read's sleep asked for plus its spin after
+   * the map started (a timer's lateness left out, so it cannot feed back into longer and longer sleeps); after a read
+   * that found its ids ready at once (slept too long, by an unknown amount), half that sleep.
+   */
+  private estimateMs = Number.POSITIVE_INFINITY;
+
+  /**
+   * Pacing for a read submitted now: `beforeMap` (GpuContext.read's hook) sleeps, then notes when the map starts;
+   * `done()`, called as the ids arrive, updates the estimate.
+   */
+  begin(): { beforeMap: () => Promise<void>; done: () => void } {
+    const sleep = this.sleepMs();
+    const submitAt = performance.now();
+    let mapAt: number | undefined;
+    return {
+      beforeMap: async () => {
+        if (sleep > 0) await new Promise((r) => setTimeout(r, sleep));
+        mapAt = performance.now();
+      },
+      done: () => {
+        if (mapAt === undefined) return;
+        const now = performance.now();
+        if (this.reads++ < PACER_WARM_READS) this.estimateMs = Math.min(this.estimateMs, now - submitAt);
+        else if (sleep > 0 && now - mapAt < PACER_READY_MS) this.estimateMs = sleep / 2;
+        else this.estimateMs = sleep + (now - mapAt);
+      },
+    };
+  }
+
+  /** The sleep for a read submitted now (ms): 0 while warming or below PACER_MIN_SLEEP_MS. */
+  sleepMs(): number {
+    if (this.reads < PACER_WARM_READS) return 0;
+    const s = this.estimateMs - PACER_MARGIN_MS;
+    return s >= PACER_MIN_SLEEP_MS ? s : 0;
+  }
+}

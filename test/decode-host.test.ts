@@ -191,6 +191,18 @@ async function threeSteps(gpu: GpuContext, model: KimiLinearModel, B: number, ex
   return { out, dispatches };
 }
 
+/** The tiny 48B structure with random bf16 weights: threeSteps over them (run) and its count of KDA layers. */
+async function tiny48Steps() {
+  const gpu = (await gpuContext())!;
+  const cfg = tiny48Config();
+  const weights = randomModelWeights(cfg, gpu, 'bf16');
+  const run = (B: number, extra: object) => threeSteps(gpu, new KimiLinearModel(cfg, weights), B, extra);
+  const kda = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter(
+    (i) => layerMixer(cfg, i) === 'kda',
+  ).length;
+  return { gpu, cfg, weights, run, kda };
+}
+
 describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structure (tiny dims)', () => {
   it('router in gate_up, latent norm + cache write: the same logits as the step before them, fewer dispatches per MoE and MLA layer, batch 1 and 2', async () => {
     const gpu = (await gpuContext())!;
@@ -223,13 +235,7 @@ describe.skipIf(!hasGpu)('the sixth session fusions in a step of the 48B structu
 
 describe.skipIf(!hasGpu)('the seventh session fusions in a step of the 48B structure (tiny dims)', () => {
   it("KDA's f_b / g_b inside the recurrent step: the logits of the step before (1e-5), one dispatch fewer per KDA layer (five at batch 2)", async () => {
-    const gpu = (await gpuContext())!;
-    const cfg = tiny48Config();
-    const weights = randomModelWeights(cfg, gpu, 'bf16');
-    const run = (B: number, extra: object) => threeSteps(gpu, new KimiLinearModel(cfg, weights), B, extra);
-    const kda = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter(
-      (i) => layerMixer(cfg, i) === 'kda',
-    ).length;
+    const { weights, run, kda } = await tiny48Steps();
     for (const B of [1, 2]) {
       const now = await run(B, { replay: false });
       const before = await run(B, { ...SESSION7_OFF, replay: false });
@@ -250,10 +256,7 @@ describe.skipIf(!hasGpu)('the seventh session fusions in a step of the 48B struc
 
 describe.skipIf(!hasGpu)('the ninth session: the MoE router at the end of the projection (tiny dims)', () => {
   it('routeInNorm on and off: the same logits (bit-equal), as many dispatches; replayed as recorded; batch 2 unchanged', async () => {
-    const gpu = (await gpuContext())!;
-    const cfg = tiny48Config();
-    const weights = randomModelWeights(cfg, gpu, 'bf16');
-    const run = (B: number, extra: object) => threeSteps(gpu, new KimiLinearModel(cfg, weights), B, extra);
+    const { gpu, weights, run } = await tiny48Steps();
     // Later steps read the states and cache rows the earlier ones wrote: a wrong pick anywhere shows in the logits.
     const on = await run(1, { routeInNorm: true });
     const off = await run(1, { routeInNorm: false });
@@ -286,13 +289,7 @@ describe.skipIf(!hasGpu)('the ninth session: the MoE router at the end of the pr
 
 describe.skipIf(!hasGpu)('the seventeenth session: the KDA handoff (tiny dims)', () => {
   it('kdaHandoff on and off: the same logits (bit-equal), one dispatch fewer per KDA layer at batch 1; replayed as recorded; batch 2 unchanged', async () => {
-    const gpu = (await gpuContext())!;
-    const cfg = tiny48Config();
-    const weights = randomModelWeights(cfg, gpu, 'bf16');
-    const run = (B: number, extra: object) => threeSteps(gpu, new KimiLinearModel(cfg, weights), B, extra);
-    const kda = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter(
-      (i) => layerMixer(cfg, i) === 'kda',
-    ).length;
+    const { weights, run, kda } = await tiny48Steps();
     // Later steps read the KDA states the earlier ones updated (in the fused dispatch's step role).
     const on = await run(1, { kdaHandoff: true, replay: false });
     const off = await run(1, { kdaHandoff: false, replay: false });

@@ -39,6 +39,10 @@ export const DAWN_TOGGLES = {
     safe: true,
     why: "Vulkan: workgroup memory zeroed by the driver (VK_KHR_zero_initialize_workgroup_memory) instead of by Tint's code at each shader's start; Dawn's default where the driver has the feature, so the choice that matters is --dawn-toggles-off (Tint zeroes: still safe)",
   },
+  dump_shaders: {
+    safe: true,
+    why: "print each shader's WGSL and Tint's SPIR-V (or other backend code) as it is compiled: e.g. to count the bounds clamps (UMin) a kernel keeps",
+  },
   disable_workgroup_init: {
     safe: false,
     why: 'workgroup memory not zeroed at a shader start: a shader reading before writing sees stale data',

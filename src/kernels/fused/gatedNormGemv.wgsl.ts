@@ -10,7 +10,7 @@
  * Needs d % 4 == 0, H | 256, and K = H * d % 8 == 0 (bf16 W) or % 4 == 0 (f32 W).
  */
 import { type FloatDType, loadFn, storageElem } from '../wgslLib.js';
-import { l2PrefetchWgsl } from './l2Prefetch.js';
+import { gemvEntryWgsl, l2PrefetchWgsl } from './l2Prefetch.js';
 import {
   bf16ChunkDot,
   decodeTuning,
@@ -183,15 +183,8 @@ export function gatedNormGemvWgsl(v: GatedNormGemvVariant): string {
   L.push('  let w = vec4<f32>(normWeight(j), normWeight(j + 1u), normWeight(j + 2u), normWeight(j + 3u));');
   L.push(`  return w * O[c] * inv[i / ${d}u] / (vec4<f32>(1.0) + exp(-G[c]));`);
   L.push('}');
-  L.push(`@compute @workgroup_size(${GNG_WG})`);
-  L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
-  L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
-  L.push('  let g = wid.x + wid.y * nwg.x;');
-  if (v.l2) {
-    // The grid's own workgroups first; the rest prefetch (uniform: the whole workgroup returns).
-    L.push(`  let own = (p.N + ${ROWS - 1}u) / ${ROWS}u;`);
-    L.push('  if (g >= own) { l2Prefetch(0u, 0xffffffffu, g - own, nwg.x * nwg.y - own, lid, p.guard); return; }');
-  }
+  // The grid's own workgroups first; with l2 the rest prefetch.
+  L.push(...gemvEntryWgsl(GNG_WG, ROWS, v.l2));
   const per = bf16 ? 8 : 4;
   const pre = prefetchOf(v);
   const x = (c: string) => (v.staged ? `row[${c}]` : `xin(${c})`);

@@ -136,3 +136,23 @@ export function sectorsOf(t: Tensor): number {
   const bytes = t.dtype === 'bf16' ? 2 * t.numel : 4 * t.numel;
   return Math.ceil(Math.ceil(bytes / 4) / PF_SECTOR_WORDS);
 }
+
+/**
+ * The entry of a 1-D-grid decode GEMV (the norm GEMVs): main's signature, the linear workgroup index g, and with `l2`
+ * the prefetch workgroups after the grid's own (ROWS output rows a workgroup, p.N rows) sent to l2PrefetchWgsl's
+ * function (uniform: the whole workgroup returns).
+ */
+export function gemvEntryWgsl(WG: number, ROWS: number, l2: boolean | undefined): string[] {
+  const L = [
+    `@compute @workgroup_size(${WG})`,
+    'fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,',
+    '        @builtin(num_workgroups) nwg: vec3<u32>) {',
+    '  let g = wid.x + wid.y * nwg.x;',
+  ];
+  if (l2)
+    L.push(
+      `  let own = (p.N + ${ROWS - 1}u) / ${ROWS}u;`,
+      '  if (g >= own) { l2Prefetch(0u, 0xffffffffu, g - own, nwg.x * nwg.y - own, lid, p.guard); return; }',
+    );
+  return L;
+}

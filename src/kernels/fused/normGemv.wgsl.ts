@@ -16,7 +16,7 @@
  * the conv costs no dispatch and no extra pass over the projection.
  */
 import { type FloatDType, loadFn, storageElem, workgroupReduce } from '../wgslLib.js';
-import { l2PrefetchWgsl } from './l2Prefetch.js';
+import { gemvEntryWgsl, l2PrefetchWgsl } from './l2Prefetch.js';
 import { type RouteFoldVariant, routeNeedsSubgroups } from './routeFold.wgsl.js';
 import { routeTailKey, routeTailWgsl } from './routeTail.wgsl.js';
 import {
@@ -216,15 +216,8 @@ export function normGemvWgsl(v: NormGemvVariant): string {
     L.push('fn lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }');
     L.push('fn hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }');
   }
-  L.push(`@compute @workgroup_size(${WG})`);
-  L.push('fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,');
-  L.push('        @builtin(num_workgroups) nwg: vec3<u32>) {');
-  L.push('  let g = wid.x + wid.y * nwg.x;');
-  if (v.l2) {
-    // The grid's own workgroups first; the rest prefetch (uniform: the whole workgroup returns).
-    L.push(`  let own = (p.N + ${ROWS - 1}u) / ${ROWS}u;`);
-    L.push('  if (g >= own) { l2Prefetch(0u, 0xffffffffu, g - own, nwg.x * nwg.y - own, lid, p.guard); return; }');
-  }
+  // The grid's own workgroups first; with l2 the rest prefetch.
+  L.push(...gemvEntryWgsl(WG, ROWS, v.l2));
   const per = bf16 ? 8 : 4;
   const pre = prefetchOf(v);
   L.push(`  let lane = lid % ${LANES}u; let r = lid / ${LANES}u;`);

@@ -65,11 +65,13 @@ describe('pacesReadback', () => {
   afterEach(() => {
     readbackPacerTuning.mode = 'auto';
   });
-  it('the option wins; auto paces all but software adapters; on / off force it', () => {
+  it('the option wins; auto paces all but software adapters, in Node only; on / off force it', () => {
     expect(pacesReadback(false, false)).toBe(false);
     expect(pacesReadback(true, true)).toBe(true);
     expect(pacesReadback(undefined, false)).toBe(true);
     expect(pacesReadback(undefined, true)).toBe(false);
+    // Outside Node (a browser: no busy polling to save) auto does not pace.
+    expect(pacesReadback(undefined, false, false)).toBe(false);
     readbackPacerTuning.mode = 'on';
     expect(pacesReadback(undefined, true)).toBe(true);
     readbackPacerTuning.mode = 'off';

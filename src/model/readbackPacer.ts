@@ -25,6 +25,8 @@
  * sittings were in the off runs only; four runs are too few to say they are gone). On the tiny model (lavapipe) the
  * garbage fell from ~740 to ~250 MB over 600 steps (`node --trace-gc-nvp`).
  */
+import { isNode } from '../gpu/acquire.js';
+
 export const PACER_MARGIN_MS = 1.5;
 /**
  * BatchSessionOptions.paceReadback's default (bench decode --pace-readback on|off|auto): 'auto' paces on every adapter
@@ -33,10 +35,13 @@ export const PACER_MARGIN_MS = 1.5;
  */
 export const readbackPacerTuning: { mode: 'auto' | 'on' | 'off' } = { mode: 'auto' };
 
-/** Whether a session paces its reads: its own option, else readbackPacerTuning on this adapter. */
-export function pacesReadback(option: boolean | undefined, softwareAdapter: boolean): boolean {
+/**
+ * Whether a session paces its reads: its own option, else readbackPacerTuning on this adapter. 'auto' paces only in
+ * Node (`inNode`): the busy polling is the Node bindings'; a browser waits on a map without spinning the page.
+ */
+export function pacesReadback(option: boolean | undefined, softwareAdapter: boolean, inNode = isNode()): boolean {
   if (option !== undefined) return option;
-  return readbackPacerTuning.mode === 'auto' ? !softwareAdapter : readbackPacerTuning.mode === 'on';
+  return readbackPacerTuning.mode === 'auto' ? inNode && !softwareAdapter : readbackPacerTuning.mode === 'on';
 }
 /** No sleep below this: a timer's own lateness (~1 ms) would cost more than the spin it saves. */
 export const PACER_MIN_SLEEP_MS = 1;

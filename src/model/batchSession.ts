@@ -709,9 +709,10 @@ export class BatchSession {
     // The read records a copy of the 4-byte ids and submits everything recorded (the whole step); paced, it maps
     // them only after a timer (readbackPacer.ts).
     const gpu = asGpu(this.device);
-    const pacer =
-      gpu && pacesReadback(this.opts.paceReadback, gpu.adapterInfo.isFallbackAdapter === true) ? this.pacer : undefined;
-    const pace = pacer?.begin();
+    const pace =
+      gpu && pacesReadback(this.opts.paceReadback, gpu.adapterInfo.isFallbackAdapter === true)
+        ? this.pacer.begin()
+        : undefined;
     const read = (pace ? gpu!.read(next, pace.beforeMap) : next.read()).then((v) => {
       pace?.done();
       return Int32Array.from(v);

@@ -27,7 +27,14 @@
  */
 import { isNode } from '../gpu/acquire.js';
 
+/** How long before the estimated arrival of a step's ids its map starts (ms): timers fire up to ~1 ms late. */
 export const PACER_MARGIN_MS = 1.5;
+/** No sleep below this: a timer's own lateness (~1 ms) would cost more than the spin it saves. */
+export const PACER_MIN_SLEEP_MS = 1;
+/** A map that resolves within this (ms) found its ids ready: the sleep before it was too long. */
+export const PACER_READY_MS = 0.5;
+/** Reads that map at once and only measure, before pacing starts (their least time is the first estimate). */
+export const PACER_WARM_READS = 4;
 /**
  * BatchSessionOptions.paceReadback's default (bench decode --pace-readback on|off|auto): 'auto' paces on every adapter
  * but a software one (lavapipe: its GPU is the CPU's threads, and paced the tiny model's steps kept their median,
@@ -43,12 +50,6 @@ export function pacesReadback(option: boolean | undefined, softwareAdapter: bool
   if (option !== undefined) return option;
   return readbackPacerTuning.mode === 'auto' ? inNode && !softwareAdapter : readbackPacerTuning.mode === 'on';
 }
-/** No sleep below this: a timer's own lateness (~1 ms) would cost more than the spin it saves. */
-export const PACER_MIN_SLEEP_MS = 1;
-/** A map that resolves within this (ms) found its ids ready: the sleep before it was too long. */
-export const PACER_READY_MS = 0.5;
-/** Reads that map at once and only measure, before pacing starts (their least time is the first estimate). */
-export const PACER_WARM_READS = 4;
 
 export class ReadbackPacer {
   /** Reads timed so far (the first PACER_WARM_READS map at once and only measure). */

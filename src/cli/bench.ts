@@ -4,6 +4,7 @@
  * Each benchmark lives in src/bench/<what>.ts and registers its subcommand here.
  */
 import type { Command } from 'commander';
+import { registerChainBench } from '../bench/chain.js';
 import { registerInt8Bench } from '../bench/int8.js';
 import { registerKdaBench } from '../bench/kda.js';
 import { registerDecodeBench } from '../bench/decode.js';
@@ -21,4 +22,5 @@ export function registerBench(program: Command): void {
   registerTrainBench(bench);
   registerInt8Bench(bench);
   registerSgmBench(bench);
+  registerChainBench(bench);
 }

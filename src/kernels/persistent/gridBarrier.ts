@@ -1,0 +1,86 @@
+/**
+ * A grid barrier and a dispatch epoch for persistent kernels: WGSL over a storage array `S` of atomic u32 words laid
+ * out as CHAIN_SYNC (gemvChainPlan.ts): the barrier's arrivals, the workgroups done, the epoch, the spins that gave up.
+ *
+ * Barrier n (n = 1, 2, ...) of a dispatch of G workgroups: after a storageBarrier (the workgroup's own stores and
+ * loads done), invocation 0 adds 1 to `arrive` and re-reads it until it reaches n G; then a workgroupBarrier lets the
+ * rest go. The re-reads are read-modify-writes (atomicOr 0), not atomicLoad: a loop of relaxed loads has no side
+ * effects and a compiler may hoist the load (lavapipe's did, fused/handoff.ts). A re-read count past `spin` gives up
+ * (adds 1 to `timeouts`): should some workgroup never run while the others wait (a device that does not keep all G
+ * resident, which WebGPU does not promise), the dispatch ends with wrong values and a nonzero count, never a hang.
+ *
+ * Reset: every workgroup adds 1 to `done` as its last act; the one that reads G - 1 knows all have left every barrier,
+ * so it zeroes `arrive` and `done` and advances `epoch` for the next dispatch (which queue order runs after this one).
+ * The words therefore need zeroing once, when the buffer is made.
+ *
+ * What it does not give: ordering of other memory. WGSL atomics are relaxed and storageBarrier is workgroup-scoped, so
+ * data that crosses the barrier must carry its own proof of arrival (gemvChain's 'tagged' data) to be correct by the
+ * rules; the barrier is then a throttle that makes the tag checks pass at the first read.
+ */
+import { CHAIN_SYNC } from './gemvChainPlan.js';
+
+/** WGSL functions `gridBarrier(lid, goal)` and `gridDone(lid)` over the sync array `S` (module scope). */
+export function gridBarrierWgsl(G: number, spin: number): string {
+  const s = CHAIN_SYNC;
+  return /* wgsl */ `
+fn gridBarrier(lid: u32, goal: u32) {
+  storageBarrier();
+  if (lid == 0u) {
+    atomicAdd(&S[${s.arrive}], 1u);
+    var seen = atomicLoad(&S[${s.arrive}]);
+    for (var t = 0u; t < ${spin}u && seen < goal; t++) { seen = atomicOr(&S[${s.arrive}], 0u); }
+    if (seen < goal) { atomicAdd(&S[${s.timeouts}], 1u); }
+  }
+  workgroupBarrier();
+}
+
+fn gridDone(lid: u32) {
+  storageBarrier();
+  if (lid == 0u) {
+    let before = atomicAdd(&S[${s.done}], 1u);
+    if (before == ${G - 1}u) {
+      atomicStore(&S[${s.arrive}], 0u);
+      atomicStore(&S[${s.done}], 0u);
+      atomicAdd(&S[${s.epoch}], 1u);
+    }
+  }
+}`;
+}
+
+/** The 16-bit tag of epoch e (never 0, so zeroed words never match). */
+export function epochTag(epoch: number): number {
+  return (epoch % 65535) + 1;
+}
+
+/**
+ * WGSL `put(e, x, tag)` and `take(e, tag) -> f32` over the activation words `A` (two a value: low and high 16 bits of
+ * its f32 pattern, each under the tag in the top 16 bits) and the sync array `S` (a take that gives up counts a
+ * timeout). The re-reads are read-modify-writes, as the barrier's.
+ */
+export function taggedValueWgsl(spin: number): string {
+  return /* wgsl */ `
+fn put(e: u32, x: f32, tag: u32) {
+  let b = bitcast<u32>(x);
+  atomicStore(&A[2u * e], (tag << 16u) | (b & 0xffffu));
+  atomicStore(&A[2u * e + 1u], (tag << 16u) | (b >> 16u));
+}
+
+fn take(e: u32, tag: u32) -> f32 {
+  var lo = atomicLoad(&A[2u * e]);
+  var hi = atomicLoad(&A[2u * e + 1u]);
+  for (var t = 0u; t < ${spin}u && ((lo >> 16u) != tag || (hi >> 16u) != tag); t++) {
+    lo = atomicOr(&A[2u * e], 0u);
+    hi = atomicOr(&A[2u * e + 1u], 0u);
+  }
+  if ((lo >> 16u) != tag || (hi >> 16u) != tag) { atomicAdd(&S[${CHAIN_SYNC.timeouts}], 1u); }
+  return bitcast<f32>((hi << 16u) | (lo & 0xffffu));
+}`;
+}
+
+/** A value of a tagged region as the host reads it back: undefined where the words do not carry `tag`. */
+export function readTagged(words: Uint32Array, e: number, tag: number): number | undefined {
+  const lo = words[2 * e];
+  const hi = words[2 * e + 1];
+  if (lo >>> 16 !== tag || hi >>> 16 !== tag) return undefined;
+  return new Float32Array(new Uint32Array([(((hi & 0xffff) << 16) | (lo & 0xffff)) >>> 0]).buffer)[0];
+}

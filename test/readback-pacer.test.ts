@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   PACER_MARGIN_MS,
   PACER_WARM_READS,
+  PACER_WINDOW,
   pacesReadback,
   ReadbackPacer,
   readbackPacerTuning,
@@ -40,18 +41,33 @@ describe('ReadbackPacer', () => {
     expect(p.sleepMs()).toBeCloseTo(9 - PACER_MARGIN_MS, 6);
   });
 
-  it('follows sleep + spin when the ids come after the map, halves after a read that found them ready', async () => {
+  it('follows sleep + spin once a window of reads is slower, halves after a read that found its ids ready', async () => {
     const p = new ReadbackPacer();
     for (let i = 0; i < PACER_WARM_READS; i++) await read(p, 10);
     const s0 = p.sleepMs();
     expect(s0).toBeCloseTo(10 - PACER_MARGIN_MS, 6);
-    // The step got slower: the ids came 3 ms after the map; the estimate is sleep + spin.
+    // The step got slower: the ids come 3 ms after the map. The faster reads still in the window keep the sleep,
+    // until every read of the window is the slower one's sleep + spin.
     await read(p, 3);
+    expect(p.sleepMs()).toBeCloseTo(s0, 6);
+    for (let i = 1; i < PACER_WINDOW; i++) await read(p, 3);
     expect(p.sleepMs()).toBeCloseTo(s0 + 3 - PACER_MARGIN_MS, 6);
     // Ready as soon as mapped (slept too long): the next sleep is half the last one less the margin.
     const s1 = p.sleepMs();
     await read(p, 0.1);
     expect(p.sleepMs()).toBeCloseTo(s1 / 2 - PACER_MARGIN_MS, 6);
+  });
+
+  it('a single stalled step leaves the next sleeps as they were (no run of halving oversleeps after it)', async () => {
+    const p = new ReadbackPacer();
+    for (let i = 0; i < PACER_WARM_READS; i++) await read(p, 7.3);
+    const s0 = p.sleepMs();
+    // A 0.2 s stall: the ids come 200 ms after the map.
+    await read(p, 200);
+    expect(p.sleepMs()).toBeCloseTo(s0, 6);
+    // The next read is a normal step again: its ids come ~margin after the map, and the sleep stays.
+    await read(p, PACER_MARGIN_MS);
+    expect(p.sleepMs()).toBeCloseTo(s0, 6);
   });
 
   it('does not sleep below the minimum (fast steps map at once)', async () => {

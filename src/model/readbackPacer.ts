@@ -10,13 +10,18 @@
  *
  * How: a read's time from its submit to its ids arriving is about its sleep plus its spin (from the map call to the
  * promise resolving). Steps of one session in the same state take about the same time, so the next read sleeps the
- * last one's sleep + spin less PACER_MARGIN_MS and then maps. The timer's lateness is left out of the estimate
- * (else each late timer would lengthen the next sleep: on lavapipe, whose threads load the CPU, that ran away); a
- * read whose ids were ready as soon as it mapped slept too long, by an unknown amount, and the estimate halves. The
- * first PACER_WARM_READS reads map at once and the least of their times starts the estimate (a slow first step,
- * compiling and capturing, taken as the estimate left the tiny model's steps alternating 1 / 76 ms on lavapipe for
- * dozens of steps). A step faster than the last (a shorter context, fewer sequences) overshoots once or twice, then
- * the estimate follows. Only timing changes: the same copies, submits and ids.
+ * least such time of the last PACER_WINDOW reads, less PACER_MARGIN_MS, and then maps. The least, not the last: a
+ * single stalled step (the H200's 48B decode has one of ~0.15-0.2 s every few hundred steps, paced or not) must not
+ * set the next sleeps. With the last read's time as the estimate (the seventeenth session's form) a 0.21 s stall
+ * made the next read sleep 0.21 s, find its ids ready, halve, and so on: 212, 218, 107, 53, 24 ms steps, ~0.4 s lost
+ * a stall (bench/results/2026-12-03-h200-s18-lead1-pace-*). The timer's lateness is left out of the times (else each
+ * late timer would lengthen the next sleep: on lavapipe, whose threads load the CPU, that ran away); a read whose
+ * ids were ready as soon as it mapped slept too long, by an unknown amount, and counts as half its sleep. The first
+ * PACER_WARM_READS reads map at once and only measure (a slow first step, compiling and capturing, taken as the
+ * estimate left the tiny model's steps alternating 1 / 76 ms on lavapipe for dozens of steps; the least ignores it).
+ * A step faster than the last (a shorter context, fewer sequences) overshoots once or twice, then the estimate
+ * follows; a slower one maps early (a longer spin, no lateness) until the window has only slower reads. Only timing
+ * changes: the same copies, submits and ids.
  *
  * Measured (H200, 48B preset, int8 cache, 64 steps a context, own processes on / off / on / off,
  * bench/results/2026-12-03-h200-s17-lead6-*): median steps the same (1M 7.298 / 7.305 ms on against 7.297 / 7.312
@@ -35,6 +40,8 @@ export const PACER_MIN_SLEEP_MS = 1;
 export const PACER_READY_MS = 0.5;
 /** Reads that map at once and only measure, before pacing starts (their least time is the first estimate). */
 export const PACER_WARM_READS = 4;
+/** The reads whose least submit-to-ids time is the estimate (a stall stays out of it). */
+export const PACER_WINDOW = 8;
 /**
  * BatchSessionOptions.paceReadback's default (bench decode --pace-readback on|off|auto): 'auto' paces on every adapter
  * but a software one (lavapipe: its GPU is the CPU's threads, and paced the tiny model's steps kept their median,
@@ -55,12 +62,17 @@ export class ReadbackPacer {
   /** Reads timed so far (the first PACER_WARM_READS map at once and only measure). */
   private reads = 0;
   /**
-   * The estimated time from a read's submit to its ids (ms). While warming: the least of the unpaced reads' (a first
-   * step that compiles and captures is slower than the rest). Then each read's sleep asked for plus its spin after
-   * the map started (a timer's lateness left out, so it cannot feed back into longer and longer sleeps); after a read
-   * that found its ids ready at once (slept too long, by an unknown amount), half that sleep.
+   * The last PACER_WINDOW reads' times from submit to ids (ms), whose least is the estimate. An unpaced (warming)
+   * read's is measured; a paced read's is its sleep asked for plus its spin after the map started (a timer's lateness
+   * left out, so it cannot feed back into longer and longer sleeps), or, where it found its ids ready at once (slept
+   * too long, by an unknown amount), half that sleep.
    */
-  private estimateMs = Number.POSITIVE_INFINITY;
+  private readonly recent: number[] = [];
+
+  private note(ms: number): void {
+    this.recent.push(ms);
+    if (this.recent.length > PACER_WINDOW) this.recent.shift();
+  }
 
   /**
    * Pacing for a read submitted now: `beforeMap` (GpuContext.read's hook) sleeps, then notes when the map starts;
@@ -78,9 +90,9 @@ export class ReadbackPacer {
       done: () => {
         if (mapAt === undefined) return;
         const now = performance.now();
-        if (this.reads++ < PACER_WARM_READS) this.estimateMs = Math.min(this.estimateMs, now - submitAt);
-        else if (sleep > 0 && now - mapAt < PACER_READY_MS) this.estimateMs = sleep / 2;
-        else this.estimateMs = sleep + (now - mapAt);
+        if (this.reads++ < PACER_WARM_READS) this.note(now - submitAt);
+        else if (sleep > 0 && now - mapAt < PACER_READY_MS) this.note(sleep / 2);
+        else this.note(sleep + (now - mapAt));
       },
     };
   }
@@ -88,7 +100,7 @@ export class ReadbackPacer {
   /** The sleep for a read submitted now (ms): 0 while warming or below PACER_MIN_SLEEP_MS. */
   sleepMs(): number {
     if (this.reads < PACER_WARM_READS) return 0;
-    const s = this.estimateMs - PACER_MARGIN_MS;
+    const s = Math.min(...this.recent) - PACER_MARGIN_MS;
     return s >= PACER_MIN_SLEEP_MS ? s : 0;
   }
 }

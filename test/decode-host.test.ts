@@ -124,6 +124,10 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
     expect(two.tokens).toHaveLength(9);
     expect(two.tokens.slice(0, 8)).toEqual(one.tokens);
     expect(two.stepMs).toHaveLength(5);
+    // Each step's host and wait parts: each within its step's wall time (both are measured inside it).
+    expect(two.hostStepMs).toHaveLength(5);
+    expect(two.waitStepMs).toHaveLength(5);
+    two.stepMs!.forEach((ms, i) => expect(two.hostStepMs![i] + two.waitStepMs![i]).toBeLessThanOrEqual(ms + 0.01));
     // Paced reads (readbackPacer.ts: the ids mapped after a timer once 4 reads have been timed): the same tokens.
     expect((await run(1, true)).tokens).toEqual(one.tokens);
     expect((await run(2, true)).tokens).toEqual(two.tokens);

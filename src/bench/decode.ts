@@ -313,7 +313,14 @@ async function timeVariant(
         recordMs: recordMs / o.steps,
         // Dependent steps: recording plus the step's last submit and the readback's copy (all host time).
         ...(timing.hostMs !== undefined ? { hostMs: timing.hostMs } : {}),
-        ...(timing.stepMs ? { stepMs: timing.stepMs, medianStepMs: timing.medianStepMs } : {}),
+        ...(timing.stepMs
+          ? {
+              stepMs: timing.stepMs,
+              hostStepMs: timing.hostStepMs,
+              waitStepMs: timing.waitStepMs,
+              medianStepMs: timing.medianStepMs,
+            }
+          : {}),
         ...(bindGroups ? { dispatchesPerStep, bindGroups } : {}),
         // Steps of the session recorded from the model code, captured, replayed (warm-up and profiles included).
         stepCounts: { ...s.stepCounts },

@@ -23,6 +23,13 @@ export interface StepTiming {
    */
   stepMs?: number[];
   /**
+   * Dependent steps: of each timed step, the host ms stepOnDevice took (recording, the submit, the readback's copy)
+   * and the ms then spent awaiting the oldest step's ids. A stalled step whose host ms are long stalled on the host
+   * (a collection, a blocking submit); one whose wait is long waited on the GPU or the map.
+   */
+  hostStepMs?: number[];
+  waitStepMs?: number[];
+  /**
    * Dependent steps: the median of stepMs. The mean (ms) counts every host stall: one step of 118.8 ms among 31
    * others read 11.853 at 1M, the median 8.539 (bench/results/2026-12-02-h200-s13-attn-s2-dec-1m.json).
    */
@@ -74,14 +81,19 @@ export async function timeDependentSteps(
   }
   const out: number[][] = [];
   let hostMs = 0;
+  let lastHostMs = 0;
+  let lastWaitMs = 0;
   const advance = async () => {
     const newest = flights[flights.length - 1];
     const next = s.stepOnDevice(newest.next, argmax);
     const recordMs = s.lastStep.recordMs;
-    hostMs += s.lastStep.totalMs;
+    lastHostMs = s.lastStep.totalMs;
+    hostMs += lastHostMs;
     newest.next.dispose();
     flights.push(next);
+    const w0 = performance.now();
     out.push(Array.from(await flights.shift()!.tokens));
+    lastWaitMs = performance.now() - w0;
     return recordMs;
   };
   // At least `warmup` steps, then more while the warm-up is younger than warm.ms (at most warm.maxExtra more): the
@@ -96,17 +108,30 @@ export async function timeDependentSteps(
   const t0 = performance.now();
   let recordMs = 0;
   const stepMs: number[] = [];
+  const hostStepMs: number[] = [];
+  const waitStepMs: number[] = [];
   for (let i = 0, last = t0; i < steps; i++) {
     recordMs += await advance();
     const now = performance.now();
     stepMs.push(Number((now - last).toFixed(3)));
+    hostStepMs.push(Number(lastHostMs.toFixed(3)));
+    waitStepMs.push(Number(lastWaitMs.toFixed(3)));
     last = now;
   }
   const ms = (performance.now() - t0) / steps;
   flights[flights.length - 1].next.dispose();
   for (const f of flights) out.push(Array.from(await f.tokens));
   const medianStepMs = stepMs.length ? median(stepMs) : undefined;
-  return { ms, recordMs: recordMs / steps, hostMs: hostMs / steps, stepMs, medianStepMs, tokens: out };
+  return {
+    ms,
+    recordMs: recordMs / steps,
+    hostMs: hostMs / steps,
+    stepMs,
+    hostStepMs,
+    waitStepMs,
+    medianStepMs,
+    tokens: out,
+  };
 }
 
 /** `count` steps of pipelined greedy generation from `first`, untimed; returns their summed recording ms. */

@@ -68,7 +68,12 @@ export const CHAIN_SYNC = { arrive: 0, done: 1, epoch: 2, timeouts: 3, words: 4 
 export const CHAIN_SPIN = 1 << 16;
 const REGION_ALIGN = 64;
 
-export function planGemvChain(phases: ChainPhase[], o: GemvChainOptions = {}): GemvChainPlan {
+/** Workgroup memory of the chain's kernels: x as f32 (the widest phase's K) and the row sums' slots. */
+export function gemvChainSharedBytes(kMax: number): number {
+  return 4 * kMax + 4 * CHAIN_WG;
+}
+
+export function planGemvChain(phases: ChainPhase[], o: GemvChainOptions = {}, maxShared = 49152): GemvChainPlan {
   if (phases.length === 0) throw new Error('gemv chain: no phases');
   phases.forEach((ph, p) => {
     if (!(Number.isInteger(ph.N) && ph.N >= 1)) throw new Error(`gemv chain: phase ${p} N must be >= 1, got ${ph.N}`);
@@ -92,6 +97,10 @@ export function planGemvChain(phases: ChainPhase[], o: GemvChainOptions = {}): G
     a += Math.ceil(ph.N / REGION_ALIGN) * REGION_ALIGN;
   }
   const kMax = Math.max(...phases.map((ph) => ph.K));
+  if (gemvChainSharedBytes(kMax) > maxShared)
+    throw new Error(
+      `gemv chain: K = ${kMax} stages ${gemvChainSharedBytes(kMax)} bytes of x and row sums in workgroup memory, the device has ${maxShared} (K <= ${(maxShared - 4 * CHAIN_WG) / 4})`,
+    );
   const spin = o.spin ?? CHAIN_SPIN;
   return {
     phases: phases.map((ph) => ({ ...ph })),

@@ -116,8 +116,13 @@ describe('gemv chain plan', () => {
 
   it('the persistent kernel has one grid barrier between each pair of phases', () => {
     const code = gemvChainPersistentWgsl(planGemvChain(SHAPES['four phases, N 7'], { G: 3 }));
-    expect(code.match(/gridBarrier\(lid, /g)?.length).toBe(3);
-    expect(code).toContain('gridBarrier(lid, 9u)');
+    expect(code.match(/gridArrive\(lid\);/g)?.length).toBe(3);
+    expect(code.match(/gridWait\(lid, /g)?.length).toBe(3);
+    expect(code).toContain('gridWait(lid, 9u)');
+    // The next phase's first row is loaded between the arrival and the wait.
+    const last = code.lastIndexOf('gridArrive(lid);');
+    expect(code.indexOf('pf0 = W[', last)).toBeGreaterThan(last);
+    expect(code.indexOf('pf0 = W[', last)).toBeLessThan(code.indexOf('gridWait(lid, 9u)'));
     expect(code).toContain('gridDone(lid)');
   });
 });

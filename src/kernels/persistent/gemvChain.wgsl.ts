@@ -7,9 +7,9 @@
  *  - gemvChainPhaseWgsl: one phase a dispatch (grid ceil(N / 8): one row a warp), x from X0 (the first phase) or A,
  *    offsets in uniforms.
  *  - gemvChainPersistentWgsl: every phase in one dispatch of G workgroups, a grid barrier after each (gridBarrier.ts).
- *    With prefetch each warp loads its first row of the next phase into registers before the barrier (the weights
- *    do not depend on the activations), so the row's trips to HBM overlap the wait; the phase then sums those
- *    registers for its first row.
+ *    With prefetch each warp loads its first row of the next phase into registers between its arrival at the barrier
+ *    and its wait (the weights do not depend on the activations), so the row's trips to HBM overlap the wait; the
+ *    phase then sums those registers for its first row.
  */
 import { bf16ChunkDot, laneTreeSum, subgroupRowSumWgsl } from '../fused/sweep.js';
 import { CHAIN_WARPS, CHAIN_WG, type GemvChainPlan } from './gemvChainPlan.js';
@@ -157,8 +157,12 @@ export function gemvChainPersistentWgsl(pl: GemvChainPlan): string {
       L.push('  }');
     }
     if (q + 1 < phases.length) {
+      // The arrival first: its storageBarrier waits for the workgroup's outstanding memory operations, so loads
+      // issued before it would delay this workgroup's arrival instead of overlapping the wait (the first form did
+      // that, and prefetch measured slower: bench/results/2026-12-03-h200-s18-lead1-chain-*).
+      L.push('  gridArrive(lid);');
       if (prefetch) preload(q + 1);
-      L.push(`  gridBarrier(lid, ${(q + 1) * G}u);`);
+      L.push(`  gridWait(lid, ${(q + 1) * G}u);`);
     }
   });
   L.push('  gridDone(lid);');

@@ -2,9 +2,9 @@
  * A grid barrier and a dispatch epoch for persistent kernels: WGSL over a storage array `S` of atomic u32 words laid
  * out as CHAIN_SYNC (gemvChainPlan.ts): the barrier's arrivals, the workgroups done, the epoch, the spins that gave up.
  *
- * Barrier n (n = 1, 2, ...) of a dispatch of G workgroups: after a storageBarrier (the workgroup's own stores and
- * loads done), invocation 0 adds 1 to `arrive` and re-reads it until it reaches n G; then a workgroupBarrier lets the
- * rest go. The re-reads are read-modify-writes (atomicOr 0), not atomicLoad: a loop of relaxed loads has no side
+ * Barrier n (n = 1, 2, ...) of a dispatch of G workgroups: arriving, after a storageBarrier (the workgroup's own
+ * stores and loads done), invocation 0 adds 1 to `arrive`; waiting, it re-reads the word until it reaches n G, then a
+ * workgroupBarrier lets the rest go. The re-reads are read-modify-writes (atomicOr 0), not atomicLoad: a loop of relaxed loads has no side
  * effects and a compiler may hoist the load (lavapipe's did, fused/handoff.ts). A re-read count past `spin` gives up
  * (adds 1 to `timeouts`): should some workgroup never run while the others wait (a device that does not keep all G
  * resident, which WebGPU does not promise), the dispatch ends with wrong values and a nonzero count, never a hang.
@@ -19,14 +19,21 @@
  */
 import { CHAIN_SYNC } from './gemvChainPlan.js';
 
-/** WGSL functions `gridBarrier(lid, goal)` and `gridDone(lid)` over the sync array `S` (module scope). */
+/**
+ * WGSL functions `gridArrive(lid)` and `gridWait(lid, goal)` (the barrier in two halves: work that needs no other
+ * workgroup's results, such as loading weights, can go between them) and `gridDone(lid)` over the sync array `S`
+ * (module scope). Call each from uniform control flow.
+ */
 export function gridBarrierWgsl(G: number, spin: number): string {
   const s = CHAIN_SYNC;
   return /* wgsl */ `
-fn gridBarrier(lid: u32, goal: u32) {
+fn gridArrive(lid: u32) {
   storageBarrier();
+  if (lid == 0u) { atomicAdd(&S[${s.arrive}], 1u); }
+}
+
+fn gridWait(lid: u32, goal: u32) {
   if (lid == 0u) {
-    atomicAdd(&S[${s.arrive}], 1u);
     var seen = atomicLoad(&S[${s.arrive}]);
     for (var t = 0u; t < ${spin}u && seen < goal; t++) { seen = atomicOr(&S[${s.arrive}], 0u); }
     if (seen < goal) { atomicAdd(&S[${s.timeouts}], 1u); }

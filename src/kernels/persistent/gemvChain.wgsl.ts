@@ -133,17 +133,31 @@ export function gemvChainPersistentWgsl(pl: GemvChainPlan): string {
   if (prefetch) preload(0);
   phases.forEach(({ N, K }, q) => {
     L.push(`  // phase ${q}: ${N} x ${K}`);
-    L.push(`  for (var i = lid; i < ${K / 4}u; i += ${CHAIN_WG}u) {`);
-    if (q === 0) L.push('    xs[i] = X0[i];');
-    else {
-      const e = `${pl.aOff[q]}u + 4u * i`;
-      if (tagged)
+    if (q > 0 && tagged) {
+      // Every word this invocation stages loaded first (all in flight together), then settled (settle4).
+      const U = Math.ceil(K / 4 / CHAIN_WG);
+      const guard = (n: number) => ((n + 1) * CHAIN_WG > K / 4 ? `lid + ${n * CHAIN_WG}u < ${K / 4}u` : 'true');
+      const e = (n: number) => `${pl.aOff[q]}u + 4u * (lid + ${n * CHAIN_WG}u)`;
+      L.push('  {');
+      for (let n = 0; n < U; n++) {
+        L.push(`  var lo${n} = vec4<u32>(0u); var hi${n} = vec4<u32>(0u);`);
+        L.push(`  if (${guard(n)}) { let w = 2u * (${e(n)});`);
         L.push(
-          `    let e = ${e}; xs[i] = vec4<f32>(take(e, tag), take(e + 1u, tag), take(e + 2u, tag), take(e + 3u, tag));`,
+          `    lo${n} = vec4<u32>(atomicLoad(&A[w]), atomicLoad(&A[w + 2u]), atomicLoad(&A[w + 4u]), atomicLoad(&A[w + 6u]));`,
         );
-      else L.push(`    let e = ${e}; xs[i] = vec4<f32>(A[e], A[e + 1u], A[e + 2u], A[e + 3u]);`);
+        L.push(
+          `    hi${n} = vec4<u32>(atomicLoad(&A[w + 1u]), atomicLoad(&A[w + 3u]), atomicLoad(&A[w + 5u]), atomicLoad(&A[w + 7u])); }`,
+        );
+      }
+      for (let n = 0; n < U; n++)
+        L.push(`  if (${guard(n)}) { xs[lid + ${n * CHAIN_WG}u] = settle4(${e(n)}, lo${n}, hi${n}, tag); }`);
+      L.push('  }');
+    } else {
+      L.push(`  for (var i = lid; i < ${K / 4}u; i += ${CHAIN_WG}u) {`);
+      if (q === 0) L.push('    xs[i] = X0[i];');
+      else L.push(`    let e = ${pl.aOff[q]}u + 4u * i; xs[i] = vec4<f32>(A[e], A[e + 1u], A[e + 2u], A[e + 3u]);`);
+      L.push('  }');
     }
-    L.push('  }');
     L.push('  workgroupBarrier();');
     const y = pl.aOff[q + 1];
     const store = (v: string) => (tagged ? `put(${y}u + r, ${v}, tag);` : `A[${y}u + r] = ${v};`);

@@ -60,9 +60,9 @@ export function epochTag(epoch: number): number {
 }
 
 /**
- * WGSL `put(e, x, tag)` and `take(e, tag) -> f32` over the activation words `A` (two a value: low and high 16 bits of
- * its f32 pattern, each under the tag in the top 16 bits) and the sync array `S` (a take that gives up counts a
- * timeout). The re-reads are read-modify-writes, as the barrier's.
+ * WGSL `put(e, x, tag)`, `take(e, tag) -> f32` and `settle4(e, lo, hi, tag) -> vec4<f32>` over the activation words
+ * `A` (two a value: low and high 16 bits of its f32 pattern, each under the tag in the top 16 bits) and the sync
+ * array `S` (a take that gives up counts a timeout). The re-reads are read-modify-writes, as the barrier's.
  */
 export function taggedValueWgsl(spin: number): string {
   return /* wgsl */ `
@@ -81,6 +81,17 @@ fn take(e: u32, tag: u32) -> f32 {
   }
   if ((lo >> 16u) != tag || (hi >> 16u) != tag) { atomicAdd(&S[${CHAIN_SYNC.timeouts}], 1u); }
   return bitcast<f32>((hi << 16u) | (lo & 0xffffu));
+}
+
+// Values e .. e + 3 from words already loaded (lo, hi: their low and high words): when all carry the tag, at once;
+// else each through take. Loading the words of many values first and settling them after lets their loads be in
+// flight together (a take per value waits out each load before the next: its loop depends on it).
+fn settle4(e: u32, lo: vec4<u32>, hi: vec4<u32>, tag: u32) -> vec4<f32> {
+  let t = vec4<u32>(tag);
+  if (all((lo >> vec4<u32>(16u)) == t) && all((hi >> vec4<u32>(16u)) == t)) {
+    return bitcast<vec4<f32>>((hi << vec4<u32>(16u)) | (lo & vec4<u32>(0xffffu)));
+  }
+  return vec4<f32>(take(e, tag), take(e + 1u, tag), take(e + 2u, tag), take(e + 3u, tag));
 }`;
 }
 

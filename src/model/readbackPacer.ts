@@ -29,6 +29,9 @@
  * 3.525 against 5.457 / 3.918 at 4K, the longest step 8-26 ms on against 11-112 off (the ~0.1 s stalls of earlier
  * sittings were in the off runs only; four runs are too few to say they are gone). On the tiny model (lavapipe) the
  * garbage fell from ~740 to ~250 MB over 600 steps (`node --trace-gc-nvp`).
+ * Eighteenth session, 256 steps at 1M (own processes): with the last read's time as the estimate, means 9.534 / 9.168
+ * on against 8.125 / 8.235 off (the stall cascade above); with the window's least, 7.756 / 8.084 / 7.612 on against
+ * 8.277 / 8.414 / 8.369 off, medians equal (bench/results/2026-12-03-h200-s18-lead{1,2,3}-pace-*).
  */
 import { isNode } from '../gpu/acquire.js';
 

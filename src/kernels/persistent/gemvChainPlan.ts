@@ -12,6 +12,12 @@
  * A the activations, region p + 1 phase p's output at aOff[p + 1], each region starting on a 64-value (256-byte)
  * boundary so no 128-byte cache line holds two regions (an SM that read one region's line must not hold a later
  * region's values in its L1 before they are written); in the 'tagged' data form two u32 words a value.
+ *
+ * Measured (H200, bench chain, bench/results/2026-12-03-h200-s18-lead{1,2,3}-chain-*; us a phase): 8 phases of 18.9 MB
+ * one dispatch each 10.0-10.6 (1.8-1.9 TB/s), persistent plain 8.0-8.6, tagged 10.2-11.2; 10.6 MB 7.7-7.9, 6.1-6.3,
+ * 7.5-8.6; with one-row phases (the boundary alone) 2.8 against a barrier's 1.3-1.5. Prefetch did not pay. So fusing
+ * the decode step's dispatches into one persistent kernel gains ~2 us a boundary only with data passed in a way WGSL
+ * does not guarantee, and ~nothing by the rules: kept as a measurement (bench chain), not used by the model.
  */
 
 export interface ChainPhase {

@@ -127,7 +127,8 @@ describe.skipIf(!hasGpu)('decode host path on WebGPU', () => {
     // Each step's host and wait parts: each within its step's wall time (both are measured inside it).
     expect(two.hostStepMs).toHaveLength(5);
     expect(two.waitStepMs).toHaveLength(5);
-    two.stepMs!.forEach((ms, i) => expect(two.hostStepMs![i] + two.waitStepMs![i]).toBeLessThanOrEqual(ms + 0.01));
+    for (const [i, ms] of two.stepMs!.entries())
+      expect(two.hostStepMs![i] + two.waitStepMs![i]).toBeLessThanOrEqual(ms + 0.01);
     // Paced reads (readbackPacer.ts: the ids mapped after a timer once 4 reads have been timed): the same tokens.
     expect((await run(1, true)).tokens).toEqual(one.tokens);
     expect((await run(2, true)).tokens).toEqual(two.tokens);

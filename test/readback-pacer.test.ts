@@ -4,7 +4,10 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  PACER_LATE_MIN_MS,
+  PACER_LATE_MS,
   PACER_MARGIN_MS,
+  PACER_PROBE_EVERY,
   PACER_WARM_READS,
   PACER_WINDOW,
   pacesReadback,
@@ -41,33 +44,61 @@ describe('ReadbackPacer', () => {
     expect(p.sleepMs()).toBeCloseTo(9 - PACER_MARGIN_MS, 6);
   });
 
-  it('follows sleep + spin once a window of reads is slower, halves after a read that found its ids ready', async () => {
+  /** A read whose ids arrive `arrival` ms after its submit (ready at once, 0.1 ms, if the map starts later). */
+  async function readArriving(p: ReadbackPacer, arrival: number): Promise<number> {
+    const sleep = p.sleepMs();
+    const pace = p.begin();
+    const before = pace.beforeMap();
+    await vi.runAllTimersAsync();
+    await before;
+    vi.advanceTimersByTime(Math.max(0.1, arrival - sleep));
+    pace.done();
+    return sleep;
+  }
+
+  it('after warming: one probe maps a margin early, the next reads map late, every PACER_PROBE_EVERY-th probes', async () => {
     const p = new ReadbackPacer();
-    for (let i = 0; i < PACER_WARM_READS; i++) await read(p, 10);
-    const s0 = p.sleepMs();
-    expect(s0).toBeCloseTo(10 - PACER_MARGIN_MS, 6);
-    // The step got slower: the ids come 3 ms after the map. The faster reads still in the window keep the sleep,
-    // until every read of the window is the slower one's sleep + spin.
-    await read(p, 3);
-    expect(p.sleepMs()).toBeCloseTo(s0, 6);
-    for (let i = 1; i < PACER_WINDOW; i++) await read(p, 3);
-    expect(p.sleepMs()).toBeCloseTo(s0 + 3 - PACER_MARGIN_MS, 6);
-    // Ready as soon as mapped (slept too long): the next sleep is half the last one less the margin.
-    const s1 = p.sleepMs();
-    await read(p, 0.1);
-    expect(p.sleepMs()).toBeCloseTo(s1 / 2 - PACER_MARGIN_MS, 6);
+    for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 10);
+    const sleeps: number[] = [];
+    for (let i = 0; i < 2 * PACER_PROBE_EVERY; i++) sleeps.push(await readArriving(p, 10));
+    for (const [i, s] of sleeps.entries())
+      expect(s).toBeCloseTo(i % PACER_PROBE_EVERY === 0 ? 10 - PACER_MARGIN_MS : 10 + PACER_LATE_MS, 6);
+  });
+
+  it('late reads that still wait raise the estimate once the window holds only slower reads; a probe that finds its ids ready halves it', async () => {
+    const p = new ReadbackPacer();
+    for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 10);
+    // Steps got slower (ids at 14 ms): each read waits and notes its arrival, the faster reads age out of the window.
+    for (let i = 0; i < PACER_WINDOW; i++) await readArriving(p, 14);
+    // PACER_WINDOW paced reads since warming: the next is a probe, a margin before the new estimate.
+    expect(PACER_WINDOW % PACER_PROBE_EVERY).toBe(0);
+    expect(p.sleepMs()).toBeCloseTo(14 - PACER_MARGIN_MS, 6);
+    // Steps got faster (ids at 6 ms): the probe finds them ready and the estimate halves its sleep; the late reads
+    // after it sleep past that.
+    await readArriving(p, 6);
+    expect(p.sleepMs()).toBeCloseTo((14 - PACER_MARGIN_MS) / 2 + PACER_LATE_MS, 6);
   });
 
   it('a single stalled step leaves the next sleeps as they were (no run of halving oversleeps after it)', async () => {
     const p = new ReadbackPacer();
-    for (let i = 0; i < PACER_WARM_READS; i++) await read(p, 7.3);
-    const s0 = p.sleepMs();
-    // A 0.2 s stall: the ids come 200 ms after the map.
-    await read(p, 200);
-    expect(p.sleepMs()).toBeCloseTo(s0, 6);
-    // The next read is a normal step again: its ids come ~margin after the map, and the sleep stays.
-    await read(p, PACER_MARGIN_MS);
-    expect(p.sleepMs()).toBeCloseTo(s0, 6);
+    for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 7.3);
+    const first = await readArriving(p, 7.3); // the first paced read: a probe
+    expect(first).toBeCloseTo(7.3 - PACER_MARGIN_MS, 6);
+    const late = p.sleepMs();
+    expect(late).toBeCloseTo(7.3 + PACER_LATE_MS, 6);
+    // A 0.2 s stall: the ids come 200 ms after the submit.
+    await readArriving(p, 200);
+    expect(p.sleepMs()).toBeCloseTo(late, 6);
+    await readArriving(p, 7.3);
+    expect(p.sleepMs()).toBeCloseTo(late, 6);
+  });
+
+  it("below PACER_LATE_MIN_MS every paced read is a probe (the seventeenth session's rule)", async () => {
+    const p = new ReadbackPacer();
+    for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 3.5);
+    expect(3.5).toBeLessThan(PACER_LATE_MIN_MS);
+    for (let i = 0; i < PACER_PROBE_EVERY + 2; i++)
+      expect(await readArriving(p, 3.5)).toBeCloseTo(3.5 - PACER_MARGIN_MS, 6);
   });
 
   it('does not sleep below the minimum (fast steps map at once)', async () => {

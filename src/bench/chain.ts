@@ -26,7 +26,6 @@ import {
 import { gemvChainReference } from '../kernels/persistent/reference.js';
 import { decodeSubgroupSize } from '../kernels/fused/sweep.js';
 import { randomUniform } from '../kernels/random/index.js';
-import type { Tensor } from '../tensor/tensor.js';
 import { machine, openBenchDevice, parseList, timeGpu } from './harness.js';
 
 export interface ChainBenchOptions {
@@ -87,8 +86,9 @@ export async function benchChain(gpu: GpuContext, o: ChainBenchOptions) {
     if (ws.every((w) => gpu.isBindable(w))) {
       const ys = phases.map(({ N }) => gpu.zeros([1, N]));
       const x0 = X0.reshape([1, phases[0].K]);
-      const op = () =>
-        ws.forEach((w, q) => matmul(q === 0 ? x0 : ys[q - 1], w, { transB: true, out: ys[q] }).dispose());
+      const op = () => {
+        for (const [q, w] of ws.entries()) matmul(q === 0 ? x0 : ys[q - 1], w, { transB: true, out: ys[q] }).dispose();
+      };
       const tm = await timeGpu(gpu, op, o.reps, o.trials);
       const y = (await ys[ys.length - 1].read()) as Float32Array;
       row('dispatches (model GEMV op)', tm.ms, {

@@ -444,6 +444,7 @@ export async function benchDecode(
     kdaHandoff: kdaHandoffTuning.on,
     kdaHandoffHold: kdaHandoffTuning.hold,
     paceReadback: readbackPacerTuning.mode,
+    paceLateMs: readbackPacerTuning.lateMs,
     fuseCacheWrite: o.fuseCacheWrite !== false,
     foldKdaGate: o.foldKdaGate !== false,
     padDispatches: o.padDispatches ?? 0,
@@ -648,6 +649,10 @@ export function registerDecodeBench(bench: Command): void {
       "dependent steps: map each step's ids after a timer that ends shortly before the step should be done, not at once (BatchSession paceReadback: Dawn's bindings busy-poll while a map is pending; default auto: on but for a software adapter)",
     )
     .option(
+      '--pace-late <ms>',
+      "paced reads other than probes map this long after the ids' estimated arrival (readbackPacerTuning.lateMs; 0: every paced read maps a margin early, as before the eighteenth session; default 0.5)",
+    )
+    .option(
       '--mla-fold-query <on|off>',
       "MLA's f16 query made by the W_uk absorption's dispatch, not a dispatch of its own (BatchSession foldMlaQuery; int8 cache, f16 kernel; default on)",
     )
@@ -824,6 +829,12 @@ export function registerDecodeBench(bench: Command): void {
         if (m !== 'on' && m !== 'off' && m !== 'auto')
           throw new Error(`--pace-readback: '${m}' is not on, off or auto`);
         readbackPacerTuning.mode = m;
+      }
+      if (opts.paceLate !== undefined) {
+        const ms = Number(opts.paceLate);
+        if (!(Number.isFinite(ms) && ms >= 0 && ms <= 5))
+          throw new Error(`--pace-late: '${opts.paceLate}' is not a number of ms in [0, 5]`);
+        readbackPacerTuning.lateMs = ms;
       }
       if (opts.mlaFoldQuery !== undefined)
         mlaFoldQueryTuning.byDefault = onOff('--mla-fold-query', String(opts.mlaFoldQuery));

@@ -20,7 +20,10 @@
  * PACER_WARM_READS reads map at once and only measure (a slow first step, compiling and capturing, taken as the
  * estimate left the tiny model's steps alternating 1 / 76 ms on lavapipe for dozens of steps; the least ignores it).
  * A step faster than the last (a shorter context, fewer sequences) overshoots once or twice, then the estimate
- * follows; a slower one maps early (a longer spin, no lateness) until the window has only slower reads. Only timing
+ * follows; a slower one maps early (a longer spin, no lateness) until the window has only slower reads. Since the
+ * eighteenth session only one paced read in PACER_PROBE_EVERY maps that early (a probe, which measures); the others
+ * map PACER_LATE_MS after the estimate, when the ids are mostly there, so the bindings poll for the map alone (the
+ * remaining garbage, ~0.3 MB a step at 1M, still brought a 24-42 ms mark-compact every ~250 steps). Only timing
  * changes: the same copies, submits and ids.
  *
  * Measured (H200, 48B preset, int8 cache, 64 steps a context, own processes on / off / on / off,
@@ -46,11 +49,32 @@ export const PACER_WARM_READS = 4;
 /** The reads whose least submit-to-ids time is the estimate (a stall stays out of it). */
 export const PACER_WINDOW = 8;
 /**
+ * Paced reads other than probes map this long AFTER their ids' estimated arrival (ms), so they find the ids ready and
+ * the bindings poll only for the map itself. Harmless to the step rate while the lateness plus the host's recording of
+ * the next step (~1.2-1.5 ms on the H200's 48B step) stays under a step: the GPU is running the step submitted before
+ * this read was awaited (generation is pipelined one step ahead).
+ */
+export const PACER_LATE_MS = 0.5;
+/**
+ * Every PACER_PROBE_EVERY-th paced read is a probe: it maps PACER_MARGIN_MS before the estimate and measures the ids'
+ * arrival (a late read learns it only when its ids were not ready yet), so the estimate follows faster steps.
+ */
+export const PACER_PROBE_EVERY = 8;
+/**
+ * Late reads only where the estimate is at least this (ms); below it every paced read is a probe. A timer can fire
+ * ~1 ms late, which added to the lateness must stay well inside a step.
+ */
+export const PACER_LATE_MIN_MS = 4;
+/**
  * BatchSessionOptions.paceReadback's default (bench decode --pace-readback on|off|auto): 'auto' paces on every adapter
  * but a software one (lavapipe: its GPU is the CPU's threads, and paced the tiny model's steps kept their median,
  * 12.7-12.8 against 12.3 ms, but their p90 rose from 19 to 32 ms; 600 steps, `bench decode --model fixtures/tiny-kimi`).
  */
-export const readbackPacerTuning: { mode: 'auto' | 'on' | 'off' } = { mode: 'auto' };
+export const readbackPacerTuning: { mode: 'auto' | 'on' | 'off'; lateMs: number } = {
+  mode: 'auto',
+  /** PACER_LATE_MS; 0: no late reads, every paced read a probe (the seventeenth session's pacer, with the window). */
+  lateMs: PACER_LATE_MS,
+};
 
 /**
  * Whether a session paces its reads: its own option, else readbackPacerTuning on this adapter. 'auto' paces only in
@@ -61,9 +85,13 @@ export function pacesReadback(option: boolean | undefined, softwareAdapter: bool
   return readbackPacerTuning.mode === 'auto' ? inNode && !softwareAdapter : readbackPacerTuning.mode === 'on';
 }
 
+type ReadKind = 'warm' | 'probe' | 'late';
+
 export class ReadbackPacer {
   /** Reads timed so far (the first PACER_WARM_READS map at once and only measure). */
   private reads = 0;
+  /** Paced reads begun (every PACER_PROBE_EVERY-th, from the first, a probe). */
+  private paced = 0;
   /**
    * The last PACER_WINDOW reads' times from submit to ids (ms), whose least is the estimate. An unpaced (warming)
    * read's is measured; a paced read's is its sleep asked for plus its spin after the map started (a timer's lateness
@@ -82,7 +110,9 @@ export class ReadbackPacer {
    * `done()`, called as the ids arrive, updates the estimate.
    */
   begin(): { beforeMap: () => Promise<void>; done: () => void } {
-    const sleep = this.sleepMs();
+    const kind = this.nextKind();
+    const sleep = this.sleepFor(kind);
+    if (kind !== 'warm') this.paced++;
     const submitAt = performance.now();
     let mapAt: number | undefined;
     return {
@@ -93,17 +123,33 @@ export class ReadbackPacer {
       done: () => {
         if (mapAt === undefined) return;
         const now = performance.now();
-        if (this.reads++ < PACER_WARM_READS) this.note(now - submitAt);
-        else if (sleep > 0 && now - mapAt < PACER_READY_MS) this.note(sleep / 2);
-        else this.note(sleep + (now - mapAt));
+        const ready = now - mapAt < PACER_READY_MS;
+        this.reads++;
+        if (kind === 'warm') this.note(now - submitAt);
+        else if (kind === 'probe') this.note(sleep > 0 && ready ? sleep / 2 : sleep + (now - mapAt));
+        // A late read that still waited measured the arrival (the step got slower); one that found its ids ready
+        // learned nothing (it was meant to).
+        else if (!ready) this.note(sleep + (now - mapAt));
       },
     };
   }
 
-  /** The sleep for a read submitted now (ms): 0 while warming or below PACER_MIN_SLEEP_MS. */
-  sleepMs(): number {
-    if (this.reads < PACER_WARM_READS) return 0;
-    const s = Math.min(...this.recent) - PACER_MARGIN_MS;
+  private nextKind(): ReadKind {
+    if (this.reads < PACER_WARM_READS) return 'warm';
+    if (readbackPacerTuning.lateMs <= 0 || Math.min(...this.recent) < PACER_LATE_MIN_MS) return 'probe';
+    return this.paced % PACER_PROBE_EVERY === 0 ? 'probe' : 'late';
+  }
+
+  private sleepFor(kind: ReadKind): number {
+    if (kind === 'warm') return 0;
+    const estimate = Math.min(...this.recent);
+    if (kind === 'late') return estimate + readbackPacerTuning.lateMs;
+    const s = estimate - PACER_MARGIN_MS;
     return s >= PACER_MIN_SLEEP_MS ? s : 0;
+  }
+
+  /** The sleep for a read submitted now (ms): 0 while warming or below PACER_MIN_SLEEP_MS; a late read's past the estimate. */
+  sleepMs(): number {
+    return this.sleepFor(this.nextKind());
   }
 }

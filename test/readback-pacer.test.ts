@@ -5,7 +5,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   PACER_LATE_MIN_MS,
-  PACER_LATE_MS,
   PACER_MARGIN_MS,
   PACER_PROBE_EVERY,
   PACER_WARM_READS,
@@ -29,9 +28,15 @@ async function read(p: ReadbackPacer, spinMs: number): Promise<number> {
   return sleptFor || slept;
 }
 
+/** The late reads' lateness these tests set (readbackPacerTuning.lateMs; off by default). */
+const LATE = 0.5;
+
 describe('ReadbackPacer', () => {
   beforeEach(() => vi.useFakeTimers({ toFake: ['setTimeout', 'performance'] }));
-  afterEach(() => vi.useRealTimers());
+  afterEach(() => {
+    vi.useRealTimers();
+    readbackPacerTuning.lateMs = 0;
+  });
 
   it('maps at once while warming, then sleeps the least warm time less the margin', async () => {
     const p = new ReadbackPacer();
@@ -56,16 +61,25 @@ describe('ReadbackPacer', () => {
     return sleep;
   }
 
-  it('after warming: one probe maps a margin early, the next reads map late, every PACER_PROBE_EVERY-th probes', async () => {
+  it('by default every paced read maps a margin before the estimate', async () => {
+    const p = new ReadbackPacer();
+    for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 10);
+    for (let i = 0; i < PACER_PROBE_EVERY + 2; i++)
+      expect(await readArriving(p, 10)).toBeCloseTo(10 - PACER_MARGIN_MS, 6);
+  });
+
+  it('late reads: one probe maps a margin early, the next map late, every PACER_PROBE_EVERY-th probes', async () => {
+    readbackPacerTuning.lateMs = LATE;
     const p = new ReadbackPacer();
     for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 10);
     const sleeps: number[] = [];
     for (let i = 0; i < 2 * PACER_PROBE_EVERY; i++) sleeps.push(await readArriving(p, 10));
     for (const [i, s] of sleeps.entries())
-      expect(s).toBeCloseTo(i % PACER_PROBE_EVERY === 0 ? 10 - PACER_MARGIN_MS : 10 + PACER_LATE_MS, 6);
+      expect(s).toBeCloseTo(i % PACER_PROBE_EVERY === 0 ? 10 - PACER_MARGIN_MS : 10 + LATE, 6);
   });
 
   it('late reads that still wait raise the estimate once the window holds only slower reads; a probe that finds its ids ready halves it', async () => {
+    readbackPacerTuning.lateMs = LATE;
     const p = new ReadbackPacer();
     for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 10);
     // Steps got slower (ids at 14 ms): each read waits and notes its arrival, the faster reads age out of the window.
@@ -76,24 +90,27 @@ describe('ReadbackPacer', () => {
     // Steps got faster (ids at 6 ms): the probe finds them ready and the estimate halves its sleep; the late reads
     // after it sleep past that.
     await readArriving(p, 6);
-    expect(p.sleepMs()).toBeCloseTo((14 - PACER_MARGIN_MS) / 2 + PACER_LATE_MS, 6);
+    expect(p.sleepMs()).toBeCloseTo((14 - PACER_MARGIN_MS) / 2 + LATE, 6);
   });
 
-  it('a single stalled step leaves the next sleeps as they were (no run of halving oversleeps after it)', async () => {
-    const p = new ReadbackPacer();
-    for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 7.3);
-    const first = await readArriving(p, 7.3); // the first paced read: a probe
-    expect(first).toBeCloseTo(7.3 - PACER_MARGIN_MS, 6);
-    const late = p.sleepMs();
-    expect(late).toBeCloseTo(7.3 + PACER_LATE_MS, 6);
-    // A 0.2 s stall: the ids come 200 ms after the submit.
-    await readArriving(p, 200);
-    expect(p.sleepMs()).toBeCloseTo(late, 6);
-    await readArriving(p, 7.3);
-    expect(p.sleepMs()).toBeCloseTo(late, 6);
-  });
+  for (const lateMs of [0, LATE])
+    it(`a single stalled step leaves the next sleeps as they were (no run of halving oversleeps after it), late ${lateMs}`, async () => {
+      readbackPacerTuning.lateMs = lateMs;
+      const p = new ReadbackPacer();
+      for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 7.3);
+      const first = await readArriving(p, 7.3); // the first paced read: a probe
+      expect(first).toBeCloseTo(7.3 - PACER_MARGIN_MS, 6);
+      const next = p.sleepMs();
+      expect(next).toBeCloseTo(lateMs ? 7.3 + lateMs : 7.3 - PACER_MARGIN_MS, 6);
+      // A 0.2 s stall: the ids come 200 ms after the submit.
+      await readArriving(p, 200);
+      expect(p.sleepMs()).toBeCloseTo(next, 6);
+      await readArriving(p, 7.3);
+      expect(p.sleepMs()).toBeCloseTo(next, 6);
+    });
 
-  it("below PACER_LATE_MIN_MS every paced read is a probe (the seventeenth session's rule)", async () => {
+  it('late reads: below PACER_LATE_MIN_MS every paced read is a probe', async () => {
+    readbackPacerTuning.lateMs = LATE;
     const p = new ReadbackPacer();
     for (let i = 0; i < PACER_WARM_READS; i++) await readArriving(p, 3.5);
     expect(3.5).toBeLessThan(PACER_LATE_MIN_MS);

@@ -650,7 +650,7 @@ export function registerDecodeBench(bench: Command): void {
     )
     .option(
       '--pace-late <ms>',
-      "paced reads other than probes map this long after the ids' estimated arrival (readbackPacerTuning.lateMs; 0: every paced read maps a margin early, as before the eighteenth session; default 0.5)",
+      "paced reads other than probes map this long after the ids' estimated arrival (readbackPacerTuning.lateMs; default 0: every paced read maps a margin early; 0.5 measured: bench/results/2026-12-03-h200-s18-lead4-*)",
     )
     .option(
       '--mla-fold-query <on|off>',

@@ -20,11 +20,17 @@
  * PACER_WARM_READS reads map at once and only measure (a slow first step, compiling and capturing, taken as the
  * estimate left the tiny model's steps alternating 1 / 76 ms on lavapipe for dozens of steps; the least ignores it).
  * A step faster than the last (a shorter context, fewer sequences) overshoots once or twice, then the estimate
- * follows; a slower one maps early (a longer spin, no lateness) until the window has only slower reads. Since the
- * eighteenth session only one paced read in PACER_PROBE_EVERY maps that early (a probe, which measures); the others
- * map PACER_LATE_MS after the estimate, when the ids are mostly there, so the bindings poll for the map alone (the
- * remaining garbage, ~0.3 MB a step at 1M, still brought a 24-42 ms mark-compact every ~250 steps). Only timing
+ * follows; a slower one maps early (a longer spin, no lateness) until the window has only slower reads. Only timing
  * changes: the same copies, submits and ids.
+ *
+ * Late reads (readbackPacerTuning.lateMs > 0, `bench decode --pace-late <ms>`; off by default): only one paced read in
+ * PACER_PROBE_EVERY maps that early (a probe, which measures); the others map lateMs AFTER the estimate, when the ids
+ * are mostly there, so the bindings would poll for the map alone (the garbage left, ~0.3 MB a step at 1M, still
+ * brings a 24-47 ms mark-compact every ~250 steps). Measured with 0.5 ms (256 steps, own processes,
+ * bench/results/2026-12-03-h200-s18-lead4-*): means 7.561 / 7.994 ms at 1M against 8.064 / 7.864 with probes only and
+ * 8.294 / 8.312 off, 3.740 against 4.193 / 4.369 at 4K, medians equal, but 29-59 of 256 steps above 1.2x the median
+ * against 7-14 (late maps that cost the GPU its next step's start) and the same two mark-compacts in a GC trace: not
+ * the garbage cut hoped for, so off.
  *
  * Measured (H200, 48B preset, int8 cache, 64 steps a context, own processes on / off / on / off,
  * bench/results/2026-12-03-h200-s17-lead6-*): median steps the same (1M 7.298 / 7.305 ms on against 7.297 / 7.312
@@ -49,13 +55,6 @@ export const PACER_WARM_READS = 4;
 /** The reads whose least submit-to-ids time is the estimate (a stall stays out of it). */
 export const PACER_WINDOW = 8;
 /**
- * Paced reads other than probes map this long AFTER their ids' estimated arrival (ms), so they find the ids ready and
- * the bindings poll only for the map itself. Harmless to the step rate while the lateness plus the host's recording of
- * the next step (~1.2-1.5 ms on the H200's 48B step) stays under a step: the GPU is running the step submitted before
- * this read was awaited (generation is pipelined one step ahead).
- */
-export const PACER_LATE_MS = 0.5;
-/**
  * Every PACER_PROBE_EVERY-th paced read is a probe: it maps PACER_MARGIN_MS before the estimate and measures the ids'
  * arrival (a late read learns it only when its ids were not ready yet), so the estimate follows faster steps.
  */
@@ -72,8 +71,13 @@ export const PACER_LATE_MIN_MS = 4;
  */
 export const readbackPacerTuning: { mode: 'auto' | 'on' | 'off'; lateMs: number } = {
   mode: 'auto',
-  /** PACER_LATE_MS; 0: no late reads, every paced read a probe (the seventeenth session's pacer, with the window). */
-  lateMs: PACER_LATE_MS,
+  /**
+   * Paced reads other than probes map this long AFTER their ids' estimated arrival (ms); 0 (default): no late reads,
+   * every paced read a probe. Meant to be harmless to the step rate while the lateness plus the host's recording of the
+   * next step (~1.2-1.5 ms on the H200's 48B step) stays under a step (the GPU runs the step submitted before this read
+   * was awaited); measured, it cost some steps their start (file comment).
+   */
+  lateMs: 0,
 };
 
 /**

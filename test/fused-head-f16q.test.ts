@@ -18,16 +18,8 @@ import { contiguous } from '../src/kernels/copy/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { f16BitsToF32, f32ArrayToBf16 } from '../src/tensor/dtype.js';
-import { gpuContext, hasGpu } from './helpers.js';
+import { gpuContext, hasGpu, lcgUniform as rand } from './helpers.js';
 import { pagedCacheTarget } from './paged-cache-target.js';
-
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) * 2 * scale;
-  });
-}
 
 describe('headGemv f16Query', () => {
   it('on the host: f16 pairs of y * c, padding heads zero (f16QueryReference)', async () => {

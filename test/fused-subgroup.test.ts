@@ -39,15 +39,7 @@ import { moeDecodeTuning } from '../src/kernels/moe/decode.wgsl.js';
 import { routeReference } from '../src/kernels/moe/reference.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
-import { expectClose, gpuContext, hasGpu, ROUTER_BASE } from './helpers.js';
-
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) * 2 * scale;
-  });
-}
+import { expectClose, gpuContext, hasGpu, ROUTER_BASE, lcgUniform as rand } from './helpers.js';
 
 /** Runs body with the subgroup forms on or off (the sums and the sort, or as `sort` says), restoring them after. */
 async function withSubgroups<T>(on: boolean, body: () => Promise<T>, sort = on): Promise<T> {

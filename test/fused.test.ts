@@ -40,7 +40,7 @@ import { rmsnorm } from '../src/kernels/rmsnorm/index.js';
 import { cpu } from '../src/tensor/cpuDevice.js';
 import type { Device, Tensor } from '../src/tensor/tensor.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
-import { AWKWARD, expectClose, gpuContext, hasGpu, ROUTER_BASE } from './helpers.js';
+import { AWKWARD, expectClose, gpuContext, hasGpu, ROUTER_BASE, lcgUniform as rand } from './helpers.js';
 import { pagedCacheTarget } from './paged-cache-target.js';
 
 /** Tuning variants other than the defaults: compiled on lavapipe only with KIMI_SLOW_TESTS=1. */
@@ -64,14 +64,6 @@ async function weightOf(gpu: GpuContext, w: Float32Array, shape: number[], wd: '
  */
 function weightDtypes(both: boolean): ('f32' | 'bf16')[] {
   return both ? ['f32', 'bf16'] : ['bf16'];
-}
-
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) * 2 * scale;
-  });
 }
 
 describe('fused references equal the unfused ops they replace (cpu)', () => {

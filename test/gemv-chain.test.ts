@@ -25,15 +25,7 @@ import {
 import { epochTag, readTagged } from '../src/kernels/persistent/gridBarrier.js';
 import { gemvChainReference } from '../src/kernels/persistent/reference.js';
 import { f32ArrayToBf16 } from '../src/tensor/dtype.js';
-import { gpuContext, hasGpu } from './helpers.js';
-
-function rand(n: number, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) * 2 * scale;
-  });
-}
+import { gpuContext, hasGpu, lcgUniform as rand, relErr } from './helpers.js';
 
 /** Rows ending in a partial chunk (K 264, 1032: K / 8 = 33, 129), awkward row counts (1, 7, 63, 65). */
 const SHAPES: Record<string, ChainPhase[]> = {
@@ -61,16 +53,6 @@ function chainData(phases: ChainPhase[], seed: number) {
   const x0 = rand(phases[0].K, seed + 1, 1);
   const ref = gemvChainReference(phases, w, x0);
   return { w, x0, want: ref[ref.length - 1] };
-}
-
-function maxRel(y: Float32Array, want: Float32Array): number {
-  let scale = 0;
-  let err = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    err = Math.max(err, Math.abs(y[i] - want[i]));
-  }
-  return Number.isNaN(err) || y.some(Number.isNaN) ? Number.POSITIVE_INFINITY : err / scale;
 }
 
 describe('gemv chain plan', () => {
@@ -166,7 +148,7 @@ describe.skipIf(!hasGpu)('gemv chain on the device', () => {
     it(`${name}: one dispatch a phase`, async () => {
       const gpu = (await gpuContext())!;
       const { outs, want } = await run(gpu, phases, { form: 'dispatches' });
-      for (const o of outs) expect(maxRel(o.y, want)).toBeLessThan(1e-5);
+      for (const o of outs) expect(relErr(o.y, want)).toBeLessThan(1e-5);
     });
 
     // Three of the eight forms a shape (each a pipeline to compile: lavapipe's compiles dominate this file's time),
@@ -184,7 +166,7 @@ describe.skipIf(!hasGpu)('gemv chain on the device', () => {
           expect(o.timeouts).toBe(0);
           expect(o.untagged).toBe(0);
           expect(o.epoch).toBe(i + 1);
-          expect(maxRel(o.y, want)).toBeLessThan(1e-5);
+          expect(relErr(o.y, want)).toBeLessThan(1e-5);
         });
       });
     }

@@ -29,6 +29,15 @@ export function gpuContext(): Promise<GpuContext | undefined> {
 
 export const hasGpu = await gpuContext().then((c) => !!c);
 
+/** n values uniform in [-scale, scale) from a 32-bit LCG seeded with `seed` (the same values on every run). */
+export function lcgUniform(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * 2 * scale;
+  });
+}
+
 /** Max |a-b| over max |b|, the relative error every numeric test states its tolerance in. */
 export function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} != ${expected.length}`);

@@ -26,6 +26,7 @@ import {
 import { gemvChainReference } from '../kernels/persistent/reference.js';
 import { decodeSubgroupSize } from '../kernels/fused/sweep.js';
 import { randomUniform } from '../kernels/random/index.js';
+import { maxRelDiff } from '../util/relDiff.js';
 import { machine, openBenchDevice, parseList, timeGpu } from './harness.js';
 
 export interface ChainBenchOptions {
@@ -37,17 +38,6 @@ export interface ChainBenchOptions {
   trials: number;
   /** Spin cap of the persistent kernel's barrier and tag waits. */
   spin?: number;
-}
-
-function maxRel(y: Float32Array, want: Float32Array): number {
-  let scale = 0;
-  let err = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    const d = Math.abs(y[i] - want[i]);
-    err = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(err, d);
-  }
-  return err / scale;
 }
 
 export async function benchChain(gpu: GpuContext, o: ChainBenchOptions) {
@@ -76,7 +66,7 @@ export async function benchChain(gpu: GpuContext, o: ChainBenchOptions) {
     const out = await readGemvChain(plain, b, false);
     row('dispatches (chain phase kernel)', t.ms, {
       dispatches: phases.length,
-      maxRelErr: maxRel(out.y, want),
+      maxRelErr: maxRelDiff(out.y, want),
       timeouts: 0,
       untagged: 0,
     });
@@ -93,7 +83,7 @@ export async function benchChain(gpu: GpuContext, o: ChainBenchOptions) {
       const y = (await ys[ys.length - 1].read()) as Float32Array;
       row('dispatches (model GEMV op)', tm.ms, {
         dispatches: phases.length,
-        maxRelErr: maxRel(y, want),
+        maxRelErr: maxRelDiff(y, want),
         timeouts: 0,
         untagged: 0,
       });
@@ -122,7 +112,7 @@ export async function benchChain(gpu: GpuContext, o: ChainBenchOptions) {
         const out = await readGemvChain(pl, b, true);
         row(`persistent G ${G}, ${data}${prefetch ? ', prefetch' : ''}`, t.ms, {
           dispatches: 1,
-          maxRelErr: maxRel(out.y, want),
+          maxRelErr: maxRelDiff(out.y, want),
           timeouts: out.timeouts,
           untagged: out.untagged,
           runs: out.epoch,

@@ -80,21 +80,16 @@ export async function timeDependentSteps(
     flights[i - 1].next.dispose();
   }
   const out: number[][] = [];
-  let hostMs = 0;
-  let lastHostMs = 0;
-  let lastWaitMs = 0;
+  // One step: the next recorded and submitted (its recording ms and host ms in all), then the oldest's ids awaited.
   const advance = async () => {
     const newest = flights[flights.length - 1];
     const next = s.stepOnDevice(newest.next, argmax);
-    const recordMs = s.lastStep.recordMs;
-    lastHostMs = s.lastStep.totalMs;
-    hostMs += lastHostMs;
+    const { recordMs, totalMs: hostMs } = s.lastStep;
     newest.next.dispose();
     flights.push(next);
     const w0 = performance.now();
     out.push(Array.from(await flights.shift()!.tokens));
-    lastWaitMs = performance.now() - w0;
-    return recordMs;
+    return { recordMs, hostMs, waitMs: performance.now() - w0 };
   };
   // At least `warmup` steps, then more while the warm-up is younger than warm.ms (at most warm.maxExtra more): the
   // GPU's clocks climb back only ~0.4 s after an idle host step (harness.ts BENCH_WARM_MS).
@@ -104,18 +99,20 @@ export async function timeDependentSteps(
     await advance();
   }
   onTimed?.();
-  hostMs = 0;
   const t0 = performance.now();
   let recordMs = 0;
+  let hostMs = 0;
   const stepMs: number[] = [];
   const hostStepMs: number[] = [];
   const waitStepMs: number[] = [];
   for (let i = 0, last = t0; i < steps; i++) {
-    recordMs += await advance();
+    const a = await advance();
+    recordMs += a.recordMs;
+    hostMs += a.hostMs;
     const now = performance.now();
     stepMs.push(Number((now - last).toFixed(3)));
-    hostStepMs.push(Number(lastHostMs.toFixed(3)));
-    waitStepMs.push(Number(lastWaitMs.toFixed(3)));
+    hostStepMs.push(Number(a.hostMs.toFixed(3)));
+    waitStepMs.push(Number(a.waitMs.toFixed(3)));
     last = now;
   }
   const ms = (performance.now() - t0) / steps;

@@ -138,17 +138,21 @@ export class ReadbackPacer {
     };
   }
 
+  /** The estimated time from a read's submit to its ids (ms): the least of the window's. */
+  private estimate(): number {
+    return Math.min(...this.recent);
+  }
+
   private nextKind(): ReadKind {
     if (this.reads < PACER_WARM_READS) return 'warm';
-    if (readbackPacerTuning.lateMs <= 0 || Math.min(...this.recent) < PACER_LATE_MIN_MS) return 'probe';
+    if (readbackPacerTuning.lateMs <= 0 || this.estimate() < PACER_LATE_MIN_MS) return 'probe';
     return this.paced % PACER_PROBE_EVERY === 0 ? 'probe' : 'late';
   }
 
   private sleepFor(kind: ReadKind): number {
     if (kind === 'warm') return 0;
-    const estimate = Math.min(...this.recent);
-    if (kind === 'late') return estimate + readbackPacerTuning.lateMs;
-    const s = estimate - PACER_MARGIN_MS;
+    if (kind === 'late') return this.estimate() + readbackPacerTuning.lateMs;
+    const s = this.estimate() - PACER_MARGIN_MS;
     return s >= PACER_MIN_SLEEP_MS ? s : 0;
   }
 

@@ -29,7 +29,7 @@ export function gemvChainScratch(gpu: GpuContext, pl: GemvChainPlan): { A: Tenso
   };
 }
 
-function checkBuffers(pl: GemvChainPlan, b: GemvChainBuffers, persistent: boolean): void {
+function checkBuffers(pl: GemvChainPlan, b: Omit<GemvChainBuffers, 'S'>, persistent: boolean): void {
   if (b.W.dtype !== 'bf16' || b.W.numel !== pl.wWords * 8)
     throw new Error(`gemv chain: W must be bf16 [${pl.wWords * 8}], got ${b.W.dtype} [${b.W.shape}]`);
   if (b.X0.dtype !== 'f32' || b.X0.numel !== pl.phases[0].K)
@@ -52,7 +52,7 @@ export function gemvChainPersistent(gpu: GpuContext, pl: GemvChainPlan, b: GemvC
 
 /** One dispatch a phase (plain f32 activations). */
 export function gemvChainDispatches(gpu: GpuContext, pl: GemvChainPlan, b: Omit<GemvChainBuffers, 'S'>): void {
-  checkBuffers(pl, { ...b, S: b.A }, false);
+  checkBuffers(pl, b, false);
   pl.phases.forEach(({ N }, q) => {
     gpu.dispatch({
       kernel: { name: 'gemv_chain_phase', key: gemvChainKey(pl, q), code: () => gemvChainPhaseWgsl(pl, q) },

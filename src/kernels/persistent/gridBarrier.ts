@@ -17,6 +17,7 @@
  * data that crosses the barrier must carry its own proof of arrival (gemvChain's 'tagged' data) to be correct by the
  * rules; the barrier is then a throttle that makes the tag checks pass at the first read.
  */
+import { handoffReadWords } from '../fused/handoff.js';
 import { CHAIN_SYNC } from './gemvChainPlan.js';
 
 /**
@@ -100,5 +101,6 @@ export function readTagged(words: Uint32Array, e: number, tag: number): number |
   const lo = words[2 * e];
   const hi = words[2 * e + 1];
   if (lo >>> 16 !== tag || hi >>> 16 !== tag) return undefined;
-  return new Float32Array(new Uint32Array([(((hi & 0xffff) << 16) | (lo & 0xffff)) >>> 0]).buffer)[0];
+  // The halves under the tag are handoff.ts's (its read drops the bits above each half).
+  return handoffReadWords(lo, hi);
 }
